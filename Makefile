@@ -1,0 +1,105 @@
+# fleetcache build and test entry points. `make help` lists them.
+#
+# The wasm toolchain is detected, not configured: a rustc with a wasm32 std (rustup target,
+# distro package) is used as is; otherwise Debian's rustc-web builds std from source
+# (build-std). scripts/setup.sh installs whatever is missing, idempotently.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := all
+
+TOOLS ?= $(HOME)/.cache/fleetcache-tools
+export PATH := $(TOOLS)/bin:$(TOOLS)/node/node_modules/.bin:$(PATH)
+
+WASM_TARGET := wasm32-unknown-unknown
+PREBUILT_STD := $(shell d=$$(rustc --print target-libdir --target $(WASM_TARGET) 2>/dev/null) && ls "$$d"/libstd-*.rlib >/dev/null 2>&1 && echo yes)
+ifeq ($(PREBUILT_STD),yes)
+WASM_CARGO := cargo
+else
+WASM_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort /usr/bin/cargo
+endif
+# Native tests: rustup's cargo when there is one, else Debian's.
+HOST_CARGO := $(shell command -v cargo >/dev/null 2>&1 && echo cargo || echo "env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo")
+
+WASM_CRATE := fleetcache_wasm
+WASM_RAW := target/$(WASM_TARGET)/release/$(WASM_CRATE).wasm
+WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' crates/fleetcache-wasm/Cargo.toml)
+RUST_SOURCES := $(shell find crates -name '*.rs' -o -name '*.lua' -o -name Cargo.toml) Cargo.toml Cargo.lock
+JS_SOURCES := $(shell find js-host/src js-host/esm -type f 2>/dev/null) js-host/package.json js-host/tsconfig.json
+VERSION := $(shell node -p 'require("./js-host/package.json").version')
+TARBALL := js-host/fleetcache-$(VERSION).tgz
+
+.PHONY: all help setup wasm js pack test test-rust test-wasm test-js test-e2e lint fmt demo bench clean
+
+all: pack ## build the wasm engine, the npm package and its tarball
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## install toolchains and dependencies (idempotent)
+	@scripts/setup.sh
+
+# ---- wasm ---------------------------------------------------------------------------------
+
+$(WASM_RAW): $(RUST_SOURCES)
+	$(WASM_CARGO) build --release --target $(WASM_TARGET) -p fleetcache-wasm
+
+pkg/.stamp: $(WASM_RAW) scripts/mkpkg.sh
+	@have=$$(wasm-bindgen --version | awk '{print $$2}'); \
+	  if [ "$$have" != "$(WASM_BINDGEN_VERSION)" ]; then \
+	    echo "wasm-bindgen-cli $$have does not match the crate's $(WASM_BINDGEN_VERSION): run make setup"; exit 1; fi
+	scripts/mkpkg.sh $(WASM_RAW) pkg
+	@touch $@
+
+wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
+
+# ---- npm package ----------------------------------------------------------------------------
+
+js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
+	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/*.wasm js-host/wasm/
+	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
+	@touch $@
+
+js: wasm js-host/dist/.stamp ## build the npm package (js-host/dist)
+
+$(TARBALL): js-host/dist/.stamp
+	cd js-host && npm pack --silent >/dev/null
+	@echo "packed $(TARBALL)"
+
+pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tgz
+
+# ---- tests ----------------------------------------------------------------------------------
+
+test: setup test-rust test-wasm test-js test-e2e ## every test suite (needs no running services)
+
+test-rust: ## core and binding, native
+	$(HOST_CARGO) test --workspace
+
+test-wasm: setup ## wasm-bindgen tests of the binding in headless Node
+	$(WASM_CARGO) test --target $(WASM_TARGET) -p fleetcache-wasm
+
+test-js: pack ## the npm package against a real redis-server
+	cd js-host && node --test --test-concurrency=1 test/
+
+test-e2e: pack ## two `next start` instances and one Redis
+	node --test --test-concurrency=1 tests/e2e/
+
+lint: setup ## rustfmt, clippy, tsc, eslint, prettier
+	$(HOST_CARGO) fmt --all -- --check
+	$(HOST_CARGO) clippy --workspace --all-targets -- -D warnings
+	cd js-host && npx tsc -p tsconfig.json --noEmit && npx eslint . && npx prettier --check .
+
+fmt: ## format Rust and TypeScript
+	$(HOST_CARGO) fmt --all
+	cd js-host && npx prettier --write .
+
+# ---- demo and benchmarks --------------------------------------------------------------------
+
+demo: setup pack ## a two-instance fleet on a local Redis, scripted, in a few readable lines
+	node scripts/demo.mjs
+
+bench: setup pack ## benchmarks; writes bench/REPORT.md
+	node bench/run.mjs
+
+clean:
+	rm -rf target pkg js-host/dist js-host/wasm js-host/*.tgz

@@ -1,0 +1,182 @@
+//! Engine settings as the host passes them (a JS object deserialised with serde).
+
+use crate::error::ConfigError;
+use crate::keys::is_valid_prefix;
+
+/// Upper bound for `maxTtlSeconds` (100 years). Redis adds `PX` to its own clock and rejects
+/// sums past `i64`, and no cache entry should outlive its deployment by decades anyway.
+pub const MAX_TTL_LIMIT_SECONDS: f64 = 100.0 * 365.0 * 86_400.0;
+
+/// Margin added to the longest entry lifetime before an unused tag is pruned, so an entry
+/// written a little after the revalidation that covers it still sees that revalidation.
+pub const TAG_PRUNE_MARGIN_MS: f64 = 86_400_000.0;
+
+/// Settings of one engine. Every field has a default, and unknown fields are rejected so a
+/// typo in `next.config` fails loudly instead of silently using a default.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Config {
+    /// First segment of every Redis key, `[A-Za-z0-9._-]{1,64}`. Default `fleetcache`.
+    pub prefix: String,
+    /// Deployment (or build) id scoping entries; empty means `default`. Sanitised, never
+    /// rejected (see [`Namespace::new`](crate::Namespace::new)).
+    pub deployment: String,
+    /// Largest stored value (envelope header plus payload) in bytes. Default 8 MiB.
+    pub max_entry_bytes: u64,
+    /// Longest lifetime of any entry in seconds; "no limit" durations are clamped to it.
+    /// Default 30 days.
+    pub max_ttl_seconds: f64,
+    /// Lifetime of singular-handler entries that have neither `expire` nor a `revalidate`
+    /// limit (`revalidate: false`). Clamped to `max_ttl_seconds`. Default 1 year.
+    pub default_ttl_seconds: f64,
+    /// Byte budget of the in-process tier; 0 disables it. Default 50 MiB.
+    pub memory_bytes: u64,
+    /// Age (ms since its last update) after which a tag record may be pruned. Default
+    /// `max_ttl_seconds * 1000 + 1 day`; it may not be shorter than `max_ttl_seconds`, or a
+    /// tag could be forgotten while entries it invalidated are still stored.
+    pub tag_prune_after_ms: Option<f64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            prefix: "fleetcache".to_owned(),
+            deployment: String::new(),
+            max_entry_bytes: 8 * 1024 * 1024,
+            max_ttl_seconds: 30.0 * 86_400.0,
+            default_ttl_seconds: 365.0 * 86_400.0,
+            memory_bytes: 50 * 1024 * 1024,
+            tag_prune_after_ms: None,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every setting; the error names the first offending one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !is_valid_prefix(&self.prefix) {
+            return Err(ConfigError::Prefix);
+        }
+        if self.max_entry_bytes == 0 || self.max_entry_bytes > u64::from(u32::MAX) {
+            return Err(ConfigError::MaxEntryBytes);
+        }
+        let max_ttl = self.max_ttl_seconds;
+        if !(max_ttl.is_finite() && max_ttl > 0.0 && max_ttl <= MAX_TTL_LIMIT_SECONDS) {
+            return Err(ConfigError::MaxTtlSeconds);
+        }
+        if !(self.default_ttl_seconds.is_finite() && self.default_ttl_seconds > 0.0) {
+            return Err(ConfigError::DefaultTtlSeconds);
+        }
+        if let Some(ms) = self.tag_prune_after_ms {
+            if !(ms.is_finite() && ms >= max_ttl * 1000.0) {
+                return Err(ConfigError::TagPruneAfterMs);
+            }
+        }
+        Ok(())
+    }
+
+    /// The pruning age in effect (the explicit setting or its default).
+    pub fn prune_after_ms(&self) -> f64 {
+        self.tag_prune_after_ms
+            .unwrap_or(self.max_ttl_seconds * 1000.0 + TAG_PRUNE_MARGIN_MS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        let c = Config::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.prune_after_ms(), 2_592_000_000.0 + 86_400_000.0);
+    }
+
+    #[test]
+    fn rejects_each_bad_field() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().err()
+        };
+        assert_eq!(bad(|c| c.prefix = String::new()), Some(ConfigError::Prefix));
+        assert_eq!(bad(|c| c.prefix = "a:b".into()), Some(ConfigError::Prefix));
+        assert_eq!(
+            bad(|c| c.prefix = "x".repeat(65)),
+            Some(ConfigError::Prefix)
+        );
+        assert_eq!(
+            bad(|c| c.max_entry_bytes = 0),
+            Some(ConfigError::MaxEntryBytes)
+        );
+        assert_eq!(
+            bad(|c| c.max_entry_bytes = 1 << 32),
+            Some(ConfigError::MaxEntryBytes)
+        );
+        assert_eq!(
+            bad(|c| c.max_ttl_seconds = f64::NAN),
+            Some(ConfigError::MaxTtlSeconds)
+        );
+        assert_eq!(
+            bad(|c| c.max_ttl_seconds = f64::INFINITY),
+            Some(ConfigError::MaxTtlSeconds)
+        );
+        assert_eq!(
+            bad(|c| c.max_ttl_seconds = 0.0),
+            Some(ConfigError::MaxTtlSeconds)
+        );
+        assert_eq!(
+            bad(|c| c.max_ttl_seconds = 1e12),
+            Some(ConfigError::MaxTtlSeconds)
+        );
+        assert_eq!(
+            bad(|c| c.default_ttl_seconds = -1.0),
+            Some(ConfigError::DefaultTtlSeconds)
+        );
+        assert_eq!(
+            bad(|c| c.tag_prune_after_ms = Some(1000.0)),
+            Some(ConfigError::TagPruneAfterMs)
+        );
+        assert_eq!(
+            bad(|c| c.tag_prune_after_ms = Some(f64::NAN)),
+            Some(ConfigError::TagPruneAfterMs)
+        );
+        assert_eq!(bad(|c| c.tag_prune_after_ms = Some(3e9)), None);
+        assert_eq!(bad(|c| c.deployment = "any {text}: at all".into()), None);
+    }
+
+    #[test]
+    fn error_names_field_and_code() {
+        let e = ConfigError::Prefix;
+        assert_eq!(e.field(), "prefix");
+        assert_eq!(e.code(), "ERR_CONFIG_PREFIX");
+        assert_eq!(ConfigError::TagPruneAfterMs.field(), "tagPruneAfterMs");
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+    use serde::de::value::{Error as ValueError, MapDeserializer};
+    use serde::Deserialize;
+
+    fn from_pairs(pairs: &[(&'static str, &'static str)]) -> Result<Config, ValueError> {
+        Config::deserialize(MapDeserializer::<_, ValueError>::new(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn fields_are_camel_case_with_defaults() {
+        let c = from_pairs(&[("prefix", "app"), ("deployment", "dpl_1")]).unwrap();
+        assert_eq!(c.prefix, "app");
+        assert_eq!(c.deployment, "dpl_1");
+        assert_eq!(c.max_entry_bytes, Config::default().max_entry_bytes);
+        assert_eq!(from_pairs(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(from_pairs(&[("prefx", "app")]).is_err());
+        assert!(from_pairs(&[("max_entry_bytes", "app")]).is_err());
+    }
+}

@@ -1,0 +1,652 @@
+//! The stored entry envelope, format version 1 (internals.md, "Entry envelope").
+//!
+//! Only the header is encoded and decoded here. The payload stays in the host (a JS
+//! `Buffer`): the host prepends the header on write and slices the payload off at
+//! `header_len` on read, so large values never cross into wasm.
+
+use crate::error::{DecodeError, EncodeError};
+use crate::time::Millis;
+
+/// First four bytes of every envelope.
+pub const MAGIC: [u8; 4] = *b"FLCE";
+/// The only version this release writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Bytes before the first variable-length field.
+pub const FIXED_HEADER_LEN: usize = 48;
+
+/// What an entry stores, which also says which interface wrote it.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A `'use cache'` entry (`cacheHandlers`).
+    UseCache = 1,
+    /// An entry of the singular `cacheHandler`.
+    Incremental = 2,
+}
+
+impl EntryKind {
+    /// The wire value.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+
+    /// The kind for a wire value, `None` for kinds this release does not know.
+    pub fn from_u16(v: u16) -> Option<EntryKind> {
+        match v {
+            1 => Some(EntryKind::UseCache),
+            2 => Some(EntryKind::Incremental),
+            _ => None,
+        }
+    }
+}
+
+/// Format limits, enforced on encode and on decode, so that neither a writer bug nor a
+/// foreign value can make a reader allocate or loop without bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits;
+
+impl Limits {
+    /// Longest original cache key in bytes (256 KiB).
+    pub const MAX_KEY_BYTES: usize = 256 * 1024;
+    /// Most tags per entry.
+    pub const MAX_TAGS: usize = 1024;
+    /// Longest tag in bytes.
+    pub const MAX_TAG_BYTES: usize = 1024;
+    /// Largest host metadata blob in bytes (1 MiB).
+    pub const MAX_META_BYTES: usize = 1024 * 1024;
+    /// Most payload parts.
+    pub const MAX_PARTS: usize = 4096;
+    /// Shortest header: fixed part plus the four length/count fields with nothing in them.
+    pub const MIN_HEADER_LEN: usize = FIXED_HEADER_LEN + 4 + 2 + 4 + 2;
+    /// Longest header the limits allow (about 2.3 MiB).
+    pub const MAX_HEADER_LEN: usize = Self::MIN_HEADER_LEN
+        + Self::MAX_KEY_BYTES
+        + Self::MAX_TAGS * (2 + Self::MAX_TAG_BYTES)
+        + Self::MAX_META_BYTES
+        + Self::MAX_PARTS * 4;
+}
+
+/// Everything in an envelope except the payload bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryMeta {
+    /// Which interface the entry belongs to.
+    pub kind: EntryKind,
+    /// Creation time (ms since epoch). Must be finite.
+    pub timestamp: Millis,
+    /// Seconds after `timestamp` when the entry should be regenerated (may be `Infinity`
+    /// or negative). Never NaN.
+    pub revalidate: f64,
+    /// Seconds after `timestamp` when the entry is gone (may be `Infinity`). Never NaN.
+    pub expire: f64,
+    /// Client-side staleness in seconds. Never NaN.
+    pub stale: f64,
+    /// The original cache key, compared on every read.
+    pub key: String,
+    /// The entry's own tags.
+    pub tags: Vec<String>,
+    /// Opaque host metadata (e.g. JSON for the singular handler's value shape).
+    pub meta: Vec<u8>,
+    /// Lengths of the payload parts, in order; the payload is their concatenation.
+    pub parts: Vec<u32>,
+}
+
+/// A decoded header and where the payload is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodedHeader {
+    /// The decoded fields.
+    pub meta: EntryMeta,
+    /// Offset of the first payload byte.
+    pub header_len: usize,
+    /// Payload bytes after the header.
+    pub payload_len: usize,
+}
+
+fn check_limit(len: usize, max: usize, what: &'static str) -> Result<(), EncodeError> {
+    if len > max {
+        Err(EncodeError::LimitExceeded(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// NaN durations would make every comparison false (an entry that never expires), and an
+/// infinite timestamp would escape every tag; both are refused on write and on read.
+fn invalid_number(m: &EntryMeta) -> Option<&'static str> {
+    if !m.timestamp.0.is_finite() {
+        Some("timestamp")
+    } else if m.revalidate.is_nan() {
+        Some("revalidate")
+    } else if m.expire.is_nan() {
+        Some("expire")
+    } else if m.stale.is_nan() {
+        Some("stale")
+    } else {
+        None
+    }
+}
+
+fn len_u32(len: usize) -> Result<u32, EncodeError> {
+    u32::try_from(len).map_err(|_| EncodeError::TooLarge)
+}
+
+fn len_u16(len: usize) -> Result<u16, EncodeError> {
+    u16::try_from(len).map_err(|_| EncodeError::TooLarge)
+}
+
+/// Encodes the header of `m`. The host appends the payload parts, in order, right after it.
+pub fn encode_header(m: &EntryMeta) -> Result<Vec<u8>, EncodeError> {
+    check_limit(m.key.len(), Limits::MAX_KEY_BYTES, "key")?;
+    check_limit(m.tags.len(), Limits::MAX_TAGS, "tags")?;
+    for tag in &m.tags {
+        check_limit(tag.len(), Limits::MAX_TAG_BYTES, "tag")?;
+    }
+    check_limit(m.meta.len(), Limits::MAX_META_BYTES, "meta")?;
+    check_limit(m.parts.len(), Limits::MAX_PARTS, "parts")?;
+    if let Some(field) = invalid_number(m) {
+        return Err(EncodeError::InvalidNumber(field));
+    }
+
+    let payload_len = m
+        .parts
+        .iter()
+        .try_fold(0u32, |acc, p| acc.checked_add(*p))
+        .ok_or(EncodeError::TooLarge)?;
+    // Bounded by Limits::MAX_HEADER_LEN (about 2.3 MiB), so none of these sums can overflow.
+    let tags_len: usize = m.tags.iter().map(|t| 2 + t.len()).sum();
+    let header_len =
+        Limits::MIN_HEADER_LEN + m.key.len() + tags_len + m.meta.len() + 4 * m.parts.len();
+
+    let mut out = Vec::with_capacity(header_len);
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.push(0); // flags: no compression in v1
+    out.extend_from_slice(&m.kind.as_u16().to_le_bytes());
+    out.extend_from_slice(&len_u32(header_len)?.to_le_bytes());
+    out.extend_from_slice(&payload_len.to_le_bytes());
+    out.extend_from_slice(&m.timestamp.0.to_le_bytes());
+    out.extend_from_slice(&m.revalidate.to_le_bytes());
+    out.extend_from_slice(&m.expire.to_le_bytes());
+    out.extend_from_slice(&m.stale.to_le_bytes());
+    out.extend_from_slice(&len_u32(m.key.len())?.to_le_bytes());
+    out.extend_from_slice(m.key.as_bytes());
+    out.extend_from_slice(&len_u16(m.tags.len())?.to_le_bytes());
+    for tag in &m.tags {
+        out.extend_from_slice(&len_u16(tag.len())?.to_le_bytes());
+        out.extend_from_slice(tag.as_bytes());
+    }
+    out.extend_from_slice(&len_u32(m.meta.len())?.to_le_bytes());
+    out.extend_from_slice(&m.meta);
+    out.extend_from_slice(&len_u16(m.parts.len())?.to_le_bytes());
+    for part in &m.parts {
+        out.extend_from_slice(&part.to_le_bytes());
+    }
+    debug_assert_eq!(out.len(), header_len);
+    Ok(out)
+}
+
+/// A bounds-checked reader over the header bytes: running past the end is a
+/// `HeaderLength` error, never a panic.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::HeaderLength)?;
+        let bytes = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(DecodeError::HeaderLength)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(u8::from_le_bytes(self.array()?))
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn f64(&mut self) -> Result<f64, DecodeError> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    /// A length field checked against its limit before anything is read or allocated.
+    fn len_u32(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let n = usize::try_from(self.u32()?).map_err(|_| DecodeError::LimitExceeded(what))?;
+        if n > max {
+            return Err(DecodeError::LimitExceeded(what));
+        }
+        Ok(n)
+    }
+
+    fn len_u16(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let n = usize::from(self.u16()?);
+        if n > max {
+            return Err(DecodeError::LimitExceeded(what));
+        }
+        Ok(n)
+    }
+
+    fn utf8(&mut self, n: usize) -> Result<String, DecodeError> {
+        let bytes = self.take(n)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::InvalidUtf8)
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+}
+
+/// Decodes the header of a stored value from its first bytes.
+///
+/// `prefix` is the start of the value (any length up to `total_len`), `total_len` the length
+/// of the whole value. When the prefix is too short to hold the header, the result is
+/// [`DecodeError::NeedMore`] with the number of bytes needed; foreign values (wrong magic,
+/// other versions, impossible lengths) are rejected before that, from the first bytes alone.
+pub fn decode_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, DecodeError> {
+    if prefix.len() > total_len {
+        return Err(DecodeError::LengthMismatch);
+    }
+    let seen_magic = prefix
+        .get(..prefix.len().min(MAGIC.len()))
+        .unwrap_or_default();
+    if MAGIC.get(..seen_magic.len()) != Some(seen_magic) {
+        return Err(DecodeError::BadMagic);
+    }
+    if let Some(&version) = prefix.get(4) {
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+    }
+    if total_len < FIXED_HEADER_LEN {
+        return Err(DecodeError::TooShort);
+    }
+    if prefix.len() < FIXED_HEADER_LEN {
+        return Err(DecodeError::NeedMore {
+            header_len: FIXED_HEADER_LEN,
+        });
+    }
+
+    let mut r = Reader {
+        buf: prefix,
+        pos: 0,
+    };
+    r.take(MAGIC.len())?;
+    r.u8()?; // version, checked above
+    let flags = r.u8()?;
+    if flags != 0 {
+        return Err(DecodeError::UnsupportedFlags(flags));
+    }
+    let kind_raw = r.u16()?;
+    let kind = EntryKind::from_u16(kind_raw).ok_or(DecodeError::UnknownKind(kind_raw))?;
+    let header_len = r.u32()?;
+    let payload_len = r.u32()?;
+    let header_len = usize::try_from(header_len).map_err(|_| DecodeError::HeaderLength)?;
+    if !(Limits::MIN_HEADER_LEN..=Limits::MAX_HEADER_LEN).contains(&header_len) {
+        return Err(DecodeError::HeaderLength);
+    }
+    if u64::from(payload_len).checked_add(header_len as u64) != Some(total_len as u64) {
+        return Err(DecodeError::LengthMismatch);
+    }
+    let payload_len = usize::try_from(payload_len).map_err(|_| DecodeError::LengthMismatch)?;
+    let timestamp = Millis(r.f64()?);
+    let revalidate = r.f64()?;
+    let expire = r.f64()?;
+    let stale = r.f64()?;
+    if prefix.len() < header_len {
+        return Err(DecodeError::NeedMore { header_len });
+    }
+
+    // From here on only the header's own bytes are read: a field claiming more than the
+    // header holds is a HeaderLength error even if the payload would have had the bytes.
+    let header = prefix.get(..header_len).ok_or(DecodeError::HeaderLength)?;
+    let mut r = Reader {
+        buf: header,
+        pos: r.pos,
+    };
+    let key_len = r.len_u32(Limits::MAX_KEY_BYTES, "key")?;
+    let key = r.utf8(key_len)?;
+    let tag_count = r.len_u16(Limits::MAX_TAGS, "tags")?;
+    let mut tags = Vec::new();
+    for _ in 0..tag_count {
+        let n = r.len_u16(Limits::MAX_TAG_BYTES, "tag")?;
+        tags.push(r.utf8(n)?);
+    }
+    let meta_len = r.len_u32(Limits::MAX_META_BYTES, "meta")?;
+    let meta = r.take(meta_len)?.to_vec();
+    let part_count = r.len_u16(Limits::MAX_PARTS, "parts")?;
+    let mut parts = Vec::new();
+    for _ in 0..part_count {
+        parts.push(r.u32()?);
+    }
+    if r.remaining() != 0 {
+        return Err(DecodeError::HeaderLength);
+    }
+    let parts_sum = parts.iter().map(|p| u64::from(*p)).sum::<u64>();
+    if parts_sum != payload_len as u64 {
+        return Err(DecodeError::LengthMismatch);
+    }
+
+    let meta = EntryMeta {
+        kind,
+        timestamp,
+        revalidate,
+        expire,
+        stale,
+        key,
+        tags,
+        meta,
+        parts,
+    };
+    if let Some(field) = invalid_number(&meta) {
+        return Err(DecodeError::InvalidNumber(field));
+    }
+    Ok(DecodedHeader {
+        meta,
+        header_len,
+        payload_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> EntryMeta {
+        EntryMeta {
+            kind: EntryKind::UseCache,
+            timestamp: Millis(1_795_690_530_487.808_8),
+            revalidate: 900.0,
+            expire: f64::INFINITY,
+            stale: 300.0,
+            key: "[\"80468a\",[],[\"b\"]]".to_owned(),
+            tags: vec!["products".to_owned(), "ü".to_owned()],
+            meta: b"{}".to_vec(),
+            parts: vec![3, 0, 2],
+        }
+    }
+
+    fn value_of(m: &EntryMeta) -> Vec<u8> {
+        let mut v = encode_header(m).unwrap();
+        let payload_len: u32 = m.parts.iter().sum();
+        v.extend((0..payload_len).map(|i| i as u8));
+        v
+    }
+
+    #[test]
+    fn layout_is_byte_exact() {
+        let m = EntryMeta {
+            kind: EntryKind::Incremental,
+            timestamp: Millis(1.0),
+            revalidate: 2.0,
+            expire: 3.0,
+            stale: 4.0,
+            key: "k".to_owned(),
+            tags: vec!["t".to_owned()],
+            meta: vec![0xaa],
+            parts: vec![5],
+        };
+        let mut expected = Vec::new();
+        expected.extend_from_slice(b"FLCE\x01\x00\x02\x00");
+        expected.extend_from_slice(&69u32.to_le_bytes());
+        expected.extend_from_slice(&5u32.to_le_bytes());
+        for f in [1.0f64, 2.0, 3.0, 4.0] {
+            expected.extend_from_slice(&f.to_le_bytes());
+        }
+        expected.extend_from_slice(&[1, 0, 0, 0, b'k']);
+        expected.extend_from_slice(&[1, 0, 1, 0, b't']);
+        expected.extend_from_slice(&[1, 0, 0, 0, 0xaa]);
+        expected.extend_from_slice(&[1, 0, 5, 0, 0, 0]);
+        assert_eq!(expected.len(), 69);
+        assert_eq!(encode_header(&m).unwrap(), expected);
+        let d = decode_header(&expected, 74).unwrap();
+        assert_eq!(d.meta, m);
+        assert_eq!((d.header_len, d.payload_len), (69, 5));
+    }
+
+    #[test]
+    fn round_trip_sample_and_need_more() {
+        let m = sample();
+        let v = value_of(&m);
+        let header_len = encode_header(&m).unwrap().len();
+        assert_eq!(
+            decode_header(&v[..FIXED_HEADER_LEN], v.len()),
+            Err(DecodeError::NeedMore { header_len })
+        );
+        assert_eq!(
+            decode_header(&v[..10], v.len()),
+            Err(DecodeError::NeedMore {
+                header_len: FIXED_HEADER_LEN
+            })
+        );
+        let d = decode_header(&v[..header_len], v.len()).unwrap();
+        assert_eq!(d.meta, m);
+        assert_eq!(d.header_len, header_len);
+        assert_eq!(d.payload_len, 5);
+        assert_eq!(decode_header(&v, v.len()).unwrap(), d);
+    }
+
+    #[test]
+    fn rejects_foreign_values() {
+        assert_eq!(decode_header(b"", 0), Err(DecodeError::TooShort));
+        assert_eq!(decode_header(b"FLCE", 4), Err(DecodeError::TooShort));
+        assert_eq!(
+            decode_header(b"FL", 4000),
+            Err(DecodeError::NeedMore { header_len: 48 })
+        );
+        let json = br#"{"value":"aGVsbG8=","tags":[]}"#;
+        assert_eq!(decode_header(json, json.len()), Err(DecodeError::BadMagic));
+        assert_eq!(decode_header(b"x", 1000), Err(DecodeError::BadMagic));
+        assert_eq!(decode_header(b"abc", 3), Err(DecodeError::BadMagic));
+        assert_eq!(decode_header(b"abc", 2), Err(DecodeError::LengthMismatch));
+    }
+
+    #[test]
+    fn rejects_future_versions_flags_and_kinds() {
+        let mut v = value_of(&sample());
+        let len = v.len();
+        v[4] = 2;
+        assert_eq!(
+            decode_header(&v, len),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        assert_eq!(
+            decode_header(&v[..5], len),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        v[4] = 1;
+        v[5] = 1;
+        assert_eq!(
+            decode_header(&v, len),
+            Err(DecodeError::UnsupportedFlags(1))
+        );
+        v[5] = 0;
+        v[6] = 9;
+        assert_eq!(decode_header(&v, len), Err(DecodeError::UnknownKind(9)));
+    }
+
+    #[test]
+    fn rejects_inconsistent_lengths() {
+        let v = value_of(&sample());
+        assert_eq!(
+            decode_header(&v, v.len() + 1),
+            Err(DecodeError::LengthMismatch)
+        );
+        // A header_len that points into the middle of the variable fields.
+        let mut w = v.clone();
+        let hl = u32::from_le_bytes(w[8..12].try_into().unwrap());
+        w[8..12].copy_from_slice(&(hl - 1).to_le_bytes());
+        w[12..16].copy_from_slice(&6u32.to_le_bytes());
+        assert_eq!(decode_header(&w, w.len()), Err(DecodeError::HeaderLength));
+        // Parts that do not add up to payload_len.
+        let mut m = sample();
+        m.parts = vec![5];
+        let mut w = value_of(&m);
+        let n = w.len();
+        w[n - 5 - 4..n - 5].copy_from_slice(&4u32.to_le_bytes());
+        assert_eq!(decode_header(&w, n), Err(DecodeError::LengthMismatch));
+    }
+
+    #[test]
+    fn rejects_nan_and_limits() {
+        let mut m = sample();
+        m.expire = f64::NAN;
+        assert_eq!(encode_header(&m), Err(EncodeError::InvalidNumber("expire")));
+        let mut m = sample();
+        m.timestamp = Millis(f64::INFINITY);
+        assert_eq!(
+            encode_header(&m),
+            Err(EncodeError::InvalidNumber("timestamp"))
+        );
+        let mut v = value_of(&sample());
+        let len = v.len();
+        v[24..32].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert_eq!(
+            decode_header(&v, len),
+            Err(DecodeError::InvalidNumber("revalidate"))
+        );
+
+        let mut m = sample();
+        m.tags = vec![String::new(); Limits::MAX_TAGS + 1];
+        assert_eq!(encode_header(&m), Err(EncodeError::LimitExceeded("tags")));
+        let mut m = sample();
+        m.tags = vec!["x".repeat(Limits::MAX_TAG_BYTES + 1)];
+        assert_eq!(encode_header(&m), Err(EncodeError::LimitExceeded("tag")));
+        let mut m = sample();
+        m.key = "k".repeat(Limits::MAX_KEY_BYTES + 1);
+        assert_eq!(encode_header(&m), Err(EncodeError::LimitExceeded("key")));
+        let mut m = sample();
+        m.meta = vec![0; Limits::MAX_META_BYTES + 1];
+        assert_eq!(encode_header(&m), Err(EncodeError::LimitExceeded("meta")));
+        let mut m = sample();
+        m.parts = vec![0; Limits::MAX_PARTS + 1];
+        assert_eq!(encode_header(&m), Err(EncodeError::LimitExceeded("parts")));
+        let mut m = sample();
+        m.parts = vec![u32::MAX, 1];
+        assert_eq!(encode_header(&m), Err(EncodeError::TooLarge));
+
+        // A decoder meeting a tag count over the limit stops before reading the tags.
+        let mut m = sample();
+        m.tags = Vec::new();
+        let mut v = value_of(&m);
+        let len = v.len();
+        let at = FIXED_HEADER_LEN + 4 + m.key.len();
+        v[at..at + 2].copy_from_slice(&2000u16.to_le_bytes());
+        assert_eq!(
+            decode_header(&v, len),
+            Err(DecodeError::LimitExceeded("tags"))
+        );
+    }
+
+    #[test]
+    fn limits_at_the_edge_round_trip() {
+        let m = EntryMeta {
+            key: "k".repeat(Limits::MAX_KEY_BYTES),
+            tags: vec!["t".repeat(Limits::MAX_TAG_BYTES); Limits::MAX_TAGS],
+            meta: vec![7; Limits::MAX_META_BYTES],
+            parts: vec![0; Limits::MAX_PARTS],
+            ..sample()
+        };
+        let h = encode_header(&m).unwrap();
+        assert_eq!(h.len(), Limits::MAX_HEADER_LEN);
+        assert_eq!(decode_header(&h, h.len()).unwrap().meta, m);
+    }
+
+    fn finite_or_inf() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>().prop_filter("no NaN", |f| !f.is_nan()),
+            Just(f64::INFINITY),
+            Just(4_294_967_294.0),
+            Just(-1.0),
+        ]
+    }
+
+    prop_compose! {
+        fn any_meta()(
+            incremental in any::<bool>(),
+            timestamp in any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            revalidate in finite_or_inf(),
+            expire in finite_or_inf(),
+            stale in finite_or_inf(),
+            key in any::<String>(),
+            tags in proptest::collection::vec("\\PC{0,40}", 0..8),
+            meta in proptest::collection::vec(any::<u8>(), 0..64),
+            parts in proptest::collection::vec(0u32..10_000, 0..6),
+        ) -> EntryMeta {
+            EntryMeta {
+                kind: if incremental { EntryKind::Incremental } else { EntryKind::UseCache },
+                timestamp: Millis(timestamp),
+                revalidate, expire, stale, key, tags, meta, parts,
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(m in any_meta()) {
+            let h = encode_header(&m).unwrap();
+            let payload: u64 = m.parts.iter().map(|p| u64::from(*p)).sum();
+            let total = h.len() + payload as usize;
+            let d = decode_header(&h, total).unwrap();
+            prop_assert_eq!(&d.meta, &m);
+            prop_assert_eq!(d.header_len, h.len());
+            prop_assert_eq!(d.payload_len as u64, payload);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            extra in 0usize..1000,
+            magic in any::<bool>(),
+        ) {
+            let mut bytes = bytes;
+            if magic && bytes.len() >= 6 {
+                bytes[..6].copy_from_slice(b"FLCE\x01\x00");
+            }
+            let _ = decode_header(&bytes, bytes.len());
+            let _ = decode_header(&bytes, bytes.len() + extra);
+        }
+
+        #[test]
+        fn truncations_and_bit_flips_never_panic(m in any_meta(), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let mut h = encode_header(&m).unwrap();
+            let payload: usize = m.parts.iter().map(|p| *p as usize).sum();
+            let total = h.len() + payload;
+            for cut in 0..h.len() {
+                // A short prefix of an intact value asks for more, never fails.
+                match decode_header(&h[..cut], total) {
+                    Err(DecodeError::NeedMore { header_len }) => prop_assert!(header_len > cut),
+                    other => prop_assert!(false, "cut {}: {:?}", cut, other),
+                }
+                // A value that is itself truncated is an error, never a header.
+                let truncated = decode_header(&h[..cut], cut);
+                prop_assert!(truncated.is_err());
+                let need_more = matches!(truncated, Err(DecodeError::NeedMore { .. }));
+                prop_assert!(!need_more, "cut {} of a value asked for more", cut);
+            }
+            let i = flip.index(h.len());
+            h[i] ^= 1 << bit;
+            let _ = decode_header(&h, total);
+            for cut in 0..h.len() {
+                let _ = decode_header(&h[..cut], total);
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Every error the core can return, in one place, so the host has a single catalogue of the
+//! stable `code()` strings it logs and matches on.
+//!
+//! Codes are part of the host contract: they reach JS as `error.code` and end up in logs and
+//! dashboards, so a code, once released, keeps its meaning.
+
+use std::fmt;
+
+/// An invalid [`Config`](crate::Config) setting.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigError {
+    /// `prefix` is not `[A-Za-z0-9._-]{1,64}`.
+    Prefix,
+    /// `maxEntryBytes` is zero or larger than an envelope can describe (`u32::MAX`).
+    MaxEntryBytes,
+    /// `maxTtlSeconds` is not a finite number in `(0, MAX_TTL_LIMIT_SECONDS]`.
+    MaxTtlSeconds,
+    /// `defaultTtlSeconds` is not a finite number greater than zero.
+    DefaultTtlSeconds,
+    /// `tagPruneAfterMs` is not a finite number greater than zero.
+    TagPruneAfterMs,
+}
+
+impl ConfigError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Prefix => "ERR_CONFIG_PREFIX",
+            ConfigError::MaxEntryBytes => "ERR_CONFIG_MAX_ENTRY_BYTES",
+            ConfigError::MaxTtlSeconds => "ERR_CONFIG_MAX_TTL_SECONDS",
+            ConfigError::DefaultTtlSeconds => "ERR_CONFIG_DEFAULT_TTL_SECONDS",
+            ConfigError::TagPruneAfterMs => "ERR_CONFIG_TAG_PRUNE_AFTER_MS",
+        }
+    }
+
+    /// The offending setting, spelled as in the JS configuration object.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::Prefix => "prefix",
+            ConfigError::MaxEntryBytes => "maxEntryBytes",
+            ConfigError::MaxTtlSeconds => "maxTtlSeconds",
+            ConfigError::DefaultTtlSeconds => "defaultTtlSeconds",
+            ConfigError::TagPruneAfterMs => "tagPruneAfterMs",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self {
+            ConfigError::Prefix => "must match [A-Za-z0-9._-]{1,64}",
+            ConfigError::MaxEntryBytes => "must be between 1 and 4294967295",
+            ConfigError::MaxTtlSeconds => {
+                "must be a finite number of seconds, > 0 and <= 100 years"
+            }
+            ConfigError::DefaultTtlSeconds => "must be a finite number of seconds > 0",
+            ConfigError::TagPruneAfterMs => "must be a finite number of milliseconds > 0",
+        };
+        write!(f, "invalid fleetcache config: {} {}", self.field(), why)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A name that cannot become part of a Redis key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyError {
+    /// The key prefix is not `[A-Za-z0-9._-]{1,64}`.
+    InvalidPrefix,
+    /// A `cacheHandlers` name is not `[a-z-]{1,32}`.
+    InvalidHandlerName,
+    /// An interface segment is neither `inc` nor `uc-<name>`.
+    InvalidInterface,
+}
+
+impl KeyError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyError::InvalidPrefix => "ERR_KEY_PREFIX",
+            KeyError::InvalidHandlerName => "ERR_KEY_HANDLER_NAME",
+            KeyError::InvalidInterface => "ERR_KEY_INTERFACE",
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyError::InvalidPrefix => "key prefix must match [A-Za-z0-9._-]{1,64}",
+            KeyError::InvalidHandlerName => "cache handler name must match [a-z-]{1,32}",
+            KeyError::InvalidInterface => "interface must be `inc` or `uc-<handler name>`",
+        })
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// Why an [`EntryMeta`](crate::EntryMeta) cannot be written as an envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EncodeError {
+    /// A field is over its format limit; the payload names the field.
+    LimitExceeded(&'static str),
+    /// A time or duration is NaN (or the timestamp is infinite); the payload names the field.
+    InvalidNumber(&'static str),
+    /// Header or payload length does not fit the format's `u32` length fields.
+    TooLarge,
+}
+
+impl EncodeError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EncodeError::LimitExceeded(_) => "ERR_ENCODE_LIMIT",
+            EncodeError::InvalidNumber(_) => "ERR_ENCODE_NUMBER",
+            EncodeError::TooLarge => "ERR_ENCODE_TOO_LARGE",
+        }
+    }
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::LimitExceeded(what) => write!(f, "envelope limit exceeded: {what}"),
+            EncodeError::InvalidNumber(what) => {
+                write!(f, "envelope field {what} is not a valid number")
+            }
+            EncodeError::TooLarge => f.write_str("envelope lengths do not fit in 32 bits"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Why a stored value is not a readable version 1 envelope.
+///
+/// At the host every variant but [`DecodeError::NeedMore`] means "a miss and one log line".
+#[derive(Clone, Debug, PartialEq)]
+pub enum DecodeError {
+    /// The value is shorter than the fixed header.
+    TooShort,
+    /// The value does not start with `FLCE`: not ours (or written by something else).
+    BadMagic,
+    /// Written by a format version this release cannot read.
+    UnsupportedVersion(u8),
+    /// Flag bits this release does not understand (e.g. compression).
+    UnsupportedFlags(u8),
+    /// An entry kind this release does not know.
+    UnknownKind(u16),
+    /// `header_len` disagrees with the fields, or a field runs past the header.
+    HeaderLength,
+    /// `header_len + payload_len` is not the value's length, the parts do not add up to
+    /// `payload_len`, or the host passed a prefix longer than the total.
+    LengthMismatch,
+    /// The key or a tag is not UTF-8.
+    InvalidUtf8,
+    /// A time or duration is NaN (or the timestamp is infinite).
+    InvalidNumber(&'static str),
+    /// A field is over its format limit; the payload names the field.
+    LimitExceeded(&'static str),
+    /// Not an error: the header is `header_len` bytes long and the prefix was shorter.
+    NeedMore {
+        /// Bytes of prefix needed to decode the header.
+        header_len: usize,
+    },
+}
+
+impl DecodeError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::TooShort => "ERR_DECODE_TOO_SHORT",
+            DecodeError::BadMagic => "ERR_DECODE_BAD_MAGIC",
+            DecodeError::UnsupportedVersion(_) => "ERR_DECODE_VERSION",
+            DecodeError::UnsupportedFlags(_) => "ERR_DECODE_FLAGS",
+            DecodeError::UnknownKind(_) => "ERR_DECODE_KIND",
+            DecodeError::HeaderLength => "ERR_DECODE_HEADER_LENGTH",
+            DecodeError::LengthMismatch => "ERR_DECODE_LENGTH_MISMATCH",
+            DecodeError::InvalidUtf8 => "ERR_DECODE_UTF8",
+            DecodeError::InvalidNumber(_) => "ERR_DECODE_NUMBER",
+            DecodeError::LimitExceeded(_) => "ERR_DECODE_LIMIT",
+            DecodeError::NeedMore { .. } => "ERR_DECODE_NEED_MORE",
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooShort => f.write_str("value is shorter than an envelope header"),
+            DecodeError::BadMagic => f.write_str("value is not a fleetcache envelope"),
+            DecodeError::UnsupportedVersion(v) => write!(f, "unsupported envelope version {v}"),
+            DecodeError::UnsupportedFlags(v) => write!(f, "unsupported envelope flags {v:#04x}"),
+            DecodeError::UnknownKind(k) => write!(f, "unknown entry kind {k}"),
+            DecodeError::HeaderLength => f.write_str("envelope header length is inconsistent"),
+            DecodeError::LengthMismatch => f.write_str("envelope lengths disagree with the value"),
+            DecodeError::InvalidUtf8 => f.write_str("envelope key or tag is not UTF-8"),
+            DecodeError::InvalidNumber(what) => {
+                write!(f, "envelope field {what} is not a valid number")
+            }
+            DecodeError::LimitExceeded(what) => write!(f, "envelope limit exceeded: {what}"),
+            DecodeError::NeedMore { header_len } => {
+                write!(f, "need the first {header_len} bytes of the value")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A malformed netstring sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NetstringError {
+    /// The input ended inside an item.
+    Truncated,
+    /// The length is empty, has a non-digit, or a leading zero.
+    BadLength,
+    /// The length does not fit in memory terms (more digits than any real reply).
+    LengthOverflow,
+    /// The byte after the length is not `:`.
+    MissingColon,
+    /// The byte after the data is not `,`.
+    MissingComma,
+}
+
+impl NetstringError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NetstringError::Truncated => "ERR_NETSTRING_TRUNCATED",
+            NetstringError::BadLength => "ERR_NETSTRING_LENGTH",
+            NetstringError::LengthOverflow => "ERR_NETSTRING_OVERFLOW",
+            NetstringError::MissingColon => "ERR_NETSTRING_COLON",
+            NetstringError::MissingComma => "ERR_NETSTRING_COMMA",
+        }
+    }
+}
+
+impl fmt::Display for NetstringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetstringError::Truncated => "netstring truncated",
+            NetstringError::BadLength => "netstring length is not a canonical decimal number",
+            NetstringError::LengthOverflow => "netstring length too large",
+            NetstringError::MissingColon => "netstring length not followed by ':'",
+            NetstringError::MissingComma => "netstring data not followed by ','",
+        })
+    }
+}
+
+impl std::error::Error for NetstringError {}
+
+/// A reply from Redis (or a stored tag record) that does not follow internals.md.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProtocolError {
+    /// The reply is not a valid netstring sequence.
+    Netstring(NetstringError),
+    /// The reply has fewer than the three leading items, or a tag without its record.
+    ReplyShape,
+    /// The epoch or a tag name is not UTF-8.
+    InvalidUtf8,
+    /// The version is not a decimal integer.
+    BadVersion,
+    /// The full flag is neither `0` nor `1`.
+    BadFlag,
+    /// A tag record is not five comma-separated decimal integers.
+    BadTagRecord,
+}
+
+impl ProtocolError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::Netstring(e) => e.code(),
+            ProtocolError::ReplyShape => "ERR_PROTOCOL_REPLY_SHAPE",
+            ProtocolError::InvalidUtf8 => "ERR_PROTOCOL_UTF8",
+            ProtocolError::BadVersion => "ERR_PROTOCOL_VERSION",
+            ProtocolError::BadFlag => "ERR_PROTOCOL_FLAG",
+            ProtocolError::BadTagRecord => "ERR_PROTOCOL_TAG_RECORD",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Netstring(e) => write!(f, "tag reply: {e}"),
+            ProtocolError::ReplyShape => f.write_str("tag reply has the wrong number of items"),
+            ProtocolError::InvalidUtf8 => f.write_str("tag reply epoch or tag is not UTF-8"),
+            ProtocolError::BadVersion => f.write_str("tag reply version is not an integer"),
+            ProtocolError::BadFlag => f.write_str("tag reply full flag is not 0 or 1"),
+            ProtocolError::BadTagRecord => {
+                f.write_str("tag record is not five comma-separated integers")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProtocolError::Netstring(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<NetstringError> for ProtocolError {
+    fn from(e: NetstringError) -> Self {
+        ProtocolError::Netstring(e)
+    }
+}
+
+/// Why the engine refuses to plan an operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlanError {
+    /// Header plus payload is larger than `maxEntryBytes`.
+    TooLarge {
+        /// Bytes the entry would take in Redis.
+        size: u64,
+        /// The configured cap.
+        max: u64,
+    },
+    /// The entry cannot be encoded (limits, NaN times).
+    Encode(EncodeError),
+    /// The entry kind does not belong to the interface it is written under.
+    KindMismatch,
+    /// A tag update without tags.
+    NoTags,
+    /// A tag update names more tags than an envelope may carry, or a tag over 1,024 bytes.
+    TagLimit,
+    /// The epoch candidate is empty or longer than 128 bytes.
+    InvalidEpoch,
+    /// `now` is not a finite, non-negative number of milliseconds.
+    InvalidTime,
+}
+
+impl PlanError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlanError::TooLarge { .. } => "ERR_PLAN_TOO_LARGE",
+            PlanError::Encode(e) => e.code(),
+            PlanError::KindMismatch => "ERR_PLAN_KIND_MISMATCH",
+            PlanError::NoTags => "ERR_PLAN_NO_TAGS",
+            PlanError::TagLimit => "ERR_PLAN_TAG_LIMIT",
+            PlanError::InvalidEpoch => "ERR_PLAN_EPOCH",
+            PlanError::InvalidTime => "ERR_PLAN_TIME",
+        }
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::TooLarge { size, max } => {
+                write!(f, "entry of {size} bytes exceeds maxEntryBytes ({max})")
+            }
+            PlanError::Encode(e) => write!(f, "cannot encode entry: {e}"),
+            PlanError::KindMismatch => f.write_str("entry kind does not match the interface"),
+            PlanError::NoTags => f.write_str("tag update without tags"),
+            PlanError::TagLimit => {
+                f.write_str("tag update exceeds 1024 tags or a tag exceeds 1024 bytes")
+            }
+            PlanError::InvalidEpoch => f.write_str("epoch candidate must be 1 to 128 bytes"),
+            PlanError::InvalidTime => f.write_str("now must be a finite, non-negative time in ms"),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PlanError::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<EncodeError> for PlanError {
+    fn from(e: EncodeError) -> Self {
+        PlanError::Encode(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_prefixed_and_distinct() {
+        let codes = [
+            ConfigError::Prefix.code(),
+            ConfigError::MaxEntryBytes.code(),
+            ConfigError::MaxTtlSeconds.code(),
+            ConfigError::DefaultTtlSeconds.code(),
+            ConfigError::TagPruneAfterMs.code(),
+            KeyError::InvalidPrefix.code(),
+            KeyError::InvalidHandlerName.code(),
+            KeyError::InvalidInterface.code(),
+            EncodeError::LimitExceeded("x").code(),
+            EncodeError::InvalidNumber("x").code(),
+            EncodeError::TooLarge.code(),
+            DecodeError::TooShort.code(),
+            DecodeError::BadMagic.code(),
+            DecodeError::UnsupportedVersion(2).code(),
+            DecodeError::UnsupportedFlags(1).code(),
+            DecodeError::UnknownKind(9).code(),
+            DecodeError::HeaderLength.code(),
+            DecodeError::LengthMismatch.code(),
+            DecodeError::InvalidUtf8.code(),
+            DecodeError::InvalidNumber("x").code(),
+            DecodeError::LimitExceeded("x").code(),
+            DecodeError::NeedMore { header_len: 1 }.code(),
+            NetstringError::Truncated.code(),
+            NetstringError::BadLength.code(),
+            NetstringError::LengthOverflow.code(),
+            NetstringError::MissingColon.code(),
+            NetstringError::MissingComma.code(),
+            ProtocolError::ReplyShape.code(),
+            ProtocolError::InvalidUtf8.code(),
+            ProtocolError::BadVersion.code(),
+            ProtocolError::BadFlag.code(),
+            ProtocolError::BadTagRecord.code(),
+            PlanError::TooLarge { size: 2, max: 1 }.code(),
+            PlanError::KindMismatch.code(),
+            PlanError::NoTags.code(),
+            PlanError::TagLimit.code(),
+            PlanError::InvalidEpoch.code(),
+            PlanError::InvalidTime.code(),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for code in codes {
+            assert!(code.starts_with("ERR_"), "{code}");
+            assert!(seen.insert(code), "duplicate code {code}");
+        }
+    }
+
+    #[test]
+    fn display_names_the_field() {
+        assert!(ConfigError::Prefix.to_string().contains("prefix"));
+        assert!(PlanError::TooLarge { size: 10, max: 5 }
+            .to_string()
+            .contains("10"));
+        assert_eq!(
+            ProtocolError::from(NetstringError::Truncated).code(),
+            "ERR_NETSTRING_TRUNCATED"
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! Redis key layout (internals.md, "Redis keys").
+//!
+//! User-controlled text (cache keys, odd deployment ids, handler names that bypassed
+//! validation) only ever reaches a key through a SHA-256 digest, so no key can contain a
+//! `{`, `}`, `:` or space that would change its structure or its Redis Cluster slot.
+
+use sha2::{Digest, Sha256};
+
+use crate::envelope::EntryKind;
+use crate::error::KeyError;
+
+/// Longest possible entry or lease key: prefix 64, deployment 64, interface 35, hash tag 34,
+/// plus separators and suffix.
+pub const MAX_ENTRY_KEY_LEN: usize = 64 + 1 + 64 + 1 + 35 + 1 + 34 + 2;
+
+/// Deployment segment used when the host gives none.
+pub const DEFAULT_DEPLOYMENT: &str = "default";
+
+/// True for `[A-Za-z0-9._-]{1,64}`: the characters that can never alter a key's structure.
+pub fn is_valid_prefix(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// True for `[a-z-]{1,32}`, the names Next accepts as `cacheHandlers` keys.
+fn is_valid_handler_name(s: &str) -> bool {
+    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+}
+
+/// Lowercase hex of the first `digits / 2` bytes of SHA-256 of `data`.
+fn sha256_hex(data: &[u8], digits: usize) -> String {
+    let digest = Sha256::digest(data);
+    let mut out = String::with_capacity(digits);
+    for b in digest.iter().take(digits.div_ceil(2)) {
+        push_hex(&mut out, *b);
+    }
+    out.truncate(digits);
+    out
+}
+
+fn push_hex(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for nibble in [b >> 4, b & 0x0f] {
+        // A nibble is < 16, so this lookup always succeeds.
+        if let Some(c) = HEX.get(usize::from(nibble)) {
+            out.push(char::from(*c));
+        }
+    }
+}
+
+/// Which of Next's two cache interfaces an entry belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interface<'a> {
+    /// `cacheHandlers.<name>` (`'use cache'`), e.g. `default` or `remote`.
+    UseCache(&'a str),
+    /// The singular `cacheHandler` (ISR, full-route and fetch cache).
+    Incremental,
+}
+
+impl<'a> Interface<'a> {
+    /// A `cacheHandlers` interface, checking that `name` is `[a-z-]{1,32}` as Next requires.
+    pub fn use_cache(name: &'a str) -> Result<Interface<'a>, KeyError> {
+        if is_valid_handler_name(name) {
+            Ok(Interface::UseCache(name))
+        } else {
+            Err(KeyError::InvalidHandlerName)
+        }
+    }
+
+    /// Parses a key segment as produced by [`Interface::segment`]: `inc` or `uc-<name>`.
+    ///
+    /// Bare handler names are not accepted here, because `inc` is itself a valid handler name
+    /// and the two readings would be ambiguous; use [`Interface::use_cache`] for those.
+    pub fn parse(segment: &'a str) -> Result<Interface<'a>, KeyError> {
+        if segment == "inc" {
+            return Ok(Interface::Incremental);
+        }
+        match segment.strip_prefix("uc-") {
+            Some(name) => Interface::use_cache(name).map_err(|_| KeyError::InvalidInterface),
+            None => Err(KeyError::InvalidInterface),
+        }
+    }
+
+    /// The key segment: `uc-<name>` or `inc`.
+    ///
+    /// A `UseCache` name built directly (bypassing [`Interface::use_cache`]) that is not
+    /// `[a-z-]{1,32}` becomes `uc-_<16 hex digits of its SHA-256>`; `_` never occurs in a
+    /// valid name, so the hashed form cannot collide with a real one.
+    pub fn segment(&self) -> String {
+        match self {
+            Interface::Incremental => "inc".to_owned(),
+            Interface::UseCache(name) if is_valid_handler_name(name) => format!("uc-{name}"),
+            Interface::UseCache(name) => format!("uc-_{}", sha256_hex(name.as_bytes(), 16)),
+        }
+    }
+
+    /// The envelope kind written under this interface.
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            Interface::UseCache(_) => EntryKind::UseCache,
+            Interface::Incremental => EntryKind::Incremental,
+        }
+    }
+}
+
+/// The three Redis keys that hold tag state, all in the `{<prefix>}` slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagKeys {
+    /// HASH tag -> tag record.
+    pub state: String,
+    /// ZSET tag scored by the version of its last update.
+    pub log: String,
+    /// HASH with `epoch` and `ver`.
+    pub meta: String,
+}
+
+impl TagKeys {
+    /// The keys in script order (`KEYS[1..3]` of both tag scripts).
+    pub fn to_vec(&self) -> Vec<String> {
+        vec![self.state.clone(), self.log.clone(), self.meta.clone()]
+    }
+}
+
+/// A validated prefix plus a sanitised deployment: everything needed to name keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    prefix: String,
+    deployment: String,
+}
+
+impl Namespace {
+    /// Checks `prefix` and sanitises `deployment`: kept as is when it is
+    /// `[A-Za-z0-9._-]{1,64}`, `default` when empty, otherwise `h` + 16 hex digits of its
+    /// SHA-256.
+    pub fn new(prefix: &str, deployment: &str) -> Result<Namespace, KeyError> {
+        if !is_valid_prefix(prefix) {
+            return Err(KeyError::InvalidPrefix);
+        }
+        let deployment = if deployment.is_empty() {
+            DEFAULT_DEPLOYMENT.to_owned()
+        } else if is_valid_prefix(deployment) {
+            deployment.to_owned()
+        } else {
+            format!("h{}", sha256_hex(deployment.as_bytes(), 16))
+        };
+        Ok(Namespace {
+            prefix: prefix.to_owned(),
+            deployment,
+        })
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The deployment segment as used in keys (after sanitising).
+    pub fn deployment(&self) -> &str {
+        &self.deployment
+    }
+
+    /// The Redis Cluster hash tag content for a cache key: 32 hex digits (128 bits) of its
+    /// SHA-256.
+    pub fn hash_tag(cache_key: &str) -> String {
+        sha256_hex(cache_key.as_bytes(), 32)
+    }
+
+    fn slot_key(&self, iface: &Interface<'_>, cache_key: &str, suffix: &str) -> String {
+        format!(
+            "{}:{}:{}:{{{}}}:{}",
+            self.prefix,
+            self.deployment,
+            iface.segment(),
+            Namespace::hash_tag(cache_key),
+            suffix
+        )
+    }
+
+    /// `<prefix>:<deployment>:<interface>:{<hash>}:e`
+    pub fn entry_key(&self, iface: &Interface<'_>, cache_key: &str) -> String {
+        self.slot_key(iface, cache_key, "e")
+    }
+
+    /// `<prefix>:<deployment>:<interface>:{<hash>}:l`, in the same slot as the entry.
+    pub fn lease_key(&self, iface: &Interface<'_>, cache_key: &str) -> String {
+        self.slot_key(iface, cache_key, "l")
+    }
+
+    /// The tag-state keys. They depend on the prefix only: a revalidation from any
+    /// deployment must reach every deployment's entries.
+    pub fn tag_keys(&self) -> TagKeys {
+        let base = format!("{0}:tags:{{{0}}}", self.prefix);
+        TagKeys {
+            state: format!("{base}:state"),
+            log: format!("{base}:log"),
+            meta: format!("{base}:meta"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn ns(dep: &str) -> Namespace {
+        Namespace::new("fc", dep).unwrap()
+    }
+
+    #[test]
+    fn layout_matches_internals() {
+        let n = ns("dpl_abc");
+        let h = Namespace::hash_tag("k");
+        assert_eq!(h.len(), 32);
+        assert_eq!(
+            n.entry_key(&Interface::use_cache("default").unwrap(), "k"),
+            format!("fc:dpl_abc:uc-default:{{{h}}}:e")
+        );
+        assert_eq!(
+            n.lease_key(&Interface::Incremental, "k"),
+            format!("fc:dpl_abc:inc:{{{h}}}:l")
+        );
+        let t = n.tag_keys();
+        assert_eq!(t.state, "fc:tags:{fc}:state");
+        assert_eq!(t.log, "fc:tags:{fc}:log");
+        assert_eq!(t.meta, "fc:tags:{fc}:meta");
+        assert_eq!(
+            t.to_vec(),
+            vec![t.state.clone(), t.log.clone(), t.meta.clone()]
+        );
+    }
+
+    #[test]
+    fn sha256_prefix_is_the_known_digest() {
+        // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223...
+        assert_eq!(
+            Namespace::hash_tag("abc"),
+            "ba7816bf8f01cfea414140de5dae2223"
+        );
+    }
+
+    #[test]
+    fn deployment_sanitising() {
+        assert_eq!(ns("").deployment(), "default");
+        assert_eq!(ns("build-1.2_x").deployment(), "build-1.2_x");
+        let d = ns("a:b").deployment().to_owned();
+        assert_eq!(d.len(), 17);
+        assert!(d.starts_with('h'));
+        assert_ne!(ns("a:c").deployment(), d);
+        assert!(ns(&"x".repeat(65)).deployment().starts_with('h'));
+        assert_eq!(Namespace::new("", "x"), Err(KeyError::InvalidPrefix));
+        assert_eq!(Namespace::new("a{b}", "x"), Err(KeyError::InvalidPrefix));
+        assert_eq!(ns("x").prefix(), "fc");
+    }
+
+    #[test]
+    fn interfaces() {
+        assert_eq!(
+            Interface::use_cache("remote"),
+            Ok(Interface::UseCache("remote"))
+        );
+        assert_eq!(
+            Interface::use_cache("Remote"),
+            Err(KeyError::InvalidHandlerName)
+        );
+        assert_eq!(Interface::use_cache(""), Err(KeyError::InvalidHandlerName));
+        assert_eq!(
+            Interface::use_cache(&"a".repeat(33)),
+            Err(KeyError::InvalidHandlerName)
+        );
+        assert_eq!(Interface::parse("inc"), Ok(Interface::Incremental));
+        assert_eq!(
+            Interface::parse("uc-default"),
+            Ok(Interface::UseCache("default"))
+        );
+        assert_eq!(Interface::parse("default"), Err(KeyError::InvalidInterface));
+        assert_eq!(Interface::parse("uc-"), Err(KeyError::InvalidInterface));
+        assert_eq!(Interface::UseCache("inc").segment(), "uc-inc");
+        let odd = Interface::UseCache("a:{b}").segment();
+        assert!(odd.starts_with("uc-_") && odd.len() == 20, "{odd}");
+        assert_eq!(Interface::Incremental.kind(), EntryKind::Incremental);
+        assert_eq!(Interface::UseCache("x").kind(), EntryKind::UseCache);
+    }
+
+    fn safe_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '{' | '}')
+    }
+
+    fn any_iface() -> impl Strategy<Value = Option<String>> {
+        // None = Incremental; names mix valid, invalid and clashing-looking forms.
+        prop_oneof![
+            Just(None),
+            "[a-c-]{1,3}".prop_map(Some),
+            "(inc|uc-a|a:b|\\{x\\}|)".prop_map(Some),
+            any::<String>().prop_map(Some),
+        ]
+    }
+
+    fn iface_of(name: &Option<String>) -> Interface<'_> {
+        match name {
+            None => Interface::Incremental,
+            Some(n) => Interface::UseCache(n),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn distinct_inputs_give_distinct_entry_keys(
+            inputs in proptest::collection::vec(
+                (
+                    "(|default|a|b:c|A b|[a-c:{ ]{0,3})",
+                    any_iface(),
+                    "(|k|[a-c{}: ]{0,3})",
+                ),
+                1..40,
+            )
+        ) {
+            let mut seen: HashMap<String, (String, Option<String>, String)> = HashMap::new();
+            for (dep, iface, key) in inputs {
+                let n = ns(&dep);
+                let k = n.entry_key(&iface_of(&iface), &key);
+                let dep_norm = if dep.is_empty() { "default".to_owned() } else { dep.clone() };
+                let triple = (dep_norm, iface.clone(), key.clone());
+                if let Some(prev) = seen.get(&k) {
+                    prop_assert_eq!(prev, &triple);
+                }
+                seen.insert(k.clone(), triple);
+                // The key decomposes into exactly the derived segments, so it is injective
+                // as long as each segment is.
+                let parts: Vec<&str> = k.split(':').collect();
+                let hash = format!("{{{}}}", Namespace::hash_tag(&key));
+                let seg = iface_of(&iface).segment();
+                prop_assert_eq!(parts, vec!["fc", n.deployment(), seg.as_str(), hash.as_str(), "e"]);
+            }
+        }
+
+        #[test]
+        fn keys_are_bounded_and_free_of_user_text(
+            dep in prop_oneof![any::<String>(), "\\PC{200,3000}", "[\\x00 {}:]{1,10}"],
+            name in any::<String>(),
+            key in prop_oneof![any::<String>(), "\\PC{1000,5000}"],
+        ) {
+            let n = ns(&dep);
+            for iface in [Interface::Incremental, Interface::UseCache(&name)] {
+                let e = n.entry_key(&iface, &key);
+                let l = n.lease_key(&iface, &key);
+                for k in [&e, &l] {
+                    prop_assert!(k.len() <= MAX_ENTRY_KEY_LEN, "{} bytes", k.len());
+                    prop_assert!(k.chars().all(safe_char), "{}", k);
+                    // The hash tag is the first brace pair and is the only one.
+                    let open = k.find('{').unwrap();
+                    let close = k.find('}').unwrap();
+                    prop_assert!(open < close);
+                    prop_assert_eq!(k.matches('{').count(), 1);
+                    prop_assert_eq!(k.matches('}').count(), 1);
+                    prop_assert_eq!(&k[open + 1..close], Namespace::hash_tag(&key));
+                }
+                prop_assert_eq!(&e[..e.len() - 1], &l[..l.len() - 1]);
+                if key.chars().count() >= 8 {
+                    prop_assert!(!e.contains(&key));
+                }
+                if !is_valid_prefix(&dep) && dep.chars().count() >= 8 {
+                    prop_assert!(!e.contains(&dep));
+                }
+            }
+        }
+    }
+}

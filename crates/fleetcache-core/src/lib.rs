@@ -1,0 +1,49 @@
+//! Pure core of fleetcache, a Redis-backed shared cache for fleets of Next.js servers.
+//!
+//! This crate owns every format and decision: Redis key layout, the entry envelope, tag
+//! state and its Lua scripts, and the in-process tier's index. It performs no I/O, reads no
+//! clock and draws no random numbers: the host passes the time in, executes the planned
+//! Redis commands, and hands the replies back. `docs/internals.md` is the binding
+//! description of everything that touches Redis data.
+//!
+//! The entry point is [`Engine`]; the modules are usable on their own for tests and tools.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+// Input-derived values must never panic the host process (a panic in wasm aborts the
+// instance); tests may unwrap freely.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod lru;
+pub mod netstring;
+pub mod plan;
+pub mod scripts;
+pub mod tags;
+pub mod time;
+
+pub use config::Config;
+pub use envelope::{
+    decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta, Limits, FIXED_HEADER_LEN,
+    FORMAT_VERSION, MAGIC,
+};
+pub use error::{
+    ConfigError, DecodeError, EncodeError, KeyError, NetstringError, PlanError, ProtocolError,
+};
+pub use keys::{Interface, Namespace, TagKeys};
+pub use lru::LruIndex;
+pub use plan::{Engine, Inspection, ScriptCall, SetInput, SetPlan, Verdict};
+pub use scripts::{Script, TAG_REFRESH, TAG_UPDATE};
+pub use tags::{Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord};
+pub use time::{duration_seconds_to_ttl_ms, Millis};

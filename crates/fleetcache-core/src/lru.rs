@@ -1,0 +1,343 @@
+//! Byte-bounded recency index of the in-process tier.
+//!
+//! The bytes live in a JS `Map` under the same keys; this index decides what stays. Every
+//! operation is O(1): a hash map from key to slot, and a doubly linked list threaded through
+//! a slab of slots by index (no pointers, no `unsafe`).
+
+use std::collections::HashMap;
+
+use crate::time::Millis;
+
+/// "No slot" in the links.
+const NIL: usize = usize::MAX;
+
+#[derive(Clone, Debug)]
+struct Node {
+    key: String,
+    size: u64,
+    expires_at: Millis,
+    /// Towards the most recently used end.
+    prev: usize,
+    /// Towards the least recently used end.
+    next: usize,
+}
+
+/// A least-recently-used index bounded by the sum of item sizes.
+#[derive(Clone, Debug)]
+pub struct LruIndex {
+    capacity: u64,
+    used: u64,
+    map: HashMap<String, usize>,
+    slots: Vec<Option<Node>>,
+    free: Vec<usize>,
+    /// Most recently used.
+    head: usize,
+    /// Least recently used: the next to evict.
+    tail: usize,
+}
+
+impl LruIndex {
+    /// An empty index holding at most `capacity_bytes`.
+    pub fn new(capacity_bytes: u64) -> LruIndex {
+        LruIndex {
+            capacity: capacity_bytes,
+            used: 0,
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+        }
+    }
+
+    /// The byte budget.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Bytes of all items held.
+    pub fn used_bytes(&self) -> u64 {
+        self.used
+    }
+
+    /// Number of items held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// True when `key` is held (expired or not); does not change recency.
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Records `size` bytes under `key`, valid until `expires_at`, as most recently used.
+    ///
+    /// Returns the keys the host must drop from its byte store, least recently used first:
+    /// those evicted to make room, or `key` itself when it is larger than the whole budget
+    /// (then nothing is evicted and any older item under `key` is gone too). Re-inserting a
+    /// key replaces its old item, which is not reported.
+    pub fn insert(&mut self, key: &str, size: u64, expires_at: Millis) -> Vec<String> {
+        self.remove(key);
+        if size > self.capacity {
+            return vec![key.to_owned()];
+        }
+        let mut evicted = Vec::new();
+        while self.used.saturating_add(size) > self.capacity {
+            match self.remove_slot(self.tail) {
+                Some(node) => evicted.push(node.key),
+                // Unreachable while `used` matches the items; never loop forever regardless.
+                None => {
+                    self.used = 0;
+                    break;
+                }
+            }
+        }
+        let node = Node {
+            key: key.to_owned(),
+            size,
+            expires_at,
+            prev: NIL,
+            next: NIL,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(entry) = self.slots.get_mut(slot) {
+                    *entry = Some(node);
+                }
+                slot
+            }
+            None => {
+                self.slots.push(Some(node));
+                self.slots.len() - 1
+            }
+        };
+        self.push_front(slot);
+        self.map.insert(key.to_owned(), slot);
+        self.used = self.used.saturating_add(size);
+        evicted
+    }
+
+    /// Marks `key` as just used. Returns false when it is absent, or when it has expired
+    /// (`now >= expires_at`), in which case it is removed and the host should drop its bytes.
+    pub fn touch(&mut self, key: &str, now: Millis) -> bool {
+        let Some(&slot) = self.map.get(key) else {
+            return false;
+        };
+        let expired = self.node(slot).map_or(true, |n| now >= n.expires_at);
+        if expired {
+            self.remove_slot(slot);
+            return false;
+        }
+        self.unlink(slot);
+        self.push_front(slot);
+        true
+    }
+
+    /// Forgets `key`; true when it was held.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.map.get(key) {
+            Some(&slot) => self.remove_slot(slot).is_some(),
+            None => false,
+        }
+    }
+
+    /// Keys from most to least recently used (for tests and diagnostics; O(n)).
+    pub fn keys_by_recency(&self) -> Vec<&str> {
+        let mut out = Vec::with_capacity(self.len());
+        let mut at = self.head;
+        while let Some(node) = self.node(at) {
+            out.push(node.key.as_str());
+            at = node.next;
+        }
+        out
+    }
+
+    fn node(&self, slot: usize) -> Option<&Node> {
+        self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    fn node_mut(&mut self, slot: usize) -> Option<&mut Node> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    fn unlink(&mut self, slot: usize) {
+        let Some((prev, next)) = self.node(slot).map(|n| (n.prev, n.next)) else {
+            return;
+        };
+        match self.node_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.node_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+        if let Some(n) = self.node_mut(slot) {
+            n.prev = NIL;
+            n.next = NIL;
+        }
+    }
+
+    fn push_front(&mut self, slot: usize) {
+        let old_head = self.head;
+        if let Some(n) = self.node_mut(slot) {
+            n.prev = NIL;
+            n.next = old_head;
+        }
+        match self.node_mut(old_head) {
+            Some(h) => h.prev = slot,
+            None => self.tail = slot,
+        }
+        self.head = slot;
+    }
+
+    fn remove_slot(&mut self, slot: usize) -> Option<Node> {
+        self.unlink(slot);
+        let node = self.slots.get_mut(slot).and_then(Option::take)?;
+        self.free.push(slot);
+        self.map.remove(&node.key);
+        self.used = self.used.saturating_sub(node.size);
+        Some(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NEVER: Millis = Millis(f64::INFINITY);
+
+    #[test]
+    fn evicts_least_recent_first() {
+        let mut l = LruIndex::new(10);
+        assert!(l.insert("a", 4, NEVER).is_empty());
+        assert!(l.insert("b", 4, NEVER).is_empty());
+        assert!(l.touch("a", Millis(0.0)));
+        assert_eq!(l.insert("c", 4, NEVER), vec!["b".to_owned()]);
+        assert_eq!(l.keys_by_recency(), vec!["c", "a"]);
+        assert_eq!(
+            l.insert("d", 10, NEVER),
+            vec!["a".to_owned(), "c".to_owned()]
+        );
+        assert_eq!((l.used_bytes(), l.len(), l.capacity()), (10, 1, 10));
+    }
+
+    #[test]
+    fn oversized_and_replaced_items() {
+        let mut l = LruIndex::new(10);
+        l.insert("a", 5, NEVER);
+        assert_eq!(l.insert("big", 11, NEVER), vec!["big".to_owned()]);
+        assert_eq!(l.len(), 1);
+        // Replacing an item with an oversized one drops the old one too.
+        assert_eq!(l.insert("a", 11, NEVER), vec!["a".to_owned()]);
+        assert!(l.is_empty());
+        l.insert("a", 5, NEVER);
+        assert!(l.insert("a", 8, NEVER).is_empty());
+        assert_eq!(l.used_bytes(), 8);
+        let mut zero = LruIndex::new(0);
+        assert_eq!(zero.insert("x", 1, NEVER), vec!["x".to_owned()]);
+        assert!(zero.insert("empty", 0, NEVER).is_empty());
+    }
+
+    #[test]
+    fn touch_expires_and_remove() {
+        let mut l = LruIndex::new(100);
+        l.insert("a", 1, Millis(50.0));
+        assert!(l.touch("a", Millis(49.0)));
+        assert!(!l.touch("a", Millis(50.0)));
+        assert!(!l.contains("a"));
+        assert!(!l.touch("missing", Millis(0.0)));
+        l.insert("b", 1, NEVER);
+        assert!(l.remove("b"));
+        assert!(!l.remove("b"));
+        assert_eq!(l.used_bytes(), 0);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u8, u64, u8),
+        Touch(u8, u8),
+        Remove(u8),
+    }
+
+    fn any_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..12, 0u64..40, 0u8..20).prop_map(|(k, s, e)| Op::Insert(k, s, e)),
+            (0u8..12, 0u8..20).prop_map(|(k, n)| Op::Touch(k, n)),
+            (0u8..12).prop_map(Op::Remove),
+        ]
+    }
+
+    /// The obvious O(n) model: a Vec from most to least recent.
+    #[derive(Default)]
+    struct Model {
+        items: Vec<(String, u64, f64)>,
+    }
+
+    impl Model {
+        fn remove(&mut self, key: &str) -> bool {
+            let before = self.items.len();
+            self.items.retain(|(k, _, _)| k != key);
+            before != self.items.len()
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_model(cap in 0u64..100, ops in proptest::collection::vec(any_op(), 0..200)) {
+            let mut l = LruIndex::new(cap);
+            let mut m = Model::default();
+            for op in ops {
+                match op {
+                    Op::Insert(k, size, exp) => {
+                        let key = format!("k{k}");
+                        m.remove(&key);
+                        let mut expected = Vec::new();
+                        if size > cap {
+                            expected.push(key.clone());
+                        } else {
+                            while m.items.iter().map(|i| i.1).sum::<u64>() + size > cap {
+                                expected.push(m.items.pop().unwrap().0);
+                            }
+                            m.items.insert(0, (key.clone(), size, f64::from(exp)));
+                        }
+                        prop_assert_eq!(l.insert(&key, size, Millis(f64::from(exp))), expected);
+                    }
+                    Op::Touch(k, now) => {
+                        let key = format!("k{k}");
+                        let now = f64::from(now);
+                        let expected = match m.items.iter().position(|i| i.0 == key) {
+                            Some(p) if now < m.items[p].2 => {
+                                let item = m.items.remove(p);
+                                m.items.insert(0, item);
+                                true
+                            }
+                            Some(p) => {
+                                m.items.remove(p);
+                                false
+                            }
+                            None => false,
+                        };
+                        prop_assert_eq!(l.touch(&key, Millis(now)), expected);
+                    }
+                    Op::Remove(k) => {
+                        let key = format!("k{k}");
+                        prop_assert_eq!(l.remove(&key), m.remove(&key));
+                    }
+                }
+                let sum: u64 = m.items.iter().map(|i| i.1).sum();
+                prop_assert!(l.used_bytes() <= cap);
+                prop_assert_eq!(l.used_bytes(), sum);
+                prop_assert_eq!(l.len(), m.items.len());
+                let keys: Vec<&str> = m.items.iter().map(|i| i.0.as_str()).collect();
+                prop_assert_eq!(l.keys_by_recency(), keys);
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+-- fleetcache TAG_REFRESH: what changed in the tag state since a reader's version
+-- (docs/internals.md, "Refresh script"). Read-only.
+-- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver).
+-- ARGV: known_epoch, known_ver.
+-- Reply: one bulk string of netstrings: epoch, ver, full_flag, then tag, record, ...
+-- Numbers are written with %.0f: tostring() would print 14 significant digits only.
+
+if #ARGV < 2 then
+  return redis.error_reply('ERR fleetcache TAG_REFRESH: expected 2 arguments')
+end
+local state, log, meta = KEYS[1], KEYS[2], KEYS[3]
+local known_epoch = ARGV[1]
+local known_ver = tonumber(ARGV[2])
+if not known_ver then
+  return redis.error_reply('ERR fleetcache TAG_REFRESH: bad arguments')
+end
+
+local function int(x)
+  return string.format('%.0f', x)
+end
+
+local out = {}
+local function push(s)
+  out[#out + 1] = int(#s) .. ':' .. s .. ','
+end
+
+-- A missing meta hash reads as epoch '' and version 0.
+local epoch = redis.call('HGET', meta, 'epoch') or ''
+local ver = tonumber(redis.call('HGET', meta, 'ver') or '0') or 0
+push(epoch)
+push(int(ver))
+
+if epoch ~= known_epoch or known_ver > ver then
+  -- State created anew (or rolled back): the reader replaces its mirror.
+  push('1')
+  local all = redis.call('HGETALL', state)
+  for i = 1, #all, 2 do
+    push(all[i])
+    push(all[i + 1])
+  end
+else
+  push('0')
+  if known_ver < ver then
+    local changed = redis.call('ZRANGEBYSCORE', log, '(' .. int(known_ver), '+inf')
+    for _, tag in ipairs(changed) do
+      local record = redis.call('HGET', state, tag)
+      if record then
+        push(tag)
+        push(record)
+      end
+    end
+  end
+end
+
+return table.concat(out)

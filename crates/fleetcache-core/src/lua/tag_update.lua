@@ -1,0 +1,117 @@
+-- fleetcache TAG_UPDATE: record revalidations of tags (docs/internals.md, "Update script").
+-- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver);
+--       all three share the {<prefix>} hash slot.
+-- ARGV: now_ms, prune_after_ms, epoch_candidate, mode ('x' expire now | 's' stale),
+--       expire_ms ('' = no scheduled expiry), tag...
+-- The rules mirror TagRecord::apply in crates/fleetcache-core/src/tags.rs; a test runs both.
+-- Numbers are written with %.0f: tostring() would print 14 significant digits only.
+
+if #ARGV < 5 then
+  return redis.error_reply('ERR fleetcache TAG_UPDATE: expected at least 5 arguments')
+end
+local state, log, meta = KEYS[1], KEYS[2], KEYS[3]
+local now = tonumber(ARGV[1])
+local prune_after = tonumber(ARGV[2])
+local candidate = ARGV[3]
+local mode = ARGV[4]
+local expire_ms = nil
+if ARGV[5] ~= '' then
+  expire_ms = tonumber(ARGV[5])
+end
+if not now or not prune_after or candidate == '' or (mode ~= 'x' and mode ~= 's')
+    or (ARGV[5] ~= '' and not expire_ms) then
+  return redis.error_reply('ERR fleetcache TAG_UPDATE: bad arguments')
+end
+now = math.ceil(now)
+if expire_ms then
+  expire_ms = math.ceil(expire_ms)
+end
+
+local function int(x)
+  return string.format('%.0f', x)
+end
+
+local function netstring(s)
+  return int(#s) .. ':' .. s .. ','
+end
+
+-- A missing or foreign record reads as "nothing known": it is rewritten in canonical form.
+local function parse(raw)
+  if not raw then
+    return 0, 0, 0, 0, 0
+  end
+  local a, b, c, d, e = string.match(raw, '^(%d+),(%d+),(%d+),(%d+),(%d+)$')
+  if not a then
+    return 0, 0, 0, 0, 0
+  end
+  return tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)
+end
+
+redis.call('HSETNX', meta, 'epoch', candidate)
+local ver = redis.call('HINCRBY', meta, 'ver', 1)
+local epoch = redis.call('HGET', meta, 'epoch')
+
+-- Delay of the expiry this update asks for: 0 = now, nil = none.
+local delay = nil
+if mode == 'x' then
+  delay = 0
+else
+  delay = expire_ms
+end
+
+for i = 6, #ARGV do
+  local tag = ARGV[i]
+  local stale, expired, pending_at, pending_exp, updated_at = parse(redis.call('HGET', state, tag))
+  -- 1. A scheduled expiry that is due becomes a plain one.
+  if pending_exp > 0 and pending_exp <= now then
+    if pending_at > expired then
+      expired = pending_at
+    end
+    pending_at, pending_exp = 0, 0
+  end
+  -- 3./4. Durations given: stale now.
+  if mode == 's' and now > stale then
+    stale = now
+  end
+  if delay ~= nil then
+    if delay <= 0 then
+      -- 2. and expire <= 0: expired now.
+      if now > expired then
+        expired = now
+      end
+    else
+      -- 4. A scheduled expiry; merged with an existing one, never weaker than either.
+      local due = now + delay
+      if pending_exp > 0 then
+        if now > pending_at then
+          pending_at = now
+        end
+        if due < pending_exp then
+          pending_exp = due
+        end
+      else
+        pending_at, pending_exp = now, due
+      end
+    end
+  end
+  if now > updated_at then
+    updated_at = now
+  end
+  redis.call('HSET', state, tag, int(stale) .. ',' .. int(expired) .. ',' .. int(pending_at)
+    .. ',' .. int(pending_exp) .. ',' .. int(updated_at))
+  redis.call('ZADD', log, int(ver), tag)
+end
+
+-- Prune a bounded batch of the least recently updated tags; stop at the first young one.
+local oldest = redis.call('ZRANGE', log, 0, 63)
+for _, tag in ipairs(oldest) do
+  local _, _, _, _, updated_at = parse(redis.call('HGET', state, tag))
+  if updated_at + prune_after < now then
+    redis.call('HDEL', state, tag)
+    redis.call('ZREM', log, tag)
+  else
+    break
+  end
+end
+
+return netstring(epoch) .. netstring(int(ver)) .. netstring('0')

@@ -1,0 +1,177 @@
+//! The Lua scripts that keep the shared tag state, and the argument lists for them.
+//!
+//! Both run with `EVALSHA <sha1> 3 <state> <log> <meta> <args...>`; on a `NOSCRIPT` error the
+//! host falls back to `EVAL <source> 3 ...` (which also caches the script). They touch only
+//! their three `KEYS`, which share the `{<prefix>}` slot, so they are Cluster-safe.
+
+use crate::tags::Revalidation;
+use crate::time::Millis;
+
+/// A Lua script run by Redis (5.1 dialect, Redis 7 semantics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Script {
+    /// Short name for logs and metrics.
+    pub name: &'static str,
+    /// The Lua source, byte-exact (its SHA-1 is what `EVALSHA` looks up).
+    pub source: &'static str,
+}
+
+impl Script {
+    /// Lowercase hex SHA-1 of the source, as Redis computes it for `EVALSHA`.
+    pub fn sha1(&self) -> String {
+        sha1_smol::Sha1::from(self.source).digest().to_string()
+    }
+}
+
+/// Applies a revalidation to tags. `KEYS = [state, log, meta]`,
+/// `ARGV = [now_ms, prune_after_ms, epoch_candidate, mode, expire_ms, tag...]`; returns the
+/// netstrings `epoch, ver, 0`.
+pub const TAG_UPDATE: Script = Script {
+    name: "tag_update",
+    source: include_str!("lua/tag_update.lua"),
+};
+
+/// Returns what changed since a known version. `KEYS = [state, log, meta]`,
+/// `ARGV = [known_epoch, known_ver]`; returns the netstrings
+/// `epoch, ver, full_flag, tag, record, ...`.
+pub const TAG_REFRESH: Script = Script {
+    name: "tag_refresh",
+    source: include_str!("lua/tag_refresh.lua"),
+};
+
+/// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
+pub const ALL: &[Script] = &[TAG_UPDATE, TAG_REFRESH];
+
+/// A whole number of ms as a decimal integer (NaN and negatives become 0).
+fn int_ms(ms: f64) -> String {
+    (ms.ceil().max(0.0) as u64).to_string()
+}
+
+/// `ARGV` of [`TAG_UPDATE`]. `now` is rounded up to a whole ms, exactly as
+/// [`TagRecord::apply`](crate::TagRecord::apply) rounds it, so both sides store equal records.
+pub fn tag_update_args(
+    now: Millis,
+    prune_after_ms: f64,
+    epoch_candidate: &str,
+    rev: &Revalidation,
+    tags: &[&str],
+) -> Vec<String> {
+    let (mode, expire_ms) = match rev {
+        Revalidation::Expire => ("x", String::new()),
+        Revalidation::Stale { .. } => ("s", rev.expire_ms().map(int_ms).unwrap_or_default()),
+    };
+    let mut args = Vec::with_capacity(5 + tags.len());
+    args.push(int_ms(now.0));
+    args.push(int_ms(prune_after_ms));
+    args.push(epoch_candidate.to_owned());
+    args.push(mode.to_owned());
+    args.push(expire_ms);
+    args.extend(tags.iter().map(|t| (*t).to_owned()));
+    args
+}
+
+/// `ARGV` of [`TAG_REFRESH`].
+pub fn tag_refresh_args(known_epoch: &str, known_version: u64) -> Vec<String> {
+    vec![known_epoch.to_owned(), known_version.to_string()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `KEYS[...]` index used by a script.
+    fn key_indices(source: &str) -> Vec<String> {
+        source
+            .split("KEYS[")
+            .skip(1)
+            .map(|rest| rest.chars().take_while(|c| *c != ']').collect())
+            .collect()
+    }
+
+    #[test]
+    fn scripts_use_only_their_three_keys() {
+        for script in ALL {
+            let indices = key_indices(script.source);
+            assert!(!indices.is_empty(), "{}", script.name);
+            for i in &indices {
+                assert!(
+                    ["1", "2", "3"].contains(&i.as_str()),
+                    "{}: KEYS[{i}]",
+                    script.name
+                );
+            }
+            // No key names spelled out, no dynamic key access, no cross-slot helpers.
+            for forbidden in [
+                "fleetcache:",
+                ":tags:",
+                ":state",
+                ":log",
+                ":meta",
+                "#KEYS",
+                "'KEYS'",
+                "SCAN",
+                "tostring(",
+            ] {
+                let code: String = script
+                    .source
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                assert!(
+                    !code.contains(forbidden),
+                    "{} contains {forbidden}",
+                    script.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sha1_is_lowercase_hex() {
+        for script in ALL {
+            let sha = script.sha1();
+            assert_eq!(sha.len(), 40);
+            assert!(sha
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        }
+        assert_ne!(TAG_UPDATE.sha1(), TAG_REFRESH.sha1());
+        let abc = Script {
+            name: "t",
+            source: "abc",
+        };
+        assert_eq!(abc.sha1(), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    }
+
+    #[test]
+    fn update_args_layout() {
+        let args = tag_update_args(
+            Millis(1000.2),
+            5e9,
+            "ep",
+            &Revalidation::Stale {
+                expire_seconds: Some(1.5),
+            },
+            &["a", "b"],
+        );
+        assert_eq!(args, ["1001", "5000000000", "ep", "s", "1500", "a", "b"]);
+        let args = tag_update_args(Millis(7.0), 1.0, "ep", &Revalidation::Expire, &["a"]);
+        assert_eq!(args, ["7", "1", "ep", "x", "", "a"]);
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        assert_eq!(
+            tag_update_args(Millis(7.0), 1.0, "e", &stale, &[])[3..5],
+            ["s", ""]
+        );
+        let zero = Revalidation::Stale {
+            expire_seconds: Some(0.0),
+        };
+        assert_eq!(
+            tag_update_args(Millis(7.0), 1.0, "e", &zero, &[])[3..5],
+            ["s", "0"]
+        );
+        assert_eq!(tag_refresh_args("ep", 12), ["ep", "12"]);
+    }
+}

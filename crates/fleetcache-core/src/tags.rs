@@ -1,0 +1,920 @@
+//! Tag state: per-tag records, the update rules, and each process's mirror of the shared
+//! state (internals.md, "Tag state").
+//!
+//! Every rule is a max or a min, so records from different instances can be merged in any
+//! order and a later update never undoes an earlier one. The Lua scripts in `src/lua/`
+//! implement the same rules on the Redis side; `tests/lua_scripts.rs` checks they agree.
+
+use std::collections::HashMap;
+
+use crate::error::ProtocolError;
+use crate::netstring;
+use crate::time::{Millis, INFINITE_CACHE_SECONDS};
+
+/// Longest scheduled expiry in ms: `expire` durations above it (including `Infinity`) are
+/// clamped to it, so a pending expiry is always a finite integer both here and in Lua.
+pub const MAX_EXPIRE_MS: f64 = INFINITE_CACHE_SECONDS * 1000.0;
+
+/// A tag time or duration as stored: at most 16 decimal digits, well inside the integers an
+/// `f64` (and Lua 5.1's number) represents exactly.
+const MAX_RECORD_DIGITS: usize = 16;
+
+/// How entries compare against tag state, from weakest to strongest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Freshness {
+    /// Serve it.
+    Fresh,
+    /// Serve it once and regenerate in the background.
+    Stale,
+    /// A miss: regenerate before serving.
+    Expired,
+}
+
+/// What a revalidation asks for (Next's `durations` argument).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Revalidation {
+    /// No durations (`updateTag`, `revalidatePath`, one-argument `revalidateTag`): expired
+    /// now.
+    Expire,
+    /// Durations given (`revalidateTag(tag, profile)`): stale now, and expired once
+    /// `expire_seconds` have passed when it is given (at once when it is `<= 0`).
+    Stale {
+        /// The profile's `expire`; `None` when the durations object has none.
+        expire_seconds: Option<f64>,
+    },
+}
+
+impl Revalidation {
+    /// From Next's arguments: `None` when `durations` is absent, `Some(None)` when it is
+    /// present without `expire`, `Some(Some(e))` otherwise.
+    pub fn from_durations(durations: Option<Option<f64>>) -> Revalidation {
+        match durations {
+            None => Revalidation::Expire,
+            Some(expire_seconds) => Revalidation::Stale { expire_seconds },
+        }
+    }
+
+    /// The scheduled-expiry delay in whole ms, as sent to the update script: `None` for "no
+    /// expiry scheduled", `Some(0.0)` for "expired now" (NaN, zero or negative `expire`),
+    /// otherwise rounded up and clamped to [`MAX_EXPIRE_MS`].
+    pub fn expire_ms(&self) -> Option<f64> {
+        match self {
+            Revalidation::Expire => Some(0.0),
+            Revalidation::Stale {
+                expire_seconds: None,
+            } => None,
+            Revalidation::Stale {
+                expire_seconds: Some(e),
+            } => {
+                if e.is_nan() || *e <= 0.0 {
+                    Some(0.0)
+                } else {
+                    Some((e * 1000.0).ceil().min(MAX_EXPIRE_MS))
+                }
+            }
+        }
+    }
+}
+
+/// The state of one tag. All times are whole ms; 0 means "none".
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct TagRecord {
+    /// Entries with `timestamp <= stale` are stale.
+    pub stale: Millis,
+    /// Entries with `timestamp <= expired` are expired.
+    pub expired: Millis,
+    /// With `pending_exp`: once `now >= pending_exp`, entries with `timestamp <= pending_at`
+    /// are expired.
+    pub pending_at: Millis,
+    /// When the scheduled expiry takes effect; 0 when none is scheduled.
+    pub pending_exp: Millis,
+    /// Last update time, for pruning.
+    pub updated_at: Millis,
+}
+
+fn encode_ms(out: &mut String, m: Millis) {
+    // Records only hold whole, non-negative ms below 2^53; the cast saturates otherwise.
+    out.push_str(&(m.0.ceil().max(0.0) as u64).to_string());
+}
+
+fn parse_ms(field: &[u8]) -> Result<Millis, ProtocolError> {
+    if field.is_empty() || field.len() > MAX_RECORD_DIGITS {
+        return Err(ProtocolError::BadTagRecord);
+    }
+    let mut v: u64 = 0;
+    for b in field {
+        if !b.is_ascii_digit() {
+            return Err(ProtocolError::BadTagRecord);
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            .ok_or(ProtocolError::BadTagRecord)?;
+    }
+    // At most 16 digits: below 2^53, so the conversion is exact.
+    Ok(Millis(v as f64))
+}
+
+impl TagRecord {
+    /// The stored form: `stale,expired,pending_at,pending_exp,updated_at` as integers.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(70);
+        for (i, m) in self.fields().into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            encode_ms(&mut out, m);
+        }
+        out
+    }
+
+    /// Parses the stored form; anything but five decimal integers is an error.
+    pub fn parse(s: &[u8]) -> Result<TagRecord, ProtocolError> {
+        let mut fields = s.split(|b| *b == b',');
+        let mut next = || {
+            fields
+                .next()
+                .ok_or(ProtocolError::BadTagRecord)
+                .and_then(parse_ms)
+        };
+        let record = TagRecord {
+            stale: next()?,
+            expired: next()?,
+            pending_at: next()?,
+            pending_exp: next()?,
+            updated_at: next()?,
+        };
+        if fields.next().is_some() {
+            return Err(ProtocolError::BadTagRecord);
+        }
+        Ok(record)
+    }
+
+    fn fields(&self) -> [Millis; 5] {
+        [
+            self.stale,
+            self.expired,
+            self.pending_at,
+            self.pending_exp,
+            self.updated_at,
+        ]
+    }
+
+    /// True when an expiry is scheduled.
+    pub fn has_pending(&self) -> bool {
+        self.pending_exp.0 > 0.0
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending_at = Millis::ZERO;
+        self.pending_exp = Millis::ZERO;
+    }
+
+    /// Applies one revalidation issued at `now` (rounded up to a whole ms).
+    ///
+    /// A non-finite `now` is ignored: there is no time at which it could take effect, and the
+    /// engine rejects such times before they get here.
+    pub fn apply(&mut self, rev: &Revalidation, now: Millis) {
+        if !now.0.is_finite() {
+            return;
+        }
+        let now = now.ceil();
+        if self.has_pending() && self.pending_exp <= now {
+            self.expired = self.expired.max(self.pending_at);
+            self.clear_pending();
+        }
+        if let Revalidation::Stale { .. } = rev {
+            self.stale = self.stale.max(now);
+        }
+        match rev.expire_ms() {
+            None => {}
+            Some(ms) if ms <= 0.0 => self.expired = self.expired.max(now),
+            Some(ms) => {
+                let until = Millis(now.0 + ms);
+                if self.has_pending() {
+                    self.pending_at = self.pending_at.max(now);
+                    self.pending_exp = self.pending_exp.min(until);
+                } else {
+                    self.pending_at = now;
+                    self.pending_exp = until;
+                }
+            }
+        }
+        self.updated_at = self.updated_at.max(now);
+    }
+
+    /// Combines what two sources know about the same tag, never weakening either.
+    pub fn merge(&mut self, other: &TagRecord) {
+        self.stale = self.stale.max(other.stale);
+        self.expired = self.expired.max(other.expired);
+        self.updated_at = self.updated_at.max(other.updated_at);
+        match (self.has_pending(), other.has_pending()) {
+            (_, false) => {}
+            (false, true) => {
+                self.pending_at = other.pending_at;
+                self.pending_exp = other.pending_exp;
+            }
+            (true, true) => {
+                self.pending_at = self.pending_at.max(other.pending_at);
+                self.pending_exp = self.pending_exp.min(other.pending_exp);
+            }
+        }
+    }
+
+    /// `expired`, or the scheduled expiry's `pending_at` once it is due, whichever is later.
+    pub fn effective_expired(&self, now: Millis) -> Millis {
+        if self.has_pending() && self.pending_exp <= now {
+            self.expired.max(self.pending_at)
+        } else {
+            self.expired
+        }
+    }
+
+    /// The verdict of this tag for an entry created at `timestamp`, evaluated at `now`.
+    pub fn freshness(&self, timestamp: Millis, now: Millis) -> Freshness {
+        let expired = self.effective_expired(now);
+        if expired.0 > 0.0 && timestamp <= expired {
+            Freshness::Expired
+        } else if self.stale.0 > 0.0 && timestamp <= self.stale {
+            Freshness::Stale
+        } else {
+            Freshness::Fresh
+        }
+    }
+
+    /// True when this record gives every entry, at every time, a verdict at least as strong
+    /// as `other` does: then `other` adds nothing.
+    pub fn covers(&self, other: &TagRecord) -> bool {
+        let pending_covered = !other.has_pending()
+            || self.expired >= other.pending_at
+            || (self.has_pending()
+                && self.pending_at >= other.pending_at
+                && self.pending_exp <= other.pending_exp);
+        self.stale >= other.stale && self.expired >= other.expired && pending_covered
+    }
+}
+
+/// What a refresh (or update) reply did to the mirror.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshSummary {
+    /// The reply carried the complete state and replaced the mirror's remote knowledge.
+    pub full: bool,
+    /// Tag records the reply carried (and the mirror merged).
+    pub changed: usize,
+    /// The mirror's version after the reply.
+    pub version: u64,
+    /// Records skipped because the tag was not UTF-8 or the record malformed: foreign
+    /// writes, never produced by the scripts. One bad record must not freeze the mirror.
+    pub skipped: usize,
+}
+
+/// The parsed leading items of a tag-script reply.
+struct Reply<'a> {
+    epoch: &'a str,
+    version: u64,
+    full: bool,
+    pairs: Vec<(&'a [u8], &'a [u8])>,
+}
+
+fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
+    if item.is_empty() || item.len() > 20 {
+        return Err(ProtocolError::BadVersion);
+    }
+    item.iter()
+        .try_fold(0u64, |acc, b| {
+            if b.is_ascii_digit() {
+                acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+            } else {
+                None
+            }
+        })
+        .ok_or(ProtocolError::BadVersion)
+}
+
+fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
+    let items = netstring::decode(reply)?;
+    let mut it = items.into_iter();
+    let (Some(epoch), Some(version), Some(flag)) = (it.next(), it.next(), it.next()) else {
+        return Err(ProtocolError::ReplyShape);
+    };
+    let epoch = std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?;
+    let version = parse_version(version)?;
+    let full = match flag {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(ProtocolError::BadFlag),
+    };
+    let mut pairs = Vec::new();
+    while let Some(tag) = it.next() {
+        let record = it.next().ok_or(ProtocolError::ReplyShape)?;
+        pairs.push((tag, record));
+    }
+    Ok(Reply {
+        epoch,
+        version,
+        full,
+        pairs,
+    })
+}
+
+/// One process's view of the shared tag state.
+///
+/// It holds what Redis last said (as of `epoch`/`version`) merged with the revalidations
+/// this process issued itself. Local ones are also kept aside until a refresh shows Redis
+/// has them, so a full refresh (Redis flushed, or a failed write still in the host's outbox)
+/// cannot make this process forget its own revalidations.
+#[derive(Clone, Debug, Default)]
+pub struct TagMirror {
+    epoch: String,
+    version: u64,
+    tags: HashMap<String, TagRecord>,
+    local: HashMap<String, TagRecord>,
+}
+
+impl TagMirror {
+    /// An empty mirror (epoch `""`, version 0), which the first refresh fills.
+    pub fn new() -> TagMirror {
+        TagMirror::default()
+    }
+
+    /// Epoch of the shared state the mirror follows (`""` before the first refresh).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Version of the shared state the mirror has seen everything up to.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Number of tags the mirror knows.
+    pub fn len(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// True when the mirror knows no tag.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+    }
+
+    /// Local revalidations not yet seen in a refresh reply.
+    pub fn unconfirmed(&self) -> usize {
+        self.local.len()
+    }
+
+    /// The record of one tag, if known.
+    pub fn record(&self, tag: &str) -> Option<&TagRecord> {
+        self.tags.get(tag)
+    }
+
+    /// Applies a revalidation issued by this process, at once (read-your-own-writes).
+    pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
+        for tag in tags {
+            self.tags
+                .entry((*tag).to_owned())
+                .or_default()
+                .apply(rev, now);
+            self.local
+                .entry((*tag).to_owned())
+                .or_default()
+                .apply(rev, now);
+        }
+    }
+
+    /// The verdict for an entry created at `timestamp` carrying `tags`: the strongest over
+    /// the tags; unknown tags count as fresh.
+    pub fn evaluate<'a>(
+        &self,
+        timestamp: Millis,
+        tags: impl IntoIterator<Item = &'a str>,
+        now: Millis,
+    ) -> Freshness {
+        let mut verdict = Freshness::Fresh;
+        for tag in tags {
+            if let Some(record) = self.tags.get(tag) {
+                verdict = verdict.max(record.freshness(timestamp, now));
+                if verdict == Freshness::Expired {
+                    break;
+                }
+            }
+        }
+        verdict
+    }
+
+    /// Next's `getExpiration(tags)`: the latest effective expiry over `tags`, 0 when none
+    /// is known.
+    pub fn expiration<'a>(&self, tags: impl IntoIterator<Item = &'a str>, now: Millis) -> Millis {
+        tags.into_iter()
+            .filter_map(|tag| self.tags.get(tag))
+            .map(|record| record.effective_expired(now))
+            .fold(Millis::ZERO, Millis::max)
+    }
+
+    /// Merges the reply of the refresh script.
+    ///
+    /// A full reply replaces everything the mirror learnt from Redis (then re-applies this
+    /// process's unconfirmed revalidations); a partial one is merged tag by tag. A partial
+    /// reply for another epoch (a refresh that raced a full one) is still merged, because
+    /// merging never weakens, but does not move the epoch or version.
+    pub fn apply_refresh(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
+        let reply = parse_reply(reply)?;
+        let mut received = Vec::with_capacity(reply.pairs.len());
+        let mut skipped = 0;
+        for (tag, record) in &reply.pairs {
+            match (std::str::from_utf8(tag), TagRecord::parse(record)) {
+                (Ok(tag), Ok(record)) => received.push((tag, record)),
+                _ => skipped += 1,
+            }
+        }
+
+        // Only a reply about the state the mirror follows can confirm local updates.
+        let current = reply.full || reply.epoch == self.epoch;
+        if reply.full {
+            self.tags.clear();
+            self.epoch = reply.epoch.to_owned();
+            self.version = reply.version;
+        } else if current {
+            self.version = self.version.max(reply.version);
+        }
+        for (tag, record) in &received {
+            self.tags
+                .entry((*tag).to_owned())
+                .or_default()
+                .merge(record);
+            if current
+                && self
+                    .local
+                    .get(*tag)
+                    .is_some_and(|local| record.covers(local))
+            {
+                self.local.remove(*tag);
+            }
+        }
+        if reply.full {
+            for (tag, local) in &self.local {
+                self.tags.entry(tag.clone()).or_default().merge(local);
+            }
+        }
+        Ok(RefreshSummary {
+            full: reply.full,
+            changed: received.len(),
+            version: self.version,
+            skipped,
+        })
+    }
+
+    /// Takes note of the update script's reply (epoch and the version of that update).
+    ///
+    /// The version only moves when the update directly follows what the mirror has seen:
+    /// otherwise other instances' updates in between would never be fetched, since a refresh
+    /// only returns tags above the known version.
+    pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
+        let reply = parse_reply(reply)?;
+        if reply.epoch == self.epoch && self.version.checked_add(1) == Some(reply.version) {
+            self.version = reply.version;
+        }
+        Ok(RefreshSummary {
+            full: false,
+            changed: 0,
+            version: self.version,
+            skipped: 0,
+        })
+    }
+
+    /// Forgets tags last updated more than `older_than_ms` before `now`; returns how many.
+    /// Their entries have all reached their TTL by then, so the records are useless.
+    pub fn prune(&mut self, now: Millis, older_than_ms: f64) -> usize {
+        let young = |r: &TagRecord| r.updated_at.0 + older_than_ms >= now.0;
+        let before = self.tags.len();
+        self.tags.retain(|_, r| young(r));
+        self.local.retain(|_, r| young(r));
+        before.saturating_sub(self.tags.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: f64 = 1_795_690_530_000.0;
+
+    fn rec(rev: Revalidation, now: f64) -> TagRecord {
+        let mut r = TagRecord::default();
+        r.apply(&rev, Millis(now));
+        r
+    }
+
+    const MAX_PROFILE: Revalidation = Revalidation::Stale {
+        expire_seconds: Some(31_536_000.0),
+    };
+
+    #[test]
+    fn revalidate_tag_max_is_stale_then_expires() {
+        let mut m = TagMirror::new();
+        m.apply_local(&["products"], &MAX_PROFILE, Millis(T0));
+        let t = ["products"];
+        assert_eq!(
+            m.evaluate(Millis(T0 - 1.0), t, Millis(T0 + 5.0)),
+            Freshness::Stale
+        );
+        assert_eq!(
+            m.evaluate(Millis(T0), t, Millis(T0 + 5.0)),
+            Freshness::Stale
+        );
+        assert_eq!(
+            m.evaluate(Millis(T0 + 1.0), t, Millis(T0 + 5.0)),
+            Freshness::Fresh
+        );
+        let later = Millis(T0 + 31_536_000_000.0);
+        assert_eq!(m.evaluate(Millis(T0 - 1.0), t, later), Freshness::Expired);
+        assert_eq!(m.expiration(t, Millis(T0 + 5.0)), Millis::ZERO);
+        assert_eq!(m.expiration(t, later), Millis(T0));
+    }
+
+    #[test]
+    fn immediate_expiry_forms() {
+        for rev in [
+            Revalidation::Expire,
+            Revalidation::Stale {
+                expire_seconds: Some(0.0),
+            },
+        ] {
+            let mut m = TagMirror::new();
+            m.apply_local(&["a"], &rev, Millis(T0 + 0.4));
+            // Rounded up: an entry created in the same fractional ms is expired too.
+            assert_eq!(
+                m.evaluate(Millis(T0 + 0.9), ["a"], Millis(T0 + 2.0)),
+                Freshness::Expired
+            );
+            assert_eq!(
+                m.evaluate(Millis(T0 + 1.5), ["a"], Millis(T0 + 2.0)),
+                Freshness::Fresh
+            );
+            assert_eq!(m.expiration(["a"], Millis(T0 + 2.0)), Millis(T0 + 1.0));
+        }
+    }
+
+    #[test]
+    fn stale_without_expire() {
+        let r = rec(Revalidation::from_durations(Some(None)), T0);
+        assert_eq!(r.stale, Millis(T0));
+        assert_eq!(r.expired, Millis::ZERO);
+        assert!(!r.has_pending());
+        assert_eq!(r.freshness(Millis(T0), Millis(1e15)), Freshness::Stale);
+    }
+
+    #[test]
+    fn from_durations_and_expire_ms() {
+        assert_eq!(Revalidation::from_durations(None), Revalidation::Expire);
+        assert_eq!(
+            Revalidation::from_durations(Some(Some(5.0))),
+            Revalidation::Stale {
+                expire_seconds: Some(5.0)
+            }
+        );
+        let ms = |e: f64| {
+            Revalidation::Stale {
+                expire_seconds: Some(e),
+            }
+            .expire_ms()
+        };
+        assert_eq!(ms(1.0001), Some(1001.0));
+        assert_eq!(ms(-3.0), Some(0.0));
+        assert_eq!(ms(f64::NAN), Some(0.0));
+        assert_eq!(ms(f64::INFINITY), Some(MAX_EXPIRE_MS));
+        assert_eq!(Revalidation::Expire.expire_ms(), Some(0.0));
+    }
+
+    #[test]
+    fn get_expiration_is_max_over_known_tags() {
+        let mut m = TagMirror::new();
+        m.apply_local(&["a"], &Revalidation::Expire, Millis(100.0));
+        m.apply_local(&["b"], &Revalidation::Expire, Millis(300.0));
+        m.apply_local(&["c"], &MAX_PROFILE, Millis(500.0));
+        assert_eq!(
+            m.expiration(["a", "b", "c", "zzz"], Millis(600.0)),
+            Millis(300.0)
+        );
+        assert_eq!(m.expiration(["zzz"], Millis(600.0)), Millis::ZERO);
+        assert_eq!(m.expiration([], Millis(600.0)), Millis::ZERO);
+        assert_eq!(
+            m.evaluate(Millis(1.0), ["zzz"], Millis(600.0)),
+            Freshness::Fresh
+        );
+    }
+
+    #[test]
+    fn pending_rules() {
+        let mut r = rec(
+            Revalidation::Stale {
+                expire_seconds: Some(10.0),
+            },
+            1000.0,
+        );
+        assert_eq!(
+            (r.pending_at, r.pending_exp),
+            (Millis(1000.0), Millis(11_000.0))
+        );
+        r.apply(
+            &Revalidation::Stale {
+                expire_seconds: Some(100.0),
+            },
+            Millis(2000.0),
+        );
+        assert_eq!(
+            (r.pending_at, r.pending_exp),
+            (Millis(2000.0), Millis(11_000.0))
+        );
+        // Due: folded into expired, then a fresh pending starts.
+        r.apply(
+            &Revalidation::Stale {
+                expire_seconds: Some(1.0),
+            },
+            Millis(12_000.0),
+        );
+        assert_eq!(r.expired, Millis(2000.0));
+        assert_eq!(
+            (r.pending_at, r.pending_exp),
+            (Millis(12_000.0), Millis(13_000.0))
+        );
+        assert_eq!(r.stale, Millis(12_000.0));
+        assert_eq!(r.updated_at, Millis(12_000.0));
+        assert_eq!(r.effective_expired(Millis(12_999.0)), Millis(2000.0));
+        assert_eq!(r.effective_expired(Millis(13_000.0)), Millis(12_000.0));
+        let before = r;
+        r.apply(&Revalidation::Expire, Millis(f64::NAN));
+        assert_eq!(r, before);
+    }
+
+    #[test]
+    fn record_text_form() {
+        let r = TagRecord {
+            stale: Millis(1.0),
+            expired: Millis(2.0),
+            pending_at: Millis(3.0),
+            pending_exp: Millis(4.0),
+            updated_at: Millis(1_795_690_530_488.0),
+        };
+        assert_eq!(r.encode(), "1,2,3,4,1795690530488");
+        assert_eq!(TagRecord::parse(r.encode().as_bytes()), Ok(r));
+        assert_eq!(TagRecord::default().encode(), "0,0,0,0,0");
+        for bad in [
+            &b""[..],
+            b"1,2,3,4",
+            b"1,2,3,4,5,6",
+            b"1,2,,4,5",
+            b"1,2,3,4,-5",
+            b"1,2,3,4,5e3",
+            b"1,2,3,4,12345678901234567",
+        ] {
+            assert_eq!(
+                TagRecord::parse(bad),
+                Err(ProtocolError::BadTagRecord),
+                "{bad:?}"
+            );
+        }
+    }
+
+    fn reply(epoch: &str, ver: u64, full: bool, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
+        let mut items: Vec<Vec<u8>> = vec![
+            epoch.as_bytes().to_vec(),
+            ver.to_string().into_bytes(),
+            if full { b"1".to_vec() } else { b"0".to_vec() },
+        ];
+        for (t, r) in pairs {
+            items.push(t.as_bytes().to_vec());
+            items.push(r.encode().into_bytes());
+        }
+        netstring::encode(items)
+    }
+
+    #[test]
+    fn refresh_full_then_partial() {
+        let mut m = TagMirror::new();
+        let a = rec(Revalidation::Expire, 100.0);
+        let b = rec(MAX_PROFILE, 200.0);
+        let s = m
+            .apply_refresh(&reply("E1", 2, true, &[("a", a), ("b", b)]))
+            .unwrap();
+        assert_eq!(
+            s,
+            RefreshSummary {
+                full: true,
+                changed: 2,
+                version: 2,
+                skipped: 0
+            }
+        );
+        assert_eq!((m.epoch(), m.version(), m.len()), ("E1", 2, 2));
+        let a2 = rec(Revalidation::Expire, 400.0);
+        let s = m
+            .apply_refresh(&reply("E1", 3, false, &[("a", a2)]))
+            .unwrap();
+        assert_eq!((s.full, s.changed, s.version), (false, 1, 3));
+        assert_eq!(m.record("a").unwrap().expired, Millis(400.0));
+        // Nothing new.
+        let s = m.apply_refresh(&reply("E1", 3, false, &[])).unwrap();
+        assert_eq!((s.changed, s.version), (0, 3));
+        // A full reply replaces remote knowledge.
+        m.apply_refresh(&reply("E2", 1, true, &[("c", a)])).unwrap();
+        assert_eq!((m.epoch(), m.version(), m.len()), ("E2", 1, 1));
+        assert!(m.record("a").is_none());
+        // A late partial reply from the old epoch merges but does not move the version.
+        m.apply_refresh(&reply("E1", 9, false, &[("d", a)]))
+            .unwrap();
+        assert_eq!((m.epoch(), m.version()), ("E2", 1));
+        assert!(m.record("d").is_some());
+    }
+
+    #[test]
+    fn full_refresh_keeps_unconfirmed_local_updates() {
+        let mut m = TagMirror::new();
+        m.apply_local(&["mine"], &Revalidation::Expire, Millis(500.0));
+        assert_eq!(m.unconfirmed(), 1);
+        m.apply_refresh(&reply(
+            "E1",
+            4,
+            true,
+            &[("other", rec(Revalidation::Expire, 1.0))],
+        ))
+        .unwrap();
+        assert_eq!(
+            m.evaluate(Millis(400.0), ["mine"], Millis(600.0)),
+            Freshness::Expired
+        );
+        assert_eq!(m.unconfirmed(), 1);
+        // Redis shows it: confirmed, and a later full refresh may drop it.
+        m.apply_refresh(&reply(
+            "E1",
+            5,
+            false,
+            &[("mine", rec(Revalidation::Expire, 500.0))],
+        ))
+        .unwrap();
+        assert_eq!(m.unconfirmed(), 0);
+        m.apply_refresh(&reply("E2", 1, true, &[])).unwrap();
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn refresh_errors_and_skips() {
+        let mut m = TagMirror::new();
+        assert_eq!(m.apply_refresh(b"1:a,1:1,"), Err(ProtocolError::ReplyShape));
+        assert_eq!(
+            m.apply_refresh(b"1:a,1:x,1:0,"),
+            Err(ProtocolError::BadVersion)
+        );
+        assert_eq!(
+            m.apply_refresh(b"1:a,1:1,1:2,"),
+            Err(ProtocolError::BadFlag)
+        );
+        assert_eq!(
+            m.apply_refresh(b"1:a,1:1,1:0,1:t,"),
+            Err(ProtocolError::ReplyShape)
+        );
+        assert!(matches!(
+            m.apply_refresh(b"1:a"),
+            Err(ProtocolError::Netstring(_))
+        ));
+        assert_eq!(
+            m.apply_refresh(b"1:\xff,1:1,1:0,"),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        assert_eq!((m.epoch(), m.version()), ("", 0));
+        let s = m
+            .apply_refresh(b"1:a,1:7,1:1,1:t,3:bad,1:\xff,9:0,0,0,0,0,1:u,9:0,1,0,0,1,")
+            .unwrap();
+        assert_eq!((s.changed, s.skipped, s.version), (1, 2, 7));
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn update_reply_moves_version_only_when_contiguous() {
+        let mut m = TagMirror::new();
+        m.apply_refresh(&reply("E", 5, true, &[])).unwrap();
+        assert_eq!(
+            m.apply_update_reply(&reply("E", 7, false, &[]))
+                .unwrap()
+                .version,
+            5
+        );
+        assert_eq!(
+            m.apply_update_reply(&reply("E", 6, false, &[]))
+                .unwrap()
+                .version,
+            6
+        );
+        assert_eq!(
+            m.apply_update_reply(&reply("F", 7, false, &[]))
+                .unwrap()
+                .version,
+            6
+        );
+        assert_eq!(m.epoch(), "E");
+    }
+
+    #[test]
+    fn prune_drops_old_tags() {
+        let mut m = TagMirror::new();
+        m.apply_local(&["old"], &Revalidation::Expire, Millis(1000.0));
+        m.apply_local(&["new"], &Revalidation::Expire, Millis(5000.0));
+        assert_eq!(m.prune(Millis(6000.0), 2000.0), 1);
+        assert!(m.record("old").is_none() && m.record("new").is_some());
+        assert_eq!(m.unconfirmed(), 1);
+        assert_eq!(m.prune(Millis(7000.0), 2000.0), 0);
+    }
+
+    fn any_rev() -> impl Strategy<Value = Revalidation> {
+        prop_oneof![
+            Just(Revalidation::Expire),
+            Just(Revalidation::Stale {
+                expire_seconds: None
+            }),
+            (-0.002f64..0.2).prop_map(|e| Revalidation::Stale {
+                expire_seconds: Some(e)
+            }),
+            Just(Revalidation::Stale {
+                expire_seconds: Some(f64::INFINITY)
+            }),
+        ]
+    }
+
+    fn any_update() -> impl Strategy<Value = (Revalidation, f64)> {
+        (any_rev(), 1.0f64..300.0)
+    }
+
+    fn any_record() -> impl Strategy<Value = TagRecord> {
+        proptest::collection::vec(any_update(), 0..4).prop_map(|us| {
+            let mut r = TagRecord::default();
+            for (rev, now) in us {
+                r.apply(&rev, Millis(now));
+            }
+            r
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_tag_update_is_never_lost(
+            updates in proptest::collection::vec(any_update(), 1..8),
+            order in Just(()).prop_perturb(|_, mut rng| {
+                let mut idx: Vec<usize> = (0..8).collect();
+                for i in (1..idx.len()).rev() {
+                    let j = (rng.next_u32() as usize) % (i + 1);
+                    idx.swap(i, j);
+                }
+                idx
+            }),
+            probes in proptest::collection::vec((0.0f64..600.0, 0.0f64..600.0), 1..20),
+        ) {
+            let mut combined = TagRecord::default();
+            for i in order.iter().filter(|i| **i < updates.len()) {
+                let (rev, now) = updates[*i];
+                combined.apply(&rev, Millis(now));
+            }
+            for (rev, now) in &updates {
+                let single = rec(*rev, *now);
+                prop_assert!(combined.covers(&single), "{:?} does not cover {:?}", combined, single);
+                for (ts, at) in &probes {
+                    let (ts, at) = (Millis(ts.round()), Millis(at.round()));
+                    prop_assert!(
+                        combined.freshness(ts, at) >= single.freshness(ts, at),
+                        "update {:?}@{} lost: {:?} vs {:?} at ts {} now {}", rev, now, combined, single, ts.0, at.0
+                    );
+                    // Around the update's own time, where a verdict flips.
+                    for d in [-1.0, 0.0, 1.0] {
+                        let ts = Millis(now.ceil() + d);
+                        prop_assert!(combined.freshness(ts, at) >= single.freshness(ts, at));
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn merge_is_commutative_associative_and_monotone(a in any_record(), b in any_record(), c in any_record()) {
+            let mut ab = a; ab.merge(&b);
+            let mut ba = b; ba.merge(&a);
+            prop_assert_eq!(ab, ba);
+            let mut ab_c = ab; ab_c.merge(&c);
+            let mut bc = b; bc.merge(&c);
+            let mut a_bc = a; a_bc.merge(&bc);
+            prop_assert_eq!(ab_c, a_bc);
+            prop_assert!(ab.covers(&a) && ab.covers(&b));
+            let mut aa = a; aa.merge(&a);
+            prop_assert_eq!(aa, a);
+        }
+
+        #[test]
+        fn record_text_round_trip(r in any_record()) {
+            prop_assert_eq!(TagRecord::parse(r.encode().as_bytes()), Ok(r));
+        }
+
+        #[test]
+        fn refresh_reply_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut m = TagMirror::new();
+            let _ = m.apply_refresh(&bytes);
+            let _ = m.apply_update_reply(&bytes);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Time as the host hands it in: the core never reads a clock.
+//!
+//! Everything is milliseconds since the Unix epoch in an `f64`, because that is what
+//! `Date.now()` and Next's fractional timestamps are, and an `f64` holds every whole
+//! millisecond for the next quarter of a million years exactly.
+
+/// Next's `INFINITE_CACHE` sentinel (`0xfffffffe` seconds), which means "no limit" just like
+/// `Infinity`.
+pub const INFINITE_CACHE_SECONDS: f64 = 4_294_967_294.0;
+
+/// A point in time in milliseconds since the Unix epoch, as supplied by the host.
+#[derive(Copy, Clone, Debug, PartialEq, PartialOrd, Default)]
+pub struct Millis(pub f64);
+
+impl Millis {
+    /// The epoch itself; also "never" for tag times (0 = none).
+    pub const ZERO: Millis = Millis(0.0);
+
+    /// Rounds up to a whole millisecond, so a stored tag time never sorts before the instant
+    /// it was taken (a comparison against an entry timestamp stays conservative).
+    pub fn ceil(self) -> Millis {
+        Millis(self.0.ceil())
+    }
+
+    /// This time plus `s` seconds.
+    pub fn plus_seconds(self, s: f64) -> Millis {
+        Millis(self.0 + s * 1000.0)
+    }
+
+    /// The later of two times (a NaN operand loses).
+    pub fn max(self, o: Millis) -> Millis {
+        Millis(self.0.max(o.0))
+    }
+
+    /// The earlier of two times (a NaN operand loses).
+    pub fn min(self, o: Millis) -> Millis {
+        Millis(self.0.min(o.0))
+    }
+}
+
+/// True for durations Next uses to say "no limit": `Infinity` and the `INFINITE_CACHE`
+/// sentinel (and anything above it).
+pub fn is_unlimited(seconds: f64) -> bool {
+    // +Infinity compares above the sentinel; NaN compares false.
+    seconds >= INFINITE_CACHE_SECONDS
+}
+
+/// Converts a lifetime in seconds to a Redis `PX` value in milliseconds.
+///
+/// Returns 0, meaning "do not store", for NaN, zero and negative durations. `Infinity`, the
+/// `INFINITE_CACHE` sentinel and anything above `max_ttl_seconds` become `max_ttl_seconds`.
+/// Any positive duration yields at least 1 ms, because `PX 0` is an error in Redis.
+pub fn duration_seconds_to_ttl_ms(seconds: f64, max_ttl_seconds: f64) -> u64 {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return 0;
+    }
+    let seconds = if is_unlimited(seconds) || seconds > max_ttl_seconds {
+        max_ttl_seconds
+    } else {
+        seconds
+    };
+    // `as` saturates (and maps NaN to 0) for float-to-int casts, so this cannot wrap.
+    let ms = (seconds * 1000.0).ceil() as u64;
+    ms.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: f64 = 30.0 * 86_400.0;
+
+    #[test]
+    fn ttl_rejects_nothing_to_store() {
+        assert_eq!(duration_seconds_to_ttl_ms(f64::NAN, MAX), 0);
+        assert_eq!(duration_seconds_to_ttl_ms(0.0, MAX), 0);
+        assert_eq!(duration_seconds_to_ttl_ms(-1.0, MAX), 0);
+        assert_eq!(duration_seconds_to_ttl_ms(f64::NEG_INFINITY, MAX), 0);
+    }
+
+    #[test]
+    fn ttl_clamps_unlimited_and_long() {
+        let max_ms = 2_592_000_000;
+        assert_eq!(duration_seconds_to_ttl_ms(f64::INFINITY, MAX), max_ms);
+        assert_eq!(
+            duration_seconds_to_ttl_ms(INFINITE_CACHE_SECONDS, MAX),
+            max_ms
+        );
+        assert_eq!(duration_seconds_to_ttl_ms(31_536_000.0, MAX), max_ms);
+        // The sentinel means "no limit" even when the configured maximum is larger.
+        assert_eq!(
+            duration_seconds_to_ttl_ms(INFINITE_CACHE_SECONDS, 1e10),
+            10_000_000_000_000
+        );
+    }
+
+    #[test]
+    fn ttl_rounds_up_to_at_least_one_ms() {
+        assert_eq!(duration_seconds_to_ttl_ms(1e-9, MAX), 1);
+        assert_eq!(duration_seconds_to_ttl_ms(1.0005, MAX), 1001);
+        assert_eq!(duration_seconds_to_ttl_ms(60.0, MAX), 60_000);
+    }
+
+    #[test]
+    fn millis_helpers() {
+        assert_eq!(Millis(1.2).ceil(), Millis(2.0));
+        assert_eq!(Millis(2.0).ceil(), Millis(2.0));
+        assert_eq!(Millis(1000.0).plus_seconds(1.5), Millis(2500.0));
+        assert_eq!(Millis(1.0).max(Millis(2.0)), Millis(2.0));
+        assert_eq!(Millis(1.0).min(Millis(2.0)), Millis(1.0));
+        assert_eq!(Millis::default(), Millis::ZERO);
+        assert!(is_unlimited(f64::INFINITY));
+        assert!(!is_unlimited(f64::NEG_INFINITY));
+        assert!(!is_unlimited(f64::NAN));
+    }
+}

@@ -1,0 +1,145 @@
+//! The binding in a real wasm runtime (headless Node, through wasm-bindgen-test-runner).
+#![cfg(target_arch = "wasm32")]
+
+use fleetcache_wasm::{random_token, Engine, Outcome};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+fn config(deployment: &str) -> JsValue {
+    let obj = js_sys::Object::new();
+    js_sys::Reflect::set(&obj, &"prefix".into(), &"t".into()).unwrap();
+    js_sys::Reflect::set(&obj, &"deployment".into(), &deployment.into()).unwrap();
+    obj.into()
+}
+
+const NOW: f64 = 1_795_690_530_487.5;
+
+fn stored(engine: &mut Engine, key: &str, tags: &str, payload: &[u8]) -> Vec<u8> {
+    let mut value = engine
+        .plan_use_cache_set(
+            "default",
+            key,
+            tags,
+            NOW,
+            60.0,
+            3600.0,
+            30.0,
+            payload.len() as u32,
+            NOW,
+        )
+        .unwrap();
+    value.extend_from_slice(payload);
+    value
+}
+
+#[wasm_bindgen_test]
+fn set_then_inspect_round_trips_metadata() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    let value = stored(&mut e, "k", "a\0b", b"payload");
+    assert!(e.last_ttl_ms() > 3_599_000.0 && e.last_ttl_ms() <= 3_600_000.0);
+    let outcome = e.inspect("k", &value, value.len() as u32, "", NOW + 1.0);
+    assert_eq!(outcome, Outcome::Fresh);
+    let off = e.last_payload_offset() as usize;
+    assert_eq!(&value[off..], b"payload");
+    assert_eq!(e.last_tags(), "a\0b");
+    assert_eq!(e.last_timestamp(), NOW);
+    assert_eq!(e.last_revalidate(), 60.0);
+}
+
+#[wasm_bindgen_test]
+fn short_prefix_asks_for_more() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    let value = stored(&mut e, &"k".repeat(10_000), "", b"x");
+    let total = value.len() as u32;
+    assert_eq!(
+        e.inspect(&"k".repeat(10_000), &value[..4096], total, "", NOW),
+        Outcome::NeedMore
+    );
+    let need = e.last_need() as usize;
+    assert_eq!(
+        e.inspect(&"k".repeat(10_000), &value[..need], total, "", NOW),
+        Outcome::Fresh
+    );
+}
+
+#[wasm_bindgen_test]
+fn garbage_is_corrupt_with_a_code() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    assert_eq!(
+        e.inspect("k", b"{\"json\":1}", 10, "", NOW),
+        Outcome::Corrupt
+    );
+    assert!(e.last_error().starts_with("ERR_"));
+}
+
+#[wasm_bindgen_test]
+fn tag_updates_apply_locally_and_plan_a_script() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    let value = stored(&mut e, "k", "products", b"v");
+    let argv = e
+        .plan_tag_update("products", 0, f64::NAN, NOW + 10.0)
+        .unwrap();
+    assert_eq!(argv[0], "EVALSHA");
+    assert_eq!(argv[1].len(), 40);
+    assert_eq!(argv[2], "3");
+    assert!(e.script_source(&argv[1]).is_some());
+    assert_eq!(
+        e.inspect("k", &value, value.len() as u32, "", NOW + 20.0),
+        Outcome::Expired
+    );
+    assert!(e.get_expiration("products", NOW + 20.0) >= NOW + 10.0);
+    assert_eq!(e.get_expiration("other", NOW + 20.0), 0.0);
+}
+
+#[wasm_bindgen_test]
+fn stale_profile_is_stale_not_expired() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    let value = stored(&mut e, "k", "products", b"v");
+    e.plan_tag_update("products", 1, 31_536_000.0, NOW + 10.0)
+        .unwrap();
+    assert_eq!(
+        e.inspect("k", &value, value.len() as u32, "", NOW + 20.0),
+        Outcome::Stale
+    );
+}
+
+#[wasm_bindgen_test]
+fn invalid_config_is_an_error_with_a_code() {
+    let obj = js_sys::Object::new();
+    js_sys::Reflect::set(&obj, &"prefix".into(), &"no spaces allowed".into()).unwrap();
+    let err = Engine::new(obj.into())
+        .err()
+        .expect("must reject the prefix");
+    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+    assert!(code.as_string().unwrap().starts_with("ERR_CONFIG"));
+    assert!(err.is_instance_of::<js_sys::Error>());
+}
+
+#[wasm_bindgen_test]
+fn keys_differ_by_deployment_and_interface() {
+    let a = Engine::new(config("d1")).unwrap();
+    let b = Engine::new(config("d2")).unwrap();
+    let k1 = a.entry_key("default", "k").unwrap();
+    assert_ne!(k1, b.entry_key("default", "k").unwrap());
+    assert_ne!(k1, a.entry_key("remote", "k").unwrap());
+    assert_ne!(k1, a.entry_key("inc", "k").unwrap());
+    assert!(a.entry_key("Bad Name", "k").is_err());
+}
+
+#[wasm_bindgen_test]
+fn memory_index_evicts_under_budget() {
+    let obj = js_sys::Object::new();
+    js_sys::Reflect::set(&obj, &"memoryBytes".into(), &JsValue::from_f64(100.0)).unwrap();
+    let mut e = Engine::new(obj.into()).unwrap();
+    assert_eq!(e.memory_insert("a", 60.0, NOW + 1000.0), "");
+    assert_eq!(e.memory_insert("b", 60.0, NOW + 1000.0), "a");
+    assert!(e.memory_touch("b", NOW));
+    assert!(!e.memory_touch("b", NOW + 2000.0));
+}
+
+#[wasm_bindgen_test]
+fn random_tokens_are_random() {
+    let a = random_token().unwrap();
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, random_token().unwrap());
+}

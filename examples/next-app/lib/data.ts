@@ -1,0 +1,24 @@
+import { cacheLife, cacheTag } from 'next/cache'
+import { readOrigin, type OriginData } from './origin'
+
+// 'use cache' -> cacheHandlers.default (fleetcache). Tagged 'products': revalidateTag('products', ...)
+// on any instance of the fleet invalidates it on all of them. `list` is part of the cache key
+// (null: the main list, origin key 'products'; 'x': origin key 'products-x').
+export async function getProducts(list: string | null): Promise<OriginData> {
+  'use cache'
+  cacheTag('products')
+  const data = await readOrigin(list ? `products-${list}` : 'products')
+  if (data.error) cacheLife('seconds')
+  else cacheLife({ stale: 300, revalidate: 3600, expire: 86400 })
+  return data
+}
+
+// 'use cache: remote' -> cacheHandlers.remote (fleetcache as well).
+export async function getRemoteData(): Promise<OriginData> {
+  'use cache: remote'
+  cacheTag('remote-data')
+  const data = await readOrigin('remote-data')
+  if (data.error) cacheLife('seconds')
+  else cacheLife({ stale: 300, revalidate: 3600, expire: 86400 })
+  return data
+}

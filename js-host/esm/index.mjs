@@ -1,0 +1,3 @@
+// ESM entry: re-exports the CommonJS build so `import` and `require` share one module graph
+// (one engine, one Redis connection per process).
+export { close, createUseCacheHandler, ConfigError, optionsFromEnv } from '../dist/index.js'

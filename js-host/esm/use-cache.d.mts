@@ -1,0 +1,2 @@
+import handler from '../dist/use-cache.js'
+export default handler

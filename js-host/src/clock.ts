@@ -1,0 +1,8 @@
+/**
+ * Wall-clock milliseconds on the same scale Next.js uses for entry timestamps and tag
+ * revalidations (`performance.timeOrigin + performance.now()`), so comparisons between the two
+ * are not skewed by the difference between `Date.now()` and the monotonic clock.
+ */
+export function now(): number {
+  return performance.timeOrigin + performance.now()
+}

@@ -1,0 +1,7 @@
+export { createUseCacheHandler } from './use-cache-handler'
+export type { CacheEntry, CacheHandler, UseCacheHandlerOptions } from './use-cache-handler'
+export { ConfigError, optionsFromEnv } from './config'
+export type { FleetcacheOptions } from './config'
+export type { Durations } from './tags'
+export type { Transport } from './transport'
+export { close } from './runtime'

@@ -1,0 +1,86 @@
+import type { ResolvedOptions } from './config'
+import { createLogger, type Logger } from './log'
+import { RedisTransport } from './redis'
+import { MemoryStore, RedisStore, type EntryStore } from './store'
+import { TagSync } from './tags'
+import type { Transport } from './transport'
+import { wasm, type Engine } from './wasm'
+
+/**
+ * Everything one process shares between its handlers: the engine (tag mirror, in-process
+ * index), the Redis connection and the entry store. Next constructs the singular handler
+ * several times per request and may load this package through both `import` and `require`,
+ * so runtimes are kept in a process-wide registry keyed by their configuration.
+ */
+export interface Runtime {
+  readonly engine: Engine
+  readonly transport: Transport | undefined
+  readonly store: EntryStore
+  readonly tags: TagSync
+  readonly log: Logger
+  readonly options: ResolvedOptions
+}
+
+const REGISTRY = Symbol.for('fleetcache.runtimes')
+
+type Registry = Map<string, Runtime>
+
+function registry(): Registry {
+  const g = globalThis as typeof globalThis & { [REGISTRY]?: Registry }
+  g[REGISTRY] ??= new Map()
+  return g[REGISTRY]
+}
+
+/** The runtime for these options, created on first use. */
+export function runtimeFor(options: ResolvedOptions): Runtime {
+  const id = JSON.stringify(options)
+  const existing = registry().get(id)
+  if (existing !== undefined) return existing
+  const log = createLogger(options.debug)
+  const engine = new wasm.Engine(options.engine)
+  const transport =
+    options.redisUrl === undefined
+      ? undefined
+      : new RedisTransport({
+          url: options.redisUrl,
+          commandTimeoutMs: options.commandTimeoutMs,
+          connectTimeoutMs: options.connectTimeoutMs,
+          log,
+        })
+  const store = transport === undefined ? new MemoryStore(engine) : new RedisStore(transport)
+  if (transport === undefined) {
+    log.warn(
+      'no REDIS_URL set: using an in-process store, so this instance shares nothing with the rest of the fleet',
+    )
+  }
+  const runtime: Runtime = {
+    engine,
+    transport,
+    store,
+    tags: new TagSync(engine, transport, log),
+    log,
+    options,
+  }
+  log.info(
+    `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeStore(options.redisUrl)}`,
+  )
+  registry().set(id, runtime)
+  return runtime
+}
+
+/** The store for the start-up line, without credentials. */
+function describeStore(url: string | undefined): string {
+  if (url === undefined) return 'in-process'
+  const u = new URL(url)
+  return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`
+}
+
+/**
+ * Closes every Redis connection this process opened (graceful shutdown, tests). Handlers keep
+ * working afterwards as if Redis were unreachable.
+ */
+export async function close(): Promise<void> {
+  const runtimes = [...registry().values()]
+  registry().clear()
+  await Promise.all(runtimes.map((r) => r.transport?.close()))
+}

@@ -1,0 +1,296 @@
+// The 'use cache' handler against a real redis-server on a free loopback port.
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
+import { startRedis } from '../../tests/support/redis.mjs'
+
+const require = createRequire(import.meta.url)
+const wasm = require('../wasm/node/fleetcache_wasm.js')
+
+let redis
+let logDir
+
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-js-'))
+  redis = await startRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+})
+
+const now = () => performance.timeOrigin + performance.now()
+let seq = 0
+
+/**
+ * Two handlers with separate engines (tag mirrors) on one Redis stand in for two instances.
+ * Runtimes are shared per configuration within a process, so each "instance" gets a
+ * configuration that differs in a setting that does not matter here.
+ */
+function instance(extra = {}) {
+  seq += 1
+  return createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'jstest',
+    deploymentId: 'd1',
+    connectTimeoutMs: 2000 + seq,
+    ...extra,
+  })
+}
+
+function entry(text, over = {}) {
+  return {
+    value: new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(text))
+        c.close()
+      },
+    }),
+    tags: ['products'],
+    stale: 30,
+    timestamp: now(),
+    expire: 3600,
+    revalidate: 60,
+    ...over,
+  }
+}
+
+async function bytes(stream) {
+  const chunks = []
+  for await (const c of stream) chunks.push(c)
+  return Buffer.concat(chunks)
+}
+
+async function text(stream) {
+  return new TextDecoder().decode(await bytes(stream))
+}
+
+function entryKey(name, key, deployment = 'd1') {
+  return new wasm.Engine({ prefix: 'jstest', deployment }).entryKey(name, key)
+}
+
+describe('use-cache handler on Redis', () => {
+  test('a value set on one instance is read on another, with its metadata', async () => {
+    const a = instance()
+    const b = instance()
+    const e = entry('hello fleet')
+    await a.set('k-roundtrip', Promise.resolve(e))
+    await b.refreshTags()
+    const got = await b.get('k-roundtrip', [])
+    assert.ok(got, 'expected a hit on the second instance')
+    assert.equal(await text(got.value), 'hello fleet')
+    assert.deepEqual(got.tags, ['products'])
+    assert.equal(got.timestamp, e.timestamp)
+    assert.equal(got.revalidate, 60)
+    assert.equal(got.expire, 3600)
+    assert.equal(got.stale, 30)
+    // Every get hands out a fresh stream.
+    const again = await b.get('k-roundtrip', [])
+    assert.equal(await text(again.value), 'hello fleet')
+  })
+
+  test('binary payloads survive byte for byte', async () => {
+    const a = instance()
+    const payload = Buffer.alloc(200_000)
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7919) & 0xff
+    await a.set(
+      'k-binary',
+      Promise.resolve({
+        ...entry(''),
+        value: new ReadableStream({
+          start(c) {
+            c.enqueue(payload.subarray(0, 1000))
+            c.enqueue(payload.subarray(1000))
+            c.close()
+          },
+        }),
+      }),
+    )
+    const got = await instance().get('k-binary', [])
+    assert.ok(got)
+    assert.ok((await bytes(got.value)).equals(payload))
+  })
+
+  test('immediate expiry on one instance is a miss on the other after refreshTags', async () => {
+    const a = instance()
+    const b = instance()
+    await a.set('k-expire', Promise.resolve(entry('v1', { tags: ['t-expire'] })))
+    await b.refreshTags()
+    assert.ok(await b.get('k-expire', []))
+    await a.updateTags(['t-expire'])
+    // A miss on A at once (its own mirror), and on B after its per-request refresh.
+    assert.equal(await a.get('k-expire', []), undefined)
+    await b.refreshTags()
+    assert.equal(await b.get('k-expire', []), undefined)
+  })
+
+  test('a profile revalidation makes the entry stale (revalidate -1), not a miss', async () => {
+    const a = instance()
+    const b = instance()
+    await a.set('k-stale', Promise.resolve(entry('v1', { tags: ['t-stale'] })))
+    await a.updateTags(['t-stale'], { expire: 31536000 })
+    await b.refreshTags()
+    const got = await b.get('k-stale', [])
+    assert.ok(got, 'a stale entry is still served')
+    assert.equal(got.revalidate, -1)
+    assert.equal(await text(got.value), 'v1')
+    // An entry written after the revalidation is fresh again.
+    await a.set('k-stale', Promise.resolve(entry('v2', { tags: ['t-stale'] })))
+    const fresh = await b.get('k-stale', [])
+    assert.equal(fresh.revalidate, 60)
+    assert.equal(await text(fresh.value), 'v2')
+  })
+
+  test('{ expire: 0 } expires at once', async () => {
+    const a = instance()
+    const b = instance()
+    await a.set('k-zero', Promise.resolve(entry('v1', { tags: ['t-zero'] })))
+    await a.updateTags(['t-zero'], { expire: 0 })
+    await b.refreshTags()
+    assert.equal(await b.get('k-zero', []), undefined)
+  })
+
+  test('soft tags: a revalidated path is a miss through get and reported by getExpiration', async () => {
+    const a = instance()
+    const b = instance()
+    const soft = ['_N_T_/layout', '_N_T_/products']
+    await a.set('k-soft', Promise.resolve(entry('v1', { tags: [] })))
+    await b.refreshTags()
+    assert.ok(await b.get('k-soft', soft))
+    assert.equal(await b.getExpiration(soft), 0)
+    const before = now()
+    await a.updateTags(['_N_T_/products'])
+    await b.refreshTags()
+    const exp = await b.getExpiration(soft)
+    assert.ok(exp >= before, `getExpiration ${exp} should be at least ${before}`)
+    assert.equal(await b.get('k-soft', soft), undefined)
+    // Unrelated soft tags are unaffected.
+    assert.ok(await b.get('k-soft', ['_N_T_/other']))
+  })
+
+  test('get waits for a set of the same key that is still in flight', async () => {
+    const a = instance()
+    let release
+    const pending = new Promise((r) => {
+      release = r
+    })
+    const setDone = a.set('k-pending', pending)
+    const getting = a.get('k-pending', [])
+    release(entry('late'))
+    await setDone
+    const got = await getting
+    assert.ok(got, 'get must not miss while the set is in flight')
+    assert.equal(await text(got.value), 'late')
+  })
+
+  test('deployments do not share entries, but they share tag revalidations', async () => {
+    const x = instance({ deploymentId: 'deploy-x' })
+    const y = instance({ deploymentId: 'deploy-y' })
+    await x.set('k-deploy', Promise.resolve(entry('from x', { tags: ['t-deploy'] })))
+    assert.equal(await y.get('k-deploy', []), undefined)
+    await y.set('k-deploy', Promise.resolve(entry('from y', { tags: ['t-deploy'] })))
+    await x.updateTags(['t-deploy'])
+    await y.refreshTags()
+    assert.equal(await y.get('k-deploy', []), undefined)
+  })
+
+  test('TTLs follow expire, and Infinity or the 0xfffffffe sentinel are capped', async () => {
+    const a = instance({ maxTtlSeconds: 7200 })
+    await a.set('k-ttl-60', Promise.resolve(entry('x', { expire: 60 })))
+    await a.set('k-ttl-inf', Promise.resolve(entry('x', { expire: Infinity })))
+    await a.set('k-ttl-sentinel', Promise.resolve(entry('x', { expire: 0xfffffffe })))
+    const ttl = (k) => redis.command('PTTL', entryKey('default', k))
+    const t60 = await ttl('k-ttl-60')
+    assert.ok(t60 > 55_000 && t60 <= 60_000, `PTTL ${t60}`)
+    for (const k of ['k-ttl-inf', 'k-ttl-sentinel']) {
+      const t = await ttl(k)
+      assert.ok(t > 7_100_000 && t <= 7_200_000, `${k} PTTL ${t}`)
+    }
+  })
+
+  test('corrupt, foreign and truncated values are misses, never throws', async () => {
+    const a = instance()
+    await a.set('k-victim', Promise.resolve(entry('good value')))
+    const key = entryKey('default', 'k-victim')
+    const good = await redis.command('GET', key)
+    assert.ok(good.startsWith('FLCE'))
+    for (const bad of ['{"json":true}', '', 'FLCE', good.slice(0, good.length - 3), 'FLCE\u0009' + good.slice(5)]) {
+      await redis.command('SET', key, bad)
+      assert.equal(await a.get('k-victim', []), undefined, `value ${JSON.stringify(bad.slice(0, 12))}`)
+    }
+  })
+
+  test('an entry stored under another key that hashes alike is not served', async () => {
+    const a = instance()
+    await a.set('k-owner', Promise.resolve(entry('owner')))
+    const value = await redis.command('GET', entryKey('default', 'k-owner'))
+    await redis.command('SET', entryKey('default', 'k-intruder'), value)
+    assert.equal(await a.get('k-intruder', []), undefined)
+  })
+})
+
+describe('use-cache handler when Redis is unreachable', () => {
+  test('get misses quickly, refreshTags and updateTags resolve', async () => {
+    const dead = createUseCacheHandler({
+      redisUrl: 'redis://127.0.0.1:1',
+      prefix: 'jstest',
+      deploymentId: 'dead',
+      connectTimeoutMs: 300,
+      commandTimeoutMs: 300,
+    })
+    const t0 = Date.now()
+    assert.equal(await dead.get('k', []), undefined)
+    await dead.refreshTags()
+    await dead.updateTags(['x'])
+    await dead.set('k', Promise.resolve(entry('v')))
+    assert.ok(Date.now() - t0 < 5000, 'calls on a dead Redis must not hang')
+  })
+})
+
+describe('in-process store (no Redis URL)', () => {
+  test('set, get and a local revalidation', async () => {
+    const m = createUseCacheHandler({ prefix: 'jstest', deploymentId: 'mem' })
+    await m.set('k-mem', Promise.resolve(entry('in memory', { tags: ['t-mem'] })))
+    const got = await m.get('k-mem', [])
+    assert.equal(await text(got.value), 'in memory')
+    await m.updateTags(['t-mem'])
+    assert.equal(await m.get('k-mem', []), undefined)
+  })
+
+  test('the byte budget evicts the least recently used entries', async () => {
+    const m = createUseCacheHandler({ prefix: 'jstest', deploymentId: 'mem-small', memoryBytes: 4096 })
+    const big = 'x'.repeat(1500)
+    await m.set('k1', Promise.resolve(entry(big)))
+    await m.set('k2', Promise.resolve(entry(big)))
+    assert.ok(await m.get('k1', []))
+    await m.set('k3', Promise.resolve(entry(big)))
+    assert.equal(await m.get('k2', []), undefined, 'k2 was least recently used')
+    assert.ok(await m.get('k1', []))
+    assert.ok(await m.get('k3', []))
+  })
+})
+
+describe('package entry points', () => {
+  test('ESM import and CommonJS require of fleetcache/use-cache give one handler', async () => {
+    const esm = (await import('../esm/use-cache.mjs')).default
+    const cjs = require('../dist/use-cache.js')
+    assert.equal(esm, cjs)
+    for (const m of ['get', 'set', 'refreshTags', 'getExpiration', 'updateTags']) {
+      assert.equal(typeof esm[m], 'function', m)
+    }
+  })
+
+  test('invalid configuration names the setting', () => {
+    assert.throws(() => createUseCacheHandler({ redisUrl: 'http://x' }), (e) => {
+      return e instanceof ConfigError && /redisUrl/.test(e.message)
+    })
+    assert.throws(() => createUseCacheHandler({ prefix: 'has space' }), /prefix/)
+    assert.throws(() => createUseCacheHandler({ memoryBytes: -1 }), /memoryBytes/)
+  })
+})

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Turns the cargo-built .wasm into pkg/: one optimized .wasm and two JS glues around it.
+#
+#   pkg/fleetcache_wasm_bg.wasm   wasm-opt -Oz output, shared by both glues
+#   pkg/node/                     --target nodejs (CommonJS; loads ../fleetcache_wasm_bg.wasm with fs)
+#   pkg/web/                      --target web (ESM; initSync({ module }) from a WebAssembly.Module
+#                                 or bytes: workers-style runtimes with no fs)
+#
+# Why these targets: docs/decisions/0001-wasm-output-targets.md.
+set -euo pipefail
+
+raw=$1
+out=$2
+name=fleetcache_wasm
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+wasm-bindgen --target nodejs --out-dir "$tmp/node" "$raw"
+wasm-bindgen --target web --omit-default-module-path --out-dir "$tmp/web" "$raw"
+
+# Both glues were generated from the same module, so their .wasm files are identical; keep one.
+cmp -s "$tmp/node/${name}_bg.wasm" "$tmp/web/${name}_bg.wasm" || {
+  echo "mkpkg: the two wasm-bindgen outputs differ" >&2
+  exit 1
+}
+
+rm -rf "$out"
+mkdir -p "$out/node" "$out/web"
+wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-reference-types --enable-multivalue --enable-mutable-globals \
+  "$tmp/node/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
+
+# The Node glue reads the .wasm next to itself; point it one directory up, and fail loudly if
+# wasm-bindgen ever changes the line this relies on.
+node_glue="$tmp/node/${name}.js"
+grep -q "__dirname}/${name}_bg.wasm" "$node_glue" || {
+  echo "mkpkg: the Node glue no longer loads the wasm by __dirname; update mkpkg.sh" >&2
+  exit 1
+}
+sed "s|__dirname}/${name}_bg.wasm|__dirname}/../${name}_bg.wasm|" "$node_glue" >"$out/node/${name}.js"
+cp "$tmp/node/${name}.d.ts" "$out/node/"
+
+# A WebAssembly.Module from another realm (workerd, Next's edge sandbox) fails wasm-bindgen's
+# `instanceof WebAssembly.Module` check; accept it by its tag as well.
+web_glue="$tmp/web/${name}.js"
+check='module instanceof WebAssembly.Module'
+grep -q "$check" "$web_glue" || {
+  echo "mkpkg: the web glue no longer checks instanceof WebAssembly.Module; update mkpkg.sh" >&2
+  exit 1
+}
+sed "s|$check|(module instanceof WebAssembly.Module \|\| Object.prototype.toString.call(module) === '[object WebAssembly.Module]')|g" \
+  "$web_glue" >"$out/web/${name}.js"
+cp "$tmp/web/${name}.d.ts" "$out/web/"
+
+# The optimized module must still instantiate and run.
+node -e "
+const m = require('./$out/node/${name}.js');
+const e = new m.Engine({ prefix: 'check', deployment: 'mkpkg' });
+if (typeof e.entryKey('default', 'k') !== 'string') throw new Error('engine did not answer');
+"
+printf 'mkpkg: %s (%s bytes, %s gzipped)\n' "$out/${name}_bg.wasm" \
+  "$(stat -c %s "$out/${name}_bg.wasm")" "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)"

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Installs what building and testing fleetcache needs, and nothing that is already there.
+# Safe to run again: every step checks first. Prints one line per step.
+#
+#   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-opt, redis, npm deps)
+#   scripts/setup.sh --print-env   print the variables the Makefile uses (no installs)
+#
+# Tools built here go to $FLEETCACHE_TOOLS (default ~/.cache/fleetcache-tools), outside the
+# repo, so a fresh clone on the same machine reuses them.
+set -euo pipefail
+
+WASM_BINDGEN_VERSION=0.2.130
+BINARYEN_VERSION=132.0.0
+TOOLS=${FLEETCACHE_TOOLS:-$HOME/.cache/fleetcache-tools}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+say() { printf 'setup: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root for: $*"; exit 1; fi
+}
+
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq >/dev/null; apt_updated=1; fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# A rustc that already has a wasm32 std (rustup target, distro libstd) wins; otherwise
+# Debian's rustc-web with std sources builds std itself (build-std).
+prebuilt_std() {
+  command -v rustc >/dev/null || return 1
+  local d
+  d=$(rustc --print target-libdir --target wasm32-unknown-unknown 2>/dev/null) || return 1
+  ls "$d"/libstd-*.rlib >/dev/null 2>&1
+}
+
+debian_rust_ready() {
+  [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library/std ] &&
+    /usr/bin/rust-lld -flavor wasm --version >/dev/null 2>&1
+}
+
+wasm_toolchain() {
+  if prebuilt_std; then
+    say "wasm32 std: prebuilt ($(rustc --version))"
+  elif debian_rust_ready; then
+    say "wasm32 std: Debian build-std ($(/usr/bin/rustc --version))"
+  else
+    apt_install rustc-web cargo-web rust-web-src rust-web-llvm
+    # rust-web-llvm ships /usr/bin/rust-lld as a link to lld-NN without depending on it.
+    local lld
+    lld=$(readlink -f /usr/bin/rust-lld 2>/dev/null || true)
+    case "$lld" in */llvm-*/bin/lld) apt_install "lld-$(basename "$(dirname "$(dirname "$lld")")" | sed 's/llvm-//')" ;; *) apt_install lld-22 ;; esac
+    debian_rust_ready || { say "Debian rust toolchain still incomplete"; exit 1; }
+    say "wasm32 std: Debian build-std ($(/usr/bin/rustc --version))"
+  fi
+}
+
+host_cargo() {
+  if command -v cargo >/dev/null; then echo cargo; elif [ -x /usr/bin/cargo ]; then echo /usr/bin/cargo; else
+    apt_install cargo; echo /usr/bin/cargo; fi
+}
+
+wasm_bindgen_cli() {
+  local have
+  have=$("$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" = "$WASM_BINDGEN_VERSION" ] && [ -x "$TOOLS/bin/wasm-bindgen-test-runner" ]; then
+    say "wasm-bindgen-cli $have: present"
+    return
+  fi
+  say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
+  local cargo
+  cargo=$(host_cargo)
+  # The CLI's lockfile may name crate versions this registry lacks; fall back to resolving.
+  "$cargo" install --quiet --root "$TOOLS" wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --locked 2>/dev/null ||
+    "$cargo" install --quiet --root "$TOOLS" wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+}
+
+wasm_opt() {
+  if [ -x "$TOOLS/node/node_modules/.bin/wasm-opt" ] &&
+    [ "$("$TOOLS/node/node_modules/.bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" = "${BINARYEN_VERSION%%.*}" ]; then
+    say "wasm-opt (binaryen ${BINARYEN_VERSION%%.*}): present"
+    return
+  fi
+  # Debian's binaryen is too old for wasm-bindgen's output; npm's is current.
+  say "npm install binaryen@$BINARYEN_VERSION"
+  mkdir -p "$TOOLS/node"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "binaryen@$BINARYEN_VERSION" >/dev/null
+}
+
+redis() {
+  if command -v redis-server >/dev/null; then
+    say "redis-server: $(redis-server --version | awk '{print $3}')"
+  else
+    apt_install redis-server
+  fi
+}
+
+node_check() {
+  command -v node >/dev/null || apt_install nodejs npm
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then say "Node.js >= 20 is required (found $(node --version))"; exit 1; fi
+  say "node $(node --version)"
+}
+
+npm_deps() {
+  # npm ci only when the lockfile changed since the last install.
+  local dir=$1
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "npm ci in ${dir#"$ROOT"/}"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+  else
+    say "npm deps in ${dir#"$ROOT"/}: present"
+  fi
+}
+
+print_env() {
+  if prebuilt_std; then
+    echo "WASM_CARGO=cargo"
+  else
+    echo "WASM_CARGO=env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort /usr/bin/cargo"
+  fi
+  echo "TOOLS=$TOOLS"
+}
+
+case "${1:-all}" in
+  --print-env) print_env ;;
+  all)
+    node_check
+    redis
+    wasm_toolchain
+    wasm_bindgen_cli
+    wasm_opt
+    npm_deps "$ROOT/js-host"
+    ;;
+  *) say "unknown argument $1"; exit 2 ;;
+esac

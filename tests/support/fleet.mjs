@@ -1,0 +1,380 @@
+// Builds the example app (examples/next-app) once with the fleetcache package installed, and
+// starts / stops `next start` instances of it on loopback ports.
+//
+// Used by tests/e2e/*.test.mjs and scripts/demo.mjs.
+//
+// The fleetcache tarball: $FLEETCACHE_TARBALL, else the newest js-host/fleetcache-*.tgz
+// (`make` runs `npm pack` in js-host/). It is installed with `npm install --no-save` so that
+// node_modules holds a real copy (a `file:` symlink would be bundled by Turbopack and break the
+// wasm load).
+import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { freePort } from './ports.mjs'
+import { indent, stopChild, tailFile, trackChild, waitFor } from './util.mjs'
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const appDir = path.join(repoRoot, 'examples', 'next-app')
+const nextBin = path.join(appDir, 'node_modules', 'next', 'dist', 'bin', 'next')
+const stampFile = path.join(appDir, 'node_modules', '.fleetcache-tarball.json')
+const buildIdFile = path.join(appDir, '.next', 'BUILD_ID')
+
+// Variables that configure fleetcache or the example. Instances get them only from the caller,
+// never inherited from the shell that runs the tests; the build gets none of them (a build needs
+// no Redis and no origin).
+const CONFIG_VARS = /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME)$/
+
+function cleanEnv(extra = {}) {
+  const env = {}
+  for (const [k, v] of Object.entries(process.env)) if (!CONFIG_VARS.test(k)) env[k] = v
+  env.NEXT_TELEMETRY_DISABLED = '1'
+  return { ...env, ...extra }
+}
+
+const defaultLog = (msg) => process.stderr.write(`[fleet] ${msg}\n`)
+
+export function makeLogDir(prefix = 'fleetcache-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+}
+
+// Runs a command to completion with its output in logFile; rejects (with the log tail) on a
+// non-zero exit or after timeoutMs (the command is then stopped).
+export async function runLogged(cmd, args, { cwd, env, logFile, timeoutMs, what }) {
+  const out = fs.openSync(logFile, 'a')
+  fs.writeSync(out, `$ ${cmd} ${args.join(' ')}   (cwd ${cwd})\n`)
+  const child = trackChild(spawn(cmd, args, { cwd, env, stdio: ['ignore', out, out] }))
+  fs.closeSync(out)
+  const result = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ timedOut: true }), timeoutMs)
+    child.once('error', (error) => {
+      clearTimeout(timer)
+      resolve({ error })
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal })
+    })
+  })
+  if (result.timedOut) await stopChild(child, { termTimeoutMs: 5000 })
+  if (result.code === 0) return
+  const why = result.timedOut
+    ? `timed out after ${timeoutMs} ms`
+    : result.error
+      ? `could not start: ${result.error.message}`
+      : `exited with code ${result.code}${result.signal ? ` (signal ${result.signal})` : ''}`
+  throw new Error(`${what} ${why}\n--- last lines of ${logFile} ---\n${tailFile(logFile, 60)}`)
+}
+
+// The tarball to install: $FLEETCACHE_TARBALL, else the newest js-host/fleetcache-*.tgz.
+export function findTarball() {
+  if (process.env.FLEETCACHE_TARBALL) {
+    const p = path.resolve(process.env.FLEETCACHE_TARBALL)
+    if (!fs.existsSync(p)) throw new Error(`FLEETCACHE_TARBALL=${p} does not exist`)
+    return p
+  }
+  const dir = path.join(repoRoot, 'js-host')
+  const candidates = (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+    .filter((f) => /^fleetcache-.+\.tgz$/.test(f))
+    .map((f) => path.join(dir, f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)
+  if (!candidates.length) {
+    throw new Error(
+      `no fleetcache tarball: expected js-host/fleetcache-<version>.tgz (run \`make\`, which runs \`npm pack\` in js-host/) or set FLEETCACHE_TARBALL`,
+    )
+  }
+  return candidates[0]
+}
+
+function sha256File(file) {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+}
+
+function readJson(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'))
+  } catch {
+    return null
+  }
+}
+
+// Newest mtime among the app's own files (not node_modules, not build output or generated files).
+function newestSourceMtime(dir = appDir) {
+  let newest = 0
+  let newestFile = null
+  const skip = new Set(['node_modules', '.next', 'next-env.d.ts'])
+  const walk = (d) => {
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+      if (skip.has(entry.name) || /\.(tsbuildinfo|md)$/.test(entry.name)) continue
+      const p = path.join(d, entry.name)
+      if (entry.isDirectory()) walk(p)
+      else if (entry.isFile()) {
+        const m = fs.statSync(p).mtimeMs
+        if (m > newest) [newest, newestFile] = [m, p]
+      }
+    }
+  }
+  walk(dir)
+  return { mtimeMs: newest, file: newestFile }
+}
+
+function nextInstalledMatchesLock() {
+  const lock = readJson(path.join(appDir, 'package-lock.json'))
+  const installed = readJson(path.join(appDir, 'node_modules', 'next', 'package.json'))
+  const want = lock?.packages?.['node_modules/next']?.version
+  return Boolean(installed && want && installed.version === want)
+}
+
+// Makes sure examples/next-app has its dependencies and the fleetcache tarball installed and a
+// current `next build`. Returns { tarball, buildId, built, buildMs, logFile }.
+export async function prepareApp({ log = defaultLog, logDir, force = false } = {}) {
+  const tarball = findTarball()
+  // A temp dir for the npm/next output only when there is something to run.
+  let logFile
+  const getLogFile = () =>
+    (logFile ??= path.join(logDir ?? makeLogDir('fleetcache-build-'), 'prepare.log'))
+  const shown = (p) => (p.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, p) : p)
+
+  if (!nextInstalledMatchesLock()) {
+    log(`npm ci in ${shown(appDir)} (log: ${getLogFile()})`)
+    await runLogged('npm', ['ci', '--no-audit', '--no-fund'], {
+      cwd: appDir,
+      env: cleanEnv(),
+      logFile: getLogFile(),
+      timeoutMs: 10 * 60_000,
+      what: 'npm ci',
+    })
+  }
+
+  const sha256 = sha256File(tarball)
+  const stamp = readJson(stampFile)
+  const pkgDir = path.join(appDir, 'node_modules', 'fleetcache')
+  if (
+    force ||
+    !stamp ||
+    stamp.sha256 !== sha256 ||
+    !fs.existsSync(path.join(pkgDir, 'package.json'))
+  ) {
+    log(`installing ${shown(tarball)} into the example (log: ${getLogFile()})`)
+    await runLogged('npm', ['install', '--no-save', '--no-audit', '--no-fund', tarball], {
+      cwd: appDir,
+      env: cleanEnv(),
+      logFile: getLogFile(),
+      timeoutMs: 5 * 60_000,
+      what: `npm install ${tarball}`,
+    })
+    fs.writeFileSync(
+      stampFile,
+      JSON.stringify({ tarball, sha256, installedAt: new Date().toISOString() }, null, 2),
+    )
+  }
+  if (fs.lstatSync(pkgDir).isSymbolicLink()) {
+    throw new Error(
+      `${pkgDir} is a symlink; fleetcache must be a real copy (install the tarball, not a directory)`,
+    )
+  }
+
+  const sources = newestSourceMtime()
+  const installedAt = fs.statSync(stampFile).mtimeMs
+  const buildAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
+  const reason = force
+    ? 'forced'
+    : !buildAt
+      ? 'no .next/BUILD_ID'
+      : installedAt > buildAt
+        ? 'fleetcache was (re)installed after the last build'
+        : sources.mtimeMs > buildAt
+          ? `${path.relative(appDir, sources.file)} changed after the last build`
+          : null
+  let buildMs = 0
+  if (reason) {
+    log(`next build (${reason}; log: ${getLogFile()})`)
+    const t0 = Date.now()
+    await runLogged(process.execPath, [nextBin, 'build'], {
+      cwd: appDir,
+      env: cleanEnv(),
+      logFile: getLogFile(),
+      timeoutMs: 15 * 60_000,
+      what: 'next build',
+    })
+    buildMs = Date.now() - t0
+    log(`next build done in ${(buildMs / 1000).toFixed(1)} s`)
+  }
+  const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
+  return { tarball, buildId, built: Boolean(reason), buildMs, logFile }
+}
+
+// Starts one `next start` on a free loopback port with the given env (plus INSTANCE_NAME=name) and
+// waits until it answers readyPath with 200. Output goes to <logDir>/<name>.log.
+export async function startInstance({
+  name,
+  env = {},
+  logDir,
+  readyPath = '/',
+  startTimeoutMs = 60_000,
+  attempts = 3,
+}) {
+  if (!logDir) throw new Error('startInstance: logDir is required')
+  let lastError
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const port = await freePort()
+    const logFile = path.join(logDir, `${name}.log`)
+    try {
+      return await startInstanceOnPort({ name, env, port, logFile, readyPath, startTimeoutMs })
+    } catch (err) {
+      lastError = err
+      if (!/EADDRINUSE/.test(tailFile(logFile, 30))) break
+    }
+  }
+  throw lastError
+}
+
+async function startInstanceOnPort({ name, env, port, logFile, readyPath, startTimeoutMs }) {
+  const out = fs.openSync(logFile, 'a')
+  fs.writeSync(out, `--- ${new Date().toISOString()} ${name}: next start -p ${port} -H 127.0.0.1\n`)
+  const child = trackChild(
+    spawn(process.execPath, [nextBin, 'start', '-p', String(port), '-H', '127.0.0.1'], {
+      cwd: appDir,
+      env: cleanEnv({ ...env, INSTANCE_NAME: name }),
+      stdio: ['ignore', out, out],
+    }),
+  )
+  fs.closeSync(out)
+  const url = `http://127.0.0.1:${port}`
+
+  const instance = {
+    name,
+    port,
+    url,
+    logFile,
+    child,
+    get pid() {
+      return child.pid
+    },
+    get running() {
+      return child.exitCode === null && child.signalCode === null
+    },
+    logTail: (lines = 40) => tailFile(logFile, lines),
+    // One HTTP request, bounded by timeoutMs. Resolves { status, headers, text, ms }.
+    async request(pathname, { method = 'GET', timeoutMs = 30_000 } = {}) {
+      const t0 = Date.now()
+      let res
+      try {
+        res = await fetch(url + pathname, {
+          method,
+          signal: AbortSignal.timeout(timeoutMs),
+          redirect: 'manual',
+        })
+      } catch (err) {
+        const state = instance.running
+          ? 'running'
+          : `exited (code ${child.exitCode}, signal ${child.signalCode})`
+        throw new Error(
+          `${name} ${method} ${pathname} failed: ${err.cause?.message ?? err.message} [instance ${state}]`,
+        )
+      }
+      const text = await res.text()
+      return { status: res.status, headers: res.headers, text, ms: Date.now() - t0 }
+    },
+    // GET a page of the example and read its <p id="data" ...> element (see components/data-view.tsx).
+    async getData(pathname) {
+      const res = await instance.request(pathname)
+      if (res.status !== 200) {
+        throw new Error(
+          `${name} GET ${pathname} -> HTTP ${res.status}\n${indent(res.text.slice(0, 2000))}`,
+        )
+      }
+      const data = parseDataElement(res.text)
+      if (!data)
+        throw new Error(
+          `${name} GET ${pathname}: no <p id="data"> in the HTML\n${indent(res.text.slice(0, 2000))}`,
+        )
+      return { ...data, ms: res.ms, cache: res.headers.get('x-nextjs-cache') }
+    },
+    // POST a route handler of the example and check it answered { ok: true }.
+    async call(pathname) {
+      const res = await instance.request(pathname, { method: 'POST' })
+      let body
+      try {
+        body = JSON.parse(res.text)
+      } catch {
+        body = null
+      }
+      if (res.status !== 200 || !body || body.ok !== true) {
+        throw new Error(`${name} POST ${pathname} -> HTTP ${res.status}: ${res.text.slice(0, 500)}`)
+      }
+      return body
+    },
+    stop: () => stopChild(child, { termTimeoutMs: 10_000 }),
+  }
+
+  try {
+    await waitFor(
+      async () => {
+        if (!instance.running) {
+          const e = new Error(
+            `${name} exited during start-up (code ${child.exitCode}, signal ${child.signalCode})`,
+          )
+          e.fatal = true
+          throw e
+        }
+        const res = await fetch(url + readyPath, { signal: AbortSignal.timeout(5000) })
+        await res.arrayBuffer()
+        if (res.status !== 200) throw new Error(`GET ${readyPath} -> HTTP ${res.status}`)
+        return true
+      },
+      {
+        timeoutMs: startTimeoutMs,
+        intervalMs: 200,
+        what: `${name} (${url}) to answer GET ${readyPath}`,
+        stopOn: (e) => e.fatal,
+      },
+    )
+  } catch (err) {
+    await stopChild(child, { termTimeoutMs: 5000 }).catch(() => {})
+    throw new Error(`${err.message}\n--- last lines of ${logFile} ---\n${tailFile(logFile, 40)}`)
+  }
+  return instance
+}
+
+// Starts several instances (in parallel) with a shared env. names: e.g. ['A', 'B'].
+export async function startFleet({ names, env = {}, logDir, ...rest }) {
+  const settled = await Promise.allSettled(
+    names.map((name) => startInstance({ name, env, logDir, ...rest })),
+  )
+  const instances = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value)
+  const failed = settled.filter((s) => s.status === 'rejected')
+  if (failed.length) {
+    await Promise.allSettled(instances.map((i) => i.stop()))
+    throw new Error(failed.map((f) => f.reason.message).join('\n\n'))
+  }
+  return instances
+}
+
+// Reads <p id="data" data-*="..."> (components/data-view.tsx) from a page's HTML.
+export function parseDataElement(html) {
+  const tag = /<p id="data"([^>]*)>/.exec(html)
+  if (!tag) return null
+  const attrs = {}
+  for (const [, key, value] of tag[1].matchAll(/\sdata-([a-z-]+)="([^"]*)"/g))
+    attrs[key] = unescapeHtml(value)
+  const num = (v) => (v === undefined ? NaN : Number(v))
+  return {
+    name: attrs.name,
+    version: num(attrs.version),
+    calls: num(attrs.calls),
+    generatedAt: num(attrs['generated-at']),
+    generatedBy: attrs['generated-by'],
+    renderedBy: attrs['rendered-by'],
+    error: attrs.error ?? null,
+  }
+}
+
+function unescapeHtml(s) {
+  return s.replace(
+    /&(quot|amp|lt|gt|#x27|#39);/g,
+    (_, e) => ({ quot: '"', amp: '&', lt: '<', gt: '>', '#x27': "'", '#39': "'" })[e],
+  )
+}
