@@ -70,7 +70,7 @@ pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tg
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: setup test-rust test-wasm test-js test-e2e ## every test suite (needs no running services)
+test: setup lint test-rust test-wasm test-js test-e2e ## lint and every test suite (starts its own Redis and Next.js)
 
 test-rust: ## core and binding, native
 	$(HOST_CARGO) test --workspace

@@ -101,7 +101,9 @@ function buildId(cwd: string): string | undefined {
  * Options from the environment of the running server (read when the handler module is first
  * loaded, i.e. at server start, never frozen into the build).
  */
-export function optionsFromEnv(env: Env = process.env): FleetcacheOptions & { deploymentSource: string } {
+export function optionsFromEnv(
+  env: Env = process.env,
+): FleetcacheOptions & { deploymentSource: string } {
   const urlVar = env.FLEETCACHE_REDIS_URL ? 'FLEETCACHE_REDIS_URL' : 'REDIS_URL'
   let deploymentId = env.FLEETCACHE_DEPLOYMENT_ID
   let deploymentSource = 'FLEETCACHE_DEPLOYMENT_ID'

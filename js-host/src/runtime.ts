@@ -26,9 +26,13 @@ const REGISTRY = Symbol.for('fleetcache.runtimes')
 type Registry = Map<string, Runtime>
 
 function registry(): Registry {
-  const g = globalThis as typeof globalThis & { [REGISTRY]?: Registry }
-  g[REGISTRY] ??= new Map()
-  return g[REGISTRY]
+  const g = globalThis as unknown as Record<symbol, Registry | undefined>
+  let r = g[REGISTRY]
+  if (r === undefined) {
+    r = new Map()
+    g[REGISTRY] = r
+  }
+  return r
 }
 
 /** The runtime for these options, created on first use. */
@@ -82,5 +86,5 @@ function describeStore(url: string | undefined): string {
 export async function close(): Promise<void> {
   const runtimes = [...registry().values()]
   registry().clear()
-  await Promise.all(runtimes.map((r) => r.transport?.close()))
+  await Promise.all(runtimes.map((r) => (r.transport ? r.transport.close() : Promise.resolve())))
 }

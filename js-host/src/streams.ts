@@ -13,7 +13,8 @@ export async function streamToBuffer(stream: ReadableStream<Uint8Array>): Promis
   } finally {
     reader.releaseLock()
   }
-  if (chunks.length === 1 && chunks[0] !== undefined) return Buffer.from(chunks[0].buffer, chunks[0].byteOffset, chunks[0].byteLength)
+  if (chunks.length === 1 && chunks[0] !== undefined)
+    return Buffer.from(chunks[0].buffer, chunks[0].byteOffset, chunks[0].byteLength)
   return Buffer.concat(chunks, size)
 }
 

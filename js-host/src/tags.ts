@@ -59,7 +59,11 @@ export class TagSync {
    * Records a revalidation: in this process at once, then fleet-wide in Redis. Rejects when
    * Redis could not be updated (the local part has happened either way).
    */
-  async update(tags: readonly string[], durations: Durations | undefined, now: number): Promise<void> {
+  async update(
+    tags: readonly string[],
+    durations: Durations | undefined,
+    now: number,
+  ): Promise<void> {
     if (tags.length === 0) return
     const mode = durations === undefined ? 0 : 1
     const expire = durations?.expire ?? Number.NaN

@@ -100,7 +100,9 @@ class UseCacheHandler implements CacheHandler {
           log.debug(`get ${key} hash collision with another key: miss`)
           return undefined
         default:
-          log.error(`unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`)
+          log.error(
+            `unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`,
+          )
           return undefined
       }
     } catch (err) {

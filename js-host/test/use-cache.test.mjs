@@ -220,9 +220,19 @@ describe('use-cache handler on Redis', () => {
     const key = entryKey('default', 'k-victim')
     const good = await redis.command('GET', key)
     assert.ok(good.startsWith('FLCE'))
-    for (const bad of ['{"json":true}', '', 'FLCE', good.slice(0, good.length - 3), 'FLCE\u0009' + good.slice(5)]) {
+    for (const bad of [
+      '{"json":true}',
+      '',
+      'FLCE',
+      good.slice(0, good.length - 3),
+      'FLCE\u0009' + good.slice(5),
+    ]) {
       await redis.command('SET', key, bad)
-      assert.equal(await a.get('k-victim', []), undefined, `value ${JSON.stringify(bad.slice(0, 12))}`)
+      assert.equal(
+        await a.get('k-victim', []),
+        undefined,
+        `value ${JSON.stringify(bad.slice(0, 12))}`,
+      )
     }
   })
 
@@ -264,7 +274,11 @@ describe('in-process store (no Redis URL)', () => {
   })
 
   test('the byte budget evicts the least recently used entries', async () => {
-    const m = createUseCacheHandler({ prefix: 'jstest', deploymentId: 'mem-small', memoryBytes: 4096 })
+    const m = createUseCacheHandler({
+      prefix: 'jstest',
+      deploymentId: 'mem-small',
+      memoryBytes: 4096,
+    })
     const big = 'x'.repeat(1500)
     await m.set('k1', Promise.resolve(entry(big)))
     await m.set('k2', Promise.resolve(entry(big)))
@@ -287,9 +301,12 @@ describe('package entry points', () => {
   })
 
   test('invalid configuration names the setting', () => {
-    assert.throws(() => createUseCacheHandler({ redisUrl: 'http://x' }), (e) => {
-      return e instanceof ConfigError && /redisUrl/.test(e.message)
-    })
+    assert.throws(
+      () => createUseCacheHandler({ redisUrl: 'http://x' }),
+      (e) => {
+        return e instanceof ConfigError && /redisUrl/.test(e.message)
+      },
+    )
     assert.throws(() => createUseCacheHandler({ prefix: 'has space' }), /prefix/)
     assert.throws(() => createUseCacheHandler({ memoryBytes: -1 }), /memoryBytes/)
   })

@@ -2,7 +2,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{random_token, Engine, Outcome};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 fn config(deployment: &str) -> JsValue {
