@@ -74,17 +74,36 @@ async function main() {
     )
     await handler.refreshTags()
 
+    // Reads a stream the way a consumer does (getReader), returning the byte count.
+    async function drain(stream) {
+      const reader = stream.getReader()
+      let n = 0
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return n
+        n += value.byteLength
+      }
+    }
     const cases = {
       'raw node-redis GET': async () => {
         const v = await raw.get('bench:raw')
         if (v.length !== SIZE) throw new Error('bad raw read')
       },
+      // What any 'use cache' handler pays on top of the GET: Next's interface wants a new stream.
+      'raw GET + new ReadableStream (floor)': async () => {
+        const v = await raw.get('bench:raw')
+        const s = new ReadableStream({
+          start(c) {
+            c.enqueue(v)
+            c.close()
+          },
+        })
+        if ((await drain(s)) !== SIZE) throw new Error('bad raw read')
+      },
       'fleetcache get hit (stream read)': async () => {
         const e = await handler.get('bench-key', [])
         if (!e) throw new Error('expected a hit')
-        let n = 0
-        for await (const c of e.value) n += c.byteLength
-        if (n !== SIZE) throw new Error('bad handler read')
+        if ((await drain(e.value)) !== SIZE) throw new Error('bad handler read')
       },
     }
     // Warm-up, then interleaved rounds with the order rotated each time.
@@ -123,7 +142,7 @@ async function main() {
           `| ${s.name} | ${Math.round(s.opsPerSec)} | ${Math.round(s.min)}–${Math.round(s.max)} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} | ${(s.opsPerSec / base).toFixed(2)}x |`,
       ),
       '',
-      `Target (issue 2): the handler at least 0.8x the raw GET throughput. This run: ${(summary[1].opsPerSec / base).toFixed(2)}x.`,
+      `Target (issue 2): the handler at least 0.8x the raw GET throughput. This run: ${(summary[2].opsPerSec / base).toFixed(2)}x of the raw GET, ${(summary[2].opsPerSec / summary[1].opsPerSec).toFixed(2)}x of the raw GET plus the stream Next requires.`,
       '',
     ]
     const report = path.join(here, 'REPORT.md')

@@ -36,11 +36,19 @@ export interface UseCacheHandlerOptions extends FleetcacheOptions {
 /** Bytes of a stored value handed to the engine to read the envelope header. */
 const HEADER_WINDOW = 4096
 
+/**
+ * Entry keys are a pure function of the cache key; hashing one in wasm costs a few µs, a Map
+ * hit a tenth of that. Only short keys are remembered, so the memo stays small.
+ */
+const KEY_MEMO_ENTRIES = 4096
+const KEY_MEMO_MAX_LENGTH = 512
+
 const { Outcome } = wasm
 
 class UseCacheHandler implements CacheHandler {
   /** Writes in flight, so a `get` of the same key waits for them (Next's contract). */
   private readonly pending = new Map<string, Promise<void>>()
+  private readonly keys = new Map<string, string>()
 
   constructor(
     private readonly rt: Runtime,
@@ -50,12 +58,24 @@ class UseCacheHandler implements CacheHandler {
     rt.engine.entryKey(name, '')
   }
 
+  private entryKey(cacheKey: string): string {
+    let key = this.keys.get(cacheKey)
+    if (key === undefined) {
+      key = this.rt.engine.entryKey(this.name, cacheKey)
+      if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
+        if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
+        this.keys.set(cacheKey, key)
+      }
+    }
+    return key
+  }
+
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {
     const { engine, store, log } = this.rt
     try {
       const inFlight = this.pending.get(cacheKey)
       if (inFlight !== undefined) await inFlight
-      const key = engine.entryKey(this.name, cacheKey)
+      const key = this.entryKey(cacheKey)
       const t = now()
       const value = await store.get(key, t)
       if (value === null) {
@@ -122,7 +142,7 @@ class UseCacheHandler implements CacheHandler {
       const entry = await pendingEntry
       const payload = await streamToBuffer(entry.value)
       const t = now()
-      const key = engine.entryKey(this.name, cacheKey)
+      const key = this.entryKey(cacheKey)
       const header = engine.planUseCacheSet(
         this.name,
         cacheKey,

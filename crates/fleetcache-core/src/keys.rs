@@ -122,6 +122,16 @@ impl TagKeys {
     }
 }
 
+/// Whether `id` has the shape of a hashed deployment id (`h` + 16 lowercase hex digits).
+fn looks_hashed(id: &str) -> bool {
+    id.len() == 17
+        && id.starts_with('h')
+        && id
+            .bytes()
+            .skip(1)
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A validated prefix plus a sanitised deployment: everything needed to name keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Namespace {
@@ -132,14 +142,15 @@ pub struct Namespace {
 impl Namespace {
     /// Checks `prefix` and sanitises `deployment`: kept as is when it is
     /// `[A-Za-z0-9._-]{1,64}`, `default` when empty, otherwise `h` + 16 hex digits of its
-    /// SHA-256.
+    /// SHA-256. An id that already has that hashed shape is hashed too, so a kept id can never
+    /// equal the hashed form of another.
     pub fn new(prefix: &str, deployment: &str) -> Result<Namespace, KeyError> {
         if !is_valid_prefix(prefix) {
             return Err(KeyError::InvalidPrefix);
         }
         let deployment = if deployment.is_empty() {
             DEFAULT_DEPLOYMENT.to_owned()
-        } else if is_valid_prefix(deployment) {
+        } else if is_valid_prefix(deployment) && !looks_hashed(deployment) {
             deployment.to_owned()
         } else {
             format!("h{}", sha256_hex(deployment.as_bytes(), 16))
@@ -367,4 +378,14 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_kept_deployment_id_never_equals_a_hashed_one() {
+        let hashed = Namespace::new("fc", "not a valid id").map(|n| n.deployment().to_owned());
+        let hashed = hashed.unwrap_or_default();
+        assert!(looks_hashed(&hashed));
+        let literal = Namespace::new("fc", &hashed).map(|n| n.deployment().to_owned());
+        assert_ne!(literal.unwrap_or_default(), hashed);
+    }
+
 }
