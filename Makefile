@@ -84,14 +84,16 @@ test-js: pack ## the npm package against a real redis-server
 test-e2e: pack ## two `next start` instances and one Redis
 	node --test --test-concurrency=1 tests/e2e/
 
-lint: setup ## rustfmt, clippy, tsc, eslint, prettier
+lint: setup js ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types)
 	$(HOST_CARGO) fmt --all -- --check
 	$(HOST_CARGO) clippy --workspace --all-targets -- -D warnings
 	cd js-host && npx tsc -p tsconfig.json --noEmit && npx eslint . && npx prettier --check .
+	js-host/node_modules/.bin/prettier --check bench tests scripts
 
 fmt: ## format Rust and TypeScript
 	$(HOST_CARGO) fmt --all
 	cd js-host && npx prettier --write .
+	js-host/node_modules/.bin/prettier --write bench tests scripts
 
 # ---- demo and benchmarks --------------------------------------------------------------------
 

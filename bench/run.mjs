@@ -23,7 +23,8 @@ const OPS = Number(process.env.BENCH_OPS ?? 20_000)
 const IN_FLIGHT = 16
 const SIZE = 10 * 1024
 
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+const pct = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 /** Runs `op` OPS times with IN_FLIGHT loops; returns ops/s and latency percentiles in µs. */
@@ -51,11 +52,17 @@ async function main() {
   const redis = await startRedis({ logDir })
   try {
     const payload = Buffer.alloc(SIZE, 0x61)
-    const raw = createClient({ url: redis.url }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+    const raw = createClient({ url: redis.url }).withTypeMapping({
+      [RESP_TYPES.BLOB_STRING]: Buffer,
+    })
     await raw.connect()
     await raw.set('bench:raw', payload)
 
-    const handler = createUseCacheHandler({ redisUrl: redis.url, prefix: 'bench', deploymentId: 'b' })
+    const handler = createUseCacheHandler({
+      redisUrl: redis.url,
+      prefix: 'bench',
+      deploymentId: 'b',
+    })
     await handler.set(
       'bench-key',
       Promise.resolve({
@@ -146,8 +153,11 @@ async function main() {
       '',
     ]
     const report = path.join(here, 'REPORT.md')
-    const header = '# fleetcache benchmark report\n\nWritten by `make bench`; never edited by hand. Newest run first.\n\n'
-    const previous = fs.existsSync(report) ? fs.readFileSync(report, 'utf8').replace(header, '') : ''
+    const header =
+      '# fleetcache benchmark report\n\nWritten by `make bench`; never edited by hand. Newest run first.\n\n'
+    const previous = fs.existsSync(report)
+      ? fs.readFileSync(report, 'utf8').replace(header, '')
+      : ''
     fs.writeFileSync(report, header + lines.join('\n') + '\n' + previous)
     console.log(lines.join('\n'))
     console.log(`wrote ${path.relative(process.cwd(), report)}`)
