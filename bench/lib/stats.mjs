@@ -1,0 +1,69 @@
+// Timing helpers shared by the benchmarks: bounded loops, percentiles, medians over rounds.
+
+export const pct = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+/**
+ * Runs `op` `ops` times from `inFlight` concurrent loops; returns throughput and latency
+ * percentiles (µs). Latency includes queueing behind the other loops, as a server's would.
+ */
+export async function measure(op, { ops, inFlight }) {
+  const lat = new Float64Array(ops)
+  let next = 0
+  const t0 = process.hrtime.bigint()
+  async function loop() {
+    for (;;) {
+      const i = next++
+      if (i >= ops) return
+      const s = process.hrtime.bigint()
+      await op(i)
+      lat[i] = Number(process.hrtime.bigint() - s) / 1000
+    }
+  }
+  await Promise.all(Array.from({ length: inFlight }, loop))
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9
+  const sorted = Array.from(lat).sort((a, b) => a - b)
+  return { opsPerSec: ops / secs, p50: pct(sorted, 50), p99: pct(sorted, 99) }
+}
+
+/** Per-call cost of a synchronous function, in ns: blocks of `k` calls, median block. */
+export function measureSync(fn, { k = 1000, blocks = 50 } = {}) {
+  for (let i = 0; i < k; i++) fn()
+  const per = []
+  for (let b = 0; b < blocks; b++) {
+    const s = process.hrtime.bigint()
+    for (let i = 0; i < k; i++) fn()
+    per.push(Number(process.hrtime.bigint() - s) / k)
+  }
+  per.sort((a, b) => a - b)
+  return { p50: pct(per, 50), p99: pct(per, 99) }
+}
+
+/**
+ * Interleaves cases over `rounds` (order rotated each round, after one warm-up pass) so
+ * drift on a shared machine hits all of them alike. Returns per-case medians and spread.
+ */
+export async function compare(cases, { rounds, ops, inFlight }) {
+  const names = Object.keys(cases)
+  for (const name of names) await measure(cases[name], { ops: Math.ceil(ops / 4), inFlight })
+  const runs = Object.fromEntries(names.map((n) => [n, []]))
+  for (let r = 0; r < rounds; r++) {
+    for (let j = 0; j < names.length; j++) {
+      const name = names[(r + j) % names.length]
+      runs[name].push(await measure(cases[name], { ops, inFlight }))
+    }
+  }
+  return names.map((name) => {
+    const rs = runs[name]
+    return {
+      name,
+      opsPerSec: median(rs.map((x) => x.opsPerSec)),
+      min: Math.min(...rs.map((x) => x.opsPerSec)),
+      max: Math.max(...rs.map((x) => x.opsPerSec)),
+      p50: median(rs.map((x) => x.p50)),
+      p99: median(rs.map((x) => x.p99)),
+    }
+  })
+}
