@@ -29,7 +29,7 @@ JS_SOURCES := $(shell find js-host/src js-host/esm -type f 2>/dev/null) js-host/
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
-.PHONY: all help setup wasm js pack test test-rust test-wasm test-js test-e2e lint fmt demo bench clean
+.PHONY: all help setup wasm js pack test test-rust test-wasm test-js test-e2e test-faults fuzz lint fmt demo bench clean
 
 all: pack ## build the wasm engine, the npm package and its tarball
 
@@ -70,7 +70,7 @@ pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tg
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: setup lint test-rust test-wasm test-js test-e2e ## lint and every test suite (starts its own Redis and Next.js)
+test: setup lint test-rust test-wasm test-js test-e2e test-faults ## lint and every test suite (starts its own Redis and Next.js)
 
 test-rust: ## core and binding, native
 	$(HOST_CARGO) test --workspace
@@ -83,6 +83,22 @@ test-js: pack ## the npm package against a real redis-server
 
 test-e2e: pack ## two `next start` instances and one Redis
 	node --test --test-concurrency=1 tests/e2e/
+
+test-faults: pack ## kill, pause and restart a real redis-server under load on two `next start`
+	node --test --test-concurrency=1 tests/faults/
+
+# cargo-fuzz needs nightly features: Debian's rustc with RUSTC_BOOTSTRAP stands in for nightly.
+# No sanitizer: Debian ships no ASan runtime for rustc, and the core is `forbid(unsafe_code)`,
+# so a panic (what the fuzzer looks for) needs none. Crashes land in fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := envelope tag_reply
+fuzz: ## fuzz the envelope decoder and the tag-reply parser, FUZZ_SECONDS each (not in `make test`)
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz"; exit 1; }
+	cd crates/fleetcache-core/fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && \
+	  env PATH=/usr/bin:$$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
+	    cargo-fuzz run --sanitizer none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 || exit 1; \
+	done
 
 lint: setup js ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types)
 	$(HOST_CARGO) fmt --all -- --check

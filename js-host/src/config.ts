@@ -15,10 +15,33 @@ export interface FleetcacheOptions {
   maxTtlSeconds?: number | undefined
   /** Byte budget of the in-process store. Default 50 MiB. */
   memoryBytes?: number | undefined
-  /** Budget for one Redis command, in ms. Default 500. */
+  /**
+   * Lifetime in Redis of singular-handler entries with neither `expire` nor a `revalidate`
+   * limit (`revalidate: false`), in seconds, capped by `maxTtlSeconds`. Default 1 year.
+   */
+  defaultTtlSeconds?: number | undefined
+  /** Budget of one Redis read (`GET`, tag refresh), in ms. Default 300. */
+  readTimeoutMs?: number | undefined
+  /** Budget of one Redis write (`SET`, tag update), in ms. Default 1000. */
+  writeTimeoutMs?: number | undefined
+  /** Both budgets at once (read and write settings take precedence). */
   commandTimeoutMs?: number | undefined
-  /** Budget for connecting to Redis, in ms. Default 2000. */
+  /** How long a command may wait for the connection to Redis, in ms. Default 1000. */
   connectTimeoutMs?: number | undefined
+  /** Consecutive failed Redis commands that open the circuit breaker. Default 5. */
+  breakerFailures?: number | undefined
+  /** Failure rate (0, 1] over the breaker window that opens the breaker. Default 0.5. */
+  breakerFailureRate?: number | undefined
+  /** Results in the window before the failure rate counts. Default 20. */
+  breakerMinCalls?: number | undefined
+  /** The breaker's failure-rate window, in ms. Default 10000. */
+  breakerWindowMs?: number | undefined
+  /** How long the breaker stays open before one probe, in ms. Default 1000. */
+  breakerOpenMs?: number | undefined
+  /** Longest open time after failed probes, in ms. Default 5000. */
+  breakerMaxOpenMs?: number | undefined
+  /** Revalidations kept while Redis is unreachable (oldest dropped and logged). Default 1000. */
+  outboxCapacity?: number | undefined
   /** One log line per cache decision. Default off. */
   debug?: boolean | undefined
 }
@@ -30,6 +53,18 @@ export interface EngineConfig {
   maxEntryBytes: number
   maxTtlSeconds: number
   memoryBytes: number
+  defaultTtlSeconds: number
+  /** Failure-handling settings; absent ones take the core's defaults. */
+  readTimeoutMs?: number
+  writeTimeoutMs?: number
+  connectTimeoutMs?: number
+  breakerFailures?: number
+  breakerFailureRate?: number
+  breakerMinCalls?: number
+  breakerWindowMs?: number
+  breakerOpenMs?: number
+  breakerMaxOpenMs?: number
+  outboxCapacity?: number
 }
 
 /** Fully resolved options. */
@@ -123,11 +158,54 @@ export function optionsFromEnv(
     maxEntryBytes: numberFromEnv(env, 'FLEETCACHE_MAX_ENTRY_BYTES'),
     maxTtlSeconds: numberFromEnv(env, 'FLEETCACHE_MAX_TTL_SECONDS'),
     memoryBytes: numberFromEnv(env, 'FLEETCACHE_MEMORY_BYTES'),
+    defaultTtlSeconds: numberFromEnv(env, 'FLEETCACHE_DEFAULT_TTL_SECONDS'),
     commandTimeoutMs: numberFromEnv(env, 'FLEETCACHE_COMMAND_TIMEOUT_MS'),
+    readTimeoutMs: numberFromEnv(env, 'FLEETCACHE_READ_TIMEOUT_MS'),
+    writeTimeoutMs: numberFromEnv(env, 'FLEETCACHE_WRITE_TIMEOUT_MS'),
     connectTimeoutMs: numberFromEnv(env, 'FLEETCACHE_CONNECT_TIMEOUT_MS'),
+    breakerFailures: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURES'),
+    breakerFailureRate: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURE_RATE'),
+    breakerMinCalls: numberFromEnv(env, 'FLEETCACHE_BREAKER_MIN_CALLS'),
+    breakerWindowMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_WINDOW_MS'),
+    breakerOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_OPEN_MS'),
+    breakerMaxOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_MAX_OPEN_MS'),
+    outboxCapacity: numberFromEnv(env, 'FLEETCACHE_OUTBOX_CAPACITY'),
     debug: env.FLEETCACHE_DEBUG === '1' || env.FLEETCACHE_DEBUG === 'true',
     deploymentSource,
   }
+}
+
+const FAILURE_SETTINGS = [
+  'readTimeoutMs',
+  'writeTimeoutMs',
+  'connectTimeoutMs',
+  'breakerFailures',
+  'breakerFailureRate',
+  'breakerMinCalls',
+  'breakerWindowMs',
+  'breakerOpenMs',
+  'breakerMaxOpenMs',
+  'outboxCapacity',
+] as const
+
+/**
+ * The failure-handling settings that were given, for the engine (which owns their defaults and
+ * upper bounds). Non-positive values are refused here with the option's name; `commandTimeoutMs`
+ * fills in the read and write budgets that are not given.
+ */
+function failureSettings(options: FleetcacheOptions): Partial<EngineConfig> {
+  const out: Partial<EngineConfig> = {}
+  const command = options.commandTimeoutMs
+  const given: FleetcacheOptions = {
+    ...options,
+    readTimeoutMs: options.readTimeoutMs ?? command,
+    writeTimeoutMs: options.writeTimeoutMs ?? command,
+  }
+  for (const name of FAILURE_SETTINGS) {
+    const value = given[name]
+    if (value !== undefined) out[name] = positive(name, value, value)
+  }
+  return out
 }
 
 /** Checks and completes options; throws `ConfigError` naming the bad setting. */
@@ -143,9 +221,11 @@ export function resolveOptions(
       maxEntryBytes: positive('maxEntryBytes', options.maxEntryBytes, 8 * 1024 * 1024),
       maxTtlSeconds: positive('maxTtlSeconds', options.maxTtlSeconds, 30 * 24 * 3600),
       memoryBytes: positive('memoryBytes', options.memoryBytes, 50 * 1024 * 1024),
+      defaultTtlSeconds: positive('defaultTtlSeconds', options.defaultTtlSeconds, 365 * 24 * 3600),
+      ...failureSettings(options),
     },
-    commandTimeoutMs: positive('commandTimeoutMs', options.commandTimeoutMs, 500),
-    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, 2000),
+    commandTimeoutMs: positive('commandTimeoutMs', options.commandTimeoutMs, 1000),
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, 1000),
     debug: options.debug ?? false,
     deploymentSource,
   }

@@ -1,5 +1,6 @@
 import type { ResolvedOptions } from './config'
 import { createLogger, type Logger } from './log'
+import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { TagSync } from './tags'
@@ -45,12 +46,17 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
   const transport =
     options.redisUrl === undefined
       ? undefined
-      : new RedisTransport({
-          url: options.redisUrl,
-          commandTimeoutMs: options.commandTimeoutMs,
-          connectTimeoutMs: options.connectTimeoutMs,
+      : // Every command asks the engine first (breaker, budget) and reports back (issue 5).
+        new GuardedTransport(
+          engine,
+          new RedisTransport({
+            url: options.redisUrl,
+            commandTimeoutMs: options.commandTimeoutMs,
+            connectTimeoutMs: engine.connectBudgetMs,
+            log,
+          }),
           log,
-        })
+        )
   const store = transport === undefined ? new MemoryStore(engine) : new RedisStore(transport)
   if (transport === undefined) {
     log.warn(
@@ -64,6 +70,12 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
     tags: new TagSync(engine, transport, log),
     log,
     options,
+  }
+  // Queued revalidations go out as soon as Redis answers anything again.
+  if (transport !== undefined) {
+    transport.onBacklog = () => {
+      void runtime.tags.drain()
+    }
   }
   log.info(
     `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeStore(options.redisUrl)}`,

@@ -1,5 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
 import type { Engine } from './wasm'
 import type { Transport } from './transport'
+import { isCircuitOpen } from './transport'
 
 /** Where envelopes live: Redis, or this process's memory when no Redis is configured. */
 export interface EntryStore {
@@ -15,14 +18,28 @@ export class RedisStore implements EntryStore {
   constructor(private readonly transport: Transport) {}
 
   async get(key: string): Promise<Buffer | null> {
-    const reply = await this.transport.send(['GET', key])
+    let reply: unknown
+    try {
+      reply = await this.transport.send(['GET', key], { kind: 'read' })
+    } catch (err) {
+      // Redis is known to be down (the breaker logged it once): a plain miss, not a log line.
+      if (isCircuitOpen(err)) return null
+      throw err
+    }
     if (reply === null || reply === undefined) return null
     if (!Buffer.isBuffer(reply)) throw new Error('GET returned a non-string reply')
     return reply
   }
 
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
-    await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))])
+    try {
+      await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))], {
+        kind: 'write',
+      })
+    } catch (err) {
+      // Skipped while Redis is known to be down (logged once, when the breaker opened).
+      if (!isCircuitOpen(err)) throw err
+    }
   }
 }
 
@@ -49,4 +66,13 @@ export class MemoryStore implements EntryStore {
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()
   }
+}
+
+/**
+ * Waits for a write at most `ms`. Next may hold a response until a handler's `set` resolves,
+ * and a stalled Redis must cost that response no more than a read budget; the write itself
+ * goes on under its own, longer deadline. `write` must not reject.
+ */
+export function settleWithin(write: Promise<void>, ms: number): Promise<void> {
+  return Promise.race([write, sleep(ms, undefined, { ref: false })])
 }

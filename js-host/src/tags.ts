@@ -2,7 +2,15 @@ import type { Engine } from './wasm'
 import type { Logger } from './log'
 import { describe } from './log'
 import type { Transport } from './transport'
-import { runScript } from './transport'
+import { isCircuitOpen, runScript } from './transport'
+
+/** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
+function shortList(tags: readonly string[]): string {
+  const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : t))
+  return tags.length > 5
+    ? `${shown.join(',')} and ${String(tags.length - 5)} more`
+    : shown.join(',')
+}
 
 /** Next's `durations` argument of `updateTags` / `revalidateTag`. */
 export interface Durations {
@@ -10,14 +18,24 @@ export interface Durations {
 }
 
 /**
- * Keeps the engine's tag mirror in step with Redis. Refreshes are coalesced: a caller that
- * arrives while one is in flight waits for the next one, which starts after it arrived, so
- * every caller sees every revalidation completed before its call (design §3) and a burst of
- * requests costs two round trips, not one each.
+ * Keeps the engine's tag mirror in step with Redis, and gets this process's revalidations to
+ * Redis through the engine's outbox.
+ *
+ * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
+ * one, which starts after it arrived, so every caller sees every revalidation completed before
+ * its call (design §3) and a burst of requests costs two round trips, not one each.
+ *
+ * Revalidations are applied locally at once and queued in the engine; the queue is sent in
+ * order, one update at a time, whenever Redis answers (on the revalidation itself, before
+ * every refresh, and after any successful command while something waits). What cannot be
+ * sent stays queued and is logged; what the bounded queue drops is logged as an error.
  */
 export class TagSync {
-  private inflight: Promise<void> | undefined
+  private inflight: Promise<boolean> | undefined
   private queued: Promise<void> | undefined
+  private draining: Promise<boolean> | undefined
+  /** Some revalidation could not be sent: the next successful replay says so in the log. */
+  private backlogged = false
 
   constructor(
     private readonly engine: Engine,
@@ -32,32 +50,47 @@ export class TagSync {
       this.inflight = this.pull().finally(() => {
         this.inflight = undefined
       })
-      return this.inflight
+      return this.inflight.then(() => undefined)
     }
-    this.queued ??= this.inflight.then(() => {
+    // When the refresh in flight failed, Redis is sick: another attempt would most likely cost
+    // the waiters a second read budget for nothing, so they go on with the mirror as it is.
+    this.queued ??= this.inflight.then((ok) => {
       this.queued = undefined
-      return this.refresh()
+      return ok ? this.refresh() : undefined
     })
     return this.queued
   }
 
-  private async pull(): Promise<void> {
-    if (this.transport === undefined) return
+  /** One refresh; true when the mirror is now up to date with Redis. */
+  private async pull(): Promise<boolean> {
+    if (this.transport === undefined) return true
+    // Queued revalidations go out alongside, not before: a replay is a write with the write
+    // budget, and the request waiting on this refresh must not pay it. The mirror already
+    // holds them (local records survive any refresh), so nothing is missed meanwhile.
+    if (this.engine.outboxLength > 0) void this.drain()
     try {
-      const reply = await runScript(this.transport, this.engine.planTagRefresh(), (sha) =>
-        this.engine.scriptSource(sha),
+      const reply = await runScript(
+        this.transport,
+        this.engine.planTagRefresh(),
+        (sha) => this.engine.scriptSource(sha),
+        { kind: 'read' },
       )
       if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
       const changed = this.engine.applyRefresh(reply)
-      if (changed > 0) this.log.debug(`tags: ${changed} changed`)
+      if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
+      return true
     } catch (err) {
-      this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
+      // An open breaker was logged when it opened; one line per request would flood the logs.
+      if (isCircuitOpen(err)) this.log.debug('tag refresh skipped: redis circuit open')
+      else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
+      return false
     }
   }
 
   /**
-   * Records a revalidation: in this process at once, then fleet-wide in Redis. Rejects when
-   * Redis could not be updated (the local part has happened either way).
+   * Records a revalidation: in this process at once, then fleet-wide in Redis, in order after
+   * any earlier one that is still waiting. Rejects only on invalid input (tags past Next's
+   * limits); a Redis failure leaves the revalidation queued, and says so in the log.
    */
   async update(
     tags: readonly string[],
@@ -67,12 +100,92 @@ export class TagSync {
     if (tags.length === 0) return
     const mode = durations === undefined ? 0 : 1
     const expire = durations?.expire ?? Number.NaN
-    const argv = this.engine.planTagUpdate(tags.join('\0'), mode, expire, now)
-    this.log.debug(
-      `revalidate ${tags.join(',')} ${durations === undefined ? 'expire now' : `stale, expire in ${String(durations.expire)} s`}`,
-    )
+    const joined = tags.join('\0')
+    const what = `${shortList(tags)} (${durations === undefined ? 'expire now' : `stale, expire in ${String(durations.expire)} s`})`
+    let dropped = ''
+    try {
+      if (this.transport === undefined) {
+        // No Redis: the local mirror is all there is, nothing to queue.
+        this.engine.planTagUpdate(joined, mode, expire, now)
+      } else {
+        dropped = this.engine.queueTagUpdate(joined, mode, expire, now)
+      }
+    } catch (err) {
+      // Invalid input (tags past Next's limits): refused whole, on every instance alike.
+      const longest = tags.reduce((m, t) => Math.max(m, t.length), 0)
+      this.log.error(
+        `revalidation refused (${String(tags.length)} tags, the longest ${String(longest)} characters): ${describe(err)}`,
+      )
+      return
+    }
+    this.log.debug(`revalidate ${what}`)
     if (this.transport === undefined) return
-    const reply = await runScript(this.transport, argv, (sha) => this.engine.scriptSource(sha))
-    if (Buffer.isBuffer(reply)) this.engine.applyUpdateReply(reply)
+    if (dropped !== '') {
+      this.log.error(
+        `revalidation outbox full: dropped the oldest queued revalidation (${shortList(dropped.split('\0'))}); ` +
+          `it took effect on this instance only (${String(this.engine.outboxDropped)} dropped so far)`,
+      )
+    }
+    let sent = await this.drain()
+    // The drain that was running may have finished its last check just before this update
+    // was queued; one more pass sends it.
+    if (sent && this.engine.outboxLength > 0) sent = await this.drain()
+    if (!sent) {
+      this.log.warn(
+        `revalidation of ${what} applied on this instance; Redis is unreachable, so it is queued ` +
+          `(${String(this.engine.outboxLength)} waiting) and will be sent when Redis answers`,
+      )
+    }
+  }
+
+  /**
+   * Sends queued revalidations, oldest first, until none is left or one fails. Resolves true
+   * when the outbox is empty afterwards. One drain at a time; never rejects.
+   */
+  drain(): Promise<boolean> {
+    if (this.draining !== undefined) return this.draining
+    if (this.transport === undefined || this.engine.outboxLength === 0) {
+      return Promise.resolve(true)
+    }
+    const run = this.replay(this.transport).finally(() => {
+      if (this.draining === run) this.draining = undefined
+    })
+    this.draining = run
+    return run
+  }
+
+  private async replay(transport: Transport): Promise<boolean> {
+    let sent = 0
+    // Bounded: every pass removes the head or returns, and the outbox is bounded.
+    while (this.engine.outboxLength > 0) {
+      const argv = this.engine.planOutboxHead()
+      const seq = this.engine.outboxHeadSeq
+      let reply: unknown
+      try {
+        reply = await runScript(transport, argv, (sha) => this.engine.scriptSource(sha), {
+          kind: 'write',
+        })
+      } catch (err) {
+        this.backlogged = true
+        if (!isCircuitOpen(err)) {
+          this.log.error(
+            `revalidation not sent to Redis, kept in the outbox (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
+          )
+        }
+        return false
+      }
+      this.engine.ackOutbox(seq)
+      sent += 1
+      try {
+        if (Buffer.isBuffer(reply)) this.engine.applyUpdateReply(reply)
+      } catch (err) {
+        this.log.error(`unexpected tag update reply: ${describe(err)}`)
+      }
+    }
+    if (this.backlogged) {
+      this.backlogged = false
+      this.log.info(`redis is back: sent ${String(sent)} queued revalidation(s), in order`)
+    }
+    return true
   }
 }

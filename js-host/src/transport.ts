@@ -3,10 +3,78 @@
  * implements it for Node; any other runtime can supply its own (a fetch-based proxy, say).
  */
 export interface Transport {
-  /** Runs one command; bulk-string replies come back as Buffers. Rejects on error or deadline. */
-  send(argv: readonly (string | Buffer)[]): Promise<unknown>
+  /**
+   * Runs one command; bulk-string replies come back as Buffers. Rejects on error or when
+   * `options.timeoutMs` has passed: with a {@link RedisReplyError} when Redis answered with an
+   * error, a {@link RedisTimeoutError} on the deadline, anything else when the connection failed.
+   */
+  send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown>
   /** Closes the connection; pending commands fail. */
   close(): Promise<void>
+}
+
+/** What a command is, for its budget. */
+export type OpKind = 'read' | 'write'
+
+export interface SendOptions {
+  /** Read (`GET`, tag refresh: on a request's path) or write. Default: from the command name. */
+  kind?: OpKind | undefined
+  /** Deadline in ms; set by the engine's budget for the kind. */
+  timeoutMs?: number | undefined
+}
+
+/** Redis answered with an error reply (`NOSCRIPT`, `WRONGTYPE`, ...): Redis itself is healthy. */
+export class RedisReplyError extends Error {
+  readonly code = 'ERR_REDIS_REPLY'
+  constructor(message: string) {
+    super(message)
+    this.name = 'RedisReplyError'
+  }
+}
+
+/** No reply within the command's budget; the command was abandoned. */
+export class RedisTimeoutError extends Error {
+  readonly code = 'ERR_REDIS_TIMEOUT'
+  constructor(message: string) {
+    super(message)
+    this.name = 'RedisTimeoutError'
+  }
+}
+
+/** The circuit breaker is open: Redis was not asked (a read is a miss, a write is skipped). */
+export class CircuitOpenError extends Error {
+  readonly code = 'ERR_REDIS_CIRCUIT_OPEN'
+  constructor() {
+    super('redis circuit breaker is open: Redis not asked')
+    this.name = 'CircuitOpenError'
+  }
+}
+
+/** True for the error a guarded transport throws instead of touching an unhealthy Redis. */
+export function isCircuitOpen(err: unknown): boolean {
+  return err instanceof CircuitOpenError
+}
+
+/**
+ * Resolves or rejects like `promise`, or rejects with a {@link RedisTimeoutError} after `ms`;
+ * the timer never outlives the promise.
+ */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new RedisTimeoutError(`${what} took longer than ${String(ms)} ms`))
+    }, ms)
+    promise.then(
+      (v) => {
+        clearTimeout(timer)
+        resolve(v)
+      },
+      (e: unknown) => {
+        clearTimeout(timer)
+        reject(e instanceof Error ? e : new Error(String(e)))
+      },
+    )
+  })
 }
 
 /**
@@ -17,14 +85,15 @@ export async function runScript(
   transport: Transport,
   argv: string[],
   source: (sha: string) => string | undefined,
+  options?: SendOptions,
 ): Promise<unknown> {
   try {
-    return await transport.send(argv)
+    return await transport.send(argv, options)
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
     const sha = argv[1] ?? ''
     const lua = source(sha)
     if (lua === undefined) throw err
-    return transport.send(['EVAL', lua, ...argv.slice(2)])
+    return transport.send(['EVAL', lua, ...argv.slice(2)], options)
   }
 }

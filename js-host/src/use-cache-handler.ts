@@ -2,8 +2,10 @@ import { now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
+import { settleWithin } from './store'
 import { bufferToStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
+import { IllFormedKeyError, isWellFormed } from './text'
 import { wasm } from './wasm'
 
 /** Next 16's `'use cache'` entry (`next/dist/server/lib/cache-handlers/types`). */
@@ -46,8 +48,12 @@ const KEY_MEMO_MAX_LENGTH = 512
 const { Outcome } = wasm
 
 class UseCacheHandler implements CacheHandler {
-  /** Writes in flight, so a `get` of the same key waits for them (Next's contract). */
-  private readonly pending = new Map<string, Promise<void>>()
+  /**
+   * Writes in flight, so a `get` of the same key sees them (Next's contract). Each resolves to
+   * the encoded envelope as soon as it exists (null when nothing will be stored), before the
+   * Redis write: a reader never waits on the write's deadline.
+   */
+  private readonly pending = new Map<string, Promise<Buffer | null>>()
   private readonly keys = new Map<string, string>()
 
   constructor(
@@ -61,6 +67,8 @@ class UseCacheHandler implements CacheHandler {
   private entryKey(cacheKey: string): string {
     let key = this.keys.get(cacheKey)
     if (key === undefined) {
+      // A miss and a log line (get), not stored (set): never another key's value (issue 5).
+      if (!isWellFormed(cacheKey)) throw new IllFormedKeyError()
       key = this.rt.engine.entryKey(this.name, cacheKey)
       if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
         if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
@@ -74,10 +82,10 @@ class UseCacheHandler implements CacheHandler {
     const { engine, store, log } = this.rt
     try {
       const inFlight = this.pending.get(cacheKey)
-      if (inFlight !== undefined) await inFlight
+      const written = inFlight === undefined ? null : await inFlight
       const key = this.entryKey(cacheKey)
       const t = now()
-      const value = await store.get(key, t)
+      const value = written ?? (await store.get(key, t))
       if (value === null) {
         log.debug(`get ${key} miss`)
         return undefined
@@ -132,11 +140,13 @@ class UseCacheHandler implements CacheHandler {
   }
 
   async set(cacheKey: string, pendingEntry: Promise<CacheEntry>): Promise<void> {
-    let done = (): void => undefined
-    const written = new Promise<void>((resolve) => {
-      done = resolve
+    let encoded: (value: Buffer | null) => void = () => undefined
+    const written = new Promise<Buffer | null>((resolve) => {
+      encoded = resolve
     })
     this.pending.set(cacheKey, written)
+    // Once the write has started, it removes the pending entry itself when it lands.
+    let writing = false
     const { engine, store, log } = this.rt
     try {
       const entry = await pendingEntry
@@ -159,13 +169,28 @@ class UseCacheHandler implements CacheHandler {
         log.debug(`set ${key} skipped (not cacheable)`)
         return
       }
-      await store.set(key, Buffer.concat([header, payload]), ttl, t)
-      log.debug(`set ${key} ${payload.byteLength} B ttl ${Math.round(ttl / 1000)} s`)
+      const value = Buffer.concat([header, payload])
+      encoded(value)
+      const write = store.set(key, value, ttl, t).then(
+        () => {
+          log.debug(`set ${key} ${payload.byteLength} B ttl ${Math.round(ttl / 1000)} s`)
+        },
+        (err: unknown) => {
+          log.error(`set failed, entry not stored: ${describe(err)}`)
+        },
+      )
+      // Until the write lands, readers in this process get the envelope from `pending`.
+      writing = true
+      void write.finally(() => {
+        if (this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
+      })
+      await settleWithin(write, engine.budgetMs(0))
     } catch (err) {
       log.error(`set failed, entry not stored: ${describe(err)}`)
     } finally {
-      if (this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
-      done()
+      if (!writing && this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
+      // Idempotent: a no-op when the envelope was handed out already.
+      encoded(null)
     }
   }
 

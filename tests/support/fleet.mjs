@@ -17,10 +17,12 @@ import { freePort } from './ports.mjs'
 import { indent, stopChild, tailFile, trackChild, waitFor } from './util.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+// The default app; prepareApp/startInstance/startFleet take `appDir` for the others
+// (examples/next-incremental for the singular cacheHandler).
 export const appDir = path.join(repoRoot, 'examples', 'next-app')
-const nextBin = path.join(appDir, 'node_modules', 'next', 'dist', 'bin', 'next')
-const stampFile = path.join(appDir, 'node_modules', '.fleetcache-tarball.json')
-const buildIdFile = path.join(appDir, '.next', 'BUILD_ID')
+const nextBinOf = (dir) => path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next')
+const stampFileOf = (dir) => path.join(dir, 'node_modules', '.fleetcache-tarball.json')
+const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
 
 // Variables that configure fleetcache or the example. Instances get them only from the caller,
 // never inherited from the shell that runs the tests; the build gets none of them (a build needs
@@ -120,7 +122,7 @@ function newestSourceMtime(dir = appDir) {
   return { mtimeMs: newest, file: newestFile }
 }
 
-function nextInstalledMatchesLock() {
+function nextInstalledMatchesLock(appDir) {
   const lock = readJson(path.join(appDir, 'package-lock.json'))
   const installed = readJson(path.join(appDir, 'node_modules', 'next', 'package.json'))
   const want = lock?.packages?.['node_modules/next']?.version
@@ -129,7 +131,15 @@ function nextInstalledMatchesLock() {
 
 // Makes sure examples/next-app has its dependencies and the fleetcache tarball installed and a
 // current `next build`. Returns { tarball, buildId, built, buildMs, logFile }.
-export async function prepareApp({ log = defaultLog, logDir, force = false } = {}) {
+export async function prepareApp({
+  log = defaultLog,
+  logDir,
+  force = false,
+  appDir: dir = appDir,
+} = {}) {
+  const appDir = dir
+  const stampFile = stampFileOf(appDir)
+  const buildIdFile = buildIdFileOf(appDir)
   const tarball = findTarball()
   // A temp dir for the npm/next output only when there is something to run.
   let logFile
@@ -137,7 +147,7 @@ export async function prepareApp({ log = defaultLog, logDir, force = false } = {
     (logFile ??= path.join(logDir ?? makeLogDir('fleetcache-build-'), 'prepare.log'))
   const shown = (p) => (p.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, p) : p)
 
-  if (!nextInstalledMatchesLock()) {
+  if (!nextInstalledMatchesLock(appDir)) {
     log(`npm ci in ${shown(appDir)} (log: ${getLogFile()})`)
     await runLogged('npm', ['ci', '--no-audit', '--no-fund'], {
       cwd: appDir,
@@ -176,7 +186,7 @@ export async function prepareApp({ log = defaultLog, logDir, force = false } = {
     )
   }
 
-  const sources = newestSourceMtime()
+  const sources = newestSourceMtime(appDir)
   const installedAt = fs.statSync(stampFile).mtimeMs
   const buildAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
   const reason = force
@@ -192,7 +202,7 @@ export async function prepareApp({ log = defaultLog, logDir, force = false } = {
   if (reason) {
     log(`next build (${reason}; log: ${getLogFile()})`)
     const t0 = Date.now()
-    await runLogged(process.execPath, [nextBin, 'build'], {
+    await runLogged(process.execPath, [nextBinOf(appDir), 'build'], {
       cwd: appDir,
       env: cleanEnv(),
       logFile: getLogFile(),
@@ -215,6 +225,7 @@ export async function startInstance({
   readyPath = '/',
   startTimeoutMs = 60_000,
   attempts = 3,
+  appDir: dir = appDir,
 }) {
   if (!logDir) throw new Error('startInstance: logDir is required')
   let lastError
@@ -222,7 +233,15 @@ export async function startInstance({
     const port = await freePort()
     const logFile = path.join(logDir, `${name}.log`)
     try {
-      return await startInstanceOnPort({ name, env, port, logFile, readyPath, startTimeoutMs })
+      return await startInstanceOnPort({
+        name,
+        env,
+        port,
+        logFile,
+        readyPath,
+        startTimeoutMs,
+        appDir: dir,
+      })
     } catch (err) {
       lastError = err
       if (!/EADDRINUSE/.test(tailFile(logFile, 30))) break
@@ -231,11 +250,19 @@ export async function startInstance({
   throw lastError
 }
 
-async function startInstanceOnPort({ name, env, port, logFile, readyPath, startTimeoutMs }) {
+async function startInstanceOnPort({
+  name,
+  env,
+  port,
+  logFile,
+  readyPath,
+  startTimeoutMs,
+  appDir,
+}) {
   const out = fs.openSync(logFile, 'a')
   fs.writeSync(out, `--- ${new Date().toISOString()} ${name}: next start -p ${port} -H 127.0.0.1\n`)
   const child = trackChild(
-    spawn(process.execPath, [nextBin, 'start', '-p', String(port), '-H', '127.0.0.1'], {
+    spawn(process.execPath, [nextBinOf(appDir), 'start', '-p', String(port), '-H', '127.0.0.1'], {
       cwd: appDir,
       env: cleanEnv({ ...env, INSTANCE_NAME: name }),
       stdio: ['ignore', out, out],
@@ -257,13 +284,15 @@ async function startInstanceOnPort({ name, env, port, logFile, readyPath, startT
       return child.exitCode === null && child.signalCode === null
     },
     logTail: (lines = 40) => tailFile(logFile, lines),
-    // One HTTP request, bounded by timeoutMs. Resolves { status, headers, text, ms }.
-    async request(pathname, { method = 'GET', timeoutMs = 30_000 } = {}) {
+    // One HTTP request, bounded by timeoutMs. Resolves { status, headers, text, body, ms }
+    // (body: the raw bytes, for byte-for-byte comparisons).
+    async request(pathname, { method = 'GET', timeoutMs = 30_000, headers } = {}) {
       const t0 = Date.now()
       let res
       try {
         res = await fetch(url + pathname, {
           method,
+          headers,
           signal: AbortSignal.timeout(timeoutMs),
           redirect: 'manual',
         })
@@ -275,8 +304,9 @@ async function startInstanceOnPort({ name, env, port, logFile, readyPath, startT
           `${name} ${method} ${pathname} failed: ${err.cause?.message ?? err.message} [instance ${state}]`,
         )
       }
-      const text = await res.text()
-      return { status: res.status, headers: res.headers, text, ms: Date.now() - t0 }
+      const body = Buffer.from(await res.arrayBuffer())
+      const text = body.toString('utf8')
+      return { status: res.status, headers: res.headers, text, body, ms: Date.now() - t0 }
     },
     // GET a page of the example and read its <p id="data" ...> element (see components/data-view.tsx).
     async getData(pathname) {

@@ -112,6 +112,19 @@ export async function startRedis({
   throw lastError
 }
 
+// Starts redis-server on a given loopback port (a restart on the port a stopped one used, for
+// the fault tests). Resolves once it answers PING.
+export async function startRedisOnPort({
+  port,
+  bin = process.env.REDIS_SERVER || 'redis-server',
+  logDir,
+  startTimeoutMs = 10_000,
+}) {
+  if (!logDir) throw new Error('startRedisOnPort: logDir is required')
+  const logFile = path.join(logDir, `redis-${port}.log`)
+  return startOnPort({ bin, port, logFile, startTimeoutMs })
+}
+
 async function startOnPort({ bin, port, logFile, startTimeoutMs }) {
   const out = fs.openSync(logFile, 'a')
   const args = [

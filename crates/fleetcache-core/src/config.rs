@@ -1,5 +1,6 @@
 //! Engine settings as the host passes them (a JS object deserialised with serde).
 
+use crate::breaker::BreakerConfig;
 use crate::error::ConfigError;
 use crate::keys::is_valid_prefix;
 
@@ -35,6 +36,44 @@ pub struct Config {
     /// `max_ttl_seconds * 1000 + 1 day`; it may not be shorter than `max_ttl_seconds`, or a
     /// tag could be forgotten while entries it invalidated are still stored.
     pub tag_prune_after_ms: Option<f64>,
+    /// Budget of one read (`GET`, tag refresh) in ms, enforced by the host's timers.
+    /// Default 300: generous for a same-region Redis, short enough that a hung one costs a
+    /// request little. At most [`MAX_BUDGET_MS`].
+    pub read_timeout_ms: f64,
+    /// Budget of one write (`SET`, tag update) in ms. Default 1000.
+    pub write_timeout_ms: f64,
+    /// Budget for (re)connecting before the first command may wait no longer, in ms.
+    /// Default 1000.
+    pub connect_timeout_ms: f64,
+    /// Consecutive failed Redis commands that open the circuit breaker. Default 5.
+    pub breaker_failures: u32,
+    /// Failure rate in `(0, 1]` over `breaker_window_ms` that opens the breaker. Default 0.5.
+    pub breaker_failure_rate: f64,
+    /// Results needed in the window before the failure rate counts. Default 20.
+    pub breaker_min_calls: u32,
+    /// Failure-rate window in ms. Default 10 s.
+    pub breaker_window_ms: f64,
+    /// Time the breaker stays open before one probe is let through, in ms. Default 1 s.
+    pub breaker_open_ms: f64,
+    /// Longest open time after repeated failed probes, in ms. Default 5 s.
+    pub breaker_max_open_ms: f64,
+    /// Revalidations kept while Redis cannot be reached; the oldest is dropped (and logged)
+    /// beyond it. Default 1000.
+    pub outbox_capacity: u32,
+}
+
+/// Upper bound of every Redis budget (one minute): a longer one would bring back the hangs
+/// the budgets exist to prevent.
+pub const MAX_BUDGET_MS: f64 = 60_000.0;
+
+/// Upper bound of breaker durations (one hour).
+pub const MAX_BREAKER_MS: f64 = 3_600_000.0;
+
+/// Upper bound of `outbox_capacity`.
+pub const MAX_OUTBOX_CAPACITY: u32 = 1_000_000;
+
+fn in_range(v: f64, min_exclusive: f64, max: f64) -> bool {
+    v.is_finite() && v > min_exclusive && v <= max
 }
 
 impl Default for Config {
@@ -47,6 +86,16 @@ impl Default for Config {
             default_ttl_seconds: 365.0 * 86_400.0,
             memory_bytes: 50 * 1024 * 1024,
             tag_prune_after_ms: None,
+            read_timeout_ms: 300.0,
+            write_timeout_ms: 1000.0,
+            connect_timeout_ms: 1000.0,
+            breaker_failures: 5,
+            breaker_failure_rate: 0.5,
+            breaker_min_calls: 20,
+            breaker_window_ms: 10_000.0,
+            breaker_open_ms: 1_000.0,
+            breaker_max_open_ms: 5_000.0,
+            outbox_capacity: 1000,
         }
     }
 }
@@ -72,7 +121,60 @@ impl Config {
                 return Err(ConfigError::TagPruneAfterMs);
             }
         }
+        self.validate_resilience()
+    }
+
+    fn validate_resilience(&self) -> Result<(), ConfigError> {
+        if !in_range(self.read_timeout_ms, 0.0, MAX_BUDGET_MS) {
+            return Err(ConfigError::ReadTimeoutMs);
+        }
+        if !in_range(self.write_timeout_ms, 0.0, MAX_BUDGET_MS) {
+            return Err(ConfigError::WriteTimeoutMs);
+        }
+        if !in_range(self.connect_timeout_ms, 0.0, MAX_BUDGET_MS) {
+            return Err(ConfigError::ConnectTimeoutMs);
+        }
+        if self.breaker_failures == 0 {
+            return Err(ConfigError::Breaker("breakerFailures"));
+        }
+        if !in_range(self.breaker_failure_rate, 0.0, 1.0) {
+            return Err(ConfigError::Breaker("breakerFailureRate"));
+        }
+        if self.breaker_min_calls == 0 {
+            return Err(ConfigError::Breaker("breakerMinCalls"));
+        }
+        if !in_range(self.breaker_window_ms, 0.0, MAX_BREAKER_MS) {
+            return Err(ConfigError::Breaker("breakerWindowMs"));
+        }
+        if !in_range(self.breaker_open_ms, 0.0, MAX_BREAKER_MS) {
+            return Err(ConfigError::Breaker("breakerOpenMs"));
+        }
+        if !(in_range(self.breaker_max_open_ms, 0.0, MAX_BREAKER_MS)
+            && self.breaker_max_open_ms >= self.breaker_open_ms)
+        {
+            return Err(ConfigError::Breaker("breakerMaxOpenMs"));
+        }
+        if self.outbox_capacity == 0 || self.outbox_capacity > MAX_OUTBOX_CAPACITY {
+            return Err(ConfigError::OutboxCapacity);
+        }
         Ok(())
+    }
+
+    /// The breaker thresholds in effect. A probe that has not reported within the longest
+    /// time a command can legitimately take (connect plus the longer budget, plus a second
+    /// of slack for a busy event loop) is presumed lost.
+    pub fn breaker(&self) -> BreakerConfig {
+        BreakerConfig {
+            failures: self.breaker_failures,
+            failure_rate: self.breaker_failure_rate,
+            min_calls: self.breaker_min_calls,
+            window_ms: self.breaker_window_ms,
+            open_ms: self.breaker_open_ms,
+            max_open_ms: self.breaker_max_open_ms,
+            probe_timeout_ms: self.connect_timeout_ms
+                + self.read_timeout_ms.max(self.write_timeout_ms)
+                + 1000.0,
+        }
     }
 
     /// The pruning age in effect (the explicit setting or its default).
@@ -144,6 +246,59 @@ mod tests {
         );
         assert_eq!(bad(|c| c.tag_prune_after_ms = Some(3e9)), None);
         assert_eq!(bad(|c| c.deployment = "any {text}: at all".into()), None);
+    }
+
+    #[test]
+    fn rejects_bad_budgets_and_thresholds() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().err()
+        };
+        for v in [-1.0, 0.0, f64::NAN, f64::INFINITY, 60_001.0] {
+            let mut c = Config {
+                read_timeout_ms: v,
+                ..Config::default()
+            };
+            assert_eq!(c.validate(), Err(ConfigError::ReadTimeoutMs));
+            c.read_timeout_ms = 300.0;
+            c.write_timeout_ms = v;
+            assert_eq!(c.validate(), Err(ConfigError::WriteTimeoutMs));
+            c.write_timeout_ms = 300.0;
+            c.connect_timeout_ms = v;
+            assert_eq!(c.validate(), Err(ConfigError::ConnectTimeoutMs));
+        }
+        let breaker = |f: fn(&mut Config)| bad(f).map(|e| e.field());
+        assert_eq!(breaker(|c| c.breaker_failures = 0), Some("breakerFailures"));
+        assert_eq!(
+            breaker(|c| c.breaker_failure_rate = 1.5),
+            Some("breakerFailureRate")
+        );
+        assert_eq!(
+            breaker(|c| c.breaker_failure_rate = 0.0),
+            Some("breakerFailureRate")
+        );
+        assert_eq!(
+            breaker(|c| c.breaker_min_calls = 0),
+            Some("breakerMinCalls")
+        );
+        assert_eq!(
+            breaker(|c| c.breaker_window_ms = -5.0),
+            Some("breakerWindowMs")
+        );
+        assert_eq!(breaker(|c| c.breaker_open_ms = 0.0), Some("breakerOpenMs"));
+        assert_eq!(
+            breaker(|c| c.breaker_max_open_ms = 500.0),
+            Some("breakerMaxOpenMs")
+        );
+        assert_eq!(
+            bad(|c| c.outbox_capacity = 0),
+            Some(ConfigError::OutboxCapacity)
+        );
+        assert_eq!(
+            Config::default().breaker().probe_timeout_ms,
+            1000.0 + 1000.0 + 1000.0
+        );
     }
 
     #[test]

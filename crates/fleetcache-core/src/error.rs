@@ -19,6 +19,16 @@ pub enum ConfigError {
     DefaultTtlSeconds,
     /// `tagPruneAfterMs` is not a finite number greater than zero.
     TagPruneAfterMs,
+    /// `readTimeoutMs` is not a finite number in `(0, 60000]`.
+    ReadTimeoutMs,
+    /// `writeTimeoutMs` is not a finite number in `(0, 60000]`.
+    WriteTimeoutMs,
+    /// `connectTimeoutMs` is not a finite number in `(0, 60000]`.
+    ConnectTimeoutMs,
+    /// A circuit-breaker threshold (the field named) is out of range.
+    Breaker(&'static str),
+    /// `outboxCapacity` is not between 1 and 1,000,000.
+    OutboxCapacity,
 }
 
 impl ConfigError {
@@ -30,6 +40,11 @@ impl ConfigError {
             ConfigError::MaxTtlSeconds => "ERR_CONFIG_MAX_TTL_SECONDS",
             ConfigError::DefaultTtlSeconds => "ERR_CONFIG_DEFAULT_TTL_SECONDS",
             ConfigError::TagPruneAfterMs => "ERR_CONFIG_TAG_PRUNE_AFTER_MS",
+            ConfigError::ReadTimeoutMs => "ERR_CONFIG_READ_TIMEOUT_MS",
+            ConfigError::WriteTimeoutMs => "ERR_CONFIG_WRITE_TIMEOUT_MS",
+            ConfigError::ConnectTimeoutMs => "ERR_CONFIG_CONNECT_TIMEOUT_MS",
+            ConfigError::Breaker(_) => "ERR_CONFIG_BREAKER",
+            ConfigError::OutboxCapacity => "ERR_CONFIG_OUTBOX_CAPACITY",
         }
     }
 
@@ -41,6 +56,11 @@ impl ConfigError {
             ConfigError::MaxTtlSeconds => "maxTtlSeconds",
             ConfigError::DefaultTtlSeconds => "defaultTtlSeconds",
             ConfigError::TagPruneAfterMs => "tagPruneAfterMs",
+            ConfigError::ReadTimeoutMs => "readTimeoutMs",
+            ConfigError::WriteTimeoutMs => "writeTimeoutMs",
+            ConfigError::ConnectTimeoutMs => "connectTimeoutMs",
+            ConfigError::Breaker(field) => field,
+            ConfigError::OutboxCapacity => "outboxCapacity",
         }
     }
 }
@@ -55,6 +75,15 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::DefaultTtlSeconds => "must be a finite number of seconds > 0",
             ConfigError::TagPruneAfterMs => "must be a finite number of milliseconds > 0",
+            ConfigError::ReadTimeoutMs
+            | ConfigError::WriteTimeoutMs
+            | ConfigError::ConnectTimeoutMs => {
+                "must be a finite number of milliseconds, > 0 and <= 60000"
+            }
+            ConfigError::Breaker(_) => {
+                "is out of range (counts >= 1, rate in (0, 1], durations in ms > 0 and <= 1 hour, max open >= open)"
+            }
+            ConfigError::OutboxCapacity => "must be between 1 and 1000000",
         };
         write!(f, "invalid fleetcache config: {} {}", self.field(), why)
     }
@@ -327,7 +356,8 @@ pub enum PlanError {
     KindMismatch,
     /// A tag update without tags.
     NoTags,
-    /// A tag update names more tags than an envelope may carry, or a tag over 1,024 bytes.
+    /// Tags past Next's limits: more than 128 explicit tags or one longer than 256
+    /// characters (implicit `_N_T_` tags: at most 1,024 bytes), or more than 1,024 in all.
     TagLimit,
     /// The epoch candidate is empty or longer than 128 bytes.
     InvalidEpoch,
@@ -360,7 +390,7 @@ impl fmt::Display for PlanError {
             PlanError::KindMismatch => f.write_str("entry kind does not match the interface"),
             PlanError::NoTags => f.write_str("tag update without tags"),
             PlanError::TagLimit => {
-                f.write_str("tag update exceeds 1024 tags or a tag exceeds 1024 bytes")
+                f.write_str("tags exceed Next's limits: at most 128 tags of at most 256 characters each (implicit _N_T_ tags: 1024 bytes; 1024 tags in all)")
             }
             PlanError::InvalidEpoch => f.write_str("epoch candidate must be 1 to 128 bytes"),
             PlanError::InvalidTime => f.write_str("now must be a finite, non-negative time in ms"),
@@ -395,6 +425,11 @@ mod tests {
             ConfigError::MaxTtlSeconds.code(),
             ConfigError::DefaultTtlSeconds.code(),
             ConfigError::TagPruneAfterMs.code(),
+            ConfigError::ReadTimeoutMs.code(),
+            ConfigError::WriteTimeoutMs.code(),
+            ConfigError::ConnectTimeoutMs.code(),
+            ConfigError::Breaker("x").code(),
+            ConfigError::OutboxCapacity.code(),
             KeyError::InvalidPrefix.code(),
             KeyError::InvalidHandlerName.code(),
             KeyError::InvalidInterface.code(),

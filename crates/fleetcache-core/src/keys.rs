@@ -387,5 +387,4 @@ mod tests {
         let literal = Namespace::new("fc", &hashed).map(|n| n.deployment().to_owned());
         assert_ne!(literal.unwrap_or_default(), hashed);
     }
-
 }

@@ -22,17 +22,22 @@
     )
 )]
 
+pub mod breaker;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod guard;
+pub mod incremental;
 pub mod keys;
 pub mod lru;
 pub mod netstring;
+pub mod outbox;
 pub mod plan;
 pub mod scripts;
 pub mod tags;
 pub mod time;
 
+pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
 pub use config::Config;
 pub use envelope::{
     decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta, Limits, FIXED_HEADER_LEN,
@@ -41,8 +46,10 @@ pub use envelope::{
 pub use error::{
     ConfigError, DecodeError, EncodeError, KeyError, NetstringError, PlanError, ProtocolError,
 };
+pub use guard::{Admission, OpKind};
 pub use keys::{Interface, Namespace, TagKeys};
 pub use lru::LruIndex;
+pub use outbox::{Outbox, PendingUpdate};
 pub use plan::{Engine, Inspection, ScriptCall, SetInput, SetPlan, Verdict};
 pub use scripts::{Script, TAG_REFRESH, TAG_UPDATE};
 pub use tags::{Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord};

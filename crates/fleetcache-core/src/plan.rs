@@ -2,7 +2,7 @@
 //! I/O in between. Every method is synchronous and takes the current time as an argument.
 
 use crate::config::Config;
-use crate::envelope::{decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta, Limits};
+use crate::envelope::{decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta};
 use crate::error::{ConfigError, DecodeError, PlanError, ProtocolError};
 use crate::keys::{Interface, Namespace, TagKeys};
 use crate::lru::LruIndex;
@@ -99,6 +99,10 @@ pub struct Engine {
     tag_keys: TagKeys,
     mirror: TagMirror,
     lru: LruIndex,
+    /// Health of the Redis connection (issue 5; methods in `guard.rs`).
+    pub(crate) breaker: crate::breaker::Breaker,
+    /// Revalidations on their way to Redis (issue 5; methods in `guard.rs`).
+    pub(crate) outbox: crate::outbox::Outbox,
     update_sha1: String,
     refresh_sha1: String,
 }
@@ -114,6 +118,8 @@ impl Engine {
             namespace,
             mirror: TagMirror::new(),
             lru: LruIndex::new(config.memory_bytes),
+            breaker: crate::breaker::Breaker::new(config.breaker()),
+            outbox: crate::outbox::Outbox::new(config.outbox_capacity as usize),
             update_sha1: TAG_UPDATE.sha1(),
             refresh_sha1: TAG_REFRESH.sha1(),
             config,
@@ -165,6 +171,7 @@ impl Engine {
         if iface.kind() != entry.kind {
             return Err(PlanError::KindMismatch);
         }
+        crate::tags::check_tags(entry.tags)?;
         let meta = EntryMeta {
             kind: entry.kind,
             timestamp: entry.timestamp,
@@ -281,9 +288,7 @@ impl Engine {
         if tags.is_empty() {
             return Err(PlanError::NoTags);
         }
-        if tags.len() > Limits::MAX_TAGS || tags.iter().any(|t| t.len() > Limits::MAX_TAG_BYTES) {
-            return Err(PlanError::TagLimit);
-        }
+        crate::tags::check_tags(tags)?;
         if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
             return Err(PlanError::InvalidEpoch);
         }
@@ -541,7 +546,7 @@ mod tests {
             e.plan_set(&DEFAULT, "k", input(&tags, &[]))
                 .err()
                 .map(|e| e.code()),
-            Some("ERR_ENCODE_LIMIT")
+            Some("ERR_PLAN_TAG_LIMIT")
         );
         let mut inp = input(&[], &[]);
         inp.revalidate = f64::NAN;

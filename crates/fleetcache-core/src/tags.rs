@@ -19,6 +19,45 @@ pub const MAX_EXPIRE_MS: f64 = INFINITE_CACHE_SECONDS * 1000.0;
 /// `f64` (and Lua 5.1's number) represents exactly.
 const MAX_RECORD_DIGITS: usize = 16;
 
+/// Next's own limit on the tags of one entry (`NEXT_CACHE_TAG_MAX_ITEMS`).
+pub const MAX_EXPLICIT_TAGS: usize = 128;
+
+/// Next's own limit on the length of one tag in UTF-16 units (`NEXT_CACHE_TAG_MAX_LENGTH`).
+pub const MAX_EXPLICIT_TAG_CHARS: usize = 256;
+
+/// Prefix of Next's implicit (path-derived) tags, which follow the soft-tag limits instead.
+pub const IMPLICIT_TAG_PREFIX: &str = "_N_T_";
+
+/// Checks a tag list against Next's limits: at most 128 explicit tags of at most 256
+/// characters; implicit `_N_T_` tags (derived from paths of up to 1,024 characters) at most
+/// [`Limits::MAX_TAG_BYTES`](crate::Limits::MAX_TAG_BYTES) bytes; at most
+/// [`Limits::MAX_TAGS`](crate::Limits::MAX_TAGS) in all. Next drops such tags with a
+/// warning; a tag that reached us anyway came from a caller bypassing Next, and it is
+/// refused whole rather than cut, since a cut tag would invalidate the wrong entries.
+pub fn check_tags(tags: &[&str]) -> Result<(), crate::error::PlanError> {
+    use crate::envelope::Limits;
+    let mut explicit = 0usize;
+    for tag in tags {
+        if tag.starts_with(IMPLICIT_TAG_PREFIX) {
+            if tag.len() > Limits::MAX_TAG_BYTES {
+                return Err(crate::error::PlanError::TagLimit);
+            }
+        } else {
+            explicit += 1;
+            // Bytes bound UTF-16 units from above; count exactly only when it can matter.
+            if tag.len() > MAX_EXPLICIT_TAG_CHARS
+                && tag.encode_utf16().count() > MAX_EXPLICIT_TAG_CHARS
+            {
+                return Err(crate::error::PlanError::TagLimit);
+            }
+        }
+    }
+    if explicit > MAX_EXPLICIT_TAGS || tags.len() > Limits::MAX_TAGS {
+        return Err(crate::error::PlanError::TagLimit);
+    }
+    Ok(())
+}
+
 /// How entries compare against tag state, from weakest to strongest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Freshness {
@@ -503,6 +542,26 @@ mod tests {
         let mut r = TagRecord::default();
         r.apply(&rev, Millis(now));
         r
+    }
+
+    #[test]
+    fn next_tag_limits() {
+        let ok = "t".repeat(256);
+        let long = "t".repeat(257);
+        // 256 characters of 2-byte UTF-8 are 512 bytes but within Next's limit.
+        let wide = "\u{e9}".repeat(256);
+        let soft = format!("_N_T_/{}", "p".repeat(1000));
+        let too_soft = format!("_N_T_/{}", "p".repeat(1100));
+        assert_eq!(check_tags(&[&ok, &wide, &soft]), Ok(()));
+        assert!(check_tags(&[&long]).is_err());
+        assert!(check_tags(&[&too_soft]).is_err());
+        assert_eq!(check_tags(&vec!["a"; 128]), Ok(()));
+        assert!(check_tags(&vec!["a"; 129]).is_err());
+        let mut many = vec!["a"; 128];
+        many.extend(vec!["_N_T_/x"; 896]);
+        assert_eq!(check_tags(&many), Ok(()));
+        many.push("_N_T_/y");
+        assert!(check_tags(&many).is_err());
     }
 
     const MAX_PROFILE: Revalidation = Revalidation::Stale {

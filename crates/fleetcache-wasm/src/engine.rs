@@ -36,6 +36,8 @@ pub struct Engine {
     last_need: usize,
     last_error: &'static str,
     last_ttl_ms: Option<u64>,
+    /// The singular handler's decision from the last `inspectIncremental`.
+    last_serve: Option<fleetcache_core::incremental::Serve>,
 }
 
 fn interface(name: &str) -> Result<Interface<'_>, JsValue> {
@@ -76,6 +78,7 @@ impl Engine {
             last_need: 0,
             last_error: "",
             last_ttl_ms: None,
+            last_serve: None,
         })
     }
 
@@ -342,10 +345,322 @@ impl Engine {
     }
 }
 
+/// The singular `cacheHandler` (`fleetcache/incremental`): value layout and decisions.
+#[wasm_bindgen]
+impl Engine {
+    /// Encodes the envelope header of a singular-handler value. `kind`, `flags` and
+    /// `segments` form the value descriptor (see the core's `incremental` module); `parts`
+    /// are the lengths of the parts the host appends, its JSON part first. `revalidate` and
+    /// `expire` are the value's `cacheControl` in seconds (ignored where the flags say
+    /// `false` / absent). The TTL is read from `lastTtlMs` (-1: do not store).
+    #[allow(clippy::too_many_arguments)]
+    #[wasm_bindgen(js_name = planIncrementalSet)]
+    pub fn plan_incremental_set(
+        &mut self,
+        cache_key: &str,
+        kind: u8,
+        flags: u8,
+        segments: u16,
+        tags: &str,
+        revalidate: f64,
+        expire: f64,
+        parts: &[u32],
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        use fleetcache_core::incremental::{Descriptor, IncrementalSet};
+        let desc = Descriptor::from_wire(kind, flags, segments)
+            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+        let tags = split(tags);
+        let set = IncrementalSet {
+            desc,
+            revalidate,
+            expire,
+            tags: &tags,
+            parts,
+            now: Millis(now),
+        };
+        let plan = self
+            .inner
+            .plan_incremental_set(cache_key, &set)
+            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+        self.last_ttl_ms = plan.ttl_ms;
+        Ok(plan.header)
+    }
+
+    /// Decides what a stored singular-handler value is worth. `softTags` (NUL-joined) are
+    /// checked with the entry's own tags; `requestRevalidate` is a FETCH request's
+    /// `revalidate` (NaN when none). `Fresh` and `Stale` are served: read `lastModified`,
+    /// `lastCacheRevalidate`, `lastCacheExpire`, `lastHasCacheControl`, `lastValueKind`,
+    /// `lastValueFlags`, `lastSegments`, `lastParts` and `lastPayloadOffset`.
+    #[wasm_bindgen(js_name = inspectIncremental)]
+    pub fn inspect_incremental(
+        &mut self,
+        cache_key: &str,
+        prefix: &[u8],
+        total_len: u32,
+        soft_tags: &str,
+        request_revalidate: f64,
+        now: f64,
+    ) -> Outcome {
+        use fleetcache_core::incremental::IncrementalVerdict;
+        let soft = split(soft_tags);
+        let (verdict, header) = self.inner.inspect_incremental(
+            cache_key,
+            prefix,
+            total_len as usize,
+            &soft,
+            request_revalidate,
+            Millis(now),
+        );
+        self.last_error = "";
+        self.last_need = 0;
+        self.last_header = header;
+        self.last_serve = None;
+        match verdict {
+            IncrementalVerdict::Serve(s) => {
+                self.last_serve = Some(s);
+                if s.stale {
+                    Outcome::Stale
+                } else {
+                    Outcome::Fresh
+                }
+            }
+            IncrementalVerdict::Expired => Outcome::Expired,
+            IncrementalVerdict::KeyMismatch => Outcome::KeyMismatch,
+            IncrementalVerdict::Corrupt(code) => {
+                self.last_error = code;
+                Outcome::Corrupt
+            }
+            IncrementalVerdict::NeedMore(n) => {
+                self.last_need = n;
+                Outcome::NeedMore
+            }
+        }
+    }
+
+    /// `lastModified` (ms) to hand to Next for the last served singular-handler value.
+    #[wasm_bindgen(getter, js_name = lastModified)]
+    pub fn last_modified(&self) -> f64 {
+        self.last_serve.map_or(0.0, |s| s.last_modified)
+    }
+
+    /// `cacheControl.revalidate` to return (s); NaN means `false`.
+    #[wasm_bindgen(getter, js_name = lastCacheRevalidate)]
+    pub fn last_cache_revalidate(&self) -> f64 {
+        self.last_serve
+            .and_then(|s| s.revalidate)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// `cacheControl.expire` to return (s); NaN means absent.
+    #[wasm_bindgen(getter, js_name = lastCacheExpire)]
+    pub fn last_cache_expire(&self) -> f64 {
+        self.last_serve.and_then(|s| s.expire).unwrap_or(f64::NAN)
+    }
+
+    /// Whether to return a `cacheControl` at all (false for FETCH values).
+    #[wasm_bindgen(getter, js_name = lastHasCacheControl)]
+    pub fn last_has_cache_control(&self) -> bool {
+        self.last_serve.is_some_and(|s| s.cache_control)
+    }
+
+    /// Value kind code of the last served value (0 null, 1 APP_PAGE, 2 PAGES, 3 APP_ROUTE,
+    /// 4 FETCH, 5 REDIRECT, 6 IMAGE).
+    #[wasm_bindgen(getter, js_name = lastValueKind)]
+    pub fn last_value_kind(&self) -> u8 {
+        self.last_serve.map_or(0, |s| s.desc.kind as u8)
+    }
+
+    /// Descriptor flag bits of the last served value (1: `rscData` present).
+    #[wasm_bindgen(getter, js_name = lastValueFlags)]
+    pub fn last_value_flags(&self) -> u8 {
+        self.last_serve.map_or(0, |s| s.desc.flags())
+    }
+
+    /// Number of `segmentData` parts of the last served value.
+    #[wasm_bindgen(getter, js_name = lastSegments)]
+    pub fn last_segments(&self) -> u16 {
+        self.last_serve.map_or(0, |s| s.desc.segments)
+    }
+
+    /// Part lengths of the last inspected value, in order.
+    #[wasm_bindgen(getter, js_name = lastParts)]
+    pub fn last_parts(&self) -> Vec<u32> {
+        self.last_header
+            .as_ref()
+            .map_or_else(Vec::new, |h| h.meta.parts.clone())
+    }
+
+    /// True when this process recorded the same revalidation (tags, `mode`, `expireSeconds`
+    /// as for `planTagUpdate`) within the last few ms: the singular handler's
+    /// `revalidateTag` then skips its Redis write, since Next has just sent the same event
+    /// through `updateTags`.
+    #[wasm_bindgen(js_name = revalidationRecorded)]
+    pub fn revalidation_recorded(
+        &self,
+        tags: &str,
+        mode: u8,
+        expire_seconds: f64,
+        now: f64,
+    ) -> bool {
+        let rev = match mode {
+            0 => Revalidation::Expire,
+            1 => Revalidation::Stale {
+                expire_seconds: (!expire_seconds.is_nan()).then_some(expire_seconds),
+            },
+            _ => return false,
+        };
+        self.inner
+            .revalidation_recorded(&split(tags), &rev, Millis(now))
+    }
+}
+
 /// A random token (128 bits, hex) for lease ownership and tag-state epochs.
 #[wasm_bindgen(js_name = randomToken)]
 pub fn random_token() -> Result<String, JsValue> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| js_error("ERR_RANDOM", &e.to_string()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Revalidation from the host's `mode` / `expireSeconds` pair (see `planTagUpdate`).
+fn revalidation(mode: u8, expire_seconds: f64) -> Result<Revalidation, JsValue> {
+    match mode {
+        0 => Ok(Revalidation::Expire),
+        1 => Ok(Revalidation::Stale {
+            expire_seconds: (!expire_seconds.is_nan()).then_some(expire_seconds),
+        }),
+        _ => Err(js_error("ERR_TAG_MODE", "unknown revalidation mode")),
+    }
+}
+
+/// Command kind from the host's code: 0 read, anything else write (the longer budget, so an
+/// unknown code can only wait longer, never cut a write short).
+fn op_kind(kind: u8) -> fleetcache_core::OpKind {
+    if kind == 0 {
+        fleetcache_core::OpKind::Read
+    } else {
+        fleetcache_core::OpKind::Write
+    }
+}
+
+/// Failure handling (issue 5): budgets, circuit breaker, revalidation outbox.
+#[wasm_bindgen]
+impl Engine {
+    /// Budget in ms of a command of `kind` (0 read: `GET`, tag refresh; 1 write: `SET`,
+    /// tag update). The host abandons the command when it runs out.
+    #[wasm_bindgen(js_name = budgetMs)]
+    pub fn budget_ms(&self, kind: u8) -> f64 {
+        self.inner.budget_ms(op_kind(kind))
+    }
+
+    /// Budget in ms a command may wait for a connection attempt.
+    #[wasm_bindgen(getter, js_name = connectBudgetMs)]
+    pub fn connect_budget_ms(&self) -> f64 {
+        self.inner.connect_budget_ms()
+    }
+
+    /// Asks the circuit breaker whether a command of `kind` may be sent at `now`: a
+    /// positive permit token to pass to `report`, or 0 when Redis must not be touched (a
+    /// read is then a miss, a write is skipped).
+    pub fn admit(&mut self, kind: u8, now: f64) -> f64 {
+        match self.inner.admit(op_kind(kind), Millis(now)) {
+            fleetcache_core::Admission::Send { permit, .. } => permit.to_token() as f64,
+            fleetcache_core::Admission::Skip => 0.0,
+        }
+    }
+
+    /// Reports how an admitted command ended: `result` 0 success (any reply from Redis),
+    /// 1 failure (connection), 2 timeout. Returns true when the breaker changed state.
+    pub fn report(&mut self, permit: f64, result: u8, now: f64) -> bool {
+        let result = match result {
+            0 => fleetcache_core::CallResult::Success,
+            2 => fleetcache_core::CallResult::Timeout,
+            _ => fleetcache_core::CallResult::Failure,
+        };
+        let token = if permit.is_finite() && permit >= 0.0 {
+            permit as u64
+        } else {
+            0
+        };
+        self.inner.report(
+            fleetcache_core::Permit::from_token(token),
+            result,
+            Millis(now),
+        )
+    }
+
+    /// The breaker's state at `now`: 0 closed, 1 open, 2 half-open.
+    #[wasm_bindgen(js_name = breakerState)]
+    pub fn breaker_state(&self, now: f64) -> u8 {
+        self.inner.breaker_state(Millis(now)) as u8
+    }
+
+    /// Times the breaker opened.
+    #[wasm_bindgen(getter, js_name = breakerTrips)]
+    pub fn breaker_trips(&self) -> f64 {
+        self.inner.breaker().trips() as f64
+    }
+
+    /// Commands the breaker refused.
+    #[wasm_bindgen(getter, js_name = breakerRejected)]
+    pub fn breaker_rejected(&self) -> f64 {
+        self.inner.breaker().rejected() as f64
+    }
+
+    /// Records a revalidation (`mode` and `expireSeconds` as in `planTagUpdate`): applied to
+    /// the local mirror at once and queued for Redis behind earlier ones. Returns the
+    /// NUL-joined tags of the oldest queued revalidation when the full outbox dropped it
+    /// (the host logs it), else `""`. Throws on tags past Next's limits.
+    #[wasm_bindgen(js_name = queueTagUpdate)]
+    pub fn queue_tag_update(
+        &mut self,
+        tags: &str,
+        mode: u8,
+        expire_seconds: f64,
+        now: f64,
+    ) -> Result<String, JsValue> {
+        let rev = revalidation(mode, expire_seconds)?;
+        let dropped = self
+            .inner
+            .queue_tag_update(&split(tags), &rev, Millis(now))
+            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+        Ok(dropped.map_or_else(String::new, |d| join(&d.tags)))
+    }
+
+    /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the
+    /// outbox is empty. Its sequence number is `outboxHeadSeq`.
+    #[wasm_bindgen(js_name = planOutboxHead)]
+    pub fn plan_outbox_head(&self) -> Result<Vec<String>, JsValue> {
+        let epoch = random_token()?;
+        let head = self
+            .inner
+            .plan_outbox_head(&epoch)
+            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+        Ok(head.map_or_else(Vec::new, |(_, call)| script_argv(call)))
+    }
+
+    /// Sequence number of the outbox's oldest revalidation (0 when empty).
+    #[wasm_bindgen(getter, js_name = outboxHeadSeq)]
+    pub fn outbox_head_seq(&self) -> f64 {
+        self.inner.outbox().head().map_or(0.0, |u| u.seq as f64)
+    }
+
+    /// Redis applied revalidation `seq`: removes it from the outbox when it is the head.
+    #[wasm_bindgen(js_name = ackOutbox)]
+    pub fn ack_outbox(&mut self, seq: f64) -> bool {
+        seq.is_finite() && seq >= 1.0 && self.inner.ack_outbox(seq as u64)
+    }
+
+    /// Revalidations waiting for Redis.
+    #[wasm_bindgen(getter, js_name = outboxLength)]
+    pub fn outbox_length(&self) -> u32 {
+        u32::try_from(self.inner.outbox().len()).unwrap_or(u32::MAX)
+    }
+
+    /// Revalidations dropped because the outbox was full (they reached this instance only).
+    #[wasm_bindgen(getter, js_name = outboxDropped)]
+    pub fn outbox_dropped(&self) -> f64 {
+        self.inner.outbox().dropped() as f64
+    }
 }

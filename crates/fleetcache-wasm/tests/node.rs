@@ -143,3 +143,122 @@ fn random_tokens_are_random() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, random_token().unwrap());
 }
+
+fn config_with(pairs: &[(&str, f64)]) -> JsValue {
+    let obj: js_sys::Object = config("d1").unchecked_into();
+    for (k, v) in pairs {
+        js_sys::Reflect::set(&obj, &(*k).into(), &(*v).into()).unwrap();
+    }
+    obj.into()
+}
+
+#[wasm_bindgen_test]
+fn breaker_opens_and_probes_through_the_binding() {
+    let mut e = Engine::new(config_with(&[
+        ("readTimeoutMs", 250.0),
+        ("breakerFailures", 2.0),
+    ]))
+    .unwrap();
+    assert_eq!(e.budget_ms(0), 250.0);
+    assert_eq!(e.budget_ms(1), 1000.0);
+    assert_eq!(e.connect_budget_ms(), 1000.0);
+    let p1 = e.admit(0, NOW);
+    let p2 = e.admit(0, NOW);
+    assert!(p1 > 0.0 && p2 > 0.0);
+    assert!(!e.report(p1, 2, NOW));
+    assert!(e.report(p2, 1, NOW));
+    assert_eq!(e.breaker_state(NOW), 1);
+    assert_eq!(e.admit(1, NOW + 1.0), 0.0);
+    assert_eq!(e.breaker_rejected(), 1.0);
+    // One probe after the open time, then nothing until it reports.
+    let probe = e.admit(0, NOW + 1000.0);
+    assert!(probe > 0.0);
+    assert_eq!(e.admit(0, NOW + 1001.0), 0.0);
+    assert!(e.report(probe, 0, NOW + 1002.0));
+    assert_eq!(e.breaker_state(NOW + 1002.0), 0);
+    assert_eq!(e.breaker_trips(), 1.0);
+    // Garbage tokens are ignored.
+    assert!(!e.report(f64::NAN, 1, NOW));
+    assert!(!e.report(-3.0, 1, NOW));
+}
+
+#[wasm_bindgen_test]
+fn outbox_through_the_binding() {
+    let mut e = Engine::new(config_with(&[("outboxCapacity", 2.0)])).unwrap();
+    assert!(e.plan_outbox_head().unwrap().is_empty());
+    assert_eq!(e.outbox_head_seq(), 0.0);
+    assert_eq!(e.queue_tag_update("a", 0, f64::NAN, NOW).unwrap(), "");
+    assert_eq!(e.get_expiration("a", NOW + 1.0), NOW.ceil());
+    assert_eq!(e.queue_tag_update("b\0c", 1, 60.0, NOW).unwrap(), "");
+    assert_eq!(e.queue_tag_update("d", 0, f64::NAN, NOW).unwrap(), "a");
+    assert_eq!(e.outbox_dropped(), 1.0);
+    assert_eq!(e.outbox_length(), 2);
+    let argv = e.plan_outbox_head().unwrap();
+    assert_eq!(argv[0], "EVALSHA");
+    assert_eq!(&argv[argv.len() - 2..], ["b", "c"]);
+    let seq = e.outbox_head_seq();
+    assert!(e.ack_outbox(seq));
+    assert!(!e.ack_outbox(seq));
+    assert!(!e.ack_outbox(f64::NAN));
+    assert_eq!(e.outbox_length(), 1);
+    let long = "x".repeat(257);
+    let err = e.queue_tag_update(&long, 0, f64::NAN, NOW).unwrap_err();
+    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("ERR_PLAN_TAG_LIMIT"));
+    assert!(e.queue_tag_update("a", 7, f64::NAN, NOW).is_err());
+    let bad = Engine::new(config_with(&[("readTimeoutMs", -1.0)]))
+        .err()
+        .unwrap();
+    let code = js_sys::Reflect::get(&bad, &"code".into()).unwrap();
+    assert_eq!(
+        code.as_string().as_deref(),
+        Some("ERR_CONFIG_READ_TIMEOUT_MS")
+    );
+}
+
+#[wasm_bindgen_test]
+fn incremental_value_round_trips_layout_and_cache_control() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    // APP_PAGE with rscData (flag 1) and two segments: json, html, rsc, seg, seg.
+    let parts = [7u32, 4, 3, 2, 1];
+    let mut value = e
+        .plan_incremental_set("/p", 1, 1, 2, "_N_T_/p\0t", 60.0, 3600.0, &parts, NOW)
+        .unwrap();
+    assert!(e.last_ttl_ms() > 3_599_000.0);
+    value.extend(std::iter::repeat_n(b'x', 17));
+    let outcome = e.inspect_incremental("/p", &value, value.len() as u32, "", f64::NAN, NOW + 1.0);
+    assert_eq!(outcome, Outcome::Fresh);
+    assert_eq!(e.last_modified(), NOW);
+    assert_eq!(e.last_cache_revalidate(), 60.0);
+    assert_eq!(e.last_cache_expire(), 3600.0);
+    assert!(e.last_has_cache_control());
+    assert_eq!(e.last_value_kind(), 1);
+    assert_eq!(e.last_value_flags() & 1, 1);
+    assert_eq!(e.last_segments(), 2);
+    assert_eq!(e.last_parts(), parts.to_vec());
+    assert_eq!(e.last_payload_offset() as usize, value.len() - 17);
+    // Wrong part count for the kind is refused with a code.
+    let err = e
+        .plan_incremental_set("/r", 3, 0, 0, "", 60.0, 3600.0, &[1], NOW)
+        .unwrap_err();
+    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+    assert_eq!(code.as_string().unwrap(), "ERR_LAYOUT_PARTS");
+}
+
+#[wasm_bindgen_test]
+fn incremental_stale_tag_moves_last_modified_back() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    let mut value = e
+        .plan_incremental_set("/r", 3, 0, 0, "t", 60.0, 3600.0, &[2, 1], NOW)
+        .unwrap();
+    value.extend_from_slice(b"{}b");
+    e.plan_tag_update("t", 1, 31_536_000.0, NOW + 10.0).unwrap();
+    assert!(e.revalidation_recorded("t", 1, 31_536_000.0, NOW + 11.0));
+    assert!(!e.revalidation_recorded("t", 0, f64::NAN, NOW + 11.0));
+    let outcome = e.inspect_incremental("/r", &value, value.len() as u32, "", f64::NAN, NOW + 20.0);
+    assert_eq!(outcome, Outcome::Stale);
+    assert!(e.last_modified() + 60_000.0 < NOW + 20.0);
+    e.plan_tag_update("t", 0, f64::NAN, NOW + 30.0).unwrap();
+    let outcome = e.inspect_incremental("/r", &value, value.len() as u32, "", f64::NAN, NOW + 40.0);
+    assert_eq!(outcome, Outcome::Expired);
+}

@@ -1,0 +1,977 @@
+//! The singular `cacheHandler` (Next's `IncrementalCache`): how its values are laid out in an
+//! envelope, and what a stored value is worth to a request (internals.md, "Singular handler
+//! entries").
+//!
+//! The host turns Next's value object into one small JSON text (everything that is not
+//! bulky: status, headers, `postponed`, FETCH metadata, segment paths) plus raw byte parts
+//! (HTML, RSC, segments, bodies, images). The core fixes which parts a value kind has and in
+//! which order, validates them on write and on read, and makes every decision: the TTL, and
+//! the `lastModified` / `cacheControl` pair that makes Next serve a stale entry while it
+//! regenerates in the background (Next has no other way to be told "stale" by this handler).
+
+use crate::envelope::{EntryKind, Limits};
+use crate::error::PlanError;
+use crate::keys::Interface;
+use crate::plan::{Engine, SetInput, SetPlan, Verdict};
+use crate::tags::{Revalidation, TagRecord};
+use crate::time::{is_unlimited, Millis};
+
+/// Version of the descriptor layout below (independent of the envelope's format version).
+pub const LAYOUT_VERSION: u8 = 1;
+/// Bytes of the descriptor stored as the envelope's `meta`.
+pub const DESCRIPTOR_LEN: usize = 6;
+
+/// Two revalidations of the same tags with the same durations this close together in one
+/// process are one event: Next 16 calls `updateTags` on every `cacheHandlers` object and then
+/// `revalidateTag` on the singular handler for each revalidation, all in the same tick.
+pub const SAME_REVALIDATION_WINDOW_MS: f64 = 10.0;
+
+/// Which of Next's `IncrementalCacheValue` kinds a stored value is.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// `null`: a cached "not found".
+    Null = 0,
+    /// `APP_PAGE`: App Router page (HTML, RSC payload, segment prefetches, PPR state).
+    AppPage = 1,
+    /// `PAGES`: Pages Router page (HTML and `pageData`).
+    Pages = 2,
+    /// `APP_ROUTE`: route handler response.
+    AppRoute = 3,
+    /// `FETCH`: `fetch` cache and `unstable_cache`.
+    Fetch = 4,
+    /// `REDIRECT`.
+    Redirect = 5,
+    /// `IMAGE`: optimized image (`images.customCacheHandler`).
+    Image = 6,
+}
+
+impl ValueKind {
+    /// The kind for a wire value, `None` for kinds this release does not know.
+    pub fn from_u8(v: u8) -> Option<ValueKind> {
+        Some(match v {
+            0 => ValueKind::Null,
+            1 => ValueKind::AppPage,
+            2 => ValueKind::Pages,
+            3 => ValueKind::AppRoute,
+            4 => ValueKind::Fetch,
+            5 => ValueKind::Redirect,
+            6 => ValueKind::Image,
+            _ => return None,
+        })
+    }
+
+    /// Byte parts after the JSON part, other than `APP_PAGE`'s optional RSC and segments.
+    fn fixed_parts(self) -> usize {
+        match self {
+            ValueKind::Null | ValueKind::Redirect => 0,
+            // html; pages: html; route: body; fetch: data.body; image: buffer
+            ValueKind::AppPage
+            | ValueKind::Pages
+            | ValueKind::AppRoute
+            | ValueKind::Fetch
+            | ValueKind::Image => 1,
+        }
+    }
+}
+
+/// Flag bits of the descriptor.
+mod flag {
+    /// `APP_PAGE` has `rscData` (a part right after the HTML).
+    pub const RSC: u8 = 1;
+    /// `cacheControl.revalidate` is `false` (stored as `Infinity` in the envelope).
+    pub const REVALIDATE_FALSE: u8 = 2;
+    /// `cacheControl.expire` is absent (stored as `Infinity`).
+    pub const NO_EXPIRE: u8 = 4;
+    /// No `cacheControl` at all (FETCH writes carry none).
+    pub const NO_CACHE_CONTROL: u8 = 8;
+    pub const ALL: u8 = RSC | REVALIDATE_FALSE | NO_EXPIRE | NO_CACHE_CONTROL;
+}
+
+/// The shape of a stored value, kept as the envelope's `meta`:
+///
+/// ```text
+/// 0  u8   layout version (1)
+/// 1  u8   value kind (ValueKind)
+/// 2  u8   flags: 1 rscData present, 2 revalidate false, 4 no expire, 8 no cacheControl
+/// 3  u8   reserved, 0
+/// 4  u16  number of segment parts (APP_PAGE's segmentData; 0 otherwise), little-endian
+/// ```
+///
+/// Parts, in order: the host's JSON; then `APP_PAGE`: html, rscData (if flagged), one per
+/// segment (paths in the JSON, in the same order); `PAGES`: html; `APP_ROUTE`: body;
+/// `FETCH`: `data.body`; `IMAGE`: buffer; `REDIRECT` and `null`: nothing more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The value kind.
+    pub kind: ValueKind,
+    /// `APP_PAGE` carries `rscData`.
+    pub has_rsc: bool,
+    /// `APP_PAGE`'s number of `segmentData` entries.
+    pub segments: u16,
+    /// `cacheControl.revalidate === false`.
+    pub revalidate_false: bool,
+    /// `cacheControl.expire === undefined`.
+    pub no_expire: bool,
+    /// The value came without `cacheControl` (FETCH).
+    pub no_cache_control: bool,
+}
+
+/// A value whose layout is not what its kind requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The descriptor is missing, too short, or of an unknown layout version.
+    Descriptor,
+    /// Unknown value kind.
+    Kind(u8),
+    /// Flags this release does not know, or RSC/segments on a kind other than `APP_PAGE`.
+    Flags,
+    /// The number of parts does not match the descriptor.
+    PartCount {
+        /// Parts the descriptor calls for.
+        expected: usize,
+        /// Parts present.
+        actual: usize,
+    },
+    /// The entry was not written by the singular handler.
+    EntryKind,
+}
+
+impl LayoutError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LayoutError::Descriptor => "ERR_LAYOUT_DESCRIPTOR",
+            LayoutError::Kind(_) => "ERR_LAYOUT_KIND",
+            LayoutError::Flags => "ERR_LAYOUT_FLAGS",
+            LayoutError::PartCount { .. } => "ERR_LAYOUT_PARTS",
+            LayoutError::EntryKind => "ERR_LAYOUT_ENTRY_KIND",
+        }
+    }
+}
+
+impl std::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayoutError::Descriptor => f.write_str("missing or unknown value descriptor"),
+            LayoutError::Kind(k) => write!(f, "unknown value kind {k}"),
+            LayoutError::Flags => f.write_str("invalid value flags"),
+            LayoutError::PartCount { expected, actual } => {
+                write!(f, "value has {actual} parts, its kind needs {expected}")
+            }
+            LayoutError::EntryKind => f.write_str("not a singular-handler entry"),
+        }
+    }
+}
+
+impl std::error::Error for LayoutError {}
+
+impl Descriptor {
+    /// The descriptor from its wire parts (kind code, flag bits, segment count), validated.
+    pub fn from_wire(kind: u8, flags: u8, segments: u16) -> Result<Descriptor, LayoutError> {
+        let kind = ValueKind::from_u8(kind).ok_or(LayoutError::Kind(kind))?;
+        if flags & !flag::ALL != 0 {
+            return Err(LayoutError::Flags);
+        }
+        let has_rsc = flags & flag::RSC != 0;
+        if kind != ValueKind::AppPage && (has_rsc || segments != 0) {
+            return Err(LayoutError::Flags);
+        }
+        Ok(Descriptor {
+            kind,
+            has_rsc,
+            segments,
+            revalidate_false: flags & flag::REVALIDATE_FALSE != 0,
+            no_expire: flags & flag::NO_EXPIRE != 0,
+            no_cache_control: flags & flag::NO_CACHE_CONTROL != 0,
+        })
+    }
+
+    /// The flag bits.
+    pub fn flags(&self) -> u8 {
+        let mut f = 0;
+        if self.has_rsc {
+            f |= flag::RSC;
+        }
+        if self.revalidate_false {
+            f |= flag::REVALIDATE_FALSE;
+        }
+        if self.no_expire {
+            f |= flag::NO_EXPIRE;
+        }
+        if self.no_cache_control {
+            f |= flag::NO_CACHE_CONTROL;
+        }
+        f
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> [u8; DESCRIPTOR_LEN] {
+        let s = self.segments.to_le_bytes();
+        [LAYOUT_VERSION, self.kind as u8, self.flags(), 0, s[0], s[1]]
+    }
+
+    /// Parses the stored form.
+    pub fn decode(bytes: &[u8]) -> Result<Descriptor, LayoutError> {
+        match bytes {
+            [LAYOUT_VERSION, kind, flags, 0, s0, s1] => {
+                Descriptor::from_wire(*kind, *flags, u16::from_le_bytes([*s0, *s1]))
+            }
+            _ => Err(LayoutError::Descriptor),
+        }
+    }
+
+    /// Number of parts a value of this shape has, the JSON part included.
+    pub fn part_count(&self) -> usize {
+        1 + self.kind.fixed_parts() + usize::from(self.has_rsc) + usize::from(self.segments)
+    }
+
+    /// Checks a part count against this shape.
+    pub fn check_parts(&self, actual: usize) -> Result<(), LayoutError> {
+        let expected = self.part_count();
+        if expected == actual && actual <= Limits::MAX_PARTS {
+            Ok(())
+        } else {
+            Err(LayoutError::PartCount { expected, actual })
+        }
+    }
+}
+
+/// A write of the singular handler, as the host describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct IncrementalSet<'a> {
+    /// Value shape.
+    pub desc: Descriptor,
+    /// `cacheControl.revalidate` in seconds (FETCH: the value's `revalidate`); ignored when
+    /// the descriptor says `false`.
+    pub revalidate: f64,
+    /// `cacheControl.expire` in seconds; ignored when the descriptor says it is absent.
+    pub expire: f64,
+    /// The entry's tags.
+    pub tags: &'a [&'a str],
+    /// Part lengths, the JSON part first.
+    pub parts: &'a [u32],
+    /// Time of the write; it becomes the entry's `lastModified`.
+    pub now: Millis,
+}
+
+/// Why an incremental write was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IncrementalPlanError {
+    /// The parts do not match the descriptor.
+    Layout(LayoutError),
+    /// The envelope refused it (size, limits, numbers).
+    Plan(PlanError),
+}
+
+impl IncrementalPlanError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IncrementalPlanError::Layout(e) => e.code(),
+            IncrementalPlanError::Plan(e) => e.code(),
+        }
+    }
+}
+
+impl std::fmt::Display for IncrementalPlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IncrementalPlanError::Layout(e) => e.fmt(f),
+            IncrementalPlanError::Plan(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for IncrementalPlanError {}
+
+/// What the handler returns to Next for a servable entry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Serve {
+    /// The value's shape.
+    pub desc: Descriptor,
+    /// `lastModified` to return (ms). Equal to the creation time for a fresh entry; older
+    /// for a stale one, so that Next regenerates it in the background.
+    pub last_modified: f64,
+    /// `cacheControl.revalidate` to return; `None` is `false`.
+    pub revalidate: Option<f64>,
+    /// `cacheControl.expire` to return; `None` is absent.
+    pub expire: Option<f64>,
+    /// Whether to return a `cacheControl` at all.
+    pub cache_control: bool,
+    /// The entry is stale by a tag (reported for logs and metrics).
+    pub stale: bool,
+}
+
+/// The verdict on a stored singular-handler value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IncrementalVerdict {
+    /// Return it (possibly stale, see [`Serve::stale`]).
+    Serve(Serve),
+    /// A miss that Next must regenerate before answering: past `expire`, expired by a tag,
+    /// or stale in a way Next cannot be told about.
+    Expired,
+    /// Another cache key with the same hash: a miss.
+    KeyMismatch,
+    /// Unreadable or of the wrong layout: a miss and a log line (the code).
+    Corrupt(&'static str),
+    /// Call again with at least this many bytes of the value.
+    NeedMore(usize),
+}
+
+/// The `lastModified` (and the `revalidate` to return with it) that makes Next serve an entry
+/// once and regenerate it in the background, or `None` when Next cannot be made to do that and
+/// the entry must be a miss (blocking regeneration) instead.
+///
+/// Next calls an entry stale when `lastModified + revalidate*1000 < now` (response kinds) or
+/// `(now - lastModified)/1000 > revalidate` (FETCH, where `revalidate` is the request's own
+/// when it has one), and expired, which is blocking, when `lastModified + expire*1000 < now`.
+/// So `lastModified` goes just past the revalidate window while staying inside `expire`.
+/// A response entry without a time limit (`revalidate: false`) is returned with
+/// `revalidate: 1`: the stale answer then also tells CDNs to keep it for one second only,
+/// and the regeneration's write brings the real lifetime back.
+pub fn stale_presentation(
+    kind: ValueKind,
+    timestamp: f64,
+    revalidate: Option<f64>,
+    expire: Option<f64>,
+    request_revalidate: f64,
+    now: f64,
+) -> Option<(f64, Option<f64>)> {
+    let limited = |r: f64| r.is_finite() && r > 0.0 && !is_unlimited(r);
+    if kind == ValueKind::Fetch {
+        // Next: `ctx.revalidate || value.revalidate` (0, NaN and absent fall through).
+        let r = if request_revalidate.is_finite() && request_revalidate != 0.0 {
+            request_revalidate
+        } else {
+            revalidate?
+        };
+        if !limited(r) {
+            return None;
+        }
+        return Some((timestamp.min(now - r * 1000.0 - 1.0), revalidate));
+    }
+    let (r, shown) = match revalidate {
+        Some(r) if limited(r) => (r, Some(r)),
+        _ => (1.0, Some(1.0)),
+    };
+    let last_modified = timestamp.min(now - r * 1000.0 - 1.0);
+    if let Some(e) = expire {
+        if !is_unlimited(e) && last_modified + e * 1000.0 < now {
+            return None;
+        }
+    }
+    Some((last_modified, shown))
+}
+
+impl Engine {
+    /// Plans a write of the singular handler: validates the parts against the descriptor and
+    /// plans the envelope (key, header, TTL from `expire`, or the configured default when the
+    /// value has neither `expire` nor a `revalidate` limit).
+    pub fn plan_incremental_set(
+        &self,
+        cache_key: &str,
+        set: &IncrementalSet<'_>,
+    ) -> Result<SetPlan, IncrementalPlanError> {
+        set.desc
+            .check_parts(set.parts.len())
+            .map_err(IncrementalPlanError::Layout)?;
+        let meta = set.desc.encode();
+        let unlimited = f64::INFINITY;
+        let input = SetInput {
+            kind: EntryKind::Incremental,
+            timestamp: set.now,
+            revalidate: if set.desc.revalidate_false {
+                unlimited
+            } else {
+                set.revalidate
+            },
+            expire: if set.desc.no_expire || set.desc.no_cache_control {
+                unlimited
+            } else {
+                set.expire
+            },
+            stale: 0.0,
+            tags: set.tags,
+            meta: &meta,
+            parts: set.parts,
+            now: set.now,
+        };
+        self.plan_set(&Interface::Incremental, cache_key, input)
+            .map_err(IncrementalPlanError::Plan)
+    }
+
+    /// Judges a stored singular-handler value read for `cache_key`.
+    ///
+    /// `soft_tags` are checked with the entry's own tags (FETCH: the request's `tags` and
+    /// `softTags`); `request_revalidate` is a FETCH request's `revalidate` (NaN when none).
+    /// Returns the decoded header too, for the payload offset and part lengths.
+    pub fn inspect_incremental(
+        &self,
+        cache_key: &str,
+        prefix: &[u8],
+        total_len: usize,
+        soft_tags: &[&str],
+        request_revalidate: f64,
+        now: Millis,
+    ) -> (IncrementalVerdict, Option<crate::envelope::DecodedHeader>) {
+        let inspection = self.inspect(cache_key, prefix, total_len, soft_tags, now);
+        let header = inspection.header;
+        let stale = match inspection.verdict {
+            Verdict::Fresh => false,
+            Verdict::Stale => true,
+            Verdict::Expired => return (IncrementalVerdict::Expired, header),
+            Verdict::KeyMismatch => return (IncrementalVerdict::KeyMismatch, header),
+            Verdict::Corrupt(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
+            Verdict::NeedMore(n) => return (IncrementalVerdict::NeedMore(n), None),
+        };
+        let Some(h) = header else {
+            return (
+                IncrementalVerdict::Corrupt("ERR_DECODE_HEADER_LENGTH"),
+                None,
+            );
+        };
+        let m = &h.meta;
+        if m.kind != EntryKind::Incremental {
+            return (
+                IncrementalVerdict::Corrupt(LayoutError::EntryKind.code()),
+                None,
+            );
+        }
+        let desc = match Descriptor::decode(&m.meta).and_then(|d| {
+            d.check_parts(m.parts.len())?;
+            Ok(d)
+        }) {
+            Ok(d) => d,
+            Err(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
+        };
+        let revalidate = (!desc.revalidate_false).then_some(m.revalidate);
+        let expire = (!desc.no_expire && !desc.no_cache_control).then_some(m.expire);
+        let (last_modified, revalidate) = if stale {
+            match stale_presentation(
+                desc.kind,
+                m.timestamp.0,
+                revalidate,
+                expire,
+                request_revalidate,
+                now.0,
+            ) {
+                Some(p) => p,
+                None => return (IncrementalVerdict::Expired, Some(h)),
+            }
+        } else {
+            (m.timestamp.0, revalidate)
+        };
+        let serve = Serve {
+            desc,
+            last_modified,
+            revalidate,
+            expire,
+            cache_control: !desc.no_cache_control,
+            stale,
+        };
+        (IncrementalVerdict::Serve(serve), Some(h))
+    }
+
+    /// True when this process's tag mirror already holds this revalidation, issued no more
+    /// than [`SAME_REVALIDATION_WINDOW_MS`] ago, for every tag: then it is the same event
+    /// seen through a second handler, and writing it to Redis again would only cost a round
+    /// trip (the merge rules make the second write a no-op).
+    pub fn revalidation_recorded(&self, tags: &[&str], rev: &Revalidation, now: Millis) -> bool {
+        if tags.is_empty() || !now.0.is_finite() {
+            return false;
+        }
+        // What the same revalidation issued at the start of the window would have recorded;
+        // a scheduled expiry may end as late as one issued now.
+        let mut probe = TagRecord::default();
+        probe.apply(rev, Millis(now.0 - SAME_REVALIDATION_WINDOW_MS));
+        if probe.has_pending() {
+            if let Some(ms) = rev.expire_ms() {
+                probe.pending_exp = Millis(now.ceil().0 + ms);
+            }
+        }
+        tags.iter().all(|tag| {
+            self.mirror()
+                .record(tag)
+                .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::time::INFINITE_CACHE_SECONDS;
+    use proptest::prelude::*;
+
+    const NOW: f64 = 1_795_690_530_000.0;
+
+    fn engine() -> Engine {
+        Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            ..Config::default()
+        })
+        .unwrap()
+    }
+
+    fn desc(kind: ValueKind) -> Descriptor {
+        Descriptor {
+            kind,
+            has_rsc: false,
+            segments: 0,
+            revalidate_false: false,
+            no_expire: false,
+            no_cache_control: false,
+        }
+    }
+
+    /// Writes a value with `parts` of the given lengths (filled with their index) and returns
+    /// the stored bytes.
+    fn store(e: &Engine, key: &str, set: &IncrementalSet<'_>) -> Vec<u8> {
+        let plan = e.plan_incremental_set(key, set).unwrap();
+        let mut v = plan.header;
+        for (i, len) in set.parts.iter().enumerate() {
+            v.extend(std::iter::repeat(i as u8).take(*len as usize));
+        }
+        v
+    }
+
+    fn set<'a>(d: Descriptor, tags: &'a [&'a str], parts: &'a [u32]) -> IncrementalSet<'a> {
+        IncrementalSet {
+            desc: d,
+            revalidate: 60.0,
+            expire: 3600.0,
+            tags,
+            parts,
+            now: Millis(NOW),
+        }
+    }
+
+    fn serve(v: IncrementalVerdict) -> Serve {
+        match v {
+            IncrementalVerdict::Serve(s) => s,
+            other => panic!("expected Serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn descriptor_wire_and_part_counts() {
+        let mut d = desc(ValueKind::AppPage);
+        d.has_rsc = true;
+        d.segments = 3;
+        d.no_expire = true;
+        assert_eq!(d.encode(), [1, 1, 1 | 4, 0, 3, 0]);
+        assert_eq!(Descriptor::decode(&d.encode()), Ok(d));
+        assert_eq!(d.part_count(), 1 + 1 + 1 + 3);
+        assert_eq!(desc(ValueKind::Null).part_count(), 1);
+        assert_eq!(desc(ValueKind::Redirect).part_count(), 1);
+        for k in [
+            ValueKind::Pages,
+            ValueKind::AppRoute,
+            ValueKind::Fetch,
+            ValueKind::Image,
+        ] {
+            assert_eq!(desc(k).part_count(), 2);
+        }
+        assert_eq!(Descriptor::decode(&[]), Err(LayoutError::Descriptor));
+        assert_eq!(
+            Descriptor::decode(&[2, 1, 0, 0, 0, 0]),
+            Err(LayoutError::Descriptor)
+        );
+        assert_eq!(
+            Descriptor::decode(&[1, 9, 0, 0, 0, 0]),
+            Err(LayoutError::Kind(9))
+        );
+        assert_eq!(
+            Descriptor::decode(&[1, 1, 16, 0, 0, 0]),
+            Err(LayoutError::Flags)
+        );
+        // RSC and segments belong to APP_PAGE only.
+        assert_eq!(
+            Descriptor::from_wire(3, 1, 0).err(),
+            Some(LayoutError::Flags)
+        );
+        assert_eq!(
+            Descriptor::from_wire(2, 0, 1).err(),
+            Some(LayoutError::Flags)
+        );
+        assert_eq!(
+            LayoutError::PartCount {
+                expected: 2,
+                actual: 1
+            }
+            .code(),
+            "ERR_LAYOUT_PARTS"
+        );
+    }
+
+    #[test]
+    fn write_refuses_parts_that_do_not_match() {
+        let e = engine();
+        let err = e
+            .plan_incremental_set("k", &set(desc(ValueKind::AppRoute), &[], &[1]))
+            .unwrap_err();
+        assert_eq!(err.code(), "ERR_LAYOUT_PARTS");
+        let small = Engine::new(Config {
+            max_entry_bytes: 100,
+            ..Config::default()
+        })
+        .unwrap();
+        let err = small
+            .plan_incremental_set("k", &set(desc(ValueKind::AppRoute), &[], &[1, 100]))
+            .unwrap_err();
+        assert_eq!(err.code(), "ERR_PLAN_TOO_LARGE");
+    }
+
+    #[test]
+    fn fresh_entry_returns_its_own_cache_control() {
+        let e = engine();
+        let v = store(&e, "k", &set(desc(ValueKind::AppRoute), &["t"], &[10, 5]));
+        let (verdict, h) =
+            e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW + 1.0));
+        let s = serve(verdict);
+        assert_eq!(s.last_modified, NOW);
+        assert_eq!((s.revalidate, s.expire), (Some(60.0), Some(3600.0)));
+        assert!(s.cache_control && !s.stale);
+        let h = h.unwrap();
+        assert_eq!(h.meta.parts, vec![10, 5]);
+        assert_eq!(h.meta.tags, vec!["t".to_owned()]);
+        // revalidate false and no expire come back as such.
+        let mut d = desc(ValueKind::AppPage);
+        d.revalidate_false = true;
+        d.no_expire = true;
+        let v = store(&e, "p", &set(d, &[], &[2, 3]));
+        let s = serve(
+            e.inspect_incremental("p", &v, v.len(), &[], f64::NAN, Millis(NOW))
+                .0,
+        );
+        assert_eq!((s.revalidate, s.expire), (None, None));
+        // FETCH: no cacheControl; the value's revalidate is kept for the stale decision.
+        let mut d = desc(ValueKind::Fetch);
+        d.no_cache_control = true;
+        let v = store(&e, "f", &set(d, &["x"], &[2, 3]));
+        let s = serve(
+            e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW))
+                .0,
+        );
+        assert!(!s.cache_control);
+        assert_eq!(s.expire, None);
+    }
+
+    #[test]
+    fn tag_states_decide_miss_stale_or_fresh() {
+        let mut e = engine();
+        let v = store(
+            &e,
+            "k",
+            &set(desc(ValueKind::AppPage), &["a", "b"], &[2, 3]),
+        );
+        let at = |e: &Engine, soft: &[&str], now: f64| {
+            e.inspect_incremental("k", &v, v.len(), soft, f64::NAN, Millis(now))
+                .0
+        };
+        let stale = Revalidation::Stale {
+            expire_seconds: Some(31_536_000.0),
+        };
+        e.plan_tag_update(&["a"], &stale, Millis(NOW + 100.0), "ep")
+            .unwrap();
+        let s = serve(at(&e, &[], NOW + 200.0));
+        assert!(s.stale);
+        // Next will call it stale (revalidate window passed) but not expired.
+        assert!(s.last_modified + 60_000.0 < NOW + 200.0);
+        assert!(s.last_modified + 3_600_000.0 >= NOW + 200.0);
+        assert_eq!(s.revalidate, Some(60.0));
+        // A soft tag (revalidatePath) expires it.
+        e.plan_tag_update(
+            &["_N_T_/p"],
+            &Revalidation::Expire,
+            Millis(NOW + 300.0),
+            "ep",
+        )
+        .unwrap();
+        assert_eq!(
+            at(&e, &["_N_T_/p"], NOW + 400.0),
+            IncrementalVerdict::Expired
+        );
+        // Past its own expire.
+        assert_eq!(at(&e, &[], NOW + 3_600_001.0), IncrementalVerdict::Expired);
+        assert_eq!(
+            e.inspect_incremental("other", &v, v.len(), &[], f64::NAN, Millis(NOW))
+                .0,
+            IncrementalVerdict::KeyMismatch
+        );
+        // A short prefix asks for more, up to the whole header (not the parts).
+        let mut prefix = 20;
+        for _ in 0..4 {
+            match e
+                .inspect_incremental("k", &v[..prefix], v.len(), &[], f64::NAN, Millis(NOW))
+                .0
+            {
+                IncrementalVerdict::NeedMore(n) => prefix = n,
+                other => panic!("expected NeedMore, got {other:?}"),
+            }
+            if prefix == v.len() - 5 {
+                break;
+            }
+        }
+        assert_eq!(prefix, v.len() - 5);
+        assert_eq!(
+            e.inspect_incremental("k", b"garbage!", 8, &[], f64::NAN, Millis(NOW))
+                .0,
+            IncrementalVerdict::Corrupt("ERR_DECODE_BAD_MAGIC")
+        );
+    }
+
+    #[test]
+    fn foreign_layouts_are_corrupt() {
+        let e = engine();
+        // A 'use cache' entry stored under the same key space is not ours.
+        let plan = e
+            .plan_set(
+                &Interface::UseCache("default"),
+                "k",
+                SetInput {
+                    kind: EntryKind::UseCache,
+                    timestamp: Millis(NOW),
+                    revalidate: 1.0,
+                    expire: 10.0,
+                    stale: 0.0,
+                    tags: &[],
+                    meta: &[],
+                    parts: &[0],
+                    now: Millis(NOW),
+                },
+            )
+            .unwrap();
+        let v = plan.header;
+        assert_eq!(
+            e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW))
+                .0,
+            IncrementalVerdict::Corrupt("ERR_LAYOUT_ENTRY_KIND")
+        );
+        // A descriptor claiming more parts than stored.
+        let plan = e
+            .plan_set(
+                &Interface::Incremental,
+                "k",
+                SetInput {
+                    kind: EntryKind::Incremental,
+                    timestamp: Millis(NOW),
+                    revalidate: 1.0,
+                    expire: 10.0,
+                    stale: 0.0,
+                    tags: &[],
+                    meta: &[1, 1, 1, 0, 2, 0],
+                    parts: &[0, 0],
+                    now: Millis(NOW),
+                },
+            )
+            .unwrap();
+        let v = plan.header;
+        assert_eq!(
+            e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW))
+                .0,
+            IncrementalVerdict::Corrupt("ERR_LAYOUT_PARTS")
+        );
+    }
+
+    #[test]
+    fn stale_presentation_cases() {
+        // revalidate false: shown as revalidate 1, one second and a ms in the past.
+        let (lm, r) =
+            stale_presentation(ValueKind::AppPage, NOW, None, None, f64::NAN, NOW + 5.0).unwrap();
+        assert_eq!(r, Some(1.0));
+        assert!(lm + 1000.0 < NOW + 5.0);
+        // expire == revalidate: Next cannot be told "stale" without "expired": a miss.
+        assert_eq!(
+            stale_presentation(ValueKind::Pages, NOW, Some(60.0), Some(60.0), f64::NAN, NOW),
+            None
+        );
+        // FETCH uses the request's revalidate when it has one.
+        let (lm, r) =
+            stale_presentation(ValueKind::Fetch, NOW, Some(600.0), None, 30.0, NOW).unwrap();
+        assert_eq!(r, Some(600.0));
+        assert!((NOW - lm) / 1000.0 > 30.0 && (NOW - lm) / 1000.0 < 600.0);
+        let (lm, _) =
+            stale_presentation(ValueKind::Fetch, NOW, Some(600.0), None, 0.0, NOW).unwrap();
+        assert!((NOW - lm) / 1000.0 > 600.0);
+        // FETCH without a time limit cannot be served stale.
+        assert_eq!(
+            stale_presentation(
+                ValueKind::Fetch,
+                NOW,
+                Some(INFINITE_CACHE_SECONDS),
+                None,
+                f64::NAN,
+                NOW
+            ),
+            None
+        );
+        // An entry already older than its window keeps its own lastModified.
+        let old = NOW - 100_000.0;
+        let (lm, _) =
+            stale_presentation(ValueKind::AppRoute, old, Some(60.0), None, f64::NAN, NOW).unwrap();
+        assert_eq!(lm, old);
+    }
+
+    #[test]
+    fn ttl_from_expire_or_default() {
+        let e = Engine::new(Config {
+            default_ttl_seconds: 120.0,
+            ..Config::default()
+        })
+        .unwrap();
+        let ttl = |d: Descriptor, revalidate: f64, expire: f64| {
+            let mut s = set(d, &[], &[1, 1]);
+            s.revalidate = revalidate;
+            s.expire = expire;
+            e.plan_incremental_set("k", &s).unwrap().ttl_ms
+        };
+        let route = desc(ValueKind::AppRoute);
+        assert_eq!(ttl(route, 60.0, 3600.0), Some(3_600_000));
+        let mut no_limit = route;
+        no_limit.revalidate_false = true;
+        no_limit.no_expire = true;
+        assert_eq!(ttl(no_limit, 0.0, 0.0), Some(120_000));
+        let mut no_expire = route;
+        no_expire.no_expire = true;
+        // A revalidate limit but no expire: kept as long as allowed (30 days) for SWR.
+        assert_eq!(ttl(no_expire, 60.0, 0.0), Some(2_592_000_000));
+        assert_eq!(ttl(route, 0.0, 3600.0), None);
+    }
+
+    #[test]
+    fn same_revalidation_is_recorded_once() {
+        let mut e = engine();
+        let stale = Revalidation::Stale {
+            expire_seconds: Some(3600.0),
+        };
+        assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW)));
+        e.plan_tag_update(&["a", "b"], &stale, Millis(NOW), "ep")
+            .unwrap();
+        assert!(e.revalidation_recorded(&["a", "b"], &stale, Millis(NOW + 0.3)));
+        assert!(e.revalidation_recorded(&["a"], &stale, Millis(NOW + 5.0)));
+        // Another tag, other durations, or too late: a new event.
+        assert!(!e.revalidation_recorded(&["a", "c"], &stale, Millis(NOW + 0.3)));
+        assert!(!e.revalidation_recorded(&["a"], &Revalidation::Expire, Millis(NOW + 0.3)));
+        let longer = Revalidation::Stale {
+            expire_seconds: Some(7200.0),
+        };
+        // A longer scheduled expiry is already covered by the shorter one.
+        assert!(e.revalidation_recorded(&["a"], &longer, Millis(NOW + 0.3)));
+        let shorter = Revalidation::Stale {
+            expire_seconds: Some(60.0),
+        };
+        assert!(!e.revalidation_recorded(&["a"], &shorter, Millis(NOW + 0.3)));
+        assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW + 50.0)));
+        assert!(!e.revalidation_recorded(&[], &stale, Millis(NOW)));
+        e.plan_tag_update(&["x"], &Revalidation::Expire, Millis(NOW), "ep")
+            .unwrap();
+        assert!(e.revalidation_recorded(&["x"], &Revalidation::Expire, Millis(NOW + 1.0)));
+        // Immediate expiry also covers a profile revalidation with expire 0 issued with it.
+        let zero = Revalidation::Stale {
+            expire_seconds: Some(0.0),
+        };
+        assert!(!e.revalidation_recorded(&["x"], &zero, Millis(NOW + 1.0)));
+    }
+
+    fn arb_desc() -> impl Strategy<Value = Descriptor> {
+        (0u8..7, any::<bool>(), 0u16..20, any::<[bool; 3]>()).prop_map(|(k, rsc, segs, f)| {
+            let kind = ValueKind::from_u8(k).unwrap();
+            let page = kind == ValueKind::AppPage;
+            Descriptor {
+                kind,
+                has_rsc: page && rsc,
+                segments: if page { segs } else { 0 },
+                revalidate_false: f[0],
+                no_expire: f[1],
+                no_cache_control: f[2],
+            }
+        })
+    }
+
+    proptest! {
+        /// Every shape and every part layout survives write and read exactly, and the
+        /// decision on a fresh entry returns what was written.
+        #[test]
+        fn layout_round_trips(
+            d in arb_desc(),
+            lens in proptest::collection::vec(0u32..300, 25),
+            tags in proptest::collection::vec("[a-z_/]{1,12}", 0..5),
+            revalidate in 1.0f64..1e6,
+            expire_extra in 0.0f64..1e6,
+        ) {
+            let e = engine();
+            let parts = &lens[..d.part_count()];
+            let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+            let s = IncrementalSet {
+                desc: d,
+                revalidate,
+                expire: revalidate + expire_extra,
+                tags: &tag_refs,
+                parts,
+                now: Millis(NOW),
+            };
+            let v = store(&e, "key", &s);
+            let (verdict, h) =
+                e.inspect_incremental("key", &v, v.len(), &[], f64::NAN, Millis(NOW));
+            let got = serve(verdict);
+            prop_assert_eq!(got.desc, d);
+            prop_assert_eq!(got.last_modified, NOW);
+            prop_assert_eq!(got.revalidate, (!d.revalidate_false).then_some(revalidate));
+            let expire = (!d.no_expire && !d.no_cache_control).then_some(revalidate + expire_extra);
+            prop_assert_eq!(got.expire, expire);
+            let h = h.unwrap();
+            prop_assert_eq!(&h.meta.parts[..], parts);
+            prop_assert_eq!(h.meta.tags, tags);
+            // The parts sit where the lengths say.
+            let mut off = h.header_len;
+            for (i, len) in parts.iter().enumerate() {
+                let end = off + *len as usize;
+                prop_assert!(v[off..end].iter().all(|b| *b == i as u8));
+                off = end;
+            }
+            prop_assert_eq!(off, v.len());
+        }
+
+        /// Decoding arbitrary descriptor bytes never panics, and whatever decodes re-encodes
+        /// to the same bytes.
+        #[test]
+        fn descriptor_decode_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..10)) {
+            if let Ok(d) = Descriptor::decode(&bytes) {
+                prop_assert_eq!(&d.encode()[..], &bytes[..]);
+            }
+        }
+
+        /// A stale presentation always reads as stale-but-not-expired to Next.
+        #[test]
+        fn stale_presentation_is_stale_not_expired(
+            k in 0u8..7,
+            age in 0.0f64..1e7,
+            revalidate in proptest::option::of(0.001f64..1e6),
+            expire in proptest::option::of(0.001f64..1e7),
+            request in proptest::option::of(0.001f64..1e6),
+        ) {
+            let kind = ValueKind::from_u8(k).unwrap();
+            let now = NOW;
+            let ts = now - age;
+            let req = request.unwrap_or(f64::NAN);
+            if let Some((lm, shown)) = stale_presentation(kind, ts, revalidate, expire, req, now) {
+                prop_assert!(lm <= ts);
+                if kind == ValueKind::Fetch {
+                    let r = request.or(revalidate).unwrap();
+                    prop_assert!((now - lm) / 1000.0 > r);
+                    prop_assert_eq!(shown, revalidate);
+                } else {
+                    let r = shown.unwrap();
+                    prop_assert!(lm + r * 1000.0 < now);
+                    if let Some(e) = expire {
+                        prop_assert!(lm + e * 1000.0 >= now);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+import { now } from './clock'
+import {
+  optionsFromEnv,
+  resolveOptions,
+  type FleetcacheOptions,
+  type ResolvedOptions,
+} from './config'
+import { describe } from './log'
+import { runtimeFor, type Runtime } from './runtime'
+import { settleWithin } from './store'
+import type { Durations } from './tags'
+import {
+  decodeValue,
+  encodeValue,
+  Flag,
+  headerTags,
+  ValueKind,
+  type IncrementalValue,
+} from './value-codec'
+import { wasm } from './wasm'
+
+export type { IncrementalValue } from './value-codec'
+
+/** Next's `CacheControl`. */
+export interface CacheControl {
+  revalidate: number | false
+  expire: number | undefined
+}
+
+/** What `get` resolves to on a hit (Next's `CacheHandlerValue`). */
+export interface IncrementalCacheEntry {
+  lastModified: number
+  value: IncrementalValue | null
+  cacheControl?: CacheControl
+}
+
+/** The `ctx` of `get` (Next passes one of several shapes; these are the fields read here). */
+export interface IncrementalGetContext {
+  kind?: string
+  /** FETCH: the fetch's own tags. */
+  tags?: string[]
+  /** FETCH: the route's implicit `_N_T_` tags. */
+  softTags?: string[]
+  /** FETCH: the request's revalidate, preferred over the stored one (as Next does). */
+  revalidate?: number | false
+  [key: string]: unknown
+}
+
+/** The `ctx` of `set`. FETCH writes carry `fetchCache: true` and `tags`, no `cacheControl`. */
+export interface IncrementalSetContext {
+  kind?: string
+  fetchCache?: boolean
+  tags?: string[]
+  cacheControl?: CacheControl
+  [key: string]: unknown
+}
+
+/** Next 16's singular `cacheHandler` instance. */
+export interface IncrementalCacheHandler {
+  get(cacheKey: string, ctx?: IncrementalGetContext): Promise<IncrementalCacheEntry | null>
+  set(cacheKey: string, data: IncrementalValue | null, ctx?: IncrementalSetContext): Promise<void>
+  revalidateTag(tags: string | string[], durations?: Durations): Promise<void>
+  resetRequestCache(): void
+}
+
+/** The class Next constructs (`new Handler(ctx)`), several times per request. */
+export type IncrementalCacheHandlerClass = new (ctx?: unknown) => IncrementalCacheHandler
+
+/** Options of `createIncrementalCacheHandler`: the same as the `'use cache'` handler's. */
+export type IncrementalCacheHandlerOptions = FleetcacheOptions
+
+/** Interface segment of the singular handler's keys. */
+const IFACE = 'inc'
+/** Bytes of a stored value handed to the engine to read the envelope header. */
+const HEADER_WINDOW = 4096
+/** Entry keys are pure functions of the cache key; remember the short ones (see use-cache). */
+const KEY_MEMO_ENTRIES = 4096
+const KEY_MEMO_MAX_LENGTH = 512
+
+const { Outcome } = wasm
+
+/** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
+function isBuildPhase(): boolean {
+  return process.env.NEXT_PHASE === 'phase-production-build'
+}
+
+function uniq(tags: Iterable<string>): string[] {
+  return [...new Set(tags)]
+}
+
+/**
+ * One process's singular handler. Next creates a new instance of the class for every
+ * `IncrementalCache` (about three per request), so instances hold nothing but a reference to
+ * this object, which lives as long as the runtime.
+ */
+class IncrementalCore {
+  private readonly keys = new Map<string, string>()
+
+  constructor(readonly rt: Runtime) {
+    rt.engine.entryKey(IFACE, '')
+  }
+
+  private entryKey(cacheKey: string): string {
+    let key = this.keys.get(cacheKey)
+    if (key === undefined) {
+      key = this.rt.engine.entryKey(IFACE, cacheKey)
+      if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
+        if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
+        this.keys.set(cacheKey, key)
+      }
+    }
+    return key
+  }
+
+  async get(
+    cacheKey: string,
+    ctx: IncrementalGetContext = {},
+  ): Promise<IncrementalCacheEntry | null> {
+    const { engine, store, tags, log } = this.rt
+    try {
+      const key = this.entryKey(cacheKey)
+      // No refreshTags hook on this interface: pull tag changes alongside the entry, so the
+      // decision below sees every revalidation finished before this request, at no extra
+      // round trip of latency (the refresh is coalesced with the other handler's).
+      const [value] = await Promise.all([store.get(key, now()), tags.refresh()])
+      if (value === null) {
+        log.debug(`inc get ${key} miss`)
+        return null
+      }
+      const isFetch = ctx.kind === 'FETCH'
+      const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
+      const requestRevalidate =
+        isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
+      const t = now()
+      let outcome = engine.inspectIncremental(
+        cacheKey,
+        value.subarray(0, HEADER_WINDOW),
+        value.byteLength,
+        soft,
+        requestRevalidate,
+        t,
+      )
+      if (outcome === Outcome.NeedMore) {
+        outcome = engine.inspectIncremental(
+          cacheKey,
+          value.subarray(0, engine.lastNeed),
+          value.byteLength,
+          soft,
+          requestRevalidate,
+          t,
+        )
+      }
+      switch (outcome) {
+        case Outcome.Fresh:
+        case Outcome.Stale:
+          break
+        case Outcome.Expired:
+          log.debug(`inc get ${key} expired`)
+          return null
+        case Outcome.KeyMismatch:
+          log.debug(`inc get ${key} hash collision with another key: miss`)
+          return null
+        default:
+          log.error(
+            `unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`,
+          )
+          return null
+      }
+      const kind = engine.lastValueKind
+      // Next throws an InvariantError when a FETCH read finds another kind or vice versa.
+      if (isFetch !== (kind === ValueKind.FETCH) && !(kind === ValueKind.null && !isFetch)) {
+        log.error(
+          `entry at ${key} has value kind ${String(kind)}, read as ${String(ctx.kind)}: miss`,
+        )
+        return null
+      }
+      const lengths = engine.lastParts
+      const parts: Buffer[] = new Array<Buffer>(lengths.length)
+      let off = engine.lastPayloadOffset
+      for (let i = 0; i < lengths.length; i++) {
+        const len = lengths[i] ?? 0
+        parts[i] = value.subarray(off, off + len)
+        off += len
+      }
+      let decoded: IncrementalValue | null
+      try {
+        decoded = decodeValue(kind, engine.lastValueFlags, engine.lastSegments, parts)
+      } catch (err) {
+        log.error(`unreadable value at ${key} (${describe(err)}): treated as a miss`)
+        return null
+      }
+      const entry: IncrementalCacheEntry = { lastModified: engine.lastModified, value: decoded }
+      if (engine.lastHasCacheControl) {
+        const r = engine.lastCacheRevalidate
+        const e = engine.lastCacheExpire
+        entry.cacheControl = {
+          revalidate: Number.isNaN(r) ? false : r,
+          expire: Number.isNaN(e) ? undefined : e,
+        }
+      }
+      log.debug(`inc get ${key} ${outcome === Outcome.Fresh ? 'hit' : 'stale'}`)
+      return entry
+    } catch (err) {
+      log.error(`inc get failed, treated as a miss: ${describe(err)}`)
+      return null
+    }
+  }
+
+  async set(
+    cacheKey: string,
+    data: IncrementalValue | null,
+    ctx: IncrementalSetContext = {},
+  ): Promise<void> {
+    const { engine, store, log } = this.rt
+    try {
+      const enc = encodeValue(data)
+      let flags = enc.flags
+      let revalidate: number
+      let expire = Number.NaN
+      let tags: string[]
+      const cc = ctx.cacheControl
+      if (data !== null && data.kind === 'FETCH') {
+        flags |= Flag.NO_CACHE_CONTROL
+        revalidate = data.revalidate
+        tags = uniq([...(ctx.tags ?? []), ...(data.tags ?? [])])
+      } else {
+        tags = headerTags(data)
+        if (cc === undefined) {
+          // Next only writes response entries that have a cacheControl; keep whatever came.
+          flags |= Flag.NO_CACHE_CONTROL | Flag.REVALIDATE_FALSE
+          revalidate = Number.NaN
+        } else {
+          if (cc.revalidate === false) flags |= Flag.REVALIDATE_FALSE
+          revalidate = cc.revalidate === false ? Number.NaN : cc.revalidate
+          if (cc.expire === undefined) flags |= Flag.NO_EXPIRE
+          else expire = cc.expire
+        }
+      }
+      const t = now()
+      const header = engine.planIncrementalSet(
+        cacheKey,
+        enc.kind,
+        flags,
+        enc.segments,
+        tags.join('\0'),
+        revalidate,
+        expire,
+        Uint32Array.from(enc.parts, (p) => p.byteLength),
+        t,
+      )
+      const key = this.entryKey(cacheKey)
+      const ttl = engine.lastTtlMs
+      if (ttl < 0) {
+        log.debug(`inc set ${key} skipped (not cacheable)`)
+        return
+      }
+      const stored = Buffer.concat([header, ...enc.parts])
+      const write = store.set(key, stored, ttl, t).then(
+        () => {
+          log.debug(
+            `inc set ${key} ${String(stored.byteLength)} B ttl ${String(Math.round(ttl / 1000))} s`,
+          )
+        },
+        (err: unknown) => {
+          log.error(`inc set failed, entry not stored: ${describe(err)}`)
+        },
+      )
+      await settleWithin(write, engine.budgetMs(0))
+    } catch (err) {
+      log.error(`inc set failed, entry not stored: ${describe(err)}`)
+    }
+  }
+
+  async revalidateTag(tags: string | string[], durations?: Durations): Promise<void> {
+    const list = typeof tags === 'string' ? [tags] : tags
+    if (list.length === 0) return
+    const { engine, log } = this.rt
+    try {
+      const t = now()
+      const mode = durations === undefined ? 0 : 1
+      const expire = durations?.expire ?? Number.NaN
+      // Next sends every revalidation to the cacheHandlers' updateTags too, in the same tick;
+      // when fleetcache's use-cache handler has just recorded it, it is already on its way to
+      // Redis (docs/decisions/0005).
+      if (engine.revalidationRecorded(list.join('\0'), mode, expire, t)) {
+        log.debug(`inc revalidateTag ${list.join(',')}: already recorded by updateTags`)
+        return
+      }
+      await this.rt.tags.update(list, durations, t)
+    } catch (err) {
+      log.error(
+        `revalidation of ${list.join(',')} applied on this instance only, Redis not updated: ${describe(err)}`,
+      )
+    }
+  }
+}
+
+/** Options for the build phase: no Redis (see docs/decisions/0006). */
+function forPhase(resolved: ResolvedOptions): ResolvedOptions {
+  return isBuildPhase() && resolved.redisUrl !== undefined
+    ? { ...resolved, redisUrl: undefined }
+    : resolved
+}
+
+/**
+ * A Next 16 singular `cacheHandler` class backed by fleetcache. All state lives in the shared
+ * runtime for `options` (the same engine, tag mirror and Redis connection as a `'use cache'`
+ * handler with the same options), so constructing the class is free.
+ */
+export function createIncrementalCacheHandler(
+  options?: IncrementalCacheHandlerOptions,
+): IncrementalCacheHandlerClass {
+  let resolved: ResolvedOptions
+  if (options === undefined) {
+    const env = optionsFromEnv()
+    resolved = resolveOptions(env, env.deploymentSource)
+  } else {
+    resolved = resolveOptions(options)
+  }
+  resolved = forPhase(resolved)
+  let core: IncrementalCore | undefined
+  // Created on first use: Next loads the module in build workers and servers alike, and the
+  // runtime is shared with (or created for) the 'use cache' handler of the same options.
+  const shared = (): IncrementalCore => (core ??= new IncrementalCore(runtimeFor(resolved)))
+
+  return class FleetcacheIncrementalHandler implements IncrementalCacheHandler {
+    // Next passes a context (fs, flushToDisk, ...) meant for file-system caches; unused here.
+    constructor() {
+      shared()
+    }
+
+    get(cacheKey: string, ctx?: IncrementalGetContext): Promise<IncrementalCacheEntry | null> {
+      return shared().get(cacheKey, ctx)
+    }
+
+    set(
+      cacheKey: string,
+      data: IncrementalValue | null,
+      ctx?: IncrementalSetContext,
+    ): Promise<void> {
+      return shared().set(cacheKey, data, ctx)
+    }
+
+    revalidateTag(tags: string | string[], durations?: Durations): Promise<void> {
+      return shared().revalidateTag(tags, durations)
+    }
+
+    /** Nothing is memoized per request: every get already reads Redis and the mirror. */
+    resetRequestCache(): void {
+      /* nothing to reset */
+    }
+  }
+}

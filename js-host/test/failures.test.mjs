@@ -1,0 +1,373 @@
+// Redis failures and hostile data against a real redis-server (issue 5, design §5): deadlines,
+// the circuit breaker, reconnection, the revalidation outbox, and bad values, tags and settings.
+// The test starts, stops, kills and pauses only the redis-server processes it started, by PID.
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
+import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
+import { freePort } from '../../tests/support/ports.mjs'
+
+const require = createRequire(import.meta.url)
+const wasm = require('../wasm/node/fleetcache_wasm.js')
+const { createClient, RESP_TYPES } = require('redis')
+
+let logDir
+let redis
+const now = () => performance.timeOrigin + performance.now()
+
+// Captures fleetcache's log lines (it logs through console) for assertions.
+const lines = []
+const originals = {}
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-faults-js-'))
+  redis = await startRedis({ logDir })
+  for (const level of ['log', 'warn', 'error']) {
+    originals[level] = console[level]
+    console[level] = (...args) => {
+      const text = args.join(' ')
+      if (text.startsWith('[fleetcache]')) lines.push(text)
+      else originals[level](...args)
+    }
+  }
+})
+
+after(async () => {
+  await close()
+  try {
+    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
+  } catch {
+    // not running
+  }
+  await redis?.stop()
+  Object.assign(console, originals)
+})
+
+function logged(re) {
+  return lines.filter((l) => re.test(l))
+}
+
+let seq = 0
+// A handler with its own runtime (engine, connection): the odd setting keeps runtimes apart.
+function instance(extra = {}) {
+  seq += 1
+  return createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'faults',
+    deploymentId: 'd1',
+    maxTtlSeconds: 30 * 24 * 3600 - seq,
+    ...extra,
+  })
+}
+
+function entry(text, over = {}) {
+  return {
+    value: new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(text))
+        c.close()
+      },
+    }),
+    tags: ['products'],
+    stale: 30,
+    timestamp: now(),
+    expire: 3600,
+    revalidate: 60,
+    ...over,
+  }
+}
+
+async function text(stream) {
+  const chunks = []
+  for await (const c of stream) chunks.push(c)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+async function timed(fn) {
+  const t0 = performance.now()
+  const value = await fn()
+  return { value, ms: performance.now() - t0 }
+}
+
+// Waits until fn() resolves truthy, at most timeoutMs, polling every 50 ms.
+async function eventually(fn, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await fn()) return
+    if (Date.now() > deadline) assert.fail(`not within ${timeoutMs} ms: ${what}`)
+    await sleep(50)
+  }
+}
+
+async function hit(h, key) {
+  const got = await h.get(key, [])
+  return got === undefined ? undefined : text(got.value)
+}
+
+const FAST = {
+  readTimeoutMs: 200,
+  writeTimeoutMs: 300,
+  connectTimeoutMs: 500,
+  breakerFailures: 3,
+  breakerOpenMs: 300,
+  breakerMaxOpenMs: 600,
+}
+
+describe('Redis hangs (SIGSTOP)', () => {
+  test('reads give up at their budget, the breaker stops the waiting, and recovery is automatic', async () => {
+    const h = instance(FAST)
+    await h.set('hang-k', Promise.resolve(entry('before')))
+    assert.equal(await hit(h, 'hang-k'), 'before')
+    process.kill(redis.pid, 'SIGSTOP')
+    try {
+      // Each failing read waits at most its budget, until the breaker opens.
+      for (let i = 0; i < 3; i++) {
+        const { value, ms } = await timed(() => h.get('hang-k', []))
+        assert.equal(value, undefined)
+        assert.ok(ms < 200 + 150, `read ${i} took ${ms.toFixed(0)} ms, budget 200`)
+      }
+      // Open: nothing waits on Redis.
+      for (let i = 0; i < 20; i++) {
+        const { value, ms } = await timed(() => h.get('hang-k', []))
+        assert.equal(value, undefined)
+        assert.ok(ms < 20, `read with an open breaker took ${ms.toFixed(0)} ms`)
+      }
+      const { ms } = await timed(() => h.refreshTags())
+      assert.ok(ms < 20, `refreshTags with an open breaker took ${ms.toFixed(0)} ms`)
+      assert.ok(logged(/circuit open/).length >= 1, 'the breaker opening is logged')
+    } finally {
+      process.kill(redis.pid, 'SIGCONT')
+    }
+    // The next probe (after at most breakerMaxOpenMs) closes the breaker; hits resume.
+    await eventually(async () => (await hit(h, 'hang-k')) === 'before', 3000, 'hits resume')
+    assert.ok(logged(/circuit closed/).length >= 1, 'the recovery is logged')
+  })
+})
+
+describe('Redis dies and comes back', () => {
+  test('SIGKILL, restart on the same port: reconnects, hits resume, no crash', async () => {
+    const h = instance(FAST)
+    await h.set('kill-k', Promise.resolve(entry('v1')))
+    assert.equal(await hit(h, 'kill-k'), 'v1')
+    const port = redis.port
+    process.kill(redis.pid, 'SIGKILL')
+    await sleep(100)
+    for (let i = 0; i < 10; i++) {
+      const { value, ms } = await timed(() => h.get('kill-k', []))
+      assert.equal(value, undefined)
+      assert.ok(ms < 700, `read against a dead Redis took ${ms.toFixed(0)} ms`)
+    }
+    // Writes are skipped, not queued, and do not throw.
+    await h.set('kill-k2', Promise.resolve(entry('lost')))
+    redis = await startRedisOnPort({ port, logDir })
+    // An empty Redis: write again once it is back, then read it.
+    await eventually(
+      async () => {
+        await h.set('kill-k', Promise.resolve(entry('v2')))
+        return (await hit(h, 'kill-k')) === 'v2'
+      },
+      5000,
+      'writes and hits resume after the restart',
+    )
+  })
+
+  test('CLIENT KILL: the connection heals itself', async () => {
+    const h = instance(FAST)
+    await h.set('ck-k', Promise.resolve(entry('x')))
+    assert.equal(await hit(h, 'ck-k'), 'x')
+    await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'])
+    await eventually(async () => (await hit(h, 'ck-k')) === 'x', 3000, 'hits after CLIENT KILL')
+  })
+
+  test('a dead address: the first read waits at most the connect budget, later ones not at all', async () => {
+    const port = await freePort()
+    const h = createUseCacheHandler({
+      redisUrl: `redis://127.0.0.1:${port}`,
+      prefix: 'faults',
+      connectTimeoutMs: 400,
+      breakerFailures: 2,
+    })
+    const first = await timed(() => h.get('k', []))
+    assert.equal(first.value, undefined)
+    assert.ok(first.ms < 400 + 400, `first read took ${first.ms.toFixed(0)} ms`)
+    const rest = await timed(async () => {
+      for (let i = 0; i < 50; i++) await h.get('k', [])
+      await h.set('k', Promise.resolve(entry('nowhere')))
+      await h.refreshTags()
+    })
+    assert.ok(rest.ms < 500, `50 reads, a write and a refresh took ${rest.ms.toFixed(0)} ms`)
+  })
+})
+
+describe('revalidation outbox', () => {
+  test('a revalidation during an outage applies locally at once and reaches the fleet after', async () => {
+    const a = instance(FAST)
+    const b = instance(FAST)
+    await a.set('ob-k', Promise.resolve(entry('old', { tags: ['ob1', 'ob2', 'ob3'] })))
+    await b.refreshTags()
+    assert.equal(await hit(b, 'ob-k'), 'old')
+    const port = redis.port
+    process.kill(redis.pid, 'SIGKILL')
+    await sleep(100)
+    // Three revalidations in order while Redis is gone: none throws, each is logged.
+    const before = logged(/queued/).length
+    await a.updateTags(['ob1'])
+    await a.updateTags(['ob2'], { expire: 3600 })
+    await a.updateTags(['ob3'])
+    assert.ok(logged(/queued/).length >= before + 1, 'the deferral is logged')
+    // On A at once: the entry is expired.
+    const restart = startRedisOnPort({ port, logDir })
+    redis = await restart
+    // Redis came back empty; put the entry back as another instance would have, with the
+    // original timestamp (computed before the revalidations).
+    await b.set('ob-k', Promise.resolve(entry('old', { tags: ['ob1'], timestamp: now() - 60_000 })))
+    assert.equal(await hit(a, 'ob-k'), undefined, 'A honours its own revalidation')
+    // A's next refresh replays the outbox; B then sees every revalidation.
+    await eventually(
+      async () => {
+        await a.refreshTags()
+        await b.refreshTags()
+        return (await b.getExpiration(['ob1'])) > 0 && (await b.getExpiration(['ob3'])) > 0
+      },
+      5000,
+      'the queued revalidations reach B',
+    )
+    assert.equal(await hit(b, 'ob-k'), undefined, 'B no longer serves the revalidated entry')
+    assert.ok(logged(/sent 3 queued revalidation/).length >= 1, 'the replay is logged')
+  })
+
+  test('a full outbox drops the oldest revalidation with an error line', async () => {
+    const h = instance({ ...FAST, outboxCapacity: 2 })
+    // Open the breaker against a paused Redis, then revalidate three times.
+    process.kill(redis.pid, 'SIGSTOP')
+    try {
+      for (let i = 0; i < 3; i++) await h.get('full-k', [])
+      await h.updateTags(['full1'])
+      await h.updateTags(['full2'])
+      await h.updateTags(['full3'])
+    } finally {
+      process.kill(redis.pid, 'SIGCONT')
+    }
+    const dropped = logged(/outbox full: dropped .*\(full1\).*1 dropped so far/)
+    assert.equal(dropped.length, 1, lines.slice(-10).join('\n'))
+    // Still honoured locally.
+    assert.ok((await h.getExpiration(['full1'])) > 0)
+  })
+})
+
+describe('hostile data and settings', () => {
+  function entryKey(key) {
+    return new wasm.Engine({ prefix: 'faults', deployment: 'd1' }).entryKey('default', key)
+  }
+
+  async function rawSet(key, bytes) {
+    const c = createClient({ url: redis.url })
+    c.on('error', () => {})
+    await c.connect()
+    await c.sendCommand(['SET', key, bytes])
+    await c.close()
+  }
+
+  async function storedValue(h, key) {
+    await h.set(key, Promise.resolve(entry('genuine payload')))
+    const c = createClient({ url: redis.url })
+    await c.connect()
+    const v = await c.sendCommand(['GET', entryKey(key)], {
+      typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer },
+    })
+    await c.close()
+    return v
+  }
+
+  test('corrupt, foreign, truncated, future-version and non-UTF-8 values are logged misses', async () => {
+    const h = instance()
+    const good = await storedValue(h, 'hostile')
+    assert.ok(Buffer.isBuffer(good))
+    const future = Buffer.from(good)
+    future[4] = 99
+    const badKey = Buffer.from(good)
+    // The stored key's first byte (after the 48-byte fixed header and its 4-byte length).
+    badKey[52] = 0xff
+    const cases = {
+      json: Buffer.from('{"kind":"FETCH","data":{}}'),
+      empty: Buffer.alloc(0),
+      magic: Buffer.from('FLCE'),
+      truncated: good.subarray(0, good.length - 3),
+      headerOnly: good.subarray(0, 30),
+      future,
+      utf8: badKey,
+      random: Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919 + 13) & 0xff)),
+    }
+    for (const [name, bytes] of Object.entries(cases)) {
+      await rawSet(entryKey('hostile'), bytes)
+      const before = lines.length
+      const got = await h.get('hostile', [])
+      assert.equal(got, undefined, `${name}: must be a miss`)
+      assert.ok(
+        lines.slice(before).some((l) => /unreadable entry/.test(l)),
+        `${name}: one log line expected, got ${JSON.stringify(lines.slice(before))}`,
+      )
+    }
+    // The real value still works after all that.
+    await rawSet(entryKey('hostile'), good)
+    assert.equal(await hit(h, 'hostile'), 'genuine payload')
+  })
+
+  test('values above maxEntryBytes are logged and not stored', async () => {
+    const h = instance({ maxEntryBytes: 1024 })
+    const before = lines.length
+    await h.set('big', Promise.resolve(entry('x'.repeat(2000))))
+    assert.ok(
+      lines.slice(before).some((l) => /exceeds maxEntryBytes \(1024\)/.test(l)),
+      JSON.stringify(lines.slice(before)),
+    )
+    assert.equal(await h.get('big', []), undefined)
+    await h.set('small', Promise.resolve(entry('x'.repeat(100))))
+    assert.equal(await hit(h, 'small'), 'x'.repeat(100))
+  })
+
+  test("tags past Next's limits are refused with a clear message, never a crash", async () => {
+    const h = instance()
+    const many = Array.from({ length: 5000 }, (_, i) => `t${i}`)
+    const long = 'l'.repeat(100_000)
+    let before = lines.length
+    await h.updateTags(many)
+    await h.updateTags([long])
+    const refused = lines.slice(before).filter((l) => /128 tags of at most 256 characters/.test(l))
+    assert.equal(refused.length, 2, JSON.stringify(lines.slice(before)))
+    before = lines.length
+    await h.set('tagged', Promise.resolve(entry('v', { tags: many })))
+    assert.ok(lines.slice(before).some((l) => /128 tags/.test(l)))
+    assert.equal(await h.get('tagged', []), undefined)
+    // Exactly at the limits is fine.
+    const ok = Array.from({ length: 128 }, (_, i) => `${i}`.padEnd(256, 'x'))
+    await h.set('tagged', Promise.resolve(entry('v', { tags: ok })))
+    assert.equal(await hit(h, 'tagged'), 'v')
+  })
+
+  test('keys that are not well-formed UTF-16 are never confused with each other', async () => {
+    const h = instance()
+    await h.set('lone\uD800', Promise.resolve(entry('first')))
+    assert.equal(await h.get('lone\uDC00', []), undefined)
+    assert.equal(await h.get('lone\uFFFD', []), undefined)
+  })
+
+  test('invalid settings fail loudly with the setting named', () => {
+    const bad = (opts, re) =>
+      assert.throws(() => createUseCacheHandler({ redisUrl: redis.url, ...opts }), re)
+    bad({ redisUrl: 'http://x' }, ConfigError)
+    bad({ redisUrl: 'not a url' }, ConfigError)
+    bad({ readTimeoutMs: -1 }, /readTimeoutMs/)
+    bad({ writeTimeoutMs: 0 }, /writeTimeoutMs/)
+    bad({ connectTimeoutMs: Number.NaN }, /connectTimeoutMs/)
+    bad({ readTimeoutMs: 120_000 }, /readTimeoutMs/)
+    bad({ breakerFailureRate: 2 }, /breakerFailureRate/)
+    bad({ breakerOpenMs: 5000, breakerMaxOpenMs: 1000 }, /breakerMaxOpenMs/)
+    bad({ outboxCapacity: 1e9 }, /outboxCapacity/)
+  })
+})
