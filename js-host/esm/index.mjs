@@ -1,3 +1,10 @@
 // ESM entry: re-exports the CommonJS build so `import` and `require` share one module graph
 // (one engine, one Redis connection per process).
-export { close, createUseCacheHandler, ConfigError, optionsFromEnv } from '../dist/index.js'
+export {
+  close,
+  createUseCacheHandler,
+  createIncrementalCacheHandler,
+  ConfigError,
+  optionsFromEnv,
+  withFleetcache,
+} from '../dist/index.js'

@@ -1,0 +1,1 @@
+export * from '../dist/next-config.js'
