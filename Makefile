@@ -25,7 +25,7 @@ WASM_CRATE := fleetcache_wasm
 WASM_RAW := target/$(WASM_TARGET)/release/$(WASM_CRATE).wasm
 WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' crates/fleetcache-wasm/Cargo.toml)
 RUST_SOURCES := $(shell find crates -name '*.rs' -o -name '*.lua' -o -name Cargo.toml) Cargo.toml Cargo.lock
-JS_SOURCES := $(shell find js-host/src js-host/esm -type f 2>/dev/null) js-host/package.json js-host/tsconfig.json
+JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>/dev/null) js-host/package.json js-host/tsconfig.json js-host/tsconfig.worker.json
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
@@ -58,6 +58,8 @@ wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/*.wasm js-host/wasm/
 	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
+	# The workers-runtime entries (ESM, no Node APIs): docs/transport.md.
+	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json && echo '{ "type": "module" }' > worker/package.json
 	@touch $@
 
 js: wasm js-host/dist/.stamp ## build the npm package (js-host/dist)
@@ -118,6 +120,7 @@ demo: setup pack ## a two-instance fleet on a local Redis, scripted, in a few re
 
 bench: setup pack ## benchmarks; writes bench/REPORT.md
 	node bench/run.mjs
+	node bench/cold-start.mjs
 
 clean:
-	rm -rf target pkg js-host/dist js-host/wasm js-host/*.tgz
+	rm -rf target pkg js-host/dist js-host/wasm js-host/worker js-host/*.tgz

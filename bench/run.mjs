@@ -73,7 +73,7 @@ function table(header, rows) {
   ]
 }
 
-async function getHits(redis, raw, handler, memory) {
+async function getHits(redis, raw, handler, memory, tiered) {
   const out = []
   for (const [label, size] of SIZES) {
     const payload = Buffer.alloc(size, 0x61)
@@ -82,6 +82,7 @@ async function getHits(redis, raw, handler, memory) {
     const key = `bench-hit-${size}`
     await handler.set(key, Promise.resolve(entry(payload)))
     await memory.set(key, Promise.resolve(entry(payload)))
+    await tiered.set(key, Promise.resolve(entry(payload)))
     const results = await compare(
       {
         'raw GET': async () => {
@@ -103,6 +104,12 @@ async function getHits(redis, raw, handler, memory) {
         },
         'in-process store hit': async () => {
           const e = await memory.get(key, [])
+          if (!e || (await drain(e.value)) !== size) throw new Error('expected a hit')
+        },
+        // Issue 4: the in-process tier in front of Redis (the default with REDIS_URL); the
+        // per-request tag refresh is Next's refreshTags, measured on its own below.
+        'fleetcache L1 hit (Redis behind)': async () => {
+          const e = await tiered.get(key, [])
           if (!e || (await drain(e.value)) !== size) throw new Error('expected a hit')
         },
       },
@@ -245,6 +252,14 @@ async function main() {
       redisUrl: redis.url,
       prefix: 'bench',
       deploymentId: 'b',
+      // A Redis hit every time: the in-process tier is measured on its own ('L1 hit').
+      memoryBytes: 0,
+    })
+    const tiered = createUseCacheHandler({
+      redisUrl: redis.url,
+      prefix: 'bench',
+      deploymentId: 'b',
+      memoryBytes: 64 * 2 ** 20,
     })
     const memory = createUseCacheHandler({
       prefix: 'bench',
@@ -254,7 +269,7 @@ async function main() {
     await handler.refreshTags()
 
     console.log('get hits by size...')
-    const hits = await getHits(redis, raw, handler, memory)
+    const hits = await getHits(redis, raw, handler, memory, tiered)
     console.log('other operations...')
     const ops = await otherOps(raw, handler)
     console.log('wasm boundary and codec...')

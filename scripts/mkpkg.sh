@@ -51,6 +51,8 @@ grep -q "$check" "$web_glue" || {
 sed "s|$check|(module instanceof WebAssembly.Module \|\| Object.prototype.toString.call(module) === '[object WebAssembly.Module]')|g" \
   "$web_glue" >"$out/web/${name}.js"
 cp "$tmp/web/${name}.d.ts" "$out/web/"
+# The web glue is ESM: say so, or Node (and tools that follow its rules) guess, and warn.
+echo '{ "type": "module" }' >"$out/web/package.json"
 
 # The optimized module must still instantiate and run.
 node -e "

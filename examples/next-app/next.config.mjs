@@ -1,49 +1,28 @@
-// Next.js config for the fleetcache example.
+// Next.js config for the fleetcache example: the three lines a user writes.
 //
-// Both 'use cache' kinds go through fleetcache: `default` ('use cache') and `remote`
-// ('use cache: remote'). Configuring only `default` would leave 'use cache: remote' in Next's
-// built-in per-process memory store.
+// `withFleetcache` points `cacheHandler` and `cacheHandlers.default` / `.remote` at fleetcache
+// (configuring only `default` would leave 'use cache: remote' in each process's memory), keeps
+// fleetcache out of the server bundle and lists its .wasm for `output: 'standalone'`.
 //
 // fleetcache reads its settings (REDIS_URL, FLEETCACHE_PREFIX, FLEETCACHE_DEPLOYMENT_ID, ...)
 // from the environment when the server process starts, not here: this file is evaluated at
 // build time too, where no Redis is needed.
-import { createRequire } from 'node:module'
+//
+// EXAMPLE_STANDALONE=1 at build time makes an `output: 'standalone'` build in .next-standalone/
+// (the end-to-end tests build both, and one must not overwrite the other).
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { withFleetcache } from 'fleetcache/config'
 
-const require = createRequire(import.meta.url)
 const appDir = dirname(fileURLToPath(import.meta.url))
+const standalone = process.env.EXAMPLE_STANDALONE === '1'
 
-function resolveHandler(specifier) {
-  try {
-    return require.resolve(specifier)
-  } catch (err) {
-    throw new Error(
-      `Cannot resolve '${specifier}' from ${appDir}. Install the fleetcache package into this ` +
-        'app first, e.g. `npm install --no-save --no-audit --no-fund ../../js-host/fleetcache-<version>.tgz` ' +
-        `(a real copy, not a symlink). Cause: ${err.message}`,
-    )
-  }
-}
-
-// Absolute path: Next resolves relative handler paths against different directories at build
-// time and at run time.
-const fleetcacheUseCache = resolveHandler('fleetcache/use-cache')
-
-/** @type {import('next').NextConfig} */
-const nextConfig = {
+export default withFleetcache({
   cacheComponents: true,
   // Recommended with cacheComponents in 16.4 (without it Next warns at every start).
   partialPrefetching: true,
-  cacheHandlers: {
-    default: fleetcacheUseCache,
-    remote: fleetcacheUseCache,
-  },
-  // Load fleetcache (and its .wasm) from node_modules at run time instead of bundling it.
-  serverExternalPackages: ['fleetcache'],
   // Pin the project root so a lockfile elsewhere in the repository is never picked up.
   outputFileTracingRoot: appDir,
   turbopack: { root: appDir },
-}
-
-export default nextConfig
+  ...(standalone ? { output: 'standalone', distDir: '.next-standalone' } : {}),
+})

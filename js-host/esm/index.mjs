@@ -6,5 +6,6 @@ export {
   createIncrementalCacheHandler,
   ConfigError,
   optionsFromEnv,
+  stats,
   withFleetcache,
 } from '../dist/index.js'

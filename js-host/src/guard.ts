@@ -1,6 +1,7 @@
 import { now } from './clock'
 import type { Logger } from './log'
 import { describe } from './log'
+import { telemetry, type CommandResult, type Telemetry } from './telemetry'
 import type { OpKind, SendOptions, Transport } from './transport'
 import { CircuitOpenError, RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
 import type { Engine } from './wasm'
@@ -10,6 +11,20 @@ const READS = new Set(['GET', 'MGET', 'EXISTS', 'PTTL', 'TTL', 'STRLEN', 'GETRAN
 
 const STATE_NAMES = ['closed', 'open', 'half-open'] as const
 
+/** The engine's `report` codes, indexed by how the command ended. */
+const RESULT_NAMES: readonly CommandResult[] = ['ok', 'connection-error', 'timeout', 'reply-error']
+
+/** Bytes of an entry moved by a command, for the size histogram (GET replies, SET values). */
+function entryBytes(argv: readonly (string | Buffer)[], reply: unknown): number | undefined {
+  const cmd = argv[0]
+  if (cmd === 'GET') return Buffer.isBuffer(reply) ? reply.byteLength : undefined
+  if (cmd === 'SET') {
+    const v = argv[2]
+    return Buffer.isBuffer(v) ? v.byteLength : undefined
+  }
+  return undefined
+}
+
 /**
  * Puts the engine's failure decisions in front of a transport: before each command the engine
  * says whether to send it (circuit breaker) and how long it may take (budget); afterwards it
@@ -18,6 +33,8 @@ const STATE_NAMES = ['closed', 'open', 'half-open'] as const
 export class GuardedTransport implements Transport {
   /** Called after a successful command while revalidations wait in the outbox. */
   onBacklog: (() => void) | undefined
+  /** OpenTelemetry, when the application has it; undefined costs one check per command. */
+  private readonly telemetry: Telemetry | undefined = telemetry()
 
   constructor(
     private readonly engine: Engine,
@@ -29,15 +46,21 @@ export class GuardedTransport implements Transport {
     const kind: OpKind =
       options?.kind ?? (READS.has(String(argv[0]).toUpperCase()) ? 'read' : 'write')
     const code = kind === 'read' ? 0 : 1
-    const permit = this.engine.admit(code, now())
+    const t0 = now()
+    const permit = this.engine.admit(code, t0)
+    // Refused commands are counted by the breaker itself (`rejected`).
     if (permit === 0) throw new CircuitOpenError()
     const budget = this.engine.budgetMs(code)
     // The transport enforces the budget itself (node-redis drops the command); this outer
     // deadline also bounds a transport that ignores it, plus one wait for a connection.
     const outer = budget + this.engine.connectBudgetMs
+    const tel = this.telemetry
+    const span = tel?.startSpan(String(argv[0]))
+    // 0 ok, 1 connection failure, 2 timeout, 3 error reply (the engine's report codes).
     let result = 1
+    let reply: unknown
     try {
-      const reply = await withDeadline(
+      reply = await withDeadline(
         this.inner.send(argv, { kind, timeoutMs: budget }),
         outer,
         `redis ${String(argv[0])}`,
@@ -45,15 +68,26 @@ export class GuardedTransport implements Transport {
       result = 0
       return reply
     } catch (err) {
-      if (err instanceof RedisReplyError) result = 0
+      if (err instanceof RedisReplyError) result = 3
       else if (err instanceof RedisTimeoutError) result = 2
       throw err
     } finally {
-      this.settle(permit, result, argv)
+      const t = this.settle(permit, result, argv)
+      if (tel !== undefined && span !== undefined) {
+        tel.recordCommand(
+          String(argv[0]),
+          RESULT_NAMES[result] ?? 'connection-error',
+          (t - t0) / 1000,
+          result === 0 ? entryBytes(argv, reply) : undefined,
+          span,
+          t,
+        )
+      }
     }
   }
 
-  private settle(permit: number, result: number, argv: readonly (string | Buffer)[]): void {
+  /** Reports the outcome to the engine; returns the time it did so. */
+  private settle(permit: number, result: number, argv: readonly (string | Buffer)[]): number {
     const t = now()
     if (this.engine.report(permit, result, t)) {
       const state = STATE_NAMES[this.engine.breakerState(t)] ?? 'unknown'
@@ -67,13 +101,16 @@ export class GuardedTransport implements Transport {
         )
       }
     }
-    if (result === 0 && this.engine.outboxLength > 0 && this.onBacklog !== undefined) {
+    // Any answer, error replies included, means Redis is reachable: send what waits.
+    const answered = result === 0 || result === 3
+    if (answered && this.engine.outboxLength > 0 && this.onBacklog !== undefined) {
       try {
         this.onBacklog()
       } catch (err) {
         this.log.error(`outbox replay could not start: ${describe(err)}`)
       }
     }
+    return t
   }
 
   close(): Promise<void> {

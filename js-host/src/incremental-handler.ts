@@ -7,6 +7,7 @@ import {
 } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
+import { fly, redisDown, releaseLease, Step, type Judgement } from './flight'
 import { settleWithin } from './store'
 import type { Durations } from './tags'
 import {
@@ -79,6 +80,19 @@ const KEY_MEMO_MAX_LENGTH = 512
 
 const { Outcome } = wasm
 
+/** The engine's codes for what a read found. */
+const Found = { Fresh: 0, Stale: 1, Missing: 2 } as const
+
+/** What one `get` reads and how it judges it. */
+interface ReadContext {
+  cacheKey: string
+  key: string
+  isFetch: boolean
+  soft: string
+  requestRevalidate: number
+  kind: string | undefined
+}
+
 /** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
 function isBuildPhase(): boolean {
   return process.env.NEXT_PHASE === 'phase-production-build'
@@ -116,94 +130,172 @@ class IncrementalCore {
     cacheKey: string,
     ctx: IncrementalGetContext = {},
   ): Promise<IncrementalCacheEntry | null> {
-    const { engine, store, tags, log } = this.rt
+    const { store, tags, log } = this.rt
     try {
       const key = this.entryKey(cacheKey)
-      // No refreshTags hook on this interface: pull tag changes alongside the entry, so the
-      // decision below sees every revalidation finished before this request, at no extra
-      // round trip of latency (the refresh is coalesced with the other handler's).
-      const [value] = await Promise.all([store.get(key, now()), tags.refresh()])
-      if (value === null) {
-        log.debug(`inc get ${key} miss`)
-        return null
-      }
       const isFetch = ctx.kind === 'FETCH'
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
+      const how: ReadContext = { cacheKey, key, isFetch, soft, requestRevalidate, kind: ctx.kind }
+      // No refreshTags hook on this interface: pull tag changes alongside the entry, so the
+      // decision below sees every revalidation finished before this request, at no extra
+      // round trip of latency (the refresh is coalesced with the other handler's).
+      const refreshed = tags.refresh()
+      const t0 = now()
+      const local = store.peek(key, t0)
+      let kept: Judgement<IncrementalCacheEntry> | undefined
+      if (local !== null) {
+        // The in-process tier (design §6), judged only once the tag mirror is current.
+        await refreshed
+        const t = now()
+        const j = this.judge(how, local, t)
+        if (j.found === Found.Fresh) return j.value ?? null
+        if (j.value !== undefined && redisDown(this.rt, t)) return j.value
+        if (j.value === undefined) store.forget(key)
+        else kept = j
+      }
+      let value: Buffer | null
+      try {
+        ;[value] = await Promise.all([store.get(key, t0), refreshed])
+      } catch (err) {
+        // Redis failed this read: what this process holds beats a miss.
+        if (kept?.value === undefined) throw err
+        log.debug(`inc get ${key}: redis read failed (${describe(err)}), served from this process`)
+        return kept.value
+      }
       const t = now()
-      let outcome = engine.inspectIncremental(
+      const first = this.judged(how, value, t)
+      if (first.value === undefined && kept !== undefined && redisDown(this.rt, t)) {
+        return kept.value ?? null
+      }
+      const landing = await fly(this.rt, IFACE, cacheKey, first, t, async () =>
+        this.judged(how, await store.get(key, now()), now()),
+      )
+      const entry = landing.judgement.value
+      if (entry === undefined) return null
+      switch (landing.step) {
+        case Step.Serve:
+        case Step.ServeStale:
+          return entry
+        case Step.ServeAsFresh:
+          // A follower: another instance regenerates, so Next must see no staleness here.
+          log.debug(`inc get ${key} stale: served as fresh while another instance regenerates`)
+          return { ...entry, lastModified: now() }
+        default:
+          log.debug(`inc get ${key} miss: regenerating here (step ${String(landing.step)})`)
+          return null
+      }
+    } catch (err) {
+      log.error(`inc get failed, treated as a miss: ${describe(err)}`)
+      return null
+    }
+  }
+
+  /** Judges a Redis reply and keeps a servable one in the in-process tier. */
+  private judged(
+    how: ReadContext,
+    value: Buffer | null,
+    t: number,
+  ): Judgement<IncrementalCacheEntry> {
+    const { engine, store, log } = this.rt
+    if (value === null) {
+      engine.noteMiss(1)
+      log.debug(`inc get ${how.key} miss`)
+      return { found: Found.Missing, timestamp: Number.NaN, value: undefined }
+    }
+    const j = this.judge(how, value, t)
+    if (j.value !== undefined) store.remember(how.key, value, j.keepUntil)
+    return j
+  }
+
+  /** What a stored envelope is worth now; the engine decides, this decodes what it serves. */
+  private judge(
+    how: ReadContext,
+    value: Buffer,
+    t: number,
+  ): Judgement<IncrementalCacheEntry> & { keepUntil: number } {
+    const { engine, log } = this.rt
+    const { cacheKey, key, isFetch, soft, requestRevalidate } = how
+    const miss = (timestamp: number) => ({
+      found: Found.Missing,
+      timestamp,
+      value: undefined,
+      keepUntil: t,
+    })
+    let outcome = engine.inspectIncremental(
+      cacheKey,
+      value.subarray(0, HEADER_WINDOW),
+      value.byteLength,
+      soft,
+      requestRevalidate,
+      t,
+    )
+    if (outcome === Outcome.NeedMore) {
+      outcome = engine.inspectIncremental(
         cacheKey,
-        value.subarray(0, HEADER_WINDOW),
+        value.subarray(0, engine.lastNeed),
         value.byteLength,
         soft,
         requestRevalidate,
         t,
       )
-      if (outcome === Outcome.NeedMore) {
-        outcome = engine.inspectIncremental(
-          cacheKey,
-          value.subarray(0, engine.lastNeed),
-          value.byteLength,
-          soft,
-          requestRevalidate,
-          t,
-        )
-      }
-      switch (outcome) {
-        case Outcome.Fresh:
-        case Outcome.Stale:
-          break
-        case Outcome.Expired:
-          log.debug(`inc get ${key} expired`)
-          return null
-        case Outcome.KeyMismatch:
-          log.debug(`inc get ${key} hash collision with another key: miss`)
-          return null
-        default:
-          log.error(
-            `unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`,
-          )
-          return null
-      }
-      const kind = engine.lastValueKind
-      // Next throws an InvariantError when a FETCH read finds another kind or vice versa.
-      if (isFetch !== (kind === ValueKind.FETCH) && !(kind === ValueKind.null && !isFetch)) {
-        log.error(
-          `entry at ${key} has value kind ${String(kind)}, read as ${String(ctx.kind)}: miss`,
-        )
-        return null
-      }
-      const lengths = engine.lastParts
-      const parts: Buffer[] = new Array<Buffer>(lengths.length)
-      let off = engine.lastPayloadOffset
-      for (let i = 0; i < lengths.length; i++) {
-        const len = lengths[i] ?? 0
-        parts[i] = value.subarray(off, off + len)
-        off += len
-      }
-      let decoded: IncrementalValue | null
-      try {
-        decoded = decodeValue(kind, engine.lastValueFlags, engine.lastSegments, parts)
-      } catch (err) {
-        log.error(`unreadable value at ${key} (${describe(err)}): treated as a miss`)
-        return null
-      }
-      const entry: IncrementalCacheEntry = { lastModified: engine.lastModified, value: decoded }
-      if (engine.lastHasCacheControl) {
-        const r = engine.lastCacheRevalidate
-        const e = engine.lastCacheExpire
-        entry.cacheControl = {
-          revalidate: Number.isNaN(r) ? false : r,
-          expire: Number.isNaN(e) ? undefined : e,
-        }
-      }
-      log.debug(`inc get ${key} ${outcome === Outcome.Fresh ? 'hit' : 'stale'}`)
-      return entry
-    } catch (err) {
-      log.error(`inc get failed, treated as a miss: ${describe(err)}`)
-      return null
     }
+    switch (outcome) {
+      case Outcome.Fresh:
+      case Outcome.Stale:
+        break
+      case Outcome.Expired:
+        // The core says why: its own lifetime, or a tag.
+        log.debug(`inc get ${key} ${engine.lastLookup}`)
+        return miss(engine.lastTimestamp)
+      case Outcome.KeyMismatch:
+        log.debug(`inc get ${key} hash collision with another key: miss`)
+        return miss(engine.lastTimestamp)
+      default:
+        log.error(
+          `unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`,
+        )
+        // An unreadable value never counts as "newer" than this read.
+        return miss(Number.MAX_VALUE)
+    }
+    const found = engine.incrementalFound(outcome, requestRevalidate, t)
+    const timestamp = engine.lastTimestamp
+    const keepUntil = engine.tierExpiry(t)
+    const kind = engine.lastValueKind
+    // Next throws an InvariantError when a FETCH read finds another kind or vice versa.
+    if (isFetch !== (kind === ValueKind.FETCH) && !(kind === ValueKind.null && !isFetch)) {
+      log.error(`entry at ${key} has value kind ${String(kind)}, read as ${String(how.kind)}: miss`)
+      return miss(timestamp)
+    }
+    const lengths = engine.lastParts
+    const parts: Buffer[] = new Array<Buffer>(lengths.length)
+    let off = engine.lastPayloadOffset
+    for (let i = 0; i < lengths.length; i++) {
+      const len = lengths[i] ?? 0
+      parts[i] = value.subarray(off, off + len)
+      off += len
+    }
+    const lastModified = engine.lastModified
+    const hasCacheControl = engine.lastHasCacheControl
+    const r = engine.lastCacheRevalidate
+    const e = engine.lastCacheExpire
+    let decoded: IncrementalValue | null
+    try {
+      decoded = decodeValue(kind, engine.lastValueFlags, engine.lastSegments, parts)
+    } catch (err) {
+      log.error(`unreadable value at ${key} (${describe(err)}): treated as a miss`)
+      return miss(Number.MAX_VALUE)
+    }
+    const entry: IncrementalCacheEntry = { lastModified, value: decoded }
+    if (hasCacheControl) {
+      entry.cacheControl = {
+        revalidate: Number.isNaN(r) ? false : r,
+        expire: Number.isNaN(e) ? undefined : e,
+      }
+    }
+    log.debug(`inc get ${key} ${found === Found.Fresh ? 'hit' : 'stale'}`)
+    return { found, timestamp, value: entry, keepUntil }
   }
 
   async set(
@@ -252,10 +344,14 @@ class IncrementalCore {
       const ttl = engine.lastTtlMs
       if (ttl < 0) {
         log.debug(`inc set ${key} skipped (not cacheable)`)
+        // Others may be waiting for this process's regeneration: let them go at once.
+        await releaseLease(this.rt, IFACE, cacheKey)
         return
       }
       const stored = Buffer.concat([header, ...enc.parts])
-      const write = store.set(key, stored, ttl, t).then(
+      // Written together with the release of this process's lease, when it holds one.
+      const script = engine.planEntryWrite(IFACE, cacheKey, ttl)
+      const write = store.set(key, stored, ttl, t, script, engine.tierMayKeepValue(enc.kind)).then(
         () => {
           log.debug(
             `inc set ${key} ${String(stored.byteLength)} B ttl ${String(Math.round(ttl / 1000))} s`,
@@ -268,6 +364,7 @@ class IncrementalCore {
       await settleWithin(write, engine.budgetMs(0))
     } catch (err) {
       log.error(`inc set failed, entry not stored: ${describe(err)}`)
+      void releaseLease(this.rt, IFACE, cacheKey)
     }
   }
 

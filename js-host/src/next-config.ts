@@ -12,7 +12,8 @@ export interface NextConfigLike {
   cacheHandlers?: Record<string, string | undefined> | undefined
   serverExternalPackages?: string[] | undefined
   outputFileTracingIncludes?: Record<string, string[]> | undefined
-  [key: string]: unknown
+  // No index signature: Next's `NextConfig` is an interface, and an interface is not
+  // assignable to one (`withFleetcache(config satisfies NextConfig)` must type-check).
 }
 
 export interface WithFleetcacheOptions {

@@ -4,6 +4,7 @@ import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { TagSync } from './tags'
+import { addStats, engineStats, telemetry, type FleetcacheStats } from './telemetry'
 import type { Transport } from './transport'
 import { wasm, type Engine } from './wasm'
 
@@ -57,7 +58,8 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
           }),
           log,
         )
-  const store = transport === undefined ? new MemoryStore(engine) : new RedisStore(transport)
+  const store =
+    transport === undefined ? new MemoryStore(engine) : new RedisStore(transport, engine)
   if (transport === undefined) {
     log.warn(
       'no REDIS_URL set: using an in-process store, so this instance shares nothing with the rest of the fleet',
@@ -81,7 +83,23 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
     `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeStore(options.redisUrl)}`,
   )
   registry().set(id, runtime)
+  // OpenTelemetry (optional peer dependency) is looked up here, once per process.
+  telemetry()?.track(engine)
   return runtime
+}
+
+/**
+ * The cache's counters and gauges, summed over this process's runtimes (the same numbers the
+ * OpenTelemetry instruments report; docs/observability.md). `undefined` before the first
+ * handler has started.
+ */
+export function stats(): FleetcacheStats | undefined {
+  let total: FleetcacheStats | undefined
+  for (const r of registry().values()) {
+    const s = engineStats(r.engine)
+    total = total === undefined ? s : addStats(total, s)
+  }
+  return total
 }
 
 /** The store for the start-up line, without credentials. */
@@ -98,5 +116,6 @@ function describeStore(url: string | undefined): string {
 export async function close(): Promise<void> {
   const runtimes = [...registry().values()]
   registry().clear()
+  for (const r of runtimes) telemetry()?.untrack(r.engine)
   await Promise.all(runtimes.map((r) => (r.transport ? r.transport.close() : Promise.resolve())))
 }

@@ -2,22 +2,90 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { Engine } from './wasm'
 import type { Transport } from './transport'
-import { isCircuitOpen } from './transport'
+import { isCircuitOpen, RedisReplyError } from './transport'
 
 /** Where envelopes live: Redis, or this process's memory when no Redis is configured. */
 export interface EntryStore {
   /** The stored envelope, or null. Rejects on transport errors (callers turn them into misses). */
   get(key: string, now: number): Promise<Buffer | null>
-  /** Stores an envelope for `ttlMs`. */
-  set(key: string, value: Buffer, ttlMs: number, now: number): Promise<void>
+  /**
+   * Stores an envelope for `ttlMs`. `script`, when not empty, is the engine's `EVALSHA` argv
+   * that writes the entry and releases this process's lease in one step (issue 4); the value
+   * goes after it.
+   */
+  set(
+    key: string,
+    value: Buffer,
+    ttlMs: number,
+    now: number,
+    script?: string[],
+    keep?: boolean,
+  ): Promise<void>
+  /**
+   * This process's in-process tier (issue 4, design §6): the envelope held under `key`, or
+   * null. The caller judges it (lifetime, tags) before serving it.
+   */
+  peek(key: string, now: number): Buffer | null
+  /** Keeps an envelope read from Redis in the in-process tier until `expiresAt`. */
+  remember(key: string, value: Buffer, expiresAt: number): void
+  /** Drops `key` from the in-process tier. */
+  forget(key: string): void
   readonly kind: 'redis' | 'memory'
 }
 
+/**
+ * Redis behind an in-process tier: a byte-bounded LRU of envelopes whose index (recency,
+ * sizes, lifetimes, eviction) is the engine's and whose bytes stay in a JS Map, so a tier hit
+ * copies nothing through wasm. Concurrent reads of one key in this process share one `GET`.
+ * A tier entry is only ever served after the handler has judged it against its lifetime and
+ * the tag mirror, like a Redis reply.
+ */
 export class RedisStore implements EntryStore {
   readonly kind = 'redis'
-  constructor(private readonly transport: Transport) {}
+  private readonly bytes = new Map<string, Buffer>()
+  /** `GET`s in flight, by key: later readers join them instead of sending their own. */
+  private readonly reads = new Map<string, Promise<Buffer | null>>()
 
-  async get(key: string): Promise<Buffer | null> {
+  constructor(
+    private readonly transport: Transport,
+    private readonly engine?: Engine,
+  ) {}
+
+  peek(key: string, now: number): Buffer | null {
+    if (this.engine === undefined) return null
+    const value = this.bytes.get(key)
+    if (value === undefined) return null
+    if (!this.engine.memoryTouch(key, now)) {
+      this.bytes.delete(key)
+      return null
+    }
+    return value
+  }
+
+  remember(key: string, value: Buffer, expiresAt: number): void {
+    if (this.engine === undefined) return
+    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
+    this.bytes.set(key, value)
+    if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
+  }
+
+  forget(key: string): void {
+    if (this.engine === undefined) return
+    this.engine.memoryRemove(key)
+    this.bytes.delete(key)
+  }
+
+  get(key: string): Promise<Buffer | null> {
+    const inFlight = this.reads.get(key)
+    if (inFlight !== undefined) return inFlight
+    const read = this.read(key).finally(() => {
+      if (this.reads.get(key) === read) this.reads.delete(key)
+    })
+    this.reads.set(key, read)
+    return read
+  }
+
+  private async read(key: string): Promise<Buffer | null> {
     let reply: unknown
     try {
       reply = await this.transport.send(['GET', key], { kind: 'read' })
@@ -31,11 +99,27 @@ export class RedisStore implements EntryStore {
     return reply
   }
 
-  async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
+  async set(
+    key: string,
+    value: Buffer,
+    ttlMs: number,
+    now: number,
+    script?: string[],
+    keep = true,
+  ): Promise<void> {
+    // This process's own write is the newest value it knows: readers here need no round trip
+    // (unless the engine says the tier must not keep such a value: `keep`).
+    if (keep) this.remember(key, value, now + ttlMs)
+    else this.forget(key)
     try {
-      await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))], {
-        kind: 'write',
-      })
+      if (script !== undefined && script.length > 0) {
+        await sendWithValue(this.transport, script, value, this.engine)
+      } else {
+        await this.transport.send(
+          ['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))],
+          { kind: 'write' },
+        )
+      }
     } catch (err) {
       // Skipped while Redis is known to be down (logged once, when the breaker opened).
       if (!isCircuitOpen(err)) throw err
@@ -65,6 +149,40 @@ export class MemoryStore implements EntryStore {
     this.bytes.set(key, value)
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()
+  }
+
+  /** The whole store is in-process already: `get` is the tier. */
+  peek(): Buffer | null {
+    return null
+  }
+
+  remember(): void {
+    /* get and set keep the bytes already */
+  }
+
+  forget(key: string): void {
+    this.engine.memoryRemove(key)
+    this.bytes.delete(key)
+  }
+}
+
+/**
+ * Runs an `EVALSHA` argv with `value` appended as its last argument, loading the script on
+ * `NOSCRIPT` (a restarted or failed-over Redis has an empty script cache).
+ */
+async function sendWithValue(
+  transport: Transport,
+  argv: string[],
+  value: Buffer,
+  engine: Engine | undefined,
+): Promise<unknown> {
+  try {
+    return await transport.send([...argv, value], { kind: 'write' })
+  } catch (err) {
+    const noscript = err instanceof RedisReplyError && err.message.startsWith('NOSCRIPT')
+    const lua = noscript ? engine?.scriptSource(argv[1] ?? '') : undefined
+    if (lua === undefined) throw err
+    return transport.send(['EVAL', lua, ...argv.slice(2), value], { kind: 'write' })
   }
 }
 

@@ -2,6 +2,7 @@ import { now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
+import { fly, redisDown, releaseLease, Step, type Judgement } from './flight'
 import { settleWithin } from './store'
 import { bufferToStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
@@ -47,6 +48,63 @@ const KEY_MEMO_MAX_LENGTH = 512
 
 const { Outcome } = wasm
 
+/** The engine's codes for what a read found. */
+const Found = { Fresh: 0, Stale: 1, Missing: 2 } as const
+
+const STEP_NAMES = [
+  'hit',
+  'stale: regenerating here',
+  'stale: served as fresh while another instance regenerates',
+  'lease',
+  'poll',
+  'miss: regenerating here',
+  'miss: waited for another instance in vain, regenerating here',
+]
+
+/** A servable entry as read, with the engine's presentations of it. */
+interface Stored {
+  payload: Buffer
+  tags: string[]
+  stale: number
+  timestamp: number
+  expire: number
+  revalidate: number
+  /** `revalidate` that presents it as fresh to a follower. */
+  asFresh: number
+  /** Until when the in-process tier may keep it. */
+  keepUntil: number
+}
+
+/** The entry Next gets for the step the engine chose; undefined is a miss (Next regenerates). */
+function present(j: Judgement<Stored>, step: number): CacheEntry | undefined {
+  const v = j.value
+  if (v === undefined) return undefined
+  let revalidate: number
+  switch (step) {
+    case Step.Serve:
+      revalidate = v.revalidate
+      break
+    case Step.ServeStale:
+      // A negative revalidate makes Next serve the entry and regenerate it in the background.
+      revalidate = -1
+      break
+    case Step.ServeAsFresh:
+      revalidate = v.asFresh
+      break
+    default:
+      return undefined
+  }
+  return {
+    // A fresh stream for every get: Next consumes it.
+    value: bufferToStream(v.payload),
+    tags: v.tags,
+    stale: v.stale,
+    timestamp: v.timestamp,
+    expire: v.expire,
+    revalidate,
+  }
+}
+
 class UseCacheHandler implements CacheHandler {
   /**
    * Writes in flight, so a `get` of the same key sees them (Next's contract). Each resolves to
@@ -79,63 +137,131 @@ class UseCacheHandler implements CacheHandler {
   }
 
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {
-    const { engine, store, log } = this.rt
+    const { store, log } = this.rt
     try {
       const inFlight = this.pending.get(cacheKey)
       const written = inFlight === undefined ? null : await inFlight
       const key = this.entryKey(cacheKey)
+      const soft = softTags.join('\0')
       const t = now()
-      const value = written ?? (await store.get(key, t))
-      if (value === null) {
-        log.debug(`get ${key} miss`)
-        return undefined
+      // This process's own write in flight, else the in-process tier (design §6): judged like
+      // a Redis reply, against the entry's lifetime and the tag mirror Next has just refreshed.
+      const local = written ?? store.peek(key, t)
+      let first: Judgement<Stored> | undefined
+      let kept: Judgement<Stored> | undefined
+      if (local !== null) {
+        const j = this.judge(cacheKey, key, local, soft, t)
+        if (j.found === Found.Fresh) return present(j, Step.Serve)
+        // Redis is out of reach: what this process holds is the best there is.
+        if (j.value !== undefined && redisDown(this.rt, t)) return present(j, Step.ServeStale)
+        if (written !== null) first = j
+        else if (j.value === undefined) store.forget(key)
+        else kept = j
       }
-      let outcome = engine.inspect(
+      if (first === undefined) {
+        try {
+          first = await this.read(cacheKey, key, soft, t)
+        } catch (err) {
+          // Redis failed this read: what this process holds beats a miss.
+          if (kept === undefined) throw err
+          log.debug(`get ${key}: redis read failed (${describe(err)}), served from this process`)
+          return present(kept, Step.ServeStale)
+        }
+      }
+      if (first.value === undefined && kept !== undefined && redisDown(this.rt, now())) {
+        return present(kept, Step.ServeStale)
+      }
+      const landing = await fly(this.rt, this.name, cacheKey, first, t, () =>
+        this.read(cacheKey, key, soft, now()),
+      )
+      const entry = present(landing.judgement, landing.step)
+      if (landing.step !== Step.Serve) {
+        log.debug(`get ${key} ${STEP_NAMES[landing.step] ?? String(landing.step)}`)
+      }
+      return entry
+    } catch (err) {
+      log.error(`get failed, treated as a miss: ${describe(err)}`)
+      return undefined
+    }
+  }
+
+  /** Reads the entry from Redis (shared with concurrent readers in this process) and judges it. */
+  private async read(
+    cacheKey: string,
+    key: string,
+    soft: string,
+    t: number,
+  ): Promise<Judgement<Stored>> {
+    const { engine, store, log } = this.rt
+    const value = await store.get(key, t)
+    if (value === null) {
+      engine.noteMiss(0)
+      log.debug(`get ${key} miss`)
+      return { found: Found.Missing, timestamp: Number.NaN, value: undefined }
+    }
+    const j = this.judge(cacheKey, key, value, soft, t)
+    if (j.value !== undefined) store.remember(key, value, j.value.keepUntil)
+    return j
+  }
+
+  /** What a stored envelope is worth now (the engine decides; this only collects its answers). */
+  private judge(
+    cacheKey: string,
+    key: string,
+    value: Buffer,
+    soft: string,
+    t: number,
+  ): Judgement<Stored> {
+    const { engine, log } = this.rt
+    let outcome = engine.inspect(
+      cacheKey,
+      value.subarray(0, HEADER_WINDOW),
+      value.byteLength,
+      soft,
+      t,
+    )
+    if (outcome === Outcome.NeedMore) {
+      outcome = engine.inspect(
         cacheKey,
-        value.subarray(0, HEADER_WINDOW),
+        value.subarray(0, engine.lastNeed),
         value.byteLength,
-        softTags.join('\0'),
+        soft,
         t,
       )
-      if (outcome === Outcome.NeedMore) {
-        outcome = engine.inspect(
-          cacheKey,
-          value.subarray(0, engine.lastNeed),
-          value.byteLength,
-          softTags.join('\0'),
-          t,
-        )
-      }
-      switch (outcome) {
-        case Outcome.Fresh:
-        case Outcome.Stale: {
-          const tags = engine.lastTags
-          log.debug(`get ${key} ${outcome === Outcome.Fresh ? 'hit' : 'stale'}`)
-          return {
-            value: bufferToStream(value.subarray(engine.lastPayloadOffset)),
+    }
+    const found = engine.useCacheFound(outcome, t)
+    switch (outcome) {
+      case Outcome.Fresh:
+      case Outcome.Stale: {
+        const tags = engine.lastTags
+        return {
+          found,
+          timestamp: engine.lastTimestamp,
+          value: {
+            payload: value.subarray(engine.lastPayloadOffset),
             tags: tags === '' ? [] : tags.split('\0'),
             stale: engine.lastStale,
             timestamp: engine.lastTimestamp,
             expire: engine.lastExpire,
-            // A negative revalidate makes Next serve the entry and regenerate it in the background.
-            revalidate: outcome === Outcome.Stale ? -1 : engine.lastRevalidate,
-          }
+            revalidate: engine.lastRevalidate,
+            asFresh: engine.followerRevalidate(t),
+            keepUntil: engine.tierExpiry(t),
+          },
         }
-        case Outcome.Expired:
-          log.debug(`get ${key} expired`)
-          return undefined
-        case Outcome.KeyMismatch:
-          log.debug(`get ${key} hash collision with another key: miss`)
-          return undefined
-        default:
-          log.error(
-            `unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`,
-          )
-          return undefined
       }
-    } catch (err) {
-      log.error(`get failed, treated as a miss: ${describe(err)}`)
-      return undefined
+      case Outcome.Expired:
+        // The core says why: its own lifetime, or a tag.
+        log.debug(`get ${key} ${engine.lastLookup}`)
+        return { found, timestamp: engine.lastTimestamp, value: undefined }
+      case Outcome.KeyMismatch:
+        log.debug(`get ${key} hash collision with another key: miss`)
+        return { found, timestamp: engine.lastTimestamp, value: undefined }
+      default:
+        log.error(
+          `unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`,
+        )
+        // An unreadable value never counts as "newer" than this read.
+        return { found, timestamp: Number.MAX_VALUE, value: undefined }
     }
   }
 
@@ -167,11 +293,15 @@ class UseCacheHandler implements CacheHandler {
       const ttl = engine.lastTtlMs
       if (ttl < 0) {
         log.debug(`set ${key} skipped (not cacheable)`)
+        // Others may be waiting for this process's regeneration: let them go at once.
+        await releaseLease(this.rt, this.name, cacheKey)
         return
       }
       const value = Buffer.concat([header, payload])
       encoded(value)
-      const write = store.set(key, value, ttl, t).then(
+      // Written together with the release of this process's lease, when it holds one.
+      const script = engine.planEntryWrite(this.name, cacheKey, ttl)
+      const write = store.set(key, value, ttl, t, script).then(
         () => {
           log.debug(`set ${key} ${payload.byteLength} B ttl ${Math.round(ttl / 1000)} s`)
         },
@@ -187,6 +317,7 @@ class UseCacheHandler implements CacheHandler {
       await settleWithin(write, engine.budgetMs(0))
     } catch (err) {
       log.error(`set failed, entry not stored: ${describe(err)}`)
+      void releaseLease(this.rt, this.name, cacheKey)
     } finally {
       if (!writing && this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
       // Idempotent: a no-op when the envelope was handed out already.

@@ -61,6 +61,10 @@ function instance(extra = {}) {
     prefix: 'faults',
     deploymentId: 'd1',
     maxTtlSeconds: 30 * 24 * 3600 - seq,
+    // These tests look at Redis itself (values written or broken behind the handler's back,
+    // outages): the in-process tier and leases are off; test/single-flight.test.mjs covers them.
+    memoryBytes: 0,
+    leases: false,
     ...extra,
   })
 }

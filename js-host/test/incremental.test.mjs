@@ -37,6 +37,10 @@ function options(extra = {}) {
     redisUrl: redis.url,
     prefix: 'inctest',
     deploymentId: 'd1',
+    // These tests look at Redis itself (values written or broken behind the handler's back,
+    // outages): the in-process tier and leases are off; test/single-flight.test.mjs covers them.
+    memoryBytes: 0,
+    leases: false,
     connectTimeoutMs: 3000 + seq,
     ...extra,
   }

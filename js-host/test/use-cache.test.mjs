@@ -40,6 +40,10 @@ function instance(extra = {}) {
     prefix: 'jstest',
     deploymentId: 'd1',
     connectTimeoutMs: 2000 + seq,
+    // These tests look at Redis itself (values written or broken behind the handler's back,
+    // outages): the in-process tier and leases are off; test/single-flight.test.mjs covers them.
+    memoryBytes: 0,
+    leases: false,
     ...extra,
   })
 }

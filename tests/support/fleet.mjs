@@ -27,7 +27,8 @@ const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
 // Variables that configure fleetcache or the example. Instances get them only from the caller,
 // never inherited from the shell that runs the tests; the build gets none of them (a build needs
 // no Redis and no origin).
-const CONFIG_VARS = /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME)$/
+const CONFIG_VARS =
+  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE)$/
 
 function cleanEnv(extra = {}) {
   const env = {}
@@ -106,7 +107,7 @@ function readJson(file) {
 function newestSourceMtime(dir = appDir) {
   let newest = 0
   let newestFile = null
-  const skip = new Set(['node_modules', '.next', 'next-env.d.ts'])
+  const skip = new Set(['node_modules', '.next', '.next-standalone', 'next-env.d.ts'])
   const walk = (d) => {
     for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
       if (skip.has(entry.name) || /\.(tsbuildinfo|md)$/.test(entry.name)) continue
@@ -226,6 +227,7 @@ export async function startInstance({
   startTimeoutMs = 60_000,
   attempts = 3,
   appDir: dir = appDir,
+  serverJs,
 }) {
   if (!logDir) throw new Error('startInstance: logDir is required')
   let lastError
@@ -241,6 +243,7 @@ export async function startInstance({
         readyPath,
         startTimeoutMs,
         appDir: dir,
+        serverJs,
       })
     } catch (err) {
       lastError = err
@@ -258,13 +261,19 @@ async function startInstanceOnPort({
   readyPath,
   startTimeoutMs,
   appDir,
+  serverJs,
 }) {
   const out = fs.openSync(logFile, 'a')
-  fs.writeSync(out, `--- ${new Date().toISOString()} ${name}: next start -p ${port} -H 127.0.0.1\n`)
+  // `serverJs`: an `output: 'standalone'` server.js, configured by PORT and HOSTNAME.
+  const argv = serverJs
+    ? [serverJs]
+    : [nextBinOf(appDir), 'start', '-p', String(port), '-H', '127.0.0.1']
+  const serverEnv = serverJs ? { PORT: String(port), HOSTNAME: '127.0.0.1' } : {}
+  fs.writeSync(out, `--- ${new Date().toISOString()} ${name}: node ${argv.join(' ')}\n`)
   const child = trackChild(
-    spawn(process.execPath, [nextBinOf(appDir), 'start', '-p', String(port), '-H', '127.0.0.1'], {
-      cwd: appDir,
-      env: cleanEnv({ ...env, INSTANCE_NAME: name }),
+    spawn(process.execPath, argv, {
+      cwd: serverJs ? path.dirname(serverJs) : appDir,
+      env: cleanEnv({ ...env, ...serverEnv, INSTANCE_NAME: name }),
       stdio: ['ignore', out, out],
     }),
   )
@@ -407,4 +416,65 @@ function unescapeHtml(s) {
     /&(quot|amp|lt|gt|#x27|#39);/g,
     (_, e) => ({ quot: '"', amp: '&', lt: '<', gt: '>', '#x27': "'", '#39': "'" })[e],
   )
+}
+
+// ---- output: 'standalone' ----------------------------------------------------------------------
+// The example's next.config switches to `output: 'standalone'` in .next-standalone/ when
+// EXAMPLE_STANDALONE=1 at build time, so the standalone build and the `next start` build live
+// side by side (two builds of one app, with two build ids).
+export const STANDALONE_DIST_DIR = '.next-standalone'
+
+// Makes sure the app has its dependencies, the fleetcache tarball and a current standalone build;
+// copies the static assets into the standalone tree as Next's docs prescribe. Returns
+// { buildId, serverJs, standaloneDir, built, buildMs }. Start instances with
+// startInstance({ serverJs, ... }).
+export async function prepareStandalone({
+  log = defaultLog,
+  logDir,
+  force = false,
+  appDir: dir = appDir,
+} = {}) {
+  // Dependencies and the tarball (and the regular build, which the other e2e tests use too).
+  const app = await prepareApp({ log, logDir, appDir: dir })
+  const distDir = path.join(dir, STANDALONE_DIST_DIR)
+  const buildIdFile = path.join(distDir, 'BUILD_ID')
+  const standaloneDir = path.join(distDir, 'standalone')
+  const serverJs = path.join(standaloneDir, 'server.js')
+  const builtAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
+  const installedAt = fs.statSync(stampFileOf(dir)).mtimeMs
+  const sources = newestSourceMtime(dir)
+  const reason = force
+    ? 'forced'
+    : !builtAt || !fs.existsSync(serverJs)
+      ? `no ${STANDALONE_DIST_DIR}/standalone/server.js`
+      : installedAt > builtAt
+        ? 'fleetcache was (re)installed after the last build'
+        : sources.mtimeMs > builtAt
+          ? `${path.relative(dir, sources.file)} changed after the last build`
+          : null
+  let buildMs = 0
+  if (reason) {
+    const logFile = path.join(logDir ?? makeLogDir('fleetcache-build-'), 'standalone-build.log')
+    log(`next build, output: 'standalone' (${reason}; log: ${logFile})`)
+    const t0 = Date.now()
+    await runLogged(process.execPath, [nextBinOf(dir), 'build'], {
+      cwd: dir,
+      env: cleanEnv({ EXAMPLE_STANDALONE: '1' }),
+      logFile,
+      timeoutMs: 15 * 60_000,
+      what: "next build (output: 'standalone')",
+    })
+    buildMs = Date.now() - t0
+    log(`standalone build done in ${(buildMs / 1000).toFixed(1)} s`)
+    fs.cpSync(
+      path.join(distDir, 'static'),
+      path.join(standaloneDir, STANDALONE_DIST_DIR, 'static'),
+      {
+        recursive: true,
+      },
+    )
+  }
+  const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
+  if (buildId === app.buildId) throw new Error(`the standalone build reused build id ${buildId}`)
+  return { buildId, serverJs, standaloneDir, built: Boolean(reason), buildMs }
 }

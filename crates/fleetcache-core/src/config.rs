@@ -60,6 +60,15 @@ pub struct Config {
     /// Revalidations kept while Redis cannot be reached; the oldest is dropped (and logged)
     /// beyond it. Default 1000.
     pub outbox_capacity: u32,
+    /// One regeneration per key across the fleet (issue 4): followers wait for the lease
+    /// holder's write instead of regenerating. Default on.
+    pub leases: bool,
+    /// Lifetime of a regeneration lease in ms: the longest a crashed holder delays anyone.
+    /// Default 10 s.
+    pub lease_ttl_ms: f64,
+    /// How long a follower waits on a miss for the holder's write before it regenerates
+    /// itself, in ms. Default 3 s.
+    pub lease_wait_ms: f64,
 }
 
 /// Upper bound of every Redis budget (one minute): a longer one would bring back the hangs
@@ -96,6 +105,9 @@ impl Default for Config {
             breaker_open_ms: 1_000.0,
             breaker_max_open_ms: 5_000.0,
             outbox_capacity: 1000,
+            leases: true,
+            lease_ttl_ms: 10_000.0,
+            lease_wait_ms: 3_000.0,
         }
     }
 }
@@ -121,7 +133,8 @@ impl Config {
                 return Err(ConfigError::TagPruneAfterMs);
             }
         }
-        self.validate_resilience()
+        self.validate_resilience()?;
+        crate::lease::validate(self)
     }
 
     fn validate_resilience(&self) -> Result<(), ConfigError> {

@@ -29,6 +29,8 @@ pub enum ConfigError {
     Breaker(&'static str),
     /// `outboxCapacity` is not between 1 and 1,000,000.
     OutboxCapacity,
+    /// A lease setting (the field named) is out of range (issue 4).
+    Lease(&'static str),
 }
 
 impl ConfigError {
@@ -45,6 +47,7 @@ impl ConfigError {
             ConfigError::ConnectTimeoutMs => "ERR_CONFIG_CONNECT_TIMEOUT_MS",
             ConfigError::Breaker(_) => "ERR_CONFIG_BREAKER",
             ConfigError::OutboxCapacity => "ERR_CONFIG_OUTBOX_CAPACITY",
+            ConfigError::Lease(_) => "ERR_CONFIG_LEASE",
         }
     }
 
@@ -61,6 +64,7 @@ impl ConfigError {
             ConfigError::ConnectTimeoutMs => "connectTimeoutMs",
             ConfigError::Breaker(field) => field,
             ConfigError::OutboxCapacity => "outboxCapacity",
+            ConfigError::Lease(field) => field,
         }
     }
 }
@@ -84,6 +88,9 @@ impl fmt::Display for ConfigError {
                 "is out of range (counts >= 1, rate in (0, 1], durations in ms > 0 and <= 1 hour, max open >= open)"
             }
             ConfigError::OutboxCapacity => "must be between 1 and 1000000",
+            ConfigError::Lease(_) => {
+                "is out of range (leaseTtlMs in [1, 600000] ms, leaseWaitMs in [0, 60000] ms)"
+            }
         };
         write!(f, "invalid fleetcache config: {} {}", self.field(), why)
     }
@@ -363,6 +370,8 @@ pub enum PlanError {
     InvalidEpoch,
     /// `now` is not a finite, non-negative number of milliseconds.
     InvalidTime,
+    /// A lease token is empty or longer than 128 bytes.
+    InvalidToken,
 }
 
 impl PlanError {
@@ -376,6 +385,7 @@ impl PlanError {
             PlanError::TagLimit => "ERR_PLAN_TAG_LIMIT",
             PlanError::InvalidEpoch => "ERR_PLAN_EPOCH",
             PlanError::InvalidTime => "ERR_PLAN_TIME",
+            PlanError::InvalidToken => "ERR_PLAN_TOKEN",
         }
     }
 }
@@ -394,6 +404,7 @@ impl fmt::Display for PlanError {
             }
             PlanError::InvalidEpoch => f.write_str("epoch candidate must be 1 to 128 bytes"),
             PlanError::InvalidTime => f.write_str("now must be a finite, non-negative time in ms"),
+            PlanError::InvalidToken => f.write_str("lease token must be 1 to 128 bytes"),
         }
     }
 }

@@ -66,7 +66,16 @@ impl Engine {
 
     /// Reports the outcome of an admitted command; true when the breaker changed state.
     pub fn report(&mut self, permit: Permit, result: CallResult, now: Millis) -> bool {
-        self.breaker.record(permit, result, now)
+        self.stats.record_redis(match result {
+            CallResult::Success => crate::stats::RedisResult::Ok,
+            CallResult::Failure => crate::stats::RedisResult::ConnectionError,
+            CallResult::Timeout => crate::stats::RedisResult::Timeout,
+        });
+        let changed = self.breaker.record(permit, result, now);
+        if changed && self.breaker.state(now) == BreakerState::Closed {
+            self.stats.record_breaker_recovery();
+        }
+        changed
     }
 
     /// The breaker (state, counters).
@@ -96,6 +105,9 @@ impl Engine {
             return Err(PlanError::InvalidTime);
         }
         self.mirror_mut().apply_local(tags, rev, now);
+        self.stats
+            .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
+        self.stats.record_outbox_queued();
         let owned = tags.iter().map(|t| (*t).to_owned()).collect();
         Ok(self.outbox.push(owned, *rev, now))
     }
@@ -131,7 +143,11 @@ impl Engine {
 
     /// Redis applied outbox update `seq`; false when it was no longer the head.
     pub fn ack_outbox(&mut self, seq: u64) -> bool {
-        self.outbox.ack(seq)
+        let acked = self.outbox.ack(seq);
+        if acked {
+            self.stats.record_outbox_sent();
+        }
+        acked
     }
 
     /// The outbox (length, dropped count).

@@ -373,9 +373,13 @@ impl Engine {
         cache_key: &str,
         set: &IncrementalSet<'_>,
     ) -> Result<SetPlan, IncrementalPlanError> {
-        set.desc
-            .check_parts(set.parts.len())
-            .map_err(IncrementalPlanError::Layout)?;
+        if let Err(e) = set.desc.check_parts(set.parts.len()) {
+            self.stats.record_write(
+                crate::stats::Surface::Incremental,
+                crate::stats::WriteOutcome::Invalid,
+            );
+            return Err(IncrementalPlanError::Layout(e));
+        }
         let meta = set.desc.encode();
         let unlimited = f64::INFINITY;
         let input = SetInput {
@@ -415,7 +419,29 @@ impl Engine {
         request_revalidate: f64,
         now: Millis,
     ) -> (IncrementalVerdict, Option<crate::envelope::DecodedHeader>) {
-        let inspection = self.inspect(cache_key, prefix, total_len, soft_tags, now);
+        let judged = self.judge_incremental(
+            cache_key,
+            prefix,
+            total_len,
+            soft_tags,
+            request_revalidate,
+            now,
+        );
+        crate::stats::count_incremental(&self.stats, &judged.0, judged.1.as_ref(), now);
+        judged
+    }
+
+    /// [`Engine::inspect_incremental`] without counting.
+    fn judge_incremental(
+        &self,
+        cache_key: &str,
+        prefix: &[u8],
+        total_len: usize,
+        soft_tags: &[&str],
+        request_revalidate: f64,
+        now: Millis,
+    ) -> (IncrementalVerdict, Option<crate::envelope::DecodedHeader>) {
+        let inspection = self.judge(cache_key, prefix, total_len, soft_tags, now);
         let header = inspection.header;
         let stale = match inspection.verdict {
             Verdict::Fresh => false,

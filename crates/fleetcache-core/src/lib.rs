@@ -29,11 +29,13 @@ pub mod error;
 pub mod guard;
 pub mod incremental;
 pub mod keys;
+pub mod lease;
 pub mod lru;
 pub mod netstring;
 pub mod outbox;
 pub mod plan;
 pub mod scripts;
+pub mod stats;
 pub mod tags;
 pub mod time;
 
@@ -48,9 +50,11 @@ pub use error::{
 };
 pub use guard::{Admission, OpKind};
 pub use keys::{Interface, Namespace, TagKeys};
+pub use lease::{Acquired, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
 pub use lru::LruIndex;
 pub use outbox::{Outbox, PendingUpdate};
 pub use plan::{Engine, Inspection, ScriptCall, SetInput, SetPlan, Verdict};
 pub use scripts::{Script, TAG_REFRESH, TAG_UPDATE};
+pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
 pub use tags::{Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord};
 pub use time::{duration_seconds_to_ttl_ms, Millis};

@@ -103,6 +103,10 @@ pub struct Engine {
     pub(crate) breaker: crate::breaker::Breaker,
     /// Revalidations on their way to Redis (issue 5; methods in `guard.rs`).
     pub(crate) outbox: crate::outbox::Outbox,
+    /// Regeneration leases this process holds (issue 4; methods in `lease.rs`).
+    pub(crate) leases: crate::lease::LeaseTable,
+    /// What the engine decided, counted (issue 7; see `stats.rs`).
+    pub(crate) stats: crate::stats::Stats,
     update_sha1: String,
     refresh_sha1: String,
 }
@@ -120,6 +124,8 @@ impl Engine {
             lru: LruIndex::new(config.memory_bytes),
             breaker: crate::breaker::Breaker::new(config.breaker()),
             outbox: crate::outbox::Outbox::new(config.outbox_capacity as usize),
+            leases: crate::lease::LeaseTable::new(),
+            stats: crate::stats::Stats::default(),
             update_sha1: TAG_UPDATE.sha1(),
             refresh_sha1: TAG_REFRESH.sha1(),
             config,
@@ -163,6 +169,20 @@ impl Engine {
 
     /// Plans a write: the key, the header to put before the payload, and the TTL.
     pub fn plan_set(
+        &self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        entry: SetInput<'_>,
+    ) -> Result<SetPlan, PlanError> {
+        let plan = self.plan_set_uncounted(iface, cache_key, entry);
+        self.stats.record_write(
+            crate::stats::surface_of(entry.kind),
+            crate::stats::write_outcome(&plan),
+        );
+        plan
+    }
+
+    fn plan_set_uncounted(
         &self,
         iface: &Interface<'_>,
         cache_key: &str,
@@ -229,7 +249,22 @@ impl Engine {
     /// implicit tags. Checks, in order: the envelope, the stored key, the entry's own
     /// `expire`, then its tags and the soft tags against the mirror. Time-based
     /// `revalidate` is left to Next, which applies it to whatever the handler returns.
+    /// Counted as a `'use cache'` lookup unless the entry says otherwise.
     pub fn inspect(
+        &self,
+        cache_key: &str,
+        prefix: &[u8],
+        total_len: usize,
+        soft_tags: &[&str],
+        now: Millis,
+    ) -> Inspection {
+        let inspection = self.judge(cache_key, prefix, total_len, soft_tags, now);
+        crate::stats::count_inspection(&self.stats, &inspection, now);
+        inspection
+    }
+
+    /// [`Engine::inspect`] without counting (the singular handler counts its own verdict).
+    pub(crate) fn judge(
         &self,
         cache_key: &str,
         prefix: &[u8],
@@ -296,6 +331,8 @@ impl Engine {
             return Err(PlanError::InvalidTime);
         }
         self.mirror.apply_local(tags, rev, now);
+        self.stats
+            .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
         Ok(ScriptCall {
             script: &TAG_UPDATE,
             sha1: self.update_sha1.clone(),

@@ -40,7 +40,13 @@ pub const TAG_REFRESH: Script = Script {
 };
 
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
-pub const ALL: &[Script] = &[TAG_UPDATE, TAG_REFRESH];
+pub const ALL: &[Script] = &[
+    TAG_UPDATE,
+    TAG_REFRESH,
+    crate::lease::LEASE_ACQUIRE,
+    crate::lease::LEASE_WRITE,
+    crate::lease::LEASE_RELEASE,
+];
 
 /// A whole number of ms as a decimal integer (NaN and negatives become 0).
 fn int_ms(ms: f64) -> String {

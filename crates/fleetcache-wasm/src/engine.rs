@@ -38,6 +38,8 @@ pub struct Engine {
     last_ttl_ms: Option<u64>,
     /// The singular handler's decision from the last `inspectIncremental`.
     last_serve: Option<fleetcache_core::incremental::Serve>,
+    /// The lease flight's pause before its next poll and its poll count (issue 4).
+    last_flight: Option<fleetcache_core::lease::Flight>,
 }
 
 fn interface(name: &str) -> Result<Interface<'_>, JsValue> {
@@ -79,6 +81,7 @@ impl Engine {
             last_error: "",
             last_ttl_ms: None,
             last_serve: None,
+            last_flight: None,
         })
     }
 
@@ -576,6 +579,11 @@ impl Engine {
         let result = match result {
             0 => fleetcache_core::CallResult::Success,
             2 => fleetcache_core::CallResult::Timeout,
+            // An error reply: Redis is healthy (a success for the breaker), counted apart.
+            3 => {
+                self.inner.record_reply_error();
+                fleetcache_core::CallResult::Success
+            }
             _ => fleetcache_core::CallResult::Failure,
         };
         let token = if permit.is_finite() && permit >= 0.0 {
@@ -662,5 +670,357 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = outboxDropped)]
     pub fn outbox_dropped(&self) -> f64 {
         self.inner.outbox().dropped() as f64
+    }
+}
+
+fn set(obj: &js_sys::Object, key: &str, value: impl Into<JsValue>) -> Result<(), JsValue> {
+    js_sys::Reflect::set(obj, &JsValue::from_str(key), &value.into()).map(|_| ())
+}
+
+fn string_array<S: AsRef<str>>(items: &[S]) -> js_sys::Array {
+    items
+        .iter()
+        .map(|s| JsValue::from_str(s.as_ref()))
+        .collect()
+}
+
+/// Decodes a stored value's envelope header for display (the `fleetcache inspect` CLI), without
+/// knowing its cache key and without judging it. `value` is the start of the stored value (the
+/// header is enough) and `totalLen` its full length. Returns a plain object (`formatVersion`,
+/// `interface`, `timestamp`, `revalidate`, `expire`, `stale`, `key`, `tags`, `parts`,
+/// `headerLen`, `payloadLen`, and for singular-handler entries `valueKind`, `rscData`,
+/// `segments`, `revalidateFalse`, `noExpire`, `noCacheControl`). Throws with the decoder's
+/// error code on anything that is not a readable envelope. Cold path: allocates freely.
+#[wasm_bindgen(js_name = describeEnvelope)]
+pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValue> {
+    use fleetcache_core::incremental::Descriptor;
+    let h = fleetcache_core::decode_header(value, total_len as usize)
+        .map_err(|e| js_error(e.code(), &e.to_string()))?;
+    let m = &h.meta;
+    let o = js_sys::Object::new();
+    set(&o, "formatVersion", fleetcache_core::FORMAT_VERSION)?;
+    set(
+        &o,
+        "interface",
+        match m.kind {
+            EntryKind::UseCache => "use-cache",
+            EntryKind::Incremental => "incremental",
+        },
+    )?;
+    set(&o, "timestamp", m.timestamp.0)?;
+    set(&o, "revalidate", m.revalidate)?;
+    set(&o, "expire", m.expire)?;
+    set(&o, "stale", m.stale)?;
+    set(&o, "key", m.key.as_str())?;
+    set(&o, "tags", string_array(&m.tags))?;
+    let parts: js_sys::Array = m.parts.iter().map(|p| JsValue::from(*p)).collect();
+    set(&o, "parts", parts)?;
+    set(&o, "headerLen", h.header_len as f64)?;
+    set(&o, "payloadLen", h.payload_len as f64)?;
+    if m.kind == EntryKind::Incremental {
+        let d = Descriptor::decode(&m.meta).map_err(|e| js_error(e.code(), &e.to_string()))?;
+        set(&o, "valueKind", d.kind as u8)?;
+        set(&o, "rscData", d.has_rsc)?;
+        set(&o, "segments", d.segments)?;
+        set(&o, "revalidateFalse", d.revalidate_false)?;
+        set(&o, "noExpire", d.no_expire)?;
+        set(&o, "noCacheControl", d.no_cache_control)?;
+    }
+    Ok(o.into())
+}
+
+/// Observability (issue 7): the counters the core keeps where it decides, read at collection
+/// time. The `note*` calls report what only the host sees.
+#[wasm_bindgen]
+impl Engine {
+    /// Every counter and gauge at `now`, as a plain object (see docs/observability.md).
+    /// Cold path: called by `stats()` and by metric collection, not per request.
+    pub fn stats(&self, now: f64) -> Result<JsValue, JsValue> {
+        let snapshot = self.inner.stats_snapshot(Millis(now));
+        serde_wasm_bindgen::to_value(&snapshot).map_err(|e| js_error("ERR_STATS", &e.to_string()))
+    }
+
+    /// The host read nothing under a key: `surface` 0 is `'use cache'`, 1 the singular handler.
+    #[wasm_bindgen(js_name = noteMiss)]
+    pub fn note_miss(&self, surface: u8) {
+        self.inner.record_miss(surface_code(surface));
+    }
+
+    /// A lease event seen by the host: 0 acquired, 1 waited for another instance, 2 the
+    /// wait ran out and this instance regenerated itself. Unknown codes are ignored.
+    #[wasm_bindgen(js_name = noteLease)]
+    pub fn note_lease(&self, event: u8) {
+        use fleetcache_core::LeaseEvent;
+        let event = match event {
+            0 => LeaseEvent::Acquired,
+            1 => LeaseEvent::Waited,
+            2 => LeaseEvent::WaitTimedOut,
+            _ => return,
+        };
+        self.inner.record_lease(event);
+    }
+
+    /// The outcome of the last lookup the engine judged (`hit`, `stale`, `miss`, `expired`,
+    /// `expired-by-tag`, `key-mismatch`, `corrupt`), for the debug log line; `""` before any.
+    #[wasm_bindgen(getter, js_name = lastLookup)]
+    pub fn last_lookup(&self) -> String {
+        self.inner
+            .stats()
+            .last_lookup()
+            .map_or("", |o| o.name())
+            .to_owned()
+    }
+
+    /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags:
+    /// 0 fresh, 1 stale, 2 expired (the seed command skips pages revalidated since the build).
+    #[wasm_bindgen(js_name = tagFreshness)]
+    pub fn tag_freshness(&self, tags: &str, timestamp: f64, now: f64) -> u8 {
+        match self
+            .inner
+            .mirror()
+            .evaluate(Millis(timestamp), split(tags), Millis(now))
+        {
+            fleetcache_core::Freshness::Fresh => 0,
+            fleetcache_core::Freshness::Stale => 1,
+            fleetcache_core::Freshness::Expired => 2,
+        }
+    }
+}
+
+fn surface_code(surface: u8) -> fleetcache_core::Surface {
+    if surface == 1 {
+        fleetcache_core::Surface::Incremental
+    } else {
+        fleetcache_core::Surface::UseCache
+    }
+}
+
+/// The lease flight step from the core's, as the host's code (see `leaseStart`).
+fn step_code(step: fleetcache_core::lease::Step) -> u8 {
+    step as u8
+}
+
+/// Single flight (issue 4): leases and the in-process tier's decisions.
+///
+/// Step codes: 0 serve, 1 serve stale (Next regenerates in the background), 2 serve as
+/// fresh (a follower), 3 send the lease request (`planLeaseAcquire`), 4 poll after
+/// `lastDelayMs`, 5 miss (regenerate), 6 miss after waiting (fallback). Found codes: 0 fresh,
+/// 1 stale, 2 missing.
+#[wasm_bindgen]
+impl Engine {
+    /// What the last `inspect` means for regeneration: 0 fresh, 1 stale (by a tag or past
+    /// `revalidate`), 2 nothing servable.
+    #[wasm_bindgen(js_name = useCacheFound)]
+    pub fn use_cache_found(&self, outcome: Outcome, now: f64) -> u8 {
+        use fleetcache_core::lease::{past_revalidate, Found};
+        let found = match (outcome, self.last_header.as_ref()) {
+            (Outcome::Stale, Some(_)) => Found::Stale,
+            (Outcome::Fresh, Some(h)) => {
+                if past_revalidate(h.meta.timestamp, h.meta.revalidate, Millis(now)) {
+                    Found::Stale
+                } else {
+                    Found::Fresh
+                }
+            }
+            _ => Found::Missing,
+        };
+        found as u8
+    }
+
+    /// What the last `inspectIncremental` means for regeneration (as `useCacheFound`);
+    /// `requestRevalidate` is a FETCH request's own `revalidate` (NaN when none).
+    #[wasm_bindgen(js_name = incrementalFound)]
+    pub fn incremental_found(&self, outcome: Outcome, request_revalidate: f64, now: f64) -> u8 {
+        use fleetcache_core::incremental::ValueKind;
+        use fleetcache_core::lease::{past_revalidate, Found};
+        let found = match (outcome, self.last_serve, self.last_header.as_ref()) {
+            (Outcome::Fresh | Outcome::Stale, Some(s), Some(h)) => {
+                let r = if s.desc.kind == ValueKind::Fetch
+                    && request_revalidate.is_finite()
+                    && request_revalidate != 0.0
+                {
+                    request_revalidate
+                } else {
+                    s.revalidate.unwrap_or(f64::INFINITY)
+                };
+                if s.stale || past_revalidate(h.meta.timestamp, r, Millis(now)) {
+                    Found::Stale
+                } else {
+                    Found::Fresh
+                }
+            }
+            _ => Found::Missing,
+        };
+        found as u8
+    }
+
+    /// `revalidate` (s) that presents the last inspected `'use cache'` entry to a follower
+    /// as fresh.
+    #[wasm_bindgen(js_name = followerRevalidate)]
+    pub fn follower_revalidate(&self, now: f64) -> f64 {
+        self.last_header.as_ref().map_or(0.0, |h| {
+            fleetcache_core::lease::fresh_revalidate(
+                h.meta.timestamp,
+                h.meta.revalidate,
+                h.meta.expire,
+                Millis(now),
+                self.inner.config().lease_ttl_ms,
+            )
+        })
+    }
+
+    /// Until when the in-process tier may keep the last inspected entry (ms): its `expire`,
+    /// the instant Redis drops it too; `now` for entries it must not keep (Pages ISR).
+    #[wasm_bindgen(js_name = tierExpiry)]
+    pub fn tier_expiry(&self, now: f64) -> f64 {
+        let max_ttl_ms = self.inner.config().max_ttl_seconds * 1000.0;
+        self.last_header.as_ref().map_or(now, |h| {
+            if !fleetcache_core::lease::tier_may_keep(h) {
+                // Kept until `now`: the tier drops it on the next touch.
+                return now;
+            }
+            fleetcache_core::lease::tier_expiry(
+                h.meta.timestamp,
+                h.meta.expire,
+                Millis(now),
+                max_ttl_ms,
+            )
+            .0
+        })
+    }
+
+    /// Whether this process may keep its own write of a singular-handler value of `kind`
+    /// (the descriptor's code) in the in-process tier (not Pages ISR, see `tierExpiry`).
+    #[wasm_bindgen(js_name = tierMayKeepValue)]
+    pub fn tier_may_keep_value(&self, kind: u8) -> bool {
+        fleetcache_core::incremental::ValueKind::from_u8(kind)
+            .is_some_and(fleetcache_core::lease::tier_may_keep_value)
+    }
+
+    /// Starts a lease flight for a read that found `found` (0 fresh, 1 stale, 2 missing) at
+    /// `now`; returns the step code.
+    #[wasm_bindgen(js_name = leaseStart)]
+    pub fn lease_start(&mut self, found: u8, now: f64) -> u8 {
+        use fleetcache_core::lease::{Flight, Found};
+        let cfg = self.inner.lease_config();
+        let (flight, step) = Flight::begin(Found::from_u8(found), Millis(now), &cfg);
+        self.last_flight = Some(flight);
+        step_code(step)
+    }
+
+    /// The lease request of a flight (`found`, `started` as passed to `leaseStart`) was
+    /// answered: `reply` is the script's integer (1 won, 0 held by another, 2 a newer entry),
+    /// or -1 when Redis did not answer. Returns the step code.
+    #[wasm_bindgen(js_name = leaseAcquired)]
+    pub fn lease_acquired(&mut self, found: u8, started: f64, reply: f64, now: f64) -> u8 {
+        use fleetcache_core::lease::{Acquired, Flight, Found};
+        let cfg = self.inner.lease_config();
+        let reply = if reply.is_finite() { reply as i64 } else { -1 };
+        let mut flight = Flight::resume(Found::from_u8(found), Millis(started), 0);
+        let step = flight.acquired(Acquired::from_reply(reply), Millis(now), &cfg);
+        self.last_flight = Some(flight);
+        step_code(step)
+    }
+
+    /// A poll of a flight found `foundNow`; `polls` is `lastPolls` of the previous step.
+    /// Returns the step code.
+    #[wasm_bindgen(js_name = leasePolled)]
+    pub fn lease_polled(
+        &mut self,
+        found: u8,
+        started: f64,
+        polls: u32,
+        found_now: u8,
+        now: f64,
+    ) -> u8 {
+        use fleetcache_core::lease::{Flight, Found};
+        let cfg = self.inner.lease_config();
+        let mut flight = Flight::resume(Found::from_u8(found), Millis(started), polls);
+        let step = flight.polled(Found::from_u8(found_now), Millis(now), &cfg);
+        self.last_flight = Some(flight);
+        step_code(step)
+    }
+
+    /// Pause (ms) before the poll the last lease step asked for.
+    #[wasm_bindgen(getter, js_name = lastDelayMs)]
+    pub fn last_delay_ms(&self) -> f64 {
+        self.last_flight.map_or(0.0, |f| f.delay_ms)
+    }
+
+    /// Polls made by the flight of the last lease step.
+    #[wasm_bindgen(getter, js_name = lastPolls)]
+    pub fn last_polls(&self) -> u32 {
+        self.last_flight.map_or(0, |f| f.polls)
+    }
+
+    /// The `EVALSHA` argv of a lease request for `cacheKey`, with a fresh random `token`
+    /// from the host; `seenTimestamp` is the creation time of the stale entry the read found
+    /// (NaN when it found none).
+    #[wasm_bindgen(js_name = planLeaseAcquire)]
+    pub fn plan_lease_acquire(
+        &self,
+        iface: &str,
+        cache_key: &str,
+        token: &str,
+        seen_timestamp: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let seen = seen_timestamp.is_finite().then_some(Millis(seen_timestamp));
+        let call = self
+            .inner
+            .plan_lease_acquire(&interface(iface)?, cache_key, token, seen)
+            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+        Ok(script_argv(call))
+    }
+
+    /// The lease request sent at `sentAt` with `token` was won.
+    #[wasm_bindgen(js_name = leaseWon)]
+    pub fn lease_won(
+        &mut self,
+        iface: &str,
+        cache_key: &str,
+        token: &str,
+        sent_at: f64,
+    ) -> Result<(), JsValue> {
+        let iface = interface(iface)?;
+        self.inner
+            .lease_won(&iface, cache_key, token, Millis(sent_at));
+        Ok(())
+    }
+
+    /// How to store the entry of `cacheKey` for `ttlMs`: an `EVALSHA` argv that writes it and
+    /// releases this process's lease (append the value as the last argument), or an empty
+    /// array for a plain `SET`.
+    #[wasm_bindgen(js_name = planEntryWrite)]
+    pub fn plan_entry_write(
+        &mut self,
+        iface: &str,
+        cache_key: &str,
+        ttl_ms: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let iface = interface(iface)?;
+        let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
+            ttl_ms.ceil() as u64
+        } else {
+            1
+        };
+        Ok(match self.inner.plan_entry_write(&iface, cache_key, ttl) {
+            fleetcache_core::lease::EntryWrite::Set => Vec::new(),
+            fleetcache_core::lease::EntryWrite::WriteAndRelease(call) => script_argv(call),
+        })
+    }
+
+    /// The `EVALSHA` argv releasing this process's lease on `cacheKey` without a write, or an
+    /// empty array when it holds none.
+    #[wasm_bindgen(js_name = planLeaseRelease)]
+    pub fn plan_lease_release(
+        &mut self,
+        iface: &str,
+        cache_key: &str,
+    ) -> Result<Vec<String>, JsValue> {
+        let iface = interface(iface)?;
+        Ok(self
+            .inner
+            .plan_lease_release(&iface, cache_key)
+            .map_or_else(Vec::new, script_argv))
     }
 }

@@ -262,3 +262,48 @@ fn incremental_stale_tag_moves_last_modified_back() {
     let outcome = e.inspect_incremental("/r", &value, value.len() as u32, "", f64::NAN, NOW + 40.0);
     assert_eq!(outcome, Outcome::Expired);
 }
+
+fn get(obj: &JsValue, path: &[&str]) -> JsValue {
+    path.iter().fold(obj.clone(), |o, k| {
+        js_sys::Reflect::get(&o, &JsValue::from_str(k)).unwrap()
+    })
+}
+
+#[wasm_bindgen_test]
+fn stats_and_describe_envelope_cross_as_plain_objects() {
+    let mut engine = Engine::new(config("d1")).unwrap();
+    let value = stored(&mut engine, "k", "a\0b", b"xyz");
+    assert_eq!(
+        engine.inspect("k", &value, value.len() as u32, "", NOW),
+        Outcome::Fresh
+    );
+    engine.note_miss(1);
+    assert_eq!(engine.last_lookup(), "miss");
+    let stats = engine.stats(NOW).unwrap();
+    assert_eq!(
+        get(&stats, &["lookups", "useCache", "hit"]).as_f64(),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(&stats, &["lookups", "incremental", "miss"]).as_f64(),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(&stats, &["breaker", "state"]).as_string().as_deref(),
+        Some("closed")
+    );
+
+    let d = fleetcache_wasm::describe_envelope(&value, value.len() as u32).unwrap();
+    assert_eq!(get(&d, &["key"]).as_string().as_deref(), Some("k"));
+    assert_eq!(
+        get(&d, &["interface"]).as_string().as_deref(),
+        Some("use-cache")
+    );
+    assert_eq!(get(&d, &["payloadLen"]).as_f64(), Some(3.0));
+    assert_eq!(js_sys::Array::from(&get(&d, &["tags"])).length(), 2);
+    let err = fleetcache_wasm::describe_envelope(&[b'x'; 64], 64).unwrap_err();
+    assert_eq!(
+        get(&err, &["code"]).as_string().as_deref(),
+        Some("ERR_DECODE_BAD_MAGIC")
+    );
+}

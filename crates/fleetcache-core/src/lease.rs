@@ -1,0 +1,714 @@
+//! One regeneration per key across the fleet (design §4): leases, as a sans-IO state machine.
+//!
+//! When a read finds an entry stale or missing, the request asks Redis for the entry's lease
+//! (`LEASE_ACQUIRE`: `SET <lease> <token> NX PX <ttl>` unless a newer entry has landed since
+//! the read). The winner, the *holder*, regenerates: Next is told "stale" (serve, regenerate
+//! in the background) or "miss" (regenerate, then answer). Everyone else is a *follower*: on a
+//! stale entry it serves the entry as fresh, on a miss it polls for the holder's write within
+//! a bounded budget and falls back to regenerating itself when the budget runs out
+//! (correctness over savings). The holder's write is `LEASE_WRITE`, one script that stores the
+//! entry and deletes the lease if the token is still the holder's. A holder that dies blocks
+//! no one beyond the lease's `PX`.
+//!
+//! The core makes every decision ([`Flight`]) and keeps the tokens of the leases this process
+//! holds ([`LeaseTable`]); the host draws the random tokens, runs the timers and sends the
+//! commands. Time comes in as arguments; nothing here reads a clock.
+
+use std::collections::HashMap;
+
+use crate::error::ConfigError;
+use crate::keys::Interface;
+use crate::plan::{Engine, ScriptCall};
+use crate::scripts::Script;
+use crate::time::{is_unlimited, Millis};
+use crate::Config;
+
+/// Takes a lease unless a newer entry is already stored. `KEYS = [entry, lease]`,
+/// `ARGV = [token, px, seen_timestamp_ms]`; returns 1 (taken), 0 (held by another) or 2 (a
+/// newer entry is stored: read it again).
+pub const LEASE_ACQUIRE: Script = Script {
+    name: "lease_acquire",
+    source: include_str!("lua/lease_acquire.lua"),
+};
+
+/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
+/// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
+pub const LEASE_WRITE: Script = Script {
+    name: "lease_write",
+    source: include_str!("lua/lease_write.lua"),
+};
+
+/// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
+/// released.
+pub const LEASE_RELEASE: Script = Script {
+    name: "lease_release",
+    source: include_str!("lua/lease_release.lua"),
+};
+
+/// Longest accepted lease lifetime (10 minutes): a lease protects one regeneration.
+pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
+/// Longest accepted follower wait (one minute, like the Redis budgets).
+pub const MAX_LEASE_WAIT_MS: f64 = 60_000.0;
+/// First pause between a follower's polls; doubled after each poll up to [`POLL_MAX_MS`].
+pub const POLL_MIN_MS: f64 = 10.0;
+/// Longest pause between polls: the most a follower waits after the holder's write lands.
+pub const POLL_MAX_MS: f64 = 50.0;
+/// Hard cap on polls per flight, whatever the clock does (a bounded loop by construction).
+pub const MAX_POLLS: u32 = 10_000;
+/// Leases remembered per process; beyond it the oldest are forgotten (they expire in Redis on
+/// their own, so forgetting one only skips its early release).
+pub const MAX_HELD_LEASES: usize = 10_000;
+/// Longest accepted token (the host sends 32 hex digits).
+pub const MAX_TOKEN_BYTES: usize = 128;
+
+/// Lease settings in effect.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeaseConfig {
+    /// Leases are used at all (off: every instance regenerates on its own, as without leases).
+    pub enabled: bool,
+    /// Lifetime of a lease in Redis (`PX`), ms: the longest a dead holder blocks anyone.
+    pub ttl_ms: f64,
+    /// How long a follower waits for the holder's write on a miss before it regenerates, ms.
+    pub wait_ms: f64,
+}
+
+impl LeaseConfig {
+    /// The lease settings of a configuration.
+    pub fn of(config: &Config) -> LeaseConfig {
+        LeaseConfig {
+            enabled: config.leases,
+            ttl_ms: config.lease_ttl_ms,
+            wait_ms: config.lease_wait_ms,
+        }
+    }
+}
+
+/// Checks the lease settings of `config`.
+pub fn validate(config: &Config) -> Result<(), ConfigError> {
+    let ttl = config.lease_ttl_ms;
+    if !(1.0..=MAX_LEASE_TTL_MS).contains(&ttl) {
+        return Err(ConfigError::Lease("leaseTtlMs"));
+    }
+    let wait = config.lease_wait_ms;
+    if !(wait.is_finite() && (0.0..=MAX_LEASE_WAIT_MS).contains(&wait)) {
+        return Err(ConfigError::Lease("leaseWaitMs"));
+    }
+    Ok(())
+}
+
+/// What a read found, as far as regeneration is concerned.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// Servable and within its `revalidate` window: nothing to regenerate.
+    Fresh = 0,
+    /// Servable, but due for regeneration (past `revalidate`, or stale by a tag).
+    Stale = 1,
+    /// Nothing servable: missing, expired, unreadable.
+    Missing = 2,
+}
+
+impl Found {
+    /// From the host's code (0 fresh, 1 stale, anything else missing).
+    pub fn from_u8(v: u8) -> Found {
+        match v {
+            0 => Found::Fresh,
+            1 => Found::Stale,
+            _ => Found::Missing,
+        }
+    }
+}
+
+/// The reply to a lease request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// The lease is ours: regenerate.
+    Won,
+    /// Another instance holds it.
+    Lost,
+    /// A newer entry than the one we judged is stored: read again.
+    Newer,
+    /// No answer (Redis down, breaker open, timeout): act as if there were no leases.
+    Unavailable,
+}
+
+impl Acquired {
+    /// From the script's integer reply; anything unexpected counts as no answer.
+    pub fn from_reply(reply: i64) -> Acquired {
+        match reply {
+            1 => Acquired::Won,
+            0 => Acquired::Lost,
+            2 => Acquired::Newer,
+            _ => Acquired::Unavailable,
+        }
+    }
+}
+
+/// What the host does next for one request.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Step {
+    /// Serve the entry as it is.
+    Serve = 0,
+    /// Serve the entry marked stale, so Next regenerates it in the background (this request
+    /// holds the lease, or leases are unavailable).
+    ServeStale = 1,
+    /// Serve the stale entry as fresh: another instance holds the lease and regenerates.
+    ServeAsFresh = 2,
+    /// Send [`LEASE_ACQUIRE`] and report the reply to [`Flight::acquired`].
+    Acquire = 3,
+    /// Wait [`Flight::delay_ms`], read the entry again and report to [`Flight::polled`].
+    Poll = 4,
+    /// Answer a miss: Next regenerates (this request holds the lease, or leases are
+    /// unavailable).
+    Regenerate = 5,
+    /// Answer a miss: the holder's write did not arrive within the wait budget, so this
+    /// request regenerates too.
+    Fallback = 6,
+}
+
+/// One request's way through the lease protocol. It is `Copy` and small, so a host can keep
+/// it as plain numbers (`found`, `started`, `polls`) between calls.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Flight {
+    /// What the first read found.
+    pub found: Found,
+    /// When the request started waiting on the protocol (its first read's time).
+    pub started: Millis,
+    /// Polls made so far.
+    pub polls: u32,
+    /// Pause before the next poll, when the last step was [`Step::Poll`].
+    pub delay_ms: f64,
+}
+
+impl Flight {
+    /// Starts a flight for a read that found `found` at `now`.
+    pub fn begin(found: Found, now: Millis, cfg: &LeaseConfig) -> (Flight, Step) {
+        let flight = Flight {
+            found,
+            started: now,
+            polls: 0,
+            delay_ms: 0.0,
+        };
+        let step = match found {
+            Found::Fresh => Step::Serve,
+            _ if cfg.enabled => Step::Acquire,
+            Found::Stale => Step::ServeStale,
+            Found::Missing => Step::Regenerate,
+        };
+        (flight, step)
+    }
+
+    /// Resumes a flight from the numbers a host kept.
+    pub fn resume(found: Found, started: Millis, polls: u32) -> Flight {
+        Flight {
+            found,
+            started,
+            polls,
+            delay_ms: 0.0,
+        }
+    }
+
+    /// The instant after which a follower stops waiting.
+    pub fn deadline(&self, cfg: &LeaseConfig) -> Millis {
+        Millis(self.started.0 + cfg.wait_ms)
+    }
+
+    /// The lease request was answered at `now`.
+    pub fn acquired(&mut self, result: Acquired, now: Millis, cfg: &LeaseConfig) -> Step {
+        match (result, self.found) {
+            (_, Found::Fresh) => Step::Serve,
+            (Acquired::Won | Acquired::Unavailable, Found::Stale) => Step::ServeStale,
+            (Acquired::Won | Acquired::Unavailable, Found::Missing) => Step::Regenerate,
+            (Acquired::Lost, Found::Stale) => Step::ServeAsFresh,
+            // Someone wrote a newer entry since our read: read it now rather than
+            // regenerating what was just regenerated.
+            (Acquired::Newer, _) => {
+                self.delay_ms = 0.0;
+                Step::Poll
+            }
+            (Acquired::Lost, Found::Missing) => self.next_poll(now, cfg),
+        }
+    }
+
+    /// A poll (a read of the entry while following) found `found` at `now`.
+    pub fn polled(&mut self, found: Found, now: Millis, cfg: &LeaseConfig) -> Step {
+        self.polls = self.polls.saturating_add(1);
+        match found {
+            Found::Fresh => Step::Serve,
+            // Newer than what we saw, yet already stale (a tag was revalidated meanwhile):
+            // rare, so no second round of leases; Next regenerates it in the background.
+            Found::Stale => Step::ServeStale,
+            Found::Missing => self.next_poll(now, cfg),
+        }
+    }
+
+    /// Schedules the next poll within the budget, or gives up.
+    fn next_poll(&mut self, now: Millis, cfg: &LeaseConfig) -> Step {
+        let remaining = self.deadline(cfg).0 - now.0;
+        // NaN (a bad clock) gives up too.
+        if remaining.is_nan() || remaining <= 0.0 || self.polls >= MAX_POLLS {
+            return Step::Fallback;
+        }
+        // Short pauses first (a fast regeneration is picked up quickly), then at most
+        // POLL_MAX_MS, so a follower learns of the write at most that late; the last poll is
+        // at the deadline itself.
+        let backoff = POLL_MIN_MS * f64::from(1u32 << self.polls.min(16));
+        self.delay_ms = backoff.min(POLL_MAX_MS).min(remaining);
+        Step::Poll
+    }
+}
+
+/// A lease this process holds.
+#[derive(Clone, Debug, PartialEq)]
+struct Held {
+    token: String,
+    /// When the lease is gone in Redis at the earliest: counted from when the request was
+    /// sent, which is no later than when Redis set it, so this process never believes it
+    /// holds a lease that Redis has already let go.
+    expires_at: Millis,
+}
+
+/// The tokens of the leases this process holds, by lease key. Bounded by
+/// [`MAX_HELD_LEASES`].
+#[derive(Clone, Debug, Default)]
+pub struct LeaseTable {
+    held: HashMap<String, Held>,
+}
+
+impl LeaseTable {
+    /// An empty table.
+    pub fn new() -> LeaseTable {
+        LeaseTable::default()
+    }
+
+    /// Records that `token` won `lease_key`; the request was sent at `sent_at`.
+    pub fn hold(&mut self, lease_key: &str, token: &str, sent_at: Millis, ttl_ms: f64) {
+        if self.held.len() >= MAX_HELD_LEASES && !self.held.contains_key(lease_key) {
+            self.held.retain(|_, h| h.expires_at.0 > sent_at.0);
+            if self.held.len() >= MAX_HELD_LEASES {
+                // All live: forget the one closest to expiring (it expires in Redis anyway).
+                let oldest = self
+                    .held
+                    .iter()
+                    .min_by(|a, b| a.1.expires_at.0.total_cmp(&b.1.expires_at.0))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    self.held.remove(&k);
+                }
+            }
+        }
+        self.held.insert(
+            lease_key.to_owned(),
+            Held {
+                token: token.to_owned(),
+                expires_at: Millis(sent_at.0 + ttl_ms),
+            },
+        );
+    }
+
+    /// True while this process holds a live lease on `lease_key` at `now`.
+    pub fn holds(&self, lease_key: &str, now: Millis) -> bool {
+        self.held
+            .get(lease_key)
+            .is_some_and(|h| now.0 < h.expires_at.0)
+    }
+
+    /// The token of `lease_key`, removed from the table. Returned even when the lease has
+    /// expired: compare-and-delete with a stale token is harmless, and storing the entry is
+    /// still right.
+    pub fn take(&mut self, lease_key: &str) -> Option<String> {
+        self.held.remove(lease_key).map(|h| h.token)
+    }
+
+    /// Leases remembered.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// True when no lease is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+/// A whole number of ms as a decimal `PX` (at least 1: `PX 0` is an error in Redis).
+fn px(ms: f64) -> String {
+    (ms.ceil().max(1.0) as u64).to_string()
+}
+
+/// How to store an entry: a plain `SET`, or [`LEASE_WRITE`] when this process holds its lease.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EntryWrite {
+    /// `SET <key> <value> PX <ttl>`.
+    Set,
+    /// The script call; the host appends the value as the last argument.
+    WriteAndRelease(ScriptCall),
+}
+
+impl Engine {
+    /// The lease settings in effect.
+    pub fn lease_config(&self) -> LeaseConfig {
+        LeaseConfig::of(self.config())
+    }
+
+    /// Plans a lease request for the entry of `cache_key`: `token` is a fresh random token
+    /// from the host, `seen_timestamp` the creation time of the entry the read judged stale
+    /// (`None` when it found none). Report a win with [`Engine::lease_won`].
+    pub fn plan_lease_acquire(
+        &self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        token: &str,
+        seen_timestamp: Option<Millis>,
+    ) -> Result<ScriptCall, crate::error::PlanError> {
+        check_token(token)?;
+        let seen = seen_timestamp.map_or(-1.0, |t| t.0);
+        Ok(ScriptCall {
+            script: &LEASE_ACQUIRE,
+            sha1: LEASE_ACQUIRE.sha1(),
+            keys: vec![
+                self.namespace().entry_key(iface, cache_key),
+                self.namespace().lease_key(iface, cache_key),
+            ],
+            args: vec![
+                token.to_owned(),
+                px(self.config().lease_ttl_ms),
+                // Shortest round-trip text of the f64: Lua's tonumber reads the same value.
+                if seen.is_finite() {
+                    format!("{seen}")
+                } else {
+                    "-1".to_owned()
+                },
+            ],
+        })
+    }
+
+    /// The lease request sent at `sent_at` with `token` was won.
+    pub fn lease_won(
+        &mut self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        token: &str,
+        sent_at: Millis,
+    ) {
+        let key = self.namespace().lease_key(iface, cache_key);
+        let ttl = self.config().lease_ttl_ms;
+        self.leases.hold(&key, token, sent_at, ttl);
+    }
+
+    /// True while this process holds a live lease on the entry of `cache_key`.
+    pub fn holds_lease(&self, iface: &Interface<'_>, cache_key: &str, now: Millis) -> bool {
+        self.leases
+            .holds(&self.namespace().lease_key(iface, cache_key), now)
+    }
+
+    /// How to store the entry of `cache_key` that is `ttl_ms` long-lived: with the lease
+    /// released in the same script when this process holds it.
+    pub fn plan_entry_write(
+        &mut self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        ttl_ms: u64,
+    ) -> EntryWrite {
+        let lease_key = self.namespace().lease_key(iface, cache_key);
+        match self.leases.take(&lease_key) {
+            None => EntryWrite::Set,
+            Some(token) => EntryWrite::WriteAndRelease(ScriptCall {
+                script: &LEASE_WRITE,
+                sha1: LEASE_WRITE.sha1(),
+                keys: vec![self.namespace().entry_key(iface, cache_key), lease_key],
+                args: vec![ttl_ms.max(1).to_string(), token],
+            }),
+        }
+    }
+
+    /// Releases the lease on `cache_key` without a write (the regeneration produced nothing
+    /// to store), when this process holds it.
+    pub fn plan_lease_release(
+        &mut self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+    ) -> Option<ScriptCall> {
+        let lease_key = self.namespace().lease_key(iface, cache_key);
+        let token = self.leases.take(&lease_key)?;
+        Some(ScriptCall {
+            script: &LEASE_RELEASE,
+            sha1: LEASE_RELEASE.sha1(),
+            keys: vec![lease_key],
+            args: vec![token],
+        })
+    }
+
+    /// The leases this process holds.
+    pub fn lease_table(&self) -> &LeaseTable {
+        &self.leases
+    }
+}
+
+fn check_token(token: &str) -> Result<(), crate::error::PlanError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(crate::error::PlanError::InvalidToken);
+    }
+    Ok(())
+}
+
+/// Whether a servable `'use cache'` entry is due for regeneration by time: Next regenerates
+/// once `now > timestamp + revalidate * 1000` (reference §2.3 point 6).
+pub fn past_revalidate(timestamp: Millis, revalidate: f64, now: Millis) -> bool {
+    revalidate.is_finite() && !is_unlimited(revalidate) && now.0 > timestamp.0 + revalidate * 1000.0
+}
+
+/// The `revalidate` (s) that presents a `'use cache'` entry to a follower as fresh: the
+/// stored one when it still is, else long enough to cover the holder's lease, so Next does
+/// not start a regeneration of its own. Never past `expire`.
+pub fn fresh_revalidate(
+    timestamp: Millis,
+    revalidate: f64,
+    expire: f64,
+    now: Millis,
+    lease_ttl_ms: f64,
+) -> f64 {
+    if !past_revalidate(timestamp, revalidate, now) && revalidate >= 0.0 {
+        return revalidate;
+    }
+    let age_s = ((now.0 - timestamp.0) / 1000.0).max(0.0);
+    let shown = (age_s + lease_ttl_ms / 1000.0).ceil();
+    if expire.is_finite() && !is_unlimited(expire) && expire > 0.0 {
+        shown.min(expire)
+    } else {
+        shown
+    }
+}
+
+/// The stored lifetime of an entry in the in-process tier: until its `expire` (the same
+/// instant Redis drops it), else `max_ttl_ms` from `now`.
+pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64) -> Millis {
+    if expire.is_finite() && !is_unlimited(expire) {
+        Millis((timestamp.0 + expire * 1000.0).min(now.0 + max_ttl_ms))
+    } else {
+        Millis(now.0 + max_ttl_ms)
+    }
+}
+
+/// Whether the in-process tier may keep an entry at all. Pages Router ISR values (`PAGES`)
+/// carry no tags and are rewritten on demand by `res.revalidate()` on one instance, which
+/// neither time nor the tag mirror would tell another instance's tier about: they are always
+/// read from Redis. Every other entry changes only by regeneration after its `revalidate`
+/// (when the tier is bypassed) or by a tag revalidation (checked on every read).
+pub fn tier_may_keep(header: &crate::envelope::DecodedHeader) -> bool {
+    use crate::incremental::Descriptor;
+    if header.meta.kind != crate::envelope::EntryKind::Incremental {
+        return true;
+    }
+    match Descriptor::decode(&header.meta.meta) {
+        Ok(d) => tier_may_keep_value(d.kind),
+        Err(_) => false,
+    }
+}
+
+/// [`tier_may_keep`] for a singular-handler value of `kind` (for the writer's own copy).
+pub fn tier_may_keep_value(kind: crate::incremental::ValueKind) -> bool {
+    kind != crate::incremental::ValueKind::Pages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: LeaseConfig = LeaseConfig {
+        enabled: true,
+        ttl_ms: 10_000.0,
+        wait_ms: 1_000.0,
+    };
+
+    #[test]
+    fn fresh_is_served_without_a_lease() {
+        let (_, step) = Flight::begin(Found::Fresh, Millis(0.0), &CFG);
+        assert_eq!(step, Step::Serve);
+    }
+
+    #[test]
+    fn holder_and_follower_on_stale() {
+        let (mut f, step) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        assert_eq!(step, Step::Acquire);
+        assert_eq!(
+            f.acquired(Acquired::Won, Millis(1.0), &CFG),
+            Step::ServeStale
+        );
+        let (mut f, _) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        assert_eq!(
+            f.acquired(Acquired::Lost, Millis(1.0), &CFG),
+            Step::ServeAsFresh
+        );
+        let (mut f, _) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        assert_eq!(
+            f.acquired(Acquired::Unavailable, Millis(1.0), &CFG),
+            Step::ServeStale
+        );
+    }
+
+    #[test]
+    fn follower_on_a_miss_polls_within_its_budget_then_falls_back() {
+        let (mut f, _) = Flight::begin(Found::Missing, Millis(0.0), &CFG);
+        assert_eq!(f.acquired(Acquired::Lost, Millis(2.0), &CFG), Step::Poll);
+        assert_eq!(f.delay_ms, POLL_MIN_MS);
+        let mut now = 2.0;
+        let mut delays = Vec::new();
+        let mut polls = 0;
+        loop {
+            now += f.delay_ms;
+            delays.push(f.delay_ms);
+            polls += 1;
+            assert!(polls < 100);
+            match f.polled(Found::Missing, Millis(now), &CFG) {
+                Step::Poll => {}
+                Step::Fallback => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(now <= 1_000.0 + 1e-9, "{now}");
+        assert_eq!(&delays[..5], &[10.0, 20.0, 40.0, 50.0, 50.0]);
+        assert!(delays.iter().all(|d| *d <= POLL_MAX_MS));
+        // Found on a later poll.
+        let (mut f, _) = Flight::begin(Found::Missing, Millis(0.0), &CFG);
+        f.acquired(Acquired::Lost, Millis(0.0), &CFG);
+        assert_eq!(f.polled(Found::Fresh, Millis(15.0), &CFG), Step::Serve);
+        // Zero budget: straight to regenerating.
+        let zero = LeaseConfig {
+            wait_ms: 0.0,
+            ..CFG
+        };
+        let (mut f, _) = Flight::begin(Found::Missing, Millis(0.0), &zero);
+        assert_eq!(
+            f.acquired(Acquired::Lost, Millis(0.0), &zero),
+            Step::Fallback
+        );
+    }
+
+    #[test]
+    fn newer_entry_is_read_again() {
+        let (mut f, _) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        assert_eq!(f.acquired(Acquired::Newer, Millis(1.0), &CFG), Step::Poll);
+        assert_eq!(f.delay_ms, 0.0);
+        assert_eq!(f.polled(Found::Fresh, Millis(2.0), &CFG), Step::Serve);
+        assert_eq!(Acquired::from_reply(7), Acquired::Unavailable);
+    }
+
+    #[test]
+    fn disabled_leases_regenerate_everywhere() {
+        let off = LeaseConfig {
+            enabled: false,
+            ..CFG
+        };
+        assert_eq!(
+            Flight::begin(Found::Stale, Millis(0.0), &off).1,
+            Step::ServeStale
+        );
+        assert_eq!(
+            Flight::begin(Found::Missing, Millis(0.0), &off).1,
+            Step::Regenerate
+        );
+    }
+
+    #[test]
+    fn table_holds_until_the_ttl_counted_from_the_send() {
+        let mut t = LeaseTable::new();
+        t.hold("l", "tok", Millis(100.0), 50.0);
+        assert!(t.holds("l", Millis(149.0)));
+        assert!(!t.holds("l", Millis(150.0)));
+        assert_eq!(t.take("l").as_deref(), Some("tok"));
+        assert!(t.take("l").is_none());
+        for i in 0..(MAX_HELD_LEASES + 5) {
+            t.hold(&format!("k{i}"), "t", Millis(0.0), 1e9);
+        }
+        assert_eq!(t.len(), MAX_HELD_LEASES);
+    }
+
+    #[test]
+    fn engine_plans_and_releases() {
+        let mut e = Engine::new(Config::default()).unwrap();
+        let iface = Interface::UseCache("default");
+        let call = e
+            .plan_lease_acquire(&iface, "k", "tok", Some(Millis(1_795_690_530_000.5)))
+            .unwrap();
+        assert_eq!(call.keys[0], e.entry_key(&iface, "k"));
+        assert_eq!(call.keys[1], e.namespace().lease_key(&iface, "k"));
+        assert_eq!(call.args, ["tok", "10000", "1795690530000.5"]);
+        assert!(e.plan_lease_acquire(&iface, "k", "", None).is_err());
+        assert_eq!(
+            e.plan_lease_acquire(&iface, "k", "t", None).unwrap().args[2],
+            "-1"
+        );
+        assert_eq!(e.plan_entry_write(&iface, "k", 5), EntryWrite::Set);
+        e.lease_won(&iface, "k", "tok", Millis(0.0));
+        assert!(e.holds_lease(&iface, "k", Millis(9_999.0)));
+        assert!(!e.holds_lease(&iface, "k", Millis(10_000.0)));
+        match e.plan_entry_write(&iface, "k", 5) {
+            EntryWrite::WriteAndRelease(c) => {
+                assert_eq!(c.script.name, "lease_write");
+                assert_eq!(c.args, ["5", "tok"]);
+            }
+            EntryWrite::Set => panic!("expected the lease write"),
+        }
+        assert_eq!(e.plan_entry_write(&iface, "k", 5), EntryWrite::Set);
+        e.lease_won(&iface, "k", "tok2", Millis(0.0));
+        let rel = e.plan_lease_release(&iface, "k").unwrap();
+        assert_eq!(rel.args, ["tok2"]);
+        assert!(e.plan_lease_release(&iface, "k").is_none());
+    }
+
+    #[test]
+    fn presentations() {
+        let ts = Millis(1_000_000.0);
+        assert!(!past_revalidate(ts, 60.0, Millis(1_060_000.0)));
+        assert!(past_revalidate(ts, 60.0, Millis(1_060_001.0)));
+        assert!(!past_revalidate(ts, f64::INFINITY, Millis(1e13)));
+        // Still fresh: unchanged. Past it: age + lease time, capped by expire.
+        assert_eq!(
+            fresh_revalidate(ts, 60.0, 3600.0, Millis(1_010_000.0), 10_000.0),
+            60.0
+        );
+        assert_eq!(
+            fresh_revalidate(ts, 60.0, 3600.0, Millis(1_100_000.0), 10_000.0),
+            110.0
+        );
+        assert_eq!(
+            fresh_revalidate(ts, 60.0, 105.0, Millis(1_100_000.0), 10_000.0),
+            105.0
+        );
+        assert_eq!(
+            fresh_revalidate(ts, -1.0, f64::INFINITY, Millis(1_001_000.0), 10_000.0),
+            11.0
+        );
+        assert_eq!(tier_expiry(ts, 10.0, Millis(0.0), 1e9), Millis(1_010_000.0));
+        assert_eq!(
+            tier_expiry(ts, f64::INFINITY, Millis(5.0), 100.0),
+            Millis(105.0)
+        );
+    }
+
+    #[test]
+    fn pages_isr_is_never_kept_in_the_tier() {
+        use crate::incremental::ValueKind;
+        assert!(!tier_may_keep_value(ValueKind::Pages));
+        assert!(tier_may_keep_value(ValueKind::AppPage));
+        assert!(tier_may_keep_value(ValueKind::Fetch));
+    }
+
+    #[test]
+    fn config_validation() {
+        let ok = Config::default();
+        assert_eq!(validate(&ok), Ok(()));
+        let bad_ttl = Config {
+            lease_ttl_ms: 0.0,
+            ..Config::default()
+        };
+        assert_eq!(validate(&bad_ttl), Err(ConfigError::Lease("leaseTtlMs")));
+        let bad_wait = Config {
+            lease_wait_ms: f64::NAN,
+            ..Config::default()
+        };
+        assert_eq!(validate(&bad_wait), Err(ConfigError::Lease("leaseWaitMs")));
+    }
+}

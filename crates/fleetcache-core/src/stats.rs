@@ -1,0 +1,745 @@
+//! What the engine decided, counted where it decided it (issue 7).
+//!
+//! Every number an operator needs to see the cache at work comes from a decision the core
+//! makes anyway: the verdict on a read, the plan for a write, a breaker transition, an
+//! outbox drop. The counters are incremented at those points and read by the host when a
+//! metrics system collects them (OpenTelemetry observable instruments) or when someone asks
+//! (`stats()`), so the request path makes no metric call of its own.
+//!
+//! The counters sit behind [`Cell`]s: the decisions are `&self` methods (a read must not need
+//! exclusive access to the engine), and the engine lives on one thread (one wasm instance per
+//! JS realm), so interior mutability costs nothing and changes no signature.
+
+use std::cell::Cell;
+
+use serde::Serialize;
+
+use crate::breaker::BreakerState;
+use crate::envelope::{DecodedHeader, EntryKind};
+use crate::error::PlanError;
+use crate::incremental::IncrementalVerdict;
+use crate::plan::{Engine, Inspection, SetPlan, Verdict};
+use crate::time::{is_unlimited, Millis};
+
+/// Which of Next's two cache interfaces a lookup or write belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// `cacheHandlers` (`'use cache'`).
+    UseCache = 0,
+    /// The singular `cacheHandler` (ISR, full-route, fetch cache).
+    Incremental = 1,
+}
+
+impl Surface {
+    /// The value of the `fleetcache.interface` attribute.
+    pub fn name(self) -> &'static str {
+        match self {
+            Surface::UseCache => "use-cache",
+            Surface::Incremental => "incremental",
+        }
+    }
+}
+
+/// The outcome of one lookup, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupOutcome {
+    /// Served as is.
+    Hit = 0,
+    /// Served once and regenerated in the background (a tag was revalidated with a profile).
+    Stale = 1,
+    /// Nothing stored under the key (reported by the host, which saw the empty reply).
+    Miss = 2,
+    /// Past the entry's own `expire`.
+    Expired = 3,
+    /// Expired by a revalidated tag (or stale in a way Next cannot be told about).
+    ExpiredByTag = 4,
+    /// Another cache key with the same hash.
+    KeyMismatch = 5,
+    /// Not a readable envelope, or of the wrong layout.
+    Corrupt = 6,
+}
+
+/// Number of [`LookupOutcome`]s.
+const OUTCOMES: usize = 7;
+
+impl LookupOutcome {
+    /// The value of the `fleetcache.outcome` attribute.
+    pub fn name(self) -> &'static str {
+        match self {
+            LookupOutcome::Hit => "hit",
+            LookupOutcome::Stale => "stale",
+            LookupOutcome::Miss => "miss",
+            LookupOutcome::Expired => "expired",
+            LookupOutcome::ExpiredByTag => "expired-by-tag",
+            LookupOutcome::KeyMismatch => "key-mismatch",
+            LookupOutcome::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// What a planned write came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Planned with a TTL: the host stores it.
+    Stored = 0,
+    /// Not stored by rule (`revalidate: 0`, `expire <= 0`, already past its lifetime).
+    NotCacheable = 1,
+    /// Refused as too large.
+    TooLarge = 2,
+    /// Refused for any other reason (tag limits, bad numbers, wrong layout).
+    Invalid = 3,
+}
+
+const WRITE_OUTCOMES: usize = 4;
+
+/// A lease event, counted for the fleet-wide single regeneration (issue 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseEvent {
+    /// This instance became the regenerating lease holder.
+    Acquired = 0,
+    /// Another instance held the lease: this one waited for its write.
+    Waited = 1,
+    /// The wait ran out of budget and this instance regenerated itself.
+    WaitTimedOut = 2,
+}
+
+const LEASE_EVENTS: usize = 3;
+
+/// How a Redis command ended, for the error counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisResult {
+    /// Redis answered.
+    Ok = 0,
+    /// The connection failed or was not available.
+    ConnectionError = 1,
+    /// No answer within the budget.
+    Timeout = 2,
+    /// Redis answered with an error reply (`NOSCRIPT`, `WRONGTYPE`, ...): Redis is healthy.
+    ReplyError = 3,
+}
+
+const REDIS_RESULTS: usize = 4;
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get().saturating_add(1));
+}
+
+/// The engine's counters; see the module documentation. All counts are since the engine
+/// was created and only grow.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    lookups: [[Cell<u64>; OUTCOMES]; 2],
+    writes: [[Cell<u64>; WRITE_OUTCOMES]; 2],
+    revalidations_expire: Cell<u64>,
+    revalidations_stale: Cell<u64>,
+    outbox_queued: Cell<u64>,
+    outbox_sent: Cell<u64>,
+    breaker_recoveries: Cell<u64>,
+    redis: [Cell<u64>; REDIS_RESULTS],
+    leases: [Cell<u64>; LEASE_EVENTS],
+    last_lookup: Cell<Option<LookupOutcome>>,
+}
+
+impl Stats {
+    /// Counts a lookup and remembers it as the last one (for the debug log line).
+    pub fn record_lookup(&self, surface: Surface, outcome: LookupOutcome) {
+        if let Some(row) = self.lookups.get(surface as usize) {
+            if let Some(c) = row.get(outcome as usize) {
+                bump(c);
+            }
+        }
+        self.last_lookup.set(Some(outcome));
+    }
+
+    /// The outcome of the last counted lookup.
+    pub fn last_lookup(&self) -> Option<LookupOutcome> {
+        self.last_lookup.get()
+    }
+
+    /// Lookups of `surface` that ended in `outcome`.
+    pub fn lookups(&self, surface: Surface, outcome: LookupOutcome) -> u64 {
+        self.lookups
+            .get(surface as usize)
+            .and_then(|row| row.get(outcome as usize))
+            .map_or(0, Cell::get)
+    }
+
+    /// Counts a planned write.
+    pub fn record_write(&self, surface: Surface, outcome: WriteOutcome) {
+        if let Some(c) = self
+            .writes
+            .get(surface as usize)
+            .and_then(|row| row.get(outcome as usize))
+        {
+            bump(c);
+        }
+    }
+
+    /// Planned writes of `surface` that ended in `outcome`.
+    pub fn writes(&self, surface: Surface, outcome: WriteOutcome) -> u64 {
+        self.writes
+            .get(surface as usize)
+            .and_then(|row| row.get(outcome as usize))
+            .map_or(0, Cell::get)
+    }
+
+    /// Counts a revalidation recorded by this process (`stale`: with a profile).
+    pub fn record_revalidation(&self, stale: bool) {
+        bump(if stale {
+            &self.revalidations_stale
+        } else {
+            &self.revalidations_expire
+        });
+    }
+
+    /// Counts a revalidation queued in the outbox.
+    pub fn record_outbox_queued(&self) {
+        bump(&self.outbox_queued);
+    }
+
+    /// Counts a revalidation Redis acknowledged.
+    pub fn record_outbox_sent(&self) {
+        bump(&self.outbox_sent);
+    }
+
+    /// Counts the breaker closing again after it had opened.
+    pub fn record_breaker_recovery(&self) {
+        bump(&self.breaker_recoveries);
+    }
+
+    /// Counts how a Redis command ended.
+    pub fn record_redis(&self, result: RedisResult) {
+        if let Some(c) = self.redis.get(result as usize) {
+            bump(c);
+        }
+    }
+
+    /// Redis commands that ended in `result`.
+    pub fn redis(&self, result: RedisResult) -> u64 {
+        self.redis.get(result as usize).map_or(0, Cell::get)
+    }
+
+    /// Counts a lease event (called by the lease logic, issue 4).
+    pub fn record_lease(&self, event: LeaseEvent) {
+        if let Some(c) = self.leases.get(event as usize) {
+            bump(c);
+        }
+    }
+
+    /// Lease events of one kind.
+    pub fn leases(&self, event: LeaseEvent) -> u64 {
+        self.leases.get(event as usize).map_or(0, Cell::get)
+    }
+
+    fn lookup_counts(&self, s: Surface) -> LookupCounts {
+        let n = |o| self.lookups(s, o);
+        LookupCounts {
+            hit: n(LookupOutcome::Hit),
+            stale: n(LookupOutcome::Stale),
+            miss: n(LookupOutcome::Miss),
+            expired: n(LookupOutcome::Expired),
+            expired_by_tag: n(LookupOutcome::ExpiredByTag),
+            key_mismatch: n(LookupOutcome::KeyMismatch),
+            corrupt: n(LookupOutcome::Corrupt),
+        }
+    }
+
+    fn write_counts(&self, s: Surface) -> WriteCounts {
+        let n = |o| self.writes(s, o);
+        WriteCounts {
+            stored: n(WriteOutcome::Stored),
+            not_cacheable: n(WriteOutcome::NotCacheable),
+            too_large: n(WriteOutcome::TooLarge),
+            invalid: n(WriteOutcome::Invalid),
+        }
+    }
+
+    /// A plain copy of every counter plus the gauges the engine passes in.
+    pub fn snapshot(&self, gauges: Gauges) -> StatsSnapshot {
+        StatsSnapshot {
+            lookups: PerSurface {
+                use_cache: self.lookup_counts(Surface::UseCache),
+                incremental: self.lookup_counts(Surface::Incremental),
+            },
+            writes: PerSurface {
+                use_cache: self.write_counts(Surface::UseCache),
+                incremental: self.write_counts(Surface::Incremental),
+            },
+            revalidations: RevalidationCounts {
+                expire: self.revalidations_expire.get(),
+                stale: self.revalidations_stale.get(),
+            },
+            outbox: OutboxCounts {
+                length: gauges.outbox_length,
+                capacity: gauges.outbox_capacity,
+                queued: self.outbox_queued.get(),
+                sent: self.outbox_sent.get(),
+                dropped: gauges.outbox_dropped,
+            },
+            breaker: BreakerCounts {
+                state: gauges.breaker_state,
+                trips: gauges.breaker_trips,
+                recoveries: self.breaker_recoveries.get(),
+                rejected: gauges.breaker_rejected,
+            },
+            redis: RedisCounts {
+                ok: self.redis(RedisResult::Ok),
+                connection_errors: self.redis(RedisResult::ConnectionError),
+                timeouts: self.redis(RedisResult::Timeout),
+                reply_errors: self.redis(RedisResult::ReplyError),
+            },
+            leases: LeaseCounts {
+                acquired: self.leases(LeaseEvent::Acquired),
+                waited: self.leases(LeaseEvent::Waited),
+                wait_timeouts: self.leases(LeaseEvent::WaitTimedOut),
+            },
+            memory: MemoryGauges {
+                bytes: gauges.memory_bytes,
+                entries: gauges.memory_entries,
+            },
+            tags: gauges.tags,
+        }
+    }
+}
+
+/// Values the engine reads from its other parts for a snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gauges {
+    /// `"closed"`, `"open"` or `"half-open"`.
+    pub breaker_state: &'static str,
+    /// Times the breaker opened.
+    pub breaker_trips: u64,
+    /// Commands the breaker refused.
+    pub breaker_rejected: u64,
+    /// Revalidations waiting for Redis.
+    pub outbox_length: u64,
+    /// The outbox's bound.
+    pub outbox_capacity: u64,
+    /// Revalidations the full outbox dropped.
+    pub outbox_dropped: u64,
+    /// Bytes in the in-process tier.
+    pub memory_bytes: u64,
+    /// Entries in the in-process tier.
+    pub memory_entries: u64,
+    /// Tags the mirror knows.
+    pub tags: u64,
+}
+
+/// Lookup counts of one interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct LookupCounts {
+    pub hit: u64,
+    pub stale: u64,
+    pub miss: u64,
+    pub expired: u64,
+    pub expired_by_tag: u64,
+    pub key_mismatch: u64,
+    pub corrupt: u64,
+}
+
+/// Write counts of one interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct WriteCounts {
+    pub stored: u64,
+    pub not_cacheable: u64,
+    pub too_large: u64,
+    pub invalid: u64,
+}
+
+/// A pair of counts, one per interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct PerSurface<T> {
+    pub use_cache: T,
+    pub incremental: T,
+}
+
+/// Revalidations recorded by this process, by mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct RevalidationCounts {
+    pub expire: u64,
+    pub stale: u64,
+}
+
+/// The revalidation outbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct OutboxCounts {
+    pub length: u64,
+    pub capacity: u64,
+    pub queued: u64,
+    pub sent: u64,
+    pub dropped: u64,
+}
+
+/// The circuit breaker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct BreakerCounts {
+    pub state: &'static str,
+    pub trips: u64,
+    pub recoveries: u64,
+    pub rejected: u64,
+}
+
+/// How Redis commands ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct RedisCounts {
+    pub ok: u64,
+    pub connection_errors: u64,
+    pub timeouts: u64,
+    pub reply_errors: u64,
+}
+
+/// Lease events (issue 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct LeaseCounts {
+    pub acquired: u64,
+    pub waited: u64,
+    pub wait_timeouts: u64,
+}
+
+/// The in-process tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct MemoryGauges {
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+/// Every counter and gauge at one moment: what `stats()` returns to users.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct StatsSnapshot {
+    pub lookups: PerSurface<LookupCounts>,
+    pub writes: PerSurface<WriteCounts>,
+    pub revalidations: RevalidationCounts,
+    pub outbox: OutboxCounts,
+    pub breaker: BreakerCounts,
+    pub redis: RedisCounts,
+    pub leases: LeaseCounts,
+    pub memory: MemoryGauges,
+    /// Tags the mirror knows.
+    pub tags: u64,
+}
+
+/// The interface an entry kind belongs to.
+pub(crate) fn surface_of(kind: EntryKind) -> Surface {
+    match kind {
+        EntryKind::UseCache => Surface::UseCache,
+        EntryKind::Incremental => Surface::Incremental,
+    }
+}
+
+/// What a write plan counts as.
+pub(crate) fn write_outcome(plan: &Result<SetPlan, PlanError>) -> WriteOutcome {
+    match plan {
+        Ok(p) if p.ttl_ms.is_some() => WriteOutcome::Stored,
+        Ok(_) => WriteOutcome::NotCacheable,
+        Err(PlanError::TooLarge { .. }) => WriteOutcome::TooLarge,
+        Err(_) => WriteOutcome::Invalid,
+    }
+}
+
+/// Why an expired entry is a miss: its own `expire` when that has passed, else a tag.
+fn expiry_cause(header: Option<&DecodedHeader>, now: Millis) -> LookupOutcome {
+    match header {
+        Some(h)
+            if !is_unlimited(h.meta.expire)
+                && now.0 > h.meta.timestamp.plus_seconds(h.meta.expire).0 =>
+        {
+            LookupOutcome::Expired
+        }
+        _ => LookupOutcome::ExpiredByTag,
+    }
+}
+
+/// Counts a `'use cache'` verdict (or a singular one read through [`Engine::inspect`]).
+pub(crate) fn count_inspection(stats: &Stats, i: &Inspection, now: Millis) {
+    let surface = i
+        .header
+        .as_ref()
+        .map_or(Surface::UseCache, |h| surface_of(h.meta.kind));
+    let outcome = match &i.verdict {
+        Verdict::Fresh => LookupOutcome::Hit,
+        Verdict::Stale => LookupOutcome::Stale,
+        Verdict::Expired => expiry_cause(i.header.as_ref(), now),
+        Verdict::KeyMismatch => LookupOutcome::KeyMismatch,
+        Verdict::Corrupt(_) => LookupOutcome::Corrupt,
+        // Not a decision yet: the host calls again with more bytes.
+        Verdict::NeedMore(_) => return,
+    };
+    stats.record_lookup(surface, outcome);
+}
+
+/// Counts a singular-handler verdict.
+pub(crate) fn count_incremental(
+    stats: &Stats,
+    v: &IncrementalVerdict,
+    header: Option<&DecodedHeader>,
+    now: Millis,
+) {
+    let outcome = match v {
+        IncrementalVerdict::Serve(s) if s.stale => LookupOutcome::Stale,
+        IncrementalVerdict::Serve(_) => LookupOutcome::Hit,
+        IncrementalVerdict::Expired => expiry_cause(header, now),
+        IncrementalVerdict::KeyMismatch => LookupOutcome::KeyMismatch,
+        IncrementalVerdict::Corrupt(_) => LookupOutcome::Corrupt,
+        IncrementalVerdict::NeedMore(_) => return,
+    };
+    stats.record_lookup(Surface::Incremental, outcome);
+}
+
+impl Engine {
+    /// The engine's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The host found nothing stored under a key of `surface` (an empty reply never reaches
+    /// [`Engine::inspect`], so the host reports it).
+    pub fn record_miss(&self, surface: Surface) {
+        self.stats.record_lookup(surface, LookupOutcome::Miss);
+    }
+
+    /// Counts a lease event (issue 4's lease logic and the host's wait loop call this).
+    pub fn record_lease(&self, event: LeaseEvent) {
+        self.stats.record_lease(event);
+    }
+
+    /// Counts a Redis error reply (a healthy Redis refusing one command).
+    pub fn record_reply_error(&self) {
+        self.stats.record_redis(RedisResult::ReplyError);
+    }
+
+    /// Every counter and gauge at `now`.
+    pub fn stats_snapshot(&self, now: Millis) -> StatsSnapshot {
+        let u = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.stats.snapshot(Gauges {
+            breaker_state: match self.breaker.state(now) {
+                BreakerState::Closed => "closed",
+                BreakerState::Open => "open",
+                BreakerState::HalfOpen => "half-open",
+            },
+            breaker_trips: self.breaker.trips(),
+            breaker_rejected: self.breaker.rejected(),
+            outbox_length: u(self.outbox.len()),
+            outbox_capacity: u(self.outbox.capacity()),
+            outbox_dropped: self.outbox.dropped(),
+            memory_bytes: self.lru().used_bytes(),
+            memory_entries: u(self.lru().len()),
+            tags: u(self.mirror().len()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_count_and_snapshot() {
+        let s = Stats::default();
+        s.record_lookup(Surface::UseCache, LookupOutcome::Hit);
+        s.record_lookup(Surface::UseCache, LookupOutcome::Hit);
+        s.record_lookup(Surface::Incremental, LookupOutcome::ExpiredByTag);
+        assert_eq!(s.last_lookup(), Some(LookupOutcome::ExpiredByTag));
+        s.record_write(Surface::Incremental, WriteOutcome::TooLarge);
+        s.record_revalidation(true);
+        s.record_outbox_queued();
+        s.record_redis(RedisResult::Timeout);
+        s.record_lease(LeaseEvent::Waited);
+        let snap = s.snapshot(Gauges {
+            breaker_state: "open",
+            tags: 3,
+            ..Gauges::default()
+        });
+        assert_eq!(snap.lookups.use_cache.hit, 2);
+        assert_eq!(snap.lookups.incremental.expired_by_tag, 1);
+        assert_eq!(snap.lookups.incremental.hit, 0);
+        assert_eq!(snap.writes.incremental.too_large, 1);
+        assert_eq!(snap.revalidations.stale, 1);
+        assert_eq!(snap.outbox.queued, 1);
+        assert_eq!(snap.redis.timeouts, 1);
+        assert_eq!(snap.leases.waited, 1);
+        assert_eq!((snap.breaker.state, snap.tags), ("open", 3));
+        assert_eq!(LookupOutcome::ExpiredByTag.name(), "expired-by-tag");
+        assert_eq!(Surface::Incremental.name(), "incremental");
+    }
+
+    use crate::breaker::{CallResult, Permit};
+    use crate::config::Config;
+    use crate::guard::{Admission, OpKind};
+    use crate::incremental::{Descriptor, IncrementalSet, ValueKind};
+    use crate::keys::Interface;
+    use crate::plan::SetInput;
+    use crate::tags::Revalidation;
+
+    const NOW: f64 = 1_795_690_530_000.0;
+
+    fn use_cache_value(e: &Engine, tags: &[&str], expire: f64) -> Vec<u8> {
+        let parts = [2u32];
+        let plan = e
+            .plan_set(
+                &Interface::UseCache("default"),
+                "k",
+                SetInput {
+                    kind: EntryKind::UseCache,
+                    timestamp: Millis(NOW),
+                    revalidate: 60.0,
+                    expire,
+                    stale: 0.0,
+                    tags,
+                    meta: b"",
+                    parts: &parts,
+                    now: Millis(NOW),
+                },
+            )
+            .unwrap();
+        let mut v = plan.header;
+        v.extend([1, 2]);
+        v
+    }
+
+    #[test]
+    fn the_engine_counts_its_decisions() {
+        let mut e = Engine::new(Config::default()).unwrap();
+        let v = use_cache_value(&e, &["t"], 3600.0);
+        let at = |e: &Engine, ms: f64| e.inspect("k", &v, v.len(), &[], Millis(NOW + ms));
+        at(&e, 1.0);
+        assert_eq!(e.stats().last_lookup(), Some(LookupOutcome::Hit));
+        at(&e, 3_600_001.0);
+        assert_eq!(e.stats().last_lookup(), Some(LookupOutcome::Expired));
+        // NeedMore is not a decision: not counted.
+        e.inspect("k", &v[..8], v.len(), &[], Millis(NOW));
+        e.inspect("other", &v, v.len(), &[], Millis(NOW));
+        e.inspect("k", b"junk", 4, &[], Millis(NOW));
+        e.record_miss(Surface::UseCache);
+        e.queue_tag_update(&["t"], &Revalidation::Expire, Millis(NOW + 10.0))
+            .unwrap();
+        at(&e, 20.0);
+        assert_eq!(e.stats().last_lookup(), Some(LookupOutcome::ExpiredByTag));
+        let snap = e.stats_snapshot(Millis(NOW));
+        let uc = snap.lookups.use_cache;
+        assert_eq!(
+            (
+                uc.hit,
+                uc.expired,
+                uc.expired_by_tag,
+                uc.key_mismatch,
+                uc.corrupt,
+                uc.miss
+            ),
+            (1, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(snap.writes.use_cache.stored, 1);
+        assert_eq!((snap.revalidations.expire, snap.outbox.queued), (1, 1));
+        assert_eq!((snap.outbox.length, snap.tags), (1, 1));
+
+        // Writes: not cacheable, too large.
+        let _ = use_cache_value(&e, &[], 0.0);
+        let small = Config {
+            max_entry_bytes: 10,
+            ..Config::default()
+        };
+        let tiny = Engine::new(small).unwrap();
+        let set = IncrementalSet {
+            desc: Descriptor::from_wire(ValueKind::AppRoute as u8, 0, 0).unwrap(),
+            revalidate: 60.0,
+            expire: 3600.0,
+            tags: &[],
+            parts: &[100, 100],
+            now: Millis(NOW),
+        };
+        assert!(tiny.plan_incremental_set("k", &set).is_err());
+        let bad = IncrementalSet { parts: &[1], ..set };
+        assert!(tiny.plan_incremental_set("k", &bad).is_err());
+        let w = tiny.stats_snapshot(Millis(NOW)).writes.incremental;
+        assert_eq!((w.too_large, w.invalid), (1, 1));
+        assert_eq!(
+            e.stats_snapshot(Millis(NOW)).writes.use_cache.not_cacheable,
+            1
+        );
+
+        // Breaker: five failures open it, a successful probe closes it again.
+        let permit = |e: &mut Engine, t: f64| match e.admit(OpKind::Read, Millis(t)) {
+            Admission::Send { permit, .. } => Some(permit),
+            Admission::Skip => None,
+        };
+        for _ in 0..5 {
+            let p = permit(&mut e, NOW).unwrap();
+            e.report(p, CallResult::Failure, Millis(NOW));
+        }
+        assert_eq!(e.stats_snapshot(Millis(NOW)).breaker.state, "open");
+        assert!(permit(&mut e, NOW).is_none());
+        let probe: Permit = permit(&mut e, NOW + 2000.0).unwrap();
+        e.report(probe, CallResult::Success, Millis(NOW + 2000.0));
+        let b = e.stats_snapshot(Millis(NOW + 2000.0));
+        assert_eq!(
+            (
+                b.breaker.state,
+                b.breaker.trips,
+                b.breaker.recoveries,
+                b.breaker.rejected
+            ),
+            ("closed", 1, 1, 1)
+        );
+        assert_eq!((b.redis.connection_errors, b.redis.ok), (5, 1));
+        assert!(e.ack_outbox(1));
+        e.record_reply_error();
+        e.record_lease(LeaseEvent::Acquired);
+        let s = e.stats_snapshot(Millis(NOW));
+        assert_eq!(
+            (
+                s.outbox.sent,
+                s.outbox.length,
+                s.redis.reply_errors,
+                s.leases.acquired
+            ),
+            (1, 0, 1, 1)
+        );
+    }
+
+    #[test]
+    fn singular_verdicts_are_counted_once() {
+        let mut e = Engine::new(Config::default()).unwrap();
+        let set = IncrementalSet {
+            desc: Descriptor::from_wire(ValueKind::AppRoute as u8, 0, 0).unwrap(),
+            revalidate: 60.0,
+            expire: 3600.0,
+            tags: &["t"],
+            parts: &[1, 1],
+            now: Millis(NOW),
+        };
+        let mut v = e.plan_incremental_set("k", &set).unwrap().header;
+        v.extend([1, 2]);
+        e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW + 1.0));
+        e.plan_tag_update(
+            &["t"],
+            &Revalidation::Stale {
+                expire_seconds: None,
+            },
+            Millis(NOW + 2.0),
+            "ep",
+        )
+        .unwrap();
+        e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW + 3.0));
+        let s = e.stats_snapshot(Millis(NOW));
+        assert_eq!(
+            (s.lookups.incremental.hit, s.lookups.incremental.stale),
+            (1, 1)
+        );
+        assert_eq!(s.lookups.use_cache, LookupCounts::default());
+        assert_eq!((s.revalidations.stale, s.writes.incremental.stored), (1, 1));
+    }
+}

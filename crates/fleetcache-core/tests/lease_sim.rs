@@ -1,0 +1,570 @@
+//! Deterministic simulation of the lease protocol (design §4, issue 4).
+//!
+//! A virtual clock, a fake store that executes the three lease scripts exactly as the Lua
+//! does (atomically, at the instant a command "arrives"), and 3 to 10 simulated instances,
+//! each with its own [`Engine`], racing for the same keys with random network delays,
+//! random regeneration times and holders that crash mid-regeneration. proptest drives the
+//! randomness, so a failing schedule shrinks to a small one.
+//!
+//! Properties:
+//! 1. never two holders of one live lease: whenever an instance's engine believes it holds
+//!    a lease, the store's live lease on that key carries that instance's token;
+//! 2. every follower gets a value or falls back within its budget (plus one round trip);
+//!    every request ends;
+//! 3. no lease outlives its TTL: the `PX` planned is the configured TTL, and every lease the
+//!    store saw ended (released or expired) within it;
+//! 4. without crashes, and with regenerations shorter than the budget and the TTL, each key
+//!    is regenerated exactly once however many requests race for it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use fleetcache_core::lease::{Acquired, EntryWrite, Flight, Found, Step};
+use fleetcache_core::{Config, Engine, Interface, Millis};
+use proptest::prelude::*;
+
+const IFACE: Interface<'static> = Interface::UseCache("default");
+/// Simulated time starts here, so every written entry is newer than an initial stale one
+/// (created at 0).
+const T0: u64 = 1_000;
+
+#[derive(Clone, Debug)]
+struct Req {
+    inst: usize,
+    key: usize,
+    at: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    instances: usize,
+    keys: usize,
+    /// Per key: true when an old, stale entry exists at the start (else missing).
+    initial_stale: Vec<bool>,
+    reqs: Vec<Req>,
+    /// One-way network delays, drawn in turn.
+    delays: Vec<u64>,
+    /// Regeneration times, drawn in turn.
+    regen: Vec<u64>,
+    /// Whether a regeneration crashes its process, drawn in turn.
+    crash: Vec<bool>,
+    ttl_ms: u64,
+    wait_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+struct StoredEntry {
+    ts: u64,
+    fresh: bool,
+}
+
+#[derive(Clone, Debug)]
+struct StoredLease {
+    token: String,
+    set_at: u64,
+    expires_at: u64,
+}
+
+#[derive(Default)]
+struct Store {
+    entries: HashMap<usize, StoredEntry>,
+    leases: HashMap<usize, StoredLease>,
+    /// (set_at, ended_at) of every lease that ended.
+    ended: Vec<(u64, u64)>,
+}
+
+impl Store {
+    /// The live lease of `key` at `now` (expiring it, Redis-style, when its time is up).
+    fn lease(&mut self, key: usize, now: u64) -> Option<&StoredLease> {
+        if let Some(l) = self.leases.get(&key) {
+            if l.expires_at <= now {
+                self.ended.push((l.set_at, l.expires_at));
+                self.leases.remove(&key);
+            }
+        }
+        self.leases.get(&key)
+    }
+
+    fn get(&self, key: usize) -> (Found, Option<u64>) {
+        match self.entries.get(&key) {
+            None => (Found::Missing, None),
+            Some(e) if e.fresh => (Found::Fresh, Some(e.ts)),
+            Some(e) => (Found::Stale, Some(e.ts)),
+        }
+    }
+
+    /// `lease_acquire.lua`.
+    fn acquire(&mut self, key: usize, token: &str, px: u64, seen: f64, now: u64) -> i64 {
+        if let Some(e) = self.entries.get(&key) {
+            if e.ts as f64 > seen {
+                return 2;
+            }
+        }
+        if self.lease(key, now).is_some() {
+            return 0;
+        }
+        self.leases.insert(
+            key,
+            StoredLease {
+                token: token.to_owned(),
+                set_at: now,
+                expires_at: now + px,
+            },
+        );
+        1
+    }
+
+    /// `lease_write.lua` (or a plain SET when `token` is None).
+    fn write(&mut self, key: usize, token: Option<&str>, now: u64) {
+        self.entries.insert(
+            key,
+            StoredEntry {
+                ts: now,
+                fresh: true,
+            },
+        );
+        let Some(token) = token else { return };
+        let mine = self.lease(key, now).is_some_and(|l| l.token == token);
+        if mine {
+            if let Some(l) = self.leases.remove(&key) {
+                self.ended.push((l.set_at, now));
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Start(usize),
+    /// A GET of request `r` reaches the store; `first` for its first read.
+    GetAtStore(usize, bool),
+    GetReply(usize, bool, u8, Option<u64>),
+    AcquireAtStore(usize, u64),
+    AcquireReply(usize, u64, i64),
+    PollDue(usize),
+    RegenDone(usize),
+    WriteAtStore(usize, Option<String>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum End {
+    Served,
+    Regenerated,
+    FellBack,
+}
+
+struct ReqState {
+    flight: Option<Flight>,
+    seen_ts: Option<u64>,
+    follower_on_miss: bool,
+    end: Option<(End, u64)>,
+}
+
+struct Sim {
+    sc: Scenario,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    store: Store,
+    engines: Vec<Engine>,
+    dead: Vec<bool>,
+    reqs: Vec<ReqState>,
+    delay_i: usize,
+    regen_i: usize,
+    crash_i: usize,
+    regenerations: HashMap<usize, u32>,
+    max_delay: u64,
+}
+
+fn key_name(k: usize) -> String {
+    format!("k{k}")
+}
+
+impl Sim {
+    fn new(sc: Scenario) -> Sim {
+        let engines = (0..sc.instances)
+            .map(|_| {
+                Engine::new(Config {
+                    lease_ttl_ms: sc.ttl_ms as f64,
+                    lease_wait_ms: sc.wait_ms as f64,
+                    ..Config::default()
+                })
+                .unwrap()
+            })
+            .collect();
+        let mut store = Store::default();
+        for (k, stale) in sc.initial_stale.iter().enumerate() {
+            if *stale {
+                store.entries.insert(
+                    k,
+                    StoredEntry {
+                        ts: 0,
+                        fresh: false,
+                    },
+                );
+            }
+        }
+        let max_delay = sc.delays.iter().copied().max().unwrap_or(0);
+        let reqs = sc
+            .reqs
+            .iter()
+            .map(|_| ReqState {
+                flight: None,
+                seen_ts: None,
+                follower_on_miss: false,
+                end: None,
+            })
+            .collect();
+        let mut sim = Sim {
+            dead: vec![false; sc.instances],
+            engines,
+            store,
+            reqs,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            delay_i: 0,
+            regen_i: 0,
+            crash_i: 0,
+            regenerations: HashMap::new(),
+            max_delay,
+            sc,
+        };
+        for (i, r) in sim.sc.reqs.clone().iter().enumerate() {
+            sim.at(T0 + r.at, Ev::Start(i));
+        }
+        sim
+    }
+
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((t, self.seq, ev)));
+    }
+
+    fn delay(&mut self) -> u64 {
+        let d = self.sc.delays[self.delay_i % self.sc.delays.len()];
+        self.delay_i += 1;
+        d
+    }
+
+    fn inst(&self, r: usize) -> usize {
+        self.sc.reqs[r].inst
+    }
+
+    fn key(&self, r: usize) -> usize {
+        self.sc.reqs[r].key
+    }
+
+    fn token(r: usize, inst: usize) -> String {
+        format!("i{inst}-r{r}")
+    }
+
+    fn run(&mut self) -> Result<(), TestCaseError> {
+        let mut steps = 0u32;
+        while let Some(Reverse((t, _, ev))) = self.queue.pop() {
+            steps += 1;
+            prop_assert!(steps < 1_000_000, "simulation did not settle");
+            prop_assert!(t >= self.now);
+            self.now = t;
+            self.handle(ev)?;
+            self.check_holders()?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ev: Ev) -> Result<(), TestCaseError> {
+        let lease_cfg = self.engines[0].lease_config();
+        match ev {
+            Ev::Start(r) => {
+                if self.dead[self.inst(r)] {
+                    self.reqs[r].end = Some((End::Served, self.now)); // never ran
+                    return Ok(());
+                }
+                let d = self.delay();
+                self.at(self.now + d, Ev::GetAtStore(r, true));
+            }
+            Ev::GetAtStore(r, first) => {
+                let (found, ts) = self.store.get(self.key(r));
+                let d = self.delay();
+                self.at(self.now + d, Ev::GetReply(r, first, found as u8, ts));
+            }
+            Ev::GetReply(r, first, found, ts) => {
+                if self.dead[self.inst(r)] {
+                    return Ok(());
+                }
+                let found = Found::from_u8(found);
+                let now = Millis(self.now as f64);
+                let step = if first {
+                    let (f, step) = Flight::begin(found, now, &lease_cfg);
+                    self.reqs[r].flight = Some(f);
+                    self.reqs[r].seen_ts = ts;
+                    step
+                } else {
+                    let f = self.reqs[r].flight.as_mut().unwrap();
+                    f.polled(found, now, &lease_cfg)
+                };
+                self.step(r, step)?;
+            }
+            Ev::AcquireAtStore(r, sent_at) => {
+                let inst = self.inst(r);
+                let key = self.key(r);
+                let token = Self::token(r, inst);
+                let seen = self.reqs[r].seen_ts.map(|t| Millis(t as f64));
+                let call = self.engines[inst]
+                    .plan_lease_acquire(&IFACE, &key_name(key), &token, seen)
+                    .unwrap();
+                // Property 3: the lease is set with the configured TTL, nothing longer.
+                let px: u64 = call.args[1].parse().unwrap();
+                prop_assert_eq!(px, self.sc.ttl_ms);
+                let seen: f64 = call.args[2].parse().unwrap();
+                let reply = self.store.acquire(key, &token, px, seen, self.now);
+                let d = self.delay();
+                self.at(self.now + d, Ev::AcquireReply(r, sent_at, reply));
+            }
+            Ev::AcquireReply(r, sent_at, reply) => {
+                let inst = self.inst(r);
+                if self.dead[inst] {
+                    return Ok(());
+                }
+                let result = Acquired::from_reply(reply);
+                if result == Acquired::Won {
+                    let token = Self::token(r, inst);
+                    let key = key_name(self.key(r));
+                    self.engines[inst].lease_won(&IFACE, &key, &token, Millis(sent_at as f64));
+                }
+                let now = Millis(self.now as f64);
+                let state = &mut self.reqs[r];
+                let f = state.flight.as_mut().unwrap();
+                if result == Acquired::Lost && f.found == Found::Missing {
+                    state.follower_on_miss = true;
+                }
+                let step = f.acquired(result, now, &lease_cfg);
+                self.step(r, step)?;
+            }
+            Ev::PollDue(r) => {
+                if self.dead[self.inst(r)] {
+                    return Ok(());
+                }
+                let d = self.delay();
+                self.at(self.now + d, Ev::GetAtStore(r, false));
+            }
+            Ev::RegenDone(r) => {
+                let inst = self.inst(r);
+                let crash = self.sc.crash[self.crash_i % self.sc.crash.len()];
+                self.crash_i += 1;
+                if crash {
+                    // The process dies mid-regeneration: no write, no release.
+                    self.dead[inst] = true;
+                    return Ok(());
+                }
+                let key = key_name(self.key(r));
+                let token = match self.engines[inst].plan_entry_write(&IFACE, &key, 60_000) {
+                    EntryWrite::Set => None,
+                    EntryWrite::WriteAndRelease(call) => {
+                        prop_assert_eq!(call.script.name, "lease_write");
+                        Some(call.args[1].clone())
+                    }
+                };
+                let d = self.delay();
+                self.at(self.now + d, Ev::WriteAtStore(r, token));
+            }
+            Ev::WriteAtStore(r, token) => {
+                let key = self.key(r);
+                self.store.write(key, token.as_deref(), self.now);
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, r: usize, step: Step) -> Result<(), TestCaseError> {
+        let now = self.now;
+        match step {
+            Step::Serve | Step::ServeAsFresh => self.finish(r, End::Served)?,
+            Step::ServeStale => {
+                self.finish(r, End::Served)?;
+                self.regenerate(r);
+            }
+            Step::Regenerate => {
+                self.finish(r, End::Regenerated)?;
+                self.regenerate(r);
+            }
+            Step::Fallback => {
+                self.finish(r, End::FellBack)?;
+                self.regenerate(r);
+            }
+            Step::Acquire => {
+                let d = self.delay();
+                self.at(now + d, Ev::AcquireAtStore(r, now));
+            }
+            Step::Poll => {
+                let f = self.reqs[r].flight.unwrap();
+                prop_assert!(f.delay_ms >= 0.0 && f.delay_ms <= 50.0);
+                let due = now + f.delay_ms.ceil() as u64;
+                self.at(due, Ev::PollDue(r));
+            }
+        }
+        Ok(())
+    }
+
+    fn regenerate(&mut self, r: usize) {
+        let d = self.sc.regen[self.regen_i % self.sc.regen.len()];
+        self.regen_i += 1;
+        *self.regenerations.entry(self.key(r)).or_default() += 1;
+        self.at(self.now + d, Ev::RegenDone(r));
+    }
+
+    fn finish(&mut self, r: usize, end: End) -> Result<(), TestCaseError> {
+        prop_assert!(self.reqs[r].end.is_none(), "request {} ended twice", r);
+        // Property 2: a follower on a miss ends (served or fallen back) within its budget
+        // plus the round trip of its last poll (poll delays are whole ms here: +1).
+        if self.reqs[r].follower_on_miss {
+            let started = self.reqs[r].flight.unwrap().started.0 as u64;
+            let bound = started + self.sc.wait_ms + 2 * self.max_delay + 1;
+            prop_assert!(
+                self.now <= bound,
+                "follower {} ended at {} > budget end {}",
+                r,
+                self.now,
+                bound
+            );
+        }
+        self.reqs[r].end = Some((end, self.now));
+        Ok(())
+    }
+
+    /// Property 1.
+    fn check_holders(&mut self) -> Result<(), TestCaseError> {
+        let now = self.now;
+        for k in 0..self.sc.keys {
+            let name = key_name(k);
+            let holders: Vec<usize> = (0..self.sc.instances)
+                .filter(|i| self.engines[*i].holds_lease(&IFACE, &name, Millis(now as f64)))
+                .collect();
+            prop_assert!(holders.len() <= 1, "two holders of {}: {:?}", name, holders);
+            if let Some(i) = holders.first() {
+                let live = self.store.lease(k, now).map(|l| l.token.clone());
+                let prefix = format!("i{i}-");
+                prop_assert!(
+                    live.as_deref().is_some_and(|t| t.starts_with(&prefix)),
+                    "instance {} believes it holds {} at {} but the store has {:?}",
+                    i,
+                    name,
+                    now,
+                    live
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (3usize..=10, 1usize..=3).prop_flat_map(|(instances, keys)| {
+        (
+            prop::collection::vec(any::<bool>(), keys),
+            prop::collection::vec((0..instances, 0..keys, 0u64..3_000), 1..40),
+            prop::collection::vec(0u64..=20, 1..16),
+            prop::collection::vec(1u64..=2_500, 1..8),
+            prop::collection::vec(prop::bool::weighted(0.2), 1..8),
+            1_000u64..=8_000,
+            0u64..=3_000,
+        )
+            .prop_map(
+                move |(initial_stale, reqs, delays, regen, crash, ttl_ms, wait_ms)| Scenario {
+                    instances,
+                    keys,
+                    initial_stale,
+                    reqs: reqs
+                        .into_iter()
+                        .map(|(inst, key, at)| Req { inst, key, at })
+                        .collect(),
+                    delays,
+                    regen,
+                    crash,
+                    ttl_ms,
+                    wait_ms,
+                },
+            )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn leases_hold_their_promises(sc in scenario()) {
+        let no_crash = sc.crash.iter().all(|c| !c);
+        let max_regen = sc.regen.iter().copied().max().unwrap_or(0);
+        let max_delay = sc.delays.iter().copied().max().unwrap_or(0);
+        let ttl = sc.ttl_ms;
+        let wait = sc.wait_ms;
+        let requested: Vec<usize> = {
+            let mut k: Vec<usize> = sc.reqs.iter().map(|r| r.key).collect();
+            k.sort_unstable();
+            k.dedup();
+            k
+        };
+        let mut sim = Sim::new(sc);
+        sim.run()?;
+        // Every request ended.
+        for (i, r) in sim.reqs.iter().enumerate() {
+            let dead = sim.dead[sim.sc.reqs[i].inst];
+            prop_assert!(r.end.is_some() || dead, "request {} never ended", i);
+        }
+        // Property 3: every lease ended within its TTL.
+        for (set_at, ended) in &sim.store.ended {
+            prop_assert!(ended - set_at <= ttl, "lease lived {} ms > {}", ended - set_at, ttl);
+        }
+        for l in sim.store.leases.values() {
+            prop_assert!(l.expires_at - l.set_at <= ttl);
+        }
+        // Property 4: one regeneration per key when nothing crashes and regenerations finish
+        // within the budget and the lease.
+        let slack = 8 * max_delay + 200;
+        if no_crash && max_regen + slack < wait && max_regen + slack < ttl {
+            for k in requested {
+                prop_assert_eq!(sim.regenerations.get(&k).copied().unwrap_or(0), 1, "key {}", k);
+            }
+        }
+    }
+}
+
+/// The same simulation with a handwritten schedule: ten instances on one missing key, the
+/// holder crashes, the followers fall back within the budget, a later request takes over
+/// once the lease has expired.
+#[test]
+fn crashed_holder_blocks_no_one_beyond_its_lease() {
+    let sc = Scenario {
+        instances: 10,
+        keys: 1,
+        initial_stale: vec![false],
+        reqs: (0..10)
+            .map(|i| Req {
+                inst: i,
+                key: 0,
+                at: i as u64,
+            })
+            .chain(std::iter::once(Req {
+                inst: 9,
+                key: 0,
+                at: 3_000,
+            }))
+            .collect(),
+        delays: vec![1],
+        regen: vec![100],
+        crash: vec![true, false],
+        ttl_ms: 2_000,
+        wait_ms: 500,
+    };
+    let mut sim = Sim::new(sc);
+    sim.run().unwrap();
+    let fell_back = sim
+        .reqs
+        .iter()
+        .filter(|r| matches!(r.end, Some((End::FellBack, _))))
+        .count();
+    assert_eq!(fell_back, 9, "the nine followers fall back after 500 ms");
+    // The holder crashed; nine fallbacks; the late request sees their write and is served.
+    assert!(matches!(sim.reqs[10].end, Some((End::Served, _))));
+    assert!(sim.store.leases.is_empty() || sim.store.lease(0, 10_000).is_none());
+}

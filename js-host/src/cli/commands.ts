@@ -1,0 +1,374 @@
+/**
+ * `fleetcache stats | tags | inspect | purge`: read-mostly views of a live Redis, in the key
+ * layout of docs/internals.md. Every scan is bounded (`--max-keys`) and paged (SCAN), so the
+ * commands are safe to run against a production Redis.
+ */
+import { now } from '../clock'
+import { runScript } from '../transport'
+import { wasm, type Engine } from '../wasm'
+import { ValueKind } from '../value-codec'
+import { globEscape, Progress, scanPages, scanTargets, type Conn } from './redis'
+
+/** Where a Redis key belongs in the layout. */
+export type ParsedKey =
+  | { type: 'entry' | 'lease'; deployment: string; iface: string }
+  | { type: 'tags'; part: string }
+  | { type: 'other' }
+
+/** Reads a key of `prefix` (docs/internals.md): entries, leases and the tag keys. */
+export function parseKey(key: string, prefix: string): ParsedKey {
+  const parts = key.split(':')
+  if (parts[0] !== prefix) return { type: 'other' }
+  if (parts.length === 4 && parts[1] === 'tags' && parts[2] === `{${prefix}}`) {
+    return { type: 'tags', part: parts[3] ?? '' }
+  }
+  const [, deployment, iface, hash, suffix] = parts
+  if (parts.length === 5 && deployment && iface && hash?.startsWith('{') && hash.endsWith('}')) {
+    if (suffix === 'e') return { type: 'entry', deployment, iface }
+    if (suffix === 'l') return { type: 'lease', deployment, iface }
+  }
+  return { type: 'other' }
+}
+
+/** Bytes as a short human string. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${String(n)} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`
+}
+
+/** Left-aligned text columns. */
+export function table(rows: string[][]): string {
+  const widths: number[] = []
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)))
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')
+}
+
+export interface StatsRow {
+  deployment: string
+  interface: string
+  entries: number
+  bytes: number
+  leases: number
+}
+
+export interface StatsReport {
+  rows: StatsRow[]
+  tags: number
+  revalidationLog: number
+  scannedKeys: number
+  /** The scan stopped at --max-keys: the numbers cover part of the keyspace. */
+  truncated: boolean
+  /** How sizes were measured: MEMORY USAGE, or STRLEN where MEMORY is disabled. */
+  sizeBy: 'MEMORY USAGE' | 'STRLEN'
+}
+
+/** Keys and bytes per deployment and interface, tag count and leases held. */
+export async function collectStats(
+  conn: Conn,
+  prefix: string,
+  maxKeys: number,
+  progress: Progress,
+): Promise<StatsReport> {
+  const groups = new Map<string, StatsRow>()
+  let scanned = 0
+  let sizeBy: StatsReport['sizeBy'] = 'MEMORY USAGE'
+  const size = async (key: string): Promise<number> => {
+    if (sizeBy === 'MEMORY USAGE') {
+      try {
+        return Number(await conn.send(['MEMORY', 'USAGE', key]))
+      } catch {
+        // Managed services may disable MEMORY; the value's length is the next best measure.
+        sizeBy = 'STRLEN'
+      }
+    }
+    return Number(await conn.send(['STRLEN', key]))
+  }
+  for (const target of scanTargets(conn)) {
+    for await (const page of scanPages(target, `${globEscape(prefix)}:*`, {
+      count: 1000,
+      maxKeys: maxKeys - scanned,
+    })) {
+      scanned += page.length
+      // One page's size queries go out together (node-redis pipelines concurrent commands).
+      const sizes = await Promise.all(
+        page.map((k) => {
+          const p = parseKey(k, prefix)
+          return p.type === 'entry' ? size(k) : Promise.resolve(0)
+        }),
+      )
+      page.forEach((k, i) => {
+        const p = parseKey(k, prefix)
+        if (p.type !== 'entry' && p.type !== 'lease') return
+        const id = `${p.deployment}\0${p.iface}`
+        let row = groups.get(id)
+        if (row === undefined) {
+          row = { deployment: p.deployment, interface: p.iface, entries: 0, bytes: 0, leases: 0 }
+          groups.set(id, row)
+        }
+        if (p.type === 'entry') {
+          row.entries += 1
+          row.bytes += sizes[i] ?? 0
+        } else row.leases += 1
+      })
+      progress.tick(() => `scanned ${String(scanned)} keys`)
+    }
+  }
+  const tagKey = (part: string): string => `${prefix}:tags:{${prefix}}:${part}`
+  const tags = Number(await conn.send(['HLEN', tagKey('state')]))
+  const log = Number(await conn.send(['ZCARD', tagKey('log')]))
+  const rows = [...groups.values()].sort(
+    (a, b) => a.deployment.localeCompare(b.deployment) || a.interface.localeCompare(b.interface),
+  )
+  return {
+    rows,
+    tags,
+    revalidationLog: log,
+    scannedKeys: scanned,
+    truncated: scanned >= maxKeys,
+    sizeBy,
+  }
+}
+
+export function formatStats(r: StatsReport): string {
+  const lines = [
+    table([
+      ['DEPLOYMENT', 'INTERFACE', 'ENTRIES', 'BYTES', 'LEASES'],
+      ...r.rows.map((x) => [
+        x.deployment,
+        x.interface,
+        String(x.entries),
+        bytes(x.bytes),
+        String(x.leases),
+      ]),
+    ]),
+    '',
+    `tags: ${String(r.tags)} known, ${String(r.revalidationLog)} in the revalidation log`,
+    `scanned ${String(r.scannedKeys)} keys${r.truncated ? ' (stopped at --max-keys: partial numbers)' : ''}; sizes by ${r.sizeBy}`,
+  ]
+  return lines.join('\n')
+}
+
+export interface TagRevalidation {
+  tag: string
+  /** Version of the tag state at its last update (orders the log). */
+  version: number
+  /** When it was last revalidated (ms since epoch). */
+  updatedAt: number
+  /** Entries created up to this time are stale (0 = none). */
+  stale: number
+  /** Entries created up to this time are expired (0 = none). */
+  expired: number
+  /** A scheduled expiry: entries up to `pendingAt` expire at `pendingExpiry` (0 = none). */
+  pendingAt: number
+  pendingExpiry: number
+}
+
+/** The newest `limit` revalidations from the tag log, newest first. */
+export async function recentTags(
+  conn: Conn,
+  prefix: string,
+  limit: number,
+): Promise<TagRevalidation[]> {
+  const key = (part: string): string => `${prefix}:tags:{${prefix}}:${part}`
+  const log = (await conn.send([
+    'ZREVRANGE',
+    key('log'),
+    '0',
+    String(limit - 1),
+    'WITHSCORES',
+  ])) as unknown[]
+  // RESP3 answers [[member, score], ...]; RESP2 a flat [member, score, ...].
+  const flat = log.flatMap((x) => (Array.isArray(x) ? (x as unknown[]) : [x]))
+  const tags: string[] = []
+  const versions: number[] = []
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    tags.push(String(flat[i]))
+    versions.push(Number(String(flat[i + 1])))
+  }
+  if (tags.length === 0) return []
+  const records = (await conn.send(['HMGET', key('state'), ...tags])) as (Buffer | null)[]
+  return tags.map((tag, i) => {
+    // `stale,expired,pending_at,pending_exp,updated_at` (docs/internals.md).
+    const [stale = 0, expired = 0, pendingAt = 0, pendingExpiry = 0, updatedAt = 0] = String(
+      records[i] ?? '',
+    )
+      .split(',')
+      .map(Number)
+    return { tag, version: versions[i] ?? 0, updatedAt, stale, expired, pendingAt, pendingExpiry }
+  })
+}
+
+const iso = (ms: number): string => (ms > 0 ? new Date(ms).toISOString() : '-')
+
+export function formatTags(list: TagRevalidation[]): string {
+  if (list.length === 0) return 'no revalidations recorded'
+  return table([
+    ['REVALIDATED AT', 'MODE', 'VERSION', 'TAG'],
+    ...list.map((t) => [
+      iso(t.updatedAt),
+      t.expired >= t.updatedAt && t.expired > 0
+        ? 'expired'
+        : t.pendingExpiry > 0
+          ? `stale, expires ${iso(t.pendingExpiry)}`
+          : 'stale',
+      String(t.version),
+      t.tag,
+    ]),
+  ])
+}
+
+/** Pulls the whole tag state into `engine`'s mirror (one refresh script, as a server does). */
+export async function loadTagState(conn: Conn, engine: Engine): Promise<void> {
+  const reply = await runScript(
+    { send: (argv) => conn.send(argv), close: () => Promise.resolve() },
+    engine.planTagRefresh(),
+    (sha) => engine.scriptSource(sha),
+  )
+  if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
+  engine.applyRefresh(reply)
+}
+
+const VALUE_KINDS = Object.fromEntries(Object.entries(ValueKind).map(([k, v]) => [v, k]))
+
+export interface InspectReport {
+  key: string
+  ttlMs: number
+  totalBytes: number
+  header: Record<string, unknown>
+  /** What a server would do with it now: the core's verdict, against the live tag state. */
+  verdict: string
+  /** Singular-handler entries: the JSON part (status, headers, segment paths...). */
+  json?: unknown
+}
+
+/** Decodes the envelope stored at `key` and judges it as a server would now. */
+export async function inspectKey(
+  conn: Conn,
+  key: string,
+  prefix: string,
+): Promise<InspectReport | null> {
+  const value = await conn.send(['GET', key])
+  if (value === null) return null
+  if (!Buffer.isBuffer(value)) throw new Error(`${key} is not a string value`)
+  const header = wasm.describeEnvelope(value, value.byteLength) as Record<string, unknown> & {
+    key: string
+    interface: string
+    headerLen: number
+    parts: number[]
+    valueKind?: number
+  }
+  const ttlMs = Number(await conn.send(['PTTL', key]))
+  // A throwaway engine with the live tag state gives the verdict a server would reach.
+  const parsed = parseKey(key, prefix)
+  const engine = new wasm.Engine({
+    prefix,
+    deployment: parsed.type === 'entry' ? parsed.deployment : 'cli',
+  })
+  try {
+    await loadTagState(conn, engine)
+    const t = now()
+    if (header.interface === 'incremental') {
+      engine.inspectIncremental(header.key, value, value.byteLength, '', Number.NaN, t)
+    } else {
+      engine.inspect(header.key, value, value.byteLength, '', t)
+    }
+    const report: InspectReport = {
+      key,
+      ttlMs,
+      totalBytes: value.byteLength,
+      header: {
+        ...header,
+        ...(header.valueKind === undefined
+          ? {}
+          : { valueKind: VALUE_KINDS[header.valueKind] ?? header.valueKind }),
+      },
+      verdict: engine.lastLookup,
+    }
+    if (header.interface === 'incremental') {
+      const len = header.parts[0] ?? 0
+      try {
+        report.json = JSON.parse(
+          value.subarray(header.headerLen, header.headerLen + len).toString('utf8'),
+        ) as unknown
+      } catch {
+        report.json = '(unreadable JSON part)'
+      }
+    }
+    return report
+  } finally {
+    engine.free()
+  }
+}
+
+export function formatInspect(r: InspectReport): string {
+  const h = r.header
+  const rows: string[][] = [
+    ['redis key', r.key],
+    ['size', `${bytes(r.totalBytes)} (header ${String(h.headerLen)} B)`],
+    ['ttl', r.ttlMs < 0 ? String(r.ttlMs) : `${(r.ttlMs / 1000).toFixed(0)} s`],
+    ['verdict now', r.verdict],
+  ]
+  for (const [k, v] of Object.entries(h)) {
+    const shown =
+      k === 'timestamp' && typeof v === 'number'
+        ? `${iso(v)} (${String(v)})`
+        : Array.isArray(v)
+          ? v.join(', ')
+          : String(v)
+    rows.push([k, shown])
+  }
+  let out = table(rows)
+  if (r.json !== undefined) out += `\n\nvalue (JSON part):\n${JSON.stringify(r.json, null, 2)}`
+  return out
+}
+
+export interface PurgeResult {
+  matched: number
+  deleted: number
+}
+
+/**
+ * Deletes one deployment's entries and leases: SCAN MATCH one page at a time, UNLINK per page
+ * (freed in the background, so the server never blocks on a large delete), on every master.
+ * Bounded by `maxKeys`; `dryRun` only counts.
+ */
+export async function purgeDeployment(
+  conn: Conn,
+  prefix: string,
+  deployment: string,
+  { maxKeys, batch, dryRun }: { maxKeys: number; batch: number; dryRun: boolean },
+  progress: Progress,
+): Promise<PurgeResult> {
+  const pattern = `${globEscape(prefix)}:${globEscape(deployment)}:*`
+  let matched = 0
+  let deleted = 0
+  for (const target of scanTargets(conn)) {
+    for await (const page of scanPages(target, pattern, {
+      count: batch,
+      maxKeys: maxKeys - matched,
+    })) {
+      // The pattern also matches a deployment named like a prefix of another's keys only if
+      // the next segment agrees; parseKey keeps exactly this deployment's entries and leases.
+      const keys = page.filter((k) => {
+        const p = parseKey(k, prefix)
+        return (p.type === 'entry' || p.type === 'lease') && p.deployment === deployment
+      })
+      matched += keys.length
+      if (!dryRun && keys.length > 0) deleted += Number(await target.send(['UNLINK', ...keys]))
+      progress.tick(
+        () =>
+          `${dryRun ? 'found' : 'deleted'} ${String(dryRun ? matched : deleted)} keys of deployment ${deployment}`,
+      )
+    }
+  }
+  return { matched, deleted }
+}

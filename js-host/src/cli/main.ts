@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+/**
+ * The `fleetcache` command: look into a live Redis, clean up an old deployment, warm a new one.
+ * Usage: `fleetcache help`. Exit codes: 0 done, 1 failed, 2 usage error.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+
+import { describe } from '../log'
+import { wasm } from '../wasm'
+import {
+  collectStats,
+  formatInspect,
+  formatStats,
+  formatTags,
+  inspectKey,
+  purgeDeployment,
+  recentTags,
+} from './commands'
+import { connect, Progress } from './redis'
+import { distDirOf, seed } from './seed'
+
+const USAGE = `fleetcache <command> [options]
+
+Commands:
+  stats                         keys and bytes per deployment and interface, tags, leases
+  tags [--limit N]              the newest revalidations from the tag log (default 20)
+  inspect <redis-key>           decode one stored entry and judge it against the live tag state
+  inspect --cache-key K --deployment D [--interface inc|default|remote]
+  purge --deployment <id>       delete one deployment's entries (SCAN + UNLINK, batched)
+        [--dry-run] [--batch N]
+  seed <.next dir or app dir>   store the build's prerendered routes for its deployment
+        [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, BUILD_ID)
+
+Options:
+  --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL)
+  --prefix <p>      key prefix (default: FLEETCACHE_PREFIX, then "fleetcache")
+  --max-keys <n>    stop scans after this many keys (default 1000000)
+  --json            machine-readable output
+  --quiet           no progress lines on stderr
+`
+
+class UsageError extends Error {}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`)
+  return n
+}
+
+/** The deployment segment as keys spell it (long or unusual ids are hashed by the engine). */
+function keyDeployment(prefix: string, id: string): string {
+  const engine = new wasm.Engine({ prefix, deployment: id })
+  try {
+    return engine.deployment
+  } finally {
+    engine.free()
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      redis: { type: 'string' },
+      prefix: { type: 'string' },
+      'max-keys': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+      limit: { type: 'string' },
+      deployment: { type: 'string' },
+      'cache-key': { type: 'string' },
+      interface: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      batch: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  const [command, ...rest] = positionals
+  if (command === undefined || command === 'help' || values.help) {
+    process.stdout.write(USAGE)
+    return command === undefined && !values.help ? 2 : 0
+  }
+  const env = process.env
+  const redisUrl = values.redis ?? (env.FLEETCACHE_REDIS_URL || env.REDIS_URL)
+  if (!redisUrl) throw new UsageError('no Redis URL: pass --redis or set REDIS_URL')
+  const prefix = values.prefix ?? (env.FLEETCACHE_PREFIX || 'fleetcache')
+  const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
+  const progress = new Progress(values.quiet || values.json)
+  const out = (text: string, json: unknown): void => {
+    process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`)
+  }
+
+  const conn = await connect(redisUrl)
+  try {
+    switch (command) {
+      case 'stats': {
+        const r = await collectStats(conn, prefix, maxKeys, progress)
+        out(formatStats(r), r)
+        return 0
+      }
+      case 'tags': {
+        const list = await recentTags(conn, prefix, positiveInt('limit', values.limit, 20))
+        out(formatTags(list), list)
+        return 0
+      }
+      case 'inspect': {
+        let key = rest[0]
+        const cacheKey = values['cache-key']
+        if (cacheKey !== undefined) {
+          if (values.deployment === undefined) {
+            throw new UsageError('inspect --cache-key needs --deployment')
+          }
+          const engine = new wasm.Engine({ prefix, deployment: values.deployment })
+          try {
+            key = engine.entryKey(values.interface ?? 'inc', cacheKey)
+          } finally {
+            engine.free()
+          }
+        }
+        if (key === undefined) throw new UsageError('inspect needs a Redis key or --cache-key')
+        const r = await inspectKey(conn, key, prefix)
+        if (r === null) {
+          process.stderr.write(`no value at ${key}\n`)
+          return 1
+        }
+        out(formatInspect(r), r)
+        return 0
+      }
+      case 'purge': {
+        if (values.deployment === undefined) throw new UsageError('purge needs --deployment <id>')
+        const deployment = keyDeployment(prefix, values.deployment)
+        const dryRun = values['dry-run']
+        const r = await purgeDeployment(
+          conn,
+          prefix,
+          deployment,
+          { maxKeys, batch: positiveInt('batch', values.batch, 500), dryRun },
+          progress,
+        )
+        progress.done(
+          `${dryRun ? 'found' : 'deleted'} ${String(dryRun ? r.matched : r.deleted)} keys of deployment ${deployment}`,
+        )
+        out(
+          dryRun
+            ? `dry run: ${String(r.matched)} keys of deployment ${deployment} would be deleted`
+            : `deleted ${String(r.deleted)} keys of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
+          { deployment, dryRun, ...r },
+        )
+        return 0
+      }
+      case 'seed': {
+        const dir = rest[0]
+        if (dir === undefined) throw new UsageError('seed needs the .next directory')
+        const distDir = distDirOf(dir)
+        const deploymentId =
+          values.deployment ??
+          (env.FLEETCACHE_DEPLOYMENT_ID ||
+            env.NEXT_DEPLOYMENT_ID ||
+            readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim())
+        const r = await seed(distDir, { redisUrl, prefix, deploymentId }, conn, progress)
+        progress.done(`seeded ${String(r.written)} routes`)
+        const lines = [
+          `seeded ${String(r.written)} prerendered routes for deployment ${keyDeployment(prefix, deploymentId)}`,
+          ...r.outdated.map((x) => `  left out (a tag was revalidated after the build): ${x}`),
+          ...r.skipped.map((x) => `  skipped: ${x}`),
+          ...r.failed.map((x) => `  FAILED (not in Redis after writing): ${x}`),
+        ]
+        out(lines.join('\n'), r)
+        return r.failed.length > 0 ? 1 : 0
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"`)
+    }
+  } finally {
+    await conn.close().catch(() => undefined)
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    if (
+      err instanceof UsageError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      process.stderr.write(`fleetcache: ${(err as Error).message}\n\n${USAGE}`)
+      process.exitCode = 2
+    } else {
+      process.stderr.write(`fleetcache: ${describe(err)}\n`)
+      process.exitCode = 1
+    }
+  },
+)

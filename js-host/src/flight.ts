@@ -1,0 +1,127 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { now } from './clock'
+import { describe } from './log'
+import type { Runtime } from './runtime'
+import { isCircuitOpen, runScript } from './transport'
+import { wasm } from './wasm'
+
+/**
+ * Single flight across the fleet (issue 4, docs/single-flight.md). The engine decides every
+ * step (who regenerates, what to present, how long to wait); this file only sends the lease
+ * commands, runs the poll timer and hands the replies back.
+ */
+
+/** Step codes of the engine's lease flight (`leaseStart`, `leaseAcquired`, `leasePolled`). */
+export const Step = {
+  Serve: 0,
+  ServeStale: 1,
+  ServeAsFresh: 2,
+  Acquire: 3,
+  Poll: 4,
+  Regenerate: 5,
+  Fallback: 6,
+} as const
+
+/** What a read found: the engine's code (0 fresh, 1 stale, 2 missing) and what to serve. */
+export interface Judgement<V> {
+  found: number
+  /** Creation time of the entry read (NaN when none): a newer one means "read again". */
+  timestamp: number
+  /** The servable value, when there is one. */
+  value: V | undefined
+}
+
+/** The end of a flight: the step that ended it and the judgement it ended on. */
+export interface Landing<V> {
+  step: number
+  judgement: Judgement<V>
+}
+
+/** Upper bound on lease steps per request, whatever happens (the engine's own cap is higher). */
+const MAX_STEPS = 1000
+
+/**
+ * Runs the lease protocol for one read whose first judgement is `first`, made at `started`.
+ * `reread` reads the entry again (a poll) and judges it. Never rejects: a lease command that
+ * fails is reported to the engine as "no answer", which then behaves as if there were no
+ * leases (the request regenerates or serves stale itself).
+ */
+export async function fly<V>(
+  rt: Runtime,
+  iface: string,
+  cacheKey: string,
+  first: Judgement<V>,
+  started: number,
+  reread: () => Promise<Judgement<V>>,
+): Promise<Landing<V>> {
+  const { engine } = rt
+  let judgement = first
+  let step = engine.leaseStart(first.found, started)
+  for (let i = 0; i < MAX_STEPS; i++) {
+    if (step === Step.Acquire) {
+      const reply = await acquire(rt, iface, cacheKey, judgement.timestamp)
+      step = engine.leaseAcquired(first.found, started, reply, now())
+      continue
+    }
+    if (step === Step.Poll) {
+      // Read both before awaiting: the engine's `last*` getters belong to the latest call.
+      const delay = engine.lastDelayMs
+      const polls = engine.lastPolls
+      if (delay > 0) await sleep(delay, undefined, { ref: false })
+      judgement = await reread()
+      step = engine.leasePolled(first.found, started, polls, judgement.found, now())
+      continue
+    }
+    return { step, judgement }
+  }
+  return { step: Step.Fallback, judgement }
+}
+
+/** Sends the lease request; the script's reply, or -1 when Redis did not answer. */
+async function acquire(
+  rt: Runtime,
+  iface: string,
+  cacheKey: string,
+  seenTimestamp: number,
+): Promise<number> {
+  const { engine, transport, log } = rt
+  if (transport === undefined) return -1
+  try {
+    const token = wasm.randomToken()
+    const argv = engine.planLeaseAcquire(iface, cacheKey, token, seenTimestamp)
+    const sentAt = now()
+    // On the request's path: the read budget, not the write budget.
+    const reply = await runScript(transport, argv, (sha) => engine.scriptSource(sha), {
+      kind: 'read',
+    })
+    const code = typeof reply === 'number' ? reply : Number(reply)
+    if (code === 1) engine.leaseWon(iface, cacheKey, token, sentAt)
+    return Number.isFinite(code) ? code : -1
+  } catch (err) {
+    if (!isCircuitOpen(err)) log.debug(`lease request failed (${describe(err)}): no lease`)
+    return -1
+  }
+}
+
+/**
+ * Releases this process's lease on `cacheKey` when it holds one and will not write the
+ * entry (nothing cacheable came out of the regeneration): the others stop waiting at once
+ * instead of at their budget. Never rejects.
+ */
+export async function releaseLease(rt: Runtime, iface: string, cacheKey: string): Promise<void> {
+  const { engine, transport, log } = rt
+  try {
+    const argv = engine.planLeaseRelease(iface, cacheKey)
+    if (argv.length === 0 || transport === undefined) return
+    await runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind: 'write' })
+  } catch (err) {
+    // It expires on its own.
+    if (!isCircuitOpen(err)) log.debug(`lease release failed (${describe(err)}): it expires`)
+  }
+}
+
+/** True while the circuit breaker keeps this process off Redis (then the tier serves). */
+export function redisDown(rt: Runtime, t: number): boolean {
+  return rt.transport !== undefined && rt.engine.breakerState(t) !== 0
+}

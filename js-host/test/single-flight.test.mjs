@@ -1,0 +1,270 @@
+// Leases (one regeneration per key across the fleet) and the in-process tier, against a real
+// redis-server. Each "instance" is a handler with its own runtime (engine, mirror, connection).
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test } from 'node:test'
+
+import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
+
+const require = createRequire(import.meta.url)
+const wasm = require('../wasm/node/fleetcache_wasm.js')
+
+let redis
+let logDir
+let seq = 0
+
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-sf-'))
+  redis = await startRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+})
+
+const now = () => performance.timeOrigin + performance.now()
+const PREFIX = 'sftest'
+
+function options(extra = {}) {
+  seq += 1
+  // A distinct setting per "instance" gives it its own runtime.
+  return {
+    redisUrl: redis.url,
+    prefix: PREFIX,
+    deploymentId: 'd1',
+    connectTimeoutMs: 4000 + seq,
+    leaseWaitMs: 2000,
+    ...extra,
+  }
+}
+
+const useCache = (extra) => createUseCacheHandler(options(extra))
+
+function incremental(extra = {}) {
+  const Handler = createIncrementalCacheHandler(options(extra))
+  return () => new Handler({})
+}
+
+const engine = new wasm.Engine({ prefix: PREFIX, deployment: 'd1' })
+const leaseKey = (iface, key) => engine.entryKey(iface, key).replace(/:e$/, ':l')
+const exists = async (key) => (await redisCommand(redis.port, ['EXISTS', key])) === 1
+
+async function text(stream) {
+  const chunks = []
+  for await (const c of stream) chunks.push(Buffer.from(c))
+  return Buffer.concat(chunks).toString()
+}
+
+function entry(value, over = {}) {
+  return {
+    value: new ReadableStream({
+      start(c) {
+        c.enqueue(Buffer.from(value))
+        c.close()
+      },
+    }),
+    tags: ['sf'],
+    stale: 30,
+    timestamp: now(),
+    expire: 3600,
+    revalidate: 900,
+    ...over,
+  }
+}
+
+async function getCalls() {
+  const info = String(await redisCommand(redis.port, ['INFO', 'commandstats']))
+  const m = /cmdstat_get:calls=(\d+)/.exec(info)
+  return m ? Number(m[1]) : 0
+}
+
+describe("'use cache': leases", () => {
+  test('on a miss one instance regenerates; the others wait for its write and return it', async () => {
+    const [A, B, C] = [useCache(), useCache(), useCache()]
+    assert.equal(
+      await A.get('miss-1', []),
+      undefined,
+      'A holds the lease: a miss, Next regenerates',
+    )
+    assert.ok(await exists(leaseKey('default', 'miss-1')), 'the lease is in Redis')
+    const started = now()
+    const waiting = Promise.all([B.get('miss-1', []), C.get('miss-1', [])])
+    await sleep(150)
+    await A.set('miss-1', Promise.resolve(entry('regenerated once')))
+    const [b, c] = await waiting
+    assert.ok(b && c, 'the followers get the holder’s value, not a miss')
+    assert.equal(await text(b.value), 'regenerated once')
+    assert.equal(await text(c.value), 'regenerated once')
+    assert.ok(now() - started < 1500, 'followers picked the write up promptly')
+    assert.equal(await exists(leaseKey('default', 'miss-1')), false, 'released with the write')
+  })
+
+  test('on a stale entry the holder gets revalidate -1, a follower gets it as fresh', async () => {
+    const [A, B] = [useCache(), useCache()]
+    await A.set('stale-1', Promise.resolve(entry('old')))
+    await sleep(2)
+    await A.updateTags(['sf'], { expire: 3600 })
+    await B.refreshTags()
+    const holder = await A.get('stale-1', [])
+    assert.equal(holder?.revalidate, -1)
+    const follower = await B.get('stale-1', [])
+    assert.ok(follower, 'served')
+    assert.equal(follower.revalidate, 900, 'presented as fresh: no second regeneration')
+    assert.equal(await text(follower.value), 'old')
+    await A.set('stale-1', Promise.resolve(entry('new')))
+    assert.equal(await exists(leaseKey('default', 'stale-1')), false)
+    const fresh = await B.get('stale-1', [])
+    assert.equal(await text(fresh.value), 'new')
+  })
+
+  test('past revalidate: one holder, followers are shown a revalidate that covers the lease', async () => {
+    const [A, B] = [useCache(), useCache()]
+    await A.set(
+      'time-1',
+      Promise.resolve(entry('aged', { timestamp: now() - 120_000, revalidate: 60 })),
+    )
+    const holder = await A.get('time-1', [])
+    assert.equal(holder?.revalidate, -1)
+    const follower = await B.get('time-1', [])
+    assert.ok(follower.revalidate > 120, `fresh presentation, got ${follower.revalidate}`)
+  })
+
+  test('a follower falls back to regenerating when its budget runs out', async () => {
+    const A = useCache()
+    const B = useCache({ leaseWaitMs: 300 })
+    assert.equal(await A.get('fallback-1', []), undefined)
+    const started = now()
+    assert.equal(await B.get('fallback-1', []), undefined, 'no write came: B regenerates')
+    const waited = now() - started
+    assert.ok(waited >= 250 && waited < 1000, `waited ${waited.toFixed(0)} ms, budget 300`)
+  })
+
+  test('a crashed holder blocks no one beyond its lease', async () => {
+    const A = useCache({ leaseTtlMs: 400 })
+    const B = useCache({ leaseTtlMs: 400, leaseWaitMs: 100 })
+    assert.equal(await A.get('crash-1', []), undefined) // A "dies" here: no set
+    await sleep(450)
+    assert.equal(await exists(leaseKey('default', 'crash-1')), false, 'the lease expired')
+    const started = now()
+    assert.equal(await B.get('crash-1', []), undefined, 'B takes over')
+    assert.ok(now() - started < 90, 'as the new holder, without waiting')
+    assert.ok(await exists(leaseKey('default', 'crash-1')))
+  })
+
+  test('leases: false restores per-instance regeneration', async () => {
+    const A = useCache({ leases: false })
+    assert.equal(await A.get('nolease-1', []), undefined)
+    assert.equal(await exists(leaseKey('default', 'nolease-1')), false)
+  })
+})
+
+describe('singular handler: leases', () => {
+  const route = (body) => ({
+    kind: 'APP_ROUTE',
+    body: Buffer.from(body),
+    status: 200,
+    headers: { 'x-next-cache-tags': 'sf-route' },
+  })
+  const setCtx = { kind: 'APP_ROUTE', cacheControl: { revalidate: 60, expire: 3600 } }
+  const getCtx = { kind: 'APP_ROUTE' }
+
+  test('on a miss the followers wait for the holder’s write', async () => {
+    const [A, B] = [incremental(), incremental()]
+    assert.equal(await A().get('/inc-miss', getCtx), null)
+    const waiting = B().get('/inc-miss', getCtx)
+    await sleep(100)
+    await A().set('/inc-miss', route('one render'), setCtx)
+    const got = await waiting
+    assert.equal(got?.value?.body.toString(), 'one render')
+    assert.equal(await exists(leaseKey('inc', '/inc-miss')), false)
+  })
+
+  test('on a stale entry the holder sees it stale, a follower sees it fresh', async () => {
+    const [A, B] = [incremental(), incremental()]
+    await A().set('/inc-stale', route('v1'), setCtx)
+    await sleep(2)
+    await A().revalidateTag(['sf-route'], { expire: 3600 })
+    const holder = await A().get('/inc-stale', getCtx)
+    assert.ok(holder.lastModified + 60_000 < now(), 'holder: Next regenerates in the background')
+    const follower = await B().get('/inc-stale', getCtx)
+    assert.ok(follower.lastModified + 60_000 >= now(), 'follower: fresh, no regeneration')
+    assert.equal(follower.value.body.toString(), 'v1')
+  })
+})
+
+describe('in-process tier', () => {
+  test('hits without Redis, honours revalidations from other instances, and coalesces reads', async () => {
+    const [A, B] = [useCache(), useCache()]
+    await A.set('tier-1', Promise.resolve(entry('tiered')))
+    await B.refreshTags()
+    assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
+    // Gone from Redis: B still has it in memory, and serves it without a GET.
+    await redisCommand(redis.port, ['DEL', engine.entryKey('default', 'tier-1')])
+    const before = await getCalls()
+    assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
+    assert.equal(await getCalls(), before, 'a tier hit sends no GET')
+    // A revalidation on A reaches B's tier through the tag mirror.
+    await A.updateTags(['sf'])
+    await B.refreshTags()
+    assert.equal(await B.get('tier-1', []), undefined, 'never served after a revalidation')
+
+    // Concurrent reads of one key in one process share one GET.
+    const C = useCache({ leases: false })
+    await A.set('tier-2', Promise.resolve(entry('shared')))
+    const start = await getCalls()
+    const all = await Promise.all(Array.from({ length: 10 }, () => C.get('tier-2', [])))
+    assert.ok(all.every((e) => e !== undefined))
+    assert.equal((await getCalls()) - start, 1, 'one GET for ten readers')
+  })
+
+  test('Pages ISR values are never kept: an on-demand re-render elsewhere is seen at once', async () => {
+    const [A, B] = [incremental(), incremental()]
+    const page = (html) => ({
+      kind: 'PAGES',
+      html,
+      pageData: { v: html },
+      headers: {},
+      status: 200,
+    })
+    const ctx = { kind: 'PAGES', cacheControl: { revalidate: 3600, expire: 31_536_000 } }
+    await A().set('/isr-tier', page('v1'), ctx)
+    assert.equal((await B().get('/isr-tier', { kind: 'PAGES' })).value.html, 'v1')
+    // res.revalidate('/isr-tier') on A: a new value, no tag, well within revalidate.
+    await A().set('/isr-tier', page('v2'), ctx)
+    assert.equal((await B().get('/isr-tier', { kind: 'PAGES' })).value.html, 'v2')
+    assert.equal((await A().get('/isr-tier', { kind: 'PAGES' })).value.html, 'v2')
+  })
+
+  test('while the breaker is open, reads are served from the tier', async () => {
+    const fast = {
+      readTimeoutMs: 150,
+      writeTimeoutMs: 200,
+      connectTimeoutMs: 300,
+      breakerFailures: 2,
+      breakerOpenMs: 5000,
+      breakerMaxOpenMs: 5000,
+    }
+    const A = useCache(fast)
+    await A.set('down-1', Promise.resolve(entry('kept')))
+    await sleep(2)
+    // Stale locally, so the tier alone would not serve it while Redis is healthy.
+    await A.updateTags(['sf'], { expire: 3600 })
+    process.kill(redis.pid, 'SIGSTOP')
+    try {
+      for (let i = 0; i < 4; i++) {
+        const got = await A.get('down-1', [])
+        assert.ok(got, `read ${i} served from the tier`)
+        assert.equal(got.revalidate, -1)
+        assert.equal(await text(got.value), 'kept')
+      }
+    } finally {
+      process.kill(redis.pid, 'SIGCONT')
+    }
+  })
+})

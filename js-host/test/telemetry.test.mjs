@@ -1,0 +1,281 @@
+// Observability (issue 7) with the real OpenTelemetry SDK against a real redis-server: the
+// counters the core keeps move as a scenario runs (hits, misses, expiry by tag, stale serves,
+// revalidations), the latency and size histograms and the Redis spans are recorded, and the
+// breaker gauge flips when Redis is killed and back when it returns. stats() reports the same
+// numbers. The redis-server is started, killed and restarted by PID.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+
+import { startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
+
+const require = createRequire(import.meta.url)
+const { metrics, trace } = require('@opentelemetry/api')
+const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics')
+const {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} = require('@opentelemetry/sdk-trace-base')
+
+// An in-memory reader: collects on demand, exports nowhere.
+class TestReader extends MetricReader {
+  async onForceFlush() {}
+  async onShutdown() {}
+}
+
+// The SDK is registered before fleetcache is loaded, as an instrumentation hook would.
+const reader = new TestReader()
+metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))
+const spans = new InMemorySpanExporter()
+trace.setGlobalTracerProvider(
+  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
+)
+
+const { createIncrementalCacheHandler, createUseCacheHandler, close, stats } =
+  await import('../esm/index.mjs')
+
+const now = () => performance.timeOrigin + performance.now()
+let logDir
+let redis
+const silenced = {}
+
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-telemetry-'))
+  redis = await startRedis({ logDir })
+  // The outage below logs breaker lines on purpose; keep the test output readable.
+  for (const level of ['log', 'warn', 'error']) {
+    silenced[level] = console[level]
+    console[level] = (...args) => {
+      if (!String(args[0]).startsWith('[fleetcache]')) silenced[level](...args)
+    }
+  }
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+  Object.assign(console, silenced)
+})
+
+async function collect() {
+  const { resourceMetrics, errors } = await reader.collect()
+  assert.deepEqual(errors, [])
+  const byName = new Map()
+  for (const scope of resourceMetrics.scopeMetrics) {
+    if (scope.scope.name !== 'fleetcache') continue
+    for (const m of scope.metrics) byName.set(m.descriptor.name, m)
+  }
+  return byName
+}
+
+// The value of the data point of `name` whose attributes include `attrs` (0 when absent).
+function point(byName, name, attrs = {}) {
+  const m = byName.get(name)
+  if (!m) return 0
+  const p = m.dataPoints.find((d) => Object.entries(attrs).every(([k, v]) => d.attributes[k] === v))
+  return p ? p.value : 0
+}
+
+const lookups = (b, iface, outcome) =>
+  point(b, 'fleetcache.lookups', { 'fleetcache.interface': iface, 'fleetcache.outcome': outcome })
+
+function entry(text, tags) {
+  return {
+    value: new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(text))
+        c.close()
+      },
+    }),
+    tags,
+    stale: 30,
+    timestamp: now(),
+    expire: 3600,
+    revalidate: 900,
+  }
+}
+
+const OPTIONS = {
+  prefix: 'otel',
+  // One Redis command per lookup is what these counts expect: no in-process tier, no leases.
+  memoryBytes: 0,
+  leases: false,
+  deploymentId: 'd1',
+  breakerFailures: 2,
+  breakerOpenMs: 200,
+  breakerMaxOpenMs: 400,
+  connectTimeoutMs: 300,
+  readTimeoutMs: 300,
+}
+
+describe('OpenTelemetry metrics and spans, real SDK, real Redis', () => {
+  let uc
+  let Inc
+
+  test('lookups by interface and outcome, revalidations, writes', async () => {
+    uc = createUseCacheHandler({ ...OPTIONS, redisUrl: redis.url })
+    Inc = createIncrementalCacheHandler({ ...OPTIONS, redisUrl: redis.url })
+    let b = await collect()
+    assert.equal(lookups(b, 'use-cache', 'hit'), 0)
+
+    await uc.refreshTags()
+    assert.equal(await uc.get('absent', []), undefined)
+    await uc.set('k1', Promise.resolve(entry('one', ['products'])))
+    assert.ok(await uc.get('k1', []), 'hit expected')
+    assert.ok(await uc.get('k1', []), 'hit expected')
+    b = await collect()
+    assert.equal(lookups(b, 'use-cache', 'miss'), 1)
+    assert.equal(lookups(b, 'use-cache', 'hit'), 2)
+    assert.equal(
+      point(b, 'fleetcache.writes', {
+        'fleetcache.interface': 'use-cache',
+        'fleetcache.outcome': 'stored',
+      }),
+      1,
+    )
+
+    // Immediate expiry: the next read is a miss, counted as expired by tag.
+    await uc.updateTags(['products'])
+    assert.equal(await uc.get('k1', []), undefined)
+    // A profile revalidation: served once as stale.
+    await uc.set('k2', Promise.resolve(entry('two', ['news'])))
+    await sleep(2)
+    await uc.updateTags(['news'], { expire: 3600 })
+    const stale = await uc.get('k2', [])
+    assert.equal(stale?.revalidate, -1)
+    b = await collect()
+    assert.equal(lookups(b, 'use-cache', 'expired-by-tag'), 1)
+    assert.equal(lookups(b, 'use-cache', 'stale'), 1)
+    assert.equal(
+      point(b, 'fleetcache.revalidations', { 'fleetcache.revalidation.mode': 'expire' }),
+      1,
+    )
+    assert.equal(
+      point(b, 'fleetcache.revalidations', { 'fleetcache.revalidation.mode': 'stale' }),
+      1,
+    )
+    assert.equal(point(b, 'fleetcache.outbox.size'), 0)
+
+    // The singular handler is counted apart.
+    const inc = new Inc()
+    assert.equal(await inc.get('/route-cache/APP_ROUTE/x/$/api', { kind: 'APP_ROUTE' }), null)
+    await inc.set(
+      '/route-cache/APP_ROUTE/x/$/api',
+      { kind: 'APP_ROUTE', body: Buffer.from('{"ok":true}'), status: 200, headers: {} },
+      { kind: 'APP_ROUTE', cacheControl: { revalidate: 60, expire: 3600 } },
+    )
+    const got = await inc.get('/route-cache/APP_ROUTE/x/$/api', { kind: 'APP_ROUTE' })
+    assert.equal(got?.value?.body.toString(), '{"ok":true}')
+    b = await collect()
+    assert.equal(lookups(b, 'incremental', 'miss'), 1)
+    assert.equal(lookups(b, 'incremental', 'hit'), 1)
+    assert.equal(lookups(b, 'use-cache', 'hit'), 2, 'the other interface is unchanged')
+
+    // stats() reports the same numbers, for users without OpenTelemetry.
+    const s = stats()
+    assert.equal(s.lookups.useCache.hit, 2)
+    assert.equal(s.lookups.useCache.expiredByTag, 1)
+    assert.equal(s.lookups.incremental.hit, 1)
+    assert.equal(s.revalidations.expire + s.revalidations.stale, 2)
+    assert.equal(s.breaker.state, 'closed')
+  })
+
+  test('latency and entry-size histograms, one client span per Redis command', async () => {
+    const b = await collect()
+    const duration = b.get('fleetcache.operation.duration')
+    assert.equal(duration.descriptor.unit, 's')
+    const get = duration.dataPoints.find(
+      (d) => d.attributes['db.operation.name'] === 'GET' && !d.attributes['error.type'],
+    )
+    assert.ok(get.value.count >= 5, `GET durations: ${get.value.count}`)
+    assert.ok(get.value.max > 0 && get.value.max < 1, `seconds, not ms: ${get.value.max}`)
+    assert.ok(
+      duration.dataPoints.some((d) => d.attributes['db.operation.name'] === 'EVALSHA'),
+      'tag scripts are timed too',
+    )
+    const size = b.get('fleetcache.entry.size')
+    assert.equal(size.descriptor.unit, 'By')
+    const set = size.dataPoints.find((d) => d.attributes['db.operation.name'] === 'SET')
+    assert.ok(set.value.count >= 3 && set.value.min > 3, JSON.stringify(set.value))
+
+    const finished = spans.getFinishedSpans()
+    const getSpans = finished.filter((s) => s.name === 'GET')
+    assert.ok(getSpans.length >= 5)
+    assert.equal(getSpans[0].attributes['db.system.name'], 'redis')
+    assert.equal(getSpans[0].kind, 2 /* CLIENT */)
+  })
+
+  test('the breaker gauge flips when Redis is killed and back when it returns', async () => {
+    let b = await collect()
+    assert.equal(point(b, 'fleetcache.breaker.state'), 0)
+    const port = redis.port
+    process.kill(redis.pid, 'SIGKILL')
+    await redis.stop()
+    // Two failed reads open the breaker (breakerFailures: 2); later ones are refused.
+    for (let i = 0; i < 4; i++) assert.equal(await uc.get('k1', []), undefined)
+    b = await collect()
+    assert.equal(point(b, 'fleetcache.breaker.state'), 2, 'open')
+    assert.equal(
+      point(b, 'fleetcache.breaker.transitions', { 'fleetcache.breaker.state': 'open' }),
+      1,
+    )
+    assert.ok(point(b, 'fleetcache.errors', { 'error.type': 'connection' }) >= 2)
+    assert.ok(point(b, 'fleetcache.errors', { 'error.type': 'circuit_open' }) >= 1)
+    assert.equal(stats().breaker.state, 'open')
+    // A revalidation during the outage waits in the outbox.
+    await uc.updateTags(['offline'])
+    b = await collect()
+    assert.equal(point(b, 'fleetcache.outbox.size'), 1)
+    const errorSpan = spans.getFinishedSpans().find((s) => s.attributes['error.type'])
+    assert.ok(errorSpan, 'failed commands mark their span as errors')
+
+    redis = await startRedisOnPort({ port, logDir })
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      await uc.get('k1', [])
+      await uc.refreshTags()
+      if (stats().breaker.state === 'closed' && stats().outbox.length === 0) break
+      assert.ok(Date.now() < deadline, `breaker still ${stats().breaker.state}`)
+      await sleep(100)
+    }
+    b = await collect()
+    assert.equal(point(b, 'fleetcache.breaker.state'), 0, 'closed again')
+    assert.equal(
+      point(b, 'fleetcache.breaker.transitions', { 'fleetcache.breaker.state': 'closed' }),
+      1,
+    )
+    assert.equal(point(b, 'fleetcache.outbox.size'), 0, 'the queued revalidation was sent')
+  })
+})
+
+test('without @opentelemetry/api the package loads, serves and counts (stats only)', () => {
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  // A child process in which resolving @opentelemetry/api fails, as in an app without it.
+  const script = `
+    const Module = require('node:module')
+    const resolve = Module._resolveFilename
+    Module._resolveFilename = function (request, ...rest) {
+      if (request === '@opentelemetry/api') throw Object.assign(new Error('absent'), { code: 'MODULE_NOT_FOUND' })
+      return resolve.call(this, request, ...rest)
+    }
+    const fc = require(${JSON.stringify(path.join(here, '..', 'dist', 'index.js'))})
+    const h = fc.createUseCacheHandler({ prefix: 'nootel', deploymentId: 'd' })
+    h.get('k', []).then((v) => {
+      const s = fc.stats()
+      process.stdout.write('\\n' + JSON.stringify({ v: v === undefined, miss: s.lookups.useCache.miss,
+        otel: Boolean(globalThis[Symbol.for('fleetcache.telemetry')]?.telemetry) }))
+    })
+  `
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 })
+  assert.equal(r.status, 0, r.stderr)
+  // The last line is the result; fleetcache's own start-up lines come before it.
+  const last = r.stdout.trim().split('\n').at(-1)
+  assert.deepEqual(JSON.parse(last), { v: true, miss: 1, otel: false })
+})

@@ -1,0 +1,260 @@
+// The wasm engine in a real workers-style runtime: Cloudflare's workerd (npm `workerd`, which
+// ships its binary). A small worker on 127.0.0.1 imports the package's `workerd` entry (what
+// `exports["."].workerd` names), which gets the .wasm as a compiled WebAssembly.Module through
+// an ES import: no fs, no Node. The worker keeps entries in the in-process store and is driven
+// over HTTP; the test checks get / set / tag invalidation results.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, test } from 'node:test'
+
+import { freePort } from '../../tests/support/ports.mjs'
+import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
+
+const require = createRequire(import.meta.url)
+const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'))
+
+// The test worker: a tiny HTTP API over the 'use cache'-shaped cache.
+const WORKER = `
+import { createCache, module } from './fleetcache/ENTRY'
+
+// One cache per isolate, like a module-scope handler in Next.
+const cache = createCache({ prefix: 'wk', deploymentId: 'workerd-test' })
+
+const json = (body, status = 200) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+const list = (v) => (v ? v.split(',') : [])
+
+export default {
+  async fetch(request) {
+    const url = new URL(request.url)
+    const q = url.searchParams
+    switch (url.pathname) {
+      case '/info':
+        return json({
+          storeKind: cache.storeKind,
+          prefix: cache.engine.prefix,
+          deployment: cache.engine.deployment,
+          moduleTag: Object.prototype.toString.call(module),
+          process: typeof process,
+          require: typeof require,
+          entryKey: cache.engine.entryKey('default', 'k'),
+        })
+      case '/set': {
+        const bytes = new Uint8Array(await request.arrayBuffer())
+        await cache.set(q.get('key'), {
+          value: new ReadableStream({ start(c) { c.enqueue(bytes); c.close() } }),
+          tags: list(q.get('tags')),
+          stale: 0,
+          timestamp: Number(q.get('timestamp') ?? Date.now()),
+          revalidate: Number(q.get('revalidate') ?? 60),
+          expire: Number(q.get('expire') ?? 3600),
+        })
+        return json({ ok: true })
+      }
+      case '/get': {
+        const entry = await cache.get(q.get('key'), list(q.get('soft')))
+        if (!entry) return json({ hit: false })
+        const value = await new Response(entry.value).text()
+        return json({ hit: true, value, tags: entry.tags, revalidate: entry.revalidate, timestamp: entry.timestamp })
+      }
+      case '/update-tags': {
+        const expire = q.get('expire')
+        await cache.updateTags(list(q.get('tags')), expire === null ? undefined : { expire: Number(expire) })
+        return json({ ok: true })
+      }
+      case '/expiration':
+        return json({ expiration: await cache.getExpiration(list(q.get('tags'))) })
+      default:
+        return json({ error: 'no route' }, 404)
+    }
+  },
+}
+`
+
+let dir
+let child
+let base
+let logFile
+let failed = false
+
+// The files a worker needs, from the package's exports: the `workerd` entry and what it imports.
+function packageFiles() {
+  const entry = pkg.exports['.'].workerd.default
+  assert.ok(entry, 'package.json exports["."] has no workerd condition')
+  return {
+    entry: entry.replace(/^\.\//, ''),
+    files: [entry, './worker/index.js', './wasm/web/fleetcache_wasm.js', pkg.exports['./wasm']].map(
+      (f) => f.replace(/^\.\//, ''),
+    ),
+  }
+}
+
+async function call(pathname, { method = 'GET', body } = {}) {
+  const res = await fetch(base + pathname, { method, body, signal: AbortSignal.timeout(10_000) })
+  const text = await res.text()
+  assert.equal(res.status, 200, `${method} ${pathname} -> ${res.status}: ${text}`)
+  return JSON.parse(text)
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+describe('the engine in workerd (workers-style runtime, no fs, no Node)', () => {
+  before(
+    async () => {
+      const bin = require.resolve('workerd/bin/workerd')
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-workerd-'))
+      logFile = path.join(dir, 'workerd.log')
+      const { entry, files } = packageFiles()
+      for (const f of files) {
+        fs.mkdirSync(path.join(dir, 'fleetcache', path.dirname(f)), { recursive: true })
+        fs.copyFileSync(path.join(pkgDir, f), path.join(dir, 'fleetcache', f))
+      }
+      fs.writeFileSync(path.join(dir, 'main.mjs'), WORKER.replace('ENTRY', entry))
+      const port = await freePort()
+      const modules = [
+        `(name = "main.mjs", esModule = embed "main.mjs")`,
+        ...files.map((f) =>
+          f.endsWith('.wasm')
+            ? `(name = "fleetcache/${f}", wasm = embed "fleetcache/${f}")`
+            : `(name = "fleetcache/${f}", esModule = embed "fleetcache/${f}")`,
+        ),
+      ]
+      fs.writeFileSync(
+        path.join(dir, 'config.capnp'),
+        `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .worker)],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+const worker :Workerd.Worker = (
+  modules = [${modules.join(', ')}],
+  compatibilityDate = "2025-06-01",
+);
+`,
+      )
+      const out = fs.openSync(logFile, 'a')
+      child = trackChild(
+        spawn(bin, ['serve', path.join(dir, 'config.capnp')], {
+          cwd: dir,
+          stdio: ['ignore', out, out],
+        }),
+      )
+      fs.closeSync(out)
+      base = `http://127.0.0.1:${port}`
+      try {
+        await waitFor(
+          async () => {
+            if (child.exitCode !== null) {
+              throw Object.assign(new Error(`workerd exited (${child.exitCode})`), { fatal: true })
+            }
+            const res = await fetch(`${base}/info`, { signal: AbortSignal.timeout(2000) })
+            await res.arrayBuffer()
+            return res.status === 200
+          },
+          { timeoutMs: 30_000, intervalMs: 100, what: 'workerd to answer', stopOn: (e) => e.fatal },
+        )
+      } catch (err) {
+        failed = true
+        throw new Error(`${err.message}\n--- ${logFile} ---\n${tailFile(logFile, 40)}`, {
+          cause: err,
+        })
+      }
+    },
+    { timeout: 60_000 },
+  )
+
+  after(async () => {
+    if (child) await stopChild(child, { termTimeoutMs: 5000 })
+    if (dir && !failed) fs.rmSync(dir, { recursive: true, force: true })
+    else if (dir) process.stderr.write(`[workerd] files and log kept in ${dir}\n`)
+  })
+
+  const checked = (fn) => async () => {
+    try {
+      await fn()
+    } catch (err) {
+      failed = true
+      err.message += `\n--- ${logFile} ---\n${tailFile(logFile, 30)}`
+      throw err
+    }
+  }
+
+  test(
+    'the engine runs from a WebAssembly.Module, with no process or require',
+    checked(async () => {
+      const info = await call('/info')
+      assert.equal(info.storeKind, 'memory')
+      assert.equal(info.moduleTag, '[object WebAssembly.Module]')
+      assert.equal(info.process, 'undefined')
+      assert.equal(info.require, 'undefined')
+      assert.equal(info.prefix, 'wk')
+      assert.equal(info.deployment, 'workerd-test')
+      // Keys are the same function of the settings as in Node.
+      const { wasm } = require('../dist/wasm.js')
+      const node = new wasm.Engine({
+        prefix: 'wk',
+        deployment: 'workerd-test',
+        maxEntryBytes: 1 << 20,
+        maxTtlSeconds: 3600,
+        memoryBytes: 1 << 20,
+        defaultTtlSeconds: 3600,
+      })
+      assert.equal(info.entryKey, node.entryKey('default', 'k'))
+    }),
+  )
+
+  test(
+    'get / set round trip, misses for unknown keys',
+    checked(async () => {
+      assert.deepEqual(await call('/get?key=nothing'), { hit: false })
+      await call('/set?key=k1&tags=t1,t2', { method: 'POST', body: 'héllo wörld' })
+      const got = await call('/get?key=k1')
+      assert.equal(got.hit, true)
+      assert.equal(got.value, 'héllo wörld')
+      assert.deepEqual(got.tags, ['t1', 't2'])
+      assert.equal(got.revalidate, 60)
+    }),
+  )
+
+  test(
+    'tag invalidation: expiry makes a miss, a profile makes the entry stale, soft tags count',
+    checked(async () => {
+      const t0 = Date.now() - 1000
+      await call(`/set?key=a&tags=ta&timestamp=${t0}`, { method: 'POST', body: 'A' })
+      await call(`/set?key=b&tags=tb&timestamp=${t0}`, { method: 'POST', body: 'B' })
+      await call(`/set?key=c&timestamp=${t0}`, { method: 'POST', body: 'C' })
+      await call(`/set?key=d&tags=td&timestamp=${t0}`, { method: 'POST', body: 'D' })
+      assert.equal((await call('/get?key=a')).hit, true)
+      assert.equal((await call('/expiration?tags=ta')).expiration, 0)
+
+      await call('/update-tags?tags=ta') // expire now
+      await sleep(5)
+      assert.deepEqual(await call('/get?key=a'), { hit: false }, 'expired by its tag')
+      assert.ok((await call('/expiration?tags=ta')).expiration >= t0)
+
+      await call('/update-tags?tags=tb&expire=600') // stale-while-revalidate
+      await sleep(5)
+      const b = await call('/get?key=b')
+      assert.equal(b.hit, true, 'a stale entry is still served')
+      assert.equal(b.value, 'B')
+      assert.equal(b.revalidate, -1, 'served stale: Next regenerates it in the background')
+
+      await call('/update-tags?tags=_N_T_/page')
+      await sleep(5)
+      assert.equal((await call('/get?key=c')).hit, true, 'no soft tags given: still fresh')
+      assert.deepEqual(await call('/get?key=c&soft=_N_T_/page'), { hit: false }, 'soft tag')
+
+      assert.equal((await call('/get?key=d')).hit, true, 'an unrelated tag stays fresh')
+      // An entry written after the revalidation is fresh again.
+      await call('/set?key=a&tags=ta', { method: 'POST', body: 'A2' })
+      const a2 = await call('/get?key=a')
+      assert.equal(a2.value, 'A2')
+    }),
+  )
+})

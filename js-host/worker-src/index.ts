@@ -1,0 +1,380 @@
+/**
+ * fleetcache for workers-style runtimes (workerd / Cloudflare Workers, Next's edge runtime, Deno,
+ * browsers): the same wasm engine as the Node package, instantiated from a `WebAssembly.Module`
+ * or bytes (no `fs`), with an in-process store, or a transport the host supplies
+ * (docs/transport.md). ESM, no Node APIs.
+ *
+ * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
+ * `refreshTags`, `getExpiration`, `updateTags`). The Node handlers (`fleetcache/use-cache`) are
+ * separate code with the same engine calls; they add node-redis, the in-flight write map and
+ * logging.
+ */
+import { Engine, initSync, Outcome } from '../wasm/web/fleetcache_wasm.js'
+
+/** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
+export type WasmSource = WebAssembly.Module | BufferSource
+
+/** Redis replies as the engine expects them (docs/transport.md). */
+export type Reply = null | number | string | Uint8Array | Reply[]
+
+/**
+ * Executes Redis commands for the engine. Bulk-string replies must be `Uint8Array`s (binary
+ * safe), nil replies `null`. Reject with an error whose `code` is `ERR_REDIS_REPLY` (and whose
+ * message is Redis's, e.g. `NOSCRIPT ...`) when Redis answered with an error, `ERR_REDIS_TIMEOUT`
+ * when `timeoutMs` passed, anything else when Redis could not be reached.
+ */
+export interface Transport {
+  send(
+    argv: readonly (string | Uint8Array)[],
+    options: { kind: 'read' | 'write'; timeoutMs: number },
+  ): Promise<Reply>
+}
+
+/** Next 16's `'use cache'` entry. */
+export interface CacheEntry {
+  value: ReadableStream<Uint8Array>
+  tags: string[]
+  stale: number
+  timestamp: number
+  expire: number
+  revalidate: number
+}
+
+export interface WorkerCacheOptions {
+  /** The engine: a `WebAssembly.Module` (what a `.wasm` import gives) or its bytes. */
+  module: WasmSource
+  /** Where entries and tag state live. Default: an in-process store in this isolate. */
+  transport?: Transport | undefined
+  /** First segment of every key. Default `fleetcache`. */
+  prefix?: string | undefined
+  /** This deployment's namespace. Default empty (the engine uses a fixed segment). */
+  deploymentId?: string | undefined
+  /** Key space, as `cacheHandlers` names (`default`, `remote`, ...). Default `default`. */
+  name?: string | undefined
+  /** Byte budget of the in-process store. Default 50 MiB. */
+  memoryBytes?: number | undefined
+  /** Largest entry stored, in bytes. Default 8 MiB. */
+  maxEntryBytes?: number | undefined
+  /** Cap on any entry's lifetime, in seconds. Default 30 days. */
+  maxTtlSeconds?: number | undefined
+}
+
+export { Engine, Outcome }
+
+const HEADER_WINDOW = 4096
+
+/**
+ * Instantiates the wasm engine once per isolate (later calls reuse it; the module argument is
+ * then ignored) and creates an engine. Throws an `Error` with a `code` on invalid settings.
+ */
+export function createEngine(
+  module: WasmSource,
+  config: Omit<WorkerCacheOptions, 'module' | 'transport' | 'name'> = {},
+): Engine {
+  initSync({ module })
+  return new Engine({
+    prefix: config.prefix ?? 'fleetcache',
+    deployment: config.deploymentId ?? '',
+    maxEntryBytes: config.maxEntryBytes ?? 8 * 1024 * 1024,
+    maxTtlSeconds: config.maxTtlSeconds ?? 30 * 24 * 3600,
+    memoryBytes: config.memoryBytes ?? 50 * 1024 * 1024,
+    defaultTtlSeconds: 365 * 24 * 3600,
+  })
+}
+
+interface Store {
+  get(key: string, now: number): Promise<Uint8Array | null>
+  set(key: string, value: Uint8Array, ttlMs: number, now: number): Promise<void>
+}
+
+/** Bytes in a Map; the engine's index decides recency, lifetime and eviction under the budget. */
+export class MemoryStore implements Store {
+  private readonly bytes = new Map<string, Uint8Array>()
+  constructor(private readonly engine: Engine) {}
+
+  get(key: string, now: number): Promise<Uint8Array | null> {
+    if (!this.engine.memoryTouch(key, now)) {
+      this.bytes.delete(key)
+      return Promise.resolve(null)
+    }
+    return Promise.resolve(this.bytes.get(key) ?? null)
+  }
+
+  set(key: string, value: Uint8Array, ttlMs: number, now: number): Promise<void> {
+    const evicted = this.engine.memoryInsert(key, value.byteLength, now + ttlMs)
+    this.bytes.set(key, value)
+    if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
+    return Promise.resolve()
+  }
+}
+
+function code(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
+}
+
+/** Thrown instead of sending while the engine's circuit breaker is open. */
+export class CircuitOpenError extends Error {
+  readonly code = 'ERR_REDIS_CIRCUIT_OPEN'
+  constructor() {
+    super('redis circuit breaker is open: Redis not asked')
+    this.name = 'CircuitOpenError'
+  }
+}
+
+/**
+ * Puts the engine's breaker and budgets in front of the host's transport: the engine admits
+ * each command, gives its deadline, and hears how it ended.
+ */
+class Guarded {
+  constructor(
+    private readonly engine: Engine,
+    private readonly inner: Transport,
+  ) {}
+
+  async send(argv: readonly (string | Uint8Array)[], kind: 'read' | 'write'): Promise<Reply> {
+    const k = kind === 'read' ? 0 : 1
+    const permit = this.engine.admit(k, Date.now())
+    if (permit === 0) throw new CircuitOpenError()
+    const timeoutMs = this.engine.budgetMs(k)
+    let result = 1
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(
+            Object.assign(
+              new Error(`redis ${String(argv[0])} took longer than ${String(timeoutMs)} ms`),
+              { code: 'ERR_REDIS_TIMEOUT' },
+            ),
+          )
+        }, timeoutMs + this.engine.connectBudgetMs)
+      })
+      const reply = await Promise.race([this.inner.send(argv, { kind, timeoutMs }), deadline])
+      result = 0
+      return reply
+    } catch (err) {
+      if (code(err) === 'ERR_REDIS_REPLY') result = 0
+      else if (code(err) === 'ERR_REDIS_TIMEOUT') result = 2
+      throw err
+    } finally {
+      clearTimeout(timer)
+      this.engine.report(permit, result, Date.now())
+    }
+  }
+
+  /** An `EVALSHA` planned by the engine, loading the script on `NOSCRIPT`. */
+  async script(argv: string[], kind: 'read' | 'write'): Promise<Reply> {
+    try {
+      return await this.send(argv, kind)
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+      const lua = this.engine.scriptSource(argv[1] ?? '')
+      if (lua === undefined) throw err
+      return this.send(['EVAL', lua, ...argv.slice(2)], kind)
+    }
+  }
+}
+
+class TransportStore implements Store {
+  constructor(private readonly guarded: Guarded) {}
+
+  async get(key: string): Promise<Uint8Array | null> {
+    let reply: Reply
+    try {
+      reply = await this.guarded.send(['GET', key], 'read')
+    } catch (err) {
+      if (err instanceof CircuitOpenError) return null
+      throw err
+    }
+    if (reply === null) return null
+    if (!(reply instanceof Uint8Array)) throw new Error('GET returned a non-binary reply')
+    return reply
+  }
+
+  async set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
+    try {
+      await this.guarded.send(
+        ['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))],
+        'write',
+      )
+    } catch (err) {
+      if (!(err instanceof CircuitOpenError)) throw err
+    }
+  }
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  let length = 0
+  const reader = stream.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    chunks.push(value)
+    length += value.byteLength
+  }
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const c of chunks) {
+    out.set(c, offset)
+    offset += c.byteLength
+  }
+  return out
+}
+
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes)
+      controller.close()
+    },
+  })
+}
+
+/** A `'use cache'`-shaped handler over the engine; errors become misses, as in Node. */
+export class WorkerCache {
+  readonly engine: Engine
+  private readonly store: Store
+  private readonly guarded: Guarded | undefined
+  private readonly name: string
+  /** Called with a message when something failed and was turned into a miss or a skip. */
+  onError: (message: string) => void = (m) => {
+    console.error(`[fleetcache] ${m}`)
+  }
+
+  constructor(options: WorkerCacheOptions) {
+    this.engine = createEngine(options.module, options)
+    this.name = options.name ?? 'default'
+    this.engine.entryKey(this.name, '')
+    this.guarded = options.transport ? new Guarded(this.engine, options.transport) : undefined
+    this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
+  }
+
+  /** Where entries live: `memory` (this isolate) or `transport`. */
+  get storeKind(): 'memory' | 'transport' {
+    return this.guarded ? 'transport' : 'memory'
+  }
+
+  async get(cacheKey: string, softTags: string[] = []): Promise<CacheEntry | undefined> {
+    const engine = this.engine
+    try {
+      const key = engine.entryKey(this.name, cacheKey)
+      const t = Date.now()
+      const value = await this.store.get(key, t)
+      if (value === null) return undefined
+      const soft = softTags.join('\0')
+      let outcome = engine.inspect(
+        cacheKey,
+        value.subarray(0, HEADER_WINDOW),
+        value.byteLength,
+        soft,
+        t,
+      )
+      if (outcome === Outcome.NeedMore) {
+        outcome = engine.inspect(
+          cacheKey,
+          value.subarray(0, engine.lastNeed),
+          value.byteLength,
+          soft,
+          t,
+        )
+      }
+      if (outcome !== Outcome.Fresh && outcome !== Outcome.Stale) {
+        if (outcome === Outcome.Corrupt)
+          this.onError(`unreadable entry at ${key} (${engine.lastError}): miss`)
+        return undefined
+      }
+      const tags = engine.lastTags
+      return {
+        value: streamOf(value.subarray(engine.lastPayloadOffset)),
+        tags: tags === '' ? [] : tags.split('\0'),
+        stale: engine.lastStale,
+        timestamp: engine.lastTimestamp,
+        expire: engine.lastExpire,
+        revalidate: outcome === Outcome.Stale ? -1 : engine.lastRevalidate,
+      }
+    } catch (err) {
+      this.onError(`get failed, treated as a miss: ${String(err)}`)
+      return undefined
+    }
+  }
+
+  async set(cacheKey: string, pendingEntry: Promise<CacheEntry> | CacheEntry): Promise<void> {
+    const engine = this.engine
+    try {
+      const entry = await pendingEntry
+      const payload = await readAll(entry.value)
+      const t = Date.now()
+      const key = engine.entryKey(this.name, cacheKey)
+      const header = engine.planUseCacheSet(
+        this.name,
+        cacheKey,
+        entry.tags.join('\0'),
+        entry.timestamp,
+        entry.revalidate,
+        entry.expire,
+        entry.stale,
+        payload.byteLength,
+        t,
+      )
+      const ttl = engine.lastTtlMs
+      if (ttl < 0) return
+      const value = new Uint8Array(header.byteLength + payload.byteLength)
+      value.set(header, 0)
+      value.set(payload, header.byteLength)
+      await this.store.set(key, value, ttl, t)
+    } catch (err) {
+      this.onError(`set failed, entry not stored: ${String(err)}`)
+    }
+  }
+
+  /** Pulls tag changes from the transport (nothing to do in memory). Never rejects. */
+  async refreshTags(): Promise<void> {
+    if (this.guarded === undefined) return
+    try {
+      const reply = await this.guarded.script(this.engine.planTagRefresh(), 'read')
+      if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-binary reply')
+      this.engine.applyRefresh(reply)
+    } catch (err) {
+      if (!(err instanceof CircuitOpenError)) {
+        this.onError(`tag refresh failed, using the last known tag state: ${String(err)}`)
+      }
+    }
+  }
+
+  getExpiration(tags: string[]): Promise<number> {
+    return Promise.resolve(this.engine.getExpiration(tags.join('\0'), Date.now()))
+  }
+
+  /**
+   * Records a revalidation here at once and, with a transport, sends it (queued in the engine's
+   * outbox, in order, while the transport fails). Never rejects.
+   */
+  async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
+    if (tags.length === 0) return
+    const mode = durations === undefined ? 0 : 1
+    const expire = durations?.expire ?? Number.NaN
+    try {
+      if (this.guarded === undefined) {
+        this.engine.planTagUpdate(tags.join('\0'), mode, expire, Date.now())
+        return
+      }
+      const dropped = this.engine.queueTagUpdate(tags.join('\0'), mode, expire, Date.now())
+      if (dropped !== '')
+        this.onError(`revalidation outbox full: dropped ${dropped.split('\0').join(',')}`)
+      while (this.engine.outboxLength > 0) {
+        const seq = this.engine.outboxHeadSeq
+        const reply = await this.guarded.script(this.engine.planOutboxHead(), 'write')
+        this.engine.ackOutbox(seq)
+        if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
+      }
+    } catch (err) {
+      this.onError(`revalidation applied here only for now, kept in the outbox: ${String(err)}`)
+    }
+  }
+}
+
+/** A `'use cache'`-shaped cache over the engine (see {@link WorkerCache}). */
+export function createCache(options: WorkerCacheOptions): WorkerCache {
+  return new WorkerCache(options)
+}

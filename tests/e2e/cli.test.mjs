@@ -1,0 +1,209 @@
+// The `fleetcache` CLI (issue 7) against a real redis-server holding data written by a real
+// `next start` of examples/next-incremental:
+// - seed: the build's prerendered routes are stored before any instance runs, and a fresh
+//   instance answers its first request for each from the shared cache (x-nextjs-cache: HIT)
+//   without rendering (the counting origin is never called);
+// - stats, tags, inspect: what the instance wrote and revalidated is visible;
+// - purge: one old deployment's keys go, in several SCAN pages, and the live one's stay.
+//
+// Run: node --test tests/e2e/cli.test.mjs   Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { promisify } from 'node:util'
+import { makeLogDir, prepareApp, repoRoot, startInstance } from '../support/fleet.mjs'
+import { startOrigin } from '../support/origin.mjs'
+import { startRedis } from '../support/redis.mjs'
+import { indent, sleep } from '../support/util.mjs'
+
+const APP_DIR = path.join(repoRoot, 'examples', 'next-incremental')
+// The CLI as installed in the app from the tarball (its `bin`), not the working tree.
+const CLI = path.join(APP_DIR, 'node_modules', 'fleetcache', 'dist', 'cli', 'main.js')
+const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
+const run = promisify(execFile)
+
+let logDir
+let redis
+let origin
+let A
+let buildId
+
+async function cli(args, { ok = true } = {}) {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], {
+      env: { ...process.env, REDIS_URL: redis.url, FLEETCACHE_PREFIX: '' },
+      timeout: 60_000,
+    })
+    return { code: 0, stdout: r.stdout, stderr: r.stderr }
+  } catch (err) {
+    if (ok) {
+      throw new Error(
+        `fleetcache ${args.join(' ')} exited ${err.code}\n${indent(err.stdout ?? '')}\n${indent(err.stderr ?? '')}`,
+      )
+    }
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+const cliJson = async (args) => JSON.parse((await cli([...args, '--json'])).stdout)
+
+async function diagnostics() {
+  const parts = [`--- diagnostics (logs in ${logDir}) ---`]
+  if (origin) parts.push(origin.describe())
+  if (redis) parts.push(await redis.describe())
+  if (A) parts.push(`--- A ${A.url}; last lines of ${A.logFile} ---\n${A.logTail(60)}`)
+  return parts.join('\n\n')
+}
+
+let failed = false
+function withDiagnostics(fn) {
+  return async (t) => {
+    try {
+      await fn(t)
+    } catch (err) {
+      failed = true
+      const wrapped = new Error(`${err.message}\n\n${indent(await diagnostics(), '  ')}`, {
+        cause: err,
+      })
+      wrapped.stack = `${wrapped.message}\n${err.stack?.split('\n').slice(1).join('\n') ?? ''}`
+      throw wrapped
+    }
+  }
+}
+
+describe('fleetcache CLI against a real Redis and a real next start', () => {
+  before(
+    async () => {
+      logDir = makeLogDir('fleetcache-e2e-cli-')
+      const app = await prepareApp({ logDir, appDir: APP_DIR })
+      buildId = app.buildId
+      redis = await startRedis({ logDir })
+      origin = await startOrigin()
+    },
+    { timeout: 20 * 60_000 },
+  )
+
+  after(async () => {
+    await A?.stop()
+    await origin?.close()
+    await redis?.stop()
+    if (!failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+  })
+
+  test(
+    'seed: a fresh instance answers its first requests from the build, without rendering',
+    withDiagnostics(async () => {
+      const r = await cli(['seed', path.join(APP_DIR, '.next')])
+      assert.match(r.stdout, new RegExp(`seeded \\d+ prerendered routes for deployment ${buildId}`))
+      const seeded = Number(/seeded (\d+)/.exec(r.stdout)[1])
+      assert.ok(seeded >= 4, r.stdout) // /, /_not-found, /app-page, /api/route-data, /isr
+
+      // Only now does the first instance start; it has never rendered anything.
+      A = await startInstance({
+        name: 'A',
+        env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' },
+        logDir,
+        appDir: APP_DIR,
+        readyPath: '/api/route-data',
+      })
+      // readyPath itself was the first request for the route handler.
+      const route = await A.request('/api/route-data')
+      assert.equal(route.headers.get('x-nextjs-cache'), 'HIT')
+      for (const p of [
+        { path: '/app-page', name: 'app-page' },
+        { path: '/isr', name: 'isr' },
+      ]) {
+        const res = await A.request(p.path)
+        assert.equal(res.status, 200)
+        assert.equal(res.headers.get('x-nextjs-cache'), 'HIT', `${p.path} on its first request`)
+        // The build rendered without an origin: the page is the build's output, not a render.
+        assert.match(res.text, /ORIGIN_URL is not set/)
+      }
+      assert.equal(origin.calls('app-page'), 0, 'no render of /app-page')
+      assert.equal(origin.calls('isr'), 0, 'no render of /isr')
+      assert.equal(origin.calls('route-data'), 0, 'no render of /api/route-data')
+    }),
+  )
+
+  test(
+    'stats, tags and inspect show what the instance wrote and revalidated',
+    withDiagnostics(async () => {
+      // A dynamic page whose fetch is cached by the running instance (a FETCH entry).
+      const page = await A.getData('/fetch-tags')
+      assert.equal(page.error, null)
+      const before = await cliJson(['stats'])
+      const row = before.rows.find((x) => x.deployment === buildId && x.interface === 'inc')
+      assert.ok(row, JSON.stringify(before))
+      assert.ok(row.entries >= 6 && row.bytes > 10_000, JSON.stringify(row))
+      assert.equal(before.truncated, false)
+
+      const t0 = Date.now()
+      await A.call('/api/expire?tag=fetch-tag')
+      await sleep(1000) // route-handler revalidations finish after the response (waitUntil)
+      const tags = await cliJson(['tags', '--limit', '5'])
+      const rec = tags.find((x) => x.tag === 'fetch-tag')
+      assert.ok(rec, JSON.stringify(tags))
+      assert.ok(rec.updatedAt >= t0 - 5 && rec.updatedAt <= Date.now(), JSON.stringify(rec))
+      assert.equal(rec.expired, rec.updatedAt, 'an immediate expiry')
+      assert.match((await cli(['tags'])).stdout, /expired\s+\d+\s+fetch-tag/)
+      const s = await cliJson(['stats'])
+      assert.ok(s.tags >= 1)
+
+      // Find the FETCH entry by scanning through redis itself and decode it with the CLI.
+      const keys = (await redis.describe({ maxKeys: 100 }))
+        .split('\n')
+        .filter((k) => k.endsWith(':e'))
+      let fetchEntry
+      for (const key of keys) {
+        const r = await cliJson(['inspect', key])
+        if (r.header.valueKind === 'FETCH') fetchEntry = r
+      }
+      assert.ok(fetchEntry, `no FETCH entry among ${keys.length} keys`)
+      assert.ok(fetchEntry.header.tags.includes('fetch-tag'))
+      assert.equal(fetchEntry.verdict, 'expired-by-tag', 'judged against the live tag state')
+      assert.ok(fetchEntry.ttlMs > 0)
+      const text = (await cli(['inspect', fetchEntry.key])).stdout
+      assert.match(text, /verdict now\s+expired-by-tag/)
+      assert.match(text, /value \(JSON part\)/)
+      const missing = await cli(['inspect', 'fleetcache:nope:inc:{0}:e'], { ok: false })
+      assert.equal(missing.code, 1)
+    }),
+  )
+
+  test(
+    "purge: one old deployment's keys go in batches, the live deployment's stay",
+    withDiagnostics(async () => {
+      // An older deployment: the same routes seeded under another id, plus many entries, so
+      // the purge takes several SCAN pages.
+      await cli(['seed', path.join(APP_DIR, '.next'), '--deployment', 'old-build'])
+      await redis.command(
+        'EVAL',
+        "for i = 1, 1200 do redis.call('SET', 'fleetcache:old-build:inc:{' .. i .. '}:e', 'x', 'PX', 600000) end",
+        '0',
+      )
+      const live = (await cliJson(['stats'])).rows.find((x) => x.deployment === buildId)
+      const dry = await cliJson(['purge', '--deployment', 'old-build', '--dry-run'])
+      assert.ok(dry.matched >= 1204, JSON.stringify(dry))
+      assert.equal(dry.deleted, 0)
+
+      const r = await cli(['purge', '--deployment', 'old-build', '--batch', '100'])
+      assert.match(r.stdout, /deleted \d+ keys of deployment old-build/)
+      assert.match(r.stderr, /deleted \d+ keys of deployment old-build in [\d.]+ s/)
+      const after = await cliJson(['stats'])
+      assert.equal(
+        after.rows.find((x) => x.deployment === 'old-build'),
+        undefined,
+        JSON.stringify(after.rows),
+      )
+      const still = after.rows.find((x) => x.deployment === buildId)
+      assert.equal(still.entries, live.entries, "the live deployment's entries are untouched")
+      assert.equal((await A.request('/app-page')).headers.get('x-nextjs-cache'), 'HIT')
+
+      const usage = await cli(['purge'], { ok: false })
+      assert.equal(usage.code, 2)
+      assert.match(usage.stderr, /purge needs --deployment/)
+    }),
+  )
+})

@@ -1,0 +1,200 @@
+// End to end: deployments side by side on one Redis, as during a rolling deploy.
+//
+//   X  `next start` of the regular build         namespace: .next/BUILD_ID
+//   Y  `node server.js` of the standalone build   namespace: .next-standalone/BUILD_ID (another build)
+//   Z  `next start` of X's build with FLEETCACHE_DEPLOYMENT_ID=override-z
+//
+// No deployment serves another's entries (each regenerates its own), while a tag revalidation
+// on any of them reaches all of them (tag state is shared per prefix, design §2).
+//
+// Run: node --test tests/e2e/deployments.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { after, before, describe, test } from 'node:test'
+import { makeLogDir, prepareApp, prepareStandalone, startInstance } from '../support/fleet.mjs'
+import { startOrigin } from '../support/origin.mjs'
+import { startRedis } from '../support/redis.mjs'
+import { indent, sleep } from '../support/util.mjs'
+
+const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
+// Next runs a route handler's revalidateTag after the response (waitUntil).
+const SETTLE_MS = Number(process.env.E2E_SETTLE_MS ?? 1000)
+const PATHNAME = '/products?list=deploy'
+const NAME = 'products-deploy'
+
+let logDir
+let redis
+let origin
+let X
+let Y
+let Z
+let ids
+let failed = false
+
+async function entryKeys() {
+  const keys = []
+  let cursor = '0'
+  for (let i = 0; i < 50; i++) {
+    const [next, batch] = await redis.command('SCAN', cursor, 'MATCH', '*:e', 'COUNT', '100')
+    keys.push(...batch)
+    cursor = next
+    if (cursor === '0') break
+  }
+  return keys.sort()
+}
+
+function withDiagnostics(fn) {
+  return async (t) => {
+    try {
+      await fn(t)
+    } catch (err) {
+      failed = true
+      const parts = [`--- diagnostics (logs in ${logDir}) ---`]
+      try {
+        if (origin) parts.push(origin.describe())
+        if (redis) parts.push(await redis.describe())
+        for (const inst of [X, Y, Z]) {
+          if (inst) parts.push(`--- ${inst.name} ${inst.url} ---\n${inst.logTail(40)}`)
+        }
+      } catch (e) {
+        parts.push(`(diagnostics failed: ${e.message})`)
+      }
+      throw new Error(`${err.message}\n\n${indent(parts.join('\n\n'), '  ')}`, { cause: err })
+    }
+  }
+}
+
+async function read(inst) {
+  const d = await inst.getData(PATHNAME)
+  assert.equal(d.error, null, `${inst.name}: the page rendered an origin error: ${d.error}`)
+  return d
+}
+
+describe('fleetcache e2e: deployments side by side on one Redis', () => {
+  before(
+    async () => {
+      try {
+        logDir = makeLogDir('fleetcache-deployments-')
+        const standalone = await prepareStandalone({ logDir })
+        const app = await prepareApp({ logDir })
+        ids = { X: app.buildId, Y: standalone.buildId, Z: 'override-z' }
+        redis = await startRedis({ logDir })
+        origin = await startOrigin()
+        const env = { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' }
+        ;[X, Y, Z] = await Promise.all([
+          startInstance({ name: 'X', env, logDir }),
+          startInstance({ name: 'Y', env, logDir, serverJs: standalone.serverJs }),
+          startInstance({
+            name: 'Z',
+            env: { ...env, FLEETCACHE_DEPLOYMENT_ID: ids.Z },
+            logDir,
+          }),
+        ])
+        process.stderr.write(
+          `[deployments] X=${X.url} (${ids.X}) Y=${Y.url} (${ids.Y}) Z=${Z.url} (${ids.Z}) redis=${redis.url} logs=${logDir}\n`,
+        )
+      } catch (err) {
+        failed = true
+        throw err
+      }
+    },
+    { timeout: 20 * 60_000 },
+  )
+
+  after(async () => {
+    await Promise.allSettled([X?.stop(), Y?.stop(), Z?.stop()])
+    await Promise.allSettled([origin?.close(), redis?.stop()])
+    if (logDir && !failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+    else if (logDir) process.stderr.write(`[deployments] logs kept in ${logDir}\n`)
+  })
+
+  test(
+    'each instance logs the namespace it uses, once, with where the id came from',
+    { timeout: 30_000 },
+    withDiagnostics(async () => {
+      const sources = {
+        X: '.next/BUILD_ID',
+        Y: './.next-standalone/BUILD_ID',
+        Z: 'FLEETCACHE_DEPLOYMENT_ID',
+      }
+      for (const inst of [X, Y, Z]) {
+        // The first request loads the handlers (and so logs the line) if start-up did not.
+        await inst.request('/')
+        const lines = inst
+          .logTail(500)
+          .split('\n')
+          .filter((l) => l.includes('[fleetcache] namespace'))
+        assert.equal(lines.length, 1, `${inst.name} logged ${lines.length} namespace lines`)
+        assert.ok(
+          lines[0].includes(
+            `namespace fleetcache:${ids[inst.name]} (deployment from ${sources[inst.name]})`,
+          ),
+          `${inst.name}: ${lines[0]}`,
+        )
+      }
+    }),
+  )
+
+  test(
+    "no deployment serves another's entries",
+    { timeout: 60_000 },
+    withDiagnostics(async () => {
+      const x = await read(X)
+      assert.equal(x.generatedBy, 'X')
+      const y = await read(Y)
+      assert.equal(y.generatedBy, 'Y', "Y served X's entry")
+      const z = await read(Z)
+      assert.equal(
+        z.generatedBy,
+        'Z',
+        "Z (same build as X, other deployment id) served another's entry",
+      )
+      assert.equal(origin.calls(NAME), 3, 'each deployment regenerates once')
+      // Each keeps serving its own entry.
+      for (const [inst, own] of [
+        [X, x],
+        [Y, y],
+        [Z, z],
+      ]) {
+        const again = await read(inst)
+        assert.equal(again.generatedBy, inst.name)
+        assert.equal(again.generatedAt, own.generatedAt, `${inst.name} regenerated a cached value`)
+      }
+      assert.equal(origin.calls(NAME), 3)
+      const keys = await entryKeys()
+      for (const id of Object.values(ids)) {
+        assert.ok(
+          keys.some((k) => k.startsWith(`fleetcache:${id}:uc-default:`)),
+          `no 'use cache' entry under deployment ${id}: ${keys.join(', ')}`,
+        )
+      }
+    }),
+  )
+
+  for (const [from, label] of [
+    ['X', 'a revalidation on X reaches Y and Z'],
+    ['Y', 'a revalidation on Y reaches X and Z'],
+  ]) {
+    test(
+      label,
+      { timeout: 60_000 },
+      withDiagnostics(async () => {
+        const source = { X, Y, Z }[from]
+        const others = [X, Y, Z].filter((i) => i !== source)
+        for (const inst of [X, Y, Z]) await read(inst) // all cached
+        const newV = origin.bump(NAME)
+        await source.call('/api/expire?tag=products')
+        await sleep(SETTLE_MS)
+        for (const inst of others) {
+          const d = await read(inst)
+          assert.equal(
+            d.version,
+            newV,
+            `${inst.name} served v${d.version} (generated by ${d.generatedBy}) after the revalidation on ${from}; expected v${newV}`,
+          )
+          assert.equal(d.generatedBy, inst.name)
+        }
+      }),
+    )
+  }
+})

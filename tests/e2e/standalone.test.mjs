@@ -1,0 +1,188 @@
+// End to end: the example app built with `output: 'standalone'` (EXAMPLE_STANDALONE=1, in
+// .next-standalone/), its standalone tree copied away from the app (as a container image would
+// hold it, so nothing can be resolved from the app's own node_modules), and run as
+// `node server.js` instances against real redis-servers.
+//
+// - the wasm engine loads from the traced tree and the instances share one cache;
+// - the same build started with another REDIS_URL uses that Redis and no other (configuration is
+//   read when the server starts, never frozen into the build).
+//
+// Run: node --test tests/e2e/standalone.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { makeLogDir, prepareStandalone, startFleet, startInstance } from '../support/fleet.mjs'
+import { startOrigin } from '../support/origin.mjs'
+import { startRedis } from '../support/redis.mjs'
+import { indent } from '../support/util.mjs'
+
+const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
+const WASM = path.join('node_modules', 'fleetcache', 'wasm', 'fleetcache_wasm_bg.wasm')
+
+let logDir
+let build
+let serverJs
+let r1
+let r2
+let origin
+let S1
+let S2
+let S3
+let failed = false
+
+// Entry keys in one Redis (SCAN, bounded: the test writes a handful).
+async function entryKeys(redis) {
+  const keys = []
+  let cursor = '0'
+  for (let i = 0; i < 50; i++) {
+    const [next, batch] = await redis.command('SCAN', cursor, 'MATCH', '*:e', 'COUNT', '100')
+    keys.push(...batch)
+    cursor = next
+    if (cursor === '0') break
+  }
+  return keys.sort()
+}
+
+async function diagnostics() {
+  const parts = [`--- diagnostics (logs in ${logDir}) ---`]
+  if (origin) parts.push(origin.describe())
+  for (const r of [r1, r2]) if (r) parts.push(await r.describe())
+  for (const inst of [S1, S2, S3]) {
+    if (inst) parts.push(`--- ${inst.name} ${inst.url} ---\n${inst.logTail(40)}`)
+  }
+  return parts.join('\n\n')
+}
+
+function withDiagnostics(fn) {
+  return async (t) => {
+    try {
+      await fn(t)
+    } catch (err) {
+      failed = true
+      let diag
+      try {
+        diag = await diagnostics()
+      } catch (e) {
+        diag = `(diagnostics failed: ${e.message})`
+      }
+      throw new Error(`${err.message}\n\n${indent(diag, '  ')}`, { cause: err })
+    }
+  }
+}
+
+function expectOk(d, who) {
+  assert.equal(d.error, null, `${who}: the page rendered an origin error: ${d.error}`)
+  assert.ok(Number.isInteger(d.version) && d.version >= 1, `${who}: no version in the page`)
+}
+
+describe("fleetcache e2e: `output: 'standalone'` servers", () => {
+  before(
+    async () => {
+      try {
+        logDir = makeLogDir('fleetcache-standalone-')
+        build = await prepareStandalone({ logDir })
+        // Copy the standalone tree out of the app: only what Next traced is there.
+        const copy = path.join(logDir, 'standalone')
+        fs.cpSync(build.standaloneDir, copy, { recursive: true })
+        serverJs = path.join(copy, 'server.js')
+        ;[r1, r2] = await Promise.all([startRedis({ logDir }), startRedis({ logDir })])
+        origin = await startOrigin()
+        ;[S1, S2] = await startFleet({
+          names: ['S1', 'S2'],
+          env: { REDIS_URL: r1.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' },
+          logDir,
+          serverJs,
+        })
+        process.stderr.write(
+          `[standalone] build ${build.buildId} (${build.built ? `built in ${(build.buildMs / 1000).toFixed(1)} s` : 'up to date'}); ` +
+            `S1=${S1.url} S2=${S2.url} r1=${r1.url} r2=${r2.url} logs=${logDir}\n`,
+        )
+      } catch (err) {
+        failed = true
+        throw err
+      }
+    },
+    { timeout: 20 * 60_000 },
+  )
+
+  after(async () => {
+    await Promise.allSettled([S1?.stop(), S2?.stop(), S3?.stop()])
+    await Promise.allSettled([origin?.close(), r1?.stop(), r2?.stop()])
+    if (logDir && !failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+    else if (logDir) process.stderr.write(`[standalone] logs kept in ${logDir}\n`)
+  })
+
+  test(
+    'the traced tree holds the .wasm, and the engine starts from it with the namespace of the build',
+    { timeout: 30_000 },
+    withDiagnostics(async () => {
+      assert.ok(
+        fs.existsSync(path.join(path.dirname(serverJs), WASM)),
+        `${WASM} is missing from the standalone tree`,
+      )
+      const first = await S1.request('/')
+      assert.equal(first.status, 200)
+      const line = S1.logTail(200)
+        .split('\n')
+        .find((l) => l.includes('[fleetcache] namespace'))
+      assert.ok(line, `S1 logged no namespace line:\n${S1.logTail(40)}`)
+      assert.match(
+        line,
+        new RegExp(
+          `namespace fleetcache:${build.buildId} \\(deployment from \\./\\.next-standalone/BUILD_ID\\), store ${r1.url.replace(/\./g, '\\.')}$`,
+        ),
+      )
+    }),
+  )
+
+  test(
+    'two standalone instances share one cache',
+    { timeout: 60_000 },
+    withDiagnostics(async () => {
+      const a = await S1.getData('/products?list=standalone')
+      expectOk(a, 'S1')
+      assert.equal(a.generatedBy, 'S1')
+      const b = await S2.getData('/products?list=standalone')
+      expectOk(b, 'S2')
+      assert.equal(b.renderedBy, 'S2')
+      assert.equal(b.generatedBy, 'S1', "S2 should serve S1's entry")
+      assert.equal(b.generatedAt, a.generatedAt)
+      assert.equal(origin.calls('products-standalone'), 1, 'one origin call for the fleet')
+      const keys = await entryKeys(r1)
+      assert.ok(
+        keys.some((k) => k.startsWith(`fleetcache:${build.buildId}:uc-default:`)),
+        `no entry of build ${build.buildId} in r1: ${keys.join(', ')}`,
+      )
+    }),
+  )
+
+  test(
+    'the same build started with another REDIS_URL uses that Redis only',
+    { timeout: 60_000 },
+    withDiagnostics(async () => {
+      const r1Before = await entryKeys(r1)
+      assert.deepEqual(await entryKeys(r2), [], 'r2 should start empty')
+      S3 = await startInstance({
+        name: 'S3',
+        env: { REDIS_URL: r2.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' },
+        logDir,
+        serverJs,
+      })
+      const c = await S3.getData('/products?list=standalone')
+      expectOk(c, 'S3')
+      assert.equal(c.generatedBy, 'S3', 'S3 (on r2) must not see the entry S1 wrote to r1')
+      assert.equal(origin.calls('products-standalone'), 2)
+      assert.match(S3.logTail(200), new RegExp(`store ${r2.url.replace(/\./g, '\\.')}\\n`))
+      const r2Keys = await entryKeys(r2)
+      assert.ok(
+        r2Keys.some((k) => k.startsWith(`fleetcache:${build.buildId}:uc-default:`)),
+        `S3 wrote no entry to r2: ${r2Keys.join(', ')}`,
+      )
+      assert.deepEqual(await entryKeys(r1), r1Before, 'S3 must not write to r1')
+      // And S3's entry is shared through r2 only: S1 still serves its own generation.
+      const a = await S1.getData('/products?list=standalone')
+      assert.equal(a.generatedBy, 'S1')
+    }),
+  )
+})
