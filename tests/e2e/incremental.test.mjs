@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { makeLogDir, prepareApp, repoRoot, startFleet } from '../support/fleet.mjs'
+import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { indent, sleep } from '../support/util.mjs'
@@ -82,16 +82,6 @@ async function routeData(inst) {
     `${inst.name} /api/route-data -> ${res.status}: ${res.text.slice(0, 300)}`,
   )
   return { ...JSON.parse(res.text), body: res.body, cache: res.headers.get('x-nextjs-cache') }
-}
-
-// Next 16.4 answers an RSC request without the matching `_rsc` cache-busting parameter with a
-// 307 to the URL that has it, as the client router would have sent; follow that once.
-async function rscRequest(inst, pathname, headers) {
-  let res = await inst.request(pathname, { headers })
-  const location = res.headers.get('location')
-  if (res.status === 307 && location?.includes('_rsc'))
-    res = await inst.request(location, { headers })
-  return res
 }
 
 // Each scenario: a page, its origin name, how to read it.

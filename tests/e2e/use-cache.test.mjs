@@ -11,9 +11,11 @@
 // (/products?list=<scenario>, all tagged 'products') and counts the origin calls for that entry
 // only, so one failing scenario does not break the next.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
+import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { indent, sleep } from '../support/util.mjs'
@@ -377,5 +379,59 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
         'path',
       ),
     ),
+  )
+  test(
+    'PPR: the shell A rendered (APP_PAGE with postponed state, through fleetcache/incremental) is served by B from Redis, and B resumes the hole',
+    { timeout: 60_000 },
+    withDiagnostics(async () => {
+      // The log lines each instance writes from now on (FLEETCACHE_DEBUG is on).
+      const mark = (inst) => fs.statSync(inst.logFile).size
+      const since = (inst, at) => fs.readFileSync(inst.logFile).subarray(at).toString('utf8')
+      const setKeys = (text) => [...text.matchAll(/inc set (\S+) /g)].map((m) => m[1])
+
+      const a0 = mark(A)
+      const first = await A.getData('/ppr')
+      expectOk(first, 'A /ppr')
+      await sleep(QUIET_MS)
+      const shellKeys = setKeys(since(A, a0))
+      assert.ok(shellKeys.length > 0, 'A stored no singular-handler entry for /ppr')
+
+      const b0 = mark(B)
+      const html = await B.request('/ppr')
+      assert.equal(html.status, 200)
+      assert.match(html.text, /id="ppr-shell"/, 'B did not serve the shell')
+      const d = await B.getData('/ppr')
+      expectOk(d, 'B /ppr')
+      assert.equal(d.version, first.version, 'B resumed the hole with other data')
+      const rsc = await rscRequest(B, '/ppr', { RSC: '1' })
+      assert.equal(rsc.status, 200, `RSC request on B -> ${rsc.status}`)
+      assert.match(rsc.headers.get('content-type') ?? '', /text\/x-component/)
+      await sleep(QUIET_MS)
+      const bLog = since(B, b0)
+      const hits = shellKeys.filter((k) => bLog.includes(`inc get ${k} hit`))
+      assert.ok(
+        hits.length > 0,
+        `B did not read A's shell entry (${shellKeys.join(', ')}) from Redis`,
+      )
+      for (const k of hits) {
+        assert.ok(!setKeys(bLog).includes(k), `B rendered and stored the shell ${k} itself`)
+      }
+      // The shared entry really is a PPR shell: an APP_PAGE with postponed state.
+      const inspected = hits.map((k) => {
+        const out = execFileSync(
+          process.execPath,
+          [path.join(repoRoot, 'js-host', 'dist', 'cli', 'main.js'), 'inspect', k, '--json'],
+          { encoding: 'utf8', env: { ...process.env, REDIS_URL: redis.url } },
+        )
+        return JSON.parse(out)
+      })
+      assert.ok(
+        inspected.some(
+          (r) => r.header?.valueKind === 'APP_PAGE' && typeof r.json?.v?.postponed === 'string',
+        ),
+        `no APP_PAGE entry with postponed state among ${JSON.stringify(inspected).slice(0, 800)}`,
+      )
+      assert.equal(origin.calls('products-ppr'), 1, 'the hole was regenerated on B')
+    }),
   )
 })

@@ -478,3 +478,13 @@ export async function prepareStandalone({
   if (buildId === app.buildId) throw new Error(`the standalone build reused build id ${buildId}`)
   return { buildId, serverJs, standaloneDir, built: Boolean(reason), buildMs }
 }
+
+// Next 16.4 answers an RSC request without the matching `_rsc` cache-busting parameter with a
+// 307 to the URL that has it, as the client router would have sent; follow that once.
+export async function rscRequest(inst, pathname, headers) {
+  let res = await inst.request(pathname, { headers })
+  const location = res.headers.get('location')
+  if (res.status === 307 && location?.includes('_rsc'))
+    res = await inst.request(location, { headers })
+  return res
+}

@@ -20,6 +20,7 @@ use crate::error::ConfigError;
 use crate::keys::Interface;
 use crate::plan::{Engine, ScriptCall};
 use crate::scripts::Script;
+use crate::stats::LeaseEvent;
 use crate::time::{is_unlimited, Millis};
 use crate::Config;
 
@@ -350,6 +351,36 @@ impl Engine {
     /// The lease settings in effect.
     pub fn lease_config(&self) -> LeaseConfig {
         LeaseConfig::of(self.config())
+    }
+
+    /// Starts a flight for a read that found `found`, as [`Flight::begin`].
+    pub fn lease_begin(&self, found: Found, now: Millis) -> (Flight, Step) {
+        Flight::begin(found, now, &self.lease_config())
+    }
+
+    /// Reports a lease request's answer to `flight` ([`Flight::acquired`]) and counts what it
+    /// meant: a lease won, contention with another holder, or a wait that ran out.
+    pub fn lease_answered(&self, flight: &mut Flight, result: Acquired, now: Millis) -> Step {
+        let step = flight.acquired(result, now, &self.lease_config());
+        match result {
+            Acquired::Won => self.record_lease(LeaseEvent::Acquired),
+            Acquired::Lost => self.record_lease(LeaseEvent::Waited),
+            Acquired::Newer | Acquired::Unavailable => {}
+        }
+        if step == Step::Fallback {
+            self.record_lease(LeaseEvent::WaitTimedOut);
+        }
+        step
+    }
+
+    /// Reports a follower's poll to `flight` ([`Flight::polled`]), counting a wait that ran
+    /// out of budget.
+    pub fn lease_polled(&self, flight: &mut Flight, found: Found, now: Millis) -> Step {
+        let step = flight.polled(found, now, &self.lease_config());
+        if step == Step::Fallback {
+            self.record_lease(LeaseEvent::WaitTimedOut);
+        }
+        step
     }
 
     /// Plans a lease request for the entry of `cache_key`: `token` is a fresh random token
@@ -710,5 +741,29 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(validate(&bad_wait), Err(ConfigError::Lease("leaseWaitMs")));
+    }
+
+    #[test]
+    fn lease_outcomes_are_counted() {
+        let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
+        let (mut won, _) = e.lease_begin(Found::Missing, Millis(0.0));
+        assert_eq!(
+            e.lease_answered(&mut won, Acquired::Won, Millis(1.0)),
+            Step::Regenerate
+        );
+        let (mut lost, _) = e.lease_begin(Found::Missing, Millis(0.0));
+        assert_eq!(
+            e.lease_answered(&mut lost, Acquired::Lost, Millis(1.0)),
+            Step::Poll
+        );
+        let late = Millis(e.lease_config().wait_ms + 1.0);
+        assert_eq!(
+            e.lease_polled(&mut lost, Found::Missing, late),
+            Step::Fallback
+        );
+        let s = e.stats();
+        assert_eq!(s.leases(LeaseEvent::Acquired), 1);
+        assert_eq!(s.leases(LeaseEvent::Waited), 1);
+        assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 1);
     }
 }

@@ -901,9 +901,8 @@ impl Engine {
     /// `now`; returns the step code.
     #[wasm_bindgen(js_name = leaseStart)]
     pub fn lease_start(&mut self, found: u8, now: f64) -> u8 {
-        use fleetcache_core::lease::{Flight, Found};
-        let cfg = self.inner.lease_config();
-        let (flight, step) = Flight::begin(Found::from_u8(found), Millis(now), &cfg);
+        use fleetcache_core::lease::Found;
+        let (flight, step) = self.inner.lease_begin(Found::from_u8(found), Millis(now));
         self.last_flight = Some(flight);
         step_code(step)
     }
@@ -914,10 +913,11 @@ impl Engine {
     #[wasm_bindgen(js_name = leaseAcquired)]
     pub fn lease_acquired(&mut self, found: u8, started: f64, reply: f64, now: f64) -> u8 {
         use fleetcache_core::lease::{Acquired, Flight, Found};
-        let cfg = self.inner.lease_config();
         let reply = if reply.is_finite() { reply as i64 } else { -1 };
         let mut flight = Flight::resume(Found::from_u8(found), Millis(started), 0);
-        let step = flight.acquired(Acquired::from_reply(reply), Millis(now), &cfg);
+        let step = self
+            .inner
+            .lease_answered(&mut flight, Acquired::from_reply(reply), Millis(now));
         self.last_flight = Some(flight);
         step_code(step)
     }
@@ -934,9 +934,10 @@ impl Engine {
         now: f64,
     ) -> u8 {
         use fleetcache_core::lease::{Flight, Found};
-        let cfg = self.inner.lease_config();
         let mut flight = Flight::resume(Found::from_u8(found), Millis(started), polls);
-        let step = flight.polled(Found::from_u8(found_now), Millis(now), &cfg);
+        let step = self
+            .inner
+            .lease_polled(&mut flight, Found::from_u8(found_now), Millis(now));
         self.last_flight = Some(flight);
         step_code(step)
     }
