@@ -13,6 +13,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
+import { failureReport } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -29,6 +30,9 @@ let redis
 let origin
 let A
 let buildId
+
+const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A] }))
+const withDiagnostics = report.wrap
 
 async function cli(args, { ok = true } = {}) {
   try {
@@ -49,30 +53,6 @@ async function cli(args, { ok = true } = {}) {
 
 const cliJson = async (args) => JSON.parse((await cli([...args, '--json'])).stdout)
 
-async function diagnostics() {
-  const parts = [`--- diagnostics (logs in ${logDir}) ---`]
-  if (origin) parts.push(origin.describe())
-  if (redis) parts.push(await redis.describe())
-  if (A) parts.push(`--- A ${A.url}; last lines of ${A.logFile} ---\n${A.logTail(60)}`)
-  return parts.join('\n\n')
-}
-
-let failed = false
-function withDiagnostics(fn) {
-  return async (t) => {
-    try {
-      await fn(t)
-    } catch (err) {
-      failed = true
-      const wrapped = new Error(`${err.message}\n\n${indent(await diagnostics(), '  ')}`, {
-        cause: err,
-      })
-      wrapped.stack = `${wrapped.message}\n${err.stack?.split('\n').slice(1).join('\n') ?? ''}`
-      throw wrapped
-    }
-  }
-}
-
 describe('fleetcache CLI against a real Redis and a real next start', () => {
   before(
     async () => {
@@ -89,7 +69,7 @@ describe('fleetcache CLI against a real Redis and a real next start', () => {
     await A?.stop()
     await origin?.close()
     await redis?.stop()
-    if (!failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+    if (!report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
   })
 
   test(

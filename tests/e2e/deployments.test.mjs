@@ -11,10 +11,11 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { after, before, describe, test } from 'node:test'
+import { failureReport } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, prepareStandalone, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { indent, sleep } from '../support/util.mjs'
+import { sleep } from '../support/util.mjs'
 
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 // Next runs a route handler's revalidateTag after the response (waitUntil).
@@ -29,7 +30,9 @@ let X
 let Y
 let Z
 let ids
-let failed = false
+
+const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [X, Y, Z] }))
+const withDiagnostics = report.wrap
 
 async function entryKeys() {
   const keys = []
@@ -41,27 +44,6 @@ async function entryKeys() {
     if (cursor === '0') break
   }
   return keys.sort()
-}
-
-function withDiagnostics(fn) {
-  return async (t) => {
-    try {
-      await fn(t)
-    } catch (err) {
-      failed = true
-      const parts = [`--- diagnostics (logs in ${logDir}) ---`]
-      try {
-        if (origin) parts.push(origin.describe())
-        if (redis) parts.push(await redis.describe())
-        for (const inst of [X, Y, Z]) {
-          if (inst) parts.push(`--- ${inst.name} ${inst.url} ---\n${inst.logTail(40)}`)
-        }
-      } catch (e) {
-        parts.push(`(diagnostics failed: ${e.message})`)
-      }
-      throw new Error(`${err.message}\n\n${indent(parts.join('\n\n'), '  ')}`, { cause: err })
-    }
-  }
 }
 
 async function read(inst) {
@@ -94,7 +76,7 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
           `[deployments] X=${X.url} (${ids.X}) Y=${Y.url} (${ids.Y}) Z=${Z.url} (${ids.Z}) redis=${redis.url} logs=${logDir}\n`,
         )
       } catch (err) {
-        failed = true
+        report.failed = true
         throw err
       }
     },
@@ -104,7 +86,7 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
   after(async () => {
     await Promise.allSettled([X?.stop(), Y?.stop(), Z?.stop()])
     await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
     else if (logDir) process.stderr.write(`[deployments] logs kept in ${logDir}\n`)
   })
 

@@ -12,10 +12,10 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { failureReport } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareStandalone, startFleet, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { indent } from '../support/util.mjs'
 
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const WASM = path.join('node_modules', 'fleetcache', 'wasm', 'fleetcache_wasm_bg.wasm')
@@ -29,7 +29,9 @@ let origin
 let S1
 let S2
 let S3
-let failed = false
+
+const report = failureReport(() => ({ logDir, origin, redis: [r1, r2], instances: [S1, S2, S3] }))
+const withDiagnostics = report.wrap
 
 // Entry keys in one Redis (SCAN, bounded: the test writes a handful).
 async function entryKeys(redis) {
@@ -42,33 +44,6 @@ async function entryKeys(redis) {
     if (cursor === '0') break
   }
   return keys.sort()
-}
-
-async function diagnostics() {
-  const parts = [`--- diagnostics (logs in ${logDir}) ---`]
-  if (origin) parts.push(origin.describe())
-  for (const r of [r1, r2]) if (r) parts.push(await r.describe())
-  for (const inst of [S1, S2, S3]) {
-    if (inst) parts.push(`--- ${inst.name} ${inst.url} ---\n${inst.logTail(40)}`)
-  }
-  return parts.join('\n\n')
-}
-
-function withDiagnostics(fn) {
-  return async (t) => {
-    try {
-      await fn(t)
-    } catch (err) {
-      failed = true
-      let diag
-      try {
-        diag = await diagnostics()
-      } catch (e) {
-        diag = `(diagnostics failed: ${e.message})`
-      }
-      throw new Error(`${err.message}\n\n${indent(diag, '  ')}`, { cause: err })
-    }
-  }
 }
 
 function expectOk(d, who) {
@@ -99,7 +74,7 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
             `S1=${S1.url} S2=${S2.url} r1=${r1.url} r2=${r2.url} logs=${logDir}\n`,
         )
       } catch (err) {
-        failed = true
+        report.failed = true
         throw err
       }
     },
@@ -109,7 +84,7 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
   after(async () => {
     await Promise.allSettled([S1?.stop(), S2?.stop(), S3?.stop()])
     await Promise.allSettled([origin?.close(), r1?.stop(), r2?.stop()])
-    if (logDir && !failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
     else if (logDir) process.stderr.write(`[standalone] logs kept in ${logDir}\n`)
   })
 

@@ -15,10 +15,11 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { failureReport } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { indent, sleep } from '../support/util.mjs'
+import { sleep } from '../support/util.mjs'
 
 // Next runs a route handler's revalidateTag/revalidatePath after the HTTP response (waitUntil).
 // We wait this long before the first read that must see its effect.
@@ -34,43 +35,9 @@ let redis
 let origin
 let A
 let B
-let failed = false
 
-async function diagnostics() {
-  const parts = [`--- diagnostics (logs in ${logDir}) ---`]
-  if (origin) parts.push(origin.describe())
-  if (redis) parts.push(await redis.describe())
-  for (const inst of [A, B]) {
-    if (!inst) continue
-    const state = inst.running
-      ? 'running'
-      : `exited (code ${inst.child.exitCode}, signal ${inst.child.signalCode})`
-    parts.push(
-      `--- ${inst.name} ${inst.url} pid ${inst.pid} ${state}; last lines of ${inst.logFile} ---\n${inst.logTail(60)}`,
-    )
-  }
-  return parts.join('\n\n')
-}
-
-// Runs a test body; on failure rethrows with origin stats, Redis keys and instance log tails.
-function withDiagnostics(fn) {
-  return async (t) => {
-    try {
-      await fn(t)
-    } catch (err) {
-      failed = true
-      let diag
-      try {
-        diag = await diagnostics()
-      } catch (e) {
-        diag = `(diagnostics failed: ${e.message})`
-      }
-      const wrapped = new Error(`${err.message}\n\n${indent(diag, '  ')}`, { cause: err })
-      wrapped.stack = `${wrapped.message}\n${err.stack?.split('\n').slice(1).join('\n') ?? ''}`
-      throw wrapped
-    }
-  }
-}
+const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, B] }))
+const withDiagnostics = report.wrap
 
 function expectOk(d, who) {
   assert.equal(d.error, null, `${who}: the page rendered an origin error: ${d.error}`)
@@ -224,7 +191,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
             `A=${A.url} B=${B.url} redis=${redis.url} origin=${origin.url} logs=${logDir}\n`,
         )
       } catch (err) {
-        failed = true
+        report.failed = true
         throw err
       }
     },
@@ -234,7 +201,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
   after(async () => {
     await Promise.allSettled([A?.stop(), B?.stop()])
     await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
     else if (logDir) process.stderr.write(`[e2e] logs kept in ${logDir}\n`)
   })
 

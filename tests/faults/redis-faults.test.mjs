@@ -9,10 +9,11 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { after, before, describe, test } from 'node:test'
+import { failureReport } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis, startRedisOnPort } from '../support/redis.mjs'
-import { indent, sleep } from '../support/util.mjs'
+import { sleep } from '../support/util.mjs'
 
 // fleetcache's default read budget; the instances run with the defaults.
 const READ_BUDGET_MS = 300
@@ -34,7 +35,9 @@ let redis
 let origin
 let A
 let B
-let failed = false
+
+const report = failureReport(() => ({ logDir, instances: [A, B] }))
+const withDiagnostics = report.wrap
 
 // Runs `workers` loops of GETs alternating between A and B until `stop()` or the count bound.
 function startLoad(label) {
@@ -178,19 +181,6 @@ async function scenario(label, { inject, recover }) {
   assertHealthy(s)
 }
 
-function withDiagnostics(fn) {
-  return async () => {
-    try {
-      await fn()
-    } catch (err) {
-      failed = true
-      const parts = [`logs in ${logDir}`]
-      for (const inst of [A, B]) if (inst) parts.push(`--- ${inst.name} ---\n${inst.logTail(40)}`)
-      throw new Error(`${err.message}\n${indent(parts.join('\n'), '  ')}`, { cause: err })
-    }
-  }
-}
-
 describe('fleetcache under Redis faults: two `next start` instances, one redis-server', () => {
   before(
     async () => {
@@ -205,7 +195,7 @@ describe('fleetcache under Redis faults: two `next start` instances, one redis-s
           logDir,
         })
       } catch (err) {
-        failed = true
+        report.failed = true
         throw err
       }
     },
@@ -220,7 +210,7 @@ describe('fleetcache under Redis faults: two `next start` instances, one redis-s
     }
     await Promise.allSettled([A?.stop(), B?.stop()])
     await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
+    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
     else if (logDir) process.stderr.write(`[faults] logs kept in ${logDir}\n`)
   })
 

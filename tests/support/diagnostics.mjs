@@ -1,0 +1,51 @@
+// Failure reports for the end-to-end and fault suites. A test body wrapped by `report.wrap` is
+// rethrown on failure with the origin's stats, each Redis's keys and each instance's log tail,
+// so a red CI run says what the fleet was doing; `report.failed` tells the suite's `after` to
+// keep its logs.
+import { indent } from './util.mjs'
+
+/**
+ * `scene()` returns what is running now: `{ logDir, origin, redis: [...], instances: [...] }`
+ * (any of them may be missing or undefined).
+ */
+export function failureReport(scene) {
+  const report = {
+    failed: false,
+    async describe() {
+      const { logDir, origin, redis = [], instances = [] } = scene()
+      const parts = [`--- diagnostics (logs in ${logDir}) ---`]
+      try {
+        if (origin) parts.push(origin.describe())
+        for (const r of redis) if (r) parts.push(await r.describe())
+        for (const inst of instances) {
+          if (!inst) continue
+          const state =
+            inst.running === false
+              ? ` exited (code ${inst.child?.exitCode}, signal ${inst.child?.signalCode})`
+              : ''
+          parts.push(
+            `--- ${inst.name} ${inst.url}${state}; last lines of ${inst.logFile} ---\n${inst.logTail(60)}`,
+          )
+        }
+      } catch (e) {
+        parts.push(`(diagnostics failed: ${e.message})`)
+      }
+      return parts.join('\n\n')
+    },
+    wrap(fn) {
+      return async (t) => {
+        try {
+          await fn(t)
+        } catch (err) {
+          report.failed = true
+          const wrapped = new Error(`${err.message}\n\n${indent(await report.describe(), '  ')}`, {
+            cause: err,
+          })
+          wrapped.stack = `${wrapped.message}\n${err.stack?.split('\n').slice(1).join('\n') ?? ''}`
+          throw wrapped
+        }
+      }
+    },
+  }
+  return report
+}
