@@ -1,6 +1,6 @@
 // A dependency-free SVG bar chart: p50 get-hit latency per entry size, one bar per case.
 
-const COLORS = ['#8c8c8c', '#c9b458', '#2f6fb0', '#3a9d5d', '#b0452f']
+const COLORS = ['#8c8c8c', '#c9b458', '#2f6fb0', '#7fa7d4', '#3a9d5d', '#b0452f']
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;')
 
@@ -14,7 +14,7 @@ export function latencyChart(hits) {
   const H = 380
   const left = 70
   const top = 40
-  const bottom = 60
+  const bottom = 76
   const plotH = H - top - bottom
   const groupW = (W - left - 20) / hits.length
   const barW = Math.min(28, (groupW - 20) / names.length)
@@ -42,7 +42,7 @@ export function latencyChart(hits) {
   })
   names.forEach((n, i) => {
     const lx = left + (i % 2) * 330
-    const ly = H - 28 + Math.floor(i / 2) * 14
+    const ly = H - 44 + Math.floor(i / 2) * 14
     out.push(
       `<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/>`,
     )

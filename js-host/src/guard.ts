@@ -60,11 +60,10 @@ export class GuardedTransport implements Transport {
     let result = 1
     let reply: unknown
     try {
-      reply = await withDeadline(
-        this.inner.send(argv, { kind, timeoutMs: budget }),
-        outer,
-        `redis ${String(argv[0])}`,
-      )
+      const sent = this.inner.send(argv, { kind, timeoutMs: budget })
+      reply = await (this.inner.enforcesDeadlines === true
+        ? sent
+        : withDeadline(sent, outer, `redis ${String(argv[0])}`))
       result = 0
       return reply
     } catch (err) {

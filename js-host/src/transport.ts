@@ -11,6 +11,12 @@ export interface Transport {
   send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown>
   /** Closes the connection; pending commands fail. */
   close(): Promise<void>
+  /**
+   * True when `send` itself rejects once `options.timeoutMs` (plus any connect wait it bounds)
+   * has passed, so callers need no timer of their own. Timers per command are a measurable
+   * share of a cache hit's CPU.
+   */
+  readonly enforcesDeadlines?: boolean
 }
 
 /** What a command is, for its budget. */
