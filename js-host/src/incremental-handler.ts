@@ -18,6 +18,7 @@ import {
   ValueKind,
   type IncrementalValue,
 } from './value-codec'
+import { inspectWindow } from './envelope-window'
 import { wasm } from './wasm'
 
 export type { IncrementalValue } from './value-codec'
@@ -72,8 +73,6 @@ export type IncrementalCacheHandlerOptions = FleetcacheOptions
 
 /** Interface segment of the singular handler's keys. */
 const IFACE = 'inc'
-/** Bytes of a stored value handed to the engine to read the envelope header. */
-const HEADER_WINDOW = 4096
 /** Entry keys are pure functions of the cache key; remember the short ones (see use-cache). */
 const KEY_MEMO_ENTRIES = 4096
 const KEY_MEMO_MAX_LENGTH = 512
@@ -223,24 +222,12 @@ class IncrementalCore {
       value: undefined,
       keepUntil: t,
     })
-    let outcome = engine.inspectIncremental(
-      cacheKey,
-      value.subarray(0, HEADER_WINDOW),
-      value.byteLength,
-      soft,
-      requestRevalidate,
-      t,
+    const outcome = inspectWindow(
+      value,
+      (prefix) =>
+        engine.inspectIncremental(cacheKey, prefix, value.byteLength, soft, requestRevalidate, t),
+      () => engine.lastNeed,
     )
-    if (outcome === Outcome.NeedMore) {
-      outcome = engine.inspectIncremental(
-        cacheKey,
-        value.subarray(0, engine.lastNeed),
-        value.byteLength,
-        soft,
-        requestRevalidate,
-        t,
-      )
-    }
     switch (outcome) {
       case Outcome.Fresh:
       case Outcome.Stale:

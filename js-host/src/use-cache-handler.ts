@@ -7,6 +7,7 @@ import { settleWithin } from './store'
 import { bufferToStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
 import { IllFormedKeyError, isWellFormed } from './text'
+import { inspectWindow } from './envelope-window'
 import { wasm } from './wasm'
 
 /** Next 16's `'use cache'` entry (`next/dist/server/lib/cache-handlers/types`). */
@@ -35,9 +36,6 @@ export interface UseCacheHandlerOptions extends FleetcacheOptions {
    */
   name?: string | undefined
 }
-
-/** Bytes of a stored value handed to the engine to read the envelope header. */
-const HEADER_WINDOW = 4096
 
 /**
  * Entry keys are a pure function of the cache key; hashing one in wasm costs a few µs, a Map
@@ -213,22 +211,11 @@ class UseCacheHandler implements CacheHandler {
     t: number,
   ): Judgement<Stored> {
     const { engine, log } = this.rt
-    let outcome = engine.inspect(
-      cacheKey,
-      value.subarray(0, HEADER_WINDOW),
-      value.byteLength,
-      soft,
-      t,
+    const outcome = inspectWindow(
+      value,
+      (prefix) => engine.inspect(cacheKey, prefix, value.byteLength, soft, t),
+      () => engine.lastNeed,
     )
-    if (outcome === Outcome.NeedMore) {
-      outcome = engine.inspect(
-        cacheKey,
-        value.subarray(0, engine.lastNeed),
-        value.byteLength,
-        soft,
-        t,
-      )
-    }
     const found = engine.useCacheFound(outcome, t)
     switch (outcome) {
       case Outcome.Fresh:
