@@ -118,9 +118,10 @@ fmt: ## format Rust and TypeScript
 demo: setup pack ## a two-instance fleet on a local Redis, scripted, in a few readable lines
 	node scripts/demo.mjs
 
-bench: setup pack ## benchmarks; writes bench/REPORT.md
+bench: setup pack ## benchmarks (micro, cold start, a three-instance fleet); writes bench/REPORT.md
 	node bench/run.mjs
 	node bench/cold-start.mjs
+	node bench/fleet.mjs
 
 clean:
 	rm -rf target pkg js-host/dist js-host/wasm js-host/worker js-host/*.tgz

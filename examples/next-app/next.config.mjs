@@ -10,14 +10,19 @@
 //
 // EXAMPLE_STANDALONE=1 at build time makes an `output: 'standalone'` build in .next-standalone/
 // (the end-to-end tests build both, and one must not overwrite the other).
+//
+// EXAMPLE_DEFAULT_CACHE=1 (at build time and at `next start`) builds and serves the same app
+// WITHOUT fleetcache, with Next's default per-process cache, in .next-default/: the baseline of
+// the fleet benchmark (bench/fleet.mjs).
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { withFleetcache } from 'fleetcache/config'
 
 const appDir = dirname(fileURLToPath(import.meta.url))
 const standalone = process.env.EXAMPLE_STANDALONE === '1'
+const defaultCache = process.env.EXAMPLE_DEFAULT_CACHE === '1'
 
-export default withFleetcache({
+const config = {
   cacheComponents: true,
   // Recommended with cacheComponents in 16.4 (without it Next warns at every start).
   partialPrefetching: true,
@@ -25,4 +30,7 @@ export default withFleetcache({
   outputFileTracingRoot: appDir,
   turbopack: { root: appDir },
   ...(standalone ? { output: 'standalone', distDir: '.next-standalone' } : {}),
-})
+  ...(defaultCache ? { distDir: '.next-default' } : {}),
+}
+
+export default defaultCache ? config : withFleetcache(config)

@@ -1,7 +1,7 @@
 // Builds the example app (examples/next-app) once with the fleetcache package installed, and
 // starts / stops `next start` instances of it on loopback ports.
 //
-// Used by tests/e2e/*.test.mjs and scripts/demo.mjs.
+// Used by tests/e2e/*.test.mjs, scripts/demo.mjs and bench/fleet.mjs.
 //
 // The fleetcache tarball: $FLEETCACHE_TARBALL, else the newest js-host/fleetcache-*.tgz
 // (`make` runs `npm pack` in js-host/). It is installed with `npm install --no-save` so that
@@ -28,7 +28,7 @@ const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
 // never inherited from the shell that runs the tests; the build gets none of them (a build needs
 // no Redis and no origin).
 const CONFIG_VARS =
-  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE)$/
+  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE|EXAMPLE_DEFAULT_CACHE)$/
 
 function cleanEnv(extra = {}) {
   const env = {}
@@ -107,7 +107,13 @@ function readJson(file) {
 function newestSourceMtime(dir = appDir) {
   let newest = 0
   let newestFile = null
-  const skip = new Set(['node_modules', '.next', '.next-standalone', 'next-env.d.ts'])
+  const skip = new Set([
+    'node_modules',
+    '.next',
+    '.next-standalone',
+    '.next-default',
+    'next-env.d.ts',
+  ])
   const walk = (d) => {
     for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
       if (skip.has(entry.name) || /\.(tsbuildinfo|md)$/.test(entry.name)) continue
@@ -477,6 +483,53 @@ export async function prepareStandalone({
   const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
   if (buildId === app.buildId) throw new Error(`the standalone build reused build id ${buildId}`)
   return { buildId, serverJs, standaloneDir, built: Boolean(reason), buildMs }
+}
+
+// ---- Next's default cache (no fleetcache) --------------------------------------------------------
+// The example's next.config leaves fleetcache out and builds into .next-default/ when
+// EXAMPLE_DEFAULT_CACHE=1 (at build time and at `next start`, which reads the config again): the
+// per-process baseline of bench/fleet.mjs. Start its instances with
+// startInstance({ env: { ...DEFAULT_CACHE_ENV, ... } }).
+export const DEFAULT_CACHE_DIST_DIR = '.next-default'
+export const DEFAULT_CACHE_ENV = { EXAMPLE_DEFAULT_CACHE: '1' }
+
+// Makes sure the app has its dependencies and a current default-cache build. Returns
+// { buildId, built, buildMs }.
+export async function prepareDefaultCache({
+  log = defaultLog,
+  logDir,
+  force = false,
+  appDir: dir = appDir,
+} = {}) {
+  const app = await prepareApp({ log, logDir, appDir: dir })
+  const buildIdFile = path.join(dir, DEFAULT_CACHE_DIST_DIR, 'BUILD_ID')
+  const builtAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
+  const sources = newestSourceMtime(dir)
+  const reason = force
+    ? 'forced'
+    : !builtAt
+      ? `no ${DEFAULT_CACHE_DIST_DIR}/BUILD_ID`
+      : sources.mtimeMs > builtAt
+        ? `${path.relative(dir, sources.file)} changed after the last build`
+        : null
+  let buildMs = 0
+  if (reason) {
+    const logFile = path.join(logDir ?? makeLogDir('fleetcache-build-'), 'default-cache-build.log')
+    log(`next build without fleetcache (${reason}; log: ${logFile})`)
+    const t0 = Date.now()
+    await runLogged(process.execPath, [nextBinOf(dir), 'build'], {
+      cwd: dir,
+      env: cleanEnv(DEFAULT_CACHE_ENV),
+      logFile,
+      timeoutMs: 15 * 60_000,
+      what: 'next build (default cache)',
+    })
+    buildMs = Date.now() - t0
+    log(`default-cache build done in ${(buildMs / 1000).toFixed(1)} s`)
+  }
+  const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
+  if (buildId === app.buildId) throw new Error(`the default-cache build reused build id ${buildId}`)
+  return { buildId, built: Boolean(reason), buildMs }
 }
 
 // Next 16.4 answers an RSC request without the matching `_rsc` cache-busting parameter with a

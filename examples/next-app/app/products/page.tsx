@@ -1,7 +1,7 @@
 import { Suspense } from 'react'
 import { connection } from 'next/server'
 import { DataView } from '@/components/data-view'
-import { getProducts } from '@/lib/data'
+import { getProducts, getShortLivedProducts } from '@/lib/data'
 
 type SearchParams = Promise<Record<string, string | string[] | undefined>>
 
@@ -11,7 +11,8 @@ type SearchParams = Promise<Record<string, string | string[] | undefined>>
 // the build output and the cache handler would never be asked at run time.
 //
 // ?list=<name> selects another product list (another cache entry, same 'products' tag); the
-// end-to-end tests use it to give each scenario its own entry.
+// end-to-end tests use it to give each scenario its own entry. ?life=short reads it through
+// getShortLivedProducts (revalidate 2 s), for the fleet benchmark.
 export default function ProductsPage({ searchParams }: { searchParams: SearchParams }) {
   return (
     <main>
@@ -25,9 +26,8 @@ export default function ProductsPage({ searchParams }: { searchParams: SearchPar
 
 async function Products({ searchParams }: { searchParams: SearchParams }) {
   await connection()
-  const { list } = await searchParams
-  const data = await getProducts(
-    typeof list === 'string' && /^[a-z0-9-]{1,40}$/.test(list) ? list : null,
-  )
+  const { list, life } = await searchParams
+  const name = typeof list === 'string' && /^[a-z0-9-]{1,40}$/.test(list) ? list : null
+  const data = life === 'short' ? await getShortLivedProducts(name) : await getProducts(name)
   return <DataView data={data} />
 }
