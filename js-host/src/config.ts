@@ -5,6 +5,21 @@ import { join } from 'node:path'
 export interface FleetcacheOptions {
   /** `redis://` or `rediss://` URL. Without one, an in-process store is used (one process only). */
   redisUrl?: string | undefined
+  /**
+   * Redis Cluster: `redisUrl` (and `redisNodes`) are seeds for topology discovery, and each
+   * command goes to its key's master. Default false (implied by `redisNodes`).
+   */
+  cluster?: boolean | undefined
+  /** Cluster seed URLs (`redis://` or `rediss://`); implies `cluster`. `redisUrl` may be left out. */
+  redisNodes?: readonly string[] | undefined
+  /**
+   * Redis Sentinel: `host:port` of the sentinels. `redisUrl`'s host is then the name of the
+   * monitored master (`redis://user:password@mymaster`), its user, password, database and
+   * `rediss:` apply to the master.
+   */
+  sentinels?: readonly string[] | undefined
+  /** TLS for `rediss://`: `ca` is the PEM CA certificate(s) to trust instead of Node's bundle. */
+  tls?: { ca?: string | Buffer | undefined } | undefined
   /** First segment of every Redis key; `[A-Za-z0-9._-]{1,64}`. Default `fleetcache`. */
   prefix?: string | undefined
   /** Entries of other deployments are never read. Default: deployment id, else build id. */
@@ -84,6 +99,14 @@ export interface EngineConfig {
 /** Fully resolved options. */
 export interface ResolvedOptions {
   redisUrl: string | undefined
+  /** Redis Cluster mode; `redisUrl` is then the first seed. */
+  cluster: boolean
+  /** Further cluster seeds. */
+  redisSeeds: string[]
+  /** Sentinels (`host:port`); `redisUrl`'s host names the master. Empty: no Sentinel. */
+  sentinels: string[]
+  /** PEM CA for TLS, if given. */
+  tlsCa: string | undefined
   engine: EngineConfig
   commandTimeoutMs: number
   connectTimeoutMs: number
@@ -143,6 +166,15 @@ function checkUrl(name: string, url: string | undefined): string | undefined {
   return url
 }
 
+/** A `host:port` address (a sentinel). */
+function checkAddress(name: string, address: string): string {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(address)
+  if (m === null || Number(m[2]) > 65535) {
+    throw new ConfigError(name, `expected host:port, got "${address}"`)
+  }
+  return address
+}
+
 /**
  * The build output directory of the running app: `.next`, or the `distDir` a standalone
  * server.js announces (it puts the whole config in `__NEXT_PRIVATE_STANDALONE_CONFIG`).
@@ -187,8 +219,35 @@ export function optionsFromEnv(
     deploymentSource = `${distDir(env)}/BUILD_ID`
   }
   if (!deploymentId) deploymentSource = 'none found'
+  const nodes = (env.FLEETCACHE_REDIS_NODES ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
+  const sentinels = (env.FLEETCACHE_REDIS_SENTINELS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
+  const caFile = env.FLEETCACHE_REDIS_CA_FILE
+  let ca: string | undefined
+  if (caFile !== undefined && caFile !== '') {
+    try {
+      ca = readFileSync(caFile, 'utf8')
+    } catch (err) {
+      throw new ConfigError(
+        'FLEETCACHE_REDIS_CA_FILE',
+        `cannot read ${caFile}: ${err instanceof Error ? err.message : String(err)}`,
+      )
+    }
+  }
   return {
     redisUrl: checkUrl(urlVar, env[urlVar]),
+    cluster: booleanFromEnv(env, 'FLEETCACHE_REDIS_CLUSTER'),
+    redisNodes: nodes.map((u) => {
+      checkUrl('FLEETCACHE_REDIS_NODES', u)
+      return u
+    }),
+    sentinels: sentinels.map((a) => checkAddress('FLEETCACHE_REDIS_SENTINELS', a)),
+    tls: ca === undefined ? undefined : { ca },
     prefix: env.FLEETCACHE_PREFIX || undefined,
     deploymentId,
     maxEntryBytes: numberFromEnv(env, 'FLEETCACHE_MAX_ENTRY_BYTES'),
@@ -279,8 +338,30 @@ export function resolveOptions(
   options: FleetcacheOptions,
   deploymentSource = 'options',
 ): ResolvedOptions {
+  const nodes = (options.redisNodes ?? []).map((u) => {
+    const checked = checkUrl('redisNodes', u)
+    if (checked === undefined) throw new ConfigError('redisNodes', 'contains an empty URL')
+    return checked
+  })
+  const url = checkUrl('redisUrl', options.redisUrl)
+  const seeds = url === undefined ? nodes : [url, ...nodes]
+  const ca = options.tls?.ca
+  const sentinels = (options.sentinels ?? []).map((a) => checkAddress('sentinels', a))
+  if (sentinels.length > 0 && (options.cluster === true || nodes.length > 0)) {
+    throw new ConfigError('sentinels', 'Sentinel and Redis Cluster cannot be combined')
+  }
+  if (sentinels.length > 0 && url === undefined) {
+    throw new ConfigError(
+      'sentinels',
+      'needs a Redis URL naming the master, for example redis://user:password@mymaster',
+    )
+  }
   return {
-    redisUrl: checkUrl('redisUrl', options.redisUrl),
+    redisUrl: seeds[0],
+    cluster: options.cluster === true || nodes.length > 0,
+    redisSeeds: seeds.slice(1),
+    sentinels,
+    tlsCa: ca === undefined ? undefined : Buffer.isBuffer(ca) ? ca.toString('utf8') : ca,
     engine: {
       prefix: options.prefix ?? 'fleetcache',
       deployment: options.deploymentId ?? '',

@@ -32,7 +32,19 @@ export function createLogger(debug: boolean): Logger {
 export function describe(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as Error & { code?: unknown }).code
-    return typeof code === 'string' ? `${code}: ${err.message}` : err.message
+    const text = typeof code === 'string' ? `${code}: ${err.message}` : err.message
+    return text + hint(err.message)
   }
   return String(err)
+}
+
+/** What to do about Redis's access-control replies, which only configuration can fix. */
+function hint(message: string): string {
+  if (/\b(WRONGPASS|NOAUTH)\b/.test(message)) {
+    return ' (check the user name and password in the Redis URL)'
+  }
+  if (/\bNOPERM\b/.test(message)) {
+    return " (the Redis ACL user lacks a permission fleetcache needs: see docs/operating.md, 'Access control')"
+  }
+  return ''
 }

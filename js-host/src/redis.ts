@@ -1,4 +1,11 @@
-import { createClient, ErrorReply, RESP_TYPES, TimeoutError } from 'redis'
+import {
+  createClient,
+  createCluster,
+  createSentinel,
+  ErrorReply,
+  RESP_TYPES,
+  TimeoutError,
+} from 'redis'
 
 import type { Logger } from './log'
 import { describe } from './log'
@@ -18,6 +25,20 @@ const ERROR_LOG_INTERVAL_MS = 10_000
 
 export interface RedisTransportOptions {
   url: string
+  /**
+   * Redis Cluster: `url` and these are seeds for topology discovery (node-redis `createCluster`),
+   * and every command goes to the master of its first key's slot.
+   */
+  cluster?: boolean | undefined
+  /** More cluster seeds besides `url`. */
+  seeds?: readonly string[] | undefined
+  /**
+   * Redis Sentinel: `host:port` of the sentinels; `url`'s host is the master's name, its user,
+   * password, database and scheme apply to the master.
+   */
+  sentinels?: readonly string[] | undefined
+  /** PEM CA certificate(s) trusted for `rediss://` (default: Node's bundled CAs). */
+  tlsCa?: string | undefined
   /** Default command budget when the caller gives none, in ms. */
   commandTimeoutMs: number
   /** How long a command may wait for the first connection, in ms. */
@@ -43,30 +64,31 @@ export function reconnectDelay(retries: number): number {
  */
 export class RedisTransport implements Transport {
   readonly enforcesDeadlines = true
-  private readonly client
+  private readonly client: Client
   private connecting: Promise<void> | undefined
+  /** Fails the pending first connection at once (a refused login will not heal by waiting). */
+  private failConnect: ((err: Error) => void) | undefined
   private connectDeadline = 0
   private lastErrorLog = 0
   private suppressed = 0
   private closed = false
 
   constructor(private readonly options: RedisTransportOptions) {
-    this.client = createClient({
-      url: options.url,
-      disableOfflineQueue: true,
-      commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
-      // No per-command AbortSignal.timeout (node-redis's default is 5 s): send() bounds every
-      // command with one plain timer instead (see there).
-      commandOptions: { timeout: 0 },
-      socket: {
-        connectTimeout: options.connectTimeoutMs,
-        reconnectStrategy: reconnectDelay,
-      },
-    })
+    this.client =
+      options.sentinels !== undefined && options.sentinels.length > 0
+        ? sentinelClient(options, options.sentinels)
+        : options.cluster === true
+          ? clusterClient(options)
+          : singleClient(options)
     // Without a listener node-redis would throw on 'error' and crash the server, and a
     // listener that throws stops reconnection (vercel/next.js#68221): this one cannot throw.
     // At most one line per 10 s, so an outage does not flood the logs.
-    this.client.on('error', (err: unknown) => {
+    const onError = (err: unknown): void => {
+      if (this.failConnect !== undefined && isRefusal(err)) {
+        // A connection failure for the breaker (not a reply error: Redis is not usable), so
+        // the breaker opens and the log stays quiet until a probe logs in.
+        this.failConnect(new Error(`redis refused the connection: ${describe(err)}`))
+      }
       try {
         const t = Date.now()
         if (t - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) {
@@ -82,7 +104,11 @@ export class RedisTransport implements Transport {
       } catch {
         // Logging itself failed (closed stderr, say): nothing better to do than go on.
       }
-    })
+    }
+    this.client.on('error', onError)
+    // A cluster reports node connection errors as 'node-error', Sentinel as 'client-error'.
+    this.client.on('node-error', onError)
+    this.client.on('client-error', onError)
   }
 
   /**
@@ -96,8 +122,13 @@ export class RedisTransport implements Transport {
     if (this.closed) return Promise.reject(new Error('redis transport is closed'))
     if (!this.client.isOpen) {
       this.connectDeadline = Date.now() + this.options.connectTimeoutMs
-      const attempt = this.client.connect().then(() => undefined)
-      attempt.catch(() => undefined)
+      // An error reply while connecting (WRONGPASS, NOPERM on HELLO) ends the wait at once;
+      // node-redis itself keeps retrying in the background.
+      const refused = new Promise<never>((_, reject) => {
+        this.failConnect = reject
+      })
+      const attempt = Promise.race([this.client.connect().then(() => undefined), refused])
+      attempt.catch(() => undefined).finally(() => (this.failConnect = undefined))
       this.connecting = attempt
     }
     const remaining = this.connectDeadline - Date.now()
@@ -115,11 +146,7 @@ export class RedisTransport implements Transport {
       // AbortSignal.timeout per command, which cost ~15 % of a cache hit's CPU (measured with
       // --cpu-prof); a command abandoned here stays in node-redis's bounded queue until Redis
       // answers or the socket closes, and the breaker stops new ones while Redis hangs.
-      return await withDeadline(
-        this.client.sendCommand(argv, { typeMapping: BUFFERS }),
-        timeout,
-        `redis ${String(argv[0])}`,
-      )
+      return await withDeadline(this.client.run(argv), timeout, `redis ${String(argv[0])}`)
     } catch (err) {
       if (err instanceof ErrorReply) throw new RedisReplyError(err.message)
       if (err instanceof TimeoutError) {
@@ -149,5 +176,162 @@ export class RedisTransport implements Transport {
     } catch {
       // Already closed.
     }
+  }
+}
+
+/** What the transport needs from a node-redis client or cluster. */
+interface Client {
+  readonly isReady: boolean
+  readonly isOpen: boolean
+  connect(): Promise<unknown>
+  close(): Promise<unknown>
+  destroy(): unknown
+  on(event: string, listener: (err: unknown) => void): unknown
+  /** Sends one raw command; bulk replies as Buffers. */
+  run(argv: readonly (string | Buffer)[]): Promise<unknown>
+}
+
+/** Socket settings shared by a single client and every node of a cluster. */
+function socketOptions(options: RedisTransportOptions) {
+  return {
+    connectTimeout: options.connectTimeoutMs,
+    reconnectStrategy: reconnectDelay,
+    ...(options.tlsCa === undefined ? {} : { ca: options.tlsCa }),
+  }
+}
+
+function singleClient(options: RedisTransportOptions): Client {
+  const client = createClient({
+    url: options.url,
+    disableOfflineQueue: true,
+    commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+    // No per-command AbortSignal.timeout (node-redis's default is 5 s): send() bounds every
+    // command with one plain timer instead (see there).
+    commandOptions: { timeout: 0 },
+    socket: socketOptions(options),
+  })
+  return {
+    get isReady() {
+      return client.isReady
+    },
+    get isOpen() {
+      return client.isOpen
+    },
+    connect: () => client.connect(),
+    close: () => client.close(),
+    destroy: () => {
+      client.destroy()
+    },
+    on: (event, listener) => client.on(event, listener),
+    run: (argv) => client.sendCommand(argv, { typeMapping: BUFFERS }),
+  }
+}
+
+/**
+ * The key a command routes by on a cluster: the first `KEYS` entry of a script, else the first
+ * argument; none for key-less commands (`PING`), which go to any node.
+ */
+export function firstKey(argv: readonly (string | Buffer)[]): string | Buffer | undefined {
+  const cmd = String(argv[0]).toUpperCase()
+  if (cmd === 'EVALSHA' || cmd === 'EVAL' || cmd === 'EVALSHA_RO' || cmd === 'EVAL_RO') {
+    return Number(String(argv[2])) > 0 ? argv[3] : undefined
+  }
+  if (cmd === 'PING' || cmd === 'SCRIPT' || cmd === 'INFO') return undefined
+  return argv[1]
+}
+
+function clusterClient(options: RedisTransportOptions): Client {
+  // Discovered nodes get `defaults` only (nothing from the seed URLs): credentials and TLS go
+  // there, taken from the first seed.
+  const seed = new URL(options.url)
+  const seeds = [options.url, ...(options.seeds ?? [])]
+  const cluster = createCluster({
+    rootNodes: seeds.map((url) => ({ url })),
+    defaults: {
+      ...(seed.username === '' ? {} : { username: decodeURIComponent(seed.username) }),
+      ...(seed.password === '' ? {} : { password: decodeURIComponent(seed.password) }),
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+      socket: {
+        ...socketOptions(options),
+        ...(seed.protocol === 'rediss:' ? { tls: true as const } : {}),
+      },
+    },
+    commandOptions: { timeout: 0 },
+  })
+  return {
+    get isReady() {
+      return cluster.isReady
+    },
+    get isOpen() {
+      return cluster.isOpen
+    },
+    connect: () => cluster.connect(),
+    close: () => cluster.close(),
+    destroy: () => {
+      cluster.destroy()
+    },
+    on: (event, listener) => cluster.on(event, listener),
+    // Writes and reads alike go to the slot's master (no replica reads: a replica may lag a
+    // revalidation).
+    run: (argv) =>
+      cluster.sendCommand(firstKey(argv), false, argv as (string | Buffer)[], {
+        typeMapping: BUFFERS,
+        timeout: 0,
+      }),
+  }
+}
+
+/**
+ * Errors that waiting will not fix: an error reply during the handshake (WRONGPASS, NOPERM) or
+ * a TLS certificate that is not trusted. A refused or silent TCP connection is not one of them:
+ * Redis may be restarting.
+ */
+function isRefusal(err: unknown): boolean {
+  if (err instanceof ErrorReply) return true
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
+}
+
+function sentinelClient(options: RedisTransportOptions, sentinels: readonly string[]): Client {
+  const u = new URL(options.url)
+  const db = u.pathname.replace(/^\//, '')
+  const sentinel = createSentinel({
+    name: decodeURIComponent(u.hostname),
+    sentinelRootNodes: sentinels.map((a) => {
+      const colon = a.lastIndexOf(':')
+      return { host: a.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(a.slice(colon + 1)) }
+    }),
+    nodeClientOptions: {
+      ...(u.username === '' ? {} : { username: decodeURIComponent(u.username) }),
+      ...(u.password === '' ? {} : { password: decodeURIComponent(u.password) }),
+      ...(db === '' ? {} : { database: Number(db) }),
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+      socket: {
+        ...socketOptions(options),
+        ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
+      },
+    },
+    sentinelClientOptions: { socket: { connectTimeout: options.connectTimeoutMs } },
+    commandOptions: { timeout: 0 },
+  })
+  return {
+    get isReady() {
+      return sentinel.isReady
+    },
+    get isOpen() {
+      return sentinel.isOpen
+    },
+    connect: () => sentinel.connect(),
+    close: () => sentinel.close(),
+    destroy: () => sentinel.destroy(),
+    on: (event, listener) => sentinel.on(event, listener),
+    // Everything goes to the master (no replica reads: a replica may lag a revalidation).
+    run: (argv) =>
+      sentinel.sendCommand(false, argv as (string | Buffer)[], {
+        typeMapping: BUFFERS,
+        timeout: 0,
+      }),
   }
 }

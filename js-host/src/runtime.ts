@@ -52,6 +52,10 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
           engine,
           new RedisTransport({
             url: options.redisUrl,
+            cluster: options.cluster,
+            seeds: options.redisSeeds,
+            sentinels: options.sentinels,
+            tlsCa: options.tlsCa,
             commandTimeoutMs: options.commandTimeoutMs,
             connectTimeoutMs: engine.connectBudgetMs,
             log,
@@ -80,7 +84,7 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
     }
   }
   log.info(
-    `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeStore(options.redisUrl)}`,
+    `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
   registry().set(id, runtime)
   // OpenTelemetry (optional peer dependency) is looked up here, once per process.
@@ -100,6 +104,13 @@ export function stats(): FleetcacheStats | undefined {
     total = total === undefined ? s : addStats(total, s)
   }
   return total
+}
+
+/** Cluster or Sentinel, for the start-up line. */
+function describeMode(options: ResolvedOptions): string {
+  if (options.cluster) return 'cluster '
+  if (options.sentinels.length > 0) return `via sentinels ${options.sentinels.join(',')}, master `
+  return ''
 }
 
 /** The store for the start-up line, without credentials. */

@@ -5,7 +5,8 @@
 //
 // Run: node --test tests/e2e/
 // Env: FLEETCACHE_TARBALL (default: newest js-host/fleetcache-*.tgz), E2E_SETTLE_MS (how long to
-// let a route-handler revalidation finish after its response, default 1000), E2E_KEEP_LOGS=1.
+// let a route-handler revalidation finish after its response, default 1000), E2E_KEEP_LOGS=1,
+// E2E_REDIS_CLUSTER=1 (a three-master Redis Cluster instead of one redis-server; issue 8).
 //
 // The tests run in order and share the fleet. Each revalidation scenario reads its own cache entry
 // (/products?list=<scenario>, all tagged 'products') and counts the origin calls for that entry
@@ -19,6 +20,7 @@ import { failureReport } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
+import { startRedisCluster } from '../support/redis-cluster.mjs'
 import { sleep } from '../support/util.mjs'
 
 // Next runs a route handler's revalidateTag/revalidatePath after the HTTP response (waitUntil).
@@ -29,6 +31,7 @@ const POLL_INTERVAL_MS = 100
 // After the last read of a step: time for a (wrong) background regeneration to reach the origin.
 const QUIET_MS = 500
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
+const CLUSTER = process.env.E2E_REDIS_CLUSTER === '1'
 
 let logDir
 let redis
@@ -174,12 +177,13 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
         const t0 = Date.now()
         const app = await prepareApp({ logDir })
         const t1 = Date.now()
-        redis = await startRedis({ logDir })
+        redis = CLUSTER ? await startRedisCluster({ logDir }) : await startRedis({ logDir })
         origin = await startOrigin()
         ;[A, B] = await startFleet({
           names: ['A', 'B'],
           env: {
             REDIS_URL: redis.url,
+            ...(CLUSTER ? { FLEETCACHE_REDIS_CLUSTER: '1' } : {}),
             ORIGIN_URL: origin.url,
             FLEETCACHE_DEBUG: process.env.FLEETCACHE_DEBUG ?? '1',
           },

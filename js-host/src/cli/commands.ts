@@ -81,46 +81,51 @@ export async function collectStats(
   const groups = new Map<string, StatsRow>()
   let scanned = 0
   let sizeBy: StatsReport['sizeBy'] = 'MEMORY USAGE'
-  const size = async (key: string): Promise<number> => {
+  const size = async (target: Conn, key: string): Promise<number> => {
     if (sizeBy === 'MEMORY USAGE') {
       try {
-        return Number(await conn.send(['MEMORY', 'USAGE', key]))
+        return Number(await target.send(['MEMORY', 'USAGE', key]))
       } catch {
         // Managed services may disable MEMORY; the value's length is the next best measure.
         sizeBy = 'STRLEN'
       }
     }
-    return Number(await conn.send(['STRLEN', key]))
+    return Number(await target.send(['STRLEN', key]))
   }
-  for (const target of scanTargets(conn)) {
-    for await (const page of scanPages(target, `${globEscape(prefix)}:*`, {
-      count: 1000,
-      maxKeys: maxKeys - scanned,
-    })) {
-      scanned += page.length
-      // One page's size queries go out together (node-redis pipelines concurrent commands).
-      const sizes = await Promise.all(
-        page.map((k) => {
+  const targets = await scanTargets(conn)
+  try {
+    for (const target of targets) {
+      for await (const page of scanPages(target, `${globEscape(prefix)}:*`, {
+        count: 1000,
+        maxKeys: maxKeys - scanned,
+      })) {
+        scanned += page.length
+        // One page's size queries go out together (node-redis pipelines concurrent commands).
+        const sizes = await Promise.all(
+          page.map((k) => {
+            const p = parseKey(k, prefix)
+            return p.type === 'entry' ? size(target, k) : Promise.resolve(0)
+          }),
+        )
+        page.forEach((k, i) => {
           const p = parseKey(k, prefix)
-          return p.type === 'entry' ? size(k) : Promise.resolve(0)
-        }),
-      )
-      page.forEach((k, i) => {
-        const p = parseKey(k, prefix)
-        if (p.type !== 'entry' && p.type !== 'lease') return
-        const id = `${p.deployment}\0${p.iface}`
-        let row = groups.get(id)
-        if (row === undefined) {
-          row = { deployment: p.deployment, interface: p.iface, entries: 0, bytes: 0, leases: 0 }
-          groups.set(id, row)
-        }
-        if (p.type === 'entry') {
-          row.entries += 1
-          row.bytes += sizes[i] ?? 0
-        } else row.leases += 1
-      })
-      progress.tick(() => `scanned ${String(scanned)} keys`)
+          if (p.type !== 'entry' && p.type !== 'lease') return
+          const id = `${p.deployment}\0${p.iface}`
+          let row = groups.get(id)
+          if (row === undefined) {
+            row = { deployment: p.deployment, interface: p.iface, entries: 0, bytes: 0, leases: 0 }
+            groups.set(id, row)
+          }
+          if (p.type === 'entry') {
+            row.entries += 1
+            row.bytes += sizes[i] ?? 0
+          } else row.leases += 1
+        })
+        progress.tick(() => `scanned ${String(scanned)} keys`)
+      }
     }
+  } finally {
+    await closeExtra(targets, conn)
   }
   const tagKey = (part: string): string => `${prefix}:tags:{${prefix}}:${part}`
   const tags = Number(await conn.send(['HLEN', tagKey('state')]))
@@ -351,24 +356,43 @@ export async function purgeDeployment(
   const pattern = `${globEscape(prefix)}:${globEscape(deployment)}:*`
   let matched = 0
   let deleted = 0
-  for (const target of scanTargets(conn)) {
-    for await (const page of scanPages(target, pattern, {
-      count: batch,
-      maxKeys: maxKeys - matched,
-    })) {
-      // The pattern also matches a deployment named like a prefix of another's keys only if
-      // the next segment agrees; parseKey keeps exactly this deployment's entries and leases.
-      const keys = page.filter((k) => {
-        const p = parseKey(k, prefix)
-        return (p.type === 'entry' || p.type === 'lease') && p.deployment === deployment
-      })
-      matched += keys.length
-      if (!dryRun && keys.length > 0) deleted += Number(await target.send(['UNLINK', ...keys]))
-      progress.tick(
-        () =>
-          `${dryRun ? 'found' : 'deleted'} ${String(dryRun ? matched : deleted)} keys of deployment ${deployment}`,
-      )
+  const targets = await scanTargets(conn)
+  // On a cluster, keys of one node still span many slots: one UNLINK per key (pipelined).
+  const perKey = conn.cluster === true
+  try {
+    for (const target of targets) {
+      for await (const page of scanPages(target, pattern, {
+        count: batch,
+        maxKeys: maxKeys - matched,
+      })) {
+        // The pattern also matches a deployment named like a prefix of another's keys only if
+        // the next segment agrees; parseKey keeps exactly this deployment's entries and leases.
+        const keys = page.filter((k) => {
+          const p = parseKey(k, prefix)
+          return (p.type === 'entry' || p.type === 'lease') && p.deployment === deployment
+        })
+        matched += keys.length
+        if (!dryRun && keys.length > 0) {
+          deleted += perKey
+            ? (await Promise.all(keys.map((k) => target.send(['UNLINK', k])))).reduce<number>(
+                (n, r) => n + Number(r),
+                0,
+              )
+            : Number(await target.send(['UNLINK', ...keys]))
+        }
+        progress.tick(
+          () =>
+            `${dryRun ? 'found' : 'deleted'} ${String(dryRun ? matched : deleted)} keys of deployment ${deployment}`,
+        )
+      }
     }
+  } finally {
+    await closeExtra(targets, conn)
   }
   return { matched, deleted }
+}
+
+/** Closes the connections `scanTargets` opened besides `conn`. */
+async function closeExtra(targets: Conn[], conn: Conn): Promise<void> {
+  for (const t of targets) if (t !== conn) await t.close().catch(() => undefined)
 }

@@ -161,7 +161,12 @@ async function main(argv: string[]): Promise<number> {
           (env.FLEETCACHE_DEPLOYMENT_ID ||
             env.NEXT_DEPLOYMENT_ID ||
             readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim())
-        const r = await seed(distDir, { redisUrl, prefix, deploymentId }, conn, progress)
+        const r = await seed(
+          distDir,
+          { redisUrl, prefix, deploymentId, cluster: conn.cluster === true },
+          conn,
+          progress,
+        )
         progress.done(`seeded ${String(r.written)} routes`)
         const lines = [
           `seeded ${String(r.written)} prerendered routes for deployment ${keyDeployment(prefix, deploymentId)}`,

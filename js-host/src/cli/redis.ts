@@ -2,7 +2,9 @@
  * The CLI's Redis access: one node-redis client per server, binary replies, and key scans that
  * are bounded and safe on a live Redis (SCAN, never KEYS).
  */
-import { createClient, RESP_TYPES } from 'redis'
+import { createClient, createCluster, RESP_TYPES } from 'redis'
+
+import { firstKey } from '../redis'
 
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const
 
@@ -12,10 +14,18 @@ export interface Conn {
   close(): Promise<void>
   /** host:port, for messages. */
   readonly address: string
+  /** The URL it was opened with (credentials included, for connections to other nodes). */
+  readonly url: string
+  /** Routes by key over a Redis Cluster (scans then need {@link scanTargets}). */
+  readonly cluster?: boolean
 }
 
-/** Connects to `url` (fails after `timeoutMs` rather than retrying forever, unlike the server). */
-export async function connect(url: string, timeoutMs = 5000): Promise<Conn> {
+/**
+ * Connects to `url` (fails after `timeoutMs` rather than retrying forever, unlike the server).
+ * On a Redis Cluster node the connection routes each command by its key through a node-redis
+ * cluster client (`single` opens just the one node, for per-node scans).
+ */
+export async function connect(url: string, timeoutMs = 5000, single = false): Promise<Conn> {
   const client = createClient({
     url,
     socket: { connectTimeout: timeoutMs, reconnectStrategy: false },
@@ -24,11 +34,43 @@ export async function connect(url: string, timeoutMs = 5000): Promise<Conn> {
   client.on('error', () => undefined)
   await client.connect()
   const u = new URL(url)
-  return {
+  const plain: Conn = {
     address: u.host,
+    url,
     send: (argv) => client.sendCommand(argv, { typeMapping: BUFFERS }),
     close: async () => {
       await client.close()
+    },
+  }
+  if (single) return plain
+  const info = String(await plain.send(['INFO', 'cluster']))
+  if (!/cluster_enabled:1/.test(info)) return plain
+  await plain.close()
+  const cluster = createCluster({
+    rootNodes: [{ url }],
+    defaults: {
+      ...(u.username === '' ? {} : { username: decodeURIComponent(u.username) }),
+      ...(u.password === '' ? {} : { password: decodeURIComponent(u.password) }),
+      socket: {
+        connectTimeout: timeoutMs,
+        reconnectStrategy: false,
+        ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
+      },
+    },
+  })
+  cluster.on('error', () => undefined)
+  cluster.on('node-error', () => undefined)
+  await cluster.connect()
+  return {
+    address: u.host,
+    url,
+    cluster: true,
+    send: (argv) =>
+      cluster.sendCommand(firstKey(argv), false, argv as (string | Buffer)[], {
+        typeMapping: BUFFERS,
+      }),
+    close: async () => {
+      await cluster.close()
     },
   }
 }
@@ -36,11 +78,34 @@ export async function connect(url: string, timeoutMs = 5000): Promise<Conn> {
 /**
  * The servers whose keys a scan must cover. A standalone Redis (or a replica set behind one
  * endpoint) is just the one connection; on Redis Cluster every master holds its own slots, so
- * a scan has to visit each of them. Cluster discovery is issue 8: this is the single place that
- * will list the masters (`CLUSTER SHARDS`), and every scanning command already iterates over it.
+ * a scan has to visit each of them: the masters `CLUSTER NODES` lists (not failed), each
+ * opened on its own with `conn`'s credentials and TLS. The caller closes every target that is
+ * not `conn`.
  */
-export function scanTargets(conn: Conn): Conn[] {
-  return [conn]
+export async function scanTargets(conn: Conn): Promise<Conn[]> {
+  if (conn.cluster !== true) return [conn]
+  const nodes = String(await conn.send(['CLUSTER', 'NODES']))
+  const targets: Conn[] = []
+  try {
+    for (const line of nodes.split('\n')) {
+      const [, addr, flags] = line.split(' ')
+      if (addr === undefined || flags === undefined) continue
+      const f = flags.split(',')
+      if (!f.includes('master') || f.includes('fail') || f.includes('noaddr')) continue
+      // ip:port@cport[,hostname]
+      const hostPort = addr.split('@')[0] ?? ''
+      const colon = hostPort.lastIndexOf(':')
+      const host = hostPort.slice(0, colon)
+      const u = new URL(conn.url)
+      u.hostname = host.includes(':') ? `[${host}]` : host
+      u.port = hostPort.slice(colon + 1)
+      targets.push(await connect(u.toString(), 5000, true))
+    }
+  } catch (err) {
+    for (const t of targets) await t.close().catch(() => undefined)
+    throw err
+  }
+  return targets
 }
 
 /** Escapes glob characters for `SCAN MATCH` (key segments are validated, but stay literal). */
