@@ -83,8 +83,9 @@ test-wasm: setup ## wasm-bindgen tests of the binding in headless Node
 test-js: pack ## the npm package against a real redis-server
 	cd js-host && node --test --test-concurrency=1 test/
 
-test-e2e: pack ## two `next start` instances and one Redis
+test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster
 	node --test --test-concurrency=1 tests/e2e/
+	E2E_REDIS_CLUSTER=1 node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
 
 test-faults: pack ## kill, pause and restart a real redis-server under load on two `next start`
 	node --test --test-concurrency=1 tests/faults/
