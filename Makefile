@@ -81,7 +81,7 @@ test-wasm: setup ## wasm-bindgen tests of the binding in headless Node
 	$(WASM_CARGO) test --target $(WASM_TARGET) -p fleetcache-wasm
 
 test-js: pack ## the npm package against a real redis-server
-	cd js-host && node --test --test-concurrency=1 test/
+	cd js-host && node --test --test-concurrency=1 test/*.test.mjs
 
 test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster
 	node --test --test-concurrency=1 tests/e2e/

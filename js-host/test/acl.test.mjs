@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
+import { now, text, useCacheEntry } from './helpers.mjs'
 
 const PREFIX = 'acltest'
 
@@ -68,8 +69,6 @@ after(async () => {
   await redis?.stop()
 })
 
-const now = () => performance.timeOrigin + performance.now()
-
 function options(user, extra = {}) {
   seq += 1
   return {
@@ -82,27 +81,7 @@ function options(user, extra = {}) {
   }
 }
 
-function entry(value, tags = ['acl']) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(Buffer.from(value))
-        c.close()
-      },
-    }),
-    tags,
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 900,
-  }
-}
-
-async function text(stream) {
-  const chunks = []
-  for await (const c of stream) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks).toString()
-}
+const entry = (value, tags = ['acl']) => useCacheEntry(value, { tags })
 
 /** Runs `fn` with console.error/warn captured; returns the captured lines. */
 async function capture(fn) {

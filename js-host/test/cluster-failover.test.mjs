@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
+import { useCacheEntry } from './helpers.mjs'
 
 const PREFIX = 'fotest'
 let cluster
@@ -26,8 +27,6 @@ after(async () => {
   await cluster?.stop()
 })
 
-const now = () => performance.timeOrigin + performance.now()
-
 function handler() {
   seq += 1
   return createUseCacheHandler({
@@ -41,21 +40,7 @@ function handler() {
   })
 }
 
-function entry(value, tags) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(Buffer.from(value))
-        c.close()
-      },
-    }),
-    tags,
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 900,
-  }
-}
+const entry = (value, tags) => useCacheEntry(value, { tags })
 
 /** The node serving `key`'s slot as master now, and its replica (by the replica's ROLE). */
 async function ownerAndReplica(key) {

@@ -18,6 +18,7 @@ import {
 import { scanTargets, connect } from '../dist/cli/redis.js'
 import { firstKey } from '../dist/redis.js'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
+import { text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -35,8 +36,6 @@ after(async () => {
   await close()
   await cluster?.stop()
 })
-
-const now = () => performance.timeOrigin + performance.now()
 
 function options(extra = {}) {
   seq += 1
@@ -61,28 +60,7 @@ function incremental(extra = {}) {
   return () => new Handler({})
 }
 
-function entry(value, over = {}) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(Buffer.from(value))
-        c.close()
-      },
-    }),
-    tags: ['cl'],
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 900,
-    ...over,
-  }
-}
-
-async function text(stream) {
-  const chunks = []
-  for await (const c of stream) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks).toString()
-}
+const entry = (value, over = {}) => useCacheEntry(value, { tags: ['cl'], ...over })
 
 const engine = new wasm.Engine({ prefix: PREFIX, deployment: 'd1' })
 

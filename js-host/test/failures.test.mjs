@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
+import { now, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -19,7 +20,6 @@ const { createClient, RESP_TYPES } = require('redis')
 
 let logDir
 let redis
-const now = () => performance.timeOrigin + performance.now()
 
 // Captures fleetcache's log lines (it logs through console) for assertions.
 const lines = []
@@ -69,28 +69,8 @@ function instance(extra = {}) {
   })
 }
 
-function entry(text, over = {}) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(new TextEncoder().encode(text))
-        c.close()
-      },
-    }),
-    tags: ['products'],
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 60,
-    ...over,
-  }
-}
-
-async function text(stream) {
-  const chunks = []
-  for await (const c of stream) chunks.push(c)
-  return Buffer.concat(chunks).toString('utf8')
-}
+const entry = (value, over = {}) =>
+  useCacheEntry(value, { tags: ['products'], revalidate: 60, ...over })
 
 async function timed(fn) {
   const t0 = performance.now()

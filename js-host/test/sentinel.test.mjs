@@ -13,6 +13,7 @@ import { close, createUseCacheHandler, optionsFromEnv } from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
+import { text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -89,8 +90,6 @@ after(async () => {
   await Promise.allSettled([master?.stop(), replica?.stop()])
 })
 
-const now = () => performance.timeOrigin + performance.now()
-
 function handler() {
   seq += 1
   return createUseCacheHandler({
@@ -104,27 +103,7 @@ function handler() {
   })
 }
 
-function entry(value, tags = ['sn']) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(Buffer.from(value))
-        c.close()
-      },
-    }),
-    tags,
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 900,
-  }
-}
-
-async function text(stream) {
-  const chunks = []
-  for await (const c of stream) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks).toString()
-}
+const entry = (value, tags = ['sn']) => useCacheEntry(value, { tags })
 
 describe('Redis Sentinel', () => {
   test('configuration: FLEETCACHE_REDIS_SENTINELS', () => {

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
+import { now, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -28,7 +29,6 @@ after(async () => {
   await redis?.stop()
 })
 
-const now = () => performance.timeOrigin + performance.now()
 const PREFIX = 'sftest'
 
 function options(extra = {}) {
@@ -55,28 +55,7 @@ const engine = new wasm.Engine({ prefix: PREFIX, deployment: 'd1' })
 const leaseKey = (iface, key) => engine.entryKey(iface, key).replace(/:e$/, ':l')
 const exists = async (key) => (await redisCommand(redis.port, ['EXISTS', key])) === 1
 
-async function text(stream) {
-  const chunks = []
-  for await (const c of stream) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks).toString()
-}
-
-function entry(value, over = {}) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(Buffer.from(value))
-        c.close()
-      },
-    }),
-    tags: ['sf'],
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 900,
-    ...over,
-  }
-}
+const entry = (value, over = {}) => useCacheEntry(value, { tags: ['sf'], ...over })
 
 async function getCalls() {
   const info = String(await redisCommand(redis.port, ['INFO', 'commandstats']))

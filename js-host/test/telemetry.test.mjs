@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
 import { startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
+import { useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { metrics, trace } = require('@opentelemetry/api')
@@ -41,7 +42,6 @@ trace.setGlobalTracerProvider(
 const { createIncrementalCacheHandler, createUseCacheHandler, close, stats } =
   await import('../esm/index.mjs')
 
-const now = () => performance.timeOrigin + performance.now()
 let logDir
 let redis
 const silenced = {}
@@ -86,21 +86,7 @@ function point(byName, name, attrs = {}) {
 const lookups = (b, iface, outcome) =>
   point(b, 'fleetcache.lookups', { 'fleetcache.interface': iface, 'fleetcache.outcome': outcome })
 
-function entry(text, tags) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(new TextEncoder().encode(text))
-        c.close()
-      },
-    }),
-    tags,
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 900,
-  }
-}
+const entry = (value, tags) => useCacheEntry(value, { tags })
 
 const OPTIONS = {
   prefix: 'otel',

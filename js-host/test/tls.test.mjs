@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import { close, createUseCacheHandler, optionsFromEnv } from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
+import { now, text, useCacheEntry } from './helpers.mjs'
 
 let dir
 let server
@@ -127,29 +128,7 @@ after(async () => {
   await stopChild(server, { termTimeoutMs: 5000 })
 })
 
-const now = () => performance.timeOrigin + performance.now()
-
-function entry(value) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(Buffer.from(value))
-        c.close()
-      },
-    }),
-    tags: ['tls'],
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 900,
-  }
-}
-
-async function text(stream) {
-  const chunks = []
-  for await (const c of stream) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks).toString()
-}
+const entry = (value) => useCacheEntry(value, { tags: ['tls'] })
 
 function options(extra = {}) {
   seq += 1

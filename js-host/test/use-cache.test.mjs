@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
+import { bytes, now, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -25,7 +26,6 @@ after(async () => {
   await redis?.stop()
 })
 
-const now = () => performance.timeOrigin + performance.now()
 let seq = 0
 
 /**
@@ -48,32 +48,8 @@ function instance(extra = {}) {
   })
 }
 
-function entry(text, over = {}) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(new TextEncoder().encode(text))
-        c.close()
-      },
-    }),
-    tags: ['products'],
-    stale: 30,
-    timestamp: now(),
-    expire: 3600,
-    revalidate: 60,
-    ...over,
-  }
-}
-
-async function bytes(stream) {
-  const chunks = []
-  for await (const c of stream) chunks.push(c)
-  return Buffer.concat(chunks)
-}
-
-async function text(stream) {
-  return new TextDecoder().decode(await bytes(stream))
-}
+const entry = (value, over = {}) =>
+  useCacheEntry(value, { tags: ['products'], revalidate: 60, ...over })
 
 function entryKey(name, key, deployment = 'd1') {
   return new wasm.Engine({ prefix: 'jstest', deployment }).entryKey(name, key)

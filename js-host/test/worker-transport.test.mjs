@@ -12,6 +12,7 @@ import { createClient, ErrorReply, RESP_TYPES } from 'redis'
 import { createCache } from 'fleetcache/worker'
 import { createUseCacheHandler, close } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
+import { useCacheEntry } from './helpers.mjs'
 
 const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
 
@@ -36,21 +37,8 @@ const transport = {
 }
 
 const now = () => Date.now()
-function entry(text, tags = ['products'], timestamp = now()) {
-  return {
-    value: new ReadableStream({
-      start(c) {
-        c.enqueue(new TextEncoder().encode(text))
-        c.close()
-      },
-    }),
-    tags,
-    stale: 30,
-    timestamp,
-    expire: 3600,
-    revalidate: 900,
-  }
-}
+const entry = (value, tags = ['products'], timestamp = now()) =>
+  useCacheEntry(value, { tags, timestamp })
 const text = async (e) => new Response(e.value).text()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
