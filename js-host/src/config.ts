@@ -18,8 +18,19 @@ export interface FleetcacheOptions {
    * `rediss:` apply to the master.
    */
   sentinels?: readonly string[] | undefined
-  /** TLS for `rediss://`: `ca` is the PEM CA certificate(s) to trust instead of Node's bundle. */
-  tls?: { ca?: string | Buffer | undefined } | undefined
+  /** User name on the sentinels themselves (an ACL user of theirs); needs `sentinelPassword`. */
+  sentinelUsername?: string | undefined
+  /**
+   * Password of the sentinels themselves (their `requirepass`, or `sentinelUsername`'s). The
+   * master's password goes in `redisUrl`.
+   */
+  sentinelPassword?: string | undefined
+  /**
+   * TLS for `rediss://`: `ca` is the PEM CA certificate(s) to trust instead of Node's bundle;
+   * `cert` and `key` (both or neither, PEM) are the client certificate and its private key, for
+   * a Redis that requires one (`tls-auth-clients yes`).
+   */
+  tls?: TlsOptions | undefined
   /** First segment of every Redis key; `[A-Za-z0-9._-]{1,64}`. Default `fleetcache`. */
   prefix?: string | undefined
   /** Entries of other deployments are never read. Default: deployment id, else build id. */
@@ -71,6 +82,13 @@ export interface FleetcacheOptions {
   leaseWaitMs?: number | undefined
 }
 
+/** PEM text or bytes of TLS material. */
+export interface TlsOptions {
+  ca?: string | Buffer | undefined
+  cert?: string | Buffer | undefined
+  key?: string | Buffer | undefined
+}
+
 /** Configuration passed to the wasm engine (field names are the core's). */
 export interface EngineConfig {
   prefix: string
@@ -105,8 +123,14 @@ export interface ResolvedOptions {
   redisSeeds: string[]
   /** Sentinels (`host:port`); `redisUrl`'s host names the master. Empty: no Sentinel. */
   sentinels: string[]
+  /** Credentials of the sentinels themselves (not of the master). */
+  sentinelUsername: string | undefined
+  sentinelPassword: string | undefined
   /** PEM CA for TLS, if given. */
   tlsCa: string | undefined
+  /** PEM client certificate and key for TLS (both or neither). */
+  tlsCert: string | undefined
+  tlsKey: string | undefined
   engine: EngineConfig
   commandTimeoutMs: number
   connectTimeoutMs: number
@@ -200,6 +224,73 @@ function buildId(cwd: string, env: Env): string | undefined {
   }
 }
 
+/** The contents of the PEM file a variable names, or undefined when it is unset. */
+function pemFile(env: Env, name: string): string | undefined {
+  const file = env[name]
+  if (file === undefined || file === '') return undefined
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(
+      name,
+      `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+    )
+  }
+}
+
+/** How to reach Redis, from the environment. */
+export type TransportOptions = Pick<
+  FleetcacheOptions,
+  'sentinels' | 'sentinelUsername' | 'sentinelPassword' | 'tls'
+>
+
+/**
+ * The connection settings besides the URL (Sentinel, TLS material), from the environment: the
+ * part the server and the `fleetcache` CLI share. Throws `ConfigError` naming the variable.
+ */
+export function transportOptionsFromEnv(env: Env = process.env): TransportOptions {
+  const sentinels = (env.FLEETCACHE_REDIS_SENTINELS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
+    .map((a) => checkAddress('FLEETCACHE_REDIS_SENTINELS', a))
+  const sentinelUsername = env.FLEETCACHE_SENTINEL_USERNAME || undefined
+  const sentinelPassword = env.FLEETCACHE_SENTINEL_PASSWORD || undefined
+  for (const [name, value] of [
+    ['FLEETCACHE_SENTINEL_USERNAME', sentinelUsername],
+    ['FLEETCACHE_SENTINEL_PASSWORD', sentinelPassword],
+  ] as const) {
+    if (value !== undefined && sentinels.length === 0) {
+      throw new ConfigError(name, 'is set but FLEETCACHE_REDIS_SENTINELS is not')
+    }
+  }
+  if (sentinelUsername !== undefined && sentinelPassword === undefined) {
+    throw new ConfigError('FLEETCACHE_SENTINEL_USERNAME', 'needs FLEETCACHE_SENTINEL_PASSWORD')
+  }
+  const certSet = Boolean(env.FLEETCACHE_REDIS_CERT_FILE)
+  const keySet = Boolean(env.FLEETCACHE_REDIS_KEY_FILE)
+  if (certSet !== keySet) {
+    throw new ConfigError(
+      certSet ? 'FLEETCACHE_REDIS_CERT_FILE' : 'FLEETCACHE_REDIS_KEY_FILE',
+      'a TLS client certificate needs both FLEETCACHE_REDIS_CERT_FILE and FLEETCACHE_REDIS_KEY_FILE',
+    )
+  }
+  const ca = pemFile(env, 'FLEETCACHE_REDIS_CA_FILE')
+  const cert = pemFile(env, 'FLEETCACHE_REDIS_CERT_FILE')
+  const key = pemFile(env, 'FLEETCACHE_REDIS_KEY_FILE')
+  const tls: TlsOptions = {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  }
+  return {
+    sentinels,
+    ...(sentinelUsername === undefined ? {} : { sentinelUsername }),
+    ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
+    tls: Object.keys(tls).length === 0 ? undefined : tls,
+  }
+}
+
 /**
  * Options from the environment of the running server (read when the handler module is first
  * loaded, i.e. at server start, never frozen into the build).
@@ -223,22 +314,6 @@ export function optionsFromEnv(
     .split(',')
     .map((u) => u.trim())
     .filter((u) => u !== '')
-  const sentinels = (env.FLEETCACHE_REDIS_SENTINELS ?? '')
-    .split(',')
-    .map((u) => u.trim())
-    .filter((u) => u !== '')
-  const caFile = env.FLEETCACHE_REDIS_CA_FILE
-  let ca: string | undefined
-  if (caFile !== undefined && caFile !== '') {
-    try {
-      ca = readFileSync(caFile, 'utf8')
-    } catch (err) {
-      throw new ConfigError(
-        'FLEETCACHE_REDIS_CA_FILE',
-        `cannot read ${caFile}: ${err instanceof Error ? err.message : String(err)}`,
-      )
-    }
-  }
   return {
     redisUrl: checkUrl(urlVar, env[urlVar]),
     cluster: booleanFromEnv(env, 'FLEETCACHE_REDIS_CLUSTER'),
@@ -246,8 +321,7 @@ export function optionsFromEnv(
       checkUrl('FLEETCACHE_REDIS_NODES', u)
       return u
     }),
-    sentinels: sentinels.map((a) => checkAddress('FLEETCACHE_REDIS_SENTINELS', a)),
-    tls: ca === undefined ? undefined : { ca },
+    ...transportOptionsFromEnv(env),
     prefix: env.FLEETCACHE_PREFIX || undefined,
     deploymentId,
     maxEntryBytes: numberFromEnv(env, 'FLEETCACHE_MAX_ENTRY_BYTES'),
@@ -333,6 +407,10 @@ function leaseSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   return out
 }
 
+function pem(value: string | Buffer | undefined): string | undefined {
+  return value === undefined ? undefined : Buffer.isBuffer(value) ? value.toString('utf8') : value
+}
+
 /** Checks and completes options; throws `ConfigError` naming the bad setting. */
 export function resolveOptions(
   options: FleetcacheOptions,
@@ -345,8 +423,22 @@ export function resolveOptions(
   })
   const url = checkUrl('redisUrl', options.redisUrl)
   const seeds = url === undefined ? nodes : [url, ...nodes]
-  const ca = options.tls?.ca
+  const tls = options.tls
   const sentinels = (options.sentinels ?? []).map((a) => checkAddress('sentinels', a))
+  if ((tls?.cert === undefined) !== (tls?.key === undefined)) {
+    throw new ConfigError('tls', 'a client certificate needs both `cert` and `key`')
+  }
+  if (sentinels.length === 0) {
+    if (options.sentinelPassword !== undefined) {
+      throw new ConfigError('sentinelPassword', 'is set without `sentinels`')
+    }
+    if (options.sentinelUsername !== undefined) {
+      throw new ConfigError('sentinelUsername', 'is set without `sentinels`')
+    }
+  }
+  if (options.sentinelUsername !== undefined && options.sentinelPassword === undefined) {
+    throw new ConfigError('sentinelUsername', 'needs `sentinelPassword`')
+  }
   if (sentinels.length > 0 && (options.cluster === true || nodes.length > 0)) {
     throw new ConfigError('sentinels', 'Sentinel and Redis Cluster cannot be combined')
   }
@@ -361,7 +453,11 @@ export function resolveOptions(
     cluster: options.cluster === true || nodes.length > 0,
     redisSeeds: seeds.slice(1),
     sentinels,
-    tlsCa: ca === undefined ? undefined : Buffer.isBuffer(ca) ? ca.toString('utf8') : ca,
+    sentinelUsername: options.sentinelUsername,
+    sentinelPassword: options.sentinelPassword,
+    tlsCa: pem(tls?.ca),
+    tlsCert: pem(tls?.cert),
+    tlsKey: pem(tls?.key),
     engine: {
       prefix: options.prefix ?? 'fleetcache',
       deployment: options.deploymentId ?? '',

@@ -19,6 +19,8 @@ const MAX_QUEUED_COMMANDS = 1000
 
 /** Longest pause between reconnection attempts, in ms. */
 const MAX_RECONNECT_DELAY_MS = 2000
+/** How often a cluster client re-reads the slot layout while a node is unreachable, in ms. */
+const TOPOLOGY_REFRESH_MS = 1000
 
 /** Minimum time between two logged connection errors, in ms. */
 const ERROR_LOG_INTERVAL_MS = 10_000
@@ -37,8 +39,14 @@ export interface RedisTransportOptions {
    * password, database and scheme apply to the master.
    */
   sentinels?: readonly string[] | undefined
+  /** Credentials of the sentinels themselves (the master's are in `url`). */
+  sentinelUsername?: string | undefined
+  sentinelPassword?: string | undefined
   /** PEM CA certificate(s) trusted for `rediss://` (default: Node's bundled CAs). */
   tlsCa?: string | undefined
+  /** PEM client certificate and its key for `rediss://` (both or neither). */
+  tlsCert?: string | undefined
+  tlsKey?: string | undefined
   /** Default command budget when the caller gives none, in ms. */
   commandTimeoutMs: number
   /** How long a command may wait for the first connection, in ms. */
@@ -87,7 +95,8 @@ export class RedisTransport implements Transport {
       if (this.failConnect !== undefined && isRefusal(err)) {
         // A connection failure for the breaker (not a reply error: Redis is not usable), so
         // the breaker opens and the log stays quiet until a probe logs in.
-        this.failConnect(new Error(`redis refused the connection: ${describe(err)}`))
+        // Without the ACL hint: the caller's log line adds it (describe()).
+        this.failConnect(new Error(`redis refused the connection: ${connectionError(err)}`))
       }
       try {
         const t = Date.now()
@@ -99,7 +108,7 @@ export class RedisTransport implements Transport {
         this.lastErrorLog = t
         this.suppressed = 0
         options.log.error(
-          `redis connection: ${describe(err)}${more}; reconnecting in the background`,
+          `redis connection: ${describe(new Error(connectionError(err)))}${more}; reconnecting in the background`,
         )
       } catch {
         // Logging itself failed (closed stderr, say): nothing better to do than go on.
@@ -197,6 +206,8 @@ function socketOptions(options: RedisTransportOptions) {
     connectTimeout: options.connectTimeoutMs,
     reconnectStrategy: reconnectDelay,
     ...(options.tlsCa === undefined ? {} : { ca: options.tlsCa }),
+    ...(options.tlsCert === undefined ? {} : { cert: options.tlsCert }),
+    ...(options.tlsKey === undefined ? {} : { key: options.tlsKey }),
   }
 }
 
@@ -205,6 +216,11 @@ function singleClient(options: RedisTransportOptions): Client {
     url: options.url,
     disableOfflineQueue: true,
     commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+    // No CLIENT SETINFO in the handshake (here, on cluster nodes and behind Sentinel): Redis
+    // 7.2+ and Valkey deny it to the least-privilege user of docs/operating.md and fill ACL LOG
+    // with one denial per connection, and `+client|setinfo` cannot join that line (Redis 7.0
+    // rejects it).
+    disableClientInfo: true,
     // No per-command AbortSignal.timeout (node-redis's default is 5 s): send() bounds every
     // command with one plain timer instead (see there).
     commandOptions: { timeout: 0 },
@@ -247,11 +263,16 @@ function clusterClient(options: RedisTransportOptions): Client {
   const seeds = [options.url, ...(options.seeds ?? [])]
   const cluster = createCluster({
     rootNodes: seeds.map((url) => ({ url })),
+    // While a node cannot be reached, ask the cluster for its layout every second (node-redis
+    // waits 5 s): a promoted replica then takes over this client's commands about 1 s after the
+    // promotion, not 5 (tests/e2e/cluster-failover.test.mjs measures it).
+    topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
     defaults: {
       ...(seed.username === '' ? {} : { username: decodeURIComponent(seed.username) }),
       ...(seed.password === '' ? {} : { password: decodeURIComponent(seed.password) }),
       disableOfflineQueue: true,
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+      disableClientInfo: true,
       socket: {
         ...socketOptions(options),
         ...(seed.protocol === 'rediss:' ? { tls: true as const } : {}),
@@ -283,14 +304,99 @@ function clusterClient(options: RedisTransportOptions): Client {
 }
 
 /**
+ * A failure that waiting will not fix, found by fleetcache rather than as Redis's reply (a
+ * sentinel's refused login), its message already written for the log.
+ */
+class RefusedError extends Error {}
+
+/**
  * Errors that waiting will not fix: an error reply during the handshake (WRONGPASS, NOPERM) or
- * a TLS certificate that is not trusted. A refused or silent TCP connection is not one of them:
- * Redis may be restarting.
+ * a TLS certificate that is not trusted or not presented. A refused or silent TCP connection is
+ * not one of them: Redis may be restarting.
  */
 function isRefusal(err: unknown): boolean {
-  if (err instanceof ErrorReply) return true
+  if (err instanceof ErrorReply || err instanceof RefusedError) return true
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
+}
+
+/** What to do about a TLS error, from Node's / OpenSSL's code. */
+function tlsHint(code: string): string {
+  if (code.includes('CERTIFICATE_REQUIRED')) {
+    return ' (the server requires a TLS client certificate: set FLEETCACHE_REDIS_CERT_FILE and FLEETCACHE_REDIS_KEY_FILE)'
+  }
+  if (/ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|DECRYPT_ERROR)/.test(code)) {
+    return " (the server did not accept the client certificate: it must be signed by a CA in the server's tls-ca-cert-file)"
+  }
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/.test(code)) {
+    return " (the server's certificate is not signed by a CA Node trusts: set FLEETCACHE_REDIS_CA_FILE)"
+  }
+  return ''
+}
+
+/**
+ * A connection error as one log line, without the ACL hint (`describe` adds it): OpenSSL's
+ * multi-line `…:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:…` becomes its
+ * reason, and TLS errors say which setting fixes them.
+ */
+export function connectionError(err: unknown): string {
+  if (!(err instanceof Error)) return oneLine(String(err))
+  const code = (err as Error & { code?: unknown }).code
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(err.message)?.[1]
+  const message = oneLine(reason ?? err.message)
+  if (typeof code !== 'string') return message
+  return `${code}: ${message}${tlsHint(code)}`
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim()
+}
+
+/** The address of a node-redis `client-error` event, and the error in it. */
+interface ClientErrorEvent {
+  type?: unknown
+  node?: { host?: unknown; port?: unknown }
+  error?: unknown
+}
+
+/**
+ * A Sentinel client's errors for the transport: a sentinel's refused login says which setting
+ * fixes it, and errors of the master's connections say where they come from.
+ */
+export function sentinelError(err: unknown): unknown {
+  if (err instanceof ErrorReply) {
+    if (err.message.startsWith('NOAUTH')) {
+      return new RefusedError(
+        'a sentinel requires a password and none was given: set FLEETCACHE_SENTINEL_PASSWORD (option sentinelPassword)',
+      )
+    }
+    if (err.message.startsWith('WRONGPASS')) {
+      return new RefusedError(
+        'a sentinel refused the user name or password: check FLEETCACHE_SENTINEL_USERNAME and FLEETCACHE_SENTINEL_PASSWORD',
+      )
+    }
+    return new ErrorReply(`sentinel: ${err.message}`)
+  }
+  const event = err as ClientErrorEvent | null
+  if (event !== null && typeof event === 'object' && 'error' in event) {
+    const where = `${String(event.type).toLowerCase()} ${String(event.node?.host)}:${String(event.node?.port)}`
+    if (event.type === 'SENTINEL') return sentinelError(event.error)
+    if (event.error instanceof ErrorReply) return new ErrorReply(`${where}: ${event.error.message}`)
+    if (event.error instanceof Error) {
+      const code = (event.error as Error & { code?: unknown }).code
+      return Object.assign(new Error(`${where}: ${event.error.message}`), { code })
+    }
+  }
+  return err
+}
+
+/** `host:port` (or `[v6]:port`) of a sentinel as node-redis takes it. */
+export function sentinelNode(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':')
+  return {
+    host: address.slice(0, colon).replace(/^\[|\]$/g, ''),
+    port: Number(address.slice(colon + 1)),
+  }
 }
 
 function sentinelClient(options: RedisTransportOptions, sentinels: readonly string[]): Client {
@@ -298,24 +404,48 @@ function sentinelClient(options: RedisTransportOptions, sentinels: readonly stri
   const db = u.pathname.replace(/^\//, '')
   const sentinel = createSentinel({
     name: decodeURIComponent(u.hostname),
-    sentinelRootNodes: sentinels.map((a) => {
-      const colon = a.lastIndexOf(':')
-      return { host: a.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(a.slice(colon + 1)) }
-    }),
+    sentinelRootNodes: sentinels.map(sentinelNode),
     nodeClientOptions: {
       ...(u.username === '' ? {} : { username: decodeURIComponent(u.username) }),
       ...(u.password === '' ? {} : { password: decodeURIComponent(u.password) }),
       ...(db === '' ? {} : { database: Number(db) }),
       disableOfflineQueue: true,
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+      disableClientInfo: true,
       socket: {
         ...socketOptions(options),
         ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
       },
     },
-    sentinelClientOptions: { socket: { connectTimeout: options.connectTimeoutMs } },
+    sentinelClientOptions: {
+      // The sentinels' ACL user is least-privilege too (docs/operating.md).
+      disableClientInfo: true,
+      ...(options.sentinelUsername === undefined ? {} : { username: options.sentinelUsername }),
+      ...(options.sentinelPassword === undefined ? {} : { password: options.sentinelPassword }),
+      socket: { connectTimeout: options.connectTimeoutMs },
+    },
     commandOptions: { timeout: 0 },
   })
+  const errorListeners: ((err: unknown) => void)[] = []
+  // node-redis retries a master login that Redis refuses (WRONGPASS, NOAUTH) inside its
+  // connect loop and reports it nowhere but to its tracer, so the refusal is taken from there:
+  // a wrong master password then fails at once, with a log line, like on a plain client.
+  const tracer = {
+    push: (...messages: string[]): number => {
+      for (const m of messages) {
+        const reply = /^#connect: exception ((?:WRONGPASS|NOAUTH|NOPERM)\b.*)$/s.exec(m)?.[1]
+        if (reply === undefined) continue
+        // The sentinels accepted the login already (they were asked for the master), so a
+        // refused login is the master's; a refused subscription or SENTINEL command is theirs.
+        const err = /'(p?subscribe|sentinel\b[^']*)'/i.test(reply)
+          ? sentinelError(new ErrorReply(reply))
+          : new ErrorReply(`master: ${reply}`)
+        for (const l of errorListeners) l(err)
+      }
+      return 0
+    },
+  }
+  sentinel.setTracer(tracer as unknown as string[])
   return {
     get isReady() {
       return sentinel.isReady
@@ -326,7 +456,20 @@ function sentinelClient(options: RedisTransportOptions, sentinels: readonly stri
     connect: () => sentinel.connect(),
     close: () => sentinel.close(),
     destroy: () => sentinel.destroy(),
-    on: (event, listener) => sentinel.on(event, listener),
+    on: (event, listener) => {
+      if (event === 'error') {
+        errorListeners.push(listener)
+        sentinel.on('error', (err: unknown) => {
+          // A failed sentinel connection is reported twice: as text ("obseve client error:
+          // ..."), then as the error itself. The second one is enough.
+          if (typeof err !== 'string') listener(sentinelError(err))
+        })
+      } else {
+        sentinel.on(event, (err: unknown) => {
+          listener(sentinelError(err))
+        })
+      }
+    },
     // Everything goes to the master (no replica reads: a replica may lag a revalidation).
     run: (argv) =>
       sentinel.sendCommand(false, argv as (string | Buffer)[], {

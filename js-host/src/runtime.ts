@@ -55,7 +55,11 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
             cluster: options.cluster,
             seeds: options.redisSeeds,
             sentinels: options.sentinels,
+            sentinelUsername: options.sentinelUsername,
+            sentinelPassword: options.sentinelPassword,
             tlsCa: options.tlsCa,
+            tlsCert: options.tlsCert,
+            tlsKey: options.tlsKey,
             commandTimeoutMs: options.commandTimeoutMs,
             connectTimeoutMs: engine.connectBudgetMs,
             log,
@@ -63,7 +67,9 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
           log,
         )
   const store =
-    transport === undefined ? new MemoryStore(engine) : new RedisStore(transport, engine)
+    transport === undefined
+      ? new MemoryStore(engine)
+      : new RedisStore(transport, engine, options.engine.memoryBytes)
   if (transport === undefined) {
     log.warn(
       'no REDIS_URL set: using an in-process store, so this instance shares nothing with the rest of the fleet',

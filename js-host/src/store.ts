@@ -45,14 +45,20 @@ export class RedisStore implements EntryStore {
   private readonly bytes = new Map<string, Buffer>()
   /** `GET`s in flight, by key: later readers join them instead of sending their own. */
   private readonly reads = new Map<string, Promise<Buffer | null>>()
+  /** False with a zero tier budget: every tier call is then skipped, not refused by wasm. */
+  private readonly tiered: boolean
 
+  /** `tierBytes`: the in-process tier's budget (`memoryBytes`); 0 turns the tier off. */
   constructor(
     private readonly transport: Transport,
     private readonly engine?: Engine,
-  ) {}
+    tierBytes = 1,
+  ) {
+    this.tiered = engine !== undefined && tierBytes > 0
+  }
 
   peek(key: string, now: number): Buffer | null {
-    if (this.engine === undefined) return null
+    if (this.engine === undefined || !this.tiered) return null
     const value = this.bytes.get(key)
     if (value === undefined) return null
     if (!this.engine.memoryTouch(key, now)) {
@@ -63,14 +69,14 @@ export class RedisStore implements EntryStore {
   }
 
   remember(key: string, value: Buffer, expiresAt: number): void {
-    if (this.engine === undefined) return
+    if (this.engine === undefined || !this.tiered) return
     const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
     this.bytes.set(key, value)
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
   }
 
   forget(key: string): void {
-    if (this.engine === undefined) return
+    if (this.engine === undefined || !this.tiered) return
     this.engine.memoryRemove(key)
     this.bytes.delete(key)
   }

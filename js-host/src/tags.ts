@@ -12,6 +12,14 @@ function shortList(tags: readonly string[]): string {
     : shown.join(',')
 }
 
+/** An error reply from Redis (the transport contract's `ERR_REDIS_REPLY`), not a lost connection. */
+function isReplyError(err: unknown): err is Error {
+  return err instanceof Error && (err as Error & { code?: unknown }).code === 'ERR_REDIS_REPLY'
+}
+
+/** Where the log sends an operator whose ACL user lacks a permission. */
+const ACL_DOC = "the ACL SETUSER line in docs/operating.md, 'Access control'"
+
 /** Next's `durations` argument of `updateTags` / `revalidateTag`. */
 export interface Durations {
   expire?: number
@@ -28,7 +36,9 @@ export interface Durations {
  * Revalidations are applied locally at once and queued in the engine; the queue is sent in
  * order, one update at a time, whenever Redis answers (on the revalidation itself, before
  * every refresh, and after any successful command while something waits). What cannot be
- * sent stays queued and is logged; what the bounded queue drops is logged as an error.
+ * sent stays queued and is logged; what the bounded queue drops is logged as an error. One
+ * that Redis refuses for want of an ACL permission is dropped, since no retry fixes that (the
+ * engine decides): one error line per run of refusals, not one per revalidation.
  */
 export class TagSync {
   private inflight: Promise<boolean> | undefined
@@ -36,6 +46,8 @@ export class TagSync {
   private draining: Promise<boolean> | undefined
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
+  /** A refresh was refused for want of a permission and logged; none succeeded since. */
+  private refreshRefused = false
 
   constructor(
     private readonly engine: Engine,
@@ -78,11 +90,22 @@ export class TagSync {
       if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
       const changed = this.engine.applyRefresh(reply)
       if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
+      this.refreshRefused = false
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.
       if (isCircuitOpen(err)) this.log.debug('tag refresh skipped: redis circuit open')
-      else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
+      else if (isReplyError(err) && this.engine.missingPermission(err.message) !== '') {
+        // Refused for want of a permission: every request would fail alike, one line is enough.
+        if (!this.refreshRefused) {
+          this.refreshRefused = true
+          this.log.error(
+            `tag refresh refused by Redis: the ACL user needs ${this.engine.missingPermission(err.message)} ` +
+              `(see ${ACL_DOC}); this instance does not see other instances' revalidations until ` +
+              `that is fixed, and says so once: ${err.message}`,
+          )
+        } else this.log.debug(`tag refresh refused: ${err.message}`)
+      } else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
       return false
     }
   }
@@ -166,6 +189,14 @@ export class TagSync {
           kind: 'write',
         })
       } catch (err) {
+        // The engine drops a revalidation refused for want of a permission: no retry fixes it.
+        const refused = isReplyError(err) ? this.engine.refuseOutbox(seq, err.message) : 0
+        if (refused !== 0) {
+          if (refused === 1) this.logRefused(err as Error)
+          else
+            this.log.debug(`revalidation refused by Redis and dropped: ${(err as Error).message}`)
+          continue
+        }
         this.backlogged = true
         if (!isCircuitOpen(err)) {
           this.log.error(
@@ -187,5 +218,15 @@ export class TagSync {
       this.log.info(`redis is back: sent ${String(sent)} queued revalidation(s), in order`)
     }
     return true
+  }
+
+  /** The one line for a run of revalidations Redis refuses for want of a permission. */
+  private logRefused(err: Error): void {
+    const needs = this.engine.missingPermission(err.message)
+    this.log.error(
+      `revalidation dropped: Redis refused it, the ACL user needs ${needs === '' ? 'a permission fleetcache uses' : needs} ` +
+        `(see ${ACL_DOC}). It took effect on this instance; other instances may not see it. ` +
+        `Revalidations refused after it are dropped without a log line until one goes through: ${err.message}`,
+    )
   }
 }

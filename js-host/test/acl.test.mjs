@@ -8,7 +8,12 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
-import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import {
+  close,
+  createIncrementalCacheHandler,
+  createUseCacheHandler,
+  stats,
+} from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
 import { now, text, useCacheEntry } from './helpers.mjs'
 
@@ -61,6 +66,26 @@ before(async () => {
     '>s3cret',
     ...ACL_RULES.filter((r) => r !== '+get'),
   )
+  // Without ZADD, which only the tag update script calls: revalidations are refused inside the
+  // script (Redis 7.0: `ERR The user executing the script can't run this command ...`; 7.2 and
+  // Valkey: `ERR ACL failure in script: ... 'zadd' ...`), everything else works.
+  await redis.command(
+    'ACL',
+    'SETUSER',
+    'fcnozadd',
+    'on',
+    '>s3cret',
+    ...ACL_RULES.filter((r) => r !== '+zadd'),
+  )
+  // Without the script commands: tag refreshes and revalidations are refused with NOPERM.
+  await redis.command(
+    'ACL',
+    'SETUSER',
+    'fcnoscript',
+    'on',
+    '>s3cret',
+    ...ACL_RULES.filter((r) => r !== '+evalsha' && r !== '+eval'),
+  )
   await redis.command('ACL', 'LOG', 'RESET')
 })
 
@@ -82,6 +107,20 @@ function options(user, extra = {}) {
 }
 
 const entry = (value, tags = ['acl']) => useCacheEntry(value, { tags })
+
+/**
+ * How often Redis denied `user` the command `object` (its `ACL LOG`, whose entries count
+ * repeats), so a test can tell one attempt from endless retries.
+ */
+async function denials(user, object) {
+  let n = 0
+  for (const flat of await redis.command('ACL', 'LOG')) {
+    const e = {}
+    for (let i = 0; i + 1 < flat.length; i += 2) e[flat[i]] = flat[i + 1]
+    if (e.username === user && e.object === object) n += Number(e.count)
+  }
+  return n
+}
 
 /** Runs `fn` with console.error/warn captured; returns the captured lines. */
 async function capture(fn) {
@@ -169,5 +208,71 @@ describe('ACL user limited to the prefix and fleetcache’s commands', () => {
       denied.some((l) => /get/i.test(l)),
       'it names the command',
     )
+  })
+})
+
+describe('a revalidation Redis refuses for want of a permission', () => {
+  test('one log line naming the permission, dropped from the outbox, the handler keeps serving', async () => {
+    const d = createUseCacheHandler(options('fcnozadd:s3cret', { leases: false }))
+    const lines = await capture(async () => {
+      await d.set('k-nz', Promise.resolve(entry('v1', ['t-nz'])))
+      assert.ok(await d.get('k-nz', []), 'a hit before the revalidation')
+      await d.updateTags(['t-nz'])
+      // It holds on this instance (its own mirror).
+      assert.equal(await d.get('k-nz', []), undefined, 'expired here')
+      // More revalidations, and successful commands that would replay a queued one.
+      for (const t of ['t-nz2', 't-nz3', 't-nz4']) await d.updateTags([t])
+      for (let i = 0; i < 5; i++) {
+        await d.set(`k-nz-${i}`, Promise.resolve(entry(`v${i}`, ['t-later'])))
+        const got = await d.get(`k-nz-${i}`, [])
+        assert.ok(got, 'the handler keeps serving from Redis')
+        assert.equal(await text(got.value), `v${i}`)
+        await d.refreshTags()
+      }
+      await sleep(100)
+    })
+    const refused = lines.filter((l) => /revalidation dropped/.test(l))
+    assert.equal(refused.length, 1, `one line for four refused revalidations:\n${lines.join('\n')}`)
+    assert.match(refused[0], /\+zadd/, 'it names the missing permission')
+    assert.match(refused[0], /docs\/operating\.md, 'Access control'/, 'and where the ACL line is')
+    assert.ok(!refused[0].includes('\n'), 'one line')
+    assert.deepEqual(
+      lines.filter((l) => !/revalidation dropped/.test(l)),
+      [],
+      'nothing else logged',
+    )
+    assert.equal(stats().outbox.length, 0, 'nothing waits in the outbox')
+    // Each revalidation was tried once: no replays after the later successful commands.
+    assert.equal(await denials('fcnozadd', 'zadd'), 4)
+    await sleep(200)
+    await d.get('k-nz-0', [])
+    assert.equal(await denials('fcnozadd', 'zadd'), 4, 'no retries')
+  })
+
+  test('NOPERM on the scripts themselves: one line for revalidations, one for refreshes', async () => {
+    const e = createUseCacheHandler(options('fcnoscript:s3cret', { leases: false }))
+    const lines = await capture(async () => {
+      for (let i = 0; i < 3; i++) {
+        await e.refreshTags()
+        await e.updateTags([`t-ns${i}`])
+      }
+      await e.set('k-ns', Promise.resolve(entry('still cached', ['t-ns-other'])))
+      await e.refreshTags()
+      const got = await e.get('k-ns', [])
+      assert.ok(got, 'entries still work')
+      assert.equal(await text(got.value), 'still cached')
+      await sleep(100)
+    })
+    const refused = lines.filter((l) => /revalidation dropped/.test(l))
+    const refresh = lines.filter((l) => /tag refresh refused/.test(l))
+    assert.equal(refused.length, 1, lines.join('\n'))
+    assert.equal(refresh.length, 1, lines.join('\n'))
+    for (const l of [...refused, ...refresh]) {
+      assert.match(l, /NOPERM/)
+      assert.match(l, /\+evalsha/, 'it names the missing permission')
+      assert.match(l, /docs\/operating\.md/)
+    }
+    assert.equal(lines.length, 2, `nothing else logged:\n${lines.join('\n')}`)
+    assert.equal(await denials('fcnoscript', 'evalsha'), 3 + 4, '3 revalidations, 4 refreshes')
   })
 })

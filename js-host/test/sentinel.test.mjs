@@ -1,19 +1,29 @@
 // Redis Sentinel (issue 8): a master, a replica and one sentinel on loopback ports. The handlers
 // find the master through the sentinel (`sentinels` + a URL naming the master), share values
-// and tag revalidations, and follow a `SENTINEL FAILOVER` to the promoted replica.
+// and tag revalidations, and follow a `SENTINEL FAILOVER` to the promoted replica; so does the
+// `fleetcache` CLI (the built binary, with the server's FLEETCACHE_REDIS_SENTINELS). A second
+// master and sentinel require passwords (`requirepass` on both): the master's comes from the
+// URL, the sentinel's from `sentinelPassword` / FLEETCACHE_SENTINEL_PASSWORD.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+import { createClient } from 'redis'
 
 import { close, createUseCacheHandler, optionsFromEnv } from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
-import { text, useCacheEntry } from './helpers.mjs'
+import { now, text, useCacheEntry } from './helpers.mjs'
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const run = promisify(execFile)
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -26,6 +36,48 @@ let replica
 let sentinel
 let sentinelPort
 let seq = 0
+
+/**
+ * Starts a sentinel with these configuration lines (after its port and dir); resolves when
+ * `ready()` does.
+ */
+async function startSentinel(name, lines, ready) {
+  const port = await freePort()
+  const conf = path.join(dir, `${name}.conf`)
+  fs.writeFileSync(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, ...lines, ''].join('\n'))
+  const logFile = path.join(dir, `${name}.log`)
+  const out = fs.openSync(logFile, 'a')
+  const child = trackChild(
+    spawn(process.env.REDIS_SERVER || 'redis-server', [conf, '--sentinel'], {
+      stdio: ['ignore', out, out],
+    }),
+  )
+  fs.closeSync(out)
+  try {
+    await waitFor(() => ready(port), {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: `the sentinel ${name} to be ready`,
+    })
+  } catch (err) {
+    await stopChild(child, { termTimeoutMs: 2000 })
+    throw new Error(`${err.message}\n${tailFile(logFile, 20)}`, { cause: err })
+  }
+  return { child, port }
+}
+
+/** Runs the built `fleetcache` CLI with these variables; resolves with its output. */
+async function cli(args, env) {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      timeout: 30_000,
+    })
+    return { code: 0, stdout: r.stdout, stderr: r.stderr }
+  } catch (err) {
+    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? String(err) }
+  }
+}
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-sentinel-'))
@@ -46,48 +98,33 @@ before(async () => {
       what: 'the replica to sync',
     },
   )
-  sentinelPort = await freePort()
-  const conf = path.join(dir, 'sentinel.conf')
-  fs.writeFileSync(
-    conf,
+  // Ready when it knows the master and has found the replica.
+  ;({ child: sentinel, port: sentinelPort } = await startSentinel(
+    'sentinel',
     [
-      `port ${sentinelPort}`,
-      'bind 127.0.0.1',
-      `dir ${dir}`,
       `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`,
       'sentinel down-after-milliseconds mymaster 1000',
       'sentinel failover-timeout mymaster 5000',
-      '',
-    ].join('\n'),
-  )
-  const logFile = path.join(dir, 'sentinel.log')
-  const out = fs.openSync(logFile, 'a')
-  sentinel = trackChild(
-    spawn(process.env.REDIS_SERVER || 'redis-server', [conf, '--sentinel'], {
-      stdio: ['ignore', out, out],
-    }),
-  )
-  fs.closeSync(out)
-  try {
-    // Ready when it knows the master and has found the replica.
-    await waitFor(
-      async () => {
-        const replicas = await redisCommand(sentinelPort, ['SENTINEL', 'REPLICAS', 'mymaster'], {
-          timeoutMs: 500,
-        })
-        return replicas.length === 1
-      },
-      { timeoutMs: 15_000, intervalMs: 100, what: 'the sentinel to see master and replica' },
-    )
-  } catch (err) {
-    throw new Error(`${err.message}\n${tailFile(logFile, 20)}`, { cause: err })
-  }
+    ],
+    async (port) => {
+      const replicas = await redisCommand(port, ['SENTINEL', 'REPLICAS', 'mymaster'], {
+        timeoutMs: 500,
+      })
+      return replicas.length === 1
+    },
+  ))
 })
 
 after(async () => {
   await close()
   await stopChild(sentinel, { termTimeoutMs: 5000 })
   await Promise.allSettled([master?.stop(), replica?.stop()])
+})
+
+const cliEnv = () => ({
+  REDIS_URL: 'redis://mymaster',
+  FLEETCACHE_REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`,
+  FLEETCACHE_PREFIX: 'sntest',
 })
 
 function handler() {
@@ -106,13 +143,39 @@ function handler() {
 const entry = (value, tags = ['sn']) => useCacheEntry(value, { tags })
 
 describe('Redis Sentinel', () => {
-  test('configuration: FLEETCACHE_REDIS_SENTINELS', () => {
+  test('configuration: FLEETCACHE_REDIS_SENTINELS and the sentinels’ own credentials', () => {
     const env = optionsFromEnv({
       REDIS_URL: 'redis://mymaster',
       FLEETCACHE_REDIS_SENTINELS: '10.0.0.1:26379, [::1]:26380',
     })
     assert.deepEqual(env.sentinels, ['10.0.0.1:26379', '[::1]:26380'])
     assert.throws(() => optionsFromEnv({ FLEETCACHE_REDIS_SENTINELS: 'nohost' }), /host:port/)
+    const auth = optionsFromEnv({
+      REDIS_URL: 'redis://:masterpw@mymaster',
+      FLEETCACHE_REDIS_SENTINELS: '10.0.0.1:26379',
+      FLEETCACHE_SENTINEL_USERNAME: 'watcher',
+      FLEETCACHE_SENTINEL_PASSWORD: 'sentinelpw',
+    })
+    assert.equal(auth.sentinelUsername, 'watcher')
+    assert.equal(auth.sentinelPassword, 'sentinelpw')
+    const configError = (re) => (err) =>
+      err.code === 'ERR_FLEETCACHE_CONFIG' && re.test(err.message)
+    assert.throws(
+      () => optionsFromEnv({ FLEETCACHE_SENTINEL_PASSWORD: 'x' }),
+      configError(/^FLEETCACHE_SENTINEL_PASSWORD: .*FLEETCACHE_REDIS_SENTINELS/),
+    )
+    assert.throws(
+      () =>
+        optionsFromEnv({
+          FLEETCACHE_REDIS_SENTINELS: '10.0.0.1:26379',
+          FLEETCACHE_SENTINEL_USERNAME: 'watcher',
+        }),
+      configError(/^FLEETCACHE_SENTINEL_USERNAME: needs FLEETCACHE_SENTINEL_PASSWORD/),
+    )
+    assert.throws(
+      () => createUseCacheHandler({ redisUrl: 'redis://mymaster', sentinelPassword: 'x' }),
+      configError(/^sentinelPassword:/),
+    )
   })
 
   test('set and get across two instances through the sentinel; tag expiry reaches both', async () => {
@@ -126,6 +189,32 @@ describe('Redis Sentinel', () => {
     await a.updateTags(['t-sn'])
     await b.refreshTags()
     assert.equal(await b.get('k1', []), undefined)
+  })
+
+  test('the CLI finds the master through FLEETCACHE_REDIS_SENTINELS: stats, tags, inspect', async () => {
+    const a = handler()
+    await a.set('k-cli', Promise.resolve(entry('for the cli', ['t-cli'])))
+    await a.updateTags(['t-cli-other'])
+    const stats = await cli(['stats', '--json'], cliEnv())
+    assert.equal(stats.code, 0, stats.stderr)
+    const row = JSON.parse(stats.stdout).rows.find((r) => r.deployment === 'd1')
+    assert.ok(row?.entries >= 1, stats.stdout)
+    const tags = await cli(['tags', '--json'], cliEnv())
+    assert.equal(tags.code, 0, tags.stderr)
+    assert.ok(
+      JSON.parse(tags.stdout).some((t) => t.tag === 't-cli-other'),
+      tags.stdout,
+    )
+    const inspect = await cli(
+      ['inspect', '--cache-key', 'k-cli', '--deployment', 'd1', '--interface', 'default', '--json'],
+      cliEnv(),
+    )
+    assert.equal(inspect.code, 0, inspect.stderr)
+    assert.equal(JSON.parse(inspect.stdout).key, entryKey('k-cli'))
+    // A master name no sentinel monitors: a clear error, exit 1.
+    const unknown = await cli(['stats'], { ...cliEnv(), REDIS_URL: 'redis://nosuchmaster' })
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /monitors no master named "nosuchmaster"/)
   })
 
   test('after SENTINEL FAILOVER, writes go to the promoted replica', async () => {
@@ -153,5 +242,200 @@ describe('Redis Sentinel', () => {
       { timeoutMs: 10_000, intervalMs: 200, what: 'a write and read through the new master' },
     )
     assert.equal(await replica.command('EXISTS', entryKey('k-after')), 1, 'on the new master')
+    // The CLI follows too: a purge deletes on the new master (the old one is a read-only
+    // replica now, where UNLINK fails).
+    const purge = await cli(['purge', '--deployment', 'd1', '--json'], cliEnv())
+    assert.equal(purge.code, 0, purge.stderr)
+    assert.ok(JSON.parse(purge.stdout).deleted >= 1, purge.stdout)
+    assert.equal(
+      await replica.command('EXISTS', entryKey('k-after')),
+      0,
+      'purged on the new master',
+    )
+  })
+})
+
+describe('Sentinel and master with passwords', () => {
+  const MASTER_PW = 'master-s3cret'
+  const SENTINEL_PW = 'sentinel-s3cret'
+  let master2
+  let sentinel2
+  let sentinel2Port
+  /** A command on the password-protected master. */
+  async function onMaster(...args) {
+    const c = createClient({ url: `redis://:${MASTER_PW}@127.0.0.1:${master2.port}` })
+    c.on('error', () => undefined)
+    await c.connect()
+    try {
+      return await c.sendCommand(args)
+    } finally {
+      c.destroy()
+    }
+  }
+
+  before(async () => {
+    master2 = await startRedis({ logDir: dir })
+    await master2.command('CONFIG', 'SET', 'requirepass', MASTER_PW)
+    ;({ child: sentinel2, port: sentinel2Port } = await startSentinel(
+      'sentinel-auth',
+      [
+        `requirepass ${SENTINEL_PW}`,
+        `sentinel monitor authmaster 127.0.0.1 ${master2.port} 1`,
+        `sentinel auth-pass authmaster ${MASTER_PW}`,
+        'sentinel down-after-milliseconds authmaster 1000',
+      ],
+      async (port) => {
+        const c = createClient({ socket: { host: '127.0.0.1', port }, password: SENTINEL_PW })
+        c.on('error', () => undefined)
+        try {
+          await c.connect()
+          const info = await c.sendCommand(['SENTINEL', 'MASTER', 'authmaster'])
+          // RESP3: a map.
+          return info.flags === 'master'
+        } catch {
+          return false
+        } finally {
+          if (c.isOpen) c.destroy()
+        }
+      },
+    ))
+  })
+
+  after(async () => {
+    await close()
+    await stopChild(sentinel2, { termTimeoutMs: 5000 })
+    await master2?.stop()
+  })
+
+  function authHandler(extra = {}) {
+    seq += 1
+    return createUseCacheHandler({
+      redisUrl: `redis://:${MASTER_PW}@authmaster`,
+      sentinels: [`127.0.0.1:${sentinel2Port}`],
+      sentinelPassword: SENTINEL_PW,
+      prefix: 'sntest',
+      deploymentId: 'd1',
+      memoryBytes: 0,
+      leases: false,
+      connectTimeoutMs: 2000 + seq,
+      ...extra,
+    })
+  }
+
+  test('both passwords given (the sentinel’s from FLEETCACHE_SENTINEL_PASSWORD): values and tags cross instances', async () => {
+    const env = optionsFromEnv({
+      REDIS_URL: `redis://:${MASTER_PW}@authmaster`,
+      FLEETCACHE_REDIS_SENTINELS: `127.0.0.1:${sentinel2Port}`,
+      FLEETCACHE_SENTINEL_PASSWORD: SENTINEL_PW,
+    })
+    const a = authHandler()
+    const b = authHandler({ redisUrl: env.redisUrl, sentinelPassword: env.sentinelPassword })
+    await a.set('k-auth', Promise.resolve(entry('behind two passwords', ['t-auth'])))
+    await b.refreshTags()
+    const got = await b.get('k-auth', [])
+    assert.ok(got, 'b reads what a wrote')
+    assert.equal(await text(got.value), 'behind two passwords')
+    assert.equal(await onMaster('EXISTS', entryKey('k-auth')), 1, 'written to the master')
+    await a.updateTags(['t-auth'])
+    await b.refreshTags()
+    assert.equal(await b.get('k-auth', []), undefined)
+  })
+
+  for (const [what, extra, expect] of [
+    [
+      'no sentinel password',
+      { sentinelPassword: undefined },
+      /a sentinel requires a password and none was given: set FLEETCACHE_SENTINEL_PASSWORD/,
+    ],
+    [
+      'a wrong sentinel password',
+      { sentinelPassword: 'wrong' },
+      /a sentinel refused the user name or password: check FLEETCACHE_SENTINEL_USERNAME and FLEETCACHE_SENTINEL_PASSWORD/,
+    ],
+    [
+      'a wrong master password',
+      { redisUrl: 'redis://:wrong@authmaster' },
+      /master: WRONGPASS .*\(check the user name and password in the Redis URL\)/,
+    ],
+  ]) {
+    test(`${what}: one clear error line, quick misses`, async () => {
+      const c = authHandler(extra)
+      const lines = []
+      const { error, warn } = console
+      console.error = (...a) => lines.push(a.join(' '))
+      console.warn = (...a) => lines.push(a.join(' '))
+      try {
+        const t0 = now()
+        for (let i = 0; i < 3; i++) assert.equal(await c.get('k-auth', []), undefined)
+        await c.set('k-auth-x', Promise.resolve(entry('x')))
+        assert.ok(now() - t0 < 3000, `took ${Math.round(now() - t0)} ms`)
+        await new Promise((r) => setTimeout(r, 50))
+      } finally {
+        console.error = error
+        console.warn = warn
+      }
+      const connection = lines.filter((l) => /redis connection:/.test(l))
+      assert.equal(connection.length, 1, `one connection line among:\n${lines.join('\n')}`)
+      assert.match(connection[0], expect)
+      assert.ok(
+        lines.every((l) => !l.includes('\n')),
+        'one line each',
+      )
+    })
+  }
+
+  test('an ACL user on the sentinel (FLEETCACHE_SENTINEL_USERNAME) with the rules of docs/operating.md', async () => {
+    const admin = createClient({
+      socket: { host: '127.0.0.1', port: sentinel2Port },
+      password: SENTINEL_PW,
+    })
+    admin.on('error', () => undefined)
+    await admin.connect()
+    try {
+      // Keep in step with the Sentinel paragraph of docs/operating.md.
+      await admin.sendCommand(
+        [
+          'ACL SETUSER watcher on >watcher-pw &* -@all +hello +auth +ping',
+          '+sentinel|master +sentinel|replicas +sentinel|sentinels',
+          '+sentinel|get-master-addr-by-name +psubscribe',
+        ]
+          .join(' ')
+          .split(' '),
+      )
+      await admin.sendCommand(['ACL', 'LOG', 'RESET'])
+      const a = authHandler({ sentinelUsername: 'watcher', sentinelPassword: 'watcher-pw' })
+      await a.set('k-watcher', Promise.resolve(entry('via an acl user')))
+      const got = await a.get('k-watcher', [])
+      assert.ok(got)
+      assert.equal(await text(got.value), 'via an acl user')
+      const r = await cli(['stats', '--json'], {
+        REDIS_URL: `redis://:${MASTER_PW}@authmaster`,
+        FLEETCACHE_REDIS_SENTINELS: `127.0.0.1:${sentinel2Port}`,
+        FLEETCACHE_SENTINEL_USERNAME: 'watcher',
+        FLEETCACHE_SENTINEL_PASSWORD: 'watcher-pw',
+        FLEETCACHE_PREFIX: 'sntest',
+      })
+      assert.equal(r.code, 0, r.stderr)
+      assert.deepEqual(await admin.sendCommand(['ACL', 'LOG']), [], 'the sentinel denied nothing')
+    } finally {
+      admin.destroy()
+    }
+  })
+
+  test('the CLI with FLEETCACHE_SENTINEL_PASSWORD, and without it', async () => {
+    const env = {
+      REDIS_URL: `redis://:${MASTER_PW}@authmaster`,
+      FLEETCACHE_REDIS_SENTINELS: `127.0.0.1:${sentinel2Port}`,
+      FLEETCACHE_PREFIX: 'sntest',
+    }
+    const ok = await cli(['stats', '--json'], { ...env, FLEETCACHE_SENTINEL_PASSWORD: SENTINEL_PW })
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.ok(
+      JSON.parse(ok.stdout).rows.some((r) => r.deployment === 'd1'),
+      ok.stdout,
+    )
+    const refused = await cli(['stats'], env)
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /set FLEETCACHE_SENTINEL_PASSWORD/)
   })
 })

@@ -1,28 +1,38 @@
 // TLS (issue 8): the handler talks `rediss://` to a redis-server that only listens with TLS on
 // loopback, trusting a CA the test made with openssl (option `tls: { ca }` and
 // FLEETCACHE_REDIS_CA_FILE); without that CA the connection is refused and reads are misses.
+// Mutual TLS: a second server requires a client certificate (`--tls-auth-clients yes`); the
+// handler presents one (`tls: { cert, key }`, FLEETCACHE_REDIS_CERT_FILE and
+// FLEETCACHE_REDIS_KEY_FILE), and without it gets one clear error line and serves misses.
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
-import { close, createUseCacheHandler, optionsFromEnv } from '../esm/index.mjs'
+import { close, createUseCacheHandler, optionsFromEnv, stats } from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
+import { redisCommand } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
 import { now, text, useCacheEntry } from './helpers.mjs'
 
 let dir
 let server
 let port
+let mtlsServer
+let mtlsPort
+let sentinel
+let sentinelPort
 let seq = 0
 
 function openssl(...args) {
   execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', timeout: 20_000 })
 }
 
-/** A CA and a server certificate for 127.0.0.1 signed by it. */
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by it. */
 function makeCertificates() {
   openssl(
     'req',
@@ -73,13 +83,41 @@ function makeCertificates() {
     '-extfile',
     'san.ext',
   )
+  openssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'client.key',
+    '-out',
+    'client.csr',
+    '-subj',
+    '/CN=fleetcache test client',
+  )
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'client.crt',
+    '-days',
+    '2',
+  )
 }
 
-before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-tls-'))
-  makeCertificates()
-  port = await freePort()
-  const logFile = path.join(dir, 'redis.log')
+/** A redis-server listening with TLS only; `authClients`: whether it requires a client certificate. */
+async function startTlsRedis(name, authClients) {
+  const tlsPort = await freePort()
+  const logFile = path.join(dir, `${name}.log`)
   const out = fs.openSync(logFile, 'a')
   const child = trackChild(
     spawn(
@@ -88,7 +126,7 @@ before(async () => {
         '--port',
         '0',
         '--tls-port',
-        String(port),
+        String(tlsPort),
         '--bind',
         '127.0.0.1',
         '--tls-cert-file',
@@ -98,7 +136,7 @@ before(async () => {
         '--tls-ca-cert-file',
         path.join(dir, 'ca.crt'),
         '--tls-auth-clients',
-        'no',
+        authClients ? 'yes' : 'no',
         '--save',
         '',
         '--appendonly',
@@ -108,7 +146,6 @@ before(async () => {
     ),
   )
   fs.closeSync(out)
-  server = child
   try {
     await waitFor(
       () => {
@@ -116,16 +153,32 @@ before(async () => {
           throw Object.assign(new Error('redis-server exited'), { fatal: true })
         return /Ready to accept connections/.test(tailFile(logFile, 50))
       },
-      { timeoutMs: 10_000, intervalMs: 50, what: 'redis-server with TLS', stopOn: (e) => e.fatal },
+      {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: `redis-server with TLS (${name})`,
+        stopOn: (e) => e.fatal,
+      },
     )
   } catch (err) {
+    await stopChild(child, { termTimeoutMs: 2000 })
     throw new Error(`${err.message}\n${tailFile(logFile, 20)}`, { cause: err })
   }
+  return { child, port: tlsPort }
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-tls-'))
+  makeCertificates()
+  ;({ child: server, port } = await startTlsRedis('redis', false))
+  ;({ child: mtlsServer, port: mtlsPort } = await startTlsRedis('redis-mtls', true))
 })
 
 after(async () => {
   await close()
   await stopChild(server, { termTimeoutMs: 5000 })
+  await stopChild(mtlsServer, { termTimeoutMs: 5000 })
+  await stopChild(sentinel, { termTimeoutMs: 5000 })
 })
 
 const entry = (value) => useCacheEntry(value, { tags: ['tls'] })
@@ -189,4 +242,204 @@ describe('TLS (rediss://) with a CA file', () => {
       `a certificate error among:\n${errors.join('\n')}`,
     )
   })
+})
+
+/** Runs `fn` with console.error/warn captured; returns the captured lines. */
+async function capture(fn) {
+  const lines = []
+  const { error, warn } = console
+  console.error = (...a) => lines.push(a.join(' '))
+  console.warn = (...a) => lines.push(a.join(' '))
+  try {
+    await fn()
+  } finally {
+    console.error = error
+    console.warn = warn
+  }
+  return lines
+}
+
+describe('mutual TLS: a server that requires a client certificate', () => {
+  const pem = (name) => path.join(dir, name)
+
+  test('with the client certificate: set and get across two instances, and a tag expiry', async () => {
+    const ca = fs.readFileSync(pem('ca.crt'))
+    const a = createUseCacheHandler(
+      options({
+        redisUrl: `rediss://127.0.0.1:${mtlsPort}`,
+        tls: {
+          ca,
+          cert: fs.readFileSync(pem('client.crt')),
+          key: fs.readFileSync(pem('client.key')),
+        },
+      }),
+    )
+    // The environment's way.
+    const fromEnv = optionsFromEnv({
+      REDIS_URL: `rediss://127.0.0.1:${mtlsPort}`,
+      FLEETCACHE_REDIS_CA_FILE: pem('ca.crt'),
+      FLEETCACHE_REDIS_CERT_FILE: pem('client.crt'),
+      FLEETCACHE_REDIS_KEY_FILE: pem('client.key'),
+      FLEETCACHE_DEPLOYMENT_ID: 'd1',
+    })
+    assert.match(fromEnv.tls.cert, /BEGIN CERTIFICATE/)
+    assert.match(fromEnv.tls.key, /PRIVATE KEY/)
+    const b = createUseCacheHandler(options({ redisUrl: fromEnv.redisUrl, tls: fromEnv.tls }))
+    const lines = await capture(async () => {
+      await a.set('k-mtls', Promise.resolve(entry('mutual tls')))
+      await b.refreshTags()
+      const got = await b.get('k-mtls', [])
+      assert.ok(got, 'b reads what a wrote')
+      assert.equal(await text(got.value), 'mutual tls')
+      await a.updateTags(['tls'])
+      await b.refreshTags()
+      assert.equal(await b.get('k-mtls', []), undefined)
+    })
+    assert.deepEqual(lines, [], 'no error lines')
+  })
+
+  test('certificate and key: both or neither, and readable, or a configuration error', () => {
+    const env = { REDIS_URL: `rediss://127.0.0.1:${mtlsPort}` }
+    assert.throws(
+      () => optionsFromEnv({ ...env, FLEETCACHE_REDIS_CERT_FILE: pem('client.crt') }),
+      (err) =>
+        err.code === 'ERR_FLEETCACHE_CONFIG' &&
+        /FLEETCACHE_REDIS_CERT_FILE.*FLEETCACHE_REDIS_KEY_FILE/.test(err.message),
+    )
+    assert.throws(
+      () => optionsFromEnv({ ...env, FLEETCACHE_REDIS_KEY_FILE: pem('client.key') }),
+      (err) =>
+        err.code === 'ERR_FLEETCACHE_CONFIG' && /^FLEETCACHE_REDIS_KEY_FILE:/.test(err.message),
+    )
+    assert.throws(
+      () =>
+        optionsFromEnv({
+          ...env,
+          FLEETCACHE_REDIS_CERT_FILE: pem('client.crt'),
+          FLEETCACHE_REDIS_KEY_FILE: pem('missing.key'),
+        }),
+      (err) =>
+        err.code === 'ERR_FLEETCACHE_CONFIG' &&
+        /^FLEETCACHE_REDIS_KEY_FILE: cannot read .*missing\.key/.test(err.message),
+    )
+    // In code: `tls.cert` without `tls.key`.
+    assert.throws(
+      () => createUseCacheHandler(options({ tls: { cert: 'x' } })),
+      (err) => err.code === 'ERR_FLEETCACHE_CONFIG' && /^tls:/.test(err.message),
+    )
+  })
+
+  test('without a client certificate: one clear error line, quick misses, the handler keeps working', async () => {
+    const c = createUseCacheHandler(
+      options({
+        redisUrl: `rediss://127.0.0.1:${mtlsPort}`,
+        tls: { ca: fs.readFileSync(pem('ca.crt')) },
+      }),
+    )
+    const lines = await capture(async () => {
+      const t0 = now()
+      for (let i = 0; i < 3; i++) assert.equal(await c.get('k-mtls', []), undefined)
+      await c.set('k-nocert', Promise.resolve(entry('not stored')))
+      await c.updateTags(['tls-nocert'])
+      assert.equal(await c.get('k-nocert', []), undefined)
+      assert.ok(now() - t0 < 3000, `took ${Math.round(now() - t0)} ms`)
+      await new Promise((r) => setTimeout(r, 50))
+    })
+    const connection = lines.filter((l) => /redis connection:/.test(l))
+    assert.equal(connection.length, 1, `one connection error line among:\n${lines.join('\n')}`)
+    assert.match(
+      connection[0],
+      /requires a TLS client certificate: set FLEETCACHE_REDIS_CERT_FILE and FLEETCACHE_REDIS_KEY_FILE/,
+    )
+    assert.ok(
+      lines.every((l) => !l.includes('\n')),
+      `every line is one line:\n${lines.join('\n---\n')}`,
+    )
+    assert.ok(stats().outbox.length >= 1, 'the revalidation waits in the outbox')
+  })
+})
+
+test('the CLI reads the same TLS variables: FLEETCACHE_REDIS_CA_FILE, _CERT_FILE, _KEY_FILE', async () => {
+  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+  const env = {
+    PATH: process.env.PATH,
+    REDIS_URL: `rediss://127.0.0.1:${mtlsPort}`,
+    FLEETCACHE_PREFIX: 'tlstest',
+    FLEETCACHE_REDIS_CA_FILE: path.join(dir, 'ca.crt'),
+  }
+  const withCert = {
+    ...env,
+    FLEETCACHE_REDIS_CERT_FILE: path.join(dir, 'client.crt'),
+    FLEETCACHE_REDIS_KEY_FILE: path.join(dir, 'client.key'),
+  }
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, 'stats', '--json'], {
+    env: withCert,
+    timeout: 30_000,
+  })
+  assert.ok(Array.isArray(JSON.parse(stdout).rows))
+  await assert.rejects(
+    promisify(execFile)(process.execPath, [cli, 'stats'], { env, timeout: 30_000 }),
+    (err) => err.code === 1 && /requires a TLS client certificate/.test(err.stderr),
+  )
+})
+
+test('Sentinel with a master that requires a client certificate (rediss:// master name)', async () => {
+  // The sentinel itself listens without TLS and reaches the master with TLS (tls-replication),
+  // presenting the server certificate as its client certificate.
+  sentinelPort = await freePort()
+  const conf = path.join(dir, 'sentinel.conf')
+  fs.writeFileSync(
+    conf,
+    [
+      `port ${sentinelPort}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `tls-cert-file ${path.join(dir, 'server.crt')}`,
+      `tls-key-file ${path.join(dir, 'server.key')}`,
+      `tls-ca-cert-file ${path.join(dir, 'ca.crt')}`,
+      'tls-replication yes',
+      `sentinel monitor tlsmaster 127.0.0.1 ${mtlsPort} 1`,
+      '',
+    ].join('\n'),
+  )
+  const logFile = path.join(dir, 'sentinel.log')
+  const out = fs.openSync(logFile, 'a')
+  sentinel = trackChild(
+    spawn(process.env.REDIS_SERVER || 'redis-server', [conf, '--sentinel'], {
+      stdio: ['ignore', out, out],
+    }),
+  )
+  fs.closeSync(out)
+  await waitFor(
+    async () => {
+      const info = await redisCommand(sentinelPort, ['SENTINEL', 'MASTER', 'tlsmaster'], {
+        timeoutMs: 500,
+      }).catch(() => [])
+      return info[info.indexOf('flags') + 1] === 'master'
+    },
+    {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: `the sentinel to reach the TLS master\n${tailFile(logFile, 10)}`,
+    },
+  )
+  const tls = {
+    ca: fs.readFileSync(path.join(dir, 'ca.crt')),
+    cert: fs.readFileSync(path.join(dir, 'client.crt')),
+    key: fs.readFileSync(path.join(dir, 'client.key')),
+  }
+  const viaSentinel = (extra) =>
+    createUseCacheHandler(
+      options({
+        redisUrl: 'rediss://tlsmaster',
+        sentinels: [`127.0.0.1:${sentinelPort}`],
+        ...extra,
+      }),
+    )
+  const a = viaSentinel({ tls })
+  const b = createUseCacheHandler(options({ redisUrl: `rediss://127.0.0.1:${mtlsPort}`, tls }))
+  await a.set('k-sn-mtls', Promise.resolve(entry('sentinel and mutual tls')))
+  const got = await b.get('k-sn-mtls', [])
+  assert.ok(got, 'written to the master the sentinel named')
+  assert.equal(await text(got.value), 'sentinel and mutual tls')
 })

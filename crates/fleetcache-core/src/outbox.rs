@@ -14,11 +14,100 @@
 //! The queue is bounded: when it is full the oldest update is dropped and handed back to
 //! the caller, which must log it (the process itself still honours it through its mirror;
 //! the rest of the fleet will not see it).
+//!
+//! An update that Redis answers with an error reply stays queued too (`OOM`, `READONLY` during
+//! a failover and the like pass), except for a permission error ([`is_permission_error`]): the
+//! ACL user lacks a command or the key pattern, which no retry fixes, so the update is dropped
+//! ([`Outbox::refuse`]), like an overflow. The first such refusal since an update last went
+//! through is for the host to log, with what the user lacks ([`missing_permission`]); the
+//! ones after it are only counted, so a site that revalidates on every request does not log
+//! on every request.
 
 use std::collections::VecDeque;
 
+use crate::plan::Engine;
+use crate::scripts;
 use crate::tags::Revalidation;
 use crate::time::Millis;
+
+/// Starts of Redis's (and Valkey's) permission errors: a command or key the ACL user lacks,
+/// sent directly (`NOPERM`) or called by a script (Redis 7.2+ and Valkey, then Redis 7.0 and
+/// 7.1).
+const PERMISSION_ERRORS: &[&str] = &[
+    "NOPERM",
+    "ERR ACL failure in script",
+    "ERR The user executing the script can't",
+];
+
+/// True when an error reply says the ACL user lacks a permission: waiting will not help.
+pub fn is_permission_error(error: &str) -> bool {
+    PERMISSION_ERRORS.iter().any(|p| error.starts_with(p))
+}
+
+/// What a permission error says the ACL user lacks, as rules of `ACL SETUSER`: `+zadd` when
+/// Redis names the command, `~<prefix>:*` for a key, the commands of the script when Redis
+/// names only the script (Redis 7.0: `... can't run this command or subcommand script:
+/// <sha1>, ...`). `None` for any other error, and when nothing more can be said.
+pub fn missing_permission(error: &str, prefix: &str) -> Option<String> {
+    if !is_permission_error(error) {
+        return None;
+    }
+    if let Some(rest) = error.split_once("to run the '").map(|(_, r)| r) {
+        if let Some((command, _)) = rest.split_once('\'') {
+            if !command.is_empty() && !command.contains(char::is_whitespace) {
+                return Some(format!("+{}", command.to_ascii_lowercase()));
+            }
+        }
+    }
+    if error.contains(" key") {
+        return Some(format!("~{prefix}:*"));
+    }
+    let sha = error.split_once("script: ").map(|(_, r)| r)?;
+    let script = scripts::ALL.iter().find(|s| {
+        sha.get(..40)
+            .is_some_and(|h| h.eq_ignore_ascii_case(&s.sha1()))
+    })?;
+    let commands = script_commands(script.source);
+    if commands.is_empty() {
+        return None;
+    }
+    let rules: Vec<String> = commands.iter().map(|c| format!("+{c}")).collect();
+    Some(format!("one of {}", rules.join(" ")))
+}
+
+/// The commands a Lua script calls (`redis.call('HSET', ...)`), lower-case, each once, sorted.
+fn script_commands(source: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for call in ["redis.call('", "redis.pcall('"] {
+        for (_, rest) in source.match_indices(call).map(|(i, _)| source.split_at(i)) {
+            let name = rest
+                .get(call.len()..)
+                .and_then(|r| r.split_once('\''))
+                .map(|(n, _)| n.to_ascii_lowercase());
+            if let Some(name) = name {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// What became of an update that Redis answered with an error reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Any error but a permission error, or `seq` is no longer the head: nothing changed, the
+    /// update is replayed when Redis answers again.
+    Kept,
+    /// A permission error: the update was dropped (it holds on this instance only). `first`
+    /// is true for the first refusal since an update last went through, which the host logs.
+    Dropped {
+        /// The first of a run of refusals.
+        first: bool,
+    },
+}
 
 /// One revalidation waiting for Redis.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +129,9 @@ pub struct Outbox {
     items: VecDeque<PendingUpdate>,
     next_seq: u64,
     dropped: u64,
+    refused: u64,
+    /// An update was refused for want of a permission, and none went through since.
+    refusing: bool,
 }
 
 impl Outbox {
@@ -50,6 +142,8 @@ impl Outbox {
             items: VecDeque::new(),
             next_seq: 1,
             dropped: 0,
+            refused: 0,
+            refusing: false,
         }
     }
 
@@ -86,10 +180,29 @@ impl Outbox {
     pub fn ack(&mut self, seq: u64) -> bool {
         if self.items.front().is_some_and(|u| u.seq == seq) {
             self.items.pop_front();
+            self.refusing = false;
             true
         } else {
             false
         }
+    }
+
+    /// Redis answered update `seq` with the error reply `error`. A permission error drops it
+    /// when it is still the head; any other error keeps it. See the module documentation.
+    pub fn refuse(&mut self, seq: u64, error: &str) -> Refusal {
+        if !is_permission_error(error) || !self.items.front().is_some_and(|u| u.seq == seq) {
+            return Refusal::Kept;
+        }
+        self.items.pop_front();
+        self.refused = self.refused.saturating_add(1);
+        let first = !self.refusing;
+        self.refusing = true;
+        Refusal::Dropped { first }
+    }
+
+    /// Updates dropped because Redis refused them for want of a permission.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Updates waiting.
@@ -110,6 +223,20 @@ impl Outbox {
     /// The bound.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+}
+
+/// The outbox's answer to an error reply, as an [`Engine`] method (the outbox is the engine's).
+impl Engine {
+    /// Redis answered outbox update `seq` with the error reply `error`: see [`Outbox::refuse`].
+    pub fn refuse_outbox(&mut self, seq: u64, error: &str) -> Refusal {
+        self.outbox.refuse(seq, error)
+    }
+
+    /// What a permission error says the ACL user lacks, with this engine's key prefix: see
+    /// [`missing_permission`].
+    pub fn missing_permission(&self, error: &str) -> Option<String> {
+        missing_permission(error, self.namespace().prefix())
     }
 }
 
@@ -143,6 +270,109 @@ mod tests {
         assert!(o.ack(3));
         assert!(o.head().is_none());
         assert_eq!(Outbox::new(0).capacity(), 1);
+    }
+
+    #[test]
+    fn permission_errors_drop_the_head_and_only_the_first_is_for_the_log() {
+        let mut o = Outbox::new(8);
+        for t in ["a", "b", "c", "d"] {
+            o.push(tags(t), Revalidation::Expire, Millis(1.0));
+        }
+        // Errors that may pass keep the update where it is.
+        for transient in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "ERR Error running script",
+        ] {
+            assert_eq!(o.refuse(1, transient), Refusal::Kept);
+        }
+        assert_eq!(o.len(), 4);
+        let noperm = "NOPERM User u has no permissions to run the 'evalsha' command";
+        // Not the head (any more): nothing to drop.
+        assert_eq!(o.refuse(2, noperm), Refusal::Kept);
+        assert_eq!(o.refuse(1, noperm), Refusal::Dropped { first: true });
+        assert_eq!(o.refuse(2, noperm), Refusal::Dropped { first: false });
+        assert_eq!((o.len(), o.refused(), o.dropped()), (2, 2, 0));
+        // One going through ends the run: the next refusal is logged again.
+        assert!(o.ack(3));
+        assert_eq!(o.refuse(4, noperm), Refusal::Dropped { first: true });
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn permission_errors_of_every_server_version() {
+        let update = crate::scripts::TAG_UPDATE.sha1();
+        let cases = [
+            (
+                "NOPERM this user has no permissions to run the 'get' command".to_owned(),
+                Some("+get".to_owned()),
+            ),
+            (
+                "NOPERM User u has no permissions to run the 'cluster|slots' command".to_owned(),
+                Some("+cluster|slots".to_owned()),
+            ),
+            (
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .to_owned(),
+                Some("~fc:*".to_owned()),
+            ),
+            (
+                "NOPERM No permissions to access a key".to_owned(),
+                Some("~fc:*".to_owned()),
+            ),
+            (
+                format!("ERR ACL failure in script: User u has no permissions to run the 'zadd' command script: {update}, on @user_script:1."),
+                Some("+zadd".to_owned()),
+            ),
+            (
+                format!("ERR ACL failure in script: No permissions to access a key script: {update}, on @user_script:1."),
+                Some("~fc:*".to_owned()),
+            ),
+            (
+                format!("ERR The user executing the script can't run this command or subcommand script: {update}, on @user_script:1."),
+                Some(format!(
+                    "one of {}",
+                    script_commands(crate::scripts::TAG_UPDATE.source)
+                        .iter()
+                        .map(|c| format!("+{c}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )),
+            ),
+            (
+                "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments script: 91e0, on @user_script:1.".to_owned(),
+                Some("~fc:*".to_owned()),
+            ),
+            // A script Redis names that is not one of ours: nothing more to say.
+            (
+                "ERR The user executing the script can't run this command or subcommand script: 0000000000000000000000000000000000000000, on @user_script:1.".to_owned(),
+                None,
+            ),
+            ("ERR Error running script".to_owned(), None),
+            ("OOM command not allowed".to_owned(), None),
+        ];
+        for (error, want) in cases {
+            assert_eq!(missing_permission(&error, "fc"), want, "{error}");
+        }
+        assert!(is_permission_error(
+            "ERR The user executing the script can't run this command or subcommand script: 0"
+        ));
+        assert!(!is_permission_error("ERR unknown command"));
+    }
+
+    #[test]
+    fn script_commands_lists_every_call_once() {
+        let commands = script_commands(crate::scripts::TAG_UPDATE.source);
+        for c in [
+            "hget", "hset", "hsetnx", "hdel", "hincrby", "zadd", "zrange", "zrem",
+        ] {
+            assert!(commands.iter().any(|x| x == c), "{c} in {commands:?}");
+        }
+        assert_eq!(
+            script_commands("redis.call('SET', k) redis.pcall('get', k) redis.call('SET', k)"),
+            ["get", "set"]
+        );
     }
 
     #[derive(Clone, Debug)]

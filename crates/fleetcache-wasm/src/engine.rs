@@ -671,6 +671,37 @@ impl Engine {
     pub fn outbox_dropped(&self) -> f64 {
         self.inner.outbox().dropped() as f64
     }
+
+    /// Redis answered revalidation `seq` with the error reply `message`. 0: kept, replayed when
+    /// Redis answers again (any error but a permission error). A permission error (`NOPERM`
+    /// and its script forms) does not pass by retrying, so the revalidation is dropped (it
+    /// holds on this instance only): 1 for the first such refusal since a revalidation last
+    /// went through (log it, with `missingPermission`), 2 for the ones after it (count them).
+    #[wasm_bindgen(js_name = refuseOutbox)]
+    pub fn refuse_outbox(&mut self, seq: f64, message: &str) -> u8 {
+        if !(seq.is_finite() && seq >= 1.0) {
+            return 0;
+        }
+        match self.inner.refuse_outbox(seq as u64, message) {
+            fleetcache_core::outbox::Refusal::Kept => 0,
+            fleetcache_core::outbox::Refusal::Dropped { first: true } => 1,
+            fleetcache_core::outbox::Refusal::Dropped { first: false } => 2,
+        }
+    }
+
+    /// What a permission error says the ACL user lacks, as `ACL SETUSER` rules (`+zadd`,
+    /// `~<prefix>:*`, or `one of +hget +hset ...` for a script); `""` for any other error and
+    /// when the error names nothing.
+    #[wasm_bindgen(js_name = missingPermission)]
+    pub fn missing_permission(&self, message: &str) -> String {
+        self.inner.missing_permission(message).unwrap_or_default()
+    }
+
+    /// Revalidations dropped because Redis refused them for want of a permission.
+    #[wasm_bindgen(getter, js_name = outboxRefused)]
+    pub fn outbox_refused(&self) -> f64 {
+        self.inner.outbox().refused() as f64
+    }
 }
 
 fn set(obj: &js_sys::Object, key: &str, value: impl Into<JsValue>) -> Result<(), JsValue> {

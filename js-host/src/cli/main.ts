@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
+import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
+import { connectionError } from '../redis'
 import { wasm } from '../wasm'
 import {
   collectStats,
@@ -34,11 +36,16 @@ Commands:
         [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, BUILD_ID)
 
 Options:
-  --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL)
+  --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL); with
+                    FLEETCACHE_REDIS_SENTINELS set, its host names the master (as for the server)
   --prefix <p>      key prefix (default: FLEETCACHE_PREFIX, then "fleetcache")
   --max-keys <n>    stop scans after this many keys (default 1000000)
   --json            machine-readable output
   --quiet           no progress lines on stderr
+
+Environment, read as the server reads it: FLEETCACHE_REDIS_SENTINELS, FLEETCACHE_SENTINEL_USERNAME,
+FLEETCACHE_SENTINEL_PASSWORD, FLEETCACHE_REDIS_CA_FILE, FLEETCACHE_REDIS_CERT_FILE,
+FLEETCACHE_REDIS_KEY_FILE (docs/configuration.md).
 `
 
 class UsageError extends Error {}
@@ -94,7 +101,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`)
   }
 
-  const conn = await connect(redisUrl)
+  // Sentinels, their credentials and TLS files: the server's variables, read the same way.
+  const transport = transportOptionsFromEnv(env)
+  const conn = await connect(redisUrl, 5000, false, transport)
   try {
     switch (command) {
       case 'stats': {
@@ -163,7 +172,7 @@ async function main(argv: string[]): Promise<number> {
             readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim())
         const r = await seed(
           distDir,
-          { redisUrl, prefix, deploymentId, cluster: conn.cluster === true },
+          { redisUrl, prefix, deploymentId, cluster: conn.cluster === true, ...transport },
           conn,
           progress,
         )
@@ -197,7 +206,8 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`fleetcache: ${(err as Error).message}\n\n${USAGE}`)
       process.exitCode = 2
     } else {
-      process.stderr.write(`fleetcache: ${describe(err)}\n`)
+      // One line, with what to set for TLS errors (and the ACL hint, from describe()).
+      process.stderr.write(`fleetcache: ${describe(new Error(connectionError(err)))}\n`)
       process.exitCode = 1
     }
   },

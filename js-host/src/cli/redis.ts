@@ -4,7 +4,8 @@
  */
 import { createClient, createCluster, RESP_TYPES } from 'redis'
 
-import { firstKey } from '../redis'
+import type { TransportOptions } from '../config'
+import { connectionError, firstKey, sentinelError, sentinelNode } from '../redis'
 
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const
 
@@ -18,17 +19,87 @@ export interface Conn {
   readonly url: string
   /** Routes by key over a Redis Cluster (scans then need {@link scanTargets}). */
   readonly cluster?: boolean
+  /** TLS material, for connections to other nodes. */
+  readonly transport?: CliTransport
+}
+
+/**
+ * How to reach Redis besides the URL, as the server reads it (`transportOptionsFromEnv`):
+ * Sentinel (with the sentinels' own credentials) and TLS material in PEM.
+ */
+export type CliTransport = TransportOptions
+
+/** Node's TLS options from PEM material (none given: Node's defaults). */
+function tlsSocket(transport: CliTransport | undefined) {
+  const t = transport?.tls
+  return {
+    ...(t?.ca === undefined ? {} : { ca: t.ca }),
+    ...(t?.cert === undefined ? {} : { cert: t.cert }),
+    ...(t?.key === undefined ? {} : { key: t.key }),
+  }
+}
+
+/**
+ * The master's URL from the sentinels, asked in turn (`SENTINEL GET-MASTER-ADDR-BY-NAME`): the
+ * URL names the master where the host goes, and keeps its user, password, database and scheme.
+ */
+export async function sentinelMaster(
+  url: string,
+  transport: CliTransport,
+  timeoutMs = 5000,
+): Promise<string> {
+  const u = new URL(url)
+  const name = decodeURIComponent(u.hostname)
+  const failures: string[] = []
+  for (const address of transport.sentinels ?? []) {
+    const client = createClient({
+      ...(transport.sentinelUsername === undefined ? {} : { username: transport.sentinelUsername }),
+      ...(transport.sentinelPassword === undefined ? {} : { password: transport.sentinelPassword }),
+      // The sentinel user of docs/operating.md has no CLIENT SETINFO.
+      disableClientInfo: true,
+      socket: { ...sentinelNode(address), connectTimeout: timeoutMs, reconnectStrategy: false },
+    })
+    client.on('error', () => undefined)
+    try {
+      await client.connect()
+      const reply = await client.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name])
+      if (Array.isArray(reply) && reply.length === 2) {
+        const host = String(reply[0])
+        u.hostname = host.includes(':') ? `[${host}]` : host
+        u.port = String(reply[1])
+        return u.toString()
+      }
+      failures.push(`${address}: monitors no master named "${name}"`)
+    } catch (err) {
+      failures.push(`${address}: ${connectionError(sentinelError(err))}`)
+    } finally {
+      client.destroy()
+    }
+  }
+  throw new Error(`no sentinel could name the master "${name}" (${failures.join('; ')})`)
 }
 
 /**
  * Connects to `url` (fails after `timeoutMs` rather than retrying forever, unlike the server).
  * On a Redis Cluster node the connection routes each command by its key through a node-redis
- * cluster client (`single` opens just the one node, for per-node scans).
+ * cluster client (`single` opens just the one node, for per-node scans). With sentinels in
+ * `transport`, `url` names the master, and the connection goes to the one they name now.
  */
-export async function connect(url: string, timeoutMs = 5000, single = false): Promise<Conn> {
+export async function connect(
+  url: string,
+  timeoutMs = 5000,
+  single = false,
+  transport: CliTransport = {},
+): Promise<Conn> {
+  if (transport.sentinels !== undefined && transport.sentinels.length > 0) {
+    const master = await sentinelMaster(url, transport, timeoutMs)
+    return connect(master, timeoutMs, true, { tls: transport.tls })
+  }
   const client = createClient({
     url,
-    socket: { connectTimeout: timeoutMs, reconnectStrategy: false },
+    // As the server's clients: no CLIENT SETINFO for the least-privilege user to be denied.
+    disableClientInfo: true,
+    socket: { connectTimeout: timeoutMs, reconnectStrategy: false, ...tlsSocket(transport) },
   })
   // A CLI reports connection errors through the failing command; no process-crashing 'error'.
   client.on('error', () => undefined)
@@ -37,6 +108,7 @@ export async function connect(url: string, timeoutMs = 5000, single = false): Pr
   const plain: Conn = {
     address: u.host,
     url,
+    transport,
     send: (argv) => client.sendCommand(argv, { typeMapping: BUFFERS }),
     close: async () => {
       await client.close()
@@ -51,9 +123,11 @@ export async function connect(url: string, timeoutMs = 5000, single = false): Pr
     defaults: {
       ...(u.username === '' ? {} : { username: decodeURIComponent(u.username) }),
       ...(u.password === '' ? {} : { password: decodeURIComponent(u.password) }),
+      disableClientInfo: true,
       socket: {
         connectTimeout: timeoutMs,
         reconnectStrategy: false,
+        ...tlsSocket(transport),
         ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
       },
     },
@@ -64,6 +138,7 @@ export async function connect(url: string, timeoutMs = 5000, single = false): Pr
   return {
     address: u.host,
     url,
+    transport,
     cluster: true,
     send: (argv) =>
       cluster.sendCommand(firstKey(argv), false, argv as (string | Buffer)[], {
@@ -99,7 +174,7 @@ export async function scanTargets(conn: Conn): Promise<Conn[]> {
       const u = new URL(conn.url)
       u.hostname = host.includes(':') ? `[${host}]` : host
       u.port = hostPort.slice(colon + 1)
-      targets.push(await connect(u.toString(), 5000, true))
+      targets.push(await connect(u.toString(), 5000, true, { tls: conn.transport?.tls }))
     }
   } catch (err) {
     for (const t of targets) await t.close().catch(() => undefined)
