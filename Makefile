@@ -29,7 +29,7 @@ JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
-.PHONY: all help setup wasm js pack test test-rust test-wasm test-js test-e2e test-faults fuzz lint fmt demo bench clean
+.PHONY: all help setup wasm js pack test test-rust test-wasm test-js test-e2e test-valkey test-faults fuzz lint fmt demo bench clean
 
 all: pack ## build the wasm engine, the npm package and its tarball
 
@@ -72,7 +72,7 @@ pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tg
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: setup lint test-rust test-wasm test-js test-e2e test-faults ## lint and every test suite (starts its own Redis and Next.js)
+test: setup lint test-rust test-wasm test-js test-e2e test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
 
 test-rust: ## core and binding, native
 	$(HOST_CARGO) test --workspace
@@ -86,6 +86,21 @@ test-js: pack ## the npm package against a real redis-server
 test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster
 	node --test --test-concurrency=1 tests/e2e/
 	E2E_REDIS_CLUSTER=1 node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
+
+# Valkey from bookworm-backports (scripts/setup.sh puts it under $(TOOLS)/valkey). REDIS_SERVER
+# and REDIS_CLI choose the binaries every test starts; REDIS_SERVER_NAME makes each start check
+# INFO for server_name:valkey, so nothing here can pass on redis-server by mistake.
+VALKEY_BIN ?= $(TOOLS)/valkey/usr/bin
+VALKEY_ENV := REDIS_SERVER=$(VALKEY_BIN)/valkey-server REDIS_CLI=$(VALKEY_BIN)/valkey-cli REDIS_SERVER_NAME=valkey
+# The package's tests that start a server (all but next-config and workerd).
+VALKEY_JS_TESTS := use-cache incremental single-flight failures acl tls telemetry worker-transport sentinel cluster cluster-failover
+test-valkey: setup pack ## the Lua scripts, the package's Redis suites and the two-instance e2e on Valkey
+	@if [ ! -x $(VALKEY_BIN)/valkey-server ] && ! command -v apt-get >/dev/null; then \
+	  echo "test-valkey: SKIPPED, no Valkey at $(VALKEY_BIN) (scripts/setup.sh fetches it on Debian; set VALKEY_BIN elsewhere)"; exit 0; fi; \
+	$(VALKEY_BIN)/valkey-server --version && \
+	$(VALKEY_ENV) $(HOST_CARGO) test -p fleetcache-core --test lua_scripts && \
+	(cd js-host && $(VALKEY_ENV) node --test --test-concurrency=1 $(VALKEY_JS_TESTS:%=test/%.test.mjs)) && \
+	$(VALKEY_ENV) node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
 
 test-faults: pack ## kill, pause and restart a real redis-server under load on two `next start`
 	node --test --test-concurrency=1 tests/faults/

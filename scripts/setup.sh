@@ -2,7 +2,7 @@
 # Installs what building and testing fleetcache needs, and nothing that is already there.
 # Safe to run again: every step checks first. Prints one line per step.
 #
-#   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-opt, redis, npm deps)
+#   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-opt, redis, valkey, npm deps)
 #   scripts/setup.sh --print-env   print the variables the Makefile uses (no installs)
 #
 # Tools built here go to $FLEETCACHE_TOOLS (default ~/.cache/fleetcache-tools), outside the
@@ -98,6 +98,34 @@ redis() {
   fi
 }
 
+# Valkey, for `make test-valkey`: Debian 12 has no package, bookworm-backports has one. Its
+# .debs are fetched with private apt lists (the system's sources stay as they are) and unpacked
+# under $TOOLS/valkey, not installed.
+valkey() {
+  local dir=$TOOLS/valkey
+  if [ -x "$dir/usr/bin/valkey-cli" ] && "$dir/usr/bin/valkey-server" --version >/dev/null 2>&1; then
+    say "valkey-server: $("$dir/usr/bin/valkey-server" --version | awk '{print $3}') (bookworm-backports)"
+    return
+  fi
+  command -v apt-get >/dev/null || { say "valkey: needs apt-get (Debian); skipped"; return; }
+  say "valkey-server from bookworm-backports into $dir"
+  local tmp=$dir.tmp
+  rm -rf "$tmp" && mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/root"
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' >"$tmp/sources.list"
+  local o=(-qq -o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o Debug::NoLocking=1
+    -o "APT::Sandbox::User=$(id -un)")
+  apt-get "${o[@]}" update >/dev/null
+  (cd "$tmp" && apt-get "${o[@]}" download valkey-server valkey-tools >/dev/null)
+  local deb
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
+  # The libraries valkey-tools depends on; redis-server's usually brought them already.
+  if ldd "$tmp/root/usr/bin/valkey-server" "$tmp/root/usr/bin/valkey-cli" | grep -q 'not found'; then
+    apt_install libjemalloc2 liblzf1 libatomic1 libssl3 libsystemd0
+  fi
+  rm -rf "$dir" && mv "$tmp/root" "$dir" && rm -rf "$tmp"
+}
+
 node_check() {
   command -v node >/dev/null || apt_install nodejs npm
   local major
@@ -131,6 +159,7 @@ case "${1:-all}" in
   all)
     node_check
     redis
+    valkey
     wasm_toolchain
     wasm_bindgen_cli
     wasm_opt

@@ -5,7 +5,7 @@ import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { redisCommand } from './redis.mjs'
+import { checkServerName, redisCommand } from './redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from './util.mjs'
 
 // True when `port` can be bound on 127.0.0.1 right now.
@@ -93,6 +93,7 @@ async function startNode({ bin, port, dir, startTimeoutMs }) {
         stopOn: (e) => e.fatal,
       },
     )
+    await checkServerName(port)
   } catch (err) {
     await stopChild(child, { termTimeoutMs: 2000 }).catch(() => {})
     throw new Error(`${err.message}\n--- ${logFile} ---\n${tailFile(logFile, 20)}`)

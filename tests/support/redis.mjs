@@ -88,6 +88,26 @@ export function redisCommand(port, args, { host = '127.0.0.1', timeoutMs = 2000 
   })
 }
 
+// Which server the tests run: $REDIS_SERVER names its binary (default redis-server on PATH),
+// $REDIS_CLI the matching cli (redis-cluster.mjs). `make test-valkey` points them at
+// valkey-server and valkey-cli and sets $REDIS_SERVER_NAME=valkey, which every server started
+// here must then report in INFO, so a suite cannot pass on the wrong server.
+
+// Rejects unless the server on `port` is the one $REDIS_SERVER_NAME asks for (no check when it
+// is unset). Valkey reports server_name:valkey; Redis reports no server_name, taken as redis.
+export async function checkServerName(port) {
+  const want = process.env.REDIS_SERVER_NAME
+  if (!want) return
+  const info = await redisCommand(port, ['INFO', 'server'])
+  const name = /^server_name:(\S+)/m.exec(info)?.[1] ?? 'redis'
+  if (name !== want) {
+    const version = (/^valkey_version:(\S+)/m.exec(info) ?? /^redis_version:(\S+)/m.exec(info))?.[1]
+    throw new Error(
+      `the server on port ${port} is ${name} ${version}, not $REDIS_SERVER_NAME ${want}`,
+    )
+  }
+}
+
 // Starts redis-server on a free loopback port. Resolves once it answers PING with PONG.
 // options: bin (default $REDIS_SERVER or 'redis-server'), logDir (required), startTimeoutMs.
 export async function startRedis({
@@ -203,6 +223,12 @@ async function startOnPort({ bin, port, logFile, startTimeoutMs }) {
   } catch (err) {
     await stopChild(child, { termTimeoutMs: 2000 }).catch(() => {})
     throw new Error(`${err.message}\n--- ${logFile} ---\n${tailFile(logFile, 20)}`)
+  }
+  try {
+    await checkServerName(port)
+  } catch (err) {
+    await stopChild(child, { termTimeoutMs: 2000 }).catch(() => {})
+    throw err
   }
   return redis
 }

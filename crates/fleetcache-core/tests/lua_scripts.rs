@@ -2,6 +2,10 @@
 //!
 //! Each test starts its own server on a free loopback port (no persistence) and kills it when
 //! done. When `redis-server` is not on PATH the tests print a note and return.
+//!
+//! `REDIS_SERVER` names another server binary (`make test-valkey`: valkey-server), which must
+//! then start; with `REDIS_SERVER_NAME` set, the server must report that `server_name` in INFO
+//! (Redis reports none, taken as `redis`), as in tests/support/redis.mjs.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -118,11 +122,14 @@ impl Conn {
 }
 
 fn start() -> Option<Server> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
+    let chosen = std::env::var("REDIS_SERVER").ok().filter(|b| !b.is_empty());
+    let bin = chosen.as_deref().unwrap_or("redis-server");
+    if chosen.is_none()
+        && Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
     {
         // Straight to the stream: libtest captures eprintln! of passing tests, and a skip
         // must not look like a silent pass.
@@ -137,19 +144,19 @@ fn start() -> Option<Server> {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("redis-server")
+    let child = Command::new(bin)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(10);
     let stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
             Ok(s) => break s,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("redis-server did not start on port {port}: {e}"),
+            Err(e) => panic!("{bin} did not start on port {port}: {e}"),
         }
     };
     stream
@@ -161,6 +168,21 @@ fn start() -> Option<Server> {
     };
     let mut server = Server { child, conn };
     assert_eq!(server.conn.cmd(&["PING"]), Reply::Simple("PONG".into()));
+    if let Some(want) = std::env::var("REDIS_SERVER_NAME")
+        .ok()
+        .filter(|w| !w.is_empty())
+    {
+        let info = server.conn.cmd(&["INFO", "server"]);
+        let info = String::from_utf8_lossy(info.bulk());
+        let name = info
+            .lines()
+            .find_map(|l| l.strip_prefix("server_name:"))
+            .unwrap_or("redis");
+        assert_eq!(
+            name, want,
+            "{bin} is not the server REDIS_SERVER_NAME asks for"
+        );
+    }
     Some(server)
 }
 
