@@ -4,7 +4,7 @@ import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
 import { fly, redisDown, releaseLease, Step, type Judgement } from './flight'
 import { settleWithin } from './store'
-import { bufferToStream, streamToBuffer } from './streams'
+import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
 import { IllFormedKeyError, isWellFormed } from './text'
 import { inspectWindow } from './envelope-window'
@@ -73,10 +73,16 @@ interface Stored {
   keepUntil: number
 }
 
-/** The entry Next gets for the step the engine chose; undefined is a miss (Next regenerates). */
-function present(j: Judgement<Stored>, step: number): CacheEntry | undefined {
+/**
+ * The entry Next gets for the step the engine chose; undefined is a miss (Next regenerates).
+ * `early` is the stream built during the Redis read, if there was one.
+ */
+function present(j: Judgement<Stored>, step: number, early?: EarlyStream): CacheEntry | undefined {
   const v = j.value
-  if (v === undefined) return undefined
+  if (v === undefined) {
+    early?.discard()
+    return undefined
+  }
   let revalidate: number
   switch (step) {
     case Step.Serve:
@@ -90,11 +96,12 @@ function present(j: Judgement<Stored>, step: number): CacheEntry | undefined {
       revalidate = v.asFresh
       break
     default:
+      early?.discard()
       return undefined
   }
   return {
     // A fresh stream for every get: Next consumes it.
-    value: bufferToStream(v.payload),
+    value: early === undefined ? bufferToStream(v.payload) : early.fill(v.payload),
     tags: v.tags,
     stale: v.stale,
     timestamp: v.timestamp,
@@ -156,23 +163,34 @@ class UseCacheHandler implements CacheHandler {
         else if (j.value === undefined) store.forget(key)
         else kept = j
       }
+      let early: EarlyStream | undefined
       if (first === undefined) {
+        const reading = this.read(cacheKey, key, soft, t)
+        // After the read is sent: the stream for a hit is built while the reply travels.
+        if (this.rt.transport !== undefined) early = new EarlyStream()
         try {
-          first = await this.read(cacheKey, key, soft, t)
+          first = await reading
         } catch (err) {
           // Redis failed this read: what this process holds beats a miss.
-          if (kept === undefined) throw err
+          if (kept === undefined) {
+            early?.discard()
+            throw err
+          }
           log.debug(`get ${key}: redis read failed (${describe(err)}), served from this process`)
-          return present(kept, Step.ServeStale)
+          return present(kept, Step.ServeStale, early)
         }
       }
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, now())) {
-        return present(kept, Step.ServeStale)
+        return present(kept, Step.ServeStale, early)
+      }
+      if (first.value === undefined) {
+        early?.discard()
+        early = undefined
       }
       const landing = await fly(this.rt, this.name, cacheKey, first, t, () =>
         this.read(cacheKey, key, soft, now()),
       )
-      const entry = present(landing.judgement, landing.step)
+      const entry = present(landing.judgement, landing.step, early)
       if (landing.step !== Step.Serve) {
         log.debug(`get ${key} ${STEP_NAMES[landing.step] ?? String(landing.step)}`)
       }
