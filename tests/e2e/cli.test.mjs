@@ -9,11 +9,10 @@
 // Run: node --test tests/e2e/cli.test.mjs   Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
-import { failureReport } from '../support/diagnostics.mjs'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -65,12 +64,16 @@ describe('fleetcache CLI against a real Redis and a real next start', () => {
     { timeout: 20 * 60_000 },
   )
 
-  after(async () => {
-    await A?.stop()
-    await origin?.close()
-    await redis?.stop()
-    if (!report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-  })
+  after(() =>
+    tearDown({
+      tag: 'cli',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [A],
+      services: [origin, redis],
+    }),
+  )
 
   test(
     'seed: a fresh instance answers its first requests from the build, without rendering',

@@ -13,9 +13,8 @@
 // Run: node --test tests/e2e/cluster-failover.test.mjs (needs redis-server and redis-cli).
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { failureReport } from '../support/diagnostics.mjs'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedisCluster } from '../support/redis-cluster.mjs'
@@ -291,12 +290,16 @@ describe('fleetcache e2e: Redis Cluster failover under `next start` load', () =>
     { timeout: 20 * 60_000 },
   )
 
-  after(async () => {
-    await Promise.allSettled([A?.stop(), B?.stop()])
-    await Promise.allSettled([origin?.close(), cluster?.stop()])
-    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-    else if (logDir) process.stderr.write(`[failover] logs kept in ${logDir}\n`)
-  })
+  after(() =>
+    tearDown({
+      tag: 'failover',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [A, B],
+      services: [origin, cluster],
+    }),
+  )
 
   test(
     '`CLUSTER FAILOVER` of the tag master under load: no 5xx, the revalidation issued during it reaches both instances',

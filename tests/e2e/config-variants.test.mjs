@@ -15,6 +15,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { tearDown } from '../support/diagnostics.mjs'
 import { appDir, makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -115,11 +116,9 @@ describe('withFleetcache from next.config.mjs, .ts and .js', () => {
     { timeout: 20 * 60_000 },
   )
 
-  after(async () => {
-    await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-    else if (logDir) process.stderr.write(`[variants] logs kept in ${logDir}\n`)
-  })
+  after(() =>
+    tearDown({ tag: 'variants', logDir, failed, keep: KEEP_LOGS, services: [origin, redis] }),
+  )
 
   for (const name of ['mjs', 'ts', 'js']) {
     test(

@@ -9,9 +9,8 @@
 //
 // Run: node --test tests/e2e/deployments.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { failureReport } from '../support/diagnostics.mjs'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, prepareStandalone, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -83,12 +82,16 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
     { timeout: 20 * 60_000 },
   )
 
-  after(async () => {
-    await Promise.allSettled([X?.stop(), Y?.stop(), Z?.stop()])
-    await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-    else if (logDir) process.stderr.write(`[deployments] logs kept in ${logDir}\n`)
-  })
+  after(() =>
+    tearDown({
+      tag: 'deployments',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [X, Y, Z],
+      services: [origin, redis],
+    }),
+  )
 
   test(
     'each instance logs the namespace it uses, once, with where the id came from',

@@ -7,10 +7,9 @@
 // Run: node --test tests/e2e/incremental.test.mjs
 // Env: FLEETCACHE_TARBALL, E2E_SETTLE_MS (default 1000), E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { failureReport } from '../support/diagnostics.mjs'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -121,12 +120,16 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
     { timeout: 20 * 60_000 },
   )
 
-  after(async () => {
-    await Promise.allSettled([A?.stop(), B?.stop()])
-    await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-    else if (logDir) process.stderr.write(`[e2e-inc] logs kept in ${logDir}\n`)
-  })
+  after(() =>
+    tearDown({
+      tag: 'e2e-inc',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [A, B],
+      services: [origin, redis],
+    }),
+  )
 
   for (const p of PAGES) {
     test(

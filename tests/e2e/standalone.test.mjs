@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { failureReport } from '../support/diagnostics.mjs'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareStandalone, startFleet, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -81,12 +81,16 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
     { timeout: 20 * 60_000 },
   )
 
-  after(async () => {
-    await Promise.allSettled([S1?.stop(), S2?.stop(), S3?.stop()])
-    await Promise.allSettled([origin?.close(), r1?.stop(), r2?.stop()])
-    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-    else if (logDir) process.stderr.write(`[standalone] logs kept in ${logDir}\n`)
-  })
+  after(() =>
+    tearDown({
+      tag: 'standalone',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [S1, S2, S3],
+      services: [origin, r1, r2],
+    }),
+  )
 
   test(
     'the traced tree holds the .wasm, and the engine starts from it with the namespace of the build',

@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { failureReport } from '../support/diagnostics.mjs'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -202,12 +202,16 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
     { timeout: 20 * 60_000 },
   )
 
-  after(async () => {
-    await Promise.allSettled([A?.stop(), B?.stop()])
-    await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-    else if (logDir) process.stderr.write(`[e2e] logs kept in ${logDir}\n`)
-  })
+  after(() =>
+    tearDown({
+      tag: 'e2e',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [A, B],
+      services: [origin, redis],
+    }),
+  )
 
   test(
     "'use cache': a value rendered on A is served by B from the shared cache",

@@ -7,9 +7,8 @@
 // Only processes this test started are signalled, by PID. Run: node --test tests/faults/
 // Env: FLEETCACHE_TARBALL, FAULTS_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { failureReport } from '../support/diagnostics.mjs'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis, startRedisOnPort } from '../support/redis.mjs'
@@ -208,10 +207,14 @@ describe('fleetcache under Redis faults: two `next start` instances, one redis-s
     } catch {
       // not running
     }
-    await Promise.allSettled([A?.stop(), B?.stop()])
-    await Promise.allSettled([origin?.close(), redis?.stop()])
-    if (logDir && !report.failed && !KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true })
-    else if (logDir) process.stderr.write(`[faults] logs kept in ${logDir}\n`)
+    await tearDown({
+      tag: 'faults',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [A, B],
+      services: [origin, redis],
+    })
   })
 
   test(

@@ -2,6 +2,8 @@
 // rethrown on failure with the origin's stats, each Redis's keys and each instance's log tail,
 // so a red CI run says what the fleet was doing; `report.failed` tells the suite's `after` to
 // keep its logs.
+import fs from 'node:fs'
+
 import { indent } from './util.mjs'
 
 /**
@@ -48,4 +50,18 @@ export function failureReport(scene) {
     },
   }
   return report
+}
+
+/**
+ * A suite's `after`: stops its Next instances first (they hold connections to the rest), then
+ * its services (anything with `stop()` or `close()`: Redis, a cluster, the origin), then
+ * removes `logDir`, unless a test failed or `keep` (E2E_KEEP_LOGS=1) asks for the logs, which
+ * is then said on stderr with `tag`.
+ */
+export async function tearDown({ tag, logDir, failed, keep, instances = [], services = [] }) {
+  await Promise.allSettled(instances.map((i) => i?.stop()))
+  await Promise.allSettled(services.map((s) => (s?.stop ? s.stop() : s?.close?.())))
+  if (!logDir) return
+  if (failed || keep) process.stderr.write(`[${tag}] logs kept in ${logDir}\n`)
+  else fs.rmSync(logDir, { recursive: true, force: true })
 }
