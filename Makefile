@@ -80,8 +80,11 @@ test-rust: ## core and binding, native
 test-wasm: setup ## wasm-bindgen tests of the binding in headless Node
 	$(WASM_CARGO) test --target $(WASM_TARGET) -p fleetcache-wasm
 
-test-js: pack ## the npm package against a real redis-server
+# JS_REDIS_CLUSTER=1: the main suites again, on a 3-master Redis Cluster (test/helpers.mjs).
+JS_CLUSTER_TESTS := use-cache incremental single-flight telemetry
+test-js: pack ## the npm package against a real redis-server, then its main suites on a 3-master Redis Cluster
 	cd js-host && node --test --test-concurrency=1 test/*.test.mjs
+	cd js-host && JS_REDIS_CLUSTER=1 node --test --test-concurrency=1 $(JS_CLUSTER_TESTS:%=test/%.test.mjs)
 
 test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster
 	node --test --test-concurrency=1 tests/e2e/

@@ -1,4 +1,66 @@
-// Shared by the package's tests: Next-shaped 'use cache' entries and stream readers.
+// Shared by the package's tests: the Redis the suites run on, Next-shaped 'use cache' entries
+// and stream readers.
+import { startRedis } from '../../tests/support/redis.mjs'
+import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
+
+/**
+ * JS_REDIS_CLUSTER=1 runs the suites that use startTestRedis on a 3-master Redis Cluster
+ * instead of one redis-server (`make test-js` runs them both ways). A constant, so that a test
+ * can say `{ skip: REDIS_CLUSTER && 'why' }` when it is defined.
+ */
+export const REDIS_CLUSTER = process.env.JS_REDIS_CLUSTER === '1'
+
+/**
+ * Starts what the suites test against: a 3-master Redis Cluster when JS_REDIS_CLUSTER=1, else
+ * one redis-server ($REDIS_SERVER / $REDIS_CLI choose the binaries either way). One shape:
+ * - `url`: the URL (on a cluster, a seed) and `options`: what a handler needs besides,
+ *   spread into its options (`{ cluster: true }` or nothing);
+ * - `command(...argv)`: one command behind the handler's back, sent to the node that owns the
+ *   key in argv[1] (DBSIZE and SCAN from cursor 0 cover every master);
+ * - `eachNode(...argv)`: the replies of every master (one on a single server), for INFO;
+ * - `pids`: the server processes (to SIGSTOP them all); `client()`: a connected node-redis
+ *   client or cluster client (imported on use), for Buffers; `stop()`, `describe()`.
+ */
+export async function startTestRedis({ logDir }) {
+  if (REDIS_CLUSTER) {
+    const cluster = await startRedisCluster({ logDir })
+    return {
+      cluster: true,
+      url: cluster.url,
+      options: { cluster: true },
+      command: (...argv) => cluster.command(...argv),
+      eachNode: (...argv) => Promise.all(cluster.nodes.map((n) => n.command(...argv))),
+      get pids() {
+        return cluster.nodes.map((n) => n.child.pid)
+      },
+      client: async () => {
+        const { createCluster } = await import('redis')
+        return createCluster({ rootNodes: [{ url: cluster.url }] }).connect()
+      },
+      stop: () => cluster.stop(),
+      describe: () => cluster.describe(),
+    }
+  }
+  const redis = await startRedis({ logDir })
+  return {
+    cluster: false,
+    url: redis.url,
+    options: {},
+    command: (...argv) => redis.command(...argv),
+    eachNode: async (...argv) => [await redis.command(...argv)],
+    get pids() {
+      return [redis.pid]
+    },
+    client: async () => {
+      const { createClient } = await import('redis')
+      return createClient({ url: redis.url }).connect()
+    },
+    stop: () => redis.stop(),
+    describe: () => redis.describe(),
+    // The single server itself (port, pid, restarts) for the tests that need no cluster.
+    server: redis,
+  }
+}
 
 /** Next's clock for entry timestamps and revalidations. */
 export const now = () => performance.timeOrigin + performance.now()

@@ -1,4 +1,5 @@
-// The singular cacheHandler (fleetcache/incremental) against a real redis-server.
+// The singular cacheHandler (fleetcache/incremental) against a real redis-server, or a 3-master
+// Redis Cluster with JS_REDIS_CLUSTER=1 (helpers.mjs, startTestRedis).
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -8,8 +9,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { createClient } from 'redis'
-import { startRedis } from '../../tests/support/redis.mjs'
+import { startTestRedis } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -19,7 +19,7 @@ let logDir
 
 before(async () => {
   logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-inc-'))
-  redis = await startRedis({ logDir })
+  redis = await startTestRedis({ logDir })
 })
 
 after(async () => {
@@ -42,6 +42,7 @@ function options(extra = {}) {
     memoryBytes: 0,
     leases: false,
     connectTimeoutMs: 3000 + seq,
+    ...redis.options,
     ...extra,
   }
 }
@@ -280,8 +281,7 @@ describe('incremental handler on Redis', () => {
       Uint32Array.from([3, 1]),
       now(),
     )
-    const client = createClient({ url: redis.url })
-    await client.connect()
+    const client = await redis.client()
     try {
       await client.set(entryKey('/bad-json'), Buffer.concat([header, Buffer.from('{x}b')]))
     } finally {

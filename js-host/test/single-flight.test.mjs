@@ -1,5 +1,6 @@
 // Leases (one regeneration per key across the fleet) and the in-process tier, against a real
-// redis-server. Each "instance" is a handler with its own runtime (engine, mirror, connection).
+// redis-server, or a 3-master Redis Cluster with JS_REDIS_CLUSTER=1 (helpers.mjs,
+// startTestRedis). Each "instance" is a handler with its own runtime (engine, mirror, connection).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -9,8 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
-import { now, text, useCacheEntry } from './helpers.mjs'
+import { now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -21,7 +21,7 @@ let seq = 0
 
 before(async () => {
   logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-sf-'))
-  redis = await startRedis({ logDir })
+  redis = await startTestRedis({ logDir })
 })
 
 after(async () => {
@@ -40,6 +40,7 @@ function options(extra = {}) {
     deploymentId: 'd1',
     connectTimeoutMs: 4000 + seq,
     leaseWaitMs: 2000,
+    ...redis.options,
     ...extra,
   }
 }
@@ -53,14 +54,17 @@ function incremental(extra = {}) {
 
 const engine = new wasm.Engine({ prefix: PREFIX, deployment: 'd1' })
 const leaseKey = (iface, key) => engine.entryKey(iface, key).replace(/:e$/, ':l')
-const exists = async (key) => (await redisCommand(redis.port, ['EXISTS', key])) === 1
+const exists = async (key) => (await redis.command('EXISTS', key)) === 1
 
 const entry = (value, over = {}) => useCacheEntry(value, { tags: ['sf'], ...over })
 
+/** GETs served so far, summed over the masters of a cluster. */
 async function getCalls() {
-  const info = String(await redisCommand(redis.port, ['INFO', 'commandstats']))
-  const m = /cmdstat_get:calls=(\d+)/.exec(info)
-  return m ? Number(m[1]) : 0
+  let calls = 0
+  for (const info of await redis.eachNode('INFO', 'commandstats')) {
+    calls += Number(/cmdstat_get:calls=(\d+)/.exec(info)?.[1] ?? 0)
+  }
+  return calls
 }
 
 describe("'use cache': leases", () => {
@@ -184,7 +188,7 @@ describe('in-process tier', () => {
     await B.refreshTags()
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
     // Gone from Redis: B still has it in memory, and serves it without a GET.
-    await redisCommand(redis.port, ['DEL', engine.entryKey('default', 'tier-1')])
+    await redis.command('DEL', engine.entryKey('default', 'tier-1'))
     const before = await getCalls()
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
     assert.equal(await getCalls(), before, 'a tier hit sends no GET')
@@ -234,7 +238,8 @@ describe('in-process tier', () => {
     await sleep(2)
     // Stale locally, so the tier alone would not serve it while Redis is healthy.
     await A.updateTags(['sf'], { expire: 3600 })
-    process.kill(redis.pid, 'SIGSTOP')
+    // Every server of a cluster stops, so whichever master owns the key is unreachable.
+    for (const pid of redis.pids) process.kill(pid, 'SIGSTOP')
     try {
       for (let i = 0; i < 4; i++) {
         const got = await A.get('down-1', [])
@@ -243,7 +248,7 @@ describe('in-process tier', () => {
         assert.equal(await text(got.value), 'kept')
       }
     } finally {
-      process.kill(redis.pid, 'SIGCONT')
+      for (const pid of redis.pids) process.kill(pid, 'SIGCONT')
     }
   })
 })

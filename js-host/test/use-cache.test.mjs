@@ -1,4 +1,5 @@
-// The 'use cache' handler against a real redis-server on a free loopback port.
+// The 'use cache' handler against a real redis-server on a free loopback port, or a 3-master
+// Redis Cluster with JS_REDIS_CLUSTER=1 (helpers.mjs, startTestRedis).
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import fs from 'node:fs'
@@ -7,8 +8,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
-import { startRedis } from '../../tests/support/redis.mjs'
-import { bytes, now, text, useCacheEntry } from './helpers.mjs'
+import { bytes, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -18,7 +18,7 @@ let logDir
 
 before(async () => {
   logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-js-'))
-  redis = await startRedis({ logDir })
+  redis = await startTestRedis({ logDir })
 })
 
 after(async () => {
@@ -44,6 +44,7 @@ function instance(extra = {}) {
     // outages): the in-process tier and leases are off; test/single-flight.test.mjs covers them.
     memoryBytes: 0,
     leases: false,
+    ...redis.options,
     ...extra,
   })
 }

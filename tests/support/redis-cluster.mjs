@@ -5,7 +5,7 @@ import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { checkServerName, redisCommand } from './redis.mjs'
+import { RedisError, checkServerName, redisCommand } from './redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from './util.mjs'
 
 // True when `port` can be bound on 127.0.0.1 right now.
@@ -101,6 +101,22 @@ async function startNode({ bin, port, dir, startTimeoutMs }) {
   return node
 }
 
+// Commands that concern one node, not a key: cluster.command refuses them.
+const NODE_COMMANDS = new Set([
+  'INFO',
+  'PING',
+  'CLUSTER',
+  'CONFIG',
+  'ROLE',
+  'KEYS',
+  'FLUSHALL',
+  'FLUSHDB',
+  'SCRIPT',
+  'CLIENT',
+  'DEBUG',
+  'ACL',
+])
+
 // Starts the cluster; resolves once every node reports cluster_state:ok.
 // options: logDir (required), masters (3), replicas per master (0), bin, cli, startTimeoutMs.
 // `nodes` lists every node, masters and replicas alike.
@@ -129,6 +145,9 @@ export async function startRedisCluster({
     },
     // What tests ask a single redis-server, over the whole cluster: DBSIZE is summed and a
     // SCAN from cursor 0 returns every matching key of every master at once (cursor 0 again).
+    // Any other command names its key in args[1] (GET, SET, PTTL, EXISTS, DEL, HGET, ...) and
+    // goes to the master owning that key's slot: first to one node, then where MOVED points.
+    // Commands about a node rather than a key are refused: ask each of `nodes`.
     async command(...args) {
       const cmd = String(args[0]).toUpperCase()
       if (cmd === 'DBSIZE') {
@@ -148,7 +167,19 @@ export async function startRedisCluster({
         }
         return ['0', keys]
       }
-      throw new Error(`cluster.command: ${cmd} is not supported (send it to a node)`)
+      if (args.length < 2 || NODE_COMMANDS.has(cmd)) {
+        throw new Error(`cluster.command: ${cmd} is not supported (send it to a node)`)
+      }
+      let port = nodes[0].port
+      for (let hop = 0; ; hop++) {
+        try {
+          return await redisCommand(port, args)
+        } catch (err) {
+          const moved = /^MOVED \d+ \S*:(\d+)$/.exec(err instanceof RedisError ? err.message : '')
+          if (!moved || hop >= 2) throw err
+          port = Number(moved[1])
+        }
+      }
     },
     async describe() {
       const parts = []
