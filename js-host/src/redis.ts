@@ -147,8 +147,15 @@ export class RedisTransport implements Transport {
     return withDeadline(this.connecting, remaining, 'redis connect')
   }
 
-  async send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
-    await this.ensureConnected()
+  send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
+    // Connected: the command is queued in this very call, before it returns (no await in
+    // between), so work a caller queues after `send` runs after the command's write
+    // (EarlyStream in streams.ts relies on it).
+    if (this.client.isReady) return this.run(argv, options)
+    return this.ensureConnected().then(() => this.run(argv, options))
+  }
+
+  private async run(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
     const timeout = options?.timeoutMs ?? this.options.commandTimeoutMs
     try {
       // One plain timer per command. node-redis's own `timeout` option would add an
