@@ -40,7 +40,14 @@ export interface FleetcacheStats {
   lookups: { useCache: LookupStats; incremental: LookupStats }
   writes: { useCache: WriteStats; incremental: WriteStats }
   revalidations: { expire: number; stale: number }
-  outbox: { length: number; capacity: number; queued: number; sent: number; dropped: number }
+  outbox: {
+    length: number
+    capacity: number
+    queued: number
+    sent: number
+    dropped: number
+    refused: number
+  }
   breaker: {
     state: 'closed' | 'open' | 'half-open'
     trips: number
@@ -256,6 +263,7 @@ export class Telemetry {
         e('too_large', s.writes.useCache.tooLarge + s.writes.incremental.tooLarge)
         e('invalid_write', s.writes.useCache.invalid + s.writes.incremental.invalid)
         e('outbox_overflow', s.outbox.dropped)
+        e('permission_denied', s.outbox.refused)
         r.observe(leaseAcquisitions, s.leases.acquired)
         r.observe(leaseWaits, s.leases.waited - s.leases.waitTimeouts, {
           'fleetcache.lease.wait.outcome': 'served',

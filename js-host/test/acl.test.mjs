@@ -214,6 +214,7 @@ describe('ACL user limited to the prefix and fleetcache’s commands', () => {
 describe('a revalidation Redis refuses for want of a permission', () => {
   test('one log line naming the permission, dropped from the outbox, the handler keeps serving', async () => {
     const d = createUseCacheHandler(options('fcnozadd:s3cret', { leases: false }))
+    const refusedBefore = stats()?.outbox.refused ?? 0
     const lines = await capture(async () => {
       await d.set('k-nz', Promise.resolve(entry('v1', ['t-nz'])))
       assert.ok(await d.get('k-nz', []), 'a hit before the revalidation')
@@ -242,6 +243,11 @@ describe('a revalidation Redis refuses for want of a permission', () => {
       'nothing else logged',
     )
     assert.equal(stats().outbox.length, 0, 'nothing waits in the outbox')
+    assert.equal(
+      stats().outbox.refused - refusedBefore,
+      4,
+      'stats() counts the refused revalidations',
+    )
     // Each revalidation was tried once: no replays after the later successful commands.
     assert.equal(await denials('fcnozadd', 'zadd'), 4)
     await sleep(200)

@@ -275,6 +275,7 @@ impl Stats {
                 queued: self.outbox_queued.get(),
                 sent: self.outbox_sent.get(),
                 dropped: gauges.outbox_dropped,
+                refused: gauges.outbox_refused,
             },
             breaker: BreakerCounts {
                 state: gauges.breaker_state,
@@ -317,6 +318,8 @@ pub struct Gauges {
     pub outbox_capacity: u64,
     /// Revalidations the full outbox dropped.
     pub outbox_dropped: u64,
+    /// Revalidations Redis refused for want of an ACL permission (dropped, not retried).
+    pub outbox_refused: u64,
     /// Bytes in the in-process tier.
     pub memory_bytes: u64,
     /// Entries in the in-process tier.
@@ -376,6 +379,7 @@ pub struct OutboxCounts {
     pub queued: u64,
     pub sent: u64,
     pub dropped: u64,
+    pub refused: u64,
 }
 
 /// The circuit breaker.
@@ -536,6 +540,7 @@ impl Engine {
             outbox_length: u(self.outbox.len()),
             outbox_capacity: u(self.outbox.capacity()),
             outbox_dropped: self.outbox.dropped(),
+            outbox_refused: self.outbox.refused(),
             memory_bytes: self.lru().used_bytes(),
             memory_entries: u(self.lru().len()),
             tags: u(self.mirror().len()),
