@@ -138,7 +138,7 @@ demo: setup pack ## a two-instance fleet on a local Redis, scripted, in a few re
 	node scripts/demo.mjs
 
 bench: setup pack ## benchmarks (micro, cold start, a three-instance fleet); writes bench/REPORT.md
-	node bench/run.mjs
+	node --expose-gc bench/run.mjs
 	node bench/cold-start.mjs
 	node bench/fleet.mjs
 
