@@ -15,7 +15,7 @@ import {
   stats,
 } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { now, text, useCacheEntry } from './helpers.mjs'
+import { capture, now, text, useCacheEntry } from './helpers.mjs'
 
 const PREFIX = 'acltest'
 
@@ -120,21 +120,6 @@ async function denials(user, object) {
     if (e.username === user && e.object === object) n += Number(e.count)
   }
   return n
-}
-
-/** Runs `fn` with console.error/warn captured; returns the captured lines. */
-async function capture(fn) {
-  const lines = []
-  const { error, warn } = console
-  console.error = (...a) => lines.push(a.join(' '))
-  console.warn = (...a) => lines.push(a.join(' '))
-  try {
-    await fn()
-  } finally {
-    console.error = error
-    console.warn = warn
-  }
-  return lines
 }
 
 describe('ACL user limited to the prefix and fleetcache’s commands', () => {

@@ -95,3 +95,18 @@ export async function bytes(stream) {
 export async function text(stream) {
   return (await bytes(stream)).toString('utf8')
 }
+
+/** Runs `fn` with console.error/warn captured; returns the captured lines. */
+export async function capture(fn) {
+  const lines = []
+  const { error, warn } = console
+  console.error = (...a) => lines.push(a.join(' '))
+  console.warn = (...a) => lines.push(a.join(' '))
+  try {
+    await fn()
+  } finally {
+    console.error = error
+    console.warn = warn
+  }
+  return lines
+}

@@ -17,7 +17,7 @@ import { close, createUseCacheHandler, optionsFromEnv, stats } from '../esm/inde
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
-import { now, text, useCacheEntry } from './helpers.mjs'
+import { capture, now, text, useCacheEntry } from './helpers.mjs'
 
 let dir
 let server
@@ -243,21 +243,6 @@ describe('TLS (rediss://) with a CA file', () => {
     )
   })
 })
-
-/** Runs `fn` with console.error/warn captured; returns the captured lines. */
-async function capture(fn) {
-  const lines = []
-  const { error, warn } = console
-  console.error = (...a) => lines.push(a.join(' '))
-  console.warn = (...a) => lines.push(a.join(' '))
-  try {
-    await fn()
-  } finally {
-    console.error = error
-    console.warn = warn
-  }
-  return lines
-}
 
 describe('mutual TLS: a server that requires a client certificate', () => {
   const pem = (name) => path.join(dir, name)
