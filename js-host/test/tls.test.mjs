@@ -32,16 +32,35 @@ function openssl(...args) {
   execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', timeout: 20_000 })
 }
 
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+
+/** `<name>.key` and `<name>.crt` for `subject`, signed by the test CA; `ext`: an extension file. */
+function issue(name, subject, ext) {
+  openssl('req', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject)
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '2',
+    ...(ext === undefined ? [] : ['-extfile', ext]),
+  )
+}
+
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by it. */
 function makeCertificates() {
   openssl(
     'req',
     '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
+    ...EC_KEY,
     '-keyout',
     'ca.key',
     '-out',
@@ -51,67 +70,9 @@ function makeCertificates() {
     '-subj',
     '/CN=fleetcache test CA',
   )
-  openssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'server.key',
-    '-out',
-    'server.csr',
-    '-subj',
-    '/CN=127.0.0.1',
-  )
   fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n')
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.crt',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-  )
-  openssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'client.key',
-    '-out',
-    'client.csr',
-    '-subj',
-    '/CN=fleetcache test client',
-  )
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    'client.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'client.crt',
-    '-days',
-    '2',
-  )
+  issue('server', '/CN=127.0.0.1', 'san.ext')
+  issue('client', '/CN=fleetcache test client')
 }
 
 /** A redis-server listening with TLS only; `authClients`: whether it requires a client certificate. */
