@@ -51,8 +51,8 @@ export class RedisStore implements EntryStore {
   /** `tierBytes`: the in-process tier's budget (`memoryBytes`); 0 turns the tier off. */
   constructor(
     private readonly transport: Transport,
-    private readonly engine?: Engine,
-    tierBytes = 1,
+    private readonly engine: Engine | undefined,
+    tierBytes: number,
   ) {
     this.tiered = engine !== undefined && tierBytes > 0
   }

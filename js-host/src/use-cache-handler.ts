@@ -183,10 +183,6 @@ class UseCacheHandler implements CacheHandler {
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, now())) {
         return present(kept, Step.ServeStale, early)
       }
-      if (first.value === undefined) {
-        early?.discard()
-        early = undefined
-      }
       const landing = await fly(this.rt, this.name, cacheKey, first, t, () =>
         this.read(cacheKey, key, soft, now()),
       )
