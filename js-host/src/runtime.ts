@@ -83,11 +83,17 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
     log,
     options,
   }
-  // Queued revalidations go out as soon as Redis answers anything again.
+  // Queued revalidations go out as soon as Redis answers anything again; while the breaker
+  // is open the tag sync probes on a timer, so an idle instance notices the recovery too.
   if (transport !== undefined) {
     transport.onBacklog = () => {
       void runtime.tags.drain()
     }
+    transport.onTrip = () => {
+      runtime.tags.watch()
+    }
+  } else {
+    engine.markStandalone()
   }
   log.info(
     `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeMode(options)}${describeStore(options.redisUrl)}`,
@@ -133,6 +139,9 @@ function describeStore(url: string | undefined): string {
 export async function close(): Promise<void> {
   const runtimes = [...registry().values()]
   registry().clear()
-  for (const r of runtimes) telemetry()?.untrack(r.engine)
+  for (const r of runtimes) {
+    r.tags.stop()
+    telemetry()?.untrack(r.engine)
+  }
   await Promise.all(runtimes.map((r) => (r.transport ? r.transport.close() : Promise.resolve())))
 }

@@ -248,6 +248,8 @@ export class WorkerCache {
     this.engine.entryKey(this.name, '')
     this.guarded = options.transport ? new Guarded(this.engine, options.transport) : undefined
     this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
+    // In memory only, this isolate's own revalidations are the whole tag state.
+    if (this.guarded === undefined) this.engine.markStandalone()
   }
 
   /** Where entries live: `memory` (this isolate) or `transport`. */
@@ -334,7 +336,7 @@ export class WorkerCache {
     try {
       const reply = await this.guarded.script(this.engine.planTagRefresh(), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-binary reply')
-      this.engine.applyRefresh(reply)
+      this.engine.applyRefresh(reply, Date.now())
     } catch (err) {
       if (!(err instanceof CircuitOpenError)) {
         this.onError(`tag refresh failed, using the last known tag state: ${String(err)}`)

@@ -311,6 +311,7 @@ pub struct RefreshSummary {
 struct Reply<'a> {
     epoch: &'a str,
     version: u64,
+    vid: &'a str,
     full: bool,
     pairs: Vec<(&'a [u8], &'a [u8])>,
 }
@@ -333,10 +334,13 @@ fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
 fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
     let items = netstring::decode(reply)?;
     let mut it = items.into_iter();
-    let (Some(epoch), Some(version), Some(flag)) = (it.next(), it.next(), it.next()) else {
+    let (Some(epoch), Some(version), Some(vid), Some(flag)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
         return Err(ProtocolError::ReplyShape);
     };
     let epoch = std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?;
+    let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
     let version = parse_version(version)?;
     let full = match flag {
         b"0" => false,
@@ -351,23 +355,38 @@ fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
     Ok(Reply {
         epoch,
         version,
+        vid,
         full,
         pairs,
     })
 }
 
+/// Most records one [`TAG_MERGE`](crate::scripts::TAG_MERGE) call gives back, so a re-send
+/// after a flush of a large state holds Redis for a bounded time per call.
+pub const MAX_RESEND_BATCH: usize = 256;
+
 /// One process's view of the shared tag state.
 ///
-/// It holds what Redis last said (as of `epoch`/`version`) merged with the revalidations
-/// this process issued itself. Local ones are also kept aside until a refresh shows Redis
-/// has them, so a full refresh (Redis flushed, or a failed write still in the host's outbox)
-/// cannot make this process forget its own revalidations.
+/// It holds everything this process has learnt of revalidations, from Redis and from its own
+/// calls, and forgets a record only by age ([`TagMirror::prune`], the rule Redis prunes by).
+/// A full refresh (Redis flushed, restarted empty, restored from an older snapshot, or a
+/// failover that lost the last updates) is merged, never substituted: what this process knew
+/// stays in force, and what the shared state lacks of it is queued to be given back
+/// ([`TagMirror::take_resend`]), so other processes learn it again.
+///
+/// Until its first successful refresh the mirror is not *synced*: it cannot know what other
+/// processes revalidated, and the engine judges no tagged entry fresh from it.
 #[derive(Clone, Debug, Default)]
 pub struct TagMirror {
     epoch: String,
     version: u64,
+    /// Id of `version` as the shared state reported it (`""` when it reported none).
+    vid: String,
+    synced: bool,
     tags: HashMap<String, TagRecord>,
     local: HashMap<String, TagRecord>,
+    /// Records the shared state lost and this process knows: to be merged back.
+    resend: HashMap<String, TagRecord>,
 }
 
 impl TagMirror {
@@ -386,6 +405,23 @@ impl TagMirror {
         self.version
     }
 
+    /// Id of that version as the shared state reported it (`""` when none).
+    pub fn version_id(&self) -> &str {
+        &self.vid
+    }
+
+    /// True once a refresh has loaded the shared state: from then on the mirror knows every
+    /// revalidation Redis held at its last refresh.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// Declares the mirror complete without Redis: for a process with no shared state at
+    /// all, its own revalidations are all there is.
+    pub fn mark_synced(&mut self) {
+        self.synced = true;
+    }
+
     /// Number of tags the mirror knows.
     pub fn len(&self) -> usize {
         self.tags.len()
@@ -399,6 +435,11 @@ impl TagMirror {
     /// Local revalidations not yet seen in a refresh reply.
     pub fn unconfirmed(&self) -> usize {
         self.local.len()
+    }
+
+    /// Records waiting to be given back to a shared state that lost them.
+    pub fn resend_len(&self) -> usize {
+        self.resend.len()
     }
 
     /// The record of one tag, if known.
@@ -451,17 +492,26 @@ impl TagMirror {
 
     /// Merges the reply of the refresh script.
     ///
-    /// A full reply replaces everything the mirror learnt from Redis (then re-applies this
-    /// process's unconfirmed revalidations); a partial one is merged tag by tag. A partial
-    /// reply for another epoch (a refresh that raced a full one) is still merged, because
-    /// merging never weakens, but does not move the epoch or version.
-    pub fn apply_refresh(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
+    /// Every record is merged tag by tag; nothing the mirror knew is dropped. A full reply
+    /// (the state is new, older than what the mirror saw, or a failover reused a version
+    /// number) also sets the epoch and version, and queues for [`TagMirror::take_resend`]
+    /// every record the mirror holds that the reply does not cover and that is younger than
+    /// `keep_ms` at `now` (older ones Redis may have pruned on purpose). A partial reply for
+    /// another epoch (a refresh that raced a full one) is merged but moves nothing.
+    pub fn apply_refresh(
+        &mut self,
+        reply: &[u8],
+        now: Millis,
+        keep_ms: f64,
+    ) -> Result<RefreshSummary, ProtocolError> {
         let reply = parse_reply(reply)?;
-        let mut received = Vec::with_capacity(reply.pairs.len());
+        let mut received: HashMap<&str, TagRecord> = HashMap::with_capacity(reply.pairs.len());
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
-                (Ok(tag), Ok(record)) => received.push((tag, record)),
+                (Ok(tag), Ok(record)) => {
+                    received.insert(tag, record);
+                }
                 _ => skipped += 1,
             }
         }
@@ -469,29 +519,43 @@ impl TagMirror {
         // Only a reply about the state the mirror follows can confirm local updates.
         let current = reply.full || reply.epoch == self.epoch;
         if reply.full {
-            self.tags.clear();
+            for (tag, record) in &self.tags {
+                // This process's own updates are included: the outbox forgets one once Redis
+                // acknowledged it, and that acknowledgement may be what the state lost. One
+                // still queued is sent twice, which merging makes harmless.
+                if record.updated_at.0 + keep_ms < now.0 {
+                    continue;
+                }
+                let covered = received.get(tag.as_str()).is_some_and(|r| r.covers(record));
+                if !covered {
+                    self.resend.entry(tag.clone()).or_default().merge(record);
+                }
+            }
             self.epoch = reply.epoch.to_owned();
             self.version = reply.version;
+            self.vid = reply.vid.to_owned();
+            self.synced = true;
         } else if current {
-            self.version = self.version.max(reply.version);
+            if reply.version >= self.version {
+                self.version = reply.version;
+                self.vid = reply.vid.to_owned();
+            }
+            // Everything above the version the mirror knew: from version 0 of the empty
+            // epoch (a state that does not exist yet) that is the whole state.
+            self.synced = true;
         }
         for (tag, record) in &received {
             self.tags
                 .entry((*tag).to_owned())
                 .or_default()
                 .merge(record);
-            if current
-                && self
-                    .local
-                    .get(*tag)
-                    .is_some_and(|local| record.covers(local))
-            {
-                self.local.remove(*tag);
-            }
-        }
-        if reply.full {
-            for (tag, local) in &self.local {
-                self.tags.entry(tag.clone()).or_default().merge(local);
+            if current {
+                if self.local.get(*tag).is_some_and(|l| record.covers(l)) {
+                    self.local.remove(*tag);
+                }
+                if self.resend.get(*tag).is_some_and(|l| record.covers(l)) {
+                    self.resend.remove(*tag);
+                }
             }
         }
         Ok(RefreshSummary {
@@ -502,7 +566,8 @@ impl TagMirror {
         })
     }
 
-    /// Takes note of the update script's reply (epoch and the version of that update).
+    /// Takes note of the reply of the update or merge script (epoch, the version that update
+    /// made and its id).
     ///
     /// The version only moves when the update directly follows what the mirror has seen:
     /// otherwise other instances' updates in between would never be fetched, since a refresh
@@ -511,6 +576,7 @@ impl TagMirror {
         let reply = parse_reply(reply)?;
         if reply.epoch == self.epoch && self.version.checked_add(1) == Some(reply.version) {
             self.version = reply.version;
+            self.vid = reply.vid.to_owned();
         }
         Ok(RefreshSummary {
             full: false,
@@ -520,6 +586,22 @@ impl TagMirror {
         })
     }
 
+    /// Up to [`MAX_RESEND_BATCH`] records to give back to the shared state, removed from the
+    /// queue; hand them to [`TagMirror::restore_resend`] when the merge failed.
+    pub fn take_resend(&mut self) -> Vec<(String, TagRecord)> {
+        let keys: Vec<String> = self.resend.keys().take(MAX_RESEND_BATCH).cloned().collect();
+        keys.into_iter()
+            .filter_map(|k| self.resend.remove_entry(&k))
+            .collect()
+    }
+
+    /// Puts records back in the re-send queue (their merge did not reach Redis).
+    pub fn restore_resend(&mut self, records: Vec<(String, TagRecord)>) {
+        for (tag, record) in records {
+            self.resend.entry(tag).or_default().merge(&record);
+        }
+    }
+
     /// Forgets tags last updated more than `older_than_ms` before `now`; returns how many.
     /// Their entries have all reached their TTL by then, so the records are useless.
     pub fn prune(&mut self, now: Millis, older_than_ms: f64) -> usize {
@@ -527,6 +609,7 @@ impl TagMirror {
         let before = self.tags.len();
         self.tags.retain(|_, r| young(r));
         self.local.retain(|_, r| young(r));
+        self.resend.retain(|_, r| young(r));
         before.saturating_sub(self.tags.len())
     }
 }
@@ -739,6 +822,7 @@ mod tests {
         let mut items: Vec<Vec<u8>> = vec![
             epoch.as_bytes().to_vec(),
             ver.to_string().into_bytes(),
+            format!("id{ver}").into_bytes(),
             if full { b"1".to_vec() } else { b"0".to_vec() },
         ];
         for (t, r) in pairs {
@@ -748,14 +832,20 @@ mod tests {
         netstring::encode(items)
     }
 
+    /// Pruning age of these tests: nothing in them is that old.
+    const KEEP: f64 = 1e12;
+
+    fn refresh(m: &mut TagMirror, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
+        m.apply_refresh(reply, Millis(1000.0), KEEP)
+    }
+
     #[test]
     fn refresh_full_then_partial() {
         let mut m = TagMirror::new();
+        assert!(!m.is_synced());
         let a = rec(Revalidation::Expire, 100.0);
         let b = rec(MAX_PROFILE, 200.0);
-        let s = m
-            .apply_refresh(&reply("E1", 2, true, &[("a", a), ("b", b)]))
-            .unwrap();
+        let s = refresh(&mut m, &reply("E1", 2, true, &[("a", a), ("b", b)])).unwrap();
         assert_eq!(
             s,
             RefreshSummary {
@@ -765,25 +855,59 @@ mod tests {
                 skipped: 0
             }
         );
+        assert!(m.is_synced());
         assert_eq!((m.epoch(), m.version(), m.len()), ("E1", 2, 2));
+        assert_eq!(m.version_id(), "id2");
         let a2 = rec(Revalidation::Expire, 400.0);
-        let s = m
-            .apply_refresh(&reply("E1", 3, false, &[("a", a2)]))
-            .unwrap();
+        let s = refresh(&mut m, &reply("E1", 3, false, &[("a", a2)])).unwrap();
         assert_eq!((s.full, s.changed, s.version), (false, 1, 3));
+        assert_eq!(m.version_id(), "id3");
         assert_eq!(m.record("a").unwrap().expired, Millis(400.0));
         // Nothing new.
-        let s = m.apply_refresh(&reply("E1", 3, false, &[])).unwrap();
+        let s = refresh(&mut m, &reply("E1", 3, false, &[])).unwrap();
         assert_eq!((s.changed, s.version), (0, 3));
-        // A full reply replaces remote knowledge.
-        m.apply_refresh(&reply("E2", 1, true, &[("c", a)])).unwrap();
-        assert_eq!((m.epoch(), m.version(), m.len()), ("E2", 1, 1));
-        assert!(m.record("a").is_none());
+        // A full reply of a new state adds to what the mirror knew, and what the new state
+        // lacks is queued to be given back.
+        refresh(&mut m, &reply("E2", 1, true, &[("c", a)])).unwrap();
+        assert_eq!((m.epoch(), m.version(), m.len()), ("E2", 1, 3));
+        assert_eq!(m.record("a").unwrap().expired, Millis(400.0));
+        assert_eq!(m.resend_len(), 2);
         // A late partial reply from the old epoch merges but does not move the version.
-        m.apply_refresh(&reply("E1", 9, false, &[("d", a)]))
-            .unwrap();
+        refresh(&mut m, &reply("E1", 9, false, &[("d", a)])).unwrap();
         assert_eq!((m.epoch(), m.version()), ("E2", 1));
         assert!(m.record("d").is_some());
+    }
+
+    #[test]
+    fn lost_records_are_given_back_until_redis_shows_them() {
+        let mut m = TagMirror::new();
+        let a = rec(Revalidation::Expire, 100.0);
+        let old = rec(Revalidation::Expire, 1.0);
+        refresh(
+            &mut m,
+            &reply("E1", 2, true, &[("a", a), ("b", a), ("old", old)]),
+        )
+        .unwrap();
+        assert_eq!(m.resend_len(), 0);
+        // Redis lost "a" and "old"; it still has "b", and a weaker record of "a" elsewhere.
+        let weaker = rec(Revalidation::Expire, 50.0);
+        m.apply_refresh(
+            &reply("E2", 1, true, &[("b", a), ("x", weaker)]),
+            Millis(1000.0),
+            // "old" was updated at 1 ms: past this pruning age, Redis may have dropped it.
+            950.0,
+        )
+        .unwrap();
+        assert_eq!(m.resend_len(), 1);
+        let batch = m.take_resend();
+        assert_eq!(batch, vec![("a".to_owned(), a)]);
+        assert_eq!(m.resend_len(), 0);
+        // The merge failed: back in the queue.
+        m.restore_resend(batch);
+        assert_eq!(m.resend_len(), 1);
+        // Another process gave it back first: the queue lets go of it.
+        refresh(&mut m, &reply("E2", 2, false, &[("a", a)])).unwrap();
+        assert_eq!(m.resend_len(), 0);
     }
 
     #[test]
@@ -791,59 +915,82 @@ mod tests {
         let mut m = TagMirror::new();
         m.apply_local(&["mine"], &Revalidation::Expire, Millis(500.0));
         assert_eq!(m.unconfirmed(), 1);
-        m.apply_refresh(&reply(
-            "E1",
-            4,
-            true,
-            &[("other", rec(Revalidation::Expire, 1.0))],
-        ))
+        refresh(
+            &mut m,
+            &reply("E1", 4, true, &[("other", rec(Revalidation::Expire, 1.0))]),
+        )
         .unwrap();
         assert_eq!(
             m.evaluate(Millis(400.0), ["mine"], Millis(600.0)),
             Freshness::Expired
         );
         assert_eq!(m.unconfirmed(), 1);
-        // Redis shows it: confirmed, and a later full refresh may drop it.
-        m.apply_refresh(&reply(
-            "E1",
-            5,
-            false,
-            &[("mine", rec(Revalidation::Expire, 500.0))],
-        ))
+        // Also queued for the merge: the outbox may have had it acknowledged by a state
+        // that lost it since.
+        assert_eq!(m.resend_len(), 1);
+        // Redis shows it: confirmed.
+        refresh(
+            &mut m,
+            &reply(
+                "E1",
+                5,
+                false,
+                &[("mine", rec(Revalidation::Expire, 500.0))],
+            ),
+        )
         .unwrap();
         assert_eq!(m.unconfirmed(), 0);
-        m.apply_refresh(&reply("E2", 1, true, &[])).unwrap();
-        assert!(m.is_empty());
+        assert_eq!(m.resend_len(), 0);
+        // A new state that lacks it: it stays in force and goes back to Redis.
+        refresh(&mut m, &reply("E2", 1, true, &[])).unwrap();
+        assert_eq!(
+            m.evaluate(Millis(400.0), ["mine"], Millis(600.0)),
+            Freshness::Expired
+        );
+        assert_eq!(m.resend_len(), 2);
     }
 
     #[test]
     fn refresh_errors_and_skips() {
         let mut m = TagMirror::new();
-        assert_eq!(m.apply_refresh(b"1:a,1:1,"), Err(ProtocolError::ReplyShape));
         assert_eq!(
-            m.apply_refresh(b"1:a,1:x,1:0,"),
+            refresh(&mut m, b"1:a,1:1,1:i,"),
+            Err(ProtocolError::ReplyShape)
+        );
+        assert_eq!(
+            refresh(&mut m, b"1:a,1:x,1:i,1:0,"),
             Err(ProtocolError::BadVersion)
         );
         assert_eq!(
-            m.apply_refresh(b"1:a,1:1,1:2,"),
+            refresh(&mut m, b"1:a,1:1,1:i,1:2,"),
             Err(ProtocolError::BadFlag)
         );
         assert_eq!(
-            m.apply_refresh(b"1:a,1:1,1:0,1:t,"),
+            refresh(&mut m, b"1:a,1:1,1:i,1:0,1:t,"),
             Err(ProtocolError::ReplyShape)
         );
         assert!(matches!(
-            m.apply_refresh(b"1:a"),
+            refresh(&mut m, b"1:a"),
             Err(ProtocolError::Netstring(_))
         ));
         assert_eq!(
-            m.apply_refresh(b"1:\xff,1:1,1:0,"),
+            refresh(&mut m, b"1:\xff,1:1,1:i,1:0,"),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        assert_eq!(
+            refresh(&mut m, b"1:a,1:1,1:\xff,1:0,"),
             Err(ProtocolError::InvalidUtf8)
         );
         assert_eq!((m.epoch(), m.version()), ("", 0));
-        let s = m
-            .apply_refresh(b"1:a,1:7,1:1,1:t,3:bad,1:\xff,9:0,0,0,0,0,1:u,9:0,1,0,0,1,")
-            .unwrap();
+        assert!(!m.is_synced());
+        // No state in Redis yet: nothing to learn, and nothing missing.
+        refresh(&mut m, b"0:,1:0,0:,1:0,").unwrap();
+        assert!(m.is_synced());
+        let s = refresh(
+            &mut m,
+            b"1:a,1:7,0:,1:1,1:t,3:bad,1:\xff,9:0,0,0,0,0,1:u,9:0,1,0,0,1,",
+        )
+        .unwrap();
         assert_eq!((s.changed, s.skipped, s.version), (1, 2, 7));
         assert_eq!(m.len(), 1);
     }
@@ -851,7 +998,7 @@ mod tests {
     #[test]
     fn update_reply_moves_version_only_when_contiguous() {
         let mut m = TagMirror::new();
-        m.apply_refresh(&reply("E", 5, true, &[])).unwrap();
+        refresh(&mut m, &reply("E", 5, true, &[])).unwrap();
         assert_eq!(
             m.apply_update_reply(&reply("E", 7, false, &[]))
                 .unwrap()
@@ -972,7 +1119,7 @@ mod tests {
         #[test]
         fn refresh_reply_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut m = TagMirror::new();
-            let _ = m.apply_refresh(&bytes);
+            let _ = m.apply_refresh(&bytes, Millis(0.0), 0.0);
             let _ = m.apply_update_reply(&bytes);
         }
     }

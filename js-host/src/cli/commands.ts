@@ -239,7 +239,7 @@ export async function loadTagState(conn: Conn, engine: Engine): Promise<void> {
     (sha) => engine.scriptSource(sha),
   )
   if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
-  engine.applyRefresh(reply)
+  engine.applyRefresh(reply, Date.now())
 }
 
 const VALUE_KINDS = Object.fromEntries(Object.entries(ValueKind).map(([k, v]) => [v, k]))

@@ -1,16 +1,18 @@
 -- fleetcache TAG_REFRESH: what changed in the tag state since a reader's version
 -- (docs/internals.md, "Refresh script"). Read-only.
 -- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver).
--- ARGV: known_epoch, known_ver.
--- Reply: one bulk string of netstrings: epoch, ver, full_flag, then tag, record, ...
+-- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
+--       it never saw one).
+-- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, then tag, record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
-if #ARGV < 2 then
-  return redis.error_reply('ERR fleetcache TAG_REFRESH: expected 2 arguments')
+if #ARGV < 3 then
+  return redis.error_reply('ERR fleetcache TAG_REFRESH: expected 3 arguments')
 end
 local state, log, meta = KEYS[1], KEYS[2], KEYS[3]
 local known_epoch = ARGV[1]
 local known_ver = tonumber(ARGV[2])
+local known_vid = ARGV[3]
 if not known_ver then
   return redis.error_reply('ERR fleetcache TAG_REFRESH: bad arguments')
 end
@@ -29,9 +31,17 @@ local epoch = redis.call('HGET', meta, 'epoch') or ''
 local ver = tonumber(redis.call('HGET', meta, 'ver') or '0') or 0
 push(epoch)
 push(int(ver))
+push(redis.call('HGET', meta, 'v:' .. int(ver)) or '')
 
-if epoch ~= known_epoch or known_ver > ver then
-  -- State created anew (or rolled back): the reader replaces its mirror.
+-- The version the reader knows was made by another update than the one it saw: a failover
+-- lost that update and later ones reused its number. An id that is gone (the reader is over
+-- 1024 versions behind) cannot be checked, so it counts as a mismatch too.
+local rolled_back = known_vid ~= '' and known_ver > 0
+  and redis.call('HGET', meta, 'v:' .. int(known_ver)) ~= known_vid
+
+if epoch ~= known_epoch or known_ver > ver or rolled_back then
+  -- State created anew, or rolled back: every tag; the reader merges them and re-sends what
+  -- it knew that this state lacks.
   push('1')
   local all = redis.call('HGETALL', state)
   for i = 1, #all, 2 do
