@@ -574,7 +574,12 @@ impl TagMirror {
     /// only returns tags above the known version.
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
         let reply = parse_reply(reply)?;
-        if reply.epoch == self.epoch && self.version.checked_add(1) == Some(reply.version) {
+        if self.epoch.is_empty() && self.version == 0 {
+            // Nothing loaded yet: follow the state this update went to, from its start (every
+            // tag is above version 0), so a refresh that finds that state gone knows it was
+            // lost, and gives back what this process sent to it.
+            self.epoch = reply.epoch.to_owned();
+        } else if reply.epoch == self.epoch && self.version.checked_add(1) == Some(reply.version) {
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
         }
