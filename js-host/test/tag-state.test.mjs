@@ -89,7 +89,7 @@ describe('tag state', () => {
         return (await C.getExpiration(['products'])) > 0
       },
       5000,
-      "the lost revalidation to be back in Redis",
+      'the lost revalidation to be back in Redis',
     )
   })
 

@@ -379,6 +379,7 @@ impl Engine {
                 self.mirror.epoch(),
                 self.mirror.version(),
                 self.mirror.version_id(),
+                self.mirror.unconfirmed_updates(),
             ),
         }
     }
@@ -795,11 +796,9 @@ mod tests {
         assert_eq!((s.full, s.changed, s.version), (true, 1, 4));
         assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v4"]);
         assert_eq!(e.get_expiration(&["x", "y"], Millis(20.0)), Millis(10.0));
-        let s = e
-            .apply_update_reply(&netstring::encode(["E", "5", "v5", "0"]))
+        e.apply_update_reply(&netstring::encode(["E", "6", "v6", "0"]))
             .unwrap();
-        assert_eq!(s.version, 5);
-        assert_eq!(e.plan_tag_refresh().args, ["E", "5", "v5"]);
+        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v4", "6", "v6"]);
         assert_eq!(e.prune_mirror(Millis(1e13)), 1);
         assert!(e.mirror_mut().is_empty());
         assert!(e.lru_mut().insert("k", 1, Millis(1.0)).is_empty());

@@ -85,13 +85,23 @@ pub fn tag_update_args(
     args
 }
 
-/// `ARGV` of [`TAG_REFRESH`].
-pub fn tag_refresh_args(known_epoch: &str, known_version: u64, known_vid: &str) -> Vec<String> {
-    vec![
-        known_epoch.to_owned(),
-        known_version.to_string(),
-        known_vid.to_owned(),
-    ]
+/// `ARGV` of [`TAG_REFRESH`]; `checks` are versions (and their ids) the reader's own updates
+/// made that it has not seen in a refresh, each checked like the known one.
+pub fn tag_refresh_args(
+    known_epoch: &str,
+    known_version: u64,
+    known_vid: &str,
+    checks: &[(u64, String)],
+) -> Vec<String> {
+    let mut args = Vec::with_capacity(3 + 2 * checks.len());
+    args.push(known_epoch.to_owned());
+    args.push(known_version.to_string());
+    args.push(known_vid.to_owned());
+    for (version, vid) in checks {
+        args.push(version.to_string());
+        args.push(vid.clone());
+    }
+    args
 }
 
 /// `ARGV` of [`TAG_MERGE`].
@@ -202,6 +212,10 @@ mod tests {
             tag_update_args(Millis(7.0), 1.0, "e", &zero, &[])[3..5],
             ["s", "0"]
         );
-        assert_eq!(tag_refresh_args("ep", 12, "v"), ["ep", "12", "v"]);
+        assert_eq!(tag_refresh_args("ep", 12, "v", &[]), ["ep", "12", "v"]);
+        assert_eq!(
+            tag_refresh_args("ep", 12, "v", &[(14, "w".into())]),
+            ["ep", "12", "v", "14", "w"]
+        );
     }
 }

@@ -365,6 +365,10 @@ fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
 /// after a flush of a large state holds Redis for a bounded time per call.
 pub const MAX_RESEND_BATCH: usize = 256;
 
+/// Most updates of one process awaiting confirmation by a refresh; past it the next refresh
+/// asks for the whole state.
+pub const MAX_UNCONFIRMED_UPDATES: usize = 64;
+
 /// One process's view of the shared tag state.
 ///
 /// It holds everything this process has learnt of revalidations, from Redis and from its own
@@ -383,6 +387,9 @@ pub struct TagMirror {
     /// Id of `version` as the shared state reported it (`""` when it reported none).
     vid: String,
     synced: bool,
+    /// Versions (and ids) that this process's updates made in the followed epoch and that no
+    /// refresh has confirmed yet: the next refresh checks the state still holds each of them.
+    acked: Vec<(u64, String)>,
     tags: HashMap<String, TagRecord>,
     local: HashMap<String, TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
@@ -408,6 +415,11 @@ impl TagMirror {
     /// Id of that version as the shared state reported it (`""` when none).
     pub fn version_id(&self) -> &str {
         &self.vid
+    }
+
+    /// Versions and ids this process's own updates made that no refresh has confirmed yet.
+    pub fn unconfirmed_updates(&self) -> &[(u64, String)] {
+        &self.acked
     }
 
     /// True once a refresh has loaded the shared state: from then on the mirror knows every
@@ -518,7 +530,9 @@ impl TagMirror {
 
         // Only a reply about the state the mirror follows can confirm local updates.
         let current = reply.full || reply.epoch == self.epoch;
-        if reply.full {
+        // The whole state: a full reply, or everything above version 0 of the state followed.
+        let complete = reply.full || (current && self.version == 0);
+        if complete {
             for (tag, record) in &self.tags {
                 // This process's own updates are included: the outbox forgets one once Redis
                 // acknowledged it, and that acknowledgement may be what the state lost. One
@@ -535,14 +549,15 @@ impl TagMirror {
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
+            self.acked.clear();
         } else if current {
             if reply.version >= self.version {
                 self.version = reply.version;
                 self.vid = reply.vid.to_owned();
             }
-            // Everything above the version the mirror knew: from version 0 of the empty
-            // epoch (a state that does not exist yet) that is the whole state.
-            self.synced = true;
+            // The script checked each update's version still holds its id (else it would
+            // have answered in full).
+            self.acked.retain(|(v, _)| *v > reply.version);
         }
         for (tag, record) in &received {
             self.tags
@@ -569,19 +584,29 @@ impl TagMirror {
     /// Takes note of the reply of the update or merge script (epoch, the version that update
     /// made and its id).
     ///
-    /// The version only moves when the update directly follows what the mirror has seen:
-    /// otherwise other instances' updates in between would never be fetched, since a refresh
-    /// only returns tags above the known version.
+    /// The mirror's version does not move: the version before it may have been replaced by a
+    /// failover since the mirror saw it, and a refresh only returns tags above the known
+    /// version. The update is remembered instead, and the next refresh checks that the state
+    /// still holds it (else it answers in full and what was lost is given back).
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
         let reply = parse_reply(reply)?;
-        if self.epoch.is_empty() && self.version == 0 {
-            // Nothing loaded yet: follow the state this update went to, from its start (every
-            // tag is above version 0), so a refresh that finds that state gone knows it was
-            // lost, and gives back what this process sent to it.
-            self.epoch = reply.epoch.to_owned();
-        } else if reply.epoch == self.epoch && self.version.checked_add(1) == Some(reply.version) {
-            self.version = reply.version;
-            self.vid = reply.vid.to_owned();
+        if reply.epoch != self.epoch {
+            // The update went to another state than the one the mirror follows (created
+            // since, or a flush in between): the next refresh asks for everything, and
+            // compares it with what the mirror knows.
+            self.epoch.clear();
+            self.version = 0;
+            self.vid.clear();
+        }
+        if reply.epoch == self.epoch {
+            if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
+                // Too many to check one by one: ask for the whole state instead.
+                self.acked.clear();
+                self.version = 0;
+                self.vid.clear();
+            } else {
+                self.acked.push((reply.version, reply.vid.to_owned()));
+            }
         }
         Ok(RefreshSummary {
             full: false,
@@ -1001,28 +1026,36 @@ mod tests {
     }
 
     #[test]
-    fn update_reply_moves_version_only_when_contiguous() {
+    fn update_replies_are_checked_by_the_next_refresh() {
         let mut m = TagMirror::new();
         refresh(&mut m, &reply("E", 5, true, &[])).unwrap();
+        m.apply_update_reply(&reply("E", 7, false, &[])).unwrap();
+        m.apply_update_reply(&reply("E", 6, false, &[])).unwrap();
+        // The version stays: the refresh fetches what came in between, and checks each of
+        // this process's updates is still there.
+        assert_eq!(m.version(), 5);
         assert_eq!(
-            m.apply_update_reply(&reply("E", 7, false, &[]))
-                .unwrap()
-                .version,
-            5
+            m.unconfirmed_updates(),
+            &[(7, "id7".to_owned()), (6, "id6".to_owned())]
         );
-        assert_eq!(
-            m.apply_update_reply(&reply("E", 6, false, &[]))
-                .unwrap()
-                .version,
-            6
-        );
-        assert_eq!(
-            m.apply_update_reply(&reply("F", 7, false, &[]))
-                .unwrap()
-                .version,
-            6
-        );
-        assert_eq!(m.epoch(), "E");
+        refresh(&mut m, &reply("E", 6, false, &[])).unwrap();
+        assert_eq!(m.unconfirmed_updates(), &[(7, "id7".to_owned())]);
+        refresh(&mut m, &reply("E", 8, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty());
+        // An update that went to another state (a flush in between): the next refresh asks
+        // for everything, as from a new process.
+        m.apply_update_reply(&reply("F", 1, false, &[])).unwrap();
+        assert_eq!((m.epoch(), m.version(), m.version_id()), ("", 0, ""));
+        assert!(m.unconfirmed_updates().is_empty());
+        // Too many to check one by one: the whole state instead.
+        refresh(&mut m, &reply("F", 1, true, &[])).unwrap();
+        for v in 2..2 + MAX_UNCONFIRMED_UPDATES as u64 {
+            m.apply_update_reply(&reply("F", v, false, &[])).unwrap();
+        }
+        assert_eq!(m.unconfirmed_updates().len(), MAX_UNCONFIRMED_UPDATES);
+        m.apply_update_reply(&reply("F", 100, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty());
+        assert_eq!(m.version(), 0);
     }
 
     #[test]

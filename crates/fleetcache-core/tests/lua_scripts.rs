@@ -345,20 +345,22 @@ fn refresh_is_incremental() {
         assert_eq!(reader.mirror().record(tag), writer.mirror().record(tag));
     }
 
-    // The update reply: epoch, version, its id, 0. It moves the writer's version only when
-    // contiguous.
+    // The update reply: epoch, version, its id, 0. The writer's version stays; its next
+    // refresh fetches its own update with the others' and checks its version is still there.
     let mut fresh = engine();
     refresh(conn, &mut fresh);
     let reply = update(conn, &mut fresh, &["d"], Revalidation::Expire, 4000.0);
     assert_eq!(reply, b"7:epoch-1,1:4,7:epoch-1,1:0,");
-    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 4);
+    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 3);
     update(conn, &mut writer, &["e"], Revalidation::Expire, 5000.0);
     let reply = update(conn, &mut fresh, &["f"], Revalidation::Expire, 6000.0);
-    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 4);
-    let (reply, _) = refresh(conn, &mut fresh);
+    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 3);
+    let (reply, s) = refresh(conn, &mut fresh);
+    assert!(!s.full);
     let mut tags = tags_in(&reply);
     tags.sort();
-    assert_eq!(tags, ["e", "f"]);
+    assert_eq!(tags, ["d", "e", "f"]);
+    assert!(fresh.mirror().unconfirmed_updates().is_empty());
 
     // A reader that claims a version beyond the state's gets everything.
     let mut ahead = engine();
@@ -433,7 +435,7 @@ fn a_failover_that_reuses_version_numbers_is_detected_and_repaired() {
     // A's revalidation lands, A sees it...
     let reply = update_as(conn, &mut a, "lost", 2000.0, "id-a");
     a.apply_update_reply(&reply).unwrap();
-    assert_eq!(a.mirror().version(), 2);
+    assert_eq!(a.mirror().unconfirmed_updates(), &[(2, "id-a".to_owned())]);
     // ...then the master dies and the replica, which never got it, takes over.
     restore(conn, &before);
     // B revalidates: version 2 again, another update.

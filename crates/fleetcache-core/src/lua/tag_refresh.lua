@@ -2,7 +2,8 @@
 -- (docs/internals.md, "Refresh script"). Read-only.
 -- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver).
 -- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
---       it never saw one).
+--       it never saw one), then pairs ver, vid: versions the reader's own updates made and
+--       that it has not seen in a refresh, each checked the same way.
 -- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, then tag, record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
@@ -36,8 +37,13 @@ push(redis.call('HGET', meta, 'v:' .. int(ver)) or '')
 -- The version the reader knows was made by another update than the one it saw: a failover
 -- lost that update and later ones reused its number. An id that is gone (the reader is over
 -- 1024 versions behind) cannot be checked, so it counts as a mismatch too.
-local rolled_back = known_vid ~= '' and known_ver > 0
-  and redis.call('HGET', meta, 'v:' .. int(known_ver)) ~= known_vid
+local function reused(v, id)
+  return id ~= '' and v > 0 and (v > ver or redis.call('HGET', meta, 'v:' .. int(v)) ~= id)
+end
+local rolled_back = reused(known_ver, known_vid)
+for i = 4, #ARGV - 1, 2 do
+  rolled_back = rolled_back or reused(tonumber(ARGV[i]) or 0, ARGV[i + 1])
+end
 
 if epoch ~= known_epoch or known_ver > ver or rolled_back then
   -- State created anew, or rolled back: every tag; the reader merges them and re-sends what
