@@ -153,6 +153,8 @@ for (const r of ATTW_RUNS) {
       tarball,
       '--profile',
       'node16',
+      // The package ships its own types; do not look for @types/fleetcache on the registry.
+      '--no-definitely-typed',
       '--format',
       'table-flipped',
       '--no-color',
