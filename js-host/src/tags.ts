@@ -104,6 +104,10 @@ export class TagSync {
         )
       }
       if (this.engine.resendLength > 0) void this.drain()
+      // Loading the whole state (a new process, a flush, a failover): one page per call, each
+      // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
+      // for one step at most, and judge nothing tagged fresh until it is done.
+      if (!this.engine.tagsSynced) void this.refresh()
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.

@@ -39,6 +39,7 @@ export const ACL_RULES = [
   '+getrange',
   '+hget',
   '+hgetall',
+  '+hscan',
   '+hset',
   '+hsetnx',
   '+hdel',

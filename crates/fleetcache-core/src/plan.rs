@@ -7,7 +7,8 @@ use crate::error::{ConfigError, DecodeError, PlanError, ProtocolError};
 use crate::keys::{Interface, Namespace, TagKeys};
 use crate::lru::LruIndex;
 use crate::scripts::{
-    tag_merge_args, tag_refresh_args, tag_update_args, Script, TAG_MERGE, TAG_REFRESH, TAG_UPDATE,
+    tag_merge_args, tag_refresh_args, tag_update_args, Script, TAG_MERGE, TAG_PAGE, TAG_REFRESH,
+    TAG_UPDATE,
 };
 use crate::tags::{Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord};
 use crate::time::{duration_seconds_to_ttl_ms, is_unlimited, Millis};
@@ -369,8 +370,17 @@ impl Engine {
         })
     }
 
-    /// Plans the pull of tag changes since the mirror's epoch and version.
+    /// Plans the pull of tag changes since the mirror's epoch and version, or, while the
+    /// mirror loads the whole state after a full reply, the next page of it.
     pub fn plan_tag_refresh(&self) -> ScriptCall {
+        if let Some(cursor) = self.mirror.page_cursor() {
+            return ScriptCall {
+                script: &TAG_PAGE,
+                sha1: TAG_PAGE.sha1(),
+                keys: vec![self.tag_keys.state.clone()],
+                args: vec![cursor.to_owned(), crate::tags::PAGE_COUNT.to_string()],
+            };
+        }
         ScriptCall {
             script: &TAG_REFRESH,
             sha1: self.refresh_sha1.clone(),
@@ -791,17 +801,39 @@ mod tests {
         assert_eq!(call.script.name, "tag_refresh");
         assert_eq!(call.sha1, TAG_REFRESH.sha1());
         assert_eq!(call.args, ["", "0", ""]);
-        let reply = netstring::encode(["E", "4", "v4", "1", "x", "0,10,0,0,10"]);
-        let s = e.apply_refresh(&reply, Millis(20.0)).unwrap();
-        assert_eq!((s.full, s.changed, s.version), (true, 1, 4));
-        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v4"]);
+        load(&mut e, "E", "4", &["x".into(), "0,10,0,0,10".into()], 20.0);
+        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v"]);
         assert_eq!(e.get_expiration(&["x", "y"], Millis(20.0)), Millis(10.0));
         e.apply_update_reply(&netstring::encode(["E", "6", "v6", "0"]))
             .unwrap();
-        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v4", "6", "v6"]);
+        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v", "6", "v6"]);
         assert_eq!(e.prune_mirror(Millis(1e13)), 1);
         assert!(e.mirror_mut().is_empty());
         assert!(e.lru_mut().insert("k", 1, Millis(1.0)).is_empty());
+    }
+
+    /// Loads a whole state into `e` as a server does: the full header, one page (of `pairs`,
+    /// tag and record text), the catch-up refresh.
+    fn load(e: &mut Engine, epoch: &str, ver: &str, pairs: &[String], now: f64) {
+        let s = e
+            .apply_refresh(
+                &netstring::encode([epoch, ver, "v", "1", "c1"]),
+                Millis(now),
+            )
+            .unwrap();
+        assert!(s.full);
+        let call = e.plan_tag_refresh();
+        assert_eq!(call.script.name, "tag_page");
+        assert_eq!(call.keys, [e.namespace().tag_keys().state.clone()]);
+        assert_eq!(call.args, ["c1", "1000"]);
+        let mut page = vec!["page".to_owned(), "0".to_owned()];
+        page.extend(pairs.iter().cloned());
+        e.apply_refresh(&netstring::encode(&page), Millis(now))
+            .unwrap();
+        assert_eq!(e.plan_tag_refresh().args, [epoch, ver, "v"]);
+        e.apply_refresh(&netstring::encode([epoch, ver, "v", "0"]), Millis(now))
+            .unwrap();
+        assert!(e.mirror().is_synced());
     }
 
     /// Trips the breaker with consecutive failures at `now`.
@@ -870,8 +902,7 @@ mod tests {
         assert_eq!(verdict(&e, "n", &own, &[], NOW + 3.0), Verdict::Fresh);
         assert_eq!(e.get_expiration(&["t"], Millis(NOW + 3.0)), Millis(NOW));
         // Loaded: judged by the tags alone.
-        let reply = netstring::encode(["E", "1", "v1", "1"]);
-        e.apply_refresh(&reply, Millis(NOW + 4.0)).unwrap();
+        load(&mut e, "E", "1", &[], NOW + 4.0);
         assert_eq!(verdict(&e, "k", &old, &[], NOW + 5.0), Verdict::Fresh);
         assert_eq!(e.get_expiration(&["t"], Millis(NOW + 5.0)), Millis::ZERO);
     }
@@ -906,17 +937,15 @@ mod tests {
     fn lost_records_go_back_in_batches_until_acknowledged() {
         let mut e = shared_engine();
         let record = "0,10,0,0,10";
-        let mut items: Vec<String> = ["E", "1", "v1", "1"].map(String::from).to_vec();
+        let mut items = Vec::new();
         for i in 0..300 {
             items.push(format!("t{i}"));
             items.push(record.to_owned());
         }
-        e.apply_refresh(&netstring::encode(&items), Millis(20.0))
-            .unwrap();
+        load(&mut e, "E", "1", &items, 20.0);
         assert_eq!(e.plan_resend("c").unwrap(), None);
         // Redis comes back empty.
-        e.apply_refresh(&netstring::encode(["F", "0", "", "1"]), Millis(30.0))
-            .unwrap();
+        load(&mut e, "F", "0", &[], 30.0);
         assert_eq!(e.resend_len(), 300);
         let first = e.plan_resend("c").unwrap().unwrap();
         assert_eq!(first.script.name, "tag_merge");

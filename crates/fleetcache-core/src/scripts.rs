@@ -40,6 +40,13 @@ pub const TAG_REFRESH: Script = Script {
     source: include_str!("lua/tag_refresh.lua"),
 };
 
+/// One page of the whole tag state. `KEYS = [state]`, `ARGV = [cursor, count]`; returns the
+/// netstrings `page, next_cursor, tag, record, ...` (`next_cursor` is `0` after the last).
+pub const TAG_PAGE: Script = Script {
+    name: "tag_page",
+    source: include_str!("lua/tag_page.lua"),
+};
+
 /// Merges tag records a process knew and the shared state lost. `KEYS = [state, log, meta]`,
 /// `ARGV = [epoch_candidate, tag, record, ...]`; replies like [`TAG_UPDATE`].
 pub const TAG_MERGE: Script = Script {
@@ -51,6 +58,7 @@ pub const TAG_MERGE: Script = Script {
 pub const ALL: &[Script] = &[
     TAG_UPDATE,
     TAG_REFRESH,
+    TAG_PAGE,
     TAG_MERGE,
     crate::lease::LEASE_ACQUIRE,
     crate::lease::LEASE_WRITE,
@@ -149,7 +157,8 @@ mod tests {
                 ":meta",
                 "#KEYS",
                 "'KEYS'",
-                "SCAN",
+                // The keyspace scan; HSCAN of one key (TAG_PAGE) is a bounded step in one slot.
+                "'SCAN'",
                 "tostring(",
             ] {
                 let code: String = script

@@ -141,11 +141,45 @@ impl TagState {
             self.ids.get(&self.ver).cloned().unwrap_or_default(),
             if full { "1" } else { "0" }.to_owned(),
         ];
-        for (tag, record) in &self.records {
-            if full || self.log.get(tag).is_some_and(|v| *v > known_ver) {
-                items.push(tag.clone());
-                items.push(record.encode());
+        if full {
+            // The first page, as the script reads it from cursor 0.
+            let bytes = self.page(&["0".to_owned()]);
+            let page = netstring::decode(&bytes).unwrap();
+            items.extend(
+                page.iter()
+                    .skip(1)
+                    .map(|b| String::from_utf8(b.to_vec()).unwrap()),
+            );
+        } else {
+            for (tag, record) in &self.records {
+                if self.log.get(tag).is_some_and(|v| *v > known_ver) {
+                    items.push(tag.clone());
+                    items.push(record.encode());
+                }
             }
+        }
+        netstring::encode(items)
+    }
+
+    /// `tag_page.lua`: HSCAN in pages of two, in tag order, so every tag present for the
+    /// whole scan is returned (HSCAN's guarantee) and a load spans several calls.
+    fn page(&self, args: &[String]) -> Vec<u8> {
+        let after = args[0].strip_prefix('c');
+        let mut tags: Vec<&String> = self
+            .records
+            .keys()
+            .filter(|t| after.map_or(true, |a| t.as_str() > a))
+            .collect();
+        tags.sort();
+        let page: Vec<&String> = tags.into_iter().take(2).collect();
+        let cursor = match page.last() {
+            Some(last) if page.len() == 2 => format!("c{last}"),
+            _ => "0".to_owned(),
+        };
+        let mut items = vec!["page".to_owned(), cursor];
+        for tag in page {
+            items.push(tag.clone());
+            items.push(self.records[tag].encode());
         }
         netstring::encode(items)
     }
@@ -161,6 +195,7 @@ impl Redis {
             "tag_update" => self.tags.update(&call.args),
             "tag_refresh" => self.tags.refresh(&call.args),
             "tag_merge" => self.tags.merge(&call.args),
+            "tag_page" => self.tags.page(&call.args),
             other => panic!("the model does not run {other}"),
         }
     }
@@ -349,13 +384,16 @@ impl World {
             .engine
             .apply_refresh(&reply, Millis(self.now))
             .unwrap();
-        for (n, r) in self.revs.iter().enumerate() {
-            let single = r.single();
-            if r.tags.iter().all(|t| self.redis.tags.covers(t, &single)) {
-                self.insts[i].learned.insert(n);
+        // Synced: the mirror has everything Redis holds now (a load in progress has not).
+        if self.insts[i].engine.mirror().is_synced() {
+            for (n, r) in self.revs.iter().enumerate() {
+                let single = r.single();
+                if r.tags.iter().all(|t| self.redis.tags.covers(t, &single)) {
+                    self.insts[i].learned.insert(n);
+                }
             }
+            self.insts[i].loaded = true;
         }
-        self.insts[i].loaded = true;
         true
     }
 
@@ -591,7 +629,13 @@ impl World {
         for _ in 0..3 {
             self.now += 2_000.0;
             for i in 0..self.insts.len() {
-                self.refresh(i);
+                // A load takes a refresh call per page, then one to catch up.
+                for _ in 0..20 {
+                    self.refresh(i);
+                    if self.insts[i].engine.mirror().is_synced() {
+                        break;
+                    }
+                }
                 self.drain(i);
             }
         }

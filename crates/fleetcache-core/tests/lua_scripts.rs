@@ -208,9 +208,25 @@ fn update_as(conn: &mut Conn, e: &mut Engine, tag: &str, now: f64, candidate: &s
     conn.run(&call).bulk().to_vec()
 }
 
+/// One refresh as a server does it: when the reply is full, the pages of the whole state and
+/// the refresh that catches up follow. Returns the first reply and its summary.
 fn refresh(conn: &mut Conn, e: &mut Engine) -> (Vec<u8>, fleetcache_core::RefreshSummary) {
     let reply = conn.run(&e.plan_tag_refresh()).bulk().to_vec();
     let summary = e.apply_refresh(&reply, Millis(LATER)).unwrap();
+    if summary.full {
+        for _ in 0..10_000 {
+            if !e.mirror().is_loading() {
+                break;
+            }
+            let page = conn.run(&e.plan_tag_refresh()).bulk().to_vec();
+            e.apply_refresh(&page, Millis(LATER)).unwrap();
+        }
+        if !e.mirror().is_synced() {
+            let catch_up = conn.run(&e.plan_tag_refresh()).bulk().to_vec();
+            e.apply_refresh(&catch_up, Millis(LATER)).unwrap();
+        }
+        assert!(e.mirror().is_synced());
+    }
     (reply, summary)
 }
 
@@ -294,7 +310,7 @@ fn lua_rules_agree_with_rust() {
                 let mut reader = engine();
                 let (_, summary) = refresh(conn, &mut reader);
                 prop_assert!(summary.full);
-                prop_assert_eq!(summary.version, updates.len() as u64);
+                prop_assert_eq!(reader.mirror().version(), updates.len() as u64);
                 prop_assert_eq!(reader.mirror().epoch(), "epoch-1");
                 for tag in POOL {
                     prop_assert_eq!(reader.mirror().record(tag), writer.mirror().record(tag));
@@ -318,12 +334,14 @@ fn refresh_is_incremental() {
     assert!(!s.full);
 
     update(conn, &mut writer, &["a", "b"], Revalidation::Expire, 1000.0);
+    // A new state: its first page comes with the reply, here the whole of it (cursor 0).
     let (reply, s) = refresh(conn, &mut reader);
     assert!(s.full);
-    assert_eq!(s.version, 1);
-    let mut tags = tags_in(&reply);
-    tags.sort();
-    assert_eq!(tags, ["a", "b"]);
+    let items = netstring::decode(&reply).unwrap();
+    assert_eq!(items[4], b"0");
+    assert_eq!(items.len(), 5 + 4);
+    assert_eq!(reader.mirror().version(), 1);
+    assert!(reader.mirror().record("a").is_some() && reader.mirror().record("b").is_some());
 
     // Up to date: no tags.
     let (reply, s) = refresh(conn, &mut reader);
@@ -364,14 +382,14 @@ fn refresh_is_incremental() {
 
     // A reader that claims a version beyond the state's gets everything.
     let mut ahead = engine();
-    let (reply, _) = refresh(conn, &mut ahead);
-    let mut items = netstring::decode(&reply).unwrap();
-    items[1] = b"99";
-    let fake = netstring::encode(&items);
+    refresh(conn, &mut ahead);
+    let epoch = ahead.mirror().epoch().to_owned();
+    let fake = netstring::encode([epoch.as_str(), "99", "", "0"]);
     ahead.apply_refresh(&fake, Millis(LATER)).unwrap();
+    assert_eq!(ahead.mirror().version(), 99);
     let (_, s) = refresh(conn, &mut ahead);
     assert!(s.full);
-    assert_eq!(s.version, 6);
+    assert_eq!(ahead.mirror().version(), 6);
 
     // Redis flushed: a new epoch, so every reader does a full refresh.
     conn.cmd(&["FLUSHALL"]);
@@ -600,5 +618,59 @@ fn boundaries_agree_with_rust() {
                 "second update {rev:?} at +{at}"
             );
         }
+    }
+}
+
+#[test]
+fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
+    let Some(mut server) = start() else { return };
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names: Vec<String> = (0..2500).map(|i| format!("tag-{i}")).collect();
+    for (n, batch) in names.chunks(100).enumerate() {
+        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
+        update(
+            conn,
+            &mut writer,
+            &tags,
+            Revalidation::Expire,
+            1000.0 + n as f64,
+        );
+    }
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    assert!(
+        reader.mirror().is_loading(),
+        "2,500 tags do not fit in one page"
+    );
+    let mut pages = 0;
+    while reader.mirror().is_loading() {
+        let call = reader.plan_tag_refresh();
+        assert_eq!(call.script.name, "tag_page");
+        if pages == 0 {
+            // An update while the pages are read: the catch-up refresh brings it.
+            update(conn, &mut writer, &["late"], Revalidation::Expire, 9000.0);
+        }
+        let page = conn.run(&call).bulk().to_vec();
+        reader.apply_refresh(&page, Millis(LATER)).unwrap();
+        pages += 1;
+        assert!(pages < 100, "the load ends");
+    }
+    assert!(pages >= 1);
+    assert!(
+        !reader.mirror().is_synced(),
+        "synced only after catching up"
+    );
+    let catch_up = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    let s = reader.apply_refresh(&catch_up, Millis(LATER)).unwrap();
+    assert!(!s.full);
+    assert!(reader.mirror().is_synced());
+    for name in names.iter().map(String::as_str).chain(["late"]) {
+        assert_eq!(
+            reader.mirror().record(name),
+            writer.mirror().record(name),
+            "{name}"
+        );
     }
 }

@@ -4,7 +4,8 @@
 -- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
 --       it never saw one), then pairs ver, vid: versions the reader's own updates made and
 --       that it has not seen in a refresh, each checked the same way.
--- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, then tag, record, ...
+-- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, then (full) the cursor of
+--        the next page ('0': none), then tag, record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
 if #ARGV < 3 then
@@ -46,13 +47,14 @@ for i = 4, #ARGV - 1, 2 do
 end
 
 if epoch ~= known_epoch or known_ver > ver or rolled_back then
-  -- State created anew, or rolled back: every tag; the reader merges them and re-sends what
-  -- it knew that this state lacks.
+  -- State created anew, or rolled back: the reader loads the whole state page by page, the
+  -- first page here and the rest with TAG_PAGE, then follows it from this version. A state
+  -- that fits in one page (1000 tags, PAGE_COUNT in tags.rs) is whole in this reply.
   push('1')
-  local all = redis.call('HGETALL', state)
-  for i = 1, #all, 2 do
-    push(all[i])
-    push(all[i + 1])
+  local page = redis.call('HSCAN', state, '0', 'COUNT', 1000)
+  push(page[1])
+  for _, item in ipairs(page[2]) do
+    push(item)
   end
 else
   push('0')
