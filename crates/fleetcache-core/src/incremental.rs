@@ -518,7 +518,7 @@ impl Engine {
         }
         tags.iter().all(|tag| {
             self.mirror()
-                .record(tag)
+                .record(&crate::tags::canonical_tag(tag))
                 .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
         })
     }
