@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -143,6 +143,10 @@ function handler() {
 const entry = (value, tags = ['sn']) => useCacheEntry(value, { tags })
 
 describe('Redis Sentinel', () => {
+  // Each subtest's handlers are its own: closed when it ends, so nothing it opened is still
+  // connecting (or failing to) while a later subtest judges the servers.
+  afterEach(() => close())
+
   test('configuration: FLEETCACHE_REDIS_SENTINELS and the sentinels’ own credentials', () => {
     const env = optionsFromEnv({
       REDIS_URL: 'redis://mymaster',
@@ -307,6 +311,10 @@ describe('Sentinel and master with passwords', () => {
     await master2?.stop()
   })
 
+  // A handler with a wrong sentinel password retries its login in the background until it is
+  // closed, and every attempt lands in the sentinel's ACL LOG as a failed login of `default`.
+  afterEach(() => close())
+
   function authHandler(extra = {}) {
     seq += 1
     return createUseCacheHandler({
@@ -402,6 +410,13 @@ describe('Sentinel and master with passwords', () => {
           .join(' ')
           .split(' '),
       )
+      // Nothing from earlier subtests may still be connected when the log is cleared: their
+      // handlers were closed (afterEach), and a login in flight then is over once its
+      // connection is gone. Only this admin connection is left.
+      await waitFor(
+        async () => (await admin.sendCommand(['CLIENT', 'LIST'])).trim().split('\n').length === 1,
+        { timeoutMs: 10_000, intervalMs: 50, what: 'earlier clients to leave the sentinel' },
+      )
       await admin.sendCommand(['ACL', 'LOG', 'RESET'])
       const a = authHandler({ sentinelUsername: 'watcher', sentinelPassword: 'watcher-pw' })
       await a.set('k-watcher', Promise.resolve(entry('via an acl user')))
@@ -416,7 +431,8 @@ describe('Sentinel and master with passwords', () => {
         FLEETCACHE_PREFIX: 'sntest',
       })
       assert.equal(r.code, 0, r.stderr)
-      assert.deepEqual(await admin.sendCommand(['ACL', 'LOG']), [], 'the sentinel denied nothing')
+      const denied = await admin.sendCommand(['ACL', 'LOG'])
+      assert.deepEqual(denied, [], `the sentinel denied nothing: ${JSON.stringify(denied)}`)
     } finally {
       admin.destroy()
     }
