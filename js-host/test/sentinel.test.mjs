@@ -20,7 +20,7 @@ import { close, createUseCacheHandler, optionsFromEnv } from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
-import { now, text, useCacheEntry } from './helpers.mjs'
+import { SLOW_CONNECT_MS, now, text, useCacheEntry } from './helpers.mjs'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const run = promisify(execFile)
@@ -367,7 +367,7 @@ describe('Sentinel and master with passwords', () => {
     ],
   ]) {
     test(`${what}: one clear error line, quick misses`, async () => {
-      const c = authHandler(extra)
+      const c = authHandler({ connectTimeoutMs: SLOW_CONNECT_MS + seq, ...extra })
       const lines = []
       const { error, warn } = console
       console.error = (...a) => lines.push(a.join(' '))
@@ -376,8 +376,13 @@ describe('Sentinel and master with passwords', () => {
         const t0 = now()
         for (let i = 0; i < 3; i++) assert.equal(await c.get('k-auth', []), undefined)
         await c.set('k-auth-x', Promise.resolve(entry('x')))
-        assert.ok(now() - t0 < 3000, `took ${Math.round(now() - t0)} ms`)
-        await new Promise((r) => setTimeout(r, 50))
+        // Refused at once, not after waiting for a connection.
+        assert.ok(now() - t0 < SLOW_CONNECT_MS, `took ${Math.round(now() - t0)} ms`)
+        await waitFor(() => lines.some((l) => /redis connection:/.test(l)), {
+          timeoutMs: 10_000,
+          intervalMs: 20,
+          what: 'the connection error line',
+        })
       } finally {
         console.error = error
         console.warn = warn
