@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 
 import {
   close,
@@ -89,6 +89,10 @@ before(async () => {
   )
   await redis.command('ACL', 'LOG', 'RESET')
 })
+
+// Each test's handlers are its own: closed when it ends, so one still reconnecting (a wrong
+// password, a missing certificate) logs nothing into, and asks Redis nothing during, the next.
+afterEach(() => close())
 
 after(async () => {
   await close()

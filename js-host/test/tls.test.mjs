@@ -9,7 +9,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -134,6 +134,10 @@ before(async () => {
   ;({ child: server, port } = await startTlsRedis('redis', false))
   ;({ child: mtlsServer, port: mtlsPort } = await startTlsRedis('redis-mtls', true))
 })
+
+// Each test's handlers are its own: closed when it ends, so one still reconnecting (a wrong
+// password, a missing certificate) logs nothing into, and asks Redis nothing during, the next.
+afterEach(() => close())
 
 after(async () => {
   await close()
