@@ -257,11 +257,14 @@ impl Instance {
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Instance regenerates a key with these tags (bit mask over TAGS).
+    /// Instance stores a regeneration of a key with these tags (bit mask over TAGS), which
+    /// began `began` ms ago: the entry counts as created then, so revalidations made during
+    /// the render leave it stale.
     Write {
         inst: usize,
         key: usize,
         tags: u8,
+        began: u16,
     },
     /// A request on an instance reads a key with these soft tags.
     Read {
@@ -301,7 +304,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..3usize, 0..2usize, 0u8..8).prop_map(|(inst, key, tags)| Op::Write { inst, key, tags }),
+        4 => (0..3usize, 0..2usize, 0u8..8, prop_oneof![Just(0u16), 0u16..2000])
+            .prop_map(|(inst, key, tags, began)| Op::Write { inst, key, tags, began }),
         6 => (0..3usize, 0..2usize, 0u8..4).prop_map(|(inst, key, soft)| Op::Read { inst, key, soft }),
         4 => (0..3usize, 1u8..8, 0u8..4).prop_map(|(inst, tags, mode)| Op::Revalidate { inst, tags, mode }),
         2 => (0..3usize).prop_map(|inst| Op::Tick { inst }),
@@ -452,7 +456,12 @@ impl World {
                 self.refresh(inst);
                 self.drain(inst);
             }
-            Op::Write { inst, key, tags } => {
+            Op::Write {
+                inst,
+                key,
+                tags,
+                began,
+            } => {
                 let tags = mask(tags);
                 let plan = self.insts[inst]
                     .engine
@@ -461,7 +470,7 @@ impl World {
                         KEYS[key],
                         SetInput {
                             kind: EntryKind::UseCache,
-                            timestamp: now,
+                            timestamp: Millis(self.now - f64::from(began)),
                             revalidate: 900.0,
                             expire: 3600.0,
                             stale: 30.0,
