@@ -32,9 +32,36 @@ fn stored(engine: &mut Engine, key: &str, tags: &str, payload: &[u8]) -> Vec<u8>
     value
 }
 
+/// An engine that follows no shared tag state: its own revalidations are all there is.
+fn engine(deployment: &str) -> Engine {
+    let mut e = Engine::new(config(deployment)).unwrap();
+    e.mark_standalone();
+    e
+}
+
+#[wasm_bindgen_test]
+fn nothing_tagged_is_fresh_until_the_tag_state_is_loaded() {
+    let mut e = Engine::new(config("d1")).unwrap();
+    assert!(!e.tags_synced());
+    let value = stored(&mut e, "k", "a", b"payload");
+    assert_eq!(
+        e.inspect("k", &value, value.len() as u32, "", NOW + 1.0),
+        Outcome::Expired
+    );
+    assert_eq!(e.plan_resend().unwrap().len(), 0);
+    assert_eq!(e.resend_length(), 0);
+    assert_eq!(e.probe_in_ms(NOW), -1.0);
+    e.mark_standalone();
+    assert!(e.tags_synced());
+    assert_eq!(
+        e.inspect("k", &value, value.len() as u32, "", NOW + 1.0),
+        Outcome::Fresh
+    );
+}
+
 #[wasm_bindgen_test]
 fn set_then_inspect_round_trips_metadata() {
-    let mut e = Engine::new(config("d1")).unwrap();
+    let mut e = engine("d1");
     let value = stored(&mut e, "k", "a\0b", b"payload");
     assert!(e.last_ttl_ms() > 3_599_000.0 && e.last_ttl_ms() <= 3_600_000.0);
     let outcome = e.inspect("k", &value, value.len() as u32, "", NOW + 1.0);
@@ -48,7 +75,7 @@ fn set_then_inspect_round_trips_metadata() {
 
 #[wasm_bindgen_test]
 fn short_prefix_asks_for_more() {
-    let mut e = Engine::new(config("d1")).unwrap();
+    let mut e = engine("d1");
     let value = stored(&mut e, &"k".repeat(10_000), "", b"x");
     let total = value.len() as u32;
     assert_eq!(
@@ -64,7 +91,7 @@ fn short_prefix_asks_for_more() {
 
 #[wasm_bindgen_test]
 fn garbage_is_corrupt_with_a_code() {
-    let mut e = Engine::new(config("d1")).unwrap();
+    let mut e = engine("d1");
     assert_eq!(
         e.inspect("k", b"{\"json\":1}", 10, "", NOW),
         Outcome::Corrupt
@@ -74,7 +101,7 @@ fn garbage_is_corrupt_with_a_code() {
 
 #[wasm_bindgen_test]
 fn tag_updates_apply_locally_and_plan_a_script() {
-    let mut e = Engine::new(config("d1")).unwrap();
+    let mut e = engine("d1");
     let value = stored(&mut e, "k", "products", b"v");
     let argv = e
         .plan_tag_update("products", 0, f64::NAN, NOW + 10.0)
@@ -93,7 +120,7 @@ fn tag_updates_apply_locally_and_plan_a_script() {
 
 #[wasm_bindgen_test]
 fn stale_profile_is_stale_not_expired() {
-    let mut e = Engine::new(config("d1")).unwrap();
+    let mut e = engine("d1");
     let value = stored(&mut e, "k", "products", b"v");
     e.plan_tag_update("products", 1, 31_536_000.0, NOW + 10.0)
         .unwrap();
@@ -117,8 +144,8 @@ fn invalid_config_is_an_error_with_a_code() {
 
 #[wasm_bindgen_test]
 fn keys_differ_by_deployment_and_interface() {
-    let a = Engine::new(config("d1")).unwrap();
-    let b = Engine::new(config("d2")).unwrap();
+    let a = engine("d1");
+    let b = engine("d2");
     let k1 = a.entry_key("default", "k").unwrap();
     assert_ne!(k1, b.entry_key("default", "k").unwrap());
     assert_ne!(k1, a.entry_key("remote", "k").unwrap());
@@ -185,6 +212,7 @@ fn breaker_opens_and_probes_through_the_binding() {
 #[wasm_bindgen_test]
 fn outbox_through_the_binding() {
     let mut e = Engine::new(config_with(&[("outboxCapacity", 2.0)])).unwrap();
+    e.mark_standalone();
     assert!(e.plan_outbox_head().unwrap().is_empty());
     assert_eq!(e.outbox_head_seq(), 0.0);
     assert_eq!(e.queue_tag_update("a", 0, f64::NAN, NOW).unwrap(), "");
@@ -230,7 +258,7 @@ fn outbox_through_the_binding() {
 
 #[wasm_bindgen_test]
 fn incremental_value_round_trips_layout_and_cache_control() {
-    let mut e = Engine::new(config("d1")).unwrap();
+    let mut e = engine("d1");
     // APP_PAGE with rscData (flag 1) and two segments: json, html, rsc, seg, seg.
     let parts = [7u32, 4, 3, 2, 1];
     let mut value = e
@@ -259,7 +287,7 @@ fn incremental_value_round_trips_layout_and_cache_control() {
 
 #[wasm_bindgen_test]
 fn incremental_stale_tag_moves_last_modified_back() {
-    let mut e = Engine::new(config("d1")).unwrap();
+    let mut e = engine("d1");
     let mut value = e
         .plan_incremental_set("/r", 3, 0, 0, "t", 60.0, 3600.0, &[2, 1], NOW)
         .unwrap();
@@ -283,7 +311,7 @@ fn get(obj: &JsValue, path: &[&str]) -> JsValue {
 
 #[wasm_bindgen_test]
 fn stats_and_describe_envelope_cross_as_plain_objects() {
-    let mut engine = Engine::new(config("d1")).unwrap();
+    let mut engine = engine("d1");
     let value = stored(&mut engine, "k", "a\0b", b"xyz");
     assert_eq!(
         engine.inspect("k", &value, value.len() as u32, "", NOW),
