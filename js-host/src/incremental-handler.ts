@@ -1,4 +1,5 @@
 import { now } from './clock'
+import { consumerWillServerCache } from './consumer'
 import {
   optionsFromEnv,
   resolveOptions,
@@ -131,6 +132,8 @@ class IncrementalCore {
   ): Promise<IncrementalCacheEntry | null> {
     const { store, tags, log } = this.rt
     try {
+      // A FETCH read inside a page's regeneration: what it returns is baked into the page.
+      const caches = consumerWillServerCache()
       const key = this.entryKey(cacheKey)
       const isFetch = ctx.kind === 'FETCH'
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
@@ -168,7 +171,7 @@ class IncrementalCore {
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, t)) {
         return kept.value ?? null
       }
-      const landing = await fly(this.rt, IFACE, cacheKey, first, t, async () =>
+      const landing = await fly(this.rt, IFACE, cacheKey, first, t, caches, async () =>
         this.judged(how, await store.get(key, now()), now()),
       )
       const entry = landing.judgement.value

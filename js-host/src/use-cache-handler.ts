@@ -1,4 +1,5 @@
 import { now } from './clock'
+import { consumerWillServerCache } from './consumer'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
@@ -144,6 +145,8 @@ class UseCacheHandler implements CacheHandler {
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {
     const { store, log } = this.rt
     try {
+      // Read before any await: Next calls this inside the consumer's work-unit store.
+      const caches = consumerWillServerCache()
       const inFlight = this.pending.get(cacheKey)
       const written = inFlight === undefined ? null : await inFlight
       const key = this.entryKey(cacheKey)
@@ -183,7 +186,7 @@ class UseCacheHandler implements CacheHandler {
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, now())) {
         return present(kept, Step.ServeStale, early)
       }
-      const landing = await fly(this.rt, this.name, cacheKey, first, t, () =>
+      const landing = await fly(this.rt, this.name, cacheKey, first, t, caches, () =>
         this.read(cacheKey, key, soft, now()),
       )
       const entry = present(landing.judgement, landing.step, early)

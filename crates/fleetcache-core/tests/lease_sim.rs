@@ -19,7 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use fleetcache_core::lease::{Acquired, EntryWrite, Flight, Found, Step};
+use fleetcache_core::lease::{Acquired, Consumer, EntryWrite, Flight, Found, Step};
 use fleetcache_core::{Config, Engine, Interface, Millis};
 use proptest::prelude::*;
 
@@ -295,7 +295,7 @@ impl Sim {
                 let found = Found::from_u8(found);
                 let now = Millis(self.now as f64);
                 let step = if first {
-                    let (f, step) = Flight::begin(found, now, &lease_cfg);
+                    let (f, step) = Flight::begin(found, Consumer::Serves, now, &lease_cfg);
                     self.reqs[r].flight = Some(f);
                     self.reqs[r].seen_ts = ts;
                     step

@@ -929,23 +929,41 @@ impl Engine {
     }
 
     /// Starts a lease flight for a read that found `found` (0 fresh, 1 stale, 2 missing) at
-    /// `now`; returns the step code.
+    /// `now`; `caches` is true when the read's consumer will store the result in a server cache
+    /// (a prerender, an ISR regeneration, an outer cache): then a stale entry is a miss.
+    /// Returns the step code.
     #[wasm_bindgen(js_name = leaseStart)]
-    pub fn lease_start(&mut self, found: u8, now: f64) -> u8 {
-        use fleetcache_core::lease::Found;
-        let (flight, step) = self.inner.lease_begin(Found::from_u8(found), Millis(now));
+    pub fn lease_start(&mut self, found: u8, now: f64, caches: bool) -> u8 {
+        use fleetcache_core::lease::{Consumer, Found};
+        let (flight, step) = self.inner.lease_begin(
+            Found::from_u8(found),
+            Consumer::from_caches(caches),
+            Millis(now),
+        );
         self.last_flight = Some(flight);
         step_code(step)
     }
 
     /// The lease request of a flight (`found`, `started` as passed to `leaseStart`) was
     /// answered: `reply` is the script's integer (1 won, 0 held by another, 2 a newer entry),
-    /// or -1 when Redis did not answer. Returns the step code.
+    /// or -1 when Redis did not answer; `caches` as for `leaseStart`. Returns the step code.
     #[wasm_bindgen(js_name = leaseAcquired)]
-    pub fn lease_acquired(&mut self, found: u8, started: f64, reply: f64, now: f64) -> u8 {
-        use fleetcache_core::lease::{Acquired, Flight, Found};
+    pub fn lease_acquired(
+        &mut self,
+        found: u8,
+        started: f64,
+        reply: f64,
+        now: f64,
+        caches: bool,
+    ) -> u8 {
+        use fleetcache_core::lease::{Acquired, Consumer, Flight, Found};
         let reply = if reply.is_finite() { reply as i64 } else { -1 };
-        let mut flight = Flight::resume(Found::from_u8(found), Millis(started), 0);
+        let mut flight = Flight::resume(
+            Found::from_u8(found),
+            Consumer::from_caches(caches),
+            Millis(started),
+            0,
+        );
         let step = self
             .inner
             .lease_answered(&mut flight, Acquired::from_reply(reply), Millis(now));
@@ -953,8 +971,8 @@ impl Engine {
         step_code(step)
     }
 
-    /// A poll of a flight found `foundNow`; `polls` is `lastPolls` of the previous step.
-    /// Returns the step code.
+    /// A poll of a flight found `foundNow`; `polls` is `lastPolls` of the previous step,
+    /// `caches` as for `leaseStart`. Returns the step code.
     #[wasm_bindgen(js_name = leasePolled)]
     pub fn lease_polled(
         &mut self,
@@ -963,9 +981,15 @@ impl Engine {
         polls: u32,
         found_now: u8,
         now: f64,
+        caches: bool,
     ) -> u8 {
-        use fleetcache_core::lease::{Flight, Found};
-        let mut flight = Flight::resume(Found::from_u8(found), Millis(started), polls);
+        use fleetcache_core::lease::{Consumer, Flight, Found};
+        let mut flight = Flight::resume(
+            Found::from_u8(found),
+            Consumer::from_caches(caches),
+            Millis(started),
+            polls,
+        );
         let step = self
             .inner
             .lease_polled(&mut flight, Found::from_u8(found_now), Millis(now));
