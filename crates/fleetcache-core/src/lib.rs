@@ -34,6 +34,7 @@ pub mod lru;
 pub mod netstring;
 pub mod outbox;
 pub mod plan;
+pub mod regen;
 pub mod scripts;
 pub mod stats;
 pub mod tags;

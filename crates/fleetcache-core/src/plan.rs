@@ -105,6 +105,8 @@ pub struct Engine {
     pub(crate) outbox: crate::outbox::Outbox,
     /// Regeneration leases this process holds (issue 4; methods in `lease.rs`).
     pub(crate) leases: crate::lease::LeaseTable,
+    /// Where this process's singular-handler regenerations began (issue 13; `regen.rs`).
+    pub(crate) regenerations: crate::regen::Regenerations,
     /// What the engine decided, counted (issue 7; see `stats.rs`).
     pub(crate) stats: crate::stats::Stats,
     update_sha1: String,
@@ -125,6 +127,7 @@ impl Engine {
             breaker: crate::breaker::Breaker::new(config.breaker()),
             outbox: crate::outbox::Outbox::new(config.outbox_capacity as usize),
             leases: crate::lease::LeaseTable::new(),
+            regenerations: crate::regen::Regenerations::new(),
             stats: crate::stats::Stats::default(),
             update_sha1: TAG_UPDATE.sha1(),
             refresh_sha1: TAG_REFRESH.sha1(),

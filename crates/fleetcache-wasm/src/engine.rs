@@ -355,7 +355,8 @@ impl Engine {
     /// `segments` form the value descriptor (see the core's `incremental` module); `parts`
     /// are the lengths of the parts the host appends, its JSON part first. `revalidate` and
     /// `expire` are the value's `cacheControl` in seconds (ignored where the flags say
-    /// `false` / absent). The TTL is read from `lastTtlMs` (-1: do not store).
+    /// `false` / absent). The TTL is read from `lastTtlMs` (-1: do not store). The entry is
+    /// stamped with the start of the regeneration that produced it (`noteIncrementalRead`).
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = planIncrementalSet)]
     pub fn plan_incremental_set(
@@ -374,12 +375,14 @@ impl Engine {
         let desc = Descriptor::from_wire(kind, flags, segments)
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         let tags = split(tags);
+        let created = self.inner.incremental_created(cache_key, Millis(now));
         let set = IncrementalSet {
             desc,
             revalidate,
             expire,
             tags: &tags,
             parts,
+            created,
             now: Millis(now),
         };
         let plan = self
@@ -388,6 +391,31 @@ impl Engine {
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         self.last_ttl_ms = plan.ttl_ms;
         Ok(plan.header)
+    }
+
+    /// A singular-handler read of `cacheKey` begun at `started` was answered with the lease
+    /// step `step` (the codes of `leaseStart`); `onDemand` when the request is an on-demand
+    /// revalidation. The write of that key is then stamped with the start of the regeneration
+    /// this read began, not the write time (issue 13 item 8).
+    #[wasm_bindgen(js_name = noteIncrementalRead)]
+    pub fn note_incremental_read(
+        &mut self,
+        cache_key: &str,
+        step: u8,
+        on_demand: bool,
+        started: f64,
+    ) {
+        use fleetcache_core::lease::Step;
+        let step = match step {
+            0 => Step::Serve,
+            1 => Step::ServeStale,
+            2 => Step::ServeAsFresh,
+            5 => Step::Regenerate,
+            // Fallback, and anything unexpected: a regeneration here is the safe guess.
+            _ => Step::Fallback,
+        };
+        self.inner
+            .note_incremental_read(cache_key, step, on_demand, Millis(started));
     }
 
     /// Decides what a stored singular-handler value is worth. `softTags` (NUL-joined) are
