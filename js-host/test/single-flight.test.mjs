@@ -321,6 +321,53 @@ describe('in-process tier', () => {
     assert.equal((await A().get('/isr-tier', { kind: 'PAGES' })).value.html, 'v2')
   })
 
+  test('App Router pages and routes are never kept: an on-demand rewrite elsewhere is seen at once', async () => {
+    // Issue 13 item 5: `x-prerender-revalidate` rewrites the entry in Redis on one instance,
+    // with no tag and well within `revalidate` (30 days with revalidate: false).
+    const onDemand = (make) => () => make({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const cases = [
+      {
+        key: '/app-od',
+        kind: 'APP_PAGE',
+        value: (v) => ({
+          kind: 'APP_PAGE',
+          html: `<p>${v}</p>`,
+          rscData: Buffer.from(v),
+          headers: { 'x-next-cache-tags': '_N_T_/app-od' },
+          status: 200,
+          postponed: undefined,
+          segmentData: undefined,
+        }),
+        read: (got) => got.value.html,
+        want: (v) => `<p>${v}</p>`,
+      },
+      {
+        key: '/route-od',
+        kind: 'APP_ROUTE',
+        value: (v) => ({
+          kind: 'APP_ROUTE',
+          body: Buffer.from(v),
+          headers: { 'x-next-cache-tags': '_N_T_/route-od' },
+          status: 200,
+        }),
+        read: (got) => got.value.body.toString(),
+        want: (v) => v,
+      },
+    ]
+    for (const c of cases) {
+      const Handler = createIncrementalCacheHandler(options())
+      const A = onDemand((ctx) => new Handler(ctx))
+      const B = incremental()
+      const ctx = { kind: c.kind, cacheControl: { revalidate: false, expire: undefined } }
+      await A().set(c.key, c.value('v1'), ctx)
+      assert.equal(c.read(await B().get(c.key, { kind: c.kind })), c.want('v1'))
+      // On-demand revalidation on A: Next reads, renders, writes.
+      await A().get(c.key, { kind: c.kind })
+      await A().set(c.key, c.value('v2'), ctx)
+      assert.equal(c.read(await B().get(c.key, { kind: c.kind })), c.want('v2'), c.kind)
+    }
+  })
+
   test('while the breaker is open, reads are served from the tier', async () => {
     const fast = {
       readTimeoutMs: 150,

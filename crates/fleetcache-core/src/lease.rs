@@ -577,11 +577,13 @@ pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64)
     }
 }
 
-/// Whether the in-process tier may keep an entry at all. Pages Router ISR values (`PAGES`)
-/// carry no tags and are rewritten on demand by `res.revalidate()` on one instance, which
-/// neither time nor the tag mirror would tell another instance's tier about: they are always
-/// read from Redis. Every other entry changes only by regeneration after its `revalidate`
-/// (when the tier is bypassed) or by a tag revalidation (checked on every read).
+/// Whether the in-process tier may keep an entry at all. Page and route entries of the
+/// singular handler (`PAGES`, `APP_PAGE`, `APP_ROUTE`, and the `REDIRECT` and `null` values of
+/// Pages routes) are rewritten by on-demand revalidation (`res.revalidate()`,
+/// `x-prerender-revalidate`) on one instance, out of schedule and without a tag, which neither
+/// time nor the tag mirror would tell another instance's tier about: they are always read from
+/// Redis (docs/decisions/0019). Every other entry changes only by regeneration after its
+/// `revalidate` (when the tier is bypassed) or by a tag revalidation (checked on every read).
 pub fn tier_may_keep(header: &crate::envelope::DecodedHeader) -> bool {
     use crate::incremental::Descriptor;
     if header.meta.kind != crate::envelope::EntryKind::Incremental {
@@ -595,7 +597,8 @@ pub fn tier_may_keep(header: &crate::envelope::DecodedHeader) -> bool {
 
 /// [`tier_may_keep`] for a singular-handler value of `kind` (for the writer's own copy).
 pub fn tier_may_keep_value(kind: crate::incremental::ValueKind) -> bool {
-    kind != crate::incremental::ValueKind::Pages
+    use crate::incremental::ValueKind;
+    matches!(kind, ValueKind::Fetch | ValueKind::Image)
 }
 
 #[cfg(test)]
@@ -870,11 +873,19 @@ mod tests {
     }
 
     #[test]
-    fn pages_isr_is_never_kept_in_the_tier() {
+    fn on_demand_revalidated_kinds_are_never_kept_in_the_tier() {
         use crate::incremental::ValueKind;
-        assert!(!tier_may_keep_value(ValueKind::Pages));
-        assert!(tier_may_keep_value(ValueKind::AppPage));
+        for kind in [
+            ValueKind::Pages,
+            ValueKind::AppPage,
+            ValueKind::AppRoute,
+            ValueKind::Redirect,
+            ValueKind::Null,
+        ] {
+            assert!(!tier_may_keep_value(kind), "{kind:?}");
+        }
         assert!(tier_may_keep_value(ValueKind::Fetch));
+        assert!(tier_may_keep_value(ValueKind::Image));
     }
 
     #[test]
