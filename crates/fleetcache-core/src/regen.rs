@@ -192,7 +192,7 @@ mod tests {
         let stale = Revalidation::Stale {
             expire_seconds: Some(31_536_000.0),
         };
-        match judge(true, stale.clone()) {
+        match judge(true, stale) {
             IncrementalVerdict::Serve(s) => assert!(s.stale, "stale, regenerated again"),
             other => panic!("{other:?}"),
         }
