@@ -220,6 +220,41 @@ describe("'use cache': a read whose consumer caches never gets a stale entry", (
   })
 })
 
+describe('a page regenerated while a request was handed stale data it reads', () => {
+  // Next 16.4 lets a prerender join a 'use cache' invocation a request has pending, without
+  // asking the handler: the page gets what the request got. Its write must not be fresh.
+  test('is stamped no later than that data, so it reads as stale', async () => {
+    const o = options()
+    const uc = createUseCacheHandler(o)
+    const Inc = createIncrementalCacheHandler(o)
+    const B = incremental()
+    const page = (v) => ({
+      kind: 'APP_PAGE',
+      html: `<p>${v}</p>`,
+      rscData: Buffer.from(v),
+      headers: { 'x-next-cache-tags': '_N_T_/joined,joined' },
+      status: 200,
+      postponed: undefined,
+      segmentData: undefined,
+    })
+    const ctx = { kind: 'APP_PAGE', cacheControl: { revalidate: 900, expire: 86400 } }
+    await uc.set('joined-data', Promise.resolve(entry('old', { tags: ['joined'] })))
+    await new Inc({}).set('/joined', page('old'), ctx)
+    await sleep(2)
+    await uc.updateTags(['joined'], { expire: 3600 })
+    // The page's regeneration begins (a stale read: Next regenerates in the background) ...
+    const before = await new Inc({}).get('/joined', { kind: 'APP_PAGE' })
+    assert.ok(before.lastModified + 900_000 < now(), 'stale')
+    // ... a request is handed the stale data (it holds the lease) and the page joins it ...
+    assert.equal((await inWorkUnit('request', () => uc.get('joined-data', [])))?.revalidate, -1)
+    // ... and the page is written with it.
+    await new Inc({}).set('/joined', page('joined old data'), ctx)
+    const got = await B().get('/joined', { kind: 'APP_PAGE' })
+    assert.equal(got.value.html, '<p>joined old data</p>')
+    assert.ok(got.lastModified + 900_000 < now(), 'stale, so it is regenerated again')
+  })
+})
+
 describe('singular handler: leases', () => {
   const route = (body) => ({
     kind: 'APP_ROUTE',

@@ -107,6 +107,8 @@ pub struct Engine {
     pub(crate) leases: crate::lease::LeaseTable,
     /// Where this process's singular-handler regenerations began (issue 13; `regen.rs`).
     pub(crate) regenerations: crate::regen::Regenerations,
+    /// Stale `'use cache'` entries handed out, by tag (issue 13; `regen.rs`).
+    pub(crate) stale_handouts: crate::regen::StaleHandouts,
     /// What the engine decided, counted (issue 7; see `stats.rs`).
     pub(crate) stats: crate::stats::Stats,
     update_sha1: String,
@@ -128,6 +130,7 @@ impl Engine {
             outbox: crate::outbox::Outbox::new(config.outbox_capacity as usize),
             leases: crate::lease::LeaseTable::new(),
             regenerations: crate::regen::Regenerations::new(),
+            stale_handouts: crate::regen::StaleHandouts::default(),
             stats: crate::stats::Stats::default(),
             update_sha1: TAG_UPDATE.sha1(),
             refresh_sha1: TAG_REFRESH.sha1(),

@@ -33,6 +33,92 @@ pub fn regenerates(step: Step, on_demand: bool) -> bool {
     on_demand || matches!(step, Step::ServeStale | Step::Regenerate | Step::Fallback)
 }
 
+/// Tags whose stale `'use cache'` hand-outs are remembered; beyond it the least recently
+/// handed out are forgotten.
+pub const MAX_STALE_TAGS: usize = 10_000;
+/// Hand-outs remembered per tag (the most recent).
+const HANDOUTS_PER_TAG: usize = 8;
+
+/// Stale `'use cache'` entries this process handed out, by tag.
+///
+/// Next 16.4 lets a prerender join a `'use cache'` invocation that a request in the same
+/// process has pending (cross-request deduplication), without asking the handler: the page
+/// regeneration then receives what the handler answered the request, a stale entry (the lease
+/// holder's, marked stale, or a follower's, as fresh). The handler cannot refuse it to the
+/// joiner, so the page's write is stamped instead: no later than the oldest stale entry carrying
+/// one of the page's tags that was handed out since the page's regeneration began. A page that
+/// may hold stale data thus reads as stale (or expired) too, and is regenerated again.
+#[derive(Clone, Debug, Default)]
+pub struct StaleHandouts {
+    /// Per tag: `(handed out at, entry created)`, oldest hand-out first.
+    by_tag: HashMap<String, VecDeque<(Millis, Millis)>>,
+}
+
+impl StaleHandouts {
+    /// A stale entry created at `created`, carrying `tags`, was handed out at `now`.
+    pub fn note<'a>(
+        &mut self,
+        tags: impl IntoIterator<Item = &'a str>,
+        created: Millis,
+        now: Millis,
+    ) {
+        if !(created.0.is_finite() && now.0.is_finite()) {
+            return;
+        }
+        for tag in tags {
+            let list = self.by_tag.entry(tag.to_owned()).or_default();
+            if list.len() >= HANDOUTS_PER_TAG {
+                list.pop_front();
+            }
+            list.push_back((now, created));
+        }
+        if self.by_tag.len() > MAX_STALE_TAGS {
+            let horizon = now.0 - MAX_REGENERATION_MS;
+            self.by_tag
+                .retain(|_, l| l.back().is_some_and(|(at, _)| at.0 >= horizon));
+            while self.by_tag.len() > MAX_STALE_TAGS {
+                let oldest = self
+                    .by_tag
+                    .iter()
+                    .min_by(|a, b| {
+                        let at = |l: &VecDeque<(Millis, Millis)>| l.back().map_or(0.0, |x| x.0 .0);
+                        at(a.1).total_cmp(&at(b.1))
+                    })
+                    .map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => self.by_tag.remove(&k),
+                    None => break,
+                };
+            }
+        }
+    }
+
+    /// The oldest creation time among stale entries with one of `tags` handed out at or after
+    /// `since`.
+    pub fn oldest_since<'a>(
+        &self,
+        tags: impl IntoIterator<Item = &'a str>,
+        since: Millis,
+    ) -> Option<Millis> {
+        tags.into_iter()
+            .filter_map(|t| self.by_tag.get(t))
+            .flat_map(|l| l.iter())
+            .filter(|(at, _)| at.0 >= since.0)
+            .map(|(_, created)| *created)
+            .reduce(Millis::min)
+    }
+
+    /// Tags remembered.
+    pub fn len(&self) -> usize {
+        self.by_tag.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.by_tag.is_empty()
+    }
+}
+
 /// The start of each regeneration this process has begun and not yet written, by cache key.
 #[derive(Clone, Debug, Default)]
 pub struct Regenerations {
@@ -84,9 +170,14 @@ impl Regenerations {
     /// The creation time of `key`'s entry written at `now`: the start of the regeneration that
     /// produced it when known (and not later than `now`), else `now`. Consumes the record.
     pub fn created(&mut self, key: &str, now: Millis) -> Millis {
+        self.started_of(key, now).unwrap_or(now)
+    }
+
+    /// The start of the regeneration of `key` written at `now`, when known; consumes it.
+    fn started_of(&mut self, key: &str, now: Millis) -> Option<Millis> {
         match self.started.remove(key) {
-            Some((t, _)) if now.0 - t.0 <= MAX_REGENERATION_MS => t.min(now),
-            _ => now,
+            Some((t, _)) if now.0 - t.0 <= MAX_REGENERATION_MS => Some(t.min(now)),
+            _ => None,
         }
     }
 
@@ -117,10 +208,40 @@ impl crate::plan::Engine {
         }
     }
 
-    /// The creation time of the singular handler's entry for `cache_key` written at `now`
-    /// ([`Regenerations::created`]).
-    pub fn incremental_created(&mut self, cache_key: &str, now: Millis) -> Millis {
-        self.regenerations.created(cache_key, now)
+    /// The creation time of the singular handler's entry for `cache_key`, carrying `tags`,
+    /// written at `now`: the start of the regeneration that produced it
+    /// ([`Regenerations::created`]), and no later than any stale `'use cache'` entry with one
+    /// of its tags handed out in this process since then ([`StaleHandouts`]; without a known
+    /// start, within the last [`MAX_REGENERATION_MS`]).
+    pub fn incremental_created(&mut self, cache_key: &str, tags: &[&str], now: Millis) -> Millis {
+        let started = self.regenerations.started_of(cache_key, now);
+        let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
+        let created = started.unwrap_or(now);
+        match self
+            .stale_handouts
+            .oldest_since(tags.iter().copied(), since)
+        {
+            Some(t) => created.min(t),
+            None => created,
+        }
+    }
+
+    /// A `'use cache'` read answered with `step` an entry carrying `tags`, created at
+    /// `created`, that it found `found`: a stale entry handed out (marked stale or as fresh)
+    /// is remembered, for [`Engine::incremental_created`].
+    pub fn note_use_cache_answer(
+        &mut self,
+        tags: &[&str],
+        found: crate::lease::Found,
+        step: Step,
+        created: Millis,
+        now: Millis,
+    ) {
+        if found == crate::lease::Found::Stale
+            && matches!(step, Step::ServeStale | Step::ServeAsFresh)
+        {
+            self.stale_handouts.note(tags.iter().copied(), created, now);
+        }
     }
 }
 
@@ -176,7 +297,7 @@ mod tests {
                 expire: 3600.0,
                 tags: &["t"],
                 parts: &[2, 3],
-                created: e.incremental_created("/p", now),
+                created: e.incremental_created("/p", &["t"], now),
                 now,
             };
             let plan = e.plan_incremental_set("/p", &set).unwrap();
@@ -201,6 +322,82 @@ mod tests {
             IncrementalVerdict::Serve(s) => assert!(!s.stale),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_page_written_after_a_stale_hand_out_of_its_data_is_no_newer_than_that_data() {
+        use crate::lease::Found;
+        use crate::{Config, Engine};
+        let mut e = Engine::new(Config::default()).unwrap();
+        // The page's regeneration begins at 1000; a request is handed the stale entry
+        // (created at 10) as fresh at 1005 and the page joins it.
+        e.note_incremental_read("/p", Step::ServeStale, false, Millis(1_000.0));
+        e.note_use_cache_answer(
+            &["shared"],
+            Found::Stale,
+            Step::ServeAsFresh,
+            Millis(10.0),
+            Millis(1_005.0),
+        );
+        assert_eq!(
+            e.incremental_created("/p", &["_N_T_/p", "shared"], Millis(1_200.0)),
+            Millis(10.0)
+        );
+        // Another page without that tag, or one whose regeneration began after the
+        // hand-out, keeps its own start.
+        e.note_incremental_read("/q", Step::Regenerate, false, Millis(1_000.0));
+        assert_eq!(
+            e.incremental_created("/q", &["other"], Millis(1_200.0)),
+            Millis(1_000.0)
+        );
+        e.note_incremental_read("/r", Step::Regenerate, false, Millis(1_010.0));
+        assert_eq!(
+            e.incremental_created("/r", &["shared"], Millis(1_200.0)),
+            Millis(1_010.0)
+        );
+        // A fresh hand-out, or a stale entry that this read regenerates itself, counts not.
+        e.note_use_cache_answer(
+            &["x"],
+            Found::Fresh,
+            Step::Serve,
+            Millis(10.0),
+            Millis(2_000.0),
+        );
+        e.note_use_cache_answer(
+            &["x"],
+            Found::Stale,
+            Step::Regenerate,
+            Millis(10.0),
+            Millis(2_000.0),
+        );
+        e.note_incremental_read("/s", Step::Regenerate, false, Millis(1_900.0));
+        assert_eq!(
+            e.incremental_created("/s", &["x"], Millis(2_100.0)),
+            Millis(1_900.0)
+        );
+    }
+
+    #[test]
+    fn stale_hand_outs_are_bounded() {
+        let mut h = StaleHandouts::default();
+        for i in 0..(MAX_STALE_TAGS + 50) {
+            let t = format!("t{i}");
+            for _ in 0..(HANDOUTS_PER_TAG + 2) {
+                h.note([t.as_str()], Millis(1.0), Millis(i as f64));
+            }
+        }
+        assert!(h.len() <= MAX_STALE_TAGS);
+        assert!(h.by_tag.values().all(|l| l.len() <= HANDOUTS_PER_TAG));
+        assert_eq!(
+            h.oldest_since(["t0"], Millis(0.0)),
+            None,
+            "the oldest went first"
+        );
+        let last = format!("t{}", MAX_STALE_TAGS + 49);
+        assert_eq!(
+            h.oldest_since([last.as_str()], Millis(0.0)),
+            Some(Millis(1.0))
+        );
     }
 
     #[test]

@@ -375,7 +375,9 @@ impl Engine {
         let desc = Descriptor::from_wire(kind, flags, segments)
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         let tags = split(tags);
-        let created = self.inner.incremental_created(cache_key, Millis(now));
+        let created = self
+            .inner
+            .incremental_created(cache_key, &tags, Millis(now));
         let set = IncrementalSet {
             desc,
             revalidate,
@@ -867,6 +869,35 @@ fn step_code(step: fleetcache_core::lease::Step) -> u8 {
 /// 1 stale, 2 missing.
 #[wasm_bindgen]
 impl Engine {
+    /// A `'use cache'` read answered with lease step `step` an entry created at `timestamp`
+    /// carrying `tags` (NUL-joined), which it judged `found` (0 fresh, 1 stale, 2 missing). A
+    /// stale entry handed out is remembered: a page written by this process while its
+    /// regeneration could have joined that read is stamped no later than the entry (Next 16.4
+    /// shares one pending `'use cache'` invocation between requests).
+    #[wasm_bindgen(js_name = noteUseCacheAnswer)]
+    pub fn note_use_cache_answer(
+        &mut self,
+        tags: &str,
+        found: u8,
+        step: u8,
+        timestamp: f64,
+        now: f64,
+    ) {
+        use fleetcache_core::lease::{Found, Step};
+        let step = match step {
+            1 => Step::ServeStale,
+            2 => Step::ServeAsFresh,
+            _ => Step::Serve,
+        };
+        self.inner.note_use_cache_answer(
+            &split(tags),
+            Found::from_u8(found),
+            step,
+            Millis(timestamp),
+            Millis(now),
+        );
+    }
+
     /// What the last `inspect` means for regeneration: 0 fresh, 1 stale (by a tag or past
     /// `revalidate`), 2 nothing servable.
     #[wasm_bindgen(js_name = useCacheFound)]
