@@ -208,15 +208,26 @@ impl crate::plan::Engine {
         }
     }
 
-    /// The creation time of the singular handler's entry for `cache_key`, carrying `tags`,
-    /// written at `now`: the start of the regeneration that produced it
-    /// ([`Regenerations::created`]), and no later than any stale `'use cache'` entry with one
-    /// of its tags handed out in this process since then ([`StaleHandouts`]; without a known
-    /// start, within the last [`MAX_REGENERATION_MS`]).
-    pub fn incremental_created(&mut self, cache_key: &str, tags: &[&str], now: Millis) -> Millis {
+    /// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
+    /// carrying `tags`, written at `now`: the start of the regeneration that produced it
+    /// ([`Regenerations::created`]); for pages and routes (what renders `'use cache'`
+    /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
+    /// out in this process since then ([`StaleHandouts`]; without a known start, within the
+    /// last [`MAX_REGENERATION_MS`]).
+    pub fn incremental_created(
+        &mut self,
+        cache_key: &str,
+        kind: crate::incremental::ValueKind,
+        tags: &[&str],
+        now: Millis,
+    ) -> Millis {
+        use crate::incremental::ValueKind;
         let started = self.regenerations.started_of(cache_key, now);
-        let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
         let created = started.unwrap_or(now);
+        if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
+            return created;
+        }
+        let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
         match self
             .stale_handouts
             .oldest_since(tags.iter().copied(), since)
@@ -297,7 +308,7 @@ mod tests {
                 expire: 3600.0,
                 tags: &["t"],
                 parts: &[2, 3],
-                created: e.incremental_created("/p", &["t"], now),
+                created: e.incremental_created("/p", ValueKind::AppPage, &["t"], now),
                 now,
             };
             let plan = e.plan_incremental_set("/p", &set).unwrap();
@@ -339,20 +350,28 @@ mod tests {
             Millis(10.0),
             Millis(1_005.0),
         );
+        let page = crate::incremental::ValueKind::AppPage;
         assert_eq!(
-            e.incremental_created("/p", &["_N_T_/p", "shared"], Millis(1_200.0)),
+            e.incremental_created("/p", page, &["_N_T_/p", "shared"], Millis(1_200.0)),
             Millis(10.0)
+        );
+        // A fetch result holds no 'use cache' data.
+        e.note_incremental_read("/f", Step::Regenerate, false, Millis(1_000.0));
+        let fetch = crate::incremental::ValueKind::Fetch;
+        assert_eq!(
+            e.incremental_created("/f", fetch, &["shared"], Millis(1_200.0)),
+            Millis(1_000.0)
         );
         // Another page without that tag, or one whose regeneration began after the
         // hand-out, keeps its own start.
         e.note_incremental_read("/q", Step::Regenerate, false, Millis(1_000.0));
         assert_eq!(
-            e.incremental_created("/q", &["other"], Millis(1_200.0)),
+            e.incremental_created("/q", page, &["other"], Millis(1_200.0)),
             Millis(1_000.0)
         );
         e.note_incremental_read("/r", Step::Regenerate, false, Millis(1_010.0));
         assert_eq!(
-            e.incremental_created("/r", &["shared"], Millis(1_200.0)),
+            e.incremental_created("/r", page, &["shared"], Millis(1_200.0)),
             Millis(1_010.0)
         );
         // A fresh hand-out, or a stale entry that this read regenerates itself, counts not.
@@ -372,7 +391,7 @@ mod tests {
         );
         e.note_incremental_read("/s", Step::Regenerate, false, Millis(1_900.0));
         assert_eq!(
-            e.incremental_created("/s", &["x"], Millis(2_100.0)),
+            e.incremental_created("/s", page, &["x"], Millis(2_100.0)),
             Millis(1_900.0)
         );
     }

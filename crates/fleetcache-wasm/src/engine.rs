@@ -377,7 +377,7 @@ impl Engine {
         let tags = split(tags);
         let created = self
             .inner
-            .incremental_created(cache_key, &tags, Millis(now));
+            .incremental_created(cache_key, desc.kind, &tags, Millis(now));
         let set = IncrementalSet {
             desc,
             revalidate,
