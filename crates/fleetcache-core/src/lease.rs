@@ -582,7 +582,7 @@ pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64)
 /// Pages routes) are rewritten by on-demand revalidation (`res.revalidate()`,
 /// `x-prerender-revalidate`) on one instance, out of schedule and without a tag, which neither
 /// time nor the tag mirror would tell another instance's tier about: they are always read from
-/// Redis (docs/decisions/0019). Every other entry changes only by regeneration after its
+/// Redis (docs/decisions/0021). Every other entry changes only by regeneration after its
 /// `revalidate` (when the tier is bypassed) or by a tag revalidation (checked on every read).
 pub fn tier_may_keep(header: &crate::envelope::DecodedHeader) -> bool {
     use crate::incremental::Descriptor;
