@@ -29,7 +29,7 @@ JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
-.PHONY: all help setup wasm js pack test test-rust test-wasm test-js test-e2e test-valkey test-faults fuzz lint fmt demo bench clean
+.PHONY: all help setup wasm js pack test test-rust test-crates test-wasm test-js test-package test-e2e test-valkey test-faults fuzz lint fmt demo bench clean
 
 all: pack ## build the wasm engine, the npm package and its tarball
 
@@ -64,7 +64,8 @@ js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 
 js: wasm js-host/dist/.stamp ## build the npm package (js-host/dist)
 
-$(TARBALL): js-host/dist/.stamp
+# `prepack` (js-host/package.json) copies the license texts and the changelog from the root.
+$(TARBALL): js-host/dist/.stamp js-host/README.md LICENSE-MIT LICENSE-APACHE CHANGELOG.md
 	cd js-host && npm pack --silent >/dev/null
 	@echo "packed $(TARBALL)"
 
@@ -72,10 +73,14 @@ pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tg
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: setup lint test-rust test-wasm test-js test-e2e test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
+test: setup lint test-rust test-crates test-wasm test-js test-package test-e2e test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
 
 test-rust: ## core and binding, native
 	$(HOST_CARGO) test --workspace
+
+# --allow-dirty: this checks what the crates contain and that they build from it, on any tree.
+test-crates: ## cargo package: the crates as crates.io would get them, each built from its .crate
+	$(HOST_CARGO) package --workspace --locked --allow-dirty
 
 test-wasm: setup ## wasm-bindgen tests of the binding in headless Node
 	$(WASM_CARGO) test --target $(WASM_TARGET) -p fleetcache-wasm
@@ -85,6 +90,11 @@ JS_CLUSTER_TESTS := use-cache incremental single-flight telemetry
 test-js: pack ## the npm package against a real redis-server, then its main suites on a 3-master Redis Cluster
 	cd js-host && node --test --test-concurrency=1 test/*.test.mjs
 	cd js-host && JS_REDIS_CLUSTER=1 node --test --test-concurrency=1 $(JS_CLUSTER_TESTS:%=test/%.test.mjs)
+
+# publint and @arethetypeswrong/cli are pinned in tests/package (its own lockfile, installed by
+# scripts/setup.sh); the rules ignored on purpose are named, with reasons, in tests/package/run.mjs.
+test-package: setup pack ## the tarball as a user gets it: publint, attw, a fresh project importing every entry point (CJS, ESM, TypeScript)
+	node tests/package/run.mjs
 
 test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster
 	node --test --test-concurrency=1 tests/e2e/
@@ -143,4 +153,4 @@ bench: setup pack ## benchmarks (micro, cold start, a three-instance fleet); wri
 	node bench/fleet.mjs
 
 clean:
-	rm -rf target pkg js-host/dist js-host/wasm js-host/worker js-host/*.tgz
+	rm -rf target pkg js-host/dist js-host/wasm js-host/worker js-host/*.tgz js-host/LICENSE-* js-host/CHANGELOG.md

@@ -2,7 +2,8 @@
 # Installs what building and testing fleetcache needs, and nothing that is already there.
 # Safe to run again: every step checks first. Prints one line per step.
 #
-#   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-opt, redis, valkey, npm deps)
+#   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-opt, redis, valkey,
+#                               npm deps of js-host and of the package checks in tests/package)
 #   scripts/setup.sh --print-env   print the variables the Makefile uses (no installs)
 #
 # Tools built here go to $FLEETCACHE_TOOLS (default ~/.cache/fleetcache-tools), outside the
@@ -164,6 +165,7 @@ case "${1:-all}" in
     wasm_bindgen_cli
     wasm_opt
     npm_deps "$ROOT/js-host"
+    npm_deps "$ROOT/tests/package"
     ;;
   *) say "unknown argument $1"; exit 2 ;;
 esac

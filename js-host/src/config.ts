@@ -64,7 +64,7 @@ export interface FleetcacheOptions {
   breakerWindowMs?: number | undefined
   /** How long the breaker stays open before one probe, in ms. Default 1000. */
   breakerOpenMs?: number | undefined
-  /** Longest open time after failed probes, in ms. Default 5000. */
+  /** Longest open time after failed probes, in ms. Default 1000. */
   breakerMaxOpenMs?: number | undefined
   /** Revalidations kept while Redis is unreachable (oldest dropped and logged). Default 1000. */
   outboxCapacity?: number | undefined

@@ -33,6 +33,8 @@ function entryBytes(argv: readonly (string | Buffer)[], reply: unknown): number 
 export class GuardedTransport implements Transport {
   /** Called after a successful command while revalidations wait in the outbox. */
   onBacklog: (() => void) | undefined
+  /** Called when the breaker leaves the closed state. */
+  onTrip: (() => void) | undefined
   /** OpenTelemetry, when the application has it; undefined costs one check per command. */
   private readonly telemetry: Telemetry | undefined = telemetry()
 
@@ -93,6 +95,7 @@ export class GuardedTransport implements Transport {
       if (state === 'closed') {
         this.log.info('redis circuit closed: Redis answers again, cache reads and writes resume')
       } else {
+        this.onTrip?.()
         this.log.error(
           `redis circuit ${state} after ${result === 2 ? 'a timeout' : 'a failure'} of ${String(argv[0])} ` +
             `(opened ${String(this.engine.breakerTrips)} times so far): reads are misses and writes are skipped ` +
@@ -102,7 +105,8 @@ export class GuardedTransport implements Transport {
     }
     // Any answer, error replies included, means Redis is reachable: send what waits.
     const answered = result === 0 || result === 3
-    if (answered && this.engine.outboxLength > 0 && this.onBacklog !== undefined) {
+    const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
+    if (answered && waiting && this.onBacklog !== undefined) {
       try {
         this.onBacklog()
       } catch (err) {

@@ -4,7 +4,8 @@ import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { TagSync } from './tags'
-import { addStats, engineStats, telemetry, type FleetcacheStats } from './telemetry'
+import type { FleetcacheStats } from './stats'
+import { addStats, engineStats, telemetry } from './telemetry'
 import type { Transport } from './transport'
 import { wasm, type Engine } from './wasm'
 
@@ -83,11 +84,17 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
     log,
     options,
   }
-  // Queued revalidations go out as soon as Redis answers anything again.
+  // Queued revalidations go out as soon as Redis answers anything again; while the breaker
+  // is open the tag sync probes on a timer, so an idle instance notices the recovery too.
   if (transport !== undefined) {
     transport.onBacklog = () => {
       void runtime.tags.drain()
     }
+    transport.onTrip = () => {
+      runtime.tags.watch()
+    }
+  } else {
+    engine.markStandalone()
   }
   log.info(
     `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeMode(options)}${describeStore(options.redisUrl)}`,
@@ -133,6 +140,9 @@ function describeStore(url: string | undefined): string {
 export async function close(): Promise<void> {
   const runtimes = [...registry().values()]
   registry().clear()
-  for (const r of runtimes) telemetry()?.untrack(r.engine)
+  for (const r of runtimes) {
+    r.tags.stop()
+    telemetry()?.untrack(r.engine)
+  }
   await Promise.all(runtimes.map((r) => (r.transport ? r.transport.close() : Promise.resolve())))
 }

@@ -127,6 +127,9 @@ export class RedisStore implements EntryStore {
         )
       }
     } catch (err) {
+      // The fleet does not have this value: the tier may serve it only until Redis answers
+      // again (the engine decides, in memoryTouch).
+      if (keep && this.tiered) this.engine?.memoryMarkLocal(key)
       // Skipped while Redis is known to be down (logged once, when the breaker opened).
       if (!isCircuitOpen(err)) throw err
     }

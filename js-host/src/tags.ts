@@ -1,3 +1,4 @@
+import { now } from './clock'
 import type { Engine } from './wasm'
 import type { Logger } from './log'
 import { describe } from './log'
@@ -48,6 +49,9 @@ export class TagSync {
   private backlogged = false
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
   private refreshRefused = false
+  /** The timer of `watch`, while one is pending. */
+  private retry: ReturnType<typeof setTimeout> | undefined
+  private stopped = false
 
   constructor(
     private readonly engine: Engine,
@@ -88,9 +92,22 @@ export class TagSync {
         { kind: 'read' },
       )
       if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
-      const changed = this.engine.applyRefresh(reply)
+      const lost = this.engine.resendLength
+      const changed = this.engine.applyRefresh(reply, now())
       if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
       this.refreshRefused = false
+      if (this.engine.resendLength > lost) {
+        this.log.warn(
+          `tag state in Redis lost ${String(this.engine.resendLength - lost)} revalidation record(s) this instance ` +
+            `knew of (flushed, restarted empty, restored or failed over): this instance keeps them in force ` +
+            `and gives them back to Redis`,
+        )
+      }
+      if (this.engine.resendLength > 0) void this.drain()
+      // Loading the whole state (a new process, a flush, a failover): one page per call, each
+      // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
+      // for one step at most, and judge nothing tagged fresh until it is done.
+      if (!this.engine.tagsSynced) void this.refresh()
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.
@@ -101,11 +118,12 @@ export class TagSync {
           this.refreshRefused = true
           this.log.error(
             `tag refresh refused by Redis: the ACL user needs ${this.engine.missingPermission(err.message)} ` +
-              `(see ${ACL_DOC}); this instance does not see other instances' revalidations until ` +
-              `that is fixed, and says so once: ${err.message}`,
+              `(see ${ACL_DOC}); this instance does not see other instances' revalidations until that is fixed ` +
+              `(before it has loaded the tag state once, it serves no tagged entry), and says so once: ${err.message}`,
           )
         } else this.log.debug(`tag refresh refused: ${err.message}`)
       } else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
+      this.watch()
       return false
     }
   }
@@ -167,7 +185,10 @@ export class TagSync {
    */
   drain(): Promise<boolean> {
     if (this.draining !== undefined) return this.draining
-    if (this.transport === undefined || this.engine.outboxLength === 0) {
+    if (
+      this.transport === undefined ||
+      (this.engine.outboxLength === 0 && this.engine.resendLength === 0)
+    ) {
       return Promise.resolve(true)
     }
     const run = this.replay(this.transport).finally(() => {
@@ -203,6 +224,7 @@ export class TagSync {
             `revalidation not sent to Redis, kept in the outbox (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
           )
         }
+        this.watch()
         return false
       }
       this.engine.ackOutbox(seq)
@@ -217,7 +239,73 @@ export class TagSync {
       this.backlogged = false
       this.log.info(`redis is back: sent ${String(sent)} queued revalidation(s), in order`)
     }
+    return this.resend(transport)
+  }
+
+  /** Merges back, batch by batch, the tag records Redis lost and this process knows. */
+  private async resend(transport: Transport): Promise<boolean> {
+    let batches = 0
+    // Bounded: every pass acknowledges a batch taken off the queue or returns.
+    while (this.engine.resendLength > 0) {
+      const argv = this.engine.planResend()
+      if (argv.length === 0) break
+      let reply: unknown
+      try {
+        reply = await runScript(transport, argv, (sha) => this.engine.scriptSource(sha), {
+          kind: 'write',
+        })
+      } catch (err) {
+        if (!isCircuitOpen(err)) {
+          this.log.error(
+            `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`,
+          )
+        }
+        this.watch()
+        return false
+      }
+      this.engine.ackResend()
+      batches += 1
+      try {
+        if (Buffer.isBuffer(reply)) this.engine.applyUpdateReply(reply)
+      } catch (err) {
+        this.log.error(`unexpected tag merge reply: ${describe(err)}`)
+      }
+    }
+    if (batches > 0)
+      this.log.info(`gave lost tag records back to Redis (${String(batches)} batch(es))`)
     return true
+  }
+
+  /**
+   * Keeps trying on its own while Redis is out of reach or something waits to be sent: one
+   * timer at a time, due when the engine's breaker admits its next probe (at least 100 ms,
+   * 1 s while the breaker is closed). It refreshes the tag state (the probe) and sends what
+   * waits, so an idle instance catches up, and replays its outbox, within about the breaker's
+   * open time after Redis answers, not on its next request. The timer does not keep the
+   * process alive.
+   */
+  watch(): void {
+    if (this.transport === undefined || this.stopped || this.retry !== undefined) return
+    const probe = this.engine.probeInMs(now())
+    const delay = probe < 0 ? 1000 : Math.max(100, probe)
+    this.retry = setTimeout(() => {
+      this.retry = undefined
+      void this.refresh()
+        .then(() => this.drain())
+        .then(() => {
+          const open = this.engine.breakerState(now()) !== 0
+          const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
+          if (open || waiting) this.watch()
+        })
+    }, delay)
+    this.retry.unref()
+  }
+
+  /** Stops `watch` (the runtime is closing). */
+  stop(): void {
+    this.stopped = true
+    if (this.retry !== undefined) clearTimeout(this.retry)
+    this.retry = undefined
   }
 
   /** The one line for a run of revalidations Redis refuses for want of a permission. */

@@ -149,6 +149,10 @@ class UseCacheHandler implements CacheHandler {
       const caches = consumerWillServerCache()
       const inFlight = this.pending.get(cacheKey)
       const written = inFlight === undefined ? null : await inFlight
+      // Next refreshes the tag state before the first read of a request; a process that has
+      // never loaded it (a refresh failed, or a caller outside Next) waits for one here, within
+      // the read budget, rather than judge nothing fresh.
+      if (!this.rt.engine.tagsSynced) await this.rt.tags.refresh()
       const key = this.entryKey(cacheKey)
       const soft = softTags.join('\0')
       const t = now()

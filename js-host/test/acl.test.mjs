@@ -39,6 +39,7 @@ export const ACL_RULES = [
   '+getrange',
   '+hget',
   '+hgetall',
+  '+hscan',
   '+hset',
   '+hsetnx',
   '+hdel',
@@ -247,10 +248,13 @@ describe('a revalidation Redis refuses for want of a permission', () => {
         await e.refreshTags()
         await e.updateTags([`t-ns${i}`])
       }
-      await e.set('k-ns', Promise.resolve(entry('still cached', ['t-ns-other'])))
+      await e.set('k-ns', Promise.resolve(entry('tagged', ['t-ns-other'])))
+      await e.set('k-ns-untagged', Promise.resolve(entry('still cached', [])))
       await e.refreshTags()
-      const got = await e.get('k-ns', [])
-      assert.ok(got, 'entries still work')
+      // Without the tag state, nothing tagged can be proven fresh: a miss, not old content.
+      assert.equal(await e.get('k-ns', []), undefined, 'a tagged entry is a miss')
+      const got = await e.get('k-ns-untagged', [])
+      assert.ok(got, 'untagged entries still work')
       assert.equal(await text(got.value), 'still cached')
       await sleep(100)
     })
@@ -264,6 +268,7 @@ describe('a revalidation Redis refuses for want of a permission', () => {
       assert.match(l, /docs\/operating\.md/)
     }
     assert.equal(lines.length, 2, `nothing else logged:\n${lines.join('\n')}`)
-    assert.equal(await denials('fcnoscript', 'evalsha'), 3 + 4, '3 revalidations, 4 refreshes')
+    // 4 refreshes, and one more before each read: a process without the tag state asks again.
+    assert.equal(await denials('fcnoscript', 'evalsha'), 3 + 6, '3 revalidations, 6 refreshes')
   })
 })

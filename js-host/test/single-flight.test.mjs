@@ -413,6 +413,8 @@ describe('in-process tier', () => {
       breakerMaxOpenMs: 5000,
     }
     const A = useCache(fast)
+    // As Next does at the start of a request: the tag state is loaded before Redis stops.
+    await A.refreshTags()
     await A.set('down-1', Promise.resolve(entry('kept')))
     await sleep(2)
     // Stale locally, so the tier alone would not serve it while Redis is healthy.

@@ -89,9 +89,12 @@ function packageFiles() {
   assert.ok(entry, 'package.json exports["."] has no workerd condition')
   return {
     entry: entry.replace(/^\.\//, ''),
-    files: [entry, './worker/index.js', './wasm/web/fleetcache_wasm.js', pkg.exports['./wasm']].map(
-      (f) => f.replace(/^\.\//, ''),
-    ),
+    files: [
+      entry,
+      './worker/index.js',
+      './wasm/web/fleetcache_wasm.js',
+      pkg.exports['./wasm'].default,
+    ].map((f) => f.replace(/^\.\//, '')),
   }
 }
 

@@ -63,6 +63,9 @@ export { Engine, Outcome }
 
 const HEADER_WINDOW = 4096
 
+/** Refresh calls one request makes at most while the whole tag state loads (a page each). */
+const LOAD_STEPS = 16
+
 /**
  * Instantiates the wasm engine once per isolate (later calls reuse it; the module argument is
  * then ignored) and creates an engine. Throws an `Error` with a `code` on invalid settings.
@@ -248,6 +251,8 @@ export class WorkerCache {
     this.engine.entryKey(this.name, '')
     this.guarded = options.transport ? new Guarded(this.engine, options.transport) : undefined
     this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
+    // In memory only, this isolate's own revalidations are the whole tag state.
+    if (this.guarded === undefined) this.engine.markStandalone()
   }
 
   /** Where entries live: `memory` (this isolate) or `transport`. */
@@ -328,13 +333,22 @@ export class WorkerCache {
     }
   }
 
-  /** Pulls tag changes from the transport (nothing to do in memory). Never rejects. */
+  /**
+   * Pulls tag changes from the transport (nothing to do in memory). When the whole state must
+   * be loaded, it is loaded page by page, at most `LOAD_STEPS` calls per request; until it is,
+   * nothing tagged is judged fresh. Never rejects.
+   */
   async refreshTags(): Promise<void> {
     if (this.guarded === undefined) return
     try {
-      const reply = await this.guarded.script(this.engine.planTagRefresh(), 'read')
-      if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-binary reply')
-      this.engine.applyRefresh(reply)
+      for (let i = 0; i < LOAD_STEPS; i++) {
+        const reply = await this.guarded.script(this.engine.planTagRefresh(), 'read')
+        if (!(reply instanceof Uint8Array)) {
+          throw new Error('tag refresh returned a non-binary reply')
+        }
+        this.engine.applyRefresh(reply, Date.now())
+        if (this.engine.tagsSynced) break
+      }
     } catch (err) {
       if (!(err instanceof CircuitOpenError)) {
         this.onError(`tag refresh failed, using the last known tag state: ${String(err)}`)

@@ -39,8 +39,9 @@ pub struct BreakerConfig {
     pub window_ms: f64,
     /// How long the breaker stays open after it trips, in ms. Default 1 s.
     pub open_ms: f64,
-    /// Upper bound of the open time after repeated failed probes, in ms. Default 5 s, so
-    /// hits resume within a few seconds of Redis coming back.
+    /// Upper bound of the open time after repeated failed probes, in ms. Default 1 s: the
+    /// host probes on a timer while the breaker is open, so an instance notices within about
+    /// this long that Redis answers again, and catches up on the tag state then.
     pub max_open_ms: f64,
     /// How long an unreported probe blocks the next one, in ms. Default 5 s.
     pub probe_timeout_ms: f64,
@@ -54,7 +55,7 @@ impl Default for BreakerConfig {
             min_calls: 20,
             window_ms: 10_000.0,
             open_ms: 1_000.0,
-            max_open_ms: 5_000.0,
+            max_open_ms: 1_000.0,
             probe_timeout_ms: 5_000.0,
         }
     }
@@ -171,6 +172,16 @@ impl Breaker {
             State::Closed => BreakerState::Closed,
             State::Open { until } if now < until => BreakerState::Open,
             State::Open { .. } | State::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
+    /// When the breaker admits its next probe: `None` while closed. The host runs a probe
+    /// then (a tag refresh), so an idle instance also learns that Redis is back.
+    pub fn next_probe_at(&self) -> Option<Millis> {
+        match self.state {
+            State::Closed => None,
+            State::Open { until } => Some(until),
+            State::HalfOpen { probe_deadline } => Some(probe_deadline),
         }
     }
 
@@ -374,7 +385,10 @@ mod tests {
 
     #[test]
     fn failed_probe_doubles_the_open_time_up_to_the_cap() {
-        let mut b = Breaker::new(BreakerConfig::default());
+        let mut b = Breaker::new(BreakerConfig {
+            max_open_ms: 5_000.0,
+            ..BreakerConfig::default()
+        });
         for _ in 0..5 {
             fail(&mut b, at(0.0));
         }

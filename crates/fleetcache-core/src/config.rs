@@ -103,7 +103,7 @@ impl Default for Config {
             breaker_min_calls: 20,
             breaker_window_ms: 10_000.0,
             breaker_open_ms: 1_000.0,
-            breaker_max_open_ms: 5_000.0,
+            breaker_max_open_ms: 1_000.0,
             outbox_capacity: 1000,
             leases: true,
             lease_ttl_ms: 10_000.0,

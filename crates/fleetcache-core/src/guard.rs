@@ -57,6 +57,7 @@ impl Engine {
 
     /// Whether to send a command of `kind` at `now`.
     pub fn admit(&mut self, kind: OpKind, now: Millis) -> Admission {
+        self.note_start(now);
         let budget_ms = self.budget_ms(kind);
         match self.breaker.admit(now) {
             Some(permit) => Admission::Send { permit, budget_ms },

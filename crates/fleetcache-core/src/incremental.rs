@@ -537,13 +537,16 @@ mod tests {
 
     const NOW: f64 = 1_795_690_530_000.0;
 
+    /// An engine whose tag mirror is complete as it is (no shared state to wait for).
     fn engine() -> Engine {
-        Engine::new(Config {
+        let mut e = Engine::new(Config {
             prefix: "fc".into(),
             deployment: "d1".into(),
             ..Config::default()
         })
-        .unwrap()
+        .unwrap();
+        e.mark_standalone();
+        e
     }
 
     fn desc(kind: ValueKind) -> Descriptor {

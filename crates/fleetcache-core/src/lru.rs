@@ -16,6 +16,8 @@ struct Node {
     key: String,
     size: u64,
     expires_at: Millis,
+    /// Made by this process and not written to Redis (see [`LruIndex::mark_local`]).
+    local: bool,
     /// Towards the most recently used end.
     prev: usize,
     /// Towards the least recently used end.
@@ -101,6 +103,7 @@ impl LruIndex {
             key: key.to_owned(),
             size,
             expires_at,
+            local: false,
             prev: NIL,
             next: NIL,
         };
@@ -136,6 +139,29 @@ impl LruIndex {
         self.unlink(slot);
         self.push_front(slot);
         true
+    }
+
+    /// Marks the item under `key` as this process's own: its write to Redis failed, so the
+    /// fleet does not have it. True when `key` is held.
+    pub fn mark_local(&mut self, key: &str) -> bool {
+        let Some(&slot) = self.map.get(key) else {
+            return false;
+        };
+        match self.slots.get_mut(slot) {
+            Some(Some(node)) => {
+                node.local = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True when `key` is held and marked with [`LruIndex::mark_local`].
+    pub fn is_local(&self, key: &str) -> bool {
+        self.map
+            .get(key)
+            .and_then(|&slot| self.node(slot))
+            .is_some_and(|n| n.local)
     }
 
     /// Forgets `key`; true when it was held.

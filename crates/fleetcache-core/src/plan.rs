@@ -6,8 +6,11 @@ use crate::envelope::{decode_header, encode_header, DecodedHeader, EntryKind, En
 use crate::error::{ConfigError, DecodeError, PlanError, ProtocolError};
 use crate::keys::{Interface, Namespace, TagKeys};
 use crate::lru::LruIndex;
-use crate::scripts::{tag_refresh_args, tag_update_args, Script, TAG_REFRESH, TAG_UPDATE};
-use crate::tags::{Freshness, RefreshSummary, Revalidation, TagMirror};
+use crate::scripts::{
+    tag_merge_args, tag_refresh_args, tag_update_args, Script, TAG_MERGE, TAG_PAGE, TAG_REFRESH,
+    TAG_UPDATE,
+};
+use crate::tags::{Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord};
 use crate::time::{duration_seconds_to_ttl_ms, is_unlimited, Millis};
 
 /// Longest epoch candidate accepted (the host sends 32 hex digits).
@@ -113,7 +116,17 @@ pub struct Engine {
     pub(crate) stats: crate::stats::Stats,
     update_sha1: String,
     refresh_sha1: String,
+    /// The first time the host passed in (its first Redis command): entries this process
+    /// made itself are newer. See [`Engine::untrusted_before`].
+    started: Option<Millis>,
+    /// Records being merged back into Redis ([`Engine::plan_resend`]).
+    resending: Vec<(String, TagRecord)>,
+    /// When the mirror was last pruned by age.
+    pruned_at: Millis,
 }
+
+/// How often the mirror is pruned by age, at most (ms): pruning walks every record.
+const PRUNE_EVERY_MS: f64 = 60_000.0;
 
 impl Engine {
     /// Validates `config` and builds an engine with an empty mirror and index.
@@ -134,6 +147,9 @@ impl Engine {
             stats: crate::stats::Stats::default(),
             update_sha1: TAG_UPDATE.sha1(),
             refresh_sha1: TAG_REFRESH.sha1(),
+            started: None,
+            resending: Vec::new(),
+            pruned_at: Millis::ZERO,
             config,
         })
     }
@@ -298,6 +314,13 @@ impl Engine {
             Verdict::KeyMismatch
         } else if !is_unlimited(m.expire) && now.0 > m.timestamp.plus_seconds(m.expire).0 {
             Verdict::Expired
+        } else if (!m.tags.is_empty() || !soft_tags.is_empty())
+            && self
+                .untrusted_before(now)
+                .is_some_and(|before| m.timestamp <= before)
+        {
+            // No tag state to prove it fresh by (see `untrusted_before`): a miss.
+            Verdict::Expired
         } else {
             let tags = m
                 .tags
@@ -353,19 +376,117 @@ impl Engine {
         })
     }
 
-    /// Plans the pull of tag changes since the mirror's epoch and version.
+    /// Plans the pull of tag changes since the mirror's epoch and version, or, while the
+    /// mirror loads the whole state after a full reply, the next page of it.
     pub fn plan_tag_refresh(&self) -> ScriptCall {
+        if let Some(cursor) = self.mirror.page_cursor() {
+            return ScriptCall {
+                script: &TAG_PAGE,
+                sha1: TAG_PAGE.sha1(),
+                keys: vec![self.tag_keys.state.clone()],
+                args: vec![cursor.to_owned(), crate::tags::PAGE_COUNT.to_string()],
+            };
+        }
         ScriptCall {
             script: &TAG_REFRESH,
             sha1: self.refresh_sha1.clone(),
             keys: self.tag_keys.to_vec(),
-            args: tag_refresh_args(self.mirror.epoch(), self.mirror.version()),
+            args: tag_refresh_args(
+                self.mirror.epoch(),
+                self.mirror.version(),
+                self.mirror.version_id(),
+                self.mirror.unconfirmed_updates(),
+            ),
         }
     }
 
-    /// Merges the reply of a [`TAG_REFRESH`] call into the mirror.
-    pub fn apply_refresh(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
-        self.mirror.apply_refresh(reply)
+    /// Merges the reply of a [`TAG_REFRESH`] call, received at `now`, into the mirror (and
+    /// prunes the mirror by age, at most once a minute).
+    pub fn apply_refresh(
+        &mut self,
+        reply: &[u8],
+        now: Millis,
+    ) -> Result<RefreshSummary, ProtocolError> {
+        let keep_ms = self.config.prune_after_ms();
+        let summary = self.mirror.apply_refresh(reply, now, keep_ms)?;
+        if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {
+            self.pruned_at = now;
+            self.mirror.prune(now, keep_ms);
+        }
+        Ok(summary)
+    }
+
+    /// The merge that gives Redis back records it lost and this process knows (after a flush,
+    /// an empty restart or a failover that lost updates), at most
+    /// [`MAX_RESEND_BATCH`](crate::tags::MAX_RESEND_BATCH) of them; `None` when nothing
+    /// waits. The same batch is planned again until [`Engine::ack_resend`].
+    pub fn plan_resend(&mut self, epoch_candidate: &str) -> Result<Option<ScriptCall>, PlanError> {
+        if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
+            return Err(PlanError::InvalidEpoch);
+        }
+        if self.resending.is_empty() {
+            self.resending = self.mirror.take_resend();
+        }
+        if self.resending.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ScriptCall {
+            script: &TAG_MERGE,
+            sha1: TAG_MERGE.sha1(),
+            keys: self.tag_keys.to_vec(),
+            args: tag_merge_args(epoch_candidate, &self.resending),
+        }))
+    }
+
+    /// Redis applied the batch of [`Engine::plan_resend`].
+    pub fn ack_resend(&mut self) {
+        self.resending.clear();
+    }
+
+    /// Records waiting to be merged back into Redis, the batch in flight included.
+    pub fn resend_len(&self) -> usize {
+        self.mirror.resend_len() + self.resending.len()
+    }
+
+    /// No Redis: the mirror is complete by definition (this process is the whole fleet).
+    pub fn mark_standalone(&mut self) {
+        self.mirror.mark_synced();
+    }
+
+    /// Notes the time of the host's first Redis command; later calls change nothing.
+    pub(crate) fn note_start(&mut self, now: Millis) {
+        if self.started.is_none() && now.0.is_finite() {
+            self.started = Some(now);
+        }
+    }
+
+    /// Tagged entries created at or before the returned time cannot be judged fresh now:
+    /// `None` once the mirror is synced. Before that, this process does not know what others
+    /// revalidated. While Redis answers, that holds for every tagged entry (the answer is a
+    /// miss until the tag state is loaded). While the breaker is open nobody's
+    /// revalidations can be heard anyway, so entries this process made itself since it
+    /// started are judged by what it knows, and only older ones are misses.
+    pub fn untrusted_before(&self, now: Millis) -> Option<Millis> {
+        if self.mirror.is_synced() {
+            return None;
+        }
+        let outage = self.breaker.state(now) != crate::breaker::BreakerState::Closed;
+        match self.started {
+            Some(started) if outage => Some(started),
+            _ => Some(Millis(f64::MAX)),
+        }
+    }
+
+    /// The in-process tier's copy of `key` may be served (it is marked as just used); false
+    /// when it is absent, past its lifetime, or this process's own copy that never reached
+    /// Redis while Redis answers again (the fleet's value wins: read Redis).
+    pub fn tier_touch(&mut self, key: &str, now: Millis) -> bool {
+        if self.lru.is_local(key) && self.breaker.state(now) == crate::breaker::BreakerState::Closed
+        {
+            self.lru.remove(key);
+            return false;
+        }
+        self.lru.touch(key, now)
     }
 
     /// Takes note of the reply of a [`TAG_UPDATE`] call (optional: it only saves the next
@@ -376,8 +497,14 @@ impl Engine {
     }
 
     /// Next's `getExpiration(tags)`: the latest expiry over `tags`, 0 when none is known.
+    /// Next drops a hit created at or before it, so without a trusted tag state it is the
+    /// time of [`Engine::untrusted_before`].
     pub fn get_expiration(&self, tags: &[&str], now: Millis) -> Millis {
-        self.mirror.expiration(tags.iter().copied(), now)
+        let known = self.mirror.expiration(tags.iter().copied(), now);
+        match self.untrusted_before(now) {
+            Some(before) if !tags.is_empty() => known.max(before),
+            _ => known,
+        }
     }
 
     /// Drops mirror records older than the configured pruning age; returns how many.
@@ -395,7 +522,15 @@ mod tests {
     const NOW: f64 = 1_795_690_530_000.0;
     const DEFAULT: Interface<'static> = Interface::UseCache("default");
 
+    /// An engine that follows no shared state (its tag mirror is complete as it is).
     fn engine() -> Engine {
+        let mut e = shared_engine();
+        e.mark_standalone();
+        e
+    }
+
+    /// An engine whose mirror waits for its first refresh from Redis.
+    fn shared_engine() -> Engine {
         Engine::new(Config {
             prefix: "fc".into(),
             deployment: "d1".into(),
@@ -667,22 +802,171 @@ mod tests {
 
     #[test]
     fn refresh_call_follows_the_mirror() {
-        let mut e = engine();
+        let mut e = shared_engine();
         let call = e.plan_tag_refresh();
         assert_eq!(call.script.name, "tag_refresh");
         assert_eq!(call.sha1, TAG_REFRESH.sha1());
-        assert_eq!(call.args, ["", "0"]);
-        let reply = netstring::encode(["E", "4", "1", "x", "0,10,0,0,10"]);
-        let s = e.apply_refresh(&reply).unwrap();
-        assert_eq!((s.full, s.changed, s.version), (true, 1, 4));
-        assert_eq!(e.plan_tag_refresh().args, ["E", "4"]);
+        assert_eq!(call.args, ["", "0", ""]);
+        load(&mut e, "E", "4", &["x".into(), "0,10,0,0,10".into()], 20.0);
+        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v"]);
         assert_eq!(e.get_expiration(&["x", "y"], Millis(20.0)), Millis(10.0));
-        let s = e
-            .apply_update_reply(&netstring::encode(["E", "5", "0"]))
+        e.apply_update_reply(&netstring::encode(["E", "6", "v6", "0"]))
             .unwrap();
-        assert_eq!(s.version, 5);
+        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v", "6", "v6"]);
         assert_eq!(e.prune_mirror(Millis(1e13)), 1);
         assert!(e.mirror_mut().is_empty());
         assert!(e.lru_mut().insert("k", 1, Millis(1.0)).is_empty());
+    }
+
+    /// Loads a whole state into `e` as a server does: the full header, one page (of `pairs`,
+    /// tag and record text), the catch-up refresh.
+    fn load(e: &mut Engine, epoch: &str, ver: &str, pairs: &[String], now: f64) {
+        let s = e
+            .apply_refresh(
+                &netstring::encode([epoch, ver, "v", "1", "c1"]),
+                Millis(now),
+            )
+            .unwrap();
+        assert!(s.full);
+        let call = e.plan_tag_refresh();
+        assert_eq!(call.script.name, "tag_page");
+        assert_eq!(call.keys, [e.namespace().tag_keys().state.clone()]);
+        assert_eq!(call.args, ["c1", "1000"]);
+        let mut page = vec!["page".to_owned(), "0".to_owned()];
+        page.extend(pairs.iter().cloned());
+        e.apply_refresh(&netstring::encode(&page), Millis(now))
+            .unwrap();
+        assert_eq!(e.plan_tag_refresh().args, [epoch, ver, "v"]);
+        e.apply_refresh(&netstring::encode([epoch, ver, "v", "0"]), Millis(now))
+            .unwrap();
+        assert!(e.mirror().is_synced());
+    }
+
+    /// Trips the breaker with consecutive failures at `now`.
+    fn trip(e: &mut Engine, now: f64) {
+        for _ in 0..e.config().breaker().failures {
+            if let crate::guard::Admission::Send { permit, .. } =
+                e.admit(crate::guard::OpKind::Read, Millis(now))
+            {
+                e.report(permit, crate::breaker::CallResult::Failure, Millis(now));
+            }
+        }
+        assert_ne!(
+            e.breaker_state(Millis(now)),
+            crate::breaker::BreakerState::Closed
+        );
+    }
+
+    #[test]
+    fn nothing_tagged_is_fresh_before_the_tag_state_is_loaded() {
+        let mut e = shared_engine();
+        // The process's first Redis command, at NOW.
+        let _ = e.admit(crate::guard::OpKind::Read, Millis(NOW));
+        let old = stored(
+            &e,
+            "k",
+            SetInput {
+                timestamp: Millis(NOW - 10.0),
+                ..input(&["t"], &[1])
+            },
+        );
+        let untagged = stored(
+            &e,
+            "u",
+            SetInput {
+                timestamp: Millis(NOW - 10.0),
+                ..input(&[], &[1])
+            },
+        );
+        let verdict = |e: &Engine, key: &str, v: &[u8], soft: &[&str], at: f64| {
+            e.inspect(key, v, v.len(), soft, Millis(at)).verdict
+        };
+        // Redis answers but the mirror is empty: a miss, whatever the tags.
+        assert_eq!(verdict(&e, "k", &old, &[], NOW + 1.0), Verdict::Expired);
+        assert_eq!(
+            verdict(&e, "u", &untagged, &["_N_T_/p"], NOW + 1.0),
+            Verdict::Expired
+        );
+        assert_eq!(verdict(&e, "u", &untagged, &[], NOW + 1.0), Verdict::Fresh);
+        assert_eq!(
+            e.get_expiration(&["_N_T_/p"], Millis(NOW + 1.0)),
+            Millis(f64::MAX)
+        );
+        assert_eq!(e.get_expiration(&[], Millis(NOW + 1.0)), Millis::ZERO);
+        // Redis out of reach: what this process made since it started is judged by what it
+        // knows; what is older is still a miss.
+        trip(&mut e, NOW + 2.0);
+        let own = stored(
+            &e,
+            "n",
+            SetInput {
+                timestamp: Millis(NOW + 1.0),
+                ..input(&["t"], &[1])
+            },
+        );
+        assert_eq!(verdict(&e, "k", &old, &[], NOW + 3.0), Verdict::Expired);
+        assert_eq!(verdict(&e, "n", &own, &[], NOW + 3.0), Verdict::Fresh);
+        assert_eq!(e.get_expiration(&["t"], Millis(NOW + 3.0)), Millis(NOW));
+        // Loaded: judged by the tags alone.
+        load(&mut e, "E", "1", &[], NOW + 4.0);
+        assert_eq!(verdict(&e, "k", &old, &[], NOW + 5.0), Verdict::Fresh);
+        assert_eq!(e.get_expiration(&["t"], Millis(NOW + 5.0)), Millis::ZERO);
+    }
+
+    #[test]
+    fn own_tier_copies_are_dropped_once_redis_answers() {
+        let mut e = shared_engine();
+        assert!(e.lru_mut().insert("k", 10, Millis(NOW + 1e6)).is_empty());
+        assert!(e.lru_mut().insert("w", 10, Millis(NOW + 1e6)).is_empty());
+        trip(&mut e, NOW);
+        assert!(e.lru_mut().mark_local("k"));
+        // Redis is out of reach: this process's own copy is all there is.
+        assert!(e.tier_touch("k", Millis(NOW + 1.0)));
+        // Redis answers again (the probe succeeds): the fleet's value wins.
+        let probe_at = NOW + e.config().breaker().open_ms;
+        match e.admit(crate::guard::OpKind::Read, Millis(probe_at)) {
+            crate::guard::Admission::Send { permit, .. } => {
+                e.report(
+                    permit,
+                    crate::breaker::CallResult::Success,
+                    Millis(probe_at),
+                );
+            }
+            crate::guard::Admission::Skip => panic!("no probe admitted"),
+        }
+        assert!(!e.tier_touch("k", Millis(probe_at + 1.0)));
+        assert!(!e.lru().contains("k"));
+        assert!(e.tier_touch("w", Millis(probe_at + 1.0)));
+    }
+
+    #[test]
+    fn lost_records_go_back_in_batches_until_acknowledged() {
+        let mut e = shared_engine();
+        let record = "0,10,0,0,10";
+        let mut items = Vec::new();
+        for i in 0..300 {
+            items.push(format!("t{i}"));
+            items.push(record.to_owned());
+        }
+        load(&mut e, "E", "1", &items, 20.0);
+        assert_eq!(e.plan_resend("c").unwrap(), None);
+        // Redis comes back empty.
+        load(&mut e, "F", "0", &[], 30.0);
+        assert_eq!(e.resend_len(), 300);
+        let first = e.plan_resend("c").unwrap().unwrap();
+        assert_eq!(first.script.name, "tag_merge");
+        assert_eq!(first.args.len(), 1 + 2 * crate::tags::MAX_RESEND_BATCH);
+        // Not acknowledged: the same batch again.
+        assert_eq!(e.plan_resend("c").unwrap().unwrap().args, first.args);
+        e.ack_resend();
+        assert_eq!(e.resend_len(), 300 - crate::tags::MAX_RESEND_BATCH);
+        let second = e.plan_resend("c").unwrap().unwrap();
+        assert_eq!(
+            second.args.len(),
+            1 + 2 * (300 - crate::tags::MAX_RESEND_BATCH)
+        );
+        e.ack_resend();
+        assert_eq!(e.plan_resend("c").unwrap(), None);
+        assert_eq!(e.plan_resend(""), Err(PlanError::InvalidEpoch));
     }
 }

@@ -4,7 +4,7 @@
 //! host falls back to `EVAL <source> 3 ...` (which also caches the script). They touch only
 //! their three `KEYS`, which share the `{<prefix>}` slot, so they are Cluster-safe.
 
-use crate::tags::Revalidation;
+use crate::tags::{Revalidation, TagRecord};
 use crate::time::Millis;
 
 /// A Lua script run by Redis (5.1 dialect, Redis 7 semantics).
@@ -25,24 +25,41 @@ impl Script {
 
 /// Applies a revalidation to tags. `KEYS = [state, log, meta]`,
 /// `ARGV = [now_ms, prune_after_ms, epoch_candidate, mode, expire_ms, tag...]`; returns the
-/// netstrings `epoch, ver, 0`.
+/// netstrings `epoch, ver, vid, 0` (`vid` is the id of that version: the epoch candidate).
 pub const TAG_UPDATE: Script = Script {
     name: "tag_update",
     source: include_str!("lua/tag_update.lua"),
 };
 
 /// Returns what changed since a known version. `KEYS = [state, log, meta]`,
-/// `ARGV = [known_epoch, known_ver]`; returns the netstrings
-/// `epoch, ver, full_flag, tag, record, ...`.
+/// `ARGV = [known_epoch, known_ver, known_vid]`; returns the netstrings
+/// `epoch, ver, vid, full_flag, tag, record, ...`: every tag when the state is new, older than
+/// the reader's version, or holds another id for it (a failover reused the number).
 pub const TAG_REFRESH: Script = Script {
     name: "tag_refresh",
     source: include_str!("lua/tag_refresh.lua"),
+};
+
+/// One page of the whole tag state. `KEYS = [state]`, `ARGV = [cursor, count]`; returns the
+/// netstrings `page, next_cursor, tag, record, ...` (`next_cursor` is `0` after the last).
+pub const TAG_PAGE: Script = Script {
+    name: "tag_page",
+    source: include_str!("lua/tag_page.lua"),
+};
+
+/// Merges tag records a process knew and the shared state lost. `KEYS = [state, log, meta]`,
+/// `ARGV = [epoch_candidate, tag, record, ...]`; replies like [`TAG_UPDATE`].
+pub const TAG_MERGE: Script = Script {
+    name: "tag_merge",
+    source: include_str!("lua/tag_merge.lua"),
 };
 
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
 pub const ALL: &[Script] = &[
     TAG_UPDATE,
     TAG_REFRESH,
+    TAG_PAGE,
+    TAG_MERGE,
     crate::lease::LEASE_ACQUIRE,
     crate::lease::LEASE_WRITE,
     crate::lease::LEASE_RELEASE,
@@ -76,9 +93,34 @@ pub fn tag_update_args(
     args
 }
 
-/// `ARGV` of [`TAG_REFRESH`].
-pub fn tag_refresh_args(known_epoch: &str, known_version: u64) -> Vec<String> {
-    vec![known_epoch.to_owned(), known_version.to_string()]
+/// `ARGV` of [`TAG_REFRESH`]; `checks` are versions (and their ids) the reader's own updates
+/// made that it has not seen in a refresh, each checked like the known one.
+pub fn tag_refresh_args(
+    known_epoch: &str,
+    known_version: u64,
+    known_vid: &str,
+    checks: &[(u64, String)],
+) -> Vec<String> {
+    let mut args = Vec::with_capacity(3 + 2 * checks.len());
+    args.push(known_epoch.to_owned());
+    args.push(known_version.to_string());
+    args.push(known_vid.to_owned());
+    for (version, vid) in checks {
+        args.push(version.to_string());
+        args.push(vid.clone());
+    }
+    args
+}
+
+/// `ARGV` of [`TAG_MERGE`].
+pub fn tag_merge_args(epoch_candidate: &str, records: &[(String, TagRecord)]) -> Vec<String> {
+    let mut args = Vec::with_capacity(1 + 2 * records.len());
+    args.push(epoch_candidate.to_owned());
+    for (tag, record) in records {
+        args.push(tag.clone());
+        args.push(record.encode());
+    }
+    args
 }
 
 #[cfg(test)]
@@ -115,7 +157,8 @@ mod tests {
                 ":meta",
                 "#KEYS",
                 "'KEYS'",
-                "SCAN",
+                // The keyspace scan; HSCAN of one key (TAG_PAGE) is a bounded step in one slot.
+                "'SCAN'",
                 "tostring(",
             ] {
                 let code: String = script
@@ -178,6 +221,10 @@ mod tests {
             tag_update_args(Millis(7.0), 1.0, "e", &zero, &[])[3..5],
             ["s", "0"]
         );
-        assert_eq!(tag_refresh_args("ep", 12), ["ep", "12"]);
+        assert_eq!(tag_refresh_args("ep", 12, "v", &[]), ["ep", "12", "v"]);
+        assert_eq!(
+            tag_refresh_args("ep", 12, "v", &[(14, "w".into())]),
+            ["ep", "12", "v", "14", "w"]
+        );
     }
 }

@@ -619,6 +619,7 @@ mod tests {
     #[test]
     fn the_engine_counts_its_decisions() {
         let mut e = Engine::new(Config::default()).unwrap();
+        e.mark_standalone();
         let v = use_cache_value(&e, &["t"], 3600.0);
         let at = |e: &Engine, ms: f64| e.inspect("k", &v, v.len(), &[], Millis(NOW + ms));
         at(&e, 1.0);
@@ -719,6 +720,7 @@ mod tests {
     #[test]
     fn singular_verdicts_are_counted_once() {
         let mut e = Engine::new(Config::default()).unwrap();
+        e.mark_standalone();
         let set = IncrementalSet {
             desc: Descriptor::from_wire(ValueKind::AppRoute as u8, 0, 0).unwrap(),
             revalidate: 60.0,

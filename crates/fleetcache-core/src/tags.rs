@@ -311,7 +311,10 @@ pub struct RefreshSummary {
 struct Reply<'a> {
     epoch: &'a str,
     version: u64,
+    vid: &'a str,
     full: bool,
+    /// Full replies: where the next page of the state starts (`"0"`: this was all of it).
+    cursor: &'a str,
     pairs: Vec<(&'a [u8], &'a [u8])>,
 }
 
@@ -333,15 +336,24 @@ fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
 fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
     let items = netstring::decode(reply)?;
     let mut it = items.into_iter();
-    let (Some(epoch), Some(version), Some(flag)) = (it.next(), it.next(), it.next()) else {
+    let (Some(epoch), Some(version), Some(vid), Some(flag)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
         return Err(ProtocolError::ReplyShape);
     };
     let epoch = std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?;
+    let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
     let version = parse_version(version)?;
     let full = match flag {
         b"0" => false,
         b"1" => true,
         _ => return Err(ProtocolError::BadFlag),
+    };
+    let cursor = if full {
+        let c = it.next().ok_or(ProtocolError::ReplyShape)?;
+        std::str::from_utf8(c).map_err(|_| ProtocolError::InvalidUtf8)?
+    } else {
+        "0"
     };
     let mut pairs = Vec::new();
     while let Some(tag) = it.next() {
@@ -351,23 +363,66 @@ fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
     Ok(Reply {
         epoch,
         version,
+        vid,
         full,
+        cursor,
         pairs,
     })
 }
 
+/// Tags asked for per [`TAG_PAGE`](crate::scripts::TAG_PAGE) call: about a millisecond of
+/// Redis time each, whatever the size of the state.
+pub const PAGE_COUNT: u32 = 1000;
+
+/// A load of the whole state, page by page, started by a full refresh reply.
+#[derive(Clone, Debug, Default)]
+struct Loading {
+    epoch: String,
+    version: u64,
+    vid: String,
+    /// Where the next page starts (`"0"` at the start).
+    cursor: String,
+    /// What the pages brought so far.
+    incoming: HashMap<String, TagRecord>,
+}
+
+/// Most records one [`TAG_MERGE`](crate::scripts::TAG_MERGE) call gives back, so a re-send
+/// after a flush of a large state holds Redis for a bounded time per call.
+pub const MAX_RESEND_BATCH: usize = 256;
+
+/// Most updates of one process awaiting confirmation by a refresh; past it the next refresh
+/// asks for the whole state.
+pub const MAX_UNCONFIRMED_UPDATES: usize = 64;
+
 /// One process's view of the shared tag state.
 ///
-/// It holds what Redis last said (as of `epoch`/`version`) merged with the revalidations
-/// this process issued itself. Local ones are also kept aside until a refresh shows Redis
-/// has them, so a full refresh (Redis flushed, or a failed write still in the host's outbox)
-/// cannot make this process forget its own revalidations.
+/// It holds everything this process has learnt of revalidations, from Redis and from its own
+/// calls, and forgets a record only by age ([`TagMirror::prune`], the rule Redis prunes by).
+/// A full refresh (Redis flushed, restarted empty, restored from an older snapshot, or a
+/// failover that lost the last updates) is merged, never substituted: what this process knew
+/// stays in force, and what the shared state lacks of it is queued to be given back
+/// ([`TagMirror::take_resend`]), so other processes learn it again.
+///
+/// Until its first successful refresh the mirror is not *synced*: it cannot know what other
+/// processes revalidated, and the engine judges no tagged entry fresh from it.
 #[derive(Clone, Debug, Default)]
 pub struct TagMirror {
     epoch: String,
     version: u64,
+    /// Id of `version` as the shared state reported it (`""` when it reported none).
+    vid: String,
+    synced: bool,
+    /// Versions (and ids) that this process's updates made in the followed epoch and that no
+    /// refresh has confirmed yet: the next refresh checks the state still holds each of them.
+    acked: Vec<(u64, String)>,
     tags: HashMap<String, TagRecord>,
     local: HashMap<String, TagRecord>,
+    /// Records the shared state lost and this process knows: to be merged back.
+    resend: HashMap<String, TagRecord>,
+    /// The whole state being loaded page by page, after a full refresh reply.
+    loading: Option<Loading>,
+    /// A load just finished: the next refresh from its version makes the mirror synced.
+    catching_up: bool,
 }
 
 impl TagMirror {
@@ -386,6 +441,39 @@ impl TagMirror {
         self.version
     }
 
+    /// Id of that version as the shared state reported it (`""` when none).
+    pub fn version_id(&self) -> &str {
+        &self.vid
+    }
+
+    /// Versions and ids this process's own updates made that no refresh has confirmed yet.
+    pub fn unconfirmed_updates(&self) -> &[(u64, String)] {
+        &self.acked
+    }
+
+    /// True once a refresh has loaded the shared state: from then on the mirror knows every
+    /// revalidation Redis held at its last refresh.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// True while the whole state is being loaded page by page: the next refresh call is a
+    /// [`TAG_PAGE`](crate::scripts::TAG_PAGE) at [`TagMirror::page_cursor`].
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    /// Where the next page of the load starts, while loading.
+    pub fn page_cursor(&self) -> Option<&str> {
+        self.loading.as_ref().map(|l| l.cursor.as_str())
+    }
+
+    /// Declares the mirror complete without Redis: for a process with no shared state at
+    /// all, its own revalidations are all there is.
+    pub fn mark_synced(&mut self) {
+        self.synced = true;
+    }
+
     /// Number of tags the mirror knows.
     pub fn len(&self) -> usize {
         self.tags.len()
@@ -399,6 +487,11 @@ impl TagMirror {
     /// Local revalidations not yet seen in a refresh reply.
     pub fn unconfirmed(&self) -> usize {
         self.local.len()
+    }
+
+    /// Records waiting to be given back to a shared state that lost them.
+    pub fn resend_len(&self) -> usize {
+        self.resend.len()
     }
 
     /// The record of one tag, if known.
@@ -451,66 +544,234 @@ impl TagMirror {
 
     /// Merges the reply of the refresh script.
     ///
-    /// A full reply replaces everything the mirror learnt from Redis (then re-applies this
-    /// process's unconfirmed revalidations); a partial one is merged tag by tag. A partial
-    /// reply for another epoch (a refresh that raced a full one) is still merged, because
-    /// merging never weakens, but does not move the epoch or version.
-    pub fn apply_refresh(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
+    /// Every record is merged tag by tag; nothing the mirror knew is dropped. A full reply
+    /// (the state is new, older than what the mirror saw, or a failover reused a version
+    /// number) also sets the epoch and version, and queues for [`TagMirror::take_resend`]
+    /// every record the mirror holds that the reply does not cover and that is younger than
+    /// `keep_ms` at `now` (older ones Redis may have pruned on purpose). A partial reply for
+    /// another epoch (a refresh that raced a full one) is merged but moves nothing.
+    pub fn apply_refresh(
+        &mut self,
+        reply: &[u8],
+        now: Millis,
+        keep_ms: f64,
+    ) -> Result<RefreshSummary, ProtocolError> {
+        if netstring::decode(reply)?.first() == Some(&&b"page"[..]) {
+            return self.apply_page(reply, now, keep_ms);
+        }
         let reply = parse_reply(reply)?;
-        let mut received = Vec::with_capacity(reply.pairs.len());
+        if reply.full {
+            // The state is loaded page by page from here, the first page in this reply; until
+            // the load is done, nothing tagged is judged fresh.
+            self.loading = Some(Loading {
+                epoch: reply.epoch.to_owned(),
+                version: reply.version,
+                vid: reply.vid.to_owned(),
+                cursor: "0".to_owned(),
+                incoming: HashMap::new(),
+            });
+            self.synced = false;
+            self.catching_up = false;
+            // One script read the header and this page: when it holds the whole state, the
+            // state as of this version is loaded, with nothing to catch up on.
+            let (changed, skipped) = self.take_page(reply.cursor, &reply.pairs, now, keep_ms, true);
+            return Ok(RefreshSummary {
+                full: true,
+                changed,
+                version: self.version,
+                skipped,
+            });
+        }
+        let mut received: HashMap<&str, TagRecord> = HashMap::with_capacity(reply.pairs.len());
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
-                (Ok(tag), Ok(record)) => received.push((tag, record)),
+                (Ok(tag), Ok(record)) => {
+                    received.insert(tag, record);
+                }
                 _ => skipped += 1,
             }
         }
 
         // Only a reply about the state the mirror follows can confirm local updates.
-        let current = reply.full || reply.epoch == self.epoch;
-        if reply.full {
-            self.tags.clear();
-            self.epoch = reply.epoch.to_owned();
+        let current = reply.epoch == self.epoch;
+        // The whole state: everything above version 0 of the state followed.
+        let complete = current && self.version == 0;
+        if complete {
+            self.note_losses(&received, now, keep_ms);
             self.version = reply.version;
+            self.vid = reply.vid.to_owned();
+            self.synced = true;
+            self.acked.clear();
         } else if current {
-            self.version = self.version.max(reply.version);
+            if reply.version >= self.version {
+                self.version = reply.version;
+                self.vid = reply.vid.to_owned();
+            }
+            // The script checked each update's version still holds its id (else it would
+            // have answered in full).
+            self.acked.retain(|(v, _)| *v > reply.version);
+            if self.catching_up {
+                self.catching_up = false;
+                self.synced = true;
+            }
         }
         for (tag, record) in &received {
             self.tags
                 .entry((*tag).to_owned())
                 .or_default()
                 .merge(record);
-            if current
-                && self
-                    .local
-                    .get(*tag)
-                    .is_some_and(|local| record.covers(local))
-            {
-                self.local.remove(*tag);
-            }
-        }
-        if reply.full {
-            for (tag, local) in &self.local {
-                self.tags.entry(tag.clone()).or_default().merge(local);
+            if current {
+                if self.local.get(*tag).is_some_and(|l| record.covers(l)) {
+                    self.local.remove(*tag);
+                }
+                if self.resend.get(*tag).is_some_and(|l| record.covers(l)) {
+                    self.resend.remove(*tag);
+                }
             }
         }
         Ok(RefreshSummary {
-            full: reply.full,
+            full: false,
             changed: received.len(),
             version: self.version,
             skipped,
         })
     }
 
-    /// Takes note of the update script's reply (epoch and the version of that update).
+    /// Merges a [`TAG_PAGE`](crate::scripts::TAG_PAGE) reply into the load in progress.
+    fn apply_page(
+        &mut self,
+        reply: &[u8],
+        now: Millis,
+        keep_ms: f64,
+    ) -> Result<RefreshSummary, ProtocolError> {
+        let items = netstring::decode(reply)?;
+        let mut it = items.into_iter().skip(1);
+        let cursor = it.next().ok_or(ProtocolError::ReplyShape)?;
+        let cursor = std::str::from_utf8(cursor).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let mut pairs = Vec::new();
+        while let Some(tag) = it.next() {
+            pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
+        }
+        let (changed, skipped) = self.take_page(cursor, &pairs, now, keep_ms, false);
+        Ok(RefreshSummary {
+            full: true,
+            changed,
+            version: self.version,
+            skipped,
+        })
+    }
+
+    /// Adds one page to the load in progress (none: a page of a load given up, ignored);
+    /// returns the records taken and skipped. After the last page (`cursor` `"0"`) the load is
+    /// compared with what the mirror knew (what the state lost is queued to be given back), and
+    /// the mirror follows the loaded state from the version the load started at: synced at
+    /// once when `atomic` (the whole state came from one script), else after the next refresh,
+    /// which brings what changed while the pages were read.
+    fn take_page(
+        &mut self,
+        cursor: &str,
+        pairs: &[(&[u8], &[u8])],
+        now: Millis,
+        keep_ms: f64,
+        atomic: bool,
+    ) -> (usize, usize) {
+        let Some(mut load) = self.loading.take() else {
+            return (0, 0);
+        };
+        let (mut changed, mut skipped) = (0, 0);
+        for (tag, record) in pairs {
+            match (std::str::from_utf8(tag), TagRecord::parse(record)) {
+                (Ok(tag), Ok(record)) => {
+                    load.incoming
+                        .entry(tag.to_owned())
+                        .or_default()
+                        .merge(&record);
+                    changed += 1;
+                }
+                _ => skipped += 1,
+            }
+        }
+        if cursor != "0" {
+            load.cursor = cursor.to_owned();
+            self.loading = Some(load);
+            return (changed, skipped);
+        }
+        let received: HashMap<&str, TagRecord> = load
+            .incoming
+            .iter()
+            .map(|(t, r)| (t.as_str(), *r))
+            .collect();
+        self.note_losses(&received, now, keep_ms);
+        for (tag, record) in &received {
+            self.tags
+                .entry((*tag).to_owned())
+                .or_default()
+                .merge(record);
+            if self.local.get(*tag).is_some_and(|l| record.covers(l)) {
+                self.local.remove(*tag);
+            }
+            if self.resend.get(*tag).is_some_and(|l| record.covers(l)) {
+                self.resend.remove(*tag);
+            }
+        }
+        self.epoch = load.epoch;
+        self.version = load.version;
+        self.vid = load.vid;
+        // Updates of this process made during the load are checked by the next refresh.
+        self.acked.retain(|(v, _)| *v > load.version);
+        self.synced = atomic;
+        self.catching_up = !atomic;
+        (changed, skipped)
+    }
+
+    /// Queues for giving back every record the mirror holds, younger than `keep_ms` at `now`,
+    /// that `received` (the whole state) does not cover.
+    fn note_losses(&mut self, received: &HashMap<&str, TagRecord>, now: Millis, keep_ms: f64) {
+        for (tag, record) in &self.tags {
+            // This process's own updates are included: the outbox forgets one once Redis
+            // acknowledged it, and that acknowledgement may be what the state lost. One still
+            // queued is sent twice, which merging makes harmless.
+            if record.updated_at.0 + keep_ms < now.0 {
+                continue;
+            }
+            let covered = received.get(tag.as_str()).is_some_and(|r| r.covers(record));
+            if !covered {
+                self.resend.entry(tag.clone()).or_default().merge(record);
+            }
+        }
+    }
+
+    /// Takes note of the reply of the update or merge script (epoch, the version that update
+    /// made and its id).
     ///
-    /// The version only moves when the update directly follows what the mirror has seen:
-    /// otherwise other instances' updates in between would never be fetched, since a refresh
-    /// only returns tags above the known version.
+    /// The mirror's version does not move: the version before it may have been replaced by a
+    /// failover since the mirror saw it, and a refresh only returns tags above the known
+    /// version. The update is remembered instead, and the next refresh checks that the state
+    /// still holds it (else it answers in full and what was lost is given back).
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
         let reply = parse_reply(reply)?;
-        if reply.epoch == self.epoch && self.version.checked_add(1) == Some(reply.version) {
-            self.version = reply.version;
+        let followed = self.loading.as_ref().map_or(&self.epoch, |l| &l.epoch);
+        if reply.epoch != *followed {
+            // The update went to another state than the one the mirror follows (created
+            // since, or a flush in between): the next refresh asks for everything, and
+            // compares it with what the mirror knows.
+            self.epoch.clear();
+            self.version = 0;
+            self.vid.clear();
+            self.loading = None;
+            self.catching_up = false;
+        }
+        let followed = self.loading.as_ref().map_or(&self.epoch, |l| &l.epoch);
+        if reply.epoch == *followed {
+            if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
+                // Too many to check one by one: ask for the whole state instead.
+                self.acked.clear();
+                self.version = 0;
+                self.vid.clear();
+            } else {
+                self.acked.push((reply.version, reply.vid.to_owned()));
+            }
         }
         Ok(RefreshSummary {
             full: false,
@@ -520,6 +781,22 @@ impl TagMirror {
         })
     }
 
+    /// Up to [`MAX_RESEND_BATCH`] records to give back to the shared state, removed from the
+    /// queue; hand them to [`TagMirror::restore_resend`] when the merge failed.
+    pub fn take_resend(&mut self) -> Vec<(String, TagRecord)> {
+        let keys: Vec<String> = self.resend.keys().take(MAX_RESEND_BATCH).cloned().collect();
+        keys.into_iter()
+            .filter_map(|k| self.resend.remove_entry(&k))
+            .collect()
+    }
+
+    /// Puts records back in the re-send queue (their merge did not reach Redis).
+    pub fn restore_resend(&mut self, records: Vec<(String, TagRecord)>) {
+        for (tag, record) in records {
+            self.resend.entry(tag).or_default().merge(&record);
+        }
+    }
+
     /// Forgets tags last updated more than `older_than_ms` before `now`; returns how many.
     /// Their entries have all reached their TTL by then, so the records are useless.
     pub fn prune(&mut self, now: Millis, older_than_ms: f64) -> usize {
@@ -527,6 +804,7 @@ impl TagMirror {
         let before = self.tags.len();
         self.tags.retain(|_, r| young(r));
         self.local.retain(|_, r| young(r));
+        self.resend.retain(|_, r| young(r));
         before.saturating_sub(self.tags.len())
     }
 }
@@ -739,8 +1017,13 @@ mod tests {
         let mut items: Vec<Vec<u8>> = vec![
             epoch.as_bytes().to_vec(),
             ver.to_string().into_bytes(),
+            format!("id{ver}").into_bytes(),
             if full { b"1".to_vec() } else { b"0".to_vec() },
         ];
+        if full {
+            // The state in one reply: no further page.
+            items.push(b"0".to_vec());
+        }
         for (t, r) in pairs {
             items.push(t.as_bytes().to_vec());
             items.push(r.encode().into_bytes());
@@ -748,42 +1031,105 @@ mod tests {
         netstring::encode(items)
     }
 
+    /// Pruning age of these tests: nothing in them is that old.
+    const KEEP: f64 = 1e12;
+
+    fn refresh(m: &mut TagMirror, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
+        m.apply_refresh(reply, Millis(1000.0), KEEP)
+    }
+
+    fn page(cursor: &str, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
+        let mut items = vec!["page".to_owned(), cursor.to_owned()];
+        for (t, r) in pairs {
+            items.push((*t).to_owned());
+            items.push(r.encode());
+        }
+        netstring::encode(items)
+    }
+
+    /// A whole-state load as the refresh script answers it when the state is new: the full
+    /// header, the pages (here one), then the refresh that catches up from its version.
+    fn load_at(
+        m: &mut TagMirror,
+        epoch: &str,
+        ver: u64,
+        pairs: &[(&str, TagRecord)],
+        now: f64,
+        keep: f64,
+    ) {
+        let mut header: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, true, &[]))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        // More pages to come.
+        header[4] = b"c1".to_vec();
+        let header = m.apply_refresh(&netstring::encode(header), Millis(now), keep);
+        assert!(header.unwrap().full);
+        assert!(m.is_loading() && !m.is_synced());
+        assert_eq!(m.page_cursor(), Some("c1"));
+        m.apply_refresh(&page("0", pairs), Millis(now), keep)
+            .unwrap();
+        assert!(!m.is_loading() && !m.is_synced());
+        m.apply_refresh(&reply(epoch, ver, false, &[]), Millis(now), keep)
+            .unwrap();
+        assert!(m.is_synced());
+    }
+
+    fn load(m: &mut TagMirror, epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) {
+        load_at(m, epoch, ver, pairs, 1000.0, KEEP);
+    }
+
     #[test]
     fn refresh_full_then_partial() {
         let mut m = TagMirror::new();
+        assert!(!m.is_synced());
         let a = rec(Revalidation::Expire, 100.0);
         let b = rec(MAX_PROFILE, 200.0);
-        let s = m
-            .apply_refresh(&reply("E1", 2, true, &[("a", a), ("b", b)]))
-            .unwrap();
-        assert_eq!(
-            s,
-            RefreshSummary {
-                full: true,
-                changed: 2,
-                version: 2,
-                skipped: 0
-            }
-        );
+        load(&mut m, "E1", 2, &[("a", a), ("b", b)]);
         assert_eq!((m.epoch(), m.version(), m.len()), ("E1", 2, 2));
+        assert_eq!(m.version_id(), "id2");
         let a2 = rec(Revalidation::Expire, 400.0);
-        let s = m
-            .apply_refresh(&reply("E1", 3, false, &[("a", a2)]))
-            .unwrap();
+        let s = refresh(&mut m, &reply("E1", 3, false, &[("a", a2)])).unwrap();
         assert_eq!((s.full, s.changed, s.version), (false, 1, 3));
+        assert_eq!(m.version_id(), "id3");
         assert_eq!(m.record("a").unwrap().expired, Millis(400.0));
         // Nothing new.
-        let s = m.apply_refresh(&reply("E1", 3, false, &[])).unwrap();
+        let s = refresh(&mut m, &reply("E1", 3, false, &[])).unwrap();
         assert_eq!((s.changed, s.version), (0, 3));
-        // A full reply replaces remote knowledge.
-        m.apply_refresh(&reply("E2", 1, true, &[("c", a)])).unwrap();
-        assert_eq!((m.epoch(), m.version(), m.len()), ("E2", 1, 1));
-        assert!(m.record("a").is_none());
+        // A full reply of a new state adds to what the mirror knew, and what the new state
+        // lacks is queued to be given back.
+        load(&mut m, "E2", 1, &[("c", a)]);
+        assert_eq!((m.epoch(), m.version(), m.len()), ("E2", 1, 3));
+        assert_eq!(m.record("a").unwrap().expired, Millis(400.0));
+        assert_eq!(m.resend_len(), 2);
         // A late partial reply from the old epoch merges but does not move the version.
-        m.apply_refresh(&reply("E1", 9, false, &[("d", a)]))
-            .unwrap();
+        refresh(&mut m, &reply("E1", 9, false, &[("d", a)])).unwrap();
         assert_eq!((m.epoch(), m.version()), ("E2", 1));
         assert!(m.record("d").is_some());
+    }
+
+    #[test]
+    fn lost_records_are_given_back_until_redis_shows_them() {
+        let mut m = TagMirror::new();
+        let a = rec(Revalidation::Expire, 100.0);
+        let old = rec(Revalidation::Expire, 1.0);
+        load(&mut m, "E1", 2, &[("a", a), ("b", a), ("old", old)]);
+        assert_eq!(m.resend_len(), 0);
+        // Redis lost "a" and "old"; it still has "b", and a weaker record of "a" elsewhere.
+        let weaker = rec(Revalidation::Expire, 50.0);
+        // "old" was updated at 1 ms: past this pruning age, Redis may have dropped it.
+        load_at(&mut m, "E2", 1, &[("b", a), ("x", weaker)], 1000.0, 950.0);
+        assert_eq!(m.resend_len(), 1);
+        let batch = m.take_resend();
+        assert_eq!(batch, vec![("a".to_owned(), a)]);
+        assert_eq!(m.resend_len(), 0);
+        // The merge failed: back in the queue.
+        m.restore_resend(batch);
+        assert_eq!(m.resend_len(), 1);
+        // Another process gave it back first: the queue lets go of it.
+        refresh(&mut m, &reply("E2", 2, false, &[("a", a)])).unwrap();
+        assert_eq!(m.resend_len(), 0);
     }
 
     #[test]
@@ -791,86 +1137,126 @@ mod tests {
         let mut m = TagMirror::new();
         m.apply_local(&["mine"], &Revalidation::Expire, Millis(500.0));
         assert_eq!(m.unconfirmed(), 1);
-        m.apply_refresh(&reply(
+        load(
+            &mut m,
             "E1",
             4,
-            true,
             &[("other", rec(Revalidation::Expire, 1.0))],
-        ))
-        .unwrap();
+        );
         assert_eq!(
             m.evaluate(Millis(400.0), ["mine"], Millis(600.0)),
             Freshness::Expired
         );
         assert_eq!(m.unconfirmed(), 1);
-        // Redis shows it: confirmed, and a later full refresh may drop it.
-        m.apply_refresh(&reply(
-            "E1",
-            5,
-            false,
-            &[("mine", rec(Revalidation::Expire, 500.0))],
-        ))
+        // Also queued for the merge: the outbox may have had it acknowledged by a state
+        // that lost it since.
+        assert_eq!(m.resend_len(), 1);
+        // Redis shows it: confirmed.
+        refresh(
+            &mut m,
+            &reply(
+                "E1",
+                5,
+                false,
+                &[("mine", rec(Revalidation::Expire, 500.0))],
+            ),
+        )
         .unwrap();
         assert_eq!(m.unconfirmed(), 0);
-        m.apply_refresh(&reply("E2", 1, true, &[])).unwrap();
-        assert!(m.is_empty());
+        assert_eq!(m.resend_len(), 0);
+        // A new state that lacks it: it stays in force and goes back to Redis.
+        load(&mut m, "E2", 1, &[]);
+        assert_eq!(
+            m.evaluate(Millis(400.0), ["mine"], Millis(600.0)),
+            Freshness::Expired
+        );
+        assert_eq!(m.resend_len(), 2);
     }
 
     #[test]
     fn refresh_errors_and_skips() {
         let mut m = TagMirror::new();
-        assert_eq!(m.apply_refresh(b"1:a,1:1,"), Err(ProtocolError::ReplyShape));
         assert_eq!(
-            m.apply_refresh(b"1:a,1:x,1:0,"),
+            refresh(&mut m, b"1:a,1:1,1:i,"),
+            Err(ProtocolError::ReplyShape)
+        );
+        assert_eq!(
+            refresh(&mut m, b"1:a,1:x,1:i,1:0,"),
             Err(ProtocolError::BadVersion)
         );
         assert_eq!(
-            m.apply_refresh(b"1:a,1:1,1:2,"),
+            refresh(&mut m, b"1:a,1:1,1:i,1:2,"),
             Err(ProtocolError::BadFlag)
         );
         assert_eq!(
-            m.apply_refresh(b"1:a,1:1,1:0,1:t,"),
+            refresh(&mut m, b"1:a,1:1,1:i,1:0,1:t,"),
             Err(ProtocolError::ReplyShape)
         );
         assert!(matches!(
-            m.apply_refresh(b"1:a"),
+            refresh(&mut m, b"1:a"),
             Err(ProtocolError::Netstring(_))
         ));
         assert_eq!(
-            m.apply_refresh(b"1:\xff,1:1,1:0,"),
+            refresh(&mut m, b"1:\xff,1:1,1:i,1:0,"),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        assert_eq!(
+            refresh(&mut m, b"1:a,1:1,1:\xff,1:0,"),
             Err(ProtocolError::InvalidUtf8)
         );
         assert_eq!((m.epoch(), m.version()), ("", 0));
-        let s = m
-            .apply_refresh(b"1:a,1:7,1:1,1:t,3:bad,1:\xff,9:0,0,0,0,0,1:u,9:0,1,0,0,1,")
-            .unwrap();
+        assert!(!m.is_synced());
+        // No state in Redis yet: nothing to learn, and nothing missing.
+        refresh(&mut m, b"0:,1:0,0:,1:0,").unwrap();
+        assert!(m.is_synced());
+        // A new state: loaded page by page; foreign records are skipped, one at a time.
+        let s = refresh(&mut m, b"1:a,1:7,0:,1:1,2:c1,").unwrap();
+        assert!(s.full && m.is_loading());
+        assert_eq!(refresh(&mut m, b"4:page,"), Err(ProtocolError::ReplyShape));
+        assert_eq!(
+            refresh(&mut m, b"4:page,1:\xff,"),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        let s = refresh(
+            &mut m,
+            b"4:page,1:0,1:t,3:bad,1:\xff,9:0,0,0,0,0,1:u,9:0,1,0,0,1,",
+        )
+        .unwrap();
         assert_eq!((s.changed, s.skipped, s.version), (1, 2, 7));
         assert_eq!(m.len(), 1);
     }
 
     #[test]
-    fn update_reply_moves_version_only_when_contiguous() {
+    fn update_replies_are_checked_by_the_next_refresh() {
         let mut m = TagMirror::new();
-        m.apply_refresh(&reply("E", 5, true, &[])).unwrap();
+        load(&mut m, "E", 5, &[]);
+        m.apply_update_reply(&reply("E", 7, false, &[])).unwrap();
+        m.apply_update_reply(&reply("E", 6, false, &[])).unwrap();
+        // The version stays: the refresh fetches what came in between, and checks each of
+        // this process's updates is still there.
+        assert_eq!(m.version(), 5);
         assert_eq!(
-            m.apply_update_reply(&reply("E", 7, false, &[]))
-                .unwrap()
-                .version,
-            5
+            m.unconfirmed_updates(),
+            &[(7, "id7".to_owned()), (6, "id6".to_owned())]
         );
-        assert_eq!(
-            m.apply_update_reply(&reply("E", 6, false, &[]))
-                .unwrap()
-                .version,
-            6
-        );
-        assert_eq!(
-            m.apply_update_reply(&reply("F", 7, false, &[]))
-                .unwrap()
-                .version,
-            6
-        );
-        assert_eq!(m.epoch(), "E");
+        refresh(&mut m, &reply("E", 6, false, &[])).unwrap();
+        assert_eq!(m.unconfirmed_updates(), &[(7, "id7".to_owned())]);
+        refresh(&mut m, &reply("E", 8, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty());
+        // An update that went to another state (a flush in between): the next refresh asks
+        // for everything, as from a new process.
+        m.apply_update_reply(&reply("F", 1, false, &[])).unwrap();
+        assert_eq!((m.epoch(), m.version(), m.version_id()), ("", 0, ""));
+        assert!(m.unconfirmed_updates().is_empty());
+        // Too many to check one by one: the whole state instead.
+        load(&mut m, "F", 1, &[]);
+        for v in 2..2 + MAX_UNCONFIRMED_UPDATES as u64 {
+            m.apply_update_reply(&reply("F", v, false, &[])).unwrap();
+        }
+        assert_eq!(m.unconfirmed_updates().len(), MAX_UNCONFIRMED_UPDATES);
+        m.apply_update_reply(&reply("F", 100, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty());
+        assert_eq!(m.version(), 0);
     }
 
     #[test]
@@ -972,7 +1358,7 @@ mod tests {
         #[test]
         fn refresh_reply_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let mut m = TagMirror::new();
-            let _ = m.apply_refresh(&bytes);
+            let _ = m.apply_refresh(&bytes, Millis(0.0), 0.0);
             let _ = m.apply_update_reply(&bytes);
         }
     }

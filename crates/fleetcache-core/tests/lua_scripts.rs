@@ -201,15 +201,41 @@ fn update(conn: &mut Conn, e: &mut Engine, tags: &[&str], rev: Revalidation, now
     conn.run(&call).bulk().to_vec()
 }
 
+fn update_as(conn: &mut Conn, e: &mut Engine, tag: &str, now: f64, candidate: &str) -> Vec<u8> {
+    let call = e
+        .plan_tag_update(&[tag], &Revalidation::Expire, Millis(now), candidate)
+        .unwrap();
+    conn.run(&call).bulk().to_vec()
+}
+
+/// One refresh as a server does it: when the reply is full, the pages of the whole state and
+/// the refresh that catches up follow. Returns the first reply and its summary.
 fn refresh(conn: &mut Conn, e: &mut Engine) -> (Vec<u8>, fleetcache_core::RefreshSummary) {
     let reply = conn.run(&e.plan_tag_refresh()).bulk().to_vec();
-    let summary = e.apply_refresh(&reply).unwrap();
+    let summary = e.apply_refresh(&reply, Millis(LATER)).unwrap();
+    if summary.full {
+        for _ in 0..10_000 {
+            if !e.mirror().is_loading() {
+                break;
+            }
+            let page = conn.run(&e.plan_tag_refresh()).bulk().to_vec();
+            e.apply_refresh(&page, Millis(LATER)).unwrap();
+        }
+        if !e.mirror().is_synced() {
+            let catch_up = conn.run(&e.plan_tag_refresh()).bulk().to_vec();
+            e.apply_refresh(&catch_up, Millis(LATER)).unwrap();
+        }
+        assert!(e.mirror().is_synced());
+    }
     (reply, summary)
 }
 
+/// A time after every update these tests make, well within the pruning age.
+const LATER: f64 = 100_000.0;
+
 fn tags_in(reply: &[u8]) -> Vec<String> {
     let items = netstring::decode(reply).unwrap();
-    items[3..]
+    items[4..]
         .chunks(2)
         .map(|p| String::from_utf8(p[0].to_vec()).unwrap())
         .collect()
@@ -284,7 +310,7 @@ fn lua_rules_agree_with_rust() {
                 let mut reader = engine();
                 let (_, summary) = refresh(conn, &mut reader);
                 prop_assert!(summary.full);
-                prop_assert_eq!(summary.version, updates.len() as u64);
+                prop_assert_eq!(reader.mirror().version(), updates.len() as u64);
                 prop_assert_eq!(reader.mirror().epoch(), "epoch-1");
                 for tag in POOL {
                     prop_assert_eq!(reader.mirror().record(tag), writer.mirror().record(tag));
@@ -304,16 +330,18 @@ fn refresh_is_incremental() {
 
     // Nothing stored yet: epoch "" and version 0, no tags, not full.
     let (reply, s) = refresh(conn, &mut reader);
-    assert_eq!(reply, b"0:,1:0,1:0,");
+    assert_eq!(reply, b"0:,1:0,0:,1:0,");
     assert!(!s.full);
 
     update(conn, &mut writer, &["a", "b"], Revalidation::Expire, 1000.0);
+    // A new state: its first page comes with the reply, here the whole of it (cursor 0).
     let (reply, s) = refresh(conn, &mut reader);
     assert!(s.full);
-    assert_eq!(s.version, 1);
-    let mut tags = tags_in(&reply);
-    tags.sort();
-    assert_eq!(tags, ["a", "b"]);
+    let items = netstring::decode(&reply).unwrap();
+    assert_eq!(items[4], b"0");
+    assert_eq!(items.len(), 5 + 4);
+    assert_eq!(reader.mirror().version(), 1);
+    assert!(reader.mirror().record("a").is_some() && reader.mirror().record("b").is_some());
 
     // Up to date: no tags.
     let (reply, s) = refresh(conn, &mut reader);
@@ -335,30 +363,33 @@ fn refresh_is_incremental() {
         assert_eq!(reader.mirror().record(tag), writer.mirror().record(tag));
     }
 
-    // The update reply: epoch, version, 0. It moves the writer's version only when contiguous.
+    // The update reply: epoch, version, its id, 0. The writer's version stays; its next
+    // refresh fetches its own update with the others' and checks its version is still there.
     let mut fresh = engine();
     refresh(conn, &mut fresh);
     let reply = update(conn, &mut fresh, &["d"], Revalidation::Expire, 4000.0);
-    assert_eq!(reply, b"7:epoch-1,1:4,1:0,");
-    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 4);
+    assert_eq!(reply, b"7:epoch-1,1:4,7:epoch-1,1:0,");
+    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 3);
     update(conn, &mut writer, &["e"], Revalidation::Expire, 5000.0);
     let reply = update(conn, &mut fresh, &["f"], Revalidation::Expire, 6000.0);
-    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 4);
-    let (reply, _) = refresh(conn, &mut fresh);
+    assert_eq!(fresh.apply_update_reply(&reply).unwrap().version, 3);
+    let (reply, s) = refresh(conn, &mut fresh);
+    assert!(!s.full);
     let mut tags = tags_in(&reply);
     tags.sort();
-    assert_eq!(tags, ["e", "f"]);
+    assert_eq!(tags, ["d", "e", "f"]);
+    assert!(fresh.mirror().unconfirmed_updates().is_empty());
 
     // A reader that claims a version beyond the state's gets everything.
     let mut ahead = engine();
-    let (reply, _) = refresh(conn, &mut ahead);
-    let mut items = netstring::decode(&reply).unwrap();
-    items[1] = b"99";
-    let fake = netstring::encode(&items);
-    ahead.apply_refresh(&fake).unwrap();
+    refresh(conn, &mut ahead);
+    let epoch = ahead.mirror().epoch().to_owned();
+    let fake = netstring::encode([epoch.as_str(), "99", "", "0"]);
+    ahead.apply_refresh(&fake, Millis(LATER)).unwrap();
+    assert_eq!(ahead.mirror().version(), 99);
     let (_, s) = refresh(conn, &mut ahead);
     assert!(s.full);
-    assert_eq!(s.version, 6);
+    assert_eq!(ahead.mirror().version(), 6);
 
     // Redis flushed: a new epoch, so every reader does a full refresh.
     conn.cmd(&["FLUSHALL"]);
@@ -370,8 +401,119 @@ fn refresh_is_incremental() {
     let (_, s) = refresh(conn, &mut reader);
     assert!(s.full);
     assert_eq!(reader.mirror().epoch(), "epoch-2");
-    assert!(reader.mirror().record("a").is_none());
+    // What the reader knew stays in force, and goes back to Redis.
+    assert!(reader.mirror().record("a").is_some());
     assert!(reader.mirror().record("z").is_some());
+    assert!(reader.resend_len() >= 3);
+    let call = reader.plan_resend("merge-1").unwrap().unwrap();
+    conn.run(&call);
+    reader.ack_resend();
+    assert_eq!(reader.resend_len(), 0);
+    let mut newcomer = engine();
+    refresh(conn, &mut newcomer);
+    for tag in ["a", "b", "c", "z"] {
+        assert_eq!(
+            newcomer.mirror().record(tag),
+            reader.mirror().record(tag),
+            "{tag}"
+        );
+    }
+}
+
+/// The tag keys' values, to put back later as a failover to a lagging replica would.
+fn snapshot(conn: &mut Conn, e: &Engine) -> Vec<(String, Vec<u8>)> {
+    e.namespace()
+        .tag_keys()
+        .to_vec()
+        .into_iter()
+        .map(|k| {
+            let dump = conn.cmd(&["DUMP", &k]).bulk().to_vec();
+            (k, dump)
+        })
+        .collect()
+}
+
+fn restore(conn: &mut Conn, snap: &[(String, Vec<u8>)]) {
+    for (k, dump) in snap {
+        let r = conn.send(&[b"RESTORE", k.as_bytes(), b"0", dump, b"REPLACE"]);
+        assert_eq!(r, Reply::Simple("OK".into()));
+    }
+}
+
+#[test]
+fn a_failover_that_reuses_version_numbers_is_detected_and_repaired() {
+    let Some(mut server) = start() else { return };
+    let conn = &mut server.conn;
+    let mut a = engine();
+    let mut b = engine();
+    update(conn, &mut a, &["base"], Revalidation::Expire, 1000.0);
+    refresh(conn, &mut a);
+    refresh(conn, &mut b);
+    let before = snapshot(conn, &a);
+    // A's revalidation lands, A sees it...
+    let reply = update_as(conn, &mut a, "lost", 2000.0, "id-a");
+    a.apply_update_reply(&reply).unwrap();
+    assert_eq!(a.mirror().unconfirmed_updates(), &[(2, "id-a".to_owned())]);
+    // ...then the master dies and the replica, which never got it, takes over.
+    restore(conn, &before);
+    // B revalidates: version 2 again, another update.
+    update_as(conn, &mut b, "other", 3000.0, "id-b");
+    let (_, s) = refresh(conn, &mut a);
+    assert!(s.full, "a reused version number must force a full refresh");
+    assert!(a.mirror().record("other").is_some());
+    assert!(a.mirror().record("lost").is_some());
+    assert_eq!(a.resend_len(), 1);
+    let call = a.plan_resend("merge-a").unwrap().unwrap();
+    conn.run(&call);
+    a.ack_resend();
+    // B hears of A's lost revalidation through the ordinary refresh.
+    let (_, s) = refresh(conn, &mut b);
+    assert!(!s.full);
+    assert_eq!(b.mirror().record("lost"), a.mirror().record("lost"));
+    // Caught up: A follows incrementally again.
+    let (_, s) = refresh(conn, &mut a);
+    assert!(!s.full);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_merge_script_agrees_with_the_rust_merge(
+        stored in proptest::collection::vec((any_rev(), 1.0f64..5000.0), 0..3),
+        given in proptest::collection::vec((any_rev(), 1.0f64..5000.0), 1..3),
+    ) {
+        let Some(mut server) = start() else { return Ok(()) };
+        let conn = &mut server.conn;
+        let mut e = engine();
+        let mut expected = TagRecord::default();
+        for (rev, now) in &stored {
+            update(conn, &mut e, &["t"], *rev, *now);
+            expected.apply(rev, Millis(*now));
+        }
+        let mut record = TagRecord::default();
+        for (rev, now) in &given {
+            record.apply(rev, Millis(*now));
+        }
+        expected.merge(&record);
+        let call = ScriptCall {
+            script: &fleetcache_core::scripts::TAG_MERGE,
+            sha1: fleetcache_core::scripts::TAG_MERGE.sha1(),
+            keys: e.namespace().tag_keys().to_vec(),
+            args: fleetcache_core::scripts::tag_merge_args("m", &[("t".to_owned(), record)]),
+        };
+        conn.run(&call);
+        let keys = e.namespace().tag_keys();
+        let stored = conn.cmd(&["HGET", &keys.state, "t"]);
+        let stored = TagRecord::parse(stored.bulk()).unwrap();
+        if stored.has_pending() || expected.has_pending() {
+            prop_assert_eq!(stored, expected);
+        } else {
+            prop_assert_eq!(stored.stale, expected.stale);
+            prop_assert_eq!(stored.expired, expected.expired);
+            prop_assert_eq!(stored.updated_at, expected.updated_at);
+        }
+    }
 }
 
 #[test]
@@ -476,5 +618,59 @@ fn boundaries_agree_with_rust() {
                 "second update {rev:?} at +{at}"
             );
         }
+    }
+}
+
+#[test]
+fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
+    let Some(mut server) = start() else { return };
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names: Vec<String> = (0..2500).map(|i| format!("tag-{i}")).collect();
+    for (n, batch) in names.chunks(100).enumerate() {
+        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
+        update(
+            conn,
+            &mut writer,
+            &tags,
+            Revalidation::Expire,
+            1000.0 + n as f64,
+        );
+    }
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    assert!(
+        reader.mirror().is_loading(),
+        "2,500 tags do not fit in one page"
+    );
+    let mut pages = 0;
+    while reader.mirror().is_loading() {
+        let call = reader.plan_tag_refresh();
+        assert_eq!(call.script.name, "tag_page");
+        if pages == 0 {
+            // An update while the pages are read: the catch-up refresh brings it.
+            update(conn, &mut writer, &["late"], Revalidation::Expire, 9000.0);
+        }
+        let page = conn.run(&call).bulk().to_vec();
+        reader.apply_refresh(&page, Millis(LATER)).unwrap();
+        pages += 1;
+        assert!(pages < 100, "the load ends");
+    }
+    assert!(pages >= 1);
+    assert!(
+        !reader.mirror().is_synced(),
+        "synced only after catching up"
+    );
+    let catch_up = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    let s = reader.apply_refresh(&catch_up, Millis(LATER)).unwrap();
+    assert!(!s.full);
+    assert!(reader.mirror().is_synced());
+    for name in names.iter().map(String::as_str).chain(["late"]) {
+        assert_eq!(
+            reader.mirror().record(name),
+            writer.mirror().record(name),
+            "{name}"
+        );
     }
 }

@@ -276,14 +276,60 @@ impl Engine {
         script_argv(self.inner.plan_tag_refresh())
     }
 
-    /// Merges a tag-refresh reply into the mirror; returns how many tags changed.
+    /// Merges a tag-refresh reply received at `now` into the mirror; returns how many tags
+    /// changed.
     #[wasm_bindgen(js_name = applyRefresh)]
-    pub fn apply_refresh(&mut self, reply: &[u8]) -> Result<u32, JsValue> {
+    pub fn apply_refresh(&mut self, reply: &[u8], now: f64) -> Result<u32, JsValue> {
         let summary = self
             .inner
-            .apply_refresh(reply)
+            .apply_refresh(reply, Millis(now))
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         Ok(u32::try_from(summary.changed).unwrap_or(u32::MAX))
+    }
+
+    /// The `EVALSHA` argv that merges lost tag records back into Redis; empty when none wait.
+    /// The same batch comes again until `ackResend`.
+    #[wasm_bindgen(js_name = planResend)]
+    pub fn plan_resend(&mut self) -> Result<Vec<String>, JsValue> {
+        let candidate = random_token()?;
+        match self.inner.plan_resend(&candidate) {
+            Ok(Some(call)) => Ok(script_argv(call)),
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => Err(js_error(e.code(), &e.to_string())),
+        }
+    }
+
+    /// Redis applied the batch of `planResend`.
+    #[wasm_bindgen(js_name = ackResend)]
+    pub fn ack_resend(&mut self) {
+        self.inner.ack_resend();
+    }
+
+    /// Tag records waiting to be merged back into Redis.
+    #[wasm_bindgen(getter, js_name = resendLength)]
+    pub fn resend_length(&self) -> u32 {
+        u32::try_from(self.inner.resend_len()).unwrap_or(u32::MAX)
+    }
+
+    /// True once the mirror holds the shared tag state (or no Redis is configured).
+    #[wasm_bindgen(getter, js_name = tagsSynced)]
+    pub fn tags_synced(&self) -> bool {
+        self.inner.mirror().is_synced()
+    }
+
+    /// No Redis is configured: this process's own revalidations are the whole tag state.
+    #[wasm_bindgen(js_name = markStandalone)]
+    pub fn mark_standalone(&mut self) {
+        self.inner.mark_standalone();
+    }
+
+    /// Milliseconds until the circuit breaker admits its next probe; -1 while it is closed.
+    #[wasm_bindgen(js_name = probeInMs)]
+    pub fn probe_in_ms(&self, now: f64) -> f64 {
+        match self.inner.breaker().next_probe_at() {
+            Some(at) => (at.0 - now).max(0.0),
+            None => -1.0,
+        }
     }
 
     /// Takes note of a tag-update reply: the mirror's version moves only when no other
@@ -329,10 +375,17 @@ impl Engine {
         join(&self.inner.lru_mut().insert(key, size, Millis(expires_at)))
     }
 
-    /// Marks `key` as just used; false when it is absent or past its lifetime (then removed).
+    /// Marks `key` as just used; false when it is absent, past its lifetime, or this
+    /// process's own copy that never reached Redis while Redis answers (then removed).
     #[wasm_bindgen(js_name = memoryTouch)]
     pub fn memory_touch(&mut self, key: &str, now: f64) -> bool {
-        self.inner.lru_mut().touch(key, Millis(now))
+        self.inner.tier_touch(key, Millis(now))
+    }
+
+    /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.
+    #[wasm_bindgen(js_name = memoryMarkLocal)]
+    pub fn memory_mark_local(&mut self, key: &str) -> bool {
+        self.inner.lru_mut().mark_local(key)
     }
 
     /// Forgets `key` in the in-process tier.

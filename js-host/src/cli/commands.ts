@@ -231,15 +231,21 @@ export function formatTags(list: TagRevalidation[]): string {
   ])
 }
 
-/** Pulls the whole tag state into `engine`'s mirror (one refresh script, as a server does). */
+/** Most refresh calls one load makes: a page per call, 1,000 tags a page, then one more. */
+const MAX_LOAD_CALLS = 100_000
+
+/** Pulls the whole tag state into `engine`'s mirror, page by page, as a server does. */
 export async function loadTagState(conn: Conn, engine: Engine): Promise<void> {
-  const reply = await runScript(
-    { send: (argv) => conn.send(argv), close: () => Promise.resolve() },
-    engine.planTagRefresh(),
-    (sha) => engine.scriptSource(sha),
-  )
-  if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
-  engine.applyRefresh(reply)
+  for (let i = 0; i < MAX_LOAD_CALLS && !engine.tagsSynced; i++) {
+    const reply = await runScript(
+      { send: (argv) => conn.send(argv), close: () => Promise.resolve() },
+      engine.planTagRefresh(),
+      (sha) => engine.scriptSource(sha),
+    )
+    if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
+    engine.applyRefresh(reply, Date.now())
+  }
+  if (!engine.tagsSynced) throw new Error('the tag state did not load')
 }
 
 const VALUE_KINDS = Object.fromEntries(Object.entries(ValueKind).map(([k, v]) => [v, k]))

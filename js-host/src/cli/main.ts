@@ -42,6 +42,7 @@ Options:
   --max-keys <n>    stop scans after this many keys (default 1000000)
   --json            machine-readable output
   --quiet           no progress lines on stderr
+  -v, --version     print the package's version and exit
 
 Environment, read as the server reads it: FLEETCACHE_REDIS_SENTINELS, FLEETCACHE_SENTINEL_USERNAME,
 FLEETCACHE_SENTINEL_PASSWORD, FLEETCACHE_REDIS_CA_FILE, FLEETCACHE_REDIS_CERT_FILE,
@@ -49,6 +50,14 @@ FLEETCACHE_REDIS_KEY_FILE (docs/configuration.md).
 `
 
 class UsageError extends Error {}
+
+/** The installed package's version: dist/cli/main.js sits two levels below its package.json. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+    version: string
+  }
+  return pkg.version
+}
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback
@@ -84,8 +93,13 @@ async function main(argv: string[]): Promise<number> {
       'dry-run': { type: 'boolean', default: false },
       batch: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', short: 'v', default: false },
     },
   })
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`)
+    return 0
+  }
   const [command, ...rest] = positionals
   if (command === undefined || command === 'help' || values.help) {
     process.stdout.write(USAGE)

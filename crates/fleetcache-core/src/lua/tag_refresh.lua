@@ -1,16 +1,20 @@
 -- fleetcache TAG_REFRESH: what changed in the tag state since a reader's version
 -- (docs/internals.md, "Refresh script"). Read-only.
 -- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver).
--- ARGV: known_epoch, known_ver.
--- Reply: one bulk string of netstrings: epoch, ver, full_flag, then tag, record, ...
+-- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
+--       it never saw one), then pairs ver, vid: versions the reader's own updates made and
+--       that it has not seen in a refresh, each checked the same way.
+-- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, then (full) the cursor of
+--        the next page ('0': none), then tag, record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
-if #ARGV < 2 then
-  return redis.error_reply('ERR fleetcache TAG_REFRESH: expected 2 arguments')
+if #ARGV < 3 then
+  return redis.error_reply('ERR fleetcache TAG_REFRESH: expected 3 arguments')
 end
 local state, log, meta = KEYS[1], KEYS[2], KEYS[3]
 local known_epoch = ARGV[1]
 local known_ver = tonumber(ARGV[2])
+local known_vid = ARGV[3]
 if not known_ver then
   return redis.error_reply('ERR fleetcache TAG_REFRESH: bad arguments')
 end
@@ -29,14 +33,28 @@ local epoch = redis.call('HGET', meta, 'epoch') or ''
 local ver = tonumber(redis.call('HGET', meta, 'ver') or '0') or 0
 push(epoch)
 push(int(ver))
+push(redis.call('HGET', meta, 'v:' .. int(ver)) or '')
 
-if epoch ~= known_epoch or known_ver > ver then
-  -- State created anew (or rolled back): the reader replaces its mirror.
+-- The version the reader knows was made by another update than the one it saw: a failover
+-- lost that update and later ones reused its number. An id that is gone (the reader is over
+-- 1024 versions behind) cannot be checked, so it counts as a mismatch too.
+local function reused(v, id)
+  return id ~= '' and v > 0 and (v > ver or redis.call('HGET', meta, 'v:' .. int(v)) ~= id)
+end
+local rolled_back = reused(known_ver, known_vid)
+for i = 4, #ARGV - 1, 2 do
+  rolled_back = rolled_back or reused(tonumber(ARGV[i]) or 0, ARGV[i + 1])
+end
+
+if epoch ~= known_epoch or known_ver > ver or rolled_back then
+  -- State created anew, or rolled back: the reader loads the whole state page by page, the
+  -- first page here and the rest with TAG_PAGE, then follows it from this version. A state
+  -- that fits in one page (1000 tags, PAGE_COUNT in tags.rs) is whole in this reply.
   push('1')
-  local all = redis.call('HGETALL', state)
-  for i = 1, #all, 2 do
-    push(all[i])
-    push(all[i + 1])
+  local page = redis.call('HSCAN', state, '0', 'COUNT', 1000)
+  push(page[1])
+  for _, item in ipairs(page[2]) do
+    push(item)
   end
 else
   push('0')

@@ -3,6 +3,10 @@
 --       all three share the {<prefix>} hash slot.
 -- ARGV: now_ms, prune_after_ms, epoch_candidate, mode ('x' expire now | 's' stale),
 --       expire_ms ('' = no scheduled expiry), tag...
+-- epoch_candidate is a fresh random token per call: it becomes the epoch when the state is
+-- new, and it is recorded as the id of the version this update makes (meta field v:<ver>),
+-- so a reader can tell a version it saw from another update that reused the number after a
+-- failover lost the first one.
 -- The rules mirror TagRecord::apply in crates/fleetcache-core/src/tags.rs; a test runs both.
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
@@ -50,6 +54,9 @@ end
 redis.call('HSETNX', meta, 'epoch', candidate)
 local ver = redis.call('HINCRBY', meta, 'ver', 1)
 local epoch = redis.call('HGET', meta, 'epoch')
+-- The ids of the last 1024 versions: enough for any reader that refreshes per request.
+redis.call('HSET', meta, 'v:' .. int(ver), candidate)
+redis.call('HDEL', meta, 'v:' .. int(ver - 1024))
 
 -- Delay of the expiry this update asks for: 0 = now, nil = none.
 local delay = nil
@@ -114,4 +121,4 @@ for _, tag in ipairs(oldest) do
   end
 end
 
-return netstring(epoch) .. netstring(int(ver)) .. netstring('0')
+return netstring(epoch) .. netstring(int(ver)) .. netstring(candidate) .. netstring('0')

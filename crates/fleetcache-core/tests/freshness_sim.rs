@@ -1,0 +1,682 @@
+//! The freshness contract (docs/failures.md, "Freshness") as a property: several instances,
+//! each with its own real [`Engine`], share a model of Redis; proptest draws histories of
+//! writes, reads, revalidations in all three modes, flushes, failovers that lose the last
+//! updates (a restore of an earlier state), restarts, outages and lost replies, and shrinks a
+//! violation to a minimal one.
+//!
+//! The model runs the tag scripts' rules as `src/lua/*.lua` state them (update, refresh with
+//! version ids, merge); `tests/lua_scripts.rs` checks the Lua agrees with the same Rust rules
+//! on a real redis-server. Each instance does what the host does: refresh the tag state at the
+//! start of a request, read its in-process tier then Redis, send revalidations through the
+//! outbox, give lost records back, and report every command to its circuit breaker.
+//!
+//! The invariant: a read whose refresh succeeded never serves as fresh (or as stale where only
+//! a miss is allowed) an entry that a revalidation resolved before the read invalidated,
+//! unless Redis, at that refresh, did not hold that revalidation (it was lost and no instance
+//! that knew it has written it back yet). And the liveness half: once Redis answers and every
+//! instance has caught up, every revalidation a live instance knows of is back in Redis.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use fleetcache_core::guard::{Admission, OpKind};
+use fleetcache_core::{
+    netstring, CallResult, Config, Engine, EntryKind, Interface, Millis, Revalidation, ScriptCall,
+    SetInput, TagRecord, Verdict,
+};
+use proptest::prelude::*;
+
+const IFACE: Interface<'static> = Interface::UseCache("default");
+const TAGS: [&str; 3] = ["a", "b", "_N_T_/p"];
+const KEYS: [&str; 2] = ["k0", "k1"];
+const T0: f64 = 1_795_690_530_000.0;
+
+/// The tag state as Redis holds it.
+#[derive(Clone, Debug, Default)]
+struct TagState {
+    epoch: Option<String>,
+    ver: u64,
+    ids: HashMap<u64, String>,
+    records: HashMap<String, TagRecord>,
+    log: HashMap<String, u64>,
+}
+
+/// Redis: entries and the tag state.
+#[derive(Clone, Debug, Default)]
+struct Redis {
+    entries: HashMap<String, Vec<u8>>,
+    tags: TagState,
+}
+
+fn ms(s: &str) -> f64 {
+    s.parse::<f64>().unwrap()
+}
+
+impl TagState {
+    fn bump(&mut self, candidate: &str) -> Vec<u8> {
+        if self.epoch.is_none() {
+            self.epoch = Some(candidate.to_owned());
+        }
+        self.ver += 1;
+        self.ids.insert(self.ver, candidate.to_owned());
+        self.ids.remove(&self.ver.wrapping_sub(1024));
+        netstring::encode([
+            self.epoch.clone().unwrap_or_default(),
+            self.ver.to_string(),
+            candidate.to_owned(),
+            "0".to_owned(),
+        ])
+    }
+
+    /// `tag_update.lua`.
+    fn update(&mut self, args: &[String]) -> Vec<u8> {
+        let now = ms(&args[0]).ceil();
+        let candidate = &args[2];
+        let delay = match args[3].as_str() {
+            "x" => Some(0.0),
+            _ if args[4].is_empty() => None,
+            _ => Some(ms(&args[4]).ceil()),
+        };
+        let reply = self.bump(candidate);
+        for tag in &args[5..] {
+            let r = self.records.entry(tag.clone()).or_default();
+            if r.pending_exp.0 > 0.0 && r.pending_exp.0 <= now {
+                r.expired = r.expired.max(r.pending_at);
+                r.pending_at = Millis::ZERO;
+                r.pending_exp = Millis::ZERO;
+            }
+            if args[3] == "s" {
+                r.stale = r.stale.max(Millis(now));
+            }
+            match delay {
+                None => {}
+                Some(d) if d <= 0.0 => r.expired = r.expired.max(Millis(now)),
+                Some(d) => {
+                    if r.pending_exp.0 > 0.0 {
+                        r.pending_at = r.pending_at.max(Millis(now));
+                        r.pending_exp = r.pending_exp.min(Millis(now + d));
+                    } else {
+                        r.pending_at = Millis(now);
+                        r.pending_exp = Millis(now + d);
+                    }
+                }
+            }
+            r.updated_at = r.updated_at.max(Millis(now));
+            self.log.insert(tag.clone(), self.ver);
+        }
+        reply
+    }
+
+    /// `tag_merge.lua`.
+    fn merge(&mut self, args: &[String]) -> Vec<u8> {
+        let reply = self.bump(&args[0]);
+        for pair in args[1..].chunks(2) {
+            let record = TagRecord::parse(pair[1].as_bytes()).unwrap();
+            self.records
+                .entry(pair[0].clone())
+                .or_default()
+                .merge(&record);
+            self.log.insert(pair[0].clone(), self.ver);
+        }
+        reply
+    }
+
+    /// `tag_refresh.lua`.
+    fn refresh(&self, args: &[String]) -> Vec<u8> {
+        let (known_epoch, known_ver, known_vid) =
+            (&args[0], args[1].parse::<u64>().unwrap(), &args[2]);
+        let epoch = self.epoch.clone().unwrap_or_default();
+        let reused = |v: u64, id: &str| {
+            !id.is_empty()
+                && v > 0
+                && (v > self.ver || self.ids.get(&v).map(String::as_str) != Some(id))
+        };
+        let rolled_back = reused(known_ver, known_vid)
+            || args[3..]
+                .chunks(2)
+                .any(|p| reused(p[0].parse::<u64>().unwrap(), &p[1]));
+        let full = epoch != *known_epoch || known_ver > self.ver || rolled_back;
+        let mut items = vec![
+            epoch,
+            self.ver.to_string(),
+            self.ids.get(&self.ver).cloned().unwrap_or_default(),
+            if full { "1" } else { "0" }.to_owned(),
+        ];
+        if full {
+            // The first page, as the script reads it from cursor 0.
+            let bytes = self.page(&["0".to_owned()]);
+            let page = netstring::decode(&bytes).unwrap();
+            items.extend(
+                page.iter()
+                    .skip(1)
+                    .map(|b| String::from_utf8(b.to_vec()).unwrap()),
+            );
+        } else {
+            for (tag, record) in &self.records {
+                if self.log.get(tag).is_some_and(|v| *v > known_ver) {
+                    items.push(tag.clone());
+                    items.push(record.encode());
+                }
+            }
+        }
+        netstring::encode(items)
+    }
+
+    /// `tag_page.lua`: HSCAN in pages of two, in tag order, so every tag present for the
+    /// whole scan is returned (HSCAN's guarantee) and a load spans several calls.
+    fn page(&self, args: &[String]) -> Vec<u8> {
+        let after = args[0].strip_prefix('c');
+        let mut tags: Vec<&String> = self
+            .records
+            .keys()
+            .filter(|t| after.map_or(true, |a| t.as_str() > a))
+            .collect();
+        tags.sort();
+        let page: Vec<&String> = tags.into_iter().take(2).collect();
+        let cursor = match page.last() {
+            Some(last) if page.len() == 2 => format!("c{last}"),
+            _ => "0".to_owned(),
+        };
+        let mut items = vec!["page".to_owned(), cursor];
+        for tag in page {
+            items.push(tag.clone());
+            items.push(self.records[tag].encode());
+        }
+        netstring::encode(items)
+    }
+
+    fn covers(&self, tag: &str, single: &TagRecord) -> bool {
+        self.records.get(tag).is_some_and(|r| r.covers(single))
+    }
+}
+
+impl Redis {
+    fn run(&mut self, call: &ScriptCall) -> Vec<u8> {
+        match call.script.name {
+            "tag_update" => self.tags.update(&call.args),
+            "tag_refresh" => self.tags.refresh(&call.args),
+            "tag_merge" => self.tags.merge(&call.args),
+            "tag_page" => self.tags.page(&call.args),
+            other => panic!("the model does not run {other}"),
+        }
+    }
+}
+
+/// A revalidation as issued, and when Redis acknowledged it (the step).
+#[derive(Clone, Debug)]
+struct Rev {
+    tags: Vec<&'static str>,
+    rev: Revalidation,
+    at: Millis,
+    resolved: Option<usize>,
+}
+
+impl Rev {
+    fn single(&self) -> TagRecord {
+        let mut r = TagRecord::default();
+        r.apply(&self.rev, self.at);
+        r
+    }
+}
+
+struct Instance {
+    engine: Engine,
+    tier: HashMap<String, Vec<u8>>,
+    /// Outbox entries in order: the index of their revalidation.
+    queued: VecDeque<usize>,
+    /// Revalidations this instance has certainly heard of: it issued them, or a refresh of
+    /// its succeeded while Redis held them.
+    learned: HashSet<usize>,
+    /// A refresh of this instance has succeeded since it started.
+    loaded: bool,
+    /// When it started.
+    started: f64,
+}
+
+fn config() -> Config {
+    Config {
+        prefix: "sim".into(),
+        deployment: "d".into(),
+        memory_bytes: 1 << 20,
+        breaker_failures: 1,
+        ..Config::default()
+    }
+}
+
+impl Instance {
+    fn new(now: f64) -> Instance {
+        Instance {
+            loaded: false,
+            started: now,
+            engine: Engine::new(config()).unwrap(),
+            tier: HashMap::new(),
+            queued: VecDeque::new(),
+            learned: HashSet::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Instance regenerates a key with these tags (bit mask over TAGS).
+    Write {
+        inst: usize,
+        key: usize,
+        tags: u8,
+    },
+    /// A request on an instance reads a key with these soft tags.
+    Read {
+        inst: usize,
+        key: usize,
+        soft: u8,
+    },
+    /// A revalidation: 0 expire now, 1 stale without expire, 2 stale with `expire` 'max', 3
+    /// stale expiring after 1 s.
+    Revalidate {
+        inst: usize,
+        tags: u8,
+        mode: u8,
+    },
+    /// The instance's retry timer: refresh and send what waits.
+    Tick {
+        inst: usize,
+    },
+    Flush,
+    /// Keep the current Redis state to restore later.
+    Snapshot,
+    /// Restore the kept state: a failover to a replica that lost what came since.
+    Failover,
+    Restart {
+        inst: usize,
+    },
+    Down,
+    Up,
+    /// The next reply to this instance is lost (the command ran, or did not for a read).
+    LoseReply {
+        inst: usize,
+    },
+    Advance {
+        ms: u16,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..3usize, 0..2usize, 0u8..8).prop_map(|(inst, key, tags)| Op::Write { inst, key, tags }),
+        6 => (0..3usize, 0..2usize, 0u8..4).prop_map(|(inst, key, soft)| Op::Read { inst, key, soft }),
+        4 => (0..3usize, 1u8..8, 0u8..4).prop_map(|(inst, tags, mode)| Op::Revalidate { inst, tags, mode }),
+        2 => (0..3usize).prop_map(|inst| Op::Tick { inst }),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Snapshot),
+        1 => Just(Op::Failover),
+        1 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
+        1 => Just(Op::Down),
+        2 => Just(Op::Up),
+        1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
+        3 => (0u16..1500).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+fn mask(bits: u8) -> Vec<&'static str> {
+    TAGS.iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, t)| *t)
+        .collect()
+}
+
+struct World {
+    redis: Redis,
+    kept: Option<Redis>,
+    up: bool,
+    lose: HashSet<usize>,
+    now: f64,
+    step: usize,
+    insts: Vec<Instance>,
+    revs: Vec<Rev>,
+    seq: u64,
+}
+
+impl World {
+    fn token(&mut self) -> String {
+        self.seq += 1;
+        format!("tok{}", self.seq)
+    }
+
+    /// Sends one command for instance `i` through its breaker: `Some(reply)` when Redis ran it
+    /// and the reply arrived. `run` executes it on the model.
+    fn send(
+        &mut self,
+        i: usize,
+        kind: OpKind,
+        run: impl FnOnce(&mut Redis) -> Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        let now = Millis(self.now);
+        let Admission::Send { permit, .. } = self.insts[i].engine.admit(kind, now) else {
+            return None;
+        };
+        let result = if self.up {
+            // A write runs even when its reply is lost; a lost read changes nothing.
+            let reply = run(&mut self.redis);
+            if self.lose.remove(&i) {
+                None
+            } else {
+                Some(reply)
+            }
+        } else {
+            None
+        };
+        let outcome = if result.is_some() {
+            CallResult::Success
+        } else {
+            CallResult::Timeout
+        };
+        self.insts[i].engine.report(permit, outcome, now);
+        result
+    }
+
+    /// The request's tag refresh; true when it succeeded.
+    fn refresh(&mut self, i: usize) -> bool {
+        let call = self.insts[i].engine.plan_tag_refresh();
+        let Some(reply) = self.send(i, OpKind::Read, |r| r.run(&call)) else {
+            return false;
+        };
+        self.insts[i]
+            .engine
+            .apply_refresh(&reply, Millis(self.now))
+            .unwrap();
+        // Synced: the mirror has everything Redis holds now (a load in progress has not).
+        if self.insts[i].engine.mirror().is_synced() {
+            for (n, r) in self.revs.iter().enumerate() {
+                let single = r.single();
+                if r.tags.iter().all(|t| self.redis.tags.covers(t, &single)) {
+                    self.insts[i].learned.insert(n);
+                }
+            }
+            self.insts[i].loaded = true;
+        }
+        true
+    }
+
+    /// Sends the outbox, then the records to give back, until done or a failure.
+    fn drain(&mut self, i: usize) {
+        loop {
+            let token = self.token();
+            let Some((seq, call)) = self.insts[i].engine.plan_outbox_head(&token).unwrap() else {
+                break;
+            };
+            let Some(reply) = self.send(i, OpKind::Write, |r| r.run(&call)) else {
+                return;
+            };
+            self.insts[i].engine.ack_outbox(seq);
+            if let Some(rev) = self.insts[i].queued.pop_front() {
+                self.revs[rev].resolved.get_or_insert(self.step);
+            }
+            self.insts[i].engine.apply_update_reply(&reply).unwrap();
+        }
+        loop {
+            let token = self.token();
+            let Some(call) = self.insts[i].engine.plan_resend(&token).unwrap() else {
+                break;
+            };
+            let Some(reply) = self.send(i, OpKind::Write, |r| r.run(&call)) else {
+                return;
+            };
+            self.insts[i].engine.ack_resend();
+            self.insts[i].engine.apply_update_reply(&reply).unwrap();
+        }
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        self.step += 1;
+        let now = Millis(self.now);
+        match *op {
+            Op::Advance { ms } => self.now += f64::from(ms),
+            Op::Down => self.up = false,
+            Op::Up => self.up = true,
+            Op::LoseReply { inst } => {
+                self.lose.insert(inst);
+            }
+            Op::Flush => {
+                if self.up {
+                    self.redis = Redis::default();
+                }
+            }
+            Op::Snapshot => self.kept = Some(self.redis.clone()),
+            Op::Failover => {
+                if let Some(kept) = self.kept.clone() {
+                    self.redis = kept;
+                }
+            }
+            Op::Restart { inst } => self.insts[inst] = Instance::new(self.now),
+            Op::Tick { inst } => {
+                self.refresh(inst);
+                self.drain(inst);
+            }
+            Op::Write { inst, key, tags } => {
+                let tags = mask(tags);
+                let plan = self.insts[inst]
+                    .engine
+                    .plan_set(
+                        &IFACE,
+                        KEYS[key],
+                        SetInput {
+                            kind: EntryKind::UseCache,
+                            timestamp: now,
+                            revalidate: 900.0,
+                            expire: 3600.0,
+                            stale: 30.0,
+                            tags: &tags,
+                            meta: b"",
+                            parts: &[1],
+                            now,
+                        },
+                    )
+                    .unwrap();
+                let mut value = plan.header;
+                value.push(7);
+                let ttl = plan.ttl_ms.unwrap() as f64;
+                let e = &mut self.insts[inst].engine;
+                assert!(e
+                    .lru_mut()
+                    .insert(&plan.key, 1, Millis(self.now + ttl))
+                    .is_empty());
+                self.insts[inst]
+                    .tier
+                    .insert(plan.key.clone(), value.clone());
+                let (key_name, stored) = (plan.key.clone(), value);
+                let written = self.send(inst, OpKind::Write, |r| {
+                    r.entries.insert(key_name, stored);
+                    Vec::new()
+                });
+                if written.is_none() {
+                    self.insts[inst].engine.lru_mut().mark_local(&plan.key);
+                }
+            }
+            Op::Revalidate { inst, tags, mode } => {
+                let tags = mask(tags);
+                let rev = match mode {
+                    0 => Revalidation::Expire,
+                    1 => Revalidation::Stale {
+                        expire_seconds: None,
+                    },
+                    2 => Revalidation::Stale {
+                        expire_seconds: Some(31_536_000.0),
+                    },
+                    _ => Revalidation::Stale {
+                        expire_seconds: Some(1.0),
+                    },
+                };
+                let dropped = self.insts[inst]
+                    .engine
+                    .queue_tag_update(&tags, &rev, now)
+                    .unwrap();
+                prop_assert!(
+                    dropped.is_none(),
+                    "the outbox never fills in these histories"
+                );
+                self.revs.push(Rev {
+                    tags,
+                    rev,
+                    at: now,
+                    resolved: None,
+                });
+                self.insts[inst].queued.push_back(self.revs.len() - 1);
+                self.insts[inst].learned.insert(self.revs.len() - 1);
+                self.drain(inst);
+            }
+            Op::Read { inst, key, soft } => self.read(inst, key, soft)?,
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, inst: usize, key: usize, soft: u8) -> Result<(), TestCaseError> {
+        let started = self.step;
+        let refreshed = self.refresh(inst);
+        // What Redis held when the refresh ran, for the exception of lost revalidations.
+        let held = self.redis.tags.clone();
+        let soft = mask(soft);
+        let now = Millis(self.now);
+        let cache_key = KEYS[key];
+        let key_name = self.insts[inst].engine.entry_key(&IFACE, cache_key);
+        // The in-process tier first, then Redis, as the host does.
+        let mut served: Option<(Verdict, Vec<u8>)> = None;
+        let in_tier = self.insts[inst].tier.get(&key_name).cloned();
+        if let Some(value) = in_tier {
+            if self.insts[inst].engine.tier_touch(&key_name, now) {
+                let v = self.insts[inst]
+                    .engine
+                    .inspect(cache_key, &value, value.len(), &soft, now)
+                    .verdict;
+                let down = self.insts[inst].engine.breaker_state(now)
+                    != fleetcache_core::BreakerState::Closed;
+                if v == Verdict::Fresh || (down && v == Verdict::Stale) {
+                    served = Some((v, value));
+                }
+            } else {
+                self.insts[inst].tier.remove(&key_name);
+            }
+        }
+        if served.is_none() {
+            let k = key_name.clone();
+            if let Some(reply) = self.send(inst, OpKind::Read, |r| {
+                r.entries.get(&k).cloned().unwrap_or_default()
+            }) {
+                if !reply.is_empty() {
+                    let v = self.insts[inst]
+                        .engine
+                        .inspect(cache_key, &reply, reply.len(), &soft, now)
+                        .verdict;
+                    if matches!(v, Verdict::Fresh | Verdict::Stale) {
+                        served = Some((v, reply));
+                    }
+                }
+            }
+        }
+        let Some((verdict, value)) = served else {
+            return Ok(());
+        };
+        let loaded = self.insts[inst].loaded;
+        if !refreshed && loaded {
+            // The exception while Redis cannot be asked: judged by the last loaded state.
+            return Ok(());
+        }
+        let outage =
+            self.insts[inst].engine.breaker_state(now) != fleetcache_core::BreakerState::Closed;
+        let header = fleetcache_core::decode_header(&value, value.len()).unwrap();
+        let tags: Vec<&str> = header
+            .meta
+            .tags
+            .iter()
+            .map(String::as_str)
+            .chain(soft.iter().copied())
+            .collect();
+        for (n, r) in self.revs.iter().enumerate() {
+            let Some(resolved) = r.resolved else { continue };
+            if resolved >= started {
+                continue;
+            }
+            let single = r.single();
+            for tag in r.tags.iter().filter(|t| tags.contains(t)) {
+                let required = single.freshness(header.meta.timestamp, now);
+                let got = match verdict {
+                    Verdict::Fresh => fleetcache_core::Freshness::Fresh,
+                    _ => fleetcache_core::Freshness::Stale,
+                };
+                // Never heard of, and not in Redis when this read asked: lost with Redis's state.
+                let lost = !self.insts[inst].learned.contains(&n) && !held.covers(tag, &single);
+                // Before the tag state is loaded, while Redis is out of reach: this instance's
+                // own entries, made since it started, are judged by its own revalidations.
+                let own =
+                    !refreshed && outage && header.meta.timestamp.0 > self.insts[inst].started;
+                if got < required && !lost && !own {
+                    prop_assert!(
+                        false,
+                        "instance {} served {:?} an entry of {} created at {} tagged {}, invalidated \
+                         ({:?}) by revalidation #{} {:?} at {} resolved at step {}",
+                        inst, verdict, cache_key, header.meta.timestamp.0 - T0, tag, required, n,
+                        r.rev, r.at.0 - T0, resolved
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Redis answers and every instance catches up: what any of them knows is in Redis.
+    fn settle(&mut self) -> Result<(), TestCaseError> {
+        self.up = true;
+        self.lose.clear();
+        for _ in 0..3 {
+            self.now += 2_000.0;
+            for i in 0..self.insts.len() {
+                // A load takes a refresh call per page, then one to catch up.
+                for _ in 0..20 {
+                    self.refresh(i);
+                    if self.insts[i].engine.mirror().is_synced() {
+                        break;
+                    }
+                }
+                self.drain(i);
+            }
+        }
+        for (i, inst) in self.insts.iter().enumerate() {
+            for n in &inst.learned {
+                let r = &self.revs[*n];
+                let single = r.single();
+                for tag in &r.tags {
+                    prop_assert!(
+                        self.redis.tags.covers(tag, &single),
+                        "instance {} knew revalidation #{} {:?} of {} at {}; Redis lacks it after settling",
+                        i, n, r.rev, tag, r.at.0 - T0
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_read_serves_what_a_resolved_revalidation_invalidated(
+        ops in proptest::collection::vec(op(), 1..60),
+    ) {
+        let mut w = World {
+            redis: Redis::default(),
+            kept: None,
+            up: true,
+            lose: HashSet::new(),
+            now: T0,
+            step: 0,
+            insts: (0..3).map(|_| Instance::new(T0)).collect(),
+            revs: Vec::new(),
+            seq: 0,
+        };
+        for op in &ops {
+            w.apply(op)?;
+        }
+        w.settle()?;
+    }
+}

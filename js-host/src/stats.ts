@@ -1,0 +1,50 @@
+/**
+ * The types `stats()` returns. They live apart from telemetry.ts, whose declarations name
+ * `@opentelemetry/api` (an optional peer dependency): a public declaration that led there
+ * would fail to type-check in a project without it (`skipLibCheck: false`).
+ */
+
+/** Lookup counts of one interface (the core's `LookupCounts`). */
+export interface LookupStats {
+  hit: number
+  stale: number
+  miss: number
+  expired: number
+  expiredByTag: number
+  keyMismatch: number
+  corrupt: number
+}
+
+/** Planned writes of one interface. */
+export interface WriteStats {
+  stored: number
+  notCacheable: number
+  tooLarge: number
+  invalid: number
+}
+
+/** What `stats()` returns: counts since the process started, summed over its runtimes. */
+export interface FleetcacheStats {
+  lookups: { useCache: LookupStats; incremental: LookupStats }
+  writes: { useCache: WriteStats; incremental: WriteStats }
+  revalidations: { expire: number; stale: number }
+  outbox: {
+    length: number
+    capacity: number
+    queued: number
+    sent: number
+    dropped: number
+    refused: number
+  }
+  breaker: {
+    state: 'closed' | 'open' | 'half-open'
+    trips: number
+    recoveries: number
+    rejected: number
+  }
+  redis: { ok: number; connectionErrors: number; timeouts: number; replyErrors: number }
+  leases: { acquired: number; waited: number; waitTimeouts: number }
+  memory: { bytes: number; entries: number }
+  /** Tags the mirror knows. */
+  tags: number
+}

@@ -1,0 +1,54 @@
+// The `fleetcache` command's own flags, which need no Redis: `--version` prints the package's
+// version (issue 18), and usage errors exit 2. The commands that talk to Redis are tested end to
+// end in tests/e2e/cli.test.mjs (and through Sentinel and TLS in sentinel / tls.test.mjs).
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import { describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const { version } = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+const run = promisify(execFile)
+
+// No Redis variables: these flags must not need a connection.
+const env = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_/.test(k)),
+)
+
+async function cli(args) {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], { env, timeout: 30_000 })
+    return { code: 0, stdout: r.stdout, stderr: r.stderr }
+  } catch (err) {
+    if (typeof err.code !== 'number') throw err
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+describe('fleetcache CLI flags', () => {
+  for (const flag of ['--version', '-v']) {
+    test(`${flag} prints the package version and exits 0`, async () => {
+      const r = await cli([flag])
+      assert.deepEqual(r, { code: 0, stdout: `${version}\n`, stderr: '' })
+    })
+  }
+
+  test('--version wins over a command, which then needs no Redis URL', async () => {
+    const r = await cli(['stats', '--version'])
+    assert.deepEqual(r, { code: 0, stdout: `${version}\n`, stderr: '' })
+  })
+
+  test('help lists --version', async () => {
+    const r = await cli(['help'])
+    assert.equal(r.code, 0)
+    assert.match(r.stdout, /--version/)
+  })
+
+  test('an unknown flag is a usage error (exit 2)', async () => {
+    const r = await cli(['--no-such-flag'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /no-such-flag/)
+  })
+})

@@ -1,0 +1,195 @@
+// The tag state when Redis loses it or cannot be reached, against a real redis-server: a flush,
+// a failover that reuses version numbers, a process that never loaded the state, an outage and
+// the recovery after it (docs/failures.md, "Freshness"). Each instance is a runtime of its own
+// on one Redis. The test stops and restarts only the redis-server it started, by PID.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { createUseCacheHandler, close } from '../esm/index.mjs'
+import { startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
+import { now, text, useCacheEntry } from './helpers.mjs'
+
+let logDir
+let redis
+
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-tag-state-'))
+  redis = await startRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+})
+
+let seq = 0
+/** An instance: a runtime of its own (the odd maxTtlSeconds keeps runtimes apart). */
+function instance(prefix, extra = {}) {
+  seq += 1
+  return createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix,
+    deploymentId: 'd1',
+    maxTtlSeconds: 30 * 24 * 3600 - seq,
+    leases: false,
+    ...extra,
+  })
+}
+
+const entry = (value, tags) => useCacheEntry(value, { tags, revalidate: 900, expire: 3600 })
+
+/** Waits for `fn` to return a truthy value: at most `ms`, checking every 20 ms. */
+async function until(fn, ms, what) {
+  const deadline = performance.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** The tag keys' values, to put back later as a failover to a lagging replica would. */
+async function snapshot(prefix) {
+  const keys = ['state', 'log', 'meta'].map((k) => `${prefix}:tags:{${prefix}}:${k}`)
+  const { createClient, RESP_TYPES } = await import('redis')
+  const client = await createClient({ url: redis.url })
+    .withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+    .connect()
+  const dumps = await Promise.all(keys.map((k) => client.dump(k)))
+  return {
+    async restore() {
+      for (const [i, k] of keys.entries()) await client.restore(k, 0, dumps[i], { REPLACE: true })
+      await client.quit()
+    },
+  }
+}
+
+describe('tag state', () => {
+  test('a flush does not bring invalidated tier copies back, and the fleet relearns what was lost', async () => {
+    const A = instance('flush', { memoryBytes: 1 << 20 })
+    const B = instance('flush')
+    await A.refreshTags()
+    await A.set('page', Promise.resolve(entry('old', ['products'])))
+    await B.refreshTags()
+    await B.updateTags(['products'])
+    // A learns of B's revalidation; its tier copy is no longer fresh.
+    await A.refreshTags()
+    await redis.command('FLUSHALL')
+    await A.refreshTags()
+    assert.equal(await A.get('page', []), undefined, 'the tier copy stays invalidated')
+    // A gave the lost record back: an instance that never heard of it learns it from Redis.
+    const C = instance('flush')
+    await until(
+      async () => {
+        await C.refreshTags()
+        return (await C.getExpiration(['products'])) > 0
+      },
+      5000,
+      'the lost revalidation to be back in Redis',
+    )
+  })
+
+  test('a failover that reuses version numbers is detected; the lost revalidation comes back', async () => {
+    const A = instance('failover', { memoryBytes: 1 << 20 })
+    const B = instance('failover')
+    await A.updateTags(['base'])
+    await A.refreshTags()
+    await B.refreshTags()
+    await A.set('page', Promise.resolve(entry('old', ['lost'])))
+    const before = await snapshot('failover')
+    // A's revalidation reaches Redis, A's mirror moves past it...
+    await A.updateTags(['lost'])
+    await A.refreshTags()
+    // ...then the replica that takes over never had it, and B reuses its version number.
+    await before.restore()
+    await B.updateTags(['other'])
+    await A.refreshTags()
+    assert.equal(await A.get('page', []), undefined, 'A still knows its own revalidation')
+    assert.ok((await A.getExpiration(['other'])) > 0, 'A has what B did after the failover')
+    await until(
+      async () => {
+        await B.refreshTags()
+        return (await B.getExpiration(['lost'])) > 0
+      },
+      5000,
+      'B to learn the revalidation the failover lost',
+    )
+  })
+
+  test('a process that has not loaded the tag state serves nothing tagged as fresh', async () => {
+    const writer = instance('unsynced')
+    await writer.refreshTags()
+    await writer.set('page', Promise.resolve(entry('old', ['t'])))
+    await writer.updateTags(['t'])
+    await writer.set('plain', Promise.resolve(entry('plain', [])))
+    // A reader that cannot load the tag state: the refresh script is refused (NOPERM).
+    await redis.command('ACL', 'SETUSER', 'notags', 'on', '>pw', '~unsynced:d1:*', '+@all')
+    const reader = instance('unsynced', { redisUrl: redis.url.replace('//', '//notags:pw@') })
+    await reader.refreshTags()
+    assert.equal(await reader.get('page', []), undefined, 'a tagged entry is a miss')
+    assert.equal(await reader.get('plain', ['_N_T_/p']), undefined, 'soft tags count as tags')
+    const plain = await reader.get('plain', [])
+    assert.ok(plain, 'an entry without any tag is served')
+    assert.equal(await text(plain.value), 'plain')
+    assert.ok((await reader.getExpiration(['_N_T_/p'])) > now(), 'every hit Next checks is dropped')
+  })
+
+  test('after an outage: own copies give way to the fleet, and an idle instance catches up', async () => {
+    const fast = {
+      readTimeoutMs: 150,
+      writeTimeoutMs: 200,
+      connectTimeoutMs: 300,
+      breakerFailures: 1,
+      breakerOpenMs: 200,
+      breakerMaxOpenMs: 400,
+      memoryBytes: 1 << 20,
+    }
+    const A = instance('outage', fast)
+    const B = instance('outage', fast)
+    await A.refreshTags()
+    await B.refreshTags()
+    const port = redis.port
+    await redis.stop()
+    try {
+      // Redis down: A renders its own value and keeps it, and revalidates a tag.
+      await A.set('page', Promise.resolve(entry('n=19', ['p'])))
+      const during = await A.get('page', [])
+      assert.equal(await text(during.value), 'n=19', 'served from this process during the outage')
+      await A.updateTags(['queued'])
+    } finally {
+      redis = await startRedisOnPort({ port, logDir })
+    }
+    // Redis is back, empty: B renders the fleet's value.
+    await until(
+      async () => {
+        await B.refreshTags()
+        await B.set('page', Promise.resolve(entry('n=20', ['p'])))
+        return (await redis.command('EXISTS', await entryKey('outage', 'page'))) === 1
+      },
+      5000,
+      "B's write to land",
+    )
+    // A gets no request meanwhile: its probe notices Redis, and its queued revalidation goes out.
+    await until(
+      async () => (await redis.command('HGET', 'outage:tags:{outage}:state', 'queued')) !== null,
+      5000,
+      "A's queued revalidation to reach Redis with no request on A",
+    )
+    await B.refreshTags()
+    assert.ok((await B.getExpiration(['queued'])) > 0)
+    const got = await A.get('page', [])
+    assert.equal(await text(got.value), 'n=20', "the fleet's value, not A's own")
+  })
+})
+
+/** The Redis key of a 'use cache' entry, as the engine names it. */
+async function entryKey(prefix, cacheKey) {
+  const { createRequire } = await import('node:module')
+  const require = createRequire(import.meta.url)
+  const wasm = require('../wasm/node/fleetcache_wasm.js')
+  return new wasm.Engine({ prefix, deployment: 'd1' }).entryKey('default', cacheKey)
+}

@@ -1,0 +1,22 @@
+// TypeScript, CommonJS (node16 / nodenext: a .cts file): every entry point, with the types a
+// user relies on.
+import fleetcache = require('fleetcache')
+import useCache = require('fleetcache/use-cache')
+import Incremental = require('fleetcache/incremental')
+import config = require('fleetcache/config')
+
+const handler: fleetcache.CacheHandler = useCache
+const made: fleetcache.CacheHandler = fleetcache.createUseCacheHandler({ prefix: 'shop' })
+const IncrementalClass: fleetcache.IncrementalCacheHandlerClass = Incremental
+const next: { cacheMaxMemorySize?: number } = config.withFleetcache({ cacheMaxMemorySize: 0 })
+const stats: fleetcache.FleetcacheStats | undefined = fleetcache.stats()
+
+// ESM only (fleetcache/worker, fleetcache/wasm): a dynamic import from CommonJS.
+async function workers(bytes: Uint8Array): Promise<'memory' | 'transport'> {
+  const { createCache } = await import('fleetcache/worker')
+  const wasm: WebAssembly.Module = (await import('fleetcache/wasm')).default
+  const cache = createCache({ module: bytes.length > 0 ? bytes : wasm })
+  return cache.storeKind
+}
+
+export = { handler, made, IncrementalClass, next, stats, workers }

@@ -1,0 +1,22 @@
+// TypeScript, ESM (node16 / nodenext: a .mts file): every entry point, with the types a user
+// relies on.
+import {
+  createUseCacheHandler,
+  stats,
+  type CacheHandler,
+  type FleetcacheStats,
+  type IncrementalCacheHandlerClass,
+} from 'fleetcache'
+import { withFleetcache } from 'fleetcache/config'
+import Incremental from 'fleetcache/incremental'
+import useCache from 'fleetcache/use-cache'
+import wasm from 'fleetcache/wasm'
+import { createCache, type WorkerCache } from 'fleetcache/worker'
+
+export const handler: CacheHandler = useCache
+export const made: CacheHandler = createUseCacheHandler({ prefix: 'shop' })
+export const IncrementalClass: IncrementalCacheHandlerClass = Incremental
+export const next: { cacheMaxMemorySize?: number } = withFleetcache({ cacheMaxMemorySize: 0 })
+export const current: FleetcacheStats | undefined = stats()
+export const module: WebAssembly.Module = wasm
+export const cache: WorkerCache = createCache({ module: wasm, prefix: 'edge' })

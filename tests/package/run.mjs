@@ -1,0 +1,244 @@
+// make test-package: the packed tarball (js-host/fleetcache-<version>.tgz) as a user gets it.
+//
+// - contents: README, license texts, changelog and every file `exports` names are in it, and
+//   the registry metadata is set;
+// - publint (every message, suggestions included) and @arethetypeswrong/cli, both pinned in this
+//   directory's package.json and lockfile; the rules ignored on purpose are listed below, each
+//   with its reason;
+// - a fresh project in a temp dir installs the tarball from its path (its dependencies come
+//   from the npm registry) and uses every entry point from CommonJS, ESM and the `fleetcache`
+//   bin, and TypeScript checks them with `module: node16`, `nodenext` and `bundler` resolution,
+//   and with the `workerd` condition.
+//
+// Prints one line per check and `package: N passed, M failed`; exits 1 on any failure and then
+// keeps the temp project. Env: FLEETCACHE_TARBALL (default: the one `make pack` writes).
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repoRoot = path.resolve(here, '..', '..')
+const version = JSON.parse(
+  fs.readFileSync(path.join(repoRoot, 'js-host', 'package.json'), 'utf8'),
+).version
+const tarball = path.resolve(
+  process.env.FLEETCACHE_TARBALL ?? path.join(repoRoot, 'js-host', `fleetcache-${version}.tgz`),
+)
+const tools = JSON.parse(fs.readFileSync(path.join(here, 'package.json'), 'utf8')).devDependencies
+const bin = (name) => path.join(here, 'node_modules', '.bin', name)
+const run = promisify(execFile)
+
+// ---- rules ignored on purpose ----------------------------------------------------------------
+
+/** publint message codes to accept, with the reason. None today: every message fails. */
+const PUBLINT_IGNORED = {}
+
+/**
+ * @arethetypeswrong/cli runs, each over some entry points. `--profile node16` leaves out node10
+ * (TypeScript's legacy `moduleResolution: node`), which ignores `exports`, so no subpath entry
+ * can resolve there: Next 16 apps use `bundler` (its default tsconfig) or node16/nodenext.
+ */
+const ATTW_RUNS = [
+  {
+    name: 'the Node entries',
+    args: ['--exclude-entrypoints', './worker', './wasm'],
+    ignored: {},
+  },
+  {
+    name: 'fleetcache/worker and fleetcache/wasm',
+    args: ['--entrypoints', './worker', './wasm'],
+    ignored: {
+      // Both are ESM only, on purpose: they are for workers runtimes (workerd, edge, Deno) and
+      // bundlers, which load ES modules; a CommonJS caller in Node uses `import()` for
+      // fleetcache/worker and resolves the path of fleetcache/wasm (docs/transport.md).
+      'cjs-resolves-to-esm':
+        'ESM only on purpose: entries for workers runtimes and bundlers (docs/transport.md)',
+    },
+  },
+]
+
+// ---- the checks ------------------------------------------------------------------------------
+
+let passed = 0
+let failed = 0
+const indent = (text) =>
+  String(text)
+    .trimEnd()
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n')
+
+async function check(name, fn) {
+  try {
+    const note = await fn()
+    passed++
+    console.log(`ok ${name}${note ? ` (${note})` : ''}`)
+  } catch (err) {
+    failed++
+    console.log(`FAIL ${name}\n${indent(err.message ?? err)}`)
+  }
+}
+
+/** Runs a command; rejects with its output when it exits non-zero. */
+async function sh(file, args, options = {}) {
+  try {
+    return await run(file, args, { maxBuffer: 64 * 1024 * 1024, timeout: 300_000, ...options })
+  } catch (err) {
+    throw new Error(
+      `${path.basename(file)} ${args.join(' ')} exited ${err.code}\n${err.stdout ?? ''}${err.stderr ?? ''}`,
+    )
+  }
+}
+
+if (!fs.existsSync(tarball)) {
+  console.error(`no tarball at ${tarball}: run make pack`)
+  process.exit(1)
+}
+for (const name of ['publint', 'attw', 'tsc']) {
+  if (!fs.existsSync(bin(name))) {
+    console.error(`${name} is not installed in tests/package: run make setup`)
+    process.exit(1)
+  }
+}
+console.log(`checking ${path.relative(process.cwd(), tarball)}`)
+
+const listing = (await sh('tar', ['tzf', tarball])).stdout.split('\n').filter(Boolean)
+const manifest = JSON.parse(
+  (await sh('tar', ['xzf', tarball, '-O', 'package/package.json'])).stdout,
+)
+
+await check('contents: docs, licenses, metadata and every exported file', () => {
+  const files = new Set(listing.map((f) => f.replace(/^package\//, '')))
+  const problems = []
+  for (const f of ['README.md', 'LICENSE-MIT', 'LICENSE-APACHE', 'CHANGELOG.md']) {
+    if (!files.has(f)) problems.push(`missing ${f}`)
+  }
+  for (const f of files) if (/(^|\/)\.stamp$/.test(f)) problems.push(`build stamp packed: ${f}`)
+  const targets = []
+  const walk = (v) =>
+    typeof v === 'string' ? targets.push(v) : Object.values(v ?? {}).forEach(walk)
+  walk(manifest.exports)
+  walk(manifest.bin)
+  for (const t of targets) {
+    if (!files.has(t.replace(/^\.\//, ''))) problems.push(`exports/bin name ${t}, not packed`)
+  }
+  for (const field of ['repository', 'homepage', 'bugs', 'keywords', 'type', 'license']) {
+    if (manifest[field] === undefined) problems.push(`package.json has no "${field}"`)
+  }
+  if (problems.length > 0) throw new Error(problems.join('\n'))
+  return `${files.size} files`
+})
+
+await check(`publint ${tools.publint}`, async () => {
+  const { publint } = await import('publint')
+  const { formatMessage } = await import('publint/utils')
+  const buf = fs.readFileSync(tarball)
+  const tar = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)
+  const { messages, pkg } = await publint({ pack: { tarball: tar }, level: 'suggestion' })
+  const bad = messages.filter((m) => !(m.code in PUBLINT_IGNORED))
+  if (bad.length > 0) {
+    throw new Error(
+      bad.map((m) => `${m.type} ${m.code}: ${formatMessage(m, pkg, { color: false })}`).join('\n'),
+    )
+  }
+})
+
+for (const r of ATTW_RUNS) {
+  await check(`@arethetypeswrong/cli ${tools['@arethetypeswrong/cli']}: ${r.name}`, async () => {
+    const rules = Object.keys(r.ignored)
+    await sh(bin('attw'), [
+      tarball,
+      '--profile',
+      'node16',
+      // The package ships its own types; do not look for @types/fleetcache on the registry.
+      '--no-definitely-typed',
+      '--format',
+      'table-flipped',
+      '--no-color',
+      '--no-emoji',
+      ...r.args,
+      ...(rules.length > 0 ? ['--ignore-rules', ...rules] : []),
+    ])
+    return rules.length > 0
+      ? `ignored: ${rules.map((k) => `${k}, ${r.ignored[k]}`).join('; ')}`
+      : 'no rule ignored'
+  })
+}
+
+// ---- a fresh project ---------------------------------------------------------------------------
+
+const project = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-package-'))
+const write = (name, text) => fs.writeFileSync(path.join(project, name), text)
+// No Redis and no fleetcache settings: loading an entry must not need any.
+const env = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NODE_OPTIONS$/.test(k)),
+)
+let installed = false
+
+await check('a fresh project installs the tarball', async () => {
+  write('package.json', JSON.stringify({ name: 'consumer', version: '0.0.0', private: true }))
+  // @types/node: a TypeScript project has it; the version this directory pins.
+  await sh(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      tarball,
+      `@types/node@${tools['@types/node']}`,
+    ],
+    { cwd: project, env },
+  )
+  const got = JSON.parse(
+    fs.readFileSync(path.join(project, 'node_modules', 'fleetcache', 'package.json'), 'utf8'),
+  )
+  if (got.version !== version) throw new Error(`installed ${got.version}, expected ${version}`)
+  installed = true
+})
+
+for (const f of fs.readdirSync(path.join(here, 'consumer'))) {
+  fs.copyFileSync(path.join(here, 'consumer', f), path.join(project, f))
+}
+
+// The scripts' last line says what they covered (the lines before it are fleetcache's own logs).
+const node = async (file) =>
+  (await sh(process.execPath, [file], { cwd: project, env })).stdout.trim().split('\n').pop()
+
+await check('CommonJS: require every entry point', async () => {
+  if (!installed) throw new Error('not installed')
+  return node('cjs.cjs')
+})
+
+await check('ESM: import every entry point', async () => {
+  if (!installed) throw new Error('not installed')
+  return node('esm.mjs')
+})
+
+await check('the fleetcache bin: --version', async () => {
+  if (!installed) throw new Error('not installed')
+  const r = await sh(path.join(project, 'node_modules', '.bin', 'fleetcache'), ['--version'], {
+    cwd: project,
+    env,
+  })
+  if (r.stdout !== `${version}\n`) throw new Error(`printed ${JSON.stringify(r.stdout)}`)
+  return r.stdout.trim()
+})
+
+for (const config of ['node16', 'nodenext', 'bundler', 'workerd']) {
+  await check(`TypeScript ${tools.typescript}: tsc --noEmit, ${config}`, async () => {
+    if (!installed) throw new Error('not installed')
+    await sh(bin('tsc'), ['-p', `tsconfig.${config}.json`], { cwd: project, env })
+  })
+}
+
+console.log(`package: ${passed} passed, ${failed} failed`)
+if (failed > 0) {
+  console.log(`kept the project: ${project}`)
+  process.exitCode = 1
+} else {
+  fs.rmSync(project, { recursive: true, force: true })
+}
