@@ -352,6 +352,7 @@ class IncrementalCore {
         t,
       )
       const key = this.entryKey(cacheKey)
+      if (engine.lastDroppedTags !== '') log.warn(`inc set ${key}: ${engine.lastDroppedTags}`)
       const ttl = engine.lastTtlMs
       if (ttl < 0) {
         log.debug(`inc set ${key} skipped (not cacheable)`)

@@ -130,8 +130,9 @@ export class TagSync {
 
   /**
    * Records a revalidation: in this process at once, then fleet-wide in Redis, in order after
-   * any earlier one that is still waiting. Rejects only on invalid input (tags past Next's
-   * limits); a Redis failure leaves the revalidation queued, and says so in the log.
+   * any earlier one that is still waiting. Never rejects: invalid input (no tag within the
+   * core's byte limit) is logged and dropped; a Redis failure leaves the revalidation queued,
+   * and says so in the log.
    */
   async update(
     tags: readonly string[],
@@ -152,12 +153,16 @@ export class TagSync {
         dropped = this.engine.queueTagUpdate(joined, mode, expire, now)
       }
     } catch (err) {
-      // Invalid input (tags past Next's limits): refused whole, on every instance alike.
+      // Invalid input (no tag within the core's byte limit): refused on every instance alike.
       const longest = tags.reduce((m, t) => Math.max(m, t.length), 0)
       this.log.error(
         `revalidation refused (${String(tags.length)} tags, the longest ${String(longest)} characters): ${describe(err)}`,
       )
       return
+    }
+    // Tags past the core's byte limit are dropped one by one; the others apply.
+    if (this.engine.lastDroppedTags !== '') {
+      this.log.warn(`revalidation of ${shortList(tags)}: ${this.engine.lastDroppedTags}`)
     }
     this.log.debug(`revalidate ${what}`)
     if (this.transport === undefined) return

@@ -318,6 +318,7 @@ class UseCacheHandler implements CacheHandler {
         payload.byteLength,
         t,
       )
+      if (engine.lastDroppedTags !== '') log.warn(`set ${key}: ${engine.lastDroppedTags}`)
       const ttl = engine.lastTtlMs
       if (ttl < 0) {
         log.debug(`set ${key} skipped (not cacheable)`)

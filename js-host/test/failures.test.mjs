@@ -8,10 +8,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
+import { waitForExit } from '../../tests/support/util.mjs'
 import { now, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -72,10 +74,25 @@ function instance(extra = {}) {
 const entry = (value, over = {}) =>
   useCacheEntry(value, { tags: ['products'], revalidate: 60, ...over })
 
+/**
+ * Runs `fn`; `ms` is how long it took less the longest stall of this process's event loop
+ * meanwhile (a busy machine not scheduling the process, a GC pause): a deadline timer fires
+ * that much late through no fault of the code under test, so bounds on `ms` hold under load.
+ */
 async function timed(fn) {
+  const stalls = monitorEventLoopDelay({ resolution: 10 })
+  stalls.enable()
   const t0 = performance.now()
-  const value = await fn()
-  return { value, ms: performance.now() - t0 }
+  try {
+    const value = await fn()
+    const wall = performance.now() - t0
+    stalls.disable()
+    // The histogram's values are the timer's lateness in ns, plus its own resolution.
+    const stall = stalls.count > 0 ? stalls.max / 1e6 : 0
+    return { value, ms: Math.max(0, wall - stall), wall }
+  } finally {
+    stalls.disable()
+  }
 }
 
 // Waits until fn() resolves truthy, at most timeoutMs, polling every 50 ms.
@@ -140,7 +157,7 @@ describe('Redis dies and comes back', () => {
     assert.equal(await hit(h, 'kill-k'), 'v1')
     const port = redis.port
     process.kill(redis.pid, 'SIGKILL')
-    await sleep(100)
+    assert.ok(await waitForExit(redis.child, 10_000), 'redis-server gone')
     for (let i = 0; i < 10; i++) {
       const { value, ms } = await timed(() => h.get('kill-k', []))
       assert.equal(value, undefined)
@@ -197,7 +214,7 @@ describe('revalidation outbox', () => {
     assert.equal(await hit(b, 'ob-k'), 'old')
     const port = redis.port
     process.kill(redis.pid, 'SIGKILL')
-    await sleep(100)
+    assert.ok(await waitForExit(redis.child, 10_000), 'redis-server gone')
     // Three revalidations in order while Redis is gone: none throws, each is logged.
     const before = logged(/queued/).length
     await a.updateTags(['ob1'])
@@ -315,23 +332,28 @@ describe('hostile data and settings', () => {
     assert.equal(await hit(h, 'small'), 'x'.repeat(100))
   })
 
-  test("tags past Next's limits are refused with a clear message, never a crash", async () => {
+  test('any number of tags works; a tag past the byte limit is dropped with one line, never a crash', async () => {
     const h = instance()
     const many = Array.from({ length: 5000 }, (_, i) => `t${i}`)
     const long = 'l'.repeat(100_000)
     let before = lines.length
-    await h.updateTags(many)
-    await h.updateTags([long])
-    const refused = lines.slice(before).filter((l) => /128 tags of at most 256 characters/.test(l))
-    assert.equal(refused.length, 2, JSON.stringify(lines.slice(before)))
-    before = lines.length
     await h.set('tagged', Promise.resolve(entry('v', { tags: many })))
-    assert.ok(lines.slice(before).some((l) => /128 tags/.test(l)))
-    assert.equal(await h.get('tagged', []), undefined)
-    // Exactly at the limits is fine.
-    const ok = Array.from({ length: 128 }, (_, i) => `${i}`.padEnd(256, 'x'))
-    await h.set('tagged', Promise.resolve(entry('v', { tags: ok })))
-    assert.equal(await hit(h, 'tagged'), 'v')
+    assert.equal(await hit(h, 'tagged'), 'v', 'an entry with 5,000 tags is stored')
+    await h.updateTags(many.slice(-129))
+    assert.equal(await h.get('tagged', []), undefined, 'a revalidation of 129 tags applies')
+    assert.deepEqual(lines.slice(before), [], 'and nothing is logged')
+    // A list of only over-long tags is refused, one line; one among others is dropped alone.
+    await h.updateTags([long])
+    let said = lines.slice(before)
+    assert.equal(said.length, 1, JSON.stringify(said))
+    assert.match(said[0], /revalidation refused .*16384 bytes/)
+    before = lines.length
+    await h.set('tagged-long', Promise.resolve(entry('w', { tags: [long, 'kept'] })))
+    said = lines.slice(before)
+    assert.equal(said.length, 1, JSON.stringify(said))
+    assert.match(said[0], /dropped 1 tag\(s\) longer than 16384 bytes/)
+    const got = await h.get('tagged-long', [])
+    assert.deepEqual(got?.tags, ['kept'], 'stored with the other tags')
   })
 
   test('keys that are not well-formed UTF-16 are never confused with each other', async () => {

@@ -67,6 +67,13 @@ export async function startTestRedis({ logDir }) {
   }
 }
 
+/**
+ * A connect budget for the tests of refused connections (wrong password, no certificate): a
+ * handler that waited for the connection instead of failing at once would take this long, so
+ * a test asserting "quicker than this" catches that defect while no busy machine comes near.
+ */
+export const SLOW_CONNECT_MS = 20_000
+
 /** Next's clock for entry timestamps and revalidations. */
 export const now = () => performance.timeOrigin + performance.now()
 
@@ -101,14 +108,17 @@ export async function text(stream) {
   return (await bytes(stream)).toString('utf8')
 }
 
-/** Runs `fn` with console.error/warn captured; returns the captured lines. */
+/**
+ * Runs `fn` with console.error/warn captured; returns the captured lines. `fn` gets the array
+ * as it fills, to wait for a line that is logged in the background.
+ */
 export async function capture(fn) {
   const lines = []
   const { error, warn } = console
   console.error = (...a) => lines.push(a.join(' '))
   console.warn = (...a) => lines.push(a.join(' '))
   try {
-    await fn()
+    await fn(lines)
   } finally {
     console.error = error
     console.warn = warn

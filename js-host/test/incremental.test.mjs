@@ -384,7 +384,8 @@ describe('incremental handler without a reachable Redis', () => {
       // The build-phase store is in-process: entries are reused within the worker.
       assert.deepStrictEqual((await h.get('k', getCtx(v))).value, v)
       await h.revalidateTag(['products'])
-      assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`)
+      // Never waits for Redis: less than the one connect budget that waiting would cost.
+      assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`)
     } finally {
       if (prev === undefined) delete process.env.NEXT_PHASE
       else process.env.NEXT_PHASE = prev

@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -20,7 +20,7 @@ import { close, createUseCacheHandler, optionsFromEnv } from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
-import { now, text, useCacheEntry } from './helpers.mjs'
+import { SLOW_CONNECT_MS, now, text, useCacheEntry } from './helpers.mjs'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const run = promisify(execFile)
@@ -143,6 +143,10 @@ function handler() {
 const entry = (value, tags = ['sn']) => useCacheEntry(value, { tags })
 
 describe('Redis Sentinel', () => {
+  // Each subtest's handlers are its own: closed when it ends, so nothing it opened is still
+  // connecting (or failing to) while a later subtest judges the servers.
+  afterEach(() => close())
+
   test('configuration: FLEETCACHE_REDIS_SENTINELS and the sentinels’ own credentials', () => {
     const env = optionsFromEnv({
       REDIS_URL: 'redis://mymaster',
@@ -307,6 +311,10 @@ describe('Sentinel and master with passwords', () => {
     await master2?.stop()
   })
 
+  // A handler with a wrong sentinel password retries its login in the background until it is
+  // closed, and every attempt lands in the sentinel's ACL LOG as a failed login of `default`.
+  afterEach(() => close())
+
   function authHandler(extra = {}) {
     seq += 1
     return createUseCacheHandler({
@@ -359,7 +367,7 @@ describe('Sentinel and master with passwords', () => {
     ],
   ]) {
     test(`${what}: one clear error line, quick misses`, async () => {
-      const c = authHandler(extra)
+      const c = authHandler({ connectTimeoutMs: SLOW_CONNECT_MS + seq, ...extra })
       const lines = []
       const { error, warn } = console
       console.error = (...a) => lines.push(a.join(' '))
@@ -368,8 +376,13 @@ describe('Sentinel and master with passwords', () => {
         const t0 = now()
         for (let i = 0; i < 3; i++) assert.equal(await c.get('k-auth', []), undefined)
         await c.set('k-auth-x', Promise.resolve(entry('x')))
-        assert.ok(now() - t0 < 3000, `took ${Math.round(now() - t0)} ms`)
-        await new Promise((r) => setTimeout(r, 50))
+        // Refused at once, not after waiting for a connection.
+        assert.ok(now() - t0 < SLOW_CONNECT_MS, `took ${Math.round(now() - t0)} ms`)
+        await waitFor(() => lines.some((l) => /redis connection:/.test(l)), {
+          timeoutMs: 10_000,
+          intervalMs: 20,
+          what: 'the connection error line',
+        })
       } finally {
         console.error = error
         console.warn = warn
@@ -402,6 +415,13 @@ describe('Sentinel and master with passwords', () => {
           .join(' ')
           .split(' '),
       )
+      // Nothing from earlier subtests may still be connected when the log is cleared: their
+      // handlers were closed (afterEach), and a login in flight then is over once its
+      // connection is gone. Only this admin connection is left.
+      await waitFor(
+        async () => (await admin.sendCommand(['CLIENT', 'LIST'])).trim().split('\n').length === 1,
+        { timeoutMs: 10_000, intervalMs: 50, what: 'earlier clients to leave the sentinel' },
+      )
       await admin.sendCommand(['ACL', 'LOG', 'RESET'])
       const a = authHandler({ sentinelUsername: 'watcher', sentinelPassword: 'watcher-pw' })
       await a.set('k-watcher', Promise.resolve(entry('via an acl user')))
@@ -416,7 +436,8 @@ describe('Sentinel and master with passwords', () => {
         FLEETCACHE_PREFIX: 'sntest',
       })
       assert.equal(r.code, 0, r.stderr)
-      assert.deepEqual(await admin.sendCommand(['ACL', 'LOG']), [], 'the sentinel denied nothing')
+      const denied = await admin.sendCommand(['ACL', 'LOG'])
+      assert.deepEqual(denied, [], `the sentinel denied nothing: ${JSON.stringify(denied)}`)
     } finally {
       admin.destroy()
     }

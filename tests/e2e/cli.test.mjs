@@ -16,7 +16,7 @@ import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { indent, sleep } from '../support/util.mjs'
+import { indent, waitFor } from '../support/util.mjs'
 
 const APP_DIR = path.join(repoRoot, 'examples', 'next-incremental')
 // The CLI as installed in the app from the tarball (its `bin`), not the working tree.
@@ -124,10 +124,15 @@ describe('fleetcache CLI against a real Redis and a real next start', () => {
 
       const t0 = Date.now()
       await A.call('/api/expire?tag=fetch-tag')
-      await sleep(1000) // route-handler revalidations finish after the response (waitUntil)
-      const tags = await cliJson(['tags', '--limit', '5'])
-      const rec = tags.find((x) => x.tag === 'fetch-tag')
-      assert.ok(rec, JSON.stringify(tags))
+      // Route-handler revalidations finish after the response (waitUntil): wait for the tag.
+      let tags
+      const rec = await waitFor(
+        async () => {
+          tags = await cliJson(['tags', '--limit', '5'])
+          return tags.find((x) => x.tag === 'fetch-tag')
+        },
+        { timeoutMs: 15_000, intervalMs: 100, what: 'fetch-tag in the tag state' },
+      ).catch((err) => assert.fail(`${err.message}: ${JSON.stringify(tags)}`))
       assert.ok(rec.updatedAt >= t0 - 5 && rec.updatedAt <= Date.now(), JSON.stringify(rec))
       assert.equal(rec.expired, rec.updatedAt, 'an immediate expiry')
       assert.match((await cli(['tags'])).stdout, /expired\s+\d+\s+fetch-tag/)

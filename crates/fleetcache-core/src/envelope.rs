@@ -4,6 +4,8 @@
 //! `Buffer`): the host prepends the header on write and slices the payload off at
 //! `header_len` on read, so large values never cross into wasm.
 
+use std::borrow::Cow;
+
 use crate::error::{DecodeError, EncodeError};
 use crate::time::Millis;
 
@@ -48,17 +50,19 @@ pub struct Limits;
 impl Limits {
     /// Longest original cache key in bytes (256 KiB).
     pub const MAX_KEY_BYTES: usize = 256 * 1024;
-    /// Most tags per entry.
-    pub const MAX_TAGS: usize = 1024;
-    /// Longest tag in bytes.
-    pub const MAX_TAG_BYTES: usize = 1024;
+    /// Most tags per entry: all the `u16` count field holds (releases before issue 13 read
+    /// at most 1,024 and take an entry with more for corrupt, a miss).
+    pub const MAX_TAGS: usize = crate::tags::MAX_ENTRY_TAGS;
+    /// Longest tag in bytes (releases before issue 13: 1,024, same consequence).
+    pub const MAX_TAG_BYTES: usize = crate::tags::MAX_TAG_BYTES;
     /// Largest host metadata blob in bytes (1 MiB).
     pub const MAX_META_BYTES: usize = 1024 * 1024;
     /// Most payload parts.
     pub const MAX_PARTS: usize = 4096;
     /// Shortest header: fixed part plus the four length/count fields with nothing in them.
     pub const MIN_HEADER_LEN: usize = FIXED_HEADER_LEN + 4 + 2 + 4 + 2;
-    /// Longest header the limits allow (about 2.3 MiB).
+    /// Longest header the limits allow (about 1 GiB, below `u32::MAX`; the configured
+    /// `maxEntryBytes` bounds what is actually written far below that).
     pub const MAX_HEADER_LEN: usize = Self::MIN_HEADER_LEN
         + Self::MAX_KEY_BYTES
         + Self::MAX_TAGS * (2 + Self::MAX_TAG_BYTES)
@@ -151,7 +155,7 @@ pub fn encode_header(m: &EntryMeta) -> Result<Vec<u8>, EncodeError> {
         .iter()
         .try_fold(0u32, |acc, p| acc.checked_add(*p))
         .ok_or(EncodeError::TooLarge)?;
-    // Bounded by Limits::MAX_HEADER_LEN (about 2.3 MiB), so none of these sums can overflow.
+    // Bounded by Limits::MAX_HEADER_LEN (about 1 GiB), so none of these sums can overflow.
     let tags_len: usize = m.tags.iter().map(|t| 2 + t.len()).sum();
     let header_len =
         Limits::MIN_HEADER_LEN + m.key.len() + tags_len + m.meta.len() + 4 * m.parts.len();
@@ -326,7 +330,13 @@ pub fn decode_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, D
     let mut tags = Vec::new();
     for _ in 0..tag_count {
         let n = r.len_u16(Limits::MAX_TAG_BYTES, "tag")?;
-        tags.push(r.utf8(n)?);
+        // Entries written before canonical tags hold them as Next gave them: compared in
+        // canonical form, they keep answering to revalidations from every Next release.
+        let tag = r.utf8(n)?;
+        tags.push(match crate::tags::canonical_tag(&tag) {
+            Cow::Borrowed(_) => tag,
+            Cow::Owned(c) => c,
+        });
     }
     let meta_len = r.len_u32(Limits::MAX_META_BYTES, "meta")?;
     let meta = r.take(meta_len)?.to_vec();
@@ -377,7 +387,7 @@ mod tests {
             expire: f64::INFINITY,
             stale: 300.0,
             key: "[\"80468a\",[],[\"b\"]]".to_owned(),
-            tags: vec!["products".to_owned(), "ü".to_owned()],
+            tags: vec!["products".to_owned(), "%C3%BC".to_owned()],
             meta: b"{}".to_vec(),
             parts: vec![3, 0, 2],
         }
@@ -542,31 +552,88 @@ mod tests {
         m.parts = vec![u32::MAX, 1];
         assert_eq!(encode_header(&m), Err(EncodeError::TooLarge));
 
-        // A decoder meeting a tag count over the limit stops before reading the tags.
+        // A decoder meeting a tag length over the limit stops before reading the tag.
         let mut m = sample();
-        m.tags = Vec::new();
+        m.tags = vec!["t".to_owned()];
         let mut v = value_of(&m);
         let len = v.len();
-        let at = FIXED_HEADER_LEN + 4 + m.key.len();
-        v[at..at + 2].copy_from_slice(&2000u16.to_le_bytes());
+        let at = FIXED_HEADER_LEN + 4 + m.key.len() + 2;
+        let over = u16::try_from(Limits::MAX_TAG_BYTES + 1).unwrap();
+        v[at..at + 2].copy_from_slice(&over.to_le_bytes());
         assert_eq!(
             decode_header(&v, len),
-            Err(DecodeError::LimitExceeded("tags"))
+            Err(DecodeError::LimitExceeded("tag"))
         );
     }
 
     #[test]
     fn limits_at_the_edge_round_trip() {
+        // Each limit at its edge on its own: all of them at once would be a 1 GiB header.
         let m = EntryMeta {
             key: "k".repeat(Limits::MAX_KEY_BYTES),
-            tags: vec!["t".repeat(Limits::MAX_TAG_BYTES); Limits::MAX_TAGS],
+            tags: (0..Limits::MAX_TAGS).map(|i| format!("t{i}")).collect(),
             meta: vec![7; Limits::MAX_META_BYTES],
             parts: vec![0; Limits::MAX_PARTS],
             ..sample()
         };
-        let h = encode_header(&m).unwrap();
-        assert_eq!(h.len(), Limits::MAX_HEADER_LEN);
-        assert_eq!(decode_header(&h, h.len()).unwrap().meta, m);
+        let v = value_of(&m);
+        assert_eq!(decode_header(&v, v.len()).unwrap().meta, m);
+        let m = EntryMeta {
+            tags: vec!["t".repeat(Limits::MAX_TAG_BYTES); 3],
+            ..sample()
+        };
+        let v = value_of(&m);
+        assert_eq!(decode_header(&v, v.len()).unwrap().meta, m);
+        // The largest header still has a length the u32 field holds.
+        assert!(u32::try_from(Limits::MAX_HEADER_LEN).is_ok());
+        assert_eq!(
+            Limits::MAX_HEADER_LEN,
+            Limits::MIN_HEADER_LEN
+                + Limits::MAX_KEY_BYTES
+                + 65_535 * (2 + 16_384)
+                + Limits::MAX_META_BYTES
+                + Limits::MAX_PARTS * 4
+        );
+    }
+
+    /// The header of format version 1 as releases before issue 13 wrote it: tags as given.
+    #[test]
+    fn raw_tags_of_older_entries_decode_in_canonical_form() {
+        let m = EntryMeta {
+            tags: vec![
+                "caf\u{e9}".to_owned(),
+                "caf%C3%A9".to_owned(),
+                "plain".to_owned(),
+            ],
+            ..sample()
+        };
+        let v = value_of(&m);
+        let d = decode_header(&v, v.len()).unwrap();
+        assert_eq!(d.meta.tags, ["caf%C3%A9", "caf%C3%A9", "plain"]);
+    }
+
+    /// An entry past the limits of releases before issue 13 (1,024 tags, 1,024 bytes each):
+    /// what such a release's decoder does with it, checked byte for byte against the fields,
+    /// is refuse it (a miss), never read something else.
+    #[test]
+    fn past_the_old_limits_an_old_reader_sees_a_limit_error() {
+        const OLD_MAX: usize = 1024;
+        for m in [
+            EntryMeta {
+                tags: (0..OLD_MAX + 1).map(|i| format!("t{i}")).collect(),
+                ..sample()
+            },
+            EntryMeta {
+                tags: vec!["t".repeat(OLD_MAX + 1)],
+                ..sample()
+            },
+        ] {
+            let h = encode_header(&m).unwrap();
+            let at = FIXED_HEADER_LEN + 4 + m.key.len();
+            let count = usize::from(u16::from_le_bytes([h[at], h[at + 1]]));
+            let first = usize::from(u16::from_le_bytes([h[at + 2], h[at + 3]]));
+            assert!(count > OLD_MAX || first > OLD_MAX);
+        }
     }
 
     fn finite_or_inf() -> impl Strategy<Value = f64> {
@@ -586,7 +653,11 @@ mod tests {
             expire in finite_or_inf(),
             stale in finite_or_inf(),
             key in any::<String>(),
-            tags in proptest::collection::vec("\\PC{0,40}", 0..8),
+            // Stored tags are canonical (the plan canonicalises before encoding).
+            tags in proptest::collection::vec(
+                "\\PC{0,40}".prop_map(|t| crate::tags::canonical_tag(&t).into_owned()),
+                0..8,
+            ),
             meta in proptest::collection::vec(any::<u8>(), 0..64),
             parts in proptest::collection::vec(0u32..10_000, 0..6),
         ) -> EntryMeta {

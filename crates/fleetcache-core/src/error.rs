@@ -363,8 +363,8 @@ pub enum PlanError {
     KindMismatch,
     /// A tag update without tags.
     NoTags,
-    /// Tags past Next's limits: more than 128 explicit tags or one longer than 256
-    /// characters (implicit `_N_T_` tags: at most 1,024 bytes), or more than 1,024 in all.
+    /// No tag left once those longer than [`crate::tags::MAX_TAG_BYTES`] were dropped, or
+    /// an entry with more than [`crate::tags::MAX_ENTRY_TAGS`] distinct tags (not stored).
     TagLimit,
     /// The epoch candidate is empty or longer than 128 bytes.
     InvalidEpoch,
@@ -400,7 +400,7 @@ impl fmt::Display for PlanError {
             PlanError::KindMismatch => f.write_str("entry kind does not match the interface"),
             PlanError::NoTags => f.write_str("tag update without tags"),
             PlanError::TagLimit => {
-                f.write_str("tags exceed Next's limits: at most 128 tags of at most 256 characters each (implicit _N_T_ tags: 1024 bytes; 1024 tags in all)")
+                f.write_str("tags past fleetcache's limits: every tag longer than 16384 bytes (percent-encoded) was dropped, or an entry carries more than 65535 distinct tags")
             }
             PlanError::InvalidEpoch => f.write_str("epoch candidate must be 1 to 128 bytes"),
             PlanError::InvalidTime => f.write_str("now must be a finite, non-negative time in ms"),

@@ -12,7 +12,7 @@ use crate::error::PlanError;
 use crate::outbox::{Outbox, PendingUpdate};
 use crate::plan::{Engine, ScriptCall};
 use crate::scripts::{tag_update_args, TAG_UPDATE};
-use crate::tags::{check_tags, Revalidation};
+use crate::tags::Revalidation;
 use crate::time::Millis;
 
 /// Longest epoch candidate accepted (the host sends 32 hex digits).
@@ -101,11 +101,15 @@ impl Engine {
         if tags.is_empty() {
             return Err(PlanError::NoTags);
         }
-        check_tags(tags)?;
+        let admitted = self.admit_tags(tags);
+        if admitted.is_empty() {
+            return Err(PlanError::TagLimit);
+        }
+        let tags: Vec<&str> = admitted.iter().map(AsRef::as_ref).collect();
         if !(now.0.is_finite() && now.0 >= 0.0) {
             return Err(PlanError::InvalidTime);
         }
-        self.mirror_mut().apply_local(tags, rev, now);
+        self.mirror_mut().apply_local(&tags, rev, now);
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
         self.stats.record_outbox_queued();
@@ -263,13 +267,9 @@ mod tests {
             e.queue_tag_update(&[], &rev, Millis(NOW)),
             Err(PlanError::NoTags)
         );
-        let long = "x".repeat(300);
+        let long = "x".repeat(crate::tags::MAX_TAG_BYTES + 1);
         assert_eq!(
             e.queue_tag_update(&[&long], &rev, Millis(NOW)),
-            Err(PlanError::TagLimit)
-        );
-        assert_eq!(
-            e.queue_tag_update(&vec!["t"; 129], &rev, Millis(NOW)),
             Err(PlanError::TagLimit)
         );
         assert_eq!(

@@ -522,7 +522,7 @@ impl Engine {
         }
         tags.iter().all(|tag| {
             self.mirror()
-                .record(tag)
+                .record(&crate::tags::canonical_tag(tag))
                 .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
         })
     }
@@ -960,7 +960,14 @@ mod tests {
             prop_assert_eq!(got.expire, expire);
             let h = h.unwrap();
             prop_assert_eq!(&h.meta.parts[..], parts);
-            prop_assert_eq!(h.meta.tags, tags);
+            // Stored once each, in the order first given.
+            let mut once: Vec<String> = Vec::new();
+            for t in &tags {
+                if !once.contains(t) {
+                    once.push(t.clone());
+                }
+            }
+            prop_assert_eq!(h.meta.tags, once);
             // The parts sit where the lengths say.
             let mut off = h.header_len;
             for (i, len) in parts.iter().enumerate() {

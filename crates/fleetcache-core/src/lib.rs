@@ -57,5 +57,8 @@ pub use outbox::{Outbox, PendingUpdate};
 pub use plan::{Engine, Inspection, ScriptCall, SetInput, SetPlan, Verdict};
 pub use scripts::{Script, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
-pub use tags::{Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord};
+pub use tags::{
+    admit_tags, canonical_tag, AdmittedTags, DroppedTags, Freshness, RefreshSummary, Revalidation,
+    TagMirror, TagRecord, MAX_ENTRY_TAGS, MAX_TAG_BYTES,
+};
 pub use time::{duration_seconds_to_ttl_ms, Millis};

@@ -1,6 +1,9 @@
 //! The sans-IO engine: it plans Redis commands and judges replies, and the host performs the
 //! I/O in between. Every method is synchronous and takes the current time as an argument.
 
+use std::borrow::Cow;
+use std::cell::Cell;
+
 use crate::config::Config;
 use crate::envelope::{decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta};
 use crate::error::{ConfigError, DecodeError, PlanError, ProtocolError};
@@ -10,7 +13,10 @@ use crate::scripts::{
     tag_merge_args, tag_refresh_args, tag_update_args, Script, TAG_MERGE, TAG_PAGE, TAG_REFRESH,
     TAG_UPDATE,
 };
-use crate::tags::{Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord};
+use crate::tags::{
+    admit_tags, canonical_tag, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror,
+    TagRecord, MAX_ENTRY_TAGS,
+};
 use crate::time::{duration_seconds_to_ttl_ms, is_unlimited, Millis};
 
 /// Longest epoch candidate accepted (the host sends 32 hex digits).
@@ -114,6 +120,8 @@ pub struct Engine {
     pub(crate) stale_handouts: crate::regen::StaleHandouts,
     /// What the engine decided, counted (issue 7; see `stats.rs`).
     pub(crate) stats: crate::stats::Stats,
+    /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
+    dropped_tags: Cell<DroppedTags>,
     update_sha1: String,
     refresh_sha1: String,
     /// The first time the host passed in (its first Redis command): entries this process
@@ -145,6 +153,7 @@ impl Engine {
             regenerations: crate::regen::Regenerations::new(),
             stale_handouts: crate::regen::StaleHandouts::default(),
             stats: crate::stats::Stats::default(),
+            dropped_tags: Cell::new(DroppedTags::default()),
             update_sha1: TAG_UPDATE.sha1(),
             refresh_sha1: TAG_REFRESH.sha1(),
             started: None,
@@ -152,6 +161,20 @@ impl Engine {
             pruned_at: Millis::ZERO,
             config,
         })
+    }
+
+    /// Tags dropped, for being longer than [`crate::tags::MAX_TAG_BYTES`], from the list the
+    /// last entry write or revalidation was planned with: the host logs it, once per list.
+    pub fn dropped_tags(&self) -> DroppedTags {
+        self.dropped_tags.get()
+    }
+
+    /// Every tag list entering the engine for a write or a revalidation passes here: the
+    /// canonical forms, over-long tags dropped (and noted for [`Engine::dropped_tags`]).
+    pub(crate) fn admit_tags<'a>(&self, tags: &[&'a str]) -> Vec<Cow<'a, str>> {
+        let admitted = admit_tags(tags);
+        self.dropped_tags.set(admitted.dropped);
+        admitted.tags
     }
 
     /// Key naming in effect.
@@ -213,7 +236,10 @@ impl Engine {
         if iface.kind() != entry.kind {
             return Err(PlanError::KindMismatch);
         }
-        crate::tags::check_tags(entry.tags)?;
+        let tags = self.admit_tags(entry.tags);
+        if tags.len() > MAX_ENTRY_TAGS {
+            return Err(PlanError::TagLimit);
+        }
         let meta = EntryMeta {
             kind: entry.kind,
             timestamp: entry.timestamp,
@@ -221,7 +247,7 @@ impl Engine {
             expire: entry.expire,
             stale: entry.stale,
             key: cache_key.to_owned(),
-            tags: entry.tags.iter().map(|t| (*t).to_owned()).collect(),
+            tags: tags.into_iter().map(Cow::into_owned).collect(),
             meta: entry.meta.to_vec(),
             parts: entry.parts.to_vec(),
         };
@@ -322,11 +348,13 @@ impl Engine {
             // No tag state to prove it fresh by (see `untrusted_before`): a miss.
             Verdict::Expired
         } else {
+            // Borrowed, without allocating, for every tag Next 16.2.7 and later produce.
+            let soft: Vec<Cow<'_, str>> = soft_tags.iter().map(|t| canonical_tag(t)).collect();
             let tags = m
                 .tags
                 .iter()
                 .map(String::as_str)
-                .chain(soft_tags.iter().copied());
+                .chain(soft.iter().map(AsRef::as_ref));
             match self.mirror.evaluate(m.timestamp, tags, now) {
                 Freshness::Fresh => Verdict::Fresh,
                 Freshness::Stale => Verdict::Stale,
@@ -352,14 +380,18 @@ impl Engine {
         if tags.is_empty() {
             return Err(PlanError::NoTags);
         }
-        crate::tags::check_tags(tags)?;
+        let admitted = self.admit_tags(tags);
+        if admitted.is_empty() {
+            return Err(PlanError::TagLimit);
+        }
+        let tags: Vec<&str> = admitted.iter().map(AsRef::as_ref).collect();
         if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
             return Err(PlanError::InvalidEpoch);
         }
         if !(now.0.is_finite() && now.0 >= 0.0) {
             return Err(PlanError::InvalidTime);
         }
-        self.mirror.apply_local(tags, rev, now);
+        self.mirror.apply_local(&tags, rev, now);
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
         Ok(ScriptCall {
@@ -371,7 +403,7 @@ impl Engine {
                 self.config.prune_after_ms(),
                 epoch_candidate,
                 rev,
-                tags,
+                &tags,
             ),
         })
     }
@@ -500,11 +532,21 @@ impl Engine {
     /// Next drops a hit created at or before it, so without a trusted tag state it is the
     /// time of [`Engine::untrusted_before`].
     pub fn get_expiration(&self, tags: &[&str], now: Millis) -> Millis {
-        let known = self.mirror.expiration(tags.iter().copied(), now);
+        let canonical: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
+        let known = self
+            .mirror
+            .expiration(canonical.iter().map(AsRef::as_ref), now);
         match self.untrusted_before(now) {
             Some(before) if !tags.is_empty() => known.max(before),
             _ => known,
         }
+    }
+
+    /// How the mirror judges an entry created at `timestamp` with these tags (any form).
+    pub fn tag_freshness(&self, tags: &[&str], timestamp: Millis, now: Millis) -> Freshness {
+        let tags: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
+        self.mirror
+            .evaluate(timestamp, tags.iter().map(AsRef::as_ref), now)
     }
 
     /// Drops mirror records older than the configured pruning age; returns how many.
@@ -718,14 +760,30 @@ mod tests {
             e.plan_set(&Interface::Incremental, "k", input(&[], &[])),
             Err(PlanError::KindMismatch)
         );
-        let long = "x".repeat(2000);
-        let tags = [long.as_str()];
+        // An over-long tag is dropped; the entry is stored with the others.
+        let long = "x".repeat(crate::tags::MAX_TAG_BYTES + 1);
+        let tags = [long.as_str(), "kept"];
+        let plan = e.plan_set(&DEFAULT, "k", input(&tags, &[])).unwrap();
+        let h = decode_header(&plan.header, plan.header.len()).unwrap();
+        assert_eq!(h.meta.tags, ["kept"]);
+        assert_eq!(e.dropped_tags().count, 1);
+        // More distinct tags than the envelope counts: not stored, never stored without some.
+        let many: Vec<String> = (0..=crate::tags::MAX_ENTRY_TAGS)
+            .map(|i| format!("t{i}"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let big = Engine::new(Config {
+            max_entry_bytes: 1 << 30,
+            ..Config::default()
+        })
+        .unwrap();
         assert_eq!(
-            e.plan_set(&DEFAULT, "k", input(&tags, &[]))
+            big.plan_set(&DEFAULT, "k", input(&many, &[]))
                 .err()
                 .map(|e| e.code()),
             Some("ERR_PLAN_TAG_LIMIT")
         );
+        assert!(big.plan_set(&DEFAULT, "k", input(&many[1..], &[])).is_ok());
         let mut inp = input(&[], &[]);
         inp.revalidate = f64::NAN;
         assert_eq!(
@@ -776,16 +834,23 @@ mod tests {
             e.plan_tag_update(&[], &rev, Millis(1.0), "ep"),
             Err(PlanError::NoTags)
         );
-        let long = "t".repeat(1025);
+        // Only over-long tags are dropped; a list of nothing else is refused.
+        let long = "t".repeat(crate::tags::MAX_TAG_BYTES + 1);
         assert_eq!(
             e.plan_tag_update(&[&long], &rev, Millis(1.0), "ep"),
             Err(PlanError::TagLimit)
         );
-        let many = vec!["t"; 1025];
-        assert_eq!(
-            e.plan_tag_update(&many, &rev, Millis(1.0), "ep"),
-            Err(PlanError::TagLimit)
-        );
+        assert_eq!(e.dropped_tags().count, 1);
+        let call = e
+            .plan_tag_update(&[&long, "kept"], &rev, Millis(1.0), "ep")
+            .unwrap();
+        assert_eq!(call.args[5..], ["kept".to_owned()]);
+        assert_eq!(e.dropped_tags().count, 1);
+        let many: Vec<String> = (0..1025).map(|i| format!("t{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let call = e.plan_tag_update(&many, &rev, Millis(1.0), "ep").unwrap();
+        assert_eq!(call.args.len(), 5 + 1025);
+        assert!(e.dropped_tags().is_empty());
         assert_eq!(
             e.plan_tag_update(&["a"], &rev, Millis(1.0), ""),
             Err(PlanError::InvalidEpoch)

@@ -5,7 +5,8 @@
 //! order and a later update never undoes an earlier one. The Lua scripts in `src/lua/`
 //! implement the same rules on the Redis side; `tests/lua_scripts.rs` checks they agree.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::ProtocolError;
 use crate::netstring;
@@ -19,43 +20,126 @@ pub const MAX_EXPIRE_MS: f64 = INFINITE_CACHE_SECONDS * 1000.0;
 /// `f64` (and Lua 5.1's number) represents exactly.
 const MAX_RECORD_DIGITS: usize = 16;
 
-/// Next's own limit on the tags of one entry (`NEXT_CACHE_TAG_MAX_ITEMS`).
-pub const MAX_EXPLICIT_TAGS: usize = 128;
-
-/// Next's own limit on the length of one tag in UTF-16 units (`NEXT_CACHE_TAG_MAX_LENGTH`).
-pub const MAX_EXPLICIT_TAG_CHARS: usize = 256;
-
-/// Prefix of Next's implicit (path-derived) tags, which follow the soft-tag limits instead.
+/// Prefix of Next's implicit (path-derived) tags.
 pub const IMPLICIT_TAG_PREFIX: &str = "_N_T_";
 
-/// Checks a tag list against Next's limits: at most 128 explicit tags of at most 256
-/// characters; implicit `_N_T_` tags (derived from paths of up to 1,024 characters) at most
-/// [`Limits::MAX_TAG_BYTES`](crate::Limits::MAX_TAG_BYTES) bytes; at most
-/// [`Limits::MAX_TAGS`](crate::Limits::MAX_TAGS) in all. Next drops such tags with a
-/// warning; a tag that reached us anyway came from a caller bypassing Next, and it is
-/// refused whole rather than cut, since a cut tag would invalidate the wrong entries.
-pub fn check_tags(tags: &[&str]) -> Result<(), crate::error::PlanError> {
-    use crate::envelope::Limits;
-    let mut explicit = 0usize;
-    for tag in tags {
-        if tag.starts_with(IMPLICIT_TAG_PREFIX) {
-            if tag.len() > Limits::MAX_TAG_BYTES {
-                return Err(crate::error::PlanError::TagLimit);
-            }
+/// Longest tag, in bytes of its canonical form, that the core accepts: longer ones are
+/// dropped from the list they came in (entry tags, a revalidation), never the whole list.
+///
+/// Next checks its limits (256 UTF-16 units for a `fetch`/`cacheTag` tag, 1,024 for a
+/// `revalidatePath` path) on the raw string and percent-encodes afterwards, up to 9 bytes per
+/// unit: 2,304 bytes for an explicit tag, about 9.2 KiB for an implicit one. 16 KiB covers
+/// both; only a caller bypassing Next gets a tag dropped.
+pub const MAX_TAG_BYTES: usize = 16 * 1024;
+
+/// Most distinct tags one entry can carry: the envelope's tag count is a `u16`. Next puts no
+/// limit on the union of tags an entry collects; an entry past this one is not stored (a
+/// miss), since dropping tags from it would make it immune to their revalidations.
+pub const MAX_ENTRY_TAGS: usize = u16::MAX as usize;
+
+/// True for the bytes Next leaves as they are in a tag: horizontal tab and printable ASCII
+/// (Node's `validateHeaderValue` class, `[\t\x20-\x7e]`).
+fn header_safe(b: u8) -> bool {
+    b == b'\t' || (0x20..=0x7e).contains(&b)
+}
+
+/// The canonical form of a tag: Next's `encodeHeaderSafe` (16.3.1 on; `encodeCacheTag` in
+/// 16.2.7-16.3.0), which percent-encodes (`%XX`, upper-case hex, per UTF-8 byte) every
+/// character outside tab and printable ASCII and leaves everything else, `%` included, as
+/// it is. So the raw tag an older Next sends and the encoded one a newer Next sends map to
+/// one form, and the form is a fixed point (an encoded tag has nothing left to encode).
+///
+/// A tag that is already header-safe (every ASCII tag Next produces, and every tag of a Next
+/// release that encodes) is returned borrowed, without allocating.
+pub fn canonical_tag(tag: &str) -> Cow<'_, str> {
+    let bytes = tag.as_bytes();
+    let Some(first) = bytes.iter().position(|b| !header_safe(*b)) else {
+        return Cow::Borrowed(tag);
+    };
+    fn hex(nibble: u8) -> char {
+        char::from(if nibble < 10 {
+            b'0' + nibble
         } else {
-            explicit += 1;
-            // Bytes bound UTF-16 units from above; count exactly only when it can matter.
-            if tag.len() > MAX_EXPLICIT_TAG_CHARS
-                && tag.encode_utf16().count() > MAX_EXPLICIT_TAG_CHARS
-            {
-                return Err(crate::error::PlanError::TagLimit);
-            }
+            b'A' + nibble - 10
+        })
+    }
+    let rest = bytes.get(first..).unwrap_or_default();
+    let mut out = String::with_capacity(first + 3 * rest.len());
+    // Every byte before `first` is ASCII, so `first` is a character boundary.
+    out.push_str(tag.get(..first).unwrap_or_default());
+    for &b in rest {
+        if header_safe(b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(hex(b >> 4));
+            out.push(hex(b & 0x0f));
         }
     }
-    if explicit > MAX_EXPLICIT_TAGS || tags.len() > Limits::MAX_TAGS {
-        return Err(crate::error::PlanError::TagLimit);
+    Cow::Owned(out)
+}
+
+/// Tags the core keeps from a list it was given, and what it left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdmittedTags<'a> {
+    /// The canonical forms, first occurrence order, without duplicates.
+    pub tags: Vec<Cow<'a, str>>,
+    /// What was dropped for being longer than [`MAX_TAG_BYTES`].
+    pub dropped: DroppedTags,
+}
+
+/// Tags dropped from one list for being longer than [`MAX_TAG_BYTES`] (canonical form).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DroppedTags {
+    /// How many.
+    pub count: usize,
+    /// Bytes of the longest one.
+    pub longest: usize,
+}
+
+impl DroppedTags {
+    /// True when nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
-    Ok(())
+}
+
+impl std::fmt::Display for DroppedTags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "dropped {} tag(s) longer than {} bytes (the longest {} bytes); the other tags apply",
+            self.count, MAX_TAG_BYTES, self.longest
+        )
+    }
+}
+
+/// Canonicalises a tag list (entry tags, a revalidation): every tag to [`canonical_tag`],
+/// duplicates removed, and each tag longer than [`MAX_TAG_BYTES`] dropped on its own (the
+/// caller logs [`AdmittedTags::dropped`] once). No limit on the number of tags: a list is
+/// never refused here.
+pub fn admit_tags<'a>(tags: &[&'a str]) -> AdmittedTags<'a> {
+    let mut dropped = DroppedTags::default();
+    let mut canonical: Vec<Cow<'a, str>> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let c = canonical_tag(tag);
+        if c.len() > MAX_TAG_BYTES {
+            dropped.count += 1;
+            dropped.longest = dropped.longest.max(c.len());
+        } else {
+            canonical.push(c);
+        }
+    }
+    let first: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(canonical.len());
+        canonical.iter().map(|t| seen.insert(t.as_ref())).collect()
+    };
+    let tags = canonical
+        .into_iter()
+        .zip(first)
+        .filter_map(|(t, first)| first.then_some(t))
+        .collect();
+    AdmittedTags { tags, dropped }
 }
 
 /// How entries compare against tag state, from weakest to strongest.
@@ -582,13 +666,16 @@ impl TagMirror {
                 skipped,
             });
         }
-        let mut received: HashMap<&str, TagRecord> = HashMap::with_capacity(reply.pairs.len());
+        let mut received: HashMap<Cow<'_, str>, TagRecord> =
+            HashMap::with_capacity(reply.pairs.len());
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
-                (Ok(tag), Ok(record)) => {
-                    received.insert(tag, record);
-                }
+                // Releases before canonical tags stored them as Next gave them.
+                (Ok(tag), Ok(record)) => received
+                    .entry(canonical_tag(tag))
+                    .or_default()
+                    .merge(&record),
                 _ => skipped += 1,
             }
         }
@@ -598,7 +685,7 @@ impl TagMirror {
         // The whole state: everything above version 0 of the state followed.
         let complete = current && self.version == 0;
         if complete {
-            self.note_losses(&received, now, keep_ms);
+            self.note_losses(|t| received.get(t).copied(), now, keep_ms);
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
@@ -617,16 +704,14 @@ impl TagMirror {
             }
         }
         for (tag, record) in &received {
-            self.tags
-                .entry((*tag).to_owned())
-                .or_default()
-                .merge(record);
+            let tag: &str = tag;
+            self.tags.entry(tag.to_owned()).or_default().merge(record);
             if current {
-                if self.local.get(*tag).is_some_and(|l| record.covers(l)) {
-                    self.local.remove(*tag);
+                if self.local.get(tag).is_some_and(|l| record.covers(l)) {
+                    self.local.remove(tag);
                 }
-                if self.resend.get(*tag).is_some_and(|l| record.covers(l)) {
-                    self.resend.remove(*tag);
+                if self.resend.get(tag).is_some_and(|l| record.covers(l)) {
+                    self.resend.remove(tag);
                 }
             }
         }
@@ -684,7 +769,7 @@ impl TagMirror {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 (Ok(tag), Ok(record)) => {
                     load.incoming
-                        .entry(tag.to_owned())
+                        .entry(canonical_tag(tag).into_owned())
                         .or_default()
                         .merge(&record);
                     changed += 1;
@@ -697,22 +782,15 @@ impl TagMirror {
             self.loading = Some(load);
             return (changed, skipped);
         }
-        let received: HashMap<&str, TagRecord> = load
-            .incoming
-            .iter()
-            .map(|(t, r)| (t.as_str(), *r))
-            .collect();
-        self.note_losses(&received, now, keep_ms);
-        for (tag, record) in &received {
-            self.tags
-                .entry((*tag).to_owned())
-                .or_default()
-                .merge(record);
-            if self.local.get(*tag).is_some_and(|l| record.covers(l)) {
-                self.local.remove(*tag);
+        let received = &load.incoming;
+        self.note_losses(|t| received.get(t).copied(), now, keep_ms);
+        for (tag, record) in received {
+            self.tags.entry(tag.clone()).or_default().merge(record);
+            if self.local.get(tag).is_some_and(|l| record.covers(l)) {
+                self.local.remove(tag);
             }
-            if self.resend.get(*tag).is_some_and(|l| record.covers(l)) {
-                self.resend.remove(*tag);
+            if self.resend.get(tag).is_some_and(|l| record.covers(l)) {
+                self.resend.remove(tag);
             }
         }
         self.epoch = load.epoch;
@@ -727,7 +805,12 @@ impl TagMirror {
 
     /// Queues for giving back every record the mirror holds, younger than `keep_ms` at `now`,
     /// that `received` (the whole state) does not cover.
-    fn note_losses(&mut self, received: &HashMap<&str, TagRecord>, now: Millis, keep_ms: f64) {
+    fn note_losses(
+        &mut self,
+        received: impl Fn(&str) -> Option<TagRecord>,
+        now: Millis,
+        keep_ms: f64,
+    ) {
         for (tag, record) in &self.tags {
             // This process's own updates are included: the outbox forgets one once Redis
             // acknowledged it, and that acknowledgement may be what the state lost. One still
@@ -735,7 +818,7 @@ impl TagMirror {
             if record.updated_at.0 + keep_ms < now.0 {
                 continue;
             }
-            let covered = received.get(tag.as_str()).is_some_and(|r| r.covers(record));
+            let covered = received(tag).is_some_and(|r| r.covers(record));
             if !covered {
                 self.resend.entry(tag.clone()).or_default().merge(record);
             }
@@ -822,24 +905,127 @@ mod tests {
         r
     }
 
+    /// Vectors from Next 16.4.6's own `encodeHeaderSafe` (dist/server/lib/encode-header-safe.js),
+    /// run under Node.
     #[test]
-    fn next_tag_limits() {
-        let ok = "t".repeat(256);
-        let long = "t".repeat(257);
-        // 256 characters of 2-byte UTF-8 are 512 bytes but within Next's limit.
-        let wide = "\u{e9}".repeat(256);
-        let soft = format!("_N_T_/{}", "p".repeat(1000));
-        let too_soft = format!("_N_T_/{}", "p".repeat(1100));
-        assert_eq!(check_tags(&[&ok, &wide, &soft]), Ok(()));
-        assert!(check_tags(&[&long]).is_err());
-        assert!(check_tags(&[&too_soft]).is_err());
-        assert_eq!(check_tags(&vec!["a"; 128]), Ok(()));
-        assert!(check_tags(&vec!["a"; 129]).is_err());
-        let mut many = vec!["a"; 128];
-        many.extend(vec!["_N_T_/x"; 896]);
-        assert_eq!(check_tags(&many), Ok(()));
-        many.push("_N_T_/y");
-        assert!(check_tags(&many).is_err());
+    fn canonical_form_is_next_encode_header_safe() {
+        for (raw, encoded) in [
+            ("caf\u{e9}", "caf%C3%A9"),
+            ("caf%C3%A9", "caf%C3%A9"),
+            ("a\tb", "a\tb"),
+            ("a\nb", "a%0Ab"),
+            ("\u{7f}", "%7F"),
+            ("\u{0}", "%00"),
+            ("\u{ff}", "%C3%BF"),
+            (
+                "\u{65e5}\u{672c}\u{8a9e}\u{306e}\u{30bf}\u{30b0}",
+                "%E6%97%A5%E6%9C%AC%E8%AA%9E%E3%81%AE%E3%82%BF%E3%82%B0",
+            ),
+            ("\u{1f600}x", "%F0%9F%98%80x"),
+            ("mixed \u{e9} and %C3%A9", "mixed %C3%A9 and %C3%A9"),
+            ("_N_T_/\u{fc}ber/page", "_N_T_/%C3%BCber/page"),
+            ("", ""),
+        ] {
+            assert_eq!(canonical_tag(raw), encoded, "{raw:?}");
+            assert_eq!(canonical_tag(encoded), encoded, "{encoded:?}");
+        }
+        assert!(matches!(
+            canonical_tag("plain, {tag} %41"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn admitted_tags_drop_only_the_over_long_ones() {
+        // 29 CJK characters: within Next's 256, 261 once encoded (past the old 256 check).
+        let cjk = "\u{6f22}".repeat(29);
+        let cjk_encoded = canonical_tag(&cjk).into_owned();
+        assert_eq!(cjk_encoded.len(), 261);
+        // Next's longest explicit tag: 256 units, 9 bytes each once encoded.
+        let longest_next = "\u{6f22}".repeat(256);
+        assert_eq!(canonical_tag(&longest_next).len(), 2304);
+        let too_long = "t".repeat(MAX_TAG_BYTES + 1);
+        let at_limit = "t".repeat(MAX_TAG_BYTES);
+        // Raw and encoded forms of one tag are one tag.
+        let a = admit_tags(&[
+            &cjk,
+            "x",
+            &too_long,
+            &cjk_encoded,
+            &longest_next,
+            &at_limit,
+            "x",
+        ]);
+        assert_eq!(
+            a.tags,
+            [
+                cjk_encoded.as_str(),
+                "x",
+                &canonical_tag(&longest_next),
+                &at_limit
+            ]
+        );
+        assert_eq!(
+            a.dropped,
+            DroppedTags {
+                count: 1,
+                longest: MAX_TAG_BYTES + 1
+            }
+        );
+        // A tag whose raw form fits but whose encoded form does not is dropped too.
+        let wide = "\u{e9}".repeat(MAX_TAG_BYTES / 6 + 1);
+        assert_eq!(admit_tags(&[&wide]).dropped.count, 1);
+        // No limit on the count: thousands of tags, none dropped.
+        let many: Vec<String> = (0..5000).map(|i| format!("t{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let a = admit_tags(&refs);
+        assert_eq!((a.tags.len(), a.dropped.count), (5000, 0));
+        assert!(a.tags.iter().all(|t| matches!(t, Cow::Borrowed(_))));
+        assert!(a.dropped.is_empty());
+    }
+
+    #[test]
+    fn refresh_replies_with_raw_tags_land_in_canonical_form() {
+        // A release before canonical tags wrote the raw form to Redis.
+        let mut m = TagMirror::new();
+        // In a load, and in an incremental refresh alike.
+        load(
+            &mut m,
+            "E1",
+            1,
+            &[("caf\u{e9}", rec(Revalidation::Expire, 500.0))],
+        );
+        refresh(
+            &mut m,
+            &reply(
+                "E1",
+                2,
+                false,
+                &[("na\u{ef}ve", rec(Revalidation::Expire, 600.0))],
+            ),
+        )
+        .unwrap();
+        assert!(m.record("caf\u{e9}").is_none());
+        assert_eq!(m.record("na%C3%AFve").unwrap().expired, Millis(600.0));
+        assert_eq!(m.record("caf%C3%A9").unwrap().expired, Millis(500.0));
+    }
+
+    /// A second reading of Next's `encodeHeaderSafe`, written the way Next writes it (runs of
+    /// characters outside tab and printable ASCII through `encodeURIComponent`), to check
+    /// the byte-wise implementation against.
+    fn next_encode_header_safe(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            if c == '\t' || (' '..='~').contains(&c) {
+                out.push(c);
+            } else {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        out
     }
 
     const MAX_PROFILE: Revalidation = Revalidation::Stale {
@@ -1353,6 +1539,33 @@ mod tests {
         #[test]
         fn record_text_round_trip(r in any_record()) {
             prop_assert_eq!(TagRecord::parse(r.encode().as_bytes()), Ok(r));
+        }
+
+        #[test]
+        fn canonical_tag_is_idempotent_and_header_safe(tag in "\\PC{0,24}|[\\x00-\\x7f]{0,24}") {
+            let once = canonical_tag(&tag).into_owned();
+            prop_assert!(once.bytes().all(header_safe), "{:?}", once);
+            prop_assert!(matches!(canonical_tag(&once), Cow::Borrowed(_)));
+            prop_assert_eq!(canonical_tag(&once), once.as_str());
+        }
+
+        #[test]
+        fn raw_and_encoded_forms_meet(pieces in proptest::collection::vec(("\\PC{0,6}", any::<bool>()), 0..6)) {
+            // Any mix of raw pieces and pieces Next has encoded already is the same tag.
+            let raw: String = pieces.iter().map(|(p, _)| p.as_str()).collect();
+            let mixed: String = pieces
+                .iter()
+                .map(|(p, pre)| if *pre { next_encode_header_safe(p) } else { p.clone() })
+                .collect();
+            prop_assert_eq!(canonical_tag(&raw), next_encode_header_safe(&raw));
+            prop_assert_eq!(canonical_tag(&mixed), canonical_tag(&raw));
+        }
+
+        #[test]
+        fn header_safe_tags_are_unchanged_and_borrowed(tag in "[\\t\\x20-\\x7e]{0,40}") {
+            let c = canonical_tag(&tag);
+            prop_assert!(matches!(c, Cow::Borrowed(_)));
+            prop_assert_eq!(c, tag.as_str());
         }
 
         #[test]

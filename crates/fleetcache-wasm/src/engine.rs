@@ -148,6 +148,19 @@ impl Engine {
         Ok(plan.header)
     }
 
+    /// What the last `plan*Set`, `planTagUpdate` or `queueTagUpdate` dropped from its tags
+    /// (each tag longer than the core's byte limit, on its own), as one log line's text; `""`
+    /// when nothing was dropped.
+    #[wasm_bindgen(getter, js_name = lastDroppedTags)]
+    pub fn last_dropped_tags(&self) -> String {
+        let dropped = self.inner.dropped_tags();
+        if dropped.is_empty() {
+            String::new()
+        } else {
+            dropped.to_string()
+        }
+    }
+
     /// TTL in milliseconds planned by the last `plan*Set` call, or -1 for "do not store".
     #[wasm_bindgen(getter, js_name = lastTtlMs)]
     pub fn last_ttl_ms(&self) -> f64 {
@@ -891,8 +904,7 @@ impl Engine {
     pub fn tag_freshness(&self, tags: &str, timestamp: f64, now: f64) -> u8 {
         match self
             .inner
-            .mirror()
-            .evaluate(Millis(timestamp), split(tags), Millis(now))
+            .tag_freshness(&split(tags), Millis(timestamp), Millis(now))
         {
             fleetcache_core::Freshness::Fresh => 0,
             fleetcache_core::Freshness::Stale => 1,

@@ -201,10 +201,22 @@ fn outbox_through_the_binding() {
     assert!(!e.ack_outbox(seq));
     assert!(!e.ack_outbox(f64::NAN));
     assert_eq!(e.outbox_length(), 1);
-    let long = "x".repeat(257);
+    // A tag past the core's byte limit is dropped on its own, and said once.
+    let long = "x".repeat(16 * 1024 + 1);
+    assert_eq!(e.last_dropped_tags(), "");
     let err = e.queue_tag_update(&long, 0, f64::NAN, NOW).unwrap_err();
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
     assert_eq!(code.as_string().as_deref(), Some("ERR_PLAN_TAG_LIMIT"));
+    e.queue_tag_update(&format!("{long}\0kept"), 0, f64::NAN, NOW)
+        .unwrap();
+    assert!(e
+        .last_dropped_tags()
+        .starts_with("dropped 1 tag(s) longer than 16384 bytes"));
+    e.queue_tag_update("caf\u{e9}", 0, f64::NAN, NOW).unwrap();
+    assert_eq!(e.last_dropped_tags(), "");
+    // Raw and encoded forms are one tag.
+    assert_eq!(e.get_expiration("caf%C3%A9", NOW + 1.0), NOW.ceil());
+    assert_eq!(e.tag_freshness("caf%C3%A9", NOW - 1.0, NOW + 1.0), 2);
     assert!(e.queue_tag_update("a", 7, f64::NAN, NOW).is_err());
     let bad = Engine::new(config_with(&[("readTimeoutMs", -1.0)]))
         .err()

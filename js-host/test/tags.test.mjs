@@ -1,0 +1,182 @@
+// Tags as Next produces them (issue 13, items 2 and 9), through both handlers on a real
+// redis-server: entries and revalidations with any number of tags, tags percent-encoded by
+// Next 16.2.7 and later (encodeHeaderSafe) up to 256 x 9 bytes, and the raw form an older Next
+// sends reaching entries written with the encoded form, and the reverse.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import { capture, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const wasm = require('../wasm/node/fleetcache_wasm.js')
+
+let redis
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-tags-'))
+  redis = await startTestRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+})
+
+let seq = 0
+
+/** One simulated instance: its own runtime (engine, tag mirror, connection), no tier, no leases. */
+function options() {
+  seq += 1
+  return {
+    redisUrl: redis.url,
+    prefix: 'tagtest',
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    connectTimeoutMs: 2000 + seq,
+    ...redis.options,
+  }
+}
+
+const useCache = () => createUseCacheHandler(options())
+
+function incremental() {
+  const Handler = createIncrementalCacheHandler(options())
+  return () => new Handler({ dev: false, revalidatedTags: [] })
+}
+
+const entryKey = (iface, key) =>
+  new wasm.Engine({ prefix: 'tagtest', deployment: 'd1' }).entryKey(iface, key)
+
+/** Next's encodeHeaderSafe (dist/server/lib/encode-header-safe.js in next@16.4.6). */
+const encode = (tag) =>
+  /[^\t\x20-\x7e]/.test(tag)
+    ? tag.replace(/[^\t\x20-\x7e]+/g, (run) => encodeURIComponent(run))
+    : tag
+
+const numbered = (n, prefix) => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+
+/** An APP_PAGE value carrying these tags in `x-next-cache-tags`, as Next writes it. */
+const page = (tags) => ({
+  kind: 'APP_PAGE',
+  html: '<p>page</p>',
+  rscData: Buffer.from('rsc'),
+  headers: { 'x-next-cache-tags': tags.join(',') },
+  postponed: undefined,
+  status: 200,
+  segmentData: undefined,
+})
+const pageCtx = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
+const setCtx = { ...pageCtx, cacheControl: { revalidate: 60, expire: 3600 } }
+
+// 29 CJK characters: within Next's 256-character limit, 261 bytes once encoded.
+const CJK = '\u6f22'.repeat(29)
+
+describe('tags as Next produces them', () => {
+  for (const n of [129, 2000]) {
+    test(`a 'use cache' entry with ${n} tags is stored, read elsewhere and invalidated by its last tag`, async () => {
+      const [a, b] = [useCache(), useCache()]
+      const tags = numbered(n, `uc${n}-`)
+      await a.set(`k-uc-${n}`, Promise.resolve(useCacheEntry('many tags', { tags })))
+      assert.equal(await redis.command('EXISTS', entryKey('default', `k-uc-${n}`)), 1, 'stored')
+      await b.refreshTags()
+      const got = await b.get(`k-uc-${n}`, [])
+      assert.ok(got, 'a hit on the other instance')
+      assert.equal(await text(got.value), 'many tags')
+      assert.deepEqual(got.tags, tags)
+      await a.updateTags([tags[n - 1]])
+      await b.refreshTags()
+      assert.equal(await b.get(`k-uc-${n}`, []), undefined)
+    })
+
+    test(`an APP_PAGE with ${n} tags is stored, read elsewhere and invalidated by its last tag`, async () => {
+      const [A, B] = [incremental(), incremental()]
+      // Explicit tags (cacheTag, fetch tags) land in x-next-cache-tags too.
+      const tags = numbered(n, `page${n}-`)
+      await A().set(`/page-${n}`, page(tags), setCtx)
+      assert.equal(await redis.command('EXISTS', entryKey('inc', `/page-${n}`)), 1, 'stored')
+      const got = await B().get(`/page-${n}`, pageCtx)
+      assert.ok(got, 'a hit on the other instance')
+      assert.equal(got.value.headers['x-next-cache-tags'], tags.join(','))
+      await A().revalidateTag([tags[n - 1]])
+      assert.equal(await B().get(`/page-${n}`, pageCtx), null)
+    })
+  }
+
+  test('updateTags with 129 tags invalidates every one of them on another instance', async () => {
+    const [a, b] = [useCache(), useCache()]
+    const tags = numbered(129, 'rv-')
+    for (const t of tags) await a.set(`k-${t}`, Promise.resolve(useCacheEntry(t, { tags: [t] })))
+    await b.refreshTags()
+    for (const t of tags) assert.ok(await b.get(`k-${t}`, []), `${t} cached before`)
+    await a.updateTags(tags)
+    await b.refreshTags()
+    const left = []
+    for (const t of tags) if ((await b.get(`k-${t}`, [])) !== undefined) left.push(t)
+    assert.deepEqual(left, [], 'entries still served after the revalidation')
+    assert.ok((await b.getExpiration([tags[128]])) > 0)
+  })
+
+  /** An entry on one instance with `entryForm`, a revalidation on another with `revalidatedForm`. */
+  async function crosses(entryForm, revalidatedForm) {
+    seq += 1
+    const key = `k-form-${seq}`
+    const [a, b] = [useCache(), useCache()]
+    await a.set(key, Promise.resolve(useCacheEntry('form', { tags: [entryForm, 'other'] })))
+    await b.refreshTags()
+    assert.ok(await b.get(key, []), 'stored and read')
+    await b.updateTags([revalidatedForm])
+    await a.refreshTags()
+    assert.equal(await a.get(key, []), undefined, `${entryForm} not reached by ${revalidatedForm}`)
+    assert.ok((await a.getExpiration([entryForm])) > 0, 'getExpiration in the entry’s form')
+    // The same for the singular handler's pages, tagged through x-next-cache-tags.
+    const [A, B] = [incremental(), incremental()]
+    await A().set(`/${key}`, page([entryForm]), setCtx)
+    assert.ok(await B().get(`/${key}`, pageCtx), 'page stored and read')
+    await B().revalidateTag(revalidatedForm)
+    assert.equal(await A().get(`/${key}`, pageCtx), null, `page: ${entryForm} not reached`)
+  }
+
+  test('a 29-CJK-character tag works raw and encoded, across forms in both directions', async () => {
+    for (const [entryForm, revalidatedForm] of [
+      [encode(CJK), encode(CJK)],
+      [CJK, CJK],
+      [encode(CJK), CJK],
+      [CJK, encode(CJK)],
+    ])
+      await crosses(entryForm, revalidatedForm)
+  })
+
+  test('an old pod’s raw tag and a new pod’s encoded one are one tag, both ways', async () => {
+    for (const tag of ['café', 'emoji 😀 and %41', '_N_T_/über/page'])
+      for (const [entryForm, revalidatedForm] of [
+        [encode(tag), tag],
+        [tag, encode(tag)],
+      ])
+        await crosses(entryForm, revalidatedForm)
+  })
+
+  test('a tag past the byte limit is dropped with one line; the entry and the revalidation go on', async () => {
+    const [a, b] = [useCache(), useCache()]
+    const huge = 'h'.repeat(16 * 1024 + 1)
+    let lines = await capture(() =>
+      a.set('k-huge', Promise.resolve(useCacheEntry('kept', { tags: [huge, 'small'] }))),
+    )
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0], /dropped 1 tag\(s\) longer than 16384 bytes/)
+    await b.refreshTags()
+    const got = await b.get('k-huge', [])
+    assert.ok(got, 'stored without the over-long tag')
+    assert.deepEqual(got.tags, ['small'])
+    lines = await capture(() => a.updateTags([huge, 'small']))
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0], /dropped 1 tag\(s\) longer than 16384 bytes/)
+    await b.refreshTags()
+    assert.equal(await b.get('k-huge', []), undefined, 'the other tag applied')
+  })
+})
