@@ -43,9 +43,11 @@ const MAX_STEPS = 1000
 
 /**
  * Runs the lease protocol for one read whose first judgement is `first`, made at `started`.
- * `reread` reads the entry again (a poll) and judges it. Never rejects: a lease command that
- * fails is reported to the engine as "no answer", which then behaves as if there were no
- * leases (the request regenerates or serves stale itself).
+ * `caches`: the read's consumer will store the answer in a server cache (consumer.ts), so the
+ * engine treats a stale entry as a miss. `reread` reads the entry again (a poll) and judges
+ * it. Never rejects: a lease command that fails is reported to the engine as "no answer",
+ * which then behaves as if there were no leases (the request regenerates or serves stale
+ * itself).
  */
 export async function fly<V>(
   rt: Runtime,
@@ -53,15 +55,16 @@ export async function fly<V>(
   cacheKey: string,
   first: Judgement<V>,
   started: number,
+  caches: boolean,
   reread: () => Promise<Judgement<V>>,
 ): Promise<Landing<V>> {
   const { engine } = rt
   let judgement = first
-  let step = engine.leaseStart(first.found, started)
+  let step = engine.leaseStart(first.found, started, caches)
   for (let i = 0; i < MAX_STEPS; i++) {
     if (step === Step.Acquire) {
       const reply = await acquire(rt, iface, cacheKey, judgement.timestamp)
-      step = engine.leaseAcquired(first.found, started, reply, now())
+      step = engine.leaseAcquired(first.found, started, reply, now(), caches)
       continue
     }
     if (step === Step.Poll) {
@@ -70,7 +73,7 @@ export async function fly<V>(
       const polls = engine.lastPolls
       if (delay > 0) await sleep(delay, undefined, { ref: false })
       judgement = await reread()
-      step = engine.leasePolled(first.found, started, polls, judgement.found, now())
+      step = engine.leasePolled(first.found, started, polls, judgement.found, now(), caches)
       continue
     }
     return { step, judgement }

@@ -1,4 +1,5 @@
 import { now } from './clock'
+import { consumerWillServerCache } from './consumer'
 import {
   optionsFromEnv,
   resolveOptions,
@@ -128,9 +129,32 @@ class IncrementalCore {
   async get(
     cacheKey: string,
     ctx: IncrementalGetContext = {},
+    onDemand = false,
   ): Promise<IncrementalCacheEntry | null> {
+    const started = now()
+    const { entry, step } = await this.answer(cacheKey, ctx)
+    try {
+      // Where a regeneration of this key begins, if it does: its write is stamped with it.
+      this.rt.engine.noteIncrementalRead(cacheKey, step, onDemand, started)
+    } catch (err) {
+      this.rt.log.error(`inc get: regeneration start not recorded: ${describe(err)}`)
+    }
+    return entry
+  }
+
+  /** The answer to a `get`, with the lease step it ended on (what Next does next). */
+  private async answer(
+    cacheKey: string,
+    ctx: IncrementalGetContext,
+  ): Promise<{ entry: IncrementalCacheEntry | null; step: number }> {
+    const serve = (entry: IncrementalCacheEntry | null | undefined, step: number) => ({
+      entry: entry ?? null,
+      step: entry === undefined || entry === null ? Step.Regenerate : step,
+    })
     const { store, tags, log } = this.rt
     try {
+      // A FETCH read inside a page's regeneration: what it returns is baked into the page.
+      const caches = consumerWillServerCache()
       const key = this.entryKey(cacheKey)
       const isFetch = ctx.kind === 'FETCH'
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
@@ -149,8 +173,8 @@ class IncrementalCore {
         await refreshed
         const t = now()
         const j = this.judge(how, local, t)
-        if (j.found === Found.Fresh) return j.value ?? null
-        if (j.value !== undefined && redisDown(this.rt, t)) return j.value
+        if (j.found === Found.Fresh) return serve(j.value, Step.Serve)
+        if (j.value !== undefined && redisDown(this.rt, t)) return serve(j.value, Step.ServeStale)
         if (j.value === undefined) store.forget(key)
         else kept = j
       }
@@ -161,33 +185,33 @@ class IncrementalCore {
         // Redis failed this read: what this process holds beats a miss.
         if (kept?.value === undefined) throw err
         log.debug(`inc get ${key}: redis read failed (${describe(err)}), served from this process`)
-        return kept.value
+        return serve(kept.value, Step.ServeStale)
       }
       const t = now()
       const first = this.judged(how, value, t)
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, t)) {
-        return kept.value ?? null
+        return serve(kept.value, Step.ServeStale)
       }
-      const landing = await fly(this.rt, IFACE, cacheKey, first, t, async () =>
+      const landing = await fly(this.rt, IFACE, cacheKey, first, t, caches, async () =>
         this.judged(how, await store.get(key, now()), now()),
       )
       const entry = landing.judgement.value
-      if (entry === undefined) return null
+      if (entry === undefined) return serve(null, landing.step)
       switch (landing.step) {
         case Step.Serve:
         case Step.ServeStale:
-          return entry
+          return serve(entry, landing.step)
         case Step.ServeAsFresh:
           // A follower: another instance regenerates, so Next must see no staleness here.
           log.debug(`inc get ${key} stale: served as fresh while another instance regenerates`)
-          return { ...entry, lastModified: now() }
+          return serve({ ...entry, lastModified: now() }, landing.step)
         default:
           log.debug(`inc get ${key} miss: regenerating here (step ${String(landing.step)})`)
-          return null
+          return serve(null, landing.step)
       }
     } catch (err) {
       log.error(`inc get failed, treated as a miss: ${describe(err)}`)
-      return null
+      return serve(null, Step.Regenerate)
     }
   }
 
@@ -380,6 +404,18 @@ class IncrementalCore {
   }
 }
 
+/**
+ * Whether Next constructed the handler for an on-demand revalidation (`res.revalidate()`,
+ * `x-prerender-revalidate`): the request's headers come in the constructor's context.
+ */
+function isOnDemandRevalidation(ctx: unknown): boolean {
+  if (typeof ctx !== 'object' || ctx === null) return false
+  const headers = (ctx as { _requestHeaders?: unknown })._requestHeaders
+  if (typeof headers !== 'object' || headers === null) return false
+  const v = (headers as Record<string, unknown>)['x-prerender-revalidate']
+  return typeof v === 'string' ? v !== '' : Array.isArray(v) && v.length > 0
+}
+
 /** Options for the build phase: no Redis (see docs/decisions/0006). */
 function forPhase(resolved: ResolvedOptions): ResolvedOptions {
   return isBuildPhase() && resolved.redisUrl !== undefined
@@ -409,13 +445,18 @@ export function createIncrementalCacheHandler(
   const shared = (): IncrementalCore => (core ??= new IncrementalCore(runtimeFor(resolved)))
 
   return class FleetcacheIncrementalHandler implements IncrementalCacheHandler {
-    // Next passes a context (fs, flushToDisk, ...) meant for file-system caches; unused here.
-    constructor() {
+    /** This request is an on-demand revalidation: Next regenerates whatever `get` finds. */
+    private readonly onDemand: boolean
+
+    // Next passes a context (fs, flushToDisk, ...) meant for file-system caches; only the
+    // request's headers are read here.
+    constructor(ctx?: unknown) {
       shared()
+      this.onDemand = isOnDemandRevalidation(ctx)
     }
 
     get(cacheKey: string, ctx?: IncrementalGetContext): Promise<IncrementalCacheEntry | null> {
-      return shared().get(cacheKey, ctx)
+      return shared().get(cacheKey, ctx, this.onDemand)
     }
 
     set(

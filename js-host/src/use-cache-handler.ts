@@ -1,4 +1,5 @@
 import { now } from './clock'
+import { consumerWillServerCache } from './consumer'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
@@ -144,6 +145,8 @@ class UseCacheHandler implements CacheHandler {
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {
     const { store, log } = this.rt
     try {
+      // Read before any await: Next calls this inside the consumer's work-unit store.
+      const caches = consumerWillServerCache()
       const inFlight = this.pending.get(cacheKey)
       const written = inFlight === undefined ? null : await inFlight
       // Next refreshes the tag state before the first read of a request; a process that has
@@ -162,7 +165,7 @@ class UseCacheHandler implements CacheHandler {
         const j = this.judge(cacheKey, key, local, soft, t)
         if (j.found === Found.Fresh) return present(j, Step.Serve)
         // Redis is out of reach: what this process holds is the best there is.
-        if (j.value !== undefined && redisDown(this.rt, t)) return present(j, Step.ServeStale)
+        if (j.value !== undefined && redisDown(this.rt, t)) return this.handOut(j, Step.ServeStale)
         if (written !== null) first = j
         else if (j.value === undefined) store.forget(key)
         else kept = j
@@ -181,24 +184,44 @@ class UseCacheHandler implements CacheHandler {
             throw err
           }
           log.debug(`get ${key}: redis read failed (${describe(err)}), served from this process`)
-          return present(kept, Step.ServeStale, early)
+          return this.handOut(kept, Step.ServeStale, early)
         }
       }
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, now())) {
-        return present(kept, Step.ServeStale, early)
+        return this.handOut(kept, Step.ServeStale, early)
       }
-      const landing = await fly(this.rt, this.name, cacheKey, first, t, () =>
+      const landing = await fly(this.rt, this.name, cacheKey, first, t, caches, () =>
         this.read(cacheKey, key, soft, now()),
       )
-      const entry = present(landing.judgement, landing.step, early)
+      const entry = this.handOut(landing.judgement, landing.step, early)
       if (landing.step !== Step.Serve) {
-        log.debug(`get ${key} ${STEP_NAMES[landing.step] ?? String(landing.step)}`)
+        const who = caches ? ' (for a cache: a prerender or an outer cache)' : ''
+        log.debug(`get ${key} ${STEP_NAMES[landing.step] ?? String(landing.step)}${who}`)
       }
       return entry
     } catch (err) {
       log.error(`get failed, treated as a miss: ${describe(err)}`)
       return undefined
     }
+  }
+
+  /**
+   * `present`, and tells the engine when a stale entry is handed out: Next 16.4 may give a
+   * request's answer to a page regeneration that joins it, and the engine then stamps that
+   * page's write no later than the entry (crates/fleetcache-core/src/regen.rs).
+   */
+  private handOut(j: Judgement<Stored>, step: number, early?: EarlyStream): CacheEntry | undefined {
+    const entry = present(j, step, early)
+    if (entry !== undefined && step !== Step.Serve) {
+      this.rt.engine.noteUseCacheAnswer(
+        entry.tags.join('\0'),
+        j.found,
+        step,
+        entry.timestamp,
+        now(),
+      )
+    }
+    return entry
   }
 
   /** Reads the entry from Redis (shared with concurrent readers in this process) and judges it. */

@@ -1,5 +1,10 @@
 // Shared by the package's tests: the Redis the suites run on, Next-shaped 'use cache' entries
-// and stream readers.
+// and stream readers, and Next's work-unit store.
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+
 import { startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 
@@ -119,4 +124,37 @@ export async function capture(fn) {
     console.warn = warn
   }
   return lines
+}
+
+/**
+ * fleetcache reads Next's work-unit store (src/consumer.ts) from the app's `node_modules/next`,
+ * resolved from the cwd, and takes a read whose consumer it cannot know to be a caching one.
+ * These tests call the handlers as Next does but without Next, so every test process that loads
+ * this file runs in a temp dir holding a stand-in for that one module: an AsyncLocalStorage, as
+ * Next's is. Outside `inWorkUnit` a read has no store, like Next's response cache reading a page.
+ */
+const nextStandIn = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-next-'))
+{
+  const next = path.join(nextStandIn, 'node_modules', 'next')
+  const dir = path.join(next, 'dist', 'server', 'app-render')
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(next, 'package.json'), '{ "name": "next", "version": "16.4.6" }\n')
+  fs.writeFileSync(
+    path.join(dir, 'work-unit-async-storage.external.js'),
+    "'use strict'\nconst { AsyncLocalStorage } = require('node:async_hooks')\n" +
+      'exports.workUnitAsyncStorage = new AsyncLocalStorage()\n',
+  )
+  process.chdir(nextStandIn)
+  process.on('exit', () => fs.rmSync(nextStandIn, { recursive: true, force: true }))
+}
+const workUnits = createRequire(path.join(nextStandIn, 'package.json'))(
+  'next/dist/server/app-render/work-unit-async-storage.external',
+).workUnitAsyncStorage
+
+/**
+ * Runs `fn` inside a Next work-unit store of `type` ('prerender' for a prerender or an ISR
+ * regeneration, 'request', 'cache' for a 'use cache' scope, ...), with `fields`.
+ */
+export function inWorkUnit(type, fn, fields = {}) {
+  return workUnits.run({ type, ...fields }, fn)
 }

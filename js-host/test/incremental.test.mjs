@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
@@ -238,6 +239,48 @@ describe('incremental handler on Redis', () => {
     const got = await instance().h().get('/tags/stale-false', getCtx(v))
     assert.deepStrictEqual(got.cacheControl, { revalidate: 1, expire: undefined })
     assert.ok(got.lastModified + 1000 < now())
+  })
+
+  test('an entry counts as created when its regeneration began: a revalidation during it is kept', async () => {
+    // Issue 13 item 8: Next reads (a miss or a stale entry), renders, then writes; a
+    // revalidation that resolves on another instance while it renders must leave the written
+    // entry invalid, not fresh.
+    const A = instance()
+    const B = instance()
+    const v = values().APP_ROUTE
+    const during = async (key, revalidate) => {
+      // Not within the ms of the previous revalidation (tag times are whole ms, rounded up).
+      await sleep(2)
+      const began = now()
+      assert.equal(await A.h().get(key, getCtx(v)), null, 'a miss: Next regenerates')
+      await sleep(2)
+      if (revalidate) await revalidate()
+      await sleep(2)
+      await A.h().set(key, v, ctxFor(v, cc(60, 3600)))
+      return began
+    }
+    await during('/regen/expire', () => B.h().revalidateTag(['route-tag'], { expire: 0 }))
+    assert.equal(await B.h().get('/regen/expire', getCtx(v)), null, 'expired, not fresh')
+    assert.equal(await A.h().get('/regen/expire', getCtx(v)), null, 'on the writer too')
+
+    await during('/regen/max', () => B.h().revalidateTag(['route-tag'], { expire: 31_536_000 }))
+    const stale = await B.h().get('/regen/max', getCtx(v))
+    assert.ok(stale.lastModified + 60_000 < now(), 'stale: Next regenerates it again')
+
+    // Nothing revalidated meanwhile: fresh, created when the regeneration began.
+    const began = await during('/regen/none')
+    const fresh = await B.h().get('/regen/none', getCtx(v))
+    assert.ok(fresh.lastModified >= began && fresh.lastModified + 60_000 > now(), 'fresh')
+
+    // FETCH: the fetch cache reads before it fetches too.
+    const f = values().FETCH
+    const fctx = { kind: 'FETCH', revalidate: 60, tags: ['products'], softTags: [] }
+    assert.equal(await A.h().get('/regen/fetch', fctx), null)
+    await sleep(2)
+    await B.h().revalidateTag(['products'])
+    await sleep(2)
+    await A.h().set('/regen/fetch', f, { fetchCache: true, tags: ['products'], fetchIdx: 0 })
+    assert.equal(await B.h().get('/regen/fetch', fctx), null, 'expired, not fresh')
   })
 
   test('FETCH: tags from ctx.tags on set, soft tags from ctx.softTags on get', async () => {

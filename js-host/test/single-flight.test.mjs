@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
-import { now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { inWorkUnit, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -154,6 +154,114 @@ describe("'use cache': leases", () => {
   })
 })
 
+describe("'use cache': a read whose consumer caches never gets a stale entry", () => {
+  // Issue 13 item 1: a page regenerating (a prerender) over a stale entry bakes it into the
+  // page; so does an outer cache. Next treats a stale entry as a miss there; fleetcache's lease
+  // followers must not hand it over "as fresh" either.
+  const prerender = (fn) => inWorkUnit('prerender', fn)
+
+  async function staleEverywhere(key, handlers) {
+    await handlers[0].set(key, Promise.resolve(entry('old')))
+    await sleep(2)
+    await handlers[0].updateTags(['sf'], { expire: 3600 })
+    for (const h of handlers) await h.refreshTags()
+  }
+
+  test('a prerender following another instance waits for the holder’s write', async () => {
+    const [A, B] = [useCache(), useCache()]
+    await staleEverywhere('cons-1', [A, B])
+    // A request on A (a dynamic route) holds the lease and regenerates in the background.
+    assert.equal((await inWorkUnit('request', () => A.get('cons-1', [])))?.revalidate, -1)
+    const reading = prerender(() => B.get('cons-1', []))
+    await sleep(150)
+    await A.set('cons-1', Promise.resolve(entry('new')))
+    const got = await reading
+    assert.ok(got, 'the holder’s write, not a miss')
+    assert.equal(await text(got.value), 'new', 'never the stale value as fresh')
+    assert.equal(got.revalidate, 900)
+  })
+
+  test('a prerender in the holder’s own process waits for its write too', async () => {
+    const A = useCache()
+    await staleEverywhere('cons-2', [A])
+    assert.equal((await A.get('cons-2', []))?.revalidate, -1, 'no store: a response, holder')
+    const reading = prerender(() => A.get('cons-2', []))
+    await sleep(100)
+    await A.set('cons-2', Promise.resolve(entry('new')))
+    assert.equal(await text((await reading).value), 'new')
+  })
+
+  test('a prerender that wins the lease regenerates before it answers', async () => {
+    const [A, B] = [useCache(), useCache()]
+    await staleEverywhere('cons-3', [A, B])
+    assert.equal(await prerender(() => A.get('cons-3', [])), undefined, 'a miss, not stale')
+    assert.ok(await exists(leaseKey('default', 'cons-3')), 'it holds the lease')
+    // A request elsewhere still gets the stale value as fresh meanwhile.
+    const follower = await inWorkUnit('request', () => B.get('cons-3', []))
+    assert.equal(await text(follower.value), 'old')
+    assert.equal(follower.revalidate, 900)
+    await A.set('cons-3', Promise.resolve(entry('new')))
+  })
+
+  test('past its budget a waiting prerender regenerates itself', async () => {
+    const [A, B] = [useCache(), useCache({ leaseWaitMs: 300 })]
+    await staleEverywhere('cons-4', [A, B])
+    assert.equal((await A.get('cons-4', []))?.revalidate, -1)
+    const started = now()
+    assert.equal(await prerender(() => B.get('cons-4', [])), undefined)
+    assert.ok(now() - started >= 300, 'it waited for the holder first')
+  })
+
+  test('cache scopes: stale as fresh only when their own consumer does not cache', async () => {
+    const [A, B] = [useCache(), useCache({ leaseWaitMs: 200 })]
+    await staleEverywhere('cons-5', [A, B])
+    assert.equal((await A.get('cons-5', []))?.revalidate, -1)
+    const serving = await inWorkUnit('cache', () => B.get('cons-5', []), {
+      consumerWillServerCache: false,
+    })
+    assert.equal(await text(serving.value), 'old')
+    assert.equal(serving.revalidate, 900)
+    // A scope of a release without the field is taken to cache.
+    assert.equal(await inWorkUnit('cache', () => B.get('cons-5', [])), undefined)
+    assert.equal(await inWorkUnit('prerender-legacy', () => B.get('cons-5', [])), undefined)
+  })
+})
+
+describe('a page regenerated while a request was handed stale data it reads', () => {
+  // Next 16.4 lets a prerender join a 'use cache' invocation a request has pending, without
+  // asking the handler: the page gets what the request got. Its write must not be fresh.
+  test('is stamped no later than that data, so it reads as stale', async () => {
+    const o = options()
+    const uc = createUseCacheHandler(o)
+    const Inc = createIncrementalCacheHandler(o)
+    const B = incremental()
+    const page = (v) => ({
+      kind: 'APP_PAGE',
+      html: `<p>${v}</p>`,
+      rscData: Buffer.from(v),
+      headers: { 'x-next-cache-tags': '_N_T_/joined,joined' },
+      status: 200,
+      postponed: undefined,
+      segmentData: undefined,
+    })
+    const ctx = { kind: 'APP_PAGE', cacheControl: { revalidate: 900, expire: 86400 } }
+    await uc.set('joined-data', Promise.resolve(entry('old', { tags: ['joined'] })))
+    await new Inc({}).set('/joined', page('old'), ctx)
+    await sleep(2)
+    await uc.updateTags(['joined'], { expire: 3600 })
+    // The page's regeneration begins (a stale read: Next regenerates in the background) ...
+    const before = await new Inc({}).get('/joined', { kind: 'APP_PAGE' })
+    assert.ok(before.lastModified + 900_000 < now(), 'stale')
+    // ... a request is handed the stale data (it holds the lease) and the page joins it ...
+    assert.equal((await inWorkUnit('request', () => uc.get('joined-data', [])))?.revalidate, -1)
+    // ... and the page is written with it.
+    await new Inc({}).set('/joined', page('joined old data'), ctx)
+    const got = await B().get('/joined', { kind: 'APP_PAGE' })
+    assert.equal(got.value.html, '<p>joined old data</p>')
+    assert.ok(got.lastModified + 900_000 < now(), 'stale, so it is regenerated again')
+  })
+})
+
 describe('singular handler: leases', () => {
   const route = (body) => ({
     kind: 'APP_ROUTE',
@@ -185,6 +293,33 @@ describe('singular handler: leases', () => {
     const follower = await B().get('/inc-stale', getCtx)
     assert.ok(follower.lastModified + 60_000 >= now(), 'follower: fresh, no regeneration')
     assert.equal(follower.value.body.toString(), 'v1')
+  })
+
+  test('a FETCH read inside a page regeneration waits for the holder instead of stale data', async () => {
+    const [A, B] = [incremental(), incremental()]
+    const fetched = (body) => ({
+      kind: 'FETCH',
+      data: { headers: {}, body: Buffer.from(body).toString('base64'), url: 'u', status: 200 },
+      tags: ['sf-fetch'],
+      revalidate: 60,
+    })
+    const setFetch = { fetchCache: true, tags: ['sf-fetch'], fetchIdx: 0 }
+    const getFetch = { kind: 'FETCH', revalidate: 60, tags: ['sf-fetch'], softTags: [] }
+    const body = (got) => Buffer.from(got.value.data.body, 'base64').toString()
+    await A().set('fetch-cons', fetched('v1'), setFetch)
+    await sleep(2)
+    await A().revalidateTag(['sf-fetch'], { expire: 3600 })
+    // Tag times are whole ms, rounded up: a regeneration that begins within the same ms as a
+    // revalidation counts as older than it (and would be regenerated again).
+    await sleep(2)
+    const holder = await inWorkUnit('request', () => A().get('fetch-cons', getFetch))
+    assert.ok(holder.lastModified + 60_000 < now(), 'holder: stale, regenerating')
+    const reading = inWorkUnit('prerender', () => B().get('fetch-cons', getFetch))
+    await sleep(100)
+    await A().set('fetch-cons', fetched('v2'), setFetch)
+    const got = await reading
+    assert.equal(body(got), 'v2', 'never the stale response as fresh')
+    assert.ok(got.lastModified + 60_000 >= now())
   })
 })
 
@@ -229,6 +364,53 @@ describe('in-process tier', () => {
     await A().set('/isr-tier', page('v2'), ctx)
     assert.equal((await B().get('/isr-tier', { kind: 'PAGES' })).value.html, 'v2')
     assert.equal((await A().get('/isr-tier', { kind: 'PAGES' })).value.html, 'v2')
+  })
+
+  test('App Router pages and routes are never kept: an on-demand rewrite elsewhere is seen at once', async () => {
+    // Issue 13 item 5: `x-prerender-revalidate` rewrites the entry in Redis on one instance,
+    // with no tag and well within `revalidate` (30 days with revalidate: false).
+    const onDemand = (make) => () => make({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const cases = [
+      {
+        key: '/app-od',
+        kind: 'APP_PAGE',
+        value: (v) => ({
+          kind: 'APP_PAGE',
+          html: `<p>${v}</p>`,
+          rscData: Buffer.from(v),
+          headers: { 'x-next-cache-tags': '_N_T_/app-od' },
+          status: 200,
+          postponed: undefined,
+          segmentData: undefined,
+        }),
+        read: (got) => got.value.html,
+        want: (v) => `<p>${v}</p>`,
+      },
+      {
+        key: '/route-od',
+        kind: 'APP_ROUTE',
+        value: (v) => ({
+          kind: 'APP_ROUTE',
+          body: Buffer.from(v),
+          headers: { 'x-next-cache-tags': '_N_T_/route-od' },
+          status: 200,
+        }),
+        read: (got) => got.value.body.toString(),
+        want: (v) => v,
+      },
+    ]
+    for (const c of cases) {
+      const Handler = createIncrementalCacheHandler(options())
+      const A = onDemand((ctx) => new Handler(ctx))
+      const B = incremental()
+      const ctx = { kind: c.kind, cacheControl: { revalidate: false, expire: undefined } }
+      await A().set(c.key, c.value('v1'), ctx)
+      assert.equal(c.read(await B().get(c.key, { kind: c.kind })), c.want('v1'))
+      // On-demand revalidation on A: Next reads, renders, writes.
+      await A().get(c.key, { kind: c.kind })
+      await A().set(c.key, c.value('v2'), ctx)
+      assert.equal(c.read(await B().get(c.key, { kind: c.kind })), c.want('v2'), c.kind)
+    }
   })
 
   test('while the breaker is open, reads are served from the tier', async () => {

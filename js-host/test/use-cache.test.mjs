@@ -5,6 +5,7 @@ import { createRequire } from 'node:module'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
@@ -126,6 +127,21 @@ describe('use-cache handler on Redis', () => {
     const fresh = await b.get('k-stale', [])
     assert.equal(fresh.revalidate, 60)
     assert.equal(await text(fresh.value), 'v2')
+  })
+
+  test('an entry counts as created when Next began generating it, not when it was written', async () => {
+    // Next's startTime reaches set as `timestamp` (use-cache-wrapper collectResult); a
+    // revalidation that resolves while the function runs leaves its result invalid.
+    const a = instance()
+    const b = instance()
+    const began = now()
+    await sleep(2)
+    await b.updateTags(['t-began'], { expire: 0 })
+    await sleep(2)
+    await a.set('k-began', Promise.resolve(entry('v1', { tags: ['t-began'], timestamp: began })))
+    await a.refreshTags()
+    assert.equal(await a.get('k-began', []), undefined, 'expired on the writer')
+    assert.equal(await b.get('k-began', []), undefined, 'and elsewhere')
   })
 
   test('{ expire: 0 } expires at once', async () => {

@@ -251,7 +251,11 @@ pub struct IncrementalSet<'a> {
     pub tags: &'a [&'a str],
     /// Part lengths, the JSON part first.
     pub parts: &'a [u32],
-    /// Time of the write; it becomes the entry's `lastModified`.
+    /// When the regeneration that produced the value began
+    /// ([`Engine::incremental_created`]); it becomes the entry's `lastModified`, so a
+    /// revalidation during the regeneration leaves the entry stale.
+    pub created: Millis,
+    /// Time of the write.
     pub now: Millis,
 }
 
@@ -384,7 +388,7 @@ impl Engine {
         let unlimited = f64::INFINITY;
         let input = SetInput {
             kind: EntryKind::Incremental,
-            timestamp: set.now,
+            timestamp: set.created.min(set.now),
             revalidate: if set.desc.revalidate_false {
                 unlimited
             } else {
@@ -574,6 +578,7 @@ mod tests {
             expire: 3600.0,
             tags,
             parts,
+            created: Millis(NOW),
             now: Millis(NOW),
         }
     }
@@ -941,6 +946,7 @@ mod tests {
                 expire: revalidate + expire_extra,
                 tags: &tag_refs,
                 parts,
+                created: Millis(NOW),
                 now: Millis(NOW),
             };
             let v = store(&e, "key", &s);

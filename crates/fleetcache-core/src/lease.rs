@@ -10,6 +10,12 @@
 //! entry and deletes the lease if the token is still the holder's. A holder that dies blocks
 //! no one beyond the lease's `PX`.
 //!
+//! A stale entry is never handed "as fresh" to a read whose result will itself be stored in a
+//! server cache (a prerender, an ISR regeneration, an outer `'use cache'` function: a
+//! [`Consumer::Caches`]): such a read treats a stale entry as a miss, as Next does during static
+//! generation, so what it builds is at least as new as every revalidation that resolved before
+//! it started. The host says which kind of read it is; the flight decides.
+//!
 //! The core makes every decision ([`Flight`]) and keeps the tokens of the leases this process
 //! holds ([`LeaseTable`]); the host draws the random tokens, runs the timers and sends the
 //! commands. Time comes in as arguments; nothing here reads a clock.
@@ -120,6 +126,30 @@ impl Found {
     }
 }
 
+/// Who gets what a read answers: it decides whether a stale entry may stand in for a fresh one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumer {
+    /// The answer is used for this request only (a response, a dynamic render): a follower may
+    /// be served a stale entry as fresh while the holder regenerates.
+    Serves,
+    /// The answer will be stored in a server cache (a prerender, an ISR regeneration, an outer
+    /// cache whose consumer caches): a stale entry is a miss, never served, never served as
+    /// fresh. The holder regenerates before it answers; a follower waits for the holder's
+    /// write within the wait budget and then regenerates itself.
+    Caches,
+}
+
+impl Consumer {
+    /// From the host's fact "the consumer will store the result in a server cache".
+    pub fn from_caches(caches: bool) -> Consumer {
+        if caches {
+            Consumer::Caches
+        } else {
+            Consumer::Serves
+        }
+    }
+}
+
 /// The reply to a lease request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acquired {
@@ -174,6 +204,8 @@ pub enum Step {
 pub struct Flight {
     /// What the first read found.
     pub found: Found,
+    /// Who gets the answer.
+    pub consumer: Consumer,
     /// When the request started waiting on the protocol (its first read's time).
     pub started: Millis,
     /// Polls made so far.
@@ -183,10 +215,16 @@ pub struct Flight {
 }
 
 impl Flight {
-    /// Starts a flight for a read that found `found` at `now`.
-    pub fn begin(found: Found, now: Millis, cfg: &LeaseConfig) -> (Flight, Step) {
+    /// Starts a flight for a read by `consumer` that found `found` at `now`.
+    pub fn begin(
+        found: Found,
+        consumer: Consumer,
+        now: Millis,
+        cfg: &LeaseConfig,
+    ) -> (Flight, Step) {
         let flight = Flight {
             found,
+            consumer,
             started: now,
             polls: 0,
             delay_ms: 0.0,
@@ -194,19 +232,29 @@ impl Flight {
         let step = match found {
             Found::Fresh => Step::Serve,
             _ if cfg.enabled => Step::Acquire,
-            Found::Stale => Step::ServeStale,
+            Found::Stale => flight.regenerate_stale(),
             Found::Missing => Step::Regenerate,
         };
         (flight, step)
     }
 
     /// Resumes a flight from the numbers a host kept.
-    pub fn resume(found: Found, started: Millis, polls: u32) -> Flight {
+    pub fn resume(found: Found, consumer: Consumer, started: Millis, polls: u32) -> Flight {
         Flight {
             found,
+            consumer,
             started,
             polls,
             delay_ms: 0.0,
+        }
+    }
+
+    /// This request regenerates a stale entry: in the background behind the stale value, or,
+    /// when the answer will be cached, before it answers (a stale value would be stored).
+    fn regenerate_stale(&self) -> Step {
+        match self.consumer {
+            Consumer::Serves => Step::ServeStale,
+            Consumer::Caches => Step::Regenerate,
         }
     }
 
@@ -219,9 +267,14 @@ impl Flight {
     pub fn acquired(&mut self, result: Acquired, now: Millis, cfg: &LeaseConfig) -> Step {
         match (result, self.found) {
             (_, Found::Fresh) => Step::Serve,
-            (Acquired::Won | Acquired::Unavailable, Found::Stale) => Step::ServeStale,
+            (Acquired::Won | Acquired::Unavailable, Found::Stale) => self.regenerate_stale(),
             (Acquired::Won | Acquired::Unavailable, Found::Missing) => Step::Regenerate,
-            (Acquired::Lost, Found::Stale) => Step::ServeAsFresh,
+            (Acquired::Lost, Found::Stale) => match self.consumer {
+                Consumer::Serves => Step::ServeAsFresh,
+                // Stale data passed off as fresh would outlive this request in the consumer's
+                // cache: wait for the holder's write like a follower on a miss.
+                Consumer::Caches => self.next_poll(now, cfg),
+            },
             // Someone wrote a newer entry since our read: read it now rather than
             // regenerating what was just regenerated.
             (Acquired::Newer, _) => {
@@ -235,12 +288,14 @@ impl Flight {
     /// A poll (a read of the entry while following) found `found` at `now`.
     pub fn polled(&mut self, found: Found, now: Millis, cfg: &LeaseConfig) -> Step {
         self.polls = self.polls.saturating_add(1);
-        match found {
-            Found::Fresh => Step::Serve,
+        match (found, self.consumer) {
+            (Found::Fresh, _) => Step::Serve,
             // Newer than what we saw, yet already stale (a tag was revalidated meanwhile):
             // rare, so no second round of leases; Next regenerates it in the background.
-            Found::Stale => Step::ServeStale,
-            Found::Missing => self.next_poll(now, cfg),
+            (Found::Stale, Consumer::Serves) => Step::ServeStale,
+            // Still the stale entry (the holder has not written yet), or a newer one that is
+            // stale already: neither may go into the consumer's cache.
+            (Found::Stale, Consumer::Caches) | (Found::Missing, _) => self.next_poll(now, cfg),
         }
     }
 
@@ -353,9 +408,9 @@ impl Engine {
         LeaseConfig::of(self.config())
     }
 
-    /// Starts a flight for a read that found `found`, as [`Flight::begin`].
-    pub fn lease_begin(&self, found: Found, now: Millis) -> (Flight, Step) {
-        Flight::begin(found, now, &self.lease_config())
+    /// Starts a flight for a read by `consumer` that found `found`, as [`Flight::begin`].
+    pub fn lease_begin(&self, found: Found, consumer: Consumer, now: Millis) -> (Flight, Step) {
+        Flight::begin(found, consumer, now, &self.lease_config())
     }
 
     /// Reports a lease request's answer to `flight` ([`Flight::acquired`]) and counts what it
@@ -522,11 +577,13 @@ pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64)
     }
 }
 
-/// Whether the in-process tier may keep an entry at all. Pages Router ISR values (`PAGES`)
-/// carry no tags and are rewritten on demand by `res.revalidate()` on one instance, which
-/// neither time nor the tag mirror would tell another instance's tier about: they are always
-/// read from Redis. Every other entry changes only by regeneration after its `revalidate`
-/// (when the tier is bypassed) or by a tag revalidation (checked on every read).
+/// Whether the in-process tier may keep an entry at all. Page and route entries of the
+/// singular handler (`PAGES`, `APP_PAGE`, `APP_ROUTE`, and the `REDIRECT` and `null` values of
+/// Pages routes) are rewritten by on-demand revalidation (`res.revalidate()`,
+/// `x-prerender-revalidate`) on one instance, out of schedule and without a tag, which neither
+/// time nor the tag mirror would tell another instance's tier about: they are always read from
+/// Redis (docs/decisions/0021). Every other entry changes only by regeneration after its
+/// `revalidate` (when the tier is bypassed) or by a tag revalidation (checked on every read).
 pub fn tier_may_keep(header: &crate::envelope::DecodedHeader) -> bool {
     use crate::incremental::Descriptor;
     if header.meta.kind != crate::envelope::EntryKind::Incremental {
@@ -540,12 +597,14 @@ pub fn tier_may_keep(header: &crate::envelope::DecodedHeader) -> bool {
 
 /// [`tier_may_keep`] for a singular-handler value of `kind` (for the writer's own copy).
 pub fn tier_may_keep_value(kind: crate::incremental::ValueKind) -> bool {
-    kind != crate::incremental::ValueKind::Pages
+    use crate::incremental::ValueKind;
+    matches!(kind, ValueKind::Fetch | ValueKind::Image)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const CFG: LeaseConfig = LeaseConfig {
         enabled: true,
@@ -555,24 +614,24 @@ mod tests {
 
     #[test]
     fn fresh_is_served_without_a_lease() {
-        let (_, step) = Flight::begin(Found::Fresh, Millis(0.0), &CFG);
+        let (_, step) = Flight::begin(Found::Fresh, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(step, Step::Serve);
     }
 
     #[test]
     fn holder_and_follower_on_stale() {
-        let (mut f, step) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        let (mut f, step) = Flight::begin(Found::Stale, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(step, Step::Acquire);
         assert_eq!(
             f.acquired(Acquired::Won, Millis(1.0), &CFG),
             Step::ServeStale
         );
-        let (mut f, _) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        let (mut f, _) = Flight::begin(Found::Stale, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(
             f.acquired(Acquired::Lost, Millis(1.0), &CFG),
             Step::ServeAsFresh
         );
-        let (mut f, _) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        let (mut f, _) = Flight::begin(Found::Stale, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(
             f.acquired(Acquired::Unavailable, Millis(1.0), &CFG),
             Step::ServeStale
@@ -580,8 +639,102 @@ mod tests {
     }
 
     #[test]
+    fn a_caching_consumer_never_gets_a_stale_entry() {
+        // Holder, or no lease service: regenerate before answering.
+        let (mut f, step) = Flight::begin(Found::Stale, Consumer::Caches, Millis(0.0), &CFG);
+        assert_eq!(step, Step::Acquire);
+        assert_eq!(
+            f.acquired(Acquired::Won, Millis(1.0), &CFG),
+            Step::Regenerate
+        );
+        let (mut f, _) = Flight::begin(Found::Stale, Consumer::Caches, Millis(0.0), &CFG);
+        assert_eq!(
+            f.acquired(Acquired::Unavailable, Millis(1.0), &CFG),
+            Step::Regenerate
+        );
+        let off = LeaseConfig {
+            enabled: false,
+            ..CFG
+        };
+        assert_eq!(
+            Flight::begin(Found::Stale, Consumer::Caches, Millis(0.0), &off).1,
+            Step::Regenerate
+        );
+        // Follower: waits for the holder's write, past the old entry, and takes it.
+        let (mut f, _) = Flight::begin(Found::Stale, Consumer::Caches, Millis(0.0), &CFG);
+        assert_eq!(f.acquired(Acquired::Lost, Millis(1.0), &CFG), Step::Poll);
+        assert_eq!(f.polled(Found::Stale, Millis(20.0), &CFG), Step::Poll);
+        assert_eq!(f.polled(Found::Fresh, Millis(40.0), &CFG), Step::Serve);
+        // ... or regenerates itself once the budget is spent.
+        let (mut f, _) = Flight::begin(Found::Stale, Consumer::Caches, Millis(0.0), &CFG);
+        f.acquired(Acquired::Lost, Millis(1.0), &CFG);
+        assert_eq!(
+            f.polled(Found::Stale, Millis(CFG.wait_ms + 1.0), &CFG),
+            Step::Fallback
+        );
+        // A fresh entry is served to anyone.
+        assert_eq!(
+            Flight::begin(Found::Fresh, Consumer::Caches, Millis(0.0), &CFG).1,
+            Step::Serve
+        );
+        assert_eq!(Consumer::from_caches(true), Consumer::Caches);
+        assert_eq!(Consumer::from_caches(false), Consumer::Serves);
+    }
+
+    fn arb_found() -> impl Strategy<Value = Found> {
+        (0u8..3).prop_map(Found::from_u8)
+    }
+
+    fn arb_acquired() -> impl Strategy<Value = Acquired> {
+        (-1i64..3).prop_map(Acquired::from_reply)
+    }
+
+    proptest! {
+        /// Whatever the lease answers and the polls find, a caching consumer's flight ends
+        /// either on a fresh entry (`Serve` after a fresh read) or on a miss (`Regenerate`,
+        /// `Fallback`): never on a stale entry, as it is or as fresh. A serving consumer's
+        /// flight on a stale entry ends on it (stale or as fresh) or on a newer entry.
+        #[test]
+        fn caching_consumers_end_on_fresh_data_or_a_miss(
+            first in arb_found(),
+            caches in any::<bool>(),
+            reply in arb_acquired(),
+            polls in proptest::collection::vec((arb_found(), 0.0f64..400.0), 0..40),
+            enabled in any::<bool>(),
+        ) {
+            let cfg = LeaseConfig { enabled, ..CFG };
+            let consumer = Consumer::from_caches(caches);
+            let (mut f, mut step) = Flight::begin(first, consumer, Millis(0.0), &cfg);
+            let mut last_found = first;
+            let mut now = 0.0;
+            if step == Step::Acquire {
+                now += 1.0;
+                step = f.acquired(reply, Millis(now), &cfg);
+            }
+            let mut polls = polls.into_iter();
+            while step == Step::Poll {
+                let Some((found, dt)) = polls.next() else { break };
+                now += f.delay_ms.max(dt.min(f.delay_ms + 1.0));
+                last_found = found;
+                step = f.polled(found, Millis(now), &cfg);
+            }
+            prop_assert!(step != Step::Acquire);
+            if caches {
+                prop_assert!(
+                    matches!(step, Step::Regenerate | Step::Fallback | Step::Poll)
+                        || (step == Step::Serve && last_found == Found::Fresh),
+                    "{:?} after {:?}", step, last_found
+                );
+            }
+            if step == Step::ServeAsFresh {
+                prop_assert!(!caches);
+            }
+        }
+    }
+
+    #[test]
     fn follower_on_a_miss_polls_within_its_budget_then_falls_back() {
-        let (mut f, _) = Flight::begin(Found::Missing, Millis(0.0), &CFG);
+        let (mut f, _) = Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(f.acquired(Acquired::Lost, Millis(2.0), &CFG), Step::Poll);
         assert_eq!(f.delay_ms, POLL_MIN_MS);
         let mut now = 2.0;
@@ -602,7 +755,7 @@ mod tests {
         assert_eq!(&delays[..5], &[10.0, 20.0, 40.0, 50.0, 50.0]);
         assert!(delays.iter().all(|d| *d <= POLL_MAX_MS));
         // Found on a later poll.
-        let (mut f, _) = Flight::begin(Found::Missing, Millis(0.0), &CFG);
+        let (mut f, _) = Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &CFG);
         f.acquired(Acquired::Lost, Millis(0.0), &CFG);
         assert_eq!(f.polled(Found::Fresh, Millis(15.0), &CFG), Step::Serve);
         // Zero budget: straight to regenerating.
@@ -610,7 +763,7 @@ mod tests {
             wait_ms: 0.0,
             ..CFG
         };
-        let (mut f, _) = Flight::begin(Found::Missing, Millis(0.0), &zero);
+        let (mut f, _) = Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &zero);
         assert_eq!(
             f.acquired(Acquired::Lost, Millis(0.0), &zero),
             Step::Fallback
@@ -619,7 +772,7 @@ mod tests {
 
     #[test]
     fn newer_entry_is_read_again() {
-        let (mut f, _) = Flight::begin(Found::Stale, Millis(0.0), &CFG);
+        let (mut f, _) = Flight::begin(Found::Stale, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(f.acquired(Acquired::Newer, Millis(1.0), &CFG), Step::Poll);
         assert_eq!(f.delay_ms, 0.0);
         assert_eq!(f.polled(Found::Fresh, Millis(2.0), &CFG), Step::Serve);
@@ -633,11 +786,11 @@ mod tests {
             ..CFG
         };
         assert_eq!(
-            Flight::begin(Found::Stale, Millis(0.0), &off).1,
+            Flight::begin(Found::Stale, Consumer::Serves, Millis(0.0), &off).1,
             Step::ServeStale
         );
         assert_eq!(
-            Flight::begin(Found::Missing, Millis(0.0), &off).1,
+            Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &off).1,
             Step::Regenerate
         );
     }
@@ -720,11 +873,19 @@ mod tests {
     }
 
     #[test]
-    fn pages_isr_is_never_kept_in_the_tier() {
+    fn on_demand_revalidated_kinds_are_never_kept_in_the_tier() {
         use crate::incremental::ValueKind;
-        assert!(!tier_may_keep_value(ValueKind::Pages));
-        assert!(tier_may_keep_value(ValueKind::AppPage));
+        for kind in [
+            ValueKind::Pages,
+            ValueKind::AppPage,
+            ValueKind::AppRoute,
+            ValueKind::Redirect,
+            ValueKind::Null,
+        ] {
+            assert!(!tier_may_keep_value(kind), "{kind:?}");
+        }
         assert!(tier_may_keep_value(ValueKind::Fetch));
+        assert!(tier_may_keep_value(ValueKind::Image));
     }
 
     #[test]
@@ -746,12 +907,12 @@ mod tests {
     #[test]
     fn lease_outcomes_are_counted() {
         let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
-        let (mut won, _) = e.lease_begin(Found::Missing, Millis(0.0));
+        let (mut won, _) = e.lease_begin(Found::Missing, Consumer::Serves, Millis(0.0));
         assert_eq!(
             e.lease_answered(&mut won, Acquired::Won, Millis(1.0)),
             Step::Regenerate
         );
-        let (mut lost, _) = e.lease_begin(Found::Missing, Millis(0.0));
+        let (mut lost, _) = e.lease_begin(Found::Missing, Consumer::Serves, Millis(0.0));
         assert_eq!(
             e.lease_answered(&mut lost, Acquired::Lost, Millis(1.0)),
             Step::Poll

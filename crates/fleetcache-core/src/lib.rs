@@ -34,6 +34,7 @@ pub mod lru;
 pub mod netstring;
 pub mod outbox;
 pub mod plan;
+pub mod regen;
 pub mod scripts;
 pub mod stats;
 pub mod tags;
@@ -50,7 +51,7 @@ pub use error::{
 };
 pub use guard::{Admission, OpKind};
 pub use keys::{Interface, Namespace, TagKeys};
-pub use lease::{Acquired, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
+pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
 pub use lru::LruIndex;
 pub use outbox::{Outbox, PendingUpdate};
 pub use plan::{Engine, Inspection, ScriptCall, SetInput, SetPlan, Verdict};

@@ -114,6 +114,10 @@ pub struct Engine {
     pub(crate) outbox: crate::outbox::Outbox,
     /// Regeneration leases this process holds (issue 4; methods in `lease.rs`).
     pub(crate) leases: crate::lease::LeaseTable,
+    /// Where this process's singular-handler regenerations began (issue 13; `regen.rs`).
+    pub(crate) regenerations: crate::regen::Regenerations,
+    /// Stale `'use cache'` entries handed out, by tag (issue 13; `regen.rs`).
+    pub(crate) stale_handouts: crate::regen::StaleHandouts,
     /// What the engine decided, counted (issue 7; see `stats.rs`).
     pub(crate) stats: crate::stats::Stats,
     /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
@@ -146,6 +150,8 @@ impl Engine {
             breaker: crate::breaker::Breaker::new(config.breaker()),
             outbox: crate::outbox::Outbox::new(config.outbox_capacity as usize),
             leases: crate::lease::LeaseTable::new(),
+            regenerations: crate::regen::Regenerations::new(),
+            stale_handouts: crate::regen::StaleHandouts::default(),
             stats: crate::stats::Stats::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
             update_sha1: TAG_UPDATE.sha1(),

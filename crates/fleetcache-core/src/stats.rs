@@ -665,6 +665,7 @@ mod tests {
             expire: 3600.0,
             tags: &[],
             parts: &[100, 100],
+            created: Millis(NOW),
             now: Millis(NOW),
         };
         assert!(tiny.plan_incremental_set("k", &set).is_err());
@@ -726,6 +727,7 @@ mod tests {
             expire: 3600.0,
             tags: &["t"],
             parts: &[1, 1],
+            created: Millis(NOW),
             now: Millis(NOW),
         };
         let mut v = e.plan_incremental_set("k", &set).unwrap().header;

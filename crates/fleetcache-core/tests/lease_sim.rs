@@ -14,12 +14,15 @@
 //! 3. no lease outlives its TTL: the `PX` planned is the configured TTL, and every lease the
 //!    store saw ended (released or expired) within it;
 //! 4. without crashes, and with regenerations shorter than the budget and the TTL, each key
-//!    is regenerated exactly once however many requests race for it.
+//!    is regenerated exactly once however many requests race for it;
+//! 5. a request whose consumer caches (a prerender, an ISR regeneration: about half of them,
+//!    at random) never ends on a stale entry, as it is or as fresh: it is served only what a
+//!    read found fresh, or it regenerates (issue 13 item 1).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use fleetcache_core::lease::{Acquired, EntryWrite, Flight, Found, Step};
+use fleetcache_core::lease::{Acquired, Consumer, EntryWrite, Flight, Found, Step};
 use fleetcache_core::{Config, Engine, Interface, Millis};
 use proptest::prelude::*;
 
@@ -33,6 +36,8 @@ struct Req {
     inst: usize,
     key: usize,
     at: u64,
+    /// The consumer will store the answer in a server cache.
+    caches: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +161,8 @@ enum End {
 struct ReqState {
     flight: Option<Flight>,
     seen_ts: Option<u64>,
+    /// What the request's latest read found.
+    last_found: Option<Found>,
     follower_on_miss: bool,
     end: Option<(End, u64)>,
 }
@@ -211,6 +218,7 @@ impl Sim {
             .map(|_| ReqState {
                 flight: None,
                 seen_ts: None,
+                last_found: None,
                 follower_on_miss: false,
                 end: None,
             })
@@ -294,8 +302,10 @@ impl Sim {
                 }
                 let found = Found::from_u8(found);
                 let now = Millis(self.now as f64);
+                self.reqs[r].last_found = Some(found);
+                let consumer = Consumer::from_caches(self.sc.reqs[r].caches);
                 let step = if first {
-                    let (f, step) = Flight::begin(found, now, &lease_cfg);
+                    let (f, step) = Flight::begin(found, consumer, now, &lease_cfg);
                     self.reqs[r].flight = Some(f);
                     self.reqs[r].seen_ts = ts;
                     step
@@ -335,7 +345,9 @@ impl Sim {
                 let now = Millis(self.now as f64);
                 let state = &mut self.reqs[r];
                 let f = state.flight.as_mut().unwrap();
-                if result == Acquired::Lost && f.found == Found::Missing {
+                let waits = f.found == Found::Missing
+                    || (f.found == Found::Stale && f.consumer == Consumer::Caches);
+                if result == Acquired::Lost && waits {
                     state.follower_on_miss = true;
                 }
                 let step = f.acquired(result, now, &lease_cfg);
@@ -378,6 +390,18 @@ impl Sim {
 
     fn step(&mut self, r: usize, step: Step) -> Result<(), TestCaseError> {
         let now = self.now;
+        // Property 5.
+        if self.sc.reqs[r].caches {
+            prop_assert!(
+                !matches!(step, Step::ServeStale | Step::ServeAsFresh),
+                "request {} of a caching consumer got a stale entry ({:?})",
+                r,
+                step
+            );
+            if step == Step::Serve {
+                prop_assert_eq!(self.reqs[r].last_found, Some(Found::Fresh));
+            }
+        }
         match step {
             Step::Serve | Step::ServeAsFresh => self.finish(r, End::Served)?,
             Step::ServeStale => {
@@ -462,7 +486,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     (3usize..=10, 1usize..=3).prop_flat_map(|(instances, keys)| {
         (
             prop::collection::vec(any::<bool>(), keys),
-            prop::collection::vec((0..instances, 0..keys, 0u64..3_000), 1..40),
+            prop::collection::vec((0..instances, 0..keys, 0u64..3_000, any::<bool>()), 1..40),
             prop::collection::vec(0u64..=20, 1..16),
             prop::collection::vec(1u64..=2_500, 1..8),
             prop::collection::vec(prop::bool::weighted(0.2), 1..8),
@@ -476,7 +500,12 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     initial_stale,
                     reqs: reqs
                         .into_iter()
-                        .map(|(inst, key, at)| Req { inst, key, at })
+                        .map(|(inst, key, at, caches)| Req {
+                            inst,
+                            key,
+                            at,
+                            caches,
+                        })
                         .collect(),
                     delays,
                     regen,
@@ -543,11 +572,13 @@ fn crashed_holder_blocks_no_one_beyond_its_lease() {
                 inst: i,
                 key: 0,
                 at: i as u64,
+                caches: false,
             })
             .chain(std::iter::once(Req {
                 inst: 9,
                 key: 0,
                 at: 3_000,
+                caches: false,
             }))
             .collect(),
         delays: vec![1],

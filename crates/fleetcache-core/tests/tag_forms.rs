@@ -175,6 +175,7 @@ fn app_page_with_2000_header_tags_is_stored_and_invalidated() {
                 expire: 3600.0,
                 tags: &tag_refs,
                 parts: &[0, 0],
+                created: Millis(NOW),
                 now: Millis(NOW),
             },
         )

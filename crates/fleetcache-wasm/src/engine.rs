@@ -421,7 +421,8 @@ impl Engine {
     /// `segments` form the value descriptor (see the core's `incremental` module); `parts`
     /// are the lengths of the parts the host appends, its JSON part first. `revalidate` and
     /// `expire` are the value's `cacheControl` in seconds (ignored where the flags say
-    /// `false` / absent). The TTL is read from `lastTtlMs` (-1: do not store).
+    /// `false` / absent). The TTL is read from `lastTtlMs` (-1: do not store). The entry is
+    /// stamped with the start of the regeneration that produced it (`noteIncrementalRead`).
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = planIncrementalSet)]
     pub fn plan_incremental_set(
@@ -440,12 +441,16 @@ impl Engine {
         let desc = Descriptor::from_wire(kind, flags, segments)
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         let tags = split(tags);
+        let created = self
+            .inner
+            .incremental_created(cache_key, desc.kind, &tags, Millis(now));
         let set = IncrementalSet {
             desc,
             revalidate,
             expire,
             tags: &tags,
             parts,
+            created,
             now: Millis(now),
         };
         let plan = self
@@ -454,6 +459,31 @@ impl Engine {
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         self.last_ttl_ms = plan.ttl_ms;
         Ok(plan.header)
+    }
+
+    /// A singular-handler read of `cacheKey` begun at `started` was answered with the lease
+    /// step `step` (the codes of `leaseStart`); `onDemand` when the request is an on-demand
+    /// revalidation. The write of that key is then stamped with the start of the regeneration
+    /// this read began, not the write time (issue 13 item 8).
+    #[wasm_bindgen(js_name = noteIncrementalRead)]
+    pub fn note_incremental_read(
+        &mut self,
+        cache_key: &str,
+        step: u8,
+        on_demand: bool,
+        started: f64,
+    ) {
+        use fleetcache_core::lease::Step;
+        let step = match step {
+            0 => Step::Serve,
+            1 => Step::ServeStale,
+            2 => Step::ServeAsFresh,
+            5 => Step::Regenerate,
+            // Fallback, and anything unexpected: a regeneration here is the safe guess.
+            _ => Step::Fallback,
+        };
+        self.inner
+            .note_incremental_read(cache_key, step, on_demand, Millis(started));
     }
 
     /// Decides what a stored singular-handler value is worth. `softTags` (NUL-joined) are
@@ -904,6 +934,35 @@ fn step_code(step: fleetcache_core::lease::Step) -> u8 {
 /// 1 stale, 2 missing.
 #[wasm_bindgen]
 impl Engine {
+    /// A `'use cache'` read answered with lease step `step` an entry created at `timestamp`
+    /// carrying `tags` (NUL-joined), which it judged `found` (0 fresh, 1 stale, 2 missing). A
+    /// stale entry handed out is remembered: a page written by this process while its
+    /// regeneration could have joined that read is stamped no later than the entry (Next 16.4
+    /// shares one pending `'use cache'` invocation between requests).
+    #[wasm_bindgen(js_name = noteUseCacheAnswer)]
+    pub fn note_use_cache_answer(
+        &mut self,
+        tags: &str,
+        found: u8,
+        step: u8,
+        timestamp: f64,
+        now: f64,
+    ) {
+        use fleetcache_core::lease::{Found, Step};
+        let step = match step {
+            1 => Step::ServeStale,
+            2 => Step::ServeAsFresh,
+            _ => Step::Serve,
+        };
+        self.inner.note_use_cache_answer(
+            &split(tags),
+            Found::from_u8(found),
+            step,
+            Millis(timestamp),
+            Millis(now),
+        );
+    }
+
     /// What the last `inspect` means for regeneration: 0 fresh, 1 stale (by a tag or past
     /// `revalidate`), 2 nothing servable.
     #[wasm_bindgen(js_name = useCacheFound)]
@@ -994,23 +1053,41 @@ impl Engine {
     }
 
     /// Starts a lease flight for a read that found `found` (0 fresh, 1 stale, 2 missing) at
-    /// `now`; returns the step code.
+    /// `now`; `caches` is true when the read's consumer will store the result in a server cache
+    /// (a prerender, an ISR regeneration, an outer cache): then a stale entry is a miss.
+    /// Returns the step code.
     #[wasm_bindgen(js_name = leaseStart)]
-    pub fn lease_start(&mut self, found: u8, now: f64) -> u8 {
-        use fleetcache_core::lease::Found;
-        let (flight, step) = self.inner.lease_begin(Found::from_u8(found), Millis(now));
+    pub fn lease_start(&mut self, found: u8, now: f64, caches: bool) -> u8 {
+        use fleetcache_core::lease::{Consumer, Found};
+        let (flight, step) = self.inner.lease_begin(
+            Found::from_u8(found),
+            Consumer::from_caches(caches),
+            Millis(now),
+        );
         self.last_flight = Some(flight);
         step_code(step)
     }
 
     /// The lease request of a flight (`found`, `started` as passed to `leaseStart`) was
     /// answered: `reply` is the script's integer (1 won, 0 held by another, 2 a newer entry),
-    /// or -1 when Redis did not answer. Returns the step code.
+    /// or -1 when Redis did not answer; `caches` as for `leaseStart`. Returns the step code.
     #[wasm_bindgen(js_name = leaseAcquired)]
-    pub fn lease_acquired(&mut self, found: u8, started: f64, reply: f64, now: f64) -> u8 {
-        use fleetcache_core::lease::{Acquired, Flight, Found};
+    pub fn lease_acquired(
+        &mut self,
+        found: u8,
+        started: f64,
+        reply: f64,
+        now: f64,
+        caches: bool,
+    ) -> u8 {
+        use fleetcache_core::lease::{Acquired, Consumer, Flight, Found};
         let reply = if reply.is_finite() { reply as i64 } else { -1 };
-        let mut flight = Flight::resume(Found::from_u8(found), Millis(started), 0);
+        let mut flight = Flight::resume(
+            Found::from_u8(found),
+            Consumer::from_caches(caches),
+            Millis(started),
+            0,
+        );
         let step = self
             .inner
             .lease_answered(&mut flight, Acquired::from_reply(reply), Millis(now));
@@ -1018,8 +1095,8 @@ impl Engine {
         step_code(step)
     }
 
-    /// A poll of a flight found `foundNow`; `polls` is `lastPolls` of the previous step.
-    /// Returns the step code.
+    /// A poll of a flight found `foundNow`; `polls` is `lastPolls` of the previous step,
+    /// `caches` as for `leaseStart`. Returns the step code.
     #[wasm_bindgen(js_name = leasePolled)]
     pub fn lease_polled(
         &mut self,
@@ -1028,9 +1105,15 @@ impl Engine {
         polls: u32,
         found_now: u8,
         now: f64,
+        caches: bool,
     ) -> u8 {
-        use fleetcache_core::lease::{Flight, Found};
-        let mut flight = Flight::resume(Found::from_u8(found), Millis(started), polls);
+        use fleetcache_core::lease::{Consumer, Flight, Found};
+        let mut flight = Flight::resume(
+            Found::from_u8(found),
+            Consumer::from_caches(caches),
+            Millis(started),
+            polls,
+        );
         let step = self
             .inner
             .lease_polled(&mut flight, Found::from_u8(found_now), Millis(now));

@@ -34,3 +34,16 @@ export async function getRemoteData(): Promise<OriginData> {
   else cacheLife({ stale: 300, revalidate: 3600, expire: 86400 })
   return data
 }
+
+// Read by a prerendered page (/shared/static) and a dynamic one (/shared/dynamic): one entry,
+// tagged 'shared', with the lifetime of cacheLife('default') but a bounded expire. `next build`
+// has no origin: its placeholder gets the same long life, so the page is still prerendered
+// (a short-lived entry would leave a dynamic hole); at run time the first request renders again.
+export async function getShared(): Promise<OriginData> {
+  'use cache'
+  cacheTag('shared')
+  const data = await readOrigin('shared')
+  if (data.error && process.env.ORIGIN_URL) cacheLife('seconds')
+  else cacheLife({ stale: 300, revalidate: 900, expire: 86400 })
+  return data
+}

@@ -1,0 +1,479 @@
+//! When a singular-handler regeneration began (issue 13 item 8).
+//!
+//! An entry counts as created when the regeneration that produced it began, so a revalidation
+//! that resolves while a page renders leaves the page stale instead of stored as fresh (design
+//! §3: an entry is invalid when a tag's time is later than the entry's timestamp). `'use cache'`
+//! entries carry that time already (Next's `startTime` reaches `set` as `timestamp`); the
+//! singular handler's `set` carries none, so the engine remembers it: Next's ISR, on-demand
+//! revalidation and the fetch cache always read a key before they regenerate it, and the read
+//! that answered "stale" or "missing" (or any read of an on-demand revalidation) is where this
+//! process's regeneration began. The write of that key is then stamped with the earliest such
+//! read not yet consumed by a write, and consumes it.
+//!
+//! The table is bounded ([`MAX_REGENERATIONS`] keys, the oldest dropped), and a read older than
+//! [`MAX_REGENERATION_MS`] is not trusted to be the start of the regeneration being written (a
+//! regeneration that never wrote leaves its read behind): without a usable read, the write time
+//! is the creation time, as before.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::lease::Step;
+use crate::time::Millis;
+
+/// Keys whose regeneration start is remembered; beyond it the oldest are forgotten (their
+/// writes are then stamped with the write time).
+pub const MAX_REGENERATIONS: usize = 10_000;
+
+/// The longest a regeneration is assumed to take: a read older than this when the key is
+/// written, or when the key is read again, no longer counts as its start.
+pub const MAX_REGENERATION_MS: f64 = 300_000.0;
+
+/// Whether the answer of a read means that Next regenerates the key in this process.
+pub fn regenerates(step: Step, on_demand: bool) -> bool {
+    on_demand || matches!(step, Step::ServeStale | Step::Regenerate | Step::Fallback)
+}
+
+/// Tags whose stale `'use cache'` hand-outs are remembered; beyond it the least recently
+/// handed out are forgotten.
+pub const MAX_STALE_TAGS: usize = 10_000;
+/// Hand-outs remembered per tag (the most recent).
+const HANDOUTS_PER_TAG: usize = 8;
+
+/// Stale `'use cache'` entries this process handed out, by tag.
+///
+/// Next 16.4 lets a prerender join a `'use cache'` invocation that a request in the same
+/// process has pending (cross-request deduplication), without asking the handler: the page
+/// regeneration then receives what the handler answered the request, a stale entry (the lease
+/// holder's, marked stale, or a follower's, as fresh). The handler cannot refuse it to the
+/// joiner, so the page's write is stamped instead: no later than the oldest stale entry carrying
+/// one of the page's tags that was handed out since the page's regeneration began. A page that
+/// may hold stale data thus reads as stale (or expired) too, and is regenerated again.
+#[derive(Clone, Debug, Default)]
+pub struct StaleHandouts {
+    /// Per tag: `(handed out at, entry created)`, oldest hand-out first.
+    by_tag: HashMap<String, VecDeque<(Millis, Millis)>>,
+}
+
+impl StaleHandouts {
+    /// A stale entry created at `created`, carrying `tags`, was handed out at `now`.
+    pub fn note<'a>(
+        &mut self,
+        tags: impl IntoIterator<Item = &'a str>,
+        created: Millis,
+        now: Millis,
+    ) {
+        if !(created.0.is_finite() && now.0.is_finite()) {
+            return;
+        }
+        for tag in tags {
+            let list = self.by_tag.entry(tag.to_owned()).or_default();
+            if list.len() >= HANDOUTS_PER_TAG {
+                list.pop_front();
+            }
+            list.push_back((now, created));
+        }
+        if self.by_tag.len() > MAX_STALE_TAGS {
+            let horizon = now.0 - MAX_REGENERATION_MS;
+            self.by_tag
+                .retain(|_, l| l.back().is_some_and(|(at, _)| at.0 >= horizon));
+            while self.by_tag.len() > MAX_STALE_TAGS {
+                let oldest = self
+                    .by_tag
+                    .iter()
+                    .min_by(|a, b| {
+                        let at = |l: &VecDeque<(Millis, Millis)>| l.back().map_or(0.0, |x| x.0 .0);
+                        at(a.1).total_cmp(&at(b.1))
+                    })
+                    .map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => self.by_tag.remove(&k),
+                    None => break,
+                };
+            }
+        }
+    }
+
+    /// The oldest creation time among stale entries with one of `tags` handed out at or after
+    /// `since`.
+    pub fn oldest_since<'a>(
+        &self,
+        tags: impl IntoIterator<Item = &'a str>,
+        since: Millis,
+    ) -> Option<Millis> {
+        tags.into_iter()
+            .filter_map(|t| self.by_tag.get(t))
+            .flat_map(|l| l.iter())
+            .filter(|(at, _)| at.0 >= since.0)
+            .map(|(_, created)| *created)
+            .reduce(Millis::min)
+    }
+
+    /// Tags remembered.
+    pub fn len(&self) -> usize {
+        self.by_tag.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.by_tag.is_empty()
+    }
+}
+
+/// The start of each regeneration this process has begun and not yet written, by cache key.
+#[derive(Clone, Debug, Default)]
+pub struct Regenerations {
+    started: HashMap<String, (Millis, u64)>,
+    /// Insertion order, for dropping the oldest: `(sequence, key)`; an entry whose sequence no
+    /// longer matches the map's is a leftover and skipped.
+    order: VecDeque<(u64, String)>,
+    seq: u64,
+}
+
+impl Regenerations {
+    /// An empty table.
+    pub fn new() -> Regenerations {
+        Regenerations::default()
+    }
+
+    /// A read of `key` begun at `at` answered so that Next regenerates the key here. The
+    /// earliest unconsumed read is kept: a later one may be answered while the first
+    /// regeneration still runs (Next runs one per key), and that regeneration read its data
+    /// after the first.
+    pub fn began(&mut self, key: &str, at: Millis) {
+        if !at.0.is_finite() {
+            return;
+        }
+        if let Some((t, _)) = self.started.get(key) {
+            if at.0 - t.0 <= MAX_REGENERATION_MS {
+                return;
+            }
+        }
+        self.seq += 1;
+        self.started.insert(key.to_owned(), (at, self.seq));
+        self.order.push_back((self.seq, key.to_owned()));
+        while self.started.len() > MAX_REGENERATIONS {
+            let Some((seq, k)) = self.order.pop_front() else {
+                break;
+            };
+            if self.started.get(&k).is_some_and(|(_, s)| *s == seq) {
+                self.started.remove(&k);
+            }
+        }
+        // Leftovers of replaced or consumed keys: keep the queue within twice the map.
+        if self.order.len() > 2 * MAX_REGENERATIONS {
+            let live = &self.started;
+            self.order
+                .retain(|(seq, k)| live.get(k).is_some_and(|(_, s)| s == seq));
+        }
+    }
+
+    /// The creation time of `key`'s entry written at `now`: the start of the regeneration that
+    /// produced it when known (and not later than `now`), else `now`. Consumes the record.
+    pub fn created(&mut self, key: &str, now: Millis) -> Millis {
+        self.started_of(key, now).unwrap_or(now)
+    }
+
+    /// The start of the regeneration of `key` written at `now`, when known; consumes it.
+    fn started_of(&mut self, key: &str, now: Millis) -> Option<Millis> {
+        match self.started.remove(key) {
+            Some((t, _)) if now.0 - t.0 <= MAX_REGENERATION_MS => Some(t.min(now)),
+            _ => None,
+        }
+    }
+
+    /// Keys remembered.
+    pub fn len(&self) -> usize {
+        self.started.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.started.is_empty()
+    }
+}
+
+impl crate::plan::Engine {
+    /// A read of the singular handler's `cache_key`, begun at `started`, was answered with
+    /// `step`; `on_demand` when the request is an on-demand revalidation (Next regenerates
+    /// whatever the read found). Remembers where this process's regeneration began.
+    pub fn note_incremental_read(
+        &mut self,
+        cache_key: &str,
+        step: Step,
+        on_demand: bool,
+        started: Millis,
+    ) {
+        if regenerates(step, on_demand) {
+            self.regenerations.began(cache_key, started);
+        }
+    }
+
+    /// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
+    /// carrying `tags`, written at `now`: the start of the regeneration that produced it
+    /// ([`Regenerations::created`]); for pages and routes (what renders `'use cache'`
+    /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
+    /// out in this process since then ([`StaleHandouts`]; without a known start, within the
+    /// last [`MAX_REGENERATION_MS`]).
+    pub fn incremental_created(
+        &mut self,
+        cache_key: &str,
+        kind: crate::incremental::ValueKind,
+        tags: &[&str],
+        now: Millis,
+    ) -> Millis {
+        use crate::incremental::ValueKind;
+        let started = self.regenerations.started_of(cache_key, now);
+        let created = started.unwrap_or(now);
+        if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
+            return created;
+        }
+        let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
+        match self
+            .stale_handouts
+            .oldest_since(tags.iter().copied(), since)
+        {
+            Some(t) => created.min(t),
+            None => created,
+        }
+    }
+
+    /// A `'use cache'` read answered with `step` an entry carrying `tags`, created at
+    /// `created`, that it found `found`: a stale entry handed out (marked stale or as fresh)
+    /// is remembered, for [`Engine::incremental_created`].
+    pub fn note_use_cache_answer(
+        &mut self,
+        tags: &[&str],
+        found: crate::lease::Found,
+        step: Step,
+        created: Millis,
+        now: Millis,
+    ) {
+        if found == crate::lease::Found::Stale
+            && matches!(step, Step::ServeStale | Step::ServeAsFresh)
+        {
+            self.stale_handouts.note(tags.iter().copied(), created, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_earliest_unconsumed_read_stamps_the_write() {
+        let mut r = Regenerations::new();
+        assert_eq!(r.created("k", Millis(50.0)), Millis(50.0), "none known");
+        r.began("k", Millis(100.0));
+        r.began("k", Millis(200.0));
+        assert_eq!(r.created("k", Millis(300.0)), Millis(100.0));
+        assert_eq!(r.created("k", Millis(400.0)), Millis(400.0), "consumed");
+        // Never later than the write.
+        r.began("k", Millis(500.0));
+        assert_eq!(r.created("k", Millis(450.0)), Millis(450.0));
+        // Too old to be this write's start.
+        r.began("k", Millis(1_000.0));
+        let late = Millis(1_000.0 + MAX_REGENERATION_MS + 1.0);
+        assert_eq!(r.created("k", late), late);
+        // ... or replaced by a read that long after it.
+        r.began("k", Millis(1_000.0));
+        r.began("k", late);
+        assert_eq!(r.created("k", Millis(late.0 + 5.0)), late);
+        r.began("k", Millis(f64::NAN));
+        assert!(r.is_empty());
+    }
+
+    /// The whole way through the engine: a read that answers "missing", a revalidation while
+    /// the page renders, the write. The entry reads as expired, not fresh; without the read it
+    /// would be stamped with the write time and read as fresh.
+    #[test]
+    fn a_revalidation_during_the_regeneration_leaves_the_entry_invalid() {
+        use crate::incremental::{Descriptor, IncrementalSet, IncrementalVerdict, ValueKind};
+        use crate::tags::Revalidation;
+        use crate::{Config, Engine};
+        const T: f64 = 1_795_690_530_000.0;
+        let desc = Descriptor::from_wire(ValueKind::AppPage as u8, 0, 0).unwrap();
+        let judge = |noted: bool, rev: Revalidation| {
+            let mut e = Engine::new(Config::default()).unwrap();
+            // A mirror complete as it is: no shared tag state to wait for.
+            e.mark_standalone();
+            if noted {
+                e.note_incremental_read("/p", Step::Regenerate, false, Millis(T));
+            }
+            e.plan_tag_update(&["t"], &rev, Millis(T + 100.0), "ep")
+                .unwrap();
+            let now = Millis(T + 200.0);
+            let set = IncrementalSet {
+                desc,
+                revalidate: 60.0,
+                expire: 3600.0,
+                tags: &["t"],
+                parts: &[2, 3],
+                created: e.incremental_created("/p", ValueKind::AppPage, &["t"], now),
+                now,
+            };
+            let plan = e.plan_incremental_set("/p", &set).unwrap();
+            let mut v = plan.header;
+            v.extend_from_slice(&[0; 5]);
+            e.inspect_incremental("/p", &v, v.len(), &[], f64::NAN, Millis(T + 300.0))
+                .0
+        };
+        assert_eq!(
+            judge(true, Revalidation::Expire),
+            IncrementalVerdict::Expired
+        );
+        let stale = Revalidation::Stale {
+            expire_seconds: Some(31_536_000.0),
+        };
+        match judge(true, stale) {
+            IncrementalVerdict::Serve(s) => assert!(s.stale, "stale, regenerated again"),
+            other => panic!("{other:?}"),
+        }
+        // Unknown start: the write time, as before (fresh).
+        match judge(false, stale) {
+            IncrementalVerdict::Serve(s) => assert!(!s.stale),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_page_written_after_a_stale_hand_out_of_its_data_is_no_newer_than_that_data() {
+        use crate::lease::Found;
+        use crate::{Config, Engine};
+        let mut e = Engine::new(Config::default()).unwrap();
+        // The page's regeneration begins at 1000; a request is handed the stale entry
+        // (created at 10) as fresh at 1005 and the page joins it.
+        e.note_incremental_read("/p", Step::ServeStale, false, Millis(1_000.0));
+        e.note_use_cache_answer(
+            &["shared"],
+            Found::Stale,
+            Step::ServeAsFresh,
+            Millis(10.0),
+            Millis(1_005.0),
+        );
+        let page = crate::incremental::ValueKind::AppPage;
+        assert_eq!(
+            e.incremental_created("/p", page, &["_N_T_/p", "shared"], Millis(1_200.0)),
+            Millis(10.0)
+        );
+        // A fetch result holds no 'use cache' data.
+        e.note_incremental_read("/f", Step::Regenerate, false, Millis(1_000.0));
+        let fetch = crate::incremental::ValueKind::Fetch;
+        assert_eq!(
+            e.incremental_created("/f", fetch, &["shared"], Millis(1_200.0)),
+            Millis(1_000.0)
+        );
+        // Another page without that tag, or one whose regeneration began after the
+        // hand-out, keeps its own start.
+        e.note_incremental_read("/q", Step::Regenerate, false, Millis(1_000.0));
+        assert_eq!(
+            e.incremental_created("/q", page, &["other"], Millis(1_200.0)),
+            Millis(1_000.0)
+        );
+        e.note_incremental_read("/r", Step::Regenerate, false, Millis(1_010.0));
+        assert_eq!(
+            e.incremental_created("/r", page, &["shared"], Millis(1_200.0)),
+            Millis(1_010.0)
+        );
+        // A fresh hand-out, or a stale entry that this read regenerates itself, counts not.
+        e.note_use_cache_answer(
+            &["x"],
+            Found::Fresh,
+            Step::Serve,
+            Millis(10.0),
+            Millis(2_000.0),
+        );
+        e.note_use_cache_answer(
+            &["x"],
+            Found::Stale,
+            Step::Regenerate,
+            Millis(10.0),
+            Millis(2_000.0),
+        );
+        e.note_incremental_read("/s", Step::Regenerate, false, Millis(1_900.0));
+        assert_eq!(
+            e.incremental_created("/s", page, &["x"], Millis(2_100.0)),
+            Millis(1_900.0)
+        );
+    }
+
+    #[test]
+    fn stale_hand_outs_are_bounded() {
+        let mut h = StaleHandouts::default();
+        for i in 0..(MAX_STALE_TAGS + 50) {
+            let t = format!("t{i}");
+            for _ in 0..(HANDOUTS_PER_TAG + 2) {
+                h.note([t.as_str()], Millis(1.0), Millis(i as f64));
+            }
+        }
+        assert!(h.len() <= MAX_STALE_TAGS);
+        assert!(h.by_tag.values().all(|l| l.len() <= HANDOUTS_PER_TAG));
+        assert_eq!(
+            h.oldest_since(["t0"], Millis(0.0)),
+            None,
+            "the oldest went first"
+        );
+        let last = format!("t{}", MAX_STALE_TAGS + 49);
+        assert_eq!(
+            h.oldest_since([last.as_str()], Millis(0.0)),
+            Some(Millis(1.0))
+        );
+    }
+
+    #[test]
+    fn which_answers_begin_a_regeneration() {
+        assert!(regenerates(Step::ServeStale, false));
+        assert!(regenerates(Step::Regenerate, false));
+        assert!(regenerates(Step::Fallback, false));
+        assert!(!regenerates(Step::Serve, false));
+        assert!(!regenerates(Step::ServeAsFresh, false));
+        assert!(
+            regenerates(Step::Serve, true),
+            "on demand: whatever it found"
+        );
+    }
+
+    proptest! {
+        /// Bounded whatever the keys, and a write is never stamped later than its own time or
+        /// earlier than the first unconsumed read of its key (within the age limit).
+        #[test]
+        fn bounded_and_never_later_than_the_write(
+            ops in proptest::collection::vec((0u32..50, any::<bool>(), 0.0f64..900.0), 1..300),
+        ) {
+            let mut r = Regenerations::new();
+            let mut first: HashMap<String, f64> = HashMap::new();
+            let mut now = 0.0;
+            for (k, write, dt) in ops {
+                now += dt;
+                let key = format!("k{k}");
+                if write {
+                    let c = r.created(&key, Millis(now));
+                    prop_assert!(c.0 <= now);
+                    match first.remove(&key) {
+                        Some(t) => prop_assert_eq!(c.0, t),
+                        None => prop_assert_eq!(c.0, now),
+                    }
+                } else {
+                    r.began(&key, Millis(now));
+                    first.entry(key).or_insert(now);
+                }
+                prop_assert!(r.len() <= MAX_REGENERATIONS);
+                prop_assert!(r.order.len() <= 2 * MAX_REGENERATIONS + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn the_oldest_are_dropped_past_the_bound() {
+        let mut r = Regenerations::new();
+        for i in 0..(MAX_REGENERATIONS + 10) {
+            r.began(&format!("k{i}"), Millis(i as f64));
+        }
+        assert_eq!(r.len(), MAX_REGENERATIONS);
+        let now = Millis(20_000.0);
+        assert_eq!(r.created("k0", now), now, "dropped");
+        let last = MAX_REGENERATIONS + 9;
+        assert_eq!(r.created(&format!("k{last}"), now), Millis(last as f64));
+    }
+}
