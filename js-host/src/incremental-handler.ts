@@ -182,7 +182,15 @@ class IncrementalCore {
       try {
         ;[value] = await Promise.all([store.get(key, t0), refreshed])
       } catch (err) {
-        // Redis failed this read: what this process holds beats a miss.
+        // Redis failed this read: what this process holds beats a miss, a copy kept for
+        // outages only included.
+        if (kept?.value === undefined) {
+          const held = store.fallback(key, now())
+          if (held !== null) {
+            const j = this.judge(how, held, now())
+            if (j.value !== undefined) kept = j
+          }
+        }
         if (kept?.value === undefined) throw err
         log.debug(`inc get ${key}: redis read failed (${describe(err)}), served from this process`)
         return serve(kept.value, Step.ServeStale)
@@ -228,7 +236,7 @@ class IncrementalCore {
       return { found: Found.Missing, timestamp: Number.NaN, value: undefined }
     }
     const j = this.judge(how, value, t)
-    if (j.value !== undefined) store.remember(how.key, value, j.keepUntil)
+    if (j.value !== undefined) store.remember(how.key, value, j.keepUntil, j.outageOnly)
     return j
   }
 
@@ -237,7 +245,7 @@ class IncrementalCore {
     how: ReadContext,
     value: Buffer,
     t: number,
-  ): Judgement<IncrementalCacheEntry> & { keepUntil: number } {
+  ): Judgement<IncrementalCacheEntry> & { keepUntil: number; outageOnly: boolean } {
     const { engine, log } = this.rt
     const { cacheKey, key, isFetch, soft, requestRevalidate } = how
     const miss = (timestamp: number) => ({
@@ -245,6 +253,7 @@ class IncrementalCore {
       timestamp,
       value: undefined,
       keepUntil: t,
+      outageOnly: false,
     })
     const outcome = inspectWindow(
       value,
@@ -273,6 +282,7 @@ class IncrementalCore {
     const found = engine.incrementalFound(outcome, requestRevalidate, t)
     const timestamp = engine.lastTimestamp
     const keepUntil = engine.tierExpiry(t)
+    const outageOnly = engine.tierOutageOnly
     const kind = engine.lastValueKind
     // Next throws an InvariantError when a FETCH read finds another kind or vice versa.
     if (isFetch !== (kind === ValueKind.FETCH) && !(kind === ValueKind.null && !isFetch)) {
@@ -306,7 +316,7 @@ class IncrementalCore {
       }
     }
     log.debug(`inc get ${key} ${found === Found.Fresh ? 'hit' : 'stale'}`)
-    return { found, timestamp, value: entry, keepUntil }
+    return { found, timestamp, value: entry, keepUntil, outageOnly }
   }
 
   async set(
@@ -363,7 +373,7 @@ class IncrementalCore {
       const stored = Buffer.concat([header, ...enc.parts])
       // Written together with the release of this process's lease, when it holds one.
       const script = engine.planEntryWrite(IFACE, cacheKey, ttl)
-      const write = store.set(key, stored, ttl, t, script, engine.tierMayKeepValue(enc.kind)).then(
+      const write = store.set(key, stored, ttl, t, script, engine.tierServesValue(enc.kind)).then(
         () => {
           log.debug(
             `inc set ${key} ${String(stored.byteLength)} B ttl ${String(Math.round(ttl / 1000))} s`,

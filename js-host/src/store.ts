@@ -11,7 +11,8 @@ export interface EntryStore {
   /**
    * Stores an envelope for `ttlMs`. `script`, when not empty, is the engine's `EVALSHA` argv
    * that writes the entry and releases this process's lease in one step (issue 4); the value
-   * goes after it.
+   * goes after it. `serves` false: the tier keeps this process's copy for outages only (the
+   * engine's `tierServesValue`).
    */
   set(
     key: string,
@@ -19,15 +20,23 @@ export interface EntryStore {
     ttlMs: number,
     now: number,
     script?: string[],
-    keep?: boolean,
+    serves?: boolean,
   ): Promise<void>
   /**
    * This process's in-process tier (issue 4, design §6): the envelope held under `key`, or
    * null. The caller judges it (lifetime, tags) before serving it.
    */
   peek(key: string, now: number): Buffer | null
-  /** Keeps an envelope read from Redis in the in-process tier until `expiresAt`. */
-  remember(key: string, value: Buffer, expiresAt: number): void
+  /**
+   * Keeps an envelope read from Redis in the in-process tier until `expiresAt`; for outages
+   * only when `outageOnly` (the engine's `tierOutageOnly`).
+   */
+  remember(key: string, value: Buffer, expiresAt: number, outageOnly?: boolean): void
+  /**
+   * After a Redis read of `key` failed: the tier's copy whatever it is kept for (outages only
+   * included), or null. The caller judges it before serving it.
+   */
+  fallback(key: string, now: number): Buffer | null
   /** Drops `key` from the in-process tier. */
   forget(key: string): void
   readonly kind: 'redis' | 'memory'
@@ -61,16 +70,28 @@ export class RedisStore implements EntryStore {
     if (this.engine === undefined || !this.tiered) return null
     const value = this.bytes.get(key)
     if (value === undefined) return null
-    if (!this.engine.memoryTouch(key, now)) {
+    // 0 gone, 1 serve, 2 kept for outages only (the engine's TierUse).
+    const use = this.engine.tierUse(key, now)
+    if (use === 1) return value
+    if (use === 0) this.bytes.delete(key)
+    return null
+  }
+
+  fallback(key: string, now: number): Buffer | null {
+    if (this.engine === undefined || !this.tiered) return null
+    const value = this.bytes.get(key)
+    if (value === undefined) return null
+    if (!this.engine.tierFallback(key, now)) {
       this.bytes.delete(key)
       return null
     }
     return value
   }
 
-  remember(key: string, value: Buffer, expiresAt: number): void {
+  remember(key: string, value: Buffer, expiresAt: number, outageOnly = false): void {
     if (this.engine === undefined || !this.tiered) return
     const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
+    if (outageOnly) this.engine.memoryMarkOutageOnly(key)
     this.bytes.set(key, value)
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
   }
@@ -111,12 +132,11 @@ export class RedisStore implements EntryStore {
     ttlMs: number,
     now: number,
     script?: string[],
-    keep = true,
+    serves = true,
   ): Promise<void> {
     // This process's own write is the newest value it knows: readers here need no round trip
-    // (unless the engine says the tier must not keep such a value: `keep`).
-    if (keep) this.remember(key, value, now + ttlMs)
-    else this.forget(key)
+    // (unless the engine keeps such a value for outages only: `serves`).
+    this.remember(key, value, now + ttlMs, !serves)
     try {
       if (script !== undefined && script.length > 0) {
         await sendWithValue(this.transport, script, value, this.engine)
@@ -129,7 +149,7 @@ export class RedisStore implements EntryStore {
     } catch (err) {
       // The fleet does not have this value: the tier may serve it only until Redis answers
       // again (the engine decides, in memoryTouch).
-      if (keep && this.tiered) this.engine?.memoryMarkLocal(key)
+      if (this.tiered) this.engine?.memoryMarkLocal(key)
       // Skipped while Redis is known to be down (logged once, when the breaker opened).
       if (!isCircuitOpen(err)) throw err
     }
@@ -162,6 +182,11 @@ export class MemoryStore implements EntryStore {
 
   /** The whole store is in-process already: `get` is the tier. */
   peek(): Buffer | null {
+    return null
+  }
+
+  /** Nothing fails here: `get` never rejects. */
+  fallback(): Buffer | null {
     return null
   }
 

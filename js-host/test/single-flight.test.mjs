@@ -348,7 +348,7 @@ describe('in-process tier', () => {
     assert.equal((await getCalls()) - start, 1, 'one GET for ten readers')
   })
 
-  test('Pages ISR values are never kept: an on-demand re-render elsewhere is seen at once', async () => {
+  test('Pages ISR values are never served from the tier while Redis answers: an on-demand re-render elsewhere is seen at once', async () => {
     const [A, B] = [incremental(), incremental()]
     const page = (html) => ({
       kind: 'PAGES',
@@ -366,7 +366,7 @@ describe('in-process tier', () => {
     assert.equal((await A().get('/isr-tier', { kind: 'PAGES' })).value.html, 'v2')
   })
 
-  test('App Router pages and routes are never kept: an on-demand rewrite elsewhere is seen at once', async () => {
+  test('App Router pages and routes are never served from the tier while Redis answers: an on-demand rewrite elsewhere is seen at once', async () => {
     // Issue 13 item 5: `x-prerender-revalidate` rewrites the entry in Redis on one instance,
     // with no tag and well within `revalidate` (30 days with revalidate: false).
     const onDemand = (make) => () => make({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
@@ -438,6 +438,44 @@ describe('in-process tier', () => {
         assert.equal(got.revalidate, -1)
         assert.equal(await text(got.value), 'kept')
       }
+    } finally {
+      for (const pid of redis.pids) process.kill(pid, 'SIGCONT')
+    }
+  })
+
+  test('while the breaker is open, pages and routes are served from the tier too: no origin stampede', async () => {
+    // Issue 19 item 2: page and route entries are read from Redis while it answers (above),
+    // and kept in the tier for outages only.
+    const fast = {
+      readTimeoutMs: 160,
+      writeTimeoutMs: 200,
+      connectTimeoutMs: 300,
+      breakerFailures: 2,
+      breakerOpenMs: 5000,
+      breakerMaxOpenMs: 5000,
+    }
+    const Handler = createIncrementalCacheHandler(options(fast))
+    const A = () => new Handler()
+    const pagesCtx = { kind: 'PAGES', cacheControl: { revalidate: 3600, expire: 31_536_000 } }
+    const routeCtx = { kind: 'APP_ROUTE', cacheControl: { revalidate: false, expire: undefined } }
+    const page = (html) => ({ kind: 'PAGES', html, pageData: {}, headers: {}, status: 200 })
+    const route = (v) => ({ kind: 'APP_ROUTE', body: Buffer.from(v), headers: {}, status: 200 })
+    await A().set('/down-pages', page('p1'), pagesCtx)
+    await A().set('/down-route', route('r1'), routeCtx)
+    // Read once from Redis while it answers (and the tier keeps it for outages).
+    assert.equal((await A().get('/down-pages', { kind: 'PAGES' })).value.html, 'p1')
+    for (const pid of redis.pids) process.kill(pid, 'SIGSTOP')
+    try {
+      for (let i = 0; i < 4; i++) {
+        const p = await A().get('/down-pages', { kind: 'PAGES' })
+        assert.equal(p?.value.html, 'p1', `PAGES read ${i} served from the tier`)
+        const r = await A().get('/down-route', { kind: 'APP_ROUTE' })
+        assert.equal(r?.value.body.toString(), 'r1', `APP_ROUTE read ${i} served from the tier`)
+      }
+      // Rendered while Redis is out of reach: kept, and served, by this instance.
+      await A().set('/down-new', page('n1'), pagesCtx)
+      const n = await A().get('/down-new', { kind: 'PAGES' })
+      assert.equal(n?.value.html, 'n1', 'a page rendered during the outage is served again')
     } finally {
       for (const pid of redis.pids) process.kill(pid, 'SIGCONT')
     }

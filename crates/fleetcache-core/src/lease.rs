@@ -577,26 +577,27 @@ pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64)
     }
 }
 
-/// Whether the in-process tier may keep an entry at all. Page and route entries of the
-/// singular handler (`PAGES`, `APP_PAGE`, `APP_ROUTE`, and the `REDIRECT` and `null` values of
-/// Pages routes) are rewritten by on-demand revalidation (`res.revalidate()`,
+/// Whether the in-process tier may serve an entry while Redis answers. Page and route entries
+/// of the singular handler (`PAGES`, `APP_PAGE`, `APP_ROUTE`, and the `REDIRECT` and `null`
+/// values of Pages routes) are rewritten by on-demand revalidation (`res.revalidate()`,
 /// `x-prerender-revalidate`) on one instance, out of schedule and without a tag, which neither
-/// time nor the tag mirror would tell another instance's tier about: they are always read from
-/// Redis (docs/decisions/0021). Every other entry changes only by regeneration after its
+/// time nor the tag mirror would tell another instance's tier about: while Redis answers they
+/// are always read from Redis, and the tier keeps them for outages only
+/// (docs/decisions/0021). Every other entry changes only by regeneration after its
 /// `revalidate` (when the tier is bypassed) or by a tag revalidation (checked on every read).
-pub fn tier_may_keep(header: &crate::envelope::DecodedHeader) -> bool {
+pub fn tier_serves(header: &crate::envelope::DecodedHeader) -> bool {
     use crate::incremental::Descriptor;
     if header.meta.kind != crate::envelope::EntryKind::Incremental {
         return true;
     }
     match Descriptor::decode(&header.meta.meta) {
-        Ok(d) => tier_may_keep_value(d.kind),
+        Ok(d) => tier_serves_value(d.kind),
         Err(_) => false,
     }
 }
 
-/// [`tier_may_keep`] for a singular-handler value of `kind` (for the writer's own copy).
-pub fn tier_may_keep_value(kind: crate::incremental::ValueKind) -> bool {
+/// [`tier_serves`] for a singular-handler value of `kind` (for the writer's own copy).
+pub fn tier_serves_value(kind: crate::incremental::ValueKind) -> bool {
     use crate::incremental::ValueKind;
     matches!(kind, ValueKind::Fetch | ValueKind::Image)
 }
@@ -882,10 +883,10 @@ mod tests {
             ValueKind::Redirect,
             ValueKind::Null,
         ] {
-            assert!(!tier_may_keep_value(kind), "{kind:?}");
+            assert!(!tier_serves_value(kind), "{kind:?}");
         }
-        assert!(tier_may_keep_value(ValueKind::Fetch));
-        assert!(tier_may_keep_value(ValueKind::Image));
+        assert!(tier_serves_value(ValueKind::Fetch));
+        assert!(tier_serves_value(ValueKind::Image));
     }
 
     #[test]

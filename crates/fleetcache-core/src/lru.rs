@@ -18,6 +18,8 @@ struct Node {
     expires_at: Millis,
     /// Made by this process and not written to Redis (see [`LruIndex::mark_local`]).
     local: bool,
+    /// Kept only for when Redis cannot be reached (see [`LruIndex::mark_outage_only`]).
+    outage_only: bool,
     /// Towards the most recently used end.
     prev: usize,
     /// Towards the least recently used end.
@@ -104,6 +106,7 @@ impl LruIndex {
             size,
             expires_at,
             local: false,
+            outage_only: false,
             prev: NIL,
             next: NIL,
         };
@@ -154,6 +157,29 @@ impl LruIndex {
             }
             _ => false,
         }
+    }
+
+    /// Marks the item under `key` as a copy kept for outages only: served while Redis cannot
+    /// be reached, never while it answers (then Redis holds the newest value). True when held.
+    pub fn mark_outage_only(&mut self, key: &str) -> bool {
+        let Some(&slot) = self.map.get(key) else {
+            return false;
+        };
+        match self.slots.get_mut(slot) {
+            Some(Some(node)) => {
+                node.outage_only = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True when `key` is held and marked with [`LruIndex::mark_outage_only`].
+    pub fn is_outage_only(&self, key: &str) -> bool {
+        self.map
+            .get(key)
+            .and_then(|&slot| self.node(slot))
+            .is_some_and(|n| n.outage_only)
     }
 
     /// True when `key` is held and marked with [`LruIndex::mark_local`].

@@ -100,6 +100,17 @@ pub struct Inspection {
     pub header: Option<DecodedHeader>,
 }
 
+/// What the in-process tier may do with its copy of a key now ([`Engine::tier_use`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TierUse {
+    /// Absent, past its lifetime, or dropped: the host drops the bytes too.
+    Gone = 0,
+    /// Judge it and serve it if it is servable (it is marked as just used).
+    Serve = 1,
+    /// Kept for outages only, and Redis answers: read Redis, keep the bytes.
+    Kept = 2,
+}
+
 /// One process's engine: namespace, configuration, tag mirror and in-process index.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -510,15 +521,37 @@ impl Engine {
     }
 
     /// The in-process tier's copy of `key` may be served (it is marked as just used); false
-    /// when it is absent, past its lifetime, or this process's own copy that never reached
-    /// Redis while Redis answers again (the fleet's value wins: read Redis).
+    /// when it is absent, past its lifetime, this process's own copy that never reached Redis
+    /// while Redis answers again (the fleet's value wins: it is dropped, read Redis), or a copy
+    /// kept for outages only while Redis answers (it stays for the next outage).
     pub fn tier_touch(&mut self, key: &str, now: Millis) -> bool {
-        if self.lru.is_local(key) && self.breaker.state(now) == crate::breaker::BreakerState::Closed
-        {
-            self.lru.remove(key);
-            return false;
-        }
+        self.tier_use(key, now) == TierUse::Serve
+    }
+
+    /// After a Redis read of `key` failed: whether the tier's copy may be judged and served,
+    /// whatever it is kept for (a copy for outages only, this process's own). False when it is
+    /// absent or past its lifetime (then removed).
+    pub fn tier_fallback(&mut self, key: &str, now: Millis) -> bool {
         self.lru.touch(key, now)
+    }
+
+    /// [`Engine::tier_touch`], telling a copy that is kept but not served now
+    /// ([`TierUse::Kept`]) from one that is gone: the host keeps the bytes of the first.
+    pub fn tier_use(&mut self, key: &str, now: Millis) -> TierUse {
+        if self.breaker.state(now) == crate::breaker::BreakerState::Closed {
+            if self.lru.is_local(key) {
+                self.lru.remove(key);
+                return TierUse::Gone;
+            }
+            if self.lru.is_outage_only(key) {
+                return TierUse::Kept;
+            }
+        }
+        if self.lru.touch(key, now) {
+            TierUse::Serve
+        } else {
+            TierUse::Gone
+        }
     }
 
     /// Takes note of the reply of a [`TAG_UPDATE`] call (optional: it only saves the next
@@ -1002,6 +1035,13 @@ mod tests {
         assert!(!e.tier_touch("k", Millis(probe_at + 1.0)));
         assert!(!e.lru().contains("k"));
         assert!(e.tier_touch("w", Millis(probe_at + 1.0)));
+        // A copy kept for outages only: never served while Redis answers, and kept for the
+        // next outage.
+        assert!(e.lru_mut().mark_outage_only("w"));
+        assert!(!e.tier_touch("w", Millis(probe_at + 2.0)));
+        assert!(e.lru().contains("w"));
+        trip(&mut e, probe_at + 3.0);
+        assert!(e.tier_touch("w", Millis(probe_at + 4.0)));
     }
 
     #[test]

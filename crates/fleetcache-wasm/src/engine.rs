@@ -395,6 +395,28 @@ impl Engine {
         self.inner.tier_touch(key, Millis(now))
     }
 
+    /// [`memoryTouch`](Self::memory_touch) for a tier that may keep a copy it does not serve
+    /// now: 0 gone (drop the bytes), 1 serve (judge it first), 2 kept for outages only (read
+    /// Redis, keep the bytes).
+    #[wasm_bindgen(js_name = tierUse)]
+    pub fn tier_use(&mut self, key: &str, now: f64) -> u8 {
+        self.inner.tier_use(key, Millis(now)) as u8
+    }
+
+    /// After a Redis read of `key` failed: whether the tier's copy may be judged and served,
+    /// whatever it is kept for; false when gone (drop the bytes).
+    #[wasm_bindgen(js_name = tierFallback)]
+    pub fn tier_fallback(&mut self, key: &str, now: f64) -> bool {
+        self.inner.tier_fallback(key, Millis(now))
+    }
+
+    /// Marks the tier's copy of `key` as kept for outages only: served while Redis cannot be
+    /// reached, never while it answers.
+    #[wasm_bindgen(js_name = memoryMarkOutageOnly)]
+    pub fn memory_mark_outage_only(&mut self, key: &str) -> bool {
+        self.inner.lru_mut().mark_outage_only(key)
+    }
+
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.
     #[wasm_bindgen(js_name = memoryMarkLocal)]
     pub fn memory_mark_local(&mut self, key: &str) -> bool {
@@ -1025,15 +1047,11 @@ impl Engine {
     }
 
     /// Until when the in-process tier may keep the last inspected entry (ms): its `expire`,
-    /// the instant Redis drops it too; `now` for entries it must not keep (Pages ISR).
+    /// the instant Redis drops it too.
     #[wasm_bindgen(js_name = tierExpiry)]
     pub fn tier_expiry(&self, now: f64) -> f64 {
         let max_ttl_ms = self.inner.config().max_ttl_seconds * 1000.0;
         self.last_header.as_ref().map_or(now, |h| {
-            if !fleetcache_core::lease::tier_may_keep(h) {
-                // Kept until `now`: the tier drops it on the next touch.
-                return now;
-            }
             fleetcache_core::lease::tier_expiry(
                 h.meta.timestamp,
                 h.meta.expire,
@@ -1044,12 +1062,22 @@ impl Engine {
         })
     }
 
-    /// Whether this process may keep its own write of a singular-handler value of `kind`
-    /// (the descriptor's code) in the in-process tier (not Pages ISR, see `tierExpiry`).
-    #[wasm_bindgen(js_name = tierMayKeepValue)]
-    pub fn tier_may_keep_value(&self, kind: u8) -> bool {
+    /// True when the tier may keep the last inspected entry for outages only (pages and
+    /// routes of the singular handler: `memoryMarkOutageOnly`).
+    #[wasm_bindgen(getter, js_name = tierOutageOnly)]
+    pub fn tier_outage_only(&self) -> bool {
+        self.last_header
+            .as_ref()
+            .is_some_and(|h| !fleetcache_core::lease::tier_serves(h))
+    }
+
+    /// Whether the in-process tier may serve this process's own write of a singular-handler
+    /// value of `kind` (the descriptor's code) while Redis answers; else it keeps it for
+    /// outages only.
+    #[wasm_bindgen(js_name = tierServesValue)]
+    pub fn tier_serves_value(&self, kind: u8) -> bool {
         fleetcache_core::incremental::ValueKind::from_u8(kind)
-            .is_some_and(fleetcache_core::lease::tier_may_keep_value)
+            .is_some_and(fleetcache_core::lease::tier_serves_value)
     }
 
     /// Starts a lease flight for a read that found `found` (0 fresh, 1 stale, 2 missing) at
