@@ -79,8 +79,14 @@ test-rust: ## core and binding, native
 	$(HOST_CARGO) test --workspace
 
 # --allow-dirty: this checks what the crates contain and that they build from it, on any tree.
+# cargo serves the packaged fleetcache-core to fleetcache-wasm's verify build from a local
+# registry and treats it as immutable for its version: an unpacked copy under CARGO_HOME, or a
+# build in the target dir, left by an earlier run would build fleetcache-wasm against an old
+# fleetcache-core. So both are made anew each run (its own target dir: about a minute).
+CARGO_HOME_DIR = $(or $(CARGO_HOME),$(HOME)/.cargo)
 test-crates: ## cargo package: the crates as crates.io would get them, each built from its .crate
-	$(HOST_CARGO) package --workspace --locked --allow-dirty
+	rm -rf target/crates $(CARGO_HOME_DIR)/registry/src/-*/fleetcache-* $(CARGO_HOME_DIR)/registry/cache/-*/fleetcache-*
+	CARGO_TARGET_DIR=target/crates $(HOST_CARGO) package --workspace --locked --allow-dirty
 
 test-wasm: setup ## wasm-bindgen tests of the binding in headless Node
 	$(WASM_CARGO) test --target $(WASM_TARGET) -p fleetcache-wasm
