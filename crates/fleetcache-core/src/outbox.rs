@@ -24,7 +24,8 @@
 //! on every request.
 //!
 //! Any other error reply is retried, with a backoff ([`Outbox::retry_in`]: 100 ms doubling up
-//! to [`MAX_RETRY_MS`]), and so is a command that got no reply ([`Outbox::fail`]). Errors
+//! to [`MAX_RETRY_MS`]), and so is a command that got no reply ([`Outbox::fail`]); the
+//! backoff of the latter ends as soon as Redis answers any command ([`Outbox::answered`]). Errors
 //! that a server in trouble answers and that pass by themselves ([`is_transient_error`]:
 //! `OOM`, `READONLY`, `LOADING`, `BUSY` and the like) keep the update at the head for as long
 //! as they last: every later update would meet them too. Any other error reply (`WRONGTYPE`
@@ -215,6 +216,8 @@ pub struct Outbox {
     lasting: u32,
     /// The head is not sent again before this time.
     retry_at: Millis,
+    /// The head's last attempt got no reply: Redis answering anything ends its backoff.
+    no_reply: bool,
 }
 
 impl Outbox {
@@ -232,6 +235,7 @@ impl Outbox {
             attempts: 0,
             lasting: 0,
             retry_at: Millis::ZERO,
+            no_reply: false,
         }
     }
 
@@ -241,6 +245,7 @@ impl Outbox {
         self.attempts = 0;
         self.lasting = 0;
         self.retry_at = Millis::ZERO;
+        self.no_reply = false;
     }
 
     /// One more failed attempt at the head at `now`: the next one waits the backoff.
@@ -303,6 +308,17 @@ impl Outbox {
     pub fn fail(&mut self, seq: u64, now: Millis) {
         if self.items.front().is_some_and(|u| u.seq == seq) {
             self.back_off(now);
+            self.no_reply = true;
+        }
+    }
+
+    /// Redis answered a command (any command, an error reply included): when the head's last
+    /// attempt got no reply, what kept it from Redis is gone, and it may be sent at once. The
+    /// backoff after an error reply stays: Redis answering does not change that answer.
+    pub fn answered(&mut self) {
+        if self.no_reply {
+            self.no_reply = false;
+            self.retry_at = Millis::ZERO;
         }
     }
 
@@ -322,6 +338,7 @@ impl Outbox {
             self.refusing = true;
             return Refusal::Dropped { first };
         }
+        self.no_reply = false;
         if !is_transient_error(error) {
             self.lasting = self.lasting.saturating_add(1);
             if self.lasting >= PARK_AFTER || self.parking {
@@ -550,9 +567,15 @@ mod tests {
             );
         }
         assert_eq!(o.retry_in(Millis(t)), MAX_RETRY_MS);
-        // No reply: backoff too, never parked.
+        // Redis answering does not end the backoff of an error reply...
+        o.answered();
+        assert_eq!(o.retry_in(Millis(t)), MAX_RETRY_MS);
+        // ... but ends that of a command that got no reply. No reply: never parked.
         o.fail(3, Millis(t));
         assert_eq!((o.head().unwrap().seq, o.attempts()), (3, 41));
+        assert_eq!(o.retry_in(Millis(t)), MAX_RETRY_MS);
+        o.answered();
+        assert_eq!(o.retry_in(Millis(t)), 0.0);
         // One going through ends the run: the next lasting error is retried again first.
         assert!(o.ack(3));
         assert_eq!((o.attempts(), o.retry_in(Millis(t))), (0, 0.0));
