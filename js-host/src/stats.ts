@@ -35,6 +35,8 @@ export interface FleetcacheStats {
     sent: number
     dropped: number
     refused: number
+    /** Revalidations set aside: Redis kept answering them with an error retrying does not fix. */
+    parked: number
   }
   breaker: {
     state: 'closed' | 'open' | 'half-open'

@@ -91,8 +91,13 @@ export class RedisStore implements EntryStore {
   remember(key: string, value: Buffer, expiresAt: number, outageOnly = false): void {
     if (this.engine === undefined || !this.tiered) return
     const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
+    // Refused (larger than the whole budget): nothing to keep, nothing to copy.
+    if (evicted.split('\0').includes(key)) {
+      this.bytes.delete(key)
+      return
+    }
     if (outageOnly) this.engine.memoryMarkOutageOnly(key)
-    this.bytes.set(key, value)
+    this.bytes.set(key, owned(value))
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
   }
 
@@ -175,7 +180,7 @@ export class MemoryStore implements EntryStore {
 
   set(key: string, value: Buffer, ttlMs: number, now: number): Promise<void> {
     const evicted = this.engine.memoryInsert(key, value.byteLength, now + ttlMs)
-    this.bytes.set(key, value)
+    this.bytes.set(key, owned(value))
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()
   }
@@ -198,6 +203,21 @@ export class MemoryStore implements EntryStore {
     this.engine.memoryRemove(key)
     this.bytes.delete(key)
   }
+}
+
+/**
+ * `value` in memory of its own size, so that what a tier keeps is what its budget counts. A
+ * Redis reply is a view into node-redis's socket read chunk (up to 64 KiB, shared with every
+ * reply read with it), and a small `Buffer.from` copy lands in one of Node's 8 KiB pool slabs:
+ * kept as they are, one small entry would keep the whole chunk or slab alive. A value that
+ * already owns its whole ArrayBuffer (a large reply node-redis assembled, a fresh encoding) is
+ * kept as it is.
+ */
+function owned(value: Buffer): Buffer {
+  if (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) return value
+  const copy = Buffer.allocUnsafeSlow(value.byteLength)
+  value.copy(copy)
+  return copy
 }
 
 /**

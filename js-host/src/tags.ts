@@ -36,10 +36,12 @@ export interface Durations {
  *
  * Revalidations are applied locally at once and queued in the engine; the queue is sent in
  * order, one update at a time, whenever Redis answers (on the revalidation itself, before
- * every refresh, and after any successful command while something waits). What cannot be
- * sent stays queued and is logged; what the bounded queue drops is logged as an error. One
- * that Redis refuses for want of an ACL permission is dropped, since no retry fixes that (the
- * engine decides): one error line per run of refusals, not one per revalidation.
+ * every refresh, and after any successful command while something waits), except while the
+ * head waits the engine's backoff after a failed attempt: then the timer of `watch` sends it.
+ * What cannot be sent stays queued and is logged once; what the bounded queue drops is logged
+ * as an error. One that Redis refuses for want of an ACL permission is dropped, and one that
+ * keeps meeting an error retrying does not fix is parked, so the queue moves on (the engine
+ * decides both): one error line per run of either, not one per revalidation.
  */
 export class TagSync {
   private inflight: Promise<boolean> | undefined
@@ -47,6 +49,8 @@ export class TagSync {
   private draining: Promise<boolean> | undefined
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
+  /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
+  private headRefused = false
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
   private refreshRefused = false
   /** The timer of `watch`, while one is pending. */
@@ -176,7 +180,13 @@ export class TagSync {
     // The drain that was running may have finished its last check just before this update
     // was queued; one more pass sends it.
     if (sent && this.engine.outboxLength > 0) sent = await this.drain()
-    if (!sent) {
+    if (!sent && this.headRefused && this.backingOff) {
+      // Queued behind a revalidation Redis answered with an error (logged when it happened);
+      // the timer of `watch` sends both, or parks the failing one, after the engine's backoff.
+      this.log.debug(
+        `revalidation of ${what} applied on this instance, queued (${String(this.engine.outboxLength)} waiting)`,
+      )
+    } else if (!sent) {
       this.log.warn(
         `revalidation of ${what} applied on this instance; Redis is unreachable, so it is queued ` +
           `(${String(this.engine.outboxLength)} waiting) and will be sent when Redis answers`,
@@ -207,6 +217,12 @@ export class TagSync {
     let sent = 0
     // Bounded: every pass removes the head or returns, and the outbox is bounded.
     while (this.engine.outboxLength > 0) {
+      // The head failed a moment ago: the engine's backoff says when to try it again, and the
+      // timer of `watch` does (not the next successful command, nor the next request).
+      if (this.backingOff) {
+        this.watch()
+        return false
+      }
       const argv = this.engine.planOutboxHead()
       const seq = this.engine.outboxHeadSeq
       let reply: unknown
@@ -215,24 +231,32 @@ export class TagSync {
           kind: 'write',
         })
       } catch (err) {
-        // The engine drops a revalidation refused for want of a permission: no retry fixes it.
-        const refused = isReplyError(err) ? this.engine.refuseOutbox(seq, err.message) : 0
-        if (refused !== 0) {
-          if (refused === 1) this.logRefused(err as Error)
-          else
-            this.log.debug(`revalidation refused by Redis and dropped: ${(err as Error).message}`)
-          continue
+        // The engine drops a revalidation refused for want of a permission, and parks one that
+        // keeps meeting an error no retry fixes (WRONGTYPE after an operator mistake): the
+        // queue moves on. Any other failure keeps it at the head, with a backoff.
+        const outcome = isReplyError(err) ? this.engine.refuseOutbox(seq, err.message, now()) : 0
+        if (!isReplyError(err)) this.engine.failOutbox(seq, now())
+        if (outcome === 1) this.logRefused(err as Error)
+        else if (outcome === 3) this.logParked(err as Error)
+        else if (outcome !== 0) {
+          this.log.debug(`revalidation refused by Redis and set aside: ${(err as Error).message}`)
+        }
+        if (outcome !== 0) continue
+        this.headRefused = isReplyError(err)
+        // One line per run of failures of one revalidation, not one per attempt.
+        if (!isCircuitOpen(err) && this.engine.outboxLength > 0 && !this.backlogged) {
+          this.log.error(
+            `revalidation not sent to Redis, kept in the outbox and retried (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
+          )
+        } else if (!isCircuitOpen(err)) {
+          this.log.debug(`revalidation not sent to Redis, retried: ${describe(err)}`)
         }
         this.backlogged = true
-        if (!isCircuitOpen(err)) {
-          this.log.error(
-            `revalidation not sent to Redis, kept in the outbox (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
-          )
-        }
         this.watch()
         return false
       }
       this.engine.ackOutbox(seq)
+      this.headRefused = false
       sent += 1
       try {
         if (Buffer.isBuffer(reply)) this.engine.applyUpdateReply(reply)
@@ -291,8 +315,8 @@ export class TagSync {
    */
   watch(): void {
     if (this.transport === undefined || this.stopped || this.retry !== undefined) return
-    const probe = this.engine.probeInMs(now())
-    const delay = probe < 0 ? 1000 : Math.max(100, probe)
+    // The engine's decision: the breaker's next probe, or the outbox's backoff (100 ms to 5 s).
+    const delay = this.engine.retryInMs(now())
     this.retry = setTimeout(() => {
       this.retry = undefined
       void this.refresh()
@@ -311,6 +335,21 @@ export class TagSync {
     this.stopped = true
     if (this.retry !== undefined) clearTimeout(this.retry)
     this.retry = undefined
+  }
+
+  /** The outbox's head failed a moment ago and waits the engine's backoff. */
+  private get backingOff(): boolean {
+    return this.engine.outboxLength > 0 && this.engine.outboxRetryInMs(now()) > 0
+  }
+
+  /** The one line for a run of revalidations parked: Redis keeps answering them with an error. */
+  private logParked(err: Error): void {
+    this.log.error(
+      `revalidation parked: Redis answered it repeatedly with an error that retrying does not fix, ` +
+        `so it is set aside and the revalidations queued after it go on. It took effect on this instance; other instances ` +
+        `may not see it (${String(this.engine.outboxParked)} parked so far; later ones are counted, not logged, until one ` +
+        `goes through): ${err.message}`,
+    )
   }
 
   /** The one line for a run of revalidations Redis refuses for want of a permission. */

@@ -224,6 +224,7 @@ export class Telemetry {
         e('invalid_write', s.writes.useCache.invalid + s.writes.incremental.invalid)
         e('outbox_overflow', s.outbox.dropped)
         e('permission_denied', s.outbox.refused)
+        e('outbox_parked', s.outbox.parked)
         r.observe(leaseAcquisitions, s.leases.acquired)
         r.observe(leaseWaits, s.leases.waited - s.leases.waitTimeouts, {
           'fleetcache.lease.wait.outcome': 'served',

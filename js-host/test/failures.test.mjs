@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
-import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
+import { createUseCacheHandler, ConfigError, close, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { waitForExit } from '../../tests/support/util.mjs'
@@ -240,6 +240,49 @@ describe('revalidation outbox', () => {
     )
     assert.equal(await hit(b, 'ob-k'), undefined, 'B no longer serves the revalidated entry')
     assert.ok(logged(/sent 3 queued revalidation/).length >= 1, 'the replay is logged')
+  })
+
+  test('a revalidation Redis keeps answering with WRONGTYPE is parked on its own, with one line, and later ones reach the fleet', async () => {
+    // An operator mistake: the tag log key written as a string. Every tag update script fails
+    // at its ZADD with WRONGTYPE, which no retry fixes.
+    const prefix = 'wrongtype'
+    const log = `${prefix}:tags:{${prefix}}:log`
+    const a = instance({ ...FAST, prefix })
+    const b = instance({ ...FAST, prefix })
+    await a.refreshTags()
+    await b.refreshTags()
+    await redisCommand(redis.port, ['SET', log, 'oops'])
+    const parkedBefore = stats()?.outbox.parked ?? 0
+    const from = lines.length
+    await a.updateTags(['wt1'])
+    await a.updateTags(['wt2'])
+    // Nothing else is called on A: its own timer retries with a backoff, then parks both.
+    await eventually(
+      () => (stats()?.outbox.parked ?? 0) >= parkedBefore + 2,
+      10_000,
+      'both revalidations parked without any further call',
+    )
+    const since = lines.slice(from)
+    const parked = since.filter((l) => /revalidation parked: .*WRONGTYPE/.test(l))
+    assert.equal(parked.length, 1, `one line for two parked revalidations:\n${since.join('\n')}`)
+    assert.ok(
+      since.filter((l) => /revalidation not sent to Redis/.test(l)).length <= 1,
+      `the failed attempts before it are logged once:\n${since.join('\n')}`,
+    )
+    // Both still hold on A.
+    assert.ok((await a.getExpiration(['wt1'])) > 0 && (await a.getExpiration(['wt2'])) > 0)
+    // The operator removes the key: the next revalidation is not stuck behind the parked ones.
+    await redisCommand(redis.port, ['DEL', log])
+    await a.updateTags(['wt3'])
+    await eventually(
+      async () => {
+        await b.refreshTags()
+        return (await b.getExpiration(['wt3'])) > 0
+      },
+      5000,
+      'the revalidation after the parked ones reaches B',
+    )
+    assert.equal(stats()?.outbox.parked, parkedBefore + 2)
   })
 
   test('a full outbox drops the oldest revalidation with an error line', async () => {

@@ -72,6 +72,10 @@ impl Engine {
             CallResult::Failure => crate::stats::RedisResult::ConnectionError,
             CallResult::Timeout => crate::stats::RedisResult::Timeout,
         });
+        if result == CallResult::Success {
+            // Redis answers: an outbox update that got no reply need not wait its backoff.
+            self.outbox.answered();
+        }
         let changed = self.breaker.record(permit, result, now);
         if changed && self.breaker.state(now) == BreakerState::Closed {
             self.stats.record_breaker_recovery();

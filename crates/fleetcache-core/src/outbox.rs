@@ -22,6 +22,20 @@
 //! through is for the host to log, with what the user lacks ([`missing_permission`]); the
 //! ones after it are only counted, so a site that revalidates on every request does not log
 //! on every request.
+//!
+//! Any other error reply is retried, with a backoff ([`Outbox::retry_in`]: 100 ms doubling up
+//! to [`MAX_RETRY_MS`]), and so is a command that got no reply ([`Outbox::fail`]); the
+//! backoff of the latter ends as soon as Redis answers any command ([`Outbox::answered`]). Errors
+//! that a server in trouble answers and that pass by themselves ([`is_transient_error`]:
+//! `OOM`, `READONLY`, `LOADING`, `BUSY` and the like) keep the update at the head for as long
+//! as they last: every later update would meet them too. Any other error reply (`WRONGTYPE`
+//! after an operator wrote a tag key with another type, a script error) that the same update
+//! meets [`PARK_AFTER`] times in a row is not going to pass by retrying: the update is
+//! *parked* (taken out of the queue and counted, [`Outbox::parked`]; it holds on this
+//! instance only) and the queue moves on. While such a run lasts (an update was parked and
+//! none went through since), the next update that meets a lasting error is parked at its
+//! first attempt, so the queue does not crawl at three backoffs per revalidation. As with
+//! refusals, the first parked update of a run is for the host to log.
 
 use std::collections::VecDeque;
 
@@ -43,6 +57,58 @@ const PERMISSION_ERRORS: &[&str] = &[
 pub fn is_permission_error(error: &str) -> bool {
     PERMISSION_ERRORS.iter().any(|p| error.starts_with(p))
 }
+
+/// Error codes of a server that cannot take the command now but will (memory, a failover, a
+/// load, a busy script, a cluster reconfiguring, a failed save): retried for as long as they
+/// last, never parked.
+const TRANSIENT_ERRORS: &[&str] = &[
+    "OOM",
+    "READONLY",
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOREPLICAS",
+    "MISCONF",
+    "MOVED",
+    "ASK",
+    "NOSCRIPT",
+    "UNBLOCKED",
+];
+
+/// The error code of a reply: its first word, or, for Redis 6's form of an error raised by a
+/// script's call (`ERR Error running script (call to f_...): @user_script:1: WRONGTYPE ...`),
+/// the code of the call's error.
+fn error_code(error: &str) -> &str {
+    let inner = error
+        .strip_prefix("ERR Error running script")
+        .and_then(|rest| rest.split_once("@user_script:"))
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map(|(_, rest)| rest);
+    inner
+        .unwrap_or(error)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+}
+
+/// True when an error reply comes from a server that cannot take the command now but will
+/// ([`TRANSIENT_ERRORS`]): an update that meets it is retried, never parked.
+pub fn is_transient_error(error: &str) -> bool {
+    TRANSIENT_ERRORS.contains(&error_code(error))
+}
+
+/// Times in a row one update may meet an error reply that is neither a permission error nor
+/// transient ([`is_transient_error`]) before it is parked.
+pub const PARK_AFTER: u32 = 3;
+
+/// First backoff after a failed attempt, in ms; it doubles with every attempt in a row.
+pub const MIN_RETRY_MS: f64 = 100.0;
+
+/// Longest backoff between two attempts at the head, in ms: a Redis that answers again gets
+/// the queue within this long, even from an idle instance.
+pub const MAX_RETRY_MS: f64 = 5_000.0;
 
 /// What a permission error says the ACL user lacks, as rules of `ACL SETUSER`: `+zadd` when
 /// Redis names the command, `~<prefix>:*` for a key, the commands of the script when Redis
@@ -98,13 +164,22 @@ fn script_commands(source: &str) -> Vec<String> {
 /// What became of an update that Redis answered with an error reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// Any error but a permission error, or `seq` is no longer the head: nothing changed, the
-    /// update is replayed when Redis answers again.
+    /// A transient error, a lasting one met fewer than [`PARK_AFTER`] times, or `seq` is no
+    /// longer the head: the update stays at the head and is replayed after the backoff
+    /// ([`Outbox::retry_in`]).
     Kept,
     /// A permission error: the update was dropped (it holds on this instance only). `first`
     /// is true for the first refusal since an update last went through, which the host logs.
     Dropped {
         /// The first of a run of refusals.
+        first: bool,
+    },
+    /// A lasting error, met [`PARK_AFTER`] times in a row (or once, while a run of parked
+    /// updates lasts): the update was parked (it holds on this instance only) and the queue
+    /// moves on. `first` is true for the first parked update since one last went through,
+    /// which the host logs.
+    Parked {
+        /// The first of a run of parked updates.
         first: bool,
     },
 }
@@ -132,6 +207,17 @@ pub struct Outbox {
     refused: u64,
     /// An update was refused for want of a permission, and none went through since.
     refusing: bool,
+    parked: u64,
+    /// An update was parked, and none went through since.
+    parking: bool,
+    /// Failed attempts at the current head in a row (no reply, or an error reply).
+    attempts: u32,
+    /// Lasting error replies the current head met in a row.
+    lasting: u32,
+    /// The head is not sent again before this time.
+    retry_at: Millis,
+    /// The head's last attempt got no reply: Redis answering anything ends its backoff.
+    no_reply: bool,
 }
 
 impl Outbox {
@@ -144,7 +230,34 @@ impl Outbox {
             dropped: 0,
             refused: 0,
             refusing: false,
+            parked: 0,
+            parking: false,
+            attempts: 0,
+            lasting: 0,
+            retry_at: Millis::ZERO,
+            no_reply: false,
         }
+    }
+
+    /// A new head: its attempts start from zero.
+    fn next_head(&mut self) {
+        self.items.pop_front();
+        self.attempts = 0;
+        self.lasting = 0;
+        self.retry_at = Millis::ZERO;
+        self.no_reply = false;
+    }
+
+    /// One more failed attempt at the head at `now`: the next one waits the backoff.
+    fn back_off(&mut self, now: Millis) {
+        self.attempts = self.attempts.saturating_add(1);
+        let exp = self.attempts.saturating_sub(1).min(16);
+        let delay = (MIN_RETRY_MS * f64::from(1u32 << exp)).min(MAX_RETRY_MS);
+        self.retry_at = if now.0.is_finite() {
+            Millis(now.0 + delay)
+        } else {
+            Millis::ZERO
+        };
     }
 
     /// Queues an update; returns the oldest one when it had to make room.
@@ -156,7 +269,9 @@ impl Outbox {
     ) -> Option<PendingUpdate> {
         let dropped = if self.items.len() >= self.capacity {
             self.dropped = self.dropped.saturating_add(1);
-            self.items.pop_front()
+            let head = self.items.front().cloned();
+            self.next_head();
+            head
         } else {
             None
         };
@@ -179,30 +294,88 @@ impl Outbox {
     /// when it is not (it was dropped to make room meanwhile), which is harmless.
     pub fn ack(&mut self, seq: u64) -> bool {
         if self.items.front().is_some_and(|u| u.seq == seq) {
-            self.items.pop_front();
+            self.next_head();
             self.refusing = false;
+            self.parking = false;
             true
         } else {
             false
         }
     }
 
-    /// Redis answered update `seq` with the error reply `error`. A permission error drops it
-    /// when it is still the head; any other error keeps it. See the module documentation.
-    pub fn refuse(&mut self, seq: u64, error: &str) -> Refusal {
-        if !is_permission_error(error) || !self.items.front().is_some_and(|u| u.seq == seq) {
+    /// Update `seq` got no reply at `now` (timeout, lost connection, open breaker): it stays
+    /// at the head and waits the backoff. Nothing happens when it is no longer the head.
+    pub fn fail(&mut self, seq: u64, now: Millis) {
+        if self.items.front().is_some_and(|u| u.seq == seq) {
+            self.back_off(now);
+            self.no_reply = true;
+        }
+    }
+
+    /// Redis answered a command (any command, an error reply included): when the head's last
+    /// attempt got no reply, what kept it from Redis is gone, and it may be sent at once. The
+    /// backoff after an error reply stays: Redis answering does not change that answer.
+    pub fn answered(&mut self) {
+        if self.no_reply {
+            self.no_reply = false;
+            self.retry_at = Millis::ZERO;
+        }
+    }
+
+    /// Redis answered update `seq` with the error reply `error` at `now`: a permission error
+    /// drops it, a transient error keeps it, a lasting error parks it the [`PARK_AFTER`]th
+    /// time in a row (the first time while a run of parked updates lasts). What is kept waits
+    /// the backoff. Nothing happens when `seq` is no longer the head. See the module
+    /// documentation.
+    pub fn refuse(&mut self, seq: u64, error: &str, now: Millis) -> Refusal {
+        if !self.items.front().is_some_and(|u| u.seq == seq) {
             return Refusal::Kept;
         }
-        self.items.pop_front();
-        self.refused = self.refused.saturating_add(1);
-        let first = !self.refusing;
-        self.refusing = true;
-        Refusal::Dropped { first }
+        if is_permission_error(error) {
+            self.next_head();
+            self.refused = self.refused.saturating_add(1);
+            let first = !self.refusing;
+            self.refusing = true;
+            return Refusal::Dropped { first };
+        }
+        self.no_reply = false;
+        if !is_transient_error(error) {
+            self.lasting = self.lasting.saturating_add(1);
+            if self.lasting >= PARK_AFTER || self.parking {
+                self.next_head();
+                self.parked = self.parked.saturating_add(1);
+                let first = !self.parking;
+                self.parking = true;
+                return Refusal::Parked { first };
+            }
+        }
+        self.back_off(now);
+        Refusal::Kept
+    }
+
+    /// Milliseconds from `now` until the head may be sent again: 0 when it may be sent now
+    /// (or nothing waits), at most [`MAX_RETRY_MS`].
+    pub fn retry_in(&self, now: Millis) -> f64 {
+        if self.items.is_empty() || !now.0.is_finite() {
+            return 0.0;
+        }
+        (self.retry_at.0 - now.0).clamp(0.0, MAX_RETRY_MS)
+    }
+
+    /// Failed attempts at the current head in a row.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     /// Updates dropped because Redis refused them for want of a permission.
     pub fn refused(&self) -> u64 {
         self.refused
+    }
+
+    /// Updates parked because Redis kept answering them with an error that retrying does
+    /// not fix.
+    pub fn parked(&self) -> u64 {
+        self.parked
     }
 
     /// Updates waiting.
@@ -228,9 +401,35 @@ impl Outbox {
 
 /// The outbox's answer to an error reply, as an [`Engine`] method (the outbox is the engine's).
 impl Engine {
-    /// Redis answered outbox update `seq` with the error reply `error`: see [`Outbox::refuse`].
-    pub fn refuse_outbox(&mut self, seq: u64, error: &str) -> Refusal {
-        self.outbox.refuse(seq, error)
+    /// Redis answered outbox update `seq` with the error reply `error` at `now`: see
+    /// [`Outbox::refuse`].
+    pub fn refuse_outbox(&mut self, seq: u64, error: &str, now: Millis) -> Refusal {
+        self.outbox.refuse(seq, error, now)
+    }
+
+    /// Outbox update `seq` got no reply at `now`: see [`Outbox::fail`].
+    pub fn fail_outbox(&mut self, seq: u64, now: Millis) {
+        self.outbox.fail(seq, now);
+    }
+
+    /// When the host's timer should next refresh the tag state and replay the outbox, in ms
+    /// from `now`: when the open breaker admits its next probe, else when the outbox's head
+    /// may be sent again, at least 100 ms and at most [`MAX_RETRY_MS`]; 1 s when neither
+    /// says (a refresh failed while the breaker stayed closed).
+    pub fn retry_in_ms(&self, now: Millis) -> f64 {
+        let probe = self.breaker.next_probe_at().map(|at| at.0 - now.0);
+        let outbox = (!self.outbox.is_empty()).then(|| self.outbox.retry_in(now));
+        let ms = match (probe, outbox) {
+            (Some(p), Some(o)) => p.max(o),
+            (Some(p), None) => p,
+            (None, Some(o)) => o,
+            (None, None) => 1000.0,
+        };
+        if ms.is_finite() {
+            ms.clamp(MIN_RETRY_MS, MAX_RETRY_MS)
+        } else {
+            MAX_RETRY_MS
+        }
     }
 
     /// What a permission error says the ACL user lacks, with this engine's key prefix: see
@@ -285,19 +484,132 @@ mod tests {
             "LOADING Redis is loading the dataset in memory",
             "ERR Error running script",
         ] {
-            assert_eq!(o.refuse(1, transient), Refusal::Kept);
+            assert_eq!(o.refuse(1, transient, Millis(1.0)), Refusal::Kept);
         }
         assert_eq!(o.len(), 4);
         let noperm = "NOPERM User u has no permissions to run the 'evalsha' command";
         // Not the head (any more): nothing to drop.
-        assert_eq!(o.refuse(2, noperm), Refusal::Kept);
-        assert_eq!(o.refuse(1, noperm), Refusal::Dropped { first: true });
-        assert_eq!(o.refuse(2, noperm), Refusal::Dropped { first: false });
+        assert_eq!(o.refuse(2, noperm, Millis(1.0)), Refusal::Kept);
+        assert_eq!(
+            o.refuse(1, noperm, Millis(1.0)),
+            Refusal::Dropped { first: true }
+        );
+        assert_eq!(
+            o.refuse(2, noperm, Millis(1.0)),
+            Refusal::Dropped { first: false }
+        );
         assert_eq!((o.len(), o.refused(), o.dropped()), (2, 2, 0));
         // One going through ends the run: the next refusal is logged again.
         assert!(o.ack(3));
-        assert_eq!(o.refuse(4, noperm), Refusal::Dropped { first: true });
+        assert_eq!(
+            o.refuse(4, noperm, Millis(1.0)),
+            Refusal::Dropped { first: true }
+        );
         assert!(o.is_empty());
+    }
+
+    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value script: 1b73, on @user_script:1.";
+
+    #[test]
+    fn error_codes_of_every_server_version() {
+        for transient in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script.",
+            "MASTERDOWN Link with MASTER is down",
+            "CLUSTERDOWN The cluster is down",
+            "ERR Error running script (call to f_1b73): @user_script:1: OOM command not allowed",
+        ] {
+            assert!(is_transient_error(transient), "{transient}");
+        }
+        for lasting in [
+            WRONGTYPE,
+            "ERR Error running script (call to f_1b73): @user_script:1: WRONGTYPE Operation against a key holding the wrong kind of value",
+            "ERR Error running script",
+            "ERR fleetcache TAG_UPDATE: bad arguments",
+            "",
+        ] {
+            assert!(!is_transient_error(lasting), "{lasting}");
+        }
+    }
+
+    #[test]
+    fn a_lasting_error_parks_the_head_and_the_queue_moves_on() {
+        let mut o = Outbox::new(8);
+        for t in ["a", "b", "c", "d"] {
+            o.push(tags(t), Revalidation::Expire, Millis(1.0));
+        }
+        let t = 1000.0;
+        // Retried with a doubling backoff, then parked at the PARK_AFTER-th attempt.
+        assert_eq!(o.refuse(1, WRONGTYPE, Millis(t)), Refusal::Kept);
+        assert_eq!(o.retry_in(Millis(t)), MIN_RETRY_MS);
+        assert_eq!(o.refuse(1, WRONGTYPE, Millis(t)), Refusal::Kept);
+        assert_eq!(o.retry_in(Millis(t)), 2.0 * MIN_RETRY_MS);
+        assert_eq!(o.retry_in(Millis(t + 150.0)), 50.0);
+        assert_eq!(
+            o.refuse(1, WRONGTYPE, Millis(t)),
+            Refusal::Parked { first: true }
+        );
+        assert_eq!((o.head().unwrap().seq, o.parked(), o.len()), (2, 1, 3));
+        // The new head is sent at once, and while the run lasts, parked at its first lasting
+        // error; the log hears of the first one only.
+        assert_eq!(o.retry_in(Millis(t)), 0.0);
+        assert_eq!(
+            o.refuse(2, WRONGTYPE, Millis(t)),
+            Refusal::Parked { first: false }
+        );
+        // A transient error never parks, however long it lasts; the backoff stays bounded.
+        for _ in 0..40 {
+            assert_eq!(
+                o.refuse(3, "OOM command not allowed", Millis(t)),
+                Refusal::Kept
+            );
+        }
+        assert_eq!(o.retry_in(Millis(t)), MAX_RETRY_MS);
+        // Redis answering does not end the backoff of an error reply...
+        o.answered();
+        assert_eq!(o.retry_in(Millis(t)), MAX_RETRY_MS);
+        // ... but ends that of a command that got no reply. No reply: never parked.
+        o.fail(3, Millis(t));
+        assert_eq!((o.head().unwrap().seq, o.attempts()), (3, 41));
+        assert_eq!(o.retry_in(Millis(t)), MAX_RETRY_MS);
+        o.answered();
+        assert_eq!(o.retry_in(Millis(t)), 0.0);
+        // One going through ends the run: the next lasting error is retried again first.
+        assert!(o.ack(3));
+        assert_eq!((o.attempts(), o.retry_in(Millis(t))), (0, 0.0));
+        assert_eq!(o.refuse(4, WRONGTYPE, Millis(t)), Refusal::Kept);
+        // Not the head: nothing changes.
+        assert_eq!(o.refuse(9, WRONGTYPE, Millis(t)), Refusal::Kept);
+        o.fail(9, Millis(t));
+        assert_eq!(o.attempts(), 1);
+        assert_eq!((o.parked(), o.refused(), o.dropped()), (2, 0, 0));
+    }
+
+    #[test]
+    fn the_engine_times_the_next_replay() {
+        use crate::config::Config;
+        let mut e = Engine::new(Config::default()).unwrap();
+        let now = Millis(1_795_690_530_000.0);
+        // Nothing waits, the breaker is closed: the plain refresh retry.
+        assert_eq!(e.retry_in_ms(now), 1000.0);
+        e.queue_tag_update(&["a"], &Revalidation::Expire, now)
+            .unwrap();
+        // Due now: as soon as the timer allows.
+        assert_eq!(e.retry_in_ms(now), MIN_RETRY_MS);
+        for _ in 0..10 {
+            e.fail_outbox(1, now);
+        }
+        assert_eq!(e.retry_in_ms(now), MAX_RETRY_MS);
+        assert_eq!(e.refuse_outbox(1, WRONGTYPE, now), Refusal::Kept);
+        assert_eq!(e.refuse_outbox(1, WRONGTYPE, now), Refusal::Kept);
+        assert_eq!(
+            e.refuse_outbox(1, WRONGTYPE, now),
+            Refusal::Parked { first: true }
+        );
+        assert_eq!(e.stats_snapshot(now).outbox.parked, 1);
+        assert_eq!(e.retry_in_ms(now), 1000.0);
     }
 
     #[test]
@@ -384,7 +696,97 @@ mod tests {
         },
     }
 
+    /// How Redis answered an attempt at the head.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        Ok,
+        NoReply,
+        Transient,
+        Lasting,
+        Permission,
+    }
+
+    fn answer() -> impl Strategy<Value = Answer> {
+        prop_oneof![
+            Just(Answer::Ok),
+            Just(Answer::NoReply),
+            Just(Answer::Transient),
+            Just(Answer::Lasting),
+            Just(Answer::Permission),
+        ]
+    }
+
     proptest! {
+        /// Whatever Redis answers, every update is sent, dropped, refused or parked exactly
+        /// once and in issue order; a head is parked only after PARK_AFTER lasting errors in a
+        /// row (or one, during a run of parked updates), never for a transient error or no
+        /// reply; the wait before the next attempt never exceeds MAX_RETRY_MS; and lasting
+        /// errors alone never hold the head for more than PARK_AFTER attempts.
+        #[test]
+        fn lasting_errors_never_block_the_queue(
+            cap in 1usize..8,
+            ops in proptest::collection::vec(
+                prop_oneof![Just(None), answer().prop_map(Some)],
+                1..300,
+            )
+        ) {
+            let mut o = Outbox::new(cap);
+            let mut issued = 0u64;
+            let mut done: Vec<u64> = Vec::new();
+            let mut t = 0.0;
+            let mut lasting_in_a_row = 0u32;
+            let mut run = false;
+            for op in ops {
+                t += 7.0;
+                let Some(answer) = op else {
+                    issued += 1;
+                    if let Some(d) = o.push(tags("x"), Revalidation::Expire, Millis(t)) {
+                        done.push(d.seq);
+                        lasting_in_a_row = 0;
+                    }
+                    continue;
+                };
+                let Some(head) = o.head().cloned() else { continue };
+                let before = o.len();
+                match answer {
+                    Answer::Ok => {
+                        prop_assert!(o.ack(head.seq));
+                        run = false;
+                    }
+                    Answer::NoReply => o.fail(head.seq, Millis(t)),
+                    Answer::Transient => {
+                        prop_assert_eq!(o.refuse(head.seq, "LOADING wait", Millis(t)), Refusal::Kept);
+                    }
+                    Answer::Permission => {
+                        let r = o.refuse(head.seq, "NOPERM no", Millis(t));
+                        prop_assert!(matches!(r, Refusal::Dropped { .. }), "not dropped");
+                    }
+                    Answer::Lasting => {
+                        lasting_in_a_row += 1;
+                        match o.refuse(head.seq, WRONGTYPE, Millis(t)) {
+                            Refusal::Parked { first } => {
+                                prop_assert!(lasting_in_a_row >= PARK_AFTER || run);
+                                prop_assert_eq!(first, !run);
+                                run = true;
+                            }
+                            Refusal::Kept => prop_assert!(lasting_in_a_row < PARK_AFTER && !run),
+                            Refusal::Dropped { .. } => prop_assert!(false, "dropped"),
+                        }
+                    }
+                }
+                if o.len() < before {
+                    done.push(head.seq);
+                    lasting_in_a_row = 0;
+                }
+                prop_assert!(o.retry_in(Millis(t)) <= MAX_RETRY_MS);
+            }
+            while let Some(head) = o.head().cloned() {
+                prop_assert!(o.ack(head.seq));
+                done.push(head.seq);
+            }
+            prop_assert_eq!(done, (1..=issued).collect::<Vec<_>>());
+        }
+
         /// While the outbox has room no update is lost, every update reaches Redis exactly
         /// in issue order, and when it overflows, exactly the oldest ones are dropped and
         /// counted.

@@ -940,6 +940,83 @@ mod tests {
         assert!(e.mirror().is_synced());
     }
 
+    /// Issue 14, item 2: a week of per-item revalidations (a new tag every minute, from this
+    /// process and from another instance alike), refreshed as requests do. Redis forgets a tag
+    /// once it is older than the pruning age (`tag_update.lua`); the mirror must forget it by
+    /// the same rule, so what it holds stays flat instead of growing with every tag it ever
+    /// heard of. Fails when `apply_refresh` stops pruning.
+    #[test]
+    fn the_mirror_stays_flat_over_a_week_of_per_item_revalidations() {
+        use std::collections::HashMap;
+        const MINUTE: f64 = 60_000.0;
+        let mut e = Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            max_ttl_seconds: 3600.0,
+            tag_prune_after_ms: Some(2.0 * 3_600_000.0),
+            ..Config::default()
+        })
+        .unwrap();
+        let keep = e.config().prune_after_ms();
+        // Redis, modelled: the records, and the version that last changed each tag.
+        let mut state: HashMap<String, (TagRecord, u64)> = HashMap::new();
+        let mut ver = 0u64;
+        load(&mut e, "E", "0", &[], NOW);
+        let week = 7 * 24 * 60;
+        let mut sizes = Vec::with_capacity(week);
+        for minute in 0..week {
+            let t = Millis(NOW + minute as f64 * MINUTE);
+            let tag = format!("item-{minute}");
+            if minute % 2 == 0 {
+                // This process revalidates: applied at once, sent through the outbox.
+                e.queue_tag_update(&[&tag], &Revalidation::Expire, t)
+                    .unwrap();
+                let seq = e.outbox().head().unwrap().seq;
+                assert!(e.ack_outbox(seq));
+            }
+            // Either way the update reaches Redis, which prunes by age (the script's rule,
+            // `updated_at + prune_after < now`, applied in full rather than 64 at a time).
+            ver += 1;
+            let record = &mut state.entry(tag).or_default();
+            record.0.apply(&Revalidation::Expire, t);
+            record.1 = ver;
+            state.retain(|_, (r, _)| r.updated_at.0 + keep >= t.0);
+            // A request's refresh: what changed since the mirror's version.
+            let known = e.mirror().version();
+            let mut reply = vec!["E".to_owned(), ver.to_string(), "v".into(), "0".into()];
+            for (tag, (record, v)) in &state {
+                if *v > known {
+                    reply.push(tag.clone());
+                    reply.push(record.encode());
+                }
+            }
+            e.apply_refresh(&netstring::encode(&reply), t).unwrap();
+            let m = e.mirror();
+            sizes.push(m.len() + m.unconfirmed() + m.resend_len());
+            // Never more than Redis keeps plus what one pruning interval adds.
+            assert!(
+                m.len() <= state.len() + (PRUNE_EVERY_MS / MINUTE) as usize + 1,
+                "minute {minute}: mirror {} vs redis {}",
+                m.len(),
+                state.len()
+            );
+        }
+        // Flat: the second day on, the size stays within one pruning interval of what the
+        // pruning age holds, however many tags came and went (10,080 over the week).
+        let held = (keep / MINUTE) as usize + 1;
+        let later = &sizes[24 * 60..];
+        let (low, high) = (
+            later.iter().min().copied().unwrap_or(0),
+            later.iter().max().copied().unwrap_or(0),
+        );
+        assert!(low >= held - 1, "low {low}, held {held}");
+        assert!(
+            high <= held + (PRUNE_EVERY_MS / MINUTE) as usize + 1,
+            "high {high}, held {held}"
+        );
+        assert_eq!(e.mirror().unconfirmed(), 0);
+    }
+
     /// Trips the breaker with consecutive failures at `now`.
     fn trip(e: &mut Engine, now: f64) {
         for _ in 0..e.config().breaker().failures {

@@ -276,6 +276,7 @@ impl Stats {
                 sent: self.outbox_sent.get(),
                 dropped: gauges.outbox_dropped,
                 refused: gauges.outbox_refused,
+                parked: gauges.outbox_parked,
             },
             breaker: BreakerCounts {
                 state: gauges.breaker_state,
@@ -320,6 +321,8 @@ pub struct Gauges {
     pub outbox_dropped: u64,
     /// Revalidations Redis refused for want of an ACL permission (dropped, not retried).
     pub outbox_refused: u64,
+    /// Revalidations parked: Redis kept answering them with an error retrying does not fix.
+    pub outbox_parked: u64,
     /// Bytes in the in-process tier.
     pub memory_bytes: u64,
     /// Entries in the in-process tier.
@@ -380,6 +383,7 @@ pub struct OutboxCounts {
     pub sent: u64,
     pub dropped: u64,
     pub refused: u64,
+    pub parked: u64,
 }
 
 /// The circuit breaker.
@@ -541,6 +545,7 @@ impl Engine {
             outbox_capacity: u(self.outbox.capacity()),
             outbox_dropped: self.outbox.dropped(),
             outbox_refused: self.outbox.refused(),
+            outbox_parked: self.outbox.parked(),
             memory_bytes: self.lru().used_bytes(),
             memory_entries: u(self.lru().len()),
             tags: u(self.mirror().len()),

@@ -790,21 +790,56 @@ impl Engine {
         self.inner.outbox().dropped() as f64
     }
 
-    /// Redis answered revalidation `seq` with the error reply `message`. 0: kept, replayed when
-    /// Redis answers again (any error but a permission error). A permission error (`NOPERM`
-    /// and its script forms) does not pass by retrying, so the revalidation is dropped (it
-    /// holds on this instance only): 1 for the first such refusal since a revalidation last
-    /// went through (log it, with `missingPermission`), 2 for the ones after it (count them).
+    /// Redis answered revalidation `seq` with the error reply `message` at `now`. 0: kept,
+    /// replayed after the backoff (`retryInMs`). A permission error (`NOPERM` and its script
+    /// forms) does not pass by retrying, so the revalidation is dropped (it holds on this
+    /// instance only): 1 for the first such refusal since a revalidation last went through
+    /// (log it, with `missingPermission`), 2 for the ones after it (count them). An error that
+    /// kept coming back (`WRONGTYPE` and the like, not `OOM` or `READONLY`) parks it, and the
+    /// queue moves on: 3 for the first parked since a revalidation last went through (log
+    /// it), 4 for the ones after it.
     #[wasm_bindgen(js_name = refuseOutbox)]
-    pub fn refuse_outbox(&mut self, seq: f64, message: &str) -> u8 {
+    pub fn refuse_outbox(&mut self, seq: f64, message: &str, now: f64) -> u8 {
         if !(seq.is_finite() && seq >= 1.0) {
             return 0;
         }
-        match self.inner.refuse_outbox(seq as u64, message) {
+        match self.inner.refuse_outbox(seq as u64, message, Millis(now)) {
             fleetcache_core::outbox::Refusal::Kept => 0,
             fleetcache_core::outbox::Refusal::Dropped { first: true } => 1,
             fleetcache_core::outbox::Refusal::Dropped { first: false } => 2,
+            fleetcache_core::outbox::Refusal::Parked { first: true } => 3,
+            fleetcache_core::outbox::Refusal::Parked { first: false } => 4,
         }
+    }
+
+    /// Revalidation `seq` got no reply at `now` (timeout, lost connection, open breaker): it
+    /// stays queued and waits the backoff (`retryInMs`).
+    #[wasm_bindgen(js_name = failOutbox)]
+    pub fn fail_outbox(&mut self, seq: f64, now: f64) {
+        if seq.is_finite() && seq >= 1.0 {
+            self.inner.fail_outbox(seq as u64, Millis(now));
+        }
+    }
+
+    /// Milliseconds from `now` until the outbox's oldest revalidation may be sent again (0:
+    /// now, or nothing waits).
+    #[wasm_bindgen(js_name = outboxRetryInMs)]
+    pub fn outbox_retry_in_ms(&self, now: f64) -> f64 {
+        self.inner.outbox().retry_in(Millis(now))
+    }
+
+    /// When the host's timer should next refresh the tag state and replay the outbox, in ms
+    /// from `now` (the breaker's next probe or the outbox's backoff, 100 ms to 5 s).
+    #[wasm_bindgen(js_name = retryInMs)]
+    pub fn retry_in_ms(&self, now: f64) -> f64 {
+        self.inner.retry_in_ms(Millis(now))
+    }
+
+    /// Revalidations parked because Redis kept answering them with an error retrying does not
+    /// fix (they reached this instance only).
+    #[wasm_bindgen(getter, js_name = outboxParked)]
+    pub fn outbox_parked(&self) -> f64 {
+        self.inner.outbox().parked() as f64
     }
 
     /// What a permission error says the ACL user lacks, as `ACL SETUSER` rules (`+zadd`,
