@@ -203,6 +203,29 @@ describe('Redis dies and comes back', () => {
     })
     assert.ok(rest.ms < 500, `50 reads, a write and a refresh took ${rest.ms.toFixed(0)} ms`)
   })
+
+  test('a refused connection is a miss at once, logged as refused, not as a connect timeout', async () => {
+    // Nobody listens on the port: the kernel refuses the connection immediately. A 5 s connect
+    // budget is what the defect cost (the first read waited all of it); a read that ends in
+    // under half of it did not wait for the budget.
+    const port = await freePort()
+    const h = createUseCacheHandler({
+      redisUrl: `redis://127.0.0.1:${port}`,
+      prefix: 'refused',
+      connectTimeoutMs: 5000,
+    })
+    const before = lines.length
+    const first = await timed(async () => {
+      const got = await h.get('k', [])
+      await h.refreshTags()
+      return got
+    })
+    assert.equal(first.value, undefined)
+    assert.ok(first.ms < 2500, `a refused connection cost the first read ${first.ms.toFixed(0)} ms`)
+    const said = lines.slice(before).join('\n')
+    assert.match(said, /ECONNREFUSED/)
+    assert.doesNotMatch(said, /redis connect took longer/)
+  })
 })
 
 describe('revalidation outbox', () => {
