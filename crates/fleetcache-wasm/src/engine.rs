@@ -6,7 +6,7 @@ use fleetcache_core::{
 };
 use wasm_bindgen::prelude::*;
 
-use crate::error::js_error;
+use crate::error::{js_config_error, js_error};
 use crate::list::{join, split};
 
 /// What [`Engine::inspect`] decided about a stored value.
@@ -63,7 +63,8 @@ fn script_argv(call: ScriptCall) -> Vec<String> {
 #[wasm_bindgen]
 impl Engine {
     /// Creates an engine from a configuration object (`prefix`, `deployment`, budgets).
-    /// Throws an `Error` whose `code` names the invalid setting.
+    /// Throws an `Error` whose `code` names the invalid setting and whose `setting` is its
+    /// option name.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Engine, JsValue> {
         let config: Config = if config.is_undefined() || config.is_null() {
@@ -72,8 +73,7 @@ impl Engine {
             serde_wasm_bindgen::from_value(config)
                 .map_err(|e| js_error("ERR_CONFIG_INVALID", &e.to_string()))?
         };
-        let inner =
-            fleetcache_core::Engine::new(config).map_err(|e| js_error(e.code(), &e.to_string()))?;
+        let inner = fleetcache_core::Engine::new(config).map_err(|e| js_config_error(&e))?;
         Ok(Engine {
             inner,
             last_header: None,
