@@ -179,7 +179,7 @@ export class MemoryStore implements EntryStore {
  * Runs an `EVALSHA` argv with `value` appended as its last argument, loading the script on
  * `NOSCRIPT` (a restarted or failed-over Redis has an empty script cache).
  */
-async function sendWithValue(
+export async function sendWithValue(
   transport: Transport,
   argv: string[],
   value: Buffer,

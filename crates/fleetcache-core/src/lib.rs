@@ -35,6 +35,7 @@ pub mod netstring;
 pub mod outbox;
 pub mod plan;
 pub mod scripts;
+pub mod seed;
 pub mod stats;
 pub mod tags;
 pub mod time;

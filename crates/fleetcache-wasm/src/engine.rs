@@ -1106,6 +1106,39 @@ impl Engine {
         })
     }
 
+    /// The creation time to stamp on a seeded entry the build wrote at `builtAt` (never later
+    /// than `now`); NaN when `builtAt` is not a usable time.
+    #[wasm_bindgen(js_name = seedTimestamp)]
+    pub fn seed_timestamp(&self, built_at: f64, now: f64) -> f64 {
+        self.inner
+            .seed_timestamp(Millis(built_at), Millis(now))
+            .map_or(f64::NAN, |t| t.0)
+    }
+
+    /// The `EVALSHA` argv (value to append) storing a seeded entry of `cacheKey` created at
+    /// `created` with a lifetime of `ttlMs` from then, unless the stored entry is as new or
+    /// newer (reply 1 stored, 0 kept); an empty array when its lifetime is already over.
+    #[wasm_bindgen(js_name = planSeedWrite)]
+    pub fn plan_seed_write(
+        &self,
+        iface: &str,
+        cache_key: &str,
+        created: f64,
+        ttl_ms: f64,
+        now: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let iface = interface(iface)?;
+        let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
+            ttl_ms.floor() as u64
+        } else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .inner
+            .plan_seed_write(&iface, cache_key, Millis(created), ttl, Millis(now))
+            .map_or_else(Vec::new, script_argv))
+    }
+
     /// The `EVALSHA` argv releasing this process's lease on `cacheKey` without a write, or an
     /// empty array when it holds none.
     #[wasm_bindgen(js_name = planLeaseRelease)]
