@@ -25,6 +25,12 @@ const WARNED = Symbol.for('fleetcache.build-setting-warned')
 /** Exit status of a server process stopped by an invalid setting. */
 export const CONFIG_EXIT_CODE = 1
 
+/** Options whose variable is not `FLEETCACHE_` plus the option's name in capitals. */
+const OPTION_VARIABLES: Record<string, string | undefined> = {
+  sentinels: 'FLEETCACHE_REDIS_SENTINELS',
+  redisNodes: 'FLEETCACHE_REDIS_NODES',
+}
+
 /** The variable an option is read from: `readTimeoutMs` is `FLEETCACHE_READ_TIMEOUT_MS`. */
 function variableOf(setting: string, env: Env): string {
   const own = `FLEETCACHE_${setting.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
@@ -44,7 +50,13 @@ function variableOf(setting: string, env: Env): string {
  * `FLEETCACHE_PREFIX: ... got "my app"`), or undefined when `err` is not about a setting.
  */
 export function settingProblem(err: unknown, env: Env = process.env): string | undefined {
-  if (err instanceof ConfigError) return err.message
+  if (err instanceof ConfigError) {
+    // Checks across variables (Sentinel with Cluster) run on the options: name the variable.
+    const variable = OPTION_VARIABLES[err.variable]
+    return variable === undefined
+      ? err.message
+      : `${variable}${err.message.slice(err.variable.length)}`
+  }
   // The core's checks (range of a budget, the prefix's alphabet) name the option.
   const e = err as { code?: unknown; setting?: unknown; message?: unknown } | null
   if (

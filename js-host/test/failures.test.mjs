@@ -436,6 +436,14 @@ describe('hostile data and settings', () => {
         /FLEETCACHE_COMMAND_TIMEOUT_MS: must be .*<= 60000/,
       ],
       [{ FLEETCACHE_PREFIX: 'my app' }, /FLEETCACHE_PREFIX: must match .*, got "my app"/],
+      [
+        {
+          REDIS_URL: 'redis://mymaster',
+          FLEETCACHE_REDIS_SENTINELS: '127.0.0.1:26379',
+          FLEETCACHE_REDIS_CLUSTER: '1',
+        },
+        /FLEETCACHE_REDIS_SENTINELS: Sentinel and Redis Cluster cannot be combined/,
+      ],
     ]
     for (const [env, re] of cases) {
       for (const modules of [['use-cache'], ['incremental']]) {
