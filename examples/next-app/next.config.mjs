@@ -11,6 +11,9 @@
 // EXAMPLE_STANDALONE=1 at build time makes an `output: 'standalone'` build in .next-standalone/
 // (the end-to-end tests build both, and one must not overwrite the other).
 //
+// EXAMPLE_DIST_DIR=<dir> at build time builds into that directory instead of .next/ (the
+// end-to-end test of what a build does with REDIS_URL set builds a throwaway copy there).
+//
 // EXAMPLE_DEFAULT_CACHE=1 (at build time and at `next start`) builds and serves the same app
 // WITHOUT fleetcache, with Next's default per-process cache, in .next-default/: the baseline of
 // the fleet benchmark (bench/fleet.mjs).
@@ -31,6 +34,7 @@ const config = {
   turbopack: { root: appDir },
   ...(standalone ? { output: 'standalone', distDir: '.next-standalone' } : {}),
   ...(defaultCache ? { distDir: '.next-default' } : {}),
+  ...(process.env.EXAMPLE_DIST_DIR ? { distDir: process.env.EXAMPLE_DIST_DIR } : {}),
 }
 
 export default defaultCache ? config : withFleetcache(config)

@@ -176,18 +176,41 @@ function numberFromEnv(env: Env, name: string): number | undefined {
   return n
 }
 
+/** A URL as it may appear in a log line: the password (and a user name with one) masked. */
+function shownUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/\s]*@/i, (_, scheme: string | undefined) => {
+    return `${scheme ?? ''}***@`
+  })
+}
+
 function checkUrl(name: string, url: string | undefined): string | undefined {
   if (url === undefined || url === '') return undefined
+  const shown = shownUrl(url)
+  // `localhost:6390` parses as the scheme `localhost:`: say what is missing instead.
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new ConfigError(
+      name,
+      `must be a redis:// or rediss:// URL such as redis://localhost:6379, got "${shown}" (no scheme)`,
+    )
+  }
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
-    throw new ConfigError(name, 'is not a valid URL')
+    throw new ConfigError(name, `is not a valid URL (check the host and the port): "${shown}"`)
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new ConfigError(name, `must start with redis:// or rediss://, got ${parsed.protocol}//`)
+    throw new ConfigError(
+      name,
+      `must start with redis:// or rediss://, got ${parsed.protocol}// in "${shown}"`,
+    )
   }
   return url
+}
+
+/** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
+export function isBuildPhase(env: Env = process.env): boolean {
+  return env.NEXT_PHASE === 'phase-production-build'
 }
 
 /** A `host:port` address (a sentinel). */

@@ -80,6 +80,12 @@ export class RedisTransport implements Transport {
   private lastErrorLog = 0
   private suppressed = 0
   private closed = false
+  /**
+   * One address to connect to (neither Cluster nor Sentinel): a refused or unroutable
+   * connection to it ends the wait for the first connection at once. With several seeds or
+   * sentinels, one dead address does not mean the others are.
+   */
+  private readonly oneAddress: boolean
 
   constructor(private readonly options: RedisTransportOptions) {
     this.client =
@@ -88,6 +94,9 @@ export class RedisTransport implements Transport {
         : options.cluster === true
           ? clusterClient(options)
           : singleClient(options)
+    this.oneAddress =
+      (options.sentinels === undefined || options.sentinels.length === 0) &&
+      options.cluster !== true
     // Without a listener node-redis would throw on 'error' and crash the server, and a
     // listener that throws stops reconnection (vercel/next.js#68221): this one cannot throw.
     // At most one line per 10 s, so an outage does not flood the logs.
@@ -97,6 +106,11 @@ export class RedisTransport implements Transport {
         // the breaker opens and the log stays quiet until a probe logs in.
         // Without the ACL hint: the caller's log line adds it (describe()).
         this.failConnect(new Error(`redis refused the connection: ${connectionError(err)}`))
+      } else if (this.failConnect !== undefined && this.oneAddress && isUnreachable(err)) {
+        // Nothing listens there (or no route): the kernel said so at once, and waiting out
+        // the connect budget would only delay the miss (docs/failures.md). node-redis keeps
+        // reconnecting in the background, so a Redis that comes up later is used then.
+        this.failConnect(new Error(`redis is unreachable: ${connectionError(err)}`))
       }
       try {
         const t = Date.now()
@@ -325,6 +339,28 @@ function isRefusal(err: unknown): boolean {
   if (err instanceof ErrorReply || err instanceof RefusedError) return true
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
+}
+
+/** Socket errors the kernel reports at once and a wait for the same address does not change. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND'])
+
+/**
+ * A connection attempt that failed at once: refused (nothing listens on the port), no route, or
+ * a host name that does not resolve. Node reports a dual-stack attempt (`localhost`) as an
+ * AggregateError whose own code is the first address's.
+ */
+function isUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string') return UNREACHABLE.has(code)
+  const inner = (err as { errors?: unknown } | null)?.errors
+  return (
+    Array.isArray(inner) &&
+    inner.length > 0 &&
+    inner.every((e: unknown) => {
+      const c = (e as { code?: unknown } | null)?.code
+      return typeof c === 'string' && UNREACHABLE.has(c)
+    })
+  )
 }
 
 /** What to do about a TLS error, from Node's / OpenSSL's code. */

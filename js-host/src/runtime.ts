@@ -1,4 +1,4 @@
-import type { ResolvedOptions } from './config'
+import { isBuildPhase, type ResolvedOptions } from './config'
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
@@ -38,8 +38,22 @@ function registry(): Registry {
   return r
 }
 
+/**
+ * The options as this process uses them: a `next build` worker never talks to Redis, whichever
+ * handler asks (docs/decisions/0021). Its entries stay in the process, so nothing a build
+ * renders lands under a namespace (the build's own deployment id does not exist yet while it
+ * runs) that no server reads.
+ */
+function forThisProcess(options: ResolvedOptions): ResolvedOptions {
+  return isBuildPhase() && options.redisUrl !== undefined
+    ? { ...options, redisUrl: undefined }
+    : options
+}
+
 /** The runtime for these options, created on first use. */
-export function runtimeFor(options: ResolvedOptions): Runtime {
+export function runtimeFor(given: ResolvedOptions): Runtime {
+  const build = isBuildPhase()
+  const options = forThisProcess(given)
   const id = JSON.stringify(options)
   const existing = registry().get(id)
   if (existing !== undefined) return existing
@@ -71,7 +85,7 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
     transport === undefined
       ? new MemoryStore(engine)
       : new RedisStore(transport, engine, options.engine.memoryBytes)
-  if (transport === undefined) {
+  if (transport === undefined && !build) {
     log.warn(
       'no REDIS_URL set: using an in-process store, so this instance shares nothing with the rest of the fleet',
     )
@@ -97,7 +111,9 @@ export function runtimeFor(options: ResolvedOptions): Runtime {
     engine.markStandalone()
   }
   log.info(
-    `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeMode(options)}${describeStore(options.redisUrl)}`,
+    build
+      ? `next build: in-process store, Redis is not used during a build${given.redisUrl === undefined ? '' : ' (REDIS_URL is read by the server at start)'}`
+      : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
   registry().set(id, runtime)
   // OpenTelemetry (optional peer dependency) is looked up here, once per process.

@@ -224,7 +224,7 @@ function owned(value: Buffer): Buffer {
  * Runs an `EVALSHA` argv with `value` appended as its last argument, loading the script on
  * `NOSCRIPT` (a restarted or failed-over Redis has an empty script cache).
  */
-async function sendWithValue(
+export async function sendWithValue(
   transport: Transport,
   argv: string[],
   value: Buffer,

@@ -9,6 +9,8 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 
 import { createUseCacheHandler, ConfigError, close, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
@@ -202,6 +204,29 @@ describe('Redis dies and comes back', () => {
       await h.refreshTags()
     })
     assert.ok(rest.ms < 500, `50 reads, a write and a refresh took ${rest.ms.toFixed(0)} ms`)
+  })
+
+  test('a refused connection is a miss at once, logged as refused, not as a connect timeout', async () => {
+    // Nobody listens on the port: the kernel refuses the connection immediately. A 5 s connect
+    // budget is what the defect cost (the first read waited all of it); a read that ends in
+    // under half of it did not wait for the budget.
+    const port = await freePort()
+    const h = createUseCacheHandler({
+      redisUrl: `redis://127.0.0.1:${port}`,
+      prefix: 'refused',
+      connectTimeoutMs: 5000,
+    })
+    const before = lines.length
+    const first = await timed(async () => {
+      const got = await h.get('k', [])
+      await h.refreshTags()
+      return got
+    })
+    assert.equal(first.value, undefined)
+    assert.ok(first.ms < 2500, `a refused connection cost the first read ${first.ms.toFixed(0)} ms`)
+    const said = lines.slice(before).join('\n')
+    assert.match(said, /ECONNREFUSED/)
+    assert.doesNotMatch(said, /redis connect took longer/)
   })
 })
 
@@ -404,6 +429,88 @@ describe('hostile data and settings', () => {
     await h.set('lone\uD800', Promise.resolve(entry('first')))
     assert.equal(await h.get('lone\uDC00', []), undefined)
     assert.equal(await h.get('lone\uFFFD', []), undefined)
+  })
+
+  test('an invalid setting in the environment stops a server process at load, naming the variable', () => {
+    // The handler modules as Next loads them, in a process of their own (it is meant to exit).
+    const dist = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist')
+    const load = (env, modules = ['use-cache', 'incremental']) => {
+      const clean = {}
+      for (const [k, v] of Object.entries(process.env)) {
+        if (!/^(REDIS_URL|FLEETCACHE_.*|NEXT_PHASE)$/.test(k)) clean[k] = v
+      }
+      const code = modules
+        .map((m) => `require(${JSON.stringify(path.join(dist, `${m}.js`))})`)
+        .join(';')
+      return spawnSync(process.execPath, ['-e', `${code}; console.log('LOADED')`], {
+        env: { ...clean, ...env },
+        encoding: 'utf8',
+        timeout: 30_000,
+      })
+    }
+    const cases = [
+      [
+        { REDIS_URL: 'localhost:6390' },
+        /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL .*"localhost:6390" \(no scheme\)/,
+      ],
+      [
+        { REDIS_URL: 'http://127.0.0.1:6390' },
+        /REDIS_URL: must start with redis:\/\/ or rediss:\/\/, got http:\/\//,
+      ],
+      [{ REDIS_URL: 'redis://127.0.0.1:abc' }, /REDIS_URL: is not a valid URL/],
+      [
+        { REDIS_URL: 'redis://user:s3cret@127.0.0.1:abc' },
+        /REDIS_URL: is not a valid URL .*"redis:\/\/\*\*\*@127\.0\.0\.1:abc"/,
+      ],
+      [
+        { FLEETCACHE_READ_TIMEOUT_MS: 'abc' },
+        /FLEETCACHE_READ_TIMEOUT_MS: must be a positive number, got "abc"/,
+      ],
+      [
+        { FLEETCACHE_READ_TIMEOUT_MS: '0' },
+        /FLEETCACHE_READ_TIMEOUT_MS: must be a positive number, got "0"/,
+      ],
+      [
+        { FLEETCACHE_READ_TIMEOUT_MS: '120000' },
+        /FLEETCACHE_READ_TIMEOUT_MS: must be .*<= 60000, got "120000"/,
+      ],
+      [
+        { FLEETCACHE_COMMAND_TIMEOUT_MS: '120000' },
+        /FLEETCACHE_COMMAND_TIMEOUT_MS: must be .*<= 60000/,
+      ],
+      [{ FLEETCACHE_PREFIX: 'my app' }, /FLEETCACHE_PREFIX: must match .*, got "my app"/],
+      [
+        {
+          REDIS_URL: 'redis://mymaster',
+          FLEETCACHE_REDIS_SENTINELS: '127.0.0.1:26379',
+          FLEETCACHE_REDIS_CLUSTER: '1',
+        },
+        /FLEETCACHE_REDIS_SENTINELS: Sentinel and Redis Cluster cannot be combined/,
+      ],
+    ]
+    for (const [env, re] of cases) {
+      for (const modules of [['use-cache'], ['incremental']]) {
+        const r = load(env, modules)
+        const what = `${JSON.stringify(env)} loading ${modules[0]}: ${r.stdout}${r.stderr}`
+        assert.equal(r.status, 1, what)
+        assert.doesNotMatch(r.stdout, /LOADED/, what)
+        const said = r.stderr.split('\n').filter((l) => l.startsWith('[fleetcache]'))
+        assert.equal(said.length, 1, what)
+        assert.match(said[0], /^\[fleetcache\] invalid setting, the server does not start: /, what)
+        assert.match(said[0], re, what)
+        assert.doesNotMatch(r.stderr, /s3cret/, what)
+      }
+    }
+    // A build uses none of them: one warning naming the variable, and the modules load.
+    const build = load({ NEXT_PHASE: 'phase-production-build', FLEETCACHE_PREFIX: 'my app' })
+    assert.equal(build.status, 0, build.stderr)
+    assert.match(build.stdout, /LOADED/)
+    const warned = build.stderr.split('\n').filter((l) => l.startsWith('[fleetcache]'))
+    assert.equal(warned.length, 1, build.stderr)
+    assert.match(warned[0], /ignored by next build.*FLEETCACHE_PREFIX: must match/)
+    // And a valid environment loads.
+    const good = load({ REDIS_URL: 'redis://127.0.0.1:6390', FLEETCACHE_PREFIX: 'my-app' })
+    assert.equal(good.status, 0, good.stderr)
   })
 
   test('invalid settings fail loudly with the setting named', () => {

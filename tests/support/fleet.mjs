@@ -20,7 +20,7 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 // The default app; prepareApp/startInstance/startFleet take `appDir` for the others
 // (examples/next-incremental for the singular cacheHandler).
 export const appDir = path.join(repoRoot, 'examples', 'next-app')
-const nextBinOf = (dir) => path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next')
+export const nextBinOf = (dir) => path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next')
 const stampFileOf = (dir) => path.join(dir, 'node_modules', '.fleetcache-tarball.json')
 const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
 
@@ -28,9 +28,9 @@ const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
 // never inherited from the shell that runs the tests; the build gets none of them (a build needs
 // no Redis and no origin).
 const CONFIG_VARS =
-  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE|EXAMPLE_DEFAULT_CACHE)$/
+  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE|EXAMPLE_DEFAULT_CACHE|EXAMPLE_DIST_DIR)$/
 
-function cleanEnv(extra = {}) {
+export function cleanEnv(extra = {}) {
   const env = {}
   for (const [k, v] of Object.entries(process.env)) if (!CONFIG_VARS.test(k)) env[k] = v
   env.NEXT_TELEMETRY_DISABLED = '1'
@@ -112,6 +112,7 @@ function newestSourceMtime(dir = appDir) {
     '.next',
     '.next-standalone',
     '.next-default',
+    BUILD_PHASE_DIST_DIR,
     'next-env.d.ts',
   ])
   const walk = (d) => {
@@ -429,6 +430,9 @@ function unescapeHtml(s) {
 // EXAMPLE_STANDALONE=1 at build time, so the standalone build and the `next start` build live
 // side by side (two builds of one app, with two build ids).
 export const STANDALONE_DIST_DIR = '.next-standalone'
+
+// The throwaway build of tests/e2e/settings.test.mjs (EXAMPLE_DIST_DIR), never a source.
+export const BUILD_PHASE_DIST_DIR = '.next-build-phase'
 
 // Makes sure the app has its dependencies, the fleetcache tarball and a current standalone build;
 // copies the static assets into the standalone tree as Next's docs prescribe. Returns

@@ -36,6 +36,7 @@ pub mod outbox;
 pub mod plan;
 pub mod regen;
 pub mod scripts;
+pub mod seed;
 pub mod stats;
 pub mod tags;
 pub mod time;

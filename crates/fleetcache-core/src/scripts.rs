@@ -63,6 +63,7 @@ pub const ALL: &[Script] = &[
     crate::lease::LEASE_ACQUIRE,
     crate::lease::LEASE_WRITE,
     crate::lease::LEASE_RELEASE,
+    crate::seed::SEED_WRITE,
 ];
 
 /// A whole number of ms as a decimal integer (NaN and negatives become 0).

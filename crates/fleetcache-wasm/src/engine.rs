@@ -6,7 +6,7 @@ use fleetcache_core::{
 };
 use wasm_bindgen::prelude::*;
 
-use crate::error::js_error;
+use crate::error::{js_config_error, js_error};
 use crate::list::{join, split};
 
 /// What [`Engine::inspect`] decided about a stored value.
@@ -63,7 +63,8 @@ fn script_argv(call: ScriptCall) -> Vec<String> {
 #[wasm_bindgen]
 impl Engine {
     /// Creates an engine from a configuration object (`prefix`, `deployment`, budgets).
-    /// Throws an `Error` whose `code` names the invalid setting.
+    /// Throws an `Error` whose `code` names the invalid setting and whose `setting` is its
+    /// option name.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Engine, JsValue> {
         let config: Config = if config.is_undefined() || config.is_null() {
@@ -72,8 +73,7 @@ impl Engine {
             serde_wasm_bindgen::from_value(config)
                 .map_err(|e| js_error("ERR_CONFIG_INVALID", &e.to_string()))?
         };
-        let inner =
-            fleetcache_core::Engine::new(config).map_err(|e| js_error(e.code(), &e.to_string()))?;
+        let inner = fleetcache_core::Engine::new(config).map_err(|e| js_config_error(&e))?;
         Ok(Engine {
             inner,
             last_header: None,
@@ -1250,6 +1250,39 @@ impl Engine {
             fleetcache_core::lease::EntryWrite::Set => Vec::new(),
             fleetcache_core::lease::EntryWrite::WriteAndRelease(call) => script_argv(call),
         })
+    }
+
+    /// The creation time to stamp on a seeded entry the build wrote at `builtAt` (never later
+    /// than `now`); NaN when `builtAt` is not a usable time.
+    #[wasm_bindgen(js_name = seedTimestamp)]
+    pub fn seed_timestamp(&self, built_at: f64, now: f64) -> f64 {
+        self.inner
+            .seed_timestamp(Millis(built_at), Millis(now))
+            .map_or(f64::NAN, |t| t.0)
+    }
+
+    /// The `EVALSHA` argv (value to append) storing a seeded entry of `cacheKey` created at
+    /// `created` with a lifetime of `ttlMs` from then, unless the stored entry is as new or
+    /// newer (reply 1 stored, 0 kept); an empty array when its lifetime is already over.
+    #[wasm_bindgen(js_name = planSeedWrite)]
+    pub fn plan_seed_write(
+        &self,
+        iface: &str,
+        cache_key: &str,
+        created: f64,
+        ttl_ms: f64,
+        now: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let iface = interface(iface)?;
+        let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
+            ttl_ms.floor() as u64
+        } else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .inner
+            .plan_seed_write(&iface, cache_key, Millis(created), ttl, Millis(now))
+            .map_or_else(Vec::new, script_argv))
     }
 
     /// The `EVALSHA` argv releasing this process's lease on `cacheKey` without a write, or an

@@ -105,6 +105,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE)
     return command === undefined && !values.help ? 2 : 0
   }
+  // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
+  // logs its start line through console.log, which goes to stderr here like the progress.
+  console.log = console.error
   const env = process.env
   const redisUrl = values.redis ?? (env.FLEETCACHE_REDIS_URL || env.REDIS_URL)
   if (!redisUrl) throw new UsageError('no Redis URL: pass --redis or set REDIS_URL')
@@ -194,8 +197,14 @@ async function main(argv: string[]): Promise<number> {
         const lines = [
           `seeded ${String(r.written)} prerendered routes for deployment ${keyDeployment(prefix, deploymentId)}`,
           ...r.outdated.map((x) => `  left out (a tag was revalidated after the build): ${x}`),
+          ...r.kept.map(
+            (x) => `  kept (Redis holds an entry as new as the build's or newer): ${x}`,
+          ),
+          ...r.expired.map(
+            (x) => `  left out (its expire time, counted from the build, is over): ${x}`,
+          ),
           ...r.skipped.map((x) => `  skipped: ${x}`),
-          ...r.failed.map((x) => `  FAILED (not in Redis after writing): ${x}`),
+          ...r.failed.map((x) => `  FAILED: ${x}`),
         ]
         out(lines.join('\n'), r)
         return r.failed.length > 0 ? 1 : 0

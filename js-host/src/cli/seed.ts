@@ -6,8 +6,9 @@
  * `next build` writes prerenders to `.next/server/{app,pages}` beside a `.meta` file holding
  * `routeCache.key`, the exact key a server later asks its cache handler for; a custom handler
  * never sees them. This command rebuilds each value in the shape Next itself reads from those
- * files (its FileSystemCache) and stores it through the singular handler's own `set`, so the
- * envelope is exactly what `fleetcache/incremental` writes at runtime (docs/decisions/0016).
+ * files (its FileSystemCache) and stores it in the envelope `fleetcache/incremental` writes at
+ * runtime, stamped with the time the build wrote it and never over a newer entry
+ * (docs/decisions/0016, 0022).
  */
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
@@ -15,12 +16,11 @@ import { join, relative, sep } from 'node:path'
 import { now } from '../clock'
 import type { FleetcacheOptions } from '../config'
 import { resolveOptions } from '../config'
-import {
-  createIncrementalCacheHandler,
-  type CacheControl,
-  type IncrementalSetContext,
-} from '../incremental-handler'
+import type { CacheControl, IncrementalSetContext } from '../incremental-handler'
+import { encodeIncrementalEnvelope } from '../incremental-envelope'
+import { describe } from '../log'
 import { close, runtimeFor } from '../runtime'
+import { sendWithValue } from '../store'
 import type { IncrementalValue } from '../value-codec'
 import { headerTags } from '../value-codec'
 import type { Conn } from './redis'
@@ -193,16 +193,24 @@ export function readSeeds(distDir: string): { seeds: Seed[]; skipped: string[] }
 
 export interface SeedResult {
   written: number
+  /** Left out: a tag of theirs was revalidated after the build. */
   outdated: string[]
+  /** Not written: the entry in Redis was created at or after the build's (a newer render). */
+  kept: string[]
+  /** Not written: their lifetime (`expire`) counted from the build is over. */
+  expired: string[]
   failed: string[]
   skipped: string[]
 }
 
 /**
- * Stores the seeds through the singular handler of these options. A page whose tags were
- * revalidated after the build (by the running fleet: tag state is shared across deployments)
- * is left out: its prerender is older than the data, and a server will render it fresh.
- * Afterwards every written key is read back (EXISTS) on a separate connection.
+ * Stores the seeds under the singular handler's keys for these options, each stamped with the
+ * time the build wrote it (docs/decisions/0022). A page whose tags were revalidated after the
+ * build (by the running fleet: tag state is shared across deployments) is left out: its
+ * prerender is older than the data, and a server will render it fresh. Each write is one
+ * script that stores the entry only when Redis holds none created at or after the build's
+ * time, so a page the fleet rendered since is never moved backwards. Afterwards every written
+ * key is read back (EXISTS) on a separate connection.
  */
 export async function seed(
   distDir: string,
@@ -211,31 +219,66 @@ export async function seed(
   progress: Progress,
 ): Promise<SeedResult> {
   const { seeds, skipped } = readSeeds(distDir)
-  const Handler = createIncrementalCacheHandler(options)
-  const handler = new Handler()
-  // The handler's runtime (same options, same registry entry): its tag mirror and key naming.
   const rt = runtimeFor(resolveOptions(options))
+  const { engine, transport } = rt
+  if (transport === undefined) throw new Error('seed needs a Redis URL')
   await rt.tags.refresh()
   const outdated: string[] = []
+  const kept: string[] = []
+  const expired: string[] = []
+  const failed: string[] = []
   const written: Seed[] = []
   let done = 0
-  for (const s of seeds) {
-    const tags = headerTags(s.value)
-    if (rt.engine.tagFreshness(tags.join('\0'), s.builtAt, now()) !== 0) {
-      outdated.push(s.route)
-    } else {
-      await handler.set(s.key, s.value, s.ctx)
-      written.push(s)
+  try {
+    for (const s of seeds) {
+      done += 1
+      progress.tick(() => `seeded ${String(done)} of ${String(seeds.length)} routes`)
+      const tags = headerTags(s.value)
+      const t = now()
+      if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== 0) {
+        outdated.push(s.route)
+        continue
+      }
+      const created = engine.seedTimestamp(s.builtAt, t)
+      if (Number.isNaN(created)) {
+        skipped.push(`${s.route}: no usable build time`)
+        continue
+      }
+      const envelope = encodeIncrementalEnvelope(engine, s.key, s.value, s.ctx, created)
+      if (envelope.stored === undefined) {
+        skipped.push(`${s.route}: not cacheable (revalidate 0)`)
+        continue
+      }
+      const argv = engine.planSeedWrite('inc', s.key, created, envelope.ttlMs, now())
+      if (argv.length === 0) {
+        expired.push(s.route)
+        continue
+      }
+      try {
+        const reply = await sendWithValue(transport, argv, envelope.stored, engine)
+        if (Number(reply) === 1) written.push(s)
+        else kept.push(s.route)
+      } catch (err) {
+        failed.push(`${s.route}: ${describe(err)}`)
+      }
     }
-    done += 1
-    progress.tick(() => `seeded ${String(done)} of ${String(seeds.length)} routes`)
+  } finally {
+    await close()
   }
-  // A graceful close waits for the writes still in flight (set() returns after a read budget).
-  await close()
-  const failed: string[] = []
+  let missing = 0
   for (const s of written) {
-    const exists = Number(await verify.send(['EXISTS', rt.engine.entryKey('inc', s.key)]))
-    if (exists !== 1) failed.push(s.route)
+    const exists = Number(await verify.send(['EXISTS', engine.entryKey('inc', s.key)]))
+    if (exists !== 1) {
+      missing += 1
+      failed.push(`${s.route}: not in Redis after writing`)
+    }
   }
-  return { written: written.length - failed.length, outdated, failed, skipped }
+  return {
+    written: written.length - missing,
+    outdated,
+    kept,
+    expired,
+    failed,
+    skipped,
+  }
 }

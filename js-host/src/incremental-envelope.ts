@@ -1,0 +1,69 @@
+/**
+ * The singular handler's envelope for one value, stamped with a given creation time: what
+ * `fleetcache/incremental`'s `set` stores (incremental-handler.ts builds the same fields), for
+ * writers that must choose the timestamp themselves (`fleetcache seed`, docs/decisions/0022).
+ */
+import type { CacheControl } from './incremental-handler'
+import { encodeValue, Flag, headerTags, type IncrementalValue } from './value-codec'
+import type { Engine } from './wasm'
+
+/** The `ctx` of a write: the fields the envelope takes from it. */
+export interface EnvelopeContext {
+  tags?: string[]
+  cacheControl?: CacheControl
+}
+
+/** An envelope ready to store, or why it is not stored. */
+export type Envelope =
+  | { stored: Buffer; ttlMs: number; droppedTags: string }
+  | { stored: undefined; ttlMs: number; droppedTags: string }
+
+/**
+ * Encodes `data` for `cacheKey` as created at `createdAt`. `stored` is undefined when the
+ * engine says the value is not cacheable (a `revalidate: 0` response, say).
+ */
+export function encodeIncrementalEnvelope(
+  engine: Engine,
+  cacheKey: string,
+  data: IncrementalValue | null,
+  ctx: EnvelopeContext,
+  createdAt: number,
+): Envelope {
+  const enc = encodeValue(data)
+  let flags = enc.flags
+  let revalidate: number
+  let expire = Number.NaN
+  let tags: string[]
+  const cc = ctx.cacheControl
+  if (data !== null && data.kind === 'FETCH') {
+    flags |= Flag.NO_CACHE_CONTROL
+    revalidate = data.revalidate
+    tags = [...new Set([...(ctx.tags ?? []), ...(data.tags ?? [])])]
+  } else {
+    tags = headerTags(data)
+    if (cc === undefined) {
+      flags |= Flag.NO_CACHE_CONTROL | Flag.REVALIDATE_FALSE
+      revalidate = Number.NaN
+    } else {
+      if (cc.revalidate === false) flags |= Flag.REVALIDATE_FALSE
+      revalidate = cc.revalidate === false ? Number.NaN : cc.revalidate
+      if (cc.expire === undefined) flags |= Flag.NO_EXPIRE
+      else expire = cc.expire
+    }
+  }
+  const header = engine.planIncrementalSet(
+    cacheKey,
+    enc.kind,
+    flags,
+    enc.segments,
+    tags.join('\0'),
+    revalidate,
+    expire,
+    Uint32Array.from(enc.parts, (p) => p.byteLength),
+    createdAt,
+  )
+  const ttlMs = engine.lastTtlMs
+  const droppedTags = engine.lastDroppedTags
+  if (ttlMs < 0) return { stored: undefined, ttlMs, droppedTags }
+  return { stored: Buffer.concat([header, ...enc.parts]), ttlMs, droppedTags }
+}

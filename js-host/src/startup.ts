@@ -1,0 +1,103 @@
+/**
+ * How the handler modules (`fleetcache/use-cache`, `fleetcache/incremental`) start: the
+ * environment's settings are checked in full, the core's checks included, when the module
+ * loads. Under `next start` and a standalone `server.js`, Next loads the `cacheHandlers` module
+ * at boot and the singular handler on the first request (reference §2.2, §4). Next catches what
+ * a handler module throws and answers every request with 500 instead, so a server process with
+ * an invalid setting writes one line naming the variable and exits with status 1: a platform's
+ * health check sees a process that never came up. A `next build` uses neither Redis nor any
+ * runtime setting (docs/decisions/0021): it warns with the same line and goes on with the
+ * defaults.
+ */
+import {
+  ConfigError,
+  isBuildPhase,
+  optionsFromEnv,
+  resolveOptions,
+  type ResolvedOptions,
+} from './config'
+import { runtimeFor } from './runtime'
+
+type Env = Record<string, string | undefined>
+
+const WARNED = Symbol.for('fleetcache.build-setting-warned')
+
+/** Exit status of a server process stopped by an invalid setting. */
+export const CONFIG_EXIT_CODE = 1
+
+/** Options whose variable is not `FLEETCACHE_` plus the option's name in capitals. */
+const OPTION_VARIABLES: Record<string, string | undefined> = {
+  sentinels: 'FLEETCACHE_REDIS_SENTINELS',
+  redisNodes: 'FLEETCACHE_REDIS_NODES',
+}
+
+/** The variable an option is read from: `readTimeoutMs` is `FLEETCACHE_READ_TIMEOUT_MS`. */
+function variableOf(setting: string, env: Env): string {
+  const own = `FLEETCACHE_${setting.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
+  // The read and write budgets fall back to the command budget when not set themselves.
+  if (
+    (setting === 'readTimeoutMs' || setting === 'writeTimeoutMs') &&
+    !env[own] &&
+    env.FLEETCACHE_COMMAND_TIMEOUT_MS
+  ) {
+    return 'FLEETCACHE_COMMAND_TIMEOUT_MS'
+  }
+  return own
+}
+
+/**
+ * An invalid setting of the environment as one line that names its variable (`REDIS_URL: ...`,
+ * `FLEETCACHE_PREFIX: ... got "my app"`), or undefined when `err` is not about a setting.
+ */
+export function settingProblem(err: unknown, env: Env = process.env): string | undefined {
+  if (err instanceof ConfigError) {
+    // Checks across variables (Sentinel with Cluster) run on the options: name the variable.
+    const variable = OPTION_VARIABLES[err.variable]
+    return variable === undefined
+      ? err.message
+      : `${variable}${err.message.slice(err.variable.length)}`
+  }
+  // The core's checks (range of a budget, the prefix's alphabet) name the option.
+  const e = err as { code?: unknown; setting?: unknown; message?: unknown } | null
+  if (
+    e === null ||
+    typeof e.code !== 'string' ||
+    !e.code.startsWith('ERR_CONFIG_') ||
+    typeof e.setting !== 'string'
+  ) {
+    return undefined
+  }
+  const variable = variableOf(e.setting, env)
+  const why = String(e.message).replace(/^invalid fleetcache config: \S+ /, '')
+  const value = env[variable]
+  return `${variable}: ${why}${value === undefined ? '' : `, got "${value}"`}`
+}
+
+/**
+ * The options of this process from its environment, with the runtime they open created (so the
+ * core has checked them). An invalid setting ends a server process here, with one line on
+ * stderr; in a `next build` it is a warning and the result is undefined (use the defaults).
+ */
+export function startFromEnvironment(env: Env = process.env): ResolvedOptions | undefined {
+  try {
+    const options = optionsFromEnv(env)
+    const resolved = resolveOptions(options, options.deploymentSource)
+    runtimeFor(resolved)
+    return resolved
+  } catch (err) {
+    const problem = settingProblem(err, env)
+    if (problem === undefined) throw err
+    if (isBuildPhase(env)) {
+      // Once per process, though both handler modules get here.
+      const g = globalThis as unknown as Record<symbol, boolean | undefined>
+      if (g[WARNED] === true) return undefined
+      g[WARNED] = true
+      console.warn(
+        `[fleetcache] invalid setting ignored by next build, which uses no Redis and no runtime setting: ${problem}. A server started with it exits at once.`,
+      )
+      return undefined
+    }
+    console.error(`[fleetcache] invalid setting, the server does not start: ${problem}`)
+    process.exit(CONFIG_EXIT_CODE)
+  }
+}
