@@ -1,7 +1,7 @@
 /**
- * The singular handler's envelope for one value, stamped with a given creation time: what
- * `fleetcache/incremental`'s `set` stores (incremental-handler.ts builds the same fields), for
- * writers that must choose the timestamp themselves (`fleetcache seed`, docs/decisions/0022).
+ * The singular handler's envelope for one value, written at `createdAt`: what
+ * `fleetcache/incremental`'s `set` stores, and `fleetcache seed`, which chooses the time itself
+ * (docs/decisions/0023).
  */
 import type { CacheControl } from './incremental-handler'
 import { encodeValue, Flag, headerTags, type IncrementalValue } from './value-codec'
@@ -13,10 +13,10 @@ export interface EnvelopeContext {
   cacheControl?: CacheControl
 }
 
-/** An envelope ready to store, or why it is not stored. */
+/** An envelope ready to store, or why it is not stored; `kind` is the value's kind code. */
 export type Envelope =
-  | { stored: Buffer; ttlMs: number; droppedTags: string }
-  | { stored: undefined; ttlMs: number; droppedTags: string }
+  | { stored: Buffer; ttlMs: number; droppedTags: string; kind: number }
+  | { stored: undefined; ttlMs: number; droppedTags: string; kind: number }
 
 /**
  * Encodes `data` for `cacheKey` as created at `createdAt`. `stored` is undefined when the
@@ -64,6 +64,6 @@ export function encodeIncrementalEnvelope(
   )
   const ttlMs = engine.lastTtlMs
   const droppedTags = engine.lastDroppedTags
-  if (ttlMs < 0) return { stored: undefined, ttlMs, droppedTags }
-  return { stored: Buffer.concat([header, ...enc.parts]), ttlMs, droppedTags }
+  if (ttlMs < 0) return { stored: undefined, ttlMs, droppedTags, kind: enc.kind }
+  return { stored: Buffer.concat([header, ...enc.parts]), ttlMs, droppedTags, kind: enc.kind }
 }

@@ -11,14 +11,8 @@ import { runtimeFor, type Runtime } from './runtime'
 import { fly, redisDown, releaseLease, Step, type Judgement } from './flight'
 import { settleWithin } from './store'
 import type { Durations } from './tags'
-import {
-  decodeValue,
-  encodeValue,
-  Flag,
-  headerTags,
-  ValueKind,
-  type IncrementalValue,
-} from './value-codec'
+import { encodeIncrementalEnvelope } from './incremental-envelope'
+import { decodeValue, ValueKind, type IncrementalValue } from './value-codec'
 import { inspectWindow } from './envelope-window'
 import { wasm } from './wasm'
 
@@ -326,54 +320,21 @@ class IncrementalCore {
   ): Promise<void> {
     const { engine, store, log } = this.rt
     try {
-      const enc = encodeValue(data)
-      let flags = enc.flags
-      let revalidate: number
-      let expire = Number.NaN
-      let tags: string[]
-      const cc = ctx.cacheControl
-      if (data !== null && data.kind === 'FETCH') {
-        flags |= Flag.NO_CACHE_CONTROL
-        revalidate = data.revalidate
-        tags = uniq([...(ctx.tags ?? []), ...(data.tags ?? [])])
-      } else {
-        tags = headerTags(data)
-        if (cc === undefined) {
-          // Next only writes response entries that have a cacheControl; keep whatever came.
-          flags |= Flag.NO_CACHE_CONTROL | Flag.REVALIDATE_FALSE
-          revalidate = Number.NaN
-        } else {
-          if (cc.revalidate === false) flags |= Flag.REVALIDATE_FALSE
-          revalidate = cc.revalidate === false ? Number.NaN : cc.revalidate
-          if (cc.expire === undefined) flags |= Flag.NO_EXPIRE
-          else expire = cc.expire
-        }
-      }
       const t = now()
-      const header = engine.planIncrementalSet(
-        cacheKey,
-        enc.kind,
-        flags,
-        enc.segments,
-        tags.join('\0'),
-        revalidate,
-        expire,
-        Uint32Array.from(enc.parts, (p) => p.byteLength),
-        t,
-      )
+      const env = encodeIncrementalEnvelope(engine, cacheKey, data, ctx, t)
       const key = this.entryKey(cacheKey)
-      if (engine.lastDroppedTags !== '') log.warn(`inc set ${key}: ${engine.lastDroppedTags}`)
-      const ttl = engine.lastTtlMs
-      if (ttl < 0) {
+      if (env.droppedTags !== '') log.warn(`inc set ${key}: ${env.droppedTags}`)
+      const ttl = env.ttlMs
+      const stored = env.stored
+      if (stored === undefined) {
         log.debug(`inc set ${key} skipped (not cacheable)`)
         // Others may be waiting for this process's regeneration: let them go at once.
         await releaseLease(this.rt, IFACE, cacheKey)
         return
       }
-      const stored = Buffer.concat([header, ...enc.parts])
       // Written together with the release of this process's lease, when it holds one.
       const script = engine.planEntryWrite(IFACE, cacheKey, ttl)
-      const write = store.set(key, stored, ttl, t, script, engine.tierServesValue(enc.kind)).then(
+      const write = store.set(key, stored, ttl, t, script, engine.tierServesValue(env.kind)).then(
         () => {
           log.debug(
             `inc set ${key} ${String(stored.byteLength)} B ttl ${String(Math.round(ttl / 1000))} s`,

@@ -40,7 +40,7 @@ function registry(): Registry {
 
 /**
  * The options as this process uses them: a `next build` worker never talks to Redis, whichever
- * handler asks (docs/decisions/0021). Its entries stay in the process, so nothing a build
+ * handler asks (docs/decisions/0022). Its entries stay in the process, so nothing a build
  * renders lands under a namespace (the build's own deployment id does not exist yet while it
  * runs) that no server reads.
  */

@@ -6,7 +6,7 @@
  * a handler module throws and answers every request with 500 instead, so a server process with
  * an invalid setting writes one line naming the variable and exits with status 1: a platform's
  * health check sees a process that never came up. A `next build` uses neither Redis nor any
- * runtime setting (docs/decisions/0021): it warns with the same line and goes on with the
+ * runtime setting (docs/decisions/0022): it warns with the same line and goes on with the
  * defaults.
  */
 import {

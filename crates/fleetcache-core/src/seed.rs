@@ -1,4 +1,4 @@
-//! `fleetcache seed` (docs/decisions/0022): a build's prerendered entries are stored stamped
+//! `fleetcache seed` (docs/decisions/0023): a build's prerendered entries are stored stamped
 //! with the time the build produced them, and never over an entry created at or after that
 //! time. The comparison runs in Redis ([`SEED_WRITE`]), atomically with the write, so a runtime
 //! write that lands between a check and the write cannot be overwritten.

@@ -8,7 +8,7 @@
  * never sees them. This command rebuilds each value in the shape Next itself reads from those
  * files (its FileSystemCache) and stores it in the envelope `fleetcache/incremental` writes at
  * runtime, stamped with the time the build wrote it and never over a newer entry
- * (docs/decisions/0016, 0022).
+ * (docs/decisions/0016, 0023).
  */
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
@@ -205,7 +205,7 @@ export interface SeedResult {
 
 /**
  * Stores the seeds under the singular handler's keys for these options, each stamped with the
- * time the build wrote it (docs/decisions/0022). A page whose tags were revalidated after the
+ * time the build wrote it (docs/decisions/0023). A page whose tags were revalidated after the
  * build (by the running fleet: tag state is shared across deployments) is left out: its
  * prerender is older than the data, and a server will render it fresh. Each write is one
  * script that stores the entry only when Redis holds none created at or after the build's
