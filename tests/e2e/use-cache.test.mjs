@@ -20,7 +20,7 @@ import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../sup
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { startRedisCluster } from '../support/redis-cluster.mjs'
-import { revalidateOn, waitForQuiet } from '../support/observe.mjs'
+import { revalidateOn, waitForDataEntry, waitForQuiet } from '../support/observe.mjs'
 import { sleep, waitFor } from '../support/util.mjs'
 
 // Next runs a route handler's revalidateTag/revalidatePath after the HTTP response (waitUntil):
@@ -251,6 +251,10 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
     'entries live in the shared redis-server',
     { timeout: 30_000 },
     withDiagnostics(async () => {
+      // Its own entry, so the test does not rely on what an earlier one left (written after
+      // the response).
+      expectOk(await A.getData('/products?list=in-redis'), 'A /products?list=in-redis')
+      await waitForDataEntry(redis, 'products-in-redis')
       const size = await redis.command('DBSIZE')
       assert.ok(
         size > 0,
