@@ -5,7 +5,6 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createUseCacheHandler } from '../esm/index.mjs'
@@ -14,6 +13,11 @@ import { waitFor } from '../../tests/support/util.mjs'
 import { useCacheEntry } from './helpers.mjs'
 
 const PREFIX = 'fotest'
+// The load is bounded by count: at most MAX_ROUNDS rounds (3 handler calls each), and it must
+// complete PHASE_ROUNDS rounds before the failover and again after it, however fast the
+// machine is.
+const MAX_ROUNDS = 5000
+const PHASE_ROUNDS = 10
 let cluster
 let seq = 0
 
@@ -68,24 +72,31 @@ describe('Redis Cluster failover', () => {
     assert.ok(await B.get('fo-watched', []), 'B sees the entry before the failover')
 
     let stop = false
-    let calls = 0
+    let rounds = 0
     let thrown = 0
     const load = (async () => {
-      let i = 0
-      while (!stop) {
-        i += 1
+      for (let i = 1; !stop && i <= MAX_ROUNDS; i++) {
         try {
           await A.set(`fo-${i % 50}`, Promise.resolve(entry(`v${i}`, ['t-load'])))
           await B.refreshTags()
           await B.get(`fo-${(i + 25) % 50}`, [])
-          calls += 3
         } catch {
           thrown += 1
         }
-        await sleep(5)
+        rounds += 1
       }
     })()
-    await sleep(300)
+    const roundsDone = (n, what) =>
+      waitFor(
+        () => {
+          if (rounds >= n) return true
+          if (rounds >= MAX_ROUNDS)
+            throw Object.assign(new Error('the load ended'), { fatal: true })
+          return false
+        },
+        { timeoutMs: 30_000, intervalMs: 10, what, stopOn: (e) => e.fatal },
+      )
+    await roundsDone(PHASE_ROUNDS, `${PHASE_ROUNDS} rounds of load before the failover`)
     await replica.command('CLUSTER', 'FAILOVER')
     // The revalidation is issued while the failover runs.
     await A.updateTags(['t-fo'])
@@ -94,11 +105,14 @@ describe('Redis Cluster failover', () => {
       intervalMs: 50,
       what: 'the replica to become master',
     })
-    await sleep(1000)
+    const promotedAt = rounds
+    await roundsDone(
+      promotedAt + PHASE_ROUNDS,
+      `${PHASE_ROUNDS} rounds of load after the promotion`,
+    )
     stop = true
     await load
-    assert.equal(thrown, 0, 'no handler call threw')
-    assert.ok(calls > 30, `the load ran (${calls} calls)`)
+    assert.equal(thrown, 0, `no handler call threw (${rounds} rounds of 3 calls)`)
 
     // The revalidation is not lost: B sees the entry expired within a bounded time.
     await waitFor(

@@ -9,7 +9,12 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
-import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import {
+  close,
+  createIncrementalCacheHandler,
+  createUseCacheHandler,
+  stats,
+} from '../esm/index.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
 import { inWorkUnit, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
@@ -59,6 +64,31 @@ const exists = async (key) => (await redis.command('EXISTS', key)) === 1
 
 const entry = (value, over = {}) => useCacheEntry(value, { tags: ['sf'], ...over })
 
+/**
+ * Waits until the clock has moved `ms` past now: tag times are whole ms rounded up, so what
+ * happens after this is later than a revalidation made before it (a timer alone may fire up to
+ * a millisecond early).
+ */
+async function clockPast(ms) {
+  const until = now() + ms
+  while (now() < until) await sleep(1)
+}
+
+/** Lease waits begun so far in this process: a read found the lease held by another. */
+const leaseWaits = () => stats()?.leases.waited ?? 0
+
+/**
+ * Resolves once `n` reads have begun waiting for the holder of `lease` since `before`
+ * (leaseWaits()), the lease still held: the followers are waiting, not merely started.
+ */
+async function followersWaiting(before, n, lease) {
+  await waitFor(async () => leaseWaits() >= before + n && (await exists(lease)), {
+    timeoutMs: 5000,
+    intervalMs: 5,
+    what: `${n} follower(s) waiting on ${lease}`,
+  })
+}
+
 /** GETs served so far, summed over the masters of a cluster. */
 async function getCalls() {
   let calls = 0
@@ -77,22 +107,24 @@ describe("'use cache': leases", () => {
       'A holds the lease: a miss, Next regenerates',
     )
     assert.ok(await exists(leaseKey('default', 'miss-1')), 'the lease is in Redis')
-    const started = now()
+    const waits = leaseWaits()
     const waiting = Promise.all([B.get('miss-1', []), C.get('miss-1', [])])
-    await sleep(150)
+    await followersWaiting(waits, 2, leaseKey('default', 'miss-1'))
     await A.set('miss-1', Promise.resolve(entry('regenerated once')))
+    const written = now()
     const [b, c] = await waiting
     assert.ok(b && c, 'the followers get the holder’s value, not a miss')
     assert.equal(await text(b.value), 'regenerated once')
     assert.equal(await text(c.value), 'regenerated once')
-    assert.ok(now() - started < 1500, 'followers picked the write up promptly')
+    // Well short of their 2 s budget, which followers that missed the write would spend.
+    assert.ok(now() - written < 1500, 'followers picked the write up promptly')
     assert.equal(await exists(leaseKey('default', 'miss-1')), false, 'released with the write')
   })
 
   test('on a stale entry the holder gets revalidate -1, a follower gets it as fresh', async () => {
     const [A, B] = [useCache(), useCache()]
     await A.set('stale-1', Promise.resolve(entry('old')))
-    await sleep(2)
+    await clockPast(2)
     await A.updateTags(['sf'], { expire: 3600 })
     await B.refreshTags()
     const holder = await A.get('stale-1', [])
@@ -162,7 +194,7 @@ describe("'use cache': a read whose consumer caches never gets a stale entry", (
 
   async function staleEverywhere(key, handlers) {
     await handlers[0].set(key, Promise.resolve(entry('old')))
-    await sleep(2)
+    await clockPast(2)
     await handlers[0].updateTags(['sf'], { expire: 3600 })
     for (const h of handlers) await h.refreshTags()
   }
@@ -172,8 +204,9 @@ describe("'use cache': a read whose consumer caches never gets a stale entry", (
     await staleEverywhere('cons-1', [A, B])
     // A request on A (a dynamic route) holds the lease and regenerates in the background.
     assert.equal((await inWorkUnit('request', () => A.get('cons-1', [])))?.revalidate, -1)
+    const waits = leaseWaits()
     const reading = prerender(() => B.get('cons-1', []))
-    await sleep(150)
+    await followersWaiting(waits, 1, leaseKey('default', 'cons-1'))
     await A.set('cons-1', Promise.resolve(entry('new')))
     const got = await reading
     assert.ok(got, 'the holder’s write, not a miss')
@@ -185,8 +218,9 @@ describe("'use cache': a read whose consumer caches never gets a stale entry", (
     const A = useCache()
     await staleEverywhere('cons-2', [A])
     assert.equal((await A.get('cons-2', []))?.revalidate, -1, 'no store: a response, holder')
+    const waits = leaseWaits()
     const reading = prerender(() => A.get('cons-2', []))
-    await sleep(100)
+    await followersWaiting(waits, 1, leaseKey('default', 'cons-2'))
     await A.set('cons-2', Promise.resolve(entry('new')))
     assert.equal(await text((await reading).value), 'new')
   })
@@ -247,7 +281,7 @@ describe('a page regenerated while a request was handed stale data it reads', ()
     const ctx = { kind: 'APP_PAGE', cacheControl: { revalidate: 900, expire: 86400 } }
     await uc.set('joined-data', Promise.resolve(entry('old', { tags: ['joined'] })))
     await new Inc({}).set('/joined', page('old'), ctx)
-    await sleep(2)
+    await clockPast(2)
     await uc.updateTags(['joined'], { expire: 3600 })
     // The page's regeneration begins (a stale read: Next regenerates in the background) ...
     const before = await new Inc({}).get('/joined', { kind: 'APP_PAGE' })
@@ -275,8 +309,9 @@ describe('singular handler: leases', () => {
   test('on a miss the followers wait for the holder’s write', async () => {
     const [A, B] = [incremental(), incremental()]
     assert.equal(await A().get('/inc-miss', getCtx), null)
+    const waits = leaseWaits()
     const waiting = B().get('/inc-miss', getCtx)
-    await sleep(100)
+    await followersWaiting(waits, 1, leaseKey('inc', '/inc-miss'))
     await A().set('/inc-miss', route('one render'), setCtx)
     const got = await waiting
     assert.equal(got?.value?.body.toString(), 'one render')
@@ -286,7 +321,7 @@ describe('singular handler: leases', () => {
   test('on a stale entry the holder sees it stale, a follower sees it fresh', async () => {
     const [A, B] = [incremental(), incremental()]
     await A().set('/inc-stale', route('v1'), setCtx)
-    await sleep(2)
+    await clockPast(2)
     await A().revalidateTag(['sf-route'], { expire: 3600 })
     const holder = await A().get('/inc-stale', getCtx)
     assert.ok(holder.lastModified + 60_000 < now(), 'holder: Next regenerates in the background')
@@ -307,15 +342,16 @@ describe('singular handler: leases', () => {
     const getFetch = { kind: 'FETCH', revalidate: 60, tags: ['sf-fetch'], softTags: [] }
     const body = (got) => Buffer.from(got.value.data.body, 'base64').toString()
     await A().set('fetch-cons', fetched('v1'), setFetch)
-    await sleep(2)
+    await clockPast(2)
     await A().revalidateTag(['sf-fetch'], { expire: 3600 })
     // Tag times are whole ms, rounded up: a regeneration that begins within the same ms as a
     // revalidation counts as older than it (and would be regenerated again).
-    await sleep(2)
+    await clockPast(2)
     const holder = await inWorkUnit('request', () => A().get('fetch-cons', getFetch))
     assert.ok(holder.lastModified + 60_000 < now(), 'holder: stale, regenerating')
+    const waits = leaseWaits()
     const reading = inWorkUnit('prerender', () => B().get('fetch-cons', getFetch))
-    await sleep(100)
+    await followersWaiting(waits, 1, leaseKey('inc', 'fetch-cons'))
     await A().set('fetch-cons', fetched('v2'), setFetch)
     const got = await reading
     assert.equal(body(got), 'v2', 'never the stale response as fresh')
@@ -426,7 +462,7 @@ describe('in-process tier', () => {
     // As Next does at the start of a request: the tag state is loaded before Redis stops.
     await A.refreshTags()
     await A.set('down-1', Promise.resolve(entry('kept')))
-    await sleep(2)
+    await clockPast(2)
     // Stale locally, so the tier alone would not serve it while Redis is healthy.
     await A.updateTags(['sf'], { expire: 3600 })
     // Every server of a cluster stops, so whichever master owns the key is unreachable.

@@ -13,12 +13,13 @@
 // Run: node --test tests/e2e/cluster-failover.test.mjs (needs redis-server and redis-cli).
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedisCluster } from '../support/redis-cluster.mjs'
-import { sleep, waitFor } from '../support/util.mjs'
+import { sleep, waitFor, waitForExit } from '../support/util.mjs'
 
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const PREFIX = 'fleetcache'
@@ -32,6 +33,9 @@ const MAX_LOAD_REQUESTS = 3000
 const MAX_LOAD_MS = 30_000
 // A request slower than this counts as failed (it would be a hang on Redis).
 const REQUEST_TIMEOUT_MS = 10_000
+// Requests the load must have answered before the failover and after the recovery, so that each
+// phase is exercised whatever the machine's speed.
+const PHASE_REQUESTS = 2 * LOAD_LISTS
 // How long both instances may take to serve the revalidated value after the failover (the kill
 // scenario waits for the client's topology refresh, every second while a node is unreachable,
 // and for the circuit breaker's next probe, at most 5 s apart).
@@ -130,6 +134,23 @@ function startLoad(label) {
   const done = Promise.all(Array.from({ length: WORKERS }, (_, w) => loop(w)))
   return {
     t0,
+    // Requests answered (or failed) so far.
+    count: () => results.length,
+    // Resolves once `more` requests beyond `from` have been answered; fails if the load ended.
+    async until(from, more, what) {
+      await waitFor(
+        () => {
+          if (results.length >= from + more) return true
+          if (stopped || n >= MAX_LOAD_REQUESTS || Date.now() - t0 >= MAX_LOAD_MS) {
+            const e = new Error(`the load ended after ${results.length} requests`)
+            e.fatal = true
+            throw e
+          }
+          return false
+        },
+        { timeoutMs: MAX_LOAD_MS, intervalMs: 50, what, stopOn: (e) => e.fatal },
+      )
+    },
     async stop() {
       stopped = true
       await done
@@ -197,7 +218,12 @@ async function scenario(label, failover) {
   for (let batch = 0; batch < 4 && !watched; batch++) {
     const lists = Array.from({ length: 6 }, (_, i) => `${label}-rv-${batch * 6 + i}`)
     for (const list of lists) await A.getData(`/products?list=${list}`)
-    await sleep(300) // the write happens after A's response
+    // A writes each entry after its response.
+    await waitFor(async () => (await entryMasters(lists)).size === lists.length, {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: `${label}: A's entries for ${lists.join(', ')} in Redis`,
+    })
     for (const list of lists) {
       const a = await A.getData(`/products?list=${list}`)
       const b = await B.getData(`/products?list=${list}`)
@@ -214,10 +240,17 @@ async function scenario(label, failover) {
   const load = startLoad(label)
   let s
   try {
-    await sleep(1500)
+    await load.until(0, PHASE_REQUESTS, `${label}: the load's first ${PHASE_REQUESTS} requests`)
     // The load's entries are spread over the masters.
     const loadLists = Array.from({ length: LOAD_LISTS }, (_, i) => `${label}-load-${i}`)
-    const spread = new Set([...(await entryMasters(loadLists)).values()].map((e) => e.node.port))
+    const stored = await waitFor(
+      async () => {
+        const where = await entryMasters(loadLists)
+        return where.size === LOAD_LISTS && where
+      },
+      { timeoutMs: 15_000, intervalMs: 100, what: `${label}: the load's entries in Redis` },
+    )
+    const spread = new Set([...stored.values()].map((e) => e.node.port))
     timeline.push(`load entries on masters ${[...spread].join(', ')}`)
     assert.ok(spread.size >= 2, `${label}: the load's entries sit on one master only`)
 
@@ -247,13 +280,18 @@ async function scenario(label, failover) {
       },
     )
     await expectVersionOnBoth(rvPath, want, timeline)
-    await sleep(2000) // the load goes on a little after recovery
+    // The load goes on a little after recovery.
+    await load.until(
+      load.count(),
+      PHASE_REQUESTS,
+      `${label}: ${PHASE_REQUESTS} requests of the load after recovery`,
+    )
   } finally {
     s = await load.stop()
   }
   timeline.push(`load: ${s.summary}`)
   process.stderr.write(`[failover] ${label}: ${timeline.join('; ')}\n`)
-  assert.ok(s.requests > 20, `${label}: the load ran only ${s.requests} requests`)
+  assert.ok(s.requests >= 2 * PHASE_REQUESTS, `${label}: the load ran only ${s.requests} requests`)
   assert.equal(
     s.bad.length,
     0,
@@ -319,15 +357,28 @@ describe('fleetcache e2e: Redis Cluster failover under `next start` load', () =>
     { timeout: 60_000 },
     withDiagnostics(() =>
       scenario('kill', async ({ master, replica, mark, revalidate }) => {
+        const logAt = fs.statSync(A.logFile).size
         process.kill(master.child.pid, 'SIGKILL')
-        mark(`SIGKILL ${master.port}`)
-        await sleep(500)
+        assert.ok(await waitForExit(master.child, 5000), `master ${master.port} did not exit`)
+        mark(`SIGKILL ${master.port}, exited`)
         // The slots have no master now: A applies this at once and keeps it in its outbox.
         await revalidate()
         mark('revalidation answered by A')
-        await sleep(500)
-        assert.equal(await replica.command('CLUSTER', 'FAILOVER', 'FORCE'), 'OK')
-        mark('CLUSTER FAILOVER FORCE sent')
+        // A sends it after the response (waitUntil): wait until the send has failed.
+        await waitFor(
+          () =>
+            /will be sent when Redis answers|kept in the outbox/.test(
+              fs.readFileSync(A.logFile).subarray(logAt).toString('utf8'),
+            ),
+          { timeoutMs: 10_000, intervalMs: 50, what: "A's log to show the revalidation queued" },
+        )
+        mark('A queued the revalidation')
+        // The cluster promotes the replica by itself after its node timeout (2 s): force it
+        // unless that already happened.
+        if ((await replica.command('ROLE'))[0] !== 'master') {
+          assert.equal(await replica.command('CLUSTER', 'FAILOVER', 'FORCE'), 'OK')
+          mark('CLUSTER FAILOVER FORCE sent')
+        } else mark('the replica was promoted by the cluster')
       }),
     ),
   )

@@ -14,11 +14,11 @@ import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, prepareStandalone, startInstance } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { sleep } from '../support/util.mjs'
+import { revalidateOn, waitForQuiet } from '../support/observe.mjs'
 
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
-// Next runs a route handler's revalidateTag after the response (waitUntil).
-const SETTLE_MS = Number(process.env.E2E_SETTLE_MS ?? 1000)
+// Next runs a route handler's revalidateTag after the response (waitUntil): the reads that must
+// see it wait until Redis's tag state holds it (revalidateOn).
 const PATHNAME = '/products?list=deploy'
 const NAME = 'products-deploy'
 
@@ -145,6 +145,8 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
         assert.equal(again.generatedBy, inst.name)
         assert.equal(again.generatedAt, own.generatedAt, `${inst.name} regenerated a cached value`)
       }
+      // Each entry is written after its response: count and look once none is in flight.
+      await waitForQuiet({ redis, origin, names: [NAME] })
       assert.equal(origin.calls(NAME), 3)
       const keys = await entryKeys()
       for (const id of Object.values(ids)) {
@@ -166,10 +168,12 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
       withDiagnostics(async () => {
         const source = { X, Y, Z }[from]
         const others = [X, Y, Z].filter((i) => i !== source)
-        for (const inst of [X, Y, Z]) await read(inst) // all cached
+        for (const inst of [X, Y, Z]) await read(inst)
+        await waitForQuiet({ redis, origin, names: [NAME] }) // all cached
         const newV = origin.bump(NAME)
-        await source.call('/api/expire?tag=products')
-        await sleep(SETTLE_MS)
+        await revalidateOn(source, '/api/expire?tag=products', redis, 'products', {
+          mode: 'expire',
+        })
         for (const inst of others) {
           const d = await read(inst)
           assert.equal(

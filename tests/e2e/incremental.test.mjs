@@ -5,7 +5,7 @@
 // is the origin's call count.
 //
 // Run: node --test tests/e2e/incremental.test.mjs
-// Env: FLEETCACHE_TARBALL, E2E_SETTLE_MS (default 1000), E2E_KEEP_LOGS=1.
+// Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -13,14 +13,15 @@ import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
+import { revalidateOn, waitForEntry, waitForQuiet } from '../support/observe.mjs'
 import { sleep } from '../support/util.mjs'
 
 const APP_DIR = path.join(repoRoot, 'examples', 'next-incremental')
-// Route-handler revalidations run after the response (waitUntil): wait this long first.
-const SETTLE_MS = Number(process.env.E2E_SETTLE_MS ?? 1000)
+// Route-handler revalidations run after the response (waitUntil): a read that must see one
+// waits until Redis's tag state holds it. Origin calls are counted once no regeneration is in
+// flight (waitForQuiet).
 const POLL_TIMEOUT_MS = 5000
 const POLL_INTERVAL_MS = 100
-const QUIET_MS = 500
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 
 let logDir
@@ -152,7 +153,7 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
               `${inst.name} should serve A's entry, got ${fmt(d)}`,
             )
         }
-        await sleep(QUIET_MS)
+        await waitForQuiet({ redis, origin, names: [p.name] })
         assert.equal(
           origin.calls(p.name),
           1,
@@ -174,7 +175,7 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
         `bodies differ:\nA ${a.body.toString()}\nB ${b.body.toString()}`,
       )
       assert.equal(b.note, 'bytes: \u00e9\u2713\u{1f680}')
-      await sleep(QUIET_MS)
+      await waitForQuiet({ redis, origin, names: ['route-data'] })
       assert.equal(origin.calls('route-data'), 1)
     }),
   )
@@ -207,18 +208,22 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
             `segment ${segment} is not A's render`,
           )
       }
-      await sleep(QUIET_MS)
+      await waitForQuiet({ redis, origin, names: ['app-page'] })
       assert.equal(origin.calls('app-page'), calls, 'B re-rendered instead of using the entry')
     }),
   )
 
-  // On-demand revalidation on A, then B's first read after the settle time.
+  // On-demand revalidation on A, then B's first read once it has reached Redis: the tag state
+  // holds `tags` revalidated (`mode`), or, without tags (on-demand ISR), A's regeneration of
+  // the page is stored.
   const REVALIDATIONS = [
     {
       label: "revalidatePath('/app-page')",
       name: 'app-page',
       path: '/app-page',
       trigger: '/api/revalidate-path?path=/app-page',
+      tags: '_N_T_/app-page',
+      mode: 'expire',
       immediate: true,
     },
     {
@@ -235,6 +240,8 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
       name: 'fetch-tags',
       path: '/fetch-tags',
       trigger: '/api/expire?tag=fetch-tag',
+      tags: 'fetch-tag',
+      mode: 'expire',
       immediate: true,
       fetchOnly: true,
     },
@@ -243,6 +250,8 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
       name: 'unstable-cache',
       path: '/unstable-cache',
       trigger: '/api/revalidate?tag=uc-tag&profile=max',
+      tags: 'uc-tag',
+      mode: 'stale',
       immediate: false,
     },
     {
@@ -261,12 +270,19 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
       { timeout: 60_000 },
       withDiagnostics(async () => {
         for (const inst of [A, B]) expectOk(await inst.getData(r.path), `${inst.name} ${r.path}`)
-        await sleep(QUIET_MS)
+        await waitForQuiet({ redis, origin, names: [r.name] })
         const callsBefore = origin.calls(r.name)
         const oldV = origin.version(r.name)
         const newV = origin.bump(r.name)
-        await A.call(r.trigger)
-        await sleep(SETTLE_MS)
+        if (r.tags) {
+          await revalidateOn(A, r.trigger, redis, r.tags, { mode: r.mode })
+        } else {
+          const since = Date.now()
+          await A.call(r.trigger)
+          // Next 16.4 keys a page's entry `/route-cache/<kind>/<hash>/$/<path>`.
+          const cacheKey = (k) => k === r.path || k.endsWith(`/$${r.path}`)
+          await waitForEntry(redis, { iface: 'inc', cacheKey, since })
+        }
         const seen = []
         const first = await B.getData(r.path)
         expectOk(first, `B ${r.path}`)
@@ -293,7 +309,7 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
           assert.equal(fresh.generatedBy, r.regeneratedBy ?? 'B', `regenerated ${fmt(fresh)}`)
           assert.equal(onA.generatedAt, fresh.generatedAt, `A serves ${fmt(onA)}, B ${fmt(fresh)}`)
         }
-        await sleep(QUIET_MS)
+        await waitForQuiet({ redis, origin, names: [r.name] })
         assert.equal(
           origin.calls(r.name),
           callsBefore + 1,
@@ -309,8 +325,15 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
     withDiagnostics(async () => {
       await routeData(A)
       const newV = origin.bump('route-data')
-      await A.call('/api/revalidate-path?path=/api/route-data')
-      await sleep(SETTLE_MS)
+      await revalidateOn(
+        A,
+        '/api/revalidate-path?path=/api/route-data',
+        redis,
+        '_N_T_/api/route-data',
+        {
+          mode: 'expire',
+        },
+      )
       const b = await routeData(B)
       assert.equal(b.version, newV, `B served v${b.version}`)
       const a = await routeData(A)

@@ -5,7 +5,7 @@
 // default), a revalidation on A is honoured by B and C for every request that starts after it.
 //
 // Run: node --test tests/e2e/stampede.test.mjs
-// Env: FLEETCACHE_TARBALL, E2E_SETTLE_MS (default 1000), E2E_KEEP_LOGS=1.
+// Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -13,10 +13,11 @@ import { after, before, describe, test } from 'node:test'
 import { makeLogDir, prepareApp, repoRoot, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { indent, sleep } from '../support/util.mjs'
+import { revalidateOn, waitForQuiet } from '../support/observe.mjs'
+import { indent } from '../support/util.mjs'
 
-// Route-handler revalidations run after the response (waitUntil): wait this long first.
-const SETTLE_MS = Number(process.env.E2E_SETTLE_MS ?? 1000)
+// Route-handler revalidations run after the response (waitUntil): a read that must see one
+// waits until Redis's tag state holds it (revalidateOn).
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const CONCURRENT = 30
 
@@ -95,10 +96,10 @@ describe("stampede: a 'use cache' function on three instances", () => {
       // stampede below starts on three warm instances at once.
       for (const n of f.nodes) assert.equal((await n.getData(page)).version, 1)
       assert.equal(f.origin.calls(key), 1)
-      await A.call('/api/expire?tag=products')
-      await sleep(SETTLE_MS)
+      await revalidateOn(A, '/api/expire?tag=products', f.redis, 'products', { mode: 'expire' })
       const before = f.origin.calls(key)
       const results = await stampede(f.nodes, page)
+      await waitForQuiet({ redis: f.redis, origin: f.origin, names: [key] })
       assert.equal(f.origin.calls(key) - before, 1, 'the origin was called once for the key')
       // Every response came from that one regeneration (no instance served the expired entry).
       const generations = new Set(results.map((d) => d.generatedAt))
@@ -113,9 +114,8 @@ describe("stampede: a 'use cache' function on three instances", () => {
       // Every instance holds the entry (in Redis and in its own memory).
       for (const n of [A, B, C, B, C]) assert.equal((await n.getData(page)).version, 1)
       await fetch(`${f.origin.url}/bump/${key}`, { method: 'POST' })
-      // Completed when the route's response and its waitUntil work are done.
-      await A.call('/api/expire?tag=products')
-      await sleep(SETTLE_MS)
+      // Every request from here on starts after the revalidation reached Redis.
+      await revalidateOn(A, '/api/expire?tag=products', f.redis, 'products', { mode: 'expire' })
       for (const n of [B, C, A, B, C]) {
         const d = await n.getData(page)
         assert.equal(d.version, 2, `${n.name} served v${d.version} after the revalidation`)
@@ -129,6 +129,7 @@ describe('stampede: ISR pages on three instances (singular cacheHandler)', () =>
   test('Pages ISR, cold fleet: 30 concurrent requests, one origin call', async () =>
     f.diagnose(async () => {
       await stampede(f.nodes, '/isr')
+      await waitForQuiet({ redis: f.redis, origin: f.origin, names: ['isr'] })
       assert.equal(f.origin.calls('isr'), 1, 'the origin was called once for /isr')
     }))
 
@@ -136,10 +137,13 @@ describe('stampede: ISR pages on three instances (singular cacheHandler)', () =>
     f.diagnose(async () => {
       const [A] = f.nodes
       for (const n of f.nodes) await n.getData('/app-page')
-      await A.call('/api/revalidate-path?path=/app-page')
-      await sleep(SETTLE_MS)
+      await waitForQuiet({ redis: f.redis, origin: f.origin, names: ['app-page'] })
+      await revalidateOn(A, '/api/revalidate-path?path=/app-page', f.redis, '_N_T_/app-page', {
+        mode: 'expire',
+      })
       const before = f.origin.calls('app-page')
       await stampede(f.nodes, '/app-page')
+      await waitForQuiet({ redis: f.redis, origin: f.origin, names: ['app-page'] })
       assert.equal(f.origin.calls('app-page') - before, 1, 'the origin was called once')
     }))
 })

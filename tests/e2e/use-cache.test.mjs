@@ -4,8 +4,7 @@
 // the fleet regenerate this value" is simply the origin's call count.
 //
 // Run: node --test tests/e2e/
-// Env: FLEETCACHE_TARBALL (default: newest js-host/fleetcache-*.tgz), E2E_SETTLE_MS (how long to
-// let a route-handler revalidation finish after its response, default 1000), E2E_KEEP_LOGS=1,
+// Env: FLEETCACHE_TARBALL (default: newest js-host/fleetcache-*.tgz), E2E_KEEP_LOGS=1,
 // E2E_REDIS_CLUSTER=1 (a three-master Redis Cluster instead of one redis-server; issue 8).
 //
 // The tests run in order and share the fleet. Each revalidation scenario reads its own cache entry
@@ -21,15 +20,14 @@ import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../sup
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { startRedisCluster } from '../support/redis-cluster.mjs'
-import { sleep } from '../support/util.mjs'
+import { revalidateOn, waitForDataEntry, waitForQuiet } from '../support/observe.mjs'
+import { sleep, waitFor } from '../support/util.mjs'
 
-// Next runs a route handler's revalidateTag/revalidatePath after the HTTP response (waitUntil).
-// We wait this long before the first read that must see its effect.
-const SETTLE_MS = Number(process.env.E2E_SETTLE_MS ?? 1000)
+// Next runs a route handler's revalidateTag/revalidatePath after the HTTP response (waitUntil):
+// the first read that must see its effect waits until Redis's tag state holds it (revalidateOn).
+// Before origin calls are counted, every regeneration a read set off must be done (waitForQuiet).
 const POLL_TIMEOUT_MS = 5000
 const POLL_INTERVAL_MS = 100
-// After the last read of a step: time for a (wrong) background regeneration to reach the origin.
-const QUIET_MS = 500
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const CLUSTER = process.env.E2E_REDIS_CLUSTER === '1'
 
@@ -77,7 +75,7 @@ async function warm(pathname, name) {
       `warm-up: ${inst.name} ${pathname} serves ${fmt(d)}, origin is at v${want}`,
     )
   }
-  await sleep(QUIET_MS)
+  await waitForQuiet({ redis, origin, names: [name] })
   return origin.calls(name)
 }
 
@@ -96,7 +94,7 @@ async function pollUntilVersion(inst, pathname, { oldV, newV, seen }) {
     if (d.version === newV) return d
     if (Date.now() >= deadline) {
       assert.fail(
-        `${inst.name} ${pathname} still serves v${oldV} ${POLL_TIMEOUT_MS} ms after the revalidation (+${SETTLE_MS} ms settle). Seen: ${runs(seen)}`,
+        `${inst.name} ${pathname} still serves v${oldV} ${POLL_TIMEOUT_MS} ms after the revalidation reached Redis. Seen: ${runs(seen)}`,
       )
     }
     await sleep(POLL_INTERVAL_MS)
@@ -126,16 +124,16 @@ async function expectSettledOn(pathname, fresh, seen, count = 3) {
 }
 
 // One on-demand invalidation that must take effect at once (no stale serve): `trigger` runs on A,
-// then the first read on B after the settle time must already show the origin's new version.
-// `list` gives the scenario its own cache entry (/products?list=<list>, origin key products-<list>).
-async function expectImmediateInvalidation(trigger, label, list) {
+// and once Redis holds the expiry of `tags` the first read on B must already show the origin's
+// new version. `list` gives the scenario its own cache entry (/products?list=<list>, origin key
+// products-<list>).
+async function expectImmediateInvalidation(trigger, tags, label, list) {
   const name = `products-${list}`
   const pathname = `/products?list=${list}`
   const callsBefore = await warm(pathname, name)
   const oldV = origin.version(name)
   const newV = origin.bump(name)
-  await A.call(trigger)
-  await sleep(SETTLE_MS)
+  await revalidateOn(A, trigger, redis, tags, { mode: 'expire' })
 
   const seen = []
   const first = await B.getData(pathname)
@@ -151,7 +149,7 @@ async function expectImmediateInvalidation(trigger, label, list) {
       later = err.message
     }
     assert.fail(
-      `${label} on A: the first read of ${pathname} on B ${SETTLE_MS} ms later served ${fmt(first)}, expected the new ` +
+      `${label} on A: the first read of ${pathname} on B after Redis held the revalidation served ${fmt(first)}, expected the new ` +
         `v${newV} (an expired entry must not be served). ${later}`,
     )
   }
@@ -161,7 +159,7 @@ async function expectImmediateInvalidation(trigger, label, list) {
     `B's blocking regeneration should have produced ${fmt(first)}`,
   )
   await expectSettledOn(pathname, first, seen)
-  await sleep(QUIET_MS)
+  await waitForQuiet({ redis, origin, names: [name] })
   assert.equal(
     origin.calls(name),
     callsBefore + 1,
@@ -240,7 +238,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
 
       for (const inst of [A, B, A, B])
         assert.equal((await inst.getData('/products')).generatedAt, a.generatedAt)
-      await sleep(QUIET_MS)
+      await waitForQuiet({ redis, origin, names: ['products'] })
       assert.equal(
         origin.calls('products'),
         1,
@@ -253,6 +251,10 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
     'entries live in the shared redis-server',
     { timeout: 30_000 },
     withDiagnostics(async () => {
+      // Its own entry, so the test does not rely on what an earlier one left (written after
+      // the response).
+      expectOk(await A.getData('/products?list=in-redis'), 'A /products?list=in-redis')
+      await waitForDataEntry(redis, 'products-in-redis')
       const size = await redis.command('DBSIZE')
       assert.ok(
         size > 0,
@@ -285,7 +287,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
 
       for (const inst of [A, B])
         assert.equal((await inst.getData('/remote')).generatedAt, a.generatedAt)
-      await sleep(QUIET_MS)
+      await waitForQuiet({ redis, origin, names: ['remote-data'] })
       assert.equal(
         origin.calls('remote-data'),
         1,
@@ -303,8 +305,9 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
       const callsBefore = await warm(pathname, name)
       const oldV = origin.version(name)
       const newV = origin.bump(name)
-      await A.call('/api/revalidate?tag=products&profile=max')
-      await sleep(SETTLE_MS)
+      await revalidateOn(A, '/api/revalidate?tag=products&profile=max', redis, 'products', {
+        mode: 'stale',
+      })
 
       const seen = []
       const first = await B.getData(pathname)
@@ -323,7 +326,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
       )
       // A has not read the entry since the revalidation: it must serve B's regeneration.
       await expectSettledOn(pathname, fresh, seen)
-      await sleep(QUIET_MS)
+      await waitForQuiet({ redis, origin, names: [name] })
       assert.equal(
         origin.calls(name),
         callsBefore + 1,
@@ -338,6 +341,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
     withDiagnostics(() =>
       expectImmediateInvalidation(
         '/api/expire?tag=products',
+        'products',
         "revalidateTag('products', { expire: 0 })",
         'expire',
       ),
@@ -350,6 +354,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
     withDiagnostics(() =>
       expectImmediateInvalidation(
         '/api/revalidate-path?path=/products',
+        '_N_T_/products',
         "revalidatePath('/products')",
         'path',
       ),
@@ -367,9 +372,16 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
       const a0 = mark(A)
       const first = await A.getData('/ppr')
       expectOk(first, 'A /ppr')
-      await sleep(QUIET_MS)
-      const shellKeys = setKeys(since(A, a0))
-      assert.ok(shellKeys.length > 0, 'A stored no singular-handler entry for /ppr')
+      // A writes the shell after its response, holding the lease its read took until then;
+      // the debug line follows the write.
+      await waitForQuiet({ redis, origin, names: ['products-ppr'] })
+      const shellKeys = await waitFor(
+        () => {
+          const keys = setKeys(since(A, a0))
+          return keys.length > 0 && keys
+        },
+        { timeoutMs: 5000, intervalMs: 50, what: 'A to log the write of a /ppr entry' },
+      )
 
       const b0 = mark(B)
       const html = await B.request('/ppr')
@@ -381,7 +393,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
       const rsc = await rscRequest(B, '/ppr', { RSC: '1' })
       assert.equal(rsc.status, 200, `RSC request on B -> ${rsc.status}`)
       assert.match(rsc.headers.get('content-type') ?? '', /text\/x-component/)
-      await sleep(QUIET_MS)
+      await waitForQuiet({ redis, origin, names: ['products-ppr'] })
       const bLog = since(B, b0)
       const hits = shellKeys.filter((k) => bLog.includes(`inc get ${k} hit`))
       assert.ok(

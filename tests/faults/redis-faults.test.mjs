@@ -7,12 +7,14 @@
 // Only processes this test started are signalled, by PID. Run: node --test tests/faults/
 // Env: FLEETCACHE_TARBALL, FAULTS_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis, startRedisOnPort } from '../support/redis.mjs'
-import { sleep } from '../support/util.mjs'
+import { waitForDataEntry } from '../support/observe.mjs'
+import { sleep, waitFor } from '../support/util.mjs'
 
 // fleetcache's default read budget; the instances run with the defaults.
 const READ_BUDGET_MS = 300
@@ -27,6 +29,9 @@ const RECOVERY_MS = 10_000
 const OUTAGE_MS = 5000
 const WORKERS = 4
 const MAX_REQUESTS_PER_PHASE = 4000
+// Requests the load must have answered before a fault (and in the baseline), whatever the
+// machine's speed.
+const WARM_REQUESTS = 40
 const KEEP_LOGS = process.env.FAULTS_KEEP_LOGS === '1'
 
 let logDir
@@ -66,6 +71,26 @@ function startLoad(label) {
   const done = Promise.all(Array.from({ length: WORKERS }, (_, w) => loop(w)))
   return {
     results,
+    // Resolves once `count` requests that started at or after `since` have been answered.
+    async until(count, since = 0) {
+      await waitFor(
+        () => {
+          if (results.filter((r) => r.at >= since).length >= count) return true
+          if (stopped || n >= MAX_REQUESTS_PER_PHASE) {
+            const e = new Error(`${label}: the load ended after ${results.length} requests`)
+            e.fatal = true
+            throw e
+          }
+          return false
+        },
+        {
+          timeoutMs: 60_000,
+          intervalMs: 25,
+          what: `${label}: ${count} requests of the load`,
+          stopOn: (e) => e.fatal,
+        },
+      )
+    },
     async stop() {
       stopped = true
       await done
@@ -114,7 +139,10 @@ async function waitForSharedHits(label) {
     k += 1
     const pathname = `/products?list=${label}-probe-${k}`
     const a = await A.getData(pathname)
-    await sleep(200) // the write happens after A's response
+    // A writes the entry after its response; while Redis is still coming back it may not.
+    await waitForDataEntry(redis, `products-${label}-probe-${k}`, { timeoutMs: 1000 }).catch(
+      () => {},
+    )
     const b = await B.getData(pathname)
     if (a.error === null && b.generatedBy === 'A' && b.generatedAt === a.generatedAt) {
       return Date.now() - t0
@@ -154,20 +182,37 @@ async function expectVersionOnBoth(label, pathname, want) {
 async function scenario(label, { inject, recover }) {
   const rvName = `products-rv-${label}`
   const rvPath = `/products?list=rv-${label}`
-  // Warm: both instances serve v1 from the shared entry.
+  // Warm: both instances serve v1 from the shared entry (A writes it after its response).
   const first = await A.getData(rvPath)
-  await sleep(300)
+  await waitForDataEntry(redis, rvName)
   const cached = await B.getData(rvPath)
   assert.equal(cached.generatedAt, first.generatedAt, `${label}: warm-up is not shared`)
 
   const load = startLoad(label)
-  await sleep(1500)
+  await load.until(WARM_REQUESTS)
   const tFault = Date.now()
   await inject()
-  await sleep(500)
+  // Both instances have met the fault: requests begun after it have been answered.
+  await load.until(WORKERS, tFault)
   // The data changes and is revalidated on A while Redis is unavailable.
   const want = origin.bump(rvName)
+  const logAt = fs.statSync(A.logFile).size
   await A.call('/api/expire?tag=products')
+  // A sends it after the response (waitUntil), and cannot: it says so once it has queued it.
+  await waitFor(
+    () =>
+      fs
+        .readFileSync(A.logFile)
+        .subarray(logAt)
+        .toString('utf8')
+        .includes('will be sent when Redis answers'),
+    {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+      what: `${label}: A's log to show the revalidation queued`,
+    },
+  )
+  // The outage lasts OUTAGE_MS, whatever the steps above took.
   await sleep(Math.max(0, OUTAGE_MS - (Date.now() - tFault)))
   await recover()
   const tRecovered = Date.now()
@@ -221,7 +266,7 @@ describe('fleetcache under Redis faults: two `next start` instances, one redis-s
     'baseline load without faults',
     withDiagnostics(async () => {
       const load = startLoad('baseline')
-      await sleep(2000)
+      await load.until(WARM_REQUESTS)
       assertHealthy(await load.stop())
     }),
   )
