@@ -9,7 +9,12 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
-import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import {
+  close,
+  createIncrementalCacheHandler,
+  createUseCacheHandler,
+  stats,
+} from '../esm/index.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
 import { inWorkUnit, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
@@ -58,6 +63,9 @@ const leaseKey = (iface, key) => engine.entryKey(iface, key).replace(/:e$/, ':l'
 const exists = async (key) => (await redis.command('EXISTS', key)) === 1
 
 const entry = (value, over = {}) => useCacheEntry(value, { tags: ['sf'], ...over })
+
+/** Lease waits begun so far (lease requests that found another holder), over every runtime. */
+const waits = () => stats()?.leases.waited ?? 0
 
 /** GETs served so far, summed over the masters of a cluster. */
 async function getCalls() {
@@ -145,6 +153,97 @@ describe("'use cache': leases", () => {
     // Waiting would cost B its 3 s budget; half of it leaves room for a busy machine.
     assert.ok(now() - started < 1500, 'as the new holder, without waiting')
     assert.ok(await exists(leaseKey('default', 'crash-1')))
+  })
+
+  test('a holder that ends without writing lets its followers go at once (issue 14 item 3)', async () => {
+    // An uncacheable result, an entry over maxEntryBytes and a failed render all end in a
+    // release without a write. Followers with a long budget must notice it on their next
+    // poll, not wait the budget out.
+    const cases = [
+      ['rel-error', (A, key) => A.set(key, Promise.reject(new Error('render failed')))],
+      ['rel-uncacheable', (A, key) => A.set(key, Promise.resolve(entry('x', { expire: 0 })))],
+    ]
+    for (const [key, end] of cases) {
+      const A = useCache()
+      const [B, C] = [useCache({ leaseWaitMs: 20_000 }), useCache({ leaseWaitMs: 20_000 })]
+      const base = waits()
+      assert.equal(await A.get(key, []), undefined, 'A holds the lease')
+      const polls = []
+      const waiting = Promise.all(
+        [B, C].map(async (h) => {
+          const got = await h.get(key, [])
+          polls.push(now())
+          return got
+        }),
+      )
+      // Both followers are polling: their lease requests found A's lease.
+      await waitFor(() => waits() >= base + 2, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the followers to ask for the lease',
+      })
+      const released = now()
+      await end(A, key)
+      // A failed render's release is sent without being awaited.
+      await waitFor(async () => !(await exists(leaseKey('default', key))), {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        what: `${key}: the release`,
+      })
+      const got = await waiting
+      assert.deepEqual(got, [undefined, undefined], `${key}: the followers regenerate`)
+      // Within one poll interval (50 ms) on an idle machine; a tenth of their 20 s budget
+      // leaves room for a busy one, and a follower that waits for its budget fails.
+      for (const t of polls) assert.ok(t - released < 2_000, `${key}: waited ${t - released} ms`)
+    }
+  })
+
+  test('a holder renews its lease while it renders, up to the cap (issue 14 item 4)', async () => {
+    const ttl = 300
+    const A = useCache({ leaseTtlMs: ttl })
+    const B = useCache({ leaseTtlMs: ttl, leaseWaitMs: 20_000 })
+    const lk = leaseKey('default', 'renew-1')
+    const won = now()
+    assert.equal(await A.get('renew-1', []), undefined, 'A holds the lease')
+    const token = await redis.command('GET', lk)
+    // A render that outlasts three TTLs: the lease stays A's all along.
+    await waitFor(
+      async () => {
+        assert.equal(await redis.command('GET', lk), token, `the lease at ${now() - won} ms`)
+        return now() - won > 3 * ttl
+      },
+      {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'three lease TTLs to pass',
+        stopOn: (err) => err instanceof assert.AssertionError,
+      },
+    )
+    // So a second instance waits for A's write instead of regenerating too.
+    const base = waits()
+    const waiting = B.get('renew-1', [])
+    await waitFor(() => waits() >= base + 1, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'B to ask for the lease',
+    })
+    await A.set('renew-1', Promise.resolve(entry('rendered once')))
+    assert.equal(await text((await waiting).value), 'rendered once')
+    assert.equal(await exists(lk), false, 'released with the write, not renewed after it')
+
+    // A holder that never writes (no set, not even a failure) is renewed for at most ten
+    // TTLs from its win, then the lease lapses.
+    const C = useCache({ leaseTtlMs: ttl })
+    const lk2 = leaseKey('default', 'renew-2')
+    const won2 = now()
+    assert.equal(await C.get('renew-2', []), undefined)
+    await waitFor(async () => !(await exists(lk2)), {
+      timeoutMs: 20 * ttl + 5_000,
+      intervalMs: 50,
+      what: 'the renewals to stop at their cap',
+    })
+    const lived = now() - won2
+    assert.ok(lived > 3 * ttl, `renewed: lived ${lived} ms`)
   })
 
   test('leases: false restores per-instance regeneration', async () => {

@@ -36,11 +36,6 @@ function fleetFor(appDir, tag) {
             REDIS_URL: f.redis.url,
             ORIGIN_URL: f.origin.url,
             FLEETCACHE_DEBUG: process.env.FLEETCACHE_DEBUG ?? '1',
-            // Ten concurrent renders per process on 2 shared cores can hold an event loop for
-            // longer than the default 300 ms read budget, and a lease request that "times out"
-            // regenerates rather than wait (correctness over savings). This suite is about
-            // single flight, not deadlines (tests/faults/ covers those), so give reads room.
-            FLEETCACHE_READ_TIMEOUT_MS: '1500',
           },
           logDir: f.logDir,
           appDir,
