@@ -246,6 +246,23 @@ describe("'use cache': leases", () => {
     assert.ok(lived > 3 * ttl, `renewed: lived ${lived} ms`)
   })
 
+  test('a lease request has the lease budget, not the read budget (issue 14 item 5)', async () => {
+    // Event-loop lag or a busy Redis can delay a lease answer past the 100 ms read budget
+    // here; the lease budget (the longer write budget) still counts it. Before: no answer, so
+    // this instance regenerated beside the lease it had in fact taken.
+    const A = useCache({ readTimeoutMs: 100, writeTimeoutMs: 5_000 })
+    const lk = leaseKey('default', 'lag-1')
+    await A.refreshTags()
+    const won = stats()?.leases.acquired ?? 0
+    // Scripts that may write wait 400 ms; the entry's GET does not.
+    await redis.eachNode('CLIENT', 'PAUSE', '400', 'WRITE')
+    assert.equal(await A.get('lag-1', []), undefined, 'a miss')
+    assert.equal((stats()?.leases.acquired ?? 0) - won, 1, 'the late answer counted: the lease')
+    assert.ok(await exists(lk))
+    await A.set('lag-1', Promise.resolve(entry('v')))
+    assert.equal(await exists(lk), false, 'released with the write: A knew it held it')
+  })
+
   test('leases: false restores per-instance regeneration', async () => {
     const A = useCache({ leases: false })
     assert.equal(await A.get('nolease-1', []), undefined)
