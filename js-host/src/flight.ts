@@ -116,8 +116,33 @@ async function acquire(
   }
 }
 
-/** A follower's poll: the entry (null when none) and whether its lease still exists. */
-async function poll(
+/** Polls in flight, per runtime and key: followers of one key in one process share one. */
+const polling = new WeakMap<Runtime, Map<string, Promise<[Buffer | null, boolean]>>>()
+
+/**
+ * A follower's poll: the entry (null when none) and whether its lease still exists. Concurrent
+ * polls of one key in one process share one script call, as reads share one `GET`.
+ */
+function poll(rt: Runtime, iface: string, cacheKey: string): Promise<[Buffer | null, boolean]> {
+  let pending = polling.get(rt)
+  if (pending === undefined) {
+    pending = new Map()
+    polling.set(rt, pending)
+  }
+  const id = `${iface}\0${cacheKey}`
+  const shared = pending.get(id)
+  if (shared !== undefined) return shared
+  const sent = pollOnce(rt, iface, cacheKey)
+  const map = pending
+  map.set(id, sent)
+  void sent.then(
+    () => map.delete(id),
+    () => map.delete(id),
+  )
+  return sent
+}
+
+async function pollOnce(
   rt: Runtime,
   iface: string,
   cacheKey: string,
