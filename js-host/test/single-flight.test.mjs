@@ -167,6 +167,7 @@ describe("'use cache': leases", () => {
       const A = useCache()
       const [B, C] = [useCache({ leaseWaitMs: 20_000 }), useCache({ leaseWaitMs: 20_000 })]
       const base = waits()
+      const releases = stats()?.leases.waitReleases ?? 0
       assert.equal(await A.get(key, []), undefined, 'A holds the lease')
       const polls = []
       const waiting = Promise.all(
@@ -195,6 +196,7 @@ describe("'use cache': leases", () => {
       // Within one poll interval (50 ms) on an idle machine; a tenth of their 20 s budget
       // leaves room for a busy one, and a follower that waits for its budget fails.
       for (const t of polls) assert.ok(t - released < 2_000, `${key}: waited ${t - released} ms`)
+      assert.equal((stats()?.leases.waitReleases ?? 0) - releases, 2, 'counted as released')
     }
   })
 

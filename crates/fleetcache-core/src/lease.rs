@@ -486,7 +486,7 @@ impl Engine {
     }
 
     /// Reports a follower's poll to `flight` ([`Flight::polled`]), counting a wait that ran
-    /// out of budget.
+    /// out of budget or ended on a lease let go without a write.
     pub fn lease_polled(
         &self,
         flight: &mut Flight,
@@ -495,8 +495,10 @@ impl Engine {
         now: Millis,
     ) -> Step {
         let step = flight.polled(found, leased, now, &self.lease_config());
-        if step == Step::Fallback {
-            self.record_lease(LeaseEvent::WaitTimedOut);
+        match step {
+            Step::Fallback => self.record_lease(LeaseEvent::WaitTimedOut),
+            Step::Released => self.record_lease(LeaseEvent::WaitReleased),
+            _ => {}
         }
         step
     }
@@ -1183,9 +1185,16 @@ mod tests {
             e.lease_polled(&mut lost, Found::Missing, true, late),
             Step::Fallback
         );
+        let (mut released, _) = e.lease_begin(Found::Missing, Consumer::Serves, Millis(0.0));
+        e.lease_answered(&mut released, Acquired::Lost, Millis(1.0));
+        assert_eq!(
+            e.lease_polled(&mut released, Found::Missing, false, Millis(20.0)),
+            Step::Released
+        );
         let s = e.stats();
         assert_eq!(s.leases(LeaseEvent::Acquired), 1);
-        assert_eq!(s.leases(LeaseEvent::Waited), 1);
+        assert_eq!(s.leases(LeaseEvent::Waited), 2);
         assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 1);
+        assert_eq!(s.leases(LeaseEvent::WaitReleased), 1);
     }
 }

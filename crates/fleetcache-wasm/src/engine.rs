@@ -931,7 +931,8 @@ impl Engine {
     }
 
     /// A lease event seen by the host: 0 acquired, 1 waited for another instance, 2 the
-    /// wait ran out and this instance regenerated itself. Unknown codes are ignored.
+    /// wait ran out and this instance regenerated itself, 3 the holder let its lease go
+    /// without writing and this instance regenerated itself. Unknown codes are ignored.
     #[wasm_bindgen(js_name = noteLease)]
     pub fn note_lease(&self, event: u8) {
         use fleetcache_core::LeaseEvent;
@@ -939,6 +940,7 @@ impl Engine {
             0 => LeaseEvent::Acquired,
             1 => LeaseEvent::Waited,
             2 => LeaseEvent::WaitTimedOut,
+            3 => LeaseEvent::WaitReleased,
             _ => return,
         };
         self.inner.record_lease(event);
