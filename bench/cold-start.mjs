@@ -1,6 +1,8 @@
 // make bench (second part): origin calls during a cold start of three instances, with and
 // without leases, and how soon a waiting follower picks up the holder's write (the number
-// behind docs/decisions/0009: polling rather than pub/sub). Writes bench/COLD-START.md.
+// behind docs/decisions/0009: polling rather than pub/sub), and how soon the waiting requests
+// go when the holder's result is not cacheable (it releases its lease without a write: issue 14
+// item 3). Writes bench/COLD-START.md.
 //
 // Three "instances" are three fleetcache runtimes in this process (each its own engine, tag
 // mirror and Redis connection) on one redis-server started here. Each request does what Next
@@ -27,7 +29,7 @@ const INSTANCES = 3
 
 const now = () => performance.timeOrigin + performance.now()
 
-function entry(text) {
+function entry(text, expire = 3600) {
   return {
     value: new ReadableStream({
       start(c) {
@@ -38,18 +40,20 @@ function entry(text) {
     tags: ['cold'],
     stale: 30,
     timestamp: now(),
-    expire: 3600,
-    revalidate: 3600,
+    expire,
+    revalidate: Math.min(3600, expire),
   }
 }
 
 const pct = (sorted, p) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 
-async function coldStart(redisUrl, leases, run) {
+async function coldStart(redisUrl, leases, run, uncacheable = false) {
   let originCalls = 0
   const writes = new Map() // key -> time the first write landed
   const pickups = [] // ms from that write to a waiting request's answer
+  const releases = new Map() // key -> time the first holder let its lease go without a write
+  const releasePickups = [] // ms from that release to a waiting request's miss
   const latencies = []
   const instances = Array.from({ length: INSTANCES }, (_, i) => ({
     h: createUseCacheHandler({
@@ -66,6 +70,10 @@ async function coldStart(redisUrl, leases, run) {
     const t0 = now()
     await inst.h.refreshTags()
     const hit = await inst.h.get(key, [])
+    const released = releases.get(key)
+    if (hit === undefined && released !== undefined && t0 < released) {
+      releasePickups.push(now() - released)
+    }
     if (hit !== undefined) {
       const written = writes.get(key)
       if (written !== undefined && t0 < written) pickups.push(now() - written)
@@ -75,8 +83,10 @@ async function coldStart(redisUrl, leases, run) {
         fill = (async () => {
           originCalls += 1
           await sleep(ORIGIN_MS)
-          await inst.h.set(key, Promise.resolve(entry(`value of ${key}`)))
-          if (!writes.has(key)) writes.set(key, now())
+          // Not cacheable (expire 0): the holder releases its lease instead of writing.
+          await inst.h.set(key, Promise.resolve(entry(`value of ${key}`, uncacheable ? 0 : 3600)))
+          const map = uncacheable ? releases : writes
+          if (!map.has(key)) map.set(key, now())
         })()
         inst.fills.set(key, fill)
       }
@@ -93,7 +103,11 @@ async function coldStart(redisUrl, leases, run) {
   await Promise.all(all)
   latencies.sort((a, b) => a - b)
   pickups.sort((a, b) => a - b)
+  releasePickups.sort((a, b) => a - b)
   return {
+    releaseP50: releasePickups.length ? pct(releasePickups, 50) : NaN,
+    releaseMax: releasePickups.length ? releasePickups[releasePickups.length - 1] : NaN,
+    released: releasePickups.length,
     originCalls,
     p50: pct(latencies, 50),
     p99: pct(latencies, 99),
@@ -109,6 +123,7 @@ async function main() {
   try {
     const off = await coldStart(redis.url, false, 1)
     const on = await coldStart(redis.url, true, 2)
+    const rel = await coldStart(redis.url, true, 3, true)
     const f = (n) => (Number.isNaN(n) ? '-' : n.toFixed(1))
     const lines = [
       `## ${new Date().toISOString()} (${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)})`,
@@ -121,6 +136,8 @@ async function main() {
       `| on | ${String(on.originCalls)} | ${String(KEYS)} | ${f(on.p50)} | ${f(on.p99)} | ${f(on.pickupP50)} | ${f(on.pickupMax)} |`,
       '',
       'Pick-up: from the holder’s write landing to a waiting follower’s answer (polling, 10 ms doubling to 50 ms).',
+      '',
+      `Not cacheable (every result stored with \`expire: 0\`, so each holder releases its lease without a write; leases on, \`leaseWaitMs\` 3000): ${String(rel.originCalls)} origin calls; ${String(rel.released)} waiting requests went ${f(rel.releaseP50)} ms after the release at p50, ${f(rel.releaseMax)} ms at most (request p50 ${f(rel.p50)} ms, p99 ${f(rel.p99)} ms).`,
       '',
     ]
     const text = lines.join('\n')

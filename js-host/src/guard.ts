@@ -47,7 +47,7 @@ export class GuardedTransport implements Transport {
   async send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
     const kind: OpKind =
       options?.kind ?? (READS.has(String(argv[0]).toUpperCase()) ? 'read' : 'write')
-    const code = kind === 'read' ? 0 : 1
+    const code = kind === 'read' ? 0 : kind === 'lease' ? 2 : 1
     const t0 = now()
     const permit = this.engine.admit(code, t0)
     // Refused commands are counted by the breaker itself (`rejected`).

@@ -194,8 +194,8 @@ class IncrementalCore {
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, t)) {
         return serve(kept.value, Step.ServeStale)
       }
-      const landing = await fly(this.rt, IFACE, cacheKey, first, t, caches, async () =>
-        this.judged(how, await store.get(key, now()), now()),
+      const landing = await fly(this.rt, IFACE, cacheKey, first, t, caches, (value, at) =>
+        this.judged(how, value, at),
       )
       const entry = landing.judgement.value
       if (entry === undefined) return serve(null, landing.step)

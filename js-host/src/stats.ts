@@ -45,7 +45,7 @@ export interface FleetcacheStats {
     rejected: number
   }
   redis: { ok: number; connectionErrors: number; timeouts: number; replyErrors: number }
-  leases: { acquired: number; waited: number; waitTimeouts: number }
+  leases: { acquired: number; waited: number; waitTimeouts: number; waitReleases: number }
   memory: { bytes: number; entries: number }
   /** Tags the mirror knows. */
   tags: number

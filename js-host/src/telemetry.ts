@@ -226,11 +226,14 @@ export class Telemetry {
         e('permission_denied', s.outbox.refused)
         e('outbox_parked', s.outbox.parked)
         r.observe(leaseAcquisitions, s.leases.acquired)
-        r.observe(leaseWaits, s.leases.waited - s.leases.waitTimeouts, {
+        r.observe(leaseWaits, s.leases.waited - s.leases.waitTimeouts - s.leases.waitReleases, {
           'fleetcache.lease.wait.outcome': 'served',
         })
         r.observe(leaseWaits, s.leases.waitTimeouts, {
           'fleetcache.lease.wait.outcome': 'timed-out',
+        })
+        r.observe(leaseWaits, s.leases.waitReleases, {
+          'fleetcache.lease.wait.outcome': 'released',
         })
         r.observe(outbox, s.outbox.length)
         r.observe(breaker, BREAKER_RANK[s.breaker.state])

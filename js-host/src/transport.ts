@@ -19,8 +19,8 @@ export interface Transport {
   readonly enforcesDeadlines?: boolean
 }
 
-/** What a command is, for its budget. */
-export type OpKind = 'read' | 'write'
+/** What a command is, for its budget (`lease`: the lease protocol, the engine's lease budget). */
+export type OpKind = 'read' | 'write' | 'lease'
 
 export interface SendOptions {
   /** Read (`GET`, tag refresh: on a request's path) or write. Default: from the command name. */

@@ -58,6 +58,7 @@ const STEP_NAMES = [
   'poll',
   'miss: regenerating here',
   'miss: waited for another instance in vain, regenerating here',
+  'miss: the other instance let its lease go without writing, regenerating here',
 ]
 
 /** A servable entry as read, with the engine's presentations of it. */
@@ -190,8 +191,8 @@ class UseCacheHandler implements CacheHandler {
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, now())) {
         return this.handOut(kept, Step.ServeStale, early)
       }
-      const landing = await fly(this.rt, this.name, cacheKey, first, t, caches, () =>
-        this.read(cacheKey, key, soft, now()),
+      const landing = await fly(this.rt, this.name, cacheKey, first, t, caches, (value, at) =>
+        this.judged(cacheKey, key, value, soft, at),
       )
       const entry = this.handOut(landing.judgement, landing.step, early)
       if (landing.step !== Step.Serve) {
@@ -231,8 +232,18 @@ class UseCacheHandler implements CacheHandler {
     soft: string,
     t: number,
   ): Promise<Judgement<Stored>> {
+    return this.judged(cacheKey, key, await this.rt.store.get(key, t), soft, t)
+  }
+
+  /** Judges a Redis reply and keeps a servable one in the in-process tier. */
+  private judged(
+    cacheKey: string,
+    key: string,
+    value: Buffer | null,
+    soft: string,
+    t: number,
+  ): Judgement<Stored> {
     const { engine, store, log } = this.rt
-    const value = await store.get(key, t)
     if (value === null) {
       engine.noteMiss(0)
       log.debug(`get ${key} miss`)

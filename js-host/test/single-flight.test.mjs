@@ -179,6 +179,117 @@ describe("'use cache': leases", () => {
     assert.ok(await exists(leaseKey('default', 'crash-1')))
   })
 
+  test('a holder that ends without writing lets its followers go at once (issue 14 item 3)', async () => {
+    // An uncacheable result, an entry over maxEntryBytes and a failed render all end in a
+    // release without a write. Followers with a long budget must notice it on their next
+    // poll, not wait the budget out.
+    const cases = [
+      ['rel-error', (A, key) => A.set(key, Promise.reject(new Error('render failed')))],
+      ['rel-uncacheable', (A, key) => A.set(key, Promise.resolve(entry('x', { expire: 0 })))],
+    ]
+    for (const [key, end] of cases) {
+      const A = useCache()
+      const [B, C] = [useCache({ leaseWaitMs: 20_000 }), useCache({ leaseWaitMs: 20_000 })]
+      const base = leaseWaits()
+      const releases = stats()?.leases.waitReleases ?? 0
+      assert.equal(await A.get(key, []), undefined, 'A holds the lease')
+      const polls = []
+      const waiting = Promise.all(
+        [B, C].map(async (h) => {
+          const got = await h.get(key, [])
+          polls.push(now())
+          return got
+        }),
+      )
+      // Both followers are polling: their lease requests found A's lease.
+      await waitFor(() => leaseWaits() >= base + 2, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the followers to ask for the lease',
+      })
+      const released = now()
+      await end(A, key)
+      // A failed render's release is sent without being awaited.
+      await waitFor(async () => !(await exists(leaseKey('default', key))), {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        what: `${key}: the release`,
+      })
+      const got = await waiting
+      assert.deepEqual(got, [undefined, undefined], `${key}: the followers regenerate`)
+      // Within one poll interval (50 ms) on an idle machine; a tenth of their 20 s budget
+      // leaves room for a busy one, and a follower that waits for its budget fails.
+      for (const t of polls) assert.ok(t - released < 2_000, `${key}: waited ${t - released} ms`)
+      assert.equal((stats()?.leases.waitReleases ?? 0) - releases, 2, 'counted as released')
+    }
+  })
+
+  test('a holder renews its lease while it renders, up to the cap (issue 14 item 4)', async () => {
+    // Long enough that B's request and A's write fit, with room, before the cap.
+    const ttl = 1000
+    const A = useCache({ leaseTtlMs: ttl })
+    const B = useCache({ leaseTtlMs: ttl, leaseWaitMs: 20_000 })
+    const lk = leaseKey('default', 'renew-1')
+    const won = now()
+    assert.equal(await A.get('renew-1', []), undefined, 'A holds the lease')
+    const token = await redis.command('GET', lk)
+    // A render that outlasts the first TTL: the lease stays A's all along.
+    await waitFor(
+      async () => {
+        assert.equal(await redis.command('GET', lk), token, `the lease at ${now() - won} ms`)
+        return now() - won > 1.2 * ttl
+      },
+      {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the first lease TTL to pass',
+        stopOn: (err) => err instanceof assert.AssertionError,
+      },
+    )
+    // So a second instance waits for A's write instead of regenerating too.
+    const base = leaseWaits()
+    const waiting = B.get('renew-1', [])
+    await waitFor(() => leaseWaits() >= base + 1, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'B to ask for the lease',
+    })
+    await A.set('renew-1', Promise.resolve(entry('rendered once')))
+    assert.equal(await text((await waiting).value), 'rendered once')
+    assert.equal(await exists(lk), false, 'released with the write, not renewed after it')
+
+    // A holder that never writes (no set, not even a failure) is renewed for at most three
+    // TTLs from its win, then the lease lapses.
+    const C = useCache({ leaseTtlMs: ttl })
+    const lk2 = leaseKey('default', 'renew-2')
+    const won2 = now()
+    assert.equal(await C.get('renew-2', []), undefined)
+    await waitFor(async () => !(await exists(lk2)), {
+      timeoutMs: 20 * ttl + 5_000,
+      intervalMs: 50,
+      what: 'the renewals to stop at their cap',
+    })
+    const lived = now() - won2
+    assert.ok(lived > 2 * ttl, `renewed: lived ${lived} ms`)
+  })
+
+  test('a lease request has the lease budget, not the read budget (issue 14 item 5)', async () => {
+    // Event-loop lag or a busy Redis can delay a lease answer past the 100 ms read budget
+    // here; the lease budget (the longer write budget) still counts it. Before: no answer, so
+    // this instance regenerated beside the lease it had in fact taken.
+    const A = useCache({ readTimeoutMs: 100, writeTimeoutMs: 5_000 })
+    const lk = leaseKey('default', 'lag-1')
+    await A.refreshTags()
+    const won = stats()?.leases.acquired ?? 0
+    // Scripts that may write wait 400 ms; the entry's GET does not.
+    await redis.eachNode('CLIENT', 'PAUSE', '400', 'WRITE')
+    assert.equal(await A.get('lag-1', []), undefined, 'a miss')
+    assert.equal((stats()?.leases.acquired ?? 0) - won, 1, 'the late answer counted: the lease')
+    assert.ok(await exists(lk))
+    await A.set('lag-1', Promise.resolve(entry('v')))
+    assert.equal(await exists(lk), false, 'released with the write: A knew it held it')
+  })
+
   test('leases: false restores per-instance regeneration', async () => {
     const A = useCache({ leases: false })
     assert.equal(await A.get('nolease-1', []), undefined)

@@ -25,6 +25,11 @@ pub enum OpKind {
     Read,
     /// Off it or rare: `SET`, tag update.
     Write,
+    /// The lease protocol: acquire, a follower's poll, a renewal. A late answer is not a
+    /// cheap miss here: a lease request that times out makes this instance regenerate
+    /// beside the holder. So it gets the longer of the read and write budgets: event-loop
+    /// lag under concurrent renders must not turn one regeneration into several.
+    Lease,
 }
 
 /// The decision for one command.
@@ -47,6 +52,10 @@ impl Engine {
         match kind {
             OpKind::Read => self.config().read_timeout_ms,
             OpKind::Write => self.config().write_timeout_ms,
+            OpKind::Lease => self
+                .config()
+                .write_timeout_ms
+                .max(self.config().read_timeout_ms),
         }
     }
 

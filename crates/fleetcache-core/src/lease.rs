@@ -52,6 +52,28 @@ pub const LEASE_RELEASE: Script = Script {
     source: include_str!("lua/lease_release.lua"),
 };
 
+/// A follower's poll: the entry and whether its lease still exists, in one atomic read.
+/// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
+pub const LEASE_POLL: Script = Script {
+    name: "lease_poll",
+    source: include_str!("lua/lease_poll.lua"),
+};
+
+/// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
+/// `ARGV = [token, px]`; returns 1 when it extended the lease.
+pub const LEASE_RENEW: Script = Script {
+    name: "lease_renew",
+    source: include_str!("lua/lease_renew.lua"),
+};
+
+/// A held lease is renewed every `leaseTtlMs / RENEWALS_PER_TTL`: two renewals may be lost or
+/// late before the lease lapses.
+pub const RENEWALS_PER_TTL: f64 = 3.0;
+/// A lease lives at most this many `leaseTtlMs` from its acquisition, however often it is
+/// renewed: a holder whose render never ends (or ends without Next telling the handler)
+/// blocks the key for a bounded time.
+pub const MAX_RENEWED_TTLS: f64 = 3.0;
+
 /// Longest accepted lease lifetime (10 minutes): a lease protects one regeneration.
 pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
 /// Longest accepted follower wait (one minute, like the Redis budgets).
@@ -196,6 +218,12 @@ pub enum Step {
     /// Answer a miss: the holder's write did not arrive within the wait budget, so this
     /// request regenerates too.
     Fallback = 6,
+    /// Answer a miss: the holder let its lease go without writing (its result was not
+    /// cacheable, too large, or its render failed), so this request regenerates at once
+    /// rather than wait out its budget. It does not take the lease: what the holder produced
+    /// could not be shared, so neither could this request's result, and taking turns would
+    /// only queue the followers behind each other's renders.
+    Released = 7,
 }
 
 /// One request's way through the lease protocol. It is `Copy` and small, so a host can keep
@@ -285,8 +313,12 @@ impl Flight {
         }
     }
 
-    /// A poll (a read of the entry while following) found `found` at `now`.
-    pub fn polled(&mut self, found: Found, now: Millis, cfg: &LeaseConfig) -> Step {
+    /// A poll (a read of the entry while following, [`LEASE_POLL`]) found `found` at `now`;
+    /// `leased`: the entry's lease still existed when the entry was read (read atomically
+    /// with it). No lease and nothing servable means the holder ended without writing
+    /// (released, or its lease lapsed): [`Step::Released`] at once, instead of waiting out
+    /// the budget for a write that will not come.
+    pub fn polled(&mut self, found: Found, leased: bool, now: Millis, cfg: &LeaseConfig) -> Step {
         self.polls = self.polls.saturating_add(1);
         match (found, self.consumer) {
             (Found::Fresh, _) => Step::Serve,
@@ -295,7 +327,10 @@ impl Flight {
             (Found::Stale, Consumer::Serves) => Step::ServeStale,
             // Still the stale entry (the holder has not written yet), or a newer one that is
             // stale already: neither may go into the consumer's cache.
-            (Found::Stale, Consumer::Caches) | (Found::Missing, _) => self.next_poll(now, cfg),
+            (Found::Stale, Consumer::Caches) | (Found::Missing, _) if leased => {
+                self.next_poll(now, cfg)
+            }
+            (Found::Stale, Consumer::Caches) | (Found::Missing, _) => Step::Released,
         }
     }
 
@@ -319,6 +354,9 @@ impl Flight {
 #[derive(Clone, Debug, PartialEq)]
 struct Held {
     token: String,
+    /// When the winning request was sent: identifies this holding (a later lease on the same
+    /// key is another one) and starts the cap on renewals.
+    won_at: Millis,
     /// When the lease is gone in Redis at the earliest: counted from when the request was
     /// sent, which is no later than when Redis set it, so this process never believes it
     /// holds a lease that Redis has already let go.
@@ -358,9 +396,28 @@ impl LeaseTable {
             lease_key.to_owned(),
             Held {
                 token: token.to_owned(),
+                won_at: sent_at,
                 expires_at: Millis(sent_at.0 + ttl_ms),
             },
         );
+    }
+
+    /// The token of the holding of `lease_key` won at `won_at`, while it is live at `now`.
+    fn renewable(&self, lease_key: &str, won_at: Millis, now: Millis) -> Option<&str> {
+        self.held
+            .get(lease_key)
+            .filter(|h| h.won_at.0 == won_at.0 && now.0 < h.expires_at.0)
+            .map(|h| h.token.as_str())
+    }
+
+    /// A renewal of the holding won at `won_at`, sent at `sent_at` for `px` ms, succeeded.
+    /// Replies may come out of order: the latest expiry wins.
+    fn renewed(&mut self, lease_key: &str, won_at: Millis, sent_at: Millis, px: f64) {
+        if let Some(h) = self.held.get_mut(lease_key) {
+            if h.won_at.0 == won_at.0 {
+                h.expires_at = Millis(h.expires_at.0.max(sent_at.0 + px));
+            }
+        }
     }
 
     /// True while this process holds a live lease on `lease_key` at `now`.
@@ -429,11 +486,19 @@ impl Engine {
     }
 
     /// Reports a follower's poll to `flight` ([`Flight::polled`]), counting a wait that ran
-    /// out of budget.
-    pub fn lease_polled(&self, flight: &mut Flight, found: Found, now: Millis) -> Step {
-        let step = flight.polled(found, now, &self.lease_config());
-        if step == Step::Fallback {
-            self.record_lease(LeaseEvent::WaitTimedOut);
+    /// out of budget or ended on a lease let go without a write.
+    pub fn lease_polled(
+        &self,
+        flight: &mut Flight,
+        found: Found,
+        leased: bool,
+        now: Millis,
+    ) -> Step {
+        let step = flight.polled(found, leased, now, &self.lease_config());
+        match step {
+            Step::Fallback => self.record_lease(LeaseEvent::WaitTimedOut),
+            Step::Released => self.record_lease(LeaseEvent::WaitReleased),
+            _ => {}
         }
         step
     }
@@ -481,6 +546,84 @@ impl Engine {
         let key = self.namespace().lease_key(iface, cache_key);
         let ttl = self.config().lease_ttl_ms;
         self.leases.hold(&key, token, sent_at, ttl);
+    }
+
+    /// How often the host renews a lease it holds, ms: every [`RENEWALS_PER_TTL`]th of the
+    /// TTL, so a renewal has most of the TTL to arrive (at least 1 ms).
+    pub fn lease_renew_every_ms(&self) -> f64 {
+        (self.config().lease_ttl_ms / RENEWALS_PER_TTL)
+            .floor()
+            .max(1.0)
+    }
+
+    /// The `PX` of a renewal sent at `now` of a lease won at `won_at`: the TTL, cut so the
+    /// lease never lives past [`MAX_RENEWED_TTLS`] TTLs from its acquisition; 0 when that
+    /// cap is reached.
+    fn renew_px(&self, won_at: Millis, now: Millis) -> f64 {
+        let ttl = self.config().lease_ttl_ms;
+        let left = won_at.0 + MAX_RENEWED_TTLS * ttl - now.0;
+        if left.is_nan() {
+            return 0.0;
+        }
+        ttl.min(left).max(0.0).floor()
+    }
+
+    /// Plans the renewal, at `now`, of the lease on `cache_key` that this process won with
+    /// the request sent at `won_at` ([`LEASE_RENEW`]). `None` ends the renewals: the lease
+    /// was written or released (the render has ended), lapsed, was replaced by a later
+    /// holding, or has reached its cap. Report a success with [`Engine::lease_renewed`].
+    pub fn plan_lease_renew(
+        &self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        won_at: Millis,
+        now: Millis,
+    ) -> Option<ScriptCall> {
+        let key = self.namespace().lease_key(iface, cache_key);
+        let token = self.leases.renewable(&key, won_at, now)?;
+        let px = self.renew_px(won_at, now);
+        if px < 1.0 {
+            return None;
+        }
+        Some(ScriptCall {
+            script: &LEASE_RENEW,
+            sha1: LEASE_RENEW.sha1(),
+            args: vec![token.to_owned(), px.to_string()],
+            keys: vec![key],
+        })
+    }
+
+    /// The renewal planned at `sent_at` of the lease won at `won_at` was answered: `renewed`
+    /// when Redis extended it. A refusal changes nothing here: the lease is no longer this
+    /// process's in Redis, and its expiry in the table is already no later than Redis's.
+    pub fn lease_renewed(
+        &mut self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        won_at: Millis,
+        sent_at: Millis,
+        renewed: bool,
+    ) {
+        if !renewed {
+            return;
+        }
+        let key = self.namespace().lease_key(iface, cache_key);
+        let px = self.renew_px(won_at, sent_at);
+        self.leases.renewed(&key, won_at, sent_at, px);
+    }
+
+    /// Plans a follower's poll of the entry of `cache_key` ([`LEASE_POLL`]): the entry and
+    /// whether its lease still exists, read together. Report with [`Engine::lease_polled`].
+    pub fn plan_lease_poll(&self, iface: &Interface<'_>, cache_key: &str) -> ScriptCall {
+        ScriptCall {
+            script: &LEASE_POLL,
+            sha1: LEASE_POLL.sha1(),
+            keys: vec![
+                self.namespace().entry_key(iface, cache_key),
+                self.namespace().lease_key(iface, cache_key),
+            ],
+            args: Vec::new(),
+        }
     }
 
     /// True while this process holds a live lease on the entry of `cache_key`.
@@ -664,13 +807,16 @@ mod tests {
         // Follower: waits for the holder's write, past the old entry, and takes it.
         let (mut f, _) = Flight::begin(Found::Stale, Consumer::Caches, Millis(0.0), &CFG);
         assert_eq!(f.acquired(Acquired::Lost, Millis(1.0), &CFG), Step::Poll);
-        assert_eq!(f.polled(Found::Stale, Millis(20.0), &CFG), Step::Poll);
-        assert_eq!(f.polled(Found::Fresh, Millis(40.0), &CFG), Step::Serve);
+        assert_eq!(f.polled(Found::Stale, true, Millis(20.0), &CFG), Step::Poll);
+        assert_eq!(
+            f.polled(Found::Fresh, true, Millis(40.0), &CFG),
+            Step::Serve
+        );
         // ... or regenerates itself once the budget is spent.
         let (mut f, _) = Flight::begin(Found::Stale, Consumer::Caches, Millis(0.0), &CFG);
         f.acquired(Acquired::Lost, Millis(1.0), &CFG);
         assert_eq!(
-            f.polled(Found::Stale, Millis(CFG.wait_ms + 1.0), &CFG),
+            f.polled(Found::Stale, true, Millis(CFG.wait_ms + 1.0), &CFG),
             Step::Fallback
         );
         // A fresh entry is served to anyone.
@@ -700,7 +846,7 @@ mod tests {
             first in arb_found(),
             caches in any::<bool>(),
             reply in arb_acquired(),
-            polls in proptest::collection::vec((arb_found(), 0.0f64..400.0), 0..40),
+            polls in proptest::collection::vec((arb_found(), any::<bool>(), 0.0f64..400.0), 0..40),
             enabled in any::<bool>(),
         ) {
             let cfg = LeaseConfig { enabled, ..CFG };
@@ -714,15 +860,15 @@ mod tests {
             }
             let mut polls = polls.into_iter();
             while step == Step::Poll {
-                let Some((found, dt)) = polls.next() else { break };
+                let Some((found, leased, dt)) = polls.next() else { break };
                 now += f.delay_ms.max(dt.min(f.delay_ms + 1.0));
                 last_found = found;
-                step = f.polled(found, Millis(now), &cfg);
+                step = f.polled(found, leased, Millis(now), &cfg);
             }
             prop_assert!(step != Step::Acquire);
             if caches {
                 prop_assert!(
-                    matches!(step, Step::Regenerate | Step::Fallback | Step::Poll)
+                    matches!(step, Step::Regenerate | Step::Fallback | Step::Released | Step::Poll)
                         || (step == Step::Serve && last_found == Found::Fresh),
                     "{:?} after {:?}", step, last_found
                 );
@@ -746,7 +892,7 @@ mod tests {
             delays.push(f.delay_ms);
             polls += 1;
             assert!(polls < 100);
-            match f.polled(Found::Missing, Millis(now), &CFG) {
+            match f.polled(Found::Missing, true, Millis(now), &CFG) {
                 Step::Poll => {}
                 Step::Fallback => break,
                 other => panic!("{other:?}"),
@@ -758,7 +904,10 @@ mod tests {
         // Found on a later poll.
         let (mut f, _) = Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &CFG);
         f.acquired(Acquired::Lost, Millis(0.0), &CFG);
-        assert_eq!(f.polled(Found::Fresh, Millis(15.0), &CFG), Step::Serve);
+        assert_eq!(
+            f.polled(Found::Fresh, true, Millis(15.0), &CFG),
+            Step::Serve
+        );
         // Zero budget: straight to regenerating.
         let zero = LeaseConfig {
             wait_ms: 0.0,
@@ -772,11 +921,124 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_regenerates_as_soon_as_a_poll_finds_the_lease_gone() {
+        // Issue 14 item 3: the holder released without writing; the first poll that sees it
+        // ends the wait, long before the budget.
+        for (found, consumer) in [
+            (Found::Missing, Consumer::Serves),
+            (Found::Missing, Consumer::Caches),
+            (Found::Stale, Consumer::Caches),
+        ] {
+            let (mut f, _) = Flight::begin(found, consumer, Millis(0.0), &CFG);
+            assert_eq!(f.acquired(Acquired::Lost, Millis(1.0), &CFG), Step::Poll);
+            assert_eq!(f.polled(found, true, Millis(11.0), &CFG), Step::Poll);
+            assert_eq!(f.polled(found, false, Millis(31.0), &CFG), Step::Released);
+        }
+        // A write landed with the release: served, whatever the lease.
+        let (mut f, _) = Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &CFG);
+        f.acquired(Acquired::Lost, Millis(1.0), &CFG);
+        assert_eq!(
+            f.polled(Found::Fresh, false, Millis(11.0), &CFG),
+            Step::Serve
+        );
+        let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
+        let call = e.plan_lease_poll(&Interface::UseCache("default"), "k");
+        assert_eq!(call.script.name, "lease_poll");
+        assert_eq!(
+            call.keys[0],
+            e.entry_key(&Interface::UseCache("default"), "k")
+        );
+        assert!(call.keys[1].ends_with(":l"));
+        assert!(call.args.is_empty());
+    }
+
+    #[test]
+    fn a_held_lease_is_renewed_until_written_released_or_capped() {
+        // Issue 14 item 4.
+        let mut e = Engine::new(Config {
+            lease_ttl_ms: 900.0,
+            ..Config::default()
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+        let iface = Interface::UseCache("default");
+        assert_eq!(e.lease_renew_every_ms(), 300.0);
+        assert!(e
+            .plan_lease_renew(&iface, "k", Millis(0.0), Millis(300.0))
+            .is_none());
+        e.lease_won(&iface, "k", "tok", Millis(0.0));
+        let mut now = 0.0;
+        let mut renewals = 0;
+        while let Some(call) = e.plan_lease_renew(&iface, "k", Millis(0.0), Millis(now)) {
+            assert_eq!(call.script.name, "lease_renew");
+            assert_eq!(call.args[0], "tok");
+            let px: f64 = call.args[1].parse().unwrap_or(f64::NAN);
+            assert!((1.0..=900.0).contains(&px));
+            assert!(now + px <= MAX_RENEWED_TTLS * 900.0, "never past the cap");
+            e.lease_renewed(&iface, "k", Millis(0.0), Millis(now), true);
+            assert!(e.holds_lease(&iface, "k", Millis(now + px - 1.0)));
+            renewals += 1;
+            assert!(renewals < 100);
+            now += e.lease_renew_every_ms();
+        }
+        assert!(
+            now >= (MAX_RENEWED_TTLS - 1.0) * 900.0,
+            "renewed up to the cap: {now}"
+        );
+        assert!(!e.holds_lease(&iface, "k", Millis(MAX_RENEWED_TTLS * 900.0)));
+        // The write takes the token: no renewal after the render's end.
+        e.lease_won(&iface, "w", "tok", Millis(0.0));
+        assert!(e
+            .plan_lease_renew(&iface, "w", Millis(0.0), Millis(300.0))
+            .is_some());
+        assert!(matches!(
+            e.plan_entry_write(&iface, "w", 5),
+            EntryWrite::WriteAndRelease(_)
+        ));
+        assert!(e
+            .plan_lease_renew(&iface, "w", Millis(0.0), Millis(600.0))
+            .is_none());
+        // So does a release; and a later holding of the key is not the old timer's.
+        e.lease_won(&iface, "r", "tok", Millis(0.0));
+        assert!(e.plan_lease_release(&iface, "r").is_some());
+        assert!(e
+            .plan_lease_renew(&iface, "r", Millis(0.0), Millis(300.0))
+            .is_none());
+        e.lease_won(&iface, "r", "tok2", Millis(400.0));
+        assert!(e
+            .plan_lease_renew(&iface, "r", Millis(0.0), Millis(500.0))
+            .is_none());
+        assert!(e
+            .plan_lease_renew(&iface, "r", Millis(400.0), Millis(500.0))
+            .is_some());
+        // A refused renewal extends nothing; a lapsed lease is not renewed.
+        e.lease_renewed(&iface, "r", Millis(400.0), Millis(500.0), false);
+        assert!(!e.holds_lease(&iface, "r", Millis(1_300.0)));
+        assert!(e
+            .plan_lease_renew(&iface, "r", Millis(400.0), Millis(1_300.0))
+            .is_none());
+    }
+
+    #[test]
+    fn lease_requests_get_at_least_the_write_budget() {
+        // Issue 14 item 5.
+        use crate::guard::OpKind;
+        let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
+        assert!(e.budget_ms(OpKind::Lease) >= e.budget_ms(OpKind::Write));
+        assert!(e.budget_ms(OpKind::Lease) >= e.budget_ms(OpKind::Read));
+        let long_reads = Engine::new(Config {
+            read_timeout_ms: 5_000.0,
+            ..Config::default()
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(long_reads.budget_ms(OpKind::Lease), 5_000.0);
+    }
+
+    #[test]
     fn newer_entry_is_read_again() {
         let (mut f, _) = Flight::begin(Found::Stale, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(f.acquired(Acquired::Newer, Millis(1.0), &CFG), Step::Poll);
         assert_eq!(f.delay_ms, 0.0);
-        assert_eq!(f.polled(Found::Fresh, Millis(2.0), &CFG), Step::Serve);
+        assert_eq!(f.polled(Found::Fresh, true, Millis(2.0), &CFG), Step::Serve);
         assert_eq!(Acquired::from_reply(7), Acquired::Unavailable);
     }
 
@@ -920,12 +1182,19 @@ mod tests {
         );
         let late = Millis(e.lease_config().wait_ms + 1.0);
         assert_eq!(
-            e.lease_polled(&mut lost, Found::Missing, late),
+            e.lease_polled(&mut lost, Found::Missing, true, late),
             Step::Fallback
+        );
+        let (mut released, _) = e.lease_begin(Found::Missing, Consumer::Serves, Millis(0.0));
+        e.lease_answered(&mut released, Acquired::Lost, Millis(1.0));
+        assert_eq!(
+            e.lease_polled(&mut released, Found::Missing, false, Millis(20.0)),
+            Step::Released
         );
         let s = e.stats();
         assert_eq!(s.leases(LeaseEvent::Acquired), 1);
-        assert_eq!(s.leases(LeaseEvent::Waited), 1);
+        assert_eq!(s.leases(LeaseEvent::Waited), 2);
         assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 1);
+        assert_eq!(s.leases(LeaseEvent::WaitReleased), 1);
     }
 }

@@ -63,6 +63,8 @@ pub const ALL: &[Script] = &[
     crate::lease::LEASE_ACQUIRE,
     crate::lease::LEASE_WRITE,
     crate::lease::LEASE_RELEASE,
+    crate::lease::LEASE_POLL,
+    crate::lease::LEASE_RENEW,
     crate::seed::SEED_WRITE,
 ];
 

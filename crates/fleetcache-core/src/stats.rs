@@ -101,9 +101,12 @@ pub enum LeaseEvent {
     Waited = 1,
     /// The wait ran out of budget and this instance regenerated itself.
     WaitTimedOut = 2,
+    /// The holder let its lease go without writing, so this instance stopped waiting and
+    /// regenerated itself (issue 14 item 3).
+    WaitReleased = 3,
 }
 
-const LEASE_EVENTS: usize = 3;
+const LEASE_EVENTS: usize = 4;
 
 /// How a Redis command ended, for the error counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,6 +297,7 @@ impl Stats {
                 acquired: self.leases(LeaseEvent::Acquired),
                 waited: self.leases(LeaseEvent::Waited),
                 wait_timeouts: self.leases(LeaseEvent::WaitTimedOut),
+                wait_releases: self.leases(LeaseEvent::WaitReleased),
             },
             memory: MemoryGauges {
                 bytes: gauges.memory_bytes,
@@ -415,6 +419,7 @@ pub struct LeaseCounts {
     pub acquired: u64,
     pub waited: u64,
     pub wait_timeouts: u64,
+    pub wait_releases: u64,
 }
 
 /// The in-process tier.

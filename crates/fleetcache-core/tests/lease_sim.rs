@@ -17,12 +17,22 @@
 //!    is regenerated exactly once however many requests race for it;
 //! 5. a request whose consumer caches (a prerender, an ISR regeneration: about half of them,
 //!    at random) never ends on a stale entry, as it is or as fresh: it is served only what a
-//!    read found fresh, or it regenerates (issue 13 item 1).
+//!    read found fresh, or it regenerates (issue 13 item 1);
+//! 6. a holder that ends without writing (its result not cacheable: `lease_release.lua`)
+//!    holds no follower up: every follower waiting on that key ends within one poll interval
+//!    of the release (plus the round trips in flight), unless another request took a new
+//!    lease on the key meanwhile (issue 14 item 3).
+//!
+//! Holders renew their leases (`lease_renew.lua`) while they regenerate, so regenerations
+//! longer than the TTL (down to 200 ms here) still happen once (property 4), and a lease is
+//! never extended past its cap of [`MAX_RENEWED_TTLS`] TTLs (property 3, issue 14 item 4).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use fleetcache_core::lease::{Acquired, Consumer, EntryWrite, Flight, Found, Step};
+use fleetcache_core::lease::{
+    Acquired, Consumer, EntryWrite, Flight, Found, Step, MAX_RENEWED_TTLS, POLL_MAX_MS,
+};
 use fleetcache_core::{Config, Engine, Interface, Millis};
 use proptest::prelude::*;
 
@@ -53,6 +63,9 @@ struct Scenario {
     regen: Vec<u64>,
     /// Whether a regeneration crashes its process, drawn in turn.
     crash: Vec<bool>,
+    /// Whether a regeneration yields nothing cacheable (no write; the lease is released),
+    /// drawn in turn.
+    release: Vec<bool>,
     ttl_ms: u64,
     wait_ms: u64,
 }
@@ -67,6 +80,8 @@ struct StoredEntry {
 struct StoredLease {
     token: String,
     set_at: u64,
+    /// When it was set or last extended.
+    extended_at: u64,
     expires_at: u64,
 }
 
@@ -74,8 +89,12 @@ struct StoredLease {
 struct Store {
     entries: HashMap<usize, StoredEntry>,
     leases: HashMap<usize, StoredLease>,
-    /// (set_at, ended_at) of every lease that ended.
-    ended: Vec<(u64, u64)>,
+    /// (set_at, extended_at, ended_at) of every lease that ended.
+    ended: Vec<(u64, u64, u64)>,
+    /// (key, at) of every release without a write.
+    released: Vec<(usize, u64)>,
+    /// (key, at) of every lease taken.
+    taken: Vec<(usize, u64)>,
 }
 
 impl Store {
@@ -83,7 +102,7 @@ impl Store {
     fn lease(&mut self, key: usize, now: u64) -> Option<&StoredLease> {
         if let Some(l) = self.leases.get(&key) {
             if l.expires_at <= now {
-                self.ended.push((l.set_at, l.expires_at));
+                self.ended.push((l.set_at, l.extended_at, l.expires_at));
                 self.leases.remove(&key);
             }
         }
@@ -113,10 +132,36 @@ impl Store {
             StoredLease {
                 token: token.to_owned(),
                 set_at: now,
+                extended_at: now,
                 expires_at: now + px,
             },
         );
+        self.taken.push((key, now));
         1
+    }
+
+    /// `lease_renew.lua`.
+    fn renew(&mut self, key: usize, token: &str, px: u64, now: u64) -> bool {
+        self.lease(key, now);
+        match self.leases.get_mut(&key) {
+            Some(l) if l.token == token => {
+                l.extended_at = now;
+                l.expires_at = now + px;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `lease_release.lua`.
+    fn release(&mut self, key: usize, token: &str, now: u64) {
+        let mine = self.lease(key, now).is_some_and(|l| l.token == token);
+        if mine {
+            if let Some(l) = self.leases.remove(&key) {
+                self.ended.push((l.set_at, l.extended_at, now));
+                self.released.push((key, now));
+            }
+        }
     }
 
     /// `lease_write.lua` (or a plain SET when `token` is None).
@@ -132,7 +177,7 @@ impl Store {
         let mine = self.lease(key, now).is_some_and(|l| l.token == token);
         if mine {
             if let Some(l) = self.leases.remove(&key) {
-                self.ended.push((l.set_at, now));
+                self.ended.push((l.set_at, l.extended_at, now));
             }
         }
     }
@@ -143,12 +188,18 @@ enum Ev {
     Start(usize),
     /// A GET of request `r` reaches the store; `first` for its first read.
     GetAtStore(usize, bool),
-    GetReply(usize, bool, u8, Option<u64>),
+    /// Request, first read, what was found, its timestamp, whether the lease existed.
+    GetReply(usize, bool, u8, Option<u64>, bool),
     AcquireAtStore(usize, u64),
     AcquireReply(usize, u64, i64),
     PollDue(usize),
     RegenDone(usize),
     WriteAtStore(usize, Option<String>),
+    ReleaseAtStore(usize, String),
+    /// The holder's renewal timer of request `r`, for the lease won at `won_at`.
+    RenewDue(usize, u64),
+    RenewAtStore(usize, u64, u64, String, u64),
+    RenewReply(usize, u64, u64, bool),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -179,6 +230,7 @@ struct Sim {
     delay_i: usize,
     regen_i: usize,
     crash_i: usize,
+    release_i: usize,
     regenerations: HashMap<usize, u32>,
     max_delay: u64,
 }
@@ -234,6 +286,7 @@ impl Sim {
             delay_i: 0,
             regen_i: 0,
             crash_i: 0,
+            release_i: 0,
             regenerations: HashMap::new(),
             max_delay,
             sc,
@@ -292,11 +345,17 @@ impl Sim {
                 self.at(self.now + d, Ev::GetAtStore(r, true));
             }
             Ev::GetAtStore(r, first) => {
-                let (found, ts) = self.store.get(self.key(r));
+                // A poll is `lease_poll.lua`: the entry and the lease, read together.
+                let key = self.key(r);
+                let (found, ts) = self.store.get(key);
+                let leased = self.store.lease(key, self.now).is_some();
                 let d = self.delay();
-                self.at(self.now + d, Ev::GetReply(r, first, found as u8, ts));
+                self.at(
+                    self.now + d,
+                    Ev::GetReply(r, first, found as u8, ts, leased),
+                );
             }
-            Ev::GetReply(r, first, found, ts) => {
+            Ev::GetReply(r, first, found, ts, leased) => {
                 if self.dead[self.inst(r)] {
                     return Ok(());
                 }
@@ -311,7 +370,7 @@ impl Sim {
                     step
                 } else {
                     let f = self.reqs[r].flight.as_mut().unwrap();
-                    f.polled(found, now, &lease_cfg)
+                    f.polled(found, leased, now, &lease_cfg)
                 };
                 self.step(r, step)?;
             }
@@ -341,6 +400,9 @@ impl Sim {
                     let token = Self::token(r, inst);
                     let key = key_name(self.key(r));
                     self.engines[inst].lease_won(&IFACE, &key, &token, Millis(sent_at as f64));
+                    // The host starts the holder's renewal timer.
+                    let every = self.engines[inst].lease_renew_every_ms() as u64;
+                    self.at(self.now + every, Ev::RenewDue(r, sent_at));
                 }
                 let now = Millis(self.now as f64);
                 let state = &mut self.reqs[r];
@@ -370,6 +432,17 @@ impl Sim {
                     return Ok(());
                 }
                 let key = key_name(self.key(r));
+                let release = self.sc.release[self.release_i % self.sc.release.len()];
+                self.release_i += 1;
+                if release {
+                    // Nothing cacheable: no write; the lease, when held, is let go.
+                    if let Some(call) = self.engines[inst].plan_lease_release(&IFACE, &key) {
+                        prop_assert_eq!(call.script.name, "lease_release");
+                        let d = self.delay();
+                        self.at(self.now + d, Ev::ReleaseAtStore(r, call.args[0].clone()));
+                    }
+                    return Ok(());
+                }
                 let token = match self.engines[inst].plan_entry_write(&IFACE, &key, 60_000) {
                     EntryWrite::Set => None,
                     EntryWrite::WriteAndRelease(call) => {
@@ -383,6 +456,46 @@ impl Sim {
             Ev::WriteAtStore(r, token) => {
                 let key = self.key(r);
                 self.store.write(key, token.as_deref(), self.now);
+            }
+            Ev::ReleaseAtStore(r, token) => {
+                let key = self.key(r);
+                self.store.release(key, &token, self.now);
+            }
+            Ev::RenewDue(r, won_at) => {
+                let inst = self.inst(r);
+                if self.dead[inst] {
+                    return Ok(());
+                }
+                let key = key_name(self.key(r));
+                let now = Millis(self.now as f64);
+                let Some(call) =
+                    self.engines[inst].plan_lease_renew(&IFACE, &key, Millis(won_at as f64), now)
+                else {
+                    return Ok(()); // written, released, lapsed or capped: the timer stops
+                };
+                prop_assert_eq!(call.script.name, "lease_renew");
+                let px: u64 = call.args[1].parse().unwrap();
+                prop_assert!((1..=self.sc.ttl_ms).contains(&px));
+                let token = call.args[0].clone();
+                let d = self.delay();
+                let sent = self.now;
+                self.at(sent + d, Ev::RenewAtStore(r, won_at, sent, token, px));
+            }
+            Ev::RenewAtStore(r, won_at, sent, token, px) => {
+                let ok = self.store.renew(self.key(r), &token, px, self.now);
+                let d = self.delay();
+                self.at(self.now + d, Ev::RenewReply(r, won_at, sent, ok));
+            }
+            Ev::RenewReply(r, won_at, sent, ok) => {
+                let inst = self.inst(r);
+                if self.dead[inst] {
+                    return Ok(());
+                }
+                let key = key_name(self.key(r));
+                let (won, sent_at) = (Millis(won_at as f64), Millis(sent as f64));
+                self.engines[inst].lease_renewed(&IFACE, &key, won, sent_at, ok);
+                let every = self.engines[inst].lease_renew_every_ms() as u64;
+                self.at(self.now + every, Ev::RenewDue(r, won_at));
             }
         }
         Ok(())
@@ -412,7 +525,7 @@ impl Sim {
                 self.finish(r, End::Regenerated)?;
                 self.regenerate(r);
             }
-            Step::Fallback => {
+            Step::Fallback | Step::Released => {
                 self.finish(r, End::FellBack)?;
                 self.regenerate(r);
             }
@@ -451,6 +564,27 @@ impl Sim {
                 self.now,
                 bound
             );
+            // Property 6: a release without a write ends the wait within one poll interval
+            // (plus the round trips of a poll in flight), unless a new lease was taken.
+            let key = self.key(r);
+            for &(k, at) in &self.store.released {
+                let relet = self
+                    .store
+                    .taken
+                    .iter()
+                    .any(|&(tk, t)| tk == key && t >= at && t <= self.now);
+                if k == key && at as f64 >= started as f64 && !relet {
+                    let bound = at + POLL_MAX_MS as u64 + 3 * self.max_delay + 1;
+                    prop_assert!(
+                        self.now <= bound,
+                        "follower {} ended at {}, released at {}: > {}",
+                        r,
+                        self.now,
+                        at,
+                        bound
+                    );
+                }
+            }
         }
         self.reqs[r].end = Some((end, self.now));
         Ok(())
@@ -490,28 +624,32 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             prop::collection::vec(0u64..=20, 1..16),
             prop::collection::vec(1u64..=2_500, 1..8),
             prop::collection::vec(prop::bool::weighted(0.2), 1..8),
-            1_000u64..=8_000,
+            prop::collection::vec(prop::bool::weighted(0.2), 1..8),
+            200u64..=8_000,
             0u64..=3_000,
         )
             .prop_map(
-                move |(initial_stale, reqs, delays, regen, crash, ttl_ms, wait_ms)| Scenario {
-                    instances,
-                    keys,
-                    initial_stale,
-                    reqs: reqs
-                        .into_iter()
-                        .map(|(inst, key, at, caches)| Req {
-                            inst,
-                            key,
-                            at,
-                            caches,
-                        })
-                        .collect(),
-                    delays,
-                    regen,
-                    crash,
-                    ttl_ms,
-                    wait_ms,
+                move |(initial_stale, reqs, delays, regen, crash, release, ttl_ms, wait_ms)| {
+                    Scenario {
+                        instances,
+                        keys,
+                        initial_stale,
+                        reqs: reqs
+                            .into_iter()
+                            .map(|(inst, key, at, caches)| Req {
+                                inst,
+                                key,
+                                at,
+                                caches,
+                            })
+                            .collect(),
+                        delays,
+                        regen,
+                        crash,
+                        release,
+                        ttl_ms,
+                        wait_ms,
+                    }
                 },
             )
     })
@@ -522,7 +660,7 @@ proptest! {
 
     #[test]
     fn leases_hold_their_promises(sc in scenario()) {
-        let no_crash = sc.crash.iter().all(|c| !c);
+        let no_crash = sc.crash.iter().all(|c| !c) && sc.release.iter().all(|r| !r);
         let max_regen = sc.regen.iter().copied().max().unwrap_or(0);
         let max_delay = sc.delays.iter().copied().max().unwrap_or(0);
         let ttl = sc.ttl_ms;
@@ -540,17 +678,24 @@ proptest! {
             let dead = sim.dead[sim.sc.reqs[i].inst];
             prop_assert!(r.end.is_some() || dead, "request {} never ended", i);
         }
-        // Property 3: every lease ended within its TTL.
-        for (set_at, ended) in &sim.store.ended {
-            prop_assert!(ended - set_at <= ttl, "lease lived {} ms > {}", ended - set_at, ttl);
+        // Property 3: every lease ended within its TTL of being set or extended, and within
+        // its cap of being set. The cap is counted between the requests' sending times (the
+        // core knows no other): a renewal that travels longer than the acquisition did moves
+        // the end by the difference, at most one network delay.
+        let cap = (MAX_RENEWED_TTLS * ttl as f64) as u64;
+        for (set_at, extended_at, ended) in &sim.store.ended {
+            prop_assert!(ended - extended_at <= ttl, "lease lived {} ms > {}", ended - extended_at, ttl);
+            prop_assert!(ended - set_at <= cap + max_delay, "lease renewed {} ms > {} + {}", ended - set_at, cap, max_delay);
         }
         for l in sim.store.leases.values() {
-            prop_assert!(l.expires_at - l.set_at <= ttl);
+            prop_assert!(l.expires_at - l.extended_at <= ttl);
+            prop_assert!(l.expires_at - l.set_at <= cap + max_delay);
         }
-        // Property 4: one regeneration per key when nothing crashes and regenerations finish
-        // within the budget and the lease.
+        // Property 4: one regeneration per key when nothing crashes or ends without a write,
+        // and regenerations finish within the budget and the renewal cap (not the TTL: the
+        // holder renews its lease).
         let slack = 8 * max_delay + 200;
-        if no_crash && max_regen + slack < wait && max_regen + slack < ttl {
+        if no_crash && max_regen + slack < wait && max_regen + slack < cap {
             for k in requested {
                 prop_assert_eq!(sim.regenerations.get(&k).copied().unwrap_or(0), 1, "key {}", k);
             }
@@ -584,6 +729,7 @@ fn crashed_holder_blocks_no_one_beyond_its_lease() {
         delays: vec![1],
         regen: vec![100],
         crash: vec![true, false],
+        release: vec![false],
         ttl_ms: 2_000,
         wait_ms: 500,
     };

@@ -655,13 +655,13 @@ fn revalidation(mode: u8, expire_seconds: f64) -> Result<Revalidation, JsValue> 
     }
 }
 
-/// Command kind from the host's code: 0 read, anything else write (the longer budget, so an
-/// unknown code can only wait longer, never cut a write short).
+/// Command kind from the host's code: 0 read, 2 lease, anything else write (the longer
+/// budget, so an unknown code can only wait longer, never cut a write short).
 fn op_kind(kind: u8) -> fleetcache_core::OpKind {
-    if kind == 0 {
-        fleetcache_core::OpKind::Read
-    } else {
-        fleetcache_core::OpKind::Write
+    match kind {
+        0 => fleetcache_core::OpKind::Read,
+        2 => fleetcache_core::OpKind::Lease,
+        _ => fleetcache_core::OpKind::Write,
     }
 }
 
@@ -931,7 +931,8 @@ impl Engine {
     }
 
     /// A lease event seen by the host: 0 acquired, 1 waited for another instance, 2 the
-    /// wait ran out and this instance regenerated itself. Unknown codes are ignored.
+    /// wait ran out and this instance regenerated itself, 3 the holder let its lease go
+    /// without writing and this instance regenerated itself. Unknown codes are ignored.
     #[wasm_bindgen(js_name = noteLease)]
     pub fn note_lease(&self, event: u8) {
         use fleetcache_core::LeaseEvent;
@@ -939,6 +940,7 @@ impl Engine {
             0 => LeaseEvent::Acquired,
             1 => LeaseEvent::Waited,
             2 => LeaseEvent::WaitTimedOut,
+            3 => LeaseEvent::WaitReleased,
             _ => return,
         };
         self.inner.record_lease(event);
@@ -987,8 +989,9 @@ fn step_code(step: fleetcache_core::lease::Step) -> u8 {
 ///
 /// Step codes: 0 serve, 1 serve stale (Next regenerates in the background), 2 serve as
 /// fresh (a follower), 3 send the lease request (`planLeaseAcquire`), 4 poll after
-/// `lastDelayMs`, 5 miss (regenerate), 6 miss after waiting (fallback). Found codes: 0 fresh,
-/// 1 stale, 2 missing.
+/// `lastDelayMs` (`planLeasePoll`), 5 miss (regenerate), 6 miss after waiting (fallback), 7
+/// miss because the holder let its lease go without writing (regenerate at once). Found
+/// codes: 0 fresh, 1 stale, 2 missing.
 #[wasm_bindgen]
 impl Engine {
     /// A `'use cache'` read answered with lease step `step` an entry created at `timestamp`
@@ -1158,15 +1161,18 @@ impl Engine {
         step_code(step)
     }
 
-    /// A poll of a flight found `foundNow`; `polls` is `lastPolls` of the previous step,
-    /// `caches` as for `leaseStart`. Returns the step code.
+    /// A poll of a flight found `foundNow`, and `leased`: the entry's lease still existed
+    /// (`planLeasePoll`'s second reply); `polls` is `lastPolls` of the previous step, `caches`
+    /// as for `leaseStart`. Returns the step code.
     #[wasm_bindgen(js_name = leasePolled)]
+    #[allow(clippy::too_many_arguments)]
     pub fn lease_polled(
         &mut self,
         found: u8,
         started: f64,
         polls: u32,
         found_now: u8,
+        leased: bool,
         now: f64,
         caches: bool,
     ) -> u8 {
@@ -1177,9 +1183,9 @@ impl Engine {
             Millis(started),
             polls,
         );
-        let step = self
-            .inner
-            .lease_polled(&mut flight, Found::from_u8(found_now), Millis(now));
+        let step =
+            self.inner
+                .lease_polled(&mut flight, Found::from_u8(found_now), leased, Millis(now));
         self.last_flight = Some(flight);
         step_code(step)
     }
@@ -1227,6 +1233,56 @@ impl Engine {
         let iface = interface(iface)?;
         self.inner
             .lease_won(&iface, cache_key, token, Millis(sent_at));
+        Ok(())
+    }
+
+    /// The `EVALSHA` argv of a follower's poll of `cacheKey`: replies `[entry or null, 1 when
+    /// the lease still exists else 0]`.
+    #[wasm_bindgen(js_name = planLeasePoll)]
+    pub fn plan_lease_poll(&self, iface: &str, cache_key: &str) -> Result<Vec<String>, JsValue> {
+        Ok(script_argv(
+            self.inner.plan_lease_poll(&interface(iface)?, cache_key),
+        ))
+    }
+
+    /// How often (ms) to renew a lease this process holds (`planLeaseRenew`).
+    #[wasm_bindgen(getter, js_name = leaseRenewEveryMs)]
+    pub fn lease_renew_every_ms(&self) -> f64 {
+        self.inner.lease_renew_every_ms()
+    }
+
+    /// The `EVALSHA` argv renewing, at `now`, the lease on `cacheKey` won by the request sent
+    /// at `wonAt`; an empty array ends the renewals (written, released, lapsed, replaced or at
+    /// its cap). Report the reply with `leaseRenewed`.
+    #[wasm_bindgen(js_name = planLeaseRenew)]
+    pub fn plan_lease_renew(
+        &self,
+        iface: &str,
+        cache_key: &str,
+        won_at: f64,
+        now: f64,
+    ) -> Result<Vec<String>, JsValue> {
+        let iface = interface(iface)?;
+        Ok(self
+            .inner
+            .plan_lease_renew(&iface, cache_key, Millis(won_at), Millis(now))
+            .map_or_else(Vec::new, script_argv))
+    }
+
+    /// The renewal planned at `sentAt` of the lease won at `wonAt` was answered: `renewed`
+    /// when the script replied 1.
+    #[wasm_bindgen(js_name = leaseRenewed)]
+    pub fn lease_renewed(
+        &mut self,
+        iface: &str,
+        cache_key: &str,
+        won_at: f64,
+        sent_at: f64,
+        renewed: bool,
+    ) -> Result<(), JsValue> {
+        let iface = interface(iface)?;
+        self.inner
+            .lease_renewed(&iface, cache_key, Millis(won_at), Millis(sent_at), renewed);
         Ok(())
     }
 
