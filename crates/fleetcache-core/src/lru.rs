@@ -147,47 +147,32 @@ impl LruIndex {
     /// Marks the item under `key` as this process's own: its write to Redis failed, so the
     /// fleet does not have it. True when `key` is held.
     pub fn mark_local(&mut self, key: &str) -> bool {
-        let Some(&slot) = self.map.get(key) else {
-            return false;
-        };
-        match self.slots.get_mut(slot) {
-            Some(Some(node)) => {
-                node.local = true;
-                true
-            }
-            _ => false,
-        }
+        self.held_mut(key).map(|n| n.local = true).is_some()
     }
 
     /// Marks the item under `key` as a copy kept for outages only: served while Redis cannot
     /// be reached, never while it answers (then Redis holds the newest value). True when held.
     pub fn mark_outage_only(&mut self, key: &str) -> bool {
-        let Some(&slot) = self.map.get(key) else {
-            return false;
-        };
-        match self.slots.get_mut(slot) {
-            Some(Some(node)) => {
-                node.outage_only = true;
-                true
-            }
-            _ => false,
-        }
+        self.held_mut(key).map(|n| n.outage_only = true).is_some()
     }
 
     /// True when `key` is held and marked with [`LruIndex::mark_outage_only`].
     pub fn is_outage_only(&self, key: &str) -> bool {
-        self.map
-            .get(key)
-            .and_then(|&slot| self.node(slot))
-            .is_some_and(|n| n.outage_only)
+        self.held(key).is_some_and(|n| n.outage_only)
     }
 
     /// True when `key` is held and marked with [`LruIndex::mark_local`].
     pub fn is_local(&self, key: &str) -> bool {
-        self.map
-            .get(key)
-            .and_then(|&slot| self.node(slot))
-            .is_some_and(|n| n.local)
+        self.held(key).is_some_and(|n| n.local)
+    }
+
+    fn held(&self, key: &str) -> Option<&Node> {
+        self.map.get(key).and_then(|&slot| self.node(slot))
+    }
+
+    fn held_mut(&mut self, key: &str) -> Option<&mut Node> {
+        let slot = *self.map.get(key)?;
+        self.slots.get_mut(slot)?.as_mut()
     }
 
     /// Forgets `key`; true when it was held.
