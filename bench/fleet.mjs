@@ -37,6 +37,7 @@ import { startOrigin } from '../tests/support/origin.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { sleep } from '../tests/support/util.mjs'
 import { pct } from './lib/stats.mjs'
+import { prependReport } from './lib/report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
@@ -609,13 +610,7 @@ async function main() {
       `The fleet part took ${f1(cleanMs / 1000)} s (builds excluded: ${f1((app.buildMs + baseline.buildMs) / 1000)} s this time).`,
       '',
     ]
-    const report = path.join(here, 'REPORT.md')
-    const header =
-      '# fleetcache benchmark report\n\nWritten by `make bench`; never edited by hand. Newest run first.\n\n'
-    const previous = fs.existsSync(report)
-      ? fs.readFileSync(report, 'utf8').replace(header, '')
-      : ''
-    fs.writeFileSync(report, header + lines.join('\n') + '\n' + previous)
+    const report = prependReport(lines)
     console.log(lines.join('\n'))
     progress(
       `wrote ${path.relative(process.cwd(), report)} in ${f1((Date.now() - started) / 1000)} s`,

@@ -17,6 +17,7 @@ import { startRedis } from '../tests/support/redis.mjs'
 import { startRedisCluster } from '../tests/support/redis-cluster.mjs'
 import { compare, measureSync } from './lib/stats.mjs'
 import { latencyChart } from './lib/chart.mjs'
+import { prependReport } from './lib/report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const pkgDir = path.join(here, '..', 'js-host')
@@ -589,13 +590,7 @@ async function main() {
       path.join(here, 'latency.svg'),
       latencyChart(hits.latency, 'p50 get-hit latency, 1 in flight (µs, log scale)'),
     )
-    const report = path.join(here, 'REPORT.md')
-    const header =
-      '# fleetcache benchmark report\n\nWritten by `make bench`; never edited by hand. Newest run first.\n\n'
-    const previous = fs.existsSync(report)
-      ? fs.readFileSync(report, 'utf8').replace(header, '')
-      : ''
-    fs.writeFileSync(report, header + lines.join('\n') + '\n' + previous)
+    const report = prependReport(lines)
     console.log(lines.join('\n'))
     console.log(`wrote ${path.relative(process.cwd(), report)}`)
   } finally {

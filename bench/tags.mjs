@@ -18,6 +18,7 @@ import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
 import { startRedis } from '../tests/support/redis.mjs'
+import { prependReport } from './lib/report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const pkgDir = path.join(here, '..', 'js-host')
@@ -467,13 +468,7 @@ async function main() {
         : `**Check FAILED**: ${violations.join('; ')}.`,
       '',
     ]
-    const report = path.join(here, 'REPORT.md')
-    const header =
-      '# fleetcache benchmark report\n\nWritten by `make bench`; never edited by hand. Newest run first.\n\n'
-    const previous = fs.existsSync(report)
-      ? fs.readFileSync(report, 'utf8').replace(header, '')
-      : ''
-    fs.writeFileSync(report, header + lines.join('\n') + '\n' + previous)
+    const report = prependReport(lines)
     console.log(lines.join('\n'))
     console.log(`wrote ${path.relative(process.cwd(), report)}`)
   } finally {
