@@ -42,7 +42,7 @@ export function renderTable(results, notes) {
       (n.from === undefined || compareVersions(v, n.from) >= 0) &&
       (n.before === undefined || compareVersions(v, n.before) < 0)
     const degrades = (notes.notes ?? []).filter(applies).map((n) => n.text)
-    rows.push([v, ...cells, degrades.length ? degrades.join('; ') : 'nothing known'])
+    rows.push([v, ...cells, degrades.length ? degrades.join('; ') : 'none seen by these suites'])
   }
   const lines = rows.map((cells) => `| ${cells.join(' | ')} |`)
   return [START, '', ...lines, '', END].join('\n')
