@@ -69,6 +69,9 @@ pub struct Config {
     /// How long a follower waits on a miss for the holder's write before it regenerates
     /// itself, in ms. Default 3 s.
     pub lease_wait_ms: f64,
+    /// The Next.js release serving the handlers, when the host could read it; `None` is
+    /// judged like the newest release (see [`NextRelease`](crate::NextRelease)).
+    pub next_release: Option<crate::NextRelease>,
 }
 
 /// Upper bound of every Redis budget (one minute): a longer one would bring back the hangs
@@ -108,6 +111,7 @@ impl Default for Config {
             leases: true,
             lease_ttl_ms: 10_000.0,
             lease_wait_ms: 3_000.0,
+            next_release: None,
         }
     }
 }

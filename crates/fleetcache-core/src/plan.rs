@@ -77,7 +77,8 @@ pub struct ScriptCall {
 pub enum Verdict {
     /// Serve it.
     Fresh,
-    /// Serve it, marked for background regeneration (`revalidate: -1`): a tag was
+    /// Serve it, marked for background regeneration (a timestamp past its `revalidate`: see
+    /// [`crate::lease::stale_use_cache_presentation`]): a tag was
     /// revalidated with a profile.
     Stale,
     /// A miss: past its own `expire`, or expired by a tag.
