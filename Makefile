@@ -29,7 +29,7 @@ JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
-.PHONY: all help setup wasm js pack test test-rust test-crates test-wasm test-js test-package test-e2e test-valkey test-faults fuzz lint fmt demo bench clean
+.PHONY: all help setup wasm js pack test test-rust test-crates test-wasm test-js test-package test-e2e test-compat test-compat-oldest test-valkey test-faults fuzz lint fmt demo bench clean
 
 all: pack ## build the wasm engine, the npm package and its tarball
 
@@ -73,7 +73,7 @@ pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tg
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: setup lint test-rust test-crates test-wasm test-js test-package test-e2e test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
+test: setup lint test-rust test-crates test-wasm test-js test-package test-e2e test-compat-oldest test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
 
 test-rust: ## core and binding, native
 	$(HOST_CARGO) test --workspace
@@ -110,6 +110,16 @@ test-package: setup pack ## the tarball as a user gets it: publint, attw, a fres
 test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster
 	node --test --test-concurrency=1 tests/e2e/
 	E2E_REDIS_CLUSTER=1 node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
+
+# The e2e suites on other Next releases than the pinned one: each release's copy of the example
+# apps under target/next-releases/<version>/ (lockfiles in tests/compat/<version>/), one build per
+# release, COMPAT_TIMEOUT_MINUTES (25) each; tests/compat/run.mjs lists the releases.
+test-compat: pack ## the two-instance e2e suites and seed on every Next 16 release (last patch of each minor, newest canary); writes tests/compat/RESULTS.json
+	node tests/compat/run.mjs
+
+COMPAT_OLDEST := 16.0.0
+test-compat-oldest: pack ## the same suites on the oldest supported Next release ($(COMPAT_OLDEST))
+	node tests/compat/run.mjs --releases $(COMPAT_OLDEST) --results target/compat/RESULTS-oldest.json
 
 # Valkey from bookworm-backports (scripts/setup.sh puts it under $(TOOLS)/valkey). REDIS_SERVER
 # and REDIS_CLI choose the binaries every test starts; REDIS_SERVER_NAME makes each start check

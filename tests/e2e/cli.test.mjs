@@ -16,17 +16,18 @@ import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import {
+  exampleDir,
   makeLogDir,
   parseDataElement,
   prepareApp,
-  repoRoot,
   startInstance,
 } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { indent, waitFor } from '../support/util.mjs'
 
-const APP_DIR = path.join(repoRoot, 'examples', 'next-incremental')
+// examples/next-incremental, or its copy for E2E_NEXT_VERSION (tests/support/next-release.mjs).
+const APP_DIR = exampleDir('next-incremental')
 // The CLI as installed in the app from the tarball (its `bin`), not the working tree.
 const CLI = path.join(APP_DIR, 'node_modules', 'fleetcache', 'dist', 'cli', 'main.js')
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'

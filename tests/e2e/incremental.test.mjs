@@ -10,13 +10,14 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
-import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
+import { exampleDir, makeLogDir, prepareApp, rscRequest, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { revalidateOn, waitForEntry, waitForQuiet } from '../support/observe.mjs'
 import { sleep } from '../support/util.mjs'
 
-const APP_DIR = path.join(repoRoot, 'examples', 'next-incremental')
+// examples/next-incremental, or its copy for E2E_NEXT_VERSION (tests/support/next-release.mjs).
+const APP_DIR = exampleDir('next-incremental')
 // Route-handler revalidations run after the response (waitUntil): a read that must see one
 // waits until Redis's tag state holds it. Origin calls are counted once no regeneration is in
 // flight (waitForQuiet).

@@ -7,19 +7,27 @@
 // (`make` runs `npm pack` in js-host/). It is installed with `npm install --no-save` so that
 // node_modules holds a real copy (a `file:` symlink would be bundled by Turbopack and break the
 // wasm load).
+//
+// E2E_NEXT_VERSION=<version>: every function here, and `appDir`, use that Next release's copy of
+// the example apps under target/next-releases/<version>/ instead (tests/support/next-release.mjs);
+// a caller passing examples/<app> gets the copy too.
 import { spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { exampleSourceOf, releaseAppDir, syncReleaseApp } from './next-release.mjs'
 import { freePort } from './ports.mjs'
 import { indent, stopChild, tailFile, trackChild, waitFor } from './util.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+// An example app by name ('next-app', 'next-incremental'): examples/<name>, or with
+// E2E_NEXT_VERSION set the release's copy of it.
+export const exampleDir = (name) => releaseAppDir(path.join(repoRoot, 'examples', name))
 // The default app; prepareApp/startInstance/startFleet take `appDir` for the others
-// (examples/next-incremental for the singular cacheHandler).
-export const appDir = path.join(repoRoot, 'examples', 'next-app')
+// (exampleDir('next-incremental') for the singular cacheHandler).
+export const appDir = exampleDir('next-app')
 export const nextBinOf = (dir) => path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next')
 const stampFileOf = (dir) => path.join(dir, 'node_modules', '.fleetcache-tarball.json')
 const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
@@ -145,7 +153,7 @@ export async function prepareApp({
   force = false,
   appDir: dir = appDir,
 } = {}) {
-  const appDir = dir
+  const appDir = releaseAppDir(dir)
   const stampFile = stampFileOf(appDir)
   const buildIdFile = buildIdFileOf(appDir)
   const tarball = findTarball()
@@ -154,6 +162,22 @@ export async function prepareApp({
   const getLogFile = () =>
     (logFile ??= path.join(logDir ?? makeLogDir('fleetcache-build-'), 'prepare.log'))
   const shown = (p) => (p.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, p) : p)
+
+  if (exampleSourceOf(appDir)) {
+    // A release's copy (E2E_NEXT_VERSION): its sources, package.json and lockfile, written only
+    // where they differ so that an unchanged copy keeps its build.
+    await syncReleaseApp(appDir, {
+      log,
+      run: (cmd, args, { cwd, what }) =>
+        runLogged(cmd, args, {
+          cwd,
+          env: cleanEnv(),
+          logFile: getLogFile(),
+          timeoutMs: 10 * 60_000,
+          what,
+        }),
+    })
+  }
 
   if (!nextInstalledMatchesLock(appDir)) {
     log(`npm ci in ${shown(appDir)} (log: ${getLogFile()})`)
@@ -249,7 +273,7 @@ export async function startInstance({
         logFile,
         readyPath,
         startTimeoutMs,
-        appDir: dir,
+        appDir: releaseAppDir(dir),
         serverJs,
       })
     } catch (err) {
@@ -442,8 +466,9 @@ export async function prepareStandalone({
   log = defaultLog,
   logDir,
   force = false,
-  appDir: dir = appDir,
+  appDir: appDirArg = appDir,
 } = {}) {
+  const dir = releaseAppDir(appDirArg)
   // Dependencies and the tarball (and the regular build, which the other e2e tests use too).
   const app = await prepareApp({ log, logDir, appDir: dir })
   const distDir = path.join(dir, STANDALONE_DIST_DIR)
@@ -503,8 +528,9 @@ export async function prepareDefaultCache({
   log = defaultLog,
   logDir,
   force = false,
-  appDir: dir = appDir,
+  appDir: appDirArg = appDir,
 } = {}) {
+  const dir = releaseAppDir(appDirArg)
   const app = await prepareApp({ log, logDir, appDir: dir })
   const buildIdFile = path.join(dir, DEFAULT_CACHE_DIST_DIR, 'BUILD_ID')
   const builtAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
