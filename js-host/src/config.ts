@@ -1,3 +1,4 @@
+import type { NextRelease } from './next-release'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -112,6 +113,11 @@ export interface EngineConfig {
   leases?: boolean
   leaseTtlMs?: number
   leaseWaitMs?: number
+  /**
+   * The Next.js release serving the handlers (read from `next/package.json` when the runtime
+   * starts, js-host/src/next-release.ts); absent: judged like the newest release.
+   */
+  nextRelease?: NextRelease
 }
 
 /** Fully resolved options. */

@@ -2,6 +2,7 @@ import { isBuildPhase, type ResolvedOptions } from './config'
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
+import { detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
@@ -58,7 +59,13 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
   const existing = registry().get(id)
   if (existing !== undefined) return existing
   const log = createLogger(options.debug)
-  const engine = new wasm.Engine(options.engine)
+  // How Next uses what a handler returns changed across 16.x: the core decides per release.
+  const next = detectNextRelease()
+  if (next !== null && next.release === undefined)
+    log.warn(`next ${next.version}: version not understood, judged like the newest release`)
+  const engine = new wasm.Engine(
+    next?.release === undefined ? options.engine : { ...options.engine, nextRelease: next.release },
+  )
   const transport =
     options.redisUrl === undefined
       ? undefined
