@@ -27,7 +27,7 @@ const ROUTES = ['/shared/static', '/shared/dynamic']
 // Each revalidation is run this many times in a row: what goes wrong here depends on which
 // requests overlap (a page regeneration joining a request's pending 'use cache' read, a
 // follower polling while the holder renders), and one round may miss the overlap.
-const ROUNDS = 5
+const ROUNDS = 10
 const NAME = 'shared'
 
 let logDir
