@@ -17,18 +17,31 @@
 // EXAMPLE_DEFAULT_CACHE=1 (at build time and at `next start`) builds and serves the same app
 // WITHOUT fleetcache, with Next's default per-process cache, in .next-default/: the baseline of
 // the fleet benchmark (bench/fleet.mjs).
+import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { withFleetcache } from 'fleetcache/config'
 
 const appDir = dirname(fileURLToPath(import.meta.url))
+// The installed Next's [major, minor, patch]: options older releases do not know are left out
+// (they warn about unknown keys at every build and start). The e2e suites build this app on
+// older releases too (tests/support/next-release.mjs).
+const nextVersion = createRequire(import.meta.url)('next/package.json')
+  .version.split(/[.-]/)
+  .slice(0, 3)
+  .map(Number)
+const nextAtLeast = (...v) => {
+  for (let i = 0; i < 3; i++) if (nextVersion[i] !== v[i]) return nextVersion[i] > v[i]
+  return true
+}
 const standalone = process.env.EXAMPLE_STANDALONE === '1'
 const defaultCache = process.env.EXAMPLE_DEFAULT_CACHE === '1'
 
 const config = {
   cacheComponents: true,
-  // Recommended with cacheComponents in 16.4 (without it Next warns at every start).
-  partialPrefetching: true,
+  // Recommended with cacheComponents in 16.4 (without it Next warns at every start); 16.3.8
+  // is the oldest release tested to know it.
+  ...(nextAtLeast(16, 3, 8) ? { partialPrefetching: true } : {}),
   // Pin the project root so a lockfile elsewhere in the repository is never picked up.
   outputFileTracingRoot: appDir,
   turbopack: { root: appDir },

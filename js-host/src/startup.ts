@@ -16,6 +16,8 @@ import {
   resolveOptions,
   type ResolvedOptions,
 } from './config'
+import { createLogger } from './log'
+import { checkNextVersion } from './next-version'
 import { runtimeFor } from './runtime'
 
 type Env = Record<string, string | undefined>
@@ -83,6 +85,9 @@ export function startFromEnvironment(env: Env = process.env): ResolvedOptions | 
     const options = optionsFromEnv(env)
     const resolved = resolveOptions(options, options.deploymentSource)
     runtimeFor(resolved)
+    // A server (not a build: its workers would repeat it) says once when the Next.js it runs
+    // is outside the range package.json declares.
+    if (!isBuildPhase(env)) checkNextVersion(createLogger(resolved.debug))
     return resolved
   } catch (err) {
     const problem = settingProblem(err, env)

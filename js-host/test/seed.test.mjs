@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 import { createIncrementalCacheHandler, close } from '../esm/index.mjs'
+import { readSeeds } from '../dist/cli/seed.js'
 import { startRedis } from '../../tests/support/redis.mjs'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
@@ -153,5 +154,113 @@ describe('fleetcache seed', () => {
     assert.equal(r.written, 0, JSON.stringify(r))
     assert.deepEqual(r.expired, ['/isr'])
     assert.equal(Number(await redis.command('DBSIZE')), 0)
+  })
+})
+
+// What `next build` of each release leaves in .next, reduced to the files seed reads: before
+// 16.3.8 no `.meta` has `routeCache` and a server asks for the prerender's own path
+// (`/index` for `/`); from 16.3.8 with `adapterPath` the prerenders are under server/route-cache/.
+describe('seed reads the keys each Next release asks for', () => {
+  let root
+  before(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-seed-keys-'))
+  })
+  after(() => fs.rmSync(root, { recursive: true, force: true }))
+
+  function tree(name, { version, routeCache }) {
+    const dir = path.join(root, name)
+    const put = (rel, body) => {
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true })
+      fs.writeFileSync(path.join(dir, rel), body)
+    }
+    put('BUILD_ID', 'b1')
+    if (version) put('diagnostics/framework.json', JSON.stringify({ name: 'Next.js', version }))
+    put(
+      'prerender-manifest.json',
+      JSON.stringify({
+        routes: {
+          '/': { initialRevalidateSeconds: false },
+          '/isr': { initialRevalidateSeconds: 3600 },
+          '/api/data': { initialRevalidateSeconds: 60 },
+        },
+        dynamicRoutes: { '/blog/[slug]': { fallback: '/blog/[slug].html' } },
+      }),
+    )
+    const meta = (kind, key, isFallback = false) =>
+      JSON.stringify(routeCache ? { routeCache: { key, owner: { kind }, isFallback } } : {})
+    put('server/app/index.html', '<p>home</p>')
+    put('server/app/index.rsc', 'rsc')
+    put('server/app/index.meta', meta('APP_PAGE', '/route-cache/APP_PAGE/h1/$/index'))
+    put('server/app/api/data.body', '{"ok":true}')
+    put('server/app/api/data.meta', meta('APP_ROUTE', '/route-cache/APP_ROUTE/h2/$/api/data'))
+    put('server/app/blog/[slug].html', '<p>shell</p>')
+    put('server/app/blog/[slug].rsc', 'rsc')
+    put(
+      'server/app/blog/[slug].meta',
+      meta('APP_PAGE', '/route-cache/APP_PAGE/h3/$/blog/[slug]', true),
+    )
+    put('server/pages/isr.html', '<p>isr</p>')
+    put('server/pages/isr.json', '{"pageProps":{}}')
+    put('server/pages/isr.meta', meta('PAGES', '/route-cache/PAGES/h4/$/isr'))
+    return dir
+  }
+  const keys = (r) => r.seeds.map((s) => [s.route, s.key, s.ctx.kind]).sort()
+
+  test('before 16.3.8: the prerender path, kind from its files, fallback shells left out', () => {
+    const r = readSeeds(tree('16.0.11', { version: '16.0.11', routeCache: false }))
+    assert.deepEqual(keys(r), [
+      ['/', '/index', 'APP_PAGE'],
+      ['/api/data', '/api/data', 'APP_ROUTE'],
+      ['/isr', '/isr', 'PAGES'],
+    ])
+    assert.deepEqual(r.skipped, ['/blog/[slug]: fallback shell'])
+    assert.equal(r.seeds.find((s) => s.route === '/isr').ctx.cacheControl.revalidate, 3600)
+  })
+
+  test('from 16.3.8: routeCache.key; a .meta without one is refused, naming the release', () => {
+    const r = readSeeds(tree('16.3.8', { version: '16.3.8', routeCache: true }))
+    assert.deepEqual(keys(r), [
+      ['/', '/route-cache/APP_PAGE/h1/$/index', 'APP_PAGE'],
+      ['/api/data', '/route-cache/APP_ROUTE/h2/$/api/data', 'APP_ROUTE'],
+      ['/isr', '/route-cache/PAGES/h4/$/isr', 'PAGES'],
+    ])
+    const bare = readSeeds(tree('16.3.8-bare', { version: '16.3.8', routeCache: false }))
+    assert.equal(bare.seeds.length, 0)
+    assert.ok(
+      bare.skipped.includes(
+        '/isr: its .meta has no routeCache key, which Next.js 16.3.8 writes for every prerender it reads back',
+      ),
+      bare.skipped.join('\n'),
+    )
+    const unknown = readSeeds(tree('unknown', { routeCache: false }))
+    assert.equal(unknown.seeds.length, 0)
+    assert.match(unknown.skipped[0], /no diagnostics\/framework\.json says which Next\.js release/)
+  })
+
+  test('from 16.3.8 with adapterPath: prerenders under server/route-cache/, once per key', () => {
+    const dir = tree('adapter', { version: '16.3.8', routeCache: true })
+    const key = '/route-cache/PAGES/h5/$/other'
+    const scoped = path.join(dir, 'server', 'route-cache', 'PAGES', 'h5', '$')
+    fs.mkdirSync(scoped, { recursive: true })
+    fs.writeFileSync(path.join(scoped, 'other.html'), '<p>other</p>')
+    fs.writeFileSync(path.join(scoped, 'other.json'), '{"pageProps":{}}')
+    const m = JSON.stringify({ routeCache: { key, owner: { kind: 'PAGES' } } })
+    fs.writeFileSync(path.join(scoped, 'other.meta'), m)
+    // The same prerender in both places (legacy path and scoped path) is one seed.
+    const twin = path.join(dir, 'server', 'route-cache', 'PAGES', 'h4', '$')
+    fs.mkdirSync(twin, { recursive: true })
+    for (const ext of ['html', 'json', 'meta'])
+      fs.copyFileSync(
+        path.join(dir, 'server', 'pages', `isr.${ext}`),
+        path.join(twin, `isr.${ext}`),
+      )
+    const r = readSeeds(dir)
+    assert.deepEqual(
+      keys(r).filter(([, , kind]) => kind === 'PAGES'),
+      [
+        ['/isr', '/route-cache/PAGES/h4/$/isr', 'PAGES'],
+        ['/other', key, 'PAGES'],
+      ],
+    )
   })
 })

@@ -3,12 +3,17 @@
  * RSC / segment data into Redis under the runtime keys (reference §1.9), so that a new
  * deployment's first request for a prerendered route is a hit on every instance.
  *
- * `next build` writes prerenders to `.next/server/{app,pages}` beside a `.meta` file holding
- * `routeCache.key`, the exact key a server later asks its cache handler for; a custom handler
- * never sees them. This command rebuilds each value in the shape Next itself reads from those
- * files (its FileSystemCache) and stores it in the envelope `fleetcache/incremental` writes at
- * runtime, stamped with the time the build wrote it and never over a newer entry
- * (docs/decisions/0016, 0023).
+ * `next build` writes prerenders to `.next/server/{app,pages}` (and, from 16.3.8 with
+ * `adapterPath`, to `.next/server/route-cache/`) beside a `.meta` file; a custom handler never
+ * sees them. This command rebuilds each value in the shape Next itself reads from those files
+ * (its FileSystemCache) and stores it in the envelope `fleetcache/incremental` writes at
+ * runtime, under the key a server of that release asks its handler for, stamped with the time
+ * the build wrote it and never over a newer entry (docs/decisions/0016, 0023, 0024).
+ *
+ * The key: from 16.3.8 the `.meta` holds it (`routeCache.key`); before, Next asks for the
+ * route's pathname as `normalizePagePath` makes it (`/` is `/index`), which is the prerender's
+ * path under `server/app` or `server/pages` (FileSystemCache maps one to the other), and the
+ * release that built the tree is read from `.next/diagnostics/framework.json`.
  */
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
@@ -51,6 +56,50 @@ interface RouteMeta {
 interface ManifestRoute {
   initialRevalidateSeconds?: number | false
   initialExpireSeconds?: number
+}
+
+/** The first release whose `.meta` files carry `routeCache` (and whose servers ask for it). */
+export const ROUTE_CACHE_KEYS_SINCE = '16.3.8'
+
+/** Where 16.3.8 and later write prerenders when `adapterPath` is set (Next's ROUTE_CACHE_DIRECTORY). */
+const ROUTE_CACHE_DIR = 'route-cache'
+
+/** `[major, minor, patch]` of a version, prerelease and build dropped; undefined if not one. */
+function versionTriple(v: string): [number, number, number] | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(v)
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined
+}
+
+/**
+ * True when `version` is older than `than`. A prerelease counts as its release: a
+ * 16.3.8-canary is not older than 16.3.8 (Next's canaries carry the changes of the release
+ * they lead to, and a build without `routeCache` is then refused, not keyed wrongly).
+ */
+export function olderThan(version: string, than: string): boolean {
+  const a = versionTriple(version)
+  const b = versionTriple(than)
+  if (a === undefined || b === undefined) return false
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return (a[i] ?? 0) < (b[i] ?? 0)
+  return false
+}
+
+/** The Next release that built `distDir`, from `diagnostics/framework.json`; undefined if unknown. */
+export function builtWithNext(distDir: string): string | undefined {
+  try {
+    const f = JSON.parse(readFileSync(join(distDir, 'diagnostics', 'framework.json'), 'utf8')) as {
+      name?: unknown
+      version?: unknown
+    }
+    return typeof f.version === 'string' && versionTriple(f.version) ? f.version : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The pathname of a `normalizePagePath` key: `/index` is `/`, `/index/x` is `/x`. */
+function denormalizePagePath(p: string): string {
+  if (p === '/index') return '/'
+  return p.startsWith('/index/') ? p.slice('/index'.length) : p
 }
 
 /** `<app>/.next` when given the app directory, else the directory itself. */
@@ -99,19 +148,32 @@ function cacheControlFor(meta: RouteMeta, m: ManifestRoute | undefined): CacheCo
  * and segments; APP_ROUTE body; PAGES html and page data. Fallback shells are skipped (they are
  * read with `isFallback`, not under the route's key). Returns what was skipped and why.
  */
-export function readSeeds(distDir: string): { seeds: Seed[]; skipped: string[] } {
+export function readSeeds(distDir: string): {
+  seeds: Seed[]
+  skipped: string[]
+  nextVersion: string | undefined
+} {
   const manifest = JSON.parse(readFileSync(join(distDir, 'prerender-manifest.json'), 'utf8')) as {
     routes?: Record<string, ManifestRoute>
+    dynamicRoutes?: Record<string, unknown>
   }
   const routes = manifest.routes ?? {}
+  const dynamicRoutes = manifest.dynamicRoutes ?? {}
+  const nextVersion = builtWithNext(distDir)
+  // Before 16.3.8 a server asks for the prerender's own path; from it, for routeCache.key.
+  const pathKeys = nextVersion !== undefined && olderThan(nextVersion, ROUTE_CACHE_KEYS_SINCE)
   const seeds: Seed[] = []
   const skipped: string[] = []
-  for (const dir of ['app', 'pages']) {
+  const seen = new Set<string>()
+  for (const dir of ['app', 'pages', ROUTE_CACHE_DIR]) {
     const root = join(distDir, 'server', dir)
     if (!existsSync(root)) continue
     for (const file of metaFiles(root)) {
       const base = file.slice(0, -'.meta'.length)
-      const route = routeOf(base, root)
+      const inRouteCache = dir === ROUTE_CACHE_DIR
+      // The path under server/: Next's FileSystemCache reads `server/<key>.<ext>`.
+      const pathKey = `/${relative(join(distDir, 'server'), base).split(sep).join('/')}`
+      let route = routeOf(base, root)
       let meta: RouteMeta
       try {
         meta = JSON.parse(readFileSync(file, 'utf8')) as RouteMeta
@@ -119,16 +181,50 @@ export function readSeeds(distDir: string): { seeds: Seed[]; skipped: string[] }
         skipped.push(`${route}: unreadable .meta`)
         continue
       }
-      const key = meta.routeCache?.key
-      const kind = meta.routeCache?.owner?.kind
+      let key = meta.routeCache?.key
+      let kind = meta.routeCache?.owner?.kind
+      if (inRouteCache) {
+        const at = key?.indexOf('/$/') ?? -1
+        if (key === undefined || key !== pathKey || at === -1) {
+          skipped.push(`${pathKey}: a route-cache prerender whose .meta does not name its own key`)
+          continue
+        }
+        route = denormalizePagePath(key.slice(at + 2))
+      }
+      if (key === undefined && pathKeys) {
+        // What FileSystemCache of these releases reads for each kind: the primary file decides.
+        key = `/${relative(join(distDir, 'server', dir), base)
+          .split(sep)
+          .join('/')}`
+        kind =
+          dir === 'pages'
+            ? 'PAGES'
+            : existsSync(`${base}.body`)
+              ? 'APP_ROUTE'
+              : existsSync(`${base}.html`)
+                ? 'APP_PAGE'
+                : undefined
+        // A dynamic route's fallback shell is stored under its pattern and read with isFallback.
+        if (route in dynamicRoutes) {
+          skipped.push(`${route}: fallback shell`)
+          continue
+        }
+      }
       if (key === undefined || kind === undefined) {
-        skipped.push(`${route}: no routeCache key (a Next.js older than 16.4?)`)
+        skipped.push(
+          nextVersion === undefined
+            ? `${route}: its .meta has no routeCache key, and no diagnostics/framework.json says which Next.js release built it (seed needs one of the two)`
+            : `${route}: its .meta has no routeCache key, which Next.js ${nextVersion} writes for every prerender it reads back`,
+        )
         continue
       }
       if (meta.routeCache?.isFallback === true) {
         skipped.push(`${route}: fallback shell`)
         continue
       }
+      // With adapterPath, 16.3.8 may leave a prerender in both places: one entry per key.
+      if (seen.has(key)) continue
+      seen.add(key)
       const cacheControl = cacheControlFor(meta, routes[route])
       let value: IncrementalValue
       let primary: string
@@ -188,7 +284,7 @@ export function readSeeds(distDir: string): { seeds: Seed[]; skipped: string[] }
       })
     }
   }
-  return { seeds, skipped }
+  return { seeds, skipped, nextVersion }
 }
 
 export interface SeedResult {

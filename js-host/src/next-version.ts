@@ -1,0 +1,78 @@
+/**
+ * The Next.js releases fleetcache is tested on, and the start-up warning for the others.
+ *
+ * `SUPPORTED_NEXT` is the `next` range of package.json's `peerDependencies` (a unit test keeps
+ * the two equal). npm checks it at install time; this module checks the release a server
+ * actually runs, once per process, because installs with `--legacy-peer-deps`, `--force`, other
+ * package managers or a copied `node_modules` skip npm's check.
+ */
+import { readFileSync } from 'node:fs'
+
+import type { Logger } from './log'
+
+/** The `next` peer range: every 16.x release from 16.0.0 (see the README's compatibility table). */
+export const SUPPORTED_NEXT = '>=16.0.0 <17.0.0'
+
+const LOWEST: [number, number, number] = [16, 0, 0]
+const BELOW: [number, number, number] = [17, 0, 0]
+
+const WARNED = Symbol.for('fleetcache.next-version-checked')
+
+function triple(version: string): [number, number, number] | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.exec(version)
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined
+}
+
+function less(a: readonly number[], b: readonly number[], orEqual: boolean): boolean {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return (a[i] ?? 0) < (b[i] ?? 0)
+  return orEqual
+}
+
+/**
+ * Why `version` is outside `SUPPORTED_NEXT`, or undefined when it is inside. A prerelease
+ * (canary) counts by its release numbers, as semver's `includePrerelease` does: 16.5.0-canary.38
+ * is inside, 16.0.0-canary.19 (before 16.0.0) and 17.0.0-canary.0 are not. npm itself, without
+ * that flag, treats every prerelease as outside the range.
+ */
+export function nextVersionProblem(version: string): string | undefined {
+  const v = triple(version)
+  if (v === undefined) return `Next.js reports version "${version}", which is not a version number`
+  const pre = version.includes('-')
+  // 16.0.0-canary.x precedes 16.0.0: below the range even though its numbers equal the bound.
+  if (less(v, LOWEST, pre) || !less(v, BELOW, false)) {
+    return `Next.js ${version} is outside the range fleetcache supports (${SUPPORTED_NEXT})`
+  }
+  return undefined
+}
+
+/** The version of the `next` this server runs: resolved from its working directory, then from here. */
+export function installedNextVersion(cwd: string = process.cwd()): string | undefined {
+  for (const from of [cwd, __dirname]) {
+    try {
+      const file = require.resolve('next/package.json', { paths: [from] })
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }
+      if (typeof pkg.version === 'string') return pkg.version
+    } catch {
+      // Not resolvable from there (fleetcache used without Next, or a bundled copy): next place.
+    }
+  }
+  return undefined
+}
+
+/**
+ * Warns once per process, through `log`, when the running Next.js is outside `SUPPORTED_NEXT`.
+ * Nothing when no `next` can be found (fleetcache used without Next.js). Returns the warning.
+ */
+export function checkNextVersion(
+  log: Logger,
+  version: string | undefined = installedNextVersion(),
+): string | undefined {
+  const g = globalThis as unknown as Record<symbol, boolean | undefined>
+  if (g[WARNED] === true || version === undefined) return undefined
+  g[WARNED] = true
+  const problem = nextVersionProblem(version)
+  if (problem === undefined) return undefined
+  const message = `${problem}: it is not tested with this release, and its cache handlers may behave differently (README, "Next.js compatibility")`
+  log.warn(message)
+  return message
+}
