@@ -1,11 +1,10 @@
-import { createRequire } from 'node:module'
-import { join } from 'node:path'
+import { installedNextVersion } from './next-version'
 
 /**
- * The Next.js release this process serves, read once from `next/package.json` (resolved from
- * the app, its cwd, first, then from this package) and handed to the engine as its
- * `nextRelease` setting. The core decides what a release changes (crates/fleetcache-core/src/
- * next.rs); this file only reads and converts the version.
+ * The Next.js release this process serves, read once from `next/package.json`
+ * (`installedNextVersion`: from the app, its cwd, first, then from this package) and handed to
+ * the engine as its `nextRelease` setting. The core decides what a release changes
+ * (crates/fleetcache-core/src/next.rs); this file only reads and converts the version.
  */
 export interface NextRelease {
   major: number
@@ -34,17 +33,7 @@ let detected: { version: string; release: NextRelease | undefined } | null | und
 /** The running Next's version string and its parsed form, or null when none is found. */
 export function detectNextRelease(): { version: string; release: NextRelease | undefined } | null {
   if (detected !== undefined) return detected
-  detected = null
-  for (const base of [join(process.cwd(), 'package.json'), __filename]) {
-    try {
-      const pkg = createRequire(base)('next/package.json') as { version?: unknown }
-      if (typeof pkg.version === 'string') {
-        detected = { version: pkg.version, release: parseNextVersion(pkg.version) }
-        break
-      }
-    } catch {
-      // Not resolvable from this base: try the next one.
-    }
-  }
+  const version = installedNextVersion()
+  detected = version === undefined ? null : { version, release: parseNextVersion(version) }
   return detected
 }
