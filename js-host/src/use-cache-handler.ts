@@ -232,7 +232,9 @@ class UseCacheHandler implements CacheHandler {
         entry.tags.join('\0'),
         j.found,
         step,
-        entry.timestamp,
+        // When the entry was created, not the earlier timestamp a stale one is shown with:
+        // a page that may hold it is stamped no later than that.
+        j.value?.timestamp ?? entry.timestamp,
         now(),
       )
     }
