@@ -11,6 +11,7 @@ import { test } from 'node:test'
 
 const require = createRequire(import.meta.url)
 const { parseNextVersion } = require('../dist/next-release.js')
+const { durableUseCacheEntries } = require('../dist/config.js')
 const wasm = require('../wasm/node/fleetcache_wasm.js')
 
 test('versions convert to the engine setting; anything else is left out', () => {
@@ -66,5 +67,70 @@ test('a handler process reads the release of the app it serves', () => {
     })
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+/** A fake app: node_modules/next at `version`, and `.next/required-server-files.json`. */
+function fakeApp(version, experimental) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-next-release-'))
+  fs.mkdirSync(path.join(dir, 'node_modules', 'next'), { recursive: true })
+  fs.writeFileSync(
+    path.join(dir, 'node_modules', 'next', 'package.json'),
+    JSON.stringify({ name: 'next', version }),
+  )
+  fs.writeFileSync(path.join(dir, 'package.json'), '{}')
+  fs.mkdirSync(path.join(dir, '.next'))
+  fs.writeFileSync(path.join(dir, '.next', 'BUILD_ID'), 'build-1')
+  fs.writeFileSync(
+    path.join(dir, '.next', 'required-server-files.json'),
+    JSON.stringify({ version: 1, config: { experimental } }),
+  )
+  return dir
+}
+
+test('durableUseCacheEntries is read from the build, or from a standalone server', () => {
+  const on = fakeApp('16.4.6', { durableUseCacheEntries: true })
+  const off = fakeApp('16.4.6', {})
+  try {
+    assert.equal(durableUseCacheEntries({}, on), true)
+    assert.equal(durableUseCacheEntries({}, off), false)
+    assert.equal(durableUseCacheEntries({}, os.tmpdir()), false, 'no build: off')
+    const standalone = JSON.stringify({ experimental: { durableUseCacheEntries: true } })
+    assert.equal(durableUseCacheEntries({ __NEXT_PRIVATE_STANDALONE_CONFIG: standalone }, off), true)
+    assert.equal(durableUseCacheEntries({ __NEXT_PRIVATE_STANDALONE_CONFIG: '{' }, on), false)
+  } finally {
+    fs.rmSync(on, { recursive: true, force: true })
+    fs.rmSync(off, { recursive: true, force: true })
+  }
+})
+
+test("with durableUseCacheEntries, 'use cache' entries are kept under the Next release", () => {
+  // The server process of each fake app says where its entries go (its start-up log line).
+  const namespaceLine = (dir) => {
+    const script = `
+      const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
+      createUseCacheHandler({ debug: true })
+    `
+    const out = spawnSync(process.execPath, ['-e', script], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    })
+    assert.equal(out.status, 0, out.stderr)
+    return `${out.stdout}${out.stderr}`.split('\n').find((l) => l.includes('namespace')) ?? ''
+  }
+  const durable = fakeApp('16.4.6', { durableUseCacheEntries: true })
+  const plain = fakeApp('16.4.6', {})
+  const old = fakeApp('16.3.8', { durableUseCacheEntries: true })
+  try {
+    assert.match(
+      namespaceLine(durable),
+      /namespace fleetcache:default .*'use cache' entries under fleetcache:next-16\.4\.6/,
+    )
+    assert.doesNotMatch(namespaceLine(plain), /'use cache' entries under/)
+    // Before 16.4 the setting does not exist: Next keys by build, and so does fleetcache.
+    assert.doesNotMatch(namespaceLine(old), /'use cache' entries under/)
+  } finally {
+    for (const d of [durable, plain, old]) fs.rmSync(d, { recursive: true, force: true })
   }
 })

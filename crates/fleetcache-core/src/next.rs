@@ -47,9 +47,82 @@ impl NextRelease {
     }
 }
 
+/// The key segment of `'use cache'` entries when Next's `experimental.durableUseCacheEntries`
+/// is on, or `None` when they stay under the deployment.
+///
+/// With that setting (16.4.0 on) Next keys each `'use cache'` entry by the hash of the code that
+/// produces it, the state of the environment variables that code reads, and the Next version,
+/// instead of the build or deployment id, so that entries outlive deploys that do not change
+/// them. Under the deployment's namespace they would not. Next's cache key (which fleetcache
+/// hashes into the Redis key) already tells entries of other code or another release apart, so
+/// the segment only has to stay the same across deployments; it names the Next release
+/// (`next-16.4.6`, prereleases as `next-16.5.0-pre`) so that a replaced release's entries are
+/// easy to find, and expire on their own. An unknown release gives `next-unknown`.
+pub fn durable_use_cache_segment(durable: bool, release: Option<NextRelease>) -> Option<String> {
+    if !durable {
+        return None;
+    }
+    match release {
+        // The setting does not exist before 16.4.0: Next keys by build there.
+        Some(r) if !r.at_least(16, 4, 0) => None,
+        Some(r) => Some(format!(
+            "next-{}.{}.{}{}",
+            r.major,
+            r.minor,
+            r.patch,
+            if r.prerelease { "-pre" } else { "" }
+        )),
+        None => Some("next-unknown".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durable_entries_follow_the_next_release() {
+        let r = |a, b, c, p| Some(NextRelease::new(a, b, c, p));
+        assert_eq!(durable_use_cache_segment(false, r(16, 4, 6, false)), None);
+        assert_eq!(
+            durable_use_cache_segment(true, r(16, 4, 6, false)).as_deref(),
+            Some("next-16.4.6")
+        );
+        assert_eq!(
+            durable_use_cache_segment(true, r(16, 5, 0, true)).as_deref(),
+            Some("next-16.5.0-pre")
+        );
+        assert_eq!(durable_use_cache_segment(true, r(16, 3, 8, false)), None);
+        assert_eq!(
+            durable_use_cache_segment(true, None).as_deref(),
+            Some("next-unknown")
+        );
+    }
+
+    #[test]
+    fn an_engine_with_durable_entries_keys_use_cache_by_release() {
+        use crate::keys::Interface;
+        let engine = |durable| {
+            crate::Engine::new(crate::Config {
+                prefix: "fc".into(),
+                deployment: "dpl1".into(),
+                next_release: Some(NextRelease::new(16, 4, 6, false)),
+                durable_use_cache: durable,
+                ..crate::Config::default()
+            })
+            .unwrap()
+        };
+        let uc = Interface::UseCache("default");
+        assert!(engine(true)
+            .entry_key(&uc, "k")
+            .starts_with("fc:next-16.4.6:uc-default:"));
+        assert!(engine(true)
+            .entry_key(&Interface::Incremental, "k")
+            .starts_with("fc:dpl1:inc:"));
+        assert!(engine(false)
+            .entry_key(&uc, "k")
+            .starts_with("fc:dpl1:uc-default:"));
+    }
 
     #[test]
     fn cache_control_is_honoured_from_16_4_0() {

@@ -154,6 +154,13 @@ impl Engine {
         config.validate()?;
         let namespace =
             Namespace::new(&config.prefix, &config.deployment).map_err(|_| ConfigError::Prefix)?;
+        let namespace = match crate::next::durable_use_cache_segment(
+            config.durable_use_cache,
+            config.next_release,
+        ) {
+            Some(segment) => namespace.with_use_cache_segment(&segment),
+            None => namespace,
+        };
         Ok(Engine {
             tag_keys: namespace.tag_keys(),
             namespace,

@@ -95,6 +95,13 @@ impl Engine {
         self.inner.namespace().deployment().to_owned()
     }
 
+    /// The segment `'use cache'` entries are stored under: the deployment, or the Next release
+    /// when `durableUseCache` is on (core: `durable_use_cache_segment`).
+    #[wasm_bindgen(getter, js_name = useCacheSegment)]
+    pub fn use_cache_segment(&self) -> String {
+        self.inner.namespace().use_cache_segment().to_owned()
+    }
+
     /// The key prefix in use.
     #[wasm_bindgen(getter)]
     pub fn prefix(&self) -> String {
