@@ -96,7 +96,10 @@ test('durableUseCacheEntries is read from the build, or from a standalone server
     assert.equal(durableUseCacheEntries({}, off), false)
     assert.equal(durableUseCacheEntries({}, os.tmpdir()), false, 'no build: off')
     const standalone = JSON.stringify({ experimental: { durableUseCacheEntries: true } })
-    assert.equal(durableUseCacheEntries({ __NEXT_PRIVATE_STANDALONE_CONFIG: standalone }, off), true)
+    assert.equal(
+      durableUseCacheEntries({ __NEXT_PRIVATE_STANDALONE_CONFIG: standalone }, off),
+      true,
+    )
     assert.equal(durableUseCacheEntries({ __NEXT_PRIVATE_STANDALONE_CONFIG: '{' }, on), false)
   } finally {
     fs.rmSync(on, { recursive: true, force: true })

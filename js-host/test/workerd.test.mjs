@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { freePort } from '../../tests/support/ports.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
+import { assertServedStale } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')

@@ -167,7 +167,8 @@ describe('a prerendered page and a dynamic one share a tagged use-cache entry', 
     'revalidatePath of their layout: fresh everywhere',
     { timeout: 120_000 },
     report.wrap(async () => {
-      for (let round = 0; round < ROUNDS; round++) await freshEverywhere('/api/revalidate-path?path=/shared&type=layout')
+      for (let round = 0; round < ROUNDS; round++)
+        await freshEverywhere('/api/revalidate-path?path=/shared&type=layout')
     }),
   )
 
@@ -175,7 +176,8 @@ describe('a prerendered page and a dynamic one share a tagged use-cache entry', 
     "revalidateTag(tag, 'max'): fresh everywhere, the static page included",
     { timeout: 120_000 },
     report.wrap(async () => {
-      for (let round = 0; round < ROUNDS; round++) await freshEverywhere(`/api/revalidate?tag=${NAME}&profile=max`)
+      for (let round = 0; round < ROUNDS; round++)
+        await freshEverywhere(`/api/revalidate?tag=${NAME}&profile=max`)
     }),
   )
 })

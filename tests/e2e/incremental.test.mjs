@@ -339,7 +339,11 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
       // Before 16.4 Next judges this page by its manifest's `revalidate: false` alone: no
       // stale answer can make it regenerate, so the old page must never be served again.
       if (!nextAtLeast('16.4.0'))
-        assert.equal(first.version, newV, `B served the old page ${fmt(first)} after the revalidation`)
+        assert.equal(
+          first.version,
+          newV,
+          `B served the old page ${fmt(first)} after the revalidation`,
+        )
       await pollUntilVersion(B, '/static-page', { oldV, newV, seen })
       await waitForQuiet({ redis, origin, names: [name] })
       assert.equal(

@@ -380,9 +380,8 @@ pub fn stale_presentation(
 /// shown as written now (fresh whatever `R` Next assumes); once past it, with its creation
 /// time, which any `R` no longer than the entry's own calls stale.
 pub fn blind_fresh_last_modified(timestamp: f64, revalidate: Option<f64>, now: f64) -> f64 {
-    let due = revalidate.is_some_and(|r| {
-        r.is_finite() && !is_unlimited(r) && now > timestamp + r * 1000.0
-    });
+    let due = revalidate
+        .is_some_and(|r| r.is_finite() && !is_unlimited(r) && now > timestamp + r * 1000.0);
     if due || !now.is_finite() {
         timestamp
     } else {

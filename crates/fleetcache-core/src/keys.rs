@@ -251,8 +251,14 @@ mod tests {
         let n = ns("dpl_abc").with_use_cache_segment("next-16.4.6");
         let h = Namespace::hash_tag("k");
         let uc = Interface::use_cache("default").unwrap();
-        assert_eq!(n.entry_key(&uc, "k"), format!("fc:next-16.4.6:uc-default:{{{h}}}:e"));
-        assert_eq!(n.lease_key(&uc, "k"), format!("fc:next-16.4.6:uc-default:{{{h}}}:l"));
+        assert_eq!(
+            n.entry_key(&uc, "k"),
+            format!("fc:next-16.4.6:uc-default:{{{h}}}:e")
+        );
+        assert_eq!(
+            n.lease_key(&uc, "k"),
+            format!("fc:next-16.4.6:uc-default:{{{h}}}:l")
+        );
         // The singular handler keeps the deployment.
         assert_eq!(
             n.entry_key(&Interface::Incremental, "k"),
@@ -261,7 +267,10 @@ mod tests {
         assert_eq!(n.use_cache_segment(), "next-16.4.6");
         assert_eq!(ns("dpl_abc").use_cache_segment(), "dpl_abc");
         // Sanitised like a deployment id.
-        assert!(ns("d").with_use_cache_segment("a b").use_cache_segment().starts_with('h'));
+        assert!(ns("d")
+            .with_use_cache_segment("a b")
+            .use_cache_segment()
+            .starts_with('h'));
     }
 
     #[test]

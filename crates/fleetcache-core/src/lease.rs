@@ -844,7 +844,10 @@ mod tests {
         assert_eq!(next_sees(ts.0, r, 31_536_000.0, 0.0, NOW), "stale");
         // Already past its window: unchanged.
         let old = NOW - 2_000_000.0;
-        assert_eq!(at(old, 900.0, 31_536_000.0, 0.0), Some((Millis(old), 900.0)));
+        assert_eq!(
+            at(old, 900.0, 31_536_000.0, 0.0),
+            Some((Millis(old), 900.0))
+        );
         // Below one second: raised to 1 (a page fails on less).
         assert_eq!(at(NOW - 10.0, 0.5, 60.0, 0.0).map(|p| p.1), Some(1.0));
         // No time limit (revalidate = expire = Next's "infinite"): shortened to fit, and the
