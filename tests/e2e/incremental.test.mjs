@@ -331,7 +331,9 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
       const callsBefore = origin.calls(name)
       const oldV = origin.version(name)
       const newV = origin.bump(name)
-      await revalidateOn(A, '/api/revalidate?tag=static-tag&profile=max', redis, ['static-tag'])
+      await revalidateOn(A, '/api/revalidate?tag=static-tag&profile=max', redis, ['static-tag'], {
+        mode: 'stale',
+      })
       const seen = []
       const first = await B.getData('/static-page')
       expectOk(first, 'B /static-page')
