@@ -128,7 +128,7 @@ describe("'use cache': leases", () => {
     assert.equal(await exists(leaseKey('default', 'miss-1')), false, 'released with the write')
   })
 
-  test('on a stale entry the holder gets revalidate -1, a follower gets it as fresh', async () => {
+  test('on a stale entry the holder gets it stale (backdated), a follower gets it as fresh', async () => {
     const [A, B] = [useCache(), useCache()]
     await A.set('stale-1', Promise.resolve(entry('old')))
     await clockPast(2)
