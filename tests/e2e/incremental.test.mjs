@@ -357,6 +357,33 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
   )
 
   test(
+    'a route that exists only at run time keeps its lifetime on an instance that never rendered it',
+    { timeout: 60_000 },
+    withDiagnostics(async () => {
+      const pathname = '/items/one'
+      const name = 'item-one'
+      const since = Date.now()
+      const a = await A.getData(pathname)
+      expectOk(a, `A ${pathname}`)
+      await waitForEntry(redis, {
+        iface: 'inc',
+        cacheKey: (k) => k === pathname || k.endsWith(`/$${pathname}`),
+        since,
+      })
+      // Not synchronisation: the entry must be older than the one second Next before 16.4
+      // assumes for a route its manifest does not list, while far inside its own 3600 s.
+      await sleep(1200)
+      for (const inst of [B, B]) {
+        const d = await inst.getData(pathname)
+        expectOk(d, `${inst.name} ${pathname}`)
+        assert.equal(d.generatedAt, a.generatedAt, `${inst.name} serves ${fmt(d)}, A ${fmt(a)}`)
+      }
+      await waitForQuiet({ redis, origin, names: [name] })
+      assert.equal(origin.calls(name), 1, 'an instance re-rendered an entry inside its lifetime')
+    }),
+  )
+
+  test(
     "revalidatePath('/api/route-data') on A: B serves the new body",
     { timeout: 60_000 },
     withDiagnostics(async () => {
