@@ -7,6 +7,11 @@
 //   share one engine, tag mirror and Redis connection in each server process.
 // - cacheMaxMemorySize: 0 turns off Next's per-process memory cache in front of the handler;
 //   with it, each instance would keep serving its own copy after another one revalidated.
+//
+// EXAMPLE_ADAPTER=1 (at build time and at `next start`) sets `adapterPath` to a deployment
+// adapter that changes nothing (adapter.mjs) and builds into .next-adapter/: from Next 16.3.8
+// such a build keeps its prerenders under server/route-cache/ (the end-to-end test of
+// `fleetcache seed` reads it).
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -36,6 +41,9 @@ const nextConfig = {
   serverExternalPackages: ['fleetcache'],
   outputFileTracingRoot: appDir,
   turbopack: { root: appDir },
+  ...(process.env.EXAMPLE_ADAPTER === '1'
+    ? { adapterPath: `${appDir}/adapter.mjs`, distDir: '.next-adapter' }
+    : {}),
 }
 
 export default nextConfig

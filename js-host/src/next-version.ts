@@ -10,8 +10,13 @@ import { readFileSync } from 'node:fs'
 
 import type { Logger } from './log'
 
-/** The `next` peer range: every 16.x release from 16.0.0 (see the README's compatibility table). */
-export const SUPPORTED_NEXT = '>=16.0.0 <17.0.0'
+/**
+ * The `next` peer range: every 16.x release from 16.0.0, and the canaries of the line the tests
+ * ran on (npm lets a prerelease satisfy a range only through a bound with the same release
+ * numbers and a prerelease tag, so `>=16.0.0 <17.0.0` alone refuses every canary at install).
+ * README, "Next.js compatibility", lists what was tested.
+ */
+export const SUPPORTED_NEXT = '>=16.0.0 <17.0.0 || >=16.5.0-canary.38 <16.5.0'
 
 const LOWEST: [number, number, number] = [16, 0, 0]
 const BELOW: [number, number, number] = [17, 0, 0]
@@ -29,10 +34,11 @@ function less(a: readonly number[], b: readonly number[], orEqual: boolean): boo
 }
 
 /**
- * Why `version` is outside `SUPPORTED_NEXT`, or undefined when it is inside. A prerelease
- * (canary) counts by its release numbers, as semver's `includePrerelease` does: 16.5.0-canary.38
- * is inside, 16.0.0-canary.19 (before 16.0.0) and 17.0.0-canary.0 are not. npm itself, without
- * that flag, treats every prerelease as outside the range.
+ * Why `version` is outside the 16.x line, or undefined when it is inside. Looser than npm's
+ * reading of `SUPPORTED_NEXT` for prereleases: a canary counts by its release numbers, as
+ * semver's `includePrerelease` does (16.6.0-canary.1 is inside, 16.0.0-canary.19, before
+ * 16.0.0, and 17.0.0-canary.0 are not): a canary newer than the tested one is refused by npm
+ * at install unless forced, and then runs without a warning at start.
  */
 export function nextVersionProblem(version: string): string | undefined {
   const v = triple(version)

@@ -16,12 +16,15 @@ import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import {
+  ADAPTER_ENV,
   exampleDir,
   makeLogDir,
   parseDataElement,
+  prepareAdapterBuild,
   prepareApp,
   startInstance,
 } from '../support/fleet.mjs'
+import { skipBefore } from '../support/next-release.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { indent, waitFor } from '../support/util.mjs'
@@ -37,9 +40,11 @@ let logDir
 let redis
 let origin
 let A
+// An instance of the adapterPath build (the last test).
+let D
 let buildId
 
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A] }))
+const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, D] }))
 const withDiagnostics = report.wrap
 
 async function cli(args, { ok = true } = {}) {
@@ -79,7 +84,7 @@ describe('fleetcache CLI against a real Redis and a real next start', () => {
       logDir,
       failed: report.failed,
       keep: KEEP_LOGS,
-      instances: [A],
+      instances: [A, D],
       services: [origin, redis],
     }),
   )
@@ -233,6 +238,62 @@ describe('fleetcache CLI against a real Redis and a real next start', () => {
       const usage = await cli(['purge'], { ok: false })
       assert.equal(usage.code, 2)
       assert.match(usage.stderr, /purge needs --deployment/)
+    }),
+  )
+
+  test(
+    'seed: an adapterPath build keeps its prerenders under server/route-cache/, and they are seeded and served',
+    {
+      skip: skipBefore(
+        '16.3.8',
+        'only from 16.3.8 does a build with adapterPath write its prerenders under server/route-cache/',
+      ),
+    },
+    withDiagnostics(async () => {
+      const build = await prepareAdapterBuild({ logDir, appDir: APP_DIR })
+      const scoped = path.join(build.distDir, 'server', 'route-cache')
+      assert.ok(fs.existsSync(scoped), `no ${scoped}: the build did not take the adapter layout`)
+      assert.ok(
+        !fs.existsSync(path.join(build.distDir, 'server', 'pages', 'isr.html')),
+        'the adapter build also wrote /isr under server/pages',
+      )
+      // `next start` with a custom distDir cannot find the build id: the id is given to both.
+      const deployment = `adapter-${build.buildId}`
+      const r = await cli(['seed', build.distDir, '--deployment', deployment])
+      assert.match(
+        r.stdout,
+        new RegExp(`seeded \\d+ prerendered routes for deployment ${deployment}`),
+      )
+      const seeded = Number(/seeded (\d+)/.exec(r.stdout)[1])
+      assert.ok(seeded >= 4, r.stdout) // /, /_not-found, /app-page, /api/route-data, /isr
+
+      const calls = () => ['app-page', 'isr', 'route-data'].map((k) => origin.calls(k))
+      const before = calls()
+      D = await startInstance({
+        name: 'D',
+        env: {
+          ...ADAPTER_ENV,
+          REDIS_URL: redis.url,
+          ORIGIN_URL: origin.url,
+          FLEETCACHE_DEPLOYMENT_ID: deployment,
+        },
+        logDir,
+        appDir: APP_DIR,
+        readyPath: '/api/route-data',
+      })
+      // The adapter build was just made or reused: within its routes' revalidate (3600 s) a hit,
+      // after it stale; either way served from the seed, not rendered on the request.
+      const age = Date.now() - fs.statSync(path.join(build.distDir, 'BUILD_ID')).mtimeMs
+      const expected = age < 3000_000 ? ['HIT'] : age > 3600_000 ? ['STALE'] : ['HIT', 'STALE']
+      for (const p of ['/api/route-data', '/app-page', '/isr']) {
+        const res = await D.request(p)
+        assert.equal(res.status, 200, p)
+        assert.ok(
+          expected.includes(res.headers.get('x-nextjs-cache')),
+          `${p} on its first request: ${res.headers.get('x-nextjs-cache')}, build ${age} ms old\n${r.stdout}`,
+        )
+      }
+      if (expected.length === 1) assert.deepEqual(calls(), before, 'D rendered a seeded page')
     }),
   )
 })

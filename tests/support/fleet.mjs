@@ -36,7 +36,7 @@ const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
 // never inherited from the shell that runs the tests; the build gets none of them (a build needs
 // no Redis and no origin).
 const CONFIG_VARS =
-  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE|EXAMPLE_DEFAULT_CACHE|EXAMPLE_DIST_DIR)$/
+  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE|EXAMPLE_DEFAULT_CACHE|EXAMPLE_DIST_DIR|EXAMPLE_ADAPTER)$/
 
 export function cleanEnv(extra = {}) {
   const env = {}
@@ -120,6 +120,7 @@ function newestSourceMtime(dir = appDir) {
     '.next',
     '.next-standalone',
     '.next-default',
+    ADAPTER_DIST_DIR,
     BUILD_PHASE_DIST_DIR,
     'next-env.d.ts',
   ])
@@ -570,4 +571,48 @@ export async function rscRequest(inst, pathname, headers) {
   if (res.status === 307 && location?.includes('_rsc'))
     res = await inst.request(location, { headers })
   return res
+}
+
+// ---- a deployment adapter (examples/next-incremental) ----------------------------------------------
+// EXAMPLE_ADAPTER=1 at build time and at `next start` sets `adapterPath` to a no-op adapter and
+// builds into .next-adapter/ (examples/next-incremental/next.config.mjs): the layout Next 16.3.8
+// and later write with an adapter, prerenders under server/route-cache/.
+export const ADAPTER_DIST_DIR = '.next-adapter'
+export const ADAPTER_ENV = { EXAMPLE_ADAPTER: '1' }
+
+// Makes sure the app has its dependencies and a current adapter build. Returns
+// { buildId, distDir, built, buildMs }.
+export async function prepareAdapterBuild({ log = defaultLog, logDir, appDir: appDirArg }) {
+  const dir = releaseAppDir(appDirArg)
+  const app = await prepareApp({ log, logDir, appDir: dir })
+  const distDir = path.join(dir, ADAPTER_DIST_DIR)
+  const buildIdFile = path.join(distDir, 'BUILD_ID')
+  const builtAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
+  const installedAt = fs.statSync(stampFileOf(dir)).mtimeMs
+  const sources = newestSourceMtime(dir)
+  const reason = !builtAt
+    ? `no ${ADAPTER_DIST_DIR}/BUILD_ID`
+    : installedAt > builtAt
+      ? 'fleetcache was (re)installed after the last build'
+      : sources.mtimeMs > builtAt
+        ? `${path.relative(dir, sources.file)} changed after the last build`
+        : null
+  let buildMs = 0
+  if (reason) {
+    const logFile = path.join(logDir ?? makeLogDir('fleetcache-build-'), 'adapter-build.log')
+    log(`next build with adapterPath (${reason}; log: ${logFile})`)
+    const t0 = Date.now()
+    await runLogged(process.execPath, [nextBinOf(dir), 'build'], {
+      cwd: dir,
+      env: cleanEnv(ADAPTER_ENV),
+      logFile,
+      timeoutMs: 15 * 60_000,
+      what: 'next build (adapterPath)',
+    })
+    buildMs = Date.now() - t0
+    log(`adapter build done in ${(buildMs / 1000).toFixed(1)} s`)
+  }
+  const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
+  if (buildId === app.buildId) throw new Error(`the adapter build reused build id ${buildId}`)
+  return { buildId, distDir, built: Boolean(reason), buildMs }
 }

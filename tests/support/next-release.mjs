@@ -38,6 +38,7 @@ const NOT_COPIED = new Set([
   '.next',
   '.next-standalone',
   '.next-default',
+  '.next-adapter',
   '.next-build-phase',
   'next-env.d.ts',
   'package.json',

@@ -107,7 +107,12 @@ export function distDirOf(dir: string): string {
   return existsSync(join(dir, '.next', 'BUILD_ID')) ? join(dir, '.next') : dir
 }
 
-function metaFiles(root: string): string[] {
+/**
+ * The prerenders under `root`, as paths without extension: every `.meta`, and with
+ * `pagesWithoutMeta` every `.html` with a `.json` beside it and no `.meta` (Pages Router
+ * prerenders before 16.3.8 have none).
+ */
+function prerenderBases(root: string, pagesWithoutMeta: boolean): string[] {
   const out: string[] = []
   let seen = 0
   const walk = (d: string): void => {
@@ -117,11 +122,16 @@ function metaFiles(root: string): string[] {
     } catch {
       return
     }
+    const names = new Set(entries.map((e) => e.name))
     for (const e of entries) {
       if (++seen > MAX_FILES) throw new Error(`more than ${String(MAX_FILES)} files under ${root}`)
       const p = join(d, e.name)
       if (e.isDirectory()) walk(p)
-      else if (e.name.endsWith('.meta')) out.push(p)
+      else if (e.name.endsWith('.meta')) out.push(p.slice(0, -'.meta'.length))
+      else if (pagesWithoutMeta && e.name.endsWith('.html')) {
+        const stem = e.name.slice(0, -'.html'.length)
+        if (names.has(`${stem}.json`) && !names.has(`${stem}.meta`)) out.push(join(d, stem))
+      }
     }
   }
   walk(root)
@@ -168,15 +178,15 @@ export function readSeeds(distDir: string): {
   for (const dir of ['app', 'pages', ROUTE_CACHE_DIR]) {
     const root = join(distDir, 'server', dir)
     if (!existsSync(root)) continue
-    for (const file of metaFiles(root)) {
-      const base = file.slice(0, -'.meta'.length)
+    for (const base of prerenderBases(root, pathKeys && dir === 'pages')) {
+      const file = `${base}.meta`
       const inRouteCache = dir === ROUTE_CACHE_DIR
       // The path under server/: Next's FileSystemCache reads `server/<key>.<ext>`.
       const pathKey = `/${relative(join(distDir, 'server'), base).split(sep).join('/')}`
       let route = routeOf(base, root)
       let meta: RouteMeta
       try {
-        meta = JSON.parse(readFileSync(file, 'utf8')) as RouteMeta
+        meta = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as RouteMeta) : {}
       } catch {
         skipped.push(`${route}: unreadable .meta`)
         continue
