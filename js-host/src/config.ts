@@ -1,3 +1,4 @@
+import type { NextRelease } from './next-release'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -112,6 +113,17 @@ export interface EngineConfig {
   leases?: boolean
   leaseTtlMs?: number
   leaseWaitMs?: number
+  /**
+   * The Next.js release serving the handlers (read from `next/package.json` when the runtime
+   * starts, js-host/src/next-release.ts); absent: judged like the newest release.
+   */
+  nextRelease?: NextRelease
+  /**
+   * The build has `experimental.durableUseCacheEntries` on (read at start,
+   * `durableUseCacheEntries`): `'use cache'` entries are stored under the Next release instead
+   * of the deployment.
+   */
+  durableUseCache?: boolean
 }
 
 /** Fully resolved options. */
@@ -237,6 +249,28 @@ function distDir(env: Env): string {
     }
   }
   return '.next'
+}
+
+/**
+ * Whether the build being served has Next's `experimental.durableUseCacheEntries` on: read from
+ * the configuration a standalone server announces, else from `<distDir>/required-server-files.json`
+ * (where `next build` records it). False when neither can be read.
+ */
+export function durableUseCacheEntries(
+  env: Env = process.env,
+  cwd: string = process.cwd(),
+): boolean {
+  const durable = (config: unknown): boolean =>
+    (config as { experimental?: { durableUseCacheEntries?: unknown } } | null)?.experimental
+      ?.durableUseCacheEntries === true
+  try {
+    const standalone = env.__NEXT_PRIVATE_STANDALONE_CONFIG
+    if (standalone) return durable(JSON.parse(standalone))
+    const file = join(cwd, distDir(env), 'required-server-files.json')
+    return durable((JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown }).config)
+  } catch {
+    return false
+  }
 }
 
 function buildId(cwd: string, env: Env): string | undefined {

@@ -1,7 +1,8 @@
-import { isBuildPhase, type ResolvedOptions } from './config'
+import { durableUseCacheEntries, isBuildPhase, type ResolvedOptions } from './config'
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
+import { detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
@@ -58,7 +59,17 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
   const existing = registry().get(id)
   if (existing !== undefined) return existing
   const log = createLogger(options.debug)
-  const engine = new wasm.Engine(options.engine)
+  // How Next uses what a handler returns changed across 16.x: the core decides per release.
+  const next = detectNextRelease()
+  if (next !== null && next.release === undefined)
+    log.warn(`next ${next.version}: version not understood, judged like the newest release`)
+  const engine = new wasm.Engine({
+    ...options.engine,
+    ...(next?.release === undefined ? {} : { nextRelease: next.release }),
+    // Next keys durable 'use cache' entries by code hash and release, not by build: the core
+    // then stores them where the next deployment finds them.
+    ...(build ? {} : { durableUseCache: durableUseCacheEntries() }),
+  })
   const transport =
     options.redisUrl === undefined
       ? undefined
@@ -113,7 +124,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
   log.info(
     build
       ? `next build: in-process store, Redis is not used during a build${given.redisUrl === undefined ? '' : ' (REDIS_URL is read by the server at start)'}`
-      : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource}), store ${describeMode(options)}${describeStore(options.redisUrl)}`,
+      : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource})${engine.useCacheSegment === engine.deployment ? '' : `, 'use cache' entries under ${engine.prefix}:${engine.useCacheSegment} (experimental.durableUseCacheEntries)`}, store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
   registry().set(id, runtime)
   // OpenTelemetry (optional peer dependency) is looked up here, once per process.

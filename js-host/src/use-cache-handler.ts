@@ -71,6 +71,12 @@ interface Stored {
   revalidate: number
   /** `revalidate` that presents it as fresh to a follower. */
   asFresh: number
+  /**
+   * `timestamp` and `revalidate` that make Next serve it once and regenerate it behind the
+   * answer; NaN when Next cannot be told that without dropping it (then it is a miss).
+   */
+  staleTimestamp: number
+  staleRevalidate: number
   /** Until when the in-process tier may keep it. */
   keepUntil: number
 }
@@ -86,13 +92,21 @@ function present(j: Judgement<Stored>, step: number, early?: EarlyStream): Cache
     return undefined
   }
   let revalidate: number
+  let timestamp = v.timestamp
   switch (step) {
     case Step.Serve:
       revalidate = v.revalidate
       break
     case Step.ServeStale:
-      // A negative revalidate makes Next serve the entry and regenerate it in the background.
-      revalidate = -1
+      // Backdated, never a negative revalidate: Next copies an entry's revalidate into the
+      // page that reads it, and a page below 1 s answers HTTP 500 (core:
+      // stale_use_cache_presentation).
+      if (Number.isNaN(v.staleTimestamp)) {
+        early?.discard()
+        return undefined
+      }
+      timestamp = v.staleTimestamp
+      revalidate = v.staleRevalidate
       break
     case Step.ServeAsFresh:
       revalidate = v.asFresh
@@ -106,7 +120,7 @@ function present(j: Judgement<Stored>, step: number, early?: EarlyStream): Cache
     value: early === undefined ? bufferToStream(v.payload) : early.fill(v.payload),
     tags: v.tags,
     stale: v.stale,
-    timestamp: v.timestamp,
+    timestamp,
     expire: v.expire,
     revalidate,
   }
@@ -218,7 +232,9 @@ class UseCacheHandler implements CacheHandler {
         entry.tags.join('\0'),
         j.found,
         step,
-        entry.timestamp,
+        // When the entry was created, not the earlier timestamp a stale one is shown with:
+        // a page that may hold it is stamped no later than that.
+        j.value?.timestamp ?? entry.timestamp,
         now(),
       )
     }
@@ -284,6 +300,8 @@ class UseCacheHandler implements CacheHandler {
             expire: engine.lastExpire,
             revalidate: engine.lastRevalidate,
             asFresh: engine.followerRevalidate(t),
+            staleTimestamp: engine.lastStaleTimestamp,
+            staleRevalidate: engine.lastStaleRevalidate,
             keepUntil: engine.tierExpiry(t),
           },
         }

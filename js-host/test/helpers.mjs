@@ -1,5 +1,6 @@
 // Shared by the package's tests: the Redis the suites run on, Next-shaped 'use cache' entries
 // and stream readers, and Next's work-unit store.
+import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -76,6 +77,22 @@ export const SLOW_CONNECT_MS = 20_000
 
 /** Next's clock for entry timestamps and revalidations. */
 export const now = () => performance.timeOrigin + performance.now()
+
+/**
+ * Asserts that Next serves this 'use cache' entry once and regenerates it behind the answer:
+ * past its `revalidate` by its timestamp, inside `expire`, with a `revalidate` a page that reads
+ * it accepts (Next fails a page whose revalidate is below 1 s).
+ */
+export function assertServedStale(entry, message = 'served stale') {
+  assert.ok(entry, `${message}: an entry`)
+  const at = now()
+  assert.ok(entry.revalidate >= 1, `${message}: revalidate ${entry.revalidate} >= 1`)
+  assert.ok(
+    at > entry.timestamp + entry.revalidate * 1000,
+    `${message}: past its revalidate (timestamp ${entry.timestamp}, revalidate ${entry.revalidate})`,
+  )
+  assert.ok(at <= entry.timestamp + entry.expire * 1000, `${message}: inside its expire`)
+}
 
 /** A 'use cache' entry as Next hands it to `set`: a one-chunk stream plus metadata. */
 export function useCacheEntry(value, over = {}) {

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
-import { bytes, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { bytes, now, startTestRedis, text, useCacheEntry, assertServedStale } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -112,7 +112,7 @@ describe('use-cache handler on Redis', () => {
     assert.equal(await b.get('k-expire', []), undefined)
   })
 
-  test('a profile revalidation makes the entry stale (revalidate -1), not a miss', async () => {
+  test('a profile revalidation makes the entry stale (served once, regenerated behind), not a miss', async () => {
     const a = instance()
     const b = instance()
     await a.set('k-stale', Promise.resolve(entry('v1', { tags: ['t-stale'] })))
@@ -120,7 +120,7 @@ describe('use-cache handler on Redis', () => {
     await b.refreshTags()
     const got = await b.get('k-stale', [])
     assert.ok(got, 'a stale entry is still served')
-    assert.equal(got.revalidate, -1)
+    assertServedStale(got)
     assert.equal(await text(got.value), 'v1')
     // An entry written after the revalidation is fresh again.
     await a.set('k-stale', Promise.resolve(entry('v2', { tags: ['t-stale'] })))

@@ -289,14 +289,18 @@ export class WorkerCache {
           this.onError(`unreadable entry at ${key} (${engine.lastError}): miss`)
         return undefined
       }
+      // Stale: shown with a timestamp past its revalidate, never a negative revalidate, which
+      // Next would copy into the page (core: stale_use_cache_presentation). None fits: a miss.
+      const stale = outcome === Outcome.Stale
+      if (stale && Number.isNaN(engine.lastStaleTimestamp)) return undefined
       const tags = engine.lastTags
       return {
         value: streamOf(value.subarray(engine.lastPayloadOffset)),
         tags: tags === '' ? [] : tags.split('\0'),
         stale: engine.lastStale,
-        timestamp: engine.lastTimestamp,
+        timestamp: stale ? engine.lastStaleTimestamp : engine.lastTimestamp,
         expire: engine.lastExpire,
-        revalidate: outcome === Outcome.Stale ? -1 : engine.lastRevalidate,
+        revalidate: stale ? engine.lastStaleRevalidate : engine.lastRevalidate,
       }
     } catch (err) {
       this.onError(`get failed, treated as a miss: ${String(err)}`)

@@ -69,6 +69,14 @@ pub struct Config {
     /// How long a follower waits on a miss for the holder's write before it regenerates
     /// itself, in ms. Default 3 s.
     pub lease_wait_ms: f64,
+    /// The Next.js release serving the handlers, when the host could read it; `None` is
+    /// judged like the newest release (see [`NextRelease`](crate::NextRelease)).
+    pub next_release: Option<crate::NextRelease>,
+    /// Next's `experimental.durableUseCacheEntries` is on for the build being served: its
+    /// `'use cache'` entries are stored under a segment that follows the Next release instead
+    /// of the deployment ([`durable_use_cache_segment`](crate::next::durable_use_cache_segment)).
+    /// Default off.
+    pub durable_use_cache: bool,
 }
 
 /// Upper bound of every Redis budget (one minute): a longer one would bring back the hangs
@@ -108,6 +116,8 @@ impl Default for Config {
             leases: true,
             lease_ttl_ms: 10_000.0,
             lease_wait_ms: 3_000.0,
+            next_release: None,
+            durable_use_cache: false,
         }
     }
 }

@@ -368,6 +368,27 @@ pub fn stale_presentation(
     Some((last_modified, shown))
 }
 
+/// `lastModified` of a fresh page or route entry for a Next that ignores the returned
+/// `cacheControl` (before 16.4.0).
+///
+/// Such a Next calls the entry stale once `lastModified + R * 1000 < now`, where `R` is what
+/// it knows of the route: the prerender manifest, this process's own last write, or 1 s for a
+/// route it knows neither way (every route that exists only at run time, until this process
+/// writes it). So a creation time older than 1 s would send each such route into a background
+/// regeneration, once per process after each deploy, outside the lease. The core decides
+/// time-based staleness itself instead: while the entry is inside its own `revalidate`, it is
+/// shown as written now (fresh whatever `R` Next assumes); once past it, with its creation
+/// time, which any `R` no longer than the entry's own calls stale.
+pub fn blind_fresh_last_modified(timestamp: f64, revalidate: Option<f64>, now: f64) -> f64 {
+    let due = revalidate
+        .is_some_and(|r| r.is_finite() && !is_unlimited(r) && now > timestamp + r * 1000.0);
+    if due || !now.is_finite() {
+        timestamp
+    } else {
+        now.max(timestamp)
+    }
+}
+
 impl Engine {
     /// Plans a write of the singular handler: validates the parts against the descriptor and
     /// plans the envelope (key, header, TTL from `expire`, or the configured default when the
@@ -477,6 +498,12 @@ impl Engine {
         };
         let revalidate = (!desc.revalidate_false).then_some(m.revalidate);
         let expire = (!desc.no_expire && !desc.no_cache_control).then_some(m.expire);
+        let blind = self.next_ignores_cache_control(desc.kind);
+        if stale && blind && desc.revalidate_false {
+            // Next's own record of this route says it never goes stale, and only
+            // `lastModified` reaches it: it cannot be told, so it regenerates before answering.
+            return (IncrementalVerdict::Expired, Some(h));
+        }
         let (last_modified, revalidate) = if stale {
             match stale_presentation(
                 desc.kind,
@@ -489,6 +516,11 @@ impl Engine {
                 Some(p) => p,
                 None => return (IncrementalVerdict::Expired, Some(h)),
             }
+        } else if blind {
+            (
+                blind_fresh_last_modified(m.timestamp.0, revalidate, now.0),
+                revalidate,
+            )
         } else {
             (m.timestamp.0, revalidate)
         };
@@ -501,6 +533,19 @@ impl Engine {
             stale,
         };
         (IncrementalVerdict::Serve(serve), Some(h))
+    }
+
+    /// Whether the running Next judges a value of this kind without the `cacheControl` that
+    /// `get` returns (before 16.4.0, page and route entries:
+    /// [`NextRelease::honours_returned_cache_control`](crate::NextRelease::honours_returned_cache_control)).
+    /// An unknown release is taken for the newest.
+    pub fn next_ignores_cache_control(&self, kind: ValueKind) -> bool {
+        // FETCH values carry their own `revalidate`, and images have a cache of their own.
+        !matches!(kind, ValueKind::Fetch | ValueKind::Image)
+            && self
+                .config()
+                .next_release
+                .is_some_and(|r| !r.honours_returned_cache_control())
     }
 
     /// True when this process's tag mirror already holds this revalidation, issued no more
@@ -809,6 +854,106 @@ mod tests {
                 .0,
             IncrementalVerdict::Corrupt("ERR_LAYOUT_PARTS")
         );
+    }
+
+    fn engine_on(release: &str) -> Engine {
+        let (num, pre) = release
+            .split_once('-')
+            .map_or((release, false), |(n, _)| (n, true));
+        let v: Vec<u32> = num.split('.').map(|p| p.parse().unwrap()).collect();
+        let mut e = Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            next_release: Some(crate::NextRelease::new(v[0], v[1], v[2], pre)),
+            ..Config::default()
+        })
+        .unwrap();
+        e.mark_standalone();
+        e
+    }
+
+    #[test]
+    fn before_16_4_a_soft_revalidation_of_a_static_page_is_a_blocking_regeneration() {
+        let stale = Revalidation::Stale {
+            expire_seconds: Some(31_536_000.0),
+        };
+        let mut static_page = desc(ValueKind::AppPage);
+        static_page.revalidate_false = true;
+        static_page.no_expire = true;
+        for (release, served_stale) in [("16.0.11", false), ("16.3.8", false), ("16.4.6", true)] {
+            let mut e = engine_on(release);
+            let v = store(&e, "p", &set(static_page, &["t"], &[2, 3]));
+            e.plan_tag_update(&["t"], &stale, Millis(NOW + 100.0), "ep")
+                .unwrap();
+            let (verdict, _) =
+                e.inspect_incremental("p", &v, v.len(), &[], f64::NAN, Millis(NOW + 200.0));
+            match verdict {
+                IncrementalVerdict::Serve(s) => {
+                    assert!(served_stale && s.stale, "{release}");
+                    assert_eq!(s.revalidate, Some(1.0));
+                }
+                IncrementalVerdict::Expired => assert!(!served_stale, "{release}"),
+                other => panic!("{release}: {other:?}"),
+            }
+        }
+        // A page with a time limit can still be told "stale" through lastModified alone.
+        let mut e = engine_on("16.3.8");
+        let v = store(&e, "q", &set(desc(ValueKind::AppPage), &["t"], &[2, 3]));
+        e.plan_tag_update(&["t"], &stale, Millis(NOW + 100.0), "ep")
+            .unwrap();
+        let s = serve(
+            e.inspect_incremental("q", &v, v.len(), &[], f64::NAN, Millis(NOW + 200.0))
+                .0,
+        );
+        assert!(s.stale && s.last_modified + 60_000.0 < NOW + 200.0);
+        // FETCH is judged by its own revalidate on every release: unchanged.
+        let mut d = desc(ValueKind::Fetch);
+        d.no_cache_control = true;
+        d.revalidate_false = true;
+        let v = store(&e, "f", &set(d, &["t"], &[2, 3]));
+        assert_eq!(
+            e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW + 200.0))
+                .0,
+            IncrementalVerdict::Expired,
+            "a FETCH without a time limit cannot be stale on any release"
+        );
+    }
+
+    #[test]
+    fn before_16_4_fresh_entries_keep_their_own_lifetime() {
+        let e = engine_on("16.2.12");
+        let v = store(&e, "r", &set(desc(ValueKind::AppRoute), &[], &[2, 3]));
+        let at = |now: f64| {
+            serve(
+                e.inspect_incremental("r", &v, v.len(), &[], f64::NAN, Millis(now))
+                    .0,
+            )
+        };
+        // Inside its revalidate (60 s): shown as written now, so Next's 1 s guess for a route
+        // it does not know never calls it stale.
+        let s = at(NOW + 30_000.0);
+        assert_eq!(s.last_modified, NOW + 30_000.0);
+        assert!(!s.stale);
+        // Past it: its creation time, stale under any window Next may use up to 60 s.
+        let s = at(NOW + 61_000.0);
+        assert_eq!(s.last_modified, NOW);
+        // FETCH keeps its creation time (Next judges it with the value's revalidate).
+        let mut d = desc(ValueKind::Fetch);
+        d.no_cache_control = true;
+        let v = store(&e, "f", &set(d, &[], &[2, 3]));
+        let s = serve(
+            e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
+                .0,
+        );
+        assert_eq!(s.last_modified, NOW);
+        // From 16.4 on (and when the release is unknown) the creation time, as before.
+        let e = engine();
+        let v = store(&e, "r", &set(desc(ValueKind::AppRoute), &[], &[2, 3]));
+        let s = serve(
+            e.inspect_incremental("r", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
+                .0,
+        );
+        assert_eq!(s.last_modified, NOW);
     }
 
     #[test]

@@ -137,6 +137,20 @@ fn looks_hashed(id: &str) -> bool {
 pub struct Namespace {
     prefix: String,
     deployment: String,
+    /// The segment `'use cache'` entries use instead of `deployment`, when set
+    /// ([`Namespace::with_use_cache_segment`]).
+    use_cache: Option<String>,
+}
+
+/// `[A-Za-z0-9._-]{1,64}` kept as is, empty as `default`, anything else hashed.
+fn sanitise_segment(segment: &str) -> String {
+    if segment.is_empty() {
+        DEFAULT_DEPLOYMENT.to_owned()
+    } else if is_valid_prefix(segment) && !looks_hashed(segment) {
+        segment.to_owned()
+    } else {
+        format!("h{}", sha256_hex(segment.as_bytes(), 16))
+    }
 }
 
 impl Namespace {
@@ -148,17 +162,25 @@ impl Namespace {
         if !is_valid_prefix(prefix) {
             return Err(KeyError::InvalidPrefix);
         }
-        let deployment = if deployment.is_empty() {
-            DEFAULT_DEPLOYMENT.to_owned()
-        } else if is_valid_prefix(deployment) && !looks_hashed(deployment) {
-            deployment.to_owned()
-        } else {
-            format!("h{}", sha256_hex(deployment.as_bytes(), 16))
-        };
         Ok(Namespace {
             prefix: prefix.to_owned(),
-            deployment,
+            deployment: sanitise_segment(deployment),
+            use_cache: None,
         })
+    }
+
+    /// The same namespace, with `'use cache'` entries (and their leases) under `segment`
+    /// instead of the deployment, sanitised like a deployment id. For entries whose cache key
+    /// already names what they depend on, so that they outlive one deployment.
+    pub fn with_use_cache_segment(mut self, segment: &str) -> Namespace {
+        self.use_cache = Some(sanitise_segment(segment));
+        self
+    }
+
+    /// The segment `'use cache'` entries are stored under: the deployment unless
+    /// [`Namespace::with_use_cache_segment`] set another one.
+    pub fn use_cache_segment(&self) -> &str {
+        self.use_cache.as_deref().unwrap_or(&self.deployment)
     }
 
     /// The key prefix.
@@ -178,10 +200,14 @@ impl Namespace {
     }
 
     fn slot_key(&self, iface: &Interface<'_>, cache_key: &str, suffix: &str) -> String {
+        let segment = match iface {
+            Interface::UseCache(_) => self.use_cache_segment(),
+            Interface::Incremental => &self.deployment,
+        };
         format!(
             "{}:{}:{}:{{{}}}:{}",
             self.prefix,
-            self.deployment,
+            segment,
             iface.segment(),
             Namespace::hash_tag(cache_key),
             suffix
@@ -218,6 +244,33 @@ mod tests {
 
     fn ns(dep: &str) -> Namespace {
         Namespace::new("fc", dep).unwrap()
+    }
+
+    #[test]
+    fn use_cache_entries_may_have_a_segment_of_their_own() {
+        let n = ns("dpl_abc").with_use_cache_segment("next-16.4.6");
+        let h = Namespace::hash_tag("k");
+        let uc = Interface::use_cache("default").unwrap();
+        assert_eq!(
+            n.entry_key(&uc, "k"),
+            format!("fc:next-16.4.6:uc-default:{{{h}}}:e")
+        );
+        assert_eq!(
+            n.lease_key(&uc, "k"),
+            format!("fc:next-16.4.6:uc-default:{{{h}}}:l")
+        );
+        // The singular handler keeps the deployment.
+        assert_eq!(
+            n.entry_key(&Interface::Incremental, "k"),
+            format!("fc:dpl_abc:inc:{{{h}}}:e")
+        );
+        assert_eq!(n.use_cache_segment(), "next-16.4.6");
+        assert_eq!(ns("dpl_abc").use_cache_segment(), "dpl_abc");
+        // Sanitised like a deployment id.
+        assert!(ns("d")
+            .with_use_cache_segment("a b")
+            .use_cache_segment()
+            .starts_with('h'));
     }
 
     #[test]

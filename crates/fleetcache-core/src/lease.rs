@@ -710,6 +710,68 @@ pub fn fresh_revalidate(
     }
 }
 
+/// How a `'use cache'` entry that must be regenerated in the background is shown to Next:
+/// `(timestamp, revalidate)`, or `None` when Next cannot be told "stale" without being told
+/// "expired" (then the entry is a miss: a blocking regeneration, never an old value).
+///
+/// Next serves an entry and regenerates it behind the answer when
+/// `now > timestamp + revalidate * 1000`, and drops it when `now > timestamp + expire * 1000`.
+/// A negative `revalidate` would do it too, but Next copies an entry's `revalidate` into the
+/// page that reads it (the smallest wins), and a page whose `revalidate` is below 1 answers
+/// HTTP 500 (`Invalid revalidate configuration provided`): Next 16.3 reaches that through a
+/// page that joins an invocation a request already read, 16.4 through its cross-request join.
+/// So the entry keeps its own `revalidate` (at least 1 s when it has one, shortened to whole
+/// seconds that fit inside `expire`) and its `timestamp` moves back just past that window.
+/// The timestamp never moves later than the entry's own, and stays after `not_before`: Next
+/// discards an entry created at or before its implicit tags' expiration (`getExpiration`), so
+/// a window reaching back that far is shortened too.
+pub fn stale_use_cache_presentation(
+    timestamp: Millis,
+    revalidate: f64,
+    expire: f64,
+    not_before: Millis,
+    now: Millis,
+) -> Option<(Millis, f64)> {
+    if !(timestamp.0.is_finite() && now.0.is_finite() && revalidate.is_finite()) {
+        return None;
+    }
+    if expire.is_nan() || expire <= 0.0 {
+        return None;
+    }
+    // 0 is "dynamic" to Next and stays so; anything between 0 and 1 s would fail a page.
+    let mut shown = if revalidate > 0.0 {
+        revalidate.max(1.0)
+    } else {
+        0.0
+    };
+    // The longest whole-second window that still leaves the backdated entry inside `expire`.
+    let room = (expire * 1000.0 - 1.0) / 1000.0;
+    if shown > room {
+        let whole = room.floor();
+        if whole < 1.0 {
+            return None;
+        }
+        shown = whole;
+    }
+    let floor = if not_before.0.is_finite() {
+        not_before.0.max(0.0)
+    } else {
+        0.0
+    };
+    let after_tags = ((now.0 - floor - 2.0) / 1000.0).floor();
+    if shown > after_tags {
+        if after_tags < 1.0 {
+            return None;
+        }
+        shown = after_tags;
+    }
+    let backdated = timestamp.0.min(now.0 - shown * 1000.0 - 1.0);
+    if now.0 > backdated + expire * 1000.0 || backdated <= floor {
+        return None;
+    }
+    Some((Millis(backdated), shown))
+}
+
 /// The stored lifetime of an entry in the in-process tier: until its `expire` (the same
 /// instant Redis drops it), else `max_ttl_ms` from `now`.
 pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64) -> Millis {
@@ -755,6 +817,59 @@ mod tests {
         ttl_ms: 10_000.0,
         wait_ms: 1_000.0,
     };
+
+    /// What Next does with a `'use cache'` entry returned to a request: serve it and regenerate
+    /// behind it (stale), drop it (expired, or created at or before the implicit tags'
+    /// expiration), or serve it as it is.
+    fn next_sees(ts: f64, revalidate: f64, expire: f64, not_before: f64, now: f64) -> &'static str {
+        if now > ts + expire * 1000.0 || ts <= not_before {
+            "miss"
+        } else if now > ts + revalidate * 1000.0 {
+            "stale"
+        } else {
+            "fresh"
+        }
+    }
+
+    #[test]
+    fn stale_use_cache_entries_keep_a_revalidate_a_page_accepts() {
+        const NOW: f64 = 1_795_690_530_000.0;
+        let at = |ts: f64, r: f64, e: f64, nb: f64| {
+            stale_use_cache_presentation(Millis(ts), r, e, Millis(nb), Millis(NOW))
+        };
+        // A fresh-by-time entry stale by a tag: its own revalidate, timestamp just past it.
+        let (ts, r) = at(NOW - 5_000.0, 900.0, 31_536_000.0, 0.0).unwrap();
+        assert_eq!(r, 900.0);
+        assert_eq!(ts.0, NOW - 900_001.0);
+        assert_eq!(next_sees(ts.0, r, 31_536_000.0, 0.0, NOW), "stale");
+        // Already past its window: unchanged.
+        let old = NOW - 2_000_000.0;
+        assert_eq!(
+            at(old, 900.0, 31_536_000.0, 0.0),
+            Some((Millis(old), 900.0))
+        );
+        // Below one second: raised to 1 (a page fails on less).
+        assert_eq!(at(NOW - 10.0, 0.5, 60.0, 0.0).map(|p| p.1), Some(1.0));
+        // No time limit (revalidate = expire = Next's "infinite"): shortened to fit, and the
+        // timestamp never reaches 0 or earlier (Next would discard it).
+        let inf = crate::time::INFINITE_CACHE_SECONDS;
+        let (ts, r) = at(NOW - 10.0, inf, inf, 0.0).unwrap();
+        assert!(r >= 1.0 && ts.0 > 0.0);
+        assert_eq!(next_sees(ts.0, r, inf, 0.0, NOW), "stale");
+        // expire leaves no whole second: a miss, never an old value.
+        assert_eq!(at(NOW - 10.0, 60.0, 0.9, 0.0), None);
+        // Shortened so the timestamp stays after the implicit tags' expiration.
+        let nb = NOW - 30_000.0;
+        let (ts, r) = at(NOW - 10.0, 900.0, 3600.0, nb).unwrap();
+        assert_eq!(r, 29.0);
+        assert_eq!(next_sees(ts.0, r, 3600.0, nb, NOW), "stale");
+        // An implicit tag expired within the last second: no room, a miss.
+        assert_eq!(at(NOW - 10.0, 900.0, 3600.0, NOW - 500.0), None);
+        // Bad numbers: a miss.
+        assert_eq!(at(f64::NAN, 60.0, 600.0, 0.0), None);
+        assert_eq!(at(NOW, f64::NAN, 600.0, 0.0), None);
+        assert_eq!(at(NOW, 60.0, f64::NAN, 0.0), None);
+    }
 
     #[test]
     fn fresh_is_served_without_a_lease() {
@@ -837,6 +952,32 @@ mod tests {
     }
 
     proptest! {
+        /// A stale presentation always reads to Next as stale, never expired or discarded,
+        /// with a `revalidate` a page accepts (at least 1 s unless the entry's is 0).
+        #[test]
+        fn stale_use_cache_presentation_is_stale_for_next(
+            age in 0.0f64..1e10,
+            revalidate in prop_oneof![Just(0.0), 0.001f64..1e7, Just(crate::time::INFINITE_CACHE_SECONDS)],
+            expire in prop_oneof![0.001f64..1e8, Just(crate::time::INFINITE_CACHE_SECONDS)],
+            since_tags in proptest::option::of(0.0f64..1e9),
+        ) {
+            let now = 1_795_690_530_000.0;
+            let ts = now - age;
+            let nb = since_tags.map_or(0.0, |d| now - d);
+            if let Some((shown_ts, r)) =
+                stale_use_cache_presentation(Millis(ts), revalidate, expire, Millis(nb), Millis(now))
+            {
+                prop_assert!(shown_ts.0 <= ts);
+                prop_assert!(r <= revalidate.max(1.0));
+                prop_assert!(revalidate == 0.0 || r >= 1.0);
+                if revalidate > 0.0 {
+                    prop_assert_eq!(next_sees(shown_ts.0, r, expire, nb, now), "stale");
+                } else {
+                    prop_assert!(next_sees(shown_ts.0, r, expire, nb, now) != "miss");
+                }
+            }
+        }
+
         /// Whatever the lease answers and the polls find, a caching consumer's flight ends
         /// either on a fresh entry (`Serve` after a fresh read) or on a miss (`Regenerate`,
         /// `Fallback`): never on a stale entry, as it is or as fresh. A serving consumer's

@@ -77,7 +77,8 @@ pub struct ScriptCall {
 pub enum Verdict {
     /// Serve it.
     Fresh,
-    /// Serve it, marked for background regeneration (`revalidate: -1`): a tag was
+    /// Serve it, marked for background regeneration (a timestamp past its `revalidate`: see
+    /// [`crate::lease::stale_use_cache_presentation`]): a tag was
     /// revalidated with a profile.
     Stale,
     /// A miss: past its own `expire`, or expired by a tag.
@@ -153,6 +154,13 @@ impl Engine {
         config.validate()?;
         let namespace =
             Namespace::new(&config.prefix, &config.deployment).map_err(|_| ConfigError::Prefix)?;
+        let namespace = match crate::next::durable_use_cache_segment(
+            config.durable_use_cache,
+            config.next_release,
+        ) {
+            Some(segment) => namespace.with_use_cache_segment(&segment),
+            None => namespace,
+        };
         Ok(Engine {
             tag_keys: namespace.tag_keys(),
             namespace,

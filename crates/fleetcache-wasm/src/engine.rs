@@ -40,6 +40,9 @@ pub struct Engine {
     last_serve: Option<fleetcache_core::incremental::Serve>,
     /// The lease flight's pause before its next poll and its poll count (issue 4).
     last_flight: Option<fleetcache_core::lease::Flight>,
+    /// How the last inspected `'use cache'` entry is shown when served stale:
+    /// `(timestamp, revalidate)`, `None` when it cannot be (then it is a miss).
+    last_stale: Option<(Millis, f64)>,
 }
 
 fn interface(name: &str) -> Result<Interface<'_>, JsValue> {
@@ -82,6 +85,7 @@ impl Engine {
             last_ttl_ms: None,
             last_serve: None,
             last_flight: None,
+            last_stale: None,
         })
     }
 
@@ -89,6 +93,13 @@ impl Engine {
     #[wasm_bindgen(getter)]
     pub fn deployment(&self) -> String {
         self.inner.namespace().deployment().to_owned()
+    }
+
+    /// The segment `'use cache'` entries are stored under: the deployment, or the Next release
+    /// when `durableUseCache` is on (core: `durable_use_cache_segment`).
+    #[wasm_bindgen(getter, js_name = useCacheSegment)]
+    pub fn use_cache_segment(&self) -> String {
+        self.inner.namespace().use_cache_segment().to_owned()
     }
 
     /// The key prefix in use.
@@ -186,6 +197,18 @@ impl Engine {
         self.last_error = "";
         self.last_need = 0;
         self.last_header = inspection.header;
+        self.last_stale = self.last_header.as_ref().and_then(|h| {
+            // Next drops an entry created at or before its implicit tags' expiration, the
+            // value its `getExpiration` gets for these same tags.
+            let not_before = self.inner.get_expiration(&soft, Millis(now));
+            fleetcache_core::lease::stale_use_cache_presentation(
+                h.meta.timestamp,
+                h.meta.revalidate,
+                h.meta.expire,
+                not_before,
+                Millis(now),
+            )
+        });
         match inspection.verdict {
             Verdict::Fresh => Outcome::Fresh,
             Verdict::Stale => Outcome::Stale,
@@ -240,6 +263,20 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = lastExpire)]
     pub fn last_expire(&self) -> f64 {
         self.last_header.as_ref().map_or(0.0, |h| h.meta.expire)
+    }
+
+    /// `timestamp` (ms) to show the last inspected `'use cache'` entry with when it is served
+    /// stale (regenerated behind the answer); NaN when Next cannot be told "stale" without
+    /// "expired", and the entry must be a miss instead (core: `stale_use_cache_presentation`).
+    #[wasm_bindgen(getter, js_name = lastStaleTimestamp)]
+    pub fn last_stale_timestamp(&self) -> f64 {
+        self.last_stale.map_or(f64::NAN, |(ts, _)| ts.0)
+    }
+
+    /// `revalidate` (s) to show with `lastStaleTimestamp`; NaN when there is none.
+    #[wasm_bindgen(getter, js_name = lastStaleRevalidate)]
+    pub fn last_stale_revalidate(&self) -> f64 {
+        self.last_stale.map_or(f64::NAN, |(_, r)| r)
     }
 
     /// `stale` (s) of the last inspected entry.
@@ -536,6 +573,7 @@ impl Engine {
         self.last_error = "";
         self.last_need = 0;
         self.last_header = header;
+        self.last_stale = None;
         self.last_serve = None;
         match verdict {
             IncrementalVerdict::Serve(s) => {
