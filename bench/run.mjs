@@ -301,6 +301,7 @@ async function onCluster(logDir) {
 
 function boundary() {
   const e = new wasm.Engine({ prefix: 'bench', deployment: 'b' })
+  const uc = wasm.Interface.useCache('default')
   const cacheKey = '["80468aea780530334affd6a837e4113046521a8341",[],["JOTQFoQ_33rkc5f4lfc58"]]'
   const rows = []
   const sync = (name, fn) => {
@@ -309,10 +310,10 @@ function boundary() {
   }
   sync('engine call, no work (tagCount getter)', () => e.tagCount)
   sync('getExpiration, 4 unknown tags', () => e.getExpiration('a\0b\0c\0d', 1))
-  sync('entryKey (SHA-256 of an 80-char key)', () => e.entryKey('default', cacheKey))
+  sync('entryKey (SHA-256 of an 80-char key)', () => e.entryKey(uc, cacheKey))
   const payload = Buffer.alloc(10 * 1024, 0x63)
   const t = now()
-  const header = e.planUseCacheSet('default', cacheKey, 'a\0b', t, 60, 3600, 30, payload.length, t)
+  const header = e.planUseCacheSet(uc, cacheKey, 'a\0b', t, 60, 3600, 30, payload.length, t)
   const value = Buffer.concat([header, payload])
   sync('inspect (header of a 10 KB entry)', () =>
     e.inspect(cacheKey, value.subarray(0, 4096), value.length, '', t),
@@ -324,13 +325,13 @@ function boundary() {
   const mib = body.length / 2 ** 20
   const envelope = measureSync(
     () => {
-      const h = e.planUseCacheSet('default', cacheKey, 'a\0b', t, 60, 3600, 30, body.length, t)
+      const h = e.planUseCacheSet(uc, cacheKey, 'a\0b', t, 60, 3600, 30, body.length, t)
       return Buffer.concat([h, body])
     },
     { k: 50, blocks: 30 },
   )
   const encoded = Buffer.concat([
-    e.planUseCacheSet('default', cacheKey, 'a', t, 60, 3600, 30, body.length, t),
+    e.planUseCacheSet(uc, cacheKey, 'a', t, 60, 3600, 30, body.length, t),
     body,
   ])
   const decode = measureSync(

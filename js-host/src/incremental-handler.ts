@@ -66,8 +66,8 @@ export type IncrementalCacheHandlerClass = new (ctx?: unknown) => IncrementalCac
 /** Options of `createIncrementalCacheHandler`: the same as the `'use cache'` handler's. */
 export type IncrementalCacheHandlerOptions = FleetcacheOptions
 
-/** Interface segment of the singular handler's keys. */
-const IFACE = 'inc'
+/** The singular handler's key space (segment `inc`), a typed value: never a handler name. */
+const IFACE = wasm.Interface.incremental()
 /** Entry keys are pure functions of the cache key; remember the short ones (see use-cache). */
 const KEY_MEMO_ENTRIES = 4096
 const KEY_MEMO_MAX_LENGTH = 512
@@ -104,9 +104,7 @@ function uniq(tags: Iterable<string>): string[] {
 class IncrementalCore {
   private readonly keys = new Map<string, string>()
 
-  constructor(readonly rt: Runtime) {
-    rt.engine.entryKey(IFACE, '')
-  }
+  constructor(readonly rt: Runtime) {}
 
   private entryKey(cacheKey: string): string {
     let key = this.keys.get(cacheKey)

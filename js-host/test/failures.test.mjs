@@ -331,7 +331,10 @@ describe('revalidation outbox', () => {
 
 describe('hostile data and settings', () => {
   function entryKey(key) {
-    return new wasm.Engine({ prefix: 'faults', deployment: 'd1' }).entryKey('default', key)
+    return new wasm.Engine({ prefix: 'faults', deployment: 'd1' }).entryKey(
+      wasm.Interface.useCache('default'),
+      key,
+    )
   }
 
   async function rawSet(key, bytes) {

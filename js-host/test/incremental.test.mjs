@@ -55,7 +55,10 @@ function instance(extra = {}) {
 }
 
 function entryKey(key) {
-  return new wasm.Engine({ prefix: 'inctest', deployment: 'd1' }).entryKey('inc', key)
+  return new wasm.Engine({ prefix: 'inctest', deployment: 'd1' }).entryKey(
+    wasm.Interface.incremental(),
+    key,
+  )
 }
 
 const rand = (n) => crypto.randomBytes(n)

@@ -28,7 +28,10 @@ const run = promisify(execFile)
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
 const entryKey = (key) =>
-  new wasm.Engine({ prefix: 'sntest', deployment: 'd1' }).entryKey('default', key)
+  new wasm.Engine({ prefix: 'sntest', deployment: 'd1' }).entryKey(
+    wasm.Interface.useCache('default'),
+    key,
+  )
 
 let dir
 let master

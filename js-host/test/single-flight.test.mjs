@@ -59,7 +59,10 @@ function incremental(extra = {}) {
 }
 
 const engine = new wasm.Engine({ prefix: PREFIX, deployment: 'd1' })
-const leaseKey = (iface, key) => engine.entryKey(iface, key).replace(/:e$/, ':l')
+const leaseKey = (iface, key) =>
+  engine
+    .entryKey(iface === 'inc' ? wasm.Interface.incremental() : wasm.Interface.useCache(iface), key)
+    .replace(/:e$/, ':l')
 const exists = async (key) => (await redis.command('EXISTS', key)) === 1
 
 const entry = (value, over = {}) => useCacheEntry(value, { tags: ['sf'], ...over })
@@ -477,7 +480,7 @@ describe('in-process tier', () => {
     await B.refreshTags()
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
     // Gone from Redis: B still has it in memory, and serves it without a GET.
-    await redis.command('DEL', engine.entryKey('default', 'tier-1'))
+    await redis.command('DEL', engine.entryKey(wasm.Interface.useCache('default'), 'tier-1'))
     const before = await getCalls()
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
     assert.equal(await getCalls(), before, 'a tier hit sends no GET')

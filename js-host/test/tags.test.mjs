@@ -83,7 +83,11 @@ describe('tags as Next produces them', () => {
       const [a, b] = [useCache(), useCache()]
       const tags = numbered(n, `uc${n}-`)
       await a.set(`k-uc-${n}`, Promise.resolve(useCacheEntry('many tags', { tags })))
-      assert.equal(await redis.command('EXISTS', entryKey('default', `k-uc-${n}`)), 1, 'stored')
+      assert.equal(
+        await redis.command('EXISTS', entryKey(wasm.Interface.useCache('default'), `k-uc-${n}`)),
+        1,
+        'stored',
+      )
       await b.refreshTags()
       const got = await b.get(`k-uc-${n}`, [])
       assert.ok(got, 'a hit on the other instance')
@@ -99,7 +103,11 @@ describe('tags as Next produces them', () => {
       // Explicit tags (cacheTag, fetch tags) land in x-next-cache-tags too.
       const tags = numbered(n, `page${n}-`)
       await A().set(`/page-${n}`, page(tags), setCtx)
-      assert.equal(await redis.command('EXISTS', entryKey('inc', `/page-${n}`)), 1, 'stored')
+      assert.equal(
+        await redis.command('EXISTS', entryKey(wasm.Interface.incremental(), `/page-${n}`)),
+        1,
+        'stored',
+      )
       const got = await B().get(`/page-${n}`, pageCtx)
       assert.ok(got, 'a hit on the other instance')
       assert.equal(got.value.headers['x-next-cache-tags'], tags.join(','))

@@ -9,7 +9,7 @@
  * separate code with the same engine calls; they add node-redis, the in-flight write map and
  * logging.
  */
-import { Engine, initSync, Outcome } from '../wasm/web/fleetcache_wasm.js'
+import { Engine, initSync, Interface, Outcome } from '../wasm/web/fleetcache_wasm.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource
@@ -59,7 +59,7 @@ export interface WorkerCacheOptions {
   maxTtlSeconds?: number | undefined
 }
 
-export { Engine, Outcome }
+export { Engine, Interface, Outcome }
 
 const HEADER_WINDOW = 4096
 
@@ -239,7 +239,7 @@ export class WorkerCache {
   readonly engine: Engine
   private readonly store: Store
   private readonly guarded: Guarded | undefined
-  private readonly name: string
+  private readonly iface: Interface
   /** Called with a message when something failed and was turned into a miss or a skip. */
   onError: (message: string) => void = (m) => {
     console.error(`[fleetcache] ${m}`)
@@ -247,8 +247,7 @@ export class WorkerCache {
 
   constructor(options: WorkerCacheOptions) {
     this.engine = createEngine(options.module, options)
-    this.name = options.name ?? 'default'
-    this.engine.entryKey(this.name, '')
+    this.iface = Interface.useCache(options.name ?? 'default')
     this.guarded = options.transport ? new Guarded(this.engine, options.transport) : undefined
     this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
     // In memory only, this isolate's own revalidations are the whole tag state.
@@ -263,7 +262,7 @@ export class WorkerCache {
   async get(cacheKey: string, softTags: string[] = []): Promise<CacheEntry | undefined> {
     const engine = this.engine
     try {
-      const key = engine.entryKey(this.name, cacheKey)
+      const key = engine.entryKey(this.iface, cacheKey)
       const t = Date.now()
       const value = await this.store.get(key, t)
       if (value === null) return undefined
@@ -310,9 +309,9 @@ export class WorkerCache {
       const entry = await pendingEntry
       const payload = await readAll(entry.value)
       const t = Date.now()
-      const key = engine.entryKey(this.name, cacheKey)
+      const key = engine.entryKey(this.iface, cacheKey)
       const header = engine.planUseCacheSet(
-        this.name,
+        this.iface,
         cacheKey,
         entry.tags.join('\0'),
         entry.timestamp,

@@ -42,11 +42,67 @@ pub struct Engine {
     last_flight: Option<fleetcache_core::lease::Flight>,
 }
 
-fn interface(name: &str) -> Result<Interface<'_>, JsValue> {
-    if name == "inc" {
-        Ok(Interface::Incremental)
-    } else {
-        Interface::use_cache(name).map_err(|e| js_error(e.code(), &e.to_string()))
+/// Which of Next's cache interfaces a key belongs to, as a typed value the host builds once
+/// per handler: `Interface.incremental()` for the singular handler, `Interface.useCache(name)`
+/// for a `cacheHandlers` name. A name is never read as the singular handler, so a
+/// `cacheHandlers.inc` is an ordinary `'use cache'` key space (`uc-inc`).
+#[wasm_bindgen(js_name = Interface)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iface {
+    /// The `cacheHandlers` name, already checked; `None` for the singular handler.
+    name: Option<String>,
+}
+
+impl Iface {
+    fn get(&self) -> Interface<'_> {
+        match &self.name {
+            Some(name) => Interface::UseCache(name),
+            None => Interface::Incremental,
+        }
+    }
+}
+
+#[wasm_bindgen(js_class = Interface)]
+impl Iface {
+    /// The singular `cacheHandler` (ISR, full-route and fetch cache): key segment `inc`.
+    pub fn incremental() -> Iface {
+        Iface { name: None }
+    }
+
+    /// The `cacheHandlers.<name>` key space (`'use cache'`): key segment `uc-<name>`.
+    /// Throws an `Error` with code `ERR_KEY_HANDLER_NAME` unless `name` is `[a-z-]{1,32}`.
+    #[wasm_bindgen(js_name = useCache)]
+    pub fn use_cache(name: &str) -> Result<Iface, JsValue> {
+        let checked = Interface::use_cache(name).map_err(|e| js_error(e.code(), &e.to_string()))?;
+        Ok(Iface {
+            name: match checked {
+                Interface::UseCache(n) => Some(n.to_owned()),
+                Interface::Incremental => None,
+            },
+        })
+    }
+
+    /// Parses a key segment as it appears in Redis keys: `inc` or `uc-<name>`.
+    /// Throws an `Error` with code `ERR_KEY_INTERFACE` for anything else.
+    pub fn parse(segment: &str) -> Result<Iface, JsValue> {
+        Ok(Iface {
+            name: match Interface::parse(segment).map_err(|e| js_error(e.code(), &e.to_string()))? {
+                Interface::UseCache(n) => Some(n.to_owned()),
+                Interface::Incremental => None,
+            },
+        })
+    }
+
+    /// The key segment: `inc` or `uc-<name>`. Distinct interfaces have distinct segments.
+    #[wasm_bindgen(getter)]
+    pub fn segment(&self) -> String {
+        self.get().segment()
+    }
+
+    /// Whether this is the singular handler's interface.
+    #[wasm_bindgen(getter, js_name = isIncremental)]
+    pub fn is_incremental(&self) -> bool {
+        self.name.is_none()
     }
 }
 
@@ -103,11 +159,10 @@ impl Engine {
         self.inner.config().max_entry_bytes as f64
     }
 
-    /// Redis key of the entry for `cacheKey` under interface `iface` (`inc`, or a
-    /// `cacheHandlers` name such as `default`).
+    /// Redis key of the entry for `cacheKey` under interface `iface`.
     #[wasm_bindgen(js_name = entryKey)]
-    pub fn entry_key(&self, iface: &str, cache_key: &str) -> Result<String, JsValue> {
-        Ok(self.inner.entry_key(&interface(iface)?, cache_key))
+    pub fn entry_key(&self, iface: &Iface, cache_key: &str) -> Result<String, JsValue> {
+        Ok(self.inner.entry_key(&iface.get(), cache_key))
     }
 
     /// Encodes the envelope header for a `'use cache'` entry whose payload is `payloadLen`
@@ -117,7 +172,7 @@ impl Engine {
     #[wasm_bindgen(js_name = planUseCacheSet)]
     pub fn plan_use_cache_set(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         tags: &str,
         timestamp: f64,
@@ -142,7 +197,7 @@ impl Engine {
         };
         let plan = self
             .inner
-            .plan_set(&interface(iface)?, cache_key, input)
+            .plan_set(&iface.get(), cache_key, input)
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         self.last_ttl_ms = plan.ttl_ms;
         Ok(plan.header)
@@ -1208,7 +1263,7 @@ impl Engine {
     #[wasm_bindgen(js_name = planLeaseAcquire)]
     pub fn plan_lease_acquire(
         &self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         token: &str,
         seen_timestamp: f64,
@@ -1216,7 +1271,7 @@ impl Engine {
         let seen = seen_timestamp.is_finite().then_some(Millis(seen_timestamp));
         let call = self
             .inner
-            .plan_lease_acquire(&interface(iface)?, cache_key, token, seen)
+            .plan_lease_acquire(&iface.get(), cache_key, token, seen)
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         Ok(script_argv(call))
     }
@@ -1225,12 +1280,12 @@ impl Engine {
     #[wasm_bindgen(js_name = leaseWon)]
     pub fn lease_won(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         token: &str,
         sent_at: f64,
     ) -> Result<(), JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         self.inner
             .lease_won(&iface, cache_key, token, Millis(sent_at));
         Ok(())
@@ -1239,9 +1294,9 @@ impl Engine {
     /// The `EVALSHA` argv of a follower's poll of `cacheKey`: replies `[entry or null, 1 when
     /// the lease still exists else 0]`.
     #[wasm_bindgen(js_name = planLeasePoll)]
-    pub fn plan_lease_poll(&self, iface: &str, cache_key: &str) -> Result<Vec<String>, JsValue> {
+    pub fn plan_lease_poll(&self, iface: &Iface, cache_key: &str) -> Result<Vec<String>, JsValue> {
         Ok(script_argv(
-            self.inner.plan_lease_poll(&interface(iface)?, cache_key),
+            self.inner.plan_lease_poll(&iface.get(), cache_key),
         ))
     }
 
@@ -1257,12 +1312,12 @@ impl Engine {
     #[wasm_bindgen(js_name = planLeaseRenew)]
     pub fn plan_lease_renew(
         &self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         won_at: f64,
         now: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         Ok(self
             .inner
             .plan_lease_renew(&iface, cache_key, Millis(won_at), Millis(now))
@@ -1274,13 +1329,13 @@ impl Engine {
     #[wasm_bindgen(js_name = leaseRenewed)]
     pub fn lease_renewed(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         won_at: f64,
         sent_at: f64,
         renewed: bool,
     ) -> Result<(), JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         self.inner
             .lease_renewed(&iface, cache_key, Millis(won_at), Millis(sent_at), renewed);
         Ok(())
@@ -1292,11 +1347,11 @@ impl Engine {
     #[wasm_bindgen(js_name = planEntryWrite)]
     pub fn plan_entry_write(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         ttl_ms: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
             ttl_ms.ceil() as u64
         } else {
@@ -1323,13 +1378,13 @@ impl Engine {
     #[wasm_bindgen(js_name = planSeedWrite)]
     pub fn plan_seed_write(
         &self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         created: f64,
         ttl_ms: f64,
         now: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
             ttl_ms.floor() as u64
         } else {
@@ -1346,10 +1401,10 @@ impl Engine {
     #[wasm_bindgen(js_name = planLeaseRelease)]
     pub fn plan_lease_release(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         Ok(self
             .inner
             .plan_lease_release(&iface, cache_key)

@@ -9,4 +9,4 @@ mod engine;
 mod error;
 mod list;
 
-pub use engine::{describe_envelope, random_token, Engine, Outcome};
+pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};

@@ -21,6 +21,10 @@ import { encodeIncrementalEnvelope } from '../incremental-envelope'
 import { describe } from '../log'
 import { close, runtimeFor } from '../runtime'
 import { sendWithValue } from '../store'
+import { wasm } from '../wasm'
+
+/** Seeded routes are the singular handler's entries. */
+const INCREMENTAL = wasm.Interface.incremental()
 import type { IncrementalValue } from '../value-codec'
 import { headerTags } from '../value-codec'
 import type { Conn } from './redis'
@@ -249,7 +253,7 @@ export async function seed(
         skipped.push(`${s.route}: not cacheable (revalidate 0)`)
         continue
       }
-      const argv = engine.planSeedWrite('inc', s.key, created, envelope.ttlMs, now())
+      const argv = engine.planSeedWrite(INCREMENTAL, s.key, created, envelope.ttlMs, now())
       if (argv.length === 0) {
         expired.push(s.route)
         continue
@@ -267,7 +271,7 @@ export async function seed(
   }
   let missing = 0
   for (const s of written) {
-    const exists = Number(await verify.send(['EXISTS', engine.entryKey('inc', s.key)]))
+    const exists = Number(await verify.send(['EXISTS', engine.entryKey(INCREMENTAL, s.key)]))
     if (exists !== 1) {
       missing += 1
       failed.push(`${s.route}: not in Redis after writing`)
