@@ -318,9 +318,10 @@ class IncrementalCore {
   ): Promise<void> {
     const { engine, store, log } = this.rt
     try {
+      // First: it refuses a key that is not well-formed UTF-16 before anything is encoded.
+      const key = this.entryKey(cacheKey)
       const t = now()
       const env = encodeIncrementalEnvelope(engine, cacheKey, data, ctx, t)
-      const key = this.entryKey(cacheKey)
       if (env.droppedTags !== '') log.warn(`inc set ${key}: ${env.droppedTags}`)
       const ttl = env.ttlMs
       const stored = env.stored

@@ -7,7 +7,6 @@ import { fly, redisDown, releaseLease, Step, type Judgement } from './flight'
 import { settleWithin } from './store'
 import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
-import { IllFormedKeyError, isWellFormed } from './text'
 import { inspectWindow } from './envelope-window'
 import { wasm, type Interface } from './wasm'
 
@@ -133,8 +132,8 @@ class UseCacheHandler implements CacheHandler {
   private entryKey(cacheKey: string): string {
     let key = this.keys.get(cacheKey)
     if (key === undefined) {
-      // A miss and a log line (get), not stored (set): never another key's value (issue 5).
-      if (!isWellFormed(cacheKey)) throw new IllFormedKeyError()
+      // Throws ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line
+      // (get), not stored (set), never another key's value.
       key = this.rt.engine.entryKey(this.iface, cacheKey)
       if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
         if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()

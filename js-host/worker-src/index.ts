@@ -115,6 +115,13 @@ function code(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
 }
 
+/** An error for a log line: its `code` first when it has one (as the Node handlers write it). */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const c = code(err)
+  return typeof c === 'string' ? `${c}: ${err.message}` : err.message
+}
+
 /** Thrown instead of sending while the engine's circuit breaker is open. */
 export class CircuitOpenError extends Error {
   readonly code = 'ERR_REDIS_CIRCUIT_OPEN'
@@ -298,7 +305,7 @@ export class WorkerCache {
         revalidate: outcome === Outcome.Stale ? -1 : engine.lastRevalidate,
       }
     } catch (err) {
-      this.onError(`get failed, treated as a miss: ${String(err)}`)
+      this.onError(`get failed, treated as a miss: ${describe(err)}`)
       return undefined
     }
   }
@@ -328,7 +335,7 @@ export class WorkerCache {
       value.set(payload, header.byteLength)
       await this.store.set(key, value, ttl, t)
     } catch (err) {
-      this.onError(`set failed, entry not stored: ${String(err)}`)
+      this.onError(`set failed, entry not stored: ${describe(err)}`)
     }
   }
 
@@ -350,7 +357,7 @@ export class WorkerCache {
       }
     } catch (err) {
       if (!(err instanceof CircuitOpenError)) {
-        this.onError(`tag refresh failed, using the last known tag state: ${String(err)}`)
+        this.onError(`tag refresh failed, using the last known tag state: ${describe(err)}`)
       }
     }
   }
@@ -382,7 +389,7 @@ export class WorkerCache {
         if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
       }
     } catch (err) {
-      this.onError(`revalidation applied here only for now, kept in the outbox: ${String(err)}`)
+      this.onError(`revalidation applied here only for now, kept in the outbox: ${describe(err)}`)
     }
   }
 }

@@ -1,9 +1,10 @@
 //! The `Engine` class exported to JS.
 
 use fleetcache_core::{
-    Config, DecodedHeader, EntryKind, Interface, Millis, Revalidation, ScriptCall, SetInput,
-    Verdict,
+    Config, DecodedHeader, EntryKind, Interface, KeyError, Millis, Revalidation, ScriptCall,
+    SetInput, Verdict,
 };
+use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{js_config_error, js_error};
@@ -106,6 +107,20 @@ impl Iface {
     }
 }
 
+/// The cache key as UTF-8, refusing one with a lone surrogate: converted, it would become
+/// U+FFFD and share its entry with other keys (`KeyError::IllFormedCacheKey`). A key that
+/// is not a string at all is refused the same way.
+fn utf8_key(key: &JsString) -> Result<String, JsValue> {
+    let err = || {
+        let e = KeyError::IllFormedCacheKey;
+        js_error(e.code(), &e.to_string())
+    };
+    if !key.is_well_formed() {
+        return Err(err());
+    }
+    key.as_string().ok_or_else(err)
+}
+
 fn script_argv(call: ScriptCall) -> Vec<String> {
     let mut argv = Vec::with_capacity(3 + call.keys.len() + call.args.len());
     argv.push("EVALSHA".to_owned());
@@ -159,10 +174,16 @@ impl Engine {
         self.inner.config().max_entry_bytes as f64
     }
 
-    /// Redis key of the entry for `cacheKey` under interface `iface`.
+    /// Redis key of the entry for `cacheKey` under interface `iface`. Every surface derives
+    /// the key here before any other call about the entry, so this is where a key that is not
+    /// well-formed UTF-16 is refused: it throws an `Error` with code `ERR_KEY_ILL_FORMED`.
     #[wasm_bindgen(js_name = entryKey)]
-    pub fn entry_key(&self, iface: &Iface, cache_key: &str) -> Result<String, JsValue> {
-        Ok(self.inner.entry_key(&iface.get(), cache_key))
+    pub fn entry_key(
+        &self,
+        iface: &Iface,
+        #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
+    ) -> Result<String, JsValue> {
+        Ok(self.inner.entry_key(&iface.get(), &utf8_key(cache_key)?))
     }
 
     /// Encodes the envelope header for a `'use cache'` entry whose payload is `payloadLen`

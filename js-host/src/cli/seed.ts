@@ -231,12 +231,21 @@ export async function seed(
   const kept: string[] = []
   const expired: string[] = []
   const failed: string[] = []
-  const written: Seed[] = []
+  /** Each written seed with its Redis key. */
+  const written: [Seed, string][] = []
   let done = 0
   try {
     for (const s of seeds) {
       done += 1
       progress.tick(() => `seeded ${String(done)} of ${String(seeds.length)} routes`)
+      let key: string
+      try {
+        // Refuses a key a handler would refuse (not well-formed UTF-16), before anything else.
+        key = engine.entryKey(INCREMENTAL, s.key)
+      } catch (err) {
+        skipped.push(`${s.route}: ${describe(err)}`)
+        continue
+      }
       const tags = headerTags(s.value)
       const t = now()
       if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== 0) {
@@ -260,7 +269,7 @@ export async function seed(
       }
       try {
         const reply = await sendWithValue(transport, argv, envelope.stored, engine)
-        if (Number(reply) === 1) written.push(s)
+        if (Number(reply) === 1) written.push([s, key])
         else kept.push(s.route)
       } catch (err) {
         failed.push(`${s.route}: ${describe(err)}`)
@@ -270,8 +279,8 @@ export async function seed(
     await close()
   }
   let missing = 0
-  for (const s of written) {
-    const exists = Number(await verify.send(['EXISTS', engine.entryKey(INCREMENTAL, s.key)]))
+  for (const [s, key] of written) {
+    const exists = Number(await verify.send(['EXISTS', key]))
     if (exists !== 1) {
       missing += 1
       failed.push(`${s.route}: not in Redis after writing`)
