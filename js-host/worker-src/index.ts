@@ -57,11 +57,22 @@ export interface WorkerCacheOptions {
   maxEntryBytes?: number | undefined
   /** Cap on any entry's lifetime, in seconds. Default 30 days. */
   maxTtlSeconds?: number | undefined
+  /**
+   * The clock, in milliseconds since the epoch, read for every decision (lifetimes, tag
+   * revalidations, the breaker, the outbox's backoff). Default: `performance.timeOrigin +
+   * performance.now()`, the scale Next stamps entries with (as the Node handlers use).
+   */
+  now?: (() => number) | undefined
 }
 
 export { Engine, Interface, Outcome }
 
 const HEADER_WINDOW = 4096
+
+/** Wall-clock milliseconds on Next's scale (see `WorkerCacheOptions.now`). */
+function performanceNow(): number {
+  return performance.timeOrigin + performance.now()
+}
 
 /** Refresh calls one request makes at most while the whole tag state loads (a page each). */
 const LOAD_STEPS = 16
@@ -72,7 +83,7 @@ const LOAD_STEPS = 16
  */
 export function createEngine(
   module: WasmSource,
-  config: Omit<WorkerCacheOptions, 'module' | 'transport' | 'name'> = {},
+  config: Omit<WorkerCacheOptions, 'module' | 'transport' | 'name' | 'now'> = {},
 ): Engine {
   initSync({ module })
   return new Engine({
@@ -139,13 +150,15 @@ class Guarded {
   constructor(
     private readonly engine: Engine,
     private readonly inner: Transport,
+    private readonly now: () => number,
   ) {}
 
   async send(argv: readonly (string | Uint8Array)[], kind: 'read' | 'write'): Promise<Reply> {
     const k = kind === 'read' ? 0 : 1
-    const permit = this.engine.admit(k, Date.now())
+    const permit = this.engine.admit(k, this.now())
     if (permit === 0) throw new CircuitOpenError()
     const timeoutMs = this.engine.budgetMs(k)
+    // The engine's report codes: 0 a reply, 1 no answer, 2 a timeout, 3 an error reply.
     let result = 1
     let timer: ReturnType<typeof setTimeout> | undefined
     try {
@@ -163,12 +176,12 @@ class Guarded {
       result = 0
       return reply
     } catch (err) {
-      if (code(err) === 'ERR_REDIS_REPLY') result = 0
+      if (code(err) === 'ERR_REDIS_REPLY') result = 3
       else if (code(err) === 'ERR_REDIS_TIMEOUT') result = 2
       throw err
     } finally {
       clearTimeout(timer)
-      this.engine.report(permit, result, Date.now())
+      this.engine.report(permit, result, this.now())
     }
   }
 
@@ -247,6 +260,7 @@ export class WorkerCache {
   private readonly store: Store
   private readonly guarded: Guarded | undefined
   private readonly iface: Interface
+  private readonly now: () => number
   /** Called with a message when something failed and was turned into a miss or a skip. */
   onError: (message: string) => void = (m) => {
     console.error(`[fleetcache] ${m}`)
@@ -255,7 +269,10 @@ export class WorkerCache {
   constructor(options: WorkerCacheOptions) {
     this.engine = createEngine(options.module, options)
     this.iface = Interface.useCache(options.name ?? 'default')
-    this.guarded = options.transport ? new Guarded(this.engine, options.transport) : undefined
+    this.now = options.now ?? performanceNow
+    this.guarded = options.transport
+      ? new Guarded(this.engine, options.transport, this.now)
+      : undefined
     this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
     // In memory only, this isolate's own revalidations are the whole tag state.
     if (this.guarded === undefined) this.engine.markStandalone()
@@ -270,7 +287,7 @@ export class WorkerCache {
     const engine = this.engine
     try {
       const key = engine.entryKey(this.iface, cacheKey)
-      const t = Date.now()
+      const t = this.now()
       const value = await this.store.get(key, t)
       if (value === null) return undefined
       const soft = softTags.join('\0')
@@ -315,7 +332,7 @@ export class WorkerCache {
     try {
       const entry = await pendingEntry
       const payload = await readAll(entry.value)
-      const t = Date.now()
+      const t = this.now()
       const key = engine.entryKey(this.iface, cacheKey)
       const header = engine.planUseCacheSet(
         this.iface,
@@ -352,7 +369,7 @@ export class WorkerCache {
         if (!(reply instanceof Uint8Array)) {
           throw new Error('tag refresh returned a non-binary reply')
         }
-        this.engine.applyRefresh(reply, Date.now())
+        this.engine.applyRefresh(reply, this.now())
         if (this.engine.tagsSynced) break
       }
     } catch (err) {
@@ -363,7 +380,7 @@ export class WorkerCache {
   }
 
   getExpiration(tags: string[]): Promise<number> {
-    return Promise.resolve(this.engine.getExpiration(tags.join('\0'), Date.now()))
+    return Promise.resolve(this.engine.getExpiration(tags.join('\0'), this.now()))
   }
 
   /**
@@ -376,20 +393,49 @@ export class WorkerCache {
     const expire = durations?.expire ?? Number.NaN
     try {
       if (this.guarded === undefined) {
-        this.engine.planTagUpdate(tags.join('\0'), mode, expire, Date.now())
+        this.engine.planTagUpdate(tags.join('\0'), mode, expire, this.now())
         return
       }
-      const dropped = this.engine.queueTagUpdate(tags.join('\0'), mode, expire, Date.now())
+      const dropped = this.engine.queueTagUpdate(tags.join('\0'), mode, expire, this.now())
       if (dropped !== '')
         this.onError(`revalidation outbox full: dropped ${dropped.split('\0').join(',')}`)
-      while (this.engine.outboxLength > 0) {
-        const seq = this.engine.outboxHeadSeq
-        const reply = await this.guarded.script(this.engine.planOutboxHead(), 'write')
-        this.engine.ackOutbox(seq)
-        if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
-      }
+      await this.replay(this.guarded)
     } catch (err) {
       this.onError(`revalidation applied here only for now, kept in the outbox: ${describe(err)}`)
+    }
+  }
+
+  /**
+   * Sends the outbox in order, as the Node handlers do: a revalidation Redis refuses for want
+   * of a permission (`NOPERM`) is dropped, and one that keeps meeting an error no retry fixes
+   * is parked (the engine decides, `refuseOutbox`), so neither blocks the ones behind it. Any
+   * other failure keeps the head, and the engine's backoff says when the next request may try
+   * it again. Throws that failure.
+   */
+  private async replay(guarded: Guarded): Promise<void> {
+    const engine = this.engine
+    // Bounded: every pass removes the head or returns, and the outbox is bounded.
+    while (engine.outboxLength > 0 && engine.outboxRetryInMs(this.now()) === 0) {
+      const seq = engine.outboxHeadSeq
+      let reply: Reply
+      try {
+        reply = await guarded.script(engine.planOutboxHead(), 'write')
+      } catch (err) {
+        const refused = code(err) === 'ERR_REDIS_REPLY' && err instanceof Error
+        // An error reply sets its own backoff (refuseOutbox); anything else starts one here.
+        if (!refused) engine.failOutbox(seq, this.now())
+        const outcome = refused ? engine.refuseOutbox(seq, err.message, this.now()) : 0
+        if (outcome === 1 || outcome === 3) {
+          const what = outcome === 1 ? 'dropped' : 'set aside'
+          this.onError(
+            `revalidation ${what}: Redis refused it (${describe(err)}); it took effect in this isolate only`,
+          )
+        }
+        if (outcome !== 0) continue
+        throw err
+      }
+      engine.ackOutbox(seq)
+      if (reply instanceof Uint8Array) engine.applyUpdateReply(reply)
     }
   }
 }

@@ -530,11 +530,6 @@ impl Engine {
         self.stats.record_lease(event);
     }
 
-    /// Counts a Redis error reply (a healthy Redis refusing one command).
-    pub fn record_reply_error(&self) {
-        self.stats.record_redis(RedisResult::ReplyError);
-    }
-
     /// Every counter and gauge at `now`.
     pub fn stats_snapshot(&self, now: Millis) -> StatsSnapshot {
         let u = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -713,7 +708,10 @@ mod tests {
         );
         assert_eq!((b.redis.connection_errors, b.redis.ok), (5, 1));
         assert!(e.ack_outbox(1));
-        e.record_reply_error();
+        // An error reply counts as that alone, not also as `ok`.
+        let p = permit(&mut e, NOW).unwrap();
+        assert!(!e.report_reply_error(p, Millis(NOW)));
+        assert_eq!(e.stats_snapshot(Millis(NOW)).redis.ok, 1);
         e.record_lease(LeaseEvent::Acquired);
         let s = e.stats_snapshot(Millis(NOW));
         assert_eq!(

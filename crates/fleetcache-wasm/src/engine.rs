@@ -767,29 +767,23 @@ impl Engine {
         }
     }
 
-    /// Reports how an admitted command ended: `result` 0 success (any reply from Redis),
-    /// 1 failure (connection), 2 timeout. Returns true when the breaker changed state.
+    /// Reports how an admitted command ended: `result` 0 a reply, 1 no answer (connection),
+    /// 2 timeout, 3 an error reply (Redis is reachable: a success for the breaker, counted as
+    /// a reply error only). Returns true when the breaker changed state.
     pub fn report(&mut self, permit: f64, result: u8, now: f64) -> bool {
-        let result = match result {
-            0 => fleetcache_core::CallResult::Success,
-            2 => fleetcache_core::CallResult::Timeout,
-            // An error reply: Redis is healthy (a success for the breaker), counted apart.
-            3 => {
-                self.inner.record_reply_error();
-                fleetcache_core::CallResult::Success
-            }
-            _ => fleetcache_core::CallResult::Failure,
-        };
         let token = if permit.is_finite() && permit >= 0.0 {
             permit as u64
         } else {
             0
         };
-        self.inner.report(
-            fleetcache_core::Permit::from_token(token),
-            result,
-            Millis(now),
-        )
+        let permit = fleetcache_core::Permit::from_token(token);
+        let result = match result {
+            0 => fleetcache_core::CallResult::Success,
+            2 => fleetcache_core::CallResult::Timeout,
+            3 => return self.inner.report_reply_error(permit, Millis(now)),
+            _ => fleetcache_core::CallResult::Failure,
+        };
+        self.inner.report(permit, result, Millis(now))
     }
 
     /// The breaker's state at `now`: 0 closed, 1 open, 2 half-open.
