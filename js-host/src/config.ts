@@ -176,6 +176,17 @@ function numberFromEnv(env: Env, name: string): number | undefined {
   return n
 }
 
+/** As `numberFromEnv`, for a setting where 0 has a meaning of its own. */
+function nonNegativeNumberFromEnv(env: Env, name: string): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < 0) {
+    throw new ConfigError(name, `must be a number >= 0, got "${raw}"`)
+  }
+  return n
+}
+
 /** A URL as it may appear in a log line: the password (and a user name with one) masked. */
 function shownUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/\s]*@/i, (_, scheme: string | undefined) => {
@@ -365,7 +376,8 @@ export function optionsFromEnv(
     outboxCapacity: numberFromEnv(env, 'FLEETCACHE_OUTBOX_CAPACITY'),
     leases: booleanFromEnv(env, 'FLEETCACHE_LEASES'),
     leaseTtlMs: numberFromEnv(env, 'FLEETCACHE_LEASE_TTL_MS'),
-    leaseWaitMs: numberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
+    // 0: followers never wait for a holder's write (docs/single-flight.md, "Settings").
+    leaseWaitMs: nonNegativeNumberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
     debug: env.FLEETCACHE_DEBUG === '1' || env.FLEETCACHE_DEBUG === 'true',
     deploymentSource,
   }

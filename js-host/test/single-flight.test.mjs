@@ -13,6 +13,7 @@ import {
   close,
   createIncrementalCacheHandler,
   createUseCacheHandler,
+  optionsFromEnv,
   stats,
 } from '../esm/index.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
@@ -164,6 +165,29 @@ describe("'use cache': leases", () => {
     // Below 2 s: short of both the default 3 s wait and A's 10 s lease, which a follower
     // ignoring its budget would spend, with room for a busy machine.
     assert.ok(waited >= 250 && waited < 2000, `waited ${waited.toFixed(0)} ms, budget 300`)
+  })
+
+  test('FLEETCACHE_LEASE_WAIT_MS=0: a follower on a miss regenerates at once, not counted as a wait', async () => {
+    const leaseWaitMs = optionsFromEnv({ FLEETCACHE_LEASE_WAIT_MS: '0' }).leaseWaitMs
+    assert.equal(leaseWaitMs, 0)
+    const A = useCache()
+    const B = useCache({ leaseWaitMs })
+    assert.equal(await A.get('nowait-1', []), undefined, 'A regenerates and holds the lease')
+    const lease = leaseKey('default', 'nowait-1')
+    assert.ok(await exists(lease))
+    const before = leaseWaits()
+    assert.equal(await B.get('nowait-1', []), undefined, 'B regenerates too')
+    assert.ok(await exists(lease), "B answered while A's lease was still held")
+    assert.equal(leaseWaits(), before, 'B did not wait, and is not counted as waiting')
+    // A stale entry is still regenerated once: B serves it as fresh while A holds the lease.
+    await A.set(
+      'nowait-2',
+      Promise.resolve(entry('aged', { timestamp: now() - 120_000, revalidate: 60 })),
+    )
+    assert.equal((await A.get('nowait-2', []))?.revalidate, -1, 'A holds the lease')
+    const follower = await B.get('nowait-2', [])
+    assert.ok(follower.revalidate > 0, `presented as fresh, got ${follower.revalidate}`)
+    assert.equal(leaseWaits(), before)
   })
 
   test('a crashed holder blocks no one beyond its lease', async () => {

@@ -471,16 +471,15 @@ impl Engine {
     }
 
     /// Reports a lease request's answer to `flight` ([`Flight::acquired`]) and counts what it
-    /// meant: a lease won, contention with another holder, or a wait that ran out.
+    /// meant: a lease won, or a follower that starts waiting for the holder's write. A
+    /// follower that does not wait is not a wait: one serving a stale entry as fresh, or one
+    /// with no wait budget (`leaseWaitMs` 0) that regenerates at once.
     pub fn lease_answered(&self, flight: &mut Flight, result: Acquired, now: Millis) -> Step {
         let step = flight.acquired(result, now, &self.lease_config());
-        match result {
-            Acquired::Won => self.record_lease(LeaseEvent::Acquired),
-            Acquired::Lost => self.record_lease(LeaseEvent::Waited),
-            Acquired::Newer | Acquired::Unavailable => {}
-        }
-        if step == Step::Fallback {
-            self.record_lease(LeaseEvent::WaitTimedOut);
+        match (result, step) {
+            (Acquired::Won, _) => self.record_lease(LeaseEvent::Acquired),
+            (Acquired::Lost, Step::Poll) => self.record_lease(LeaseEvent::Waited),
+            _ => {}
         }
         step
     }
@@ -1191,10 +1190,46 @@ mod tests {
             e.lease_polled(&mut released, Found::Missing, false, Millis(20.0)),
             Step::Released
         );
+        // A follower that serves the stale entry as fresh does not wait: not counted.
+        let (mut stale, _) = e.lease_begin(Found::Stale, Consumer::Serves, Millis(0.0));
+        assert_eq!(
+            e.lease_answered(&mut stale, Acquired::Lost, Millis(1.0)),
+            Step::ServeAsFresh
+        );
         let s = e.stats();
         assert_eq!(s.leases(LeaseEvent::Acquired), 1);
         assert_eq!(s.leases(LeaseEvent::Waited), 2);
         assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 1);
         assert_eq!(s.leases(LeaseEvent::WaitReleased), 1);
+    }
+
+    #[test]
+    fn with_no_wait_budget_a_follower_on_a_miss_regenerates_at_once_uncounted() {
+        let config = Config {
+            lease_wait_ms: 0.0,
+            ..Config::default()
+        };
+        let e = Engine::new(config).unwrap_or_else(|err| panic!("{err}"));
+        for (found, consumer) in [
+            (Found::Missing, Consumer::Serves),
+            (Found::Missing, Consumer::Caches),
+            (Found::Stale, Consumer::Caches),
+        ] {
+            let (mut f, step) = e.lease_begin(found, consumer, Millis(0.0));
+            assert_eq!(step, Step::Acquire, "a lease is still asked for");
+            assert_eq!(
+                e.lease_answered(&mut f, Acquired::Lost, Millis(0.0)),
+                Step::Fallback
+            );
+        }
+        // A stale entry is still served as fresh while the holder regenerates it once.
+        let (mut f, _) = e.lease_begin(Found::Stale, Consumer::Serves, Millis(0.0));
+        assert_eq!(
+            e.lease_answered(&mut f, Acquired::Lost, Millis(0.0)),
+            Step::ServeAsFresh
+        );
+        let s = e.stats();
+        assert_eq!(s.leases(LeaseEvent::Waited), 0);
+        assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 0);
     }
 }
