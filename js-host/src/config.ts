@@ -108,7 +108,7 @@ export interface EngineConfig {
   breakerOpenMs?: number
   breakerMaxOpenMs?: number
   outboxCapacity?: number
-  /** Single flight (issue 4); absent ones take the core's defaults. */
+  /** Single flight; absent ones take the core's defaults. */
   leases?: boolean
   leaseTtlMs?: number
   leaseWaitMs?: number

@@ -7,7 +7,7 @@ import { isCircuitOpen, runScript } from './transport'
 import { wasm, type Interface } from './wasm'
 
 /**
- * Single flight across the fleet (issue 4, docs/single-flight.md). The engine decides every
+ * Single flight across the fleet (docs/single-flight.md). The engine decides every
  * step (who regenerates, what to present, how long to wait); this file only sends the lease
  * commands, runs the poll timer and hands the replies back.
  */

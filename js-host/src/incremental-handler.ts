@@ -161,7 +161,7 @@ class IncrementalCore {
       const local = store.peek(key, t0)
       let kept: Judgement<IncrementalCacheEntry> | undefined
       if (local !== null) {
-        // The in-process tier (design §6), judged only once the tag mirror is current.
+        // The in-process tier (docs/decisions/0010-in-process-tier.md), judged only once the tag mirror is current.
         await refreshed
         const t = now()
         const j = this.judge(how, local, t)

@@ -157,7 +157,7 @@ class UseCacheHandler implements CacheHandler {
       const key = this.entryKey(cacheKey)
       const soft = softTags.join('\0')
       const t = now()
-      // This process's own write in flight, else the in-process tier (design §6): judged like
+      // This process's own write in flight, else the in-process tier (docs/decisions/0010-in-process-tier.md): judged like
       // a Redis reply, against the entry's lifetime and the tag mirror Next has just refreshed.
       const local = written ?? store.peek(key, t)
       let first: Judgement<Stored> | undefined

@@ -1,4 +1,4 @@
-// Both handlers against a three-master Redis Cluster on loopback ports (issue 8): values cross
+// Both handlers against a three-master Redis Cluster on loopback ports: values cross
 // instances, tag revalidations and leases work (every script stays in one slot), and entries
 // spread over all masters.
 import assert from 'node:assert/strict'

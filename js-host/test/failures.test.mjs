@@ -1,4 +1,4 @@
-// Redis failures and hostile data against a real redis-server (issue 5, design §5): deadlines,
+// Redis failures and hostile data against a real redis-server: deadlines,
 // the circuit breaker, reconnection, the revalidation outbox, and bad values, tags and settings.
 // The test starts, stops, kills and pauses only the redis-server processes it started, by PID.
 import assert from 'node:assert/strict'

@@ -1,4 +1,4 @@
-// Redis Sentinel (issue 8): a master, a replica and one sentinel on loopback ports. The handlers
+// Redis Sentinel: a master, a replica and one sentinel on loopback ports. The handlers
 // find the master through the sentinel (`sentinels` + a URL naming the master), share values
 // and tag revalidations, and follow a `SENTINEL FAILOVER` to the promoted replica; so does the
 // `fleetcache` CLI (the built binary, with the server's FLEETCACHE_REDIS_SENTINELS). A second

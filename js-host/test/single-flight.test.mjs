@@ -206,7 +206,7 @@ describe("'use cache': leases", () => {
     assert.ok(await exists(leaseKey('default', 'crash-1')))
   })
 
-  test('a holder that ends without writing lets its followers go at once (issue 14 item 3)', async () => {
+  test('a holder that ends without writing lets its followers go at once', async () => {
     // An uncacheable result, an entry over maxEntryBytes and a failed render all end in a
     // release without a write. Followers with a long budget must notice it on their next
     // poll, not wait the budget out.
@@ -251,7 +251,7 @@ describe("'use cache': leases", () => {
     }
   })
 
-  test('a holder renews its lease while it renders, up to the cap (issue 14 item 4)', async () => {
+  test('a holder renews its lease while it renders, up to the cap', async () => {
     // Long enough that B's request and A's write fit, with room, before the cap.
     const ttl = 1000
     const A = useCache({ leaseTtlMs: ttl })
@@ -300,7 +300,7 @@ describe("'use cache': leases", () => {
     assert.ok(lived > 2 * ttl, `renewed: lived ${lived} ms`)
   })
 
-  test('a lease request has the lease budget, not the read budget (issue 14 item 5)', async () => {
+  test('a lease request has the lease budget, not the read budget', async () => {
     // Event-loop lag or a busy Redis can delay a lease answer past the 100 ms read budget
     // here; the lease budget (the longer write budget) still counts it. Before: no answer, so
     // this instance regenerated beside the lease it had in fact taken.
@@ -325,7 +325,7 @@ describe("'use cache': leases", () => {
 })
 
 describe("'use cache': a read whose consumer caches never gets a stale entry", () => {
-  // Issue 13 item 1: a page regenerating (a prerender) over a stale entry bakes it into the
+  // A page regenerating (a prerender) over a stale entry bakes it into the
   // page; so does an outer cache. Next treats a stale entry as a miss there; fleetcache's lease
   // followers must not hand it over "as fresh" either.
   const prerender = (fn) => inWorkUnit('prerender', fn)
@@ -541,7 +541,7 @@ describe('in-process tier', () => {
   })
 
   test('App Router pages and routes are never served from the tier while Redis answers: an on-demand rewrite elsewhere is seen at once', async () => {
-    // Issue 13 item 5: `x-prerender-revalidate` rewrites the entry in Redis on one instance,
+    // `x-prerender-revalidate` rewrites the entry in Redis on one instance,
     // with no tag and well within `revalidate` (30 days with revalidate: false).
     const onDemand = (make) => () => make({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
     const cases = [
@@ -618,7 +618,7 @@ describe('in-process tier', () => {
   })
 
   test('while the breaker is open, pages and routes are served from the tier too: no origin stampede', async () => {
-    // Issue 19 item 2: page and route entries are read from Redis while it answers (above),
+    // Page and route entries are read from Redis while it answers (above),
     // and kept in the tier for outages only.
     const fast = {
       readTimeoutMs: 160,

@@ -1,4 +1,4 @@
-// Tags as Next produces them (issue 13, items 2 and 9), through both handlers on a real
+// Tags as Next produces them, through both handlers on a real
 // redis-server: entries and revalidations with any number of tags, tags percent-encoded by
 // Next 16.2.7 and later (encodeHeaderSafe) up to 256 x 9 bytes, and the raw form an older Next
 // sends reaching entries written with the encoded form, and the reverse.

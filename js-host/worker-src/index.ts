@@ -86,14 +86,14 @@ export function createEngine(
   config: Omit<WorkerCacheOptions, 'module' | 'transport' | 'name' | 'now'> = {},
 ): Engine {
   initSync({ module })
-  return new Engine({
-    prefix: config.prefix ?? 'fleetcache',
-    deployment: config.deploymentId ?? '',
-    maxEntryBytes: config.maxEntryBytes ?? 8 * 1024 * 1024,
-    maxTtlSeconds: config.maxTtlSeconds ?? 30 * 24 * 3600,
-    memoryBytes: config.memoryBytes ?? 50 * 1024 * 1024,
-    defaultTtlSeconds: 365 * 24 * 3600,
-  })
+  // Only the settings given: every default is the engine's own, as in Node.
+  const settings: Record<string, string | number> = {}
+  if (config.prefix !== undefined) settings.prefix = config.prefix
+  if (config.deploymentId !== undefined) settings.deployment = config.deploymentId
+  if (config.maxEntryBytes !== undefined) settings.maxEntryBytes = config.maxEntryBytes
+  if (config.maxTtlSeconds !== undefined) settings.maxTtlSeconds = config.maxTtlSeconds
+  if (config.memoryBytes !== undefined) settings.memoryBytes = config.memoryBytes
+  return new Engine(settings)
 }
 
 interface Store {

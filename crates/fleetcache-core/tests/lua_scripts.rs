@@ -670,7 +670,7 @@ fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
 }
 
 /// Next sends one request's revalidations as one call with all their tags, and an entry may
-/// carry thousands: the update script takes them all in one call (issue 13, item 2), with
+/// carry thousands: the update script takes them all in one call, with
 /// tags as long as the core accepts, and a refresh brings every one back.
 #[test]
 fn one_update_with_thousands_of_tags() {

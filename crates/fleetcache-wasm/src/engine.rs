@@ -39,7 +39,7 @@ pub struct Engine {
     last_ttl_ms: Option<u64>,
     /// The singular handler's decision from the last `inspectIncremental`.
     last_serve: Option<fleetcache_core::incremental::Serve>,
-    /// The lease flight's pause before its next poll and its poll count (issue 4).
+    /// The lease flight's pause before its next poll and its poll count.
     last_flight: Option<fleetcache_core::lease::Flight>,
 }
 
@@ -562,7 +562,7 @@ impl Engine {
     /// A singular-handler read of `cacheKey` begun at `started` was answered with the lease
     /// step `step` (the codes of `leaseStart`); `onDemand` when the request is an on-demand
     /// revalidation. The write of that key is then stamped with the start of the regeneration
-    /// this read began, not the write time (issue 13 item 8).
+    /// this read began, not the write time.
     #[wasm_bindgen(js_name = noteIncrementalRead)]
     pub fn note_incremental_read(
         &mut self,
@@ -741,7 +741,7 @@ fn op_kind(kind: u8) -> fleetcache_core::OpKind {
     }
 }
 
-/// Failure handling (issue 5): budgets, circuit breaker, revalidation outbox.
+/// Failure handling: budgets, circuit breaker, revalidation outbox.
 #[wasm_bindgen]
 impl Engine {
     /// Budget in ms of a command of `kind` (0 read: `GET`, tag refresh; 1 write: `SET`,
@@ -983,7 +983,7 @@ pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValu
     Ok(o.into())
 }
 
-/// Observability (issue 7): the counters the core keeps where it decides, read at collection
+/// Observability: the counters the core keeps where it decides, read at collection
 /// time. The `note*` calls report what only the host sees.
 #[wasm_bindgen]
 impl Engine {
@@ -998,22 +998,6 @@ impl Engine {
     #[wasm_bindgen(js_name = noteMiss)]
     pub fn note_miss(&self, surface: u8) {
         self.inner.record_miss(surface_code(surface));
-    }
-
-    /// A lease event seen by the host: 0 acquired, 1 waited for another instance, 2 the
-    /// wait ran out and this instance regenerated itself, 3 the holder let its lease go
-    /// without writing and this instance regenerated itself. Unknown codes are ignored.
-    #[wasm_bindgen(js_name = noteLease)]
-    pub fn note_lease(&self, event: u8) {
-        use fleetcache_core::LeaseEvent;
-        let event = match event {
-            0 => LeaseEvent::Acquired,
-            1 => LeaseEvent::Waited,
-            2 => LeaseEvent::WaitTimedOut,
-            3 => LeaseEvent::WaitReleased,
-            _ => return,
-        };
-        self.inner.record_lease(event);
     }
 
     /// The outcome of the last lookup the engine judged (`hit`, `stale`, `miss`, `expired`,
@@ -1055,7 +1039,7 @@ fn step_code(step: fleetcache_core::lease::Step) -> u8 {
     step as u8
 }
 
-/// Single flight (issue 4): leases and the in-process tier's decisions.
+/// Single flight: leases and the in-process tier's decisions.
 ///
 /// Step codes: 0 serve, 1 serve stale (Next regenerates in the background), 2 serve as
 /// fresh (a follower), 3 send the lease request (`planLeaseAcquire`), 4 poll after

@@ -206,7 +206,7 @@ fn breaker_opens_and_probes_through_the_binding() {
     .unwrap();
     assert_eq!(e.budget_ms(0), 250.0);
     assert_eq!(e.budget_ms(1), 1000.0);
-    // Lease commands: the longer of the two (issue 14 item 5).
+    // Lease commands: the longer of the two.
     assert_eq!(e.budget_ms(2), 1000.0);
     assert_eq!(e.connect_budget_ms(), 1000.0);
     let p1 = e.admit(0, NOW);
