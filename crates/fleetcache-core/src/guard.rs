@@ -1,4 +1,4 @@
-//! The engine's side of failure handling (design §5): command budgets, the circuit breaker
+//! The engine's side of failure handling (docs/decisions/0007-failure-handling.md): command budgets, the circuit breaker
 //! and the revalidation outbox, as [`Engine`] methods.
 //!
 //! Per Redis command the host calls [`Engine::admit`] (send it or not, and with which

@@ -1,4 +1,4 @@
-//! One regeneration per key across the fleet (design §4): leases, as a sans-IO state machine.
+//! One regeneration per key across the fleet (docs/decisions/0008-leases.md): leases, as a sans-IO state machine.
 //!
 //! When a read finds an entry stale or missing, the request asks Redis for the entry's lease
 //! (`LEASE_ACQUIRE`: `SET <lease> <token> NX PX <ttl>` unless a newer entry has landed since
@@ -921,7 +921,7 @@ mod tests {
 
     #[test]
     fn a_follower_regenerates_as_soon_as_a_poll_finds_the_lease_gone() {
-        // Issue 14 item 3: the holder released without writing; the first poll that sees it
+        // The holder released without writing; the first poll that sees it
         // ends the wait, long before the budget.
         for (found, consumer) in [
             (Found::Missing, Consumer::Serves),
@@ -953,7 +953,7 @@ mod tests {
 
     #[test]
     fn a_held_lease_is_renewed_until_written_released_or_capped() {
-        // Issue 14 item 4.
+        // A holder renews its lease while it renders, up to the cap.
         let mut e = Engine::new(Config {
             lease_ttl_ms: 900.0,
             ..Config::default()
@@ -1019,7 +1019,7 @@ mod tests {
 
     #[test]
     fn lease_requests_get_at_least_the_write_budget() {
-        // Issue 14 item 5.
+        // A lease command has the lease budget, the longer of read and write.
         use crate::guard::OpKind;
         let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
         assert!(e.budget_ms(OpKind::Lease) >= e.budget_ms(OpKind::Write));
