@@ -12,6 +12,10 @@ fn config(deployment: &str) -> JsValue {
     obj.into()
 }
 
+fn key(k: &str) -> js_sys::JsString {
+    js_sys::JsString::from(k)
+}
+
 fn uc(name: &str) -> Iface {
     Iface::use_cache(name).unwrap()
 }
@@ -150,10 +154,10 @@ fn invalid_config_is_an_error_with_a_code() {
 fn keys_differ_by_deployment_and_interface() {
     let a = engine("d1");
     let b = engine("d2");
-    let k1 = a.entry_key(&uc("default"), "k").unwrap();
-    assert_ne!(k1, b.entry_key(&uc("default"), "k").unwrap());
-    assert_ne!(k1, a.entry_key(&uc("remote"), "k").unwrap());
-    let inc = a.entry_key(&Iface::incremental(), "k").unwrap();
+    let k1 = a.entry_key(&uc("default"), &key("k")).unwrap();
+    assert_ne!(k1, b.entry_key(&uc("default"), &key("k")).unwrap());
+    assert_ne!(k1, a.entry_key(&uc("remote"), &key("k")).unwrap());
+    let inc = a.entry_key(&Iface::incremental(), &key("k")).unwrap();
     assert_ne!(k1, inc);
     assert!(Iface::use_cache("Bad Name").is_err());
 }
@@ -161,14 +165,29 @@ fn keys_differ_by_deployment_and_interface() {
 #[wasm_bindgen_test]
 fn a_handler_named_inc_is_a_use_cache_key_space() {
     let a = engine("d1");
-    let named_inc = a.entry_key(&uc("inc"), "k").unwrap();
+    let named_inc = a.entry_key(&uc("inc"), &key("k")).unwrap();
     assert!(named_inc.contains(":uc-inc:"), "{named_inc}");
-    assert_ne!(named_inc, a.entry_key(&Iface::incremental(), "k").unwrap());
+    assert_ne!(
+        named_inc,
+        a.entry_key(&Iface::incremental(), &key("k")).unwrap()
+    );
     assert_eq!(uc("inc").segment(), "uc-inc");
     assert!(!uc("inc").is_incremental());
     assert_eq!(Iface::parse("inc").unwrap(), Iface::incremental());
     assert_eq!(Iface::parse("uc-inc").unwrap(), uc("inc"));
     assert!(Iface::parse("inc-").is_err());
+}
+
+#[wasm_bindgen_test]
+fn a_key_with_a_lone_surrogate_is_refused() {
+    let a = engine("d1");
+    let lone = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD800]);
+    let err = a.entry_key(&uc("default"), &lone).unwrap_err();
+    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("ERR_KEY_ILL_FORMED"));
+    // A surrogate pair is a well-formed key.
+    let pair = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD83D, 0xDE00]);
+    assert!(a.entry_key(&uc("default"), &pair).is_ok());
 }
 
 #[wasm_bindgen_test]
