@@ -1,4 +1,4 @@
-//! The engine's side of failure handling (design §5): command budgets, the circuit breaker
+//! The engine's side of failure handling (docs/decisions/0007-failure-handling.md): command budgets, the circuit breaker
 //! and the revalidation outbox, as [`Engine`] methods.
 //!
 //! Per Redis command the host calls [`Engine::admit`] (send it or not, and with which
@@ -76,11 +76,30 @@ impl Engine {
 
     /// Reports the outcome of an admitted command; true when the breaker changed state.
     pub fn report(&mut self, permit: Permit, result: CallResult, now: Millis) -> bool {
-        self.stats.record_redis(match result {
+        let counted = match result {
             CallResult::Success => crate::stats::RedisResult::Ok,
             CallResult::Failure => crate::stats::RedisResult::ConnectionError,
             CallResult::Timeout => crate::stats::RedisResult::Timeout,
-        });
+        };
+        self.settle(permit, result, counted, now)
+    }
+
+    /// Reports an admitted command Redis answered with an error reply: a reachable Redis for
+    /// the breaker and the outbox, counted as a reply error only (not also as `ok`); true when
+    /// the breaker changed state.
+    pub fn report_reply_error(&mut self, permit: Permit, now: Millis) -> bool {
+        let counted = crate::stats::RedisResult::ReplyError;
+        self.settle(permit, CallResult::Success, counted, now)
+    }
+
+    fn settle(
+        &mut self,
+        permit: Permit,
+        result: CallResult,
+        counted: crate::stats::RedisResult,
+        now: Millis,
+    ) -> bool {
+        self.stats.record_redis(counted);
         if result == CallResult::Success {
             // Redis answers: an outbox update that got no reply need not wait its backoff.
             self.outbox.answered();

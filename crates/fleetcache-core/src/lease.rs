@@ -1,4 +1,4 @@
-//! One regeneration per key across the fleet (design §4): leases, as a sans-IO state machine.
+//! One regeneration per key across the fleet (docs/decisions/0008-leases.md): leases, as a sans-IO state machine.
 //!
 //! When a read finds an entry stale or missing, the request asks Redis for the entry's lease
 //! (`LEASE_ACQUIRE`: `SET <lease> <token> NX PX <ttl>` unless a newer entry has landed since
@@ -471,16 +471,15 @@ impl Engine {
     }
 
     /// Reports a lease request's answer to `flight` ([`Flight::acquired`]) and counts what it
-    /// meant: a lease won, contention with another holder, or a wait that ran out.
+    /// meant: a lease won, or a follower that starts waiting for the holder's write. A
+    /// follower that does not wait is not a wait: one serving a stale entry as fresh, or one
+    /// with no wait budget (`leaseWaitMs` 0) that regenerates at once.
     pub fn lease_answered(&self, flight: &mut Flight, result: Acquired, now: Millis) -> Step {
         let step = flight.acquired(result, now, &self.lease_config());
-        match result {
-            Acquired::Won => self.record_lease(LeaseEvent::Acquired),
-            Acquired::Lost => self.record_lease(LeaseEvent::Waited),
-            Acquired::Newer | Acquired::Unavailable => {}
-        }
-        if step == Step::Fallback {
-            self.record_lease(LeaseEvent::WaitTimedOut);
+        match (result, step) {
+            (Acquired::Won, _) => self.record_lease(LeaseEvent::Acquired),
+            (Acquired::Lost, Step::Poll) => self.record_lease(LeaseEvent::Waited),
+            _ => {}
         }
         step
     }
@@ -1063,7 +1062,7 @@ mod tests {
 
     #[test]
     fn a_follower_regenerates_as_soon_as_a_poll_finds_the_lease_gone() {
-        // Issue 14 item 3: the holder released without writing; the first poll that sees it
+        // The holder released without writing; the first poll that sees it
         // ends the wait, long before the budget.
         for (found, consumer) in [
             (Found::Missing, Consumer::Serves),
@@ -1095,7 +1094,7 @@ mod tests {
 
     #[test]
     fn a_held_lease_is_renewed_until_written_released_or_capped() {
-        // Issue 14 item 4.
+        // A holder renews its lease while it renders, up to the cap.
         let mut e = Engine::new(Config {
             lease_ttl_ms: 900.0,
             ..Config::default()
@@ -1161,7 +1160,7 @@ mod tests {
 
     #[test]
     fn lease_requests_get_at_least_the_write_budget() {
-        // Issue 14 item 5.
+        // A lease command has the lease budget, the longer of read and write.
         use crate::guard::OpKind;
         let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
         assert!(e.budget_ms(OpKind::Lease) >= e.budget_ms(OpKind::Write));
@@ -1332,10 +1331,46 @@ mod tests {
             e.lease_polled(&mut released, Found::Missing, false, Millis(20.0)),
             Step::Released
         );
+        // A follower that serves the stale entry as fresh does not wait: not counted.
+        let (mut stale, _) = e.lease_begin(Found::Stale, Consumer::Serves, Millis(0.0));
+        assert_eq!(
+            e.lease_answered(&mut stale, Acquired::Lost, Millis(1.0)),
+            Step::ServeAsFresh
+        );
         let s = e.stats();
         assert_eq!(s.leases(LeaseEvent::Acquired), 1);
         assert_eq!(s.leases(LeaseEvent::Waited), 2);
         assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 1);
         assert_eq!(s.leases(LeaseEvent::WaitReleased), 1);
+    }
+
+    #[test]
+    fn with_no_wait_budget_a_follower_on_a_miss_regenerates_at_once_uncounted() {
+        let config = Config {
+            lease_wait_ms: 0.0,
+            ..Config::default()
+        };
+        let e = Engine::new(config).unwrap_or_else(|err| panic!("{err}"));
+        for (found, consumer) in [
+            (Found::Missing, Consumer::Serves),
+            (Found::Missing, Consumer::Caches),
+            (Found::Stale, Consumer::Caches),
+        ] {
+            let (mut f, step) = e.lease_begin(found, consumer, Millis(0.0));
+            assert_eq!(step, Step::Acquire, "a lease is still asked for");
+            assert_eq!(
+                e.lease_answered(&mut f, Acquired::Lost, Millis(0.0)),
+                Step::Fallback
+            );
+        }
+        // A stale entry is still served as fresh while the holder regenerates it once.
+        let (mut f, _) = e.lease_begin(Found::Stale, Consumer::Serves, Millis(0.0));
+        assert_eq!(
+            e.lease_answered(&mut f, Acquired::Lost, Millis(0.0)),
+            Step::ServeAsFresh
+        );
+        let s = e.stats();
+        assert_eq!(s.leases(LeaseEvent::Waited), 0);
+        assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 0);
     }
 }

@@ -120,17 +120,17 @@ pub struct Engine {
     tag_keys: TagKeys,
     mirror: TagMirror,
     lru: LruIndex,
-    /// Health of the Redis connection (issue 5; methods in `guard.rs`).
+    /// Health of the Redis connection (methods in `guard.rs`).
     pub(crate) breaker: crate::breaker::Breaker,
-    /// Revalidations on their way to Redis (issue 5; methods in `guard.rs`).
+    /// Revalidations on their way to Redis (methods in `guard.rs`).
     pub(crate) outbox: crate::outbox::Outbox,
-    /// Regeneration leases this process holds (issue 4; methods in `lease.rs`).
+    /// Regeneration leases this process holds (methods in `lease.rs`).
     pub(crate) leases: crate::lease::LeaseTable,
-    /// Where this process's singular-handler regenerations began (issue 13; `regen.rs`).
+    /// Where this process's singular-handler regenerations began (`regen.rs`).
     pub(crate) regenerations: crate::regen::Regenerations,
-    /// Stale `'use cache'` entries handed out, by tag (issue 13; `regen.rs`).
+    /// Stale `'use cache'` entries handed out, by tag (`regen.rs`).
     pub(crate) stale_handouts: crate::regen::StaleHandouts,
-    /// What the engine decided, counted (issue 7; see `stats.rs`).
+    /// What the engine decided, counted (see `stats.rs`).
     pub(crate) stats: crate::stats::Stats,
     /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
     dropped_tags: Cell<DroppedTags>,
@@ -948,7 +948,7 @@ mod tests {
         assert!(e.mirror().is_synced());
     }
 
-    /// Issue 14, item 2: a week of per-item revalidations (a new tag every minute, from this
+    /// A week of per-item revalidations (a new tag every minute, from this
     /// process and from another instance alike), refreshed as requests do. Redis forgets a tag
     /// once it is older than the pruning age (`tag_update.lua`); the mirror must forget it by
     /// the same rule, so what it holds stays flat instead of growing with every tag it ever

@@ -1,4 +1,4 @@
-//! When a singular-handler regeneration began (issue 13 item 8).
+//! When a singular-handler regeneration began.
 //!
 //! An entry counts as created when the regeneration that produced it began, so a revalidation
 //! that resolves while a page renders leaves the page stale instead of stored as fresh (design

@@ -1,4 +1,4 @@
-//! What the engine decided, counted where it decided it (issue 7).
+//! What the engine decided, counted where it decided it.
 //!
 //! Every number an operator needs to see the cache at work comes from a decision the core
 //! makes anyway: the verdict on a read, the plan for a write, a breaker transition, an
@@ -92,7 +92,7 @@ pub enum WriteOutcome {
 
 const WRITE_OUTCOMES: usize = 4;
 
-/// A lease event, counted for the fleet-wide single regeneration (issue 4).
+/// A lease event, counted for the fleet-wide single regeneration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeaseEvent {
     /// This instance became the regenerating lease holder.
@@ -102,7 +102,7 @@ pub enum LeaseEvent {
     /// The wait ran out of budget and this instance regenerated itself.
     WaitTimedOut = 2,
     /// The holder let its lease go without writing, so this instance stopped waiting and
-    /// regenerated itself (issue 14 item 3).
+    /// regenerated itself.
     WaitReleased = 3,
 }
 
@@ -222,7 +222,7 @@ impl Stats {
         self.redis.get(result as usize).map_or(0, Cell::get)
     }
 
-    /// Counts a lease event (called by the lease logic, issue 4).
+    /// Counts a lease event (called by the lease logic).
     pub fn record_lease(&self, event: LeaseEvent) {
         if let Some(c) = self.leases.get(event as usize) {
             bump(c);
@@ -411,7 +411,7 @@ pub struct RedisCounts {
     pub reply_errors: u64,
 }
 
-/// Lease events (issue 4).
+/// Lease events.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
@@ -525,14 +525,9 @@ impl Engine {
         self.stats.record_lookup(surface, LookupOutcome::Miss);
     }
 
-    /// Counts a lease event (issue 4's lease logic and the host's wait loop call this).
+    /// Counts a lease event (the lease logic calls this).
     pub fn record_lease(&self, event: LeaseEvent) {
         self.stats.record_lease(event);
-    }
-
-    /// Counts a Redis error reply (a healthy Redis refusing one command).
-    pub fn record_reply_error(&self) {
-        self.stats.record_redis(RedisResult::ReplyError);
     }
 
     /// Every counter and gauge at `now`.
@@ -713,7 +708,10 @@ mod tests {
         );
         assert_eq!((b.redis.connection_errors, b.redis.ok), (5, 1));
         assert!(e.ack_outbox(1));
-        e.record_reply_error();
+        // An error reply counts as that alone, not also as `ok`.
+        let p = permit(&mut e, NOW).unwrap();
+        assert!(!e.report_reply_error(p, Millis(NOW)));
+        assert_eq!(e.stats_snapshot(Millis(NOW)).redis.ok, 1);
         e.record_lease(LeaseEvent::Acquired);
         let s = e.stats_snapshot(Millis(NOW));
         assert_eq!(
