@@ -1,6 +1,5 @@
 //! Engine settings as the host passes them (a JS object deserialised with serde).
 
-use crate::breaker::BreakerConfig;
 use crate::error::ConfigError;
 use crate::keys::is_valid_prefix;
 
@@ -81,6 +80,57 @@ pub const MAX_BREAKER_MS: f64 = 3_600_000.0;
 /// Upper bound of `outbox_capacity`.
 pub const MAX_OUTBOX_CAPACITY: u32 = 1_000_000;
 
+/// Longest accepted lease lifetime (10 minutes): a lease protects one regeneration.
+pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
+/// Longest accepted follower wait (one minute, like the Redis budgets).
+pub const MAX_LEASE_WAIT_MS: f64 = 60_000.0;
+/// Thresholds of one breaker. Built by [`Config::breaker`]; the defaults are
+/// [`Config::default`]'s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker. Default 5.
+    pub failures: u32,
+    /// Failure rate (0..=1] over the window that opens the breaker. Default 0.5.
+    pub failure_rate: f64,
+    /// Results needed in the window before the rate counts. Default 20.
+    pub min_calls: u32,
+    /// Length of the failure-rate window in ms. Default 10 s.
+    pub window_ms: f64,
+    /// How long the breaker stays open after it trips, in ms. Default 1 s.
+    pub open_ms: f64,
+    /// Upper bound of the open time after repeated failed probes, in ms. Default 1 s: the
+    /// host probes on a timer while the breaker is open, so an instance notices within about
+    /// this long that Redis answers again, and catches up on the tag state then.
+    pub max_open_ms: f64,
+    /// How long an unreported probe blocks the next one, in ms. Default 5 s.
+    pub probe_timeout_ms: f64,
+}
+
+impl Default for BreakerConfig {
+    /// The thresholds of [`Config::default`].
+    fn default() -> Self {
+        Config::default().breaker()
+    }
+}
+
+/// Lease settings in effect.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeaseConfig {
+    /// Leases are used at all (off: every instance regenerates on its own, as without leases).
+    pub enabled: bool,
+    /// Lifetime of a lease in Redis (`PX`), ms: the longest a dead holder blocks anyone.
+    pub ttl_ms: f64,
+    /// How long a follower waits for the holder's write on a miss before it regenerates, ms.
+    pub wait_ms: f64,
+}
+
+impl LeaseConfig {
+    /// The lease settings of a configuration ([`Config::lease`]).
+    pub fn of(config: &Config) -> LeaseConfig {
+        config.lease()
+    }
+}
+
 fn in_range(v: f64, min_exclusive: f64, max: f64) -> bool {
     v.is_finite() && v > min_exclusive && v <= max
 }
@@ -134,7 +184,19 @@ impl Config {
             }
         }
         self.validate_resilience()?;
-        crate::lease::validate(self)
+        self.validate_leases()
+    }
+
+    fn validate_leases(&self) -> Result<(), ConfigError> {
+        let ttl = self.lease_ttl_ms;
+        if !(1.0..=MAX_LEASE_TTL_MS).contains(&ttl) {
+            return Err(ConfigError::Lease("leaseTtlMs"));
+        }
+        let wait = self.lease_wait_ms;
+        if !(wait.is_finite() && (0.0..=MAX_LEASE_WAIT_MS).contains(&wait)) {
+            return Err(ConfigError::Lease("leaseWaitMs"));
+        }
+        Ok(())
     }
 
     fn validate_resilience(&self) -> Result<(), ConfigError> {
@@ -187,6 +249,15 @@ impl Config {
             probe_timeout_ms: self.connect_timeout_ms
                 + self.read_timeout_ms.max(self.write_timeout_ms)
                 + 1000.0,
+        }
+    }
+
+    /// The lease settings in effect.
+    pub fn lease(&self) -> LeaseConfig {
+        LeaseConfig {
+            enabled: self.leases,
+            ttl_ms: self.lease_ttl_ms,
+            wait_ms: self.lease_wait_ms,
         }
     }
 

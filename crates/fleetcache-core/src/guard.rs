@@ -10,8 +10,8 @@
 use crate::breaker::{Breaker, BreakerState, CallResult, Permit};
 use crate::error::PlanError;
 use crate::outbox::{Outbox, PendingUpdate};
-use crate::plan::{Engine, ScriptCall};
-use crate::scripts::{tag_update_args, TAG_UPDATE};
+use crate::plan::Engine;
+use crate::scripts::{tag_update_args, ScriptCall, TAG_UPDATE};
 use crate::tags::Revalidation;
 use crate::time::Millis;
 

@@ -22,49 +22,14 @@
 
 use std::collections::HashMap;
 
-use crate::error::ConfigError;
+pub use crate::config::LeaseConfig;
+pub use crate::config::{MAX_LEASE_TTL_MS, MAX_LEASE_WAIT_MS};
 use crate::keys::Interface;
-use crate::plan::{Engine, ScriptCall};
-use crate::scripts::Script;
+use crate::plan::Engine;
+use crate::scripts::ScriptCall;
+pub use crate::scripts::{LEASE_ACQUIRE, LEASE_POLL, LEASE_RELEASE, LEASE_RENEW, LEASE_WRITE};
 use crate::stats::LeaseEvent;
 use crate::time::{is_unlimited, Millis};
-use crate::Config;
-
-/// Takes a lease unless a newer entry is already stored. `KEYS = [entry, lease]`,
-/// `ARGV = [token, px, seen_timestamp_ms]`; returns 1 (taken), 0 (held by another) or 2 (a
-/// newer entry is stored: read it again).
-pub const LEASE_ACQUIRE: Script = Script {
-    name: "lease_acquire",
-    source: include_str!("lua/lease_acquire.lua"),
-};
-
-/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
-/// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
-pub const LEASE_WRITE: Script = Script {
-    name: "lease_write",
-    source: include_str!("lua/lease_write.lua"),
-};
-
-/// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
-/// released.
-pub const LEASE_RELEASE: Script = Script {
-    name: "lease_release",
-    source: include_str!("lua/lease_release.lua"),
-};
-
-/// A follower's poll: the entry and whether its lease still exists, in one atomic read.
-/// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
-pub const LEASE_POLL: Script = Script {
-    name: "lease_poll",
-    source: include_str!("lua/lease_poll.lua"),
-};
-
-/// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
-/// `ARGV = [token, px]`; returns 1 when it extended the lease.
-pub const LEASE_RENEW: Script = Script {
-    name: "lease_renew",
-    source: include_str!("lua/lease_renew.lua"),
-};
 
 /// A held lease is renewed every `leaseTtlMs / RENEWALS_PER_TTL`: two renewals may be lost or
 /// late before the lease lapses.
@@ -74,10 +39,6 @@ pub const RENEWALS_PER_TTL: f64 = 3.0;
 /// blocks the key for a bounded time.
 pub const MAX_RENEWED_TTLS: f64 = 3.0;
 
-/// Longest accepted lease lifetime (10 minutes): a lease protects one regeneration.
-pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
-/// Longest accepted follower wait (one minute, like the Redis budgets).
-pub const MAX_LEASE_WAIT_MS: f64 = 60_000.0;
 /// First pause between a follower's polls; doubled after each poll up to [`POLL_MAX_MS`].
 pub const POLL_MIN_MS: f64 = 10.0;
 /// Longest pause between polls: the most a follower waits after the holder's write lands.
@@ -89,41 +50,6 @@ pub const MAX_POLLS: u32 = 10_000;
 pub const MAX_HELD_LEASES: usize = 10_000;
 /// Longest accepted token (the host sends 32 hex digits).
 pub const MAX_TOKEN_BYTES: usize = 128;
-
-/// Lease settings in effect.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LeaseConfig {
-    /// Leases are used at all (off: every instance regenerates on its own, as without leases).
-    pub enabled: bool,
-    /// Lifetime of a lease in Redis (`PX`), ms: the longest a dead holder blocks anyone.
-    pub ttl_ms: f64,
-    /// How long a follower waits for the holder's write on a miss before it regenerates, ms.
-    pub wait_ms: f64,
-}
-
-impl LeaseConfig {
-    /// The lease settings of a configuration.
-    pub fn of(config: &Config) -> LeaseConfig {
-        LeaseConfig {
-            enabled: config.leases,
-            ttl_ms: config.lease_ttl_ms,
-            wait_ms: config.lease_wait_ms,
-        }
-    }
-}
-
-/// Checks the lease settings of `config`.
-pub fn validate(config: &Config) -> Result<(), ConfigError> {
-    let ttl = config.lease_ttl_ms;
-    if !(1.0..=MAX_LEASE_TTL_MS).contains(&ttl) {
-        return Err(ConfigError::Lease("leaseTtlMs"));
-    }
-    let wait = config.lease_wait_ms;
-    if !(wait.is_finite() && (0.0..=MAX_LEASE_WAIT_MS).contains(&wait)) {
-        return Err(ConfigError::Lease("leaseWaitMs"));
-    }
-    Ok(())
-}
 
 /// What a read found, as far as regeneration is concerned.
 #[repr(u8)]
@@ -748,6 +674,7 @@ pub fn tier_serves_value(kind: crate::incremental::ValueKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use proptest::prelude::*;
 
     const CFG: LeaseConfig = LeaseConfig {
@@ -1154,17 +1081,23 @@ mod tests {
     #[test]
     fn config_validation() {
         let ok = Config::default();
-        assert_eq!(validate(&ok), Ok(()));
+        assert_eq!(ok.validate(), Ok(()));
         let bad_ttl = Config {
             lease_ttl_ms: 0.0,
             ..Config::default()
         };
-        assert_eq!(validate(&bad_ttl), Err(ConfigError::Lease("leaseTtlMs")));
+        assert_eq!(
+            bad_ttl.validate(),
+            Err(crate::error::ConfigError::Lease("leaseTtlMs"))
+        );
         let bad_wait = Config {
             lease_wait_ms: f64::NAN,
             ..Config::default()
         };
-        assert_eq!(validate(&bad_wait), Err(ConfigError::Lease("leaseWaitMs")));
+        assert_eq!(
+            bad_wait.validate(),
+            Err(crate::error::ConfigError::Lease("leaseWaitMs"))
+        );
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub use keys::{Interface, Namespace, TagKeys};
 pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
 pub use lru::LruIndex;
 pub use outbox::{Outbox, PendingUpdate};
-pub use plan::{Engine, Inspection, ScriptCall, SetInput, SetPlan, TierUse, Verdict};
-pub use scripts::{Script, TAG_REFRESH, TAG_UPDATE};
+pub use plan::{Engine, Inspection, SetInput, SetPlan, TierUse, Verdict};
+pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
 pub use tags::{
     admit_tags, canonical_tag, AdmittedTags, DroppedTags, Freshness, RefreshSummary, Revalidation,

@@ -10,8 +10,8 @@ use crate::error::{ConfigError, DecodeError, PlanError, ProtocolError};
 use crate::keys::{Interface, Namespace, TagKeys};
 use crate::lru::LruIndex;
 use crate::scripts::{
-    tag_merge_args, tag_refresh_args, tag_update_args, Script, TAG_MERGE, TAG_PAGE, TAG_REFRESH,
-    TAG_UPDATE,
+    tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall, TAG_MERGE, TAG_PAGE,
+    TAG_REFRESH, TAG_UPDATE,
 };
 use crate::tags::{
     admit_tags, canonical_tag, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror,
@@ -56,20 +56,6 @@ pub struct SetPlan {
     /// `PX` in ms; `None` means "do not store" (already expired, `expire <= 0` or
     /// `revalidate == 0`).
     pub ttl_ms: Option<u64>,
-}
-
-/// A script invocation: `EVALSHA sha1 <keys.len()> keys... args...`, falling back to
-/// `EVAL script.source ...` on `NOSCRIPT`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ScriptCall {
-    /// The script (for the `NOSCRIPT` fallback and for logs).
-    pub script: &'static Script,
-    /// Its SHA-1.
-    pub sha1: String,
-    /// `KEYS`, in order.
-    pub keys: Vec<String>,
-    /// `ARGV`, in order.
-    pub args: Vec<String>,
 }
 
 /// What a stored value is worth to the request that read it.

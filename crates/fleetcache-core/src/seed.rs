@@ -4,17 +4,10 @@
 //! write that lands between a check and the write cannot be overwritten.
 
 use crate::keys::Interface;
-use crate::plan::{Engine, ScriptCall};
-use crate::scripts::Script;
+use crate::plan::Engine;
+use crate::scripts::ScriptCall;
+pub use crate::scripts::SEED_WRITE;
 use crate::time::Millis;
-
-/// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`,
-/// `ARGV = [px, created_ms, value]` (the host appends the value); returns 1 (stored) or 0
-/// (kept the stored entry).
-pub const SEED_WRITE: Script = Script {
-    name: "seed_write",
-    source: include_str!("lua/seed_write.lua"),
-};
 
 /// Reply of [`SEED_WRITE`] when it stored the entry.
 pub const SEED_STORED: i64 = 1;
