@@ -7,16 +7,7 @@
 //! mirror at once and queues them; the host sends [`Engine::plan_outbox_head`] until the
 //! outbox is empty, acknowledging each with [`Engine::ack_outbox`].
 
-use crate::breaker::{Breaker, BreakerState, CallResult, Permit};
-use crate::error::PlanError;
-use crate::outbox::{Outbox, PendingUpdate};
-use crate::plan::Engine;
-use crate::scripts::{tag_update_args, ScriptCall, TAG_UPDATE};
-use crate::tags::Revalidation;
-use crate::time::Millis;
-
-/// Longest epoch candidate accepted (the host sends 32 hex digits).
-const MAX_EPOCH_BYTES: usize = 128;
+use crate::breaker::Permit;
 
 /// What a Redis command does, which decides its budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,139 +37,16 @@ pub enum Admission {
     Skip,
 }
 
-impl Engine {
-    /// Budget of a command of this kind, in ms.
-    pub fn budget_ms(&self, kind: OpKind) -> f64 {
-        match kind {
-            OpKind::Read => self.config().read_timeout_ms,
-            OpKind::Write => self.config().write_timeout_ms,
-            OpKind::Lease => self
-                .config()
-                .write_timeout_ms
-                .max(self.config().read_timeout_ms),
-        }
-    }
-
-    /// Budget of a connection attempt that a command may wait for, in ms.
-    pub fn connect_budget_ms(&self) -> f64 {
-        self.config().connect_timeout_ms
-    }
-
-    /// Whether to send a command of `kind` at `now`.
-    pub fn admit(&mut self, kind: OpKind, now: Millis) -> Admission {
-        self.note_start(now);
-        let budget_ms = self.budget_ms(kind);
-        match self.breaker.admit(now) {
-            Some(permit) => Admission::Send { permit, budget_ms },
-            None => Admission::Skip,
-        }
-    }
-
-    /// Reports the outcome of an admitted command; true when the breaker changed state.
-    pub fn report(&mut self, permit: Permit, result: CallResult, now: Millis) -> bool {
-        self.stats.record_redis(match result {
-            CallResult::Success => crate::stats::RedisResult::Ok,
-            CallResult::Failure => crate::stats::RedisResult::ConnectionError,
-            CallResult::Timeout => crate::stats::RedisResult::Timeout,
-        });
-        if result == CallResult::Success {
-            // Redis answers: an outbox update that got no reply need not wait its backoff.
-            self.outbox.answered();
-        }
-        let changed = self.breaker.record(permit, result, now);
-        if changed && self.breaker.state(now) == BreakerState::Closed {
-            self.stats.record_breaker_recovery();
-        }
-        changed
-    }
-
-    /// The breaker (state, counters).
-    pub fn breaker(&self) -> &Breaker {
-        &self.breaker
-    }
-
-    /// The breaker's state at `now`.
-    pub fn breaker_state(&self, now: Millis) -> BreakerState {
-        self.breaker.state(now)
-    }
-
-    /// Records a revalidation: applied to the mirror at once, and queued for Redis behind
-    /// any earlier one. Returns the oldest queued update when the outbox had to drop it (the
-    /// host must log it: the rest of the fleet will not see it).
-    pub fn queue_tag_update(
-        &mut self,
-        tags: &[&str],
-        rev: &Revalidation,
-        now: Millis,
-    ) -> Result<Option<PendingUpdate>, PlanError> {
-        if tags.is_empty() {
-            return Err(PlanError::NoTags);
-        }
-        let admitted = self.admit_tags(tags);
-        if admitted.is_empty() {
-            return Err(PlanError::TagLimit);
-        }
-        let tags: Vec<&str> = admitted.iter().map(AsRef::as_ref).collect();
-        if !(now.0.is_finite() && now.0 >= 0.0) {
-            return Err(PlanError::InvalidTime);
-        }
-        self.mirror_mut().apply_local(&tags, rev, now);
-        self.stats
-            .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
-        self.stats.record_outbox_queued();
-        let owned = tags.iter().map(|t| (*t).to_owned()).collect();
-        Ok(self.outbox.push(owned, *rev, now))
-    }
-
-    /// The update script call for the outbox's head, with its sequence number for
-    /// [`Engine::ack_outbox`]; `None` when nothing waits. The update keeps the time it was
-    /// issued, so a late replay invalidates what the original would have.
-    pub fn plan_outbox_head(
-        &self,
-        epoch_candidate: &str,
-    ) -> Result<Option<(u64, ScriptCall)>, PlanError> {
-        if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
-            return Err(PlanError::InvalidEpoch);
-        }
-        let Some(head) = self.outbox.head() else {
-            return Ok(None);
-        };
-        let tags: Vec<&str> = head.tags.iter().map(String::as_str).collect();
-        let call = ScriptCall {
-            script: &TAG_UPDATE,
-            sha1: TAG_UPDATE.sha1(),
-            keys: self.namespace().tag_keys().to_vec(),
-            args: tag_update_args(
-                head.at,
-                self.config().prune_after_ms(),
-                epoch_candidate,
-                &head.rev,
-                &tags,
-            ),
-        };
-        Ok(Some((head.seq, call)))
-    }
-
-    /// Redis applied outbox update `seq`; false when it was no longer the head.
-    pub fn ack_outbox(&mut self, seq: u64) -> bool {
-        let acked = self.outbox.ack(seq);
-        if acked {
-            self.stats.record_outbox_sent();
-        }
-        acked
-    }
-
-    /// The outbox (length, dropped count).
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::{BreakerState, CallResult};
     use crate::config::Config;
+    use crate::engine::Engine;
+    use crate::error::PlanError;
     use crate::tags::Freshness;
+    use crate::tags::Revalidation;
+    use crate::time::Millis;
 
     const NOW: f64 = 1_795_690_530_000.0;
 

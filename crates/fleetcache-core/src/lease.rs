@@ -24,8 +24,7 @@ use std::collections::HashMap;
 
 pub use crate::config::LeaseConfig;
 pub use crate::config::{MAX_LEASE_TTL_MS, MAX_LEASE_WAIT_MS};
-use crate::keys::Interface;
-use crate::plan::Engine;
+use crate::error::PlanError;
 use crate::scripts::ScriptCall;
 pub use crate::scripts::{LEASE_ACQUIRE, LEASE_POLL, LEASE_RELEASE, LEASE_RENEW, LEASE_WRITE};
 use crate::stats::LeaseEvent;
@@ -336,14 +335,66 @@ impl LeaseTable {
             .map(|h| h.token.as_str())
     }
 
-    /// A renewal of the holding won at `won_at`, sent at `sent_at` for `px` ms, succeeded.
-    /// Replies may come out of order: the latest expiry wins.
-    fn renewed(&mut self, lease_key: &str, won_at: Millis, sent_at: Millis, px: f64) {
+    /// Plans the renewal, at `now`, of the holding of `lease_key` won at `won_at`
+    /// ([`LEASE_RENEW`]) for leases of `ttl_ms`. `None` ends the renewals: the lease was
+    /// written or released, lapsed, was replaced by a later holding, or has reached its cap
+    /// ([`renew_px`]).
+    pub fn plan_renew(
+        &self,
+        lease_key: String,
+        won_at: Millis,
+        now: Millis,
+        ttl_ms: f64,
+    ) -> Option<ScriptCall> {
+        let token = self.renewable(&lease_key, won_at, now)?;
+        let px = renew_px(ttl_ms, won_at, now);
+        if px < 1.0 {
+            return None;
+        }
+        Some(ScriptCall {
+            script: &LEASE_RENEW,
+            sha1: LEASE_RENEW.sha1(),
+            args: vec![token.to_owned(), px.to_string()],
+            keys: vec![lease_key],
+        })
+    }
+
+    /// A renewal of the holding of `lease_key` won at `won_at`, planned at `sent_at` for
+    /// leases of `ttl_ms`, succeeded. Replies may come out of order: the latest expiry wins.
+    pub fn renewed(&mut self, lease_key: &str, won_at: Millis, sent_at: Millis, ttl_ms: f64) {
+        let px = renew_px(ttl_ms, won_at, sent_at);
         if let Some(h) = self.held.get_mut(lease_key) {
             if h.won_at.0 == won_at.0 {
                 h.expires_at = Millis(h.expires_at.0.max(sent_at.0 + px));
             }
         }
+    }
+
+    /// How to store the entry at `entry_key` for `ttl_ms`: with the lease at `lease_key`
+    /// released in the same script ([`LEASE_WRITE`]) when this process holds it (the token is
+    /// taken from the table).
+    pub fn plan_write(&mut self, entry_key: String, lease_key: String, ttl_ms: u64) -> EntryWrite {
+        match self.take(&lease_key) {
+            None => EntryWrite::Set,
+            Some(token) => EntryWrite::WriteAndRelease(ScriptCall {
+                script: &LEASE_WRITE,
+                sha1: LEASE_WRITE.sha1(),
+                keys: vec![entry_key, lease_key],
+                args: vec![ttl_ms.max(1).to_string(), token],
+            }),
+        }
+    }
+
+    /// Releases the lease at `lease_key` without a write ([`LEASE_RELEASE`]), when this
+    /// process holds it (the token is taken from the table).
+    pub fn plan_release(&mut self, lease_key: String) -> Option<ScriptCall> {
+        let token = self.take(&lease_key)?;
+        Some(ScriptCall {
+            script: &LEASE_RELEASE,
+            sha1: LEASE_RELEASE.sha1(),
+            keys: vec![lease_key],
+            args: vec![token],
+        })
     }
 
     /// True while this process holds a live lease on `lease_key` at `now`.
@@ -376,6 +427,83 @@ fn px(ms: f64) -> String {
     (ms.ceil().max(1.0) as u64).to_string()
 }
 
+/// The `PX` of a renewal sent at `now` of a lease of `ttl_ms` won at `won_at`: the TTL, cut
+/// so the lease never lives past [`MAX_RENEWED_TTLS`] TTLs from its acquisition; 0 when that
+/// cap is reached.
+pub fn renew_px(ttl_ms: f64, won_at: Millis, now: Millis) -> f64 {
+    let left = won_at.0 + MAX_RENEWED_TTLS * ttl_ms - now.0;
+    if left.is_nan() {
+        return 0.0;
+    }
+    ttl_ms.min(left).max(0.0).floor()
+}
+
+/// How often a holder renews a lease of `ttl_ms`: every [`RENEWALS_PER_TTL`]th of the TTL,
+/// so a renewal has most of the TTL to arrive (at least 1 ms).
+pub fn renew_every_ms(ttl_ms: f64) -> f64 {
+    (ttl_ms / RENEWALS_PER_TTL).floor().max(1.0)
+}
+
+/// Plans a lease request ([`LEASE_ACQUIRE`]) for the entry at `entry_key`, whose lease is
+/// `lease_key`, living `ttl_ms`: `token` is a fresh random token from the host,
+/// `seen_timestamp` the creation time of the entry the read judged stale (`None` when it
+/// found none).
+pub fn plan_acquire(
+    entry_key: String,
+    lease_key: String,
+    token: &str,
+    ttl_ms: f64,
+    seen_timestamp: Option<Millis>,
+) -> Result<ScriptCall, PlanError> {
+    check_token(token)?;
+    let seen = seen_timestamp.map_or(-1.0, |t| t.0);
+    Ok(ScriptCall {
+        script: &LEASE_ACQUIRE,
+        sha1: LEASE_ACQUIRE.sha1(),
+        keys: vec![entry_key, lease_key],
+        args: vec![
+            token.to_owned(),
+            px(ttl_ms),
+            // Shortest round-trip text of the f64: Lua's tonumber reads the same value.
+            if seen.is_finite() {
+                format!("{seen}")
+            } else {
+                "-1".to_owned()
+            },
+        ],
+    })
+}
+
+/// Plans a follower's poll ([`LEASE_POLL`]): the entry at `entry_key` and whether its lease
+/// `lease_key` still exists, read together.
+pub fn plan_poll(entry_key: String, lease_key: String) -> ScriptCall {
+    ScriptCall {
+        script: &LEASE_POLL,
+        sha1: LEASE_POLL.sha1(),
+        keys: vec![entry_key, lease_key],
+        args: Vec::new(),
+    }
+}
+
+/// The lease event a lease request's answer counts as, if any.
+pub fn answer_event(result: Acquired) -> Option<LeaseEvent> {
+    match result {
+        Acquired::Won => Some(LeaseEvent::Acquired),
+        Acquired::Lost => Some(LeaseEvent::Waited),
+        Acquired::Newer | Acquired::Unavailable => None,
+    }
+}
+
+/// The lease event a flight's step counts as, if any: a wait that ran out of budget, or one
+/// that ended on a lease let go without a write.
+pub fn step_event(step: Step) -> Option<LeaseEvent> {
+    match step {
+        Step::Fallback => Some(LeaseEvent::WaitTimedOut),
+        Step::Released => Some(LeaseEvent::WaitReleased),
+        _ => None,
+    }
+}
+
 /// How to store an entry: a plain `SET`, or [`LEASE_WRITE`] when this process holds its lease.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EntryWrite {
@@ -385,225 +513,9 @@ pub enum EntryWrite {
     WriteAndRelease(ScriptCall),
 }
 
-impl Engine {
-    /// The lease settings in effect.
-    pub fn lease_config(&self) -> LeaseConfig {
-        LeaseConfig::of(self.config())
-    }
-
-    /// Starts a flight for a read by `consumer` that found `found`, as [`Flight::begin`].
-    pub fn lease_begin(&self, found: Found, consumer: Consumer, now: Millis) -> (Flight, Step) {
-        Flight::begin(found, consumer, now, &self.lease_config())
-    }
-
-    /// Reports a lease request's answer to `flight` ([`Flight::acquired`]) and counts what it
-    /// meant: a lease won, contention with another holder, or a wait that ran out.
-    pub fn lease_answered(&self, flight: &mut Flight, result: Acquired, now: Millis) -> Step {
-        let step = flight.acquired(result, now, &self.lease_config());
-        match result {
-            Acquired::Won => self.record_lease(LeaseEvent::Acquired),
-            Acquired::Lost => self.record_lease(LeaseEvent::Waited),
-            Acquired::Newer | Acquired::Unavailable => {}
-        }
-        if step == Step::Fallback {
-            self.record_lease(LeaseEvent::WaitTimedOut);
-        }
-        step
-    }
-
-    /// Reports a follower's poll to `flight` ([`Flight::polled`]), counting a wait that ran
-    /// out of budget or ended on a lease let go without a write.
-    pub fn lease_polled(
-        &self,
-        flight: &mut Flight,
-        found: Found,
-        leased: bool,
-        now: Millis,
-    ) -> Step {
-        let step = flight.polled(found, leased, now, &self.lease_config());
-        match step {
-            Step::Fallback => self.record_lease(LeaseEvent::WaitTimedOut),
-            Step::Released => self.record_lease(LeaseEvent::WaitReleased),
-            _ => {}
-        }
-        step
-    }
-
-    /// Plans a lease request for the entry of `cache_key`: `token` is a fresh random token
-    /// from the host, `seen_timestamp` the creation time of the entry the read judged stale
-    /// (`None` when it found none). Report a win with [`Engine::lease_won`].
-    pub fn plan_lease_acquire(
-        &self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        token: &str,
-        seen_timestamp: Option<Millis>,
-    ) -> Result<ScriptCall, crate::error::PlanError> {
-        check_token(token)?;
-        let seen = seen_timestamp.map_or(-1.0, |t| t.0);
-        Ok(ScriptCall {
-            script: &LEASE_ACQUIRE,
-            sha1: LEASE_ACQUIRE.sha1(),
-            keys: vec![
-                self.namespace().entry_key(iface, cache_key),
-                self.namespace().lease_key(iface, cache_key),
-            ],
-            args: vec![
-                token.to_owned(),
-                px(self.config().lease_ttl_ms),
-                // Shortest round-trip text of the f64: Lua's tonumber reads the same value.
-                if seen.is_finite() {
-                    format!("{seen}")
-                } else {
-                    "-1".to_owned()
-                },
-            ],
-        })
-    }
-
-    /// The lease request sent at `sent_at` with `token` was won.
-    pub fn lease_won(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        token: &str,
-        sent_at: Millis,
-    ) {
-        let key = self.namespace().lease_key(iface, cache_key);
-        let ttl = self.config().lease_ttl_ms;
-        self.leases.hold(&key, token, sent_at, ttl);
-    }
-
-    /// How often the host renews a lease it holds, ms: every [`RENEWALS_PER_TTL`]th of the
-    /// TTL, so a renewal has most of the TTL to arrive (at least 1 ms).
-    pub fn lease_renew_every_ms(&self) -> f64 {
-        (self.config().lease_ttl_ms / RENEWALS_PER_TTL)
-            .floor()
-            .max(1.0)
-    }
-
-    /// The `PX` of a renewal sent at `now` of a lease won at `won_at`: the TTL, cut so the
-    /// lease never lives past [`MAX_RENEWED_TTLS`] TTLs from its acquisition; 0 when that
-    /// cap is reached.
-    fn renew_px(&self, won_at: Millis, now: Millis) -> f64 {
-        let ttl = self.config().lease_ttl_ms;
-        let left = won_at.0 + MAX_RENEWED_TTLS * ttl - now.0;
-        if left.is_nan() {
-            return 0.0;
-        }
-        ttl.min(left).max(0.0).floor()
-    }
-
-    /// Plans the renewal, at `now`, of the lease on `cache_key` that this process won with
-    /// the request sent at `won_at` ([`LEASE_RENEW`]). `None` ends the renewals: the lease
-    /// was written or released (the render has ended), lapsed, was replaced by a later
-    /// holding, or has reached its cap. Report a success with [`Engine::lease_renewed`].
-    pub fn plan_lease_renew(
-        &self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        won_at: Millis,
-        now: Millis,
-    ) -> Option<ScriptCall> {
-        let key = self.namespace().lease_key(iface, cache_key);
-        let token = self.leases.renewable(&key, won_at, now)?;
-        let px = self.renew_px(won_at, now);
-        if px < 1.0 {
-            return None;
-        }
-        Some(ScriptCall {
-            script: &LEASE_RENEW,
-            sha1: LEASE_RENEW.sha1(),
-            args: vec![token.to_owned(), px.to_string()],
-            keys: vec![key],
-        })
-    }
-
-    /// The renewal planned at `sent_at` of the lease won at `won_at` was answered: `renewed`
-    /// when Redis extended it. A refusal changes nothing here: the lease is no longer this
-    /// process's in Redis, and its expiry in the table is already no later than Redis's.
-    pub fn lease_renewed(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        won_at: Millis,
-        sent_at: Millis,
-        renewed: bool,
-    ) {
-        if !renewed {
-            return;
-        }
-        let key = self.namespace().lease_key(iface, cache_key);
-        let px = self.renew_px(won_at, sent_at);
-        self.leases.renewed(&key, won_at, sent_at, px);
-    }
-
-    /// Plans a follower's poll of the entry of `cache_key` ([`LEASE_POLL`]): the entry and
-    /// whether its lease still exists, read together. Report with [`Engine::lease_polled`].
-    pub fn plan_lease_poll(&self, iface: &Interface<'_>, cache_key: &str) -> ScriptCall {
-        ScriptCall {
-            script: &LEASE_POLL,
-            sha1: LEASE_POLL.sha1(),
-            keys: vec![
-                self.namespace().entry_key(iface, cache_key),
-                self.namespace().lease_key(iface, cache_key),
-            ],
-            args: Vec::new(),
-        }
-    }
-
-    /// True while this process holds a live lease on the entry of `cache_key`.
-    pub fn holds_lease(&self, iface: &Interface<'_>, cache_key: &str, now: Millis) -> bool {
-        self.leases
-            .holds(&self.namespace().lease_key(iface, cache_key), now)
-    }
-
-    /// How to store the entry of `cache_key` that is `ttl_ms` long-lived: with the lease
-    /// released in the same script when this process holds it.
-    pub fn plan_entry_write(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        ttl_ms: u64,
-    ) -> EntryWrite {
-        let lease_key = self.namespace().lease_key(iface, cache_key);
-        match self.leases.take(&lease_key) {
-            None => EntryWrite::Set,
-            Some(token) => EntryWrite::WriteAndRelease(ScriptCall {
-                script: &LEASE_WRITE,
-                sha1: LEASE_WRITE.sha1(),
-                keys: vec![self.namespace().entry_key(iface, cache_key), lease_key],
-                args: vec![ttl_ms.max(1).to_string(), token],
-            }),
-        }
-    }
-
-    /// Releases the lease on `cache_key` without a write (the regeneration produced nothing
-    /// to store), when this process holds it.
-    pub fn plan_lease_release(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-    ) -> Option<ScriptCall> {
-        let lease_key = self.namespace().lease_key(iface, cache_key);
-        let token = self.leases.take(&lease_key)?;
-        Some(ScriptCall {
-            script: &LEASE_RELEASE,
-            sha1: LEASE_RELEASE.sha1(),
-            keys: vec![lease_key],
-            args: vec![token],
-        })
-    }
-
-    /// The leases this process holds.
-    pub fn lease_table(&self) -> &LeaseTable {
-        &self.leases
-    }
-}
-
-fn check_token(token: &str) -> Result<(), crate::error::PlanError> {
+fn check_token(token: &str) -> Result<(), PlanError> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-        return Err(crate::error::PlanError::InvalidToken);
+        return Err(PlanError::InvalidToken);
     }
     Ok(())
 }
@@ -675,6 +587,8 @@ pub fn tier_serves_value(kind: crate::incremental::ValueKind) -> bool {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::engine::Engine;
+    use crate::keys::Interface;
     use proptest::prelude::*;
 
     const CFG: LeaseConfig = LeaseConfig {

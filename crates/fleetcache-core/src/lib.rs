@@ -24,6 +24,7 @@
 
 pub mod breaker;
 pub mod config;
+pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod guard;
@@ -43,6 +44,7 @@ pub mod time;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
 pub use config::Config;
+pub use engine::Engine;
 pub use envelope::{
     decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta, Limits, FIXED_HEADER_LEN,
     FORMAT_VERSION, MAGIC,
@@ -55,7 +57,7 @@ pub use keys::{Interface, Namespace, TagKeys};
 pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
 pub use lru::LruIndex;
 pub use outbox::{Outbox, PendingUpdate};
-pub use plan::{Engine, Inspection, SetInput, SetPlan, TierUse, Verdict};
+pub use plan::{Inspection, SetInput, SetPlan, TierUse, Verdict};
 pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
 pub use tags::{

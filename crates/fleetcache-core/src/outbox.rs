@@ -39,7 +39,6 @@
 
 use std::collections::VecDeque;
 
-use crate::plan::Engine;
 use crate::scripts;
 use crate::tags::Revalidation;
 use crate::time::Millis;
@@ -399,49 +398,10 @@ impl Outbox {
     }
 }
 
-/// The outbox's answer to an error reply, as an [`Engine`] method (the outbox is the engine's).
-impl Engine {
-    /// Redis answered outbox update `seq` with the error reply `error` at `now`: see
-    /// [`Outbox::refuse`].
-    pub fn refuse_outbox(&mut self, seq: u64, error: &str, now: Millis) -> Refusal {
-        self.outbox.refuse(seq, error, now)
-    }
-
-    /// Outbox update `seq` got no reply at `now`: see [`Outbox::fail`].
-    pub fn fail_outbox(&mut self, seq: u64, now: Millis) {
-        self.outbox.fail(seq, now);
-    }
-
-    /// When the host's timer should next refresh the tag state and replay the outbox, in ms
-    /// from `now`: when the open breaker admits its next probe, else when the outbox's head
-    /// may be sent again, at least 100 ms and at most [`MAX_RETRY_MS`]; 1 s when neither
-    /// says (a refresh failed while the breaker stayed closed).
-    pub fn retry_in_ms(&self, now: Millis) -> f64 {
-        let probe = self.breaker.next_probe_at().map(|at| at.0 - now.0);
-        let outbox = (!self.outbox.is_empty()).then(|| self.outbox.retry_in(now));
-        let ms = match (probe, outbox) {
-            (Some(p), Some(o)) => p.max(o),
-            (Some(p), None) => p,
-            (None, Some(o)) => o,
-            (None, None) => 1000.0,
-        };
-        if ms.is_finite() {
-            ms.clamp(MIN_RETRY_MS, MAX_RETRY_MS)
-        } else {
-            MAX_RETRY_MS
-        }
-    }
-
-    /// What a permission error says the ACL user lacks, with this engine's key prefix: see
-    /// [`missing_permission`].
-    pub fn missing_permission(&self, error: &str) -> Option<String> {
-        missing_permission(error, self.namespace().prefix())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
     use proptest::prelude::*;
 
     fn tags(s: &str) -> Vec<String> {

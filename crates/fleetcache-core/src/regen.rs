@@ -17,7 +17,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::lease::Step;
+use crate::incremental::ValueKind;
+use crate::lease::{Found, Step};
 use crate::time::Millis;
 
 /// Keys whose regeneration start is remembered; beyond it the oldest are forgotten (their
@@ -55,6 +56,22 @@ pub struct StaleHandouts {
 }
 
 impl StaleHandouts {
+    /// A `'use cache'` read answered with `step` an entry carrying `tags`, created at
+    /// `created`, that it found `found`: a stale entry handed out (marked stale or as fresh)
+    /// is remembered.
+    pub fn note_answer(
+        &mut self,
+        tags: &[&str],
+        found: Found,
+        step: Step,
+        created: Millis,
+        now: Millis,
+    ) {
+        if found == Found::Stale && matches!(step, Step::ServeStale | Step::ServeAsFresh) {
+            self.note(tags.iter().copied(), created, now);
+        }
+    }
+
     /// A stale entry created at `created`, carrying `tags`, was handed out at `now`.
     pub fn note<'a>(
         &mut self,
@@ -130,6 +147,15 @@ pub struct Regenerations {
 }
 
 impl Regenerations {
+    /// A read of the singular handler's `cache_key`, begun at `started`, was answered with
+    /// `step`; `on_demand` when the request is an on-demand revalidation. Remembers where
+    /// this process's regeneration began when Next regenerates after it ([`regenerates`]).
+    pub fn note_read(&mut self, cache_key: &str, step: Step, on_demand: bool, started: Millis) {
+        if regenerates(step, on_demand) {
+            self.began(cache_key, started);
+        }
+    }
+
     /// An empty table.
     pub fn new() -> Regenerations {
         Regenerations::default()
@@ -192,67 +218,29 @@ impl Regenerations {
     }
 }
 
-impl crate::plan::Engine {
-    /// A read of the singular handler's `cache_key`, begun at `started`, was answered with
-    /// `step`; `on_demand` when the request is an on-demand revalidation (Next regenerates
-    /// whatever the read found). Remembers where this process's regeneration began.
-    pub fn note_incremental_read(
-        &mut self,
-        cache_key: &str,
-        step: Step,
-        on_demand: bool,
-        started: Millis,
-    ) {
-        if regenerates(step, on_demand) {
-            self.regenerations.began(cache_key, started);
-        }
+/// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
+/// carrying `tags`, written at `now`: the start of the regeneration that produced it
+/// ([`Regenerations::created`], consumed); for pages and routes (what renders `'use cache'`
+/// functions), also no later than any stale `'use cache'` entry with one of its tags handed
+/// out in this process since then ([`StaleHandouts`]; without a known start, within the last
+/// [`MAX_REGENERATION_MS`]).
+pub fn incremental_created(
+    regenerations: &mut Regenerations,
+    handouts: &StaleHandouts,
+    cache_key: &str,
+    kind: ValueKind,
+    tags: &[&str],
+    now: Millis,
+) -> Millis {
+    let started = regenerations.started_of(cache_key, now);
+    let created = started.unwrap_or(now);
+    if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
+        return created;
     }
-
-    /// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
-    /// carrying `tags`, written at `now`: the start of the regeneration that produced it
-    /// ([`Regenerations::created`]); for pages and routes (what renders `'use cache'`
-    /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
-    /// out in this process since then ([`StaleHandouts`]; without a known start, within the
-    /// last [`MAX_REGENERATION_MS`]).
-    pub fn incremental_created(
-        &mut self,
-        cache_key: &str,
-        kind: crate::incremental::ValueKind,
-        tags: &[&str],
-        now: Millis,
-    ) -> Millis {
-        use crate::incremental::ValueKind;
-        let started = self.regenerations.started_of(cache_key, now);
-        let created = started.unwrap_or(now);
-        if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
-            return created;
-        }
-        let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
-        match self
-            .stale_handouts
-            .oldest_since(tags.iter().copied(), since)
-        {
-            Some(t) => created.min(t),
-            None => created,
-        }
-    }
-
-    /// A `'use cache'` read answered with `step` an entry carrying `tags`, created at
-    /// `created`, that it found `found`: a stale entry handed out (marked stale or as fresh)
-    /// is remembered, for [`Engine::incremental_created`].
-    pub fn note_use_cache_answer(
-        &mut self,
-        tags: &[&str],
-        found: crate::lease::Found,
-        step: Step,
-        created: Millis,
-        now: Millis,
-    ) {
-        if found == crate::lease::Found::Stale
-            && matches!(step, Step::ServeStale | Step::ServeAsFresh)
-        {
-            self.stale_handouts.note(tags.iter().copied(), created, now);
-        }
+    let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
+    match handouts.oldest_since(tags.iter().copied(), since) {
+        Some(t) => created.min(t),
+        None => created,
     }
 }
 

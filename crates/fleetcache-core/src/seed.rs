@@ -3,8 +3,6 @@
 //! time. The comparison runs in Redis ([`SEED_WRITE`]), atomically with the write, so a runtime
 //! write that lands between a check and the write cannot be overwritten.
 
-use crate::keys::Interface;
-use crate::plan::Engine;
 use crate::scripts::ScriptCall;
 pub use crate::scripts::SEED_WRITE;
 use crate::time::Millis;
@@ -14,52 +12,50 @@ pub const SEED_STORED: i64 = 1;
 /// Reply of [`SEED_WRITE`] when a newer (or equally new) entry was there and was kept.
 pub const SEED_KEPT: i64 = 0;
 
-impl Engine {
-    /// The creation time to stamp on a seeded entry the build wrote at `built_at`: that time,
-    /// but never later than `now` (a build machine's clock ahead of the seeder's must not make
-    /// an entry look newer than what the fleet writes meanwhile). `None` for a time that is not
-    /// a finite, positive number.
-    pub fn seed_timestamp(&self, built_at: Millis, now: Millis) -> Option<Millis> {
-        (built_at.0.is_finite() && built_at.0 > 0.0).then(|| Millis(built_at.0.min(now.0)))
-    }
+/// The creation time to stamp on a seeded entry the build wrote at `built_at`: that time, but
+/// never later than `now` (a build machine's clock ahead of the seeder's must not make an entry
+/// look newer than what the fleet writes meanwhile). `None` for a time that is not a finite,
+/// positive number.
+pub fn seed_timestamp(built_at: Millis, now: Millis) -> Option<Millis> {
+    (built_at.0.is_finite() && built_at.0 > 0.0).then(|| Millis(built_at.0.min(now.0)))
+}
 
-    /// Plans the write of a seeded entry of `cache_key` created at `created` (from
-    /// [`Engine::seed_timestamp`]) whose lifetime, counted from its creation, is `ttl_ms` (the
-    /// TTL a write at `created` gets). Redis keeps it for what is left of that lifetime at
-    /// `now`; `None` when nothing is left (the entry would be expired on arrival: not stored).
-    pub fn plan_seed_write(
-        &self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        created: Millis,
-        ttl_ms: u64,
-        now: Millis,
-    ) -> Option<ScriptCall> {
-        if !created.0.is_finite() || !now.0.is_finite() {
-            return None;
-        }
-        let age = (now.0 - created.0).max(0.0);
-        let left = ttl_ms as f64 - age;
-        if left < 1.0 {
-            return None;
-        }
-        Some(ScriptCall {
-            script: &SEED_WRITE,
-            sha1: SEED_WRITE.sha1(),
-            keys: vec![self.namespace().entry_key(iface, cache_key)],
-            args: vec![
-                (left.floor() as u64).to_string(),
-                // Shortest round-trip text of the f64: Lua's tonumber reads the same value,
-                // the one the envelope's header holds.
-                format!("{}", created.0),
-            ],
-        })
+/// Plans the write ([`SEED_WRITE`]) at `entry_key` of a seeded entry created at `created`
+/// (from [`seed_timestamp`]) whose lifetime, counted from its creation, is `ttl_ms` (the TTL a
+/// write at `created` gets). Redis keeps it for what is left of that lifetime at `now`; `None`
+/// when nothing is left (the entry would be expired on arrival: not stored).
+pub fn plan_write(
+    entry_key: String,
+    created: Millis,
+    ttl_ms: u64,
+    now: Millis,
+) -> Option<ScriptCall> {
+    if !created.0.is_finite() || !now.0.is_finite() {
+        return None;
     }
+    let age = (now.0 - created.0).max(0.0);
+    let left = ttl_ms as f64 - age;
+    if left < 1.0 {
+        return None;
+    }
+    Some(ScriptCall {
+        script: &SEED_WRITE,
+        sha1: SEED_WRITE.sha1(),
+        keys: vec![entry_key],
+        args: vec![
+            (left.floor() as u64).to_string(),
+            // Shortest round-trip text of the f64: Lua's tonumber reads the same value, the
+            // one the envelope's header holds.
+            format!("{}", created.0),
+        ],
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
+    use crate::keys::Interface;
     use crate::Config;
     use proptest::prelude::*;
 

@@ -14,11 +14,10 @@ use std::cell::Cell;
 
 use serde::Serialize;
 
-use crate::breaker::BreakerState;
 use crate::envelope::{DecodedHeader, EntryKind};
 use crate::error::PlanError;
 use crate::incremental::IncrementalVerdict;
-use crate::plan::{Engine, Inspection, SetPlan, Verdict};
+use crate::plan::{Inspection, SetPlan, Verdict};
 use crate::time::{is_unlimited, Millis};
 
 /// Which of Next's two cache interfaces a lookup or write belongs to.
@@ -513,54 +512,10 @@ pub(crate) fn count_incremental(
     stats.record_lookup(Surface::Incremental, outcome);
 }
 
-impl Engine {
-    /// The engine's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// The host found nothing stored under a key of `surface` (an empty reply never reaches
-    /// [`Engine::inspect`], so the host reports it).
-    pub fn record_miss(&self, surface: Surface) {
-        self.stats.record_lookup(surface, LookupOutcome::Miss);
-    }
-
-    /// Counts a lease event (issue 4's lease logic and the host's wait loop call this).
-    pub fn record_lease(&self, event: LeaseEvent) {
-        self.stats.record_lease(event);
-    }
-
-    /// Counts a Redis error reply (a healthy Redis refusing one command).
-    pub fn record_reply_error(&self) {
-        self.stats.record_redis(RedisResult::ReplyError);
-    }
-
-    /// Every counter and gauge at `now`.
-    pub fn stats_snapshot(&self, now: Millis) -> StatsSnapshot {
-        let u = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        self.stats.snapshot(Gauges {
-            breaker_state: match self.breaker.state(now) {
-                BreakerState::Closed => "closed",
-                BreakerState::Open => "open",
-                BreakerState::HalfOpen => "half-open",
-            },
-            breaker_trips: self.breaker.trips(),
-            breaker_rejected: self.breaker.rejected(),
-            outbox_length: u(self.outbox.len()),
-            outbox_capacity: u(self.outbox.capacity()),
-            outbox_dropped: self.outbox.dropped(),
-            outbox_refused: self.outbox.refused(),
-            outbox_parked: self.outbox.parked(),
-            memory_bytes: self.lru().used_bytes(),
-            memory_entries: u(self.lru().len()),
-            tags: u(self.mirror().len()),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
 
     #[test]
     fn counters_count_and_snapshot() {
