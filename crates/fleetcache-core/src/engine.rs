@@ -13,7 +13,7 @@ use crate::breaker::{Breaker, BreakerState, CallResult, Permit};
 use crate::config::Config;
 use crate::envelope::{decode_header, encode_header, EntryKind, EntryMeta};
 use crate::error::{ConfigError, DecodeError, PlanError, ProtocolError};
-use crate::guard::{Admission, OpKind};
+use crate::guard::{self, Admission, OpKind};
 use crate::incremental::{
     stale_presentation, Descriptor, IncrementalPlanError, IncrementalSet, IncrementalVerdict,
     LayoutError, Serve, ValueKind, SAME_REVALIDATION_WINDOW_MS,
@@ -23,25 +23,22 @@ use crate::lease::{
     self, Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step,
 };
 use crate::lru::LruIndex;
-use crate::outbox::{
-    missing_permission, Outbox, PendingUpdate, Refusal, MAX_RETRY_MS, MIN_RETRY_MS,
-};
-use crate::plan::{Inspection, SetInput, SetPlan, TierUse, Verdict};
+use crate::outbox::{missing_permission, Outbox, PendingUpdate, Refusal};
+use crate::plan::{surface_of, write_outcome, Inspection, SetInput, SetPlan, TierUse, Verdict};
 use crate::regen;
 use crate::scripts::{
-    tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall, TAG_MERGE, TAG_PAGE,
-    TAG_REFRESH, TAG_UPDATE,
+    check_epoch_candidate, tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall,
+    TAG_MERGE, TAG_PAGE, TAG_REFRESH, TAG_UPDATE,
 };
 use crate::seed;
-use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
+use crate::stats::{
+    Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface, WriteOutcome,
+};
 use crate::tags::{
     admit_tags, canonical_tag, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror,
     TagRecord, MAX_ENTRY_TAGS,
 };
 use crate::time::{duration_seconds_to_ttl_ms, is_unlimited, Millis};
-
-/// Longest epoch candidate accepted (the host sends 32 hex digits).
-const MAX_EPOCH_BYTES: usize = 128;
 
 /// How often the mirror is pruned by age, at most (ms): pruning walks every record.
 pub(crate) const PRUNE_EVERY_MS: f64 = 60_000.0;
@@ -65,7 +62,7 @@ pub struct Engine {
     /// Stale `'use cache'` entries handed out, by tag (issue 13; `regen.rs`).
     pub(crate) stale_handouts: crate::regen::StaleHandouts,
     /// What the engine decided, counted (issue 7; see `stats.rs`).
-    pub(crate) stats: crate::stats::Stats,
+    pub(crate) stats: Stats,
     /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
     dropped_tags: Cell<DroppedTags>,
     update_sha1: String,
@@ -96,7 +93,7 @@ impl Engine {
             leases: crate::lease::LeaseTable::new(),
             regenerations: crate::regen::Regenerations::new(),
             stale_handouts: crate::regen::StaleHandouts::default(),
-            stats: crate::stats::Stats::default(),
+            stats: Stats::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
             update_sha1: TAG_UPDATE.sha1(),
             refresh_sha1: TAG_REFRESH.sha1(),
@@ -164,10 +161,8 @@ impl Engine {
         entry: SetInput<'_>,
     ) -> Result<SetPlan, PlanError> {
         let plan = self.plan_set_uncounted(iface, cache_key, entry);
-        self.stats.record_write(
-            crate::stats::surface_of(entry.kind),
-            crate::stats::write_outcome(&plan),
-        );
+        self.stats
+            .record_write(surface_of(entry.kind), write_outcome(&plan));
         plan
     }
 
@@ -251,7 +246,9 @@ impl Engine {
         now: Millis,
     ) -> Inspection {
         let inspection = self.judge(cache_key, prefix, total_len, soft_tags, now);
-        crate::stats::count_inspection(&self.stats, &inspection, now);
+        if let Some((surface, outcome)) = inspection.lookup_outcome(now) {
+            self.stats.record_lookup(surface, outcome);
+        }
         inspection
     }
 
@@ -329,9 +326,7 @@ impl Engine {
             return Err(PlanError::TagLimit);
         }
         let tags: Vec<&str> = admitted.iter().map(AsRef::as_ref).collect();
-        if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
-            return Err(PlanError::InvalidEpoch);
-        }
+        check_epoch_candidate(epoch_candidate)?;
         if !(now.0.is_finite() && now.0 >= 0.0) {
             return Err(PlanError::InvalidTime);
         }
@@ -397,9 +392,7 @@ impl Engine {
     /// [`MAX_RESEND_BATCH`](crate::tags::MAX_RESEND_BATCH) of them; `None` when nothing
     /// waits. The same batch is planned again until [`Engine::ack_resend`].
     pub fn plan_resend(&mut self, epoch_candidate: &str) -> Result<Option<ScriptCall>, PlanError> {
-        if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
-            return Err(PlanError::InvalidEpoch);
-        }
+        check_epoch_candidate(epoch_candidate)?;
         if self.resending.is_empty() {
             self.resending = self.mirror.take_resend();
         }
@@ -519,16 +512,13 @@ impl Engine {
     pub fn prune_mirror(&mut self, now: Millis) -> usize {
         self.mirror.prune(now, self.config.prune_after_ms())
     }
-    /// Budget of a command of this kind, in ms.
+    /// Budget of a command of this kind, in ms ([`guard::budget_ms`]).
     pub fn budget_ms(&self, kind: OpKind) -> f64 {
-        match kind {
-            OpKind::Read => self.config().read_timeout_ms,
-            OpKind::Write => self.config().write_timeout_ms,
-            OpKind::Lease => self
-                .config()
-                .write_timeout_ms
-                .max(self.config().read_timeout_ms),
-        }
+        guard::budget_ms(
+            kind,
+            self.config.read_timeout_ms,
+            self.config.write_timeout_ms,
+        )
     }
 
     /// Budget of a connection attempt that a command may wait for, in ms.
@@ -548,11 +538,7 @@ impl Engine {
 
     /// Reports the outcome of an admitted command; true when the breaker changed state.
     pub fn report(&mut self, permit: Permit, result: CallResult, now: Millis) -> bool {
-        self.stats.record_redis(match result {
-            CallResult::Success => crate::stats::RedisResult::Ok,
-            CallResult::Failure => crate::stats::RedisResult::ConnectionError,
-            CallResult::Timeout => crate::stats::RedisResult::Timeout,
-        });
+        self.stats.record_redis(guard::redis_result(result));
         if result == CallResult::Success {
             // Redis answers: an outbox update that got no reply need not wait its backoff.
             self.outbox.answered();
@@ -603,32 +589,17 @@ impl Engine {
     }
 
     /// The update script call for the outbox's head, with its sequence number for
-    /// [`Engine::ack_outbox`]; `None` when nothing waits. The update keeps the time it was
-    /// issued, so a late replay invalidates what the original would have.
+    /// [`Engine::ack_outbox`]; `None` when nothing waits ([`Outbox::plan_head`]).
     pub fn plan_outbox_head(
         &self,
         epoch_candidate: &str,
     ) -> Result<Option<(u64, ScriptCall)>, PlanError> {
-        if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
-            return Err(PlanError::InvalidEpoch);
-        }
-        let Some(head) = self.outbox.head() else {
-            return Ok(None);
-        };
-        let tags: Vec<&str> = head.tags.iter().map(String::as_str).collect();
-        let call = ScriptCall {
-            script: &TAG_UPDATE,
-            sha1: TAG_UPDATE.sha1(),
-            keys: self.namespace().tag_keys().to_vec(),
-            args: tag_update_args(
-                head.at,
-                self.config().prune_after_ms(),
-                epoch_candidate,
-                &head.rev,
-                &tags,
-            ),
-        };
-        Ok(Some((head.seq, call)))
+        check_epoch_candidate(epoch_candidate)?;
+        Ok(self.outbox.plan_head(
+            self.tag_keys.to_vec(),
+            self.config.prune_after_ms(),
+            epoch_candidate,
+        ))
     }
 
     /// Redis applied outbox update `seq`; false when it was no longer the head.
@@ -653,10 +624,8 @@ impl Engine {
         set: &IncrementalSet<'_>,
     ) -> Result<SetPlan, IncrementalPlanError> {
         if let Err(e) = set.desc.check_parts(set.parts.len()) {
-            self.stats.record_write(
-                crate::stats::Surface::Incremental,
-                crate::stats::WriteOutcome::Invalid,
-            );
+            self.stats
+                .record_write(Surface::Incremental, WriteOutcome::Invalid);
             return Err(IncrementalPlanError::Layout(e));
         }
         let meta = set.desc.encode();
@@ -706,7 +675,9 @@ impl Engine {
             request_revalidate,
             now,
         );
-        crate::stats::count_incremental(&self.stats, &judged.0, judged.1.as_ref(), now);
+        if let Some(outcome) = judged.0.lookup_outcome(judged.1.as_ref(), now) {
+            self.stats.record_lookup(Surface::Incremental, outcome);
+        }
         judged
     }
 
@@ -962,23 +933,9 @@ impl Engine {
     }
 
     /// When the host's timer should next refresh the tag state and replay the outbox, in ms
-    /// from `now`: when the open breaker admits its next probe, else when the outbox's head
-    /// may be sent again, at least 100 ms and at most [`MAX_RETRY_MS`]; 1 s when neither
-    /// says (a refresh failed while the breaker stayed closed).
+    /// from `now` ([`Outbox::timer_ms`]).
     pub fn retry_in_ms(&self, now: Millis) -> f64 {
-        let probe = self.breaker.next_probe_at().map(|at| at.0 - now.0);
-        let outbox = (!self.outbox.is_empty()).then(|| self.outbox.retry_in(now));
-        let ms = match (probe, outbox) {
-            (Some(p), Some(o)) => p.max(o),
-            (Some(p), None) => p,
-            (None, Some(o)) => o,
-            (None, None) => 1000.0,
-        };
-        if ms.is_finite() {
-            ms.clamp(MIN_RETRY_MS, MAX_RETRY_MS)
-        } else {
-            MAX_RETRY_MS
-        }
+        self.outbox.timer_ms(self.breaker.next_probe_at(), now)
     }
 
     /// What a permission error says the ACL user lacks, with this engine's key prefix: see

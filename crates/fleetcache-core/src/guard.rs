@@ -7,7 +7,8 @@
 //! mirror at once and queues them; the host sends [`Engine::plan_outbox_head`] until the
 //! outbox is empty, acknowledging each with [`Engine::ack_outbox`].
 
-use crate::breaker::Permit;
+use crate::breaker::{CallResult, Permit};
+use crate::stats::RedisResult;
 
 /// What a Redis command does, which decides its budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,24 @@ pub enum Admission {
     },
     /// Do not touch Redis: the breaker is open (a read is a miss, a write is skipped).
     Skip,
+}
+
+/// Budget of a command of `kind` in ms, given the configured read and write budgets.
+pub fn budget_ms(kind: OpKind, read_ms: f64, write_ms: f64) -> f64 {
+    match kind {
+        OpKind::Read => read_ms,
+        OpKind::Write => write_ms,
+        OpKind::Lease => write_ms.max(read_ms),
+    }
+}
+
+/// How the end of an admitted command counts.
+pub fn redis_result(result: CallResult) -> RedisResult {
+    match result {
+        CallResult::Success => RedisResult::Ok,
+        CallResult::Failure => RedisResult::ConnectionError,
+        CallResult::Timeout => RedisResult::Timeout,
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 //! the `lastModified` / `cacheControl` pair that makes Next serve a stale entry while it
 //! regenerates in the background (Next has no other way to be told "stale" by this handler).
 
-use crate::envelope::Limits;
+use crate::envelope::{DecodedHeader, Limits};
 use crate::error::PlanError;
+use crate::plan::expiry_cause;
+use crate::stats::LookupOutcome;
 use crate::time::{is_unlimited, Millis};
 
 /// Version of the descriptor layout below (independent of the envelope's format version).
@@ -363,6 +365,25 @@ pub fn stale_presentation(
         }
     }
     Some((last_modified, shown))
+}
+
+impl IncrementalVerdict {
+    /// The lookup this verdict on the entry with `header` counts as; `None` for
+    /// [`IncrementalVerdict::NeedMore`], which is no decision yet.
+    pub fn lookup_outcome(
+        &self,
+        header: Option<&DecodedHeader>,
+        now: Millis,
+    ) -> Option<LookupOutcome> {
+        Some(match self {
+            IncrementalVerdict::Serve(s) if s.stale => LookupOutcome::Stale,
+            IncrementalVerdict::Serve(_) => LookupOutcome::Hit,
+            IncrementalVerdict::Expired => expiry_cause(header, now),
+            IncrementalVerdict::KeyMismatch => LookupOutcome::KeyMismatch,
+            IncrementalVerdict::Corrupt(_) => LookupOutcome::Corrupt,
+            IncrementalVerdict::NeedMore(_) => return None,
+        })
+    }
 }
 
 #[cfg(test)]

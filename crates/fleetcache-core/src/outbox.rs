@@ -39,7 +39,7 @@
 
 use std::collections::VecDeque;
 
-use crate::scripts;
+use crate::scripts::{self, tag_update_args, ScriptCall, TAG_UPDATE};
 use crate::tags::Revalidation;
 use crate::time::Millis;
 
@@ -395,6 +395,49 @@ impl Outbox {
     /// The bound.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+}
+
+impl Outbox {
+    /// The update script call ([`TAG_UPDATE`]) for the head, on the tag-state `tag_keys`, with
+    /// its sequence number for [`Outbox::ack`]; `None` when nothing waits. The update keeps
+    /// the time it was issued, so a late replay invalidates what the original would have.
+    pub fn plan_head(
+        &self,
+        tag_keys: Vec<String>,
+        prune_after_ms: f64,
+        epoch_candidate: &str,
+    ) -> Option<(u64, ScriptCall)> {
+        let head = self.head()?;
+        let tags: Vec<&str> = head.tags.iter().map(String::as_str).collect();
+        let call = ScriptCall {
+            script: &TAG_UPDATE,
+            sha1: TAG_UPDATE.sha1(),
+            keys: tag_keys,
+            args: tag_update_args(head.at, prune_after_ms, epoch_candidate, &head.rev, &tags),
+        };
+        Some((head.seq, call))
+    }
+
+    /// When the host's timer should next refresh the tag state and replay the outbox, in ms
+    /// from `now`, given when the breaker admits its next probe (`probe_at`): the later of
+    /// that and when the head may be sent again, at least [`MIN_RETRY_MS`] and at most
+    /// [`MAX_RETRY_MS`]; 1 s when neither says (a refresh failed while the breaker stayed
+    /// closed).
+    pub fn timer_ms(&self, probe_at: Option<Millis>, now: Millis) -> f64 {
+        let probe = probe_at.map(|at| at.0 - now.0);
+        let outbox = (!self.is_empty()).then(|| self.retry_in(now));
+        let ms = match (probe, outbox) {
+            (Some(p), Some(o)) => p.max(o),
+            (Some(p), None) => p,
+            (None, Some(o)) => o,
+            (None, None) => 1000.0,
+        };
+        if ms.is_finite() {
+            ms.clamp(MIN_RETRY_MS, MAX_RETRY_MS)
+        } else {
+            MAX_RETRY_MS
+        }
     }
 }
 

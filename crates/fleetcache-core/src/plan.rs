@@ -2,8 +2,9 @@
 //! I/O in between. Every method is synchronous and takes the current time as an argument.
 
 use crate::envelope::{DecodedHeader, EntryKind};
-use crate::error::DecodeError;
-use crate::time::Millis;
+use crate::error::{DecodeError, PlanError};
+use crate::stats::{LookupOutcome, Surface, WriteOutcome};
+use crate::time::{is_unlimited, Millis};
 
 /// An entry to be written, as Next hands it over (payload excluded).
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +79,57 @@ pub enum TierUse {
     Serve = 1,
     /// Kept for outages only, and Redis answers: read Redis, keep the bytes.
     Kept = 2,
+}
+
+/// The interface an entry kind belongs to.
+pub fn surface_of(kind: EntryKind) -> Surface {
+    match kind {
+        EntryKind::UseCache => Surface::UseCache,
+        EntryKind::Incremental => Surface::Incremental,
+    }
+}
+
+/// What a write plan counts as.
+pub fn write_outcome(plan: &Result<SetPlan, PlanError>) -> WriteOutcome {
+    match plan {
+        Ok(p) if p.ttl_ms.is_some() => WriteOutcome::Stored,
+        Ok(_) => WriteOutcome::NotCacheable,
+        Err(PlanError::TooLarge { .. }) => WriteOutcome::TooLarge,
+        Err(_) => WriteOutcome::Invalid,
+    }
+}
+
+/// Why an expired entry is a miss: its own `expire` when that has passed, else a tag.
+pub fn expiry_cause(header: Option<&DecodedHeader>, now: Millis) -> LookupOutcome {
+    match header {
+        Some(h)
+            if !is_unlimited(h.meta.expire)
+                && now.0 > h.meta.timestamp.plus_seconds(h.meta.expire).0 =>
+        {
+            LookupOutcome::Expired
+        }
+        _ => LookupOutcome::ExpiredByTag,
+    }
+}
+
+impl Inspection {
+    /// The lookup this verdict counts as, and the interface it belongs to (the entry's, else
+    /// `'use cache'`); `None` for [`Verdict::NeedMore`], which is no decision yet.
+    pub fn lookup_outcome(&self, now: Millis) -> Option<(Surface, LookupOutcome)> {
+        let surface = self
+            .header
+            .as_ref()
+            .map_or(Surface::UseCache, |h| surface_of(h.meta.kind));
+        let outcome = match &self.verdict {
+            Verdict::Fresh => LookupOutcome::Hit,
+            Verdict::Stale => LookupOutcome::Stale,
+            Verdict::Expired => expiry_cause(self.header.as_ref(), now),
+            Verdict::KeyMismatch => LookupOutcome::KeyMismatch,
+            Verdict::Corrupt(_) => LookupOutcome::Corrupt,
+            Verdict::NeedMore(_) => return None,
+        };
+        Some((surface, outcome))
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! host falls back to `EVAL <source> 3 ...` (which also caches the script). They touch only
 //! their three `KEYS`, which share the `{<prefix>}` slot, so they are Cluster-safe.
 
+use crate::error::PlanError;
 use crate::tags::{Revalidation, TagRecord};
 use crate::time::Millis;
 
@@ -126,6 +127,18 @@ pub const ALL: &[Script] = &[
     LEASE_RENEW,
     SEED_WRITE,
 ];
+
+/// Longest epoch candidate accepted (the host sends 32 hex digits).
+pub const MAX_EPOCH_BYTES: usize = 128;
+
+/// Checks an epoch candidate: the random token the tag-state scripts store as the state's id
+/// when the state does not exist yet.
+pub fn check_epoch_candidate(epoch_candidate: &str) -> Result<(), PlanError> {
+    if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
+        return Err(PlanError::InvalidEpoch);
+    }
+    Ok(())
+}
 
 /// A whole number of ms as a decimal integer (NaN and negatives become 0).
 fn int_ms(ms: f64) -> String {

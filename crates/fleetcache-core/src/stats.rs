@@ -1,4 +1,8 @@
-//! What the engine decided, counted where it decided it (issue 7).
+//! What the engine decided, counted (docs/decisions/0014-counters-in-the-core.md).
+//!
+//! The counters are kept per plain outcome value ([`LookupOutcome`], [`WriteOutcome`],
+//! [`LeaseEvent`], [`RedisResult`]): the modules that decide return those values, the engine
+//! records them here, and this module knows nothing of the decisions themselves.
 //!
 //! Every number an operator needs to see the cache at work comes from a decision the core
 //! makes anyway: the verdict on a read, the plan for a write, a breaker transition, an
@@ -13,12 +17,6 @@
 use std::cell::Cell;
 
 use serde::Serialize;
-
-use crate::envelope::{DecodedHeader, EntryKind};
-use crate::error::PlanError;
-use crate::incremental::IncrementalVerdict;
-use crate::plan::{Inspection, SetPlan, Verdict};
-use crate::time::{is_unlimited, Millis};
 
 /// Which of Next's two cache interfaces a lookup or write belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,77 +443,12 @@ pub struct StatsSnapshot {
     pub tags: u64,
 }
 
-/// The interface an entry kind belongs to.
-pub(crate) fn surface_of(kind: EntryKind) -> Surface {
-    match kind {
-        EntryKind::UseCache => Surface::UseCache,
-        EntryKind::Incremental => Surface::Incremental,
-    }
-}
-
-/// What a write plan counts as.
-pub(crate) fn write_outcome(plan: &Result<SetPlan, PlanError>) -> WriteOutcome {
-    match plan {
-        Ok(p) if p.ttl_ms.is_some() => WriteOutcome::Stored,
-        Ok(_) => WriteOutcome::NotCacheable,
-        Err(PlanError::TooLarge { .. }) => WriteOutcome::TooLarge,
-        Err(_) => WriteOutcome::Invalid,
-    }
-}
-
-/// Why an expired entry is a miss: its own `expire` when that has passed, else a tag.
-fn expiry_cause(header: Option<&DecodedHeader>, now: Millis) -> LookupOutcome {
-    match header {
-        Some(h)
-            if !is_unlimited(h.meta.expire)
-                && now.0 > h.meta.timestamp.plus_seconds(h.meta.expire).0 =>
-        {
-            LookupOutcome::Expired
-        }
-        _ => LookupOutcome::ExpiredByTag,
-    }
-}
-
-/// Counts a `'use cache'` verdict (or a singular one read through [`Engine::inspect`]).
-pub(crate) fn count_inspection(stats: &Stats, i: &Inspection, now: Millis) {
-    let surface = i
-        .header
-        .as_ref()
-        .map_or(Surface::UseCache, |h| surface_of(h.meta.kind));
-    let outcome = match &i.verdict {
-        Verdict::Fresh => LookupOutcome::Hit,
-        Verdict::Stale => LookupOutcome::Stale,
-        Verdict::Expired => expiry_cause(i.header.as_ref(), now),
-        Verdict::KeyMismatch => LookupOutcome::KeyMismatch,
-        Verdict::Corrupt(_) => LookupOutcome::Corrupt,
-        // Not a decision yet: the host calls again with more bytes.
-        Verdict::NeedMore(_) => return,
-    };
-    stats.record_lookup(surface, outcome);
-}
-
-/// Counts a singular-handler verdict.
-pub(crate) fn count_incremental(
-    stats: &Stats,
-    v: &IncrementalVerdict,
-    header: Option<&DecodedHeader>,
-    now: Millis,
-) {
-    let outcome = match v {
-        IncrementalVerdict::Serve(s) if s.stale => LookupOutcome::Stale,
-        IncrementalVerdict::Serve(_) => LookupOutcome::Hit,
-        IncrementalVerdict::Expired => expiry_cause(header, now),
-        IncrementalVerdict::KeyMismatch => LookupOutcome::KeyMismatch,
-        IncrementalVerdict::Corrupt(_) => LookupOutcome::Corrupt,
-        IncrementalVerdict::NeedMore(_) => return,
-    };
-    stats.record_lookup(Surface::Incremental, outcome);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::Engine;
+    use crate::envelope::EntryKind;
+    use crate::time::Millis;
 
     #[test]
     fn counters_count_and_snapshot() {
