@@ -13,7 +13,7 @@ pub const TAG_PRUNE_MARGIN_MS: f64 = 86_400_000.0;
 
 /// Settings of one engine. Every field has a default, and unknown fields are rejected so a
 /// typo in `next.config` fails loudly instead of silently using a default.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Config {
     /// First segment of every Redis key, `[A-Za-z0-9._-]{1,64}`. Default `fleetcache`.
@@ -131,6 +131,45 @@ impl LeaseConfig {
     }
 }
 
+/// Largest accepted `max_entry_bytes`: the envelope records part lengths as `u32`.
+pub const MAX_ENTRY_BYTES_LIMIT: u64 = u32::MAX as u64;
+
+/// The bounds [`Config::validate`] checks the settings against, in one value for the host
+/// (which shows them in its own messages, or checks its options early, without a copy of the
+/// numbers). Every field is one of this module's constants.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bounds {
+    /// Upper bound of `maxEntryBytes` ([`MAX_ENTRY_BYTES_LIMIT`]).
+    pub max_entry_bytes: u64,
+    /// Upper bound of `maxTtlSeconds` ([`MAX_TTL_LIMIT_SECONDS`]).
+    pub max_ttl_seconds: f64,
+    /// Upper bound of the read, write and connect budgets ([`MAX_BUDGET_MS`]).
+    pub max_budget_ms: f64,
+    /// Upper bound of the breaker's window and open times ([`MAX_BREAKER_MS`]).
+    pub max_breaker_ms: f64,
+    /// Upper bound of `outboxCapacity` ([`MAX_OUTBOX_CAPACITY`]).
+    pub max_outbox_capacity: u32,
+    /// Upper bound of `leaseTtlMs` ([`MAX_LEASE_TTL_MS`]).
+    pub max_lease_ttl_ms: f64,
+    /// Upper bound of `leaseWaitMs` ([`MAX_LEASE_WAIT_MS`]; 0 is accepted).
+    pub max_lease_wait_ms: f64,
+    /// Added to `maxTtlSeconds` for the default `tagPruneAfterMs` ([`TAG_PRUNE_MARGIN_MS`]).
+    pub tag_prune_margin_ms: f64,
+}
+
+/// Every bound of the configuration.
+pub const BOUNDS: Bounds = Bounds {
+    max_entry_bytes: MAX_ENTRY_BYTES_LIMIT,
+    max_ttl_seconds: MAX_TTL_LIMIT_SECONDS,
+    max_budget_ms: MAX_BUDGET_MS,
+    max_breaker_ms: MAX_BREAKER_MS,
+    max_outbox_capacity: MAX_OUTBOX_CAPACITY,
+    max_lease_ttl_ms: MAX_LEASE_TTL_MS,
+    max_lease_wait_ms: MAX_LEASE_WAIT_MS,
+    tag_prune_margin_ms: TAG_PRUNE_MARGIN_MS,
+};
+
 fn in_range(v: f64, min_exclusive: f64, max: f64) -> bool {
     v.is_finite() && v > min_exclusive && v <= max
 }
@@ -168,7 +207,7 @@ impl Config {
         if !is_valid_prefix(&self.prefix) {
             return Err(ConfigError::Prefix);
         }
-        if self.max_entry_bytes == 0 || self.max_entry_bytes > u64::from(u32::MAX) {
+        if self.max_entry_bytes == 0 || self.max_entry_bytes > MAX_ENTRY_BYTES_LIMIT {
             return Err(ConfigError::MaxEntryBytes);
         }
         let max_ttl = self.max_ttl_seconds;
@@ -277,6 +316,41 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.prune_after_ms(), 2_592_000_000.0 + 86_400_000.0);
+    }
+
+    #[test]
+    fn bounds_are_the_ones_validate_applies() {
+        let check = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate()
+        };
+        let b = BOUNDS;
+        assert_eq!(check(&|c| c.max_entry_bytes = b.max_entry_bytes), Ok(()));
+        assert!(check(&|c| c.max_entry_bytes = b.max_entry_bytes + 1).is_err());
+        assert_eq!(check(&|c| c.max_ttl_seconds = b.max_ttl_seconds), Ok(()));
+        assert!(check(&|c| c.max_ttl_seconds = b.max_ttl_seconds * 1.01).is_err());
+        assert_eq!(check(&|c| c.read_timeout_ms = b.max_budget_ms), Ok(()));
+        assert!(check(&|c| c.read_timeout_ms = b.max_budget_ms + 1.0).is_err());
+        assert_eq!(check(&|c| c.connect_timeout_ms = b.max_budget_ms), Ok(()));
+        assert!(check(&|c| c.connect_timeout_ms = b.max_budget_ms + 1.0).is_err());
+        assert_eq!(check(&|c| c.breaker_window_ms = b.max_breaker_ms), Ok(()));
+        assert!(check(&|c| c.breaker_window_ms = b.max_breaker_ms + 1.0).is_err());
+        assert_eq!(
+            check(&|c| c.outbox_capacity = b.max_outbox_capacity),
+            Ok(())
+        );
+        assert!(check(&|c| c.outbox_capacity = b.max_outbox_capacity + 1).is_err());
+        assert_eq!(check(&|c| c.lease_ttl_ms = b.max_lease_ttl_ms), Ok(()));
+        assert!(check(&|c| c.lease_ttl_ms = b.max_lease_ttl_ms + 1.0).is_err());
+        assert_eq!(check(&|c| c.lease_wait_ms = 0.0), Ok(()));
+        assert_eq!(check(&|c| c.lease_wait_ms = b.max_lease_wait_ms), Ok(()));
+        assert!(check(&|c| c.lease_wait_ms = b.max_lease_wait_ms + 1.0).is_err());
+        let c = Config::default();
+        assert_eq!(
+            c.prune_after_ms(),
+            c.max_ttl_seconds * 1000.0 + b.tag_prune_margin_ms
+        );
     }
 
     #[test]
