@@ -11,9 +11,9 @@
 
 use crate::envelope::{DecodedHeader, Limits};
 use crate::error::PlanError;
-use crate::plan::expiry_cause;
 use crate::stats::LookupOutcome;
 use crate::time::{is_unlimited, Millis};
+use crate::verdict::expiry_cause;
 
 /// Version of the descriptor layout below (independent of the envelope's format version).
 pub const LAYOUT_VERSION: u8 = 1;
@@ -393,9 +393,9 @@ mod tests {
     use crate::engine::Engine;
     use crate::envelope::EntryKind;
     use crate::keys::Interface;
-    use crate::plan::SetInput;
     use crate::tags::Revalidation;
     use crate::time::INFINITE_CACHE_SECONDS;
+    use crate::write::SetInput;
     use proptest::prelude::*;
 
     const NOW: f64 = 1_795_690_530_000.0;

@@ -548,41 +548,6 @@ pub fn fresh_revalidate(
     }
 }
 
-/// The stored lifetime of an entry in the in-process tier: until its `expire` (the same
-/// instant Redis drops it), else `max_ttl_ms` from `now`.
-pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64) -> Millis {
-    if expire.is_finite() && !is_unlimited(expire) {
-        Millis((timestamp.0 + expire * 1000.0).min(now.0 + max_ttl_ms))
-    } else {
-        Millis(now.0 + max_ttl_ms)
-    }
-}
-
-/// Whether the in-process tier may serve an entry while Redis answers. Page and route entries
-/// of the singular handler (`PAGES`, `APP_PAGE`, `APP_ROUTE`, and the `REDIRECT` and `null`
-/// values of Pages routes) are rewritten by on-demand revalidation (`res.revalidate()`,
-/// `x-prerender-revalidate`) on one instance, out of schedule and without a tag, which neither
-/// time nor the tag mirror would tell another instance's tier about: while Redis answers they
-/// are always read from Redis, and the tier keeps them for outages only
-/// (docs/decisions/0021). Every other entry changes only by regeneration after its
-/// `revalidate` (when the tier is bypassed) or by a tag revalidation (checked on every read).
-pub fn tier_serves(header: &crate::envelope::DecodedHeader) -> bool {
-    use crate::incremental::Descriptor;
-    if header.meta.kind != crate::envelope::EntryKind::Incremental {
-        return true;
-    }
-    match Descriptor::decode(&header.meta.meta) {
-        Ok(d) => tier_serves_value(d.kind),
-        Err(_) => false,
-    }
-}
-
-/// [`tier_serves`] for a singular-handler value of `kind` (for the writer's own copy).
-pub fn tier_serves_value(kind: crate::incremental::ValueKind) -> bool {
-    use crate::incremental::ValueKind;
-    matches!(kind, ValueKind::Fetch | ValueKind::Image)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -969,27 +934,6 @@ mod tests {
             fresh_revalidate(ts, -1.0, f64::INFINITY, Millis(1_001_000.0), 10_000.0),
             11.0
         );
-        assert_eq!(tier_expiry(ts, 10.0, Millis(0.0), 1e9), Millis(1_010_000.0));
-        assert_eq!(
-            tier_expiry(ts, f64::INFINITY, Millis(5.0), 100.0),
-            Millis(105.0)
-        );
-    }
-
-    #[test]
-    fn on_demand_revalidated_kinds_are_never_kept_in_the_tier() {
-        use crate::incremental::ValueKind;
-        for kind in [
-            ValueKind::Pages,
-            ValueKind::AppPage,
-            ValueKind::AppRoute,
-            ValueKind::Redirect,
-            ValueKind::Null,
-        ] {
-            assert!(!tier_serves_value(kind), "{kind:?}");
-        }
-        assert!(tier_serves_value(ValueKind::Fetch));
-        assert!(tier_serves_value(ValueKind::Image));
     }
 
     #[test]

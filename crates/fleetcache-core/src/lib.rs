@@ -34,13 +34,15 @@ pub mod lease;
 pub mod lru;
 pub mod netstring;
 pub mod outbox;
-pub mod plan;
 pub mod regen;
 pub mod scripts;
 pub mod seed;
 pub mod stats;
 pub mod tags;
+pub mod tier;
 pub mod time;
+pub mod verdict;
+pub mod write;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
 pub use config::Config;
@@ -57,11 +59,13 @@ pub use keys::{Interface, Namespace, TagKeys};
 pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
 pub use lru::LruIndex;
 pub use outbox::{Outbox, PendingUpdate};
-pub use plan::{Inspection, SetInput, SetPlan, TierUse, Verdict};
 pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
 pub use tags::{
     admit_tags, canonical_tag, AdmittedTags, DroppedTags, Freshness, RefreshSummary, Revalidation,
     TagMirror, TagRecord, MAX_ENTRY_TAGS, MAX_TAG_BYTES,
 };
+pub use tier::TierUse;
 pub use time::{duration_seconds_to_ttl_ms, Millis};
+pub use verdict::{Inspection, Verdict};
+pub use write::{SetInput, SetPlan};

@@ -485,8 +485,8 @@ mod tests {
     use crate::guard::{Admission, OpKind};
     use crate::incremental::{Descriptor, IncrementalSet, ValueKind};
     use crate::keys::Interface;
-    use crate::plan::SetInput;
     use crate::tags::Revalidation;
+    use crate::write::SetInput;
 
     const NOW: f64 = 1_795_690_530_000.0;
 
