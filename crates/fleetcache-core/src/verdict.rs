@@ -111,6 +111,7 @@ pub fn judge(
     } else if (!m.tags.is_empty() || !soft_tags.is_empty())
         && untrusted_before().is_some_and(|before| m.timestamp <= before)
     {
+        // No tag state to prove it fresh by: a miss.
         Verdict::Expired
     } else {
         // Borrowed, without allocating, for every tag Next 16.2.7 and later produce.
