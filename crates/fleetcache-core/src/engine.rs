@@ -11,12 +11,11 @@ use std::cell::Cell;
 
 use crate::breaker::{Breaker, BreakerState, CallResult, Permit};
 use crate::config::Config;
-use crate::envelope::EntryKind;
+use crate::envelope::DecodedHeader;
 use crate::error::{ConfigError, PlanError, ProtocolError};
 use crate::guard::{self, Admission, OpKind};
 use crate::incremental::{
-    stale_presentation, Descriptor, IncrementalPlanError, IncrementalSet, IncrementalVerdict,
-    LayoutError, Serve, ValueKind, SAME_REVALIDATION_WINDOW_MS,
+    self, IncrementalPlanError, IncrementalSet, IncrementalVerdict, ValueKind,
 };
 use crate::keys::{Interface, Namespace, TagKeys};
 use crate::lease::{
@@ -39,7 +38,7 @@ use crate::tags::{
 };
 use crate::tier::{self, TierUse};
 use crate::time::Millis;
-use crate::verdict::{self, Inspection, Verdict};
+use crate::verdict::{self, Inspection};
 use crate::write::{self, surface_of, write_outcome, SetInput, SetPlan};
 
 /// How often the mirror is pruned by age, at most (ms): pruning walks every record.
@@ -508,45 +507,30 @@ impl Engine {
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
     }
-    /// Plans a write of the singular handler: validates the parts against the descriptor and
-    /// plans the envelope (key, header, TTL from `expire`, or the configured default when the
-    /// value has neither `expire` nor a `revalidate` limit).
+    /// Plans a write of the singular handler: validates the parts against the descriptor
+    /// ([`IncrementalSet::set_input`]) and plans the envelope (key, header, TTL from
+    /// `expire`, or the configured default when the value has neither `expire` nor a
+    /// `revalidate` limit).
     pub fn plan_incremental_set(
         &self,
         cache_key: &str,
         set: &IncrementalSet<'_>,
     ) -> Result<SetPlan, IncrementalPlanError> {
-        if let Err(e) = set.desc.check_parts(set.parts.len()) {
-            self.stats
-                .record_write(Surface::Incremental, WriteOutcome::Invalid);
-            return Err(IncrementalPlanError::Layout(e));
-        }
         let meta = set.desc.encode();
-        let unlimited = f64::INFINITY;
-        let input = SetInput {
-            kind: EntryKind::Incremental,
-            timestamp: set.created.min(set.now),
-            revalidate: if set.desc.revalidate_false {
-                unlimited
-            } else {
-                set.revalidate
-            },
-            expire: if set.desc.no_expire || set.desc.no_cache_control {
-                unlimited
-            } else {
-                set.expire
-            },
-            stale: 0.0,
-            tags: set.tags,
-            meta: &meta,
-            parts: set.parts,
-            now: set.now,
+        let input = match set.set_input(&meta) {
+            Ok(input) => input,
+            Err(e) => {
+                self.stats
+                    .record_write(Surface::Incremental, WriteOutcome::Invalid);
+                return Err(IncrementalPlanError::Layout(e));
+            }
         };
         self.plan_set(&Interface::Incremental, cache_key, input)
             .map_err(IncrementalPlanError::Plan)
     }
 
-    /// Judges a stored singular-handler value read for `cache_key`.
+    /// Judges a stored singular-handler value read for `cache_key` and what to present to
+    /// Next ([`incremental::present`]).
     ///
     /// `soft_tags` are checked with the entry's own tags (FETCH: the request's `tags` and
     /// `softTags`); `request_revalidate` is a FETCH request's `revalidate` (NaN when none).
@@ -559,111 +543,20 @@ impl Engine {
         soft_tags: &[&str],
         request_revalidate: f64,
         now: Millis,
-    ) -> (IncrementalVerdict, Option<crate::envelope::DecodedHeader>) {
-        let judged = self.judge_incremental(
-            cache_key,
-            prefix,
-            total_len,
-            soft_tags,
-            request_revalidate,
-            now,
-        );
+    ) -> (IncrementalVerdict, Option<DecodedHeader>) {
+        let inspection = self.judge(cache_key, prefix, total_len, soft_tags, now);
+        let judged = incremental::present(inspection, request_revalidate, now);
         if let Some(outcome) = judged.0.lookup_outcome(judged.1.as_ref(), now) {
             self.stats.record_lookup(Surface::Incremental, outcome);
         }
         judged
     }
 
-    /// [`Engine::inspect_incremental`] without counting.
-    fn judge_incremental(
-        &self,
-        cache_key: &str,
-        prefix: &[u8],
-        total_len: usize,
-        soft_tags: &[&str],
-        request_revalidate: f64,
-        now: Millis,
-    ) -> (IncrementalVerdict, Option<crate::envelope::DecodedHeader>) {
-        let inspection = self.judge(cache_key, prefix, total_len, soft_tags, now);
-        let header = inspection.header;
-        let stale = match inspection.verdict {
-            Verdict::Fresh => false,
-            Verdict::Stale => true,
-            Verdict::Expired => return (IncrementalVerdict::Expired, header),
-            Verdict::KeyMismatch => return (IncrementalVerdict::KeyMismatch, header),
-            Verdict::Corrupt(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
-            Verdict::NeedMore(n) => return (IncrementalVerdict::NeedMore(n), None),
-        };
-        let Some(h) = header else {
-            return (
-                IncrementalVerdict::Corrupt("ERR_DECODE_HEADER_LENGTH"),
-                None,
-            );
-        };
-        let m = &h.meta;
-        if m.kind != EntryKind::Incremental {
-            return (
-                IncrementalVerdict::Corrupt(LayoutError::EntryKind.code()),
-                None,
-            );
-        }
-        let desc = match Descriptor::decode(&m.meta).and_then(|d| {
-            d.check_parts(m.parts.len())?;
-            Ok(d)
-        }) {
-            Ok(d) => d,
-            Err(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
-        };
-        let revalidate = (!desc.revalidate_false).then_some(m.revalidate);
-        let expire = (!desc.no_expire && !desc.no_cache_control).then_some(m.expire);
-        let (last_modified, revalidate) = if stale {
-            match stale_presentation(
-                desc.kind,
-                m.timestamp.0,
-                revalidate,
-                expire,
-                request_revalidate,
-                now.0,
-            ) {
-                Some(p) => p,
-                None => return (IncrementalVerdict::Expired, Some(h)),
-            }
-        } else {
-            (m.timestamp.0, revalidate)
-        };
-        let serve = Serve {
-            desc,
-            last_modified,
-            revalidate,
-            expire,
-            cache_control: !desc.no_cache_control,
-            stale,
-        };
-        (IncrementalVerdict::Serve(serve), Some(h))
-    }
-
     /// True when this process's tag mirror already holds this revalidation, issued no more
-    /// than [`SAME_REVALIDATION_WINDOW_MS`] ago, for every tag: then it is the same event
-    /// seen through a second handler, and writing it to Redis again would only cost a round
-    /// trip (the merge rules make the second write a no-op).
+    /// than [`SAME_REVALIDATION_WINDOW_MS`](crate::tags::SAME_REVALIDATION_WINDOW_MS) ago,
+    /// for every tag ([`TagMirror::holds_revalidation`]).
     pub fn revalidation_recorded(&self, tags: &[&str], rev: &Revalidation, now: Millis) -> bool {
-        if tags.is_empty() || !now.0.is_finite() {
-            return false;
-        }
-        // What the same revalidation issued at the start of the window would have recorded;
-        // a scheduled expiry may end as late as one issued now.
-        let mut probe = TagRecord::default();
-        probe.apply(rev, Millis(now.0 - SAME_REVALIDATION_WINDOW_MS));
-        if probe.has_pending() {
-            if let Some(ms) = rev.expire_ms() {
-                probe.pending_exp = Millis(now.ceil().0 + ms);
-            }
-        }
-        tags.iter().all(|tag| {
-            self.mirror()
-                .record(&crate::tags::canonical_tag(tag))
-                .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
-        })
+        self.mirror.holds_revalidation(tags, rev, now)
     }
     /// The lease settings in effect.
     pub fn lease_config(&self) -> LeaseConfig {
@@ -954,7 +847,8 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::envelope::decode_header;
+    use crate::envelope::{decode_header, EntryKind};
+    use crate::verdict::Verdict;
     use crate::error::{ConfigError, DecodeError, PlanError};
     use crate::keys::Interface;
     use crate::netstring;

@@ -9,21 +9,19 @@
 //! the `lastModified` / `cacheControl` pair that makes Next serve a stale entry while it
 //! regenerates in the background (Next has no other way to be told "stale" by this handler).
 
-use crate::envelope::{DecodedHeader, Limits};
+use crate::envelope::{DecodedHeader, EntryKind, Limits};
 use crate::error::PlanError;
 use crate::stats::LookupOutcome;
 use crate::time::{is_unlimited, Millis};
-use crate::verdict::expiry_cause;
+use crate::verdict::{expiry_cause, Inspection, Verdict};
+use crate::write::SetInput;
 
 /// Version of the descriptor layout below (independent of the envelope's format version).
 pub const LAYOUT_VERSION: u8 = 1;
 /// Bytes of the descriptor stored as the envelope's `meta`.
 pub const DESCRIPTOR_LEN: usize = 6;
 
-/// Two revalidations of the same tags with the same durations this close together in one
-/// process are one event: Next 16 calls `updateTags` on every `cacheHandlers` object and then
-/// `revalidateTag` on the singular handler for each revalidation, all in the same tick.
-pub const SAME_REVALIDATION_WINDOW_MS: f64 = 10.0;
+pub use crate::tags::SAME_REVALIDATION_WINDOW_MS;
 
 /// Which of Next's `IncrementalCacheValue` kinds a stored value is.
 #[repr(u8)]
@@ -251,7 +249,7 @@ pub struct IncrementalSet<'a> {
     /// Part lengths, the JSON part first.
     pub parts: &'a [u32],
     /// When the regeneration that produced the value began
-    /// ([`Engine::incremental_created`]); it becomes the entry's `lastModified`, so a
+    /// ([`crate::Engine::incremental_created`]); it becomes the entry's `lastModified`, so a
     /// revalidation during the regeneration leaves the entry stale.
     pub created: Millis,
     /// Time of the write.
@@ -384,6 +382,102 @@ impl IncrementalVerdict {
             IncrementalVerdict::NeedMore(_) => return None,
         })
     }
+}
+
+impl<'a> IncrementalSet<'a> {
+    /// The entry write this is, with `meta` its encoded descriptor ([`Descriptor::encode`]):
+    /// the creation time no later than the write, `revalidate` and `expire` unlimited where
+    /// the descriptor says `false` or absent. Refused when the parts do not fit the
+    /// descriptor.
+    pub fn set_input(&self, meta: &'a [u8]) -> Result<SetInput<'a>, LayoutError> {
+        self.desc.check_parts(self.parts.len())?;
+        let unlimited = f64::INFINITY;
+        Ok(SetInput {
+            kind: EntryKind::Incremental,
+            timestamp: self.created.min(self.now),
+            revalidate: if self.desc.revalidate_false {
+                unlimited
+            } else {
+                self.revalidate
+            },
+            expire: if self.desc.no_expire || self.desc.no_cache_control {
+                unlimited
+            } else {
+                self.expire
+            },
+            stale: 0.0,
+            tags: self.tags,
+            meta,
+            parts: self.parts,
+            now: self.now,
+        })
+    }
+}
+
+/// What the singular handler answers Next for a value judged `inspection`: the value's shape
+/// and the `lastModified`, `revalidate` and `expire` to present ([`stale_presentation`] for a
+/// stale one), or a miss. `request_revalidate` is a FETCH request's `revalidate` (NaN when
+/// none). Returns the decoded header too, for the payload offset and part lengths.
+pub fn present(
+    inspection: Inspection,
+    request_revalidate: f64,
+    now: Millis,
+) -> (IncrementalVerdict, Option<DecodedHeader>) {
+    let header = inspection.header;
+    let stale = match inspection.verdict {
+        Verdict::Fresh => false,
+        Verdict::Stale => true,
+        Verdict::Expired => return (IncrementalVerdict::Expired, header),
+        Verdict::KeyMismatch => return (IncrementalVerdict::KeyMismatch, header),
+        Verdict::Corrupt(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
+        Verdict::NeedMore(n) => return (IncrementalVerdict::NeedMore(n), None),
+    };
+    let Some(h) = header else {
+        return (
+            IncrementalVerdict::Corrupt("ERR_DECODE_HEADER_LENGTH"),
+            None,
+        );
+    };
+    let m = &h.meta;
+    if m.kind != EntryKind::Incremental {
+        return (
+            IncrementalVerdict::Corrupt(LayoutError::EntryKind.code()),
+            None,
+        );
+    }
+    let desc = match Descriptor::decode(&m.meta).and_then(|d| {
+        d.check_parts(m.parts.len())?;
+        Ok(d)
+    }) {
+        Ok(d) => d,
+        Err(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
+    };
+    let revalidate = (!desc.revalidate_false).then_some(m.revalidate);
+    let expire = (!desc.no_expire && !desc.no_cache_control).then_some(m.expire);
+    let (last_modified, revalidate) = if stale {
+        match stale_presentation(
+            desc.kind,
+            m.timestamp.0,
+            revalidate,
+            expire,
+            request_revalidate,
+            now.0,
+        ) {
+            Some(p) => p,
+            None => return (IncrementalVerdict::Expired, Some(h)),
+        }
+    } else {
+        (m.timestamp.0, revalidate)
+    };
+    let serve = Serve {
+        desc,
+        last_modified,
+        revalidate,
+        expire,
+        cache_control: !desc.no_cache_control,
+        stale,
+    };
+    (IncrementalVerdict::Serve(serve), Some(h))
 }
 
 #[cfg(test)]
