@@ -1,11 +1,13 @@
-//! The engine's side of failure handling (design §5): command budgets, the circuit breaker
-//! and the revalidation outbox, as [`Engine`] methods.
+//! Command budgets and admission (docs/decisions/0007-failure-handling.md): what kind of
+//! command gets which budget, the answer to "send it?", and how a command's end counts.
 //!
-//! Per Redis command the host calls [`Engine::admit`] (send it or not, and with which
-//! budget), enforces the budget with its own timer, and calls [`Engine::report`] with the
-//! outcome. Revalidations go through [`Engine::queue_tag_update`], which applies them to the
-//! mirror at once and queues them; the host sends [`Engine::plan_outbox_head`] until the
-//! outbox is empty, acknowledging each with [`Engine::ack_outbox`].
+//! Per Redis command the host calls [`crate::Engine::admit`] (send it or not, and with which
+//! budget: [`budget_ms`]), enforces the budget with its own timer, and calls
+//! [`crate::Engine::report`] with the outcome, which the breaker records and the counters count
+//! as [`redis_result`]. Revalidations go through [`crate::Engine::queue_tag_update`], which
+//! applies them to the mirror at once and queues them in the outbox; the host sends
+//! [`crate::Engine::plan_outbox_head`] until the outbox is empty, acknowledging each with
+//! [`crate::Engine::ack_outbox`].
 
 use crate::breaker::{CallResult, Permit};
 use crate::stats::RedisResult;
