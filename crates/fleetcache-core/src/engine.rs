@@ -23,26 +23,18 @@ use crate::lease::{
 };
 use crate::lru::LruIndex;
 use crate::outbox::{missing_permission, Outbox, PendingUpdate, Refusal};
-use crate::regen;
-use crate::scripts::{
-    check_epoch_candidate, tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall,
-    TAG_MERGE, TAG_PAGE, TAG_REFRESH, TAG_UPDATE,
-};
+use crate::regen::{self, Regenerations, StaleHandouts};
+use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
 use crate::stats::{
     Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface, WriteOutcome,
 };
-use crate::tags::{
-    admit_tags, canonical_tag, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror,
-    TagRecord,
-};
+use crate::tag_sync::{self, TagSync};
+use crate::tags::{admit_tags, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror};
 use crate::tier::{self, TierUse};
 use crate::time::Millis;
 use crate::verdict::{self, Inspection};
 use crate::write::{self, surface_of, write_outcome, SetInput, SetPlan};
-
-/// How often the mirror is pruned by age, at most (ms): pruning walks every record.
-pub(crate) const PRUNE_EVERY_MS: f64 = 60_000.0;
 
 /// One process's engine: namespace, configuration, tag mirror and in-process index.
 #[derive(Clone, Debug)]
@@ -50,31 +42,26 @@ pub struct Engine {
     config: Config,
     namespace: Namespace,
     tag_keys: TagKeys,
+    /// What this process knows of the shared tag state.
     mirror: TagMirror,
+    /// The bookkeeping of the mirror's exchange with Redis.
+    tag_sync: TagSync,
+    /// The in-process tier's index.
     lru: LruIndex,
-    /// Health of the Redis connection (issue 5; methods in `guard.rs`).
-    pub(crate) breaker: crate::breaker::Breaker,
-    /// Revalidations on their way to Redis (issue 5; methods in `guard.rs`).
-    pub(crate) outbox: crate::outbox::Outbox,
-    /// Regeneration leases this process holds (issue 4; methods in `lease.rs`).
-    pub(crate) leases: crate::lease::LeaseTable,
-    /// Where this process's singular-handler regenerations began (issue 13; `regen.rs`).
-    pub(crate) regenerations: crate::regen::Regenerations,
-    /// Stale `'use cache'` entries handed out, by tag (issue 13; `regen.rs`).
-    pub(crate) stale_handouts: crate::regen::StaleHandouts,
-    /// What the engine decided, counted (issue 7; see `stats.rs`).
-    pub(crate) stats: Stats,
+    /// Health of the Redis connection.
+    breaker: Breaker,
+    /// Revalidations on their way to Redis.
+    outbox: Outbox,
+    /// Regeneration leases this process holds.
+    leases: LeaseTable,
+    /// Where this process's singular-handler regenerations began.
+    regenerations: Regenerations,
+    /// Stale `'use cache'` entries handed out, by tag.
+    stale_handouts: StaleHandouts,
+    /// What the engine decided, counted.
+    stats: Stats,
     /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
     dropped_tags: Cell<DroppedTags>,
-    update_sha1: String,
-    refresh_sha1: String,
-    /// The first time the host passed in (its first Redis command): entries this process
-    /// made itself are newer. See [`Engine::untrusted_before`].
-    started: Option<Millis>,
-    /// Records being merged back into Redis ([`Engine::plan_resend`]).
-    resending: Vec<(String, TagRecord)>,
-    /// When the mirror was last pruned by age.
-    pruned_at: Millis,
 }
 
 // from plan.rs
@@ -86,21 +73,17 @@ impl Engine {
             Namespace::new(&config.prefix, &config.deployment).map_err(|_| ConfigError::Prefix)?;
         Ok(Engine {
             tag_keys: namespace.tag_keys(),
+            tag_sync: TagSync::new(namespace.tag_keys()),
             namespace,
             mirror: TagMirror::new(),
             lru: LruIndex::new(config.memory_bytes),
-            breaker: crate::breaker::Breaker::new(config.breaker()),
-            outbox: crate::outbox::Outbox::new(config.outbox_capacity as usize),
-            leases: crate::lease::LeaseTable::new(),
-            regenerations: crate::regen::Regenerations::new(),
-            stale_handouts: crate::regen::StaleHandouts::default(),
+            breaker: Breaker::new(config.breaker()),
+            outbox: Outbox::new(config.outbox_capacity as usize),
+            leases: LeaseTable::new(),
+            regenerations: Regenerations::new(),
+            stale_handouts: StaleHandouts::default(),
             stats: Stats::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
-            update_sha1: TAG_UPDATE.sha1(),
-            refresh_sha1: TAG_REFRESH.sha1(),
-            started: None,
-            resending: Vec::new(),
-            pruned_at: Millis::ZERO,
             config,
         })
     }
@@ -221,73 +204,38 @@ impl Engine {
         now: Millis,
         epoch_candidate: &str,
     ) -> Result<ScriptCall, PlanError> {
-        if tags.is_empty() {
-            return Err(PlanError::NoTags);
-        }
-        let admitted = self.admit_tags(tags);
-        if admitted.is_empty() {
-            return Err(PlanError::TagLimit);
-        }
+        let admitted = tag_sync::check_tags(tags.len(), self.admit_tags(tags))?;
         let tags: Vec<&str> = admitted.iter().map(AsRef::as_ref).collect();
         check_epoch_candidate(epoch_candidate)?;
-        if !(now.0.is_finite() && now.0 >= 0.0) {
-            return Err(PlanError::InvalidTime);
-        }
+        tag_sync::check_time(now)?;
         self.mirror.apply_local(&tags, rev, now);
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
-        Ok(ScriptCall {
-            script: &TAG_UPDATE,
-            sha1: self.update_sha1.clone(),
-            keys: self.tag_keys.to_vec(),
-            args: tag_update_args(
-                now,
-                self.config.prune_after_ms(),
-                epoch_candidate,
-                rev,
-                &tags,
-            ),
-        })
+        Ok(self.tag_sync.plan_update(
+            &tags,
+            rev,
+            now,
+            self.config.prune_after_ms(),
+            epoch_candidate,
+        ))
     }
 
     /// Plans the pull of tag changes since the mirror's epoch and version, or, while the
     /// mirror loads the whole state after a full reply, the next page of it.
     pub fn plan_tag_refresh(&self) -> ScriptCall {
-        if let Some(cursor) = self.mirror.page_cursor() {
-            return ScriptCall {
-                script: &TAG_PAGE,
-                sha1: TAG_PAGE.sha1(),
-                keys: vec![self.tag_keys.state.clone()],
-                args: vec![cursor.to_owned(), crate::tags::PAGE_COUNT.to_string()],
-            };
-        }
-        ScriptCall {
-            script: &TAG_REFRESH,
-            sha1: self.refresh_sha1.clone(),
-            keys: self.tag_keys.to_vec(),
-            args: tag_refresh_args(
-                self.mirror.epoch(),
-                self.mirror.version(),
-                self.mirror.version_id(),
-                self.mirror.unconfirmed_updates(),
-            ),
-        }
+        self.tag_sync.plan_refresh(&self.mirror)
     }
 
-    /// Merges the reply of a [`TAG_REFRESH`] call, received at `now`, into the mirror (and
-    /// prunes the mirror by age, at most once a minute).
+    /// Merges the reply of a [`TAG_REFRESH`](crate::TAG_REFRESH) call, received at `now`, into
+    /// the mirror (and prunes the mirror by age, at most once a minute).
     pub fn apply_refresh(
         &mut self,
         reply: &[u8],
         now: Millis,
     ) -> Result<RefreshSummary, ProtocolError> {
         let keep_ms = self.config.prune_after_ms();
-        let summary = self.mirror.apply_refresh(reply, now, keep_ms)?;
-        if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {
-            self.pruned_at = now;
-            self.mirror.prune(now, keep_ms);
-        }
-        Ok(summary)
+        self.tag_sync
+            .apply_refresh(&mut self.mirror, reply, now, keep_ms)
     }
 
     /// The merge that gives Redis back records it lost and this process knows (after a flush,
@@ -296,28 +244,17 @@ impl Engine {
     /// waits. The same batch is planned again until [`Engine::ack_resend`].
     pub fn plan_resend(&mut self, epoch_candidate: &str) -> Result<Option<ScriptCall>, PlanError> {
         check_epoch_candidate(epoch_candidate)?;
-        if self.resending.is_empty() {
-            self.resending = self.mirror.take_resend();
-        }
-        if self.resending.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(ScriptCall {
-            script: &TAG_MERGE,
-            sha1: TAG_MERGE.sha1(),
-            keys: self.tag_keys.to_vec(),
-            args: tag_merge_args(epoch_candidate, &self.resending),
-        }))
+        Ok(self.tag_sync.plan_resend(&mut self.mirror, epoch_candidate))
     }
 
     /// Redis applied the batch of [`Engine::plan_resend`].
     pub fn ack_resend(&mut self) {
-        self.resending.clear();
+        self.tag_sync.ack_resend();
     }
 
     /// Records waiting to be merged back into Redis, the batch in flight included.
     pub fn resend_len(&self) -> usize {
-        self.mirror.resend_len() + self.resending.len()
+        self.tag_sync.resend_len(&self.mirror)
     }
 
     /// No Redis: the mirror is complete by definition (this process is the whole fleet).
@@ -325,28 +262,11 @@ impl Engine {
         self.mirror.mark_synced();
     }
 
-    /// Notes the time of the host's first Redis command; later calls change nothing.
-    pub(crate) fn note_start(&mut self, now: Millis) {
-        if self.started.is_none() && now.0.is_finite() {
-            self.started = Some(now);
-        }
-    }
-
-    /// Tagged entries created at or before the returned time cannot be judged fresh now:
-    /// `None` once the mirror is synced. Before that, this process does not know what others
-    /// revalidated. While Redis answers, that holds for every tagged entry (the answer is a
-    /// miss until the tag state is loaded). While the breaker is open nobody's
-    /// revalidations can be heard anyway, so entries this process made itself since it
-    /// started are judged by what it knows, and only older ones are misses.
+    /// Tagged entries created at or before the returned time cannot be judged fresh now
+    /// ([`TagSync::untrusted_before`], with the breaker's state as the outage).
     pub fn untrusted_before(&self, now: Millis) -> Option<Millis> {
-        if self.mirror.is_synced() {
-            return None;
-        }
-        let outage = self.breaker.state(now) != crate::breaker::BreakerState::Closed;
-        match self.started {
-            Some(started) if outage => Some(started),
-            _ => Some(Millis(f64::MAX)),
-        }
+        let outage = self.breaker.state(now) != BreakerState::Closed;
+        self.tag_sync.untrusted_before(&self.mirror, outage)
     }
 
     /// The in-process tier's copy of `key` may be served (it is marked as just used); false
@@ -383,21 +303,12 @@ impl Engine {
     /// Next drops a hit created at or before it, so without a trusted tag state it is the
     /// time of [`Engine::untrusted_before`].
     pub fn get_expiration(&self, tags: &[&str], now: Millis) -> Millis {
-        let canonical: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
-        let known = self
-            .mirror
-            .expiration(canonical.iter().map(AsRef::as_ref), now);
-        match self.untrusted_before(now) {
-            Some(before) if !tags.is_empty() => known.max(before),
-            _ => known,
-        }
+        tag_sync::expiration(&self.mirror, tags, self.untrusted_before(now), now)
     }
 
     /// How the mirror judges an entry created at `timestamp` with these tags (any form).
     pub fn tag_freshness(&self, tags: &[&str], timestamp: Millis, now: Millis) -> Freshness {
-        let tags: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
-        self.mirror
-            .evaluate(timestamp, tags.iter().map(AsRef::as_ref), now)
+        tag_sync::freshness(&self.mirror, tags, timestamp, now)
     }
 
     /// Drops mirror records older than the configured pruning age; returns how many.
@@ -420,7 +331,7 @@ impl Engine {
 
     /// Whether to send a command of `kind` at `now`.
     pub fn admit(&mut self, kind: OpKind, now: Millis) -> Admission {
-        self.note_start(now);
+        self.tag_sync.note_start(now);
         let budget_ms = self.budget_ms(kind);
         match self.breaker.admit(now) {
             Some(permit) => Admission::Send { permit, budget_ms },
@@ -461,18 +372,10 @@ impl Engine {
         rev: &Revalidation,
         now: Millis,
     ) -> Result<Option<PendingUpdate>, PlanError> {
-        if tags.is_empty() {
-            return Err(PlanError::NoTags);
-        }
-        let admitted = self.admit_tags(tags);
-        if admitted.is_empty() {
-            return Err(PlanError::TagLimit);
-        }
+        let admitted = tag_sync::check_tags(tags.len(), self.admit_tags(tags))?;
         let tags: Vec<&str> = admitted.iter().map(AsRef::as_ref).collect();
-        if !(now.0.is_finite() && now.0 >= 0.0) {
-            return Err(PlanError::InvalidTime);
-        }
-        self.mirror_mut().apply_local(&tags, rev, now);
+        tag_sync::check_time(now)?;
+        self.mirror.apply_local(&tags, rev, now);
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
         self.stats.record_outbox_queued();
@@ -848,13 +751,14 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::envelope::{decode_header, EntryKind};
-    use crate::verdict::Verdict;
     use crate::error::{ConfigError, DecodeError, PlanError};
     use crate::keys::Interface;
     use crate::netstring;
     use crate::scripts::{TAG_REFRESH, TAG_UPDATE};
+    use crate::tag_sync::PRUNE_EVERY_MS;
     use crate::tags::{Revalidation, TagRecord};
     use crate::time::INFINITE_CACHE_SECONDS;
+    use crate::verdict::Verdict;
 
     const NOW: f64 = 1_795_690_530_000.0;
     const DEFAULT: Interface<'static> = Interface::UseCache("default");

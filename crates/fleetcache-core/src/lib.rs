@@ -38,6 +38,7 @@ pub mod regen;
 pub mod scripts;
 pub mod seed;
 pub mod stats;
+pub mod tag_sync;
 pub mod tags;
 pub mod tier;
 pub mod time;
