@@ -1318,3 +1318,12 @@ mod tests {
         assert_eq!(e.plan_resend(""), Err(PlanError::InvalidEpoch));
     }
 }
+
+#[cfg(test)]
+mod guard_tests;
+
+#[cfg(test)]
+mod seed_tests;
+
+#[cfg(test)]
+mod stats_tests;
