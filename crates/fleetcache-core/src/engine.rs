@@ -1327,3 +1327,15 @@ mod seed_tests;
 
 #[cfg(test)]
 mod stats_tests;
+
+#[cfg(test)]
+mod incremental_tests;
+
+#[cfg(test)]
+mod lease_tests;
+
+#[cfg(test)]
+mod outbox_tests;
+
+#[cfg(test)]
+mod regen_tests;
