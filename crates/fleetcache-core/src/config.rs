@@ -88,21 +88,23 @@ pub const MAX_LEASE_WAIT_MS: f64 = 60_000.0;
 /// [`Config::default`]'s.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BreakerConfig {
-    /// Consecutive failures that open the breaker. Default 5.
+    /// Consecutive failures that open the breaker (`breakerFailures`).
     pub failures: u32,
-    /// Failure rate (0..=1] over the window that opens the breaker. Default 0.5.
+    /// Failure rate (0..=1] over the window that opens the breaker (`breakerFailureRate`).
     pub failure_rate: f64,
-    /// Results needed in the window before the rate counts. Default 20.
+    /// Results needed in the window before the rate counts (`breakerMinCalls`).
     pub min_calls: u32,
-    /// Length of the failure-rate window in ms. Default 10 s.
+    /// Length of the failure-rate window in ms (`breakerWindowMs`).
     pub window_ms: f64,
-    /// How long the breaker stays open after it trips, in ms. Default 1 s.
+    /// How long the breaker stays open after it trips, in ms (`breakerOpenMs`).
     pub open_ms: f64,
-    /// Upper bound of the open time after repeated failed probes, in ms. Default 1 s: the
-    /// host probes on a timer while the breaker is open, so an instance notices within about
-    /// this long that Redis answers again, and catches up on the tag state then.
+    /// Upper bound of the open time after repeated failed probes, in ms
+    /// (`breakerMaxOpenMs`): the host probes on a timer while the breaker is open, so an
+    /// instance notices within about this long that Redis answers again, and catches up on
+    /// the tag state then.
     pub max_open_ms: f64,
-    /// How long an unreported probe blocks the next one, in ms. Default 5 s.
+    /// How long an unreported probe blocks the next one, in ms: the connect budget plus the
+    /// longer command budget plus one second ([`Config::breaker`]).
     pub probe_timeout_ms: f64,
 }
 
