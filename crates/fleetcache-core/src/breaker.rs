@@ -1,4 +1,4 @@
-//! Circuit breaker for the Redis connection (design §5): closed, open, half-open, with the
+//! Circuit breaker for the Redis connection (docs/decisions/0007-failure-handling.md): closed, open, half-open, with the
 //! time passed in.
 //!
 //! The host asks [`Breaker::admit`] before every Redis command and reports how it went with

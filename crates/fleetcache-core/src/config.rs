@@ -59,8 +59,8 @@ pub struct Config {
     /// Revalidations kept while Redis cannot be reached; the oldest is dropped (and logged)
     /// beyond it. Default 1000.
     pub outbox_capacity: u32,
-    /// One regeneration per key across the fleet (issue 4): followers wait for the lease
-    /// holder's write instead of regenerating. Default on.
+    /// One regeneration per key across the fleet (docs/decisions/0008-leases.md): followers
+    /// wait for the lease holder's write instead of regenerating. Default on.
     pub leases: bool,
     /// Lifetime of a regeneration lease in ms: the longest a crashed holder delays anyone.
     /// Default 10 s.

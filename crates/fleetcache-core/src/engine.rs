@@ -666,7 +666,7 @@ impl Engine {
         self.stats.record_lookup(surface, LookupOutcome::Miss);
     }
 
-    /// Counts a lease event (issue 4's lease logic and the host's wait loop call this).
+    /// Counts a lease event the host observed (its wait loop).
     pub fn record_lease(&self, event: LeaseEvent) {
         self.stats.record_lease(event);
     }

@@ -1,4 +1,4 @@
-//! One regeneration per key across the fleet (design §4): leases, as a sans-IO state machine.
+//! One regeneration per key across the fleet (docs/decisions/0008-leases.md): leases, as a sans-IO state machine.
 //!
 //! When a read finds an entry stale or missing, the request asks Redis for the entry's lease
 //! (`LEASE_ACQUIRE`: `SET <lease> <token> NX PX <ttl>` unless a newer entry has landed since

@@ -1,4 +1,4 @@
-//! The revalidation outbox (design §5): tag updates on their way to Redis.
+//! The revalidation outbox (docs/decisions/0007-failure-handling.md): tag updates on their way to Redis.
 //!
 //! Every revalidation is applied to this process's mirror at once and queued here; the host
 //! sends the queue's head, and only when Redis has answered is the head removed

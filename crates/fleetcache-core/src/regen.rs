@@ -1,8 +1,8 @@
-//! When a singular-handler regeneration began (issue 13 item 8).
+//! When a singular-handler regeneration began.
 //!
 //! An entry counts as created when the regeneration that produced it began, so a revalidation
-//! that resolves while a page renders leaves the page stale instead of stored as fresh (design
-//! §3: an entry is invalid when a tag's time is later than the entry's timestamp). `'use cache'`
+//! that resolves while a page renders leaves the page stale instead of stored as fresh (an entry
+//! is invalid when a tag's time is later than the entry's timestamp). `'use cache'`
 //! entries carry that time already (Next's `startTime` reaches `set` as `timestamp`); the
 //! singular handler's `set` carries none, so the engine remembers it: Next's ISR, on-demand
 //! revalidation and the fetch cache always read a key before they regenerate it, and the read

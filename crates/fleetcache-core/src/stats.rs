@@ -89,7 +89,8 @@ pub enum WriteOutcome {
 
 const WRITE_OUTCOMES: usize = 4;
 
-/// A lease event, counted for the fleet-wide single regeneration (issue 4).
+/// A lease event, counted for the fleet-wide single regeneration
+/// (docs/decisions/0008-leases.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeaseEvent {
     /// This instance became the regenerating lease holder.
@@ -99,7 +100,7 @@ pub enum LeaseEvent {
     /// The wait ran out of budget and this instance regenerated itself.
     WaitTimedOut = 2,
     /// The holder let its lease go without writing, so this instance stopped waiting and
-    /// regenerated itself (issue 14 item 3).
+    /// regenerated itself.
     WaitReleased = 3,
 }
 
@@ -219,7 +220,7 @@ impl Stats {
         self.redis.get(result as usize).map_or(0, Cell::get)
     }
 
-    /// Counts a lease event (called by the lease logic, issue 4).
+    /// Counts a lease event.
     pub fn record_lease(&self, event: LeaseEvent) {
         if let Some(c) = self.leases.get(event as usize) {
             bump(c);
@@ -408,7 +409,7 @@ pub struct RedisCounts {
     pub reply_errors: u64,
 }
 
-/// Lease events (issue 4).
+/// Lease events.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
