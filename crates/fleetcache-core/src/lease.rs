@@ -521,7 +521,7 @@ fn check_token(token: &str) -> Result<(), PlanError> {
 }
 
 /// Whether a servable `'use cache'` entry is due for regeneration by time: Next regenerates
-/// once `now > timestamp + revalidate * 1000` (reference §2.3 point 6).
+/// once `now > timestamp + revalidate * 1000`.
 pub fn past_revalidate(timestamp: Millis, revalidate: f64, now: Millis) -> bool {
     revalidate.is_finite() && !is_unlimited(revalidate) && now.0 > timestamp.0 + revalidate * 1000.0
 }
