@@ -29,7 +29,7 @@ pub enum ConfigError {
     Breaker(&'static str),
     /// `outboxCapacity` is not between 1 and 1,000,000.
     OutboxCapacity,
-    /// A lease setting (the field named) is out of range (issue 4).
+    /// A lease setting (the field named) is out of range.
     Lease(&'static str),
 }
 
