@@ -88,8 +88,27 @@ test-crates: ## cargo package: the crates as crates.io would get them, each buil
 	rm -rf target/crates $(CARGO_HOME_DIR)/registry/src/-*/fleetcache-* $(CARGO_HOME_DIR)/registry/cache/-*/fleetcache-*
 	CARGO_TARGET_DIR=target/crates $(HOST_CARGO) package --workspace --locked --allow-dirty
 
-test-wasm: setup ## wasm-bindgen tests of the binding in headless Node
+# The same tests twice: through cargo's runner (.cargo/config.toml), and through
+# `wasm-pack test --node` as the binding's users run them (wasm-pack from scripts/setup.sh,
+# pinned). `--mode no-install`: wasm-pack uses the wasm-bindgen-cli setup installed instead of
+# downloading one, and skips its check for a wasm32 std in the sysroot, which Debian's
+# build-std toolchain does not have: measured on this machine kind, the normal mode fails with
+# "wasm32-unknown-unknown target not found in sysroot: /usr" or runs `rustup target add`
+# itself, a download. wasm-pack runs `cargo` and `rustc` from PATH, so on that branch a shim
+# directory puts Debian's first, with build-std in the environment.
+ifeq ($(PREBUILT_STD),yes)
+WASM_PACK := wasm-pack
+else
+WASM_PACK_SHIM := $(CURDIR)/target/wasm-pack-shim
+WASM_PACK := env PATH=$(WASM_PACK_SHIM):$$PATH RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort wasm-pack
+endif
+
+test-wasm: setup ## wasm-bindgen tests of the binding in headless Node (cargo, then wasm-pack)
 	$(WASM_CARGO) test --target $(WASM_TARGET) -p fleetcache-wasm
+ifneq ($(PREBUILT_STD),yes)
+	mkdir -p $(WASM_PACK_SHIM) && for t in cargo rustc rustdoc; do ln -sf /usr/bin/$$t $(WASM_PACK_SHIM)/$$t; done
+endif
+	$(WASM_PACK) test --node --mode no-install crates/fleetcache-wasm
 
 # JS_REDIS_CLUSTER=1: the main suites again, on a 3-master Redis Cluster (test/helpers.mjs).
 JS_CLUSTER_TESTS := use-cache incremental single-flight telemetry

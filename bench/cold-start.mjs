@@ -1,8 +1,8 @@
 // make bench (second part): origin calls during a cold start of three instances, with and
 // without leases, and how soon a waiting follower picks up the holder's write (the number
 // behind docs/decisions/0009: polling rather than pub/sub), and how soon the waiting requests
-// go when the holder's result is not cacheable (it releases its lease without a write: issue 14
-// item 3). Writes bench/COLD-START.md.
+// go when the holder's result is not cacheable (it releases its lease without a write).
+// Writes bench/COLD-START.md.
 //
 // Three "instances" are three fleetcache runtimes in this process (each its own engine, tag
 // mirror and Redis connection) on one redis-server started here. Each request does what Next

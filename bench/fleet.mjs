@@ -1,4 +1,4 @@
-// make bench (third part): the fleet benchmark of issue 9. Three `next start` instances of
+// make bench (third part): the fleet benchmark. Three `next start` instances of
 // examples/next-app, one redis-server and the counting origin (tests/support), all on loopback
 // and started here; every process is stopped by its PID at the end, also on errors.
 //

@@ -1,4 +1,4 @@
-// make bench (memory and tag state, issue 14): what the in-process tier retains against its
+// make bench (memory and tag state): what the in-process tier retains against its
 // budget, what the tag mirror costs per tag before and after pruning, and the full tag-state
 // load at 10k / 100k / 1M tags by one process and by 10 processes starting together (Redis's
 // longest command, time to a synced mirror, memory per tag). Writes a dated section into
@@ -407,11 +407,11 @@ async function main() {
     const lines = [
       `## ${new Date().toISOString()} — Memory bounds and tag state`,
       '',
-      `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${load.toFixed(2)} when the run started. One redis-server on loopback, started by the benchmark (\`bench/tags.mjs\`, issue 14). Took ${((now() - t0) / 1000).toFixed(0)} s.`,
+      `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${load.toFixed(2)} when the run started. One redis-server on loopback, started by the benchmark (\`bench/tags.mjs\`). Took ${((now() - t0) / 1000).toFixed(0)} s.`,
       '',
       '### In-process tier: retained memory against its budget',
       '',
-      `The workload of issue 14 item 1 (as \`js-host/test/tier-memory.test.mjs\`): 60 pages, 12 at once, each reading 40 entries of about 1 KB at once (its hot entry and 39 of 1,200 others), then its hot entry again; 4 rounds. Retained: ArrayBuffer memory after full collections, over what it was before the reads.`,
+      `The workload (as \`js-host/test/tier-memory.test.mjs\`): 60 pages, 12 at once, each reading 40 entries of about 1 KB at once (its hot entry and 39 of 1,200 others), then its hot entry again; 4 rounds. Retained: ArrayBuffer memory after full collections, over what it was before the reads.`,
       '',
       ...table(
         ['budget (memoryBytes)', 'retained', 'retained / budget'],

@@ -58,7 +58,7 @@ echo '{ "type": "module" }' >"$out/web/package.json"
 node -e "
 const m = require('./$out/node/${name}.js');
 const e = new m.Engine({ prefix: 'check', deployment: 'mkpkg' });
-if (typeof e.entryKey('default', 'k') !== 'string') throw new Error('engine did not answer');
+if (typeof e.entryKey(m.Interface.useCache('default'), 'k') !== 'string') throw new Error('engine did not answer');
 "
 printf 'mkpkg: %s (%s bytes, %s gzipped)\n' "$out/${name}_bg.wasm" \
   "$(stat -c %s "$out/${name}_bg.wasm")" "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)"

@@ -2,7 +2,7 @@
 # Installs what building and testing fleetcache needs, and nothing that is already there.
 # Safe to run again: every step checks first. Prints one line per step.
 #
-#   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-opt, redis, valkey,
+#   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-pack, wasm-opt, redis, valkey,
 #                               npm deps of js-host and of the package checks in tests/package)
 #   scripts/setup.sh --print-env   print the variables the Makefile uses (no installs)
 #
@@ -12,6 +12,8 @@ set -euo pipefail
 
 WASM_BINDGEN_VERSION=0.2.130
 BINARYEN_VERSION=132.0.0
+# `make test-wasm` also runs the binding's tests the way its users do, with wasm-pack.
+WASM_PACK_VERSION=0.15.1
 TOOLS=${FLEETCACHE_TOOLS:-$HOME/.cache/fleetcache-tools}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -77,6 +79,19 @@ wasm_bindgen_cli() {
   # The CLI's lockfile may name crate versions this registry lacks; fall back to resolving.
   "$cargo" install --quiet --root "$TOOLS" wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --locked 2>/dev/null ||
     "$cargo" install --quiet --root "$TOOLS" wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+}
+
+wasm_pack() {
+  local have
+  have=$("$TOOLS/bin/wasm-pack" --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" = "$WASM_PACK_VERSION" ]; then
+    say "wasm-pack $have: present"
+    return
+  fi
+  say "cargo install wasm-pack $WASM_PACK_VERSION (a few minutes, once)"
+  local cargo
+  cargo=$(host_cargo)
+  "$cargo" install --quiet --root "$TOOLS" wasm-pack --version "=$WASM_PACK_VERSION" --locked
 }
 
 wasm_opt() {
@@ -163,6 +178,7 @@ case "${1:-all}" in
     valkey
     wasm_toolchain
     wasm_bindgen_cli
+    wasm_pack
     wasm_opt
     npm_deps "$ROOT/js-host"
     npm_deps "$ROOT/tests/package"

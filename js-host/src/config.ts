@@ -109,7 +109,7 @@ export interface EngineConfig {
   breakerOpenMs?: number
   breakerMaxOpenMs?: number
   outboxCapacity?: number
-  /** Single flight (issue 4); absent ones take the core's defaults. */
+  /** Single flight; absent ones take the core's defaults. */
   leases?: boolean
   leaseTtlMs?: number
   leaseWaitMs?: number
@@ -184,6 +184,17 @@ function numberFromEnv(env: Env, name: string): number | undefined {
   const n = Number(raw)
   if (!Number.isFinite(n) || n <= 0) {
     throw new ConfigError(name, `must be a positive number, got "${raw}"`)
+  }
+  return n
+}
+
+/** As `numberFromEnv`, for a setting where 0 has a meaning of its own. */
+function nonNegativeNumberFromEnv(env: Env, name: string): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < 0) {
+    throw new ConfigError(name, `must be a number >= 0, got "${raw}"`)
   }
   return n
 }
@@ -399,7 +410,8 @@ export function optionsFromEnv(
     outboxCapacity: numberFromEnv(env, 'FLEETCACHE_OUTBOX_CAPACITY'),
     leases: booleanFromEnv(env, 'FLEETCACHE_LEASES'),
     leaseTtlMs: numberFromEnv(env, 'FLEETCACHE_LEASE_TTL_MS'),
-    leaseWaitMs: numberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
+    // 0: followers never wait for a holder's write (docs/single-flight.md, "Settings").
+    leaseWaitMs: nonNegativeNumberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
     debug: env.FLEETCACHE_DEBUG === '1' || env.FLEETCACHE_DEBUG === 'true',
     deploymentSource,
   }

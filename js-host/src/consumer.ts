@@ -5,7 +5,7 @@ import { join } from 'node:path'
  * Whether the read in progress will be stored in a server cache by its consumer: a prerender or
  * an ISR regeneration (the page is cached), or a `'use cache'` scope whose own consumer caches.
  * The engine then never hands it a stale entry, not even "as fresh" to a lease follower
- * (issue 13 item 1, docs/single-flight.md). Next's handlers run inside the consumer's
+ * (docs/single-flight.md). Next's handlers run inside the consumer's
  * work-unit store, which says so; this file only reads that fact.
  *
  * Next 16.4 decides the same with `willConsumerServerCache(store)`; 16.0 to 16.3 have no such

@@ -4,10 +4,10 @@ import { now } from './clock'
 import { describe } from './log'
 import type { Runtime } from './runtime'
 import { isCircuitOpen, runScript } from './transport'
-import { wasm } from './wasm'
+import { wasm, type Interface } from './wasm'
 
 /**
- * Single flight across the fleet (issue 4, docs/single-flight.md). The engine decides every
+ * Single flight across the fleet (docs/single-flight.md). The engine decides every
  * step (who regenerates, what to present, how long to wait); this file only sends the lease
  * commands, runs the poll timer and hands the replies back.
  */
@@ -54,7 +54,7 @@ const MAX_STEPS = 1000
  */
 export async function fly<V>(
   rt: Runtime,
-  iface: string,
+  iface: Interface,
   cacheKey: string,
   first: Judgement<V>,
   started: number,
@@ -89,7 +89,7 @@ export async function fly<V>(
 /** Sends the lease request; the script's reply, or -1 when Redis did not answer. */
 async function acquire(
   rt: Runtime,
-  iface: string,
+  iface: Interface,
   cacheKey: string,
   seenTimestamp: number,
 ): Promise<number> {
@@ -123,13 +123,13 @@ const polling = new WeakMap<Runtime, Map<string, Promise<[Buffer | null, boolean
  * A follower's poll: the entry (null when none) and whether its lease still exists. Concurrent
  * polls of one key in one process share one script call, as reads share one `GET`.
  */
-function poll(rt: Runtime, iface: string, cacheKey: string): Promise<[Buffer | null, boolean]> {
+function poll(rt: Runtime, iface: Interface, cacheKey: string): Promise<[Buffer | null, boolean]> {
   let pending = polling.get(rt)
   if (pending === undefined) {
     pending = new Map()
     polling.set(rt, pending)
   }
-  const id = `${iface}\0${cacheKey}`
+  const id = `${iface.segment}\0${cacheKey}`
   const shared = pending.get(id)
   if (shared !== undefined) return shared
   const sent = pollOnce(rt, iface, cacheKey)
@@ -144,7 +144,7 @@ function poll(rt: Runtime, iface: string, cacheKey: string): Promise<[Buffer | n
 
 async function pollOnce(
   rt: Runtime,
-  iface: string,
+  iface: Interface,
   cacheKey: string,
 ): Promise<[Buffer | null, boolean]> {
   const { engine, transport } = rt
@@ -164,7 +164,7 @@ async function pollOnce(
  * it, on an unref'd timer at the engine's interval. The engine ends it (no argv) once the
  * entry is written or the lease released, when it lapsed, or at its cap. Never rejects.
  */
-function renewWhileHeld(rt: Runtime, iface: string, cacheKey: string, wonAt: number): void {
+function renewWhileHeld(rt: Runtime, iface: Interface, cacheKey: string, wonAt: number): void {
   const { engine, transport, log } = rt
   if (transport === undefined) return
   const tick = (): void => {
@@ -202,7 +202,7 @@ function renewWhileHeld(rt: Runtime, iface: string, cacheKey: string, wonAt: num
  * entry (nothing cacheable came out of the regeneration): the others stop waiting at once
  * instead of at their budget. Never rejects.
  */
-export async function releaseLease(rt: Runtime, iface: string, cacheKey: string): Promise<void> {
+export async function releaseLease(rt: Runtime, iface: Interface, cacheKey: string): Promise<void> {
   const { engine, transport, log } = rt
   try {
     const argv = engine.planLeaseRelease(iface, cacheKey)

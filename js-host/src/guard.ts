@@ -53,8 +53,9 @@ export class GuardedTransport implements Transport {
     // Refused commands are counted by the breaker itself (`rejected`).
     if (permit === 0) throw new CircuitOpenError()
     const budget = this.engine.budgetMs(code)
-    // The transport enforces the budget itself (node-redis drops the command); this outer
-    // deadline also bounds a transport that ignores it, plus one wait for a connection.
+    // A transport that enforces the budget itself abandons the command at its deadline (it
+    // is not cancelled: node-redis keeps it queued); this outer deadline bounds one that does
+    // not, plus one wait for a connection.
     const outer = budget + this.engine.connectBudgetMs
     const tel = this.telemetry
     const span = tel?.startSpan(String(argv[0]))

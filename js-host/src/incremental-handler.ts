@@ -66,8 +66,8 @@ export type IncrementalCacheHandlerClass = new (ctx?: unknown) => IncrementalCac
 /** Options of `createIncrementalCacheHandler`: the same as the `'use cache'` handler's. */
 export type IncrementalCacheHandlerOptions = FleetcacheOptions
 
-/** Interface segment of the singular handler's keys. */
-const IFACE = 'inc'
+/** The singular handler's key space (segment `inc`), a typed value: never a handler name. */
+const IFACE = wasm.Interface.incremental()
 /** Entry keys are pure functions of the cache key; remember the short ones (see use-cache). */
 const KEY_MEMO_ENTRIES = 4096
 const KEY_MEMO_MAX_LENGTH = 512
@@ -104,9 +104,7 @@ function uniq(tags: Iterable<string>): string[] {
 class IncrementalCore {
   private readonly keys = new Map<string, string>()
 
-  constructor(readonly rt: Runtime) {
-    rt.engine.entryKey(IFACE, '')
-  }
+  constructor(readonly rt: Runtime) {}
 
   private entryKey(cacheKey: string): string {
     let key = this.keys.get(cacheKey)
@@ -163,7 +161,7 @@ class IncrementalCore {
       const local = store.peek(key, t0)
       let kept: Judgement<IncrementalCacheEntry> | undefined
       if (local !== null) {
-        // The in-process tier (design §6), judged only once the tag mirror is current.
+        // The in-process tier (docs/decisions/0010-in-process-tier.md), judged only once the tag mirror is current.
         await refreshed
         const t = now()
         const j = this.judge(how, local, t)
@@ -320,9 +318,10 @@ class IncrementalCore {
   ): Promise<void> {
     const { engine, store, log } = this.rt
     try {
+      // First: it refuses a key that is not well-formed UTF-16 before anything is encoded.
+      const key = this.entryKey(cacheKey)
       const t = now()
       const env = encodeIncrementalEnvelope(engine, cacheKey, data, ctx, t)
-      const key = this.entryKey(cacheKey)
       if (env.droppedTags !== '') log.warn(`inc set ${key}: ${env.droppedTags}`)
       const ttl = env.ttlMs
       const stored = env.stored

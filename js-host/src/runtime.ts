@@ -73,7 +73,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
   const transport =
     options.redisUrl === undefined
       ? undefined
-      : // Every command asks the engine first (breaker, budget) and reports back (issue 5).
+      : // Every command asks the engine first (breaker, budget) and reports back.
         new GuardedTransport(
           engine,
           new RedisTransport({

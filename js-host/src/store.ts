@@ -10,7 +10,7 @@ export interface EntryStore {
   get(key: string, now: number): Promise<Buffer | null>
   /**
    * Stores an envelope for `ttlMs`. `script`, when not empty, is the engine's `EVALSHA` argv
-   * that writes the entry and releases this process's lease in one step (issue 4); the value
+   * that writes the entry and releases this process's lease in one step; the value
    * goes after it. `serves` false: the tier keeps this process's copy for outages only (the
    * engine's `tierServesValue`).
    */
@@ -23,7 +23,7 @@ export interface EntryStore {
     serves?: boolean,
   ): Promise<void>
   /**
-   * This process's in-process tier (issue 4, design §6): the envelope held under `key`, or
+   * This process's in-process tier: the envelope held under `key`, or
    * null. The caller judges it (lifetime, tags) before serving it.
    */
   peek(key: string, now: number): Buffer | null

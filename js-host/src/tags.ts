@@ -32,7 +32,7 @@ export interface Durations {
  *
  * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
  * one, which starts after it arrived, so every caller sees every revalidation completed before
- * its call (design §3) and a burst of requests costs two round trips, not one each.
+ * its call (docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
  *
  * Revalidations are applied locally at once and queued in the engine; the queue is sent in
  * order, one update at a time, whenever Redis answers (on the revalidation itself, before

@@ -1,5 +1,5 @@
 /**
- * Observability (issue 7): the engine's counters as OpenTelemetry instruments, Redis command
+ * Observability: the engine's counters as OpenTelemetry instruments, Redis command
  * latency and entry sizes as histograms, a span per Redis command.
  *
  * The counters live in the core, incremented where it decides (docs/decisions/0014); this

@@ -7,9 +7,8 @@ import { fly, redisDown, releaseLease, Step, type Judgement } from './flight'
 import { settleWithin } from './store'
 import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
-import { IllFormedKeyError, isWellFormed } from './text'
 import { inspectWindow } from './envelope-window'
-import { wasm } from './wasm'
+import { wasm, type Interface } from './wasm'
 
 /** Next 16's `'use cache'` entry (`next/dist/server/lib/cache-handlers/types`). */
 export interface CacheEntry {
@@ -134,21 +133,22 @@ class UseCacheHandler implements CacheHandler {
    */
   private readonly pending = new Map<string, Promise<Buffer | null>>()
   private readonly keys = new Map<string, string>()
+  /** This handler's key space; built once, so the name is checked at construction. */
+  private readonly iface: Interface
 
   constructor(
     private readonly rt: Runtime,
-    private readonly name: string,
+    name: string,
   ) {
-    // Fail at construction, not on the first request, when the name is unusable.
-    rt.engine.entryKey(name, '')
+    this.iface = wasm.Interface.useCache(name)
   }
 
   private entryKey(cacheKey: string): string {
     let key = this.keys.get(cacheKey)
     if (key === undefined) {
-      // A miss and a log line (get), not stored (set): never another key's value (issue 5).
-      if (!isWellFormed(cacheKey)) throw new IllFormedKeyError()
-      key = this.rt.engine.entryKey(this.name, cacheKey)
+      // Throws ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line
+      // (get), not stored (set), never another key's value.
+      key = this.rt.engine.entryKey(this.iface, cacheKey)
       if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
         if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
         this.keys.set(cacheKey, key)
@@ -171,7 +171,7 @@ class UseCacheHandler implements CacheHandler {
       const key = this.entryKey(cacheKey)
       const soft = softTags.join('\0')
       const t = now()
-      // This process's own write in flight, else the in-process tier (design §6): judged like
+      // This process's own write in flight, else the in-process tier (docs/decisions/0010-in-process-tier.md): judged like
       // a Redis reply, against the entry's lifetime and the tag mirror Next has just refreshed.
       const local = written ?? store.peek(key, t)
       let first: Judgement<Stored> | undefined
@@ -205,7 +205,7 @@ class UseCacheHandler implements CacheHandler {
       if (first.value === undefined && kept !== undefined && redisDown(this.rt, now())) {
         return this.handOut(kept, Step.ServeStale, early)
       }
-      const landing = await fly(this.rt, this.name, cacheKey, first, t, caches, (value, at) =>
+      const landing = await fly(this.rt, this.iface, cacheKey, first, t, caches, (value, at) =>
         this.judged(cacheKey, key, value, soft, at),
       )
       const entry = this.handOut(landing.judgement, landing.step, early)
@@ -337,7 +337,7 @@ class UseCacheHandler implements CacheHandler {
       const t = now()
       const key = this.entryKey(cacheKey)
       const header = engine.planUseCacheSet(
-        this.name,
+        this.iface,
         cacheKey,
         entry.tags.join('\0'),
         entry.timestamp,
@@ -352,13 +352,13 @@ class UseCacheHandler implements CacheHandler {
       if (ttl < 0) {
         log.debug(`set ${key} skipped (not cacheable)`)
         // Others may be waiting for this process's regeneration: let them go at once.
-        await releaseLease(this.rt, this.name, cacheKey)
+        await releaseLease(this.rt, this.iface, cacheKey)
         return
       }
       const value = Buffer.concat([header, payload])
       encoded(value)
       // Written together with the release of this process's lease, when it holds one.
-      const script = engine.planEntryWrite(this.name, cacheKey, ttl)
+      const script = engine.planEntryWrite(this.iface, cacheKey, ttl)
       const write = store.set(key, value, ttl, t, script).then(
         () => {
           log.debug(`set ${key} ${payload.byteLength} B ttl ${Math.round(ttl / 1000)} s`)
@@ -375,7 +375,7 @@ class UseCacheHandler implements CacheHandler {
       await settleWithin(write, engine.budgetMs(0))
     } catch (err) {
       log.error(`set failed, entry not stored: ${describe(err)}`)
-      void releaseLease(this.rt, this.name, cacheKey)
+      void releaseLease(this.rt, this.iface, cacheKey)
     } finally {
       if (!writing && this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
       // Idempotent: a no-op when the envelope was handed out already.

@@ -1,6 +1,8 @@
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
 
 export type Engine = Wasm.Engine
+/** Which cache interface a key belongs to (`wasm.Interface.incremental()` / `.useCache(name)`). */
+export type Interface = Wasm.Interface
 export type { EngineConfig } from './config'
 export { type Outcome } from '../wasm/node/fleetcache_wasm'
 

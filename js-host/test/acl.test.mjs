@@ -1,4 +1,4 @@
-// Least privilege (issue 8): the handlers work as a Redis ACL user limited to the key prefix
+// Least privilege: the handlers work as a Redis ACL user limited to the key prefix
 // and the commands fleetcache sends (the `ACL SETUSER` line of docs/operating.md), and a wrong
 // password or a missing permission gives a clear error line and an uncached, working handler.
 import assert from 'node:assert/strict'

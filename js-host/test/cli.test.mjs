@@ -1,5 +1,5 @@
 // The `fleetcache` command's own flags, which need no Redis: `--version` prints the package's
-// version (issue 18), and usage errors exit 2. The commands that talk to Redis are tested end to
+// version, and usage errors exit 2. The commands that talk to Redis are tested end to
 // end in tests/e2e/cli.test.mjs (and through Sentinel and TLS in sentinel / tls.test.mjs).
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'

@@ -1,5 +1,5 @@
 // A coordinated failover (`CLUSTER FAILOVER` on a replica) of the master that holds the tag
-// state, under a bounded load from two instances (issue 8): no handler call throws, reads keep
+// state, under a bounded load from two instances: no handler call throws, reads keep
 // being answered, and a revalidation issued during the failover reaches the other instance.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'

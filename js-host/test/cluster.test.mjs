@@ -1,4 +1,4 @@
-// Both handlers against a three-master Redis Cluster on loopback ports (issue 8): values cross
+// Both handlers against a three-master Redis Cluster on loopback ports: values cross
 // instances, tag revalidations and leases work (every script stays in one slot), and entries
 // spread over all masters.
 import assert from 'node:assert/strict'
@@ -159,13 +159,19 @@ describe('Redis Cluster', () => {
       assert.ok(c >= total / 6, `keys per master ${counts.join('/')}: each master holds a share`)
     }
     // The entry key's hash tag decides the slot: two entries land on different slots.
-    assert.notEqual(engine.entryKey('default', 'spread-1'), engine.entryKey('default', 'spread-2'))
+    assert.notEqual(
+      engine.entryKey(wasm.Interface.useCache('default'), 'spread-1'),
+      engine.entryKey(wasm.Interface.useCache('default'), 'spread-2'),
+    )
 
     const conn = await connect(cluster.nodes[0].url)
     try {
       // The CLI's connection routes by key: every entry is readable through one seed.
       for (const i of [1, 2, 3, 4, 5, 6]) {
-        const v = await conn.send(['GET', engine.entryKey('default', `spread-${i}`)])
+        const v = await conn.send([
+          'GET',
+          engine.entryKey(wasm.Interface.useCache('default'), `spread-${i}`),
+        ])
         assert.ok(Buffer.isBuffer(v), `spread-${i} read through the cluster connection`)
       }
       const targets = await scanTargets(conn)

@@ -1,4 +1,4 @@
-// Redis failures and hostile data against a real redis-server (issue 5, design §5): deadlines,
+// Redis failures and hostile data against a real redis-server: deadlines,
 // the circuit breaker, reconnection, the revalidation outbox, and bad values, tags and settings.
 // The test starts, stops, kills and pauses only the redis-server processes it started, by PID.
 import assert from 'node:assert/strict'
@@ -331,7 +331,10 @@ describe('revalidation outbox', () => {
 
 describe('hostile data and settings', () => {
   function entryKey(key) {
-    return new wasm.Engine({ prefix: 'faults', deployment: 'd1' }).entryKey('default', key)
+    return new wasm.Engine({ prefix: 'faults', deployment: 'd1' }).entryKey(
+      wasm.Interface.useCache('default'),
+      key,
+    )
   }
 
   async function rawSet(key, bytes) {

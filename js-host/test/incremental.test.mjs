@@ -55,7 +55,10 @@ function instance(extra = {}) {
 }
 
 function entryKey(key) {
-  return new wasm.Engine({ prefix: 'inctest', deployment: 'd1' }).entryKey('inc', key)
+  return new wasm.Engine({ prefix: 'inctest', deployment: 'd1' }).entryKey(
+    wasm.Interface.incremental(),
+    key,
+  )
 }
 
 const rand = (n) => crypto.randomBytes(n)
@@ -242,7 +245,7 @@ describe('incremental handler on Redis', () => {
   })
 
   test('an entry counts as created when its regeneration began: a revalidation during it is kept', async () => {
-    // Issue 13 item 8: Next reads (a miss or a stale entry), renders, then writes; a
+    // Next reads (a miss or a stale entry), renders, then writes; a
     // revalidation that resolves on another instance while it renders must leave the written
     // entry invalid, not fresh.
     const A = instance()

@@ -1,4 +1,4 @@
-// `fleetcache seed` against a real redis-server (issue 19, item 3): a seeded entry carries the
+// `fleetcache seed` against a real redis-server: a seeded entry carries the
 // time the build wrote it, and seeding never replaces an entry created at or after that time
 // (the comparison is the core's seed_write script, run in Redis). The build is a minimal
 // `.next` tree of one Pages Router ISR route, in the shape `next build` writes it.

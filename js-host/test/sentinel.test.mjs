@@ -1,4 +1,4 @@
-// Redis Sentinel (issue 8): a master, a replica and one sentinel on loopback ports. The handlers
+// Redis Sentinel: a master, a replica and one sentinel on loopback ports. The handlers
 // find the master through the sentinel (`sentinels` + a URL naming the master), share values
 // and tag revalidations, and follow a `SENTINEL FAILOVER` to the promoted replica; so does the
 // `fleetcache` CLI (the built binary, with the server's FLEETCACHE_REDIS_SENTINELS). A second
@@ -28,7 +28,10 @@ const run = promisify(execFile)
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
 const entryKey = (key) =>
-  new wasm.Engine({ prefix: 'sntest', deployment: 'd1' }).entryKey('default', key)
+  new wasm.Engine({ prefix: 'sntest', deployment: 'd1' }).entryKey(
+    wasm.Interface.useCache('default'),
+    key,
+  )
 
 let dir
 let master

@@ -13,6 +13,7 @@ import {
   close,
   createIncrementalCacheHandler,
   createUseCacheHandler,
+  optionsFromEnv,
   stats,
 } from '../esm/index.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
@@ -66,7 +67,10 @@ function incremental(extra = {}) {
 }
 
 const engine = new wasm.Engine({ prefix: PREFIX, deployment: 'd1' })
-const leaseKey = (iface, key) => engine.entryKey(iface, key).replace(/:e$/, ':l')
+const leaseKey = (iface, key) =>
+  engine
+    .entryKey(iface === 'inc' ? wasm.Interface.incremental() : wasm.Interface.useCache(iface), key)
+    .replace(/:e$/, ':l')
 const exists = async (key) => (await redis.command('EXISTS', key)) === 1
 
 const entry = (value, over = {}) => useCacheEntry(value, { tags: ['sf'], ...over })
@@ -170,6 +174,30 @@ describe("'use cache': leases", () => {
     assert.ok(waited >= 250 && waited < 2000, `waited ${waited.toFixed(0)} ms, budget 300`)
   })
 
+  test('FLEETCACHE_LEASE_WAIT_MS=0: a follower on a miss regenerates at once, not counted as a wait', async () => {
+    const leaseWaitMs = optionsFromEnv({ FLEETCACHE_LEASE_WAIT_MS: '0' }).leaseWaitMs
+    assert.equal(leaseWaitMs, 0)
+    const A = useCache()
+    const B = useCache({ leaseWaitMs })
+    assert.equal(await A.get('nowait-1', []), undefined, 'A regenerates and holds the lease')
+    const lease = leaseKey('default', 'nowait-1')
+    assert.ok(await exists(lease))
+    const before = leaseWaits()
+    assert.equal(await B.get('nowait-1', []), undefined, 'B regenerates too')
+    assert.ok(await exists(lease), "B answered while A's lease was still held")
+    assert.equal(leaseWaits(), before, 'B did not wait, and is not counted as waiting')
+    // A stale entry is still regenerated once: B serves it as fresh while A holds the lease.
+    await A.set(
+      'nowait-2',
+      Promise.resolve(entry('aged', { timestamp: now() - 120_000, revalidate: 60 })),
+    )
+    assert.ok(await A.get('nowait-2', []), 'A serves it stale and regenerates')
+    assert.ok(await exists(leaseKey('default', 'nowait-2')), 'A holds the lease')
+    const follower = await B.get('nowait-2', [])
+    assert.ok(follower.revalidate > 120, `fresh presentation, got ${follower.revalidate}`)
+    assert.equal(leaseWaits(), before)
+  })
+
   test('a crashed holder blocks no one beyond its lease', async () => {
     const A = useCache({ leaseTtlMs: 400 })
     const B = useCache({ leaseTtlMs: 400, leaseWaitMs: 3000 })
@@ -186,7 +214,7 @@ describe("'use cache': leases", () => {
     assert.ok(await exists(leaseKey('default', 'crash-1')))
   })
 
-  test('a holder that ends without writing lets its followers go at once (issue 14 item 3)', async () => {
+  test('a holder that ends without writing lets its followers go at once', async () => {
     // An uncacheable result, an entry over maxEntryBytes and a failed render all end in a
     // release without a write. Followers with a long budget must notice it on their next
     // poll, not wait the budget out.
@@ -231,7 +259,7 @@ describe("'use cache': leases", () => {
     }
   })
 
-  test('a holder renews its lease while it renders, up to the cap (issue 14 item 4)', async () => {
+  test('a holder renews its lease while it renders, up to the cap', async () => {
     // Long enough that B's request and A's write fit, with room, before the cap.
     const ttl = 1000
     const A = useCache({ leaseTtlMs: ttl })
@@ -280,7 +308,7 @@ describe("'use cache': leases", () => {
     assert.ok(lived > 2 * ttl, `renewed: lived ${lived} ms`)
   })
 
-  test('a lease request has the lease budget, not the read budget (issue 14 item 5)', async () => {
+  test('a lease request has the lease budget, not the read budget', async () => {
     // Event-loop lag or a busy Redis can delay a lease answer past the 100 ms read budget
     // here; the lease budget (the longer write budget) still counts it. Before: no answer, so
     // this instance regenerated beside the lease it had in fact taken.
@@ -305,7 +333,7 @@ describe("'use cache': leases", () => {
 })
 
 describe("'use cache': a read whose consumer caches never gets a stale entry", () => {
-  // Issue 13 item 1: a page regenerating (a prerender) over a stale entry bakes it into the
+  // A page regenerating (a prerender) over a stale entry bakes it into the
   // page; so does an outer cache. Next treats a stale entry as a miss there; fleetcache's lease
   // followers must not hand it over "as fresh" either.
   const prerender = (fn) => inWorkUnit('prerender', fn)
@@ -484,7 +512,7 @@ describe('in-process tier', () => {
     await B.refreshTags()
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
     // Gone from Redis: B still has it in memory, and serves it without a GET.
-    await redis.command('DEL', engine.entryKey('default', 'tier-1'))
+    await redis.command('DEL', engine.entryKey(wasm.Interface.useCache('default'), 'tier-1'))
     const before = await getCalls()
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
     assert.equal(await getCalls(), before, 'a tier hit sends no GET')
@@ -521,7 +549,7 @@ describe('in-process tier', () => {
   })
 
   test('App Router pages and routes are never served from the tier while Redis answers: an on-demand rewrite elsewhere is seen at once', async () => {
-    // Issue 13 item 5: `x-prerender-revalidate` rewrites the entry in Redis on one instance,
+    // `x-prerender-revalidate` rewrites the entry in Redis on one instance,
     // with no tag and well within `revalidate` (30 days with revalidate: false).
     const onDemand = (make) => () => make({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
     const cases = [
@@ -598,7 +626,7 @@ describe('in-process tier', () => {
   })
 
   test('while the breaker is open, pages and routes are served from the tier too: no origin stampede', async () => {
-    // Issue 19 item 2: page and route entries are read from Redis while it answers (above),
+    // Page and route entries are read from Redis while it answers (above),
     // and kept in the tier for outages only.
     const fast = {
       readTimeoutMs: 160,

@@ -191,5 +191,8 @@ async function entryKey(prefix, cacheKey) {
   const { createRequire } = await import('node:module')
   const require = createRequire(import.meta.url)
   const wasm = require('../wasm/node/fleetcache_wasm.js')
-  return new wasm.Engine({ prefix, deployment: 'd1' }).entryKey('default', cacheKey)
+  return new wasm.Engine({ prefix, deployment: 'd1' }).entryKey(
+    wasm.Interface.useCache('default'),
+    cacheKey,
+  )
 }

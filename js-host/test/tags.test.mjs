@@ -1,4 +1,4 @@
-// Tags as Next produces them (issue 13, items 2 and 9), through both handlers on a real
+// Tags as Next produces them, through both handlers on a real
 // redis-server: entries and revalidations with any number of tags, tags percent-encoded by
 // Next 16.2.7 and later (encodeHeaderSafe) up to 256 x 9 bytes, and the raw form an older Next
 // sends reaching entries written with the encoded form, and the reverse.
@@ -83,7 +83,11 @@ describe('tags as Next produces them', () => {
       const [a, b] = [useCache(), useCache()]
       const tags = numbered(n, `uc${n}-`)
       await a.set(`k-uc-${n}`, Promise.resolve(useCacheEntry('many tags', { tags })))
-      assert.equal(await redis.command('EXISTS', entryKey('default', `k-uc-${n}`)), 1, 'stored')
+      assert.equal(
+        await redis.command('EXISTS', entryKey(wasm.Interface.useCache('default'), `k-uc-${n}`)),
+        1,
+        'stored',
+      )
       await b.refreshTags()
       const got = await b.get(`k-uc-${n}`, [])
       assert.ok(got, 'a hit on the other instance')
@@ -99,7 +103,11 @@ describe('tags as Next produces them', () => {
       // Explicit tags (cacheTag, fetch tags) land in x-next-cache-tags too.
       const tags = numbered(n, `page${n}-`)
       await A().set(`/page-${n}`, page(tags), setCtx)
-      assert.equal(await redis.command('EXISTS', entryKey('inc', `/page-${n}`)), 1, 'stored')
+      assert.equal(
+        await redis.command('EXISTS', entryKey(wasm.Interface.incremental(), `/page-${n}`)),
+        1,
+        'stored',
+      )
       const got = await B().get(`/page-${n}`, pageCtx)
       assert.ok(got, 'a hit on the other instance')
       assert.equal(got.value.headers['x-next-cache-tags'], tags.join(','))

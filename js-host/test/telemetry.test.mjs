@@ -1,4 +1,4 @@
-// Observability (issue 7) with the real OpenTelemetry SDK against a real redis-server: the
+// Observability with the real OpenTelemetry SDK against a real redis-server: the
 // counters the core keeps move as a scenario runs (hits, misses, expiry by tag, stale serves,
 // revalidations), the latency and size histograms and the Redis spans are recorded, and the
 // breaker gauge flips when Redis is killed and back when it returns. stats() reports the same

@@ -1,4 +1,4 @@
-// The in-process tier's byte budget is a memory bound (issue 14, item 1), against a real
+// The in-process tier's byte budget is a memory bound, against a real
 // redis-server: what the tier keeps is measured as the ArrayBuffer memory it retains after a
 // full garbage collection, not as the bytes the engine counts.
 //

@@ -1,4 +1,4 @@
-// TLS (issue 8): the handler talks `rediss://` to a redis-server that only listens with TLS on
+// TLS: the handler talks `rediss://` to a redis-server that only listens with TLS on
 // loopback, trusting a CA the test made with openssl (option `tls: { ca }` and
 // FLEETCACHE_REDIS_CA_FILE); without that CA the connection is refused and reads are misses.
 // Mutual TLS: a second server requires a client certificate (`--tls-auth-clients yes`); the

@@ -202,7 +202,7 @@ describe('use-cache handler on Redis', () => {
     await a.set('k-ttl-60', Promise.resolve(entry('x', { expire: 60 })))
     await a.set('k-ttl-inf', Promise.resolve(entry('x', { expire: Infinity })))
     await a.set('k-ttl-sentinel', Promise.resolve(entry('x', { expire: 0xfffffffe })))
-    const ttl = (k) => redis.command('PTTL', entryKey('default', k))
+    const ttl = (k) => redis.command('PTTL', entryKey(wasm.Interface.useCache('default'), k))
     const t60 = await ttl('k-ttl-60')
     assert.ok(t60 > 55_000 && t60 <= 60_000, `PTTL ${t60}`)
     for (const k of ['k-ttl-inf', 'k-ttl-sentinel']) {
@@ -214,7 +214,7 @@ describe('use-cache handler on Redis', () => {
   test('corrupt, foreign and truncated values are misses, never throws', async () => {
     const a = instance()
     await a.set('k-victim', Promise.resolve(entry('good value')))
-    const key = entryKey('default', 'k-victim')
+    const key = entryKey(wasm.Interface.useCache('default'), 'k-victim')
     const good = await redis.command('GET', key)
     assert.ok(good.startsWith('FLCE'))
     for (const bad of [
@@ -233,11 +233,28 @@ describe('use-cache handler on Redis', () => {
     }
   })
 
+  test('a cacheHandlers name `inc` is an ordinary use-cache key space, not the singular handler', async () => {
+    const a = instance({ name: 'inc' })
+    const b = instance({ name: 'inc' })
+    await a.set('k-inc-name', Promise.resolve(entry('named inc')))
+    const key = entryKey(wasm.Interface.useCache('inc'), 'k-inc-name')
+    assert.match(key, /^jstest:d1:uc-inc:\{[0-9a-f]{32}\}:e$/)
+    assert.equal(await redis.command('EXISTS', key), 1, 'stored under uc-inc')
+    const inc = entryKey(wasm.Interface.incremental(), 'k-inc-name')
+    assert.equal(await redis.command('EXISTS', inc), 0, 'nothing under the singular handler')
+    const got = await b.get('k-inc-name', [])
+    assert.ok(got, 'expected a hit')
+    assert.equal(await text(got.value), 'named inc')
+  })
+
   test('an entry stored under another key that hashes alike is not served', async () => {
     const a = instance()
     await a.set('k-owner', Promise.resolve(entry('owner')))
-    const value = await redis.command('GET', entryKey('default', 'k-owner'))
-    await redis.command('SET', entryKey('default', 'k-intruder'), value)
+    const value = await redis.command(
+      'GET',
+      entryKey(wasm.Interface.useCache('default'), 'k-owner'),
+    )
+    await redis.command('SET', entryKey(wasm.Interface.useCache('default'), 'k-intruder'), value)
     assert.equal(await a.get('k-intruder', []), undefined)
   })
 })

@@ -22,7 +22,7 @@ const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'
 
 // The test worker: a tiny HTTP API over the 'use cache'-shaped cache.
 const WORKER = `
-import { createCache, module } from './fleetcache/ENTRY'
+import { createCache, Interface, module } from './fleetcache/ENTRY'
 
 // One cache per isolate, like a module-scope handler in Next.
 const cache = createCache({ prefix: 'wk', deploymentId: 'workerd-test' })
@@ -44,7 +44,7 @@ export default {
           moduleTag: Object.prototype.toString.call(module),
           process: typeof process,
           require: typeof require,
-          entryKey: cache.engine.entryKey('default', 'k'),
+          entryKey: cache.engine.entryKey(Interface.useCache('default'), 'k'),
         })
       case '/set': {
         const bytes = new Uint8Array(await request.arrayBuffer())
@@ -209,7 +209,7 @@ const worker :Workerd.Worker = (
         memoryBytes: 1 << 20,
         defaultTtlSeconds: 3600,
       })
-      assert.equal(info.entryKey, node.entryKey('default', 'k'))
+      assert.equal(info.entryKey, node.entryKey(wasm.Interface.useCache('default'), 'k'))
     }),
   )
 

@@ -9,7 +9,7 @@
  * separate code with the same engine calls; they add node-redis, the in-flight write map and
  * logging.
  */
-import { Engine, initSync, Outcome } from '../wasm/web/fleetcache_wasm.js'
+import { Engine, initSync, Interface, Outcome } from '../wasm/web/fleetcache_wasm.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource
@@ -57,11 +57,22 @@ export interface WorkerCacheOptions {
   maxEntryBytes?: number | undefined
   /** Cap on any entry's lifetime, in seconds. Default 30 days. */
   maxTtlSeconds?: number | undefined
+  /**
+   * The clock, in milliseconds since the epoch, read for every decision (lifetimes, tag
+   * revalidations, the breaker, the outbox's backoff). Default: `performance.timeOrigin +
+   * performance.now()`, the scale Next stamps entries with (as the Node handlers use).
+   */
+  now?: (() => number) | undefined
 }
 
-export { Engine, Outcome }
+export { Engine, Interface, Outcome }
 
 const HEADER_WINDOW = 4096
+
+/** Wall-clock milliseconds on Next's scale (see `WorkerCacheOptions.now`). */
+function performanceNow(): number {
+  return performance.timeOrigin + performance.now()
+}
 
 /** Refresh calls one request makes at most while the whole tag state loads (a page each). */
 const LOAD_STEPS = 16
@@ -72,17 +83,17 @@ const LOAD_STEPS = 16
  */
 export function createEngine(
   module: WasmSource,
-  config: Omit<WorkerCacheOptions, 'module' | 'transport' | 'name'> = {},
+  config: Omit<WorkerCacheOptions, 'module' | 'transport' | 'name' | 'now'> = {},
 ): Engine {
   initSync({ module })
-  return new Engine({
-    prefix: config.prefix ?? 'fleetcache',
-    deployment: config.deploymentId ?? '',
-    maxEntryBytes: config.maxEntryBytes ?? 8 * 1024 * 1024,
-    maxTtlSeconds: config.maxTtlSeconds ?? 30 * 24 * 3600,
-    memoryBytes: config.memoryBytes ?? 50 * 1024 * 1024,
-    defaultTtlSeconds: 365 * 24 * 3600,
-  })
+  // Only the settings given: every default is the engine's own, as in Node.
+  const settings: Record<string, string | number> = {}
+  if (config.prefix !== undefined) settings.prefix = config.prefix
+  if (config.deploymentId !== undefined) settings.deployment = config.deploymentId
+  if (config.maxEntryBytes !== undefined) settings.maxEntryBytes = config.maxEntryBytes
+  if (config.maxTtlSeconds !== undefined) settings.maxTtlSeconds = config.maxTtlSeconds
+  if (config.memoryBytes !== undefined) settings.memoryBytes = config.memoryBytes
+  return new Engine(settings)
 }
 
 interface Store {
@@ -115,6 +126,13 @@ function code(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
 }
 
+/** An error for a log line: its `code` first when it has one (as the Node handlers write it). */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const c = code(err)
+  return typeof c === 'string' ? `${c}: ${err.message}` : err.message
+}
+
 /** Thrown instead of sending while the engine's circuit breaker is open. */
 export class CircuitOpenError extends Error {
   readonly code = 'ERR_REDIS_CIRCUIT_OPEN'
@@ -132,13 +150,15 @@ class Guarded {
   constructor(
     private readonly engine: Engine,
     private readonly inner: Transport,
+    private readonly now: () => number,
   ) {}
 
   async send(argv: readonly (string | Uint8Array)[], kind: 'read' | 'write'): Promise<Reply> {
     const k = kind === 'read' ? 0 : 1
-    const permit = this.engine.admit(k, Date.now())
+    const permit = this.engine.admit(k, this.now())
     if (permit === 0) throw new CircuitOpenError()
     const timeoutMs = this.engine.budgetMs(k)
+    // The engine's report codes: 0 a reply, 1 no answer, 2 a timeout, 3 an error reply.
     let result = 1
     let timer: ReturnType<typeof setTimeout> | undefined
     try {
@@ -156,12 +176,12 @@ class Guarded {
       result = 0
       return reply
     } catch (err) {
-      if (code(err) === 'ERR_REDIS_REPLY') result = 0
+      if (code(err) === 'ERR_REDIS_REPLY') result = 3
       else if (code(err) === 'ERR_REDIS_TIMEOUT') result = 2
       throw err
     } finally {
       clearTimeout(timer)
-      this.engine.report(permit, result, Date.now())
+      this.engine.report(permit, result, this.now())
     }
   }
 
@@ -239,7 +259,8 @@ export class WorkerCache {
   readonly engine: Engine
   private readonly store: Store
   private readonly guarded: Guarded | undefined
-  private readonly name: string
+  private readonly iface: Interface
+  private readonly now: () => number
   /** Called with a message when something failed and was turned into a miss or a skip. */
   onError: (message: string) => void = (m) => {
     console.error(`[fleetcache] ${m}`)
@@ -247,9 +268,11 @@ export class WorkerCache {
 
   constructor(options: WorkerCacheOptions) {
     this.engine = createEngine(options.module, options)
-    this.name = options.name ?? 'default'
-    this.engine.entryKey(this.name, '')
-    this.guarded = options.transport ? new Guarded(this.engine, options.transport) : undefined
+    this.iface = Interface.useCache(options.name ?? 'default')
+    this.now = options.now ?? performanceNow
+    this.guarded = options.transport
+      ? new Guarded(this.engine, options.transport, this.now)
+      : undefined
     this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
     // In memory only, this isolate's own revalidations are the whole tag state.
     if (this.guarded === undefined) this.engine.markStandalone()
@@ -263,8 +286,8 @@ export class WorkerCache {
   async get(cacheKey: string, softTags: string[] = []): Promise<CacheEntry | undefined> {
     const engine = this.engine
     try {
-      const key = engine.entryKey(this.name, cacheKey)
-      const t = Date.now()
+      const key = engine.entryKey(this.iface, cacheKey)
+      const t = this.now()
       const value = await this.store.get(key, t)
       if (value === null) return undefined
       const soft = softTags.join('\0')
@@ -303,7 +326,7 @@ export class WorkerCache {
         revalidate: stale ? engine.lastStaleRevalidate : engine.lastRevalidate,
       }
     } catch (err) {
-      this.onError(`get failed, treated as a miss: ${String(err)}`)
+      this.onError(`get failed, treated as a miss: ${describe(err)}`)
       return undefined
     }
   }
@@ -313,10 +336,10 @@ export class WorkerCache {
     try {
       const entry = await pendingEntry
       const payload = await readAll(entry.value)
-      const t = Date.now()
-      const key = engine.entryKey(this.name, cacheKey)
+      const t = this.now()
+      const key = engine.entryKey(this.iface, cacheKey)
       const header = engine.planUseCacheSet(
-        this.name,
+        this.iface,
         cacheKey,
         entry.tags.join('\0'),
         entry.timestamp,
@@ -333,7 +356,7 @@ export class WorkerCache {
       value.set(payload, header.byteLength)
       await this.store.set(key, value, ttl, t)
     } catch (err) {
-      this.onError(`set failed, entry not stored: ${String(err)}`)
+      this.onError(`set failed, entry not stored: ${describe(err)}`)
     }
   }
 
@@ -350,18 +373,18 @@ export class WorkerCache {
         if (!(reply instanceof Uint8Array)) {
           throw new Error('tag refresh returned a non-binary reply')
         }
-        this.engine.applyRefresh(reply, Date.now())
+        this.engine.applyRefresh(reply, this.now())
         if (this.engine.tagsSynced) break
       }
     } catch (err) {
       if (!(err instanceof CircuitOpenError)) {
-        this.onError(`tag refresh failed, using the last known tag state: ${String(err)}`)
+        this.onError(`tag refresh failed, using the last known tag state: ${describe(err)}`)
       }
     }
   }
 
   getExpiration(tags: string[]): Promise<number> {
-    return Promise.resolve(this.engine.getExpiration(tags.join('\0'), Date.now()))
+    return Promise.resolve(this.engine.getExpiration(tags.join('\0'), this.now()))
   }
 
   /**
@@ -374,20 +397,49 @@ export class WorkerCache {
     const expire = durations?.expire ?? Number.NaN
     try {
       if (this.guarded === undefined) {
-        this.engine.planTagUpdate(tags.join('\0'), mode, expire, Date.now())
+        this.engine.planTagUpdate(tags.join('\0'), mode, expire, this.now())
         return
       }
-      const dropped = this.engine.queueTagUpdate(tags.join('\0'), mode, expire, Date.now())
+      const dropped = this.engine.queueTagUpdate(tags.join('\0'), mode, expire, this.now())
       if (dropped !== '')
         this.onError(`revalidation outbox full: dropped ${dropped.split('\0').join(',')}`)
-      while (this.engine.outboxLength > 0) {
-        const seq = this.engine.outboxHeadSeq
-        const reply = await this.guarded.script(this.engine.planOutboxHead(), 'write')
-        this.engine.ackOutbox(seq)
-        if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
-      }
+      await this.replay(this.guarded)
     } catch (err) {
-      this.onError(`revalidation applied here only for now, kept in the outbox: ${String(err)}`)
+      this.onError(`revalidation applied here only for now, kept in the outbox: ${describe(err)}`)
+    }
+  }
+
+  /**
+   * Sends the outbox in order, as the Node handlers do: a revalidation Redis refuses for want
+   * of a permission (`NOPERM`) is dropped, and one that keeps meeting an error no retry fixes
+   * is parked (the engine decides, `refuseOutbox`), so neither blocks the ones behind it. Any
+   * other failure keeps the head, and the engine's backoff says when the next request may try
+   * it again. Throws that failure.
+   */
+  private async replay(guarded: Guarded): Promise<void> {
+    const engine = this.engine
+    // Bounded: every pass removes the head or returns, and the outbox is bounded.
+    while (engine.outboxLength > 0 && engine.outboxRetryInMs(this.now()) === 0) {
+      const seq = engine.outboxHeadSeq
+      let reply: Reply
+      try {
+        reply = await guarded.script(engine.planOutboxHead(), 'write')
+      } catch (err) {
+        const refused = code(err) === 'ERR_REDIS_REPLY' && err instanceof Error
+        // An error reply sets its own backoff (refuseOutbox); anything else starts one here.
+        if (!refused) engine.failOutbox(seq, this.now())
+        const outcome = refused ? engine.refuseOutbox(seq, err.message, this.now()) : 0
+        if (outcome === 1 || outcome === 3) {
+          const what = outcome === 1 ? 'dropped' : 'set aside'
+          this.onError(
+            `revalidation ${what}: Redis refused it (${describe(err)}); it took effect in this isolate only`,
+          )
+        }
+        if (outcome !== 0) continue
+        throw err
+      }
+      engine.ackOutbox(seq)
+      if (reply instanceof Uint8Array) engine.applyUpdateReply(reply)
     }
   }
 }

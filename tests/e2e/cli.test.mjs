@@ -1,4 +1,4 @@
-// The `fleetcache` CLI (issue 7) against a real redis-server holding data written by a real
+// The `fleetcache` CLI against a real redis-server holding data written by a real
 // `next start` of examples/next-incremental:
 // - seed: the build's prerendered routes are stored before any instance runs, and a fresh
 //   instance answers its first request for each from the shared cache (x-nextjs-cache: HIT)

@@ -1,4 +1,4 @@
-// End to end, issue 8: a Redis Cluster failover under real `next start` load. Two instances of
+// End to end: a Redis Cluster failover under real `next start` load. Two instances of
 // examples/next-app (A and B) share a cluster of three masters with one replica each. While a
 // bounded load runs over pages whose entries land on several masters, the master that holds the
 // tag state (`fleetcache:tags:{fleetcache}:*`, one slot) and the entry of a watched page is

@@ -5,7 +5,7 @@
 //   Z  `next start` of X's build with FLEETCACHE_DEPLOYMENT_ID=override-z
 //
 // No deployment serves another's entries (each regenerates its own), while a tag revalidation
-// on any of them reaches all of them (tag state is shared per prefix, design §2).
+// on any of them reaches all of them (tag state is shared per prefix).
 //
 // Run: node --test tests/e2e/deployments.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
 import assert from 'node:assert/strict'

@@ -1,4 +1,4 @@
-// End to end for issue 13 item 1: a prerendered page regenerated over a stale 'use cache' entry
+// End to end: a prerendered page regenerated over a stale 'use cache' entry
 // must not bake the old data in. Three `next start` instances of examples/next-app on one Redis
 // (leases on, the default), the counting origin. /shared/static is a prerendered page and
 // /shared/dynamic a dynamic one; both read the one 'use cache' entry tagged 'shared'

@@ -229,7 +229,7 @@ describe('fleetcache e2e: the singular cacheHandler on two instances and one red
       immediate: true,
     },
     {
-      // Issue 13 item 5: B's in-process tier must not keep serving the page it read before.
+      // B's in-process tier must not keep serving the page it read before.
       label: "res.revalidate('/app-page') (on-demand ISR of an App Router page)",
       name: 'app-page',
       path: '/app-page',

@@ -1,5 +1,5 @@
 // End to end: what fleetcache's settings do to real `next build`, `next start` and standalone
-// `server.js` processes of examples/next-app (issue 19, items 1 and 5).
+// `server.js` processes of examples/next-app.
 //
 // - a server started with an invalid setting exits at start, status 1, with one line naming
 //   the variable (before, it started and answered every request with 500);

@@ -1,4 +1,4 @@
-// End to end for single flight (issue 4): three `next start` instances, one redis-server, the
+// End to end for single flight: three `next start` instances, one redis-server, the
 // counting origin. When a page's data expires, 30 concurrent requests spread over the three
 // instances call the origin once for that key, for a 'use cache' function (examples/next-app)
 // and for ISR pages (examples/next-incremental). And with the in-process tier on (the
@@ -81,7 +81,7 @@ function leaseTimeouts(f) {
 
 /**
  * 30 requests at once, round-robin over the instances; every one must render the data. At the
- * default budgets (issue 14 item 5): no lease request goes unanswered under the event-loop lag
+ * default budgets: no lease request goes unanswered under the event-loop lag
  * of ten concurrent renders per process, since one that does regenerates beside the holder.
  */
 async function stampede(f, pathname) {

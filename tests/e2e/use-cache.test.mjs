@@ -5,7 +5,7 @@
 //
 // Run: node --test tests/e2e/
 // Env: FLEETCACHE_TARBALL (default: newest js-host/fleetcache-*.tgz), E2E_KEEP_LOGS=1,
-// E2E_REDIS_CLUSTER=1 (a three-master Redis Cluster instead of one redis-server; issue 8).
+// E2E_REDIS_CLUSTER=1 (a three-master Redis Cluster instead of one redis-server).
 //
 // The tests run in order and share the fleet. Each revalidation scenario reads its own cache entry
 // (/products?list=<scenario>, all tagged 'products') and counts the origin calls for that entry

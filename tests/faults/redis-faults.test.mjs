@@ -1,4 +1,4 @@
-// Fault injection against real processes (issue 5, design §5): two `next start` instances of
+// Fault injection against real processes: two `next start` instances of
 // examples/next-app share one redis-server while this test kills it, pauses it and restarts it
 // empty, under a bounded load. It asserts what users of other handlers lost: no 5xx, no request
 // hanging on Redis, hits back within seconds of recovery, and a revalidation issued during the
@@ -20,7 +20,7 @@ import { sleep, waitFor } from '../support/util.mjs'
 const READ_BUDGET_MS = 300
 // Before the breaker opens a request may pay the read budget up to three times: it waits for
 // the tag refresh in flight and, if that one succeeded just before Redis stalled, the one after
-// it (refreshes are coalesced, design §3), then the entry read. Render (origin call, streaming) comes on top: tens of ms on loopback, some hundreds
+// it (refreshes are coalesced), then the entry read. Render (origin call, streaming) comes on top: tens of ms on loopback, some hundreds
 // under this load. A hang on Redis (a queued command, a connect wait without a budget, a write
 // budget on the read path) shows up as more.
 const MAX_REQUEST_MS = 3 * READ_BUDGET_MS + 700

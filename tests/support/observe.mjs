@@ -33,7 +33,7 @@ export async function tagRecord(redis, tag, { prefix = PREFIX } = {}) {
 // 'expire' its `expired` time (revalidateTag(t, { expire: 0 }), revalidatePath), with 'stale'
 // its `stale` time (revalidateTag(t, 'max')). Next runs a route handler's revalidation after
 // the response (waitUntil), and fleetcache's update reaches Redis when that work does; every
-// read that starts afterwards refreshes the tag state first (design §3), on any instance.
+// read that starts afterwards refreshes the tag state first (docs/failures.md, "Freshness"), on any instance.
 export async function waitForRevalidation(
   redis,
   tags,

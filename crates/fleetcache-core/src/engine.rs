@@ -347,7 +347,24 @@ impl Engine {
 
     /// Reports the outcome of an admitted command; true when the breaker changed state.
     pub fn report(&mut self, permit: Permit, result: CallResult, now: Millis) -> bool {
-        self.stats.record_redis(guard::redis_result(result));
+        self.settle(permit, result, guard::redis_result(result), now)
+    }
+
+    /// Reports an admitted command Redis answered with an error reply: a reachable Redis for
+    /// the breaker and the outbox, counted as a reply error only (not also as `ok`); true when
+    /// the breaker changed state.
+    pub fn report_reply_error(&mut self, permit: Permit, now: Millis) -> bool {
+        self.settle(permit, CallResult::Success, RedisResult::ReplyError, now)
+    }
+
+    fn settle(
+        &mut self,
+        permit: Permit,
+        result: CallResult,
+        counted: RedisResult,
+        now: Millis,
+    ) -> bool {
+        self.stats.record_redis(counted);
         if result == CallResult::Success {
             // Redis answers: an outbox update that got no reply need not wait its backoff.
             self.outbox.answered();
@@ -682,14 +699,9 @@ impl Engine {
         self.stats.record_lookup(surface, LookupOutcome::Miss);
     }
 
-    /// Counts a lease event the host observed (its wait loop).
+    /// Counts a lease event.
     pub fn record_lease(&self, event: LeaseEvent) {
         self.stats.record_lease(event);
-    }
-
-    /// Counts a Redis error reply (a healthy Redis refusing one command).
-    pub fn record_reply_error(&self) {
-        self.stats.record_redis(RedisResult::ReplyError);
     }
 
     /// Every counter and gauge at `now`.
@@ -1122,7 +1134,7 @@ mod tests {
         assert!(e.mirror().is_synced());
     }
 
-    /// Issue 14, item 2: a week of per-item revalidations (a new tag every minute, from this
+    /// A week of per-item revalidations (a new tag every minute, from this
     /// process and from another instance alike), refreshed as requests do. Redis forgets a tag
     /// once it is older than the pruning age (`tag_update.lua`); the mirror must forget it by
     /// the same rule, so what it holds stays flat instead of growing with every tag it ever

@@ -50,10 +50,10 @@ pub struct Limits;
 impl Limits {
     /// Longest original cache key in bytes (256 KiB).
     pub const MAX_KEY_BYTES: usize = 256 * 1024;
-    /// Most tags per entry: all the `u16` count field holds (releases before issue 13 read
+    /// Most tags per entry: all the `u16` count field holds (pre-0.1.0 builds read
     /// at most 1,024 and take an entry with more for corrupt, a miss).
     pub const MAX_TAGS: usize = crate::tags::MAX_ENTRY_TAGS;
-    /// Longest tag in bytes (releases before issue 13: 1,024, same consequence).
+    /// Longest tag in bytes (pre-0.1.0 builds: 1,024, same consequence).
     pub const MAX_TAG_BYTES: usize = crate::tags::MAX_TAG_BYTES;
     /// Largest host metadata blob in bytes (1 MiB).
     pub const MAX_META_BYTES: usize = 1024 * 1024;
@@ -596,7 +596,7 @@ mod tests {
         );
     }
 
-    /// The header of format version 1 as releases before issue 13 wrote it: tags as given.
+    /// The header of format version 1 as pre-0.1.0 builds wrote it: tags as given.
     #[test]
     fn raw_tags_of_older_entries_decode_in_canonical_form() {
         let m = EntryMeta {
@@ -612,7 +612,7 @@ mod tests {
         assert_eq!(d.meta.tags, ["caf%C3%A9", "caf%C3%A9", "plain"]);
     }
 
-    /// An entry past the limits of releases before issue 13 (1,024 tags, 1,024 bytes each):
+    /// An entry past the limits of pre-0.1.0 builds (1,024 tags, 1,024 bytes each):
     /// what such a release's decoder does with it, checked byte for byte against the fields,
     /// is refuse it (a miss), never read something else.
     #[test]

@@ -107,6 +107,10 @@ pub enum KeyError {
     InvalidHandlerName,
     /// An interface segment is neither `inc` nor `uc-<name>`.
     InvalidInterface,
+    /// A cache key is not well-formed UTF-16 (a lone surrogate). Only a caller that holds the
+    /// key as UTF-16 can tell (the binding): as UTF-8 it has already become U+FFFD, and would
+    /// share an entry with every key that differs from it only there.
+    IllFormedCacheKey,
 }
 
 impl KeyError {
@@ -116,6 +120,7 @@ impl KeyError {
             KeyError::InvalidPrefix => "ERR_KEY_PREFIX",
             KeyError::InvalidHandlerName => "ERR_KEY_HANDLER_NAME",
             KeyError::InvalidInterface => "ERR_KEY_INTERFACE",
+            KeyError::IllFormedCacheKey => "ERR_KEY_ILL_FORMED",
         }
     }
 }
@@ -126,6 +131,9 @@ impl fmt::Display for KeyError {
             KeyError::InvalidPrefix => "key prefix must match [A-Za-z0-9._-]{1,64}",
             KeyError::InvalidHandlerName => "cache handler name must match [a-z-]{1,32}",
             KeyError::InvalidInterface => "interface must be `inc` or `uc-<handler name>`",
+            KeyError::IllFormedCacheKey => {
+                "cache key contains a lone UTF-16 surrogate: not cached (its UTF-8 form would collide with other keys)"
+            }
         })
     }
 }
@@ -444,6 +452,7 @@ mod tests {
             KeyError::InvalidPrefix.code(),
             KeyError::InvalidHandlerName.code(),
             KeyError::InvalidInterface.code(),
+            KeyError::IllFormedCacheKey.code(),
             EncodeError::LimitExceeded("x").code(),
             EncodeError::InvalidNumber("x").code(),
             EncodeError::TooLarge.code(),

@@ -1,4 +1,4 @@
-//! Deterministic simulation of the lease protocol (design §4, issue 4).
+//! Deterministic simulation of the lease protocol.
 //!
 //! A virtual clock, a fake store that executes the three lease scripts exactly as the Lua
 //! does (atomically, at the instant a command "arrives"), and 3 to 10 simulated instances,
@@ -17,15 +17,15 @@
 //!    is regenerated exactly once however many requests race for it;
 //! 5. a request whose consumer caches (a prerender, an ISR regeneration: about half of them,
 //!    at random) never ends on a stale entry, as it is or as fresh: it is served only what a
-//!    read found fresh, or it regenerates (issue 13 item 1);
+//!    read found fresh, or it regenerates;
 //! 6. a holder that ends without writing (its result not cacheable: `lease_release.lua`)
 //!    holds no follower up: every follower waiting on that key ends within one poll interval
 //!    of the release (plus the round trips in flight), unless another request took a new
-//!    lease on the key meanwhile (issue 14 item 3).
+//!    lease on the key meanwhile.
 //!
 //! Holders renew their leases (`lease_renew.lua`) while they regenerate, so regenerations
 //! longer than the TTL (down to 200 ms here) still happen once (property 4), and a lease is
-//! never extended past its cap of [`MAX_RENEWED_TTLS`] TTLs (property 3, issue 14 item 4).
+//! never extended past its cap of [`MAX_RENEWED_TTLS`] TTLs (property 3).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

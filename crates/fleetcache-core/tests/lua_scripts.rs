@@ -122,9 +122,8 @@ impl Conn {
     }
 }
 
-/// Starts a server. Never `None`: a missing binary fails the test (the `Option` keeps the
-/// tests' `let Some(..) = start() else` form).
-fn start() -> Option<Server> {
+/// Starts a server; a missing or failing binary fails the test, with what to install.
+fn start() -> Server {
     let chosen = std::env::var("REDIS_SERVER").ok().filter(|b| !b.is_empty());
     let bin = chosen.as_deref().unwrap_or("redis-server");
     if let Err(e) = Command::new(bin)
@@ -178,7 +177,7 @@ fn start() -> Option<Server> {
             "{bin} is not the server REDIS_SERVER_NAME asks for"
         );
     }
-    Some(server)
+    server
 }
 
 fn engine() -> Engine {
@@ -269,7 +268,7 @@ fn any_offset() -> impl Strategy<Value = f64> {
 
 #[test]
 fn lua_rules_agree_with_rust() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     // The runner wants an `Fn`; the connection is used by one case at a time.
     let cell = std::cell::RefCell::new(&mut server.conn);
     let base = 1_795_690_530_000.0;
@@ -318,7 +317,7 @@ fn lua_rules_agree_with_rust() {
 
 #[test]
 fn refresh_is_incremental() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     let conn = &mut server.conn;
     let mut writer = engine();
     let mut reader = engine();
@@ -437,7 +436,7 @@ fn restore(conn: &mut Conn, snap: &[(String, Vec<u8>)]) {
 
 #[test]
 fn a_failover_that_reuses_version_numbers_is_detected_and_repaired() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     let conn = &mut server.conn;
     let mut a = engine();
     let mut b = engine();
@@ -478,7 +477,7 @@ proptest! {
         stored in proptest::collection::vec((any_rev(), 1.0f64..5000.0), 0..3),
         given in proptest::collection::vec((any_rev(), 1.0f64..5000.0), 1..3),
     ) {
-        let Some(mut server) = start() else { return Ok(()) };
+        let mut server = start();
         let conn = &mut server.conn;
         let mut e = engine();
         let mut expected = TagRecord::default();
@@ -513,7 +512,7 @@ proptest! {
 
 #[test]
 fn pruning_drops_old_tags_and_stops_at_the_first_young_one() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     let conn = &mut server.conn;
     let mut e = Engine::new(Config {
         prefix: "t".into(),
@@ -554,7 +553,7 @@ fn pruning_drops_old_tags_and_stops_at_the_first_young_one() {
 
 #[test]
 fn scripts_reject_bad_arguments_and_precision_survives() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     let conn = &mut server.conn;
     let mut e = engine();
     let mut call = e
@@ -589,7 +588,7 @@ fn scripts_reject_bad_arguments_and_precision_survives() {
 
 #[test]
 fn boundaries_agree_with_rust() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     let conn = &mut server.conn;
     let second = Revalidation::Stale {
         expire_seconds: Some(1.0),
@@ -618,7 +617,7 @@ fn boundaries_agree_with_rust() {
 
 #[test]
 fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     let conn = &mut server.conn;
     let mut writer = engine();
     let names: Vec<String> = (0..2500).map(|i| format!("tag-{i}")).collect();
@@ -671,11 +670,11 @@ fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
 }
 
 /// Next sends one request's revalidations as one call with all their tags, and an entry may
-/// carry thousands: the update script takes them all in one call (issue 13, item 2), with
+/// carry thousands: the update script takes them all in one call, with
 /// tags as long as the core accepts, and a refresh brings every one back.
 #[test]
 fn one_update_with_thousands_of_tags() {
-    let Some(mut server) = start() else { return };
+    let mut server = start();
     let conn = &mut server.conn;
     let mut e = engine();
     let mut tags: Vec<String> = (0..5000).map(|i| format!("_N_T_/p/{i}")).collect();

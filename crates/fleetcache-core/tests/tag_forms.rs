@@ -1,4 +1,4 @@
-//! Tags as Next produces them (issue 13, items 2 and 9), through the engine's public API:
+//! Tags as Next produces them, through the engine's public API:
 //! any number of tags per entry and per revalidation, tags up to 256 x 9 bytes once
 //! percent-encoded, and the raw and encoded forms of a tag (Next before and after 16.2.7)
 //! reaching each other in every direction a tag enters the engine.

@@ -1,9 +1,10 @@
 //! The `Engine` class exported to JS.
 
 use fleetcache_core::{
-    Config, DecodedHeader, EntryKind, Interface, Millis, Revalidation, ScriptCall, SetInput,
-    Verdict,
+    Config, DecodedHeader, EntryKind, Interface, KeyError, Millis, Revalidation, ScriptCall,
+    SetInput, Verdict,
 };
+use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{js_config_error, js_error};
@@ -38,19 +39,89 @@ pub struct Engine {
     last_ttl_ms: Option<u64>,
     /// The singular handler's decision from the last `inspectIncremental`.
     last_serve: Option<fleetcache_core::incremental::Serve>,
-    /// The lease flight's pause before its next poll and its poll count (issue 4).
+    /// The lease flight's pause before its next poll and its poll count.
     last_flight: Option<fleetcache_core::lease::Flight>,
     /// How the last inspected `'use cache'` entry is shown when served stale:
     /// `(timestamp, revalidate)`, `None` when it cannot be (then it is a miss).
     last_stale: Option<(Millis, f64)>,
 }
 
-fn interface(name: &str) -> Result<Interface<'_>, JsValue> {
-    if name == "inc" {
-        Ok(Interface::Incremental)
-    } else {
-        Interface::use_cache(name).map_err(|e| js_error(e.code(), &e.to_string()))
+/// Which of Next's cache interfaces a key belongs to, as a typed value the host builds once
+/// per handler: `Interface.incremental()` for the singular handler, `Interface.useCache(name)`
+/// for a `cacheHandlers` name. A name is never read as the singular handler, so a
+/// `cacheHandlers.inc` is an ordinary `'use cache'` key space (`uc-inc`).
+#[wasm_bindgen(js_name = Interface)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iface {
+    /// The `cacheHandlers` name, already checked; `None` for the singular handler.
+    name: Option<String>,
+}
+
+impl Iface {
+    fn get(&self) -> Interface<'_> {
+        match &self.name {
+            Some(name) => Interface::UseCache(name),
+            None => Interface::Incremental,
+        }
     }
+}
+
+#[wasm_bindgen(js_class = Interface)]
+impl Iface {
+    /// The singular `cacheHandler` (ISR, full-route and fetch cache): key segment `inc`.
+    pub fn incremental() -> Iface {
+        Iface { name: None }
+    }
+
+    /// The `cacheHandlers.<name>` key space (`'use cache'`): key segment `uc-<name>`.
+    /// Throws an `Error` with code `ERR_KEY_HANDLER_NAME` unless `name` is `[a-z-]{1,32}`.
+    #[wasm_bindgen(js_name = useCache)]
+    pub fn use_cache(name: &str) -> Result<Iface, JsValue> {
+        let checked = Interface::use_cache(name).map_err(|e| js_error(e.code(), &e.to_string()))?;
+        Ok(Iface {
+            name: match checked {
+                Interface::UseCache(n) => Some(n.to_owned()),
+                Interface::Incremental => None,
+            },
+        })
+    }
+
+    /// Parses a key segment as it appears in Redis keys: `inc` or `uc-<name>`.
+    /// Throws an `Error` with code `ERR_KEY_INTERFACE` for anything else.
+    pub fn parse(segment: &str) -> Result<Iface, JsValue> {
+        Ok(Iface {
+            name: match Interface::parse(segment).map_err(|e| js_error(e.code(), &e.to_string()))? {
+                Interface::UseCache(n) => Some(n.to_owned()),
+                Interface::Incremental => None,
+            },
+        })
+    }
+
+    /// The key segment: `inc` or `uc-<name>`. Distinct interfaces have distinct segments.
+    #[wasm_bindgen(getter)]
+    pub fn segment(&self) -> String {
+        self.get().segment()
+    }
+
+    /// Whether this is the singular handler's interface.
+    #[wasm_bindgen(getter, js_name = isIncremental)]
+    pub fn is_incremental(&self) -> bool {
+        self.name.is_none()
+    }
+}
+
+/// The cache key as UTF-8, refusing one with a lone surrogate: converted, it would become
+/// U+FFFD and share its entry with other keys (`KeyError::IllFormedCacheKey`). A key that
+/// is not a string at all is refused the same way.
+fn utf8_key(key: &JsString) -> Result<String, JsValue> {
+    let err = || {
+        let e = KeyError::IllFormedCacheKey;
+        js_error(e.code(), &e.to_string())
+    };
+    if !key.is_well_formed() {
+        return Err(err());
+    }
+    key.as_string().ok_or_else(err)
 }
 
 fn script_argv(call: ScriptCall) -> Vec<String> {
@@ -114,11 +185,16 @@ impl Engine {
         self.inner.config().max_entry_bytes as f64
     }
 
-    /// Redis key of the entry for `cacheKey` under interface `iface` (`inc`, or a
-    /// `cacheHandlers` name such as `default`).
+    /// Redis key of the entry for `cacheKey` under interface `iface`. Every surface derives
+    /// the key here before any other call about the entry, so this is where a key that is not
+    /// well-formed UTF-16 is refused: it throws an `Error` with code `ERR_KEY_ILL_FORMED`.
     #[wasm_bindgen(js_name = entryKey)]
-    pub fn entry_key(&self, iface: &str, cache_key: &str) -> Result<String, JsValue> {
-        Ok(self.inner.entry_key(&interface(iface)?, cache_key))
+    pub fn entry_key(
+        &self,
+        iface: &Iface,
+        #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
+    ) -> Result<String, JsValue> {
+        Ok(self.inner.entry_key(&iface.get(), &utf8_key(cache_key)?))
     }
 
     /// Encodes the envelope header for a `'use cache'` entry whose payload is `payloadLen`
@@ -128,7 +204,7 @@ impl Engine {
     #[wasm_bindgen(js_name = planUseCacheSet)]
     pub fn plan_use_cache_set(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         tags: &str,
         timestamp: f64,
@@ -153,7 +229,7 @@ impl Engine {
         };
         let plan = self
             .inner
-            .plan_set(&interface(iface)?, cache_key, input)
+            .plan_set(&iface.get(), cache_key, input)
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         self.last_ttl_ms = plan.ttl_ms;
         Ok(plan.header)
@@ -523,7 +599,7 @@ impl Engine {
     /// A singular-handler read of `cacheKey` begun at `started` was answered with the lease
     /// step `step` (the codes of `leaseStart`); `onDemand` when the request is an on-demand
     /// revalidation. The write of that key is then stamped with the start of the regeneration
-    /// this read began, not the write time (issue 13 item 8).
+    /// this read began, not the write time.
     #[wasm_bindgen(js_name = noteIncrementalRead)]
     pub fn note_incremental_read(
         &mut self,
@@ -703,7 +779,7 @@ fn op_kind(kind: u8) -> fleetcache_core::OpKind {
     }
 }
 
-/// Failure handling (issue 5): budgets, circuit breaker, revalidation outbox.
+/// Failure handling: budgets, circuit breaker, revalidation outbox.
 #[wasm_bindgen]
 impl Engine {
     /// Budget in ms of a command of `kind` (0 read: `GET`, tag refresh; 1 write: `SET`,
@@ -729,29 +805,23 @@ impl Engine {
         }
     }
 
-    /// Reports how an admitted command ended: `result` 0 success (any reply from Redis),
-    /// 1 failure (connection), 2 timeout. Returns true when the breaker changed state.
+    /// Reports how an admitted command ended: `result` 0 a reply, 1 no answer (connection),
+    /// 2 timeout, 3 an error reply (Redis is reachable: a success for the breaker, counted as
+    /// a reply error only). Returns true when the breaker changed state.
     pub fn report(&mut self, permit: f64, result: u8, now: f64) -> bool {
-        let result = match result {
-            0 => fleetcache_core::CallResult::Success,
-            2 => fleetcache_core::CallResult::Timeout,
-            // An error reply: Redis is healthy (a success for the breaker), counted apart.
-            3 => {
-                self.inner.record_reply_error();
-                fleetcache_core::CallResult::Success
-            }
-            _ => fleetcache_core::CallResult::Failure,
-        };
         let token = if permit.is_finite() && permit >= 0.0 {
             permit as u64
         } else {
             0
         };
-        self.inner.report(
-            fleetcache_core::Permit::from_token(token),
-            result,
-            Millis(now),
-        )
+        let permit = fleetcache_core::Permit::from_token(token);
+        let result = match result {
+            0 => fleetcache_core::CallResult::Success,
+            2 => fleetcache_core::CallResult::Timeout,
+            3 => return self.inner.report_reply_error(permit, Millis(now)),
+            _ => fleetcache_core::CallResult::Failure,
+        };
+        self.inner.report(permit, result, Millis(now))
     }
 
     /// The breaker's state at `now`: 0 closed, 1 open, 2 half-open.
@@ -951,7 +1021,7 @@ pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValu
     Ok(o.into())
 }
 
-/// Observability (issue 7): the counters the core keeps where it decides, read at collection
+/// Observability: the counters the core keeps where it decides, read at collection
 /// time. The `note*` calls report what only the host sees.
 #[wasm_bindgen]
 impl Engine {
@@ -966,22 +1036,6 @@ impl Engine {
     #[wasm_bindgen(js_name = noteMiss)]
     pub fn note_miss(&self, surface: u8) {
         self.inner.record_miss(surface_code(surface));
-    }
-
-    /// A lease event seen by the host: 0 acquired, 1 waited for another instance, 2 the
-    /// wait ran out and this instance regenerated itself, 3 the holder let its lease go
-    /// without writing and this instance regenerated itself. Unknown codes are ignored.
-    #[wasm_bindgen(js_name = noteLease)]
-    pub fn note_lease(&self, event: u8) {
-        use fleetcache_core::LeaseEvent;
-        let event = match event {
-            0 => LeaseEvent::Acquired,
-            1 => LeaseEvent::Waited,
-            2 => LeaseEvent::WaitTimedOut,
-            3 => LeaseEvent::WaitReleased,
-            _ => return,
-        };
-        self.inner.record_lease(event);
     }
 
     /// The outcome of the last lookup the engine judged (`hit`, `stale`, `miss`, `expired`,
@@ -1023,7 +1077,7 @@ fn step_code(step: fleetcache_core::lease::Step) -> u8 {
     step as u8
 }
 
-/// Single flight (issue 4): leases and the in-process tier's decisions.
+/// Single flight: leases and the in-process tier's decisions.
 ///
 /// Step codes: 0 serve, 1 serve stale (Next regenerates in the background), 2 serve as
 /// fresh (a follower), 3 send the lease request (`planLeaseAcquire`), 4 poll after
@@ -1246,7 +1300,7 @@ impl Engine {
     #[wasm_bindgen(js_name = planLeaseAcquire)]
     pub fn plan_lease_acquire(
         &self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         token: &str,
         seen_timestamp: f64,
@@ -1254,7 +1308,7 @@ impl Engine {
         let seen = seen_timestamp.is_finite().then_some(Millis(seen_timestamp));
         let call = self
             .inner
-            .plan_lease_acquire(&interface(iface)?, cache_key, token, seen)
+            .plan_lease_acquire(&iface.get(), cache_key, token, seen)
             .map_err(|e| js_error(e.code(), &e.to_string()))?;
         Ok(script_argv(call))
     }
@@ -1263,12 +1317,12 @@ impl Engine {
     #[wasm_bindgen(js_name = leaseWon)]
     pub fn lease_won(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         token: &str,
         sent_at: f64,
     ) -> Result<(), JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         self.inner
             .lease_won(&iface, cache_key, token, Millis(sent_at));
         Ok(())
@@ -1277,9 +1331,9 @@ impl Engine {
     /// The `EVALSHA` argv of a follower's poll of `cacheKey`: replies `[entry or null, 1 when
     /// the lease still exists else 0]`.
     #[wasm_bindgen(js_name = planLeasePoll)]
-    pub fn plan_lease_poll(&self, iface: &str, cache_key: &str) -> Result<Vec<String>, JsValue> {
+    pub fn plan_lease_poll(&self, iface: &Iface, cache_key: &str) -> Result<Vec<String>, JsValue> {
         Ok(script_argv(
-            self.inner.plan_lease_poll(&interface(iface)?, cache_key),
+            self.inner.plan_lease_poll(&iface.get(), cache_key),
         ))
     }
 
@@ -1295,12 +1349,12 @@ impl Engine {
     #[wasm_bindgen(js_name = planLeaseRenew)]
     pub fn plan_lease_renew(
         &self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         won_at: f64,
         now: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         Ok(self
             .inner
             .plan_lease_renew(&iface, cache_key, Millis(won_at), Millis(now))
@@ -1312,13 +1366,13 @@ impl Engine {
     #[wasm_bindgen(js_name = leaseRenewed)]
     pub fn lease_renewed(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         won_at: f64,
         sent_at: f64,
         renewed: bool,
     ) -> Result<(), JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         self.inner
             .lease_renewed(&iface, cache_key, Millis(won_at), Millis(sent_at), renewed);
         Ok(())
@@ -1330,11 +1384,11 @@ impl Engine {
     #[wasm_bindgen(js_name = planEntryWrite)]
     pub fn plan_entry_write(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         ttl_ms: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
             ttl_ms.ceil() as u64
         } else {
@@ -1361,13 +1415,13 @@ impl Engine {
     #[wasm_bindgen(js_name = planSeedWrite)]
     pub fn plan_seed_write(
         &self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
         created: f64,
         ttl_ms: f64,
         now: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
             ttl_ms.floor() as u64
         } else {
@@ -1384,10 +1438,10 @@ impl Engine {
     #[wasm_bindgen(js_name = planLeaseRelease)]
     pub fn plan_lease_release(
         &mut self,
-        iface: &str,
+        iface: &Iface,
         cache_key: &str,
     ) -> Result<Vec<String>, JsValue> {
-        let iface = interface(iface)?;
+        let iface = iface.get();
         Ok(self
             .inner
             .plan_lease_release(&iface, cache_key)

@@ -1,7 +1,7 @@
 //! The binding in a real wasm runtime (headless Node, through wasm-bindgen-test-runner).
 #![cfg(target_arch = "wasm32")]
 
-use fleetcache_wasm::{bounds, defaults, random_token, Engine, Outcome};
+use fleetcache_wasm::{bounds, defaults, random_token, Engine, Iface, Outcome};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -12,12 +12,20 @@ fn config(deployment: &str) -> JsValue {
     obj.into()
 }
 
+fn key(k: &str) -> js_sys::JsString {
+    js_sys::JsString::from(k)
+}
+
+fn uc(name: &str) -> Iface {
+    Iface::use_cache(name).unwrap()
+}
+
 const NOW: f64 = 1_795_690_530_487.5;
 
 fn stored(engine: &mut Engine, key: &str, tags: &str, payload: &[u8]) -> Vec<u8> {
     let mut value = engine
         .plan_use_cache_set(
-            "default",
+            &uc("default"),
             key,
             tags,
             NOW,
@@ -146,11 +154,40 @@ fn invalid_config_is_an_error_with_a_code() {
 fn keys_differ_by_deployment_and_interface() {
     let a = engine("d1");
     let b = engine("d2");
-    let k1 = a.entry_key("default", "k").unwrap();
-    assert_ne!(k1, b.entry_key("default", "k").unwrap());
-    assert_ne!(k1, a.entry_key("remote", "k").unwrap());
-    assert_ne!(k1, a.entry_key("inc", "k").unwrap());
-    assert!(a.entry_key("Bad Name", "k").is_err());
+    let k1 = a.entry_key(&uc("default"), &key("k")).unwrap();
+    assert_ne!(k1, b.entry_key(&uc("default"), &key("k")).unwrap());
+    assert_ne!(k1, a.entry_key(&uc("remote"), &key("k")).unwrap());
+    let inc = a.entry_key(&Iface::incremental(), &key("k")).unwrap();
+    assert_ne!(k1, inc);
+    assert!(Iface::use_cache("Bad Name").is_err());
+}
+
+#[wasm_bindgen_test]
+fn a_handler_named_inc_is_a_use_cache_key_space() {
+    let a = engine("d1");
+    let named_inc = a.entry_key(&uc("inc"), &key("k")).unwrap();
+    assert!(named_inc.contains(":uc-inc:"), "{named_inc}");
+    assert_ne!(
+        named_inc,
+        a.entry_key(&Iface::incremental(), &key("k")).unwrap()
+    );
+    assert_eq!(uc("inc").segment(), "uc-inc");
+    assert!(!uc("inc").is_incremental());
+    assert_eq!(Iface::parse("inc").unwrap(), Iface::incremental());
+    assert_eq!(Iface::parse("uc-inc").unwrap(), uc("inc"));
+    assert!(Iface::parse("inc-").is_err());
+}
+
+#[wasm_bindgen_test]
+fn a_key_with_a_lone_surrogate_is_refused() {
+    let a = engine("d1");
+    let lone = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD800]);
+    let err = a.entry_key(&uc("default"), &lone).unwrap_err();
+    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("ERR_KEY_ILL_FORMED"));
+    // A surrogate pair is a well-formed key.
+    let pair = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD83D, 0xDE00]);
+    assert!(a.entry_key(&uc("default"), &pair).is_ok());
 }
 
 #[wasm_bindgen_test]
@@ -188,7 +225,7 @@ fn breaker_opens_and_probes_through_the_binding() {
     .unwrap();
     assert_eq!(e.budget_ms(0), 250.0);
     assert_eq!(e.budget_ms(1), 1000.0);
-    // Lease commands: the longer of the two (issue 14 item 5).
+    // Lease commands: the longer of the two.
     assert_eq!(e.budget_ms(2), 1000.0);
     assert_eq!(e.connect_budget_ms(), 1000.0);
     let p1 = e.admit(0, NOW);

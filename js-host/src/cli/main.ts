@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util'
 import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
 import { connectionError } from '../redis'
-import { wasm } from '../wasm'
+import { wasm, type Interface } from '../wasm'
 import {
   collectStats,
   formatInspect,
@@ -23,13 +23,25 @@ import {
 import { connect, Progress } from './redis'
 import { distDirOf, seed } from './seed'
 
+/**
+ * The `--interface` option: `inc` (the default) is the singular handler and a key segment
+ * (`uc-<name>`) is read as in Redis keys; anything else is a `cacheHandlers` name.
+ */
+function cliInterface(value: string | undefined): Interface {
+  if (value === undefined || value === 'inc' || value.startsWith('uc-')) {
+    return wasm.Interface.parse(value ?? 'inc')
+  }
+  return wasm.Interface.useCache(value)
+}
+
 const USAGE = `fleetcache <command> [options]
 
 Commands:
   stats                         keys and bytes per deployment and interface, tags, leases
   tags [--limit N]              the newest revalidations from the tag log (default 20)
   inspect <redis-key>           decode one stored entry and judge it against the live tag state
-  inspect --cache-key K --deployment D [--interface inc|default|remote]
+  inspect --cache-key K --deployment D [--interface inc|<cacheHandlers name>|uc-<name>]
+                                (default inc, the singular handler; a handler named inc: uc-inc)
   purge --deployment <id>       delete one deployment's entries (SCAN + UNLINK, batched)
         [--dry-run] [--batch N]
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
@@ -142,7 +154,7 @@ async function main(argv: string[]): Promise<number> {
           }
           const engine = new wasm.Engine({ prefix, deployment: values.deployment })
           try {
-            key = engine.entryKey(values.interface ?? 'inc', cacheKey)
+            key = engine.entryKey(cliInterface(values.interface), cacheKey)
           } finally {
             engine.free()
           }

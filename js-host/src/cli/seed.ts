@@ -26,6 +26,10 @@ import { encodeIncrementalEnvelope } from '../incremental-envelope'
 import { describe } from '../log'
 import { close, runtimeFor } from '../runtime'
 import { sendWithValue } from '../store'
+import { wasm } from '../wasm'
+
+/** Seeded routes are the singular handler's entries. */
+const INCREMENTAL = wasm.Interface.incremental()
 import type { IncrementalValue } from '../value-codec'
 import { headerTags } from '../value-codec'
 import type { Conn } from './redis'
@@ -333,12 +337,21 @@ export async function seed(
   const kept: string[] = []
   const expired: string[] = []
   const failed: string[] = []
-  const written: Seed[] = []
+  /** Each written seed with its Redis key. */
+  const written: [Seed, string][] = []
   let done = 0
   try {
     for (const s of seeds) {
       done += 1
       progress.tick(() => `seeded ${String(done)} of ${String(seeds.length)} routes`)
+      let key: string
+      try {
+        // Refuses a key a handler would refuse (not well-formed UTF-16), before anything else.
+        key = engine.entryKey(INCREMENTAL, s.key)
+      } catch (err) {
+        skipped.push(`${s.route}: ${describe(err)}`)
+        continue
+      }
       const tags = headerTags(s.value)
       const t = now()
       if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== 0) {
@@ -355,14 +368,14 @@ export async function seed(
         skipped.push(`${s.route}: not cacheable (revalidate 0)`)
         continue
       }
-      const argv = engine.planSeedWrite('inc', s.key, created, envelope.ttlMs, now())
+      const argv = engine.planSeedWrite(INCREMENTAL, s.key, created, envelope.ttlMs, now())
       if (argv.length === 0) {
         expired.push(s.route)
         continue
       }
       try {
         const reply = await sendWithValue(transport, argv, envelope.stored, engine)
-        if (Number(reply) === 1) written.push(s)
+        if (Number(reply) === 1) written.push([s, key])
         else kept.push(s.route)
       } catch (err) {
         failed.push(`${s.route}: ${describe(err)}`)
@@ -372,8 +385,8 @@ export async function seed(
     await close()
   }
   let missing = 0
-  for (const s of written) {
-    const exists = Number(await verify.send(['EXISTS', engine.entryKey('inc', s.key)]))
+  for (const [s, key] of written) {
+    const exists = Number(await verify.send(['EXISTS', key]))
     if (exists !== 1) {
       missing += 1
       failed.push(`${s.route}: not in Redis after writing`)

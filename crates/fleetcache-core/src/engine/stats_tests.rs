@@ -157,7 +157,10 @@ fn the_engine_counts_its_decisions() {
     );
     assert_eq!((b.redis.connection_errors, b.redis.ok), (5, 1));
     assert!(e.ack_outbox(1));
-    e.record_reply_error();
+    // An error reply counts as that alone, not also as `ok`.
+    let p = permit(&mut e, NOW).unwrap();
+    assert!(!e.report_reply_error(p, Millis(NOW)));
+    assert_eq!(e.stats_snapshot(Millis(NOW)).redis.ok, 1);
     e.record_lease(LeaseEvent::Acquired);
     let s = e.stats_snapshot(Millis(NOW));
     assert_eq!(

@@ -1,0 +1,92 @@
+// The shared test vectors (crates/fleetcache-core/tests/vectors/vectors.json) through the wasm
+// binding, as the handlers call it: entry keys, envelope headers and TTLs, and verdicts must
+// be what the core's own test (crates/fleetcache-core/tests/vectors.rs) finds. No Redis.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import { describe, test } from 'node:test'
+
+const require = createRequire(import.meta.url)
+const wasm = require('../wasm/node/fleetcache_wasm.js')
+
+const vectors = JSON.parse(
+  fs.readFileSync(
+    new URL('../../crates/fleetcache-core/tests/vectors/vectors.json', import.meta.url),
+    'utf8',
+  ),
+)
+
+const VERDICTS = {
+  [wasm.Outcome.Fresh]: 'fresh',
+  [wasm.Outcome.Stale]: 'stale',
+  [wasm.Outcome.Expired]: 'expired',
+  [wasm.Outcome.KeyMismatch]: 'key-mismatch',
+  [wasm.Outcome.Corrupt]: 'corrupt',
+  [wasm.Outcome.NeedMore]: 'need-more',
+}
+
+const hex = (bytes) => Buffer.from(bytes).toString('hex')
+
+/** The envelope of case `c`: its header as the binding plans it, and the TTL it gives. */
+function plan(engine, c) {
+  const payload = Buffer.from(c.payload, 'utf8')
+  const header = engine.planUseCacheSet(
+    wasm.Interface.parse(c.interface),
+    c.cacheKey,
+    c.tags.join('\0'),
+    c.timestamp,
+    c.revalidate,
+    c.expire,
+    c.stale,
+    payload.byteLength,
+    c.now,
+  )
+  const ttl = engine.lastTtlMs
+  return { header, ttlMs: ttl < 0 ? null : ttl, value: Buffer.concat([header, payload]) }
+}
+
+describe('shared vectors through the binding', () => {
+  test('entry keys', () => {
+    for (const c of vectors.keys) {
+      const engine = new wasm.Engine({ prefix: c.prefix, deployment: c.deployment })
+      assert.equal(engine.entryKey(wasm.Interface.parse(c.interface), c.cacheKey), c.entryKey)
+      engine.free()
+    }
+  })
+
+  const { prefix, deployment, cases } = vectors.envelopes
+  const stored = new Map()
+
+  test('envelope headers and TTLs', () => {
+    for (const c of cases) {
+      const engine = new wasm.Engine({ prefix, deployment })
+      const { header, ttlMs, value } = plan(engine, c)
+      assert.equal(hex(header), c.header, c.name)
+      assert.equal(ttlMs, c.ttlMs, c.name)
+      stored.set(c.name, value)
+      engine.free()
+    }
+  })
+
+  test('verdicts', () => {
+    assert.equal(stored.size, cases.length, 'the envelopes test ran first')
+    for (const c of vectors.verdicts) {
+      const engine = new wasm.Engine({ prefix, deployment })
+      engine.markStandalone()
+      for (const r of c.revalidations) {
+        const mode = r.mode === 'expire' ? 0 : 1
+        engine.planTagUpdate(r.tags.join('\0'), mode, r.expireSeconds ?? Number.NaN, r.at)
+      }
+      const value = c.envelope === undefined ? Buffer.from(c.value, 'hex') : stored.get(c.envelope)
+      const outcome = engine.inspect(
+        c.cacheKey,
+        value,
+        value.byteLength,
+        c.softTags.join('\0'),
+        c.now,
+      )
+      assert.equal(VERDICTS[outcome], c.verdict, c.name)
+      engine.free()
+    }
+  })
+})

@@ -1,0 +1,120 @@
+// The workers entry (`fleetcache/worker`) with a fake transport and a fake clock: no Redis,
+// no timers waited on. What it must do as the Node handlers do: drop a revalidation Redis
+// refuses for want of a permission (NOPERM) instead of blocking the outbox behind it, report
+// error replies to the engine as error replies (not as successes), and read the clock it is
+// given for every decision.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { describe, test } from 'node:test'
+
+import { createCache } from 'fleetcache/worker'
+import { useCacheEntry } from './helpers.mjs'
+
+const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
+const T0 = 1_800_000_000_000
+
+function fakeClock(start = T0) {
+  const clock = { t: start, now: () => clock.t }
+  return clock
+}
+
+const replyError = (message) => Object.assign(new Error(message), { code: 'ERR_REDIS_REPLY' })
+
+/**
+ * A transport that answers from `answer(argv)` (a reply, or an Error to reject with) and
+ * records every command it was given.
+ */
+function fakeTransport(answer) {
+  const sent = []
+  return {
+    sent,
+    async send(argv) {
+      sent.push(argv.map((a) => (typeof a === 'string' ? a : `<${a.byteLength} bytes>`)))
+      const r = answer(argv)
+      if (r instanceof Error) throw r
+      return r
+    },
+  }
+}
+
+const isScript = (argv) => argv[0] === 'EVALSHA' || argv[0] === 'EVAL'
+const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
+
+function cache(transport, clock, errors = []) {
+  const c = createCache({ module: wasmBytes, transport, deploymentId: 'd1', now: clock.now })
+  c.onError = (m) => errors.push(m)
+  return c
+}
+
+describe('fleetcache/worker, fake transport', () => {
+  test('a revalidation refused with NOPERM is dropped; the ones behind it are sent', async () => {
+    const transport = fakeTransport((argv) =>
+      isScript(argv) && mentions(argv, 'refused-tag')
+        ? replyError('NOPERM User fc has no permissions to run the evalsha command')
+        : null,
+    )
+    const errors = []
+    const c = cache(transport, fakeClock(), errors)
+    await c.updateTags(['refused-tag'])
+    assert.equal(c.engine.outboxLength, 0, 'the refused revalidation still blocks the outbox')
+    assert.ok(
+      errors.some((m) => /revalidation dropped: .*NOPERM/.test(m)),
+      JSON.stringify(errors),
+    )
+    await c.updateTags(['next-tag'])
+    assert.equal(c.engine.outboxLength, 0)
+    assert.ok(
+      transport.sent.some((a) => isScript(a) && mentions(a, 'next-tag')),
+      'the next revalidation was sent',
+    )
+    // It still took effect in this isolate.
+    assert.ok(c.engine.getExpiration('refused-tag', T0 + 1) > 0)
+  })
+
+  test('a revalidation that failed waits for the backoff on the given clock, then is sent', async () => {
+    let down = true
+    const transport = fakeTransport((argv) =>
+      down && isScript(argv) ? Object.assign(new Error('connection reset')) : null,
+    )
+    const clock = fakeClock()
+    const c = cache(transport, clock)
+    await c.updateTags(['a'])
+    assert.equal(c.engine.outboxLength, 1, 'kept after a connection failure')
+    down = false
+    const before = transport.sent.length
+    await c.updateTags(['b'])
+    assert.equal(transport.sent.length, before, 'sent again inside the backoff')
+    assert.equal(c.engine.outboxLength, 2)
+    clock.t += c.engine.outboxRetryInMs(clock.t)
+    await c.updateTags(['c'])
+    assert.equal(c.engine.outboxLength, 0, 'sent in order once the backoff is over')
+  })
+
+  test('an error reply is counted as one by the engine, not as a success', async () => {
+    const transport = fakeTransport((argv) =>
+      argv[0] === 'GET' ? replyError('WRONGTYPE Operation against a key') : null,
+    )
+    const clock = fakeClock()
+    const errors = []
+    const c = cache(transport, clock, errors)
+    assert.equal(await c.get('k', []), undefined)
+    const redis = c.engine.stats(clock.t).redis
+    assert.equal(redis.replyErrors, 1, JSON.stringify(redis))
+    assert.equal(redis.ok, 0, JSON.stringify(redis))
+    assert.ok(
+      errors.some((m) => m.includes('ERR_REDIS_REPLY')),
+      JSON.stringify(errors),
+    )
+  })
+
+  test('lifetimes are judged on the given clock, not Date.now()', async () => {
+    const clock = fakeClock(Date.now() + 10 * 24 * 3600_000)
+    const c = createCache({ module: wasmBytes, deploymentId: 'd1', now: clock.now })
+    await c.set('k', useCacheEntry('v', { timestamp: clock.t, revalidate: 60, expire: 3600 }))
+    const hit = await c.get('k', [])
+    assert.ok(hit, 'a hit at the time it was written')
+    assert.equal(hit.revalidate, 60)
+    clock.t += 2 * 3600_000
+    assert.equal(await c.get('k', []), undefined, 'past its expire on the given clock')
+  })
+})
