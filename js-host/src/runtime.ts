@@ -8,7 +8,7 @@ import { TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
 import { addStats, engineStats, telemetry } from './telemetry'
 import type { Transport } from './transport'
-import { wasm, type Engine } from './wasm'
+import { coreDefaults, wasm, type Engine } from './wasm'
 
 /**
  * Everything one process shares between its handlers: the engine (tag mirror, in-process
@@ -95,7 +95,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
   const store =
     transport === undefined
       ? new MemoryStore(engine)
-      : new RedisStore(transport, engine, options.engine.memoryBytes)
+      : new RedisStore(transport, engine, options.engine.memoryBytes ?? coreDefaults().memoryBytes)
   if (transport === undefined && !build) {
     log.warn(
       'no REDIS_URL set: using an in-process store, so this instance shares nothing with the rest of the fleet',

@@ -9,7 +9,14 @@
  * separate code with the same engine calls; they add node-redis, the in-flight write map and
  * logging.
  */
-import { Engine, initSync, Interface, Outcome } from '../wasm/web/fleetcache_wasm.js'
+import {
+  bounds,
+  defaults,
+  Engine,
+  initSync,
+  Interface,
+  Outcome,
+} from '../wasm/web/fleetcache_wasm.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource
@@ -45,17 +52,17 @@ export interface WorkerCacheOptions {
   module: WasmSource
   /** Where entries and tag state live. Default: an in-process store in this isolate. */
   transport?: Transport | undefined
-  /** First segment of every key. Default `fleetcache`. */
+  /** First segment of every key. Default: the core's (`defaults()`). */
   prefix?: string | undefined
   /** This deployment's namespace. Default empty (the engine uses a fixed segment). */
   deploymentId?: string | undefined
   /** Key space, as `cacheHandlers` names (`default`, `remote`, ...). Default `default`. */
   name?: string | undefined
-  /** Byte budget of the in-process store. Default 50 MiB. */
+  /** Byte budget of the in-process store. Default: the core's (`defaults()`). */
   memoryBytes?: number | undefined
-  /** Largest entry stored, in bytes. Default 8 MiB. */
+  /** Largest entry stored, in bytes. Default: the core's (`defaults()`). */
   maxEntryBytes?: number | undefined
-  /** Cap on any entry's lifetime, in seconds. Default 30 days. */
+  /** Cap on any entry's lifetime, in seconds. Default: the core's (`defaults()`). */
   maxTtlSeconds?: number | undefined
   /**
    * The clock, in milliseconds since the epoch, read for every decision (lifetimes, tag
@@ -65,7 +72,11 @@ export interface WorkerCacheOptions {
   now?: (() => number) | undefined
 }
 
-export { Engine, Interface, Outcome }
+/**
+ * The core's settings: `defaults()` gives every setting's default and `bounds()` the limits the
+ * engine checks them against. Call after the module is instantiated (`createEngine`).
+ */
+export { bounds, defaults, Engine, Interface, Outcome }
 
 const HEADER_WINDOW = 4096
 

@@ -21,45 +21,11 @@
 //! generation are ignored, so a burst of late timeouts from before a recovery cannot reopen
 //! the breaker, and late successes from before an outage cannot close it.
 
+pub use crate::config::BreakerConfig;
 use crate::time::Millis;
 
 /// Buckets of the failure-rate window: the window slides in steps of `window_ms / 10`.
 const BUCKETS: usize = 10;
-
-/// Thresholds of one breaker. [`BreakerConfig::default`] suits a same-region Redis.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BreakerConfig {
-    /// Consecutive failures that open the breaker. Default 5.
-    pub failures: u32,
-    /// Failure rate (0..=1] over the window that opens the breaker. Default 0.5.
-    pub failure_rate: f64,
-    /// Results needed in the window before the rate counts. Default 20.
-    pub min_calls: u32,
-    /// Length of the failure-rate window in ms. Default 10 s.
-    pub window_ms: f64,
-    /// How long the breaker stays open after it trips, in ms. Default 1 s.
-    pub open_ms: f64,
-    /// Upper bound of the open time after repeated failed probes, in ms. Default 1 s: the
-    /// host probes on a timer while the breaker is open, so an instance notices within about
-    /// this long that Redis answers again, and catches up on the tag state then.
-    pub max_open_ms: f64,
-    /// How long an unreported probe blocks the next one, in ms. Default 5 s.
-    pub probe_timeout_ms: f64,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            failures: 5,
-            failure_rate: 0.5,
-            min_calls: 20,
-            window_ms: 10_000.0,
-            open_ms: 1_000.0,
-            max_open_ms: 1_000.0,
-            probe_timeout_ms: 5_000.0,
-        }
-    }
-}
 
 /// The breaker's state as the host sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -424,17 +390,19 @@ mod tests {
 
     #[test]
     fn lost_probe_is_replaced_after_the_probe_timeout() {
-        let mut b = Breaker::new(BreakerConfig::default());
+        let cfg = BreakerConfig::default();
+        let replaced_at = 1000.0 + cfg.probe_timeout_ms;
+        let mut b = Breaker::new(cfg);
         for _ in 0..5 {
             fail(&mut b, at(0.0));
         }
         let lost = b.admit(at(1000.0)).unwrap();
-        assert_eq!(b.admit(at(5999.0)), None);
-        let second = b.admit(at(6000.0)).unwrap();
+        assert_eq!(b.admit(at(replaced_at - 1.0)), None);
+        let second = b.admit(at(replaced_at)).unwrap();
         assert!(second.is_probe());
         // The lost probe's late report is ignored.
-        assert!(!b.record(lost, CallResult::Success, at(6001.0)));
-        assert_eq!(b.state(at(6001.0)), BreakerState::HalfOpen);
+        assert!(!b.record(lost, CallResult::Success, at(replaced_at + 1.0)));
+        assert_eq!(b.state(at(replaced_at + 1.0)), BreakerState::HalfOpen);
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Engine settings as the host passes them (a JS object deserialised with serde).
 
-use crate::breaker::BreakerConfig;
 use crate::error::ConfigError;
 use crate::keys::is_valid_prefix;
 
@@ -14,7 +13,7 @@ pub const TAG_PRUNE_MARGIN_MS: f64 = 86_400_000.0;
 
 /// Settings of one engine. Every field has a default, and unknown fields are rejected so a
 /// typo in `next.config` fails loudly instead of silently using a default.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Config {
     /// First segment of every Redis key, `[A-Za-z0-9._-]{1,64}`. Default `fleetcache`.
@@ -60,8 +59,8 @@ pub struct Config {
     /// Revalidations kept while Redis cannot be reached; the oldest is dropped (and logged)
     /// beyond it. Default 1000.
     pub outbox_capacity: u32,
-    /// One regeneration per key across the fleet: followers wait for the lease
-    /// holder's write instead of regenerating. Default on.
+    /// One regeneration per key across the fleet (docs/decisions/0008-leases.md): followers
+    /// wait for the lease holder's write instead of regenerating. Default on.
     pub leases: bool,
     /// Lifetime of a regeneration lease in ms: the longest a crashed holder delays anyone.
     /// Default 10 s.
@@ -88,6 +87,98 @@ pub const MAX_BREAKER_MS: f64 = 3_600_000.0;
 
 /// Upper bound of `outbox_capacity`.
 pub const MAX_OUTBOX_CAPACITY: u32 = 1_000_000;
+
+/// Longest accepted lease lifetime (10 minutes): a lease protects one regeneration.
+pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
+/// Longest accepted follower wait (one minute, like the Redis budgets).
+pub const MAX_LEASE_WAIT_MS: f64 = 60_000.0;
+/// Thresholds of one breaker. Built by [`Config::breaker`]; the defaults are
+/// [`Config::default`]'s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker (`breakerFailures`).
+    pub failures: u32,
+    /// Failure rate (0..=1] over the window that opens the breaker (`breakerFailureRate`).
+    pub failure_rate: f64,
+    /// Results needed in the window before the rate counts (`breakerMinCalls`).
+    pub min_calls: u32,
+    /// Length of the failure-rate window in ms (`breakerWindowMs`).
+    pub window_ms: f64,
+    /// How long the breaker stays open after it trips, in ms (`breakerOpenMs`).
+    pub open_ms: f64,
+    /// Upper bound of the open time after repeated failed probes, in ms
+    /// (`breakerMaxOpenMs`): the host probes on a timer while the breaker is open, so an
+    /// instance notices within about this long that Redis answers again, and catches up on
+    /// the tag state then.
+    pub max_open_ms: f64,
+    /// How long an unreported probe blocks the next one, in ms: the connect budget plus the
+    /// longer command budget plus one second ([`Config::breaker`]).
+    pub probe_timeout_ms: f64,
+}
+
+impl Default for BreakerConfig {
+    /// The thresholds of [`Config::default`].
+    fn default() -> Self {
+        Config::default().breaker()
+    }
+}
+
+/// Lease settings in effect.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeaseConfig {
+    /// Leases are used at all (off: every instance regenerates on its own, as without leases).
+    pub enabled: bool,
+    /// Lifetime of a lease in Redis (`PX`), ms: the longest a dead holder blocks anyone.
+    pub ttl_ms: f64,
+    /// How long a follower waits for the holder's write on a miss before it regenerates, ms.
+    pub wait_ms: f64,
+}
+
+impl LeaseConfig {
+    /// The lease settings of a configuration ([`Config::lease`]).
+    pub fn of(config: &Config) -> LeaseConfig {
+        config.lease()
+    }
+}
+
+/// Largest accepted `max_entry_bytes`: the envelope records part lengths as `u32`.
+pub const MAX_ENTRY_BYTES_LIMIT: u64 = u32::MAX as u64;
+
+/// The bounds [`Config::validate`] checks the settings against, in one value for the host
+/// (which shows them in its own messages, or checks its options early, without a copy of the
+/// numbers). Every field is one of this module's constants.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bounds {
+    /// Upper bound of `maxEntryBytes` ([`MAX_ENTRY_BYTES_LIMIT`]).
+    pub max_entry_bytes: u64,
+    /// Upper bound of `maxTtlSeconds` ([`MAX_TTL_LIMIT_SECONDS`]).
+    pub max_ttl_seconds: f64,
+    /// Upper bound of the read, write and connect budgets ([`MAX_BUDGET_MS`]).
+    pub max_budget_ms: f64,
+    /// Upper bound of the breaker's window and open times ([`MAX_BREAKER_MS`]).
+    pub max_breaker_ms: f64,
+    /// Upper bound of `outboxCapacity` ([`MAX_OUTBOX_CAPACITY`]).
+    pub max_outbox_capacity: u32,
+    /// Upper bound of `leaseTtlMs` ([`MAX_LEASE_TTL_MS`]).
+    pub max_lease_ttl_ms: f64,
+    /// Upper bound of `leaseWaitMs` ([`MAX_LEASE_WAIT_MS`]; 0 is accepted).
+    pub max_lease_wait_ms: f64,
+    /// Added to `maxTtlSeconds` for the default `tagPruneAfterMs` ([`TAG_PRUNE_MARGIN_MS`]).
+    pub tag_prune_margin_ms: f64,
+}
+
+/// Every bound of the configuration.
+pub const BOUNDS: Bounds = Bounds {
+    max_entry_bytes: MAX_ENTRY_BYTES_LIMIT,
+    max_ttl_seconds: MAX_TTL_LIMIT_SECONDS,
+    max_budget_ms: MAX_BUDGET_MS,
+    max_breaker_ms: MAX_BREAKER_MS,
+    max_outbox_capacity: MAX_OUTBOX_CAPACITY,
+    max_lease_ttl_ms: MAX_LEASE_TTL_MS,
+    max_lease_wait_ms: MAX_LEASE_WAIT_MS,
+    tag_prune_margin_ms: TAG_PRUNE_MARGIN_MS,
+};
 
 fn in_range(v: f64, min_exclusive: f64, max: f64) -> bool {
     v.is_finite() && v > min_exclusive && v <= max
@@ -128,7 +219,7 @@ impl Config {
         if !is_valid_prefix(&self.prefix) {
             return Err(ConfigError::Prefix);
         }
-        if self.max_entry_bytes == 0 || self.max_entry_bytes > u64::from(u32::MAX) {
+        if self.max_entry_bytes == 0 || self.max_entry_bytes > MAX_ENTRY_BYTES_LIMIT {
             return Err(ConfigError::MaxEntryBytes);
         }
         let max_ttl = self.max_ttl_seconds;
@@ -144,7 +235,19 @@ impl Config {
             }
         }
         self.validate_resilience()?;
-        crate::lease::validate(self)
+        self.validate_leases()
+    }
+
+    fn validate_leases(&self) -> Result<(), ConfigError> {
+        let ttl = self.lease_ttl_ms;
+        if !(1.0..=MAX_LEASE_TTL_MS).contains(&ttl) {
+            return Err(ConfigError::Lease("leaseTtlMs"));
+        }
+        let wait = self.lease_wait_ms;
+        if !(wait.is_finite() && (0.0..=MAX_LEASE_WAIT_MS).contains(&wait)) {
+            return Err(ConfigError::Lease("leaseWaitMs"));
+        }
+        Ok(())
     }
 
     fn validate_resilience(&self) -> Result<(), ConfigError> {
@@ -200,6 +303,15 @@ impl Config {
         }
     }
 
+    /// The lease settings in effect.
+    pub fn lease(&self) -> LeaseConfig {
+        LeaseConfig {
+            enabled: self.leases,
+            ttl_ms: self.lease_ttl_ms,
+            wait_ms: self.lease_wait_ms,
+        }
+    }
+
     /// The pruning age in effect (the explicit setting or its default).
     pub fn prune_after_ms(&self) -> f64 {
         self.tag_prune_after_ms
@@ -216,6 +328,41 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.prune_after_ms(), 2_592_000_000.0 + 86_400_000.0);
+    }
+
+    #[test]
+    fn bounds_are_the_ones_validate_applies() {
+        let check = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate()
+        };
+        let b = BOUNDS;
+        assert_eq!(check(&|c| c.max_entry_bytes = b.max_entry_bytes), Ok(()));
+        assert!(check(&|c| c.max_entry_bytes = b.max_entry_bytes + 1).is_err());
+        assert_eq!(check(&|c| c.max_ttl_seconds = b.max_ttl_seconds), Ok(()));
+        assert!(check(&|c| c.max_ttl_seconds = b.max_ttl_seconds * 1.01).is_err());
+        assert_eq!(check(&|c| c.read_timeout_ms = b.max_budget_ms), Ok(()));
+        assert!(check(&|c| c.read_timeout_ms = b.max_budget_ms + 1.0).is_err());
+        assert_eq!(check(&|c| c.connect_timeout_ms = b.max_budget_ms), Ok(()));
+        assert!(check(&|c| c.connect_timeout_ms = b.max_budget_ms + 1.0).is_err());
+        assert_eq!(check(&|c| c.breaker_window_ms = b.max_breaker_ms), Ok(()));
+        assert!(check(&|c| c.breaker_window_ms = b.max_breaker_ms + 1.0).is_err());
+        assert_eq!(
+            check(&|c| c.outbox_capacity = b.max_outbox_capacity),
+            Ok(())
+        );
+        assert!(check(&|c| c.outbox_capacity = b.max_outbox_capacity + 1).is_err());
+        assert_eq!(check(&|c| c.lease_ttl_ms = b.max_lease_ttl_ms), Ok(()));
+        assert!(check(&|c| c.lease_ttl_ms = b.max_lease_ttl_ms + 1.0).is_err());
+        assert_eq!(check(&|c| c.lease_wait_ms = 0.0), Ok(()));
+        assert_eq!(check(&|c| c.lease_wait_ms = b.max_lease_wait_ms), Ok(()));
+        assert!(check(&|c| c.lease_wait_ms = b.max_lease_wait_ms + 1.0).is_err());
+        let c = Config::default();
+        assert_eq!(
+            c.prune_after_ms(),
+            c.max_ttl_seconds * 1000.0 + b.tag_prune_margin_ms
+        );
     }
 
     #[test]

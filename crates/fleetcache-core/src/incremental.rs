@@ -9,22 +9,20 @@
 //! the `lastModified` / `cacheControl` pair that makes Next serve a stale entry while it
 //! regenerates in the background (Next has no other way to be told "stale" by this handler).
 
-use crate::envelope::{EntryKind, Limits};
+use crate::envelope::{DecodedHeader, EntryKind, Limits};
 use crate::error::PlanError;
-use crate::keys::Interface;
-use crate::plan::{Engine, SetInput, SetPlan, Verdict};
-use crate::tags::{Revalidation, TagRecord};
+use crate::next::NextRelease;
+use crate::stats::LookupOutcome;
 use crate::time::{is_unlimited, Millis};
+use crate::verdict::{expiry_cause, Inspection, Verdict};
+use crate::write::SetInput;
 
 /// Version of the descriptor layout below (independent of the envelope's format version).
 pub const LAYOUT_VERSION: u8 = 1;
 /// Bytes of the descriptor stored as the envelope's `meta`.
 pub const DESCRIPTOR_LEN: usize = 6;
 
-/// Two revalidations of the same tags with the same durations this close together in one
-/// process are one event: Next 16 calls `updateTags` on every `cacheHandlers` object and then
-/// `revalidateTag` on the singular handler for each revalidation, all in the same tick.
-pub const SAME_REVALIDATION_WINDOW_MS: f64 = 10.0;
+pub use crate::tags::SAME_REVALIDATION_WINDOW_MS;
 
 /// Which of Next's `IncrementalCacheValue` kinds a stored value is.
 #[repr(u8)]
@@ -252,7 +250,7 @@ pub struct IncrementalSet<'a> {
     /// Part lengths, the JSON part first.
     pub parts: &'a [u32],
     /// When the regeneration that produced the value began
-    /// ([`Engine::incremental_created`]); it becomes the entry's `lastModified`, so a
+    /// ([`crate::Engine::incremental_created`]); it becomes the entry's `lastModified`, so a
     /// revalidation during the regeneration leaves the entry stale.
     pub created: Millis,
     /// Time of the write.
@@ -389,210 +387,153 @@ pub fn blind_fresh_last_modified(timestamp: f64, revalidate: Option<f64>, now: f
     }
 }
 
-impl Engine {
-    /// Plans a write of the singular handler: validates the parts against the descriptor and
-    /// plans the envelope (key, header, TTL from `expire`, or the configured default when the
-    /// value has neither `expire` nor a `revalidate` limit).
-    pub fn plan_incremental_set(
+impl IncrementalVerdict {
+    /// The lookup this verdict on the entry with `header` counts as; `None` for
+    /// [`IncrementalVerdict::NeedMore`], which is no decision yet.
+    pub fn lookup_outcome(
         &self,
-        cache_key: &str,
-        set: &IncrementalSet<'_>,
-    ) -> Result<SetPlan, IncrementalPlanError> {
-        if let Err(e) = set.desc.check_parts(set.parts.len()) {
-            self.stats.record_write(
-                crate::stats::Surface::Incremental,
-                crate::stats::WriteOutcome::Invalid,
-            );
-            return Err(IncrementalPlanError::Layout(e));
-        }
-        let meta = set.desc.encode();
-        let unlimited = f64::INFINITY;
-        let input = SetInput {
-            kind: EntryKind::Incremental,
-            timestamp: set.created.min(set.now),
-            revalidate: if set.desc.revalidate_false {
-                unlimited
-            } else {
-                set.revalidate
-            },
-            expire: if set.desc.no_expire || set.desc.no_cache_control {
-                unlimited
-            } else {
-                set.expire
-            },
-            stale: 0.0,
-            tags: set.tags,
-            meta: &meta,
-            parts: set.parts,
-            now: set.now,
-        };
-        self.plan_set(&Interface::Incremental, cache_key, input)
-            .map_err(IncrementalPlanError::Plan)
-    }
-
-    /// Judges a stored singular-handler value read for `cache_key`.
-    ///
-    /// `soft_tags` are checked with the entry's own tags (FETCH: the request's `tags` and
-    /// `softTags`); `request_revalidate` is a FETCH request's `revalidate` (NaN when none).
-    /// Returns the decoded header too, for the payload offset and part lengths.
-    pub fn inspect_incremental(
-        &self,
-        cache_key: &str,
-        prefix: &[u8],
-        total_len: usize,
-        soft_tags: &[&str],
-        request_revalidate: f64,
+        header: Option<&DecodedHeader>,
         now: Millis,
-    ) -> (IncrementalVerdict, Option<crate::envelope::DecodedHeader>) {
-        let judged = self.judge_incremental(
-            cache_key,
-            prefix,
-            total_len,
-            soft_tags,
-            request_revalidate,
-            now,
-        );
-        crate::stats::count_incremental(&self.stats, &judged.0, judged.1.as_ref(), now);
-        judged
-    }
-
-    /// [`Engine::inspect_incremental`] without counting.
-    fn judge_incremental(
-        &self,
-        cache_key: &str,
-        prefix: &[u8],
-        total_len: usize,
-        soft_tags: &[&str],
-        request_revalidate: f64,
-        now: Millis,
-    ) -> (IncrementalVerdict, Option<crate::envelope::DecodedHeader>) {
-        let inspection = self.judge(cache_key, prefix, total_len, soft_tags, now);
-        let header = inspection.header;
-        let stale = match inspection.verdict {
-            Verdict::Fresh => false,
-            Verdict::Stale => true,
-            Verdict::Expired => return (IncrementalVerdict::Expired, header),
-            Verdict::KeyMismatch => return (IncrementalVerdict::KeyMismatch, header),
-            Verdict::Corrupt(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
-            Verdict::NeedMore(n) => return (IncrementalVerdict::NeedMore(n), None),
-        };
-        let Some(h) = header else {
-            return (
-                IncrementalVerdict::Corrupt("ERR_DECODE_HEADER_LENGTH"),
-                None,
-            );
-        };
-        let m = &h.meta;
-        if m.kind != EntryKind::Incremental {
-            return (
-                IncrementalVerdict::Corrupt(LayoutError::EntryKind.code()),
-                None,
-            );
-        }
-        let desc = match Descriptor::decode(&m.meta).and_then(|d| {
-            d.check_parts(m.parts.len())?;
-            Ok(d)
-        }) {
-            Ok(d) => d,
-            Err(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
-        };
-        let revalidate = (!desc.revalidate_false).then_some(m.revalidate);
-        let expire = (!desc.no_expire && !desc.no_cache_control).then_some(m.expire);
-        let blind = self.next_ignores_cache_control(desc.kind);
-        if stale && blind && desc.revalidate_false {
-            // Next's own record of this route says it never goes stale, and only
-            // `lastModified` reaches it: it cannot be told, so it regenerates before answering.
-            return (IncrementalVerdict::Expired, Some(h));
-        }
-        let (last_modified, revalidate) = if stale {
-            match stale_presentation(
-                desc.kind,
-                m.timestamp.0,
-                revalidate,
-                expire,
-                request_revalidate,
-                now.0,
-            ) {
-                Some(p) => p,
-                None => return (IncrementalVerdict::Expired, Some(h)),
-            }
-        } else if blind {
-            (
-                blind_fresh_last_modified(m.timestamp.0, revalidate, now.0),
-                revalidate,
-            )
-        } else {
-            (m.timestamp.0, revalidate)
-        };
-        let serve = Serve {
-            desc,
-            last_modified,
-            revalidate,
-            expire,
-            cache_control: !desc.no_cache_control,
-            stale,
-        };
-        (IncrementalVerdict::Serve(serve), Some(h))
-    }
-
-    /// Whether the running Next judges a value of this kind without the `cacheControl` that
-    /// `get` returns (before 16.4.0, page and route entries:
-    /// [`NextRelease::honours_returned_cache_control`](crate::NextRelease::honours_returned_cache_control)).
-    /// An unknown release is taken for the newest.
-    pub fn next_ignores_cache_control(&self, kind: ValueKind) -> bool {
-        // FETCH values carry their own `revalidate`, and images have a cache of their own.
-        !matches!(kind, ValueKind::Fetch | ValueKind::Image)
-            && self
-                .config()
-                .next_release
-                .is_some_and(|r| !r.honours_returned_cache_control())
-    }
-
-    /// True when this process's tag mirror already holds this revalidation, issued no more
-    /// than [`SAME_REVALIDATION_WINDOW_MS`] ago, for every tag: then it is the same event
-    /// seen through a second handler, and writing it to Redis again would only cost a round
-    /// trip (the merge rules make the second write a no-op).
-    pub fn revalidation_recorded(&self, tags: &[&str], rev: &Revalidation, now: Millis) -> bool {
-        if tags.is_empty() || !now.0.is_finite() {
-            return false;
-        }
-        // What the same revalidation issued at the start of the window would have recorded;
-        // a scheduled expiry may end as late as one issued now.
-        let mut probe = TagRecord::default();
-        probe.apply(rev, Millis(now.0 - SAME_REVALIDATION_WINDOW_MS));
-        if probe.has_pending() {
-            if let Some(ms) = rev.expire_ms() {
-                probe.pending_exp = Millis(now.ceil().0 + ms);
-            }
-        }
-        tags.iter().all(|tag| {
-            self.mirror()
-                .record(&crate::tags::canonical_tag(tag))
-                .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
+    ) -> Option<LookupOutcome> {
+        Some(match self {
+            IncrementalVerdict::Serve(s) if s.stale => LookupOutcome::Stale,
+            IncrementalVerdict::Serve(_) => LookupOutcome::Hit,
+            IncrementalVerdict::Expired => expiry_cause(header, now),
+            IncrementalVerdict::KeyMismatch => LookupOutcome::KeyMismatch,
+            IncrementalVerdict::Corrupt(_) => LookupOutcome::Corrupt,
+            IncrementalVerdict::NeedMore(_) => return None,
         })
     }
+}
+
+impl<'a> IncrementalSet<'a> {
+    /// The entry write this is, with `meta` its encoded descriptor ([`Descriptor::encode`]):
+    /// the creation time no later than the write, `revalidate` and `expire` unlimited where
+    /// the descriptor says `false` or absent. Refused when the parts do not fit the
+    /// descriptor.
+    pub fn set_input(&self, meta: &'a [u8]) -> Result<SetInput<'a>, LayoutError> {
+        self.desc.check_parts(self.parts.len())?;
+        let unlimited = f64::INFINITY;
+        Ok(SetInput {
+            kind: EntryKind::Incremental,
+            timestamp: self.created.min(self.now),
+            revalidate: if self.desc.revalidate_false {
+                unlimited
+            } else {
+                self.revalidate
+            },
+            expire: if self.desc.no_expire || self.desc.no_cache_control {
+                unlimited
+            } else {
+                self.expire
+            },
+            stale: 0.0,
+            tags: self.tags,
+            meta,
+            parts: self.parts,
+            now: self.now,
+        })
+    }
+}
+
+/// What the singular handler answers Next for a value judged `inspection`: the value's shape
+/// and the `lastModified`, `revalidate` and `expire` to present ([`stale_presentation`] for a
+/// stale one), or a miss. `request_revalidate` is a FETCH request's `revalidate` (NaN when
+/// none). For a `release` that ignores the returned `cacheControl`
+/// ([`next_ignores_cache_control`]), a fresh page or route entry is shown with
+/// [`blind_fresh_last_modified`], and a stale one that Next's own record calls never stale is
+/// a miss. Returns the decoded header too, for the payload offset and part lengths.
+pub fn present(
+    inspection: Inspection,
+    request_revalidate: f64,
+    release: Option<NextRelease>,
+    now: Millis,
+) -> (IncrementalVerdict, Option<DecodedHeader>) {
+    let header = inspection.header;
+    let stale = match inspection.verdict {
+        Verdict::Fresh => false,
+        Verdict::Stale => true,
+        Verdict::Expired => return (IncrementalVerdict::Expired, header),
+        Verdict::KeyMismatch => return (IncrementalVerdict::KeyMismatch, header),
+        Verdict::Corrupt(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
+        Verdict::NeedMore(n) => return (IncrementalVerdict::NeedMore(n), None),
+    };
+    let Some(h) = header else {
+        return (
+            IncrementalVerdict::Corrupt("ERR_DECODE_HEADER_LENGTH"),
+            None,
+        );
+    };
+    let m = &h.meta;
+    if m.kind != EntryKind::Incremental {
+        return (
+            IncrementalVerdict::Corrupt(LayoutError::EntryKind.code()),
+            None,
+        );
+    }
+    let desc = match Descriptor::decode(&m.meta).and_then(|d| {
+        d.check_parts(m.parts.len())?;
+        Ok(d)
+    }) {
+        Ok(d) => d,
+        Err(e) => return (IncrementalVerdict::Corrupt(e.code()), None),
+    };
+    let revalidate = (!desc.revalidate_false).then_some(m.revalidate);
+    let expire = (!desc.no_expire && !desc.no_cache_control).then_some(m.expire);
+    let blind = next_ignores_cache_control(release, desc.kind);
+    if stale && blind && desc.revalidate_false {
+        // Next's own record of this route says it never goes stale, and only
+        // `lastModified` reaches it: it cannot be told, so it regenerates before answering.
+        return (IncrementalVerdict::Expired, Some(h));
+    }
+    let (last_modified, revalidate) = if stale {
+        match stale_presentation(
+            desc.kind,
+            m.timestamp.0,
+            revalidate,
+            expire,
+            request_revalidate,
+            now.0,
+        ) {
+            Some(p) => p,
+            None => return (IncrementalVerdict::Expired, Some(h)),
+        }
+    } else if blind {
+        (
+            blind_fresh_last_modified(m.timestamp.0, revalidate, now.0),
+            revalidate,
+        )
+    } else {
+        (m.timestamp.0, revalidate)
+    };
+    let serve = Serve {
+        desc,
+        last_modified,
+        revalidate,
+        expire,
+        cache_control: !desc.no_cache_control,
+        stale,
+    };
+    (IncrementalVerdict::Serve(serve), Some(h))
+}
+
+/// Whether a Next of `release` judges a value of `kind` without the `cacheControl` that
+/// `get` returns (before 16.4.0, page and route entries:
+/// [`NextRelease::honours_returned_cache_control`]). An unknown release is taken for the
+/// newest.
+pub fn next_ignores_cache_control(release: Option<NextRelease>, kind: ValueKind) -> bool {
+    // FETCH values carry their own `revalidate`, and images have a cache of their own.
+    !matches!(kind, ValueKind::Fetch | ValueKind::Image)
+        && release.is_some_and(|r| !r.honours_returned_cache_control())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+
     use crate::time::INFINITE_CACHE_SECONDS;
-    use proptest::prelude::*;
 
     const NOW: f64 = 1_795_690_530_000.0;
-
-    /// An engine whose tag mirror is complete as it is (no shared state to wait for).
-    fn engine() -> Engine {
-        let mut e = Engine::new(Config {
-            prefix: "fc".into(),
-            deployment: "d1".into(),
-            ..Config::default()
-        })
-        .unwrap();
-        e.mark_standalone();
-        e
-    }
 
     fn desc(kind: ValueKind) -> Descriptor {
         Descriptor {
@@ -602,36 +543,6 @@ mod tests {
             revalidate_false: false,
             no_expire: false,
             no_cache_control: false,
-        }
-    }
-
-    /// Writes a value with `parts` of the given lengths (filled with their index) and returns
-    /// the stored bytes.
-    fn store(e: &Engine, key: &str, set: &IncrementalSet<'_>) -> Vec<u8> {
-        let plan = e.plan_incremental_set(key, set).unwrap();
-        let mut v = plan.header;
-        for (i, len) in set.parts.iter().enumerate() {
-            v.extend(std::iter::repeat(i as u8).take(*len as usize));
-        }
-        v
-    }
-
-    fn set<'a>(d: Descriptor, tags: &'a [&'a str], parts: &'a [u32]) -> IncrementalSet<'a> {
-        IncrementalSet {
-            desc: d,
-            revalidate: 60.0,
-            expire: 3600.0,
-            tags,
-            parts,
-            created: Millis(NOW),
-            now: Millis(NOW),
-        }
-    }
-
-    fn serve(v: IncrementalVerdict) -> Serve {
-        match v {
-            IncrementalVerdict::Serve(s) => s,
-            other => panic!("expected Serve, got {other:?}"),
         }
     }
 
@@ -687,276 +598,6 @@ mod tests {
     }
 
     #[test]
-    fn write_refuses_parts_that_do_not_match() {
-        let e = engine();
-        let err = e
-            .plan_incremental_set("k", &set(desc(ValueKind::AppRoute), &[], &[1]))
-            .unwrap_err();
-        assert_eq!(err.code(), "ERR_LAYOUT_PARTS");
-        let small = Engine::new(Config {
-            max_entry_bytes: 100,
-            ..Config::default()
-        })
-        .unwrap();
-        let err = small
-            .plan_incremental_set("k", &set(desc(ValueKind::AppRoute), &[], &[1, 100]))
-            .unwrap_err();
-        assert_eq!(err.code(), "ERR_PLAN_TOO_LARGE");
-    }
-
-    #[test]
-    fn fresh_entry_returns_its_own_cache_control() {
-        let e = engine();
-        let v = store(&e, "k", &set(desc(ValueKind::AppRoute), &["t"], &[10, 5]));
-        let (verdict, h) =
-            e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW + 1.0));
-        let s = serve(verdict);
-        assert_eq!(s.last_modified, NOW);
-        assert_eq!((s.revalidate, s.expire), (Some(60.0), Some(3600.0)));
-        assert!(s.cache_control && !s.stale);
-        let h = h.unwrap();
-        assert_eq!(h.meta.parts, vec![10, 5]);
-        assert_eq!(h.meta.tags, vec!["t".to_owned()]);
-        // revalidate false and no expire come back as such.
-        let mut d = desc(ValueKind::AppPage);
-        d.revalidate_false = true;
-        d.no_expire = true;
-        let v = store(&e, "p", &set(d, &[], &[2, 3]));
-        let s = serve(
-            e.inspect_incremental("p", &v, v.len(), &[], f64::NAN, Millis(NOW))
-                .0,
-        );
-        assert_eq!((s.revalidate, s.expire), (None, None));
-        // FETCH: no cacheControl; the value's revalidate is kept for the stale decision.
-        let mut d = desc(ValueKind::Fetch);
-        d.no_cache_control = true;
-        let v = store(&e, "f", &set(d, &["x"], &[2, 3]));
-        let s = serve(
-            e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW))
-                .0,
-        );
-        assert!(!s.cache_control);
-        assert_eq!(s.expire, None);
-    }
-
-    #[test]
-    fn tag_states_decide_miss_stale_or_fresh() {
-        let mut e = engine();
-        let v = store(
-            &e,
-            "k",
-            &set(desc(ValueKind::AppPage), &["a", "b"], &[2, 3]),
-        );
-        let at = |e: &Engine, soft: &[&str], now: f64| {
-            e.inspect_incremental("k", &v, v.len(), soft, f64::NAN, Millis(now))
-                .0
-        };
-        let stale = Revalidation::Stale {
-            expire_seconds: Some(31_536_000.0),
-        };
-        e.plan_tag_update(&["a"], &stale, Millis(NOW + 100.0), "ep")
-            .unwrap();
-        let s = serve(at(&e, &[], NOW + 200.0));
-        assert!(s.stale);
-        // Next will call it stale (revalidate window passed) but not expired.
-        assert!(s.last_modified + 60_000.0 < NOW + 200.0);
-        assert!(s.last_modified + 3_600_000.0 >= NOW + 200.0);
-        assert_eq!(s.revalidate, Some(60.0));
-        // A soft tag (revalidatePath) expires it.
-        e.plan_tag_update(
-            &["_N_T_/p"],
-            &Revalidation::Expire,
-            Millis(NOW + 300.0),
-            "ep",
-        )
-        .unwrap();
-        assert_eq!(
-            at(&e, &["_N_T_/p"], NOW + 400.0),
-            IncrementalVerdict::Expired
-        );
-        // Past its own expire.
-        assert_eq!(at(&e, &[], NOW + 3_600_001.0), IncrementalVerdict::Expired);
-        assert_eq!(
-            e.inspect_incremental("other", &v, v.len(), &[], f64::NAN, Millis(NOW))
-                .0,
-            IncrementalVerdict::KeyMismatch
-        );
-        // A short prefix asks for more, up to the whole header (not the parts).
-        let mut prefix = 20;
-        for _ in 0..4 {
-            match e
-                .inspect_incremental("k", &v[..prefix], v.len(), &[], f64::NAN, Millis(NOW))
-                .0
-            {
-                IncrementalVerdict::NeedMore(n) => prefix = n,
-                other => panic!("expected NeedMore, got {other:?}"),
-            }
-            if prefix == v.len() - 5 {
-                break;
-            }
-        }
-        assert_eq!(prefix, v.len() - 5);
-        assert_eq!(
-            e.inspect_incremental("k", b"garbage!", 8, &[], f64::NAN, Millis(NOW))
-                .0,
-            IncrementalVerdict::Corrupt("ERR_DECODE_BAD_MAGIC")
-        );
-    }
-
-    #[test]
-    fn foreign_layouts_are_corrupt() {
-        let e = engine();
-        // A 'use cache' entry stored under the same key space is not ours.
-        let plan = e
-            .plan_set(
-                &Interface::UseCache("default"),
-                "k",
-                SetInput {
-                    kind: EntryKind::UseCache,
-                    timestamp: Millis(NOW),
-                    revalidate: 1.0,
-                    expire: 10.0,
-                    stale: 0.0,
-                    tags: &[],
-                    meta: &[],
-                    parts: &[0],
-                    now: Millis(NOW),
-                },
-            )
-            .unwrap();
-        let v = plan.header;
-        assert_eq!(
-            e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW))
-                .0,
-            IncrementalVerdict::Corrupt("ERR_LAYOUT_ENTRY_KIND")
-        );
-        // A descriptor claiming more parts than stored.
-        let plan = e
-            .plan_set(
-                &Interface::Incremental,
-                "k",
-                SetInput {
-                    kind: EntryKind::Incremental,
-                    timestamp: Millis(NOW),
-                    revalidate: 1.0,
-                    expire: 10.0,
-                    stale: 0.0,
-                    tags: &[],
-                    meta: &[1, 1, 1, 0, 2, 0],
-                    parts: &[0, 0],
-                    now: Millis(NOW),
-                },
-            )
-            .unwrap();
-        let v = plan.header;
-        assert_eq!(
-            e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW))
-                .0,
-            IncrementalVerdict::Corrupt("ERR_LAYOUT_PARTS")
-        );
-    }
-
-    fn engine_on(release: &str) -> Engine {
-        let (num, pre) = release
-            .split_once('-')
-            .map_or((release, false), |(n, _)| (n, true));
-        let v: Vec<u32> = num.split('.').map(|p| p.parse().unwrap()).collect();
-        let mut e = Engine::new(Config {
-            prefix: "fc".into(),
-            deployment: "d1".into(),
-            next_release: Some(crate::NextRelease::new(v[0], v[1], v[2], pre)),
-            ..Config::default()
-        })
-        .unwrap();
-        e.mark_standalone();
-        e
-    }
-
-    #[test]
-    fn before_16_4_a_soft_revalidation_of_a_static_page_is_a_blocking_regeneration() {
-        let stale = Revalidation::Stale {
-            expire_seconds: Some(31_536_000.0),
-        };
-        let mut static_page = desc(ValueKind::AppPage);
-        static_page.revalidate_false = true;
-        static_page.no_expire = true;
-        for (release, served_stale) in [("16.0.11", false), ("16.3.8", false), ("16.4.6", true)] {
-            let mut e = engine_on(release);
-            let v = store(&e, "p", &set(static_page, &["t"], &[2, 3]));
-            e.plan_tag_update(&["t"], &stale, Millis(NOW + 100.0), "ep")
-                .unwrap();
-            let (verdict, _) =
-                e.inspect_incremental("p", &v, v.len(), &[], f64::NAN, Millis(NOW + 200.0));
-            match verdict {
-                IncrementalVerdict::Serve(s) => {
-                    assert!(served_stale && s.stale, "{release}");
-                    assert_eq!(s.revalidate, Some(1.0));
-                }
-                IncrementalVerdict::Expired => assert!(!served_stale, "{release}"),
-                other => panic!("{release}: {other:?}"),
-            }
-        }
-        // A page with a time limit can still be told "stale" through lastModified alone.
-        let mut e = engine_on("16.3.8");
-        let v = store(&e, "q", &set(desc(ValueKind::AppPage), &["t"], &[2, 3]));
-        e.plan_tag_update(&["t"], &stale, Millis(NOW + 100.0), "ep")
-            .unwrap();
-        let s = serve(
-            e.inspect_incremental("q", &v, v.len(), &[], f64::NAN, Millis(NOW + 200.0))
-                .0,
-        );
-        assert!(s.stale && s.last_modified + 60_000.0 < NOW + 200.0);
-        // FETCH is judged by its own revalidate on every release: unchanged.
-        let mut d = desc(ValueKind::Fetch);
-        d.no_cache_control = true;
-        d.revalidate_false = true;
-        let v = store(&e, "f", &set(d, &["t"], &[2, 3]));
-        assert_eq!(
-            e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW + 200.0))
-                .0,
-            IncrementalVerdict::Expired,
-            "a FETCH without a time limit cannot be stale on any release"
-        );
-    }
-
-    #[test]
-    fn before_16_4_fresh_entries_keep_their_own_lifetime() {
-        let e = engine_on("16.2.12");
-        let v = store(&e, "r", &set(desc(ValueKind::AppRoute), &[], &[2, 3]));
-        let at = |now: f64| {
-            serve(
-                e.inspect_incremental("r", &v, v.len(), &[], f64::NAN, Millis(now))
-                    .0,
-            )
-        };
-        // Inside its revalidate (60 s): shown as written now, so Next's 1 s guess for a route
-        // it does not know never calls it stale.
-        let s = at(NOW + 30_000.0);
-        assert_eq!(s.last_modified, NOW + 30_000.0);
-        assert!(!s.stale);
-        // Past it: its creation time, stale under any window Next may use up to 60 s.
-        let s = at(NOW + 61_000.0);
-        assert_eq!(s.last_modified, NOW);
-        // FETCH keeps its creation time (Next judges it with the value's revalidate).
-        let mut d = desc(ValueKind::Fetch);
-        d.no_cache_control = true;
-        let v = store(&e, "f", &set(d, &[], &[2, 3]));
-        let s = serve(
-            e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
-                .0,
-        );
-        assert_eq!(s.last_modified, NOW);
-        // From 16.4 on (and when the release is unknown) the creation time, as before.
-        let e = engine();
-        let v = store(&e, "r", &set(desc(ValueKind::AppRoute), &[], &[2, 3]));
-        let s = serve(
-            e.inspect_incremental("r", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
-                .0,
-        );
-        assert_eq!(s.last_modified, NOW);
-    }
-
-    #[test]
     fn stale_presentation_cases() {
         // revalidate false: shown as revalidate 1, one second and a ms in the past.
         let (lm, r) =
@@ -993,172 +634,5 @@ mod tests {
         let (lm, _) =
             stale_presentation(ValueKind::AppRoute, old, Some(60.0), None, f64::NAN, NOW).unwrap();
         assert_eq!(lm, old);
-    }
-
-    #[test]
-    fn ttl_from_expire_or_default() {
-        let e = Engine::new(Config {
-            default_ttl_seconds: 120.0,
-            ..Config::default()
-        })
-        .unwrap();
-        let ttl = |d: Descriptor, revalidate: f64, expire: f64| {
-            let mut s = set(d, &[], &[1, 1]);
-            s.revalidate = revalidate;
-            s.expire = expire;
-            e.plan_incremental_set("k", &s).unwrap().ttl_ms
-        };
-        let route = desc(ValueKind::AppRoute);
-        assert_eq!(ttl(route, 60.0, 3600.0), Some(3_600_000));
-        let mut no_limit = route;
-        no_limit.revalidate_false = true;
-        no_limit.no_expire = true;
-        assert_eq!(ttl(no_limit, 0.0, 0.0), Some(120_000));
-        let mut no_expire = route;
-        no_expire.no_expire = true;
-        // A revalidate limit but no expire: kept as long as allowed (30 days) for SWR.
-        assert_eq!(ttl(no_expire, 60.0, 0.0), Some(2_592_000_000));
-        assert_eq!(ttl(route, 0.0, 3600.0), None);
-    }
-
-    #[test]
-    fn same_revalidation_is_recorded_once() {
-        let mut e = engine();
-        let stale = Revalidation::Stale {
-            expire_seconds: Some(3600.0),
-        };
-        assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW)));
-        e.plan_tag_update(&["a", "b"], &stale, Millis(NOW), "ep")
-            .unwrap();
-        assert!(e.revalidation_recorded(&["a", "b"], &stale, Millis(NOW + 0.3)));
-        assert!(e.revalidation_recorded(&["a"], &stale, Millis(NOW + 5.0)));
-        // Another tag, other durations, or too late: a new event.
-        assert!(!e.revalidation_recorded(&["a", "c"], &stale, Millis(NOW + 0.3)));
-        assert!(!e.revalidation_recorded(&["a"], &Revalidation::Expire, Millis(NOW + 0.3)));
-        let longer = Revalidation::Stale {
-            expire_seconds: Some(7200.0),
-        };
-        // A longer scheduled expiry is already covered by the shorter one.
-        assert!(e.revalidation_recorded(&["a"], &longer, Millis(NOW + 0.3)));
-        let shorter = Revalidation::Stale {
-            expire_seconds: Some(60.0),
-        };
-        assert!(!e.revalidation_recorded(&["a"], &shorter, Millis(NOW + 0.3)));
-        assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW + 50.0)));
-        assert!(!e.revalidation_recorded(&[], &stale, Millis(NOW)));
-        e.plan_tag_update(&["x"], &Revalidation::Expire, Millis(NOW), "ep")
-            .unwrap();
-        assert!(e.revalidation_recorded(&["x"], &Revalidation::Expire, Millis(NOW + 1.0)));
-        // Immediate expiry also covers a profile revalidation with expire 0 issued with it.
-        let zero = Revalidation::Stale {
-            expire_seconds: Some(0.0),
-        };
-        assert!(!e.revalidation_recorded(&["x"], &zero, Millis(NOW + 1.0)));
-    }
-
-    fn arb_desc() -> impl Strategy<Value = Descriptor> {
-        (0u8..7, any::<bool>(), 0u16..20, any::<[bool; 3]>()).prop_map(|(k, rsc, segs, f)| {
-            let kind = ValueKind::from_u8(k).unwrap();
-            let page = kind == ValueKind::AppPage;
-            Descriptor {
-                kind,
-                has_rsc: page && rsc,
-                segments: if page { segs } else { 0 },
-                revalidate_false: f[0],
-                no_expire: f[1],
-                no_cache_control: f[2],
-            }
-        })
-    }
-
-    proptest! {
-        /// Every shape and every part layout survives write and read exactly, and the
-        /// decision on a fresh entry returns what was written.
-        #[test]
-        fn layout_round_trips(
-            d in arb_desc(),
-            lens in proptest::collection::vec(0u32..300, 25),
-            tags in proptest::collection::vec("[a-z_/]{1,12}", 0..5),
-            revalidate in 1.0f64..1e6,
-            expire_extra in 0.0f64..1e6,
-        ) {
-            let e = engine();
-            let parts = &lens[..d.part_count()];
-            let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
-            let s = IncrementalSet {
-                desc: d,
-                revalidate,
-                expire: revalidate + expire_extra,
-                tags: &tag_refs,
-                parts,
-                created: Millis(NOW),
-                now: Millis(NOW),
-            };
-            let v = store(&e, "key", &s);
-            let (verdict, h) =
-                e.inspect_incremental("key", &v, v.len(), &[], f64::NAN, Millis(NOW));
-            let got = serve(verdict);
-            prop_assert_eq!(got.desc, d);
-            prop_assert_eq!(got.last_modified, NOW);
-            prop_assert_eq!(got.revalidate, (!d.revalidate_false).then_some(revalidate));
-            let expire = (!d.no_expire && !d.no_cache_control).then_some(revalidate + expire_extra);
-            prop_assert_eq!(got.expire, expire);
-            let h = h.unwrap();
-            prop_assert_eq!(&h.meta.parts[..], parts);
-            // Stored once each, in the order first given.
-            let mut once: Vec<String> = Vec::new();
-            for t in &tags {
-                if !once.contains(t) {
-                    once.push(t.clone());
-                }
-            }
-            prop_assert_eq!(h.meta.tags, once);
-            // The parts sit where the lengths say.
-            let mut off = h.header_len;
-            for (i, len) in parts.iter().enumerate() {
-                let end = off + *len as usize;
-                prop_assert!(v[off..end].iter().all(|b| *b == i as u8));
-                off = end;
-            }
-            prop_assert_eq!(off, v.len());
-        }
-
-        /// Decoding arbitrary descriptor bytes never panics, and whatever decodes re-encodes
-        /// to the same bytes.
-        #[test]
-        fn descriptor_decode_is_total(bytes in proptest::collection::vec(any::<u8>(), 0..10)) {
-            if let Ok(d) = Descriptor::decode(&bytes) {
-                prop_assert_eq!(&d.encode()[..], &bytes[..]);
-            }
-        }
-
-        /// A stale presentation always reads as stale-but-not-expired to Next.
-        #[test]
-        fn stale_presentation_is_stale_not_expired(
-            k in 0u8..7,
-            age in 0.0f64..1e7,
-            revalidate in proptest::option::of(0.001f64..1e6),
-            expire in proptest::option::of(0.001f64..1e7),
-            request in proptest::option::of(0.001f64..1e6),
-        ) {
-            let kind = ValueKind::from_u8(k).unwrap();
-            let now = NOW;
-            let ts = now - age;
-            let req = request.unwrap_or(f64::NAN);
-            if let Some((lm, shown)) = stale_presentation(kind, ts, revalidate, expire, req, now) {
-                prop_assert!(lm <= ts);
-                if kind == ValueKind::Fetch {
-                    let r = request.or(revalidate).unwrap();
-                    prop_assert!((now - lm) / 1000.0 > r);
-                    prop_assert_eq!(shown, revalidate);
-                } else {
-                    let r = shown.unwrap();
-                    prop_assert!(lm + r * 1000.0 < now);
-                    if let Some(e) = expire {
-                        prop_assert!(lm + e * 1000.0 >= now);
-                    }
-                }
-            }
-        }
     }
 }

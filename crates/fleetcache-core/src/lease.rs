@@ -22,49 +22,13 @@
 
 use std::collections::HashMap;
 
-use crate::error::ConfigError;
-use crate::keys::Interface;
-use crate::plan::{Engine, ScriptCall};
-use crate::scripts::Script;
+pub use crate::config::LeaseConfig;
+pub use crate::config::{MAX_LEASE_TTL_MS, MAX_LEASE_WAIT_MS};
+use crate::error::PlanError;
+use crate::scripts::ScriptCall;
+pub use crate::scripts::{LEASE_ACQUIRE, LEASE_POLL, LEASE_RELEASE, LEASE_RENEW, LEASE_WRITE};
 use crate::stats::LeaseEvent;
 use crate::time::{is_unlimited, Millis};
-use crate::Config;
-
-/// Takes a lease unless a newer entry is already stored. `KEYS = [entry, lease]`,
-/// `ARGV = [token, px, seen_timestamp_ms]`; returns 1 (taken), 0 (held by another) or 2 (a
-/// newer entry is stored: read it again).
-pub const LEASE_ACQUIRE: Script = Script {
-    name: "lease_acquire",
-    source: include_str!("lua/lease_acquire.lua"),
-};
-
-/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
-/// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
-pub const LEASE_WRITE: Script = Script {
-    name: "lease_write",
-    source: include_str!("lua/lease_write.lua"),
-};
-
-/// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
-/// released.
-pub const LEASE_RELEASE: Script = Script {
-    name: "lease_release",
-    source: include_str!("lua/lease_release.lua"),
-};
-
-/// A follower's poll: the entry and whether its lease still exists, in one atomic read.
-/// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
-pub const LEASE_POLL: Script = Script {
-    name: "lease_poll",
-    source: include_str!("lua/lease_poll.lua"),
-};
-
-/// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
-/// `ARGV = [token, px]`; returns 1 when it extended the lease.
-pub const LEASE_RENEW: Script = Script {
-    name: "lease_renew",
-    source: include_str!("lua/lease_renew.lua"),
-};
 
 /// A held lease is renewed every `leaseTtlMs / RENEWALS_PER_TTL`: two renewals may be lost or
 /// late before the lease lapses.
@@ -74,10 +38,6 @@ pub const RENEWALS_PER_TTL: f64 = 3.0;
 /// blocks the key for a bounded time.
 pub const MAX_RENEWED_TTLS: f64 = 3.0;
 
-/// Longest accepted lease lifetime (10 minutes): a lease protects one regeneration.
-pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
-/// Longest accepted follower wait (one minute, like the Redis budgets).
-pub const MAX_LEASE_WAIT_MS: f64 = 60_000.0;
 /// First pause between a follower's polls; doubled after each poll up to [`POLL_MAX_MS`].
 pub const POLL_MIN_MS: f64 = 10.0;
 /// Longest pause between polls: the most a follower waits after the holder's write lands.
@@ -89,41 +49,6 @@ pub const MAX_POLLS: u32 = 10_000;
 pub const MAX_HELD_LEASES: usize = 10_000;
 /// Longest accepted token (the host sends 32 hex digits).
 pub const MAX_TOKEN_BYTES: usize = 128;
-
-/// Lease settings in effect.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LeaseConfig {
-    /// Leases are used at all (off: every instance regenerates on its own, as without leases).
-    pub enabled: bool,
-    /// Lifetime of a lease in Redis (`PX`), ms: the longest a dead holder blocks anyone.
-    pub ttl_ms: f64,
-    /// How long a follower waits for the holder's write on a miss before it regenerates, ms.
-    pub wait_ms: f64,
-}
-
-impl LeaseConfig {
-    /// The lease settings of a configuration.
-    pub fn of(config: &Config) -> LeaseConfig {
-        LeaseConfig {
-            enabled: config.leases,
-            ttl_ms: config.lease_ttl_ms,
-            wait_ms: config.lease_wait_ms,
-        }
-    }
-}
-
-/// Checks the lease settings of `config`.
-pub fn validate(config: &Config) -> Result<(), ConfigError> {
-    let ttl = config.lease_ttl_ms;
-    if !(1.0..=MAX_LEASE_TTL_MS).contains(&ttl) {
-        return Err(ConfigError::Lease("leaseTtlMs"));
-    }
-    let wait = config.lease_wait_ms;
-    if !(wait.is_finite() && (0.0..=MAX_LEASE_WAIT_MS).contains(&wait)) {
-        return Err(ConfigError::Lease("leaseWaitMs"));
-    }
-    Ok(())
-}
 
 /// What a read found, as far as regeneration is concerned.
 #[repr(u8)]
@@ -410,14 +335,66 @@ impl LeaseTable {
             .map(|h| h.token.as_str())
     }
 
-    /// A renewal of the holding won at `won_at`, sent at `sent_at` for `px` ms, succeeded.
-    /// Replies may come out of order: the latest expiry wins.
-    fn renewed(&mut self, lease_key: &str, won_at: Millis, sent_at: Millis, px: f64) {
+    /// Plans the renewal, at `now`, of the holding of `lease_key` won at `won_at`
+    /// ([`LEASE_RENEW`]) for leases of `ttl_ms`. `None` ends the renewals: the lease was
+    /// written or released, lapsed, was replaced by a later holding, or has reached its cap
+    /// ([`renew_px`]).
+    pub fn plan_renew(
+        &self,
+        lease_key: String,
+        won_at: Millis,
+        now: Millis,
+        ttl_ms: f64,
+    ) -> Option<ScriptCall> {
+        let token = self.renewable(&lease_key, won_at, now)?;
+        let px = renew_px(ttl_ms, won_at, now);
+        if px < 1.0 {
+            return None;
+        }
+        Some(ScriptCall {
+            script: &LEASE_RENEW,
+            sha1: LEASE_RENEW.sha1(),
+            args: vec![token.to_owned(), px.to_string()],
+            keys: vec![lease_key],
+        })
+    }
+
+    /// A renewal of the holding of `lease_key` won at `won_at`, planned at `sent_at` for
+    /// leases of `ttl_ms`, succeeded. Replies may come out of order: the latest expiry wins.
+    pub fn renewed(&mut self, lease_key: &str, won_at: Millis, sent_at: Millis, ttl_ms: f64) {
+        let px = renew_px(ttl_ms, won_at, sent_at);
         if let Some(h) = self.held.get_mut(lease_key) {
             if h.won_at.0 == won_at.0 {
                 h.expires_at = Millis(h.expires_at.0.max(sent_at.0 + px));
             }
         }
+    }
+
+    /// How to store the entry at `entry_key` for `ttl_ms`: with the lease at `lease_key`
+    /// released in the same script ([`LEASE_WRITE`]) when this process holds it (the token is
+    /// taken from the table).
+    pub fn plan_write(&mut self, entry_key: String, lease_key: String, ttl_ms: u64) -> EntryWrite {
+        match self.take(&lease_key) {
+            None => EntryWrite::Set,
+            Some(token) => EntryWrite::WriteAndRelease(ScriptCall {
+                script: &LEASE_WRITE,
+                sha1: LEASE_WRITE.sha1(),
+                keys: vec![entry_key, lease_key],
+                args: vec![ttl_ms.max(1).to_string(), token],
+            }),
+        }
+    }
+
+    /// Releases the lease at `lease_key` without a write ([`LEASE_RELEASE`]), when this
+    /// process holds it (the token is taken from the table).
+    pub fn plan_release(&mut self, lease_key: String) -> Option<ScriptCall> {
+        let token = self.take(&lease_key)?;
+        Some(ScriptCall {
+            script: &LEASE_RELEASE,
+            sha1: LEASE_RELEASE.sha1(),
+            keys: vec![lease_key],
+            args: vec![token],
+        })
     }
 
     /// True while this process holds a live lease on `lease_key` at `now`.
@@ -450,6 +427,86 @@ fn px(ms: f64) -> String {
     (ms.ceil().max(1.0) as u64).to_string()
 }
 
+/// The `PX` of a renewal sent at `now` of a lease of `ttl_ms` won at `won_at`: the TTL, cut
+/// so the lease never lives past [`MAX_RENEWED_TTLS`] TTLs from its acquisition; 0 when that
+/// cap is reached.
+pub fn renew_px(ttl_ms: f64, won_at: Millis, now: Millis) -> f64 {
+    let left = won_at.0 + MAX_RENEWED_TTLS * ttl_ms - now.0;
+    if left.is_nan() {
+        return 0.0;
+    }
+    ttl_ms.min(left).max(0.0).floor()
+}
+
+/// How often a holder renews a lease of `ttl_ms`: every [`RENEWALS_PER_TTL`]th of the TTL,
+/// so a renewal has most of the TTL to arrive (at least 1 ms).
+pub fn renew_every_ms(ttl_ms: f64) -> f64 {
+    (ttl_ms / RENEWALS_PER_TTL).floor().max(1.0)
+}
+
+/// Plans a lease request ([`LEASE_ACQUIRE`]) for the entry at `entry_key`, whose lease is
+/// `lease_key`, living `ttl_ms`: `token` is a fresh random token from the host,
+/// `seen_timestamp` the creation time of the entry the read judged stale (`None` when it
+/// found none).
+pub fn plan_acquire(
+    entry_key: String,
+    lease_key: String,
+    token: &str,
+    ttl_ms: f64,
+    seen_timestamp: Option<Millis>,
+) -> Result<ScriptCall, PlanError> {
+    check_token(token)?;
+    let seen = seen_timestamp.map_or(-1.0, |t| t.0);
+    Ok(ScriptCall {
+        script: &LEASE_ACQUIRE,
+        sha1: LEASE_ACQUIRE.sha1(),
+        keys: vec![entry_key, lease_key],
+        args: vec![
+            token.to_owned(),
+            px(ttl_ms),
+            // Shortest round-trip text of the f64: Lua's tonumber reads the same value.
+            if seen.is_finite() {
+                format!("{seen}")
+            } else {
+                "-1".to_owned()
+            },
+        ],
+    })
+}
+
+/// Plans a follower's poll ([`LEASE_POLL`]): the entry at `entry_key` and whether its lease
+/// `lease_key` still exists, read together.
+pub fn plan_poll(entry_key: String, lease_key: String) -> ScriptCall {
+    ScriptCall {
+        script: &LEASE_POLL,
+        sha1: LEASE_POLL.sha1(),
+        keys: vec![entry_key, lease_key],
+        args: Vec::new(),
+    }
+}
+
+/// The lease event a lease request's answer counts as, if any: a lease won, or a follower
+/// that starts waiting for the holder's write. A follower that does not wait is not a wait:
+/// one serving a stale entry as fresh, or one with no wait budget (`leaseWaitMs` 0) that
+/// regenerates at once.
+pub fn answer_event(result: Acquired, step: Step) -> Option<LeaseEvent> {
+    match (result, step) {
+        (Acquired::Won, _) => Some(LeaseEvent::Acquired),
+        (Acquired::Lost, Step::Poll) => Some(LeaseEvent::Waited),
+        _ => None,
+    }
+}
+
+/// The lease event a flight's step counts as, if any: a wait that ran out of budget, or one
+/// that ended on a lease let go without a write.
+pub fn step_event(step: Step) -> Option<LeaseEvent> {
+    match step {
+        Step::Fallback => Some(LeaseEvent::WaitTimedOut),
+        Step::Released => Some(LeaseEvent::WaitReleased),
+        _ => None,
+    }
+}
+
 /// How to store an entry: a plain `SET`, or [`LEASE_WRITE`] when this process holds its lease.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EntryWrite {
@@ -459,230 +516,15 @@ pub enum EntryWrite {
     WriteAndRelease(ScriptCall),
 }
 
-impl Engine {
-    /// The lease settings in effect.
-    pub fn lease_config(&self) -> LeaseConfig {
-        LeaseConfig::of(self.config())
-    }
-
-    /// Starts a flight for a read by `consumer` that found `found`, as [`Flight::begin`].
-    pub fn lease_begin(&self, found: Found, consumer: Consumer, now: Millis) -> (Flight, Step) {
-        Flight::begin(found, consumer, now, &self.lease_config())
-    }
-
-    /// Reports a lease request's answer to `flight` ([`Flight::acquired`]) and counts what it
-    /// meant: a lease won, or a follower that starts waiting for the holder's write. A
-    /// follower that does not wait is not a wait: one serving a stale entry as fresh, or one
-    /// with no wait budget (`leaseWaitMs` 0) that regenerates at once.
-    pub fn lease_answered(&self, flight: &mut Flight, result: Acquired, now: Millis) -> Step {
-        let step = flight.acquired(result, now, &self.lease_config());
-        match (result, step) {
-            (Acquired::Won, _) => self.record_lease(LeaseEvent::Acquired),
-            (Acquired::Lost, Step::Poll) => self.record_lease(LeaseEvent::Waited),
-            _ => {}
-        }
-        step
-    }
-
-    /// Reports a follower's poll to `flight` ([`Flight::polled`]), counting a wait that ran
-    /// out of budget or ended on a lease let go without a write.
-    pub fn lease_polled(
-        &self,
-        flight: &mut Flight,
-        found: Found,
-        leased: bool,
-        now: Millis,
-    ) -> Step {
-        let step = flight.polled(found, leased, now, &self.lease_config());
-        match step {
-            Step::Fallback => self.record_lease(LeaseEvent::WaitTimedOut),
-            Step::Released => self.record_lease(LeaseEvent::WaitReleased),
-            _ => {}
-        }
-        step
-    }
-
-    /// Plans a lease request for the entry of `cache_key`: `token` is a fresh random token
-    /// from the host, `seen_timestamp` the creation time of the entry the read judged stale
-    /// (`None` when it found none). Report a win with [`Engine::lease_won`].
-    pub fn plan_lease_acquire(
-        &self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        token: &str,
-        seen_timestamp: Option<Millis>,
-    ) -> Result<ScriptCall, crate::error::PlanError> {
-        check_token(token)?;
-        let seen = seen_timestamp.map_or(-1.0, |t| t.0);
-        Ok(ScriptCall {
-            script: &LEASE_ACQUIRE,
-            sha1: LEASE_ACQUIRE.sha1(),
-            keys: vec![
-                self.namespace().entry_key(iface, cache_key),
-                self.namespace().lease_key(iface, cache_key),
-            ],
-            args: vec![
-                token.to_owned(),
-                px(self.config().lease_ttl_ms),
-                // Shortest round-trip text of the f64: Lua's tonumber reads the same value.
-                if seen.is_finite() {
-                    format!("{seen}")
-                } else {
-                    "-1".to_owned()
-                },
-            ],
-        })
-    }
-
-    /// The lease request sent at `sent_at` with `token` was won.
-    pub fn lease_won(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        token: &str,
-        sent_at: Millis,
-    ) {
-        let key = self.namespace().lease_key(iface, cache_key);
-        let ttl = self.config().lease_ttl_ms;
-        self.leases.hold(&key, token, sent_at, ttl);
-    }
-
-    /// How often the host renews a lease it holds, ms: every [`RENEWALS_PER_TTL`]th of the
-    /// TTL, so a renewal has most of the TTL to arrive (at least 1 ms).
-    pub fn lease_renew_every_ms(&self) -> f64 {
-        (self.config().lease_ttl_ms / RENEWALS_PER_TTL)
-            .floor()
-            .max(1.0)
-    }
-
-    /// The `PX` of a renewal sent at `now` of a lease won at `won_at`: the TTL, cut so the
-    /// lease never lives past [`MAX_RENEWED_TTLS`] TTLs from its acquisition; 0 when that
-    /// cap is reached.
-    fn renew_px(&self, won_at: Millis, now: Millis) -> f64 {
-        let ttl = self.config().lease_ttl_ms;
-        let left = won_at.0 + MAX_RENEWED_TTLS * ttl - now.0;
-        if left.is_nan() {
-            return 0.0;
-        }
-        ttl.min(left).max(0.0).floor()
-    }
-
-    /// Plans the renewal, at `now`, of the lease on `cache_key` that this process won with
-    /// the request sent at `won_at` ([`LEASE_RENEW`]). `None` ends the renewals: the lease
-    /// was written or released (the render has ended), lapsed, was replaced by a later
-    /// holding, or has reached its cap. Report a success with [`Engine::lease_renewed`].
-    pub fn plan_lease_renew(
-        &self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        won_at: Millis,
-        now: Millis,
-    ) -> Option<ScriptCall> {
-        let key = self.namespace().lease_key(iface, cache_key);
-        let token = self.leases.renewable(&key, won_at, now)?;
-        let px = self.renew_px(won_at, now);
-        if px < 1.0 {
-            return None;
-        }
-        Some(ScriptCall {
-            script: &LEASE_RENEW,
-            sha1: LEASE_RENEW.sha1(),
-            args: vec![token.to_owned(), px.to_string()],
-            keys: vec![key],
-        })
-    }
-
-    /// The renewal planned at `sent_at` of the lease won at `won_at` was answered: `renewed`
-    /// when Redis extended it. A refusal changes nothing here: the lease is no longer this
-    /// process's in Redis, and its expiry in the table is already no later than Redis's.
-    pub fn lease_renewed(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        won_at: Millis,
-        sent_at: Millis,
-        renewed: bool,
-    ) {
-        if !renewed {
-            return;
-        }
-        let key = self.namespace().lease_key(iface, cache_key);
-        let px = self.renew_px(won_at, sent_at);
-        self.leases.renewed(&key, won_at, sent_at, px);
-    }
-
-    /// Plans a follower's poll of the entry of `cache_key` ([`LEASE_POLL`]): the entry and
-    /// whether its lease still exists, read together. Report with [`Engine::lease_polled`].
-    pub fn plan_lease_poll(&self, iface: &Interface<'_>, cache_key: &str) -> ScriptCall {
-        ScriptCall {
-            script: &LEASE_POLL,
-            sha1: LEASE_POLL.sha1(),
-            keys: vec![
-                self.namespace().entry_key(iface, cache_key),
-                self.namespace().lease_key(iface, cache_key),
-            ],
-            args: Vec::new(),
-        }
-    }
-
-    /// True while this process holds a live lease on the entry of `cache_key`.
-    pub fn holds_lease(&self, iface: &Interface<'_>, cache_key: &str, now: Millis) -> bool {
-        self.leases
-            .holds(&self.namespace().lease_key(iface, cache_key), now)
-    }
-
-    /// How to store the entry of `cache_key` that is `ttl_ms` long-lived: with the lease
-    /// released in the same script when this process holds it.
-    pub fn plan_entry_write(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-        ttl_ms: u64,
-    ) -> EntryWrite {
-        let lease_key = self.namespace().lease_key(iface, cache_key);
-        match self.leases.take(&lease_key) {
-            None => EntryWrite::Set,
-            Some(token) => EntryWrite::WriteAndRelease(ScriptCall {
-                script: &LEASE_WRITE,
-                sha1: LEASE_WRITE.sha1(),
-                keys: vec![self.namespace().entry_key(iface, cache_key), lease_key],
-                args: vec![ttl_ms.max(1).to_string(), token],
-            }),
-        }
-    }
-
-    /// Releases the lease on `cache_key` without a write (the regeneration produced nothing
-    /// to store), when this process holds it.
-    pub fn plan_lease_release(
-        &mut self,
-        iface: &Interface<'_>,
-        cache_key: &str,
-    ) -> Option<ScriptCall> {
-        let lease_key = self.namespace().lease_key(iface, cache_key);
-        let token = self.leases.take(&lease_key)?;
-        Some(ScriptCall {
-            script: &LEASE_RELEASE,
-            sha1: LEASE_RELEASE.sha1(),
-            keys: vec![lease_key],
-            args: vec![token],
-        })
-    }
-
-    /// The leases this process holds.
-    pub fn lease_table(&self) -> &LeaseTable {
-        &self.leases
-    }
-}
-
-fn check_token(token: &str) -> Result<(), crate::error::PlanError> {
+fn check_token(token: &str) -> Result<(), PlanError> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-        return Err(crate::error::PlanError::InvalidToken);
+        return Err(PlanError::InvalidToken);
     }
     Ok(())
 }
 
 /// Whether a servable `'use cache'` entry is due for regeneration by time: Next regenerates
-/// once `now > timestamp + revalidate * 1000` (reference §2.3 point 6).
+/// once `now > timestamp + revalidate * 1000`.
 pub fn past_revalidate(timestamp: Millis, revalidate: f64, now: Millis) -> bool {
     revalidate.is_finite() && !is_unlimited(revalidate) && now.0 > timestamp.0 + revalidate * 1000.0
 }
@@ -771,44 +613,11 @@ pub fn stale_use_cache_presentation(
     Some((Millis(backdated), shown))
 }
 
-/// The stored lifetime of an entry in the in-process tier: until its `expire` (the same
-/// instant Redis drops it), else `max_ttl_ms` from `now`.
-pub fn tier_expiry(timestamp: Millis, expire: f64, now: Millis, max_ttl_ms: f64) -> Millis {
-    if expire.is_finite() && !is_unlimited(expire) {
-        Millis((timestamp.0 + expire * 1000.0).min(now.0 + max_ttl_ms))
-    } else {
-        Millis(now.0 + max_ttl_ms)
-    }
-}
-
-/// Whether the in-process tier may serve an entry while Redis answers. Page and route entries
-/// of the singular handler (`PAGES`, `APP_PAGE`, `APP_ROUTE`, and the `REDIRECT` and `null`
-/// values of Pages routes) are rewritten by on-demand revalidation (`res.revalidate()`,
-/// `x-prerender-revalidate`) on one instance, out of schedule and without a tag, which neither
-/// time nor the tag mirror would tell another instance's tier about: while Redis answers they
-/// are always read from Redis, and the tier keeps them for outages only
-/// (docs/decisions/0021). Every other entry changes only by regeneration after its
-/// `revalidate` (when the tier is bypassed) or by a tag revalidation (checked on every read).
-pub fn tier_serves(header: &crate::envelope::DecodedHeader) -> bool {
-    use crate::incremental::Descriptor;
-    if header.meta.kind != crate::envelope::EntryKind::Incremental {
-        return true;
-    }
-    match Descriptor::decode(&header.meta.meta) {
-        Ok(d) => tier_serves_value(d.kind),
-        Err(_) => false,
-    }
-}
-
-/// [`tier_serves`] for a singular-handler value of `kind` (for the writer's own copy).
-pub fn tier_serves_value(kind: crate::incremental::ValueKind) -> bool {
-    use crate::incremental::ValueKind;
-    matches!(kind, ValueKind::Fetch | ValueKind::Image)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
     use proptest::prelude::*;
 
     const CFG: LeaseConfig = LeaseConfig {
@@ -1061,119 +870,6 @@ mod tests {
     }
 
     #[test]
-    fn a_follower_regenerates_as_soon_as_a_poll_finds_the_lease_gone() {
-        // The holder released without writing; the first poll that sees it
-        // ends the wait, long before the budget.
-        for (found, consumer) in [
-            (Found::Missing, Consumer::Serves),
-            (Found::Missing, Consumer::Caches),
-            (Found::Stale, Consumer::Caches),
-        ] {
-            let (mut f, _) = Flight::begin(found, consumer, Millis(0.0), &CFG);
-            assert_eq!(f.acquired(Acquired::Lost, Millis(1.0), &CFG), Step::Poll);
-            assert_eq!(f.polled(found, true, Millis(11.0), &CFG), Step::Poll);
-            assert_eq!(f.polled(found, false, Millis(31.0), &CFG), Step::Released);
-        }
-        // A write landed with the release: served, whatever the lease.
-        let (mut f, _) = Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &CFG);
-        f.acquired(Acquired::Lost, Millis(1.0), &CFG);
-        assert_eq!(
-            f.polled(Found::Fresh, false, Millis(11.0), &CFG),
-            Step::Serve
-        );
-        let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
-        let call = e.plan_lease_poll(&Interface::UseCache("default"), "k");
-        assert_eq!(call.script.name, "lease_poll");
-        assert_eq!(
-            call.keys[0],
-            e.entry_key(&Interface::UseCache("default"), "k")
-        );
-        assert!(call.keys[1].ends_with(":l"));
-        assert!(call.args.is_empty());
-    }
-
-    #[test]
-    fn a_held_lease_is_renewed_until_written_released_or_capped() {
-        // A holder renews its lease while it renders, up to the cap.
-        let mut e = Engine::new(Config {
-            lease_ttl_ms: 900.0,
-            ..Config::default()
-        })
-        .unwrap_or_else(|err| panic!("{err}"));
-        let iface = Interface::UseCache("default");
-        assert_eq!(e.lease_renew_every_ms(), 300.0);
-        assert!(e
-            .plan_lease_renew(&iface, "k", Millis(0.0), Millis(300.0))
-            .is_none());
-        e.lease_won(&iface, "k", "tok", Millis(0.0));
-        let mut now = 0.0;
-        let mut renewals = 0;
-        while let Some(call) = e.plan_lease_renew(&iface, "k", Millis(0.0), Millis(now)) {
-            assert_eq!(call.script.name, "lease_renew");
-            assert_eq!(call.args[0], "tok");
-            let px: f64 = call.args[1].parse().unwrap_or(f64::NAN);
-            assert!((1.0..=900.0).contains(&px));
-            assert!(now + px <= MAX_RENEWED_TTLS * 900.0, "never past the cap");
-            e.lease_renewed(&iface, "k", Millis(0.0), Millis(now), true);
-            assert!(e.holds_lease(&iface, "k", Millis(now + px - 1.0)));
-            renewals += 1;
-            assert!(renewals < 100);
-            now += e.lease_renew_every_ms();
-        }
-        assert!(
-            now >= (MAX_RENEWED_TTLS - 1.0) * 900.0,
-            "renewed up to the cap: {now}"
-        );
-        assert!(!e.holds_lease(&iface, "k", Millis(MAX_RENEWED_TTLS * 900.0)));
-        // The write takes the token: no renewal after the render's end.
-        e.lease_won(&iface, "w", "tok", Millis(0.0));
-        assert!(e
-            .plan_lease_renew(&iface, "w", Millis(0.0), Millis(300.0))
-            .is_some());
-        assert!(matches!(
-            e.plan_entry_write(&iface, "w", 5),
-            EntryWrite::WriteAndRelease(_)
-        ));
-        assert!(e
-            .plan_lease_renew(&iface, "w", Millis(0.0), Millis(600.0))
-            .is_none());
-        // So does a release; and a later holding of the key is not the old timer's.
-        e.lease_won(&iface, "r", "tok", Millis(0.0));
-        assert!(e.plan_lease_release(&iface, "r").is_some());
-        assert!(e
-            .plan_lease_renew(&iface, "r", Millis(0.0), Millis(300.0))
-            .is_none());
-        e.lease_won(&iface, "r", "tok2", Millis(400.0));
-        assert!(e
-            .plan_lease_renew(&iface, "r", Millis(0.0), Millis(500.0))
-            .is_none());
-        assert!(e
-            .plan_lease_renew(&iface, "r", Millis(400.0), Millis(500.0))
-            .is_some());
-        // A refused renewal extends nothing; a lapsed lease is not renewed.
-        e.lease_renewed(&iface, "r", Millis(400.0), Millis(500.0), false);
-        assert!(!e.holds_lease(&iface, "r", Millis(1_300.0)));
-        assert!(e
-            .plan_lease_renew(&iface, "r", Millis(400.0), Millis(1_300.0))
-            .is_none());
-    }
-
-    #[test]
-    fn lease_requests_get_at_least_the_write_budget() {
-        // A lease command has the lease budget, the longer of read and write.
-        use crate::guard::OpKind;
-        let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
-        assert!(e.budget_ms(OpKind::Lease) >= e.budget_ms(OpKind::Write));
-        assert!(e.budget_ms(OpKind::Lease) >= e.budget_ms(OpKind::Read));
-        let long_reads = Engine::new(Config {
-            read_timeout_ms: 5_000.0,
-            ..Config::default()
-        })
-        .unwrap_or_else(|err| panic!("{err}"));
-        assert_eq!(long_reads.budget_ms(OpKind::Lease), 5_000.0);
-    }
-
-    #[test]
     fn newer_entry_is_read_again() {
         let (mut f, _) = Flight::begin(Found::Stale, Consumer::Serves, Millis(0.0), &CFG);
         assert_eq!(f.acquired(Acquired::Newer, Millis(1.0), &CFG), Step::Poll);
@@ -1213,39 +909,6 @@ mod tests {
     }
 
     #[test]
-    fn engine_plans_and_releases() {
-        let mut e = Engine::new(Config::default()).unwrap();
-        let iface = Interface::UseCache("default");
-        let call = e
-            .plan_lease_acquire(&iface, "k", "tok", Some(Millis(1_795_690_530_000.5)))
-            .unwrap();
-        assert_eq!(call.keys[0], e.entry_key(&iface, "k"));
-        assert_eq!(call.keys[1], e.namespace().lease_key(&iface, "k"));
-        assert_eq!(call.args, ["tok", "10000", "1795690530000.5"]);
-        assert!(e.plan_lease_acquire(&iface, "k", "", None).is_err());
-        assert_eq!(
-            e.plan_lease_acquire(&iface, "k", "t", None).unwrap().args[2],
-            "-1"
-        );
-        assert_eq!(e.plan_entry_write(&iface, "k", 5), EntryWrite::Set);
-        e.lease_won(&iface, "k", "tok", Millis(0.0));
-        assert!(e.holds_lease(&iface, "k", Millis(9_999.0)));
-        assert!(!e.holds_lease(&iface, "k", Millis(10_000.0)));
-        match e.plan_entry_write(&iface, "k", 5) {
-            EntryWrite::WriteAndRelease(c) => {
-                assert_eq!(c.script.name, "lease_write");
-                assert_eq!(c.args, ["5", "tok"]);
-            }
-            EntryWrite::Set => panic!("expected the lease write"),
-        }
-        assert_eq!(e.plan_entry_write(&iface, "k", 5), EntryWrite::Set);
-        e.lease_won(&iface, "k", "tok2", Millis(0.0));
-        let rel = e.plan_lease_release(&iface, "k").unwrap();
-        assert_eq!(rel.args, ["tok2"]);
-        assert!(e.plan_lease_release(&iface, "k").is_none());
-    }
-
-    #[test]
     fn presentations() {
         let ts = Millis(1_000_000.0);
         assert!(!past_revalidate(ts, 60.0, Millis(1_060_000.0)));
@@ -1268,109 +931,27 @@ mod tests {
             fresh_revalidate(ts, -1.0, f64::INFINITY, Millis(1_001_000.0), 10_000.0),
             11.0
         );
-        assert_eq!(tier_expiry(ts, 10.0, Millis(0.0), 1e9), Millis(1_010_000.0));
-        assert_eq!(
-            tier_expiry(ts, f64::INFINITY, Millis(5.0), 100.0),
-            Millis(105.0)
-        );
-    }
-
-    #[test]
-    fn on_demand_revalidated_kinds_are_never_kept_in_the_tier() {
-        use crate::incremental::ValueKind;
-        for kind in [
-            ValueKind::Pages,
-            ValueKind::AppPage,
-            ValueKind::AppRoute,
-            ValueKind::Redirect,
-            ValueKind::Null,
-        ] {
-            assert!(!tier_serves_value(kind), "{kind:?}");
-        }
-        assert!(tier_serves_value(ValueKind::Fetch));
-        assert!(tier_serves_value(ValueKind::Image));
     }
 
     #[test]
     fn config_validation() {
         let ok = Config::default();
-        assert_eq!(validate(&ok), Ok(()));
+        assert_eq!(ok.validate(), Ok(()));
         let bad_ttl = Config {
             lease_ttl_ms: 0.0,
             ..Config::default()
         };
-        assert_eq!(validate(&bad_ttl), Err(ConfigError::Lease("leaseTtlMs")));
+        assert_eq!(
+            bad_ttl.validate(),
+            Err(crate::error::ConfigError::Lease("leaseTtlMs"))
+        );
         let bad_wait = Config {
             lease_wait_ms: f64::NAN,
             ..Config::default()
         };
-        assert_eq!(validate(&bad_wait), Err(ConfigError::Lease("leaseWaitMs")));
-    }
-
-    #[test]
-    fn lease_outcomes_are_counted() {
-        let e = Engine::new(Config::default()).unwrap_or_else(|err| panic!("{err}"));
-        let (mut won, _) = e.lease_begin(Found::Missing, Consumer::Serves, Millis(0.0));
         assert_eq!(
-            e.lease_answered(&mut won, Acquired::Won, Millis(1.0)),
-            Step::Regenerate
+            bad_wait.validate(),
+            Err(crate::error::ConfigError::Lease("leaseWaitMs"))
         );
-        let (mut lost, _) = e.lease_begin(Found::Missing, Consumer::Serves, Millis(0.0));
-        assert_eq!(
-            e.lease_answered(&mut lost, Acquired::Lost, Millis(1.0)),
-            Step::Poll
-        );
-        let late = Millis(e.lease_config().wait_ms + 1.0);
-        assert_eq!(
-            e.lease_polled(&mut lost, Found::Missing, true, late),
-            Step::Fallback
-        );
-        let (mut released, _) = e.lease_begin(Found::Missing, Consumer::Serves, Millis(0.0));
-        e.lease_answered(&mut released, Acquired::Lost, Millis(1.0));
-        assert_eq!(
-            e.lease_polled(&mut released, Found::Missing, false, Millis(20.0)),
-            Step::Released
-        );
-        // A follower that serves the stale entry as fresh does not wait: not counted.
-        let (mut stale, _) = e.lease_begin(Found::Stale, Consumer::Serves, Millis(0.0));
-        assert_eq!(
-            e.lease_answered(&mut stale, Acquired::Lost, Millis(1.0)),
-            Step::ServeAsFresh
-        );
-        let s = e.stats();
-        assert_eq!(s.leases(LeaseEvent::Acquired), 1);
-        assert_eq!(s.leases(LeaseEvent::Waited), 2);
-        assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 1);
-        assert_eq!(s.leases(LeaseEvent::WaitReleased), 1);
-    }
-
-    #[test]
-    fn with_no_wait_budget_a_follower_on_a_miss_regenerates_at_once_uncounted() {
-        let config = Config {
-            lease_wait_ms: 0.0,
-            ..Config::default()
-        };
-        let e = Engine::new(config).unwrap_or_else(|err| panic!("{err}"));
-        for (found, consumer) in [
-            (Found::Missing, Consumer::Serves),
-            (Found::Missing, Consumer::Caches),
-            (Found::Stale, Consumer::Caches),
-        ] {
-            let (mut f, step) = e.lease_begin(found, consumer, Millis(0.0));
-            assert_eq!(step, Step::Acquire, "a lease is still asked for");
-            assert_eq!(
-                e.lease_answered(&mut f, Acquired::Lost, Millis(0.0)),
-                Step::Fallback
-            );
-        }
-        // A stale entry is still served as fresh while the holder regenerates it once.
-        let (mut f, _) = e.lease_begin(Found::Stale, Consumer::Serves, Millis(0.0));
-        assert_eq!(
-            e.lease_answered(&mut f, Acquired::Lost, Millis(0.0)),
-            Step::ServeAsFresh
-        );
-        let s = e.stats();
-        assert_eq!(s.leases(LeaseEvent::Waited), 0);
-        assert_eq!(s.leases(LeaseEvent::WaitTimedOut), 0);
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod breaker;
 pub mod config;
+pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod guard;
@@ -34,16 +35,20 @@ pub mod lru;
 pub mod netstring;
 pub mod next;
 pub mod outbox;
-pub mod plan;
 pub mod regen;
 pub mod scripts;
 pub mod seed;
 pub mod stats;
+pub mod tag_sync;
 pub mod tags;
+pub mod tier;
 pub mod time;
+pub mod verdict;
+pub mod write;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
 pub use config::Config;
+pub use engine::Engine;
 pub use envelope::{
     decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta, Limits, FIXED_HEADER_LEN,
     FORMAT_VERSION, MAGIC,
@@ -57,11 +62,13 @@ pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, Leas
 pub use lru::LruIndex;
 pub use next::NextRelease;
 pub use outbox::{Outbox, PendingUpdate};
-pub use plan::{Engine, Inspection, ScriptCall, SetInput, SetPlan, TierUse, Verdict};
-pub use scripts::{Script, TAG_REFRESH, TAG_UPDATE};
+pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
 pub use tags::{
     admit_tags, canonical_tag, AdmittedTags, DroppedTags, Freshness, RefreshSummary, Revalidation,
     TagMirror, TagRecord, MAX_ENTRY_TAGS, MAX_TAG_BYTES,
 };
+pub use tier::TierUse;
 pub use time::{duration_seconds_to_ttl_ms, Millis};
+pub use verdict::{Inspection, Verdict};
+pub use write::{SetInput, SetPlan};

@@ -6,7 +6,7 @@
 //! asks it the questions below instead of comparing version numbers in several places.
 
 /// A Next.js release (`major.minor.patch`, and whether it is a prerelease such as a canary).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NextRelease {
     /// Major version (16 for every release this package supports).
@@ -97,31 +97,6 @@ mod tests {
             durable_use_cache_segment(true, None).as_deref(),
             Some("next-unknown")
         );
-    }
-
-    #[test]
-    fn an_engine_with_durable_entries_keys_use_cache_by_release() {
-        use crate::keys::Interface;
-        let engine = |durable| {
-            crate::Engine::new(crate::Config {
-                prefix: "fc".into(),
-                deployment: "dpl1".into(),
-                next_release: Some(NextRelease::new(16, 4, 6, false)),
-                durable_use_cache: durable,
-                ..crate::Config::default()
-            })
-            .unwrap()
-        };
-        let uc = Interface::UseCache("default");
-        assert!(engine(true)
-            .entry_key(&uc, "k")
-            .starts_with("fc:next-16.4.6:uc-default:"));
-        assert!(engine(true)
-            .entry_key(&Interface::Incremental, "k")
-            .starts_with("fc:dpl1:inc:"));
-        assert!(engine(false)
-            .entry_key(&uc, "k")
-            .starts_with("fc:dpl1:uc-default:"));
     }
 
     #[test]

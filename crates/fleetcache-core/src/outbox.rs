@@ -39,8 +39,7 @@
 
 use std::collections::VecDeque;
 
-use crate::plan::Engine;
-use crate::scripts;
+use crate::scripts::{self, tag_update_args, ScriptCall, TAG_UPDATE};
 use crate::tags::Revalidation;
 use crate::time::Millis;
 
@@ -399,26 +398,35 @@ impl Outbox {
     }
 }
 
-/// The outbox's answer to an error reply, as an [`Engine`] method (the outbox is the engine's).
-impl Engine {
-    /// Redis answered outbox update `seq` with the error reply `error` at `now`: see
-    /// [`Outbox::refuse`].
-    pub fn refuse_outbox(&mut self, seq: u64, error: &str, now: Millis) -> Refusal {
-        self.outbox.refuse(seq, error, now)
-    }
-
-    /// Outbox update `seq` got no reply at `now`: see [`Outbox::fail`].
-    pub fn fail_outbox(&mut self, seq: u64, now: Millis) {
-        self.outbox.fail(seq, now);
+impl Outbox {
+    /// The update script call ([`TAG_UPDATE`]) for the head, on the tag-state `tag_keys`, with
+    /// its sequence number for [`Outbox::ack`]; `None` when nothing waits. The update keeps
+    /// the time it was issued, so a late replay invalidates what the original would have.
+    pub fn plan_head(
+        &self,
+        tag_keys: Vec<String>,
+        prune_after_ms: f64,
+        epoch_candidate: &str,
+    ) -> Option<(u64, ScriptCall)> {
+        let head = self.head()?;
+        let tags: Vec<&str> = head.tags.iter().map(String::as_str).collect();
+        let call = ScriptCall {
+            script: &TAG_UPDATE,
+            sha1: TAG_UPDATE.sha1(),
+            keys: tag_keys,
+            args: tag_update_args(head.at, prune_after_ms, epoch_candidate, &head.rev, &tags),
+        };
+        Some((head.seq, call))
     }
 
     /// When the host's timer should next refresh the tag state and replay the outbox, in ms
-    /// from `now`: when the open breaker admits its next probe, else when the outbox's head
-    /// may be sent again, at least 100 ms and at most [`MAX_RETRY_MS`]; 1 s when neither
-    /// says (a refresh failed while the breaker stayed closed).
-    pub fn retry_in_ms(&self, now: Millis) -> f64 {
-        let probe = self.breaker.next_probe_at().map(|at| at.0 - now.0);
-        let outbox = (!self.outbox.is_empty()).then(|| self.outbox.retry_in(now));
+    /// from `now`, given when the breaker admits its next probe (`probe_at`): the later of
+    /// that and when the head may be sent again, at least [`MIN_RETRY_MS`] and at most
+    /// [`MAX_RETRY_MS`]; 1 s when neither says (a refresh failed while the breaker stayed
+    /// closed).
+    pub fn timer_ms(&self, probe_at: Option<Millis>, now: Millis) -> f64 {
+        let probe = probe_at.map(|at| at.0 - now.0);
+        let outbox = (!self.is_empty()).then(|| self.retry_in(now));
         let ms = match (probe, outbox) {
             (Some(p), Some(o)) => p.max(o),
             (Some(p), None) => p,
@@ -431,17 +439,12 @@ impl Engine {
             MAX_RETRY_MS
         }
     }
-
-    /// What a permission error says the ACL user lacks, with this engine's key prefix: see
-    /// [`missing_permission`].
-    pub fn missing_permission(&self, error: &str) -> Option<String> {
-        missing_permission(error, self.namespace().prefix())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use proptest::prelude::*;
 
     fn tags(s: &str) -> Vec<String> {
@@ -585,31 +588,6 @@ mod tests {
         o.fail(9, Millis(t));
         assert_eq!(o.attempts(), 1);
         assert_eq!((o.parked(), o.refused(), o.dropped()), (2, 0, 0));
-    }
-
-    #[test]
-    fn the_engine_times_the_next_replay() {
-        use crate::config::Config;
-        let mut e = Engine::new(Config::default()).unwrap();
-        let now = Millis(1_795_690_530_000.0);
-        // Nothing waits, the breaker is closed: the plain refresh retry.
-        assert_eq!(e.retry_in_ms(now), 1000.0);
-        e.queue_tag_update(&["a"], &Revalidation::Expire, now)
-            .unwrap();
-        // Due now: as soon as the timer allows.
-        assert_eq!(e.retry_in_ms(now), MIN_RETRY_MS);
-        for _ in 0..10 {
-            e.fail_outbox(1, now);
-        }
-        assert_eq!(e.retry_in_ms(now), MAX_RETRY_MS);
-        assert_eq!(e.refuse_outbox(1, WRONGTYPE, now), Refusal::Kept);
-        assert_eq!(e.refuse_outbox(1, WRONGTYPE, now), Refusal::Kept);
-        assert_eq!(
-            e.refuse_outbox(1, WRONGTYPE, now),
-            Refusal::Parked { first: true }
-        );
-        assert_eq!(e.stats_snapshot(now).outbox.parked, 1);
-        assert_eq!(e.retry_in_ms(now), 1000.0);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! When a singular-handler regeneration began.
 //!
 //! An entry counts as created when the regeneration that produced it began, so a revalidation
-//! that resolves while a page renders leaves the page stale instead of stored as fresh (design
-//! §3: an entry is invalid when a tag's time is later than the entry's timestamp). `'use cache'`
+//! that resolves while a page renders leaves the page stale instead of stored as fresh (an entry
+//! is invalid when a tag's time is later than the entry's timestamp). `'use cache'`
 //! entries carry that time already (Next's `startTime` reaches `set` as `timestamp`); the
 //! singular handler's `set` carries none, so the engine remembers it: Next's ISR, on-demand
 //! revalidation and the fetch cache always read a key before they regenerate it, and the read
@@ -17,7 +17,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::lease::Step;
+use crate::incremental::ValueKind;
+use crate::lease::{Found, Step};
 use crate::time::Millis;
 
 /// Keys whose regeneration start is remembered; beyond it the oldest are forgotten (their
@@ -55,6 +56,22 @@ pub struct StaleHandouts {
 }
 
 impl StaleHandouts {
+    /// A `'use cache'` read answered with `step` an entry carrying `tags`, created at
+    /// `created`, that it found `found`: a stale entry handed out (marked stale or as fresh)
+    /// is remembered.
+    pub fn note_answer(
+        &mut self,
+        tags: &[&str],
+        found: Found,
+        step: Step,
+        created: Millis,
+        now: Millis,
+    ) {
+        if found == Found::Stale && matches!(step, Step::ServeStale | Step::ServeAsFresh) {
+            self.note(tags.iter().copied(), created, now);
+        }
+    }
+
     /// A stale entry created at `created`, carrying `tags`, was handed out at `now`.
     pub fn note<'a>(
         &mut self,
@@ -130,6 +147,15 @@ pub struct Regenerations {
 }
 
 impl Regenerations {
+    /// A read of the singular handler's `cache_key`, begun at `started`, was answered with
+    /// `step`; `on_demand` when the request is an on-demand revalidation. Remembers where
+    /// this process's regeneration began when Next regenerates after it ([`regenerates`]).
+    pub fn note_read(&mut self, cache_key: &str, step: Step, on_demand: bool, started: Millis) {
+        if regenerates(step, on_demand) {
+            self.began(cache_key, started);
+        }
+    }
+
     /// An empty table.
     pub fn new() -> Regenerations {
         Regenerations::default()
@@ -192,67 +218,29 @@ impl Regenerations {
     }
 }
 
-impl crate::plan::Engine {
-    /// A read of the singular handler's `cache_key`, begun at `started`, was answered with
-    /// `step`; `on_demand` when the request is an on-demand revalidation (Next regenerates
-    /// whatever the read found). Remembers where this process's regeneration began.
-    pub fn note_incremental_read(
-        &mut self,
-        cache_key: &str,
-        step: Step,
-        on_demand: bool,
-        started: Millis,
-    ) {
-        if regenerates(step, on_demand) {
-            self.regenerations.began(cache_key, started);
-        }
+/// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
+/// carrying `tags`, written at `now`: the start of the regeneration that produced it
+/// ([`Regenerations::created`], consumed); for pages and routes (what renders `'use cache'`
+/// functions), also no later than any stale `'use cache'` entry with one of its tags handed
+/// out in this process since then ([`StaleHandouts`]; without a known start, within the last
+/// [`MAX_REGENERATION_MS`]).
+pub fn incremental_created(
+    regenerations: &mut Regenerations,
+    handouts: &StaleHandouts,
+    cache_key: &str,
+    kind: ValueKind,
+    tags: &[&str],
+    now: Millis,
+) -> Millis {
+    let started = regenerations.started_of(cache_key, now);
+    let created = started.unwrap_or(now);
+    if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
+        return created;
     }
-
-    /// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
-    /// carrying `tags`, written at `now`: the start of the regeneration that produced it
-    /// ([`Regenerations::created`]); for pages and routes (what renders `'use cache'`
-    /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
-    /// out in this process since then ([`StaleHandouts`]; without a known start, within the
-    /// last [`MAX_REGENERATION_MS`]).
-    pub fn incremental_created(
-        &mut self,
-        cache_key: &str,
-        kind: crate::incremental::ValueKind,
-        tags: &[&str],
-        now: Millis,
-    ) -> Millis {
-        use crate::incremental::ValueKind;
-        let started = self.regenerations.started_of(cache_key, now);
-        let created = started.unwrap_or(now);
-        if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
-            return created;
-        }
-        let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
-        match self
-            .stale_handouts
-            .oldest_since(tags.iter().copied(), since)
-        {
-            Some(t) => created.min(t),
-            None => created,
-        }
-    }
-
-    /// A `'use cache'` read answered with `step` an entry carrying `tags`, created at
-    /// `created`, that it found `found`: a stale entry handed out (marked stale or as fresh)
-    /// is remembered, for [`Engine::incremental_created`].
-    pub fn note_use_cache_answer(
-        &mut self,
-        tags: &[&str],
-        found: crate::lease::Found,
-        step: Step,
-        created: Millis,
-        now: Millis,
-    ) {
-        if found == crate::lease::Found::Stale
-            && matches!(step, Step::ServeStale | Step::ServeAsFresh)
-        {
-            self.stale_handouts.note(tags.iter().copied(), created, now);
-        }
+    let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
+    match handouts.oldest_since(tags.iter().copied(), since) {
+        Some(t) => created.min(t),
+        None => created,
     }
 }
 
@@ -260,143 +248,6 @@ impl crate::plan::Engine {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn the_earliest_unconsumed_read_stamps_the_write() {
-        let mut r = Regenerations::new();
-        assert_eq!(r.created("k", Millis(50.0)), Millis(50.0), "none known");
-        r.began("k", Millis(100.0));
-        r.began("k", Millis(200.0));
-        assert_eq!(r.created("k", Millis(300.0)), Millis(100.0));
-        assert_eq!(r.created("k", Millis(400.0)), Millis(400.0), "consumed");
-        // Never later than the write.
-        r.began("k", Millis(500.0));
-        assert_eq!(r.created("k", Millis(450.0)), Millis(450.0));
-        // Too old to be this write's start.
-        r.began("k", Millis(1_000.0));
-        let late = Millis(1_000.0 + MAX_REGENERATION_MS + 1.0);
-        assert_eq!(r.created("k", late), late);
-        // ... or replaced by a read that long after it.
-        r.began("k", Millis(1_000.0));
-        r.began("k", late);
-        assert_eq!(r.created("k", Millis(late.0 + 5.0)), late);
-        r.began("k", Millis(f64::NAN));
-        assert!(r.is_empty());
-    }
-
-    /// The whole way through the engine: a read that answers "missing", a revalidation while
-    /// the page renders, the write. The entry reads as expired, not fresh; without the read it
-    /// would be stamped with the write time and read as fresh.
-    #[test]
-    fn a_revalidation_during_the_regeneration_leaves_the_entry_invalid() {
-        use crate::incremental::{Descriptor, IncrementalSet, IncrementalVerdict, ValueKind};
-        use crate::tags::Revalidation;
-        use crate::{Config, Engine};
-        const T: f64 = 1_795_690_530_000.0;
-        let desc = Descriptor::from_wire(ValueKind::AppPage as u8, 0, 0).unwrap();
-        let judge = |noted: bool, rev: Revalidation| {
-            let mut e = Engine::new(Config::default()).unwrap();
-            // A mirror complete as it is: no shared tag state to wait for.
-            e.mark_standalone();
-            if noted {
-                e.note_incremental_read("/p", Step::Regenerate, false, Millis(T));
-            }
-            e.plan_tag_update(&["t"], &rev, Millis(T + 100.0), "ep")
-                .unwrap();
-            let now = Millis(T + 200.0);
-            let set = IncrementalSet {
-                desc,
-                revalidate: 60.0,
-                expire: 3600.0,
-                tags: &["t"],
-                parts: &[2, 3],
-                created: e.incremental_created("/p", ValueKind::AppPage, &["t"], now),
-                now,
-            };
-            let plan = e.plan_incremental_set("/p", &set).unwrap();
-            let mut v = plan.header;
-            v.extend_from_slice(&[0; 5]);
-            e.inspect_incremental("/p", &v, v.len(), &[], f64::NAN, Millis(T + 300.0))
-                .0
-        };
-        assert_eq!(
-            judge(true, Revalidation::Expire),
-            IncrementalVerdict::Expired
-        );
-        let stale = Revalidation::Stale {
-            expire_seconds: Some(31_536_000.0),
-        };
-        match judge(true, stale) {
-            IncrementalVerdict::Serve(s) => assert!(s.stale, "stale, regenerated again"),
-            other => panic!("{other:?}"),
-        }
-        // Unknown start: the write time, as before (fresh).
-        match judge(false, stale) {
-            IncrementalVerdict::Serve(s) => assert!(!s.stale),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_page_written_after_a_stale_hand_out_of_its_data_is_no_newer_than_that_data() {
-        use crate::lease::Found;
-        use crate::{Config, Engine};
-        let mut e = Engine::new(Config::default()).unwrap();
-        // The page's regeneration begins at 1000; a request is handed the stale entry
-        // (created at 10) as fresh at 1005 and the page joins it.
-        e.note_incremental_read("/p", Step::ServeStale, false, Millis(1_000.0));
-        e.note_use_cache_answer(
-            &["shared"],
-            Found::Stale,
-            Step::ServeAsFresh,
-            Millis(10.0),
-            Millis(1_005.0),
-        );
-        let page = crate::incremental::ValueKind::AppPage;
-        assert_eq!(
-            e.incremental_created("/p", page, &["_N_T_/p", "shared"], Millis(1_200.0)),
-            Millis(10.0)
-        );
-        // A fetch result holds no 'use cache' data.
-        e.note_incremental_read("/f", Step::Regenerate, false, Millis(1_000.0));
-        let fetch = crate::incremental::ValueKind::Fetch;
-        assert_eq!(
-            e.incremental_created("/f", fetch, &["shared"], Millis(1_200.0)),
-            Millis(1_000.0)
-        );
-        // Another page without that tag, or one whose regeneration began after the
-        // hand-out, keeps its own start.
-        e.note_incremental_read("/q", Step::Regenerate, false, Millis(1_000.0));
-        assert_eq!(
-            e.incremental_created("/q", page, &["other"], Millis(1_200.0)),
-            Millis(1_000.0)
-        );
-        e.note_incremental_read("/r", Step::Regenerate, false, Millis(1_010.0));
-        assert_eq!(
-            e.incremental_created("/r", page, &["shared"], Millis(1_200.0)),
-            Millis(1_010.0)
-        );
-        // A fresh hand-out, or a stale entry that this read regenerates itself, counts not.
-        e.note_use_cache_answer(
-            &["x"],
-            Found::Fresh,
-            Step::Serve,
-            Millis(10.0),
-            Millis(2_000.0),
-        );
-        e.note_use_cache_answer(
-            &["x"],
-            Found::Stale,
-            Step::Regenerate,
-            Millis(10.0),
-            Millis(2_000.0),
-        );
-        e.note_incremental_read("/s", Step::Regenerate, false, Millis(1_900.0));
-        assert_eq!(
-            e.incremental_created("/s", page, &["x"], Millis(2_100.0)),
-            Millis(1_900.0)
-        );
-    }
 
     #[test]
     fn stale_hand_outs_are_bounded() {

@@ -1,9 +1,11 @@
-//! The Lua scripts that keep the shared tag state, and the argument lists for them.
+//! Every Lua script the core plans (tag state, leases, seeding), the argument lists of the
+//! tag-state scripts, and [`ScriptCall`], the planned invocation the host executes.
 //!
-//! Both run with `EVALSHA <sha1> 3 <state> <log> <meta> <args...>`; on a `NOSCRIPT` error the
+//! The tag-state scripts run with `EVALSHA <sha1> 3 <state> <log> <meta> <args...>`; on a `NOSCRIPT` error the
 //! host falls back to `EVAL <source> 3 ...` (which also caches the script). They touch only
 //! their three `KEYS`, which share the `{<prefix>}` slot, so they are Cluster-safe.
 
+use crate::error::PlanError;
 use crate::tags::{Revalidation, TagRecord};
 use crate::time::Millis;
 
@@ -54,19 +56,89 @@ pub const TAG_MERGE: Script = Script {
     source: include_str!("lua/tag_merge.lua"),
 };
 
+/// Takes a lease unless a newer entry is already stored. `KEYS = [entry, lease]`,
+/// `ARGV = [token, px, seen_timestamp_ms]`; returns 1 (taken), 0 (held by another) or 2 (a
+/// newer entry is stored: read it again).
+pub const LEASE_ACQUIRE: Script = Script {
+    name: "lease_acquire",
+    source: include_str!("lua/lease_acquire.lua"),
+};
+
+/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
+/// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
+pub const LEASE_WRITE: Script = Script {
+    name: "lease_write",
+    source: include_str!("lua/lease_write.lua"),
+};
+
+/// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
+/// released.
+pub const LEASE_RELEASE: Script = Script {
+    name: "lease_release",
+    source: include_str!("lua/lease_release.lua"),
+};
+
+/// A follower's poll: the entry and whether its lease still exists, in one atomic read.
+/// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
+pub const LEASE_POLL: Script = Script {
+    name: "lease_poll",
+    source: include_str!("lua/lease_poll.lua"),
+};
+
+/// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
+/// `ARGV = [token, px]`; returns 1 when it extended the lease.
+pub const LEASE_RENEW: Script = Script {
+    name: "lease_renew",
+    source: include_str!("lua/lease_renew.lua"),
+};
+
+/// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`,
+/// `ARGV = [px, created_ms, value]` (the host appends the value); returns 1 (stored) or 0
+/// (kept the stored entry).
+pub const SEED_WRITE: Script = Script {
+    name: "seed_write",
+    source: include_str!("lua/seed_write.lua"),
+};
+
+/// A script invocation: `EVALSHA sha1 <keys.len()> keys... args...`, falling back to
+/// `EVAL script.source ...` on `NOSCRIPT`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptCall {
+    /// The script (for the `NOSCRIPT` fallback and for logs).
+    pub script: &'static Script,
+    /// Its SHA-1.
+    pub sha1: String,
+    /// `KEYS`, in order.
+    pub keys: Vec<String>,
+    /// `ARGV`, in order.
+    pub args: Vec<String>,
+}
+
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
 pub const ALL: &[Script] = &[
     TAG_UPDATE,
     TAG_REFRESH,
     TAG_PAGE,
     TAG_MERGE,
-    crate::lease::LEASE_ACQUIRE,
-    crate::lease::LEASE_WRITE,
-    crate::lease::LEASE_RELEASE,
-    crate::lease::LEASE_POLL,
-    crate::lease::LEASE_RENEW,
-    crate::seed::SEED_WRITE,
+    LEASE_ACQUIRE,
+    LEASE_WRITE,
+    LEASE_RELEASE,
+    LEASE_POLL,
+    LEASE_RENEW,
+    SEED_WRITE,
 ];
+
+/// Longest epoch candidate accepted (the host sends 32 hex digits).
+pub const MAX_EPOCH_BYTES: usize = 128;
+
+/// Checks an epoch candidate: the random token the tag-state scripts store as the state's id
+/// when the state does not exist yet.
+pub fn check_epoch_candidate(epoch_candidate: &str) -> Result<(), PlanError> {
+    if epoch_candidate.is_empty() || epoch_candidate.len() > MAX_EPOCH_BYTES {
+        return Err(PlanError::InvalidEpoch);
+    }
+    Ok(())
+}
 
 /// A whole number of ms as a decimal integer (NaN and negatives become 0).
 fn int_ms(ms: f64) -> String {

@@ -454,6 +454,11 @@ fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
     })
 }
 
+/// Two revalidations of the same tags with the same durations this close together in one
+/// process are one event: Next 16 calls `updateTags` on every `cacheHandlers` object and then
+/// `revalidateTag` on the singular handler for each revalidation, all in the same tick.
+pub const SAME_REVALIDATION_WINDOW_MS: f64 = 10.0;
+
 /// Tags asked for per [`TAG_PAGE`](crate::scripts::TAG_PAGE) call: about a millisecond of
 /// Redis time each, whatever the size of the state.
 pub const PAGE_COUNT: u32 = 1000;
@@ -510,6 +515,29 @@ pub struct TagMirror {
 }
 
 impl TagMirror {
+    /// True when this mirror already holds revalidation `rev` of `tags` (any form), issued no
+    /// more than [`SAME_REVALIDATION_WINDOW_MS`] before `now`, for every tag: then it is the
+    /// same event seen through a second handler, and writing it to Redis again would only
+    /// cost a round trip (the merge rules make the second write a no-op).
+    pub fn holds_revalidation(&self, tags: &[&str], rev: &Revalidation, now: Millis) -> bool {
+        if tags.is_empty() || !now.0.is_finite() {
+            return false;
+        }
+        // What the same revalidation issued at the start of the window would have recorded;
+        // a scheduled expiry may end as late as one issued now.
+        let mut probe = TagRecord::default();
+        probe.apply(rev, Millis(now.0 - SAME_REVALIDATION_WINDOW_MS));
+        if probe.has_pending() {
+            if let Some(ms) = rev.expire_ms() {
+                probe.pending_exp = Millis(now.ceil().0 + ms);
+            }
+        }
+        tags.iter().all(|tag| {
+            self.record(&canonical_tag(tag))
+                .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
+        })
+    }
+
     /// An empty mirror (epoch `""`, version 0), which the first refresh fills.
     pub fn new() -> TagMirror {
         TagMirror::default()

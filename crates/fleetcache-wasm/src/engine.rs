@@ -1182,7 +1182,7 @@ impl Engine {
     pub fn tier_expiry(&self, now: f64) -> f64 {
         let max_ttl_ms = self.inner.config().max_ttl_seconds * 1000.0;
         self.last_header.as_ref().map_or(now, |h| {
-            fleetcache_core::lease::tier_expiry(
+            fleetcache_core::tier::tier_expiry(
                 h.meta.timestamp,
                 h.meta.expire,
                 Millis(now),
@@ -1198,7 +1198,7 @@ impl Engine {
     pub fn tier_outage_only(&self) -> bool {
         self.last_header
             .as_ref()
-            .is_some_and(|h| !fleetcache_core::lease::tier_serves(h))
+            .is_some_and(|h| !fleetcache_core::tier::tier_serves(h))
     }
 
     /// Whether the in-process tier may serve this process's own write of a singular-handler
@@ -1207,7 +1207,7 @@ impl Engine {
     #[wasm_bindgen(js_name = tierServesValue)]
     pub fn tier_serves_value(&self, kind: u8) -> bool {
         fleetcache_core::incremental::ValueKind::from_u8(kind)
-            .is_some_and(fleetcache_core::lease::tier_serves_value)
+            .is_some_and(fleetcache_core::tier::tier_serves_value)
     }
 
     /// Starts a lease flight for a read that found `found` (0 fresh, 1 stale, 2 missing) at

@@ -7,8 +7,10 @@
 //! synchronous and take primitives, strings and byte slices, because an `await` or a serde
 //! conversion per request costs more than the work itself (see docs/decisions).
 
+mod config;
 mod engine;
 mod error;
 mod list;
 
+pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};

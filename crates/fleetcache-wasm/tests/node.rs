@@ -1,7 +1,7 @@
 //! The binding in a real wasm runtime (headless Node, through wasm-bindgen-test-runner).
 #![cfg(target_arch = "wasm32")]
 
-use fleetcache_wasm::{random_token, Engine, Iface, Outcome};
+use fleetcache_wasm::{bounds, defaults, random_token, Engine, Iface, Outcome};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -385,4 +385,41 @@ fn stats_and_describe_envelope_cross_as_plain_objects() {
         get(&err, &["code"]).as_string().as_deref(),
         Some("ERR_DECODE_BAD_MAGIC")
     );
+}
+
+fn number(obj: &JsValue, name: &str) -> f64 {
+    js_sys::Reflect::get(obj, &name.into())
+        .unwrap()
+        .as_f64()
+        .unwrap_or_else(|| panic!("{name} is not a number"))
+}
+
+#[wasm_bindgen_test]
+fn defaults_are_the_cores_and_build_an_engine() {
+    let d = defaults().unwrap();
+    let core = fleetcache_core::Config::default();
+    assert_eq!(number(&d, "readTimeoutMs"), core.read_timeout_ms);
+    assert_eq!(number(&d, "leaseWaitMs"), core.lease_wait_ms);
+    assert_eq!(number(&d, "maxEntryBytes"), core.max_entry_bytes as f64);
+    assert_eq!(
+        js_sys::Reflect::get(&d, &"prefix".into())
+            .unwrap()
+            .as_string(),
+        Some(core.prefix)
+    );
+    let e = Engine::new(d).unwrap();
+    assert_eq!(e.max_entry_bytes(), core.max_entry_bytes as f64);
+}
+
+#[wasm_bindgen_test]
+fn bounds_are_the_ones_the_constructor_applies() {
+    let b = bounds().unwrap();
+    let max_wait = number(&b, "maxLeaseWaitMs");
+    let with_wait = |ms: f64| {
+        let c = config("d");
+        js_sys::Reflect::set(&c, &"leaseWaitMs".into(), &ms.into()).unwrap();
+        Engine::new(c)
+    };
+    assert!(with_wait(max_wait).is_ok());
+    assert!(with_wait(max_wait + 1.0).is_err());
 }

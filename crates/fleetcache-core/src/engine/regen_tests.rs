@@ -1,0 +1,142 @@
+//! The engine with its regen part: tests moved from `regen.rs`, which does not know the engine.
+
+use crate::lease::Step;
+use crate::regen::*;
+use crate::time::Millis;
+
+#[test]
+fn the_earliest_unconsumed_read_stamps_the_write() {
+    let mut r = Regenerations::new();
+    assert_eq!(r.created("k", Millis(50.0)), Millis(50.0), "none known");
+    r.began("k", Millis(100.0));
+    r.began("k", Millis(200.0));
+    assert_eq!(r.created("k", Millis(300.0)), Millis(100.0));
+    assert_eq!(r.created("k", Millis(400.0)), Millis(400.0), "consumed");
+    // Never later than the write.
+    r.began("k", Millis(500.0));
+    assert_eq!(r.created("k", Millis(450.0)), Millis(450.0));
+    // Too old to be this write's start.
+    r.began("k", Millis(1_000.0));
+    let late = Millis(1_000.0 + MAX_REGENERATION_MS + 1.0);
+    assert_eq!(r.created("k", late), late);
+    // ... or replaced by a read that long after it.
+    r.began("k", Millis(1_000.0));
+    r.began("k", late);
+    assert_eq!(r.created("k", Millis(late.0 + 5.0)), late);
+    r.began("k", Millis(f64::NAN));
+    assert!(r.is_empty());
+}
+
+/// The whole way through the engine: a read that answers "missing", a revalidation while
+/// the page renders, the write. The entry reads as expired, not fresh; without the read it
+/// would be stamped with the write time and read as fresh.
+#[test]
+fn a_revalidation_during_the_regeneration_leaves_the_entry_invalid() {
+    use crate::incremental::{Descriptor, IncrementalSet, IncrementalVerdict, ValueKind};
+    use crate::tags::Revalidation;
+    use crate::{Config, Engine};
+    const T: f64 = 1_795_690_530_000.0;
+    let desc = Descriptor::from_wire(ValueKind::AppPage as u8, 0, 0).unwrap();
+    let judge = |noted: bool, rev: Revalidation| {
+        let mut e = Engine::new(Config::default()).unwrap();
+        // A mirror complete as it is: no shared tag state to wait for.
+        e.mark_standalone();
+        if noted {
+            e.note_incremental_read("/p", Step::Regenerate, false, Millis(T));
+        }
+        e.plan_tag_update(&["t"], &rev, Millis(T + 100.0), "ep")
+            .unwrap();
+        let now = Millis(T + 200.0);
+        let set = IncrementalSet {
+            desc,
+            revalidate: 60.0,
+            expire: 3600.0,
+            tags: &["t"],
+            parts: &[2, 3],
+            created: e.incremental_created("/p", ValueKind::AppPage, &["t"], now),
+            now,
+        };
+        let plan = e.plan_incremental_set("/p", &set).unwrap();
+        let mut v = plan.header;
+        v.extend_from_slice(&[0; 5]);
+        e.inspect_incremental("/p", &v, v.len(), &[], f64::NAN, Millis(T + 300.0))
+            .0
+    };
+    assert_eq!(
+        judge(true, Revalidation::Expire),
+        IncrementalVerdict::Expired
+    );
+    let stale = Revalidation::Stale {
+        expire_seconds: Some(31_536_000.0),
+    };
+    match judge(true, stale) {
+        IncrementalVerdict::Serve(s) => assert!(s.stale, "stale, regenerated again"),
+        other => panic!("{other:?}"),
+    }
+    // Unknown start: the write time, as before (fresh).
+    match judge(false, stale) {
+        IncrementalVerdict::Serve(s) => assert!(!s.stale),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_page_written_after_a_stale_hand_out_of_its_data_is_no_newer_than_that_data() {
+    use crate::lease::Found;
+    use crate::{Config, Engine};
+    let mut e = Engine::new(Config::default()).unwrap();
+    // The page's regeneration begins at 1000; a request is handed the stale entry
+    // (created at 10) as fresh at 1005 and the page joins it.
+    e.note_incremental_read("/p", Step::ServeStale, false, Millis(1_000.0));
+    e.note_use_cache_answer(
+        &["shared"],
+        Found::Stale,
+        Step::ServeAsFresh,
+        Millis(10.0),
+        Millis(1_005.0),
+    );
+    let page = crate::incremental::ValueKind::AppPage;
+    assert_eq!(
+        e.incremental_created("/p", page, &["_N_T_/p", "shared"], Millis(1_200.0)),
+        Millis(10.0)
+    );
+    // A fetch result holds no 'use cache' data.
+    e.note_incremental_read("/f", Step::Regenerate, false, Millis(1_000.0));
+    let fetch = crate::incremental::ValueKind::Fetch;
+    assert_eq!(
+        e.incremental_created("/f", fetch, &["shared"], Millis(1_200.0)),
+        Millis(1_000.0)
+    );
+    // Another page without that tag, or one whose regeneration began after the
+    // hand-out, keeps its own start.
+    e.note_incremental_read("/q", Step::Regenerate, false, Millis(1_000.0));
+    assert_eq!(
+        e.incremental_created("/q", page, &["other"], Millis(1_200.0)),
+        Millis(1_000.0)
+    );
+    e.note_incremental_read("/r", Step::Regenerate, false, Millis(1_010.0));
+    assert_eq!(
+        e.incremental_created("/r", page, &["shared"], Millis(1_200.0)),
+        Millis(1_010.0)
+    );
+    // A fresh hand-out, or a stale entry that this read regenerates itself, counts not.
+    e.note_use_cache_answer(
+        &["x"],
+        Found::Fresh,
+        Step::Serve,
+        Millis(10.0),
+        Millis(2_000.0),
+    );
+    e.note_use_cache_answer(
+        &["x"],
+        Found::Stale,
+        Step::Regenerate,
+        Millis(10.0),
+        Millis(2_000.0),
+    );
+    e.note_incremental_read("/s", Step::Regenerate, false, Millis(1_900.0));
+    assert_eq!(
+        e.incremental_created("/s", page, &["x"], Millis(2_100.0)),
+        Millis(1_900.0)
+    );
+}

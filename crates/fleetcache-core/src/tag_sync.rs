@@ -1,0 +1,211 @@
+//! The tag mirror's exchange with Redis: which script call pulls the shared tag state (a
+//! refresh, or the next page of a full load), which one records a revalidation, which one
+//! gives Redis back records it lost, and how far the mirror can be trusted before it has
+//! loaded the shared state. The mirror itself ([`TagMirror`]) is passed in: this module keeps
+//! only the bookkeeping of the exchange.
+
+use std::borrow::Cow;
+
+use crate::error::{PlanError, ProtocolError};
+use crate::keys::TagKeys;
+use crate::scripts::{
+    tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall, TAG_MERGE, TAG_PAGE,
+    TAG_REFRESH, TAG_UPDATE,
+};
+use crate::tags::{
+    canonical_tag, Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord, PAGE_COUNT,
+};
+use crate::time::Millis;
+
+/// How often the mirror is pruned by age, at most (ms): pruning walks every record.
+pub const PRUNE_EVERY_MS: f64 = 60_000.0;
+
+/// The bookkeeping of one process's exchange with the shared tag state.
+#[derive(Clone, Debug)]
+pub struct TagSync {
+    keys: TagKeys,
+    update_sha1: String,
+    refresh_sha1: String,
+    /// The first time the host passed in (its first Redis command): entries this process
+    /// made itself are newer. See [`TagSync::untrusted_before`].
+    started: Option<Millis>,
+    /// Records being merged back into Redis ([`TagSync::plan_resend`]).
+    resending: Vec<(String, TagRecord)>,
+    /// When the mirror was last pruned by age.
+    pruned_at: Millis,
+}
+
+/// A revalidation's time must be a finite, non-negative number of ms.
+pub fn check_time(now: Millis) -> Result<(), PlanError> {
+    if now.0.is_finite() && now.0 >= 0.0 {
+        Ok(())
+    } else {
+        Err(PlanError::InvalidTime)
+    }
+}
+
+/// The tags of a revalidation as admitted (at least one must be left), or why there is none.
+pub fn check_tags<'a>(
+    given: usize,
+    admitted: Vec<Cow<'a, str>>,
+) -> Result<Vec<Cow<'a, str>>, PlanError> {
+    if given == 0 {
+        return Err(PlanError::NoTags);
+    }
+    if admitted.is_empty() {
+        return Err(PlanError::TagLimit);
+    }
+    Ok(admitted)
+}
+
+impl TagSync {
+    /// The exchange on the tag-state keys `keys`, before any command.
+    pub fn new(keys: TagKeys) -> TagSync {
+        TagSync {
+            keys,
+            update_sha1: TAG_UPDATE.sha1(),
+            refresh_sha1: TAG_REFRESH.sha1(),
+            started: None,
+            resending: Vec::new(),
+            pruned_at: Millis::ZERO,
+        }
+    }
+
+    /// The update script call ([`TAG_UPDATE`]) recording revalidation `rev` of `tags`
+    /// (admitted) issued at `now`.
+    pub fn plan_update(
+        &self,
+        tags: &[&str],
+        rev: &Revalidation,
+        now: Millis,
+        prune_after_ms: f64,
+        epoch_candidate: &str,
+    ) -> ScriptCall {
+        ScriptCall {
+            script: &TAG_UPDATE,
+            sha1: self.update_sha1.clone(),
+            keys: self.keys.to_vec(),
+            args: tag_update_args(now, prune_after_ms, epoch_candidate, rev, tags),
+        }
+    }
+
+    /// The pull of tag changes since `mirror`'s epoch and version ([`TAG_REFRESH`]), or, while
+    /// the mirror loads the whole state after a full reply, the next page of it
+    /// ([`TAG_PAGE`]).
+    pub fn plan_refresh(&self, mirror: &TagMirror) -> ScriptCall {
+        if let Some(cursor) = mirror.page_cursor() {
+            return ScriptCall {
+                script: &TAG_PAGE,
+                sha1: TAG_PAGE.sha1(),
+                keys: vec![self.keys.state.clone()],
+                args: vec![cursor.to_owned(), PAGE_COUNT.to_string()],
+            };
+        }
+        ScriptCall {
+            script: &TAG_REFRESH,
+            sha1: self.refresh_sha1.clone(),
+            keys: self.keys.to_vec(),
+            args: tag_refresh_args(
+                mirror.epoch(),
+                mirror.version(),
+                mirror.version_id(),
+                mirror.unconfirmed_updates(),
+            ),
+        }
+    }
+
+    /// Merges a refresh reply received at `now` into `mirror`, and prunes records older than
+    /// `keep_ms` at most once every [`PRUNE_EVERY_MS`].
+    pub fn apply_refresh(
+        &mut self,
+        mirror: &mut TagMirror,
+        reply: &[u8],
+        now: Millis,
+        keep_ms: f64,
+    ) -> Result<RefreshSummary, ProtocolError> {
+        let summary = mirror.apply_refresh(reply, now, keep_ms)?;
+        if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {
+            self.pruned_at = now;
+            mirror.prune(now, keep_ms);
+        }
+        Ok(summary)
+    }
+
+    /// The merge ([`TAG_MERGE`]) that gives Redis back records it lost and `mirror` knows, at
+    /// most [`MAX_RESEND_BATCH`](crate::tags::MAX_RESEND_BATCH) of them; `None` when nothing
+    /// waits. The same batch is planned again until [`TagSync::ack_resend`].
+    pub fn plan_resend(
+        &mut self,
+        mirror: &mut TagMirror,
+        epoch_candidate: &str,
+    ) -> Option<ScriptCall> {
+        if self.resending.is_empty() {
+            self.resending = mirror.take_resend();
+        }
+        if self.resending.is_empty() {
+            return None;
+        }
+        Some(ScriptCall {
+            script: &TAG_MERGE,
+            sha1: TAG_MERGE.sha1(),
+            keys: self.keys.to_vec(),
+            args: tag_merge_args(epoch_candidate, &self.resending),
+        })
+    }
+
+    /// Redis applied the batch of [`TagSync::plan_resend`].
+    pub fn ack_resend(&mut self) {
+        self.resending.clear();
+    }
+
+    /// Records waiting to be merged back into Redis, the batch in flight included.
+    pub fn resend_len(&self, mirror: &TagMirror) -> usize {
+        mirror.resend_len() + self.resending.len()
+    }
+
+    /// Notes the time of the host's first Redis command; later calls change nothing.
+    pub fn note_start(&mut self, now: Millis) {
+        if self.started.is_none() && now.0.is_finite() {
+            self.started = Some(now);
+        }
+    }
+
+    /// Tagged entries created at or before the returned time cannot be judged fresh now:
+    /// `None` once `mirror` is synced. Before that, this process does not know what others
+    /// revalidated. While Redis answers, that holds for every tagged entry (the answer is a
+    /// miss until the tag state is loaded). During an `outage` (the breaker is not closed)
+    /// nobody's revalidations can be heard anyway, so entries this process made itself since
+    /// it started are judged by what it knows, and only older ones are misses.
+    pub fn untrusted_before(&self, mirror: &TagMirror, outage: bool) -> Option<Millis> {
+        if mirror.is_synced() {
+            return None;
+        }
+        match self.started {
+            Some(started) if outage => Some(started),
+            _ => Some(Millis(f64::MAX)),
+        }
+    }
+}
+
+/// Next's `getExpiration(tags)`: the latest expiry `mirror` knows over `tags` (any form), 0
+/// when none is known; never earlier than `untrusted_before` for a non-empty list (Next drops
+/// a hit created at or before it).
+pub fn expiration(
+    mirror: &TagMirror,
+    tags: &[&str],
+    untrusted_before: Option<Millis>,
+    now: Millis,
+) -> Millis {
+    let canonical: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
+    let known = mirror.expiration(canonical.iter().map(AsRef::as_ref), now);
+    match untrusted_before {
+        Some(before) if !tags.is_empty() => known.max(before),
+        _ => known,
+    }
+}
+
+/// How `mirror` judges an entry created at `timestamp` with these tags (any form).
+pub fn freshness(mirror: &TagMirror, tags: &[&str], timestamp: Millis, now: Millis) -> Freshness {
+    let tags: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
+    mirror.evaluate(timestamp, tags.iter().map(AsRef::as_ref), now)
+}

@@ -1,0 +1,135 @@
+//! Judging a stored value: the verdict on what a read found, from its envelope, its own
+//! `expire` and the tag mirror.
+
+use std::borrow::Cow;
+
+use crate::envelope::{decode_header, DecodedHeader};
+use crate::error::DecodeError;
+use crate::stats::{LookupOutcome, Surface};
+use crate::tags::{canonical_tag, Freshness, TagMirror};
+use crate::time::{is_unlimited, Millis};
+use crate::write::surface_of;
+
+/// What a stored value is worth to the request that read it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Serve it.
+    Fresh,
+    /// Serve it, marked for background regeneration (a timestamp past its `revalidate`: see
+    /// [`crate::lease::stale_use_cache_presentation`]): a tag was
+    /// revalidated with a profile.
+    Stale,
+    /// A miss: past its own `expire`, or expired by a tag.
+    Expired,
+    /// Another cache key with the same hash: a miss.
+    KeyMismatch,
+    /// Not a readable envelope: a miss and a log line (`DecodeError::code`).
+    Corrupt(DecodeError),
+    /// Call again with at least this many bytes of the value.
+    NeedMore(usize),
+}
+
+/// The verdict plus the decoded header when there is one (for every verdict but `Corrupt`
+/// and `NeedMore`). Only `Fresh` and `Stale` entries may be served.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inspection {
+    /// The decision.
+    pub verdict: Verdict,
+    /// The header, when it could be decoded.
+    pub header: Option<DecodedHeader>,
+}
+
+/// Why an expired entry is a miss: its own `expire` when that has passed, else a tag.
+pub fn expiry_cause(header: Option<&DecodedHeader>, now: Millis) -> LookupOutcome {
+    match header {
+        Some(h)
+            if !is_unlimited(h.meta.expire)
+                && now.0 > h.meta.timestamp.plus_seconds(h.meta.expire).0 =>
+        {
+            LookupOutcome::Expired
+        }
+        _ => LookupOutcome::ExpiredByTag,
+    }
+}
+
+impl Inspection {
+    /// The lookup this verdict counts as, and the interface it belongs to (the entry's, else
+    /// `'use cache'`); `None` for [`Verdict::NeedMore`], which is no decision yet.
+    pub fn lookup_outcome(&self, now: Millis) -> Option<(Surface, LookupOutcome)> {
+        let surface = self
+            .header
+            .as_ref()
+            .map_or(Surface::UseCache, |h| surface_of(h.meta.kind));
+        let outcome = match &self.verdict {
+            Verdict::Fresh => LookupOutcome::Hit,
+            Verdict::Stale => LookupOutcome::Stale,
+            Verdict::Expired => expiry_cause(self.header.as_ref(), now),
+            Verdict::KeyMismatch => LookupOutcome::KeyMismatch,
+            Verdict::Corrupt(_) => LookupOutcome::Corrupt,
+            Verdict::NeedMore(_) => return None,
+        };
+        Some((surface, outcome))
+    }
+}
+
+/// Judges a stored value read for `cache_key`.
+///
+/// `prefix` is the start of the value, `total_len` its length, `soft_tags` the request's
+/// implicit tags. Checks, in order: the envelope, the stored key, the entry's own `expire`,
+/// then its tags and the soft tags against `mirror`. A tagged entry created at or before
+/// `untrusted_before()` is a miss (no tag state proves it fresh); it is asked only for tagged
+/// entries. Time-based `revalidate` is left to Next, which applies it to whatever the handler
+/// returns.
+pub fn judge(
+    mirror: &TagMirror,
+    untrusted_before: impl FnOnce() -> Option<Millis>,
+    cache_key: &str,
+    prefix: &[u8],
+    total_len: usize,
+    soft_tags: &[&str],
+    now: Millis,
+) -> Inspection {
+    let header = match decode_header(prefix, total_len) {
+        Ok(header) => header,
+        Err(DecodeError::NeedMore { header_len }) => {
+            return Inspection {
+                verdict: Verdict::NeedMore(header_len),
+                header: None,
+            }
+        }
+        Err(e) => {
+            return Inspection {
+                verdict: Verdict::Corrupt(e),
+                header: None,
+            }
+        }
+    };
+    let m = &header.meta;
+    let verdict = if m.key != cache_key {
+        Verdict::KeyMismatch
+    } else if !is_unlimited(m.expire) && now.0 > m.timestamp.plus_seconds(m.expire).0 {
+        Verdict::Expired
+    } else if (!m.tags.is_empty() || !soft_tags.is_empty())
+        && untrusted_before().is_some_and(|before| m.timestamp <= before)
+    {
+        // No tag state to prove it fresh by: a miss.
+        Verdict::Expired
+    } else {
+        // Borrowed, without allocating, for every tag Next 16.2.7 and later produce.
+        let soft: Vec<Cow<'_, str>> = soft_tags.iter().map(|t| canonical_tag(t)).collect();
+        let tags = m
+            .tags
+            .iter()
+            .map(String::as_str)
+            .chain(soft.iter().map(AsRef::as_ref));
+        match mirror.evaluate(m.timestamp, tags, now) {
+            Freshness::Fresh => Verdict::Fresh,
+            Freshness::Stale => Verdict::Stale,
+            Freshness::Expired => Verdict::Expired,
+        }
+    };
+    Inspection {
+        verdict,
+        header: Some(header),
+    }
+}
