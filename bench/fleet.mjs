@@ -559,6 +559,12 @@ async function main() {
         ['p50 ms', (m) => m.p50.median, f2, true],
         ['p99 ms', (m) => m.p99.median, f2, true],
         [
+          `p50 ms, ${String(SEQUENTIAL)} requests one at a time after the replay`,
+          (m) => m.sequentialP50.median,
+          f2,
+          true,
+        ],
+        [
           'ms until every instance serves the revalidated page',
           (m) => medianOf(m.runs.map(untilAll)),
           ms,
@@ -608,7 +614,8 @@ async function main() {
             withRange(m.hitRatio, f2),
             withRange(m.p50, f2),
             withRange(m.p99, f2),
-            `${ms(columns[4][1](m))} (runs: ${m.runs.map((r) => ms(untilAll(r))).join(', ')})`,
+            withRange(m.sequentialP50, f2),
+            `${ms(columns[5][1](m))} (runs: ${m.runs.map((r) => ms(untilAll(r))).join(', ')})`,
           ]),
         ),
         '',
