@@ -14,8 +14,14 @@
 //    all three at once, in rounds until a round calls the origin no more; leases on, off, and on
 //    after `fleetcache seed`.
 //
-// Appends a dated "Fleet" section to bench/REPORT.md (newest first). Knobs: BENCH_FLEET_REQUESTS,
-// BENCH_FLEET_RATE (requests per second), BENCH_FLEET_SEED, BENCH_FLEET_RUNS (replays per cache).
+// 4. The published peers with Redis-backed handlers for both Next interfaces (bench/lib/peers.mjs,
+//    configured as bench/peers/README.md says), each replaying the same plan on the same Redis,
+//    the same way, as a third and fourth cache beside the two of step 1.
+//
+// Redis is flushed before every replay, so each cache starts empty and none reads what another
+// left. Appends a dated "Fleet" section to bench/REPORT.md (newest first). Knobs:
+// BENCH_FLEET_REQUESTS, BENCH_FLEET_RATE (requests per second), BENCH_FLEET_SEED,
+// BENCH_FLEET_RUNS (replays per cache), BENCH_PEERS=0 (leave the peers out).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -36,6 +42,7 @@ import {
 import { startOrigin } from '../tests/support/origin.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { sleep } from '../tests/support/util.mjs'
+import { PEERS, failureText, preparePeerApp } from './lib/peers.mjs'
 import { pct } from './lib/stats.mjs'
 import { prependReport } from './lib/report.mjs'
 
@@ -43,8 +50,8 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 
 const KEYS = 30
 const REQUESTS = Number(process.env.BENCH_FLEET_REQUESTS ?? 1200)
-// Each run replays the same plan on fresh processes and an empty cache, the two caches taking
-// turns going first; the spread between runs is this machine's noise, not the plan's.
+// Each run replays the same plan on fresh processes and an empty cache, the caches taking turns
+// going first; the spread between runs is this machine's noise, not the plan's.
 const RUNS = Number(process.env.BENCH_FLEET_RUNS ?? 3)
 const RATE = Number(process.env.BENCH_FLEET_RATE ?? 30) // planned arrivals per second (2 CPUs: ~40/s saturate)
 const SEED = Number(process.env.BENCH_FLEET_SEED ?? 9)
@@ -61,6 +68,7 @@ const COLD_MAX_ROUNDS = 4
 // contention of the plan (3 servers, Redis and the origin on 2 cores).
 const SEQUENTIAL = 200
 const NAMES = ['A', 'B', 'C']
+const WITH_PEERS = process.env.BENCH_PEERS !== '0'
 
 const progress = (msg) => console.log(`[fleet ${new Date().toISOString().slice(11, 19)}] ${msg}`)
 
@@ -173,6 +181,7 @@ async function replay({ label, fleet, origin, plan }) {
   const times = new Array(plan.length) // when each request was sent, ms from t0
   const latency = new Array(plan.length)
   let errors = 0
+  let firstError = null
   let next = 0
   let probe
   const midway = plan[Math.floor(plan.length / 2)].at
@@ -191,8 +200,9 @@ async function replay({ label, fleet, origin, plan }) {
       try {
         await fetchPage(fleet[r.instance], pagePath(r.rank))
         latency[r.i] = performance.now() - s
-      } catch {
+      } catch (err) {
         errors++
+        firstError ??= err.message
       }
       if ((r.i + 1) % 500 === 0) progress(`${label}: ${String(r.i + 1)}/${String(plan.length)}`)
     }
@@ -226,6 +236,7 @@ async function replay({ label, fleet, origin, plan }) {
     label,
     sent,
     errors,
+    firstError,
     elapsedMs,
     times,
     calls,
@@ -341,18 +352,32 @@ async function main() {
   try {
     const app = await prepareApp({ log: progress, logDir })
     const baseline = await prepareDefaultCache({ log: progress, logDir })
+    // 4's builds. A peer that cannot be installed or built is reported with its error, the
+    // bench goes on without it.
+    const peers = []
+    const peerFailures = []
+    for (const peer of WITH_PEERS ? PEERS : []) {
+      try {
+        peers.push({ ...peer, ...(await preparePeerApp(peer, { log: progress, logDir })) })
+      } catch (err) {
+        progress(`${peer.pkg}: left out, install or build failed: ${err.message.split('\n')[0]}`)
+        peerFailures.push({ pkg: peer.pkg, stage: 'install and build', text: failureText(err) })
+      }
+    }
+    const peersBuildMs = peers.reduce((a, p) => a + p.buildMs, 0)
     const benchStarted = Date.now()
     redis = await startRedis({ logDir })
     origin = await startOrigin()
     progress(`redis ${redis.url} (pid ${String(redis.pid)}), origin ${origin.url}`)
     const plan = makePlan()
-    const launch = async (label, env) => {
+    const launch = async (label, env, dir) => {
       const t = Date.now()
       const fleet = await startFleet({
         names: NAMES,
         env: { ORIGIN_URL: origin.url, ...env },
         logDir: path.join(logDir, label),
         startTimeoutMs: 90_000,
+        appDir: dir,
       })
       running.add(fleet)
       progress(
@@ -360,9 +385,9 @@ async function main() {
       )
       return fleet
     }
-    const withFleet = async (label, env, fn) => {
+    const withFleet = async (label, env, fn, dir) => {
       fs.mkdirSync(path.join(logDir, label), { recursive: true })
-      const fleet = await launch(label, env)
+      const fleet = await launch(label, env, dir)
       try {
         return await fn(fleet)
       } finally {
@@ -370,30 +395,70 @@ async function main() {
       }
     }
 
-    // 1. The plan, with fleetcache and with Next's default cache, RUNS times each.
-    const fcRuns = []
-    const dcRuns = []
+    // 1. and 4. The plan with each cache, RUNS times each, in an order that rotates by run.
+    const variants = [
+      {
+        key: 'fleetcache',
+        name: 'fleetcache',
+        env: (r) => ({ REDIS_URL: redis.url, FLEETCACHE_PREFIX: `bench-fleet-${String(r)}` }),
+        runs: [],
+      },
+      { key: 'default-cache', name: 'default cache', env: () => DEFAULT_CACHE_ENV, runs: [] },
+      ...peers.map((p) => ({
+        key: `peer-${p.id}`,
+        name: `${p.pkg}@${p.version}`,
+        peer: p,
+        env: () => ({ REDIS_URL: redis.url, ...p.env }),
+        runs: [],
+      })),
+    ]
     for (let r = 1; r <= RUNS; r++) {
-      const fleetcacheRun = () =>
-        withFleet(
-          `fleetcache-${String(r)}`,
-          { REDIS_URL: redis.url, FLEETCACHE_PREFIX: `bench-fleet-${String(r)}` },
-          (fleet) => replay({ label: `fleetcache, run ${String(r)}`, fleet, origin, plan }),
-        )
-      const defaultRun = () =>
-        withFleet(`default-cache-${String(r)}`, DEFAULT_CACHE_ENV, (fleet) =>
-          replay({ label: `default cache, run ${String(r)}`, fleet, origin, plan }),
-        )
-      if (r % 2 === 1) {
-        fcRuns.push(await fleetcacheRun())
-        dcRuns.push(await defaultRun())
-      } else {
-        dcRuns.push(await defaultRun())
-        fcRuns.push(await fleetcacheRun())
+      const order = variants.map((_, i) => variants[(i + r - 1) % variants.length])
+      for (const v of order) {
+        if (v.failed) continue
+        await redis.command('FLUSHALL')
+        const config = v.peer?.redisConfig
+        if (config) await redis.command('CONFIG', 'SET', ...config)
+        try {
+          const run = await withFleet(
+            `${v.key}-${String(r)}`,
+            v.env(r),
+            async (fleet) => {
+              const result = await replay({
+                label: `${v.name}, run ${String(r)}`,
+                fleet,
+                origin,
+                plan,
+              })
+              // What the servers said about failed requests (read before they are stopped).
+              if (result.errors)
+                result.logErrors = failureText(
+                  `instance logs\n${fleet.map((i) => i.logTail(80)).join('\n')}`,
+                  6,
+                )
+              return result
+            },
+            v.peer?.dir,
+          )
+          v.runs.push(run)
+        } catch (err) {
+          if (!v.peer) throw err
+          progress(
+            `${v.name}: left out after run ${String(r)} failed: ${err.message.split('\n')[0]}`,
+          )
+          v.failed = true
+          peerFailures.push({ pkg: v.name, stage: `run ${String(r)}`, text: failureText(err) })
+        } finally {
+          if (config) await redis.command('CONFIG', 'SET', config[0], '')
+        }
       }
     }
+    const fcRuns = variants[0].runs
+    const dcRuns = variants[1].runs
     const fc = summarize(fcRuns)
     const dc = summarize(dcRuns)
+    const peerResults = variants.slice(2).filter((v) => v.runs.length)
+    for (const v of peerResults) v.summary = summarize(v.runs)
 
     const sum = (xs) => xs.reduce((a, b) => a + b, 0)
     // 2. The ideal, on the planned arrival times and on those of the fleetcache run.
@@ -481,11 +546,93 @@ async function main() {
       seenShare(r),
       seenTimes(r),
     ]
+    // Until every instance serves the revalidated probe page: the slowest of A, B, C, from the
+    // reply to revalidateTag (Infinity: one did not within the window).
+    const untilAll = (r) => Math.max(...r.revalidation.seen.map((x) => (x === null ? Infinity : x)))
+    const ms = (n) => (n === Infinity ? `>${String(SEEN_WINDOW_MS)}` : f1(n))
+    function peersSection() {
+      if (!WITH_PEERS) return []
+      const columns = [
+        // [heading, pick from a summary or runs, format, lower is better]
+        ['origin requests', (m) => m.originCalls.median, int, true],
+        ['hit ratio', (m) => m.hitRatio.median, f2, false],
+        ['p50 ms', (m) => m.p50.median, f2, true],
+        ['p99 ms', (m) => m.p99.median, f2, true],
+        [
+          `p50 ms, ${String(SEQUENTIAL)} requests one at a time after the replay`,
+          (m) => m.sequentialP50.median,
+          f2,
+          true,
+        ],
+        [
+          'ms until every instance serves the revalidated page',
+          (m) => medianOf(m.runs.map(untilAll)),
+          ms,
+          true,
+        ],
+      ]
+      const rows = [
+        ['fleetcache', '(this build)', fc],
+        ...peerResults.map((v) => [v.peer.pkg, v.peer.version, v.summary]),
+        ["Next's default (per process, for reference)", `Next ${readNextVersion()}`, dc],
+      ]
+      const behind = []
+      for (const [heading, pick, fmt, lower] of columns) {
+        for (const v of peerResults) {
+          const a = pick(fc)
+          const b = pick(v.summary)
+          if (lower ? b < a : b > a)
+            behind.push(`${heading}: ${v.peer.pkg} ${fmt(b)} vs fleetcache ${fmt(a)}`)
+        }
+      }
+      const failed = [
+        ...peerFailures.map((f) => ({ head: `${f.pkg} (${f.stage}) failed:`, text: f.text })),
+        ...peerResults.flatMap((v) =>
+          v.runs
+            .map((r, i) => ({ r, i }))
+            .filter(({ r }) => r.errors)
+            .map(({ r, i }) => ({
+              head: `${v.peer.pkg}, run ${String(i + 1)}: ${String(r.errors)} of ${String(r.sent)} requests failed, the first with:`,
+              text: `${r.firstError}\n${r.logErrors ?? ''}`.trim(),
+            })),
+        ),
+      ]
+      return [
+        '### Side by side with the published peers',
+        '',
+        `The two published handlers with Redis-backed implementations of both Next interfaces, each installed from the npm registry at the version its lockfile pins (bench/peers/<id>/package-lock.json) into a copy of examples/next-app configured as its README says (bench/peers/README.md: the configuration, where it departs from the README and why, and why fleetcache does not lead where it does not). Same plan, same Redis (flushed before every replay, each cache starting empty), same three instances, ${String(RUNS)} replays each; medians over the runs (min–max in brackets where given). Until every instance serves the revalidated page: from the reply to \`revalidateTag('products', 'max')\` on A to the slowest of A, B and C showing the probe page's new origin data, each polled every 100 ms for at most ${String(SEEN_WINDOW_MS)} ms.`,
+        '',
+        ...table(
+          ['cache', 'version', 'runs', 'requests', 'errors', ...columns.map((c) => c[0])],
+          rows.map(([name, version, m]) => [
+            name,
+            version,
+            String(m.runs.length),
+            String(m.sent),
+            String(m.errors),
+            withRange(m.originCalls, int),
+            withRange(m.hitRatio, f2),
+            withRange(m.p50, f2),
+            withRange(m.p99, f2),
+            withRange(m.sequentialP50, f2),
+            `${ms(columns[5][1](m))} (runs: ${m.runs.map((r) => ms(untilAll(r))).join(', ')})`,
+          ]),
+        ),
+        '',
+        !peerResults.length
+          ? 'No peer completed a replay: nothing to compare.'
+          : behind.length
+            ? `fleetcache does not lead every column: ${behind.join('; ')}.`
+            : 'fleetcache leads every column against every peer that ran.',
+        '',
+        ...failed.flatMap((f) => [f.head, '', '```', f.text, '```', '']),
+      ]
+    }
     const lines = [
       `## ${new Date(started).toISOString()} — Fleet`,
       '',
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? 'cpu'}, ${String(Math.round(os.totalmem() / 2 ** 30))} GiB, ${os.type()} ${os.release()}, Node ${process.version}; load average ${load.toFixed(2)} when the run started. redis-server ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]?.replace('v=', '') ?? '?'}, three \`next start\` instances of examples/next-app (Next ${readNextVersion()}) and the counting origin, all on loopback on this machine, started by the benchmark.`,
-      `Method: one seeded plan (seed ${String(SEED)}): ${String(REQUESTS)} requests, Poisson arrivals at ${String(RATE)}/s, keys Zipf(s = ${String(ZIPF_S)}) over ${String(KEYS)} pages \`/products?list=p<N>&life=short\` ('use cache', revalidate ${String(REVALIDATE_S)} s, expire ${String(EXPIRE_S)} s), round-robin over 3 instances, at most ${String(CONCURRENCY)} in flight, stopped after ${String(RUN_LIMIT_MS / 1000)} s. Replayed ${String(RUNS)} times with fleetcache (build ${app.buildId}) and ${String(RUNS)} times with Next's default per-process cache (same app built without fleetcache, ${baseline.buildId}), alternating which goes first, each replay on fresh processes and an empty cache. Midway through each replay, \`revalidateTag('products', 'max')\` on instance A after the origin data of a long-lived probe page changed; each instance then gets ${String(SEEN_WINDOW_MS / 1000)} s to show the new data. Latency: client-side, per request, all instances; p50 spread within a run = the lowest–highest per-instance p50; medians over runs with the min–max of the runs in brackets. One replay takes about ${f1(fcRuns[0].elapsedMs / 1000)} s.`,
+      `Method: one seeded plan (seed ${String(SEED)}): ${String(REQUESTS)} requests, Poisson arrivals at ${String(RATE)}/s, keys Zipf(s = ${String(ZIPF_S)}) over ${String(KEYS)} pages \`/products?list=p<N>&life=short\` ('use cache', revalidate ${String(REVALIDATE_S)} s, expire ${String(EXPIRE_S)} s), round-robin over 3 instances, at most ${String(CONCURRENCY)} in flight, stopped after ${String(RUN_LIMIT_MS / 1000)} s. Replayed ${String(RUNS)} times with fleetcache (build ${app.buildId}) and ${String(RUNS)} times with Next's default per-process cache (same app built without fleetcache, ${baseline.buildId})${peerResults.length ? `, ${String(RUNS)} times with each published peer (below)` : ''}, rotating which goes first, each replay on fresh processes and an empty cache. Midway through each replay, \`revalidateTag('products', 'max')\` on instance A after the origin data of a long-lived probe page changed; each instance then gets ${String(SEEN_WINDOW_MS / 1000)} s to show the new data. Latency: client-side, per request, all instances; p50 spread within a run = the lowest–highest per-instance p50; medians over runs with the min–max of the runs in brackets. One replay takes about ${f1(fcRuns[0].elapsedMs / 1000)} s.`,
       '',
       '### Targets',
       '',
@@ -564,6 +711,9 @@ async function main() {
         [
           ...fcRuns.map((r, i) => runRow(r, `fleetcache, run ${String(i + 1)}`)),
           ...dcRuns.map((r, i) => runRow(r, `Next's default, run ${String(i + 1)}`)),
+          ...peerResults.flatMap((v) =>
+            v.runs.map((r, i) => runRow(r, `${v.peer.pkg}, run ${String(i + 1)}`)),
+          ),
         ],
       ),
       '',
@@ -582,6 +732,7 @@ async function main() {
         ]),
       ),
       '',
+      ...peersSection(),
       '### Cold start of a new deployment',
       '',
       `Three fresh instances on an empty cache, each warmed by one request for another key (as a readiness probe would); each round asks all three for ${String(KEYS)} long-lived pages at once (${String(KEYS * NAMES.length)} concurrent requests), until a round calls the origin no more (at most ${String(COLD_MAX_ROUNDS)} rounds). Ideal: ${String(KEYS)} origin requests. \`fleetcache seed\` took ${String(seedMs)} ms; it stores the build's prerendered routes, not 'use cache' data read at request time, so it is not expected to save these origin requests.`,
@@ -607,7 +758,7 @@ async function main() {
         ]),
       ),
       '',
-      `The fleet part took ${f1(cleanMs / 1000)} s (builds excluded: ${f1((app.buildMs + baseline.buildMs) / 1000)} s this time).`,
+      `The fleet part took ${f1(cleanMs / 1000)} s (builds excluded: ${f1((app.buildMs + baseline.buildMs + peersBuildMs) / 1000)} s this time).`,
       '',
     ]
     const report = prependReport(lines)
