@@ -2,7 +2,8 @@
  * How the handler modules (`fleetcache/use-cache`, `fleetcache/incremental`) start: the
  * environment's settings are checked in full, the core's checks included, when the module
  * loads. Under `next start` and a standalone `server.js`, Next loads the `cacheHandlers` module
- * at boot and the singular handler on the first request (reference §2.2, §4). Next catches what
+ * at boot and the singular handler on the first request (`unstable_preloadEntries` in
+ * `next/dist/server/next-server.js`). Next catches what
  * a handler module throws and answers every request with 500 instead, so a server process with
  * an invalid setting writes one line naming the variable and exits with status 1: a platform's
  * health check sees a process that never came up. A `next build` uses neither Redis nor any

@@ -1,6 +1,7 @@
 /**
  * `fleetcache seed <.next dir>`: pushes a build's prerendered pages, route-handler bodies and
- * RSC / segment data into Redis under the runtime keys (reference §1.9), so that a new
+ * RSC / segment data into Redis under the runtime keys (Next promotes build output only in its own file-system cache:
+ * `next/dist/server/lib/incremental-cache/file-system-cache.js`), so that a new
  * deployment's first request for a prerendered route is a hit on every instance.
  *
  * `next build` writes prerenders to `.next/server/{app,pages}` (and, from 16.3.8 with
