@@ -133,34 +133,53 @@ fn start() -> Server {
     {
         panic!("cannot run {bin} ({e}): the Lua script tests need a real server; install redis-server (make setup) or set REDIS_SERVER");
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("{bin} did not start on port {port}: {e}"),
+    // The free port is found by binding port 0 and letting it go, so a test running beside
+    // this one can be handed the same port: its server then fails to bind, and this test
+    // would connect to the other test's server and share its keys. Only a server that reports
+    // this child's process id is ours; otherwise try another port.
+    let mut server = None;
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("{bin} did not start on port {port}: {e}"),
+            }
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let conn = Conn {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        // Dropping a candidate kills its child, ours or not.
+        let mut candidate = Server { child, conn };
+        let info = candidate.conn.cmd(&["INFO", "server"]);
+        let pid = String::from_utf8_lossy(info.bulk())
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:").map(|p| p.trim().to_owned()));
+        if pid.as_deref() == Some(candidate.child.id().to_string().as_str()) {
+            server = Some(candidate);
+            break;
         }
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let conn = Conn {
-        reader: BufReader::new(stream.try_clone().unwrap()),
-        writer: stream,
-    };
-    let mut server = Server { child, conn };
+    }
+    let mut server = server.unwrap_or_else(|| panic!("{bin}: no port of its own in 5 tries"));
     assert_eq!(server.conn.cmd(&["PING"]), Reply::Simple("PONG".into()));
     if let Some(want) = std::env::var("REDIS_SERVER_NAME")
         .ok()
