@@ -37,8 +37,9 @@ function less(a: readonly number[], b: readonly number[], orEqual: boolean): boo
  * Why `version` is outside the 16.x line, or undefined when it is inside. Looser than npm's
  * reading of `SUPPORTED_NEXT` for prereleases: a canary counts by its release numbers, as
  * semver's `includePrerelease` does (16.6.0-canary.1 is inside, 16.0.0-canary.19, before
- * 16.0.0, and 17.0.0-canary.0 are not): a canary newer than the tested one is refused by npm
- * at install unless forced, and then runs without a warning at start.
+ * 16.0.0, and 17.0.0-canary.0 are not): a canary of a newer line than the tested one
+ * (16.6.0-canary.x) is refused by npm at install unless forced, and then runs without a
+ * warning at start.
  */
 export function nextVersionProblem(version: string): string | undefined {
   const v = triple(version)

@@ -481,9 +481,12 @@ pub fn present(
     let revalidate = (!desc.revalidate_false).then_some(m.revalidate);
     let expire = (!desc.no_expire && !desc.no_cache_control).then_some(m.expire);
     let blind = next_ignores_cache_control(release, desc.kind);
-    if stale && blind && desc.revalidate_false {
-        // Next's own record of this route says it never goes stale, and only
-        // `lastModified` reaches it: it cannot be told, so it regenerates before answering.
+    if stale && blind {
+        // Only `lastModified` reaches this Next, and it judges it against its own record of
+        // the route: the manifest, or the `cacheControl` of this process's last write, which
+        // another instance's later write may have replaced with a shorter one (or none, for
+        // `revalidate: false`). No `lastModified` is stale under every such record while
+        // staying unexpired, so it cannot be told: it regenerates before answering.
         return (IncrementalVerdict::Expired, Some(h));
     }
     let (last_modified, revalidate) = if stale {

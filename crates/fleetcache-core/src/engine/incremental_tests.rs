@@ -313,7 +313,7 @@ fn engine_on(release: &str) -> Engine {
 }
 
 #[test]
-fn before_16_4_a_soft_revalidation_of_a_static_page_is_a_blocking_regeneration() {
+fn before_16_4_a_soft_revalidation_of_a_page_is_a_blocking_regeneration() {
     let stale = Revalidation::Stale {
         expire_seconds: Some(31_536_000.0),
     };
@@ -336,8 +336,20 @@ fn before_16_4_a_soft_revalidation_of_a_static_page_is_a_blocking_regeneration()
             other => panic!("{release}: {other:?}"),
         }
     }
-    // A page with a time limit can still be told "stale" through lastModified alone.
+    // A page with a time limit neither: this Next judges `lastModified` against this
+    // process's own last write of the route, which may carry a longer `revalidate` than the
+    // stored entry (another instance wrote it since), and would take the old page for fresh.
     let mut e = engine_on("16.3.8");
+    let v = store(&e, "q", &set(desc(ValueKind::AppPage), &["t"], &[2, 3]));
+    e.plan_tag_update(&["t"], &stale, Millis(NOW + 100.0), "ep")
+        .unwrap();
+    assert_eq!(
+        e.inspect_incremental("q", &v, v.len(), &[], f64::NAN, Millis(NOW + 200.0))
+            .0,
+        IncrementalVerdict::Expired
+    );
+    // On 16.4 the same entry is served stale once, with the entry's own `revalidate`.
+    let mut e = engine_on("16.4.0");
     let v = store(&e, "q", &set(desc(ValueKind::AppPage), &["t"], &[2, 3]));
     e.plan_tag_update(&["t"], &stale, Millis(NOW + 100.0), "ep")
         .unwrap();
