@@ -12,12 +12,20 @@ pub const SEED_STORED: i64 = 1;
 /// Reply of [`SEED_WRITE`] when a newer (or equally new) entry was there and was kept.
 pub const SEED_KEPT: i64 = 0;
 
-/// The creation time to stamp on a seeded entry the build wrote at `built_at`: that time, but
-/// never later than `now` (a build machine's clock ahead of the seeder's must not make an entry
-/// look newer than what the fleet writes meanwhile). `None` for a time that is not a finite,
-/// positive number.
+/// How far a build time may lie ahead of the seeder's clock and still be taken: file times
+/// come from the system clock, the seeder's `now` from the clock Next stamps entries with
+/// (`performance.timeOrigin + performance.now()`), and the two differ by a few milliseconds.
+pub const SEED_CLOCK_TOLERANCE_MS: f64 = 1000.0;
+
+/// The creation time to stamp on a seeded entry the build wrote at `built_at`: that time, at
+/// most `now`. `None` for a time that is not a finite, positive number, or that is later than
+/// `now` by more than [`SEED_CLOCK_TOLERANCE_MS`]: the build machine's clock was ahead of the
+/// seeder's, so the build time says nothing about which revalidations came after the build,
+/// and stamping `now` instead would make the entry newer than a revalidation that came after
+/// the real build (fresh, with the data from before it).
 pub fn seed_timestamp(built_at: Millis, now: Millis) -> Option<Millis> {
-    (built_at.0.is_finite() && built_at.0 > 0.0).then(|| Millis(built_at.0.min(now.0)))
+    (built_at.0.is_finite() && built_at.0 > 0.0 && built_at.0 <= now.0 + SEED_CLOCK_TOLERANCE_MS)
+        .then(|| Millis(built_at.0.min(now.0)))
 }
 
 /// Plans the write ([`SEED_WRITE`]) at `entry_key` of a seeded entry created at `created`

@@ -361,7 +361,7 @@ export async function seed(
       }
       const created = engine.seedTimestamp(s.builtAt, t)
       if (Number.isNaN(created)) {
-        skipped.push(`${s.route}: no usable build time`)
+        skipped.push(`${s.route}: no usable build time (none, or later than this machine's clock)`)
         continue
       }
       const envelope = encodeIncrementalEnvelope(engine, s.key, s.value, s.ctx, created)

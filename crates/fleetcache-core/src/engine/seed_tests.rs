@@ -37,10 +37,14 @@ fn stamps_the_build_time_never_a_future_one() {
         e.seed_timestamp(Millis(100.0), Millis(200.0)),
         Some(Millis(100.0))
     );
+    // Within the two clocks' tolerance: taken, never later than now.
     assert_eq!(
         e.seed_timestamp(Millis(300.0), Millis(200.0)),
         Some(Millis(200.0))
     );
+    // A build clock further ahead of the seeder's: no usable time (stamping `now` would pass
+    // revalidations that came after the real build).
+    assert_eq!(e.seed_timestamp(Millis(5_000.0), Millis(200.0)), None);
     assert_eq!(e.seed_timestamp(Millis(f64::INFINITY), Millis(1.0)), None);
     assert_eq!(e.seed_timestamp(Millis(0.0), Millis(1.0)), None);
 }
