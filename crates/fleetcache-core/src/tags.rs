@@ -512,15 +512,31 @@ pub struct TagMirror {
     loading: Option<Loading>,
     /// A load just finished: the next refresh from its version makes the mirror synced.
     catching_up: bool,
+    /// The last revalidation this process issued: its tags, what it asked for and when. Only
+    /// a repeat of exactly it is taken for the same event ([`TagMirror::holds_revalidation`]).
+    last_local: Option<(HashSet<String>, Revalidation, Millis)>,
 }
 
 impl TagMirror {
-    /// True when this mirror already holds revalidation `rev` of `tags` (any form), issued no
-    /// more than [`SAME_REVALIDATION_WINDOW_MS`] before `now`, for every tag: then it is the
-    /// same event seen through a second handler, and writing it to Redis again would only
-    /// cost a round trip (the merge rules make the second write a no-op).
+    /// True when this process's last revalidation asked for exactly `rev` for every one of
+    /// `tags` (any form), no more than [`SAME_REVALIDATION_WINDOW_MS`] before `now`, and the
+    /// mirror still holds it: then it is the same event seen through a second handler, and
+    /// writing it to Redis again would only cost a round trip. A revalidation with other
+    /// durations is another event, even one the mirror's records already cover: an entry
+    /// created between the two must still be judged against the second.
     pub fn holds_revalidation(&self, tags: &[&str], rev: &Revalidation, now: Millis) -> bool {
         if tags.is_empty() || !now.0.is_finite() {
+            return false;
+        }
+        let Some((last_tags, last_rev, at)) = &self.last_local else {
+            return false;
+        };
+        if last_rev != rev
+            || now.0 - at.0 > SAME_REVALIDATION_WINDOW_MS
+            || !tags
+                .iter()
+                .all(|tag| last_tags.contains(canonical_tag(tag).as_ref()))
+        {
             return false;
         }
         // What the same revalidation issued at the start of the window would have recorded;
@@ -613,6 +629,7 @@ impl TagMirror {
 
     /// Applies a revalidation issued by this process, at once (read-your-own-writes).
     pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
+        self.last_local = Some((tags.iter().map(|t| (*t).to_owned()).collect(), *rev, now));
         for tag in tags {
             self.tags
                 .entry((*tag).to_owned())

@@ -278,8 +278,8 @@ fn same_revalidation_is_recorded_once() {
     let longer = Revalidation::Stale {
         expire_seconds: Some(7200.0),
     };
-    // A longer scheduled expiry is already covered by the shorter one.
-    assert!(e.revalidation_recorded(&["a"], &longer, Millis(NOW + 0.3)));
+    // Other durations are another event, even when the records already cover them.
+    assert!(!e.revalidation_recorded(&["a"], &longer, Millis(NOW + 0.3)));
     let shorter = Revalidation::Stale {
         expire_seconds: Some(60.0),
     };
@@ -294,6 +294,14 @@ fn same_revalidation_is_recorded_once() {
         expire_seconds: Some(0.0),
     };
     assert!(!e.revalidation_recorded(&["x"], &zero, Millis(NOW + 1.0)));
+    // An immediate expiry followed within the window by a profile revalidation of the same
+    // tag: two events. An entry created between them must be judged against the second,
+    // so the second is written.
+    e.plan_tag_update(&["y"], &zero, Millis(NOW), "ep").unwrap();
+    let max = Revalidation::Stale {
+        expire_seconds: Some(31_536_000.0),
+    };
+    assert!(!e.revalidation_recorded(&["y"], &max, Millis(NOW + 5.0)));
 }
 
 fn engine_on(release: &str) -> Engine {
