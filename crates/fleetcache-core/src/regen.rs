@@ -31,7 +31,11 @@ pub const MAX_REGENERATION_MS: f64 = 300_000.0;
 
 /// Whether the answer of a read means that Next regenerates the key in this process.
 pub fn regenerates(step: Step, on_demand: bool) -> bool {
-    on_demand || matches!(step, Step::ServeStale | Step::Regenerate | Step::Fallback)
+    on_demand
+        || matches!(
+            step,
+            Step::ServeStale | Step::Regenerate | Step::Fallback | Step::Released
+        )
 }
 
 /// Tags whose stale `'use cache'` hand-outs are remembered; beyond it the least recently
@@ -277,6 +281,8 @@ mod tests {
         assert!(regenerates(Step::ServeStale, false));
         assert!(regenerates(Step::Regenerate, false));
         assert!(regenerates(Step::Fallback, false));
+        // A lease let go without a write: a miss, and this process renders it.
+        assert!(regenerates(Step::Released, false));
         assert!(!regenerates(Step::Serve, false));
         assert!(!regenerates(Step::ServeAsFresh, false));
         assert!(
