@@ -122,6 +122,21 @@ impl Conn {
     }
 }
 
+/// The process id the server on `conn` reports, or `None` when it does not answer.
+fn server_pid(conn: &mut Conn) -> Option<u32> {
+    conn.writer
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .ok()?;
+    let mut header = String::new();
+    conn.reader.read_line(&mut header).ok()?;
+    let len: usize = header.trim_end().strip_prefix('$')?.parse().ok()?;
+    let mut body = vec![0; len + 2];
+    conn.reader.read_exact(&mut body).ok()?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:")?.trim().parse().ok())
+}
+
 /// Starts a server; a missing or failing binary fails the test, with what to install.
 fn start() -> Server {
     let chosen = std::env::var("REDIS_SERVER").ok().filter(|b| !b.is_empty());
@@ -138,13 +153,13 @@ fn start() -> Server {
     // would connect to the other test's server and share its keys. Only a server that reports
     // this child's process id is ours; otherwise try another port.
     let mut server = None;
-    for _ in 0..5 {
+    'ports: for _ in 0..5 {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -155,6 +170,8 @@ fn start() -> Server {
         let stream = loop {
             match TcpStream::connect(("127.0.0.1", port)) {
                 Ok(s) => break s,
+                // It could not listen (the port was taken meanwhile): another port.
+                Err(_) if matches!(child.try_wait(), Ok(Some(_))) => continue 'ports,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
@@ -168,13 +185,10 @@ fn start() -> Server {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
         };
-        // Dropping a candidate kills its child, ours or not.
+        // Dropping a candidate kills its child, ours or not. The other test's server may be
+        // going away as this one asks (a reset): not ours either.
         let mut candidate = Server { child, conn };
-        let info = candidate.conn.cmd(&["INFO", "server"]);
-        let pid = String::from_utf8_lossy(info.bulk())
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:").map(|p| p.trim().to_owned()));
-        if pid.as_deref() == Some(candidate.child.id().to_string().as_str()) {
+        if server_pid(&mut candidate.conn) == Some(candidate.child.id()) {
             server = Some(candidate);
             break;
         }
