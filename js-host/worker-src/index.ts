@@ -5,18 +5,29 @@
  * (docs/transport.md). ESM, no Node APIs.
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
- * `refreshTags`, `getExpiration`, `updateTags`). The Node handlers (`fleetcache/use-cache`) are
- * separate code with the same engine calls; they add node-redis, the in-flight write map and
- * logging.
+ * `refreshTags`, `getExpiration`, `updateTags`). Its `get` steps the core's read machine with the
+ * same driver as the Node handlers (read-driver.ts, compiled into this bundle), so it makes the
+ * same decisions (leases with a transport, stale presentation); the Node handlers add node-redis,
+ * the in-process tier, the in-flight write map and logging.
  */
 import {
   bounds,
+  Consumer,
   defaults,
   Engine,
+  Failure,
   initSync,
   Interface,
   Outcome,
+  randomToken,
+  ReadMachine,
+  ReadStepKind,
+  RenewStepKind,
+  Served,
+  Source,
+  TierAction,
 } from '../wasm/web/fleetcache_wasm.js'
+import { readEntry, type Binding, type ReadIo } from './read-driver.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource
@@ -78,7 +89,13 @@ export interface WorkerCacheOptions {
  */
 export { bounds, defaults, Engine, Interface, Outcome }
 
-const HEADER_WINDOW = 4096
+/** The binding's enums the read driver reads steps with (the web glue's). */
+const BINDING: Binding = { ReadStepKind, TierAction, Failure, Source, Served, RenewStepKind }
+
+/** What `script` rejects with in memory: the read machine hears "no lease". */
+function noRedis(): Error {
+  return Object.assign(new Error('no transport: no leases'), { code: 'ERR_NO_REDIS' })
+}
 
 /** Wall-clock milliseconds on Next's scale (see `WorkerCacheOptions.now`). */
 function performanceNow(): number {
@@ -164,8 +181,12 @@ class Guarded {
     private readonly now: () => number,
   ) {}
 
-  async send(argv: readonly (string | Uint8Array)[], kind: 'read' | 'write'): Promise<Reply> {
-    const k = kind === 'read' ? 0 : 1
+  /** `lease`: the lease protocol, with the engine's lease budget (a write for the transport). */
+  async send(
+    argv: readonly (string | Uint8Array)[],
+    kind: 'read' | 'write' | 'lease',
+  ): Promise<Reply> {
+    const k = kind === 'read' ? 0 : kind === 'lease' ? 2 : 1
     const permit = this.engine.admit(k, this.now())
     if (permit === 0) throw new CircuitOpenError()
     const timeoutMs = this.engine.budgetMs(k)
@@ -183,7 +204,8 @@ class Guarded {
           )
         }, timeoutMs + this.engine.connectBudgetMs)
       })
-      const reply = await Promise.race([this.inner.send(argv, { kind, timeoutMs }), deadline])
+      const sent = this.inner.send(argv, { kind: kind === 'read' ? 'read' : 'write', timeoutMs })
+      const reply = await Promise.race([sent, deadline])
       result = 0
       return reply
     } catch (err) {
@@ -197,7 +219,7 @@ class Guarded {
   }
 
   /** An `EVALSHA` planned by the engine, loading the script on `NOSCRIPT`. */
-  async script(argv: string[], kind: 'read' | 'write'): Promise<Reply> {
+  async script(argv: string[], kind: 'read' | 'write' | 'lease'): Promise<Reply> {
     try {
       return await this.send(argv, kind)
     } catch (err) {
@@ -212,14 +234,9 @@ class Guarded {
 class TransportStore implements Store {
   constructor(private readonly guarded: Guarded) {}
 
+  /** Rejects on failures, the open breaker's included: the read machine decides what follows. */
   async get(key: string): Promise<Uint8Array | null> {
-    let reply: Reply
-    try {
-      reply = await this.guarded.send(['GET', key], 'read')
-    } catch (err) {
-      if (err instanceof CircuitOpenError) return null
-      throw err
-    }
+    const reply = await this.guarded.send(['GET', key], 'read')
     if (reply === null) return null
     if (!(reply instanceof Uint8Array)) throw new Error('GET returned a non-binary reply')
     return reply
@@ -272,6 +289,8 @@ export class WorkerCache {
   private readonly guarded: Guarded | undefined
   private readonly iface: Interface
   private readonly now: () => number
+  /** What the read driver sends and awaits through: this isolate's store or the transport. */
+  private readonly io: ReadIo
   /** Called with a message when something failed and was turned into a miss or a skip. */
   onError: (message: string) => void = (m) => {
     console.error(`[fleetcache] ${m}`)
@@ -287,6 +306,26 @@ export class WorkerCache {
     this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
     // In memory only, this isolate's own revalidations are the whole tag state.
     if (this.guarded === undefined) this.engine.markStandalone()
+    const guarded = this.guarded
+    const store = this.store
+    this.io = {
+      binding: BINDING,
+      now: this.now,
+      sleep: (ms) =>
+        new Promise((resolve) => {
+          setTimeout(resolve, ms)
+        }),
+      refresh: () => this.refreshTags(),
+      // No in-process tier and no writes in flight to read here: `set` awaits its write.
+      ownWrite: () => null,
+      tierBytes: () => null,
+      remember: () => undefined,
+      forget: () => undefined,
+      get: (key) => store.get(key, this.now()),
+      script: (argv) =>
+        guarded === undefined ? Promise.reject(noRedis()) : guarded.script(argv, 'lease'),
+      debug: () => undefined,
+    }
   }
 
   /** Where entries live: `memory` (this isolate) or `transport`. */
@@ -297,44 +336,31 @@ export class WorkerCache {
   async get(cacheKey: string, softTags: string[] = []): Promise<CacheEntry | undefined> {
     const engine = this.engine
     try {
-      const key = engine.entryKey(this.iface, cacheKey)
-      const t = this.now()
-      const value = await this.store.get(key, t)
-      if (value === null) return undefined
-      const soft = softTags.join('\0')
-      let outcome = engine.inspect(
+      // No work-unit store here: the answer goes to the response, so a stale entry is served.
+      const machine = ReadMachine.useCache(
+        engine,
+        this.iface,
         cacheKey,
-        value.subarray(0, HEADER_WINDOW),
-        value.byteLength,
-        soft,
-        t,
+        softTags.join('\0'),
+        Consumer.Response,
+        randomToken(),
+        this.now(),
       )
-      if (outcome === Outcome.NeedMore) {
-        outcome = engine.inspect(
-          cacheKey,
-          value.subarray(0, engine.lastNeed),
-          value.byteLength,
-          soft,
-          t,
-        )
-      }
-      if (outcome !== Outcome.Fresh && outcome !== Outcome.Stale) {
-        if (outcome === Outcome.Corrupt)
-          this.onError(`unreadable entry at ${key} (${engine.lastError}): miss`)
-        return undefined
-      }
-      // Stale: shown with a timestamp past its revalidate, never a negative revalidate, which
-      // Next would copy into the page (core: stale_use_cache_presentation). None fits: a miss.
-      const stale = outcome === Outcome.Stale
-      if (stale && Number.isNaN(engine.lastStaleTimestamp)) return undefined
-      const tags = engine.lastTags
-      return {
-        value: streamOf(value.subarray(engine.lastPayloadOffset)),
-        tags: tags === '' ? [] : tags.split('\0'),
-        stale: engine.lastStale,
-        timestamp: stale ? engine.lastStaleTimestamp : engine.lastTimestamp,
-        expire: engine.lastExpire,
-        revalidate: stale ? engine.lastStaleRevalidate : engine.lastRevalidate,
+      const { answer, bytes } = await readEntry(engine, machine, this.io)
+      if (answer === undefined) return undefined
+      try {
+        if (answer.error !== '') this.onError(answer.error)
+        if (bytes === null || answer.served === Served.Miss) return undefined
+        return {
+          value: streamOf(bytes.subarray(answer.payloadOffset)),
+          tags: answer.tags,
+          stale: answer.stale,
+          timestamp: answer.timestamp,
+          expire: answer.expire,
+          revalidate: answer.revalidate,
+        }
+      } finally {
+        answer.free()
       }
     } catch (err) {
       this.onError(`get failed, treated as a miss: ${describe(err)}`)
