@@ -145,7 +145,10 @@ export interface ReadResult<T, S extends ReadStep = ReadStep> {
  * Converts a served answer into the caller's shape; undefined when the bytes cannot be
  * decoded (the machine then hears `Undecodable`, and continues as for a corrupt entry).
  */
-export type Decode<T, S extends ReadStep = ReadStep> = (answer: S, bytes: Uint8Array) => T | undefined
+export type Decode<T, S extends ReadStep = ReadStep> = (
+  answer: S,
+  bytes: Uint8Array,
+) => T | undefined
 
 /** Per request: when the entry's `GET` has been sent (a hit's stream can be built meanwhile). */
 export interface ReadHooks<T, S extends ReadStep = ReadStep> {
@@ -302,8 +305,7 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
         throw new Error('read machine asked for more bytes before any were given')
     }
   }
-  const failed = (err: unknown): S =>
-    machine.failed(engine, failureOf(io.binding, err), io.now())
+  const failed = (err: unknown): S => machine.failed(engine, failureOf(io.binding, err), io.now())
 
   try {
     let step = machine.start(engine, io.now())
@@ -349,7 +351,11 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
     }
     step.free()
     io.debug(`read of ${entryKey} ended after ${MAX_STEPS} steps: miss`)
-    return finish<E, S, T>(engine, machine, io, { answer: undefined, bytes: null, value: undefined })
+    return finish<E, S, T>(engine, machine, io, {
+      answer: undefined,
+      bytes: null,
+      value: undefined,
+    })
   } catch (err) {
     machine.free()
     throw err

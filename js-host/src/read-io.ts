@@ -20,7 +20,9 @@ class NoRedisError extends Error {
 
 /** A Buffer over `bytes` without a copy (the store keeps Buffers; replies are Buffers already). */
 function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 /**
