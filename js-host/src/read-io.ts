@@ -62,7 +62,7 @@ export function nodeReadIo(rt: Runtime, ownWrite: ReadIo['ownWrite'] = () => nul
  * (then the machine treats a stale entry as a miss) or the response. Call before any await.
  */
 export function readConsumer(): Consumer {
-  return consumerWillServerCache() ? wasm.Consumer.ServerCache : wasm.Consumer.Response
+  return consumerWillServerCache() ? wasm.Consumer.Caches : wasm.Consumer.Serves
 }
 
 /** The answer's own lines: what it found (debug) and what was wrong with it (error). */

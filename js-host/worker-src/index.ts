@@ -342,7 +342,7 @@ export class WorkerCache {
         this.iface,
         cacheKey,
         softTags.join('\0'),
-        Consumer.Response,
+        Consumer.Serves,
         randomToken(),
         this.now(),
       )
