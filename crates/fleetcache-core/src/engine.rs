@@ -1460,3 +1460,6 @@ mod regen_tests;
 
 #[cfg(test)]
 mod next_tests;
+
+#[cfg(test)]
+mod read_tests;

@@ -394,8 +394,8 @@ enum Resume {
     Kept,
     /// Served from a kept copy while Redis is down, before the flight over `first` began.
     KeptBeforeFlight(Judgement),
-    /// Served at the end of the flight.
-    Flight(FlightEvent),
+    /// Served at the end of the flight, from bytes of this source.
+    Flight(FlightEvent, Source),
 }
 
 /// Where the machine is.
@@ -957,7 +957,7 @@ impl ReadMachine {
                     let line = format!("{}{who}", step_name(landed));
                     self.debug(&line);
                 }
-                let resume = Resume::Flight(self.last_event);
+                let resume = Resume::Flight(self.last_event, j.source);
                 self.answer(ctx, landed, j, Some(resume), now)
             }
         }
@@ -1186,7 +1186,12 @@ impl ReadMachine {
         };
         let kind = serve.desc.kind;
         // Next throws an InvariantError when a FETCH read finds another kind or vice versa.
-        if is_fetch != (kind == ValueKind::Fetch) && !(kind == ValueKind::Null && !is_fetch) {
+        let mismatch = if is_fetch {
+            kind != ValueKind::Fetch
+        } else {
+            kind == ValueKind::Fetch
+        };
+        if mismatch {
             let line = format!(
                 "entry at {} has value kind {}, read as {}: miss",
                 self.entry_key,
@@ -1327,8 +1332,7 @@ impl ReadMachine {
             }
             Resume::Kept => self.miss(ctx, now),
             Resume::KeptBeforeFlight(first) => self.begin_flight(ctx, first, now),
-            Resume::Flight(event) => {
-                let source = self.current.as_ref().map_or(Source::None, |j| j.source);
+            Resume::Flight(event, source) => {
                 let drop = matches!(source, Source::Redis | Source::Poll | Source::Tier);
                 self.current = Some(Judgement::unreadable(source));
                 let cfg = ctx.config.lease();
