@@ -448,6 +448,9 @@ pub struct ReadMachine {
     /// The judgement the flight works on (the first read's, then each poll's).
     current: Option<Judgement>,
     flight: Option<Flight>,
+    /// When the flight counts its wait from: a `'use cache'` read's start (before its
+    /// sources are read), a singular-handler read's reply.
+    flight_start: Option<Millis>,
     flight_steps: u32,
     last_event: FlightEvent,
     acquire_sent_at: Millis,
@@ -562,6 +565,7 @@ impl ReadMachine {
             kept: None,
             current: None,
             flight: None,
+            flight_start: None,
             flight_steps: 0,
             last_event: FlightEvent::Begin,
             acquire_sent_at: now,
@@ -643,13 +647,16 @@ impl ReadMachine {
                 Kind::UseCache => self.ask(State::OwnWrite),
                 Kind::Incremental { .. } => self.ask(State::Tier),
             },
-            (State::OwnWrite, ReadInput::OwnWrite(bytes)) => match bytes {
-                None => self.ask(State::Tier),
-                Some(b) => match self.judge(ctx, b, Source::OwnWrite, now) {
-                    Err(need) => self.need_more(State::OwnWrite, need),
-                    Ok(j) => self.local(ctx, j, now),
-                },
-            },
+            (State::OwnWrite, ReadInput::OwnWrite(bytes)) => {
+                self.flight_start = Some(now);
+                match bytes {
+                    None => self.ask(State::Tier),
+                    Some(b) => match self.judge(ctx, b, Source::OwnWrite, now) {
+                        Err(need) => self.need_more(State::OwnWrite, need),
+                        Ok(j) => self.local(ctx, j, now),
+                    },
+                }
+            }
             (State::Tier, ReadInput::Tier(bytes)) => match bytes {
                 None => self.get(ctx, TierAction::None),
                 Some(b) => match tier::tier_use(ctx.lru, ctx.redis_answers, &self.entry_key, now) {
@@ -884,7 +891,9 @@ impl ReadMachine {
     }
 
     fn begin_flight(&mut self, ctx: &mut ReadCtx<'_>, first: Judgement, now: Millis) -> ReadStep {
-        let (flight, step) = Flight::begin(first.found, self.consumer, now, &ctx.config.lease());
+        let started = self.flight_start.unwrap_or(now);
+        let (flight, step) =
+            Flight::begin(first.found, self.consumer, started, &ctx.config.lease());
         self.flight = Some(flight);
         self.current = Some(first);
         self.last_event = FlightEvent::Begin;
