@@ -11,6 +11,11 @@ mod config;
 mod engine;
 mod error;
 mod list;
+mod read;
 
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
+pub use read::{
+    Consumer, Failure, ReadMachine, ReadStep, ReadStepKind, RenewMachine, RenewStep, RenewStepKind,
+    Served, Source, TierAction,
+};
