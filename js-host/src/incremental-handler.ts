@@ -8,13 +8,13 @@ import {
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
 import { releaseLease } from './flight'
-import { readEntry, type ReadIo, type ReadStep } from './read-driver'
+import { readEntry, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { settleWithin } from './store'
 import type { Durations } from './tags'
 import { encodeIncrementalEnvelope } from './incremental-envelope'
 import { decodeValue, type IncrementalValue } from './value-codec'
-import { wasm } from './wasm'
+import { wasm, type ReadStep } from './wasm'
 
 export type { IncrementalValue } from './value-codec'
 

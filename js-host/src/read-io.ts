@@ -3,10 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { now } from './clock'
 import { consumerWillServerCache } from './consumer'
 import type { Logger } from './log'
-import type { ReadIo, ReadStep } from './read-driver'
+import type { ReadIo } from './read-driver'
 import type { Runtime } from './runtime'
 import { runScript } from './transport'
-import { wasm } from './wasm'
+import { wasm, type ReadStep } from './wasm'
 import type { Consumer } from '../wasm/node/fleetcache_wasm'
 
 /** What `script` rejects with when no Redis is configured: the machine hears "no lease". */
