@@ -64,6 +64,8 @@ export interface ReadStep {
 
 /** The binding's `ReadMachine`: every input is a method, every method answers one step. */
 export interface ReadMachine<E, S extends ReadStep = ReadStep> {
+  /** The entry's key: the tier's key for `PeekTier`, `PeekFallback` and the tier actions. */
+  readonly entryKey: string
   start(engine: E, now: number): S
   refreshed(engine: E, now: number): S
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): S
@@ -115,8 +117,6 @@ export interface ReadIo {
   sleep(ms: number): Promise<void>
   /** Starts (or joins) a tag refresh; never rejects. */
   refresh(): Promise<void>
-  /** This process's in-flight write of `cacheKey`, or null when there is none. */
-  ownWrite(cacheKey: string): Promise<Uint8Array | null> | null
   /** The in-process tier's bytes for `key`, whatever the engine's index says of them. */
   tierBytes(key: string): Uint8Array | null
   /** Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`). */
@@ -150,10 +150,13 @@ export type Decode<T, S extends ReadStep = ReadStep> = (
   bytes: Uint8Array,
 ) => T | undefined
 
-/** Per request: when the entry's `GET` has been sent (a hit's stream can be built meanwhile). */
+/** What one request adds to the host's io. */
 export interface ReadHooks<T, S extends ReadStep = ReadStep> {
   decode?: Decode<T, S> | undefined
+  /** The entry's `GET` has been sent (a hit's stream can be built while the reply travels). */
   sent?: (() => void) | undefined
+  /** This process's write in flight of the request's cache key, or null when there is none. */
+  ownWrite?: (() => Promise<Uint8Array | null> | null) | undefined
 }
 
 /**
@@ -277,7 +280,7 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
   let kept: Uint8Array | null = null
   let redis: Uint8Array | null = null
   let polled: Uint8Array | null = null
-  let entryKey = ''
+  const entryKey = machine.entryKey
 
   const give = async (how: Given, bytes: Uint8Array | null, key: string): Promise<S> => {
     if (refreshing !== undefined) await refreshing
@@ -368,23 +371,19 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
         refreshing = io.refresh()
         return machine.refreshed(engine, io.now())
       case K.OwnWrite: {
-        const pending = io.ownWrite(step.key)
+        const pending = hooks.ownWrite?.() ?? null
         own = pending === null ? null : await pending
         return give(Given.OwnWrite, own, '')
       }
-      case K.PeekTier: {
-        entryKey = step.key
-        kept = io.tierBytes(step.key)
-        return give(Given.Tier, kept, step.key)
-      }
+      case K.PeekTier:
+        kept = io.tierBytes(entryKey)
+        return give(Given.Tier, kept, entryKey)
       case K.PeekFallback: {
-        entryKey = step.key || entryKey
         const held = io.tierBytes(entryKey)
         if (held !== null) kept = held
         return give(Given.Fallback, held, entryKey)
       }
       case K.Get: {
-        entryKey = step.key
         let reading: Promise<Uint8Array | null>
         try {
           reading = io.get(step.key, step.budgetMs)

@@ -27,17 +27,15 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 /**
  * The Node host's side of the read driver for `rt`: node-redis through the guarded transport
- * (budgets and breaker: guard.ts), the runtime's store and tier, unref'd timers. `ownWrite` is
- * the handler's map of writes in flight (the singular handler has none).
+ * (budgets and breaker: guard.ts), the runtime's store and tier, unref'd timers.
  */
-export function nodeReadIo(rt: Runtime, ownWrite: ReadIo['ownWrite'] = () => null): ReadIo {
+export function nodeReadIo(rt: Runtime): ReadIo {
   const { engine, store, transport, log } = rt
   return {
     binding: wasm,
     now,
     sleep: (ms) => sleep(ms, undefined, { ref: false }),
     refresh: () => rt.tags.refresh(),
-    ownWrite,
     tierBytes: (key) => store.tierBytes(key),
     remember: (key, bytes, until, outageOnly) => {
       store.remember(key, asBuffer(bytes), until, outageOnly)

@@ -54,7 +54,7 @@ class UseCacheHandler implements CacheHandler {
   private readonly keys = new Map<string, string>()
   /** This handler's key space; built once, so the name is checked at construction. */
   private readonly iface: Interface
-  /** What the read driver sends and awaits through (store, tier, writes in flight). */
+  /** What the read driver sends and awaits through (store, tier, Redis). */
   private readonly io: ReadIo
 
   constructor(
@@ -62,7 +62,7 @@ class UseCacheHandler implements CacheHandler {
     name: string,
   ) {
     this.iface = wasm.Interface.useCache(name)
-    this.io = nodeReadIo(rt, (cacheKey) => this.pending.get(cacheKey) ?? null)
+    this.io = nodeReadIo(rt)
   }
 
   private entryKey(cacheKey: string): string {
@@ -95,6 +95,7 @@ class UseCacheHandler implements CacheHandler {
         now(),
       )
       const { answer, bytes } = await readEntry(engine, machine, this.io, {
+        ownWrite: () => this.pending.get(cacheKey) ?? null,
         // After the read is sent: the stream for a hit is built while the reply travels.
         sent: () => {
           if (this.rt.transport !== undefined) early ??= new EarlyStream()

@@ -79,7 +79,7 @@ function step(fields) {
 function scripted(script, renewal) {
   const inputs = []
   let i = 0
-  const m = { inputs, freed: false }
+  const m = { inputs, freed: false, entryKey: 'k' }
   const input =
     (name) =>
     (_engine, ...args) => {
@@ -131,7 +131,6 @@ function fakeIo(over = {}) {
       io.calls.push(['refresh'])
       return Promise.resolve()
     },
-    ownWrite: () => null,
     tierBytes: (key) => io.tier.get(key) ?? null,
     remember: (key, bytes, until, outageOnly) => {
       io.calls.push(['remember', key, bytes.byteLength, until, outageOnly])
@@ -248,7 +247,7 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
   io.tier.set('k', held)
   io.redis.set('k', bytesOf(30, 2))
   const m = scripted([
-    () => ({ kind: K.PeekTier, key: 'k' }),
+    () => ({ kind: K.PeekTier }),
     // Not servable now, kept for a failing read.
     () => ({ kind: K.Get, key: 'k' }),
     () => ({
@@ -273,9 +272,9 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
   const io2 = fakeIo({ get: () => Promise.reject(new Error('down')) })
   io2.tier.set('k', held)
   const m2 = scripted([
-    () => ({ kind: K.PeekTier, key: 'k' }),
+    () => ({ kind: K.PeekTier }),
     () => ({ kind: K.Get, key: 'k', tier: binding.TierAction.None }),
-    () => ({ kind: K.PeekFallback, key: 'k' }),
+    () => ({ kind: K.PeekFallback }),
     () => answer({ source: binding.Source.Kept, served: binding.Served.Stale }),
   ])
   const r2 = await readEntry(engine, m2, io2)
@@ -289,7 +288,7 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
   const io3 = fakeIo()
   io3.tier.set('k', held)
   const m3 = scripted([
-    () => ({ kind: K.PeekTier, key: 'k' }),
+    () => ({ kind: K.PeekTier }),
     () => ({ kind: K.Get, key: 'k', tier: binding.TierAction.Drop }),
     () => answer({ served: binding.Served.Miss }),
   ])
@@ -303,12 +302,12 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
 test("this process's write in flight is awaited and given whole", async () => {
   const written = deferred()
   const envelope = bytesOf(9_000)
-  const io = fakeIo({ ownWrite: (cacheKey) => (cacheKey === 'c' ? written.promise : null) })
+  const io = fakeIo()
   const m = scripted([
-    () => ({ kind: K.OwnWrite, key: 'c' }),
+    () => ({ kind: K.OwnWrite }),
     () => answer({ source: binding.Source.OwnWrite, served: binding.Served.Fresh }),
   ])
-  const reading = readEntry(engine, m, io)
+  const reading = readEntry(engine, m, io, { ownWrite: () => written.promise })
   await settle()
   assert.equal(m.inputs.length, 1)
   written.resolve(envelope)

@@ -316,8 +316,7 @@ export class WorkerCache {
           setTimeout(resolve, ms)
         }),
       refresh: () => this.refreshTags(),
-      // No in-process tier and no writes in flight to read here: `set` awaits its write.
-      ownWrite: () => null,
+      // No in-process tier here, and no writes in flight to read: `set` awaits its write.
       tierBytes: () => null,
       remember: () => undefined,
       forget: () => undefined,
