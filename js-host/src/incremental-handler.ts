@@ -131,12 +131,12 @@ class IncrementalCore {
         wasm.randomToken(),
         now(),
       )
-      const { answer, value } = await readEntry(engine, machine, this.io, {
+      const { answer, value, readError } = await readEntry(engine, machine, this.io, {
         decode: (a, bytes) => this.decode(cacheKey, a, bytes),
       })
       if (answer === undefined) return null
       try {
-        logAnswer(log, answer)
+        logAnswer(log, answer, readError)
         return value ?? null
       } finally {
         answer.free()

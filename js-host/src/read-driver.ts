@@ -90,6 +90,8 @@ export interface ReadMachine<E, S extends ReadStep = ReadStep> {
 /** One step of a renewal machine (the binding's `RenewStep`). */
 export interface RenewStep {
   readonly kind: number
+  /** `Done`: a debug line, `''` when none. */
+  readonly log: string
   readonly delayMs: number
   readonly argv: string[]
   readonly budgetMs: number
@@ -127,7 +129,7 @@ export interface ReadIo {
   get(key: string, budgetMs: number): Promise<Uint8Array | null>
   /** Runs a script argv of the lease protocol; rejects like `get`. */
   script(argv: string[], budgetMs: number): Promise<Reply>
-  /** A debug line about a command that failed (the answer's own lines come with it). */
+  /** A debug line of the driver's own or of the renewal machine (the answer's come with it). */
   debug(line: string): void
 }
 
@@ -139,6 +141,12 @@ export interface ReadResult<T, S extends ReadStep = ReadStep> {
   bytes: Uint8Array | null
   /** `decode`'s value for those bytes, when the answer serves one. */
   value: T | undefined
+  /**
+   * Why the entry could not be read, when a `GET` or a poll failed (the open breaker's refusal
+   * excepted: it was logged once when it opened). The caller logs it in its own words: a miss
+   * is an error line, a copy this process held served instead a debug line.
+   */
+  readError: unknown
 }
 
 /**
@@ -190,15 +198,6 @@ export function failureOf(binding: Binding, err: unknown): number {
     default:
       return binding.Failure.NoConnection
   }
-}
-
-/**
- * Failures that are no news: the open breaker logged once when it opened, and a host with no
- * Redis has no leases to ask for.
- */
-function quiet(err: unknown): boolean {
-  const c = codeOf(err)
-  return c === 'ERR_REDIS_CIRCUIT_OPEN' || c === 'ERR_NO_REDIS'
 }
 
 /** An error for a debug line: its `code` first when it has one. */
@@ -275,6 +274,7 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
   let givenBytes: Uint8Array | null = null
   let givenKey = ''
   let leased = false
+  let readError: unknown = undefined
   // The bytes each source gave, for the answer's `source`.
   let own: Uint8Array | null = null
   let kept: Uint8Array | null = null
@@ -344,9 +344,14 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
             step = machine.undecodable(engine, io.now())
             continue
           }
-          return finish(engine, machine, io, { answer: step, bytes, value })
+          return finish(engine, machine, io, { answer: step, bytes, value, readError })
         }
-        return finish<E, S, T>(engine, machine, io, { answer: step, bytes, value: undefined })
+        return finish<E, S, T>(engine, machine, io, {
+          answer: step,
+          bytes,
+          value: undefined,
+          readError,
+        })
       }
       const next = await advance(step)
       step.free()
@@ -358,6 +363,7 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
       answer: undefined,
       bytes: null,
       value: undefined,
+      readError,
     })
   } catch (err) {
     machine.free()
@@ -394,6 +400,7 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
         try {
           redis = await reading
         } catch (err) {
+          if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
           if (refreshing !== undefined) await refreshing
           return failed(err)
         }
@@ -406,10 +413,8 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
         try {
           reply = await io.script(step.argv, step.budgetMs)
         } catch (err) {
-          // The machine then behaves as if there were no leases (regenerates or serves stale).
-          if (!quiet(err)) {
-            io.debug(`lease request failed (${describeError(err)}): no lease`)
-          }
+          // The machine then behaves as if there were no leases (regenerates or serves stale),
+          // and says so in its answer's log.
           return failed(err)
         }
         const code = typeof reply === 'number' ? reply : Number(reply)
@@ -423,6 +428,7 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
         try {
           ;[entry, leased] = await poll(engine, io, step.argv, step.budgetMs)
         } catch (err) {
+          if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
           return failed(err)
         }
         polled = entry
@@ -464,6 +470,8 @@ export async function renew<E>(engine: E, machine: RenewMachine<E>, io: ReadIo):
     for (let i = 0; i < MAX_RENEW_STEPS; i++) {
       const kind = step.kind
       if (kind === R.Done) {
+        const line = step.log
+        if (line !== '') io.debug(line)
         step.free()
         return
       }
@@ -477,9 +485,6 @@ export async function renew<E>(engine: E, machine: RenewMachine<E>, io: ReadIo):
           next = machine.sent(engine, Number(reply) === 1, io.now())
         } catch (err) {
           // Tried again at the next interval while the lease may still be alive.
-          if (!quiet(err)) {
-            io.debug(`lease renewal failed (${describeError(err)})`)
-          }
           next = machine.failed(engine, failureOf(io.binding, err), io.now())
         }
       }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { now } from './clock'
 import { consumerWillServerCache } from './consumer'
-import type { Logger } from './log'
+import { describe, type Logger } from './log'
 import type { ReadIo } from './read-driver'
 import type { Runtime } from './runtime'
 import { runScript } from './transport'
@@ -63,10 +63,14 @@ export function readConsumer(): Consumer {
   return consumerWillServerCache() ? wasm.Consumer.Caches : wasm.Consumer.Serves
 }
 
-/** The answer's own lines: what it found (debug) and what was wrong with it (error). */
-export function logAnswer(log: Logger, answer: ReadStep): void {
-  const line = answer.log
-  if (line !== '') log.debug(line)
+/**
+ * The answer's own lines: what it found (debug) and what was wrong (error). When a `GET` or a
+ * poll failed (`readError`), the machine's line about it gets the error's own text.
+ */
+export function logAnswer(log: Logger, answer: ReadStep, readError?: unknown): void {
+  const detail = readError === undefined ? '' : ` [${describe(readError)}]`
   const error = answer.error
-  if (error !== '') log.error(error)
+  const line = answer.log
+  if (line !== '') log.debug(error === '' ? line + detail : line)
+  if (error !== '') log.error(error + detail)
 }

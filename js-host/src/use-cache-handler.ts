@@ -94,7 +94,7 @@ class UseCacheHandler implements CacheHandler {
         wasm.randomToken(),
         now(),
       )
-      const { answer, bytes } = await readEntry(engine, machine, this.io, {
+      const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
         ownWrite: () => this.pending.get(cacheKey) ?? null,
         // After the read is sent: the stream for a hit is built while the reply travels.
         sent: () => {
@@ -106,8 +106,9 @@ class UseCacheHandler implements CacheHandler {
         return undefined
       }
       try {
-        logAnswer(log, answer)
-        if (bytes === null || answer.served === wasm.Served.Miss) {
+        logAnswer(log, answer, readError)
+        const served = bytes !== null && answer.served !== wasm.Served.Miss
+        if (!served) {
           early?.discard()
           return undefined
         }

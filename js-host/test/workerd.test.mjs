@@ -93,6 +93,7 @@ function packageFiles() {
     files: [
       entry,
       './worker/index.js',
+      './worker/read-driver.js',
       './wasm/web/fleetcache_wasm.js',
       pkg.exports['./wasm'].default,
     ].map((f) => f.replace(/^\.\//, '')),

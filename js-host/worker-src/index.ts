@@ -345,10 +345,12 @@ export class WorkerCache {
         randomToken(),
         this.now(),
       )
-      const { answer, bytes } = await readEntry(engine, machine, this.io)
+      const { answer, bytes, readError } = await readEntry(engine, machine, this.io)
       if (answer === undefined) return undefined
       try {
-        if (answer.error !== '') this.onError(answer.error)
+        // The machine's error line, with the failed read's own text when there was one.
+        const detail = readError === undefined ? '' : ` [${describe(readError)}]`
+        if (answer.error !== '') this.onError(answer.error + detail)
         if (bytes === null || answer.served === Served.Miss) return undefined
         return {
           value: streamOf(bytes.subarray(answer.payloadOffset)),
