@@ -271,15 +271,15 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
   let refreshing: Promise<void> | undefined
   // The last bytes given, how and under which key (the tier action of the next step is theirs).
   let given = Given.None
-  let givenBytes: Uint8Array | null = null
+  let givenBytes = null as Uint8Array | null
   let givenKey = ''
   let leased = false
   let readError: unknown = undefined
   // The bytes each source gave, for the answer's `source`.
-  let own: Uint8Array | null = null
-  let kept: Uint8Array | null = null
-  let redis: Uint8Array | null = null
-  let polled: Uint8Array | null = null
+  let own = null as Uint8Array | null
+  let kept = null as Uint8Array | null
+  let redis = null as Uint8Array | null
+  let polled = null as Uint8Array | null
   const entryKey = machine.entryKey
 
   const give = async (how: Given, bytes: Uint8Array | null, key: string): Promise<S> => {
