@@ -10,11 +10,13 @@
 mod config;
 mod engine;
 mod error;
+mod inspect;
 mod list;
 mod read;
 
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
+pub use inspect::Inspection;
 pub use read::{
     Consumer, Failure, ReadMachine, ReadStep, ReadStepKind, RenewMachine, RenewStep, RenewStepKind,
     Served, Source, TierAction,
