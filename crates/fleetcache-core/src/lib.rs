@@ -27,6 +27,7 @@ pub mod config;
 pub mod engine;
 pub mod envelope;
 pub mod error;
+pub mod failure;
 pub mod guard;
 pub mod incremental;
 pub mod keys;
@@ -45,6 +46,7 @@ pub mod tier;
 pub mod time;
 pub mod verdict;
 pub mod write;
+pub mod write_machine;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
 pub use config::Config;
@@ -56,6 +58,7 @@ pub use envelope::{
 pub use error::{
     ConfigError, DecodeError, EncodeError, KeyError, NetstringError, PlanError, ProtocolError,
 };
+pub use failure::Failure;
 pub use guard::{Admission, OpKind};
 pub use keys::{Interface, Namespace, TagKeys};
 pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
@@ -72,3 +75,6 @@ pub use tier::TierUse;
 pub use time::{duration_seconds_to_ttl_ms, Millis};
 pub use verdict::{Inspection, Verdict};
 pub use write::{SetInput, SetPlan};
+pub use write_machine::{
+    Store, WriteCtx, WriteDone, WriteInput, WriteMachine, WriteRequest, WriteResult, WriteStep,
+};
