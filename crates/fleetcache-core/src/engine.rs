@@ -1399,3 +1399,6 @@ mod regen_tests;
 
 #[cfg(test)]
 mod next_tests;
+
+#[cfg(test)]
+mod write_tests;

@@ -10,7 +10,11 @@
 mod config;
 mod engine;
 mod error;
+mod failure;
 mod list;
+mod write;
 
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
+pub use failure::Failure;
+pub use write::{WriteMachine, WriteOutcome, WriteStep, WriteStepKind};
