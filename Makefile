@@ -59,7 +59,14 @@ js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/*.wasm js-host/wasm/
 	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
 	# The workers-runtime entries (ESM, no Node APIs): docs/transport.md.
-	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json && echo '{ "type": "module" }' > worker/package.json
+	# It also compiles the Node-free drivers of src/ (src/write-driver.ts): tsc puts them under
+	# worker/src/ and the entries under worker/worker-src/, which move up to worker/ (where the
+	# package's exports and their `../wasm/` imports expect them), their `../src/` imports
+	# rewritten to `./src/`.
+	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json \
+	  && mv worker/worker-src/* worker/ && rmdir worker/worker-src \
+	  && sed -i.bak -e "s#'\.\./src/#'./src/#g" worker/*.js worker/*.d.ts && rm -f worker/*.bak \
+	  && echo '{ "type": "module" }' > worker/package.json
 	@touch $@
 
 js: wasm js-host/dist/.stamp ## build the npm package (js-host/dist)
