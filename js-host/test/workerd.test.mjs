@@ -93,6 +93,11 @@ function packageFiles() {
     files: [
       entry,
       './worker/index.js',
+      // The Node-free drivers the entry shares with the Node handlers.
+      ...fs
+        .readdirSync(path.join(pkgDir, 'worker', 'src'))
+        .filter((f) => f.endsWith('.js'))
+        .map((f) => `./worker/src/${f}`),
       './wasm/web/fleetcache_wasm.js',
       pkg.exports['./wasm'].default,
     ].map((f) => f.replace(/^\.\//, '')),
