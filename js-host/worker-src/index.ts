@@ -5,9 +5,9 @@
  * (docs/transport.md). ESM, no Node APIs.
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
- * `refreshTags`, `getExpiration`, `updateTags`). The Node handlers (`fleetcache/use-cache`) are
- * separate code with the same engine calls; they add node-redis, the in-flight write map and
- * logging.
+ * `refreshTags`, `getExpiration`, `updateTags`). `set` runs the same write driver as the Node
+ * handlers (`../src/write-driver.ts`, compiled into this bundle); the Node handlers add
+ * node-redis, the in-process tier, the in-flight write map and logging.
  */
 import * as binding from '../wasm/web/fleetcache_wasm.js'
 import {
