@@ -59,13 +59,10 @@ js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/*.wasm js-host/wasm/
 	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
 	# The workers-runtime entries (ESM, no Node APIs): docs/transport.md.
-	# It also compiles the Node-free drivers of src/ (src/write-driver.ts): tsc puts them under
-	# worker/src/ and the entries under worker/worker-src/, which move up to worker/ (where the
-	# package's exports and their `../wasm/` imports expect them), their `../src/` imports
-	# rewritten to `./src/`.
+	# Node-free modules of src/ are compiled in too (tsconfig.worker.json): both trees flattened
+	# into worker/, so they sit beside the entries that import them; a name in both stops here.
 	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json \
-	  && mv worker/worker-src/* worker/ && rmdir worker/worker-src \
-	  && sed -i.bak -e "s#'\.\./src/#'./src/#g" worker/*.js worker/*.d.ts && rm -f worker/*.bak \
+	  && mv -n worker/worker-src/* worker/src/* worker/ && rmdir worker/worker-src worker/src \
 	  && echo '{ "type": "module" }' > worker/package.json
 	@touch $@
 

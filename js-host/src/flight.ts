@@ -197,6 +197,23 @@ function renewWhileHeld(rt: Runtime, iface: Interface, cacheKey: string, wonAt: 
   schedule()
 }
 
+/**
+ * Releases this process's lease on `cacheKey` when it holds one and will not write the
+ * entry (nothing cacheable came out of the regeneration): the others stop waiting at once
+ * instead of at their budget. Never rejects.
+ */
+export async function releaseLease(rt: Runtime, iface: Interface, cacheKey: string): Promise<void> {
+  const { engine, transport, log } = rt
+  try {
+    const argv = engine.planLeaseRelease(iface, cacheKey)
+    if (argv.length === 0 || transport === undefined) return
+    await runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind: 'write' })
+  } catch (err) {
+    // It expires on its own.
+    if (!isCircuitOpen(err)) log.debug(`lease release failed (${describe(err)}): it expires`)
+  }
+}
+
 /** True while the circuit breaker keeps this process off Redis (then the tier serves). */
 export function redisDown(rt: Runtime, t: number): boolean {
   return rt.transport !== undefined && rt.engine.breakerState(t) !== 0

@@ -6,7 +6,7 @@
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
  * `refreshTags`, `getExpiration`, `updateTags`). `set` runs the same write driver as the Node
- * handlers (`../src/write-driver.ts`, compiled into this bundle); the Node handlers add
+ * handlers (`src/write-driver.ts`, compiled into this bundle); the Node handlers add
  * node-redis, the in-process tier, the in-flight write map and logging.
  */
 import * as binding from '../wasm/web/fleetcache_wasm.js'
@@ -19,7 +19,7 @@ import {
   Outcome,
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
-import { writeEntry, type WriteIo } from '../src/write-driver.js'
+import { writeEntry, type WriteIo } from './write-driver.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource

@@ -1401,4 +1401,19 @@ impl Engine {
             .plan_seed_write(&iface, cache_key, Millis(created), ttl, Millis(now))
             .map_or_else(Vec::new, script_argv))
     }
+
+    /// The `EVALSHA` argv releasing this process's lease on `cacheKey` without a write, or an
+    /// empty array when it holds none.
+    #[wasm_bindgen(js_name = planLeaseRelease)]
+    pub fn plan_lease_release(
+        &mut self,
+        iface: &Iface,
+        cache_key: &str,
+    ) -> Result<Vec<String>, JsValue> {
+        let iface = iface.get();
+        Ok(self
+            .inner
+            .plan_lease_release(&iface, cache_key)
+            .map_or_else(Vec::new, script_argv))
+    }
 }
