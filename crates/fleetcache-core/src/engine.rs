@@ -23,6 +23,10 @@ use crate::lease::{
 };
 use crate::lru::LruIndex;
 use crate::outbox::{missing_permission, Outbox, PendingUpdate, Refusal};
+use crate::read_machine::{
+    ReadCtx, ReadInput, ReadMachine, ReadStep, RenewCtx, RenewInput, RenewMachine, RenewStep,
+    UnexpectedInput,
+};
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
@@ -803,6 +807,92 @@ impl Engine {
     }
 }
 
+/// The request machines: one read or renewal at a time, stepped by the host.
+impl Engine {
+    /// A `'use cache'` read of `cache_key` ([`ReadMachine::use_cache`]).
+    pub fn read_use_cache(
+        &self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        soft_tags: Vec<String>,
+        consumer: Consumer,
+        token: String,
+        now: Millis,
+    ) -> ReadMachine {
+        ReadMachine::use_cache(
+            &self.namespace,
+            iface,
+            cache_key,
+            soft_tags,
+            consumer,
+            token,
+            now,
+        )
+    }
+
+    /// A singular-handler read of `cache_key` ([`ReadMachine::incremental`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_incremental(
+        &self,
+        cache_key: &str,
+        is_fetch: bool,
+        soft_tags: Vec<String>,
+        request_revalidate: f64,
+        consumer: Consumer,
+        on_demand: bool,
+        token: String,
+        now: Millis,
+    ) -> ReadMachine {
+        ReadMachine::incremental(
+            &self.namespace,
+            cache_key,
+            is_fetch,
+            soft_tags,
+            request_revalidate,
+            consumer,
+            on_demand,
+            token,
+            now,
+        )
+    }
+
+    /// Steps `read` with `input` at `now` ([`ReadMachine::step`]).
+    pub fn read_step(
+        &mut self,
+        read: &mut ReadMachine,
+        input: ReadInput<'_>,
+        now: Millis,
+    ) -> Result<ReadStep, UnexpectedInput> {
+        let untrusted_before = self.untrusted_before(now);
+        let mut ctx = ReadCtx {
+            config: &self.config,
+            mirror: &self.mirror,
+            untrusted_before,
+            redis_answers: self.breaker.state(now) == BreakerState::Closed,
+            lru: &mut self.lru,
+            leases: &mut self.leases,
+            stats: &self.stats,
+            regenerations: &mut self.regenerations,
+            stale_handouts: &mut self.stale_handouts,
+        };
+        read.step(&mut ctx, input, now)
+    }
+
+    /// Steps `renewal` with `input` at `now` ([`RenewMachine::step`]).
+    pub fn renew_step(
+        &mut self,
+        renewal: &mut RenewMachine,
+        input: RenewInput,
+        now: Millis,
+    ) -> Result<RenewStep, UnexpectedInput> {
+        let mut ctx = RenewCtx {
+            config: &self.config,
+            leases: &mut self.leases,
+        };
+        renewal.step(&mut ctx, input, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1399,6 +1489,9 @@ mod regen_tests;
 
 #[cfg(test)]
 mod next_tests;
+
+#[cfg(test)]
+mod read_tests;
 
 #[cfg(test)]
 mod write_tests;

@@ -27,7 +27,6 @@ pub mod config;
 pub mod engine;
 pub mod envelope;
 pub mod error;
-pub mod failure;
 pub mod guard;
 pub mod incremental;
 pub mod keys;
@@ -36,6 +35,7 @@ pub mod lru;
 pub mod netstring;
 pub mod next;
 pub mod outbox;
+pub mod read_machine;
 pub mod regen;
 pub mod scripts;
 pub mod seed;
@@ -58,13 +58,16 @@ pub use envelope::{
 pub use error::{
     ConfigError, DecodeError, EncodeError, KeyError, NetstringError, PlanError, ProtocolError,
 };
-pub use failure::Failure;
 pub use guard::{Admission, OpKind};
 pub use keys::{Interface, Namespace, TagKeys};
 pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step};
 pub use lru::LruIndex;
 pub use next::NextRelease;
 pub use outbox::{Outbox, PendingUpdate};
+pub use read_machine::{
+    Bytes, Failure, ReadAction, ReadAnswer, ReadInput, ReadMachine, ReadStep, RenewInput,
+    RenewMachine, RenewStep, Served, Shown, Source, TierAction,
+};
 pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
 pub use tags::{

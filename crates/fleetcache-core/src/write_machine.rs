@@ -20,11 +20,11 @@
 use crate::config::Config;
 use crate::envelope::EntryKind;
 use crate::error::PlanError;
-use crate::failure::Failure;
 use crate::guard::{budget_ms, OpKind};
 use crate::incremental::{Descriptor, IncrementalPlanError, IncrementalSet};
 use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
+use crate::read_machine::Failure;
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::ScriptCall;
 use crate::stats::{Stats, Surface, WriteOutcome};

@@ -6,8 +6,8 @@ use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
-use crate::failure::Failure;
 use crate::list::split;
+use crate::read::Failure;
 
 /// What a [`WriteStep`] asks the host to do.
 #[wasm_bindgen]

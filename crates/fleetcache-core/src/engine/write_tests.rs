@@ -3,9 +3,9 @@
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::envelope::decode_header;
-use crate::failure::Failure;
 use crate::keys::Interface;
 use crate::lease::{Step, LEASE_RELEASE, LEASE_WRITE};
+use crate::read_machine::Failure;
 use crate::stats::{Surface, WriteOutcome};
 use crate::time::Millis;
 use crate::write_machine::{
