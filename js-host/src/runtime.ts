@@ -4,7 +4,7 @@ import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
 import { detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
-import { TagSync } from './tags'
+import { nodeTagSync, type TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
 import { addStats, engineStats, telemetry } from './telemetry'
 import type { Transport } from './transport'
@@ -105,7 +105,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     engine,
     transport,
     store,
-    tags: new TagSync(engine, transport, log),
+    tags: nodeTagSync(engine, transport, log),
     log,
     options,
   }
