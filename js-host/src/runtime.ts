@@ -86,7 +86,8 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
             tlsCa: options.tlsCa,
             tlsCert: options.tlsCert,
             tlsKey: options.tlsKey,
-            commandTimeoutMs: options.commandTimeoutMs,
+            // Only for a command sent without a budget (every guarded one has its kind's).
+            commandTimeoutMs: options.engine.writeTimeoutMs ?? coreDefaults().writeTimeoutMs,
             connectTimeoutMs: engine.connectBudgetMs,
             log,
           }),
