@@ -5,9 +5,8 @@
  * (docs/transport.md). ESM, no Node APIs.
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
- * `refreshTags`, `getExpiration`, `updateTags`). The Node handlers (`fleetcache/use-cache`) are
- * separate code with the same engine calls; they add node-redis, the in-flight write map and
- * logging.
+ * `refreshTags`, `getExpiration`, `updateTags`). Tag synchronisation is the Node handlers' own
+ * module (`./tag-sync.js`); the Node handlers add node-redis and the in-flight write map.
  */
 import {
   bounds,
