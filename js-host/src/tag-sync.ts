@@ -14,9 +14,7 @@ export type TagEngine = Pick<
   | 'planTagRefresh'
   | 'applyRefresh'
   | 'missingPermission'
-  | 'planTagUpdate'
-  | 'queueTagUpdate'
-  | 'lastDroppedTags'
+  | 'revalidate'
   | 'outboxDropped'
   | 'outboxParked'
   | 'outboxLength'
@@ -233,14 +231,12 @@ export class TagSync {
     const expire = durations?.expire ?? Number.NaN
     const joined = tags.join('\0')
     const what = `${shortList(tags)} (${durations === undefined ? 'expire now' : `stale, expire in ${String(durations.expire)} s`})`
-    let dropped = ''
+    let recorded: { droppedTags: string; evicted: string }
     try {
-      if (this.script === undefined) {
-        // No Redis: the local mirror is all there is, nothing to queue.
-        this.engine.planTagUpdate(joined, mode, expire, now)
-      } else {
-        dropped = this.engine.queueTagUpdate(joined, mode, expire, now)
-      }
+      // Without Redis the local mirror is all there is: nothing to queue.
+      const r = this.engine.revalidate(joined, mode, expire, now, this.script !== undefined)
+      recorded = { droppedTags: r.droppedTags, evicted: r.evicted }
+      r.free()
     } catch (err) {
       // Invalid input (no tag within the core's byte limit): refused on every instance alike.
       const longest = tags.reduce((m, t) => Math.max(m, t.length), 0)
@@ -250,14 +246,14 @@ export class TagSync {
       return
     }
     // Tags past the core's byte limit are dropped one by one; the others apply.
-    if (this.engine.lastDroppedTags !== '') {
-      this.log.warn(`revalidation of ${shortList(tags)}: ${this.engine.lastDroppedTags}`)
+    if (recorded.droppedTags !== '') {
+      this.log.warn(`revalidation of ${shortList(tags)}: ${recorded.droppedTags}`)
     }
     this.log.debug(`revalidate ${what}`)
     if (this.script === undefined) return
-    if (dropped !== '') {
+    if (recorded.evicted !== '') {
       this.log.error(
-        `revalidation outbox full: dropped the oldest queued revalidation (${shortList(dropped.split('\0'))}); ` +
+        `revalidation outbox full: dropped the oldest queued revalidation (${shortList(recorded.evicted.split('\0'))}); ` +
           `it took effect on this instance only (${String(this.engine.outboxDropped)} dropped so far)`,
       )
     }

@@ -78,8 +78,8 @@ function fakeScript(answer) {
 const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
 const updates = (script) => script.calls.filter((c) => c.kind === 'write')
 
-function setup(answer, { timer } = {}) {
-  const engine = new wasm.Engine({ deployment: 'd1' })
+function setup(answer, { timer, config = {} } = {}) {
+  const engine = new wasm.Engine({ deployment: 'd1', ...config })
   const clock = fakeClock()
   const log = fakeLog()
   const script = fakeScript(answer)
@@ -206,6 +206,27 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(
       log.lines.filter((l) => l.startsWith('error')),
       [],
+      log.lines.join('\n'),
+    )
+  })
+
+  test('what recording a revalidation dropped is logged: an over-long tag, an evicted one', async () => {
+    const { engine, log, sync } = setup(() => new Error('connection reset'), {
+      config: { outboxCapacity: 1 },
+    })
+    await sync.update(['first', 'x'.repeat(20_000)], undefined, T0)
+    assert.ok(
+      log.lines.some((l) => l.startsWith('warn revalidation of first,') && !l.endsWith(': ')),
+      log.lines.join('\n'),
+    )
+    await sync.update(['second'], undefined, T0 + 50)
+    assert.equal(engine.outboxLength, 1)
+    assert.ok(
+      log.lines.some((l) =>
+        l.startsWith(
+          'error revalidation outbox full: dropped the oldest queued revalidation (first)',
+        ),
+      ),
       log.lines.join('\n'),
     )
   })
