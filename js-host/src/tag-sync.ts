@@ -4,34 +4,42 @@
  * script runner, the clock, the logger and, where background work may outlive a request, a
  * timer.
  */
-import type { Engine } from '../wasm/web/fleetcache_wasm.js'
 import type { Logger } from './log.js'
 import { describe } from './log.js'
 
-/** The engine calls tag synchronisation makes (both bindings' `Engine` has them). */
-export type TagEngine = Pick<
-  Engine,
-  | 'planTagRefresh'
-  | 'applyRefresh'
-  | 'missingPermission'
-  | 'revalidate'
-  | 'outboxDropped'
-  | 'outboxParked'
-  | 'outboxLength'
-  | 'outboxHeadSeq'
-  | 'planOutboxHead'
-  | 'refuseOutbox'
-  | 'failOutbox'
-  | 'ackOutbox'
-  | 'applyUpdateReply'
-  | 'resendLength'
-  | 'planResend'
-  | 'ackResend'
-  | 'tagsSynced'
-  | 'retryInMs'
-  | 'outboxRetryInMs'
-  | 'breakerState'
->
+/**
+ * The engine calls tag synchronisation makes (both bindings' `Engine` has them). Written out
+ * rather than picked from a binding's declarations: the Node package's declarations must not
+ * name the workers glue (an ES module), nor the workers bundle Node's.
+ */
+export interface TagEngine {
+  planTagRefresh(): string[]
+  applyRefresh(reply: Uint8Array, now: number): number
+  missingPermission(message: string): string
+  revalidate(
+    tags: string,
+    mode: number,
+    expireSeconds: number,
+    now: number,
+    queue: boolean,
+  ): { readonly droppedTags: string; readonly evicted: string; free(): void }
+  readonly outboxDropped: number
+  readonly outboxParked: number
+  readonly outboxLength: number
+  readonly outboxHeadSeq: number
+  planOutboxHead(): string[]
+  refuseOutbox(seq: number, message: string, now: number): number
+  failOutbox(seq: number, now: number): void
+  ackOutbox(seq: number): boolean
+  applyUpdateReply(reply: Uint8Array): void
+  readonly resendLength: number
+  planResend(): string[]
+  ackResend(): void
+  readonly tagsSynced: boolean
+  retryInMs(now: number): number
+  outboxRetryInMs(now: number): number
+  breakerState(now: number): number
+}
 
 /**
  * Runs an `EVALSHA` argv the engine planned (loading the script on `NOSCRIPT`) under the
