@@ -43,7 +43,7 @@ const FAILURE_SETTINGS = [
 function failureSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   const out: Partial<EngineConfig> = {}
   const command = options.commandTimeoutMs
-  if (command !== undefined) positive('commandTimeoutMs', command, command)
+  if (command !== undefined) positive('commandTimeoutMs', command)
   const given: FleetcacheOptions = {
     ...options,
     readTimeoutMs: options.readTimeoutMs ?? command,
@@ -51,7 +51,7 @@ function failureSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   }
   for (const name of FAILURE_SETTINGS) {
     const value = given[name]
-    if (value !== undefined) out[name] = positive(name, value, value)
+    if (value !== undefined) out[name] = positive(name, value)
   }
   return out
 }
@@ -61,7 +61,7 @@ function leaseSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   const out: Partial<EngineConfig> = {}
   if (options.leases !== undefined) out.leases = options.leases
   if (options.leaseTtlMs !== undefined) {
-    out.leaseTtlMs = positive('leaseTtlMs', options.leaseTtlMs, options.leaseTtlMs)
+    out.leaseTtlMs = positive('leaseTtlMs', options.leaseTtlMs)
   }
   const wait = options.leaseWaitMs
   if (wait !== undefined) {
@@ -82,11 +82,11 @@ function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   if (options.prefix !== undefined) out.prefix = options.prefix
   for (const name of ['maxEntryBytes', 'maxTtlSeconds', 'defaultTtlSeconds'] as const) {
     const value = options[name]
-    if (value !== undefined) out[name] = positive(name, value, value)
+    if (value !== undefined) out[name] = positive(name, value)
   }
   // 0 turns the in-process tier off (Redis only); without Redis, nothing is cached.
   const memory = options.memoryBytes
-  if (memory !== undefined) out.memoryBytes = nonNegative('memoryBytes', memory, memory)
+  if (memory !== undefined) out.memoryBytes = nonNegative('memoryBytes', memory)
   return out
 }
 

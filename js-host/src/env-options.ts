@@ -13,6 +13,7 @@ import {
   type TransportOptions,
 } from './options'
 
+/** A positive number from the variable `name`; unset or empty is undefined. */
 function numberFromEnv(env: Env, name: string): number | undefined {
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined

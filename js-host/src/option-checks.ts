@@ -1,17 +1,17 @@
 /** Checks of single settings, shared by the options and the environment readers. */
 import { ConfigError } from './options'
 
-export function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
+/** `value` when it is a finite number above 0; else a `ConfigError` naming the setting. */
+export function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) {
     throw new ConfigError(name, `must be a positive number, got ${String(value)}`)
   }
   return value
 }
 
-export function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === 0) return 0
-  return positive(name, value, fallback)
+/** As `positive`, for a setting where 0 has a meaning of its own (it turns something off). */
+export function nonNegative(name: string, value: number): number {
+  return value === 0 ? 0 : positive(name, value)
 }
 
 /** A URL as it may appear in a log line: the password (and a user name with one) masked. */
@@ -21,6 +21,10 @@ function shownUrl(url: string): string {
   })
 }
 
+/**
+ * `url` when it is a `redis://` or `rediss://` URL, undefined when empty; a `ConfigError` naming
+ * the setting otherwise, with the URL's password masked.
+ */
 export function checkUrl(name: string, url: string | undefined): string | undefined {
   if (url === undefined || url === '') return undefined
   const shown = shownUrl(url)
