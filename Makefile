@@ -59,7 +59,11 @@ js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/*.wasm js-host/wasm/
 	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
 	# The workers-runtime entries (ESM, no Node APIs): docs/transport.md.
-	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json && echo '{ "type": "module" }' > worker/package.json
+	# Node-free modules of src/ are compiled in too (tsconfig.worker.json): both trees flattened
+	# into worker/, so they sit beside the entries that import them; a name in both stops here.
+	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json \
+	  && mv -n worker/worker-src/* worker/src/* worker/ && rmdir worker/worker-src worker/src \
+	  && echo '{ "type": "module" }' > worker/package.json
 	@touch $@
 
 js: wasm js-host/dist/.stamp ## build the npm package (js-host/dist)

@@ -11,6 +11,8 @@ mod config;
 mod engine;
 mod error;
 mod list;
+mod revalidate;
 
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
+pub use revalidate::Revalidated;
