@@ -3,7 +3,7 @@ import type * as Wasm from '../wasm/node/fleetcache_wasm'
 export type Engine = Wasm.Engine
 /** Which cache interface a key belongs to (`wasm.Interface.incremental()` / `.useCache(name)`). */
 export type Interface = Wasm.Interface
-export type { EngineConfig } from './config'
+export type { EngineConfig } from './options'
 export { type Outcome } from '../wasm/node/fleetcache_wasm'
 
 /** The wasm-bindgen module; Node's module cache makes it one instance per process. */
@@ -14,6 +14,7 @@ export const wasm = require('../wasm/node/fleetcache_wasm.js') as typeof Wasm
 /** The core's defaults of the settings the host itself needs a value of. */
 export interface CoreDefaults {
   memoryBytes: number
+  writeTimeoutMs: number
 }
 
 let defaults: CoreDefaults | undefined

@@ -5,9 +5,9 @@
  * (docs/transport.md). ESM, no Node APIs.
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
- * `refreshTags`, `getExpiration`, `updateTags`). `set` runs the same write driver as the Node
- * handlers (`src/write-driver.ts`, compiled into this bundle); the Node handlers add
- * node-redis, the in-process tier, the in-flight write map and logging.
+ * `refreshTags`, `getExpiration`, `updateTags`). Tag synchronisation is the Node handlers' own
+ * module (`./tag-sync.js`), and `set` runs their write driver (`./write-driver.js`); the Node
+ * handlers add node-redis, the in-process tier and the in-flight write map.
  */
 import * as binding from '../wasm/web/fleetcache_wasm.js'
 import {
@@ -19,6 +19,8 @@ import {
   Outcome,
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
+import { describe, type Logger } from './log.js'
+import { TagSync } from './tag-sync.js'
 import { writeEntry, type WriteIo } from './write-driver.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
@@ -88,9 +90,6 @@ function performanceNow(): number {
   return performance.timeOrigin + performance.now()
 }
 
-/** Refresh calls one request makes at most while the whole tag state loads (a page each). */
-const LOAD_STEPS = 16
-
 /**
  * Instantiates the wasm engine once per isolate (later calls reuse it; the module argument is
  * then ignored) and creates an engine. Throws an `Error` with a `code` on invalid settings.
@@ -154,13 +153,6 @@ export class MemoryStore implements Store {
 
 function code(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
-}
-
-/** An error for a log line: its `code` first when it has one (as the Node handlers write it). */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err)
-  const c = code(err)
-  return typeof c === 'string' ? `${c}: ${err.message}` : err.message
 }
 
 /** Thrown instead of sending while the engine's circuit breaker is open. */
@@ -292,7 +284,11 @@ export class WorkerCache {
   private readonly guarded: Guarded | undefined
   private readonly iface: Interface
   private readonly now: () => number
-  /** Called with a message when something failed and was turned into a miss or a skip. */
+  private readonly tags: TagSync
+  /**
+   * Called with a message when something failed and was turned into a miss or a skip, and with
+   * the tag synchronisation's warnings and errors (the Node handlers' log lines).
+   */
   onError: (message: string) => void = (m) => {
     console.error(`[fleetcache] ${m}`)
   }
@@ -307,6 +303,24 @@ export class WorkerCache {
     this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
     // In memory only, this isolate's own revalidations are the whole tag state.
     if (this.guarded === undefined) this.engine.markStandalone()
+    const guarded = this.guarded
+    const report = (m: string): void => {
+      this.onError(m)
+    }
+    const log: Logger = {
+      info: () => undefined,
+      warn: report,
+      error: report,
+      debug: () => undefined,
+      debugEnabled: false,
+    }
+    // No timer: an isolate's background work may be cut off with the response, so loading the
+    // tag state and retrying the outbox happen on requests (see `TagSyncOptions.timer`).
+    this.tags = new TagSync(this.engine, {
+      script: guarded === undefined ? undefined : (argv, kind) => guarded.script(argv, kind),
+      now: this.now,
+      log,
+    })
   }
 
   /** Where entries live: `memory` (this isolate) or `transport`. */
@@ -385,7 +399,7 @@ export class WorkerCache {
     }
   }
 
-  /** The write driver's host side: this isolate's store, no tier, errors to `onError`. */
+  /** The write driver's host side: this isolate's store, no tier, lines to `onError`. */
   private readonly writeIo: WriteIo = {
     enums: binding,
     now: () => this.now(),
@@ -397,9 +411,12 @@ export class WorkerCache {
     remember: () => undefined,
     markLocal: () => undefined,
     describe,
+    // Warnings reach onError too, as the tag synchronisation's do.
     log: {
       debug: () => undefined,
-      warn: () => undefined,
+      warn: (line) => {
+        this.onError(line)
+      },
       error: (line) => {
         this.onError(line)
       },
@@ -408,25 +425,11 @@ export class WorkerCache {
 
   /**
    * Pulls tag changes from the transport (nothing to do in memory). When the whole state must
-   * be loaded, it is loaded page by page, at most `LOAD_STEPS` calls per request; until it is,
-   * nothing tagged is judged fresh. Never rejects.
+   * be loaded, it is loaded page by page, up to a bounded number of calls per request; until it
+   * is, nothing tagged is judged fresh. Never rejects.
    */
-  async refreshTags(): Promise<void> {
-    if (this.guarded === undefined) return
-    try {
-      for (let i = 0; i < LOAD_STEPS; i++) {
-        const reply = await this.guarded.script(this.engine.planTagRefresh(), 'read')
-        if (!(reply instanceof Uint8Array)) {
-          throw new Error('tag refresh returned a non-binary reply')
-        }
-        this.engine.applyRefresh(reply, this.now())
-        if (this.engine.tagsSynced) break
-      }
-    } catch (err) {
-      if (!(err instanceof CircuitOpenError)) {
-        this.onError(`tag refresh failed, using the last known tag state: ${describe(err)}`)
-      }
-    }
+  refreshTags(): Promise<void> {
+    return this.tags.refresh()
   }
 
   getExpiration(tags: string[]): Promise<number> {
@@ -434,59 +437,15 @@ export class WorkerCache {
   }
 
   /**
-   * Records a revalidation here at once and, with a transport, sends it (queued in the engine's
-   * outbox, in order, while the transport fails). Never rejects.
+   * Records a revalidation here at once and, with a transport, sends it, in order after the
+   * ones still queued in the engine's outbox, as the Node handlers do: one Redis refuses for
+   * want of a permission (`NOPERM`) is dropped and one that keeps meeting an error no retry
+   * fixes is parked (the engine decides), so neither blocks the ones behind it; any other
+   * failure keeps it queued, and the engine's backoff says when a later call may send it.
+   * Never rejects.
    */
-  async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
-    if (tags.length === 0) return
-    const mode = durations === undefined ? 0 : 1
-    const expire = durations?.expire ?? Number.NaN
-    try {
-      if (this.guarded === undefined) {
-        this.engine.planTagUpdate(tags.join('\0'), mode, expire, this.now())
-        return
-      }
-      const dropped = this.engine.queueTagUpdate(tags.join('\0'), mode, expire, this.now())
-      if (dropped !== '')
-        this.onError(`revalidation outbox full: dropped ${dropped.split('\0').join(',')}`)
-      await this.replay(this.guarded)
-    } catch (err) {
-      this.onError(`revalidation applied here only for now, kept in the outbox: ${describe(err)}`)
-    }
-  }
-
-  /**
-   * Sends the outbox in order, as the Node handlers do: a revalidation Redis refuses for want
-   * of a permission (`NOPERM`) is dropped, and one that keeps meeting an error no retry fixes
-   * is parked (the engine decides, `refuseOutbox`), so neither blocks the ones behind it. Any
-   * other failure keeps the head, and the engine's backoff says when the next request may try
-   * it again. Throws that failure.
-   */
-  private async replay(guarded: Guarded): Promise<void> {
-    const engine = this.engine
-    // Bounded: every pass removes the head or returns, and the outbox is bounded.
-    while (engine.outboxLength > 0 && engine.outboxRetryInMs(this.now()) === 0) {
-      const seq = engine.outboxHeadSeq
-      let reply: Reply
-      try {
-        reply = await guarded.script(engine.planOutboxHead(), 'write')
-      } catch (err) {
-        const refused = code(err) === 'ERR_REDIS_REPLY' && err instanceof Error
-        // An error reply sets its own backoff (refuseOutbox); anything else starts one here.
-        if (!refused) engine.failOutbox(seq, this.now())
-        const outcome = refused ? engine.refuseOutbox(seq, err.message, this.now()) : 0
-        if (outcome === 1 || outcome === 3) {
-          const what = outcome === 1 ? 'dropped' : 'set aside'
-          this.onError(
-            `revalidation ${what}: Redis refused it (${describe(err)}); it took effect in this isolate only`,
-          )
-        }
-        if (outcome !== 0) continue
-        throw err
-      }
-      engine.ackOutbox(seq)
-      if (reply instanceof Uint8Array) engine.applyUpdateReply(reply)
-    }
+  updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
+    return this.tags.update(tags, durations, this.now())
   }
 }
 

@@ -235,7 +235,7 @@ impl Engine {
         Ok(plan.header)
     }
 
-    /// What the last `plan*Set`, `planTagUpdate` or `queueTagUpdate` dropped from its tags
+    /// What the last `plan*Set` or `planTagUpdate` dropped from its tags
     /// (each tag longer than the core's byte limit, on its own), as one log line's text; `""`
     /// when nothing was dropped.
     #[wasm_bindgen(getter, js_name = lastDroppedTags)]
@@ -759,7 +759,7 @@ pub fn random_token() -> Result<String, JsValue> {
 }
 
 /// Revalidation from the host's `mode` / `expireSeconds` pair (see `planTagUpdate`).
-fn revalidation(mode: u8, expire_seconds: f64) -> Result<Revalidation, JsValue> {
+pub(crate) fn revalidation(mode: u8, expire_seconds: f64) -> Result<Revalidation, JsValue> {
     match mode {
         0 => Ok(Revalidation::Expire),
         1 => Ok(Revalidation::Stale {
@@ -840,26 +840,6 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = breakerRejected)]
     pub fn breaker_rejected(&self) -> f64 {
         self.inner.breaker().rejected() as f64
-    }
-
-    /// Records a revalidation (`mode` and `expireSeconds` as in `planTagUpdate`): applied to
-    /// the local mirror at once and queued for Redis behind earlier ones. Returns the
-    /// NUL-joined tags of the oldest queued revalidation when the full outbox dropped it
-    /// (the host logs it), else `""`. Throws on tags past Next's limits.
-    #[wasm_bindgen(js_name = queueTagUpdate)]
-    pub fn queue_tag_update(
-        &mut self,
-        tags: &str,
-        mode: u8,
-        expire_seconds: f64,
-        now: f64,
-    ) -> Result<String, JsValue> {
-        let rev = revalidation(mode, expire_seconds)?;
-        let dropped = self
-            .inner
-            .queue_tag_update(&split(tags), &rev, Millis(now))
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
-        Ok(dropped.map_or_else(String::new, |d| join(&d.tags)))
     }
 
     /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the

@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod list;
 mod read;
+mod revalidate;
 mod write;
 
 pub use config::{bounds, defaults};
@@ -20,4 +21,5 @@ pub use read::{
     Consumer, Failure, ReadMachine, ReadStep, ReadStepKind, RenewMachine, RenewStep, RenewStepKind,
     Served, Source, TierAction,
 };
+pub use revalidate::Revalidated;
 pub use write::{WriteMachine, WriteOutcome, WriteStep, WriteStepKind};

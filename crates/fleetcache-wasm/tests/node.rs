@@ -257,10 +257,13 @@ fn outbox_through_the_binding() {
     e.mark_standalone();
     assert!(e.plan_outbox_head().unwrap().is_empty());
     assert_eq!(e.outbox_head_seq(), 0.0);
-    assert_eq!(e.queue_tag_update("a", 0, f64::NAN, NOW).unwrap(), "");
+    let queue = |e: &mut Engine, tags: &str, mode: u8, expire: f64| {
+        e.revalidate(tags, mode, expire, NOW, true)
+    };
+    assert_eq!(queue(&mut e, "a", 0, f64::NAN).unwrap().evicted(), "");
     assert_eq!(e.get_expiration("a", NOW + 1.0), NOW.ceil());
-    assert_eq!(e.queue_tag_update("b\0c", 1, 60.0, NOW).unwrap(), "");
-    assert_eq!(e.queue_tag_update("d", 0, f64::NAN, NOW).unwrap(), "a");
+    assert_eq!(queue(&mut e, "b\0c", 1, 60.0).unwrap().evicted(), "");
+    assert_eq!(queue(&mut e, "d", 0, f64::NAN).unwrap().evicted(), "a");
     assert_eq!(e.outbox_dropped(), 1.0);
     assert_eq!(e.outbox_length(), 2);
     let argv = e.plan_outbox_head().unwrap();
@@ -273,21 +276,28 @@ fn outbox_through_the_binding() {
     assert_eq!(e.outbox_length(), 1);
     // A tag past the core's byte limit is dropped on its own, and said once.
     let long = "x".repeat(16 * 1024 + 1);
-    assert_eq!(e.last_dropped_tags(), "");
-    let err = e.queue_tag_update(&long, 0, f64::NAN, NOW).unwrap_err();
+    let err = queue(&mut e, &long, 0, f64::NAN).err().unwrap();
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
     assert_eq!(code.as_string().as_deref(), Some("ERR_PLAN_TAG_LIMIT"));
-    e.queue_tag_update(&format!("{long}\0kept"), 0, f64::NAN, NOW)
-        .unwrap();
-    assert!(e
-        .last_dropped_tags()
+    let kept = queue(&mut e, &format!("{long}\0kept"), 0, f64::NAN).unwrap();
+    assert!(kept
+        .dropped_tags()
         .starts_with("dropped 1 tag(s) longer than 16384 bytes"));
-    e.queue_tag_update("caf\u{e9}", 0, f64::NAN, NOW).unwrap();
-    assert_eq!(e.last_dropped_tags(), "");
+    let plain = queue(&mut e, "caf\u{e9}", 0, f64::NAN).unwrap();
+    assert_eq!(plain.dropped_tags(), "");
     // Raw and encoded forms are one tag.
     assert_eq!(e.get_expiration("caf%C3%A9", NOW + 1.0), NOW.ceil());
     assert_eq!(e.tag_freshness("caf%C3%A9", NOW - 1.0, NOW + 1.0), 2);
-    assert!(e.queue_tag_update("a", 7, f64::NAN, NOW).is_err());
+    assert!(queue(&mut e, "a", 7, f64::NAN).is_err());
+    // Without the outbox: applied here only, nothing queued.
+    let length = e.outbox_length();
+    let local = e.revalidate("local", 0, f64::NAN, NOW, false).unwrap();
+    assert_eq!(
+        (local.dropped_tags(), local.evicted()),
+        (String::new(), String::new())
+    );
+    assert_eq!(e.outbox_length(), length);
+    assert_eq!(e.get_expiration("local", NOW + 1.0), NOW.ceil());
     let bad = Engine::new(config_with(&[("readTimeoutMs", -1.0)]))
         .err()
         .unwrap();
