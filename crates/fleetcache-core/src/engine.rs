@@ -17,12 +17,16 @@ use crate::guard::{self, Admission, OpKind};
 use crate::incremental::{
     self, IncrementalPlanError, IncrementalSet, IncrementalVerdict, ValueKind,
 };
-use crate::keys::{Interface, Namespace, TagKeys};
+use crate::keys::{Interface, KeyHashes, Namespace, TagKeys};
 use crate::lease::{
     self, Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step,
 };
 use crate::lru::LruIndex;
 use crate::outbox::{missing_permission, Outbox, PendingUpdate, Refusal};
+use crate::read_machine::{
+    ReadCtx, ReadInput, ReadMachine, ReadStep, RenewCtx, RenewInput, RenewMachine, RenewStep,
+    UnexpectedInput,
+};
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
@@ -60,6 +64,8 @@ pub struct Engine {
     stale_handouts: StaleHandouts,
     /// What the engine decided, counted.
     stats: Stats,
+    /// Digests of recently used cache keys.
+    key_hashes: KeyHashes,
     /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
     dropped_tags: Cell<DroppedTags>,
 }
@@ -89,6 +95,7 @@ impl Engine {
             regenerations: Regenerations::new(),
             stale_handouts: StaleHandouts::default(),
             stats: Stats::default(),
+            key_hashes: KeyHashes::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
             config,
         })
@@ -140,7 +147,14 @@ impl Engine {
 
     /// The Redis key of an entry.
     pub fn entry_key(&self, iface: &Interface<'_>, cache_key: &str) -> String {
-        self.namespace.entry_key(iface, cache_key)
+        let hash = self.key_hashes.hash_tag(cache_key);
+        self.namespace.entry_key_hashed(iface, &hash)
+    }
+
+    /// The Redis keys of an entry and of its lease, the digest of `cache_key` remembered.
+    fn slot_keys(&self, iface: &Interface<'_>, cache_key: &str) -> (String, String) {
+        let hash = self.key_hashes.hash_tag(cache_key);
+        self.namespace.slot_keys(iface, &hash)
     }
 
     /// Plans a write: the key, the header to put before the payload, and the TTL
@@ -774,6 +788,91 @@ impl Engine {
     }
 }
 
+/// The request machines: one read or renewal at a time, stepped by the host.
+impl Engine {
+    /// A `'use cache'` read of `cache_key` ([`ReadMachine::use_cache`]).
+    pub fn read_use_cache(
+        &self,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        soft_tags: Vec<String>,
+        consumer: Consumer,
+        token: String,
+        now: Millis,
+    ) -> ReadMachine {
+        ReadMachine::use_cache(
+            self.slot_keys(iface, cache_key),
+            cache_key,
+            soft_tags,
+            consumer,
+            token,
+            now,
+        )
+    }
+
+    /// A singular-handler read of `cache_key` ([`ReadMachine::incremental`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_incremental(
+        &self,
+        cache_key: &str,
+        is_fetch: bool,
+        soft_tags: Vec<String>,
+        request_revalidate: f64,
+        consumer: Consumer,
+        on_demand: bool,
+        token: String,
+        now: Millis,
+    ) -> ReadMachine {
+        ReadMachine::incremental(
+            self.slot_keys(&Interface::Incremental, cache_key),
+            cache_key,
+            is_fetch,
+            soft_tags,
+            request_revalidate,
+            consumer,
+            on_demand,
+            token,
+            now,
+        )
+    }
+
+    /// Steps `read` with `input` at `now` ([`ReadMachine::step`]).
+    pub fn read_step(
+        &mut self,
+        read: &mut ReadMachine,
+        input: ReadInput<'_>,
+        now: Millis,
+    ) -> Result<ReadStep, UnexpectedInput> {
+        let untrusted_before = self.untrusted_before(now);
+        let mut ctx = ReadCtx {
+            config: &self.config,
+            mirror: &self.mirror,
+            untrusted_before,
+            redis_answers: self.breaker.state(now) == BreakerState::Closed,
+            lru: &mut self.lru,
+            leases: &mut self.leases,
+            stats: &self.stats,
+            regenerations: &mut self.regenerations,
+            stale_handouts: &mut self.stale_handouts,
+        };
+        read.step(&mut ctx, input, now)
+    }
+
+    /// Steps `renewal` with `input` at `now` ([`RenewMachine::step`]).
+    pub fn renew_step(
+        &mut self,
+        renewal: &mut RenewMachine,
+        input: RenewInput,
+        now: Millis,
+    ) -> Result<RenewStep, UnexpectedInput> {
+        let mut ctx = RenewCtx {
+            config: &self.config,
+            leases: &mut self.leases,
+        };
+        renewal.step(&mut ctx, input, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1370,3 +1469,6 @@ mod regen_tests;
 
 #[cfg(test)]
 mod next_tests;
+
+#[cfg(test)]
+mod read_tests;

@@ -35,6 +35,7 @@ pub mod lru;
 pub mod netstring;
 pub mod next;
 pub mod outbox;
+pub mod read_machine;
 pub mod regen;
 pub mod scripts;
 pub mod seed;
@@ -62,6 +63,10 @@ pub use lease::{Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, Leas
 pub use lru::LruIndex;
 pub use next::NextRelease;
 pub use outbox::{Outbox, PendingUpdate};
+pub use read_machine::{
+    Bytes, Failure, ReadAction, ReadAnswer, ReadInput, ReadMachine, ReadStep, RenewInput,
+    RenewMachine, RenewStep, Served, Shown, Source, TierAction,
+};
 pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
 pub use tags::{

@@ -1,8 +1,10 @@
 //! Deterministic simulation of the lease protocol.
 //!
-//! A virtual clock, a fake store that executes the three lease scripts exactly as the Lua
-//! does (atomically, at the instant a command "arrives"), and 3 to 10 simulated instances,
-//! each with its own [`Engine`], racing for the same keys with random network delays,
+//! A virtual clock, a fake store that executes the lease scripts exactly as the Lua does
+//! (atomically, at the instant a command "arrives") and keeps real envelopes, and 3 to 10
+//! simulated instances, each with its own [`Engine`] stepping one [`ReadMachine`] per request
+//! (the machine the host drives) and writing with `plan_set` / `plan_entry_write`, racing for
+//! the same keys with random network delays,
 //! random regeneration times and holders that crash mid-regeneration. proptest drives the
 //! randomness, so a failing schedule shrinks to a small one.
 //!
@@ -30,10 +32,12 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use fleetcache_core::lease::{
-    Acquired, Consumer, EntryWrite, Flight, Found, Step, MAX_RENEWED_TTLS, POLL_MAX_MS,
+use fleetcache_core::lease::{Consumer, EntryWrite, MAX_RENEWED_TTLS, POLL_MAX_MS};
+use fleetcache_core::read_machine::{
+    Bytes, ReadAction, ReadInput, ReadMachine, RenewInput, RenewMachine, RenewStep, Served,
 };
-use fleetcache_core::{Config, Engine, Interface, Millis};
+use fleetcache_core::stats::LeaseEvent;
+use fleetcache_core::{Config, Engine, EntryKind, Interface, Millis, SetInput};
 use proptest::prelude::*;
 
 const IFACE: Interface<'static> = Interface::UseCache("default");
@@ -70,10 +74,11 @@ struct Scenario {
     wait_ms: u64,
 }
 
+/// A stored entry: its envelope, and its creation time (what `lease_acquire.lua` compares).
 #[derive(Clone, Debug)]
 struct StoredEntry {
     ts: u64,
-    fresh: bool,
+    bytes: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -109,12 +114,8 @@ impl Store {
         self.leases.get(&key)
     }
 
-    fn get(&self, key: usize) -> (Found, Option<u64>) {
-        match self.entries.get(&key) {
-            None => (Found::Missing, None),
-            Some(e) if e.fresh => (Found::Fresh, Some(e.ts)),
-            Some(e) => (Found::Stale, Some(e.ts)),
-        }
+    fn get(&self, key: usize) -> Option<Vec<u8>> {
+        self.entries.get(&key).map(|e| e.bytes.clone())
     }
 
     /// `lease_acquire.lua`.
@@ -165,14 +166,8 @@ impl Store {
     }
 
     /// `lease_write.lua` (or a plain SET when `token` is None).
-    fn write(&mut self, key: usize, token: Option<&str>, now: u64) {
-        self.entries.insert(
-            key,
-            StoredEntry {
-                ts: now,
-                fresh: true,
-            },
-        );
+    fn write(&mut self, key: usize, token: Option<&str>, entry: StoredEntry, now: u64) {
+        self.entries.insert(key, entry);
         let Some(token) = token else { return };
         let mine = self.lease(key, now).is_some_and(|l| l.token == token);
         if mine {
@@ -186,34 +181,33 @@ impl Store {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Start(usize),
-    /// A GET of request `r` reaches the store; `first` for its first read.
-    GetAtStore(usize, bool),
-    /// Request, first read, what was found, its timestamp, whether the lease existed.
-    GetReply(usize, bool, u8, Option<u64>, bool),
-    AcquireAtStore(usize, u64),
-    AcquireReply(usize, u64, i64),
-    PollDue(usize),
+    /// A `GET` (or, `poll`, a `lease_poll.lua`) of request `r` reaches the store.
+    ReadAtStore(usize, bool),
+    /// Request, poll, the entry read, whether the lease existed.
+    ReadReply(usize, bool, Option<Vec<u8>>, bool),
+    /// The lease request's token, `PX` and seen timestamp reach the store.
+    AcquireAtStore(usize, String, u64, String),
+    AcquireReply(usize, i64),
+    Timer(usize),
     RegenDone(usize),
-    WriteAtStore(usize, Option<String>),
+    WriteAtStore(usize, Option<String>, u64, Vec<u8>),
     ReleaseAtStore(usize, String),
-    /// The holder's renewal timer of request `r`, for the lease won at `won_at`.
-    RenewDue(usize, u64),
-    RenewAtStore(usize, u64, u64, String, u64),
-    RenewReply(usize, u64, u64, bool),
+    /// The holder's renewal timer of request `r`.
+    RenewDue(usize),
+    RenewAtStore(usize, String, u64),
+    RenewReply(usize, bool),
 }
 
 #[derive(Clone, Debug, PartialEq)]
 enum End {
     Served,
     Regenerated,
-    FellBack,
 }
 
 struct ReqState {
-    flight: Option<Flight>,
-    seen_ts: Option<u64>,
-    /// What the request's latest read found.
-    last_found: Option<Found>,
+    read: Option<ReadMachine>,
+    renewal: Option<RenewMachine>,
+    started: u64,
     follower_on_miss: bool,
     end: Option<(End, u64)>,
 }
@@ -239,28 +233,52 @@ fn key_name(k: usize) -> String {
     format!("k{k}")
 }
 
+/// The envelope of `key` created at `ts`: fresh for an hour.
+fn envelope(e: &Engine, key: usize, ts: u64, revalidate: f64) -> Vec<u8> {
+    let parts = [1u32];
+    let plan = e
+        .plan_set(
+            &IFACE,
+            &key_name(key),
+            SetInput {
+                kind: EntryKind::UseCache,
+                timestamp: Millis(ts as f64),
+                revalidate,
+                expire: 86_400.0,
+                stale: 0.0,
+                tags: &[],
+                meta: &[],
+                parts: &parts,
+                now: Millis(ts as f64),
+            },
+        )
+        .unwrap();
+    let mut v = plan.header;
+    v.push(b'x');
+    v
+}
+
 impl Sim {
     fn new(sc: Scenario) -> Sim {
-        let engines = (0..sc.instances)
+        let engines: Vec<Engine> = (0..sc.instances)
             .map(|_| {
-                Engine::new(Config {
+                let mut e = Engine::new(Config {
                     lease_ttl_ms: sc.ttl_ms as f64,
                     lease_wait_ms: sc.wait_ms as f64,
                     ..Config::default()
                 })
-                .unwrap()
+                .unwrap();
+                // No tag state to load: the reads go straight to their sources.
+                e.mark_standalone();
+                e
             })
             .collect();
         let mut store = Store::default();
         for (k, stale) in sc.initial_stale.iter().enumerate() {
             if *stale {
-                store.entries.insert(
-                    k,
-                    StoredEntry {
-                        ts: 0,
-                        fresh: false,
-                    },
-                );
+                // Created at 0 with a half-second revalidate: stale from the first request on.
+                let bytes = envelope(&engines[0], k, 0, 0.5);
+                store.entries.insert(k, StoredEntry { ts: 0, bytes });
             }
         }
         let max_delay = sc.delays.iter().copied().max().unwrap_or(0);
@@ -268,9 +286,9 @@ impl Sim {
             .reqs
             .iter()
             .map(|_| ReqState {
-                flight: None,
-                seen_ts: None,
-                last_found: None,
+                read: None,
+                renewal: None,
+                started: 0,
                 follower_on_miss: false,
                 end: None,
             })
@@ -333,94 +351,158 @@ impl Sim {
         Ok(())
     }
 
-    fn handle(&mut self, ev: Ev) -> Result<(), TestCaseError> {
-        let lease_cfg = self.engines[0].lease_config();
-        match ev {
-            Ev::Start(r) => {
-                if self.dead[self.inst(r)] {
-                    self.reqs[r].end = Some((End::Served, self.now)); // never ran
-                    return Ok(());
+    /// Hands request `r`'s machine one input and carries out the steps it asks for, up to
+    /// the next one that waits for the network or a timer.
+    fn feed(&mut self, r: usize, input: ReadInput<'_>) -> Result<(), TestCaseError> {
+        let inst = self.inst(r);
+        let now = Millis(self.now as f64);
+        let Some(mut read) = self.reqs[r].read.take() else {
+            prop_assert!(false, "request {} has no read", r);
+            return Ok(());
+        };
+        let lost = input == ReadInput::LeaseReply(0);
+        let mut step = self.engines[inst].read_step(&mut read, input, now).unwrap();
+        loop {
+            // This host keeps no tier: nothing is ever given back.
+            let next = match &step.action {
+                ReadAction::Refresh => ReadInput::Refreshed,
+                ReadAction::OwnWrite => ReadInput::OwnWrite(None),
+                ReadAction::PeekTier => ReadInput::Tier(None),
+                ReadAction::PeekFallback => ReadInput::Fallback(None),
+                _ => break,
+            };
+            step = self.engines[inst].read_step(&mut read, next, now).unwrap();
+        }
+        match step.action {
+            ReadAction::Get { .. } => {
+                let d = self.delay();
+                self.at(self.now + d, Ev::ReadAtStore(r, false));
+            }
+            ReadAction::Poll { .. } => {
+                if lost {
+                    self.reqs[r].follower_on_miss = true;
                 }
                 let d = self.delay();
-                self.at(self.now + d, Ev::GetAtStore(r, true));
+                self.at(self.now + d, Ev::ReadAtStore(r, true));
             }
-            Ev::GetAtStore(r, first) => {
-                // A poll is `lease_poll.lua`: the entry and the lease, read together.
-                let key = self.key(r);
-                let (found, ts) = self.store.get(key);
-                let leased = self.store.lease(key, self.now).is_some();
-                let d = self.delay();
-                self.at(
-                    self.now + d,
-                    Ev::GetReply(r, first, found as u8, ts, leased),
-                );
-            }
-            Ev::GetReply(r, first, found, ts, leased) => {
-                if self.dead[self.inst(r)] {
-                    return Ok(());
+            ReadAction::Wait { delay_ms } => {
+                if lost {
+                    self.reqs[r].follower_on_miss = true;
                 }
-                let found = Found::from_u8(found);
-                let now = Millis(self.now as f64);
-                self.reqs[r].last_found = Some(found);
-                let consumer = Consumer::from_caches(self.sc.reqs[r].caches);
-                let step = if first {
-                    let (f, step) = Flight::begin(found, consumer, now, &lease_cfg);
-                    self.reqs[r].flight = Some(f);
-                    self.reqs[r].seen_ts = ts;
-                    step
-                } else {
-                    let f = self.reqs[r].flight.as_mut().unwrap();
-                    f.polled(found, leased, now, &lease_cfg)
-                };
-                self.step(r, step)?;
+                prop_assert!((0.0..=50.0).contains(&delay_ms));
+                self.at(self.now + delay_ms.ceil() as u64, Ev::Timer(r));
             }
-            Ev::AcquireAtStore(r, sent_at) => {
-                let inst = self.inst(r);
-                let key = self.key(r);
-                let token = Self::token(r, inst);
-                let seen = self.reqs[r].seen_ts.map(|t| Millis(t as f64));
-                let call = self.engines[inst]
-                    .plan_lease_acquire(&IFACE, &key_name(key), &token, seen)
-                    .unwrap();
+            ReadAction::Acquire { call, .. } => {
                 // Property 3: the lease is set with the configured TTL, nothing longer.
                 let px: u64 = call.args[1].parse().unwrap();
                 prop_assert_eq!(px, self.sc.ttl_ms);
-                let seen: f64 = call.args[2].parse().unwrap();
-                let reply = self.store.acquire(key, &token, px, seen, self.now);
                 let d = self.delay();
-                self.at(self.now + d, Ev::AcquireReply(r, sent_at, reply));
+                let ev = Ev::AcquireAtStore(r, call.args[0].clone(), px, call.args[2].clone());
+                self.at(self.now + d, ev);
             }
-            Ev::AcquireReply(r, sent_at, reply) => {
+            ReadAction::NeedMore { .. } => {
+                prop_assert!(false, "whole values are given: no NeedMore");
+            }
+            ReadAction::Answer(a) => {
+                // Property 5.
+                if self.sc.reqs[r].caches {
+                    prop_assert!(
+                        matches!(a.served, Served::Fresh | Served::Miss),
+                        "request {} of a caching consumer got a stale entry ({:?})",
+                        r,
+                        a.served
+                    );
+                }
+                if a.holds_lease {
+                    // The host starts the holder's renewal timer.
+                    let mut renewal = read.renewal().unwrap();
+                    let s = self.engines[inst]
+                        .renew_step(&mut renewal, RenewInput::Start, now)
+                        .unwrap();
+                    let RenewStep::Wait { delay_ms } = s else {
+                        prop_assert!(false, "a renewal begins with a wait: {:?}", s);
+                        return Ok(());
+                    };
+                    self.reqs[r].renewal = Some(renewal);
+                    self.at(self.now + delay_ms as u64, Ev::RenewDue(r));
+                }
+                let end = if a.served == Served::Miss {
+                    End::Regenerated
+                } else {
+                    End::Served
+                };
+                self.finish(r, end)?;
+                if a.regenerates {
+                    self.regenerate(r);
+                }
+            }
+            _ => {}
+        }
+        self.reqs[r].read = Some(read);
+        Ok(())
+    }
+
+    fn handle(&mut self, ev: Ev) -> Result<(), TestCaseError> {
+        match ev {
+            Ev::Start(r) => {
                 let inst = self.inst(r);
                 if self.dead[inst] {
+                    self.reqs[r].end = Some((End::Served, self.now)); // never ran
                     return Ok(());
                 }
-                let result = Acquired::from_reply(reply);
-                if result == Acquired::Won {
-                    let token = Self::token(r, inst);
-                    let key = key_name(self.key(r));
-                    self.engines[inst].lease_won(&IFACE, &key, &token, Millis(sent_at as f64));
-                    // The host starts the holder's renewal timer.
-                    let every = self.engines[inst].lease_renew_every_ms() as u64;
-                    self.at(self.now + every, Ev::RenewDue(r, sent_at));
-                }
-                let now = Millis(self.now as f64);
-                let state = &mut self.reqs[r];
-                let f = state.flight.as_mut().unwrap();
-                let waits = f.found == Found::Missing
-                    || (f.found == Found::Stale && f.consumer == Consumer::Caches);
-                if result == Acquired::Lost && waits {
-                    state.follower_on_miss = true;
-                }
-                let step = f.acquired(result, now, &lease_cfg);
-                self.step(r, step)?;
+                let consumer = Consumer::from_caches(self.sc.reqs[r].caches);
+                let read = self.engines[inst].read_use_cache(
+                    &IFACE,
+                    &key_name(self.key(r)),
+                    Vec::new(),
+                    consumer,
+                    Self::token(r, inst),
+                    Millis(self.now as f64),
+                );
+                self.reqs[r].read = Some(read);
+                self.reqs[r].started = self.now;
+                self.feed(r, ReadInput::Start)?;
             }
-            Ev::PollDue(r) => {
+            Ev::ReadAtStore(r, poll) => {
+                // A poll is `lease_poll.lua`: the entry and the lease, read together.
+                let key = self.key(r);
+                let entry = self.store.get(key);
+                let leased = self.store.lease(key, self.now).is_some();
+                let d = self.delay();
+                self.at(self.now + d, Ev::ReadReply(r, poll, entry, leased));
+            }
+            Ev::ReadReply(r, poll, entry, leased) => {
                 if self.dead[self.inst(r)] {
                     return Ok(());
                 }
+                let entry = entry.as_deref().map(|v| Bytes {
+                    prefix: v,
+                    total_len: v.len(),
+                });
+                let input = if poll {
+                    ReadInput::Polled { entry, leased }
+                } else {
+                    ReadInput::Reply(entry)
+                };
+                self.feed(r, input)?;
+            }
+            Ev::AcquireAtStore(r, token, px, seen) => {
+                let seen: f64 = seen.parse().unwrap();
+                let reply = self.store.acquire(self.key(r), &token, px, seen, self.now);
                 let d = self.delay();
-                self.at(self.now + d, Ev::GetAtStore(r, false));
+                self.at(self.now + d, Ev::AcquireReply(r, reply));
+            }
+            Ev::AcquireReply(r, reply) => {
+                if self.dead[self.inst(r)] {
+                    return Ok(());
+                }
+                self.feed(r, ReadInput::LeaseReply(reply))?;
+            }
+            Ev::Timer(r) => {
+                if self.dead[self.inst(r)] {
+                    return Ok(());
+                }
+                self.feed(r, ReadInput::Timer)?;
             }
             Ev::RegenDone(r) => {
                 let inst = self.inst(r);
@@ -443,6 +525,7 @@ impl Sim {
                     }
                     return Ok(());
                 }
+                let bytes = envelope(&self.engines[inst], self.key(r), self.now, 3_600.0);
                 let token = match self.engines[inst].plan_entry_write(&IFACE, &key, 60_000) {
                     EntryWrite::Set => None,
                     EntryWrite::WriteAndRelease(call) => {
@@ -451,93 +534,60 @@ impl Sim {
                     }
                 };
                 let d = self.delay();
-                self.at(self.now + d, Ev::WriteAtStore(r, token));
+                self.at(self.now + d, Ev::WriteAtStore(r, token, self.now, bytes));
             }
-            Ev::WriteAtStore(r, token) => {
+            Ev::WriteAtStore(r, token, ts, bytes) => {
                 let key = self.key(r);
-                self.store.write(key, token.as_deref(), self.now);
+                let entry = StoredEntry { ts, bytes };
+                self.store.write(key, token.as_deref(), entry, self.now);
             }
             Ev::ReleaseAtStore(r, token) => {
                 let key = self.key(r);
                 self.store.release(key, &token, self.now);
             }
-            Ev::RenewDue(r, won_at) => {
+            Ev::RenewDue(r) => {
                 let inst = self.inst(r);
                 if self.dead[inst] {
                     return Ok(());
                 }
-                let key = key_name(self.key(r));
                 let now = Millis(self.now as f64);
-                let Some(call) =
-                    self.engines[inst].plan_lease_renew(&IFACE, &key, Millis(won_at as f64), now)
-                else {
+                let Some(mut renewal) = self.reqs[r].renewal.take() else {
+                    return Ok(());
+                };
+                let step = self.engines[inst]
+                    .renew_step(&mut renewal, RenewInput::Timer, now)
+                    .unwrap();
+                let RenewStep::Send { call, .. } = step else {
                     return Ok(()); // written, released, lapsed or capped: the timer stops
                 };
                 prop_assert_eq!(call.script.name, "lease_renew");
                 let px: u64 = call.args[1].parse().unwrap();
                 prop_assert!((1..=self.sc.ttl_ms).contains(&px));
-                let token = call.args[0].clone();
+                self.reqs[r].renewal = Some(renewal);
                 let d = self.delay();
-                let sent = self.now;
-                self.at(sent + d, Ev::RenewAtStore(r, won_at, sent, token, px));
+                self.at(self.now + d, Ev::RenewAtStore(r, call.args[0].clone(), px));
             }
-            Ev::RenewAtStore(r, won_at, sent, token, px) => {
+            Ev::RenewAtStore(r, token, px) => {
                 let ok = self.store.renew(self.key(r), &token, px, self.now);
                 let d = self.delay();
-                self.at(self.now + d, Ev::RenewReply(r, won_at, sent, ok));
+                self.at(self.now + d, Ev::RenewReply(r, ok));
             }
-            Ev::RenewReply(r, won_at, sent, ok) => {
+            Ev::RenewReply(r, ok) => {
                 let inst = self.inst(r);
                 if self.dead[inst] {
                     return Ok(());
                 }
-                let key = key_name(self.key(r));
-                let (won, sent_at) = (Millis(won_at as f64), Millis(sent as f64));
-                self.engines[inst].lease_renewed(&IFACE, &key, won, sent_at, ok);
-                let every = self.engines[inst].lease_renew_every_ms() as u64;
-                self.at(self.now + every, Ev::RenewDue(r, won_at));
-            }
-        }
-        Ok(())
-    }
-
-    fn step(&mut self, r: usize, step: Step) -> Result<(), TestCaseError> {
-        let now = self.now;
-        // Property 5.
-        if self.sc.reqs[r].caches {
-            prop_assert!(
-                !matches!(step, Step::ServeStale | Step::ServeAsFresh),
-                "request {} of a caching consumer got a stale entry ({:?})",
-                r,
-                step
-            );
-            if step == Step::Serve {
-                prop_assert_eq!(self.reqs[r].last_found, Some(Found::Fresh));
-            }
-        }
-        match step {
-            Step::Serve | Step::ServeAsFresh => self.finish(r, End::Served)?,
-            Step::ServeStale => {
-                self.finish(r, End::Served)?;
-                self.regenerate(r);
-            }
-            Step::Regenerate => {
-                self.finish(r, End::Regenerated)?;
-                self.regenerate(r);
-            }
-            Step::Fallback | Step::Released => {
-                self.finish(r, End::FellBack)?;
-                self.regenerate(r);
-            }
-            Step::Acquire => {
-                let d = self.delay();
-                self.at(now + d, Ev::AcquireAtStore(r, now));
-            }
-            Step::Poll => {
-                let f = self.reqs[r].flight.unwrap();
-                prop_assert!(f.delay_ms >= 0.0 && f.delay_ms <= 50.0);
-                let due = now + f.delay_ms.ceil() as u64;
-                self.at(due, Ev::PollDue(r));
+                let Some(mut renewal) = self.reqs[r].renewal.take() else {
+                    return Ok(());
+                };
+                let now = Millis(self.now as f64);
+                let step = self.engines[inst]
+                    .renew_step(&mut renewal, RenewInput::Sent(ok), now)
+                    .unwrap();
+                if let RenewStep::Wait { delay_ms } = step {
+                    self.reqs[r].renewal = Some(renewal);
+                    self.at(self.now + delay_ms as u64, Ev::RenewDue(r));
+                }
             }
         }
         Ok(())
@@ -553,9 +603,10 @@ impl Sim {
     fn finish(&mut self, r: usize, end: End) -> Result<(), TestCaseError> {
         prop_assert!(self.reqs[r].end.is_none(), "request {} ended twice", r);
         // Property 2: a follower on a miss ends (served or fallen back) within its budget
-        // plus the round trip of its last poll (poll delays are whole ms here: +1).
+        // plus the round trip of its last poll (poll delays are whole ms here: +1). The
+        // flight of a 'use cache' read counts from the request's start.
         if self.reqs[r].follower_on_miss {
-            let started = self.reqs[r].flight.unwrap().started.0 as u64;
+            let started = self.reqs[r].started;
             let bound = started + self.sc.wait_ms + 2 * self.max_delay + 1;
             prop_assert!(
                 self.now <= bound,
@@ -573,7 +624,7 @@ impl Sim {
                     .taken
                     .iter()
                     .any(|&(tk, t)| tk == key && t >= at && t <= self.now);
-                if k == key && at as f64 >= started as f64 && !relet {
+                if k == key && at >= started && !relet {
                     let bound = at + POLL_MAX_MS as u64 + 3 * self.max_delay + 1;
                     prop_assert!(
                         self.now <= bound,
@@ -735,11 +786,11 @@ fn crashed_holder_blocks_no_one_beyond_its_lease() {
     };
     let mut sim = Sim::new(sc);
     sim.run().unwrap();
-    let fell_back = sim
-        .reqs
+    let fell_back: u64 = sim
+        .engines
         .iter()
-        .filter(|r| matches!(r.end, Some((End::FellBack, _))))
-        .count();
+        .map(|e| e.stats().leases(LeaseEvent::WaitTimedOut))
+        .sum();
     assert_eq!(fell_back, 9, "the nine followers fall back after 500 ms");
     // The holder crashed; nine fallbacks; the late request sees their write and is served.
     assert!(matches!(sim.reqs[10].end, Some((End::Served, _))));

@@ -58,7 +58,7 @@ pub struct Iface {
 }
 
 impl Iface {
-    fn get(&self) -> Interface<'_> {
+    pub(crate) fn get(&self) -> Interface<'_> {
         match &self.name {
             Some(name) => Interface::UseCache(name),
             None => Interface::Incremental,
@@ -113,7 +113,7 @@ impl Iface {
 /// The cache key as UTF-8, refusing one with a lone surrogate: converted, it would become
 /// U+FFFD and share its entry with other keys (`KeyError::IllFormedCacheKey`). A key that
 /// is not a string at all is refused the same way.
-fn utf8_key(key: &JsString) -> Result<String, JsValue> {
+pub(crate) fn utf8_key(key: &JsString) -> Result<String, JsValue> {
     let err = || {
         let e = KeyError::IllFormedCacheKey;
         js_error(e.code(), &e.to_string())
@@ -124,7 +124,7 @@ fn utf8_key(key: &JsString) -> Result<String, JsValue> {
     key.as_string().ok_or_else(err)
 }
 
-fn script_argv(call: ScriptCall) -> Vec<String> {
+pub(crate) fn script_argv(call: ScriptCall) -> Vec<String> {
     let mut argv = Vec::with_capacity(3 + call.keys.len() + call.args.len());
     argv.push("EVALSHA".to_owned());
     argv.push(call.sha1);

@@ -1,9 +1,9 @@
 //! wasm-bindgen binding of the fleetcache engine.
 //!
 //! This crate converts JS values into core types and back, and turns core errors into JS
-//! `Error`s carrying a `code`. A few decisions are still its own (README.md says which: the
-//! `last*` state, the fresh/stale/missing reading of the last inspected entry for the lease
-//! flight, TTL rounding) until they move into the core. The exported calls are
+//! `Error`s carrying a `code`. The read and renew machines (`read.rs`) keep nothing between
+//! calls and decide nothing; the older per-call exports still keep a few decisions of their own
+//! (README.md says which) until the host no longer calls them. The exported calls are
 //! synchronous and take primitives, strings and byte slices, because an `await` or a serde
 //! conversion per request costs more than the work itself (see docs/decisions).
 
@@ -11,8 +11,13 @@ mod config;
 mod engine;
 mod error;
 mod list;
+mod read;
 mod revalidate;
 
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
+pub use read::{
+    Consumer, Failure, ReadMachine, ReadStep, ReadStepKind, RenewMachine, RenewStep, RenewStepKind,
+    Served, Source, TierAction,
+};
 pub use revalidate::Revalidated;

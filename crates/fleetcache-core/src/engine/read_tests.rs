@@ -1,0 +1,1000 @@
+//! The read and renew machines, stepped through the engine with a fake clock: one test per
+//! branch of a read (sources, judgements, the lease flight, failures, presentation).
+
+use crate::breaker::{BreakerState, CallResult};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::envelope::EntryKind;
+use crate::guard::{Admission, OpKind};
+use crate::incremental::{Descriptor, IncrementalSet, ValueKind};
+use crate::keys::Interface;
+use crate::lease::{Consumer, EntryWrite};
+use crate::read_machine::*;
+use crate::stats::{LeaseEvent, LookupOutcome, Surface};
+use crate::tags::Revalidation;
+use crate::time::Millis;
+use crate::write::SetInput;
+
+const NOW: f64 = 1_795_690_530_000.0;
+const IFACE: Interface<'static> = Interface::UseCache("default");
+const TOKEN: &str = "0123456789abcdef";
+
+fn engine() -> Engine {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.mark_standalone();
+    e
+}
+
+/// A `'use cache'` entry of `key` created at `created`, `revalidate` and `expire` in seconds.
+fn uc_value(e: &Engine, key: &str, created: f64, revalidate: f64, tags: &[&str]) -> Vec<u8> {
+    uc_value_expiring(e, key, created, revalidate, 3600.0, tags)
+}
+
+fn uc_value_expiring(
+    e: &Engine,
+    key: &str,
+    created: f64,
+    revalidate: f64,
+    expire: f64,
+    tags: &[&str],
+) -> Vec<u8> {
+    let payload = b"payload";
+    let parts = [payload.len() as u32];
+    let plan = e
+        .plan_set(
+            &IFACE,
+            key,
+            SetInput {
+                kind: EntryKind::UseCache,
+                timestamp: Millis(created),
+                revalidate,
+                expire,
+                stale: 30.0,
+                tags,
+                meta: &[],
+                parts: &parts,
+                now: Millis(created),
+            },
+        )
+        .unwrap();
+    let mut v = plan.header;
+    v.extend_from_slice(payload);
+    v
+}
+
+fn inc_desc(kind: ValueKind) -> Descriptor {
+    Descriptor {
+        kind,
+        has_rsc: false,
+        segments: 0,
+        revalidate_false: false,
+        no_expire: false,
+        no_cache_control: kind == ValueKind::Fetch,
+    }
+}
+
+/// A singular-handler value whose parts are 3 bytes each, `abc` first.
+fn inc_value(e: &mut Engine, key: &str, kind: ValueKind, created: f64) -> Vec<u8> {
+    let desc = inc_desc(kind);
+    let parts = vec![3u32; desc.part_count()];
+    let set = IncrementalSet {
+        desc,
+        revalidate: 60.0,
+        expire: 3600.0,
+        tags: &[],
+        parts: &parts,
+        created: Millis(created),
+        now: Millis(created),
+    };
+    let mut v = e.plan_incremental_set(key, &set).unwrap().header;
+    for _ in &parts {
+        v.extend_from_slice(b"abc");
+    }
+    v
+}
+
+fn b(v: &[u8]) -> Option<Bytes<'_>> {
+    Some(Bytes {
+        prefix: v,
+        total_len: v.len(),
+    })
+}
+
+fn uc(e: &Engine, key: &str, consumer: Consumer, now: f64) -> ReadMachine {
+    e.read_use_cache(
+        &IFACE,
+        key,
+        Vec::new(),
+        consumer,
+        TOKEN.to_owned(),
+        Millis(now),
+    )
+}
+
+fn inc(e: &Engine, key: &str, is_fetch: bool, on_demand: bool, now: f64) -> ReadMachine {
+    e.read_incremental(
+        key,
+        is_fetch,
+        Vec::new(),
+        f64::NAN,
+        Consumer::Serves,
+        on_demand,
+        TOKEN.to_owned(),
+        Millis(now),
+    )
+}
+
+fn go(e: &mut Engine, m: &mut ReadMachine, input: ReadInput<'_>, now: f64) -> ReadStep {
+    e.read_step(m, input, Millis(now)).unwrap()
+}
+
+/// Steps a `'use cache'` read up to its tier peek (mirror synced, no write in flight).
+fn to_tier(e: &mut Engine, m: &mut ReadMachine, now: f64) {
+    assert_eq!(go(e, m, ReadInput::Start, now).action, ReadAction::OwnWrite);
+    let s = go(e, m, ReadInput::OwnWrite(None), now);
+    assert_eq!(s.action, ReadAction::PeekTier);
+}
+
+fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) {
+    to_tier(e, m, now);
+    let s = go(e, m, ReadInput::Tier(None), now);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+}
+
+fn answer(s: &ReadStep) -> &ReadAnswer {
+    match &s.action {
+        ReadAction::Answer(a) => a,
+        other => panic!("not an answer: {other:?}"),
+    }
+}
+
+fn uc_shown(a: &ReadAnswer) -> &UseCacheShown {
+    match &a.shown {
+        Shown::UseCache(s) => s,
+        other => panic!("not a 'use cache' presentation: {other:?}"),
+    }
+}
+
+fn inc_shown(a: &ReadAnswer) -> &IncrementalShown {
+    match &a.shown {
+        Shown::Incremental(s) => s,
+        other => panic!("not a singular-handler presentation: {other:?}"),
+    }
+}
+
+fn open_breaker(e: &mut Engine, now: f64) {
+    for _ in 0..100 {
+        if e.breaker_state(Millis(now)) != BreakerState::Closed {
+            return;
+        }
+        if let Admission::Send { permit, .. } = e.admit(OpKind::Read, Millis(now)) {
+            e.report(permit, CallResult::Failure, Millis(now));
+        }
+    }
+    panic!("the breaker never opened");
+}
+
+fn lease_key(e: &Engine, key: &str) -> String {
+    e.namespace().lease_key(&IFACE, key)
+}
+
+#[test]
+fn a_use_cache_read_refreshes_first_only_while_the_mirror_never_synced() {
+    let mut e = Engine::new(Config::default()).unwrap();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    assert_eq!(
+        go(&mut e, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::Refresh
+    );
+    let s = go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    assert_eq!(s.action, ReadAction::OwnWrite);
+    e.mark_standalone();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    assert_eq!(
+        go(&mut e, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::OwnWrite
+    );
+}
+
+#[test]
+fn the_own_write_in_flight_is_served_without_a_read() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    let s = go(&mut e, &mut m, ReadInput::OwnWrite(b(&v)), NOW + 1.0);
+    let a = answer(&s);
+    assert_eq!(
+        (a.source, a.served, a.regenerates),
+        (Source::OwnWrite, Served::Fresh, false)
+    );
+    let shown = uc_shown(a);
+    assert_eq!((shown.timestamp, shown.revalidate), (NOW, 60.0));
+    assert_eq!((shown.expire, shown.stale), (3600.0, 30.0));
+    assert_eq!(shown.tags, vec!["t".to_owned()]);
+    assert_eq!(&v[a.payload_offset..], b"payload");
+    assert!(m.is_answered());
+    assert!(e.read_step(&mut m, ReadInput::Timer, Millis(NOW)).is_err());
+}
+
+#[test]
+fn a_stale_own_write_goes_to_the_flight_without_a_read() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    let later = NOW + 61_000.0;
+    let s = go(&mut e, &mut m, ReadInput::OwnWrite(b(&v)), later);
+    let ReadAction::Acquire { call, .. } = s.action else {
+        panic!("{s:?}")
+    };
+    assert_eq!(call.args[0], TOKEN);
+    assert_eq!(call.args[2], format!("{NOW}"), "the entry seen");
+    assert_eq!(s.tier, TierAction::None, "the own write is not the tier's");
+}
+
+#[test]
+fn a_fresh_tier_copy_is_served_and_a_gone_one_dropped() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    let key = e.entry_key(&IFACE, "k");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_tier(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Tier, Served::Fresh));
+    // Bytes the index no longer knows: dropped, and the store is read.
+    let mut m = uc(&e, "k2", Consumer::Serves, NOW);
+    to_tier(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    assert!(matches!(s.action, ReadAction::Get { ref key, .. } if key.ends_with("")));
+    assert_eq!(s.tier, TierAction::Drop);
+}
+
+#[test]
+fn an_unservable_tier_copy_is_forgotten_and_a_stale_one_kept_for_failures() {
+    let mut e = engine();
+    let key = e.entry_key(&IFACE, "k");
+    // A copy for another key: unservable, dropped from the index too.
+    let other = uc_value(&e, "other", NOW, 60.0, &[]);
+    e.lru_mut().insert(&key, 10, Millis(NOW + 1e6));
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_tier(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&other)), NOW);
+    assert_eq!(s.tier, TierAction::Drop);
+    assert!(!e.lru().contains(&key));
+    // A stale copy: kept, and served when the read fails.
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let later = NOW + 120_000.0;
+    let mut m = uc(&e, "k", Consumer::Serves, later);
+    to_tier(&mut e, &mut m, later);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
+    assert_eq!(s.tier, TierAction::None);
+    let s = go(&mut e, &mut m, ReadInput::Failed(Failure::Timeout), later);
+    let a = answer(&s);
+    assert_eq!(
+        (a.source, a.served, a.regenerates),
+        (Source::Kept, Served::Stale, true)
+    );
+    assert!(
+        a.log
+            .contains("redis read failed (timeout), served from this process"),
+        "{}",
+        a.log
+    );
+    let shown = uc_shown(a);
+    assert!(shown.timestamp <= NOW && shown.revalidate >= 1.0);
+}
+
+#[test]
+fn a_failed_read_without_a_copy_is_a_miss_with_an_error_line() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Failed(Failure::NoConnection),
+        NOW,
+    );
+    let a = answer(&s);
+    assert_eq!(
+        (a.source, a.served, a.regenerates),
+        (Source::None, Served::Miss, true)
+    );
+    assert!(a.error.contains("treated as a miss"), "{}", a.error);
+}
+
+#[test]
+fn a_fresh_reply_is_served_and_kept_in_the_tier() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 5.0);
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Redis, Served::Fresh));
+    assert_eq!(
+        s.tier,
+        TierAction::Keep {
+            until: Millis(NOW + 3_600_000.0),
+            outage_only: false
+        }
+    );
+    assert_eq!(e.stats().lookups(Surface::UseCache, LookupOutcome::Hit), 1);
+}
+
+#[test]
+fn a_short_prefix_asks_for_more_of_the_same_source() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let short = Bytes {
+        prefix: &v[..8],
+        total_len: v.len(),
+    };
+    let s = go(&mut e, &mut m, ReadInput::Reply(Some(short)), NOW);
+    let ReadAction::NeedMore { need } = s.action else {
+        panic!("{s:?}")
+    };
+    assert!(need > 8 && need <= v.len());
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW);
+    assert_eq!(answer(&s).served, Served::Fresh);
+}
+
+#[test]
+fn an_empty_or_refused_read_is_a_counted_miss_and_a_lease_request() {
+    for input in [
+        ReadInput::Reply(None),
+        ReadInput::Failed(Failure::CircuitOpen),
+    ] {
+        let mut e = engine();
+        let mut m = uc(&e, "k", Consumer::Serves, NOW);
+        to_get(&mut e, &mut m, NOW);
+        let s = go(&mut e, &mut m, input, NOW);
+        let ReadAction::Acquire { call, budget_ms } = s.action else {
+            panic!("{s:?}")
+        };
+        assert_eq!(call.args[2], "-1", "no entry seen");
+        assert_eq!(budget_ms, e.budget_ms(OpKind::Lease));
+        assert_eq!(e.stats().lookups(Surface::UseCache, LookupOutcome::Miss), 1);
+    }
+}
+
+#[test]
+fn the_lease_winner_regenerates_and_renews_its_lease() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW + 2.0);
+    let a = answer(&s);
+    assert_eq!(
+        (a.served, a.regenerates, a.holds_lease),
+        (Served::Miss, true, true)
+    );
+    assert!(a.log.contains("miss: regenerating here"), "{}", a.log);
+    assert_eq!(e.stats().leases(LeaseEvent::Acquired), 1);
+    assert_eq!(
+        m.won_at(),
+        Some(Millis(NOW)),
+        "won when the request was sent"
+    );
+    assert!(e.holds_lease(&IFACE, "k", Millis(NOW + 1.0)));
+    // Renewed at the lease's interval until the write takes the lease.
+    let mut r = m.renewal().unwrap();
+    let every = e.lease_renew_every_ms();
+    let step = e
+        .renew_step(&mut r, RenewInput::Start, Millis(NOW))
+        .unwrap();
+    assert_eq!(step, RenewStep::Wait { delay_ms: every });
+    let t = NOW + every;
+    let step = e.renew_step(&mut r, RenewInput::Timer, Millis(t)).unwrap();
+    let RenewStep::Send { call, .. } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(call.keys[0], lease_key(&e, "k"));
+    let step = e
+        .renew_step(&mut r, RenewInput::Sent(true), Millis(t))
+        .unwrap();
+    assert_eq!(step, RenewStep::Wait { delay_ms: every });
+    assert!(matches!(
+        e.plan_entry_write(&IFACE, "k", 1000),
+        EntryWrite::WriteAndRelease(_)
+    ));
+    let step = e
+        .renew_step(&mut r, RenewInput::Timer, Millis(t + every))
+        .unwrap();
+    assert!(matches!(step, RenewStep::Done { .. }));
+}
+
+#[test]
+fn a_renewal_ends_when_refused_and_waits_on_after_a_failure() {
+    let mut e = engine();
+    e.lease_won(&IFACE, "k", TOKEN, Millis(NOW));
+    let mut r = RenewMachine::new(lease_key(&e, "k"), Millis(NOW));
+    e.renew_step(&mut r, RenewInput::Start, Millis(NOW))
+        .unwrap();
+    let t = NOW + e.lease_renew_every_ms();
+    e.renew_step(&mut r, RenewInput::Timer, Millis(t)).unwrap();
+    let step = e
+        .renew_step(&mut r, RenewInput::Failed(Failure::Timeout), Millis(t))
+        .unwrap();
+    assert!(matches!(step, RenewStep::Wait { .. }));
+    e.renew_step(&mut r, RenewInput::Timer, Millis(t + 1.0))
+        .unwrap();
+    let step = e
+        .renew_step(&mut r, RenewInput::Sent(false), Millis(t + 1.0))
+        .unwrap();
+    let RenewStep::Done { log } = step else {
+        panic!("{step:?}")
+    };
+    assert!(log.contains("not renewed"));
+    assert!(e.renew_step(&mut r, RenewInput::Timer, Millis(t)).is_err());
+}
+
+#[test]
+fn a_stale_entry_is_served_stale_by_the_winner_and_as_fresh_to_a_follower() {
+    let later = NOW + 120_000.0;
+    for (code, served) in [
+        (1, Served::Stale),
+        (0, Served::AsFresh),
+        (-1, Served::Stale),
+    ] {
+        let mut e = engine();
+        let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+        let mut m = uc(&e, "k", Consumer::Serves, later);
+        to_get(&mut e, &mut m, later);
+        let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), later);
+        assert!(matches!(s.action, ReadAction::Acquire { .. }));
+        assert!(matches!(s.tier, TierAction::Keep { .. }));
+        let s = go(&mut e, &mut m, ReadInput::LeaseReply(code), later);
+        let a = answer(&s);
+        assert_eq!(
+            (a.source, a.served),
+            (Source::Redis, served),
+            "reply {code}"
+        );
+        let shown = uc_shown(a);
+        if served == Served::AsFresh {
+            assert_eq!(shown.timestamp, NOW);
+            assert!(
+                shown.revalidate > 120.0,
+                "fresh for a while: {}",
+                shown.revalidate
+            );
+            assert!(!a.regenerates);
+        } else {
+            assert!(shown.timestamp < later - shown.revalidate * 1000.0);
+            assert!(a.regenerates);
+        }
+        assert_eq!(a.holds_lease, code == 1);
+        // The stale hand-out is remembered: a page written here after it is stamped no later.
+        let created = e.incremental_created("p", ValueKind::AppPage, &["t"], Millis(later + 5.0));
+        assert!(created.0 <= NOW, "{code}: {created:?}");
+    }
+}
+
+#[test]
+fn a_stale_entry_for_a_cache_is_a_miss() {
+    let later = NOW + 120_000.0;
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    let mut m = uc(&e, "k", Consumer::Caches, later);
+    to_get(&mut e, &mut m, later);
+    go(&mut e, &mut m, ReadInput::Reply(b(&v)), later);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), later);
+    let a = answer(&s);
+    assert_eq!(a.served, Served::Miss);
+    assert!(a.log.contains("(for a cache"), "{}", a.log);
+    // A follower for a cache waits for the holder's write.
+    let mut m = uc(&e, "k2", Consumer::Caches, later);
+    to_get(&mut e, &mut m, later);
+    let v2 = uc_value(&e, "k2", NOW, 60.0, &[]);
+    go(&mut e, &mut m, ReadInput::Reply(b(&v2)), later);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(0), later);
+    assert!(matches!(s.action, ReadAction::Wait { .. }), "{s:?}");
+}
+
+#[test]
+fn a_follower_waits_polls_and_serves_the_holders_write() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(0), NOW);
+    assert_eq!(s.action, ReadAction::Wait { delay_ms: 10.0 });
+    assert_eq!(e.stats().leases(LeaseEvent::Waited), 1);
+    let s = go(&mut e, &mut m, ReadInput::Timer, NOW + 10.0);
+    let ReadAction::Poll { call, .. } = s.action else {
+        panic!("{s:?}")
+    };
+    assert_eq!(call.script.name, "lease_poll");
+    // Nothing yet, lease alive: a longer pause.
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Polled {
+            entry: None,
+            leased: true,
+        },
+        NOW + 11.0,
+    );
+    assert_eq!(s.action, ReadAction::Wait { delay_ms: 20.0 });
+    go(&mut e, &mut m, ReadInput::Timer, NOW + 31.0);
+    let v = uc_value(&e, "k", NOW + 20.0, 60.0, &[]);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Polled {
+            entry: b(&v),
+            leased: false,
+        },
+        NOW + 32.0,
+    );
+    let a = answer(&s);
+    assert_eq!(
+        (a.source, a.served, a.holds_lease),
+        (Source::Poll, Served::Fresh, false)
+    );
+    assert!(matches!(s.tier, TierAction::Keep { .. }));
+}
+
+#[test]
+fn a_newer_entry_is_read_again_at_once() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(2), NOW);
+    assert!(matches!(s.action, ReadAction::Poll { .. }), "{s:?}");
+}
+
+#[test]
+fn a_wait_ends_on_a_released_lease_or_at_its_budget() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    go(&mut e, &mut m, ReadInput::LeaseReply(0), NOW);
+    go(&mut e, &mut m, ReadInput::Timer, NOW + 10.0);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Polled {
+            entry: None,
+            leased: false,
+        },
+        NOW + 11.0,
+    );
+    let a = answer(&s);
+    assert_eq!((a.served, a.regenerates), (Served::Miss, true));
+    assert!(a.log.contains("let its lease go"), "{}", a.log);
+    assert_eq!(e.stats().leases(LeaseEvent::WaitReleased), 1);
+
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    let mut s = go(&mut e, &mut m, ReadInput::LeaseReply(0), NOW);
+    let mut t = NOW;
+    let wait = e.lease_config().wait_ms;
+    while let ReadAction::Wait { delay_ms } = s.action {
+        t += delay_ms;
+        go(&mut e, &mut m, ReadInput::Timer, t);
+        s = go(
+            &mut e,
+            &mut m,
+            ReadInput::Polled {
+                entry: None,
+                leased: true,
+            },
+            t,
+        );
+        assert!(t <= NOW + wait + 1.0);
+    }
+    let a = answer(&s);
+    assert!(
+        a.log.contains("waited for another instance in vain"),
+        "{}",
+        a.log
+    );
+    assert_eq!(e.stats().leases(LeaseEvent::WaitTimedOut), 1);
+}
+
+#[test]
+fn a_failed_lease_request_is_no_lease_and_a_failed_poll_a_miss() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::Failed(Failure::Timeout), NOW);
+    let a = answer(&s);
+    assert_eq!((a.served, a.holds_lease), (Served::Miss, false));
+    assert!(
+        a.log.contains("lease request failed (timeout)"),
+        "{}",
+        a.log
+    );
+
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    go(&mut e, &mut m, ReadInput::LeaseReply(2), NOW);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Failed(Failure::NoConnection),
+        NOW,
+    );
+    let a = answer(&s);
+    assert_eq!(a.served, Served::Miss);
+    assert!(a.error.contains("lease poll"), "{}", a.error);
+}
+
+#[test]
+fn an_unreadable_entry_is_an_error_line_and_never_newer() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let junk = [0u8; 64];
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&junk)), NOW);
+    let ReadAction::Acquire { call, .. } = s.action else {
+        panic!("{s:?}")
+    };
+    assert_eq!(call.args[2], format!("{}", f64::MAX));
+    assert_eq!(
+        e.stats().lookups(Surface::UseCache, LookupOutcome::Corrupt),
+        1
+    );
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW);
+    assert!(
+        answer(&s).error.contains("unreadable entry"),
+        "{}",
+        answer(&s).error
+    );
+}
+
+#[test]
+fn an_expired_or_colliding_entry_is_a_miss_with_its_reason() {
+    let mut e = engine();
+    let old = uc_value(&e, "k", NOW - 4_000_000.0, 60.0, &[]);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(b(&old)), NOW);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW);
+    assert!(answer(&s).log.contains(" expired"), "{}", answer(&s).log);
+    let other = uc_value(&e, "other", NOW, 60.0, &[]);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(b(&other)), NOW);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW);
+    assert!(
+        answer(&s).log.contains("hash collision"),
+        "{}",
+        answer(&s).log
+    );
+    // Expired by a tag.
+    let tagged = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(NOW + 10.0), "epoch")
+        .unwrap();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW + 20.0);
+    to_get(&mut e, &mut m, NOW + 20.0);
+    go(&mut e, &mut m, ReadInput::Reply(b(&tagged)), NOW + 20.0);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW + 20.0);
+    assert!(
+        answer(&s).log.contains("expired-by-tag"),
+        "{}",
+        answer(&s).log
+    );
+}
+
+#[test]
+fn while_redis_is_down_this_process_serves_its_copy() {
+    let mut e = engine();
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let later = NOW + 120_000.0;
+    open_breaker(&mut e, later);
+    // Stale, but Redis is out of reach: served at once.
+    let mut m = uc(&e, "k", Consumer::Serves, later);
+    to_tier(&mut e, &mut m, later);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Tier, Served::Stale));
+}
+
+#[test]
+fn an_empty_read_while_redis_is_down_serves_the_kept_copy() {
+    let mut e = engine();
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let later = NOW + 120_000.0;
+    let mut m = uc(&e, "k", Consumer::Serves, later);
+    to_tier(&mut e, &mut m, later);
+    go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
+    open_breaker(&mut e, later);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Failed(Failure::CircuitOpen),
+        later,
+    );
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Kept, Served::Stale));
+}
+
+#[test]
+fn a_stale_entry_next_cannot_be_told_about_is_a_miss() {
+    // Past its revalidate, but less than a second from its expire: no backdated timestamp
+    // shows it stale without also showing it expired.
+    let mut e = engine();
+    let v = uc_value_expiring(&e, "k", NOW, 0.5, 0.9, &[]);
+    let t = NOW + 600.0;
+    let mut m = uc(&e, "k", Consumer::Serves, t);
+    to_get(&mut e, &mut m, t);
+    go(&mut e, &mut m, ReadInput::Reply(b(&v)), t);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), t);
+    assert_eq!(answer(&s).served, Served::Miss);
+}
+
+#[test]
+fn leases_off_regenerate_or_serve_stale_without_asking() {
+    let mut e = Engine::new(Config {
+        leases: false,
+        ..Config::default()
+    })
+    .unwrap();
+    e.mark_standalone();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    assert_eq!(answer(&s).served, Served::Miss);
+}
+
+#[test]
+fn a_singular_handler_read_refreshes_alongside_and_reads_pages_from_redis() {
+    let mut e = engine();
+    let v = inc_value(&mut e, "/p", ValueKind::AppPage, NOW);
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    e.lru_mut().mark_outage_only(&key);
+    let mut m = inc(&e, "/p", false, false, NOW);
+    assert_eq!(
+        go(&mut e, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::Refresh
+    );
+    assert_eq!(
+        go(&mut e, &mut m, ReadInput::Refreshed, NOW).action,
+        ReadAction::PeekTier
+    );
+    // Kept for outages only while Redis answers: read Redis, keep the bytes.
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    assert!(matches!(s.action, ReadAction::Get { .. }));
+    assert_eq!(s.tier, TierAction::None);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 1.0);
+    assert_eq!(
+        s.tier,
+        TierAction::Keep {
+            until: Millis(NOW + 3_600_000.0),
+            outage_only: true
+        }
+    );
+    let a = answer(&s);
+    assert_eq!(
+        (a.source, a.served, a.regenerates),
+        (Source::Redis, Served::Fresh, false)
+    );
+    let shown = inc_shown(a);
+    assert_eq!(shown.value_kind, ValueKind::AppPage as u8);
+    assert_eq!(shown.last_modified, NOW);
+    assert_eq!(shown.cache_control, Some((Some(60.0), Some(3600.0))));
+    assert_eq!(
+        shown.parts,
+        vec![3; inc_desc(ValueKind::AppPage).part_count()]
+    );
+    assert_eq!(&v[a.payload_offset..a.payload_offset + 3], b"abc");
+    assert!(
+        a.log.contains("inc get") && a.log.contains(" hit"),
+        "{}",
+        a.log
+    );
+}
+
+#[test]
+fn a_fetch_read_finding_a_page_is_a_miss_and_vice_versa() {
+    let mut e = engine();
+    let page = inc_value(&mut e, "/p", ValueKind::AppPage, NOW);
+    let mut m = inc(&e, "/p", true, false, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    go(&mut e, &mut m, ReadInput::Tier(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&page)), NOW);
+    assert!(matches!(s.action, ReadAction::Acquire { .. }), "{s:?}");
+    assert_eq!(s.tier, TierAction::None);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW);
+    assert!(
+        answer(&s).error.contains("read as FETCH"),
+        "{}",
+        answer(&s).error
+    );
+    let fetch = inc_value(&mut e, "/f", ValueKind::Fetch, NOW);
+    let mut m = inc(&e, "/f", false, false, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    go(&mut e, &mut m, ReadInput::Tier(None), NOW);
+    go(&mut e, &mut m, ReadInput::Reply(b(&fetch)), NOW);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW);
+    assert!(
+        answer(&s).error.contains("value kind 4"),
+        "{}",
+        answer(&s).error
+    );
+}
+
+#[test]
+fn a_fresh_fetch_value_is_served_from_the_tier() {
+    let mut e = engine();
+    let v = inc_value(&mut e, "/f", ValueKind::Fetch, NOW);
+    let key = e.entry_key(&Interface::Incremental, "/f");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let mut m = inc(&e, "/f", true, false, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Tier, Served::Fresh));
+    assert_eq!(
+        inc_shown(a).cache_control,
+        None,
+        "FETCH values carry no cacheControl"
+    );
+}
+
+#[test]
+fn a_failed_singular_read_falls_back_to_the_copy_kept_for_outages() {
+    let mut e = engine();
+    let v = inc_value(&mut e, "/p", ValueKind::AppPage, NOW);
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    e.lru_mut().mark_outage_only(&key);
+    let mut m = inc(&e, "/p", false, false, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    let s = go(&mut e, &mut m, ReadInput::Failed(Failure::Timeout), NOW);
+    assert_eq!(s.action, ReadAction::PeekFallback);
+    let s = go(&mut e, &mut m, ReadInput::Fallback(b(&v)), NOW);
+    let a = answer(&s);
+    assert_eq!(
+        (a.source, a.served, a.regenerates),
+        (Source::Kept, Served::Stale, true)
+    );
+    // Nothing to fall back on: a miss, and the regeneration begins at the request's start.
+    let started = NOW + 10.0;
+    let mut m = inc(&e, "/q", false, false, started);
+    go(&mut e, &mut m, ReadInput::Start, started);
+    go(&mut e, &mut m, ReadInput::Refreshed, started);
+    go(&mut e, &mut m, ReadInput::Tier(None), started);
+    go(
+        &mut e,
+        &mut m,
+        ReadInput::Failed(Failure::Timeout),
+        started + 1.0,
+    );
+    let s = go(&mut e, &mut m, ReadInput::Fallback(None), started + 2.0);
+    let a = answer(&s);
+    assert_eq!(a.served, Served::Miss);
+    assert!(a.error.contains("treated as a miss"), "{}", a.error);
+    let created = e.incremental_created("/q", ValueKind::AppPage, &[], Millis(started + 50.0));
+    assert_eq!(created, Millis(started));
+}
+
+#[test]
+fn a_follower_of_the_singular_handler_sees_a_fresh_last_modified() {
+    let later = NOW + 120_000.0;
+    let mut e = engine();
+    let v = inc_value(&mut e, "/p", ValueKind::AppPage, NOW);
+    let mut m = inc(&e, "/p", false, false, later);
+    go(&mut e, &mut m, ReadInput::Start, later);
+    go(&mut e, &mut m, ReadInput::Refreshed, later);
+    go(&mut e, &mut m, ReadInput::Tier(None), later);
+    go(&mut e, &mut m, ReadInput::Reply(b(&v)), later);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(0), later + 3.0);
+    let a = answer(&s);
+    assert_eq!((a.served, a.regenerates), (Served::AsFresh, false));
+    assert_eq!(inc_shown(a).last_modified, later + 3.0);
+    assert!(a.log.contains("served as fresh"), "{}", a.log);
+}
+
+#[test]
+fn an_on_demand_read_always_begins_a_regeneration() {
+    let mut e = engine();
+    let v = inc_value(&mut e, "/p", ValueKind::AppPage, NOW);
+    let mut m = inc(&e, "/p", false, true, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    go(&mut e, &mut m, ReadInput::Tier(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 1.0);
+    let a = answer(&s);
+    assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
+    let created = e.incremental_created("/p", ValueKind::AppPage, &[], Millis(NOW + 50.0));
+    assert_eq!(created, Millis(NOW));
+}
+
+#[test]
+fn an_undecodable_value_is_taken_back_as_unreadable() {
+    let mut e = engine();
+    let v = inc_value(&mut e, "/f", ValueKind::Fetch, NOW);
+    // Served from Redis at once (fresh): taken back, the flight begins on a miss.
+    let mut m = inc(&e, "/f", true, false, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    go(&mut e, &mut m, ReadInput::Tier(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW);
+    assert_eq!(answer(&s).served, Served::Fresh);
+    let s = go(&mut e, &mut m, ReadInput::Undecodable, NOW);
+    let ReadAction::Acquire { call, .. } = s.action else {
+        panic!("{s:?}")
+    };
+    assert_eq!(call.args[2], format!("{}", f64::MAX));
+    assert_eq!(s.tier, TierAction::Drop);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW);
+    assert_eq!(answer(&s).served, Served::Miss);
+    // Served from the tier: dropped, and the store is read.
+    let key = e.entry_key(&Interface::Incremental, "/f");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let mut m = inc(&e, "/f", true, false, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    assert_eq!(answer(&s).source, Source::Tier);
+    let s = go(&mut e, &mut m, ReadInput::Undecodable, NOW);
+    assert!(matches!(s.action, ReadAction::Get { .. }));
+    assert_eq!(s.tier, TierAction::Drop);
+    assert!(!e.lru().contains(&key));
+    // A miss cannot be undecodable.
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW);
+    assert_eq!(answer(&s).served, Served::Miss);
+    assert!(e
+        .read_step(&mut m, ReadInput::Undecodable, Millis(NOW))
+        .is_err());
+}
+
+#[test]
+fn a_flight_is_bounded_whatever_the_replies() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    let mut steps = 0;
+    let mut s = go(&mut e, &mut m, ReadInput::LeaseReply(2), NOW);
+    // "A newer entry" forever, and polls that find nothing while the lease lives.
+    while let ReadAction::Poll { .. } = s.action {
+        s = go(
+            &mut e,
+            &mut m,
+            ReadInput::Polled {
+                entry: None,
+                leased: true,
+            },
+            NOW,
+        );
+        if let ReadAction::Wait { .. } = s.action {
+            s = go(&mut e, &mut m, ReadInput::Timer, NOW);
+        }
+        steps += 1;
+        assert!(steps <= MAX_FLIGHT_STEPS as usize);
+    }
+    assert_eq!(answer(&s).served, Served::Miss);
+}

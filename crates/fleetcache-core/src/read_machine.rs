@@ -1,0 +1,1572 @@
+//! The read machine: every decision about one read of one cache key, for both of Next's
+//! interfaces, taken one host input at a time (docs/internals.md, "Request machines").
+//!
+//! The host drives a [`ReadMachine`] with [`ReadInput`]s (the tier's bytes, a Redis reply, a
+//! lease answer, a timer) and does what each [`ReadStep`] asks; it keeps no numbers of its
+//! own. The machine owns the order of the sources (this process's write in flight, the
+//! in-process tier, Redis), the judgement of what each source holds, the lease flight, what is
+//! presented to Next, and the counters. It performs no I/O, reads no clock (every input comes
+//! with the time) and draws no random number (the lease token comes with the request).
+//!
+//! This module is a leaf: it borrows the engine's parts it needs through a [`ReadCtx`] and
+//! never reaches back into the engine.
+
+use crate::config::Config;
+use crate::envelope::DecodedHeader;
+use crate::guard::{self, OpKind};
+use crate::incremental::{self, IncrementalVerdict, Serve, ValueKind};
+use crate::lease::{self, past_revalidate, Acquired, Consumer, Flight, Found, LeaseTable, Step};
+use crate::lru::LruIndex;
+use crate::regen::{Regenerations, StaleHandouts};
+use crate::scripts::ScriptCall;
+use crate::stats::{LookupOutcome, Stats, Surface};
+use crate::tag_sync;
+use crate::tags::TagMirror;
+use crate::tier;
+use crate::time::Millis;
+use crate::verdict::{self, Verdict};
+
+/// Upper bound on lease steps (lease requests and polls) per read, whatever happens: past it
+/// the read ends as a wait in vain (the flight's own poll cap is higher).
+pub const MAX_FLIGHT_STEPS: u32 = 1000;
+
+/// The start of a value the host holds: `prefix` may be shorter than the value
+/// (`total_len` bytes); the machine asks for more with [`ReadAction::NeedMore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes<'a> {
+    /// The first bytes of the value.
+    pub prefix: &'a [u8],
+    /// The value's whole length.
+    pub total_len: usize,
+}
+
+/// Why a command the machine asked for brought no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// It ran out of its budget.
+    Timeout,
+    /// Redis answered with an error reply.
+    ReplyError,
+    /// No connection (refused, reset, closed).
+    NoConnection,
+    /// The circuit breaker kept it from being sent.
+    CircuitOpen,
+}
+
+impl Failure {
+    /// A short description for log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::ReplyError => "error reply",
+            Failure::NoConnection => "no connection",
+            Failure::CircuitOpen => "circuit open",
+        }
+    }
+}
+
+/// One input from the host: the answer to the step the machine asked for last.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReadInput<'a> {
+    /// Begin the read.
+    Start,
+    /// The tag refresh asked for by [`ReadAction::Refresh`] is under way.
+    Refreshed,
+    /// This process's write in flight of the cache key, if any ([`ReadAction::OwnWrite`]).
+    OwnWrite(Option<Bytes<'a>>),
+    /// The tier's bytes for the key, if its map holds any ([`ReadAction::PeekTier`]).
+    Tier(Option<Bytes<'a>>),
+    /// The tier's bytes kept for outages, if any ([`ReadAction::PeekFallback`]).
+    Fallback(Option<Bytes<'a>>),
+    /// The entry read from the store, `None` when there is none ([`ReadAction::Get`]).
+    Reply(Option<Bytes<'a>>),
+    /// The lease script's integer reply (1 won, 0 held by another, 2 a newer entry); -1 when
+    /// Redis did not answer or the host has no Redis.
+    LeaseReply(i64),
+    /// A poll's reply: the entry, and whether its lease still exists.
+    Polled {
+        /// The entry, `None` when there is none.
+        entry: Option<Bytes<'a>>,
+        /// The lease still exists.
+        leased: bool,
+    },
+    /// The command asked for brought no reply.
+    Failed(Failure),
+    /// The pause asked for by [`ReadAction::Wait`] is over.
+    Timer,
+    /// The host could not decode the parts of the value the last answer served into Next's
+    /// shape: the machine goes on as for a corrupt entry.
+    Undecodable,
+}
+
+/// What the host does with the tier bytes it gave with its last input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TierAction {
+    /// Nothing.
+    None,
+    /// Keep them in the tier (insert them in the index) until `until`; for outages only when
+    /// `outage_only`.
+    Keep {
+        /// Until when the tier may keep them.
+        until: Millis,
+        /// Served only while Redis cannot be reached.
+        outage_only: bool,
+    },
+    /// Drop them: the index has forgotten the key already.
+    Drop,
+}
+
+/// What the host does next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadAction {
+    /// Start the tag refresh without awaiting it, input [`ReadInput::Refreshed`], and await the
+    /// refresh before the next input that carries bytes.
+    Refresh,
+    /// Input this process's write in flight of the cache key (`'use cache'` only).
+    OwnWrite,
+    /// Input the tier's bytes for the entry key, if the host holds any.
+    PeekTier,
+    /// After a failed read: input the tier's bytes kept for outages, if any.
+    PeekFallback,
+    /// Read the entry (`GET key`, or the memory store) within `budget_ms`.
+    Get {
+        /// The entry key.
+        key: String,
+        /// The command's budget.
+        budget_ms: f64,
+    },
+    /// Input the same bytes again with at least `need` bytes of prefix.
+    NeedMore {
+        /// Bytes of prefix needed.
+        need: usize,
+    },
+    /// Send the lease script, then input its reply ([`ReadInput::LeaseReply`]).
+    Acquire {
+        /// The script call.
+        call: ScriptCall,
+        /// The command's budget.
+        budget_ms: f64,
+    },
+    /// Wait, then input [`ReadInput::Timer`].
+    Wait {
+        /// The pause, ms.
+        delay_ms: f64,
+    },
+    /// Send the poll script, then input [`ReadInput::Polled`] (or a failure).
+    Poll {
+        /// The script call.
+        call: ScriptCall,
+        /// The command's budget.
+        budget_ms: f64,
+    },
+    /// The read is answered.
+    Answer(Box<ReadAnswer>),
+}
+
+/// One step: the action, and what to do with the tier bytes of the last input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadStep {
+    /// What the host does next.
+    pub action: ReadAction,
+    /// What the host does with the tier bytes it just gave.
+    pub tier: TierAction,
+}
+
+/// Where the served value's bytes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Nothing is served.
+    None = 0,
+    /// This process's write in flight.
+    OwnWrite = 1,
+    /// The tier's bytes given with [`ReadInput::Tier`].
+    Tier = 2,
+    /// The reply to [`ReadAction::Get`].
+    Redis = 3,
+    /// The last poll's reply.
+    Poll = 4,
+    /// The tier's or fallback bytes given last, kept for a failed or refused read.
+    Kept = 5,
+}
+
+/// What Next is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// A hit.
+    Fresh = 0,
+    /// Served once; Next regenerates it behind the answer.
+    Stale = 1,
+    /// Stale, shown as fresh: another instance regenerates it.
+    AsFresh = 2,
+    /// A miss (`undefined` / `null`).
+    Miss = 3,
+}
+
+/// How a served `'use cache'` entry is shown to Next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UseCacheShown {
+    /// `timestamp` (ms).
+    pub timestamp: f64,
+    /// `revalidate` (s).
+    pub revalidate: f64,
+    /// `expire` (s).
+    pub expire: f64,
+    /// `stale` (s).
+    pub stale: f64,
+    /// `tags`.
+    pub tags: Vec<String>,
+}
+
+/// How a served singular-handler value is shown to Next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncrementalShown {
+    /// `lastModified` (ms).
+    pub last_modified: f64,
+    /// `cacheControl`, when one is returned: `revalidate` (`None`: `false`) and `expire`
+    /// (`None`: absent).
+    pub cache_control: Option<(Option<f64>, Option<f64>)>,
+    /// The value kind's code.
+    pub value_kind: u8,
+    /// The descriptor's flag bits.
+    pub value_flags: u8,
+    /// Number of `segmentData` parts.
+    pub segments: u16,
+    /// Lengths of the parts after the header, in order.
+    pub parts: Vec<u32>,
+}
+
+/// The presentation of a served value, by interface.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shown {
+    /// Nothing is served.
+    Nothing,
+    /// A `'use cache'` entry.
+    UseCache(UseCacheShown),
+    /// A singular-handler value.
+    Incremental(IncrementalShown),
+}
+
+/// The end of a read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadAnswer {
+    /// Where the served bytes come from.
+    pub source: Source,
+    /// What Next is told.
+    pub served: Served,
+    /// Next regenerates the key in this process after this answer.
+    pub regenerates: bool,
+    /// This read won the key's lease: the host renews it ([`ReadMachine::renewal`]).
+    pub holds_lease: bool,
+    /// Offset of the payload in the served bytes.
+    pub payload_offset: usize,
+    /// How the value is shown.
+    pub shown: Shown,
+    /// Debug log lines, `\n`-separated; empty when none.
+    pub log: String,
+    /// Error log lines (an unreadable entry, a kind mismatch, a failed read); empty when none.
+    pub error: String,
+}
+
+/// An input the machine cannot take in its state: a bug in the host's driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnexpectedInput {
+    /// The machine's state when it came.
+    pub state: &'static str,
+}
+
+impl UnexpectedInput {
+    /// The error code.
+    pub fn code(&self) -> &'static str {
+        "ERR_READ_UNEXPECTED_INPUT"
+    }
+}
+
+impl std::fmt::Display for UnexpectedInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "read machine: input not expected while {}", self.state)
+    }
+}
+
+impl std::error::Error for UnexpectedInput {}
+
+/// The engine's parts a read step uses, borrowed by the engine for one step.
+pub struct ReadCtx<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// The tag mirror.
+    pub mirror: &'a TagMirror,
+    /// Tagged entries created at or before this time are misses ([`Engine::untrusted_before`]
+    /// at the step's time).
+    ///
+    /// [`Engine::untrusted_before`]: crate::Engine::untrusted_before
+    pub untrusted_before: Option<Millis>,
+    /// The breaker is closed at the step's time.
+    pub redis_answers: bool,
+    /// The tier's index.
+    pub lru: &'a mut LruIndex,
+    /// Leases this process holds.
+    pub leases: &'a mut LeaseTable,
+    /// Counters.
+    pub stats: &'a Stats,
+    /// Where singular-handler regenerations began.
+    pub regenerations: &'a mut Regenerations,
+    /// Stale `'use cache'` hand-outs.
+    pub stale_handouts: &'a mut StaleHandouts,
+}
+
+/// Which interface a read belongs to, with what only that interface's reads carry.
+#[derive(Clone, Debug, PartialEq)]
+enum Kind {
+    UseCache,
+    Incremental {
+        is_fetch: bool,
+        request_revalidate: f64,
+        on_demand: bool,
+    },
+}
+
+/// A servable value as judged.
+#[derive(Clone, Debug, PartialEq)]
+struct Servable {
+    header: DecodedHeader,
+    how: Presentable,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Presentable {
+    UseCache {
+        /// `revalidate` that presents it as fresh to a follower.
+        as_fresh: f64,
+        /// `timestamp` and `revalidate` that make Next serve it once and regenerate it;
+        /// `None` when Next cannot be told that (then it is a miss).
+        stale_shown: Option<(Millis, f64)>,
+    },
+    Incremental(Serve),
+}
+
+/// What a source held, judged.
+#[derive(Clone, Debug, PartialEq)]
+struct Judgement {
+    found: Found,
+    /// Creation time of the entry read (NaN when none, `f64::MAX` when unreadable): a newer
+    /// one means "read again".
+    timestamp: f64,
+    value: Option<Box<Servable>>,
+    source: Source,
+}
+
+impl Judgement {
+    fn missing(source: Source) -> Judgement {
+        Judgement {
+            found: Found::Missing,
+            timestamp: f64::NAN,
+            value: None,
+            source,
+        }
+    }
+
+    fn unreadable(source: Source) -> Judgement {
+        Judgement {
+            found: Found::Missing,
+            timestamp: f64::MAX,
+            value: None,
+            source,
+        }
+    }
+}
+
+/// The last thing the flight was told, so an answer whose value the host cannot decode can be
+/// taken back as if the value had been unreadable from the start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum FlightEvent {
+    Begin,
+    Acquired(Acquired),
+    Polled { leased: bool },
+}
+
+/// How to go on when the host cannot decode the value an answer served.
+#[derive(Clone, Debug, PartialEq)]
+enum Resume {
+    /// Served from the tier before any read: drop it and read the store.
+    Tier,
+    /// Served from a kept copy after a failed read: nothing else is left.
+    Kept,
+    /// Served from a kept copy while Redis is down, before the flight over `first` began.
+    KeptBeforeFlight(Judgement),
+    /// Served at the end of the flight, from bytes of this source.
+    Flight(FlightEvent, Source),
+}
+
+/// Where the machine is.
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    New,
+    Refreshing,
+    OwnWrite,
+    Tier,
+    Get,
+    Fallback(Failure),
+    Lease,
+    Waiting,
+    Poll,
+    Answered(Option<Resume>),
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Refreshing => "refreshing",
+            State::OwnWrite => "waiting for the own write",
+            State::Tier => "waiting for the tier",
+            State::Get => "reading",
+            State::Fallback(_) => "waiting for the fallback",
+            State::Lease => "requesting the lease",
+            State::Waiting => "waiting",
+            State::Poll => "polling",
+            State::Answered(_) => "answered",
+        }
+    }
+}
+
+/// One read of one cache key: its request, and where it is.
+#[derive(Clone, Debug)]
+pub struct ReadMachine {
+    kind: Kind,
+    cache_key: String,
+    entry_key: String,
+    lease_key: String,
+    soft_tags: Vec<String>,
+    consumer: Consumer,
+    token: String,
+    /// When the request began (a singular-handler regeneration is stamped with it).
+    started: Millis,
+    state: State,
+    /// This process's copy (tier or fallback) to serve when Redis fails or is down.
+    kept: Option<Judgement>,
+    /// The judgement the flight works on (the first read's, then each poll's).
+    current: Option<Judgement>,
+    flight: Option<Flight>,
+    /// When the flight counts its wait from: a `'use cache'` read's start (before its
+    /// sources are read), a singular-handler read's reply.
+    flight_start: Option<Millis>,
+    flight_steps: u32,
+    last_event: FlightEvent,
+    acquire_sent_at: Millis,
+    /// When this read's winning lease request was sent.
+    won_at: Option<Millis>,
+    log: String,
+    error: String,
+}
+
+fn push_line(buf: &mut String, line: &str) {
+    if !buf.is_empty() {
+        buf.push('\n');
+    }
+    buf.push_str(line);
+}
+
+/// Names of the flight's steps, for the `'use cache'` debug line.
+fn step_name(step: Step) -> &'static str {
+    match step {
+        Step::Serve => "hit",
+        Step::ServeStale => "stale: regenerating here",
+        Step::ServeAsFresh => "stale: served as fresh while another instance regenerates",
+        Step::Acquire => "lease",
+        Step::Poll => "poll",
+        Step::Regenerate => "miss: regenerating here",
+        Step::Fallback => "miss: waited for another instance in vain, regenerating here",
+        Step::Released => {
+            "miss: the other instance let its lease go without writing, regenerating here"
+        }
+    }
+}
+
+impl ReadMachine {
+    /// A `'use cache'` read of `cache_key`, whose entry and lease live at `keys` (the
+    /// namespace's [`slot_keys`](crate::Namespace::slot_keys) for a `cacheHandlers` name), with
+    /// the request's implicit tags, begun at `now`. `token` is a random string the host drew,
+    /// the lease token should this read request the lease.
+    pub fn use_cache(
+        keys: (String, String),
+        cache_key: &str,
+        soft_tags: Vec<String>,
+        consumer: Consumer,
+        token: String,
+        now: Millis,
+    ) -> ReadMachine {
+        ReadMachine::new(
+            keys,
+            Kind::UseCache,
+            cache_key,
+            soft_tags,
+            consumer,
+            token,
+            now,
+        )
+    }
+
+    /// A singular-handler read of `cache_key` (entry and lease at `keys`) begun at `now`. A
+    /// FETCH read (`is_fetch`) is judged with its `soft_tags` (the fetch's tags and the route's
+    /// implicit tags) and its own `request_revalidate` (NaN when none); `on_demand` when the
+    /// request is an on-demand revalidation.
+    #[allow(clippy::too_many_arguments)]
+    pub fn incremental(
+        keys: (String, String),
+        cache_key: &str,
+        is_fetch: bool,
+        soft_tags: Vec<String>,
+        request_revalidate: f64,
+        consumer: Consumer,
+        on_demand: bool,
+        token: String,
+        now: Millis,
+    ) -> ReadMachine {
+        let kind = Kind::Incremental {
+            is_fetch,
+            request_revalidate,
+            on_demand,
+        };
+        ReadMachine::new(keys, kind, cache_key, soft_tags, consumer, token, now)
+    }
+
+    fn new(
+        (entry_key, lease_key): (String, String),
+        kind: Kind,
+        cache_key: &str,
+        soft_tags: Vec<String>,
+        consumer: Consumer,
+        token: String,
+        now: Millis,
+    ) -> ReadMachine {
+        ReadMachine {
+            kind,
+            cache_key: cache_key.to_owned(),
+            entry_key,
+            lease_key,
+            soft_tags,
+            consumer,
+            token,
+            started: now,
+            state: State::New,
+            kept: None,
+            current: None,
+            flight: None,
+            flight_start: None,
+            flight_steps: 0,
+            last_event: FlightEvent::Begin,
+            acquire_sent_at: now,
+            won_at: None,
+            log: String::new(),
+            error: String::new(),
+        }
+    }
+
+    /// The entry's Redis key.
+    pub fn entry_key(&self) -> &str {
+        &self.entry_key
+    }
+
+    /// The lease's Redis key.
+    pub fn lease_key(&self) -> &str {
+        &self.lease_key
+    }
+
+    /// When this read's winning lease request was sent, once it won one.
+    pub fn won_at(&self) -> Option<Millis> {
+        self.won_at
+    }
+
+    /// True once the read is answered.
+    pub fn is_answered(&self) -> bool {
+        matches!(self.state, State::Answered(_))
+    }
+
+    fn surface(&self) -> Surface {
+        match self.kind {
+            Kind::UseCache => Surface::UseCache,
+            Kind::Incremental { .. } => Surface::Incremental,
+        }
+    }
+
+    fn log_prefix(&self) -> &'static str {
+        match self.kind {
+            Kind::UseCache => "get",
+            Kind::Incremental { .. } => "inc get",
+        }
+    }
+
+    fn debug(&mut self, line: &str) {
+        let prefix = self.log_prefix();
+        push_line(
+            &mut self.log,
+            &format!("{prefix} {} {line}", self.entry_key),
+        );
+    }
+
+    fn fail(&mut self, line: &str) {
+        push_line(&mut self.error, line);
+    }
+
+    /// Takes one input at `now` and answers with the next step.
+    pub fn step(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        input: ReadInput<'_>,
+        now: Millis,
+    ) -> Result<ReadStep, UnexpectedInput> {
+        let state = std::mem::replace(&mut self.state, State::New);
+        let unexpected = UnexpectedInput {
+            state: state.name(),
+        };
+        let step = match (state, input) {
+            (State::New, ReadInput::Start) => match self.kind {
+                Kind::UseCache if ctx.mirror.is_synced() => self.ask(State::OwnWrite),
+                // Never loaded (a refresh failed, or a caller outside Next): refresh first,
+                // rather than judge nothing fresh.
+                Kind::UseCache => self.ask(State::Refreshing),
+                // No refreshTags hook on this interface: the tag changes are pulled alongside
+                // the entry, so the judgement sees every revalidation finished before the
+                // request at no extra round trip.
+                Kind::Incremental { .. } => self.ask(State::Refreshing),
+            },
+            (State::Refreshing, ReadInput::Refreshed) => match self.kind {
+                Kind::UseCache => self.ask(State::OwnWrite),
+                Kind::Incremental { .. } => self.ask(State::Tier),
+            },
+            (State::OwnWrite, ReadInput::OwnWrite(bytes)) => {
+                self.flight_start = Some(now);
+                match bytes {
+                    None => self.ask(State::Tier),
+                    Some(b) => match self.judge(ctx, b, Source::OwnWrite, now) {
+                        Err(need) => self.need_more(State::OwnWrite, need),
+                        Ok(j) => self.local(ctx, j, now),
+                    },
+                }
+            }
+            (State::Tier, ReadInput::Tier(bytes)) => match bytes {
+                None => self.get(ctx, TierAction::None),
+                Some(b) => match tier::tier_use(ctx.lru, ctx.redis_answers, &self.entry_key, now) {
+                    tier::TierUse::Gone => self.get(ctx, TierAction::Drop),
+                    tier::TierUse::Kept => self.get(ctx, TierAction::None),
+                    tier::TierUse::Serve => match self.judge(ctx, b, Source::Tier, now) {
+                        Err(need) => self.need_more(State::Tier, need),
+                        Ok(j) => self.local(ctx, j, now),
+                    },
+                },
+            },
+            (State::Get, ReadInput::Reply(bytes)) => {
+                match self.judged(ctx, bytes, Source::Redis, now) {
+                    Err(need) => self.need_more(State::Get, need),
+                    Ok((j, tier)) => self.after_first(ctx, j, tier, now),
+                }
+            }
+            // Redis is known to be down (the breaker logged it once): a plain miss.
+            (State::Get, ReadInput::Failed(Failure::CircuitOpen)) => {
+                match self.judged(ctx, None, Source::Redis, now) {
+                    Err(need) => self.need_more(State::Get, need),
+                    Ok((j, tier)) => self.after_first(ctx, j, tier, now),
+                }
+            }
+            (State::Get, ReadInput::Failed(f)) => self.read_failed(ctx, f, now),
+            (State::Fallback(f), ReadInput::Fallback(bytes)) => match bytes {
+                None => self.failed_miss(ctx, f, now),
+                Some(b) => {
+                    if !ctx.lru.touch(&self.entry_key, now) {
+                        let mut step = self.failed_miss(ctx, f, now);
+                        step.tier = TierAction::Drop;
+                        step
+                    } else {
+                        match self.judge(ctx, b, Source::Kept, now) {
+                            Err(need) => self.need_more(State::Fallback(f), need),
+                            Ok(j) if j.value.is_some() => {
+                                self.kept = Some(j);
+                                self.serve_kept_after_failure(ctx, f, now)
+                            }
+                            Ok(_) => self.failed_miss(ctx, f, now),
+                        }
+                    }
+                }
+            },
+            (State::Lease, ReadInput::LeaseReply(code)) => self.lease_answered(ctx, code, now),
+            (State::Lease, ReadInput::Failed(f)) => {
+                if f != Failure::CircuitOpen {
+                    let line = format!("lease request failed ({}): no lease", f.name());
+                    self.debug(&line);
+                }
+                self.lease_answered(ctx, -1, now)
+            }
+            (State::Waiting, ReadInput::Timer) => self.poll(ctx),
+            (State::Poll, ReadInput::Polled { entry, leased }) => {
+                match self.judged(ctx, entry, Source::Poll, now) {
+                    Err(need) => self.need_more(State::Poll, need),
+                    Ok((j, tier)) => {
+                        let found = j.found;
+                        self.current = Some(j);
+                        self.last_event = FlightEvent::Polled { leased };
+                        let step = match self.flight.as_mut() {
+                            Some(flight) => {
+                                let step = flight.polled(found, leased, now, &ctx.config.lease());
+                                if let Some(event) = lease::step_event(step) {
+                                    ctx.stats.record_lease(event);
+                                }
+                                step
+                            }
+                            None => Step::Fallback,
+                        };
+                        let mut next = self.fly(ctx, step, now);
+                        next.tier = tier;
+                        next
+                    }
+                }
+            }
+            (State::Poll, ReadInput::Failed(f)) => {
+                let line = format!(
+                    "{} failed, treated as a miss: lease poll of {} failed ({})",
+                    self.log_prefix(),
+                    self.entry_key,
+                    f.name()
+                );
+                self.fail(&line);
+                self.miss(ctx, now)
+            }
+            (State::Answered(Some(resume)), ReadInput::Undecodable) => {
+                self.undecodable(ctx, resume, now)
+            }
+            (state, _) => {
+                self.state = state;
+                return Err(unexpected);
+            }
+        };
+        Ok(step)
+    }
+
+    fn ask(&mut self, state: State) -> ReadStep {
+        let action = match state {
+            State::Refreshing => ReadAction::Refresh,
+            State::OwnWrite => ReadAction::OwnWrite,
+            State::Tier => ReadAction::PeekTier,
+            _ => ReadAction::PeekFallback,
+        };
+        self.state = state;
+        ReadStep {
+            action,
+            tier: TierAction::None,
+        }
+    }
+
+    fn need_more(&mut self, state: State, need: usize) -> ReadStep {
+        self.state = state;
+        ReadStep {
+            action: ReadAction::NeedMore { need },
+            tier: TierAction::None,
+        }
+    }
+
+    fn get(&mut self, ctx: &ReadCtx<'_>, tier: TierAction) -> ReadStep {
+        self.state = State::Get;
+        ReadStep {
+            action: ReadAction::Get {
+                key: self.entry_key.clone(),
+                budget_ms: budget(ctx.config, OpKind::Read),
+            },
+            tier,
+        }
+    }
+
+    /// This process's copy (its own write, or the tier's) judged.
+    fn local(&mut self, ctx: &mut ReadCtx<'_>, j: Judgement, now: Millis) -> ReadStep {
+        if j.found == Found::Fresh {
+            return self.answer(ctx, Step::Serve, j, Some(Resume::Tier), now);
+        }
+        // Redis is out of reach: what this process holds is the best there is.
+        if j.value.is_some() && !ctx.redis_answers {
+            return self.answer(ctx, Step::ServeStale, j, Some(Resume::Tier), now);
+        }
+        if j.source == Source::OwnWrite {
+            // The write in flight is the newest this process knows: no read.
+            return self.after_first(ctx, j, TierAction::None, now);
+        }
+        if j.value.is_none() {
+            ctx.lru.remove(&self.entry_key);
+            return self.get(ctx, TierAction::Drop);
+        }
+        self.kept = Some(Judgement {
+            source: Source::Kept,
+            ..j
+        });
+        self.get(ctx, TierAction::None)
+    }
+
+    /// The store's read failed (not for an open breaker).
+    fn read_failed(&mut self, ctx: &mut ReadCtx<'_>, f: Failure, now: Millis) -> ReadStep {
+        if self.kept.is_some() {
+            return self.serve_kept_after_failure(ctx, f, now);
+        }
+        match self.kind {
+            // What this process holds beats a miss, a copy kept for outages only included.
+            Kind::Incremental { .. } => {
+                self.state = State::Fallback(f);
+                ReadStep {
+                    action: ReadAction::PeekFallback,
+                    tier: TierAction::None,
+                }
+            }
+            Kind::UseCache => self.failed_miss(ctx, f, now),
+        }
+    }
+
+    fn serve_kept_after_failure(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        f: Failure,
+        now: Millis,
+    ) -> ReadStep {
+        let line = format!("redis read failed ({}), served from this process", f.name());
+        let prefix = self.log_prefix();
+        push_line(
+            &mut self.log,
+            &format!("{prefix} {}: {line}", self.entry_key),
+        );
+        match self.kept.take() {
+            Some(kept) => self.answer(ctx, Step::ServeStale, kept, Some(Resume::Kept), now),
+            None => self.failed_miss(ctx, f, now),
+        }
+    }
+
+    fn failed_miss(&mut self, ctx: &mut ReadCtx<'_>, f: Failure, now: Millis) -> ReadStep {
+        let line = format!(
+            "{} failed, treated as a miss: redis read of {} failed ({})",
+            self.log_prefix(),
+            self.entry_key,
+            f.name()
+        );
+        self.fail(&line);
+        self.miss(ctx, now)
+    }
+
+    /// The read ends in a miss that is not a flight's decision (a failure).
+    fn miss(&mut self, ctx: &mut ReadCtx<'_>, now: Millis) -> ReadStep {
+        self.answer(
+            ctx,
+            Step::Regenerate,
+            Judgement::missing(Source::None),
+            None,
+            now,
+        )
+    }
+
+    /// The first judgement the flight works on: the store's reply (or this process's write).
+    fn after_first(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        first: Judgement,
+        tier: TierAction,
+        now: Millis,
+    ) -> ReadStep {
+        if first.value.is_none() && !ctx.redis_answers {
+            if let Some(kept) = self.kept.take() {
+                let resume = Resume::KeptBeforeFlight(first);
+                let mut step = self.answer(ctx, Step::ServeStale, kept, Some(resume), now);
+                step.tier = tier;
+                return step;
+            }
+        }
+        let mut step = self.begin_flight(ctx, first, now);
+        step.tier = tier;
+        step
+    }
+
+    fn begin_flight(&mut self, ctx: &mut ReadCtx<'_>, first: Judgement, now: Millis) -> ReadStep {
+        let started = self.flight_start.unwrap_or(now);
+        let (flight, step) =
+            Flight::begin(first.found, self.consumer, started, &ctx.config.lease());
+        self.flight = Some(flight);
+        self.current = Some(first);
+        self.last_event = FlightEvent::Begin;
+        self.fly(ctx, step, now)
+    }
+
+    /// Carries out a flight step.
+    fn fly(&mut self, ctx: &mut ReadCtx<'_>, step: Step, now: Millis) -> ReadStep {
+        self.flight_steps = self.flight_steps.saturating_add(1);
+        let step = if self.flight_steps > MAX_FLIGHT_STEPS {
+            Step::Fallback
+        } else {
+            step
+        };
+        match step {
+            Step::Acquire => {
+                let seen = self
+                    .current
+                    .as_ref()
+                    .map(|j| j.timestamp)
+                    .filter(|t| t.is_finite())
+                    .map(Millis);
+                match lease::plan_acquire(
+                    self.entry_key.clone(),
+                    self.lease_key.clone(),
+                    &self.token,
+                    ctx.config.lease_ttl_ms,
+                    seen,
+                ) {
+                    Ok(call) => {
+                        self.state = State::Lease;
+                        self.acquire_sent_at = now;
+                        ReadStep {
+                            action: ReadAction::Acquire {
+                                call,
+                                budget_ms: budget(ctx.config, OpKind::Lease),
+                            },
+                            tier: TierAction::None,
+                        }
+                    }
+                    Err(e) => {
+                        let line = format!("lease request failed ({e}): no lease");
+                        self.debug(&line);
+                        self.lease_answered(ctx, -1, now)
+                    }
+                }
+            }
+            Step::Poll => {
+                let delay_ms = self.flight.map_or(0.0, |f| f.delay_ms);
+                if delay_ms > 0.0 {
+                    self.state = State::Waiting;
+                    ReadStep {
+                        action: ReadAction::Wait { delay_ms },
+                        tier: TierAction::None,
+                    }
+                } else {
+                    self.poll(ctx)
+                }
+            }
+            landed => {
+                let j = self
+                    .current
+                    .take()
+                    .unwrap_or_else(|| Judgement::missing(Source::None));
+                if landed != Step::Serve && self.kind == Kind::UseCache {
+                    let who = match self.consumer {
+                        Consumer::Caches => " (for a cache: a prerender or an outer cache)",
+                        Consumer::Serves => "",
+                    };
+                    let line = format!("{}{who}", step_name(landed));
+                    self.debug(&line);
+                }
+                let resume = Resume::Flight(self.last_event, j.source);
+                self.answer(ctx, landed, j, Some(resume), now)
+            }
+        }
+    }
+
+    fn poll(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
+        self.state = State::Poll;
+        ReadStep {
+            action: ReadAction::Poll {
+                call: lease::plan_poll(self.entry_key.clone(), self.lease_key.clone()),
+                budget_ms: budget(ctx.config, OpKind::Lease),
+            },
+            tier: TierAction::None,
+        }
+    }
+
+    fn lease_answered(&mut self, ctx: &mut ReadCtx<'_>, code: i64, now: Millis) -> ReadStep {
+        let result = Acquired::from_reply(code);
+        if result == Acquired::Won {
+            ctx.leases.hold(
+                &self.lease_key,
+                &self.token,
+                self.acquire_sent_at,
+                ctx.config.lease_ttl_ms,
+            );
+            self.won_at = Some(self.acquire_sent_at);
+        }
+        self.last_event = FlightEvent::Acquired(result);
+        let step = match self.flight.as_mut() {
+            Some(flight) => flight.acquired(result, now, &ctx.config.lease()),
+            None => Step::Fallback,
+        };
+        if let Some(event) = lease::answer_event(result, step) {
+            ctx.stats.record_lease(event);
+        }
+        self.fly(ctx, step, now)
+    }
+
+    /// Judges bytes a source gave; `Err(need)` asks for a longer prefix. Counts the lookup.
+    fn judge(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        bytes: Bytes<'_>,
+        source: Source,
+        now: Millis,
+    ) -> Result<Judgement, usize> {
+        // Taken out for the judgement, which also writes log lines into the machine.
+        let soft_tags = std::mem::take(&mut self.soft_tags);
+        let judged = self.judge_with(ctx, bytes, &soft_tags, source, now);
+        self.soft_tags = soft_tags;
+        judged
+    }
+
+    fn judge_with(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        bytes: Bytes<'_>,
+        soft_tags: &[String],
+        source: Source,
+        now: Millis,
+    ) -> Result<Judgement, usize> {
+        let soft: Vec<&str> = soft_tags.iter().map(String::as_str).collect();
+        let untrusted = ctx.untrusted_before;
+        let inspection = verdict::judge(
+            ctx.mirror,
+            || untrusted,
+            &self.cache_key,
+            bytes.prefix,
+            bytes.total_len,
+            &soft,
+            now,
+        );
+        match self.kind.clone() {
+            Kind::UseCache => self.judge_use_cache(ctx, inspection, &soft, source, now),
+            Kind::Incremental {
+                is_fetch,
+                request_revalidate,
+                ..
+            } => self.judge_incremental(ctx, inspection, is_fetch, request_revalidate, source, now),
+        }
+    }
+
+    fn judge_use_cache(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        inspection: verdict::Inspection,
+        soft: &[&str],
+        source: Source,
+        now: Millis,
+    ) -> Result<Judgement, usize> {
+        let lookup = inspection.lookup_outcome(now);
+        if let Some((surface, outcome)) = lookup {
+            ctx.stats.record_lookup(surface, outcome);
+        }
+        let timestamp = inspection
+            .header
+            .as_ref()
+            .map_or(0.0, |h| h.meta.timestamp.0);
+        match inspection.verdict {
+            Verdict::NeedMore(need) => Err(need),
+            Verdict::Fresh | Verdict::Stale => {
+                let Some(header) = inspection.header else {
+                    return Ok(Judgement::unreadable(source));
+                };
+                let m = &header.meta;
+                let stale = inspection.verdict == Verdict::Stale
+                    || past_revalidate(m.timestamp, m.revalidate, now);
+                // Next drops an entry created at or before its implicit tags' expiration, the
+                // value its `getExpiration` gets for these same tags.
+                let not_before = tag_sync::expiration(ctx.mirror, soft, ctx.untrusted_before, now);
+                let how = Presentable::UseCache {
+                    as_fresh: lease::fresh_revalidate(
+                        m.timestamp,
+                        m.revalidate,
+                        m.expire,
+                        now,
+                        ctx.config.lease_ttl_ms,
+                    ),
+                    stale_shown: lease::stale_use_cache_presentation(
+                        m.timestamp,
+                        m.revalidate,
+                        m.expire,
+                        not_before,
+                        now,
+                    ),
+                };
+                Ok(Judgement {
+                    found: if stale { Found::Stale } else { Found::Fresh },
+                    timestamp,
+                    value: Some(Box::new(Servable { header, how })),
+                    source,
+                })
+            }
+            Verdict::Expired => {
+                // The core says why: its own lifetime, or a tag.
+                let why = lookup.map_or("expired", |(_, o)| o.name());
+                self.debug(why);
+                Ok(Judgement {
+                    found: Found::Missing,
+                    timestamp,
+                    value: None,
+                    source,
+                })
+            }
+            Verdict::KeyMismatch => {
+                self.debug("hash collision with another key: miss");
+                Ok(Judgement {
+                    found: Found::Missing,
+                    timestamp,
+                    value: None,
+                    source,
+                })
+            }
+            Verdict::Corrupt(e) => {
+                let line = format!(
+                    "unreadable entry at {} ({}): treated as a miss",
+                    self.entry_key,
+                    e.code()
+                );
+                self.fail(&line);
+                // An unreadable value never counts as "newer" than this read.
+                Ok(Judgement::unreadable(source))
+            }
+        }
+    }
+
+    fn judge_incremental(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        inspection: verdict::Inspection,
+        is_fetch: bool,
+        request_revalidate: f64,
+        source: Source,
+        now: Millis,
+    ) -> Result<Judgement, usize> {
+        let (verdict, header) =
+            incremental::present(inspection, request_revalidate, ctx.config.next_release, now);
+        let lookup = verdict.lookup_outcome(header.as_ref(), now);
+        if let Some(outcome) = lookup {
+            ctx.stats.record_lookup(Surface::Incremental, outcome);
+        }
+        let timestamp = header.as_ref().map_or(0.0, |h| h.meta.timestamp.0);
+        let missing = |timestamp: f64| Judgement {
+            found: Found::Missing,
+            timestamp,
+            value: None,
+            source,
+        };
+        let serve = match verdict {
+            IncrementalVerdict::NeedMore(need) => return Err(need),
+            IncrementalVerdict::Serve(s) => s,
+            IncrementalVerdict::Expired => {
+                let why = lookup.map_or("expired", LookupOutcome::name);
+                self.debug(why);
+                return Ok(missing(timestamp));
+            }
+            IncrementalVerdict::KeyMismatch => {
+                self.debug("hash collision with another key: miss");
+                return Ok(missing(timestamp));
+            }
+            IncrementalVerdict::Corrupt(code) => {
+                let line = format!(
+                    "unreadable entry at {} ({code}): treated as a miss",
+                    self.entry_key
+                );
+                self.fail(&line);
+                return Ok(Judgement::unreadable(source));
+            }
+        };
+        let Some(header) = header else {
+            return Ok(Judgement::unreadable(source));
+        };
+        // A FETCH request's own revalidate is preferred over the stored one (as Next does).
+        let r = if serve.desc.kind == ValueKind::Fetch
+            && request_revalidate.is_finite()
+            && request_revalidate != 0.0
+        {
+            request_revalidate
+        } else {
+            serve.revalidate.unwrap_or(f64::INFINITY)
+        };
+        let found = if serve.stale || past_revalidate(header.meta.timestamp, r, now) {
+            Found::Stale
+        } else {
+            Found::Fresh
+        };
+        let kind = serve.desc.kind;
+        // Next throws an InvariantError when a FETCH read finds another kind or vice versa.
+        let mismatch = if is_fetch {
+            kind != ValueKind::Fetch
+        } else {
+            kind == ValueKind::Fetch
+        };
+        if mismatch {
+            let line = format!(
+                "entry at {} has value kind {}, read as {}: miss",
+                self.entry_key,
+                kind as u8,
+                if is_fetch { "FETCH" } else { "another kind" }
+            );
+            self.fail(&line);
+            return Ok(missing(timestamp));
+        }
+        self.debug(if found == Found::Fresh {
+            "hit"
+        } else {
+            "stale"
+        });
+        Ok(Judgement {
+            found,
+            timestamp,
+            value: Some(Box::new(Servable {
+                header,
+                how: Presentable::Incremental(serve),
+            })),
+            source,
+        })
+    }
+
+    /// A store or poll reply judged; a servable one is kept in the tier.
+    fn judged(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        bytes: Option<Bytes<'_>>,
+        source: Source,
+        now: Millis,
+    ) -> Result<(Judgement, TierAction), usize> {
+        let Some(b) = bytes else {
+            ctx.stats.record_lookup(self.surface(), LookupOutcome::Miss);
+            self.debug("miss");
+            return Ok((Judgement::missing(source), TierAction::None));
+        };
+        let j = self.judge(ctx, b, source, now)?;
+        let tier = match j.value.as_deref() {
+            Some(v) => TierAction::Keep {
+                until: tier::tier_expiry(
+                    v.header.meta.timestamp,
+                    v.header.meta.expire,
+                    now,
+                    ctx.config.max_ttl_seconds * 1000.0,
+                ),
+                outage_only: !tier::tier_serves(&v.header),
+            },
+            None => TierAction::None,
+        };
+        Ok((j, tier))
+    }
+
+    /// Ends the read with the flight's `step` over `j`.
+    fn answer(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        step: Step,
+        j: Judgement,
+        resume: Option<Resume>,
+        now: Millis,
+    ) -> ReadStep {
+        let holds_lease = self.won_at.is_some();
+        let (served, shown, payload_offset) = match j.value.as_deref() {
+            None => (Served::Miss, Shown::Nothing, 0),
+            Some(v) => present(v, step, now),
+        };
+        let source = if served == Served::Miss {
+            Source::None
+        } else {
+            j.source
+        };
+        let regenerates = match &self.kind.clone() {
+            Kind::UseCache => {
+                if let (Shown::UseCache(s), Some(v)) = (&shown, j.value.as_deref()) {
+                    if step != Step::Serve {
+                        // Next 16.4 may give this answer to a page regeneration that joins the
+                        // request: that page's write is then stamped no later than the entry.
+                        let tags: Vec<&str> = s.tags.iter().map(String::as_str).collect();
+                        ctx.stale_handouts.note_answer(
+                            &tags,
+                            j.found,
+                            step,
+                            v.header.meta.timestamp,
+                            now,
+                        );
+                    }
+                }
+                crate::regen::regenerates(effective_step(served, step), false)
+            }
+            Kind::Incremental { on_demand, .. } => {
+                let on_demand = *on_demand;
+                let step = effective_step(served, step);
+                match step {
+                    Step::ServeAsFresh => {
+                        self.debug("stale: served as fresh while another instance regenerates")
+                    }
+                    Step::Regenerate if j.value.is_some() => {
+                        let line = format!("miss: regenerating here (step {})", step as u8);
+                        self.debug(&line);
+                    }
+                    _ => {}
+                }
+                // Where a regeneration of this key begins, if it does: its write is stamped
+                // with it.
+                ctx.regenerations
+                    .note_read(&self.cache_key, step, on_demand, self.started);
+                crate::regen::regenerates(step, on_demand)
+            }
+        };
+        self.state = State::Answered(if served == Served::Miss { None } else { resume });
+        ReadStep {
+            action: ReadAction::Answer(Box::new(ReadAnswer {
+                source,
+                served,
+                regenerates,
+                holds_lease,
+                payload_offset,
+                shown,
+                log: self.log.clone(),
+                error: self.error.clone(),
+            })),
+            tier: TierAction::None,
+        }
+    }
+
+    /// The host could not decode the value the answer served: it counts as unreadable from
+    /// where it was judged on.
+    fn undecodable(&mut self, ctx: &mut ReadCtx<'_>, resume: Resume, now: Millis) -> ReadStep {
+        self.log.clear();
+        self.error.clear();
+        match resume {
+            Resume::Tier => {
+                self.kept = None;
+                ctx.lru.remove(&self.entry_key);
+                self.get(ctx, TierAction::Drop)
+            }
+            Resume::Kept => self.miss(ctx, now),
+            Resume::KeptBeforeFlight(first) => self.begin_flight(ctx, first, now),
+            Resume::Flight(event, source) => {
+                let drop = matches!(source, Source::Redis | Source::Poll | Source::Tier);
+                self.current = Some(Judgement::unreadable(source));
+                let cfg = ctx.config.lease();
+                let step = match (event, self.flight.as_mut()) {
+                    (FlightEvent::Acquired(result), Some(flight)) => {
+                        flight.found = Found::Missing;
+                        flight.acquired(result, now, &cfg)
+                    }
+                    (FlightEvent::Polled { leased }, Some(flight)) => {
+                        flight.polls = flight.polls.saturating_sub(1);
+                        flight.polled(Found::Missing, leased, now, &cfg)
+                    }
+                    _ => {
+                        let (flight, step) =
+                            Flight::begin(Found::Missing, self.consumer, now, &cfg);
+                        self.flight = Some(flight);
+                        step
+                    }
+                };
+                let mut next = self.fly(ctx, step, now);
+                if drop {
+                    ctx.lru.remove(&self.entry_key);
+                    next.tier = TierAction::Drop;
+                }
+                next
+            }
+        }
+    }
+
+    /// The renewal of the lease this read won, if it won one.
+    pub fn renewal(&self) -> Option<RenewMachine> {
+        self.won_at
+            .map(|won_at| RenewMachine::new(self.lease_key.clone(), won_at))
+    }
+}
+
+/// A miss is a regeneration here, whatever step it landed on.
+fn effective_step(served: Served, step: Step) -> Step {
+    if served == Served::Miss {
+        Step::Regenerate
+    } else {
+        step
+    }
+}
+
+fn budget(config: &Config, kind: OpKind) -> f64 {
+    guard::budget_ms(kind, config.read_timeout_ms, config.write_timeout_ms)
+}
+
+/// What Next is told about servable `v` for the flight's `step`, and the payload offset.
+fn present(v: &Servable, step: Step, now: Millis) -> (Served, Shown, usize) {
+    let m = &v.header.meta;
+    let offset = v.header.header_len;
+    match &v.how {
+        Presentable::UseCache {
+            as_fresh,
+            stale_shown,
+        } => {
+            let (served, timestamp, revalidate) = match step {
+                Step::Serve => (Served::Fresh, m.timestamp.0, m.revalidate),
+                // Backdated, never a negative revalidate: Next copies an entry's revalidate into
+                // the page that reads it, and a page below 1 s answers HTTP 500.
+                Step::ServeStale => match stale_shown {
+                    Some((ts, r)) => (Served::Stale, ts.0, *r),
+                    None => return (Served::Miss, Shown::Nothing, 0),
+                },
+                Step::ServeAsFresh => (Served::AsFresh, m.timestamp.0, *as_fresh),
+                _ => return (Served::Miss, Shown::Nothing, 0),
+            };
+            let shown = UseCacheShown {
+                timestamp,
+                revalidate,
+                expire: m.expire,
+                stale: m.stale,
+                tags: m.tags.clone(),
+            };
+            (served, Shown::UseCache(shown), offset)
+        }
+        Presentable::Incremental(s) => {
+            let (served, last_modified) = match step {
+                Step::Serve => (Served::Fresh, s.last_modified),
+                Step::ServeStale => (Served::Stale, s.last_modified),
+                // A follower: another instance regenerates, so Next must see no staleness.
+                Step::ServeAsFresh => (Served::AsFresh, now.0),
+                _ => return (Served::Miss, Shown::Nothing, 0),
+            };
+            let shown = IncrementalShown {
+                last_modified,
+                cache_control: s.cache_control.then_some((s.revalidate, s.expire)),
+                value_kind: s.desc.kind as u8,
+                value_flags: s.desc.flags(),
+                segments: s.desc.segments,
+                parts: m.parts.clone(),
+            };
+            (served, Shown::Incremental(shown), offset)
+        }
+    }
+}
+
+/// The engine's parts a renewal step uses.
+pub struct RenewCtx<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// Leases this process holds.
+    pub leases: &'a mut LeaseTable,
+}
+
+/// What the host does next for a renewal.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RenewStep {
+    /// Wait, then input [`RenewInput::Timer`].
+    Wait {
+        /// The pause, ms.
+        delay_ms: f64,
+    },
+    /// Send the renewal script, then input [`RenewInput::Sent`] or a failure.
+    Send {
+        /// The script call.
+        call: ScriptCall,
+        /// The command's budget.
+        budget_ms: f64,
+    },
+    /// The renewals are over (written, released, lapsed, replaced or at their cap).
+    Done {
+        /// A debug line, empty when none.
+        log: String,
+    },
+}
+
+/// One input to a renewal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenewInput {
+    /// Begin.
+    Start,
+    /// The pause is over.
+    Timer,
+    /// The renewal was answered: `true` when the script replied 1.
+    Sent(bool),
+    /// The renewal brought no reply.
+    Failed(Failure),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RenewState {
+    New,
+    Waiting,
+    Sending { sent_at: Millis },
+    Done,
+}
+
+/// Renews a lease this process won while it holds it, at the lease's renewal interval. It
+/// ends once the entry is written or the lease released (the lease table no longer holds
+/// it), when the lease lapsed or was replaced, or at its cap.
+#[derive(Clone, Debug)]
+pub struct RenewMachine {
+    lease_key: String,
+    won_at: Millis,
+    state: RenewState,
+}
+
+impl RenewMachine {
+    /// A renewal of the lease on `lease_key` won by the request sent at `won_at`.
+    pub fn new(lease_key: String, won_at: Millis) -> RenewMachine {
+        RenewMachine {
+            lease_key,
+            won_at,
+            state: RenewState::New,
+        }
+    }
+
+    fn wait(&mut self, ctx: &RenewCtx<'_>) -> RenewStep {
+        self.state = RenewState::Waiting;
+        RenewStep::Wait {
+            delay_ms: lease::renew_every_ms(ctx.config.lease_ttl_ms),
+        }
+    }
+
+    fn done(&mut self, log: String) -> RenewStep {
+        self.state = RenewState::Done;
+        RenewStep::Done { log }
+    }
+
+    /// Takes one input at `now` and answers with the next step.
+    pub fn step(
+        &mut self,
+        ctx: &mut RenewCtx<'_>,
+        input: RenewInput,
+        now: Millis,
+    ) -> Result<RenewStep, UnexpectedInput> {
+        let step = match (self.state, input) {
+            (RenewState::New, RenewInput::Start) => self.wait(ctx),
+            (RenewState::Waiting, RenewInput::Timer) => {
+                match ctx.leases.plan_renew(
+                    self.lease_key.clone(),
+                    self.won_at,
+                    now,
+                    ctx.config.lease_ttl_ms,
+                ) {
+                    Some(call) => {
+                        self.state = RenewState::Sending { sent_at: now };
+                        RenewStep::Send {
+                            call,
+                            budget_ms: budget(ctx.config, OpKind::Lease),
+                        }
+                    }
+                    None => self.done(String::new()),
+                }
+            }
+            (RenewState::Sending { sent_at }, RenewInput::Sent(renewed)) => {
+                if renewed {
+                    ctx.leases.renewed(
+                        &self.lease_key,
+                        self.won_at,
+                        sent_at,
+                        ctx.config.lease_ttl_ms,
+                    );
+                    self.wait(ctx)
+                } else {
+                    let line = format!(
+                        "lease {} no longer this process's: not renewed",
+                        self.lease_key
+                    );
+                    self.done(line)
+                }
+            }
+            // Tried again at the next interval while the lease may still be alive.
+            (RenewState::Sending { .. }, RenewInput::Failed(_)) => self.wait(ctx),
+            (state, _) => {
+                return Err(UnexpectedInput {
+                    state: match state {
+                        RenewState::New => "new",
+                        RenewState::Waiting => "waiting",
+                        RenewState::Sending { .. } => "renewing",
+                        RenewState::Done => "done",
+                    },
+                })
+            }
+        };
+        Ok(step)
+    }
+}
