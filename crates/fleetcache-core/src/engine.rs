@@ -17,7 +17,7 @@ use crate::guard::{self, Admission, OpKind};
 use crate::incremental::{
     self, IncrementalPlanError, IncrementalSet, IncrementalVerdict, ValueKind,
 };
-use crate::keys::{Interface, Namespace, TagKeys};
+use crate::keys::{Interface, KeyHashes, Namespace, TagKeys};
 use crate::lease::{
     self, Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step,
 };
@@ -63,6 +63,8 @@ pub struct Engine {
     stale_handouts: StaleHandouts,
     /// What the engine decided, counted.
     stats: Stats,
+    /// Digests of recently used cache keys.
+    key_hashes: KeyHashes,
     /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
     dropped_tags: Cell<DroppedTags>,
 }
@@ -92,6 +94,7 @@ impl Engine {
             regenerations: Regenerations::new(),
             stale_handouts: StaleHandouts::default(),
             stats: Stats::default(),
+            key_hashes: KeyHashes::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
             config,
         })
@@ -143,7 +146,14 @@ impl Engine {
 
     /// The Redis key of an entry.
     pub fn entry_key(&self, iface: &Interface<'_>, cache_key: &str) -> String {
-        self.namespace.entry_key(iface, cache_key)
+        let hash = self.key_hashes.hash_tag(cache_key);
+        self.namespace.entry_key_hashed(iface, &hash)
+    }
+
+    /// The Redis keys of an entry and of its lease, the digest of `cache_key` remembered.
+    fn slot_keys(&self, iface: &Interface<'_>, cache_key: &str) -> (String, String) {
+        let hash = self.key_hashes.hash_tag(cache_key);
+        self.namespace.slot_keys(iface, &hash)
     }
 
     /// Plans a write: the key, the header to put before the payload, and the TTL
@@ -820,8 +830,7 @@ impl Engine {
         now: Millis,
     ) -> ReadMachine {
         ReadMachine::use_cache(
-            &self.namespace,
-            iface,
+            self.slot_keys(iface, cache_key),
             cache_key,
             soft_tags,
             consumer,
@@ -844,7 +853,7 @@ impl Engine {
         now: Millis,
     ) -> ReadMachine {
         ReadMachine::incremental(
-            &self.namespace,
+            self.slot_keys(&Interface::Incremental, cache_key),
             cache_key,
             is_fetch,
             soft_tags,

@@ -4,6 +4,9 @@
 //! validation) only ever reaches a key through a SHA-256 digest, so no key can contain a
 //! `{`, `}`, `:` or space that would change its structure or its Redis Cluster slot.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use sha2::{Digest, Sha256};
 
 use crate::envelope::EntryKind;
@@ -200,6 +203,10 @@ impl Namespace {
     }
 
     fn slot_key(&self, iface: &Interface<'_>, cache_key: &str, suffix: &str) -> String {
+        self.slot_key_hashed(iface, &Namespace::hash_tag(cache_key), suffix)
+    }
+
+    fn slot_key_hashed(&self, iface: &Interface<'_>, hash: &str, suffix: &str) -> String {
         let segment = match iface {
             Interface::UseCache(_) => self.use_cache_segment(),
             Interface::Incremental => &self.deployment,
@@ -209,8 +216,22 @@ impl Namespace {
             self.prefix,
             segment,
             iface.segment(),
-            Namespace::hash_tag(cache_key),
+            hash,
             suffix
+        )
+    }
+
+    /// The entry key of a cache key whose [`Namespace::hash_tag`] is `hash`.
+    pub fn entry_key_hashed(&self, iface: &Interface<'_>, hash: &str) -> String {
+        self.slot_key_hashed(iface, hash, "e")
+    }
+
+    /// The entry key and the lease key of `cache_key`, whose [`Namespace::hash_tag`] is
+    /// `hash` (as [`KeyHashes::hash_tag`] gives it): the digest is computed once for both.
+    pub fn slot_keys(&self, iface: &Interface<'_>, hash: &str) -> (String, String) {
+        (
+            self.slot_key_hashed(iface, hash, "e"),
+            self.slot_key_hashed(iface, hash, "l"),
         )
     }
 
@@ -233,6 +254,49 @@ impl Namespace {
             log: format!("{base}:log"),
             meta: format!("{base}:meta"),
         }
+    }
+}
+
+/// The digests of recently used cache keys: a SHA-256 per request costs more than the rest of
+/// a tier hit, and a process reads the same keys again and again. Bounded: at most
+/// [`KeyHashes::ENTRIES`] keys of at most [`KeyHashes::MAX_KEY_BYTES`] bytes are remembered,
+/// and the whole memo is cleared when it is full.
+#[derive(Clone, Debug, Default)]
+pub struct KeyHashes {
+    memo: RefCell<HashMap<String, String>>,
+}
+
+impl KeyHashes {
+    /// Keys remembered at most.
+    pub const ENTRIES: usize = 4096;
+    /// Longer keys are hashed every time.
+    pub const MAX_KEY_BYTES: usize = 512;
+
+    /// [`Namespace::hash_tag`] of `cache_key`, remembered.
+    pub fn hash_tag(&self, cache_key: &str) -> String {
+        if cache_key.len() > KeyHashes::MAX_KEY_BYTES {
+            return Namespace::hash_tag(cache_key);
+        }
+        if let Some(hash) = self.memo.borrow().get(cache_key) {
+            return hash.clone();
+        }
+        let hash = Namespace::hash_tag(cache_key);
+        let mut memo = self.memo.borrow_mut();
+        if memo.len() >= KeyHashes::ENTRIES {
+            memo.clear();
+        }
+        memo.insert(cache_key.to_owned(), hash.clone());
+        hash
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.memo.borrow().len()
+    }
+
+    /// True when no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.memo.borrow().is_empty()
     }
 }
 
@@ -439,5 +503,26 @@ mod tests {
         assert!(looks_hashed(&hashed));
         let literal = Namespace::new("fc", &hashed).map(|n| n.deployment().to_owned());
         assert_ne!(literal.unwrap_or_default(), hashed);
+    }
+
+    #[test]
+    fn remembered_digests_are_the_digests_and_the_memo_is_bounded() {
+        let memo = KeyHashes::default();
+        assert_eq!(memo.hash_tag("k"), Namespace::hash_tag("k"));
+        assert_eq!(memo.hash_tag("k"), Namespace::hash_tag("k"));
+        let long = "x".repeat(KeyHashes::MAX_KEY_BYTES + 1);
+        assert_eq!(memo.hash_tag(&long), Namespace::hash_tag(&long));
+        assert_eq!(memo.len(), 1, "long keys are not remembered");
+        for i in 0..KeyHashes::ENTRIES + 1 {
+            memo.hash_tag(&format!("k{i}"));
+        }
+        assert!(memo.len() <= KeyHashes::ENTRIES);
+        let ns = Namespace::new("p", "d").unwrap();
+        let iface = Interface::UseCache("default");
+        let (e, l) = ns.slot_keys(&iface, &memo.hash_tag("k"));
+        assert_eq!(
+            (e, l),
+            (ns.entry_key(&iface, "k"), ns.lease_key(&iface, "k"))
+        );
     }
 }

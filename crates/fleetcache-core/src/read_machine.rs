@@ -15,7 +15,6 @@ use crate::config::Config;
 use crate::envelope::DecodedHeader;
 use crate::guard::{self, OpKind};
 use crate::incremental::{self, IncrementalVerdict, Serve, ValueKind};
-use crate::keys::{Interface, Namespace};
 use crate::lease::{self, past_revalidate, Acquired, Consumer, Flight, Found, LeaseTable, Step};
 use crate::lru::LruIndex;
 use crate::regen::{Regenerations, StaleHandouts};
@@ -484,12 +483,12 @@ fn step_name(step: Step) -> &'static str {
 }
 
 impl ReadMachine {
-    /// A `'use cache'` read of `cache_key` under `iface` (a `cacheHandlers` name) with the
-    /// request's implicit tags, begun at `now`. `token` is a random string the host drew, the
-    /// lease token should this read request the lease.
+    /// A `'use cache'` read of `cache_key`, whose entry and lease live at `keys` (the
+    /// namespace's [`slot_keys`](crate::Namespace::slot_keys) for a `cacheHandlers` name), with
+    /// the request's implicit tags, begun at `now`. `token` is a random string the host drew,
+    /// the lease token should this read request the lease.
     pub fn use_cache(
-        namespace: &Namespace,
-        iface: &Interface<'_>,
+        keys: (String, String),
         cache_key: &str,
         soft_tags: Vec<String>,
         consumer: Consumer,
@@ -497,8 +496,7 @@ impl ReadMachine {
         now: Millis,
     ) -> ReadMachine {
         ReadMachine::new(
-            namespace,
-            iface,
+            keys,
             Kind::UseCache,
             cache_key,
             soft_tags,
@@ -508,13 +506,13 @@ impl ReadMachine {
         )
     }
 
-    /// A singular-handler read of `cache_key` begun at `now`. A FETCH read (`is_fetch`) is
-    /// judged with its `soft_tags` (the fetch's tags and the route's implicit tags) and its
-    /// own `request_revalidate` (NaN when none); `on_demand` when the request is an on-demand
-    /// revalidation.
+    /// A singular-handler read of `cache_key` (entry and lease at `keys`) begun at `now`. A
+    /// FETCH read (`is_fetch`) is judged with its `soft_tags` (the fetch's tags and the route's
+    /// implicit tags) and its own `request_revalidate` (NaN when none); `on_demand` when the
+    /// request is an on-demand revalidation.
     #[allow(clippy::too_many_arguments)]
     pub fn incremental(
-        namespace: &Namespace,
+        keys: (String, String),
         cache_key: &str,
         is_fetch: bool,
         soft_tags: Vec<String>,
@@ -529,22 +527,11 @@ impl ReadMachine {
             request_revalidate,
             on_demand,
         };
-        ReadMachine::new(
-            namespace,
-            &Interface::Incremental,
-            kind,
-            cache_key,
-            soft_tags,
-            consumer,
-            token,
-            now,
-        )
+        ReadMachine::new(keys, kind, cache_key, soft_tags, consumer, token, now)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn new(
-        namespace: &Namespace,
-        iface: &Interface<'_>,
+        (entry_key, lease_key): (String, String),
         kind: Kind,
         cache_key: &str,
         soft_tags: Vec<String>,
@@ -555,8 +542,8 @@ impl ReadMachine {
         ReadMachine {
             kind,
             cache_key: cache_key.to_owned(),
-            entry_key: namespace.entry_key(iface, cache_key),
-            lease_key: namespace.lease_key(iface, cache_key),
+            entry_key,
+            lease_key,
             soft_tags,
             consumer,
             token,

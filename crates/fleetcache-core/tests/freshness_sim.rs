@@ -7,8 +7,9 @@
 //! The model runs the tag scripts' rules as `src/lua/*.lua` state them (update, refresh with
 //! version ids, merge); `tests/lua_scripts.rs` checks the Lua agrees with the same Rust rules
 //! on a real redis-server. Each instance does what the host does: refresh the tag state at the
-//! start of a request, read its in-process tier then Redis, send revalidations through the
-//! outbox, give lost records back, and report every command to its circuit breaker.
+//! start of a request, step the core's read machine (its in-process tier, then Redis, then the
+//! lease), keep what the machine says to keep, send revalidations through the outbox, give
+//! lost records back, and report every command to its circuit breaker.
 //!
 //! The invariant: a read whose refresh succeeded never serves as fresh (or as stale where only
 //! a miss is allowed) an entry that a revalidation resolved before the read invalidated,
@@ -19,9 +20,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use fleetcache_core::guard::{Admission, OpKind};
+use fleetcache_core::lease::Consumer;
+use fleetcache_core::read_machine::{
+    Bytes, Failure, ReadAction, ReadInput, Served, Source, TierAction,
+};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, EntryKind, Interface, Millis, Revalidation, ScriptCall,
-    SetInput, TagRecord, Verdict,
+    SetInput, TagRecord,
 };
 use proptest::prelude::*;
 
@@ -354,9 +359,19 @@ impl World {
         kind: OpKind,
         run: impl FnOnce(&mut Redis) -> Vec<u8>,
     ) -> Option<Vec<u8>> {
+        self.try_send(i, kind, run).ok()
+    }
+
+    /// [`World::send`], telling a command the breaker kept back from one without a reply.
+    fn try_send(
+        &mut self,
+        i: usize,
+        kind: OpKind,
+        run: impl FnOnce(&mut Redis) -> Vec<u8>,
+    ) -> Result<Vec<u8>, Failure> {
         let now = Millis(self.now);
         let Admission::Send { permit, .. } = self.insts[i].engine.admit(kind, now) else {
-            return None;
+            return Err(Failure::CircuitOpen);
         };
         let result = if self.up {
             // A write runs even when its reply is lost; a lost read changes nothing.
@@ -375,7 +390,7 @@ impl World {
             CallResult::Timeout
         };
         self.insts[i].engine.report(permit, outcome, now);
-        result
+        result.ok_or(Failure::Timeout)
     }
 
     /// The request's tag refresh; true when it succeeded.
@@ -547,41 +562,7 @@ impl World {
         let now = Millis(self.now);
         let cache_key = KEYS[key];
         let key_name = self.insts[inst].engine.entry_key(&IFACE, cache_key);
-        // The in-process tier first, then Redis, as the host does.
-        let mut served: Option<(Verdict, Vec<u8>)> = None;
-        let in_tier = self.insts[inst].tier.get(&key_name).cloned();
-        if let Some(value) = in_tier {
-            if self.insts[inst].engine.tier_touch(&key_name, now) {
-                let v = self.insts[inst]
-                    .engine
-                    .inspect(cache_key, &value, value.len(), &soft, now)
-                    .verdict;
-                let down = self.insts[inst].engine.breaker_state(now)
-                    != fleetcache_core::BreakerState::Closed;
-                if v == Verdict::Fresh || (down && v == Verdict::Stale) {
-                    served = Some((v, value));
-                }
-            } else {
-                self.insts[inst].tier.remove(&key_name);
-            }
-        }
-        if served.is_none() {
-            let k = key_name.clone();
-            if let Some(reply) = self.send(inst, OpKind::Read, |r| {
-                r.entries.get(&k).cloned().unwrap_or_default()
-            }) {
-                if !reply.is_empty() {
-                    let v = self.insts[inst]
-                        .engine
-                        .inspect(cache_key, &reply, reply.len(), &soft, now)
-                        .verdict;
-                    if matches!(v, Verdict::Fresh | Verdict::Stale) {
-                        served = Some((v, reply));
-                    }
-                }
-            }
-        }
-        let Some((verdict, value)) = served else {
+        let Some((verdict, value)) = self.read_machine(inst, cache_key, &key_name, &soft)? else {
             return Ok(());
         };
         let loaded = self.insts[inst].loaded;
@@ -607,9 +588,10 @@ impl World {
             let single = r.single();
             for tag in r.tags.iter().filter(|t| tags.contains(t)) {
                 let required = single.freshness(header.meta.timestamp, now);
+                // Shown as fresh to a follower counts as fresh.
                 let got = match verdict {
-                    Verdict::Fresh => fleetcache_core::Freshness::Fresh,
-                    _ => fleetcache_core::Freshness::Stale,
+                    Served::Stale => fleetcache_core::Freshness::Stale,
+                    _ => fleetcache_core::Freshness::Fresh,
                 };
                 // Never heard of, and not in Redis when this read asked: lost with Redis's state.
                 let lost = !self.insts[inst].learned.contains(&n) && !held.covers(tag, &single);
@@ -629,6 +611,119 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// One read as the host does it: the read machine stepped over this instance's tier and
+    /// Redis (a lease request is won whenever Redis answers it: reads do not overlap here).
+    /// What it served, and the bytes, unless it answered a miss.
+    fn read_machine(
+        &mut self,
+        inst: usize,
+        cache_key: &str,
+        key_name: &str,
+        soft: &[&str],
+    ) -> Result<Option<(Served, Vec<u8>)>, TestCaseError> {
+        let now = Millis(self.now);
+        let soft_tags = soft.iter().map(|t| (*t).to_owned()).collect();
+        let token = self.token();
+        let engine = &mut self.insts[inst].engine;
+        let mut m =
+            engine.read_use_cache(&IFACE, cache_key, soft_tags, Consumer::Serves, token, now);
+        let mut tier_bytes: Option<Vec<u8>> = None;
+        let mut reply: Option<Vec<u8>> = None;
+        let mut step = self.insts[inst]
+            .engine
+            .read_step(&mut m, ReadInput::Start, now)
+            .unwrap();
+        for _ in 0..100 {
+            match step.tier {
+                TierAction::None => {}
+                TierAction::Drop => {
+                    self.insts[inst].tier.remove(key_name);
+                }
+                // Only a reply is ever kept here (no polls): its bytes.
+                TierAction::Keep { until, outage_only } => {
+                    if let Some(v) = reply.clone() {
+                        let instance = &mut self.insts[inst];
+                        let evicted =
+                            instance
+                                .engine
+                                .lru_mut()
+                                .insert(key_name, v.len() as u64, until);
+                        if outage_only {
+                            instance.engine.lru_mut().mark_outage_only(key_name);
+                        }
+                        for k in evicted {
+                            instance.tier.remove(&k);
+                        }
+                        if instance.engine.lru().contains(key_name) {
+                            instance.tier.insert(key_name.to_owned(), v);
+                        }
+                    }
+                }
+            }
+            let input_bytes: Option<Vec<u8>>;
+            let input = match &step.action {
+                ReadAction::Refresh => ReadInput::Refreshed,
+                ReadAction::OwnWrite => ReadInput::OwnWrite(None),
+                ReadAction::PeekTier | ReadAction::PeekFallback => {
+                    input_bytes = self.insts[inst].tier.get(key_name).cloned();
+                    tier_bytes.clone_from(&input_bytes);
+                    let b = input_bytes.as_deref().map(|v| Bytes {
+                        prefix: v,
+                        total_len: v.len(),
+                    });
+                    if matches!(step.action, ReadAction::PeekTier) {
+                        ReadInput::Tier(b)
+                    } else {
+                        ReadInput::Fallback(b)
+                    }
+                }
+                ReadAction::Get { key, .. } => {
+                    let k = key.clone();
+                    match self.try_send(inst, OpKind::Read, |r| {
+                        r.entries.get(&k).cloned().unwrap_or_default()
+                    }) {
+                        Ok(v) if !v.is_empty() => {
+                            reply = Some(v);
+                            input_bytes = reply.clone();
+                            ReadInput::Reply(input_bytes.as_deref().map(|v| Bytes {
+                                prefix: v,
+                                total_len: v.len(),
+                            }))
+                        }
+                        Ok(_) => ReadInput::Reply(None),
+                        Err(f) => ReadInput::Failed(f),
+                    }
+                }
+                ReadAction::Acquire { .. } => {
+                    match self.try_send(inst, OpKind::Lease, |_| Vec::new()) {
+                        Ok(_) => ReadInput::LeaseReply(1),
+                        Err(f) => ReadInput::Failed(f),
+                    }
+                }
+                ReadAction::Answer(a) => {
+                    let bytes = match a.source {
+                        Source::None => return Ok(None),
+                        Source::Redis => reply.clone(),
+                        Source::Tier | Source::Kept => tier_bytes.clone(),
+                        Source::OwnWrite | Source::Poll => None,
+                    };
+                    prop_assert!(bytes.is_some(), "served from {:?} without bytes", a.source);
+                    return Ok(bytes.map(|b| (a.served, b)));
+                }
+                other => {
+                    prop_assert!(false, "no lease is lost here: {:?}", other);
+                    return Ok(None);
+                }
+            };
+            step = self.insts[inst]
+                .engine
+                .read_step(&mut m, input, now)
+                .unwrap();
+        }
+        prop_assert!(false, "the read never ended");
+        Ok(None)
     }
 
     /// Redis answers and every instance catches up: what any of them knows is in Redis.

@@ -3,9 +3,10 @@
 //! This crate converts JS values into core types and back, and turns core errors into JS
 //! `Error`s carrying a `code`. The read and renew machines (`read.rs`) and the write machine
 //! (`write.rs`) keep nothing between calls and decide nothing; the older per-call exports still
-//! keep a few decisions of their own (README.md says which) until the host no longer calls them. The exported calls are
-//! synchronous and take primitives, strings and byte slices, because an `await` or a serde
-//! conversion per request costs more than the work itself (see docs/decisions).
+//! keep a few decisions of their own (README.md says which) until the host no longer calls them.
+//! The exported calls are synchronous and take primitives, strings and byte slices, because an
+//! `await` or a serde conversion per request costs more than the work itself (see
+//! docs/decisions).
 
 mod config;
 mod engine;
