@@ -6,8 +6,10 @@
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
  * `refreshTags`, `getExpiration`, `updateTags`). Tag synchronisation is the Node handlers' own
- * module (`./tag-sync.js`); the Node handlers add node-redis and the in-flight write map.
+ * module (`./tag-sync.js`), and `set` runs their write driver (`./write-driver.js`); the Node
+ * handlers add node-redis, the in-process tier and the in-flight write map.
  */
+import * as binding from '../wasm/web/fleetcache_wasm.js'
 import {
   bounds,
   defaults,
@@ -15,9 +17,11 @@ import {
   initSync,
   Interface,
   Outcome,
+  WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
 import { describe, type Logger } from './log.js'
 import { TagSync } from './tag-sync.js'
+import { writeEntry, type WriteIo } from './write-driver.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource
@@ -107,7 +111,17 @@ export function createEngine(
 
 interface Store {
   get(key: string, now: number): Promise<Uint8Array | null>
-  set(key: string, value: Uint8Array, ttlMs: number, now: number): Promise<void>
+  /**
+   * Writes `value` until `expiresAt` (`ttlMs` from the write's planning): a plain `SET` when
+   * `argv` is empty, else the engine's script with `value` appended. Rejects on failure.
+   */
+  write(
+    key: string,
+    value: Uint8Array,
+    ttlMs: number,
+    argv: string[],
+    expiresAt: number,
+  ): Promise<void>
 }
 
 /** Bytes in a Map; the engine's index decides recency, lifetime and eviction under the budget. */
@@ -123,8 +137,14 @@ export class MemoryStore implements Store {
     return Promise.resolve(this.bytes.get(key) ?? null)
   }
 
-  set(key: string, value: Uint8Array, ttlMs: number, now: number): Promise<void> {
-    const evicted = this.engine.memoryInsert(key, value.byteLength, now + ttlMs)
+  write(
+    key: string,
+    value: Uint8Array,
+    _ttlMs: number,
+    _argv: string[],
+    expiresAt: number,
+  ): Promise<void> {
+    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
     this.bytes.set(key, value)
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()
@@ -188,12 +208,13 @@ class Guarded {
   }
 
   /** An `EVALSHA` planned by the engine, loading the script on `NOSCRIPT`. */
-  async script(argv: string[], kind: 'read' | 'write'): Promise<Reply> {
+  async script(argv: readonly (string | Uint8Array)[], kind: 'read' | 'write'): Promise<Reply> {
     try {
       return await this.send(argv, kind)
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      const lua = this.engine.scriptSource(argv[1] ?? '')
+      const sha = argv[1]
+      const lua = typeof sha === 'string' ? this.engine.scriptSource(sha) : undefined
       if (lua === undefined) throw err
       return this.send(['EVAL', lua, ...argv.slice(2)], kind)
     }
@@ -216,15 +237,15 @@ class TransportStore implements Store {
     return reply
   }
 
-  async set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
-    try {
-      await this.guarded.send(
-        ['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))],
-        'write',
-      )
-    } catch (err) {
-      if (!(err instanceof CircuitOpenError)) throw err
+  async write(key: string, value: Uint8Array, ttlMs: number, argv: string[]): Promise<void> {
+    if (argv.length > 0) {
+      await this.guarded.script([...argv, value], 'write')
+      return
     }
+    await this.guarded.send(
+      ['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))],
+      'write',
+    )
   }
 }
 
@@ -360,9 +381,8 @@ export class WorkerCache {
     try {
       const entry = await pendingEntry
       const payload = await readAll(entry.value)
-      const t = this.now()
-      const key = engine.entryKey(this.iface, cacheKey)
-      const header = engine.planUseCacheSet(
+      const machine = WriteMachine.useCache(
+        engine,
         this.iface,
         cacheKey,
         entry.tags.join('\0'),
@@ -371,17 +391,36 @@ export class WorkerCache {
         entry.expire,
         entry.stale,
         payload.byteLength,
-        t,
+        this.now(),
       )
-      const ttl = engine.lastTtlMs
-      if (ttl < 0) return
-      const value = new Uint8Array(header.byteLength + payload.byteLength)
-      value.set(header, 0)
-      value.set(payload, header.byteLength)
-      await this.store.set(key, value, ttl, t)
+      await writeEntry(engine, machine, payload, this.writeIo)
     } catch (err) {
       this.onError(`set failed, entry not stored: ${describe(err)}`)
     }
+  }
+
+  /** The write driver's host side: this isolate's store, no tier, lines to `onError`. */
+  private readonly writeIo: WriteIo = {
+    enums: binding,
+    now: () => this.now(),
+    store: (key, value, ttlMs, argv, until) => this.store.write(key, value, ttlMs, argv, until),
+    script: async (argv) => {
+      if (this.guarded !== undefined) await this.guarded.script(argv, 'write')
+    },
+    // Entries live in the store itself: nothing is kept beside it.
+    remember: () => undefined,
+    markLocal: () => undefined,
+    describe,
+    // Warnings reach onError too, as the tag synchronisation's do.
+    log: {
+      debug: () => undefined,
+      warn: (line) => {
+        this.onError(line)
+      },
+      error: (line) => {
+        this.onError(line)
+      },
+    },
   }
 
   /**

@@ -1181,15 +1181,6 @@ impl Engine {
             .is_some_and(|h| !fleetcache_core::tier::tier_serves(h))
     }
 
-    /// Whether the in-process tier may serve this process's own write of a singular-handler
-    /// value of `kind` (the descriptor's code) while Redis answers; else it keeps it for
-    /// outages only.
-    #[wasm_bindgen(js_name = tierServesValue)]
-    pub fn tier_serves_value(&self, kind: u8) -> bool {
-        fleetcache_core::incremental::ValueKind::from_u8(kind)
-            .is_some_and(fleetcache_core::tier::tier_serves_value)
-    }
-
     /// Starts a lease flight for a read that found `found` (0 fresh, 1 stale, 2 missing) at
     /// `now`; `caches` is true when the read's consumer will store the result in a server cache
     /// (a prerender, an ISR regeneration, an outer cache): then a stale entry is a miss.
@@ -1356,28 +1347,6 @@ impl Engine {
         self.inner
             .lease_renewed(&iface, cache_key, Millis(won_at), Millis(sent_at), renewed);
         Ok(())
-    }
-
-    /// How to store the entry of `cacheKey` for `ttlMs`: an `EVALSHA` argv that writes it and
-    /// releases this process's lease (append the value as the last argument), or an empty
-    /// array for a plain `SET`.
-    #[wasm_bindgen(js_name = planEntryWrite)]
-    pub fn plan_entry_write(
-        &mut self,
-        iface: &Iface,
-        cache_key: &str,
-        ttl_ms: f64,
-    ) -> Result<Vec<String>, JsValue> {
-        let iface = iface.get();
-        let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
-            ttl_ms.ceil() as u64
-        } else {
-            1
-        };
-        Ok(match self.inner.plan_entry_write(&iface, cache_key, ttl) {
-            fleetcache_core::lease::EntryWrite::Set => Vec::new(),
-            fleetcache_core::lease::EntryWrite::WriteAndRelease(call) => script_argv(call),
-        })
     }
 
     /// The creation time to stamp on a seeded entry the build wrote at `builtAt` (never later

@@ -1,7 +1,10 @@
 //! The binding in a real wasm runtime (headless Node, through wasm-bindgen-test-runner).
 #![cfg(target_arch = "wasm32")]
 
-use fleetcache_wasm::{bounds, defaults, random_token, Engine, Iface, Outcome};
+use fleetcache_wasm::{
+    bounds, defaults, random_token, Engine, Failure, Iface, Outcome, WriteMachine, WriteOutcome,
+    WriteStepKind,
+};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -432,4 +435,58 @@ fn bounds_are_the_ones_the_constructor_applies() {
     };
     assert!(with_wait(max_wait).is_ok());
     assert!(with_wait(max_wait + 1.0).is_err());
+}
+
+#[wasm_bindgen_test]
+fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
+    let mut e = engine("d1");
+    let mut m = WriteMachine::use_cache(
+        &mut e,
+        &uc("default"),
+        &key("k"),
+        "a",
+        NOW,
+        60.0,
+        3600.0,
+        30.0,
+        4,
+        NOW,
+    )
+    .unwrap();
+    let step = m.start(&mut e, NOW);
+    assert_eq!(step.kind(), WriteStepKind::Store);
+    assert_eq!(step.key(), e.entry_key(&uc("default"), &key("k")).unwrap());
+    assert_eq!(step.ttl_ms(), 3_600_000.0);
+    assert!(step.argv().is_empty());
+    let mut value = step.header();
+    value.extend_from_slice(b"body");
+    let described = fleetcache_wasm::describe_envelope(&value, value.len() as u32).unwrap();
+    let stored_key = js_sys::Reflect::get(&described, &"key".into()).unwrap();
+    assert_eq!(stored_key.as_string().as_deref(), Some("k"));
+    let done = m.failed(&mut e, Failure::Timeout, NOW);
+    assert_eq!(done.kind(), WriteStepKind::Done);
+    assert_eq!(done.outcome(), WriteOutcome::Failed);
+    assert!(done.mark_local());
+    assert_eq!(done.error(), "set failed, entry not stored");
+}
+
+#[wasm_bindgen_test]
+fn a_write_machine_refuses_an_ill_formed_key() {
+    let mut e = engine("d1");
+    let lone = js_sys::JsString::from_char_code1(0xd800);
+    let err = WriteMachine::use_cache(
+        &mut e,
+        &uc("default"),
+        &lone,
+        "",
+        NOW,
+        60.0,
+        3600.0,
+        30.0,
+        4,
+        NOW,
+    )
+    .unwrap_err();
+    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("ERR_KEY_ILL_FORMED"));
 }
