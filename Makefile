@@ -58,11 +58,11 @@ wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/*.wasm js-host/wasm/
 	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
-	# The workers-runtime entries (ESM, no Node APIs): docs/transport.md. They share the read
-	# driver with the Node handlers: tsconfig.worker.json's rootDirs let worker-src import
-	# src/read-driver.ts as a sibling, and both land side by side in worker/.
-	cd js-host && rm -rf worker worker-build && npx tsc -p tsconfig.worker.json && mkdir worker \
-	  && cp worker-build/worker-src/* worker-build/src/* worker/ && rm -rf worker-build \
+	# The workers-runtime entries (ESM, no Node APIs): docs/transport.md.
+	# Node-free modules of src/ are compiled in too (tsconfig.worker.json): both trees flattened
+	# into worker/, so they sit beside the entries that import them; a name in both stops here.
+	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json \
+	  && mv -n worker/worker-src/* worker/src/* worker/ && rmdir worker/worker-src worker/src \
 	  && echo '{ "type": "module" }' > worker/package.json
 	@touch $@
 
@@ -203,4 +203,4 @@ bench: setup pack ## benchmarks (micro, cold start, a three-instance fleet, memo
 	node --expose-gc bench/tags.mjs
 
 clean:
-	rm -rf target pkg js-host/dist js-host/wasm js-host/worker js-host/worker-build js-host/*.tgz js-host/LICENSE-* js-host/CHANGELOG.md
+	rm -rf target pkg js-host/dist js-host/wasm js-host/worker js-host/*.tgz js-host/LICENSE-* js-host/CHANGELOG.md

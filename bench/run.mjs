@@ -362,6 +362,16 @@ function boundary() {
   return { rows, codec }
 }
 
+/** Crossings per hit, counted in a child process so the counting slows no measurement here. */
+function crossingsPerHit(redisUrl) {
+  const out = execFileSync(process.execPath, [path.join(here, 'crossings.mjs'), redisUrl], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    timeout: 120_000,
+  })
+  return JSON.parse(out.trim().split('\n').pop())
+}
+
 function sizeAndStartup() {
   const wasmFile = path.join(pkgDir, 'wasm', 'fleetcache_wasm_bg.wasm')
   const bytes = fs.readFileSync(wasmFile)
@@ -442,6 +452,8 @@ async function main() {
       ops.push({ label, size, results: await otherOps(size, handlers) })
     console.log('wasm boundary and codec...')
     const { rows: boundaryRows, codec } = boundary()
+    console.log('wasm crossings per hit...')
+    const crossings = crossingsPerHit(redis.url)
     const size = sizeAndStartup()
     console.log('memory after repeated gets...')
     const rss = await memoryGrowth(handler)
@@ -563,6 +575,20 @@ async function main() {
       '### The wasm boundary (synchronous calls, blocks of 1000)',
       '',
       ...table(['call', 'p50 ns', 'p99 ns'], boundaryRows),
+      '',
+      '### Wasm crossings per operation (10 KB entry, counted in a child process: bench/crossings.mjs)',
+      '',
+      "Binding calls: calls the host makes into the wasm-bindgen API. Wasm calls: calls into the instance, the glue's own allocations for strings, slices and result objects included.",
+      '',
+      ...table(
+        ['operation', 'binding calls', 'wasm calls'],
+        [
+          ["'use cache' get, Redis hit (tier off)", crossings.useCacheRedisHit],
+          ["'use cache' get, in-process tier hit", crossings.useCacheTierHit],
+          ['singular handler get, Redis hit (APP_PAGE)', crossings.incrementalRedisHit],
+          ['refreshTags, nothing changed', crossings.refreshTags],
+        ].map(([name, c]) => [name, fmt(c.binding), fmt(c.wasm)]),
+      ),
       '',
       '### Codec, 100 KB binary body',
       '',

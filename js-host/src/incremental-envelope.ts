@@ -18,17 +18,22 @@ export type Envelope =
   | { stored: Buffer; ttlMs: number; droppedTags: string; kind: number }
   | { stored: undefined; ttlMs: number; droppedTags: string; kind: number }
 
-/**
- * Encodes `data` for `cacheKey` as created at `createdAt`. `stored` is undefined when the
- * engine says the value is not cacheable (a `revalidate: 0` response, say).
- */
-export function encodeIncrementalEnvelope(
-  engine: Engine,
-  cacheKey: string,
+/** A value as the write machine takes it: its descriptor, `cacheControl`, tags and parts. */
+export interface DescribedValue {
+  kind: number
+  flags: number
+  segments: number
+  tags: string[]
+  revalidate: number
+  expire: number
+  parts: Buffer[]
+}
+
+/** Encodes `data` into its parts and reads the numbers of its envelope from it and `ctx`. */
+export function describeIncrementalValue(
   data: IncrementalValue | null,
   ctx: EnvelopeContext,
-  createdAt: number,
-): Envelope {
+): DescribedValue {
   const enc = encodeValue(data)
   let flags = enc.flags
   let revalidate: number
@@ -51,19 +56,42 @@ export function encodeIncrementalEnvelope(
       else expire = cc.expire
     }
   }
-  const header = engine.planIncrementalSet(
-    cacheKey,
-    enc.kind,
+  return {
+    kind: enc.kind,
     flags,
-    enc.segments,
-    tags.join('\0'),
+    segments: enc.segments,
+    tags,
     revalidate,
     expire,
-    Uint32Array.from(enc.parts, (p) => p.byteLength),
+    parts: enc.parts,
+  }
+}
+
+/**
+ * Encodes `data` for `cacheKey` as created at `createdAt`. `stored` is undefined when the
+ * engine says the value is not cacheable (a `revalidate: 0` response, say).
+ */
+export function encodeIncrementalEnvelope(
+  engine: Engine,
+  cacheKey: string,
+  data: IncrementalValue | null,
+  ctx: EnvelopeContext,
+  createdAt: number,
+): Envelope {
+  const v = describeIncrementalValue(data, ctx)
+  const header = engine.planIncrementalSet(
+    cacheKey,
+    v.kind,
+    v.flags,
+    v.segments,
+    v.tags.join('\0'),
+    v.revalidate,
+    v.expire,
+    Uint32Array.from(v.parts, (p) => p.byteLength),
     createdAt,
   )
   const ttlMs = engine.lastTtlMs
   const droppedTags = engine.lastDroppedTags
-  if (ttlMs < 0) return { stored: undefined, ttlMs, droppedTags, kind: enc.kind }
-  return { stored: Buffer.concat([header, ...enc.parts]), ttlMs, droppedTags, kind: enc.kind }
+  if (ttlMs < 0) return { stored: undefined, ttlMs, droppedTags, kind: v.kind }
+  return { stored: Buffer.concat([header, ...v.parts]), ttlMs, droppedTags, kind: v.kind }
 }

@@ -7,12 +7,12 @@ import {
 } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { releaseLease } from './flight'
 import { readEntry, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
-import { settleWithin } from './store'
+import { abandon, writeIo } from './write-io'
+import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
-import { encodeIncrementalEnvelope } from './incremental-envelope'
+import { describeIncrementalValue } from './incremental-envelope'
 import { decodeValue, type IncrementalValue } from './value-codec'
 import { wasm, type ReadStep } from './wasm'
 
@@ -191,37 +191,28 @@ class IncrementalCore {
     data: IncrementalValue | null,
     ctx: IncrementalSetContext = {},
   ): Promise<void> {
-    const { engine, store, log } = this.rt
+    const { engine, log } = this.rt
+    let machine: ReturnType<typeof wasm.WriteMachine.incremental> | undefined
     try {
-      // First: it refuses a key that is not well-formed UTF-16 before anything is encoded.
-      const key = this.entryKey(cacheKey)
-      const t = now()
-      const env = encodeIncrementalEnvelope(engine, cacheKey, data, ctx, t)
-      if (env.droppedTags !== '') log.warn(`inc set ${key}: ${env.droppedTags}`)
-      const ttl = env.ttlMs
-      const stored = env.stored
-      if (stored === undefined) {
-        log.debug(`inc set ${key} skipped (not cacheable)`)
-        // Others may be waiting for this process's regeneration: let them go at once.
-        await releaseLease(this.rt, IFACE, cacheKey)
-        return
-      }
-      // Written together with the release of this process's lease, when it holds one.
-      const script = engine.planEntryWrite(IFACE, cacheKey, ttl)
-      const write = store.set(key, stored, ttl, t, script, engine.tierServesValue(env.kind)).then(
-        () => {
-          log.debug(
-            `inc set ${key} ${String(stored.byteLength)} B ttl ${String(Math.round(ttl / 1000))} s`,
-          )
-        },
-        (err: unknown) => {
-          log.error(`inc set failed, entry not stored: ${describe(err)}`)
-        },
+      const v = describeIncrementalValue(data, ctx)
+      // Refuses a key that is not well-formed UTF-16 (ERR_KEY_ILL_FORMED).
+      machine = wasm.WriteMachine.incremental(
+        engine,
+        cacheKey,
+        v.kind,
+        v.flags,
+        v.segments,
+        v.tags.join('\0'),
+        v.revalidate,
+        v.expire,
+        Uint32Array.from(v.parts, (p) => p.byteLength),
+        now(),
       )
-      await settleWithin(write, engine.budgetMs(0))
+      await writeEntry(engine, machine, v.parts, writeIo(this.rt))
     } catch (err) {
       log.error(`inc set failed, entry not stored: ${describe(err)}`)
-      void releaseLease(this.rt, IFACE, cacheKey)
+      // Others may be waiting for this process's regeneration: let them go.
+      if (machine === undefined) void abandon(this.rt, IFACE, cacheKey)
     }
   }
 

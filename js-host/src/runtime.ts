@@ -4,9 +4,10 @@ import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
 import { detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
-import { TagSync } from './tags'
+import { nodeTagSync, type TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
-import { addStats, engineStats, telemetry } from './telemetry'
+import { addStats, engineStats } from './stats-sum'
+import { telemetry } from './telemetry'
 import type { Transport } from './transport'
 import { coreDefaults, wasm, type Engine } from './wasm'
 
@@ -86,7 +87,8 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
             tlsCa: options.tlsCa,
             tlsCert: options.tlsCert,
             tlsKey: options.tlsKey,
-            commandTimeoutMs: options.commandTimeoutMs,
+            // Only for a command sent without a budget (every guarded one has its kind's).
+            commandTimeoutMs: options.engine.writeTimeoutMs ?? coreDefaults().writeTimeoutMs,
             connectTimeoutMs: engine.connectBudgetMs,
             log,
           }),
@@ -105,7 +107,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     engine,
     transport,
     store,
-    tags: new TagSync(engine, transport, log),
+    tags: nodeTagSync(engine, transport, log),
     log,
     options,
   }

@@ -1,5 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
-
 import type { Engine } from './wasm'
 import type { Transport } from './transport'
 import { isCircuitOpen, RedisReplyError } from './transport'
@@ -12,19 +10,21 @@ export interface EntryStore {
    */
   get(key: string, now: number): Promise<Buffer | null>
   /**
-   * Stores an envelope for `ttlMs`. `script`, when not empty, is the engine's `EVALSHA` argv
-   * that writes the entry and releases this process's lease in one step; the value
-   * goes after it. `serves` false: the tier keeps this process's copy for outages only (the
-   * engine's `tierServesValue`).
+   * Writes an envelope for `ttlMs` (the write machine's Store step): `SET` when `script` is
+   * empty, else the engine's `EVALSHA` argv with the value appended (it writes the entry and
+   * releases this process's lease in one step). Touches no tier: the driver keeps the copy
+   * (`remember`) and marks it local when the write fails. `expiresAt`: when the entry's TTL
+   * ends (a store without a clock of its own counts from it). Rejects with the transport's error.
    */
-  set(
+  write(
     key: string,
     value: Buffer,
     ttlMs: number,
-    now: number,
-    script?: string[],
-    serves?: boolean,
+    script: string[],
+    expiresAt: number,
   ): Promise<void>
+  /** The tier's copy of `key` never reached Redis: served only until Redis answers again. */
+  markLocal(key: string): void
   /**
    * This process's in-process tier: the bytes held under `key`, or null. The read machine asks
    * the engine's tier index whether they are usable and judges them before serving them.
@@ -105,33 +105,18 @@ export class RedisStore implements EntryStore {
     return reply
   }
 
-  async set(
-    key: string,
-    value: Buffer,
-    ttlMs: number,
-    now: number,
-    script?: string[],
-    serves = true,
-  ): Promise<void> {
-    // This process's own write is the newest value it knows: readers here need no round trip
-    // (unless the engine keeps such a value for outages only: `serves`).
-    this.remember(key, value, now + ttlMs, !serves)
-    try {
-      if (script !== undefined && script.length > 0) {
-        await sendWithValue(this.transport, script, value, this.engine)
-      } else {
-        await this.transport.send(
-          ['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))],
-          { kind: 'write' },
-        )
-      }
-    } catch (err) {
-      // The fleet does not have this value: the tier may serve it only until Redis answers
-      // again (the engine decides, in memoryTouch).
-      if (this.tiered) this.engine?.memoryMarkLocal(key)
-      // Skipped while Redis is known to be down (logged once, when the breaker opened).
-      if (!isCircuitOpen(err)) throw err
+  async write(key: string, value: Buffer, ttlMs: number, script: string[]): Promise<void> {
+    if (script.length > 0) {
+      await sendWithValue(this.transport, script, value, this.engine)
+    } else {
+      await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))], {
+        kind: 'write',
+      })
     }
+  }
+
+  markLocal(key: string): void {
+    if (this.tiered) this.engine?.memoryMarkLocal(key)
   }
 }
 
@@ -152,11 +137,22 @@ export class MemoryStore implements EntryStore {
     return Promise.resolve(this.bytes.get(key) ?? null)
   }
 
-  set(key: string, value: Buffer, ttlMs: number, now: number): Promise<void> {
-    const evicted = this.engine.memoryInsert(key, value.byteLength, now + ttlMs)
+  write(
+    key: string,
+    value: Buffer,
+    _ttlMs: number,
+    _script: string[],
+    expiresAt: number,
+  ): Promise<void> {
+    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
     this.bytes.set(key, owned(value))
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()
+  }
+
+  /** Nothing here is ever out of reach. */
+  markLocal(): void {
+    /* no Redis to disagree with */
   }
 
   /** The whole store is in-process already: `get` is the tier. */
@@ -207,13 +203,4 @@ export async function sendWithValue(
     if (lua === undefined) throw err
     return transport.send(['EVAL', lua, ...argv.slice(2), value], { kind: 'write' })
   }
-}
-
-/**
- * Waits for a write at most `ms`. Next may hold a response until a handler's `set` resolves,
- * and a stalled Redis must cost that response no more than a read budget; the write itself
- * goes on under its own, longer deadline. `write` must not reject.
- */
-export function settleWithin(write: Promise<void>, ms: number): Promise<void> {
-  return Promise.race([write, sleep(ms, undefined, { ref: false })])
 }

@@ -2,10 +2,10 @@ import { now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { releaseLease } from './flight'
 import { readEntry, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
-import { settleWithin } from './store'
+import { abandon, writeIo } from './write-io'
+import { writeEntry } from './write-driver'
 import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
 import { wasm, type Interface } from './wasm'
@@ -139,53 +139,40 @@ class UseCacheHandler implements CacheHandler {
     })
     this.pending.set(cacheKey, written)
     // Once the write has started, it removes the pending entry itself when it lands.
-    let writing = false
-    const { engine, store, log } = this.rt
+    let writing = false as boolean
+    const { engine, log } = this.rt
     try {
-      const entry = await pendingEntry
-      const payload = await streamToBuffer(entry.value)
-      const t = now()
-      const key = this.entryKey(cacheKey)
-      const header = engine.planUseCacheSet(
-        this.iface,
-        cacheKey,
-        entry.tags.join('\0'),
-        entry.timestamp,
-        entry.revalidate,
-        entry.expire,
-        entry.stale,
-        payload.byteLength,
-        t,
-      )
-      if (engine.lastDroppedTags !== '') log.warn(`set ${key}: ${engine.lastDroppedTags}`)
-      const ttl = engine.lastTtlMs
-      if (ttl < 0) {
-        log.debug(`set ${key} skipped (not cacheable)`)
-        // Others may be waiting for this process's regeneration: let them go at once.
-        await releaseLease(this.rt, this.iface, cacheKey)
-        return
+      let machine: ReturnType<typeof wasm.WriteMachine.useCache> | undefined
+      try {
+        const entry = await pendingEntry
+        const payload = await streamToBuffer(entry.value)
+        machine = wasm.WriteMachine.useCache(
+          engine,
+          this.iface,
+          cacheKey,
+          entry.tags.join('\0'),
+          entry.timestamp,
+          entry.revalidate,
+          entry.expire,
+          entry.stale,
+          payload.byteLength,
+          now(),
+        )
+        await writeEntry(engine, machine, payload, {
+          ...writeIo(this.rt),
+          built: (value, landed) => {
+            encoded(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+            writing = true
+            void landed.then(() => {
+              if (this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
+            })
+          },
+        })
+      } catch (err) {
+        log.error(`set failed, entry not stored: ${describe(err)}`)
+        // Others may be waiting for this process's regeneration: let them go.
+        if (machine === undefined) void abandon(this.rt, this.iface, cacheKey)
       }
-      const value = Buffer.concat([header, payload])
-      encoded(value)
-      // Written together with the release of this process's lease, when it holds one.
-      const script = engine.planEntryWrite(this.iface, cacheKey, ttl)
-      const write = store.set(key, value, ttl, t, script).then(
-        () => {
-          log.debug(`set ${key} ${payload.byteLength} B ttl ${Math.round(ttl / 1000)} s`)
-        },
-        (err: unknown) => {
-          log.error(`set failed, entry not stored: ${describe(err)}`)
-        },
-      )
-      // Until the write lands, readers in this process get the envelope from `pending`.
-      writing = true
-      void write.finally(() => {
-        if (this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
-      })
-      await settleWithin(write, engine.budgetMs(0))
-    } catch (err) {
-      log.error(`set failed, entry not stored: ${describe(err)}`)
-      void releaseLease(this.rt, this.iface, cacheKey)
     } finally {
       if (!writing && this.pending.get(cacheKey) === written) this.pending.delete(cacheKey)
       // Idempotent: a no-op when the envelope was handed out already.

@@ -5,7 +5,7 @@ export type Engine = Wasm.Engine
 export type Interface = Wasm.Interface
 /** One step of the core's read machine, with the answer's presentation (read-driver.ts). */
 export type ReadStep = Wasm.ReadStep
-export type { EngineConfig } from './config'
+export type { EngineConfig } from './options'
 export { type Outcome } from '../wasm/node/fleetcache_wasm'
 
 /** The wasm-bindgen module; Node's module cache makes it one instance per process. */
@@ -16,6 +16,7 @@ export const wasm = require('../wasm/node/fleetcache_wasm.js') as typeof Wasm
 /** The core's defaults of the settings the host itself needs a value of. */
 export interface CoreDefaults {
   memoryBytes: number
+  writeTimeoutMs: number
 }
 
 let defaults: CoreDefaults | undefined

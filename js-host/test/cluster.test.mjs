@@ -16,7 +16,7 @@ import {
   optionsFromEnv,
 } from '../esm/index.mjs'
 import { scanTargets, connect } from '../dist/cli/redis.js'
-import { firstKey } from '../dist/redis.js'
+import { firstKey } from '../dist/redis-cluster.js'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { text, useCacheEntry } from './helpers.mjs'
 

@@ -90,12 +90,18 @@ function packageFiles() {
   assert.ok(entry, 'package.json exports["."] has no workerd condition')
   return {
     entry: entry.replace(/^\.\//, ''),
+    // Every module of the worker bundle (the entries and the Node-free modules they share
+    // with the Node handlers), the wasm glue and the engine.
     files: [
-      entry,
-      './worker/index.js',
-      './worker/read-driver.js',
-      './wasm/web/fleetcache_wasm.js',
-      pkg.exports['./wasm'].default,
+      ...new Set([
+        entry,
+        ...fs
+          .readdirSync(path.join(pkgDir, 'worker'))
+          .filter((f) => f.endsWith('.js'))
+          .map((f) => `./worker/${f}`),
+        './wasm/web/fleetcache_wasm.js',
+        pkg.exports['./wasm'].default,
+      ]),
     ].map((f) => f.replace(/^\.\//, '')),
   }
 }

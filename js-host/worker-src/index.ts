@@ -6,10 +6,12 @@
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
  * `refreshTags`, `getExpiration`, `updateTags`). Its `get` steps the core's read machine with the
- * same driver as the Node handlers (read-driver.ts, compiled into this bundle), so it makes the
- * same decisions (leases with a transport, stale presentation); the Node handlers add node-redis,
- * the in-process tier, the in-flight write map and logging.
+ * Node handlers' read driver (`./read-driver.js`), so it makes the same decisions (leases with a
+ * transport, stale presentation); tag synchronisation is their own module (`./tag-sync.js`), and
+ * `set` runs their write driver (`./write-driver.js`). The Node handlers add node-redis, the
+ * in-process tier and the in-flight write map.
  */
+import * as binding from '../wasm/web/fleetcache_wasm.js'
 import {
   bounds,
   Consumer,
@@ -21,13 +23,13 @@ import {
   Outcome,
   randomToken,
   ReadMachine,
-  ReadStepKind,
-  RenewStepKind,
   Served,
-  Source,
-  TierAction,
+  WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
-import { readEntry, type Binding, type ReadIo } from './read-driver.js'
+import { describe, type Logger } from './log.js'
+import { readEntry, type ReadIo } from './read-driver.js'
+import { TagSync } from './tag-sync.js'
+import { writeEntry, type WriteIo } from './write-driver.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource
@@ -89,8 +91,6 @@ export interface WorkerCacheOptions {
  */
 export { bounds, defaults, Engine, Interface, Outcome }
 
-/** The binding's enums the read driver reads steps with (the web glue's). */
-const BINDING: Binding = { ReadStepKind, TierAction, Failure, Source, Served, RenewStepKind }
 
 /** What `script` rejects with in memory: the read machine hears "no lease". */
 function noRedis(): Error {
@@ -101,9 +101,6 @@ function noRedis(): Error {
 function performanceNow(): number {
   return performance.timeOrigin + performance.now()
 }
-
-/** Refresh calls one request makes at most while the whole tag state loads (a page each). */
-const LOAD_STEPS = 16
 
 /**
  * Instantiates the wasm engine once per isolate (later calls reuse it; the module argument is
@@ -126,7 +123,17 @@ export function createEngine(
 
 interface Store {
   get(key: string, now: number): Promise<Uint8Array | null>
-  set(key: string, value: Uint8Array, ttlMs: number, now: number): Promise<void>
+  /**
+   * Writes `value` until `expiresAt` (`ttlMs` from the write's planning): a plain `SET` when
+   * `argv` is empty, else the engine's script with `value` appended. Rejects on failure.
+   */
+  write(
+    key: string,
+    value: Uint8Array,
+    ttlMs: number,
+    argv: string[],
+    expiresAt: number,
+  ): Promise<void>
 }
 
 /** Bytes in a Map; the engine's index decides recency, lifetime and eviction under the budget. */
@@ -142,8 +149,14 @@ export class MemoryStore implements Store {
     return Promise.resolve(this.bytes.get(key) ?? null)
   }
 
-  set(key: string, value: Uint8Array, ttlMs: number, now: number): Promise<void> {
-    const evicted = this.engine.memoryInsert(key, value.byteLength, now + ttlMs)
+  write(
+    key: string,
+    value: Uint8Array,
+    _ttlMs: number,
+    _argv: string[],
+    expiresAt: number,
+  ): Promise<void> {
+    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
     this.bytes.set(key, value)
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()
@@ -152,13 +165,6 @@ export class MemoryStore implements Store {
 
 function code(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
-}
-
-/** An error for a log line: its `code` first when it has one (as the Node handlers write it). */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err)
-  const c = code(err)
-  return typeof c === 'string' ? `${c}: ${err.message}` : err.message
 }
 
 /** Thrown instead of sending while the engine's circuit breaker is open. */
@@ -219,12 +225,16 @@ class Guarded {
   }
 
   /** An `EVALSHA` planned by the engine, loading the script on `NOSCRIPT`. */
-  async script(argv: string[], kind: 'read' | 'write' | 'lease'): Promise<Reply> {
+  async script(
+    argv: readonly (string | Uint8Array)[],
+    kind: 'read' | 'write' | 'lease',
+  ): Promise<Reply> {
     try {
       return await this.send(argv, kind)
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      const lua = this.engine.scriptSource(argv[1] ?? '')
+      const sha = argv[1]
+      const lua = typeof sha === 'string' ? this.engine.scriptSource(sha) : undefined
       if (lua === undefined) throw err
       return this.send(['EVAL', lua, ...argv.slice(2)], kind)
     }
@@ -242,15 +252,15 @@ class TransportStore implements Store {
     return reply
   }
 
-  async set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
-    try {
-      await this.guarded.send(
-        ['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))],
-        'write',
-      )
-    } catch (err) {
-      if (!(err instanceof CircuitOpenError)) throw err
+  async write(key: string, value: Uint8Array, ttlMs: number, argv: string[]): Promise<void> {
+    if (argv.length > 0) {
+      await this.guarded.script([...argv, value], 'write')
+      return
     }
+    await this.guarded.send(
+      ['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))],
+      'write',
+    )
   }
 }
 
@@ -289,9 +299,13 @@ export class WorkerCache {
   private readonly guarded: Guarded | undefined
   private readonly iface: Interface
   private readonly now: () => number
+  private readonly tags: TagSync
   /** What the read driver sends and awaits through: this isolate's store or the transport. */
   private readonly io: ReadIo
-  /** Called with a message when something failed and was turned into a miss or a skip. */
+  /**
+   * Called with a message when something failed and was turned into a miss or a skip, and with
+   * the tag synchronisation's warnings and errors (the Node handlers' log lines).
+   */
   onError: (message: string) => void = (m) => {
     console.error(`[fleetcache] ${m}`)
   }
@@ -307,9 +321,26 @@ export class WorkerCache {
     // In memory only, this isolate's own revalidations are the whole tag state.
     if (this.guarded === undefined) this.engine.markStandalone()
     const guarded = this.guarded
+    const report = (m: string): void => {
+      this.onError(m)
+    }
+    const log: Logger = {
+      info: () => undefined,
+      warn: report,
+      error: report,
+      debug: () => undefined,
+      debugEnabled: false,
+    }
+    // No timer: an isolate's background work may be cut off with the response, so loading the
+    // tag state and retrying the outbox happen on requests (see `TagSyncOptions.timer`).
+    this.tags = new TagSync(this.engine, {
+      script: guarded === undefined ? undefined : (argv, kind) => guarded.script(argv, kind),
+      now: this.now,
+      log,
+    })
     const store = this.store
     this.io = {
-      binding: BINDING,
+      binding,
       now: this.now,
       sleep: (ms) =>
         new Promise((resolve) => {
@@ -374,9 +405,8 @@ export class WorkerCache {
     try {
       const entry = await pendingEntry
       const payload = await readAll(entry.value)
-      const t = this.now()
-      const key = engine.entryKey(this.iface, cacheKey)
-      const header = engine.planUseCacheSet(
+      const machine = WriteMachine.useCache(
+        engine,
         this.iface,
         cacheKey,
         entry.tags.join('\0'),
@@ -385,40 +415,45 @@ export class WorkerCache {
         entry.expire,
         entry.stale,
         payload.byteLength,
-        t,
+        this.now(),
       )
-      const ttl = engine.lastTtlMs
-      if (ttl < 0) return
-      const value = new Uint8Array(header.byteLength + payload.byteLength)
-      value.set(header, 0)
-      value.set(payload, header.byteLength)
-      await this.store.set(key, value, ttl, t)
+      await writeEntry(engine, machine, payload, this.writeIo)
     } catch (err) {
       this.onError(`set failed, entry not stored: ${describe(err)}`)
     }
   }
 
+  /** The write driver's host side: this isolate's store, no tier, lines to `onError`. */
+  private readonly writeIo: WriteIo = {
+    enums: binding,
+    now: () => this.now(),
+    store: (key, value, ttlMs, argv, until) => this.store.write(key, value, ttlMs, argv, until),
+    script: async (argv) => {
+      if (this.guarded !== undefined) await this.guarded.script(argv, 'write')
+    },
+    // Entries live in the store itself: nothing is kept beside it.
+    remember: () => undefined,
+    markLocal: () => undefined,
+    describe,
+    // Warnings reach onError too, as the tag synchronisation's do.
+    log: {
+      debug: () => undefined,
+      warn: (line) => {
+        this.onError(line)
+      },
+      error: (line) => {
+        this.onError(line)
+      },
+    },
+  }
+
   /**
    * Pulls tag changes from the transport (nothing to do in memory). When the whole state must
-   * be loaded, it is loaded page by page, at most `LOAD_STEPS` calls per request; until it is,
-   * nothing tagged is judged fresh. Never rejects.
+   * be loaded, it is loaded page by page, up to a bounded number of calls per request; until it
+   * is, nothing tagged is judged fresh. Never rejects.
    */
-  async refreshTags(): Promise<void> {
-    if (this.guarded === undefined) return
-    try {
-      for (let i = 0; i < LOAD_STEPS; i++) {
-        const reply = await this.guarded.script(this.engine.planTagRefresh(), 'read')
-        if (!(reply instanceof Uint8Array)) {
-          throw new Error('tag refresh returned a non-binary reply')
-        }
-        this.engine.applyRefresh(reply, this.now())
-        if (this.engine.tagsSynced) break
-      }
-    } catch (err) {
-      if (!(err instanceof CircuitOpenError)) {
-        this.onError(`tag refresh failed, using the last known tag state: ${describe(err)}`)
-      }
-    }
+  refreshTags(): Promise<void> {
+    return this.tags.refresh()
   }
 
   getExpiration(tags: string[]): Promise<number> {
@@ -426,59 +461,15 @@ export class WorkerCache {
   }
 
   /**
-   * Records a revalidation here at once and, with a transport, sends it (queued in the engine's
-   * outbox, in order, while the transport fails). Never rejects.
+   * Records a revalidation here at once and, with a transport, sends it, in order after the
+   * ones still queued in the engine's outbox, as the Node handlers do: one Redis refuses for
+   * want of a permission (`NOPERM`) is dropped and one that keeps meeting an error no retry
+   * fixes is parked (the engine decides), so neither blocks the ones behind it; any other
+   * failure keeps it queued, and the engine's backoff says when a later call may send it.
+   * Never rejects.
    */
-  async updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
-    if (tags.length === 0) return
-    const mode = durations === undefined ? 0 : 1
-    const expire = durations?.expire ?? Number.NaN
-    try {
-      if (this.guarded === undefined) {
-        this.engine.planTagUpdate(tags.join('\0'), mode, expire, this.now())
-        return
-      }
-      const dropped = this.engine.queueTagUpdate(tags.join('\0'), mode, expire, this.now())
-      if (dropped !== '')
-        this.onError(`revalidation outbox full: dropped ${dropped.split('\0').join(',')}`)
-      await this.replay(this.guarded)
-    } catch (err) {
-      this.onError(`revalidation applied here only for now, kept in the outbox: ${describe(err)}`)
-    }
-  }
-
-  /**
-   * Sends the outbox in order, as the Node handlers do: a revalidation Redis refuses for want
-   * of a permission (`NOPERM`) is dropped, and one that keeps meeting an error no retry fixes
-   * is parked (the engine decides, `refuseOutbox`), so neither blocks the ones behind it. Any
-   * other failure keeps the head, and the engine's backoff says when the next request may try
-   * it again. Throws that failure.
-   */
-  private async replay(guarded: Guarded): Promise<void> {
-    const engine = this.engine
-    // Bounded: every pass removes the head or returns, and the outbox is bounded.
-    while (engine.outboxLength > 0 && engine.outboxRetryInMs(this.now()) === 0) {
-      const seq = engine.outboxHeadSeq
-      let reply: Reply
-      try {
-        reply = await guarded.script(engine.planOutboxHead(), 'write')
-      } catch (err) {
-        const refused = code(err) === 'ERR_REDIS_REPLY' && err instanceof Error
-        // An error reply sets its own backoff (refuseOutbox); anything else starts one here.
-        if (!refused) engine.failOutbox(seq, this.now())
-        const outcome = refused ? engine.refuseOutbox(seq, err.message, this.now()) : 0
-        if (outcome === 1 || outcome === 3) {
-          const what = outcome === 1 ? 'dropped' : 'set aside'
-          this.onError(
-            `revalidation ${what}: Redis refused it (${describe(err)}); it took effect in this isolate only`,
-          )
-        }
-        if (outcome !== 0) continue
-        throw err
-      }
-      engine.ackOutbox(seq)
-      if (reply instanceof Uint8Array) engine.applyUpdateReply(reply)
-    }
+  updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
+    return this.tags.update(tags, durations, this.now())
   }
 }
 

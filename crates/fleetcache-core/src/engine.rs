@@ -30,15 +30,14 @@ use crate::read_machine::{
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
-use crate::stats::{
-    Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface, WriteOutcome,
-};
+use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
 use crate::tag_sync::{self, TagSync};
 use crate::tags::{admit_tags, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror};
 use crate::tier::{self, TierUse};
 use crate::time::Millis;
 use crate::verdict::{self, Inspection};
-use crate::write::{self, surface_of, write_outcome, SetInput, SetPlan};
+use crate::write::{SetInput, SetPlan};
+use crate::write_machine::{self, WriteCtx, WriteInput, WriteMachine, WriteRequest, WriteStep};
 
 /// One process's engine: namespace, configuration, tag mirror and in-process index.
 #[derive(Clone, Debug)]
@@ -165,15 +164,15 @@ impl Engine {
         cache_key: &str,
         entry: SetInput<'_>,
     ) -> Result<SetPlan, PlanError> {
-        let plan = if iface.kind() == entry.kind {
-            let tags = self.admit_tags(entry.tags);
-            let key = self.entry_key(iface, cache_key);
-            write::plan(&self.config, key, cache_key, &entry, tags)
-        } else {
-            Err(PlanError::KindMismatch)
-        };
-        self.stats
-            .record_write(surface_of(entry.kind), write_outcome(&plan));
+        let (plan, dropped) = write_machine::plan_use_cache_entry(
+            &self.config,
+            &self.namespace,
+            &self.stats,
+            iface,
+            cache_key,
+            entry,
+        );
+        self.dropped_tags.set(dropped);
         plan
     }
 
@@ -456,17 +455,15 @@ impl Engine {
         cache_key: &str,
         set: &IncrementalSet<'_>,
     ) -> Result<SetPlan, IncrementalPlanError> {
-        let meta = set.desc.encode();
-        let input = match set.set_input(&meta) {
-            Ok(input) => input,
-            Err(e) => {
-                self.stats
-                    .record_write(Surface::Incremental, WriteOutcome::Invalid);
-                return Err(IncrementalPlanError::Layout(e));
-            }
-        };
-        self.plan_set(&Interface::Incremental, cache_key, input)
-            .map_err(IncrementalPlanError::Plan)
+        let (plan, dropped) = write_machine::plan_incremental_entry(
+            &self.config,
+            &self.namespace,
+            &self.stats,
+            cache_key,
+            set,
+        );
+        self.dropped_tags.set(dropped);
+        plan
     }
 
     /// Judges a stored singular-handler value read for `cache_key` and what to present to
@@ -785,6 +782,38 @@ impl Engine {
     ) {
         self.stale_handouts
             .note_answer(tags, found, step, created, now);
+    }
+
+    fn write_ctx(&mut self) -> WriteCtx<'_> {
+        WriteCtx {
+            config: &self.config,
+            namespace: &self.namespace,
+            leases: &mut self.leases,
+            regenerations: &mut self.regenerations,
+            stale_handouts: &self.stale_handouts,
+            stats: &self.stats,
+        }
+    }
+
+    /// Plans one `set` at `now` ([`write_machine::write_start`]); its first step comes from
+    /// [`Engine::write_first`].
+    pub fn write_start(&mut self, request: WriteRequest<'_>, now: Millis) -> WriteMachine {
+        write_machine::write_start(self.write_ctx(), request, now)
+    }
+
+    /// The first step of `machine` ([`WriteMachine::start`]).
+    pub fn write_first(&mut self, machine: &mut WriteMachine, now: Millis) -> WriteStep {
+        machine.start(self.write_ctx(), now)
+    }
+
+    /// The step of `machine` after `input` ([`WriteMachine::step`]).
+    pub fn write_step(
+        &mut self,
+        machine: &mut WriteMachine,
+        input: WriteInput,
+        now: Millis,
+    ) -> WriteStep {
+        machine.step(self.write_ctx(), input, now)
     }
 }
 
@@ -1472,3 +1501,6 @@ mod next_tests;
 
 #[cfg(test)]
 mod read_tests;
+
+#[cfg(test)]
+mod write_tests;

@@ -46,6 +46,7 @@ pub mod tier;
 pub mod time;
 pub mod verdict;
 pub mod write;
+pub mod write_machine;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
 pub use config::Config;
@@ -77,3 +78,6 @@ pub use tier::TierUse;
 pub use time::{duration_seconds_to_ttl_ms, Millis};
 pub use verdict::{Inspection, Verdict};
 pub use write::{SetInput, SetPlan};
+pub use write_machine::{
+    Store, WriteCtx, WriteDone, WriteInput, WriteMachine, WriteRequest, WriteResult, WriteStep,
+};

@@ -218,7 +218,7 @@ impl Engine {
         Ok(plan.header)
     }
 
-    /// What the last `plan*Set`, `planTagUpdate` or `queueTagUpdate` dropped from its tags
+    /// What the last `plan*Set` or `planTagUpdate` dropped from its tags
     /// (each tag longer than the core's byte limit, on its own), as one log line's text; `""`
     /// when nothing was dropped.
     #[wasm_bindgen(getter, js_name = lastDroppedTags)]
@@ -483,7 +483,7 @@ pub fn random_token() -> Result<String, JsValue> {
 }
 
 /// Revalidation from the host's `mode` / `expireSeconds` pair (see `planTagUpdate`).
-fn revalidation(mode: u8, expire_seconds: f64) -> Result<Revalidation, JsValue> {
+pub(crate) fn revalidation(mode: u8, expire_seconds: f64) -> Result<Revalidation, JsValue> {
     match mode {
         0 => Ok(Revalidation::Expire),
         1 => Ok(Revalidation::Stale {
@@ -564,26 +564,6 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = breakerRejected)]
     pub fn breaker_rejected(&self) -> f64 {
         self.inner.breaker().rejected() as f64
-    }
-
-    /// Records a revalidation (`mode` and `expireSeconds` as in `planTagUpdate`): applied to
-    /// the local mirror at once and queued for Redis behind earlier ones. Returns the
-    /// NUL-joined tags of the oldest queued revalidation when the full outbox dropped it
-    /// (the host logs it), else `""`. Throws on tags past Next's limits.
-    #[wasm_bindgen(js_name = queueTagUpdate)]
-    pub fn queue_tag_update(
-        &mut self,
-        tags: &str,
-        mode: u8,
-        expire_seconds: f64,
-        now: f64,
-    ) -> Result<String, JsValue> {
-        let rev = revalidation(mode, expire_seconds)?;
-        let dropped = self
-            .inner
-            .queue_tag_update(&split(tags), &rev, Millis(now))
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
-        Ok(dropped.map_or_else(String::new, |d| join(&d.tags)))
     }
 
     /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the
@@ -771,41 +751,9 @@ impl Engine {
     }
 }
 
-/// What is left of the write side's own exports until the write machine replaces them: the
-/// tier rule of a singular-handler write, the entry write with the lease release, the seed.
+/// The seed's writes (`fleetcache seed`).
 #[wasm_bindgen]
 impl Engine {
-    /// Whether the in-process tier may serve this process's own write of a singular-handler
-    /// value of `kind` (the descriptor's code) while Redis answers; else it keeps it for
-    /// outages only.
-    #[wasm_bindgen(js_name = tierServesValue)]
-    pub fn tier_serves_value(&self, kind: u8) -> bool {
-        fleetcache_core::incremental::ValueKind::from_u8(kind)
-            .is_some_and(fleetcache_core::tier::tier_serves_value)
-    }
-
-    /// How to store the entry of `cacheKey` for `ttlMs`: an `EVALSHA` argv that writes it and
-    /// releases this process's lease (append the value as the last argument), or an empty
-    /// array for a plain `SET`.
-    #[wasm_bindgen(js_name = planEntryWrite)]
-    pub fn plan_entry_write(
-        &mut self,
-        iface: &Iface,
-        cache_key: &str,
-        ttl_ms: f64,
-    ) -> Result<Vec<String>, JsValue> {
-        let iface = iface.get();
-        let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
-            ttl_ms.ceil() as u64
-        } else {
-            1
-        };
-        Ok(match self.inner.plan_entry_write(&iface, cache_key, ttl) {
-            fleetcache_core::lease::EntryWrite::Set => Vec::new(),
-            fleetcache_core::lease::EntryWrite::WriteAndRelease(call) => script_argv(call),
-        })
-    }
-
     /// The creation time to stamp on a seeded entry the build wrote at `builtAt` (never later
     /// than `now`); NaN when `builtAt` is not a usable time.
     #[wasm_bindgen(js_name = seedTimestamp)]
@@ -836,21 +784,6 @@ impl Engine {
         Ok(self
             .inner
             .plan_seed_write(&iface, cache_key, Millis(created), ttl, Millis(now))
-            .map_or_else(Vec::new, script_argv))
-    }
-
-    /// The `EVALSHA` argv releasing this process's lease on `cacheKey` without a write, or an
-    /// empty array when it holds none.
-    #[wasm_bindgen(js_name = planLeaseRelease)]
-    pub fn plan_lease_release(
-        &mut self,
-        iface: &Iface,
-        cache_key: &str,
-    ) -> Result<Vec<String>, JsValue> {
-        let iface = iface.get();
-        Ok(self
-            .inner
-            .plan_lease_release(&iface, cache_key)
             .map_or_else(Vec::new, script_argv))
     }
 }

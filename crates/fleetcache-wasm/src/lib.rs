@@ -1,11 +1,12 @@
 //! wasm-bindgen binding of the fleetcache engine.
 //!
 //! This crate converts JS values into core types and back, and turns core errors into JS
-//! `Error`s carrying a `code`. The read and renew machines (`read.rs`) keep nothing between
-//! calls and decide nothing; the older per-call exports still keep a few decisions of their own
-//! (README.md says which) until the host no longer calls them. The exported calls are
-//! synchronous and take primitives, strings and byte slices, because an `await` or a serde
-//! conversion per request costs more than the work itself (see docs/decisions).
+//! `Error`s carrying a `code`. The read and renew machines (`read.rs`) and the write machine
+//! (`write.rs`) keep nothing between calls and decide nothing; the older per-call exports still
+//! keep a few decisions of their own (README.md says which) until the host no longer calls them.
+//! The exported calls are synchronous and take primitives, strings and byte slices, because an
+//! `await` or a serde conversion per request costs more than the work itself (see
+//! docs/decisions).
 
 mod config;
 mod engine;
@@ -13,6 +14,8 @@ mod error;
 mod inspect;
 mod list;
 mod read;
+mod revalidate;
+mod write;
 
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
@@ -21,3 +24,5 @@ pub use read::{
     Consumer, Failure, ReadMachine, ReadStep, ReadStepKind, RenewMachine, RenewStep, RenewStepKind,
     Served, Source, TierAction,
 };
+pub use revalidate::Revalidated;
+pub use write::{WriteMachine, WriteOutcome, WriteStep, WriteStepKind};

@@ -2,8 +2,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{
-    bounds, defaults, random_token, Consumer, Engine, Iface, Outcome, ReadMachine, ReadStep,
-    ReadStepKind, Served, Source,
+    bounds, defaults, random_token, Consumer, Engine, Failure, Iface, Outcome, ReadMachine,
+    ReadStep, ReadStepKind, Served, Source, WriteMachine, WriteOutcome, WriteStepKind,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -345,10 +345,13 @@ fn outbox_through_the_binding() {
     e.mark_standalone();
     assert!(e.plan_outbox_head().unwrap().is_empty());
     assert_eq!(e.outbox_head_seq(), 0.0);
-    assert_eq!(e.queue_tag_update("a", 0, f64::NAN, NOW).unwrap(), "");
+    let queue = |e: &mut Engine, tags: &str, mode: u8, expire: f64| {
+        e.revalidate(tags, mode, expire, NOW, true)
+    };
+    assert_eq!(queue(&mut e, "a", 0, f64::NAN).unwrap().evicted(), "");
     assert_eq!(e.get_expiration("a", NOW + 1.0), NOW.ceil());
-    assert_eq!(e.queue_tag_update("b\0c", 1, 60.0, NOW).unwrap(), "");
-    assert_eq!(e.queue_tag_update("d", 0, f64::NAN, NOW).unwrap(), "a");
+    assert_eq!(queue(&mut e, "b\0c", 1, 60.0).unwrap().evicted(), "");
+    assert_eq!(queue(&mut e, "d", 0, f64::NAN).unwrap().evicted(), "a");
     assert_eq!(e.outbox_dropped(), 1.0);
     assert_eq!(e.outbox_length(), 2);
     let argv = e.plan_outbox_head().unwrap();
@@ -361,21 +364,28 @@ fn outbox_through_the_binding() {
     assert_eq!(e.outbox_length(), 1);
     // A tag past the core's byte limit is dropped on its own, and said once.
     let long = "x".repeat(16 * 1024 + 1);
-    assert_eq!(e.last_dropped_tags(), "");
-    let err = e.queue_tag_update(&long, 0, f64::NAN, NOW).unwrap_err();
+    let err = queue(&mut e, &long, 0, f64::NAN).err().unwrap();
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
     assert_eq!(code.as_string().as_deref(), Some("ERR_PLAN_TAG_LIMIT"));
-    e.queue_tag_update(&format!("{long}\0kept"), 0, f64::NAN, NOW)
-        .unwrap();
-    assert!(e
-        .last_dropped_tags()
+    let kept = queue(&mut e, &format!("{long}\0kept"), 0, f64::NAN).unwrap();
+    assert!(kept
+        .dropped_tags()
         .starts_with("dropped 1 tag(s) longer than 16384 bytes"));
-    e.queue_tag_update("caf\u{e9}", 0, f64::NAN, NOW).unwrap();
-    assert_eq!(e.last_dropped_tags(), "");
+    let plain = queue(&mut e, "caf\u{e9}", 0, f64::NAN).unwrap();
+    assert_eq!(plain.dropped_tags(), "");
     // Raw and encoded forms are one tag.
     assert_eq!(e.get_expiration("caf%C3%A9", NOW + 1.0), NOW.ceil());
     assert_eq!(e.tag_freshness("caf%C3%A9", NOW - 1.0, NOW + 1.0), 2);
-    assert!(e.queue_tag_update("a", 7, f64::NAN, NOW).is_err());
+    assert!(queue(&mut e, "a", 7, f64::NAN).is_err());
+    // Without the outbox: applied here only, nothing queued.
+    let length = e.outbox_length();
+    let local = e.revalidate("local", 0, f64::NAN, NOW, false).unwrap();
+    assert_eq!(
+        (local.dropped_tags(), local.evicted()),
+        (String::new(), String::new())
+    );
+    assert_eq!(e.outbox_length(), length);
+    assert_eq!(e.get_expiration("local", NOW + 1.0), NOW.ceil());
     let bad = Engine::new(config_with(&[("readTimeoutMs", -1.0)]))
         .err()
         .unwrap();
@@ -516,4 +526,58 @@ fn bounds_are_the_ones_the_constructor_applies() {
     };
     assert!(with_wait(max_wait).is_ok());
     assert!(with_wait(max_wait + 1.0).is_err());
+}
+
+#[wasm_bindgen_test]
+fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
+    let mut e = engine("d1");
+    let mut m = WriteMachine::use_cache(
+        &mut e,
+        &uc("default"),
+        &key("k"),
+        "a",
+        NOW,
+        60.0,
+        3600.0,
+        30.0,
+        4,
+        NOW,
+    )
+    .unwrap();
+    let step = m.start(&mut e, NOW);
+    assert_eq!(step.kind(), WriteStepKind::Store);
+    assert_eq!(step.key(), e.entry_key(&uc("default"), &key("k")).unwrap());
+    assert_eq!(step.ttl_ms(), 3_600_000.0);
+    assert!(step.argv().is_empty());
+    let mut value = step.header();
+    value.extend_from_slice(b"body");
+    let described = fleetcache_wasm::describe_envelope(&value, value.len() as u32).unwrap();
+    let stored_key = js_sys::Reflect::get(&described, &"key".into()).unwrap();
+    assert_eq!(stored_key.as_string().as_deref(), Some("k"));
+    let done = m.failed(&mut e, Failure::Timeout, NOW);
+    assert_eq!(done.kind(), WriteStepKind::Done);
+    assert_eq!(done.outcome(), WriteOutcome::Failed);
+    assert!(done.mark_local());
+    assert_eq!(done.error(), "set failed, entry not stored");
+}
+
+#[wasm_bindgen_test]
+fn a_write_machine_refuses_an_ill_formed_key() {
+    let mut e = engine("d1");
+    let lone = js_sys::JsString::from_char_code1(0xd800);
+    let err = WriteMachine::use_cache(
+        &mut e,
+        &uc("default"),
+        &lone,
+        "",
+        NOW,
+        60.0,
+        3600.0,
+        30.0,
+        4,
+        NOW,
+    )
+    .unwrap_err();
+    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("ERR_KEY_ILL_FORMED"));
 }

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
-import { connectionError } from '../redis'
+import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
 import {
   collectStats,

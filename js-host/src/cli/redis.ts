@@ -5,7 +5,9 @@
 import { createClient, createCluster, RESP_TYPES } from 'redis'
 
 import type { TransportOptions } from '../config'
-import { connectionError, firstKey, sentinelError, sentinelNode } from '../redis'
+import { firstKey } from '../redis-cluster'
+import { connectionError } from '../redis-errors'
+import { sentinelError, sentinelNode } from '../redis-sentinel'
 
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const
 

@@ -1,0 +1,380 @@
+//! The write machine, stepped through the engine with a fake clock: every branch of a `set`.
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::envelope::decode_header;
+use crate::keys::Interface;
+use crate::lease::{Step, LEASE_RELEASE, LEASE_WRITE};
+use crate::read_machine::Failure;
+use crate::stats::{Surface, WriteOutcome};
+use crate::time::Millis;
+use crate::write_machine::{
+    Store, WriteDone, WriteInput, WriteMachine, WriteRequest, WriteResult, WriteStep,
+};
+
+const UC: Interface<'static> = Interface::UseCache("default");
+const NOW: Millis = Millis(1_000_000.0);
+
+fn engine() -> Engine {
+    Engine::new(Config::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn use_cache<'a>(tags: &'a [&'a str], revalidate: f64, expire: f64) -> WriteRequest<'a> {
+    WriteRequest::UseCache {
+        iface: UC,
+        cache_key: "k",
+        tags,
+        timestamp: NOW,
+        revalidate,
+        expire,
+        stale: 30.0,
+        payload_len: 10,
+    }
+}
+
+fn incremental<'a>(kind: u8, flags: u8, parts: &'a [u32]) -> WriteRequest<'a> {
+    WriteRequest::Incremental {
+        cache_key: "/page",
+        kind,
+        flags,
+        segments: 0,
+        tags: &[],
+        revalidate: 60.0,
+        expire: 3600.0,
+        parts,
+    }
+}
+
+fn start(e: &mut Engine, req: WriteRequest<'_>) -> (WriteMachine, WriteStep) {
+    let mut m = e.write_start(req, NOW);
+    let step = e.write_first(&mut m, NOW);
+    (m, step)
+}
+
+fn store(step: WriteStep) -> Store {
+    match step {
+        WriteStep::Store(s) => s,
+        other => panic!("expected Store, got {other:?}"),
+    }
+}
+
+fn done(step: WriteStep) -> WriteDone {
+    match step {
+        WriteStep::Done(d) => d,
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+fn hold_lease(e: &mut Engine, iface: &Interface<'_>, cache_key: &str) {
+    e.lease_won(iface, cache_key, "tok", NOW);
+    assert!(e.holds_lease(iface, cache_key, NOW));
+}
+
+#[test]
+fn a_cacheable_entry_is_stored_with_a_plain_set_and_kept_in_the_tier() {
+    let mut e = engine();
+    let (mut m, step) = start(&mut e, use_cache(&["a"], 60.0, 3600.0));
+    let s = store(step);
+    assert_eq!(s.key, e.entry_key(&UC, "k"));
+    assert_eq!(s.ttl_ms, 3_600_000);
+    assert!(s.script.is_none(), "no lease held: a plain SET");
+    // The command runs under a write's budget; the caller waits a read's at most.
+    assert_eq!(s.budget_ms, e.config().write_timeout_ms);
+    assert_eq!(s.wait_ms, e.config().read_timeout_ms);
+    assert_eq!(s.keep_until, Millis(NOW.0 + 3_600_000.0));
+    assert!(!s.outage_only);
+    let header =
+        decode_header(&s.header, s.header.len() + 10).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(header.meta.tags, vec!["a".to_owned()]);
+    assert_eq!(m.value_len(), Some(s.header.len() as u64 + 10));
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Stored);
+    assert!(!d.mark_local);
+    let line = d.log.unwrap_or_default();
+    assert!(line.starts_with(&format!("set {} ", s.key)), "{line}");
+    assert!(line.ends_with(" B ttl 3600 s"), "{line}");
+    assert!(d.error.is_none() && d.dropped_tags.is_none());
+    assert!(m.is_done());
+    assert_eq!(e.stats().writes(Surface::UseCache, WriteOutcome::Stored), 1);
+}
+
+#[test]
+fn the_lease_holder_writes_and_releases_in_one_script() {
+    let mut e = engine();
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    let s = store(step);
+    let call = s
+        .script
+        .unwrap_or_else(|| panic!("a held lease is written with its release"));
+    assert_eq!(call.sha1, LEASE_WRITE.sha1());
+    assert_eq!(
+        call.keys,
+        vec![s.key.clone(), e.namespace().lease_key(&UC, "k")]
+    );
+    assert_eq!(call.args, vec!["3600000".to_owned(), "tok".to_owned()]);
+    assert!(e.lease_table().is_empty(), "the token is spent");
+    // A timeout: not stored as far as this process knows; its copy is its own.
+    let d = done(e.write_step(&mut m, WriteInput::Failed(Failure::Timeout), NOW));
+    assert_eq!(d.result, WriteResult::Failed);
+    assert!(d.mark_local);
+    assert_eq!(d.key.as_deref(), Some(s.key.as_str()));
+    assert_eq!(d.error.as_deref(), Some("set failed, entry not stored"));
+}
+
+#[test]
+fn a_write_the_breaker_holds_back_is_kept_here_without_an_error_line() {
+    let mut e = engine();
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    store(step);
+    let d = done(e.write_step(&mut m, WriteInput::Failed(Failure::CircuitOpen), NOW));
+    assert_eq!(d.result, WriteResult::Unsent);
+    assert!(d.mark_local);
+    assert!(d.error.is_none());
+    assert!(d.log.is_some());
+}
+
+#[test]
+fn every_failure_but_the_breaker_is_an_error_line() {
+    for f in [Failure::Timeout, Failure::ReplyError, Failure::NoConnection] {
+        let mut e = engine();
+        let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+        store(step);
+        let d = done(e.write_step(&mut m, WriteInput::Failed(f), NOW));
+        assert_eq!(d.result, WriteResult::Failed, "{f:?}");
+        assert!(d.mark_local && d.error.is_some(), "{f:?}");
+    }
+}
+
+#[test]
+fn a_value_that_is_not_cacheable_is_skipped_and_lets_a_held_lease_go() {
+    // No lease: done at once.
+    let mut e = engine();
+    let (_, step) = start(&mut e, use_cache(&[], 0.0, 3600.0));
+    let d = done(step);
+    assert_eq!(d.result, WriteResult::Skipped);
+    let key = e.entry_key(&UC, "k");
+    assert_eq!(d.log, Some(format!("set {key} skipped (not cacheable)")));
+    assert_eq!(
+        e.stats()
+            .writes(Surface::UseCache, WriteOutcome::NotCacheable),
+        1
+    );
+    // Held: others may be waiting for this regeneration, so it is released first.
+    let mut e = engine();
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, use_cache(&[], 0.0, 3600.0));
+    match step {
+        WriteStep::Release { call, budget_ms } => {
+            assert_eq!(call.sha1, LEASE_RELEASE.sha1());
+            assert_eq!(call.args, vec!["tok".to_owned()]);
+            assert_eq!(budget_ms, e.config().write_timeout_ms);
+        }
+        other => panic!("expected Release, got {other:?}"),
+    }
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Skipped);
+    assert!(!d.mark_local);
+}
+
+#[test]
+fn a_failed_release_is_logged_unless_the_breaker_held_it_back() {
+    for (failure, logged) in [
+        (Failure::ReplyError, true),
+        (Failure::Timeout, true),
+        (Failure::CircuitOpen, false),
+    ] {
+        let mut e = engine();
+        hold_lease(&mut e, &UC, "k");
+        let (mut m, step) = start(&mut e, use_cache(&[], 0.0, 3600.0));
+        assert!(matches!(step, WriteStep::Release { .. }));
+        let d = done(e.write_step(&mut m, WriteInput::Failed(failure), NOW));
+        assert_eq!(d.result, WriteResult::Skipped);
+        let log = d.log.unwrap_or_default();
+        assert_eq!(
+            log.contains("lease release failed"),
+            logged,
+            "{failure:?}: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_entry_names_the_code_and_lets_a_held_lease_go() {
+    let mut e = Engine::new(Config {
+        max_entry_bytes: 64,
+        ..Config::default()
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    let (_, step) = start(&mut e, use_cache(&["a"], 60.0, 3600.0));
+    let d = done(step);
+    assert_eq!(d.result, WriteResult::Refused);
+    let error = d.error.unwrap_or_default();
+    assert!(
+        error.starts_with("set failed, entry not stored: ERR_PLAN_TOO_LARGE: "),
+        "{error}"
+    );
+    assert_eq!(
+        e.stats().writes(Surface::UseCache, WriteOutcome::TooLarge),
+        1
+    );
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, use_cache(&["a"], 60.0, 3600.0));
+    assert!(matches!(step, WriteStep::Release { .. }));
+    assert_eq!(
+        done(e.write_step(&mut m, WriteInput::Sent, NOW)).result,
+        WriteResult::Refused
+    );
+}
+
+#[test]
+fn a_use_cache_entry_under_the_singular_interface_is_refused() {
+    let mut e = engine();
+    let req = WriteRequest::UseCache {
+        iface: Interface::Incremental,
+        cache_key: "k",
+        tags: &[],
+        timestamp: NOW,
+        revalidate: 60.0,
+        expire: 3600.0,
+        stale: 0.0,
+        payload_len: 1,
+    };
+    let d = done(start(&mut e, req).1);
+    assert_eq!(d.result, WriteResult::Refused);
+    let error = d.error.unwrap_or_default();
+    assert!(
+        error.starts_with("inc set failed, entry not stored: ERR_PLAN_KIND_MISMATCH"),
+        "{error}"
+    );
+}
+
+#[test]
+fn over_long_tags_are_dropped_with_one_warning_line() {
+    let mut e = engine();
+    let long = "x".repeat(crate::tags::MAX_TAG_BYTES + 1);
+    let tags = ["a", long.as_str()];
+    let (mut m, step) = start(&mut e, use_cache(&tags, 60.0, 3600.0));
+    store(step);
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    let key = e.entry_key(&UC, "k");
+    let line = d.dropped_tags.unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("set {key}: dropped 1 tag(s)")),
+        "{line}"
+    );
+}
+
+#[test]
+fn singular_pages_are_kept_for_outages_only_fetches_are_served() {
+    let mut e = engine();
+    // PAGES: html and pageData.
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    assert!(s.outage_only);
+    assert_eq!(s.key, e.entry_key(&Interface::Incremental, "/page"));
+    // FETCH: json and body; no cache control.
+    let s = store(start(&mut e, incremental(4, 8, &[5, 7])).1);
+    assert!(!s.outage_only);
+}
+
+#[test]
+fn a_singular_write_is_stamped_with_the_start_of_its_regeneration() {
+    let mut e = engine();
+    let started = Millis(NOW.0 - 2_000.0);
+    e.note_incremental_read("/page", Step::Regenerate, false, started);
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let header =
+        decode_header(&s.header, s.header.len() + 12).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(header.meta.timestamp, started);
+    // Expire counts from the entry's creation.
+    assert_eq!(s.ttl_ms, 3_600_000 - 2_000);
+    // Used once: the next write of the key is stamped with its own time.
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let header =
+        decode_header(&s.header, s.header.len() + 12).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(header.meta.timestamp, NOW);
+}
+
+#[test]
+fn a_singular_value_that_does_not_fit_its_descriptor_is_refused() {
+    let mut e = engine();
+    let d = done(start(&mut e, incremental(99, 0, &[1])).1);
+    assert_eq!(d.result, WriteResult::Refused);
+    assert!(d.error.unwrap_or_default().contains("ERR_LAYOUT_KIND"));
+    let d = done(start(&mut e, incremental(2, 0, &[1])).1);
+    assert!(d.error.unwrap_or_default().contains("ERR_LAYOUT_PARTS"));
+    assert_eq!(
+        e.stats()
+            .writes(Surface::Incremental, WriteOutcome::Invalid),
+        1
+    );
+    // revalidate 0: not cacheable.
+    let req = WriteRequest::Incremental {
+        cache_key: "/page",
+        kind: 2,
+        flags: 0,
+        segments: 0,
+        tags: &[],
+        revalidate: 0.0,
+        expire: 3600.0,
+        parts: &[1, 1],
+    };
+    let d = done(start(&mut e, req).1);
+    assert_eq!(d.result, WriteResult::Skipped);
+    assert!(d.log.unwrap_or_default().starts_with("inc set "));
+}
+
+#[test]
+fn an_abandoned_set_lets_a_held_lease_go_and_stores_nothing() {
+    let mut e = engine();
+    let req = WriteRequest::Abandoned {
+        iface: UC,
+        cache_key: "k",
+    };
+    let d = done(start(&mut e, req).1);
+    assert_eq!(d.result, WriteResult::Failed);
+    assert!(d.error.is_none(), "the host logs why");
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, req);
+    assert!(matches!(step, WriteStep::Release { .. }));
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Failed);
+    assert!(!d.mark_local);
+}
+
+#[test]
+fn abandoning_a_planned_write_releases_instead_of_writing() {
+    let mut e = engine();
+    hold_lease(&mut e, &UC, "k");
+    let mut m = e.write_start(use_cache(&[], 60.0, 3600.0), NOW);
+    let step = e.write_step(&mut m, WriteInput::Abandon, NOW);
+    assert!(matches!(step, WriteStep::Release { .. }), "{step:?}");
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Failed);
+    // Abandoning a store in flight: the copy here never reached Redis.
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    store(step);
+    let d = done(e.write_step(&mut m, WriteInput::Abandon, NOW));
+    assert!(d.mark_local);
+}
+
+#[test]
+fn a_finished_machine_only_answers_done() {
+    let mut e = engine();
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    store(step);
+    done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    for input in [
+        WriteInput::Sent,
+        WriteInput::Failed(Failure::Timeout),
+        WriteInput::Abandon,
+    ] {
+        let d = done(e.write_step(&mut m, input, NOW));
+        assert_eq!(d.result, WriteResult::Failed);
+    }
+    let d = done(e.write_first(&mut m, NOW));
+    assert_eq!(d.result, WriteResult::Failed);
+    // An input before the first step takes the first step.
+    let mut m = e.write_start(use_cache(&[], 60.0, 3600.0), NOW);
+    store(e.write_step(&mut m, WriteInput::Sent, NOW));
+}

@@ -1,0 +1,645 @@
+//! The write machine: every decision about one `set` of either Next surface, stepped by the
+//! host one input at a time (`docs/internals.md`, "Request machines").
+//!
+//! A machine is planned when it is created ([`write_start`]): the envelope header, the TTL,
+//! whether the entry is stored at all, and whether the tier may serve this process's copy.
+//! The host then sends what each [`WriteStep`] asks for and answers with a [`WriteInput`]:
+//!
+//! ```text
+//! start ─► planned ─┬─ stored (TTL) ──► Store ──Sent──────────► Done(Stored)
+//!                   │                         └─Failed(f)─────► Done(Failed or Unsent, MarkLocal)
+//!                   ├─ not cacheable ─┬─ lease held ─► Release ─Sent/Failed─► Done(Skipped)
+//!                   ├─ refused ───────┤                                      Done(Refused)
+//!                   ├─ abandoned ─────┘                                      Done(Failed)
+//!                   └─ (no lease) ───────────────────────────────────────► Done(...)
+//! ```
+//!
+//! The module is a leaf: it borrows the engine's parts through [`WriteCtx`] and never names
+//! the engine.
+
+use crate::config::Config;
+use crate::envelope::EntryKind;
+use crate::error::PlanError;
+use crate::guard::{budget_ms, OpKind};
+use crate::incremental::{Descriptor, IncrementalPlanError, IncrementalSet};
+use crate::keys::{Interface, Namespace};
+use crate::lease::{EntryWrite, LeaseTable};
+use crate::read_machine::Failure;
+use crate::regen::{self, Regenerations, StaleHandouts};
+use crate::scripts::ScriptCall;
+use crate::stats::{Stats, Surface, WriteOutcome};
+use crate::tags::{admit_tags, DroppedTags};
+use crate::tier::tier_serves_value;
+use crate::time::Millis;
+use crate::write::{self, surface_of, write_outcome, SetInput, SetPlan};
+
+/// The engine's parts a write machine reads and changes, borrowed for one transition.
+#[derive(Debug)]
+pub struct WriteCtx<'a> {
+    /// Limits and budgets.
+    pub config: &'a Config,
+    /// Key naming.
+    pub namespace: &'a Namespace,
+    /// Leases this process holds: a write or a release takes the token.
+    pub leases: &'a mut LeaseTable,
+    /// Where this process's singular-handler regenerations began (the creation stamp).
+    pub regenerations: &'a mut Regenerations,
+    /// Stale `'use cache'` entries handed out (the creation stamp of pages that used one).
+    pub stale_handouts: &'a StaleHandouts,
+    /// Counters: every planned write is counted by its outcome.
+    pub stats: &'a Stats,
+}
+
+/// One `set`, as the host received it from Next (payload bytes excluded).
+#[derive(Clone, Copy, Debug)]
+pub enum WriteRequest<'a> {
+    /// A `'use cache'` entry of `cacheHandlers.<name>`.
+    UseCache {
+        /// The handler's interface (a singular-handler interface is refused).
+        iface: Interface<'a>,
+        /// Next's cache key.
+        cache_key: &'a str,
+        /// The entry's tags.
+        tags: &'a [&'a str],
+        /// Creation time Next stamped (ms).
+        timestamp: Millis,
+        /// Seconds.
+        revalidate: f64,
+        /// Seconds.
+        expire: f64,
+        /// Seconds.
+        stale: f64,
+        /// Bytes of the payload the host appends to the header.
+        payload_len: u32,
+    },
+    /// A value of the singular handler, as value-codec described it.
+    Incremental {
+        /// Next's cache key.
+        cache_key: &'a str,
+        /// Value kind code of the descriptor.
+        kind: u8,
+        /// Descriptor flag bits.
+        flags: u8,
+        /// `APP_PAGE` segment count.
+        segments: u16,
+        /// The entry's tags.
+        tags: &'a [&'a str],
+        /// `cacheControl.revalidate` in seconds (ignored where the flags say `false`).
+        revalidate: f64,
+        /// `cacheControl.expire` in seconds (ignored where the flags say absent).
+        expire: f64,
+        /// Lengths of the parts the host appends, its JSON part first.
+        parts: &'a [u32],
+    },
+    /// Nothing could be produced for `cache_key` (Next's entry rejected, its value could not
+    /// be encoded): nothing is stored, and a lease this process holds on it is let go.
+    Abandoned {
+        /// The interface of the handler.
+        iface: Interface<'a>,
+        /// Next's cache key.
+        cache_key: &'a str,
+    },
+}
+
+/// What the host reports for the command the last step asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteInput {
+    /// The command was answered.
+    Sent,
+    /// The command got no usable answer.
+    Failed(Failure),
+    /// The host could not send the value it planned (before answering [`WriteStep::Store`]):
+    /// nothing is stored, and the lease is let go as for an abandoned request.
+    Abandon,
+}
+
+/// Where the host writes the entry, and what the in-process tier keeps of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Store {
+    /// The Redis key.
+    pub key: String,
+    /// The envelope header; the value is `header ++ payload parts`.
+    pub header: Vec<u8>,
+    /// `PX` in ms (at least 1).
+    pub ttl_ms: u64,
+    /// `None`: `SET key value PX ttl_ms`. Some: this script (it writes the entry and releases
+    /// this process's lease), the value appended as its last argument.
+    pub script: Option<ScriptCall>,
+    /// The command's budget (a write's).
+    pub budget_ms: f64,
+    /// How long the caller waits for the write before it resolves Next's `set` (a read's
+    /// budget: a stalled Redis costs a response no more than a read); the write goes on.
+    pub wait_ms: f64,
+    /// The tier keeps this process's copy until then (the TTL from the write).
+    pub keep_until: Millis,
+    /// The tier keeps the copy for outages only (a page or route entry of the singular
+    /// handler: docs/decisions/0021-page-entries-out-of-the-tier.md).
+    pub outage_only: bool,
+}
+
+/// How a write ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteResult {
+    /// Written to the store.
+    Stored,
+    /// Not cacheable (`revalidate: 0`, past its lifetime): nothing stored.
+    Skipped,
+    /// Refused by the envelope's rules (too large, too many tags, a bad layout): nothing
+    /// stored; [`WriteDone::error`] names the code.
+    Refused,
+    /// The write failed; the host appends the failure's description to
+    /// [`WriteDone::error`]. Also the end of an abandoned write.
+    Failed,
+    /// Not sent: the breaker keeps this process off Redis. The tier's copy serves until
+    /// Redis answers again.
+    Unsent,
+}
+
+/// The end of a write, with the lines the host logs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteDone {
+    /// How it ended.
+    pub result: WriteResult,
+    /// The tier's copy of the key never reached Redis: mark it this process's own
+    /// (`LruIndex::mark_local`), so it serves only until Redis answers again.
+    pub mark_local: bool,
+    /// Key of the entry the machine planned, when it planned one (for the host's bookkeeping).
+    pub key: Option<String>,
+    /// Warning line: tags dropped for being too long.
+    pub dropped_tags: Option<String>,
+    /// Debug line.
+    pub log: Option<String>,
+    /// Error line. With [`WriteResult::Failed`] from a failed command, the host appends
+    /// `": "` and its error's description.
+    pub error: Option<String>,
+}
+
+/// What the host does next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteStep {
+    /// Store `header ++ payload` (see [`Store`]); answer [`WriteInput::Sent`] or
+    /// [`WriteInput::Failed`].
+    Store(Store),
+    /// Run this script (it releases this process's lease without a write) under `budget_ms`;
+    /// answer [`WriteInput::Sent`] or [`WriteInput::Failed`].
+    Release {
+        /// The lease release call.
+        call: ScriptCall,
+        /// The command's budget (a write's).
+        budget_ms: f64,
+    },
+    /// Nothing more to send.
+    Done(WriteDone),
+}
+
+/// What a planned machine does at its first step.
+#[derive(Clone, Debug, PartialEq)]
+enum Plan {
+    Store {
+        key: String,
+        header: Vec<u8>,
+        ttl_ms: u64,
+        outage_only: bool,
+        payload_len: u64,
+    },
+    /// Not stored; a held lease is released first.
+    End(WriteDone),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    /// Planned, the first step not yet taken.
+    Planned(Plan),
+    /// The Store step is out.
+    Storing {
+        key: String,
+        bytes: u64,
+        ttl_ms: u64,
+    },
+    /// The Release step is out; then this end.
+    Releasing(WriteDone),
+    Done,
+}
+
+/// One `set` in progress. Owns no engine state: every transition borrows it via [`WriteCtx`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteMachine {
+    /// The interface's handler name; `None` for the singular handler.
+    name: Option<String>,
+    cache_key: String,
+    /// Prefix of log lines: `set` or `inc set`.
+    verb: &'static str,
+    dropped_tags: Option<String>,
+    state: State,
+}
+
+/// Plans a `'use cache'` entry write of `cache_key` (counted by outcome): the header and TTL,
+/// with the entry's tags admitted. Also what was dropped from its tags.
+pub fn plan_use_cache_entry(
+    config: &Config,
+    namespace: &Namespace,
+    stats: &Stats,
+    iface: &Interface<'_>,
+    cache_key: &str,
+    entry: SetInput<'_>,
+) -> (Result<SetPlan, PlanError>, DroppedTags) {
+    let (plan, dropped) = if iface.kind() == entry.kind {
+        let admitted = admit_tags(entry.tags);
+        let key = namespace.entry_key(iface, cache_key);
+        (
+            write::plan(config, key, cache_key, &entry, admitted.tags),
+            admitted.dropped,
+        )
+    } else {
+        (Err(PlanError::KindMismatch), DroppedTags::default())
+    };
+    stats.record_write(surface_of(entry.kind), write_outcome(&plan));
+    (plan, dropped)
+}
+
+/// Plans a singular-handler value write of `cache_key` described by `set` (counted by
+/// outcome; a layout that does not fit its descriptor counts as invalid).
+pub fn plan_incremental_entry(
+    config: &Config,
+    namespace: &Namespace,
+    stats: &Stats,
+    cache_key: &str,
+    set: &IncrementalSet<'_>,
+) -> (Result<SetPlan, IncrementalPlanError>, DroppedTags) {
+    let meta = set.desc.encode();
+    let input = match set.set_input(&meta) {
+        Ok(input) => input,
+        Err(e) => {
+            stats.record_write(Surface::Incremental, WriteOutcome::Invalid);
+            return (Err(IncrementalPlanError::Layout(e)), DroppedTags::default());
+        }
+    };
+    let (plan, dropped) = plan_use_cache_entry(
+        config,
+        namespace,
+        stats,
+        &Interface::Incremental,
+        cache_key,
+        input,
+    );
+    (plan.map_err(IncrementalPlanError::Plan), dropped)
+}
+
+/// Whole seconds of a TTL, as the write's debug line shows it.
+fn ttl_seconds(ttl_ms: u64) -> u64 {
+    (ttl_ms + 500) / 1000
+}
+
+/// Creates the machine for `request` at `now` and plans it. Nothing is sent before
+/// [`write_step`] is called with [`WriteInput`]s; the first step comes from
+/// [`WriteMachine::start`].
+pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) -> WriteMachine {
+    let (iface, cache_key) = match request {
+        WriteRequest::UseCache {
+            iface, cache_key, ..
+        }
+        | WriteRequest::Abandoned { iface, cache_key } => (iface, cache_key),
+        WriteRequest::Incremental { cache_key, .. } => (Interface::Incremental, cache_key),
+    };
+    let verb = match iface {
+        Interface::Incremental => "inc set",
+        Interface::UseCache(_) => "set",
+    };
+    let key = ctx.namespace.entry_key(&iface, cache_key);
+    let refused = |code: &str, message: String| {
+        Plan::End(WriteDone {
+            result: WriteResult::Refused,
+            mark_local: false,
+            key: Some(key.clone()),
+            dropped_tags: None,
+            log: None,
+            error: Some(format!(
+                "{verb} failed, entry not stored: {code}: {message}"
+            )),
+        })
+    };
+    let (planned, dropped, outage_only, payload_len) = match request {
+        WriteRequest::UseCache {
+            iface,
+            cache_key,
+            tags,
+            timestamp,
+            revalidate,
+            expire,
+            stale,
+            payload_len,
+        } => {
+            let parts = [payload_len];
+            let input = SetInput {
+                kind: EntryKind::UseCache,
+                timestamp,
+                revalidate,
+                expire,
+                stale,
+                tags,
+                meta: &[],
+                parts: &parts,
+                now,
+            };
+            let (plan, dropped) = plan_use_cache_entry(
+                ctx.config,
+                ctx.namespace,
+                ctx.stats,
+                &iface,
+                cache_key,
+                input,
+            );
+            (
+                plan.map_err(|e| (e.code(), e.to_string())),
+                dropped,
+                false,
+                u64::from(payload_len),
+            )
+        }
+        WriteRequest::Incremental {
+            cache_key,
+            kind,
+            flags,
+            segments,
+            tags,
+            revalidate,
+            expire,
+            parts,
+        } => match Descriptor::from_wire(kind, flags, segments) {
+            Err(e) => (
+                Err((e.code(), e.to_string())),
+                DroppedTags::default(),
+                false,
+                0,
+            ),
+            Ok(desc) => {
+                // The entry is stamped with the start of the regeneration that produced it.
+                let created = regen::incremental_created(
+                    ctx.regenerations,
+                    ctx.stale_handouts,
+                    cache_key,
+                    desc.kind,
+                    tags,
+                    now,
+                );
+                let set = IncrementalSet {
+                    desc,
+                    revalidate,
+                    expire,
+                    tags,
+                    parts,
+                    created,
+                    now,
+                };
+                let (plan, dropped) =
+                    plan_incremental_entry(ctx.config, ctx.namespace, ctx.stats, cache_key, &set);
+                let payload: u64 = parts.iter().map(|p| u64::from(*p)).sum();
+                (
+                    plan.map_err(|e| (e.code(), e.to_string())),
+                    dropped,
+                    !tier_serves_value(desc.kind),
+                    payload,
+                )
+            }
+        },
+        WriteRequest::Abandoned { .. } => {
+            let done = WriteDone {
+                result: WriteResult::Failed,
+                mark_local: false,
+                log: Some(format!("{verb} {key}: nothing to store")),
+                key: Some(key),
+                dropped_tags: None,
+                error: None,
+            };
+            return WriteMachine {
+                name: owned_name(&iface),
+                cache_key: cache_key.to_owned(),
+                verb,
+                dropped_tags: None,
+                state: State::Planned(Plan::End(done)),
+            };
+        }
+    };
+    let plan = match planned {
+        Err((code, message)) => refused(code, message),
+        Ok(SetPlan {
+            key, ttl_ms: None, ..
+        }) => Plan::End(WriteDone {
+            result: WriteResult::Skipped,
+            mark_local: false,
+            log: Some(format!("{verb} {key} skipped (not cacheable)")),
+            key: Some(key),
+            dropped_tags: None,
+            error: None,
+        }),
+        Ok(SetPlan {
+            key,
+            header,
+            ttl_ms: Some(ttl_ms),
+        }) => {
+            let header_len = header.len() as u64;
+            Plan::Store {
+                key,
+                header,
+                ttl_ms,
+                outage_only,
+                payload_len: header_len.saturating_add(payload_len),
+            }
+        }
+    };
+    WriteMachine {
+        name: owned_name(&iface),
+        cache_key: cache_key.to_owned(),
+        verb,
+        dropped_tags: (!dropped.is_empty()).then(|| format!("{verb} {key}: {dropped}")),
+        state: State::Planned(plan),
+    }
+}
+
+fn owned_name(iface: &Interface<'_>) -> Option<String> {
+    match iface {
+        Interface::UseCache(name) => Some((*name).to_owned()),
+        Interface::Incremental => None,
+    }
+}
+
+impl WriteMachine {
+    fn iface(&self) -> Interface<'_> {
+        match &self.name {
+            Some(name) => Interface::UseCache(name),
+            None => Interface::Incremental,
+        }
+    }
+
+    /// True once the machine has answered [`WriteStep::Done`].
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The planned header's and payload's total size when the machine stores an entry.
+    pub fn value_len(&self) -> Option<u64> {
+        match &self.state {
+            State::Planned(Plan::Store { payload_len, .. }) => Some(*payload_len),
+            State::Storing { bytes, .. } => Some(*bytes),
+            _ => None,
+        }
+    }
+
+    /// The first step: the store, or (nothing to store) the release of a lease this
+    /// process holds on the key, or the end. Called once; later calls answer the end.
+    pub fn start(&mut self, ctx: WriteCtx<'_>, now: Millis) -> WriteStep {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        match state {
+            State::Planned(Plan::Store {
+                key,
+                header,
+                ttl_ms,
+                outage_only,
+                payload_len,
+            }) => {
+                // Written with the release of this process's lease when it holds one.
+                let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
+                let script = match ctx.leases.plan_write(key.clone(), lease_key, ttl_ms) {
+                    EntryWrite::Set => None,
+                    EntryWrite::WriteAndRelease(call) => Some(call),
+                };
+                self.state = State::Storing {
+                    key: key.clone(),
+                    bytes: payload_len,
+                    ttl_ms,
+                };
+                WriteStep::Store(Store {
+                    key,
+                    header,
+                    ttl_ms,
+                    script,
+                    budget_ms: self.budget(&ctx, OpKind::Write),
+                    wait_ms: self.budget(&ctx, OpKind::Read),
+                    keep_until: Millis(now.0 + ttl_ms as f64),
+                    outage_only,
+                })
+            }
+            State::Planned(Plan::End(done)) => self.release_then(ctx, done),
+            other => {
+                self.state = other;
+                self.end(WriteDone::plain(WriteResult::Failed))
+            }
+        }
+    }
+
+    /// The next step after `input`.
+    pub fn step(&mut self, ctx: WriteCtx<'_>, input: WriteInput, _now: Millis) -> WriteStep {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        match (state, input) {
+            (State::Planned(plan), WriteInput::Abandon) => {
+                let key = match plan {
+                    Plan::Store { key, .. } => Some(key),
+                    Plan::End(done) => done.key,
+                };
+                let mut done = WriteDone::plain(WriteResult::Failed);
+                done.log = key
+                    .as_ref()
+                    .map(|k| format!("{} {k}: nothing to store", self.verb));
+                done.key = key;
+                self.release_then(ctx, done)
+            }
+            (State::Planned(plan), _) => {
+                // An input before the first step: take the first step.
+                self.state = State::Planned(plan);
+                self.start(ctx, _now)
+            }
+            (State::Storing { key, bytes, ttl_ms }, WriteInput::Sent) => self.end(WriteDone {
+                result: WriteResult::Stored,
+                mark_local: false,
+                log: Some(format!(
+                    "{} {key} {bytes} B ttl {} s",
+                    self.verb,
+                    ttl_seconds(ttl_ms)
+                )),
+                key: Some(key),
+                dropped_tags: None,
+                error: None,
+            }),
+            (State::Storing { key, .. }, WriteInput::Failed(Failure::CircuitOpen)) => {
+                // Logged once, when the breaker opened; the copy here serves meanwhile.
+                self.end(WriteDone {
+                    result: WriteResult::Unsent,
+                    mark_local: true,
+                    log: Some(format!(
+                        "{} {key} not sent: Redis is known to be down, kept in this process",
+                        self.verb
+                    )),
+                    key: Some(key),
+                    dropped_tags: None,
+                    error: None,
+                })
+            }
+            (State::Storing { key, .. }, WriteInput::Failed(_) | WriteInput::Abandon) => {
+                self.end(WriteDone {
+                    result: WriteResult::Failed,
+                    mark_local: true,
+                    key: Some(key),
+                    dropped_tags: None,
+                    log: None,
+                    error: Some(format!("{} failed, entry not stored", self.verb)),
+                })
+            }
+            (State::Releasing(done), WriteInput::Sent) => self.end(done),
+            (State::Releasing(mut done), WriteInput::Failed(f)) => {
+                if f != Failure::CircuitOpen {
+                    // It expires on its own.
+                    let line = format!("lease release failed ({f:?}): it expires");
+                    done.log = Some(match done.log {
+                        Some(l) => format!("{l}; {line}"),
+                        None => line,
+                    });
+                }
+                self.end(done)
+            }
+            (State::Releasing(done), WriteInput::Abandon) => self.end(done),
+            (State::Done, _) => self.end(WriteDone::plain(WriteResult::Failed)),
+        }
+    }
+
+    fn budget(&self, ctx: &WriteCtx<'_>, kind: OpKind) -> f64 {
+        budget_ms(
+            kind,
+            ctx.config.read_timeout_ms,
+            ctx.config.write_timeout_ms,
+        )
+    }
+
+    /// Releases this process's lease on the key when it holds one, then ends with `done`.
+    fn release_then(&mut self, ctx: WriteCtx<'_>, done: WriteDone) -> WriteStep {
+        let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
+        match ctx.leases.plan_release(lease_key) {
+            Some(call) => {
+                self.state = State::Releasing(done);
+                WriteStep::Release {
+                    call,
+                    budget_ms: self.budget(&ctx, OpKind::Write),
+                }
+            }
+            None => self.end(done),
+        }
+    }
+
+    fn end(&mut self, mut done: WriteDone) -> WriteStep {
+        self.state = State::Done;
+        done.dropped_tags = self.dropped_tags.take();
+        WriteStep::Done(done)
+    }
+}
+
+impl WriteDone {
+    fn plain(result: WriteResult) -> WriteDone {
+        WriteDone {
+            result,
+            mark_local: false,
+            key: None,
+            dropped_tags: None,
+            log: None,
+            error: None,
+        }
+    }
+}

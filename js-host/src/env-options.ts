@@ -1,0 +1,169 @@
+/**
+ * Options from environment variables: the server's (`optionsFromEnv`) and the connection
+ * settings it shares with the `fleetcache` CLI (`transportOptionsFromEnv`).
+ */
+import { readFileSync } from 'node:fs'
+
+import { buildId, distDir, type Env } from './next-build-files'
+import { checkAddress, checkUrl } from './option-checks'
+import {
+  ConfigError,
+  type FleetcacheOptions,
+  type TlsOptions,
+  type TransportOptions,
+} from './options'
+
+/** A positive number from the variable `name`; unset or empty is undefined. */
+function numberFromEnv(env: Env, name: string): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new ConfigError(name, `must be a positive number, got "${raw}"`)
+  }
+  return n
+}
+
+/** As `numberFromEnv`, for a setting where 0 has a meaning of its own. */
+function nonNegativeNumberFromEnv(env: Env, name: string): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < 0) {
+    throw new ConfigError(name, `must be a number >= 0, got "${raw}"`)
+  }
+  return n
+}
+
+/** `1`/`true` or `0`/`false`; unset or empty is undefined. */
+function booleanFromEnv(env: Env, name: string): boolean | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  if (raw === '1' || raw === 'true') return true
+  if (raw === '0' || raw === 'false') return false
+  throw new ConfigError(name, `must be 1, true, 0 or false, got "${raw}"`)
+}
+
+/** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
+export function isBuildPhase(env: Env = process.env): boolean {
+  return env.NEXT_PHASE === 'phase-production-build'
+}
+
+/** The contents of the PEM file a variable names, or undefined when it is unset. */
+function pemFile(env: Env, name: string): string | undefined {
+  const file = env[name]
+  if (file === undefined || file === '') return undefined
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(
+      name,
+      `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+    )
+  }
+}
+
+/**
+ * The connection settings besides the URL (Sentinel, TLS material), from the environment: the
+ * part the server and the `fleetcache` CLI share. Throws `ConfigError` naming the variable.
+ */
+export function transportOptionsFromEnv(env: Env = process.env): TransportOptions {
+  const sentinels = (env.FLEETCACHE_REDIS_SENTINELS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
+    .map((a) => checkAddress('FLEETCACHE_REDIS_SENTINELS', a))
+  const sentinelUsername = env.FLEETCACHE_SENTINEL_USERNAME || undefined
+  const sentinelPassword = env.FLEETCACHE_SENTINEL_PASSWORD || undefined
+  for (const [name, value] of [
+    ['FLEETCACHE_SENTINEL_USERNAME', sentinelUsername],
+    ['FLEETCACHE_SENTINEL_PASSWORD', sentinelPassword],
+  ] as const) {
+    if (value !== undefined && sentinels.length === 0) {
+      throw new ConfigError(name, 'is set but FLEETCACHE_REDIS_SENTINELS is not')
+    }
+  }
+  if (sentinelUsername !== undefined && sentinelPassword === undefined) {
+    throw new ConfigError('FLEETCACHE_SENTINEL_USERNAME', 'needs FLEETCACHE_SENTINEL_PASSWORD')
+  }
+  const certSet = Boolean(env.FLEETCACHE_REDIS_CERT_FILE)
+  const keySet = Boolean(env.FLEETCACHE_REDIS_KEY_FILE)
+  if (certSet !== keySet) {
+    throw new ConfigError(
+      certSet ? 'FLEETCACHE_REDIS_CERT_FILE' : 'FLEETCACHE_REDIS_KEY_FILE',
+      'a TLS client certificate needs both FLEETCACHE_REDIS_CERT_FILE and FLEETCACHE_REDIS_KEY_FILE',
+    )
+  }
+  const ca = pemFile(env, 'FLEETCACHE_REDIS_CA_FILE')
+  const cert = pemFile(env, 'FLEETCACHE_REDIS_CERT_FILE')
+  const key = pemFile(env, 'FLEETCACHE_REDIS_KEY_FILE')
+  const tls: TlsOptions = {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  }
+  return {
+    sentinels,
+    ...(sentinelUsername === undefined ? {} : { sentinelUsername }),
+    ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
+    tls: Object.keys(tls).length === 0 ? undefined : tls,
+  }
+}
+
+/**
+ * Options from the environment of the running server (read when the handler module is first
+ * loaded, i.e. at server start, never frozen into the build).
+ */
+export function optionsFromEnv(
+  env: Env = process.env,
+): FleetcacheOptions & { deploymentSource: string } {
+  const urlVar = env.FLEETCACHE_REDIS_URL ? 'FLEETCACHE_REDIS_URL' : 'REDIS_URL'
+  let deploymentId = env.FLEETCACHE_DEPLOYMENT_ID
+  let deploymentSource = 'FLEETCACHE_DEPLOYMENT_ID'
+  if (!deploymentId) {
+    deploymentId = env.NEXT_DEPLOYMENT_ID
+    deploymentSource = 'NEXT_DEPLOYMENT_ID'
+  }
+  if (!deploymentId) {
+    deploymentId = buildId(process.cwd(), env)
+    deploymentSource = `${distDir(env)}/BUILD_ID`
+  }
+  if (!deploymentId) deploymentSource = 'none found'
+  const nodes = (env.FLEETCACHE_REDIS_NODES ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
+  return {
+    redisUrl: checkUrl(urlVar, env[urlVar]),
+    cluster: booleanFromEnv(env, 'FLEETCACHE_REDIS_CLUSTER'),
+    redisNodes: nodes.map((u) => {
+      checkUrl('FLEETCACHE_REDIS_NODES', u)
+      return u
+    }),
+    ...transportOptionsFromEnv(env),
+    prefix: env.FLEETCACHE_PREFIX || undefined,
+    deploymentId,
+    maxEntryBytes: numberFromEnv(env, 'FLEETCACHE_MAX_ENTRY_BYTES'),
+    maxTtlSeconds: numberFromEnv(env, 'FLEETCACHE_MAX_TTL_SECONDS'),
+    memoryBytes:
+      env.FLEETCACHE_MEMORY_BYTES === '0' ? 0 : numberFromEnv(env, 'FLEETCACHE_MEMORY_BYTES'),
+    defaultTtlSeconds: numberFromEnv(env, 'FLEETCACHE_DEFAULT_TTL_SECONDS'),
+    commandTimeoutMs: numberFromEnv(env, 'FLEETCACHE_COMMAND_TIMEOUT_MS'),
+    readTimeoutMs: numberFromEnv(env, 'FLEETCACHE_READ_TIMEOUT_MS'),
+    writeTimeoutMs: numberFromEnv(env, 'FLEETCACHE_WRITE_TIMEOUT_MS'),
+    connectTimeoutMs: numberFromEnv(env, 'FLEETCACHE_CONNECT_TIMEOUT_MS'),
+    breakerFailures: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURES'),
+    breakerFailureRate: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURE_RATE'),
+    breakerMinCalls: numberFromEnv(env, 'FLEETCACHE_BREAKER_MIN_CALLS'),
+    breakerWindowMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_WINDOW_MS'),
+    breakerOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_OPEN_MS'),
+    breakerMaxOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_MAX_OPEN_MS'),
+    outboxCapacity: numberFromEnv(env, 'FLEETCACHE_OUTBOX_CAPACITY'),
+    leases: booleanFromEnv(env, 'FLEETCACHE_LEASES'),
+    leaseTtlMs: numberFromEnv(env, 'FLEETCACHE_LEASE_TTL_MS'),
+    // 0: followers never wait for a holder's write (docs/single-flight.md, "Settings").
+    leaseWaitMs: nonNegativeNumberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
+    debug: env.FLEETCACHE_DEBUG === '1' || env.FLEETCACHE_DEBUG === 'true',
+    deploymentSource,
+  }
+}

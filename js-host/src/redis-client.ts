@@ -1,0 +1,111 @@
+/**
+ * One node-redis client as the transport uses it, and the connection policy every client
+ * shares (single, cluster node, Sentinel master): no offline queue, a bounded command queue,
+ * reconnection forever with backoff, no per-command AbortSignal, replies as Buffers.
+ */
+import { createClient, RESP_TYPES } from 'redis'
+
+import type { Logger } from './log'
+
+/** node-redis reply type mapping: bulk strings as Buffers (entries are binary). */
+export const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const
+
+/** Commands waiting for replies on one connection before new ones fail at once. */
+export const MAX_QUEUED_COMMANDS = 1000
+
+/** Longest pause between reconnection attempts, in ms. */
+const MAX_RECONNECT_DELAY_MS = 2000
+
+export interface RedisTransportOptions {
+  url: string
+  /**
+   * Redis Cluster: `url` and these are seeds for topology discovery (node-redis `createCluster`),
+   * and every command goes to the master of its first key's slot.
+   */
+  cluster?: boolean | undefined
+  /** More cluster seeds besides `url`. */
+  seeds?: readonly string[] | undefined
+  /**
+   * Redis Sentinel: `host:port` of the sentinels; `url`'s host is the master's name, its user,
+   * password, database and scheme apply to the master.
+   */
+  sentinels?: readonly string[] | undefined
+  /** Credentials of the sentinels themselves (the master's are in `url`). */
+  sentinelUsername?: string | undefined
+  sentinelPassword?: string | undefined
+  /** PEM CA certificate(s) trusted for `rediss://` (default: Node's bundled CAs). */
+  tlsCa?: string | undefined
+  /** PEM client certificate and its key for `rediss://` (both or neither). */
+  tlsCert?: string | undefined
+  tlsKey?: string | undefined
+  /** Default command budget when the caller gives none, in ms. */
+  commandTimeoutMs: number
+  /** How long a command may wait for the first connection, in ms. */
+  connectTimeoutMs: number
+  log: Logger
+}
+
+/**
+ * Reconnection delay: exponential from 50 ms to 2 s, with jitter so a fleet that lost Redis
+ * at the same instant does not reconnect in lockstep. It never gives up: Redis restarts,
+ * failovers and `CLIENT KILL` must heal by themselves.
+ */
+export function reconnectDelay(retries: number): number {
+  const base = Math.min(50 * 2 ** Math.min(retries, 6), MAX_RECONNECT_DELAY_MS)
+  return Math.round(base / 2 + Math.random() * (base / 2))
+}
+
+/** What the transport needs from a node-redis client or cluster. */
+export interface Client {
+  readonly isReady: boolean
+  readonly isOpen: boolean
+  connect(): Promise<unknown>
+  close(): Promise<unknown>
+  destroy(): unknown
+  on(event: string, listener: (err: unknown) => void): unknown
+  /** Sends one raw command; bulk replies as Buffers. */
+  run(argv: readonly (string | Buffer)[]): Promise<unknown>
+}
+
+/** Socket settings shared by a single client and every node of a cluster. */
+export function socketOptions(options: RedisTransportOptions) {
+  return {
+    connectTimeout: options.connectTimeoutMs,
+    reconnectStrategy: reconnectDelay,
+    ...(options.tlsCa === undefined ? {} : { ca: options.tlsCa }),
+    ...(options.tlsCert === undefined ? {} : { cert: options.tlsCert }),
+    ...(options.tlsKey === undefined ? {} : { key: options.tlsKey }),
+  }
+}
+
+export function singleClient(options: RedisTransportOptions): Client {
+  const client = createClient({
+    url: options.url,
+    disableOfflineQueue: true,
+    commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+    // No CLIENT SETINFO in the handshake (here, on cluster nodes and behind Sentinel): Redis
+    // 7.2+ and Valkey deny it to the least-privilege user of docs/operating.md and fill ACL LOG
+    // with one denial per connection, and `+client|setinfo` cannot join that line (Redis 7.0
+    // rejects it).
+    disableClientInfo: true,
+    // No per-command AbortSignal.timeout (node-redis's default is 5 s): send() bounds every
+    // command with one plain timer instead (see there).
+    commandOptions: { timeout: 0 },
+    socket: socketOptions(options),
+  })
+  return {
+    get isReady() {
+      return client.isReady
+    },
+    get isOpen() {
+      return client.isOpen
+    },
+    connect: () => client.connect(),
+    close: () => client.close(),
+    destroy: () => {
+      client.destroy()
+    },
+    on: (event, listener) => client.on(event, listener),
+    run: (argv) => client.sendCommand(argv, { typeMapping: BUFFERS }),
+  }
+}

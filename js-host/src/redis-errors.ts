@@ -1,0 +1,76 @@
+/**
+ * Connection errors sorted by what fixes them (waiting, or the operator), and written as one
+ * log line that says which setting to change.
+ */
+import { ErrorReply } from 'redis'
+
+/**
+ * A failure that waiting will not fix, found by fleetcache rather than as Redis's reply (a
+ * sentinel's refused login), its message already written for the log.
+ */
+export class RefusedError extends Error {}
+
+/**
+ * Errors that waiting will not fix: an error reply during the handshake (WRONGPASS, NOPERM) or
+ * a TLS certificate that is not trusted or not presented. A refused or silent TCP connection is
+ * not one of them: Redis may be restarting.
+ */
+export function isRefusal(err: unknown): boolean {
+  if (err instanceof ErrorReply || err instanceof RefusedError) return true
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
+}
+
+/** Socket errors the kernel reports at once and a wait for the same address does not change. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND'])
+
+/**
+ * A connection attempt that failed at once: refused (nothing listens on the port), no route, or
+ * a host name that does not resolve. Node reports a dual-stack attempt (`localhost`) as an
+ * AggregateError whose own code is the first address's.
+ */
+export function isUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string') return UNREACHABLE.has(code)
+  const inner = (err as { errors?: unknown } | null)?.errors
+  return (
+    Array.isArray(inner) &&
+    inner.length > 0 &&
+    inner.every((e: unknown) => {
+      const c = (e as { code?: unknown } | null)?.code
+      return typeof c === 'string' && UNREACHABLE.has(c)
+    })
+  )
+}
+
+/** What to do about a TLS error, from Node's / OpenSSL's code. */
+function tlsHint(code: string): string {
+  if (code.includes('CERTIFICATE_REQUIRED')) {
+    return ' (the server requires a TLS client certificate: set FLEETCACHE_REDIS_CERT_FILE and FLEETCACHE_REDIS_KEY_FILE)'
+  }
+  if (/ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|DECRYPT_ERROR)/.test(code)) {
+    return " (the server did not accept the client certificate: it must be signed by a CA in the server's tls-ca-cert-file)"
+  }
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/.test(code)) {
+    return " (the server's certificate is not signed by a CA Node trusts: set FLEETCACHE_REDIS_CA_FILE)"
+  }
+  return ''
+}
+
+/**
+ * A connection error as one log line, without the ACL hint (`describe` adds it): OpenSSL's
+ * multi-line `…:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:…` becomes its
+ * reason, and TLS errors say which setting fixes them.
+ */
+export function connectionError(err: unknown): string {
+  if (!(err instanceof Error)) return oneLine(String(err))
+  const code = (err as Error & { code?: unknown }).code
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(err.message)?.[1]
+  const message = oneLine(reason ?? err.message)
+  if (typeof code !== 'string') return message
+  return `${code}: ${message}${tlsHint(code)}`
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim()
+}

@@ -1,0 +1,450 @@
+/**
+ * The tag state's synchronisation with Redis, shared by the Node handlers and the workers entry
+ * (compiled into both bundles: no Node API, replies as `Uint8Array`). The runtime supplies the
+ * script runner, the clock, the logger and, where background work may outlive a request, a
+ * timer.
+ */
+import type { Logger } from './log.js'
+import { describe } from './log.js'
+
+/**
+ * The engine calls tag synchronisation makes (both bindings' `Engine` has them). Written out
+ * rather than picked from a binding's declarations: the Node package's declarations must not
+ * name the workers glue (an ES module), nor the workers bundle Node's.
+ */
+export interface TagEngine {
+  planTagRefresh(): string[]
+  applyRefresh(reply: Uint8Array, now: number): number
+  missingPermission(message: string): string
+  revalidate(
+    tags: string,
+    mode: number,
+    expireSeconds: number,
+    now: number,
+    queue: boolean,
+  ): { readonly droppedTags: string; readonly evicted: string; free(): void }
+  readonly outboxDropped: number
+  readonly outboxParked: number
+  readonly outboxLength: number
+  readonly outboxHeadSeq: number
+  planOutboxHead(): string[]
+  refuseOutbox(seq: number, message: string, now: number): number
+  failOutbox(seq: number, now: number): void
+  ackOutbox(seq: number): boolean
+  applyUpdateReply(reply: Uint8Array): void
+  readonly resendLength: number
+  planResend(): string[]
+  ackResend(): void
+  readonly tagsSynced: boolean
+  retryInMs(now: number): number
+  outboxRetryInMs(now: number): number
+  breakerState(now: number): number
+}
+
+/**
+ * Runs an `EVALSHA` argv the engine planned (loading the script on `NOSCRIPT`) under the
+ * engine's budget for `kind`. Rejects with an error whose `code` is `ERR_REDIS_REPLY` when Redis
+ * answered with an error, `ERR_REDIS_CIRCUIT_OPEN` when the breaker kept Redis from being asked.
+ */
+export type ScriptRunner = (argv: string[], kind: 'read' | 'write') => Promise<unknown>
+
+/** A one-shot timer; the Node runtime's does not keep the process alive. */
+export interface Timer {
+  set(fn: () => void, ms: number): unknown
+  clear(handle: unknown): void
+}
+
+export interface TagSyncOptions {
+  /** Redis, or undefined when this process's revalidations are the whole tag state. */
+  script: ScriptRunner | undefined
+  /** Milliseconds on Next's scale, read for every decision. */
+  now: () => number
+  log: Logger
+  /**
+   * Where background work may outlive a request (Node). With one, loading the whole tag state
+   * goes on in the background after a request's first page, and a timer retries while Redis
+   * is out of reach or something waits to be sent. Without one (a workers isolate, whose
+   * background work may be cut off with the response), a refresh loads up to
+   * {@link LOAD_STEPS} pages itself, and the next request retries.
+   */
+  timer?: Timer | undefined
+}
+
+/** Next's `durations` argument of `updateTags` / `revalidateTag`. */
+export interface Durations {
+  expire?: number
+}
+
+/** Refresh calls one refresh makes at most while the whole tag state loads without a timer. */
+export const LOAD_STEPS = 16
+
+/** Where the log sends an operator whose ACL user lacks a permission. */
+const ACL_DOC = "the ACL SETUSER line in docs/operating.md, 'Access control'"
+
+function code(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
+}
+
+/** An error reply from Redis (the transport contract's `ERR_REDIS_REPLY`), not a lost connection. */
+function isReplyError(err: unknown): err is Error {
+  return err instanceof Error && code(err) === 'ERR_REDIS_REPLY'
+}
+
+/** The breaker kept Redis from being asked (logged when it opened). */
+function isCircuitOpen(err: unknown): boolean {
+  return code(err) === 'ERR_REDIS_CIRCUIT_OPEN'
+}
+
+/** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
+function shortList(tags: readonly string[]): string {
+  const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : t))
+  return tags.length > 5
+    ? `${shown.join(',')} and ${String(tags.length - 5)} more`
+    : shown.join(',')
+}
+
+/**
+ * Keeps the engine's tag mirror in step with Redis, and gets this process's revalidations to
+ * Redis through the engine's outbox.
+ *
+ * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
+ * one, which starts after it arrived, so every caller sees every revalidation completed before
+ * its call (docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
+ *
+ * Revalidations are applied locally at once and queued in the engine; the queue is sent in
+ * order, one update at a time, whenever Redis answers (on the revalidation itself, before
+ * every refresh, and after any successful command while something waits), except while the
+ * head waits the engine's backoff after a failed attempt: then the timer of `watch` sends it
+ * (without a timer, the next revalidation or refresh after the backoff does).
+ * What cannot be sent stays queued and is logged once; what the bounded queue drops is logged
+ * as an error. One that Redis refuses for want of an ACL permission is dropped, and one that
+ * keeps meeting an error retrying does not fix is parked, so the queue moves on (the engine
+ * decides both): one error line per run of either, not one per revalidation.
+ */
+export class TagSync {
+  private inflight: Promise<boolean> | undefined
+  private queued: Promise<void> | undefined
+  private draining: Promise<boolean> | undefined
+  /** Some revalidation could not be sent: the next successful replay says so in the log. */
+  private backlogged = false
+  /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
+  private headRefused = false
+  /** A refresh was refused for want of a permission and logged; none succeeded since. */
+  private refreshRefused = false
+  /** The timer of `watch`, while one is pending. */
+  private retry: unknown
+  private stopped = false
+  private readonly script: ScriptRunner | undefined
+  private readonly now: () => number
+  private readonly log: Logger
+  private readonly timer: Timer | undefined
+
+  constructor(
+    private readonly engine: TagEngine,
+    options: TagSyncOptions,
+  ) {
+    this.script = options.script
+    this.now = options.now
+    this.log = options.log
+    this.timer = options.timer
+  }
+
+  /** Pulls tag changes from Redis. Never rejects: on failure the mirror stays as it was. */
+  refresh(): Promise<void> {
+    if (this.script === undefined) return Promise.resolve()
+    if (this.inflight === undefined) {
+      this.inflight = this.pull().finally(() => {
+        this.inflight = undefined
+      })
+      return this.inflight.then(() => undefined)
+    }
+    // When the refresh in flight failed, Redis is sick: another attempt would most likely cost
+    // the waiters a second read budget for nothing, so they go on with the mirror as it is.
+    this.queued ??= this.inflight.then((ok) => {
+      this.queued = undefined
+      return ok ? this.refresh() : undefined
+    })
+    return this.queued
+  }
+
+  /** One refresh (without a timer, up to `LOAD_STEPS` pages); true when it succeeded. */
+  private async pull(): Promise<boolean> {
+    if (this.timer !== undefined) return this.page()
+    for (let i = 0; i < LOAD_STEPS; i++) {
+      if (!(await this.page())) return false
+      if (this.engine.tagsSynced) break
+    }
+    return true
+  }
+
+  /** One refresh call; true when the mirror took Redis's answer. */
+  private async page(): Promise<boolean> {
+    if (this.script === undefined) return true
+    // Queued revalidations go out alongside, not before: a replay is a write with the write
+    // budget, and the request waiting on this refresh must not pay it. The mirror already
+    // holds them (local records survive any refresh), so nothing is missed meanwhile.
+    if (this.engine.outboxLength > 0) void this.drain()
+    try {
+      const reply = await this.script(this.engine.planTagRefresh(), 'read')
+      if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
+      const lost = this.engine.resendLength
+      const changed = this.engine.applyRefresh(reply, this.now())
+      if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
+      this.refreshRefused = false
+      if (this.engine.resendLength > lost) {
+        this.log.warn(
+          `tag state in Redis lost ${String(this.engine.resendLength - lost)} revalidation record(s) this instance ` +
+            `knew of (flushed, restarted empty, restored or failed over): this instance keeps them in force ` +
+            `and gives them back to Redis`,
+        )
+      }
+      if (this.engine.resendLength > 0) void this.drain()
+      // Loading the whole state (a new process, a flush, a failover): one page per call, each
+      // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
+      // for one step at most, and judge nothing tagged fresh until it is done.
+      if (this.timer !== undefined && !this.engine.tagsSynced) void this.refresh()
+      return true
+    } catch (err) {
+      // An open breaker was logged when it opened; one line per request would flood the logs.
+      if (isCircuitOpen(err)) this.log.debug('tag refresh skipped: redis circuit open')
+      else if (isReplyError(err) && this.engine.missingPermission(err.message) !== '') {
+        // Refused for want of a permission: every request would fail alike, one line is enough.
+        if (!this.refreshRefused) {
+          this.refreshRefused = true
+          this.log.error(
+            `tag refresh refused by Redis: the ACL user needs ${this.engine.missingPermission(err.message)} ` +
+              `(see ${ACL_DOC}); this instance does not see other instances' revalidations until that is fixed ` +
+              `(before it has loaded the tag state once, it serves no tagged entry), and says so once: ${err.message}`,
+          )
+        } else this.log.debug(`tag refresh refused: ${err.message}`)
+      } else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
+      this.watch()
+      return false
+    }
+  }
+
+  /**
+   * Records a revalidation: in this process at once, then fleet-wide in Redis, in order after
+   * any earlier one that is still waiting. Never rejects: invalid input (no tag within the
+   * core's byte limit) is logged and dropped; a Redis failure leaves the revalidation queued,
+   * and says so in the log.
+   */
+  async update(
+    tags: readonly string[],
+    durations: Durations | undefined,
+    now: number,
+  ): Promise<void> {
+    if (tags.length === 0) return
+    const mode = durations === undefined ? 0 : 1
+    const expire = durations?.expire ?? Number.NaN
+    const joined = tags.join('\0')
+    const what = `${shortList(tags)} (${durations === undefined ? 'expire now' : `stale, expire in ${String(durations.expire)} s`})`
+    let recorded: { droppedTags: string; evicted: string }
+    try {
+      // Without Redis the local mirror is all there is: nothing to queue.
+      const r = this.engine.revalidate(joined, mode, expire, now, this.script !== undefined)
+      recorded = { droppedTags: r.droppedTags, evicted: r.evicted }
+      r.free()
+    } catch (err) {
+      // Invalid input (no tag within the core's byte limit): refused on every instance alike.
+      const longest = tags.reduce((m, t) => Math.max(m, t.length), 0)
+      this.log.error(
+        `revalidation refused (${String(tags.length)} tags, the longest ${String(longest)} characters): ${describe(err)}`,
+      )
+      return
+    }
+    // Tags past the core's byte limit are dropped one by one; the others apply.
+    if (recorded.droppedTags !== '') {
+      this.log.warn(`revalidation of ${shortList(tags)}: ${recorded.droppedTags}`)
+    }
+    this.log.debug(`revalidate ${what}`)
+    if (this.script === undefined) return
+    if (recorded.evicted !== '') {
+      this.log.error(
+        `revalidation outbox full: dropped the oldest queued revalidation (${shortList(recorded.evicted.split('\0'))}); ` +
+          `it took effect on this instance only (${String(this.engine.outboxDropped)} dropped so far)`,
+      )
+    }
+    let sent = await this.drain()
+    // The drain that was running may have finished its last check just before this update
+    // was queued; one more pass sends it.
+    if (sent && this.engine.outboxLength > 0) sent = await this.drain()
+    if (!sent && this.headRefused && this.backingOff) {
+      // Queued behind a revalidation Redis answered with an error (logged when it happened);
+      // it is sent, or the failing one parked, after the engine's backoff.
+      this.log.debug(
+        `revalidation of ${what} applied on this instance, queued (${String(this.engine.outboxLength)} waiting)`,
+      )
+    } else if (!sent) {
+      this.log.warn(
+        `revalidation of ${what} applied on this instance; Redis is unreachable, so it is queued ` +
+          `(${String(this.engine.outboxLength)} waiting) and will be sent when Redis answers`,
+      )
+    }
+  }
+
+  /**
+   * Sends queued revalidations, oldest first, until none is left or one fails. Resolves true
+   * when the outbox is empty afterwards. One drain at a time; never rejects.
+   */
+  drain(): Promise<boolean> {
+    if (this.draining !== undefined) return this.draining
+    if (
+      this.script === undefined ||
+      (this.engine.outboxLength === 0 && this.engine.resendLength === 0)
+    ) {
+      return Promise.resolve(true)
+    }
+    const run = this.replay(this.script).finally(() => {
+      if (this.draining === run) this.draining = undefined
+    })
+    this.draining = run
+    return run
+  }
+
+  private async replay(script: ScriptRunner): Promise<boolean> {
+    let sent = 0
+    // Bounded: every pass removes the head or returns, and the outbox is bounded.
+    while (this.engine.outboxLength > 0) {
+      // The head failed a moment ago: the engine's backoff says when to try it again, and the
+      // timer of `watch` does (not the next successful command, nor the next request).
+      if (this.backingOff) {
+        this.watch()
+        return false
+      }
+      const argv = this.engine.planOutboxHead()
+      const seq = this.engine.outboxHeadSeq
+      let reply: unknown
+      try {
+        reply = await script(argv, 'write')
+      } catch (err) {
+        // The engine drops a revalidation refused for want of a permission, and parks one that
+        // keeps meeting an error no retry fixes (WRONGTYPE after an operator mistake): the
+        // queue moves on. Any other failure keeps it at the head, with a backoff.
+        const refused = isReplyError(err)
+        const outcome = refused ? this.engine.refuseOutbox(seq, err.message, this.now()) : 0
+        if (!refused) this.engine.failOutbox(seq, this.now())
+        if (outcome === 1) this.logRefused(err as Error)
+        else if (outcome === 3) this.logParked(err as Error)
+        else if (outcome !== 0) {
+          this.log.debug(`revalidation refused by Redis and set aside: ${(err as Error).message}`)
+        }
+        if (outcome !== 0) continue
+        this.headRefused = refused
+        // One line per run of failures of one revalidation, not one per attempt.
+        if (!isCircuitOpen(err) && this.engine.outboxLength > 0 && !this.backlogged) {
+          this.log.error(
+            `revalidation not sent to Redis, kept in the outbox and retried (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
+          )
+        } else if (!isCircuitOpen(err)) {
+          this.log.debug(`revalidation not sent to Redis, retried: ${describe(err)}`)
+        }
+        this.backlogged = true
+        this.watch()
+        return false
+      }
+      this.engine.ackOutbox(seq)
+      this.headRefused = false
+      sent += 1
+      try {
+        if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
+      } catch (err) {
+        this.log.error(`unexpected tag update reply: ${describe(err)}`)
+      }
+    }
+    if (this.backlogged) {
+      this.backlogged = false
+      this.log.info(`redis is back: sent ${String(sent)} queued revalidation(s), in order`)
+    }
+    return this.resend(script)
+  }
+
+  /** Merges back, batch by batch, the tag records Redis lost and this process knows. */
+  private async resend(script: ScriptRunner): Promise<boolean> {
+    let batches = 0
+    // Bounded: every pass acknowledges a batch taken off the queue or returns.
+    while (this.engine.resendLength > 0) {
+      const argv = this.engine.planResend()
+      if (argv.length === 0) break
+      let reply: unknown
+      try {
+        reply = await script(argv, 'write')
+      } catch (err) {
+        if (!isCircuitOpen(err)) {
+          this.log.error(
+            `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`,
+          )
+        }
+        this.watch()
+        return false
+      }
+      this.engine.ackResend()
+      batches += 1
+      try {
+        if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
+      } catch (err) {
+        this.log.error(`unexpected tag merge reply: ${describe(err)}`)
+      }
+    }
+    if (batches > 0)
+      this.log.info(`gave lost tag records back to Redis (${String(batches)} batch(es))`)
+    return true
+  }
+
+  /**
+   * Keeps trying on its own while Redis is out of reach or something waits to be sent: one
+   * timer at a time, due when the engine's breaker admits its next probe (at least 100 ms,
+   * 1 s while the breaker is closed). It refreshes the tag state (the probe) and sends what
+   * waits, so an idle instance catches up, and replays its outbox, within about the breaker's
+   * open time after Redis answers, not on its next request. Without a timer, does nothing.
+   */
+  watch(): void {
+    const timer = this.timer
+    if (timer === undefined || this.script === undefined || this.stopped) return
+    if (this.retry !== undefined) return
+    // The engine's decision: the breaker's next probe, or the outbox's backoff (100 ms to 5 s).
+    const delay = this.engine.retryInMs(this.now())
+    this.retry = timer.set(() => {
+      this.retry = undefined
+      void this.refresh()
+        .then(() => this.drain())
+        .then(() => {
+          const open = this.engine.breakerState(this.now()) !== 0
+          const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
+          if (open || waiting) this.watch()
+        })
+    }, delay)
+  }
+
+  /** Stops `watch` (the runtime is closing). */
+  stop(): void {
+    this.stopped = true
+    if (this.retry !== undefined) this.timer?.clear(this.retry)
+    this.retry = undefined
+  }
+
+  /** The outbox's head failed a moment ago and waits the engine's backoff. */
+  private get backingOff(): boolean {
+    return this.engine.outboxLength > 0 && this.engine.outboxRetryInMs(this.now()) > 0
+  }
+
+  /** The one line for a run of revalidations parked: Redis keeps answering them with an error. */
+  private logParked(err: Error): void {
+    this.log.error(
+      `revalidation parked: Redis answered it repeatedly with an error that retrying does not fix, ` +
+        `so it is set aside and the revalidations queued after it go on. It took effect on this instance; other instances ` +
+        `may not see it (${String(this.engine.outboxParked)} parked so far; later ones are counted, not logged, until one ` +
+        `goes through): ${err.message}`,
+    )
+  }
+
+  /** The one line for a run of revalidations Redis refuses for want of a permission. */
+  private logRefused(err: Error): void {
+    const needs = this.engine.missingPermission(err.message)
+    this.log.error(
+      `revalidation dropped: Redis refused it, the ACL user needs ${needs === '' ? 'a permission fleetcache uses' : needs} ` +
+        `(see ${ACL_DOC}). It took effect on this instance; other instances may not see it. ` +
+        `Revalidations refused after it are dropped without a log line until one goes through: ${err.message}`,
+    )
+  }
+}

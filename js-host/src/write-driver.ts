@@ -1,0 +1,263 @@
+/**
+ * The one driver of the core's write machine (docs/internals.md, "Request machines"): it sends
+ * what each step asks for, hands the outcome back, and logs the lines the machine wrote. It
+ * decides nothing. Node-free (Uint8Array, no `node:` imports): the Node adapters and the
+ * workers entry both run it.
+ */
+
+/** The binding's enums this driver compares against (the module's own objects). */
+export interface WriteEnums {
+  readonly WriteStepKind: {
+    readonly Store: number
+    readonly Release: number
+    readonly Done: number
+  }
+  readonly WriteOutcome: { readonly Failed: number }
+  readonly Failure: {
+    readonly Timeout: number
+    readonly ReplyError: number
+    readonly NoConnection: number
+    readonly CircuitOpen: number
+  }
+}
+
+/** A step of the binding's `WriteMachine` (the fields this driver reads). */
+export interface WriteStepView {
+  readonly kind: number
+  readonly key: string
+  readonly header: Uint8Array
+  readonly ttlMs: number
+  readonly argv: string[]
+  readonly budgetMs: number
+  readonly waitMs: number
+  readonly keepUntil: number
+  readonly outageOnly: boolean
+  readonly outcome: number
+  readonly markLocal: boolean
+  readonly droppedTags: string
+  readonly log: string
+  readonly error: string
+  free(): void
+}
+
+/** The binding's `WriteMachine`, for an engine of type `E`. */
+export interface WriteMachineView<E> {
+  start(engine: E, now: number): WriteStepView
+  sent(engine: E, now: number): WriteStepView
+  failed(engine: E, failure: number, now: number): WriteStepView
+  free(): void
+}
+
+/** Where the driver's lines go. */
+export interface WriteLog {
+  debug(line: string): void
+  warn(line: string): void
+  error(line: string): void
+}
+
+/** What the host supplies: the store, the tier, a clock, a timer, logging. */
+export interface WriteIo {
+  readonly enums: WriteEnums
+  /** The clock the engine's decisions use (ms on Next's scale). */
+  now(): number
+  /**
+   * Writes `value` under `key` for `ttlMs` (until `until` on the engine's clock): `SET key value
+   * PX ttlMs` when `argv` is empty, else the script `argv` with `value` appended, within
+   * `budgetMs`. Rejects with the transport's error (its `code` says which failure it was).
+   */
+  store(
+    key: string,
+    value: Uint8Array,
+    ttlMs: number,
+    argv: string[],
+    until: number,
+    budgetMs: number,
+  ): Promise<void>
+  /** Runs a script planned by the engine (a lease release). Rejects like `store`. */
+  script(argv: string[], budgetMs: number): Promise<void>
+  /** Keeps this process's copy in the in-process tier (a no-op without one). */
+  remember(key: string, value: Uint8Array, until: number, outageOnly: boolean): void
+  /** The tier's copy never reached Redis: it serves only until Redis answers again. */
+  markLocal(key: string): void
+  /**
+   * Resolves after `ms` without keeping the process alive. Absent: `writeEntry` waits for the
+   * write to land, whatever it takes (a runtime that may end work left behind a response).
+   */
+  sleep?: ((ms: number) => Promise<void>) | undefined
+  /** The envelope as it will be stored, and the promise of its write landing (never rejects). */
+  built?: ((value: Uint8Array, landed: Promise<void>) => void) | undefined
+  /** Text of an error for a log line. */
+  describe(err: unknown): string
+  readonly log: WriteLog
+}
+
+/** Upper bound on steps per write, whatever happens (a write takes at most three). */
+const MAX_STEPS = 16
+
+/** The machine's code for a transport error, by the error's `code`. */
+export function failureOf(err: unknown, enums: WriteEnums): number {
+  const code =
+    typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
+  switch (code) {
+    case 'ERR_REDIS_TIMEOUT':
+      return enums.Failure.Timeout
+    case 'ERR_REDIS_REPLY':
+      return enums.Failure.ReplyError
+    case 'ERR_REDIS_CIRCUIT_OPEN':
+      return enums.Failure.CircuitOpen
+    default:
+      return enums.Failure.NoConnection
+  }
+}
+
+function concat(header: Uint8Array, payload: Uint8Array | readonly Uint8Array[]): Uint8Array {
+  const parts = payload instanceof Uint8Array ? [payload] : payload
+  let length = header.byteLength
+  for (const p of parts) length += p.byteLength
+  const out = new Uint8Array(length)
+  out.set(header, 0)
+  let offset = header.byteLength
+  for (const p of parts) {
+    out.set(p, offset)
+    offset += p.byteLength
+  }
+  return out
+}
+
+/** A step's fields, read at once so the wasm object can be freed. */
+interface Step {
+  kind: number
+  key: string
+  header: Uint8Array
+  ttlMs: number
+  argv: string[]
+  budgetMs: number
+  waitMs: number
+  keepUntil: number
+  outageOnly: boolean
+  outcome: number
+  markLocal: boolean
+  droppedTags: string
+  log: string
+  error: string
+}
+
+function read(step: WriteStepView, enums: WriteEnums): Step {
+  try {
+    const kind = step.kind
+    const k = enums.WriteStepKind
+    return {
+      kind,
+      key: step.key,
+      header: kind === k.Store ? step.header : new Uint8Array(0),
+      ttlMs: step.ttlMs,
+      argv: kind === k.Done ? [] : step.argv,
+      budgetMs: step.budgetMs,
+      waitMs: step.waitMs,
+      keepUntil: step.keepUntil,
+      outageOnly: step.outageOnly,
+      outcome: step.outcome,
+      markLocal: step.markLocal,
+      droppedTags: kind === k.Done ? step.droppedTags : '',
+      log: kind === k.Done ? step.log : '',
+      error: kind === k.Done ? step.error : '',
+    }
+  } finally {
+    step.free()
+  }
+}
+
+/**
+ * Runs `machine` (created by the caller for `engine`; this takes ownership and frees it) to its
+ * end, with `payload` the value's bytes after the header (one buffer, or the parts in order).
+ * Resolves once the write has landed, or after the step's `waitMs` when `io.sleep` is given (the
+ * write then goes on). Never rejects: every outcome is logged from the machine's lines.
+ */
+export async function writeEntry<E>(
+  engine: E,
+  machine: WriteMachineView<E>,
+  payload: Uint8Array | readonly Uint8Array[],
+  io: WriteIo,
+): Promise<void> {
+  let first: Step
+  try {
+    first = read(machine.start(engine, io.now()), io.enums)
+  } catch (err) {
+    machine.free()
+    io.log.error(`write not planned, entry not stored: ${io.describe(err)}`)
+    return
+  }
+  const run = drive(engine, machine, first, payload, io)
+  if (first.kind === io.enums.WriteStepKind.Store && io.sleep !== undefined) {
+    await Promise.race([run, io.sleep(first.waitMs)])
+  } else {
+    await run
+  }
+}
+
+/** Steps the machine from `step` to its end. Never rejects. */
+async function drive<E>(
+  engine: E,
+  machine: WriteMachineView<E>,
+  step: Step,
+  payload: Uint8Array | readonly Uint8Array[],
+  io: WriteIo,
+): Promise<void> {
+  const { enums, log } = io
+  const kinds = enums.WriteStepKind
+  let lastError: unknown
+  let landed: (() => void) | undefined
+  try {
+    for (let i = 0; i < MAX_STEPS; i++) {
+      if (step.kind === kinds.Done) {
+        finish(step, lastError, io)
+        return
+      }
+      let sent: Promise<void>
+      if (step.kind === kinds.Store) {
+        const value = concat(step.header, payload)
+        // This process's own write is the newest value it knows: readers here need no round
+        // trip (unless the machine keeps it for outages only).
+        io.remember(step.key, value, step.keepUntil, step.outageOnly)
+        sent = io.store(step.key, value, step.ttlMs, step.argv, step.keepUntil, step.budgetMs)
+        if (io.built !== undefined) {
+          io.built(
+            value,
+            new Promise<void>((resolve) => {
+              landed = resolve
+            }),
+          )
+        }
+      } else {
+        sent = io.script(step.argv, step.budgetMs)
+      }
+      let next: WriteStepView
+      try {
+        await sent
+        next = machine.sent(engine, io.now())
+      } catch (err) {
+        lastError = err
+        next = machine.failed(engine, failureOf(err, enums), io.now())
+      }
+      step = read(next, enums)
+    }
+    log.error('write abandoned: the engine asked for too many steps')
+  } catch (err) {
+    log.error(`write failed, entry not stored: ${io.describe(err)}`)
+  } finally {
+    landed?.()
+    machine.free()
+  }
+}
+
+/** Applies and logs the end of a write. */
+function finish(step: Step, lastError: unknown, io: WriteIo): void {
+  const { log } = io
+  if (step.markLocal && step.key !== '') io.markLocal(step.key)
+  if (step.droppedTags !== '') log.warn(step.droppedTags)
+  if (step.log !== '') log.debug(step.log)
+  if (step.error !== '') {
+    const failed = step.outcome === io.enums.WriteOutcome.Failed && lastError !== undefined
+    log.error(failed ? `${step.error}: ${io.describe(lastError)}` : step.error)
+  }
+}

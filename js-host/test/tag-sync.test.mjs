@@ -1,0 +1,242 @@
+// The tag synchronisation both runtimes share (src/tag-sync.ts), as the worker bundle compiled
+// it (no Node API), over the real engine with a fake script runner, a fake clock and a fake
+// timer: no Redis, nothing waited on but promises.
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { describe, test } from 'node:test'
+
+import { LOAD_STEPS, TagSync } from '../worker/tag-sync.js'
+
+const require = createRequire(import.meta.url)
+const wasm = require('../wasm/node/fleetcache_wasm.js')
+
+const T0 = 1_800_000_000_000
+
+/** Netstring encoding, the tag refresh script's reply format. */
+const netstrings = (items) =>
+  new TextEncoder().encode(items.map((s) => `${String(s.length)}:${s},`).join(''))
+/** A full refresh reply holding the whole (empty) state: the mirror is in sync after it. */
+const SYNCED = netstrings(['e1', '1', 'v1', '1', '0'])
+/** A full refresh reply whose state continues on another page. */
+const MORE = netstrings(['e1', '1', 'v1', '1', '7'])
+
+const replyError = (message) => Object.assign(new Error(message), { code: 'ERR_REDIS_REPLY' })
+const NOPERM = 'NOPERM User fc has no permissions to run the evalsha command'
+
+function fakeClock() {
+  const clock = { t: T0, now: () => clock.t }
+  return clock
+}
+
+/** A timer that fires only when the test says so. */
+function fakeTimer() {
+  const timer = {
+    pending: [],
+    set(fn, ms) {
+      const h = { fn, ms }
+      timer.pending.push(h)
+      return h
+    },
+    clear(h) {
+      timer.pending = timer.pending.filter((p) => p !== h)
+    },
+    fire() {
+      const due = timer.pending
+      timer.pending = []
+      for (const h of due) h.fn()
+    },
+  }
+  return timer
+}
+
+function fakeLog() {
+  const lines = []
+  const at = (level) => (m) => lines.push(`${level} ${m}`)
+  return {
+    lines,
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    debug: at('debug'),
+    debugEnabled: true,
+  }
+}
+
+/** A script runner that answers from `answer(argv, kind)` (a reply, or an Error to reject with). */
+function fakeScript(answer) {
+  const calls = []
+  const script = async (argv, kind) => {
+    calls.push({ argv, kind })
+    const r = await answer(argv, kind)
+    if (r instanceof Error) throw r
+    return r
+  }
+  script.calls = calls
+  return script
+}
+
+const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
+const updates = (script) => script.calls.filter((c) => c.kind === 'write')
+
+function setup(answer, { timer, config = {} } = {}) {
+  const engine = new wasm.Engine({ deployment: 'd1', ...config })
+  const clock = fakeClock()
+  const log = fakeLog()
+  const script = fakeScript(answer)
+  const sync = new TagSync(engine, { script, now: clock.now, log, timer })
+  return { engine, clock, log, script, sync }
+}
+
+/** Lets every settled promise's callbacks run (the fakes answer at once). */
+const settle = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('TagSync, fake transport and clock', () => {
+  test('concurrent refreshes are coalesced: a burst costs two round trips', async () => {
+    const gates = []
+    const { engine, script, sync } = setup(
+      (_, kind) => (kind === 'read' ? new Promise((r) => gates.push(() => r(SYNCED))) : null),
+      { timer: fakeTimer() },
+    )
+    const first = sync.refresh()
+    const rest = [sync.refresh(), sync.refresh(), sync.refresh()]
+    assert.equal(script.calls.length, 1)
+    gates.shift()()
+    await first
+    await settle()
+    assert.equal(script.calls.length, 2, 'the waiters share one refresh that started after them')
+    gates.shift()()
+    await Promise.all(rest)
+    assert.equal(script.calls.length, 2)
+    assert.equal(engine.tagsSynced, true)
+  })
+
+  test('without a timer, one refresh loads the whole state up to LOAD_STEPS pages', async () => {
+    const { engine, script, sync } = setup(() => MORE)
+    await sync.refresh()
+    assert.equal(script.calls.length, LOAD_STEPS)
+    assert.equal(engine.tagsSynced, false, 'nothing tagged is judged fresh until loaded')
+  })
+
+  test('with a timer, a refresh waits for one page and loads the rest in the background', async () => {
+    const gates = []
+    let pages = 0
+    const { engine, script, sync } = setup(
+      () => {
+        pages += 1
+        if (pages === 1) return MORE
+        // Later pages answer when the test lets them.
+        return new Promise((r) => gates.push(() => r(pages < 3 ? MORE : SYNCED)))
+      },
+      { timer: fakeTimer() },
+    )
+    await sync.refresh()
+    assert.equal(engine.tagsSynced, false, 'the request was held for more than its page')
+    while (!engine.tagsSynced) {
+      if (gates.length > 0) gates.shift()()
+      await settle()
+    }
+    assert.equal(script.calls.length, 3)
+  })
+
+  test('a revalidation refused with NOPERM is dropped, logged once, and the next one is sent', async () => {
+    const { engine, log, script, sync } = setup((argv, kind) =>
+      kind === 'write' && mentions(argv, 'refused') ? replyError(NOPERM) : null,
+    )
+    await sync.update(['refused-1'], undefined, T0)
+    await sync.update(['refused-2'], undefined, T0 + 50)
+    assert.equal(engine.outboxLength, 0, 'a refused revalidation blocks the outbox')
+    const dropped = log.lines.filter((l) => l.startsWith('error revalidation dropped'))
+    assert.equal(dropped.length, 1, log.lines.join('\n'))
+    assert.match(dropped[0], /NOPERM/)
+    await sync.update(['next-tag'], undefined, T0 + 100)
+    assert.equal(engine.outboxLength, 0)
+    assert.ok(updates(script).some((c) => mentions(c.argv, 'next-tag')))
+    assert.ok(engine.getExpiration('refused-1', T0 + 1) > 0, 'still in force in this process')
+  })
+
+  test('a revalidation Redis keeps answering with an error no retry fixes is parked', async () => {
+    const { clock, engine, log, sync } = setup((argv, kind) =>
+      kind === 'write' && mentions(argv, 'bad') ? replyError('WRONGTYPE Operation') : null,
+    )
+    await sync.update(['bad'], undefined, clock.t)
+    await sync.update(['good'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 2, 'kept and retried at first')
+    // Bounded: the engine parks it after a few attempts.
+    for (let i = 0; i < 20 && engine.outboxLength > 0; i++) {
+      clock.t += Math.max(1, engine.outboxRetryInMs(clock.t))
+      await sync.drain()
+    }
+    assert.equal(engine.outboxLength, 0, log.lines.join('\n'))
+    assert.equal(engine.outboxParked, 1)
+    assert.equal(log.lines.filter((l) => l.startsWith('error revalidation parked')).length, 1)
+  })
+
+  test('a failed send waits the backoff on the given clock; the timer sends it, in order', async () => {
+    let down = true
+    const timer = fakeTimer()
+    const { clock, engine, log, script, sync } = setup(
+      (_, kind) => (down ? new Error('connection reset') : kind === 'read' ? SYNCED : null),
+      { timer },
+    )
+    await sync.update(['a'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 1)
+    assert.equal(timer.pending.length, 1, 'one retry timer')
+    assert.equal(timer.pending[0].ms, engine.retryInMs(clock.t))
+    down = false
+    const before = updates(script).length
+    await sync.update(['b'], undefined, clock.t)
+    assert.equal(updates(script).length, before, 'sent again inside the backoff')
+    assert.equal(timer.pending.length, 1, 'still one timer')
+    clock.t += engine.outboxRetryInMs(clock.t)
+    timer.fire()
+    while (engine.outboxLength > 0) await settle()
+    const sent = updates(script).slice(before)
+    assert.ok(mentions(sent[0].argv, 'a') && mentions(sent[1].argv, 'b'), 'in order')
+    assert.ok(
+      log.lines.some((l) => l.startsWith('info redis is back: sent 2')),
+      log.lines.join('\n'),
+    )
+  })
+
+  test('the breaker keeping Redis from being asked is not logged per request', async () => {
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const { log, sync } = setup(() => open)
+    await sync.refresh()
+    await sync.update(['a'], undefined, T0)
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('error')),
+      [],
+      log.lines.join('\n'),
+    )
+  })
+
+  test('what recording a revalidation dropped is logged: an over-long tag, an evicted one', async () => {
+    const { engine, log, sync } = setup(() => new Error('connection reset'), {
+      config: { outboxCapacity: 1 },
+    })
+    await sync.update(['first', 'x'.repeat(20_000)], undefined, T0)
+    assert.ok(
+      log.lines.some((l) => l.startsWith('warn revalidation of first,') && !l.endsWith(': ')),
+      log.lines.join('\n'),
+    )
+    await sync.update(['second'], undefined, T0 + 50)
+    assert.equal(engine.outboxLength, 1)
+    assert.ok(
+      log.lines.some((l) =>
+        l.startsWith(
+          'error revalidation outbox full: dropped the oldest queued revalidation (first)',
+        ),
+      ),
+      log.lines.join('\n'),
+    )
+  })
+
+  test('stop cancels the retry timer', async () => {
+    const timer = fakeTimer()
+    const { sync } = setup(() => new Error('connection reset'), { timer })
+    await sync.refresh()
+    assert.equal(timer.pending.length, 1)
+    sync.stop()
+    assert.equal(timer.pending.length, 0)
+  })
+})
