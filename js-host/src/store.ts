@@ -1,6 +1,6 @@
 import type { Engine } from './wasm'
 import type { Transport } from './transport'
-import { isCircuitOpen, RedisReplyError } from './transport'
+import { RedisReplyError } from './transport'
 
 /** Where envelopes live: Redis, or this process's memory when no Redis is configured. */
 export interface EntryStore {

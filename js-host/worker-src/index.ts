@@ -17,7 +17,6 @@ import {
   Consumer,
   defaults,
   Engine,
-  Failure,
   initSync,
   Interface,
   Outcome,
@@ -90,7 +89,6 @@ export interface WorkerCacheOptions {
  * engine checks them against. Call after the module is instantiated (`createEngine`).
  */
 export { bounds, defaults, Engine, Interface, Outcome }
-
 
 /** What `script` rejects with in memory: the read machine hears "no lease". */
 function noRedis(): Error {
