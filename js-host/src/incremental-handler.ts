@@ -7,7 +7,7 @@ import {
 } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { readEntry, type ReadIo } from './read-driver'
+import { leaseToken, readEntry, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
@@ -128,7 +128,7 @@ class IncrementalCore {
         requestRevalidate,
         consumer,
         onDemand,
-        wasm.randomToken(),
+        leaseToken(),
         now(),
       )
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {

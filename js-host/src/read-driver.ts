@@ -179,6 +179,24 @@ const MAX_STEPS = 1000
 /** Upper bound on renewal steps (the machine ends renewal at its cap long before). */
 const MAX_RENEW_STEPS = 100_000
 
+/** This process's random part of lease tokens (drawn once) and the count after it. */
+let tokenBase: string | undefined
+let tokenSeq = 0
+
+/**
+ * A lease token for a new read: unique per read across the fleet (a random 96-bit part drawn
+ * once per process, then a count), without a call into wasm or a random draw per request.
+ */
+export function leaseToken(): string {
+  if (tokenBase === undefined) {
+    const bytes = new Uint8Array(12)
+    globalThis.crypto.getRandomValues(bytes)
+    tokenBase = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+  }
+  tokenSeq = (tokenSeq + 1) % 0x1_0000_0000
+  return tokenBase + tokenSeq.toString(16).padStart(8, '0')
+}
+
 /** The `code` of an error, if it has a string one. */
 function codeOf(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined
@@ -313,12 +331,13 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
   try {
     let step = machine.start(engine, io.now())
     for (let i = 0; i < MAX_STEPS; i++) {
-      // What the tier does with the bytes just given (a servable Redis reply is kept, say).
-      const tier = step.tier
-      if (tier !== TierAction.None && givenBytes !== null && givenKey !== '') {
+      // What the tier does with the bytes just given (a servable Redis reply is kept, say);
+      // none given, nothing to do, and no crossing into wasm to ask.
+      if (givenBytes !== null && givenKey !== '') {
+        const tier = step.tier
         if (tier === TierAction.Keep) {
           io.remember(givenKey, givenBytes, step.keepUntil, step.outageOnly)
-        } else {
+        } else if (tier === TierAction.Drop) {
           io.forget(givenKey)
         }
       }

@@ -2,7 +2,7 @@ import { now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { readEntry, type ReadIo } from './read-driver'
+import { leaseToken, readEntry, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
@@ -91,7 +91,7 @@ class UseCacheHandler implements CacheHandler {
         cacheKey,
         softTags.join('\0'),
         readConsumer(),
-        wasm.randomToken(),
+        leaseToken(),
         now(),
       )
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const { readEntry, failureOf } = require('../dist/read-driver.js')
+const { readEntry, failureOf, leaseToken } = require('../dist/read-driver.js')
 
 // Numbers of its own, different from the binding's, so nothing here depends on their values.
 const binding = {
@@ -519,4 +519,10 @@ test('a machine that throws rejects the read and is freed', async () => {
   ])
   await assert.rejects(readEntry(engine, m, io), /ill-formed/)
   assert.ok(m.freed)
+})
+
+test('lease tokens are distinct per read and shaped as the lease scripts expect', () => {
+  const tokens = new Set(Array.from({ length: 1000 }, () => leaseToken()))
+  assert.equal(tokens.size, 1000)
+  for (const t of tokens) assert.match(t, /^[0-9a-f]{32}$/)
 })

@@ -20,13 +20,12 @@ import {
   initSync,
   Interface,
   Outcome,
-  randomToken,
   ReadMachine,
   Served,
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
 import { describe, type Logger } from './log.js'
-import { readEntry, type ReadIo } from './read-driver.js'
+import { leaseToken, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
 import { writeEntry, type WriteIo } from './write-driver.js'
 
@@ -371,7 +370,7 @@ export class WorkerCache {
         cacheKey,
         softTags.join('\0'),
         Consumer.Serves,
-        randomToken(),
+        leaseToken(),
         this.now(),
       )
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io)
