@@ -10,6 +10,10 @@ use crate::tags::{Revalidation, TagRecord};
 use crate::time::Millis;
 
 /// A Lua script run by Redis (5.1 dialect, Redis 7 semantics).
+///
+/// The scripts below are `static`, not `const`: a `const` is copied into every crate and
+/// function that names it, and each copy brought its own copy of the source text into the
+/// wasm module (docs/decisions/0027-wasm-size-budget.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Script {
     /// Short name for logs and metrics.
@@ -28,7 +32,7 @@ impl Script {
 /// Applies a revalidation to tags. `KEYS = [state, log, meta]`,
 /// `ARGV = [now_ms, prune_after_ms, epoch_candidate, mode, expire_ms, tag...]`; returns the
 /// netstrings `epoch, ver, vid, 0` (`vid` is the id of that version: the epoch candidate).
-pub const TAG_UPDATE: Script = Script {
+pub static TAG_UPDATE: Script = Script {
     name: "tag_update",
     source: include_str!("lua/tag_update.lua"),
 };
@@ -37,21 +41,21 @@ pub const TAG_UPDATE: Script = Script {
 /// `ARGV = [known_epoch, known_ver, known_vid]`; returns the netstrings
 /// `epoch, ver, vid, full_flag, tag, record, ...`: every tag when the state is new, older than
 /// the reader's version, or holds another id for it (a failover reused the number).
-pub const TAG_REFRESH: Script = Script {
+pub static TAG_REFRESH: Script = Script {
     name: "tag_refresh",
     source: include_str!("lua/tag_refresh.lua"),
 };
 
 /// One page of the whole tag state. `KEYS = [state]`, `ARGV = [cursor, count]`; returns the
 /// netstrings `page, next_cursor, tag, record, ...` (`next_cursor` is `0` after the last).
-pub const TAG_PAGE: Script = Script {
+pub static TAG_PAGE: Script = Script {
     name: "tag_page",
     source: include_str!("lua/tag_page.lua"),
 };
 
 /// Merges tag records a process knew and the shared state lost. `KEYS = [state, log, meta]`,
 /// `ARGV = [epoch_candidate, tag, record, ...]`; replies like [`TAG_UPDATE`].
-pub const TAG_MERGE: Script = Script {
+pub static TAG_MERGE: Script = Script {
     name: "tag_merge",
     source: include_str!("lua/tag_merge.lua"),
 };
@@ -59,35 +63,35 @@ pub const TAG_MERGE: Script = Script {
 /// Takes a lease unless a newer entry is already stored. `KEYS = [entry, lease]`,
 /// `ARGV = [token, px, seen_timestamp_ms]`; returns 1 (taken), 0 (held by another) or 2 (a
 /// newer entry is stored: read it again).
-pub const LEASE_ACQUIRE: Script = Script {
+pub static LEASE_ACQUIRE: Script = Script {
     name: "lease_acquire",
     source: include_str!("lua/lease_acquire.lua"),
 };
 
 /// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
 /// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
-pub const LEASE_WRITE: Script = Script {
+pub static LEASE_WRITE: Script = Script {
     name: "lease_write",
     source: include_str!("lua/lease_write.lua"),
 };
 
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
 /// released.
-pub const LEASE_RELEASE: Script = Script {
+pub static LEASE_RELEASE: Script = Script {
     name: "lease_release",
     source: include_str!("lua/lease_release.lua"),
 };
 
 /// A follower's poll: the entry and whether its lease still exists, in one atomic read.
 /// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
-pub const LEASE_POLL: Script = Script {
+pub static LEASE_POLL: Script = Script {
     name: "lease_poll",
     source: include_str!("lua/lease_poll.lua"),
 };
 
 /// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
 /// `ARGV = [token, px]`; returns 1 when it extended the lease.
-pub const LEASE_RENEW: Script = Script {
+pub static LEASE_RENEW: Script = Script {
     name: "lease_renew",
     source: include_str!("lua/lease_renew.lua"),
 };
@@ -95,7 +99,7 @@ pub const LEASE_RENEW: Script = Script {
 /// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`,
 /// `ARGV = [px, created_ms, value]` (the host appends the value); returns 1 (stored) or 0
 /// (kept the stored entry).
-pub const SEED_WRITE: Script = Script {
+pub static SEED_WRITE: Script = Script {
     name: "seed_write",
     source: include_str!("lua/seed_write.lua"),
 };
@@ -115,17 +119,17 @@ pub struct ScriptCall {
 }
 
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
-pub const ALL: &[Script] = &[
-    TAG_UPDATE,
-    TAG_REFRESH,
-    TAG_PAGE,
-    TAG_MERGE,
-    LEASE_ACQUIRE,
-    LEASE_WRITE,
-    LEASE_RELEASE,
-    LEASE_POLL,
-    LEASE_RENEW,
-    SEED_WRITE,
+pub static ALL: [&Script; 10] = [
+    &TAG_UPDATE,
+    &TAG_REFRESH,
+    &TAG_PAGE,
+    &TAG_MERGE,
+    &LEASE_ACQUIRE,
+    &LEASE_WRITE,
+    &LEASE_RELEASE,
+    &LEASE_POLL,
+    &LEASE_RENEW,
+    &SEED_WRITE,
 ];
 
 /// Longest epoch candidate accepted (the host sends 32 hex digits).
