@@ -18,7 +18,8 @@ use crate::time::Millis;
 pub struct Script {
     /// Short name for logs and metrics.
     pub name: &'static str,
-    /// The Lua source, byte-exact (its SHA-1 is what `EVALSHA` looks up).
+    /// The Lua source as sent, byte-exact (its SHA-1 is what `EVALSHA` looks up): the file
+    /// without comment lines, blank lines and indentation.
     pub source: &'static str,
 }
 
@@ -29,80 +30,125 @@ impl Script {
     }
 }
 
+/// The text a script is sent as: its file under `src/lua/` without comment lines, blank
+/// lines and indentation, stripped at compile time. The files are written for readers; Redis
+/// needs none of that, and it was almost half of the source text the wasm module carries
+/// (docs/decisions/0027-wasm-size-budget.md). The scripts use no long strings (`[[...]]`) and
+/// no string spans lines, so no line that is kept changes meaning.
+macro_rules! lua {
+    ($name:literal, $file:literal) => {{
+        const FILE: &[u8] = include_bytes!($file);
+        const BYTES: [u8; stripped_len(FILE)] = stripped(FILE);
+        const SOURCE: &str = match core::str::from_utf8(&BYTES) {
+            Ok(source) => source,
+            Err(_) => panic!("a Lua script is not UTF-8"),
+        };
+        Script {
+            name: $name,
+            source: SOURCE,
+        }
+    }};
+}
+
+/// Where the line starting at `at` ends (its `\n` or the end of `src`), and where its text
+/// starts after indentation.
+const fn line_bounds(src: &[u8], at: usize) -> (usize, usize) {
+    let mut start = at;
+    while start < src.len() && (src[start] == b' ' || src[start] == b'\t') {
+        start += 1;
+    }
+    let mut end = start;
+    while end < src.len() && src[end] != b'\n' {
+        end += 1;
+    }
+    (start, end)
+}
+
+/// Whether a line's text (after indentation) is kept: not empty, not a `--` comment.
+const fn kept(src: &[u8], start: usize, end: usize) -> bool {
+    end > start && !(end - start >= 2 && src[start] == b'-' && src[start + 1] == b'-')
+}
+
+/// Length of [`stripped`]'s output.
+const fn stripped_len(src: &[u8]) -> usize {
+    let mut len = 0;
+    let mut at = 0;
+    while at < src.len() {
+        let (start, end) = line_bounds(src, at);
+        if kept(src, start, end) {
+            len += end - start + 1;
+        }
+        at = end + 1;
+    }
+    len
+}
+
+/// The kept lines of `src`, without indentation, each ending in `\n`.
+const fn stripped<const N: usize>(src: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut j = 0;
+    let mut at = 0;
+    while at < src.len() {
+        let (start, end) = line_bounds(src, at);
+        if kept(src, start, end) {
+            let mut i = start;
+            while i < end {
+                out[j] = src[i];
+                j += 1;
+                i += 1;
+            }
+            out[j] = b'\n';
+            j += 1;
+        }
+        at = end + 1;
+    }
+    out
+}
+
 /// Applies a revalidation to tags. `KEYS = [state, log, meta]`,
 /// `ARGV = [now_ms, prune_after_ms, epoch_candidate, mode, expire_ms, tag...]`; returns the
 /// netstrings `epoch, ver, vid, 0` (`vid` is the id of that version: the epoch candidate).
-pub static TAG_UPDATE: Script = Script {
-    name: "tag_update",
-    source: include_str!("lua/tag_update.lua"),
-};
+pub static TAG_UPDATE: Script = lua!("tag_update", "lua/tag_update.lua");
 
 /// Returns what changed since a known version. `KEYS = [state, log, meta]`,
 /// `ARGV = [known_epoch, known_ver, known_vid]`; returns the netstrings
 /// `epoch, ver, vid, full_flag, tag, record, ...`: every tag when the state is new, older than
 /// the reader's version, or holds another id for it (a failover reused the number).
-pub static TAG_REFRESH: Script = Script {
-    name: "tag_refresh",
-    source: include_str!("lua/tag_refresh.lua"),
-};
+pub static TAG_REFRESH: Script = lua!("tag_refresh", "lua/tag_refresh.lua");
 
 /// One page of the whole tag state. `KEYS = [state]`, `ARGV = [cursor, count]`; returns the
 /// netstrings `page, next_cursor, tag, record, ...` (`next_cursor` is `0` after the last).
-pub static TAG_PAGE: Script = Script {
-    name: "tag_page",
-    source: include_str!("lua/tag_page.lua"),
-};
+pub static TAG_PAGE: Script = lua!("tag_page", "lua/tag_page.lua");
 
 /// Merges tag records a process knew and the shared state lost. `KEYS = [state, log, meta]`,
 /// `ARGV = [epoch_candidate, tag, record, ...]`; replies like [`TAG_UPDATE`].
-pub static TAG_MERGE: Script = Script {
-    name: "tag_merge",
-    source: include_str!("lua/tag_merge.lua"),
-};
+pub static TAG_MERGE: Script = lua!("tag_merge", "lua/tag_merge.lua");
 
 /// Takes a lease unless a newer entry is already stored. `KEYS = [entry, lease]`,
 /// `ARGV = [token, px, seen_timestamp_ms]`; returns 1 (taken), 0 (held by another) or 2 (a
 /// newer entry is stored: read it again).
-pub static LEASE_ACQUIRE: Script = Script {
-    name: "lease_acquire",
-    source: include_str!("lua/lease_acquire.lua"),
-};
+pub static LEASE_ACQUIRE: Script = lua!("lease_acquire", "lua/lease_acquire.lua");
 
 /// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
 /// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
-pub static LEASE_WRITE: Script = Script {
-    name: "lease_write",
-    source: include_str!("lua/lease_write.lua"),
-};
+pub static LEASE_WRITE: Script = lua!("lease_write", "lua/lease_write.lua");
 
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
 /// released.
-pub static LEASE_RELEASE: Script = Script {
-    name: "lease_release",
-    source: include_str!("lua/lease_release.lua"),
-};
+pub static LEASE_RELEASE: Script = lua!("lease_release", "lua/lease_release.lua");
 
 /// A follower's poll: the entry and whether its lease still exists, in one atomic read.
 /// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
-pub static LEASE_POLL: Script = Script {
-    name: "lease_poll",
-    source: include_str!("lua/lease_poll.lua"),
-};
+pub static LEASE_POLL: Script = lua!("lease_poll", "lua/lease_poll.lua");
 
 /// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
 /// `ARGV = [token, px]`; returns 1 when it extended the lease.
-pub static LEASE_RENEW: Script = Script {
-    name: "lease_renew",
-    source: include_str!("lua/lease_renew.lua"),
-};
+pub static LEASE_RENEW: Script = lua!("lease_renew", "lua/lease_renew.lua");
 
 /// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`,
 /// `ARGV = [px, created_ms, value]` (the host appends the value); returns 1 (stored) or 0
 /// (kept the stored entry).
-pub static SEED_WRITE: Script = Script {
-    name: "seed_write",
-    source: include_str!("lua/seed_write.lua"),
-};
+pub static SEED_WRITE: Script = lua!("seed_write", "lua/seed_write.lua");
 
 /// A script invocation: `EVALSHA sha1 <keys.len()> keys... args...`, falling back to
 /// `EVAL script.source ...` on `NOSCRIPT`.
@@ -205,6 +251,32 @@ pub fn tag_merge_args(epoch_candidate: &str, records: &[(String, TagRecord)]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text sent is the file's code lines, in order, each without its indentation: no
+    /// comment line, no blank line, nothing else changed.
+    #[test]
+    fn sources_are_the_files_code_lines() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lua");
+        for script in ALL {
+            let file = std::fs::read_to_string(dir.join(format!("{}.lua", script.name))).unwrap();
+            let code: Vec<&str> = file
+                .lines()
+                .map(|l| l.trim_start_matches([' ', '\t']))
+                .filter(|l| !l.is_empty() && !l.starts_with("--"))
+                .collect();
+            assert_eq!(
+                script.source,
+                format!("{}\n", code.join("\n")),
+                "{}",
+                script.name
+            );
+            assert!(
+                file.contains("--"),
+                "{} has its comments in the file",
+                script.name
+            );
+        }
+    }
 
     /// Every `KEYS[...]` index used by a script.
     fn key_indices(source: &str) -> Vec<String> {
