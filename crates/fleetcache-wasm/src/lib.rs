@@ -10,6 +10,7 @@
 mod config;
 mod engine;
 mod error;
+mod js_value;
 mod list;
 mod read;
 mod revalidate;
