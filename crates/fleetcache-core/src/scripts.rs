@@ -21,12 +21,15 @@ pub struct Script {
     /// The Lua source as sent, byte-exact (its SHA-1 is what `EVALSHA` looks up): the file
     /// without comment lines, blank lines and indentation.
     pub source: &'static str,
+    /// Lowercase hex SHA-1 of `source`, computed at compile time: a script is planned on
+    /// every request, and hashing its text each time cost time and the hash's code.
+    sha1: &'static str,
 }
 
 impl Script {
     /// Lowercase hex SHA-1 of the source, as Redis computes it for `EVALSHA`.
     pub fn sha1(&self) -> String {
-        sha1_smol::Sha1::from(self.source).digest().to_string()
+        self.sha1.to_owned()
     }
 }
 
@@ -43,9 +46,14 @@ macro_rules! lua {
             Ok(source) => source,
             Err(_) => panic!("a Lua script is not UTF-8"),
         };
+        const SHA1: [u8; 40] = sha1_hex(&BYTES);
         Script {
             name: $name,
             source: SOURCE,
+            sha1: match core::str::from_utf8(&SHA1) {
+                Ok(hex) => hex,
+                Err(_) => panic!("hex digits are ASCII"),
+            },
         }
     }};
 }
@@ -101,6 +109,89 @@ const fn stripped<const N: usize>(src: &[u8]) -> [u8; N] {
             j += 1;
         }
         at = end + 1;
+    }
+    out
+}
+
+/// SHA-1 (FIPS 180-4) of `data` as 40 lowercase hex digits, for [`lua!`] at compile time.
+const fn sha1_hex(data: &[u8]) -> [u8; 40] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    // The message, a 1 bit, zeros, and the bit length: whole 64-byte blocks.
+    let blocks = (data.len() + 8) / 64 + 1;
+    let bit_len = (data.len() as u64) * 8;
+    let mut block = 0;
+    while block < blocks {
+        let mut w = [0u32; 80];
+        let mut t = 0;
+        while t < 16 {
+            let mut word = 0u32;
+            let mut k = 0;
+            while k < 4 {
+                let i = block * 64 + t * 4 + k;
+                let byte = if i < data.len() {
+                    data[i]
+                } else if i == data.len() {
+                    0x80
+                } else if i >= blocks * 64 - 8 {
+                    (bit_len >> ((blocks * 64 - 1 - i) * 8)) as u8
+                } else {
+                    0
+                };
+                word = (word << 8) | byte as u32;
+                k += 1;
+            }
+            w[t] = word;
+            t += 1;
+        }
+        while t < 80 {
+            w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
+            t += 1;
+        }
+        let (mut a, mut b, mut c, mut d, mut e) = (h[0], h[1], h[2], h[3], h[4]);
+        t = 0;
+        while t < 80 {
+            let (f, k) = if t < 20 {
+                ((b & c) | (!b & d), 0x5A82_7999)
+            } else if t < 40 {
+                (b ^ c ^ d, 0x6ED9_EBA1)
+            } else if t < 60 {
+                ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC)
+            } else {
+                (b ^ c ^ d, 0xCA62_C1D6)
+            };
+            let next = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(w[t]);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = next;
+            t += 1;
+        }
+        h[0] = h[0].wrapping_add(a);
+        h[1] = h[1].wrapping_add(b);
+        h[2] = h[2].wrapping_add(c);
+        h[3] = h[3].wrapping_add(d);
+        h[4] = h[4].wrapping_add(e);
+        block += 1;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 40];
+    let mut i = 0;
+    while i < 40 {
+        let nibble = (h[i / 8] >> (28 - (i % 8) * 4)) & 0xf;
+        out[i] = HEX[nibble as usize];
+        i += 1;
     }
     out
 }
@@ -278,6 +369,38 @@ mod tests {
         }
     }
 
+    /// The SHA-1 computed at compile time is the one Redis computes (checked against an
+    /// independent implementation, and on the standard test vectors).
+    #[test]
+    fn compile_time_sha1_is_sha1() {
+        for script in ALL {
+            assert_eq!(
+                script.sha1(),
+                sha1_smol::Sha1::from(script.source).digest().to_string(),
+                "{}",
+                script.name
+            );
+        }
+        for (input, digest) in [
+            ("", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            ("abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
+            ),
+        ] {
+            assert_eq!(&sha1_hex(input.as_bytes()), digest.as_bytes(), "{input}");
+        }
+        for len in 0..200 {
+            let data = vec![b'x'; len];
+            assert_eq!(
+                std::str::from_utf8(&sha1_hex(&data)).unwrap(),
+                sha1_smol::Sha1::from(&data).digest().to_string(),
+                "length {len}"
+            );
+        }
+    }
+
     /// Every `KEYS[...]` index used by a script.
     fn key_indices(source: &str) -> Vec<String> {
         source
@@ -337,11 +460,6 @@ mod tests {
                 .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
         }
         assert_ne!(TAG_UPDATE.sha1(), TAG_REFRESH.sha1());
-        let abc = Script {
-            name: "t",
-            source: "abc",
-        };
-        assert_eq!(abc.sha1(), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 
     #[test]
