@@ -5,7 +5,7 @@
 //! every finite double is a dyadic fraction, so its exact expansion is finite, and reading an
 //! exact value back needs no rounding at all. Writing it takes integer arithmetic only, where
 //! the shortest form needs the float formatter, a tenth of the wasm module's code
-//! (docs/decisions/0027-wasm-size-budget.md). For the values these arguments hold (whole or
+//! (docs/decisions/0028-wasm-size-budget.md). For the values these arguments hold (whole or
 //! fractional milliseconds since the epoch) both forms are the same text.
 
 /// The exact decimal text of a finite `x` (`-0` for negative zero). `NaN` and infinities,

@@ -13,7 +13,7 @@ use crate::time::Millis;
 ///
 /// The scripts below are `static`, not `const`: a `const` is copied into every crate and
 /// function that names it, and each copy brought its own copy of the source text into the
-/// wasm module (docs/decisions/0027-wasm-size-budget.md).
+/// wasm module (docs/decisions/0028-wasm-size-budget.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Script {
     /// Short name for logs and metrics.
@@ -36,7 +36,7 @@ impl Script {
 /// The text a script is sent as: its file under `src/lua/` without comment lines, blank
 /// lines and indentation, stripped at compile time. The files are written for readers; Redis
 /// needs none of that, and it was almost half of the source text the wasm module carries
-/// (docs/decisions/0027-wasm-size-budget.md). The scripts use no long strings (`[[...]]`) and
+/// (docs/decisions/0028-wasm-size-budget.md). The scripts use no long strings (`[[...]]`) and
 /// no string spans lines, so no line that is kept changes meaning.
 macro_rules! lua {
     ($name:literal, $file:literal) => {{

@@ -754,7 +754,7 @@ impl Engine {
 pub fn random_token() -> Result<String, JsValue> {
     let mut bytes = [0u8; 16];
     // Static text and a hand-written hex loop: the source's own message and `format!` would
-    // bring formatting code into the module for a start-up call (docs/decisions/0027-wasm-size-budget.md).
+    // bring formatting code into the module for a start-up call (docs/decisions/0028-wasm-size-budget.md).
     getrandom::fill(&mut bytes).map_err(|_| {
         js_error(
             "ERR_RANDOM",

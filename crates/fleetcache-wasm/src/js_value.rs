@@ -2,7 +2,7 @@
 //! core's serde derives but without a general-purpose serde bridge: the few shapes these types
 //! use (plain objects, numbers, strings, booleans, optional values) are all this module knows.
 //! A general bridge, with its error messages, float formatting and string caches, was an eighth
-//! of the optimized module (docs/decisions/0027-wasm-size-budget.md).
+//! of the optimized module (docs/decisions/0028-wasm-size-budget.md).
 //!
 //! Reading follows the rules the host was written against: a field that is absent (or
 //! `undefined` and not an own or inherited property) takes its default; `null` or `undefined`
