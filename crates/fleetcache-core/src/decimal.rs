@@ -54,12 +54,9 @@ fn push_integer(out: &mut String, m: u64, shift: u32) {
         return;
     }
     // Little-endian 32-bit limbs, three more than the shift needs for the 53-bit m.
-    let word = (shift / 32) as usize;
-    let mut limbs = vec![0u32; word + 3];
     let wide = u128::from(m) << (shift % 32);
-    limbs[word] = wide as u32;
-    limbs[word + 1] = (wide >> 32) as u32;
-    limbs[word + 2] = (wide >> 64) as u32;
+    let mut limbs = vec![0u32; (shift / 32) as usize];
+    limbs.extend([wide as u32, (wide >> 32) as u32, (wide >> 64) as u32]);
     // Groups of nine digits, least significant first.
     const GROUP: u64 = 1_000_000_000;
     let mut groups = Vec::new();
@@ -91,9 +88,8 @@ fn push_fraction(out: &mut String, frac: u64, scale: u32) {
     let bit = scale % 32;
     // Room for the value times ten: at most four bits above `scale`.
     let mut limbs = vec![0u32; word + 2];
-    limbs[0] = frac as u32;
-    if let Some(l) = limbs.get_mut(1) {
-        *l = (frac >> 32) as u32;
+    for (limb, v) in limbs.iter_mut().zip([frac as u32, (frac >> 32) as u32]) {
+        *limb = v;
     }
     while limbs.iter().any(|&l| l != 0) {
         let mut carry = 0u64;
@@ -103,11 +99,16 @@ fn push_fraction(out: &mut String, frac: u64, scale: u32) {
             carry = v >> 32;
         }
         // The bits at and above `scale` are the next digit (below ten).
-        let high = (u64::from(limbs[word + 1]) << 32) | u64::from(limbs[word]);
+        let limb = |i: usize| u64::from(limbs.get(i).copied().unwrap_or(0));
+        let high = (limb(word + 1) << 32) | limb(word);
         let digit = (high >> bit) as u8;
         out.push(char::from(b'0' + digit));
-        limbs[word] &= (1u32 << bit) - 1;
-        limbs[word + 1] = 0;
+        if let Some(l) = limbs.get_mut(word) {
+            *l &= (1u32 << bit) - 1;
+        }
+        if let Some(l) = limbs.get_mut(word + 1) {
+            *l = 0;
+        }
     }
 }
 

@@ -58,6 +58,9 @@ macro_rules! lua {
     }};
 }
 
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
 /// Where the line starting at `at` ends (its `\n` or the end of `src`), and where its text
 /// starts after indentation.
 const fn line_bounds(src: &[u8], at: usize) -> (usize, usize) {
@@ -72,11 +75,17 @@ const fn line_bounds(src: &[u8], at: usize) -> (usize, usize) {
     (start, end)
 }
 
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
 /// Whether a line's text (after indentation) is kept: not empty, not a `--` comment.
 const fn kept(src: &[u8], start: usize, end: usize) -> bool {
     end > start && !(end - start >= 2 && src[start] == b'-' && src[start + 1] == b'-')
 }
 
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
 /// Length of [`stripped`]'s output.
 const fn stripped_len(src: &[u8]) -> usize {
     let mut len = 0;
@@ -91,6 +100,9 @@ const fn stripped_len(src: &[u8]) -> usize {
     len
 }
 
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
 /// The kept lines of `src`, without indentation, each ending in `\n`.
 const fn stripped<const N: usize>(src: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
@@ -113,6 +125,9 @@ const fn stripped<const N: usize>(src: &[u8]) -> [u8; N] {
     out
 }
 
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
 /// SHA-1 (FIPS 180-4) of `data` as 40 lowercase hex digits, for [`lua!`] at compile time.
 const fn sha1_hex(data: &[u8]) -> [u8; 40] {
     let mut h: [u32; 5] = [
