@@ -11,6 +11,7 @@
 mod config;
 mod engine;
 mod error;
+mod js_value;
 mod list;
 mod read;
 mod revalidate;
