@@ -6,7 +6,7 @@ use fleetcache_core::{
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{js_config_error, js_error};
+use crate::error::{config_shape_error, js_config_error, js_error};
 use crate::list::{join, split};
 
 /// What [`Engine::inspect_entry`] decided about a stored value.
@@ -133,8 +133,7 @@ impl Engine {
         let config: Config = if config.is_undefined() || config.is_null() {
             Config::default()
         } else {
-            serde_wasm_bindgen::from_value(config)
-                .map_err(|e| js_error("ERR_CONFIG_INVALID", &e.to_string()))?
+            crate::js_value::from_js(config).map_err(|e| config_shape_error(&e))?
         };
         let inner = fleetcache_core::Engine::new(config).map_err(|e| js_config_error(&e))?;
         Ok(Engine {
@@ -478,8 +477,21 @@ impl Engine {
 #[wasm_bindgen(js_name = randomToken)]
 pub fn random_token() -> Result<String, JsValue> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| js_error("ERR_RANDOM", &e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    // Static text and a hand-written hex loop: the source's own message and `format!` would
+    // bring formatting code into the module for a start-up call (docs/decisions/0028-wasm-size-budget.md).
+    getrandom::fill(&mut bytes).map_err(|_| {
+        js_error(
+            "ERR_RANDOM",
+            "no secure random source (crypto.getRandomValues)",
+        )
+    })?;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    Ok(out)
 }
 
 /// Revalidation from the host's `mode` / `expireSeconds` pair (see `planTagUpdate`).
@@ -733,7 +745,7 @@ impl Engine {
     /// Cold path: called by `stats()` and by metric collection, not per request.
     pub fn stats(&self, now: f64) -> Result<JsValue, JsValue> {
         let snapshot = self.inner.stats_snapshot(Millis(now));
-        serde_wasm_bindgen::to_value(&snapshot).map_err(|e| js_error("ERR_STATS", &e.to_string()))
+        crate::js_value::to_js(&snapshot).map_err(|_| js_error("ERR_STATS", "stats not writable"))
     }
 
     /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags:

@@ -12,6 +12,7 @@ mod config;
 mod engine;
 mod error;
 mod inspect;
+mod js_value;
 mod list;
 mod read;
 mod revalidate;

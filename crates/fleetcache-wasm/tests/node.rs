@@ -241,6 +241,53 @@ fn invalid_config_is_an_error_with_a_code() {
     assert!(err.is_instance_of::<js_sys::Error>());
 }
 
+/// The settings object is read field by field, as the host was written against: a value of the
+/// wrong type is refused with `ERR_CONFIG_INVALID` naming the setting; `null` and `undefined`
+/// are "none" for an optional one; integers may be `BigInt`s; other properties are not read.
+#[wasm_bindgen_test]
+fn config_object_shape_rules() {
+    fn build(pairs: &[(&str, JsValue)]) -> Result<Engine, JsValue> {
+        let obj = js_sys::Object::new();
+        for (k, v) in pairs {
+            js_sys::Reflect::set(&obj, &(*k).into(), v).unwrap();
+        }
+        Engine::new(obj.into())
+    }
+    let refused = |pairs: &[(&str, JsValue)], setting: &str| {
+        let err = build(pairs).err().expect("must be refused");
+        let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+        assert_eq!(code.as_string().as_deref(), Some("ERR_CONFIG_INVALID"));
+        let message = js_sys::Reflect::get(&err, &"message".into()).unwrap();
+        assert!(
+            message.as_string().unwrap().contains(setting),
+            "{message:?} names {setting}"
+        );
+    };
+    refused(&[("readTimeoutMs", "300".into())], "readTimeoutMs");
+    refused(&[("leases", 1.into())], "leases");
+    refused(&[("breakerFailures", (-1).into())], "breakerFailures");
+    refused(&[("breakerFailures", 1.5.into())], "breakerFailures");
+    refused(&[("maxEntryBytes", JsValue::UNDEFINED)], "maxEntryBytes");
+    let release = js_sys::Object::new();
+    js_sys::Reflect::set(&release, &"major".into(), &16.into()).unwrap();
+    refused(&[("nextRelease", release.clone().into())], "nextRelease");
+    let not_object = Engine::new("prefix".into()).err().expect("not an object");
+    let code = js_sys::Reflect::get(&not_object, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("ERR_CONFIG_INVALID"));
+
+    js_sys::Reflect::set(&release, &"minor".into(), &4.into()).unwrap();
+    js_sys::Reflect::set(&release, &"patch".into(), &0.into()).unwrap();
+    let e = build(&[
+        ("maxEntryBytes", js_sys::BigInt::from(4096u64).into()),
+        ("tagPruneAfterMs", JsValue::NULL),
+        ("nextRelease", release.into()),
+        ("notASetting", "ignored".into()),
+    ])
+    .unwrap();
+    assert_eq!(e.max_entry_bytes(), 4096.0);
+    assert!(build(&[("tagPruneAfterMs", JsValue::UNDEFINED)]).is_ok());
+}
+
 #[wasm_bindgen_test]
 fn keys_differ_by_deployment_and_interface() {
     let a = engine("d1");
