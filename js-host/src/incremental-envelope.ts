@@ -13,7 +13,10 @@ export interface EnvelopeContext {
   cacheControl?: CacheControl
 }
 
-/** An envelope ready to store, or why it is not stored; `kind` is the value's kind code. */
+/**
+ * An envelope ready to store, or why it is not stored (`ttlMs` NaN); `kind` is the value's
+ * kind code.
+ */
 export type Envelope =
   | { stored: Buffer; ttlMs: number; droppedTags: string; kind: number }
   | { stored: undefined; ttlMs: number; droppedTags: string; kind: number }
@@ -79,7 +82,7 @@ export function encodeIncrementalEnvelope(
   createdAt: number,
 ): Envelope {
   const v = describeIncrementalValue(data, ctx)
-  const header = engine.planIncrementalSet(
+  const plan = engine.planIncrementalEntry(
     cacheKey,
     v.kind,
     v.flags,
@@ -90,8 +93,11 @@ export function encodeIncrementalEnvelope(
     Uint32Array.from(v.parts, (p) => p.byteLength),
     createdAt,
   )
-  const ttlMs = engine.lastTtlMs
-  const droppedTags = engine.lastDroppedTags
-  if (ttlMs < 0) return { stored: undefined, ttlMs, droppedTags, kind: v.kind }
-  return { stored: Buffer.concat([header, ...v.parts]), ttlMs, droppedTags, kind: v.kind }
+  try {
+    const { ttlMs, droppedTags } = plan
+    if (!plan.stored) return { stored: undefined, ttlMs, droppedTags, kind: v.kind }
+    return { stored: Buffer.concat([plan.header, ...v.parts]), ttlMs, droppedTags, kind: v.kind }
+  } finally {
+    plan.free()
+  }
 }

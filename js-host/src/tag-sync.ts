@@ -18,7 +18,7 @@ export interface TagEngine {
   missingPermission(message: string): string
   revalidate(
     tags: string,
-    mode: number,
+    mode: RevalidationModeCode,
     expireSeconds: number,
     now: number,
     queue: boolean,
@@ -28,7 +28,7 @@ export interface TagEngine {
   readonly outboxLength: number
   readonly outboxHeadSeq: number
   planOutboxHead(): string[]
-  refuseOutbox(seq: number, message: string, now: number): number
+  refuseOutbox(seq: number, message: string, now: number): OutboxRefusalCode
   failOutbox(seq: number, now: number): void
   ackOutbox(seq: number): boolean
   applyUpdateReply(reply: Uint8Array): void
@@ -38,7 +38,26 @@ export interface TagEngine {
   readonly tagsSynced: boolean
   retryInMs(now: number): number
   outboxRetryInMs(now: number): number
-  breakerState(now: number): number
+  breakerState(now: number): BreakerStateCode
+}
+
+/** A value of one of the binding's numeric enums (the module's own enum type at run time). */
+type RevalidationModeCode = number
+type OutboxRefusalCode = number
+type BreakerStateCode = number
+
+/**
+ * The binding's enums tag synchronisation reads (numeric, as wasm-bindgen exports them): the
+ * wasm module object itself, passed in because the Node and workers glue are different modules.
+ */
+export interface TagEnums {
+  readonly RevalidationMode: { readonly Expire: number; readonly Stale: number }
+  readonly OutboxRefusal: {
+    readonly Kept: number
+    readonly Dropped: number
+    readonly Parked: number
+  }
+  readonly BreakerState: { readonly Closed: number }
 }
 
 /**
@@ -57,6 +76,8 @@ export interface Timer {
 export interface TagSyncOptions {
   /** Redis, or undefined when this process's revalidations are the whole tag state. */
   script: ScriptRunner | undefined
+  /** The binding's enums (its module object). */
+  enums: TagEnums
   /** Milliseconds on Next's scale, read for every decision. */
   now: () => number
   log: Logger
@@ -135,6 +156,7 @@ export class TagSync {
   private retry: unknown
   private stopped = false
   private readonly script: ScriptRunner | undefined
+  private readonly enums: TagEnums
   private readonly now: () => number
   private readonly log: Logger
   private readonly timer: Timer | undefined
@@ -144,6 +166,7 @@ export class TagSync {
     options: TagSyncOptions,
   ) {
     this.script = options.script
+    this.enums = options.enums
     this.now = options.now
     this.log = options.log
     this.timer = options.timer
@@ -235,7 +258,8 @@ export class TagSync {
     now: number,
   ): Promise<void> {
     if (tags.length === 0) return
-    const mode = durations === undefined ? 0 : 1
+    const { RevalidationMode } = this.enums
+    const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
     const expire = durations?.expire ?? Number.NaN
     const joined = tags.join('\0')
     const what = `${shortList(tags)} (${durations === undefined ? 'expire now' : `stale, expire in ${String(durations.expire)} s`})`
@@ -322,14 +346,17 @@ export class TagSync {
         // keeps meeting an error no retry fixes (WRONGTYPE after an operator mistake): the
         // queue moves on. Any other failure keeps it at the head, with a backoff.
         const refused = isReplyError(err)
-        const outcome = refused ? this.engine.refuseOutbox(seq, err.message, this.now()) : 0
+        const { OutboxRefusal } = this.enums
+        const outcome = refused
+          ? this.engine.refuseOutbox(seq, err.message, this.now())
+          : OutboxRefusal.Kept
         if (!refused) this.engine.failOutbox(seq, this.now())
-        if (outcome === 1) this.logRefused(err as Error)
-        else if (outcome === 3) this.logParked(err as Error)
-        else if (outcome !== 0) {
+        if (outcome === OutboxRefusal.Dropped) this.logRefused(err as Error)
+        else if (outcome === OutboxRefusal.Parked) this.logParked(err as Error)
+        else if (outcome !== OutboxRefusal.Kept) {
           this.log.debug(`revalidation refused by Redis and set aside: ${(err as Error).message}`)
         }
-        if (outcome !== 0) continue
+        if (outcome !== OutboxRefusal.Kept) continue
         this.headRefused = refused
         // One line per run of failures of one revalidation, not one per attempt.
         if (!isCircuitOpen(err) && this.engine.outboxLength > 0 && !this.backlogged) {
@@ -409,7 +436,7 @@ export class TagSync {
       void this.refresh()
         .then(() => this.drain())
         .then(() => {
-          const open = this.engine.breakerState(this.now()) !== 0
+          const open = this.engine.breakerState(this.now()) !== this.enums.BreakerState.Closed
           const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
           if (open || waiting) this.watch()
         })

@@ -3,7 +3,7 @@ import type { Logger } from './log'
 import { TagSync, type Timer } from './tag-sync'
 import type { Transport } from './transport'
 import { runScript } from './transport'
-import type { Engine } from './wasm'
+import { wasm, type Engine } from './wasm'
 
 export type { Durations } from './tag-sync'
 export { TagSync } from './tag-sync'
@@ -27,6 +27,7 @@ export function nodeTagSync(
   log: Logger,
 ): TagSync {
   return new TagSync(engine, {
+    enums: wasm,
     script:
       transport === undefined
         ? undefined

@@ -450,7 +450,7 @@ impl ReadMachine {
             .inner
             .read_step(&mut self.inner, input, Millis(now))
             .map(|inner| ReadStep { inner })
-            .map_err(|e| js_error(e.code(), &e.to_string()))
+            .map_err(|e| js_error(&e))
     }
 }
 
@@ -708,7 +708,7 @@ impl RenewMachine {
             .inner
             .renew_step(&mut self.inner, input, Millis(now))
             .map(|inner| RenewStep { inner })
-            .map_err(|e| js_error(e.code(), &e.to_string()))
+            .map_err(|e| js_error(&e))
     }
 }
 
