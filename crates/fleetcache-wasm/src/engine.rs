@@ -1,12 +1,12 @@
 //! The `Engine` class exported to JS.
 
-use fleetcache_core::{
-    Config, EntryKind, Interface, KeyError, Millis, ScriptCall,
-};
+use fleetcache_core::{Config, EntryKind, Interface, KeyError, Millis, ScriptCall};
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::codes::{BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, RevalidationMode};
+use crate::codes::{
+    BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, RevalidationMode,
+};
 use crate::error::{js_error, BindingError};
 use crate::list::{join, split};
 
@@ -550,8 +550,7 @@ fn string_array<S: AsRef<str>>(items: &[S]) -> js_sys::Array {
 #[wasm_bindgen(js_name = describeEnvelope)]
 pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValue> {
     use fleetcache_core::incremental::Descriptor;
-    let h = fleetcache_core::decode_header(value, total_len as usize)
-        .map_err(|e| js_error(&e))?;
+    let h = fleetcache_core::decode_header(value, total_len as usize).map_err(|e| js_error(&e))?;
     let m = &h.meta;
     let o = js_sys::Object::new();
     set(&o, "formatVersion", fleetcache_core::FORMAT_VERSION)?;

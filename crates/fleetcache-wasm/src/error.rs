@@ -91,6 +91,12 @@ impl Coded for BindingError {
             BindingError::Stats => "ERR_STATS",
         }
     }
+    fn setting(&self) -> Option<&'static str> {
+        match self {
+            BindingError::ConfigShape(field) => *field,
+            _ => None,
+        }
+    }
 }
 
 impl From<crate::js_value::Error> for BindingError {

@@ -21,7 +21,9 @@ mod read;
 mod revalidate;
 mod write;
 
-pub use codes::{BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, RevalidationMode};
+pub use codes::{
+    BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, RevalidationMode,
+};
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
 pub use inspect::Inspection;
