@@ -101,7 +101,11 @@ export class GuardedTransport implements Transport {
   }
 
   /** Reports the outcome to the engine; returns the time it did so. */
-  private settle(permit: number, result: Wasm.CommandResult, argv: readonly (string | Buffer)[]): number {
+  private settle(
+    permit: number,
+    result: Wasm.CommandResult,
+    argv: readonly (string | Buffer)[],
+  ): number {
     const t = now()
     if (this.engine.report(permit, result, t)) {
       const state = STATE_NAMES[this.engine.breakerState(t)] ?? 'unknown'

@@ -83,7 +83,7 @@ function setup(answer, { timer, config = {} } = {}) {
   const clock = fakeClock()
   const log = fakeLog()
   const script = fakeScript(answer)
-  const sync = new TagSync(engine, { script, now: clock.now, log, timer })
+  const sync = new TagSync(engine, { enums: wasm, script, now: clock.now, log, timer })
   return { engine, clock, log, script, sync }
 }
 

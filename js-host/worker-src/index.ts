@@ -191,11 +191,7 @@ class Guarded {
   ): Promise<Reply> {
     const { CommandKind, CommandResult } = binding
     const k =
-      kind === 'read'
-        ? CommandKind.Read
-        : kind === 'lease'
-          ? CommandKind.Lease
-          : CommandKind.Write
+      kind === 'read' ? CommandKind.Read : kind === 'lease' ? CommandKind.Lease : CommandKind.Write
     const permit = this.engine.admit(k, this.now())
     if (permit === 0) throw new CircuitOpenError()
     const timeoutMs = this.engine.budgetMs(k)
