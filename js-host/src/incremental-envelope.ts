@@ -4,8 +4,11 @@
  * (docs/decisions/0023).
  */
 import type { CacheControl } from './incremental-handler'
-import { encodeValue, Flag, headerTags, type IncrementalValue } from './value-codec'
-import type { Engine } from './wasm'
+import { encodeValue, headerTags, type IncrementalValue } from './value-codec'
+import { wasm, type Engine } from './wasm'
+import type { ValueKind } from '../wasm/node/fleetcache_wasm'
+
+const Flag = wasm.ValueFlag
 
 /** The `ctx` of a write: the fields the envelope takes from it. */
 export interface EnvelopeContext {
@@ -18,12 +21,12 @@ export interface EnvelopeContext {
  * kind code.
  */
 export type Envelope =
-  | { stored: Buffer; ttlMs: number; droppedTags: string; kind: number }
-  | { stored: undefined; ttlMs: number; droppedTags: string; kind: number }
+  | { stored: Buffer; ttlMs: number; droppedTags: string; kind: ValueKind }
+  | { stored: undefined; ttlMs: number; droppedTags: string; kind: ValueKind }
 
 /** A value as the write machine takes it: its descriptor, `cacheControl`, tags and parts. */
 export interface DescribedValue {
-  kind: number
+  kind: ValueKind
   flags: number
   segments: number
   tags: string[]
@@ -44,18 +47,18 @@ export function describeIncrementalValue(
   let tags: string[]
   const cc = ctx.cacheControl
   if (data !== null && data.kind === 'FETCH') {
-    flags |= Flag.NO_CACHE_CONTROL
+    flags |= Flag.NoCacheControl
     revalidate = data.revalidate
     tags = [...new Set([...(ctx.tags ?? []), ...(data.tags ?? [])])]
   } else {
     tags = headerTags(data)
     if (cc === undefined) {
-      flags |= Flag.NO_CACHE_CONTROL | Flag.REVALIDATE_FALSE
+      flags |= Flag.NoCacheControl | Flag.RevalidateFalse
       revalidate = Number.NaN
     } else {
-      if (cc.revalidate === false) flags |= Flag.REVALIDATE_FALSE
+      if (cc.revalidate === false) flags |= Flag.RevalidateFalse
       revalidate = cc.revalidate === false ? Number.NaN : cc.revalidate
-      if (cc.expire === undefined) flags |= Flag.NO_EXPIRE
+      if (cc.expire === undefined) flags |= Flag.NoExpire
       else expire = cc.expire
     }
   }

@@ -135,3 +135,55 @@ impl From<fleetcache_core::Freshness> for Freshness {
         }
     }
 }
+
+/// Which of Next's `IncrementalCacheValue` kinds a singular-handler value is (the value
+/// descriptor's kind).
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    /// `null`: a cached "not found".
+    Null = 0,
+    /// `APP_PAGE`.
+    AppPage = 1,
+    /// `PAGES`.
+    Pages = 2,
+    /// `APP_ROUTE`.
+    AppRoute = 3,
+    /// `FETCH`.
+    Fetch = 4,
+    /// `REDIRECT`.
+    Redirect = 5,
+    /// `IMAGE`.
+    Image = 6,
+}
+
+impl ValueKind {
+    /// The kind of a descriptor's wire code; `Null` for a code this release does not know
+    /// (the core refuses such a descriptor before any answer carries it).
+    pub(crate) fn from_wire(code: u8) -> ValueKind {
+        use fleetcache_core::incremental::ValueKind as Core;
+        match Core::from_u8(code) {
+            Some(Core::AppPage) => ValueKind::AppPage,
+            Some(Core::Pages) => ValueKind::Pages,
+            Some(Core::AppRoute) => ValueKind::AppRoute,
+            Some(Core::Fetch) => ValueKind::Fetch,
+            Some(Core::Redirect) => ValueKind::Redirect,
+            Some(Core::Image) => ValueKind::Image,
+            Some(Core::Null) | None => ValueKind::Null,
+        }
+    }
+}
+
+/// The value descriptor's flag bits; a descriptor's `flags` is their bitwise or.
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueFlag {
+    /// `rscData` is present (`APP_PAGE`).
+    Rsc = 1,
+    /// `cacheControl.revalidate` is `false`.
+    RevalidateFalse = 2,
+    /// `cacheControl.expire` is absent.
+    NoExpire = 4,
+    /// The value came without a `cacheControl`.
+    NoCacheControl = 8,
+}

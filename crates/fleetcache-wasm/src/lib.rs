@@ -23,6 +23,7 @@ mod write;
 
 pub use codes::{
     BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, RevalidationMode,
+    ValueFlag, ValueKind,
 };
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};

@@ -6,6 +6,7 @@ use fleetcache_core::incremental::{Descriptor, IncrementalSet};
 use fleetcache_core::{EntryKind, Millis, SetInput, SetPlan};
 use wasm_bindgen::prelude::*;
 
+use crate::codes::ValueKind;
 use crate::engine::{Engine, Iface};
 use crate::error::js_error;
 use crate::list::split;
@@ -100,8 +101,8 @@ impl Engine {
         Ok(PlannedEntry::new(self, plan))
     }
 
-    /// Plans a singular-handler entry of `cacheKey` created at `now`. `kind`, `flags` and
-    /// `segments` form the value descriptor (see the core's `incremental` module); `parts`
+    /// Plans a singular-handler entry of `cacheKey` created at `now`. `kind`, `flags` (bitwise
+    /// or of `ValueFlag`s) and `segments` form the value descriptor (see the core's `incremental` module); `parts`
     /// are the lengths of the parts the host appends, its JSON part first. `revalidate` and
     /// `expire` are the value's `cacheControl` in seconds (ignored where the flags say
     /// `false` / absent). Throws with the core's error code on a bad descriptor.
@@ -110,7 +111,7 @@ impl Engine {
     pub fn plan_incremental_entry(
         &mut self,
         cache_key: &str,
-        kind: u8,
+        kind: ValueKind,
         flags: u8,
         segments: u16,
         tags: &str,
@@ -119,7 +120,7 @@ impl Engine {
         parts: &[u32],
         now: f64,
     ) -> Result<PlannedEntry, JsValue> {
-        let desc = Descriptor::from_wire(kind, flags, segments).map_err(|e| js_error(&e))?;
+        let desc = Descriptor::from_wire(kind as u8, flags, segments).map_err(|e| js_error(&e))?;
         let tags = split(tags);
         let created = self
             .inner
