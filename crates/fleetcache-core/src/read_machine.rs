@@ -1332,14 +1332,27 @@ impl ReadMachine {
                 let drop = matches!(source, Source::Redis | Source::Poll | Source::Tier);
                 self.current = Some(Judgement::unreadable(source));
                 let cfg = ctx.config.lease();
+                // The answer taken back landed on a serving step, which counted no wait: the
+                // miss it becomes counts what it leads to, as if the value had been unreadable
+                // from the start (a win was counted already).
                 let step = match (event, self.flight.as_mut()) {
                     (FlightEvent::Acquired(result), Some(flight)) => {
                         flight.found = Found::Missing;
-                        flight.acquired(result, now, &cfg)
+                        let step = flight.acquired(result, now, &cfg);
+                        if result != Acquired::Won {
+                            if let Some(event) = lease::answer_event(result, step) {
+                                ctx.stats.record_lease(event);
+                            }
+                        }
+                        step
                     }
                     (FlightEvent::Polled { leased }, Some(flight)) => {
                         flight.polls = flight.polls.saturating_sub(1);
-                        flight.polled(Found::Missing, leased, now, &cfg)
+                        let step = flight.polled(Found::Missing, leased, now, &cfg);
+                        if let Some(event) = lease::step_event(step) {
+                            ctx.stats.record_lease(event);
+                        }
+                        step
                     }
                     _ => {
                         let (flight, step) =
