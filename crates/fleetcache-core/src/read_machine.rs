@@ -1326,8 +1326,20 @@ impl ReadMachine {
                 ctx.lru.remove(&self.entry_key);
                 self.get(ctx, TierAction::Drop)
             }
-            Resume::Kept => self.miss(ctx, now),
-            Resume::KeptBeforeFlight(first) => self.begin_flight(ctx, first, now),
+            // A kept copy that cannot be decoded is never servable: the tier forgets it, as it
+            // forgets a copy judged unreadable, so later reads do not serve it again.
+            Resume::Kept => {
+                ctx.lru.remove(&self.entry_key);
+                let mut next = self.miss(ctx, now);
+                next.tier = TierAction::Drop;
+                next
+            }
+            Resume::KeptBeforeFlight(first) => {
+                ctx.lru.remove(&self.entry_key);
+                let mut next = self.begin_flight(ctx, first, now);
+                next.tier = TierAction::Drop;
+                next
+            }
             Resume::Flight(event, source) => {
                 let drop = matches!(source, Source::Redis | Source::Poll | Source::Tier);
                 self.current = Some(Judgement::unreadable(source));

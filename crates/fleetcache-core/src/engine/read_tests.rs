@@ -1035,3 +1035,25 @@ fn an_undecodable_answer_counts_the_lease_events_its_miss_brings() {
     assert_eq!(answer(&s).served, Served::Miss);
     assert_eq!(e.stats().leases(LeaseEvent::WaitReleased), 1);
 }
+
+#[test]
+fn an_undecodable_kept_copy_leaves_the_tier() {
+    let later = NOW + 120_000.0;
+    let mut e = engine();
+    let v = inc_value(&mut e, "/i", ValueKind::Image, NOW);
+    let key = e.entry_key(&Interface::Incremental, "/i");
+    e.lru_mut()
+        .insert(&key, v.len() as u64, Millis(later + 1e7));
+    let mut m = inc(&e, "/i", false, false, later);
+    go(&mut e, &mut m, ReadInput::Start, later);
+    go(&mut e, &mut m, ReadInput::Refreshed, later);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "stale: {s:?}");
+    let s = go(&mut e, &mut m, ReadInput::Failed(Failure::Timeout), later);
+    assert_eq!(answer(&s).source, Source::Kept);
+    let s = go(&mut e, &mut m, ReadInput::Undecodable, later);
+    assert_eq!(answer(&s).served, Served::Miss);
+    // Never servable: the tier forgets it, as it forgets any copy it judged unreadable.
+    assert_eq!(s.tier, TierAction::Drop);
+    assert!(!e.lru().contains(&key));
+}
