@@ -97,19 +97,25 @@ impl StaleHandouts {
             let horizon = now.0 - MAX_REGENERATION_MS;
             self.by_tag
                 .retain(|_, l| l.back().is_some_and(|(at, _)| at.0 >= horizon));
-            while self.by_tag.len() > MAX_STALE_TAGS {
-                let oldest = self
+            let excess = self.by_tag.len().saturating_sub(MAX_STALE_TAGS);
+            if excess > 0 {
+                // The least recently handed out go, found in one pass: one entry may carry
+                // tens of thousands of tags, and a scan per tag dropped would take minutes.
+                let mut by_age: Vec<(f64, &String)> = self
                     .by_tag
                     .iter()
-                    .min_by(|a, b| {
-                        let at = |l: &VecDeque<(Millis, Millis)>| l.back().map_or(0.0, |x| x.0 .0);
-                        at(a.1).total_cmp(&at(b.1))
-                    })
-                    .map(|(k, _)| k.clone());
-                match oldest {
-                    Some(k) => self.by_tag.remove(&k),
-                    None => break,
-                };
+                    .map(|(k, l)| (l.back().map_or(0.0, |x| x.0 .0), k))
+                    .collect();
+                by_age.select_nth_unstable_by(excess - 1, |a, b| a.0.total_cmp(&b.0));
+                let gone: Vec<String> = by_age
+                    .get(..excess)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(_, k)| (*k).clone())
+                    .collect();
+                for k in gone {
+                    self.by_tag.remove(&k);
+                }
             }
         }
     }
@@ -274,6 +280,22 @@ mod tests {
             h.oldest_since([last.as_str()], Millis(0.0)),
             Some(Millis(1.0))
         );
+    }
+
+    #[test]
+    fn a_hand_out_with_the_most_tags_an_entry_holds_is_bounded_in_one_pass() {
+        // An entry may carry u16::MAX tags: handing it out stale must not cost a scan of the
+        // table per tag dropped (that took minutes).
+        let mut h = StaleHandouts::default();
+        let tags: Vec<String> = (0..crate::tags::MAX_ENTRY_TAGS)
+            .map(|i| format!("t{i}"))
+            .collect();
+        h.note(tags.iter().map(String::as_str), Millis(1.0), Millis(10.0));
+        assert_eq!(h.len(), MAX_STALE_TAGS);
+        let later: Vec<String> = (0..3).map(|i| format!("u{i}")).collect();
+        h.note(later.iter().map(String::as_str), Millis(5.0), Millis(20.0));
+        assert_eq!(h.len(), MAX_STALE_TAGS);
+        assert_eq!(h.oldest_since(["u2"], Millis(0.0)), Some(Millis(5.0)));
     }
 
     #[test]
