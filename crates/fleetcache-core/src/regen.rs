@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::incremental::ValueKind;
 use crate::lease::{Found, Step};
+use crate::tags::canonical_tag;
 use crate::time::Millis;
 
 /// Keys whose regeneration start is remembered; beyond it the oldest are forgotten (their
@@ -55,7 +56,8 @@ const HANDOUTS_PER_TAG: usize = 8;
 /// may hold stale data thus reads as stale (or expired) too, and is regenerated again.
 #[derive(Clone, Debug, Default)]
 pub struct StaleHandouts {
-    /// Per tag: `(handed out at, entry created)`, oldest hand-out first.
+    /// Per tag in its canonical form ([`canonical_tag`]): `(handed out at, entry created)`,
+    /// oldest hand-out first.
     by_tag: HashMap<String, VecDeque<(Millis, Millis)>>,
 }
 
@@ -87,7 +89,10 @@ impl StaleHandouts {
             return;
         }
         for tag in tags {
-            let list = self.by_tag.entry(tag.to_owned()).or_default();
+            let list = self
+                .by_tag
+                .entry(canonical_tag(tag).into_owned())
+                .or_default();
             if list.len() >= HANDOUTS_PER_TAG {
                 list.pop_front();
             }
@@ -127,8 +132,9 @@ impl StaleHandouts {
         tags: impl IntoIterator<Item = &'a str>,
         since: Millis,
     ) -> Option<Millis> {
+        // Noted under their canonical form: Next may name a tag raw or header-safe.
         tags.into_iter()
-            .filter_map(|t| self.by_tag.get(t))
+            .filter_map(|t| self.by_tag.get(canonical_tag(t).as_ref()))
             .flat_map(|l| l.iter())
             .filter(|(at, _)| at.0 >= since.0)
             .map(|(_, created)| *created)
