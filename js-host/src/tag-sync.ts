@@ -68,6 +68,12 @@ export interface TagSyncOptions {
    * {@link LOAD_STEPS} pages itself, and the next request retries.
    */
   timer?: Timer | undefined
+  /**
+   * The request the current call belongs to (Node: Next's per-render work store), or undefined
+   * where none can be identified. Refreshes of one request share one round trip; see
+   * {@link TagSync.refresh}. Without it every refresh pulls.
+   */
+  request?: (() => object | undefined) | undefined
 }
 
 /** Next's `durations` argument of `updateTags` / `revalidateTag`. */
@@ -110,6 +116,9 @@ function shortList(tags: readonly string[]): string {
  * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
  * one, which starts after it arrived, so every caller sees every revalidation completed before
  * its call (docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
+ * Within one identified request (`TagSyncOptions.request`), the refresh its first call waited
+ * for serves every later call of the same request: it started after that first call, so after
+ * the request began, which is all the guarantee asks.
  *
  * Revalidations are applied locally at once and queued in the engine; the queue is sent in
  * order, one update at a time, whenever Redis answers (on the revalidation itself, before
@@ -123,7 +132,9 @@ function shortList(tags: readonly string[]): string {
  */
 export class TagSync {
   private inflight: Promise<boolean> | undefined
-  private queued: Promise<void> | undefined
+  private queued: Promise<boolean> | undefined
+  /** Per identified request, the refresh that serves it (started after its first call). */
+  private perRequest = new WeakMap<object, Promise<void>>()
   private draining: Promise<boolean> | undefined
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
@@ -138,6 +149,7 @@ export class TagSync {
   private readonly now: () => number
   private readonly log: Logger
   private readonly timer: Timer | undefined
+  private readonly request: (() => object | undefined) | undefined
 
   constructor(
     private readonly engine: TagEngine,
@@ -147,22 +159,55 @@ export class TagSync {
     this.now = options.now
     this.log = options.log
     this.timer = options.timer
+    this.request = options.request
   }
 
-  /** Pulls tag changes from Redis. Never rejects: on failure the mirror stays as it was. */
+  /**
+   * Pulls tag changes from Redis: resolves once a refresh that started after this call (or
+   * after the first call of the same identified request) has been applied or has failed.
+   * Never rejects: on failure the mirror stays as it was.
+   */
   refresh(): Promise<void> {
     if (this.script === undefined) return Promise.resolve()
+    const request = this.currentRequest()
+    if (request === undefined) return this.pullAfterNow().then(() => undefined)
+    const shared = this.perRequest.get(request)
+    if (shared !== undefined) return shared
+    const mine: Promise<void> = this.pullAfterNow().then((ok) => {
+      // A failed refresh serves nobody later: the request's next call tries again.
+      if (!ok && this.perRequest.get(request) === mine) this.perRequest.delete(request)
+    })
+    this.perRequest.set(request, mine)
+    return mine
+  }
+
+  /** The request the caller belongs to; undefined when none can be told (then it pulls). */
+  private currentRequest(): object | undefined {
+    if (this.request === undefined) return undefined
+    try {
+      return this.request()
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * A refresh that starts now, or the one queued behind the refresh in flight (which may have
+   * started before this call, so it cannot serve it). True when it succeeded.
+   */
+  private pullAfterNow(): Promise<boolean> {
     if (this.inflight === undefined) {
-      this.inflight = this.pull().finally(() => {
-        this.inflight = undefined
+      const run = this.pull().finally(() => {
+        if (this.inflight === run) this.inflight = undefined
       })
-      return this.inflight.then(() => undefined)
+      this.inflight = run
+      return run
     }
     // When the refresh in flight failed, Redis is sick: another attempt would most likely cost
     // the waiters a second read budget for nothing, so they go on with the mirror as it is.
     this.queued ??= this.inflight.then((ok) => {
       this.queued = undefined
-      return ok ? this.refresh() : undefined
+      return ok ? this.pullAfterNow() : false
     })
     return this.queued
   }
@@ -202,7 +247,7 @@ export class TagSync {
       // Loading the whole state (a new process, a flush, a failover): one page per call, each
       // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
       // for one step at most, and judge nothing tagged fresh until it is done.
-      if (this.timer !== undefined && !this.engine.tagsSynced) void this.refresh()
+      if (this.timer !== undefined && !this.engine.tagsSynced) void this.pullAfterNow()
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.
@@ -406,7 +451,9 @@ export class TagSync {
     const delay = this.engine.retryInMs(this.now())
     this.retry = timer.set(() => {
       this.retry = undefined
-      void this.refresh()
+      // Not `refresh()`: the timer runs in the async context of the request that set it, and
+      // that request's refresh must not stand in for this probe.
+      void this.pullAfterNow()
         .then(() => this.drain())
         .then(() => {
           const open = this.engine.breakerState(this.now()) !== 0

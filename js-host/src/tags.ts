@@ -1,4 +1,5 @@
 import { now } from './clock'
+import { currentRender } from './consumer'
 import type { Logger } from './log'
 import { TagSync, type Timer } from './tag-sync'
 import type { Transport } from './transport'
@@ -34,5 +35,7 @@ export function nodeTagSync(
     now,
     log,
     timer: unrefTimer,
+    // One refresh per render of a request, shared by both handler interfaces.
+    request: currentRender,
   })
 }

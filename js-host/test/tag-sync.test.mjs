@@ -78,13 +78,27 @@ function fakeScript(answer) {
 const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
 const updates = (script) => script.calls.filter((c) => c.kind === 'write')
 
-function setup(answer, { timer, config = {} } = {}) {
+function setup(answer, { timer, config = {}, request } = {}) {
   const engine = new wasm.Engine({ deployment: 'd1', ...config })
   const clock = fakeClock()
   const log = fakeLog()
   const script = fakeScript(answer)
-  const sync = new TagSync(engine, { script, now: clock.now, log, timer })
+  const sync = new TagSync(engine, { script, now: clock.now, log, timer, request })
   return { engine, clock, log, script, sync }
+}
+
+/** The identified request a call belongs to, as the test sets it (Next's work store in Node). */
+function fakeRequests() {
+  const r = { current: undefined, get: () => r.current }
+  return r
+}
+
+/** A promise's state without waiting for it. */
+async function isSettled(p) {
+  let done = false
+  void p.then(() => (done = true))
+  await settle()
+  return done
 }
 
 /** Lets every settled promise's callbacks run (the fakes answer at once). */
@@ -108,6 +122,95 @@ describe('TagSync, fake transport and clock', () => {
     await Promise.all(rest)
     assert.equal(script.calls.length, 2)
     assert.equal(engine.tagsSynced, true)
+  })
+
+  test('the calls of one identified request share one refresh: one round trip per request', async () => {
+    const req = fakeRequests()
+    const { script, sync } = setup((_, kind) => (kind === 'read' ? SYNCED : null), {
+      timer: fakeTimer(),
+      request: req.get,
+    })
+    req.current = {}
+    // refreshTags, then the singular handler's get, then a second cache kind's refreshTags.
+    await sync.refresh()
+    await Promise.all([sync.refresh(), sync.refresh()])
+    assert.equal(script.calls.length, 1, 'one refresh served the whole request')
+    req.current = {}
+    await sync.refresh()
+    assert.equal(script.calls.length, 2, 'the next request pulls again')
+    req.current = undefined
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(script.calls.length, 4, 'where no request can be identified, every call pulls')
+  })
+
+  test('a refresh that started before the request began never serves it', async () => {
+    // Redis's state as each reply reports it: the revalidation of `t` resolves while the first
+    // refresh (another request's) is in flight, so only a refresh started later may carry it.
+    const gates = []
+    const req = fakeRequests()
+    const { script, sync, engine } = setup(
+      (_, kind) => (kind === 'read' ? new Promise((r) => gates.push(r)) : null),
+      { timer: fakeTimer(), request: req.get },
+    )
+    req.current = { name: 'earlier request' }
+    const earlier = sync.refresh()
+    assert.equal(script.calls.length, 1)
+    // The request begins now, after that refresh started.
+    req.current = { name: 'this request' }
+    const first = sync.refresh()
+    const second = sync.refresh()
+    gates.shift()(SYNCED)
+    await earlier
+    assert.equal(await isSettled(first), false, 'the earlier refresh did not serve this request')
+    assert.equal(await isSettled(second), false, 'nor its later calls')
+    assert.equal(script.calls.length, 2, 'one refresh started after the request began')
+    const t = T0 + 10
+    gates.shift()(netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]))
+    await Promise.all([first, second])
+    assert.equal(script.calls.length, 2)
+    assert.equal(
+      engine.getExpiration('t', T0 + 20),
+      t,
+      'this request sees the revalidation that resolved before it began',
+    )
+  })
+
+  test('a failed refresh does not serve the rest of its request', async () => {
+    let fail = true
+    const req = fakeRequests()
+    const { script, sync } = setup(
+      (_, kind) => (kind === 'read' ? (fail ? new Error('lost') : SYNCED) : null),
+      { timer: fakeTimer(), request: req.get },
+    )
+    req.current = {}
+    await sync.refresh()
+    fail = false
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(script.calls.length, 2, 'the second call pulled again, the third shared it')
+  })
+
+  test("the retry timer's probe is never served by the request that set it", async () => {
+    // Timers run in the async context of whoever set them: in Node that is a request's.
+    const timer = fakeTimer()
+    const req = fakeRequests()
+    let sendFails = true
+    const { script, sync } = setup(
+      (_, kind) => (kind === 'read' ? SYNCED : sendFails ? new Error('lost') : SYNCED),
+      { timer, request: req.get },
+    )
+    req.current = {}
+    await sync.refresh()
+    await sync.update(['t'], undefined, T0)
+    assert.equal(timer.pending.length, 1, 'the failed send set the retry timer')
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    const before = reads()
+    sendFails = false
+    timer.fire()
+    await settle()
+    await settle()
+    assert.equal(reads(), before + 1, 'the probe pulled')
   })
 
   test('without a timer, one refresh loads the whole state up to LOAD_STEPS pages', async () => {
