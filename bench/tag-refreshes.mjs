@@ -17,7 +17,10 @@ import { waitFor } from '../tests/support/util.mjs'
 const here = path.dirname(fileURLToPath(import.meta.url))
 const lua = path.join(here, '..', 'crates', 'fleetcache-core', 'src', 'lua')
 const sha = (file) =>
-  crypto.createHash('sha1').update(fs.readFileSync(path.join(lua, file))).digest('hex')
+  crypto
+    .createHash('sha1')
+    .update(fs.readFileSync(path.join(lua, file)))
+    .digest('hex')
 const REFRESH = new Set([sha('tag_refresh.lua'), sha('tag_page.lua')])
 
 const PAGES = ['/products', '/remote', '/ppr', '/shared/static', '/shared/dynamic']
@@ -78,7 +81,9 @@ try {
     rows.push([p, (refreshes / ROUNDS).toFixed(2)])
   }
   mon.close()
-  console.log(`tag refresh round trips per page request (${ROUNDS} requests each, one at a time, mode ${env.FLEETCACHE_TAG_SYNC ?? 'pull'}):`)
+  console.log(
+    `tag refresh round trips per page request (${ROUNDS} requests each, one at a time, mode ${env.FLEETCACHE_TAG_SYNC ?? 'pull'}):`,
+  )
   for (const [p, n] of rows) console.log(`  ${p.padEnd(16)} ${n}`)
 } finally {
   await inst.stop()

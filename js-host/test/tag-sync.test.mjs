@@ -166,7 +166,9 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(await isSettled(second), false, 'nor its later calls')
     assert.equal(script.calls.length, 2, 'one refresh started after the request began')
     const t = T0 + 10
-    gates.shift()(netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]))
+    gates.shift()(
+      netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]),
+    )
     await Promise.all([first, second])
     assert.equal(script.calls.length, 2)
     assert.equal(
