@@ -14,6 +14,14 @@ import { describe } from './log.js'
  */
 export interface TagEngine {
   planTagRefresh(): string[]
+  planTagPull(now: number): string[]
+  followTagsByPush(maxPullIntervalMs: number): void
+  readonly tagAnnounceChannel: string
+  tagChannelUp(): void
+  tagChannelDown(): void
+  applyAnnouncement(msg: Uint8Array): number
+  tagsCaughtUp(now: number): boolean
+  tagPullInMs(now: number): number
   applyRefresh(reply: Uint8Array, now: number): number
   missingPermission(message: string): string
   revalidate(
@@ -48,6 +56,22 @@ export interface TagEngine {
  */
 export type ScriptRunner = (argv: string[], kind: 'read' | 'write') => Promise<unknown>
 
+/** What the announcement channel tells the tag synchronisation. */
+export interface ChannelEvents {
+  /** A message published on the channel, as published. */
+  message(msg: Uint8Array): void
+  /** The subscription is confirmed (first time, or again after a reconnection). */
+  up(): void
+  /** The subscription is down: the connection is lost or reconnecting. */
+  down(): void
+}
+
+/**
+ * Subscribes to a sharded pub/sub channel on a connection of its own and reports what
+ * happens to `events`; returns what ends the subscription.
+ */
+export type Subscribe = (channel: string, events: ChannelEvents) => () => Promise<void>
+
 /** A one-shot timer; the Node runtime's does not keep the process alive. */
 export interface Timer {
   set(fn: () => void, ms: number): unknown
@@ -74,6 +98,12 @@ export interface TagSyncOptions {
    * {@link TagSync.refresh}. Without it every refresh pulls.
    */
   request?: (() => object | undefined) | undefined
+  /**
+   * Follow the tag state by push (`tagSync: 'push'`): the subscription to the announcement
+   * channel, and the longest time between pulls. Needs `timer` (the periodic pull runs on
+   * it); without either, every request pulls.
+   */
+  push?: { subscribe: Subscribe; maxPullIntervalMs: number } | undefined
 }
 
 /** Next's `durations` argument of `updateTags` / `revalidateTag`. */
@@ -150,6 +180,10 @@ export class TagSync {
   private readonly log: Logger
   private readonly timer: Timer | undefined
   private readonly request: (() => object | undefined) | undefined
+  /** Ends the announcement subscription (following by push). */
+  private unsubscribe: (() => Promise<void>) | undefined
+  /** The periodic pull's timer, while one is pending (following by push). */
+  private periodic: unknown
 
   constructor(
     private readonly engine: TagEngine,
@@ -160,6 +194,29 @@ export class TagSync {
     this.log = options.log
     this.timer = options.timer
     this.request = options.request
+    const push = options.push
+    if (push !== undefined && this.script !== undefined && this.timer !== undefined) {
+      engine.followTagsByPush(push.maxPullIntervalMs)
+      this.unsubscribe = push.subscribe(engine.tagAnnounceChannel, {
+        message: (msg) => {
+          try {
+            // A gap (missed messages, a failover): the engine pulls until a pull after it.
+            if (this.engine.applyAnnouncement(msg) === -2) void this.pullAfterNow()
+          } catch (err) {
+            this.log.error(`unexpected tag announcement: ${describe(err)}`)
+            this.engine.tagChannelDown()
+          }
+        },
+        up: () => {
+          this.engine.tagChannelUp()
+          // Caught up only after a pull planned from here on.
+          void this.pullAfterNow()
+        },
+        down: () => {
+          this.engine.tagChannelDown()
+        },
+      })
+    }
   }
 
   /**
@@ -169,6 +226,9 @@ export class TagSync {
    */
   refresh(): Promise<void> {
     if (this.script === undefined) return Promise.resolve()
+    // Following by push and caught up: the mirror holds every revalidation announced, and
+    // every one that resolved before the last pull, which started within the bound.
+    if (this.engine.tagsCaughtUp(this.now())) return Promise.resolve()
     const request = this.currentRequest()
     if (request === undefined) return this.pullAfterNow().then(() => undefined)
     const shared = this.perRequest.get(request)
@@ -230,7 +290,7 @@ export class TagSync {
     // holds them (local records survive any refresh), so nothing is missed meanwhile.
     if (this.engine.outboxLength > 0) void this.drain()
     try {
-      const reply = await this.script(this.engine.planTagRefresh(), 'read')
+      const reply = await this.script(this.engine.planTagPull(this.now()), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
       const lost = this.engine.resendLength
       const changed = this.engine.applyRefresh(reply, this.now())
@@ -248,6 +308,7 @@ export class TagSync {
       // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
       // for one step at most, and judge nothing tagged fresh until it is done.
       if (this.timer !== undefined && !this.engine.tagsSynced) void this.pullAfterNow()
+      this.schedulePull()
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.
@@ -463,11 +524,33 @@ export class TagSync {
     }, delay)
   }
 
-  /** Stops `watch` (the runtime is closing). */
-  stop(): void {
+  /**
+   * Following by push and caught up: pulls in the background when the engine's bound says,
+   * so no request waits for it. One timer at a time.
+   */
+  private schedulePull(): void {
+    const timer = this.timer
+    if (timer === undefined || this.unsubscribe === undefined || this.stopped) return
+    if (this.periodic !== undefined) return
+    if (!this.engine.tagsCaughtUp(this.now())) return
+    // A little before the bound, so the pull lands before requests would have to make it.
+    const due = Math.max(0, this.engine.tagPullInMs(this.now()) * 0.8)
+    this.periodic = timer.set(() => {
+      this.periodic = undefined
+      void this.pullAfterNow()
+    }, due)
+  }
+
+  /** Stops `watch`, the periodic pull and the subscription (the runtime is closing). */
+  stop(): Promise<void> {
     this.stopped = true
     if (this.retry !== undefined) this.timer?.clear(this.retry)
     this.retry = undefined
+    if (this.periodic !== undefined) this.timer?.clear(this.periodic)
+    this.periodic = undefined
+    const unsubscribe = this.unsubscribe
+    this.unsubscribe = undefined
+    return unsubscribe === undefined ? Promise.resolve() : unsubscribe()
   }
 
   /** The outbox's head failed a moment ago and waits the engine's backoff. */

@@ -78,14 +78,42 @@ function fakeScript(answer) {
 const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
 const updates = (script) => script.calls.filter((c) => c.kind === 'write')
 
-function setup(answer, { timer, config = {}, request } = {}) {
+function setup(answer, { timer, config = {}, request, push } = {}) {
   const engine = new wasm.Engine({ deployment: 'd1', ...config })
   const clock = fakeClock()
   const log = fakeLog()
   const script = fakeScript(answer)
-  const sync = new TagSync(engine, { script, now: clock.now, log, timer, request })
+  const sync = new TagSync(engine, { script, now: clock.now, log, timer, request, push })
   return { engine, clock, log, script, sync }
 }
+
+/** An announcement channel the test drives: `events` once subscribed. */
+function fakeChannel() {
+  const ch = {
+    events: undefined,
+    channel: undefined,
+    closed: false,
+    subscribe(channel, events) {
+      ch.channel = channel
+      ch.events = events
+      return async () => {
+        ch.closed = true
+      }
+    },
+  }
+  return ch
+}
+
+/** The update script's announcement of version `ver` of epoch e1, expiring `tag` at `t`. */
+const announcement = (ver, tag, t) =>
+  netstrings([
+    'a',
+    'e1',
+    String(ver),
+    `v${String(ver)}`,
+    tag,
+    `${String(t)},${String(t)},0,0,${String(t)}`,
+  ])
 
 /** The identified request a call belongs to, as the test sets it (Next's work store in Node). */
 function fakeRequests() {
@@ -215,6 +243,92 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(reads(), before + 1, 'the probe pulled')
   })
 
+  test('following by push, a caught-up request makes no round trip; a gap, a drop and the bound pull', async () => {
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    let version = 1
+    const { engine, clock, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? version === 1 && engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0'])
+            : version === 1
+              ? SYNCED
+              : netstrings(['e1', String(version), `v${String(version)}`, '0'])
+          : null,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    assert.match(ch.channel, /:announce$/)
+    await sync.refresh()
+    assert.equal(reads(), 1, 'not subscribed yet: the request pulls')
+    ch.events.up()
+    await settle()
+    assert.equal(reads(), 2, 'the confirmation starts a pull')
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(reads(), 2, 'caught up: no round trip')
+    // The next version, announced: applied without a pull.
+    ch.events.message(announcement(2, 't', T0 - 5))
+    version = 2
+    assert.equal(engine.getExpiration('t', clock.t), T0 - 5)
+    await sync.refresh()
+    assert.equal(reads(), 2)
+    // Version 4 without 3: a gap, pulled at once, and requests pull until a pull after it.
+    ch.events.message(announcement(4, 'u', T0 - 4))
+    version = 4
+    await settle()
+    assert.equal(reads(), 3)
+    await sync.refresh()
+    assert.equal(reads(), 3, 'the pull after the gap caught up')
+    // The channel goes down: every request pulls.
+    ch.events.down()
+    await sync.refresh()
+    assert.equal(reads(), 4)
+    ch.events.up()
+    await settle()
+    const after = reads()
+    await sync.refresh()
+    assert.equal(reads(), after, 'caught up again')
+    // The bound: past it without a pull, a request pulls.
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(reads(), after + 1)
+    await sync.stop()
+    assert.equal(ch.closed, true)
+  })
+
+  test('following by push, the periodic pull runs on the timer, not on a request', async () => {
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const { engine, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read' ? (engine.tagsSynced ? netstrings(['e1', '1', 'v1', '0']) : SYNCED) : null,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    ch.events.up()
+    await settle()
+    const periodic = timer.pending.find((h) => h.ms > 0 && h.ms < 1000)
+    assert.ok(periodic, 'a pull is scheduled within the bound')
+    const before = script.calls.length
+    timer.pending = timer.pending.filter((h) => h !== periodic)
+    periodic.fn()
+    await settle()
+    assert.equal(script.calls.length, before + 1)
+    await sync.stop()
+  })
+
+  test('without a timer (the workers entry), push is not followed: every request pulls', async () => {
+    const ch = fakeChannel()
+    const { script, sync } = setup(() => SYNCED, {
+      push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 },
+    })
+    assert.equal(ch.events, undefined)
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(script.calls.length, 2)
+  })
+
   test('without a timer, one refresh loads the whole state up to LOAD_STEPS pages', async () => {
     const { engine, script, sync } = setup(() => MORE)
     await sync.refresh()
@@ -261,9 +375,10 @@ describe('TagSync, fake transport and clock', () => {
 
   test('a revalidation Redis keeps answering with an error no retry fixes is parked', async () => {
     const { clock, engine, log, sync } = setup((argv, kind) =>
-      kind === 'write' && mentions(argv, 'bad') ? replyError('WRONGTYPE Operation') : null,
+      // A tag name no script hash can contain (not hexadecimal).
+      kind === 'write' && mentions(argv, 'wrong') ? replyError('WRONGTYPE Operation') : null,
     )
-    await sync.update(['bad'], undefined, clock.t)
+    await sync.update(['wrong'], undefined, clock.t)
     await sync.update(['good'], undefined, clock.t)
     assert.equal(engine.outboxLength, 2, 'kept and retried at first')
     // Bounded: the engine parks it after a few attempts.
