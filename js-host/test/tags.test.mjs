@@ -188,3 +188,59 @@ describe('tags as Next produces them', () => {
     assert.equal(await b.get('k-huge', []), undefined, 'the other tag applied')
   })
 })
+
+describe("tagSync 'push': announcements on a real Redis", () => {
+  /** EVALSHA calls Redis has run (every tag pull is one). */
+  async function scriptCalls() {
+    const infos = await redis.eachNode('INFO', 'commandstats')
+    let calls = 0
+    for (const info of infos) {
+      const m = /cmdstat_evalsha:calls=(\d+)/.exec(String(info))
+      if (m) calls += Number(m[1])
+    }
+    return calls
+  }
+
+  /** Refreshes until one refresh makes no round trip: the instance is caught up. */
+  async function caughtUp(handler) {
+    for (let i = 0; i < 200; i++) {
+      const before = await scriptCalls()
+      await handler.refreshTags()
+      if ((await scriptCalls()) === before) return
+      // Not yet subscribed or pulled: let the subscription's events run.
+      await new Promise((r) => setImmediate(r))
+    }
+    assert.fail('never caught up')
+  }
+
+  test('a revalidation reaches another instance without a pull; a caught-up request makes none', async (t) => {
+    if (redis.cluster) {
+      t.skip('push follows a single Redis URL only in this release')
+      return
+    }
+    const push = () => createUseCacheHandler({ ...options(), tagSync: 'push' })
+    const [a, b] = [push(), push()]
+    const key = 'k-push'
+    await a.set(key, Promise.resolve(useCacheEntry('pushed', { tags: ['push-tag'] })))
+    // The state exists (a new one comes under a new epoch: a gap, pulled in full) and the
+    // update script is loaded.
+    await a.updateTags(['push-warm'])
+    await caughtUp(a)
+    await caughtUp(b)
+    assert.ok(await b.get(key, []), 'cached before')
+    const before = await scriptCalls()
+    await a.updateTags(['push-tag'])
+    // The update's own script call; then b learns it from the announcement alone.
+    for (let i = 0; i < 1000 && (await b.getExpiration(['push-tag'])) === 0; i++) {
+      await new Promise((r) => setImmediate(r))
+    }
+    assert.ok((await b.getExpiration(['push-tag'])) > 0, 'announced')
+    await b.refreshTags()
+    assert.equal(await b.get(key, []), undefined, 'invalidated on the other instance')
+    assert.equal((await scriptCalls()) - before, 1, 'only the update ran a script')
+  })
+
+  test('an invalid tagSync is refused, naming the option', () => {
+    assert.throws(() => createUseCacheHandler({ ...options(), tagSync: 'sometimes' }), /tagSync/)
+  })
+})
