@@ -201,7 +201,12 @@ export class TagSync {
         message: (msg) => {
           try {
             // A gap (missed messages, a failover): the engine pulls until a pull after it.
-            if (this.engine.applyAnnouncement(msg) === -2) void this.pullAfterNow()
+            const applied = this.engine.applyAnnouncement(msg)
+            if (this.log.debugEnabled) {
+              const what = applied === -2 ? 'a gap, pulling' : applied === -1 ? 'known' : 'applied'
+              this.log.debug(`tag announcement: ${what}`)
+            }
+            if (applied === -2) void this.pullAfterNow()
           } catch (err) {
             this.log.error(`unexpected tag announcement: ${describe(err)}`)
             this.engine.tagChannelDown()
