@@ -116,7 +116,8 @@ if (process.argv[2] === 'child') {
         ])
         await next(0, (m) => m.seen === tag)
         for (const s of seen) delays.push(s.at - done.at)
-        if (process.env.DELAY_DEBUG) console.log(seen.map((s) => (s.at - done.at).toFixed(1)).join(" "))
+        if (process.env.DELAY_DEBUG)
+          console.log(seen.map((s) => (s.at - done.at).toFixed(1)).join(' '))
       }
       for (const k of kids) k.send({ stop: true })
       await Promise.all(kids.map((k) => new Promise((r) => k.on('exit', r))))
