@@ -10,7 +10,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { capture, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { capture, inRender, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -189,18 +189,41 @@ describe('tags as Next produces them', () => {
   })
 })
 
-describe("tagSync 'push': announcements on a real Redis", () => {
-  /** EVALSHA calls Redis has run (every tag pull is one). */
-  async function scriptCalls() {
-    const infos = await redis.eachNode('INFO', 'commandstats')
-    let calls = 0
-    for (const info of infos) {
-      const m = /cmdstat_evalsha:calls=(\d+)/.exec(String(info))
-      if (m) calls += Number(m[1])
-    }
-    return calls
+/** EVALSHA calls Redis has run (every tag pull is one). */
+async function scriptCalls() {
+  const infos = await redis.eachNode('INFO', 'commandstats')
+  let calls = 0
+  for (const info of infos) {
+    const m = /cmdstat_evalsha:calls=(\d+)/.exec(String(info))
+    if (m) calls += Number(m[1])
   }
+  return calls
+}
 
+describe('pull: one tag round trip per render', () => {
+  test('refreshTags of each cache kind and the singular reads of one render share one pull', async () => {
+    // Both interfaces on one runtime, as in a Next server (same options).
+    const opts = options()
+    const h = createUseCacheHandler(opts)
+    const Handler = createIncrementalCacheHandler(opts)
+    const Inc = () => new Handler({ dev: false, revalidatedTags: [] })
+    await h.refreshTags()
+    const before = await scriptCalls()
+    await inRender(async () => {
+      await h.refreshTags()
+      await h.refreshTags()
+      await Inc().get('/render-shared', pageCtx)
+    })
+    assert.equal((await scriptCalls()) - before, 1, 'one pull for the render')
+    await inRender(() => h.refreshTags())
+    assert.equal((await scriptCalls()) - before, 2, 'the next render pulls again')
+    await h.refreshTags()
+    await h.refreshTags()
+    assert.equal((await scriptCalls()) - before, 4, 'outside a render every call pulls')
+  })
+})
+
+describe("tagSync 'push': announcements on a real Redis", () => {
   /** Refreshes until one refresh makes no round trip: the instance is caught up. */
   async function caughtUp(handler) {
     for (let i = 0; i < 200; i++) {
