@@ -632,12 +632,12 @@ impl ReadMachine {
             },
             (State::Refreshing, ReadInput::Refreshed) => match self.kind {
                 Kind::UseCache => self.ask(State::OwnWrite),
-                Kind::Incremental { .. } => self.to_tier(ctx),
+                Kind::Incremental { .. } => self.tier_turn(ctx),
             },
             (State::OwnWrite, ReadInput::OwnWrite(bytes)) => {
                 self.flight_start = Some(now);
                 match bytes {
-                    None => self.to_tier(ctx),
+                    None => self.tier_turn(ctx),
                     Some(b) => match self.judge(ctx, b, Source::OwnWrite, now) {
                         Err(need) => self.need_more(State::OwnWrite, need),
                         Ok(j) => self.local(ctx, j, now),
@@ -767,7 +767,7 @@ impl ReadMachine {
     /// (`tier_use` would say `Kept`), so Redis is read at once: asking for the bytes would make
     /// the host wait for the tag refresh first (rule R1 of the driver), a round trip the read
     /// does not need, since the refresh and the read travel together.
-    fn to_tier(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
+    fn tier_turn(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
         let key = &self.entry_key;
         if ctx.redis_answers && ctx.lru.is_outage_only(key) && !ctx.lru.is_local(key) {
             return self.get(ctx, TierAction::None);
