@@ -358,8 +358,11 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
           const value = hooks.decode(step, bytes)
           if (value === undefined) {
             step.free()
+            // The step after `undecodable` may drop these bytes from the tier (the machine has
+            // forgotten the key in its index): they stay the bytes its tier action is about.
             given = Given.None
-            givenBytes = null
+            givenBytes = bytes
+            givenKey = entryKey
             step = machine.undecodable(engine, io.now())
             continue
           }

@@ -62,6 +62,31 @@ function useCache(e, { revalidate = 60, expire = 3600, tags = 'a', payload = 10 
 
 const ops = (io) => io.calls.map((c) => c.op)
 
+/** This process wins the lease on `k` with `token`: a read of it that finds nothing. */
+function winLease(e, token) {
+  const m = wasm.ReadMachine.useCache(e, iface, 'k', '', wasm.Consumer.Serves, token, T0)
+  const K = wasm.ReadStepKind
+  try {
+    let step = m.start(e, T0)
+    for (let i = 0; i < 10; i++) {
+      const kind = step.kind
+      step.free()
+      if (kind === K.Acquire) {
+        m.leaseReply(e, 1, T0).free()
+        return
+      }
+      if (kind === K.Refresh) step = m.refreshed(e, T0)
+      else if (kind === K.OwnWrite) step = m.ownWrite(e, undefined, T0)
+      else if (kind === K.PeekTier) step = m.tier(e, undefined, 0, T0)
+      else if (kind === K.Get) step = m.reply(e, undefined, 0, T0)
+      else throw new Error(`read step ${String(kind)} before the lease request`)
+    }
+    throw new Error('no lease request')
+  } finally {
+    m.free()
+  }
+}
+
 describe('write driver, fake store and clock', () => {
   test('a cacheable entry: kept in the tier, then SET with header and payload', async () => {
     const e = engine()
@@ -133,13 +158,13 @@ describe('write driver, fake store and clock', () => {
 
   test('the lease holder writes with the release script; not cacheable, it releases', async () => {
     const e = engine()
-    e.leaseWon(iface, 'k', 'tok', T0)
+    winLease(e, 'tok')
     let io = fakeIo()
     await writeEntry(e, useCache(e), new Uint8Array(10), io)
     const store = io.calls.find((c) => c.op === 'store')
     assert.equal(store.argv[0], 'EVALSHA')
     assert.equal(store.argv.at(-1), 'tok')
-    e.leaseWon(iface, 'k', 'tok2', T0)
+    winLease(e, 'tok2')
     io = fakeIo()
     await writeEntry(e, useCache(e, { revalidate: 0 }), new Uint8Array(10), io)
     assert.deepEqual(ops(io), ['script'])
@@ -152,7 +177,7 @@ describe('write driver, fake store and clock', () => {
 
   test('an abandoned set releases a held lease; a failed release is a debug line', async () => {
     const e = engine()
-    e.leaseWon(iface, 'k', 'tok', T0)
+    winLease(e, 'tok')
     const io = fakeIo(() => fail('ERR_REDIS_TIMEOUT'))
     await writeEntry(e, wasm.WriteMachine.abandoned(e, iface, 'k', T0), [], io)
     assert.deepEqual(ops(io), ['script'])

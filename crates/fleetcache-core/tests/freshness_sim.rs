@@ -16,6 +16,15 @@
 //! unless Redis, at that refresh, did not hold that revalidation (it was lost and no instance
 //! that knew it has written it back yet). And the liveness half: once Redis answers and every
 //! instance has caught up, every revalidation a live instance knows of is back in Redis.
+//!
+//! Following the state by push (the second property), an instance skips the refresh while
+//! the core says it is caught up; the update script announces each version to the instances
+//! whose channel listens, delivered in order, late, or lost with a channel that drops before
+//! the instance notices. The invariant becomes: within the bound, or pulled. A read that
+//! skipped its refresh honours every revalidation that resolved before it, except one that
+//! resolved less than the bound ([`PUSH_BOUND_MS`], the longest time between pulls) before
+//! it and whose announcement has not reached the instance: still on its way, or lost with a
+//! channel whose drop the instance had not noticed. A read that pulled, as above.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -34,6 +43,8 @@ const IFACE: Interface<'static> = Interface::UseCache("default");
 const TAGS: [&str; 3] = ["a", "b", "_N_T_/p"];
 const KEYS: [&str; 2] = ["k0", "k1"];
 const T0: f64 = 1_795_690_530_000.0;
+/// The longest time between pulls of an instance that follows the state by push.
+const PUSH_BOUND_MS: f64 = 1_000.0;
 
 /// The tag state as Redis holds it.
 #[derive(Clone, Debug, Default)]
@@ -50,6 +61,8 @@ struct TagState {
 struct Redis {
     entries: HashMap<String, Vec<u8>>,
     tags: TagState,
+    /// Announcements published by the last command, for the listening channels.
+    published: Vec<Vec<u8>>,
 }
 
 fn ms(s: &str) -> f64 {
@@ -70,6 +83,21 @@ impl TagState {
             candidate.to_owned(),
             "0".to_owned(),
         ])
+    }
+
+    /// The announcement of `tag_update.lua` for the version just made, of `tags`.
+    fn announcement(&self, tags: &[String]) -> Vec<u8> {
+        let mut items = vec![
+            "a".to_owned(),
+            self.epoch.clone().unwrap_or_default(),
+            self.ver.to_string(),
+            self.ids.get(&self.ver).cloned().unwrap_or_default(),
+        ];
+        for tag in tags {
+            items.push(tag.clone());
+            items.push(self.records[tag].encode());
+        }
+        netstring::encode(items)
     }
 
     /// `tag_update.lua`.
@@ -197,7 +225,15 @@ impl TagState {
 impl Redis {
     fn run(&mut self, call: &ScriptCall) -> Vec<u8> {
         match call.script.name {
-            "tag_update" => self.tags.update(&call.args),
+            "tag_update" => {
+                let reply = self.tags.update(&call.args);
+                // A fourth key: the announcement channel.
+                if call.keys.len() == 4 {
+                    let msg = self.tags.announcement(&call.args[5..]);
+                    self.published.push(msg);
+                }
+                reply
+            }
             "tag_refresh" => self.tags.refresh(&call.args),
             "tag_merge" => self.tags.merge(&call.args),
             "tag_page" => self.tags.page(&call.args),
@@ -213,6 +249,8 @@ struct Rev {
     rev: Revalidation,
     at: Millis,
     resolved: Option<usize>,
+    /// The time it resolved.
+    resolved_at: Option<f64>,
 }
 
 impl Rev {
@@ -235,6 +273,18 @@ struct Instance {
     loaded: bool,
     /// When it started.
     started: f64,
+    /// Following by push: the announcements its channel received, not yet applied, each
+    /// with the revalidation it announces.
+    inbox: VecDeque<(Vec<u8>, Option<usize>)>,
+    /// Its channel is subscribed (whether the instance noticed a drop or not).
+    listening: bool,
+    /// The instance believes its channel is subscribed (it has not noticed a drop).
+    believed: bool,
+    /// Revalidations whose announcement has not reached it: on its way, or lost while it
+    /// believed its channel up.
+    unheard: HashSet<usize>,
+    /// The step of its last successful refresh, and what Redis held then.
+    pulled: Option<(usize, TagState)>,
 }
 
 fn config() -> Config {
@@ -248,14 +298,23 @@ fn config() -> Config {
 }
 
 impl Instance {
-    fn new(now: f64) -> Instance {
+    fn new(now: f64, push: bool) -> Instance {
+        let mut engine = Engine::new(config()).unwrap();
+        if push {
+            engine.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
+        }
         Instance {
             loaded: false,
             started: now,
-            engine: Engine::new(config()).unwrap(),
+            engine,
             tier: HashMap::new(),
             queued: VecDeque::new(),
             learned: HashSet::new(),
+            inbox: VecDeque::new(),
+            listening: false,
+            believed: false,
+            unheard: HashSet::new(),
+            pulled: None,
         }
     }
 }
@@ -305,6 +364,23 @@ enum Op {
     Advance {
         ms: u16,
     },
+    /// Push: the instance's channel delivers its oldest announcement.
+    Deliver {
+        inst: usize,
+    },
+    /// Push: the instance subscribes (again) and the subscription is confirmed.
+    Subscribe {
+        inst: usize,
+    },
+    /// Push: the instance's channel drops; what it had not delivered is lost. The instance
+    /// notices only at `NoticeDown`.
+    DropChannel {
+        inst: usize,
+    },
+    /// Push: the instance notices its channel is down.
+    NoticeDown {
+        inst: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -322,6 +398,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Up),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
         3 => (0u16..1500).prop_map(|ms| Op::Advance { ms }),
+        5 => (0..3usize).prop_map(|inst| Op::Deliver { inst }),
+        2 => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
+        1 => (0..3usize).prop_map(|inst| Op::DropChannel { inst }),
+        1 => (0..3usize).prop_map(|inst| Op::NoticeDown { inst }),
     ]
 }
 
@@ -343,9 +423,37 @@ struct World {
     insts: Vec<Instance>,
     revs: Vec<Rev>,
     seq: u64,
+    /// The instances follow the state by push.
+    push: bool,
+    /// The revalidation the command being sent records (the outbox's head).
+    publishing: Option<usize>,
 }
 
 impl World {
+    fn new(push: bool) -> World {
+        World {
+            redis: Redis::default(),
+            kept: None,
+            up: true,
+            lose: HashSet::new(),
+            now: T0,
+            step: 0,
+            insts: (0..3).map(|_| Instance::new(T0, push)).collect(),
+            revs: Vec::new(),
+            seq: 0,
+            push,
+            publishing: None,
+        }
+    }
+
+    /// Every channel drops (its server went away), unnoticed for now.
+    fn drop_channels(&mut self) {
+        for inst in &mut self.insts {
+            inst.listening = false;
+            inst.inbox.clear();
+        }
+    }
+
     fn token(&mut self) -> String {
         self.seq += 1;
         format!("tok{}", self.seq)
@@ -376,6 +484,16 @@ impl World {
         let result = if self.up {
             // A write runs even when its reply is lost; a lost read changes nothing.
             let reply = run(&mut self.redis);
+            for msg in std::mem::take(&mut self.redis.published) {
+                for inst in &mut self.insts {
+                    if inst.listening {
+                        inst.inbox.push_back((msg.clone(), self.publishing));
+                    }
+                    if inst.listening || inst.believed {
+                        inst.unheard.extend(self.publishing);
+                    }
+                }
+            }
             if self.lose.remove(&i) {
                 None
             } else {
@@ -395,7 +513,7 @@ impl World {
 
     /// The request's tag refresh; true when it succeeded.
     fn refresh(&mut self, i: usize) -> bool {
-        let call = self.insts[i].engine.plan_tag_refresh();
+        let call = self.insts[i].engine.plan_tag_pull(Millis(self.now));
         let Some(reply) = self.send(i, OpKind::Read, |r| r.run(&call)) else {
             return false;
         };
@@ -403,6 +521,7 @@ impl World {
             .engine
             .apply_refresh(&reply, Millis(self.now))
             .unwrap();
+        self.insts[i].pulled = Some((self.step, self.redis.tags.clone()));
         // Synced: the mirror has everything Redis holds now (a load in progress has not).
         if self.insts[i].engine.mirror().is_synced() {
             for (n, r) in self.revs.iter().enumerate() {
@@ -423,12 +542,16 @@ impl World {
             let Some((seq, call)) = self.insts[i].engine.plan_outbox_head(&token).unwrap() else {
                 break;
             };
-            let Some(reply) = self.send(i, OpKind::Write, |r| r.run(&call)) else {
+            self.publishing = self.insts[i].queued.front().copied();
+            let sent = self.send(i, OpKind::Write, |r| r.run(&call));
+            self.publishing = None;
+            let Some(reply) = sent else {
                 return;
             };
             self.insts[i].engine.ack_outbox(seq);
             if let Some(rev) = self.insts[i].queued.pop_front() {
                 self.revs[rev].resolved.get_or_insert(self.step);
+                self.revs[rev].resolved_at.get_or_insert(self.now);
             }
             self.insts[i].engine.apply_update_reply(&reply).unwrap();
         }
@@ -450,7 +573,10 @@ impl World {
         let now = Millis(self.now);
         match *op {
             Op::Advance { ms } => self.now += f64::from(ms),
-            Op::Down => self.up = false,
+            Op::Down => {
+                self.up = false;
+                self.drop_channels();
+            }
             Op::Up => self.up = true,
             Op::LoseReply { inst } => {
                 self.lose.insert(inst);
@@ -464,9 +590,35 @@ impl World {
             Op::Failover => {
                 if let Some(kept) = self.kept.clone() {
                     self.redis = kept;
+                    self.drop_channels();
                 }
             }
-            Op::Restart { inst } => self.insts[inst] = Instance::new(self.now),
+            Op::Restart { inst } => self.insts[inst] = Instance::new(self.now, self.push),
+            Op::Deliver { inst } => {
+                if let Some((msg, rev)) = self.insts[inst].inbox.pop_front() {
+                    self.insts[inst].engine.apply_announcement(&msg).unwrap();
+                    if let Some(rev) = rev {
+                        self.insts[inst].unheard.remove(&rev);
+                    }
+                }
+            }
+            Op::Subscribe { inst } => {
+                if self.push && self.up {
+                    self.insts[inst].listening = true;
+                    self.insts[inst].believed = true;
+                    self.insts[inst].engine.tag_channel_up();
+                }
+            }
+            Op::DropChannel { inst } => {
+                self.insts[inst].listening = false;
+                self.insts[inst].inbox.clear();
+            }
+            Op::NoticeDown { inst } => {
+                if !self.insts[inst].listening {
+                    self.insts[inst].believed = false;
+                    self.insts[inst].engine.tag_channel_down();
+                }
+            }
             Op::Tick { inst } => {
                 self.refresh(inst);
                 self.drain(inst);
@@ -543,6 +695,7 @@ impl World {
                     rev,
                     at: now,
                     resolved: None,
+                    resolved_at: None,
                 });
                 self.insts[inst].queued.push_back(self.revs.len() - 1);
                 self.insts[inst].learned.insert(self.revs.len() - 1);
@@ -555,9 +708,15 @@ impl World {
 
     fn read(&mut self, inst: usize, key: usize, soft: u8) -> Result<(), TestCaseError> {
         let started = self.step;
-        let refreshed = self.refresh(inst);
+        // Following by push and caught up: no refresh.
+        let caught_up = self.insts[inst].engine.tags_caught_up(Millis(self.now));
+        let refreshed = caught_up || self.refresh(inst);
         // What Redis held when the refresh ran, for the exception of lost revalidations.
-        let held = self.redis.tags.clone();
+        // Caught up without a pull: what it held at the last pull, for what resolved before it.
+        let (held, pulled_step) = match &self.insts[inst].pulled {
+            Some((step, tags)) if caught_up => (tags.clone(), *step),
+            _ => (self.redis.tags.clone(), started),
+        };
         let soft = mask(soft);
         let now = Millis(self.now);
         let cache_key = KEYS[key];
@@ -594,18 +753,25 @@ impl World {
                     _ => fleetcache_core::Freshness::Fresh,
                 };
                 // Never heard of, and not in Redis when this read asked: lost with Redis's state.
-                let lost = !self.insts[inst].learned.contains(&n) && !held.covers(tag, &single);
+                let lost = !self.insts[inst].learned.contains(&n)
+                    && resolved < pulled_step
+                    && !held.covers(tag, &single);
                 // Before the tag state is loaded, while Redis is out of reach: this instance's
                 // own entries, made since it started, are judged by its own revalidations.
                 let own =
                     !refreshed && outage && header.meta.timestamp.0 > self.insts[inst].started;
-                if got < required && !lost && !own {
+                // Caught up without a pull: within the bound.
+                let within = caught_up
+                    && r.resolved_at.is_some_and(|t| t + PUSH_BOUND_MS > self.now)
+                    && self.insts[inst].unheard.contains(&n);
+                if got < required && !lost && !own && !within {
                     prop_assert!(
                         false,
                         "instance {} served {:?} an entry of {} created at {} tagged {}, invalidated \
-                         ({:?}) by revalidation #{} {:?} at {} resolved at step {}",
+                         ({:?}) by revalidation #{} {:?} at {} resolved at step {} (caught up \
+                         without a pull: {})",
                         inst, verdict, cache_key, header.meta.timestamp.0 - T0, tag, required, n,
-                        r.rev, r.at.0 - T0, resolved
+                        r.rev, r.at.0 - T0, resolved, caught_up
                     );
                 }
             }
@@ -767,17 +933,18 @@ proptest! {
     fn no_read_serves_what_a_resolved_revalidation_invalidated(
         ops in proptest::collection::vec(op(), 1..60),
     ) {
-        let mut w = World {
-            redis: Redis::default(),
-            kept: None,
-            up: true,
-            lose: HashSet::new(),
-            now: T0,
-            step: 0,
-            insts: (0..3).map(|_| Instance::new(T0)).collect(),
-            revs: Vec::new(),
-            seq: 0,
-        };
+        let mut w = World::new(false);
+        for op in &ops {
+            w.apply(op)?;
+        }
+        w.settle()?;
+    }
+
+    #[test]
+    fn following_by_push_a_read_is_within_the_bound_or_pulled(
+        ops in proptest::collection::vec(op(), 1..60),
+    ) {
+        let mut w = World::new(true);
         for op in &ops {
             w.apply(op)?;
         }
