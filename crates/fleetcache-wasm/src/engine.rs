@@ -212,7 +212,7 @@ impl Engine {
     pub fn follow_tags_by_push(&mut self, max_pull_interval_ms: f64) -> Result<(), JsValue> {
         self.inner
             .follow_tags_by_push(max_pull_interval_ms)
-            .map_err(|e| js_error(e.code(), &e.to_string()))
+            .map_err(|e| js_error(&e))
     }
 
     /// The sharded channel the tag updates announce on.
@@ -241,7 +241,7 @@ impl Engine {
         match self
             .inner
             .apply_announcement(msg)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?
+            .map_err(|e| js_error(&e))?
         {
             Announced::Applied(n) => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
             Announced::Known => Ok(-1),

@@ -106,7 +106,7 @@ impl From<crate::js_value::Error> for BindingError {
 }
 
 /// Builds `new Error(message)` with `error.code` (and `error.setting` for an invalid setting).
-pub(crate) fn js_error<E: Coded + ?Sized>(err: &E) -> JsValue {
+pub(crate) fn js_error(err: &dyn Coded) -> JsValue {
     let value = js_sys::Error::new(&err.to_string());
     // Reflect::set only fails on frozen objects; a fresh Error is not one.
     let _ = js_sys::Reflect::set(
