@@ -19,7 +19,7 @@ export interface TagEngine {
   readonly tagAnnounceChannel: string
   tagChannelUp(): void
   tagChannelDown(): void
-  applyAnnouncement(msg: Uint8Array): number
+  applyAnnouncement(msg: Uint8Array): AnnouncementCode
   tagsCaughtUp(now: number): boolean
   tagPullInMs(now: number): number
   applyRefresh(reply: Uint8Array, now: number): number
@@ -53,6 +53,7 @@ export interface TagEngine {
 type RevalidationModeCode = number
 type OutboxRefusalCode = number
 type BreakerStateCode = number
+type AnnouncementCode = number
 
 /**
  * The binding's enums tag synchronisation reads (numeric, as wasm-bindgen exports them): the
@@ -66,6 +67,7 @@ export interface TagEnums {
     readonly Parked: number
   }
   readonly BreakerState: { readonly Closed: number }
+  readonly Announcement: { readonly Known: number; readonly Gap: number }
 }
 
 /**
@@ -224,12 +226,18 @@ export class TagSync {
         message: (msg) => {
           try {
             // A gap (missed messages, a failover): the engine pulls until a pull after it.
+            const { Announcement } = this.enums
             const applied = this.engine.applyAnnouncement(msg)
             if (this.log.debugEnabled) {
-              const what = applied === -2 ? 'a gap, pulling' : applied === -1 ? 'known' : 'applied'
+              const what =
+                applied === Announcement.Gap
+                  ? 'a gap, pulling'
+                  : applied === Announcement.Known
+                    ? 'known'
+                    : 'applied'
               this.log.debug(`tag announcement: ${what}`)
             }
-            if (applied === -2) void this.pullAfterNow()
+            if (applied === Announcement.Gap) void this.pullAfterNow()
           } catch (err) {
             this.log.error(`unexpected tag announcement: ${describe(err)}`)
             this.engine.tagChannelDown()

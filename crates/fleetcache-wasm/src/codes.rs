@@ -187,3 +187,15 @@ pub enum ValueFlag {
     /// The value came without a `cacheControl`.
     NoCacheControl = 8,
 }
+
+/// What a message of the tag announcement channel did (`Engine.applyAnnouncement`).
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announcement {
+    /// Applied to the mirror.
+    Applied = 0,
+    /// Known already: nothing changed.
+    Known = 1,
+    /// A gap: updates were missed; the next pulls catch up.
+    Gap = 2,
+}

@@ -5,7 +5,8 @@ use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
 use crate::codes::{
-    BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, RevalidationMode,
+    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal,
+    RevalidationMode,
 };
 use crate::error::{js_error, BindingError};
 use crate::list::{join, split};
@@ -233,19 +234,19 @@ impl Engine {
         self.inner.tag_channel_down();
     }
 
-    /// Applies a message of the announcement channel: the number of tags applied, -1 when
-    /// it was known already, -2 for a gap (the next pulls catch up).
+    /// Applies a message of the announcement channel: applied, known already, or a gap (the
+    /// next pulls catch up).
     #[wasm_bindgen(js_name = applyAnnouncement)]
-    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<i32, JsValue> {
+    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announcement, JsValue> {
         use fleetcache_core::tags::Announced;
         match self
             .inner
             .apply_announcement(msg)
             .map_err(|e| js_error(&e))?
         {
-            Announced::Applied(n) => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
-            Announced::Known => Ok(-1),
-            Announced::Gap => Ok(-2),
+            Announced::Applied(_) => Ok(Announcement::Applied),
+            Announced::Known => Ok(Announcement::Known),
+            Announced::Gap => Ok(Announcement::Gap),
         }
     }
 

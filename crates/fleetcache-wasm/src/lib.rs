@@ -22,8 +22,8 @@ mod revalidate;
 mod write;
 
 pub use codes::{
-    BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, RevalidationMode,
-    ValueFlag, ValueKind,
+    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal,
+    RevalidationMode, ValueFlag, ValueKind,
 };
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
