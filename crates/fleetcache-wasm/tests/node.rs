@@ -4,7 +4,7 @@
 use fleetcache_wasm::{
     bounds, defaults, random_token, BreakerState, CommandKind, CommandResult, Consumer, Engine,
     Failure, Freshness, Iface, Outcome, ReadMachine, ReadStep, ReadStepKind, RevalidationMode,
-    Served, Source, WriteMachine, WriteOutcome, WriteStepKind,
+    Served, Source, ValueFlag, ValueKind, WriteMachine, WriteOutcome, WriteStepKind,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -494,7 +494,17 @@ fn incremental_value_round_trips_layout_and_cache_control() {
     // APP_PAGE with rscData (flag 1) and two segments: json, html, rsc, seg, seg.
     let parts = [7u32, 4, 3, 2, 1];
     let plan = e
-        .plan_incremental_entry("/p", 1, 1, 2, "_N_T_/p\0t", 60.0, 3600.0, &parts, NOW)
+        .plan_incremental_entry(
+            "/p",
+            ValueKind::AppPage,
+            ValueFlag::Rsc as u8,
+            2,
+            "_N_T_/p\0t",
+            60.0,
+            3600.0,
+            &parts,
+            NOW,
+        )
         .unwrap();
     assert!(plan.ttl_ms() > 3_599_000.0);
     let mut value = plan.header();
@@ -505,14 +515,14 @@ fn incremental_value_round_trips_layout_and_cache_control() {
     assert_eq!(s.cache_revalidate(), 60.0);
     assert_eq!(s.cache_expire(), 3600.0);
     assert!(s.has_cache_control());
-    assert_eq!(s.value_kind(), 1);
-    assert_eq!(s.value_flags() & 1, 1);
+    assert_eq!(s.value_kind(), ValueKind::AppPage);
+    assert_eq!(s.value_flags() & ValueFlag::Rsc as u8, ValueFlag::Rsc as u8);
     assert_eq!(s.segments(), 2);
     assert_eq!(s.parts(), parts.to_vec());
     assert_eq!(s.payload_offset() as usize, value.len() - 17);
     // Wrong part count for the kind is refused with a code.
     let err = e
-        .plan_incremental_entry("/r", 3, 0, 0, "", 60.0, 3600.0, &[1], NOW)
+        .plan_incremental_entry("/r", ValueKind::AppRoute, 0, 0, "", 60.0, 3600.0, &[1], NOW)
         .err()
         .unwrap();
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
@@ -523,7 +533,17 @@ fn incremental_value_round_trips_layout_and_cache_control() {
 fn incremental_stale_tag_moves_last_modified_back() {
     let mut e = engine("d1");
     let mut value = e
-        .plan_incremental_entry("/r", 3, 0, 0, "t", 60.0, 3600.0, &[2, 1], NOW)
+        .plan_incremental_entry(
+            "/r",
+            ValueKind::AppRoute,
+            0,
+            0,
+            "t",
+            60.0,
+            3600.0,
+            &[2, 1],
+            NOW,
+        )
         .unwrap()
         .header();
     value.extend_from_slice(b"{}b");
