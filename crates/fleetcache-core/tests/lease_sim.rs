@@ -105,8 +105,6 @@ struct Store {
     leases: HashMap<usize, StoredLease>,
     /// (set_at, extended_at, ended_at) of every lease that ended.
     ended: Vec<(u64, u64, u64)>,
-    /// (key, at) of every release without a write.
-    released: Vec<(usize, u64)>,
     /// (key, at) of every lease taken.
     taken: Vec<(usize, u64)>,
 }
@@ -169,7 +167,6 @@ impl Store {
         if mine {
             if let Some(l) = self.leases.remove(&key) {
                 self.ended.push((l.set_at, l.extended_at, now));
-                self.released.push((key, now));
             }
         }
     }
@@ -235,6 +232,8 @@ struct ReqState {
     flights: [Option<(u64, Permit)>; 3],
     /// When its regeneration began.
     regen_began: u64,
+    /// Its read won the lease.
+    held: bool,
     started: u64,
     follower_on_miss: bool,
     end: Option<(End, u64)>,
@@ -259,6 +258,8 @@ struct Sim {
     tiers: Vec<HashMap<usize, Vec<u8>>>,
     lost_i: usize,
     flight_seq: u64,
+    /// (key, at) of every lease holder that ended without a write.
+    abandoned: Vec<(usize, u64)>,
 }
 
 fn key_name(k: usize) -> String {
@@ -328,6 +329,7 @@ impl Sim {
                 write: None,
                 flights: [None; 3],
                 regen_began: 0,
+                held: false,
                 started: 0,
                 follower_on_miss: false,
                 end: None,
@@ -350,6 +352,7 @@ impl Sim {
             tiers: vec![HashMap::new(); sc.instances],
             lost_i: 0,
             flight_seq: 0,
+            abandoned: Vec::new(),
             sc,
         };
         for (i, r) in sim.sc.reqs.clone().iter().enumerate() {
@@ -594,6 +597,7 @@ impl Sim {
                     );
                 }
                 if a.holds_lease {
+                    self.reqs[r].held = true;
                     // The host starts the holder's renewal timer.
                     let mut renewal = read.renewal().unwrap();
                     let s = self.engines[inst]
@@ -845,7 +849,8 @@ impl Sim {
             }
             Ev::Timer(r) => self.feed(r, ReadInput::Timer, None)?,
             Ev::Deadline(r, slot, id) => {
-                let timed_out = matches!(self.reqs[r].flights[slot as usize], Some((c, _)) if c == id);
+                let timed_out =
+                    matches!(self.reqs[r].flights[slot as usize], Some((c, _)) if c == id);
                 if !timed_out {
                     return Ok(());
                 }
@@ -874,6 +879,15 @@ impl Sim {
                 let release = self.sc.release[self.release_i % self.sc.release.len()];
                 self.release_i += 1;
                 let now = Millis(self.now as f64);
+                // A holder whose lease is still live gives up: its followers must not wait on.
+                let token = Self::token(r, inst);
+                let live = self
+                    .store
+                    .lease(self.key(r), self.now)
+                    .is_some_and(|l| l.token == token);
+                if release && self.reqs[r].held && live {
+                    self.abandoned.push((self.key(r), self.now));
+                }
                 let request = if release {
                     // Nothing cacheable: no write; the lease, when held, is let go.
                     WriteRequest::Abandoned {
@@ -952,20 +966,22 @@ impl Sim {
                 self.now,
                 bound
             );
-            // Property 6: a release without a write ends the wait within one poll interval
-            // (plus the round trips of a poll in flight), unless a new lease was taken.
+            // Property 6: a holder that gives up without a write ends the wait within one
+            // poll interval (plus the round trips of its release and of a poll in flight),
+            // unless a new lease was taken.
             let key = self.key(r);
-            for &(k, at) in &self.store.released {
+            for &(k, at) in &self.abandoned {
                 let relet = self
                     .store
                     .taken
                     .iter()
                     .any(|&(tk, t)| tk == key && t >= at && t <= self.now);
                 if k == key && at >= started && !relet {
-                    let bound = at + POLL_MAX_MS as u64 + 3 * self.max_delay + 1;
+                    // The release's trip to the store, then a poll's round trip.
+                    let bound = at + POLL_MAX_MS as u64 + 4 * self.max_delay + 1;
                     prop_assert!(
                         self.now <= bound,
-                        "follower {} ended at {}, released at {}: > {}",
+                        "follower {} ended at {}, the holder gave up at {}: > {}",
                         r,
                         self.now,
                         at,
