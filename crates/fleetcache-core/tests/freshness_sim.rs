@@ -1,21 +1,34 @@
 //! The freshness contract (docs/failures.md, "Freshness") as a property: several instances,
 //! each with its own real [`Engine`], share a model of Redis; proptest draws histories of
 //! writes, reads, revalidations in all three modes, flushes, failovers that lose the last
-//! updates (a restore of an earlier state), restarts, outages and lost replies, and shrinks a
-//! violation to a minimal one.
+//! updates (a restore of an earlier state), restarts, outages, lost replies, clock advances
+//! and event-loop stalls, and shrinks a violation to a minimal one.
 //!
 //! The model runs the tag scripts' rules as `src/lua/*.lua` state them (update, refresh with
-//! version ids, merge); `tests/lua_scripts.rs` checks the Lua agrees with the same Rust rules
-//! on a real redis-server. Each instance does what the host does: refresh the tag state at the
-//! start of a request, step the core's read machine (its in-process tier, then Redis, then the
-//! lease), keep what the machine says to keep, send revalidations through the outbox, give
-//! lost records back, and report every command to its circuit breaker.
+//! version ids, merge), and the lease scripts (acquire, poll, write, release);
+//! `tests/lua_scripts.rs` checks the Lua agrees with the same Rust rules on a real
+//! redis-server.
+//!
+//! Requests overlap, as on a host. A read coalesces with its process's tag refresh in flight
+//! (as `TagSync` does) and then steps the core's read machine over this process's write in
+//! flight, its tier, Redis and the lease; a write steps the core's write machine (the host
+//! keeps its copy in the tier and as its write in flight, and marks it local when the store
+//! fails). Every command goes through the instance's circuit breaker and is in flight until a
+//! drawn `Step` carries it to Redis and another carries its reply back, so the commands of
+//! several requests interleave; a reply may be lost, and one delivered past its budget (after
+//! an advance or a ~1 s stall of the clock) is a timeout for the machine and the breaker.
+//! The tag side is not delayed: revalidations go through the outbox, lost records are given
+//! back, and the retry timer refreshes, each answered at once.
 //!
 //! The invariant: a read whose refresh succeeded never serves as fresh (or as stale where only
-//! a miss is allowed) an entry that a revalidation resolved before the read invalidated,
-//! unless Redis, at that refresh, did not hold that revalidation (it was lost and no instance
-//! that knew it has written it back yet). And the liveness half: once Redis answers and every
-//! instance has caught up, every revalidation a live instance knows of is back in Redis.
+//! a miss is allowed) an entry that a revalidation resolved before the read began invalidated,
+//! unless Redis, when that refresh ran there, did not hold that revalidation (it was lost and
+//! no instance that knew it has written it back yet). A follower that only serves a response
+//! may get a stale entry as fresh while another request holds its lease (single-flight); a
+//! read whose answer is cached may not. The entry's creation time is read from its payload
+//! (the writer puts there when its regeneration began), not from the header the write machine
+//! stamped. And the liveness half: once Redis answers and every instance has caught up, every
+//! revalidation a live instance knows of is back in Redis.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 

@@ -3,10 +3,14 @@
 //! A virtual clock, a fake store that executes the lease scripts exactly as the Lua does
 //! (atomically, at the instant a command "arrives") and keeps real envelopes, and 3 to 10
 //! simulated instances, each with its own [`Engine`] stepping one [`ReadMachine`] per request
-//! (the machine the host drives) and writing with `plan_set` / `plan_entry_write`, racing for
-//! the same keys with random network delays,
-//! random regeneration times and holders that crash mid-regeneration. proptest drives the
-//! randomness, so a failing schedule shrinks to a small one.
+//! (the machine the host drives), its [`RenewMachine`] while it holds the lease, and a
+//! [`WriteMachine`] for its write or its release, racing for the same keys with random network
+//! delays, random regeneration times and holders that crash mid-regeneration. Every command
+//! goes through the instance's circuit breaker and arms the host's deadline (its budget);
+//! some replies are lost, and one instance's event loop may stall for about a second, so
+//! replies arrive past their budget and count as timeouts. The host's tier keeps what the
+//! machines say to keep, and its own writes. proptest drives the randomness, so a failing
+//! schedule shrinks to a small one; `PROPTEST_CASES` sets the number of cases.
 //!
 //! Properties:
 //! 1. never two holders of one live lease: whenever an instance's engine believes it holds
@@ -21,9 +25,12 @@
 //!    at random) never ends on a stale entry, as it is or as fresh: it is served only what a
 //!    read found fresh, or it regenerates;
 //! 6. a holder that ends without writing (its result not cacheable: `lease_release.lua`)
-//!    holds no follower up: every follower waiting on that key ends within one poll interval
-//!    of the release (plus the round trips in flight), unless another request took a new
-//!    lease on the key meanwhile.
+//!    while its lease is live holds no follower up: every follower waiting on that key ends
+//!    within one poll interval of the holder giving up (plus the round trips of the release
+//!    and of a poll in flight), unless another request took a new lease on the key meanwhile.
+//!
+//! Properties 2, 4 and 6 bound times, so they apply to schedules where no reply is lost or
+//! held up by a stall; the others hold on every schedule.
 //!
 //! Holders renew their leases (`lease_renew.lua`) while they regenerate, so regenerations
 //! longer than the TTL (down to 200 ms here) still happen once (property 4), and a lease is
