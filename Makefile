@@ -29,7 +29,7 @@ JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
-.PHONY: all help setup wasm js pack test test-rust test-crates test-wasm test-js test-package test-e2e test-compat test-compat-oldest test-valkey test-faults fuzz lint fmt demo bench clean
+.PHONY: all help setup wasm wasm-budget js pack test test-rust test-crates test-wasm test-js test-package test-e2e test-compat test-compat-oldest test-valkey test-faults fuzz lint fmt demo bench clean
 
 all: pack ## build the wasm engine, the npm package and its tarball
 
@@ -52,6 +52,15 @@ pkg/.stamp: $(WASM_RAW) scripts/mkpkg.sh
 	@touch $@
 
 wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
+
+# The size budget of the optimized module, in bytes: the one place it is set. Why this number,
+# where the bytes go and how to look: docs/decisions/0028-wasm-size-budget.md.
+WASM_BUDGET_BYTES := 250000
+wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt) exceeds WASM_BUDGET_BYTES
+	@size=$$(stat -c %s pkg/$(WASM_CRATE)_bg.wasm); \
+	  if [ "$$size" -gt $(WASM_BUDGET_BYTES) ]; then \
+	    echo "wasm-budget: pkg/$(WASM_CRATE)_bg.wasm is $$size bytes, over the budget of $(WASM_BUDGET_BYTES) (docs/decisions/0028-wasm-size-budget.md)"; exit 1; \
+	  else echo "wasm-budget: $$size of $(WASM_BUDGET_BYTES) bytes"; fi
 
 # ---- npm package ----------------------------------------------------------------------------
 
@@ -177,7 +186,7 @@ fuzz: ## fuzz the envelope decoder and the tag-reply parser, FUZZ_SECONDS each (
 	    cargo-fuzz run --sanitizer none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 || exit 1; \
 	done
 
-lint: setup js ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types)
+lint: setup js wasm-budget ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types), the wasm size budget
 	$(HOST_CARGO) fmt --all -- --check
 	$(HOST_CARGO) clippy --workspace --all-targets -- -D warnings
 	cd js-host && npx tsc -p tsconfig.json --noEmit && npx eslint . && npx prettier --check .

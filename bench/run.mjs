@@ -315,8 +315,8 @@ function boundary() {
   const t = now()
   const header = e.planUseCacheSet(uc, cacheKey, 'a\0b', t, 60, 3600, 30, payload.length, t)
   const value = Buffer.concat([header, payload])
-  sync('inspect (header of a 10 KB entry)', () =>
-    e.inspect(cacheKey, value.subarray(0, 4096), value.length, '', t),
+  sync('inspectEntry (header of a 10 KB entry)', () =>
+    e.inspectEntry(uc, cacheKey, value.subarray(0, 4096), value.length, '', t).free(),
   )
 
   // Codec throughput: a 100 KB APP_ROUTE-like value, fleetcache envelope vs the JSON+base64
@@ -336,8 +336,10 @@ function boundary() {
   ])
   const decode = measureSync(
     () => {
-      e.inspect(cacheKey, encoded.subarray(0, 4096), encoded.length, '', t)
-      return encoded.subarray(e.lastPayloadOffset)
+      const seen = e.inspectEntry(uc, cacheKey, encoded.subarray(0, 4096), encoded.length, '', t)
+      const payload = encoded.subarray(seen.payloadOffset)
+      seen.free()
+      return payload
     },
     { k: 50, blocks: 30 },
   )

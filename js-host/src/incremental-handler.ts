@@ -1,5 +1,4 @@
 import { now } from './clock'
-import { consumerWillServerCache } from './consumer'
 import {
   optionsFromEnv,
   resolveOptions,
@@ -8,14 +7,14 @@ import {
 } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { fly, redisDown, Step, type Judgement } from './flight'
+import { leaseToken, readEntry, type ReadIo } from './read-driver'
+import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
 import { describeIncrementalValue } from './incremental-envelope'
-import { decodeValue, ValueKind, type IncrementalValue } from './value-codec'
-import { inspectWindow } from './envelope-window'
-import { wasm } from './wasm'
+import { decodeValue, type IncrementalValue } from './value-codec'
+import { wasm, type ReadStep } from './wasm'
 
 export type { IncrementalValue } from './value-codec'
 
@@ -73,21 +72,6 @@ const IFACE = wasm.Interface.incremental()
 const KEY_MEMO_ENTRIES = 4096
 const KEY_MEMO_MAX_LENGTH = 512
 
-const { Outcome } = wasm
-
-/** The engine's codes for what a read found. */
-const Found = { Fresh: 0, Stale: 1, Missing: 2 } as const
-
-/** What one `get` reads and how it judges it. */
-interface ReadContext {
-  cacheKey: string
-  key: string
-  isFetch: boolean
-  soft: string
-  requestRevalidate: number
-  kind: string | undefined
-}
-
 /** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
 function isBuildPhase(): boolean {
   return process.env.NEXT_PHASE === 'phase-production-build'
@@ -104,8 +88,12 @@ function uniq(tags: Iterable<string>): string[] {
  */
 class IncrementalCore {
   private readonly keys = new Map<string, string>()
+  /** What the read driver sends and awaits through (no writes in flight: Next has none here). */
+  private readonly io: ReadIo
 
-  constructor(readonly rt: Runtime) {}
+  constructor(readonly rt: Runtime) {
+    this.io = nodeReadIo(rt)
+  }
 
   private entryKey(cacheKey: string): string {
     let key = this.keys.get(cacheKey)
@@ -124,192 +112,78 @@ class IncrementalCore {
     ctx: IncrementalGetContext = {},
     onDemand = false,
   ): Promise<IncrementalCacheEntry | null> {
-    const started = now()
-    const { entry, step } = await this.answer(cacheKey, ctx)
+    const { engine, log } = this.rt
     try {
-      // Where a regeneration of this key begins, if it does: its write is stamped with it.
-      this.rt.engine.noteIncrementalRead(cacheKey, step, onDemand, started)
-    } catch (err) {
-      this.rt.log.error(`inc get: regeneration start not recorded: ${describe(err)}`)
-    }
-    return entry
-  }
-
-  /** The answer to a `get`, with the lease step it ended on (what Next does next). */
-  private async answer(
-    cacheKey: string,
-    ctx: IncrementalGetContext,
-  ): Promise<{ entry: IncrementalCacheEntry | null; step: number }> {
-    const serve = (entry: IncrementalCacheEntry | null | undefined, step: number) => ({
-      entry: entry ?? null,
-      step: entry === undefined || entry === null ? Step.Regenerate : step,
-    })
-    const { store, tags, log } = this.rt
-    try {
-      // A FETCH read inside a page's regeneration: what it returns is baked into the page.
-      const caches = consumerWillServerCache()
-      const key = this.entryKey(cacheKey)
+      // Before any await: a FETCH read inside a page's regeneration is baked into the page.
+      const consumer = readConsumer()
       const isFetch = ctx.kind === 'FETCH'
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
-      const how: ReadContext = { cacheKey, key, isFetch, soft, requestRevalidate, kind: ctx.kind }
-      // No refreshTags hook on this interface: pull tag changes alongside the entry, so the
-      // decision below sees every revalidation finished before this request, at no extra
-      // round trip of latency (the refresh is coalesced with the other handler's).
-      const refreshed = tags.refresh()
-      const t0 = now()
-      const local = store.peek(key, t0)
-      let kept: Judgement<IncrementalCacheEntry> | undefined
-      if (local !== null) {
-        // The in-process tier (docs/decisions/0010-in-process-tier.md), judged only once the tag mirror is current.
-        await refreshed
-        const t = now()
-        const j = this.judge(how, local, t)
-        if (j.found === Found.Fresh) return serve(j.value, Step.Serve)
-        if (j.value !== undefined && redisDown(this.rt, t)) return serve(j.value, Step.ServeStale)
-        if (j.value === undefined) store.forget(key)
-        else kept = j
-      }
-      let value: Buffer | null
-      try {
-        ;[value] = await Promise.all([store.get(key, t0), refreshed])
-      } catch (err) {
-        // Redis failed this read: what this process holds beats a miss, a copy kept for
-        // outages only included.
-        if (kept?.value === undefined) {
-          const held = store.fallback(key, now())
-          if (held !== null) {
-            const j = this.judge(how, held, now())
-            if (j.value !== undefined) kept = j
-          }
-        }
-        if (kept?.value === undefined) throw err
-        log.debug(`inc get ${key}: redis read failed (${describe(err)}), served from this process`)
-        return serve(kept.value, Step.ServeStale)
-      }
-      const t = now()
-      const first = this.judged(how, value, t)
-      if (first.value === undefined && kept !== undefined && redisDown(this.rt, t)) {
-        return serve(kept.value, Step.ServeStale)
-      }
-      const landing = await fly(this.rt, IFACE, cacheKey, first, t, caches, (value, at) =>
-        this.judged(how, value, at),
+      const machine = wasm.ReadMachine.incremental(
+        engine,
+        cacheKey,
+        isFetch,
+        soft,
+        requestRevalidate,
+        consumer,
+        onDemand,
+        leaseToken(),
+        now(),
       )
-      const entry = landing.judgement.value
-      if (entry === undefined) return serve(null, landing.step)
-      switch (landing.step) {
-        case Step.Serve:
-        case Step.ServeStale:
-          return serve(entry, landing.step)
-        case Step.ServeAsFresh:
-          // A follower: another instance regenerates, so Next must see no staleness here.
-          log.debug(`inc get ${key} stale: served as fresh while another instance regenerates`)
-          return serve({ ...entry, lastModified: now() }, landing.step)
-        default:
-          log.debug(`inc get ${key} miss: regenerating here (step ${String(landing.step)})`)
-          return serve(null, landing.step)
+      const { answer, value, readError } = await readEntry(engine, machine, this.io, {
+        decode: (a, bytes) => this.decode(cacheKey, a, bytes),
+      })
+      if (answer === undefined) return null
+      try {
+        logAnswer(log, answer, readError)
+        return value ?? null
+      } finally {
+        answer.free()
       }
     } catch (err) {
       log.error(`inc get failed, treated as a miss: ${describe(err)}`)
-      return serve(null, Step.Regenerate)
+      return null
     }
   }
 
-  /** Judges a Redis reply and keeps a servable one in the in-process tier. */
-  private judged(
-    how: ReadContext,
-    value: Buffer | null,
-    t: number,
-  ): Judgement<IncrementalCacheEntry> {
-    const { engine, store, log } = this.rt
-    if (value === null) {
-      engine.noteMiss(1)
-      log.debug(`inc get ${how.key} miss`)
-      return { found: Found.Missing, timestamp: Number.NaN, value: undefined }
-    }
-    const j = this.judge(how, value, t)
-    if (j.value !== undefined) store.remember(how.key, value, j.keepUntil, j.outageOnly)
-    return j
-  }
-
-  /** What a stored envelope is worth now; the engine decides, this decodes what it serves. */
-  private judge(
-    how: ReadContext,
-    value: Buffer,
-    t: number,
-  ): Judgement<IncrementalCacheEntry> & { keepUntil: number; outageOnly: boolean } {
-    const { engine, log } = this.rt
-    const { cacheKey, key, isFetch, soft, requestRevalidate } = how
-    const miss = (timestamp: number) => ({
-      found: Found.Missing,
-      timestamp,
-      value: undefined,
-      keepUntil: t,
-      outageOnly: false,
-    })
-    const outcome = inspectWindow(
-      value,
-      (prefix) =>
-        engine.inspectIncremental(cacheKey, prefix, value.byteLength, soft, requestRevalidate, t),
-      () => engine.lastNeed,
-    )
-    switch (outcome) {
-      case Outcome.Fresh:
-      case Outcome.Stale:
-        break
-      case Outcome.Expired:
-        // The core says why: its own lifetime, or a tag.
-        log.debug(`inc get ${key} ${engine.lastLookup}`)
-        return miss(engine.lastTimestamp)
-      case Outcome.KeyMismatch:
-        log.debug(`inc get ${key} hash collision with another key: miss`)
-        return miss(engine.lastTimestamp)
-      default:
-        log.error(
-          `unreadable entry at ${key} (${engine.lastError || 'corrupt'}): treated as a miss`,
-        )
-        // An unreadable value never counts as "newer" than this read.
-        return miss(Number.MAX_VALUE)
-    }
-    const found = engine.incrementalFound(outcome, requestRevalidate, t)
-    const timestamp = engine.lastTimestamp
-    const keepUntil = engine.tierExpiry(t)
-    const outageOnly = engine.tierOutageOnly
-    const kind = engine.lastValueKind
-    // Next throws an InvariantError when a FETCH read finds another kind or vice versa.
-    if (isFetch !== (kind === ValueKind.FETCH) && !(kind === ValueKind.null && !isFetch)) {
-      log.error(`entry at ${key} has value kind ${String(kind)}, read as ${String(how.kind)}: miss`)
-      return miss(timestamp)
-    }
-    const lengths = engine.lastParts
+  /**
+   * Next's shape of the value an answer serves: its parts decoded (value-codec), with the
+   * machine's presentation. Undefined (and an error line) when the parts cannot be decoded.
+   */
+  private decode(
+    cacheKey: string,
+    answer: ReadStep,
+    bytes: Uint8Array,
+  ): IncrementalCacheEntry | undefined {
+    const buf = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const lengths = answer.parts
     const parts: Buffer[] = new Array<Buffer>(lengths.length)
-    let off = engine.lastPayloadOffset
+    let off = answer.payloadOffset
     for (let i = 0; i < lengths.length; i++) {
       const len = lengths[i] ?? 0
-      parts[i] = value.subarray(off, off + len)
+      parts[i] = buf.subarray(off, off + len)
       off += len
     }
-    const lastModified = engine.lastModified
-    const hasCacheControl = engine.lastHasCacheControl
-    const r = engine.lastCacheRevalidate
-    const e = engine.lastCacheExpire
     let decoded: IncrementalValue | null
     try {
-      decoded = decodeValue(kind, engine.lastValueFlags, engine.lastSegments, parts)
+      decoded = decodeValue(answer.valueKind, answer.valueFlags, answer.segments, parts)
     } catch (err) {
-      log.error(`unreadable value at ${key} (${describe(err)}): treated as a miss`)
-      return miss(Number.MAX_VALUE)
+      this.rt.log.error(`unreadable value of ${cacheKey} (${describe(err)}): treated as a miss`)
+      return undefined
     }
-    const entry: IncrementalCacheEntry = { lastModified, value: decoded }
-    if (hasCacheControl) {
+    const entry: IncrementalCacheEntry = { lastModified: answer.lastModified, value: decoded }
+    if (answer.hasCacheControl) {
+      const r = answer.cacheRevalidate
+      const e = answer.cacheExpire
       entry.cacheControl = {
         revalidate: Number.isNaN(r) ? false : r,
         expire: Number.isNaN(e) ? undefined : e,
       }
     }
-    log.debug(`inc get ${key} ${found === Found.Fresh ? 'hit' : 'stale'}`)
-    return { found, timestamp, value: entry, keepUntil, outageOnly }
+    return entry
   }
 
   async set(

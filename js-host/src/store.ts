@@ -1,10 +1,13 @@
 import type { Engine } from './wasm'
 import type { Transport } from './transport'
-import { isCircuitOpen, RedisReplyError } from './transport'
+import { RedisReplyError } from './transport'
 
 /** Where envelopes live: Redis, or this process's memory when no Redis is configured. */
 export interface EntryStore {
-  /** The stored envelope, or null. Rejects on transport errors (callers turn them into misses). */
+  /**
+   * The stored envelope, or null. Rejects on transport errors, the open breaker's included (the
+   * read machine turns them into misses, or serves the copy this process holds).
+   */
   get(key: string, now: number): Promise<Buffer | null>
   /**
    * Writes an envelope for `ttlMs` (the write machine's Store step): `SET` when `script` is
@@ -23,20 +26,15 @@ export interface EntryStore {
   /** The tier's copy of `key` never reached Redis: served only until Redis answers again. */
   markLocal(key: string): void
   /**
-   * This process's in-process tier: the envelope held under `key`, or
-   * null. The caller judges it (lifetime, tags) before serving it.
+   * This process's in-process tier: the bytes held under `key`, or null. The read machine asks
+   * the engine's tier index whether they are usable and judges them before serving them.
    */
-  peek(key: string, now: number): Buffer | null
+  tierBytes(key: string): Buffer | null
   /**
-   * Keeps an envelope read from Redis in the in-process tier until `expiresAt`; for outages
-   * only when `outageOnly` (the engine's `tierOutageOnly`).
+   * Keeps an envelope in the in-process tier until `expiresAt`; for outages only when
+   * `outageOnly` (the read machine's tier action says both).
    */
   remember(key: string, value: Buffer, expiresAt: number, outageOnly?: boolean): void
-  /**
-   * After a Redis read of `key` failed: the tier's copy whatever it is kept for (outages only
-   * included), or null. The caller judges it before serving it.
-   */
-  fallback(key: string, now: number): Buffer | null
   /** Drops `key` from the in-process tier. */
   forget(key: string): void
   readonly kind: 'redis' | 'memory'
@@ -46,7 +44,7 @@ export interface EntryStore {
  * Redis behind an in-process tier: a byte-bounded LRU of envelopes whose index (recency,
  * sizes, lifetimes, eviction) is the engine's and whose bytes stay in a JS Map, so a tier hit
  * copies nothing through wasm. Concurrent reads of one key in this process share one `GET`.
- * A tier entry is only ever served after the handler has judged it against its lifetime and
+ * A tier entry is only ever served after the read machine has judged it against its lifetime and
  * the tag mirror, like a Redis reply.
  */
 export class RedisStore implements EntryStore {
@@ -66,26 +64,9 @@ export class RedisStore implements EntryStore {
     this.tiered = engine !== undefined && tierBytes > 0
   }
 
-  peek(key: string, now: number): Buffer | null {
-    if (this.engine === undefined || !this.tiered) return null
-    const value = this.bytes.get(key)
-    if (value === undefined) return null
-    // 0 gone, 1 serve, 2 kept for outages only (the engine's TierUse).
-    const use = this.engine.tierUse(key, now)
-    if (use === 1) return value
-    if (use === 0) this.bytes.delete(key)
-    return null
-  }
-
-  fallback(key: string, now: number): Buffer | null {
-    if (this.engine === undefined || !this.tiered) return null
-    const value = this.bytes.get(key)
-    if (value === undefined) return null
-    if (!this.engine.tierFallback(key, now)) {
-      this.bytes.delete(key)
-      return null
-    }
-    return value
+  tierBytes(key: string): Buffer | null {
+    if (!this.tiered) return null
+    return this.bytes.get(key) ?? null
   }
 
   remember(key: string, value: Buffer, expiresAt: number, outageOnly = false): void {
@@ -118,14 +99,7 @@ export class RedisStore implements EntryStore {
   }
 
   private async read(key: string): Promise<Buffer | null> {
-    let reply: unknown
-    try {
-      reply = await this.transport.send(['GET', key], { kind: 'read' })
-    } catch (err) {
-      // Redis is known to be down (the breaker logged it once): a plain miss, not a log line.
-      if (isCircuitOpen(err)) return null
-      throw err
-    }
+    const reply = await this.transport.send(['GET', key], { kind: 'read' })
     if (reply === null || reply === undefined) return null
     if (!Buffer.isBuffer(reply)) throw new Error('GET returned a non-string reply')
     return reply
@@ -182,12 +156,7 @@ export class MemoryStore implements EntryStore {
   }
 
   /** The whole store is in-process already: `get` is the tier. */
-  peek(): Buffer | null {
-    return null
-  }
-
-  /** Nothing fails here: `get` never rejects. */
-  fallback(): Buffer | null {
+  tierBytes(): Buffer | null {
     return null
   }
 

@@ -78,7 +78,8 @@ describe('shared vectors through the binding', () => {
         engine.planTagUpdate(r.tags.join('\0'), mode, r.expireSeconds ?? Number.NaN, r.at)
       }
       const value = c.envelope === undefined ? Buffer.from(c.value, 'hex') : stored.get(c.envelope)
-      const outcome = engine.inspect(
+      const { outcome } = engine.inspectEntry(
+        wasm.Interface.useCache('default'),
         c.cacheKey,
         value,
         value.byteLength,

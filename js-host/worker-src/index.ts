@@ -5,21 +5,27 @@
  * (docs/transport.md). ESM, no Node APIs.
  *
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
- * `refreshTags`, `getExpiration`, `updateTags`). Tag synchronisation is the Node handlers' own
- * module (`./tag-sync.js`), and `set` runs their write driver (`./write-driver.js`); the Node
- * handlers add node-redis, the in-process tier and the in-flight write map.
+ * `refreshTags`, `getExpiration`, `updateTags`). Its `get` steps the core's read machine with the
+ * Node handlers' read driver (`./read-driver.js`), so it makes the same decisions (leases with a
+ * transport, stale presentation); tag synchronisation is their own module (`./tag-sync.js`), and
+ * `set` runs their write driver (`./write-driver.js`). The Node handlers add node-redis, the
+ * in-process tier and the in-flight write map.
  */
 import * as binding from '../wasm/web/fleetcache_wasm.js'
 import {
   bounds,
+  Consumer,
   defaults,
   Engine,
   initSync,
   Interface,
   Outcome,
+  ReadMachine,
+  Served,
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
 import { describe, type Logger } from './log.js'
+import { leaseToken, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
 import { writeEntry, type WriteIo } from './write-driver.js'
 
@@ -83,7 +89,10 @@ export interface WorkerCacheOptions {
  */
 export { bounds, defaults, Engine, Interface, Outcome }
 
-const HEADER_WINDOW = 4096
+/** What `script` rejects with in memory: the read machine hears "no lease". */
+function noRedis(): Error {
+  return Object.assign(new Error('no transport: no leases'), { code: 'ERR_NO_REDIS' })
+}
 
 /** Wall-clock milliseconds on Next's scale (see `WorkerCacheOptions.now`). */
 function performanceNow(): number {
@@ -175,8 +184,12 @@ class Guarded {
     private readonly now: () => number,
   ) {}
 
-  async send(argv: readonly (string | Uint8Array)[], kind: 'read' | 'write'): Promise<Reply> {
-    const k = kind === 'read' ? 0 : 1
+  /** `lease`: the lease protocol, with the engine's lease budget (a write for the transport). */
+  async send(
+    argv: readonly (string | Uint8Array)[],
+    kind: 'read' | 'write' | 'lease',
+  ): Promise<Reply> {
+    const k = kind === 'read' ? 0 : kind === 'lease' ? 2 : 1
     const permit = this.engine.admit(k, this.now())
     if (permit === 0) throw new CircuitOpenError()
     const timeoutMs = this.engine.budgetMs(k)
@@ -194,7 +207,8 @@ class Guarded {
           )
         }, timeoutMs + this.engine.connectBudgetMs)
       })
-      const reply = await Promise.race([this.inner.send(argv, { kind, timeoutMs }), deadline])
+      const sent = this.inner.send(argv, { kind: kind === 'read' ? 'read' : 'write', timeoutMs })
+      const reply = await Promise.race([sent, deadline])
       result = 0
       return reply
     } catch (err) {
@@ -208,7 +222,10 @@ class Guarded {
   }
 
   /** An `EVALSHA` planned by the engine, loading the script on `NOSCRIPT`. */
-  async script(argv: readonly (string | Uint8Array)[], kind: 'read' | 'write'): Promise<Reply> {
+  async script(
+    argv: readonly (string | Uint8Array)[],
+    kind: 'read' | 'write' | 'lease',
+  ): Promise<Reply> {
     try {
       return await this.send(argv, kind)
     } catch (err) {
@@ -224,14 +241,9 @@ class Guarded {
 class TransportStore implements Store {
   constructor(private readonly guarded: Guarded) {}
 
+  /** Rejects on failures, the open breaker's included: the read machine decides what follows. */
   async get(key: string): Promise<Uint8Array | null> {
-    let reply: Reply
-    try {
-      reply = await this.guarded.send(['GET', key], 'read')
-    } catch (err) {
-      if (err instanceof CircuitOpenError) return null
-      throw err
-    }
+    const reply = await this.guarded.send(['GET', key], 'read')
     if (reply === null) return null
     if (!(reply instanceof Uint8Array)) throw new Error('GET returned a non-binary reply')
     return reply
@@ -285,6 +297,8 @@ export class WorkerCache {
   private readonly iface: Interface
   private readonly now: () => number
   private readonly tags: TagSync
+  /** What the read driver sends and awaits through: this isolate's store or the transport. */
+  private readonly io: ReadIo
   /**
    * Called with a message when something failed and was turned into a miss or a skip, and with
    * the tag synchronisation's warnings and errors (the Node handlers' log lines).
@@ -321,6 +335,24 @@ export class WorkerCache {
       now: this.now,
       log,
     })
+    const store = this.store
+    this.io = {
+      binding,
+      now: this.now,
+      sleep: (ms) =>
+        new Promise((resolve) => {
+          setTimeout(resolve, ms)
+        }),
+      refresh: () => this.refreshTags(),
+      // No in-process tier here, and no writes in flight to read: `set` awaits its write.
+      tierBytes: () => null,
+      remember: () => undefined,
+      forget: () => undefined,
+      get: (key) => store.get(key, this.now()),
+      script: (argv) =>
+        guarded === undefined ? Promise.reject(noRedis()) : guarded.script(argv, 'lease'),
+      debug: () => undefined,
+    }
   }
 
   /** Where entries live: `memory` (this isolate) or `transport`. */
@@ -331,44 +363,33 @@ export class WorkerCache {
   async get(cacheKey: string, softTags: string[] = []): Promise<CacheEntry | undefined> {
     const engine = this.engine
     try {
-      const key = engine.entryKey(this.iface, cacheKey)
-      const t = this.now()
-      const value = await this.store.get(key, t)
-      if (value === null) return undefined
-      const soft = softTags.join('\0')
-      let outcome = engine.inspect(
+      // No work-unit store here: the answer goes to the response, so a stale entry is served.
+      const machine = ReadMachine.useCache(
+        engine,
+        this.iface,
         cacheKey,
-        value.subarray(0, HEADER_WINDOW),
-        value.byteLength,
-        soft,
-        t,
+        softTags.join('\0'),
+        Consumer.Serves,
+        leaseToken(),
+        this.now(),
       )
-      if (outcome === Outcome.NeedMore) {
-        outcome = engine.inspect(
-          cacheKey,
-          value.subarray(0, engine.lastNeed),
-          value.byteLength,
-          soft,
-          t,
-        )
-      }
-      if (outcome !== Outcome.Fresh && outcome !== Outcome.Stale) {
-        if (outcome === Outcome.Corrupt)
-          this.onError(`unreadable entry at ${key} (${engine.lastError}): miss`)
-        return undefined
-      }
-      // Stale: shown with a timestamp past its revalidate, never a negative revalidate, which
-      // Next would copy into the page (core: stale_use_cache_presentation). None fits: a miss.
-      const stale = outcome === Outcome.Stale
-      if (stale && Number.isNaN(engine.lastStaleTimestamp)) return undefined
-      const tags = engine.lastTags
-      return {
-        value: streamOf(value.subarray(engine.lastPayloadOffset)),
-        tags: tags === '' ? [] : tags.split('\0'),
-        stale: engine.lastStale,
-        timestamp: stale ? engine.lastStaleTimestamp : engine.lastTimestamp,
-        expire: engine.lastExpire,
-        revalidate: stale ? engine.lastStaleRevalidate : engine.lastRevalidate,
+      const { answer, bytes, readError } = await readEntry(engine, machine, this.io)
+      if (answer === undefined) return undefined
+      try {
+        // The machine's error line, with the failed read's own text when there was one.
+        const detail = readError === undefined ? '' : ` [${describe(readError)}]`
+        if (answer.error !== '') this.onError(answer.error + detail)
+        if (bytes === null || answer.served === Served.Miss) return undefined
+        return {
+          value: streamOf(bytes.subarray(answer.payloadOffset)),
+          tags: answer.tags,
+          stale: answer.stale,
+          timestamp: answer.timestamp,
+          expire: answer.expire,
+          revalidate: answer.revalidate,
+        }
+      } finally {
+        answer.free()
       }
     } catch (err) {
       this.onError(`get failed, treated as a miss: ${describe(err)}`)

@@ -354,7 +354,9 @@ impl LeaseTable {
         Some(ScriptCall {
             script: &LEASE_RENEW,
             sha1: LEASE_RENEW.sha1(),
-            args: vec![token.to_owned(), px.to_string()],
+            // `px` is a whole number of ms in [1, MAX_LEASE_TTL_MS]: as an integer it prints
+            // the same digits, without the float formatter (a tenth of the wasm module's code).
+            args: vec![token.to_owned(), (px as u64).to_string()],
             keys: vec![lease_key],
         })
     }
@@ -464,9 +466,9 @@ pub fn plan_acquire(
         args: vec![
             token.to_owned(),
             px(ttl_ms),
-            // Shortest round-trip text of the f64: Lua's tonumber reads the same value.
+            // Exact text of the f64: Lua's tonumber reads the same value.
             if seen.is_finite() {
-                format!("{seen}")
+                crate::decimal::exact_decimal(seen)
             } else {
                 "-1".to_owned()
             },

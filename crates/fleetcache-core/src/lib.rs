@@ -24,6 +24,7 @@
 
 pub mod breaker;
 pub mod config;
+mod decimal;
 pub mod engine;
 pub mod envelope;
 pub mod error;

@@ -10,95 +10,251 @@ use crate::tags::{Revalidation, TagRecord};
 use crate::time::Millis;
 
 /// A Lua script run by Redis (5.1 dialect, Redis 7 semantics).
+///
+/// The scripts below are `static`, not `const`: a `const` is copied into every crate and
+/// function that names it, and each copy brought its own copy of the source text into the
+/// wasm module (docs/decisions/0028-wasm-size-budget.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Script {
     /// Short name for logs and metrics.
     pub name: &'static str,
-    /// The Lua source, byte-exact (its SHA-1 is what `EVALSHA` looks up).
+    /// The Lua source as sent, byte-exact (its SHA-1 is what `EVALSHA` looks up): the file
+    /// without comment lines, blank lines and indentation.
     pub source: &'static str,
+    /// Lowercase hex SHA-1 of `source`, computed at compile time: a script is planned on
+    /// every request, and hashing its text each time cost time and the hash's code.
+    sha1: &'static str,
 }
 
 impl Script {
     /// Lowercase hex SHA-1 of the source, as Redis computes it for `EVALSHA`.
     pub fn sha1(&self) -> String {
-        sha1_smol::Sha1::from(self.source).digest().to_string()
+        self.sha1.to_owned()
     }
+}
+
+/// The text a script is sent as: its file under `src/lua/` without comment lines, blank
+/// lines and indentation, stripped at compile time. The files are written for readers; Redis
+/// needs none of that, and it was almost half of the source text the wasm module carries
+/// (docs/decisions/0028-wasm-size-budget.md). The scripts use no long strings (`[[...]]`) and
+/// no string spans lines, so no line that is kept changes meaning.
+macro_rules! lua {
+    ($name:literal, $file:literal) => {{
+        const FILE: &[u8] = include_bytes!($file);
+        const BYTES: [u8; stripped_len(FILE)] = stripped(FILE);
+        const SOURCE: &str = match core::str::from_utf8(&BYTES) {
+            Ok(source) => source,
+            Err(_) => panic!("a Lua script is not UTF-8"),
+        };
+        const SHA1: [u8; 40] = sha1_hex(&BYTES);
+        Script {
+            name: $name,
+            source: SOURCE,
+            sha1: match core::str::from_utf8(&SHA1) {
+                Ok(hex) => hex,
+                Err(_) => panic!("hex digits are ASCII"),
+            },
+        }
+    }};
+}
+
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
+/// Where the line starting at `at` ends (its `\n` or the end of `src`), and where its text
+/// starts after indentation.
+const fn line_bounds(src: &[u8], at: usize) -> (usize, usize) {
+    let mut start = at;
+    while start < src.len() && (src[start] == b' ' || src[start] == b'\t') {
+        start += 1;
+    }
+    let mut end = start;
+    while end < src.len() && src[end] != b'\n' {
+        end += 1;
+    }
+    (start, end)
+}
+
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
+/// Whether a line's text (after indentation) is kept: not empty, not a `--` comment.
+const fn kept(src: &[u8], start: usize, end: usize) -> bool {
+    end > start && !(end - start >= 2 && src[start] == b'-' && src[start + 1] == b'-')
+}
+
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
+/// Length of [`stripped`]'s output.
+const fn stripped_len(src: &[u8]) -> usize {
+    let mut len = 0;
+    let mut at = 0;
+    while at < src.len() {
+        let (start, end) = line_bounds(src, at);
+        if kept(src, start, end) {
+            len += end - start + 1;
+        }
+        at = end + 1;
+    }
+    len
+}
+
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
+/// The kept lines of `src`, without indentation, each ending in `\n`.
+const fn stripped<const N: usize>(src: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut j = 0;
+    let mut at = 0;
+    while at < src.len() {
+        let (start, end) = line_bounds(src, at);
+        if kept(src, start, end) {
+            let mut i = start;
+            while i < end {
+                out[j] = src[i];
+                j += 1;
+                i += 1;
+            }
+            out[j] = b'\n';
+            j += 1;
+        }
+        at = end + 1;
+    }
+    out
+}
+
+// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
+// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
+#[allow(clippy::indexing_slicing)]
+/// SHA-1 (FIPS 180-4) of `data` as 40 lowercase hex digits, for [`lua!`] at compile time.
+const fn sha1_hex(data: &[u8]) -> [u8; 40] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    // The message, a 1 bit, zeros, and the bit length: whole 64-byte blocks.
+    let blocks = (data.len() + 8) / 64 + 1;
+    let bit_len = (data.len() as u64) * 8;
+    let mut block = 0;
+    while block < blocks {
+        let mut w = [0u32; 80];
+        let mut t = 0;
+        while t < 16 {
+            let mut word = 0u32;
+            let mut k = 0;
+            while k < 4 {
+                let i = block * 64 + t * 4 + k;
+                let byte = if i < data.len() {
+                    data[i]
+                } else if i == data.len() {
+                    0x80
+                } else if i >= blocks * 64 - 8 {
+                    (bit_len >> ((blocks * 64 - 1 - i) * 8)) as u8
+                } else {
+                    0
+                };
+                word = (word << 8) | byte as u32;
+                k += 1;
+            }
+            w[t] = word;
+            t += 1;
+        }
+        while t < 80 {
+            w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
+            t += 1;
+        }
+        let (mut a, mut b, mut c, mut d, mut e) = (h[0], h[1], h[2], h[3], h[4]);
+        t = 0;
+        while t < 80 {
+            let (f, k) = if t < 20 {
+                ((b & c) | (!b & d), 0x5A82_7999)
+            } else if t < 40 {
+                (b ^ c ^ d, 0x6ED9_EBA1)
+            } else if t < 60 {
+                ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC)
+            } else {
+                (b ^ c ^ d, 0xCA62_C1D6)
+            };
+            let next = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(w[t]);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = next;
+            t += 1;
+        }
+        h[0] = h[0].wrapping_add(a);
+        h[1] = h[1].wrapping_add(b);
+        h[2] = h[2].wrapping_add(c);
+        h[3] = h[3].wrapping_add(d);
+        h[4] = h[4].wrapping_add(e);
+        block += 1;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 40];
+    let mut i = 0;
+    while i < 40 {
+        let nibble = (h[i / 8] >> (28 - (i % 8) * 4)) & 0xf;
+        out[i] = HEX[nibble as usize];
+        i += 1;
+    }
+    out
 }
 
 /// Applies a revalidation to tags. `KEYS = [state, log, meta]`,
 /// `ARGV = [now_ms, prune_after_ms, epoch_candidate, mode, expire_ms, tag...]`; returns the
 /// netstrings `epoch, ver, vid, 0` (`vid` is the id of that version: the epoch candidate).
-pub const TAG_UPDATE: Script = Script {
-    name: "tag_update",
-    source: include_str!("lua/tag_update.lua"),
-};
+pub static TAG_UPDATE: Script = lua!("tag_update", "lua/tag_update.lua");
 
 /// Returns what changed since a known version. `KEYS = [state, log, meta]`,
 /// `ARGV = [known_epoch, known_ver, known_vid]`; returns the netstrings
 /// `epoch, ver, vid, full_flag, tag, record, ...`: every tag when the state is new, older than
 /// the reader's version, or holds another id for it (a failover reused the number).
-pub const TAG_REFRESH: Script = Script {
-    name: "tag_refresh",
-    source: include_str!("lua/tag_refresh.lua"),
-};
+pub static TAG_REFRESH: Script = lua!("tag_refresh", "lua/tag_refresh.lua");
 
 /// One page of the whole tag state. `KEYS = [state]`, `ARGV = [cursor, count]`; returns the
 /// netstrings `page, next_cursor, tag, record, ...` (`next_cursor` is `0` after the last).
-pub const TAG_PAGE: Script = Script {
-    name: "tag_page",
-    source: include_str!("lua/tag_page.lua"),
-};
+pub static TAG_PAGE: Script = lua!("tag_page", "lua/tag_page.lua");
 
 /// Merges tag records a process knew and the shared state lost. `KEYS = [state, log, meta]`,
 /// `ARGV = [epoch_candidate, tag, record, ...]`; replies like [`TAG_UPDATE`].
-pub const TAG_MERGE: Script = Script {
-    name: "tag_merge",
-    source: include_str!("lua/tag_merge.lua"),
-};
+pub static TAG_MERGE: Script = lua!("tag_merge", "lua/tag_merge.lua");
 
 /// Takes a lease unless a newer entry is already stored. `KEYS = [entry, lease]`,
 /// `ARGV = [token, px, seen_timestamp_ms]`; returns 1 (taken), 0 (held by another) or 2 (a
 /// newer entry is stored: read it again).
-pub const LEASE_ACQUIRE: Script = Script {
-    name: "lease_acquire",
-    source: include_str!("lua/lease_acquire.lua"),
-};
+pub static LEASE_ACQUIRE: Script = lua!("lease_acquire", "lua/lease_acquire.lua");
 
 /// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
 /// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
-pub const LEASE_WRITE: Script = Script {
-    name: "lease_write",
-    source: include_str!("lua/lease_write.lua"),
-};
+pub static LEASE_WRITE: Script = lua!("lease_write", "lua/lease_write.lua");
 
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
 /// released.
-pub const LEASE_RELEASE: Script = Script {
-    name: "lease_release",
-    source: include_str!("lua/lease_release.lua"),
-};
+pub static LEASE_RELEASE: Script = lua!("lease_release", "lua/lease_release.lua");
 
 /// A follower's poll: the entry and whether its lease still exists, in one atomic read.
 /// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
-pub const LEASE_POLL: Script = Script {
-    name: "lease_poll",
-    source: include_str!("lua/lease_poll.lua"),
-};
+pub static LEASE_POLL: Script = lua!("lease_poll", "lua/lease_poll.lua");
 
 /// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
 /// `ARGV = [token, px]`; returns 1 when it extended the lease.
-pub const LEASE_RENEW: Script = Script {
-    name: "lease_renew",
-    source: include_str!("lua/lease_renew.lua"),
-};
+pub static LEASE_RENEW: Script = lua!("lease_renew", "lua/lease_renew.lua");
 
 /// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`,
 /// `ARGV = [px, created_ms, value]` (the host appends the value); returns 1 (stored) or 0
 /// (kept the stored entry).
-pub const SEED_WRITE: Script = Script {
-    name: "seed_write",
-    source: include_str!("lua/seed_write.lua"),
-};
+pub static SEED_WRITE: Script = lua!("seed_write", "lua/seed_write.lua");
 
 /// A script invocation: `EVALSHA sha1 <keys.len()> keys... args...`, falling back to
 /// `EVAL script.source ...` on `NOSCRIPT`.
@@ -115,17 +271,17 @@ pub struct ScriptCall {
 }
 
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
-pub const ALL: &[Script] = &[
-    TAG_UPDATE,
-    TAG_REFRESH,
-    TAG_PAGE,
-    TAG_MERGE,
-    LEASE_ACQUIRE,
-    LEASE_WRITE,
-    LEASE_RELEASE,
-    LEASE_POLL,
-    LEASE_RENEW,
-    SEED_WRITE,
+pub static ALL: [&Script; 10] = [
+    &TAG_UPDATE,
+    &TAG_REFRESH,
+    &TAG_PAGE,
+    &TAG_MERGE,
+    &LEASE_ACQUIRE,
+    &LEASE_WRITE,
+    &LEASE_RELEASE,
+    &LEASE_POLL,
+    &LEASE_RENEW,
+    &SEED_WRITE,
 ];
 
 /// Longest epoch candidate accepted (the host sends 32 hex digits).
@@ -202,6 +358,64 @@ pub fn tag_merge_args(epoch_candidate: &str, records: &[(String, TagRecord)]) ->
 mod tests {
     use super::*;
 
+    /// The text sent is the file's code lines, in order, each without its indentation: no
+    /// comment line, no blank line, nothing else changed.
+    #[test]
+    fn sources_are_the_files_code_lines() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lua");
+        for script in ALL {
+            let file = std::fs::read_to_string(dir.join(format!("{}.lua", script.name))).unwrap();
+            let code: Vec<&str> = file
+                .lines()
+                .map(|l| l.trim_start_matches([' ', '\t']))
+                .filter(|l| !l.is_empty() && !l.starts_with("--"))
+                .collect();
+            assert_eq!(
+                script.source,
+                format!("{}\n", code.join("\n")),
+                "{}",
+                script.name
+            );
+            assert!(
+                file.contains("--"),
+                "{} has its comments in the file",
+                script.name
+            );
+        }
+    }
+
+    /// The SHA-1 computed at compile time is the one Redis computes (checked against an
+    /// independent implementation, and on the standard test vectors).
+    #[test]
+    fn compile_time_sha1_is_sha1() {
+        for script in ALL {
+            assert_eq!(
+                script.sha1(),
+                sha1_smol::Sha1::from(script.source).digest().to_string(),
+                "{}",
+                script.name
+            );
+        }
+        for (input, digest) in [
+            ("", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            ("abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
+            ),
+        ] {
+            assert_eq!(&sha1_hex(input.as_bytes()), digest.as_bytes(), "{input}");
+        }
+        for len in 0..200 {
+            let data = vec![b'x'; len];
+            assert_eq!(
+                std::str::from_utf8(&sha1_hex(&data)).unwrap(),
+                sha1_smol::Sha1::from(&data).digest().to_string(),
+                "length {len}"
+            );
+        }
+    }
+
     /// Every `KEYS[...]` index used by a script.
     fn key_indices(source: &str) -> Vec<String> {
         source
@@ -261,11 +475,6 @@ mod tests {
                 .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
         }
         assert_ne!(TAG_UPDATE.sha1(), TAG_REFRESH.sha1());
-        let abc = Script {
-            name: "t",
-            source: "abc",
-        };
-        assert_eq!(abc.sha1(), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 
     #[test]

@@ -52,9 +52,9 @@ pub fn plan_write(
         keys: vec![entry_key],
         args: vec![
             (left.floor() as u64).to_string(),
-            // Shortest round-trip text of the f64: Lua's tonumber reads the same value, the
-            // one the envelope's header holds.
-            format!("{}", created.0),
+            // Exact text of the f64: Lua's tonumber reads the same value, the one the
+            // envelope's header holds.
+            crate::decimal::exact_decimal(created.0),
         ],
     })
 }

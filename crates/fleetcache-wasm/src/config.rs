@@ -4,14 +4,14 @@
 use fleetcache_core::config::{Config, BOUNDS};
 use wasm_bindgen::prelude::*;
 
-use crate::error::js_error;
+use crate::error::config_shape_error;
+use crate::js_value::to_js;
 
 /// Every setting's default, as the object `new Engine(config)` accepts (`tagPruneAfterMs`,
 /// whose default follows `maxTtlSeconds`, is absent). Cold path: called once at start-up.
 #[wasm_bindgen]
 pub fn defaults() -> Result<JsValue, JsValue> {
-    serde_wasm_bindgen::to_value(&Config::default())
-        .map_err(|e| js_error("ERR_CONFIG_INVALID", &e.to_string()))
+    to_js(&Config::default()).map_err(|e| config_shape_error(&e))
 }
 
 /// The bounds `new Engine(config)` checks the settings against (`maxEntryBytes`,
@@ -19,6 +19,5 @@ pub fn defaults() -> Result<JsValue, JsValue> {
 /// `maxLeaseWaitMs`, `tagPruneMarginMs`). Cold path: called once at start-up.
 #[wasm_bindgen]
 pub fn bounds() -> Result<JsValue, JsValue> {
-    serde_wasm_bindgen::to_value(&BOUNDS)
-        .map_err(|e| js_error("ERR_CONFIG_INVALID", &e.to_string()))
+    to_js(&BOUNDS).map_err(|e| config_shape_error(&e))
 }

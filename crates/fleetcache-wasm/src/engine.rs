@@ -1,16 +1,15 @@
 //! The `Engine` class exported to JS.
 
 use fleetcache_core::{
-    Config, DecodedHeader, EntryKind, Interface, KeyError, Millis, Revalidation, ScriptCall,
-    SetInput, Verdict,
+    Config, EntryKind, Interface, KeyError, Millis, Revalidation, ScriptCall, SetInput,
 };
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{js_config_error, js_error};
+use crate::error::{config_shape_error, js_config_error, js_error};
 use crate::list::{join, split};
 
-/// What [`Engine::inspect`] decided about a stored value.
+/// What [`Engine::inspect_entry`] decided about a stored value.
 #[wasm_bindgen]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -24,7 +23,7 @@ pub enum Outcome {
     KeyMismatch = 3,
     /// Not a readable fleetcache envelope: a miss and a log line.
     Corrupt = 4,
-    /// The prefix was shorter than the header: call again with `lastNeed` bytes.
+    /// The prefix was shorter than the header: call again with `need` bytes.
     NeedMore = 5,
 }
 
@@ -33,17 +32,7 @@ pub enum Outcome {
 #[wasm_bindgen]
 pub struct Engine {
     pub(crate) inner: fleetcache_core::Engine,
-    last_header: Option<DecodedHeader>,
-    last_need: usize,
-    last_error: &'static str,
     last_ttl_ms: Option<u64>,
-    /// The singular handler's decision from the last `inspectIncremental`.
-    last_serve: Option<fleetcache_core::incremental::Serve>,
-    /// The lease flight's pause before its next poll and its poll count.
-    last_flight: Option<fleetcache_core::lease::Flight>,
-    /// How the last inspected `'use cache'` entry is shown when served stale:
-    /// `(timestamp, revalidate)`, `None` when it cannot be (then it is a miss).
-    last_stale: Option<(Millis, f64)>,
 }
 
 /// Which of Next's cache interfaces a key belongs to, as a typed value the host builds once
@@ -144,19 +133,12 @@ impl Engine {
         let config: Config = if config.is_undefined() || config.is_null() {
             Config::default()
         } else {
-            serde_wasm_bindgen::from_value(config)
-                .map_err(|e| js_error("ERR_CONFIG_INVALID", &e.to_string()))?
+            crate::js_value::from_js(config).map_err(|e| config_shape_error(&e))?
         };
         let inner = fleetcache_core::Engine::new(config).map_err(|e| js_config_error(&e))?;
         Ok(Engine {
             inner,
-            last_header: None,
-            last_need: 0,
-            last_error: "",
             last_ttl_ms: None,
-            last_serve: None,
-            last_flight: None,
-            last_stale: None,
         })
     }
 
@@ -252,121 +234,6 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = lastTtlMs)]
     pub fn last_ttl_ms(&self) -> f64 {
         self.last_ttl_ms.map_or(-1.0, |v| v as f64)
-    }
-
-    /// Decides what a stored value is worth. `prefix` is the start of the value (4 KiB is
-    /// enough for nearly every entry), `totalLen` its full length, `softTags` the request's
-    /// implicit tags joined with NUL. Returns a verdict code; details through the `last*`
-    /// getters. `NeedMore` asks for a longer prefix (`lastNeed` bytes).
-    pub fn inspect(
-        &mut self,
-        cache_key: &str,
-        prefix: &[u8],
-        total_len: u32,
-        soft_tags: &str,
-        now: f64,
-    ) -> Outcome {
-        let soft = split(soft_tags);
-        let inspection =
-            self.inner
-                .inspect(cache_key, prefix, total_len as usize, &soft, Millis(now));
-        self.last_error = "";
-        self.last_need = 0;
-        self.last_header = inspection.header;
-        self.last_stale = self.last_header.as_ref().and_then(|h| {
-            // Next drops an entry created at or before its implicit tags' expiration, the
-            // value its `getExpiration` gets for these same tags.
-            let not_before = self.inner.get_expiration(&soft, Millis(now));
-            fleetcache_core::lease::stale_use_cache_presentation(
-                h.meta.timestamp,
-                h.meta.revalidate,
-                h.meta.expire,
-                not_before,
-                Millis(now),
-            )
-        });
-        match inspection.verdict {
-            Verdict::Fresh => Outcome::Fresh,
-            Verdict::Stale => Outcome::Stale,
-            Verdict::Expired => Outcome::Expired,
-            Verdict::KeyMismatch => Outcome::KeyMismatch,
-            Verdict::Corrupt(e) => {
-                self.last_error = e.code();
-                Outcome::Corrupt
-            }
-            Verdict::NeedMore(n) => {
-                self.last_need = n;
-                Outcome::NeedMore
-            }
-        }
-    }
-
-    /// Bytes of prefix the last `inspect` needed.
-    #[wasm_bindgen(getter, js_name = lastNeed)]
-    pub fn last_need(&self) -> u32 {
-        u32::try_from(self.last_need).unwrap_or(u32::MAX)
-    }
-
-    /// Error code of the last `Corrupt` outcome.
-    #[wasm_bindgen(getter, js_name = lastError)]
-    pub fn last_error(&self) -> String {
-        self.last_error.to_owned()
-    }
-
-    /// Offset of the payload in the last inspected value.
-    #[wasm_bindgen(getter, js_name = lastPayloadOffset)]
-    pub fn last_payload_offset(&self) -> u32 {
-        self.last_header
-            .as_ref()
-            .map_or(0, |h| u32::try_from(h.header_len).unwrap_or(u32::MAX))
-    }
-
-    /// Creation time (ms) of the last inspected entry.
-    #[wasm_bindgen(getter, js_name = lastTimestamp)]
-    pub fn last_timestamp(&self) -> f64 {
-        self.last_header
-            .as_ref()
-            .map_or(0.0, |h| h.meta.timestamp.0)
-    }
-
-    /// `revalidate` (s) of the last inspected entry.
-    #[wasm_bindgen(getter, js_name = lastRevalidate)]
-    pub fn last_revalidate(&self) -> f64 {
-        self.last_header.as_ref().map_or(0.0, |h| h.meta.revalidate)
-    }
-
-    /// `expire` (s) of the last inspected entry.
-    #[wasm_bindgen(getter, js_name = lastExpire)]
-    pub fn last_expire(&self) -> f64 {
-        self.last_header.as_ref().map_or(0.0, |h| h.meta.expire)
-    }
-
-    /// `timestamp` (ms) to show the last inspected `'use cache'` entry with when it is served
-    /// stale (regenerated behind the answer); NaN when Next cannot be told "stale" without
-    /// "expired", and the entry must be a miss instead (core: `stale_use_cache_presentation`).
-    #[wasm_bindgen(getter, js_name = lastStaleTimestamp)]
-    pub fn last_stale_timestamp(&self) -> f64 {
-        self.last_stale.map_or(f64::NAN, |(ts, _)| ts.0)
-    }
-
-    /// `revalidate` (s) to show with `lastStaleTimestamp`; NaN when there is none.
-    #[wasm_bindgen(getter, js_name = lastStaleRevalidate)]
-    pub fn last_stale_revalidate(&self) -> f64 {
-        self.last_stale.map_or(f64::NAN, |(_, r)| r)
-    }
-
-    /// `stale` (s) of the last inspected entry.
-    #[wasm_bindgen(getter, js_name = lastStale)]
-    pub fn last_stale(&self) -> f64 {
-        self.last_header.as_ref().map_or(0.0, |h| h.meta.stale)
-    }
-
-    /// Tags of the last inspected entry, joined with NUL.
-    #[wasm_bindgen(getter, js_name = lastTags)]
-    pub fn last_tags(&self) -> String {
-        self.last_header
-            .as_ref()
-            .map_or_else(String::new, |h| join(&h.meta.tags))
     }
 
     /// Records a revalidation in the local mirror at once and returns the `EVALSHA` argv
@@ -508,21 +375,6 @@ impl Engine {
         self.inner.tier_touch(key, Millis(now))
     }
 
-    /// [`memoryTouch`](Self::memory_touch) for a tier that may keep a copy it does not serve
-    /// now: 0 gone (drop the bytes), 1 serve (judge it first), 2 kept for outages only (read
-    /// Redis, keep the bytes).
-    #[wasm_bindgen(js_name = tierUse)]
-    pub fn tier_use(&mut self, key: &str, now: f64) -> u8 {
-        self.inner.tier_use(key, Millis(now)) as u8
-    }
-
-    /// After a Redis read of `key` failed: whether the tier's copy may be judged and served,
-    /// whatever it is kept for; false when gone (drop the bytes).
-    #[wasm_bindgen(js_name = tierFallback)]
-    pub fn tier_fallback(&mut self, key: &str, now: f64) -> bool {
-        self.inner.tier_fallback(key, Millis(now))
-    }
-
     /// Marks the tier's copy of `key` as kept for outages only: served while Redis cannot be
     /// reached, never while it answers.
     #[wasm_bindgen(js_name = memoryMarkOutageOnly)]
@@ -557,7 +409,8 @@ impl Engine {
     /// are the lengths of the parts the host appends, its JSON part first. `revalidate` and
     /// `expire` are the value's `cacheControl` in seconds (ignored where the flags say
     /// `false` / absent). The TTL is read from `lastTtlMs` (-1: do not store). The entry is
-    /// stamped with the start of the regeneration that produced it (`noteIncrementalRead`).
+    /// stamped with the start of the regeneration that produced it (a read machine's answer
+    /// records it).
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = planIncrementalSet)]
     pub fn plan_incremental_set(
@@ -596,136 +449,6 @@ impl Engine {
         Ok(plan.header)
     }
 
-    /// A singular-handler read of `cacheKey` begun at `started` was answered with the lease
-    /// step `step` (the codes of `leaseStart`); `onDemand` when the request is an on-demand
-    /// revalidation. The write of that key is then stamped with the start of the regeneration
-    /// this read began, not the write time.
-    #[wasm_bindgen(js_name = noteIncrementalRead)]
-    pub fn note_incremental_read(
-        &mut self,
-        cache_key: &str,
-        step: u8,
-        on_demand: bool,
-        started: f64,
-    ) {
-        use fleetcache_core::lease::Step;
-        let step = match step {
-            0 => Step::Serve,
-            1 => Step::ServeStale,
-            2 => Step::ServeAsFresh,
-            5 => Step::Regenerate,
-            // Fallback, and anything unexpected: a regeneration here is the safe guess.
-            _ => Step::Fallback,
-        };
-        self.inner
-            .note_incremental_read(cache_key, step, on_demand, Millis(started));
-    }
-
-    /// Decides what a stored singular-handler value is worth. `softTags` (NUL-joined) are
-    /// checked with the entry's own tags; `requestRevalidate` is a FETCH request's
-    /// `revalidate` (NaN when none). `Fresh` and `Stale` are served: read `lastModified`,
-    /// `lastCacheRevalidate`, `lastCacheExpire`, `lastHasCacheControl`, `lastValueKind`,
-    /// `lastValueFlags`, `lastSegments`, `lastParts` and `lastPayloadOffset`.
-    #[wasm_bindgen(js_name = inspectIncremental)]
-    pub fn inspect_incremental(
-        &mut self,
-        cache_key: &str,
-        prefix: &[u8],
-        total_len: u32,
-        soft_tags: &str,
-        request_revalidate: f64,
-        now: f64,
-    ) -> Outcome {
-        use fleetcache_core::incremental::IncrementalVerdict;
-        let soft = split(soft_tags);
-        let (verdict, header) = self.inner.inspect_incremental(
-            cache_key,
-            prefix,
-            total_len as usize,
-            &soft,
-            request_revalidate,
-            Millis(now),
-        );
-        self.last_error = "";
-        self.last_need = 0;
-        self.last_header = header;
-        self.last_stale = None;
-        self.last_serve = None;
-        match verdict {
-            IncrementalVerdict::Serve(s) => {
-                self.last_serve = Some(s);
-                if s.stale {
-                    Outcome::Stale
-                } else {
-                    Outcome::Fresh
-                }
-            }
-            IncrementalVerdict::Expired => Outcome::Expired,
-            IncrementalVerdict::KeyMismatch => Outcome::KeyMismatch,
-            IncrementalVerdict::Corrupt(code) => {
-                self.last_error = code;
-                Outcome::Corrupt
-            }
-            IncrementalVerdict::NeedMore(n) => {
-                self.last_need = n;
-                Outcome::NeedMore
-            }
-        }
-    }
-
-    /// `lastModified` (ms) to hand to Next for the last served singular-handler value.
-    #[wasm_bindgen(getter, js_name = lastModified)]
-    pub fn last_modified(&self) -> f64 {
-        self.last_serve.map_or(0.0, |s| s.last_modified)
-    }
-
-    /// `cacheControl.revalidate` to return (s); NaN means `false`.
-    #[wasm_bindgen(getter, js_name = lastCacheRevalidate)]
-    pub fn last_cache_revalidate(&self) -> f64 {
-        self.last_serve
-            .and_then(|s| s.revalidate)
-            .unwrap_or(f64::NAN)
-    }
-
-    /// `cacheControl.expire` to return (s); NaN means absent.
-    #[wasm_bindgen(getter, js_name = lastCacheExpire)]
-    pub fn last_cache_expire(&self) -> f64 {
-        self.last_serve.and_then(|s| s.expire).unwrap_or(f64::NAN)
-    }
-
-    /// Whether to return a `cacheControl` at all (false for FETCH values).
-    #[wasm_bindgen(getter, js_name = lastHasCacheControl)]
-    pub fn last_has_cache_control(&self) -> bool {
-        self.last_serve.is_some_and(|s| s.cache_control)
-    }
-
-    /// Value kind code of the last served value (0 null, 1 APP_PAGE, 2 PAGES, 3 APP_ROUTE,
-    /// 4 FETCH, 5 REDIRECT, 6 IMAGE).
-    #[wasm_bindgen(getter, js_name = lastValueKind)]
-    pub fn last_value_kind(&self) -> u8 {
-        self.last_serve.map_or(0, |s| s.desc.kind as u8)
-    }
-
-    /// Descriptor flag bits of the last served value (1: `rscData` present).
-    #[wasm_bindgen(getter, js_name = lastValueFlags)]
-    pub fn last_value_flags(&self) -> u8 {
-        self.last_serve.map_or(0, |s| s.desc.flags())
-    }
-
-    /// Number of `segmentData` parts of the last served value.
-    #[wasm_bindgen(getter, js_name = lastSegments)]
-    pub fn last_segments(&self) -> u16 {
-        self.last_serve.map_or(0, |s| s.desc.segments)
-    }
-
-    /// Part lengths of the last inspected value, in order.
-    #[wasm_bindgen(getter, js_name = lastParts)]
-    pub fn last_parts(&self) -> Vec<u32> {
-        self.last_header
-            .as_ref()
-            .map_or_else(Vec::new, |h| h.meta.parts.clone())
-    }
-
     /// True when this process recorded the same revalidation (tags, `mode`, `expireSeconds`
     /// as for `planTagUpdate`) within the last few ms: the singular handler's
     /// `revalidateTag` then skips its Redis write, since Next has just sent the same event
@@ -754,8 +477,21 @@ impl Engine {
 #[wasm_bindgen(js_name = randomToken)]
 pub fn random_token() -> Result<String, JsValue> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| js_error("ERR_RANDOM", &e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    // Static text and a hand-written hex loop: the source's own message and `format!` would
+    // bring formatting code into the module for a start-up call (docs/decisions/0028-wasm-size-budget.md).
+    getrandom::fill(&mut bytes).map_err(|_| {
+        js_error(
+            "ERR_RANDOM",
+            "no secure random source (crypto.getRandomValues)",
+        )
+    })?;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    Ok(out)
 }
 
 /// Revalidation from the host's `mode` / `expireSeconds` pair (see `planTagUpdate`).
@@ -1009,24 +745,7 @@ impl Engine {
     /// Cold path: called by `stats()` and by metric collection, not per request.
     pub fn stats(&self, now: f64) -> Result<JsValue, JsValue> {
         let snapshot = self.inner.stats_snapshot(Millis(now));
-        serde_wasm_bindgen::to_value(&snapshot).map_err(|e| js_error("ERR_STATS", &e.to_string()))
-    }
-
-    /// The host read nothing under a key: `surface` 0 is `'use cache'`, 1 the singular handler.
-    #[wasm_bindgen(js_name = noteMiss)]
-    pub fn note_miss(&self, surface: u8) {
-        self.inner.record_miss(surface_code(surface));
-    }
-
-    /// The outcome of the last lookup the engine judged (`hit`, `stale`, `miss`, `expired`,
-    /// `expired-by-tag`, `key-mismatch`, `corrupt`), for the debug log line; `""` before any.
-    #[wasm_bindgen(getter, js_name = lastLookup)]
-    pub fn last_lookup(&self) -> String {
-        self.inner
-            .stats()
-            .last_lookup()
-            .map_or("", |o| o.name())
-            .to_owned()
+        crate::js_value::to_js(&snapshot).map_err(|_| js_error("ERR_STATS", "stats not writable"))
     }
 
     /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags:
@@ -1044,311 +763,9 @@ impl Engine {
     }
 }
 
-fn surface_code(surface: u8) -> fleetcache_core::Surface {
-    if surface == 1 {
-        fleetcache_core::Surface::Incremental
-    } else {
-        fleetcache_core::Surface::UseCache
-    }
-}
-
-/// The lease flight step from the core's, as the host's code (see `leaseStart`).
-fn step_code(step: fleetcache_core::lease::Step) -> u8 {
-    step as u8
-}
-
-/// Single flight: leases and the in-process tier's decisions.
-///
-/// Step codes: 0 serve, 1 serve stale (Next regenerates in the background), 2 serve as
-/// fresh (a follower), 3 send the lease request (`planLeaseAcquire`), 4 poll after
-/// `lastDelayMs` (`planLeasePoll`), 5 miss (regenerate), 6 miss after waiting (fallback), 7
-/// miss because the holder let its lease go without writing (regenerate at once). Found
-/// codes: 0 fresh, 1 stale, 2 missing.
+/// The seed's writes (`fleetcache seed`).
 #[wasm_bindgen]
 impl Engine {
-    /// A `'use cache'` read answered with lease step `step` an entry created at `timestamp`
-    /// carrying `tags` (NUL-joined), which it judged `found` (0 fresh, 1 stale, 2 missing). A
-    /// stale entry handed out is remembered: a page written by this process while its
-    /// regeneration could have joined that read is stamped no later than the entry (Next 16.4
-    /// shares one pending `'use cache'` invocation between requests).
-    #[wasm_bindgen(js_name = noteUseCacheAnswer)]
-    pub fn note_use_cache_answer(
-        &mut self,
-        tags: &str,
-        found: u8,
-        step: u8,
-        timestamp: f64,
-        now: f64,
-    ) {
-        use fleetcache_core::lease::{Found, Step};
-        let step = match step {
-            1 => Step::ServeStale,
-            2 => Step::ServeAsFresh,
-            _ => Step::Serve,
-        };
-        self.inner.note_use_cache_answer(
-            &split(tags),
-            Found::from_u8(found),
-            step,
-            Millis(timestamp),
-            Millis(now),
-        );
-    }
-
-    /// What the last `inspect` means for regeneration: 0 fresh, 1 stale (by a tag or past
-    /// `revalidate`), 2 nothing servable.
-    #[wasm_bindgen(js_name = useCacheFound)]
-    pub fn use_cache_found(&self, outcome: Outcome, now: f64) -> u8 {
-        use fleetcache_core::lease::{past_revalidate, Found};
-        let found = match (outcome, self.last_header.as_ref()) {
-            (Outcome::Stale, Some(_)) => Found::Stale,
-            (Outcome::Fresh, Some(h)) => {
-                if past_revalidate(h.meta.timestamp, h.meta.revalidate, Millis(now)) {
-                    Found::Stale
-                } else {
-                    Found::Fresh
-                }
-            }
-            _ => Found::Missing,
-        };
-        found as u8
-    }
-
-    /// What the last `inspectIncremental` means for regeneration (as `useCacheFound`);
-    /// `requestRevalidate` is a FETCH request's own `revalidate` (NaN when none).
-    #[wasm_bindgen(js_name = incrementalFound)]
-    pub fn incremental_found(&self, outcome: Outcome, request_revalidate: f64, now: f64) -> u8 {
-        use fleetcache_core::incremental::ValueKind;
-        use fleetcache_core::lease::{past_revalidate, Found};
-        let found = match (outcome, self.last_serve, self.last_header.as_ref()) {
-            (Outcome::Fresh | Outcome::Stale, Some(s), Some(h)) => {
-                let r = if s.desc.kind == ValueKind::Fetch
-                    && request_revalidate.is_finite()
-                    && request_revalidate != 0.0
-                {
-                    request_revalidate
-                } else {
-                    s.revalidate.unwrap_or(f64::INFINITY)
-                };
-                if s.stale || past_revalidate(h.meta.timestamp, r, Millis(now)) {
-                    Found::Stale
-                } else {
-                    Found::Fresh
-                }
-            }
-            _ => Found::Missing,
-        };
-        found as u8
-    }
-
-    /// `revalidate` (s) that presents the last inspected `'use cache'` entry to a follower
-    /// as fresh.
-    #[wasm_bindgen(js_name = followerRevalidate)]
-    pub fn follower_revalidate(&self, now: f64) -> f64 {
-        self.last_header.as_ref().map_or(0.0, |h| {
-            fleetcache_core::lease::fresh_revalidate(
-                h.meta.timestamp,
-                h.meta.revalidate,
-                h.meta.expire,
-                Millis(now),
-                self.inner.config().lease_ttl_ms,
-            )
-        })
-    }
-
-    /// Until when the in-process tier may keep the last inspected entry (ms): its `expire`,
-    /// the instant Redis drops it too.
-    #[wasm_bindgen(js_name = tierExpiry)]
-    pub fn tier_expiry(&self, now: f64) -> f64 {
-        let max_ttl_ms = self.inner.config().max_ttl_seconds * 1000.0;
-        self.last_header.as_ref().map_or(now, |h| {
-            fleetcache_core::tier::tier_expiry(
-                h.meta.timestamp,
-                h.meta.expire,
-                Millis(now),
-                max_ttl_ms,
-            )
-            .0
-        })
-    }
-
-    /// True when the tier may keep the last inspected entry for outages only (pages and
-    /// routes of the singular handler: `memoryMarkOutageOnly`).
-    #[wasm_bindgen(getter, js_name = tierOutageOnly)]
-    pub fn tier_outage_only(&self) -> bool {
-        self.last_header
-            .as_ref()
-            .is_some_and(|h| !fleetcache_core::tier::tier_serves(h))
-    }
-
-    /// Starts a lease flight for a read that found `found` (0 fresh, 1 stale, 2 missing) at
-    /// `now`; `caches` is true when the read's consumer will store the result in a server cache
-    /// (a prerender, an ISR regeneration, an outer cache): then a stale entry is a miss.
-    /// Returns the step code.
-    #[wasm_bindgen(js_name = leaseStart)]
-    pub fn lease_start(&mut self, found: u8, now: f64, caches: bool) -> u8 {
-        use fleetcache_core::lease::{Consumer, Found};
-        let (flight, step) = self.inner.lease_begin(
-            Found::from_u8(found),
-            Consumer::from_caches(caches),
-            Millis(now),
-        );
-        self.last_flight = Some(flight);
-        step_code(step)
-    }
-
-    /// The lease request of a flight (`found`, `started` as passed to `leaseStart`) was
-    /// answered: `reply` is the script's integer (1 won, 0 held by another, 2 a newer entry),
-    /// or -1 when Redis did not answer; `caches` as for `leaseStart`. Returns the step code.
-    #[wasm_bindgen(js_name = leaseAcquired)]
-    pub fn lease_acquired(
-        &mut self,
-        found: u8,
-        started: f64,
-        reply: f64,
-        now: f64,
-        caches: bool,
-    ) -> u8 {
-        use fleetcache_core::lease::{Acquired, Consumer, Flight, Found};
-        let reply = if reply.is_finite() { reply as i64 } else { -1 };
-        let mut flight = Flight::resume(
-            Found::from_u8(found),
-            Consumer::from_caches(caches),
-            Millis(started),
-            0,
-        );
-        let step = self
-            .inner
-            .lease_answered(&mut flight, Acquired::from_reply(reply), Millis(now));
-        self.last_flight = Some(flight);
-        step_code(step)
-    }
-
-    /// A poll of a flight found `foundNow`, and `leased`: the entry's lease still existed
-    /// (`planLeasePoll`'s second reply); `polls` is `lastPolls` of the previous step, `caches`
-    /// as for `leaseStart`. Returns the step code.
-    #[wasm_bindgen(js_name = leasePolled)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn lease_polled(
-        &mut self,
-        found: u8,
-        started: f64,
-        polls: u32,
-        found_now: u8,
-        leased: bool,
-        now: f64,
-        caches: bool,
-    ) -> u8 {
-        use fleetcache_core::lease::{Consumer, Flight, Found};
-        let mut flight = Flight::resume(
-            Found::from_u8(found),
-            Consumer::from_caches(caches),
-            Millis(started),
-            polls,
-        );
-        let step =
-            self.inner
-                .lease_polled(&mut flight, Found::from_u8(found_now), leased, Millis(now));
-        self.last_flight = Some(flight);
-        step_code(step)
-    }
-
-    /// Pause (ms) before the poll the last lease step asked for.
-    #[wasm_bindgen(getter, js_name = lastDelayMs)]
-    pub fn last_delay_ms(&self) -> f64 {
-        self.last_flight.map_or(0.0, |f| f.delay_ms)
-    }
-
-    /// Polls made by the flight of the last lease step.
-    #[wasm_bindgen(getter, js_name = lastPolls)]
-    pub fn last_polls(&self) -> u32 {
-        self.last_flight.map_or(0, |f| f.polls)
-    }
-
-    /// The `EVALSHA` argv of a lease request for `cacheKey`, with a fresh random `token`
-    /// from the host; `seenTimestamp` is the creation time of the stale entry the read found
-    /// (NaN when it found none).
-    #[wasm_bindgen(js_name = planLeaseAcquire)]
-    pub fn plan_lease_acquire(
-        &self,
-        iface: &Iface,
-        cache_key: &str,
-        token: &str,
-        seen_timestamp: f64,
-    ) -> Result<Vec<String>, JsValue> {
-        let seen = seen_timestamp.is_finite().then_some(Millis(seen_timestamp));
-        let call = self
-            .inner
-            .plan_lease_acquire(&iface.get(), cache_key, token, seen)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
-        Ok(script_argv(call))
-    }
-
-    /// The lease request sent at `sentAt` with `token` was won.
-    #[wasm_bindgen(js_name = leaseWon)]
-    pub fn lease_won(
-        &mut self,
-        iface: &Iface,
-        cache_key: &str,
-        token: &str,
-        sent_at: f64,
-    ) -> Result<(), JsValue> {
-        let iface = iface.get();
-        self.inner
-            .lease_won(&iface, cache_key, token, Millis(sent_at));
-        Ok(())
-    }
-
-    /// The `EVALSHA` argv of a follower's poll of `cacheKey`: replies `[entry or null, 1 when
-    /// the lease still exists else 0]`.
-    #[wasm_bindgen(js_name = planLeasePoll)]
-    pub fn plan_lease_poll(&self, iface: &Iface, cache_key: &str) -> Result<Vec<String>, JsValue> {
-        Ok(script_argv(
-            self.inner.plan_lease_poll(&iface.get(), cache_key),
-        ))
-    }
-
-    /// How often (ms) to renew a lease this process holds (`planLeaseRenew`).
-    #[wasm_bindgen(getter, js_name = leaseRenewEveryMs)]
-    pub fn lease_renew_every_ms(&self) -> f64 {
-        self.inner.lease_renew_every_ms()
-    }
-
-    /// The `EVALSHA` argv renewing, at `now`, the lease on `cacheKey` won by the request sent
-    /// at `wonAt`; an empty array ends the renewals (written, released, lapsed, replaced or at
-    /// its cap). Report the reply with `leaseRenewed`.
-    #[wasm_bindgen(js_name = planLeaseRenew)]
-    pub fn plan_lease_renew(
-        &self,
-        iface: &Iface,
-        cache_key: &str,
-        won_at: f64,
-        now: f64,
-    ) -> Result<Vec<String>, JsValue> {
-        let iface = iface.get();
-        Ok(self
-            .inner
-            .plan_lease_renew(&iface, cache_key, Millis(won_at), Millis(now))
-            .map_or_else(Vec::new, script_argv))
-    }
-
-    /// The renewal planned at `sentAt` of the lease won at `wonAt` was answered: `renewed`
-    /// when the script replied 1.
-    #[wasm_bindgen(js_name = leaseRenewed)]
-    pub fn lease_renewed(
-        &mut self,
-        iface: &Iface,
-        cache_key: &str,
-        won_at: f64,
-        sent_at: f64,
-        renewed: bool,
-    ) -> Result<(), JsValue> {
-        let iface = iface.get();
-        self.inner
-            .lease_renewed(&iface, cache_key, Millis(won_at), Millis(sent_at), renewed);
-        Ok(())
-    }
-
     /// The creation time to stamp on a seeded entry the build wrote at `builtAt` (never later
     /// than `now`); NaN when `builtAt` is not a usable time.
     #[wasm_bindgen(js_name = seedTimestamp)]
@@ -1379,21 +796,6 @@ impl Engine {
         Ok(self
             .inner
             .plan_seed_write(&iface, cache_key, Millis(created), ttl, Millis(now))
-            .map_or_else(Vec::new, script_argv))
-    }
-
-    /// The `EVALSHA` argv releasing this process's lease on `cacheKey` without a write, or an
-    /// empty array when it holds none.
-    #[wasm_bindgen(js_name = planLeaseRelease)]
-    pub fn plan_lease_release(
-        &mut self,
-        iface: &Iface,
-        cache_key: &str,
-    ) -> Result<Vec<String>, JsValue> {
-        let iface = iface.get();
-        Ok(self
-            .inner
-            .plan_lease_release(&iface, cache_key)
             .map_or_else(Vec::new, script_argv))
     }
 }

@@ -22,3 +22,17 @@ pub(crate) fn js_config_error(err: &fleetcache_core::ConfigError) -> JsValue {
     );
     value
 }
+
+/// Builds the `Error` (code `ERR_CONFIG_INVALID`) of a configuration object that does not have
+/// the expected shape: a setting of the wrong type, or not an object at all.
+pub(crate) fn config_shape_error(err: &crate::js_value::Error) -> JsValue {
+    let mut message = String::from("invalid fleetcache config: ");
+    match err.field {
+        Some(field) => {
+            message.push_str(field);
+            message.push_str(" has the wrong type or shape");
+        }
+        None => message.push_str("expected an object of settings"),
+    }
+    js_error("ERR_CONFIG_INVALID", &message)
+}

@@ -11,6 +11,8 @@
 mod config;
 mod engine;
 mod error;
+mod inspect;
+mod js_value;
 mod list;
 mod read;
 mod revalidate;
@@ -18,6 +20,7 @@ mod write;
 
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
+pub use inspect::Inspection;
 pub use read::{
     Consumer, Failure, ReadMachine, ReadStep, ReadStepKind, RenewMachine, RenewStep, RenewStepKind,
     Served, Source, TierAction,

@@ -2,8 +2,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{
-    bounds, defaults, random_token, Engine, Failure, Iface, Outcome, WriteMachine, WriteOutcome,
-    WriteStepKind,
+    bounds, defaults, random_token, Consumer, Engine, Failure, Iface, Outcome, ReadMachine,
+    ReadStep, ReadStepKind, Served, Source, WriteMachine, WriteOutcome, WriteStepKind,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -43,6 +43,40 @@ fn stored(engine: &mut Engine, key: &str, tags: &str, payload: &[u8]) -> Vec<u8>
     value
 }
 
+/// A singular-handler read of `key` at `now` stepped to its answer, `value` being what Redis
+/// holds, if anything (no tier copy, leases answered "no answer").
+fn answer_incremental(e: &mut Engine, key: &str, value: Option<&[u8]>, now: f64) -> ReadStep {
+    let k = js_sys::JsString::from(key);
+    let mut m = ReadMachine::incremental(
+        e,
+        &k,
+        false,
+        "",
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        "0123456789abcdef".to_owned(),
+        now,
+    )
+    .unwrap();
+    let mut s = m.start(e, now).unwrap();
+    for _ in 0..16 {
+        s = match s.kind() {
+            ReadStepKind::Answer => return s,
+            ReadStepKind::Refresh => m.refreshed(e, now).unwrap(),
+            ReadStepKind::OwnWrite => m.own_write(e, None, now).unwrap(),
+            ReadStepKind::PeekTier => m.tier(e, None, 0.0, now).unwrap(),
+            ReadStepKind::Get => {
+                let total = value.map_or(0, <[u8]>::len) as f64;
+                m.reply(e, value.map(<[u8]>::to_vec), total, now).unwrap()
+            }
+            ReadStepKind::Acquire => m.lease_reply(e, -1.0, now).unwrap(),
+            other => panic!("unexpected step {other:?}"),
+        };
+    }
+    panic!("no answer in 16 steps")
+}
+
 /// An engine that follows no shared tag state: its own revalidations are all there is.
 fn engine(deployment: &str) -> Engine {
     let mut e = Engine::new(config(deployment)).unwrap();
@@ -56,7 +90,15 @@ fn nothing_tagged_is_fresh_until_the_tag_state_is_loaded() {
     assert!(!e.tags_synced());
     let value = stored(&mut e, "k", "a", b"payload");
     assert_eq!(
-        e.inspect("k", &value, value.len() as u32, "", NOW + 1.0),
+        e.inspect_entry(
+            &uc("default"),
+            "k",
+            &value,
+            value.len() as u32,
+            "",
+            NOW + 1.0
+        )
+        .outcome(),
         Outcome::Expired
     );
     assert_eq!(e.plan_resend().unwrap().len(), 0);
@@ -65,7 +107,15 @@ fn nothing_tagged_is_fresh_until_the_tag_state_is_loaded() {
     e.mark_standalone();
     assert!(e.tags_synced());
     assert_eq!(
-        e.inspect("k", &value, value.len() as u32, "", NOW + 1.0),
+        e.inspect_entry(
+            &uc("default"),
+            "k",
+            &value,
+            value.len() as u32,
+            "",
+            NOW + 1.0
+        )
+        .outcome(),
         Outcome::Fresh
     );
 }
@@ -75,13 +125,18 @@ fn set_then_inspect_round_trips_metadata() {
     let mut e = engine("d1");
     let value = stored(&mut e, "k", "a\0b", b"payload");
     assert!(e.last_ttl_ms() > 3_599_000.0 && e.last_ttl_ms() <= 3_600_000.0);
-    let outcome = e.inspect("k", &value, value.len() as u32, "", NOW + 1.0);
-    assert_eq!(outcome, Outcome::Fresh);
-    let off = e.last_payload_offset() as usize;
+    let seen = e.inspect_entry(
+        &uc("default"),
+        "k",
+        &value,
+        value.len() as u32,
+        "",
+        NOW + 1.0,
+    );
+    assert_eq!(seen.outcome(), Outcome::Fresh);
+    assert_eq!(seen.lookup(), "hit");
+    let off = seen.payload_offset() as usize;
     assert_eq!(&value[off..], b"payload");
-    assert_eq!(e.last_tags(), "a\0b");
-    assert_eq!(e.last_timestamp(), NOW);
-    assert_eq!(e.last_revalidate(), 60.0);
 }
 
 #[wasm_bindgen_test]
@@ -89,13 +144,31 @@ fn short_prefix_asks_for_more() {
     let mut e = engine("d1");
     let value = stored(&mut e, &"k".repeat(10_000), "", b"x");
     let total = value.len() as u32;
-    assert_eq!(
-        e.inspect(&"k".repeat(10_000), &value[..4096], total, "", NOW),
-        Outcome::NeedMore
+    let seen = e.inspect_entry(
+        &uc("default"),
+        &"k".repeat(10_000),
+        &value[..4096],
+        total,
+        "",
+        NOW,
     );
-    let need = e.last_need() as usize;
+    assert_eq!(seen.outcome(), Outcome::NeedMore);
     assert_eq!(
-        e.inspect(&"k".repeat(10_000), &value[..need], total, "", NOW),
+        seen.lookup(),
+        "",
+        "a lookup that needs more bytes counts nothing"
+    );
+    let need = seen.need() as usize;
+    assert_eq!(
+        e.inspect_entry(
+            &uc("default"),
+            &"k".repeat(10_000),
+            &value[..need],
+            total,
+            "",
+            NOW
+        )
+        .outcome(),
         Outcome::Fresh
     );
 }
@@ -103,11 +176,10 @@ fn short_prefix_asks_for_more() {
 #[wasm_bindgen_test]
 fn garbage_is_corrupt_with_a_code() {
     let mut e = engine("d1");
-    assert_eq!(
-        e.inspect("k", b"{\"json\":1}", 10, "", NOW),
-        Outcome::Corrupt
-    );
-    assert!(e.last_error().starts_with("ERR_"));
+    let seen = e.inspect_entry(&uc("default"), "k", b"{\"json\":1}", 10, "", NOW);
+    assert_eq!(seen.outcome(), Outcome::Corrupt);
+    assert!(seen.error().starts_with("ERR_"));
+    assert_eq!(seen.lookup(), "corrupt");
 }
 
 #[wasm_bindgen_test]
@@ -122,7 +194,15 @@ fn tag_updates_apply_locally_and_plan_a_script() {
     assert_eq!(argv[2], "3");
     assert!(e.script_source(&argv[1]).is_some());
     assert_eq!(
-        e.inspect("k", &value, value.len() as u32, "", NOW + 20.0),
+        e.inspect_entry(
+            &uc("default"),
+            "k",
+            &value,
+            value.len() as u32,
+            "",
+            NOW + 20.0
+        )
+        .outcome(),
         Outcome::Expired
     );
     assert!(e.get_expiration("products", NOW + 20.0) >= NOW + 10.0);
@@ -136,7 +216,15 @@ fn stale_profile_is_stale_not_expired() {
     e.plan_tag_update("products", 1, 31_536_000.0, NOW + 10.0)
         .unwrap();
     assert_eq!(
-        e.inspect("k", &value, value.len() as u32, "", NOW + 20.0),
+        e.inspect_entry(
+            &uc("default"),
+            "k",
+            &value,
+            value.len() as u32,
+            "",
+            NOW + 20.0
+        )
+        .outcome(),
         Outcome::Stale
     );
 }
@@ -151,6 +239,53 @@ fn invalid_config_is_an_error_with_a_code() {
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
     assert!(code.as_string().unwrap().starts_with("ERR_CONFIG"));
     assert!(err.is_instance_of::<js_sys::Error>());
+}
+
+/// The settings object is read field by field, as the host was written against: a value of the
+/// wrong type is refused with `ERR_CONFIG_INVALID` naming the setting; `null` and `undefined`
+/// are "none" for an optional one; integers may be `BigInt`s; other properties are not read.
+#[wasm_bindgen_test]
+fn config_object_shape_rules() {
+    fn build(pairs: &[(&str, JsValue)]) -> Result<Engine, JsValue> {
+        let obj = js_sys::Object::new();
+        for (k, v) in pairs {
+            js_sys::Reflect::set(&obj, &(*k).into(), v).unwrap();
+        }
+        Engine::new(obj.into())
+    }
+    let refused = |pairs: &[(&str, JsValue)], setting: &str| {
+        let err = build(pairs).err().expect("must be refused");
+        let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+        assert_eq!(code.as_string().as_deref(), Some("ERR_CONFIG_INVALID"));
+        let message = js_sys::Reflect::get(&err, &"message".into()).unwrap();
+        assert!(
+            message.as_string().unwrap().contains(setting),
+            "{message:?} names {setting}"
+        );
+    };
+    refused(&[("readTimeoutMs", "300".into())], "readTimeoutMs");
+    refused(&[("leases", 1.into())], "leases");
+    refused(&[("breakerFailures", (-1).into())], "breakerFailures");
+    refused(&[("breakerFailures", 1.5.into())], "breakerFailures");
+    refused(&[("maxEntryBytes", JsValue::UNDEFINED)], "maxEntryBytes");
+    let release = js_sys::Object::new();
+    js_sys::Reflect::set(&release, &"major".into(), &16.into()).unwrap();
+    refused(&[("nextRelease", release.clone().into())], "nextRelease");
+    let not_object = Engine::new("prefix".into()).err().expect("not an object");
+    let code = js_sys::Reflect::get(&not_object, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("ERR_CONFIG_INVALID"));
+
+    js_sys::Reflect::set(&release, &"minor".into(), &4.into()).unwrap();
+    js_sys::Reflect::set(&release, &"patch".into(), &0.into()).unwrap();
+    let e = build(&[
+        ("maxEntryBytes", js_sys::BigInt::from(4096u64).into()),
+        ("tagPruneAfterMs", JsValue::NULL),
+        ("nextRelease", release.into()),
+        ("notASetting", "ignored".into()),
+    ])
+    .unwrap();
+    assert_eq!(e.max_entry_bytes(), 4096.0);
+    assert!(build(&[("tagPruneAfterMs", JsValue::UNDEFINED)]).is_ok());
 }
 
 #[wasm_bindgen_test]
@@ -318,17 +453,17 @@ fn incremental_value_round_trips_layout_and_cache_control() {
         .unwrap();
     assert!(e.last_ttl_ms() > 3_599_000.0);
     value.extend(std::iter::repeat_n(b'x', 17));
-    let outcome = e.inspect_incremental("/p", &value, value.len() as u32, "", f64::NAN, NOW + 1.0);
-    assert_eq!(outcome, Outcome::Fresh);
-    assert_eq!(e.last_modified(), NOW);
-    assert_eq!(e.last_cache_revalidate(), 60.0);
-    assert_eq!(e.last_cache_expire(), 3600.0);
-    assert!(e.last_has_cache_control());
-    assert_eq!(e.last_value_kind(), 1);
-    assert_eq!(e.last_value_flags() & 1, 1);
-    assert_eq!(e.last_segments(), 2);
-    assert_eq!(e.last_parts(), parts.to_vec());
-    assert_eq!(e.last_payload_offset() as usize, value.len() - 17);
+    let s = answer_incremental(&mut e, "/p", Some(&value), NOW + 1.0);
+    assert_eq!((s.source(), s.served()), (Source::Redis, Served::Fresh));
+    assert_eq!(s.last_modified(), NOW);
+    assert_eq!(s.cache_revalidate(), 60.0);
+    assert_eq!(s.cache_expire(), 3600.0);
+    assert!(s.has_cache_control());
+    assert_eq!(s.value_kind(), 1);
+    assert_eq!(s.value_flags() & 1, 1);
+    assert_eq!(s.segments(), 2);
+    assert_eq!(s.parts(), parts.to_vec());
+    assert_eq!(s.payload_offset() as usize, value.len() - 17);
     // Wrong part count for the kind is refused with a code.
     let err = e
         .plan_incremental_set("/r", 3, 0, 0, "", 60.0, 3600.0, &[1], NOW)
@@ -347,12 +482,12 @@ fn incremental_stale_tag_moves_last_modified_back() {
     e.plan_tag_update("t", 1, 31_536_000.0, NOW + 10.0).unwrap();
     assert!(e.revalidation_recorded("t", 1, 31_536_000.0, NOW + 11.0));
     assert!(!e.revalidation_recorded("t", 0, f64::NAN, NOW + 11.0));
-    let outcome = e.inspect_incremental("/r", &value, value.len() as u32, "", f64::NAN, NOW + 20.0);
-    assert_eq!(outcome, Outcome::Stale);
-    assert!(e.last_modified() + 60_000.0 < NOW + 20.0);
+    let s = answer_incremental(&mut e, "/r", Some(&value), NOW + 20.0);
+    assert_eq!(s.served(), Served::Stale);
+    assert!(s.last_modified() + 60_000.0 < NOW + 20.0);
     e.plan_tag_update("t", 0, f64::NAN, NOW + 30.0).unwrap();
-    let outcome = e.inspect_incremental("/r", &value, value.len() as u32, "", f64::NAN, NOW + 40.0);
-    assert_eq!(outcome, Outcome::Expired);
+    let s = answer_incremental(&mut e, "/r", Some(&value), NOW + 40.0);
+    assert_eq!(s.served(), Served::Miss);
 }
 
 fn get(obj: &JsValue, path: &[&str]) -> JsValue {
@@ -366,11 +501,14 @@ fn stats_and_describe_envelope_cross_as_plain_objects() {
     let mut engine = engine("d1");
     let value = stored(&mut engine, "k", "a\0b", b"xyz");
     assert_eq!(
-        engine.inspect("k", &value, value.len() as u32, "", NOW),
+        engine
+            .inspect_entry(&uc("default"), "k", &value, value.len() as u32, "", NOW)
+            .outcome(),
         Outcome::Fresh
     );
-    engine.note_miss(1);
-    assert_eq!(engine.last_lookup(), "miss");
+    // A singular read that finds nothing counts a miss (the read machine counts it).
+    let s = answer_incremental(&mut engine, "/none", None, NOW);
+    assert_eq!(s.served(), Served::Miss);
     let stats = engine.stats(NOW).unwrap();
     assert_eq!(
         get(&stats, &["lookups", "useCache", "hit"]).as_f64(),

@@ -286,12 +286,12 @@ export async function inspectKey(
   })
   try {
     await loadTagState(conn, engine)
-    const t = now()
-    if (header.interface === 'incremental') {
-      engine.inspectIncremental(header.key, value, value.byteLength, '', Number.NaN, t)
-    } else {
-      engine.inspect(header.key, value, value.byteLength, '', t)
-    }
+    // The judgement depends on the surface only, not on a 'use cache' handler's name.
+    const iface =
+      header.interface === 'incremental'
+        ? wasm.Interface.incremental()
+        : wasm.Interface.useCache('default')
+    const seen = engine.inspectEntry(iface, header.key, value, value.byteLength, '', now())
     const report: InspectReport = {
       key,
       ttlMs,
@@ -302,7 +302,7 @@ export async function inspectKey(
           ? {}
           : { valueKind: VALUE_KINDS[header.valueKind] ?? header.valueKind }),
       },
-      verdict: engine.lastLookup,
+      verdict: seen.lookup,
     }
     if (header.interface === 'incremental') {
       const len = header.parts[0] ?? 0

@@ -1,0 +1,76 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { now } from './clock'
+import { consumerWillServerCache } from './consumer'
+import { describe, type Logger } from './log'
+import type { ReadIo } from './read-driver'
+import type { Runtime } from './runtime'
+import { runScript } from './transport'
+import { wasm, type ReadStep } from './wasm'
+import type { Consumer } from '../wasm/node/fleetcache_wasm'
+
+/** What `script` rejects with when no Redis is configured: the machine hears "no lease". */
+class NoRedisError extends Error {
+  readonly code = 'ERR_NO_REDIS'
+  constructor() {
+    super('no Redis configured')
+    this.name = 'NoRedisError'
+  }
+}
+
+/** A Buffer over `bytes` without a copy (the store keeps Buffers; replies are Buffers already). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/**
+ * The Node host's side of the read driver for `rt`: node-redis through the guarded transport
+ * (budgets and breaker: guard.ts), the runtime's store and tier, unref'd timers.
+ */
+export function nodeReadIo(rt: Runtime): ReadIo {
+  const { engine, store, transport, log } = rt
+  return {
+    binding: wasm,
+    now,
+    sleep: (ms) => sleep(ms, undefined, { ref: false }),
+    refresh: () => rt.tags.refresh(),
+    tierBytes: (key) => store.tierBytes(key),
+    remember: (key, bytes, until, outageOnly) => {
+      store.remember(key, asBuffer(bytes), until, outageOnly)
+    },
+    forget: (key) => {
+      store.forget(key)
+    },
+    // The budget is the guarded transport's for the kind, the same engine value.
+    get: (key) => store.get(key, now()),
+    script: (argv) =>
+      transport === undefined
+        ? Promise.reject(new NoRedisError())
+        : runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind: 'lease' }),
+    debug: (line) => {
+      log.debug(line)
+    },
+  }
+}
+
+/**
+ * Who consumes this read's answer, from Next's work-unit store (consumer.ts): a server cache
+ * (then the machine treats a stale entry as a miss) or the response. Call before any await.
+ */
+export function readConsumer(): Consumer {
+  return consumerWillServerCache() ? wasm.Consumer.Caches : wasm.Consumer.Serves
+}
+
+/**
+ * The answer's own lines: what it found (debug) and what was wrong (error). When a `GET` or a
+ * poll failed (`readError`), the machine's line about it gets the error's own text.
+ */
+export function logAnswer(log: Logger, answer: ReadStep, readError?: unknown): void {
+  const detail = readError === undefined ? '' : ` [${describe(readError)}]`
+  const error = answer.error
+  const line = answer.log
+  if (line !== '') log.debug(error === '' ? line + detail : line)
+  if (error !== '') log.error(error + detail)
+}

@@ -1,0 +1,528 @@
+// The read driver alone (src/read-driver.ts): a scripted machine, a fake transport and a fake
+// clock, no Redis and no wasm. What the driver itself guarantees: rule R1 (no bytes reach the
+// machine before the refresh it asked for), errors mapped to failures by their code, NeedMore,
+// tier actions, the answer's bytes by source, shared polls, the step bound, renewal, and that
+// every machine and step it was handed is freed.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const { readEntry, failureOf, leaseToken } = require('../dist/read-driver.js')
+
+// Numbers of its own, different from the binding's, so nothing here depends on their values.
+const binding = {
+  ReadStepKind: {
+    Refresh: 10,
+    OwnWrite: 11,
+    PeekTier: 12,
+    PeekFallback: 13,
+    Get: 14,
+    NeedMore: 15,
+    Acquire: 16,
+    Wait: 17,
+    Poll: 18,
+    Answer: 19,
+  },
+  TierAction: { None: 30, Keep: 31, Drop: 32 },
+  Failure: { Timeout: 40, ReplyError: 41, NoConnection: 42, CircuitOpen: 43 },
+  Source: { None: 50, OwnWrite: 51, Tier: 52, Redis: 53, Poll: 54, Kept: 55 },
+  Served: { Fresh: 60, Stale: 61, AsFresh: 62, Miss: 63 },
+  RenewStepKind: { Wait: 70, Send: 71, Done: 72 },
+}
+const K = binding.ReadStepKind
+
+function deferred() {
+  let resolve
+  let reject
+  const promise = new Promise((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/** Lets every promise already settled run its reactions (nothing here waits on a timer). */
+const settle = () => new Promise((resolve) => setImmediate(resolve))
+
+let live = 0
+/** A step with the binding's defaults for the fields that do not apply. */
+function step(fields) {
+  live++
+  let freed = false
+  return {
+    key: '',
+    log: '',
+    argv: [],
+    budgetMs: 0,
+    need: 0,
+    delayMs: 0,
+    tier: binding.TierAction.None,
+    keepUntil: 0,
+    outageOnly: false,
+    source: binding.Source.None,
+    served: binding.Served.Miss,
+    holdsLease: false,
+    payloadOffset: 0,
+    ...fields,
+    free() {
+      assert.ok(!freed, 'a step freed twice')
+      freed = true
+      live--
+    },
+  }
+}
+
+/**
+ * A machine that answers each input with the next function of `script` (called with the
+ * input's name and arguments); it records the inputs it got.
+ */
+function scripted(script, renewal) {
+  const inputs = []
+  let i = 0
+  const m = { inputs, freed: false, entryKey: 'k' }
+  const input =
+    (name) =>
+    (_engine, ...args) => {
+      assert.ok(!m.freed, `${name} after free`)
+      inputs.push([name, ...args])
+      const f = script[i++]
+      assert.ok(f !== undefined, `no step scripted after input ${name}`)
+      return step(f(...args))
+    }
+  for (const name of [
+    'start',
+    'refreshed',
+    'ownWrite',
+    'tier',
+    'fallback',
+    'reply',
+    'polled',
+    'leaseReply',
+    'failed',
+    'timer',
+    'undecodable',
+  ]) {
+    m[name] = input(name)
+  }
+  m.renewal = () => renewal
+  m.free = () => {
+    assert.ok(!m.freed, 'machine freed twice')
+    m.freed = true
+  }
+  return m
+}
+
+/** A fake host: a virtual clock that `sleep` advances, a map for Redis, a tier, a log. */
+function fakeIo(over = {}) {
+  const io = {
+    binding,
+    t: 1_000,
+    calls: [],
+    redis: new Map(),
+    tier: new Map(),
+    lines: [],
+    now: () => io.t,
+    sleep: (ms) => {
+      io.calls.push(['sleep', ms])
+      io.t += ms
+      return Promise.resolve()
+    },
+    refresh: () => {
+      io.calls.push(['refresh'])
+      return Promise.resolve()
+    },
+    tierBytes: (key) => io.tier.get(key) ?? null,
+    remember: (key, bytes, until, outageOnly) => {
+      io.calls.push(['remember', key, bytes.byteLength, until, outageOnly])
+    },
+    forget: (key) => {
+      io.calls.push(['forget', key])
+    },
+    get: (key, budgetMs) => {
+      io.calls.push(['get', key, budgetMs])
+      return Promise.resolve(io.redis.get(key) ?? null)
+    },
+    script: (argv, budgetMs) => {
+      io.calls.push(['script', argv.join(' '), budgetMs])
+      return Promise.resolve(null)
+    },
+    debug: (line) => io.lines.push(line),
+    ...over,
+  }
+  return io
+}
+
+const engine = {}
+const bytesOf = (n, fill = 7) => new Uint8Array(n).fill(fill)
+const answer = (fields) => ({ kind: K.Answer, ...fields })
+
+test('R1: bytes reach the machine only once the refresh it asked for has finished', async () => {
+  const refresh = deferred()
+  const io = fakeIo({
+    refresh: () => refresh.promise,
+  })
+  io.redis.set('k', bytesOf(10))
+  const m = scripted([
+    () => ({ kind: K.Refresh }),
+    () => ({ kind: K.Get, key: 'k', budgetMs: 250 }),
+    () => answer({ source: binding.Source.Redis, served: binding.Served.Fresh, payloadOffset: 4 }),
+  ])
+  const reading = readEntry(engine, m, io)
+  await settle()
+  // The GET went out beside the refresh, but its reply waits for it.
+  assert.deepEqual(io.calls, [['get', 'k', 250]])
+  assert.deepEqual(
+    m.inputs.map(([name]) => name),
+    ['start', 'refreshed'],
+  )
+  io.t = 1_500
+  refresh.resolve()
+  const r = await reading
+  assert.equal(r.answer.kind, K.Answer)
+  assert.equal(r.bytes, io.redis.get('k'))
+  const [, prefix, total, t] = m.inputs[2]
+  assert.equal(prefix.byteLength, 10)
+  assert.equal(total, 10)
+  assert.equal(t, 1_500, 'stamped after the refresh')
+  r.answer.free()
+  assert.ok(m.freed)
+  assert.equal(live, 0)
+})
+
+test('io errors become failures by their code', async () => {
+  const cases = [
+    ['ERR_REDIS_TIMEOUT', binding.Failure.Timeout],
+    ['ERR_REDIS_REPLY', binding.Failure.ReplyError],
+    ['ERR_REDIS_CIRCUIT_OPEN', binding.Failure.CircuitOpen],
+    ['ECONNREFUSED', binding.Failure.NoConnection],
+    [undefined, binding.Failure.NoConnection],
+  ]
+  for (const [code, failure] of cases) {
+    const err = Object.assign(new Error('x'), code === undefined ? {} : { code })
+    assert.equal(failureOf(binding, err), failure)
+    const io = fakeIo({ get: () => Promise.reject(err) })
+    const m = scripted([
+      () => ({ kind: K.Get, key: 'k' }),
+      () => answer({ served: binding.Served.Miss }),
+    ])
+    const r = await readEntry(engine, m, io)
+    assert.deepEqual(m.inputs[1], ['failed', failure, io.t])
+    assert.equal(r.bytes, null)
+    // The caller logs why, except for the open breaker (logged once, when it opened).
+    assert.equal(r.readError, code === 'ERR_REDIS_CIRCUIT_OPEN' ? undefined : err)
+    r.answer.free()
+  }
+  // A transport that throws instead of rejecting is a failure too, not a rejected read.
+  const io = fakeIo({
+    get: () => {
+      throw Object.assign(new Error('sync'), { code: 'ERR_REDIS_TIMEOUT' })
+    },
+  })
+  const m = scripted([() => ({ kind: K.Get, key: 'k' }), () => answer({})])
+  const r = await readEntry(engine, m, io)
+  assert.deepEqual(m.inputs[1], ['failed', binding.Failure.Timeout, io.t])
+  r.answer.free()
+  assert.equal(live, 0)
+})
+
+test('NeedMore gives the same bytes again, with the prefix asked for', async () => {
+  const io = fakeIo()
+  io.redis.set('k', bytesOf(10_000))
+  const m = scripted([
+    () => ({ kind: K.Get, key: 'k' }),
+    () => ({ kind: K.NeedMore, need: 6_000 }),
+    () => answer({ source: binding.Source.Redis, served: binding.Served.Stale }),
+  ])
+  const r = await readEntry(engine, m, io)
+  assert.equal(m.inputs[1][0], 'reply')
+  assert.equal(m.inputs[1][1].byteLength, 4096, 'a header window first, not the payload')
+  assert.equal(m.inputs[1][2], 10_000)
+  assert.equal(m.inputs[2][0], 'reply')
+  assert.equal(m.inputs[2][1].byteLength, 6_000)
+  r.answer.free()
+  assert.equal(live, 0)
+})
+
+test('tier actions apply to the bytes just given; a kept copy is served from them', async () => {
+  const io = fakeIo()
+  const held = bytesOf(20, 1)
+  io.tier.set('k', held)
+  io.redis.set('k', bytesOf(30, 2))
+  const m = scripted([
+    () => ({ kind: K.PeekTier }),
+    // Not servable now, kept for a failing read.
+    () => ({ kind: K.Get, key: 'k' }),
+    () => ({
+      kind: K.Answer,
+      tier: binding.TierAction.Keep,
+      keepUntil: 9_000,
+      outageOnly: true,
+      source: binding.Source.Redis,
+      served: binding.Served.Fresh,
+    }),
+  ])
+  const r = await readEntry(engine, m, io)
+  assert.equal(m.inputs[1][0], 'tier')
+  assert.equal(m.inputs[1][1].byteLength, 20)
+  assert.deepEqual(
+    io.calls.filter(([c]) => c === 'remember'),
+    [['remember', 'k', 30, 9_000, true]],
+  )
+  assert.equal(r.bytes, io.redis.get('k'))
+  r.answer.free()
+
+  const io2 = fakeIo({ get: () => Promise.reject(new Error('down')) })
+  io2.tier.set('k', held)
+  const m2 = scripted([
+    () => ({ kind: K.PeekTier }),
+    () => ({ kind: K.Get, key: 'k', tier: binding.TierAction.None }),
+    () => ({ kind: K.PeekFallback }),
+    () => answer({ source: binding.Source.Kept, served: binding.Served.Stale }),
+  ])
+  const r2 = await readEntry(engine, m2, io2)
+  assert.deepEqual(
+    m2.inputs.map(([name]) => name),
+    ['start', 'tier', 'failed', 'fallback'],
+  )
+  assert.equal(r2.bytes, held, 'the kept copy')
+  r2.answer.free()
+
+  const io3 = fakeIo()
+  io3.tier.set('k', held)
+  const m3 = scripted([
+    () => ({ kind: K.PeekTier }),
+    () => ({ kind: K.Get, key: 'k', tier: binding.TierAction.Drop }),
+    () => answer({ served: binding.Served.Miss }),
+  ])
+  const r3 = await readEntry(engine, m3, io3)
+  assert.deepEqual(io3.calls[0], ['forget', 'k'], 'dropped before the GET')
+  assert.equal(r3.bytes, null)
+  r3.answer.free()
+  assert.equal(live, 0)
+})
+
+test("this process's write in flight is awaited and given whole", async () => {
+  const written = deferred()
+  const envelope = bytesOf(9_000)
+  const io = fakeIo()
+  const m = scripted([
+    () => ({ kind: K.OwnWrite }),
+    () => answer({ source: binding.Source.OwnWrite, served: binding.Served.Fresh }),
+  ])
+  const reading = readEntry(engine, m, io, { ownWrite: () => written.promise })
+  await settle()
+  assert.equal(m.inputs.length, 1)
+  written.resolve(envelope)
+  const r = await reading
+  assert.equal(m.inputs[1][1].byteLength, 9_000)
+  assert.equal(r.bytes, envelope)
+  r.answer.free()
+})
+
+test('a follower waits on the fake clock; polls of one key in one process share one script call', async () => {
+  const polled = deferred()
+  let scripts = 0
+  const entry = bytesOf(50)
+  const io = fakeIo({
+    script: (argv) => {
+      scripts++
+      assert.deepEqual(argv, ['EVALSHA', 'poll', '1', 'k'])
+      return polled.promise
+    },
+  })
+  const follower = () =>
+    scripted([
+      () => ({ kind: K.Wait, delayMs: 40 }),
+      () => ({ kind: K.Poll, argv: ['EVALSHA', 'poll', '1', 'k'], budgetMs: 100 }),
+      () =>
+        answer({
+          source: binding.Source.Poll,
+          served: binding.Served.Fresh,
+          tier: binding.TierAction.Keep,
+          keepUntil: 5,
+        }),
+    ])
+  const a = follower()
+  const b = follower()
+  const reads = Promise.all([readEntry(engine, a, io), readEntry(engine, b, io)])
+  await settle()
+  polled.resolve([entry, 0])
+  const [ra, rb] = await reads
+  assert.equal(scripts, 1, 'one poll for both followers')
+  for (const [m, r] of [
+    [a, ra],
+    [b, rb],
+  ]) {
+    assert.equal(m.inputs[1][0], 'timer')
+    const [name, prefix, total, leased] = m.inputs[2]
+    assert.equal(name, 'polled')
+    assert.equal(prefix.byteLength, 50)
+    assert.equal(total, 50)
+    assert.equal(leased, false)
+    assert.equal(r.bytes, entry)
+    r.answer.free()
+  }
+  // Both timers ran on the fake clock, and the next poll is a new call.
+  assert.deepEqual(
+    io.calls.filter(([c]) => c === 'sleep'),
+    [
+      ['sleep', 40],
+      ['sleep', 40],
+    ],
+  )
+  assert.equal(io.t, 1_080)
+  const c = follower()
+  const again = readEntry(engine, c, { ...io, script: () => Promise.resolve([null, 1]) })
+  const rc = await again
+  assert.deepEqual(c.inputs[2].slice(1, 4), [undefined, 0, true])
+  assert.equal(rc.bytes, null, 'nothing to serve from a poll that found nothing')
+  rc.answer.free()
+  assert.equal(live, 0)
+})
+
+test('a lease reply is handed back as a number; a failed lease request as a failure', async () => {
+  const io = fakeIo({ script: () => Promise.resolve('0') })
+  const m = scripted([
+    () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'] }),
+    () => answer({ served: binding.Served.Miss }),
+  ])
+  ;(await readEntry(engine, m, io)).answer.free()
+  assert.deepEqual(m.inputs[1], ['leaseReply', 0, io.t])
+
+  const refused = Object.assign(new Error('NOPERM'), { code: 'ERR_REDIS_REPLY' })
+  const io2 = fakeIo({ script: () => Promise.reject(refused) })
+  const m2 = scripted([
+    () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'] }),
+    () => answer({ served: binding.Served.Miss }),
+  ])
+  ;(await readEntry(engine, m2, io2)).answer.free()
+  assert.deepEqual(m2.inputs[1], ['failed', binding.Failure.ReplyError, io2.t])
+  // The machine's answer says so; the driver adds no line of its own.
+  assert.deepEqual(io2.lines, [])
+  assert.equal(live, 0)
+})
+
+test('the lease holder renews on the fake clock until the renewal machine is done', async () => {
+  const renewSteps = [
+    () => ({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 }),
+    () => ({ kind: binding.RenewStepKind.Send, argv: ['EVALSHA', 'renew'], budgetMs: 100 }),
+    () => ({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 }),
+    () => ({ kind: binding.RenewStepKind.Send, argv: ['EVALSHA', 'renew'], budgetMs: 100 }),
+    () => ({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 }),
+    () => ({ kind: binding.RenewStepKind.Send, argv: ['EVALSHA', 'renew'], budgetMs: 100 }),
+    () => ({ kind: binding.RenewStepKind.Done, log: 'lease on k no longer held: not renewed' }),
+  ]
+  const inputs = []
+  let i = 0
+  const next = (name, ...args) => {
+    inputs.push([name, ...args])
+    return step(renewSteps[i++]())
+  }
+  const machine = {
+    start: (_e, t) => next('start', t),
+    timer: (_e, t) => next('timer', t),
+    sent: (_e, renewed, t) => next('sent', renewed, t),
+    failed: (_e, failure, t) => next('failed', failure, t),
+    freed: false,
+    free() {
+      this.freed = true
+    },
+  }
+  // The lease request's reply (won), then the three renewals'.
+  const replies = [
+    Promise.resolve(1),
+    Promise.resolve(1),
+    Promise.reject(Object.assign(new Error('t'), { code: 'ERR_REDIS_TIMEOUT' })),
+    Promise.resolve(0),
+  ]
+  replies[2].catch(() => undefined)
+  const io = fakeIo({ script: () => replies.shift() })
+  const holder = scripted(
+    [
+      () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'] }),
+      () => answer({ served: binding.Served.Miss, holdsLease: true }),
+    ],
+    machine,
+  )
+  const read = await readEntry(engine, holder, io)
+  read.answer.free()
+  assert.deepEqual(holder.inputs[1], ['leaseReply', 1, 1_000])
+  // The renewal runs behind the answer: wait for it to end (its machine is freed).
+  while (!machine.freed) await settle()
+  assert.deepEqual(io.lines, ['lease on k no longer held: not renewed'])
+  assert.deepEqual(inputs, [
+    ['start', 1_000],
+    ['timer', 2_000],
+    ['sent', true, 2_000],
+    ['timer', 3_000],
+    ['failed', binding.Failure.Timeout, 3_000],
+    ['timer', 4_000],
+    ['sent', false, 4_000],
+  ])
+  assert.equal(live, 0)
+})
+
+test('an answer whose value cannot be decoded is reported, and the machine goes on', async () => {
+  const io = fakeIo()
+  io.redis.set('k', bytesOf(8))
+  const m = scripted([
+    () => ({ kind: K.Get, key: 'k' }),
+    () => answer({ source: binding.Source.Redis, served: binding.Served.Fresh }),
+    () => answer({ served: binding.Served.Miss }),
+  ])
+  const seen = []
+  const r = await readEntry(engine, m, io, {
+    decode: (a, bytes) => {
+      seen.push(bytes.byteLength)
+      return undefined
+    },
+  })
+  assert.deepEqual(seen, [8])
+  assert.equal(m.inputs[2][0], 'undecodable')
+  assert.equal(r.value, undefined)
+  assert.equal(r.bytes, null)
+  r.answer.free()
+
+  const m2 = scripted([
+    () => ({ kind: K.Get, key: 'k' }),
+    () => answer({ source: binding.Source.Redis, served: binding.Served.Stale }),
+  ])
+  const r2 = await readEntry(engine, m2, io, { decode: () => ({ decoded: true }) })
+  assert.deepEqual(r2.value, { decoded: true })
+  r2.answer.free()
+  assert.equal(live, 0)
+})
+
+test('a machine that never answers is stopped at the step bound, freed, and the read is a miss', async () => {
+  const io = fakeIo()
+  let steps = 0
+  const forever = () => {
+    steps++
+    return { kind: K.Wait, delayMs: 1 }
+  }
+  const m = scripted(Array.from({ length: 5_000 }, () => forever))
+  const r = await readEntry(engine, m, io)
+  assert.equal(r.answer, undefined)
+  assert.equal(r.bytes, null)
+  assert.ok(steps <= 1_001, `${steps} steps`)
+  assert.ok(m.freed)
+  assert.equal(live, 0)
+})
+
+test('a machine that throws rejects the read and is freed', async () => {
+  const io = fakeIo()
+  const m = scripted([
+    () => {
+      throw Object.assign(new Error('ill-formed'), { code: 'ERR_KEY_ILL_FORMED' })
+    },
+  ])
+  await assert.rejects(readEntry(engine, m, io), /ill-formed/)
+  assert.ok(m.freed)
+})
+
+test('lease tokens are distinct per read and shaped as the lease scripts expect', () => {
+  const tokens = new Set(Array.from({ length: 1000 }, () => leaseToken()))
+  assert.equal(tokens.size, 1000)
+  for (const t of tokens) assert.match(t, /^[0-9a-f]{32}$/)
+})
