@@ -667,7 +667,7 @@ impl World {
             }
             Op::Restart { inst } => {
                 self.insts[inst] = Instance::new(self.now);
-                // The process's requests died with it (their commands already sent run on).
+                // The process's requests die with it, and their commands not yet at Redis.
                 self.tasks.retain(|t| t.inst != inst);
             }
             Op::Tick { inst } => {
