@@ -311,9 +311,16 @@ function boundary() {
   sync('engine call, no work (tagCount getter)', () => e.tagCount)
   sync('getExpiration, 4 unknown tags', () => e.getExpiration('a\0b\0c\0d', 1))
   sync('entryKey (SHA-256 of an 80-char key)', () => e.entryKey(uc, cacheKey))
+  // One call, one result: the header (TTL and dropped tags beside it) of a 'use cache' entry.
+  const planHeader = (tags, len, at) => {
+    const plan = e.planUseCacheEntry(uc, cacheKey, tags, at, 60, 3600, 30, len, at)
+    const h = plan.header
+    plan.free()
+    return h
+  }
   const payload = Buffer.alloc(10 * 1024, 0x63)
   const t = now()
-  const header = e.planUseCacheSet(uc, cacheKey, 'a\0b', t, 60, 3600, 30, payload.length, t)
+  const header = planHeader('a\0b', payload.length, t)
   const value = Buffer.concat([header, payload])
   sync('inspectEntry (header of a 10 KB entry)', () =>
     e.inspectEntry(uc, cacheKey, value.subarray(0, 4096), value.length, '', t).free(),
@@ -325,15 +332,11 @@ function boundary() {
   const mib = body.length / 2 ** 20
   const envelope = measureSync(
     () => {
-      const h = e.planUseCacheSet(uc, cacheKey, 'a\0b', t, 60, 3600, 30, body.length, t)
-      return Buffer.concat([h, body])
+      return Buffer.concat([planHeader('a\0b', body.length, t), body])
     },
     { k: 50, blocks: 30 },
   )
-  const encoded = Buffer.concat([
-    e.planUseCacheSet(uc, cacheKey, 'a', t, 60, 3600, 30, body.length, t),
-    body,
-  ])
+  const encoded = Buffer.concat([planHeader('a', body.length, t), body])
   const decode = measureSync(
     () => {
       const seen = e.inspectEntry(uc, cacheKey, encoded.subarray(0, 4096), encoded.length, '', t)

@@ -4,15 +4,27 @@ import { describe } from './log'
 import { telemetry, type CommandResult, type Telemetry } from './telemetry'
 import type { OpKind, SendOptions, Transport } from './transport'
 import { CircuitOpenError, RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
-import type { Engine } from './wasm'
+import type * as Wasm from '../wasm/node/fleetcache_wasm'
+import { wasm, type Engine } from './wasm'
 
 /** Commands that only read; everything else gets the write budget. */
 const READS = new Set(['GET', 'MGET', 'EXISTS', 'PTTL', 'TTL', 'STRLEN', 'GETRANGE', 'PING'])
 
-const STATE_NAMES = ['closed', 'open', 'half-open'] as const
+const { BreakerState, CommandKind, CommandResult: Result } = wasm
 
-/** The engine's `report` codes, indexed by how the command ended. */
-const RESULT_NAMES: readonly CommandResult[] = ['ok', 'connection-error', 'timeout', 'reply-error']
+const STATE_NAMES: Record<number, string> = {
+  [BreakerState.Closed]: 'closed',
+  [BreakerState.Open]: 'open',
+  [BreakerState.HalfOpen]: 'half-open',
+}
+
+/** Telemetry's name of how the command ended. */
+const RESULT_NAMES: Record<number, CommandResult> = {
+  [Result.Reply]: 'ok',
+  [Result.NoAnswer]: 'connection-error',
+  [Result.Timeout]: 'timeout',
+  [Result.ErrorReply]: 'reply-error',
+}
 
 /** Bytes of an entry moved by a command, for the size histogram (GET replies, SET values). */
 function entryBytes(argv: readonly (string | Buffer)[], reply: unknown): number | undefined {
@@ -47,7 +59,8 @@ export class GuardedTransport implements Transport {
   async send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
     const kind: OpKind =
       options?.kind ?? (READS.has(String(argv[0]).toUpperCase()) ? 'read' : 'write')
-    const code = kind === 'read' ? 0 : kind === 'lease' ? 2 : 1
+    const code =
+      kind === 'read' ? CommandKind.Read : kind === 'lease' ? CommandKind.Lease : CommandKind.Write
     const t0 = now()
     const permit = this.engine.admit(code, t0)
     // Refused commands are counted by the breaker itself (`rejected`).
@@ -59,19 +72,18 @@ export class GuardedTransport implements Transport {
     const outer = budget + this.engine.connectBudgetMs
     const tel = this.telemetry
     const span = tel?.startSpan(String(argv[0]))
-    // 0 ok, 1 connection failure, 2 timeout, 3 error reply (the engine's report codes).
-    let result = 1
+    let result = Result.NoAnswer
     let reply: unknown
     try {
       const sent = this.inner.send(argv, { kind, timeoutMs: budget })
       reply = await (this.inner.enforcesDeadlines === true
         ? sent
         : withDeadline(sent, outer, `redis ${String(argv[0])}`))
-      result = 0
+      result = Result.Reply
       return reply
     } catch (err) {
-      if (err instanceof RedisReplyError) result = 3
-      else if (err instanceof RedisTimeoutError) result = 2
+      if (err instanceof RedisReplyError) result = Result.ErrorReply
+      else if (err instanceof RedisTimeoutError) result = Result.Timeout
       throw err
     } finally {
       const t = this.settle(permit, result, argv)
@@ -80,7 +92,7 @@ export class GuardedTransport implements Transport {
           String(argv[0]),
           RESULT_NAMES[result] ?? 'connection-error',
           (t - t0) / 1000,
-          result === 0 ? entryBytes(argv, reply) : undefined,
+          result === Result.Reply ? entryBytes(argv, reply) : undefined,
           span,
           t,
         )
@@ -89,7 +101,11 @@ export class GuardedTransport implements Transport {
   }
 
   /** Reports the outcome to the engine; returns the time it did so. */
-  private settle(permit: number, result: number, argv: readonly (string | Buffer)[]): number {
+  private settle(
+    permit: number,
+    result: Wasm.CommandResult,
+    argv: readonly (string | Buffer)[],
+  ): number {
     const t = now()
     if (this.engine.report(permit, result, t)) {
       const state = STATE_NAMES[this.engine.breakerState(t)] ?? 'unknown'
@@ -98,14 +114,14 @@ export class GuardedTransport implements Transport {
       } else {
         this.onTrip?.()
         this.log.error(
-          `redis circuit ${state} after ${result === 2 ? 'a timeout' : 'a failure'} of ${String(argv[0])} ` +
+          `redis circuit ${state} after ${result === Result.Timeout ? 'a timeout' : 'a failure'} of ${String(argv[0])} ` +
             `(opened ${String(this.engine.breakerTrips)} times so far): reads are misses and writes are skipped ` +
             `until a probe succeeds; revalidations are applied locally and queued`,
         )
       }
     }
     // Any answer, error replies included, means Redis is reachable: send what waits.
-    const answered = result === 0 || result === 3
+    const answered = result === Result.Reply || result === Result.ErrorReply
     const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
     if (answered && waiting && this.onBacklog !== undefined) {
       try {

@@ -4,8 +4,11 @@
  * (docs/decisions/0023).
  */
 import type { CacheControl } from './incremental-handler'
-import { encodeValue, Flag, headerTags, type IncrementalValue } from './value-codec'
-import type { Engine } from './wasm'
+import { encodeValue, headerTags, type IncrementalValue } from './value-codec'
+import { wasm, type Engine } from './wasm'
+import type { ValueKind } from '../wasm/node/fleetcache_wasm'
+
+const Flag = wasm.ValueFlag
 
 /** The `ctx` of a write: the fields the envelope takes from it. */
 export interface EnvelopeContext {
@@ -13,14 +16,17 @@ export interface EnvelopeContext {
   cacheControl?: CacheControl
 }
 
-/** An envelope ready to store, or why it is not stored; `kind` is the value's kind code. */
+/**
+ * An envelope ready to store, or why it is not stored (`ttlMs` NaN); `kind` is the value's
+ * kind code.
+ */
 export type Envelope =
-  | { stored: Buffer; ttlMs: number; droppedTags: string; kind: number }
-  | { stored: undefined; ttlMs: number; droppedTags: string; kind: number }
+  | { stored: Buffer; ttlMs: number; droppedTags: string; kind: ValueKind }
+  | { stored: undefined; ttlMs: number; droppedTags: string; kind: ValueKind }
 
 /** A value as the write machine takes it: its descriptor, `cacheControl`, tags and parts. */
 export interface DescribedValue {
-  kind: number
+  kind: ValueKind
   flags: number
   segments: number
   tags: string[]
@@ -41,18 +47,18 @@ export function describeIncrementalValue(
   let tags: string[]
   const cc = ctx.cacheControl
   if (data !== null && data.kind === 'FETCH') {
-    flags |= Flag.NO_CACHE_CONTROL
+    flags |= Flag.NoCacheControl
     revalidate = data.revalidate
     tags = [...new Set([...(ctx.tags ?? []), ...(data.tags ?? [])])]
   } else {
     tags = headerTags(data)
     if (cc === undefined) {
-      flags |= Flag.NO_CACHE_CONTROL | Flag.REVALIDATE_FALSE
+      flags |= Flag.NoCacheControl | Flag.RevalidateFalse
       revalidate = Number.NaN
     } else {
-      if (cc.revalidate === false) flags |= Flag.REVALIDATE_FALSE
+      if (cc.revalidate === false) flags |= Flag.RevalidateFalse
       revalidate = cc.revalidate === false ? Number.NaN : cc.revalidate
-      if (cc.expire === undefined) flags |= Flag.NO_EXPIRE
+      if (cc.expire === undefined) flags |= Flag.NoExpire
       else expire = cc.expire
     }
   }
@@ -79,7 +85,7 @@ export function encodeIncrementalEnvelope(
   createdAt: number,
 ): Envelope {
   const v = describeIncrementalValue(data, ctx)
-  const header = engine.planIncrementalSet(
+  const plan = engine.planIncrementalEntry(
     cacheKey,
     v.kind,
     v.flags,
@@ -90,8 +96,11 @@ export function encodeIncrementalEnvelope(
     Uint32Array.from(v.parts, (p) => p.byteLength),
     createdAt,
   )
-  const ttlMs = engine.lastTtlMs
-  const droppedTags = engine.lastDroppedTags
-  if (ttlMs < 0) return { stored: undefined, ttlMs, droppedTags, kind: v.kind }
-  return { stored: Buffer.concat([header, ...v.parts]), ttlMs, droppedTags, kind: v.kind }
+  try {
+    const { ttlMs, droppedTags } = plan
+    if (!plan.stored) return { stored: undefined, ttlMs, droppedTags, kind: v.kind }
+    return { stored: Buffer.concat([plan.header, ...v.parts]), ttlMs, droppedTags, kind: v.kind }
+  } finally {
+    plan.free()
+  }
 }

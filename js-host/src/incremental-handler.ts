@@ -222,7 +222,8 @@ class IncrementalCore {
     const { engine, log } = this.rt
     try {
       const t = now()
-      const mode = durations === undefined ? 0 : 1
+      const { RevalidationMode } = wasm
+      const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
       const expire = durations?.expire ?? Number.NaN
       // Next sends every revalidation to the cacheHandlers' updateTags too, in the same tick;
       // when fleetcache's use-cache handler has just recorded it, it is already on its way to

@@ -19,14 +19,14 @@ export interface TagEngine {
   readonly tagAnnounceChannel: string
   tagChannelUp(): void
   tagChannelDown(): void
-  applyAnnouncement(msg: Uint8Array): number
+  applyAnnouncement(msg: Uint8Array): AnnouncementCode
   tagsCaughtUp(now: number): boolean
   tagPullInMs(now: number): number
   applyRefresh(reply: Uint8Array, now: number): number
   missingPermission(message: string): string
   revalidate(
     tags: string,
-    mode: number,
+    mode: RevalidationModeCode,
     expireSeconds: number,
     now: number,
     queue: boolean,
@@ -36,7 +36,7 @@ export interface TagEngine {
   readonly outboxLength: number
   readonly outboxHeadSeq: number
   planOutboxHead(): string[]
-  refuseOutbox(seq: number, message: string, now: number): number
+  refuseOutbox(seq: number, message: string, now: number): OutboxRefusalCode
   failOutbox(seq: number, now: number): void
   ackOutbox(seq: number): boolean
   applyUpdateReply(reply: Uint8Array): void
@@ -46,7 +46,28 @@ export interface TagEngine {
   readonly tagsSynced: boolean
   retryInMs(now: number): number
   outboxRetryInMs(now: number): number
-  breakerState(now: number): number
+  breakerState(now: number): BreakerStateCode
+}
+
+/** A value of one of the binding's numeric enums (the module's own enum type at run time). */
+type RevalidationModeCode = number
+type OutboxRefusalCode = number
+type BreakerStateCode = number
+type AnnouncementCode = number
+
+/**
+ * The binding's enums tag synchronisation reads (numeric, as wasm-bindgen exports them): the
+ * wasm module object itself, passed in because the Node and workers glue are different modules.
+ */
+export interface TagEnums {
+  readonly RevalidationMode: { readonly Expire: number; readonly Stale: number }
+  readonly OutboxRefusal: {
+    readonly Kept: number
+    readonly Dropped: number
+    readonly Parked: number
+  }
+  readonly BreakerState: { readonly Closed: number }
+  readonly Announcement: { readonly Known: number; readonly Gap: number }
 }
 
 /**
@@ -81,6 +102,8 @@ export interface Timer {
 export interface TagSyncOptions {
   /** Redis, or undefined when this process's revalidations are the whole tag state. */
   script: ScriptRunner | undefined
+  /** The binding's enums (its module object). */
+  enums: TagEnums
   /** Milliseconds on Next's scale, read for every decision. */
   now: () => number
   log: Logger
@@ -176,6 +199,7 @@ export class TagSync {
   private retry: unknown
   private stopped = false
   private readonly script: ScriptRunner | undefined
+  private readonly enums: TagEnums
   private readonly now: () => number
   private readonly log: Logger
   private readonly timer: Timer | undefined
@@ -190,6 +214,7 @@ export class TagSync {
     options: TagSyncOptions,
   ) {
     this.script = options.script
+    this.enums = options.enums
     this.now = options.now
     this.log = options.log
     this.timer = options.timer
@@ -201,12 +226,18 @@ export class TagSync {
         message: (msg) => {
           try {
             // A gap (missed messages, a failover): the engine pulls until a pull after it.
+            const { Announcement } = this.enums
             const applied = this.engine.applyAnnouncement(msg)
             if (this.log.debugEnabled) {
-              const what = applied === -2 ? 'a gap, pulling' : applied === -1 ? 'known' : 'applied'
+              const what =
+                applied === Announcement.Gap
+                  ? 'a gap, pulling'
+                  : applied === Announcement.Known
+                    ? 'known'
+                    : 'applied'
               this.log.debug(`tag announcement: ${what}`)
             }
-            if (applied === -2) void this.pullAfterNow()
+            if (applied === Announcement.Gap) void this.pullAfterNow()
           } catch (err) {
             this.log.error(`unexpected tag announcement: ${describe(err)}`)
             this.engine.tagChannelDown()
@@ -346,7 +377,8 @@ export class TagSync {
     now: number,
   ): Promise<void> {
     if (tags.length === 0) return
-    const mode = durations === undefined ? 0 : 1
+    const { RevalidationMode } = this.enums
+    const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
     const expire = durations?.expire ?? Number.NaN
     const joined = tags.join('\0')
     const what = `${shortList(tags)} (${durations === undefined ? 'expire now' : `stale, expire in ${String(durations.expire)} s`})`
@@ -433,14 +465,17 @@ export class TagSync {
         // keeps meeting an error no retry fixes (WRONGTYPE after an operator mistake): the
         // queue moves on. Any other failure keeps it at the head, with a backoff.
         const refused = isReplyError(err)
-        const outcome = refused ? this.engine.refuseOutbox(seq, err.message, this.now()) : 0
+        const { OutboxRefusal } = this.enums
+        const outcome = refused
+          ? this.engine.refuseOutbox(seq, err.message, this.now())
+          : OutboxRefusal.Kept
         if (!refused) this.engine.failOutbox(seq, this.now())
-        if (outcome === 1) this.logRefused(err as Error)
-        else if (outcome === 3) this.logParked(err as Error)
-        else if (outcome !== 0) {
+        if (outcome === OutboxRefusal.Dropped) this.logRefused(err as Error)
+        else if (outcome === OutboxRefusal.Parked) this.logParked(err as Error)
+        else if (outcome !== OutboxRefusal.Kept) {
           this.log.debug(`revalidation refused by Redis and set aside: ${(err as Error).message}`)
         }
-        if (outcome !== 0) continue
+        if (outcome !== OutboxRefusal.Kept) continue
         this.headRefused = refused
         // One line per run of failures of one revalidation, not one per attempt.
         if (!isCircuitOpen(err) && this.engine.outboxLength > 0 && !this.backlogged) {
@@ -522,7 +557,7 @@ export class TagSync {
       void this.pullAfterNow()
         .then(() => this.drain())
         .then(() => {
-          const open = this.engine.breakerState(this.now()) !== 0
+          const open = this.engine.breakerState(this.now()) !== this.enums.BreakerState.Closed
           const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
           if (open || waiting) this.watch()
         })

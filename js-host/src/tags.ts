@@ -4,7 +4,7 @@ import type { Logger } from './log'
 import { TagSync, type Subscribe, type Timer } from './tag-sync'
 import type { Transport } from './transport'
 import { runScript } from './transport'
-import type { Engine } from './wasm'
+import { wasm, type Engine } from './wasm'
 
 export type { Durations } from './tag-sync'
 export { TagSync } from './tag-sync'
@@ -38,6 +38,7 @@ export function nodeTagSync(
   subscribe?: Subscribe,
 ): TagSync {
   return new TagSync(engine, {
+    enums: wasm,
     script:
       transport === undefined
         ? undefined

@@ -6,6 +6,9 @@
  * no copy) and a real `Map`, which Next needs (`Buffer.isBuffer`, `segmentData.get`).
  */
 
+import type * as Wasm from '../wasm/node/fleetcache_wasm'
+import { wasm } from './wasm'
+
 /** Next's `OutgoingHttpHeaders`. */
 export type Headers = Record<string, string | string[] | number | undefined>
 
@@ -46,24 +49,27 @@ export type IncrementalValue =
       isStale?: boolean
     }
 
-/** Value kind codes of the core's descriptor. */
+/** A value kind as the binding's enum. */
+type ValueKindCode = Wasm.ValueKind
+
+/** The binding's value kinds by Next's names (`kind` of an `IncrementalCacheValue`). */
 export const ValueKind = {
-  null: 0,
-  APP_PAGE: 1,
-  PAGES: 2,
-  APP_ROUTE: 3,
-  FETCH: 4,
-  REDIRECT: 5,
-  IMAGE: 6,
+  null: wasm.ValueKind.Null,
+  APP_PAGE: wasm.ValueKind.AppPage,
+  PAGES: wasm.ValueKind.Pages,
+  APP_ROUTE: wasm.ValueKind.AppRoute,
+  FETCH: wasm.ValueKind.Fetch,
+  REDIRECT: wasm.ValueKind.Redirect,
+  IMAGE: wasm.ValueKind.Image,
 } as const
 
-/** Descriptor flag bits (the core's `incremental::flag`). */
-export const Flag = { RSC: 1, REVALIDATE_FALSE: 2, NO_EXPIRE: 4, NO_CACHE_CONTROL: 8 } as const
+/** The descriptor's flag bits: the binding's `ValueFlag`. */
+const Flag = wasm.ValueFlag
 
 /** A value cut into the pieces the engine plans around. */
 export interface EncodedValue {
-  kind: number
-  /** Only `Flag.RSC`; the handler adds the cacheControl bits. */
+  kind: ValueKindCode
+  /** Only `ValueFlag.Rsc`; the handler adds the cacheControl bits. */
   flags: number
   segments: number
   /** The JSON part first, then the kind's byte parts. */
@@ -141,7 +147,7 @@ export function encodeValue(value: IncrementalValue | null): EncodedValue {
       )
       parts.push(json, html)
       if (rsc !== undefined) {
-        flags |= Flag.RSC
+        flags |= Flag.Rsc
         parts.push(rsc)
       }
       parts.push(...segs)
@@ -213,7 +219,7 @@ function part(parts: readonly Buffer[], i: number): Buffer {
  * that does not parse or does not match (the caller treats that as a miss).
  */
 export function decodeValue(
-  kind: number,
+  kind: ValueKindCode,
   flags: number,
   segments: number,
   parts: readonly Buffer[],
@@ -225,7 +231,7 @@ export function decodeValue(
     case ValueKind.APP_PAGE: {
       v.html = part(parts, 1).toString('utf8')
       let next = 2
-      if ((flags & Flag.RSC) !== 0) v.rscData = part(parts, next++)
+      if ((flags & Flag.Rsc) !== 0) v.rscData = part(parts, next++)
       if (j.s !== undefined) {
         if (j.s.length !== segments) throw new Error('segment paths do not match the parts')
         const map = new Map<string, Buffer>()

@@ -316,7 +316,7 @@ describe('incremental handler on Redis', () => {
     // A valid envelope whose JSON part is damaged.
     await A.h().set('/bad-json', v, ctxFor(v))
     const engine = new wasm.Engine({ prefix: 'inctest', deployment: 'd1' })
-    const header = engine.planIncrementalSet(
+    const { header } = engine.planIncrementalEntry(
       '/bad-json',
       3,
       0,

@@ -83,7 +83,15 @@ function setup(answer, { timer, config = {}, request, push } = {}) {
   const clock = fakeClock()
   const log = fakeLog()
   const script = fakeScript(answer)
-  const sync = new TagSync(engine, { script, now: clock.now, log, timer, request, push })
+  const sync = new TagSync(engine, {
+    enums: wasm,
+    script,
+    now: clock.now,
+    log,
+    timer,
+    request,
+    push,
+  })
   return { engine, clock, log, script, sync }
 }
 

@@ -30,7 +30,7 @@ const hex = (bytes) => Buffer.from(bytes).toString('hex')
 /** The envelope of case `c`: its header as the binding plans it, and the TTL it gives. */
 function plan(engine, c) {
   const payload = Buffer.from(c.payload, 'utf8')
-  const header = engine.planUseCacheSet(
+  const plan = engine.planUseCacheEntry(
     wasm.Interface.parse(c.interface),
     c.cacheKey,
     c.tags.join('\0'),
@@ -41,8 +41,9 @@ function plan(engine, c) {
     payload.byteLength,
     c.now,
   )
-  const ttl = engine.lastTtlMs
-  return { header, ttlMs: ttl < 0 ? null : ttl, value: Buffer.concat([header, payload]) }
+  const { header, stored, ttlMs } = plan
+  plan.free()
+  return { header, ttlMs: stored ? ttlMs : null, value: Buffer.concat([header, payload]) }
 }
 
 describe('shared vectors through the binding', () => {
@@ -74,7 +75,8 @@ describe('shared vectors through the binding', () => {
       const engine = new wasm.Engine({ prefix, deployment })
       engine.markStandalone()
       for (const r of c.revalidations) {
-        const mode = r.mode === 'expire' ? 0 : 1
+        const mode =
+          r.mode === 'expire' ? wasm.RevalidationMode.Expire : wasm.RevalidationMode.Stale
         engine.planTagUpdate(r.tags.join('\0'), mode, r.expireSeconds ?? Number.NaN, r.at)
       }
       const value = c.envelope === undefined ? Buffer.from(c.value, 'hex') : stored.get(c.envelope)

@@ -189,12 +189,13 @@ class Guarded {
     argv: readonly (string | Uint8Array)[],
     kind: 'read' | 'write' | 'lease',
   ): Promise<Reply> {
-    const k = kind === 'read' ? 0 : kind === 'lease' ? 2 : 1
+    const { CommandKind, CommandResult } = binding
+    const k =
+      kind === 'read' ? CommandKind.Read : kind === 'lease' ? CommandKind.Lease : CommandKind.Write
     const permit = this.engine.admit(k, this.now())
     if (permit === 0) throw new CircuitOpenError()
     const timeoutMs = this.engine.budgetMs(k)
-    // The engine's report codes: 0 a reply, 1 no answer, 2 a timeout, 3 an error reply.
-    let result = 1
+    let result = CommandResult.NoAnswer
     let timer: ReturnType<typeof setTimeout> | undefined
     try {
       const deadline = new Promise<never>((_, reject) => {
@@ -209,11 +210,11 @@ class Guarded {
       })
       const sent = this.inner.send(argv, { kind: kind === 'read' ? 'read' : 'write', timeoutMs })
       const reply = await Promise.race([sent, deadline])
-      result = 0
+      result = CommandResult.Reply
       return reply
     } catch (err) {
-      if (code(err) === 'ERR_REDIS_REPLY') result = 3
-      else if (code(err) === 'ERR_REDIS_TIMEOUT') result = 2
+      if (code(err) === 'ERR_REDIS_REPLY') result = CommandResult.ErrorReply
+      else if (code(err) === 'ERR_REDIS_TIMEOUT') result = CommandResult.Timeout
       throw err
     } finally {
       clearTimeout(timer)
@@ -331,6 +332,7 @@ export class WorkerCache {
     // No timer: an isolate's background work may be cut off with the response, so loading the
     // tag state and retrying the outbox happen on requests (see `TagSyncOptions.timer`).
     this.tags = new TagSync(this.engine, {
+      enums: binding,
       script: guarded === undefined ? undefined : (argv, kind) => guarded.script(argv, kind),
       now: this.now,
       log,

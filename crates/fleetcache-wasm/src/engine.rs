@@ -1,12 +1,14 @@
 //! The `Engine` class exported to JS.
 
-use fleetcache_core::{
-    Config, EntryKind, Interface, KeyError, Millis, Revalidation, ScriptCall, SetInput,
-};
+use fleetcache_core::{Config, EntryKind, Interface, KeyError, Millis, ScriptCall};
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::error::{config_shape_error, js_config_error, js_error};
+use crate::codes::{
+    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal,
+    RevalidationMode,
+};
+use crate::error::{js_error, BindingError};
 use crate::list::{join, split};
 
 /// What [`Engine::inspect_entry`] decided about a stored value.
@@ -32,7 +34,6 @@ pub enum Outcome {
 #[wasm_bindgen]
 pub struct Engine {
     pub(crate) inner: fleetcache_core::Engine,
-    last_ttl_ms: Option<u64>,
 }
 
 /// Which of Next's cache interfaces a key belongs to, as a typed value the host builds once
@@ -66,7 +67,7 @@ impl Iface {
     /// Throws an `Error` with code `ERR_KEY_HANDLER_NAME` unless `name` is `[a-z-]{1,32}`.
     #[wasm_bindgen(js_name = useCache)]
     pub fn use_cache(name: &str) -> Result<Iface, JsValue> {
-        let checked = Interface::use_cache(name).map_err(|e| js_error(e.code(), &e.to_string()))?;
+        let checked = Interface::use_cache(name).map_err(|e| js_error(&e))?;
         Ok(Iface {
             name: match checked {
                 Interface::UseCache(n) => Some(n.to_owned()),
@@ -79,7 +80,7 @@ impl Iface {
     /// Throws an `Error` with code `ERR_KEY_INTERFACE` for anything else.
     pub fn parse(segment: &str) -> Result<Iface, JsValue> {
         Ok(Iface {
-            name: match Interface::parse(segment).map_err(|e| js_error(e.code(), &e.to_string()))? {
+            name: match Interface::parse(segment).map_err(|e| js_error(&e))? {
                 Interface::UseCache(n) => Some(n.to_owned()),
                 Interface::Incremental => None,
             },
@@ -103,10 +104,7 @@ impl Iface {
 /// U+FFFD and share its entry with other keys (`KeyError::IllFormedCacheKey`). A key that
 /// is not a string at all is refused the same way.
 pub(crate) fn utf8_key(key: &JsString) -> Result<String, JsValue> {
-    let err = || {
-        let e = KeyError::IllFormedCacheKey;
-        js_error(e.code(), &e.to_string())
-    };
+    let err = || js_error(&KeyError::IllFormedCacheKey);
     if !key.is_well_formed() {
         return Err(err());
     }
@@ -133,13 +131,10 @@ impl Engine {
         let config: Config = if config.is_undefined() || config.is_null() {
             Config::default()
         } else {
-            crate::js_value::from_js(config).map_err(|e| config_shape_error(&e))?
+            crate::js_value::from_js(config).map_err(|e| js_error(&BindingError::from(e)))?
         };
-        let inner = fleetcache_core::Engine::new(config).map_err(|e| js_config_error(&e))?;
-        Ok(Engine {
-            inner,
-            last_ttl_ms: None,
-        })
+        let inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
+        Ok(Engine { inner })
     }
 
     /// The deployment segment actually used in keys (sanitised).
@@ -179,87 +174,23 @@ impl Engine {
         Ok(self.inner.entry_key(&iface.get(), &utf8_key(cache_key)?))
     }
 
-    /// Encodes the envelope header for a `'use cache'` entry whose payload is `payloadLen`
-    /// bytes. The host sends `header ++ payload` with `PX lastTtlMs`; when `lastTtlMs` is
-    /// negative the entry must not be stored.
-    #[allow(clippy::too_many_arguments)]
-    #[wasm_bindgen(js_name = planUseCacheSet)]
-    pub fn plan_use_cache_set(
-        &mut self,
-        iface: &Iface,
-        cache_key: &str,
-        tags: &str,
-        timestamp: f64,
-        revalidate: f64,
-        expire: f64,
-        stale: f64,
-        payload_len: u32,
-        now: f64,
-    ) -> Result<Vec<u8>, JsValue> {
-        let tags = split(tags);
-        let parts = [payload_len];
-        let input = SetInput {
-            kind: EntryKind::UseCache,
-            timestamp: Millis(timestamp),
-            revalidate,
-            expire,
-            stale,
-            tags: &tags,
-            meta: &[],
-            parts: &parts,
-            now: Millis(now),
-        };
-        let plan = self
-            .inner
-            .plan_set(&iface.get(), cache_key, input)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
-        self.last_ttl_ms = plan.ttl_ms;
-        Ok(plan.header)
-    }
-
-    /// What the last `plan*Set` or `planTagUpdate` dropped from its tags
-    /// (each tag longer than the core's byte limit, on its own), as one log line's text; `""`
-    /// when nothing was dropped.
-    #[wasm_bindgen(getter, js_name = lastDroppedTags)]
-    pub fn last_dropped_tags(&self) -> String {
-        let dropped = self.inner.dropped_tags();
-        if dropped.is_empty() {
-            String::new()
-        } else {
-            dropped.to_string()
-        }
-    }
-
-    /// TTL in milliseconds planned by the last `plan*Set` call, or -1 for "do not store".
-    #[wasm_bindgen(getter, js_name = lastTtlMs)]
-    pub fn last_ttl_ms(&self) -> f64 {
-        self.last_ttl_ms.map_or(-1.0, |v| v as f64)
-    }
-
     /// Records a revalidation in the local mirror at once and returns the `EVALSHA` argv
-    /// that makes it fleet-wide. `mode` 0 is immediate expiry (no durations); 1 is
-    /// stale-while-revalidate with `expireSeconds` (NaN when the profile has no expire).
+    /// that makes it fleet-wide, with `expireSeconds` NaN when a `Stale` profile has no expire.
     #[wasm_bindgen(js_name = planTagUpdate)]
     pub fn plan_tag_update(
         &mut self,
         tags: &str,
-        mode: u8,
+        mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
     ) -> Result<Vec<String>, JsValue> {
-        let rev = match mode {
-            0 => Revalidation::Expire,
-            1 => Revalidation::Stale {
-                expire_seconds: (!expire_seconds.is_nan()).then_some(expire_seconds),
-            },
-            _ => return Err(js_error("ERR_TAG_MODE", "unknown revalidation mode")),
-        };
+        let rev = mode.with_expire(expire_seconds);
         let tags = split(tags);
         let epoch = random_token()?;
         let call = self
             .inner
             .plan_tag_update(&tags, &rev, Millis(now), &epoch)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+            .map_err(|e| js_error(&e))?;
         Ok(script_argv(call))
     }
 
@@ -282,7 +213,7 @@ impl Engine {
     pub fn follow_tags_by_push(&mut self, max_pull_interval_ms: f64) -> Result<(), JsValue> {
         self.inner
             .follow_tags_by_push(max_pull_interval_ms)
-            .map_err(|e| js_error(e.code(), &e.to_string()))
+            .map_err(|e| js_error(&e))
     }
 
     /// The sharded channel the tag updates announce on.
@@ -303,19 +234,19 @@ impl Engine {
         self.inner.tag_channel_down();
     }
 
-    /// Applies a message of the announcement channel: the number of tags applied, -1 when
-    /// it was known already, -2 for a gap (the next pulls catch up).
+    /// Applies a message of the announcement channel: applied, known already, or a gap (the
+    /// next pulls catch up).
     #[wasm_bindgen(js_name = applyAnnouncement)]
-    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<i32, JsValue> {
+    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announcement, JsValue> {
         use fleetcache_core::tags::Announced;
         match self
             .inner
             .apply_announcement(msg)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?
+            .map_err(|e| js_error(&e))?
         {
-            Announced::Applied(n) => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
-            Announced::Known => Ok(-1),
-            Announced::Gap => Ok(-2),
+            Announced::Applied(_) => Ok(Announcement::Applied),
+            Announced::Known => Ok(Announcement::Known),
+            Announced::Gap => Ok(Announcement::Gap),
         }
     }
 
@@ -338,7 +269,7 @@ impl Engine {
         let summary = self
             .inner
             .apply_refresh(reply, Millis(now))
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+            .map_err(|e| js_error(&e))?;
         Ok(u32::try_from(summary.changed).unwrap_or(u32::MAX))
     }
 
@@ -350,7 +281,7 @@ impl Engine {
         match self.inner.plan_resend(&candidate) {
             Ok(Some(call)) => Ok(script_argv(call)),
             Ok(None) => Ok(Vec::new()),
-            Err(e) => Err(js_error(e.code(), &e.to_string())),
+            Err(e) => Err(js_error(&e)),
         }
     }
 
@@ -394,7 +325,7 @@ impl Engine {
         self.inner
             .apply_update_reply(reply)
             .map(|_| ())
-            .map_err(|e| js_error(e.code(), &e.to_string()))
+            .map_err(|e| js_error(&e))
     }
 
     /// Lua source for a script SHA, for the `NOSCRIPT` fallback to `EVAL`.
@@ -463,54 +394,9 @@ impl Engine {
     }
 }
 
-/// The singular `cacheHandler` (`fleetcache/incremental`): value layout and decisions.
+/// The singular `cacheHandler` (`fleetcache/incremental`).
 #[wasm_bindgen]
 impl Engine {
-    /// Encodes the envelope header of a singular-handler value. `kind`, `flags` and
-    /// `segments` form the value descriptor (see the core's `incremental` module); `parts`
-    /// are the lengths of the parts the host appends, its JSON part first. `revalidate` and
-    /// `expire` are the value's `cacheControl` in seconds (ignored where the flags say
-    /// `false` / absent). The TTL is read from `lastTtlMs` (-1: do not store). The entry is
-    /// stamped with the start of the regeneration that produced it (a read machine's answer
-    /// records it).
-    #[allow(clippy::too_many_arguments)]
-    #[wasm_bindgen(js_name = planIncrementalSet)]
-    pub fn plan_incremental_set(
-        &mut self,
-        cache_key: &str,
-        kind: u8,
-        flags: u8,
-        segments: u16,
-        tags: &str,
-        revalidate: f64,
-        expire: f64,
-        parts: &[u32],
-        now: f64,
-    ) -> Result<Vec<u8>, JsValue> {
-        use fleetcache_core::incremental::{Descriptor, IncrementalSet};
-        let desc = Descriptor::from_wire(kind, flags, segments)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
-        let tags = split(tags);
-        let created = self
-            .inner
-            .incremental_created(cache_key, desc.kind, &tags, Millis(now));
-        let set = IncrementalSet {
-            desc,
-            revalidate,
-            expire,
-            tags: &tags,
-            parts,
-            created,
-            now: Millis(now),
-        };
-        let plan = self
-            .inner
-            .plan_incremental_set(cache_key, &set)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
-        self.last_ttl_ms = plan.ttl_ms;
-        Ok(plan.header)
-    }
-
     /// True when this process recorded the same revalidation (tags, `mode`, `expireSeconds`
     /// as for `planTagUpdate`) within the last few ms: the singular handler's
     /// `revalidateTag` then skips its Redis write, since Next has just sent the same event
@@ -519,17 +405,11 @@ impl Engine {
     pub fn revalidation_recorded(
         &self,
         tags: &str,
-        mode: u8,
+        mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
     ) -> bool {
-        let rev = match mode {
-            0 => Revalidation::Expire,
-            1 => Revalidation::Stale {
-                expire_seconds: (!expire_seconds.is_nan()).then_some(expire_seconds),
-            },
-            _ => return false,
-        };
+        let rev = mode.with_expire(expire_seconds);
         self.inner
             .revalidation_recorded(&split(tags), &rev, Millis(now))
     }
@@ -541,12 +421,7 @@ pub fn random_token() -> Result<String, JsValue> {
     let mut bytes = [0u8; 16];
     // Static text and a hand-written hex loop: the source's own message and `format!` would
     // bring formatting code into the module for a start-up call (docs/decisions/0028-wasm-size-budget.md).
-    getrandom::fill(&mut bytes).map_err(|_| {
-        js_error(
-            "ERR_RANDOM",
-            "no secure random source (crypto.getRandomValues)",
-        )
-    })?;
+    getrandom::fill(&mut bytes).map_err(|_| js_error(&BindingError::NoRandom))?;
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(32);
     for b in bytes {
@@ -556,35 +431,13 @@ pub fn random_token() -> Result<String, JsValue> {
     Ok(out)
 }
 
-/// Revalidation from the host's `mode` / `expireSeconds` pair (see `planTagUpdate`).
-pub(crate) fn revalidation(mode: u8, expire_seconds: f64) -> Result<Revalidation, JsValue> {
-    match mode {
-        0 => Ok(Revalidation::Expire),
-        1 => Ok(Revalidation::Stale {
-            expire_seconds: (!expire_seconds.is_nan()).then_some(expire_seconds),
-        }),
-        _ => Err(js_error("ERR_TAG_MODE", "unknown revalidation mode")),
-    }
-}
-
-/// Command kind from the host's code: 0 read, 2 lease, anything else write (the longer
-/// budget, so an unknown code can only wait longer, never cut a write short).
-fn op_kind(kind: u8) -> fleetcache_core::OpKind {
-    match kind {
-        0 => fleetcache_core::OpKind::Read,
-        2 => fleetcache_core::OpKind::Lease,
-        _ => fleetcache_core::OpKind::Write,
-    }
-}
-
 /// Failure handling: budgets, circuit breaker, revalidation outbox.
 #[wasm_bindgen]
 impl Engine {
-    /// Budget in ms of a command of `kind` (0 read: `GET`, tag refresh; 1 write: `SET`,
-    /// tag update). The host abandons the command when it runs out.
+    /// Budget in ms of a command of `kind`. The host abandons the command when it runs out.
     #[wasm_bindgen(js_name = budgetMs)]
-    pub fn budget_ms(&self, kind: u8) -> f64 {
-        self.inner.budget_ms(op_kind(kind))
+    pub fn budget_ms(&self, kind: CommandKind) -> f64 {
+        self.inner.budget_ms(kind.into())
     }
 
     /// Budget in ms a command may wait for a connection attempt.
@@ -596,17 +449,17 @@ impl Engine {
     /// Asks the circuit breaker whether a command of `kind` may be sent at `now`: a
     /// positive permit token to pass to `report`, or 0 when Redis must not be touched (a
     /// read is then a miss, a write is skipped).
-    pub fn admit(&mut self, kind: u8, now: f64) -> f64 {
-        match self.inner.admit(op_kind(kind), Millis(now)) {
+    pub fn admit(&mut self, kind: CommandKind, now: f64) -> f64 {
+        match self.inner.admit(kind.into(), Millis(now)) {
             fleetcache_core::Admission::Send { permit, .. } => permit.to_token() as f64,
             fleetcache_core::Admission::Skip => 0.0,
         }
     }
 
-    /// Reports how an admitted command ended: `result` 0 a reply, 1 no answer (connection),
-    /// 2 timeout, 3 an error reply (Redis is reachable: a success for the breaker, counted as
-    /// a reply error only). Returns true when the breaker changed state.
-    pub fn report(&mut self, permit: f64, result: u8, now: f64) -> bool {
+    /// Reports how an admitted command ended (an error reply means Redis is reachable: a
+    /// success for the breaker, counted as a reply error only). Returns true when the breaker
+    /// changed state.
+    pub fn report(&mut self, permit: f64, result: CommandResult, now: f64) -> bool {
         let token = if permit.is_finite() && permit >= 0.0 {
             permit as u64
         } else {
@@ -614,18 +467,18 @@ impl Engine {
         };
         let permit = fleetcache_core::Permit::from_token(token);
         let result = match result {
-            0 => fleetcache_core::CallResult::Success,
-            2 => fleetcache_core::CallResult::Timeout,
-            3 => return self.inner.report_reply_error(permit, Millis(now)),
-            _ => fleetcache_core::CallResult::Failure,
+            CommandResult::Reply => fleetcache_core::CallResult::Success,
+            CommandResult::Timeout => fleetcache_core::CallResult::Timeout,
+            CommandResult::ErrorReply => return self.inner.report_reply_error(permit, Millis(now)),
+            CommandResult::NoAnswer => fleetcache_core::CallResult::Failure,
         };
         self.inner.report(permit, result, Millis(now))
     }
 
-    /// The breaker's state at `now`: 0 closed, 1 open, 2 half-open.
+    /// The breaker's state at `now`.
     #[wasm_bindgen(js_name = breakerState)]
-    pub fn breaker_state(&self, now: f64) -> u8 {
-        self.inner.breaker_state(Millis(now)) as u8
+    pub fn breaker_state(&self, now: f64) -> BreakerState {
+        self.inner.breaker_state(Millis(now)).into()
     }
 
     /// Times the breaker opened.
@@ -648,7 +501,7 @@ impl Engine {
         let head = self
             .inner
             .plan_outbox_head(&epoch)
-            .map_err(|e| js_error(e.code(), &e.to_string()))?;
+            .map_err(|e| js_error(&e))?;
         Ok(head.map_or_else(Vec::new, |(_, call)| script_argv(call)))
     }
 
@@ -676,26 +529,22 @@ impl Engine {
         self.inner.outbox().dropped() as f64
     }
 
-    /// Redis answered revalidation `seq` with the error reply `message` at `now`. 0: kept,
+    /// Redis answered revalidation `seq` with the error reply `message` at `now`. `Kept`:
     /// replayed after the backoff (`retryInMs`). A permission error (`NOPERM` and its script
     /// forms) does not pass by retrying, so the revalidation is dropped (it holds on this
-    /// instance only): 1 for the first such refusal since a revalidation last went through
-    /// (log it, with `missingPermission`), 2 for the ones after it (count them). An error that
-    /// kept coming back (`WRONGTYPE` and the like, not `OOM` or `READONLY`) parks it, and the
-    /// queue moves on: 3 for the first parked since a revalidation last went through (log
-    /// it), 4 for the ones after it.
+    /// instance only): `Dropped` for the first such refusal since a revalidation last went
+    /// through (log it, with `missingPermission`), `DroppedAgain` for the ones after it (count
+    /// them). An error that kept coming back (`WRONGTYPE` and the like, not `OOM` or
+    /// `READONLY`) parks it, and the queue moves on: `Parked` for the first parked since a
+    /// revalidation last went through (log it), `ParkedAgain` for the ones after it.
     #[wasm_bindgen(js_name = refuseOutbox)]
-    pub fn refuse_outbox(&mut self, seq: f64, message: &str, now: f64) -> u8 {
+    pub fn refuse_outbox(&mut self, seq: f64, message: &str, now: f64) -> OutboxRefusal {
         if !(seq.is_finite() && seq >= 1.0) {
-            return 0;
+            return OutboxRefusal::Kept;
         }
-        match self.inner.refuse_outbox(seq as u64, message, Millis(now)) {
-            fleetcache_core::outbox::Refusal::Kept => 0,
-            fleetcache_core::outbox::Refusal::Dropped { first: true } => 1,
-            fleetcache_core::outbox::Refusal::Dropped { first: false } => 2,
-            fleetcache_core::outbox::Refusal::Parked { first: true } => 3,
-            fleetcache_core::outbox::Refusal::Parked { first: false } => 4,
-        }
+        self.inner
+            .refuse_outbox(seq as u64, message, Millis(now))
+            .into()
     }
 
     /// Revalidation `seq` got no reply at `now` (timeout, lost connection, open breaker): it
@@ -764,8 +613,7 @@ fn string_array<S: AsRef<str>>(items: &[S]) -> js_sys::Array {
 #[wasm_bindgen(js_name = describeEnvelope)]
 pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValue> {
     use fleetcache_core::incremental::Descriptor;
-    let h = fleetcache_core::decode_header(value, total_len as usize)
-        .map_err(|e| js_error(e.code(), &e.to_string()))?;
+    let h = fleetcache_core::decode_header(value, total_len as usize).map_err(|e| js_error(&e))?;
     let m = &h.meta;
     let o = js_sys::Object::new();
     set(&o, "formatVersion", fleetcache_core::FORMAT_VERSION)?;
@@ -788,7 +636,7 @@ pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValu
     set(&o, "headerLen", h.header_len as f64)?;
     set(&o, "payloadLen", h.payload_len as f64)?;
     if m.kind == EntryKind::Incremental {
-        let d = Descriptor::decode(&m.meta).map_err(|e| js_error(e.code(), &e.to_string()))?;
+        let d = Descriptor::decode(&m.meta).map_err(|e| js_error(&e))?;
         set(&o, "valueKind", d.kind as u8)?;
         set(&o, "rscData", d.has_rsc)?;
         set(&o, "segments", d.segments)?;
@@ -807,21 +655,16 @@ impl Engine {
     /// Cold path: called by `stats()` and by metric collection, not per request.
     pub fn stats(&self, now: f64) -> Result<JsValue, JsValue> {
         let snapshot = self.inner.stats_snapshot(Millis(now));
-        crate::js_value::to_js(&snapshot).map_err(|_| js_error("ERR_STATS", "stats not writable"))
+        crate::js_value::to_js(&snapshot).map_err(|_| js_error(&BindingError::Stats))
     }
 
-    /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags:
-    /// 0 fresh, 1 stale, 2 expired (the seed command skips pages revalidated since the build).
+    /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags (the
+    /// seed command skips pages revalidated since the build).
     #[wasm_bindgen(js_name = tagFreshness)]
-    pub fn tag_freshness(&self, tags: &str, timestamp: f64, now: f64) -> u8 {
-        match self
-            .inner
+    pub fn tag_freshness(&self, tags: &str, timestamp: f64, now: f64) -> Freshness {
+        self.inner
             .tag_freshness(&split(tags), Millis(timestamp), Millis(now))
-        {
-            fleetcache_core::Freshness::Fresh => 0,
-            fleetcache_core::Freshness::Stale => 1,
-            fleetcache_core::Freshness::Expired => 2,
-        }
+            .into()
     }
 }
 

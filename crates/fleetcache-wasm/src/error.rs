@@ -1,38 +1,125 @@
-//! Core errors as JS `Error` objects with a machine-readable `code`.
+//! The one conversion of an error into a JS `Error` carrying a machine-readable `code` (and,
+//! for an invalid setting, `setting`): every fallible export of the binding goes through
+//! [`js_error`], so a caller can rely on `err.code` whichever call threw.
 
+use std::fmt::Display;
+
+use fleetcache_core::incremental::{IncrementalPlanError, LayoutError};
+use fleetcache_core::read_machine::UnexpectedInput;
+use fleetcache_core::{
+    ConfigError, DecodeError, EncodeError, KeyError, NetstringError, PlanError, ProtocolError,
+};
 use wasm_bindgen::JsValue;
 
-/// Builds `new Error(message)` with `error.code = code`.
-pub(crate) fn js_error(code: &str, message: &str) -> JsValue {
-    let err = js_sys::Error::new(message);
-    // Reflect::set only fails on frozen objects; a fresh Error is not one.
-    let _ = js_sys::Reflect::set(&err, &JsValue::from_str("code"), &JsValue::from_str(code));
-    err.into()
+/// An error with a stable code, as the host sees it.
+pub(crate) trait Coded: Display {
+    /// The `code` property (`ERR_...`).
+    fn code(&self) -> &'static str;
+    /// The `setting` property: the option name an invalid setting came from.
+    fn setting(&self) -> Option<&'static str> {
+        None
+    }
 }
 
-/// Builds the `Error` of an invalid setting: `code`, and `setting`, the option's name as in
-/// the JS configuration object (`prefix`, `readTimeoutMs`), so the host can name the
-/// environment variable it came from.
-pub(crate) fn js_config_error(err: &fleetcache_core::ConfigError) -> JsValue {
-    let value = js_error(err.code(), &err.to_string());
+macro_rules! coded {
+    ($($t:ty),* $(,)?) => {$(
+        impl Coded for $t {
+            fn code(&self) -> &'static str {
+                <$t>::code(self)
+            }
+        }
+    )*};
+}
+
+coded!(
+    KeyError,
+    EncodeError,
+    DecodeError,
+    NetstringError,
+    PlanError,
+    ProtocolError,
+    LayoutError,
+    IncrementalPlanError,
+    UnexpectedInput,
+);
+
+impl Coded for ConfigError {
+    fn code(&self) -> &'static str {
+        ConfigError::code(self)
+    }
+    fn setting(&self) -> Option<&'static str> {
+        Some(self.field())
+    }
+}
+
+/// Errors the binding itself raises, beside the core's.
+#[derive(Debug)]
+pub(crate) enum BindingError {
+    /// `crypto.getRandomValues` is missing or failed.
+    NoRandom,
+    /// The configuration object does not have the expected shape; the field, when one is at fault.
+    ConfigShape(Option<&'static str>),
+    /// `stats` could not build its object.
+    Stats,
+}
+
+impl Display for BindingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Static text, no `format!` machinery: docs/decisions/0028-wasm-size-budget.md.
+        match self {
+            BindingError::NoRandom => {
+                f.write_str("no secure random source (crypto.getRandomValues)")
+            }
+            BindingError::ConfigShape(Some(field)) => {
+                f.write_str("invalid fleetcache config: ")?;
+                f.write_str(field)?;
+                f.write_str(" has the wrong type or shape")
+            }
+            BindingError::ConfigShape(None) => {
+                f.write_str("invalid fleetcache config: expected an object of settings")
+            }
+            BindingError::Stats => f.write_str("stats not writable"),
+        }
+    }
+}
+
+impl Coded for BindingError {
+    fn code(&self) -> &'static str {
+        match self {
+            BindingError::NoRandom => "ERR_RANDOM",
+            BindingError::ConfigShape(_) => "ERR_CONFIG_INVALID",
+            BindingError::Stats => "ERR_STATS",
+        }
+    }
+    fn setting(&self) -> Option<&'static str> {
+        match self {
+            BindingError::ConfigShape(field) => *field,
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::js_value::Error> for BindingError {
+    fn from(err: crate::js_value::Error) -> Self {
+        BindingError::ConfigShape(err.field)
+    }
+}
+
+/// Builds `new Error(message)` with `error.code` (and `error.setting` for an invalid setting).
+pub(crate) fn js_error(err: &dyn Coded) -> JsValue {
+    let value = js_sys::Error::new(&err.to_string());
+    // Reflect::set only fails on frozen objects; a fresh Error is not one.
     let _ = js_sys::Reflect::set(
         &value,
-        &JsValue::from_str("setting"),
-        &JsValue::from_str(err.field()),
+        &JsValue::from_str("code"),
+        &JsValue::from_str(err.code()),
     );
-    value
-}
-
-/// Builds the `Error` (code `ERR_CONFIG_INVALID`) of a configuration object that does not have
-/// the expected shape: a setting of the wrong type, or not an object at all.
-pub(crate) fn config_shape_error(err: &crate::js_value::Error) -> JsValue {
-    let mut message = String::from("invalid fleetcache config: ");
-    match err.field {
-        Some(field) => {
-            message.push_str(field);
-            message.push_str(" has the wrong type or shape");
-        }
-        None => message.push_str("expected an object of settings"),
+    if let Some(setting) = err.setting() {
+        let _ = js_sys::Reflect::set(
+            &value,
+            &JsValue::from_str("setting"),
+            &JsValue::from_str(setting),
+        );
     }
-    js_error("ERR_CONFIG_INVALID", &message)
+    value.into()
 }

@@ -1,26 +1,34 @@
 //! wasm-bindgen binding of the fleetcache engine.
 //!
 //! This crate converts JS values into core types and back, and turns core errors into JS
-//! `Error`s carrying a `code`. The read and renew machines (`read.rs`) and the write machine
-//! (`write.rs`) keep nothing between calls and decide nothing; the older per-call exports still
-//! keep a few decisions of their own (README.md says which) until the host no longer calls them.
+//! `Error`s carrying a `code` (one conversion, `error.rs`). Every call returns its result; the
+//! binding keeps nothing between calls and decides nothing: the read and renew machines
+//! (`read.rs`) and the write machine (`write.rs`) step the core's. Numeric codes cross as
+//! `#[wasm_bindgen]` enums (`codes.rs`).
 //! The exported calls are synchronous and take primitives, strings and byte slices, because an
 //! `await` or a serde conversion per request costs more than the work itself (see
 //! docs/decisions).
 
+mod codes;
 mod config;
 mod engine;
 mod error;
 mod inspect;
 mod js_value;
 mod list;
+mod plan;
 mod read;
 mod revalidate;
 mod write;
 
+pub use codes::{
+    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal,
+    RevalidationMode, ValueFlag, ValueKind,
+};
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
 pub use inspect::Inspection;
+pub use plan::PlannedEntry;
 pub use read::{
     Consumer, Failure, ReadMachine, ReadStep, ReadStepKind, RenewMachine, RenewStep, RenewStepKind,
     Served, Source, TierAction,

@@ -7,6 +7,7 @@ use fleetcache_core::Millis;
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
+use crate::codes::ValueKind;
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
 use crate::list::split;
@@ -376,14 +377,13 @@ impl ReadStep {
             .unwrap_or(f64::NAN)
     }
 
-    /// Singular-handler answer: the value kind's code (0 null, 1 APP_PAGE, 2 PAGES,
-    /// 3 APP_ROUTE, 4 FETCH, 5 REDIRECT, 6 IMAGE).
+    /// Singular-handler answer: the value's kind.
     #[wasm_bindgen(getter, js_name = valueKind)]
-    pub fn value_kind(&self) -> u8 {
-        self.incremental().map_or(0, |s| s.value_kind)
+    pub fn value_kind(&self) -> ValueKind {
+        ValueKind::from_wire(self.incremental().map_or(0, |s| s.value_kind))
     }
 
-    /// Singular-handler answer: the descriptor's flag bits (1: `rscData` present).
+    /// Singular-handler answer: the descriptor's flag bits (`ValueFlag`s; `Rsc`: `rscData`).
     #[wasm_bindgen(getter, js_name = valueFlags)]
     pub fn value_flags(&self) -> u8 {
         self.incremental().map_or(0, |s| s.value_flags)
@@ -450,7 +450,7 @@ impl ReadMachine {
             .inner
             .read_step(&mut self.inner, input, Millis(now))
             .map(|inner| ReadStep { inner })
-            .map_err(|e| js_error(e.code(), &e.to_string()))
+            .map_err(|e| js_error(&e))
     }
 }
 
@@ -708,7 +708,7 @@ impl RenewMachine {
             .inner
             .renew_step(&mut self.inner, input, Millis(now))
             .map(|inner| RenewStep { inner })
-            .map_err(|e| js_error(e.code(), &e.to_string()))
+            .map_err(|e| js_error(&e))
     }
 }
 

@@ -3,7 +3,8 @@
 use fleetcache_core::Millis;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{random_token, revalidation, Engine};
+use crate::codes::RevalidationMode;
+use crate::engine::{random_token, Engine};
 use crate::error::js_error;
 use crate::list::{join, split};
 
@@ -35,29 +36,28 @@ impl Revalidated {
 impl Engine {
     /// Records a revalidation of the NUL-joined `tags` at `now`: in the local mirror at once
     /// and, with `queue`, in the outbox behind earlier ones, for Redis (without, this process's
-    /// revalidations are the whole tag state). `mode` 0 is immediate expiry; 1 is
-    /// stale-while-revalidate with `expireSeconds` (NaN when the profile has no expire).
-    /// Throws when no tag is within the core's limits, or on an unknown `mode`.
+    /// revalidations are the whole tag state), with `expireSeconds` NaN when a `Stale` profile
+    /// has no expire. Throws when no tag is within the core's limits.
     pub fn revalidate(
         &mut self,
         tags: &str,
-        mode: u8,
+        mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
         queue: bool,
     ) -> Result<Revalidated, JsValue> {
-        let rev = revalidation(mode, expire_seconds)?;
+        let rev = mode.with_expire(expire_seconds);
         let tags = split(tags);
         let evicted = if queue {
             self.inner
                 .queue_tag_update(&tags, &rev, Millis(now))
-                .map_err(|e| js_error(e.code(), &e.to_string()))?
+                .map_err(|e| js_error(&e))?
                 .map_or_else(String::new, |d| join(&d.tags))
         } else {
             let epoch = random_token()?;
             self.inner
                 .plan_tag_update(&tags, &rev, Millis(now), &epoch)
-                .map_err(|e| js_error(e.code(), &e.to_string()))?;
+                .map_err(|e| js_error(&e))?;
             String::new()
         };
         let dropped = self.inner.dropped_tags();

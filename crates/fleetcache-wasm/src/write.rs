@@ -5,6 +5,7 @@ use fleetcache_core::{Millis, WriteDone, WriteInput, WriteRequest, WriteResult};
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
+use crate::codes::ValueKind;
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::list::split;
 use crate::read::Failure;
@@ -267,7 +268,7 @@ impl WriteMachine {
     pub fn incremental(
         engine: &mut Engine,
         #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
-        kind: u8,
+        kind: ValueKind,
         flags: u8,
         segments: u16,
         tags: &str,
@@ -280,7 +281,7 @@ impl WriteMachine {
         let tags = split(tags);
         let request = WriteRequest::Incremental {
             cache_key: &cache_key,
-            kind,
+            kind: kind as u8,
             flags,
             segments,
             tags: &tags,

@@ -2,8 +2,9 @@
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{
-    bounds, defaults, random_token, Consumer, Engine, Failure, Iface, Outcome, ReadMachine,
-    ReadStep, ReadStepKind, Served, Source, WriteMachine, WriteOutcome, WriteStepKind,
+    bounds, defaults, random_token, BreakerState, CommandKind, CommandResult, Consumer, Engine,
+    Failure, Freshness, Iface, Outcome, ReadMachine, ReadStep, ReadStepKind, RevalidationMode,
+    Served, Source, ValueFlag, ValueKind, WriteMachine, WriteOutcome, WriteStepKind,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -27,7 +28,7 @@ const NOW: f64 = 1_795_690_530_487.5;
 
 fn stored(engine: &mut Engine, key: &str, tags: &str, payload: &[u8]) -> Vec<u8> {
     let mut value = engine
-        .plan_use_cache_set(
+        .plan_use_cache_entry(
             &uc("default"),
             key,
             tags,
@@ -38,7 +39,8 @@ fn stored(engine: &mut Engine, key: &str, tags: &str, payload: &[u8]) -> Vec<u8>
             payload.len() as u32,
             NOW,
         )
-        .unwrap();
+        .unwrap()
+        .header();
     value.extend_from_slice(payload);
     value
 }
@@ -124,7 +126,16 @@ fn nothing_tagged_is_fresh_until_the_tag_state_is_loaded() {
 fn set_then_inspect_round_trips_metadata() {
     let mut e = engine("d1");
     let value = stored(&mut e, "k", "a\0b", b"payload");
-    assert!(e.last_ttl_ms() > 3_599_000.0 && e.last_ttl_ms() <= 3_600_000.0);
+    let plan = e
+        .plan_use_cache_entry(&uc("default"), "k", "a\0b", NOW, 60.0, 3600.0, 30.0, 7, NOW)
+        .unwrap();
+    assert!(plan.stored() && plan.ttl_ms() > 3_599_000.0 && plan.ttl_ms() <= 3_600_000.0);
+    assert_eq!(plan.dropped_tags(), "");
+    // Past its lifetime already: not stored, and no TTL.
+    let over = e
+        .plan_use_cache_entry(&uc("default"), "k", "", NOW, 1.0, 1.0, 1.0, 7, NOW + 5000.0)
+        .unwrap();
+    assert!(!over.stored() && over.ttl_ms().is_nan());
     let seen = e.inspect_entry(
         &uc("default"),
         "k",
@@ -187,7 +198,7 @@ fn tag_updates_apply_locally_and_plan_a_script() {
     let mut e = engine("d1");
     let value = stored(&mut e, "k", "products", b"v");
     let argv = e
-        .plan_tag_update("products", 0, f64::NAN, NOW + 10.0)
+        .plan_tag_update("products", RevalidationMode::Expire, f64::NAN, NOW + 10.0)
         .unwrap();
     assert_eq!(argv[0], "EVALSHA");
     assert_eq!(argv[1].len(), 40);
@@ -213,8 +224,13 @@ fn tag_updates_apply_locally_and_plan_a_script() {
 fn stale_profile_is_stale_not_expired() {
     let mut e = engine("d1");
     let value = stored(&mut e, "k", "products", b"v");
-    e.plan_tag_update("products", 1, 31_536_000.0, NOW + 10.0)
-        .unwrap();
+    e.plan_tag_update(
+        "products",
+        RevalidationMode::Stale,
+        31_536_000.0,
+        NOW + 10.0,
+    )
+    .unwrap();
     assert_eq!(
         e.inspect_entry(
             &uc("default"),
@@ -262,6 +278,8 @@ fn config_object_shape_rules() {
             message.as_string().unwrap().contains(setting),
             "{message:?} names {setting}"
         );
+        let named = js_sys::Reflect::get(&err, &"setting".into()).unwrap();
+        assert_eq!(named.as_string().as_deref(), Some(setting));
     };
     refused(&[("readTimeoutMs", "300".into())], "readTimeoutMs");
     refused(&[("leases", 1.into())], "leases");
@@ -361,29 +379,29 @@ fn breaker_opens_and_probes_through_the_binding() {
         ("breakerFailures", 2.0),
     ]))
     .unwrap();
-    assert_eq!(e.budget_ms(0), 250.0);
-    assert_eq!(e.budget_ms(1), 1000.0);
+    assert_eq!(e.budget_ms(CommandKind::Read), 250.0);
+    assert_eq!(e.budget_ms(CommandKind::Write), 1000.0);
     // Lease commands: the longer of the two.
-    assert_eq!(e.budget_ms(2), 1000.0);
+    assert_eq!(e.budget_ms(CommandKind::Lease), 1000.0);
     assert_eq!(e.connect_budget_ms(), 1000.0);
-    let p1 = e.admit(0, NOW);
-    let p2 = e.admit(0, NOW);
+    let p1 = e.admit(CommandKind::Read, NOW);
+    let p2 = e.admit(CommandKind::Read, NOW);
     assert!(p1 > 0.0 && p2 > 0.0);
-    assert!(!e.report(p1, 2, NOW));
-    assert!(e.report(p2, 1, NOW));
-    assert_eq!(e.breaker_state(NOW), 1);
-    assert_eq!(e.admit(1, NOW + 1.0), 0.0);
+    assert!(!e.report(p1, CommandResult::Timeout, NOW));
+    assert!(e.report(p2, CommandResult::NoAnswer, NOW));
+    assert_eq!(e.breaker_state(NOW), BreakerState::Open);
+    assert_eq!(e.admit(CommandKind::Write, NOW + 1.0), 0.0);
     assert_eq!(e.breaker_rejected(), 1.0);
     // One probe after the open time, then nothing until it reports.
-    let probe = e.admit(0, NOW + 1000.0);
+    let probe = e.admit(CommandKind::Read, NOW + 1000.0);
     assert!(probe > 0.0);
-    assert_eq!(e.admit(0, NOW + 1001.0), 0.0);
-    assert!(e.report(probe, 0, NOW + 1002.0));
-    assert_eq!(e.breaker_state(NOW + 1002.0), 0);
+    assert_eq!(e.admit(CommandKind::Read, NOW + 1001.0), 0.0);
+    assert!(e.report(probe, CommandResult::Reply, NOW + 1002.0));
+    assert_eq!(e.breaker_state(NOW + 1002.0), BreakerState::Closed);
     assert_eq!(e.breaker_trips(), 1.0);
     // Garbage tokens are ignored.
-    assert!(!e.report(f64::NAN, 1, NOW));
-    assert!(!e.report(-3.0, 1, NOW));
+    assert!(!e.report(f64::NAN, CommandResult::NoAnswer, NOW));
+    assert!(!e.report(-3.0, CommandResult::NoAnswer, NOW));
 }
 
 #[wasm_bindgen_test]
@@ -392,13 +410,28 @@ fn outbox_through_the_binding() {
     e.mark_standalone();
     assert!(e.plan_outbox_head().unwrap().is_empty());
     assert_eq!(e.outbox_head_seq(), 0.0);
-    let queue = |e: &mut Engine, tags: &str, mode: u8, expire: f64| {
+    let queue = |e: &mut Engine, tags: &str, mode: RevalidationMode, expire: f64| {
         e.revalidate(tags, mode, expire, NOW, true)
     };
-    assert_eq!(queue(&mut e, "a", 0, f64::NAN).unwrap().evicted(), "");
+    assert_eq!(
+        queue(&mut e, "a", RevalidationMode::Expire, f64::NAN)
+            .unwrap()
+            .evicted(),
+        ""
+    );
     assert_eq!(e.get_expiration("a", NOW + 1.0), NOW.ceil());
-    assert_eq!(queue(&mut e, "b\0c", 1, 60.0).unwrap().evicted(), "");
-    assert_eq!(queue(&mut e, "d", 0, f64::NAN).unwrap().evicted(), "a");
+    assert_eq!(
+        queue(&mut e, "b\0c", RevalidationMode::Stale, 60.0)
+            .unwrap()
+            .evicted(),
+        ""
+    );
+    assert_eq!(
+        queue(&mut e, "d", RevalidationMode::Expire, f64::NAN)
+            .unwrap()
+            .evicted(),
+        "a"
+    );
     assert_eq!(e.outbox_dropped(), 1.0);
     assert_eq!(e.outbox_length(), 2);
     let argv = e.plan_outbox_head().unwrap();
@@ -411,22 +444,34 @@ fn outbox_through_the_binding() {
     assert_eq!(e.outbox_length(), 1);
     // A tag past the core's byte limit is dropped on its own, and said once.
     let long = "x".repeat(16 * 1024 + 1);
-    let err = queue(&mut e, &long, 0, f64::NAN).err().unwrap();
+    let err = queue(&mut e, &long, RevalidationMode::Expire, f64::NAN)
+        .err()
+        .unwrap();
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
     assert_eq!(code.as_string().as_deref(), Some("ERR_PLAN_TAG_LIMIT"));
-    let kept = queue(&mut e, &format!("{long}\0kept"), 0, f64::NAN).unwrap();
+    let kept = queue(
+        &mut e,
+        &format!("{long}\0kept"),
+        RevalidationMode::Expire,
+        f64::NAN,
+    )
+    .unwrap();
     assert!(kept
         .dropped_tags()
         .starts_with("dropped 1 tag(s) longer than 16384 bytes"));
-    let plain = queue(&mut e, "caf\u{e9}", 0, f64::NAN).unwrap();
+    let plain = queue(&mut e, "caf\u{e9}", RevalidationMode::Expire, f64::NAN).unwrap();
     assert_eq!(plain.dropped_tags(), "");
     // Raw and encoded forms are one tag.
     assert_eq!(e.get_expiration("caf%C3%A9", NOW + 1.0), NOW.ceil());
-    assert_eq!(e.tag_freshness("caf%C3%A9", NOW - 1.0, NOW + 1.0), 2);
-    assert!(queue(&mut e, "a", 7, f64::NAN).is_err());
+    assert_eq!(
+        e.tag_freshness("caf%C3%A9", NOW - 1.0, NOW + 1.0),
+        Freshness::Expired
+    );
     // Without the outbox: applied here only, nothing queued.
     let length = e.outbox_length();
-    let local = e.revalidate("local", 0, f64::NAN, NOW, false).unwrap();
+    let local = e
+        .revalidate("local", RevalidationMode::Expire, f64::NAN, NOW, false)
+        .unwrap();
     assert_eq!(
         (local.dropped_tags(), local.evicted()),
         (String::new(), String::new())
@@ -448,10 +493,21 @@ fn incremental_value_round_trips_layout_and_cache_control() {
     let mut e = engine("d1");
     // APP_PAGE with rscData (flag 1) and two segments: json, html, rsc, seg, seg.
     let parts = [7u32, 4, 3, 2, 1];
-    let mut value = e
-        .plan_incremental_set("/p", 1, 1, 2, "_N_T_/p\0t", 60.0, 3600.0, &parts, NOW)
+    let plan = e
+        .plan_incremental_entry(
+            "/p",
+            ValueKind::AppPage,
+            ValueFlag::Rsc as u8,
+            2,
+            "_N_T_/p\0t",
+            60.0,
+            3600.0,
+            &parts,
+            NOW,
+        )
         .unwrap();
-    assert!(e.last_ttl_ms() > 3_599_000.0);
+    assert!(plan.ttl_ms() > 3_599_000.0);
+    let mut value = plan.header();
     value.extend(std::iter::repeat_n(b'x', 17));
     let s = answer_incremental(&mut e, "/p", Some(&value), NOW + 1.0);
     assert_eq!((s.source(), s.served()), (Source::Redis, Served::Fresh));
@@ -459,15 +515,16 @@ fn incremental_value_round_trips_layout_and_cache_control() {
     assert_eq!(s.cache_revalidate(), 60.0);
     assert_eq!(s.cache_expire(), 3600.0);
     assert!(s.has_cache_control());
-    assert_eq!(s.value_kind(), 1);
-    assert_eq!(s.value_flags() & 1, 1);
+    assert_eq!(s.value_kind(), ValueKind::AppPage);
+    assert_eq!(s.value_flags() & ValueFlag::Rsc as u8, ValueFlag::Rsc as u8);
     assert_eq!(s.segments(), 2);
     assert_eq!(s.parts(), parts.to_vec());
     assert_eq!(s.payload_offset() as usize, value.len() - 17);
     // Wrong part count for the kind is refused with a code.
     let err = e
-        .plan_incremental_set("/r", 3, 0, 0, "", 60.0, 3600.0, &[1], NOW)
-        .unwrap_err();
+        .plan_incremental_entry("/r", ValueKind::AppRoute, 0, 0, "", 60.0, 3600.0, &[1], NOW)
+        .err()
+        .unwrap();
     let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
     assert_eq!(code.as_string().unwrap(), "ERR_LAYOUT_PARTS");
 }
@@ -476,16 +533,29 @@ fn incremental_value_round_trips_layout_and_cache_control() {
 fn incremental_stale_tag_moves_last_modified_back() {
     let mut e = engine("d1");
     let mut value = e
-        .plan_incremental_set("/r", 3, 0, 0, "t", 60.0, 3600.0, &[2, 1], NOW)
-        .unwrap();
+        .plan_incremental_entry(
+            "/r",
+            ValueKind::AppRoute,
+            0,
+            0,
+            "t",
+            60.0,
+            3600.0,
+            &[2, 1],
+            NOW,
+        )
+        .unwrap()
+        .header();
     value.extend_from_slice(b"{}b");
-    e.plan_tag_update("t", 1, 31_536_000.0, NOW + 10.0).unwrap();
-    assert!(e.revalidation_recorded("t", 1, 31_536_000.0, NOW + 11.0));
-    assert!(!e.revalidation_recorded("t", 0, f64::NAN, NOW + 11.0));
+    e.plan_tag_update("t", RevalidationMode::Stale, 31_536_000.0, NOW + 10.0)
+        .unwrap();
+    assert!(e.revalidation_recorded("t", RevalidationMode::Stale, 31_536_000.0, NOW + 11.0));
+    assert!(!e.revalidation_recorded("t", RevalidationMode::Expire, f64::NAN, NOW + 11.0));
     let s = answer_incremental(&mut e, "/r", Some(&value), NOW + 20.0);
     assert_eq!(s.served(), Served::Stale);
     assert!(s.last_modified() + 60_000.0 < NOW + 20.0);
-    e.plan_tag_update("t", 0, f64::NAN, NOW + 30.0).unwrap();
+    e.plan_tag_update("t", RevalidationMode::Expire, f64::NAN, NOW + 30.0)
+        .unwrap();
     let s = answer_incremental(&mut e, "/r", Some(&value), NOW + 40.0);
     assert_eq!(s.served(), Served::Miss);
 }

@@ -32,8 +32,9 @@ fn read(e: &Engine, key: &str, consumer: Consumer) -> ReadMachine {
 
 fn stored(e: &mut Engine, key: &str, revalidate: f64) -> Vec<u8> {
     let mut v = e
-        .plan_use_cache_set(&uc(), key, "a\0b", NOW, revalidate, 3600.0, 30.0, 3, NOW)
-        .unwrap();
+        .plan_use_cache_entry(&uc(), key, "a\0b", NOW, revalidate, 3600.0, 30.0, 3, NOW)
+        .unwrap()
+        .header();
     v.extend_from_slice(b"xyz");
     v
 }

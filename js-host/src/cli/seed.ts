@@ -355,7 +355,7 @@ export async function seed(
       }
       const tags = headerTags(s.value)
       const t = now()
-      if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== 0) {
+      if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== wasm.Freshness.Fresh) {
         outdated.push(s.route)
         continue
       }
