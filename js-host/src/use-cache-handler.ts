@@ -116,7 +116,7 @@ class UseCacheHandler implements CacheHandler {
         return {
           // A fresh stream for every get: Next consumes it.
           value: early === undefined ? bufferToStream(payload) : early.fill(payload),
-          tags: answer.tags,
+          tags: answer.tags(),
           stale: answer.stale,
           timestamp: answer.timestamp,
           expire: answer.expire,
