@@ -208,10 +208,7 @@ export interface ReadResult<T> {
  * Converts a served answer into the caller's shape; undefined when the bytes cannot be
  * decoded (the machine then hears `Undecodable`, and continues as for a corrupt entry).
  */
-export type Decode<T> = (
-  answer: Answer,
-  bytes: Uint8Array,
-) => T | undefined
+export type Decode<T> = (answer: Answer, bytes: Uint8Array) => T | undefined
 
 /** What one request adds to the host's io. */
 export interface ReadHooks<T> {
@@ -449,8 +446,13 @@ export async function readEntry<E extends object, T = never>(
   let polled = null as Uint8Array | null
   const entryKey = machine.entryKey
 
-  const give = async (how: Given, bytes: Uint8Array | null, key: string): Promise<number> => {
-    if (refreshing !== undefined) await refreshing
+  // Synchronous unless a refresh is pending: an await per step costs a hit more than its
+  // calls into wasm.
+  const give = (how: Given, bytes: Uint8Array | null, key: string): number | Promise<number> =>
+    refreshing === undefined
+      ? giveNow(how, bytes, key)
+      : refreshing.then(() => giveNow(how, bytes, key))
+  const giveNow = (how: Given, bytes: Uint8Array | null, key: string): number => {
     given = how
     givenBytes = bytes
     givenKey = key
@@ -475,8 +477,7 @@ export async function readEntry<E extends object, T = never>(
         throw new Error('read machine asked for more bytes before any were given')
     }
   }
-  const failed = (err: unknown): number =>
-    machine.failed(engine, failureOf(binding, err), io.now())
+  const failed = (err: unknown): number => machine.failed(engine, failureOf(binding, err), io.now())
 
   try {
     let kind = machine.start(engine, io.now())
@@ -488,7 +489,12 @@ export async function readEntry<E extends object, T = never>(
       if (givenBytes !== null && givenKey !== '') {
         const tier = f[base + F.Tier]
         if (tier === TierAction.Keep) {
-          io.remember(givenKey, givenBytes, f[base + F.KeepUntil] ?? 0, f[base + F.OutageOnly] === 1)
+          io.remember(
+            givenKey,
+            givenBytes,
+            f[base + F.KeepUntil] ?? 0,
+            f[base + F.OutageOnly] === 1,
+          )
         } else if (tier === TierAction.Drop) {
           io.forget(givenKey)
         }
@@ -519,7 +525,8 @@ export async function readEntry<E extends object, T = never>(
         startRenewal(engine, machine, io, answer)
         return { answer, bytes, value, readError }
       }
-      kind = await advance(kind, f)
+      const next = advance(kind, f)
+      kind = typeof next === 'number' ? next : await next
     }
     io.debug(`read of ${entryKey} ended after ${MAX_STEPS} steps: miss`)
     machine.free()
@@ -529,8 +536,28 @@ export async function readEntry<E extends object, T = never>(
     throw err
   }
 
+  /** `Get`: reads the entry, then gives its bytes (or the failure) to the machine. */
+  async function getEntry(f: Float64Array): Promise<number> {
+    // `Get` reads the entry key (the binding's contract): no key string crosses again.
+    let reading: Promise<Uint8Array | null>
+    try {
+      reading = io.get(entryKey, f[base + F.BudgetMs] ?? 0)
+    } catch (err) {
+      reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
+    }
+    hooks.sent?.()
+    try {
+      redis = await reading
+    } catch (err) {
+      if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
+      if (refreshing !== undefined) await refreshing
+      return failed(err)
+    }
+    return give(Given.Reply, redis, entryKey)
+  }
+
   /** Sends what step `kind` asks for; `f` is the view its numbers were read from. */
-  async function advance(kind: number, f: Float64Array): Promise<number> {
+  function advance(kind: number, f: Float64Array): number | Promise<number> {
     switch (kind) {
       case K.Refresh:
         // Not awaited here: the refresh runs beside the reads; R1 awaits it before judging.
@@ -538,8 +565,11 @@ export async function readEntry<E extends object, T = never>(
         return machine.refreshed(engine, io.now())
       case K.OwnWrite: {
         const pending = hooks.ownWrite?.() ?? null
-        own = pending === null ? null : await pending
-        return give(Given.OwnWrite, own, '')
+        if (pending === null) return give(Given.OwnWrite, null, '')
+        return pending.then((bytes) => {
+          own = bytes
+          return give(Given.OwnWrite, bytes, '')
+        })
       }
       case K.PeekTier:
         kept = io.tierBytes(entryKey)
@@ -549,54 +579,39 @@ export async function readEntry<E extends object, T = never>(
         if (held !== null) kept = held
         return give(Given.Fallback, held, entryKey)
       }
-      case K.Get: {
-        // `Get` reads the entry key (the binding's contract): no key string crosses again.
-        let reading: Promise<Uint8Array | null>
-        try {
-          reading = io.get(entryKey, f[base + F.BudgetMs] ?? 0)
-        } catch (err) {
-          reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
-        }
-        hooks.sent?.()
-        try {
-          redis = await reading
-        } catch (err) {
-          if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
-          if (refreshing !== undefined) await refreshing
-          return failed(err)
-        }
-        return give(Given.Reply, redis, entryKey)
-      }
+      case K.Get:
+        return getEntry(f)
       case K.NeedMore:
         return feed(givenBytes?.subarray(0, f[base + F.Need] ?? 0))
-      case K.Acquire: {
-        let reply: Reply
-        const budgetMs = f[base + F.BudgetMs] ?? 0
-        try {
-          reply = await io.script(machine.argv(), budgetMs)
-        } catch (err) {
-          // The machine then behaves as if there were no leases (regenerates or serves stale),
-          // and says so in its answer's log.
-          return failed(err)
-        }
-        const code = typeof reply === 'number' ? reply : Number(reply)
-        return machine.leaseReply(engine, Number.isFinite(code) ? code : -1, io.now())
-      }
+      case K.Acquire:
+        return (async (): Promise<number> => {
+          let reply: Reply
+          const budgetMs = f[base + F.BudgetMs] ?? 0
+          try {
+            reply = await io.script(machine.argv(), budgetMs)
+          } catch (err) {
+            // The machine then behaves as if there were no leases (regenerates or serves stale),
+            // and says so in its answer's log.
+            return failed(err)
+          }
+          const code = typeof reply === 'number' ? reply : Number(reply)
+          return machine.leaseReply(engine, Number.isFinite(code) ? code : -1, io.now())
+        })()
       case K.Wait:
-        await io.sleep(f[base + F.DelayMs] ?? 0)
-        return machine.timer(engine, io.now())
-      case K.Poll: {
-        let entry: Uint8Array | null
-        const budgetMs = f[base + F.BudgetMs] ?? 0
-        try {
-          ;[entry, leased] = await poll(engine, io, machine.argv(), budgetMs)
-        } catch (err) {
-          if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
-          return failed(err)
-        }
-        polled = entry
-        return give(Given.Polled, entry, entryKey)
-      }
+        return io.sleep(f[base + F.DelayMs] ?? 0).then(() => machine.timer(engine, io.now()))
+      case K.Poll:
+        return (async (): Promise<number> => {
+          let entry: Uint8Array | null
+          const budgetMs = f[base + F.BudgetMs] ?? 0
+          try {
+            ;[entry, leased] = await poll(engine, io, machine.argv(), budgetMs)
+          } catch (err) {
+            if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
+            return failed(err)
+          }
+          polled = entry
+          return give(Given.Polled, entry, entryKey)
+        })()
       default:
         throw new Error(`read machine step ${String(kind)} unknown to this driver`)
     }
