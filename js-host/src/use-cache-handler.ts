@@ -107,7 +107,7 @@ class UseCacheHandler implements CacheHandler {
       }
       try {
         logAnswer(log, answer, readError)
-        const served = bytes !== null && answer.served !== wasm.Served.Miss
+        const served = bytes !== null && answer.served !== (wasm.Served.Miss as number)
         if (!served) {
           early?.discard()
           return undefined

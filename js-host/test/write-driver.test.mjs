@@ -11,6 +11,26 @@ const { writeEntry, failureOf } = require('../dist/write-driver.js')
 const T0 = 1_800_000_000_000
 const iface = wasm.Interface.useCache('default')
 
+/** Makes `e` the holder of `key`'s lease under `token`: a read that misses and wins it. */
+function winLease(e, key, token) {
+  const m = wasm.ReadMachine.useCache(e, iface, key, '', wasm.Consumer.Serves, token, T0)
+  const K = wasm.ReadStepKind
+  try {
+    let kind = m.start(e, T0)
+    for (let i = 0; i < 16 && kind !== K.Answer; i++) {
+      if (kind === K.Refresh) kind = m.refreshed(e, T0)
+      else if (kind === K.OwnWrite) kind = m.ownWrite(e, undefined, T0)
+      else if (kind === K.PeekTier) kind = m.tier(e, undefined, 0, T0)
+      else if (kind === K.Get) kind = m.reply(e, undefined, 0, T0)
+      else if (kind === K.Acquire) kind = m.leaseReply(e, 1, T0)
+      else throw new Error(`unexpected read step ${kind}`)
+    }
+    assert.equal(kind, K.Answer)
+  } finally {
+    m.free()
+  }
+}
+
 function engine() {
   return new wasm.Engine({ prefix: 'fc', deployment: 'd1' })
 }
@@ -133,13 +153,13 @@ describe('write driver, fake store and clock', () => {
 
   test('the lease holder writes with the release script; not cacheable, it releases', async () => {
     const e = engine()
-    e.leaseWon(iface, 'k', 'tok', T0)
+    winLease(e, 'k', 'tok')
     let io = fakeIo()
     await writeEntry(e, useCache(e), new Uint8Array(10), io)
     const store = io.calls.find((c) => c.op === 'store')
     assert.equal(store.argv[0], 'EVALSHA')
     assert.equal(store.argv.at(-1), 'tok')
-    e.leaseWon(iface, 'k', 'tok2', T0)
+    winLease(e, 'k', 'tok2')
     io = fakeIo()
     await writeEntry(e, useCache(e, { revalidate: 0 }), new Uint8Array(10), io)
     assert.deepEqual(ops(io), ['script'])
@@ -152,7 +172,7 @@ describe('write driver, fake store and clock', () => {
 
   test('an abandoned set releases a held lease; a failed release is a debug line', async () => {
     const e = engine()
-    e.leaseWon(iface, 'k', 'tok', T0)
+    winLease(e, 'k', 'tok')
     const io = fakeIo(() => fail('ERR_REDIS_TIMEOUT'))
     await writeEntry(e, wasm.WriteMachine.abandoned(e, iface, 'k', T0), [], io)
     assert.deepEqual(ops(io), ['script'])

@@ -380,7 +380,7 @@ export class WorkerCache {
         const detail = readError === undefined ? '' : ` [${describe(readError)}]`
         const error = answer.error()
         if (error !== '') this.onError(error + detail)
-        if (bytes === null || answer.served === Served.Miss) return undefined
+        if (bytes === null || answer.served === (Served.Miss as number)) return undefined
         return {
           value: streamOf(bytes.subarray(answer.payloadOffset)),
           tags: answer.tags(),

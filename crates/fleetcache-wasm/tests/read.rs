@@ -59,13 +59,11 @@ fn a_hit_is_answered_with_its_presentation_in_one_object() {
     assert_eq!(s.kind(), ReadStepKind::Get);
     assert_eq!(s.key(), m.entry_key());
     assert!(s.budget_ms() > 0.0);
-    m
-        .reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, NOW)
         .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::NeedMore);
-    m
-        .reply(&mut e, Some(v.clone()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, NOW)
         .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Answer);
@@ -129,8 +127,7 @@ fn a_follower_waits_then_polls() {
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Poll);
     let v = stored(&mut e, "k", 60.0);
-    m
-        .polled(&mut e, Some(v.clone()), v.len() as f64, false, NOW + 20.0)
+    m.polled(&mut e, Some(v.clone()), v.len() as f64, false, NOW + 20.0)
         .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!((s.source(), s.served()), (Source::Poll, Served::Fresh));
@@ -153,10 +150,7 @@ fn a_failed_singular_read_is_a_miss_with_an_error_line() {
     )
     .unwrap();
     assert_eq!(m.start(&mut e, NOW).unwrap(), ReadStepKind::Refresh);
-    assert_eq!(
-        m.refreshed(&mut e, NOW).unwrap(),
-        ReadStepKind::PeekTier
-    );
+    assert_eq!(m.refreshed(&mut e, NOW).unwrap(), ReadStepKind::PeekTier);
     m.tier(&mut e, None, 0.0, NOW).unwrap();
     m.failed(&mut e, Failure::NoConnection, NOW).unwrap();
     let s = m.last_step().unwrap().clone();
