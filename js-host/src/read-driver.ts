@@ -217,6 +217,11 @@ export interface ReadHooks<T> {
   sent?: (() => void) | undefined
   /** This process's write in flight of the request's cache key, or null when there is none. */
   ownWrite?: (() => Promise<Uint8Array | null> | null) | undefined
+  /**
+   * Called instead of `machine.free()` once the answer is freed (or no answer came): a host
+   * that pools machines takes it back for its next read. A machine that threw is freed.
+   */
+  release?: (() => void) | undefined
 }
 
 /**
@@ -369,6 +374,7 @@ class MachineAnswer<E> implements Answer {
 
   constructor(
     private readonly machine: ReadMachine<E>,
+    private readonly release: () => void,
     f: Float64Array,
     base: number,
     F: Binding['ReadField'],
@@ -410,7 +416,7 @@ class MachineAnswer<E> implements Answer {
   }
 
   free(): void {
-    this.machine.free()
+    this.release()
   }
 }
 
@@ -445,6 +451,11 @@ export async function readEntry<E extends object, T = never>(
   let redis = null as Uint8Array | null
   let polled = null as Uint8Array | null
   const entryKey = machine.entryKey
+  const release =
+    hooks.release ??
+    ((): void => {
+      machine.free()
+    })
 
   // Synchronous unless a refresh is pending: an await per step costs a hit more than its
   // calls into wasm.
@@ -500,7 +511,7 @@ export async function readEntry<E extends object, T = never>(
         }
       }
       if (kind === K.Answer) {
-        const answer = new MachineAnswer(machine, f, base, F)
+        const answer = new MachineAnswer(machine, release, f, base, F)
         const source = answer.served === Served.Miss ? Source.None : answer.source
         const bytes =
           source === Source.OwnWrite
@@ -529,7 +540,7 @@ export async function readEntry<E extends object, T = never>(
       kind = typeof next === 'number' ? next : await next
     }
     io.debug(`read of ${entryKey} ended after ${MAX_STEPS} steps: miss`)
-    machine.free()
+    release()
     return { answer: undefined, bytes: null, value: undefined, readError }
   } catch (err) {
     machine.free()

@@ -608,6 +608,35 @@ impl ReadMachine {
         )))
     }
 
+    /// Makes this machine a new `'use cache'` read, as `useCache` with the same arguments
+    /// would, keeping its JS object and fields area: a host that pools machines allocates and
+    /// registers none per read. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
+    #[wasm_bindgen(js_name = reuseUseCache)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn reuse_use_cache(
+        &mut self,
+        engine: &Engine,
+        iface: &Iface,
+        #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
+        soft_tags: &str,
+        consumer: Consumer,
+        token: String,
+        now: f64,
+    ) -> Result<(), JsValue> {
+        let key = utf8_key(cache_key)?;
+        let soft = split(soft_tags).into_iter().map(str::to_owned).collect();
+        self.inner = engine.inner.read_use_cache(
+            &iface.get(),
+            &key,
+            soft,
+            consumer.into(),
+            token,
+            Millis(now),
+        );
+        self.last = None;
+        Ok(())
+    }
+
     /// The entry's Redis key: the key `Get` reads and the tier's key.
     #[wasm_bindgen(getter, js_name = entryKey)]
     pub fn entry_key(&self) -> String {
