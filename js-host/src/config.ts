@@ -148,6 +148,13 @@ export function resolveOptions(
       ...leaseSettings(options),
     },
     debug: options.debug ?? false,
+    tagSync: tagSync(options.tagSync),
     deploymentSource,
   }
+}
+
+function tagSync(given: unknown): 'pull' | 'push' {
+  if (given === undefined || given === 'pull' || given === 'push') return given ?? 'pull'
+  const shown = typeof given === 'string' ? `'${given}'` : typeof given
+  throw new ConfigError('tagSync', `must be 'pull' or 'push', got ${shown}`)
 }

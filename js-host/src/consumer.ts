@@ -24,22 +24,51 @@ interface Storage {
 }
 
 const SPECIFIER = 'next/dist/server/app-render/work-unit-async-storage.external'
+const WORK_SPECIFIER = 'next/dist/server/app-render/work-async-storage.external'
 
 /** Undefined until looked up; null when Next's store cannot be reached from here. */
 let storage: Storage | null | undefined
+/** The same for Next's work storage (one store per render). */
+let workStorage: Storage | null | undefined
 
-/** Next's work-unit storage, resolved from the app (its cwd) first, then from this package. */
-function lookup(): Storage | null {
+/**
+ * Next's storage exported as `name` by `specifier`, resolved from the app (its cwd) first,
+ * then from this package.
+ */
+function lookupStorage(specifier: string, name: string): Storage | null {
   for (const base of [join(process.cwd(), 'package.json'), __filename]) {
     try {
-      const mod = createRequire(base)(SPECIFIER) as { workUnitAsyncStorage?: Partial<Storage> }
-      const s = mod.workUnitAsyncStorage
+      const mod = createRequire(base)(specifier) as Record<string, Partial<Storage> | undefined>
+      const s = mod[name]
       if (s !== undefined && typeof s.getStore === 'function') return s as Storage
     } catch {
       // Not resolvable from this base: try the next one.
     }
   }
   return null
+}
+
+function lookup(): Storage | null {
+  return lookupStorage(SPECIFIER, 'workUnitAsyncStorage')
+}
+
+/**
+ * The render the caller runs in: Next's work store, created per render of a request (and per
+ * background regeneration) before anything of it reads a cache, never reused by another
+ * render. Undefined outside a render (the response cache reading a page before it renders it,
+ * a caller outside Next) or when Next's module cannot be reached. Every 16.x release from
+ * 16.0 to 16.5 calls `cacheHandlers.refreshTags()` (lazily, once per cache kind and work
+ * store) and the singular handler's reads made by the render inside it.
+ */
+export function currentRender(): object | undefined {
+  workStorage ??= lookupStorage(WORK_SPECIFIER, 'workAsyncStorage')
+  if (workStorage === null) return undefined
+  try {
+    const store = workStorage.getStore()
+    return typeof store === 'object' && store !== null ? store : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Store types whose consumer never caches what it reads (Next 16.4's rule). */

@@ -164,6 +164,14 @@ export function optionsFromEnv(
     // 0: followers never wait for a holder's write (docs/single-flight.md, "Settings").
     leaseWaitMs: nonNegativeNumberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
     debug: env.FLEETCACHE_DEBUG === '1' || env.FLEETCACHE_DEBUG === 'true',
+    tagSync: tagSyncFromEnv(env.FLEETCACHE_TAG_SYNC),
     deploymentSource,
   }
+}
+
+/** `FLEETCACHE_TAG_SYNC`: `pull` (default) or `push`. */
+function tagSyncFromEnv(value: string | undefined): 'pull' | 'push' | undefined {
+  if (value === undefined || value === '') return undefined
+  if (value === 'pull' || value === 'push') return value
+  throw new ConfigError('FLEETCACHE_TAG_SYNC', `must be pull or push, got ${value}`)
 }

@@ -527,8 +527,11 @@ export async function readEntry<E extends object, T = never>(
         if (bytes !== null && hooks.decode !== undefined) {
           value = hooks.decode(answer, bytes)
           if (value === undefined) {
+            // The step after `undecodable` may drop these bytes from the tier (the machine has
+            // forgotten the key in its index): they stay the bytes its tier action is about.
             given = Given.None
-            givenBytes = null
+            givenBytes = bytes
+            givenKey = entryKey
             kind = machine.undecodable(engine, io.now())
             continue
           }

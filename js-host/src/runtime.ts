@@ -2,6 +2,8 @@ import { durableUseCacheEntries, isBuildPhase, type ResolvedOptions } from './co
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
+import { redisSubscribe } from './tag-channel'
+import type { Subscribe } from './tag-sync'
 import { detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { nodeTagSync, type TagSync } from './tags'
@@ -50,6 +52,32 @@ function forThisProcess(options: ResolvedOptions): ResolvedOptions {
   return isBuildPhase() && options.redisUrl !== undefined
     ? { ...options, redisUrl: undefined }
     : options
+}
+
+/**
+ * The announcement subscription when these options follow the tag state by push, else
+ * undefined (every request pulls).
+ */
+function pushFor(options: ResolvedOptions, engine: Engine, log: Logger): Subscribe | undefined {
+  if (options.tagSync !== 'push' || options.redisUrl === undefined) return undefined
+  const subscribe = redisSubscribe({
+    url: options.redisUrl,
+    cluster: options.cluster,
+    seeds: options.redisSeeds,
+    sentinels: options.sentinels,
+    tlsCa: options.tlsCa,
+    tlsCert: options.tlsCert,
+    tlsKey: options.tlsKey,
+    commandTimeoutMs: options.engine.writeTimeoutMs ?? coreDefaults().writeTimeoutMs,
+    connectTimeoutMs: engine.connectBudgetMs,
+    log,
+  })
+  if (subscribe === undefined) {
+    log.warn(
+      "tagSync 'push' follows a single Redis URL only in this release (not Cluster or Sentinel): every request pulls the tag state",
+    )
+  }
+  return subscribe
 }
 
 /** The runtime for these options, created on first use. */
@@ -107,7 +135,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     engine,
     transport,
     store,
-    tags: nodeTagSync(engine, transport, log),
+    tags: nodeTagSync(engine, transport, log, pushFor(options, engine, log)),
     log,
     options,
   }
@@ -170,8 +198,12 @@ export async function close(): Promise<void> {
   const runtimes = [...registry().values()]
   registry().clear()
   for (const r of runtimes) {
-    r.tags.stop()
     telemetry()?.untrack(r.engine)
   }
-  await Promise.all(runtimes.map((r) => (r.transport ? r.transport.close() : Promise.resolve())))
+  await Promise.all(
+    runtimes.map(async (r) => {
+      await r.tags.stop()
+      if (r.transport) await r.transport.close()
+    }),
+  )
 }

@@ -14,6 +14,14 @@ import { describe } from './log.js'
  */
 export interface TagEngine {
   planTagRefresh(): string[]
+  planTagPull(now: number): string[]
+  followTagsByPush(maxPullIntervalMs: number): void
+  readonly tagAnnounceChannel: string
+  tagChannelUp(): void
+  tagChannelDown(): void
+  applyAnnouncement(msg: Uint8Array): number
+  tagsCaughtUp(now: number): boolean
+  tagPullInMs(now: number): number
   applyRefresh(reply: Uint8Array, now: number): number
   missingPermission(message: string): string
   revalidate(
@@ -48,6 +56,22 @@ export interface TagEngine {
  */
 export type ScriptRunner = (argv: string[], kind: 'read' | 'write') => Promise<unknown>
 
+/** What the announcement channel tells the tag synchronisation. */
+export interface ChannelEvents {
+  /** A message published on the channel, as published. */
+  message(msg: Uint8Array): void
+  /** The subscription is confirmed (first time, or again after a reconnection). */
+  up(): void
+  /** The subscription is down: the connection is lost or reconnecting. */
+  down(): void
+}
+
+/**
+ * Subscribes to a sharded pub/sub channel on a connection of its own and reports what
+ * happens to `events`; returns what ends the subscription.
+ */
+export type Subscribe = (channel: string, events: ChannelEvents) => () => Promise<void>
+
 /** A one-shot timer; the Node runtime's does not keep the process alive. */
 export interface Timer {
   set(fn: () => void, ms: number): unknown
@@ -68,6 +92,18 @@ export interface TagSyncOptions {
    * {@link LOAD_STEPS} pages itself, and the next request retries.
    */
   timer?: Timer | undefined
+  /**
+   * The request the current call belongs to (Node: Next's per-render work store), or undefined
+   * where none can be identified. Refreshes of one request share one round trip; see
+   * {@link TagSync.refresh}. Without it every refresh pulls.
+   */
+  request?: (() => object | undefined) | undefined
+  /**
+   * Follow the tag state by push (`tagSync: 'push'`): the subscription to the announcement
+   * channel, and the longest time between pulls. Needs `timer` (the periodic pull runs on
+   * it); without either, every request pulls.
+   */
+  push?: { subscribe: Subscribe; maxPullIntervalMs: number } | undefined
 }
 
 /** Next's `durations` argument of `updateTags` / `revalidateTag`. */
@@ -110,6 +146,9 @@ function shortList(tags: readonly string[]): string {
  * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
  * one, which starts after it arrived, so every caller sees every revalidation completed before
  * its call (docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
+ * Within one identified request (`TagSyncOptions.request`), the refresh its first call waited
+ * for serves every later call of the same request: it started after that first call, so after
+ * the request began, which is all the guarantee asks.
  *
  * Revalidations are applied locally at once and queued in the engine; the queue is sent in
  * order, one update at a time, whenever Redis answers (on the revalidation itself, before
@@ -123,7 +162,9 @@ function shortList(tags: readonly string[]): string {
  */
 export class TagSync {
   private inflight: Promise<boolean> | undefined
-  private queued: Promise<void> | undefined
+  private queued: Promise<boolean> | undefined
+  /** Per identified request, the refresh that serves it (started after its first call). */
+  private perRequest = new WeakMap<object, Promise<void>>()
   private draining: Promise<boolean> | undefined
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
@@ -138,6 +179,11 @@ export class TagSync {
   private readonly now: () => number
   private readonly log: Logger
   private readonly timer: Timer | undefined
+  private readonly request: (() => object | undefined) | undefined
+  /** Ends the announcement subscription (following by push). */
+  private unsubscribe: (() => Promise<void>) | undefined
+  /** The periodic pull's timer, while one is pending (following by push). */
+  private periodic: unknown
 
   constructor(
     private readonly engine: TagEngine,
@@ -147,22 +193,86 @@ export class TagSync {
     this.now = options.now
     this.log = options.log
     this.timer = options.timer
+    this.request = options.request
+    const push = options.push
+    if (push !== undefined && this.script !== undefined && this.timer !== undefined) {
+      engine.followTagsByPush(push.maxPullIntervalMs)
+      this.unsubscribe = push.subscribe(engine.tagAnnounceChannel, {
+        message: (msg) => {
+          try {
+            // A gap (missed messages, a failover): the engine pulls until a pull after it.
+            const applied = this.engine.applyAnnouncement(msg)
+            if (this.log.debugEnabled) {
+              const what = applied === -2 ? 'a gap, pulling' : applied === -1 ? 'known' : 'applied'
+              this.log.debug(`tag announcement: ${what}`)
+            }
+            if (applied === -2) void this.pullAfterNow()
+          } catch (err) {
+            this.log.error(`unexpected tag announcement: ${describe(err)}`)
+            this.engine.tagChannelDown()
+          }
+        },
+        up: () => {
+          this.engine.tagChannelUp()
+          // Caught up only after a pull planned from here on.
+          void this.pullAfterNow()
+        },
+        down: () => {
+          this.engine.tagChannelDown()
+        },
+      })
+    }
   }
 
-  /** Pulls tag changes from Redis. Never rejects: on failure the mirror stays as it was. */
+  /**
+   * Pulls tag changes from Redis: resolves once a refresh that started after this call (or
+   * after the first call of the same identified request) has been applied or has failed.
+   * Never rejects: on failure the mirror stays as it was.
+   */
   refresh(): Promise<void> {
     if (this.script === undefined) return Promise.resolve()
+    // Following by push and caught up: the mirror holds every revalidation announced, and
+    // every one that resolved before the last pull, which started within the bound.
+    if (this.engine.tagsCaughtUp(this.now())) return Promise.resolve()
+    const request = this.currentRequest()
+    if (request === undefined) return this.pullAfterNow().then(() => undefined)
+    const shared = this.perRequest.get(request)
+    if (shared !== undefined) return shared
+    const mine: Promise<void> = this.pullAfterNow().then((ok) => {
+      // A failed refresh serves nobody later: the request's next call tries again.
+      if (!ok && this.perRequest.get(request) === mine) this.perRequest.delete(request)
+    })
+    this.perRequest.set(request, mine)
+    return mine
+  }
+
+  /** The request the caller belongs to; undefined when none can be told (then it pulls). */
+  private currentRequest(): object | undefined {
+    if (this.request === undefined) return undefined
+    try {
+      return this.request()
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * A refresh that starts now, or the one queued behind the refresh in flight (which may have
+   * started before this call, so it cannot serve it). True when it succeeded.
+   */
+  private pullAfterNow(): Promise<boolean> {
     if (this.inflight === undefined) {
-      this.inflight = this.pull().finally(() => {
-        this.inflight = undefined
+      const run = this.pull().finally(() => {
+        if (this.inflight === run) this.inflight = undefined
       })
-      return this.inflight.then(() => undefined)
+      this.inflight = run
+      return run
     }
     // When the refresh in flight failed, Redis is sick: another attempt would most likely cost
     // the waiters a second read budget for nothing, so they go on with the mirror as it is.
     this.queued ??= this.inflight.then((ok) => {
       this.queued = undefined
-      return ok ? this.refresh() : undefined
+      return ok ? this.pullAfterNow() : false
     })
     return this.queued
   }
@@ -185,7 +295,7 @@ export class TagSync {
     // holds them (local records survive any refresh), so nothing is missed meanwhile.
     if (this.engine.outboxLength > 0) void this.drain()
     try {
-      const reply = await this.script(this.engine.planTagRefresh(), 'read')
+      const reply = await this.script(this.engine.planTagPull(this.now()), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
       const lost = this.engine.resendLength
       const changed = this.engine.applyRefresh(reply, this.now())
@@ -202,7 +312,8 @@ export class TagSync {
       // Loading the whole state (a new process, a flush, a failover): one page per call, each
       // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
       // for one step at most, and judge nothing tagged fresh until it is done.
-      if (this.timer !== undefined && !this.engine.tagsSynced) void this.refresh()
+      if (this.timer !== undefined && !this.engine.tagsSynced) void this.pullAfterNow()
+      this.schedulePull()
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.
@@ -406,7 +517,9 @@ export class TagSync {
     const delay = this.engine.retryInMs(this.now())
     this.retry = timer.set(() => {
       this.retry = undefined
-      void this.refresh()
+      // Not `refresh()`: the timer runs in the async context of the request that set it, and
+      // that request's refresh must not stand in for this probe.
+      void this.pullAfterNow()
         .then(() => this.drain())
         .then(() => {
           const open = this.engine.breakerState(this.now()) !== 0
@@ -416,11 +529,33 @@ export class TagSync {
     }, delay)
   }
 
-  /** Stops `watch` (the runtime is closing). */
-  stop(): void {
+  /**
+   * Following by push and caught up: pulls in the background when the engine's bound says,
+   * so no request waits for it. One timer at a time.
+   */
+  private schedulePull(): void {
+    const timer = this.timer
+    if (timer === undefined || this.unsubscribe === undefined || this.stopped) return
+    if (this.periodic !== undefined) return
+    if (!this.engine.tagsCaughtUp(this.now())) return
+    // A little before the bound, so the pull lands before requests would have to make it.
+    const due = Math.max(0, this.engine.tagPullInMs(this.now()) * 0.8)
+    this.periodic = timer.set(() => {
+      this.periodic = undefined
+      void this.pullAfterNow()
+    }, due)
+  }
+
+  /** Stops `watch`, the periodic pull and the subscription (the runtime is closing). */
+  stop(): Promise<void> {
     this.stopped = true
     if (this.retry !== undefined) this.timer?.clear(this.retry)
     this.retry = undefined
+    if (this.periodic !== undefined) this.timer?.clear(this.periodic)
+    this.periodic = undefined
+    const unsubscribe = this.unsubscribe
+    this.unsubscribe = undefined
+    return unsubscribe === undefined ? Promise.resolve() : unsubscribe()
   }
 
   /** The outbox's head failed a moment ago and waits the engine's backoff. */

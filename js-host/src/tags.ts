@@ -1,6 +1,7 @@
 import { now } from './clock'
+import { currentRender } from './consumer'
 import type { Logger } from './log'
-import { TagSync, type Timer } from './tag-sync'
+import { TagSync, type Subscribe, type Timer } from './tag-sync'
 import type { Transport } from './transport'
 import { runScript } from './transport'
 import type { Engine } from './wasm'
@@ -20,11 +21,21 @@ const unrefTimer: Timer = {
   },
 }
 
-/** Tag synchronisation for a Node process: node-redis (or the given transport), Next's clock. */
+/**
+ * The longest time between two pulls of a process that follows the tag state by push: the
+ * bound on how late a revalidation reaches its requests when announcements fail unnoticed.
+ */
+export const PUSH_MAX_PULL_INTERVAL_MS = 1000
+
+/**
+ * Tag synchronisation for a Node process: node-redis (or the given transport), Next's clock;
+ * with `subscribe`, following the state by push.
+ */
 export function nodeTagSync(
   engine: Engine,
   transport: Transport | undefined,
   log: Logger,
+  subscribe?: Subscribe,
 ): TagSync {
   return new TagSync(engine, {
     script:
@@ -34,5 +45,11 @@ export function nodeTagSync(
     now,
     log,
     timer: unrefTimer,
+    // One refresh per render of a request, shared by both handler interfaces.
+    request: currentRender,
+    push:
+      subscribe === undefined
+        ? undefined
+        : { subscribe, maxPullIntervalMs: PUSH_MAX_PULL_INTERVAL_MS },
   })
 }

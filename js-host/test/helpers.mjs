@@ -161,12 +161,26 @@ const nextStandIn = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-next-'))
     "'use strict'\nconst { AsyncLocalStorage } = require('node:async_hooks')\n" +
       'exports.workUnitAsyncStorage = new AsyncLocalStorage()\n',
   )
+  fs.writeFileSync(
+    path.join(dir, 'work-async-storage.external.js'),
+    "'use strict'\nconst { AsyncLocalStorage } = require('node:async_hooks')\n" +
+      'exports.workAsyncStorage = new AsyncLocalStorage()\n',
+  )
   process.chdir(nextStandIn)
   process.on('exit', () => fs.rmSync(nextStandIn, { recursive: true, force: true }))
 }
 const workUnits = createRequire(path.join(nextStandIn, 'package.json'))(
   'next/dist/server/app-render/work-unit-async-storage.external',
 ).workUnitAsyncStorage
+
+const works = createRequire(path.join(nextStandIn, 'package.json'))(
+  'next/dist/server/app-render/work-async-storage.external',
+).workAsyncStorage
+
+/** Runs `fn` inside a fresh Next work store: one render of a request. */
+export function inRender(fn) {
+  return works.run({ route: '/stand-in' }, fn)
+}
 
 /**
  * Runs `fn` inside a Next work-unit store of `type` ('prerender' for a prerender or an ISR

@@ -570,6 +570,26 @@ test('an answer whose value cannot be decoded is reported, and the machine goes 
   assert.equal(live, 0)
 })
 
+test('a value taken back as undecodable is dropped from the tier when the machine says so', async () => {
+  const io = fakeIo()
+  io.tier.set('k', bytesOf(8))
+  const m = scripted([
+    () => ({ kind: K.PeekTier }),
+    () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
+    // The machine forgot the key in its index: the host drops the bytes it holds for it.
+    () => ({ kind: K.Get, key: 'k', tier: binding.TierAction.Drop }),
+    () => answer({ served: binding.Served.Miss }),
+  ])
+  const r = await readEntry(engine, m, io, { decode: () => undefined })
+  assert.equal(m.inputs[2][0], 'undecodable')
+  assert.deepEqual(io.calls.slice(0, 2), [
+    ['forget', 'k'],
+    ['get', 'k', 0],
+  ])
+  r.answer.free()
+  assert.equal(live, 0)
+})
+
 test('a machine that never answers is stopped at the step bound, freed, and the read is a miss', async () => {
   const io = fakeIo()
   let steps = 0

@@ -78,13 +78,55 @@ function fakeScript(answer) {
 const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
 const updates = (script) => script.calls.filter((c) => c.kind === 'write')
 
-function setup(answer, { timer, config = {} } = {}) {
+function setup(answer, { timer, config = {}, request, push } = {}) {
   const engine = new wasm.Engine({ deployment: 'd1', ...config })
   const clock = fakeClock()
   const log = fakeLog()
   const script = fakeScript(answer)
-  const sync = new TagSync(engine, { script, now: clock.now, log, timer })
+  const sync = new TagSync(engine, { script, now: clock.now, log, timer, request, push })
   return { engine, clock, log, script, sync }
+}
+
+/** An announcement channel the test drives: `events` once subscribed. */
+function fakeChannel() {
+  const ch = {
+    events: undefined,
+    channel: undefined,
+    closed: false,
+    subscribe(channel, events) {
+      ch.channel = channel
+      ch.events = events
+      return async () => {
+        ch.closed = true
+      }
+    },
+  }
+  return ch
+}
+
+/** The update script's announcement of version `ver` of epoch e1, expiring `tag` at `t`. */
+const announcement = (ver, tag, t) =>
+  netstrings([
+    'a',
+    'e1',
+    String(ver),
+    `v${String(ver)}`,
+    tag,
+    `${String(t)},${String(t)},0,0,${String(t)}`,
+  ])
+
+/** The identified request a call belongs to, as the test sets it (Next's work store in Node). */
+function fakeRequests() {
+  const r = { current: undefined, get: () => r.current }
+  return r
+}
+
+/** A promise's state without waiting for it. */
+async function isSettled(p) {
+  let done = false
+  void p.then(() => (done = true))
+  await settle()
+  return done
 }
 
 /** Lets every settled promise's callbacks run (the fakes answer at once). */
@@ -108,6 +150,183 @@ describe('TagSync, fake transport and clock', () => {
     await Promise.all(rest)
     assert.equal(script.calls.length, 2)
     assert.equal(engine.tagsSynced, true)
+  })
+
+  test('the calls of one identified request share one refresh: one round trip per request', async () => {
+    const req = fakeRequests()
+    const { script, sync } = setup((_, kind) => (kind === 'read' ? SYNCED : null), {
+      timer: fakeTimer(),
+      request: req.get,
+    })
+    req.current = {}
+    // refreshTags, then the singular handler's get, then a second cache kind's refreshTags.
+    await sync.refresh()
+    await Promise.all([sync.refresh(), sync.refresh()])
+    assert.equal(script.calls.length, 1, 'one refresh served the whole request')
+    req.current = {}
+    await sync.refresh()
+    assert.equal(script.calls.length, 2, 'the next request pulls again')
+    req.current = undefined
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(script.calls.length, 4, 'where no request can be identified, every call pulls')
+  })
+
+  test('a refresh that started before the request began never serves it', async () => {
+    // Redis's state as each reply reports it: the revalidation of `t` resolves while the first
+    // refresh (another request's) is in flight, so only a refresh started later may carry it.
+    const gates = []
+    const req = fakeRequests()
+    const { script, sync, engine } = setup(
+      (_, kind) => (kind === 'read' ? new Promise((r) => gates.push(r)) : null),
+      { timer: fakeTimer(), request: req.get },
+    )
+    req.current = { name: 'earlier request' }
+    const earlier = sync.refresh()
+    assert.equal(script.calls.length, 1)
+    // The request begins now, after that refresh started.
+    req.current = { name: 'this request' }
+    const first = sync.refresh()
+    const second = sync.refresh()
+    gates.shift()(SYNCED)
+    await earlier
+    assert.equal(await isSettled(first), false, 'the earlier refresh did not serve this request')
+    assert.equal(await isSettled(second), false, 'nor its later calls')
+    assert.equal(script.calls.length, 2, 'one refresh started after the request began')
+    const t = T0 + 10
+    gates.shift()(
+      netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]),
+    )
+    await Promise.all([first, second])
+    assert.equal(script.calls.length, 2)
+    assert.equal(
+      engine.getExpiration('t', T0 + 20),
+      t,
+      'this request sees the revalidation that resolved before it began',
+    )
+  })
+
+  test('a failed refresh does not serve the rest of its request', async () => {
+    let fail = true
+    const req = fakeRequests()
+    const { script, sync } = setup(
+      (_, kind) => (kind === 'read' ? (fail ? new Error('lost') : SYNCED) : null),
+      { timer: fakeTimer(), request: req.get },
+    )
+    req.current = {}
+    await sync.refresh()
+    fail = false
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(script.calls.length, 2, 'the second call pulled again, the third shared it')
+  })
+
+  test("the retry timer's probe is never served by the request that set it", async () => {
+    // Timers run in the async context of whoever set them: in Node that is a request's.
+    const timer = fakeTimer()
+    const req = fakeRequests()
+    let sendFails = true
+    const { script, sync } = setup(
+      (_, kind) => (kind === 'read' ? SYNCED : sendFails ? new Error('lost') : SYNCED),
+      { timer, request: req.get },
+    )
+    req.current = {}
+    await sync.refresh()
+    await sync.update(['t'], undefined, T0)
+    assert.equal(timer.pending.length, 1, 'the failed send set the retry timer')
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    const before = reads()
+    sendFails = false
+    timer.fire()
+    await settle()
+    await settle()
+    assert.equal(reads(), before + 1, 'the probe pulled')
+  })
+
+  test('following by push, a caught-up request makes no round trip; a gap, a drop and the bound pull', async () => {
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    let version = 1
+    const { engine, clock, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? version === 1 && engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0'])
+            : version === 1
+              ? SYNCED
+              : netstrings(['e1', String(version), `v${String(version)}`, '0'])
+          : null,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    assert.match(ch.channel, /:announce$/)
+    await sync.refresh()
+    assert.equal(reads(), 1, 'not subscribed yet: the request pulls')
+    ch.events.up()
+    await settle()
+    assert.equal(reads(), 2, 'the confirmation starts a pull')
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(reads(), 2, 'caught up: no round trip')
+    // The next version, announced: applied without a pull.
+    ch.events.message(announcement(2, 't', T0 - 5))
+    version = 2
+    assert.equal(engine.getExpiration('t', clock.t), T0 - 5)
+    await sync.refresh()
+    assert.equal(reads(), 2)
+    // Version 4 without 3: a gap, pulled at once, and requests pull until a pull after it.
+    ch.events.message(announcement(4, 'u', T0 - 4))
+    version = 4
+    await settle()
+    assert.equal(reads(), 3)
+    await sync.refresh()
+    assert.equal(reads(), 3, 'the pull after the gap caught up')
+    // The channel goes down: every request pulls.
+    ch.events.down()
+    await sync.refresh()
+    assert.equal(reads(), 4)
+    ch.events.up()
+    await settle()
+    const after = reads()
+    await sync.refresh()
+    assert.equal(reads(), after, 'caught up again')
+    // The bound: past it without a pull, a request pulls.
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(reads(), after + 1)
+    await sync.stop()
+    assert.equal(ch.closed, true)
+  })
+
+  test('following by push, the periodic pull runs on the timer, not on a request', async () => {
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const { engine, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read' ? (engine.tagsSynced ? netstrings(['e1', '1', 'v1', '0']) : SYNCED) : null,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    ch.events.up()
+    await settle()
+    const periodic = timer.pending.find((h) => h.ms > 0 && h.ms < 1000)
+    assert.ok(periodic, 'a pull is scheduled within the bound')
+    const before = script.calls.length
+    timer.pending = timer.pending.filter((h) => h !== periodic)
+    periodic.fn()
+    await settle()
+    assert.equal(script.calls.length, before + 1)
+    await sync.stop()
+  })
+
+  test('without a timer (the workers entry), push is not followed: every request pulls', async () => {
+    const ch = fakeChannel()
+    const { script, sync } = setup(() => SYNCED, {
+      push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 },
+    })
+    assert.equal(ch.events, undefined)
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(script.calls.length, 2)
   })
 
   test('without a timer, one refresh loads the whole state up to LOAD_STEPS pages', async () => {
@@ -156,9 +375,10 @@ describe('TagSync, fake transport and clock', () => {
 
   test('a revalidation Redis keeps answering with an error no retry fixes is parked', async () => {
     const { clock, engine, log, sync } = setup((argv, kind) =>
-      kind === 'write' && mentions(argv, 'bad') ? replyError('WRONGTYPE Operation') : null,
+      // A tag name no script hash can contain (not hexadecimal).
+      kind === 'write' && mentions(argv, 'wrong') ? replyError('WRONGTYPE Operation') : null,
     )
-    await sync.update(['bad'], undefined, clock.t)
+    await sync.update(['wrong'], undefined, clock.t)
     await sync.update(['good'], undefined, clock.t)
     assert.equal(engine.outboxLength, 2, 'kept and retried at first')
     // Bounded: the engine parks it after a few attempts.

@@ -10,7 +10,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { capture, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { capture, inRender, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -186,5 +186,84 @@ describe('tags as Next produces them', () => {
     assert.match(lines[0], /dropped 1 tag\(s\) longer than 16384 bytes/)
     await b.refreshTags()
     assert.equal(await b.get('k-huge', []), undefined, 'the other tag applied')
+  })
+})
+
+/** EVALSHA calls Redis has run (every tag pull is one). */
+async function scriptCalls() {
+  const infos = await redis.eachNode('INFO', 'commandstats')
+  let calls = 0
+  for (const info of infos) {
+    const m = /cmdstat_evalsha:calls=(\d+)/.exec(String(info))
+    if (m) calls += Number(m[1])
+  }
+  return calls
+}
+
+describe('pull: one tag round trip per render', () => {
+  test('refreshTags of each cache kind and the singular reads of one render share one pull', async () => {
+    // Both interfaces on one runtime, as in a Next server (same options).
+    const opts = options()
+    const h = createUseCacheHandler(opts)
+    const Handler = createIncrementalCacheHandler(opts)
+    const Inc = () => new Handler({ dev: false, revalidatedTags: [] })
+    await h.refreshTags()
+    const before = await scriptCalls()
+    await inRender(async () => {
+      await h.refreshTags()
+      await h.refreshTags()
+      await Inc().get('/render-shared', pageCtx)
+    })
+    assert.equal((await scriptCalls()) - before, 1, 'one pull for the render')
+    await inRender(() => h.refreshTags())
+    assert.equal((await scriptCalls()) - before, 2, 'the next render pulls again')
+    await h.refreshTags()
+    await h.refreshTags()
+    assert.equal((await scriptCalls()) - before, 4, 'outside a render every call pulls')
+  })
+})
+
+describe("tagSync 'push': announcements on a real Redis", () => {
+  /** Refreshes until one refresh makes no round trip: the instance is caught up. */
+  async function caughtUp(handler) {
+    for (let i = 0; i < 200; i++) {
+      const before = await scriptCalls()
+      await handler.refreshTags()
+      if ((await scriptCalls()) === before) return
+      // Not yet subscribed or pulled: let the subscription's events run.
+      await new Promise((r) => setImmediate(r))
+    }
+    assert.fail('never caught up')
+  }
+
+  test('a revalidation reaches another instance without a pull; a caught-up request makes none', async (t) => {
+    if (redis.cluster) {
+      t.skip('push follows a single Redis URL only in this release')
+      return
+    }
+    const push = () => createUseCacheHandler({ ...options(), tagSync: 'push' })
+    const [a, b] = [push(), push()]
+    const key = 'k-push'
+    await a.set(key, Promise.resolve(useCacheEntry('pushed', { tags: ['push-tag'] })))
+    // The state exists (a new one comes under a new epoch: a gap, pulled in full) and the
+    // update script is loaded.
+    await a.updateTags(['push-warm'])
+    await caughtUp(a)
+    await caughtUp(b)
+    assert.ok(await b.get(key, []), 'cached before')
+    const before = await scriptCalls()
+    await a.updateTags(['push-tag'])
+    // The update's own script call; then b learns it from the announcement alone.
+    for (let i = 0; i < 1000 && (await b.getExpiration(['push-tag'])) === 0; i++) {
+      await new Promise((r) => setImmediate(r))
+    }
+    assert.ok((await b.getExpiration(['push-tag'])) > 0, 'announced')
+    await b.refreshTags()
+    assert.equal(await b.get(key, []), undefined, 'invalidated on the other instance')
+    assert.equal((await scriptCalls()) - before, 1, 'only the update ran a script')
+  })
+
+  test('an invalid tagSync is refused, naming the option', () => {
+    assert.throws(() => createUseCacheHandler({ ...options(), tagSync: 'sometimes' }), /tagSync/)
   })
 })

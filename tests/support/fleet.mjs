@@ -8,6 +8,8 @@
 // node_modules holds a real copy (a `file:` symlink would be bundled by Turbopack and break the
 // wasm load).
 //
+// E2E_TAG_SYNC=push: every instance follows the tag state by push (FLEETCACHE_TAG_SYNC).
+//
 // E2E_NEXT_VERSION=<version>: every function here, and `appDir`, use that Next release's copy of
 // the example apps under target/next-releases/<version>/ instead (tests/support/next-release.mjs);
 // a caller passing examples/<app> gets the copy too.
@@ -46,6 +48,11 @@ export function cleanEnv(extra = {}) {
 }
 
 const defaultLog = (msg) => process.stderr.write(`[fleet] ${msg}\n`)
+
+// E2E_TAG_SYNC=push runs every instance with FLEETCACHE_TAG_SYNC=push (unless a test sets it):
+// the suites then check the push mode's behaviour where they check the default's.
+const tagSyncEnv = () =>
+  process.env.E2E_TAG_SYNC ? { FLEETCACHE_TAG_SYNC: process.env.E2E_TAG_SYNC } : {}
 
 export function makeLogDir(prefix = 'fleetcache-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
@@ -305,7 +312,7 @@ async function startInstanceOnPort({
   const child = trackChild(
     spawn(process.execPath, argv, {
       cwd: serverJs ? path.dirname(serverJs) : appDir,
-      env: cleanEnv({ ...env, ...serverEnv, INSTANCE_NAME: name }),
+      env: cleanEnv({ ...tagSyncEnv(), ...env, ...serverEnv, INSTANCE_NAME: name }),
       stdio: ['ignore', out, out],
     }),
   )

@@ -17,7 +17,7 @@ use crate::guard::{self, Admission, OpKind};
 use crate::incremental::{
     self, IncrementalPlanError, IncrementalSet, IncrementalVerdict, ValueKind,
 };
-use crate::keys::{Interface, KeyHashes, Namespace, TagKeys};
+use crate::keys::{Interface, KeyHashes, Namespace};
 use crate::lease::{
     self, Acquired, Consumer, EntryWrite, Flight, Found, LeaseConfig, LeaseTable, Step,
 };
@@ -32,6 +32,7 @@ use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
 use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
 use crate::tag_sync::{self, TagSync};
+use crate::tags::Announced;
 use crate::tags::{admit_tags, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror};
 use crate::tier::{self, TierUse};
 use crate::time::Millis;
@@ -44,7 +45,6 @@ use crate::write_machine::{self, WriteCtx, WriteInput, WriteMachine, WriteReques
 pub struct Engine {
     config: Config,
     namespace: Namespace,
-    tag_keys: TagKeys,
     /// What this process knows of the shared tag state.
     mirror: TagMirror,
     /// The bookkeeping of the mirror's exchange with Redis.
@@ -83,7 +83,6 @@ impl Engine {
             None => namespace,
         };
         Ok(Engine {
-            tag_keys: namespace.tag_keys(),
             tag_sync: TagSync::new(namespace.tag_keys()),
             namespace,
             mirror: TagMirror::new(),
@@ -243,6 +242,62 @@ impl Engine {
     /// mirror loads the whole state after a full reply, the next page of it.
     pub fn plan_tag_refresh(&self) -> ScriptCall {
         self.tag_sync.plan_refresh(&self.mirror)
+    }
+
+    /// Follows the tag state by push from now on ([`PushFollow`](crate::tag_sync::PushFollow)):
+    /// this process's updates announce what they write, and a request needs no pull while
+    /// the announcements keep the mirror caught up; a pull still happens at least every
+    /// `max_pull_interval_ms`.
+    pub fn follow_tags_by_push(&mut self, max_pull_interval_ms: f64) -> Result<(), PlanError> {
+        if !(max_pull_interval_ms.is_finite() && max_pull_interval_ms > 0.0) {
+            return Err(PlanError::InvalidTime);
+        }
+        self.tag_sync.follow_by_push(max_pull_interval_ms);
+        Ok(())
+    }
+
+    /// The sharded channel the tag updates announce on (the host subscribes to it).
+    pub fn tag_announce_channel(&self) -> &str {
+        self.tag_sync.announce_channel()
+    }
+
+    /// The host's subscription to the announcement channel is confirmed.
+    pub fn tag_channel_up(&mut self) {
+        if let Some(p) = self.tag_sync.push_mut() {
+            p.subscribed();
+        }
+    }
+
+    /// The host's subscription is down, reconnecting or dropped: pull until it is back.
+    pub fn tag_channel_down(&mut self) {
+        if let Some(p) = self.tag_sync.push_mut() {
+            p.channel_down();
+        }
+    }
+
+    /// Applies a message heard on the announcement channel.
+    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
+        self.tag_sync.apply_announcement(&mut self.mirror, msg)
+    }
+
+    /// Whether a request at `now` may be judged without pulling the tag state: it follows the
+    /// state by push and the announcements keep the mirror caught up.
+    pub fn tags_caught_up(&self, now: Millis) -> bool {
+        self.tag_sync.caught_up(&self.mirror, now)
+    }
+
+    /// Ms until the next pull is due at `now` when following by push (0: due now, and always
+    /// when pulling per request).
+    pub fn tag_pull_in_ms(&self, now: Millis) -> f64 {
+        self.tag_sync
+            .push()
+            .map_or(0.0, |p| p.pull_in_ms(&self.mirror, now))
+    }
+
+    /// [`Engine::plan_tag_refresh`], planned at `now`: following by push, the pull's start
+    /// is what bounds how far the mirror may be behind.
+    pub fn plan_tag_pull(&mut self, now: Millis) -> ScriptCall {
+        self.tag_sync.plan_pull(&self.mirror, now)
     }
 
     /// Merges the reply of a [`TAG_REFRESH`](crate::TAG_REFRESH) call, received at `now`, into
@@ -427,7 +482,7 @@ impl Engine {
     ) -> Result<Option<(u64, ScriptCall)>, PlanError> {
         check_epoch_candidate(epoch_candidate)?;
         Ok(self.outbox.plan_head(
-            self.tag_keys.to_vec(),
+            self.tag_sync.update_keys(),
             self.config.prune_after_ms(),
             epoch_candidate,
         ))
@@ -1147,6 +1202,62 @@ mod tests {
         );
         let plan = e.plan_set(&DEFAULT, "k", input(&[], &[])).unwrap();
         assert_eq!(plan.key, e.entry_key(&DEFAULT, "k"));
+    }
+
+    #[test]
+    fn following_by_push_a_request_pulls_until_caught_up() {
+        let mut e = engine();
+        let synced = netstring::encode(["E", "1", "v1", "1", "0"]);
+        assert!(
+            e.plan_tag_update(&["a"], &Revalidation::Expire, Millis(1.0), "ep")
+                .unwrap()
+                .keys
+                .len()
+                == 3
+        );
+        assert!(e.follow_tags_by_push(0.0).is_err());
+        e.follow_tags_by_push(1000.0).unwrap();
+        let update = e
+            .plan_tag_update(&["a"], &Revalidation::Expire, Millis(1.0), "ep")
+            .unwrap();
+        assert_eq!(
+            update.keys.last().map(String::as_str),
+            Some(e.tag_announce_channel())
+        );
+        assert_eq!(e.tag_announce_channel(), "fc:tags:{fc}:announce");
+        // A pull planned before the subscription is confirmed does not count.
+        e.plan_tag_pull(Millis(10.0));
+        e.tag_channel_up();
+        e.apply_refresh(&synced, Millis(11.0)).unwrap();
+        assert!(!e.tags_caught_up(Millis(12.0)));
+        e.plan_tag_pull(Millis(20.0));
+        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(21.0))
+            .unwrap();
+        assert!(e.tags_caught_up(Millis(22.0)));
+        assert_eq!(e.tag_pull_in_ms(Millis(500.0)), 520.0);
+        // The periodic pull is due.
+        assert!(!e.tags_caught_up(Millis(1020.0)));
+        assert_eq!(e.tag_pull_in_ms(Millis(1020.0)), 0.0);
+        e.plan_tag_pull(Millis(1020.0));
+        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(1021.0))
+            .unwrap();
+        assert!(e.tags_caught_up(Millis(1022.0)));
+        // A gap: pull again, and only a pull planned after it counts.
+        e.plan_tag_pull(Millis(1030.0));
+        let gap = netstring::encode(["a", "E", "3", "v3", "a", "5,5,0,0,5"]);
+        assert_eq!(e.apply_announcement(&gap), Ok(Announced::Gap));
+        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(1031.0))
+            .unwrap();
+        assert!(!e.tags_caught_up(Millis(1032.0)));
+        e.plan_tag_pull(Millis(1040.0));
+        e.apply_refresh(&netstring::encode(["E", "3", "v3", "0"]), Millis(1041.0))
+            .unwrap();
+        assert!(e.tags_caught_up(Millis(1042.0)));
+        let next = netstring::encode(["a", "E", "4", "v4", "a", "5,5,0,0,5"]);
+        assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
+        assert!(e.tags_caught_up(Millis(1043.0)));
+        e.tag_channel_down();
+        assert!(!e.tags_caught_up(Millis(1044.0)));
     }
 
     #[test]

@@ -116,6 +116,9 @@ pub struct TagKeys {
     pub log: String,
     /// HASH with `epoch` and `ver`.
     pub meta: String,
+    /// Sharded pub/sub channel (same slot) on which updates announce what they write, for
+    /// the processes that follow the state by push.
+    pub announce: String,
 }
 
 impl TagKeys {
@@ -253,6 +256,7 @@ impl Namespace {
             state: format!("{base}:state"),
             log: format!("{base}:log"),
             meta: format!("{base}:meta"),
+            announce: format!("{base}:announce"),
         }
     }
 }

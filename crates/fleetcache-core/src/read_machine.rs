@@ -632,12 +632,12 @@ impl ReadMachine {
             },
             (State::Refreshing, ReadInput::Refreshed) => match self.kind {
                 Kind::UseCache => self.ask(State::OwnWrite),
-                Kind::Incremental { .. } => self.ask(State::Tier),
+                Kind::Incremental { .. } => self.tier_turn(ctx),
             },
             (State::OwnWrite, ReadInput::OwnWrite(bytes)) => {
                 self.flight_start = Some(now);
                 match bytes {
-                    None => self.ask(State::Tier),
+                    None => self.tier_turn(ctx),
                     Some(b) => match self.judge(ctx, b, Source::OwnWrite, now) {
                         Err(need) => self.need_more(State::OwnWrite, need),
                         Ok(j) => self.local(ctx, j, now),
@@ -761,6 +761,18 @@ impl ReadMachine {
             action: ReadAction::NeedMore { need },
             tier: TierAction::None,
         }
+    }
+
+    /// The tier's turn. A copy kept for outages only is of no use while Redis answers
+    /// (`tier_use` would say `Kept`), so Redis is read at once: asking for the bytes would make
+    /// the host wait for the tag refresh first (rule R1 of the driver), a round trip the read
+    /// does not need, since the refresh and the read travel together.
+    fn tier_turn(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
+        let key = &self.entry_key;
+        if ctx.redis_answers && ctx.lru.is_outage_only(key) && !ctx.lru.is_local(key) {
+            return self.get(ctx, TierAction::None);
+        }
+        self.ask(State::Tier)
     }
 
     fn get(&mut self, ctx: &ReadCtx<'_>, tier: TierAction) -> ReadStep {
@@ -1326,20 +1338,45 @@ impl ReadMachine {
                 ctx.lru.remove(&self.entry_key);
                 self.get(ctx, TierAction::Drop)
             }
-            Resume::Kept => self.miss(ctx, now),
-            Resume::KeptBeforeFlight(first) => self.begin_flight(ctx, first, now),
+            // A kept copy that cannot be decoded is never servable: the tier forgets it, as it
+            // forgets a copy judged unreadable, so later reads do not serve it again.
+            Resume::Kept => {
+                ctx.lru.remove(&self.entry_key);
+                let mut next = self.miss(ctx, now);
+                next.tier = TierAction::Drop;
+                next
+            }
+            Resume::KeptBeforeFlight(first) => {
+                ctx.lru.remove(&self.entry_key);
+                let mut next = self.begin_flight(ctx, first, now);
+                next.tier = TierAction::Drop;
+                next
+            }
             Resume::Flight(event, source) => {
                 let drop = matches!(source, Source::Redis | Source::Poll | Source::Tier);
                 self.current = Some(Judgement::unreadable(source));
                 let cfg = ctx.config.lease();
+                // The answer taken back landed on a serving step, which counted no wait: the
+                // miss it becomes counts what it leads to, as if the value had been unreadable
+                // from the start (a win was counted already).
                 let step = match (event, self.flight.as_mut()) {
                     (FlightEvent::Acquired(result), Some(flight)) => {
                         flight.found = Found::Missing;
-                        flight.acquired(result, now, &cfg)
+                        let step = flight.acquired(result, now, &cfg);
+                        if result != Acquired::Won {
+                            if let Some(event) = lease::answer_event(result, step) {
+                                ctx.stats.record_lease(event);
+                            }
+                        }
+                        step
                     }
                     (FlightEvent::Polled { leased }, Some(flight)) => {
                         flight.polls = flight.polls.saturating_sub(1);
-                        flight.polled(Found::Missing, leased, now, &cfg)
+                        let step = flight.polled(Found::Missing, leased, now, &cfg);
+                        if let Some(event) = lease::step_event(step) {
+                            ctx.stats.record_lease(event);
+                        }
+                        step
                     }
                     _ => {
                         let (flight, step) =

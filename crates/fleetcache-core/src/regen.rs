@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::incremental::ValueKind;
 use crate::lease::{Found, Step};
+use crate::tags::canonical_tag;
 use crate::time::Millis;
 
 /// Keys whose regeneration start is remembered; beyond it the oldest are forgotten (their
@@ -55,7 +56,8 @@ const HANDOUTS_PER_TAG: usize = 8;
 /// may hold stale data thus reads as stale (or expired) too, and is regenerated again.
 #[derive(Clone, Debug, Default)]
 pub struct StaleHandouts {
-    /// Per tag: `(handed out at, entry created)`, oldest hand-out first.
+    /// Per tag in its canonical form ([`canonical_tag`]): `(handed out at, entry created)`,
+    /// oldest hand-out first.
     by_tag: HashMap<String, VecDeque<(Millis, Millis)>>,
 }
 
@@ -87,7 +89,10 @@ impl StaleHandouts {
             return;
         }
         for tag in tags {
-            let list = self.by_tag.entry(tag.to_owned()).or_default();
+            let list = self
+                .by_tag
+                .entry(canonical_tag(tag).into_owned())
+                .or_default();
             if list.len() >= HANDOUTS_PER_TAG {
                 list.pop_front();
             }
@@ -97,19 +102,25 @@ impl StaleHandouts {
             let horizon = now.0 - MAX_REGENERATION_MS;
             self.by_tag
                 .retain(|_, l| l.back().is_some_and(|(at, _)| at.0 >= horizon));
-            while self.by_tag.len() > MAX_STALE_TAGS {
-                let oldest = self
+            let excess = self.by_tag.len().saturating_sub(MAX_STALE_TAGS);
+            if excess > 0 {
+                // The least recently handed out go, found in one pass: one entry may carry
+                // tens of thousands of tags, and a scan per tag dropped would take minutes.
+                let mut by_age: Vec<(f64, &String)> = self
                     .by_tag
                     .iter()
-                    .min_by(|a, b| {
-                        let at = |l: &VecDeque<(Millis, Millis)>| l.back().map_or(0.0, |x| x.0 .0);
-                        at(a.1).total_cmp(&at(b.1))
-                    })
-                    .map(|(k, _)| k.clone());
-                match oldest {
-                    Some(k) => self.by_tag.remove(&k),
-                    None => break,
-                };
+                    .map(|(k, l)| (l.back().map_or(0.0, |x| x.0 .0), k))
+                    .collect();
+                by_age.select_nth_unstable_by(excess - 1, |a, b| a.0.total_cmp(&b.0));
+                let gone: Vec<String> = by_age
+                    .get(..excess)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(_, k)| (*k).clone())
+                    .collect();
+                for k in gone {
+                    self.by_tag.remove(&k);
+                }
             }
         }
     }
@@ -121,8 +132,9 @@ impl StaleHandouts {
         tags: impl IntoIterator<Item = &'a str>,
         since: Millis,
     ) -> Option<Millis> {
+        // Noted under their canonical form: Next may name a tag raw or header-safe.
         tags.into_iter()
-            .filter_map(|t| self.by_tag.get(t))
+            .filter_map(|t| self.by_tag.get(canonical_tag(t).as_ref()))
             .flat_map(|l| l.iter())
             .filter(|(at, _)| at.0 >= since.0)
             .map(|(_, created)| *created)
@@ -274,6 +286,22 @@ mod tests {
             h.oldest_since([last.as_str()], Millis(0.0)),
             Some(Millis(1.0))
         );
+    }
+
+    #[test]
+    fn a_hand_out_with_the_most_tags_an_entry_holds_is_bounded_in_one_pass() {
+        // An entry may carry u16::MAX tags: handing it out stale must not cost a scan of the
+        // table per tag dropped (that took minutes).
+        let mut h = StaleHandouts::default();
+        let tags: Vec<String> = (0..crate::tags::MAX_ENTRY_TAGS)
+            .map(|i| format!("t{i}"))
+            .collect();
+        h.note(tags.iter().map(String::as_str), Millis(1.0), Millis(10.0));
+        assert_eq!(h.len(), MAX_STALE_TAGS);
+        let later: Vec<String> = (0..3).map(|i| format!("u{i}")).collect();
+        h.note(later.iter().map(String::as_str), Millis(5.0), Millis(20.0));
+        assert_eq!(h.len(), MAX_STALE_TAGS);
+        assert_eq!(h.oldest_since(["u2"], Millis(0.0)), Some(Millis(5.0)));
     }
 
     #[test]

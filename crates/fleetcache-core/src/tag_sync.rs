@@ -13,7 +13,8 @@ use crate::scripts::{
     TAG_REFRESH, TAG_UPDATE,
 };
 use crate::tags::{
-    canonical_tag, Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord, PAGE_COUNT,
+    canonical_tag, Announced, Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord,
+    PAGE_COUNT,
 };
 use crate::time::Millis;
 
@@ -33,6 +34,108 @@ pub struct TagSync {
     resending: Vec<(String, TagRecord)>,
     /// When the mirror was last pruned by age.
     pruned_at: Millis,
+    /// Following the state by push (announcements), or `None`: pull on every request.
+    push: Option<PushFollow>,
+}
+
+/// The bookkeeping of a process that follows the tag state by push: the update script
+/// announces every version on a sharded channel, the host subscribes on a connection of its
+/// own and hands the core every message and every change of the subscription. The mirror is
+/// *caught up*, and a request needs no tag round trip, only while all of these hold:
+///
+/// - the subscription is confirmed and has not gone down since;
+/// - a pull planned after that confirmation succeeded, no longer than `max_pull_interval_ms`
+///   before its start, and after the last gap was heard (an announcement not the next
+///   version: missed messages, another epoch, a failover);
+/// - the mirror is synced and loads nothing.
+///
+/// So at any time it judges with every revalidation that resolved before its last pull
+/// started (at most `max_pull_interval_ms` ago) and every one announced since, in order.
+#[derive(Clone, Debug)]
+pub struct PushFollow {
+    max_pull_interval_ms: f64,
+    /// Orders events: plans, confirmations and gaps.
+    tick: u64,
+    /// The tick of the last confirmed subscription; `None` while the channel is down.
+    subscribed: Option<u64>,
+    /// The pull planned last: its tick and start time.
+    planned: Option<(u64, Millis)>,
+    /// The last pull that succeeded: its tick and start time.
+    pulled: Option<(u64, Millis)>,
+    /// The tick at which the last gap was heard.
+    gap: u64,
+}
+
+impl PushFollow {
+    /// Bookkeeping that trusts no announcement yet, pulling at least every
+    /// `max_pull_interval_ms`.
+    pub fn new(max_pull_interval_ms: f64) -> PushFollow {
+        PushFollow {
+            max_pull_interval_ms,
+            tick: 0,
+            subscribed: None,
+            planned: None,
+            pulled: None,
+            gap: 0,
+        }
+    }
+
+    fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// The subscription is confirmed: announcements from here on reach this process.
+    pub fn subscribed(&mut self) {
+        let t = self.next_tick();
+        self.subscribed = Some(t);
+    }
+
+    /// The channel is down, reconnecting or was dropped: announcements may be lost.
+    pub fn channel_down(&mut self) {
+        self.subscribed = None;
+    }
+
+    /// A pull is planned at `now` (one at a time: the host coalesces them).
+    pub fn pull_planned(&mut self, now: Millis) {
+        let t = self.next_tick();
+        self.planned = Some((t, now));
+    }
+
+    /// The pull planned last was applied.
+    pub fn pull_applied(&mut self) {
+        if let Some(p) = self.planned.take() {
+            self.pulled = Some(p);
+        }
+    }
+
+    /// The mirror did not take an announcement: only a pull planned from now on catches up.
+    pub fn heard_gap(&mut self) {
+        self.gap = self.next_tick();
+    }
+
+    /// Whether a request at `now` may be judged by the mirror as it is, without a pull.
+    pub fn caught_up(&self, mirror: &TagMirror, now: Millis) -> bool {
+        let (Some(sub), Some((pulled, at))) = (self.subscribed, self.pulled) else {
+            return false;
+        };
+        pulled > sub
+            && pulled > self.gap
+            && now.0 - at.0 < self.max_pull_interval_ms
+            && now.0 >= at.0
+            && mirror.is_synced()
+            && !mirror.is_loading()
+    }
+
+    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up).
+    pub fn pull_in_ms(&self, mirror: &TagMirror, now: Millis) -> f64 {
+        match self.pulled {
+            Some((_, at)) if self.caught_up(mirror, now) => {
+                (at.0 + self.max_pull_interval_ms - now.0).max(0.0)
+            }
+            _ => 0.0,
+        }
+    }
 }
 
 /// A revalidation's time must be a finite, non-negative number of ms.
@@ -68,7 +171,67 @@ impl TagSync {
             started: None,
             resending: Vec::new(),
             pruned_at: Millis::ZERO,
+            push: None,
         }
+    }
+
+    /// Follows the state by push from now on, pulling at least every `max_pull_interval_ms`:
+    /// updates planned from here on also announce what they write on `keys.announce`.
+    pub fn follow_by_push(&mut self, max_pull_interval_ms: f64) {
+        self.push = Some(PushFollow::new(max_pull_interval_ms));
+    }
+
+    /// `KEYS` of the update script: the tag-state keys, and the announcement channel when
+    /// following by push (every process's updates then announce what they write).
+    pub fn update_keys(&self) -> Vec<String> {
+        let mut keys = self.keys.to_vec();
+        if self.push.is_some() {
+            keys.push(self.keys.announce.clone());
+        }
+        keys
+    }
+
+    /// The sharded channel the update script announces on.
+    pub fn announce_channel(&self) -> &str {
+        &self.keys.announce
+    }
+
+    /// The push bookkeeping, when the state is followed by push.
+    pub fn push(&self) -> Option<&PushFollow> {
+        self.push.as_ref()
+    }
+
+    /// The push bookkeeping, to report the subscription's changes.
+    pub fn push_mut(&mut self) -> Option<&mut PushFollow> {
+        self.push.as_mut()
+    }
+
+    /// Whether a request at `now` needs no pull: following by push and caught up.
+    pub fn caught_up(&self, mirror: &TagMirror, now: Millis) -> bool {
+        self.push.as_ref().is_some_and(|p| p.caught_up(mirror, now))
+    }
+
+    /// Applies an announcement heard on the channel; a gap makes the next pulls needed.
+    pub fn apply_announcement(
+        &mut self,
+        mirror: &mut TagMirror,
+        msg: &[u8],
+    ) -> Result<Announced, ProtocolError> {
+        let result = mirror.apply_announcement(msg);
+        if let Some(push) = self.push.as_mut() {
+            if !matches!(result, Ok(Announced::Applied(_) | Announced::Known)) {
+                push.heard_gap();
+            }
+        }
+        result
+    }
+
+    /// The pull of [`TagSync::plan_refresh`], planned at `now`: with push, its start is noted.
+    pub fn plan_pull(&mut self, mirror: &TagMirror, now: Millis) -> ScriptCall {
+        if let Some(push) = self.push.as_mut() {
+            push.pull_planned(now);
+        }
+        self.plan_refresh(mirror)
     }
 
     /// The update script call ([`TAG_UPDATE`]) recording revalidation `rev` of `tags`
@@ -84,7 +247,7 @@ impl TagSync {
         ScriptCall {
             script: &TAG_UPDATE,
             sha1: self.update_sha1.clone(),
-            keys: self.keys.to_vec(),
+            keys: self.update_keys(),
             args: tag_update_args(now, prune_after_ms, epoch_candidate, rev, tags),
         }
     }
@@ -124,6 +287,9 @@ impl TagSync {
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
         let summary = mirror.apply_refresh(reply, now, keep_ms)?;
+        if let Some(push) = self.push.as_mut() {
+            push.pull_applied();
+        }
         if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {
             self.pruned_at = now;
             mirror.prune(now, keep_ms);

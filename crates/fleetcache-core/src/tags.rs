@@ -377,6 +377,18 @@ impl TagRecord {
     }
 }
 
+/// What an announcement did to the mirror ([`TagMirror::apply_announcement`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announced {
+    /// The next version: its records (this many) are merged, the mirror is at its version.
+    Applied(usize),
+    /// A version the mirror has seen already: nothing to do.
+    Known,
+    /// Not the next version of the state followed (missed messages, another epoch, a mirror
+    /// not synced or loading): the mirror is unchanged and only a pull catches it up.
+    Gap,
+}
+
 /// What a refresh (or update) reply did to the mirror.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshSummary {
@@ -766,6 +778,55 @@ impl TagMirror {
             version: self.version,
             skipped,
         })
+    }
+
+    /// Applies an announcement the update script published (`'a', epoch, ver, vid, tag,
+    /// record, ...`): the records of exactly one version. Only the version right after the
+    /// mirror's own, of the epoch it follows, on a synced mirror that loads nothing, is
+    /// applied: it then holds what a refresh from its version would have returned. An older
+    /// one is known already; anything else is a gap only a pull can close.
+    ///
+    /// Unlike a refresh, an announcement confirms none of this process's updates and gives
+    /// back nothing: no script checked them, so the next pull still does.
+    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
+        let items = netstring::decode(msg)?;
+        let mut it = items.into_iter();
+        let (Some(b"a"), Some(epoch), Some(version), Some(vid)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(ProtocolError::ReplyShape);
+        };
+        let epoch = std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let version = parse_version(version)?;
+        let mut pairs = Vec::new();
+        while let Some(tag) = it.next() {
+            pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
+        }
+        if !self.synced || self.loading.is_some() || epoch != self.epoch {
+            return Ok(Announced::Gap);
+        }
+        if version <= self.version {
+            return Ok(Announced::Known);
+        }
+        if version != self.version + 1 {
+            return Ok(Announced::Gap);
+        }
+        let mut changed = 0;
+        for (tag, record) in pairs {
+            // A record the script wrote is never malformed; a foreign one is skipped, as in a
+            // refresh, and the periodic pull brings the tag as the state holds it.
+            if let (Ok(tag), Ok(record)) = (std::str::from_utf8(tag), TagRecord::parse(record)) {
+                self.tags
+                    .entry(canonical_tag(tag).into_owned())
+                    .or_default()
+                    .merge(&record);
+                changed += 1;
+            }
+        }
+        self.version = version;
+        self.vid = vid.to_owned();
+        Ok(Announced::Applied(changed))
     }
 
     /// Merges a [`TAG_PAGE`](crate::scripts::TAG_PAGE) reply into the load in progress.
@@ -1361,6 +1422,65 @@ mod tests {
         // Another process gave it back first: the queue lets go of it.
         refresh(&mut m, &reply("E2", 2, false, &[("a", a)])).unwrap();
         assert_eq!(m.resend_len(), 0);
+    }
+
+    fn announcement(epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
+        let mut items = vec![
+            "a".to_owned(),
+            epoch.to_owned(),
+            ver.to_string(),
+            format!("id{ver}"),
+        ];
+        for (t, r) in pairs {
+            items.push((*t).to_owned());
+            items.push(r.encode());
+        }
+        netstring::encode(items)
+    }
+
+    #[test]
+    fn an_announcement_applies_only_as_the_next_version_of_the_state_followed() {
+        let mut m = TagMirror::new();
+        let x = rec(Revalidation::Expire, 700.0);
+        // Not synced yet: nothing to build on.
+        assert_eq!(
+            m.apply_announcement(&announcement("E1", 1, &[("t", x)])),
+            Ok(Announced::Gap)
+        );
+        refresh(&mut m, &reply("E1", 3, true, &[])).unwrap();
+        assert!(m.is_synced());
+        assert_eq!(
+            m.apply_announcement(&announcement("E1", 3, &[("t", x)])),
+            Ok(Announced::Known)
+        );
+        assert_eq!(
+            m.apply_announcement(&announcement("E1", 5, &[("t", x)])),
+            Ok(Announced::Gap),
+            "version 4 was missed"
+        );
+        assert_eq!(
+            m.apply_announcement(&announcement("E2", 4, &[("t", x)])),
+            Ok(Announced::Gap),
+            "another state"
+        );
+        assert_eq!(
+            m.evaluate(Millis(600.0), ["t"], Millis(800.0)),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            m.apply_announcement(&announcement("E1", 4, &[("t", x)])),
+            Ok(Announced::Applied(1))
+        );
+        assert_eq!(m.version(), 4);
+        assert_eq!(m.version_id(), "id4");
+        assert_eq!(
+            m.evaluate(Millis(600.0), ["t"], Millis(800.0)),
+            Freshness::Expired
+        );
+        assert_eq!(
+            m.apply_announcement(b"1:x,"),
+            Err(ProtocolError::ReplyShape)
+        );
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! A virtual clock, a fake store that executes the lease scripts exactly as the Lua does
 //! (atomically, at the instant a command "arrives") and keeps real envelopes, and 3 to 10
 //! simulated instances, each with its own [`Engine`] stepping one [`ReadMachine`] per request
-//! (the machine the host drives) and writing with `plan_set` / `plan_entry_write`, racing for
-//! the same keys with random network delays,
-//! random regeneration times and holders that crash mid-regeneration. proptest drives the
-//! randomness, so a failing schedule shrinks to a small one.
+//! (the machine the host drives), its [`RenewMachine`] while it holds the lease, and a
+//! [`WriteMachine`] for its write or its release, racing for the same keys with random network
+//! delays, random regeneration times and holders that crash mid-regeneration. Every command
+//! goes through the instance's circuit breaker and arms the host's deadline (its budget);
+//! some replies are lost, and one instance's event loop may stall for about a second, so
+//! replies arrive past their budget and count as timeouts. The host's tier keeps what the
+//! machines say to keep, and its own writes. proptest drives the randomness, so a failing
+//! schedule shrinks to a small one; `PROPTEST_CASES` sets the number of cases.
 //!
 //! Properties:
 //! 1. never two holders of one live lease: whenever an instance's engine believes it holds
@@ -21,9 +25,12 @@
 //!    at random) never ends on a stale entry, as it is or as fresh: it is served only what a
 //!    read found fresh, or it regenerates;
 //! 6. a holder that ends without writing (its result not cacheable: `lease_release.lua`)
-//!    holds no follower up: every follower waiting on that key ends within one poll interval
-//!    of the release (plus the round trips in flight), unless another request took a new
-//!    lease on the key meanwhile.
+//!    while its lease is live holds no follower up: every follower waiting on that key ends
+//!    within one poll interval of the holder giving up (plus the round trips of the release
+//!    and of a poll in flight), unless another request took a new lease on the key meanwhile.
+//!
+//! Properties 2, 4 and 6 bound times, so they apply to schedules where no reply is lost or
+//! held up by a stall; the others hold on every schedule.
 //!
 //! Holders renew their leases (`lease_renew.lua`) while they regenerate, so regenerations
 //! longer than the TTL (down to 200 ms here) still happen once (property 4), and a lease is
@@ -32,12 +39,15 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use fleetcache_core::lease::{Consumer, EntryWrite, MAX_RENEWED_TTLS, POLL_MAX_MS};
+use fleetcache_core::guard::{Admission, OpKind};
+use fleetcache_core::lease::{Consumer, MAX_RENEWED_TTLS, POLL_MAX_MS};
 use fleetcache_core::read_machine::{
-    Bytes, ReadAction, ReadInput, ReadMachine, RenewInput, RenewMachine, RenewStep, Served,
+    Bytes, Failure, ReadAction, ReadInput, ReadMachine, RenewInput, RenewMachine, RenewStep,
+    Served, TierAction,
 };
 use fleetcache_core::stats::LeaseEvent;
-use fleetcache_core::{Config, Engine, EntryKind, Interface, Millis, SetInput};
+use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
+use fleetcache_core::{CallResult, Config, Engine, Interface, Millis, Permit};
 use proptest::prelude::*;
 
 const IFACE: Interface<'static> = Interface::UseCache("default");
@@ -72,6 +82,12 @@ struct Scenario {
     release: Vec<bool>,
     ttl_ms: u64,
     wait_ms: u64,
+    /// Whether a reply is lost (the command ran at the store), drawn in turn: the host's
+    /// deadline fails it.
+    lost: Vec<bool>,
+    /// One instance's event loop blocked from `T0 + at` for `len` ms (instance, at, len):
+    /// its replies and timers wait, and replies past their budget are timeouts.
+    stall: Option<(usize, u64, u64)>,
 }
 
 /// A stored entry: its envelope, and its creation time (what `lease_acquire.lua` compares).
@@ -96,8 +112,6 @@ struct Store {
     leases: HashMap<usize, StoredLease>,
     /// (set_at, extended_at, ended_at) of every lease that ended.
     ended: Vec<(u64, u64, u64)>,
-    /// (key, at) of every release without a write.
-    released: Vec<(usize, u64)>,
     /// (key, at) of every lease taken.
     taken: Vec<(usize, u64)>,
 }
@@ -160,7 +174,6 @@ impl Store {
         if mine {
             if let Some(l) = self.leases.remove(&key) {
                 self.ended.push((l.set_at, l.extended_at, now));
-                self.released.push((key, now));
             }
         }
     }
@@ -181,21 +194,35 @@ impl Store {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Start(usize),
-    /// A `GET` (or, `poll`, a `lease_poll.lua`) of request `r` reaches the store.
-    ReadAtStore(usize, bool),
+    /// A `GET` (or, `poll`, a `lease_poll.lua`) of request `r` reaches the store (the last
+    /// field of each command event: its flight's id).
+    ReadAtStore(usize, bool, u64),
     /// Request, poll, the entry read, whether the lease existed.
-    ReadReply(usize, bool, Option<Vec<u8>>, bool),
+    ReadReply(usize, bool, Option<Vec<u8>>, bool, u64),
     /// The lease request's token, `PX` and seen timestamp reach the store.
-    AcquireAtStore(usize, String, u64, String),
-    AcquireReply(usize, i64),
+    AcquireAtStore(usize, String, u64, String, u64),
+    AcquireReply(usize, i64, u64),
     Timer(usize),
     RegenDone(usize),
-    WriteAtStore(usize, Option<String>, u64, Vec<u8>),
-    ReleaseAtStore(usize, String),
+    /// The store, with the lease token when it is `lease_write.lua`, and the value.
+    WriteAtStore(usize, Option<String>, Vec<u8>, u64),
+    ReleaseAtStore(usize, String, u64),
+    /// The reply to a write or a release.
+    WriteReply(usize, u64),
     /// The holder's renewal timer of request `r`.
     RenewDue(usize),
-    RenewAtStore(usize, String, u64),
-    RenewReply(usize, bool),
+    RenewAtStore(usize, String, u64, u64),
+    RenewReply(usize, bool, u64),
+    /// The host's deadline of a command (its budget) fires.
+    Deadline(usize, Slot, u64),
+}
+
+/// The commands a request may have in flight at once, one of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Read = 0,
+    Renew = 1,
+    Write = 2,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -207,6 +234,13 @@ enum End {
 struct ReqState {
     read: Option<ReadMachine>,
     renewal: Option<RenewMachine>,
+    write: Option<WriteMachine>,
+    /// The command in flight per [`Slot`]: its id and the breaker's permit.
+    flights: [Option<(u64, Permit)>; 3],
+    /// When its regeneration began.
+    regen_began: u64,
+    /// Its read won the lease.
+    held: bool,
     started: u64,
     follower_on_miss: bool,
     end: Option<(End, u64)>,
@@ -227,40 +261,51 @@ struct Sim {
     release_i: usize,
     regenerations: HashMap<usize, u32>,
     max_delay: u64,
+    /// Per instance: the tier's bytes by key (the host's map beside the engine's index).
+    tiers: Vec<HashMap<usize, Vec<u8>>>,
+    lost_i: usize,
+    flight_seq: u64,
+    /// (key, at) of every lease holder that ended without a write.
+    abandoned: Vec<(usize, u64)>,
 }
 
 fn key_name(k: usize) -> String {
     format!("k{k}")
 }
 
-/// The envelope of `key` created at `ts`: fresh for an hour.
-fn envelope(e: &Engine, key: usize, ts: u64, revalidate: f64) -> Vec<u8> {
-    let parts = [1u32];
-    let plan = e
-        .plan_set(
-            &IFACE,
-            &key_name(key),
-            SetInput {
-                kind: EntryKind::UseCache,
-                timestamp: Millis(ts as f64),
-                revalidate,
-                expire: 86_400.0,
-                stale: 0.0,
-                tags: &[],
-                meta: &[],
-                parts: &parts,
-                now: Millis(ts as f64),
-            },
-        )
-        .unwrap();
-    let mut v = plan.header;
+/// The envelope of `key` created at `ts`, as the write machine plans it.
+fn envelope(e: &mut Engine, key: usize, ts: u64, revalidate: f64) -> Vec<u8> {
+    let now = Millis(ts as f64);
+    let name = key_name(key);
+    let request = WriteRequest::UseCache {
+        iface: IFACE,
+        cache_key: &name,
+        tags: &[],
+        timestamp: now,
+        revalidate,
+        expire: 86_400.0,
+        stale: 0.0,
+        payload_len: 1,
+    };
+    let mut m = e.write_start(request, now);
+    let WriteStep::Store(store) = e.write_first(&mut m, now) else {
+        panic!("the seed entry is stored");
+    };
+    let mut v = store.header;
     v.push(b'x');
     v
 }
 
+/// The creation time in an envelope's header, as `lease_acquire.lua` reads it.
+fn created(value: &[u8]) -> u64 {
+    fleetcache_core::decode_header(value, value.len())
+        .map(|h| h.meta.timestamp.0 as u64)
+        .unwrap()
+}
+
 impl Sim {
     fn new(sc: Scenario) -> Sim {
-        let engines: Vec<Engine> = (0..sc.instances)
+        let mut engines: Vec<Engine> = (0..sc.instances)
             .map(|_| {
                 let mut e = Engine::new(Config {
                     lease_ttl_ms: sc.ttl_ms as f64,
@@ -277,7 +322,7 @@ impl Sim {
         for (k, stale) in sc.initial_stale.iter().enumerate() {
             if *stale {
                 // Created at 0 with a half-second revalidate: stale from the first request on.
-                let bytes = envelope(&engines[0], k, 0, 0.5);
+                let bytes = envelope(&mut engines[0], k, 0, 0.5);
                 store.entries.insert(k, StoredEntry { ts: 0, bytes });
             }
         }
@@ -288,6 +333,10 @@ impl Sim {
             .map(|_| ReqState {
                 read: None,
                 renewal: None,
+                write: None,
+                flights: [None; 3],
+                regen_began: 0,
+                held: false,
                 started: 0,
                 follower_on_miss: false,
                 end: None,
@@ -307,6 +356,10 @@ impl Sim {
             release_i: 0,
             regenerations: HashMap::new(),
             max_delay,
+            tiers: vec![HashMap::new(); sc.instances],
+            lost_i: 0,
+            flight_seq: 0,
+            abandoned: Vec::new(),
             sc,
         };
         for (i, r) in sim.sc.reqs.clone().iter().enumerate() {
@@ -324,6 +377,12 @@ impl Sim {
         let d = self.sc.delays[self.delay_i % self.sc.delays.len()];
         self.delay_i += 1;
         d
+    }
+
+    /// Replies are lost or held up in this schedule: the timing bounds (properties 2, 4 and 6)
+    /// assume a network that answers within its delays.
+    fn faults(&self) -> bool {
+        self.sc.lost.iter().any(|l| *l) || self.sc.stall.is_some()
     }
 
     fn inst(&self, r: usize) -> usize {
@@ -351,10 +410,97 @@ impl Sim {
         Ok(())
     }
 
-    /// Hands request `r`'s machine one input and carries out the steps it asks for, up to
-    /// the next one that waits for the network or a timer.
-    fn feed(&mut self, r: usize, input: ReadInput<'_>) -> Result<(), TestCaseError> {
+    /// Sends a command of request `r` in `slot` through its instance's breaker and arms the
+    /// host's deadline for it: the flight's id, or the failure to hand the machine at once.
+    fn send(&mut self, r: usize, slot: Slot, kind: OpKind) -> Result<u64, Failure> {
         let inst = self.inst(r);
+        match self.engines[inst].admit(kind, Millis(self.now as f64)) {
+            Admission::Skip => Err(Failure::CircuitOpen),
+            Admission::Send { permit, budget_ms } => {
+                self.flight_seq += 1;
+                let id = self.flight_seq;
+                self.reqs[r].flights[slot as usize] = Some((id, permit));
+                self.at(
+                    self.now + budget_ms.ceil() as u64,
+                    Ev::Deadline(r, slot, id),
+                );
+                Ok(id)
+            }
+        }
+    }
+
+    /// A reply of flight `id` reached the host: true when it is still awaited (not timed
+    /// out); its success is reported to the breaker.
+    fn landed(&mut self, r: usize, slot: Slot, id: u64) -> bool {
+        match self.reqs[r].flights[slot as usize] {
+            Some((current, permit)) if current == id => {
+                self.reqs[r].flights[slot as usize] = None;
+                let inst = self.inst(r);
+                self.engines[inst].report(permit, CallResult::Success, Millis(self.now as f64));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Schedules the reply of a command that ran at the store, unless it is lost.
+    fn reply(&mut self, ev: Ev) {
+        let lost = self.sc.lost[self.lost_i % self.sc.lost.len()];
+        self.lost_i += 1;
+        if !lost {
+            let d = self.delay();
+            self.at(self.now + d, ev);
+        }
+    }
+
+    /// Applies a step's tier action to the bytes the host gave with the input before, as the
+    /// host does (the tier's map beside the engine's index).
+    fn tier(&mut self, inst: usize, key: usize, action: TierAction, given: Option<&[u8]>) {
+        let name = self.engines[inst].entry_key(&IFACE, &key_name(key));
+        match action {
+            TierAction::None => {}
+            TierAction::Drop => {
+                self.tiers[inst].remove(&key);
+            }
+            TierAction::Keep { until, outage_only } => {
+                if let Some(v) = given {
+                    self.remember(inst, key, &name, v.to_vec(), until, outage_only);
+                }
+            }
+        }
+    }
+
+    fn remember(
+        &mut self,
+        inst: usize,
+        key: usize,
+        name: &str,
+        value: Vec<u8>,
+        until: Millis,
+        outage_only: bool,
+    ) {
+        let lru = self.engines[inst].lru_mut();
+        // One key per request: nothing is evicted at the default memory size.
+        let evicted = lru.insert(name, value.len() as u64, until);
+        assert!(evicted.is_empty());
+        if outage_only {
+            lru.mark_outage_only(name);
+        }
+        if lru.contains(name) {
+            self.tiers[inst].insert(key, value);
+        }
+    }
+
+    /// Hands request `r`'s machine one input (`given`: the bytes it carries) and carries out
+    /// the steps it asks for, up to the next one that waits for the network or a timer.
+    fn feed(
+        &mut self,
+        r: usize,
+        input: ReadInput<'_>,
+        given: Option<Vec<u8>>,
+    ) -> Result<(), TestCaseError> {
+        let inst = self.inst(r);
+        let key = self.key(r);
         let now = Millis(self.now as f64);
         let Some(mut read) = self.reqs[r].read.take() else {
             prop_assert!(false, "request {} has no read", r);
@@ -362,28 +508,61 @@ impl Sim {
         };
         let lost = input == ReadInput::LeaseReply(0);
         let mut step = self.engines[inst].read_step(&mut read, input, now).unwrap();
+        let mut given = given;
         loop {
-            // This host keeps no tier: nothing is ever given back.
-            let next = match &step.action {
-                ReadAction::Refresh => ReadInput::Refreshed,
-                ReadAction::OwnWrite => ReadInput::OwnWrite(None),
-                ReadAction::PeekTier => ReadInput::Tier(None),
-                ReadAction::PeekFallback => ReadInput::Fallback(None),
+            self.tier(inst, key, step.tier, given.as_deref());
+            let peek = matches!(step.action, ReadAction::PeekTier);
+            match step.action {
+                ReadAction::Refresh => {
+                    given = None;
+                    step = self.engines[inst]
+                        .read_step(&mut read, ReadInput::Refreshed, now)
+                        .unwrap();
+                }
+                // Writes come after their read's answer here: none is in flight at a read.
+                ReadAction::OwnWrite => {
+                    given = None;
+                    step = self.engines[inst]
+                        .read_step(&mut read, ReadInput::OwnWrite(None), now)
+                        .unwrap();
+                }
+                ReadAction::PeekTier | ReadAction::PeekFallback => {
+                    given = self.tiers[inst].get(&key).cloned();
+                    let b = given.as_deref().map(|v| Bytes {
+                        prefix: v,
+                        total_len: v.len(),
+                    });
+                    let input = if peek {
+                        ReadInput::Tier(b)
+                    } else {
+                        ReadInput::Fallback(b)
+                    };
+                    step = self.engines[inst].read_step(&mut read, input, now).unwrap();
+                }
                 _ => break,
-            };
-            step = self.engines[inst].read_step(&mut read, next, now).unwrap();
-        }
-        match step.action {
-            ReadAction::Get { .. } => {
-                let d = self.delay();
-                self.at(self.now + d, Ev::ReadAtStore(r, false));
             }
+        }
+        // A command the breaker keeps back is failed at once.
+        let mut refused = None;
+        match step.action {
+            ReadAction::Get { .. } => match self.send(r, Slot::Read, OpKind::Read) {
+                Ok(id) => {
+                    let d = self.delay();
+                    self.at(self.now + d, Ev::ReadAtStore(r, false, id));
+                }
+                Err(f) => refused = Some(f),
+            },
             ReadAction::Poll { .. } => {
                 if lost {
                     self.reqs[r].follower_on_miss = true;
                 }
-                let d = self.delay();
-                self.at(self.now + d, Ev::ReadAtStore(r, true));
+                match self.send(r, Slot::Read, OpKind::Read) {
+                    Ok(id) => {
+                        let d = self.delay();
+                        self.at(self.now + d, Ev::ReadAtStore(r, true, id));
+                    }
+                    Err(f) => refused = Some(f),
+                }
             }
             ReadAction::Wait { delay_ms } => {
                 if lost {
@@ -396,9 +575,20 @@ impl Sim {
                 // Property 3: the lease is set with the configured TTL, nothing longer.
                 let px: u64 = call.args[1].parse().unwrap();
                 prop_assert_eq!(px, self.sc.ttl_ms);
-                let d = self.delay();
-                let ev = Ev::AcquireAtStore(r, call.args[0].clone(), px, call.args[2].clone());
-                self.at(self.now + d, ev);
+                match self.send(r, Slot::Read, OpKind::Lease) {
+                    Ok(id) => {
+                        let d = self.delay();
+                        let ev = Ev::AcquireAtStore(
+                            r,
+                            call.args[0].clone(),
+                            px,
+                            call.args[2].clone(),
+                            id,
+                        );
+                        self.at(self.now + d, ev);
+                    }
+                    Err(f) => refused = Some(f),
+                }
             }
             ReadAction::NeedMore { .. } => {
                 prop_assert!(false, "whole values are given: no NeedMore");
@@ -414,6 +604,7 @@ impl Sim {
                     );
                 }
                 if a.holds_lease {
+                    self.reqs[r].held = true;
                     // The host starts the holder's renewal timer.
                     let mut renewal = read.renewal().unwrap();
                     let s = self.engines[inst]
@@ -439,17 +630,181 @@ impl Sim {
             _ => {}
         }
         self.reqs[r].read = Some(read);
+        if let Some(f) = refused {
+            self.feed(r, ReadInput::Failed(f), None)?;
+        }
         Ok(())
     }
 
+    /// Carries out request `r`'s write steps up to one that waits for the store.
+    fn write_steps(&mut self, r: usize, mut step: WriteStep) -> Result<(), TestCaseError> {
+        let inst = self.inst(r);
+        let key = self.key(r);
+        let now = Millis(self.now as f64);
+        loop {
+            let sent = match step {
+                WriteStep::Store(store) => {
+                    let mut value = store.header;
+                    value.push(b'x');
+                    // The host's own copy: readers here need no round trip.
+                    self.remember(
+                        inst,
+                        key,
+                        &store.key,
+                        value.clone(),
+                        store.keep_until,
+                        store.outage_only,
+                    );
+                    let token = match store.script {
+                        None => None,
+                        Some(call) => {
+                            prop_assert_eq!(call.script.name, "lease_write");
+                            Some(call.args[1].clone())
+                        }
+                    };
+                    self.send(r, Slot::Write, OpKind::Write).map(|id| {
+                        let d = self.delay();
+                        self.at(self.now + d, Ev::WriteAtStore(r, token, value, id));
+                    })
+                }
+                WriteStep::Release { call, .. } => {
+                    prop_assert_eq!(call.script.name, "lease_release");
+                    self.send(r, Slot::Write, OpKind::Write).map(|id| {
+                        let d = self.delay();
+                        self.at(
+                            self.now + d,
+                            Ev::ReleaseAtStore(r, call.args[0].clone(), id),
+                        );
+                    })
+                }
+                WriteStep::Done(done) => {
+                    if done.mark_local {
+                        if let Some(k) = &done.key {
+                            self.engines[inst].lru_mut().mark_local(k);
+                        }
+                    }
+                    self.reqs[r].write = None;
+                    return Ok(());
+                }
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(f) => {
+                    let Some(mut m) = self.reqs[r].write.take() else {
+                        return Ok(());
+                    };
+                    step = self.engines[inst].write_step(&mut m, WriteInput::Failed(f), now);
+                    self.reqs[r].write = Some(m);
+                }
+            }
+        }
+    }
+
+    /// Hands request `r`'s write machine `input`.
+    fn write_input(&mut self, r: usize, input: WriteInput) -> Result<(), TestCaseError> {
+        let inst = self.inst(r);
+        let Some(mut m) = self.reqs[r].write.take() else {
+            return Ok(());
+        };
+        let step = self.engines[inst].write_step(&mut m, input, Millis(self.now as f64));
+        self.reqs[r].write = Some(m);
+        self.write_steps(r, step)
+    }
+
+    /// Carries out request `r`'s renewal step.
+    fn renew_steps(&mut self, r: usize, mut step: RenewStep) -> Result<(), TestCaseError> {
+        let inst = self.inst(r);
+        loop {
+            match step {
+                RenewStep::Wait { delay_ms } => {
+                    self.at(self.now + delay_ms as u64, Ev::RenewDue(r));
+                    return Ok(());
+                }
+                RenewStep::Send { call, .. } => {
+                    prop_assert_eq!(call.script.name, "lease_renew");
+                    let px: u64 = call.args[1].parse().unwrap();
+                    prop_assert!((1..=self.sc.ttl_ms).contains(&px));
+                    match self.send(r, Slot::Renew, OpKind::Lease) {
+                        Ok(id) => {
+                            let d = self.delay();
+                            let ev = Ev::RenewAtStore(r, call.args[0].clone(), px, id);
+                            self.at(self.now + d, ev);
+                            return Ok(());
+                        }
+                        Err(f) => {
+                            let Some(mut renewal) = self.reqs[r].renewal.take() else {
+                                return Ok(());
+                            };
+                            step = self.engines[inst]
+                                .renew_step(
+                                    &mut renewal,
+                                    RenewInput::Failed(f),
+                                    Millis(self.now as f64),
+                                )
+                                .unwrap();
+                            self.reqs[r].renewal = Some(renewal);
+                        }
+                    }
+                }
+                // Written, released, lapsed or capped: the timer stops.
+                _ => {
+                    self.reqs[r].renewal = None;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Hands request `r`'s renewal `input`.
+    fn renew_input(&mut self, r: usize, input: RenewInput) -> Result<(), TestCaseError> {
+        let inst = self.inst(r);
+        let Some(mut renewal) = self.reqs[r].renewal.take() else {
+            return Ok(());
+        };
+        let step = self.engines[inst]
+            .renew_step(&mut renewal, input, Millis(self.now as f64))
+            .unwrap();
+        self.reqs[r].renewal = Some(renewal);
+        self.renew_steps(r, step)
+    }
+
+    /// The request whose host an event runs on (`None`: it happens at the store).
+    fn host_of(ev: &Ev) -> Option<usize> {
+        match ev {
+            Ev::Start(r)
+            | Ev::ReadReply(r, ..)
+            | Ev::AcquireReply(r, ..)
+            | Ev::Timer(r)
+            | Ev::RegenDone(r)
+            | Ev::WriteReply(r, _)
+            | Ev::RenewDue(r)
+            | Ev::RenewReply(r, ..)
+            | Ev::Deadline(r, ..) => Some(*r),
+            _ => None,
+        }
+    }
+
     fn handle(&mut self, ev: Ev) -> Result<(), TestCaseError> {
+        if let Some(r) = Self::host_of(&ev) {
+            let inst = self.inst(r);
+            if self.dead[inst] {
+                if matches!(ev, Ev::Start(_)) {
+                    self.reqs[r].end = Some((End::Served, self.now)); // never ran
+                }
+                return Ok(());
+            }
+            // The event loop of this instance is blocked: everything it would run waits for
+            // the end of the stall, in order (a timer before a reply of the same instant).
+            if let Some((si, at, len)) = self.sc.stall {
+                if si == inst && self.now >= T0 + at && self.now < T0 + at + len {
+                    self.at(T0 + at + len, ev);
+                    return Ok(());
+                }
+            }
+        }
         match ev {
             Ev::Start(r) => {
                 let inst = self.inst(r);
-                if self.dead[inst] {
-                    self.reqs[r].end = Some((End::Served, self.now)); // never ran
-                    return Ok(());
-                }
                 let consumer = Consumer::from_caches(self.sc.reqs[r].caches);
                 let read = self.engines[inst].read_use_cache(
                     &IFACE,
@@ -461,48 +816,62 @@ impl Sim {
                 );
                 self.reqs[r].read = Some(read);
                 self.reqs[r].started = self.now;
-                self.feed(r, ReadInput::Start)?;
+                self.feed(r, ReadInput::Start, None)?;
             }
-            Ev::ReadAtStore(r, poll) => {
+            Ev::ReadAtStore(r, poll, id) => {
                 // A poll is `lease_poll.lua`: the entry and the lease, read together.
                 let key = self.key(r);
                 let entry = self.store.get(key);
                 let leased = self.store.lease(key, self.now).is_some();
-                let d = self.delay();
-                self.at(self.now + d, Ev::ReadReply(r, poll, entry, leased));
+                self.reply(Ev::ReadReply(r, poll, entry, leased, id));
             }
-            Ev::ReadReply(r, poll, entry, leased) => {
-                if self.dead[self.inst(r)] {
+            Ev::ReadReply(r, poll, entry, leased, id) => {
+                if !self.landed(r, Slot::Read, id) {
                     return Ok(());
                 }
-                let entry = entry.as_deref().map(|v| Bytes {
+                let bytes = entry.as_deref().map(|v| Bytes {
                     prefix: v,
                     total_len: v.len(),
                 });
                 let input = if poll {
-                    ReadInput::Polled { entry, leased }
+                    ReadInput::Polled {
+                        entry: bytes,
+                        leased,
+                    }
                 } else {
-                    ReadInput::Reply(entry)
+                    ReadInput::Reply(bytes)
                 };
-                self.feed(r, input)?;
+                let given = entry.clone();
+                self.feed(r, input, given)?;
             }
-            Ev::AcquireAtStore(r, token, px, seen) => {
+            Ev::AcquireAtStore(r, token, px, seen, id) => {
                 let seen: f64 = seen.parse().unwrap();
                 let reply = self.store.acquire(self.key(r), &token, px, seen, self.now);
-                let d = self.delay();
-                self.at(self.now + d, Ev::AcquireReply(r, reply));
+                self.reply(Ev::AcquireReply(r, reply, id));
             }
-            Ev::AcquireReply(r, reply) => {
-                if self.dead[self.inst(r)] {
+            Ev::AcquireReply(r, reply, id) => {
+                if self.landed(r, Slot::Read, id) {
+                    self.feed(r, ReadInput::LeaseReply(reply), None)?;
+                }
+            }
+            Ev::Timer(r) => self.feed(r, ReadInput::Timer, None)?,
+            Ev::Deadline(r, slot, id) => {
+                let timed_out =
+                    matches!(self.reqs[r].flights[slot as usize], Some((c, _)) if c == id);
+                if !timed_out {
                     return Ok(());
                 }
-                self.feed(r, ReadInput::LeaseReply(reply))?;
-            }
-            Ev::Timer(r) => {
-                if self.dead[self.inst(r)] {
-                    return Ok(());
+                if let Some((_, permit)) = self.reqs[r].flights[slot as usize].take() {
+                    let inst = self.inst(r);
+                    let now = Millis(self.now as f64);
+                    self.engines[inst].report(permit, CallResult::Timeout, now);
                 }
-                self.feed(r, ReadInput::Timer)?;
+                let f = Failure::Timeout;
+                match slot {
+                    Slot::Read => self.feed(r, ReadInput::Failed(f), None)?,
+                    Slot::Write => self.write_input(r, WriteInput::Failed(f))?,
+                    Slot::Renew => self.renew_input(r, RenewInput::Failed(f))?,
+                }
             }
             Ev::RegenDone(r) => {
                 let inst = self.inst(r);
@@ -516,77 +885,65 @@ impl Sim {
                 let key = key_name(self.key(r));
                 let release = self.sc.release[self.release_i % self.sc.release.len()];
                 self.release_i += 1;
-                if release {
-                    // Nothing cacheable: no write; the lease, when held, is let go.
-                    if let Some(call) = self.engines[inst].plan_lease_release(&IFACE, &key) {
-                        prop_assert_eq!(call.script.name, "lease_release");
-                        let d = self.delay();
-                        self.at(self.now + d, Ev::ReleaseAtStore(r, call.args[0].clone()));
-                    }
-                    return Ok(());
+                let now = Millis(self.now as f64);
+                // A holder whose lease is still live gives up: its followers must not wait on.
+                let token = Self::token(r, inst);
+                let live = self
+                    .store
+                    .lease(self.key(r), self.now)
+                    .is_some_and(|l| l.token == token);
+                if release && self.reqs[r].held && live {
+                    self.abandoned.push((self.key(r), self.now));
                 }
-                let bytes = envelope(&self.engines[inst], self.key(r), self.now, 3_600.0);
-                let token = match self.engines[inst].plan_entry_write(&IFACE, &key, 60_000) {
-                    EntryWrite::Set => None,
-                    EntryWrite::WriteAndRelease(call) => {
-                        prop_assert_eq!(call.script.name, "lease_write");
-                        Some(call.args[1].clone())
+                let request = if release {
+                    // Nothing cacheable: no write; the lease, when held, is let go.
+                    WriteRequest::Abandoned {
+                        iface: IFACE,
+                        cache_key: &key,
+                    }
+                } else {
+                    // Created when the regeneration began, as Next stamps it.
+                    WriteRequest::UseCache {
+                        iface: IFACE,
+                        cache_key: &key,
+                        tags: &[],
+                        timestamp: Millis(self.reqs[r].regen_began as f64),
+                        revalidate: 3_600.0,
+                        expire: 86_400.0,
+                        stale: 0.0,
+                        payload_len: 1,
                     }
                 };
-                let d = self.delay();
-                self.at(self.now + d, Ev::WriteAtStore(r, token, self.now, bytes));
+                let mut m = self.engines[inst].write_start(request, now);
+                let step = self.engines[inst].write_first(&mut m, now);
+                self.reqs[r].write = Some(m);
+                self.write_steps(r, step)?;
             }
-            Ev::WriteAtStore(r, token, ts, bytes) => {
+            Ev::WriteAtStore(r, token, bytes, id) => {
                 let key = self.key(r);
+                let ts = created(&bytes);
                 let entry = StoredEntry { ts, bytes };
                 self.store.write(key, token.as_deref(), entry, self.now);
+                self.reply(Ev::WriteReply(r, id));
             }
-            Ev::ReleaseAtStore(r, token) => {
+            Ev::ReleaseAtStore(r, token, id) => {
                 let key = self.key(r);
                 self.store.release(key, &token, self.now);
+                self.reply(Ev::WriteReply(r, id));
             }
-            Ev::RenewDue(r) => {
-                let inst = self.inst(r);
-                if self.dead[inst] {
-                    return Ok(());
+            Ev::WriteReply(r, id) => {
+                if self.landed(r, Slot::Write, id) {
+                    self.write_input(r, WriteInput::Sent)?;
                 }
-                let now = Millis(self.now as f64);
-                let Some(mut renewal) = self.reqs[r].renewal.take() else {
-                    return Ok(());
-                };
-                let step = self.engines[inst]
-                    .renew_step(&mut renewal, RenewInput::Timer, now)
-                    .unwrap();
-                let RenewStep::Send { call, .. } = step else {
-                    return Ok(()); // written, released, lapsed or capped: the timer stops
-                };
-                prop_assert_eq!(call.script.name, "lease_renew");
-                let px: u64 = call.args[1].parse().unwrap();
-                prop_assert!((1..=self.sc.ttl_ms).contains(&px));
-                self.reqs[r].renewal = Some(renewal);
-                let d = self.delay();
-                self.at(self.now + d, Ev::RenewAtStore(r, call.args[0].clone(), px));
             }
-            Ev::RenewAtStore(r, token, px) => {
+            Ev::RenewDue(r) => self.renew_input(r, RenewInput::Timer)?,
+            Ev::RenewAtStore(r, token, px, id) => {
                 let ok = self.store.renew(self.key(r), &token, px, self.now);
-                let d = self.delay();
-                self.at(self.now + d, Ev::RenewReply(r, ok));
+                self.reply(Ev::RenewReply(r, ok, id));
             }
-            Ev::RenewReply(r, ok) => {
-                let inst = self.inst(r);
-                if self.dead[inst] {
-                    return Ok(());
-                }
-                let Some(mut renewal) = self.reqs[r].renewal.take() else {
-                    return Ok(());
-                };
-                let now = Millis(self.now as f64);
-                let step = self.engines[inst]
-                    .renew_step(&mut renewal, RenewInput::Sent(ok), now)
-                    .unwrap();
-                if let RenewStep::Wait { delay_ms } = step {
-                    self.reqs[r].renewal = Some(renewal);
-                    self.at(self.now + delay_ms as u64, Ev::RenewDue(r));
+            Ev::RenewReply(r, ok, id) => {
+                if self.landed(r, Slot::Renew, id) {
+                    self.renew_input(r, RenewInput::Sent(ok))?;
                 }
             }
         }
@@ -596,6 +953,7 @@ impl Sim {
     fn regenerate(&mut self, r: usize) {
         let d = self.sc.regen[self.regen_i % self.sc.regen.len()];
         self.regen_i += 1;
+        self.reqs[r].regen_began = self.now;
         *self.regenerations.entry(self.key(r)).or_default() += 1;
         self.at(self.now + d, Ev::RegenDone(r));
     }
@@ -605,7 +963,7 @@ impl Sim {
         // Property 2: a follower on a miss ends (served or fallen back) within its budget
         // plus the round trip of its last poll (poll delays are whole ms here: +1). The
         // flight of a 'use cache' read counts from the request's start.
-        if self.reqs[r].follower_on_miss {
+        if self.reqs[r].follower_on_miss && !self.faults() {
             let started = self.reqs[r].started;
             let bound = started + self.sc.wait_ms + 2 * self.max_delay + 1;
             prop_assert!(
@@ -615,20 +973,22 @@ impl Sim {
                 self.now,
                 bound
             );
-            // Property 6: a release without a write ends the wait within one poll interval
-            // (plus the round trips of a poll in flight), unless a new lease was taken.
+            // Property 6: a holder that gives up without a write ends the wait within one
+            // poll interval (plus the round trips of its release and of a poll in flight),
+            // unless a new lease was taken.
             let key = self.key(r);
-            for &(k, at) in &self.store.released {
+            for &(k, at) in &self.abandoned {
                 let relet = self
                     .store
                     .taken
                     .iter()
                     .any(|&(tk, t)| tk == key && t >= at && t <= self.now);
                 if k == key && at >= started && !relet {
-                    let bound = at + POLL_MAX_MS as u64 + 3 * self.max_delay + 1;
+                    // The release's trip to the store, then a poll's round trip.
+                    let bound = at + POLL_MAX_MS as u64 + 4 * self.max_delay + 1;
                     prop_assert!(
                         self.now <= bound,
-                        "follower {} ended at {}, released at {}: > {}",
+                        "follower {} ended at {}, the holder gave up at {}: > {}",
                         r,
                         self.now,
                         at,
@@ -678,9 +1038,26 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             prop::collection::vec(prop::bool::weighted(0.2), 1..8),
             200u64..=8_000,
             0u64..=3_000,
+            // Half the schedules lose no reply, so the exactly-once property applies.
+            prop_oneof![
+                Just(vec![false]),
+                prop::collection::vec(prop::bool::weighted(0.1), 1..16)
+            ],
+            prop::option::weighted(0.3, (0..instances, 0u64..3_000, 900u64..=1_200)),
         )
             .prop_map(
-                move |(initial_stale, reqs, delays, regen, crash, release, ttl_ms, wait_ms)| {
+                move |(
+                    initial_stale,
+                    reqs,
+                    delays,
+                    regen,
+                    crash,
+                    release,
+                    ttl_ms,
+                    wait_ms,
+                    lost,
+                    stall,
+                )| {
                     Scenario {
                         instances,
                         keys,
@@ -700,18 +1077,31 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         release,
                         ttl_ms,
                         wait_ms,
+                        lost,
+                        stall,
                     }
                 },
             )
     })
 }
 
+/// Cases per run: `PROPTEST_CASES` when set (longer runs find rarer schedules).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
     #[test]
     fn leases_hold_their_promises(sc in scenario()) {
-        let no_crash = sc.crash.iter().all(|c| !c) && sc.release.iter().all(|r| !r);
+        let no_crash = sc.crash.iter().all(|c| !c)
+            && sc.release.iter().all(|r| !r)
+            && sc.lost.iter().all(|l| !l)
+            && sc.stall.is_none();
         let max_regen = sc.regen.iter().copied().max().unwrap_or(0);
         let max_delay = sc.delays.iter().copied().max().unwrap_or(0);
         let ttl = sc.ttl_ms;
@@ -783,6 +1173,8 @@ fn crashed_holder_blocks_no_one_beyond_its_lease() {
         release: vec![false],
         ttl_ms: 2_000,
         wait_ms: 500,
+        lost: vec![false],
+        stall: None,
     };
     let mut sim = Sim::new(sc);
     sim.run().unwrap();

@@ -41,6 +41,7 @@ impl Reply {
 struct Server {
     child: Child,
     conn: Conn,
+    port: u16,
 }
 
 impl Drop for Server {
@@ -187,7 +188,7 @@ fn start() -> Server {
         };
         // Dropping a candidate kills its child, ours or not. The other test's server may be
         // going away as this one asks (a reset): not ours either.
-        let mut candidate = Server { child, conn };
+        let mut candidate = Server { child, conn, port };
         if server_pid(&mut candidate.conn) == Some(candidate.child.id()) {
             server = Some(candidate);
             break;
@@ -211,6 +212,20 @@ fn start() -> Server {
         );
     }
     server
+}
+
+impl Server {
+    /// Another connection to this server (a subscriber's).
+    fn connect(&self) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Conn {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
 }
 
 fn engine() -> Engine {
@@ -739,6 +754,59 @@ fn one_update_with_thousands_of_tags() {
             Some(Millis(1_795_690_530_000.0)),
             "{}",
             &expected[..expected.len().min(40)]
+        );
+    }
+}
+
+#[test]
+fn an_update_announces_what_a_refresh_from_the_version_before_returns() {
+    let mut server = start();
+    let mut writer = engine();
+    writer.follow_tags_by_push(1000.0).unwrap();
+    let channel = writer.tag_announce_channel().to_owned();
+    let mut sub = server.connect();
+    let confirmed = sub.cmd(&["SSUBSCRIBE", &channel]);
+    assert_eq!(
+        confirmed,
+        Reply::Array(vec![
+            Reply::Bulk(Some(b"ssubscribe".to_vec())),
+            Reply::Bulk(Some(channel.clone().into_bytes())),
+            Reply::Int(1),
+        ])
+    );
+    let conn = &mut server.conn;
+    // A process that pulls per request does not announce.
+    let mut puller = engine();
+    update(conn, &mut puller, &["x"], Revalidation::Expire, 500.0);
+    let mut pushed = engine();
+    refresh(conn, &mut pushed);
+    let mut pulled = engine();
+    refresh(conn, &mut pulled);
+    assert_eq!(pushed.mirror().version(), 1);
+
+    let rev = Revalidation::Stale {
+        expire_seconds: Some(60.0),
+    };
+    update(conn, &mut writer, &["a", "b"], rev, 1000.0);
+    let msg = match sub.read() {
+        Reply::Array(items) => {
+            assert_eq!(items[0], Reply::Bulk(Some(b"smessage".to_vec())));
+            items[2].bulk().to_vec()
+        }
+        other => panic!("expected a message, got {other:?}"),
+    };
+    assert_eq!(
+        pushed.apply_announcement(&msg),
+        Ok(fleetcache_core::tags::Announced::Applied(2))
+    );
+    refresh(conn, &mut pulled);
+    assert_eq!(pushed.mirror().version(), pulled.mirror().version());
+    assert_eq!(pushed.mirror().version_id(), pulled.mirror().version_id());
+    for tag in ["a", "b", "x"] {
+        assert_eq!(
+            pushed.mirror().record(tag),
+            pulled.mirror().record(tag),
+            "{tag}"
         );
     }
 }

@@ -269,6 +269,68 @@ impl Engine {
         script_argv(self.inner.plan_tag_refresh())
     }
 
+    /// The `EVALSHA` argv of `planTagRefresh`, planned at `now`: following the tag state by
+    /// push, the pull's start bounds how far behind the mirror may be.
+    #[wasm_bindgen(js_name = planTagPull)]
+    pub fn plan_tag_pull(&mut self, now: f64) -> Vec<String> {
+        script_argv(self.inner.plan_tag_pull(Millis(now)))
+    }
+
+    /// Follows the tag state by push, pulling at least every `max_pull_interval_ms`: this
+    /// process's updates announce what they write on `tagAnnounceChannel`.
+    #[wasm_bindgen(js_name = followTagsByPush)]
+    pub fn follow_tags_by_push(&mut self, max_pull_interval_ms: f64) -> Result<(), JsValue> {
+        self.inner
+            .follow_tags_by_push(max_pull_interval_ms)
+            .map_err(|e| js_error(e.code(), &e.to_string()))
+    }
+
+    /// The sharded channel the tag updates announce on.
+    #[wasm_bindgen(getter, js_name = tagAnnounceChannel)]
+    pub fn tag_announce_channel(&self) -> String {
+        self.inner.tag_announce_channel().to_owned()
+    }
+
+    /// The subscription to the announcement channel is confirmed.
+    #[wasm_bindgen(js_name = tagChannelUp)]
+    pub fn tag_channel_up(&mut self) {
+        self.inner.tag_channel_up();
+    }
+
+    /// The subscription is down, reconnecting or dropped.
+    #[wasm_bindgen(js_name = tagChannelDown)]
+    pub fn tag_channel_down(&mut self) {
+        self.inner.tag_channel_down();
+    }
+
+    /// Applies a message of the announcement channel: the number of tags applied, -1 when
+    /// it was known already, -2 for a gap (the next pulls catch up).
+    #[wasm_bindgen(js_name = applyAnnouncement)]
+    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<i32, JsValue> {
+        use fleetcache_core::tags::Announced;
+        match self
+            .inner
+            .apply_announcement(msg)
+            .map_err(|e| js_error(e.code(), &e.to_string()))?
+        {
+            Announced::Applied(n) => Ok(i32::try_from(n).unwrap_or(i32::MAX)),
+            Announced::Known => Ok(-1),
+            Announced::Gap => Ok(-2),
+        }
+    }
+
+    /// Whether a request at `now` may skip the tag pull (following by push, caught up).
+    #[wasm_bindgen(js_name = tagsCaughtUp)]
+    pub fn tags_caught_up(&self, now: f64) -> bool {
+        self.inner.tags_caught_up(Millis(now))
+    }
+
+    /// Ms until the next pull is due at `now` (0: now; always 0 when pulling per request).
+    #[wasm_bindgen(js_name = tagPullInMs)]
+    pub fn tag_pull_in_ms(&self, now: f64) -> f64 {
+        self.inner.tag_pull_in_ms(Millis(now))
+    }
+
     /// Merges a tag-refresh reply received at `now` into the mirror; returns how many tags
     /// changed.
     #[wasm_bindgen(js_name = applyRefresh)]

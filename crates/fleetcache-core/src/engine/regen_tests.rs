@@ -140,3 +140,35 @@ fn a_page_written_after_a_stale_hand_out_of_its_data_is_no_newer_than_that_data(
         Millis(1_900.0)
     );
 }
+
+/// A stale `'use cache'` entry carries its tags in their canonical (header-safe) form, and a
+/// page's write may name the same tag as Next gave it (raw, outside printable ASCII): the page
+/// is still stamped no later than the entry it may hold.
+#[test]
+fn a_page_is_stamped_by_a_hand_out_of_the_same_tag_in_another_form() {
+    use crate::incremental::ValueKind;
+    use crate::lease::Found;
+    use crate::tags::canonical_tag;
+    let mut h = StaleHandouts::default();
+    let raw = "_N_T_/café";
+    let stored = canonical_tag(raw).into_owned();
+    assert_ne!(stored, raw);
+    h.note_answer(
+        &[stored.as_str()],
+        Found::Stale,
+        Step::ServeAsFresh,
+        Millis(100.0),
+        Millis(1_000.0),
+    );
+    let mut r = Regenerations::new();
+    r.began("/p", Millis(900.0));
+    let created = incremental_created(
+        &mut r,
+        &h,
+        "/p",
+        ValueKind::AppPage,
+        &[raw],
+        Millis(2_000.0),
+    );
+    assert_eq!(created, Millis(100.0));
+}

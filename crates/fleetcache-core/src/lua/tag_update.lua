@@ -1,6 +1,8 @@
 -- fleetcache TAG_UPDATE: record revalidations of tags (docs/internals.md, "Update script").
 -- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver);
---       all three share the {<prefix>} hash slot.
+--       all three share the {<prefix>} hash slot. An optional fourth, the announcement
+--       channel (same slot), makes the update publish what it wrote there with SPUBLISH
+--       (Redis 7.0+, Valkey), for the processes that follow the state by push.
 -- ARGV: now_ms, prune_after_ms, epoch_candidate, mode ('x' expire now | 's' stale),
 --       expire_ms ('' = no scheduled expiry), tag...
 -- epoch_candidate is a fresh random token per call: it becomes the epoch when the state is
@@ -13,7 +15,7 @@
 if #ARGV < 5 then
   return redis.error_reply('ERR fleetcache TAG_UPDATE: expected at least 5 arguments')
 end
-local state, log, meta = KEYS[1], KEYS[2], KEYS[3]
+local state, log, meta, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = tonumber(ARGV[1])
 local prune_after = tonumber(ARGV[2])
 local candidate = ARGV[3]
@@ -66,6 +68,10 @@ else
   delay = expire_ms
 end
 
+-- The announcement: 'a', epoch, ver, vid, then tag, record for every tag written; the same
+-- records a refresh from version ver - 1 would return.
+local announced = {}
+
 for i = 6, #ARGV do
   local tag = ARGV[i]
   local stale, expired, pending_at, pending_exp, updated_at = parse(redis.call('HGET', state, tag))
@@ -104,9 +110,18 @@ for i = 6, #ARGV do
   if now > updated_at then
     updated_at = now
   end
-  redis.call('HSET', state, tag, int(stale) .. ',' .. int(expired) .. ',' .. int(pending_at)
-    .. ',' .. int(pending_exp) .. ',' .. int(updated_at))
+  local record = int(stale) .. ',' .. int(expired) .. ',' .. int(pending_at)
+    .. ',' .. int(pending_exp) .. ',' .. int(updated_at)
+  redis.call('HSET', state, tag, record)
   redis.call('ZADD', log, int(ver), tag)
+  if channel then
+    announced[#announced + 1] = netstring(tag) .. netstring(record)
+  end
+end
+
+if channel then
+  redis.call('SPUBLISH', channel, netstring('a') .. netstring(epoch) .. netstring(int(ver))
+    .. netstring(candidate) .. table.concat(announced))
 end
 
 -- Prune a bounded batch of the least recently updated tags; stop at the first young one.
