@@ -87,7 +87,8 @@ const SCOPES = new Set(['cache', 'private-cache', 'unstable-cache'])
  * which costs a regeneration or a wait but never stores data a revalidation invalidated.
  */
 export function consumerWillServerCache(): boolean {
-  storage ??= lookup()
+  // Not `??=`: a failed lookup (null) is kept too, or every read would search the disk again.
+  if (storage === undefined) storage = lookup()
   if (storage === null) return true
   let store: WorkUnitStore | null | undefined
   try {

@@ -7,14 +7,14 @@ import {
 } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { leaseToken, readEntry, type ReadIo } from './read-driver'
+import { leaseToken, readEntry, type Answer, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
 import { describeIncrementalValue } from './incremental-envelope'
 import { decodeValue, type IncrementalValue } from './value-codec'
-import { wasm, type ReadStep } from './wasm'
+import { wasm } from './wasm'
 
 export type { IncrementalValue } from './value-codec'
 
@@ -153,13 +153,13 @@ class IncrementalCore {
    */
   private decode(
     cacheKey: string,
-    answer: ReadStep,
+    answer: Answer,
     bytes: Uint8Array,
   ): IncrementalCacheEntry | undefined {
     const buf = Buffer.isBuffer(bytes)
       ? bytes
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const lengths = answer.parts
+    const lengths = answer.parts()
     const parts: Buffer[] = new Array<Buffer>(lengths.length)
     let off = answer.payloadOffset
     for (let i = 0; i < lengths.length; i++) {

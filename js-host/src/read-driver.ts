@@ -40,50 +40,105 @@ export interface Binding {
   }
   readonly Served: { readonly Miss: number }
   readonly RenewStepKind: { readonly Wait: number; readonly Send: number; readonly Done: number }
+  /** Slots of a read machine's fields area (the binding's `ReadField`). */
+  readonly ReadField: {
+    readonly BudgetMs: number
+    readonly Need: number
+    readonly DelayMs: number
+    readonly Tier: number
+    readonly KeepUntil: number
+    readonly OutageOnly: number
+    readonly Source: number
+    readonly Served: number
+    readonly Regenerates: number
+    readonly HoldsLease: number
+    readonly PayloadOffset: number
+    readonly Timestamp: number
+    readonly Revalidate: number
+    readonly Expire: number
+    readonly Stale: number
+    readonly LastModified: number
+    readonly HasCacheControl: number
+    readonly CacheRevalidate: number
+    readonly CacheExpire: number
+    readonly ValueKind: number
+    readonly ValueFlags: number
+    readonly Segments: number
+    readonly HasLog: number
+    readonly HasError: number
+  }
+  /** The module's linear memory, where the machines' fields areas live. */
+  wasmMemory(): { readonly buffer: ArrayBufferLike }
 }
 
 /**
- * One step of a read machine: the binding's `ReadStep`, as far as the driver reads it (the
- * adapters read the answer's presentation from the binding's own type).
+ * The binding's `ReadMachine`: every input is a method answering the next step's kind; the
+ * step's numbers are in the machine's fields area (`fields`, slots `ReadField`), its strings
+ * come from the methods below, called only when the step needs them.
  */
-export interface ReadStep {
-  readonly kind: number
-  readonly key: string
-  readonly argv: string[]
-  readonly budgetMs: number
-  readonly need: number
-  readonly delayMs: number
-  readonly tier: number
-  readonly keepUntil: number
-  readonly outageOnly: boolean
-  readonly source: number
-  readonly served: number
-  readonly holdsLease: boolean
-  free(): void
-}
-
-/** The binding's `ReadMachine`: every input is a method, every method answers one step. */
-export interface ReadMachine<E, S extends ReadStep = ReadStep> {
-  /** The entry's key: the tier's key for `PeekTier`, `PeekFallback` and the tier actions. */
+export interface ReadMachine<E> {
+  /** The entry's key: the key `Get` reads and the tier's key. */
   readonly entryKey: string
-  start(engine: E, now: number): S
-  refreshed(engine: E, now: number): S
-  ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): S
-  tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): S
-  fallback(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): S
-  reply(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): S
+  /** Byte address of the fields area in the module's memory. */
+  fields(): number
+  start(engine: E, now: number): number
+  refreshed(engine: E, now: number): number
+  ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
+  tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
+  fallback(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
+  reply(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   polled(
     engine: E,
     prefix: Uint8Array | undefined,
     totalLen: number,
     leased: boolean,
     now: number,
-  ): S
-  leaseReply(engine: E, code: number, now: number): S
-  failed(engine: E, failure: number, now: number): S
-  timer(engine: E, now: number): S
-  undecodable(engine: E, now: number): S
+  ): number
+  leaseReply(engine: E, code: number, now: number): number
+  failed(engine: E, failure: number, now: number): number
+  timer(engine: E, now: number): number
+  undecodable(engine: E, now: number): number
+  /** `Acquire`, `Poll`: the script argv. */
+  argv(): string[]
+  /** `'use cache'` answer: the entry's tags. */
+  tags(): string[]
+  /** Singular-handler answer: the lengths of the parts after the payload offset. */
+  parts(): Uint32Array
+  log(): string
+  error(): string
   renewal(engine: E): RenewMachine<E> | undefined
+  free(): void
+}
+
+/**
+ * A read's answer: the numbers copied out of the machine's fields area, the strings read from
+ * the machine on demand. The caller frees it (which frees the machine) once read.
+ */
+export interface Answer {
+  readonly source: number
+  readonly served: number
+  readonly regenerates: boolean
+  readonly holdsLease: boolean
+  readonly payloadOffset: number
+  /** `'use cache'` presentation. */
+  readonly timestamp: number
+  readonly revalidate: number
+  readonly expire: number
+  readonly stale: number
+  /** Singular-handler presentation; `cacheRevalidate` NaN means `false`, `cacheExpire` NaN absent. */
+  readonly lastModified: number
+  readonly hasCacheControl: boolean
+  readonly cacheRevalidate: number
+  readonly cacheExpire: number
+  readonly valueKind: number
+  readonly valueFlags: number
+  readonly segments: number
+  tags(): string[]
+  parts(): Uint32Array
+  /** Debug lines (`\n`-separated), `''` when none: no call into wasm then. */
+  log(): string
+  /** Error lines, `''` when none: no call into wasm then. */
+  error(): string
   free(): void
 }
 
@@ -134,9 +189,9 @@ export interface ReadIo {
 }
 
 /** How one read ended: the machine's `Answer` step, and the bytes its `source` names. */
-export interface ReadResult<T, S extends ReadStep = ReadStep> {
-  /** The `Answer` step (the caller reads it, then frees it); undefined when none came. */
-  answer: S | undefined
+export interface ReadResult<T> {
+  /** The answer (the caller reads it, then frees it); undefined when none came. */
+  answer: Answer | undefined
   /** The bytes the answer serves from (`payloadOffset` on), null for a miss. */
   bytes: Uint8Array | null
   /** `decode`'s value for those bytes, when the answer serves one. */
@@ -153,18 +208,20 @@ export interface ReadResult<T, S extends ReadStep = ReadStep> {
  * Converts a served answer into the caller's shape; undefined when the bytes cannot be
  * decoded (the machine then hears `Undecodable`, and continues as for a corrupt entry).
  */
-export type Decode<T, S extends ReadStep = ReadStep> = (
-  answer: S,
-  bytes: Uint8Array,
-) => T | undefined
+export type Decode<T> = (answer: Answer, bytes: Uint8Array) => T | undefined
 
 /** What one request adds to the host's io. */
-export interface ReadHooks<T, S extends ReadStep = ReadStep> {
-  decode?: Decode<T, S> | undefined
+export interface ReadHooks<T> {
+  decode?: Decode<T> | undefined
   /** The entry's `GET` has been sent (a hit's stream can be built while the reply travels). */
   sent?: (() => void) | undefined
   /** This process's write in flight of the request's cache key, or null when there is none. */
   ownWrite?: (() => Promise<Uint8Array | null> | null) | undefined
+  /**
+   * Called instead of `machine.free()` once the answer is freed (or no answer came): a host
+   * that pools machines takes it back for its next read. A machine that threw is freed.
+   */
+  release?: (() => void) | undefined
 }
 
 /**
@@ -272,20 +329,115 @@ const enum Given {
   Polled,
 }
 
+/** A view of a module's memory as f64, made again only after the memory grew. */
+interface FieldsView {
+  readonly memory: { readonly buffer: ArrayBufferLike }
+  f: Float64Array
+}
+
+/** One view per loaded binding (the Node and web glue are different modules). */
+const views = new WeakMap<Binding, FieldsView>()
+
+/** The f64 view of `binding`'s memory, current (a grown memory has a new buffer). */
+function fieldsOf(binding: Binding): Float64Array {
+  let v = views.get(binding)
+  if (v === undefined) {
+    const memory = binding.wasmMemory()
+    v = { memory, f: new Float64Array(memory.buffer) }
+    views.set(binding, v)
+  } else if (v.f.buffer !== v.memory.buffer) {
+    v.f = new Float64Array(v.memory.buffer)
+  }
+  return v.f
+}
+
+/** The answer's numbers, copied out of the fields area; strings from the machine on demand. */
+class MachineAnswer<E> implements Answer {
+  readonly source: number
+  readonly served: number
+  readonly regenerates: boolean
+  readonly holdsLease: boolean
+  readonly payloadOffset: number
+  readonly timestamp: number
+  readonly revalidate: number
+  readonly expire: number
+  readonly stale: number
+  readonly lastModified: number
+  readonly hasCacheControl: boolean
+  readonly cacheRevalidate: number
+  readonly cacheExpire: number
+  readonly valueKind: number
+  readonly valueFlags: number
+  readonly segments: number
+  private readonly hasLog: boolean
+  private readonly hasError: boolean
+
+  constructor(
+    private readonly machine: ReadMachine<E>,
+    private readonly release: () => void,
+    f: Float64Array,
+    base: number,
+    F: Binding['ReadField'],
+  ) {
+    this.source = f[base + F.Source] ?? 0
+    this.served = f[base + F.Served] ?? 0
+    this.regenerates = f[base + F.Regenerates] === 1
+    this.holdsLease = f[base + F.HoldsLease] === 1
+    this.payloadOffset = f[base + F.PayloadOffset] ?? 0
+    this.timestamp = f[base + F.Timestamp] ?? 0
+    this.revalidate = f[base + F.Revalidate] ?? 0
+    this.expire = f[base + F.Expire] ?? 0
+    this.stale = f[base + F.Stale] ?? 0
+    this.lastModified = f[base + F.LastModified] ?? 0
+    this.hasCacheControl = f[base + F.HasCacheControl] === 1
+    this.cacheRevalidate = f[base + F.CacheRevalidate] ?? Number.NaN
+    this.cacheExpire = f[base + F.CacheExpire] ?? Number.NaN
+    this.valueKind = f[base + F.ValueKind] ?? 0
+    this.valueFlags = f[base + F.ValueFlags] ?? 0
+    this.segments = f[base + F.Segments] ?? 0
+    this.hasLog = f[base + F.HasLog] === 1
+    this.hasError = f[base + F.HasError] === 1
+  }
+
+  tags(): string[] {
+    return this.machine.tags()
+  }
+
+  parts(): Uint32Array {
+    return this.machine.parts()
+  }
+
+  log(): string {
+    return this.hasLog ? this.machine.log() : ''
+  }
+
+  error(): string {
+    return this.hasError ? this.machine.error() : ''
+  }
+
+  free(): void {
+    this.release()
+  }
+}
+
 /**
  * Drives `machine` to its answer. Rule R1: once the machine asked for a tag refresh, the
  * refresh is awaited before any bytes are handed to it, so a judgement never runs on a mirror
- * older than the request. The machine is freed here; the caller frees `answer`. When the
- * answer says this process holds the lease, its renewal runs in the background (`renew`).
- * Rejects only when the machine itself throws (a key that is not well-formed, say).
+ * older than the request. The caller frees the answer, which frees the machine (the machine is
+ * freed here when no answer came). When the answer says this process holds the lease, its
+ * renewal runs in the background (`renew`). Rejects only when the machine itself throws (a key
+ * that is not well-formed, say).
  */
-export async function readEntry<E extends object, S extends ReadStep, T = never>(
+export async function readEntry<E extends object, T = never>(
   engine: E,
-  machine: ReadMachine<E, S>,
+  machine: ReadMachine<E>,
   io: ReadIo,
-  hooks: ReadHooks<T, S> = {},
-): Promise<ReadResult<T, S>> {
-  const { ReadStepKind: K, TierAction, Source, Served } = io.binding
+  hooks: ReadHooks<T> = {},
+): Promise<ReadResult<T>> {
+  const { binding } = io
+  const { ReadStepKind: K, TierAction, Source, Served, ReadField: F } = binding
+  // The fields area's slot index in the f64 view (the address is 8-aligned).
+  const base = machine.fields() / 8
   let refreshing: Promise<void> | undefined
   // The last bytes given, how and under which key (the tier action of the next step is theirs).
   let given = Given.None
@@ -299,15 +451,25 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
   let redis = null as Uint8Array | null
   let polled = null as Uint8Array | null
   const entryKey = machine.entryKey
+  const release =
+    hooks.release ??
+    ((): void => {
+      machine.free()
+    })
 
-  const give = async (how: Given, bytes: Uint8Array | null, key: string): Promise<S> => {
-    if (refreshing !== undefined) await refreshing
+  // Synchronous unless a refresh is pending: an await per step costs a hit more than its
+  // calls into wasm.
+  const give = (how: Given, bytes: Uint8Array | null, key: string): number | Promise<number> =>
+    refreshing === undefined
+      ? giveNow(how, bytes, key)
+      : refreshing.then(() => giveNow(how, bytes, key))
+  const giveNow = (how: Given, bytes: Uint8Array | null, key: string): number => {
     given = how
     givenBytes = bytes
     givenKey = key
     return feed(bytes === null ? undefined : bytes.subarray(0, HEADER_WINDOW))
   }
-  const feed = (prefix: Uint8Array | undefined): S => {
+  const feed = (prefix: Uint8Array | undefined): number => {
     const total = givenBytes?.byteLength ?? 0
     const t = io.now()
     switch (given) {
@@ -326,24 +488,31 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
         throw new Error('read machine asked for more bytes before any were given')
     }
   }
-  const failed = (err: unknown): S => machine.failed(engine, failureOf(io.binding, err), io.now())
+  const failed = (err: unknown): number => machine.failed(engine, failureOf(binding, err), io.now())
 
   try {
-    let step = machine.start(engine, io.now())
+    let kind = machine.start(engine, io.now())
     for (let i = 0; i < MAX_STEPS; i++) {
+      // Read after the call that wrote it: a call may have grown the memory.
+      const f = fieldsOf(binding)
       // What the tier does with the bytes just given (a servable Redis reply is kept, say);
-      // none given, nothing to do, and no crossing into wasm to ask.
+      // none given, nothing to do.
       if (givenBytes !== null && givenKey !== '') {
-        const tier = step.tier
+        const tier = f[base + F.Tier]
         if (tier === TierAction.Keep) {
-          io.remember(givenKey, givenBytes, step.keepUntil, step.outageOnly)
+          io.remember(
+            givenKey,
+            givenBytes,
+            f[base + F.KeepUntil] ?? 0,
+            f[base + F.OutageOnly] === 1,
+          )
         } else if (tier === TierAction.Drop) {
           io.forget(givenKey)
         }
       }
-      const kind = step.kind
       if (kind === K.Answer) {
-        const source = step.served === Served.Miss ? Source.None : step.source
+        const answer = new MachineAnswer(machine, release, f, base, F)
+        const source = answer.served === Served.Miss ? Source.None : answer.source
         const bytes =
           source === Source.OwnWrite
             ? own
@@ -354,54 +523,67 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
                 : source === Source.Poll
                   ? polled
                   : null
+        let value: T | undefined = undefined
         if (bytes !== null && hooks.decode !== undefined) {
-          const value = hooks.decode(step, bytes)
+          value = hooks.decode(answer, bytes)
           if (value === undefined) {
-            step.free()
             // The step after `undecodable` may drop these bytes from the tier (the machine has
             // forgotten the key in its index): they stay the bytes its tier action is about.
             given = Given.None
             givenBytes = bytes
             givenKey = entryKey
-            step = machine.undecodable(engine, io.now())
+            kind = machine.undecodable(engine, io.now())
             continue
           }
-          return finish(engine, machine, io, { answer: step, bytes, value, readError })
         }
-        return finish<E, S, T>(engine, machine, io, {
-          answer: step,
-          bytes,
-          value: undefined,
-          readError,
-        })
+        startRenewal(engine, machine, io, answer)
+        return { answer, bytes, value, readError }
       }
-      const next = await advance(step)
-      step.free()
-      step = next
+      const next = advance(kind, f)
+      kind = typeof next === 'number' ? next : await next
     }
-    step.free()
     io.debug(`read of ${entryKey} ended after ${MAX_STEPS} steps: miss`)
-    return finish<E, S, T>(engine, machine, io, {
-      answer: undefined,
-      bytes: null,
-      value: undefined,
-      readError,
-    })
+    release()
+    return { answer: undefined, bytes: null, value: undefined, readError }
   } catch (err) {
     machine.free()
     throw err
   }
 
-  async function advance(step: S): Promise<S> {
-    switch (step.kind) {
+  /** `Get`: reads the entry, then gives its bytes (or the failure) to the machine. */
+  async function getEntry(f: Float64Array): Promise<number> {
+    // `Get` reads the entry key (the binding's contract): no key string crosses again.
+    let reading: Promise<Uint8Array | null>
+    try {
+      reading = io.get(entryKey, f[base + F.BudgetMs] ?? 0)
+    } catch (err) {
+      reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
+    }
+    hooks.sent?.()
+    try {
+      redis = await reading
+    } catch (err) {
+      if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
+      if (refreshing !== undefined) await refreshing
+      return failed(err)
+    }
+    return give(Given.Reply, redis, entryKey)
+  }
+
+  /** Sends what step `kind` asks for; `f` is the view its numbers were read from. */
+  function advance(kind: number, f: Float64Array): number | Promise<number> {
+    switch (kind) {
       case K.Refresh:
         // Not awaited here: the refresh runs beside the reads; R1 awaits it before judging.
         refreshing = io.refresh()
         return machine.refreshed(engine, io.now())
       case K.OwnWrite: {
         const pending = hooks.ownWrite?.() ?? null
-        own = pending === null ? null : await pending
-        return give(Given.OwnWrite, own, '')
+        if (pending === null) return give(Given.OwnWrite, null, '')
+        return pending.then((bytes) => {
+          own = bytes
+          return give(Given.OwnWrite, bytes, '')
+        })
       }
       case K.PeekTier:
         kept = io.tierBytes(entryKey)
@@ -411,73 +593,55 @@ export async function readEntry<E extends object, S extends ReadStep, T = never>
         if (held !== null) kept = held
         return give(Given.Fallback, held, entryKey)
       }
-      case K.Get: {
-        let reading: Promise<Uint8Array | null>
-        try {
-          reading = io.get(step.key, step.budgetMs)
-        } catch (err) {
-          reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
-        }
-        hooks.sent?.()
-        try {
-          redis = await reading
-        } catch (err) {
-          if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
-          if (refreshing !== undefined) await refreshing
-          return failed(err)
-        }
-        return give(Given.Reply, redis, step.key)
-      }
+      case K.Get:
+        return getEntry(f)
       case K.NeedMore:
-        return feed(givenBytes?.subarray(0, step.need))
-      case K.Acquire: {
-        let reply: Reply
-        try {
-          reply = await io.script(step.argv, step.budgetMs)
-        } catch (err) {
-          // The machine then behaves as if there were no leases (regenerates or serves stale),
-          // and says so in its answer's log.
-          return failed(err)
-        }
-        const code = typeof reply === 'number' ? reply : Number(reply)
-        return machine.leaseReply(engine, Number.isFinite(code) ? code : -1, io.now())
-      }
+        return feed(givenBytes?.subarray(0, f[base + F.Need] ?? 0))
+      case K.Acquire:
+        return (async (): Promise<number> => {
+          let reply: Reply
+          const budgetMs = f[base + F.BudgetMs] ?? 0
+          try {
+            reply = await io.script(machine.argv(), budgetMs)
+          } catch (err) {
+            // The machine then behaves as if there were no leases (regenerates or serves stale),
+            // and says so in its answer's log.
+            return failed(err)
+          }
+          const code = typeof reply === 'number' ? reply : Number(reply)
+          return machine.leaseReply(engine, Number.isFinite(code) ? code : -1, io.now())
+        })()
       case K.Wait:
-        await io.sleep(step.delayMs)
-        return machine.timer(engine, io.now())
-      case K.Poll: {
-        let entry: Uint8Array | null
-        try {
-          ;[entry, leased] = await poll(engine, io, step.argv, step.budgetMs)
-        } catch (err) {
-          if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
-          return failed(err)
-        }
-        polled = entry
-        return give(Given.Polled, entry, entryKey)
-      }
+        return io.sleep(f[base + F.DelayMs] ?? 0).then(() => machine.timer(engine, io.now()))
+      case K.Poll:
+        return (async (): Promise<number> => {
+          let entry: Uint8Array | null
+          const budgetMs = f[base + F.BudgetMs] ?? 0
+          try {
+            ;[entry, leased] = await poll(engine, io, machine.argv(), budgetMs)
+          } catch (err) {
+            if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
+            return failed(err)
+          }
+          polled = entry
+          return give(Given.Polled, entry, entryKey)
+        })()
       default:
-        throw new Error(`read machine step ${String(step.kind)} unknown to this driver`)
+        throw new Error(`read machine step ${String(kind)} unknown to this driver`)
     }
   }
 }
 
-/** Ends a read: starts the renewal of a lease the answer holds, frees the machine. */
-function finish<E extends object, S extends ReadStep, T>(
+/** Starts the renewal of a lease the answer holds, in the background. */
+function startRenewal<E extends object>(
   engine: E,
-  machine: ReadMachine<E, S>,
+  machine: ReadMachine<E>,
   io: ReadIo,
-  result: ReadResult<T, S>,
-): ReadResult<T, S> {
-  try {
-    if (result.answer?.holdsLease === true) {
-      const renewal = machine.renewal(engine)
-      if (renewal !== undefined) void renew(engine, renewal, io)
-    }
-  } finally {
-    machine.free()
-  }
-  return result
+  answer: Answer,
+): void {
+  if (!answer.holdsLease) return
+  const renewal = machine.renewal(engine)
+  if (renewal !== undefined) void renew(engine, renewal, io)
 }
 
 /**

@@ -3,10 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { now } from './clock'
 import { consumerWillServerCache } from './consumer'
 import { describe, type Logger } from './log'
-import type { ReadIo } from './read-driver'
+import type { Answer, ReadIo } from './read-driver'
 import type { Runtime } from './runtime'
 import { runScript } from './transport'
-import { wasm, type ReadStep } from './wasm'
+import { wasm } from './wasm'
 import type { Consumer } from '../wasm/node/fleetcache_wasm'
 
 /** What `script` rejects with when no Redis is configured: the machine hears "no lease". */
@@ -67,10 +67,10 @@ export function readConsumer(): Consumer {
  * The answer's own lines: what it found (debug) and what was wrong (error). When a `GET` or a
  * poll failed (`readError`), the machine's line about it gets the error's own text.
  */
-export function logAnswer(log: Logger, answer: ReadStep, readError?: unknown): void {
+export function logAnswer(log: Logger, answer: Answer, readError?: unknown): void {
   const detail = readError === undefined ? '' : ` [${describe(readError)}]`
-  const error = answer.error
-  const line = answer.log
+  const error = answer.error()
+  const line = log.debugEnabled || error !== '' ? answer.log() : ''
   if (line !== '') log.debug(error === '' ? line + detail : line)
   if (error !== '') log.error(error + detail)
 }

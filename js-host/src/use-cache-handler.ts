@@ -8,7 +8,7 @@ import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
 import type { Durations } from './tags'
-import { wasm, type Interface } from './wasm'
+import { wasm, type Interface, type ReadMachine } from './wasm'
 
 /** Next 16's `'use cache'` entry (`next/dist/server/lib/cache-handlers/types`). */
 export interface CacheEntry {
@@ -43,6 +43,8 @@ export interface UseCacheHandlerOptions extends FleetcacheOptions {
  */
 const KEY_MEMO_ENTRIES = 4096
 const KEY_MEMO_MAX_LENGTH = 512
+/** Read machines kept for reuse per handler: about the reads in flight at once. */
+const MACHINE_POOL = 64
 
 class UseCacheHandler implements CacheHandler {
   /**
@@ -52,6 +54,8 @@ class UseCacheHandler implements CacheHandler {
    */
   private readonly pending = new Map<string, Promise<Buffer | null>>()
   private readonly keys = new Map<string, string>()
+  /** Read machines done with, for the next reads (`reuseUseCache`). */
+  private readonly machines: ReadMachine[] = []
   /** This handler's key space; built once, so the name is checked at construction. */
   private readonly iface: Interface
   /** What the read driver sends and awaits through (store, tier, Redis). */
@@ -85,16 +89,43 @@ class UseCacheHandler implements CacheHandler {
     try {
       // Before any await: Next calls this inside the consumer's work-unit store. Throws
       // ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line.
-      const machine = wasm.ReadMachine.useCache(
-        engine,
-        this.iface,
-        cacheKey,
-        softTags.join('\0'),
-        readConsumer(),
-        leaseToken(),
-        now(),
-      )
+      const soft = softTags.join('\0')
+      const pooled = this.machines.pop()
+      let machine: ReadMachine
+      if (pooled === undefined) {
+        machine = wasm.ReadMachine.useCache(
+          engine,
+          this.iface,
+          cacheKey,
+          soft,
+          readConsumer(),
+          leaseToken(),
+          now(),
+        )
+      } else {
+        try {
+          pooled.reuseUseCache(
+            engine,
+            this.iface,
+            cacheKey,
+            soft,
+            readConsumer(),
+            leaseToken(),
+            now(),
+          )
+        } catch (err) {
+          // Unchanged by the refusal: still good for the next read.
+          this.machines.push(pooled)
+          throw err
+        }
+        machine = pooled
+      }
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
+        // Machines are kept for later reads: no allocation and no finalizer per read.
+        release: () => {
+          if (this.machines.length < MACHINE_POOL) this.machines.push(machine)
+          else machine.free()
+        },
         ownWrite: () => this.pending.get(cacheKey) ?? null,
         // After the read is sent: the stream for a hit is built while the reply travels.
         sent: () => {
@@ -107,7 +138,7 @@ class UseCacheHandler implements CacheHandler {
       }
       try {
         logAnswer(log, answer, readError)
-        const served = bytes !== null && answer.served !== wasm.Served.Miss
+        const served = bytes !== null && answer.served !== (wasm.Served.Miss as number)
         if (!served) {
           early?.discard()
           return undefined
@@ -116,7 +147,7 @@ class UseCacheHandler implements CacheHandler {
         return {
           // A fresh stream for every get: Next consumes it.
           value: early === undefined ? bufferToStream(payload) : early.fill(payload),
-          tags: answer.tags,
+          tags: answer.tags(),
           stale: answer.stale,
           timestamp: answer.timestamp,
           expire: answer.expire,

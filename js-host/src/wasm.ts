@@ -3,8 +3,8 @@ import type * as Wasm from '../wasm/node/fleetcache_wasm'
 export type Engine = Wasm.Engine
 /** Which cache interface a key belongs to (`wasm.Interface.incremental()` / `.useCache(name)`). */
 export type Interface = Wasm.Interface
-/** One step of the core's read machine, with the answer's presentation (read-driver.ts). */
-export type ReadStep = Wasm.ReadStep
+/** The binding's read machine (stepped by read-driver.ts). */
+export type ReadMachine = Wasm.ReadMachine
 export type { EngineConfig } from './options'
 export { type Outcome } from '../wasm/node/fleetcache_wasm'
 

@@ -2,7 +2,8 @@
 // clock, no Redis and no wasm. What the driver itself guarantees: rule R1 (no bytes reach the
 // machine before the refresh it asked for), errors mapped to failures by their code, NeedMore,
 // tier actions, the answer's bytes by source, shared polls, the step bound, renewal, and that
-// every machine and step it was handed is freed.
+// every machine and renewal step it was handed is freed (a read machine's steps are its
+// fields area and string methods).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { createRequire } from 'node:module'
@@ -29,7 +30,42 @@ const binding = {
   Source: { None: 50, OwnWrite: 51, Tier: 52, Redis: 53, Poll: 54, Kept: 55 },
   Served: { Fresh: 60, Stale: 61, AsFresh: 62, Miss: 63 },
   RenewStepKind: { Wait: 70, Send: 71, Done: 72 },
+  // Slots in an order of their own too.
+  ReadField: Object.fromEntries(
+    [
+      'Tier',
+      'BudgetMs',
+      'Need',
+      'DelayMs',
+      'KeepUntil',
+      'OutageOnly',
+      'Source',
+      'Served',
+      'Regenerates',
+      'HoldsLease',
+      'PayloadOffset',
+      'Timestamp',
+      'Revalidate',
+      'Expire',
+      'Stale',
+      'LastModified',
+      'HasCacheControl',
+      'CacheRevalidate',
+      'CacheExpire',
+      'ValueKind',
+      'ValueFlags',
+      'Segments',
+      'HasLog',
+      'HasError',
+    ].map((name, i) => [name, i]),
+  ),
+  wasmMemory: () => memory,
 }
+/** The fake module memory the scripted machines write their fields areas into. */
+const memory = { buffer: new ArrayBuffer(1 << 16) }
+/** Slots per fake fields area; each machine gets the next area. */
+const AREA = 32
+let nextArea = 1
 const K = binding.ReadStepKind
 
 function deferred() {
@@ -45,8 +81,30 @@ function deferred() {
 /** Lets every promise already settled run its reactions (nothing here waits on a timer). */
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
+/** A read step with the binding's defaults for the fields that do not apply. */
+function readStep(fields) {
+  return {
+    log: '',
+    error: '',
+    argv: [],
+    tags: [],
+    parts: new Uint32Array(0),
+    budgetMs: 0,
+    need: 0,
+    delayMs: 0,
+    tier: binding.TierAction.None,
+    keepUntil: 0,
+    outageOnly: false,
+    source: binding.Source.None,
+    served: binding.Served.Miss,
+    holdsLease: false,
+    payloadOffset: 0,
+    ...fields,
+  }
+}
+
 let live = 0
-/** A step with the binding's defaults for the fields that do not apply. */
+/** A renewal step with the binding's defaults for the fields that do not apply. */
 function step(fields) {
   live++
   let freed = false
@@ -80,7 +138,9 @@ function step(fields) {
 function scripted(script, renewal) {
   const inputs = []
   let i = 0
-  const m = { inputs, freed: false, entryKey: 'k' }
+  const base = AREA * nextArea++
+  const m = { inputs, freed: false, entryKey: 'k', last: undefined }
+  m.fields = () => base * 8
   const input =
     (name) =>
     (_engine, ...args) => {
@@ -88,8 +148,25 @@ function scripted(script, renewal) {
       inputs.push([name, ...args])
       const f = script[i++]
       assert.ok(f !== undefined, `no step scripted after input ${name}`)
-      return step(f(...args))
+      const s = readStep(f(...args))
+      m.last = s
+      // As the binding: every slot of the area written by every step.
+      const v = new Float64Array(memory.buffer)
+      const F = binding.ReadField
+      const num = (x) => (typeof x === 'boolean' ? (x ? 1 : 0) : x)
+      for (const [name, slot] of Object.entries(F)) {
+        const field = name[0].toLowerCase() + name.slice(1)
+        v[base + slot] = num(s[field] ?? 0)
+      }
+      v[base + F.HasLog] = s.log === '' ? 0 : 1
+      v[base + F.HasError] = s.error === '' ? 0 : 1
+      return s.kind
     }
+  m.argv = () => m.last.argv
+  m.tags = () => m.last.tags
+  m.parts = () => m.last.parts
+  m.log = () => m.last.log
+  m.error = () => m.last.error
   for (const name of [
     'start',
     'refreshed',
@@ -179,7 +256,6 @@ test('R1: bytes reach the machine only once the refresh it asked for has finishe
   io.t = 1_500
   refresh.resolve()
   const r = await reading
-  assert.equal(r.answer.kind, K.Answer)
   assert.equal(r.bytes, io.redis.get('k'))
   const [, prefix, total, t] = m.inputs[2]
   assert.equal(prefix.byteLength, 10)

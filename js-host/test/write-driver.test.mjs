@@ -11,6 +11,26 @@ const { writeEntry, failureOf } = require('../dist/write-driver.js')
 const T0 = 1_800_000_000_000
 const iface = wasm.Interface.useCache('default')
 
+/** Makes `e` the holder of `key`'s lease under `token`: a read that misses and wins it. */
+function winLease(e, key, token) {
+  const m = wasm.ReadMachine.useCache(e, iface, key, '', wasm.Consumer.Serves, token, T0)
+  const K = wasm.ReadStepKind
+  try {
+    let kind = m.start(e, T0)
+    for (let i = 0; i < 16 && kind !== K.Answer; i++) {
+      if (kind === K.Refresh) kind = m.refreshed(e, T0)
+      else if (kind === K.OwnWrite) kind = m.ownWrite(e, undefined, T0)
+      else if (kind === K.PeekTier) kind = m.tier(e, undefined, 0, T0)
+      else if (kind === K.Get) kind = m.reply(e, undefined, 0, T0)
+      else if (kind === K.Acquire) kind = m.leaseReply(e, 1, T0)
+      else throw new Error(`unexpected read step ${kind}`)
+    }
+    assert.equal(kind, K.Answer)
+  } finally {
+    m.free()
+  }
+}
+
 function engine() {
   return new wasm.Engine({ prefix: 'fc', deployment: 'd1' })
 }
@@ -61,31 +81,6 @@ function useCache(e, { revalidate = 60, expire = 3600, tags = 'a', payload = 10 
 }
 
 const ops = (io) => io.calls.map((c) => c.op)
-
-/** This process wins the lease on `k` with `token`: a read of it that finds nothing. */
-function winLease(e, token) {
-  const m = wasm.ReadMachine.useCache(e, iface, 'k', '', wasm.Consumer.Serves, token, T0)
-  const K = wasm.ReadStepKind
-  try {
-    let step = m.start(e, T0)
-    for (let i = 0; i < 10; i++) {
-      const kind = step.kind
-      step.free()
-      if (kind === K.Acquire) {
-        m.leaseReply(e, 1, T0).free()
-        return
-      }
-      if (kind === K.Refresh) step = m.refreshed(e, T0)
-      else if (kind === K.OwnWrite) step = m.ownWrite(e, undefined, T0)
-      else if (kind === K.PeekTier) step = m.tier(e, undefined, 0, T0)
-      else if (kind === K.Get) step = m.reply(e, undefined, 0, T0)
-      else throw new Error(`read step ${String(kind)} before the lease request`)
-    }
-    throw new Error('no lease request')
-  } finally {
-    m.free()
-  }
-}
 
 describe('write driver, fake store and clock', () => {
   test('a cacheable entry: kept in the tier, then SET with header and payload', async () => {
@@ -158,13 +153,13 @@ describe('write driver, fake store and clock', () => {
 
   test('the lease holder writes with the release script; not cacheable, it releases', async () => {
     const e = engine()
-    winLease(e, 'tok')
+    winLease(e, 'k', 'tok')
     let io = fakeIo()
     await writeEntry(e, useCache(e), new Uint8Array(10), io)
     const store = io.calls.find((c) => c.op === 'store')
     assert.equal(store.argv[0], 'EVALSHA')
     assert.equal(store.argv.at(-1), 'tok')
-    winLease(e, 'tok2')
+    winLease(e, 'k', 'tok2')
     io = fakeIo()
     await writeEntry(e, useCache(e, { revalidate: 0 }), new Uint8Array(10), io)
     assert.deepEqual(ops(io), ['script'])
@@ -177,7 +172,7 @@ describe('write driver, fake store and clock', () => {
 
   test('an abandoned set releases a held lease; a failed release is a debug line', async () => {
     const e = engine()
-    winLease(e, 'tok')
+    winLease(e, 'k', 'tok')
     const io = fakeIo(() => fail('ERR_REDIS_TIMEOUT'))
     await writeEntry(e, wasm.WriteMachine.abandoned(e, iface, 'k', T0), [], io)
     assert.deepEqual(ops(io), ['script'])

@@ -380,11 +380,12 @@ export class WorkerCache {
       try {
         // The machine's error line, with the failed read's own text when there was one.
         const detail = readError === undefined ? '' : ` [${describe(readError)}]`
-        if (answer.error !== '') this.onError(answer.error + detail)
-        if (bytes === null || answer.served === Served.Miss) return undefined
+        const error = answer.error()
+        if (error !== '') this.onError(error + detail)
+        if (bytes === null || answer.served === (Served.Miss as number)) return undefined
         return {
           value: streamOf(bytes.subarray(answer.payloadOffset)),
-          tags: answer.tags,
+          tags: answer.tags(),
           stale: answer.stale,
           timestamp: answer.timestamp,
           expire: answer.expire,

@@ -141,9 +141,69 @@ pub enum RenewStepKind {
     Done = 2,
 }
 
-/// One step of a read: the fields that do not apply to its kind read as 0, NaN, `''` or
-/// empty.
+/// The slots of a read machine's fields area (`ReadMachine.fields`): the numbers of the step
+/// the machine answered last. Each step writes every slot; a slot that does not apply to the
+/// step's kind holds 0 or NaN (as the `ReadStep` accessor of the same name).
 #[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadField {
+    /// `Get`, `Acquire`, `Poll`: the command's budget (ms).
+    BudgetMs = 0,
+    /// `NeedMore`: bytes of prefix needed.
+    Need = 1,
+    /// `Wait`: the pause (ms).
+    DelayMs = 2,
+    /// What to do with the tier bytes given with the last call (`TierAction`).
+    Tier = 3,
+    /// `Keep`: until when (ms).
+    KeepUntil = 4,
+    /// `Keep`: 1 when served only while Redis cannot be reached.
+    OutageOnly = 5,
+    /// `Answer`: `Source`.
+    Source = 6,
+    /// `Answer`: `Served`.
+    Served = 7,
+    /// `Answer`: 1 when Next regenerates the key in this process.
+    Regenerates = 8,
+    /// `Answer`: 1 when this read won the lease (renew it with `renewal`).
+    HoldsLease = 9,
+    /// `Answer`: offset of the payload in the served bytes.
+    PayloadOffset = 10,
+    /// `'use cache'` answer: `timestamp` (ms).
+    Timestamp = 11,
+    /// `'use cache'` answer: `revalidate` (s).
+    Revalidate = 12,
+    /// `'use cache'` answer: `expire` (s).
+    Expire = 13,
+    /// `'use cache'` answer: `stale` (s).
+    Stale = 14,
+    /// Singular-handler answer: `lastModified` (ms).
+    LastModified = 15,
+    /// Singular-handler answer: 1 when a `cacheControl` is returned.
+    HasCacheControl = 16,
+    /// Singular-handler answer: `cacheControl.revalidate` (s); NaN means `false`.
+    CacheRevalidate = 17,
+    /// Singular-handler answer: `cacheControl.expire` (s); NaN means absent.
+    CacheExpire = 18,
+    /// Singular-handler answer: the value kind's code.
+    ValueKind = 19,
+    /// Singular-handler answer: the descriptor's flag bits.
+    ValueFlags = 20,
+    /// Singular-handler answer: number of `segmentData` parts.
+    Segments = 21,
+    /// `Answer`: 1 when `log()` has lines.
+    HasLog = 22,
+    /// `Answer`: 1 when `error()` has lines.
+    HasError = 23,
+}
+
+/// Number of slots in a read machine's fields area.
+const READ_FIELDS: usize = 24;
+
+/// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
+/// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
+/// it gets the kind, and reads the rest from the machine.
+#[derive(Clone, Debug)]
 pub struct ReadStep {
     inner: core::ReadStep,
 }
@@ -175,10 +235,8 @@ impl ReadStep {
     }
 }
 
-#[wasm_bindgen]
 impl ReadStep {
     /// What the host does next.
-    #[wasm_bindgen(getter)]
     pub fn kind(&self) -> ReadStepKind {
         match &self.inner.action {
             core::ReadAction::Refresh => ReadStepKind::Refresh,
@@ -195,7 +253,6 @@ impl ReadStep {
     }
 
     /// `Get`: the entry key to read.
-    #[wasm_bindgen(getter)]
     pub fn key(&self) -> String {
         match &self.inner.action {
             core::ReadAction::Get { key, .. } => key.clone(),
@@ -204,7 +261,6 @@ impl ReadStep {
     }
 
     /// `Acquire`, `Poll`: the `EVALSHA` argv to send.
-    #[wasm_bindgen(getter)]
     pub fn argv(&self) -> Vec<String> {
         match &self.inner.action {
             core::ReadAction::Acquire { call, .. } | core::ReadAction::Poll { call, .. } => {
@@ -215,7 +271,6 @@ impl ReadStep {
     }
 
     /// `Get`, `Acquire`, `Poll`: the command's budget (ms).
-    #[wasm_bindgen(getter, js_name = budgetMs)]
     pub fn budget_ms(&self) -> f64 {
         match &self.inner.action {
             core::ReadAction::Get { budget_ms, .. }
@@ -226,7 +281,6 @@ impl ReadStep {
     }
 
     /// `NeedMore`: bytes of prefix needed.
-    #[wasm_bindgen(getter)]
     pub fn need(&self) -> u32 {
         match &self.inner.action {
             core::ReadAction::NeedMore { need } => u32_of(*need),
@@ -235,7 +289,6 @@ impl ReadStep {
     }
 
     /// `Wait`: the pause (ms).
-    #[wasm_bindgen(getter, js_name = delayMs)]
     pub fn delay_ms(&self) -> f64 {
         match &self.inner.action {
             core::ReadAction::Wait { delay_ms } => *delay_ms,
@@ -244,7 +297,6 @@ impl ReadStep {
     }
 
     /// What to do with the tier bytes given with the last call.
-    #[wasm_bindgen(getter)]
     pub fn tier(&self) -> TierAction {
         match self.inner.tier {
             core::TierAction::None => TierAction::None,
@@ -254,7 +306,6 @@ impl ReadStep {
     }
 
     /// `Keep`: until when (ms).
-    #[wasm_bindgen(getter, js_name = keepUntil)]
     pub fn keep_until(&self) -> f64 {
         match self.inner.tier {
             core::TierAction::Keep { until, .. } => until.0,
@@ -263,7 +314,6 @@ impl ReadStep {
     }
 
     /// `Keep`: served only while Redis cannot be reached.
-    #[wasm_bindgen(getter, js_name = outageOnly)]
     pub fn outage_only(&self) -> bool {
         matches!(
             self.inner.tier,
@@ -275,7 +325,6 @@ impl ReadStep {
     }
 
     /// `Answer`: where the served bytes come from.
-    #[wasm_bindgen(getter)]
     pub fn source(&self) -> Source {
         match self.answer().map(|a| a.source) {
             Some(core::Source::OwnWrite) => Source::OwnWrite,
@@ -288,7 +337,6 @@ impl ReadStep {
     }
 
     /// `Answer`: what Next is told.
-    #[wasm_bindgen(getter)]
     pub fn served(&self) -> Served {
         match self.answer().map(|a| a.served) {
             Some(core::Served::Fresh) => Served::Fresh,
@@ -299,68 +347,57 @@ impl ReadStep {
     }
 
     /// `Answer`: Next regenerates the key in this process.
-    #[wasm_bindgen(getter)]
     pub fn regenerates(&self) -> bool {
         self.answer().is_some_and(|a| a.regenerates)
     }
 
     /// `Answer`: this read won the lease; renew it with `ReadMachine.renewal`.
-    #[wasm_bindgen(getter, js_name = holdsLease)]
     pub fn holds_lease(&self) -> bool {
         self.answer().is_some_and(|a| a.holds_lease)
     }
 
     /// `Answer`: offset of the payload in the served bytes.
-    #[wasm_bindgen(getter, js_name = payloadOffset)]
     pub fn payload_offset(&self) -> u32 {
         self.answer().map_or(0, |a| u32_of(a.payload_offset))
     }
 
     /// `'use cache'` answer: `timestamp` (ms).
-    #[wasm_bindgen(getter)]
     pub fn timestamp(&self) -> f64 {
         self.use_cache().map_or(0.0, |s| s.timestamp)
     }
 
     /// `'use cache'` answer: `revalidate` (s).
-    #[wasm_bindgen(getter)]
     pub fn revalidate(&self) -> f64 {
         self.use_cache().map_or(0.0, |s| s.revalidate)
     }
 
     /// `'use cache'` answer: `expire` (s).
-    #[wasm_bindgen(getter)]
     pub fn expire(&self) -> f64 {
         self.use_cache().map_or(0.0, |s| s.expire)
     }
 
     /// `'use cache'` answer: `stale` (s).
-    #[wasm_bindgen(getter)]
     pub fn stale(&self) -> f64 {
         self.use_cache().map_or(0.0, |s| s.stale)
     }
 
     /// `'use cache'` answer: the entry's tags.
-    #[wasm_bindgen(getter)]
     pub fn tags(&self) -> Vec<String> {
         self.use_cache().map_or_else(Vec::new, |s| s.tags.clone())
     }
 
     /// Singular-handler answer: `lastModified` (ms).
-    #[wasm_bindgen(getter, js_name = lastModified)]
     pub fn last_modified(&self) -> f64 {
         self.incremental().map_or(0.0, |s| s.last_modified)
     }
 
     /// Singular-handler answer: whether to return a `cacheControl`.
-    #[wasm_bindgen(getter, js_name = hasCacheControl)]
     pub fn has_cache_control(&self) -> bool {
         self.incremental()
             .is_some_and(|s| s.cache_control.is_some())
     }
 
     /// Singular-handler answer: `cacheControl.revalidate` (s); NaN means `false`.
-    #[wasm_bindgen(getter, js_name = cacheRevalidate)]
     pub fn cache_revalidate(&self) -> f64 {
         self.incremental()
             .and_then(|s| s.cache_control)
@@ -369,7 +406,6 @@ impl ReadStep {
     }
 
     /// Singular-handler answer: `cacheControl.expire` (s); NaN means absent.
-    #[wasm_bindgen(getter, js_name = cacheExpire)]
     pub fn cache_expire(&self) -> f64 {
         self.incremental()
             .and_then(|s| s.cache_control)
@@ -377,39 +413,34 @@ impl ReadStep {
             .unwrap_or(f64::NAN)
     }
 
-    /// Singular-handler answer: the value's kind.
-    #[wasm_bindgen(getter, js_name = valueKind)]
-    pub fn value_kind(&self) -> ValueKind {
-        ValueKind::from_wire(self.incremental().map_or(0, |s| s.value_kind))
+    /// Singular-handler answer: the value kind's code (0 null, 1 APP_PAGE, 2 PAGES,
+    /// 3 APP_ROUTE, 4 FETCH, 5 REDIRECT, 6 IMAGE).
+    pub fn value_kind(&self) -> u8 {
+        self.incremental().map_or(0, |s| s.value_kind)
     }
 
-    /// Singular-handler answer: the descriptor's flag bits (`ValueFlag`s; `Rsc`: `rscData`).
-    #[wasm_bindgen(getter, js_name = valueFlags)]
+    /// Singular-handler answer: the descriptor's flag bits (1: `rscData` present).
     pub fn value_flags(&self) -> u8 {
         self.incremental().map_or(0, |s| s.value_flags)
     }
 
     /// Singular-handler answer: number of `segmentData` parts.
-    #[wasm_bindgen(getter)]
     pub fn segments(&self) -> u16 {
         self.incremental().map_or(0, |s| s.segments)
     }
 
     /// Singular-handler answer: lengths of the parts after the payload offset, in order.
-    #[wasm_bindgen(getter)]
     pub fn parts(&self) -> Vec<u32> {
         self.incremental()
             .map_or_else(Vec::new, |s| s.parts.clone())
     }
 
     /// `Answer`: debug log lines (`\n`-separated), `''` when none.
-    #[wasm_bindgen(getter)]
     pub fn log(&self) -> String {
         self.answer().map_or_else(String::new, |a| a.log.clone())
     }
 
     /// `Answer`: error log lines (`\n`-separated), `''` when none.
-    #[wasm_bindgen(getter)]
     pub fn error(&self) -> String {
         self.answer().map_or_else(String::new, |a| a.error.clone())
     }
@@ -417,9 +448,58 @@ impl ReadStep {
 
 /// One read of one cache key, stepped by the host one call at a time (docs/internals.md,
 /// "Request machines").
+///
+/// Each input method answers only the next step's kind. The step's numbers are written into
+/// the machine's fields area (`fields`: a byte address in the module's `memory()`, slots
+/// `ReadField`), read by the host through one `Float64Array` view; its strings come from
+/// `argv`, `tags`, `parts`, `log` and `error`, called only when the step needs them. So a step
+/// costs one call into wasm and no object to allocate or free.
 #[wasm_bindgen]
 pub struct ReadMachine {
     inner: core::ReadMachine,
+    /// The step answered last: what `argv`, `tags`, `parts`, `log` and `error` read.
+    last: Option<ReadStep>,
+    /// The fields area; boxed so its address stays put while the machine lives.
+    fields: Box<[f64; READ_FIELDS]>,
+}
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+impl ReadStep {
+    fn write(&self, f: &mut [f64; READ_FIELDS]) {
+        f[ReadField::BudgetMs as usize] = self.budget_ms();
+        f[ReadField::Need as usize] = f64::from(self.need());
+        f[ReadField::DelayMs as usize] = self.delay_ms();
+        f[ReadField::Tier as usize] = f64::from(self.tier() as u8);
+        f[ReadField::KeepUntil as usize] = self.keep_until();
+        f[ReadField::OutageOnly as usize] = flag(self.outage_only());
+        f[ReadField::Source as usize] = f64::from(self.source() as u8);
+        f[ReadField::Served as usize] = f64::from(self.served() as u8);
+        f[ReadField::Regenerates as usize] = flag(self.regenerates());
+        f[ReadField::HoldsLease as usize] = flag(self.holds_lease());
+        f[ReadField::PayloadOffset as usize] = f64::from(self.payload_offset());
+        let uc = self.use_cache();
+        f[ReadField::Timestamp as usize] = uc.map_or(0.0, |s| s.timestamp);
+        f[ReadField::Revalidate as usize] = uc.map_or(0.0, |s| s.revalidate);
+        f[ReadField::Expire as usize] = uc.map_or(0.0, |s| s.expire);
+        f[ReadField::Stale as usize] = uc.map_or(0.0, |s| s.stale);
+        f[ReadField::LastModified as usize] = self.last_modified();
+        f[ReadField::HasCacheControl as usize] = flag(self.has_cache_control());
+        f[ReadField::CacheRevalidate as usize] = self.cache_revalidate();
+        f[ReadField::CacheExpire as usize] = self.cache_expire();
+        f[ReadField::ValueKind as usize] = f64::from(self.value_kind());
+        f[ReadField::ValueFlags as usize] = f64::from(self.value_flags());
+        f[ReadField::Segments as usize] = f64::from(self.segments());
+        let a = self.answer();
+        f[ReadField::HasLog as usize] = flag(a.is_some_and(|a| !a.log.is_empty()));
+        f[ReadField::HasError as usize] = flag(a.is_some_and(|a| !a.error.is_empty()));
+    }
 }
 
 fn total(prefix: &Option<Vec<u8>>, total_len: f64) -> usize {
@@ -445,12 +525,29 @@ impl ReadMachine {
         engine: &mut Engine,
         input: core::ReadInput<'_>,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
-        engine
+    ) -> Result<ReadStepKind, JsValue> {
+        let step = engine
             .inner
             .read_step(&mut self.inner, input, Millis(now))
             .map(|inner| ReadStep { inner })
-            .map_err(|e| js_error(&e))
+            .map_err(|e| js_error(&e))?;
+        step.write(&mut self.fields);
+        let kind = step.kind();
+        self.last = Some(step);
+        Ok(kind)
+    }
+
+    fn wrap(inner: core::ReadMachine) -> ReadMachine {
+        ReadMachine {
+            inner,
+            last: None,
+            fields: Box::new([0.0; READ_FIELDS]),
+        }
+    }
+
+    /// The step answered last, if any (for Rust callers; JS reads the fields area).
+    pub fn last_step(&self) -> Option<&ReadStep> {
+        self.last.as_ref()
     }
 }
 
@@ -472,16 +569,14 @@ impl ReadMachine {
     ) -> Result<ReadMachine, JsValue> {
         let key = utf8_key(cache_key)?;
         let soft = split(soft_tags).into_iter().map(str::to_owned).collect();
-        Ok(ReadMachine {
-            inner: engine.inner.read_use_cache(
-                &iface.get(),
-                &key,
-                soft,
-                consumer.into(),
-                token,
-                Millis(now),
-            ),
-        })
+        Ok(ReadMachine::wrap(engine.inner.read_use_cache(
+            &iface.get(),
+            &key,
+            soft,
+            consumer.into(),
+            token,
+            Millis(now),
+        )))
     }
 
     /// A singular-handler read of `cacheKey` begun at `now`. A FETCH read (`isFetch`) is
@@ -502,33 +597,92 @@ impl ReadMachine {
     ) -> Result<ReadMachine, JsValue> {
         let key = utf8_key(cache_key)?;
         let soft = split(soft_tags).into_iter().map(str::to_owned).collect();
-        Ok(ReadMachine {
-            inner: engine.inner.read_incremental(
-                &key,
-                is_fetch,
-                soft,
-                request_revalidate,
-                consumer.into(),
-                on_demand,
-                token,
-                Millis(now),
-            ),
-        })
+        Ok(ReadMachine::wrap(engine.inner.read_incremental(
+            &key,
+            is_fetch,
+            soft,
+            request_revalidate,
+            consumer.into(),
+            on_demand,
+            token,
+            Millis(now),
+        )))
     }
 
-    /// The entry's Redis key.
+    /// Makes this machine a new `'use cache'` read, as `useCache` with the same arguments
+    /// would, keeping its JS object and fields area: a host that pools machines allocates and
+    /// registers none per read. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
+    #[wasm_bindgen(js_name = reuseUseCache)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn reuse_use_cache(
+        &mut self,
+        engine: &Engine,
+        iface: &Iface,
+        #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
+        soft_tags: &str,
+        consumer: Consumer,
+        token: String,
+        now: f64,
+    ) -> Result<(), JsValue> {
+        let key = utf8_key(cache_key)?;
+        let soft = split(soft_tags).into_iter().map(str::to_owned).collect();
+        self.inner = engine.inner.read_use_cache(
+            &iface.get(),
+            &key,
+            soft,
+            consumer.into(),
+            token,
+            Millis(now),
+        );
+        self.last = None;
+        Ok(())
+    }
+
+    /// The entry's Redis key: the key `Get` reads and the tier's key.
     #[wasm_bindgen(getter, js_name = entryKey)]
     pub fn entry_key(&self) -> String {
         self.inner.entry_key().to_owned()
     }
 
+    /// The byte address of this machine's fields area in `memory()`: `ReadField` slots of
+    /// f64, rewritten by every step, valid while the machine lives.
+    pub fn fields(&self) -> u32 {
+        // wasm32 addresses fit in u32.
+        self.fields.as_ptr() as usize as u32
+    }
+
+    /// `Acquire`, `Poll`: the `EVALSHA` argv to send (empty for another step).
+    pub fn argv(&self) -> Vec<String> {
+        self.last.as_ref().map_or_else(Vec::new, ReadStep::argv)
+    }
+
+    /// `'use cache'` answer: the entry's tags.
+    pub fn tags(&self) -> Vec<String> {
+        self.last.as_ref().map_or_else(Vec::new, ReadStep::tags)
+    }
+
+    /// Singular-handler answer: lengths of the parts after the payload offset, in order.
+    pub fn parts(&self) -> Vec<u32> {
+        self.last.as_ref().map_or_else(Vec::new, ReadStep::parts)
+    }
+
+    /// `Answer`: debug log lines (`\n`-separated), `''` when none.
+    pub fn log(&self) -> String {
+        self.last.as_ref().map_or_else(String::new, ReadStep::log)
+    }
+
+    /// `Answer`: error log lines (`\n`-separated), `''` when none.
+    pub fn error(&self) -> String {
+        self.last.as_ref().map_or_else(String::new, ReadStep::error)
+    }
+
     /// Begins the read.
-    pub fn start(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStep, JsValue> {
+    pub fn start(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStepKind, JsValue> {
         self.step(engine, core::ReadInput::Start, now)
     }
 
     /// The refresh asked for by `Refresh` is under way.
-    pub fn refreshed(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStep, JsValue> {
+    pub fn refreshed(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStepKind, JsValue> {
         self.step(engine, core::ReadInput::Refreshed, now)
     }
 
@@ -539,7 +693,7 @@ impl ReadMachine {
         engine: &mut Engine,
         value: Option<Vec<u8>>,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
+    ) -> Result<ReadStepKind, JsValue> {
         let len = value.as_ref().map_or(0, Vec::len);
         self.step(engine, core::ReadInput::OwnWrite(bytes(&value, len)), now)
     }
@@ -551,7 +705,7 @@ impl ReadMachine {
         prefix: Option<Vec<u8>>,
         total_len: f64,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
+    ) -> Result<ReadStepKind, JsValue> {
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Tier(bytes(&prefix, len)), now)
     }
@@ -563,7 +717,7 @@ impl ReadMachine {
         prefix: Option<Vec<u8>>,
         total_len: f64,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
+    ) -> Result<ReadStepKind, JsValue> {
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Fallback(bytes(&prefix, len)), now)
     }
@@ -575,7 +729,7 @@ impl ReadMachine {
         prefix: Option<Vec<u8>>,
         total_len: f64,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
+    ) -> Result<ReadStepKind, JsValue> {
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Reply(bytes(&prefix, len)), now)
     }
@@ -588,7 +742,7 @@ impl ReadMachine {
         total_len: f64,
         leased: bool,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
+    ) -> Result<ReadStepKind, JsValue> {
         let len = total(&prefix, total_len);
         let input = core::ReadInput::Polled {
             entry: bytes(&prefix, len),
@@ -604,7 +758,7 @@ impl ReadMachine {
         engine: &mut Engine,
         code: f64,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
+    ) -> Result<ReadStepKind, JsValue> {
         let code = if code.is_finite() { code as i64 } else { -1 };
         self.step(engine, core::ReadInput::LeaseReply(code), now)
     }
@@ -615,18 +769,18 @@ impl ReadMachine {
         engine: &mut Engine,
         failure: Failure,
         now: f64,
-    ) -> Result<ReadStep, JsValue> {
+    ) -> Result<ReadStepKind, JsValue> {
         self.step(engine, core::ReadInput::Failed(failure.into()), now)
     }
 
     /// The pause asked for by `Wait` is over.
-    pub fn timer(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStep, JsValue> {
+    pub fn timer(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStepKind, JsValue> {
         self.step(engine, core::ReadInput::Timer, now)
     }
 
     /// The value the answer served could not be decoded into Next's shape: the read goes on
     /// as for an unreadable entry.
-    pub fn undecodable(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStep, JsValue> {
+    pub fn undecodable(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStepKind, JsValue> {
         self.step(engine, core::ReadInput::Undecodable, now)
     }
 
@@ -743,4 +897,11 @@ impl RenewMachine {
     ) -> Result<RenewStep, JsValue> {
         self.step(engine, core::RenewInput::Failed(failure.into()), now)
     }
+}
+
+/// The module's linear memory (a `WebAssembly.Memory`), where the machines' fields areas
+/// live: the host views it once, and again only after it grew (its `buffer` changed).
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
 }

@@ -61,10 +61,10 @@ fn answer_incremental(e: &mut Engine, key: &str, value: Option<&[u8]>, now: f64)
         now,
     )
     .unwrap();
-    let mut s = m.start(e, now).unwrap();
+    let mut kind = m.start(e, now).unwrap();
     for _ in 0..16 {
-        s = match s.kind() {
-            ReadStepKind::Answer => return s,
+        kind = match kind {
+            ReadStepKind::Answer => return m.last_step().unwrap().clone(),
             ReadStepKind::Refresh => m.refreshed(e, now).unwrap(),
             ReadStepKind::OwnWrite => m.own_write(e, None, now).unwrap(),
             ReadStepKind::PeekTier => m.tier(e, None, 0.0, now).unwrap(),

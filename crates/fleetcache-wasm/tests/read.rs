@@ -1,5 +1,5 @@
 //! The read and renew machines through the binding, in a real wasm runtime (headless Node):
-//! one step object per call, enums instead of codes, errors with a `code`.
+//! each input answers the step kind, the step read from the machine, enums instead of codes, errors with a `code`.
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{
@@ -50,22 +50,23 @@ fn a_hit_is_answered_with_its_presentation_in_one_object() {
     let mut e = engine();
     let v = stored(&mut e, "k", 60.0);
     let mut m = read(&e, "k", Consumer::Serves);
-    assert_eq!(m.start(&mut e, NOW).unwrap().kind(), ReadStepKind::OwnWrite);
+    assert_eq!(m.start(&mut e, NOW).unwrap(), ReadStepKind::OwnWrite);
     assert_eq!(
-        m.own_write(&mut e, None, NOW).unwrap().kind(),
+        m.own_write(&mut e, None, NOW).unwrap(),
         ReadStepKind::PeekTier
     );
-    let s = m.tier(&mut e, None, 0.0, NOW).unwrap();
+    m.tier(&mut e, None, 0.0, NOW).unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Get);
     assert_eq!(s.key(), m.entry_key());
     assert!(s.budget_ms() > 0.0);
-    let s = m
-        .reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, NOW)
         .unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::NeedMore);
-    let s = m
-        .reply(&mut e, Some(v.clone()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, NOW)
         .unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Answer);
     assert_eq!((s.source(), s.served()), (Source::Redis, Served::Fresh));
     assert_eq!(s.tier(), TierAction::Keep);
@@ -89,11 +90,13 @@ fn a_miss_wins_the_lease_and_renews_it() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    let s = m.reply(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, NOW).unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Acquire);
     assert_eq!(s.argv()[0], "EVALSHA");
     assert!(s.argv().iter().any(|a| a == TOKEN));
-    let s = m.lease_reply(&mut e, 1.0, NOW).unwrap();
+    m.lease_reply(&mut e, 1.0, NOW).unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!((s.kind(), s.served()), (ReadStepKind::Answer, Served::Miss));
     assert!(s.holds_lease() && s.regenerates());
     assert!(s.log().contains("regenerating here"));
@@ -117,15 +120,17 @@ fn a_follower_waits_then_polls() {
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
     m.reply(&mut e, None, 0.0, NOW).unwrap();
-    let s = m.lease_reply(&mut e, 0.0, NOW).unwrap();
+    m.lease_reply(&mut e, 0.0, NOW).unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Wait);
     assert!(s.delay_ms() > 0.0);
-    let s = m.timer(&mut e, NOW + s.delay_ms()).unwrap();
+    m.timer(&mut e, NOW + s.delay_ms()).unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Poll);
     let v = stored(&mut e, "k", 60.0);
-    let s = m
-        .polled(&mut e, Some(v.clone()), v.len() as f64, false, NOW + 20.0)
+    m.polled(&mut e, Some(v.clone()), v.len() as f64, false, NOW + 20.0)
         .unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!((s.source(), s.served()), (Source::Poll, Served::Fresh));
 }
 
@@ -145,15 +150,14 @@ fn a_failed_singular_read_is_a_miss_with_an_error_line() {
         NOW,
     )
     .unwrap();
-    assert_eq!(m.start(&mut e, NOW).unwrap().kind(), ReadStepKind::Refresh);
-    assert_eq!(
-        m.refreshed(&mut e, NOW).unwrap().kind(),
-        ReadStepKind::PeekTier
-    );
+    assert_eq!(m.start(&mut e, NOW).unwrap(), ReadStepKind::Refresh);
+    assert_eq!(m.refreshed(&mut e, NOW).unwrap(), ReadStepKind::PeekTier);
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    let s = m.failed(&mut e, Failure::NoConnection, NOW).unwrap();
+    m.failed(&mut e, Failure::NoConnection, NOW).unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::PeekFallback);
-    let s = m.fallback(&mut e, None, 0.0, NOW).unwrap();
+    m.fallback(&mut e, None, 0.0, NOW).unwrap();
+    let s = m.last_step().unwrap().clone();
     assert_eq!(
         (s.kind(), s.served(), s.source()),
         (ReadStepKind::Answer, Served::Miss, Source::None)
