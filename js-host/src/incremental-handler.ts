@@ -14,7 +14,15 @@ import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
 import { describeIncrementalValue } from './incremental-envelope'
 import { decodeValue, type IncrementalValue } from './value-codec'
+import type * as Wasm from '../wasm/node/fleetcache_wasm'
 import { wasm } from './wasm'
+
+/** Every `ValueKind` the binding knows, by its number, to read one back from the fields area. */
+const KINDS = new Map<number, Wasm.ValueKind>(
+  Object.values(wasm.ValueKind)
+    .filter((v): v is Wasm.ValueKind => typeof v === 'number')
+    .map((v) => [v, v]),
+)
 
 export type { IncrementalValue } from './value-codec'
 
@@ -169,7 +177,10 @@ class IncrementalCore {
     }
     let decoded: IncrementalValue | null
     try {
-      decoded = decodeValue(answer.valueKind, answer.valueFlags, answer.segments, parts)
+      // The fields area carries the kind as a number; the binding wrote a `ValueKind` there.
+      const kind = KINDS.get(answer.valueKind)
+      if (kind === undefined) throw new Error(`value kind ${String(answer.valueKind)} unknown`)
+      decoded = decodeValue(kind, answer.valueFlags, answer.segments, parts)
     } catch (err) {
       this.rt.log.error(`unreadable value of ${cacheKey} (${describe(err)}): treated as a miss`)
       return undefined

@@ -157,23 +157,6 @@ pub enum ValueKind {
     Image = 6,
 }
 
-impl ValueKind {
-    /// The kind of a descriptor's wire code; `Null` for a code this release does not know
-    /// (the core refuses such a descriptor before any answer carries it).
-    pub(crate) fn from_wire(code: u8) -> ValueKind {
-        use fleetcache_core::incremental::ValueKind as Core;
-        match Core::from_u8(code) {
-            Some(Core::AppPage) => ValueKind::AppPage,
-            Some(Core::Pages) => ValueKind::Pages,
-            Some(Core::AppRoute) => ValueKind::AppRoute,
-            Some(Core::Fetch) => ValueKind::Fetch,
-            Some(Core::Redirect) => ValueKind::Redirect,
-            Some(Core::Image) => ValueKind::Image,
-            Some(Core::Null) | None => ValueKind::Null,
-        }
-    }
-}
-
 /// The value descriptor's flag bits; a descriptor's `flags` is their bitwise or.
 #[wasm_bindgen]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,6 @@ use fleetcache_core::Millis;
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::codes::ValueKind;
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
 use crate::list::split;
