@@ -515,7 +515,7 @@ fn incremental_value_round_trips_layout_and_cache_control() {
     assert_eq!(s.cache_revalidate(), 60.0);
     assert_eq!(s.cache_expire(), 3600.0);
     assert!(s.has_cache_control());
-    assert_eq!(s.value_kind(), ValueKind::AppPage);
+    assert_eq!(s.value_kind(), ValueKind::AppPage as u8);
     assert_eq!(s.value_flags() & ValueFlag::Rsc as u8, ValueFlag::Rsc as u8);
     assert_eq!(s.segments(), 2);
     assert_eq!(s.parts(), parts.to_vec());
