@@ -214,14 +214,24 @@ impl Namespace {
             Interface::UseCache(_) => self.use_cache_segment(),
             Interface::Incremental => &self.deployment,
         };
-        format!(
-            "{}:{}:{}:{{{}}}:{}",
-            self.prefix,
+        // Built by hand, not with `format!`: this runs on every read.
+        let iface_segment = iface.segment();
+        let parts = [
+            &*self.prefix,
+            ":",
             segment,
-            iface.segment(),
+            ":",
+            &iface_segment,
+            ":{",
             hash,
-            suffix
-        )
+            "}:",
+            suffix,
+        ];
+        let mut key = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
+            key.push_str(part);
+        }
+        key
     }
 
     /// The entry key of a cache key whose [`Namespace::hash_tag`] is `hash`.
@@ -232,10 +242,19 @@ impl Namespace {
     /// The entry key and the lease key of `cache_key`, whose [`Namespace::hash_tag`] is
     /// `hash` (as [`KeyHashes::hash_tag`] gives it): the digest is computed once for both.
     pub fn slot_keys(&self, iface: &Interface<'_>, hash: &str) -> (String, String) {
-        (
-            self.slot_key_hashed(iface, hash, "e"),
-            self.slot_key_hashed(iface, hash, "l"),
-        )
+        let entry = self.slot_key_hashed(iface, hash, "e");
+        let lease = Namespace::lease_key_of_entry(&entry);
+        (entry, lease)
+    }
+
+    /// The lease key beside an entry key built here: the same slot, suffix `l` for `e`. A read
+    /// that never requests the lease (every hit) never builds it.
+    pub fn lease_key_of_entry(entry_key: &str) -> String {
+        let slot = entry_key.strip_suffix('e').unwrap_or(entry_key);
+        let mut key = String::with_capacity(slot.len() + 1);
+        key.push_str(slot);
+        key.push('l');
+        key
     }
 
     /// `<prefix>:<deployment>:<interface>:{<hash>}:e`
