@@ -91,10 +91,24 @@ impl<'a> Interface<'a> {
     /// `[a-z-]{1,32}` becomes `uc-_<16 hex digits of its SHA-256>`; `_` never occurs in a
     /// valid name, so the hashed form cannot collide with a real one.
     pub fn segment(&self) -> String {
+        let mut segment = String::new();
+        self.push_segment(&mut segment);
+        segment
+    }
+
+    /// Appends [`Interface::segment`] to `out` (no allocation of its own: keys are built on
+    /// every read).
+    fn push_segment(&self, out: &mut String) {
         match self {
-            Interface::Incremental => "inc".to_owned(),
-            Interface::UseCache(name) if is_valid_handler_name(name) => format!("uc-{name}"),
-            Interface::UseCache(name) => format!("uc-_{}", sha256_hex(name.as_bytes(), 16)),
+            Interface::Incremental => out.push_str("inc"),
+            Interface::UseCache(name) if is_valid_handler_name(name) => {
+                out.push_str("uc-");
+                out.push_str(name);
+            }
+            Interface::UseCache(name) => {
+                out.push_str("uc-_");
+                out.push_str(&sha256_hex(name.as_bytes(), 16));
+            }
         }
     }
 
@@ -215,20 +229,14 @@ impl Namespace {
             Interface::Incremental => &self.deployment,
         };
         // Built by hand, not with `format!`: this runs on every read.
-        let iface_segment = iface.segment();
-        let parts = [
-            &*self.prefix,
-            ":",
-            segment,
-            ":",
-            &iface_segment,
-            ":{",
-            hash,
-            "}:",
-            suffix,
-        ];
-        let mut key = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        for part in parts {
+        let mut key = String::with_capacity(
+            self.prefix.len() + segment.len() + hash.len() + suffix.len() + 48,
+        );
+        for part in [&*self.prefix, ":", segment, ":"] {
+            key.push_str(part);
+        }
+        iface.push_segment(&mut key);
+        for part in [":{", hash, "}:", suffix] {
             key.push_str(part);
         }
         key
