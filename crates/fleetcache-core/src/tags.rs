@@ -723,14 +723,15 @@ impl TagMirror {
                 skipped,
             });
         }
-        let mut received: HashMap<Cow<'_, str>, TagRecord> =
-            HashMap::with_capacity(reply.pairs.len());
+        // Owned keys: a map type the mirror already has costs no second copy of the hash
+        // table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
+        let mut received: HashMap<String, TagRecord> = HashMap::with_capacity(reply.pairs.len());
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 // Releases before canonical tags stored them as Next gave them.
                 (Ok(tag), Ok(record)) => received
-                    .entry(canonical_tag(tag))
+                    .entry(canonical_tag(tag).into_owned())
                     .or_default()
                     .merge(&record),
                 _ => skipped += 1,
