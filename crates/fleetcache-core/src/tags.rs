@@ -526,7 +526,9 @@ pub struct TagMirror {
     catching_up: bool,
     /// The last revalidation this process issued: its tags, what it asked for and when. Only
     /// a repeat of exactly it is taken for the same event ([`TagMirror::holds_revalidation`]).
-    last_local: Option<(HashSet<String>, Revalidation, Millis)>,
+    /// Sorted, for a binary search: a hash set of `String` would be one more copy of the
+    /// hash table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
+    last_local: Option<(Vec<String>, Revalidation, Millis)>,
 }
 
 impl TagMirror {
@@ -547,7 +549,12 @@ impl TagMirror {
             || now.0 - at.0 > SAME_REVALIDATION_WINDOW_MS
             || !tags
                 .iter()
-                .all(|tag| last_tags.contains(canonical_tag(tag).as_ref()))
+                .all(|tag| {
+                    let tag = canonical_tag(tag);
+                    last_tags
+                        .binary_search_by(|t| t.as_str().cmp(tag.as_ref()))
+                        .is_ok()
+                })
         {
             return false;
         }
@@ -641,7 +648,9 @@ impl TagMirror {
 
     /// Applies a revalidation issued by this process, at once (read-your-own-writes).
     pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
-        self.last_local = Some((tags.iter().map(|t| (*t).to_owned()).collect(), *rev, now));
+        let mut last: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
+        last.sort_unstable();
+        self.last_local = Some((last, *rev, now));
         for tag in tags {
             self.tags
                 .entry((*tag).to_owned())
