@@ -6,7 +6,7 @@
 //! implement the same rules on the Redis side; `tests/lua_scripts.rs` checks they agree.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::ProtocolError;
 use crate::netstring;
@@ -130,9 +130,15 @@ pub fn admit_tags<'a>(tags: &[&'a str]) -> AdmittedTags<'a> {
             canonical.push(c);
         }
     }
+    // Owned keys in a map type the core already has (the LRU index's): a set of `&str`
+    // would be one more copy of the hash table code in the wasm module
+    // (docs/decisions/0028-wasm-size-budget.md).
     let first: Vec<bool> = {
-        let mut seen = HashSet::with_capacity(canonical.len());
-        canonical.iter().map(|t| seen.insert(t.as_ref())).collect()
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(canonical.len());
+        canonical
+            .iter()
+            .map(|t| seen.insert(t.as_ref().to_owned(), 0).is_none())
+            .collect()
     };
     let tags = canonical
         .into_iter()
