@@ -553,14 +553,12 @@ impl TagMirror {
         };
         if last_rev != rev
             || now.0 - at.0 > SAME_REVALIDATION_WINDOW_MS
-            || !tags
-                .iter()
-                .all(|tag| {
-                    let tag = canonical_tag(tag);
-                    last_tags
-                        .binary_search_by(|t| t.as_str().cmp(tag.as_ref()))
-                        .is_ok()
-                })
+            || !tags.iter().all(|tag| {
+                let tag = canonical_tag(tag);
+                last_tags
+                    .binary_search_by(|t| t.as_str().cmp(tag.as_ref()))
+                    .is_ok()
+            })
         {
             return false;
         }
