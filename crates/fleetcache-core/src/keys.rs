@@ -294,7 +294,16 @@ impl Namespace {
 /// and the whole memo is cleared when it is full.
 #[derive(Clone, Debug, Default)]
 pub struct KeyHashes {
-    memo: RefCell<HashMap<String, String>>,
+    memo: RefCell<Memo>,
+}
+
+/// Each key's position in `hashes`: a `HashMap<String, usize>` is a map type the core has
+/// already, where a `HashMap<String, String>` would be one more copy of the hash table code
+/// in the wasm module (docs/decisions/0028-wasm-size-budget.md).
+#[derive(Clone, Debug, Default)]
+struct Memo {
+    index: HashMap<String, usize>,
+    hashes: Vec<String>,
 }
 
 impl KeyHashes {
@@ -308,26 +317,32 @@ impl KeyHashes {
         if cache_key.len() > KeyHashes::MAX_KEY_BYTES {
             return Namespace::hash_tag(cache_key);
         }
-        if let Some(hash) = self.memo.borrow().get(cache_key) {
-            return hash.clone();
+        {
+            let memo = self.memo.borrow();
+            if let Some(hash) = memo.index.get(cache_key).and_then(|&i| memo.hashes.get(i)) {
+                return hash.clone();
+            }
         }
         let hash = Namespace::hash_tag(cache_key);
         let mut memo = self.memo.borrow_mut();
-        if memo.len() >= KeyHashes::ENTRIES {
-            memo.clear();
+        if memo.index.len() >= KeyHashes::ENTRIES {
+            memo.index.clear();
+            memo.hashes.clear();
         }
-        memo.insert(cache_key.to_owned(), hash.clone());
+        let i = memo.hashes.len();
+        memo.hashes.push(hash.clone());
+        memo.index.insert(cache_key.to_owned(), i);
         hash
     }
 
     /// Keys remembered now.
     pub fn len(&self) -> usize {
-        self.memo.borrow().len()
+        self.memo.borrow().index.len()
     }
 
     /// True when no key is remembered.
     pub fn is_empty(&self) -> bool {
-        self.memo.borrow().is_empty()
+        self.memo.borrow().index.is_empty()
     }
 }
 

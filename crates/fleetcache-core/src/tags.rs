@@ -6,7 +6,7 @@
 //! implement the same rules on the Redis side; `tests/lua_scripts.rs` checks they agree.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::ProtocolError;
 use crate::netstring;
@@ -130,9 +130,15 @@ pub fn admit_tags<'a>(tags: &[&'a str]) -> AdmittedTags<'a> {
             canonical.push(c);
         }
     }
+    // Owned keys in a map type the core already has (the LRU index's): a set of `&str`
+    // would be one more copy of the hash table code in the wasm module
+    // (docs/decisions/0028-wasm-size-budget.md).
     let first: Vec<bool> = {
-        let mut seen = HashSet::with_capacity(canonical.len());
-        canonical.iter().map(|t| seen.insert(t.as_ref())).collect()
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(canonical.len());
+        canonical
+            .iter()
+            .map(|t| seen.insert(t.as_ref().to_owned(), 0).is_none())
+            .collect()
     };
     let tags = canonical
         .into_iter()
@@ -526,7 +532,9 @@ pub struct TagMirror {
     catching_up: bool,
     /// The last revalidation this process issued: its tags, what it asked for and when. Only
     /// a repeat of exactly it is taken for the same event ([`TagMirror::holds_revalidation`]).
-    last_local: Option<(HashSet<String>, Revalidation, Millis)>,
+    /// Sorted, for a binary search: a hash set of `String` would be one more copy of the
+    /// hash table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
+    last_local: Option<(Vec<String>, Revalidation, Millis)>,
 }
 
 impl TagMirror {
@@ -545,9 +553,12 @@ impl TagMirror {
         };
         if last_rev != rev
             || now.0 - at.0 > SAME_REVALIDATION_WINDOW_MS
-            || !tags
-                .iter()
-                .all(|tag| last_tags.contains(canonical_tag(tag).as_ref()))
+            || !tags.iter().all(|tag| {
+                let tag = canonical_tag(tag);
+                last_tags
+                    .binary_search_by(|t| t.as_str().cmp(tag.as_ref()))
+                    .is_ok()
+            })
         {
             return false;
         }
@@ -641,7 +652,9 @@ impl TagMirror {
 
     /// Applies a revalidation issued by this process, at once (read-your-own-writes).
     pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
-        self.last_local = Some((tags.iter().map(|t| (*t).to_owned()).collect(), *rev, now));
+        let mut last: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
+        last.sort_unstable();
+        self.last_local = Some((last, *rev, now));
         for tag in tags {
             self.tags
                 .entry((*tag).to_owned())
@@ -723,14 +736,15 @@ impl TagMirror {
                 skipped,
             });
         }
-        let mut received: HashMap<Cow<'_, str>, TagRecord> =
-            HashMap::with_capacity(reply.pairs.len());
+        // Owned keys: a map type the mirror already has costs no second copy of the hash
+        // table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
+        let mut received: HashMap<String, TagRecord> = HashMap::with_capacity(reply.pairs.len());
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 // Releases before canonical tags stored them as Next gave them.
                 (Ok(tag), Ok(record)) => received
-                    .entry(canonical_tag(tag))
+                    .entry(canonical_tag(tag).into_owned())
                     .or_default()
                     .merge(&record),
                 _ => skipped += 1,
