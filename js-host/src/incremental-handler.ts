@@ -107,12 +107,16 @@ class IncrementalCore {
     let key = this.keys.get(cacheKey)
     if (key === undefined) {
       key = this.rt.engine.entryKey(IFACE, cacheKey)
-      if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
-        if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
-        this.keys.set(cacheKey, key)
-      }
+      this.memoKey(cacheKey, key)
     }
     return key
+  }
+
+  private memoKey(cacheKey: string, key: string): void {
+    if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
+      if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
+      this.keys.set(cacheKey, key)
+    }
   }
 
   async get(
@@ -139,7 +143,13 @@ class IncrementalCore {
         leaseToken(),
         now(),
       )
+      let entryKey = this.keys.get(cacheKey)
+      if (entryKey === undefined) {
+        entryKey = machine.entryKey
+        this.memoKey(cacheKey, entryKey)
+      }
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
+        entryKey,
         decode: (a, bytes) => this.decode(cacheKey, a, bytes),
       })
       if (answer === undefined) return null

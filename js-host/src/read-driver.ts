@@ -222,6 +222,11 @@ export interface ReadHooks<T> {
    * that pools machines takes it back for its next read. A machine that threw is freed.
    */
   release?: (() => void) | undefined
+  /**
+   * The machine's `entryKey` as the host memoised it for this cache key (a pure function of
+   * the interface and the key): saves reading the string back out of wasm on every read.
+   */
+  entryKey?: string | undefined
 }
 
 /**
@@ -450,7 +455,7 @@ export async function readEntry<E extends object, T = never>(
   let kept = null as Uint8Array | null
   let redis = null as Uint8Array | null
   let polled = null as Uint8Array | null
-  const entryKey = machine.entryKey
+  const entryKey = hooks.entryKey ?? machine.entryKey
   const release =
     hooks.release ??
     ((): void => {

@@ -75,12 +75,16 @@ class UseCacheHandler implements CacheHandler {
       // Throws ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line
       // (get), not stored (set), never another key's value.
       key = this.rt.engine.entryKey(this.iface, cacheKey)
-      if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
-        if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
-        this.keys.set(cacheKey, key)
-      }
+      this.memoKey(cacheKey, key)
     }
     return key
+  }
+
+  private memoKey(cacheKey: string, key: string): void {
+    if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
+      if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
+      this.keys.set(cacheKey, key)
+    }
   }
 
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {
@@ -120,7 +124,13 @@ class UseCacheHandler implements CacheHandler {
         }
         machine = pooled
       }
+      let entryKey = this.keys.get(cacheKey)
+      if (entryKey === undefined) {
+        entryKey = machine.entryKey
+        this.memoKey(cacheKey, entryKey)
+      }
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
+        entryKey,
         // Machines are kept for later reads: no allocation and no finalizer per read.
         release: () => {
           if (this.machines.length < MACHINE_POOL) this.machines.push(machine)

@@ -150,9 +150,9 @@ impl Engine {
     }
 
     /// The Redis keys of an entry and of its lease, the digest of `cache_key` remembered.
-    fn slot_keys(&self, iface: &Interface<'_>, cache_key: &str) -> (String, String) {
+    fn read_entry_key(&self, iface: &Interface<'_>, cache_key: &str) -> String {
         let hash = self.key_hashes.hash_tag(cache_key);
-        self.namespace.slot_keys(iface, &hash)
+        self.namespace.entry_key_hashed(iface, &hash)
     }
 
     /// Plans a write: the key, the header to put before the payload, and the TTL
@@ -885,7 +885,7 @@ impl Engine {
         now: Millis,
     ) -> ReadMachine {
         ReadMachine::use_cache(
-            self.slot_keys(iface, cache_key),
+            self.read_entry_key(iface, cache_key),
             cache_key,
             soft_tags,
             consumer,
@@ -908,7 +908,7 @@ impl Engine {
         now: Millis,
     ) -> ReadMachine {
         ReadMachine::incremental(
-            self.slot_keys(&Interface::Incremental, cache_key),
+            self.read_entry_key(&Interface::Incremental, cache_key),
             cache_key,
             is_fetch,
             soft_tags,

@@ -91,10 +91,24 @@ impl<'a> Interface<'a> {
     /// `[a-z-]{1,32}` becomes `uc-_<16 hex digits of its SHA-256>`; `_` never occurs in a
     /// valid name, so the hashed form cannot collide with a real one.
     pub fn segment(&self) -> String {
+        let mut segment = String::new();
+        self.push_segment(&mut segment);
+        segment
+    }
+
+    /// Appends [`Interface::segment`] to `out` (no allocation of its own: keys are built on
+    /// every read).
+    fn push_segment(&self, out: &mut String) {
         match self {
-            Interface::Incremental => "inc".to_owned(),
-            Interface::UseCache(name) if is_valid_handler_name(name) => format!("uc-{name}"),
-            Interface::UseCache(name) => format!("uc-_{}", sha256_hex(name.as_bytes(), 16)),
+            Interface::Incremental => out.push_str("inc"),
+            Interface::UseCache(name) if is_valid_handler_name(name) => {
+                out.push_str("uc-");
+                out.push_str(name);
+            }
+            Interface::UseCache(name) => {
+                out.push_str("uc-_");
+                out.push_str(&sha256_hex(name.as_bytes(), 16));
+            }
         }
     }
 
@@ -214,14 +228,18 @@ impl Namespace {
             Interface::UseCache(_) => self.use_cache_segment(),
             Interface::Incremental => &self.deployment,
         };
-        format!(
-            "{}:{}:{}:{{{}}}:{}",
-            self.prefix,
-            segment,
-            iface.segment(),
-            hash,
-            suffix
-        )
+        // Built by hand, not with `format!`: this runs on every read.
+        let mut key = String::with_capacity(
+            self.prefix.len() + segment.len() + hash.len() + suffix.len() + 48,
+        );
+        for part in [&*self.prefix, ":", segment, ":"] {
+            key.push_str(part);
+        }
+        iface.push_segment(&mut key);
+        for part in [":{", hash, "}:", suffix] {
+            key.push_str(part);
+        }
+        key
     }
 
     /// The entry key of a cache key whose [`Namespace::hash_tag`] is `hash`.
@@ -232,10 +250,19 @@ impl Namespace {
     /// The entry key and the lease key of `cache_key`, whose [`Namespace::hash_tag`] is
     /// `hash` (as [`KeyHashes::hash_tag`] gives it): the digest is computed once for both.
     pub fn slot_keys(&self, iface: &Interface<'_>, hash: &str) -> (String, String) {
-        (
-            self.slot_key_hashed(iface, hash, "e"),
-            self.slot_key_hashed(iface, hash, "l"),
-        )
+        let entry = self.slot_key_hashed(iface, hash, "e");
+        let lease = Namespace::lease_key_of_entry(&entry);
+        (entry, lease)
+    }
+
+    /// The lease key beside an entry key built here: the same slot, suffix `l` for `e`. A read
+    /// that never requests the lease (every hit) never builds it.
+    pub fn lease_key_of_entry(entry_key: &str) -> String {
+        let slot = entry_key.strip_suffix('e').unwrap_or(entry_key);
+        let mut key = String::with_capacity(slot.len() + 1);
+        key.push_str(slot);
+        key.push('l');
+        key
     }
 
     /// `<prefix>:<deployment>:<interface>:{<hash>}:e`

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::envelope::DecodedHeader;
 use crate::guard::{self, OpKind};
 use crate::incremental::{self, IncrementalVerdict, Serve, ValueKind};
+use crate::keys::Namespace;
 use crate::lease::{self, past_revalidate, Acquired, Consumer, Flight, Found, LeaseTable, Step};
 use crate::lru::LruIndex;
 use crate::regen::{Regenerations, StaleHandouts};
@@ -435,7 +436,6 @@ pub struct ReadMachine {
     kind: Kind,
     cache_key: String,
     entry_key: String,
-    lease_key: String,
     soft_tags: Vec<String>,
     consumer: Consumer,
     token: String,
@@ -483,12 +483,13 @@ fn step_name(step: Step) -> &'static str {
 }
 
 impl ReadMachine {
-    /// A `'use cache'` read of `cache_key`, whose entry and lease live at `keys` (the
-    /// namespace's [`slot_keys`](crate::Namespace::slot_keys) for a `cacheHandlers` name), with
+    /// A `'use cache'` read of `cache_key`, whose entry lives at `entry_key` (the namespace's
+    /// [`entry_key`](crate::Namespace::entry_key) for a `cacheHandlers` name; the lease key is
+    /// derived from it, [`Namespace::lease_key_of_entry`]), with
     /// the request's implicit tags, begun at `now`. `token` is a random string the host drew,
     /// the lease token should this read request the lease.
     pub fn use_cache(
-        keys: (String, String),
+        entry_key: String,
         cache_key: &str,
         soft_tags: Vec<String>,
         consumer: Consumer,
@@ -496,7 +497,7 @@ impl ReadMachine {
         now: Millis,
     ) -> ReadMachine {
         ReadMachine::new(
-            keys,
+            entry_key,
             Kind::UseCache,
             cache_key,
             soft_tags,
@@ -506,13 +507,13 @@ impl ReadMachine {
         )
     }
 
-    /// A singular-handler read of `cache_key` (entry and lease at `keys`) begun at `now`. A
+    /// A singular-handler read of `cache_key` (entry at `entry_key`) begun at `now`. A
     /// FETCH read (`is_fetch`) is judged with its `soft_tags` (the fetch's tags and the route's
     /// implicit tags) and its own `request_revalidate` (NaN when none); `on_demand` when the
     /// request is an on-demand revalidation.
     #[allow(clippy::too_many_arguments)]
     pub fn incremental(
-        keys: (String, String),
+        entry_key: String,
         cache_key: &str,
         is_fetch: bool,
         soft_tags: Vec<String>,
@@ -527,11 +528,11 @@ impl ReadMachine {
             request_revalidate,
             on_demand,
         };
-        ReadMachine::new(keys, kind, cache_key, soft_tags, consumer, token, now)
+        ReadMachine::new(entry_key, kind, cache_key, soft_tags, consumer, token, now)
     }
 
     fn new(
-        (entry_key, lease_key): (String, String),
+        entry_key: String,
         kind: Kind,
         cache_key: &str,
         soft_tags: Vec<String>,
@@ -543,7 +544,6 @@ impl ReadMachine {
             kind,
             cache_key: cache_key.to_owned(),
             entry_key,
-            lease_key,
             soft_tags,
             consumer,
             token,
@@ -567,9 +567,9 @@ impl ReadMachine {
         &self.entry_key
     }
 
-    /// The lease's Redis key.
-    pub fn lease_key(&self) -> &str {
-        &self.lease_key
+    /// The lease's Redis key, built on demand: only a lease flight needs it.
+    pub fn lease_key(&self) -> String {
+        Namespace::lease_key_of_entry(&self.entry_key)
     }
 
     /// When this read's winning lease request was sent, once it won one.
@@ -917,7 +917,7 @@ impl ReadMachine {
                     .map(Millis);
                 match lease::plan_acquire(
                     self.entry_key.clone(),
-                    self.lease_key.clone(),
+                    self.lease_key(),
                     &self.token,
                     ctx.config.lease_ttl_ms,
                     seen,
@@ -975,7 +975,7 @@ impl ReadMachine {
         self.state = State::Poll;
         ReadStep {
             action: ReadAction::Poll {
-                call: lease::plan_poll(self.entry_key.clone(), self.lease_key.clone()),
+                call: lease::plan_poll(self.entry_key.clone(), self.lease_key()),
                 budget_ms: budget(ctx.config, OpKind::Lease),
             },
             tier: TierAction::None,
@@ -986,7 +986,7 @@ impl ReadMachine {
         let result = Acquired::from_reply(code);
         if result == Acquired::Won {
             ctx.leases.hold(
-                &self.lease_key,
+                &self.lease_key(),
                 &self.token,
                 self.acquire_sent_at,
                 ctx.config.lease_ttl_ms,
@@ -1398,7 +1398,7 @@ impl ReadMachine {
     /// The renewal of the lease this read won, if it won one.
     pub fn renewal(&self) -> Option<RenewMachine> {
         self.won_at
-            .map(|won_at| RenewMachine::new(self.lease_key.clone(), won_at))
+            .map(|won_at| RenewMachine::new(self.lease_key(), won_at))
     }
 }
 
