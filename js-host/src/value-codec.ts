@@ -201,7 +201,10 @@ function parseJson(part: Buffer | undefined): JsonPart {
 }
 
 function restore(j: JsonPart): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...j.v }
+  // In place: `j` was parsed for this one decode and nothing else holds it. Copying it cost 40%
+  // of the example's PPR page decode (7.2 -> 4.4 µs in a loop, 0.065 -> 0.038 ms p50 per
+  // request under load; `node bench/page-cost.mjs`).
+  const out = j.v
   for (const k of j.u ?? []) out[k] = undefined
   for (const [k, s] of Object.entries(j.n ?? {})) out[k] = Number(s)
   return out

@@ -1,0 +1,287 @@
+// Preloaded into the `next start` processes of bench/page-cost.mjs (NODE_OPTIONS=--require):
+// timing wrappers put around fleetcache's and Next's cache code from the outside, so that no
+// instrumentation lives in js-host/src. Recording is off until the harness turns it on; a
+// wrapper that is off costs one branch per call.
+//
+// What is wrapped, when its module is first required (Module._load):
+//   IncrementalCache#get ("next.inc.get"), both variants: next-server's copy when required, and
+//                                                 the route module's (globalThis.__incrementalCache)
+//   globalThis[Symbol.for('@next/cache-handlers-map')]  each cacheHandlers object's get, set,
+//                                                 refreshTags, getExpiration ("uc.*"), both variants
+//   fleetcache/dist/incremental-handler.js        the singular handler class's get ("fc.inc.get")
+//   fleetcache/dist/value-codec.js                decodeValue ("fc.decode")
+//   fleetcache/dist/read-driver.js                readEntry ("fc.readEntry")
+//   fleetcache/dist/tag-sync.js                   TagSync#refresh ("fc.tags.refresh"), #page
+//                                                 (one pull round trip, "fc.tags.pull")
+//   fleetcache/dist/store.js                      RedisStore#get ("fc.store.get")
+//   fleetcache/dist/guard.js, redis.js            GuardedTransport#send ("fc.guard.send"),
+//                                                 RedisTransport#send ("redis <CMD>", with the
+//                                                 reply's byte length)
+//   fleetcache/wasm/node/fleetcache_wasm.js       every ReadMachine method and Engine method
+//                                                 called on the way ("wasm.<name>", synchronous)
+//
+// Timestamps are process.hrtime (CLOCK_MONOTONIC, the same clock in every process on the
+// machine), in ms, so the harness can put each call into the request it belongs to.
+//
+// Control: an HTTP server on 127.0.0.1:$PAGECOST_PROBE_PORT.
+//   POST /record?on=1|0   start / stop recording (starting also wraps the cacheHandlers map)
+//   GET  /events          the recorded calls since the last GET, as JSON; clears them
+//   GET  /decode-bench    the last value fleetcache decoded, decoded again 60,000 times: ns per
+//                         call (p10, p50 over blocks of 200)
+//   POST /profile/start   starts the V8 CPU profiler (200 µs sampling)
+//   POST /profile/stop?out=<file>   stops it and writes the .cpuprofile there
+'use strict'
+const http = require('node:http')
+const inspector = require('node:inspector')
+const fs = require('node:fs')
+const Module = require('node:module')
+
+const port = Number(process.env.PAGECOST_PROBE_PORT)
+const MAX_EVENTS = 200_000
+
+let on = false
+/** The last decodeValue call (the original function and its arguments), for /decode-bench. */
+let lastDecode
+let events = []
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6
+
+function record(name, start, bytes) {
+  if (events.length < MAX_EVENTS) events.push([name, start, nowMs() - start, bytes ?? 0])
+}
+
+function byteLength(reply) {
+  if (reply instanceof Uint8Array) return reply.byteLength
+  if (typeof reply === 'string') return Buffer.byteLength(reply)
+  if (Array.isArray(reply)) return reply.reduce((a, r) => a + byteLength(r), 0)
+  return 0
+}
+
+// Times fn's calls until its promise settles (or it returns); `bytes(result)` for replies.
+function timed(name, fn, bytes) {
+  if (typeof fn !== 'function' || fn.__pagecost) return fn
+  const label = typeof name === 'function' ? name : () => name
+  const wrapped = function (...args) {
+    if (!on) return fn.apply(this, args)
+    const start = nowMs()
+    let result
+    try {
+      result = fn.apply(this, args)
+    } catch (err) {
+      record(label(args), start)
+      throw err
+    }
+    if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+      return result.then(
+        (v) => {
+          record(label(args), start, bytes ? bytes(v) : 0)
+          return v
+        },
+        (err) => {
+          record(label(args), start)
+          throw err
+        },
+      )
+    }
+    record(label(args), start, bytes ? bytes(result) : 0)
+    return result
+  }
+  Object.defineProperty(wrapped, '__pagecost', { value: true })
+  Object.defineProperty(wrapped, 'name', { value: fn.name })
+  return wrapped
+}
+
+function wrapMethods(obj, names, prefix) {
+  if (!obj) return
+  for (const n of names) {
+    const d = Object.getOwnPropertyDescriptor(obj, n)
+    if (d && typeof d.value === 'function' && d.writable) obj[n] = timed(`${prefix}${n}`, d.value)
+  }
+}
+
+function wrapAllMethods(obj, prefix) {
+  if (!obj) return
+  for (const n of Object.getOwnPropertyNames(obj)) {
+    if (n === 'constructor' || n === 'free' || n === '__destroy_into_raw') continue
+    const d = Object.getOwnPropertyDescriptor(obj, n)
+    if (d && typeof d.value === 'function' && d.writable) obj[n] = timed(`${prefix}${n}`, d.value)
+  }
+}
+
+const wrappedHandlers = new WeakSet()
+function wrapCacheHandlers() {
+  // The route modules carry their own copy of IncrementalCache (bundled into Next's compiled
+  // app-page runtime) and leave the request's instance here.
+  const inc = globalThis.__incrementalCache
+  if (inc) wrapMethods(Object.getPrototypeOf(inc), ['get'], 'next.inc.')
+  const map = globalThis[Symbol.for('@next/cache-handlers-map')]
+  if (!(map instanceof Map)) return
+  for (const handler of map.values()) {
+    if (!handler || wrappedHandlers.has(handler)) continue
+    wrappedHandlers.add(handler)
+    for (const n of ['get', 'set', 'refreshTags', 'getExpiration', 'updateTags']) {
+      const fn = handler[n]
+      if (typeof fn === 'function') handler[n] = timed(`uc.${n}`, fn)
+    }
+  }
+}
+
+const sep = '[\\\\/]'
+const patches = [
+  [
+    new RegExp(`${sep}next${sep}dist${sep}server${sep}lib${sep}incremental-cache${sep}index\\.js$`),
+    (m) => wrapMethods(m.IncrementalCache?.prototype, ['get'], 'next.inc.'),
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}dist${sep}incremental-handler\\.js$`),
+    (m) => {
+      const create = m.createIncrementalCacheHandler
+      m.createIncrementalCacheHandler = function (...args) {
+        const Cls = create.apply(this, args)
+        wrapMethods(Cls.prototype, ['get'], 'fc.inc.')
+        return Cls
+      }
+    },
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}dist${sep}value-codec\\.js$`),
+    (m) => {
+      const decode = m.decodeValue
+      m.decodeValue = timed('fc.decode', function (...args) {
+        lastDecode = { fn: decode, args }
+        return decode.apply(this, args)
+      })
+    },
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}dist${sep}read-driver\\.js$`),
+    (m) => {
+      m.readEntry = timed('fc.readEntry', m.readEntry)
+    },
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}dist${sep}tag-sync\\.js$`),
+    (m) => {
+      const p = m.TagSync?.prototype
+      if (!p) return
+      p.refresh = timed('fc.tags.refresh', p.refresh)
+      p.page = timed('fc.tags.pull', p.page)
+    },
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}dist${sep}store\\.js$`),
+    (m) => wrapMethods(m.RedisStore?.prototype, ['get'], 'fc.store.'),
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}dist${sep}guard\\.js$`),
+    (m) => wrapMethods(m.GuardedTransport?.prototype, ['send'], 'fc.guard.'),
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}dist${sep}redis\\.js$`),
+    (m) => {
+      const p = m.RedisTransport?.prototype
+      if (!p) return
+      p.send = timed((args) => `redis ${String(args[0]?.[0]).toUpperCase()}`, p.send, byteLength)
+    },
+  ],
+  [
+    new RegExp(`${sep}fleetcache${sep}wasm${sep}node${sep}fleetcache_wasm\\.js$`),
+    (m) => {
+      wrapAllMethods(m.ReadMachine?.prototype, 'wasm.ReadMachine#')
+      wrapMethods(m.ReadMachine, ['incremental', 'useCache'], 'wasm.ReadMachine.')
+      wrapAllMethods(m.Engine?.prototype, 'wasm.Engine#')
+    },
+  ],
+]
+
+const done = new Set()
+const load = Module._load
+Module._load = function (request, parent, isMain) {
+  const exports = load.apply(this, arguments)
+  // Next requires builtins per request (node:path, say): those are never patched.
+  if (done.size < patches.length && !Module.isBuiltin(request)) {
+    let file
+    try {
+      file = Module._resolveFilename(request, parent, isMain)
+    } catch {
+      return exports
+    }
+    for (let i = 0; i < patches.length; i++) {
+      if (done.has(i) || !patches[i][0].test(file)) continue
+      done.add(i)
+      patches[i][1](exports)
+    }
+  }
+  return exports
+}
+
+let session
+function post(method, params) {
+  return new Promise((resolve, reject) =>
+    session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))),
+  )
+}
+
+if (port > 0) {
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://probe')
+    const reply = (status, body) => {
+      res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    }
+    try {
+      if (url.pathname === '/record') {
+        wrapCacheHandlers()
+        on = url.searchParams.get('on') === '1'
+        return reply(200, { on, patched: [...done].length })
+      }
+      if (url.pathname === '/events') {
+        const out = events
+        events = []
+        return reply(200, out)
+      }
+      if (url.pathname === '/decode-bench') {
+        // The last value decoded, decoded again in blocks of BLOCK calls: ns per call.
+        if (lastDecode === undefined) return reply(404, { error: 'nothing decoded yet' })
+        const BLOCK = 200
+        const per = []
+        for (let b = 0; b < 300; b++) {
+          const s = process.hrtime.bigint()
+          for (let i = 0; i < BLOCK; i++) lastDecode.fn(...lastDecode.args)
+          per.push(Number(process.hrtime.bigint() - s) / BLOCK)
+        }
+        per.sort((a, b) => a - b)
+        const partBytes = lastDecode.args[3].reduce((a, p) => a + p.byteLength, 0)
+        return reply(200, {
+          p10: per[Math.floor(per.length * 0.1)],
+          p50: per[Math.floor(per.length / 2)],
+          jsonBytes: lastDecode.args[3][0]?.byteLength ?? 0,
+          partBytes,
+        })
+      }
+      if (url.pathname === '/profile/start') {
+        session ??= new inspector.Session()
+        try {
+          session.connect()
+        } catch {
+          // connected already
+        }
+        await post('Profiler.enable')
+        await post('Profiler.setSamplingInterval', { interval: 200 })
+        await post('Profiler.start')
+        return reply(200, { started: true })
+      }
+      if (url.pathname === '/profile/stop') {
+        const { profile } = await post('Profiler.stop')
+        fs.writeFileSync(url.searchParams.get('out'), JSON.stringify(profile))
+        return reply(200, { nodes: profile.nodes.length })
+      }
+      reply(404, { error: 'unknown' })
+    } catch (err) {
+      reply(500, { error: String(err && err.stack) })
+    }
+  })
+  // A child process of the server inherits NODE_OPTIONS: only the first one listens.
+  server.on('error', () => {})
+  server.listen(port, '127.0.0.1')
+  server.unref()
+}
