@@ -85,9 +85,10 @@ interface RequestScope {
 }
 
 /**
- * Handlers a scope remembers. A request resets two or three `IncrementalCache`s (16.0 and 16.1:
- * the server's, then the one of `renderToResponseWithComponents`, while the page renders with
- * the first); a chain that resets more (a caller outside Next) keeps the newest.
+ * Handlers a scope remembers. A request resets two `IncrementalCache`s (the server's, then the
+ * one of `renderToResponseWithComponents`, while the page renders with the first; from 16.2 the
+ * page handler resets the first again); a chain that resets more (a caller outside Next) keeps
+ * the newest.
  */
 const SCOPE_HANDLERS = 8
 
@@ -108,10 +109,10 @@ function scopes(): AsyncLocalStorage<RequestScope> {
  * singular handler's `resetRequestCache`, which Next calls synchronously on the request's
  * `IncrementalCache` right after getting it, in that request's own async chain and before
  * anything of the request reads a cache (every 16.x release from 16.0 to 16.5: the server's
- * request handling, and from 16.2 the page and route handlers again). `enterWith`, not `run`:
- * Next makes the call, so the scope covers the rest of the request (the page read, the render,
- * a PPR resume, a background regeneration) and nothing before it or of any other request.
- * `began` is told the new scope before it is entered.
+ * request handling and `renderToResponseWithComponents`, and from 16.2 the page and route
+ * handlers again). `enterWith`, not `run`: Next makes the call, so the scope covers the rest of
+ * the request (the page read, the render, a PPR resume, a background regeneration) and nothing
+ * before it or of any other request. `began` is told the new scope before it is entered.
  */
 export function openRequestScope(handler: object, began: (scope: object) => void): void {
   const storage = scopes()
