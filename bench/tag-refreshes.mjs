@@ -5,23 +5,14 @@
 //   node bench/tag-refreshes.mjs            (FLEETCACHE_TAG_SYNC=push measures push mode)
 //
 // Needs the example built with the current package (tests/support/fleet.mjs prepareApp does it).
-import crypto from 'node:crypto'
-import fs from 'node:fs'
 import net from 'node:net'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { makeLogDir, prepareApp, startInstance } from '../tests/support/fleet.mjs'
+import { tagPullShas } from '../tests/support/observe.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { waitFor } from '../tests/support/util.mjs'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const lua = path.join(here, '..', 'crates', 'fleetcache-core', 'src', 'lua')
-const sha = (file) =>
-  crypto
-    .createHash('sha1')
-    .update(fs.readFileSync(path.join(lua, file)))
-    .digest('hex')
-const REFRESH = new Set([sha('tag_refresh.lua'), sha('tag_page.lua')])
+// The SHA-1s of the scripts as the core sends them (stripped of comments and indentation).
+const REFRESH = tagPullShas()
 
 const PAGES = ['/products', '/remote', '/ppr', '/shared/static', '/shared/dynamic']
 const ROUNDS = Number(process.env.ROUNDS ?? 20)

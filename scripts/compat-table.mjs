@@ -21,6 +21,7 @@ const SUITE_TITLES = {
   'use-cache': "'use cache' (two instances)",
   incremental: 'cacheHandler (two instances)',
   cli: 'seed and CLI',
+  'tag-pulls': 'tag pulls per page request',
 }
 
 export function renderTable(results, notes) {

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
@@ -11,6 +12,9 @@ import { join } from 'node:path'
  * Next 16.4 decides the same with `willConsumerServerCache(store)`; 16.0 to 16.3 have no such
  * function and no `consumerWillServerCache` field (they ask `workStore.isStaticGeneration`), so
  * the rule is mirrored from the store's `type` here, for every 16.x.
+ *
+ * Also which request a call belongs to, for the tag pulls (`currentRequest`): Next's render,
+ * and the scope fleetcache opens when Next resets the request's `IncrementalCache`.
  */
 
 /** The fields of Next's work-unit store read here. */
@@ -69,6 +73,79 @@ export function currentRender(): object | undefined {
   } catch {
     return undefined
   }
+}
+
+/**
+ * The scope a request opened when Next reset its `IncrementalCache` (see `openRequestScope`):
+ * the singular handler instances Next reset in the request so far, newest last. The storage is
+ * one per process, whichever copy of this package (ESM or CJS) opened the scope.
+ */
+interface RequestScope {
+  readonly handlers: readonly object[]
+}
+
+/**
+ * Handlers a scope remembers. A request resets two `IncrementalCache`s (the server's, then the
+ * one of `renderToResponseWithComponents`, while the page renders with the first; from 16.2 the
+ * page handler resets the first again); a chain that resets more (a caller outside Next) keeps
+ * the newest.
+ */
+const SCOPE_HANDLERS = 8
+
+const SCOPE = Symbol.for('fleetcache.requestScope')
+
+function scopes(): AsyncLocalStorage<RequestScope> {
+  const g = globalThis as unknown as Record<symbol, AsyncLocalStorage<RequestScope> | undefined>
+  let s = g[SCOPE]
+  if (s === undefined) {
+    s = new AsyncLocalStorage<RequestScope>()
+    g[SCOPE] = s
+  }
+  return s
+}
+
+/**
+ * Opens a request scope for what follows in the caller's async context. Called from the
+ * singular handler's `resetRequestCache`, which Next calls synchronously on the request's
+ * `IncrementalCache` right after getting it, in that request's own async chain and before
+ * anything of the request reads a cache (every 16.x release from 16.0 to 16.5: the server's
+ * request handling and `renderToResponseWithComponents`, and from 16.2 the page and route
+ * handlers again). `enterWith`, not `run`: Next makes the call, so the scope covers the rest of
+ * the request (the page read, the render, a PPR resume, a background regeneration) and nothing
+ * before it or of any other request. `began` is told the new scope before it is entered.
+ */
+export function openRequestScope(handler: object, began: (scope: object) => void): void {
+  const storage = scopes()
+  const earlier = storage.getStore()?.handlers ?? []
+  const scope: RequestScope = {
+    handlers: [...earlier.slice(1 - SCOPE_HANDLERS), handler],
+  }
+  began(scope)
+  storage.enterWith(scope)
+}
+
+/** The singular handler instance of the `IncrementalCache` a render's work store holds. */
+function renderHandler(render: object): unknown {
+  const cache = (render as { incrementalCache?: unknown }).incrementalCache
+  return typeof cache === 'object' && cache !== null
+    ? (cache as { cacheHandler?: unknown }).cacheHandler
+    : undefined
+}
+
+/**
+ * The request a tag refresh is made for, as far as it can be told; undefined outside a render
+ * (every such call pulls). Inside a render, the scope its request opened when that scope is
+ * the render's own: a handler Next reset in it is the one of the `IncrementalCache` the
+ * render's work store holds (a work store with another, such as a proxy's, which takes
+ * whatever `IncrementalCache` the process last set globally, is not). Else the render itself.
+ */
+export function currentRequest(): object | undefined {
+  const render = currentRender()
+  if (render === undefined) return undefined
+  const scope = scopes().getStore()
+  if (scope === undefined) return render
+  const handler = renderHandler(render)
+  return handler !== undefined && scope.handlers.includes(handler as object) ? scope : render
 }
 
 /** Store types whose consumer never caches what it reads (Next 16.4's rule). */

@@ -12,6 +12,7 @@ import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
+import { openRequestScope } from './consumer'
 import { describeIncrementalValue } from './incremental-envelope'
 import { decodeValue, type IncrementalValue } from './value-codec'
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
@@ -329,9 +330,21 @@ export function createIncrementalCacheHandler(
       return shared().revalidateTag(tags, durations)
     }
 
-    /** Nothing is memoized per request: every get already reads Redis and the mirror. */
+    /**
+     * Nothing is memoized per request. Next calls this on a request's `IncrementalCache` as the
+     * request begins: the request's scope opens here, so that its render is served by the tag
+     * pull its page read made (consumer.ts, `openRequestScope`).
+     */
     resetRequestCache(): void {
-      /* nothing to reset */
+      const { tags, log } = shared().rt
+      try {
+        openRequestScope(this, (scope) => {
+          tags.requestBegan(scope)
+        })
+      } catch (err) {
+        // Next's request must go on: without a scope its render pulls on its own.
+        log.debug(`request scope not opened: ${describe(err)}`)
+      }
     }
   }
 }

@@ -116,9 +116,11 @@ export interface TagSyncOptions {
    */
   timer?: Timer | undefined
   /**
-   * The request the current call belongs to (Node: Next's per-render work store), or undefined
-   * where none can be identified. Refreshes of one request share one round trip; see
-   * {@link TagSync.refresh}. Without it every refresh pulls.
+   * The request the current call belongs to, or undefined where none can be identified (Node:
+   * the scope opened when Next reset the request's `IncrementalCache`, recorded with
+   * {@link TagSync.requestBegan}, or Next's per-render work store). A pull that started after
+   * the request began serves every call of it; see {@link TagSync.refresh}. Without it every
+   * refresh pulls.
    */
   request?: (() => object | undefined) | undefined
   /**
@@ -169,9 +171,9 @@ function shortList(tags: readonly string[]): string {
  * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
  * one, which starts after it arrived, so every caller sees every revalidation completed before
  * its call (docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
- * Within one identified request (`TagSyncOptions.request`), the refresh its first call waited
- * for serves every later call of the same request: it started after that first call, so after
- * the request began, which is all the guarantee asks.
+ * Within one identified request (`TagSyncOptions.request`), any pull that started after the
+ * request began serves its calls, which is all the guarantee asks: pulls are numbered as they
+ * start, and a request is known by the count when it began (`requestBegan`, or its first call).
  *
  * Revalidations are applied locally at once and queued in the engine; the queue is sent in
  * order, one update at a time, whenever Redis answers (on the revalidation itself, before
@@ -186,8 +188,14 @@ function shortList(tags: readonly string[]): string {
 export class TagSync {
   private inflight: Promise<boolean> | undefined
   private queued: Promise<boolean> | undefined
-  /** Per identified request, the refresh that serves it (started after its first call). */
-  private perRequest = new WeakMap<object, Promise<void>>()
+  /** Pulls started so far: a pull's number is this count once it has started. */
+  private started = 0
+  /** The number of the pull in flight (meaningful while `inflight` is set). */
+  private inflightNumber = 0
+  /** The number of the latest pull that succeeded; 0 before any. */
+  private succeeded = 0
+  /** Per identified request, the pulls started before it began: a later one serves it. */
+  private began = new WeakMap<object, number>()
   private draining: Promise<boolean> | undefined
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
@@ -256,8 +264,8 @@ export class TagSync {
   }
 
   /**
-   * Pulls tag changes from Redis: resolves once a refresh that started after this call (or
-   * after the first call of the same identified request) has been applied or has failed.
+   * Pulls tag changes from Redis: resolves once a refresh that started after this call (or,
+   * within an identified request, after the request began) has been applied or has failed.
    * Never rejects: on failure the mirror stays as it was.
    */
   refresh(): Promise<void> {
@@ -267,14 +275,27 @@ export class TagSync {
     if (this.engine.tagsCaughtUp(this.now())) return Promise.resolve()
     const request = this.currentRequest()
     if (request === undefined) return this.pullAfterNow().then(() => undefined)
-    const shared = this.perRequest.get(request)
-    if (shared !== undefined) return shared
-    const mine: Promise<void> = this.pullAfterNow().then((ok) => {
-      // A failed refresh serves nobody later: the request's next call tries again.
-      if (!ok && this.perRequest.get(request) === mine) this.perRequest.delete(request)
-    })
-    this.perRequest.set(request, mine)
-    return mine
+    let began = this.began.get(request)
+    if (began === undefined) {
+      began = this.started
+      this.began.set(request, began)
+    }
+    // The mirror holds what a pull started after the request began brought. A failed pull
+    // serves nobody later: the next call waits for one that succeeds, or fails, after it.
+    if (this.succeeded > began) return Promise.resolve()
+    if (this.inflight !== undefined && this.inflightNumber > began) {
+      return this.inflight.then(() => undefined)
+    }
+    return this.pullAfterNow().then(() => undefined)
+  }
+
+  /**
+   * Records that `request` began before now, so that any pull that starts from here on serves
+   * its calls (`TagSyncOptions.request` must then name it for them). A request first seen by
+   * `refresh` began at that call. Recording one twice keeps the first.
+   */
+  requestBegan(request: object): void {
+    if (!this.began.has(request)) this.began.set(request, this.started)
   }
 
   /** The request the caller belongs to; undefined when none can be told (then it pulls). */
@@ -293,10 +314,17 @@ export class TagSync {
    */
   private pullAfterNow(): Promise<boolean> {
     if (this.inflight === undefined) {
-      const run = this.pull().finally(() => {
-        if (this.inflight === run) this.inflight = undefined
-      })
+      const number = ++this.started
+      const run = this.pull()
+        .then((ok) => {
+          if (ok && number > this.succeeded) this.succeeded = number
+          return ok
+        })
+        .finally(() => {
+          if (this.inflight === run) this.inflight = undefined
+        })
       this.inflight = run
+      this.inflightNumber = number
       return run
     }
     // When the refresh in flight failed, Redis is sick: another attempt would most likely cost

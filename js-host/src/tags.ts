@@ -1,5 +1,5 @@
 import { now } from './clock'
-import { currentRender } from './consumer'
+import { currentRequest } from './consumer'
 import type { Logger } from './log'
 import { TagSync, type Subscribe, type Timer } from './tag-sync'
 import type { Transport } from './transport'
@@ -46,8 +46,8 @@ export function nodeTagSync(
     now,
     log,
     timer: unrefTimer,
-    // One refresh per render of a request, shared by both handler interfaces.
-    request: currentRender,
+    // One refresh per request: its page read's, shared by its render and both interfaces.
+    request: currentRequest,
     push:
       subscribe === undefined
         ? undefined

@@ -177,9 +177,24 @@ const works = createRequire(path.join(nextStandIn, 'package.json'))(
   'next/dist/server/app-render/work-async-storage.external',
 ).workAsyncStorage
 
-/** Runs `fn` inside a fresh Next work store: one render of a request. */
-export function inRender(fn) {
-  return works.run({ route: '/stand-in' }, fn)
+/**
+ * Runs `fn` inside a fresh Next work store: one render of a request. `incrementalCache`: the
+ * `IncrementalCache` the store holds, as Next's renders do (`{ cacheHandler }` is what is read).
+ */
+export function inRender(fn, { incrementalCache } = {}) {
+  return works.run({ route: '/stand-in', incrementalCache }, fn)
+}
+
+/**
+ * Runs `fn` as one request: in an async context of its own, as Next handles each request, so
+ * what the request's handling sets there (the scope `resetRequestCache` opens) ends with it.
+ */
+export function asRequest(fn) {
+  return new Promise((resolve, reject) => {
+    setImmediate(() => {
+      fn().then(resolve, reject)
+    })
+  })
 }
 
 /**

@@ -214,6 +214,62 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('a request recorded as begun is served by any pull that starts afterwards: one per request', async () => {
+    const req = fakeRequests()
+    const { script, sync } = setup((_, kind) => (kind === 'read' ? SYNCED : null), {
+      timer: fakeTimer(),
+      request: req.get,
+    })
+    const request = {}
+    sync.requestBegan(request)
+    // The page read before the render: no request can be told there, so it pulls.
+    await sync.refresh()
+    assert.equal(script.calls.length, 1)
+    // The render: that pull started after the request began.
+    req.current = request
+    await sync.refresh()
+    await Promise.all([sync.refresh(), sync.refresh()])
+    assert.equal(script.calls.length, 1, 'one pull for the whole request')
+    sync.requestBegan(request)
+    await sync.refresh()
+    assert.equal(script.calls.length, 1, 'recording it again keeps when it began')
+    // The next request began after that pull: it pulls.
+    const next = {}
+    sync.requestBegan(next)
+    req.current = next
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(script.calls.length, 2, 'a pull of an earlier request does not serve a later one')
+  })
+
+  test('a pull in flight when a request began never serves it, nor a pull queued before', async () => {
+    const gates = []
+    const req = fakeRequests()
+    const { script, sync, engine } = setup(
+      (_, kind) => (kind === 'read' ? new Promise((r) => gates.push(r)) : null),
+      { timer: fakeTimer(), request: req.get },
+    )
+    // Another request's pull is in flight.
+    const earlier = sync.refresh()
+    assert.equal(script.calls.length, 1)
+    const request = {}
+    sync.requestBegan(request)
+    req.current = request
+    const first = sync.refresh()
+    gates.shift()(SYNCED)
+    await earlier
+    assert.equal(await isSettled(first), false, 'the pull that started before it did not serve it')
+    assert.equal(script.calls.length, 2, 'one pull started after the request began')
+    const t = T0 + 10
+    gates.shift()(
+      netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]),
+    )
+    await first
+    await sync.refresh()
+    assert.equal(script.calls.length, 2, 'and serves the rest of the request')
+    assert.equal(engine.getExpiration('t', T0 + 20), t, 'the request sees what that pull brought')
+  })
+
   test('a failed refresh does not serve the rest of its request', async () => {
     let fail = true
     const req = fakeRequests()

@@ -10,7 +10,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { capture, inRender, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { asRequest, capture, inRender, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -200,7 +200,7 @@ async function scriptCalls() {
   return calls
 }
 
-describe('pull: one tag round trip per render', () => {
+describe('pull: one tag round trip per request', () => {
   test('refreshTags of each cache kind and the singular reads of one render share one pull', async () => {
     // Both interfaces on one runtime, as in a Next server (same options).
     const opts = options()
@@ -220,6 +220,103 @@ describe('pull: one tag round trip per render', () => {
     await h.refreshTags()
     await h.refreshTags()
     assert.equal((await scriptCalls()) - before, 4, 'outside a render every call pulls')
+  })
+
+  /**
+   * The handlers as one Next request uses them: Next resets the request's `IncrementalCache`
+   * (`resetRequestCache` on its singular handler, `a`) as the request begins, the response
+   * cache reads the page through another `IncrementalCache` (`b`, outside any render), then
+   * the page renders (or resumes) with a work store holding the request's (`a`): 'use cache'
+   * refreshTags and `fetch` reads through `a`. `renderWith` overrides the render's own;
+   * `resetAnother` resets a second one after `a`, as 16.0 and 16.1 do in
+   * `renderToResponseWithComponents` while the page renders with the first.
+   */
+  async function nextRequest(
+    Handler,
+    h,
+    { pageRead = true, renderWith, resetAnother, during } = {},
+  ) {
+    return asRequest(async () => {
+      const ctx = { dev: false, revalidatedTags: [] }
+      const a = new Handler(ctx)
+      a.resetRequestCache()
+      if (resetAnother) new Handler(ctx).resetRequestCache()
+      await during?.()
+      if (pageRead) await new Handler(ctx).get('/request-shared', pageCtx)
+      const incrementalCache = { cacheHandler: renderWith ?? a }
+      return inRender(
+        async () => {
+          await h.refreshTags()
+          await a.get('request-shared-fetch', { kind: 'FETCH', tags: [], softTags: [] })
+          return h.get('k-request', [])
+        },
+        { incrementalCache },
+      )
+    })
+  }
+
+  test("a request's page read and its render share one pull; a later request pulls again", async () => {
+    const opts = options()
+    const h = createUseCacheHandler(opts)
+    const Handler = createIncrementalCacheHandler(opts)
+    await h.refreshTags()
+    let before = await scriptCalls()
+    await nextRequest(Handler, h)
+    assert.equal((await scriptCalls()) - before, 1, 'the page read pulled, the render shared it')
+    before = await scriptCalls()
+    await nextRequest(Handler, h)
+    assert.equal((await scriptCalls()) - before, 1, 'the next request pulled once too')
+    before = await scriptCalls()
+    await nextRequest(Handler, h, { resetAnother: true })
+    assert.equal(
+      (await scriptCalls()) - before,
+      1,
+      'a render with the first of two IncrementalCaches the request reset is still its own',
+    )
+    before = await scriptCalls()
+    await nextRequest(Handler, h, { pageRead: false })
+    assert.equal(
+      (await scriptCalls()) - before,
+      1,
+      'a render without a page read in its request pulls: the earlier requests’ pulls do not serve it',
+    )
+    before = await scriptCalls()
+    await nextRequest(Handler, h, { renderWith: new Handler({ dev: false, revalidatedTags: [] }) })
+    assert.equal(
+      (await scriptCalls()) - before,
+      2,
+      'a work store holding another IncrementalCache than the one reset (a proxy’s) pulls on its own',
+    )
+  })
+
+  test('a revalidation that resolves before a request begins reaches its render; the earlier pull does not serve it', async () => {
+    const opts = options()
+    const h = createUseCacheHandler(opts)
+    const Handler = createIncrementalCacheHandler(opts)
+    const other = useCache()
+    await other.set('k-request', Promise.resolve(useCacheEntry('old', { tags: ['t-request'] })))
+    assert.ok(await nextRequest(Handler, h), 'cached before the revalidation')
+    await other.updateTags(['t-request'])
+    const before = await scriptCalls()
+    assert.equal(
+      await nextRequest(Handler, h, { pageRead: false }),
+      undefined,
+      'the next request does not serve what the revalidation invalidated',
+    )
+    assert.equal((await scriptCalls()) - before, 1, 'its render pulled')
+  })
+
+  test('a revalidation that resolves after a request began, before its page read, reaches the render', async () => {
+    const opts = options()
+    const h = createUseCacheHandler(opts)
+    const Handler = createIncrementalCacheHandler(opts)
+    const other = useCache()
+    await other.set('k-request', Promise.resolve(useCacheEntry('old', { tags: ['t-during'] })))
+    assert.ok(await nextRequest(Handler, h), 'cached before the revalidation')
+    const got = await nextRequest(Handler, h, {
+      during: () => other.updateTags(['t-during']),
+    })
+    assert.equal(got, undefined, 'the page read’s pull, which started after it, carried it')
   })
 })
 

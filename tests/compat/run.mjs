@@ -1,6 +1,7 @@
 // make test-compat: the two-instance e2e suites (both cache interfaces, the three revalidation
-// modes, seed and the CLI) against each Next release, one release after another, each with its
-// own build of the example apps (tests/support/next-release.mjs) and a time budget.
+// modes, seed and the CLI) and the tag pulls per page request against each Next release, one
+// release after another, each with its own build of the example apps
+// (tests/support/next-release.mjs) and a time budget.
 //
 // Writes a machine-readable result, release -> suite -> pass/fail/skip counts with the failing
 // and skipped test names, and prints one summary line per release. Exits non-zero when a
@@ -34,6 +35,7 @@ export const SUITES = [
   'tests/e2e/use-cache.test.mjs',
   'tests/e2e/incremental.test.mjs',
   'tests/e2e/cli.test.mjs',
+  'tests/e2e/tag-pulls.test.mjs',
 ]
 
 const { values } = parseArgs({

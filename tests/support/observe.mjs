@@ -4,7 +4,43 @@
 //
 // `redis` is what tests/support/redis.mjs or redis-cluster.mjs return: `command(...args)` (on a
 // cluster a keyed command goes to the slot's master, SCAN covers every master).
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { waitFor } from './util.mjs'
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+
+/**
+ * The SHA-1 Redis knows a script of crates/fleetcache-core/src/lua/ by (`EVALSHA`, MONITOR):
+ * the file as the core sends it, without comment lines, blank lines and indentation
+ * (crates/fleetcache-core/src/scripts.rs). Checked against the engine js-host built, so a
+ * change to either side fails here rather than counting nothing.
+ */
+export function scriptSha(file) {
+  const source = fs.readFileSync(
+    path.join(repoRoot, 'crates/fleetcache-core/src/lua', file),
+    'utf8',
+  )
+  const sent = source
+    .split('\n')
+    .map((line) => line.replace(/^[ \t]+/, ''))
+    .filter((line) => line !== '' && !line.startsWith('--'))
+    .map((line) => `${line}\n`)
+    .join('')
+  const sha = crypto.createHash('sha1').update(sent).digest('hex')
+  const wasm = createRequire(import.meta.url)(
+    path.join(repoRoot, 'js-host/wasm/node/fleetcache_wasm.js'),
+  )
+  if (new wasm.Engine({ deployment: 'sha-check' }).scriptSource(sha) === undefined)
+    throw new Error(`${file}: the engine sends no script with SHA-1 ${sha} (run make pack?)`)
+  return sha
+}
+
+/** The scripts one tag pull runs (the first page of the state, or a further page of it). */
+export const tagPullShas = () => new Set([scriptSha('tag_refresh.lua'), scriptSha('tag_page.lua')])
 
 // waitFor, with what the probe last saw (`detail()`) added to a timeout's message.
 async function waitWithDetail(probe, { detail, ...opts }) {
