@@ -109,7 +109,8 @@ async function perOp(fn) {
 async function main() {
   const redisUrl = process.argv[2]
   if (redisUrl === undefined) throw new Error('usage: node bench/crossings.mjs <redis url>')
-  const common = { prefix: 'bench-x', deploymentId: 'x', redisUrl }
+  // Stored plain: the count is the plain hit's (a compressed hit adds one, planInflation).
+  const common = { prefix: 'bench-x', deploymentId: 'x', redisUrl, compressMinBytes: false }
   const payload = Buffer.alloc(10 * 1024, 0x61)
   const entry = () => ({
     value: stream(payload),

@@ -260,6 +260,7 @@ async function onCluster(logDir) {
       prefix: 'bench-cluster',
       deploymentId: 'b',
       memoryBytes: 0,
+      compressMinBytes: false,
     })
     await handler.refreshTags()
     const size = 10 * 1024
@@ -375,6 +376,19 @@ function crossingsPerHit(redisUrl) {
   return JSON.parse(out.trim().split('\n').pop())
 }
 
+/**
+ * The compression section (bench/compression.mjs), measured in a child process against this
+ * run's Redis: its markdown lines.
+ */
+function compressionSection(redisUrl) {
+  const out = execFileSync(process.execPath, [path.join(here, 'compression.mjs'), redisUrl], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 30 * 60_000,
+  })
+  return out.trimEnd().split('\n')
+}
+
 function sizeAndStartup() {
   const wasmFile = path.join(pkgDir, 'wasm', 'fleetcache_wasm_bg.wasm')
   const bytes = fs.readFileSync(wasmFile)
@@ -424,7 +438,9 @@ async function main() {
       [RESP_TYPES.BLOB_STRING]: Buffer,
     })
     await rawDefault.connect()
-    const common = { prefix: 'bench', deploymentId: 'b' }
+    // Entries stored plain: these payloads are one repeated byte, which compresses as no page
+    // does; compression is measured on real pages in its own section (bench/compression.mjs).
+    const common = { prefix: 'bench', deploymentId: 'b', compressMinBytes: false }
     // A Redis hit every time: the in-process tier is measured on its own ('L1 hit').
     const handler = createUseCacheHandler({ ...common, redisUrl: redis.url, memoryBytes: 0 })
     const noLeases = createUseCacheHandler({
@@ -457,6 +473,8 @@ async function main() {
     const { rows: boundaryRows, codec } = boundary()
     console.log('wasm crossings per hit...')
     const crossings = crossingsPerHit(redis.url)
+    console.log('compression of stored entries (bench/compression.mjs)...')
+    const compression = compressionSection(redis.url)
     const size = sizeAndStartup()
     console.log('memory after repeated gets...')
     const rss = await memoryGrowth(handler)
@@ -592,6 +610,8 @@ async function main() {
           ['refreshTags, nothing changed', crossings.refreshTags],
         ].map(([name, c]) => [name, fmt(c.binding), fmt(c.wasm)]),
       ),
+      '',
+      ...compression,
       '',
       '### Codec, 100 KB binary body',
       '',

@@ -87,6 +87,13 @@ function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   // 0 turns the in-process tier off (Redis only); without Redis, nothing is cached.
   const memory = options.memoryBytes
   if (memory !== undefined) out.memoryBytes = nonNegative('memoryBytes', memory)
+  // false or 0 stores every entry plain; the level's bounds are the engine's.
+  const min = options.compressMinBytes
+  if (min !== undefined)
+    out.compressMinBytes = min === false ? 0 : nonNegative('compressMinBytes', min)
+  if (options.compressLevel !== undefined) {
+    out.compressLevel = positive('compressLevel', options.compressLevel)
+  }
   return out
 }
 

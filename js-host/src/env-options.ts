@@ -35,6 +35,13 @@ function nonNegativeNumberFromEnv(env: Env, name: string): number | undefined {
   return n
 }
 
+/** A size in bytes, or `0`/`false`/`off` (false); unset or empty is undefined. */
+function sizeOrOffFromEnv(env: Env, name: string): number | false | undefined {
+  const raw = env[name]
+  if (raw === '0' || raw === 'false' || raw === 'off') return false
+  return numberFromEnv(env, name)
+}
+
 /** `1`/`true` or `0`/`false`; unset or empty is undefined. */
 function booleanFromEnv(env: Env, name: string): boolean | undefined {
   const raw = env[name]
@@ -148,6 +155,8 @@ export function optionsFromEnv(
     memoryBytes:
       env.FLEETCACHE_MEMORY_BYTES === '0' ? 0 : numberFromEnv(env, 'FLEETCACHE_MEMORY_BYTES'),
     defaultTtlSeconds: numberFromEnv(env, 'FLEETCACHE_DEFAULT_TTL_SECONDS'),
+    compressMinBytes: sizeOrOffFromEnv(env, 'FLEETCACHE_COMPRESS_MIN_BYTES'),
+    compressLevel: numberFromEnv(env, 'FLEETCACHE_COMPRESS_LEVEL'),
     commandTimeoutMs: numberFromEnv(env, 'FLEETCACHE_COMMAND_TIMEOUT_MS'),
     readTimeoutMs: numberFromEnv(env, 'FLEETCACHE_READ_TIMEOUT_MS'),
     writeTimeoutMs: numberFromEnv(env, 'FLEETCACHE_WRITE_TIMEOUT_MS'),

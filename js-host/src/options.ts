@@ -54,6 +54,16 @@ export interface FleetcacheOptions {
   /** Byte budget of the in-process store; 0 turns it off. Default: the core's (`defaults()`). */
   memoryBytes?: number | undefined
   /**
+   * Entries whose payload is at least this many bytes are stored compressed in Redis
+   * (docs/configuration.md, "Compression"); `false` or 0 stores every entry plain. Entries
+   * stored compressed are read whatever this says. Default: the core's (`defaults()`).
+   */
+  compressMinBytes?: number | false | undefined
+  /**
+   * Compression level, 1 (fastest) to 9 (smallest). Default: the core's (`defaults()`).
+   */
+  compressLevel?: number | undefined
+  /**
    * Lifetime in Redis of singular-handler entries with neither `expire` nor a `revalidate`
    * limit (`revalidate: false`), in seconds, capped by `maxTtlSeconds`. Default: the core's
    * (`defaults()`).
@@ -142,6 +152,9 @@ export interface EngineConfig {
   maxTtlSeconds?: number
   memoryBytes?: number
   defaultTtlSeconds?: number
+  /** Compression of stored entries: 0 off. */
+  compressMinBytes?: number
+  compressLevel?: number
   /** Failure-handling settings. */
   readTimeoutMs?: number
   writeTimeoutMs?: number

@@ -9,6 +9,8 @@
  * make the same decisions. The binding's enums come in `io.binding`, from whichever build of
  * the glue (Node or web) the host loaded: the step codes have no TypeScript copy.
  */
+import { storedCompressed } from './compression.js'
+
 /** The binding's enums the driver reads steps with (numeric, as wasm-bindgen exports them). */
 export interface Binding {
   readonly ReadStepKind: {
@@ -186,6 +188,12 @@ export interface ReadIo {
   script(argv: string[], budgetMs: number): Promise<Reply>
   /** A debug line of the driver's own or of the renewal machine (the answer's come with it). */
   debug(line: string): void
+  /**
+   * The plain envelope of a stored value whose header says compressed (compression.ts,
+   * `inflateStored`); rejects with an error carrying a `code` when it cannot be inflated.
+   * Absent: such values reach the machine as they are, which judges them unreadable.
+   */
+  inflate?: ((stored: Uint8Array) => Promise<Uint8Array>) | undefined
 }
 
 /** How one read ended: the machine's `Answer` step, and the bytes its `source` names. */
@@ -494,6 +502,19 @@ export async function readEntry<E extends object, T = never>(
     }
   }
   const failed = (err: unknown): number => machine.failed(engine, failureOf(binding, err), io.now())
+  // What Redis holds compressed, the machine and the tier get plain (the inflation overlaps
+  // the tag refresh); a plain value costs no await. A value that cannot be inflated goes as it
+  // is: the machine judges it unreadable, and the inflation's error is the read's.
+  const compressed = (stored: Uint8Array | null): stored is Uint8Array =>
+    stored !== null && io.inflate !== undefined && storedCompressed(stored)
+  const inflated = async (stored: Uint8Array): Promise<Uint8Array> => {
+    try {
+      return await (io.inflate?.(stored) ?? stored)
+    } catch (err) {
+      readError = err
+      return stored
+    }
+  }
 
   try {
     let kind = machine.start(engine, io.now())
@@ -572,6 +593,7 @@ export async function readEntry<E extends object, T = never>(
       if (refreshing !== undefined) await refreshing
       return failed(err)
     }
+    if (compressed(redis)) redis = await inflated(redis)
     return give(Given.Reply, redis, entryKey)
   }
 
@@ -628,8 +650,8 @@ export async function readEntry<E extends object, T = never>(
             if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
             return failed(err)
           }
-          polled = entry
-          return give(Given.Polled, entry, entryKey)
+          polled = compressed(entry) ? await inflated(entry) : entry
+          return give(Given.Polled, polled, entryKey)
         })()
       default:
         throw new Error(`read machine step ${String(kind)} unknown to this driver`)

@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { now } from './clock'
+import { inflateStored } from './compression'
 import { consumerWillServerCache } from './consumer'
 import { describe, type Logger } from './log'
+import { nodeCodecs } from './node-codecs'
 import type { Answer, ReadIo } from './read-driver'
 import type { Runtime } from './runtime'
 import { runScript } from './transport'
@@ -52,6 +54,7 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     debug: (line) => {
       log.debug(line)
     },
+    inflate: (stored) => inflateStored(engine, stored, nodeCodecs),
   }
 }
 

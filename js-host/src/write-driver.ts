@@ -2,7 +2,7 @@
  * The one driver of the core's write machine (docs/internals.md, "Request machines"): it sends
  * what each step asks for, hands the outcome back, and logs the lines the machine wrote. It
  * decides nothing. Node-free (Uint8Array, no `node:` imports): the Node adapters and the
- * workers entry both run it.
+ * workers entry both run it, each with its runtime's codec (compression.ts).
  */
 
 /** The binding's enums this driver compares against (the module's own objects). */
@@ -11,6 +11,7 @@ export interface WriteEnums {
     readonly Store: number
     readonly Release: number
     readonly Done: number
+    readonly Compress: number
   }
   readonly WriteOutcome: { readonly Failed: number }
   readonly Failure: {
@@ -32,6 +33,9 @@ export interface WriteStepView {
   readonly waitMs: number
   readonly keepUntil: number
   readonly outageOnly: boolean
+  readonly codec: number
+  readonly level: number
+  readonly compressed: boolean
   readonly outcome: number
   readonly markLocal: boolean
   readonly droppedTags: string
@@ -43,6 +47,7 @@ export interface WriteStepView {
 /** The binding's `WriteMachine`, for an engine of type `E`. */
 export interface WriteMachineView<E> {
   start(engine: E, now: number): WriteStepView
+  compressed(engine: E, bytes: number, now: number): WriteStepView
   sent(engine: E, now: number): WriteStepView
   failed(engine: E, failure: number, now: number): WriteStepView
   free(): void
@@ -84,8 +89,16 @@ export interface WriteIo {
    * write to land, whatever it takes (a runtime that may end work left behind a response).
    */
   sleep?: ((ms: number) => Promise<void>) | undefined
-  /** The envelope as it will be stored, and the promise of its write landing (never rejects). */
+  /**
+   * The envelope as this process's readers get it (plain, even when stored compressed), and
+   * the promise of its write landing (never rejects).
+   */
   built?: ((value: Uint8Array, landed: Promise<void>) => void) | undefined
+  /**
+   * The runtime's codec (compression.ts, `Codecs.compress`) for the Compress step. Absent:
+   * the machine hears the codec failed, and the value is stored plain.
+   */
+  compress?: ((codec: number, level: number, data: Uint8Array) => Promise<Uint8Array>) | undefined
   /** Text of an error for a log line. */
   describe(err: unknown): string
   readonly log: WriteLog
@@ -129,6 +142,9 @@ interface Step {
   kind: number
   key: string
   header: Uint8Array
+  codec: number
+  level: number
+  compressed: boolean
   ttlMs: number
   argv: string[]
   budgetMs: number
@@ -146,10 +162,14 @@ function read(step: WriteStepView, enums: WriteEnums): Step {
   try {
     const kind = step.kind
     const k = enums.WriteStepKind
+    const compress = kind === k.Compress
     return {
       kind,
       key: step.key,
-      header: kind === k.Store ? step.header : new Uint8Array(0),
+      header: kind === k.Store || compress ? step.header : new Uint8Array(0),
+      codec: compress ? step.codec : 0,
+      level: compress ? step.level : 0,
+      compressed: kind === k.Store && step.compressed,
       ttlMs: step.ttlMs,
       argv: kind === k.Done ? [] : step.argv,
       budgetMs: step.budgetMs,
@@ -188,7 +208,8 @@ export async function writeEntry<E>(
     return
   }
   const run = drive(engine, machine, first, payload, io)
-  if (first.kind === io.enums.WriteStepKind.Store && io.sleep !== undefined) {
+  const kinds = io.enums.WriteStepKind
+  if ((first.kind === kinds.Store || first.kind === kinds.Compress) && io.sleep !== undefined) {
     await Promise.race([run, io.sleep(first.waitMs)])
   } else {
     await run
@@ -207,27 +228,54 @@ async function drive<E>(
   const kinds = enums.WriteStepKind
   let lastError: unknown
   let landed: (() => void) | undefined
+  // The plain value once built (this process's copy), and the codec's output of it.
+  let plain: Uint8Array | undefined
+  let deflated: Uint8Array | undefined
+  /** This process's own write is the newest value it knows: readers here need no round trip
+   * (unless the machine keeps it for outages only). */
+  const keep = (s: Step): Uint8Array => {
+    const value = concat(s.header, payload)
+    io.remember(s.key, value, s.keepUntil, s.outageOnly)
+    if (io.built !== undefined) {
+      io.built(
+        value,
+        new Promise<void>((resolve) => {
+          landed = resolve
+        }),
+      )
+    }
+    return value
+  }
   try {
     for (let i = 0; i < MAX_STEPS; i++) {
       if (step.kind === kinds.Done) {
         finish(step, lastError, io)
         return
       }
+      if (step.kind === kinds.Compress) {
+        plain = keep(step)
+        let next: WriteStepView
+        try {
+          if (io.compress === undefined) throw new Error('no codec in this runtime')
+          deflated = await io.compress(step.codec, step.level, plain.subarray(step.header.length))
+          next = machine.compressed(engine, deflated.byteLength, io.now())
+        } catch (err) {
+          log.debug(`compression failed, the value is stored plain: ${io.describe(err)}`)
+          next = machine.failed(engine, enums.Failure.NoConnection, io.now())
+        }
+        step = read(next, enums)
+        continue
+      }
       let sent: Promise<void>
       if (step.kind === kinds.Store) {
-        const value = concat(step.header, payload)
-        // This process's own write is the newest value it knows: readers here need no round
-        // trip (unless the machine keeps it for outages only).
-        io.remember(step.key, value, step.keepUntil, step.outageOnly)
-        sent = io.store(step.key, value, step.ttlMs, step.argv, step.keepUntil, step.budgetMs)
-        if (io.built !== undefined) {
-          io.built(
-            value,
-            new Promise<void>((resolve) => {
-              landed = resolve
-            }),
-          )
+        let value: Uint8Array
+        if (step.compressed) {
+          if (deflated === undefined) throw new Error('stored compressed before compressing')
+          value = concat(step.header, deflated)
+        } else {
+          value = plain ?? keep(step)
         }
+        sent = io.store(step.key, value, step.ttlMs, step.argv, step.keepUntil, step.budgetMs)
       } else {
         sent = io.script(step.argv, step.budgetMs)
       }

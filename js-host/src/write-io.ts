@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { now } from './clock'
 import { describe } from './log'
+import { nodeCodecs } from './node-codecs'
 import type { Runtime } from './runtime'
 import { runScript } from './transport'
 import { writeEntry, type WriteIo } from './write-driver'
@@ -34,6 +35,7 @@ export function writeIo(rt: Runtime): WriteIo {
       store.markLocal(key)
     },
     sleep: (ms) => sleep(ms, undefined, { ref: false }),
+    compress: (codec, level, data) => nodeCodecs.compress(codec, level, data),
     describe,
     log,
   }

@@ -1,6 +1,7 @@
 // The shared test vectors (crates/fleetcache-core/tests/vectors/vectors.json) through the wasm
-// binding, as the handlers call it: entry keys, envelope headers and TTLs, and verdicts must
-// be what the core's own test (crates/fleetcache-core/tests/vectors.rs) finds. No Redis.
+// binding, as the handlers call it: entry keys, envelope headers and TTLs, verdicts and
+// compressed envelopes must be what the core's own test (crates/fleetcache-core/tests/vectors.rs)
+// finds, and the host's codecs must inflate what the vectors store. No Redis.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -8,6 +9,8 @@ import { describe, test } from 'node:test'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+const { inflateStored, streamCodecs } = require('../dist/compression.js')
+const { nodeCodecs } = require('../dist/node-codecs.js')
 
 const vectors = JSON.parse(
   fs.readFileSync(
@@ -89,6 +92,32 @@ describe('shared vectors through the binding', () => {
         c.now,
       )
       assert.equal(VERDICTS[outcome], c.verdict, c.name)
+      engine.free()
+    }
+  })
+
+  test('compressed envelopes: the header, and the plain value a reader makes of it', async () => {
+    for (const c of vectors.compressed.cases) {
+      const engine = new wasm.Engine({ prefix, deployment })
+      const { header } = plan(engine, c)
+      assert.equal(hex(header), c.plainHeader, c.name)
+      const value = Buffer.concat([Buffer.from(c.header, 'hex'), Buffer.from(c.deflated, 'hex')])
+      const described = wasm.describeEnvelope(value, value.byteLength)
+      assert.equal(described.payloadLen, c.deflated.length / 2, 'the stored bytes')
+      const parts = described.parts.reduce((a, b) => a + b, 0)
+      assert.equal(parts, c.rawLen, 'the parts: what it inflates to')
+      // Four u32 (need, codec, payloadOffset, rawLen), then the plain header.
+      const inflation = Buffer.from(engine.planInflation(value, value.byteLength))
+      assert.deepEqual(
+        [0, 4, 8, 12].map((at) => inflation.readUInt32LE(at)),
+        [0, wasm.Codec.Deflate, c.header.length / 2, c.rawLen],
+      )
+      assert.equal(hex(inflation.subarray(16)), c.plainHeader)
+      const plain = Buffer.concat([header, Buffer.from(c.payload, 'utf8')])
+      for (const codecs of [nodeCodecs, streamCodecs(wasm.Codec)]) {
+        const got = await inflateStored(engine, Buffer.from(value), codecs)
+        assert.ok(Buffer.from(got).equals(plain), c.name)
+      }
       engine.free()
     }
   })

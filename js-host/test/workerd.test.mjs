@@ -2,7 +2,9 @@
 // ships its binary). A small worker on 127.0.0.1 imports the package's `workerd` entry (what
 // `exports["."].workerd` names), which gets the .wasm as a compiled WebAssembly.Module through
 // an ES import: no fs, no Node. The worker keeps entries in the in-process store and is driven
-// over HTTP; the test checks get / set / tag invalidation results.
+// over HTTP; the test checks get / set / tag invalidation results, and that entries stored
+// compressed by the Node handlers' write path are read there (DecompressionStream) and the
+// other way round (CompressionStream), through a transport the worker keeps in a Map.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -26,6 +28,26 @@ import { createCache, Interface, module } from './fleetcache/ENTRY'
 
 // One cache per isolate, like a module-scope handler in Next.
 const cache = createCache({ prefix: 'wk', deploymentId: 'workerd-test' })
+
+// A second cache over a transport that keeps values in a Map (a Redis stand-in): its entries
+// are stored compressed when large, as with a real transport.
+const values = new Map()
+const remote = createCache({
+  prefix: 'wk',
+  deploymentId: 'workerd-remote',
+  transport: {
+    async send(argv) {
+      if (argv[0] === 'GET') return values.get(argv[1]) ?? null
+      if (argv[0] === 'SET') {
+        values.set(argv[1], argv[2])
+        return 'OK'
+      }
+      return null
+    },
+  },
+})
+remote.onError = () => undefined
+const remoteKey = (key) => remote.engine.entryKey(Interface.useCache('default'), key)
 
 const json = (body, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
@@ -63,6 +85,27 @@ export default {
         if (!entry) return json({ hit: false })
         const value = await new Response(entry.value).text()
         return json({ hit: true, value, tags: entry.tags, revalidate: entry.revalidate, timestamp: entry.timestamp, expire: entry.expire })
+      }
+      case '/remote/put': {
+        values.set(remoteKey(q.get('key')), new Uint8Array(await request.arrayBuffer()))
+        return json({ ok: true })
+      }
+      case '/remote/get': {
+        const entry = await remote.get(q.get('key'), [])
+        if (!entry) return json({ hit: false })
+        return json({ hit: true, value: await new Response(entry.value).text() })
+      }
+      case '/remote/set': {
+        const bytes = new Uint8Array(await request.arrayBuffer())
+        await remote.set(q.get('key'), {
+          value: new ReadableStream({ start(c) { c.enqueue(bytes); c.close() } }),
+          tags: [],
+          stale: 0,
+          timestamp: Date.now(),
+          revalidate: 60,
+          expire: 3600,
+        })
+        return new Response(values.get(remoteKey(q.get('key'))))
       }
       case '/update-tags': {
         const expire = q.get('expire')
@@ -104,6 +147,13 @@ function packageFiles() {
       ]),
     ].map((f) => f.replace(/^\.\//, '')),
   }
+}
+
+async function callRaw(pathname, { method = 'GET', body } = {}) {
+  const res = await fetch(base + pathname, { method, body, signal: AbortSignal.timeout(10_000) })
+  const bytes = Buffer.from(await res.arrayBuffer())
+  assert.equal(res.status, 200, `${method} ${pathname} -> ${res.status}: ${bytes}`)
+  return bytes
 }
 
 async function call(pathname, { method = 'GET', body } = {}) {
@@ -266,6 +316,63 @@ const worker :Workerd.Worker = (
       await call('/set?key=a&tags=ta', { method: 'POST', body: 'A2' })
       const a2 = await call('/get?key=a')
       assert.equal(a2.value, 'A2')
+    }),
+  )
+
+  test(
+    "compressed entries: the Node write path's are read here, this runtime's are read by Node",
+    checked(async () => {
+      const { wasm } = require('../dist/wasm.js')
+      const { writeEntry } = require('../dist/write-driver.js')
+      const { inflateStored } = require('../dist/compression.js')
+      const { nodeCodecs } = require('../dist/node-codecs.js')
+      const page = (seed) =>
+        Array.from(
+          { length: 2000 },
+          (_, i) => `<li id="${seed}-${i}">héllo ${(i * 7919) % 1000}</li>`,
+        ).join('')
+      const payload = Buffer.from(page('n'))
+      // What the Node handlers store: their write driver, engine and codec.
+      const engine = new wasm.Engine({ prefix: 'wk', deployment: 'workerd-remote' })
+      const at = Date.now()
+      const machine = wasm.WriteMachine.useCache(
+        engine,
+        wasm.Interface.useCache('default'),
+        'from-node',
+        '',
+        at,
+        60,
+        3600,
+        0,
+        payload.length,
+        at,
+      )
+      let stored
+      await writeEntry(engine, machine, payload, {
+        enums: wasm,
+        now: () => Date.now(),
+        store: async (_key, value) => {
+          stored = Buffer.from(value)
+        },
+        script: async () => undefined,
+        remember: () => undefined,
+        markLocal: () => undefined,
+        compress: nodeCodecs.compress,
+        describe: String,
+        log: { debug: () => undefined, warn: () => undefined, error: () => undefined },
+      })
+      assert.ok((stored[5] & 1) === 1 && stored.length < payload.length / 2, 'stored compressed')
+      await call('/remote/put?key=from-node', { method: 'POST', body: stored })
+      const got = await call('/remote/get?key=from-node')
+      assert.equal(got.hit, true, 'workerd reads the Node entry')
+      assert.equal(got.value, payload.toString())
+
+      const other = Buffer.from(page('w'))
+      const written = await callRaw('/remote/set?key=from-workerd', { method: 'POST', body: other })
+      assert.ok((written[5] & 1) === 1 && written.length < other.length / 2, 'workerd compresses')
+      const plain = Buffer.from(await inflateStored(engine, written, nodeCodecs))
+      assert.ok(plain.subarray(plain.length - other.length).equals(other), 'Node inflates it')
+      engine.free()
     }),
   )
 })

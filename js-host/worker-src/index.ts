@@ -24,6 +24,7 @@ import {
   Served,
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
+import { inflateStored, streamCodecs } from './compression.js'
 import { describe, type Logger } from './log.js'
 import { leaseToken, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
@@ -76,6 +77,12 @@ export interface WorkerCacheOptions {
   /** Cap on any entry's lifetime, in seconds. Default: the core's (`defaults()`). */
   maxTtlSeconds?: number | undefined
   /**
+   * Entries with a payload of at least this many bytes are stored compressed (with a
+   * transport; never in memory); `false` or 0 stores every entry plain. Default: the core's
+   * (`defaults()`). Entries written compressed by the Node handlers are read either way.
+   */
+  compressMinBytes?: number | false | undefined
+  /**
    * The clock, in milliseconds since the epoch, read for every decision (lifetimes, tag
    * revalidations, the breaker, the outbox's backoff). Default: `performance.timeOrigin +
    * performance.now()`, the scale Next stamps entries with (as the Node handlers use).
@@ -88,6 +95,9 @@ export interface WorkerCacheOptions {
  * engine checks them against. Call after the module is instantiated (`createEngine`).
  */
 export { bounds, defaults, Engine, Interface, Outcome }
+
+/** This runtime's codecs for compressed entries (the web platform's streams). */
+const codecs = streamCodecs(binding.Codec)
 
 /** What `script` rejects with in memory: the read machine hears "no lease". */
 function noRedis(): Error {
@@ -115,6 +125,9 @@ export function createEngine(
   if (config.maxEntryBytes !== undefined) settings.maxEntryBytes = config.maxEntryBytes
   if (config.maxTtlSeconds !== undefined) settings.maxTtlSeconds = config.maxTtlSeconds
   if (config.memoryBytes !== undefined) settings.memoryBytes = config.memoryBytes
+  if (config.compressMinBytes !== undefined) {
+    settings.compressMinBytes = config.compressMinBytes === false ? 0 : config.compressMinBytes
+  }
   return new Engine(settings)
 }
 
@@ -354,6 +367,7 @@ export class WorkerCache {
       script: (argv) =>
         guarded === undefined ? Promise.reject(noRedis()) : guarded.script(argv, 'lease'),
       debug: () => undefined,
+      inflate: (stored) => inflateStored(this.engine, stored, codecs),
     }
   }
 
@@ -434,6 +448,7 @@ export class WorkerCache {
     // Entries live in the store itself: nothing is kept beside it.
     remember: () => undefined,
     markLocal: () => undefined,
+    compress: (codec, level, data) => codecs.compress(codec, level, data),
     describe,
     // Warnings reach onError too, as the tag synchronisation's do.
     log: {

@@ -31,6 +31,14 @@ pub struct Config {
     pub default_ttl_seconds: f64,
     /// Byte budget of the in-process tier; 0 disables it. Default 50 MiB.
     pub memory_bytes: u64,
+    /// Entries whose payload is at least this many bytes are stored compressed in Redis, with
+    /// [`crate::compression::CODEC`]; 0 stores every entry plain. Default 32 KiB: below it,
+    /// inflating costs a read more than the transfer it saves over a 1 Gbit/s link
+    /// (docs/decisions/0030-compression-of-stored-entries.md).
+    pub compress_min_bytes: u64,
+    /// Compression level, 1 (fastest) to 9 (smallest), for hosts whose codec takes one
+    /// (`node:zlib`; `CompressionStream` has its own). Default 1.
+    pub compress_level: u32,
     /// Age (ms since its last update) after which a tag record may be pruned. Default
     /// `max_ttl_seconds * 1000 + 1 day`; it may not be shorter than `max_ttl_seconds`, or a
     /// tag could be forgotten while entries it invalidated are still stored.
@@ -92,6 +100,8 @@ pub const MAX_OUTBOX_CAPACITY: u32 = 1_000_000;
 pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
 /// Longest accepted follower wait (one minute, like the Redis budgets).
 pub const MAX_LEASE_WAIT_MS: f64 = 60_000.0;
+/// Highest compression level (zlib's).
+pub const MAX_COMPRESS_LEVEL: u32 = 9;
 /// Thresholds of one breaker. Built by [`Config::breaker`]; the defaults are
 /// [`Config::default`]'s.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -166,6 +176,8 @@ pub struct Bounds {
     pub max_lease_wait_ms: f64,
     /// Added to `maxTtlSeconds` for the default `tagPruneAfterMs` ([`TAG_PRUNE_MARGIN_MS`]).
     pub tag_prune_margin_ms: f64,
+    /// Upper bound of `compressLevel` ([`MAX_COMPRESS_LEVEL`]; the lowest is 1).
+    pub max_compress_level: u32,
 }
 
 /// Every bound of the configuration.
@@ -178,6 +190,7 @@ pub const BOUNDS: Bounds = Bounds {
     max_lease_ttl_ms: MAX_LEASE_TTL_MS,
     max_lease_wait_ms: MAX_LEASE_WAIT_MS,
     tag_prune_margin_ms: TAG_PRUNE_MARGIN_MS,
+    max_compress_level: MAX_COMPRESS_LEVEL,
 };
 
 fn in_range(v: f64, min_exclusive: f64, max: f64) -> bool {
@@ -193,6 +206,8 @@ impl Default for Config {
             max_ttl_seconds: 30.0 * 86_400.0,
             default_ttl_seconds: 365.0 * 86_400.0,
             memory_bytes: 50 * 1024 * 1024,
+            compress_min_bytes: 32 * 1024,
+            compress_level: 1,
             tag_prune_after_ms: None,
             read_timeout_ms: 300.0,
             write_timeout_ms: 1000.0,
@@ -233,6 +248,9 @@ impl Config {
             if !(ms.is_finite() && ms >= max_ttl * 1000.0) {
                 return Err(ConfigError::TagPruneAfterMs);
             }
+        }
+        if !(1..=MAX_COMPRESS_LEVEL).contains(&self.compress_level) {
+            return Err(ConfigError::CompressLevel);
         }
         self.validate_resilience()?;
         self.validate_leases()

@@ -10,9 +10,10 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use crate::breaker::{Breaker, BreakerState, CallResult, Permit};
+use crate::compression::{self, Inflation};
 use crate::config::Config;
 use crate::envelope::DecodedHeader;
-use crate::error::{ConfigError, PlanError, ProtocolError};
+use crate::error::{ConfigError, DecodeError, PlanError, ProtocolError};
 use crate::guard::{self, Admission, OpKind};
 use crate::incremental::{
     self, IncrementalPlanError, IncrementalSet, IncrementalVerdict, ValueKind,
@@ -67,6 +68,8 @@ pub struct Engine {
     key_hashes: KeyHashes,
     /// Tags dropped from the last list a plan was given (see [`Engine::dropped_tags`]).
     dropped_tags: Cell<DroppedTags>,
+    /// No Redis behind this engine ([`Engine::mark_standalone`]).
+    standalone: bool,
 }
 
 impl Engine {
@@ -95,6 +98,7 @@ impl Engine {
             stats: Stats::default(),
             key_hashes: KeyHashes::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
+            standalone: false,
             config,
         })
     }
@@ -331,9 +335,21 @@ impl Engine {
         self.tag_sync.resend_len(&self.mirror)
     }
 
-    /// No Redis: the mirror is complete by definition (this process is the whole fleet).
+    /// No Redis: the mirror is complete by definition (this process is the whole fleet), and
+    /// entries, which never leave the process, are not compressed.
     pub fn mark_standalone(&mut self) {
         self.mirror.mark_synced();
+        self.standalone = true;
+    }
+
+    /// How to inflate a stored value into its plain envelope, `None` when it is plain
+    /// ([`compression::plan_inflation`], bounded by `maxEntryBytes`).
+    pub fn plan_inflation(
+        &self,
+        prefix: &[u8],
+        total_len: usize,
+    ) -> Result<Option<Inflation>, DecodeError> {
+        compression::plan_inflation(prefix, total_len, self.config.max_entry_bytes)
     }
 
     /// Tagged entries created at or before the returned time cannot be judged fresh now
@@ -847,6 +863,7 @@ impl Engine {
             regenerations: &mut self.regenerations,
             stale_handouts: &self.stale_handouts,
             stats: &self.stats,
+            standalone: self.standalone,
         }
     }
 

@@ -2,7 +2,10 @@
 //!
 //! Only the header is encoded and decoded here. The payload stays in the host (a JS
 //! `Buffer`): the host prepends the header on write and slices the payload off at
-//! `header_len` on read, so large values never cross into wasm.
+//! `header_len` on read, so large values never cross into wasm. A compressed value (flag bit
+//! 0) stores the codec's output instead of the parts; the host inflates it into the plain
+//! envelope ([`crate::compression`]) before anything judges it, so [`decode_header`], which
+//! every judgement uses, reads plain values only.
 
 use std::borrow::Cow;
 
@@ -13,8 +16,55 @@ use crate::time::Millis;
 pub const MAGIC: [u8; 4] = *b"FLCE";
 /// The only version this release writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
-/// Bytes before the first variable-length field.
+/// Bytes before the first variable-length field of a plain value.
 pub const FIXED_HEADER_LEN: usize = 48;
+/// Flag bit 0: the payload is compressed; [`COMPRESSION_FIELDS_LEN`] bytes follow the fixed
+/// header (codec, then the payload's length once inflated).
+pub const FLAG_COMPRESSED: u8 = 0x01;
+/// Bytes a compressed value's header adds after the fixed part: `u8` codec, `u32` raw length.
+pub const COMPRESSION_FIELDS_LEN: usize = 5;
+
+/// How a compressed payload was encoded. Only codecs both runtimes of a fleet have natively
+/// (`node:zlib`, `CompressionStream`) may be listed here: a Node pod and a workers isolate
+/// read each other's entries (docs/decisions/0030-compression-of-stored-entries.md).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// A zlib stream (RFC 1950: deflate with an Adler-32 trailer), as `node:zlib`'s
+    /// `deflate` and `CompressionStream('deflate')` write it.
+    Deflate = 1,
+}
+
+impl Codec {
+    /// The wire value.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The codec for a wire value, `None` for codecs this release does not know.
+    pub fn from_u8(v: u8) -> Option<Codec> {
+        match v {
+            1 => Some(Codec::Deflate),
+            _ => None,
+        }
+    }
+
+    /// The codec's name, as the host's codecs (`node:zlib`, `CompressionStream`) spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Deflate => "deflate",
+        }
+    }
+}
+
+/// What a compressed value's header says of its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compression {
+    /// How the stored payload was encoded.
+    pub codec: Codec,
+    /// The payload's length once inflated: the sum of the part lengths.
+    pub raw_len: u32,
+}
 
 /// What an entry stores, which also says which interface wrote it.
 #[repr(u16)]
@@ -62,12 +112,23 @@ impl Limits {
     /// Shortest header: fixed part plus the four length/count fields with nothing in them.
     pub const MIN_HEADER_LEN: usize = FIXED_HEADER_LEN + 4 + 2 + 4 + 2;
     /// Longest header the limits allow (about 1 GiB, below `u32::MAX`; the configured
-    /// `maxEntryBytes` bounds what is actually written far below that).
+    /// `maxEntryBytes` bounds what is actually written far below that). A compressed value's
+    /// header may be [`COMPRESSION_FIELDS_LEN`] bytes longer.
     pub const MAX_HEADER_LEN: usize = Self::MIN_HEADER_LEN
         + Self::MAX_KEY_BYTES
         + Self::MAX_TAGS * (2 + Self::MAX_TAG_BYTES)
         + Self::MAX_META_BYTES
         + Self::MAX_PARTS * 4;
+
+    /// The shortest and longest header with or without the compression fields.
+    fn header_len_range(compressed: bool) -> std::ops::RangeInclusive<usize> {
+        let extra = if compressed {
+            COMPRESSION_FIELDS_LEN
+        } else {
+            0
+        };
+        Self::MIN_HEADER_LEN + extra..=Self::MAX_HEADER_LEN + extra
+    }
 }
 
 /// Everything in an envelope except the payload bytes.
@@ -101,8 +162,11 @@ pub struct DecodedHeader {
     pub meta: EntryMeta,
     /// Offset of the first payload byte.
     pub header_len: usize,
-    /// Payload bytes after the header.
+    /// Payload bytes after the header, as stored (the codec's output when compressed).
     pub payload_len: usize,
+    /// `Some` for a compressed value ([`decode_stored_header`] only): its parts are the
+    /// inflated payload's.
+    pub compression: Option<Compression>,
 }
 
 fn check_limit(len: usize, max: usize, what: &'static str) -> Result<(), EncodeError> {
@@ -139,6 +203,20 @@ fn len_u16(len: usize) -> Result<u16, EncodeError> {
 
 /// Encodes the header of `m`. The host appends the payload parts, in order, right after it.
 pub fn encode_header(m: &EntryMeta) -> Result<Vec<u8>, EncodeError> {
+    encode(m, None)
+}
+
+/// Encodes the header of `m` stored compressed: `stored_len` bytes of `codec` output follow
+/// it, which inflate to the parts, in order.
+pub fn encode_compressed_header(
+    m: &EntryMeta,
+    codec: Codec,
+    stored_len: u32,
+) -> Result<Vec<u8>, EncodeError> {
+    encode(m, Some((codec, stored_len)))
+}
+
+fn encode(m: &EntryMeta, compressed: Option<(Codec, u32)>) -> Result<Vec<u8>, EncodeError> {
     check_limit(m.key.len(), Limits::MAX_KEY_BYTES, "key")?;
     check_limit(m.tags.len(), Limits::MAX_TAGS, "tags")?;
     for tag in &m.tags {
@@ -157,20 +235,34 @@ pub fn encode_header(m: &EntryMeta) -> Result<Vec<u8>, EncodeError> {
         .ok_or(EncodeError::TooLarge)?;
     // Bounded by Limits::MAX_HEADER_LEN (about 1 GiB), so none of these sums can overflow.
     let tags_len: usize = m.tags.iter().map(|t| 2 + t.len()).sum();
+    let extra = if compressed.is_some() {
+        COMPRESSION_FIELDS_LEN
+    } else {
+        0
+    };
     let header_len =
-        Limits::MIN_HEADER_LEN + m.key.len() + tags_len + m.meta.len() + 4 * m.parts.len();
+        Limits::MIN_HEADER_LEN + extra + m.key.len() + tags_len + m.meta.len() + 4 * m.parts.len();
 
     let mut out = Vec::with_capacity(header_len);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
-    out.push(0); // flags: no compression in v1
+    out.push(if compressed.is_some() {
+        FLAG_COMPRESSED
+    } else {
+        0
+    });
     out.extend_from_slice(&m.kind.as_u16().to_le_bytes());
     out.extend_from_slice(&len_u32(header_len)?.to_le_bytes());
-    out.extend_from_slice(&payload_len.to_le_bytes());
+    let stored_len = compressed.map_or(payload_len, |(_, stored)| stored);
+    out.extend_from_slice(&stored_len.to_le_bytes());
     out.extend_from_slice(&m.timestamp.0.to_le_bytes());
     out.extend_from_slice(&m.revalidate.to_le_bytes());
     out.extend_from_slice(&m.expire.to_le_bytes());
     out.extend_from_slice(&m.stale.to_le_bytes());
+    if let Some((codec, _)) = compressed {
+        out.push(codec.as_u8());
+        out.extend_from_slice(&payload_len.to_le_bytes());
+    }
     out.extend_from_slice(&len_u32(m.key.len())?.to_le_bytes());
     out.extend_from_slice(m.key.as_bytes());
     out.extend_from_slice(&len_u16(m.tags.len())?.to_le_bytes());
@@ -257,13 +349,29 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes the header of a stored value from its first bytes.
+/// Decodes the header of a plain value (one whose payload is its parts) from its first bytes.
 ///
 /// `prefix` is the start of the value (any length up to `total_len`), `total_len` the length
 /// of the whole value. When the prefix is too short to hold the header, the result is
 /// [`DecodeError::NeedMore`] with the number of bytes needed; foreign values (wrong magic,
 /// other versions, impossible lengths) are rejected before that, from the first bytes alone.
+/// A compressed value is [`DecodeError::Compressed`]: the host inflates those before they are
+/// judged, so one reaching this decoder is one it could not inflate.
 pub fn decode_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, DecodeError> {
+    decode(prefix, total_len, false)
+}
+
+/// [`decode_header`] for a value as stored, compressed or not: a compressed value's header
+/// carries [`DecodedHeader::compression`].
+pub fn decode_stored_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, DecodeError> {
+    decode(prefix, total_len, true)
+}
+
+fn decode(
+    prefix: &[u8],
+    total_len: usize,
+    accept_compressed: bool,
+) -> Result<DecodedHeader, DecodeError> {
     if prefix.len() > total_len {
         return Err(DecodeError::LengthMismatch);
     }
@@ -293,16 +401,18 @@ pub fn decode_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, D
     };
     r.take(MAGIC.len())?;
     r.u8()?; // version, checked above
-    let flags = r.u8()?;
-    if flags != 0 {
-        return Err(DecodeError::UnsupportedFlags(flags));
-    }
+    let compressed = match r.u8()? {
+        0 => false,
+        FLAG_COMPRESSED if accept_compressed => true,
+        FLAG_COMPRESSED => return Err(DecodeError::Compressed),
+        flags => return Err(DecodeError::UnsupportedFlags(flags)),
+    };
     let kind_raw = r.u16()?;
     let kind = EntryKind::from_u16(kind_raw).ok_or(DecodeError::UnknownKind(kind_raw))?;
     let header_len = r.u32()?;
     let payload_len = r.u32()?;
     let header_len = usize::try_from(header_len).map_err(|_| DecodeError::HeaderLength)?;
-    if !(Limits::MIN_HEADER_LEN..=Limits::MAX_HEADER_LEN).contains(&header_len) {
+    if !Limits::header_len_range(compressed).contains(&header_len) {
         return Err(DecodeError::HeaderLength);
     }
     if u64::from(payload_len).checked_add(header_len as u64) != Some(total_len as u64) {
@@ -323,6 +433,16 @@ pub fn decode_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, D
     let mut r = Reader {
         buf: header,
         pos: r.pos,
+    };
+    let compression = if compressed {
+        let raw = r.u8()?;
+        let codec = Codec::from_u8(raw).ok_or(DecodeError::UnknownCodec(raw))?;
+        Some(Compression {
+            codec,
+            raw_len: r.u32()?,
+        })
+    } else {
+        None
     };
     let key_len = r.len_u32(Limits::MAX_KEY_BYTES, "key")?;
     let key = r.utf8(key_len)?;
@@ -348,8 +468,10 @@ pub fn decode_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, D
     if r.remaining() != 0 {
         return Err(DecodeError::HeaderLength);
     }
+    // The parts are what the payload inflates to when it is compressed.
     let parts_sum = parts.iter().map(|p| u64::from(*p)).sum::<u64>();
-    if parts_sum != payload_len as u64 {
+    let expected = compression.map_or(payload_len as u64, |c| u64::from(c.raw_len));
+    if parts_sum != expected {
         return Err(DecodeError::LengthMismatch);
     }
 
@@ -371,6 +493,7 @@ pub fn decode_header(prefix: &[u8], total_len: usize) -> Result<DecodedHeader, D
         meta,
         header_len,
         payload_len,
+        compression,
     })
 }
 
@@ -482,11 +605,20 @@ mod tests {
             Err(DecodeError::UnsupportedVersion(2))
         );
         v[4] = 1;
+        // Bit 0 (compressed) is for the stored-value decoder only; other bits are unknown.
         v[5] = 1;
-        assert_eq!(
-            decode_header(&v, len),
-            Err(DecodeError::UnsupportedFlags(1))
-        );
+        assert_eq!(decode_header(&v, len), Err(DecodeError::Compressed));
+        for flags in [2, 3, 0x80] {
+            v[5] = flags;
+            assert_eq!(
+                decode_header(&v, len),
+                Err(DecodeError::UnsupportedFlags(flags))
+            );
+            assert_eq!(
+                decode_stored_header(&v, len),
+                Err(DecodeError::UnsupportedFlags(flags))
+            );
+        }
         v[5] = 0;
         v[6] = 9;
         assert_eq!(decode_header(&v, len), Err(DecodeError::UnknownKind(9)));

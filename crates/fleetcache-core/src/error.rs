@@ -31,6 +31,8 @@ pub enum ConfigError {
     OutboxCapacity,
     /// A lease setting (the field named) is out of range.
     Lease(&'static str),
+    /// `compressLevel` is not between 1 and 9.
+    CompressLevel,
 }
 
 impl ConfigError {
@@ -48,6 +50,7 @@ impl ConfigError {
             ConfigError::Breaker(_) => "ERR_CONFIG_BREAKER",
             ConfigError::OutboxCapacity => "ERR_CONFIG_OUTBOX_CAPACITY",
             ConfigError::Lease(_) => "ERR_CONFIG_LEASE",
+            ConfigError::CompressLevel => "ERR_CONFIG_COMPRESS_LEVEL",
         }
     }
 
@@ -65,6 +68,7 @@ impl ConfigError {
             ConfigError::Breaker(field) => field,
             ConfigError::OutboxCapacity => "outboxCapacity",
             ConfigError::Lease(field) => field,
+            ConfigError::CompressLevel => "compressLevel",
         }
     }
 }
@@ -91,6 +95,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Lease(_) => {
                 "is out of range (leaseTtlMs in [1, 600000] ms, leaseWaitMs in [0, 60000] ms)"
             }
+            ConfigError::CompressLevel => "must be an integer between 1 and 9",
         };
         write!(f, "invalid fleetcache config: {} {}", self.field(), why)
     }
@@ -143,7 +148,8 @@ impl std::error::Error for KeyError {}
 /// Why an [`EntryMeta`](crate::EntryMeta) cannot be written as an envelope.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EncodeError {
-    /// A field is over its format limit; the payload names the field.
+    /// A field is over its format limit; the payload names the field (`maxEntryBytes`: a
+    /// compressed value whose plain envelope would be larger than the configured maximum).
     LimitExceeded(&'static str),
     /// A time or duration is NaN (or the timestamp is infinite); the payload names the field.
     InvalidNumber(&'static str),
@@ -187,8 +193,13 @@ pub enum DecodeError {
     BadMagic,
     /// Written by a format version this release cannot read.
     UnsupportedVersion(u8),
-    /// Flag bits this release does not understand (e.g. compression).
+    /// Flag bits this release does not understand.
     UnsupportedFlags(u8),
+    /// A compressed value given to the plain decoder: the host could not inflate it (its
+    /// own error says why), so it is never judged.
+    Compressed,
+    /// A compressed value's codec this release does not know.
+    UnknownCodec(u8),
     /// An entry kind this release does not know.
     UnknownKind(u16),
     /// `header_len` disagrees with the fields, or a field runs past the header.
@@ -200,7 +211,8 @@ pub enum DecodeError {
     InvalidUtf8,
     /// A time or duration is NaN (or the timestamp is infinite).
     InvalidNumber(&'static str),
-    /// A field is over its format limit; the payload names the field.
+    /// A field is over its format limit; the payload names the field (`maxEntryBytes`: a
+    /// compressed value whose plain envelope would be larger than the configured maximum).
     LimitExceeded(&'static str),
     /// Not an error: the header is `header_len` bytes long and the prefix was shorter.
     NeedMore {
@@ -217,6 +229,8 @@ impl DecodeError {
             DecodeError::BadMagic => "ERR_DECODE_BAD_MAGIC",
             DecodeError::UnsupportedVersion(_) => "ERR_DECODE_VERSION",
             DecodeError::UnsupportedFlags(_) => "ERR_DECODE_FLAGS",
+            DecodeError::Compressed => "ERR_DECODE_COMPRESSED",
+            DecodeError::UnknownCodec(_) => "ERR_DECODE_CODEC",
             DecodeError::UnknownKind(_) => "ERR_DECODE_KIND",
             DecodeError::HeaderLength => "ERR_DECODE_HEADER_LENGTH",
             DecodeError::LengthMismatch => "ERR_DECODE_LENGTH_MISMATCH",
@@ -235,6 +249,8 @@ impl fmt::Display for DecodeError {
             DecodeError::BadMagic => f.write_str("value is not a fleetcache envelope"),
             DecodeError::UnsupportedVersion(v) => write!(f, "unsupported envelope version {v}"),
             DecodeError::UnsupportedFlags(v) => write!(f, "unsupported envelope flags {v:#04x}"),
+            DecodeError::Compressed => f.write_str("compressed entry that was not inflated"),
+            DecodeError::UnknownCodec(c) => write!(f, "unknown compression codec {c}"),
             DecodeError::UnknownKind(k) => write!(f, "unknown entry kind {k}"),
             DecodeError::HeaderLength => f.write_str("envelope header length is inconsistent"),
             DecodeError::LengthMismatch => f.write_str("envelope lengths disagree with the value"),
@@ -449,6 +465,7 @@ mod tests {
             ConfigError::ConnectTimeoutMs.code(),
             ConfigError::Breaker("x").code(),
             ConfigError::OutboxCapacity.code(),
+            ConfigError::CompressLevel.code(),
             KeyError::InvalidPrefix.code(),
             KeyError::InvalidHandlerName.code(),
             KeyError::InvalidInterface.code(),
@@ -460,6 +477,8 @@ mod tests {
             DecodeError::BadMagic.code(),
             DecodeError::UnsupportedVersion(2).code(),
             DecodeError::UnsupportedFlags(1).code(),
+            DecodeError::Compressed.code(),
+            DecodeError::UnknownCodec(9).code(),
             DecodeError::UnknownKind(9).code(),
             DecodeError::HeaderLength.code(),
             DecodeError::LengthMismatch.code(),

@@ -23,6 +23,7 @@
 )]
 
 pub mod breaker;
+pub mod compression;
 pub mod config;
 mod decimal;
 pub mod engine;
@@ -50,10 +51,12 @@ pub mod write;
 pub mod write_machine;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
+pub use compression::{Compress, Inflation};
 pub use config::Config;
 pub use engine::Engine;
 pub use envelope::{
-    decode_header, encode_header, DecodedHeader, EntryKind, EntryMeta, Limits, FIXED_HEADER_LEN,
+    decode_header, decode_stored_header, encode_compressed_header, encode_header, Codec,
+    Compression, DecodedHeader, EntryKind, EntryMeta, Limits, FIXED_HEADER_LEN, FLAG_COMPRESSED,
     FORMAT_VERSION, MAGIC,
 };
 pub use error::{

@@ -44,6 +44,8 @@ pub struct SetPlan {
     /// `PX` in ms; `None` means "do not store" (already expired, `expire <= 0` or
     /// `revalidate == 0`).
     pub ttl_ms: Option<u64>,
+    /// The fields `header` encodes (a compressed value's header is encoded from them again).
+    pub meta: EntryMeta,
 }
 
 /// The interface an entry kind belongs to.
@@ -101,6 +103,7 @@ pub fn plan(
         key,
         header,
         ttl_ms: ttl_ms(config, entry),
+        meta,
     })
 }
 

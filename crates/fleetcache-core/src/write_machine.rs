@@ -6,8 +6,9 @@
 //! The host then sends what each [`WriteStep`] asks for and answers with a [`WriteInput`]:
 //!
 //! ```text
-//! start ─► planned ─┬─ stored (TTL) ──► Store ──Sent──────────► Done(Stored)
-//!                   │                         └─Failed(f)─────► Done(Failed or Unsent, MarkLocal)
+//! start ─► planned ─┬─ stored (TTL) ─┬────────────────────────────► Store ──Sent──► Done(Stored)
+//!                   │                └─ large ─► Compress ─Compressed(n)─┘  └─Failed(f)─► Done(Failed
+//!                   │                                                          or Unsent, MarkLocal)
 //!                   ├─ not cacheable ─┬─ lease held ─► Release ─Sent/Failed─► Done(Skipped)
 //!                   ├─ refused ───────┤                                      Done(Refused)
 //!                   ├─ abandoned ─────┘                                      Done(Failed)
@@ -17,11 +18,12 @@
 //! The module is a leaf: it borrows the engine's parts through [`WriteCtx`] and never names
 //! the engine.
 
+use crate::compression::{self, Compress};
 use crate::config::Config;
-use crate::envelope::EntryKind;
+use crate::envelope::{Codec, EntryKind, EntryMeta};
 use crate::error::PlanError;
 use crate::guard::{budget_ms, OpKind};
-use crate::incremental::{Descriptor, IncrementalPlanError, IncrementalSet};
+use crate::incremental::{Descriptor, IncrementalPlanError, IncrementalSet, ValueKind};
 use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
 use crate::read_machine::Failure;
@@ -48,6 +50,8 @@ pub struct WriteCtx<'a> {
     pub stale_handouts: &'a StaleHandouts,
     /// Counters: every planned write is counted by its outcome.
     pub stats: &'a Stats,
+    /// No Redis behind this engine: entries stay in the process, never compressed.
+    pub standalone: bool,
 }
 
 /// One `set`, as the host received it from Next (payload bytes excluded).
@@ -111,6 +115,31 @@ pub enum WriteInput {
     /// The host could not send the value it planned (before answering [`WriteStep::Store`]):
     /// nothing is stored, and the lease is let go as for an abandoned request.
     Abandon,
+    /// The host's codec turned the payload into this many bytes ([`WriteStep::Compress`]).
+    /// [`WriteInput::Failed`] there means the codec failed: the value is stored plain.
+    Compressed(u64),
+}
+
+/// Compress the payload before it is stored; the plain value is this process's copy already.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompressStep {
+    /// The Redis key.
+    pub key: String,
+    /// The plain envelope's header: `header ++ payload parts` is the value the tier keeps
+    /// (until `keep_until`, for outages only when `outage_only`) and this process's readers
+    /// see from now on, whatever is stored.
+    pub header: Vec<u8>,
+    /// The codec to run on the payload parts, concatenated.
+    pub codec: Codec,
+    /// Its level (`node:zlib`; a `CompressionStream` has its own).
+    pub level: u32,
+    /// How long the caller waits for the write, compression included, before it resolves
+    /// Next's `set` (as [`Store::wait_ms`]).
+    pub wait_ms: f64,
+    /// The tier keeps the plain copy until then.
+    pub keep_until: Millis,
+    /// The tier keeps the copy for outages only.
+    pub outage_only: bool,
 }
 
 /// Where the host writes the entry, and what the in-process tier keeps of it.
@@ -135,6 +164,9 @@ pub struct Store {
     /// The tier keeps the copy for outages only (a page or route entry of the singular
     /// handler: docs/decisions/0021-page-entries-out-of-the-tier.md).
     pub outage_only: bool,
+    /// The value is `header ++` the codec output of the [`WriteStep::Compress`] step before,
+    /// not the payload parts; the tier has the plain copy already.
+    pub compressed: bool,
 }
 
 /// How a write ended.
@@ -177,6 +209,9 @@ pub struct WriteDone {
 /// What the host does next.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WriteStep {
+    /// Keep the plain copy, compress the payload (see [`CompressStep`]); answer
+    /// [`WriteInput::Compressed`], or [`WriteInput::Failed`] when the codec failed.
+    Compress(CompressStep),
     /// Store `header ++ payload` (see [`Store`]); answer [`WriteInput::Sent`] or
     /// [`WriteInput::Failed`].
     Store(Store),
@@ -201,6 +236,8 @@ enum Plan {
         ttl_ms: u64,
         outage_only: bool,
         payload_len: u64,
+        /// The codec to run first, and the fields to encode the compressed header from.
+        compress: Option<(Compress, Box<EntryMeta>)>,
     },
     /// Not stored; a held lease is released first.
     End(WriteDone),
@@ -210,15 +247,36 @@ enum Plan {
 enum State {
     /// Planned, the first step not yet taken.
     Planned(Plan),
+    /// The Compress step is out.
+    Compressing(Box<Compressing>),
     /// The Store step is out.
     Storing {
         key: String,
         bytes: u64,
         ttl_ms: u64,
+        /// Bytes stored instead, when compressed.
+        stored: Option<u64>,
     },
     /// The Release step is out; then this end.
     Releasing(WriteDone),
     Done,
+}
+
+/// A write waiting for the host's codec.
+#[derive(Clone, Debug, PartialEq)]
+struct Compressing {
+    key: String,
+    /// The plain header, stored as it is when compression does not pay.
+    header: Vec<u8>,
+    meta: EntryMeta,
+    codec: Codec,
+    ttl_ms: u64,
+    keep_until: Millis,
+    outage_only: bool,
+    /// Header plus payload, plain.
+    bytes: u64,
+    /// The payload's plain length.
+    payload_len: u64,
 }
 
 /// One `set` in progress. Owns no engine state: every transition borrows it via [`WriteCtx`].
@@ -318,7 +376,8 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             )),
         })
     };
-    let (planned, dropped, outage_only, payload_len) = match request {
+    // `compressible`: images are compressed already.
+    let (planned, dropped, outage_only, payload_len, compressible) = match request {
         WriteRequest::UseCache {
             iface,
             cache_key,
@@ -354,6 +413,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 dropped,
                 false,
                 u64::from(payload_len),
+                true,
             )
         }
         WriteRequest::Incremental {
@@ -371,6 +431,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 DroppedTags::default(),
                 false,
                 0,
+                false,
             ),
             Ok(desc) => {
                 // The entry is stamped with the start of the regeneration that produced it.
@@ -399,6 +460,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                     dropped,
                     !tier_serves_value(desc.kind),
                     payload,
+                    desc.kind != ValueKind::Image,
                 )
             }
         },
@@ -436,14 +498,19 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             key,
             header,
             ttl_ms: Some(ttl_ms),
+            meta,
         }) => {
             let header_len = header.len() as u64;
+            let compress =
+                compression::decide(ctx.config, ctx.standalone, payload_len, compressible)
+                    .map(|c| (c, Box::new(meta)));
             Plan::Store {
                 key,
                 header,
                 ttl_ms,
                 outage_only,
                 payload_len: header_len.saturating_add(payload_len),
+                compress,
             }
         }
     };
@@ -480,6 +547,7 @@ impl WriteMachine {
     pub fn value_len(&self) -> Option<u64> {
         match &self.state {
             State::Planned(Plan::Store { payload_len, .. }) => Some(*payload_len),
+            State::Compressing(c) => Some(c.bytes),
             State::Storing { bytes, .. } => Some(*bytes),
             _ => None,
         }
@@ -487,7 +555,7 @@ impl WriteMachine {
 
     /// The first step: the store, or (nothing to store) the release of a lease this
     /// process holds on the key, or the end. Called once; later calls answer the end.
-    pub fn start(&mut self, ctx: WriteCtx<'_>, now: Millis) -> WriteStep {
+    pub fn start(&mut self, mut ctx: WriteCtx<'_>, now: Millis) -> WriteStep {
         let state = std::mem::replace(&mut self.state, State::Done);
         match state {
             State::Planned(Plan::Store {
@@ -496,29 +564,49 @@ impl WriteMachine {
                 ttl_ms,
                 outage_only,
                 payload_len,
+                compress: Some((compress, meta)),
             }) => {
-                // Written with the release of this process's lease when it holds one.
-                let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
-                let script = match ctx.leases.plan_write(key.clone(), lease_key, ttl_ms) {
-                    EntryWrite::Set => None,
-                    EntryWrite::WriteAndRelease(call) => Some(call),
-                };
-                self.state = State::Storing {
+                let keep_until = Millis(now.0 + ttl_ms as f64);
+                self.state = State::Compressing(Box::new(Compressing {
                     key: key.clone(),
-                    bytes: payload_len,
+                    header: header.clone(),
+                    payload_len: payload_len.saturating_sub(header.len() as u64),
+                    meta: *meta,
+                    codec: compress.codec,
                     ttl_ms,
-                };
-                WriteStep::Store(Store {
+                    keep_until,
+                    outage_only,
+                    bytes: payload_len,
+                }));
+                WriteStep::Compress(CompressStep {
                     key,
                     header,
-                    ttl_ms,
-                    script,
-                    budget_ms: self.budget(&ctx, OpKind::Write),
+                    codec: compress.codec,
+                    level: compress.level,
                     wait_ms: self.budget(&ctx, OpKind::Read),
-                    keep_until: Millis(now.0 + ttl_ms as f64),
+                    keep_until,
                     outage_only,
                 })
             }
+            State::Planned(Plan::Store {
+                key,
+                header,
+                ttl_ms,
+                outage_only,
+                payload_len,
+                compress: None,
+            }) => self.store(
+                &mut ctx,
+                Planned {
+                    key,
+                    header,
+                    ttl_ms,
+                    keep_until: Millis(now.0 + ttl_ms as f64),
+                    outage_only,
+                    bytes: payload_len,
+                    stored: None,
+                },
+            ),
             State::Planned(Plan::End(done)) => self.release_then(ctx, done),
             other => {
                 self.state = other;
@@ -528,32 +616,71 @@ impl WriteMachine {
     }
 
     /// The next step after `input`.
-    pub fn step(&mut self, ctx: WriteCtx<'_>, input: WriteInput, _now: Millis) -> WriteStep {
+    pub fn step(&mut self, mut ctx: WriteCtx<'_>, input: WriteInput, _now: Millis) -> WriteStep {
         let state = std::mem::replace(&mut self.state, State::Done);
         match (state, input) {
-            (State::Planned(plan), WriteInput::Abandon) => {
-                let key = match plan {
-                    Plan::Store { key, .. } => Some(key),
-                    Plan::End(done) => done.key,
-                };
-                let mut done = WriteDone::plain(WriteResult::Failed);
-                done.log = key
-                    .as_ref()
-                    .map(|k| format!("{} {k}: nothing to store", self.verb));
-                done.key = key;
-                self.release_then(ctx, done)
+            (State::Planned(Plan::Store { key, .. }), WriteInput::Abandon) => {
+                self.abandon(ctx, Some(key))
             }
+            (State::Planned(Plan::End(done)), WriteInput::Abandon) => self.abandon(ctx, done.key),
+            (State::Compressing(c), WriteInput::Abandon) => self.abandon(ctx, Some(c.key)),
             (State::Planned(plan), _) => {
                 // An input before the first step: take the first step.
                 self.state = State::Planned(plan);
                 self.start(ctx, _now)
             }
-            (State::Storing { key, bytes, ttl_ms }, WriteInput::Sent) => self.end(WriteDone {
+            (
+                State::Compressing(c),
+                WriteInput::Compressed(_) | WriteInput::Failed(_) | WriteInput::Sent,
+            ) => {
+                // Stored plain when the codec failed (or an answer came out of turn), or when
+                // its output does not pay for the inflation every read from Redis costs.
+                let c = *c;
+                let compressed = match input {
+                    WriteInput::Compressed(len)
+                        if compression::worth_storing(c.payload_len, len) =>
+                    {
+                        compression::compressed_header(&c.meta, c.codec, len)
+                            .ok()
+                            .map(|h| (h, len))
+                    }
+                    _ => None,
+                };
+                let (header, stored) = match compressed {
+                    Some((h, len)) => {
+                        let total = (h.len() as u64).saturating_add(len);
+                        (h, Some(total))
+                    }
+                    None => (c.header, None),
+                };
+                self.store(
+                    &mut ctx,
+                    Planned {
+                        key: c.key,
+                        header,
+                        ttl_ms: c.ttl_ms,
+                        keep_until: c.keep_until,
+                        outage_only: c.outage_only,
+                        bytes: c.bytes,
+                        stored,
+                    },
+                )
+            }
+            (
+                State::Storing {
+                    key,
+                    bytes,
+                    ttl_ms,
+                    stored,
+                },
+                WriteInput::Sent,
+            ) => self.end(WriteDone {
                 result: WriteResult::Stored,
                 mark_local: false,
                 log: Some(format!(
-                    "{} {key} {bytes} B ttl {} s",
+                    "{} {key} {bytes} B{} ttl {} s",
                     self.verb,
+                    stored.map_or(String::new(), |s| format!(" ({s} B stored compressed)")),
                     ttl_seconds(ttl_ms)
                 )),
                 key: Some(key),
@@ -574,16 +701,17 @@ impl WriteMachine {
                     error: None,
                 })
             }
-            (State::Storing { key, .. }, WriteInput::Failed(_) | WriteInput::Abandon) => {
-                self.end(WriteDone {
-                    result: WriteResult::Failed,
-                    mark_local: true,
-                    key: Some(key),
-                    dropped_tags: None,
-                    log: None,
-                    error: Some(format!("{} failed, entry not stored", self.verb)),
-                })
-            }
+            (
+                State::Storing { key, .. },
+                WriteInput::Failed(_) | WriteInput::Abandon | WriteInput::Compressed(_),
+            ) => self.end(WriteDone {
+                result: WriteResult::Failed,
+                mark_local: true,
+                key: Some(key),
+                dropped_tags: None,
+                log: None,
+                error: Some(format!("{} failed, entry not stored", self.verb)),
+            }),
             (State::Releasing(done), WriteInput::Sent) => self.end(done),
             (State::Releasing(mut done), WriteInput::Failed(f)) => {
                 if f != Failure::CircuitOpen {
@@ -596,9 +724,57 @@ impl WriteMachine {
                 }
                 self.end(done)
             }
-            (State::Releasing(done), WriteInput::Abandon) => self.end(done),
+            (State::Releasing(done), WriteInput::Abandon | WriteInput::Compressed(_)) => {
+                self.end(done)
+            }
             (State::Done, _) => self.end(WriteDone::plain(WriteResult::Failed)),
         }
+    }
+
+    /// Nothing is stored after all: a held lease is let go.
+    fn abandon(&mut self, ctx: WriteCtx<'_>, key: Option<String>) -> WriteStep {
+        let mut done = WriteDone::plain(WriteResult::Failed);
+        done.log = key
+            .as_ref()
+            .map(|k| format!("{} {k}: nothing to store", self.verb));
+        done.key = key;
+        self.release_then(ctx, done)
+    }
+
+    /// The Store step of `planned`: written with the release of this process's lease when
+    /// it holds one.
+    fn store(&mut self, ctx: &mut WriteCtx<'_>, planned: Planned) -> WriteStep {
+        let Planned {
+            key,
+            header,
+            ttl_ms,
+            keep_until,
+            outage_only,
+            bytes,
+            stored,
+        } = planned;
+        let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
+        let script = match ctx.leases.plan_write(key.clone(), lease_key, ttl_ms) {
+            EntryWrite::Set => None,
+            EntryWrite::WriteAndRelease(call) => Some(call),
+        };
+        self.state = State::Storing {
+            key: key.clone(),
+            bytes,
+            ttl_ms,
+            stored,
+        };
+        WriteStep::Store(Store {
+            key,
+            header,
+            ttl_ms,
+            script,
+            budget_ms: self.budget(ctx, OpKind::Write),
+            wait_ms: self.budget(ctx, OpKind::Read),
+            keep_until,
+            outage_only,
+            compressed: stored.is_some(),
+        })
     }
 
     fn budget(&self, ctx: &WriteCtx<'_>, kind: OpKind) -> f64 {
@@ -629,6 +805,19 @@ impl WriteMachine {
         done.dropped_tags = self.dropped_tags.take();
         WriteStep::Done(done)
     }
+}
+
+/// What a Store step writes.
+struct Planned {
+    key: String,
+    header: Vec<u8>,
+    ttl_ms: u64,
+    keep_until: Millis,
+    outage_only: bool,
+    /// Header plus payload, plain.
+    bytes: u64,
+    /// Header plus codec output, when that is what is stored.
+    stored: Option<u64>,
 }
 
 impl WriteDone {

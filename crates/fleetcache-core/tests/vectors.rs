@@ -1,5 +1,5 @@
 //! The shared test vectors (`tests/vectors/vectors.json`): entry keys, envelope headers and
-//! TTLs, and verdicts, as the core computes them. `js-host/test/vectors.test.mjs` checks the
+//! TTLs, verdicts, and compressed envelopes, as the core computes them. `js-host/test/vectors.test.mjs` checks the
 //! same file through the wasm binding, so the two sides cannot drift apart unnoticed.
 //!
 //! Adding a vector: write its inputs without the expected field and run this test with
@@ -8,8 +8,10 @@
 
 use std::path::PathBuf;
 
+use fleetcache_core::compression::{compressed_header, CODEC};
 use fleetcache_core::{
-    Config, EntryKind, Interface, Millis, Namespace, Revalidation, SetInput, Verdict,
+    decode_stored_header, Codec, Config, EntryKind, Interface, Millis, Namespace, Revalidation,
+    SetInput, SetPlan, Verdict,
 };
 use serde_json::{json, Value};
 
@@ -56,6 +58,32 @@ fn engine(prefix: &str, deployment: &str) -> fleetcache_core::Engine {
         deployment: deployment.to_owned(),
         ..Config::default()
     })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The plan of a `'use cache'` entry written as the case describes it.
+fn plan_of(e: &fleetcache_core::Engine, case: &Value) -> SetPlan {
+    let iface = s(case, "interface");
+    let iface = Interface::parse(&iface).unwrap_or_else(|e| panic!("{e}"));
+    let tags = strings(case, "tags");
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let payload = s(case, "payload").into_bytes();
+    let parts = [u32::try_from(payload.len()).unwrap_or(u32::MAX)];
+    e.plan_set(
+        &iface,
+        &s(case, "cacheKey"),
+        SetInput {
+            kind: EntryKind::UseCache,
+            timestamp: Millis(n(case, "timestamp")),
+            revalidate: n(case, "revalidate"),
+            expire: n(case, "expire"),
+            stale: n(case, "stale"),
+            tags: &tags,
+            meta: &[],
+            parts: &parts,
+            now: Millis(n(case, "now")),
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -108,29 +136,8 @@ fn the_core_computes_the_shared_vectors() {
     let cases = doc["envelopes"]["cases"].as_array_mut().expect("cases");
     for case in cases.iter_mut() {
         let e = engine(&prefix, &deployment);
-        let segment = s(case, "interface");
-        let iface = Interface::parse(&segment).unwrap_or_else(|e| panic!("{e}"));
-        let tags = strings(case, "tags");
-        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let payload = s(case, "payload").into_bytes();
-        let parts = [u32::try_from(payload.len()).unwrap_or(u32::MAX)];
-        let plan = e
-            .plan_set(
-                &iface,
-                &s(case, "cacheKey"),
-                SetInput {
-                    kind: EntryKind::UseCache,
-                    timestamp: Millis(n(case, "timestamp")),
-                    revalidate: n(case, "revalidate"),
-                    expire: n(case, "expire"),
-                    stale: n(case, "stale"),
-                    tags: &tags,
-                    meta: &[],
-                    parts: &parts,
-                    now: Millis(n(case, "now")),
-                },
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = plan_of(&e, case);
         expect(
             case,
             "header",
@@ -180,6 +187,47 @@ fn the_core_computes_the_shared_vectors() {
         );
         let name = verdict_name(&inspection.verdict);
         expect(case, "verdict", json!(name), write, &mut failures);
+    }
+
+    // Compressed values: the header a writer puts before the codec's output, and what a reader
+    // makes of the stored value (the plain header back, the raw length to inflate to).
+    let compressed = doc["compressed"]["cases"]
+        .as_array_mut()
+        .expect("compressed cases");
+    for case in compressed.iter_mut() {
+        let e = engine(&prefix, &deployment);
+        let plan = plan_of(&e, case);
+        let deflated = unhex(&s(case, "deflated"));
+        assert_eq!(CODEC, Codec::Deflate);
+        let header = compressed_header(&plan.meta, CODEC, deflated.len() as u64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        expect(case, "header", json!(hex(&header)), write, &mut failures);
+        expect(
+            case,
+            "plainHeader",
+            json!(hex(&plan.header)),
+            write,
+            &mut failures,
+        );
+        let mut value = unhex(&s(case, "header"));
+        value.extend_from_slice(&deflated);
+        let decoded = decode_stored_header(&value, value.len()).unwrap_or_else(|e| panic!("{e}"));
+        expect(
+            case,
+            "rawLen",
+            json!(decoded.compression.map(|c| c.raw_len)),
+            write,
+            &mut failures,
+        );
+        let inflation = e
+            .plan_inflation(&value, value.len())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("a compressed value");
+        assert_eq!(hex(&inflation.header), s(case, "plainHeader"));
+        assert_eq!(inflation.payload_offset, header.len());
+        // Judged without inflating, it is never served.
+        let judged = e.inspect(&s(case, "cacheKey"), &value, value.len(), &[], Millis(0.0));
+        assert_eq!(verdict_name(&judged.verdict), "corrupt");
     }
 
     if write {

@@ -182,3 +182,20 @@ pub enum Announcement {
     /// A gap: updates were missed; the next pulls catch up.
     Gap = 2,
 }
+
+/// The codec of a compressed entry (the write machine's Compress step, `Engine.planInflation`);
+/// the host maps it to its runtime's implementation.
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// A zlib stream (RFC 1950): `node:zlib` `deflate`, `CompressionStream('deflate')`.
+    Deflate = 1,
+}
+
+impl From<fleetcache_core::Codec> for Codec {
+    fn from(codec: fleetcache_core::Codec) -> Self {
+        match codec {
+            fleetcache_core::Codec::Deflate => Codec::Deflate,
+        }
+    }
+}

@@ -595,7 +595,11 @@ impl Engine {
     }
 }
 
-fn set(obj: &js_sys::Object, key: &str, value: impl Into<JsValue>) -> Result<(), JsValue> {
+pub(crate) fn set(
+    obj: &js_sys::Object,
+    key: &str,
+    value: impl Into<JsValue>,
+) -> Result<(), JsValue> {
     js_sys::Reflect::set(obj, &JsValue::from_str(key), &value.into()).map(|_| ())
 }
 
@@ -610,13 +614,16 @@ fn string_array<S: AsRef<str>>(items: &[S]) -> js_sys::Array {
 /// knowing its cache key and without judging it. `value` is the start of the stored value (the
 /// header is enough) and `totalLen` its full length. Returns a plain object (`formatVersion`,
 /// `interface`, `timestamp`, `revalidate`, `expire`, `stale`, `key`, `tags`, `parts`,
-/// `headerLen`, `payloadLen`, and for singular-handler entries `valueKind`, `rscData`,
-/// `segments`, `revalidateFalse`, `noExpire`, `noCacheControl`). Throws with the decoder's
-/// error code on anything that is not a readable envelope. Cold path: allocates freely.
+/// `headerLen`, `payloadLen` (as stored: a compressed value's codec output), and for
+/// singular-handler entries `valueKind`, `rscData`, `segments`, `revalidateFalse`,
+/// `noExpire`, `noCacheControl`).
+/// Throws with the decoder's error code on anything that is not a readable envelope. Cold
+/// path: allocates freely.
 #[wasm_bindgen(js_name = describeEnvelope)]
 pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValue> {
     use fleetcache_core::incremental::Descriptor;
-    let h = fleetcache_core::decode_header(value, total_len as usize).map_err(|e| js_error(&e))?;
+    let h = fleetcache_core::decode_stored_header(value, total_len as usize)
+        .map_err(|e| js_error(&e))?;
     let m = &h.meta;
     let o = js_sys::Object::new();
     set(&o, "formatVersion", fleetcache_core::FORMAT_VERSION)?;

@@ -14,6 +14,7 @@ mod codes;
 mod config;
 mod engine;
 mod error;
+mod inflate;
 mod inspect;
 mod js_value;
 mod list;
@@ -23,7 +24,7 @@ mod revalidate;
 mod write;
 
 pub use codes::{
-    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal,
+    Announcement, BreakerState, Codec, CommandKind, CommandResult, Freshness, OutboxRefusal,
     RevalidationMode, ValueFlag, ValueKind,
 };
 pub use config::{bounds, defaults};

@@ -5,7 +5,7 @@ use fleetcache_core::{Millis, WriteDone, WriteInput, WriteRequest, WriteResult};
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::codes::ValueKind;
+use crate::codes::{Codec, ValueKind};
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::list::split;
 use crate::read::Failure;
@@ -15,14 +15,20 @@ use crate::read::Failure;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteStepKind {
     /// Remember `header ++ payload` in the tier (`keepUntil`, `outageOnly`), then send it:
-    /// `SET key value PX ttlMs` when `argv` is empty, else `argv` with the value appended.
-    /// Wait for it at most `waitMs`; answer `sent` or `failed`.
+    /// `SET key value PX ttlMs` when `argv` is empty, else `argv` with the value appended;
+    /// when `compressed`, the value is `header ++` the codec output of the Compress step
+    /// before, and the tier has the plain copy already. Wait for it at most `waitMs`
+    /// (counted from the first step); answer `sent` or `failed`.
     Store = 0,
     /// Send `argv` (the lease release); answer `sent` or `failed`.
     Release = 1,
     /// Nothing more: log `droppedTags` (warn), `log` (debug), `error` (error), and mark the
     /// tier's copy of `key` local when `markLocal`.
     Done = 2,
+    /// Remember `header ++ payload` (the plain value) in the tier (`keepUntil`,
+    /// `outageOnly`), then compress the payload with `codec` at `level`, off the event loop;
+    /// answer `compressed(bytes)`, or `failed` when the codec failed (stored plain).
+    Compress = 3,
 }
 
 /// How a write ended.
@@ -58,6 +64,9 @@ pub struct WriteStep {
     wait_ms: f64,
     keep_until: f64,
     outage_only: bool,
+    codec: Codec,
+    level: u32,
+    compressed: bool,
     outcome: WriteOutcome,
     mark_local: bool,
     dropped_tags: String,
@@ -77,6 +86,9 @@ impl WriteStep {
             wait_ms: 0.0,
             keep_until: 0.0,
             outage_only: false,
+            codec: Codec::Deflate,
+            level: 0,
+            compressed: false,
             outcome: WriteOutcome::Pending,
             mark_local: false,
             dropped_tags: String::new(),
@@ -96,7 +108,18 @@ impl WriteStep {
                 wait_ms: s.wait_ms,
                 keep_until: s.keep_until.0,
                 outage_only: s.outage_only,
+                compressed: s.compressed,
                 ..WriteStep::empty(WriteStepKind::Store)
+            },
+            fleetcache_core::WriteStep::Compress(c) => WriteStep {
+                key: c.key,
+                header: c.header,
+                codec: c.codec.into(),
+                level: c.level,
+                wait_ms: c.wait_ms,
+                keep_until: c.keep_until.0,
+                outage_only: c.outage_only,
+                ..WriteStep::empty(WriteStepKind::Compress)
             },
             fleetcache_core::WriteStep::Release { call, budget_ms } => WriteStep {
                 argv: script_argv(call),
@@ -140,10 +163,28 @@ impl WriteStep {
         self.key.clone()
     }
 
-    /// The envelope header to put before the payload (Store).
+    /// The envelope header to put before the payload (Store; Compress: the plain value's).
     #[wasm_bindgen(getter)]
     pub fn header(&self) -> Vec<u8> {
         self.header.clone()
+    }
+
+    /// The codec to compress with (Compress).
+    #[wasm_bindgen(getter)]
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The codec's level, for a codec that takes one (Compress).
+    #[wasm_bindgen(getter)]
+    pub fn level(&self) -> u32 {
+        self.level
+    }
+
+    /// The value is `header ++` the Compress step's codec output (Store).
+    #[wasm_bindgen(getter)]
+    pub fn compressed(&self) -> bool {
+        self.compressed
     }
 
     /// `PX` in ms (Store).
@@ -165,19 +206,19 @@ impl WriteStep {
     }
 
     /// How long the caller waits for the store before resolving Next's `set`, in ms; the
-    /// write goes on (Store).
+    /// write goes on (Store, Compress).
     #[wasm_bindgen(getter, js_name = waitMs)]
     pub fn wait_ms(&self) -> f64 {
         self.wait_ms
     }
 
-    /// Until when the tier keeps this process's copy (Store).
+    /// Until when the tier keeps this process's copy (Store, Compress).
     #[wasm_bindgen(getter, js_name = keepUntil)]
     pub fn keep_until(&self) -> f64 {
         self.keep_until
     }
 
-    /// The tier keeps the copy for outages only (Store).
+    /// The tier keeps the copy for outages only (Store, Compress).
     #[wasm_bindgen(getter, js_name = outageOnly)]
     pub fn outage_only(&self) -> bool {
         self.outage_only
@@ -216,8 +257,9 @@ impl WriteStep {
 }
 
 /// One `set` in progress. Create it with the entry Next handed over (the constructors plan it:
-/// header, TTL, lease write or release), then step it: `start`, then `sent` or `failed` for
-/// every Store or Release step, until a Done step.
+/// header, TTL, compression, lease write or release), then step it: `start`, then `compressed`
+/// or `failed` for a Compress step, `sent` or `failed` for every Store or Release step, until
+/// a Done step.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct WriteMachine {
@@ -325,6 +367,11 @@ impl WriteMachine {
     /// The last step's command got no usable answer.
     pub fn failed(&mut self, engine: &mut Engine, failure: Failure, now: f64) -> WriteStep {
         self.step(engine, WriteInput::Failed(failure.into()), now)
+    }
+
+    /// The Compress step's codec produced `bytes` bytes.
+    pub fn compressed(&mut self, engine: &mut Engine, bytes: u32, now: f64) -> WriteStep {
+        self.step(engine, WriteInput::Compressed(u64::from(bytes)), now)
     }
 
     /// The host could not send the planned value: nothing is stored, a held lease is let go.

@@ -4,6 +4,9 @@
  * commands are safe to run against a production Redis.
  */
 import { now } from '../clock'
+import { inflateStored, storedCompressed } from '../compression'
+import { describe } from '../log'
+import { nodeCodecs } from '../node-codecs'
 import { runScript } from '../transport'
 import { wasm, type Engine } from '../wasm'
 import { ValueKind } from '../value-codec'
@@ -259,6 +262,8 @@ export interface InspectReport {
   verdict: string
   /** Singular-handler entries: the JSON part (status, headers, segment paths...). */
   json?: unknown
+  /** Stored compressed: the plain envelope's size once inflated (`totalBytes` is stored). */
+  inflatedBytes?: number
 }
 
 /** Decodes the envelope stored at `key` and judges it as a server would now. */
@@ -291,7 +296,21 @@ export async function inspectKey(
       header.interface === 'incremental'
         ? wasm.Interface.incremental()
         : wasm.Interface.useCache('default')
-    const seen = engine.inspectEntry(iface, header.key, value, value.byteLength, '', now())
+    // A server judges a compressed value once inflated; one that does not inflate is corrupt.
+    let plain: Buffer | undefined
+    let inflateError: unknown
+    if (storedCompressed(value)) {
+      try {
+        const bytes = await inflateStored(engine, value, nodeCodecs)
+        plain = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      } catch (err) {
+        inflateError = err
+      }
+    } else {
+      plain = value
+    }
+    const judged = plain ?? value
+    const seen = engine.inspectEntry(iface, header.key, judged, judged.byteLength, '', now())
     const report: InspectReport = {
       key,
       ttlMs,
@@ -302,14 +321,16 @@ export async function inspectKey(
           ? {}
           : { valueKind: VALUE_KINDS[header.valueKind] ?? header.valueKind }),
       },
-      verdict: seen.lookup,
+      verdict:
+        inflateError === undefined ? seen.lookup : `${seen.lookup} (${describe(inflateError)})`,
+      ...(plain !== undefined && plain !== value ? { inflatedBytes: plain.byteLength } : {}),
     }
-    if (header.interface === 'incremental') {
+    if (header.interface === 'incremental' && plain !== undefined) {
       const len = header.parts[0] ?? 0
+      // The plain header's length (a compressed value's header is longer).
+      const at = seen.payloadOffset > 0 ? seen.payloadOffset : header.headerLen
       try {
-        report.json = JSON.parse(
-          value.subarray(header.headerLen, header.headerLen + len).toString('utf8'),
-        ) as unknown
+        report.json = JSON.parse(plain.subarray(at, at + len).toString('utf8')) as unknown
       } catch {
         report.json = '(unreadable JSON part)'
       }
@@ -324,7 +345,10 @@ export function formatInspect(r: InspectReport): string {
   const h = r.header
   const rows: string[][] = [
     ['redis key', r.key],
-    ['size', `${bytes(r.totalBytes)} (header ${String(h.headerLen)} B)`],
+    [
+      'size',
+      `${bytes(r.totalBytes)} (header ${String(h.headerLen)} B)${r.inflatedBytes === undefined ? '' : `, compressed: ${bytes(r.inflatedBytes)} inflated`}`,
+    ],
     ['ttl', r.ttlMs < 0 ? String(r.ttlMs) : `${(r.ttlMs / 1000).toFixed(0)} s`],
     ['verdict now', r.verdict],
   ]

@@ -378,3 +378,134 @@ fn a_finished_machine_only_answers_done() {
     let mut m = e.write_start(use_cache(&[], 60.0, 3600.0), NOW);
     store(e.write_step(&mut m, WriteInput::Sent, NOW));
 }
+
+fn large_use_cache(payload_len: u32) -> WriteRequest<'static> {
+    WriteRequest::UseCache {
+        iface: UC,
+        cache_key: "k",
+        tags: &["a"],
+        timestamp: NOW,
+        revalidate: 60.0,
+        expire: 3600.0,
+        stale: 30.0,
+        payload_len,
+    }
+}
+
+fn compress_step(step: WriteStep) -> crate::write_machine::CompressStep {
+    match step {
+        WriteStep::Compress(c) => c,
+        other => panic!("expected Compress, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_payload_at_the_threshold_is_compressed_first_and_stored_with_its_flag() {
+    use crate::envelope::{decode_stored_header, Codec, Compression};
+    let mut e = engine();
+    let min = e.config().compress_min_bytes;
+    let raw = u32::try_from(min).unwrap_or(u32::MAX);
+    // One byte below: stored plain at once.
+    let (_, step) = start(&mut e, large_use_cache(raw - 1));
+    assert!(!store(step).compressed);
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, large_use_cache(raw));
+    let c = compress_step(step);
+    assert_eq!(
+        (c.codec, c.level),
+        (Codec::Deflate, e.config().compress_level)
+    );
+    assert_eq!(c.key, e.entry_key(&UC, "k"));
+    assert_eq!(c.keep_until, Millis(NOW.0 + 3_600_000.0));
+    assert_eq!(c.wait_ms, e.config().read_timeout_ms);
+    // The plain header: the tier's copy and this process's readers get the plain value.
+    let plain = decode_header(&c.header, c.header.len() + raw as usize)
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(plain.compression, None);
+    assert!(
+        !e.lease_table().is_empty(),
+        "the lease is spent by the store, not before"
+    );
+    assert_eq!(m.value_len(), Some(c.header.len() as u64 + u64::from(raw)));
+
+    let s = store(e.write_step(&mut m, WriteInput::Compressed(1000), NOW));
+    assert!(s.compressed);
+    let stored = decode_stored_header(&s.header, s.header.len() + 1000)
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        stored.compression,
+        Some(Compression {
+            codec: Codec::Deflate,
+            raw_len: raw
+        })
+    );
+    assert_eq!(stored.payload_len, 1000);
+    assert_eq!(stored.meta, plain.meta);
+    assert_eq!((s.keep_until, s.ttl_ms), (c.keep_until, 3_600_000));
+    let call = s
+        .script
+        .unwrap_or_else(|| panic!("written with the lease's release"));
+    assert_eq!(call.sha1, LEASE_WRITE.sha1());
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Stored);
+    let line = d.log.unwrap_or_default();
+    assert!(line.contains(" B stored compressed"), "{line}");
+    assert_eq!(e.stats().writes(Surface::UseCache, WriteOutcome::Stored), 2);
+}
+
+#[test]
+fn output_that_saves_less_than_an_eighth_or_a_failed_codec_is_stored_plain() {
+    let mut e = engine();
+    let raw = 64 * 1024;
+    for input in [
+        WriteInput::Compressed(60 * 1024),
+        WriteInput::Failed(Failure::NoConnection),
+    ] {
+        let (mut m, step) = start(&mut e, large_use_cache(raw));
+        let c = compress_step(step);
+        let s = store(e.write_step(&mut m, input, NOW));
+        assert!(!s.compressed, "{input:?}");
+        assert_eq!(s.header, c.header, "{input:?}: the plain header");
+        let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+        assert!(!d.log.unwrap_or_default().contains("compressed"));
+    }
+}
+
+#[test]
+fn an_abandoned_compression_stores_nothing_and_lets_the_lease_go() {
+    let mut e = engine();
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, large_use_cache(64 * 1024));
+    compress_step(step);
+    match e.write_step(&mut m, WriteInput::Abandon, NOW) {
+        WriteStep::Release { call, .. } => assert_eq!(call.sha1, LEASE_RELEASE.sha1()),
+        other => panic!("expected Release, got {other:?}"),
+    }
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Failed);
+}
+
+#[test]
+fn nothing_is_compressed_without_redis_when_off_or_for_images() {
+    let mut standalone = engine();
+    standalone.mark_standalone();
+    let (_, step) = start(&mut standalone, large_use_cache(1 << 20));
+    assert!(!store(step).compressed, "no Redis behind");
+
+    let mut off = Engine::new(Config {
+        compress_min_bytes: 0,
+        ..Config::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (_, step) = start(&mut off, large_use_cache(1 << 20));
+    assert!(!store(step).compressed, "turned off");
+
+    let mut e = engine();
+    let json = 40;
+    let image = [json, 1 << 20];
+    let (_, step) = start(&mut e, incremental(6, 0, &image));
+    assert!(!store(step).compressed, "an image is compressed already");
+    let page = [json, 1 << 20, 1 << 10];
+    let (_, step) = start(&mut e, incremental(1, 1, &page));
+    compress_step(step);
+}
