@@ -519,9 +519,16 @@ pub struct TagMirror {
     /// Id of `version` as the shared state reported it (`""` when it reported none).
     vid: String,
     synced: bool,
-    /// Versions (and ids) that this process's updates made in the followed epoch and that no
-    /// refresh has confirmed yet: the next refresh checks the state still holds each of them.
+    /// Versions (and ids) that this process's updates made in the state `acked_epoch` and
+    /// that no refresh has confirmed yet: the next refresh of that state checks it still
+    /// holds each of them.
     acked: Vec<(u64, String)>,
+    /// The state (epoch) `acked` belongs to: the followed one, or the one an update went to
+    /// while the mirror followed another (a load of it may have begun before the update).
+    acked_epoch: String,
+    /// The updates of `acked` that a load of their state already ended without (above its
+    /// version): the load after that one drops them (see [`TagMirror::take_page`]).
+    carried: Vec<(u64, String)>,
     tags: HashMap<String, TagRecord>,
     local: HashMap<String, TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
@@ -597,9 +604,14 @@ impl TagMirror {
         &self.vid
     }
 
-    /// Versions and ids this process's own updates made that no refresh has confirmed yet.
+    /// Versions and ids this process's own updates made in the followed state that no
+    /// refresh has confirmed yet.
     pub fn unconfirmed_updates(&self) -> &[(u64, String)] {
-        &self.acked
+        if self.acked_epoch == self.epoch {
+            &self.acked
+        } else {
+            &[]
+        }
     }
 
     /// True once a refresh has loaded the shared state: from then on the mirror knows every
@@ -755,12 +767,17 @@ impl TagMirror {
         let current = reply.epoch == self.epoch;
         // The whole state: everything above version 0 of the state followed.
         let complete = current && self.version == 0;
+        // The script checked this process's updates in the state followed only.
+        let checked = current && self.acked_epoch == self.epoch;
         if complete {
             self.note_losses(|t| received.get(t).copied(), now, keep_ms);
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
-            self.acked.clear();
+            if checked {
+                self.acked.clear();
+                self.carried.clear();
+            }
         } else if current {
             if reply.version >= self.version {
                 self.version = reply.version;
@@ -768,7 +785,9 @@ impl TagMirror {
             }
             // The script checked each update's version still holds its id (else it would
             // have answered in full).
-            self.acked.retain(|(v, _)| *v > reply.version);
+            if checked {
+                self.acked.retain(|(v, _)| *v > reply.version);
+            }
             if self.catching_up {
                 self.catching_up = false;
                 self.synced = true;
@@ -913,11 +932,28 @@ impl TagMirror {
                 self.resend.remove(tag);
             }
         }
+        // Updates of this process made in the loaded state after the version the load began
+        // at are checked by the next refresh: a later page may show one (the load's header
+        // may have been read before the update, whatever order the replies came in), and a
+        // failover back to that version would lose it unseen. An update a load already ended
+        // without is not kept past a second one: that second load began after the refresh
+        // that followed the first, so after the update, and compared the whole state (what
+        // was lost is given back); checking it again would answer every refresh in full
+        // until the state's version passes it. Updates made in another state are gone with
+        // it (the comparison above gives back what this process knows of them).
+        if self.acked_epoch == load.epoch {
+            let carried = std::mem::take(&mut self.carried);
+            self.acked
+                .retain(|a| a.0 > load.version && !carried.contains(a));
+            self.carried.clone_from(&self.acked);
+        } else {
+            self.acked.clear();
+            self.carried.clear();
+            self.acked_epoch.clone_from(&load.epoch);
+        }
         self.epoch = load.epoch;
         self.version = load.version;
         self.vid = load.vid;
-        // Updates of this process made during the load are checked by the next refresh.
-        self.acked.retain(|(v, _)| *v > load.version);
         self.synced = atomic;
         self.catching_up = !atomic;
         (changed, skipped)
@@ -965,16 +1001,22 @@ impl TagMirror {
             self.loading = None;
             self.catching_up = false;
         }
-        let followed = self.loading.as_ref().map_or(&self.epoch, |l| &l.epoch);
-        if reply.epoch == *followed {
-            if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
-                // Too many to check one by one: ask for the whole state instead.
-                self.acked.clear();
-                self.version = 0;
-                self.vid.clear();
-            } else {
-                self.acked.push((reply.version, reply.vid.to_owned()));
-            }
+        // Kept even for a state the mirror does not follow: a refresh sent before this update
+        // may be answered in full by that state at an earlier version, its later pages showing
+        // the update; the refresh after that load must still check it.
+        if self.acked_epoch != reply.epoch {
+            self.acked.clear();
+            self.carried.clear();
+            self.acked_epoch = reply.epoch.to_owned();
+        }
+        if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
+            // Too many to check one by one: ask for the whole state instead.
+            self.acked.clear();
+            self.carried.clear();
+            self.version = 0;
+            self.vid.clear();
+        } else {
+            self.acked.push((reply.version, reply.vid.to_owned()));
         }
         Ok(RefreshSummary {
             full: false,
@@ -1622,6 +1664,58 @@ mod tests {
         m.apply_update_reply(&reply("F", 100, false, &[])).unwrap();
         assert!(m.unconfirmed_updates().is_empty());
         assert_eq!(m.version(), 0);
+    }
+
+    #[test]
+    fn an_own_update_that_only_a_later_page_of_a_load_shows_is_still_checked() {
+        // Following the empty state of a new Redis, this process revalidates "b" while its
+        // refresh, answered in full by a state another process created since (E, version
+        // 1), is in flight: the update lands in E at version 2, after the header was read.
+        let mut m = TagMirror::new();
+        refresh(&mut m, &reply("", 0, false, &[])).unwrap();
+        assert!(m.is_synced());
+        m.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        let mut header: Vec<Vec<u8>> = netstring::decode(&reply("E", 1, true, &[]))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        header[4] = b"c1".to_vec();
+        refresh(&mut m, &netstring::encode(header)).unwrap();
+        // The last page is read after the update and shows it.
+        refresh(&mut m, &page("0", &[("b", rec(MAX_PROFILE, 500.0))])).unwrap();
+        assert_eq!((m.epoch(), m.version()), ("E", 1));
+        assert_eq!(m.resend_len(), 0);
+        // A failover back to version 1 would lose the update unseen (the load's version and
+        // id still match): the catch-up refresh has the script check it is still there.
+        assert_eq!(m.unconfirmed_updates(), &[(2, "id2".to_owned())]);
+        // Answered in full (the script found version 2 gone): given back.
+        load(&mut m, "E", 1, &[]);
+        assert_eq!(m.resend_len(), 1);
+    }
+
+    #[test]
+    fn an_own_update_the_state_lost_is_checked_by_two_loads_at_most() {
+        // A failover back to version 1 lost this process's update at version 3 of E; every
+        // refresh that still asks the script about it is answered in full, so the mirror would
+        // never be synced again until E's version passed 3.
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 2, &[]);
+        m.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        m.apply_update_reply(&reply("E", 3, false, &[])).unwrap();
+        assert_eq!(m.unconfirmed_updates(), &[(3, "id3".to_owned())]);
+        // The first load (its header may predate the update) gives the record back and keeps
+        // the check; the one after it, begun after the update, ends it.
+        load(&mut m, "E", 1, &[]);
+        assert_eq!(m.resend_len(), 1);
+        assert_eq!(m.unconfirmed_updates(), &[(3, "id3".to_owned())]);
+        load(&mut m, "E", 1, &[("b", rec(MAX_PROFILE, 500.0))]);
+        assert!(m.unconfirmed_updates().is_empty());
+        // An update that went to a state since flushed is not checked against the new one.
+        m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        load(&mut m, "F", 1, &[]);
+        assert!(m.unconfirmed_updates().is_empty());
     }
 
     #[test]
