@@ -529,6 +529,12 @@ pub struct TagMirror {
     /// The updates of `acked` that a load of their state already ended without (above its
     /// version): the load after that one drops them (see [`TagMirror::take_page`]).
     carried: Vec<(u64, String)>,
+    /// How many of `acked` (the first ones) the refresh in flight was planned with
+    /// ([`TagMirror::note_planned`]): its script checked those. Replies may come back in
+    /// another order than their commands ran (a transport of concurrent calls), so an update
+    /// acknowledged after the refresh was sent may have run before it, and only the script's
+    /// own check, or the reply's version and id being that update's, confirms it.
+    planned: usize,
     tags: HashMap<String, TagRecord>,
     local: HashMap<String, TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
@@ -602,6 +608,12 @@ impl TagMirror {
     /// Id of that version as the shared state reported it (`""` when none).
     pub fn version_id(&self) -> &str {
         &self.vid
+    }
+
+    /// A refresh is planned now: it carries [`TagMirror::unconfirmed_updates`] for the
+    /// script to check.
+    pub fn note_planned(&mut self) {
+        self.planned = self.unconfirmed_updates().len();
     }
 
     /// Versions and ids this process's own updates made in the followed state that no
@@ -777,16 +789,23 @@ impl TagMirror {
             if checked {
                 self.acked.clear();
                 self.carried.clear();
+                self.planned = 0;
             }
         } else if current {
             if reply.version >= self.version {
                 self.version = reply.version;
                 self.vid = reply.vid.to_owned();
             }
-            // The script checked each update's version still holds its id (else it would
-            // have answered in full).
+            // The script checked that each update it was planned with still holds its id
+            // (else it would have answered in full); a later one only if the reply is its.
             if checked {
-                self.acked.retain(|(v, _)| *v > reply.version);
+                let planned = std::mem::take(&mut self.planned);
+                let mut i = 0;
+                self.acked.retain(|(v, id)| {
+                    i += 1;
+                    !((i <= planned && *v <= reply.version)
+                        || (*v == reply.version && id == reply.vid))
+                });
             }
             if self.catching_up {
                 self.catching_up = false;
@@ -941,6 +960,7 @@ impl TagMirror {
         // was lost is given back); checking it again would answer every refresh in full
         // until the state's version passes it. Updates made in another state are gone with
         // it (the comparison above gives back what this process knows of them).
+        self.planned = 0;
         if self.acked_epoch == load.epoch {
             let carried = std::mem::take(&mut self.carried);
             self.acked
@@ -1007,12 +1027,14 @@ impl TagMirror {
         if self.acked_epoch != reply.epoch {
             self.acked.clear();
             self.carried.clear();
+            self.planned = 0;
             self.acked_epoch = reply.epoch.to_owned();
         }
         if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
             // Too many to check one by one: ask for the whole state instead.
             self.acked.clear();
             self.carried.clear();
+            self.planned = 0;
             self.version = 0;
             self.vid.clear();
         } else {
@@ -1646,8 +1668,10 @@ mod tests {
             m.unconfirmed_updates(),
             &[(7, "id7".to_owned()), (6, "id6".to_owned())]
         );
+        m.note_planned();
         refresh(&mut m, &reply("E", 6, false, &[])).unwrap();
         assert_eq!(m.unconfirmed_updates(), &[(7, "id7".to_owned())]);
+        m.note_planned();
         refresh(&mut m, &reply("E", 8, false, &[])).unwrap();
         assert!(m.unconfirmed_updates().is_empty());
         // An update that went to another state (a flush in between): the next refresh asks
@@ -1716,6 +1740,24 @@ mod tests {
         m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
         load(&mut m, "F", 1, &[]);
         assert!(m.unconfirmed_updates().is_empty());
+    }
+
+    #[test]
+    fn a_refresh_confirms_only_the_updates_it_was_planned_with() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 1, &[]);
+        m.note_planned();
+        // Acknowledged after the refresh was sent: the refresh may have run after it and
+        // after a failover that gave version 2 to another update. Its reply at version 2,
+        // with that other update's id, does not confirm this one.
+        m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        refresh(&mut m, &netstring::encode(["E", "2", "other", "0"])).unwrap();
+        assert_eq!(m.unconfirmed_updates(), &[(2, "id2".to_owned())]);
+        // The next refresh carries it: a partial reply means the script found it held.
+        m.note_planned();
+        m.apply_update_reply(&reply("E", 3, false, &[])).unwrap();
+        refresh(&mut m, &reply("E", 3, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty(), "id3 is the reply's own");
     }
 
     #[test]
