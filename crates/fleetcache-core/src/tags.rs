@@ -864,6 +864,18 @@ impl TagMirror {
         if version != self.version + 1 {
             return Ok(Announced::Gap);
         }
+        // The mirror's own version may be one a failover has since given to another update
+        // (the mirror saw it just before): the announcement of the next one cannot tell, so the
+        // next pull checks the state still holds it, as it checks this process's updates.
+        // Past the bound, or with updates of another state pending, only a pull goes on.
+        if (self.acked_epoch != self.epoch && !self.acked.is_empty())
+            || self.acked.len() >= MAX_UNCONFIRMED_UPDATES
+        {
+            return Ok(Announced::Gap);
+        }
+        self.acked_epoch.clone_from(&self.epoch);
+        self.acked
+            .push((self.version, std::mem::take(&mut self.vid)));
         let mut changed = 0;
         for (tag, record) in pairs {
             // A record the script wrote is never malformed; a foreign one is skipped, as in a
@@ -1758,6 +1770,24 @@ mod tests {
         m.apply_update_reply(&reply("E", 3, false, &[])).unwrap();
         refresh(&mut m, &reply("E", 3, false, &[])).unwrap();
         assert!(m.unconfirmed_updates().is_empty(), "id3 is the reply's own");
+    }
+
+    #[test]
+    fn a_version_an_announcement_moves_the_mirror_past_is_checked_by_the_next_pull() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 4, &[]);
+        // A failover may have given version 4 to another update since the mirror saw it, and
+        // the update after that announces version 5: applied, the mirror would match the state
+        // again and never give back what the lost version 4 held.
+        assert_eq!(
+            m.apply_announcement(&announcement("E", 5, &[])),
+            Ok(Announced::Applied(0))
+        );
+        assert_eq!((m.version(), m.version_id()), (5, "id5"));
+        assert_eq!(m.unconfirmed_updates(), &[(4, "id4".to_owned())]);
+        m.note_planned();
+        refresh(&mut m, &reply("E", 5, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty());
     }
 
     #[test]
