@@ -526,9 +526,10 @@ pub struct TagMirror {
     /// The state (epoch) `acked` belongs to: the followed one, or the one an update went to
     /// while the mirror followed another (a load of it may have begun before the update).
     acked_epoch: String,
-    /// The updates of `acked` that a load of their state already ended without (above its
-    /// version): the load after that one drops them (see [`TagMirror::take_page`]).
-    carried: Vec<(u64, String)>,
+    /// How many of `acked` (the first ones: later updates are appended) a load of their state
+    /// already ended without (above its version): the load after that one drops them (see
+    /// [`TagMirror::take_page`]).
+    carried: usize,
     /// How many of `acked` (the first ones) the refresh in flight was planned with
     /// ([`TagMirror::note_planned`]): its script checked those. Replies may come back in
     /// another order than their commands ran (a transport of concurrent calls), so an update
@@ -788,7 +789,7 @@ impl TagMirror {
             self.synced = true;
             if checked {
                 self.acked.clear();
-                self.carried.clear();
+                self.carried = 0;
                 self.planned = 0;
             }
         } else if current {
@@ -799,13 +800,18 @@ impl TagMirror {
             // The script checked that each update it was planned with still holds its id
             // (else it would have answered in full); a later one only if the reply is its.
             if checked {
-                let planned = std::mem::take(&mut self.planned);
-                let mut i = 0;
+                let (planned, carried) = (std::mem::take(&mut self.planned), self.carried);
+                let (mut i, mut still_carried) = (0, 0);
                 self.acked.retain(|(v, id)| {
                     i += 1;
-                    !((i <= planned && *v <= reply.version)
-                        || (*v == reply.version && id == reply.vid))
+                    let keep = !((i <= planned && *v <= reply.version)
+                        || (*v == reply.version && id == reply.vid));
+                    if keep && i <= carried {
+                        still_carried += 1;
+                    }
+                    keep
                 });
+                self.carried = still_carried;
             }
             if self.catching_up {
                 self.catching_up = false;
@@ -974,13 +980,15 @@ impl TagMirror {
         // it (the comparison above gives back what this process knows of them).
         self.planned = 0;
         if self.acked_epoch == load.epoch {
-            let carried = std::mem::take(&mut self.carried);
-            self.acked
-                .retain(|a| a.0 > load.version && !carried.contains(a));
-            self.carried.clone_from(&self.acked);
+            let (carried, mut i) = (self.carried, 0);
+            self.acked.retain(|(v, _)| {
+                i += 1;
+                i > carried && *v > load.version
+            });
+            self.carried = self.acked.len();
         } else {
             self.acked.clear();
-            self.carried.clear();
+            self.carried = 0;
             self.acked_epoch.clone_from(&load.epoch);
         }
         self.epoch = load.epoch;
@@ -1038,14 +1046,14 @@ impl TagMirror {
         // the update; the refresh after that load must still check it.
         if self.acked_epoch != reply.epoch {
             self.acked.clear();
-            self.carried.clear();
+            self.carried = 0;
             self.planned = 0;
             self.acked_epoch = reply.epoch.to_owned();
         }
         if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
             // Too many to check one by one: ask for the whole state instead.
             self.acked.clear();
-            self.carried.clear();
+            self.carried = 0;
             self.planned = 0;
             self.version = 0;
             self.vid.clear();
