@@ -243,8 +243,10 @@ impl Engine {
     }
 
     /// Plans the pull of tag changes since the mirror's epoch and version, or, while the
-    /// mirror loads the whole state after a full reply, the next page of it.
-    pub fn plan_tag_refresh(&self) -> ScriptCall {
+    /// mirror loads the whole state after a full reply, the next page of it (the mirror notes
+    /// which of its updates the pull checks).
+    pub fn plan_tag_refresh(&mut self) -> ScriptCall {
+        self.mirror.note_planned();
         self.tag_sync.plan_refresh(&self.mirror)
     }
 
@@ -301,7 +303,7 @@ impl Engine {
     /// [`Engine::plan_tag_refresh`], planned at `now`: following by push, the pull's start
     /// is what bounds how far the mirror may be behind.
     pub fn plan_tag_pull(&mut self, now: Millis) -> ScriptCall {
-        self.tag_sync.plan_pull(&self.mirror, now)
+        self.tag_sync.plan_pull(&mut self.mirror, now)
     }
 
     /// Merges the reply of a [`TAG_REFRESH`](crate::TAG_REFRESH) call, received at `now`, into

@@ -226,11 +226,13 @@ impl TagSync {
         result
     }
 
-    /// The pull of [`TagSync::plan_refresh`], planned at `now`: with push, its start is noted.
-    pub fn plan_pull(&mut self, mirror: &TagMirror, now: Millis) -> ScriptCall {
+    /// The pull of [`TagSync::plan_refresh`], planned at `now`: with push, its start is noted,
+    /// and the mirror notes which of its updates the pull checks.
+    pub fn plan_pull(&mut self, mirror: &mut TagMirror, now: Millis) -> ScriptCall {
         if let Some(push) = self.push.as_mut() {
             push.pull_planned(now);
         }
+        mirror.note_planned();
         self.plan_refresh(mirror)
     }
 

@@ -519,9 +519,23 @@ pub struct TagMirror {
     /// Id of `version` as the shared state reported it (`""` when it reported none).
     vid: String,
     synced: bool,
-    /// Versions (and ids) that this process's updates made in the followed epoch and that no
-    /// refresh has confirmed yet: the next refresh checks the state still holds each of them.
+    /// Versions (and ids) that this process's updates made in the state `acked_epoch` and
+    /// that no refresh has confirmed yet: the next refresh of that state checks it still
+    /// holds each of them.
     acked: Vec<(u64, String)>,
+    /// The state (epoch) `acked` belongs to: the followed one, or the one an update went to
+    /// while the mirror followed another (a load of it may have begun before the update).
+    acked_epoch: String,
+    /// How many of `acked` (the first ones: later updates are appended) a load of their state
+    /// already ended without (above its version): the load after that one drops them (see
+    /// [`TagMirror::take_page`]).
+    carried: usize,
+    /// How many of `acked` (the first ones) the refresh in flight was planned with
+    /// ([`TagMirror::note_planned`]): its script checked those. Replies may come back in
+    /// another order than their commands ran (a transport of concurrent calls), so an update
+    /// acknowledged after the refresh was sent may have run before it, and only the script's
+    /// own check, or the reply's version and id being that update's, confirms it.
+    planned: usize,
     tags: HashMap<String, TagRecord>,
     local: HashMap<String, TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
@@ -597,9 +611,20 @@ impl TagMirror {
         &self.vid
     }
 
-    /// Versions and ids this process's own updates made that no refresh has confirmed yet.
+    /// A refresh is planned now: it carries [`TagMirror::unconfirmed_updates`] for the
+    /// script to check.
+    pub fn note_planned(&mut self) {
+        self.planned = self.unconfirmed_updates().len();
+    }
+
+    /// Versions and ids this process's own updates made in the followed state that no
+    /// refresh has confirmed yet.
     pub fn unconfirmed_updates(&self) -> &[(u64, String)] {
-        &self.acked
+        if self.acked_epoch == self.epoch {
+            &self.acked
+        } else {
+            &[]
+        }
     }
 
     /// True once a refresh has loaded the shared state: from then on the mirror knows every
@@ -755,20 +780,39 @@ impl TagMirror {
         let current = reply.epoch == self.epoch;
         // The whole state: everything above version 0 of the state followed.
         let complete = current && self.version == 0;
+        // The script checked this process's updates in the state followed only.
+        let checked = current && self.acked_epoch == self.epoch;
         if complete {
             self.note_losses(|t| received.get(t).copied(), now, keep_ms);
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
-            self.acked.clear();
+            if checked {
+                self.acked.clear();
+                self.carried = 0;
+                self.planned = 0;
+            }
         } else if current {
             if reply.version >= self.version {
                 self.version = reply.version;
                 self.vid = reply.vid.to_owned();
             }
-            // The script checked each update's version still holds its id (else it would
-            // have answered in full).
-            self.acked.retain(|(v, _)| *v > reply.version);
+            // The script checked that each update it was planned with still holds its id
+            // (else it would have answered in full); a later one only if the reply is its.
+            if checked {
+                let (planned, carried) = (std::mem::take(&mut self.planned), self.carried);
+                let (mut i, mut still_carried) = (0, 0);
+                self.acked.retain(|(v, id)| {
+                    i += 1;
+                    let keep = !((i <= planned && *v <= reply.version)
+                        || (*v == reply.version && id == reply.vid));
+                    if keep && i <= carried {
+                        still_carried += 1;
+                    }
+                    keep
+                });
+                self.carried = still_carried;
+            }
             if self.catching_up {
                 self.catching_up = false;
                 self.synced = true;
@@ -826,6 +870,18 @@ impl TagMirror {
         if version != self.version + 1 {
             return Ok(Announced::Gap);
         }
+        // The mirror's own version may be one a failover has since given to another update
+        // (the mirror saw it just before): the announcement of the next one cannot tell, so the
+        // next pull checks the state still holds it, as it checks this process's updates.
+        // Past the bound, or with updates of another state pending, only a pull goes on.
+        if (self.acked_epoch != self.epoch && !self.acked.is_empty())
+            || self.acked.len() >= MAX_UNCONFIRMED_UPDATES
+        {
+            return Ok(Announced::Gap);
+        }
+        self.acked_epoch.clone_from(&self.epoch);
+        self.acked
+            .push((self.version, std::mem::take(&mut self.vid)));
         let mut changed = 0;
         for (tag, record) in pairs {
             // A record the script wrote is never malformed; a foreign one is skipped, as in a
@@ -913,11 +969,31 @@ impl TagMirror {
                 self.resend.remove(tag);
             }
         }
+        // Updates of this process made in the loaded state after the version the load began
+        // at are checked by the next refresh: a later page may show one (the load's header
+        // may have been read before the update, whatever order the replies came in), and a
+        // failover back to that version would lose it unseen. An update a load already ended
+        // without is not kept past a second one: that second load began after the refresh
+        // that followed the first, so after the update, and compared the whole state (what
+        // was lost is given back); checking it again would answer every refresh in full
+        // until the state's version passes it. Updates made in another state are gone with
+        // it (the comparison above gives back what this process knows of them).
+        self.planned = 0;
+        if self.acked_epoch == load.epoch {
+            let (carried, mut i) = (self.carried, 0);
+            self.acked.retain(|(v, _)| {
+                i += 1;
+                i > carried && *v > load.version
+            });
+            self.carried = self.acked.len();
+        } else {
+            self.acked.clear();
+            self.carried = 0;
+            self.acked_epoch.clone_from(&load.epoch);
+        }
         self.epoch = load.epoch;
         self.version = load.version;
         self.vid = load.vid;
-        // Updates of this process made during the load are checked by the next refresh.
-        self.acked.retain(|(v, _)| *v > load.version);
         self.synced = atomic;
         self.catching_up = !atomic;
         (changed, skipped)
@@ -965,16 +1041,24 @@ impl TagMirror {
             self.loading = None;
             self.catching_up = false;
         }
-        let followed = self.loading.as_ref().map_or(&self.epoch, |l| &l.epoch);
-        if reply.epoch == *followed {
-            if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
-                // Too many to check one by one: ask for the whole state instead.
-                self.acked.clear();
-                self.version = 0;
-                self.vid.clear();
-            } else {
-                self.acked.push((reply.version, reply.vid.to_owned()));
-            }
+        // Kept even for a state the mirror does not follow: a refresh sent before this update
+        // may be answered in full by that state at an earlier version, its later pages showing
+        // the update; the refresh after that load must still check it.
+        if self.acked_epoch != reply.epoch {
+            self.acked.clear();
+            self.carried = 0;
+            self.planned = 0;
+            self.acked_epoch = reply.epoch.to_owned();
+        }
+        if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
+            // Too many to check one by one: ask for the whole state instead.
+            self.acked.clear();
+            self.carried = 0;
+            self.planned = 0;
+            self.version = 0;
+            self.vid.clear();
+        } else {
+            self.acked.push((reply.version, reply.vid.to_owned()));
         }
         Ok(RefreshSummary {
             full: false,
@@ -1604,8 +1688,10 @@ mod tests {
             m.unconfirmed_updates(),
             &[(7, "id7".to_owned()), (6, "id6".to_owned())]
         );
+        m.note_planned();
         refresh(&mut m, &reply("E", 6, false, &[])).unwrap();
         assert_eq!(m.unconfirmed_updates(), &[(7, "id7".to_owned())]);
+        m.note_planned();
         refresh(&mut m, &reply("E", 8, false, &[])).unwrap();
         assert!(m.unconfirmed_updates().is_empty());
         // An update that went to another state (a flush in between): the next refresh asks
@@ -1622,6 +1708,94 @@ mod tests {
         m.apply_update_reply(&reply("F", 100, false, &[])).unwrap();
         assert!(m.unconfirmed_updates().is_empty());
         assert_eq!(m.version(), 0);
+    }
+
+    #[test]
+    fn an_own_update_that_only_a_later_page_of_a_load_shows_is_still_checked() {
+        // Following the empty state of a new Redis, this process revalidates "b" while its
+        // refresh, answered in full by a state another process created since (E, version
+        // 1), is in flight: the update lands in E at version 2, after the header was read.
+        let mut m = TagMirror::new();
+        refresh(&mut m, &reply("", 0, false, &[])).unwrap();
+        assert!(m.is_synced());
+        m.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        let mut header: Vec<Vec<u8>> = netstring::decode(&reply("E", 1, true, &[]))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        header[4] = b"c1".to_vec();
+        refresh(&mut m, &netstring::encode(header)).unwrap();
+        // The last page is read after the update and shows it.
+        refresh(&mut m, &page("0", &[("b", rec(MAX_PROFILE, 500.0))])).unwrap();
+        assert_eq!((m.epoch(), m.version()), ("E", 1));
+        assert_eq!(m.resend_len(), 0);
+        // A failover back to version 1 would lose the update unseen (the load's version and
+        // id still match): the catch-up refresh has the script check it is still there.
+        assert_eq!(m.unconfirmed_updates(), &[(2, "id2".to_owned())]);
+        // Answered in full (the script found version 2 gone): given back.
+        load(&mut m, "E", 1, &[]);
+        assert_eq!(m.resend_len(), 1);
+    }
+
+    #[test]
+    fn an_own_update_the_state_lost_is_checked_by_two_loads_at_most() {
+        // A failover back to version 1 lost this process's update at version 3 of E; every
+        // refresh that still asks the script about it is answered in full, so the mirror would
+        // never be synced again until E's version passed 3.
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 2, &[]);
+        m.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        m.apply_update_reply(&reply("E", 3, false, &[])).unwrap();
+        assert_eq!(m.unconfirmed_updates(), &[(3, "id3".to_owned())]);
+        // The first load (its header may predate the update) gives the record back and keeps
+        // the check; the one after it, begun after the update, ends it.
+        load(&mut m, "E", 1, &[]);
+        assert_eq!(m.resend_len(), 1);
+        assert_eq!(m.unconfirmed_updates(), &[(3, "id3".to_owned())]);
+        load(&mut m, "E", 1, &[("b", rec(MAX_PROFILE, 500.0))]);
+        assert!(m.unconfirmed_updates().is_empty());
+        // An update that went to a state since flushed is not checked against the new one.
+        m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        load(&mut m, "F", 1, &[]);
+        assert!(m.unconfirmed_updates().is_empty());
+    }
+
+    #[test]
+    fn a_refresh_confirms_only_the_updates_it_was_planned_with() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 1, &[]);
+        m.note_planned();
+        // Acknowledged after the refresh was sent: the refresh may have run after it and
+        // after a failover that gave version 2 to another update. Its reply at version 2,
+        // with that other update's id, does not confirm this one.
+        m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        refresh(&mut m, &netstring::encode(["E", "2", "other", "0"])).unwrap();
+        assert_eq!(m.unconfirmed_updates(), &[(2, "id2".to_owned())]);
+        // The next refresh carries it: a partial reply means the script found it held.
+        m.note_planned();
+        m.apply_update_reply(&reply("E", 3, false, &[])).unwrap();
+        refresh(&mut m, &reply("E", 3, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty(), "id3 is the reply's own");
+    }
+
+    #[test]
+    fn a_version_an_announcement_moves_the_mirror_past_is_checked_by_the_next_pull() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 4, &[]);
+        // A failover may have given version 4 to another update since the mirror saw it, and
+        // the update after that announces version 5: applied, the mirror would match the state
+        // again and never give back what the lost version 4 held.
+        assert_eq!(
+            m.apply_announcement(&announcement("E", 5, &[])),
+            Ok(Announced::Applied(0))
+        );
+        assert_eq!((m.version(), m.version_id()), (5, "id5"));
+        assert_eq!(m.unconfirmed_updates(), &[(4, "id4".to_owned())]);
+        m.note_planned();
+        refresh(&mut m, &reply("E", 5, false, &[])).unwrap();
+        assert!(m.unconfirmed_updates().is_empty());
     }
 
     #[test]

@@ -29,8 +29,12 @@
 //!    within one poll interval of the holder giving up (plus the round trips of the release
 //!    and of a poll in flight), unless another request took a new lease on the key meanwhile.
 //!
-//! Properties 2, 4 and 6 bound times, so they apply to schedules where no reply is lost or
-//! held up by a stall; the others hold on every schedule.
+//! Properties 2 and 6 bound times on every schedule: a lost reply costs its command's budget
+//! (the host's deadline) where a round trip was counted, and a stall of the follower's
+//! instance moves the start of what is left to the stall's end. Property 4 applies to
+//! schedules where no reply is lost or held up by a stall: a request whose lease request gets
+//! no answer regenerates as if there were no leases, by design, and a holder stalled past the
+//! followers' budget lets them fall back; the others hold on every schedule.
 //!
 //! Holders renew their leases (`lease_renew.lua`) while they regenerate, so regenerations
 //! longer than the TTL (down to 200 ms here) still happen once (property 4), and a lease is
@@ -379,10 +383,26 @@ impl Sim {
         d
     }
 
-    /// Replies are lost or held up in this schedule: the timing bounds (properties 2, 4 and 6)
-    /// assume a network that answers within its delays.
-    fn faults(&self) -> bool {
-        self.sc.lost.iter().any(|l| *l) || self.sc.stall.is_some()
+    /// The longest a command of a request can keep it waiting once sent: a round trip, or,
+    /// when replies may be lost, the host's deadline (the command's budget) if that is longer.
+    fn round_trip(&self) -> u64 {
+        let trip = 2 * self.max_delay;
+        if self.sc.lost.iter().any(|l| *l) {
+            let e = &self.engines[0];
+            let budget = e.budget_ms(OpKind::Read).max(e.budget_ms(OpKind::Lease));
+            trip.max(budget.ceil() as u64)
+        } else {
+            trip
+        }
+    }
+
+    /// When a stall of instance `inst`'s event loop ends (0: it has none): nothing of it runs
+    /// before then.
+    fn stall_end(&self, inst: usize) -> u64 {
+        match self.sc.stall {
+            Some((si, at, len)) if si == inst => T0 + at + len,
+            _ => 0,
+        }
     }
 
     fn inst(&self, r: usize) -> usize {
@@ -965,11 +985,15 @@ impl Sim {
     fn finish(&mut self, r: usize, end: End) -> Result<(), TestCaseError> {
         prop_assert!(self.reqs[r].end.is_none(), "request {} ended twice", r);
         // Property 2: a follower on a miss ends (served or fallen back) within its budget
-        // plus the round trip of its last poll (poll delays are whole ms here: +1). The
-        // flight of a 'use cache' read counts from the request's start.
-        if self.reqs[r].follower_on_miss && !self.faults() {
+        // plus its last command: a round trip, or its deadline when replies are lost (poll
+        // delays are whole ms here: +1). A stall of its instance moves the budget's end to the
+        // stall's end, when its timers and replies run. The flight of a 'use cache' read
+        // counts from the request's start.
+        if self.reqs[r].follower_on_miss {
             let started = self.reqs[r].started;
-            let bound = started + self.sc.wait_ms + 2 * self.max_delay + 1;
+            let stall_end = self.stall_end(self.inst(r));
+            let trip = self.round_trip();
+            let bound = (started + self.sc.wait_ms).max(stall_end) + trip + 1;
             prop_assert!(
                 self.now <= bound,
                 "follower {} ended at {} > budget end {}",
@@ -978,8 +1002,10 @@ impl Sim {
                 bound
             );
             // Property 6: a holder that gives up without a write ends the wait within one
-            // poll interval (plus the round trips of its release and of a poll in flight),
-            // unless a new lease was taken.
+            // poll interval (plus the release's trip to the store, a poll in flight, and the
+            // poll that finds the lease gone: round trips, or deadlines when replies are lost;
+            // after a stall of the follower's instance, from its end), unless a new lease was
+            // taken.
             let key = self.key(r);
             for &(k, at) in &self.abandoned {
                 let relet = self
@@ -988,8 +1014,8 @@ impl Sim {
                     .iter()
                     .any(|&(tk, t)| tk == key && t >= at && t <= self.now);
                 if k == key && at >= started && !relet {
-                    // The release's trip to the store, then a poll's round trip.
-                    let bound = at + POLL_MAX_MS as u64 + 4 * self.max_delay + 1;
+                    let bound =
+                        (at + 2 * self.max_delay).max(stall_end) + POLL_MAX_MS as u64 + trip + 1;
                     prop_assert!(
                         self.now <= bound,
                         "follower {} ended at {}, the holder gave up at {}: > {}",

@@ -197,9 +197,10 @@ impl Engine {
         Ok(script_argv(call))
     }
 
-    /// The `EVALSHA` argv that pulls tag changes since the mirror's version.
+    /// The `EVALSHA` argv that pulls tag changes since the mirror's version (the mirror notes
+    /// which of its updates the pull checks).
     #[wasm_bindgen(js_name = planTagRefresh)]
-    pub fn plan_tag_refresh(&self) -> Vec<String> {
+    pub fn plan_tag_refresh(&mut self) -> Vec<String> {
         script_argv(self.inner.plan_tag_refresh())
     }
 
