@@ -521,9 +521,12 @@ describe('in-process tier', () => {
     await B.refreshTags()
     assert.equal(await B.get('tier-1', []), undefined, 'never served after a revalidation')
 
-    // Concurrent reads of one key in one process share one GET.
+    // Concurrent reads of one key in one process share one GET. Its tag state loaded first:
+    // reads of a handler that never pulled it wait for a pull, the first caller's or the one
+    // queued behind it, and those waiting on different pulls reach Redis apart.
     const C = useCache({ leases: false })
     await A.set('tier-2', Promise.resolve(entry('shared')))
+    await C.refreshTags()
     const start = await getCalls()
     const all = await Promise.all(Array.from({ length: 10 }, () => C.get('tier-2', [])))
     assert.ok(all.every((e) => e !== undefined))

@@ -13,7 +13,7 @@ const iface = wasm.Interface.useCache('default')
 
 /** Makes `e` the holder of `key`'s lease under `token`: a read that misses and wins it. */
 function winLease(e, key, token) {
-  const m = wasm.ReadMachine.useCache(e, iface, key, '', wasm.Consumer.Serves, token, T0)
+  const m = wasm.ReadMachine.useCache(e, iface, key, '', false, wasm.Consumer.Serves, token, T0)
   const K = wasm.ReadStepKind
   try {
     let kind = m.start(e, T0)
