@@ -763,11 +763,14 @@ impl ReadMachine {
     }
 
     fn debug(&mut self, line: &str) {
+        // Appended in place, without `format!`: every singular-handler hit writes one.
         let prefix = self.log_prefix();
-        push_line(
-            &mut self.log,
-            &format!("{prefix} {} {line}", self.entry_key),
-        );
+        if !self.log.is_empty() {
+            self.log.push('\n');
+        }
+        for part in [prefix, " ", &self.entry_key, " ", line] {
+            self.log.push_str(part);
+        }
     }
 
     fn fail(&mut self, line: &str) {
