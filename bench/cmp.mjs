@@ -1,13 +1,42 @@
 // Same process: a baseline build (BASELINE, default /work/wt-baseline: a checkout with its
-// js-host/dist and wasm built) against this checkout's package, 'use cache' get hits through
-// Redis and through the tier, 1 and 16 in flight, in interleaved rounds.
-// Usage: node bench/cmp.mjs   (R rounds, N ops per round)
+// js-host/dist and wasm built) against this checkout's package, in interleaved rounds: 'use cache'
+// get hits through Redis and through the tier, and the singular handler's page hits (Redis),
+// 1 and 16 in flight. Each case: median ops/s with the min-max over rounds, p50/p99 latency and
+// the process's CPU per op (median; less disturbed by other work on a shared machine than
+// throughput).
+// Usage: node bench/cmp.mjs   (R rounds, N ops per round, CASES=redis,tier,page to pick; NEW
+// another build to compare instead of this checkout's, laid out the same way)
+//
+// Both packages look Next's work-unit storage up at run time (`next` resolved from the working
+// directory first); a build that cannot find it and keeps looking on every read measures that
+// search, not the cache. So this runs from a directory where `next` resolves: examples/next-app
+// after `npm ci` there, unless the caller's own directory resolves it.
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import { startRedis } from '../tests/support/redis.mjs'
 import { compare } from './lib/stats.mjs'
+
+const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '')
+const resolvesNext = (dir) => {
+  try {
+    createRequire(dir + '/package.json').resolve('next/package.json')
+    return true
+  } catch {
+    return false
+  }
+}
+if (!resolvesNext(process.cwd())) {
+  const app = root + '/examples/next-app'
+  if (!resolvesNext(app)) {
+    console.error('cmp: `next` does not resolve here nor in examples/next-app: run `npm ci` there')
+    process.exit(1)
+  }
+  process.chdir(app)
+}
+
 const load = (dir) => createRequire(dir + '/js-host/package.json')('./dist/index.js')
 const oldPkg = load(process.env.BASELINE ?? '/work/wt-baseline'),
-  newPkg = load(new URL('..', import.meta.url).pathname.replace(/\/$/, ''))
+  newPkg = load(process.env.NEW ?? root)
 const r = await startRedis({ logDir: process.env.TMPDIR ?? '/tmp' })
 const stream = (b) =>
   new ReadableStream({
@@ -36,22 +65,54 @@ const mk = (pkg, name, mem) =>
     redisUrl: r.url,
     memoryBytes: mem,
   })
-const hs = {
-  oldRedis: mk(oldPkg, 'o', 0),
-  newRedis: mk(newPkg, 'n', 0),
-  oldTier: mk(oldPkg, 'ot', 64 << 20),
-  newTier: mk(newPkg, 'nt', 64 << 20),
+const useCache = {
+  redis: { old: mk(oldPkg, 'o', 0), new: mk(newPkg, 'n', 0) },
+  tier: { old: mk(oldPkg, 'ot', 64 << 20), new: mk(newPkg, 'nt', 64 << 20) },
 }
-for (const h of Object.values(hs)) {
-  await h.set('k', Promise.resolve(entry()))
-  await h.refreshTags()
+const cases = {}
+const wanted = (process.env.CASES ?? 'redis,tier,page').split(',')
+for (const [kind, pair] of Object.entries(useCache)) {
+  if (!wanted.includes(kind)) continue
+  for (const [which, h] of Object.entries(pair)) {
+    await h.set('k', Promise.resolve(entry()))
+    await h.refreshTags()
+    cases[which + kind[0].toUpperCase() + kind.slice(1)] = async () => {
+      const e = await h.get('k', ['_N_T_/x'])
+      if (!e) throw new Error('miss')
+      await drain(e.value)
+    }
+  }
 }
-const hit = (h) => async () => {
-  const e = await h.get('k', ['_N_T_/x'])
-  if (!e) throw new Error('miss')
-  await drain(e.value)
+// The singular handler's page hit (APP_PAGE from Redis: pages are never served from the tier
+// while Redis answers), as bench/crossings.mjs reads it.
+const page = {
+  kind: 'APP_PAGE',
+  html: '<html>' + 'x'.repeat(10 * 1024) + '</html>',
+  rscData: Buffer.alloc(2048, 0x62),
+  headers: { 'x-next-cache-tags': '_N_T_/p' },
+  postponed: undefined,
+  status: 200,
+  segmentData: undefined,
 }
-const cases = Object.fromEntries(Object.entries(hs).map(([n, h]) => [n, hit(h)]))
+if (wanted.includes('page')) {
+  for (const [which, pkg] of [
+    ['old', oldPkg],
+    ['new', newPkg],
+  ]) {
+    const Inc = pkg.createIncrementalCacheHandler({
+      prefix: 'cmp-p' + which,
+      deploymentId: 'x',
+      redisUrl: r.url,
+      memoryBytes: 64 << 20,
+    })
+    const inc = new Inc({})
+    await inc.set('/p', page, { cacheControl: { revalidate: 600, expire: 3600 } })
+    cases[which + 'Page'] = async () => {
+      const e = await inc.get('/p', { kind: 'APP_PAGE', isRoutePPREnabled: false })
+      if (e === null || e.value === null) throw new Error('page miss')
+    }
+  }
+}
 for (const inFlight of [1, 16]) {
   const res = await compare(cases, {
     rounds: Number(process.env.R ?? 5),

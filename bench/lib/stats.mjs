@@ -6,12 +6,14 @@ export const pct = (sorted, p) =>
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 /**
- * Runs `op` `ops` times from `inFlight` concurrent loops; returns throughput and latency
- * percentiles (µs). Latency includes queueing behind the other loops, as a server's would.
+ * Runs `op` `ops` times from `inFlight` concurrent loops; returns throughput, latency
+ * percentiles (µs) and the process's CPU time per op (µs, every thread: Redis I/O included).
+ * Latency includes queueing behind the other loops, as a server's would.
  */
 export async function measure(op, { ops, inFlight }) {
   const lat = new Float64Array(ops)
   let next = 0
+  const cpu0 = process.cpuUsage()
   const t0 = process.hrtime.bigint()
   async function loop() {
     for (;;) {
@@ -24,8 +26,14 @@ export async function measure(op, { ops, inFlight }) {
   }
   await Promise.all(Array.from({ length: inFlight }, loop))
   const secs = Number(process.hrtime.bigint() - t0) / 1e9
+  const cpu = process.cpuUsage(cpu0)
   const sorted = Array.from(lat).sort((a, b) => a - b)
-  return { opsPerSec: ops / secs, p50: pct(sorted, 50), p99: pct(sorted, 99) }
+  return {
+    opsPerSec: ops / secs,
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    cpuUs: (cpu.user + cpu.system) / ops,
+  }
 }
 
 /** Per-call cost of a synchronous function, in ns: blocks of `k` calls, median block. */
@@ -64,6 +72,7 @@ export async function compare(cases, { rounds, ops, inFlight }) {
       max: Math.max(...rs.map((x) => x.opsPerSec)),
       p50: median(rs.map((x) => x.p50)),
       p99: median(rs.map((x) => x.p99)),
+      cpuUs: median(rs.map((x) => x.cpuUs)),
     }
   })
 }

@@ -65,7 +65,8 @@ function lookup(): Storage | null {
  * store) and the singular handler's reads made by the render inside it.
  */
 export function currentRender(): object | undefined {
-  workStorage ??= lookupStorage(WORK_SPECIFIER, 'workAsyncStorage')
+  // Not `??=`: a failed lookup (null) is kept too, or every refresh would search the disk again.
+  if (workStorage === undefined) workStorage = lookupStorage(WORK_SPECIFIER, 'workAsyncStorage')
   if (workStorage === null) return undefined
   try {
     const store = workStorage.getStore()

@@ -16,7 +16,7 @@ import { openRequestScope } from './consumer'
 import { describeIncrementalValue } from './incremental-envelope'
 import { decodeValue, type IncrementalValue } from './value-codec'
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
-import { wasm } from './wasm'
+import { wasm, type ReadMachine } from './wasm'
 
 /** Every `ValueKind` the binding knows, by its number, to read one back from the fields area. */
 const KINDS = new Map<number, Wasm.ValueKind>(
@@ -80,6 +80,8 @@ const IFACE = wasm.Interface.incremental()
 /** Entry keys are pure functions of the cache key; remember the short ones (see use-cache). */
 const KEY_MEMO_ENTRIES = 4096
 const KEY_MEMO_MAX_LENGTH = 512
+/** Read machines kept for reuse: about the reads in flight at once (see use-cache). */
+const MACHINE_POOL = 64
 
 /** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
 function isBuildPhase(): boolean {
@@ -97,6 +99,8 @@ function uniq(tags: Iterable<string>): string[] {
  */
 class IncrementalCore {
   private readonly keys = new Map<string, string>()
+  /** Read machines done with, for the next reads (`reuseIncremental`). */
+  private readonly machines: ReadMachine[] = []
   /** What the read driver sends and awaits through (no writes in flight: Next has none here). */
   private readonly io: ReadIo
 
@@ -133,18 +137,42 @@ class IncrementalCore {
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
-      const machine = wasm.ReadMachine.incremental(
-        engine,
-        cacheKey,
-        isFetch,
-        soft,
-        requestRevalidate,
-        consumer,
-        onDemand,
-        leaseToken(),
-        now(),
-      )
+      const pooled = this.machines.pop()
       let entryKey = this.keys.get(cacheKey)
+      let machine: ReadMachine
+      if (pooled === undefined) {
+        machine = wasm.ReadMachine.incremental(
+          engine,
+          cacheKey,
+          isFetch,
+          soft,
+          requestRevalidate,
+          consumer,
+          onDemand,
+          leaseToken(),
+          now(),
+        )
+      } else {
+        try {
+          pooled.reuseIncremental(
+            engine,
+            cacheKey,
+            entryKey,
+            isFetch,
+            soft,
+            requestRevalidate,
+            consumer,
+            onDemand,
+            leaseToken(),
+            now(),
+          )
+        } catch (err) {
+          // Unchanged by the refusal: still good for the next read.
+          this.machines.push(pooled)
+          throw err
+        }
+        machine = pooled
+      }
       if (entryKey === undefined) {
         entryKey = machine.entryKey
         this.memoKey(cacheKey, entryKey)
@@ -152,6 +180,11 @@ class IncrementalCore {
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
         entryKey,
         decode: (a, bytes) => this.decode(cacheKey, a, bytes),
+        // Machines are kept for later reads: no allocation and no finalizer per read.
+        release: () => {
+          if (this.machines.length < MACHINE_POOL) this.machines.push(machine)
+          else machine.free()
+        },
       })
       if (answer === undefined) return null
       try {

@@ -68,6 +68,7 @@ export interface Binding {
     readonly Segments: number
     readonly HasLog: number
     readonly HasError: number
+    readonly TookTier: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -84,6 +85,8 @@ export interface ReadMachine<E> {
   /** Byte address of the fields area in the module's memory. */
   fields(): number
   start(engine: E, now: number): number
+  /** `start`, with the tier's bytes offered: taken when the tier is asked first (`TookTier`). */
+  startWithTier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   refreshed(engine: E, now: number): number
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
   tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
@@ -102,8 +105,8 @@ export interface ReadMachine<E> {
   undecodable(engine: E, now: number): number
   /** `Acquire`, `Poll`: the script argv. */
   argv(): string[]
-  /** `'use cache'` answer: the entry's tags. */
-  tags(): string[]
+  /** `'use cache'` answer: the entry's tags, NUL-joined. */
+  tags(): string
   /** Singular-handler answer: the lengths of the parts after the payload offset. */
   parts(): Uint32Array
   log(): string
@@ -223,6 +226,12 @@ export interface ReadHooks<T> {
   decode?: Decode<T> | undefined
   /** The entry's `GET` has been sent (a hit's stream can be built while the reply travels). */
   sent?: (() => void) | undefined
+  /**
+   * The read asks for the tier first unless it must refresh (a `'use cache'` read): the tier's
+   * bytes are looked up before it begins and offered with its first call, one call into wasm
+   * fewer per read.
+   */
+  offerTier?: boolean | undefined
   /** This process's write in flight of the request's cache key, or null when there is none. */
   ownWrite?: (() => Promise<Uint8Array | null> | null) | undefined
   /**
@@ -342,6 +351,14 @@ const enum Given {
   Polled,
 }
 
+/**
+ * The first `n` bytes of `bytes` (all of them when shorter), as a plain view: the glue copies
+ * it into wasm and keeps nothing, so no Buffer (costlier to make) is needed.
+ */
+function head(bytes: Uint8Array, n: number): Uint8Array {
+  return bytes.byteLength <= n ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, n)
+}
+
 /** A view of a module's memory as f64, made again only after the memory grew. */
 interface FieldsView {
   readonly memory: { readonly buffer: ArrayBufferLike }
@@ -358,7 +375,8 @@ function fieldsOf(binding: Binding): Float64Array {
     const memory = binding.wasmMemory()
     v = { memory, f: new Float64Array(memory.buffer) }
     views.set(binding, v)
-  } else if (v.f.buffer !== v.memory.buffer) {
+  } else if (v.f.length === 0) {
+    // Detached: the memory grew (its new buffer is read only then, the getter costs a call).
     v.f = new Float64Array(v.memory.buffer)
   }
   return v.f
@@ -413,7 +431,8 @@ class MachineAnswer<E> implements Answer {
   }
 
   tags(): string[] {
-    return this.machine.tags()
+    const joined = this.machine.tags()
+    return joined === '' ? [] : joined.split('\0')
   }
 
   parts(): Uint32Array {
@@ -480,7 +499,7 @@ export async function readEntry<E extends object, T = never>(
     given = how
     givenBytes = bytes
     givenKey = key
-    return feed(bytes === null ? undefined : bytes.subarray(0, HEADER_WINDOW))
+    return feed(bytes === null ? undefined : head(bytes, HEADER_WINDOW))
   }
   const feed = (prefix: Uint8Array | undefined): number => {
     const total = givenBytes?.byteLength ?? 0
@@ -517,7 +536,19 @@ export async function readEntry<E extends object, T = never>(
   }
 
   try {
-    let kind = machine.start(engine, io.now())
+    let kind: number
+    if (hooks.offerTier === true) {
+      const offered = io.tierBytes(entryKey)
+      const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
+      kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
+      if (fieldsOf(binding)[base + F.TookTier] === 1) {
+        given = Given.Tier
+        givenBytes = kept = offered
+        givenKey = entryKey
+      }
+    } else {
+      kind = machine.start(engine, io.now())
+    }
     for (let i = 0; i < MAX_STEPS; i++) {
       // Read after the call that wrote it: a call may have grown the memory.
       const f = fieldsOf(binding)

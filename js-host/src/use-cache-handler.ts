@@ -94,7 +94,10 @@ class UseCacheHandler implements CacheHandler {
       // Before any await: Next calls this inside the consumer's work-unit store. Throws
       // ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line.
       const soft = softTags.join('\0')
+      // Without one, the machine does not ask for it: one call into wasm fewer per read.
+      const writeInFlight = this.pending.has(cacheKey)
       const pooled = this.machines.pop()
+      let entryKey = this.keys.get(cacheKey)
       let machine: ReadMachine
       if (pooled === undefined) {
         machine = wasm.ReadMachine.useCache(
@@ -102,6 +105,7 @@ class UseCacheHandler implements CacheHandler {
           this.iface,
           cacheKey,
           soft,
+          writeInFlight,
           readConsumer(),
           leaseToken(),
           now(),
@@ -112,7 +116,9 @@ class UseCacheHandler implements CacheHandler {
             engine,
             this.iface,
             cacheKey,
+            entryKey,
             soft,
+            writeInFlight,
             readConsumer(),
             leaseToken(),
             now(),
@@ -124,13 +130,13 @@ class UseCacheHandler implements CacheHandler {
         }
         machine = pooled
       }
-      let entryKey = this.keys.get(cacheKey)
       if (entryKey === undefined) {
         entryKey = machine.entryKey
         this.memoKey(cacheKey, entryKey)
       }
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
         entryKey,
+        offerTier: true,
         // Machines are kept for later reads: no allocation and no finalizer per read.
         release: () => {
           if (this.machines.length < MACHINE_POOL) this.machines.push(machine)

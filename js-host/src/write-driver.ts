@@ -191,7 +191,9 @@ function read(step: WriteStepView, enums: WriteEnums): Step {
  * Runs `machine` (created by the caller for `engine`; this takes ownership and frees it) to its
  * end, with `payload` the value's bytes after the header (one buffer, or the parts in order).
  * Resolves once the write has landed, or after the step's `waitMs` when `io.sleep` is given (the
- * write then goes on). Never rejects: every outcome is logged from the machine's lines.
+ * write then goes on); with `io.sleep`, a write refused before anything is stored (whose only
+ * step is a lease release) resolves at once, the release going on behind it. Never rejects:
+ * every outcome is logged from the machine's lines.
  */
 export async function writeEntry<E>(
   engine: E,
@@ -209,11 +211,12 @@ export async function writeEntry<E>(
   }
   const run = drive(engine, machine, first, payload, io)
   const kinds = io.enums.WriteStepKind
-  if ((first.kind === kinds.Store || first.kind === kinds.Compress) && io.sleep !== undefined) {
-    await Promise.race([run, io.sleep(first.waitMs)])
-  } else {
+  if (io.sleep === undefined) {
     await run
+  } else if (first.kind === kinds.Store || first.kind === kinds.Compress) {
+    await Promise.race([run, io.sleep(first.waitMs)])
   }
+  // Else nothing is stored: what is left, a lease release, is no part of the caller's wait.
 }
 
 /** Steps the machine from `step` to its end. Never rejects. */

@@ -57,6 +57,7 @@ const binding = {
       'Segments',
       'HasLog',
       'HasError',
+      'TookTier',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
@@ -169,6 +170,7 @@ function scripted(script, renewal) {
   m.error = () => m.last.error
   for (const name of [
     'start',
+    'startWithTier',
     'refreshed',
     'ownWrite',
     'tier',
@@ -376,6 +378,69 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
   assert.equal(r3.bytes, null)
   r3.answer.free()
   assert.equal(live, 0)
+})
+
+test('tier bytes offered with the first call: taken, void before a refresh, acted on', async () => {
+  const held = bytesOf(9_000, 1)
+  // Taken: a tier hit in one call; the prefix offered is the header window.
+  const io = fakeIo()
+  io.tier.set('k', held)
+  const m = scripted([
+    () => ({
+      kind: K.Answer,
+      tookTier: true,
+      source: binding.Source.Tier,
+      served: binding.Served.Fresh,
+    }),
+  ])
+  const r = await readEntry(engine, m, io, { offerTier: true })
+  assert.deepEqual(
+    m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
+    [['startWithTier', 4096, 9_000]],
+  )
+  assert.equal(r.bytes, held)
+  r.answer.free()
+  // Taken and dropped: the step's tier action is about the bytes offered.
+  const io2 = fakeIo()
+  io2.tier.set('k', held)
+  const m2 = scripted([
+    () => ({ kind: K.Get, tookTier: true, tier: binding.TierAction.Drop }),
+    () => answer({ served: binding.Served.Miss }),
+  ])
+  const r2 = await readEntry(engine, m2, io2, { offerTier: true })
+  assert.deepEqual(io2.calls[0], ['forget', 'k'], 'dropped before the GET')
+  r2.answer.free()
+  // None held: offered as none.
+  const io3 = fakeIo()
+  const m3 = scripted([
+    () => ({ kind: K.Get, tookTier: true }),
+    () => answer({ served: binding.Served.Miss }),
+  ])
+  ;(await readEntry(engine, m3, io3, { offerTier: true })).answer.free()
+  assert.deepEqual(m3.inputs[0].slice(0, 3), ['startWithTier', undefined, 0])
+  // A refresh first: the offer is void, the bytes go in after the refresh (rule R1).
+  const refresh = deferred()
+  const io4 = fakeIo({ refresh: () => refresh.promise })
+  io4.tier.set('k', held)
+  const m4 = scripted([
+    () => ({ kind: K.Refresh }),
+    () => ({ kind: K.PeekTier }),
+    () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
+  ])
+  const reading = readEntry(engine, m4, io4, { offerTier: true })
+  await settle()
+  assert.deepEqual(
+    m4.inputs.map(([name]) => name),
+    ['startWithTier', 'refreshed'],
+  )
+  refresh.resolve()
+  const r4 = await reading
+  assert.deepEqual(
+    m4.inputs.map(([name]) => name),
+    ['startWithTier', 'refreshed', 'tier'],
+  )
+  assert.equal(r4.bytes, held)
+  r4.answer.free()
 })
 
 test("this process's write in flight is awaited and given whole", async () => {

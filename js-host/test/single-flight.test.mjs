@@ -259,6 +259,34 @@ describe("'use cache': leases", () => {
     }
   })
 
+  test("a refused write resolves without waiting for its lease's release, which still happens", async () => {
+    // Over maxEntryBytes, or not cacheable: the write machine only releases the lease. Next
+    // awaits `set` before it answers; the release round trip is no part of that.
+    const cases = [
+      ['refused-big', { maxEntryBytes: 1024 }, entry('x'.repeat(4096))],
+      ['refused-uncacheable', {}, entry('x', { expire: 0 })],
+    ]
+    for (const [key, extra, refused] of cases) {
+      const A = useCache({ writeTimeoutMs: 30_000, ...extra })
+      const lk = leaseKey('default', key)
+      assert.equal(await A.get(key, []), undefined, 'A holds the lease')
+      assert.ok(await exists(lk))
+      // Scripts that may write (the release among them) wait; reads do not.
+      await redis.eachNode('CLIENT', 'PAUSE', '20000', 'WRITE')
+      try {
+        await A.set(key, Promise.resolve(refused))
+        assert.ok(await exists(lk), `${key}: set resolved while its release was held back`)
+      } finally {
+        await redis.eachNode('CLIENT', 'UNPAUSE')
+      }
+      await waitFor(async () => !(await exists(lk)), {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        what: `${key}: the release`,
+      })
+    }
+  })
+
   test('a holder renews its lease while it renders, up to the cap', async () => {
     // Long enough that B's request and A's write fit, with room, before the cap.
     const ttl = 1000
@@ -521,9 +549,12 @@ describe('in-process tier', () => {
     await B.refreshTags()
     assert.equal(await B.get('tier-1', []), undefined, 'never served after a revalidation')
 
-    // Concurrent reads of one key in one process share one GET.
+    // Concurrent reads of one key in one process share one GET. Its tag state loaded first:
+    // reads of a handler that never pulled it wait for a pull, the first caller's or the one
+    // queued behind it, and those waiting on different pulls reach Redis apart.
     const C = useCache({ leases: false })
     await A.set('tier-2', Promise.resolve(entry('shared')))
+    await C.refreshTags()
     const start = await getCalls()
     const all = await Promise.all(Array.from({ length: 10 }, () => C.get('tier-2', [])))
     assert.ok(all.every((e) => e !== undefined))

@@ -13,7 +13,7 @@ const iface = wasm.Interface.useCache('default')
 
 /** Makes `e` the holder of `key`'s lease under `token`: a read that misses and wins it. */
 function winLease(e, key, token) {
-  const m = wasm.ReadMachine.useCache(e, iface, key, '', wasm.Consumer.Serves, token, T0)
+  const m = wasm.ReadMachine.useCache(e, iface, key, '', false, wasm.Consumer.Serves, token, T0)
   const K = wasm.ReadStepKind
   try {
     let kind = m.start(e, T0)
@@ -203,6 +203,31 @@ describe('write driver, fake store and clock', () => {
     land()
     await built[0].landed
     assert.match(io.lines.debug[0], / B ttl 3600 s$/)
+  })
+
+  test('with a timer, a refused write resolves at once; its release goes on, a failure logged', async () => {
+    const e = engine()
+    winLease(e, 'k', 'tok')
+    let answer
+    const released = new Promise((resolve) => {
+      answer = resolve
+    })
+    const io = fakeIo((op) => (op === 'script' ? released : undefined), {
+      sleep: () => new Promise(() => undefined),
+    })
+    // Not cacheable: only the release is left, and the caller does not wait for it (it
+    // resolves before a macrotask turn, while the release is still unanswered).
+    const writing = writeEntry(e, useCache(e, { revalidate: 0 }), new Uint8Array(10), io)
+    const turn = new Promise((resolve) => setImmediate(() => resolve('still waiting')))
+    assert.equal(await Promise.race([writing.then(() => 'resolved'), turn]), 'resolved')
+    assert.deepEqual(ops(io), ['script'])
+    assert.equal(io.calls[0].argv.at(-1), 'tok')
+    assert.equal(io.lines.debug.length, 0, 'the release has not landed')
+    answer(Promise.reject(fail('ERR_REDIS_TIMEOUT')))
+    await released.catch(() => undefined)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.ok(io.lines.debug.some((l) => l.includes('lease release failed')))
+    assert.deepEqual(io.lines.error, [])
   })
 
   test('over-long tags: one warning line', async () => {

@@ -303,6 +303,12 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
   })
 }
 
+/** Read machines kept for reuse per cache: about the reads in flight at once. */
+const MACHINE_POOL = 64
+/** Entry keys remembered per cache (a pure function of the cache key), short keys only. */
+const KEY_MEMO_ENTRIES = 4096
+const KEY_MEMO_MAX_LENGTH = 512
+
 /** A `'use cache'`-shaped handler over the engine; errors become misses, as in Node. */
 export class WorkerCache {
   readonly engine: Engine
@@ -313,6 +319,10 @@ export class WorkerCache {
   private readonly tags: TagSync
   /** What the read driver sends and awaits through: this isolate's store or the transport. */
   private readonly io: ReadIo
+  /** Read machines done with, for the next reads (`reuseUseCache`). */
+  private readonly machines: ReadMachine[] = []
+  /** Entry keys by cache key, as the machines derived them. */
+  private readonly keys = new Map<string, string>()
   /**
    * Called with a message when something failed and was turned into a miss or a skip, and with
    * the tag synchronisation's warnings and errors (the Node handlers' log lines).
@@ -380,16 +390,58 @@ export class WorkerCache {
     const engine = this.engine
     try {
       // No work-unit store here: the answer goes to the response, so a stale entry is served.
-      const machine = ReadMachine.useCache(
-        engine,
-        this.iface,
-        cacheKey,
-        softTags.join('\0'),
-        Consumer.Serves,
-        leaseToken(),
-        this.now(),
-      )
-      const { answer, bytes, readError } = await readEntry(engine, machine, this.io)
+      // No write in flight either (`set` awaits its own): the machine does not ask for one.
+      const soft = softTags.join('\0')
+      const pooled = this.machines.pop()
+      let entryKey = this.keys.get(cacheKey)
+      let machine: ReadMachine
+      if (pooled === undefined) {
+        machine = ReadMachine.useCache(
+          engine,
+          this.iface,
+          cacheKey,
+          soft,
+          false,
+          Consumer.Serves,
+          leaseToken(),
+          this.now(),
+        )
+      } else {
+        try {
+          pooled.reuseUseCache(
+            engine,
+            this.iface,
+            cacheKey,
+            entryKey,
+            soft,
+            false,
+            Consumer.Serves,
+            leaseToken(),
+            this.now(),
+          )
+        } catch (err) {
+          // Unchanged by the refusal: still good for the next read.
+          this.machines.push(pooled)
+          throw err
+        }
+        machine = pooled
+      }
+      if (entryKey === undefined) {
+        entryKey = machine.entryKey
+        if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
+          if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
+          this.keys.set(cacheKey, entryKey)
+        }
+      }
+      const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
+        entryKey,
+        offerTier: true,
+        // Machines are kept for later reads: no allocation and no finalizer per read.
+        release: () => {
+          if (this.machines.length < MACHINE_POOL) this.machines.push(machine)
+          else machine.free()
+        },
+      })
       if (answer === undefined) return undefined
       try {
         // The machine's error line, with the failed read's own text when there was one.

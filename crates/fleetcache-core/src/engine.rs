@@ -939,6 +939,72 @@ impl Engine {
         )
     }
 
+    /// Makes `read` a new `'use cache'` read of `cache_key`, as [`Engine::read_use_cache`]
+    /// would, reusing its buffers ([`ReadMachine::reset_use_cache`]). `entry_key`: the key
+    /// [`Engine::entry_key`] gave for `cache_key` under `iface`, when the host remembers it
+    /// (the key is not hashed again); `None` derives it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reset_read_use_cache<'t>(
+        &self,
+        read: &mut ReadMachine,
+        iface: &Interface<'_>,
+        cache_key: &str,
+        entry_key: Option<&str>,
+        soft_tags: impl IntoIterator<Item = &'t str>,
+        consumer: Consumer,
+        token: &str,
+        now: Millis,
+    ) {
+        let derived;
+        let entry_key = match entry_key {
+            Some(k) => k,
+            None => {
+                derived = self.read_entry_key(iface, cache_key);
+                &derived
+            }
+        };
+        read.reset_use_cache(entry_key, cache_key, soft_tags, consumer, token, now);
+    }
+
+    /// Makes `read` a new singular-handler read of `cache_key`, as
+    /// [`Engine::read_incremental`] would, reusing its buffers
+    /// ([`ReadMachine::reset_incremental`]); `entry_key` as for
+    /// [`Engine::reset_read_use_cache`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn reset_read_incremental<'t>(
+        &self,
+        read: &mut ReadMachine,
+        cache_key: &str,
+        entry_key: Option<&str>,
+        is_fetch: bool,
+        soft_tags: impl IntoIterator<Item = &'t str>,
+        request_revalidate: f64,
+        consumer: Consumer,
+        on_demand: bool,
+        token: &str,
+        now: Millis,
+    ) {
+        let derived;
+        let entry_key = match entry_key {
+            Some(k) => k,
+            None => {
+                derived = self.read_entry_key(&Interface::Incremental, cache_key);
+                &derived
+            }
+        };
+        read.reset_incremental(
+            entry_key,
+            cache_key,
+            is_fetch,
+            soft_tags,
+            request_revalidate,
+            consumer,
+            on_demand,
+            token,
+            now,
+        );
+    }
+
     /// Steps `read` with `input` at `now` ([`ReadMachine::step`]).
     pub fn read_step(
         &mut self,

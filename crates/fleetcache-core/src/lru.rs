@@ -26,6 +26,28 @@ struct Node {
     next: usize,
 }
 
+/// How an item held is marked ([`LruIndex::marks`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marks {
+    /// Marked with [`LruIndex::mark_local`].
+    pub local: bool,
+    /// Marked with [`LruIndex::mark_outage_only`].
+    pub outage_only: bool,
+}
+
+/// What [`LruIndex::touch_unless`] found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// Not held.
+    Absent,
+    /// Held and live: marked as just used.
+    Touched,
+    /// Held but expired: removed (the host drops its bytes).
+    Expired,
+    /// Held with these marks, and left as it was: `decline` said so.
+    Declined(Marks),
+}
+
 /// A least-recently-used index bounded by the sum of item sizes.
 #[derive(Clone, Debug)]
 pub struct LruIndex {
@@ -144,6 +166,37 @@ impl LruIndex {
         true
     }
 
+    /// [`LruIndex::touch`] in one lookup, unless `decline`, given the item's marks, says to
+    /// leave it as it is (neither touched nor expired).
+    pub fn touch_unless(
+        &mut self,
+        key: &str,
+        now: Millis,
+        decline: impl FnOnce(Marks) -> bool,
+    ) -> Touch {
+        let Some(&slot) = self.map.get(key) else {
+            return Touch::Absent;
+        };
+        let Some(node) = self.node(slot) else {
+            self.remove_slot(slot);
+            return Touch::Expired;
+        };
+        let marks = Marks {
+            local: node.local,
+            outage_only: node.outage_only,
+        };
+        if decline(marks) {
+            return Touch::Declined(marks);
+        }
+        if now >= node.expires_at {
+            self.remove_slot(slot);
+            return Touch::Expired;
+        }
+        self.unlink(slot);
+        self.push_front(slot);
+        Touch::Touched
+    }
+
     /// Marks the item under `key` as this process's own: its write to Redis failed, so the
     /// fleet does not have it. True when `key` is held.
     pub fn mark_local(&mut self, key: &str) -> bool {
@@ -164,6 +217,16 @@ impl LruIndex {
     /// True when `key` is held and marked with [`LruIndex::mark_local`].
     pub fn is_local(&self, key: &str) -> bool {
         self.held(key).is_some_and(|n| n.local)
+    }
+
+    /// The marks of the item under `key`, `None` when it is not held: one lookup where
+    /// [`LruIndex::is_local`] and [`LruIndex::is_outage_only`] take one each (every read
+    /// asks both).
+    pub fn marks(&self, key: &str) -> Option<Marks> {
+        self.held(key).map(|n| Marks {
+            local: n.local,
+            outage_only: n.outage_only,
+        })
     }
 
     fn held(&self, key: &str) -> Option<&Node> {
@@ -280,6 +343,49 @@ mod tests {
         let mut zero = LruIndex::new(0);
         assert_eq!(zero.insert("x", 1, NEVER), vec!["x".to_owned()]);
         assert!(zero.insert("empty", 0, NEVER).is_empty());
+    }
+
+    #[test]
+    fn marks_are_read_in_one_lookup() {
+        let mut l = LruIndex::new(100);
+        assert_eq!(l.marks("a"), None);
+        l.insert("a", 1, NEVER);
+        let none = Marks {
+            local: false,
+            outage_only: false,
+        };
+        assert_eq!(l.marks("a"), Some(none));
+        l.mark_local("a");
+        l.mark_outage_only("a");
+        let both = Marks {
+            local: true,
+            outage_only: true,
+        };
+        assert_eq!(l.marks("a"), Some(both));
+        assert!(l.is_local("a") && l.is_outage_only("a"));
+    }
+
+    #[test]
+    fn touch_unless_declines_by_marks_in_one_lookup() {
+        let mut l = LruIndex::new(100);
+        assert_eq!(l.touch_unless("a", Millis(0.0), |_| false), Touch::Absent);
+        l.insert("a", 1, Millis(50.0));
+        l.insert("b", 1, NEVER);
+        l.mark_local("a");
+        let local = Marks {
+            local: true,
+            outage_only: false,
+        };
+        // Declined: neither touched nor expired, whatever the time.
+        assert_eq!(
+            l.touch_unless("a", Millis(60.0), |m| m.local),
+            Touch::Declined(local)
+        );
+        assert_eq!(l.keys_by_recency(), vec!["b", "a"]);
+        assert_eq!(l.touch_unless("a", Millis(10.0), |_| false), Touch::Touched);
+        assert_eq!(l.keys_by_recency(), vec!["a", "b"]);
+        assert_eq!(l.touch_unless("a", Millis(50.0), |_| false), Touch::Expired);
+        assert!(!l.contains("a"));
     }
 
     #[test]

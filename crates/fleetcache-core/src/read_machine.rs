@@ -436,9 +436,12 @@ pub struct ReadMachine {
     kind: Kind,
     cache_key: String,
     entry_key: String,
-    soft_tags: Vec<String>,
+    soft_tags: SoftTags,
     consumer: Consumer,
     token: String,
+    /// A `'use cache'` read asks for this process's write in flight of the key; false once
+    /// the host said it holds none ([`ReadMachine::no_write_in_flight`]).
+    ask_own_write: bool,
     /// When the request began (a singular-handler regeneration is stamped with it).
     started: Millis,
     state: State,
@@ -455,6 +458,52 @@ pub struct ReadMachine {
     acquire_sent_at: Millis,
     /// When this read's winning lease request was sent.
     won_at: Option<Millis>,
+    log: String,
+    error: String,
+}
+
+/// The request's implicit tags in one buffer, each tag's end offset in another: no allocation
+/// per tag, and none at all when a reset machine reuses both.
+#[derive(Clone, Debug, Default)]
+struct SoftTags {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl SoftTags {
+    fn set<'t>(&mut self, tags: impl IntoIterator<Item = &'t str>) {
+        self.text.clear();
+        self.ends.clear();
+        for tag in tags {
+            self.text.push_str(tag);
+            self.ends.push(self.text.len());
+        }
+    }
+
+    fn list(&self) -> Vec<&str> {
+        let mut out = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            out.push(self.text.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        out
+    }
+}
+
+/// `buf` made a copy of `text`, keeping its allocation.
+fn refill(mut buf: String, text: &str) -> String {
+    buf.clear();
+    buf.push_str(text);
+    buf
+}
+
+/// A machine's strings: its request's, and its log buffers.
+struct Texts {
+    cache_key: String,
+    entry_key: String,
+    soft_tags: SoftTags,
+    token: String,
     log: String,
     error: String,
 }
@@ -531,6 +580,90 @@ impl ReadMachine {
         ReadMachine::new(entry_key, kind, cache_key, soft_tags, consumer, token, now)
     }
 
+    /// A machine for no read yet, to be reset for its first ([`ReadMachine::reset_use_cache`],
+    /// [`ReadMachine::reset_incremental`]): how a host that pools machines makes a new one.
+    pub fn idle() -> ReadMachine {
+        let texts = Texts {
+            cache_key: String::new(),
+            entry_key: String::new(),
+            soft_tags: SoftTags::default(),
+            token: String::new(),
+            log: String::new(),
+            error: String::new(),
+        };
+        ReadMachine::fresh(Kind::UseCache, texts, Consumer::Serves, Millis::ZERO)
+    }
+
+    /// Makes this machine a new `'use cache'` read, as [`ReadMachine::use_cache`] would, with
+    /// the buffers of the read it served last: a host that pools machines allocates nothing
+    /// per read for the keys, the implicit tags and the token.
+    pub fn reset_use_cache<'t>(
+        &mut self,
+        entry_key: &str,
+        cache_key: &str,
+        soft_tags: impl IntoIterator<Item = &'t str>,
+        consumer: Consumer,
+        token: &str,
+        now: Millis,
+    ) {
+        let texts = (entry_key, cache_key, token);
+        self.reset(Kind::UseCache, texts, soft_tags, consumer, now);
+    }
+
+    /// Makes this machine a new singular-handler read, as [`ReadMachine::incremental`] would,
+    /// with the buffers of the read it served last (see [`ReadMachine::reset_use_cache`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn reset_incremental<'t>(
+        &mut self,
+        entry_key: &str,
+        cache_key: &str,
+        is_fetch: bool,
+        soft_tags: impl IntoIterator<Item = &'t str>,
+        request_revalidate: f64,
+        consumer: Consumer,
+        on_demand: bool,
+        token: &str,
+        now: Millis,
+    ) {
+        let kind = Kind::Incremental {
+            is_fetch,
+            request_revalidate,
+            on_demand,
+        };
+        let texts = (entry_key, cache_key, token);
+        self.reset(kind, texts, soft_tags, consumer, now);
+    }
+
+    /// `texts`: the entry key, the cache key and the token.
+    fn reset<'t>(
+        &mut self,
+        kind: Kind,
+        (entry_key, cache_key, token): (&str, &str, &str),
+        soft_tags: impl IntoIterator<Item = &'t str>,
+        consumer: Consumer,
+        now: Millis,
+    ) {
+        let mut soft = std::mem::take(&mut self.soft_tags);
+        soft.set(soft_tags);
+        let mut log = std::mem::take(&mut self.log);
+        log.clear();
+        let mut error = std::mem::take(&mut self.error);
+        error.clear();
+        *self = ReadMachine::fresh(
+            kind,
+            Texts {
+                cache_key: refill(std::mem::take(&mut self.cache_key), cache_key),
+                entry_key: refill(std::mem::take(&mut self.entry_key), entry_key),
+                soft_tags: soft,
+                token: refill(std::mem::take(&mut self.token), token),
+                log,
+                error,
+            },
+            consumer,
+            now,
+        );
+    }
+
     fn new(
         entry_key: String,
         kind: Kind,
@@ -540,13 +673,38 @@ impl ReadMachine {
         token: String,
         now: Millis,
     ) -> ReadMachine {
+        let mut soft = SoftTags::default();
+        soft.set(soft_tags.iter().map(String::as_str));
+        let texts = Texts {
+            cache_key: cache_key.to_owned(),
+            entry_key,
+            soft_tags: soft,
+            token,
+            log: String::new(),
+            error: String::new(),
+        };
+        ReadMachine::fresh(kind, texts, consumer, now)
+    }
+
+    /// A machine in its first state, over `texts` (every field is set here, so a reset
+    /// machine carries nothing over from its last read but its buffers' capacity).
+    fn fresh(kind: Kind, texts: Texts, consumer: Consumer, now: Millis) -> ReadMachine {
+        let Texts {
+            cache_key,
+            entry_key,
+            soft_tags,
+            token,
+            log,
+            error,
+        } = texts;
         ReadMachine {
             kind,
-            cache_key: cache_key.to_owned(),
+            cache_key,
             entry_key,
             soft_tags,
             consumer,
             token,
+            ask_own_write: true,
             started: now,
             state: State::New,
             kept: None,
@@ -557,9 +715,17 @@ impl ReadMachine {
             last_event: FlightEvent::Begin,
             acquire_sent_at: now,
             won_at: None,
-            log: String::new(),
-            error: String::new(),
+            log,
+            error,
         }
+    }
+
+    /// The host holds no write in flight of this `'use cache'` read's cache key: the read
+    /// goes to the tier without asking ([`ReadAction::OwnWrite`]), as it would after
+    /// [`ReadInput::OwnWrite`] with none. Call before [`ReadInput::Start`]; a reset machine
+    /// asks again.
+    pub fn no_write_in_flight(&mut self) {
+        self.ask_own_write = false;
     }
 
     /// The entry's Redis key.
@@ -597,11 +763,14 @@ impl ReadMachine {
     }
 
     fn debug(&mut self, line: &str) {
+        // Appended in place, without `format!`: every singular-handler hit writes one.
         let prefix = self.log_prefix();
-        push_line(
-            &mut self.log,
-            &format!("{prefix} {} {line}", self.entry_key),
-        );
+        if !self.log.is_empty() {
+            self.log.push('\n');
+        }
+        for part in [prefix, " ", &self.entry_key, " ", line] {
+            self.log.push_str(part);
+        }
     }
 
     fn fail(&mut self, line: &str) {
@@ -621,7 +790,7 @@ impl ReadMachine {
         };
         let step = match (state, input) {
             (State::New, ReadInput::Start) => match self.kind {
-                Kind::UseCache if ctx.mirror.is_synced() => self.ask(State::OwnWrite),
+                Kind::UseCache if ctx.mirror.is_synced() => self.own_write_turn(ctx, now),
                 // Never loaded (a refresh failed, or a caller outside Next): refresh first,
                 // rather than judge nothing fresh.
                 Kind::UseCache => self.ask(State::Refreshing),
@@ -631,7 +800,7 @@ impl ReadMachine {
                 Kind::Incremental { .. } => self.ask(State::Refreshing),
             },
             (State::Refreshing, ReadInput::Refreshed) => match self.kind {
-                Kind::UseCache => self.ask(State::OwnWrite),
+                Kind::UseCache => self.own_write_turn(ctx, now),
                 Kind::Incremental { .. } => self.tier_turn(ctx),
             },
             (State::OwnWrite, ReadInput::OwnWrite(bytes)) => {
@@ -763,13 +932,27 @@ impl ReadMachine {
         }
     }
 
+    /// This process's write in flight first, unless the host said it holds none.
+    fn own_write_turn(&mut self, ctx: &ReadCtx<'_>, now: Millis) -> ReadStep {
+        if self.ask_own_write {
+            return self.ask(State::OwnWrite);
+        }
+        self.flight_start = Some(now);
+        self.tier_turn(ctx)
+    }
+
     /// The tier's turn. A copy kept for outages only is of no use while Redis answers
     /// (`tier_use` would say `Kept`), so Redis is read at once: asking for the bytes would make
     /// the host wait for the tag refresh first (rule R1 of the driver), a round trip the read
     /// does not need, since the refresh and the read travel together.
     fn tier_turn(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
         let key = &self.entry_key;
-        if ctx.redis_answers && ctx.lru.is_outage_only(key) && !ctx.lru.is_local(key) {
+        if ctx.redis_answers
+            && ctx
+                .lru
+                .marks(key)
+                .is_some_and(|m| m.outage_only && !m.local)
+        {
             return self.get(ctx, TierAction::None);
         }
         self.ask(State::Tier)
@@ -1023,11 +1206,11 @@ impl ReadMachine {
         &mut self,
         ctx: &mut ReadCtx<'_>,
         bytes: Bytes<'_>,
-        soft_tags: &[String],
+        soft_tags: &SoftTags,
         source: Source,
         now: Millis,
     ) -> Result<Judgement, usize> {
-        let soft: Vec<&str> = soft_tags.iter().map(String::as_str).collect();
+        let soft = soft_tags.list();
         let untrusted = ctx.untrusted_before;
         let inspection = verdict::judge(
             ctx.mirror,
@@ -1263,8 +1446,9 @@ impl ReadMachine {
         resume: Option<Resume>,
         now: Millis,
     ) -> ReadStep {
+        let mut j = j;
         let holds_lease = self.won_at.is_some();
-        let (served, shown, payload_offset) = match j.value.as_deref() {
+        let (served, shown, payload_offset) = match j.value.as_deref_mut() {
             None => (Served::Miss, Shown::Nothing, 0),
             Some(v) => present(v, step, now),
         };
@@ -1320,8 +1504,9 @@ impl ReadMachine {
                 holds_lease,
                 payload_offset,
                 shown,
-                log: self.log.clone(),
-                error: self.error.clone(),
+                // Moved, not copied: a later answer (after `Undecodable`) starts them afresh.
+                log: std::mem::take(&mut self.log),
+                error: std::mem::take(&mut self.error),
             })),
             tier: TierAction::None,
         }
@@ -1415,9 +1600,10 @@ fn budget(config: &Config, kind: OpKind) -> f64 {
     guard::budget_ms(kind, config.read_timeout_ms, config.write_timeout_ms)
 }
 
-/// What Next is told about servable `v` for the flight's `step`, and the payload offset.
-fn present(v: &Servable, step: Step, now: Millis) -> (Served, Shown, usize) {
-    let m = &v.header.meta;
+/// What Next is told about servable `v` for the flight's `step`, and the payload offset. The
+/// tags and part lengths are moved into the presentation: an answer is the value's last use.
+fn present(v: &mut Servable, step: Step, now: Millis) -> (Served, Shown, usize) {
+    let m = &mut v.header.meta;
     let offset = v.header.header_len;
     match &v.how {
         Presentable::UseCache {
@@ -1440,7 +1626,7 @@ fn present(v: &Servable, step: Step, now: Millis) -> (Served, Shown, usize) {
                 revalidate,
                 expire: m.expire,
                 stale: m.stale,
-                tags: m.tags.clone(),
+                tags: std::mem::take(&mut m.tags),
             };
             (served, Shown::UseCache(shown), offset)
         }
@@ -1458,7 +1644,7 @@ fn present(v: &Servable, step: Step, now: Millis) -> (Served, Shown, usize) {
                 value_kind: s.desc.kind as u8,
                 value_flags: s.desc.flags(),
                 segments: s.desc.segments,
-                parts: m.parts.clone(),
+                parts: std::mem::take(&mut m.parts),
             };
             (served, Shown::Incremental(shown), offset)
         }

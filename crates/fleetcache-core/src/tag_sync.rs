@@ -364,8 +364,10 @@ pub fn expiration(
     untrusted_before: Option<Millis>,
     now: Millis,
 ) -> Millis {
-    let canonical: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
-    let known = mirror.expiration(canonical.iter().map(AsRef::as_ref), now);
+    // One tag at a time: no list of canonical forms is allocated (every read asks this).
+    let known = tags.iter().fold(Millis::ZERO, |latest, tag| {
+        latest.max(mirror.expiration([canonical_tag(tag).as_ref()], now))
+    });
     match untrusted_before {
         Some(before) if !tags.is_empty() => known.max(before),
         _ => known,

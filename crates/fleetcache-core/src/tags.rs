@@ -39,6 +39,7 @@ pub const MAX_ENTRY_TAGS: usize = u16::MAX as usize;
 
 /// True for the bytes Next leaves as they are in a tag: horizontal tab and printable ASCII
 /// (Node's `validateHeaderValue` class, `[\t\x20-\x7e]`).
+#[inline]
 fn header_safe(b: u8) -> bool {
     b == b'\t' || (0x20..=0x7e).contains(&b)
 }

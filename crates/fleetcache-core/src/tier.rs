@@ -4,7 +4,7 @@
 
 use crate::envelope::{DecodedHeader, EntryKind};
 use crate::incremental::{Descriptor, ValueKind};
-use crate::lru::LruIndex;
+use crate::lru::{LruIndex, Touch};
 use crate::time::{is_unlimited, Millis};
 
 /// What the in-process tier may do with its copy of a key now.
@@ -23,19 +23,15 @@ pub enum TierUse {
 /// (the fleet's value wins: read Redis) and a copy kept for outages only stays unused;
 /// otherwise a live copy is served (and marked as just used).
 pub fn tier_use(lru: &mut LruIndex, redis_answers: bool, key: &str, now: Millis) -> TierUse {
-    if redis_answers {
-        if lru.is_local(key) {
+    // One lookup for a copy that is served (every tier hit).
+    match lru.touch_unless(key, now, |m| redis_answers && (m.local || m.outage_only)) {
+        Touch::Touched => TierUse::Serve,
+        Touch::Declined(m) if m.local => {
             lru.remove(key);
-            return TierUse::Gone;
+            TierUse::Gone
         }
-        if lru.is_outage_only(key) {
-            return TierUse::Kept;
-        }
-    }
-    if lru.touch(key, now) {
-        TierUse::Serve
-    } else {
-        TierUse::Gone
+        Touch::Declined(_) => TierUse::Kept,
+        Touch::Absent | Touch::Expired => TierUse::Gone,
     }
 }
 

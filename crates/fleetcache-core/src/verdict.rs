@@ -1,8 +1,6 @@
 //! Judging a stored value: the verdict on what a read found, from its envelope, its own
 //! `expire` and the tag mirror.
 
-use std::borrow::Cow;
-
 use crate::envelope::{decode_header, DecodedHeader};
 use crate::error::DecodeError;
 use crate::stats::{LookupOutcome, Surface};
@@ -115,14 +113,17 @@ pub fn judge(
         // No tag state to prove it fresh by: a miss.
         Verdict::Expired
     } else {
-        // Borrowed, without allocating, for every tag Next 16.2.7 and later produce.
-        let soft: Vec<Cow<'_, str>> = soft_tags.iter().map(|t| canonical_tag(t)).collect();
-        let tags = m
-            .tags
-            .iter()
-            .map(String::as_str)
-            .chain(soft.iter().map(AsRef::as_ref));
-        match mirror.evaluate(m.timestamp, tags, now) {
+        let mut freshness = mirror.evaluate(m.timestamp, m.tags.iter().map(String::as_str), now);
+        for tag in soft_tags {
+            if freshness == Freshness::Expired {
+                break;
+            }
+            // Borrowed, without allocating, for every tag Next 16.2.7 and later produce; one
+            // at a time, so no list of them is allocated either.
+            let tag = canonical_tag(tag);
+            freshness = freshness.max(mirror.evaluate(m.timestamp, [tag.as_ref()], now));
+        }
+        match freshness {
             Freshness::Fresh => Verdict::Fresh,
             Freshness::Stale => Verdict::Stale,
             Freshness::Expired => Verdict::Expired,

@@ -13,6 +13,14 @@ pub(crate) fn split(joined: &str) -> Vec<&str> {
     }
 }
 
+/// The items of a joined list, without collecting them; none for the empty string.
+pub(crate) fn items(joined: &str) -> impl Iterator<Item = &str> {
+    (!joined.is_empty())
+        .then(|| joined.split(SEP))
+        .into_iter()
+        .flatten()
+}
+
 /// Joins items for the way back to JS.
 pub(crate) fn join<S: AsRef<str>>(items: &[S]) -> String {
     let mut out = String::new();

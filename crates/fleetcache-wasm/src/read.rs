@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
-use crate::list::split;
+use crate::list::{items, join};
 
 /// Who consumes a read's answer.
 #[wasm_bindgen]
@@ -194,10 +194,13 @@ pub enum ReadField {
     HasLog = 22,
     /// `Answer`: 1 when `error()` has lines.
     HasError = 23,
+    /// 1 when `startWithTier` gave the machine the tier bytes offered (`Tier` is then about
+    /// them); 0 after every other call.
+    TookTier = 24,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 24;
+const READ_FIELDS: usize = 25;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -471,33 +474,60 @@ fn flag(b: bool) -> f64 {
 }
 
 impl ReadStep {
+    /// Every slot, as the accessor of the same name reads it, from one look at the step.
     fn write(&self, f: &mut [f64; READ_FIELDS]) {
-        f[ReadField::BudgetMs as usize] = self.budget_ms();
-        f[ReadField::Need as usize] = f64::from(self.need());
-        f[ReadField::DelayMs as usize] = self.delay_ms();
-        f[ReadField::Tier as usize] = f64::from(self.tier() as u8);
-        f[ReadField::KeepUntil as usize] = self.keep_until();
-        f[ReadField::OutageOnly as usize] = flag(self.outage_only());
-        f[ReadField::Source as usize] = f64::from(self.source() as u8);
-        f[ReadField::Served as usize] = f64::from(self.served() as u8);
-        f[ReadField::Regenerates as usize] = flag(self.regenerates());
-        f[ReadField::HoldsLease as usize] = flag(self.holds_lease());
-        f[ReadField::PayloadOffset as usize] = f64::from(self.payload_offset());
-        let uc = self.use_cache();
-        f[ReadField::Timestamp as usize] = uc.map_or(0.0, |s| s.timestamp);
-        f[ReadField::Revalidate as usize] = uc.map_or(0.0, |s| s.revalidate);
-        f[ReadField::Expire as usize] = uc.map_or(0.0, |s| s.expire);
-        f[ReadField::Stale as usize] = uc.map_or(0.0, |s| s.stale);
-        f[ReadField::LastModified as usize] = self.last_modified();
-        f[ReadField::HasCacheControl as usize] = flag(self.has_cache_control());
-        f[ReadField::CacheRevalidate as usize] = self.cache_revalidate();
-        f[ReadField::CacheExpire as usize] = self.cache_expire();
-        f[ReadField::ValueKind as usize] = f64::from(self.value_kind());
-        f[ReadField::ValueFlags as usize] = f64::from(self.value_flags());
-        f[ReadField::Segments as usize] = f64::from(self.segments());
-        let a = self.answer();
-        f[ReadField::HasLog as usize] = flag(a.is_some_and(|a| !a.log.is_empty()));
-        f[ReadField::HasError as usize] = flag(a.is_some_and(|a| !a.error.is_empty()));
+        use ReadField as F;
+        *f = [0.0; READ_FIELDS];
+        f[F::Served as usize] = f64::from(Served::Miss as u8);
+        f[F::CacheRevalidate as usize] = f64::NAN;
+        f[F::CacheExpire as usize] = f64::NAN;
+        if let core::TierAction::Keep { until, outage_only } = self.inner.tier {
+            f[F::Tier as usize] = f64::from(TierAction::Keep as u8);
+            f[F::KeepUntil as usize] = until.0;
+            f[F::OutageOnly as usize] = flag(outage_only);
+        } else if self.inner.tier == core::TierAction::Drop {
+            f[F::Tier as usize] = f64::from(TierAction::Drop as u8);
+        }
+        match &self.inner.action {
+            core::ReadAction::Get { budget_ms, .. }
+            | core::ReadAction::Acquire { budget_ms, .. }
+            | core::ReadAction::Poll { budget_ms, .. } => f[F::BudgetMs as usize] = *budget_ms,
+            core::ReadAction::NeedMore { need } => f[F::Need as usize] = f64::from(u32_of(*need)),
+            core::ReadAction::Wait { delay_ms } => f[F::DelayMs as usize] = *delay_ms,
+            core::ReadAction::Answer(a) => {
+                f[F::Source as usize] = f64::from(self.source() as u8);
+                f[F::Served as usize] = f64::from(self.served() as u8);
+                f[F::Regenerates as usize] = flag(a.regenerates);
+                f[F::HoldsLease as usize] = flag(a.holds_lease);
+                f[F::PayloadOffset as usize] = f64::from(u32_of(a.payload_offset));
+                f[F::HasLog as usize] = flag(!a.log.is_empty());
+                f[F::HasError as usize] = flag(!a.error.is_empty());
+                match &a.shown {
+                    core::Shown::UseCache(s) => {
+                        f[F::Timestamp as usize] = s.timestamp;
+                        f[F::Revalidate as usize] = s.revalidate;
+                        f[F::Expire as usize] = s.expire;
+                        f[F::Stale as usize] = s.stale;
+                    }
+                    core::Shown::Incremental(s) => {
+                        f[F::LastModified as usize] = s.last_modified;
+                        if let Some((r, e)) = s.cache_control {
+                            f[F::HasCacheControl as usize] = 1.0;
+                            f[F::CacheRevalidate as usize] = r.unwrap_or(f64::NAN);
+                            f[F::CacheExpire as usize] = e.unwrap_or(f64::NAN);
+                        }
+                        f[F::ValueKind as usize] = f64::from(s.value_kind);
+                        f[F::ValueFlags as usize] = f64::from(s.value_flags);
+                        f[F::Segments as usize] = f64::from(s.segments);
+                    }
+                    core::Shown::Nothing => {}
+                }
+            }
+            core::ReadAction::Refresh
+            | core::ReadAction::OwnWrite
+            | core::ReadAction::PeekTier
+            | core::ReadAction::PeekFallback => {}
+        }
     }
 }
 
@@ -519,6 +549,8 @@ fn bytes(prefix: &Option<Vec<u8>>, total_len: usize) -> Option<core::Bytes<'_>> 
 }
 
 impl ReadMachine {
+    // Not inlined into each input method: one copy of the stepping code (module size).
+    #[inline(never)]
     fn step(
         &mut self,
         engine: &mut Engine,
@@ -548,34 +580,45 @@ impl ReadMachine {
     pub fn last_step(&self) -> Option<&ReadStep> {
         self.last.as_ref()
     }
+
+    /// The fields area as JS reads it (for Rust callers), slots `ReadField`.
+    pub fn fields_area(&self) -> &[f64] {
+        &self.fields[..]
+    }
 }
 
 #[wasm_bindgen]
 impl ReadMachine {
     /// A `'use cache'` read of `cacheKey` under `iface` with the request's implicit tags
     /// (NUL-joined), begun at `now`; `token` is a random string (`randomToken`), the lease
-    /// token should the read request the lease. Throws `ERR_KEY_ILL_FORMED` for a key with a
-    /// lone surrogate.
+    /// token should the read request the lease. `writeInFlight`: the host holds a write of
+    /// `cacheKey` in flight (the read then asks for it, `OwnWrite`; without one it does not).
+    /// Throws `ERR_KEY_ILL_FORMED` for a key with a lone surrogate.
     #[wasm_bindgen(js_name = useCache)]
+    #[allow(clippy::too_many_arguments)]
     pub fn use_cache(
         engine: &Engine,
         iface: &Iface,
         #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
         soft_tags: &str,
+        write_in_flight: bool,
         consumer: Consumer,
         token: String,
         now: f64,
     ) -> Result<ReadMachine, JsValue> {
-        let key = utf8_key(cache_key)?;
-        let soft = split(soft_tags).into_iter().map(str::to_owned).collect();
-        Ok(ReadMachine::wrap(engine.inner.read_use_cache(
-            &iface.get(),
-            &key,
-            soft,
-            consumer.into(),
-            token,
-            Millis(now),
-        )))
+        let mut m = ReadMachine::wrap(core::ReadMachine::idle());
+        m.reuse_use_cache(
+            engine,
+            iface,
+            cache_key,
+            None,
+            soft_tags,
+            write_in_flight,
+            consumer,
+            &token,
+            now,
+        )?;
+        Ok(m)
     }
 
     /// A singular-handler read of `cacheKey` begun at `now`. A FETCH read (`isFetch`) is
@@ -594,23 +637,27 @@ impl ReadMachine {
         token: String,
         now: f64,
     ) -> Result<ReadMachine, JsValue> {
-        let key = utf8_key(cache_key)?;
-        let soft = split(soft_tags).into_iter().map(str::to_owned).collect();
-        Ok(ReadMachine::wrap(engine.inner.read_incremental(
-            &key,
+        let mut m = ReadMachine::wrap(core::ReadMachine::idle());
+        m.reuse_incremental(
+            engine,
+            cache_key,
+            None,
             is_fetch,
-            soft,
+            soft_tags,
             request_revalidate,
-            consumer.into(),
+            consumer,
             on_demand,
-            token,
-            Millis(now),
-        )))
+            &token,
+            now,
+        )?;
+        Ok(m)
     }
 
     /// Makes this machine a new `'use cache'` read, as `useCache` with the same arguments
-    /// would, keeping its JS object and fields area: a host that pools machines allocates and
-    /// registers none per read. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
+    /// would, keeping its JS object, its fields area and its buffers: a host that pools
+    /// machines allocates and registers none per read. `entryKey`: this machine's `entryKey`
+    /// for `cacheKey` under `iface` as the host remembers it (the key is then not hashed
+    /// again), or `undefined`. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
     #[wasm_bindgen(js_name = reuseUseCache)]
     #[allow(clippy::too_many_arguments)]
     pub fn reuse_use_cache(
@@ -618,18 +665,60 @@ impl ReadMachine {
         engine: &Engine,
         iface: &Iface,
         #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
+        entry_key: Option<String>,
         soft_tags: &str,
+        write_in_flight: bool,
         consumer: Consumer,
-        token: String,
+        token: &str,
         now: f64,
     ) -> Result<(), JsValue> {
         let key = utf8_key(cache_key)?;
-        let soft = split(soft_tags).into_iter().map(str::to_owned).collect();
-        self.inner = engine.inner.read_use_cache(
+        engine.inner.reset_read_use_cache(
+            &mut self.inner,
             &iface.get(),
             &key,
-            soft,
+            entry_key.as_deref(),
+            items(soft_tags),
             consumer.into(),
+            token,
+            Millis(now),
+        );
+        if !write_in_flight {
+            self.inner.no_write_in_flight();
+        }
+        self.last = None;
+        Ok(())
+    }
+
+    /// Makes this machine a new singular-handler read, as `incremental` with the same
+    /// arguments would, keeping its JS object, its fields area and its buffers (see
+    /// `reuseUseCache`, whose `entryKey` this takes too). Throws `ERR_KEY_ILL_FORMED` (the
+    /// machine then is unchanged).
+    #[wasm_bindgen(js_name = reuseIncremental)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn reuse_incremental(
+        &mut self,
+        engine: &Engine,
+        #[wasm_bindgen(unchecked_param_type = "string")] cache_key: &JsString,
+        entry_key: Option<String>,
+        is_fetch: bool,
+        soft_tags: &str,
+        request_revalidate: f64,
+        consumer: Consumer,
+        on_demand: bool,
+        token: &str,
+        now: f64,
+    ) -> Result<(), JsValue> {
+        let key = utf8_key(cache_key)?;
+        engine.inner.reset_read_incremental(
+            &mut self.inner,
+            &key,
+            entry_key.as_deref(),
+            is_fetch,
+            items(soft_tags),
+            request_revalidate,
+            consumer.into(),
+            on_demand,
             token,
             Millis(now),
         );
@@ -655,9 +744,13 @@ impl ReadMachine {
         self.last.as_ref().map_or_else(Vec::new, ReadStep::argv)
     }
 
-    /// `'use cache'` answer: the entry's tags.
-    pub fn tags(&self) -> Vec<String> {
-        self.last.as_ref().map_or_else(Vec::new, ReadStep::tags)
+    /// `'use cache'` answer: the entry's tags, NUL-joined (one string crosses, not one per
+    /// tag).
+    pub fn tags(&self) -> String {
+        match self.last.as_ref().and_then(ReadStep::use_cache) {
+            Some(s) => join(&s.tags),
+            None => String::new(),
+        }
     }
 
     /// Singular-handler answer: lengths of the parts after the payload offset, in order.
@@ -678,6 +771,30 @@ impl ReadMachine {
     /// Begins the read.
     pub fn start(&mut self, engine: &mut Engine, now: f64) -> Result<ReadStepKind, JsValue> {
         self.step(engine, core::ReadInput::Start, now)
+    }
+
+    /// Begins the read with the tier's bytes for the entry key offered up front (`prefix` of
+    /// a `totalLen`-byte value; `undefined`: the host holds none). When the first step is
+    /// `PeekTier`, the machine takes them as `tier` would and answers the step after, and
+    /// `TookTier` in the fields area is 1; otherwise (a refresh first, say) it answers the
+    /// first step, as `start`, and the offer is void. One call where `start` and `tier` take
+    /// two, for reads that ask for the tier first (`'use cache'`).
+    #[wasm_bindgen(js_name = startWithTier)]
+    pub fn start_with_tier(
+        &mut self,
+        engine: &mut Engine,
+        prefix: Option<Vec<u8>>,
+        total_len: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        let kind = self.step(engine, core::ReadInput::Start, now)?;
+        if kind != ReadStepKind::PeekTier {
+            return Ok(kind);
+        }
+        let len = total(&prefix, total_len);
+        let kind = self.step(engine, core::ReadInput::Tier(bytes(&prefix, len)), now)?;
+        self.fields[ReadField::TookTier as usize] = 1.0;
+        Ok(kind)
     }
 
     /// The refresh asked for by `Refresh` is under way.

@@ -3,8 +3,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{
-    Consumer, Engine, Failure, Iface, ReadMachine, ReadStepKind, RenewStepKind, Served, Source,
-    TierAction,
+    Consumer, Engine, Failure, Iface, ReadField, ReadMachine, ReadStepKind, RenewStepKind, Served,
+    Source, TierAction, ValueFlag, ValueKind,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -27,7 +27,7 @@ fn uc() -> Iface {
 
 fn read(e: &Engine, key: &str, consumer: Consumer) -> ReadMachine {
     let key = js_sys::JsString::from(key);
-    ReadMachine::use_cache(e, &uc(), &key, "", consumer, TOKEN.to_owned(), NOW).unwrap()
+    ReadMachine::use_cache(e, &uc(), &key, "", true, consumer, TOKEN.to_owned(), NOW).unwrap()
 }
 
 fn stored(e: &mut Engine, key: &str, revalidate: f64) -> Vec<u8> {
@@ -175,6 +175,7 @@ fn a_key_with_a_lone_surrogate_is_refused_by_the_read() {
         &uc(),
         &lone,
         "",
+        true,
         Consumer::Serves,
         TOKEN.to_owned(),
         NOW,
@@ -182,4 +183,335 @@ fn a_key_with_a_lone_surrogate_is_refused_by_the_read() {
     .err()
     .unwrap();
     assert_eq!(code(err).as_deref(), Some("ERR_KEY_ILL_FORMED"));
+}
+
+/// The fields area after the machine's last step, slot by slot, against the step's accessors
+/// (NaN where the accessor reads NaN).
+fn check_fields(m: &ReadMachine) {
+    let s = m.last_step().unwrap();
+    let f = m.fields_area();
+    let want = [
+        (ReadField::BudgetMs, s.budget_ms()),
+        (ReadField::Need, f64::from(s.need())),
+        (ReadField::DelayMs, s.delay_ms()),
+        (ReadField::Tier, f64::from(s.tier() as u8)),
+        (ReadField::KeepUntil, s.keep_until()),
+        (ReadField::OutageOnly, f64::from(u8::from(s.outage_only()))),
+        (ReadField::Source, f64::from(s.source() as u8)),
+        (ReadField::Served, f64::from(s.served() as u8)),
+        (ReadField::Regenerates, f64::from(u8::from(s.regenerates()))),
+        (ReadField::HoldsLease, f64::from(u8::from(s.holds_lease()))),
+        (ReadField::PayloadOffset, f64::from(s.payload_offset())),
+        (ReadField::Timestamp, s.timestamp()),
+        (ReadField::Revalidate, s.revalidate()),
+        (ReadField::Expire, s.expire()),
+        (ReadField::Stale, s.stale()),
+        (ReadField::LastModified, s.last_modified()),
+        (
+            ReadField::HasCacheControl,
+            f64::from(u8::from(s.has_cache_control())),
+        ),
+        (ReadField::CacheRevalidate, s.cache_revalidate()),
+        (ReadField::CacheExpire, s.cache_expire()),
+        (ReadField::ValueKind, f64::from(s.value_kind())),
+        (ReadField::ValueFlags, f64::from(s.value_flags())),
+        (ReadField::Segments, f64::from(s.segments())),
+        (ReadField::HasLog, f64::from(u8::from(!s.log().is_empty()))),
+        (
+            ReadField::HasError,
+            f64::from(u8::from(!s.error().is_empty())),
+        ),
+        (ReadField::TookTier, 0.0),
+    ];
+    assert_eq!(want.len(), f.len());
+    for (slot, value) in want {
+        let got = f[slot as usize];
+        assert!(
+            got == value || (got.is_nan() && value.is_nan()),
+            "{slot:?} after {:?}: fields area {got}, accessor {value}",
+            s.kind()
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_fields_area_holds_what_each_step_reads() {
+    let mut e = engine();
+    // A hit through NeedMore, kept in the tier.
+    let v = stored(&mut e, "k", 60.0);
+    let mut m = read(&e, "k", Consumer::Serves);
+    m.start(&mut e, NOW).unwrap();
+    check_fields(&m);
+    m.own_write(&mut e, None, NOW).unwrap();
+    check_fields(&m);
+    m.tier(&mut e, None, 0.0, NOW).unwrap();
+    check_fields(&m);
+    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, NOW)
+        .unwrap();
+    check_fields(&m);
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, NOW)
+        .unwrap();
+    check_fields(&m);
+    // A miss: lease won, a follower's wait and poll, a stale answer from the tier.
+    let mut m = read(&e, "gone", Consumer::Serves);
+    m.start(&mut e, NOW).unwrap();
+    m.own_write(&mut e, None, NOW).unwrap();
+    m.tier(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, NOW).unwrap();
+    check_fields(&m);
+    m.lease_reply(&mut e, 1.0, NOW).unwrap();
+    check_fields(&m);
+    let mut m = read(&e, "other", Consumer::Serves);
+    m.start(&mut e, NOW).unwrap();
+    m.own_write(&mut e, None, NOW).unwrap();
+    m.tier(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, NOW).unwrap();
+    m.lease_reply(&mut e, 0.0, NOW).unwrap();
+    check_fields(&m);
+    let delay = m.last_step().unwrap().delay_ms();
+    m.timer(&mut e, NOW + delay).unwrap();
+    check_fields(&m);
+    let stale = stored(&mut e, "other", 1.0);
+    m.polled(
+        &mut e,
+        Some(stale.clone()),
+        stale.len() as f64,
+        false,
+        NOW + 5_000.0,
+    )
+    .unwrap();
+    check_fields(&m);
+    // A singular-handler hit with its cache control, and a failed read.
+    let parts = [7u32, 4, 3, 2, 1];
+    let mut page = e
+        .plan_incremental_entry(
+            "/p",
+            ValueKind::AppPage,
+            ValueFlag::Rsc as u8,
+            2,
+            "_N_T_/p",
+            60.0,
+            3600.0,
+            &parts,
+            NOW,
+        )
+        .unwrap()
+        .header();
+    page.extend(std::iter::repeat_n(b'x', 17));
+    let key = js_sys::JsString::from("/p");
+    let mut m = ReadMachine::incremental(
+        &e,
+        &key,
+        false,
+        "",
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        TOKEN.to_owned(),
+        NOW,
+    )
+    .unwrap();
+    m.start(&mut e, NOW).unwrap();
+    check_fields(&m);
+    m.refreshed(&mut e, NOW).unwrap();
+    m.tier(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, Some(page.clone()), page.len() as f64, NOW + 1.0)
+        .unwrap();
+    let s = m.last_step().unwrap();
+    assert_eq!(
+        (s.kind(), s.served()),
+        (ReadStepKind::Answer, Served::Fresh)
+    );
+    assert!(s.has_cache_control());
+    check_fields(&m);
+    m.reuse_incremental(
+        &e,
+        &key,
+        None,
+        false,
+        "",
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        TOKEN,
+        NOW,
+    )
+    .unwrap();
+    m.start(&mut e, NOW).unwrap();
+    m.refreshed(&mut e, NOW).unwrap();
+    m.tier(&mut e, None, 0.0, NOW).unwrap();
+    m.failed(&mut e, Failure::Timeout, NOW).unwrap();
+    m.fallback(&mut e, None, 0.0, NOW).unwrap();
+    check_fields(&m);
+}
+
+/// Steps `m` to its answer (no tier copy, `value` in Redis, leases answered `lease`): each
+/// step's kind and fields area, as bits (NaN equals NaN).
+fn to_answer(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: f64) -> Vec<u64> {
+    let mut kind = m.start(e, NOW).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..16 {
+        seen.push(kind as u64);
+        seen.extend(m.fields_area().iter().map(|x| x.to_bits()));
+        kind = match kind {
+            ReadStepKind::Answer => return seen,
+            ReadStepKind::Refresh => m.refreshed(e, NOW).unwrap(),
+            ReadStepKind::OwnWrite => m.own_write(e, None, NOW).unwrap(),
+            ReadStepKind::PeekTier => m.tier(e, None, 0.0, NOW).unwrap(),
+            ReadStepKind::Get => {
+                let total = value.map_or(0, <[u8]>::len) as f64;
+                m.reply(e, value.map(<[u8]>::to_vec), total, NOW).unwrap()
+            }
+            ReadStepKind::Acquire => m.lease_reply(e, lease, NOW).unwrap(),
+            other => panic!("unexpected step {other:?}"),
+        };
+    }
+    panic!("no answer in 16 steps")
+}
+
+#[wasm_bindgen_test]
+fn a_reused_machine_reads_as_a_new_one() {
+    let mut e = engine();
+    let v = stored(&mut e, "k", 60.0);
+    // Used first for a read that won a lease and logged lines.
+    let mut used = read(&e, "gone", Consumer::Caches);
+    to_answer(&mut e, &mut used, None, 1.0);
+    assert!(used.last_step().unwrap().holds_lease());
+    assert!(!used.log().is_empty());
+    let entry_key = used.entry_key();
+    let key = js_sys::JsString::from("k");
+    for remembered in [None, Some(read(&e, "k", Consumer::Serves).entry_key())] {
+        let mut fresh = read(&e, "k", Consumer::Serves);
+        let want = to_answer(&mut e, &mut fresh, Some(&v), 0.0);
+        used.reuse_use_cache(
+            &e,
+            &uc(),
+            &key,
+            remembered,
+            "_N_T_/x\0_N_T_/y",
+            true,
+            Consumer::Serves,
+            TOKEN,
+            NOW,
+        )
+        .unwrap();
+        assert_ne!(used.entry_key(), entry_key);
+        assert_eq!(used.entry_key(), fresh.entry_key());
+        assert_eq!(to_answer(&mut e, &mut used, Some(&v), 0.0), want);
+        assert_eq!((used.log(), used.error()), (fresh.log(), fresh.error()));
+        assert!(used.renewal(&e).is_none());
+        // One string, NUL-joined.
+        assert_eq!(used.tags(), "a\0b");
+    }
+    // A refused key leaves the machine as it was.
+    let lone = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD800]);
+    let before = used.entry_key();
+    let err = used
+        .reuse_use_cache(
+            &e,
+            &uc(),
+            &lone,
+            None,
+            "",
+            true,
+            Consumer::Serves,
+            TOKEN,
+            NOW,
+        )
+        .err()
+        .unwrap();
+    assert_eq!(code(err).as_deref(), Some("ERR_KEY_ILL_FORMED"));
+    assert_eq!(used.entry_key(), before);
+}
+
+#[wasm_bindgen_test]
+fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
+    let mut e = engine();
+    let v = stored(&mut e, "k", 60.0);
+    let took = |m: &ReadMachine| m.fields_area()[ReadField::TookTier as usize];
+    // The same answer as `start` then `tier`, in one call.
+    let key = js_sys::JsString::from("k");
+    let mut two = read(&e, "k", Consumer::Serves);
+    let mut one = read(&e, "k", Consumer::Serves);
+    // The tier's index holds the key (as after a read kept it).
+    e.memory_insert(&one.entry_key(), v.len() as f64, NOW + 60_000.0);
+    two.reuse_use_cache(
+        &e,
+        &uc(),
+        &key,
+        None,
+        "",
+        false,
+        Consumer::Serves,
+        TOKEN,
+        NOW,
+    )
+    .unwrap();
+    two.start(&mut e, NOW).unwrap();
+    two.tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
+        .unwrap();
+    assert_eq!(two.last_step().unwrap().kind(), ReadStepKind::Answer);
+    // A write in flight: the own write is asked first, the offer is void.
+    assert_eq!(
+        one.start_with_tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
+            .unwrap(),
+        ReadStepKind::OwnWrite
+    );
+    assert_eq!(took(&one), 0.0);
+    one.reuse_use_cache(
+        &e,
+        &uc(),
+        &key,
+        None,
+        "",
+        false,
+        Consumer::Serves,
+        TOKEN,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        one.start_with_tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
+            .unwrap(),
+        ReadStepKind::Answer
+    );
+    assert_eq!(took(&one), 1.0);
+    let (a, b) = (one.fields_area(), two.fields_area());
+    let slots = ReadField::TookTier as usize;
+    assert_eq!(a[..slots].len(), b[..slots].len());
+    for i in 0..slots {
+        assert!(a[i] == b[i] || (a[i].is_nan() && b[i].is_nan()), "slot {i}");
+    }
+    assert_eq!(one.tags(), "a\0b");
+    // None offered: straight to the read; the next call clears the slot.
+    one.reuse_use_cache(
+        &e,
+        &uc(),
+        &key,
+        None,
+        "",
+        false,
+        Consumer::Serves,
+        TOKEN,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        one.start_with_tier(&mut e, None, 0.0, NOW).unwrap(),
+        ReadStepKind::Get
+    );
+    assert_eq!(took(&one), 1.0);
+    one.reply(&mut e, None, 0.0, NOW).unwrap();
+    assert_eq!(took(&one), 0.0);
+    // A refresh first: the offer is void, the tier asked for later.
+    let config = js_sys::Object::new();
+    js_sys::Reflect::set(&config, &"prefix".into(), &"t".into()).unwrap();
+    let mut fresh = Engine::new(config.into()).unwrap();
+    let mut m = read(&fresh, "k", Consumer::Serves);
+    assert_eq!(
+        m.start_with_tier(&mut fresh, Some(v.clone()), v.len() as f64, NOW)
+            .unwrap(),
+        ReadStepKind::Refresh
+    );
+    assert_eq!(took(&m), 0.0);
 }

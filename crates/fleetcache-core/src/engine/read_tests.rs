@@ -1057,3 +1057,142 @@ fn an_undecodable_kept_copy_leaves_the_tier() {
     assert_eq!(s.tier, TierAction::Drop);
     assert!(!e.lru().contains(&key));
 }
+
+/// Every step of a read to its answer: no write in flight, no tier copy, `value` read, lease
+/// requests answered `lease`, polls with `value` and no lease left.
+fn run(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: i64) -> Vec<ReadStep> {
+    let mut steps = vec![go(e, m, ReadInput::Start, NOW)];
+    for _ in 0..32 {
+        let input = match steps.last().map(|s| &s.action) {
+            Some(ReadAction::Answer(_)) => return steps,
+            Some(ReadAction::Refresh) => ReadInput::Refreshed,
+            Some(ReadAction::OwnWrite) => ReadInput::OwnWrite(None),
+            Some(ReadAction::PeekTier) => ReadInput::Tier(None),
+            Some(ReadAction::PeekFallback) => ReadInput::Fallback(None),
+            Some(ReadAction::Get { .. }) => ReadInput::Reply(value.and_then(b)),
+            Some(ReadAction::Acquire { .. }) => ReadInput::LeaseReply(lease),
+            Some(ReadAction::Wait { .. }) => ReadInput::Timer,
+            Some(ReadAction::Poll { .. }) => ReadInput::Polled {
+                entry: value.and_then(b),
+                leased: false,
+            },
+            other => panic!("unexpected {other:?}"),
+        };
+        steps.push(go(e, m, input, NOW));
+    }
+    panic!("no answer in 32 steps")
+}
+
+#[test]
+fn a_reset_machine_reads_as_a_new_one() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW - 1.0, 60.0, &["t"]);
+    // Last used for a read that won a lease and logged its lines.
+    let mut used = uc(&e, "gone", Consumer::Caches, NOW);
+    let steps = run(&mut e, &mut used, None, 1);
+    assert!(answer(steps.last().unwrap()).holds_lease);
+    let soft = ["_N_T_/x", "_N_T_/y"];
+    let entry_key = e.entry_key(&IFACE, "k");
+    for remembered in [None, Some(entry_key.as_str())] {
+        let mut fresh = e.read_use_cache(
+            &IFACE,
+            "k",
+            soft.iter().map(|t| (*t).to_owned()).collect(),
+            Consumer::Serves,
+            TOKEN.to_owned(),
+            Millis(NOW),
+        );
+        let want = run(&mut e, &mut fresh, Some(&v), 0);
+        e.reset_read_use_cache(
+            &mut used,
+            &IFACE,
+            "k",
+            remembered,
+            soft,
+            Consumer::Serves,
+            TOKEN,
+            Millis(NOW),
+        );
+        assert_eq!(used.entry_key(), entry_key);
+        assert_eq!(run(&mut e, &mut used, Some(&v), 0), want);
+        assert_eq!(used.won_at(), None);
+        assert!(used.renewal().is_none());
+    }
+    // The implicit tags given to the reset are the ones judged with.
+    e.plan_tag_update(&["_N_T_/y"], &Revalidation::Expire, Millis(NOW), "epoch")
+        .unwrap();
+    e.reset_read_use_cache(
+        &mut used,
+        &IFACE,
+        "k",
+        None,
+        soft,
+        Consumer::Serves,
+        TOKEN,
+        Millis(NOW + 1.0),
+    );
+    let steps = run(&mut e, &mut used, Some(&v), 1);
+    let a = answer(steps.last().unwrap());
+    assert_eq!(a.served, Served::Miss);
+    assert!(a.log.contains("expired-by-tag"), "{}", a.log);
+    // And a 'use cache' machine becomes a singular-handler read.
+    let page = inc_value(&mut e, "/p", ValueKind::AppPage, NOW - 1.0);
+    let mut fresh = inc(&e, "/p", false, false, NOW);
+    let want = run(&mut e, &mut fresh, Some(&page), 0);
+    e.reset_read_incremental(
+        &mut used,
+        "/p",
+        None,
+        false,
+        [],
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        TOKEN,
+        Millis(NOW),
+    );
+    assert_eq!(run(&mut e, &mut used, Some(&page), 0), want);
+    assert_eq!(answer(want.last().unwrap()).served, Served::Fresh);
+}
+
+#[test]
+fn without_a_write_in_flight_the_read_goes_to_the_tier_without_asking() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW - 1.0, 60.0, &[]);
+    let mut asked = uc(&e, "k", Consumer::Serves, NOW);
+    let mut told = uc(&e, "k", Consumer::Serves, NOW);
+    told.no_write_in_flight();
+    let mut want = run(&mut e, &mut asked, Some(&v), 0);
+    assert_eq!(want.remove(0).action, ReadAction::OwnWrite);
+    assert_eq!(run(&mut e, &mut told, Some(&v), 0), want);
+    assert_eq!(want[0].action, ReadAction::PeekTier);
+    // The same after a refresh, and a reset machine asks again.
+    let mut fresh = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut m = uc(&fresh, "k", Consumer::Serves, NOW);
+    m.no_write_in_flight();
+    assert_eq!(
+        go(&mut fresh, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::Refresh
+    );
+    let s = go(&mut fresh, &mut m, ReadInput::Refreshed, NOW);
+    assert_eq!(s.action, ReadAction::PeekTier);
+    e.reset_read_use_cache(
+        &mut told,
+        &IFACE,
+        "k",
+        None,
+        [],
+        Consumer::Serves,
+        TOKEN,
+        Millis(NOW),
+    );
+    assert_eq!(
+        go(&mut e, &mut told, ReadInput::Start, NOW).action,
+        ReadAction::OwnWrite
+    );
+}
