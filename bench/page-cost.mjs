@@ -1,4 +1,4 @@
-// Where the time of a cached page request goes (issue 17, target 1): one redis-server, the
+// Where the time of a cached page request goes, against Next's own cache: one redis-server, the
 // counting origin and three `next start` instances of examples/next-app on loopback, started
 // here and stopped by PID at the end (also on errors):
 //   pull     fleetcache, the default tag sync (a tag pull per render)
