@@ -69,6 +69,8 @@ export interface Binding {
     readonly HasLog: number
     readonly HasError: number
     readonly TookTier: number
+    readonly TagsAt: number
+    readonly TagsLen: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -105,8 +107,6 @@ export interface ReadMachine<E> {
   undecodable(engine: E, now: number): number
   /** `Acquire`, `Poll`: the script argv. */
   argv(): string[]
-  /** `'use cache'` answer: the entry's tags, NUL-joined. */
-  tags(): string
   /** Singular-handler answer: the lengths of the parts after the payload offset. */
   parts(): Uint32Array
   log(): string
@@ -359,6 +359,9 @@ function head(bytes: Uint8Array, n: number): Uint8Array {
   return bytes.byteLength <= n ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, n)
 }
 
+/** Decodes the tags an answer leaves in the module's memory. */
+const utf8 = new TextDecoder()
+
 /** A view of a module's memory as f64, made again only after the memory grew. */
 interface FieldsView {
   readonly memory: { readonly buffer: ArrayBufferLike }
@@ -402,14 +405,17 @@ class MachineAnswer<E> implements Answer {
   readonly segments: number
   private readonly hasLog: boolean
   private readonly hasError: boolean
+  private readonly tagsAt: number
+  private readonly tagsLen: number
 
   constructor(
     private readonly machine: ReadMachine<E>,
     private readonly release: () => void,
+    private readonly binding: Binding,
     f: Float64Array,
     base: number,
-    F: Binding['ReadField'],
   ) {
+    const F = binding.ReadField
     this.source = f[base + F.Source] ?? 0
     this.served = f[base + F.Served] ?? 0
     this.regenerates = f[base + F.Regenerates] === 1
@@ -428,11 +434,15 @@ class MachineAnswer<E> implements Answer {
     this.segments = f[base + F.Segments] ?? 0
     this.hasLog = f[base + F.HasLog] === 1
     this.hasError = f[base + F.HasError] === 1
+    this.tagsAt = f[base + F.TagsAt] ?? 0
+    this.tagsLen = f[base + F.TagsLen] ?? 0
   }
 
   tags(): string[] {
-    const joined = this.machine.tags()
-    return joined === '' ? [] : joined.split('\0')
+    if (this.tagsLen === 0) return []
+    // In place in the module's memory (the machine's buffer, until its next step): no call.
+    const bytes = new Uint8Array(fieldsOf(this.binding).buffer, this.tagsAt, this.tagsLen)
+    return utf8.decode(bytes).split('\0')
   }
 
   parts(): Uint32Array {
@@ -568,7 +578,7 @@ export async function readEntry<E extends object, T = never>(
         }
       }
       if (kind === K.Answer) {
-        const answer = new MachineAnswer(machine, release, f, base, F)
+        const answer = new MachineAnswer(machine, release, binding, f, base)
         const source = answer.served === Served.Miss ? Source.None : answer.source
         const bytes =
           source === Source.OwnWrite

@@ -58,14 +58,18 @@ const binding = {
       'HasLog',
       'HasError',
       'TookTier',
+      'TagsAt',
+      'TagsLen',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
 }
 /** The fake module memory the scripted machines write their fields areas into. */
-const memory = { buffer: new ArrayBuffer(1 << 16) }
+const memory = { buffer: new ArrayBuffer(1 << 17) }
 /** Slots per fake fields area; each machine gets the next area. */
 const AREA = 32
+/** Where the fake machines' tag buffers begin (bytes), 256 each. */
+const TAGS_AT = 1 << 15
 let nextArea = 1
 const K = binding.ReadStepKind
 
@@ -139,7 +143,9 @@ function step(fields) {
 function scripted(script, renewal) {
   const inputs = []
   let i = 0
-  const base = AREA * nextArea++
+  const base = AREA * nextArea
+  // Each machine's tags buffer: past every fields area.
+  const tagsAt = TAGS_AT + 256 * nextArea++
   const m = { inputs, freed: false, entryKey: 'k', last: undefined }
   m.fields = () => base * 8
   const input =
@@ -161,10 +167,14 @@ function scripted(script, renewal) {
       }
       v[base + F.HasLog] = s.log === '' ? 0 : 1
       v[base + F.HasError] = s.error === '' ? 0 : 1
+      // As the binding: the answer's tags, NUL-joined UTF-8, in the machine's own buffer.
+      const tags = new TextEncoder().encode(s.tags.join('\0'))
+      new Uint8Array(memory.buffer, tagsAt, tags.byteLength).set(tags)
+      v[base + F.TagsAt] = tags.byteLength === 0 ? 0 : tagsAt
+      v[base + F.TagsLen] = tags.byteLength
       return s.kind
     }
   m.argv = () => m.last.argv
-  m.tags = () => m.last.tags
   m.parts = () => m.last.parts
   m.log = () => m.last.log
   m.error = () => m.last.error
@@ -441,6 +451,21 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   )
   assert.equal(r4.bytes, held)
   r4.answer.free()
+})
+
+test("an answer's tags are read from the module's memory, where its fields say", async () => {
+  const io = fakeIo()
+  const m = scripted([
+    () =>
+      answer({ source: binding.Source.Redis, served: binding.Served.Fresh, tags: ['a', 'ü/b'] }),
+  ])
+  const r = await readEntry(engine, m, io)
+  assert.deepEqual(r.answer.tags(), ['a', 'ü/b'])
+  r.answer.free()
+  const m2 = scripted([() => answer({ served: binding.Served.Miss })])
+  const r2 = await readEntry(engine, m2, io)
+  assert.deepEqual(r2.answer.tags(), [])
+  r2.answer.free()
 })
 
 test("this process's write in flight is awaited and given whole", async () => {

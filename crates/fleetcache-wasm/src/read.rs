@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
-use crate::list::{items, join};
+use crate::list::{items, SEP};
 
 /// Who consumes a read's answer.
 #[wasm_bindgen]
@@ -197,10 +197,15 @@ pub enum ReadField {
     /// 1 when `startWithTier` gave the machine the tier bytes offered (`Tier` is then about
     /// them); 0 after every other call.
     TookTier = 24,
+    /// `'use cache'` answer: byte address in `memory()` of the entry's tags, NUL-joined UTF-8
+    /// (valid until the machine's next step); 0 for another step.
+    TagsAt = 25,
+    /// `'use cache'` answer: length in bytes of those tags (0: none).
+    TagsLen = 26,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 25;
+const READ_FIELDS: usize = 27;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -454,8 +459,10 @@ impl ReadStep {
 /// Each input method answers only the next step's kind. The step's numbers are written into
 /// the machine's fields area (`fields`: a byte address in the module's `memory()`, slots
 /// `ReadField`), read by the host through one `Float64Array` view; its strings come from
-/// `argv`, `tags`, `parts`, `log` and `error`, called only when the step needs them. So a step
-/// costs one call into wasm and no object to allocate or free.
+/// `argv`, `parts`, `log` and `error`, called only when the step needs them, but for the
+/// `'use cache'` answer's tags, which the host reads from the module's memory where the fields
+/// area says (`TagsAt`, `TagsLen`). So a step costs one call into wasm and no object to
+/// allocate or free.
 #[wasm_bindgen]
 pub struct ReadMachine {
     inner: core::ReadMachine,
@@ -463,6 +470,8 @@ pub struct ReadMachine {
     last: Option<ReadStep>,
     /// The fields area; boxed so its address stays put while the machine lives.
     fields: Box<[f64; READ_FIELDS]>,
+    /// The last `'use cache'` answer's tags, NUL-joined: read by the host in place.
+    tags: String,
 }
 
 fn flag(b: bool) -> f64 {
@@ -563,6 +572,18 @@ impl ReadMachine {
             .map(|inner| ReadStep { inner })
             .map_err(|e| js_error(&e))?;
         step.write(&mut self.fields);
+        if let Some(s) = step.use_cache() {
+            self.tags.clear();
+            for (i, tag) in s.tags.iter().enumerate() {
+                if i > 0 {
+                    self.tags.push(SEP);
+                }
+                self.tags.push_str(tag);
+            }
+            // wasm32 addresses and lengths fit in u32 (f64 holds them exactly).
+            self.fields[ReadField::TagsAt as usize] = f64::from(self.tags.as_ptr() as usize as u32);
+            self.fields[ReadField::TagsLen as usize] = f64::from(u32_of(self.tags.len()));
+        }
         let kind = step.kind();
         self.last = Some(step);
         Ok(kind)
@@ -573,6 +594,16 @@ impl ReadMachine {
             inner,
             last: None,
             fields: Box::new([0.0; READ_FIELDS]),
+            tags: String::new(),
+        }
+    }
+
+    /// The last `'use cache'` answer's tags as the host reads them (for Rust callers).
+    pub fn tags_text(&self) -> &str {
+        if self.fields[ReadField::TagsLen as usize] > 0.0 {
+            &self.tags
+        } else {
+            ""
         }
     }
 
@@ -742,15 +773,6 @@ impl ReadMachine {
     /// `Acquire`, `Poll`: the `EVALSHA` argv to send (empty for another step).
     pub fn argv(&self) -> Vec<String> {
         self.last.as_ref().map_or_else(Vec::new, ReadStep::argv)
-    }
-
-    /// `'use cache'` answer: the entry's tags, NUL-joined (one string crosses, not one per
-    /// tag).
-    pub fn tags(&self) -> String {
-        match self.last.as_ref().and_then(ReadStep::use_cache) {
-            Some(s) => join(&s.tags),
-            None => String::new(),
-        }
     }
 
     /// Singular-handler answer: lengths of the parts after the payload offset, in order.

@@ -222,8 +222,17 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        (
+            ReadField::TagsLen,
+            s.tags().iter().map(String::len).sum::<usize>() as f64
+                + s.tags().len().saturating_sub(1) as f64,
+        ),
     ];
-    assert_eq!(want.len(), f.len());
+    // Every slot but the tags' address, checked below.
+    assert_eq!(want.len() + 1, f.len());
+    let len = f[ReadField::TagsLen as usize];
+    assert!(len == 0.0 || f[ReadField::TagsAt as usize] > 0.0);
+    assert_eq!(m.tags_text().len() as f64, len);
     for (slot, value) in want {
         let got = f[slot as usize];
         assert!(
@@ -352,7 +361,11 @@ fn to_answer(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: f
     let mut seen = Vec::new();
     for _ in 0..16 {
         seen.push(kind as u64);
-        seen.extend(m.fields_area().iter().map(|x| x.to_bits()));
+        // The tags' address is the machine's own buffer: what it holds is compared instead.
+        let mut f = m.fields_area().to_vec();
+        f[ReadField::TagsAt as usize] = 0.0;
+        seen.extend(f.iter().map(|x| x.to_bits()));
+        seen.extend(m.tags_text().bytes().map(u64::from));
         kind = match kind {
             ReadStepKind::Answer => return seen,
             ReadStepKind::Refresh => m.refreshed(e, NOW).unwrap(),
@@ -401,7 +414,7 @@ fn a_reused_machine_reads_as_a_new_one() {
         assert_eq!((used.log(), used.error()), (fresh.log(), fresh.error()));
         assert!(used.renewal(&e).is_none());
         // One string, NUL-joined.
-        assert_eq!(used.tags(), "a\0b");
+        assert_eq!(used.tags_text(), "a\0b");
     }
     // A refused key leaves the machine as it was.
     let lone = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD800]);
@@ -477,12 +490,13 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     );
     assert_eq!(took(&one), 1.0);
     let (a, b) = (one.fields_area(), two.fields_area());
+    // Up to the slots only `startWithTier` and the tags' buffer make differ.
     let slots = ReadField::TookTier as usize;
     assert_eq!(a[..slots].len(), b[..slots].len());
     for i in 0..slots {
         assert!(a[i] == b[i] || (a[i].is_nan() && b[i].is_nan()), "slot {i}");
     }
-    assert_eq!(one.tags(), "a\0b");
+    assert_eq!(one.tags_text(), "a\0b");
     // None offered: straight to the read; the next call clears the slot.
     one.reuse_use_cache(
         &e,

@@ -1196,3 +1196,34 @@ fn without_a_write_in_flight_the_read_goes_to_the_tier_without_asking() {
         ReadAction::OwnWrite
     );
 }
+
+#[test]
+fn every_implicit_tag_is_judged_however_many() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW - 1.0, 60.0, &[]);
+    let soft: Vec<String> = (0..12).map(|i| format!("_N_T_/s{i}")).collect();
+    let read = |e: &Engine| {
+        e.read_use_cache(
+            &IFACE,
+            "k",
+            soft.clone(),
+            Consumer::Serves,
+            TOKEN.to_owned(),
+            Millis(NOW),
+        )
+    };
+    let mut m = read(&e);
+    let steps = run(&mut e, &mut m, Some(&v), 0);
+    assert_eq!(answer(steps.last().unwrap()).served, Served::Fresh);
+    // The last of twelve (past the few kept on the stack), and one among the first eight.
+    for tag in ["_N_T_/s11", "_N_T_/s3"] {
+        let mut e = engine();
+        e.plan_tag_update(&[tag], &Revalidation::Expire, Millis(NOW), "epoch")
+            .unwrap();
+        let mut m = read(&e);
+        let steps = run(&mut e, &mut m, Some(&v), 1);
+        let a = answer(steps.last().unwrap());
+        assert_eq!(a.served, Served::Miss, "{tag}");
+        assert!(a.log.contains("expired-by-tag"), "{tag}: {}", a.log);
+    }
+}
