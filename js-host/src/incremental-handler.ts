@@ -163,7 +163,6 @@ class IncrementalCore {
             requestRevalidate,
             consumer,
             onDemand,
-            leaseToken(),
             now(),
           )
         } catch (err) {

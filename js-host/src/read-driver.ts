@@ -263,8 +263,9 @@ let tokenBase: string | undefined
 let tokenSeq = 0
 
 /**
- * A lease token for a new read: unique per read across the fleet (a random 96-bit part drawn
- * once per process, then a count), without a call into wasm or a random draw per request.
+ * A lease token for a new read machine: unique across the fleet (a random 96-bit part drawn
+ * once per process, then a count), without a call into wasm or a random draw per request. A
+ * reused machine derives its later reads' tokens from it (the binding's `reuseUseCache`).
  */
 export function leaseToken(): string {
   if (tokenBase === undefined) {

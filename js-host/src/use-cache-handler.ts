@@ -120,7 +120,6 @@ class UseCacheHandler implements CacheHandler {
             soft,
             writeInFlight,
             readConsumer(),
-            leaseToken(),
             now(),
           )
         } catch (err) {

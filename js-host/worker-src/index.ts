@@ -416,7 +416,6 @@ export class WorkerCache {
             soft,
             false,
             Consumer.Serves,
-            leaseToken(),
             this.now(),
           )
         } catch (err) {

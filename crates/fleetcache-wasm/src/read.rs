@@ -472,6 +472,11 @@ pub struct ReadMachine {
     fields: Box<[f64; READ_FIELDS]>,
     /// The last `'use cache'` answer's tags, NUL-joined: read by the host in place.
     tags: String,
+    /// The lease token the machine was made with, and how many times it was reused since.
+    token_base: String,
+    reuses: u32,
+    /// The token of the read in progress, when reused (`token_base.reuses`).
+    token: String,
 }
 
 fn flag(b: bool) -> f64 {
@@ -595,7 +600,93 @@ impl ReadMachine {
             last: None,
             fields: Box::new([0.0; READ_FIELDS]),
             tags: String::new(),
+            token_base: String::new(),
+            reuses: 0,
+            token: String::new(),
         }
+    }
+
+    /// The lease token of a reuse: the machine's first token followed by `.n` for its n-th
+    /// reuse, unique across the fleet as that one is (a random part and a count from the host),
+    /// with nothing drawn or passed per read. The count wraps after 2^32 reuses of one machine,
+    /// long after any lease of its first tokens has expired.
+    fn reuse_token(&mut self) -> String {
+        self.reuses = self.reuses.wrapping_add(1);
+        let mut token = std::mem::take(&mut self.token);
+        token.clear();
+        token.push_str(&self.token_base);
+        token.push('.');
+        let mut digits = [0u8; 10];
+        let mut n = self.reuses;
+        let mut at = digits.len();
+        while at > 0 {
+            at -= 1;
+            // A decimal digit: ASCII.
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in digits.get(at..).unwrap_or_default() {
+            token.push(char::from(d));
+        }
+        token
+    }
+
+    /// `reuseUseCache` with its lease token given.
+    fn reset_use_cache(
+        &mut self,
+        engine: &Engine,
+        iface: &Iface,
+        cache_key: &JsString,
+        entry_key: Option<String>,
+        (soft_tags, write_in_flight, consumer, now): (&str, bool, Consumer, f64),
+        token: &str,
+    ) -> Result<(), JsValue> {
+        let key = utf8_key(cache_key)?;
+        engine.inner.reset_read_use_cache(
+            &mut self.inner,
+            &iface.get(),
+            &key,
+            entry_key.as_deref(),
+            items(soft_tags),
+            consumer.into(),
+            token,
+            Millis(now),
+        );
+        if !write_in_flight {
+            self.inner.no_write_in_flight();
+        }
+        self.last = None;
+        Ok(())
+    }
+
+    /// `reuseIncremental` with its lease token given.
+    fn reset_incremental(
+        &mut self,
+        engine: &Engine,
+        cache_key: &JsString,
+        entry_key: Option<String>,
+        args: (bool, &str, f64, Consumer, bool, f64),
+        token: &str,
+    ) -> Result<(), JsValue> {
+        let (is_fetch, soft_tags, request_revalidate, consumer, on_demand, now) = args;
+        let key = utf8_key(cache_key)?;
+        engine.inner.reset_read_incremental(
+            &mut self.inner,
+            &key,
+            entry_key.as_deref(),
+            is_fetch,
+            items(soft_tags),
+            request_revalidate,
+            consumer.into(),
+            on_demand,
+            token,
+            Millis(now),
+        );
+        self.last = None;
+        Ok(())
     }
 
     /// The last `'use cache'` answer's tags as the host reads them (for Rust callers).
@@ -638,17 +729,9 @@ impl ReadMachine {
         now: f64,
     ) -> Result<ReadMachine, JsValue> {
         let mut m = ReadMachine::wrap(core::ReadMachine::idle());
-        m.reuse_use_cache(
-            engine,
-            iface,
-            cache_key,
-            None,
-            soft_tags,
-            write_in_flight,
-            consumer,
-            &token,
-            now,
-        )?;
+        let args = (soft_tags, write_in_flight, consumer, now);
+        m.reset_use_cache(engine, iface, cache_key, None, args, &token)?;
+        m.token_base = token;
         Ok(m)
     }
 
@@ -669,18 +752,16 @@ impl ReadMachine {
         now: f64,
     ) -> Result<ReadMachine, JsValue> {
         let mut m = ReadMachine::wrap(core::ReadMachine::idle());
-        m.reuse_incremental(
-            engine,
-            cache_key,
-            None,
+        let args = (
             is_fetch,
             soft_tags,
             request_revalidate,
             consumer,
             on_demand,
-            &token,
             now,
-        )?;
+        );
+        m.reset_incremental(engine, cache_key, None, args, &token)?;
+        m.token_base = token;
         Ok(m)
     }
 
@@ -688,7 +769,8 @@ impl ReadMachine {
     /// would, keeping its JS object, its fields area and its buffers: a host that pools
     /// machines allocates and registers none per read. `entryKey`: this machine's `entryKey`
     /// for `cacheKey` under `iface` as the host remembers it (the key is then not hashed
-    /// again), or `undefined`. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
+    /// again), or `undefined`. The lease token is the machine's first one followed by `.n`
+    /// for its n-th reuse. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
     #[wasm_bindgen(js_name = reuseUseCache)]
     #[allow(clippy::too_many_arguments)]
     pub fn reuse_use_cache(
@@ -700,31 +782,19 @@ impl ReadMachine {
         soft_tags: &str,
         write_in_flight: bool,
         consumer: Consumer,
-        token: &str,
         now: f64,
     ) -> Result<(), JsValue> {
-        let key = utf8_key(cache_key)?;
-        engine.inner.reset_read_use_cache(
-            &mut self.inner,
-            &iface.get(),
-            &key,
-            entry_key.as_deref(),
-            items(soft_tags),
-            consumer.into(),
-            token,
-            Millis(now),
-        );
-        if !write_in_flight {
-            self.inner.no_write_in_flight();
-        }
-        self.last = None;
-        Ok(())
+        let token = self.reuse_token();
+        let args = (soft_tags, write_in_flight, consumer, now);
+        let done = self.reset_use_cache(engine, iface, cache_key, entry_key, args, &token);
+        self.token = token;
+        done
     }
 
     /// Makes this machine a new singular-handler read, as `incremental` with the same
     /// arguments would, keeping its JS object, its fields area and its buffers (see
-    /// `reuseUseCache`, whose `entryKey` this takes too). Throws `ERR_KEY_ILL_FORMED` (the
-    /// machine then is unchanged).
+    /// `reuseUseCache`, whose `entryKey` and lease tokens this takes too). Throws
+    /// `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
     #[wasm_bindgen(js_name = reuseIncremental)]
     #[allow(clippy::too_many_arguments)]
     pub fn reuse_incremental(
@@ -737,24 +807,20 @@ impl ReadMachine {
         request_revalidate: f64,
         consumer: Consumer,
         on_demand: bool,
-        token: &str,
         now: f64,
     ) -> Result<(), JsValue> {
-        let key = utf8_key(cache_key)?;
-        engine.inner.reset_read_incremental(
-            &mut self.inner,
-            &key,
-            entry_key.as_deref(),
+        let token = self.reuse_token();
+        let args = (
             is_fetch,
-            items(soft_tags),
+            soft_tags,
             request_revalidate,
-            consumer.into(),
+            consumer,
             on_demand,
-            token,
-            Millis(now),
+            now,
         );
-        self.last = None;
-        Ok(())
+        let done = self.reset_incremental(engine, cache_key, entry_key, args, &token);
+        self.token = token;
+        done
     }
 
     /// The entry's Redis key: the key `Get` reads and the tier's key.

@@ -342,7 +342,6 @@ fn the_fields_area_holds_what_each_step_reads() {
         f64::NAN,
         Consumer::Serves,
         false,
-        TOKEN,
         NOW,
     )
     .unwrap();
@@ -404,7 +403,6 @@ fn a_reused_machine_reads_as_a_new_one() {
             "_N_T_/x\0_N_T_/y",
             true,
             Consumer::Serves,
-            TOKEN,
             NOW,
         )
         .unwrap();
@@ -420,17 +418,7 @@ fn a_reused_machine_reads_as_a_new_one() {
     let lone = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD800]);
     let before = used.entry_key();
     let err = used
-        .reuse_use_cache(
-            &e,
-            &uc(),
-            &lone,
-            None,
-            "",
-            true,
-            Consumer::Serves,
-            TOKEN,
-            NOW,
-        )
+        .reuse_use_cache(&e, &uc(), &lone, None, "", true, Consumer::Serves, NOW)
         .err()
         .unwrap();
     assert_eq!(code(err).as_deref(), Some("ERR_KEY_ILL_FORMED"));
@@ -448,18 +436,8 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     let mut one = read(&e, "k", Consumer::Serves);
     // The tier's index holds the key (as after a read kept it).
     e.memory_insert(&one.entry_key(), v.len() as f64, NOW + 60_000.0);
-    two.reuse_use_cache(
-        &e,
-        &uc(),
-        &key,
-        None,
-        "",
-        false,
-        Consumer::Serves,
-        TOKEN,
-        NOW,
-    )
-    .unwrap();
+    two.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+        .unwrap();
     two.start(&mut e, NOW).unwrap();
     two.tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
         .unwrap();
@@ -471,18 +449,8 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
         ReadStepKind::OwnWrite
     );
     assert_eq!(took(&one), 0.0);
-    one.reuse_use_cache(
-        &e,
-        &uc(),
-        &key,
-        None,
-        "",
-        false,
-        Consumer::Serves,
-        TOKEN,
-        NOW,
-    )
-    .unwrap();
+    one.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+        .unwrap();
     assert_eq!(
         one.start_with_tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
             .unwrap(),
@@ -498,18 +466,8 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     }
     assert_eq!(one.tags_text(), "a\0b");
     // None offered: straight to the read; the next call clears the slot.
-    one.reuse_use_cache(
-        &e,
-        &uc(),
-        &key,
-        None,
-        "",
-        false,
-        Consumer::Serves,
-        TOKEN,
-        NOW,
-    )
-    .unwrap();
+    one.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+        .unwrap();
     assert_eq!(
         one.start_with_tier(&mut e, None, 0.0, NOW).unwrap(),
         ReadStepKind::Get
@@ -528,4 +486,29 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
         ReadStepKind::Refresh
     );
     assert_eq!(took(&m), 0.0);
+}
+
+#[wasm_bindgen_test]
+fn a_reused_machine_requests_leases_with_tokens_of_its_own() {
+    let mut e = engine();
+    let key = js_sys::JsString::from("k");
+    let mut m = read(&e, "k", Consumer::Serves);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        m.start(&mut e, NOW).unwrap();
+        m.own_write(&mut e, None, NOW).unwrap();
+        m.tier(&mut e, None, 0.0, NOW).unwrap();
+        m.reply(&mut e, None, 0.0, NOW).unwrap();
+        let argv = m.last_step().unwrap().argv();
+        assert_eq!(argv[0], "EVALSHA");
+        tokens.push(argv[5].clone());
+        // Another instance holds the lease: no renewal here, and the read ends as a wait.
+        m.lease_reply(&mut e, 0.0, NOW).unwrap();
+        m.reuse_use_cache(&e, &uc(), &key, None, "", true, Consumer::Serves, NOW)
+            .unwrap();
+    }
+    assert_eq!(
+        tokens,
+        vec![TOKEN.to_owned(), format!("{TOKEN}.1"), format!("{TOKEN}.2")]
+    );
 }
