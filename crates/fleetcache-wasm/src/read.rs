@@ -628,9 +628,9 @@ impl ReadMachine {
                 break;
             }
         }
-        for &d in digits.get(at..).unwrap_or_default() {
-            token.push(char::from(d));
-        }
+        token.push_str(
+            std::str::from_utf8(digits.get(at..).unwrap_or_default()).unwrap_or_default(),
+        );
         token
     }
 
