@@ -302,9 +302,8 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        // A load of N bytes, not a call to copy them (which "z" leaves as one).
+        <[u8; N]>::try_from(self.take(N)?).map_err(|_| DecodeError::HeaderLength)
     }
 
     #[inline(always)]
@@ -328,6 +327,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length field checked against its limit before anything is read or allocated.
+    #[inline(always)]
     fn len_u32(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
         let n = usize::try_from(self.u32()?).map_err(|_| DecodeError::LimitExceeded(what))?;
         if n > max {
@@ -336,6 +336,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    #[inline(always)]
     fn len_u16(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
         let n = usize::from(self.u16()?);
         if n > max {

@@ -442,6 +442,8 @@ pub struct ReadMachine {
     /// A `'use cache'` read asks for this process's write in flight of the key; false once
     /// the host said it holds none ([`ReadMachine::no_write_in_flight`]).
     ask_own_write: bool,
+    /// This read asked for a tag refresh: the host gives it no bytes before the refresh ends.
+    asked_refresh: bool,
     /// When the request began (a singular-handler regeneration is stamped with it).
     started: Millis,
     state: State,
@@ -714,6 +716,7 @@ impl ReadMachine {
             consumer,
             token,
             ask_own_write: true,
+            asked_refresh: false,
             started: now,
             state: State::New,
             kept: None,
@@ -921,7 +924,10 @@ impl ReadMachine {
 
     fn ask(&mut self, state: State) -> ReadStep {
         let action = match state {
-            State::Refreshing => ReadAction::Refresh,
+            State::Refreshing => {
+                self.asked_refresh = true;
+                ReadAction::Refresh
+            }
             State::OwnWrite => ReadAction::OwnWrite,
             State::Tier => ReadAction::PeekTier,
             _ => ReadAction::PeekFallback,
@@ -951,12 +957,15 @@ impl ReadMachine {
     }
 
     /// The tier's turn. A copy kept for outages only is of no use while Redis answers
-    /// (`tier_use` would say `Kept`), so Redis is read at once: asking for the bytes would make
-    /// the host wait for the tag refresh first (rule R1 of the driver), a round trip the read
-    /// does not need, since the refresh and the read travel together.
+    /// (`tier_use` would say `Kept`), so after a refresh Redis is read at once: asking for the
+    /// bytes would make the host wait for the tag refresh first (rule R1 of the driver), a
+    /// round trip the read does not need, since the refresh and the read travel together.
+    /// Without a refresh the bytes are asked for, and `tier_use` decides (one index lookup
+    /// per read, not two).
     fn tier_turn(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
         let key = &self.entry_key;
-        if ctx.redis_answers
+        if self.asked_refresh
+            && ctx.redis_answers
             && ctx
                 .lru
                 .marks(key)

@@ -1227,3 +1227,37 @@ fn every_implicit_tag_is_judged_however_many() {
         assert!(a.log.contains("expired-by-tag"), "{tag}: {}", a.log);
     }
 }
+
+#[test]
+fn without_a_refresh_the_tier_index_is_asked_once_per_read() {
+    // A copy kept for outages only (or this process's own): with no refresh for the bytes to
+    // wait on, they are asked for and `tier_use` keeps them untouched; Redis is read.
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW - 1.0, 60.0, &[]);
+    let key = e.entry_key(&IFACE, "k");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    e.lru_mut().mark_outage_only(&key);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_tier(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+    assert_eq!(s.tier, TierAction::None);
+    assert!(e.lru().contains(&key), "kept for outages");
+    // After a refresh (a mirror never synced), Redis is read at once, as for a page.
+    let mut fresh = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    fresh
+        .lru_mut()
+        .insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    fresh.lru_mut().mark_outage_only(&key);
+    let mut m = uc(&fresh, "k", Consumer::Serves, NOW);
+    m.no_write_in_flight();
+    let s = go(&mut fresh, &mut m, ReadInput::Start, NOW);
+    assert_eq!(s.action, ReadAction::Refresh);
+    let s = go(&mut fresh, &mut m, ReadInput::Refreshed, NOW);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+}
