@@ -71,6 +71,8 @@ export interface Binding {
     readonly TookTier: number
     readonly TagsAt: number
     readonly TagsLen: number
+    readonly PartsAt: number
+    readonly PartsLen: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -107,8 +109,6 @@ export interface ReadMachine<E> {
   undecodable(engine: E, now: number): number
   /** `Acquire`, `Poll`: the script argv. */
   argv(): string[]
-  /** Singular-handler answer: the lengths of the parts after the payload offset. */
-  parts(): Uint32Array
   log(): string
   error(): string
   renewal(engine: E): RenewMachine<E> | undefined
@@ -408,6 +408,8 @@ class MachineAnswer<E> implements Answer {
   private readonly hasError: boolean
   private readonly tagsAt: number
   private readonly tagsLen: number
+  private readonly partsAt: number
+  private readonly partsLen: number
 
   constructor(
     private readonly machine: ReadMachine<E>,
@@ -437,6 +439,8 @@ class MachineAnswer<E> implements Answer {
     this.hasError = f[base + F.HasError] === 1
     this.tagsAt = f[base + F.TagsAt] ?? 0
     this.tagsLen = f[base + F.TagsLen] ?? 0
+    this.partsAt = f[base + F.PartsAt] ?? 0
+    this.partsLen = f[base + F.PartsLen] ?? 0
   }
 
   tags(): string[] {
@@ -447,7 +451,9 @@ class MachineAnswer<E> implements Answer {
   }
 
   parts(): Uint32Array {
-    return this.machine.parts()
+    // Read in place like the tags, and copied: the caller may keep it past a call into wasm.
+    const at = this.partsAt
+    return new Uint32Array(fieldsOf(this.binding).buffer, at, this.partsLen).slice()
   }
 
   log(): string {

@@ -60,6 +60,8 @@ const binding = {
       'TookTier',
       'TagsAt',
       'TagsLen',
+      'PartsAt',
+      'PartsLen',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
@@ -172,10 +174,14 @@ function scripted(script, renewal) {
       new Uint8Array(memory.buffer, tagsAt, tags.byteLength).set(tags)
       v[base + F.TagsAt] = tags.byteLength === 0 ? 0 : tagsAt
       v[base + F.TagsLen] = tags.byteLength
+      // And the part lengths, as u32s after the tags.
+      const partsAt = tagsAt + 128
+      new Uint32Array(memory.buffer, partsAt, s.parts.length).set(s.parts)
+      v[base + F.PartsAt] = partsAt
+      v[base + F.PartsLen] = s.parts.length
       return s.kind
     }
   m.argv = () => m.last.argv
-  m.parts = () => m.last.parts
   m.log = () => m.last.log
   m.error = () => m.last.error
   for (const name of [
@@ -453,7 +459,7 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   r4.answer.free()
 })
 
-test("an answer's tags are read from the module's memory, where its fields say", async () => {
+test("an answer's tags and part lengths are read from the module's memory, where its fields say", async () => {
   const io = fakeIo()
   const m = scripted([
     () =>
@@ -466,6 +472,18 @@ test("an answer's tags are read from the module's memory, where its fields say",
   const r2 = await readEntry(engine, m2, io)
   assert.deepEqual(r2.answer.tags(), [])
   r2.answer.free()
+  // A singular-handler answer's part lengths, the same way.
+  const m3 = scripted([
+    () =>
+      answer({
+        source: binding.Source.Redis,
+        served: binding.Served.Fresh,
+        parts: Uint32Array.from([7, 0, 3]),
+      }),
+  ])
+  const r3 = await readEntry(engine, m3, io)
+  assert.deepEqual([...r3.answer.parts()], [7, 0, 3])
+  r3.answer.free()
 })
 
 test("this process's write in flight is awaited and given whole", async () => {

@@ -775,12 +775,16 @@ impl ReadMachine {
     }
 
     fn debug(&mut self, line: &str) {
-        // Appended in place, without `format!`: every singular-handler hit writes one.
+        // Appended in place, without `format!`, room made once: every singular-handler hit
+        // writes one.
         let prefix = self.log_prefix();
+        let parts = [prefix, " ", &self.entry_key, " ", line];
+        self.log
+            .reserve(1 + parts.iter().map(|p| p.len()).sum::<usize>());
         if !self.log.is_empty() {
             self.log.push('\n');
         }
-        for part in [prefix, " ", &self.entry_key, " ", line] {
+        for part in parts {
             self.log.push_str(part);
         }
     }

@@ -202,10 +202,15 @@ pub enum ReadField {
     TagsAt = 25,
     /// `'use cache'` answer: length in bytes of those tags (0: none).
     TagsLen = 26,
+    /// Singular-handler answer: byte address in `memory()` of the lengths of the parts after
+    /// the payload offset, in order, as `u32`s (valid until the machine's next step).
+    PartsAt = 27,
+    /// Singular-handler answer: number of those lengths.
+    PartsLen = 28,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 27;
+const READ_FIELDS: usize = 29;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -459,9 +464,9 @@ impl ReadStep {
 /// Each input method answers only the next step's kind. The step's numbers are written into
 /// the machine's fields area (`fields`: a byte address in the module's `memory()`, slots
 /// `ReadField`), read by the host through one `Float64Array` view; its strings come from
-/// `argv`, `parts`, `log` and `error`, called only when the step needs them, but for the
-/// `'use cache'` answer's tags, which the host reads from the module's memory where the fields
-/// area says (`TagsAt`, `TagsLen`). So a step costs one call into wasm and no object to
+/// `argv`, `log` and `error`, called only when the step needs them, but for the answer's
+/// `'use cache'` tags and singular-handler part lengths, which the host reads from the
+/// module's memory where the fields area says (`TagsAt`, `TagsLen`, `PartsAt`, `PartsLen`). So a step costs one call into wasm and no object to
 /// allocate or free.
 #[wasm_bindgen]
 pub struct ReadMachine {
@@ -577,6 +582,11 @@ impl ReadMachine {
             .map(|inner| ReadStep { inner })
             .map_err(|e| js_error(&e))?;
         step.write(&mut self.fields);
+        if let Some(s) = step.incremental() {
+            // In the step kept below (`last`): the address stays while it does.
+            self.fields[ReadField::PartsAt as usize] = f64::from(s.parts.as_ptr() as usize as u32);
+            self.fields[ReadField::PartsLen as usize] = f64::from(u32_of(s.parts.len()));
+        }
         if let Some(s) = step.use_cache() {
             self.tags.clear();
             for (i, tag) in s.tags.iter().enumerate() {
@@ -839,11 +849,6 @@ impl ReadMachine {
     /// `Acquire`, `Poll`: the `EVALSHA` argv to send (empty for another step).
     pub fn argv(&self) -> Vec<String> {
         self.last.as_ref().map_or_else(Vec::new, ReadStep::argv)
-    }
-
-    /// Singular-handler answer: lengths of the parts after the payload offset, in order.
-    pub fn parts(&self) -> Vec<u32> {
-        self.last.as_ref().map_or_else(Vec::new, ReadStep::parts)
     }
 
     /// `Answer`: debug log lines (`\n`-separated), `''` when none.

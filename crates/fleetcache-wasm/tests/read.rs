@@ -222,14 +222,17 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        (ReadField::PartsLen, s.parts().len() as f64),
         (
             ReadField::TagsLen,
             s.tags().iter().map(String::len).sum::<usize>() as f64
                 + s.tags().len().saturating_sub(1) as f64,
         ),
     ];
-    // Every slot but the tags' address, checked below.
-    assert_eq!(want.len() + 1, f.len());
+    // Every slot but the tags' and parts' addresses, checked below.
+    assert_eq!(want.len() + 2, f.len());
+    let parts = f[ReadField::PartsLen as usize];
+    assert!(parts == 0.0 || f[ReadField::PartsAt as usize] > 0.0);
     let len = f[ReadField::TagsLen as usize];
     assert!(len == 0.0 || f[ReadField::TagsAt as usize] > 0.0);
     assert_eq!(m.tags_text().len() as f64, len);
@@ -363,6 +366,7 @@ fn to_answer(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: f
         // The tags' address is the machine's own buffer: what it holds is compared instead.
         let mut f = m.fields_area().to_vec();
         f[ReadField::TagsAt as usize] = 0.0;
+        f[ReadField::PartsAt as usize] = 0.0;
         seen.extend(f.iter().map(|x| x.to_bits()));
         seen.extend(m.tags_text().bytes().map(u64::from));
         kind = match kind {
