@@ -371,10 +371,13 @@ interface FieldsView {
 
 /** One view per loaded binding (the Node and web glue are different modules). */
 const views = new WeakMap<Binding, FieldsView>()
+/** The binding asked for last and its view: one process nearly always loads one binding. */
+let lastBinding: Binding | undefined
+let lastView: FieldsView | undefined
 
 /** The f64 view of `binding`'s memory, current (a grown memory has a new buffer). */
 function fieldsOf(binding: Binding): Float64Array {
-  let v = views.get(binding)
+  let v = binding === lastBinding ? lastView : views.get(binding)
   if (v === undefined) {
     const memory = binding.wasmMemory()
     v = { memory, f: new Float64Array(memory.buffer) }
@@ -383,7 +386,22 @@ function fieldsOf(binding: Binding): Float64Array {
     // Detached: the memory grew (its new buffer is read only then, the getter costs a call).
     v.f = new Float64Array(v.memory.buffer)
   }
+  lastBinding = binding
+  lastView = v
   return v.f
+}
+
+/** Each machine's fields area (slot index in the f64 view): fixed for the machine's life. */
+const bases = new WeakMap<object, number>()
+
+/** `machine`'s fields area, asked of the machine once (the address is 8-aligned). */
+function baseOf(machine: { fields(): number }): number {
+  let base = bases.get(machine)
+  if (base === undefined) {
+    base = machine.fields() / 8
+    bases.set(machine, base)
+  }
+  return base
 }
 
 /** The answer's numbers, copied out of the fields area; strings from the machine on demand. */
@@ -522,7 +540,7 @@ class Read<E extends object, T> {
     private readonly hooks: ReadHooks<T>,
   ) {
     this.binding = io.binding
-    this.base = machine.fields() / 8
+    this.base = baseOf(machine)
     this.entryKey = hooks.entryKey ?? machine.entryKey
   }
 
