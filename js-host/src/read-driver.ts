@@ -277,6 +277,73 @@ export function leaseToken(): string {
   return tokenBase + tokenSeq.toString(16).padStart(8, '0')
 }
 
+/** Released read machines a host keeps: about its reads in flight at once. */
+const MACHINE_POOL = 64
+/**
+ * Entry keys a host remembers: a pure function of its interface and the cache key; hashing one
+ * in wasm costs a few µs, a Map hit a tenth of that. Only short keys are remembered, so the
+ * memo stays small.
+ */
+const KEY_MEMO_ENTRIES = 4096
+const KEY_MEMO_MAX_LENGTH = 512
+
+/** What a host's pool needs of a read machine: its entry key and its release. */
+export interface PooledMachine {
+  readonly entryKey: string
+  free(): void
+}
+
+/**
+ * One host's read machines done with and entry keys remembered, shared by the `'use cache'`
+ * and singular handlers and the workers entry: a reused machine keeps its JS object, fields
+ * area and buffers, so a read allocates no machine and registers no finalizer, and a
+ * remembered entry key spares hashing the cache key again (docs/internals.md, "Read machine").
+ */
+export class ReadMachines<M extends PooledMachine> {
+  private readonly spare: M[] = []
+  private readonly keys = new Map<string, string>()
+
+  /**
+   * A machine for a read of `cacheKey`: a released one made new by `reuse`, which gets the
+   * entry key remembered for `cacheKey` (undefined: the machine derives it), else `fresh()`.
+   * A machine whose `reuse` throws is kept, since a refused reuse leaves it unchanged.
+   */
+  open(
+    cacheKey: string,
+    fresh: () => M,
+    reuse: (machine: M, entryKey: string | undefined) => void,
+  ): M {
+    const pooled = this.spare.pop()
+    if (pooled === undefined) return fresh()
+    try {
+      reuse(pooled, this.keys.get(cacheKey))
+    } catch (err) {
+      this.spare.push(pooled)
+      throw err
+    }
+    return pooled
+  }
+
+  /** The entry key `machine` reads for `cacheKey`: remembered, else read from it once. */
+  entryKey(cacheKey: string, machine: M): string {
+    let key = this.keys.get(cacheKey)
+    if (key === undefined) {
+      key = machine.entryKey
+      if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
+        if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
+        this.keys.set(cacheKey, key)
+      }
+    }
+    return key
+  }
+
+  /** Takes back a machine whose read is over (`ReadHooks.release`), or frees it. */
+  release(machine: M): void {
+    if (this.spare.length < MACHINE_POOL) this.spare.push(machine)
+    else machine.free()
+  }
+}
+
 /** The `code` of an error, if it has a string one. */
 function codeOf(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined

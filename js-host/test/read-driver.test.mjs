@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const { readEntry, failureOf, leaseToken } = require('../dist/read-driver.js')
+const { readEntry, failureOf, leaseToken, ReadMachines } = require('../dist/read-driver.js')
 
 // Numbers of its own, different from the binding's, so nothing here depends on their values.
 const binding = {
@@ -729,4 +729,102 @@ test('lease tokens are distinct per read and shaped as the lease scripts expect'
   const tokens = new Set(Array.from({ length: 1000 }, () => leaseToken()))
   assert.equal(tokens.size, 1000)
   for (const t of tokens) assert.match(t, /^[0-9a-f]{32}$/)
+})
+
+// A stand-in for the binding's machine: what the pool reads of it (entryKey, free) and how
+// often the key was read out of it.
+function pooledMachine(name) {
+  return {
+    name,
+    keyReads: 0,
+    freed: false,
+    get entryKey() {
+      this.keyReads++
+      return `entry:${name}`
+    },
+    free() {
+      this.freed = true
+    },
+  }
+}
+
+test('released machines are reused up to 64 at once, the rest freed', () => {
+  const pool = new ReadMachines()
+  const made = Array.from({ length: 70 }, (_, i) => pooledMachine(i))
+  for (const m of made) pool.release(m)
+  assert.equal(made.filter((m) => m.freed).length, 6)
+  assert.ok(made.slice(64).every((m) => m.freed))
+  const reused = []
+  for (let i = 0; i < 64; i++) {
+    reused.push(
+      pool.open(
+        'k',
+        () => assert.fail('a released machine was there'),
+        (m) => m,
+      ),
+    )
+  }
+  assert.deepEqual(new Set(reused), new Set(made.slice(0, 64)))
+  let fresh = 0
+  const m = pool.open(
+    'k',
+    () => {
+      fresh++
+      return pooledMachine('new')
+    },
+    () => assert.fail('no released machine left'),
+  )
+  assert.equal(m.name, 'new')
+  assert.equal(fresh, 1)
+})
+
+test('a machine whose reuse is refused stays in the pool for the next read', () => {
+  const pool = new ReadMachines()
+  const m = pooledMachine('a')
+  pool.release(m)
+  const refused = Object.assign(new Error('ill-formed'), { code: 'ERR_KEY_ILL_FORMED' })
+  assert.throws(
+    () =>
+      pool.open(
+        'bad',
+        () => assert.fail('not made new'),
+        () => {
+          throw refused
+        },
+      ),
+    refused,
+  )
+  assert.equal(m.freed, false)
+  assert.equal(
+    pool.open(
+      'good',
+      () => pooledMachine('new'),
+      () => undefined,
+    ),
+    m,
+  )
+})
+
+test("a short cache key's entry key is read from a machine once, then given to reused ones", () => {
+  const pool = new ReadMachines()
+  const first = pooledMachine('a')
+  const given = []
+  const reuse = (_, entryKey) => {
+    given.push(entryKey)
+  }
+  const m = pool.open('k', () => first, reuse)
+  assert.equal(pool.entryKey('k', m), 'entry:a')
+  pool.release(m)
+  const again = pool.open('k', () => assert.fail('reused'), reuse)
+  assert.equal(pool.entryKey('k', again), 'entry:a')
+  assert.equal(first.keyReads, 1)
+  assert.deepEqual(given, ['entry:a'])
+  // A long key is not held: every read takes it from its machine.
+  const long = 'x'.repeat(513)
+  pool.release(again)
+  const l = pool.open(long, () => assert.fail('reused'), reuse)
+  assert.equal(pool.entryKey(long, l), 'entry:a')
+  assert.equal(pool.entryKey(long, l), 'entry:a')
+  assert.equal(first.keyReads, 3)
+  assert.deepEqual(given, ['entry:a', undefined])
 })
