@@ -459,6 +459,16 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   r4.answer.free()
 })
 
+test("an answer's ASCII tags, empty ones included, are the tags the machine wrote", async () => {
+  const io = fakeIo()
+  for (const tags of [['bench'], ['_N_T_/x', '', 'a b'], ['', ''], ['x'.repeat(100)]]) {
+    const m = scripted([() => answer({ source: binding.Source.Redis, tags })])
+    const r = await readEntry(engine, m, io)
+    assert.deepEqual(r.answer.tags(), tags)
+    r.answer.free()
+  }
+})
+
 test("an answer's tags and part lengths are read from the module's memory, where its fields say", async () => {
   const io = fakeIo()
   const m = scripted([
