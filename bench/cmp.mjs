@@ -113,17 +113,39 @@ if (wanted.includes('page')) {
     }
   }
 }
+/** The q-quantile of `xs`. */
+const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]
+const round2 = (v) => Math.round(v * 100) / 100
 for (const inFlight of [1, 16]) {
   const res = await compare(cases, {
     rounds: Number(process.env.R ?? 5),
     ops: Number(process.env.N ?? 3000),
     inFlight,
   })
+  const byName = Object.fromEntries(res.map((r) => [r.name, r]))
+  // Each new case against the old one of the same round (measured within seconds of it):
+  // steadier than a ratio of medians when the machine's load drifts.
+  const paired = res
+    .filter((r) => r.name.startsWith('new'))
+    .map((r) => {
+      const old = byName['old' + r.name.slice(3)]
+      const ratios = r.rounds.map((x, i) => x.opsPerSec / old.rounds[i].opsPerSec)
+      const cpu = r.rounds.map((x, i) => x.cpuUs - old.rounds[i].cpuUs)
+      return {
+        name: r.name.slice(3),
+        opsRatio: round2(quantile(ratios, 0.5)),
+        opsRatioIqr: [round2(quantile(ratios, 0.25)), round2(quantile(ratios, 0.75))],
+        cpuUsMore: round2(quantile(cpu, 0.5)),
+        cpuUsMoreIqr: [round2(quantile(cpu, 0.25)), round2(quantile(cpu, 0.75))],
+      }
+    })
+  const summary = res.map(({ rounds, ...rest }) => rest)
   console.log(
     'inFlight',
     inFlight,
-    JSON.stringify(res, (k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v)),
+    JSON.stringify(summary, (k, v) => (typeof v === 'number' ? round2(v) : v)),
   )
+  console.log('paired', inFlight, JSON.stringify(paired))
 }
 await oldPkg.close()
 await newPkg.close()

@@ -51,7 +51,8 @@ export function measureSync(fn, { k = 1000, blocks = 50 } = {}) {
 
 /**
  * Interleaves cases over `rounds` (order rotated each round, after one warm-up pass) so
- * drift on a shared machine hits all of them alike. Returns per-case medians and spread.
+ * drift on a shared machine hits all of them alike. Returns per-case medians and spread, and
+ * each round's measure (`rounds`, in round order) for comparisons paired by round.
  */
 export async function compare(cases, { rounds, ops, inFlight }) {
   const names = Object.keys(cases)
@@ -73,6 +74,7 @@ export async function compare(cases, { rounds, ops, inFlight }) {
       p50: median(rs.map((x) => x.p50)),
       p99: median(rs.map((x) => x.p99)),
       cpuUs: median(rs.map((x) => x.cpuUs)),
+      rounds: rs.map(({ opsPerSec, cpuUs }) => ({ opsPerSec, cpuUs })),
     }
   })
 }

@@ -7,7 +7,7 @@ import {
 } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { leaseToken, readEntry, type Answer, type ReadIo } from './read-driver'
+import { leaseToken, ReadMachines, readEntry, type Answer, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
@@ -77,11 +77,6 @@ export type IncrementalCacheHandlerOptions = FleetcacheOptions
 
 /** The singular handler's key space (segment `inc`), a typed value: never a handler name. */
 const IFACE = wasm.Interface.incremental()
-/** Entry keys are pure functions of the cache key; remember the short ones (see use-cache). */
-const KEY_MEMO_ENTRIES = 4096
-const KEY_MEMO_MAX_LENGTH = 512
-/** Read machines kept for reuse: about the reads in flight at once (see use-cache). */
-const MACHINE_POOL = 64
 
 /** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
 function isBuildPhase(): boolean {
@@ -98,30 +93,13 @@ function uniq(tags: Iterable<string>): string[] {
  * this object, which lives as long as the runtime.
  */
 class IncrementalCore {
-  private readonly keys = new Map<string, string>()
-  /** Read machines done with, for the next reads (`reuseIncremental`). */
-  private readonly machines: ReadMachine[] = []
+  /** Read machines done with, for the next reads (`reuseIncremental`), and entry keys. */
+  private readonly machines = new ReadMachines<ReadMachine>()
   /** What the read driver sends and awaits through (no writes in flight: Next has none here). */
   private readonly io: ReadIo
 
   constructor(readonly rt: Runtime) {
     this.io = nodeReadIo(rt)
-  }
-
-  private entryKey(cacheKey: string): string {
-    let key = this.keys.get(cacheKey)
-    if (key === undefined) {
-      key = this.rt.engine.entryKey(IFACE, cacheKey)
-      this.memoKey(cacheKey, key)
-    }
-    return key
-  }
-
-  private memoKey(cacheKey: string, key: string): void {
-    if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
-      if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
-      this.keys.set(cacheKey, key)
-    }
   }
 
   async get(
@@ -137,24 +115,22 @@ class IncrementalCore {
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
-      const pooled = this.machines.pop()
-      let entryKey = this.keys.get(cacheKey)
-      let machine: ReadMachine
-      if (pooled === undefined) {
-        machine = wasm.ReadMachine.incremental(
-          engine,
-          cacheKey,
-          isFetch,
-          soft,
-          requestRevalidate,
-          consumer,
-          onDemand,
-          leaseToken(),
-          now(),
-        )
-      } else {
-        try {
-          pooled.reuseIncremental(
+      const machine = this.machines.open(
+        cacheKey,
+        () =>
+          wasm.ReadMachine.incremental(
+            engine,
+            cacheKey,
+            isFetch,
+            soft,
+            requestRevalidate,
+            consumer,
+            onDemand,
+            leaseToken(),
+            now(),
+          ),
+        (m, entryKey) => {
+          m.reuseIncremental(
             engine,
             cacheKey,
             entryKey,
@@ -163,27 +139,15 @@ class IncrementalCore {
             requestRevalidate,
             consumer,
             onDemand,
-            leaseToken(),
             now(),
           )
-        } catch (err) {
-          // Unchanged by the refusal: still good for the next read.
-          this.machines.push(pooled)
-          throw err
-        }
-        machine = pooled
-      }
-      if (entryKey === undefined) {
-        entryKey = machine.entryKey
-        this.memoKey(cacheKey, entryKey)
-      }
+        },
+      )
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
-        entryKey,
+        entryKey: this.machines.entryKey(cacheKey, machine),
         decode: (a, bytes) => this.decode(cacheKey, a, bytes),
-        // Machines are kept for later reads: no allocation and no finalizer per read.
         release: () => {
-          if (this.machines.length < MACHINE_POOL) this.machines.push(machine)
-          else machine.free()
+          this.machines.release(machine)
         },
       })
       if (answer === undefined) return null

@@ -69,6 +69,10 @@ export interface Binding {
     readonly HasLog: number
     readonly HasError: number
     readonly TookTier: number
+    readonly TagsAt: number
+    readonly TagsLen: number
+    readonly PartsAt: number
+    readonly PartsLen: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -105,10 +109,6 @@ export interface ReadMachine<E> {
   undecodable(engine: E, now: number): number
   /** `Acquire`, `Poll`: the script argv. */
   argv(): string[]
-  /** `'use cache'` answer: the entry's tags, NUL-joined. */
-  tags(): string
-  /** Singular-handler answer: the lengths of the parts after the payload offset. */
-  parts(): Uint32Array
   log(): string
   error(): string
   renewal(engine: E): RenewMachine<E> | undefined
@@ -263,8 +263,9 @@ let tokenBase: string | undefined
 let tokenSeq = 0
 
 /**
- * A lease token for a new read: unique per read across the fleet (a random 96-bit part drawn
- * once per process, then a count), without a call into wasm or a random draw per request.
+ * A lease token for a new read machine: unique across the fleet (a random 96-bit part drawn
+ * once per process, then a count), without a call into wasm or a random draw per request. A
+ * reused machine derives its later reads' tokens from it (the binding's `reuseUseCache`).
  */
 export function leaseToken(): string {
   if (tokenBase === undefined) {
@@ -274,6 +275,73 @@ export function leaseToken(): string {
   }
   tokenSeq = (tokenSeq + 1) % 0x1_0000_0000
   return tokenBase + tokenSeq.toString(16).padStart(8, '0')
+}
+
+/** Released read machines a host keeps: about its reads in flight at once. */
+const MACHINE_POOL = 64
+/**
+ * Entry keys a host remembers: a pure function of its interface and the cache key; hashing one
+ * in wasm costs a few µs, a Map hit a tenth of that. Only short keys are remembered, so the
+ * memo stays small.
+ */
+const KEY_MEMO_ENTRIES = 4096
+const KEY_MEMO_MAX_LENGTH = 512
+
+/** What a host's pool needs of a read machine: its entry key and its release. */
+export interface PooledMachine {
+  readonly entryKey: string
+  free(): void
+}
+
+/**
+ * One host's read machines done with and entry keys remembered, shared by the `'use cache'`
+ * and singular handlers and the workers entry: a reused machine keeps its JS object, fields
+ * area and buffers, so a read allocates no machine and registers no finalizer, and a
+ * remembered entry key spares hashing the cache key again (docs/internals.md, "Read machine").
+ */
+export class ReadMachines<M extends PooledMachine> {
+  private readonly spare: M[] = []
+  private readonly keys = new Map<string, string>()
+
+  /**
+   * A machine for a read of `cacheKey`: a released one made new by `reuse`, which gets the
+   * entry key remembered for `cacheKey` (undefined: the machine derives it), else `fresh()`.
+   * A machine whose `reuse` throws is kept, since a refused reuse leaves it unchanged.
+   */
+  open(
+    cacheKey: string,
+    fresh: () => M,
+    reuse: (machine: M, entryKey: string | undefined) => void,
+  ): M {
+    const pooled = this.spare.pop()
+    if (pooled === undefined) return fresh()
+    try {
+      reuse(pooled, this.keys.get(cacheKey))
+    } catch (err) {
+      this.spare.push(pooled)
+      throw err
+    }
+    return pooled
+  }
+
+  /** The entry key `machine` reads for `cacheKey`: remembered, else read from it once. */
+  entryKey(cacheKey: string, machine: M): string {
+    let key = this.keys.get(cacheKey)
+    if (key === undefined) {
+      key = machine.entryKey
+      if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
+        if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
+        this.keys.set(cacheKey, key)
+      }
+    }
+    return key
+  }
+
+  /** Takes back a machine whose read is over (`ReadHooks.release`), or frees it. */
+  release(machine: M): void {
+    if (this.spare.length < MACHINE_POOL) this.spare.push(machine)
+    else machine.free()
+  }
 }
 
 /** The `code` of an error, if it has a string one. */
@@ -359,6 +427,11 @@ function head(bytes: Uint8Array, n: number): Uint8Array {
   return bytes.byteLength <= n ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, n)
 }
 
+/** Decodes the tags an answer leaves in the module's memory. */
+const utf8 = new TextDecoder()
+/** Longer tag lists are decoded by `utf8` (one native call beats a long loop of concatenations). */
+const ASCII_TAGS_MAX_BYTES = 256
+
 /** A view of a module's memory as f64, made again only after the memory grew. */
 interface FieldsView {
   readonly memory: { readonly buffer: ArrayBufferLike }
@@ -367,10 +440,13 @@ interface FieldsView {
 
 /** One view per loaded binding (the Node and web glue are different modules). */
 const views = new WeakMap<Binding, FieldsView>()
+/** The binding asked for last and its view: one process nearly always loads one binding. */
+let lastBinding: Binding | undefined
+let lastView: FieldsView | undefined
 
 /** The f64 view of `binding`'s memory, current (a grown memory has a new buffer). */
 function fieldsOf(binding: Binding): Float64Array {
-  let v = views.get(binding)
+  let v = binding === lastBinding ? lastView : views.get(binding)
   if (v === undefined) {
     const memory = binding.wasmMemory()
     v = { memory, f: new Float64Array(memory.buffer) }
@@ -379,7 +455,22 @@ function fieldsOf(binding: Binding): Float64Array {
     // Detached: the memory grew (its new buffer is read only then, the getter costs a call).
     v.f = new Float64Array(v.memory.buffer)
   }
+  lastBinding = binding
+  lastView = v
   return v.f
+}
+
+/** Each machine's fields area (slot index in the f64 view): fixed for the machine's life. */
+const bases = new WeakMap<object, number>()
+
+/** `machine`'s fields area, asked of the machine once (the address is 8-aligned). */
+function baseOf(machine: { fields(): number }): number {
+  let base = bases.get(machine)
+  if (base === undefined) {
+    base = machine.fields() / 8
+    bases.set(machine, base)
+  }
+  return base
 }
 
 /** The answer's numbers, copied out of the fields area; strings from the machine on demand. */
@@ -402,14 +493,19 @@ class MachineAnswer<E> implements Answer {
   readonly segments: number
   private readonly hasLog: boolean
   private readonly hasError: boolean
+  private readonly tagsAt: number
+  private readonly tagsLen: number
+  private readonly partsAt: number
+  private readonly partsLen: number
 
   constructor(
     private readonly machine: ReadMachine<E>,
-    private readonly release: () => void,
+    private readonly read: { release(): void },
+    private readonly binding: Binding,
     f: Float64Array,
     base: number,
-    F: Binding['ReadField'],
   ) {
+    const F = binding.ReadField
     this.source = f[base + F.Source] ?? 0
     this.served = f[base + F.Served] ?? 0
     this.regenerates = f[base + F.Regenerates] === 1
@@ -428,15 +524,40 @@ class MachineAnswer<E> implements Answer {
     this.segments = f[base + F.Segments] ?? 0
     this.hasLog = f[base + F.HasLog] === 1
     this.hasError = f[base + F.HasError] === 1
+    this.tagsAt = f[base + F.TagsAt] ?? 0
+    this.tagsLen = f[base + F.TagsLen] ?? 0
+    this.partsAt = f[base + F.PartsAt] ?? 0
+    this.partsLen = f[base + F.PartsLen] ?? 0
   }
 
   tags(): string[] {
-    const joined = this.machine.tags()
-    return joined === '' ? [] : joined.split('\0')
+    const len = this.tagsLen
+    if (len === 0) return []
+    // In place in the module's memory (the machine's buffer, until its next step): no call.
+    const bytes = new Uint8Array(fieldsOf(this.binding).buffer, this.tagsAt, len)
+    if (len > ASCII_TAGS_MAX_BYTES) return utf8.decode(bytes).split('\0')
+    // Tags are nearly always a few short ASCII strings: cut here, they cost a hit about half
+    // of what a `TextDecoder` call and a split do (~0.25 µs, bench/cmp.mjs tier hit).
+    const tags: string[] = []
+    let tag = ''
+    for (let i = 0; i < len; i++) {
+      const c = bytes[i] ?? 0
+      if (c >= 0x80) return utf8.decode(bytes).split('\0')
+      if (c === 0) {
+        tags.push(tag)
+        tag = ''
+      } else {
+        tag += String.fromCharCode(c)
+      }
+    }
+    tags.push(tag)
+    return tags
   }
 
   parts(): Uint32Array {
-    return this.machine.parts()
+    // Read in place like the tags, and copied: the caller may keep it past a call into wasm.
+    const at = this.partsAt
+    return new Uint32Array(fieldsOf(this.binding).buffer, at, this.partsLen).slice()
   }
 
   log(): string {
@@ -448,7 +569,7 @@ class MachineAnswer<E> implements Answer {
   }
 
   free(): void {
-    this.release()
+    this.read.release()
   }
 }
 
@@ -460,54 +581,181 @@ class MachineAnswer<E> implements Answer {
  * renewal runs in the background (`renew`). Rejects only when the machine itself throws (a key
  * that is not well-formed, say).
  */
-export async function readEntry<E extends object, T = never>(
+export function readEntry<E extends object, T = never>(
   engine: E,
   machine: ReadMachine<E>,
   io: ReadIo,
   hooks: ReadHooks<T> = {},
 ): Promise<ReadResult<T>> {
-  const { binding } = io
-  const { ReadStepKind: K, TierAction, Source, Served, ReadField: F } = binding
-  // The fields area's slot index in the f64 view (the address is 8-aligned).
-  const base = machine.fields() / 8
-  let refreshing: Promise<void> | undefined
-  // The last bytes given, how and under which key (the tier action of the next step is theirs).
-  let given = Given.None
-  let givenBytes = null as Uint8Array | null
-  let givenKey = ''
-  let leased = false
-  let readError: unknown = undefined
-  // The bytes each source gave, for the answer's `source`.
-  let own = null as Uint8Array | null
-  let kept = null as Uint8Array | null
-  let redis = null as Uint8Array | null
-  let polled = null as Uint8Array | null
-  const entryKey = hooks.entryKey ?? machine.entryKey
-  const release =
-    hooks.release ??
-    ((): void => {
-      machine.free()
-    })
-
-  // Synchronous unless a refresh is pending: an await per step costs a hit more than its
-  // calls into wasm.
-  const give = (how: Given, bytes: Uint8Array | null, key: string): number | Promise<number> =>
-    refreshing === undefined
-      ? giveNow(how, bytes, key)
-      : refreshing.then(() => giveNow(how, bytes, key))
-  const giveNow = (how: Given, bytes: Uint8Array | null, key: string): number => {
-    given = how
-    givenBytes = bytes
-    givenKey = key
-    return feed(bytes === null ? undefined : head(bytes, HEADER_WINDOW))
+  try {
+    const done = new Read(engine, machine, io, hooks).begin()
+    return done instanceof Promise ? done : Promise.resolve(done)
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)))
   }
-  const feed = (prefix: Uint8Array | undefined): number => {
-    const total = givenBytes?.byteLength ?? 0
-    const t = io.now()
-    switch (given) {
+}
+
+/**
+ * One read being driven: its state in fields and its steps as methods, so a read allocates one
+ * object, not a closure per step kind. Synchronous until a step must be awaited (a hit from the
+ * tier never is): an await per step costs a hit more than its calls into wasm.
+ */
+class Read<E extends object, T> {
+  private readonly binding: Binding
+  /** The fields area's slot index in the f64 view (the address is 8-aligned). */
+  private readonly base: number
+  private readonly entryKey: string
+  private refreshing: Promise<void> | undefined = undefined
+  /** The last bytes given, how and under which key (the tier action of the next step is theirs). */
+  private given = Given.None
+  private givenBytes: Uint8Array | null = null
+  private givenKey = ''
+  private leased = false
+  private readError: unknown = undefined
+  /** The bytes each source gave, for the answer's `source`. */
+  private own: Uint8Array | null = null
+  private kept: Uint8Array | null = null
+  private redis: Uint8Array | null = null
+  private polled: Uint8Array | null = null
+  private steps = 0
+
+  constructor(
+    private readonly engine: E,
+    private readonly machine: ReadMachine<E>,
+    private readonly io: ReadIo,
+    private readonly hooks: ReadHooks<T>,
+  ) {
+    this.binding = io.binding
+    this.base = baseOf(machine)
+    this.entryKey = hooks.entryKey ?? machine.entryKey
+  }
+
+  /** The caller's `release`, else the machine freed. */
+  release(): void {
+    if (this.hooks.release !== undefined) this.hooks.release()
+    else this.machine.free()
+  }
+
+  begin(): ReadResult<T> | Promise<ReadResult<T>> {
+    const { engine, machine, io } = this
+    let kind: number
+    try {
+      if (this.hooks.offerTier === true) {
+        const offered = io.tierBytes(this.entryKey)
+        const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
+        kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
+        if (fieldsOf(this.binding)[this.base + this.binding.ReadField.TookTier] === 1) {
+          this.given = Given.Tier
+          this.givenBytes = this.kept = offered
+          this.givenKey = this.entryKey
+        }
+      } else {
+        kind = machine.start(engine, io.now())
+      }
+    } catch (err) {
+      machine.free()
+      throw err
+    }
+    return this.run(kind)
+  }
+
+  /** Steps from `kind` to the answer, synchronously until a step returns a promise. */
+  private run(kind: number): ReadResult<T> | Promise<ReadResult<T>> {
+    const { engine, machine, io, hooks, binding, base } = this
+    const { ReadStepKind: K, TierAction, Source, Served, ReadField: F } = binding
+    try {
+      for (; this.steps < MAX_STEPS; this.steps++) {
+        // Read after the call that wrote it: a call may have grown the memory.
+        const f = fieldsOf(binding)
+        // What the tier does with the bytes just given (a servable Redis reply is kept, say);
+        // none given, nothing to do.
+        if (this.givenBytes !== null && this.givenKey !== '') {
+          const tier = f[base + F.Tier]
+          if (tier === TierAction.Keep) {
+            io.remember(
+              this.givenKey,
+              this.givenBytes,
+              f[base + F.KeepUntil] ?? 0,
+              f[base + F.OutageOnly] === 1,
+            )
+          } else if (tier === TierAction.Drop) {
+            io.forget(this.givenKey)
+          }
+        }
+        if (kind === K.Answer) {
+          const answer = new MachineAnswer(machine, this, binding, f, base)
+          const source = answer.served === Served.Miss ? Source.None : answer.source
+          const bytes =
+            source === Source.OwnWrite
+              ? this.own
+              : source === Source.Tier || source === Source.Kept
+                ? this.kept
+                : source === Source.Redis
+                  ? this.redis
+                  : source === Source.Poll
+                    ? this.polled
+                    : null
+          let value: T | undefined = undefined
+          if (bytes !== null && hooks.decode !== undefined) {
+            value = hooks.decode(answer, bytes)
+            if (value === undefined) {
+              // The step after `undecodable` may drop these bytes from the tier (the machine
+              // has forgotten the key in its index): they stay the bytes its tier action is about.
+              this.given = Given.None
+              this.givenBytes = bytes
+              this.givenKey = this.entryKey
+              kind = machine.undecodable(engine, io.now())
+              continue
+            }
+          }
+          startRenewal(engine, machine, io, answer)
+          return { answer, bytes, value, readError: this.readError }
+        }
+        const next = this.advance(kind, f)
+        if (typeof next !== 'number') {
+          this.steps++
+          return next.then(
+            (k) => this.run(k),
+            (err: unknown) => {
+              machine.free()
+              throw err
+            },
+          )
+        }
+        kind = next
+      }
+      io.debug(`read of ${this.entryKey} ended after ${String(MAX_STEPS)} steps: miss`)
+      this.release()
+      return { answer: undefined, bytes: null, value: undefined, readError: this.readError }
+    } catch (err) {
+      machine.free()
+      throw err
+    }
+  }
+
+  /** Gives bytes to the machine, after the pending refresh if there is one (rule R1). */
+  private give(how: Given, bytes: Uint8Array | null, key: string): number | Promise<number> {
+    const refreshing = this.refreshing
+    return refreshing === undefined
+      ? this.giveNow(how, bytes, key)
+      : refreshing.then(() => this.giveNow(how, bytes, key))
+  }
+
+  private giveNow(how: Given, bytes: Uint8Array | null, key: string): number {
+    this.given = how
+    this.givenBytes = bytes
+    this.givenKey = key
+    return this.feed(bytes === null ? undefined : head(bytes, HEADER_WINDOW))
+  }
+
+  private feed(prefix: Uint8Array | undefined): number {
+    const { engine, machine } = this
+    const total = this.givenBytes?.byteLength ?? 0
+    const t = this.io.now()
+    switch (this.given) {
       case Given.OwnWrite:
         // Whole: the binding takes this process's own envelope as it is.
-        return machine.ownWrite(engine, givenBytes ?? undefined, t)
+        return machine.ownWrite(engine, this.givenBytes ?? undefined, t)
       case Given.Tier:
         return machine.tier(engine, prefix, total, t)
       case Given.Fallback:
@@ -515,175 +763,123 @@ export async function readEntry<E extends object, T = never>(
       case Given.Reply:
         return machine.reply(engine, prefix, total, t)
       case Given.Polled:
-        return machine.polled(engine, prefix, total, leased, t)
+        return machine.polled(engine, prefix, total, this.leased, t)
       case Given.None:
         throw new Error('read machine asked for more bytes before any were given')
     }
   }
-  const failed = (err: unknown): number => machine.failed(engine, failureOf(binding, err), io.now())
-  // What Redis holds compressed, the machine and the tier get plain (the inflation overlaps
-  // the tag refresh); a plain value costs no await. A value that cannot be inflated goes as it
-  // is: the machine judges it unreadable, and the inflation's error is the read's.
-  const compressed = (stored: Uint8Array | null): stored is Uint8Array =>
-    stored !== null && io.inflate !== undefined && storedCompressed(stored)
-  const inflated = async (stored: Uint8Array): Promise<Uint8Array> => {
+
+  /**
+   * Whether bytes from Redis are stored compressed and this host can inflate them: what Redis
+   * holds compressed, the machine and the tier get plain (the inflation overlaps the tag
+   * refresh); a plain value costs no await.
+   */
+  private compressed(stored: Uint8Array | null): stored is Uint8Array {
+    return stored !== null && this.io.inflate !== undefined && storedCompressed(stored)
+  }
+
+  /**
+   * The plain envelope of compressed bytes. A value that cannot be inflated goes as it is: the
+   * machine judges it unreadable, and the inflation's error is the read's.
+   */
+  private async inflated(stored: Uint8Array): Promise<Uint8Array> {
     try {
-      return await (io.inflate?.(stored) ?? stored)
+      return await (this.io.inflate?.(stored) ?? stored)
     } catch (err) {
-      readError = err
+      this.readError = err
       return stored
     }
   }
 
-  try {
-    let kind: number
-    if (hooks.offerTier === true) {
-      const offered = io.tierBytes(entryKey)
-      const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
-      kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
-      if (fieldsOf(binding)[base + F.TookTier] === 1) {
-        given = Given.Tier
-        givenBytes = kept = offered
-        givenKey = entryKey
-      }
-    } else {
-      kind = machine.start(engine, io.now())
-    }
-    for (let i = 0; i < MAX_STEPS; i++) {
-      // Read after the call that wrote it: a call may have grown the memory.
-      const f = fieldsOf(binding)
-      // What the tier does with the bytes just given (a servable Redis reply is kept, say);
-      // none given, nothing to do.
-      if (givenBytes !== null && givenKey !== '') {
-        const tier = f[base + F.Tier]
-        if (tier === TierAction.Keep) {
-          io.remember(
-            givenKey,
-            givenBytes,
-            f[base + F.KeepUntil] ?? 0,
-            f[base + F.OutageOnly] === 1,
-          )
-        } else if (tier === TierAction.Drop) {
-          io.forget(givenKey)
-        }
-      }
-      if (kind === K.Answer) {
-        const answer = new MachineAnswer(machine, release, f, base, F)
-        const source = answer.served === Served.Miss ? Source.None : answer.source
-        const bytes =
-          source === Source.OwnWrite
-            ? own
-            : source === Source.Tier || source === Source.Kept
-              ? kept
-              : source === Source.Redis
-                ? redis
-                : source === Source.Poll
-                  ? polled
-                  : null
-        let value: T | undefined = undefined
-        if (bytes !== null && hooks.decode !== undefined) {
-          value = hooks.decode(answer, bytes)
-          if (value === undefined) {
-            // The step after `undecodable` may drop these bytes from the tier (the machine has
-            // forgotten the key in its index): they stay the bytes its tier action is about.
-            given = Given.None
-            givenBytes = bytes
-            givenKey = entryKey
-            kind = machine.undecodable(engine, io.now())
-            continue
-          }
-        }
-        startRenewal(engine, machine, io, answer)
-        return { answer, bytes, value, readError }
-      }
-      const next = advance(kind, f)
-      kind = typeof next === 'number' ? next : await next
-    }
-    io.debug(`read of ${entryKey} ended after ${MAX_STEPS} steps: miss`)
-    release()
-    return { answer: undefined, bytes: null, value: undefined, readError }
-  } catch (err) {
-    machine.free()
-    throw err
+  private failed(err: unknown): number {
+    return this.machine.failed(this.engine, failureOf(this.binding, err), this.io.now())
   }
 
   /** `Get`: reads the entry, then gives its bytes (or the failure) to the machine. */
-  async function getEntry(f: Float64Array): Promise<number> {
+  private async getEntry(f: Float64Array): Promise<number> {
+    const { io } = this
     // `Get` reads the entry key (the binding's contract): no key string crosses again.
     let reading: Promise<Uint8Array | null>
     try {
-      reading = io.get(entryKey, f[base + F.BudgetMs] ?? 0)
+      reading = io.get(this.entryKey, f[this.base + this.binding.ReadField.BudgetMs] ?? 0)
     } catch (err) {
       reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
     }
-    hooks.sent?.()
+    this.hooks.sent?.()
     try {
-      redis = await reading
+      this.redis = await reading
     } catch (err) {
-      if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
-      if (refreshing !== undefined) await refreshing
-      return failed(err)
+      if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
+      if (this.refreshing !== undefined) await this.refreshing
+      return this.failed(err)
     }
-    if (compressed(redis)) redis = await inflated(redis)
-    return give(Given.Reply, redis, entryKey)
+    if (this.compressed(this.redis)) this.redis = await this.inflated(this.redis)
+    return this.give(Given.Reply, this.redis, this.entryKey)
+  }
+
+  /** `Acquire`: sends the lease request, then gives its reply (or the failure) to the machine. */
+  private async acquire(budgetMs: number): Promise<number> {
+    const { engine, machine, io } = this
+    let reply: Reply
+    try {
+      reply = await io.script(machine.argv(), budgetMs)
+    } catch (err) {
+      // The machine then behaves as if there were no leases (regenerates or serves stale),
+      // and says so in its answer's log.
+      return this.failed(err)
+    }
+    const code = typeof reply === 'number' ? reply : Number(reply)
+    return machine.leaseReply(engine, Number.isFinite(code) ? code : -1, io.now())
+  }
+
+  /** `Poll`: polls the entry and its lease, then gives what came (or the failure). */
+  private async pollEntry(budgetMs: number): Promise<number> {
+    let entry: Uint8Array | null
+    try {
+      ;[entry, this.leased] = await poll(this.engine, this.io, this.machine.argv(), budgetMs)
+    } catch (err) {
+      if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
+      return this.failed(err)
+    }
+    this.polled = this.compressed(entry) ? await this.inflated(entry) : entry
+    return this.give(Given.Polled, this.polled, this.entryKey)
   }
 
   /** Sends what step `kind` asks for; `f` is the view its numbers were read from. */
-  function advance(kind: number, f: Float64Array): number | Promise<number> {
+  private advance(kind: number, f: Float64Array): number | Promise<number> {
+    const { engine, machine, io, hooks, base } = this
+    const { ReadStepKind: K, ReadField: F } = this.binding
     switch (kind) {
       case K.Refresh:
         // Not awaited here: the refresh runs beside the reads; R1 awaits it before judging.
-        refreshing = io.refresh()
+        this.refreshing = io.refresh()
         return machine.refreshed(engine, io.now())
       case K.OwnWrite: {
         const pending = hooks.ownWrite?.() ?? null
-        if (pending === null) return give(Given.OwnWrite, null, '')
+        if (pending === null) return this.give(Given.OwnWrite, null, '')
         return pending.then((bytes) => {
-          own = bytes
-          return give(Given.OwnWrite, bytes, '')
+          this.own = bytes
+          return this.give(Given.OwnWrite, bytes, '')
         })
       }
       case K.PeekTier:
-        kept = io.tierBytes(entryKey)
-        return give(Given.Tier, kept, entryKey)
+        this.kept = io.tierBytes(this.entryKey)
+        return this.give(Given.Tier, this.kept, this.entryKey)
       case K.PeekFallback: {
-        const held = io.tierBytes(entryKey)
-        if (held !== null) kept = held
-        return give(Given.Fallback, held, entryKey)
+        const held = io.tierBytes(this.entryKey)
+        if (held !== null) this.kept = held
+        return this.give(Given.Fallback, held, this.entryKey)
       }
       case K.Get:
-        return getEntry(f)
+        return this.getEntry(f)
       case K.NeedMore:
-        return feed(givenBytes?.subarray(0, f[base + F.Need] ?? 0))
+        return this.feed(this.givenBytes?.subarray(0, f[base + F.Need] ?? 0))
       case K.Acquire:
-        return (async (): Promise<number> => {
-          let reply: Reply
-          const budgetMs = f[base + F.BudgetMs] ?? 0
-          try {
-            reply = await io.script(machine.argv(), budgetMs)
-          } catch (err) {
-            // The machine then behaves as if there were no leases (regenerates or serves stale),
-            // and says so in its answer's log.
-            return failed(err)
-          }
-          const code = typeof reply === 'number' ? reply : Number(reply)
-          return machine.leaseReply(engine, Number.isFinite(code) ? code : -1, io.now())
-        })()
+        return this.acquire(f[base + F.BudgetMs] ?? 0)
       case K.Wait:
         return io.sleep(f[base + F.DelayMs] ?? 0).then(() => machine.timer(engine, io.now()))
       case K.Poll:
-        return (async (): Promise<number> => {
-          let entry: Uint8Array | null
-          const budgetMs = f[base + F.BudgetMs] ?? 0
-          try {
-            ;[entry, leased] = await poll(engine, io, machine.argv(), budgetMs)
-          } catch (err) {
-            if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') readError = err
-            return failed(err)
-          }
-          polled = compressed(entry) ? await inflated(entry) : entry
-          return give(Given.Polled, polled, entryKey)
-        })()
+        return this.pollEntry(f[base + F.BudgetMs] ?? 0)
       default:
         throw new Error(`read machine step ${String(kind)} unknown to this driver`)
     }

@@ -2,7 +2,7 @@ import { now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { leaseToken, readEntry, type ReadIo } from './read-driver'
+import { leaseToken, ReadMachines, readEntry, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
@@ -37,15 +37,6 @@ export interface UseCacheHandlerOptions extends FleetcacheOptions {
   name?: string | undefined
 }
 
-/**
- * Entry keys are a pure function of the cache key; hashing one in wasm costs a few µs, a Map
- * hit a tenth of that. Only short keys are remembered, so the memo stays small.
- */
-const KEY_MEMO_ENTRIES = 4096
-const KEY_MEMO_MAX_LENGTH = 512
-/** Read machines kept for reuse per handler: about the reads in flight at once. */
-const MACHINE_POOL = 64
-
 class UseCacheHandler implements CacheHandler {
   /**
    * Writes in flight, so a `get` of the same key sees them (Next's contract). Each resolves to
@@ -53,9 +44,8 @@ class UseCacheHandler implements CacheHandler {
    * Redis write: a reader never waits on the write's deadline.
    */
   private readonly pending = new Map<string, Promise<Buffer | null>>()
-  private readonly keys = new Map<string, string>()
-  /** Read machines done with, for the next reads (`reuseUseCache`). */
-  private readonly machines: ReadMachine[] = []
+  /** Read machines done with, for the next reads (`reuseUseCache`), and entry keys. */
+  private readonly machines = new ReadMachines<ReadMachine>()
   /** This handler's key space; built once, so the name is checked at construction. */
   private readonly iface: Interface
   /** What the read driver sends and awaits through (store, tier, Redis). */
@@ -69,24 +59,6 @@ class UseCacheHandler implements CacheHandler {
     this.io = nodeReadIo(rt)
   }
 
-  private entryKey(cacheKey: string): string {
-    let key = this.keys.get(cacheKey)
-    if (key === undefined) {
-      // Throws ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line
-      // (get), not stored (set), never another key's value.
-      key = this.rt.engine.entryKey(this.iface, cacheKey)
-      this.memoKey(cacheKey, key)
-    }
-    return key
-  }
-
-  private memoKey(cacheKey: string, key: string): void {
-    if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
-      if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
-      this.keys.set(cacheKey, key)
-    }
-  }
-
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {
     const { engine, log } = this.rt
     let early: EarlyStream | undefined
@@ -96,23 +68,21 @@ class UseCacheHandler implements CacheHandler {
       const soft = softTags.join('\0')
       // Without one, the machine does not ask for it: one call into wasm fewer per read.
       const writeInFlight = this.pending.has(cacheKey)
-      const pooled = this.machines.pop()
-      let entryKey = this.keys.get(cacheKey)
-      let machine: ReadMachine
-      if (pooled === undefined) {
-        machine = wasm.ReadMachine.useCache(
-          engine,
-          this.iface,
-          cacheKey,
-          soft,
-          writeInFlight,
-          readConsumer(),
-          leaseToken(),
-          now(),
-        )
-      } else {
-        try {
-          pooled.reuseUseCache(
+      const machine = this.machines.open(
+        cacheKey,
+        () =>
+          wasm.ReadMachine.useCache(
+            engine,
+            this.iface,
+            cacheKey,
+            soft,
+            writeInFlight,
+            readConsumer(),
+            leaseToken(),
+            now(),
+          ),
+        (m, entryKey) => {
+          m.reuseUseCache(
             engine,
             this.iface,
             cacheKey,
@@ -120,27 +90,15 @@ class UseCacheHandler implements CacheHandler {
             soft,
             writeInFlight,
             readConsumer(),
-            leaseToken(),
             now(),
           )
-        } catch (err) {
-          // Unchanged by the refusal: still good for the next read.
-          this.machines.push(pooled)
-          throw err
-        }
-        machine = pooled
-      }
-      if (entryKey === undefined) {
-        entryKey = machine.entryKey
-        this.memoKey(cacheKey, entryKey)
-      }
+        },
+      )
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
-        entryKey,
+        entryKey: this.machines.entryKey(cacheKey, machine),
         offerTier: true,
-        // Machines are kept for later reads: no allocation and no finalizer per read.
         release: () => {
-          if (this.machines.length < MACHINE_POOL) this.machines.push(machine)
-          else machine.free()
+          this.machines.release(machine)
         },
         ownWrite: () => this.pending.get(cacheKey) ?? null,
         // After the read is sent: the stream for a hit is built while the reply travels.

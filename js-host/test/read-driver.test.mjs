@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const { readEntry, failureOf, leaseToken } = require('../dist/read-driver.js')
+const { readEntry, failureOf, leaseToken, ReadMachines } = require('../dist/read-driver.js')
 
 // Numbers of its own, different from the binding's, so nothing here depends on their values.
 const binding = {
@@ -58,14 +58,20 @@ const binding = {
       'HasLog',
       'HasError',
       'TookTier',
+      'TagsAt',
+      'TagsLen',
+      'PartsAt',
+      'PartsLen',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
 }
 /** The fake module memory the scripted machines write their fields areas into. */
-const memory = { buffer: new ArrayBuffer(1 << 16) }
+const memory = { buffer: new ArrayBuffer(1 << 17) }
 /** Slots per fake fields area; each machine gets the next area. */
 const AREA = 32
+/** Where the fake machines' tag buffers begin (bytes), 256 each. */
+const TAGS_AT = 1 << 15
 let nextArea = 1
 const K = binding.ReadStepKind
 
@@ -139,7 +145,9 @@ function step(fields) {
 function scripted(script, renewal) {
   const inputs = []
   let i = 0
-  const base = AREA * nextArea++
+  const base = AREA * nextArea
+  // Each machine's tags buffer: past every fields area.
+  const tagsAt = TAGS_AT + 256 * nextArea++
   const m = { inputs, freed: false, entryKey: 'k', last: undefined }
   m.fields = () => base * 8
   const input =
@@ -161,11 +169,19 @@ function scripted(script, renewal) {
       }
       v[base + F.HasLog] = s.log === '' ? 0 : 1
       v[base + F.HasError] = s.error === '' ? 0 : 1
+      // As the binding: the answer's tags, NUL-joined UTF-8, in the machine's own buffer.
+      const tags = new TextEncoder().encode(s.tags.join('\0'))
+      new Uint8Array(memory.buffer, tagsAt, tags.byteLength).set(tags)
+      v[base + F.TagsAt] = tags.byteLength === 0 ? 0 : tagsAt
+      v[base + F.TagsLen] = tags.byteLength
+      // And the part lengths, as u32s after the tags.
+      const partsAt = tagsAt + 128
+      new Uint32Array(memory.buffer, partsAt, s.parts.length).set(s.parts)
+      v[base + F.PartsAt] = partsAt
+      v[base + F.PartsLen] = s.parts.length
       return s.kind
     }
   m.argv = () => m.last.argv
-  m.tags = () => m.last.tags
-  m.parts = () => m.last.parts
   m.log = () => m.last.log
   m.error = () => m.last.error
   for (const name of [
@@ -443,6 +459,43 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   r4.answer.free()
 })
 
+test("an answer's ASCII tags, empty ones included, are the tags the machine wrote", async () => {
+  const io = fakeIo()
+  for (const tags of [['bench'], ['_N_T_/x', '', 'a b'], ['', ''], ['x'.repeat(100)]]) {
+    const m = scripted([() => answer({ source: binding.Source.Redis, tags })])
+    const r = await readEntry(engine, m, io)
+    assert.deepEqual(r.answer.tags(), tags)
+    r.answer.free()
+  }
+})
+
+test("an answer's tags and part lengths are read from the module's memory, where its fields say", async () => {
+  const io = fakeIo()
+  const m = scripted([
+    () =>
+      answer({ source: binding.Source.Redis, served: binding.Served.Fresh, tags: ['a', 'ü/b'] }),
+  ])
+  const r = await readEntry(engine, m, io)
+  assert.deepEqual(r.answer.tags(), ['a', 'ü/b'])
+  r.answer.free()
+  const m2 = scripted([() => answer({ served: binding.Served.Miss })])
+  const r2 = await readEntry(engine, m2, io)
+  assert.deepEqual(r2.answer.tags(), [])
+  r2.answer.free()
+  // A singular-handler answer's part lengths, the same way.
+  const m3 = scripted([
+    () =>
+      answer({
+        source: binding.Source.Redis,
+        served: binding.Served.Fresh,
+        parts: Uint32Array.from([7, 0, 3]),
+      }),
+  ])
+  const r3 = await readEntry(engine, m3, io)
+  assert.deepEqual([...r3.answer.parts()], [7, 0, 3])
+  r3.answer.free()
+})
+
 test("this process's write in flight is awaited and given whole", async () => {
   const written = deferred()
   const envelope = bytesOf(9_000)
@@ -686,4 +739,102 @@ test('lease tokens are distinct per read and shaped as the lease scripts expect'
   const tokens = new Set(Array.from({ length: 1000 }, () => leaseToken()))
   assert.equal(tokens.size, 1000)
   for (const t of tokens) assert.match(t, /^[0-9a-f]{32}$/)
+})
+
+// A stand-in for the binding's machine: what the pool reads of it (entryKey, free) and how
+// often the key was read out of it.
+function pooledMachine(name) {
+  return {
+    name,
+    keyReads: 0,
+    freed: false,
+    get entryKey() {
+      this.keyReads++
+      return `entry:${name}`
+    },
+    free() {
+      this.freed = true
+    },
+  }
+}
+
+test('released machines are reused up to 64 at once, the rest freed', () => {
+  const pool = new ReadMachines()
+  const made = Array.from({ length: 70 }, (_, i) => pooledMachine(i))
+  for (const m of made) pool.release(m)
+  assert.equal(made.filter((m) => m.freed).length, 6)
+  assert.ok(made.slice(64).every((m) => m.freed))
+  const reused = []
+  for (let i = 0; i < 64; i++) {
+    reused.push(
+      pool.open(
+        'k',
+        () => assert.fail('a released machine was there'),
+        (m) => m,
+      ),
+    )
+  }
+  assert.deepEqual(new Set(reused), new Set(made.slice(0, 64)))
+  let fresh = 0
+  const m = pool.open(
+    'k',
+    () => {
+      fresh++
+      return pooledMachine('new')
+    },
+    () => assert.fail('no released machine left'),
+  )
+  assert.equal(m.name, 'new')
+  assert.equal(fresh, 1)
+})
+
+test('a machine whose reuse is refused stays in the pool for the next read', () => {
+  const pool = new ReadMachines()
+  const m = pooledMachine('a')
+  pool.release(m)
+  const refused = Object.assign(new Error('ill-formed'), { code: 'ERR_KEY_ILL_FORMED' })
+  assert.throws(
+    () =>
+      pool.open(
+        'bad',
+        () => assert.fail('not made new'),
+        () => {
+          throw refused
+        },
+      ),
+    refused,
+  )
+  assert.equal(m.freed, false)
+  assert.equal(
+    pool.open(
+      'good',
+      () => pooledMachine('new'),
+      () => undefined,
+    ),
+    m,
+  )
+})
+
+test("a short cache key's entry key is read from a machine once, then given to reused ones", () => {
+  const pool = new ReadMachines()
+  const first = pooledMachine('a')
+  const given = []
+  const reuse = (_, entryKey) => {
+    given.push(entryKey)
+  }
+  const m = pool.open('k', () => first, reuse)
+  assert.equal(pool.entryKey('k', m), 'entry:a')
+  pool.release(m)
+  const again = pool.open('k', () => assert.fail('reused'), reuse)
+  assert.equal(pool.entryKey('k', again), 'entry:a')
+  assert.equal(first.keyReads, 1)
+  assert.deepEqual(given, ['entry:a'])
+  // A long key is not held: every read takes it from its machine.
+  const long = 'x'.repeat(513)
+  pool.release(again)
+  const l = pool.open(long, () => assert.fail('reused'), reuse)
+  assert.equal(pool.entryKey(long, l), 'entry:a')
+  assert.equal(pool.entryKey(long, l), 'entry:a')
+  assert.equal(first.keyReads, 3)
+  assert.deepEqual(given, ['entry:a', undefined])
 })

@@ -26,7 +26,7 @@ import {
 } from '../wasm/web/fleetcache_wasm.js'
 import { inflateStored, streamCodecs } from './compression.js'
 import { describe, type Logger } from './log.js'
-import { leaseToken, readEntry, type ReadIo } from './read-driver.js'
+import { leaseToken, ReadMachines, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
 import { writeEntry, type WriteIo } from './write-driver.js'
 
@@ -303,12 +303,6 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
   })
 }
 
-/** Read machines kept for reuse per cache: about the reads in flight at once. */
-const MACHINE_POOL = 64
-/** Entry keys remembered per cache (a pure function of the cache key), short keys only. */
-const KEY_MEMO_ENTRIES = 4096
-const KEY_MEMO_MAX_LENGTH = 512
-
 /** A `'use cache'`-shaped handler over the engine; errors become misses, as in Node. */
 export class WorkerCache {
   readonly engine: Engine
@@ -319,10 +313,8 @@ export class WorkerCache {
   private readonly tags: TagSync
   /** What the read driver sends and awaits through: this isolate's store or the transport. */
   private readonly io: ReadIo
-  /** Read machines done with, for the next reads (`reuseUseCache`). */
-  private readonly machines: ReadMachine[] = []
-  /** Entry keys by cache key, as the machines derived them. */
-  private readonly keys = new Map<string, string>()
+  /** Read machines done with, for the next reads (`reuseUseCache`), and entry keys. */
+  private readonly machines = new ReadMachines<ReadMachine>()
   /**
    * Called with a message when something failed and was turned into a miss or a skip, and with
    * the tag synchronisation's warnings and errors (the Node handlers' log lines).
@@ -392,23 +384,21 @@ export class WorkerCache {
       // No work-unit store here: the answer goes to the response, so a stale entry is served.
       // No write in flight either (`set` awaits its own): the machine does not ask for one.
       const soft = softTags.join('\0')
-      const pooled = this.machines.pop()
-      let entryKey = this.keys.get(cacheKey)
-      let machine: ReadMachine
-      if (pooled === undefined) {
-        machine = ReadMachine.useCache(
-          engine,
-          this.iface,
-          cacheKey,
-          soft,
-          false,
-          Consumer.Serves,
-          leaseToken(),
-          this.now(),
-        )
-      } else {
-        try {
-          pooled.reuseUseCache(
+      const machine = this.machines.open(
+        cacheKey,
+        () =>
+          ReadMachine.useCache(
+            engine,
+            this.iface,
+            cacheKey,
+            soft,
+            false,
+            Consumer.Serves,
+            leaseToken(),
+            this.now(),
+          ),
+        (m, entryKey) => {
+          m.reuseUseCache(
             engine,
             this.iface,
             cacheKey,
@@ -416,30 +406,15 @@ export class WorkerCache {
             soft,
             false,
             Consumer.Serves,
-            leaseToken(),
             this.now(),
           )
-        } catch (err) {
-          // Unchanged by the refusal: still good for the next read.
-          this.machines.push(pooled)
-          throw err
-        }
-        machine = pooled
-      }
-      if (entryKey === undefined) {
-        entryKey = machine.entryKey
-        if (cacheKey.length <= KEY_MEMO_MAX_LENGTH) {
-          if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear()
-          this.keys.set(cacheKey, entryKey)
-        }
-      }
+        },
+      )
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
-        entryKey,
+        entryKey: this.machines.entryKey(cacheKey, machine),
         offerTier: true,
-        // Machines are kept for later reads: no allocation and no finalizer per read.
         release: () => {
-          if (this.machines.length < MACHINE_POOL) this.machines.push(machine)
-          else machine.free()
+          this.machines.release(machine)
         },
       })
       if (answer === undefined) return undefined

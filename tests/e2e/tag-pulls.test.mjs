@@ -10,17 +10,14 @@
 // Run: node --test tests/e2e/tag-pulls.test.mjs   (E2E_NEXT_VERSION=16.0.0 for another release)
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startInstance } from '../support/fleet.mjs'
-import { tagPullShas } from '../support/observe.mjs'
+import { tagPullMonitor } from '../support/observe.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { waitFor } from '../support/util.mjs'
 
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
-const PULLS = tagPullShas()
 
 // Every page of the example app that reads through fleetcache: a PPR shell with a dynamic hole
 // reading 'use cache' (/products, /remote, /ppr, /shared/dynamic), a prerendered page
@@ -36,42 +33,12 @@ let mon
 
 const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [inst] }))
 
-/** A MONITOR connection: how many tag pulls and PINGs Redis has run since it started. */
-async function monitor(port) {
-  const sock = net.connect(port, '127.0.0.1')
-  await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
-  let pulls = 0
-  let pings = 0
-  let buf = ''
-  sock.setEncoding('utf8')
-  sock.on('data', (d) => {
-    buf += d
-    let i
-    while ((i = buf.indexOf('\r\n')) >= 0) {
-      const line = buf.slice(0, i)
-      buf = buf.slice(i + 2)
-      if (/"ping"/i.test(line)) pings += 1
-      const m = /"evalsha" "([0-9a-f]{40})"/i.exec(line)
-      if (m && PULLS.has(m[1].toLowerCase())) pulls += 1
-    }
+/** The tag pulls one request to `pathname` made. */
+function pullsOf(pathname) {
+  return mon.pullsDuring(async () => {
+    const d = await inst.getData(pathname)
+    assert.equal(d.error, null, `${pathname} rendered an origin error: ${d.error}`)
   })
-  sock.write('MONITOR\r\n')
-  return { pulls: () => pulls, pings: () => pings, close: () => sock.destroy() }
-}
-
-/** The tag pulls one request to `pathname` made (a PING after it marks where its commands end). */
-async function pullsOf(pathname) {
-  const before = mon.pulls()
-  const d = await inst.getData(pathname)
-  assert.equal(d.error, null, `${pathname} rendered an origin error: ${d.error}`)
-  const marker = mon.pings() + 1
-  await redis.command('PING')
-  await waitFor(() => mon.pings() >= marker, {
-    timeoutMs: 10_000,
-    intervalMs: 5,
-    what: 'MONITOR to catch up',
-  })
-  return mon.pulls() - before
 }
 
 describe('fleetcache e2e: tag pulls per page request, pull mode', () => {
@@ -89,7 +56,7 @@ describe('fleetcache e2e: tag pulls per page request, pull mode', () => {
           readyPath: '/',
         })
         for (const p of PAGES) for (let i = 0; i < 3; i++) await inst.getData(p)
-        mon = await monitor(redis.port)
+        mon = await tagPullMonitor(redis)
       } catch (err) {
         report.failed = true
         throw err

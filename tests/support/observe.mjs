@@ -7,6 +7,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
+import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { waitFor } from './util.mjs'
@@ -41,6 +42,48 @@ export function scriptSha(file) {
 
 /** The scripts one tag pull runs (the first page of the state, or a further page of it). */
 export const tagPullShas = () => new Set([scriptSha('tag_refresh.lua'), scriptSha('tag_page.lua')])
+
+/**
+ * A MONITOR connection to the redis-server `redis` (tests/support/redis.mjs) counting the tag
+ * pulls it runs (`EVALSHA` of tagPullShas). `pullsDuring(fn)`: the pulls made while `fn` ran,
+ * its commands ended by a PING through Redis, which MONITOR reports after them.
+ */
+export async function tagPullMonitor(redis) {
+  const shas = tagPullShas()
+  const sock = net.connect(redis.port, '127.0.0.1')
+  await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
+  let pulls = 0
+  let pings = 0
+  let buf = ''
+  sock.setEncoding('utf8')
+  sock.on('data', (d) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\r\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 2)
+      if (/"ping"/i.test(line)) pings += 1
+      const m = /"evalsha" "([0-9a-f]{40})"/i.exec(line)
+      if (m && shas.has(m[1].toLowerCase())) pulls += 1
+    }
+  })
+  sock.write('MONITOR\r\n')
+  return {
+    async pullsDuring(fn) {
+      const before = pulls
+      await fn()
+      const marker = pings + 1
+      await redis.command('PING')
+      await waitFor(() => pings >= marker, {
+        timeoutMs: 10_000,
+        intervalMs: 5,
+        what: 'MONITOR to catch up',
+      })
+      return pulls - before
+    },
+    close: () => sock.destroy(),
+  }
+}
 
 // waitFor, with what the probe last saw (`detail()`) added to a timeout's message.
 async function waitWithDetail(probe, { detail, ...opts }) {

@@ -1012,12 +1012,14 @@ impl Engine {
         input: ReadInput<'_>,
         now: Millis,
     ) -> Result<ReadStep, UnexpectedInput> {
-        let untrusted_before = self.untrusted_before(now);
+        // The breaker's state once per step (`untrusted_before` asks it too).
+        let redis_answers = self.breaker.state(now) == BreakerState::Closed;
+        let untrusted_before = self.tag_sync.untrusted_before(&self.mirror, !redis_answers);
         let mut ctx = ReadCtx {
             config: &self.config,
             mirror: &self.mirror,
             untrusted_before,
-            redis_answers: self.breaker.state(now) == BreakerState::Closed,
+            redis_answers,
             lru: &mut self.lru,
             leases: &mut self.leases,
             stats: &self.stats,

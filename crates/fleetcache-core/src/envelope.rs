@@ -287,9 +287,9 @@ struct Reader<'a> {
     pos: usize,
 }
 
-// Small and called per field of every header read: inlined even at opt-level "z".
+// Small and called per field of every header read: always inlined, even at opt-level "z".
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::HeaderLength)?;
         let bytes = self
@@ -300,34 +300,34 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
-    #[inline]
+    #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        // A load of N bytes, not a call to copy them (which "z" leaves as one).
+        <[u8; N]>::try_from(self.take(N)?).map_err(|_| DecodeError::HeaderLength)
     }
 
-    #[inline]
+    #[inline(always)]
     fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(u8::from_le_bytes(self.array()?))
     }
 
-    #[inline]
+    #[inline(always)]
     fn u16(&mut self) -> Result<u16, DecodeError> {
         Ok(u16::from_le_bytes(self.array()?))
     }
 
-    #[inline]
+    #[inline(always)]
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    #[inline]
+    #[inline(always)]
     fn f64(&mut self) -> Result<f64, DecodeError> {
         Ok(f64::from_le_bytes(self.array()?))
     }
 
     /// A length field checked against its limit before anything is read or allocated.
+    #[inline(always)]
     fn len_u32(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
         let n = usize::try_from(self.u32()?).map_err(|_| DecodeError::LimitExceeded(what))?;
         if n > max {
@@ -336,6 +336,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    #[inline(always)]
     fn len_u16(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
         let n = usize::from(self.u16()?);
         if n > max {

@@ -161,7 +161,7 @@ pub enum ReadAction {
         budget_ms: f64,
     },
     /// The read is answered.
-    Answer(Box<ReadAnswer>),
+    Answer(ReadAnswer),
 }
 
 /// One step: the action, and what to do with the tier bytes of the last input.
@@ -352,7 +352,7 @@ struct Judgement {
     /// Creation time of the entry read (NaN when none, `f64::MAX` when unreadable): a newer
     /// one means "read again".
     timestamp: f64,
-    value: Option<Box<Servable>>,
+    value: Option<Servable>,
     source: Source,
 }
 
@@ -393,7 +393,7 @@ enum Resume {
     /// Served from a kept copy after a failed read: nothing else is left.
     Kept,
     /// Served from a kept copy while Redis is down, before the flight over `first` began.
-    KeptBeforeFlight(Judgement),
+    KeptBeforeFlight(Box<Judgement>),
     /// Served at the end of the flight, from bytes of this source.
     Flight(FlightEvent, Source),
 }
@@ -442,6 +442,8 @@ pub struct ReadMachine {
     /// A `'use cache'` read asks for this process's write in flight of the key; false once
     /// the host said it holds none ([`ReadMachine::no_write_in_flight`]).
     ask_own_write: bool,
+    /// This read asked for a tag refresh: the host gives it no bytes before the refresh ends.
+    asked_refresh: bool,
     /// When the request began (a singular-handler regeneration is stamped with it).
     started: Millis,
     state: State,
@@ -480,14 +482,23 @@ impl SoftTags {
         }
     }
 
-    fn list(&self) -> Vec<&str> {
-        let mut out = Vec::with_capacity(self.ends.len());
+    /// `f` over the tags as a slice: on the stack for the few a request carries, so a
+    /// judgement allocates no list.
+    fn with_list<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
+        let mut few = [""; 8];
+        let mut many = Vec::new();
+        let out: &mut [&str] = if self.ends.len() <= few.len() {
+            &mut few
+        } else {
+            many.resize(self.ends.len(), "");
+            &mut many
+        };
         let mut start = 0;
-        for &end in &self.ends {
-            out.push(self.text.get(start..end).unwrap_or_default());
+        for (slot, &end) in out.iter_mut().zip(&self.ends) {
+            *slot = self.text.get(start..end).unwrap_or_default();
             start = end;
         }
-        out
+        f(out.get(..self.ends.len()).unwrap_or_default())
     }
 }
 
@@ -705,6 +716,7 @@ impl ReadMachine {
             consumer,
             token,
             ask_own_write: true,
+            asked_refresh: false,
             started: now,
             state: State::New,
             kept: None,
@@ -763,12 +775,16 @@ impl ReadMachine {
     }
 
     fn debug(&mut self, line: &str) {
-        // Appended in place, without `format!`: every singular-handler hit writes one.
+        // Appended in place, without `format!`, room made once: every singular-handler hit
+        // writes one.
         let prefix = self.log_prefix();
+        let parts = [prefix, " ", &self.entry_key, " ", line];
+        self.log
+            .reserve(1 + parts.iter().map(|p| p.len()).sum::<usize>());
         if !self.log.is_empty() {
             self.log.push('\n');
         }
-        for part in [prefix, " ", &self.entry_key, " ", line] {
+        for part in parts {
             self.log.push_str(part);
         }
     }
@@ -912,7 +928,10 @@ impl ReadMachine {
 
     fn ask(&mut self, state: State) -> ReadStep {
         let action = match state {
-            State::Refreshing => ReadAction::Refresh,
+            State::Refreshing => {
+                self.asked_refresh = true;
+                ReadAction::Refresh
+            }
             State::OwnWrite => ReadAction::OwnWrite,
             State::Tier => ReadAction::PeekTier,
             _ => ReadAction::PeekFallback,
@@ -942,12 +961,15 @@ impl ReadMachine {
     }
 
     /// The tier's turn. A copy kept for outages only is of no use while Redis answers
-    /// (`tier_use` would say `Kept`), so Redis is read at once: asking for the bytes would make
-    /// the host wait for the tag refresh first (rule R1 of the driver), a round trip the read
-    /// does not need, since the refresh and the read travel together.
+    /// (`tier_use` would say `Kept`), so after a refresh Redis is read at once: asking for the
+    /// bytes would make the host wait for the tag refresh first (rule R1 of the driver), a
+    /// round trip the read does not need, since the refresh and the read travel together.
+    /// Without a refresh the bytes are asked for, and `tier_use` decides (one index lookup
+    /// per read, not two).
     fn tier_turn(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
         let key = &self.entry_key;
-        if ctx.redis_answers
+        if self.asked_refresh
+            && ctx.redis_answers
             && ctx
                 .lru
                 .marks(key)
@@ -1061,7 +1083,7 @@ impl ReadMachine {
     ) -> ReadStep {
         if first.value.is_none() && !ctx.redis_answers {
             if let Some(kept) = self.kept.take() {
-                let resume = Resume::KeptBeforeFlight(first);
+                let resume = Resume::KeptBeforeFlight(Box::new(first));
                 let mut step = self.answer(ctx, Step::ServeStale, kept, Some(resume), now);
                 step.tier = tier;
                 return step;
@@ -1197,7 +1219,7 @@ impl ReadMachine {
     ) -> Result<Judgement, usize> {
         // Taken out for the judgement, which also writes log lines into the machine.
         let soft_tags = std::mem::take(&mut self.soft_tags);
-        let judged = self.judge_with(ctx, bytes, &soft_tags, source, now);
+        let judged = soft_tags.with_list(|soft| self.judge_with(ctx, bytes, soft, source, now));
         self.soft_tags = soft_tags;
         judged
     }
@@ -1206,11 +1228,10 @@ impl ReadMachine {
         &mut self,
         ctx: &mut ReadCtx<'_>,
         bytes: Bytes<'_>,
-        soft_tags: &SoftTags,
+        soft: &[&str],
         source: Source,
         now: Millis,
     ) -> Result<Judgement, usize> {
-        let soft = soft_tags.list();
         let untrusted = ctx.untrusted_before;
         let inspection = verdict::judge(
             ctx.mirror,
@@ -1218,11 +1239,11 @@ impl ReadMachine {
             &self.cache_key,
             bytes.prefix,
             bytes.total_len,
-            &soft,
+            soft,
             now,
         );
         match self.kind.clone() {
-            Kind::UseCache => self.judge_use_cache(ctx, inspection, &soft, source, now),
+            Kind::UseCache => self.judge_use_cache(ctx, inspection, soft, source, now),
             Kind::Incremental {
                 is_fetch,
                 request_revalidate,
@@ -1278,7 +1299,7 @@ impl ReadMachine {
                 Ok(Judgement {
                     found: if stale { Found::Stale } else { Found::Fresh },
                     timestamp,
-                    value: Some(Box::new(Servable { header, how })),
+                    value: Some(Servable { header, how }),
                     source,
                 })
             }
@@ -1400,10 +1421,10 @@ impl ReadMachine {
         Ok(Judgement {
             found,
             timestamp,
-            value: Some(Box::new(Servable {
+            value: Some(Servable {
                 header,
                 how: Presentable::Incremental(serve),
-            })),
+            }),
             source,
         })
     }
@@ -1422,7 +1443,7 @@ impl ReadMachine {
             return Ok((Judgement::missing(source), TierAction::None));
         };
         let j = self.judge(ctx, b, source, now)?;
-        let tier = match j.value.as_deref() {
+        let tier = match j.value.as_ref() {
             Some(v) => TierAction::Keep {
                 until: tier::tier_expiry(
                     v.header.meta.timestamp,
@@ -1448,7 +1469,7 @@ impl ReadMachine {
     ) -> ReadStep {
         let mut j = j;
         let holds_lease = self.won_at.is_some();
-        let (served, shown, payload_offset) = match j.value.as_deref_mut() {
+        let (served, shown, payload_offset) = match j.value.as_mut() {
             None => (Served::Miss, Shown::Nothing, 0),
             Some(v) => present(v, step, now),
         };
@@ -1459,7 +1480,7 @@ impl ReadMachine {
         };
         let regenerates = match &self.kind.clone() {
             Kind::UseCache => {
-                if let (Shown::UseCache(s), Some(v)) = (&shown, j.value.as_deref()) {
+                if let (Shown::UseCache(s), Some(v)) = (&shown, j.value.as_ref()) {
                     if step != Step::Serve {
                         // Next 16.4 may give this answer to a page regeneration that joins the
                         // request: that page's write is then stamped no later than the entry.
@@ -1497,7 +1518,7 @@ impl ReadMachine {
         };
         self.state = State::Answered(if served == Served::Miss { None } else { resume });
         ReadStep {
-            action: ReadAction::Answer(Box::new(ReadAnswer {
+            action: ReadAction::Answer(ReadAnswer {
                 source,
                 served,
                 regenerates,
@@ -1507,7 +1528,7 @@ impl ReadMachine {
                 // Moved, not copied: a later answer (after `Undecodable`) starts them afresh.
                 log: std::mem::take(&mut self.log),
                 error: std::mem::take(&mut self.error),
-            })),
+            }),
             tier: TierAction::None,
         }
     }
@@ -1533,7 +1554,7 @@ impl ReadMachine {
             }
             Resume::KeptBeforeFlight(first) => {
                 ctx.lru.remove(&self.entry_key);
-                let mut next = self.begin_flight(ctx, first, now);
+                let mut next = self.begin_flight(ctx, *first, now);
                 next.tier = TierAction::Drop;
                 next
             }

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
-use crate::list::{items, join};
+use crate::list::{items, SEP};
 
 /// Who consumes a read's answer.
 #[wasm_bindgen]
@@ -197,10 +197,20 @@ pub enum ReadField {
     /// 1 when `startWithTier` gave the machine the tier bytes offered (`Tier` is then about
     /// them); 0 after every other call.
     TookTier = 24,
+    /// `'use cache'` answer: byte address in `memory()` of the entry's tags, NUL-joined UTF-8
+    /// (valid until the machine's next step); 0 for another step.
+    TagsAt = 25,
+    /// `'use cache'` answer: length in bytes of those tags (0: none).
+    TagsLen = 26,
+    /// Singular-handler answer: byte address in `memory()` of the lengths of the parts after
+    /// the payload offset, in order, as `u32`s (valid until the machine's next step).
+    PartsAt = 27,
+    /// Singular-handler answer: number of those lengths.
+    PartsLen = 28,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 25;
+const READ_FIELDS: usize = 29;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -454,8 +464,10 @@ impl ReadStep {
 /// Each input method answers only the next step's kind. The step's numbers are written into
 /// the machine's fields area (`fields`: a byte address in the module's `memory()`, slots
 /// `ReadField`), read by the host through one `Float64Array` view; its strings come from
-/// `argv`, `tags`, `parts`, `log` and `error`, called only when the step needs them. So a step
-/// costs one call into wasm and no object to allocate or free.
+/// `argv`, `log` and `error`, called only when the step needs them, but for the answer's
+/// `'use cache'` tags and singular-handler part lengths, which the host reads from the
+/// module's memory where the fields area says (`TagsAt`, `TagsLen`, `PartsAt`, `PartsLen`). So a step costs one call into wasm and no object to
+/// allocate or free.
 #[wasm_bindgen]
 pub struct ReadMachine {
     inner: core::ReadMachine,
@@ -463,6 +475,13 @@ pub struct ReadMachine {
     last: Option<ReadStep>,
     /// The fields area; boxed so its address stays put while the machine lives.
     fields: Box<[f64; READ_FIELDS]>,
+    /// The last `'use cache'` answer's tags, NUL-joined: read by the host in place.
+    tags: String,
+    /// The lease token the machine was made with, and how many times it was reused since.
+    token_base: String,
+    reuses: u32,
+    /// The token of the read in progress, when reused (`token_base.reuses`).
+    token: String,
 }
 
 fn flag(b: bool) -> f64 {
@@ -563,6 +582,23 @@ impl ReadMachine {
             .map(|inner| ReadStep { inner })
             .map_err(|e| js_error(&e))?;
         step.write(&mut self.fields);
+        if let Some(s) = step.incremental() {
+            // In the step kept below (`last`): the address stays while it does.
+            self.fields[ReadField::PartsAt as usize] = f64::from(s.parts.as_ptr() as usize as u32);
+            self.fields[ReadField::PartsLen as usize] = f64::from(u32_of(s.parts.len()));
+        }
+        if let Some(s) = step.use_cache() {
+            self.tags.clear();
+            for (i, tag) in s.tags.iter().enumerate() {
+                if i > 0 {
+                    self.tags.push(SEP);
+                }
+                self.tags.push_str(tag);
+            }
+            // wasm32 addresses and lengths fit in u32 (f64 holds them exactly).
+            self.fields[ReadField::TagsAt as usize] = f64::from(self.tags.as_ptr() as usize as u32);
+            self.fields[ReadField::TagsLen as usize] = f64::from(u32_of(self.tags.len()));
+        }
         let kind = step.kind();
         self.last = Some(step);
         Ok(kind)
@@ -573,6 +609,102 @@ impl ReadMachine {
             inner,
             last: None,
             fields: Box::new([0.0; READ_FIELDS]),
+            tags: String::new(),
+            token_base: String::new(),
+            reuses: 0,
+            token: String::new(),
+        }
+    }
+
+    /// The lease token of a reuse: the machine's first token followed by `.n` for its n-th
+    /// reuse, unique across the fleet as that one is (a random part and a count from the host),
+    /// with nothing drawn or passed per read. The count wraps after 2^32 reuses of one machine,
+    /// long after any lease of its first tokens has expired.
+    fn reuse_token(&mut self) -> String {
+        self.reuses = self.reuses.wrapping_add(1);
+        let mut token = std::mem::take(&mut self.token);
+        token.clear();
+        token.push_str(&self.token_base);
+        token.push('.');
+        let mut digits = [0u8; 10];
+        let mut n = self.reuses;
+        let mut at = digits.len();
+        while at > 0 {
+            at -= 1;
+            // A decimal digit: ASCII.
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        token.push_str(
+            std::str::from_utf8(digits.get(at..).unwrap_or_default()).unwrap_or_default(),
+        );
+        token
+    }
+
+    /// `reuseUseCache` with its lease token given.
+    fn reset_use_cache(
+        &mut self,
+        engine: &Engine,
+        iface: &Iface,
+        cache_key: &JsString,
+        entry_key: Option<String>,
+        (soft_tags, write_in_flight, consumer, now): (&str, bool, Consumer, f64),
+        token: &str,
+    ) -> Result<(), JsValue> {
+        let key = utf8_key(cache_key)?;
+        engine.inner.reset_read_use_cache(
+            &mut self.inner,
+            &iface.get(),
+            &key,
+            entry_key.as_deref(),
+            items(soft_tags),
+            consumer.into(),
+            token,
+            Millis(now),
+        );
+        if !write_in_flight {
+            self.inner.no_write_in_flight();
+        }
+        self.last = None;
+        Ok(())
+    }
+
+    /// `reuseIncremental` with its lease token given.
+    fn reset_incremental(
+        &mut self,
+        engine: &Engine,
+        cache_key: &JsString,
+        entry_key: Option<String>,
+        args: (bool, &str, f64, Consumer, bool, f64),
+        token: &str,
+    ) -> Result<(), JsValue> {
+        let (is_fetch, soft_tags, request_revalidate, consumer, on_demand, now) = args;
+        let key = utf8_key(cache_key)?;
+        engine.inner.reset_read_incremental(
+            &mut self.inner,
+            &key,
+            entry_key.as_deref(),
+            is_fetch,
+            items(soft_tags),
+            request_revalidate,
+            consumer.into(),
+            on_demand,
+            token,
+            Millis(now),
+        );
+        self.last = None;
+        Ok(())
+    }
+
+    /// The last `'use cache'` answer's tags as the host reads them (for Rust callers).
+    pub fn tags_text(&self) -> &str {
+        if self.fields[ReadField::TagsLen as usize] > 0.0 {
+            &self.tags
+        } else {
+            ""
         }
     }
 
@@ -607,17 +739,9 @@ impl ReadMachine {
         now: f64,
     ) -> Result<ReadMachine, JsValue> {
         let mut m = ReadMachine::wrap(core::ReadMachine::idle());
-        m.reuse_use_cache(
-            engine,
-            iface,
-            cache_key,
-            None,
-            soft_tags,
-            write_in_flight,
-            consumer,
-            &token,
-            now,
-        )?;
+        let args = (soft_tags, write_in_flight, consumer, now);
+        m.reset_use_cache(engine, iface, cache_key, None, args, &token)?;
+        m.token_base = token;
         Ok(m)
     }
 
@@ -638,18 +762,16 @@ impl ReadMachine {
         now: f64,
     ) -> Result<ReadMachine, JsValue> {
         let mut m = ReadMachine::wrap(core::ReadMachine::idle());
-        m.reuse_incremental(
-            engine,
-            cache_key,
-            None,
+        let args = (
             is_fetch,
             soft_tags,
             request_revalidate,
             consumer,
             on_demand,
-            &token,
             now,
-        )?;
+        );
+        m.reset_incremental(engine, cache_key, None, args, &token)?;
+        m.token_base = token;
         Ok(m)
     }
 
@@ -657,7 +779,8 @@ impl ReadMachine {
     /// would, keeping its JS object, its fields area and its buffers: a host that pools
     /// machines allocates and registers none per read. `entryKey`: this machine's `entryKey`
     /// for `cacheKey` under `iface` as the host remembers it (the key is then not hashed
-    /// again), or `undefined`. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
+    /// again), or `undefined`. The lease token is the machine's first one followed by `.n`
+    /// for its n-th reuse. Throws `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
     #[wasm_bindgen(js_name = reuseUseCache)]
     #[allow(clippy::too_many_arguments)]
     pub fn reuse_use_cache(
@@ -669,31 +792,19 @@ impl ReadMachine {
         soft_tags: &str,
         write_in_flight: bool,
         consumer: Consumer,
-        token: &str,
         now: f64,
     ) -> Result<(), JsValue> {
-        let key = utf8_key(cache_key)?;
-        engine.inner.reset_read_use_cache(
-            &mut self.inner,
-            &iface.get(),
-            &key,
-            entry_key.as_deref(),
-            items(soft_tags),
-            consumer.into(),
-            token,
-            Millis(now),
-        );
-        if !write_in_flight {
-            self.inner.no_write_in_flight();
-        }
-        self.last = None;
-        Ok(())
+        let token = self.reuse_token();
+        let args = (soft_tags, write_in_flight, consumer, now);
+        let done = self.reset_use_cache(engine, iface, cache_key, entry_key, args, &token);
+        self.token = token;
+        done
     }
 
     /// Makes this machine a new singular-handler read, as `incremental` with the same
     /// arguments would, keeping its JS object, its fields area and its buffers (see
-    /// `reuseUseCache`, whose `entryKey` this takes too). Throws `ERR_KEY_ILL_FORMED` (the
-    /// machine then is unchanged).
+    /// `reuseUseCache`, whose `entryKey` and lease tokens this takes too). Throws
+    /// `ERR_KEY_ILL_FORMED` (the machine then is unchanged).
     #[wasm_bindgen(js_name = reuseIncremental)]
     #[allow(clippy::too_many_arguments)]
     pub fn reuse_incremental(
@@ -706,24 +817,20 @@ impl ReadMachine {
         request_revalidate: f64,
         consumer: Consumer,
         on_demand: bool,
-        token: &str,
         now: f64,
     ) -> Result<(), JsValue> {
-        let key = utf8_key(cache_key)?;
-        engine.inner.reset_read_incremental(
-            &mut self.inner,
-            &key,
-            entry_key.as_deref(),
+        let token = self.reuse_token();
+        let args = (
             is_fetch,
-            items(soft_tags),
+            soft_tags,
             request_revalidate,
-            consumer.into(),
+            consumer,
             on_demand,
-            token,
-            Millis(now),
+            now,
         );
-        self.last = None;
-        Ok(())
+        let done = self.reset_incremental(engine, cache_key, entry_key, args, &token);
+        self.token = token;
+        done
     }
 
     /// The entry's Redis key: the key `Get` reads and the tier's key.
@@ -742,20 +849,6 @@ impl ReadMachine {
     /// `Acquire`, `Poll`: the `EVALSHA` argv to send (empty for another step).
     pub fn argv(&self) -> Vec<String> {
         self.last.as_ref().map_or_else(Vec::new, ReadStep::argv)
-    }
-
-    /// `'use cache'` answer: the entry's tags, NUL-joined (one string crosses, not one per
-    /// tag).
-    pub fn tags(&self) -> String {
-        match self.last.as_ref().and_then(ReadStep::use_cache) {
-            Some(s) => join(&s.tags),
-            None => String::new(),
-        }
-    }
-
-    /// Singular-handler answer: lengths of the parts after the payload offset, in order.
-    pub fn parts(&self) -> Vec<u32> {
-        self.last.as_ref().map_or_else(Vec::new, ReadStep::parts)
     }
 
     /// `Answer`: debug log lines (`\n`-separated), `''` when none.

@@ -222,8 +222,20 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        (ReadField::PartsLen, s.parts().len() as f64),
+        (
+            ReadField::TagsLen,
+            s.tags().iter().map(String::len).sum::<usize>() as f64
+                + s.tags().len().saturating_sub(1) as f64,
+        ),
     ];
-    assert_eq!(want.len(), f.len());
+    // Every slot but the tags' and parts' addresses, checked below.
+    assert_eq!(want.len() + 2, f.len());
+    let parts = f[ReadField::PartsLen as usize];
+    assert!(parts == 0.0 || f[ReadField::PartsAt as usize] > 0.0);
+    let len = f[ReadField::TagsLen as usize];
+    assert!(len == 0.0 || f[ReadField::TagsAt as usize] > 0.0);
+    assert_eq!(m.tags_text().len() as f64, len);
     for (slot, value) in want {
         let got = f[slot as usize];
         assert!(
@@ -333,7 +345,6 @@ fn the_fields_area_holds_what_each_step_reads() {
         f64::NAN,
         Consumer::Serves,
         false,
-        TOKEN,
         NOW,
     )
     .unwrap();
@@ -352,7 +363,12 @@ fn to_answer(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: f
     let mut seen = Vec::new();
     for _ in 0..16 {
         seen.push(kind as u64);
-        seen.extend(m.fields_area().iter().map(|x| x.to_bits()));
+        // The tags' address is the machine's own buffer: what it holds is compared instead.
+        let mut f = m.fields_area().to_vec();
+        f[ReadField::TagsAt as usize] = 0.0;
+        f[ReadField::PartsAt as usize] = 0.0;
+        seen.extend(f.iter().map(|x| x.to_bits()));
+        seen.extend(m.tags_text().bytes().map(u64::from));
         kind = match kind {
             ReadStepKind::Answer => return seen,
             ReadStepKind::Refresh => m.refreshed(e, NOW).unwrap(),
@@ -391,7 +407,6 @@ fn a_reused_machine_reads_as_a_new_one() {
             "_N_T_/x\0_N_T_/y",
             true,
             Consumer::Serves,
-            TOKEN,
             NOW,
         )
         .unwrap();
@@ -401,23 +416,13 @@ fn a_reused_machine_reads_as_a_new_one() {
         assert_eq!((used.log(), used.error()), (fresh.log(), fresh.error()));
         assert!(used.renewal(&e).is_none());
         // One string, NUL-joined.
-        assert_eq!(used.tags(), "a\0b");
+        assert_eq!(used.tags_text(), "a\0b");
     }
     // A refused key leaves the machine as it was.
     let lone = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD800]);
     let before = used.entry_key();
     let err = used
-        .reuse_use_cache(
-            &e,
-            &uc(),
-            &lone,
-            None,
-            "",
-            true,
-            Consumer::Serves,
-            TOKEN,
-            NOW,
-        )
+        .reuse_use_cache(&e, &uc(), &lone, None, "", true, Consumer::Serves, NOW)
         .err()
         .unwrap();
     assert_eq!(code(err).as_deref(), Some("ERR_KEY_ILL_FORMED"));
@@ -435,18 +440,8 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     let mut one = read(&e, "k", Consumer::Serves);
     // The tier's index holds the key (as after a read kept it).
     e.memory_insert(&one.entry_key(), v.len() as f64, NOW + 60_000.0);
-    two.reuse_use_cache(
-        &e,
-        &uc(),
-        &key,
-        None,
-        "",
-        false,
-        Consumer::Serves,
-        TOKEN,
-        NOW,
-    )
-    .unwrap();
+    two.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+        .unwrap();
     two.start(&mut e, NOW).unwrap();
     two.tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
         .unwrap();
@@ -458,18 +453,8 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
         ReadStepKind::OwnWrite
     );
     assert_eq!(took(&one), 0.0);
-    one.reuse_use_cache(
-        &e,
-        &uc(),
-        &key,
-        None,
-        "",
-        false,
-        Consumer::Serves,
-        TOKEN,
-        NOW,
-    )
-    .unwrap();
+    one.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+        .unwrap();
     assert_eq!(
         one.start_with_tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
             .unwrap(),
@@ -477,25 +462,16 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     );
     assert_eq!(took(&one), 1.0);
     let (a, b) = (one.fields_area(), two.fields_area());
+    // Up to the slots only `startWithTier` and the tags' buffer make differ.
     let slots = ReadField::TookTier as usize;
     assert_eq!(a[..slots].len(), b[..slots].len());
     for i in 0..slots {
         assert!(a[i] == b[i] || (a[i].is_nan() && b[i].is_nan()), "slot {i}");
     }
-    assert_eq!(one.tags(), "a\0b");
+    assert_eq!(one.tags_text(), "a\0b");
     // None offered: straight to the read; the next call clears the slot.
-    one.reuse_use_cache(
-        &e,
-        &uc(),
-        &key,
-        None,
-        "",
-        false,
-        Consumer::Serves,
-        TOKEN,
-        NOW,
-    )
-    .unwrap();
+    one.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+        .unwrap();
     assert_eq!(
         one.start_with_tier(&mut e, None, 0.0, NOW).unwrap(),
         ReadStepKind::Get
@@ -514,4 +490,29 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
         ReadStepKind::Refresh
     );
     assert_eq!(took(&m), 0.0);
+}
+
+#[wasm_bindgen_test]
+fn a_reused_machine_requests_leases_with_tokens_of_its_own() {
+    let mut e = engine();
+    let key = js_sys::JsString::from("k");
+    let mut m = read(&e, "k", Consumer::Serves);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        m.start(&mut e, NOW).unwrap();
+        m.own_write(&mut e, None, NOW).unwrap();
+        m.tier(&mut e, None, 0.0, NOW).unwrap();
+        m.reply(&mut e, None, 0.0, NOW).unwrap();
+        let argv = m.last_step().unwrap().argv();
+        assert_eq!(argv[0], "EVALSHA");
+        tokens.push(argv[5].clone());
+        // Another instance holds the lease: no renewal here, and the read ends as a wait.
+        m.lease_reply(&mut e, 0.0, NOW).unwrap();
+        m.reuse_use_cache(&e, &uc(), &key, None, "", true, Consumer::Serves, NOW)
+            .unwrap();
+    }
+    assert_eq!(
+        tokens,
+        vec![TOKEN.to_owned(), format!("{TOKEN}.1"), format!("{TOKEN}.2")]
+    );
 }

@@ -1196,3 +1196,68 @@ fn without_a_write_in_flight_the_read_goes_to_the_tier_without_asking() {
         ReadAction::OwnWrite
     );
 }
+
+#[test]
+fn every_implicit_tag_is_judged_however_many() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW - 1.0, 60.0, &[]);
+    let soft: Vec<String> = (0..12).map(|i| format!("_N_T_/s{i}")).collect();
+    let read = |e: &Engine| {
+        e.read_use_cache(
+            &IFACE,
+            "k",
+            soft.clone(),
+            Consumer::Serves,
+            TOKEN.to_owned(),
+            Millis(NOW),
+        )
+    };
+    let mut m = read(&e);
+    let steps = run(&mut e, &mut m, Some(&v), 0);
+    assert_eq!(answer(steps.last().unwrap()).served, Served::Fresh);
+    // The last of twelve (past the few kept on the stack), and one among the first eight.
+    for tag in ["_N_T_/s11", "_N_T_/s3"] {
+        let mut e = engine();
+        e.plan_tag_update(&[tag], &Revalidation::Expire, Millis(NOW), "epoch")
+            .unwrap();
+        let mut m = read(&e);
+        let steps = run(&mut e, &mut m, Some(&v), 1);
+        let a = answer(steps.last().unwrap());
+        assert_eq!(a.served, Served::Miss, "{tag}");
+        assert!(a.log.contains("expired-by-tag"), "{tag}: {}", a.log);
+    }
+}
+
+#[test]
+fn without_a_refresh_the_tier_index_is_asked_once_per_read() {
+    // A copy kept for outages only (or this process's own): with no refresh for the bytes to
+    // wait on, they are asked for and `tier_use` keeps them untouched; Redis is read.
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW - 1.0, 60.0, &[]);
+    let key = e.entry_key(&IFACE, "k");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    e.lru_mut().mark_outage_only(&key);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_tier(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+    assert_eq!(s.tier, TierAction::None);
+    assert!(e.lru().contains(&key), "kept for outages");
+    // After a refresh (a mirror never synced), Redis is read at once, as for a page.
+    let mut fresh = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    fresh
+        .lru_mut()
+        .insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    fresh.lru_mut().mark_outage_only(&key);
+    let mut m = uc(&fresh, "k", Consumer::Serves, NOW);
+    m.no_write_in_flight();
+    let s = go(&mut fresh, &mut m, ReadInput::Start, NOW);
+    assert_eq!(s.action, ReadAction::Refresh);
+    let s = go(&mut fresh, &mut m, ReadInput::Refreshed, NOW);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+}
