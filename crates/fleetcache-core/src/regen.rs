@@ -15,7 +15,9 @@
 //! regeneration that never wrote leaves its read behind): without a usable read, the write time
 //! is the creation time, as before.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::keyed::KeyedVec;
 
 use crate::incremental::ValueKind;
 use crate::lease::{Found, Step};
@@ -58,7 +60,7 @@ const HANDOUTS_PER_TAG: usize = 8;
 pub struct StaleHandouts {
     /// Per tag in its canonical form ([`canonical_tag`]): `(handed out at, entry created)`,
     /// oldest hand-out first.
-    by_tag: HashMap<String, VecDeque<(Millis, Millis)>>,
+    by_tag: KeyedVec<VecDeque<(Millis, Millis)>>,
 }
 
 impl StaleHandouts {
@@ -91,8 +93,7 @@ impl StaleHandouts {
         for tag in tags {
             let list = self
                 .by_tag
-                .entry(canonical_tag(tag).into_owned())
-                .or_default();
+                .get_or_insert_with(&canonical_tag(tag), VecDeque::new);
             if list.len() >= HANDOUTS_PER_TAG {
                 list.pop_front();
             }
@@ -155,7 +156,7 @@ impl StaleHandouts {
 /// The start of each regeneration this process has begun and not yet written, by cache key.
 #[derive(Clone, Debug, Default)]
 pub struct Regenerations {
-    started: HashMap<String, (Millis, u64)>,
+    started: KeyedVec<(Millis, u64)>,
     /// Insertion order, for dropping the oldest: `(sequence, key)`; an entry whose sequence no
     /// longer matches the map's is a leftover and skipped.
     order: VecDeque<(u64, String)>,
@@ -191,7 +192,7 @@ impl Regenerations {
             }
         }
         self.seq += 1;
-        self.started.insert(key.to_owned(), (at, self.seq));
+        self.started.insert(key, (at, self.seq));
         self.order.push_back((self.seq, key.to_owned()));
         while self.started.len() > MAX_REGENERATIONS {
             let Some((seq, k)) = self.order.pop_front() else {
@@ -264,6 +265,7 @@ pub fn incremental_created(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     #[test]
     fn stale_hand_outs_are_bounded() {
