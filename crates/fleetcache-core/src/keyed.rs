@@ -3,26 +3,29 @@
 //!
 //! Every distinct `HashMap<String, V>` brings its own copy of the hash table's code (insert,
 //! rehash, drop) into the wasm module: about 1.7 to 1.9 KB each after `wasm-opt`
-//! (docs/decisions/0028-wasm-size-budget.md). [`KeyedVec`] keeps its values in a dense `Vec`
-//! and indexes them with a `HashMap<String, usize>`, the type the LRU index and the key memo
-//! already use, so a new value type adds only `Vec` code. Removal swaps the last entry into
-//! the hole, so positions are not stable and iteration order is not insertion order (no user
-//! of it relies on an order, as none could with a `HashMap`).
+//! (docs/decisions/0028-wasm-size-budget.md). [`KeyedVec`] keeps its values in a `Vec` of
+//! slots and indexes them with a `HashMap<String, usize>`, the type the LRU index and the key
+//! memo already use, so a new value type adds only `Vec` code. Each key is stored once (in the
+//! index); a removed value's slot is reused by the next insert. Iteration is in no particular
+//! order, as with a `HashMap`.
 
 use std::collections::HashMap;
 
-/// Values by owned string key: a dense `Vec` of `(key, value)` and an index into it.
+/// Values by owned string key: slots of values and an index of keys into them.
 #[derive(Clone, Debug)]
 pub struct KeyedVec<V> {
     index: HashMap<String, usize>,
-    entries: Vec<(String, V)>,
+    slots: Vec<Option<V>>,
+    /// Empty slots, reused before the `Vec` grows.
+    free: Vec<usize>,
 }
 
 impl<V> Default for KeyedVec<V> {
     fn default() -> Self {
         KeyedVec {
             index: HashMap::new(),
-            entries: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
         }
     }
 }
@@ -33,14 +36,23 @@ impl<V> KeyedVec<V> {
         Self::default()
     }
 
+    /// An empty map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        KeyedVec {
+            index: HashMap::with_capacity(n),
+            slots: Vec::with_capacity(n),
+            free: Vec::new(),
+        }
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
     }
 
     /// True when `key` is held.
@@ -51,13 +63,25 @@ impl<V> KeyedVec<V> {
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&V> {
         let i = *self.index.get(key)?;
-        self.entries.get(i).map(|(_, v)| v)
+        self.slots.get(i)?.as_ref()
     }
 
     /// The value of `key`, mutable.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         let i = *self.index.get(key)?;
-        self.entries.get_mut(i).map(|(_, v)| v)
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    /// A slot holding `value`: an empty one reused, else a new one.
+    fn place(&mut self, value: V) -> usize {
+        if let Some(i) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(i) {
+                *slot = Some(value);
+                return i;
+            }
+        }
+        self.slots.push(Some(value));
+        self.slots.len() - 1
     }
 
     /// The value of `key`, inserted with `make` when absent.
@@ -65,17 +89,16 @@ impl<V> KeyedVec<V> {
         let i = match self.index.get(key) {
             Some(&i) => i,
             None => {
-                let i = self.entries.len();
+                let i = self.place(make());
                 self.index.insert(key.to_owned(), i);
-                self.entries.push((key.to_owned(), make()));
                 i
             }
         };
-        // `i` indexes `entries` (the index and the entries change together); the fallback is
-        // unreachable and keeps this total.
-        match self.entries.get_mut(i) {
-            Some((_, v)) => v,
-            None => unreachable_entry(),
+        // The index only points at full slots; the fallback is unreachable and keeps this
+        // total without an `unwrap`.
+        match self.slots.get_mut(i).and_then(Option::as_mut) {
+            Some(v) => v,
+            None => unreachable_slot(),
         }
     }
 
@@ -84,53 +107,53 @@ impl<V> KeyedVec<V> {
         if let Some(old) = self.get_mut(key) {
             return Some(std::mem::replace(old, value));
         }
-        self.index.insert(key.to_owned(), self.entries.len());
-        self.entries.push((key.to_owned(), value));
+        let i = self.place(value);
+        self.index.insert(key.to_owned(), i);
         None
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let i = self.index.remove(key)?;
-        if i >= self.entries.len() {
-            return None;
-        }
-        let (_, value) = self.entries.swap_remove(i);
-        if let Some((moved, _)) = self.entries.get(i) {
-            if let Some(slot) = self.index.get_mut(moved.as_str()) {
-                *slot = i;
-            }
-        }
+        let value = self.slots.get_mut(i)?.take()?;
+        self.free.push(i);
         Some(value)
     }
 
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
-        let before = self.entries.len();
-        self.entries.retain_mut(|(k, v)| keep(k, v));
-        if self.entries.len() != before {
-            self.index.clear();
-            for (i, (k, _)) in self.entries.iter().enumerate() {
-                self.index.insert(k.clone(), i);
+        let slots = &mut self.slots;
+        let free = &mut self.free;
+        self.index.retain(|k, i| {
+            let Some(slot) = slots.get_mut(*i) else {
+                return false;
+            };
+            let kept = slot.as_mut().is_some_and(|v| keep(k, v));
+            if !kept && slot.take().is_some() {
+                free.push(*i);
             }
-        }
+            kept
+        });
     }
 
     /// All entries, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+        let slots = &self.slots;
+        self.index
+            .iter()
+            .filter_map(move |(k, &i)| Some((k, slots.get(i)?.as_ref()?)))
     }
 
     /// All values, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.entries.iter().map(|(_, v)| v)
+        self.slots.iter().flatten()
     }
 }
 
-/// The index pointed past the entries: a broken invariant of [`KeyedVec`], not input.
+/// The index pointed at an empty slot: a broken invariant of [`KeyedVec`], not input.
 #[cold]
-fn unreachable_entry() -> ! {
-    unreachable!("KeyedVec index out of step with its entries")
+fn unreachable_slot() -> ! {
+    unreachable!("KeyedVec index points at an empty slot")
 }
 
 #[cfg(test)]
@@ -196,6 +219,8 @@ mod tests {
                 expected.sort();
                 prop_assert_eq!(listed, expected);
                 prop_assert_eq!(kv.values().count(), map.len());
+                // Removed slots are reused: never more slots than keys ever used.
+                prop_assert!(kv.slots.len() <= 16);
             }
         }
     }
