@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use crate::keyed::KeyedVec;
+
 use crate::error::ProtocolError;
 use crate::netstring;
 use crate::time::{Millis, INFINITE_CACHE_SECONDS};
@@ -491,7 +493,7 @@ struct Loading {
     /// Where the next page starts (`"0"` at the start).
     cursor: String,
     /// What the pages brought so far.
-    incoming: HashMap<String, TagRecord>,
+    incoming: KeyedVec<TagRecord>,
 }
 
 /// Most records one [`TAG_MERGE`](crate::scripts::TAG_MERGE) call gives back, so a re-send
@@ -537,10 +539,10 @@ pub struct TagMirror {
     /// acknowledged after the refresh was sent may have run before it, and only the script's
     /// own check, or the reply's version and id being that update's, confirms it.
     planned: usize,
-    tags: HashMap<String, TagRecord>,
-    local: HashMap<String, TagRecord>,
+    tags: KeyedVec<TagRecord>,
+    local: KeyedVec<TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
-    resend: HashMap<String, TagRecord>,
+    resend: KeyedVec<TagRecord>,
     /// The whole state being loaded page by page, after a full refresh reply.
     loading: Option<Loading>,
     /// A load just finished: the next refresh from its version makes the mirror synced.
@@ -683,12 +685,10 @@ impl TagMirror {
         self.last_local = Some((last, *rev, now));
         for tag in tags {
             self.tags
-                .entry((*tag).to_owned())
-                .or_default()
+                .get_or_insert_with(tag, TagRecord::default)
                 .apply(rev, now);
             self.local
-                .entry((*tag).to_owned())
-                .or_default()
+                .get_or_insert_with(tag, TagRecord::default)
                 .apply(rev, now);
         }
     }
@@ -748,7 +748,7 @@ impl TagMirror {
                 version: reply.version,
                 vid: reply.vid.to_owned(),
                 cursor: "0".to_owned(),
-                incoming: HashMap::new(),
+                incoming: KeyedVec::new(),
             });
             self.synced = false;
             self.catching_up = false;
@@ -764,14 +764,13 @@ impl TagMirror {
         }
         // Owned keys: a map type the mirror already has costs no second copy of the hash
         // table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
-        let mut received: HashMap<String, TagRecord> = HashMap::with_capacity(reply.pairs.len());
+        let mut received: KeyedVec<TagRecord> = KeyedVec::with_capacity(reply.pairs.len());
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 // Releases before canonical tags stored them as Next gave them.
                 (Ok(tag), Ok(record)) => received
-                    .entry(canonical_tag(tag).into_owned())
-                    .or_default()
+                    .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
                     .merge(&record),
                 _ => skipped += 1,
             }
@@ -819,9 +818,11 @@ impl TagMirror {
                 self.synced = true;
             }
         }
-        for (tag, record) in &received {
+        for (tag, record) in received.iter() {
             let tag: &str = tag;
-            self.tags.entry(tag.to_owned()).or_default().merge(record);
+            self.tags
+                .get_or_insert_with(tag, TagRecord::default)
+                .merge(record);
             if current {
                 if self.local.get(tag).is_some_and(|l| record.covers(l)) {
                     self.local.remove(tag);
@@ -889,8 +890,7 @@ impl TagMirror {
             // refresh, and the periodic pull brings the tag as the state holds it.
             if let (Ok(tag), Ok(record)) = (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 self.tags
-                    .entry(canonical_tag(tag).into_owned())
-                    .or_default()
+                    .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
                     .merge(&record);
                 changed += 1;
             }
@@ -946,8 +946,7 @@ impl TagMirror {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 (Ok(tag), Ok(record)) => {
                     load.incoming
-                        .entry(canonical_tag(tag).into_owned())
-                        .or_default()
+                        .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
                         .merge(&record);
                     changed += 1;
                 }
@@ -961,8 +960,10 @@ impl TagMirror {
         }
         let received = &load.incoming;
         self.note_losses(|t| received.get(t).copied(), now, keep_ms);
-        for (tag, record) in received {
-            self.tags.entry(tag.clone()).or_default().merge(record);
+        for (tag, record) in received.iter() {
+            self.tags
+                .get_or_insert_with(tag, TagRecord::default)
+                .merge(record);
             if self.local.get(tag).is_some_and(|l| record.covers(l)) {
                 self.local.remove(tag);
             }
@@ -1008,7 +1009,7 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
     ) {
-        for (tag, record) in &self.tags {
+        for (tag, record) in self.tags.iter() {
             // This process's own updates are included: the outbox forgets one once Redis
             // acknowledged it, and that acknowledgement may be what the state lost. One still
             // queued is sent twice, which merging makes harmless.
@@ -1017,7 +1018,9 @@ impl TagMirror {
             }
             let covered = received(tag).is_some_and(|r| r.covers(record));
             if !covered {
-                self.resend.entry(tag.clone()).or_default().merge(record);
+                self.resend
+                    .get_or_insert_with(tag, TagRecord::default)
+                    .merge(record);
             }
         }
     }
@@ -1072,16 +1075,26 @@ impl TagMirror {
     /// Up to [`MAX_RESEND_BATCH`] records to give back to the shared state, removed from the
     /// queue; hand them to [`TagMirror::restore_resend`] when the merge failed.
     pub fn take_resend(&mut self) -> Vec<(String, TagRecord)> {
-        let keys: Vec<String> = self.resend.keys().take(MAX_RESEND_BATCH).cloned().collect();
+        let keys: Vec<String> = self
+            .resend
+            .iter()
+            .take(MAX_RESEND_BATCH)
+            .map(|(k, _)| k.clone())
+            .collect();
         keys.into_iter()
-            .filter_map(|k| self.resend.remove_entry(&k))
+            .filter_map(|k| {
+                let record = self.resend.remove(&k)?;
+                Some((k, record))
+            })
             .collect()
     }
 
     /// Puts records back in the re-send queue (their merge did not reach Redis).
     pub fn restore_resend(&mut self, records: Vec<(String, TagRecord)>) {
         for (tag, record) in records {
-            self.resend.entry(tag).or_default().merge(&record);
+            self.resend
+                .get_or_insert_with(&tag, TagRecord::default)
+                .merge(&record);
         }
     }
 
