@@ -149,14 +149,15 @@ fn script_commands(source: &str) -> Vec<String> {
                 .get(call.len()..)
                 .and_then(|r| r.split_once('\''))
                 .map(|(n, _)| n.to_ascii_lowercase());
+            // Kept sorted as it is built: a handful of names, and no sort instantiation in
+            // the wasm module (docs/decisions/0028-wasm-size-budget.md).
             if let Some(name) = name {
-                if !out.contains(&name) {
-                    out.push(name);
+                if let Err(at) = out.binary_search(&name) {
+                    out.insert(at, name);
                 }
             }
         }
     }
-    out.sort_unstable();
     out
 }
 

@@ -549,9 +549,10 @@ pub struct TagMirror {
     catching_up: bool,
     /// The last revalidation this process issued: its tags, what it asked for and when. Only
     /// a repeat of exactly it is taken for the same event ([`TagMirror::holds_revalidation`]).
-    /// Sorted, for a binary search: a hash set of `String` would be one more copy of the
-    /// hash table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
-    last_local: Option<(Vec<String>, Revalidation, Millis)>,
+    /// The tags are keys of the core's one hash table type (values unused): a hash set of
+    /// `String`, or sorting them, would add code to the wasm module
+    /// (docs/decisions/0028-wasm-size-budget.md).
+    last_local: Option<(HashMap<String, usize>, Revalidation, Millis)>,
 }
 
 impl TagMirror {
@@ -570,12 +571,9 @@ impl TagMirror {
         };
         if last_rev != rev
             || now.0 - at.0 > SAME_REVALIDATION_WINDOW_MS
-            || !tags.iter().all(|tag| {
-                let tag = canonical_tag(tag);
-                last_tags
-                    .binary_search_by(|t| t.as_str().cmp(tag.as_ref()))
-                    .is_ok()
-            })
+            || !tags
+                .iter()
+                .all(|tag| last_tags.contains_key(canonical_tag(tag).as_ref()))
         {
             return false;
         }
@@ -680,8 +678,13 @@ impl TagMirror {
 
     /// Applies a revalidation issued by this process, at once (read-your-own-writes).
     pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
-        let mut last: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
-        last.sort_unstable();
+        // Looked up by tag only (the value is unused): the map type the core already has
+        // costs no second copy of the hash table code, and no sort
+        // (docs/decisions/0028-wasm-size-budget.md).
+        let mut last = HashMap::with_capacity(tags.len());
+        for (i, tag) in tags.iter().enumerate() {
+            last.insert((*tag).to_owned(), i);
+        }
         self.last_local = Some((last, *rev, now));
         for tag in tags {
             self.tags
