@@ -26,7 +26,10 @@ cmp -s "$tmp/node/${name}_bg.wasm" "$tmp/web/${name}_bg.wasm" || {
 
 rm -rf "$out"
 mkdir -p "$out/node" "$out/web"
-wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+# --converge repeats -Oz while it still shrinks the module (about 230 bytes); the producers and
+# target-features sections are metadata for linkers and tools, not read when instantiating
+# (about 280 bytes). docs/decisions/0028-wasm-size-budget.md.
+wasm-opt -Oz --converge --strip-producers --strip-target-features --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
   "$tmp/node/${name}_bg.wasm" -o "$out/${name}_bg.wasm"
 

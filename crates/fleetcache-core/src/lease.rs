@@ -20,11 +20,10 @@
 //! holds ([`LeaseTable`]); the host draws the random tokens, runs the timers and sends the
 //! commands. Time comes in as arguments; nothing here reads a clock.
 
-use std::collections::HashMap;
-
 pub use crate::config::LeaseConfig;
 pub use crate::config::{MAX_LEASE_TTL_MS, MAX_LEASE_WAIT_MS};
 use crate::error::PlanError;
+use crate::keyed::KeyedVec;
 use crate::scripts::ScriptCall;
 pub use crate::scripts::{LEASE_ACQUIRE, LEASE_POLL, LEASE_RELEASE, LEASE_RENEW, LEASE_WRITE};
 use crate::stats::LeaseEvent;
@@ -292,7 +291,7 @@ struct Held {
 /// [`MAX_HELD_LEASES`].
 #[derive(Clone, Debug, Default)]
 pub struct LeaseTable {
-    held: HashMap<String, Held>,
+    held: KeyedVec<Held>,
 }
 
 impl LeaseTable {
@@ -318,7 +317,7 @@ impl LeaseTable {
             }
         }
         self.held.insert(
-            lease_key.to_owned(),
+            lease_key,
             Held {
                 token: token.to_owned(),
                 won_at: sent_at,

@@ -31,6 +31,7 @@ pub mod envelope;
 pub mod error;
 pub mod guard;
 pub mod incremental;
+pub mod keyed;
 pub mod keys;
 pub mod lease;
 pub mod lru;

@@ -82,9 +82,8 @@ const TRANSIENT_ERRORS: &[&str] = &[
 fn error_code(error: &str) -> &str {
     let inner = error
         .strip_prefix("ERR Error running script")
-        .and_then(|rest| rest.split_once("@user_script:"))
-        .and_then(|(_, rest)| rest.split_once(": "))
-        .map(|(_, rest)| rest);
+        .and_then(|rest| after(rest, "@user_script:"))
+        .and_then(|rest| after(rest, ": "));
     inner
         .unwrap_or(error)
         .split_whitespace()
@@ -117,17 +116,17 @@ pub fn missing_permission(error: &str, prefix: &str) -> Option<String> {
     if !is_permission_error(error) {
         return None;
     }
-    if let Some(rest) = error.split_once("to run the '").map(|(_, r)| r) {
+    if let Some(rest) = after(error, "to run the '") {
         if let Some((command, _)) = rest.split_once('\'') {
             if !command.is_empty() && !command.contains(char::is_whitespace) {
                 return Some(format!("+{}", command.to_ascii_lowercase()));
             }
         }
     }
-    if error.contains(" key") {
+    if after(error, " key").is_some() {
         return Some(format!("~{prefix}:*"));
     }
-    let sha = error.split_once("script: ").map(|(_, r)| r)?;
+    let sha = after(error, "script: ")?;
     let script = scripts::ALL.iter().find(|s| {
         sha.get(..40)
             .is_some_and(|h| h.eq_ignore_ascii_case(&s.sha1()))
@@ -140,23 +139,37 @@ pub fn missing_permission(error: &str, prefix: &str) -> Option<String> {
     Some(format!("one of {}", rules.join(" ")))
 }
 
+/// What follows the first `needle` in `text`. A plain byte scan: these are error paths, and
+/// `str`'s substring search (`split_once`, `contains`, `match_indices` with a `&str`) is about
+/// 2.7 KB of the wasm module (docs/decisions/0028-wasm-size-budget.md).
+fn after<'a>(text: &'a str, needle: &str) -> Option<&'a str> {
+    if needle.is_empty() {
+        return Some(text);
+    }
+    let at = text
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())?;
+    text.get(at + needle.len()..)
+}
+
 /// The commands a Lua script calls (`redis.call('HSET', ...)`), lower-case, each once, sorted.
 fn script_commands(source: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for call in ["redis.call('", "redis.pcall('"] {
-        for (_, rest) in source.match_indices(call).map(|(i, _)| source.split_at(i)) {
-            let name = rest
-                .get(call.len()..)
-                .and_then(|r| r.split_once('\''))
-                .map(|(n, _)| n.to_ascii_lowercase());
+        let mut rest = source;
+        while let Some(tail) = after(rest, call) {
+            rest = tail;
+            let name = tail.split_once('\'').map(|(n, _)| n.to_ascii_lowercase());
+            // Kept sorted as it is built: a handful of names, and no sort instantiation in
+            // the wasm module (docs/decisions/0028-wasm-size-budget.md).
             if let Some(name) = name {
-                if !out.contains(&name) {
-                    out.push(name);
+                if let Err(at) = out.binary_search(&name) {
+                    out.insert(at, name);
                 }
             }
         }
     }
-    out.sort_unstable();
     out
 }
 

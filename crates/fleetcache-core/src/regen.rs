@@ -15,7 +15,9 @@
 //! regeneration that never wrote leaves its read behind): without a usable read, the write time
 //! is the creation time, as before.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::keyed::KeyedVec;
 
 use crate::incremental::ValueKind;
 use crate::lease::{Found, Step};
@@ -58,7 +60,7 @@ const HANDOUTS_PER_TAG: usize = 8;
 pub struct StaleHandouts {
     /// Per tag in its canonical form ([`canonical_tag`]): `(handed out at, entry created)`,
     /// oldest hand-out first.
-    by_tag: HashMap<String, VecDeque<(Millis, Millis)>>,
+    by_tag: KeyedVec<VecDeque<(Millis, Millis)>>,
 }
 
 impl StaleHandouts {
@@ -91,8 +93,7 @@ impl StaleHandouts {
         for tag in tags {
             let list = self
                 .by_tag
-                .entry(canonical_tag(tag).into_owned())
-                .or_default();
+                .get_or_insert_with(&canonical_tag(tag), VecDeque::new);
             if list.len() >= HANDOUTS_PER_TAG {
                 list.pop_front();
             }
@@ -104,25 +105,57 @@ impl StaleHandouts {
                 .retain(|_, l| l.back().is_some_and(|(at, _)| at.0 >= horizon));
             let excess = self.by_tag.len().saturating_sub(MAX_STALE_TAGS);
             if excess > 0 {
-                // The least recently handed out go, found in one pass: one entry may carry
-                // tens of thousands of tags, and a scan per tag dropped would take minutes.
-                let mut by_age: Vec<(f64, &String)> = self
-                    .by_tag
-                    .iter()
-                    .map(|(k, l)| (l.back().map_or(0.0, |x| x.0 .0), k))
-                    .collect();
-                by_age.select_nth_unstable_by(excess - 1, |a, b| a.0.total_cmp(&b.0));
-                let gone: Vec<String> = by_age
-                    .get(..excess)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|(_, k)| (*k).clone())
-                    .collect();
-                for k in gone {
+                for k in self.least_recent(excess) {
                     self.by_tag.remove(&k);
                 }
             }
         }
+    }
+
+    /// The `excess` tags least recently handed out (ties in no particular order).
+    ///
+    /// Found in a bounded number of passes, not one per tag dropped: one entry may carry tens
+    /// of thousands of tags, and a scan per tag dropped would take minutes. The last hand-out
+    /// times are bisected (64 passes at most over a flat `Vec`) rather than selected with
+    /// `select_nth_unstable`, whose instantiation was 2.6 KB of the wasm module
+    /// (docs/decisions/0028-wasm-size-budget.md).
+    fn least_recent(&self, excess: usize) -> Vec<String> {
+        // Each time as an integer in the same order as `f64::total_cmp`.
+        let order = |l: &VecDeque<(Millis, Millis)>| {
+            let bits = l.back().map_or(0.0, |x| x.0 .0).to_bits() as i64;
+            bits ^ (((bits >> 63) as u64) >> 1) as i64
+        };
+        let times: Vec<i64> = self.by_tag.values().map(order).collect();
+        let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
+            return Vec::new();
+        };
+        // The least `cut` with at least `excess` times at or below it.
+        let (mut lo, mut hi) = (first, last);
+        while lo < hi {
+            let mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1);
+            if times.iter().filter(|&&t| t <= mid).count() >= excess {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let cut = lo;
+        // Everything before `cut` (fewer than `excess`), then ties at `cut` up to `excess`.
+        let mut gone: Vec<String> = Vec::with_capacity(excess);
+        for (k, l) in self.by_tag.iter() {
+            if order(l) < cut {
+                gone.push(k.clone());
+            }
+        }
+        let ties = excess.saturating_sub(gone.len());
+        gone.extend(
+            self.by_tag
+                .iter()
+                .filter(|(_, l)| order(l) == cut)
+                .take(ties)
+                .map(|(k, _)| k.clone()),
+        );
+        gone
     }
 
     /// The oldest creation time among stale entries with one of `tags` handed out at or after
@@ -155,7 +188,7 @@ impl StaleHandouts {
 /// The start of each regeneration this process has begun and not yet written, by cache key.
 #[derive(Clone, Debug, Default)]
 pub struct Regenerations {
-    started: HashMap<String, (Millis, u64)>,
+    started: KeyedVec<(Millis, u64)>,
     /// Insertion order, for dropping the oldest: `(sequence, key)`; an entry whose sequence no
     /// longer matches the map's is a leftover and skipped.
     order: VecDeque<(u64, String)>,
@@ -191,7 +224,7 @@ impl Regenerations {
             }
         }
         self.seq += 1;
-        self.started.insert(key.to_owned(), (at, self.seq));
+        self.started.insert(key, (at, self.seq));
         self.order.push_back((self.seq, key.to_owned()));
         while self.started.len() > MAX_REGENERATIONS {
             let Some((seq, k)) = self.order.pop_front() else {
@@ -264,6 +297,7 @@ pub fn incremental_created(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     #[test]
     fn stale_hand_outs_are_bounded() {
@@ -286,6 +320,50 @@ mod tests {
             h.oldest_since([last.as_str()], Millis(0.0)),
             Some(Millis(1.0))
         );
+    }
+
+    #[test]
+    fn the_least_recently_handed_out_go_first() {
+        // Hand-out times out of order, some equal, some negative; a batch of new tags drops
+        // as many of the oldest at once. A plain model: drop the least recent one at a time.
+        let mut h = StaleHandouts::default();
+        let mut model: HashMap<String, f64> = HashMap::new();
+        let evict = |model: &mut HashMap<String, f64>| {
+            while model.len() > MAX_STALE_TAGS {
+                let oldest = model
+                    .iter()
+                    .min_by(|a, b| a.1.total_cmp(b.1).then(a.0.cmp(b.0)))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    model.remove(&k);
+                }
+            }
+        };
+        let n = MAX_STALE_TAGS + 300;
+        for i in 0..n {
+            // A permutation of 0..n (7919 is prime, n not a multiple of it), shifted below 0.
+            let at = ((i * 7919) % n) as f64 - 500.0;
+            let t = format!("t{i}");
+            h.note([t.as_str()], Millis(0.0), Millis(at));
+            model.insert(t, at);
+            evict(&mut model);
+        }
+        let batch: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+        h.note(
+            batch.iter().map(String::as_str),
+            Millis(0.0),
+            Millis(n as f64),
+        );
+        for t in &batch {
+            model.insert(t.clone(), n as f64);
+        }
+        evict(&mut model);
+        assert_eq!(h.len(), MAX_STALE_TAGS);
+        let mut kept: Vec<&String> = h.by_tag.iter().map(|(k, _)| k).collect();
+        kept.sort();
+        let mut expected: Vec<&String> = model.keys().collect();
+        expected.sort();
+        assert_eq!(kept, expected);
     }
 
     #[test]

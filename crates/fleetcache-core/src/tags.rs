@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use crate::keyed::KeyedVec;
+
 use crate::error::ProtocolError;
 use crate::netstring;
 use crate::time::{Millis, INFINITE_CACHE_SECONDS};
@@ -492,7 +494,7 @@ struct Loading {
     /// Where the next page starts (`"0"` at the start).
     cursor: String,
     /// What the pages brought so far.
-    incoming: HashMap<String, TagRecord>,
+    incoming: KeyedVec<TagRecord>,
 }
 
 /// Most records one [`TAG_MERGE`](crate::scripts::TAG_MERGE) call gives back, so a re-send
@@ -538,19 +540,20 @@ pub struct TagMirror {
     /// acknowledged after the refresh was sent may have run before it, and only the script's
     /// own check, or the reply's version and id being that update's, confirms it.
     planned: usize,
-    tags: HashMap<String, TagRecord>,
-    local: HashMap<String, TagRecord>,
+    tags: KeyedVec<TagRecord>,
+    local: KeyedVec<TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
-    resend: HashMap<String, TagRecord>,
+    resend: KeyedVec<TagRecord>,
     /// The whole state being loaded page by page, after a full refresh reply.
     loading: Option<Loading>,
     /// A load just finished: the next refresh from its version makes the mirror synced.
     catching_up: bool,
     /// The last revalidation this process issued: its tags, what it asked for and when. Only
     /// a repeat of exactly it is taken for the same event ([`TagMirror::holds_revalidation`]).
-    /// Sorted, for a binary search: a hash set of `String` would be one more copy of the
-    /// hash table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
-    last_local: Option<(Vec<String>, Revalidation, Millis)>,
+    /// The tags are keys of the core's one hash table type (values unused): a hash set of
+    /// `String`, or sorting them, would add code to the wasm module
+    /// (docs/decisions/0028-wasm-size-budget.md).
+    last_local: Option<(HashMap<String, usize>, Revalidation, Millis)>,
 }
 
 impl TagMirror {
@@ -569,12 +572,9 @@ impl TagMirror {
         };
         if last_rev != rev
             || now.0 - at.0 > SAME_REVALIDATION_WINDOW_MS
-            || !tags.iter().all(|tag| {
-                let tag = canonical_tag(tag);
-                last_tags
-                    .binary_search_by(|t| t.as_str().cmp(tag.as_ref()))
-                    .is_ok()
-            })
+            || !tags
+                .iter()
+                .all(|tag| last_tags.contains_key(canonical_tag(tag).as_ref()))
         {
             return false;
         }
@@ -679,17 +679,20 @@ impl TagMirror {
 
     /// Applies a revalidation issued by this process, at once (read-your-own-writes).
     pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
-        let mut last: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
-        last.sort_unstable();
+        // Looked up by tag only (the value is unused): the map type the core already has
+        // costs no second copy of the hash table code, and no sort
+        // (docs/decisions/0028-wasm-size-budget.md).
+        let mut last = HashMap::with_capacity(tags.len());
+        for (i, tag) in tags.iter().enumerate() {
+            last.insert((*tag).to_owned(), i);
+        }
         self.last_local = Some((last, *rev, now));
         for tag in tags {
             self.tags
-                .entry((*tag).to_owned())
-                .or_default()
+                .get_or_insert_with(tag, TagRecord::default)
                 .apply(rev, now);
             self.local
-                .entry((*tag).to_owned())
-                .or_default()
+                .get_or_insert_with(tag, TagRecord::default)
                 .apply(rev, now);
         }
     }
@@ -749,7 +752,7 @@ impl TagMirror {
                 version: reply.version,
                 vid: reply.vid.to_owned(),
                 cursor: "0".to_owned(),
-                incoming: HashMap::new(),
+                incoming: KeyedVec::new(),
             });
             self.synced = false;
             self.catching_up = false;
@@ -765,14 +768,13 @@ impl TagMirror {
         }
         // Owned keys: a map type the mirror already has costs no second copy of the hash
         // table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
-        let mut received: HashMap<String, TagRecord> = HashMap::with_capacity(reply.pairs.len());
+        let mut received: KeyedVec<TagRecord> = KeyedVec::with_capacity(reply.pairs.len());
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 // Releases before canonical tags stored them as Next gave them.
                 (Ok(tag), Ok(record)) => received
-                    .entry(canonical_tag(tag).into_owned())
-                    .or_default()
+                    .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
                     .merge(&record),
                 _ => skipped += 1,
             }
@@ -820,9 +822,11 @@ impl TagMirror {
                 self.synced = true;
             }
         }
-        for (tag, record) in &received {
+        for (tag, record) in received.iter() {
             let tag: &str = tag;
-            self.tags.entry(tag.to_owned()).or_default().merge(record);
+            self.tags
+                .get_or_insert_with(tag, TagRecord::default)
+                .merge(record);
             if current {
                 if self.local.get(tag).is_some_and(|l| record.covers(l)) {
                     self.local.remove(tag);
@@ -890,8 +894,7 @@ impl TagMirror {
             // refresh, and the periodic pull brings the tag as the state holds it.
             if let (Ok(tag), Ok(record)) = (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 self.tags
-                    .entry(canonical_tag(tag).into_owned())
-                    .or_default()
+                    .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
                     .merge(&record);
                 changed += 1;
             }
@@ -947,8 +950,7 @@ impl TagMirror {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 (Ok(tag), Ok(record)) => {
                     load.incoming
-                        .entry(canonical_tag(tag).into_owned())
-                        .or_default()
+                        .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
                         .merge(&record);
                     changed += 1;
                 }
@@ -962,8 +964,10 @@ impl TagMirror {
         }
         let received = &load.incoming;
         self.note_losses(|t| received.get(t).copied(), now, keep_ms);
-        for (tag, record) in received {
-            self.tags.entry(tag.clone()).or_default().merge(record);
+        for (tag, record) in received.iter() {
+            self.tags
+                .get_or_insert_with(tag, TagRecord::default)
+                .merge(record);
             if self.local.get(tag).is_some_and(|l| record.covers(l)) {
                 self.local.remove(tag);
             }
@@ -1009,7 +1013,7 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
     ) {
-        for (tag, record) in &self.tags {
+        for (tag, record) in self.tags.iter() {
             // This process's own updates are included: the outbox forgets one once Redis
             // acknowledged it, and that acknowledgement may be what the state lost. One still
             // queued is sent twice, which merging makes harmless.
@@ -1018,7 +1022,9 @@ impl TagMirror {
             }
             let covered = received(tag).is_some_and(|r| r.covers(record));
             if !covered {
-                self.resend.entry(tag.clone()).or_default().merge(record);
+                self.resend
+                    .get_or_insert_with(tag, TagRecord::default)
+                    .merge(record);
             }
         }
     }
@@ -1073,16 +1079,26 @@ impl TagMirror {
     /// Up to [`MAX_RESEND_BATCH`] records to give back to the shared state, removed from the
     /// queue; hand them to [`TagMirror::restore_resend`] when the merge failed.
     pub fn take_resend(&mut self) -> Vec<(String, TagRecord)> {
-        let keys: Vec<String> = self.resend.keys().take(MAX_RESEND_BATCH).cloned().collect();
+        let keys: Vec<String> = self
+            .resend
+            .iter()
+            .take(MAX_RESEND_BATCH)
+            .map(|(k, _)| k.clone())
+            .collect();
         keys.into_iter()
-            .filter_map(|k| self.resend.remove_entry(&k))
+            .filter_map(|k| {
+                let record = self.resend.remove(&k)?;
+                Some((k, record))
+            })
             .collect()
     }
 
     /// Puts records back in the re-send queue (their merge did not reach Redis).
     pub fn restore_resend(&mut self, records: Vec<(String, TagRecord)>) {
         for (tag, record) in records {
-            self.resend.entry(tag).or_default().merge(&record);
+            self.resend
+                .get_or_insert_with(&tag, TagRecord::default)
+                .merge(&record);
         }
     }
 

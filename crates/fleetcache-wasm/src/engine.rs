@@ -108,7 +108,13 @@ pub(crate) fn utf8_key(key: &JsString) -> Result<String, JsValue> {
     let text = key.as_string().ok_or_else(err)?;
     // The conversion turns a lone surrogate into U+FFFD; only a key that shows one can be
     // ill-formed, so a well-formed key pays one crossing instead of two.
-    if text.contains('\u{FFFD}') && !key.is_well_formed() {
+    // A byte scan for U+FFFD (EF BF BD): `str::contains` with a non-ASCII char runs the
+    // substring searcher, about 2.7 KB of the module (docs/decisions/0028-wasm-size-budget.md).
+    let replaced = text
+        .as_bytes()
+        .windows(3)
+        .any(|w| w == "\u{FFFD}".as_bytes());
+    if replaced && !key.is_well_formed() {
         return Err(err());
     }
     Ok(text)
