@@ -69,6 +69,7 @@ export interface Binding {
     readonly HasLog: number
     readonly HasError: number
     readonly TookTier: number
+    readonly PageGen: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -181,8 +182,17 @@ export interface ReadIo {
   refresh(): Promise<void>
   /** The in-process tier's bytes for `key`, whatever the engine's index says of them. */
   tierBytes(key: string): Uint8Array | null
-  /** Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`). */
-  remember(key: string, bytes: Uint8Array, until: number, outageOnly: boolean): void
+  /**
+   * Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`; a page copy
+   * bound to page generation `pageGen` when it is not 0).
+   */
+  remember(
+    key: string,
+    bytes: Uint8Array,
+    until: number,
+    outageOnly: boolean,
+    pageGen: number,
+  ): void
   /** Drops `key` from the tier. */
   forget(key: string): void
   /** The stored entry, or null; rejects with an error carrying a `code` (see `failureOf`). */
@@ -562,6 +572,7 @@ export async function readEntry<E extends object, T = never>(
             givenBytes,
             f[base + F.KeepUntil] ?? 0,
             f[base + F.OutageOnly] === 1,
+            f[base + F.PageGen] ?? 0,
           )
         } else if (tier === TierAction.Drop) {
           io.forget(givenKey)

@@ -58,6 +58,7 @@ const binding = {
       'HasLog',
       'HasError',
       'TookTier',
+      'PageGen',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,

@@ -237,9 +237,16 @@ pub static TAG_MERGE: Script = lua!("tag_merge", "lua/tag_merge.lua");
 /// newer entry is stored: read it again).
 pub static LEASE_ACQUIRE: Script = lua!("lease_acquire", "lua/lease_acquire.lua");
 
-/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
-/// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
+/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`, then
+/// `[meta, channel]` to announce the write as [`ENTRY_WRITE`] does; `ARGV = [px, token, value]`
+/// (the host appends the value); returns 1 when it released.
 pub static LEASE_WRITE: Script = lua!("lease_write", "lua/lease_write.lua");
+
+/// Stores a page or route entry of the singular handler and announces the write on the tag
+/// state's channel (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+/// `KEYS = [entry, meta, channel]`, `ARGV = [px, value]` (the host appends the value);
+/// returns 1.
+pub static ENTRY_WRITE: Script = lua!("entry_write", "lua/entry_write.lua");
 
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
 /// released.
@@ -253,7 +260,8 @@ pub static LEASE_POLL: Script = lua!("lease_poll", "lua/lease_poll.lua");
 /// `ARGV = [token, px]`; returns 1 when it extended the lease.
 pub static LEASE_RENEW: Script = lua!("lease_renew", "lua/lease_renew.lua");
 
-/// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`,
+/// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`, then
+/// `[meta, channel]` to announce a stored entry as [`ENTRY_WRITE`] does,
 /// `ARGV = [px, created_ms, value]` (the host appends the value); returns 1 (stored) or 0
 /// (kept the stored entry).
 pub static SEED_WRITE: Script = lua!("seed_write", "lua/seed_write.lua");
@@ -273,7 +281,7 @@ pub struct ScriptCall {
 }
 
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
-pub static ALL: [&Script; 10] = [
+pub static ALL: [&Script; 11] = [
     &TAG_UPDATE,
     &TAG_REFRESH,
     &TAG_PAGE,
@@ -284,6 +292,7 @@ pub static ALL: [&Script; 10] = [
     &LEASE_POLL,
     &LEASE_RENEW,
     &SEED_WRITE,
+    &ENTRY_WRITE,
 ];
 
 /// Longest epoch candidate accepted (the host sends 32 hex digits).
@@ -376,6 +385,7 @@ mod tests {
             ("lease_poll", include_str!("lua/lease_poll.lua")),
             ("lease_renew", include_str!("lua/lease_renew.lua")),
             ("seed_write", include_str!("lua/seed_write.lua")),
+            ("entry_write", include_str!("lua/entry_write.lua")),
         ];
         assert_eq!(files.len(), ALL.len());
         for script in ALL {
@@ -450,8 +460,10 @@ mod tests {
             let indices = key_indices(script.source);
             assert!(!indices.is_empty(), "{}", script.name);
             for i in &indices {
-                // The update script's fourth key is the announcement channel (same slot).
-                let channel = script.name == "tag_update" && i == "4";
+                // The update script's fourth key is the announcement channel (same slot); so is
+                // the lease write's when it announces a page write (then its third is the tag
+                // state's meta key: single Redis only, docs/decisions/0031).
+                let channel = matches!(script.name, "tag_update" | "lease_write") && i == "4";
                 assert!(
                     ["1", "2", "3"].contains(&i.as_str()) || channel,
                     "{}: KEYS[{i}]",

@@ -32,11 +32,14 @@ pub fn seed_timestamp(built_at: Millis, now: Millis) -> Option<Millis> {
 /// (from [`seed_timestamp`]) whose lifetime, counted from its creation, is `ttl_ms` (the TTL a
 /// write at `created` gets). Redis keeps it for what is left of that lifetime at `now`; `None`
 /// when nothing is left (the entry would be expired on arrival: not stored).
+/// With `announce` (the tag state's meta key and channel), a stored entry is announced there
+/// (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
 pub fn plan_write(
     entry_key: String,
     created: Millis,
     ttl_ms: u64,
     now: Millis,
+    announce: Option<(&str, &str)>,
 ) -> Option<ScriptCall> {
     if !created.0.is_finite() || !now.0.is_finite() {
         return None;
@@ -49,7 +52,10 @@ pub fn plan_write(
     Some(ScriptCall {
         script: &SEED_WRITE,
         sha1: SEED_WRITE.sha1(),
-        keys: vec![entry_key],
+        keys: match announce {
+            Some((meta, channel)) => vec![entry_key, meta.to_owned(), channel.to_owned()],
+            None => vec![entry_key],
+        },
         args: vec![
             (left.floor() as u64).to_string(),
             // Exact text of the f64: Lua's tonumber reads the same value, the one the

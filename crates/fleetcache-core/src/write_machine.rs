@@ -28,7 +28,7 @@ use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
 use crate::read_machine::Failure;
 use crate::regen::{self, Regenerations, StaleHandouts};
-use crate::scripts::ScriptCall;
+use crate::scripts::{ScriptCall, ENTRY_WRITE};
 use crate::stats::{Stats, Surface, WriteOutcome};
 use crate::tags::{admit_tags, DroppedTags};
 use crate::tier::tier_serves_value;
@@ -52,6 +52,10 @@ pub struct WriteCtx<'a> {
     pub stats: &'a Stats,
     /// No Redis behind this engine: entries stay in the process, never compressed.
     pub standalone: bool,
+    /// The tag state's meta key and channel, when page and route entries of the singular
+    /// handler are written with an announcement there (single Redis:
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    pub page_announce: Option<(&'a str, &'a str)>,
 }
 
 /// One `set`, as the host received it from Next (payload bytes excluded).
@@ -754,9 +758,27 @@ impl WriteMachine {
             stored,
         } = planned;
         let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
-        let script = match ctx.leases.plan_write(key.clone(), lease_key, ttl_ms) {
-            EntryWrite::Set => None,
-            EntryWrite::WriteAndRelease(call) => Some(call),
+        // The copies kept for outages only are exactly the page and route entries of the
+        // singular handler: the writes other instances' tiers must hear of.
+        let announce = ctx.page_announce.filter(|_| outage_only);
+        let script = match (
+            ctx.leases.plan_write(key.clone(), lease_key, ttl_ms),
+            announce,
+        ) {
+            (EntryWrite::Set, None) => None,
+            (EntryWrite::Set, Some((meta, channel))) => Some(ScriptCall {
+                script: &ENTRY_WRITE,
+                sha1: ENTRY_WRITE.sha1(),
+                keys: vec![key.clone(), meta.to_owned(), channel.to_owned()],
+                args: vec![ttl_ms.to_string()],
+            }),
+            (EntryWrite::WriteAndRelease(mut call), announce) => {
+                if let Some((meta, channel)) = announce {
+                    call.keys.push(meta.to_owned());
+                    call.keys.push(channel.to_owned());
+                }
+                Some(call)
+            }
         };
         self.state = State::Storing {
             key: key.clone(),

@@ -1628,13 +1628,20 @@ impl World {
                 TierAction::Drop => {
                     instance.tier.remove(&rt.key_name);
                 }
-                TierAction::Keep { until, outage_only } => {
+                TierAction::Keep {
+                    until,
+                    outage_only,
+                    page_gen,
+                } => {
                     prop_assert!(given.is_some(), "kept in the tier without bytes");
                     if let Some(v) = given {
                         let lru = instance.engine.lru_mut();
                         let evicted = lru.insert(&rt.key_name, v.len() as u64, until);
                         if outage_only {
                             lru.mark_outage_only(&rt.key_name);
+                        }
+                        if page_gen != 0 {
+                            lru.bind_page(&rt.key_name, page_gen);
                         }
                         for k in evicted {
                             instance.tier.remove(&k);

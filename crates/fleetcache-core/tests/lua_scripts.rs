@@ -810,3 +810,166 @@ fn an_update_announces_what_a_refresh_from_the_version_before_returns() {
         );
     }
 }
+
+/// The next message on a subscriber's connection.
+fn message(sub: &mut Conn) -> Vec<u8> {
+    match sub.read() {
+        Reply::Array(items) => {
+            assert_eq!(items[0], Reply::Bulk(Some(b"smessage".to_vec())));
+            items[2].bulk().to_vec()
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// The block that announces a page write, as it appears in `source`.
+fn announce_block(source: &str) -> &str {
+    let start = source.find("-- ANNOUNCE").expect("an ANNOUNCE block");
+    let end = source.find("-- END ANNOUNCE").expect("its end");
+    &source[start..end]
+}
+
+#[test]
+fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
+    use fleetcache_core::scripts::{ENTRY_WRITE, LEASE_WRITE, SEED_WRITE};
+    use fleetcache_core::tags::Announced;
+    use fleetcache_core::Interface;
+
+    // The scripts as written (the stored sources have their comments stripped).
+    let entry_write = include_str!("../src/lua/entry_write.lua");
+    let block = announce_block(entry_write);
+    assert!(block.contains("SPUBLISH"));
+    assert_eq!(
+        block,
+        announce_block(include_str!("../src/lua/lease_write.lua"))
+    );
+    assert_eq!(
+        block,
+        announce_block(include_str!("../src/lua/seed_write.lua"))
+    );
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let mut sub = server.connect();
+    sub.cmd(&["SSUBSCRIBE", &channel]);
+    let conn = &mut server.conn;
+    let mut follower = engine();
+    follower.follow_tags_by_push(1000.0).unwrap();
+    update(conn, &mut engine(), &["x"], Revalidation::Expire, 500.0);
+    refresh(conn, &mut follower);
+    assert_eq!(follower.mirror().version(), 1);
+    let mut pulled = engine();
+
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    let run_with_value = |conn: &mut Conn, call: &ScriptCall, value: &[u8]| {
+        let numkeys = call.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+        args.extend(call.keys.iter().map(|k| k.as_bytes()));
+        args.extend(call.args.iter().map(|a| a.as_bytes()));
+        args.push(value);
+        conn.send(&args)
+    };
+    // The plain write.
+    let call = ScriptCall {
+        script: &ENTRY_WRITE,
+        sha1: ENTRY_WRITE.sha1(),
+        keys: vec![entry.clone(), meta.clone(), channel.clone()],
+        args: vec!["60000".into()],
+    };
+    assert_eq!(run_with_value(conn, &call, b"v1"), Reply::Int(1));
+    assert_eq!(
+        conn.cmd(&["GET", &entry]),
+        Reply::Bulk(Some(b"v1".to_vec()))
+    );
+    let msg = message(&mut sub);
+    let items = netstring::decode(&msg).unwrap();
+    assert_eq!(items[0], b"p");
+    assert_eq!(items[2], b"2");
+    assert_eq!(items[4], entry.as_bytes());
+    assert_eq!(items.len(), 5);
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // The version and its id are what a pull finds.
+    refresh(conn, &mut pulled);
+    assert_eq!(follower.mirror().version(), pulled.mirror().version());
+    assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
+
+    // The write that releases a lease: announced with the tag state's keys after its own.
+    let lease = format!("{entry}:lease");
+    conn.cmd(&["SET", &lease, "tok", "PX", "60000"]);
+    let call = ScriptCall {
+        script: &LEASE_WRITE,
+        sha1: LEASE_WRITE.sha1(),
+        keys: vec![entry.clone(), lease.clone(), meta.clone(), channel.clone()],
+        args: vec!["60000".into(), "tok".into()],
+    };
+    assert_eq!(run_with_value(conn, &call, b"v2"), Reply::Int(1));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[4], entry.as_bytes());
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // Without them (Cluster, or not a page): no announcement, no version.
+    let call = ScriptCall {
+        keys: vec![entry.clone(), lease.clone()],
+        ..call
+    };
+    assert_eq!(run_with_value(conn, &call, b"v3"), Reply::Int(0));
+
+    // A seed: announced when stored, not when the stored entry is kept.
+    let seed = writer
+        .plan_seed_write(
+            &Interface::Incremental,
+            "/s",
+            Millis(1000.0),
+            3_600_000,
+            Millis(2000.0),
+        )
+        .unwrap();
+    assert_eq!(seed.keys.len(), 3);
+    let seeded = writer.entry_key(&Interface::Incremental, "/s");
+    assert_eq!(run_with_value(conn, &seed, b"s1"), Reply::Int(1));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[4], seeded.as_bytes());
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // An envelope newer than the seed is kept (its creation time at offset 16).
+    let mut newer = b"FLCE".to_vec();
+    newer.extend_from_slice(&[0; 12]);
+    newer.extend_from_slice(&5000.0f64.to_le_bytes());
+    conn.send(&[b"SET", seeded.as_bytes(), &newer]);
+    assert_eq!(run_with_value(conn, &seed, b"s2"), Reply::Int(0));
+    // Nothing was announced since: the next message is the next write's, version 5.
+    assert_eq!(
+        run_with_value(
+            conn,
+            &ScriptCall {
+                script: &ENTRY_WRITE,
+                sha1: ENTRY_WRITE.sha1(),
+                keys: vec![entry.clone(), meta.clone(), channel.clone()],
+                args: vec!["60000".into()],
+            },
+            b"v4"
+        ),
+        Reply::Int(1)
+    );
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[2], b"5");
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    refresh(conn, &mut pulled);
+    assert_eq!(follower.mirror().version(), 5);
+    assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
+    // Pulling per request, or for 'use cache' seeds, nothing is announced.
+    assert_eq!(
+        engine()
+            .plan_seed_write(
+                &Interface::Incremental,
+                "/s",
+                Millis(1000.0),
+                3_600_000,
+                Millis(2000.0)
+            )
+            .unwrap()
+            .keys
+            .len(),
+        1
+    );
+}

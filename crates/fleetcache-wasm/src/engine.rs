@@ -220,6 +220,14 @@ impl Engine {
             .map_err(|e| js_error(&e))
     }
 
+    /// Writes of page and route entries of the singular handler announce themselves on
+    /// `tagAnnounceChannel` from now on (single Redis, whatever `tagSync`:
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    #[wasm_bindgen(js_name = announcePageWrites)]
+    pub fn announce_page_writes(&mut self) {
+        self.inner.announce_page_writes();
+    }
+
     /// The sharded channel the tag updates announce on.
     #[wasm_bindgen(getter, js_name = tagAnnounceChannel)]
     pub fn tag_announce_channel(&self) -> String {
@@ -377,6 +385,14 @@ impl Engine {
     #[wasm_bindgen(js_name = memoryMarkOutageOnly)]
     pub fn memory_mark_outage_only(&mut self, key: &str) -> bool {
         self.inner.lru_mut().mark_outage_only(key)
+    }
+
+    /// Binds the tier's page copy of `key` to page generation `gen` (the read step's
+    /// `PageGen`): it serves while Redis answers only while the announcements keep that
+    /// generation (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    #[wasm_bindgen(js_name = memoryBindPage)]
+    pub fn memory_bind_page(&mut self, key: &str, gen: f64) -> bool {
+        gen.is_finite() && gen >= 1.0 && self.inner.lru_mut().bind_page(key, gen as u64)
     }
 
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.

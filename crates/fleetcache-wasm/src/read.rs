@@ -197,10 +197,12 @@ pub enum ReadField {
     /// 1 when `startWithTier` gave the machine the tier bytes offered (`Tier` is then about
     /// them); 0 after every other call.
     TookTier = 24,
+    /// `Keep`: the page generation to bind the copy to (`memoryBindPage`), 0 for none.
+    PageGen = 25,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 25;
+const READ_FIELDS: usize = 26;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -481,10 +483,17 @@ impl ReadStep {
         f[F::Served as usize] = f64::from(Served::Miss as u8);
         f[F::CacheRevalidate as usize] = f64::NAN;
         f[F::CacheExpire as usize] = f64::NAN;
-        if let core::TierAction::Keep { until, outage_only } = self.inner.tier {
+        if let core::TierAction::Keep {
+            until,
+            outage_only,
+            page_gen,
+        } = self.inner.tier
+        {
             f[F::Tier as usize] = f64::from(TierAction::Keep as u8);
             f[F::KeepUntil as usize] = until.0;
             f[F::OutageOnly as usize] = flag(outage_only);
+            // Generations count gaps of one process's channel: far below 2^53.
+            f[F::PageGen as usize] = page_gen as f64;
         } else if self.inner.tier == core::TierAction::Drop {
             f[F::Tier as usize] = f64::from(TierAction::Drop as u8);
         }
