@@ -523,7 +523,10 @@ fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys()
     assert_eq!(call.script.name, "entry_write");
     assert_eq!(call.keys, [page.clone(), tail[0].clone(), tail[1].clone()]);
     assert_eq!(call.args, [s.ttl_ms.to_string()]);
-    assert!(s.outage_only, "the writer's own copy is read again from Redis");
+    assert!(
+        s.outage_only,
+        "the writer's own copy is read again from Redis"
+    );
     // With the lease held: the lease write, announcing after its own keys.
     hold_lease(&mut e, &Interface::Incremental, "/page");
     let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
