@@ -654,9 +654,16 @@ export async function readEntry<E extends object, T = never>(
           return give(Given.OwnWrite, bytes, '')
         })
       }
-      case K.PeekTier:
-        kept = io.tierBytes(entryKey)
-        return give(Given.Tier, kept, entryKey)
+      case K.PeekTier: {
+        // The bytes are taken when they are given (after a pending refresh), not when asked:
+        // the index marks the machine judges them by (a page copy bound to the announcements,
+        // docs/decisions/0031) must be those of the copy held then.
+        const peek = (): number => {
+          kept = io.tierBytes(entryKey)
+          return giveNow(Given.Tier, kept, entryKey)
+        }
+        return refreshing === undefined ? peek() : refreshing.then(peek)
+      }
       case K.PeekFallback: {
         const held = io.tierBytes(entryKey)
         if (held !== null) kept = held

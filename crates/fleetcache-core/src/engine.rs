@@ -295,14 +295,16 @@ impl Engine {
     /// Applies a message heard on the announcement channel. A page write's announcement
     /// keeps the tier's copy of its key for outages only (it may be older than the write).
     pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
+        let keys = tag_sync::page_keys(msg);
         if self.tag_sync.push().is_some() {
-            for key in tag_sync::page_keys(msg) {
+            for key in &keys {
                 if let Ok(key) = std::str::from_utf8(key) {
                     self.lru.mark_outage_only(key);
                 }
             }
         }
-        self.tag_sync.apply_announcement(&mut self.mirror, msg)
+        self.tag_sync
+            .apply_announcement(&mut self.mirror, msg, !keys.is_empty())
     }
 
     /// Whether a request at `now` may be judged without pulling the tag state: it follows the

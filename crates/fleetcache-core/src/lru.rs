@@ -21,7 +21,7 @@ struct Node {
     /// Kept only for when Redis cannot be reached (see [`LruIndex::mark_outage_only`]).
     outage_only: bool,
     /// The page generation it serves under, 0 for none (see [`LruIndex::bind_page`]).
-    page_gen: u64,
+    page_gen: u32,
     /// Towards the most recently used end.
     prev: usize,
     /// Towards the least recently used end.
@@ -36,7 +36,7 @@ pub struct Marks {
     /// Marked with [`LruIndex::mark_outage_only`].
     pub outage_only: bool,
     /// Set by [`LruIndex::bind_page`]; 0 when not bound.
-    pub page_gen: u64,
+    pub page_gen: u32,
 }
 
 /// What [`LruIndex::touch_unless`] found and did.
@@ -218,7 +218,7 @@ impl LruIndex {
     /// Binds the page copy under `key` to page generation `gen` (non-zero): it serves while
     /// Redis answers only while that generation is the one the announcement channel serves
     /// (docs/decisions/0031-page-entries-in-the-tier-by-push.md). True when held.
-    pub fn bind_page(&mut self, key: &str, gen: u64) -> bool {
+    pub fn bind_page(&mut self, key: &str, gen: u32) -> bool {
         self.held_mut(key).map(|n| n.page_gen = gen).is_some()
     }
 

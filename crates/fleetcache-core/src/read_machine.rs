@@ -114,7 +114,7 @@ pub enum TierAction {
         /// Served only while Redis cannot be reached.
         outage_only: bool,
         /// The page generation to bind the copy to, 0 for none.
-        page_gen: u64,
+        page_gen: u32,
     },
     /// Drop them: the index has forgotten the key already.
     Drop,

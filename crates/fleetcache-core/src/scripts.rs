@@ -237,16 +237,29 @@ pub static TAG_MERGE: Script = lua!("tag_merge", "lua/tag_merge.lua");
 /// newer entry is stored: read it again).
 pub static LEASE_ACQUIRE: Script = lua!("lease_acquire", "lua/lease_acquire.lua");
 
-/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`, then
-/// `[meta, channel]` to announce the write as [`ENTRY_WRITE`] does; `ARGV = [px, token, value]`
-/// (the host appends the value); returns 1 when it released.
+/// Stores an entry and releases the writer's lease, atomically. `KEYS = [entry, lease]`,
+/// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
 pub static LEASE_WRITE: Script = lua!("lease_write", "lua/lease_write.lua");
 
 /// Stores a page or route entry of the singular handler and announces the write on the tag
 /// state's channel (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
-/// `KEYS = [entry, meta, channel]`, `ARGV = [px, value]` (the host appends the value);
-/// returns 1.
+/// `KEYS = [entry, meta, channel, lease]` (the lease in mode `l` only),
+/// `ARGV = [px, mode, arg, value]` (the host appends the value): mode `''` a plain write
+/// (returns 1), `l` releases the lease held with token `arg` as [`LEASE_WRITE`] does (1 when
+/// released), `s` a seed created at `arg` ms, as [`SEED_WRITE`] (1 stored, 0 kept and not
+/// announced).
 pub static ENTRY_WRITE: Script = lua!("entry_write", "lua/entry_write.lua");
+
+/// An [`ENTRY_WRITE`] call with these `KEYS` and `ARGV` (the value appended by the host).
+#[inline(never)]
+pub fn entry_write_call(keys: &[&str], args: &[&str]) -> ScriptCall {
+    ScriptCall {
+        script: &ENTRY_WRITE,
+        sha1: ENTRY_WRITE.sha1(),
+        keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+    }
+}
 
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
 /// released.
@@ -260,8 +273,7 @@ pub static LEASE_POLL: Script = lua!("lease_poll", "lua/lease_poll.lua");
 /// `ARGV = [token, px]`; returns 1 when it extended the lease.
 pub static LEASE_RENEW: Script = lua!("lease_renew", "lua/lease_renew.lua");
 
-/// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`, then
-/// `[meta, channel]` to announce a stored entry as [`ENTRY_WRITE`] does,
+/// Stores a seeded entry unless the stored one is as new or newer. `KEYS = [entry]`,
 /// `ARGV = [px, created_ms, value]` (the host appends the value); returns 1 (stored) or 0
 /// (kept the stored entry).
 pub static SEED_WRITE: Script = lua!("seed_write", "lua/seed_write.lua");
@@ -460,12 +472,13 @@ mod tests {
             let indices = key_indices(script.source);
             assert!(!indices.is_empty(), "{}", script.name);
             for i in &indices {
-                // The update script's fourth key is the announcement channel (same slot); so is
-                // the lease write's when it announces a page write (then its third is the tag
-                // state's meta key: single Redis only, docs/decisions/0031).
-                let channel = matches!(script.name, "tag_update" | "lease_write") && i == "4";
+                // The update script's fourth key is the announcement channel (same slot); the
+                // page write's is the entry's lease (its second and third the tag state's meta
+                // and channel: single Redis only, docs/decisions/0031).
+                let channel = script.name == "tag_update" && i == "4";
+                let lease = script.name == "entry_write" && i == "4";
                 assert!(
-                    ["1", "2", "3"].contains(&i.as_str()) || channel,
+                    ["1", "2", "3"].contains(&i.as_str()) || channel || lease,
                     "{}: KEYS[{i}]",
                     script.name
                 );

@@ -67,19 +67,19 @@ pub struct PushFollow {
     /// The generation of page copies the tier may serve while Redis answers: a copy is bound
     /// to the generation it was kept under ([`PushFollow::page_binding`]), and every gap of
     /// the channel starts a new one, so a copy kept before a gap never serves again.
-    page_gen: u64,
+    page_gen: u32,
     /// Counts page announcements heard and gaps: a read whose `GET` went out before it moved
     /// may have read a value an announcement has since superseded.
-    page_heard: u64,
+    page_heard: u32,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageView {
-    /// Page announcements and gaps heard so far.
-    pub heard: u64,
+    /// Page announcements and gaps heard so far (wrapping).
+    pub heard: u32,
     /// The generation page copies serve under.
-    pub gen: u64,
+    pub gen: u32,
 }
 
 /// What a read of a page entry notes when its command goes out: the view then.
@@ -90,7 +90,7 @@ pub type PageStamp = Option<PageView>;
 /// went out while caught up, nothing was announced and no gap heard since, and the channel
 /// is caught up still: an announcement of its key may have reached this process before the
 /// reply did (another connection), and no later signal would come.
-pub fn page_binding(stamp: PageStamp, now: Option<PageView>) -> Option<u64> {
+pub fn page_binding(stamp: PageStamp, now: Option<PageView>) -> Option<u32> {
     match (stamp, now) {
         (Some(s), Some(n)) if s == n => Some(n.gen),
         _ => None,
@@ -116,15 +116,16 @@ impl PushFollow {
     /// A gap in the page announcements: no copy kept so far serves again while Redis answers,
     /// and no read in flight may keep what it reads for that.
     pub fn page_gap(&mut self) {
-        self.page_gen += 1;
-        self.page_heard += 1;
+        // Never 0 (an unbound copy's), and past 2^32 gaps a copy that old is long gone.
+        self.page_gen = self.page_gen.wrapping_add(1).max(1);
+        self.page_heard = self.page_heard.wrapping_add(1);
     }
 
     /// A page write was announced (its key's copy is marked for outages only by the caller):
     /// no read in flight may keep what it reads for serving, whatever its key, as its value
     /// may be older than the write announced (one counter, not one per key: bounded).
     pub fn page_announced(&mut self) {
-        self.page_heard += 1;
+        self.page_heard = self.page_heard.wrapping_add(1);
     }
 
     /// What page copies may do at `now`: `None` while not caught up (no page copy serves
@@ -202,7 +203,7 @@ impl PushFollow {
 /// for anything else.
 pub fn page_keys(msg: &[u8]) -> Vec<&[u8]> {
     match crate::netstring::decode(msg) {
-        Ok(items) if items.first() == Some(&&b"p"[..]) => items.into_iter().skip(4).collect(),
+        Ok(mut items) if items.len() > 4 && items.first() == Some(&&b"p"[..]) => items.split_off(4),
         _ => Vec::new(),
     }
 }
@@ -295,13 +296,14 @@ impl TagSync {
         &mut self,
         mirror: &mut TagMirror,
         msg: &[u8],
+        page_write: bool,
     ) -> Result<Announced, ProtocolError> {
         let result = mirror.apply_announcement(msg);
         if let Some(push) = self.push.as_mut() {
             if !matches!(result, Ok(Announced::Applied(_) | Announced::Known)) {
                 push.heard_gap();
             }
-            if !page_keys(msg).is_empty() {
+            if page_write {
                 push.page_announced();
             }
         }

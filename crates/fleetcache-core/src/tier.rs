@@ -28,7 +28,7 @@ pub enum TierUse {
 pub fn tier_use(
     lru: &mut LruIndex,
     redis_answers: bool,
-    page_serving: Option<u64>,
+    page_serving: Option<u32>,
     key: &str,
     now: Millis,
 ) -> TierUse {
@@ -48,7 +48,7 @@ pub fn tier_use(
 
 /// Whether a copy with marks `m` (not this process's own) may serve while Redis answers, with
 /// `page_serving` the page generation that may serve now.
-pub fn serves_while_redis_answers(m: Marks, page_serving: Option<u64>) -> bool {
+pub fn serves_while_redis_answers(m: Marks, page_serving: Option<u32>) -> bool {
     !m.outage_only && (m.page_gen == 0 || Some(m.page_gen) == page_serving)
 }
 

@@ -28,7 +28,7 @@ use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
 use crate::read_machine::Failure;
 use crate::regen::{self, Regenerations, StaleHandouts};
-use crate::scripts::{ScriptCall, ENTRY_WRITE};
+use crate::scripts::{entry_write_call, ScriptCall};
 use crate::stats::{Stats, Surface, WriteOutcome};
 use crate::tags::{admit_tags, DroppedTags};
 use crate::tier::tier_serves_value;
@@ -527,6 +527,11 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
     }
 }
 
+/// The second item of `v`, `""` when there is none.
+fn second(v: &[String]) -> &str {
+    v.get(1).map_or("", String::as_str)
+}
+
 fn owned_name(iface: &Interface<'_>) -> Option<String> {
     match iface {
         Interface::UseCache(name) => Some((*name).to_owned()),
@@ -766,18 +771,18 @@ impl WriteMachine {
             announce,
         ) {
             (EntryWrite::Set, None) => None,
-            (EntryWrite::Set, Some((meta, channel))) => Some(ScriptCall {
-                script: &ENTRY_WRITE,
-                sha1: ENTRY_WRITE.sha1(),
-                keys: vec![key.clone(), meta.to_owned(), channel.to_owned()],
-                args: vec![ttl_ms.to_string()],
-            }),
-            (EntryWrite::WriteAndRelease(mut call), announce) => {
-                if let Some((meta, channel)) = announce {
-                    call.keys.push(meta.to_owned());
-                    call.keys.push(channel.to_owned());
-                }
-                Some(call)
+            (EntryWrite::WriteAndRelease(call), None) => Some(call),
+            (write, Some((meta, channel))) => {
+                let px = ttl_ms.to_string();
+                Some(match &write {
+                    EntryWrite::Set => entry_write_call(&[&key, meta, channel], &[&px, "", ""]),
+                    // LEASE_WRITE's `[entry, lease]` and `[px, token]`: the lease and the
+                    // token, as ENTRY_WRITE takes them in mode 'l'.
+                    EntryWrite::WriteAndRelease(call) => {
+                        let (lease, token) = (second(&call.keys), second(&call.args));
+                        entry_write_call(&[&key, meta, channel, lease], &[&px, "l", token])
+                    }
+                })
             }
         };
         self.state = State::Storing {

@@ -822,31 +822,12 @@ fn message(sub: &mut Conn) -> Vec<u8> {
     }
 }
 
-/// The block that announces a page write, as it appears in `source`.
-fn announce_block(source: &str) -> &str {
-    let start = source.find("-- ANNOUNCE").expect("an ANNOUNCE block");
-    let end = source.find("-- END ANNOUNCE").expect("its end");
-    &source[start..end]
-}
-
 #[test]
 fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
-    use fleetcache_core::scripts::{ENTRY_WRITE, LEASE_WRITE, SEED_WRITE};
+    use fleetcache_core::scripts::{entry_write_call, ENTRY_WRITE};
     use fleetcache_core::tags::Announced;
     use fleetcache_core::Interface;
 
-    // The scripts as written (the stored sources have their comments stripped).
-    let entry_write = include_str!("../src/lua/entry_write.lua");
-    let block = announce_block(entry_write);
-    assert!(block.contains("SPUBLISH"));
-    assert_eq!(
-        block,
-        announce_block(include_str!("../src/lua/lease_write.lua"))
-    );
-    assert_eq!(
-        block,
-        announce_block(include_str!("../src/lua/seed_write.lua"))
-    );
     let mut server = start();
     let mut writer = engine();
     writer.announce_page_writes();
@@ -864,6 +845,7 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
 
     let entry = writer.entry_key(&Interface::Incremental, "/p");
     let run_with_value = |conn: &mut Conn, call: &ScriptCall, value: &[u8]| {
+        assert_eq!(call.script, &ENTRY_WRITE);
         let numkeys = call.keys.len().to_string();
         let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
         args.extend(call.keys.iter().map(|k| k.as_bytes()));
@@ -871,14 +853,9 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
         args.push(value);
         conn.send(&args)
     };
+    let plain = entry_write_call(&[&entry, &meta, &channel], &["60000", "", ""]);
     // The plain write.
-    let call = ScriptCall {
-        script: &ENTRY_WRITE,
-        sha1: ENTRY_WRITE.sha1(),
-        keys: vec![entry.clone(), meta.clone(), channel.clone()],
-        args: vec!["60000".into()],
-    };
-    assert_eq!(run_with_value(conn, &call, b"v1"), Reply::Int(1));
+    assert_eq!(run_with_value(conn, &plain, b"v1"), Reply::Int(1));
     assert_eq!(
         conn.cmd(&["GET", &entry]),
         Reply::Bulk(Some(b"v1".to_vec()))
@@ -895,27 +872,31 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
     assert_eq!(follower.mirror().version(), pulled.mirror().version());
     assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
 
-    // The write that releases a lease: announced with the tag state's keys after its own.
+    // Mode 'l': the write releases the lease the token holds, as lease_write.lua.
     let lease = format!("{entry}:lease");
     conn.cmd(&["SET", &lease, "tok", "PX", "60000"]);
-    let call = ScriptCall {
-        script: &LEASE_WRITE,
-        sha1: LEASE_WRITE.sha1(),
-        keys: vec![entry.clone(), lease.clone(), meta.clone(), channel.clone()],
-        args: vec!["60000".into(), "tok".into()],
-    };
-    assert_eq!(run_with_value(conn, &call, b"v2"), Reply::Int(1));
+    let with_lease =
+        |token: &str| entry_write_call(&[&entry, &meta, &channel, &lease], &["60000", "l", token]);
+    assert_eq!(
+        run_with_value(conn, &with_lease("other"), b"v2"),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        conn.cmd(&["GET", &lease]),
+        Reply::Bulk(Some(b"tok".to_vec()))
+    );
+    let msg = message(&mut sub);
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        run_with_value(conn, &with_lease("tok"), b"v3"),
+        Reply::Int(1)
+    );
+    assert_eq!(conn.cmd(&["EXISTS", &lease]), Reply::Int(0));
     let msg = message(&mut sub);
     assert_eq!(netstring::decode(&msg).unwrap()[4], entry.as_bytes());
     assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
-    // Without them (Cluster, or not a page): no announcement, no version.
-    let call = ScriptCall {
-        keys: vec![entry.clone(), lease.clone()],
-        ..call
-    };
-    assert_eq!(run_with_value(conn, &call, b"v3"), Reply::Int(0));
 
-    // A seed: announced when stored, not when the stored entry is kept.
+    // Mode 's', a seed: announced when stored, not when the stored entry is kept.
     let seed = writer
         .plan_seed_write(
             &Interface::Incremental,
@@ -925,7 +906,7 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
             Millis(2000.0),
         )
         .unwrap();
-    assert_eq!(seed.keys.len(), 3);
+    assert_eq!(seed.args[1], "s");
     let seeded = writer.entry_key(&Interface::Incremental, "/s");
     assert_eq!(run_with_value(conn, &seed, b"s1"), Reply::Int(1));
     let msg = message(&mut sub);
@@ -937,27 +918,24 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
     newer.extend_from_slice(&5000.0f64.to_le_bytes());
     conn.send(&[b"SET", seeded.as_bytes(), &newer]);
     assert_eq!(run_with_value(conn, &seed, b"s2"), Reply::Int(0));
-    // Nothing was announced since: the next message is the next write's, version 5.
-    assert_eq!(
-        run_with_value(
-            conn,
-            &ScriptCall {
-                script: &ENTRY_WRITE,
-                sha1: ENTRY_WRITE.sha1(),
-                keys: vec![entry.clone(), meta.clone(), channel.clone()],
-                args: vec!["60000".into()],
-            },
-            b"v4"
-        ),
-        Reply::Int(1)
-    );
+    // Nothing was announced since: the next message is the next write's, version 6.
+    assert_eq!(run_with_value(conn, &plain, b"v4"), Reply::Int(1));
     let msg = message(&mut sub);
-    assert_eq!(netstring::decode(&msg).unwrap()[2], b"5");
+    assert_eq!(netstring::decode(&msg).unwrap()[2], b"6");
     assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
     refresh(conn, &mut pulled);
-    assert_eq!(follower.mirror().version(), 5);
+    assert_eq!(follower.mirror().version(), 6);
     assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
-    // Pulling per request, or for 'use cache' seeds, nothing is announced.
+    // The same bytes again make the same id; other bytes another.
+    let id = |conn: &mut Conn, v: u64| match conn.cmd(&["HGET", &meta, &format!("v:{v}")]) {
+        Reply::Bulk(Some(b)) => b,
+        other => panic!("no id for version {v}: {other:?}"),
+    };
+    assert_ne!(id(conn, 2), id(conn, 6), "v1 and v4: different bytes");
+    assert_eq!(run_with_value(conn, &plain, b"v1"), Reply::Int(1));
+    message(&mut sub);
+    assert_eq!(id(conn, 2), id(conn, 7), "v1 again");
+    // Pulling per request (no announcing), a seed is seed_write.lua as before.
     assert_eq!(
         engine()
             .plan_seed_write(
@@ -968,8 +946,8 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
                 Millis(2000.0)
             )
             .unwrap()
-            .keys
-            .len(),
-        1
+            .script
+            .name,
+        "seed_write"
     );
 }

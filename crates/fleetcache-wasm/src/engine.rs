@@ -392,7 +392,7 @@ impl Engine {
     /// generation (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
     #[wasm_bindgen(js_name = memoryBindPage)]
     pub fn memory_bind_page(&mut self, key: &str, gen: f64) -> bool {
-        gen.is_finite() && gen >= 1.0 && self.inner.lru_mut().bind_page(key, gen as u64)
+        gen >= 1.0 && gen <= f64::from(u32::MAX) && self.inner.lru_mut().bind_page(key, gen as u32)
     }
 
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.

@@ -492,8 +492,7 @@ impl ReadStep {
             f[F::Tier as usize] = f64::from(TierAction::Keep as u8);
             f[F::KeepUntil as usize] = until.0;
             f[F::OutageOnly as usize] = flag(outage_only);
-            // Generations count gaps of one process's channel: far below 2^53.
-            f[F::PageGen as usize] = page_gen as f64;
+            f[F::PageGen as usize] = f64::from(page_gen);
         } else if self.inner.tier == core::TierAction::Drop {
             f[F::Tier as usize] = f64::from(TierAction::Drop as u8);
         }

@@ -522,18 +522,28 @@ fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys()
     let call = s.script.unwrap_or_else(|| panic!("a page write announces"));
     assert_eq!(call.script.name, "entry_write");
     assert_eq!(call.keys, [page.clone(), tail[0].clone(), tail[1].clone()]);
-    assert_eq!(call.args, [s.ttl_ms.to_string()]);
+    assert_eq!(
+        call.args,
+        [s.ttl_ms.to_string(), String::new(), String::new()]
+    );
     assert!(
         s.outage_only,
         "the writer's own copy is read again from Redis"
     );
-    // With the lease held: the lease write, announcing after its own keys.
+    // With the lease held: the same script in mode 'l', with the lease and the token.
     hold_lease(&mut e, &Interface::Incremental, "/page");
     let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
     let call = s.script.unwrap_or_else(|| panic!("a lease write"));
-    assert_eq!(call.script, &LEASE_WRITE);
-    assert_eq!(call.keys.len(), 4);
-    assert_eq!(call.keys[2..], tail);
+    assert_eq!(call.script.name, "entry_write");
+    let lease = e.namespace().lease_key(&Interface::Incremental, "/page");
+    assert_eq!(
+        call.keys,
+        [page.clone(), tail[0].clone(), tail[1].clone(), lease]
+    );
+    assert_eq!(
+        call.args,
+        [s.ttl_ms.to_string(), "l".to_owned(), "tok".to_owned()]
+    );
     // FETCH and 'use cache' entries are not announced.
     let s = store(start(&mut e, incremental(4, 8, &[5, 7])).1);
     assert!(s.script.is_none());
