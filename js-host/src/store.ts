@@ -84,8 +84,7 @@ export class RedisStore implements EntryStore {
       this.bytes.delete(key)
       return
     }
-    if (outageOnly) this.engine.memoryMarkOutageOnly(key)
-    if (pageGen !== 0) this.engine.memoryBindPage(key, pageGen)
+    if (outageOnly || pageGen !== 0) this.engine.memoryMark(key, outageOnly, pageGen)
     this.bytes.set(key, owned(value))
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
   }

@@ -380,19 +380,18 @@ impl Engine {
         self.inner.tier_touch(key, Millis(now))
     }
 
-    /// Marks the tier's copy of `key` as kept for outages only: served while Redis cannot be
-    /// reached, never while it answers.
-    #[wasm_bindgen(js_name = memoryMarkOutageOnly)]
-    pub fn memory_mark_outage_only(&mut self, key: &str) -> bool {
-        self.inner.lru_mut().mark_outage_only(key)
-    }
-
-    /// Binds the tier's page copy of `key` to page generation `gen` (the read step's
-    /// `PageGen`): it serves while Redis answers only while the announcements keep that
-    /// generation (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
-    #[wasm_bindgen(js_name = memoryBindPage)]
-    pub fn memory_bind_page(&mut self, key: &str, gen: f64) -> bool {
-        gen >= 1.0 && gen <= f64::from(u32::MAX) && self.inner.lru_mut().bind_page(key, gen as u32)
+    /// Marks the tier's copy of `key` as a read or write step's `Keep` says: kept for outages
+    /// only (served while Redis cannot be reached, never while it answers) when `outageOnly`,
+    /// and bound to page generation `pageGen` (the read step's `PageGen`) when it is not 0: it
+    /// serves while Redis answers only while the announcements keep that generation
+    /// (docs/decisions/0031-page-entries-in-the-tier-by-push.md). False when `key` is not held.
+    #[wasm_bindgen(js_name = memoryMark)]
+    pub fn memory_mark(&mut self, key: &str, outage_only: bool, page_gen: f64) -> bool {
+        let lru = self.inner.lru_mut();
+        if outage_only {
+            return lru.mark_outage_only(key);
+        }
+        page_gen >= 1.0 && page_gen <= f64::from(u32::MAX) && lru.bind_page(key, page_gen as u32)
     }
 
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.

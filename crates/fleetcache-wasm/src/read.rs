@@ -197,7 +197,7 @@ pub enum ReadField {
     /// 1 when `startWithTier` gave the machine the tier bytes offered (`Tier` is then about
     /// them); 0 after every other call.
     TookTier = 24,
-    /// `Keep`: the page generation to bind the copy to (`memoryBindPage`), 0 for none.
+    /// `Keep`: the page generation to bind the copy to (`memoryMark`), 0 for none.
     PageGen = 25,
 }
 
