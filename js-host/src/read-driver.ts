@@ -73,6 +73,7 @@ export interface Binding {
     readonly TagsLen: number
     readonly PartsAt: number
     readonly PartsLen: number
+    readonly PageGen: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -181,8 +182,17 @@ export interface ReadIo {
   refresh(): Promise<void>
   /** The in-process tier's bytes for `key`, whatever the engine's index says of them. */
   tierBytes(key: string): Uint8Array | null
-  /** Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`). */
-  remember(key: string, bytes: Uint8Array, until: number, outageOnly: boolean): void
+  /**
+   * Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`; a page copy
+   * bound to page generation `pageGen` when it is not 0).
+   */
+  remember(
+    key: string,
+    bytes: Uint8Array,
+    until: number,
+    outageOnly: boolean,
+    pageGen: number,
+  ): void
   /** Drops `key` from the tier. */
   forget(key: string): void
   /** The stored entry, or null; rejects with an error carrying a `code` (see `failureOf`). */
@@ -677,6 +687,7 @@ class Read<E extends object, T> {
               this.givenBytes,
               f[base + F.KeepUntil] ?? 0,
               f[base + F.OutageOnly] === 1,
+              f[base + F.PageGen] ?? 0,
             )
           } else if (tier === TierAction.Drop) {
             io.forget(this.givenKey)
@@ -739,6 +750,12 @@ class Read<E extends object, T> {
     return refreshing === undefined
       ? this.giveNow(how, bytes, key)
       : refreshing.then(() => this.giveNow(how, bytes, key))
+  }
+
+  /** The tier's bytes as held now, given to the machine. */
+  private peekTier(): number {
+    this.kept = this.io.tierBytes(this.entryKey)
+    return this.giveNow(Given.Tier, this.kept, this.entryKey)
   }
 
   private giveNow(how: Given, bytes: Uint8Array | null, key: string): number {
@@ -862,9 +879,14 @@ class Read<E extends object, T> {
           return this.give(Given.OwnWrite, bytes, '')
         })
       }
-      case K.PeekTier:
-        this.kept = io.tierBytes(this.entryKey)
-        return this.give(Given.Tier, this.kept, this.entryKey)
+      case K.PeekTier: {
+        // The bytes are taken when they are given (after a pending refresh), not when asked:
+        // the index marks the machine judges them by (a page copy bound to the announcements,
+        // docs/decisions/0031) must be those of the copy held then.
+        const refreshing = this.refreshing
+        if (refreshing === undefined) return this.peekTier()
+        return refreshing.then(() => this.peekTier())
+      }
       case K.PeekFallback: {
         const held = io.tierBytes(this.entryKey)
         if (held !== null) this.kept = held

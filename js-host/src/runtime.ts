@@ -148,6 +148,10 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     transport.onTrip = () => {
       runtime.tags.watch()
     }
+    // Every instance on one Redis announces its page writes, pulling or not: the instances
+    // that follow the tag state by push serve pages from their tier on that promise (a fleet
+    // may mix both). Cluster cannot: the scripts would span two slots.
+    if (!options.cluster) engine.announcePageWrites()
   } else {
     engine.markStandalone()
   }

@@ -32,9 +32,16 @@ export interface EntryStore {
   tierBytes(key: string): Buffer | null
   /**
    * Keeps an envelope in the in-process tier until `expiresAt`; for outages only when
-   * `outageOnly` (the read machine's tier action says both).
+   * `outageOnly`; a page copy bound to page generation `pageGen` when it is not 0 (the read
+   * machine's tier action says all three).
    */
-  remember(key: string, value: Buffer, expiresAt: number, outageOnly?: boolean): void
+  remember(
+    key: string,
+    value: Buffer,
+    expiresAt: number,
+    outageOnly?: boolean,
+    pageGen?: number,
+  ): void
   /** Drops `key` from the in-process tier. */
   forget(key: string): void
   readonly kind: 'redis' | 'memory'
@@ -69,7 +76,7 @@ export class RedisStore implements EntryStore {
     return this.bytes.get(key) ?? null
   }
 
-  remember(key: string, value: Buffer, expiresAt: number, outageOnly = false): void {
+  remember(key: string, value: Buffer, expiresAt: number, outageOnly = false, pageGen = 0): void {
     if (this.engine === undefined || !this.tiered) return
     const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
     // Refused (larger than the whole budget): nothing to keep, nothing to copy.
@@ -77,7 +84,7 @@ export class RedisStore implements EntryStore {
       this.bytes.delete(key)
       return
     }
-    if (outageOnly) this.engine.memoryMarkOutageOnly(key)
+    if (outageOnly || pageGen !== 0) this.engine.memoryMark(key, outageOnly, pageGen)
     this.bytes.set(key, owned(value))
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
   }

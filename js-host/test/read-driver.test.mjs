@@ -62,6 +62,7 @@ const binding = {
       'TagsLen',
       'PartsAt',
       'PartsLen',
+      'PageGen',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,

@@ -70,6 +70,8 @@ pub struct Engine {
     dropped_tags: Cell<DroppedTags>,
     /// No Redis behind this engine ([`Engine::mark_standalone`]).
     standalone: bool,
+    /// Page writes announce themselves ([`Engine::announce_page_writes`]).
+    announce_pages: bool,
 }
 
 impl Engine {
@@ -99,6 +101,7 @@ impl Engine {
             key_hashes: KeyHashes::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
             standalone: false,
+            announce_pages: false,
             config,
         })
     }
@@ -262,6 +265,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes of page and route entries of the singular handler announce themselves on the
+    /// tag state's channel from now on, whatever this process's `tagSync` (single Redis only:
+    /// the scripts touch the entry's slot and the tag state's;
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    pub fn announce_page_writes(&mut self) {
+        self.announce_pages = true;
+    }
+
     /// The sharded channel the tag updates announce on (the host subscribes to it).
     pub fn tag_announce_channel(&self) -> &str {
         self.tag_sync.announce_channel()
@@ -281,9 +292,19 @@ impl Engine {
         }
     }
 
-    /// Applies a message heard on the announcement channel.
+    /// Applies a message heard on the announcement channel. A page write's announcement
+    /// keeps the tier's copy of its key for outages only (it may be older than the write).
     pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
-        self.tag_sync.apply_announcement(&mut self.mirror, msg)
+        let keys = tag_sync::page_keys(msg);
+        if self.tag_sync.push().is_some() {
+            for key in &keys {
+                if let Ok(key) = std::str::from_utf8(key) {
+                    self.lru.mark_outage_only(key);
+                }
+            }
+        }
+        self.tag_sync
+            .apply_announcement(&mut self.mirror, msg, !keys.is_empty())
     }
 
     /// Whether a request at `now` may be judged without pulling the tag state: it follows the
@@ -381,7 +402,8 @@ impl Engine {
     /// ([`tier::tier_use`]).
     pub fn tier_use(&mut self, key: &str, now: Millis) -> TierUse {
         let redis_answers = self.breaker.state(now) == BreakerState::Closed;
-        tier::tier_use(&mut self.lru, redis_answers, key, now)
+        let pages = self.tag_sync.page_view(&self.mirror, now).map(|p| p.gen);
+        tier::tier_use(&mut self.lru, redis_answers, pages, key, now)
     }
 
     /// Takes note of the reply of a [`TAG_UPDATE`] call (optional: it only saves the next
@@ -765,11 +787,14 @@ impl Engine {
         ttl_ms: u64,
         now: Millis,
     ) -> Option<ScriptCall> {
+        let announce = (self.announce_pages && *iface == Interface::Incremental)
+            .then(|| self.tag_sync.announce_target());
         seed::plan_write(
             self.namespace.entry_key(iface, cache_key),
             created,
             ttl_ms,
             now,
+            announce,
         )
     }
     /// The engine's counters.
@@ -866,6 +891,7 @@ impl Engine {
             stale_handouts: &self.stale_handouts,
             stats: &self.stats,
             standalone: self.standalone,
+            page_announce: self.announce_pages.then(|| self.tag_sync.announce_target()),
         }
     }
 
@@ -1020,6 +1046,7 @@ impl Engine {
             mirror: &self.mirror,
             untrusted_before,
             redis_answers,
+            pages: self.tag_sync.page_view(&self.mirror, now),
             lru: &mut self.lru,
             leases: &mut self.leases,
             stats: &self.stats,
@@ -1699,6 +1726,9 @@ mod next_tests;
 
 #[cfg(test)]
 mod read_tests;
+
+#[cfg(test)]
+mod page_push_tests;
 
 #[cfg(test)]
 mod write_tests;

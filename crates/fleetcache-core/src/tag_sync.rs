@@ -64,6 +64,37 @@ pub struct PushFollow {
     pulled: Option<(u64, Millis)>,
     /// The tick at which the last gap was heard.
     gap: u64,
+    /// The generation of page copies the tier may serve while Redis answers: a copy is bound
+    /// to the generation it was kept under ([`PushFollow::page_binding`]), and every gap of
+    /// the channel starts a new one, so a copy kept before a gap never serves again.
+    page_gen: u32,
+    /// Counts page announcements heard and gaps: a read whose `GET` went out before it moved
+    /// may have read a value an announcement has since superseded.
+    page_heard: u32,
+}
+
+/// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageView {
+    /// Page announcements and gaps heard so far (wrapping).
+    pub heard: u32,
+    /// The generation page copies serve under.
+    pub gen: u32,
+}
+
+/// What a read of a page entry notes when its command goes out: the view then.
+pub type PageStamp = Option<PageView>;
+
+/// The generation a page copy read with `stamp` is kept under for serving, with `now` the view
+/// when its reply is judged; `None`: it is kept for outages only. It serves only when the read
+/// went out while caught up, nothing was announced and no gap heard since, and the channel
+/// is caught up still: an announcement of its key may have reached this process before the
+/// reply did (another connection), and no later signal would come.
+pub fn page_binding(stamp: PageStamp, now: Option<PageView>) -> Option<u32> {
+    match (stamp, now) {
+        (Some(s), Some(n)) if s == n => Some(n.gen),
+        _ => None,
+    }
 }
 
 impl PushFollow {
@@ -77,7 +108,33 @@ impl PushFollow {
             planned: None,
             pulled: None,
             gap: 0,
+            page_gen: 1,
+            page_heard: 0,
         }
+    }
+
+    /// A gap in the page announcements: no copy kept so far serves again while Redis answers,
+    /// and no read in flight may keep what it reads for that.
+    pub fn page_gap(&mut self) {
+        // Never 0 (an unbound copy's), and past 2^32 gaps a copy that old is long gone.
+        self.page_gen = self.page_gen.wrapping_add(1).max(1);
+        self.page_heard = self.page_heard.wrapping_add(1);
+    }
+
+    /// A page write was announced (its key's copy is marked for outages only by the caller):
+    /// no read in flight may keep what it reads for serving, whatever its key, as its value
+    /// may be older than the write announced (one counter, not one per key: bounded).
+    pub fn page_announced(&mut self) {
+        self.page_heard = self.page_heard.wrapping_add(1);
+    }
+
+    /// What page copies may do at `now`: `None` while not caught up (no page copy serves
+    /// while Redis answers, and no read keeps its value for that).
+    pub fn page_view(&self, mirror: &TagMirror, now: Millis) -> Option<PageView> {
+        self.caught_up(mirror, now).then_some(PageView {
+            heard: self.page_heard,
+            gen: self.page_gen,
+        })
     }
 
     fn next_tick(&mut self) -> u64 {
@@ -89,11 +146,14 @@ impl PushFollow {
     pub fn subscribed(&mut self) {
         let t = self.next_tick();
         self.subscribed = Some(t);
+        // Announcements made before the confirmation may be lost.
+        self.page_gap();
     }
 
     /// The channel is down, reconnecting or was dropped: announcements may be lost.
     pub fn channel_down(&mut self) {
         self.subscribed = None;
+        self.page_gap();
     }
 
     /// A pull is planned at `now` (one at a time: the host coalesces them).
@@ -112,6 +172,7 @@ impl PushFollow {
     /// The mirror did not take an announcement: only a pull planned from now on catches up.
     pub fn heard_gap(&mut self) {
         self.gap = self.next_tick();
+        self.page_gap();
     }
 
     /// Whether a request at `now` may be judged by the mirror as it is, without a pull.
@@ -135,6 +196,15 @@ impl PushFollow {
             }
             _ => 0.0,
         }
+    }
+}
+
+/// The entry keys a page write's announcement (`'p', epoch, ver, vid, key...`) names; none
+/// for anything else.
+pub fn page_keys(msg: &[u8]) -> Vec<&[u8]> {
+    match crate::netstring::decode(msg) {
+        Ok(mut items) if items.len() > 4 && items.first() == Some(&&b"p"[..]) => items.split_off(4),
+        _ => Vec::new(),
     }
 }
 
@@ -191,6 +261,11 @@ impl TagSync {
         keys
     }
 
+    /// The tag state's meta key and channel, where page writes announce themselves.
+    pub fn announce_target(&self) -> (&str, &str) {
+        (&self.keys.meta, &self.keys.announce)
+    }
+
     /// The sharded channel the update script announces on.
     pub fn announce_channel(&self) -> &str {
         &self.keys.announce
@@ -206,6 +281,11 @@ impl TagSync {
         self.push.as_mut()
     }
 
+    /// What page copies may do at `now` ([`PushFollow::page_view`]); `None` when pulling.
+    pub fn page_view(&self, mirror: &TagMirror, now: Millis) -> Option<PageView> {
+        self.push.as_ref().and_then(|p| p.page_view(mirror, now))
+    }
+
     /// Whether a request at `now` needs no pull: following by push and caught up.
     pub fn caught_up(&self, mirror: &TagMirror, now: Millis) -> bool {
         self.push.as_ref().is_some_and(|p| p.caught_up(mirror, now))
@@ -216,11 +296,15 @@ impl TagSync {
         &mut self,
         mirror: &mut TagMirror,
         msg: &[u8],
+        page_write: bool,
     ) -> Result<Announced, ProtocolError> {
         let result = mirror.apply_announcement(msg);
         if let Some(push) = self.push.as_mut() {
             if !matches!(result, Ok(Announced::Applied(_) | Announced::Known)) {
                 push.heard_gap();
+            }
+            if page_write {
+                push.page_announced();
             }
         }
         result
@@ -288,9 +372,15 @@ impl TagSync {
         now: Millis,
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
+        let (epoch, version) = (mirror.epoch().to_owned(), mirror.version());
         let summary = mirror.apply_refresh(reply, now, keep_ms)?;
         if let Some(push) = self.push.as_mut() {
             push.pull_applied();
+            // Versions the pull found and no announcement brought: page writes among them
+            // may have been missed (or may still be on their way; nothing tells which).
+            if summary.full || mirror.epoch() != epoch || summary.version > version {
+                push.page_gap();
+            }
         }
         if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {
             self.pruned_at = now;

@@ -845,7 +845,8 @@ impl TagMirror {
     }
 
     /// Applies an announcement the update script published (`'a', epoch, ver, vid, tag,
-    /// record, ...`): the records of exactly one version. Only the version right after the
+    /// record, ...`): the records of exactly one version; or one a page write published
+    /// (`'p', epoch, ver, vid, entry key`): a version without records. Only the version right after the
     /// mirror's own, of the epoch it follows, on a synced mirror that loads nothing, is
     /// applied: it then holds what a refresh from its version would have returned. An older
     /// one is known already; anything else is a gap only a pull can close.
@@ -855,7 +856,7 @@ impl TagMirror {
     pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
         let items = netstring::decode(msg)?;
         let mut it = items.into_iter();
-        let (Some(b"a"), Some(epoch), Some(version), Some(vid)) =
+        let (Some(kind @ (b"a" | b"p")), Some(epoch), Some(version), Some(vid)) =
             (it.next(), it.next(), it.next(), it.next())
         else {
             return Err(ProtocolError::ReplyShape);
@@ -864,8 +865,12 @@ impl TagMirror {
         let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
         let version = parse_version(version)?;
         let mut pairs = Vec::new();
-        while let Some(tag) = it.next() {
-            pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
+        // A page write's announcement ('p') names entry keys, not tag records: a version of
+        // the state with no record (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+        if kind == b"a" {
+            while let Some(tag) = it.next() {
+                pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
+            }
         }
         if !self.synced || self.loading.is_some() || epoch != self.epoch {
             return Ok(Announced::Gap);

@@ -28,7 +28,7 @@ use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
 use crate::read_machine::Failure;
 use crate::regen::{self, Regenerations, StaleHandouts};
-use crate::scripts::ScriptCall;
+use crate::scripts::{entry_write_call, ScriptCall};
 use crate::stats::{Stats, Surface, WriteOutcome};
 use crate::tags::{admit_tags, DroppedTags};
 use crate::tier::tier_serves_value;
@@ -52,6 +52,10 @@ pub struct WriteCtx<'a> {
     pub stats: &'a Stats,
     /// No Redis behind this engine: entries stay in the process, never compressed.
     pub standalone: bool,
+    /// The tag state's meta key and channel, when page and route entries of the singular
+    /// handler are written with an announcement there (single Redis:
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    pub page_announce: Option<(&'a str, &'a str)>,
 }
 
 /// One `set`, as the host received it from Next (payload bytes excluded).
@@ -523,6 +527,11 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
     }
 }
 
+/// The second item of `v`, `""` when there is none.
+fn second(v: &[String]) -> &str {
+    v.get(1).map_or("", String::as_str)
+}
+
 fn owned_name(iface: &Interface<'_>) -> Option<String> {
     match iface {
         Interface::UseCache(name) => Some((*name).to_owned()),
@@ -754,9 +763,27 @@ impl WriteMachine {
             stored,
         } = planned;
         let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
-        let script = match ctx.leases.plan_write(key.clone(), lease_key, ttl_ms) {
-            EntryWrite::Set => None,
-            EntryWrite::WriteAndRelease(call) => Some(call),
+        // The copies kept for outages only are exactly the page and route entries of the
+        // singular handler: the writes other instances' tiers must hear of.
+        let announce = ctx.page_announce.filter(|_| outage_only);
+        let script = match (
+            ctx.leases.plan_write(key.clone(), lease_key, ttl_ms),
+            announce,
+        ) {
+            (EntryWrite::Set, None) => None,
+            (EntryWrite::WriteAndRelease(call), None) => Some(call),
+            (write, Some((meta, channel))) => {
+                let px = ttl_ms.to_string();
+                Some(match &write {
+                    EntryWrite::Set => entry_write_call(&[&key, meta, channel], &[&px, "", ""]),
+                    // LEASE_WRITE's `[entry, lease]` and `[px, token]`: the lease and the
+                    // token, as ENTRY_WRITE takes them in mode 'l'.
+                    EntryWrite::WriteAndRelease(call) => {
+                        let (lease, token) = (second(&call.keys), second(&call.args));
+                        entry_write_call(&[&key, meta, channel, lease], &[&px, "l", token])
+                    }
+                })
+            }
         };
         self.state = State::Storing {
             key: key.clone(),

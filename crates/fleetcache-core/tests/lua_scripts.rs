@@ -810,3 +810,144 @@ fn an_update_announces_what_a_refresh_from_the_version_before_returns() {
         );
     }
 }
+
+/// The next message on a subscriber's connection.
+fn message(sub: &mut Conn) -> Vec<u8> {
+    match sub.read() {
+        Reply::Array(items) => {
+            assert_eq!(items[0], Reply::Bulk(Some(b"smessage".to_vec())));
+            items[2].bulk().to_vec()
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
+    use fleetcache_core::scripts::{entry_write_call, ENTRY_WRITE};
+    use fleetcache_core::tags::Announced;
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let mut sub = server.connect();
+    sub.cmd(&["SSUBSCRIBE", &channel]);
+    let conn = &mut server.conn;
+    let mut follower = engine();
+    follower.follow_tags_by_push(1000.0).unwrap();
+    update(conn, &mut engine(), &["x"], Revalidation::Expire, 500.0);
+    refresh(conn, &mut follower);
+    assert_eq!(follower.mirror().version(), 1);
+    let mut pulled = engine();
+
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    let run_with_value = |conn: &mut Conn, call: &ScriptCall, value: &[u8]| {
+        assert_eq!(call.script, &ENTRY_WRITE);
+        let numkeys = call.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+        args.extend(call.keys.iter().map(|k| k.as_bytes()));
+        args.extend(call.args.iter().map(|a| a.as_bytes()));
+        args.push(value);
+        conn.send(&args)
+    };
+    let plain = entry_write_call(&[&entry, &meta, &channel], &["60000", "", ""]);
+    // The plain write.
+    assert_eq!(run_with_value(conn, &plain, b"v1"), Reply::Int(1));
+    assert_eq!(
+        conn.cmd(&["GET", &entry]),
+        Reply::Bulk(Some(b"v1".to_vec()))
+    );
+    let msg = message(&mut sub);
+    let items = netstring::decode(&msg).unwrap();
+    assert_eq!(items[0], b"p");
+    assert_eq!(items[2], b"2");
+    assert_eq!(items[4], entry.as_bytes());
+    assert_eq!(items.len(), 5);
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // The version and its id are what a pull finds.
+    refresh(conn, &mut pulled);
+    assert_eq!(follower.mirror().version(), pulled.mirror().version());
+    assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
+
+    // Mode 'l': the write releases the lease the token holds, as lease_write.lua.
+    let lease = format!("{entry}:lease");
+    conn.cmd(&["SET", &lease, "tok", "PX", "60000"]);
+    let with_lease =
+        |token: &str| entry_write_call(&[&entry, &meta, &channel, &lease], &["60000", "l", token]);
+    assert_eq!(
+        run_with_value(conn, &with_lease("other"), b"v2"),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        conn.cmd(&["GET", &lease]),
+        Reply::Bulk(Some(b"tok".to_vec()))
+    );
+    let msg = message(&mut sub);
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        run_with_value(conn, &with_lease("tok"), b"v3"),
+        Reply::Int(1)
+    );
+    assert_eq!(conn.cmd(&["EXISTS", &lease]), Reply::Int(0));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[4], entry.as_bytes());
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+
+    // Mode 's', a seed: announced when stored, not when the stored entry is kept.
+    let seed = writer
+        .plan_seed_write(
+            &Interface::Incremental,
+            "/s",
+            Millis(1000.0),
+            3_600_000,
+            Millis(2000.0),
+        )
+        .unwrap();
+    assert_eq!(seed.args[1], "s");
+    let seeded = writer.entry_key(&Interface::Incremental, "/s");
+    assert_eq!(run_with_value(conn, &seed, b"s1"), Reply::Int(1));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[4], seeded.as_bytes());
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // An envelope newer than the seed is kept (its creation time at offset 16).
+    let mut newer = b"FLCE".to_vec();
+    newer.extend_from_slice(&[0; 12]);
+    newer.extend_from_slice(&5000.0f64.to_le_bytes());
+    conn.send(&[b"SET", seeded.as_bytes(), &newer]);
+    assert_eq!(run_with_value(conn, &seed, b"s2"), Reply::Int(0));
+    // Nothing was announced since: the next message is the next write's, version 6.
+    assert_eq!(run_with_value(conn, &plain, b"v4"), Reply::Int(1));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[2], b"6");
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    refresh(conn, &mut pulled);
+    assert_eq!(follower.mirror().version(), 6);
+    assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
+    // The same bytes again make the same id; other bytes another.
+    let id = |conn: &mut Conn, v: u64| match conn.cmd(&["HGET", &meta, &format!("v:{v}")]) {
+        Reply::Bulk(Some(b)) => b,
+        other => panic!("no id for version {v}: {other:?}"),
+    };
+    assert_ne!(id(conn, 2), id(conn, 6), "v1 and v4: different bytes");
+    assert_eq!(run_with_value(conn, &plain, b"v1"), Reply::Int(1));
+    message(&mut sub);
+    assert_eq!(id(conn, 2), id(conn, 7), "v1 again");
+    // Pulling per request (no announcing), a seed is seed_write.lua as before.
+    assert_eq!(
+        engine()
+            .plan_seed_write(
+                &Interface::Incremental,
+                "/s",
+                Millis(1000.0),
+                3_600_000,
+                Millis(2000.0)
+            )
+            .unwrap()
+            .script
+            .name,
+        "seed_write"
+    );
+}

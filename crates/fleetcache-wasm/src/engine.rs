@@ -226,6 +226,14 @@ impl Engine {
             .map_err(|e| js_error(&e))
     }
 
+    /// Writes of page and route entries of the singular handler announce themselves on
+    /// `tagAnnounceChannel` from now on (single Redis, whatever `tagSync`:
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    #[wasm_bindgen(js_name = announcePageWrites)]
+    pub fn announce_page_writes(&mut self) {
+        self.inner.announce_page_writes();
+    }
+
     /// The sharded channel the tag updates announce on.
     #[wasm_bindgen(getter, js_name = tagAnnounceChannel)]
     pub fn tag_announce_channel(&self) -> String {
@@ -378,11 +386,18 @@ impl Engine {
         self.inner.tier_touch(key, Millis(now))
     }
 
-    /// Marks the tier's copy of `key` as kept for outages only: served while Redis cannot be
-    /// reached, never while it answers.
-    #[wasm_bindgen(js_name = memoryMarkOutageOnly)]
-    pub fn memory_mark_outage_only(&mut self, key: &str) -> bool {
-        self.inner.lru_mut().mark_outage_only(key)
+    /// Marks the tier's copy of `key` as a read or write step's `Keep` says: kept for outages
+    /// only (served while Redis cannot be reached, never while it answers) when `outageOnly`,
+    /// and bound to page generation `pageGen` (the read step's `PageGen`) when it is not 0: it
+    /// serves while Redis answers only while the announcements keep that generation
+    /// (docs/decisions/0031-page-entries-in-the-tier-by-push.md). False when `key` is not held.
+    #[wasm_bindgen(js_name = memoryMark)]
+    pub fn memory_mark(&mut self, key: &str, outage_only: bool, page_gen: f64) -> bool {
+        let lru = self.inner.lru_mut();
+        if outage_only {
+            return lru.mark_outage_only(key);
+        }
+        page_gen >= 1.0 && page_gen <= f64::from(u32::MAX) && lru.bind_page(key, page_gen as u32)
     }
 
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.

@@ -509,3 +509,48 @@ fn nothing_is_compressed_without_redis_when_off_or_for_images() {
     let (_, step) = start(&mut e, incremental(1, 1, &page));
     compress_step(step);
 }
+
+#[test]
+fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys() {
+    let mut e = engine();
+    e.announce_page_writes();
+    let keys = e.namespace().tag_keys();
+    let tail = [keys.meta.clone(), keys.announce.clone()];
+    let page = e.entry_key(&Interface::Incremental, "/page");
+    // The plain write of a page (PAGES): the announcing script.
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let call = s.script.unwrap_or_else(|| panic!("a page write announces"));
+    assert_eq!(call.script.name, "entry_write");
+    assert_eq!(call.keys, [page.clone(), tail[0].clone(), tail[1].clone()]);
+    assert_eq!(
+        call.args,
+        [s.ttl_ms.to_string(), String::new(), String::new()]
+    );
+    assert!(
+        s.outage_only,
+        "the writer's own copy is read again from Redis"
+    );
+    // With the lease held: the same script in mode 'l', with the lease and the token.
+    hold_lease(&mut e, &Interface::Incremental, "/page");
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let call = s.script.unwrap_or_else(|| panic!("a lease write"));
+    assert_eq!(call.script.name, "entry_write");
+    let lease = e.namespace().lease_key(&Interface::Incremental, "/page");
+    assert_eq!(
+        call.keys,
+        [page.clone(), tail[0].clone(), tail[1].clone(), lease]
+    );
+    assert_eq!(
+        call.args,
+        [s.ttl_ms.to_string(), "l".to_owned(), "tok".to_owned()]
+    );
+    // FETCH and 'use cache' entries are not announced.
+    let s = store(start(&mut e, incremental(4, 8, &[5, 7])).1);
+    assert!(s.script.is_none());
+    let s = store(start(&mut e, use_cache(&["a"], 60.0, 3600.0)).1);
+    assert!(s.script.is_none());
+    // Not announcing (Cluster): a plain SET, as before.
+    let mut plain = engine();
+    let s = store(start(&mut plain, incremental(2, 0, &[5, 7])).1);
+    assert!(s.script.is_none());
+}

@@ -1,0 +1,293 @@
+//! Page and route entries of the singular handler in the tier while the tag state is followed
+//! by push (docs/decisions/0031-page-entries-in-the-tier-by-push.md): a page write's
+//! announcement, the race of a read with one, and the gaps of the channel.
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::incremental::{Descriptor, IncrementalSet, ValueKind};
+use crate::keys::Interface;
+use crate::lease::Consumer;
+use crate::netstring;
+use crate::read_machine::*;
+use crate::tier::TierUse;
+use crate::time::Millis;
+
+const NOW: f64 = 1_795_690_530_000.0;
+const TOKEN: &str = "0123456789abcdef";
+
+/// An engine following the tag state by push, caught up at `NOW` (subscribed, then pulled).
+fn push_engine() -> Engine {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(e.tags_caught_up(Millis(NOW)));
+    e
+}
+
+/// A pull that finds the state of epoch `E` at `version`.
+fn pull(e: &mut Engine, version: &str, at: f64) {
+    e.plan_tag_pull(Millis(at));
+    let vid = format!("v{version}");
+    let full = if e.mirror().is_synced() { "0" } else { "1" };
+    let mut items = vec!["E", version, &vid, full];
+    if full == "1" {
+        items.push("0");
+    }
+    e.apply_refresh(&netstring::encode(items), Millis(at + 1.0))
+        .unwrap();
+}
+
+/// A page write's announcement of `key` as version `version` of epoch `E`.
+fn page_announcement(version: u64, key: &str) -> Vec<u8> {
+    netstring::encode([
+        "p".to_owned(),
+        "E".to_owned(),
+        version.to_string(),
+        format!("w{version}"),
+        key.to_owned(),
+    ])
+}
+
+fn page_value(e: &mut Engine, key: &str, created: f64) -> Vec<u8> {
+    let desc = Descriptor {
+        kind: ValueKind::AppPage,
+        has_rsc: false,
+        segments: 0,
+        revalidate_false: false,
+        no_expire: false,
+        no_cache_control: false,
+    };
+    let parts = vec![3u32; desc.part_count()];
+    let set = IncrementalSet {
+        desc,
+        revalidate: 60.0,
+        expire: 3600.0,
+        tags: &[],
+        parts: &parts,
+        created: Millis(created),
+        now: Millis(created),
+    };
+    let mut v = e.plan_incremental_set(key, &set).unwrap().header;
+    for _ in &parts {
+        v.extend_from_slice(b"abc");
+    }
+    v
+}
+
+fn read(e: &Engine, key: &str, now: f64) -> ReadMachine {
+    e.read_incremental(
+        key,
+        false,
+        Vec::new(),
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        TOKEN.to_owned(),
+        Millis(now),
+    )
+}
+
+fn go(e: &mut Engine, m: &mut ReadMachine, input: ReadInput<'_>, now: f64) -> ReadStep {
+    e.read_step(m, input, Millis(now)).unwrap()
+}
+
+fn b(v: &[u8]) -> Option<Bytes<'_>> {
+    Some(Bytes {
+        prefix: v,
+        total_len: v.len(),
+    })
+}
+
+/// Steps a read of `/p` to its `GET` (the tier holds nothing the read may serve).
+fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) {
+    go(e, m, ReadInput::Start, now);
+    let mut s = go(e, m, ReadInput::Refreshed, now);
+    if s.action == ReadAction::PeekTier {
+        s = go(e, m, ReadInput::Tier(None), now);
+    }
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+}
+
+/// Keeps the bytes as the host does with the read's tier action.
+fn keep(e: &mut Engine, key: &str, v: &[u8], tier: TierAction) {
+    if let TierAction::Keep {
+        until,
+        outage_only,
+        page_gen,
+    } = tier
+    {
+        e.lru_mut().insert(key, v.len() as u64, until);
+        if outage_only {
+            e.lru_mut().mark_outage_only(key);
+        }
+        if page_gen != 0 {
+            e.lru_mut().bind_page(key, page_gen);
+        }
+    }
+}
+
+/// Reads `/p` from Redis (`v`), at `now`, and keeps it as the host would; the tier action.
+fn read_from_redis(e: &mut Engine, v: &[u8], now: f64) -> TierAction {
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let mut m = read(e, "/p", now);
+    to_get(e, &mut m, now);
+    let s = go(e, &mut m, ReadInput::Reply(b(v)), now);
+    assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+    keep(e, &key, v, s.tier);
+    s.tier
+}
+
+fn is_bound(tier: TierAction) -> bool {
+    matches!(
+        tier,
+        TierAction::Keep {
+            outage_only: false,
+            page_gen,
+            ..
+        } if page_gen != 0
+    )
+}
+
+#[test]
+fn while_caught_up_a_page_read_from_redis_serves_from_the_tier_until_announced() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
+    // Another key's write changes nothing for this one.
+    e.apply_announcement(&page_announcement(2, "other"))
+        .unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+    // Its own write: kept for outages only, read from Redis again.
+    e.apply_announcement(&page_announcement(3, &key)).unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Kept);
+    assert!(e.tags_caught_up(Millis(NOW + 3.0)));
+    // The next read of it binds the new value.
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW + 4.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 5.0)), TierUse::Serve);
+}
+
+#[test]
+fn an_announcement_heard_while_a_read_is_out_keeps_its_value_for_outages_only() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut m = read(&e, "/p", NOW);
+    to_get(&mut e, &mut m, NOW);
+    // The write of v2 is announced before the reply with v1 is judged (another connection).
+    e.apply_announcement(&page_announcement(2, &key)).unwrap();
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+    assert!(
+        matches!(
+            s.tier,
+            TierAction::Keep {
+                outage_only: true,
+                page_gen: 0,
+                ..
+            }
+        ),
+        "{:?}",
+        s.tier
+    );
+    keep(&mut e, &key, &v1, s.tier);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_gap_keeps_every_page_copy_kept_before_it_for_outages_only() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    // The channel goes down and comes back: not served meanwhile, nor after.
+    e.tag_channel_down();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW + 3.0);
+    assert!(e.tags_caught_up(Millis(NOW + 5.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 5.0)), TierUse::Kept);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW + 6.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 7.0)), TierUse::Serve);
+    // An announcement out of sequence is a gap too.
+    e.apply_announcement(&page_announcement(5, "other"))
+        .unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 8.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_read_that_went_out_while_not_caught_up_keeps_its_value_for_outages_only() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    e.tag_channel_down();
+    let mut m = read(&e, "/p", NOW);
+    to_get(&mut e, &mut m, NOW);
+    // Caught up again before the reply: the read still went out while announcements could
+    // be lost.
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW + 1.0);
+    assert!(e.tags_caught_up(Millis(NOW + 3.0)));
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 3.0);
+    assert!(!is_bound(s.tier), "{:?}", s.tier);
+    keep(&mut e, &key, &v, s.tier);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 4.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_pull_finding_versions_no_announcement_brought_is_a_gap() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    // A pull at the version the mirror is at changes nothing.
+    pull(&mut e, "1", NOW + 1.0);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
+    // Version 2 was written and its announcement not heard (yet, or ever).
+    pull(&mut e, "2", NOW + 4.0);
+    assert!(e.tags_caught_up(Millis(NOW + 6.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 6.0)), TierUse::Kept);
+}
+
+#[test]
+fn past_the_pull_interval_a_page_copy_waits_for_the_next_pull() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 995.0)), TierUse::Kept);
+    pull(&mut e, "1", NOW + 995.0);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 997.0)), TierUse::Serve);
+}
+
+#[test]
+fn pulling_per_request_page_copies_stay_for_outages_only() {
+    let mut e = Engine::new(Config::default()).unwrap();
+    e.mark_standalone();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    let tier = read_from_redis(&mut e, &v, NOW);
+    assert!(
+        matches!(
+            tier,
+            TierAction::Keep {
+                outage_only: true,
+                page_gen: 0,
+                ..
+            }
+        ),
+        "{tier:?}"
+    );
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
+    // An announcement changes nothing for a process that does not follow them.
+    e.apply_announcement(&page_announcement(2, &key))
+        .unwrap_or(crate::tags::Announced::Gap);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
+}
