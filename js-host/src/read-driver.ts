@@ -96,12 +96,20 @@ export interface ReadMachine<E> {
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
   tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   fallback(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
-  reply(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
+  /** `joined`: the `GET` was another read's, sent earlier (`ReadIo.joins`). */
+  reply(
+    engine: E,
+    prefix: Uint8Array | undefined,
+    totalLen: number,
+    joined: boolean,
+    now: number,
+  ): number
   polled(
     engine: E,
     prefix: Uint8Array | undefined,
     totalLen: number,
     leased: boolean,
+    joined: boolean,
     now: number,
   ): number
   leaseReply(engine: E, code: number, now: number): number
@@ -197,6 +205,16 @@ export interface ReadIo {
   forget(key: string): void
   /** The stored entry, or null; rejects with an error carrying a `code` (see `failureOf`). */
   get(key: string, budgetMs: number): Promise<Uint8Array | null>
+  /**
+   * Whether a `get` of `key` now would join one already in flight instead of sending its own
+   * (its reply then tells of a time before this read asked). Absent: never.
+   */
+  joins?: ((key: string) => boolean) | undefined
+  /**
+   * Tag announcements applied so far (following by push): a poll in flight is shared only by
+   * reads that ask under the same count, as a `GET` is (store.ts, `RedisStore.get`). Absent: 0.
+   */
+  announcementsHeard?: (() => number) | undefined
   /** Runs a script argv of the lease protocol; rejects like `get`. */
   script(argv: string[], budgetMs: number): Promise<Reply>
   /** A debug line of the driver's own or of the renewal machine (the answer's come with it). */
@@ -387,22 +405,24 @@ const polling = new WeakMap<object, Map<string, Promise<[Uint8Array | null, bool
 
 /**
  * A follower's poll: the entry (null when none) and whether its lease still exists, from one
- * script call. Concurrent polls of one key in one process share it, as reads share one `GET`.
+ * script call, and whether this call joined one already in flight. Concurrent polls of one key
+ * in one process share it, as reads share one `GET`.
  */
 function poll(
   engine: object,
   io: ReadIo,
   argv: string[],
   budgetMs: number,
-): Promise<[Uint8Array | null, boolean]> {
+): [Promise<[Uint8Array | null, boolean]>, boolean] {
   let pending = polling.get(engine)
   if (pending === undefined) {
     pending = new Map()
     polling.set(engine, pending)
   }
-  const id = argv.join('\0')
+  // An announcement since a poll went out may be of a write it missed: no later read joins it.
+  const id = `${argv.join('\0')}\0${String(io.announcementsHeard?.() ?? 0)}`
   const shared = pending.get(id)
-  if (shared !== undefined) return shared
+  if (shared !== undefined) return [shared, true]
   const sent = io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
     if (!Array.isArray(reply)) {
       throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
@@ -416,7 +436,7 @@ function poll(
     if (map.get(id) === sent) map.delete(id)
   }
   sent.then(done, done)
-  return sent
+  return [sent, false]
 }
 
 /** Which input the last bytes went in with: `NeedMore` gives them again the same way. */
@@ -621,6 +641,8 @@ class Read<E extends object, T> {
   private givenBytes: Uint8Array | null = null
   private givenKey = ''
   private leased = false
+  /** The last `GET` or poll joined another read's (the machine then keeps no page copy). */
+  private joined = false
   private readError: unknown = undefined
   /** The bytes each source gave, for the answer's `source`. */
   private own: Uint8Array | null = null
@@ -778,9 +800,9 @@ class Read<E extends object, T> {
       case Given.Fallback:
         return machine.fallback(engine, prefix, total, t)
       case Given.Reply:
-        return machine.reply(engine, prefix, total, t)
+        return machine.reply(engine, prefix, total, this.joined, t)
       case Given.Polled:
-        return machine.polled(engine, prefix, total, this.leased, t)
+        return machine.polled(engine, prefix, total, this.leased, this.joined, t)
       case Given.None:
         throw new Error('read machine asked for more bytes before any were given')
     }
@@ -818,6 +840,7 @@ class Read<E extends object, T> {
     // `Get` reads the entry key (the binding's contract): no key string crosses again.
     let reading: Promise<Uint8Array | null>
     try {
+      this.joined = io.joins?.(this.entryKey) ?? false
       reading = io.get(this.entryKey, f[this.base + this.binding.ReadField.BudgetMs] ?? 0)
     } catch (err) {
       reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
@@ -853,7 +876,9 @@ class Read<E extends object, T> {
   private async pollEntry(budgetMs: number): Promise<number> {
     let entry: Uint8Array | null
     try {
-      ;[entry, this.leased] = await poll(this.engine, this.io, this.machine.argv(), budgetMs)
+      const [polled, joined] = poll(this.engine, this.io, this.machine.argv(), budgetMs)
+      this.joined = joined
+      ;[entry, this.leased] = await polled
     } catch (err) {
       if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
       return this.failed(err)

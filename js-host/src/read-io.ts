@@ -47,6 +47,8 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     },
     // The budget is the guarded transport's for the kind, the same engine value.
     get: (key) => store.get(key, now()),
+    joins: (key) => store.joins?.(key) ?? false,
+    announcementsHeard: () => store.announcementsHeard?.() ?? 0,
     script: (argv) =>
       transport === undefined
         ? Promise.reject(new NoRedisError())

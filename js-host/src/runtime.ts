@@ -122,7 +122,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
           }),
           log,
         )
-  const store =
+  const store: EntryStore =
     transport === undefined
       ? new MemoryStore(engine)
       : new RedisStore(transport, engine, options.engine.memoryBytes ?? coreDefaults().memoryBytes)
@@ -135,7 +135,9 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     engine,
     transport,
     store,
-    tags: nodeTagSync(engine, transport, log, pushFor(options, engine, log)),
+    tags: nodeTagSync(engine, transport, log, pushFor(options, engine, log), () => {
+      store.heard?.()
+    }),
     log,
     options,
   }

@@ -9,6 +9,12 @@ export interface EntryStore {
    * read machine turns them into misses, or serves the copy this process holds).
    */
   get(key: string, now: number): Promise<Buffer | null>
+  /** Whether a `get` of `key` now joins one in flight (absent: `get` never shares). */
+  joins?(key: string): boolean
+  /** A tag announcement was applied (following by push): no later `get` joins an earlier one. */
+  heard?(): void
+  /** Tag announcements applied so far (`heard`). */
+  announcementsHeard?(): number
   /**
    * Writes an envelope for `ttlMs` (the write machine's Store step): `SET` when `script` is
    * empty, else the engine's `EVALSHA` argv with the value appended (it writes the entry and
@@ -57,8 +63,15 @@ export interface EntryStore {
 export class RedisStore implements EntryStore {
   readonly kind = 'redis'
   private readonly bytes = new Map<string, Buffer>()
-  /** `GET`s in flight, by key: later readers join them instead of sending their own. */
-  private readonly reads = new Map<string, Promise<Buffer | null>>()
+  /**
+   * `GET`s in flight, by key, with the count of announcements heard when each went out: later
+   * readers join them instead of sending their own, unless an announcement came in between
+   * (it may be of a write that `GET` missed, and a read that starts after an announcement gets
+   * that write: docs/failures.md, "Page and route entries").
+   */
+  private readonly reads = new Map<string, { read: Promise<Buffer | null>; heard: number }>()
+  /** Tag announcements applied so far (`heard`). */
+  private announcements = 0
   /** False with a zero tier budget: every tier call is then skipped, not refused by wasm. */
   private readonly tiered: boolean
 
@@ -95,13 +108,25 @@ export class RedisStore implements EntryStore {
     this.bytes.delete(key)
   }
 
+  heard(): void {
+    this.announcements++
+  }
+
+  announcementsHeard(): number {
+    return this.announcements
+  }
+
+  joins(key: string): boolean {
+    return this.reads.get(key)?.heard === this.announcements
+  }
+
   get(key: string): Promise<Buffer | null> {
     const inFlight = this.reads.get(key)
-    if (inFlight !== undefined) return inFlight
+    if (inFlight?.heard === this.announcements) return inFlight.read
     const read = this.read(key).finally(() => {
-      if (this.reads.get(key) === read) this.reads.delete(key)
+      if (this.reads.get(key)?.read === read) this.reads.delete(key)
     })
-    this.reads.set(key, read)
+    this.reads.set(key, { read, heard: this.announcements })
     return read
   }
 

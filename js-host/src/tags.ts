@@ -36,6 +36,7 @@ export function nodeTagSync(
   transport: Transport | undefined,
   log: Logger,
   subscribe?: Subscribe,
+  heard?: () => void,
 ): TagSync {
   return new TagSync(engine, {
     enums: wasm,
@@ -51,6 +52,6 @@ export function nodeTagSync(
     push:
       subscribe === undefined
         ? undefined
-        : { subscribe, maxPullIntervalMs: PUSH_MAX_PULL_INTERVAL_MS },
+        : { subscribe, maxPullIntervalMs: PUSH_MAX_PULL_INTERVAL_MS, heard },
   })
 }

@@ -468,6 +468,9 @@ pub struct ReadMachine {
     won_at: Option<Millis>,
     /// The page announcements as seen when the last read of the entry went out.
     page_stamp: PageStamp,
+    /// The last `GET` or poll was joined to one another read of this process sent earlier
+    /// ([`ReadMachine::joined`]).
+    joined: bool,
     log: String,
     error: String,
 }
@@ -736,6 +739,7 @@ impl ReadMachine {
             acquire_sent_at: now,
             won_at: None,
             page_stamp: None,
+            joined: false,
             log,
             error,
         }
@@ -747,6 +751,16 @@ impl ReadMachine {
     /// asks again.
     pub fn no_write_in_flight(&mut self) {
         self.ask_own_write = false;
+    }
+
+    /// The host joined the `GET` or poll just asked for ([`ReadAction::Get`],
+    /// [`ReadAction::Poll`]) to the same command of another read of this process, sent
+    /// earlier: the view of the page announcements when it went out is that read's, not this
+    /// one's, so a page copy from its reply is left for that read to keep (a page announced
+    /// in between would otherwise be kept bound to the generation that replaced it, and
+    /// serve with no time limit). Call after the step that asked for it, before its reply.
+    pub fn joined(&mut self) {
+        self.joined = true;
     }
 
     /// The entry's Redis key.
@@ -997,6 +1011,7 @@ impl ReadMachine {
     fn get(&mut self, ctx: &ReadCtx<'_>, tier: TierAction) -> ReadStep {
         self.state = State::Get;
         self.page_stamp = ctx.pages;
+        self.joined = false;
         ReadStep {
             action: ReadAction::Get {
                 key: self.entry_key.clone(),
@@ -1194,6 +1209,7 @@ impl ReadMachine {
     fn poll(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
         self.state = State::Poll;
         self.page_stamp = ctx.pages;
+        self.joined = false;
         ReadStep {
             action: ReadAction::Poll {
                 call: lease::plan_poll(self.entry_key.clone(), self.lease_key()),
@@ -1473,6 +1489,8 @@ impl ReadMachine {
                         outage_only: false,
                         page_gen: 0,
                     }
+                } else if self.joined && matches!(source, Source::Redis | Source::Poll) {
+                    TierAction::None
                 } else {
                     // A page copy serves while Redis answers only bound to the announcements
                     // (docs/decisions/0031-page-entries-in-the-tier-by-push.md).

@@ -939,27 +939,37 @@ impl ReadMachine {
         self.step(engine, core::ReadInput::Fallback(bytes(&prefix, len)), now)
     }
 
-    /// The entry read (`undefined`: none stored).
+    /// The entry read (`undefined`: none stored); `joined` when the host joined the `GET` of
+    /// another read of this process instead of sending one (core `ReadMachine::joined`).
     pub fn reply(
         &mut self,
         engine: &mut Engine,
         prefix: Option<Vec<u8>>,
         total_len: f64,
+        joined: bool,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
+        if joined {
+            self.inner.joined();
+        }
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Reply(bytes(&prefix, len)), now)
     }
 
-    /// A poll's reply: the entry (`undefined`: none) and whether its lease still exists.
+    /// A poll's reply: the entry (`undefined`: none) and whether its lease still exists;
+    /// `joined` as for [`reply`](Self::reply).
     pub fn polled(
         &mut self,
         engine: &mut Engine,
         prefix: Option<Vec<u8>>,
         total_len: f64,
         leased: bool,
+        joined: bool,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
+        if joined {
+            self.inner.joined();
+        }
         let len = total(&prefix, total_len);
         let input = core::ReadInput::Polled {
             entry: bytes(&prefix, len),

@@ -291,3 +291,50 @@ fn pulling_per_request_page_copies_stay_for_outages_only() {
         .unwrap_or(crate::tags::Announced::Gap);
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
 }
+
+/// The host shares one in-flight `GET` between concurrent reads of a key (js-host/src/store.ts,
+/// `RedisStore.get`). Read B starts after the announcement of v2 and joins read A's `GET`,
+/// which Redis answered with v1 before the write: neither may keep v1 bound to the
+/// generation the announcement left, or it would serve with no time limit.
+#[test]
+fn a_read_joining_a_get_sent_before_an_announcement_does_not_bind_the_old_value() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut a = read(&e, "/p", NOW);
+    to_get(&mut e, &mut a, NOW);
+    e.apply_announcement(&page_announcement(2, &key)).unwrap();
+    let mut bm = read(&e, "/p", NOW + 0.5);
+    to_get(&mut e, &mut bm, NOW + 0.5);
+    bm.joined();
+    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    keep(&mut e, &key, &v1, sa.tier);
+    let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    assert_eq!(
+        sb.tier,
+        TierAction::None,
+        "the read that sent the GET keeps its reply"
+    );
+    keep(&mut e, &key, &v1, sb.tier);
+    // v1 is what the announced write replaced: it must not serve while Redis answers.
+    assert_ne!(e.tier_use(&key, Millis(NOW + 500.0)), TierUse::Serve);
+}
+
+/// A read that joined a `GET` sent while nothing was announced since leaves the copy to the
+/// sender, which binds it: joining costs the tier nothing.
+#[test]
+fn a_joined_get_leaves_the_page_copy_to_the_read_that_sent_it() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut a = read(&e, "/p", NOW);
+    to_get(&mut e, &mut a, NOW);
+    let mut bm = read(&e, "/p", NOW + 0.5);
+    to_get(&mut e, &mut bm, NOW + 0.5);
+    bm.joined();
+    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    keep(&mut e, &key, &v1, sa.tier);
+    let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    assert_eq!(sb.tier, TierAction::None);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+}
