@@ -72,6 +72,11 @@ pub struct Engine {
     standalone: bool,
     /// Page writes announce themselves ([`Engine::announce_page_writes`]).
     announce_pages: bool,
+    /// This process's part of every announced page write's version id
+    /// ([`Engine::set_write_id_seed`]), and the writes counted so far: together unique to
+    /// each write, as no hash of its key and bytes is.
+    write_id_seed: String,
+    write_ids: Cell<u64>,
 }
 
 impl Engine {
@@ -102,8 +107,33 @@ impl Engine {
             dropped_tags: Cell::new(DroppedTags::default()),
             standalone: false,
             announce_pages: false,
+            write_id_seed: String::new(),
+            write_ids: Cell::new(0),
             config,
         })
+    }
+
+    /// Sets this process's random part of the version ids of its announced page writes (the
+    /// host's secure random source; the wasm binding sets one as it builds the engine). The id
+    /// of each write is it and a count: the same bytes written again after a `FLUSHALL` or a
+    /// failover that lost the first write reuse its version number but never its id, which is
+    /// how a pull tells them apart (tag_refresh.lua; docs/decisions/0031). Without a seed the
+    /// ids are the count alone, unique within this process only.
+    pub fn set_write_id_seed(&mut self, seed: &str) -> Result<(), PlanError> {
+        check_epoch_candidate(seed)?;
+        seed.clone_into(&mut self.write_id_seed);
+        Ok(())
+    }
+
+    /// The version id of the next announced page write.
+    fn next_write_id(&self) -> String {
+        let n = self.write_ids.get().wrapping_add(1);
+        self.write_ids.set(n);
+        let mut id = String::with_capacity(self.write_id_seed.len() + 21);
+        id.push_str(&self.write_id_seed);
+        id.push('.');
+        id.push_str(&n.to_string());
+        id
     }
 
     /// Tags dropped, for being longer than [`crate::tags::MAX_TAG_BYTES`], from the list the
@@ -787,8 +817,10 @@ impl Engine {
         ttl_ms: u64,
         now: Millis,
     ) -> Option<ScriptCall> {
-        let announce = (self.announce_pages && *iface == Interface::Incremental)
-            .then(|| self.tag_sync.announce_target());
+        let announce = (self.announce_pages && *iface == Interface::Incremental).then(|| {
+            let (meta, channel) = self.tag_sync.announce_target();
+            (meta, channel, self.next_write_id())
+        });
         seed::plan_write(
             self.namespace.entry_key(iface, cache_key),
             created,
@@ -883,6 +915,7 @@ impl Engine {
     }
 
     fn write_ctx(&mut self) -> WriteCtx<'_> {
+        let id = self.announce_pages.then(|| self.next_write_id());
         WriteCtx {
             config: &self.config,
             namespace: &self.namespace,
@@ -891,7 +924,10 @@ impl Engine {
             stale_handouts: &self.stale_handouts,
             stats: &self.stats,
             standalone: self.standalone,
-            page_announce: self.announce_pages.then(|| self.tag_sync.announce_target()),
+            page_announce: id.map(|id| {
+                let (meta, channel) = self.tag_sync.announce_target();
+                (meta, channel, id)
+            }),
         }
     }
 

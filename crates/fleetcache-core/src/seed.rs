@@ -40,7 +40,7 @@ pub fn plan_write(
     created: Millis,
     ttl_ms: u64,
     now: Millis,
-    announce: Option<(&str, &str)>,
+    announce: Option<(&str, &str, String)>,
 ) -> Option<ScriptCall> {
     if !created.0.is_finite() || !now.0.is_finite() {
         return None;
@@ -55,8 +55,8 @@ pub fn plan_write(
     // header holds.
     let created = crate::decimal::exact_decimal(created.0);
     Some(match announce {
-        Some((meta, channel)) => {
-            entry_write_call(&[&entry_key, meta, channel], &[&px, "s", &created])
+        Some((meta, channel, id)) => {
+            entry_write_call(&[&entry_key, meta, channel], &[&px, "s", &created, &id])
         }
         None => ScriptCall {
             script: &SEED_WRITE,

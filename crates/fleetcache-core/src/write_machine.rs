@@ -55,7 +55,8 @@ pub struct WriteCtx<'a> {
     /// The tag state's meta key and channel, when page and route entries of the singular
     /// handler are written with an announcement there (single Redis:
     /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
-    pub page_announce: Option<(&'a str, &'a str)>,
+    /// With the version id this write announces itself under, if it does.
+    pub page_announce: Option<(&'a str, &'a str, String)>,
 }
 
 /// One `set`, as the host received it from Next (payload bytes excluded).
@@ -765,22 +766,24 @@ impl WriteMachine {
         let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
         // The copies kept for outages only are exactly the page and route entries of the
         // singular handler: the writes other instances' tiers must hear of.
-        let announce = ctx.page_announce.filter(|_| outage_only);
+        let announce = ctx.page_announce.take().filter(|_| outage_only);
         let script = match (
             ctx.leases.plan_write(key.clone(), lease_key, ttl_ms),
             announce,
         ) {
             (EntryWrite::Set, None) => None,
             (EntryWrite::WriteAndRelease(call), None) => Some(call),
-            (write, Some((meta, channel))) => {
+            (write, Some((meta, channel, id))) => {
                 let px = ttl_ms.to_string();
                 Some(match &write {
-                    EntryWrite::Set => entry_write_call(&[&key, meta, channel], &[&px, "", ""]),
+                    EntryWrite::Set => {
+                        entry_write_call(&[&key, meta, channel], &[&px, "", "", &id])
+                    }
                     // LEASE_WRITE's `[entry, lease]` and `[px, token]`: the lease and the
                     // token, as ENTRY_WRITE takes them in mode 'l'.
                     EntryWrite::WriteAndRelease(call) => {
                         let (lease, token) = (second(&call.keys), second(&call.args));
-                        entry_write_call(&[&key, meta, channel, lease], &[&px, "l", token])
+                        entry_write_call(&[&key, meta, channel, lease], &[&px, "l", token, &id])
                     }
                 })
             }

@@ -141,6 +141,8 @@ struct Redis {
 /// Numbers the page writes that reach Redis (never reused, even by a failover: a page write's
 /// id comes from Redis's clock, which a failover does not take back).
 static PAGE_WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Each engine's seed of page-write version ids: a process's random draw.
+static WRITE_ID_SEEDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn ms(s: &str) -> f64 {
     s.parse::<f64>().unwrap()
@@ -434,7 +436,9 @@ impl Redis {
                         }
                     }
                     if announce {
-                        let id = format!("w{n}");
+                        // entry_write.lua's id: the one the call carries (ARGV[4]), not one
+                        // the model makes unique, so ids that repeat are seen to.
+                        let id = format!("w{}", call.args.get(3).map_or("", String::as_str));
                         self.tags.bump(&id);
                         let msg = netstring::encode([
                             "p".to_owned(),
@@ -521,8 +525,12 @@ impl Instance {
         if push {
             engine.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
         }
-        // One Redis: every instance announces its page writes, pulling or not.
+        // One Redis: every instance announces its page writes, pulling or not, with version
+        // ids from a seed of its own, as the wasm binding draws one per process (a restart
+        // draws another).
         engine.announce_page_writes();
+        let seed = WRITE_ID_SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        engine.set_write_id_seed(&format!("p{seed}")).unwrap();
         Instance {
             loaded: false,
             refreshing: None,

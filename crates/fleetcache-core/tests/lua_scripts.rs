@@ -853,9 +853,9 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
         args.push(value);
         conn.send(&args)
     };
-    let plain = entry_write_call(&[&entry, &meta, &channel], &["60000", "", ""]);
+    let plain = |id: &str| entry_write_call(&[&entry, &meta, &channel], &["60000", "", "", id]);
     // The plain write.
-    assert_eq!(run_with_value(conn, &plain, b"v1"), Reply::Int(1));
+    assert_eq!(run_with_value(conn, &plain("a"), b"v1"), Reply::Int(1));
     assert_eq!(
         conn.cmd(&["GET", &entry]),
         Reply::Bulk(Some(b"v1".to_vec()))
@@ -875,8 +875,12 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
     // Mode 'l': the write releases the lease the token holds, as lease_write.lua.
     let lease = format!("{entry}:lease");
     conn.cmd(&["SET", &lease, "tok", "PX", "60000"]);
-    let with_lease =
-        |token: &str| entry_write_call(&[&entry, &meta, &channel, &lease], &["60000", "l", token]);
+    let with_lease = |token: &str| {
+        entry_write_call(
+            &[&entry, &meta, &channel, &lease],
+            &["60000", "l", token, token],
+        )
+    };
     assert_eq!(
         run_with_value(conn, &with_lease("other"), b"v2"),
         Reply::Int(0)
@@ -919,7 +923,7 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
     conn.send(&[b"SET", seeded.as_bytes(), &newer]);
     assert_eq!(run_with_value(conn, &seed, b"s2"), Reply::Int(0));
     // Nothing was announced since: the next message is the next write's, version 6.
-    assert_eq!(run_with_value(conn, &plain, b"v4"), Reply::Int(1));
+    assert_eq!(run_with_value(conn, &plain("b"), b"v4"), Reply::Int(1));
     let msg = message(&mut sub);
     assert_eq!(netstring::decode(&msg).unwrap()[2], b"6");
     assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
@@ -931,10 +935,9 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
         Reply::Bulk(Some(b)) => b,
         other => panic!("no id for version {v}: {other:?}"),
     };
-    assert_ne!(id(conn, 2), id(conn, 6), "v1 and v4: different bytes");
-    assert_eq!(run_with_value(conn, &plain, b"v1"), Reply::Int(1));
-    message(&mut sub);
-    assert_eq!(id(conn, 2), id(conn, 7), "v1 again");
+    // Each version's id is the one its call carried.
+    assert_eq!(id(conn, 2), b"wa");
+    assert_eq!(id(conn, 6), b"wb");
     // Pulling per request (no announcing), a seed is seed_write.lua as before.
     assert_eq!(
         engine()
@@ -950,4 +953,46 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
             .name,
         "seed_write"
     );
+}
+
+/// The same page write (a seed: the same bytes) stored again after a `FLUSHALL` (or a failover
+/// that lost the first) is version 1 again: its id must differ, or a process that pulled the
+/// first takes the second for it (tag_refresh.lua's `reused`) and misses what came after.
+#[test]
+fn the_same_page_write_after_a_flushall_is_another_version_id() {
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let meta = writer.namespace().tag_keys().meta.clone();
+    let conn = &mut server.conn;
+    let seed = || {
+        writer
+            .plan_seed_write(
+                &Interface::Incremental,
+                "/s",
+                Millis(1000.0),
+                3_600_000,
+                Millis(2000.0),
+            )
+            .unwrap()
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        conn.cmd(&["FLUSHALL"]);
+        let call = seed();
+        let numkeys = call.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+        args.extend(call.keys.iter().map(|k| k.as_bytes()));
+        args.extend(call.args.iter().map(|a| a.as_bytes()));
+        args.push(b"same bytes");
+        assert_eq!(conn.send(&args), Reply::Int(1));
+        match conn.cmd(&["HMGET", &meta, "ver", "v:1"]) {
+            Reply::Array(items) => ids.push(items),
+            other => panic!("no version: {other:?}"),
+        }
+    }
+    assert_eq!(ids[0][0], ids[1][0], "both are version 1");
+    assert_ne!(ids[0][1], ids[1][1], "version 1's id is another");
 }

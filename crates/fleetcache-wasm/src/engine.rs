@@ -142,7 +142,11 @@ impl Engine {
         } else {
             crate::js_value::from_js(config).map_err(|e| js_error(&BindingError::from(e)))?
         };
-        let inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
+        let mut inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
+        // Page writes' version ids: unique to this process (docs/decisions/0031).
+        inner
+            .set_write_id_seed(&random_token()?)
+            .map_err(|e| js_error(&e))?;
         Ok(Engine { inner })
     }
 

@@ -514,6 +514,7 @@ fn nothing_is_compressed_without_redis_when_off_or_for_images() {
 fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys() {
     let mut e = engine();
     e.announce_page_writes();
+    e.set_write_id_seed("seed").unwrap();
     let keys = e.namespace().tag_keys();
     let tail = [keys.meta.clone(), keys.announce.clone()];
     let page = e.entry_key(&Interface::Incremental, "/page");
@@ -522,9 +523,17 @@ fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys()
     let call = s.script.unwrap_or_else(|| panic!("a page write announces"));
     assert_eq!(call.script.name, "entry_write");
     assert_eq!(call.keys, [page.clone(), tail[0].clone(), tail[1].clone()]);
+    // The version id: this process's seed and a count, another for every write.
+    let id = call.args.get(3).cloned().unwrap_or_default();
+    assert!(id.starts_with("seed."), "{id}");
     assert_eq!(
         call.args,
-        [s.ttl_ms.to_string(), String::new(), String::new()]
+        [
+            s.ttl_ms.to_string(),
+            String::new(),
+            String::new(),
+            id.clone()
+        ]
     );
     assert!(
         s.outage_only,
@@ -540,9 +549,11 @@ fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys()
         call.keys,
         [page.clone(), tail[0].clone(), tail[1].clone(), lease]
     );
+    let next = call.args.get(3).cloned().unwrap_or_default();
+    assert!(next.starts_with("seed.") && next != id, "{next} after {id}");
     assert_eq!(
         call.args,
-        [s.ttl_ms.to_string(), "l".to_owned(), "tok".to_owned()]
+        [s.ttl_ms.to_string(), "l".to_owned(), "tok".to_owned(), next]
     );
     // FETCH and 'use cache' entries are not announced.
     let s = store(start(&mut e, incremental(4, 8, &[5, 7])).1);

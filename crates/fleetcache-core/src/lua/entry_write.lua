@@ -3,14 +3,15 @@
 -- place of a plain SET, of lease_write.lua and of seed_write.lua, whose rules it keeps.
 -- KEYS = [entry, meta, channel, lease (mode 'l' only)] (meta and channel: the tag state's, in
 --        its {prefix} slot; the entry is in another slot: single Redis only, never Cluster)
--- ARGV = [px, mode, arg, value]
+-- ARGV = [px, mode, arg, id, value] (id: this write's version id, unique to it: the host's
+--        random seed and its count of writes)
 --   mode '':  a plain write; returns 1.
 --   mode 'l': releases the lease KEYS[4] when arg (the caller's token) still holds it, as
 --             lease_write.lua; returns 1 when released, else 0.
 --   mode 's': a seed, stored unless the stored envelope was created at or after arg (ms), as
 --             seed_write.lua; returns 1 when stored, 0 when the stored entry was kept (then
 --             nothing is announced).
-local r, k, m, v, t = redis.call, KEYS[1], ARGV[2], ARGV[4], KEYS[2]
+local r, k, m, v, t = redis.call, KEYS[1], ARGV[2], ARGV[5], KEYS[2]
 if m == 's' then
   local h = r('GETRANGE', k, 0, 23)
   -- The envelope's creation time: an f64, little-endian, at offset 16.
@@ -21,13 +22,13 @@ end
 r('SET', k, v, 'PX', ARGV[1])
 -- The write is a version of the tag state without records: a process that follows the state
 -- by push and misses the announcement sees a gap in the versions (the next announcement's, or
--- its next pull's), never a silent loss. The version's id, the SHA-1 of the key and what was
--- written, tells it from another write that reused the number after a failover lost this one
--- (as the update script's epoch candidate does; the same bytes again are the same write).
+-- its next pull's), never a silent loss. The version's id, the host's for this write (as the
+-- update script's epoch candidate is), tells it from another write that reused the number
+-- after a failover or FLUSHALL lost this one, even one of the same bytes (a seed again).
 -- SPUBLISH needs Redis 7.0+ and the channel in the ACL: without them the version still counts,
 -- and the followers' next pull finds the gap. Lengths and versions are integers far below
 -- 1e14, which Lua prints exactly.
-local id = 'w' .. redis.sha1hex(k .. '\0' .. v)
+local id = 'w' .. ARGV[4]
 r('HSETNX', t, 'epoch', id)
 local n = r('HINCRBY', t, 'ver', 1)
 r('HSET', t, 'v:' .. n, id)
