@@ -229,6 +229,8 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        // No step here keeps a page copy bound to a generation (core `TierAction::Keep`).
+        (ReadField::PageGen, 0.0),
         (ReadField::PartsLen, s.parts().len() as f64),
         (
             ReadField::TagsLen,
