@@ -2435,11 +2435,22 @@ proptest! {
             w.apply(&Op::Subscribe { inst: i })?;
             w.refresh(i);
         }
-        // The page exists and every instance has heard of it: a history starts with reads
-        // that keep it in their tiers and rewrites that race them.
+        // The page exists, every instance has heard of it and keeps it in its tier, bound to
+        // the announcements: a history starts where a missed mark would show.
         w.apply(&Op::Rewrite { inst: 0, life: 0 })?;
         for i in 0..w.insts.len() {
             w.apply(&Op::Deliver { inst: i })?;
+        }
+        for i in 0..w.insts.len() {
+            w.apply(&Op::IncRead {
+                inst: i,
+                key: 0,
+                soft: 0,
+                caches: false,
+                revalidate: 0,
+                on_demand: false,
+            })?;
+            w.finish_requests()?;
         }
         for op in &ops {
             w.apply(op)?;
