@@ -996,3 +996,54 @@ fn the_same_page_write_after_a_flushall_is_another_version_id() {
     assert_eq!(ids[0][0], ids[1][0], "both are version 1");
     assert_ne!(ids[0][1], ids[1][1], "version 1's id is another");
 }
+
+/// Page writes are not versions of the tag state (docs/decisions/0031): a reader that pulled
+/// before 1,100 of them (more than the 1,024 version ids the state keeps) pulls after them
+/// incrementally, and the page-write sequence a push process follows is in the reply.
+#[test]
+fn page_writes_leave_a_pull_incremental_however_many() {
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let conn = &mut server.conn;
+    update(conn, &mut engine(), &["x"], Revalidation::Expire, 500.0);
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(reader.mirror().version(), 1);
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    for i in 0..1_100 {
+        let id = format!("s.{i}");
+        let call = entry_write_call_for(&entry, &meta, &channel, &id);
+        let numkeys = call.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+        args.extend(call.keys.iter().map(|k| k.as_bytes()));
+        args.extend(call.args.iter().map(|a| a.as_bytes()));
+        args.push(b"v");
+        assert_eq!(conn.send(&args), Reply::Int(1));
+    }
+    let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    let items = netstring::decode(&reply).unwrap();
+    // epoch, ver, vid, full, pver, pvid
+    assert_eq!(items[1], b"1", "the tag state's version is untouched");
+    assert_eq!(items[3], b"0", "an incremental reply");
+    assert_eq!(items[4], b"1100");
+    assert_eq!(items[5], b"ws.1099");
+    assert!(!reader.apply_refresh(&reply, Millis(LATER)).unwrap().full);
+    assert_eq!(
+        conn.cmd(&["HMGET", &meta, "ver", "pver", "pvid", "v:2"]),
+        Reply::Array(vec![
+            Reply::Bulk(Some(b"1".to_vec())),
+            Reply::Bulk(Some(b"1100".to_vec())),
+            Reply::Bulk(Some(b"ws.1099".to_vec())),
+            Reply::Bulk(None),
+        ])
+    );
+}
+
+fn entry_write_call_for(entry: &str, meta: &str, channel: &str, id: &str) -> ScriptCall {
+    fleetcache_core::scripts::entry_write_call(&[entry, meta, channel], &["60000", "", "", id])
+}

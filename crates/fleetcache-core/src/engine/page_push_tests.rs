@@ -9,6 +9,7 @@ use crate::keys::Interface;
 use crate::lease::Consumer;
 use crate::netstring;
 use crate::read_machine::*;
+use crate::tags::Announced;
 use crate::tier::TierUse;
 use crate::time::Millis;
 
@@ -30,12 +31,17 @@ fn push_engine() -> Engine {
     e
 }
 
-/// A pull that finds the state of epoch `E` at `version`.
+/// A pull that finds the state of epoch `E` at `version`, after page write 1 (`w1`).
 fn pull(e: &mut Engine, version: &str, at: f64) {
+    pull_pages(e, version, "1", "w1", at);
+}
+
+/// A pull that finds the state of epoch `E` at `version`, the last page write `pver` (`pvid`).
+fn pull_pages(e: &mut Engine, version: &str, pver: &str, pvid: &str, at: f64) {
     e.plan_tag_pull(Millis(at));
     let vid = format!("v{version}");
     let full = if e.mirror().is_synced() { "0" } else { "1" };
-    let mut items = vec!["E", version, &vid, full];
+    let mut items = vec!["E", version, &vid, full, pver, pvid];
     if full == "1" {
         items.push("0");
     }
@@ -43,13 +49,17 @@ fn pull(e: &mut Engine, version: &str, at: f64) {
         .unwrap();
 }
 
-/// A page write's announcement of `key` as version `version` of epoch `E`.
-fn page_announcement(version: u64, key: &str) -> Vec<u8> {
+/// A page write's announcement of `key` as page write `pver` (id `w<pver>`) of epoch `E`.
+fn page_announcement(pver: u64, key: &str) -> Vec<u8> {
+    page_announcement_as("E", pver, &format!("w{pver}"), key)
+}
+
+fn page_announcement_as(epoch: &str, pver: u64, pvid: &str, key: &str) -> Vec<u8> {
     netstring::encode([
         "p".to_owned(),
-        "E".to_owned(),
-        version.to_string(),
-        format!("w{version}"),
+        epoch.to_owned(),
+        pver.to_string(),
+        pvid.to_owned(),
         key.to_owned(),
     ])
 }
@@ -242,18 +252,118 @@ fn a_read_that_went_out_while_not_caught_up_keeps_its_value_for_outages_only() {
 }
 
 #[test]
-fn a_pull_finding_versions_no_announcement_brought_is_a_gap() {
+fn a_pull_finding_a_page_write_no_announcement_brought_is_a_gap() {
     let mut e = push_engine();
     let key = e.entry_key(&Interface::Incremental, "/p");
     let v = page_value(&mut e, "/p", NOW - 100.0);
     assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
-    // A pull at the version the mirror is at changes nothing.
+    // A pull at the page write the process knows changes nothing.
     pull(&mut e, "1", NOW + 1.0);
     assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
-    // Version 2 was written and its announcement not heard (yet, or ever).
-    pull(&mut e, "2", NOW + 4.0);
+    // Page write 2 was made and its announcement not heard (yet, or ever).
+    pull_pages(&mut e, "1", "2", "w2", NOW + 4.0);
     assert!(e.tags_caught_up(Millis(NOW + 6.0)));
     assert_eq!(e.tier_use(&key, Millis(NOW + 6.0)), TierUse::Kept);
+}
+
+/// Page writes are not versions of the tag state: a pull finding later tag versions (and the
+/// same last page write) leaves page copies serving, and page announcements use up none of
+/// the tag versions a process checks between pulls.
+#[test]
+fn tag_versions_and_page_writes_are_separate_sequences() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    pull(&mut e, "5", NOW + 1.0);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+    // More page writes than MAX_UNCONFIRMED_UPDATES (64), each the next one.
+    for pver in 2..=200 {
+        assert_eq!(
+            e.apply_announcement(&page_announcement(pver, "other")),
+            Ok(Announced::Applied(0))
+        );
+    }
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
+    assert_eq!(e.mirror().version(), 5);
+    // The next tag version is still applied, not a gap.
+    let next = netstring::encode(["a", "E", "6", "v6", "t", "5,5,0,0,5"]);
+    assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
+    assert!(e.tags_caught_up(Millis(NOW + 4.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 4.0)), TierUse::Serve);
+}
+
+/// The gaps of the page-write sequence: each keeps the bound copy for outages only, while the
+/// tag state stays caught up.
+fn page_gap_case(gap: impl FnOnce(&mut Engine)) {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    // Page write 2 announced: the sequence is at 2.
+    e.apply_announcement(&page_announcement(2, "other"))
+        .unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
+    gap(&mut e);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_page_announcement_that_skips_a_number_is_a_gap() {
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement(4, "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+#[test]
+fn a_page_announcement_of_the_same_number_is_a_gap() {
+    // A failover lost write 2 and another write took its number.
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement_as("E", 2, "other", "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+#[test]
+fn a_page_announcement_of_a_lower_number_is_a_gap() {
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement(1, "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+#[test]
+fn a_pull_finding_the_same_page_write_number_with_another_id_is_a_gap() {
+    page_gap_case(|e| pull_pages(e, "1", "2", "w2-after-failover", NOW + 1.5));
+}
+
+#[test]
+fn a_page_announcement_of_another_epoch_is_a_gap() {
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement_as("F", 3, "w3", "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+/// Announcements of a kind this build does not know (a later release's) are a gap and an
+/// error: the host takes the channel down (js-host/src/tag-sync.ts), so nothing serves from
+/// the tier on the strength of messages it cannot read (docs/decisions/0031).
+#[test]
+fn an_announcement_of_an_unknown_kind_is_a_gap() {
+    page_gap_case(|e| {
+        let msg = netstring::encode(["q", "E", "3", "w3", "other"]);
+        assert!(e.apply_announcement(&msg).is_err());
+        assert!(!e.tags_caught_up(Millis(NOW + 1.5)));
+    });
 }
 
 #[test]
