@@ -325,16 +325,13 @@ impl Engine {
     /// Applies a message heard on the announcement channel. A page write's announcement
     /// keeps the tier's copy of its key for outages only (it may be older than the write).
     pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
-        let keys = tag_sync::page_keys(msg);
-        if self.tag_sync.push().is_some() {
-            for key in &keys {
-                if let Ok(key) = std::str::from_utf8(key) {
-                    self.lru.mark_outage_only(key);
-                }
+        let (result, keys) = self.tag_sync.apply_announcement(&mut self.mirror, msg);
+        for key in keys {
+            if let Ok(key) = std::str::from_utf8(key) {
+                self.lru.mark_outage_only(key);
             }
         }
-        self.tag_sync
-            .apply_announcement(&mut self.mirror, msg, !keys.is_empty())
+        result
     }
 
     /// Whether a request at `now` may be judged without pulling the tag state: it follows the
@@ -1357,7 +1354,7 @@ mod tests {
     #[test]
     fn following_by_push_a_request_pulls_until_caught_up() {
         let mut e = engine();
-        let synced = netstring::encode(["E", "1", "v1", "1", "0"]);
+        let synced = netstring::encode(["E", "1", "v1", "1", "0", "", "0"]);
         assert!(
             e.plan_tag_update(&["a"], &Revalidation::Expire, Millis(1.0), "ep")
                 .unwrap()
@@ -1381,27 +1378,39 @@ mod tests {
         e.apply_refresh(&synced, Millis(11.0)).unwrap();
         assert!(!e.tags_caught_up(Millis(12.0)));
         e.plan_tag_pull(Millis(20.0));
-        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(21.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(21.0),
+        )
+        .unwrap();
         assert!(e.tags_caught_up(Millis(22.0)));
         assert_eq!(e.tag_pull_in_ms(Millis(500.0)), 520.0);
         // The periodic pull is due.
         assert!(!e.tags_caught_up(Millis(1020.0)));
         assert_eq!(e.tag_pull_in_ms(Millis(1020.0)), 0.0);
         e.plan_tag_pull(Millis(1020.0));
-        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(1021.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(1021.0),
+        )
+        .unwrap();
         assert!(e.tags_caught_up(Millis(1022.0)));
         // A gap: pull again, and only a pull planned after it counts.
         e.plan_tag_pull(Millis(1030.0));
         let gap = netstring::encode(["a", "E", "3", "v3", "a", "5,5,0,0,5"]);
         assert_eq!(e.apply_announcement(&gap), Ok(Announced::Gap));
-        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(1031.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(1031.0),
+        )
+        .unwrap();
         assert!(!e.tags_caught_up(Millis(1032.0)));
         e.plan_tag_pull(Millis(1040.0));
-        e.apply_refresh(&netstring::encode(["E", "3", "v3", "0"]), Millis(1041.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "3", "v3", "0", "0", ""]),
+            Millis(1041.0),
+        )
+        .unwrap();
         assert!(e.tags_caught_up(Millis(1042.0)));
         let next = netstring::encode(["a", "E", "4", "v4", "a", "5,5,0,0,5"]);
         assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
@@ -1504,7 +1513,7 @@ mod tests {
     fn load(e: &mut Engine, epoch: &str, ver: &str, pairs: &[String], now: f64) {
         let s = e
             .apply_refresh(
-                &netstring::encode([epoch, ver, "v", "1", "c1"]),
+                &netstring::encode([epoch, ver, "v", "1", "0", "", "c1"]),
                 Millis(now),
             )
             .unwrap();
@@ -1518,8 +1527,11 @@ mod tests {
         e.apply_refresh(&netstring::encode(&page), Millis(now))
             .unwrap();
         assert_eq!(e.plan_tag_refresh().args, [epoch, ver, "v"]);
-        e.apply_refresh(&netstring::encode([epoch, ver, "v", "0"]), Millis(now))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode([epoch, ver, "v", "0", "0", ""]),
+            Millis(now),
+        )
+        .unwrap();
         assert!(e.mirror().is_synced());
     }
 
@@ -1566,7 +1578,14 @@ mod tests {
             state.retain(|_, (r, _)| r.updated_at.0 + keep >= t.0);
             // A request's refresh: what changed since the mirror's version.
             let known = e.mirror().version();
-            let mut reply = vec!["E".to_owned(), ver.to_string(), "v".into(), "0".into()];
+            let mut reply = vec![
+                "E".to_owned(),
+                ver.to_string(),
+                "v".into(),
+                "0".into(),
+                "0".into(),
+                String::new(),
+            ];
             for (tag, (record, v)) in &state {
                 if *v > known {
                     reply.push(tag.clone());

@@ -13,8 +13,8 @@ use crate::scripts::{
     TAG_REFRESH, TAG_UPDATE,
 };
 use crate::tags::{
-    canonical_tag, Announced, Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord,
-    PAGE_COUNT,
+    canonical_tag, parse_version, Announced, Freshness, PageWrite, RefreshSummary, Revalidation,
+    TagMirror, TagRecord, PAGE_COUNT,
 };
 use crate::time::Millis;
 
@@ -71,6 +71,9 @@ pub struct PushFollow {
     /// Counts page announcements heard and gaps: a read whose `GET` went out before it moved
     /// may have read a value an announcement has since superseded.
     page_heard: u32,
+    /// The last page write known (announced or pulled): the next announcement must be the
+    /// next of its sequence, and a pull must find it still the last, or it is a gap.
+    page_write: Option<PageWrite>,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -110,7 +113,35 @@ impl PushFollow {
             gap: 0,
             page_gen: 1,
             page_heard: 0,
+            page_write: None,
         }
+    }
+
+    /// A page write was announced: the next of the sequence known (true), or a gap: a number
+    /// skipped (an announcement lost), the same or a lower one (a failover or a flush reused
+    /// numbers), another epoch, or none known yet.
+    pub fn page_write_heard(&mut self, write: PageWrite) -> bool {
+        let next = self
+            .page_write
+            .as_ref()
+            .is_some_and(|w| w.epoch == write.epoch && w.pver.checked_add(1) == Some(write.pver));
+        self.page_write = Some(write);
+        if next {
+            self.page_announced();
+        } else {
+            self.page_gap();
+        }
+        next
+    }
+
+    /// A pull found `write` the last page write: a gap unless it is the last one known (an
+    /// announcement lost or still on its way, or a failover that reused the number with
+    /// another write: the id tells).
+    pub fn page_write_pulled(&mut self, write: PageWrite) {
+        if self.page_write.as_ref() != Some(&write) {
+            self.page_gap();
+        }
+        self.page_write = Some(write);
     }
 
     /// A gap in the page announcements: no copy kept so far serves again while Redis answers,
@@ -199,13 +230,34 @@ impl PushFollow {
     }
 }
 
-/// The entry keys a page write's announcement (`'p', epoch, ver, vid, key...`) names; none
-/// for anything else.
-pub fn page_keys(msg: &[u8]) -> Vec<&[u8]> {
-    match crate::netstring::decode(msg) {
-        Ok(mut items) if items.len() > 4 && items.first() == Some(&&b"p"[..]) => items.split_off(4),
-        _ => Vec::new(),
+/// A page write's announcement: the write, and the entry keys it names.
+pub type PageAnnouncement<'m> = (PageWrite, Vec<&'m [u8]>);
+
+/// A page write's announcement (`'p', epoch, pver, pvid, entry key...`); `None` for a message
+/// of another kind.
+pub fn parse_page(msg: &[u8]) -> Result<Option<PageAnnouncement<'_>>, ProtocolError> {
+    let mut items = crate::netstring::decode(msg)?;
+    if items.first() != Some(&&b"p"[..]) {
+        return Ok(None);
     }
+    if items.len() < 4 {
+        return Err(ProtocolError::ReplyShape);
+    }
+    let keys = items.split_off(4);
+    let (Some(epoch), Some(pver), Some(pvid)) = (items.get(1), items.get(2), items.get(3)) else {
+        return Err(ProtocolError::ReplyShape);
+    };
+    let text = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| ProtocolError::InvalidUtf8)
+    };
+    let write = PageWrite {
+        epoch: text(epoch)?,
+        pver: parse_version(pver)?,
+        pvid: text(pvid)?,
+    };
+    Ok(Some((write, keys)))
 }
 
 /// A revalidation's time must be a finite, non-negative number of ms.
@@ -291,23 +343,43 @@ impl TagSync {
         self.push.as_ref().is_some_and(|p| p.caught_up(mirror, now))
     }
 
-    /// Applies an announcement heard on the channel; a gap makes the next pulls needed.
-    pub fn apply_announcement(
+    /// Applies a message heard on the channel, and the entry keys it names (a page write's):
+    /// a tag update's is applied to the mirror (a gap makes the next pulls needed); a page
+    /// write's moves only the page-write sequence (a gap there starts a new page generation,
+    /// and one of another epoch than the mirror's a tag gap too: the state was created anew);
+    /// one this build cannot read is a gap, and an error.
+    pub fn apply_announcement<'m>(
         &mut self,
         mirror: &mut TagMirror,
-        msg: &[u8],
-        page_write: bool,
-    ) -> Result<Announced, ProtocolError> {
-        let result = mirror.apply_announcement(msg);
+        msg: &'m [u8],
+    ) -> (Result<Announced, ProtocolError>, Vec<&'m [u8]>) {
+        let result = match parse_page(msg) {
+            Ok(Some((write, keys))) => {
+                let Some(push) = self.push.as_mut() else {
+                    return (Ok(Announced::Known), Vec::new());
+                };
+                if mirror.is_synced() && !mirror.is_loading() && write.epoch != mirror.epoch() {
+                    push.heard_gap();
+                }
+                let next = push.page_write_heard(write);
+                return (
+                    Ok(if next {
+                        Announced::Applied(0)
+                    } else {
+                        Announced::Gap
+                    }),
+                    keys,
+                );
+            }
+            Ok(None) => mirror.apply_announcement(msg),
+            Err(e) => Err(e),
+        };
         if let Some(push) = self.push.as_mut() {
             if !matches!(result, Ok(Announced::Applied(_) | Announced::Known)) {
                 push.heard_gap();
             }
-            if page_write {
-                push.page_announced();
-            }
         }
-        result
+        (result, Vec::new())
     }
 
     /// The pull of [`TagSync::plan_refresh`], planned at `now`: with push, its start is noted,
@@ -372,14 +444,15 @@ impl TagSync {
         now: Millis,
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
-        let (epoch, version) = (mirror.epoch().to_owned(), mirror.version());
         let summary = mirror.apply_refresh(reply, now, keep_ms)?;
         if let Some(push) = self.push.as_mut() {
             push.pull_applied();
-            // Versions the pull found and no announcement brought: page writes among them
-            // may have been missed (or may still be on their way; nothing tells which).
-            if summary.full || mirror.epoch() != epoch || summary.version > version {
+            // A state answered in full was created anew or rolled back.
+            if summary.full {
                 push.page_gap();
+            }
+            if let Some(write) = &summary.page_write {
+                push.page_write_pulled(write.clone());
             }
         }
         if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {

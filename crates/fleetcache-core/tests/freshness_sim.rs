@@ -120,6 +120,9 @@ struct TagState {
     epoch: Option<String>,
     ver: u64,
     ids: HashMap<u64, String>,
+    /// The page-write sequence (`entry_write.lua`): the last page write's number and id.
+    pver: u64,
+    pvid: String,
     records: HashMap<String, TagRecord>,
     log: HashMap<String, u64>,
 }
@@ -138,8 +141,8 @@ struct Redis {
     page_log: Vec<(Vec<u8>, usize)>,
 }
 
-/// Numbers the page writes that reach Redis (never reused, even by a failover: a page write's
-/// id comes from Redis's clock, which a failover does not take back).
+/// Numbers the page writes that reach Redis, for the check (never reused, even by a failover;
+/// the model's own count, not the ids the engines give).
 static PAGE_WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Each engine's seed of page-write version ids: a process's random draw.
 static WRITE_ID_SEEDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -252,6 +255,8 @@ impl TagState {
             self.ver.to_string(),
             self.ids.get(&self.ver).cloned().unwrap_or_default(),
             if full { "1" } else { "0" }.to_owned(),
+            self.pver.to_string(),
+            self.pvid.clone(),
         ];
         if full {
             // The first page, as the script reads it from cursor 0.
@@ -420,7 +425,7 @@ impl Redis {
                 }
                 if let Some(call) = script {
                     // entry_write.lua (entry, meta, channel, and the lease in mode 'l')
-                    // announces the write as a version of the tag state without records;
+                    // counts the write in the page-write sequence and announces it;
                     // lease_write.lua (entry, lease) does not.
                     let announce = call.script.name == "entry_write";
                     let (lease, token) = match call.script.name {
@@ -439,11 +444,14 @@ impl Redis {
                         // entry_write.lua's id: the one the call carries (ARGV[4]), not one
                         // the model makes unique, so ids that repeat are seen to.
                         let id = format!("w{}", call.args.get(3).map_or("", String::as_str));
-                        self.tags.bump(&id);
+                        let t = &mut self.tags;
+                        t.epoch.get_or_insert_with(|| id.clone());
+                        t.pver += 1;
+                        t.pvid.clone_from(&id);
                         let msg = netstring::encode([
                             "p".to_owned(),
-                            self.tags.epoch.clone().unwrap_or_default(),
-                            self.tags.ver.to_string(),
+                            t.epoch.clone().unwrap_or_default(),
+                            t.pver.to_string(),
                             id,
                             key.clone(),
                         ]);

@@ -277,7 +277,7 @@ const LATER: f64 = 100_000.0;
 
 fn tags_in(reply: &[u8]) -> Vec<String> {
     let items = netstring::decode(reply).unwrap();
-    items[4..]
+    items[6..]
         .chunks(2)
         .map(|p| String::from_utf8(p[0].to_vec()).unwrap())
         .collect()
@@ -372,7 +372,7 @@ fn refresh_is_incremental() {
 
     // Nothing stored yet: epoch "" and version 0, no tags, not full.
     let (reply, s) = refresh(conn, &mut reader);
-    assert_eq!(reply, b"0:,1:0,0:,1:0,");
+    assert_eq!(reply, b"0:,1:0,0:,1:0,1:0,0:,");
     assert!(!s.full);
 
     update(conn, &mut writer, &["a", "b"], Revalidation::Expire, 1000.0);
@@ -380,8 +380,8 @@ fn refresh_is_incremental() {
     let (reply, s) = refresh(conn, &mut reader);
     assert!(s.full);
     let items = netstring::decode(&reply).unwrap();
-    assert_eq!(items[4], b"0");
-    assert_eq!(items.len(), 5 + 4);
+    assert_eq!(items[6], b"0");
+    assert_eq!(items.len(), 7 + 4);
     assert_eq!(reader.mirror().version(), 1);
     assert!(reader.mirror().record("a").is_some() && reader.mirror().record("b").is_some());
 
@@ -426,7 +426,7 @@ fn refresh_is_incremental() {
     let mut ahead = engine();
     refresh(conn, &mut ahead);
     let epoch = ahead.mirror().epoch().to_owned();
-    let fake = netstring::encode([epoch.as_str(), "99", "", "0"]);
+    let fake = netstring::encode([epoch.as_str(), "99", "", "0", "0", ""]);
     ahead.apply_refresh(&fake, Millis(LATER)).unwrap();
     assert_eq!(ahead.mirror().version(), 99);
     let (_, s) = refresh(conn, &mut ahead);
@@ -823,7 +823,7 @@ fn message(sub: &mut Conn) -> Vec<u8> {
 }
 
 #[test]
-fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
+fn every_page_write_announces_itself_in_the_page_write_sequence() {
     use fleetcache_core::scripts::{entry_write_call, ENTRY_WRITE};
     use fleetcache_core::tags::Announced;
     use fleetcache_core::Interface;
@@ -842,6 +842,7 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
     refresh(conn, &mut follower);
     assert_eq!(follower.mirror().version(), 1);
     let mut pulled = engine();
+    refresh(conn, &mut pulled);
 
     let entry = writer.entry_key(&Interface::Incremental, "/p");
     let run_with_value = |conn: &mut Conn, call: &ScriptCall, value: &[u8]| {
@@ -863,14 +864,19 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
     let msg = message(&mut sub);
     let items = netstring::decode(&msg).unwrap();
     assert_eq!(items[0], b"p");
-    assert_eq!(items[2], b"2");
+    assert_eq!(items[1], follower.mirror().epoch().as_bytes());
+    assert_eq!(items[2], b"1");
+    assert_eq!(items[3], b"wa");
     assert_eq!(items[4], entry.as_bytes());
     assert_eq!(items.len(), 5);
+    // The next page write after the one the follower's pull found (none: 0).
     assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
-    // The version and its id are what a pull finds.
-    refresh(conn, &mut pulled);
-    assert_eq!(follower.mirror().version(), pulled.mirror().version());
-    assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
+    // Not a version of the tag state: a pull finds the same version, and the page write.
+    let (reply, s) = refresh(conn, &mut pulled);
+    assert!(!s.full);
+    assert_eq!(pulled.mirror().version(), 1);
+    let items = netstring::decode(&reply).unwrap();
+    assert_eq!((items[4], items[5]), (&b"1"[..], &b"wa"[..]));
 
     // Mode 'l': the write releases the lease the token holds, as lease_write.lua.
     let lease = format!("{entry}:lease");
@@ -922,22 +928,23 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
     newer.extend_from_slice(&5000.0f64.to_le_bytes());
     conn.send(&[b"SET", seeded.as_bytes(), &newer]);
     assert_eq!(run_with_value(conn, &seed, b"s2"), Reply::Int(0));
-    // Nothing was announced since: the next message is the next write's, version 6.
+    // Nothing was announced since: the next message is the next write's, page write 5.
     assert_eq!(run_with_value(conn, &plain("b"), b"v4"), Reply::Int(1));
     let msg = message(&mut sub);
-    assert_eq!(netstring::decode(&msg).unwrap()[2], b"6");
+    assert_eq!(netstring::decode(&msg).unwrap()[2], b"5");
     assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
-    refresh(conn, &mut pulled);
-    assert_eq!(follower.mirror().version(), 6);
-    assert_eq!(follower.mirror().version_id(), pulled.mirror().version_id());
-    // The same bytes again make the same id; other bytes another.
-    let id = |conn: &mut Conn, v: u64| match conn.cmd(&["HGET", &meta, &format!("v:{v}")]) {
-        Reply::Bulk(Some(b)) => b,
-        other => panic!("no id for version {v}: {other:?}"),
-    };
-    // Each version's id is the one its call carried.
-    assert_eq!(id(conn, 2), b"wa");
-    assert_eq!(id(conn, 6), b"wb");
+    // The tag state's version is the update's still; the meta hash keeps the last page
+    // write's number and id (the one its call carried), and no id per page write.
+    assert_eq!(follower.mirror().version(), 1);
+    assert_eq!(
+        conn.cmd(&["HMGET", &meta, "ver", "pver", "pvid", "v:2"]),
+        Reply::Array(vec![
+            Reply::Bulk(Some(b"1".to_vec())),
+            Reply::Bulk(Some(b"5".to_vec())),
+            Reply::Bulk(Some(b"wb".to_vec())),
+            Reply::Bulk(None),
+        ])
+    );
     // Pulling per request (no announcing), a seed is seed_write.lua as before.
     assert_eq!(
         engine()
@@ -956,10 +963,10 @@ fn every_page_write_announces_itself_as_a_version_of_the_tag_state() {
 }
 
 /// The same page write (a seed: the same bytes) stored again after a `FLUSHALL` (or a failover
-/// that lost the first) is version 1 again: its id must differ, or a process that pulled the
-/// first takes the second for it (tag_refresh.lua's `reused`) and misses what came after.
+/// that lost the first) is page write 1 again: its id must differ, or a process following by
+/// push that knew the first takes the second for it and misses what came with it.
 #[test]
-fn the_same_page_write_after_a_flushall_is_another_version_id() {
+fn the_same_page_write_after_a_flushall_is_another_page_write_id() {
     use fleetcache_core::Interface;
 
     let mut server = start();
@@ -988,13 +995,14 @@ fn the_same_page_write_after_a_flushall_is_another_version_id() {
         args.extend(call.args.iter().map(|a| a.as_bytes()));
         args.push(b"same bytes");
         assert_eq!(conn.send(&args), Reply::Int(1));
-        match conn.cmd(&["HMGET", &meta, "ver", "v:1"]) {
+        match conn.cmd(&["HMGET", &meta, "pver", "pvid"]) {
             Reply::Array(items) => ids.push(items),
             other => panic!("no version: {other:?}"),
         }
     }
-    assert_eq!(ids[0][0], ids[1][0], "both are version 1");
-    assert_ne!(ids[0][1], ids[1][1], "version 1's id is another");
+    assert_eq!(ids[0][0], Reply::Bulk(Some(b"1".to_vec())));
+    assert_eq!(ids[0][0], ids[1][0], "both are page write 1");
+    assert_ne!(ids[0][1], ids[1][1], "page write 1's id is another");
 }
 
 /// Page writes are not versions of the tag state (docs/decisions/0031): a reader that pulled

@@ -3,8 +3,8 @@
 -- place of a plain SET, of lease_write.lua and of seed_write.lua, whose rules it keeps.
 -- KEYS = [entry, meta, channel, lease (mode 'l' only)] (meta and channel: the tag state's, in
 --        its {prefix} slot; the entry is in another slot: single Redis only, never Cluster)
--- ARGV = [px, mode, arg, id, value] (id: this write's version id, unique to it: the host's
---        random seed and its count of writes)
+-- ARGV = [px, mode, arg, id, value] (id: this write's page-write id, unique to it: the
+--        host's random seed and its count of writes)
 --   mode '':  a plain write; returns 1.
 --   mode 'l': releases the lease KEYS[4] when arg (the caller's token) still holds it, as
 --             lease_write.lua; returns 1 when released, else 0.
@@ -20,19 +20,21 @@ if m == 's' then
   end
 end
 r('SET', k, v, 'PX', ARGV[1])
--- The write is a version of the tag state without records: a process that follows the state
--- by push and misses the announcement sees a gap in the versions (the next announcement's, or
--- its next pull's), never a silent loss. The version's id, the host's for this write (as the
--- update script's epoch candidate is), tells it from another write that reused the number
--- after a failover or FLUSHALL lost this one, even one of the same bytes (a seed again).
--- SPUBLISH needs Redis 7.0+ and the channel in the ACL: without them the version still counts,
--- and the followers' next pull finds the gap. Lengths and versions are integers far below
--- 1e14, which Lua prints exactly.
+-- The write counts in the page-write sequence of the tag state's meta hash (pver, and pvid,
+-- the id of the last one only), not as a version of the tag state: page writes neither use up
+-- the window of tag version ids a pull checks nor the versions a process applies between
+-- pulls. A process that follows by push and misses the announcement sees a gap in the
+-- sequence (the next announcement's number, or its next pull's pver and pvid). The id, the
+-- host's for this write (its process's random seed and a count), tells this write from
+-- another that reused the number after a failover or FLUSHALL lost this one, even one of the
+-- same bytes (a seed again). HSETNX of the epoch: a state flushed since changes epoch on its
+-- first write of either kind. SPUBLISH needs Redis 7.0+ and the channel in the ACL: without
+-- them the write still counts, and the followers' next pull finds the gap. Lengths and
+-- numbers are integers far below 1e14, which Lua prints exactly.
 local id = 'w' .. ARGV[4]
 r('HSETNX', t, 'epoch', id)
-local n = r('HINCRBY', t, 'ver', 1)
-r('HSET', t, 'v:' .. n, id)
-r('HDEL', t, 'v:' .. (n - 1024))
+local n = r('HINCRBY', t, 'pver', 1)
+r('HSET', t, 'pvid', id)
 local msg = ''
 for _, s in ipairs({ 'p', r('HGET', t, 'epoch'), '' .. n, id, k }) do
   msg = msg .. #s .. ':' .. s .. ','
