@@ -25,6 +25,7 @@ fn push_engine() -> Engine {
     })
     .unwrap();
     e.follow_tags_by_push(1000.0).unwrap();
+    e.confirm_plain_redis();
     e.tag_channel_up();
     pull(&mut e, "1", NOW - 10.0);
     assert!(e.tags_caught_up(Millis(NOW)));
@@ -447,4 +448,29 @@ fn a_joined_get_leaves_the_page_copy_to_the_read_that_sent_it() {
     let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
     assert_eq!(sb.tier, TierAction::None);
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+}
+
+/// A Redis not known to be without Cluster support (`CLUSTER SLOTS` not yet answered "cluster
+/// support disabled"): a cluster-enabled server behind one URL refuses every page write's
+/// script (CROSSSLOT), so no announcement would come, and no page copy may serve.
+#[test]
+fn until_redis_is_known_plain_page_copies_are_kept_for_outages_only() {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(e.tags_caught_up(Millis(NOW)));
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(!is_bound(read_from_redis(&mut e, &v, NOW)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
+    // Known plain from here on: the next read binds.
+    e.confirm_plain_redis();
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW + 2.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
 }

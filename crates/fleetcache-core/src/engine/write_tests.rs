@@ -565,3 +565,73 @@ fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys()
     let s = store(start(&mut plain, incremental(2, 0, &[5, 7])).1);
     assert!(s.script.is_none());
 }
+
+/// The argv a host sends for a script call.
+fn argv(call: &crate::scripts::ScriptCall) -> Vec<String> {
+    let mut v = vec![
+        "EVALSHA".to_owned(),
+        call.sha1.clone(),
+        call.keys.len().to_string(),
+    ];
+    v.extend(call.keys.iter().cloned());
+    v.extend(call.args.iter().cloned());
+    v
+}
+
+/// A cluster-enabled Redis behind one URL answers CROSSSLOT to entry_write.lua (the entry and
+/// the tag state are in two slots): the host writes that entry as a process that does not
+/// announce would (SET, LEASE_WRITE, SEED_WRITE), and the process announces no more.
+#[test]
+fn after_a_crossslot_a_page_write_is_written_unannounced_and_later_ones_are_not_announced() {
+    let mut e = engine();
+    e.announce_page_writes();
+    let page = e.entry_key(&Interface::Incremental, "/page");
+    // Mode '': a plain SET (no script).
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let plain = argv(&s.script.unwrap_or_else(|| panic!("announced")));
+    // Mode 'l': LEASE_WRITE with the entry, the lease and the token.
+    hold_lease(&mut e, &Interface::Incremental, "/page");
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let leased = argv(&s.script.unwrap_or_else(|| panic!("announced")));
+    // Mode 's': SEED_WRITE with the entry, px and the creation time.
+    let seed = e
+        .plan_seed_write(
+            &Interface::Incremental,
+            "/s",
+            Millis(1000.0),
+            3_600_000,
+            Millis(2000.0),
+        )
+        .unwrap_or_else(|| panic!("a seed"));
+    let seeded = argv(&seed);
+    assert_eq!(e.unannounced_write(&plain), Some(Vec::new()));
+    let lease = e.namespace().lease_key(&Interface::Incremental, "/page");
+    assert_eq!(
+        e.unannounced_write(&leased),
+        Some(vec![
+            "EVALSHA".to_owned(),
+            LEASE_WRITE.sha1(),
+            "2".to_owned(),
+            page.clone(),
+            lease,
+            s.ttl_ms.to_string(),
+            "tok".to_owned(),
+        ])
+    );
+    let fallback = e.unannounced_write(&seeded).unwrap_or_default();
+    assert_eq!(fallback.get(1), Some(&crate::scripts::SEED_WRITE.sha1()));
+    assert_eq!(&fallback[2..], ["1", &seed.keys[0], &seed.args[0], &seed.args[2]]);
+    // Not an announcing write: nothing to fall back to.
+    assert_eq!(e.unannounced_write(&fallback), None);
+    // And the process announces no more.
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    assert!(s.script.is_none());
+    let seed = e.plan_seed_write(
+        &Interface::Incremental,
+        "/s",
+        Millis(1000.0),
+        3_600_000,
+        Millis(2000.0),
+    );
+    assert_eq!(seed.map(|c| c.script.name), Some("seed_write"));
+}
