@@ -10,7 +10,7 @@ import { nodeTagSync, type TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
 import { addStats, engineStats } from './stats-sum'
 import { telemetry } from './telemetry'
-import type { Transport } from './transport'
+import { RedisReplyError, type Transport } from './transport'
 import { coreDefaults, wasm, type Engine } from './wasm'
 
 /**
@@ -80,6 +80,58 @@ function pushFor(options: ResolvedOptions, engine: Engine, log: Logger): Subscri
   return subscribe
 }
 
+/**
+ * `subscribe`, asking Redis `CLUSTER SLOTS` when the subscription is confirmed, until an
+ * answer settles it: page copies serve from the tier by push only on a Redis known not to be
+ * cluster-enabled (an error reply "cluster support disabled"). A cluster-enabled server behind
+ * one URL refuses the announcing page writes (CROSSSLOT), so none would be heard there; a
+ * success says so, and no answer (yet) leaves the tier's page copies for outages only, as in
+ * decision 0021. The command is in the documented ACL (docs/operating.md).
+ */
+function askingClusterSlots(
+  subscribe: Subscribe,
+  engine: Engine,
+  transport: Transport,
+  log: Logger,
+): Subscribe {
+  let settled = false
+  return (channel, events) =>
+    subscribe(channel, {
+      ...events,
+      up: () => {
+        events.up()
+        if (settled) return
+        transport.send(['CLUSTER', 'SLOTS'], { kind: 'read' }).then(
+          () => {
+            settled = true
+            log.warn(
+              'redis is cluster-enabled behind a single URL: page and route entries are not served from memory while it answers (set cluster: true to use Redis Cluster)',
+            )
+          },
+          (err: unknown) => {
+            if (err instanceof RedisReplyError && /cluster support disabled/i.test(err.message)) {
+              settled = true
+              engine.confirmPlainRedis()
+            }
+          },
+        )
+      },
+    })
+}
+
+/** `pushFor`, asking `CLUSTER SLOTS` once subscribed (`askingClusterSlots`). */
+function pushWithCheck(
+  options: ResolvedOptions,
+  engine: Engine,
+  transport: Transport | undefined,
+  log: Logger,
+): Subscribe | undefined {
+  const subscribe = pushFor(options, engine, log)
+  return subscribe === undefined || transport === undefined
+    ? subscribe
+    : askingClusterSlots(subscribe, engine, transport, log)
+}
+
 /** The runtime for these options, created on first use. */
 export function runtimeFor(given: ResolvedOptions): Runtime {
   const build = isBuildPhase()
@@ -135,9 +187,15 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     engine,
     transport,
     store,
-    tags: nodeTagSync(engine, transport, log, pushFor(options, engine, log), () => {
-      store.heard?.()
-    }),
+    tags: nodeTagSync(
+      engine,
+      transport,
+      log,
+      pushWithCheck(options, engine, transport, log),
+      () => {
+        store.heard?.()
+      },
+    ),
     log,
     options,
   }

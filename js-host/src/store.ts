@@ -139,12 +139,27 @@ export class RedisStore implements EntryStore {
 
   async write(key: string, value: Buffer, ttlMs: number, script: string[]): Promise<void> {
     if (script.length > 0) {
-      await sendWithValue(this.transport, script, value, this.engine)
-    } else {
-      await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))], {
-        kind: 'write',
-      })
+      try {
+        await sendWithValue(this.transport, script, value, this.engine)
+        return
+      } catch (err) {
+        // A cluster-enabled Redis behind one URL refuses the page write script, whose keys
+        // span the entry's slot and the tag state's: the entry is written as a process that
+        // does not announce would, and the engine announces no page write from here on
+        // (decision 0031). No process serves page copies from its tier there: none learnt
+        // from CLUSTER SLOTS that the server is plain (runtime.ts).
+        const crossSlot = err instanceof RedisReplyError && err.message.includes('CROSSSLOT')
+        const fallback = crossSlot ? this.engine?.unannouncedWrite(script) : undefined
+        if (fallback === undefined) throw err
+        if (fallback.length > 0) {
+          await sendWithValue(this.transport, fallback, value, this.engine)
+          return
+        }
+      }
     }
+    await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))], {
+      kind: 'write',
+    })
   }
 
   markLocal(key: string): void {

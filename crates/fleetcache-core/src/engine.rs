@@ -303,6 +303,23 @@ impl Engine {
         self.announce_pages = true;
     }
 
+    /// The host got CROSSSLOT for the page write of `argv` (a cluster-enabled Redis behind one
+    /// URL): this process announces no page write from now on, and the returned argv writes
+    /// that entry unannounced ([`crate::scripts::unannounced_argv`]: empty for a plain `SET`); `None`
+    /// when `argv` is not an announcing page write.
+    pub fn unannounced_write(&mut self, argv: &[String]) -> Option<Vec<String>> {
+        let fallback = crate::scripts::unannounced_argv(argv)?;
+        self.announce_pages = false;
+        Some(fallback)
+    }
+
+    /// The host learnt that Redis is not cluster-enabled (`CLUSTER SLOTS` answered "cluster
+    /// support disabled"): page writes can announce themselves, so page copies may serve from
+    /// the tier by push (docs/decisions/0031). Until then they are kept for outages only.
+    pub fn confirm_plain_redis(&mut self) {
+        self.tag_sync.confirm_plain_redis();
+    }
+
     /// The sharded channel the tag updates announce on (the host subscribes to it).
     pub fn tag_announce_channel(&self) -> &str {
         self.tag_sync.announce_channel()

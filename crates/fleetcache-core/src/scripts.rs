@@ -261,6 +261,35 @@ pub fn entry_write_call(keys: &[&str], args: &[&str]) -> ScriptCall {
     }
 }
 
+/// The call that writes what the `EVALSHA` argv of an [`ENTRY_WRITE`] call writes without
+/// announcing it (the value is appended by the host as before): an empty argv for its mode
+/// `''` (the host sends `SET entry value PX px`), [`LEASE_WRITE`] for mode `l`, [`SEED_WRITE`]
+/// for mode `s`; `None` for any other argv. For a Redis that refuses the script's two slots
+/// (CROSSSLOT: cluster-enabled behind one URL).
+pub fn unannounced_argv(argv: &[String]) -> Option<Vec<String>> {
+    let (Some(sha1), Some(n)) = (argv.get(1), argv.get(2)) else {
+        return None;
+    };
+    if *sha1 != ENTRY_WRITE.sha1() {
+        return None;
+    }
+    let n: usize = n.parse().ok()?;
+    let keys = argv.get(3..3 + n)?;
+    let args = argv.get(3 + n..)?;
+    let (entry, px, mode, arg) = (keys.first()?, args.first()?, args.get(1)?, args.get(2)?);
+    let call = |script: &Script, keys: Vec<&String>, args: Vec<&String>| {
+        let mut v = vec!["EVALSHA".to_owned(), script.sha1(), keys.len().to_string()];
+        v.extend(keys.into_iter().chain(args).cloned());
+        v
+    };
+    match mode.as_str() {
+        "" => Some(Vec::new()),
+        "l" => Some(call(&LEASE_WRITE, vec![entry, keys.get(3)?], vec![px, arg])),
+        "s" => Some(call(&SEED_WRITE, vec![entry], vec![px, arg])),
+        _ => None,
+    }
+}
+
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
 /// released.
 pub static LEASE_RELEASE: Script = lua!("lease_release", "lua/lease_release.lua");

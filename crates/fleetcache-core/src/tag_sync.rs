@@ -36,6 +36,8 @@ pub struct TagSync {
     pruned_at: Millis,
     /// Following the state by push (announcements), or `None`: pull on every request.
     push: Option<PushFollow>,
+    /// The host knows Redis is not cluster-enabled: page writes can announce themselves.
+    plain_redis: bool,
 }
 
 /// The bookkeeping of a process that follows the tag state by push: the update script
@@ -294,7 +296,13 @@ impl TagSync {
             resending: Vec::new(),
             pruned_at: Millis::ZERO,
             push: None,
+            plain_redis: false,
         }
+    }
+
+    /// Redis is known not to be cluster-enabled ([`TagSync::page_view`]).
+    pub fn confirm_plain_redis(&mut self) {
+        self.plain_redis = true;
     }
 
     /// Follows the state by push from now on, pulling at least every `max_pull_interval_ms`:
@@ -333,8 +341,13 @@ impl TagSync {
         self.push.as_mut()
     }
 
-    /// What page copies may do at `now` ([`PushFollow::page_view`]); `None` when pulling.
+    /// What page copies may do at `now` ([`PushFollow::page_view`]); `None` when pulling,
+    /// and until Redis is known not to be cluster-enabled: a cluster-enabled server behind
+    /// one URL refuses the announcing page writes (CROSSSLOT), so none would be heard.
     pub fn page_view(&self, mirror: &TagMirror, now: Millis) -> Option<PageView> {
+        if !self.plain_redis {
+            return None;
+        }
         self.push.as_ref().and_then(|p| p.page_view(mirror, now))
     }
 

@@ -532,6 +532,8 @@ impl Instance {
         let mut engine = Engine::new(config(release)).unwrap();
         if push {
             engine.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
+            // The model is one plain Redis (CLUSTER SLOTS: "cluster support disabled").
+            engine.confirm_plain_redis();
         }
         // One Redis: every instance announces its page writes, pulling or not, with version
         // ids from a seed of its own, as the wasm binding draws one per process (a restart

@@ -238,6 +238,22 @@ impl Engine {
         self.inner.announce_page_writes();
     }
 
+    /// The host got CROSSSLOT for the page write of `argv` (a cluster-enabled Redis behind
+    /// one URL): no page write announces itself from now on, and the returned argv writes that
+    /// entry unannounced (the value appended as before; empty: a plain `SET`). `undefined`
+    /// when `argv` is not an announcing page write.
+    #[wasm_bindgen(js_name = unannouncedWrite)]
+    pub fn unannounced_write(&mut self, argv: Vec<String>) -> Option<Vec<String>> {
+        self.inner.unannounced_write(&argv)
+    }
+
+    /// Redis answered `CLUSTER SLOTS` with "cluster support disabled": following by push,
+    /// page copies may serve from the tier (until then they are kept for outages only).
+    #[wasm_bindgen(js_name = confirmPlainRedis)]
+    pub fn confirm_plain_redis(&mut self) {
+        self.inner.confirm_plain_redis();
+    }
+
     /// The sharded channel the tag updates announce on.
     #[wasm_bindgen(getter, js_name = tagAnnounceChannel)]
     pub fn tag_announce_channel(&self) -> String {
