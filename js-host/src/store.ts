@@ -149,7 +149,7 @@ export class RedisStore implements EntryStore {
         // (decision 0031). No process serves page copies from its tier there: none learnt
         // from CLUSTER SLOTS that the server is plain (runtime.ts).
         const crossSlot = err instanceof RedisReplyError && err.message.includes('CROSSSLOT')
-        const fallback = crossSlot ? this.engine?.unannouncedWrite(script) : undefined
+        const fallback = crossSlot ? this.engine?.unannouncedWrite(script.join('\0')) : undefined
         if (fallback === undefined) throw err
         if (fallback.length > 0) {
           await sendWithValue(this.transport, fallback, value, this.engine)

@@ -307,7 +307,7 @@ impl Engine {
     /// URL): this process announces no page write from now on, and the returned argv writes
     /// that entry unannounced ([`crate::scripts::unannounced_argv`]: empty for a plain `SET`); `None`
     /// when `argv` is not an announcing page write.
-    pub fn unannounced_write(&mut self, argv: &[String]) -> Option<Vec<String>> {
+    pub fn unannounced_write(&mut self, argv: &[&str]) -> Option<Vec<String>> {
         let fallback = crate::scripts::unannounced_argv(argv)?;
         self.announce_pages = false;
         Some(fallback)

@@ -266,28 +266,36 @@ pub fn entry_write_call(keys: &[&str], args: &[&str]) -> ScriptCall {
 /// `''` (the host sends `SET entry value PX px`), [`LEASE_WRITE`] for mode `l`, [`SEED_WRITE`]
 /// for mode `s`; `None` for any other argv. For a Redis that refuses the script's two slots
 /// (CROSSSLOT: cluster-enabled behind one URL).
-pub fn unannounced_argv(argv: &[String]) -> Option<Vec<String>> {
-    let (Some(sha1), Some(n)) = (argv.get(1), argv.get(2)) else {
-        return None;
-    };
-    if *sha1 != ENTRY_WRITE.sha1() {
+pub fn unannounced_argv(argv: &[&str]) -> Option<Vec<String>> {
+    if argv.get(1).copied() != Some(ENTRY_WRITE.sha1().as_str()) {
         return None;
     }
-    let n: usize = n.parse().ok()?;
-    let keys = argv.get(3..3 + n)?;
-    let args = argv.get(3 + n..)?;
-    let (entry, px, mode, arg) = (keys.first()?, args.first()?, args.get(1)?, args.get(2)?);
-    let call = |script: &Script, keys: Vec<&String>, args: Vec<&String>| {
-        let mut v = vec!["EVALSHA".to_owned(), script.sha1(), keys.len().to_string()];
-        v.extend(keys.into_iter().chain(args).cloned());
-        v
+    // `[EVALSHA, sha1, numkeys, entry, meta, channel, (lease,) px, mode, arg, id]`.
+    let lease = argv.get(2).copied() == Some("4");
+    let at = if lease { 7 } else { 6 };
+    let (entry, px, mode, arg) = (
+        argv.get(3)?,
+        argv.get(at)?,
+        argv.get(at + 1)?,
+        argv.get(at + 2)?,
+    );
+    let mut v = Vec::with_capacity(7);
+    let (script, numkeys) = match *mode {
+        "" => return Some(v),
+        "l" if lease => (&LEASE_WRITE, "2"),
+        "s" => (&SEED_WRITE, "1"),
+        _ => return None,
     };
-    match mode.as_str() {
-        "" => Some(Vec::new()),
-        "l" => Some(call(&LEASE_WRITE, vec![entry, keys.get(3)?], vec![px, arg])),
-        "s" => Some(call(&SEED_WRITE, vec![entry], vec![px, arg])),
-        _ => None,
+    v.push("EVALSHA".to_owned());
+    v.push(script.sha1());
+    v.push(numkeys.to_owned());
+    v.push((*entry).to_owned());
+    if lease {
+        v.push((*argv.get(6)?).to_owned());
     }
+    v.push((*px).to_owned());
+    v.push((*arg).to_owned());
+    Some(v)
 }
 
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it

@@ -13,8 +13,8 @@ use crate::scripts::{
     TAG_REFRESH, TAG_UPDATE,
 };
 use crate::tags::{
-    canonical_tag, parse_version, Announced, Freshness, PageWrite, RefreshSummary, Revalidation,
-    TagMirror, TagRecord, PAGE_COUNT,
+    canonical_tag, parse_announcement, Announced, Freshness, PageWrite, RefreshSummary,
+    Revalidation, TagMirror, TagRecord, PAGE_COUNT,
 };
 use crate::time::Millis;
 
@@ -232,36 +232,6 @@ impl PushFollow {
     }
 }
 
-/// A page write's announcement: the write, and the entry keys it names.
-pub type PageAnnouncement<'m> = (PageWrite, Vec<&'m [u8]>);
-
-/// A page write's announcement (`'p', epoch, pver, pvid, entry key...`); `None` for a message
-/// of another kind.
-pub fn parse_page(msg: &[u8]) -> Result<Option<PageAnnouncement<'_>>, ProtocolError> {
-    let mut items = crate::netstring::decode(msg)?;
-    if items.first() != Some(&&b"p"[..]) {
-        return Ok(None);
-    }
-    if items.len() < 4 {
-        return Err(ProtocolError::ReplyShape);
-    }
-    let keys = items.split_off(4);
-    let (Some(epoch), Some(pver), Some(pvid)) = (items.get(1), items.get(2), items.get(3)) else {
-        return Err(ProtocolError::ReplyShape);
-    };
-    let text = |b: &[u8]| {
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| ProtocolError::InvalidUtf8)
-    };
-    let write = PageWrite {
-        epoch: text(epoch)?,
-        pver: parse_version(pver)?,
-        pvid: text(pvid)?,
-    };
-    Ok(Some((write, keys)))
-}
-
 /// A revalidation's time must be a finite, non-negative number of ms.
 pub fn check_time(now: Millis) -> Result<(), PlanError> {
     if now.0.is_finite() && now.0 >= 0.0 {
@@ -365,26 +335,31 @@ impl TagSync {
         &mut self,
         mirror: &mut TagMirror,
         msg: &'m [u8],
-    ) -> (Result<Announced, ProtocolError>, Vec<&'m [u8]>) {
-        let result = match parse_page(msg) {
-            Ok(Some((write, keys))) => {
+    ) -> (
+        Result<Announced, ProtocolError>,
+        std::vec::IntoIter<&'m [u8]>,
+    ) {
+        let result = match parse_announcement(msg) {
+            Ok(head) if head.kind == b"p" => {
                 let Some(push) = self.push.as_mut() else {
-                    return (Ok(Announced::Known), Vec::new());
+                    return (Ok(Announced::Known), Vec::new().into_iter());
                 };
-                if mirror.is_synced() && !mirror.is_loading() && write.epoch != mirror.epoch() {
+                if mirror.is_synced() && !mirror.is_loading() && head.epoch != mirror.epoch() {
                     push.heard_gap();
                 }
-                let next = push.page_write_heard(write);
-                return (
-                    Ok(if next {
-                        Announced::Applied(0)
-                    } else {
-                        Announced::Gap
-                    }),
-                    keys,
-                );
+                let next = push.page_write_heard(PageWrite {
+                    epoch: head.epoch.to_owned(),
+                    pver: head.number,
+                    pvid: head.id.to_owned(),
+                });
+                let gap = if next {
+                    Announced::Applied(0)
+                } else {
+                    Announced::Gap
+                };
+                return (Ok(gap), head.rest);
             }
-            Ok(None) => mirror.apply_announcement(msg),
+            Ok(head) => mirror.apply_parsed(head),
             Err(e) => Err(e),
         };
         if let Some(push) = self.push.as_mut() {
@@ -392,7 +367,7 @@ impl TagSync {
                 push.heard_gap();
             }
         }
-        (result, Vec::new())
+        (result, Vec::new().into_iter())
     }
 
     /// The pull of [`TagSync::plan_refresh`], planned at `now`: with push, its start is noted,
@@ -458,14 +433,15 @@ impl TagSync {
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
         let summary = mirror.apply_refresh(reply, now, keep_ms)?;
+        let page_write = mirror.take_page_write();
         if let Some(push) = self.push.as_mut() {
             push.pull_applied();
             // A state answered in full was created anew or rolled back.
             if summary.full {
                 push.page_gap();
             }
-            if let Some(write) = &summary.page_write {
-                push.page_write_pulled(write.clone());
+            if let Some(write) = page_write {
+                push.page_write_pulled(write);
             }
         }
         if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {

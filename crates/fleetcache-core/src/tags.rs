@@ -411,8 +411,6 @@ pub struct RefreshSummary {
     /// Records skipped because the tag was not UTF-8 or the record malformed: foreign
     /// writes, never produced by the scripts. One bad record must not freeze the mirror.
     pub skipped: usize,
-    /// A refresh reply's last page write (`None`: an update reply, or a page of a load).
-    pub page_write: Option<PageWrite>,
 }
 
 /// A page write of the shared state, as an announcement (`'p'`) or a refresh reply tells it:
@@ -429,6 +427,39 @@ pub struct PageWrite {
     pub pvid: String,
 }
 
+/// The leading items of a message on the announcement channel: its kind (`a` a tag update,
+/// `p` a page write), the state's epoch, the number and id of what it announces (a version,
+/// a page write), and the items after them.
+pub struct AnnouncementHead<'a> {
+    /// The kind.
+    pub kind: &'a [u8],
+    /// The state's epoch.
+    pub epoch: &'a str,
+    /// The version, or the page write's number.
+    pub number: u64,
+    /// Its id.
+    pub id: &'a str,
+    /// The items after the id.
+    pub rest: std::vec::IntoIter<&'a [u8]>,
+}
+
+/// Parses the leading items of an announcement (any kind).
+pub fn parse_announcement(msg: &[u8]) -> Result<AnnouncementHead<'_>, ProtocolError> {
+    let mut it = netstring::decode(msg)?.into_iter();
+    let (Some(kind), Some(epoch), Some(number), Some(id)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(ProtocolError::ReplyShape);
+    };
+    Ok(AnnouncementHead {
+        kind,
+        epoch: std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?,
+        number: parse_version(number)?,
+        id: std::str::from_utf8(id).map_err(|_| ProtocolError::InvalidUtf8)?,
+        rest: it,
+    })
+}
+
 /// The parsed leading items of a tag-script reply.
 struct Reply<'a> {
     epoch: &'a str,
@@ -442,7 +473,7 @@ struct Reply<'a> {
     pairs: Vec<(&'a [u8], &'a [u8])>,
 }
 
-pub(crate) fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
+fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
     if item.is_empty() || item.len() > 20 {
         return Err(ProtocolError::BadVersion);
     }
@@ -584,6 +615,9 @@ pub struct TagMirror {
     /// `String`, or sorting them, would add code to the wasm module
     /// (docs/decisions/0028-wasm-size-budget.md).
     last_local: Option<(HashMap<String, usize>, Revalidation, Millis)>,
+    /// The last page write the last refresh reply named, until taken
+    /// ([`TagMirror::take_page_write`]).
+    page_write: Option<PageWrite>,
 }
 
 impl TagMirror {
@@ -682,6 +716,11 @@ impl TagMirror {
         self.synced = true;
     }
 
+    /// The last page write the last refresh reply named (a page of a load names none), once.
+    pub fn take_page_write(&mut self) -> Option<PageWrite> {
+        self.page_write.take()
+    }
+
     /// Number of tags the mirror knows.
     pub fn len(&self) -> usize {
         self.tags.len()
@@ -774,7 +813,7 @@ impl TagMirror {
             return self.apply_page(reply, now, keep_ms);
         }
         let reply = parse_reply(reply, true)?;
-        let page_write = reply.page.map(|(pver, pvid)| PageWrite {
+        self.page_write = reply.page.map(|(pver, pvid)| PageWrite {
             epoch: reply.epoch.to_owned(),
             pver,
             pvid: pvid.to_owned(),
@@ -799,7 +838,6 @@ impl TagMirror {
                 changed,
                 version: self.version,
                 skipped,
-                page_write,
             });
         }
         // Owned keys: a map type the mirror already has costs no second copy of the hash
@@ -877,7 +915,6 @@ impl TagMirror {
             changed: received.len(),
             version: self.version,
             skipped,
-            page_write,
         })
     }
 
@@ -892,16 +929,21 @@ impl TagMirror {
     /// Unlike a refresh, an announcement confirms none of this process's updates and gives
     /// back nothing: no script checked them, so the next pull still does.
     pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
-        let items = netstring::decode(msg)?;
-        let mut it = items.into_iter();
-        let (Some(b"a"), Some(epoch), Some(version), Some(vid)) =
-            (it.next(), it.next(), it.next(), it.next())
-        else {
+        self.apply_parsed(parse_announcement(msg)?)
+    }
+
+    /// [`TagMirror::apply_announcement`] of a message parsed already.
+    pub fn apply_parsed(&mut self, head: AnnouncementHead<'_>) -> Result<Announced, ProtocolError> {
+        let AnnouncementHead {
+            kind,
+            epoch,
+            number: version,
+            id: vid,
+            rest: mut it,
+        } = head;
+        if kind != b"a" {
             return Err(ProtocolError::ReplyShape);
-        };
-        let epoch = std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?;
-        let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
-        let version = parse_version(version)?;
+        }
         let mut pairs = Vec::new();
         while let Some(tag) = it.next() {
             pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
@@ -964,7 +1006,6 @@ impl TagMirror {
             changed,
             version: self.version,
             skipped,
-            page_write: None,
         })
     }
 
@@ -1113,7 +1154,6 @@ impl TagMirror {
             changed: 0,
             version: self.version,
             skipped: 0,
-            page_write: None,
         })
     }
 

@@ -238,13 +238,13 @@ impl Engine {
         self.inner.announce_page_writes();
     }
 
-    /// The host got CROSSSLOT for the page write of `argv` (a cluster-enabled Redis behind
-    /// one URL): no page write announces itself from now on, and the returned argv writes that
-    /// entry unannounced (the value appended as before; empty: a plain `SET`). `undefined`
-    /// when `argv` is not an announcing page write.
+    /// The host got CROSSSLOT for the page write of `argv` (NUL-joined; a cluster-enabled
+    /// Redis behind one URL): no page write announces itself from now on, and the returned
+    /// argv writes that entry unannounced (the value appended as before; empty: a plain
+    /// `SET`). `undefined` when `argv` is not an announcing page write.
     #[wasm_bindgen(js_name = unannouncedWrite)]
-    pub fn unannounced_write(&mut self, argv: Vec<String>) -> Option<Vec<String>> {
-        self.inner.unannounced_write(&argv)
+    pub fn unannounced_write(&mut self, argv: &str) -> Option<Vec<String>> {
+        self.inner.unannounced_write(&split(argv))
     }
 
     /// Redis answered `CLUSTER SLOTS` with "cluster support disabled": following by push,

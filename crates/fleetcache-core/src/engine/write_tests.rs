@@ -578,6 +578,10 @@ fn argv(call: &crate::scripts::ScriptCall) -> Vec<String> {
     v
 }
 
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 /// A cluster-enabled Redis behind one URL answers CROSSSLOT to entry_write.lua (the entry and
 /// the tag state are in two slots): the host writes that entry as a process that does not
 /// announce would (SET, LEASE_WRITE, SEED_WRITE), and the process announces no more.
@@ -604,10 +608,10 @@ fn after_a_crossslot_a_page_write_is_written_unannounced_and_later_ones_are_not_
         )
         .unwrap_or_else(|| panic!("a seed"));
     let seeded = argv(&seed);
-    assert_eq!(e.unannounced_write(&plain), Some(Vec::new()));
+    assert_eq!(e.unannounced_write(&strs(&plain)), Some(Vec::new()));
     let lease = e.namespace().lease_key(&Interface::Incremental, "/page");
     assert_eq!(
-        e.unannounced_write(&leased),
+        e.unannounced_write(&strs(&leased)),
         Some(vec![
             "EVALSHA".to_owned(),
             LEASE_WRITE.sha1(),
@@ -618,11 +622,14 @@ fn after_a_crossslot_a_page_write_is_written_unannounced_and_later_ones_are_not_
             "tok".to_owned(),
         ])
     );
-    let fallback = e.unannounced_write(&seeded).unwrap_or_default();
+    let fallback = e.unannounced_write(&strs(&seeded)).unwrap_or_default();
     assert_eq!(fallback.get(1), Some(&crate::scripts::SEED_WRITE.sha1()));
-    assert_eq!(&fallback[2..], ["1", &seed.keys[0], &seed.args[0], &seed.args[2]]);
+    assert_eq!(
+        &fallback[2..],
+        ["1", &seed.keys[0], &seed.args[0], &seed.args[2]]
+    );
     // Not an announcing write: nothing to fall back to.
-    assert_eq!(e.unannounced_write(&fallback), None);
+    assert_eq!(e.unannounced_write(&strs(&fallback)), None);
     // And the process announces no more.
     let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
     assert!(s.script.is_none());
