@@ -918,6 +918,10 @@ struct World {
     events: usize,
     /// When the host got the reply of each page write (by its number): the step and time.
     page_resolved: HashMap<usize, (usize, f64)>,
+    /// Page values Redis lost (a flush, a failover), each with the number the next page write
+    /// had then ([`PAGE_WRITES`]): every write numbered from there on came after the loss, so
+    /// it replaced the lost value as it replaces what Redis held.
+    page_lost: Vec<(Vec<u8>, usize)>,
     /// Reads that joined another read's `GET` or poll in flight on their process (the host
     /// shares one per key: store.ts, read-driver.ts): that read's task id, the read. Each is
     /// given the same reply when that one is.
@@ -947,6 +951,7 @@ impl World {
             release,
             events: 0,
             page_resolved: HashMap::new(),
+            page_lost: Vec::new(),
             joined: Vec::new(),
         }
     }
@@ -958,6 +963,18 @@ impl World {
     }
 
     /// Every channel drops (its server went away), unnoticed for now.
+    /// Redis becomes `to` (a flush, a failover): the page values its log no longer holds
+    /// are lost, replaced by every page write numbered from now on.
+    fn lose_pages(&mut self, to: Redis) {
+        let next = PAGE_WRITES.load(std::sync::atomic::Ordering::Relaxed);
+        for (v, n) in &self.redis.page_log {
+            if !to.page_log.iter().any(|(_, m)| m == n) {
+                self.page_lost.push((v.clone(), next));
+            }
+        }
+        self.redis = to;
+    }
+
     fn drop_channels(&mut self) {
         for inst in &mut self.insts {
             inst.listening = false;
@@ -1106,13 +1123,13 @@ impl World {
             }
             Op::Flush => {
                 if self.up {
-                    self.redis = Redis::default();
+                    self.lose_pages(Redis::default());
                 }
             }
             Op::Snapshot => self.kept = Some(self.redis.clone()),
             Op::Failover => {
                 if let Some(kept) = self.kept.clone() {
-                    self.redis = kept;
+                    self.lose_pages(kept);
                     self.drop_channels();
                 }
             }
@@ -2102,9 +2119,9 @@ impl World {
     /// The page rewrite contract (docs/failures.md, "Page and route entries"): while Redis
     /// answers, a page read never serves a value Redis had replaced with a write that resolved
     /// before the read began, except, following by push, a write that resolved less than the
-    /// bound before and whose announcement had not reached the instance then. Values served
-    /// during an outage, and values Redis no longer knows (a flush, a failover), are not
-    /// judged.
+    /// bound before and whose announcement had not reached the instance then. A value Redis
+    /// lost (a flush, a failover) counts as replaced by every write made after the loss.
+    /// Values served during an outage are not judged.
     fn check_page(
         &mut self,
         inst: usize,
@@ -2118,10 +2135,16 @@ impl World {
             return Ok(());
         }
         let log = &self.redis.page_log;
-        let Some(i) = log.iter().rposition(|(v, _)| v == value) else {
-            return Ok(());
+        // A value Redis holds is replaced by the writes after it; one it lost, by the writes
+        // made after the loss.
+        let later: Vec<&(Vec<u8>, usize)> = match log.iter().rposition(|(v, _)| v == value) {
+            Some(i) => log.iter().skip(i + 1).collect(),
+            None => match self.page_lost.iter().rev().find(|(v, _)| v == value) {
+                Some((_, since)) => log.iter().filter(|(_, n)| n >= since).collect(),
+                None => return Ok(()),
+            },
         };
-        for (later, n) in &log[i + 1..] {
+        for (later, n) in later {
             if later == value {
                 continue;
             }
