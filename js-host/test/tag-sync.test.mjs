@@ -16,9 +16,9 @@ const T0 = 1_800_000_000_000
 const netstrings = (items) =>
   new TextEncoder().encode(items.map((s) => `${String(s.length)}:${s},`).join(''))
 /** A full refresh reply holding the whole (empty) state: the mirror is in sync after it. */
-const SYNCED = netstrings(['e1', '1', 'v1', '1', '0'])
+const SYNCED = netstrings(['e1', '1', 'v1', '1', '0', '', '0'])
 /** A full refresh reply whose state continues on another page. */
-const MORE = netstrings(['e1', '1', 'v1', '1', '7'])
+const MORE = netstrings(['e1', '1', 'v1', '1', '0', '', '7'])
 
 const replyError = (message) => Object.assign(new Error(message), { code: 'ERR_REDIS_REPLY' })
 const NOPERM = 'NOPERM User fc has no permissions to run the evalsha command'
@@ -203,7 +203,16 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 2, 'one refresh started after the request began')
     const t = T0 + 10
     gates.shift()(
-      netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]),
+      netstrings([
+        'e1',
+        '2',
+        'v2',
+        '0',
+        '0',
+        '',
+        't',
+        `${String(t)},${String(t)},0,0,${String(t)}`,
+      ]),
     )
     await Promise.all([first, second])
     assert.equal(script.calls.length, 2)
@@ -262,7 +271,16 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 2, 'one pull started after the request began')
     const t = T0 + 10
     gates.shift()(
-      netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]),
+      netstrings([
+        'e1',
+        '2',
+        'v2',
+        '0',
+        '0',
+        '',
+        't',
+        `${String(t)},${String(t)},0,0,${String(t)}`,
+      ]),
     )
     await first
     await sync.refresh()
@@ -315,10 +333,10 @@ describe('TagSync, fake transport and clock', () => {
       (_, kind) =>
         kind === 'read'
           ? version === 1 && engine.tagsSynced
-            ? netstrings(['e1', '1', 'v1', '0'])
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
             : version === 1
               ? SYNCED
-              : netstrings(['e1', String(version), `v${String(version)}`, '0'])
+              : netstrings(['e1', String(version), `v${String(version)}`, '0', '0', ''])
           : null,
       { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
     )
