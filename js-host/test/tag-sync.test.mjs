@@ -380,12 +380,44 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(ch.closed, true)
   })
 
+  test('following by push, a message of a kind this build does not know takes the channel down', async () => {
+    // A later release may announce something new: an older process must not go on as if
+    // caught up (decision 0031), only slower until its subscription is confirmed again.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const { engine, clock, log, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED
+          : null,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    ch.events.up()
+    await settle()
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    ch.events.message(netstrings(['q', 'e1', '2', 'v2', 'whatever']))
+    assert.equal(engine.tagsCaughtUp(clock.t), false, 'not caught up after an unknown kind')
+    assert.ok(log.lines.some((l) => l.startsWith('error unexpected tag announcement')))
+    const before = reads()
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(reads(), before + 2, 'the channel is down: every request pulls')
+    await sync.stop()
+  })
+
   test('following by push, the periodic pull runs on the timer, not on a request', async () => {
     const ch = fakeChannel()
     const timer = fakeTimer()
     const { engine, script, sync } = setup(
       (_, kind) =>
-        kind === 'read' ? (engine.tagsSynced ? netstrings(['e1', '1', 'v1', '0']) : SYNCED) : null,
+        kind === 'read'
+          ? engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED
+          : null,
       { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
     )
     ch.events.up()
