@@ -397,7 +397,7 @@ pub enum Announced {
     /// Not the next version of the state followed (missed messages, another epoch, a mirror
     /// not synced or loading): the mirror is unchanged and only a pull catches it up. For a
     /// page write's announcement: not the next of the page-write sequence, a new page
-    /// generation (the mirror is still caught up; the host's pull costs one round trip).
+    /// generation (the mirror stays caught up unless the epoch is another; the host pulls).
     Gap,
 }
 
