@@ -114,7 +114,7 @@ impl Engine {
     }
 
     /// Sets this process's random part of the version ids of its announced page writes (the
-    /// host's secure random source; the wasm binding sets one as it builds the engine). The id
+    /// host's secure random source; the wasm binding sets one as page writes start announcing). The id
     /// of each write is it and a count: the same bytes written again after a `FLUSHALL` or a
     /// failover that lost the first write reuse its version number but never its id, which is
     /// how a pull tells them apart (tag_refresh.lua; docs/decisions/0031). Without a seed the

@@ -142,11 +142,7 @@ impl Engine {
         } else {
             crate::js_value::from_js(config).map_err(|e| js_error(&BindingError::from(e)))?
         };
-        let mut inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
-        // Page writes' version ids: unique to this process (docs/decisions/0031).
-        inner
-            .set_write_id_seed(&random_token()?)
-            .map_err(|e| js_error(&e))?;
+        let inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
         Ok(Engine { inner })
     }
 
@@ -233,9 +229,16 @@ impl Engine {
     /// Writes of page and route entries of the singular handler announce themselves on
     /// `tagAnnounceChannel` from now on (single Redis, whatever `tagSync`:
     /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    /// Draws this process's seed of page-write ids here, not as the engine is built: a
+    /// workers runtime may refuse random values at global scope, and it never announces.
     #[wasm_bindgen(js_name = announcePageWrites)]
-    pub fn announce_page_writes(&mut self) {
+    pub fn announce_page_writes(&mut self) -> Result<(), JsValue> {
+        // Page writes' ids: unique to this process (docs/decisions/0031).
+        self.inner
+            .set_write_id_seed(&random_token()?)
+            .map_err(|e| js_error(&e))?;
         self.inner.announce_page_writes();
+        Ok(())
     }
 
     /// The host got CROSSSLOT for the page write of `argv` (NUL-joined; a cluster-enabled
