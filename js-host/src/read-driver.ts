@@ -187,6 +187,11 @@ export interface ReadIo {
   forget(key: string): void
   /** The stored entry, or null; rejects with an error carrying a `code` (see `failureOf`). */
   get(key: string, budgetMs: number): Promise<Uint8Array | null>
+  /**
+   * Whether reads of one key may share a `GET` or a poll in flight (only one sent after the
+   * read began: `share`). Unset in a host whose requests must not await each other's I/O.
+   */
+  shares?: boolean | undefined
   /** Runs a script argv of the lease protocol; rejects like `get`. */
   script(argv: string[], budgetMs: number): Promise<Reply>
   /** A debug line of the driver's own or of the renewal machine (the answer's come with it). */
@@ -372,41 +377,93 @@ function describeError(err: unknown): string {
   return c === undefined ? err.message : `${c}: ${err.message}`
 }
 
-/** Polls in flight, per engine (one per runtime) and argv: followers of one key share one. */
-const polling = new WeakMap<object, Map<string, Promise<[Uint8Array | null, boolean]>>>()
+/**
+ * The read clock: ticks at the end of each turn (microtask checkpoint) in which a `GET` or poll
+ * was issued. A read notes it when it begins and joins only requests issued at that reading or
+ * later (`share`).
+ */
+let sentClock = 0
+let tickQueued = false
+
+/** The read clock for a request issued now; the clock ticks once this turn's work is done. */
+function issuedAt(): number {
+  if (!tickQueued) {
+    tickQueued = true
+    queueMicrotask(() => {
+      tickQueued = false
+      sentClock++
+    })
+  }
+  return sentClock
+}
+
+/** A request in flight that reads of the same key may join, and when it went out. */
+interface InFlight<V> {
+  readonly reply: Promise<V>
+  readonly sent: number
+}
+
+/** `GET`s in flight, per engine (one per runtime) and entry key. */
+const getting = new WeakMap<object, Map<string, InFlight<Uint8Array | null>>>()
+/** Polls in flight, per engine and argv: followers of one key share one. */
+const polling = new WeakMap<object, Map<string, InFlight<[Uint8Array | null, boolean]>>>()
+
+/**
+ * `send()`, or the same request already in flight if it was issued after the read that asks
+ * began or in the same turn (`began`: the read clock then). Never one issued in an earlier turn:
+ * it may have reached Redis before a write that resolved before this read began, and a read
+ * that begins after a write resolved gets that write (decision 0021, in
+ * docs/decisions/0021-page-entries-out-of-the-tier.md). One issued this turn has not left the
+ * process: node-redis writes the commands of a turn at the next `setImmediate`, after the clock
+ * ticked.
+ */
+function share<V>(
+  table: WeakMap<object, Map<string, InFlight<V>>>,
+  engine: object,
+  id: string,
+  began: number,
+  send: () => Promise<V>,
+): Promise<V> {
+  let pending = table.get(engine)
+  if (pending === undefined) {
+    pending = new Map()
+    table.set(engine, pending)
+  }
+  const shared = pending.get(id)
+  if (shared !== undefined && shared.sent >= began) return shared.reply
+  const sent = issuedAt()
+  const reply = send()
+  const inFlight = { reply, sent }
+  const map = pending
+  map.set(id, inFlight)
+  const done = (): void => {
+    if (map.get(id) === inFlight) map.delete(id)
+  }
+  reply.then(done, done)
+  return reply
+}
 
 /**
  * A follower's poll: the entry (null when none) and whether its lease still exists, from one
- * script call. Concurrent polls of one key in one process share it, as reads share one `GET`.
+ * script call. Concurrent polls of one key in one process share it (`share`), as reads share
+ * one `GET`.
  */
 function poll(
   engine: object,
   io: ReadIo,
   argv: string[],
   budgetMs: number,
+  began: number,
 ): Promise<[Uint8Array | null, boolean]> {
-  let pending = polling.get(engine)
-  if (pending === undefined) {
-    pending = new Map()
-    polling.set(engine, pending)
-  }
-  const id = argv.join('\0')
-  const shared = pending.get(id)
-  if (shared !== undefined) return shared
-  const sent = io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
-    if (!Array.isArray(reply)) {
-      throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
-    }
-    const [value, leased] = reply as unknown[]
-    return [value instanceof Uint8Array ? value : null, Number(leased) === 1]
-  })
-  const map = pending
-  map.set(id, sent)
-  const done = (): void => {
-    if (map.get(id) === sent) map.delete(id)
-  }
-  sent.then(done, done)
-  return sent
+  const send = (): Promise<[Uint8Array | null, boolean]> =>
+    io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
+      if (!Array.isArray(reply)) {
+        throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
+      }
+      const [value, leased] = reply as unknown[]
+      return [value instanceof Uint8Array ? value : null, Number(leased) === 1]
+    })
+  return io.shares === true ? share(polling, engine, argv.join('\0'), began, send) : send()
 }
 
 /** Which input the last bytes went in with: `NeedMore` gives them again the same way. */
@@ -611,6 +668,8 @@ class Read<E extends object, T> {
   private givenBytes: Uint8Array | null = null
   private givenKey = ''
   private leased = false
+  /** The read clock when this read began: it joins only requests sent after (`share`). */
+  private readonly began = sentClock
   private readError: unknown = undefined
   /** The bytes each source gave, for the answer's `source`. */
   private own: Uint8Array | null = null
@@ -801,7 +860,12 @@ class Read<E extends object, T> {
     // `Get` reads the entry key (the binding's contract): no key string crosses again.
     let reading: Promise<Uint8Array | null>
     try {
-      reading = io.get(this.entryKey, f[this.base + this.binding.ReadField.BudgetMs] ?? 0)
+      const budgetMs = f[this.base + this.binding.ReadField.BudgetMs] ?? 0
+      const key = this.entryKey
+      reading =
+        io.shares === true
+          ? share(getting, this.engine, key, this.began, () => io.get(key, budgetMs))
+          : io.get(key, budgetMs)
     } catch (err) {
       reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
     }
@@ -836,7 +900,13 @@ class Read<E extends object, T> {
   private async pollEntry(budgetMs: number): Promise<number> {
     let entry: Uint8Array | null
     try {
-      ;[entry, this.leased] = await poll(this.engine, this.io, this.machine.argv(), budgetMs)
+      ;[entry, this.leased] = await poll(
+        this.engine,
+        this.io,
+        this.machine.argv(),
+        budgetMs,
+        this.began,
+      )
     } catch (err) {
       if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
       return this.failed(err)

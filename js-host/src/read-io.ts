@@ -47,6 +47,7 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     },
     // The budget is the guarded transport's for the kind, the same engine value.
     get: (key) => store.get(key, now()),
+    shares: true,
     script: (argv) =>
       transport === undefined
         ? Promise.reject(new NoRedisError())

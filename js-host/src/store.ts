@@ -43,15 +43,13 @@ export interface EntryStore {
 /**
  * Redis behind an in-process tier: a byte-bounded LRU of envelopes whose index (recency,
  * sizes, lifetimes, eviction) is the engine's and whose bytes stay in a JS Map, so a tier hit
- * copies nothing through wasm. Concurrent reads of one key in this process share one `GET`.
+ * copies nothing through wasm. Concurrent reads of one key share a `GET` in the read driver.
  * A tier entry is only ever served after the read machine has judged it against its lifetime and
  * the tag mirror, like a Redis reply.
  */
 export class RedisStore implements EntryStore {
   readonly kind = 'redis'
   private readonly bytes = new Map<string, Buffer>()
-  /** `GET`s in flight, by key: later readers join them instead of sending their own. */
-  private readonly reads = new Map<string, Promise<Buffer | null>>()
   /** False with a zero tier budget: every tier call is then skipped, not refused by wasm. */
   private readonly tiered: boolean
 
@@ -88,17 +86,7 @@ export class RedisStore implements EntryStore {
     this.bytes.delete(key)
   }
 
-  get(key: string): Promise<Buffer | null> {
-    const inFlight = this.reads.get(key)
-    if (inFlight !== undefined) return inFlight
-    const read = this.read(key).finally(() => {
-      if (this.reads.get(key) === read) this.reads.delete(key)
-    })
-    this.reads.set(key, read)
-    return read
-  }
-
-  private async read(key: string): Promise<Buffer | null> {
+  async get(key: string): Promise<Buffer | null> {
     const reply = await this.transport.send(['GET', key], { kind: 'read' })
     if (reply === null || reply === undefined) return null
     if (!Buffer.isBuffer(reply)) throw new Error('GET returned a non-string reply')
