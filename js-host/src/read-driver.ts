@@ -96,7 +96,7 @@ export interface ReadMachine<E> {
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
   tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   fallback(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
-  /** `joined`: the `GET` was another read's, sent earlier (`ReadIo.joins`). */
+  /** `joined`: the `GET` was another read's (`share`). */
   reply(
     engine: E,
     prefix: Uint8Array | undefined,
@@ -206,13 +206,14 @@ export interface ReadIo {
   /** The stored entry, or null; rejects with an error carrying a `code` (see `failureOf`). */
   get(key: string, budgetMs: number): Promise<Uint8Array | null>
   /**
-   * Whether a `get` of `key` now would join one already in flight instead of sending its own
-   * (its reply then tells of a time before this read asked). Absent: never.
+   * Whether reads of one key may share a `GET` or a poll in flight (only one issued after the
+   * read began or in the same turn, under the same count of announcements: `share`). Unset in
+   * a host whose requests must not await each other's I/O.
    */
-  joins?: ((key: string) => boolean) | undefined
+  shares?: boolean | undefined
   /**
-   * Tag announcements applied so far (following by push): a poll in flight is shared only by
-   * reads that ask under the same count, as a `GET` is (store.ts, `RedisStore.get`). Absent: 0.
+   * Tag announcements applied so far (following by push): a `GET` or poll in flight is shared
+   * only by reads that ask under the count it went out under (`share`). Absent: 0.
    */
   announcementsHeard?: (() => number) | undefined
   /** Runs a script argv of the lease protocol; rejects like `get`. */
@@ -400,43 +401,103 @@ function describeError(err: unknown): string {
   return c === undefined ? err.message : `${c}: ${err.message}`
 }
 
-/** Polls in flight, per engine (one per runtime) and argv: followers of one key share one. */
-const polling = new WeakMap<object, Map<string, Promise<[Uint8Array | null, boolean]>>>()
+/**
+ * The read clock: ticks at the end of each turn (microtask checkpoint) in which a `GET` or poll
+ * was issued. A read notes it when it begins and joins only requests issued at that reading or
+ * later (`share`).
+ */
+let sentClock = 0
+let tickQueued = false
+
+/** The read clock for a request issued now; the clock ticks once this turn's work is done. */
+function issuedAt(): number {
+  if (!tickQueued) {
+    tickQueued = true
+    queueMicrotask(() => {
+      tickQueued = false
+      sentClock++
+    })
+  }
+  return sentClock
+}
+
+/** A request in flight that reads of the same key may join, and when it went out. */
+interface InFlight<V> {
+  readonly reply: Promise<V>
+  readonly sent: number
+  /** The announcements heard when it went out (`ReadIo.announcementsHeard`). */
+  readonly heard: number
+}
+
+/** `GET`s in flight, per engine (one per runtime) and entry key. */
+const getting = new WeakMap<object, Map<string, InFlight<Uint8Array | null>>>()
+/** Polls in flight, per engine and argv: followers of one key share one. */
+const polling = new WeakMap<object, Map<string, InFlight<[Uint8Array | null, boolean]>>>()
+
+/**
+ * `send()`, or the same request already in flight if it was issued after the read that asks
+ * began or in the same turn (`began`: the read clock then), and under the same count of
+ * announcements (`heard`); with whether it joined one. Never one issued in an earlier turn:
+ * it may have reached Redis before a write that resolved before this read began, and a read
+ * that begins after a write resolved gets that write (decision 0021, in
+ * docs/decisions/0021-page-entries-out-of-the-tier.md). One issued this turn has not left the
+ * process: node-redis writes the commands of a turn at the next `setImmediate`, after the clock
+ * ticked. Never one issued before an announcement this process applied since: it may have
+ * missed the announced write, and the read would bind its answer to the count it asked under
+ * (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+ */
+function share<V>(
+  table: WeakMap<object, Map<string, InFlight<V>>>,
+  engine: object,
+  id: string,
+  began: number,
+  heard: number,
+  send: () => Promise<V>,
+): [Promise<V>, boolean] {
+  let pending = table.get(engine)
+  if (pending === undefined) {
+    pending = new Map()
+    table.set(engine, pending)
+  }
+  const shared = pending.get(id)
+  if (shared !== undefined && shared.sent >= began && shared.heard === heard) {
+    return [shared.reply, true]
+  }
+  const sent = issuedAt()
+  const reply = send()
+  const inFlight = { reply, sent, heard }
+  const map = pending
+  map.set(id, inFlight)
+  const done = (): void => {
+    if (map.get(id) === inFlight) map.delete(id)
+  }
+  reply.then(done, done)
+  return [reply, false]
+}
 
 /**
  * A follower's poll: the entry (null when none) and whether its lease still exists, from one
  * script call, and whether this call joined one already in flight. Concurrent polls of one key
- * in one process share it, as reads share one `GET`.
+ * in one process share it (`share`), as reads share one `GET`.
  */
 function poll(
   engine: object,
   io: ReadIo,
   argv: string[],
   budgetMs: number,
+  began: number,
 ): [Promise<[Uint8Array | null, boolean]>, boolean] {
-  let pending = polling.get(engine)
-  if (pending === undefined) {
-    pending = new Map()
-    polling.set(engine, pending)
-  }
-  // An announcement since a poll went out may be of a write it missed: no later read joins it.
-  const id = `${argv.join('\0')}\0${String(io.announcementsHeard?.() ?? 0)}`
-  const shared = pending.get(id)
-  if (shared !== undefined) return [shared, true]
-  const sent = io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
-    if (!Array.isArray(reply)) {
-      throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
-    }
-    const [value, leased] = reply as unknown[]
-    return [value instanceof Uint8Array ? value : null, Number(leased) === 1]
-  })
-  const map = pending
-  map.set(id, sent)
-  const done = (): void => {
-    if (map.get(id) === sent) map.delete(id)
-  }
-  sent.then(done, done)
-  return [sent, false]
+  const send = (): Promise<[Uint8Array | null, boolean]> =>
+    io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
+      if (!Array.isArray(reply)) {
+        throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
+      }
+      const [value, leased] = reply as unknown[]
+      return [value instanceof Uint8Array ? value : null, Number(leased) === 1]
+    })
+  if (io.shares !== true) return [send(), false]
+  const heard = io.announcementsHeard?.() ?? 0
+  return share(polling, engine, argv.join('\0'), began, heard, send)
 }
 
 /** Which input the last bytes went in with: `NeedMore` gives them again the same way. */
@@ -643,6 +704,8 @@ class Read<E extends object, T> {
   private leased = false
   /** The last `GET` or poll joined another read's (the machine then keeps no page copy). */
   private joined = false
+  /** The read clock when this read began: it joins only requests sent after (`share`). */
+  private readonly began = sentClock
   private readError: unknown = undefined
   /** The bytes each source gave, for the answer's `source`. */
   private own: Uint8Array | null = null
@@ -840,8 +903,17 @@ class Read<E extends object, T> {
     // `Get` reads the entry key (the binding's contract): no key string crosses again.
     let reading: Promise<Uint8Array | null>
     try {
-      this.joined = io.joins?.(this.entryKey) ?? false
-      reading = io.get(this.entryKey, f[this.base + this.binding.ReadField.BudgetMs] ?? 0)
+      const budgetMs = f[this.base + this.binding.ReadField.BudgetMs] ?? 0
+      const key = this.entryKey
+      if (io.shares === true) {
+        const heard = io.announcementsHeard?.() ?? 0
+        ;[reading, this.joined] = share(getting, this.engine, key, this.began, heard, () =>
+          io.get(key, budgetMs),
+        )
+      } else {
+        this.joined = false
+        reading = io.get(key, budgetMs)
+      }
     } catch (err) {
       reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
     }
@@ -876,7 +948,13 @@ class Read<E extends object, T> {
   private async pollEntry(budgetMs: number): Promise<number> {
     let entry: Uint8Array | null
     try {
-      const [polled, joined] = poll(this.engine, this.io, this.machine.argv(), budgetMs)
+      const [polled, joined] = poll(
+        this.engine,
+        this.io,
+        this.machine.argv(),
+        budgetMs,
+        this.began,
+      )
       this.joined = joined
       ;[entry, this.leased] = await polled
     } catch (err) {

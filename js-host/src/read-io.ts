@@ -47,7 +47,7 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     },
     // The budget is the guarded transport's for the kind, the same engine value.
     get: (key) => store.get(key, now()),
-    joins: (key) => store.joins?.(key) ?? false,
+    shares: true,
     announcementsHeard: () => store.announcementsHeard?.() ?? 0,
     script: (argv) =>
       transport === undefined

@@ -9,9 +9,7 @@ export interface EntryStore {
    * read machine turns them into misses, or serves the copy this process holds).
    */
   get(key: string, now: number): Promise<Buffer | null>
-  /** Whether a `get` of `key` now joins one in flight (absent: `get` never shares). */
-  joins?(key: string): boolean
-  /** A tag announcement was applied (following by push): no later `get` joins an earlier one. */
+  /** A tag announcement was applied (following by push): no later read joins an earlier `GET`. */
   heard?(): void
   /** Tag announcements applied so far (`heard`). */
   announcementsHeard?(): number
@@ -56,20 +54,13 @@ export interface EntryStore {
 /**
  * Redis behind an in-process tier: a byte-bounded LRU of envelopes whose index (recency,
  * sizes, lifetimes, eviction) is the engine's and whose bytes stay in a JS Map, so a tier hit
- * copies nothing through wasm. Concurrent reads of one key in this process share one `GET`.
+ * copies nothing through wasm. Concurrent reads of one key share a `GET` in the read driver.
  * A tier entry is only ever served after the read machine has judged it against its lifetime and
  * the tag mirror, like a Redis reply.
  */
 export class RedisStore implements EntryStore {
   readonly kind = 'redis'
   private readonly bytes = new Map<string, Buffer>()
-  /**
-   * `GET`s in flight, by key, with the count of announcements heard when each went out: later
-   * readers join them instead of sending their own, unless an announcement came in between
-   * (it may be of a write that `GET` missed, and a read that starts after an announcement gets
-   * that write: docs/failures.md, "Page and route entries").
-   */
-  private readonly reads = new Map<string, { read: Promise<Buffer | null>; heard: number }>()
   /** Tag announcements applied so far (`heard`). */
   private announcements = 0
   /** False with a zero tier budget: every tier call is then skipped, not refused by wasm. */
@@ -116,21 +107,7 @@ export class RedisStore implements EntryStore {
     return this.announcements
   }
 
-  joins(key: string): boolean {
-    return this.reads.get(key)?.heard === this.announcements
-  }
-
-  get(key: string): Promise<Buffer | null> {
-    const inFlight = this.reads.get(key)
-    if (inFlight?.heard === this.announcements) return inFlight.read
-    const read = this.read(key).finally(() => {
-      if (this.reads.get(key)?.read === read) this.reads.delete(key)
-    })
-    this.reads.set(key, { read, heard: this.announcements })
-    return read
-  }
-
-  private async read(key: string): Promise<Buffer | null> {
+  async get(key: string): Promise<Buffer | null> {
     const reply = await this.transport.send(['GET', key], { kind: 'read' })
     if (reply === null || reply === undefined) return null
     if (!Buffer.isBuffer(reply)) throw new Error('GET returned a non-string reply')

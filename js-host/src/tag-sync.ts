@@ -106,6 +106,12 @@ export interface TagSyncOptions {
   enums: TagEnums
   /** Milliseconds on Next's scale, read for every decision. */
   now: () => number
+  /**
+   * The wall clock (`Date.now`), where `now` may part from it (Node: `now` follows the
+   * monotonic clock from the process's start). Each pull and revalidation compares the two and
+   * logs a difference of {@link CLOCK_APART_LOG_MS} or more.
+   */
+  wall?: (() => number) | undefined
   log: Logger
   /**
    * Where background work may outlive a request (Node). With one, loading the whole tag state
@@ -145,6 +151,15 @@ export interface TagSyncOptions {
 export interface Durations {
   expire?: number
 }
+
+/**
+ * How far `now` may be from the wall clock before it is logged. Both follow the same rate
+ * adjustments, so only a step of the wall clock after the process started parts them; a
+ * second is far above the rounding of `Date.now()`.
+ */
+export const CLOCK_APART_LOG_MS = 1000
+/** At most one line about the clocks per this many ms of wall clock. */
+const CLOCK_LOG_EVERY_MS = 60_000
 
 /** Refresh calls one refresh makes at most while the whole tag state loads without a timer. */
 export const LOAD_STEPS = 16
@@ -219,6 +234,9 @@ export class TagSync {
   private readonly script: ScriptRunner | undefined
   private readonly enums: TagEnums
   private readonly now: () => number
+  private readonly wall: (() => number) | undefined
+  /** When the clocks' difference was last logged (wall clock). */
+  private clockLoggedAt = Number.NEGATIVE_INFINITY
   private readonly log: Logger
   private readonly timer: Timer | undefined
   private readonly request: (() => object | undefined) | undefined
@@ -234,6 +252,7 @@ export class TagSync {
     this.script = options.script
     this.enums = options.enums
     this.now = options.now
+    this.wall = options.wall
     this.log = options.log
     this.timer = options.timer
     this.request = options.request
@@ -364,8 +383,10 @@ export class TagSync {
     // budget, and the request waiting on this refresh must not pay it. The mirror already
     // holds them (local records survive any refresh), so nothing is missed meanwhile.
     if (this.engine.outboxLength > 0) void this.drain()
+    const t = this.now()
+    this.checkClock(t)
     try {
-      const reply = await this.script(this.engine.planTagPull(this.now()), 'read')
+      const reply = await this.script(this.engine.planTagPull(t), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
       const lost = this.engine.resendLength
       const changed = this.engine.applyRefresh(reply, this.now())
@@ -405,6 +426,32 @@ export class TagSync {
   }
 
   /**
+   * Logs (at most once a minute) when this process's clock `t` is a second or more from the
+   * wall clock. Its revalidations are then stamped that far off, and its entries look that
+   * much older or newer to the fleet: with a clock behind, an entry another instance wrote
+   * between the stamped and the real time of a revalidation outlives it (docs/failures.md,
+   * "Clocks"). Nothing here can correct it: Next stamps entries on the same clock.
+   */
+  private checkClock(t: number): void {
+    if (this.wall === undefined) return
+    const wall = this.wall()
+    const behind = wall - t
+    if (Math.abs(behind) < CLOCK_APART_LOG_MS || wall < this.clockLoggedAt + CLOCK_LOG_EVERY_MS) {
+      return
+    }
+    this.clockLoggedAt = wall
+    const secs = (Math.abs(behind) / 1000).toFixed(1)
+    const where = behind > 0 ? 'behind' : 'ahead of'
+    this.log.warn(
+      `this process's clock (performance.timeOrigin + performance.now(), the one Next stamps ` +
+        `entries with) is ${secs} s ${where} the wall clock, which was stepped after the process ` +
+        `started (an NTP step, a machine resumed after a pause): its revalidations and entries are ` +
+        `stamped ${secs} s ${behind > 0 ? 'early' : 'late'} for the rest of the fleet (docs/failures.md, ` +
+        `"Clocks"); restarting the process realigns it`,
+    )
+  }
+
+  /**
    * Records a revalidation: in this process at once, then fleet-wide in Redis, in order after
    * any earlier one that is still waiting. Never rejects: invalid input (no tag within the
    * core's byte limit) is logged and dropped; a Redis failure leaves the revalidation queued,
@@ -416,6 +463,7 @@ export class TagSync {
     now: number,
   ): Promise<void> {
     if (tags.length === 0) return
+    this.checkClock(now)
     const { RevalidationMode } = this.enums
     const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
     const expire = durations?.expire ?? Number.NaN

@@ -45,6 +45,7 @@ export function nodeTagSync(
         ? undefined
         : (argv, kind) => runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind }),
     now,
+    wall: Date.now,
     log,
     timer: unrefTimer,
     // One refresh per request: its page read's, shared by its render and both interfaces.

@@ -204,3 +204,65 @@ export function asRequest(fn) {
 export function inWorkUnit(type, fn, fields = {}) {
   return workUnits.run({ type, ...fields }, fn)
 }
+
+/**
+ * A TCP proxy to the Redis at `target` (a URL) on 127.0.0.1 that, while `hold` is set, holds
+ * back the replies on every connection that has sent a `GET` (a subscriber's messages pass).
+ * `replied(marker)` resolves once held replies contain `marker` (Redis has executed the command
+ * that produced it); `getsSent()` counts the `GET`s passed on; `release()` delivers what was
+ * held, in order; `url` is the proxy's, with the target's credentials.
+ */
+export async function startHoldingProxy(target) {
+  const net = await import('node:net')
+  const p = { hold: false, gets: 0, conns: new Set(), waiters: [] }
+  const check = () => {
+    p.waiters = p.waiters.filter((w) => !w.test() || (w.resolve(), false))
+  }
+  p.server = net.createServer((client) => {
+    const c = { sawGet: false, held: [], client }
+    p.conns.add(c)
+    const up = net.connect(Number(target.port), target.hostname)
+    client.on('data', (d) => {
+      const n = d.toString('latin1').split('\r\nGET\r\n').length - 1
+      if (n > 0) {
+        c.sawGet = true
+        p.gets += n
+        check()
+      }
+      up.write(d)
+    })
+    up.on('data', (d) => {
+      if (p.hold && c.sawGet) {
+        c.held.push(d)
+        check()
+      } else client.write(d)
+    })
+    client.on('close', () => {
+      p.conns.delete(c)
+      up.destroy()
+    })
+    up.on('close', () => client.destroy())
+    client.on('error', () => {})
+    up.on('error', () => {})
+  })
+  const until = (test) =>
+    new Promise((resolve) => {
+      p.waiters.push({ test, resolve })
+      check()
+    })
+  p.replied = (marker) =>
+    until(() => [...p.conns].some((c) => Buffer.concat(c.held).includes(marker)))
+  p.getsSent = (n) => until(() => p.gets >= n)
+  p.release = () => {
+    p.hold = false
+    for (const c of p.conns) for (const d of c.held.splice(0)) c.client.write(d)
+  }
+  p.close = () => {
+    for (const c of p.conns) c.client.destroy()
+    p.server.close()
+  }
+  await new Promise((resolve) => p.server.listen(0, '127.0.0.1', resolve))
+  const auth = target.username ? `${target.username}:${target.password}@` : ''
+  p.url = `redis://${auth}127.0.0.1:${String(p.server.address().port)}`
+  return p
+}

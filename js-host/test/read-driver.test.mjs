@@ -521,6 +521,7 @@ test('a follower waits on the fake clock; polls of one key in one process share 
   let scripts = 0
   const entry = bytesOf(50)
   const io = fakeIo({
+    shares: true,
     script: (argv) => {
       scripts++
       assert.deepEqual(argv, ['EVALSHA', 'poll', '1', 'k'])
@@ -577,6 +578,116 @@ test('a follower waits on the fake clock; polls of one key in one process share 
   assert.equal(rc.bytes, null, 'nothing to serve from a poll that found nothing')
   rc.answer.free()
   assert.equal(live, 0)
+})
+
+/** A reader of key 'k' that gets it from Redis and serves it. */
+const getter = () =>
+  scripted([
+    () => ({ kind: K.Get, budgetMs: 100 }),
+    () => answer({ source: binding.Source.Redis, served: binding.Served.Fresh }),
+  ])
+
+test('reads of one key share a GET issued in the same turn or after they began, never one issued in an earlier turn', async () => {
+  const replies = []
+  const io = fakeIo({
+    shares: true,
+    get: () => {
+      const d = deferred()
+      replies.push(d)
+      return d.promise
+    },
+  })
+  const v1 = bytesOf(10, 1)
+  const v2 = bytesOf(10, 2)
+  // Two reads begun in one turn: the GET has not left the process, so they share it.
+  const a = readEntry(engine, getter(), io)
+  const b = readEntry(engine, getter(), io)
+  await settle()
+  assert.equal(replies.length, 1, 'one GET for two reads of one turn')
+  // A read that begins in a later turn while that GET is in flight: the GET may have been
+  // answered before a write that resolved before this read began, so it sends its own.
+  const c = readEntry(engine, getter(), io)
+  await settle()
+  assert.equal(replies.length, 2, 'a read of a later turn sends its own GET')
+  replies[0].resolve(v1)
+  replies[1].resolve(v2)
+  const [ra, rb, rc] = await Promise.all([a, b, c])
+  assert.equal(ra.bytes, v1)
+  assert.equal(rb.bytes, v1)
+  assert.equal(rc.bytes, v2, 'the later read gets what its own GET found')
+  for (const r of [ra, rb, rc]) r.answer.free()
+  // A read that begins before a GET is issued (it waits on a refresh first) joins it.
+  const refresh = deferred()
+  const waiting = readEntry(
+    engine,
+    scripted([
+      () => ({ kind: K.Refresh }),
+      () => ({ kind: K.OwnWrite }),
+      () => ({ kind: K.Get, budgetMs: 100 }),
+      () => answer({ source: binding.Source.Redis, served: binding.Served.Fresh }),
+    ]),
+    {
+      ...io,
+      refresh: () => refresh.promise,
+    },
+  )
+  await settle()
+  const d = readEntry(engine, getter(), io)
+  await settle()
+  assert.equal(replies.length, 3)
+  refresh.resolve()
+  await settle()
+  assert.equal(replies.length, 3, 'the read begun before that GET was issued joins it')
+  replies[2].resolve(v2)
+  for (const r of await Promise.all([waiting, d])) {
+    assert.equal(r.bytes, v2)
+    r.answer.free()
+  }
+  assert.equal(live, 0)
+})
+
+test('a host that does not share sends a GET per read', async () => {
+  let gets = 0
+  const io = fakeIo({
+    get: () => {
+      gets++
+      return Promise.resolve(bytesOf(4))
+    },
+  })
+  const rs = await Promise.all([readEntry(engine, getter(), io), readEntry(engine, getter(), io)])
+  assert.equal(gets, 2)
+  for (const r of rs) r.answer.free()
+})
+
+test('a follower that begins after a poll was issued in an earlier turn sends its own poll', async () => {
+  const polls = []
+  const io = fakeIo({
+    shares: true,
+    script: () => {
+      const d = deferred()
+      polls.push(d)
+      return d.promise
+    },
+  })
+  const follower = () =>
+    scripted([
+      () => ({ kind: K.Poll, argv: ['EVALSHA', 'poll', '1', 'k'], budgetMs: 100 }),
+      () => answer({ source: binding.Source.Poll, served: binding.Served.Fresh }),
+    ])
+  const a = readEntry(engine, follower(), io)
+  await settle()
+  const b = readEntry(engine, follower(), io)
+  await settle()
+  assert.equal(polls.length, 2)
+  const v1 = bytesOf(8, 1)
+  const v2 = bytesOf(8, 2)
+  polls[0].resolve([v1, 0])
+  polls[1].resolve([v2, 0])
+  const [ra, rb] = await Promise.all([a, b])
+  assert.equal(ra.bytes, v1)
+  assert.equal(rb.bytes, v2)
+  ra.answer.free()
+  rb.answer.free()
 })
 
 test('a lease reply is handed back as a number; a failed lease request as a failure', async () => {

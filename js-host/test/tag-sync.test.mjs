@@ -78,7 +78,7 @@ function fakeScript(answer) {
 const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
 const updates = (script) => script.calls.filter((c) => c.kind === 'write')
 
-function setup(answer, { timer, config = {}, request, push } = {}) {
+function setup(answer, { timer, config = {}, request, push, wall } = {}) {
   const engine = new wasm.Engine({ deployment: 'd1', ...config })
   const clock = fakeClock()
   const log = fakeLog()
@@ -91,6 +91,7 @@ function setup(answer, { timer, config = {}, request, push } = {}) {
     timer,
     request,
     push,
+    wall: wall?.(clock),
   })
   return { engine, clock, log, script, sync }
 }
@@ -563,6 +564,32 @@ describe('TagSync, fake transport and clock', () => {
       ),
       log.lines.join('\n'),
     )
+  })
+
+  test('a process clock a second or more from the wall clock is logged, at most once a minute', async () => {
+    const clockLines = (log) => log.lines.filter((l) => l.includes('wall clock'))
+    // Behind by 5 s: a step of the wall clock after the process started.
+    const apart = { by: 5000 }
+    const { clock, log, sync } = setup(() => SYNCED, { wall: (c) => () => c.t + apart.by })
+    await sync.refresh()
+    assert.equal(clockLines(log).length, 1)
+    assert.match(clockLines(log)[0], /^warn .* 5\.0 s behind the wall clock/)
+    await sync.refresh()
+    await sync.update(['t'], undefined, clock.t)
+    assert.equal(clockLines(log).length, 1, 'not again within the minute')
+    // A minute of wall clock later.
+    clock.t += 67_500
+    apart.by = -2500
+    await sync.update(['t'], undefined, clock.t)
+    assert.equal(clockLines(log).length, 2, 'a revalidation checks too')
+    assert.match(clockLines(log)[1], /2\.5 s ahead of the wall clock/)
+    // Within the second: nothing, however often.
+    const near = setup(() => SYNCED, { wall: (c) => () => c.t + 999 })
+    for (let i = 0; i < 3; i++) {
+      await near.sync.refresh()
+      near.clock.t += 60_000
+    }
+    assert.deepEqual(clockLines(near.log), [])
   })
 
   test('stop cancels the retry timer', async () => {

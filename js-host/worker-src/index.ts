@@ -366,6 +366,9 @@ export class WorkerCache {
       remember: () => undefined,
       forget: () => undefined,
       get: (key) => store.get(key, this.now()),
+      // No `shares`: workerd cancels a request's continuations on a promise another request
+      // created once that request has completed or been cancelled, so every read here sends
+      // its own GET and poll.
       script: (argv) =>
         guarded === undefined ? Promise.reject(noRedis()) : guarded.script(argv, 'lease'),
       debug: () => undefined,

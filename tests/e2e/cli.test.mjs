@@ -100,7 +100,15 @@ describe('fleetcache CLI against a real Redis and a real next start', () => {
       // Only now does the first instance start; it has never rendered anything.
       A = await startInstance({
         name: 'A',
-        env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' },
+        env: {
+          REDIS_URL: redis.url,
+          ORIGIN_URL: origin.url,
+          FLEETCACHE_DEBUG: '1',
+          // This checks seeding, not deadlines: on a loaded machine the first tag pull of a
+          // process just started can pass the default 300 ms, and without a trusted tag state
+          // the seeded entries are rightly refused and rendered, which this test would count.
+          FLEETCACHE_READ_TIMEOUT_MS: '5000',
+        },
         logDir,
         appDir: APP_DIR,
         readyPath: '/api/route-data',
