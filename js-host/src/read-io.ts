@@ -48,7 +48,8 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     // The budget is the guarded transport's for the kind, the same engine value.
     get: (key) => store.get(key, now()),
     shares: true,
-    announcementsHeard: () => store.announcementsHeard?.() ?? 0,
+    // The engine's count: announcements, gaps and this process's own page writes.
+    announcementsHeard: () => engine.pageHeard,
     script: (argv) =>
       transport === undefined
         ? Promise.reject(new NoRedisError())

@@ -192,9 +192,6 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
       transport,
       log,
       pushWithCheck(options, engine, transport, log),
-      () => {
-        store.heard?.()
-      },
     ),
     log,
     options,

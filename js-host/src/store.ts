@@ -9,10 +9,6 @@ export interface EntryStore {
    * read machine turns them into misses, or serves the copy this process holds).
    */
   get(key: string, now: number): Promise<Buffer | null>
-  /** A tag announcement was applied (following by push): no later read joins an earlier `GET`. */
-  heard?(): void
-  /** Tag announcements applied so far (`heard`). */
-  announcementsHeard?(): number
   /**
    * Writes an envelope for `ttlMs` (the write machine's Store step): `SET` when `script` is
    * empty, else the engine's `EVALSHA` argv with the value appended (it writes the entry and
@@ -61,8 +57,6 @@ export interface EntryStore {
 export class RedisStore implements EntryStore {
   readonly kind = 'redis'
   private readonly bytes = new Map<string, Buffer>()
-  /** Tag announcements applied so far (`heard`). */
-  private announcements = 0
   /** False with a zero tier budget: every tier call is then skipped, not refused by wasm. */
   private readonly tiered: boolean
 
@@ -97,14 +91,6 @@ export class RedisStore implements EntryStore {
     if (this.engine === undefined || !this.tiered) return
     this.engine.memoryRemove(key)
     this.bytes.delete(key)
-  }
-
-  heard(): void {
-    this.announcements++
-  }
-
-  announcementsHeard(): number {
-    return this.announcements
   }
 
   async get(key: string): Promise<Buffer | null> {

@@ -134,17 +134,7 @@ export interface TagSyncOptions {
    * channel, and the longest time between pulls. Needs `timer` (the periodic pull runs on
    * it); without either, every request pulls.
    */
-  push?:
-    | {
-        subscribe: Subscribe
-        maxPullIntervalMs: number
-        /**
-         * Called after each announcement is applied: a `GET` in flight may have read what it
-         * replaced, so a read starting now must not join it (store.ts, `RedisStore.heard`).
-         */
-        heard?: (() => void) | undefined
-      }
-    | undefined
+  push?: { subscribe: Subscribe; maxPullIntervalMs: number } | undefined
 }
 
 /** Next's `durations` argument of `updateTags` / `revalidateTag`. */
@@ -265,7 +255,6 @@ export class TagSync {
             // A gap (missed messages, a failover): the engine pulls until a pull after it.
             const { Announcement } = this.enums
             const applied = this.engine.applyAnnouncement(msg)
-            push.heard?.()
             if (this.log.debugEnabled) {
               const what =
                 applied === Announcement.Gap

@@ -36,7 +36,6 @@ export function nodeTagSync(
   transport: Transport | undefined,
   log: Logger,
   subscribe?: Subscribe,
-  heard?: () => void,
 ): TagSync {
   return new TagSync(engine, {
     enums: wasm,
@@ -53,6 +52,6 @@ export function nodeTagSync(
     push:
       subscribe === undefined
         ? undefined
-        : { subscribe, maxPullIntervalMs: PUSH_MAX_PULL_INTERVAL_MS, heard },
+        : { subscribe, maxPullIntervalMs: PUSH_MAX_PULL_INTERVAL_MS },
   })
 }

@@ -1,16 +1,15 @@
 // tagSync 'push' with App Router pages served from the tier: a read that starts while a GET
-// sent before a page announcement is in flight (store.ts shares one GET per key) must get the
+// sent before a page announcement is in flight (read-driver.ts `share` shares GETs) must get the
 // announced write, and no read may keep the page that write replaced bound to the current
 // generation, where it would serve with no time limit (decision 0031).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { REDIS_CLUSTER, startTestRedis } from './helpers.mjs'
+import { REDIS_CLUSTER, startHoldingProxy, startTestRedis } from './helpers.mjs'
 
 let redis
 let proxy
@@ -22,44 +21,9 @@ before(async () => {
 
 after(async () => {
   await close()
-  proxy?.server.close()
+  proxy?.close()
   await redis?.stop()
 })
-
-/**
- * A TCP proxy to Redis on 127.0.0.1 that, while `hold` is set, holds back the replies on every
- * connection that has sent a `GET` (the subscriber's announcements pass). `sentGet` resolves
- * when a `GET` goes through while holding; `release()` delivers what was held.
- */
-function startProxy(target) {
-  const p = { hold: false, conns: new Set(), onGet: undefined }
-  p.server = net.createServer((client) => {
-    const c = { sawGet: false, held: [], client }
-    p.conns.add(c)
-    const up = net.connect(Number(target.port), target.hostname)
-    client.on('data', (d) => {
-      if (d.includes('\r\nGET\r\n')) {
-        c.sawGet = true
-        if (p.hold) p.onGet?.()
-      }
-      up.write(d)
-    })
-    up.on('data', (d) => {
-      if (p.hold && c.sawGet) c.held.push(d)
-      else client.write(d)
-    })
-    client.on('close', () => up.destroy())
-    up.on('close', () => client.destroy())
-    client.on('error', () => {})
-    up.on('error', () => {})
-  })
-  p.sentGet = () => new Promise((resolve) => (p.onGet = resolve))
-  p.release = () => {
-    p.hold = false
-    for (const c of p.conns) for (const d of c.held.splice(0)) c.client.write(d)
-  }
-  return new Promise((resolve) => p.server.listen(0, '127.0.0.1', () => resolve(p)))
-}
 
 test(
   'a read starting after a page announcement joins no GET sent before it, and the replaced page is not kept',
@@ -72,9 +36,8 @@ test(
     })
     const announced = () => new Promise((resolve) => (heard = resolve))
     const target = new URL(redis.url)
-    proxy = await startProxy(target)
-    const auth = target.username ? `${target.username}:${target.password}@` : ''
-    const proxyUrl = `redis://${auth}127.0.0.1:${String(proxy.server.address().port)}`
+    proxy = await startHoldingProxy(target)
+    const proxyUrl = proxy.url
     const kind = 'APP_PAGE'
     const value = (v) => ({
       kind,

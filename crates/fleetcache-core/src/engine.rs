@@ -953,7 +953,9 @@ impl Engine {
 
     /// The first step of `machine` ([`WriteMachine::start`]).
     pub fn write_first(&mut self, machine: &mut WriteMachine, now: Millis) -> WriteStep {
-        machine.start(self.write_ctx(), now)
+        let step = machine.start(self.write_ctx(), now);
+        self.note_own_page_write(machine);
+        step
     }
 
     /// The step of `machine` after `input` ([`WriteMachine::step`]).
@@ -963,7 +965,27 @@ impl Engine {
         input: WriteInput,
         now: Millis,
     ) -> WriteStep {
-        machine.step(self.write_ctx(), input, now)
+        let step = machine.step(self.write_ctx(), input, now);
+        self.note_own_page_write(machine);
+        step
+    }
+
+    /// This process's page write that announces itself was planned or has ended. A read of
+    /// the page whose `GET` went out before it may bring the value it replaces while its own
+    /// announcement is still on its way: it counts as heard now, so no such read keeps what it
+    /// reads for serving, and the key's copy (the writer's, or one such a read kept meanwhile)
+    /// serves outages only.
+    fn note_own_page_write(&mut self, machine: &mut WriteMachine) {
+        if let Some(key) = machine.take_page_signal() {
+            self.tag_sync.own_page_write();
+            self.lru.mark_outage_only(&key);
+        }
+    }
+
+    /// Page announcements and gaps this process heard, its own page writes included
+    /// ([`crate::tag_sync::TagSync::page_heard`]).
+    pub fn page_heard(&self) -> u32 {
+        self.tag_sync.page_heard()
     }
 }
 

@@ -161,6 +161,12 @@ impl PushFollow {
         self.page_heard = self.page_heard.wrapping_add(1);
     }
 
+    /// Page announcements and gaps heard so far (wrapping): a read may share a `GET` in flight
+    /// only under the count it went out under.
+    pub fn page_heard(&self) -> u32 {
+        self.page_heard
+    }
+
     /// What page copies may do at `now`: `None` while not caught up (no page copy serves
     /// while Redis answers, and no read keeps its value for that).
     pub fn page_view(&self, mirror: &TagMirror, now: Millis) -> Option<PageView> {
@@ -319,6 +325,20 @@ impl TagSync {
             return None;
         }
         self.push.as_ref().and_then(|p| p.page_view(mirror, now))
+    }
+
+    /// This process plans, or has ended, a page write that announces itself: a read in flight
+    /// may hold the value it replaces, and its own announcement comes back later (or never,
+    /// refused by an ACL), so it counts as heard now ([`PushFollow::page_announced`]).
+    pub fn own_page_write(&mut self) {
+        if let Some(p) = self.push.as_mut() {
+            p.page_announced();
+        }
+    }
+
+    /// Page announcements and gaps heard so far ([`PushFollow::page_heard`]; 0 when pulling).
+    pub fn page_heard(&self) -> u32 {
+        self.push.as_ref().map_or(0, PushFollow::page_heard)
     }
 
     /// Whether a request at `now` needs no pull: following by push and caught up.

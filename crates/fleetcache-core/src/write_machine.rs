@@ -261,6 +261,8 @@ enum State {
         ttl_ms: u64,
         /// Bytes stored instead, when compressed.
         stored: Option<u64>,
+        /// The write announces itself (a page or route entry: `ENTRY_WRITE`).
+        announced: bool,
     },
     /// The Release step is out; then this end.
     Releasing(WriteDone),
@@ -294,6 +296,9 @@ pub struct WriteMachine {
     verb: &'static str,
     dropped_tags: Option<String>,
     state: State,
+    /// The key of a page write of this process that announces itself, once when its Store
+    /// step is planned and once when that step ends ([`WriteMachine::take_page_signal`]).
+    page_signal: Option<String>,
 }
 
 /// Plans a `'use cache'` entry write of `cache_key` (counted by outcome): the header and TTL,
@@ -484,6 +489,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 verb,
                 dropped_tags: None,
                 state: State::Planned(Plan::End(done)),
+                page_signal: None,
             };
         }
     };
@@ -525,6 +531,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         verb,
         dropped_tags: (!dropped.is_empty()).then(|| format!("{verb} {key}: {dropped}")),
         state: State::Planned(plan),
+        page_signal: None,
     }
 }
 
@@ -541,6 +548,13 @@ fn owned_name(iface: &Interface<'_>) -> Option<String> {
 }
 
 impl WriteMachine {
+    /// The key of this process's page write that announces itself, when its Store step was
+    /// planned or has ended since the last call: the engine then treats it as an announcement
+    /// this process heard ([`crate::Engine`]'s write steps).
+    pub fn take_page_signal(&mut self) -> Option<String> {
+        self.page_signal.take()
+    }
+
     fn iface(&self) -> Interface<'_> {
         match &self.name {
             Some(name) => Interface::UseCache(name),
@@ -627,6 +641,15 @@ impl WriteMachine {
 
     /// The next step after `input`.
     pub fn step(&mut self, mut ctx: WriteCtx<'_>, input: WriteInput, _now: Millis) -> WriteStep {
+        // Every input ends a Store step.
+        if let State::Storing {
+            key,
+            announced: true,
+            ..
+        } = &self.state
+        {
+            self.page_signal = Some(key.clone());
+        }
         let state = std::mem::replace(&mut self.state, State::Done);
         match (state, input) {
             (State::Planned(Plan::Store { key, .. }), WriteInput::Abandon) => {
@@ -682,6 +705,7 @@ impl WriteMachine {
                     bytes,
                     ttl_ms,
                     stored,
+                    ..
                 },
                 WriteInput::Sent,
             ) => self.end(WriteDone {
@@ -767,6 +791,10 @@ impl WriteMachine {
         // The copies kept for outages only are exactly the page and route entries of the
         // singular handler: the writes other instances' tiers must hear of.
         let announce = ctx.page_announce.take().filter(|_| outage_only);
+        let announced = announce.is_some();
+        if announced {
+            self.page_signal = Some(key.clone());
+        }
         let script = match (
             ctx.leases.plan_write(key.clone(), lease_key, ttl_ms),
             announce,
@@ -793,6 +821,7 @@ impl WriteMachine {
             bytes,
             ttl_ms,
             stored,
+            announced,
         };
         WriteStep::Store(Store {
             key,

@@ -565,6 +565,14 @@ impl Engine {
         seq.is_finite() && seq >= 1.0 && self.inner.ack_outbox(seq as u64)
     }
 
+    /// Page announcements and gaps heard, this process's own page writes included (wrapping;
+    /// 0 when pulling): the read driver shares a `GET` in flight only under the count it went
+    /// out under.
+    #[wasm_bindgen(getter, js_name = pageHeard)]
+    pub fn page_heard(&self) -> u32 {
+        self.inner.page_heard()
+    }
+
     /// Revalidations waiting for Redis.
     #[wasm_bindgen(getter, js_name = outboxLength)]
     pub fn outbox_length(&self) -> u32 {

@@ -474,3 +474,129 @@ fn until_redis_is_known_plain_page_copies_are_kept_for_outages_only() {
     assert!(is_bound(read_from_redis(&mut e, &v, NOW + 2.0)));
     assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
 }
+
+/// Review (REVIEW.md, F2): this process's own page write is a write its reads in flight may
+/// have missed, as another instance's announced one is. Read A's `GET` goes out and Redis
+/// answers it with v1; then this process writes v2 (its own copy kept for outages only) and
+/// the write resolves; A's reply is judged before this process's own announcement comes back
+/// on the subscriber connection. A must not bind v1: a read that begins after the write
+/// resolved would be served v1 from the tier until the announcement arrives (and up to the
+/// next pull when it never does: an ACL without the channel).
+#[test]
+fn a_read_out_before_this_process_writes_the_page_does_not_bind_the_old_value() {
+    use crate::write_machine::{WriteInput, WriteRequest, WriteStep};
+    let mut e = push_engine();
+    e.announce_page_writes();
+    e.set_write_id_seed("seed").unwrap();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut a = read(&e, "/p", NOW);
+    to_get(&mut e, &mut a, NOW);
+    // This process's write of /p (an APP_PAGE value: kind 1, as page_value's), sent and
+    // answered.
+    let parts = [3u32; 3];
+    let mut w = e.write_start(
+        WriteRequest::Incremental {
+            cache_key: "/p",
+            kind: ValueKind::AppPage as u8,
+            flags: 0,
+            segments: 0,
+            tags: &[],
+            revalidate: 60.0,
+            expire: 3600.0,
+            parts: &parts[..Descriptor {
+                kind: ValueKind::AppPage,
+                has_rsc: false,
+                segments: 0,
+                revalidate_false: false,
+                no_expire: false,
+                no_cache_control: false,
+            }
+            .part_count()],
+        },
+        Millis(NOW + 0.2),
+    );
+    let s = e.write_first(&mut w, Millis(NOW + 0.2));
+    let WriteStep::Store(st) = s else {
+        panic!("expected Store, got {s:?}")
+    };
+    assert!(
+        st.outage_only,
+        "the writer's own page copy is for outages only"
+    );
+    assert!(st.script.is_some(), "the page write announces itself");
+    // The writer's copy of v2, as the host keeps it when the write starts.
+    let v2 = page_value(&mut e, "/p", NOW + 0.2);
+    keep(
+        &mut e,
+        &key,
+        &v2,
+        TierAction::Keep {
+            until: st.keep_until,
+            outage_only: true,
+            page_gen: 0,
+        },
+    );
+    let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
+    assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
+    // A's reply (v1, read before the write) is judged now; the announcement is still on its way.
+    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    keep(&mut e, &key, &v1, sa.tier);
+    assert!(
+        !is_bound(sa.tier),
+        "v1, read before this process's own write, was bound over the writer's copy: {:?}",
+        sa.tier
+    );
+    assert_ne!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+}
+
+/// The same write, raced by a read that begins after the write was planned: its `GET` may
+/// still reach Redis before the write, and its reply be judged before the write ends, when
+/// nothing has moved since it went out. What it keeps then must not serve once the write has
+/// ended: the write's end marks the key's copy for outages only.
+#[test]
+fn a_read_begun_while_this_process_writes_the_page_serves_nothing_old_once_the_write_ended() {
+    use crate::write_machine::{WriteInput, WriteRequest, WriteStep};
+    let mut e = push_engine();
+    e.announce_page_writes();
+    e.set_write_id_seed("seed").unwrap();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let parts = [3u32; 3];
+    let mut w = e.write_start(
+        WriteRequest::Incremental {
+            cache_key: "/p",
+            kind: ValueKind::AppPage as u8,
+            flags: 0,
+            segments: 0,
+            tags: &[],
+            revalidate: 60.0,
+            expire: 3600.0,
+            parts: &parts[..Descriptor {
+                kind: ValueKind::AppPage,
+                has_rsc: false,
+                segments: 0,
+                revalidate_false: false,
+                no_expire: false,
+                no_cache_control: false,
+            }
+            .part_count()],
+        },
+        Millis(NOW + 0.2),
+    );
+    let s = e.write_first(&mut w, Millis(NOW + 0.2));
+    assert!(matches!(s, WriteStep::Store(_)), "{s:?}");
+    // B begins after the write was planned; its GET is answered with v1 (it reached Redis
+    // first) and judged before the write ends.
+    let mut rb = read(&e, "/p", NOW + 0.3);
+    to_get(&mut e, &mut rb, NOW + 0.3);
+    let sb = go(&mut e, &mut rb, ReadInput::Reply(b(&v1)), NOW + 0.4);
+    keep(&mut e, &key, &v1, sb.tier);
+    let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
+    assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
+    assert_ne!(
+        e.tier_use(&key, Millis(NOW + 0.6)),
+        TierUse::Serve,
+        "v1 serves from the tier after this process's write of v2 resolved"
+    );
+}
