@@ -80,13 +80,22 @@ function pushFor(options: ResolvedOptions, engine: Engine, log: Logger): Subscri
   return subscribe
 }
 
+/** The first wait before `CLUSTER SLOTS` is asked again after an answer that settles nothing. */
+const CLUSTER_SLOTS_RETRY_MS = 1000
+/** The longest wait between two such asks (doubling from the first). */
+const CLUSTER_SLOTS_RETRY_MAX_MS = 60_000
+
 /**
- * `subscribe`, asking Redis `CLUSTER SLOTS` when the subscription is confirmed, until an
- * answer settles it: page copies serve from the tier by push only on a Redis known not to be
- * cluster-enabled (an error reply "cluster support disabled"). A cluster-enabled server behind
- * one URL refuses the announcing page writes (CROSSSLOT), so none would be heard there; a
- * success says so, and no answer (yet) leaves the tier's page copies for outages only, as in
- * decision 0021. The command is in the documented ACL (docs/operating.md).
+ * `subscribe`, asking Redis `CLUSTER SLOTS` each time the subscription is confirmed: page
+ * copies serve from the tier by push only on a Redis known not to be cluster-enabled (an error
+ * reply "cluster support disabled"). A cluster-enabled server behind one URL refuses the
+ * announcing page writes (CROSSSLOT), so none would be heard there; a success says so, and no
+ * answer (yet) leaves the tier's page copies for outages only, as in decision 0021. Asked
+ * again on every confirmation, since the engine forgets the answer whenever the subscription
+ * goes down or comes up (the URL may lead to another server after a failover); an answer for
+ * an earlier subscription is ignored, and one that settles nothing (a timeout, a refusal) is
+ * asked again after a doubling wait while the subscription lasts. The command is in the
+ * documented ACL (docs/operating.md).
  */
 function askingClusterSlots(
   subscribe: Subscribe,
@@ -94,27 +103,45 @@ function askingClusterSlots(
   transport: Transport,
   log: Logger,
 ): Subscribe {
-  let settled = false
+  /** The subscription the asks are for: any `up` or `down` makes earlier answers void. */
+  let current = 0
+  let warned = false
+  const ask = (mine: number, waitMs: number): void => {
+    const again = (): void => {
+      const timer = setTimeout(() => {
+        if (mine === current) ask(mine, Math.min(waitMs * 2, CLUSTER_SLOTS_RETRY_MAX_MS))
+      }, waitMs)
+      timer.unref()
+    }
+    transport.send(['CLUSTER', 'SLOTS'], { kind: 'read' }).then(
+      () => {
+        if (mine !== current || warned) return
+        warned = true
+        log.warn(
+          'redis is cluster-enabled behind a single URL: page and route entries are not served from memory while it answers (set cluster: true to use Redis Cluster)',
+        )
+      },
+      (err: unknown) => {
+        if (mine !== current) return
+        if (err instanceof RedisReplyError && /cluster support disabled/i.test(err.message)) {
+          engine.confirmPlainRedis()
+        } else {
+          again()
+        }
+      },
+    )
+  }
   return (channel, events) =>
     subscribe(channel, {
       ...events,
       up: () => {
         events.up()
-        if (settled) return
-        transport.send(['CLUSTER', 'SLOTS'], { kind: 'read' }).then(
-          () => {
-            settled = true
-            log.warn(
-              'redis is cluster-enabled behind a single URL: page and route entries are not served from memory while it answers (set cluster: true to use Redis Cluster)',
-            )
-          },
-          (err: unknown) => {
-            if (err instanceof RedisReplyError && /cluster support disabled/i.test(err.message)) {
-              settled = true
-              engine.confirmPlainRedis()
-            }
-          },
-        )
+        current++
+        ask(current, CLUSTER_SLOTS_RETRY_MS)
+      },
+      down: () => {
+        current++
+        events.down()
       },
     })
 }

@@ -108,9 +108,9 @@ export class RedisStore implements EntryStore {
       } catch (err) {
         // A cluster-enabled Redis behind one URL refuses the page write script, whose keys
         // span the entry's slot and the tag state's: the entry is written as a process that
-        // does not announce would, and the engine announces no page write from here on
-        // (decision 0031). No process serves page copies from its tier there: none learnt
-        // from CLUSTER SLOTS that the server is plain (runtime.ts).
+        // does not announce would (decision 0031), and the next page write tries again (the
+        // URL may lead to a plain Redis by then). No process serves page copies from its tier
+        // there: none learnt from CLUSTER SLOTS that the server is plain (runtime.ts).
         const crossSlot = err instanceof RedisReplyError && err.message.includes('CROSSSLOT')
         const fallback = crossSlot ? this.engine?.unannouncedWrite(script.join('\0')) : undefined
         if (fallback === undefined) throw err

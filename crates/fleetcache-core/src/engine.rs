@@ -304,13 +304,13 @@ impl Engine {
     }
 
     /// The host got CROSSSLOT for the page write of `argv` (a cluster-enabled Redis behind one
-    /// URL): this process announces no page write from now on, and the returned argv writes
-    /// that entry unannounced ([`crate::scripts::unannounced_argv`]: empty for a plain `SET`); `None`
-    /// when `argv` is not an announcing page write.
-    pub fn unannounced_write(&mut self, argv: &[&str]) -> Option<Vec<String>> {
-        let fallback = crate::scripts::unannounced_argv(argv)?;
-        self.announce_pages = false;
-        Some(fallback)
+    /// URL): the returned argv writes that entry unannounced
+    /// ([`crate::scripts::unannounced_argv`]: empty for a plain `SET`); `None` when `argv` is
+    /// not an announcing page write. Later writes still try to announce: the URL may lead to a
+    /// plain Redis again (a failover to a node configured otherwise), where push processes
+    /// serve page copies on the promise that every page write announces itself.
+    pub fn unannounced_write(&self, argv: &[&str]) -> Option<Vec<String>> {
+        crate::scripts::unannounced_argv(argv)
     }
 
     /// The host learnt that Redis is not cluster-enabled (`CLUSTER SLOTS` answered "cluster
@@ -325,15 +325,20 @@ impl Engine {
         self.tag_sync.announce_channel()
     }
 
-    /// The host's subscription to the announcement channel is confirmed.
+    /// The host's subscription to the announcement channel is confirmed. Whether Redis is
+    /// plain is asked again ([`Engine::confirm_plain_redis`]): the connection may lead to
+    /// another server now.
     pub fn tag_channel_up(&mut self) {
+        self.tag_sync.unconfirm_plain_redis();
         if let Some(p) = self.tag_sync.push_mut() {
             p.subscribed();
         }
     }
 
-    /// The host's subscription is down, reconnecting or dropped: pull until it is back.
+    /// The host's subscription is down, reconnecting or dropped: pull until it is back, and
+    /// until Redis is known plain again.
     pub fn tag_channel_down(&mut self) {
+        self.tag_sync.unconfirm_plain_redis();
         if let Some(p) = self.tag_sync.push_mut() {
             p.channel_down();
         }

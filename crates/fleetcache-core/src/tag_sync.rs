@@ -281,6 +281,12 @@ impl TagSync {
         self.plain_redis = true;
     }
 
+    /// Whether Redis is plain is unknown again (the subscription went down or came up: the
+    /// URL may lead to another server).
+    pub fn unconfirm_plain_redis(&mut self) {
+        self.plain_redis = false;
+    }
+
     /// Follows the state by push from now on, pulling at least every `max_pull_interval_ms`:
     /// updates planned from here on also announce what they write on `keys.announce`.
     pub fn follow_by_push(&mut self, max_pull_interval_ms: f64) {

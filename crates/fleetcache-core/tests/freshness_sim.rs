@@ -1159,6 +1159,9 @@ impl World {
                     self.insts[inst].listening = true;
                     self.insts[inst].believed = true;
                     self.insts[inst].engine.tag_channel_up();
+                    // The host asks CLUSTER SLOTS on every subscription; the model is one
+                    // plain Redis.
+                    self.insts[inst].engine.confirm_plain_redis();
                 }
             }
             Op::DropChannel { inst } => {

@@ -242,11 +242,11 @@ impl Engine {
     }
 
     /// The host got CROSSSLOT for the page write of `argv` (NUL-joined; a cluster-enabled
-    /// Redis behind one URL): no page write announces itself from now on, and the returned
-    /// argv writes that entry unannounced (the value appended as before; empty: a plain
-    /// `SET`). `undefined` when `argv` is not an announcing page write.
+    /// Redis behind one URL): the returned argv writes that entry unannounced (the value
+    /// appended as before; empty: a plain `SET`). `undefined` when `argv` is not an announcing
+    /// page write. Later page writes still try to announce themselves.
     #[wasm_bindgen(js_name = unannouncedWrite)]
-    pub fn unannounced_write(&mut self, argv: &str) -> Option<Vec<String>> {
+    pub fn unannounced_write(&self, argv: &str) -> Option<Vec<String>> {
         self.inner.unannounced_write(&split(argv))
     }
 

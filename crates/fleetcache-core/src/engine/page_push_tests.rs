@@ -25,8 +25,9 @@ fn push_engine() -> Engine {
     })
     .unwrap();
     e.follow_tags_by_push(1000.0).unwrap();
-    e.confirm_plain_redis();
     e.tag_channel_up();
+    // Asked once the subscription is confirmed: the host's CLUSTER SLOTS answer.
+    e.confirm_plain_redis();
     pull(&mut e, "1", NOW - 10.0);
     assert!(e.tags_caught_up(Millis(NOW)));
     e
@@ -222,6 +223,11 @@ fn a_gap_keeps_every_page_copy_kept_before_it_for_outages_only() {
     e.tag_channel_down();
     assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
     e.tag_channel_up();
+    // Not served before CLUSTER SLOTS is answered again: the URL may lead elsewhere now.
+    pull(&mut e, "1", NOW + 2.0);
+    assert!(e.tags_caught_up(Millis(NOW + 2.5)));
+    assert!(!is_bound(read_from_redis(&mut e, &v, NOW + 2.5)));
+    e.confirm_plain_redis();
     pull(&mut e, "1", NOW + 3.0);
     assert!(e.tags_caught_up(Millis(NOW + 5.0)));
     assert_eq!(e.tier_use(&key, Millis(NOW + 5.0)), TierUse::Kept);
