@@ -11,8 +11,9 @@
 //!
 //! Requests overlap, as on a host. A read coalesces with its process's tag refresh in flight
 //! (as `TagSync` does), its `GET` or lease poll joins one of the same key its process has in
-//! flight unless an announcement was applied since that went out (as `RedisStore.get` and the
-//! read driver's polls do; the joined read is told, `ReadMachine::joined`), and it steps the
+//! flight only if that went out since the read began, under the count of page announcements
+//! heard then (`Engine::page_heard`; `share` in the read driver; the joined read is told,
+//! `ReadMachine::joined`), and it steps the
 //! core's read machine over this process's write in flight, its tier, Redis and the lease; a
 //! write steps the core's write machine (the host
 //! keeps its copy in the tier and as its write in flight, and marks it local when the store
@@ -501,9 +502,6 @@ struct Instance {
     unheard_pages: HashSet<usize>,
     /// The step of its last successful refresh, and what Redis held then.
     pulled: Option<(usize, TagState)>,
-    /// Announcements it has applied: a read joins a `GET` or poll of its process in flight
-    /// only if none was applied since that went out (store.ts, read-driver.ts).
-    heard: u64,
 }
 
 /// The page `/p`'s Redis key.
@@ -556,7 +554,6 @@ impl Instance {
             unheard: HashSet::new(),
             unheard_pages: HashSet::new(),
             pulled: None,
-            heard: 0,
         }
     }
 }
@@ -777,8 +774,11 @@ struct InFlight {
     permit: Permit,
     /// `None` until the command reaches Redis; then its reply, `None` when lost.
     reply: Option<Option<Reply>>,
-    /// The instance's announcements applied when it went out ([`Instance::heard`]).
-    heard: u64,
+    /// Its process's count of page announcements heard when it went out
+    /// ([`Engine::page_heard`]: announcements, gaps, its own page writes).
+    heard: u32,
+    /// The step it went out at: a read joins it only if it began at or before that step.
+    issued: usize,
 }
 
 /// What a request waits for.
@@ -814,8 +814,6 @@ struct ReadTask {
     unheard: HashSet<usize>,
     /// Page writes whose announcement had not reached the instance when it began.
     unheard_pages: HashSet<usize>,
-    /// Its last `GET` or poll joined another read's in flight (the host shares them).
-    joined: bool,
     /// The bytes of the last input that carried bytes, and those of each source.
     given: Option<Vec<u8>>,
     reply: Option<Vec<u8>>,
@@ -1003,7 +1001,7 @@ impl World {
         let result = if self.up {
             // A write runs even when its reply is lost; a lost read changes nothing.
             let reply = run(&mut self.redis);
-            self.publish();
+            self.publish(i);
             if self.lose.remove(&i) {
                 None
             } else {
@@ -1021,21 +1019,23 @@ impl World {
         result
     }
 
-    /// Hands what the last command published to the listening channels.
-    fn publish(&mut self) {
+    /// Hands what the last command, sent by instance `from`, published to the listening
+    /// channels. A page write is never unheard by its own process: the engine counts it heard
+    /// from its planning on (`Engine::note_own_page_write`).
+    fn publish(&mut self, from: usize) {
         for (msg, page) in std::mem::take(&mut self.redis.published) {
             let rev = if page.is_some() {
                 None
             } else {
                 self.publishing
             };
-            for inst in &mut self.insts {
+            for (i, inst) in self.insts.iter_mut().enumerate() {
                 if inst.listening {
                     inst.inbox.push_back((msg.clone(), rev, page));
                 }
                 if inst.listening || inst.believed {
                     inst.unheard.extend(rev);
-                    inst.unheard_pages.extend(page);
+                    inst.unheard_pages.extend(page.filter(|_| i != from));
                 }
             }
         }
@@ -1145,7 +1145,6 @@ impl World {
             Op::Deliver { inst } => {
                 if let Some((msg, rev, page)) = self.insts[inst].inbox.pop_front() {
                     self.insts[inst].engine.apply_announcement(&msg).unwrap();
-                    self.insts[inst].heard += 1;
                     if let Some(rev) = rev {
                         self.insts[inst].unheard.remove(&rev);
                     }
@@ -1275,7 +1274,8 @@ impl World {
                 budget_ms,
                 permit,
                 reply: None,
-                heard: self.insts[i].heard,
+                heard: self.insts[i].engine.page_heard(),
+                issued: self.step,
             })),
             Admission::Skip => Err(Failure::CircuitOpen),
         }
@@ -1649,7 +1649,6 @@ impl World {
                 began_at: self.now,
                 unheard: self.insts[inst].unheard.clone(),
                 unheard_pages: self.insts[inst].unheard_pages.clone(),
-                joined: false,
                 given: None,
                 reply: None,
                 kept: None,
@@ -1941,15 +1940,18 @@ impl World {
                     return Ok(());
                 }
             };
-            // As the host shares one `GET` (or poll) of a key per process, unless an
-            // announcement was applied since it went out.
-            let heard = self.insts[inst].heard;
+            // As the host shares one `GET` (or poll) of a key per process (`share` in
+            // read-driver.ts): only one issued since this read began (or in the same turn: the
+            // same step here), under the page announcements heard when it went out.
+            let heard = self.insts[inst].engine.page_heard();
+            let began = rt.started;
             let leader = self.tasks.iter().find(|t| {
                 t.inst == inst
-                    && matches!(&t.wait, Wait::Cmd(f) if f.heard == heard && shared(&f.cmd, &cmd))
+                    && matches!(&t.wait, Wait::Cmd(f) if f.heard == heard
+                        && f.issued >= began
+                        && shared(&f.cmd, &cmd))
             });
             if let Some(leader) = leader {
-                rt.joined = true;
                 rt.machine.joined();
                 self.trace.push(format!(
                     "  task {} (inst {}) joins task {}'s {}",
@@ -1961,7 +1963,6 @@ impl World {
                 self.joined.push((leader.id, task));
                 return Ok(());
             }
-            rt.joined = false;
             match self.dispatch(inst, kind, cmd) {
                 Ok(wait) => {
                     task.wait = wait;
@@ -1998,7 +1999,7 @@ impl World {
                     *held_step = self.step;
                 }
                 let reply = self.redis.exec(&flight.cmd, self.now);
-                self.publish();
+                self.publish(inst);
                 (!self.lose.remove(&inst)).then_some(reply)
             } else {
                 None
@@ -2157,15 +2158,11 @@ impl World {
             if step >= rt.started {
                 continue;
             }
+            // A read joins only a `GET` or poll issued since it began, so what it shares is no
+            // older than what it would have read itself: no excuse for joining. Its own
+            // process's writes are never unheard (`publish`).
             let unheard = rt.unheard_pages.contains(n);
-            // A read that joined a `GET` or poll of its process in flight gets what that one
-            // read, which may predate a write that resolved before this read began; following
-            // by push and caught up, it joins none sent before an announcement it heard.
-            let joined = rt.joined
-                && matches!(answer.source, Source::Redis | Source::Poll)
-                && (!self.push || !rt.caught_up || unheard);
-            let excused =
-                joined || (self.push && unheard && resolved > rt.began_at - PUSH_BOUND_MS);
+            let excused = self.push && unheard && resolved > rt.began_at - PUSH_BOUND_MS;
             prop_assert!(
                 excused,
                 "inst {} served a page from {:?} that page write {} (resolved at {}) replaced before the read began at {}\n{}",
