@@ -26,15 +26,17 @@ const RESULT_NAMES: Record<number, CommandResult> = {
   [Result.ErrorReply]: 'reply-error',
 }
 
-/** Bytes of an entry moved by a command, for the size histogram (GET replies, SET values). */
+/**
+ * Bytes of an entry moved by a command, for the size histogram: GET replies, SET values, and
+ * the value a script writes (page and route writes go through entry_write.lua on a single
+ * Redis, lease writes through lease_write.lua): store.ts `sendWithValue` appends it as the one
+ * Buffer argument, last; the tag scripts' arguments are strings.
+ */
 function entryBytes(argv: readonly (string | Buffer)[], reply: unknown): number | undefined {
   const cmd = argv[0]
   if (cmd === 'GET') return Buffer.isBuffer(reply) ? reply.byteLength : undefined
-  if (cmd === 'SET') {
-    const v = argv[2]
-    return Buffer.isBuffer(v) ? v.byteLength : undefined
-  }
-  return undefined
+  const v = cmd === 'SET' ? argv[2] : cmd === 'EVALSHA' || cmd === 'EVAL' ? argv.at(-1) : undefined
+  return Buffer.isBuffer(v) ? v.byteLength : undefined
 }
 
 /**

@@ -73,6 +73,7 @@ export interface Binding {
     readonly TagsLen: number
     readonly PartsAt: number
     readonly PartsLen: number
+    readonly PageGen: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -95,12 +96,20 @@ export interface ReadMachine<E> {
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
   tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   fallback(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
-  reply(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
+  /** `joined`: the `GET` was another read's (`share`). */
+  reply(
+    engine: E,
+    prefix: Uint8Array | undefined,
+    totalLen: number,
+    joined: boolean,
+    now: number,
+  ): number
   polled(
     engine: E,
     prefix: Uint8Array | undefined,
     totalLen: number,
     leased: boolean,
+    joined: boolean,
     now: number,
   ): number
   leaseReply(engine: E, code: number, now: number): number
@@ -181,17 +190,32 @@ export interface ReadIo {
   refresh(): Promise<void>
   /** The in-process tier's bytes for `key`, whatever the engine's index says of them. */
   tierBytes(key: string): Uint8Array | null
-  /** Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`). */
-  remember(key: string, bytes: Uint8Array, until: number, outageOnly: boolean): void
+  /**
+   * Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`; a page copy
+   * bound to page generation `pageGen` when it is not 0).
+   */
+  remember(
+    key: string,
+    bytes: Uint8Array,
+    until: number,
+    outageOnly: boolean,
+    pageGen: number,
+  ): void
   /** Drops `key` from the tier. */
   forget(key: string): void
   /** The stored entry, or null; rejects with an error carrying a `code` (see `failureOf`). */
   get(key: string, budgetMs: number): Promise<Uint8Array | null>
   /**
-   * Whether reads of one key may share a `GET` or a poll in flight (only one sent after the
-   * read began: `share`). Unset in a host whose requests must not await each other's I/O.
+   * Whether reads of one key may share a `GET` or a poll in flight (only one issued after the
+   * read began or in the same turn, under the same count of announcements: `share`). Unset in
+   * a host whose requests must not await each other's I/O.
    */
   shares?: boolean | undefined
+  /**
+   * Tag announcements applied so far (following by push): a `GET` or poll in flight is shared
+   * only by reads that ask under the count it went out under (`share`). Absent: 0.
+   */
+  announcementsHeard?: (() => number) | undefined
   /** Runs a script argv of the lease protocol; rejects like `get`. */
   script(argv: string[], budgetMs: number): Promise<Reply>
   /** A debug line of the driver's own or of the renewal machine (the answer's come with it). */
@@ -401,6 +425,8 @@ function issuedAt(): number {
 interface InFlight<V> {
   readonly reply: Promise<V>
   readonly sent: number
+  /** The announcements heard when it went out (`ReadIo.announcementsHeard`). */
+  readonly heard: number
 }
 
 /** `GET`s in flight, per engine (one per runtime) and entry key. */
@@ -410,43 +436,49 @@ const polling = new WeakMap<object, Map<string, InFlight<[Uint8Array | null, boo
 
 /**
  * `send()`, or the same request already in flight if it was issued after the read that asks
- * began or in the same turn (`began`: the read clock then). Never one issued in an earlier turn:
+ * began or in the same turn (`began`: the read clock then), and under the same count of
+ * announcements (`heard`); with whether it joined one. Never one issued in an earlier turn:
  * it may have reached Redis before a write that resolved before this read began, and a read
  * that begins after a write resolved gets that write (decision 0021, in
  * docs/decisions/0021-page-entries-out-of-the-tier.md). One issued this turn has not left the
  * process: node-redis writes the commands of a turn at the next `setImmediate`, after the clock
- * ticked.
+ * ticked. Never one issued before an announcement this process applied since: it may have
+ * missed the announced write, and the read would bind its answer to the count it asked under
+ * (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
  */
 function share<V>(
   table: WeakMap<object, Map<string, InFlight<V>>>,
   engine: object,
   id: string,
   began: number,
+  heard: number,
   send: () => Promise<V>,
-): Promise<V> {
+): [Promise<V>, boolean] {
   let pending = table.get(engine)
   if (pending === undefined) {
     pending = new Map()
     table.set(engine, pending)
   }
   const shared = pending.get(id)
-  if (shared !== undefined && shared.sent >= began) return shared.reply
+  if (shared !== undefined && shared.sent >= began && shared.heard === heard) {
+    return [shared.reply, true]
+  }
   const sent = issuedAt()
   const reply = send()
-  const inFlight = { reply, sent }
+  const inFlight = { reply, sent, heard }
   const map = pending
   map.set(id, inFlight)
   const done = (): void => {
     if (map.get(id) === inFlight) map.delete(id)
   }
   reply.then(done, done)
-  return reply
+  return [reply, false]
 }
 
 /**
  * A follower's poll: the entry (null when none) and whether its lease still exists, from one
- * script call. Concurrent polls of one key in one process share it (`share`), as reads share
- * one `GET`.
+ * script call, and whether this call joined one already in flight. Concurrent polls of one key
+ * in one process share it (`share`), as reads share one `GET`.
  */
 function poll(
   engine: object,
@@ -454,7 +486,7 @@ function poll(
   argv: string[],
   budgetMs: number,
   began: number,
-): Promise<[Uint8Array | null, boolean]> {
+): [Promise<[Uint8Array | null, boolean]>, boolean] {
   const send = (): Promise<[Uint8Array | null, boolean]> =>
     io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
       if (!Array.isArray(reply)) {
@@ -463,7 +495,9 @@ function poll(
       const [value, leased] = reply as unknown[]
       return [value instanceof Uint8Array ? value : null, Number(leased) === 1]
     })
-  return io.shares === true ? share(polling, engine, argv.join('\0'), began, send) : send()
+  if (io.shares !== true) return [send(), false]
+  const heard = io.announcementsHeard?.() ?? 0
+  return share(polling, engine, argv.join('\0'), began, heard, send)
 }
 
 /** Which input the last bytes went in with: `NeedMore` gives them again the same way. */
@@ -668,6 +702,8 @@ class Read<E extends object, T> {
   private givenBytes: Uint8Array | null = null
   private givenKey = ''
   private leased = false
+  /** The last `GET` or poll joined another read's (the machine then keeps no page copy). */
+  private joined = false
   /** The read clock when this read began: it joins only requests sent after (`share`). */
   private readonly began = sentClock
   private readError: unknown = undefined
@@ -736,6 +772,7 @@ class Read<E extends object, T> {
               this.givenBytes,
               f[base + F.KeepUntil] ?? 0,
               f[base + F.OutageOnly] === 1,
+              f[base + F.PageGen] ?? 0,
             )
           } else if (tier === TierAction.Drop) {
             io.forget(this.givenKey)
@@ -800,6 +837,12 @@ class Read<E extends object, T> {
       : refreshing.then(() => this.giveNow(how, bytes, key))
   }
 
+  /** The tier's bytes as held now, given to the machine. */
+  private peekTier(): number {
+    this.kept = this.io.tierBytes(this.entryKey)
+    return this.giveNow(Given.Tier, this.kept, this.entryKey)
+  }
+
   private giveNow(how: Given, bytes: Uint8Array | null, key: string): number {
     this.given = how
     this.givenBytes = bytes
@@ -820,9 +863,9 @@ class Read<E extends object, T> {
       case Given.Fallback:
         return machine.fallback(engine, prefix, total, t)
       case Given.Reply:
-        return machine.reply(engine, prefix, total, t)
+        return machine.reply(engine, prefix, total, this.joined, t)
       case Given.Polled:
-        return machine.polled(engine, prefix, total, this.leased, t)
+        return machine.polled(engine, prefix, total, this.leased, this.joined, t)
       case Given.None:
         throw new Error('read machine asked for more bytes before any were given')
     }
@@ -862,10 +905,15 @@ class Read<E extends object, T> {
     try {
       const budgetMs = f[this.base + this.binding.ReadField.BudgetMs] ?? 0
       const key = this.entryKey
-      reading =
-        io.shares === true
-          ? share(getting, this.engine, key, this.began, () => io.get(key, budgetMs))
-          : io.get(key, budgetMs)
+      if (io.shares === true) {
+        const heard = io.announcementsHeard?.() ?? 0
+        ;[reading, this.joined] = share(getting, this.engine, key, this.began, heard, () =>
+          io.get(key, budgetMs),
+        )
+      } else {
+        this.joined = false
+        reading = io.get(key, budgetMs)
+      }
     } catch (err) {
       reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
     }
@@ -900,13 +948,15 @@ class Read<E extends object, T> {
   private async pollEntry(budgetMs: number): Promise<number> {
     let entry: Uint8Array | null
     try {
-      ;[entry, this.leased] = await poll(
+      const [polled, joined] = poll(
         this.engine,
         this.io,
         this.machine.argv(),
         budgetMs,
         this.began,
       )
+      this.joined = joined
+      ;[entry, this.leased] = await polled
     } catch (err) {
       if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
       return this.failed(err)
@@ -932,9 +982,14 @@ class Read<E extends object, T> {
           return this.give(Given.OwnWrite, bytes, '')
         })
       }
-      case K.PeekTier:
-        this.kept = io.tierBytes(this.entryKey)
-        return this.give(Given.Tier, this.kept, this.entryKey)
+      case K.PeekTier: {
+        // The bytes are taken when they are given (after a pending refresh), not when asked:
+        // the index marks the machine judges them by (a page copy bound to the announcements,
+        // docs/decisions/0031) must be those of the copy held then.
+        const refreshing = this.refreshing
+        if (refreshing === undefined) return this.peekTier()
+        return refreshing.then(() => this.peekTier())
+      }
       case K.PeekFallback: {
         const held = io.tierBytes(this.entryKey)
         if (held !== null) this.kept = held

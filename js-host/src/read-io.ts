@@ -39,8 +39,8 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     sleep: (ms) => sleep(ms, undefined, { ref: false }),
     refresh: () => rt.tags.refresh(),
     tierBytes: (key) => store.tierBytes(key),
-    remember: (key, bytes, until, outageOnly) => {
-      store.remember(key, asBuffer(bytes), until, outageOnly)
+    remember: (key, bytes, until, outageOnly, pageGen) => {
+      store.remember(key, asBuffer(bytes), until, outageOnly, pageGen)
     },
     forget: (key) => {
       store.forget(key)
@@ -48,6 +48,8 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     // The budget is the guarded transport's for the kind, the same engine value.
     get: (key) => store.get(key, now()),
     shares: true,
+    // The engine's count: announcements, gaps and this process's own page writes.
+    announcementsHeard: () => engine.pageHeard,
     script: (argv) =>
       transport === undefined
         ? Promise.reject(new NoRedisError())

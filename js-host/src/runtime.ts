@@ -10,7 +10,7 @@ import { nodeTagSync, type TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
 import { addStats, engineStats } from './stats-sum'
 import { telemetry } from './telemetry'
-import type { Transport } from './transport'
+import { RedisReplyError, type Transport } from './transport'
 import { coreDefaults, wasm, type Engine } from './wasm'
 
 /**
@@ -80,6 +80,85 @@ function pushFor(options: ResolvedOptions, engine: Engine, log: Logger): Subscri
   return subscribe
 }
 
+/** The first wait before `CLUSTER SLOTS` is asked again after an answer that settles nothing. */
+const CLUSTER_SLOTS_RETRY_MS = 1000
+/** The longest wait between two such asks (doubling from the first). */
+const CLUSTER_SLOTS_RETRY_MAX_MS = 60_000
+
+/**
+ * `subscribe`, asking Redis `CLUSTER SLOTS` each time the subscription is confirmed: page
+ * copies serve from the tier by push only on a Redis known not to be cluster-enabled (an error
+ * reply "cluster support disabled"). A cluster-enabled server behind one URL refuses the
+ * announcing page writes (CROSSSLOT), so none would be heard there; a success says so, and no
+ * answer (yet) leaves the tier's page copies for outages only, as in decision 0021. Asked
+ * again on every confirmation, since the engine forgets the answer whenever the subscription
+ * goes down or comes up (the URL may lead to another server after a failover); an answer for
+ * an earlier subscription is ignored, and one that settles nothing (a timeout, a refusal) is
+ * asked again after a doubling wait while the subscription lasts. The command is in the
+ * documented ACL (docs/operating.md).
+ */
+function askingClusterSlots(
+  subscribe: Subscribe,
+  engine: Engine,
+  transport: Transport,
+  log: Logger,
+): Subscribe {
+  /** The subscription the asks are for: any `up` or `down` makes earlier answers void. */
+  let current = 0
+  let warned = false
+  const ask = (mine: number, waitMs: number): void => {
+    const again = (): void => {
+      const timer = setTimeout(() => {
+        if (mine === current) ask(mine, Math.min(waitMs * 2, CLUSTER_SLOTS_RETRY_MAX_MS))
+      }, waitMs)
+      timer.unref()
+    }
+    transport.send(['CLUSTER', 'SLOTS'], { kind: 'read' }).then(
+      () => {
+        if (mine !== current || warned) return
+        warned = true
+        log.warn(
+          'redis is cluster-enabled behind a single URL: page and route entries are not served from memory while it answers (set cluster: true to use Redis Cluster)',
+        )
+      },
+      (err: unknown) => {
+        if (mine !== current) return
+        if (err instanceof RedisReplyError && /cluster support disabled/i.test(err.message)) {
+          engine.confirmPlainRedis()
+        } else {
+          again()
+        }
+      },
+    )
+  }
+  return (channel, events) =>
+    subscribe(channel, {
+      ...events,
+      up: () => {
+        events.up()
+        current++
+        ask(current, CLUSTER_SLOTS_RETRY_MS)
+      },
+      down: () => {
+        current++
+        events.down()
+      },
+    })
+}
+
+/** `pushFor`, asking `CLUSTER SLOTS` once subscribed (`askingClusterSlots`). */
+function pushWithCheck(
+  options: ResolvedOptions,
+  engine: Engine,
+  transport: Transport | undefined,
+  log: Logger,
+): Subscribe | undefined {
+  const subscribe = pushFor(options, engine, log)
+  return subscribe === undefined || transport === undefined
+    ? subscribe
+    : askingClusterSlots(subscribe, engine, transport, log)
+}
+
 /** The runtime for these options, created on first use. */
 export function runtimeFor(given: ResolvedOptions): Runtime {
   const build = isBuildPhase()
@@ -122,7 +201,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
           }),
           log,
         )
-  const store =
+  const store: EntryStore =
     transport === undefined
       ? new MemoryStore(engine)
       : new RedisStore(transport, engine, options.engine.memoryBytes ?? coreDefaults().memoryBytes)
@@ -135,7 +214,12 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     engine,
     transport,
     store,
-    tags: nodeTagSync(engine, transport, log, pushFor(options, engine, log)),
+    tags: nodeTagSync(
+      engine,
+      transport,
+      log,
+      pushWithCheck(options, engine, transport, log),
+    ),
     log,
     options,
   }
@@ -148,6 +232,10 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     transport.onTrip = () => {
       runtime.tags.watch()
     }
+    // Every instance on one Redis announces its page writes, pulling or not: the instances
+    // that follow the tag state by push serve pages from their tier on that promise (a fleet
+    // may mix both). Cluster cannot: the scripts would span two slots.
+    if (!options.cluster) engine.announcePageWrites()
   } else {
     engine.markStandalone()
   }

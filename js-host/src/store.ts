@@ -32,9 +32,16 @@ export interface EntryStore {
   tierBytes(key: string): Buffer | null
   /**
    * Keeps an envelope in the in-process tier until `expiresAt`; for outages only when
-   * `outageOnly` (the read machine's tier action says both).
+   * `outageOnly`; a page copy bound to page generation `pageGen` when it is not 0 (the read
+   * machine's tier action says all three).
    */
-  remember(key: string, value: Buffer, expiresAt: number, outageOnly?: boolean): void
+  remember(
+    key: string,
+    value: Buffer,
+    expiresAt: number,
+    outageOnly?: boolean,
+    pageGen?: number,
+  ): void
   /** Drops `key` from the in-process tier. */
   forget(key: string): void
   readonly kind: 'redis' | 'memory'
@@ -67,7 +74,7 @@ export class RedisStore implements EntryStore {
     return this.bytes.get(key) ?? null
   }
 
-  remember(key: string, value: Buffer, expiresAt: number, outageOnly = false): void {
+  remember(key: string, value: Buffer, expiresAt: number, outageOnly = false, pageGen = 0): void {
     if (this.engine === undefined || !this.tiered) return
     const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
     // Refused (larger than the whole budget): nothing to keep, nothing to copy.
@@ -75,7 +82,7 @@ export class RedisStore implements EntryStore {
       this.bytes.delete(key)
       return
     }
-    if (outageOnly) this.engine.memoryMarkOutageOnly(key)
+    if (outageOnly || pageGen !== 0) this.engine.memoryMark(key, outageOnly, pageGen)
     this.bytes.set(key, owned(value))
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
   }
@@ -95,12 +102,27 @@ export class RedisStore implements EntryStore {
 
   async write(key: string, value: Buffer, ttlMs: number, script: string[]): Promise<void> {
     if (script.length > 0) {
-      await sendWithValue(this.transport, script, value, this.engine)
-    } else {
-      await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))], {
-        kind: 'write',
-      })
+      try {
+        await sendWithValue(this.transport, script, value, this.engine)
+        return
+      } catch (err) {
+        // A cluster-enabled Redis behind one URL refuses the page write script, whose keys
+        // span the entry's slot and the tag state's: the entry is written as a process that
+        // does not announce would (decision 0031), and the next page write tries again (the
+        // URL may lead to a plain Redis by then). No process serves page copies from its tier
+        // there: none learnt from CLUSTER SLOTS that the server is plain (runtime.ts).
+        const crossSlot = err instanceof RedisReplyError && err.message.includes('CROSSSLOT')
+        const fallback = crossSlot ? this.engine?.unannouncedWrite(script.join('\0')) : undefined
+        if (fallback === undefined) throw err
+        if (fallback.length > 0) {
+          await sendWithValue(this.transport, fallback, value, this.engine)
+          return
+        }
+      }
     }
+    await this.transport.send(['SET', key, value, 'PX', String(Math.max(1, Math.round(ttlMs)))], {
+      kind: 'write',
+    })
   }
 
   markLocal(key: string): void {

@@ -27,6 +27,7 @@ export const ACL_RULES = [
   'resetkeys',
   `~${PREFIX}:*`,
   'resetchannels',
+  `&${PREFIX}:tags:{${PREFIX}}:announce`,
   '-@all',
   '+hello',
   '+auth',
@@ -49,6 +50,7 @@ export const ACL_RULES = [
   '+zrange',
   '+zrangebyscore',
   '+zrem',
+  '+spublish',
   '+cluster|slots',
 ]
 

@@ -206,33 +206,48 @@ export function inWorkUnit(type, fn, fields = {}) {
 }
 
 /**
- * A TCP proxy to the Redis at `target` (a URL) on 127.0.0.1 that, while `hold` is set, holds
- * back the replies on every connection that has sent a `GET` (a subscriber's messages pass).
- * `replied(marker)` resolves once held replies contain `marker` (Redis has executed the command
- * that produced it); `getsSent()` counts the `GET`s passed on; `release()` delivers what was
- * held, in order; `url` is the proxy's, with the target's credentials.
+ * A TCP proxy to the Redis at `target` (a URL) on 127.0.0.1 that can hold replies back, to
+ * make an interleaving exact. While `hold` is set it holds the replies on every connection that
+ * has sent a `GET` (with `all`, on every connection: a subscriber's messages too).
+ * - `replied(marker)` resolves once held replies contain `marker` (Redis has executed the
+ *   command that produced it); `getsSent(n)` once `n` `GET`s in all have passed; `sentGet()` /
+ *   `sentEval()` when the next `GET` / `EVALSHA` passes while holding.
+ * - `releaseData()` delivers what is held on every connection but a subscriber's (the one that
+ *   sent `SSUBSCRIBE`) and lets them pass from then on; `release()` delivers everything held,
+ *   in order, and stops holding.
+ * - `cut()` drops every connection and refuses new ones until `uncut()`; `cutSubscriber()`
+ *   drops the subscriber's and refuses new ones.
+ * - `url`: the proxy's, with the target's credentials; `close()`.
  */
 export async function startHoldingProxy(target) {
   const net = await import('node:net')
-  const p = { hold: false, gets: 0, conns: new Set(), waiters: [] }
+  const p = { hold: false, all: false, refuse: false, gets: 0, conns: new Set(), waiters: [] }
   const check = () => {
     p.waiters = p.waiters.filter((w) => !w.test() || (w.resolve(), false))
   }
   p.server = net.createServer((client) => {
-    const c = { sawGet: false, held: [], client }
+    if (p.refuse) {
+      client.destroy()
+      return
+    }
+    const c = { sawGet: false, sub: false, passing: false, held: [], client }
     p.conns.add(c)
     const up = net.connect(Number(target.port), target.hostname)
     client.on('data', (d) => {
-      const n = d.toString('latin1').split('\r\nGET\r\n').length - 1
-      if (n > 0) {
+      const text = d.toString('latin1')
+      if (/\r\nSSUBSCRIBE\r\n/i.test(text)) c.sub = true
+      const gets = text.split('\r\nGET\r\n').length - 1
+      if (gets > 0) {
         c.sawGet = true
-        p.gets += n
-        check()
+        p.gets += gets
+        if (p.hold) p.onGet?.()
       }
+      if (p.hold && text.includes('\r\nEVALSHA\r\n')) p.onEval?.()
       up.write(d)
+      check()
     })
     up.on('data', (d) => {
-      if (p.hold && c.sawGet) {
+      if (p.hold && !c.passing && (p.all || c.sawGet)) {
         c.held.push(d)
         check()
       } else client.write(d)
@@ -253,9 +268,35 @@ export async function startHoldingProxy(target) {
   p.replied = (marker) =>
     until(() => [...p.conns].some((c) => Buffer.concat(c.held).includes(marker)))
   p.getsSent = (n) => until(() => p.gets >= n)
+  p.sentGet = () => new Promise((resolve) => (p.onGet = resolve))
+  p.sentEval = () => new Promise((resolve) => (p.onEval = resolve))
+  p.releaseData = () => {
+    for (const c of p.conns) {
+      if (c.sub) continue
+      c.passing = true
+      for (const d of c.held.splice(0)) c.client.write(d)
+    }
+  }
   p.release = () => {
     p.hold = false
-    for (const c of p.conns) for (const d of c.held.splice(0)) c.client.write(d)
+    for (const c of p.conns) {
+      c.passing = false
+      for (const d of c.held.splice(0)) c.client.write(d)
+    }
+  }
+  p.cut = () => {
+    p.refuse = true
+    for (const c of p.conns) c.client.destroy()
+    p.conns.clear()
+  }
+  p.uncut = () => (p.refuse = false)
+  p.cutSubscriber = () => {
+    p.refuse = true
+    for (const c of p.conns) {
+      if (!c.sub) continue
+      c.client.destroy()
+      p.conns.delete(c)
+    }
   }
   p.close = () => {
     for (const c of p.conns) c.client.destroy()

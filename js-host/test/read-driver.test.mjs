@@ -62,6 +62,7 @@ const binding = {
       'TagsLen',
       'PartsAt',
       'PartsLen',
+      'PageGen',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
@@ -275,9 +276,10 @@ test('R1: bytes reach the machine only once the refresh it asked for has finishe
   refresh.resolve()
   const r = await reading
   assert.equal(r.bytes, io.redis.get('k'))
-  const [, prefix, total, t] = m.inputs[2]
+  const [, prefix, total, joined, t] = m.inputs[2]
   assert.equal(prefix.byteLength, 10)
   assert.equal(total, 10)
+  assert.equal(joined, false, 'no GET of another read was joined')
   assert.equal(t, 1_500, 'stamped after the refresh')
   r.answer.free()
   assert.ok(m.freed)
@@ -550,11 +552,13 @@ test('a follower waits on the fake clock; polls of one key in one process share 
     [b, rb],
   ]) {
     assert.equal(m.inputs[1][0], 'timer')
-    const [name, prefix, total, leased] = m.inputs[2]
+    const [name, prefix, total, leased, joined] = m.inputs[2]
     assert.equal(name, 'polled')
     assert.equal(prefix.byteLength, 50)
     assert.equal(total, 50)
     assert.equal(leased, false)
+    // The machine hears which follower joined the other's poll (it keeps no page copy).
+    assert.equal(joined, m === b)
     assert.equal(r.bytes, entry)
     r.answer.free()
   }

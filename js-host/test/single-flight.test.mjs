@@ -626,6 +626,82 @@ describe('in-process tier', () => {
     }
   })
 
+  test("tagSync 'push': App Router pages are served from the tier while caught up, and an on-demand rewrite elsewhere is seen once announced", async (t) => {
+    if (redis.cluster) {
+      t.skip('push follows a single Redis URL only in this release')
+      return
+    }
+    /** Calls of `command` Redis has run so far (every node). */
+    const calls = async (command) => {
+      let n = 0
+      for (const info of await redis.eachNode('INFO', 'commandstats')) {
+        const m = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(String(info))
+        if (m) n += Number(m[1])
+      }
+      return n
+    }
+    const key = '/app-push'
+    const kind = 'APP_PAGE'
+    const value = (v) => ({
+      kind,
+      html: `<p>${v}</p>`,
+      rscData: Buffer.from(v),
+      headers: { 'x-next-cache-tags': '_N_T_/app-push' },
+      status: 200,
+      postponed: undefined,
+      segmentData: undefined,
+    })
+    const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
+    const html = async (h) => (await h().get(key, { kind }))?.value.html
+    // A rewrites on demand (`x-prerender-revalidate`) and pulls per request: a fleet may mix
+    // both, and its writes are announced all the same. B follows the tag state by push.
+    const OnDemand = createIncrementalCacheHandler(options())
+    const A = () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const B = incremental({ tagSync: 'push' })
+    /** Reads on B until a read sends Redis nothing (caught up, served from the tier). */
+    const fromTier = async (want) => {
+      for (let i = 0; i < 2000; i++) {
+        const [scripts, gets] = [await calls('evalsha'), await calls('get')]
+        const got = await html(B)
+        if (got === want && (await calls('evalsha')) === scripts && (await calls('get')) === gets) {
+          return
+        }
+        await new Promise((r) => setImmediate(r))
+      }
+      assert.fail(`B never served ${want} from its tier`)
+    }
+    await A().set(key, value('v1'), ctx)
+    await fromTier('<p>v1</p>')
+    const gets = await calls('get')
+    for (let i = 0; i < 5; i++) assert.equal(await html(B), '<p>v1</p>')
+    assert.equal(await calls('get'), gets, 'caught up, B reads the page from its tier, not Redis')
+    // Each instance also pulls on its own before its caught-up bound runs out (a pull that
+    // finds versions no announcement brought also stops the page copies). Freshness is
+    // asserted every round; "by the announcement" needs one round without such a pull.
+    const rounds = []
+    for (let round = 2; round < 8; round++) {
+      const v = `v${String(round)}`
+      await fromTier(`<p>v${String(round - 1)}</p>`)
+      const before = await calls('evalsha')
+      // On-demand revalidation on A: Next reads, renders, writes (one script: the write).
+      await A().get(key, { kind })
+      await A().set(key, value(v), ctx)
+      const written = (await calls('evalsha')) - before
+      let got
+      for (let i = 0; i < 2000 && (got = await html(B)) !== `<p>${v}</p>`; i++) {
+        await new Promise((r) => setImmediate(r))
+      }
+      assert.equal(got, `<p>${v}</p>`, 'B serves the rewrite once announced')
+      const pulls = (await calls('evalsha')) - before - written
+      rounds.push(pulls)
+      if (pulls === 0) {
+        await fromTier(`<p>${v}</p>`)
+        return
+      }
+    }
+    assert.fail(`every round also ran a pull (pulls per round: ${rounds.join(', ')})`)
+  })
+
   test('while the breaker is open, reads are served from the tier', async () => {
     const fast = {
       readTimeoutMs: 150,

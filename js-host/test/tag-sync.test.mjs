@@ -16,9 +16,9 @@ const T0 = 1_800_000_000_000
 const netstrings = (items) =>
   new TextEncoder().encode(items.map((s) => `${String(s.length)}:${s},`).join(''))
 /** A full refresh reply holding the whole (empty) state: the mirror is in sync after it. */
-const SYNCED = netstrings(['e1', '1', 'v1', '1', '0'])
+const SYNCED = netstrings(['e1', '1', 'v1', '1', '0', '', '0'])
 /** A full refresh reply whose state continues on another page. */
-const MORE = netstrings(['e1', '1', 'v1', '1', '7'])
+const MORE = netstrings(['e1', '1', 'v1', '1', '0', '', '7'])
 
 const replyError = (message) => Object.assign(new Error(message), { code: 'ERR_REDIS_REPLY' })
 const NOPERM = 'NOPERM User fc has no permissions to run the evalsha command'
@@ -204,7 +204,16 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 2, 'one refresh started after the request began')
     const t = T0 + 10
     gates.shift()(
-      netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]),
+      netstrings([
+        'e1',
+        '2',
+        'v2',
+        '0',
+        '0',
+        '',
+        't',
+        `${String(t)},${String(t)},0,0,${String(t)}`,
+      ]),
     )
     await Promise.all([first, second])
     assert.equal(script.calls.length, 2)
@@ -263,7 +272,16 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 2, 'one pull started after the request began')
     const t = T0 + 10
     gates.shift()(
-      netstrings(['e1', '2', 'v2', '0', 't', `${String(t)},${String(t)},0,0,${String(t)}`]),
+      netstrings([
+        'e1',
+        '2',
+        'v2',
+        '0',
+        '0',
+        '',
+        't',
+        `${String(t)},${String(t)},0,0,${String(t)}`,
+      ]),
     )
     await first
     await sync.refresh()
@@ -316,10 +334,10 @@ describe('TagSync, fake transport and clock', () => {
       (_, kind) =>
         kind === 'read'
           ? version === 1 && engine.tagsSynced
-            ? netstrings(['e1', '1', 'v1', '0'])
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
             : version === 1
               ? SYNCED
-              : netstrings(['e1', String(version), `v${String(version)}`, '0'])
+              : netstrings(['e1', String(version), `v${String(version)}`, '0', '0', ''])
           : null,
       { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
     )
@@ -363,12 +381,44 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(ch.closed, true)
   })
 
+  test('following by push, a message of a kind this build does not know takes the channel down', async () => {
+    // A later release may announce something new: an older process must not go on as if
+    // caught up (decision 0031), only slower until its subscription is confirmed again.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const { engine, clock, log, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED
+          : null,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    ch.events.up()
+    await settle()
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    ch.events.message(netstrings(['q', 'e1', '2', 'v2', 'whatever']))
+    assert.equal(engine.tagsCaughtUp(clock.t), false, 'not caught up after an unknown kind')
+    assert.ok(log.lines.some((l) => l.startsWith('error unexpected tag announcement')))
+    const before = reads()
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(reads(), before + 2, 'the channel is down: every request pulls')
+    await sync.stop()
+  })
+
   test('following by push, the periodic pull runs on the timer, not on a request', async () => {
     const ch = fakeChannel()
     const timer = fakeTimer()
     const { engine, script, sync } = setup(
       (_, kind) =>
-        kind === 'read' ? (engine.tagsSynced ? netstrings(['e1', '1', 'v1', '0']) : SYNCED) : null,
+        kind === 'read'
+          ? engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED
+          : null,
       { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
     )
     ch.events.up()

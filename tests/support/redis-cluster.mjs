@@ -241,3 +241,28 @@ export async function startRedisCluster({
   }
   return cluster
 }
+
+// One cluster-enabled redis-server holding every slot (`CLUSTER ADDSLOTSRANGE 0 16383`), as a
+// managed "cluster mode" Redis behind a single URL looks: every key is served there, but a
+// script whose keys span two slots gets CROSSSLOT. Resolves once cluster_state:ok.
+export async function startClusterEnabledServer({
+  logDir,
+  bin = process.env.REDIS_SERVER || 'redis-server',
+  startTimeoutMs = 15_000,
+} = {}) {
+  if (!logDir) throw new Error('startClusterEnabledServer: logDir is required')
+  const dir = fs.mkdtempSync(path.join(logDir, 'cluster-one-'))
+  const node = await startNode({ bin, port: await clusterPort(new Set()), dir, startTimeoutMs })
+  try {
+    await node.command('CLUSTER', 'ADDSLOTSRANGE', '0', '16383')
+    await waitFor(async () => /cluster_state:ok/.test(await node.command('CLUSTER', 'INFO')), {
+      timeoutMs: startTimeoutMs,
+      intervalMs: 100,
+      what: 'cluster_state:ok',
+    })
+  } catch (err) {
+    await stopChild(node.child, { termTimeoutMs: 5000 }).catch(() => {})
+    throw err
+  }
+  return { ...node, stop: () => stopChild(node.child, { termTimeoutMs: 5000 }) }
+}

@@ -70,6 +70,13 @@ pub struct Engine {
     dropped_tags: Cell<DroppedTags>,
     /// No Redis behind this engine ([`Engine::mark_standalone`]).
     standalone: bool,
+    /// Page writes announce themselves ([`Engine::announce_page_writes`]).
+    announce_pages: bool,
+    /// This process's part of every announced page write's version id
+    /// ([`Engine::set_write_id_seed`]), and the writes counted so far: together unique to
+    /// each write, as no hash of its key and bytes is.
+    write_id_seed: String,
+    write_ids: Cell<u64>,
 }
 
 impl Engine {
@@ -99,8 +106,34 @@ impl Engine {
             key_hashes: KeyHashes::default(),
             dropped_tags: Cell::new(DroppedTags::default()),
             standalone: false,
+            announce_pages: false,
+            write_id_seed: String::new(),
+            write_ids: Cell::new(0),
             config,
         })
+    }
+
+    /// Sets this process's random part of the version ids of its announced page writes (the
+    /// host's secure random source; the wasm binding sets one as page writes start announcing). The id
+    /// of each write is it and a count: the same bytes written again after a `FLUSHALL` or a
+    /// failover that lost the first write reuse its version number but never its id, which is
+    /// how a pull tells them apart (tag_refresh.lua; docs/decisions/0031). Without a seed the
+    /// ids are the count alone, unique within this process only.
+    pub fn set_write_id_seed(&mut self, seed: &str) -> Result<(), PlanError> {
+        check_epoch_candidate(seed)?;
+        seed.clone_into(&mut self.write_id_seed);
+        Ok(())
+    }
+
+    /// The version id of the next announced page write.
+    fn next_write_id(&self) -> String {
+        let n = self.write_ids.get().wrapping_add(1);
+        self.write_ids.set(n);
+        let mut id = String::with_capacity(self.write_id_seed.len() + 21);
+        id.push_str(&self.write_id_seed);
+        id.push('.');
+        id.push_str(&n.to_string());
+        id
     }
 
     /// Tags dropped, for being longer than [`crate::tags::MAX_TAG_BYTES`], from the list the
@@ -262,28 +295,65 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes of page and route entries of the singular handler announce themselves on the
+    /// tag state's channel from now on, whatever this process's `tagSync` (single Redis only:
+    /// the scripts touch the entry's slot and the tag state's;
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    pub fn announce_page_writes(&mut self) {
+        self.announce_pages = true;
+    }
+
+    /// The host got CROSSSLOT for the page write of `argv` (a cluster-enabled Redis behind one
+    /// URL): the returned argv writes that entry unannounced
+    /// ([`crate::scripts::unannounced_argv`]: empty for a plain `SET`); `None` when `argv` is
+    /// not an announcing page write. Later writes still try to announce: the URL may lead to a
+    /// plain Redis again (a failover to a node configured otherwise), where push processes
+    /// serve page copies on the promise that every page write announces itself.
+    pub fn unannounced_write(&self, argv: &[&str]) -> Option<Vec<String>> {
+        crate::scripts::unannounced_argv(argv)
+    }
+
+    /// The host learnt that Redis is not cluster-enabled (`CLUSTER SLOTS` answered "cluster
+    /// support disabled"): page writes can announce themselves, so page copies may serve from
+    /// the tier by push (docs/decisions/0031). Until then they are kept for outages only.
+    pub fn confirm_plain_redis(&mut self) {
+        self.tag_sync.confirm_plain_redis();
+    }
+
     /// The sharded channel the tag updates announce on (the host subscribes to it).
     pub fn tag_announce_channel(&self) -> &str {
         self.tag_sync.announce_channel()
     }
 
-    /// The host's subscription to the announcement channel is confirmed.
+    /// The host's subscription to the announcement channel is confirmed. Whether Redis is
+    /// plain is asked again ([`Engine::confirm_plain_redis`]): the connection may lead to
+    /// another server now.
     pub fn tag_channel_up(&mut self) {
+        self.tag_sync.unconfirm_plain_redis();
         if let Some(p) = self.tag_sync.push_mut() {
             p.subscribed();
         }
     }
 
-    /// The host's subscription is down, reconnecting or dropped: pull until it is back.
+    /// The host's subscription is down, reconnecting or dropped: pull until it is back, and
+    /// until Redis is known plain again.
     pub fn tag_channel_down(&mut self) {
+        self.tag_sync.unconfirm_plain_redis();
         if let Some(p) = self.tag_sync.push_mut() {
             p.channel_down();
         }
     }
 
-    /// Applies a message heard on the announcement channel.
+    /// Applies a message heard on the announcement channel. A page write's announcement
+    /// keeps the tier's copy of its key for outages only (it may be older than the write).
     pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
-        self.tag_sync.apply_announcement(&mut self.mirror, msg)
+        let (result, keys) = self.tag_sync.apply_announcement(&mut self.mirror, msg);
+        for key in keys {
+            if let Ok(key) = std::str::from_utf8(key) {
+                self.lru.mark_outage_only(key);
+            }
+        }
+        result
     }
 
     /// Whether a request at `now` may be judged without pulling the tag state: it follows the
@@ -381,7 +451,8 @@ impl Engine {
     /// ([`tier::tier_use`]).
     pub fn tier_use(&mut self, key: &str, now: Millis) -> TierUse {
         let redis_answers = self.breaker.state(now) == BreakerState::Closed;
-        tier::tier_use(&mut self.lru, redis_answers, key, now)
+        let pages = self.tag_sync.page_view(&self.mirror, now).map(|p| p.gen);
+        tier::tier_use(&mut self.lru, redis_answers, pages, key, now)
     }
 
     /// Takes note of the reply of a [`TAG_UPDATE`] call (optional: it only saves the next
@@ -765,11 +836,16 @@ impl Engine {
         ttl_ms: u64,
         now: Millis,
     ) -> Option<ScriptCall> {
+        let announce = (self.announce_pages && *iface == Interface::Incremental).then(|| {
+            let (meta, channel) = self.tag_sync.announce_target();
+            (meta, channel, self.next_write_id())
+        });
         seed::plan_write(
             self.namespace.entry_key(iface, cache_key),
             created,
             ttl_ms,
             now,
+            announce,
         )
     }
     /// The engine's counters.
@@ -858,6 +934,7 @@ impl Engine {
     }
 
     fn write_ctx(&mut self) -> WriteCtx<'_> {
+        let id = self.announce_pages.then(|| self.next_write_id());
         WriteCtx {
             config: &self.config,
             namespace: &self.namespace,
@@ -866,6 +943,10 @@ impl Engine {
             stale_handouts: &self.stale_handouts,
             stats: &self.stats,
             standalone: self.standalone,
+            page_announce: id.map(|id| {
+                let (meta, channel) = self.tag_sync.announce_target();
+                (meta, channel, id)
+            }),
         }
     }
 
@@ -877,7 +958,9 @@ impl Engine {
 
     /// The first step of `machine` ([`WriteMachine::start`]).
     pub fn write_first(&mut self, machine: &mut WriteMachine, now: Millis) -> WriteStep {
-        machine.start(self.write_ctx(), now)
+        let step = machine.start(self.write_ctx(), now);
+        self.note_own_page_write(machine);
+        step
     }
 
     /// The step of `machine` after `input` ([`WriteMachine::step`]).
@@ -887,7 +970,27 @@ impl Engine {
         input: WriteInput,
         now: Millis,
     ) -> WriteStep {
-        machine.step(self.write_ctx(), input, now)
+        let step = machine.step(self.write_ctx(), input, now);
+        self.note_own_page_write(machine);
+        step
+    }
+
+    /// This process's page write that announces itself was planned or has ended. A read of
+    /// the page whose `GET` went out before it may bring the value it replaces while its own
+    /// announcement is still on its way: it counts as heard now, so no such read keeps what it
+    /// reads for serving, and the key's copy (the writer's, or one such a read kept meanwhile)
+    /// serves outages only.
+    fn note_own_page_write(&mut self, machine: &mut WriteMachine) {
+        if let Some(key) = machine.take_page_signal() {
+            self.tag_sync.own_page_write();
+            self.lru.mark_outage_only(&key);
+        }
+    }
+
+    /// Page announcements and gaps this process heard, its own page writes included
+    /// ([`crate::tag_sync::TagSync::page_heard`]).
+    pub fn page_heard(&self) -> u32 {
+        self.tag_sync.page_heard()
     }
 }
 
@@ -1020,6 +1123,7 @@ impl Engine {
             mirror: &self.mirror,
             untrusted_before,
             redis_answers,
+            pages: self.tag_sync.page_view(&self.mirror, now),
             lru: &mut self.lru,
             leases: &mut self.leases,
             stats: &self.stats,
@@ -1294,7 +1398,7 @@ mod tests {
     #[test]
     fn following_by_push_a_request_pulls_until_caught_up() {
         let mut e = engine();
-        let synced = netstring::encode(["E", "1", "v1", "1", "0"]);
+        let synced = netstring::encode(["E", "1", "v1", "1", "0", "", "0"]);
         assert!(
             e.plan_tag_update(&["a"], &Revalidation::Expire, Millis(1.0), "ep")
                 .unwrap()
@@ -1318,27 +1422,39 @@ mod tests {
         e.apply_refresh(&synced, Millis(11.0)).unwrap();
         assert!(!e.tags_caught_up(Millis(12.0)));
         e.plan_tag_pull(Millis(20.0));
-        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(21.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(21.0),
+        )
+        .unwrap();
         assert!(e.tags_caught_up(Millis(22.0)));
         assert_eq!(e.tag_pull_in_ms(Millis(500.0)), 520.0);
         // The periodic pull is due.
         assert!(!e.tags_caught_up(Millis(1020.0)));
         assert_eq!(e.tag_pull_in_ms(Millis(1020.0)), 0.0);
         e.plan_tag_pull(Millis(1020.0));
-        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(1021.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(1021.0),
+        )
+        .unwrap();
         assert!(e.tags_caught_up(Millis(1022.0)));
         // A gap: pull again, and only a pull planned after it counts.
         e.plan_tag_pull(Millis(1030.0));
         let gap = netstring::encode(["a", "E", "3", "v3", "a", "5,5,0,0,5"]);
         assert_eq!(e.apply_announcement(&gap), Ok(Announced::Gap));
-        e.apply_refresh(&netstring::encode(["E", "1", "v1", "0"]), Millis(1031.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(1031.0),
+        )
+        .unwrap();
         assert!(!e.tags_caught_up(Millis(1032.0)));
         e.plan_tag_pull(Millis(1040.0));
-        e.apply_refresh(&netstring::encode(["E", "3", "v3", "0"]), Millis(1041.0))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode(["E", "3", "v3", "0", "0", ""]),
+            Millis(1041.0),
+        )
+        .unwrap();
         assert!(e.tags_caught_up(Millis(1042.0)));
         let next = netstring::encode(["a", "E", "4", "v4", "a", "5,5,0,0,5"]);
         assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
@@ -1441,7 +1557,7 @@ mod tests {
     fn load(e: &mut Engine, epoch: &str, ver: &str, pairs: &[String], now: f64) {
         let s = e
             .apply_refresh(
-                &netstring::encode([epoch, ver, "v", "1", "c1"]),
+                &netstring::encode([epoch, ver, "v", "1", "0", "", "c1"]),
                 Millis(now),
             )
             .unwrap();
@@ -1455,8 +1571,11 @@ mod tests {
         e.apply_refresh(&netstring::encode(&page), Millis(now))
             .unwrap();
         assert_eq!(e.plan_tag_refresh().args, [epoch, ver, "v"]);
-        e.apply_refresh(&netstring::encode([epoch, ver, "v", "0"]), Millis(now))
-            .unwrap();
+        e.apply_refresh(
+            &netstring::encode([epoch, ver, "v", "0", "0", ""]),
+            Millis(now),
+        )
+        .unwrap();
         assert!(e.mirror().is_synced());
     }
 
@@ -1503,7 +1622,14 @@ mod tests {
             state.retain(|_, (r, _)| r.updated_at.0 + keep >= t.0);
             // A request's refresh: what changed since the mirror's version.
             let known = e.mirror().version();
-            let mut reply = vec!["E".to_owned(), ver.to_string(), "v".into(), "0".into()];
+            let mut reply = vec![
+                "E".to_owned(),
+                ver.to_string(),
+                "v".into(),
+                "0".into(),
+                "0".into(),
+                String::new(),
+            ];
             for (tag, (record, v)) in &state {
                 if *v > known {
                     reply.push(tag.clone());
@@ -1699,6 +1825,9 @@ mod next_tests;
 
 #[cfg(test)]
 mod read_tests;
+
+#[cfg(test)]
+mod page_push_tests;
 
 #[cfg(test)]
 mod write_tests;

@@ -20,6 +20,8 @@ struct Node {
     local: bool,
     /// Kept only for when Redis cannot be reached (see [`LruIndex::mark_outage_only`]).
     outage_only: bool,
+    /// The page generation it serves under, 0 for none (see [`LruIndex::bind_page`]).
+    page_gen: u32,
     /// Towards the most recently used end.
     prev: usize,
     /// Towards the least recently used end.
@@ -33,6 +35,8 @@ pub struct Marks {
     pub local: bool,
     /// Marked with [`LruIndex::mark_outage_only`].
     pub outage_only: bool,
+    /// Set by [`LruIndex::bind_page`]; 0 when not bound.
+    pub page_gen: u32,
 }
 
 /// What [`LruIndex::touch_unless`] found and did.
@@ -129,6 +133,7 @@ impl LruIndex {
             expires_at,
             local: false,
             outage_only: false,
+            page_gen: 0,
             prev: NIL,
             next: NIL,
         };
@@ -184,6 +189,7 @@ impl LruIndex {
         let marks = Marks {
             local: node.local,
             outage_only: node.outage_only,
+            page_gen: node.page_gen,
         };
         if decline(marks) {
             return Touch::Declined(marks);
@@ -209,6 +215,13 @@ impl LruIndex {
         self.held_mut(key).map(|n| n.outage_only = true).is_some()
     }
 
+    /// Binds the page copy under `key` to page generation `gen` (non-zero): it serves while
+    /// Redis answers only while that generation is the one the announcement channel serves
+    /// (docs/decisions/0031-page-entries-in-the-tier-by-push.md). True when held.
+    pub fn bind_page(&mut self, key: &str, gen: u32) -> bool {
+        self.held_mut(key).map(|n| n.page_gen = gen).is_some()
+    }
+
     /// True when `key` is held and marked with [`LruIndex::mark_outage_only`].
     pub fn is_outage_only(&self, key: &str) -> bool {
         self.held(key).is_some_and(|n| n.outage_only)
@@ -226,6 +239,7 @@ impl LruIndex {
         self.held(key).map(|n| Marks {
             local: n.local,
             outage_only: n.outage_only,
+            page_gen: n.page_gen,
         })
     }
 
@@ -353,6 +367,7 @@ mod tests {
         let none = Marks {
             local: false,
             outage_only: false,
+            page_gen: 0,
         };
         assert_eq!(l.marks("a"), Some(none));
         l.mark_local("a");
@@ -360,6 +375,7 @@ mod tests {
         let both = Marks {
             local: true,
             outage_only: true,
+            page_gen: 0,
         };
         assert_eq!(l.marks("a"), Some(both));
         assert!(l.is_local("a") && l.is_outage_only("a"));
@@ -375,6 +391,7 @@ mod tests {
         let local = Marks {
             local: true,
             outage_only: false,
+            page_gen: 0,
         };
         // Declined: neither touched nor expired, whatever the time.
         assert_eq!(

@@ -21,7 +21,7 @@ use crate::lru::LruIndex;
 use crate::regen::{Regenerations, StaleHandouts};
 use crate::scripts::ScriptCall;
 use crate::stats::{LookupOutcome, Stats, Surface};
-use crate::tag_sync;
+use crate::tag_sync::{self, page_binding, PageStamp, PageView};
 use crate::tags::TagMirror;
 use crate::tier;
 use crate::time::Millis;
@@ -106,12 +106,15 @@ pub enum TierAction {
     /// Nothing.
     None,
     /// Keep them in the tier (insert them in the index) until `until`; for outages only when
-    /// `outage_only`.
+    /// `outage_only`; a page copy bound to page generation `page_gen` when it is not 0
+    /// ([`LruIndex::bind_page`]).
     Keep {
         /// Until when the tier may keep them.
         until: Millis,
         /// Served only while Redis cannot be reached.
         outage_only: bool,
+        /// The page generation to bind the copy to, 0 for none.
+        page_gen: u32,
     },
     /// Drop them: the index has forgotten the key already.
     Drop,
@@ -303,6 +306,9 @@ pub struct ReadCtx<'a> {
     pub untrusted_before: Option<Millis>,
     /// The breaker is closed at the step's time.
     pub redis_answers: bool,
+    /// The page announcements at the step's time, while following them caught up
+    /// ([`PushFollow::page_view`](crate::tag_sync::PushFollow::page_view)).
+    pub pages: Option<PageView>,
     /// The tier's index.
     pub lru: &'a mut LruIndex,
     /// Leases this process holds.
@@ -460,6 +466,11 @@ pub struct ReadMachine {
     acquire_sent_at: Millis,
     /// When this read's winning lease request was sent.
     won_at: Option<Millis>,
+    /// The page announcements as seen when the last read of the entry went out.
+    page_stamp: PageStamp,
+    /// The last `GET` or poll was joined to one another read of this process sent earlier
+    /// ([`ReadMachine::joined`]).
+    joined: bool,
     log: String,
     error: String,
 }
@@ -727,6 +738,8 @@ impl ReadMachine {
             last_event: FlightEvent::Begin,
             acquire_sent_at: now,
             won_at: None,
+            page_stamp: None,
+            joined: false,
             log,
             error,
         }
@@ -738,6 +751,16 @@ impl ReadMachine {
     /// asks again.
     pub fn no_write_in_flight(&mut self) {
         self.ask_own_write = false;
+    }
+
+    /// The host joined the `GET` or poll just asked for ([`ReadAction::Get`],
+    /// [`ReadAction::Poll`]) to the same command of another read of this process, sent
+    /// earlier: the view of the page announcements when it went out is that read's, not this
+    /// one's, so a page copy from its reply is left for that read to keep (a page announced
+    /// in between would otherwise be kept bound to the generation that replaced it, and
+    /// serve with no time limit). Call after the step that asked for it, before its reply.
+    pub fn joined(&mut self) {
+        self.joined = true;
     }
 
     /// The entry's Redis key.
@@ -831,7 +854,13 @@ impl ReadMachine {
             }
             (State::Tier, ReadInput::Tier(bytes)) => match bytes {
                 None => self.get(ctx, TierAction::None),
-                Some(b) => match tier::tier_use(ctx.lru, ctx.redis_answers, &self.entry_key, now) {
+                Some(b) => match tier::tier_use(
+                    ctx.lru,
+                    ctx.redis_answers,
+                    ctx.pages.map(|p| p.gen),
+                    &self.entry_key,
+                    now,
+                ) {
                     tier::TierUse::Gone => self.get(ctx, TierAction::Drop),
                     tier::TierUse::Kept => self.get(ctx, TierAction::None),
                     tier::TierUse::Serve => match self.judge(ctx, b, Source::Tier, now) {
@@ -970,10 +999,9 @@ impl ReadMachine {
         let key = &self.entry_key;
         if self.asked_refresh
             && ctx.redis_answers
-            && ctx
-                .lru
-                .marks(key)
-                .is_some_and(|m| m.outage_only && !m.local)
+            && ctx.lru.marks(key).is_some_and(|m| {
+                !m.local && !tier::serves_while_redis_answers(m, ctx.pages.map(|p| p.gen))
+            })
         {
             return self.get(ctx, TierAction::None);
         }
@@ -982,6 +1010,8 @@ impl ReadMachine {
 
     fn get(&mut self, ctx: &ReadCtx<'_>, tier: TierAction) -> ReadStep {
         self.state = State::Get;
+        self.page_stamp = ctx.pages;
+        self.joined = false;
         ReadStep {
             action: ReadAction::Get {
                 key: self.entry_key.clone(),
@@ -1178,6 +1208,8 @@ impl ReadMachine {
 
     fn poll(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
         self.state = State::Poll;
+        self.page_stamp = ctx.pages;
+        self.joined = false;
         ReadStep {
             action: ReadAction::Poll {
                 call: lease::plan_poll(self.entry_key.clone(), self.lease_key()),
@@ -1444,15 +1476,35 @@ impl ReadMachine {
         };
         let j = self.judge(ctx, b, source, now)?;
         let tier = match j.value.as_ref() {
-            Some(v) => TierAction::Keep {
-                until: tier::tier_expiry(
+            Some(v) => {
+                let until = tier::tier_expiry(
                     v.header.meta.timestamp,
                     v.header.meta.expire,
                     now,
                     ctx.config.max_ttl_seconds * 1000.0,
-                ),
-                outage_only: !tier::tier_serves(&v.header),
-            },
+                );
+                if tier::tier_serves(&v.header) {
+                    TierAction::Keep {
+                        until,
+                        outage_only: false,
+                        page_gen: 0,
+                    }
+                } else if self.joined && matches!(source, Source::Redis | Source::Poll) {
+                    TierAction::None
+                } else {
+                    // A page copy serves while Redis answers only bound to the announcements
+                    // (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+                    let bound = match source {
+                        Source::Redis | Source::Poll => page_binding(self.page_stamp, ctx.pages),
+                        _ => None,
+                    };
+                    TierAction::Keep {
+                        until,
+                        outage_only: bound.is_none(),
+                        page_gen: bound.unwrap_or(0),
+                    }
+                }
+            }
             None => TierAction::None,
         };
         Ok((j, tier))

@@ -241,6 +241,63 @@ pub static LEASE_ACQUIRE: Script = lua!("lease_acquire", "lua/lease_acquire.lua"
 /// `ARGV = [px, token, value]` (the host appends the value); returns 1 when it released.
 pub static LEASE_WRITE: Script = lua!("lease_write", "lua/lease_write.lua");
 
+/// Stores a page or route entry of the singular handler and announces the write on the tag
+/// state's channel (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+/// `KEYS = [entry, meta, channel, lease]` (the lease in mode `l` only),
+/// `ARGV = [px, mode, arg, value]` (the host appends the value): mode `''` a plain write
+/// (returns 1), `l` releases the lease held with token `arg` as [`LEASE_WRITE`] does (1 when
+/// released), `s` a seed created at `arg` ms, as [`SEED_WRITE`] (1 stored, 0 kept and not
+/// announced).
+pub static ENTRY_WRITE: Script = lua!("entry_write", "lua/entry_write.lua");
+
+/// An [`ENTRY_WRITE`] call with these `KEYS` and `ARGV` (the value appended by the host).
+#[inline(never)]
+pub fn entry_write_call(keys: &[&str], args: &[&str]) -> ScriptCall {
+    ScriptCall {
+        script: &ENTRY_WRITE,
+        sha1: ENTRY_WRITE.sha1(),
+        keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+    }
+}
+
+/// The call that writes what the `EVALSHA` argv of an [`ENTRY_WRITE`] call writes without
+/// announcing it (the value is appended by the host as before): an empty argv for its mode
+/// `''` (the host sends `SET entry value PX px`), [`LEASE_WRITE`] for mode `l`, [`SEED_WRITE`]
+/// for mode `s`; `None` for any other argv. For a Redis that refuses the script's two slots
+/// (CROSSSLOT: cluster-enabled behind one URL).
+pub fn unannounced_argv(argv: &[&str]) -> Option<Vec<String>> {
+    if argv.get(1).copied() != Some(ENTRY_WRITE.sha1().as_str()) {
+        return None;
+    }
+    // `[EVALSHA, sha1, numkeys, entry, meta, channel, (lease,) px, mode, arg, id]`.
+    let lease = argv.get(2).copied() == Some("4");
+    let at = if lease { 7 } else { 6 };
+    let (entry, px, mode, arg) = (
+        argv.get(3)?,
+        argv.get(at)?,
+        argv.get(at + 1)?,
+        argv.get(at + 2)?,
+    );
+    let mut v = Vec::with_capacity(7);
+    let (script, numkeys) = match *mode {
+        "" => return Some(v),
+        "l" if lease => (&LEASE_WRITE, "2"),
+        "s" => (&SEED_WRITE, "1"),
+        _ => return None,
+    };
+    v.push("EVALSHA".to_owned());
+    v.push(script.sha1());
+    v.push(numkeys.to_owned());
+    v.push((*entry).to_owned());
+    if lease {
+        v.push((*argv.get(6)?).to_owned());
+    }
+    v.push((*px).to_owned());
+    v.push((*arg).to_owned());
+    Some(v)
+}
+
 /// Compare-and-delete of a lease. `KEYS = [lease]`, `ARGV = [token]`; returns 1 when it
 /// released.
 pub static LEASE_RELEASE: Script = lua!("lease_release", "lua/lease_release.lua");
@@ -273,7 +330,7 @@ pub struct ScriptCall {
 }
 
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
-pub static ALL: [&Script; 10] = [
+pub static ALL: [&Script; 11] = [
     &TAG_UPDATE,
     &TAG_REFRESH,
     &TAG_PAGE,
@@ -284,6 +341,7 @@ pub static ALL: [&Script; 10] = [
     &LEASE_POLL,
     &LEASE_RENEW,
     &SEED_WRITE,
+    &ENTRY_WRITE,
 ];
 
 /// Longest epoch candidate accepted (the host sends 32 hex digits).
@@ -376,6 +434,7 @@ mod tests {
             ("lease_poll", include_str!("lua/lease_poll.lua")),
             ("lease_renew", include_str!("lua/lease_renew.lua")),
             ("seed_write", include_str!("lua/seed_write.lua")),
+            ("entry_write", include_str!("lua/entry_write.lua")),
         ];
         assert_eq!(files.len(), ALL.len());
         for script in ALL {
@@ -450,10 +509,13 @@ mod tests {
             let indices = key_indices(script.source);
             assert!(!indices.is_empty(), "{}", script.name);
             for i in &indices {
-                // The update script's fourth key is the announcement channel (same slot).
+                // The update script's fourth key is the announcement channel (same slot); the
+                // page write's is the entry's lease (its second and third the tag state's meta
+                // and channel: single Redis only, docs/decisions/0031).
                 let channel = script.name == "tag_update" && i == "4";
+                let lease = script.name == "entry_write" && i == "4";
                 assert!(
-                    ["1", "2", "3"].contains(&i.as_str()) || channel,
+                    ["1", "2", "3"].contains(&i.as_str()) || channel || lease,
                     "{}: KEYS[{i}]",
                     script.name
                 );

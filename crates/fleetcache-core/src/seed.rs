@@ -3,8 +3,8 @@
 //! time. The comparison runs in Redis ([`SEED_WRITE`]), atomically with the write, so a runtime
 //! write that lands between a check and the write cannot be overwritten.
 
-use crate::scripts::ScriptCall;
 pub use crate::scripts::SEED_WRITE;
+use crate::scripts::{entry_write_call, ScriptCall};
 use crate::time::Millis;
 
 /// Reply of [`SEED_WRITE`] when it stored the entry.
@@ -32,11 +32,15 @@ pub fn seed_timestamp(built_at: Millis, now: Millis) -> Option<Millis> {
 /// (from [`seed_timestamp`]) whose lifetime, counted from its creation, is `ttl_ms` (the TTL a
 /// write at `created` gets). Redis keeps it for what is left of that lifetime at `now`; `None`
 /// when nothing is left (the entry would be expired on arrival: not stored).
+/// With `announce` (the tag state's meta key and channel), [`ENTRY_WRITE`](crate::scripts::ENTRY_WRITE) in its seed mode
+/// writes it and announces a stored entry there
+/// (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
 pub fn plan_write(
     entry_key: String,
     created: Millis,
     ttl_ms: u64,
     now: Millis,
+    announce: Option<(&str, &str, String)>,
 ) -> Option<ScriptCall> {
     if !created.0.is_finite() || !now.0.is_finite() {
         return None;
@@ -46,15 +50,19 @@ pub fn plan_write(
     if left < 1.0 {
         return None;
     }
-    Some(ScriptCall {
-        script: &SEED_WRITE,
-        sha1: SEED_WRITE.sha1(),
-        keys: vec![entry_key],
-        args: vec![
-            (left.floor() as u64).to_string(),
-            // Exact text of the f64: Lua's tonumber reads the same value, the one the
-            // envelope's header holds.
-            crate::decimal::exact_decimal(created.0),
-        ],
+    let px = (left.floor() as u64).to_string();
+    // Exact text of the f64: Lua's tonumber reads the same value, the one the envelope's
+    // header holds.
+    let created = crate::decimal::exact_decimal(created.0);
+    Some(match announce {
+        Some((meta, channel, id)) => {
+            entry_write_call(&[&entry_key, meta, channel], &[&px, "s", &created, &id])
+        }
+        None => ScriptCall {
+            script: &SEED_WRITE,
+            sha1: SEED_WRITE.sha1(),
+            keys: vec![entry_key],
+            args: vec![px, created],
+        },
     })
 }

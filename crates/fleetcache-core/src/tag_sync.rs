@@ -13,8 +13,8 @@ use crate::scripts::{
     TAG_REFRESH, TAG_UPDATE,
 };
 use crate::tags::{
-    canonical_tag, Announced, Freshness, RefreshSummary, Revalidation, TagMirror, TagRecord,
-    PAGE_COUNT,
+    canonical_tag, parse_announcement, Announced, Freshness, PageWrite, RefreshSummary,
+    Revalidation, TagMirror, TagRecord, PAGE_COUNT,
 };
 use crate::time::Millis;
 
@@ -36,6 +36,8 @@ pub struct TagSync {
     pruned_at: Millis,
     /// Following the state by push (announcements), or `None`: pull on every request.
     push: Option<PushFollow>,
+    /// The host knows Redis is not cluster-enabled: page writes can announce themselves.
+    plain_redis: bool,
 }
 
 /// The bookkeeping of a process that follows the tag state by push: the update script
@@ -64,6 +66,40 @@ pub struct PushFollow {
     pulled: Option<(u64, Millis)>,
     /// The tick at which the last gap was heard.
     gap: u64,
+    /// The generation of page copies the tier may serve while Redis answers: a copy is bound
+    /// to the generation it was kept under ([`PushFollow::page_binding`]), and every gap of
+    /// the channel starts a new one, so a copy kept before a gap never serves again.
+    page_gen: u32,
+    /// Counts page announcements heard and gaps: a read whose `GET` went out before it moved
+    /// may have read a value an announcement has since superseded.
+    page_heard: u32,
+    /// The last page write known (announced or pulled): the next announcement must be the
+    /// next of its sequence, and a pull must find it still the last, or it is a gap.
+    page_write: Option<PageWrite>,
+}
+
+/// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageView {
+    /// Page announcements and gaps heard so far (wrapping).
+    pub heard: u32,
+    /// The generation page copies serve under.
+    pub gen: u32,
+}
+
+/// What a read of a page entry notes when its command goes out: the view then.
+pub type PageStamp = Option<PageView>;
+
+/// The generation a page copy read with `stamp` is kept under for serving, with `now` the view
+/// when its reply is judged; `None`: it is kept for outages only. It serves only when the read
+/// went out while caught up, nothing was announced and no gap heard since, and the channel
+/// is caught up still: an announcement of its key may have reached this process before the
+/// reply did (another connection), and no later signal would come.
+pub fn page_binding(stamp: PageStamp, now: Option<PageView>) -> Option<u32> {
+    match (stamp, now) {
+        (Some(s), Some(n)) if s == n => Some(n.gen),
+        _ => None,
+    }
 }
 
 impl PushFollow {
@@ -77,7 +113,67 @@ impl PushFollow {
             planned: None,
             pulled: None,
             gap: 0,
+            page_gen: 1,
+            page_heard: 0,
+            page_write: None,
         }
+    }
+
+    /// A page write was announced: the next of the sequence known (true), or a gap: a number
+    /// skipped (an announcement lost), the same or a lower one (a failover or a flush reused
+    /// numbers), another epoch, or none known yet.
+    pub fn page_write_heard(&mut self, write: PageWrite) -> bool {
+        let next = self
+            .page_write
+            .as_ref()
+            .is_some_and(|w| w.epoch == write.epoch && w.pver.checked_add(1) == Some(write.pver));
+        self.page_write = Some(write);
+        if next {
+            self.page_announced();
+        } else {
+            self.page_gap();
+        }
+        next
+    }
+
+    /// A pull found `write` the last page write: a gap unless it is the last one known (an
+    /// announcement lost or still on its way, or a failover that reused the number with
+    /// another write: the id tells).
+    pub fn page_write_pulled(&mut self, write: PageWrite) {
+        if self.page_write.as_ref() != Some(&write) {
+            self.page_gap();
+        }
+        self.page_write = Some(write);
+    }
+
+    /// A gap in the page announcements: no copy kept so far serves again while Redis answers,
+    /// and no read in flight may keep what it reads for that.
+    pub fn page_gap(&mut self) {
+        // Never 0 (an unbound copy's), and past 2^32 gaps a copy that old is long gone.
+        self.page_gen = self.page_gen.wrapping_add(1).max(1);
+        self.page_heard = self.page_heard.wrapping_add(1);
+    }
+
+    /// A page write was announced (its key's copy is marked for outages only by the caller):
+    /// no read in flight may keep what it reads for serving, whatever its key, as its value
+    /// may be older than the write announced (one counter, not one per key: bounded).
+    pub fn page_announced(&mut self) {
+        self.page_heard = self.page_heard.wrapping_add(1);
+    }
+
+    /// Page announcements and gaps heard so far (wrapping): a read may share a `GET` in flight
+    /// only under the count it went out under.
+    pub fn page_heard(&self) -> u32 {
+        self.page_heard
+    }
+
+    /// What page copies may do at `now`: `None` while not caught up (no page copy serves
+    /// while Redis answers, and no read keeps its value for that).
+    pub fn page_view(&self, mirror: &TagMirror, now: Millis) -> Option<PageView> {
+        self.caught_up(mirror, now).then_some(PageView {
+            heard: self.page_heard,
+            gen: self.page_gen,
+        })
     }
 
     fn next_tick(&mut self) -> u64 {
@@ -89,11 +185,14 @@ impl PushFollow {
     pub fn subscribed(&mut self) {
         let t = self.next_tick();
         self.subscribed = Some(t);
+        // Announcements made before the confirmation may be lost.
+        self.page_gap();
     }
 
     /// The channel is down, reconnecting or was dropped: announcements may be lost.
     pub fn channel_down(&mut self) {
         self.subscribed = None;
+        self.page_gap();
     }
 
     /// A pull is planned at `now` (one at a time: the host coalesces them).
@@ -112,6 +211,7 @@ impl PushFollow {
     /// The mirror did not take an announcement: only a pull planned from now on catches up.
     pub fn heard_gap(&mut self) {
         self.gap = self.next_tick();
+        self.page_gap();
     }
 
     /// Whether a request at `now` may be judged by the mirror as it is, without a pull.
@@ -172,7 +272,19 @@ impl TagSync {
             resending: Vec::new(),
             pruned_at: Millis::ZERO,
             push: None,
+            plain_redis: false,
         }
+    }
+
+    /// Redis is known not to be cluster-enabled ([`TagSync::page_view`]).
+    pub fn confirm_plain_redis(&mut self) {
+        self.plain_redis = true;
+    }
+
+    /// Whether Redis is plain is unknown again (the subscription went down or came up: the
+    /// URL may lead to another server).
+    pub fn unconfirm_plain_redis(&mut self) {
+        self.plain_redis = false;
     }
 
     /// Follows the state by push from now on, pulling at least every `max_pull_interval_ms`:
@@ -191,6 +303,11 @@ impl TagSync {
         keys
     }
 
+    /// The tag state's meta key and channel, where page writes announce themselves.
+    pub fn announce_target(&self) -> (&str, &str) {
+        (&self.keys.meta, &self.keys.announce)
+    }
+
     /// The sharded channel the update script announces on.
     pub fn announce_channel(&self) -> &str {
         &self.keys.announce
@@ -206,24 +323,77 @@ impl TagSync {
         self.push.as_mut()
     }
 
+    /// What page copies may do at `now` ([`PushFollow::page_view`]); `None` when pulling,
+    /// and until Redis is known not to be cluster-enabled: a cluster-enabled server behind
+    /// one URL refuses the announcing page writes (CROSSSLOT), so none would be heard.
+    pub fn page_view(&self, mirror: &TagMirror, now: Millis) -> Option<PageView> {
+        if !self.plain_redis {
+            return None;
+        }
+        self.push.as_ref().and_then(|p| p.page_view(mirror, now))
+    }
+
+    /// This process plans, or has ended, a page write that announces itself: a read in flight
+    /// may hold the value it replaces, and its own announcement comes back later (or never,
+    /// refused by an ACL), so it counts as heard now ([`PushFollow::page_announced`]).
+    pub fn own_page_write(&mut self) {
+        if let Some(p) = self.push.as_mut() {
+            p.page_announced();
+        }
+    }
+
+    /// Page announcements and gaps heard so far ([`PushFollow::page_heard`]; 0 when pulling).
+    pub fn page_heard(&self) -> u32 {
+        self.push.as_ref().map_or(0, PushFollow::page_heard)
+    }
+
     /// Whether a request at `now` needs no pull: following by push and caught up.
     pub fn caught_up(&self, mirror: &TagMirror, now: Millis) -> bool {
         self.push.as_ref().is_some_and(|p| p.caught_up(mirror, now))
     }
 
-    /// Applies an announcement heard on the channel; a gap makes the next pulls needed.
-    pub fn apply_announcement(
+    /// Applies a message heard on the channel, and the entry keys it names (a page write's):
+    /// a tag update's is applied to the mirror (a gap makes the next pulls needed); a page
+    /// write's moves only the page-write sequence (a gap there starts a new page generation,
+    /// and one of another epoch than the mirror's a tag gap too: the state was created anew);
+    /// one this build cannot read is a gap, and an error.
+    pub fn apply_announcement<'m>(
         &mut self,
         mirror: &mut TagMirror,
-        msg: &[u8],
-    ) -> Result<Announced, ProtocolError> {
-        let result = mirror.apply_announcement(msg);
+        msg: &'m [u8],
+    ) -> (
+        Result<Announced, ProtocolError>,
+        std::vec::IntoIter<&'m [u8]>,
+    ) {
+        let result = match parse_announcement(msg) {
+            Ok(head) if head.kind == b"p" => {
+                let Some(push) = self.push.as_mut() else {
+                    return (Ok(Announced::Known), Vec::new().into_iter());
+                };
+                if mirror.is_synced() && !mirror.is_loading() && head.epoch != mirror.epoch() {
+                    push.heard_gap();
+                }
+                let next = push.page_write_heard(PageWrite {
+                    epoch: head.epoch.to_owned(),
+                    pver: head.number,
+                    pvid: head.id.to_owned(),
+                });
+                let gap = if next {
+                    Announced::Applied(0)
+                } else {
+                    Announced::Gap
+                };
+                return (Ok(gap), head.rest);
+            }
+            Ok(head) => mirror.apply_parsed(head),
+            Err(e) => Err(e),
+        };
         if let Some(push) = self.push.as_mut() {
             if !matches!(result, Ok(Announced::Applied(_) | Announced::Known)) {
                 push.heard_gap();
             }
         }
-        result
+        (result, Vec::new().into_iter())
     }
 
     /// The pull of [`TagSync::plan_refresh`], planned at `now`: with push, its start is noted,
@@ -289,8 +459,16 @@ impl TagSync {
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
         let summary = mirror.apply_refresh(reply, now, keep_ms)?;
+        let page_write = mirror.take_page_write();
         if let Some(push) = self.push.as_mut() {
             push.pull_applied();
+            // A state answered in full was created anew or rolled back.
+            if summary.full {
+                push.page_gap();
+            }
+            if let Some(write) = page_write {
+                push.page_write_pulled(write);
+            }
         }
         if now.0 - self.pruned_at.0 >= PRUNE_EVERY_MS {
             self.pruned_at = now;

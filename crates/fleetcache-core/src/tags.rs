@@ -395,7 +395,9 @@ pub enum Announced {
     /// A version the mirror has seen already: nothing to do.
     Known,
     /// Not the next version of the state followed (missed messages, another epoch, a mirror
-    /// not synced or loading): the mirror is unchanged and only a pull catches it up.
+    /// not synced or loading): the mirror is unchanged and only a pull catches it up. For a
+    /// page write's announcement: not the next of the page-write sequence, a new page
+    /// generation (the mirror stays caught up unless the epoch is another; the host pulls).
     Gap,
 }
 
@@ -413,12 +415,61 @@ pub struct RefreshSummary {
     pub skipped: usize,
 }
 
+/// A page write of the shared state, as an announcement (`'p'`) or a refresh reply tells it:
+/// the state's epoch, the write's number in the page-write sequence (`pver`, 0: none yet)
+/// and its id (`pvid`). Page writes are not versions of the tag state
+/// (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageWrite {
+    /// The epoch of the state.
+    pub epoch: String,
+    /// Its number in the sequence.
+    pub pver: u64,
+    /// Its id (`""` when none).
+    pub pvid: String,
+}
+
+/// The leading items of a message on the announcement channel: its kind (`a` a tag update,
+/// `p` a page write), the state's epoch, the number and id of what it announces (a version,
+/// a page write), and the items after them.
+pub struct AnnouncementHead<'a> {
+    /// The kind.
+    pub kind: &'a [u8],
+    /// The state's epoch.
+    pub epoch: &'a str,
+    /// The version, or the page write's number.
+    pub number: u64,
+    /// Its id.
+    pub id: &'a str,
+    /// The items after the id.
+    pub rest: std::vec::IntoIter<&'a [u8]>,
+}
+
+/// Parses the leading items of an announcement (any kind).
+pub fn parse_announcement(msg: &[u8]) -> Result<AnnouncementHead<'_>, ProtocolError> {
+    let mut it = netstring::decode(msg)?.into_iter();
+    let (Some(kind), Some(epoch), Some(number), Some(id)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(ProtocolError::ReplyShape);
+    };
+    Ok(AnnouncementHead {
+        kind,
+        epoch: std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?,
+        number: parse_version(number)?,
+        id: std::str::from_utf8(id).map_err(|_| ProtocolError::InvalidUtf8)?,
+        rest: it,
+    })
+}
+
 /// The parsed leading items of a tag-script reply.
 struct Reply<'a> {
     epoch: &'a str,
     version: u64,
     vid: &'a str,
     full: bool,
+    /// Refresh replies: the last page write's number and id.
+    page: Option<(u64, &'a str)>,
     /// Full replies: where the next page of the state starts (`"0"`: this was all of it).
     cursor: &'a str,
     pairs: Vec<(&'a [u8], &'a [u8])>,
@@ -439,7 +490,9 @@ fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
         .ok_or(ProtocolError::BadVersion)
 }
 
-fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
+/// Parses a refresh reply (`refresh`: with the page-write sequence after the flag) or an
+/// update or merge reply.
+fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> {
     let items = netstring::decode(reply)?;
     let mut it = items.into_iter();
     let (Some(epoch), Some(version), Some(vid), Some(flag)) =
@@ -454,6 +507,15 @@ fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
         b"0" => false,
         b"1" => true,
         _ => return Err(ProtocolError::BadFlag),
+    };
+    let page = if refresh {
+        let (Some(pver), Some(pvid)) = (it.next(), it.next()) else {
+            return Err(ProtocolError::ReplyShape);
+        };
+        let pvid = std::str::from_utf8(pvid).map_err(|_| ProtocolError::InvalidUtf8)?;
+        Some((parse_version(pver)?, pvid))
+    } else {
+        None
     };
     let cursor = if full {
         let c = it.next().ok_or(ProtocolError::ReplyShape)?;
@@ -471,6 +533,7 @@ fn parse_reply(reply: &[u8]) -> Result<Reply<'_>, ProtocolError> {
         version,
         vid,
         full,
+        page,
         cursor,
         pairs,
     })
@@ -554,6 +617,9 @@ pub struct TagMirror {
     /// `String`, or sorting them, would add code to the wasm module
     /// (docs/decisions/0028-wasm-size-budget.md).
     last_local: Option<(HashMap<String, usize>, Revalidation, Millis)>,
+    /// The last page write the last refresh reply named, until taken
+    /// ([`TagMirror::take_page_write`]).
+    page_write: Option<PageWrite>,
 }
 
 impl TagMirror {
@@ -652,6 +718,11 @@ impl TagMirror {
         self.synced = true;
     }
 
+    /// The last page write the last refresh reply named (a page of a load names none), once.
+    pub fn take_page_write(&mut self) -> Option<PageWrite> {
+        self.page_write.take()
+    }
+
     /// Number of tags the mirror knows.
     pub fn len(&self) -> usize {
         self.tags.len()
@@ -743,7 +814,12 @@ impl TagMirror {
         if netstring::decode(reply)?.first() == Some(&&b"page"[..]) {
             return self.apply_page(reply, now, keep_ms);
         }
-        let reply = parse_reply(reply)?;
+        let reply = parse_reply(reply, true)?;
+        self.page_write = reply.page.map(|(pver, pvid)| PageWrite {
+            epoch: reply.epoch.to_owned(),
+            pver,
+            pvid: pvid.to_owned(),
+        });
         if reply.full {
             // The state is loaded page by page from here, the first page in this reply; until
             // the load is done, nothing tagged is judged fresh.
@@ -848,21 +924,28 @@ impl TagMirror {
     /// record, ...`): the records of exactly one version. Only the version right after the
     /// mirror's own, of the epoch it follows, on a synced mirror that loads nothing, is
     /// applied: it then holds what a refresh from its version would have returned. An older
-    /// one is known already; anything else is a gap only a pull can close.
+    /// one is known already; anything else is a gap only a pull can close. A message of any
+    /// other kind is an error (a page write's, `'p'`, is not a version of the tag state: the
+    /// caller follows those, [`crate::tag_sync::PushFollow`]).
     ///
     /// Unlike a refresh, an announcement confirms none of this process's updates and gives
     /// back nothing: no script checked them, so the next pull still does.
     pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
-        let items = netstring::decode(msg)?;
-        let mut it = items.into_iter();
-        let (Some(b"a"), Some(epoch), Some(version), Some(vid)) =
-            (it.next(), it.next(), it.next(), it.next())
-        else {
+        self.apply_parsed(parse_announcement(msg)?)
+    }
+
+    /// [`TagMirror::apply_announcement`] of a message parsed already.
+    pub fn apply_parsed(&mut self, head: AnnouncementHead<'_>) -> Result<Announced, ProtocolError> {
+        let AnnouncementHead {
+            kind,
+            epoch,
+            number: version,
+            id: vid,
+            rest: mut it,
+        } = head;
+        if kind != b"a" {
             return Err(ProtocolError::ReplyShape);
-        };
-        let epoch = std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?;
-        let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
-        let version = parse_version(version)?;
+        }
         let mut pairs = Vec::new();
         while let Some(tag) = it.next() {
             pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
@@ -1037,7 +1120,7 @@ impl TagMirror {
     /// version. The update is remembered instead, and the next refresh checks that the state
     /// still holds it (else it answers in full and what was lost is given back).
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
-        let reply = parse_reply(reply)?;
+        let reply = parse_reply(reply, false)?;
         let followed = self.loading.as_ref().map_or(&self.epoch, |l| &l.epoch);
         if reply.epoch != *followed {
             // The update went to another state than the one the mirror follows (created
@@ -1427,6 +1510,9 @@ mod tests {
             ver.to_string().into_bytes(),
             format!("id{ver}").into_bytes(),
             if full { b"1".to_vec() } else { b"0".to_vec() },
+            // No page write.
+            b"0".to_vec(),
+            Vec::new(),
         ];
         if full {
             // The state in one reply: no further page.
@@ -1471,7 +1557,7 @@ mod tests {
             .map(<[u8]>::to_vec)
             .collect();
         // More pages to come.
-        header[4] = b"c1".to_vec();
+        header[6] = b"c1".to_vec();
         let header = m.apply_refresh(&netstring::encode(header), Millis(now), keep);
         assert!(header.unwrap().full);
         assert!(m.is_loading() && !m.is_synced());
@@ -1671,13 +1757,22 @@ mod tests {
             refresh(&mut m, b"1:a,1:1,1:\xff,1:0,"),
             Err(ProtocolError::InvalidUtf8)
         );
+        // The page-write sequence after the flag: its number and id.
+        assert_eq!(
+            refresh(&mut m, b"1:a,1:1,1:i,1:0,1:x,0:,"),
+            Err(ProtocolError::BadVersion)
+        );
+        assert_eq!(
+            refresh(&mut m, b"1:a,1:1,1:i,1:0,1:3,1:\xff,"),
+            Err(ProtocolError::InvalidUtf8)
+        );
         assert_eq!((m.epoch(), m.version()), ("", 0));
         assert!(!m.is_synced());
         // No state in Redis yet: nothing to learn, and nothing missing.
-        refresh(&mut m, b"0:,1:0,0:,1:0,").unwrap();
+        refresh(&mut m, b"0:,1:0,0:,1:0,1:0,0:,").unwrap();
         assert!(m.is_synced());
         // A new state: loaded page by page; foreign records are skipped, one at a time.
-        let s = refresh(&mut m, b"1:a,1:7,0:,1:1,2:c1,").unwrap();
+        let s = refresh(&mut m, b"1:a,1:7,0:,1:1,1:0,0:,2:c1,").unwrap();
         assert!(s.full && m.is_loading());
         assert_eq!(refresh(&mut m, b"4:page,"), Err(ProtocolError::ReplyShape));
         assert_eq!(
@@ -1743,7 +1838,7 @@ mod tests {
             .into_iter()
             .map(<[u8]>::to_vec)
             .collect();
-        header[4] = b"c1".to_vec();
+        header[6] = b"c1".to_vec();
         refresh(&mut m, &netstring::encode(header)).unwrap();
         // The last page is read after the update and shows it.
         refresh(&mut m, &page("0", &[("b", rec(MAX_PROFILE, 500.0))])).unwrap();
@@ -1789,7 +1884,11 @@ mod tests {
         // after a failover that gave version 2 to another update. Its reply at version 2,
         // with that other update's id, does not confirm this one.
         m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
-        refresh(&mut m, &netstring::encode(["E", "2", "other", "0"])).unwrap();
+        refresh(
+            &mut m,
+            &netstring::encode(["E", "2", "other", "0", "0", ""]),
+        )
+        .unwrap();
         assert_eq!(m.unconfirmed_updates(), &[(2, "id2".to_owned())]);
         // The next refresh carries it: a partial reply means the script found it held.
         m.note_planned();

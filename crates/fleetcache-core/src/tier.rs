@@ -4,7 +4,7 @@
 
 use crate::envelope::{DecodedHeader, EntryKind};
 use crate::incremental::{Descriptor, ValueKind};
-use crate::lru::{LruIndex, Touch};
+use crate::lru::{LruIndex, Marks, Touch};
 use crate::time::{is_unlimited, Millis};
 
 /// What the in-process tier may do with its copy of a key now.
@@ -19,12 +19,23 @@ pub enum TierUse {
 }
 
 /// What the tier may do with its copy of `key` at `now`; `redis_answers` while the breaker is
-/// closed. While Redis answers, this process's own copy that never reached Redis is dropped
-/// (the fleet's value wins: read Redis) and a copy kept for outages only stays unused;
-/// otherwise a live copy is served (and marked as just used).
-pub fn tier_use(lru: &mut LruIndex, redis_answers: bool, key: &str, now: Millis) -> TierUse {
+/// closed, `page_serving` the page generation that may serve now
+/// ([`PushFollow::page_serving`](crate::tag_sync::PushFollow::page_serving)). While Redis
+/// answers, this process's own copy that never reached Redis is dropped (the fleet's value
+/// wins: read Redis), and a copy kept for outages only, or a page copy bound to another
+/// generation than `page_serving`, stays unused; otherwise a live copy is served (and marked
+/// as just used).
+pub fn tier_use(
+    lru: &mut LruIndex,
+    redis_answers: bool,
+    page_serving: Option<u32>,
+    key: &str,
+    now: Millis,
+) -> TierUse {
     // One lookup for a copy that is served (every tier hit).
-    match lru.touch_unless(key, now, |m| redis_answers && (m.local || m.outage_only)) {
+    match lru.touch_unless(key, now, |m| {
+        redis_answers && (m.local || !serves_while_redis_answers(m, page_serving))
+    }) {
         Touch::Touched => TierUse::Serve,
         Touch::Declined(m) if m.local => {
             lru.remove(key);
@@ -33,6 +44,12 @@ pub fn tier_use(lru: &mut LruIndex, redis_answers: bool, key: &str, now: Millis)
         Touch::Declined(_) => TierUse::Kept,
         Touch::Absent | Touch::Expired => TierUse::Gone,
     }
+}
+
+/// Whether a copy with marks `m` (not this process's own) may serve while Redis answers, with
+/// `page_serving` the page generation that may serve now.
+pub fn serves_while_redis_answers(m: Marks, page_serving: Option<u32>) -> bool {
+    !m.outage_only && (m.page_gen == 0 || Some(m.page_gen) == page_serving)
 }
 
 /// The stored lifetime of an entry in the in-process tier: until its `expire` (the same

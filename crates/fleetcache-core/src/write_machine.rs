@@ -28,7 +28,7 @@ use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
 use crate::read_machine::Failure;
 use crate::regen::{self, Regenerations, StaleHandouts};
-use crate::scripts::ScriptCall;
+use crate::scripts::{entry_write_call, ScriptCall};
 use crate::stats::{Stats, Surface, WriteOutcome};
 use crate::tags::{admit_tags, DroppedTags};
 use crate::tier::tier_serves_value;
@@ -52,6 +52,11 @@ pub struct WriteCtx<'a> {
     pub stats: &'a Stats,
     /// No Redis behind this engine: entries stay in the process, never compressed.
     pub standalone: bool,
+    /// The tag state's meta key and channel, when page and route entries of the singular
+    /// handler are written with an announcement there (single Redis:
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    /// With the version id this write announces itself under, if it does.
+    pub page_announce: Option<(&'a str, &'a str, String)>,
 }
 
 /// One `set`, as the host received it from Next (payload bytes excluded).
@@ -256,6 +261,8 @@ enum State {
         ttl_ms: u64,
         /// Bytes stored instead, when compressed.
         stored: Option<u64>,
+        /// The write announces itself (a page or route entry: `ENTRY_WRITE`).
+        announced: bool,
     },
     /// The Release step is out; then this end.
     Releasing(WriteDone),
@@ -289,6 +296,9 @@ pub struct WriteMachine {
     verb: &'static str,
     dropped_tags: Option<String>,
     state: State,
+    /// The key of a page write of this process that announces itself, once when its Store
+    /// step is planned and once when that step ends ([`WriteMachine::take_page_signal`]).
+    page_signal: Option<String>,
 }
 
 /// Plans a `'use cache'` entry write of `cache_key` (counted by outcome): the header and TTL,
@@ -479,6 +489,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 verb,
                 dropped_tags: None,
                 state: State::Planned(Plan::End(done)),
+                page_signal: None,
             };
         }
     };
@@ -520,7 +531,13 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         verb,
         dropped_tags: (!dropped.is_empty()).then(|| format!("{verb} {key}: {dropped}")),
         state: State::Planned(plan),
+        page_signal: None,
     }
+}
+
+/// The second item of `v`, `""` when there is none.
+fn second(v: &[String]) -> &str {
+    v.get(1).map_or("", String::as_str)
 }
 
 fn owned_name(iface: &Interface<'_>) -> Option<String> {
@@ -531,6 +548,13 @@ fn owned_name(iface: &Interface<'_>) -> Option<String> {
 }
 
 impl WriteMachine {
+    /// The key of this process's page write that announces itself, when its Store step was
+    /// planned or has ended since the last call: the engine then treats it as an announcement
+    /// this process heard ([`crate::Engine`]'s write steps).
+    pub fn take_page_signal(&mut self) -> Option<String> {
+        self.page_signal.take()
+    }
+
     fn iface(&self) -> Interface<'_> {
         match &self.name {
             Some(name) => Interface::UseCache(name),
@@ -617,6 +641,15 @@ impl WriteMachine {
 
     /// The next step after `input`.
     pub fn step(&mut self, mut ctx: WriteCtx<'_>, input: WriteInput, _now: Millis) -> WriteStep {
+        // Every input ends a Store step.
+        if let State::Storing {
+            key,
+            announced: true,
+            ..
+        } = &self.state
+        {
+            self.page_signal = Some(key.clone());
+        }
         let state = std::mem::replace(&mut self.state, State::Done);
         match (state, input) {
             (State::Planned(Plan::Store { key, .. }), WriteInput::Abandon) => {
@@ -672,6 +705,7 @@ impl WriteMachine {
                     bytes,
                     ttl_ms,
                     stored,
+                    ..
                 },
                 WriteInput::Sent,
             ) => self.end(WriteDone {
@@ -754,15 +788,40 @@ impl WriteMachine {
             stored,
         } = planned;
         let lease_key = ctx.namespace.lease_key(&self.iface(), &self.cache_key);
-        let script = match ctx.leases.plan_write(key.clone(), lease_key, ttl_ms) {
-            EntryWrite::Set => None,
-            EntryWrite::WriteAndRelease(call) => Some(call),
+        // The copies kept for outages only are exactly the page and route entries of the
+        // singular handler: the writes other instances' tiers must hear of.
+        let announce = ctx.page_announce.take().filter(|_| outage_only);
+        let announced = announce.is_some();
+        if announced {
+            self.page_signal = Some(key.clone());
+        }
+        let script = match (
+            ctx.leases.plan_write(key.clone(), lease_key, ttl_ms),
+            announce,
+        ) {
+            (EntryWrite::Set, None) => None,
+            (EntryWrite::WriteAndRelease(call), None) => Some(call),
+            (write, Some((meta, channel, id))) => {
+                let px = ttl_ms.to_string();
+                Some(match &write {
+                    EntryWrite::Set => {
+                        entry_write_call(&[&key, meta, channel], &[&px, "", "", &id])
+                    }
+                    // LEASE_WRITE's `[entry, lease]` and `[px, token]`: the lease and the
+                    // token, as ENTRY_WRITE takes them in mode 'l'.
+                    EntryWrite::WriteAndRelease(call) => {
+                        let (lease, token) = (second(&call.keys), second(&call.args));
+                        entry_write_call(&[&key, meta, channel, lease], &[&px, "l", token, &id])
+                    }
+                })
+            }
         };
         self.state = State::Storing {
             key: key.clone(),
             bytes,
             ttl_ms,
             stored,
+            announced,
         };
         WriteStep::Store(Store {
             key,

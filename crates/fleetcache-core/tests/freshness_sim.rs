@@ -10,8 +10,12 @@
 //! redis-server.
 //!
 //! Requests overlap, as on a host. A read coalesces with its process's tag refresh in flight
-//! (as `TagSync` does) and then steps the core's read machine over this process's write in
-//! flight, its tier, Redis and the lease; a write steps the core's write machine (the host
+//! (as `TagSync` does), its `GET` or lease poll joins one of the same key its process has in
+//! flight only if that went out since the read began, under the count of page announcements
+//! heard then (`Engine::page_heard`; `share` in the read driver; the joined read is told,
+//! `ReadMachine::joined`), and it steps the
+//! core's read machine over this process's write in flight, its tier, Redis and the lease; a
+//! write steps the core's write machine (the host
 //! keeps its copy in the tier and as its write in flight, and marks it local when the store
 //! fails). Every command goes through the instance's circuit breaker and is in flight until a
 //! drawn `Step` carries it to Redis and another carries its reply back, so the commands of
@@ -117,6 +121,9 @@ struct TagState {
     epoch: Option<String>,
     ver: u64,
     ids: HashMap<u64, String>,
+    /// The page-write sequence (`entry_write.lua`): the last page write's number and id.
+    pver: u64,
+    pvid: String,
     records: HashMap<String, TagRecord>,
     log: HashMap<String, u64>,
 }
@@ -127,9 +134,19 @@ struct Redis {
     entries: HashMap<String, Vec<u8>>,
     tags: TagState,
     leases: HashMap<String, (String, f64)>,
-    /// Announcements published by the last command, for the listening channels.
-    published: Vec<Vec<u8>>,
+    /// Announcements published by the last command, for the listening channels, each with
+    /// the page write it announces (`None`: a tag update's).
+    published: Vec<(Vec<u8>, Option<usize>)>,
+    /// The page entry's values in the order Redis stored them, each with its write's number
+    /// (a failover restores the log with the state it kept).
+    page_log: Vec<(Vec<u8>, usize)>,
 }
+
+/// Numbers the page writes that reach Redis, for the check (never reused, even by a failover;
+/// the model's own count, not the ids the engines give).
+static PAGE_WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Each engine's seed of page-write version ids: a process's random draw.
+static WRITE_ID_SEEDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn ms(s: &str) -> f64 {
     s.parse::<f64>().unwrap()
@@ -239,6 +256,8 @@ impl TagState {
             self.ver.to_string(),
             self.ids.get(&self.ver).cloned().unwrap_or_default(),
             if full { "1" } else { "0" }.to_owned(),
+            self.pver.to_string(),
+            self.pvid.clone(),
         ];
         if full {
             // The first page, as the script reads it from cursor 0.
@@ -296,7 +315,7 @@ impl Redis {
                 // A fourth key: the announcement channel.
                 if call.keys.len() == 4 {
                     let msg = self.tags.announcement(&call.args[5..]);
-                    self.published.push(msg);
+                    self.published.push((msg, None));
                 }
                 reply
             }
@@ -338,6 +357,8 @@ enum Reply {
     Polled(Option<Vec<u8>>, bool),
     /// A write or a release.
     Done,
+    /// A write, numbered as in [`PAGE_WRITES`].
+    PageWrite(usize),
 }
 
 /// A command of a request, as the host sends it.
@@ -399,13 +420,46 @@ impl Redis {
             }
             Cmd::Store { key, value, script } => {
                 self.entries.insert(key.clone(), value.clone());
+                let n = PAGE_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if *key == page_entry_key() {
+                    self.page_log.push((value.clone(), n));
+                }
                 if let Some(call) = script {
-                    let lease = &call.keys[1];
-                    if self.lease(lease, now).as_deref() == Some(call.args[1].as_str()) {
-                        self.leases.remove(lease);
+                    // entry_write.lua (entry, meta, channel, and the lease in mode 'l')
+                    // counts the write in the page-write sequence and announces it;
+                    // lease_write.lua (entry, lease) does not.
+                    let announce = call.script.name == "entry_write";
+                    let (lease, token) = match call.script.name {
+                        "lease_write" => (call.keys.get(1), call.args.get(1)),
+                        _ if call.args.get(1).map(String::as_str) == Some("l") => {
+                            (call.keys.get(3), call.args.get(2))
+                        }
+                        _ => (None, None),
+                    };
+                    if let (Some(lease), Some(token)) = (lease, token) {
+                        if self.lease(lease, now).as_deref() == Some(token.as_str()) {
+                            self.leases.remove(lease);
+                        }
+                    }
+                    if announce {
+                        // entry_write.lua's id: the one the call carries (ARGV[4]), not one
+                        // the model makes unique, so ids that repeat are seen to.
+                        let id = format!("w{}", call.args.get(3).map_or("", String::as_str));
+                        let t = &mut self.tags;
+                        t.epoch.get_or_insert_with(|| id.clone());
+                        t.pver += 1;
+                        t.pvid.clone_from(&id);
+                        let msg = netstring::encode([
+                            "p".to_owned(),
+                            t.epoch.clone().unwrap_or_default(),
+                            t.pver.to_string(),
+                            id,
+                            key.clone(),
+                        ]);
+                        self.published.push((msg, Some(n)));
                     }
                 }
-                Reply::Done
+                Reply::PageWrite(n)
             }
             Cmd::Release(call) => {
                 let lease = &call.keys[0];
@@ -435,8 +489,8 @@ struct Instance {
     /// When it started.
     started: f64,
     /// Following by push: the announcements its channel received, not yet applied, each
-    /// with the revalidation it announces.
-    inbox: VecDeque<(Vec<u8>, Option<usize>)>,
+    /// with the revalidation or the page write it announces.
+    inbox: VecDeque<(Vec<u8>, Option<usize>, Option<usize>)>,
     /// Its channel is subscribed (whether the instance noticed a drop or not).
     listening: bool,
     /// The instance believes its channel is subscribed (it has not noticed a drop).
@@ -444,8 +498,20 @@ struct Instance {
     /// Revalidations whose announcement has not reached it: on its way, or lost while it
     /// believed its channel up.
     unheard: HashSet<usize>,
+    /// Page writes whose announcement has not reached it, likewise.
+    unheard_pages: HashSet<usize>,
     /// The step of its last successful refresh, and what Redis held then.
     pulled: Option<(usize, TagState)>,
+}
+
+/// The page `/p`'s Redis key.
+fn page_entry_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        Engine::new(config(None))
+            .unwrap()
+            .entry_key(&Interface::Incremental, INC_KEYS[0].0)
+    })
 }
 
 fn config(release: Option<NextRelease>) -> Config {
@@ -464,7 +530,15 @@ impl Instance {
         let mut engine = Engine::new(config(release)).unwrap();
         if push {
             engine.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
+            // The model is one plain Redis (CLUSTER SLOTS: "cluster support disabled").
+            engine.confirm_plain_redis();
         }
+        // One Redis: every instance announces its page writes, pulling or not, with version
+        // ids from a seed of its own, as the wasm binding draws one per process (a restart
+        // draws another).
+        engine.announce_page_writes();
+        let seed = WRITE_ID_SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        engine.set_write_id_seed(&format!("p{seed}")).unwrap();
         Instance {
             loaded: false,
             refreshing: None,
@@ -478,6 +552,7 @@ impl Instance {
             listening: false,
             believed: false,
             unheard: HashSet::new(),
+            unheard_pages: HashSet::new(),
             pulled: None,
         }
     }
@@ -579,6 +654,16 @@ enum Op {
         tags: u8,
         life: u8,
     },
+    /// An on-demand rewrite of the page `/p` on an instance, from its render's start to the
+    /// host getting its write's reply, in one op (`life` as for `IncWrite`): the other
+    /// requests' commands stay where they are, so reads in flight race it. When `held`, only
+    /// up to its store in flight, which drawn steps carry on: reads its own process begins
+    /// meanwhile race it too.
+    Rewrite {
+        inst: usize,
+        life: u8,
+        held: bool,
+    },
 }
 
 /// The ops drawn; following by push, subscriptions come more often (a drop or an outage
@@ -624,6 +709,8 @@ fn mixed_op() -> impl Strategy<Value = Op> {
             }),
         10 => (0..8usize, 0u8..4, 0u8..4)
             .prop_map(|(pick, tags, life)| Op::IncWrite { pick, tags, life }),
+        12 => (0..3usize, 0u8..4, prop::bool::weighted(0.3))
+            .prop_map(|(inst, life, held)| Op::Rewrite { inst, life, held }),
         60 => (0..8usize).prop_map(|pick| Op::Step { pick }),
         6 => (0..3usize, 1u8..8, 0u8..4).prop_map(|(inst, tags, mode)| Op::Revalidate { inst, tags, mode }),
         3 => (0..3usize).prop_map(|inst| Op::Tick { inst }),
@@ -639,6 +726,41 @@ fn mixed_op() -> impl Strategy<Value = Op> {
         3 => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
         1 => (0..3usize).prop_map(|inst| Op::DropChannel { inst }),
         1 => (0..3usize).prop_map(|inst| Op::NoticeDown { inst }),
+        1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
+    ]
+}
+
+/// The ops drawn for histories of page rewrites followed by push: short histories of page
+/// reads on several instances raced by whole rewrites elsewhere (and the regenerations reads
+/// begin), announcements delivered mostly before the next pull, and the faults that make one
+/// miss its mark: a channel dropped unnoticed (its announcements lost, then a pull), a gap,
+/// an advance past the bound; instances that pull (a drop noticed, a restart), where only the
+/// sharing rule keeps a read from a `GET` older than a rewrite; Redis's own faults rarer.
+fn page_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        14 => (0..3usize, 0u8..8, any::<bool>(), prop::bool::weighted(0.1))
+            .prop_map(|(inst, soft, caches, on_demand)| Op::IncRead {
+                inst, key: 0, soft, caches, revalidate: 0, on_demand,
+            }),
+        8 => (0..3usize, 0u8..2, prop::bool::weighted(0.3))
+            .prop_map(|(inst, life, held)| Op::Rewrite { inst, life, held }),
+        8 => (0..8usize, 0u8..4, 0u8..2)
+            .prop_map(|(pick, tags, life)| Op::IncWrite { pick, tags, life }),
+        24 => (0..8usize).prop_map(|pick| Op::Step { pick }),
+        12 => (0..3usize).prop_map(|inst| Op::Deliver { inst }),
+        1 => (0..3usize, 1u8..8, 0u8..4).prop_map(|(inst, tags, mode)| Op::Revalidate { inst, tags, mode }),
+        3 => (0..3usize).prop_map(|inst| Op::Tick { inst }),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Snapshot),
+        1 => Just(Op::Failover),
+        5 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
+        1 => Just(Op::Down),
+        2 => Just(Op::Up),
+        1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
+        6 => prop_oneof![1 => 0u16..200, 1 => 1000u16..1500].prop_map(|ms| Op::Advance { ms }),
+        2 => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
+        4 => (0..3usize).prop_map(|inst| Op::DropChannel { inst }),
+        3 => (0..3usize).prop_map(|inst| Op::NoticeDown { inst }),
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
     ]
 }
@@ -659,6 +781,11 @@ struct InFlight {
     permit: Permit,
     /// `None` until the command reaches Redis; then its reply, `None` when lost.
     reply: Option<Option<Reply>>,
+    /// Its process's count of page announcements heard when it went out
+    /// ([`Engine::page_heard`]: announcements, gaps, its own page writes).
+    heard: u32,
+    /// The step it went out at: a read joins it only if it began at or before that step.
+    issued: usize,
 }
 
 /// What a request waits for.
@@ -692,6 +819,8 @@ struct ReadTask {
     began_at: f64,
     /// Revalidations whose announcement had not reached the instance when it began.
     unheard: HashSet<usize>,
+    /// Page writes whose announcement had not reached the instance when it began.
+    unheard_pages: HashSet<usize>,
     /// The bytes of the last input that carried bytes, and those of each source.
     given: Option<Vec<u8>>,
     reply: Option<Vec<u8>>,
@@ -792,6 +921,16 @@ struct World {
     /// Counts events that order what an instance learnt against when a read judged bytes
     /// (several happen within one op).
     events: usize,
+    /// When the host got the reply of each page write (by its number): the step and time.
+    page_resolved: HashMap<usize, (usize, f64)>,
+    /// Page values Redis lost (a flush, a failover), each with the number the next page write
+    /// had then ([`PAGE_WRITES`]): every write numbered from there on came after the loss, so
+    /// it replaced the lost value as it replaces what Redis held.
+    page_lost: Vec<(Vec<u8>, usize)>,
+    /// Reads that joined another read's `GET` or poll in flight on their process (the host
+    /// shares one per key: store.ts, read-driver.ts): that read's task id, the read. Each is
+    /// given the same reply when that one is.
+    joined: Vec<(usize, Task)>,
 }
 
 impl World {
@@ -816,6 +955,9 @@ impl World {
             regens: Vec::new(),
             release,
             events: 0,
+            page_resolved: HashMap::new(),
+            page_lost: Vec::new(),
+            joined: Vec::new(),
         }
     }
 
@@ -826,6 +968,18 @@ impl World {
     }
 
     /// Every channel drops (its server went away), unnoticed for now.
+    /// Redis becomes `to` (a flush, a failover): the page values its log no longer holds
+    /// are lost, replaced by every page write numbered from now on.
+    fn lose_pages(&mut self, to: Redis) {
+        let next = PAGE_WRITES.load(std::sync::atomic::Ordering::Relaxed);
+        for (v, n) in &self.redis.page_log {
+            if !to.page_log.iter().any(|(_, m)| m == n) {
+                self.page_lost.push((v.clone(), next));
+            }
+        }
+        self.redis = to;
+    }
+
     fn drop_channels(&mut self) {
         for inst in &mut self.insts {
             inst.listening = false;
@@ -854,16 +1008,7 @@ impl World {
         let result = if self.up {
             // A write runs even when its reply is lost; a lost read changes nothing.
             let reply = run(&mut self.redis);
-            for msg in std::mem::take(&mut self.redis.published) {
-                for inst in &mut self.insts {
-                    if inst.listening {
-                        inst.inbox.push_back((msg.clone(), self.publishing));
-                    }
-                    if inst.listening || inst.believed {
-                        inst.unheard.extend(self.publishing);
-                    }
-                }
-            }
+            self.publish(i);
             if self.lose.remove(&i) {
                 None
             } else {
@@ -879,6 +1024,28 @@ impl World {
         };
         self.insts[i].engine.report(permit, outcome, now);
         result
+    }
+
+    /// Hands what the last command, sent by instance `from`, published to the listening
+    /// channels. A page write is never unheard by its own process: the engine counts it heard
+    /// from its planning on (`Engine::note_own_page_write`).
+    fn publish(&mut self, from: usize) {
+        for (msg, page) in std::mem::take(&mut self.redis.published) {
+            let rev = if page.is_some() {
+                None
+            } else {
+                self.publishing
+            };
+            for (i, inst) in self.insts.iter_mut().enumerate() {
+                if inst.listening {
+                    inst.inbox.push_back((msg.clone(), rev, page));
+                }
+                if inst.listening || inst.believed {
+                    inst.unheard.extend(rev);
+                    inst.unheard_pages.extend(page.filter(|_| i != from));
+                }
+            }
+        }
     }
 
     /// Applies a tag refresh's reply (taken from Redis at step `held_step`, when it held
@@ -963,13 +1130,13 @@ impl World {
             }
             Op::Flush => {
                 if self.up {
-                    self.redis = Redis::default();
+                    self.lose_pages(Redis::default());
                 }
             }
             Op::Snapshot => self.kept = Some(self.redis.clone()),
             Op::Failover => {
                 if let Some(kept) = self.kept.clone() {
-                    self.redis = kept;
+                    self.lose_pages(kept);
                     self.drop_channels();
                 }
             }
@@ -978,14 +1145,18 @@ impl World {
                 // The process's requests die with it, and their commands not yet at Redis, and
                 // so do its renders.
                 self.tasks.retain(|t| t.inst != inst);
+                self.joined.retain(|(_, t)| t.inst != inst);
                 self.parked.retain(|(_, t, _)| t.inst != inst);
                 self.regens.retain(|(i, _, _)| *i != inst);
             }
             Op::Deliver { inst } => {
-                if let Some((msg, rev)) = self.insts[inst].inbox.pop_front() {
+                if let Some((msg, rev, page)) = self.insts[inst].inbox.pop_front() {
                     self.insts[inst].engine.apply_announcement(&msg).unwrap();
                     if let Some(rev) = rev {
                         self.insts[inst].unheard.remove(&rev);
+                    }
+                    if let Some(page) = page {
+                        self.insts[inst].unheard_pages.remove(&page);
                     }
                 }
             }
@@ -994,6 +1165,9 @@ impl World {
                     self.insts[inst].listening = true;
                     self.insts[inst].believed = true;
                     self.insts[inst].engine.tag_channel_up();
+                    // The host asks CLUSTER SLOTS on every subscription; the model is one
+                    // plain Redis.
+                    self.insts[inst].engine.confirm_plain_redis();
                 }
             }
             Op::DropChannel { inst } => {
@@ -1071,6 +1245,21 @@ impl World {
                 on_demand,
             } => self.inc_read(inst, key, soft, caches, revalidate, on_demand)?,
             Op::IncWrite { pick, tags, life } => self.inc_write(pick, tags, life)?,
+            Op::Rewrite { inst, life, held } => {
+                // Next runs one render per key and process: the rewrite is it. It takes a ms,
+                // so no two rewrites store the same bytes (the check tells writes by them).
+                self.now += 1.0;
+                self.regens.retain(|(i, k, _)| !(*i == inst && *k == 0));
+                self.regens.push((inst, 0, self.now));
+                let id = self.next_task;
+                self.inc_write(self.regens.len() - 1, 0, life)?;
+                for _ in 0..if held { 0 } else { 20 } {
+                    let Some(t) = self.tasks.iter().position(|t| t.id == id) else {
+                        break;
+                    };
+                    self.advance(t)?;
+                }
+            }
             Op::Step { pick } => {
                 if !self.tasks.is_empty() {
                     let t = pick % self.tasks.len();
@@ -1092,6 +1281,8 @@ impl World {
                 budget_ms,
                 permit,
                 reply: None,
+                heard: self.insts[i].engine.page_heard(),
+                issued: self.step,
             })),
             Admission::Skip => Err(Failure::CircuitOpen),
         }
@@ -1309,6 +1500,16 @@ enum In {
     Timer,
 }
 
+/// Whether a read that would send `b` joins `a` in flight: the host shares a `GET` of one key,
+/// and a poll of one entry and lease (their argv).
+fn shared(a: &Cmd, b: &Cmd) -> bool {
+    match (a, b) {
+        (Cmd::Get(x), Cmd::Get(y)) => x == y,
+        (Cmd::Poll(x), Cmd::Poll(y)) => x.keys == y.keys && x.args == y.args,
+        _ => false,
+    }
+}
+
 fn cmd_name(cmd: &Cmd) -> &'static str {
     match cmd {
         Cmd::Refresh(_) => "refresh",
@@ -1454,6 +1655,7 @@ impl World {
                 caught_up,
                 began_at: self.now,
                 unheard: self.insts[inst].unheard.clone(),
+                unheard_pages: self.insts[inst].unheard_pages.clone(),
                 given: None,
                 reply: None,
                 kept: None,
@@ -1532,7 +1734,17 @@ impl World {
             .into_iter()
             .partition(|(t, _, _)| *t == ticket);
         self.parked = rest;
-        for (_, task, input) in ready {
+        for (_, mut task, input) in ready {
+            // The driver takes the tier's bytes when it gives them, after the refresh
+            // (read-driver.ts): those the index holds marks for then.
+            let input = match (input, &mut task.job) {
+                (In::Tier(_), Job::Read(rt)) => {
+                    let held = self.insts[task.inst].tier.get(&rt.key_name).cloned();
+                    rt.kept.clone_from(&held);
+                    In::Tier(held)
+                }
+                (input, _) => input,
+            };
             self.read_steps(task, input)?;
         }
         Ok(())
@@ -1628,13 +1840,20 @@ impl World {
                 TierAction::Drop => {
                     instance.tier.remove(&rt.key_name);
                 }
-                TierAction::Keep { until, outage_only } => {
+                TierAction::Keep {
+                    until,
+                    outage_only,
+                    page_gen,
+                } => {
                     prop_assert!(given.is_some(), "kept in the tier without bytes");
                     if let Some(v) = given {
                         let lru = instance.engine.lru_mut();
                         let evicted = lru.insert(&rt.key_name, v.len() as u64, until);
                         if outage_only {
                             lru.mark_outage_only(&rt.key_name);
+                        }
+                        if page_gen != 0 {
+                            lru.bind_page(&rt.key_name, page_gen);
                         }
                         for k in evicted {
                             instance.tier.remove(&k);
@@ -1719,12 +1938,38 @@ impl World {
                         }
                     }
                     if let Some(value) = served {
+                        if rt.inc.is_some_and(|inc| !inc.is_fetch) {
+                            self.check_page(inst, rt, &a, &value)?;
+                        }
                         let read_at = Millis(rt.at[a.source as usize]);
                         return self.check(inst, rt, &a, &value, read_at);
                     }
                     return Ok(());
                 }
             };
+            // As the host shares one `GET` (or poll) of a key per process (`share` in
+            // read-driver.ts): only one issued since this read began (or in the same turn: the
+            // same step here), under the page announcements heard when it went out.
+            let heard = self.insts[inst].engine.page_heard();
+            let began = rt.started;
+            let leader = self.tasks.iter().find(|t| {
+                t.inst == inst
+                    && matches!(&t.wait, Wait::Cmd(f) if f.heard == heard
+                        && f.issued >= began
+                        && shared(&f.cmd, &cmd))
+            });
+            if let Some(leader) = leader {
+                rt.machine.joined();
+                self.trace.push(format!(
+                    "  task {} (inst {}) joins task {}'s {}",
+                    task.id,
+                    inst,
+                    leader.id,
+                    cmd_name(&cmd)
+                ));
+                self.joined.push((leader.id, task));
+                return Ok(());
+            }
             match self.dispatch(inst, kind, cmd) {
                 Ok(wait) => {
                     task.wait = wait;
@@ -1761,6 +2006,7 @@ impl World {
                     *held_step = self.step;
                 }
                 let reply = self.redis.exec(&flight.cmd, self.now);
+                self.publish(inst);
                 (!self.lose.remove(&inst)).then_some(reply)
             } else {
                 None
@@ -1803,9 +2049,11 @@ impl World {
             CallResult::Timeout
         };
         self.insts[inst].engine.report(flight.permit, outcome, now);
-        let timeout = In::Failed(Failure::Timeout);
         match (&mut task.job, flight.cmd) {
             (Job::Write { machine, .. }, _) => {
+                if let Some(Reply::PageWrite(n)) = reply {
+                    self.page_resolved.entry(n).or_insert((self.step, self.now));
+                }
                 let input = match reply {
                     Some(_) => WriteInput::Sent,
                     None => WriteInput::Failed(Failure::Timeout),
@@ -1847,26 +2095,93 @@ impl World {
                     ),
                 }
             }
-            (Job::Read(rt), _) => {
-                let input = match reply {
-                    None => timeout,
-                    Some(Reply::Bytes(b)) => {
-                        rt.reply.clone_from(&b);
-                        In::Reply(b)
-                    }
-                    Some(Reply::Int(c)) => In::Lease(c),
-                    Some(Reply::Polled(b, leased)) => {
-                        rt.polled.clone_from(&b);
-                        In::Polled(b, leased)
-                    }
-                    Some(Reply::Done) => {
-                        prop_assert!(false, "a read got a write's reply");
-                        return Ok(());
-                    }
-                };
-                self.read_steps(task, input)
+            (Job::Read(_), _) => {
+                let (joiners, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.joined)
+                    .into_iter()
+                    .partition(|(leader, _)| *leader == task.id);
+                self.joined = rest;
+                for mut t in std::iter::once(task).chain(joiners.into_iter().map(|(_, t)| t)) {
+                    let Job::Read(rt) = &mut t.job else {
+                        unreachable!()
+                    };
+                    let input = match reply.clone() {
+                        None => In::Failed(Failure::Timeout),
+                        Some(Reply::Bytes(b)) => {
+                            rt.reply.clone_from(&b);
+                            In::Reply(b)
+                        }
+                        Some(Reply::Int(c)) => In::Lease(c),
+                        Some(Reply::Polled(b, leased)) => {
+                            rt.polled.clone_from(&b);
+                            In::Polled(b, leased)
+                        }
+                        Some(Reply::Done | Reply::PageWrite(_)) => {
+                            prop_assert!(false, "a read got a write's reply");
+                            return Ok(());
+                        }
+                    };
+                    self.read_steps(t, input)?;
+                }
+                Ok(())
             }
         }
+    }
+
+    /// The page rewrite contract (docs/failures.md, "Page and route entries"): while Redis
+    /// answers, a page read never serves a value Redis had replaced with a write that resolved
+    /// before the read began, except, following by push, a write that resolved less than the
+    /// bound before and whose announcement had not reached the instance then. A value Redis
+    /// lost (a flush, a failover) counts as replaced by every write made after the loss.
+    /// Values served during an outage are not judged.
+    fn check_page(
+        &mut self,
+        inst: usize,
+        rt: &ReadTask,
+        answer: &ReadAnswer,
+        value: &[u8],
+    ) -> Result<(), TestCaseError> {
+        let closed = self.insts[inst].engine.breaker_state(Millis(self.now))
+            == fleetcache_core::BreakerState::Closed;
+        if answer.source == Source::Kept || !closed {
+            return Ok(());
+        }
+        let log = &self.redis.page_log;
+        // A value Redis holds is replaced by the writes after it; one it lost, by the writes
+        // made after the loss.
+        let later: Vec<&(Vec<u8>, usize)> = match log.iter().rposition(|(v, _)| v == value) {
+            Some(i) => log.iter().skip(i + 1).collect(),
+            None => match self.page_lost.iter().rev().find(|(v, _)| v == value) {
+                Some((_, since)) => log.iter().filter(|(_, n)| n >= since).collect(),
+                None => return Ok(()),
+            },
+        };
+        for (later, n) in later {
+            if later == value {
+                continue;
+            }
+            let Some(&(step, resolved)) = self.page_resolved.get(n) else {
+                continue;
+            };
+            if step >= rt.started {
+                continue;
+            }
+            // A read joins only a `GET` or poll issued since it began, so what it shares is no
+            // older than what it would have read itself: no excuse for joining. Its own
+            // process's writes are never unheard (`publish`).
+            let unheard = rt.unheard_pages.contains(n);
+            let excused = self.push && unheard && resolved > rt.began_at - PUSH_BOUND_MS;
+            prop_assert!(
+                excused,
+                "inst {} served a page from {:?} that page write {} (resolved at {}) replaced before the read began at {}\n{}",
+                inst,
+                answer.source,
+                n,
+                resolved - T0,
+                rt.began_at - T0,
+                self.trace.join("\n")
+            );
+        }
+        Ok(())
     }
 
     /// The freshness contract for one answer that served `value` as `served`.
@@ -2132,9 +2447,50 @@ proptest! {
         };
         let mut w = World::new(push, Some(release));
         // A fleet that has been up: each instance has loaded the tag state (a restart
-        // begins cold).
+        // begins cold) and, following by push, subscribed first.
         for i in 0..w.insts.len() {
+            w.apply(&Op::Subscribe { inst: i })?;
             w.refresh(i);
+        }
+        for op in &ops {
+            w.apply(op)?;
+        }
+        w.finish_requests()?;
+        w.settle()?;
+    }
+}
+
+proptest! {
+    // Page rewrites followed by push (docs/decisions/0031): the tier serves the page while
+    // caught up, so only the announcements, the race rule and the gap rule keep a rewrite
+    // from being missed past the bound.
+    #![proptest_config(ProptestConfig { cases: cases(4096), ..ProptestConfig::default() })]
+
+    #[test]
+    fn following_by_push_a_page_rewrite_reaches_every_tier_within_the_bound(
+        ops in proptest::collection::vec(page_op(), 1..60),
+    ) {
+        let mut w = World::new(true, Some(NextRelease::new(16, 4, 6, false)));
+        for i in 0..w.insts.len() {
+            w.apply(&Op::Subscribe { inst: i })?;
+            w.refresh(i);
+        }
+        // The page exists, every instance has heard of it and keeps it in its tier, bound to
+        // the announcements: a history starts where a missed mark would show.
+        w.apply(&Op::Rewrite { inst: 0, life: 0, held: false })?;
+        for i in 0..w.insts.len() {
+            w.apply(&Op::Deliver { inst: i })?;
+        }
+        for i in 0..w.insts.len() {
+            w.apply(&Op::IncRead {
+                inst: i,
+                key: 0,
+                soft: 0,
+                caches: false,
+                revalidate: 0,
+                on_demand: false,
+            })?;
+            w.finish_requests()?;
         }
         for op in &ops {
             w.apply(op)?;

@@ -482,7 +482,9 @@ impl Sim {
             TierAction::Drop => {
                 self.tiers[inst].remove(&key);
             }
-            TierAction::Keep { until, outage_only } => {
+            TierAction::Keep {
+                until, outage_only, ..
+            } => {
                 if let Some(v) = given {
                     self.remember(inst, key, &name, v.to_vec(), until, outage_only);
                 }

@@ -277,7 +277,7 @@ const LATER: f64 = 100_000.0;
 
 fn tags_in(reply: &[u8]) -> Vec<String> {
     let items = netstring::decode(reply).unwrap();
-    items[4..]
+    items[6..]
         .chunks(2)
         .map(|p| String::from_utf8(p[0].to_vec()).unwrap())
         .collect()
@@ -372,7 +372,7 @@ fn refresh_is_incremental() {
 
     // Nothing stored yet: epoch "" and version 0, no tags, not full.
     let (reply, s) = refresh(conn, &mut reader);
-    assert_eq!(reply, b"0:,1:0,0:,1:0,");
+    assert_eq!(reply, b"0:,1:0,0:,1:0,1:0,0:,");
     assert!(!s.full);
 
     update(conn, &mut writer, &["a", "b"], Revalidation::Expire, 1000.0);
@@ -380,8 +380,8 @@ fn refresh_is_incremental() {
     let (reply, s) = refresh(conn, &mut reader);
     assert!(s.full);
     let items = netstring::decode(&reply).unwrap();
-    assert_eq!(items[4], b"0");
-    assert_eq!(items.len(), 5 + 4);
+    assert_eq!(items[6], b"0");
+    assert_eq!(items.len(), 7 + 4);
     assert_eq!(reader.mirror().version(), 1);
     assert!(reader.mirror().record("a").is_some() && reader.mirror().record("b").is_some());
 
@@ -426,7 +426,7 @@ fn refresh_is_incremental() {
     let mut ahead = engine();
     refresh(conn, &mut ahead);
     let epoch = ahead.mirror().epoch().to_owned();
-    let fake = netstring::encode([epoch.as_str(), "99", "", "0"]);
+    let fake = netstring::encode([epoch.as_str(), "99", "", "0", "0", ""]);
     ahead.apply_refresh(&fake, Millis(LATER)).unwrap();
     assert_eq!(ahead.mirror().version(), 99);
     let (_, s) = refresh(conn, &mut ahead);
@@ -809,4 +809,249 @@ fn an_update_announces_what_a_refresh_from_the_version_before_returns() {
             "{tag}"
         );
     }
+}
+
+/// The next message on a subscriber's connection.
+fn message(sub: &mut Conn) -> Vec<u8> {
+    match sub.read() {
+        Reply::Array(items) => {
+            assert_eq!(items[0], Reply::Bulk(Some(b"smessage".to_vec())));
+            items[2].bulk().to_vec()
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_page_write_announces_itself_in_the_page_write_sequence() {
+    use fleetcache_core::scripts::{entry_write_call, ENTRY_WRITE};
+    use fleetcache_core::tags::Announced;
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let mut sub = server.connect();
+    sub.cmd(&["SSUBSCRIBE", &channel]);
+    let conn = &mut server.conn;
+    let mut follower = engine();
+    follower.follow_tags_by_push(1000.0).unwrap();
+    update(conn, &mut engine(), &["x"], Revalidation::Expire, 500.0);
+    refresh(conn, &mut follower);
+    assert_eq!(follower.mirror().version(), 1);
+    let mut pulled = engine();
+    refresh(conn, &mut pulled);
+
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    let run_with_value = |conn: &mut Conn, call: &ScriptCall, value: &[u8]| {
+        assert_eq!(call.script, &ENTRY_WRITE);
+        let numkeys = call.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+        args.extend(call.keys.iter().map(|k| k.as_bytes()));
+        args.extend(call.args.iter().map(|a| a.as_bytes()));
+        args.push(value);
+        conn.send(&args)
+    };
+    let plain = |id: &str| entry_write_call(&[&entry, &meta, &channel], &["60000", "", "", id]);
+    // The plain write.
+    assert_eq!(run_with_value(conn, &plain("a"), b"v1"), Reply::Int(1));
+    assert_eq!(
+        conn.cmd(&["GET", &entry]),
+        Reply::Bulk(Some(b"v1".to_vec()))
+    );
+    let msg = message(&mut sub);
+    let items = netstring::decode(&msg).unwrap();
+    assert_eq!(items[0], b"p");
+    assert_eq!(items[1], follower.mirror().epoch().as_bytes());
+    assert_eq!(items[2], b"1");
+    assert_eq!(items[3], b"wa");
+    assert_eq!(items[4], entry.as_bytes());
+    assert_eq!(items.len(), 5);
+    // The next page write after the one the follower's pull found (none: 0).
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // Not a version of the tag state: a pull finds the same version, and the page write.
+    let (reply, s) = refresh(conn, &mut pulled);
+    assert!(!s.full);
+    assert_eq!(pulled.mirror().version(), 1);
+    let items = netstring::decode(&reply).unwrap();
+    assert_eq!((items[4], items[5]), (&b"1"[..], &b"wa"[..]));
+
+    // Mode 'l': the write releases the lease the token holds, as lease_write.lua.
+    let lease = format!("{entry}:lease");
+    conn.cmd(&["SET", &lease, "tok", "PX", "60000"]);
+    let with_lease = |token: &str| {
+        entry_write_call(
+            &[&entry, &meta, &channel, &lease],
+            &["60000", "l", token, token],
+        )
+    };
+    assert_eq!(
+        run_with_value(conn, &with_lease("other"), b"v2"),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        conn.cmd(&["GET", &lease]),
+        Reply::Bulk(Some(b"tok".to_vec()))
+    );
+    let msg = message(&mut sub);
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        run_with_value(conn, &with_lease("tok"), b"v3"),
+        Reply::Int(1)
+    );
+    assert_eq!(conn.cmd(&["EXISTS", &lease]), Reply::Int(0));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[4], entry.as_bytes());
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+
+    // Mode 's', a seed: announced when stored, not when the stored entry is kept.
+    let seed = writer
+        .plan_seed_write(
+            &Interface::Incremental,
+            "/s",
+            Millis(1000.0),
+            3_600_000,
+            Millis(2000.0),
+        )
+        .unwrap();
+    assert_eq!(seed.args[1], "s");
+    let seeded = writer.entry_key(&Interface::Incremental, "/s");
+    assert_eq!(run_with_value(conn, &seed, b"s1"), Reply::Int(1));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[4], seeded.as_bytes());
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // An envelope newer than the seed is kept (its creation time at offset 16).
+    let mut newer = b"FLCE".to_vec();
+    newer.extend_from_slice(&[0; 12]);
+    newer.extend_from_slice(&5000.0f64.to_le_bytes());
+    conn.send(&[b"SET", seeded.as_bytes(), &newer]);
+    assert_eq!(run_with_value(conn, &seed, b"s2"), Reply::Int(0));
+    // Nothing was announced since: the next message is the next write's, page write 5.
+    assert_eq!(run_with_value(conn, &plain("b"), b"v4"), Reply::Int(1));
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[2], b"5");
+    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    // The tag state's version is the update's still; the meta hash keeps the last page
+    // write's number and id (the one its call carried), and no id per page write.
+    assert_eq!(follower.mirror().version(), 1);
+    assert_eq!(
+        conn.cmd(&["HMGET", &meta, "ver", "pver", "pvid", "v:2"]),
+        Reply::Array(vec![
+            Reply::Bulk(Some(b"1".to_vec())),
+            Reply::Bulk(Some(b"5".to_vec())),
+            Reply::Bulk(Some(b"wb".to_vec())),
+            Reply::Bulk(None),
+        ])
+    );
+    // Pulling per request (no announcing), a seed is seed_write.lua as before.
+    assert_eq!(
+        engine()
+            .plan_seed_write(
+                &Interface::Incremental,
+                "/s",
+                Millis(1000.0),
+                3_600_000,
+                Millis(2000.0)
+            )
+            .unwrap()
+            .script
+            .name,
+        "seed_write"
+    );
+}
+
+/// The same page write (a seed: the same bytes) stored again after a `FLUSHALL` (or a failover
+/// that lost the first) is page write 1 again: its id must differ, or a process following by
+/// push that knew the first takes the second for it and misses what came with it.
+#[test]
+fn the_same_page_write_after_a_flushall_is_another_page_write_id() {
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let meta = writer.namespace().tag_keys().meta.clone();
+    let conn = &mut server.conn;
+    let seed = || {
+        writer
+            .plan_seed_write(
+                &Interface::Incremental,
+                "/s",
+                Millis(1000.0),
+                3_600_000,
+                Millis(2000.0),
+            )
+            .unwrap()
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        conn.cmd(&["FLUSHALL"]);
+        let call = seed();
+        let numkeys = call.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+        args.extend(call.keys.iter().map(|k| k.as_bytes()));
+        args.extend(call.args.iter().map(|a| a.as_bytes()));
+        args.push(b"same bytes");
+        assert_eq!(conn.send(&args), Reply::Int(1));
+        match conn.cmd(&["HMGET", &meta, "pver", "pvid"]) {
+            Reply::Array(items) => ids.push(items),
+            other => panic!("no version: {other:?}"),
+        }
+    }
+    assert_eq!(ids[0][0], Reply::Bulk(Some(b"1".to_vec())));
+    assert_eq!(ids[0][0], ids[1][0], "both are page write 1");
+    assert_ne!(ids[0][1], ids[1][1], "page write 1's id is another");
+}
+
+/// Page writes are not versions of the tag state (docs/decisions/0031): a reader that pulled
+/// before 1,100 of them (more than the 1,024 version ids the state keeps) pulls after them
+/// incrementally, and the page-write sequence a push process follows is in the reply.
+#[test]
+fn page_writes_leave_a_pull_incremental_however_many() {
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let conn = &mut server.conn;
+    update(conn, &mut engine(), &["x"], Revalidation::Expire, 500.0);
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(reader.mirror().version(), 1);
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    for i in 0..1_100 {
+        let id = format!("s.{i}");
+        let call = entry_write_call_for(&entry, &meta, &channel, &id);
+        let numkeys = call.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+        args.extend(call.keys.iter().map(|k| k.as_bytes()));
+        args.extend(call.args.iter().map(|a| a.as_bytes()));
+        args.push(b"v");
+        assert_eq!(conn.send(&args), Reply::Int(1));
+    }
+    let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    let items = netstring::decode(&reply).unwrap();
+    // epoch, ver, vid, full, pver, pvid
+    assert_eq!(items[1], b"1", "the tag state's version is untouched");
+    assert_eq!(items[3], b"0", "an incremental reply");
+    assert_eq!(items[4], b"1100");
+    assert_eq!(items[5], b"ws.1099");
+    assert!(!reader.apply_refresh(&reply, Millis(LATER)).unwrap().full);
+    assert_eq!(
+        conn.cmd(&["HMGET", &meta, "ver", "pver", "pvid", "v:2"]),
+        Reply::Array(vec![
+            Reply::Bulk(Some(b"1".to_vec())),
+            Reply::Bulk(Some(b"1100".to_vec())),
+            Reply::Bulk(Some(b"ws.1099".to_vec())),
+            Reply::Bulk(None),
+        ])
+    );
+}
+
+fn entry_write_call_for(entry: &str, meta: &str, channel: &str, id: &str) -> ScriptCall {
+    fleetcache_core::scripts::entry_write_call(&[entry, meta, channel], &["60000", "", "", id])
 }

@@ -226,6 +226,37 @@ impl Engine {
             .map_err(|e| js_error(&e))
     }
 
+    /// Writes of page and route entries of the singular handler announce themselves on
+    /// `tagAnnounceChannel` from now on (single Redis, whatever `tagSync`:
+    /// docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+    /// Draws this process's seed of page-write ids here, not as the engine is built: a
+    /// workers runtime may refuse random values at global scope, and it never announces.
+    #[wasm_bindgen(js_name = announcePageWrites)]
+    pub fn announce_page_writes(&mut self) -> Result<(), JsValue> {
+        // Page writes' ids: unique to this process (docs/decisions/0031).
+        self.inner
+            .set_write_id_seed(&random_token()?)
+            .map_err(|e| js_error(&e))?;
+        self.inner.announce_page_writes();
+        Ok(())
+    }
+
+    /// The host got CROSSSLOT for the page write of `argv` (NUL-joined; a cluster-enabled
+    /// Redis behind one URL): the returned argv writes that entry unannounced (the value
+    /// appended as before; empty: a plain `SET`). `undefined` when `argv` is not an announcing
+    /// page write. Later page writes still try to announce themselves.
+    #[wasm_bindgen(js_name = unannouncedWrite)]
+    pub fn unannounced_write(&self, argv: &str) -> Option<Vec<String>> {
+        self.inner.unannounced_write(&split(argv))
+    }
+
+    /// Redis answered `CLUSTER SLOTS` with "cluster support disabled": following by push,
+    /// page copies may serve from the tier (until then they are kept for outages only).
+    #[wasm_bindgen(js_name = confirmPlainRedis)]
+    pub fn confirm_plain_redis(&mut self) {
+        self.inner.confirm_plain_redis();
+    }
+
     /// The sharded channel the tag updates announce on.
     #[wasm_bindgen(getter, js_name = tagAnnounceChannel)]
     pub fn tag_announce_channel(&self) -> String {
@@ -378,11 +409,18 @@ impl Engine {
         self.inner.tier_touch(key, Millis(now))
     }
 
-    /// Marks the tier's copy of `key` as kept for outages only: served while Redis cannot be
-    /// reached, never while it answers.
-    #[wasm_bindgen(js_name = memoryMarkOutageOnly)]
-    pub fn memory_mark_outage_only(&mut self, key: &str) -> bool {
-        self.inner.lru_mut().mark_outage_only(key)
+    /// Marks the tier's copy of `key` as a read or write step's `Keep` says: kept for outages
+    /// only (served while Redis cannot be reached, never while it answers) when `outageOnly`,
+    /// and bound to page generation `pageGen` (the read step's `PageGen`) when it is not 0: it
+    /// serves while Redis answers only while the announcements keep that generation
+    /// (docs/decisions/0031-page-entries-in-the-tier-by-push.md). False when `key` is not held.
+    #[wasm_bindgen(js_name = memoryMark)]
+    pub fn memory_mark(&mut self, key: &str, outage_only: bool, page_gen: f64) -> bool {
+        let lru = self.inner.lru_mut();
+        if outage_only {
+            return lru.mark_outage_only(key);
+        }
+        page_gen >= 1.0 && page_gen <= f64::from(u32::MAX) && lru.bind_page(key, page_gen as u32)
     }
 
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.
@@ -525,6 +563,14 @@ impl Engine {
     #[wasm_bindgen(js_name = ackOutbox)]
     pub fn ack_outbox(&mut self, seq: f64) -> bool {
         seq.is_finite() && seq >= 1.0 && self.inner.ack_outbox(seq as u64)
+    }
+
+    /// Page announcements and gaps heard, this process's own page writes included (wrapping;
+    /// 0 when pulling): the read driver shares a `GET` in flight only under the count it went
+    /// out under.
+    #[wasm_bindgen(getter, js_name = pageHeard)]
+    pub fn page_heard(&self) -> u32 {
+        self.inner.page_heard()
     }
 
     /// Revalidations waiting for Redis.

@@ -207,10 +207,12 @@ pub enum ReadField {
     PartsAt = 27,
     /// Singular-handler answer: number of those lengths.
     PartsLen = 28,
+    /// `Keep`: the page generation to bind the copy to (`memoryMark`), 0 for none.
+    PageGen = 29,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 29;
+const READ_FIELDS: usize = 30;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -500,10 +502,16 @@ impl ReadStep {
         f[F::Served as usize] = f64::from(Served::Miss as u8);
         f[F::CacheRevalidate as usize] = f64::NAN;
         f[F::CacheExpire as usize] = f64::NAN;
-        if let core::TierAction::Keep { until, outage_only } = self.inner.tier {
+        if let core::TierAction::Keep {
+            until,
+            outage_only,
+            page_gen,
+        } = self.inner.tier
+        {
             f[F::Tier as usize] = f64::from(TierAction::Keep as u8);
             f[F::KeepUntil as usize] = until.0;
             f[F::OutageOnly as usize] = flag(outage_only);
+            f[F::PageGen as usize] = f64::from(page_gen);
         } else if self.inner.tier == core::TierAction::Drop {
             f[F::Tier as usize] = f64::from(TierAction::Drop as u8);
         }
@@ -931,27 +939,37 @@ impl ReadMachine {
         self.step(engine, core::ReadInput::Fallback(bytes(&prefix, len)), now)
     }
 
-    /// The entry read (`undefined`: none stored).
+    /// The entry read (`undefined`: none stored); `joined` when the host joined the `GET` of
+    /// another read of this process instead of sending one (core `ReadMachine::joined`).
     pub fn reply(
         &mut self,
         engine: &mut Engine,
         prefix: Option<Vec<u8>>,
         total_len: f64,
+        joined: bool,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
+        if joined {
+            self.inner.joined();
+        }
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Reply(bytes(&prefix, len)), now)
     }
 
-    /// A poll's reply: the entry (`undefined`: none) and whether its lease still exists.
+    /// A poll's reply: the entry (`undefined`: none) and whether its lease still exists;
+    /// `joined` as for [`reply`](Self::reply).
     pub fn polled(
         &mut self,
         engine: &mut Engine,
         prefix: Option<Vec<u8>>,
         total_len: f64,
         leased: bool,
+        joined: bool,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
+        if joined {
+            self.inner.joined();
+        }
         let len = total(&prefix, total_len);
         let input = core::ReadInput::Polled {
             entry: bytes(&prefix, len),

@@ -60,11 +60,11 @@ fn a_hit_is_answered_with_its_presentation_in_one_object() {
     assert_eq!(s.kind(), ReadStepKind::Get);
     assert_eq!(s.key(), m.entry_key());
     assert!(s.budget_ms() > 0.0);
-    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, false, NOW)
         .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::NeedMore);
-    m.reply(&mut e, Some(v.clone()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, false, NOW)
         .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Answer);
@@ -90,7 +90,7 @@ fn a_miss_wins_the_lease_and_renews_it() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Acquire);
     assert_eq!(s.argv()[0], "EVALSHA");
@@ -119,7 +119,7 @@ fn a_follower_waits_then_polls() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
     m.lease_reply(&mut e, 0.0, NOW).unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Wait);
@@ -128,8 +128,15 @@ fn a_follower_waits_then_polls() {
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Poll);
     let v = stored(&mut e, "k", 60.0);
-    m.polled(&mut e, Some(v.clone()), v.len() as f64, false, NOW + 20.0)
-        .unwrap();
+    m.polled(
+        &mut e,
+        Some(v.clone()),
+        v.len() as f64,
+        false,
+        false,
+        NOW + 20.0,
+    )
+    .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!((s.source(), s.served()), (Source::Poll, Served::Fresh));
 }
@@ -222,6 +229,8 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        // No step here keeps a page copy bound to a generation (core `TierAction::Keep`).
+        (ReadField::PageGen, 0.0),
         (ReadField::PartsLen, s.parts().len() as f64),
         (
             ReadField::TagsLen,
@@ -258,10 +267,10 @@ fn the_fields_area_holds_what_each_step_reads() {
     check_fields(&m);
     m.tier(&mut e, None, 0.0, NOW).unwrap();
     check_fields(&m);
-    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, false, NOW)
         .unwrap();
     check_fields(&m);
-    m.reply(&mut e, Some(v.clone()), v.len() as f64, NOW)
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, false, NOW)
         .unwrap();
     check_fields(&m);
     // A miss: lease won, a follower's wait and poll, a stale answer from the tier.
@@ -269,7 +278,7 @@ fn the_fields_area_holds_what_each_step_reads() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
     check_fields(&m);
     m.lease_reply(&mut e, 1.0, NOW).unwrap();
     check_fields(&m);
@@ -277,7 +286,7 @@ fn the_fields_area_holds_what_each_step_reads() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
     m.lease_reply(&mut e, 0.0, NOW).unwrap();
     check_fields(&m);
     let delay = m.last_step().unwrap().delay_ms();
@@ -288,6 +297,7 @@ fn the_fields_area_holds_what_each_step_reads() {
         &mut e,
         Some(stale.clone()),
         stale.len() as f64,
+        false,
         false,
         NOW + 5_000.0,
     )
@@ -327,8 +337,14 @@ fn the_fields_area_holds_what_each_step_reads() {
     check_fields(&m);
     m.refreshed(&mut e, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, Some(page.clone()), page.len() as f64, NOW + 1.0)
-        .unwrap();
+    m.reply(
+        &mut e,
+        Some(page.clone()),
+        page.len() as f64,
+        false,
+        NOW + 1.0,
+    )
+    .unwrap();
     let s = m.last_step().unwrap();
     assert_eq!(
         (s.kind(), s.served()),
@@ -376,7 +392,8 @@ fn to_answer(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: f
             ReadStepKind::PeekTier => m.tier(e, None, 0.0, NOW).unwrap(),
             ReadStepKind::Get => {
                 let total = value.map_or(0, <[u8]>::len) as f64;
-                m.reply(e, value.map(<[u8]>::to_vec), total, NOW).unwrap()
+                m.reply(e, value.map(<[u8]>::to_vec), total, false, NOW)
+                    .unwrap()
             }
             ReadStepKind::Acquire => m.lease_reply(e, lease, NOW).unwrap(),
             other => panic!("unexpected step {other:?}"),
@@ -477,7 +494,7 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
         ReadStepKind::Get
     );
     assert_eq!(took(&one), 1.0);
-    one.reply(&mut e, None, 0.0, NOW).unwrap();
+    one.reply(&mut e, None, 0.0, false, NOW).unwrap();
     assert_eq!(took(&one), 0.0);
     // A refresh first: the offer is void, the tier asked for later.
     let config = js_sys::Object::new();
@@ -502,7 +519,7 @@ fn a_reused_machine_requests_leases_with_tokens_of_its_own() {
         m.start(&mut e, NOW).unwrap();
         m.own_write(&mut e, None, NOW).unwrap();
         m.tier(&mut e, None, 0.0, NOW).unwrap();
-        m.reply(&mut e, None, 0.0, NOW).unwrap();
+        m.reply(&mut e, None, 0.0, false, NOW).unwrap();
         let argv = m.last_step().unwrap().argv();
         assert_eq!(argv[0], "EVALSHA");
         tokens.push(argv[5].clone());

@@ -325,7 +325,8 @@ fn a_fresh_reply_is_served_and_kept_in_the_tier() {
         s.tier,
         TierAction::Keep {
             until: Millis(NOW + 3_600_000.0),
-            outage_only: false
+            outage_only: false,
+            page_gen: 0
         }
     );
     assert_eq!(e.stats().lookups(Surface::UseCache, LookupOutcome::Hit), 1);
@@ -785,7 +786,8 @@ fn a_singular_handler_read_refreshes_alongside_and_reads_pages_from_redis() {
         s.tier,
         TierAction::Keep {
             until: Millis(NOW + 3_600_000.0),
-            outage_only: true
+            outage_only: true,
+            page_gen: 0
         }
     );
     let a = answer(&s);

@@ -509,3 +509,137 @@ fn nothing_is_compressed_without_redis_when_off_or_for_images() {
     let (_, step) = start(&mut e, incremental(1, 1, &page));
     compress_step(step);
 }
+
+#[test]
+fn announcing_page_writes_every_page_write_is_a_script_with_the_tag_state_keys() {
+    let mut e = engine();
+    e.announce_page_writes();
+    e.set_write_id_seed("seed").unwrap();
+    let keys = e.namespace().tag_keys();
+    let tail = [keys.meta.clone(), keys.announce.clone()];
+    let page = e.entry_key(&Interface::Incremental, "/page");
+    // The plain write of a page (PAGES): the announcing script.
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let call = s.script.unwrap_or_else(|| panic!("a page write announces"));
+    assert_eq!(call.script.name, "entry_write");
+    assert_eq!(call.keys, [page.clone(), tail[0].clone(), tail[1].clone()]);
+    // The version id: this process's seed and a count, another for every write.
+    let id = call.args.get(3).cloned().unwrap_or_default();
+    assert!(id.starts_with("seed."), "{id}");
+    assert_eq!(
+        call.args,
+        [
+            s.ttl_ms.to_string(),
+            String::new(),
+            String::new(),
+            id.clone()
+        ]
+    );
+    assert!(
+        s.outage_only,
+        "the writer's own copy is read again from Redis"
+    );
+    // With the lease held: the same script in mode 'l', with the lease and the token.
+    hold_lease(&mut e, &Interface::Incremental, "/page");
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let call = s.script.unwrap_or_else(|| panic!("a lease write"));
+    assert_eq!(call.script.name, "entry_write");
+    let lease = e.namespace().lease_key(&Interface::Incremental, "/page");
+    assert_eq!(
+        call.keys,
+        [page.clone(), tail[0].clone(), tail[1].clone(), lease]
+    );
+    let next = call.args.get(3).cloned().unwrap_or_default();
+    assert!(next.starts_with("seed.") && next != id, "{next} after {id}");
+    assert_eq!(
+        call.args,
+        [s.ttl_ms.to_string(), "l".to_owned(), "tok".to_owned(), next]
+    );
+    // FETCH and 'use cache' entries are not announced.
+    let s = store(start(&mut e, incremental(4, 8, &[5, 7])).1);
+    assert!(s.script.is_none());
+    let s = store(start(&mut e, use_cache(&["a"], 60.0, 3600.0)).1);
+    assert!(s.script.is_none());
+    // Not announcing (Cluster): a plain SET, as before.
+    let mut plain = engine();
+    let s = store(start(&mut plain, incremental(2, 0, &[5, 7])).1);
+    assert!(s.script.is_none());
+}
+
+/// The argv a host sends for a script call.
+fn argv(call: &crate::scripts::ScriptCall) -> Vec<String> {
+    let mut v = vec![
+        "EVALSHA".to_owned(),
+        call.sha1.clone(),
+        call.keys.len().to_string(),
+    ];
+    v.extend(call.keys.iter().cloned());
+    v.extend(call.args.iter().cloned());
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A cluster-enabled Redis behind one URL answers CROSSSLOT to entry_write.lua (the entry and
+/// the tag state are in two slots): the host writes that entry as a process that does not
+/// announce would (SET, LEASE_WRITE, SEED_WRITE); the next page write tries to announce
+/// again (the URL may lead to a plain Redis by then).
+#[test]
+fn after_a_crossslot_a_page_write_is_written_unannounced_and_later_ones_try_again() {
+    let mut e = engine();
+    e.announce_page_writes();
+    let page = e.entry_key(&Interface::Incremental, "/page");
+    // Mode '': a plain SET (no script).
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let plain = argv(&s.script.unwrap_or_else(|| panic!("announced")));
+    // Mode 'l': LEASE_WRITE with the entry, the lease and the token.
+    hold_lease(&mut e, &Interface::Incremental, "/page");
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    let leased = argv(&s.script.unwrap_or_else(|| panic!("announced")));
+    // Mode 's': SEED_WRITE with the entry, px and the creation time.
+    let seed = e
+        .plan_seed_write(
+            &Interface::Incremental,
+            "/s",
+            Millis(1000.0),
+            3_600_000,
+            Millis(2000.0),
+        )
+        .unwrap_or_else(|| panic!("a seed"));
+    let seeded = argv(&seed);
+    assert_eq!(e.unannounced_write(&strs(&plain)), Some(Vec::new()));
+    let lease = e.namespace().lease_key(&Interface::Incremental, "/page");
+    assert_eq!(
+        e.unannounced_write(&strs(&leased)),
+        Some(vec![
+            "EVALSHA".to_owned(),
+            LEASE_WRITE.sha1(),
+            "2".to_owned(),
+            page.clone(),
+            lease,
+            s.ttl_ms.to_string(),
+            "tok".to_owned(),
+        ])
+    );
+    let fallback = e.unannounced_write(&strs(&seeded)).unwrap_or_default();
+    assert_eq!(fallback.get(1), Some(&crate::scripts::SEED_WRITE.sha1()));
+    assert_eq!(
+        &fallback[2..],
+        ["1", &seed.keys[0], &seed.args[0], &seed.args[2]]
+    );
+    // Not an announcing write: nothing to fall back to.
+    assert_eq!(e.unannounced_write(&strs(&fallback)), None);
+    // Later page writes still announce.
+    let s = store(start(&mut e, incremental(2, 0, &[5, 7])).1);
+    assert!(s.script.is_some_and(|c| c.script.name == "entry_write"));
+    let seed = e.plan_seed_write(
+        &Interface::Incremental,
+        "/s",
+        Millis(1000.0),
+        3_600_000,
+        Millis(2000.0),
+    );
+    assert_eq!(seed.map(|c| c.script.name), Some("entry_write"));
+}

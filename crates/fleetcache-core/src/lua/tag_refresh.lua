@@ -1,11 +1,14 @@
 -- fleetcache TAG_REFRESH: what changed in the tag state since a reader's version
 -- (docs/internals.md, "Refresh script"). Read-only.
--- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver).
+-- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver, v:<ver>,
+--       and pver, pvid: the page-write sequence, entry_write.lua).
 -- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
 --       it never saw one), then pairs ver, vid: versions the reader's own updates made and
 --       that it has not seen in a refresh, each checked the same way.
--- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, then (full) the cursor of
---        the next page ('0': none), then tag, record, ...
+-- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, pver, pvid (the number
+--        and id of the last page write: a process that follows by push compares them with the
+--        last it knows; others ignore them), then (full) the cursor of the next page ('0':
+--        none), then tag, record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
 if #ARGV < 3 then
@@ -28,9 +31,14 @@ local function push(s)
   out[#out + 1] = int(#s) .. ':' .. s .. ','
 end
 
--- A missing meta hash reads as epoch '' and version 0.
-local epoch = redis.call('HGET', meta, 'epoch') or ''
-local ver = tonumber(redis.call('HGET', meta, 'ver') or '0') or 0
+-- A missing meta hash reads as epoch '' and version 0, no page write (0, ''). HGET each: the
+-- documented ACL (docs/operating.md) has no HMGET, and in a script the calls cost no trip.
+local function field(name)
+  return redis.call('HGET', meta, name)
+end
+local head = { field('epoch'), field('ver'), field('pver'), field('pvid') }
+local epoch = head[1] or ''
+local ver = tonumber(head[2] or '0') or 0
 push(epoch)
 push(int(ver))
 push(redis.call('HGET', meta, 'v:' .. int(ver)) or '')
@@ -51,6 +59,8 @@ if epoch ~= known_epoch or known_ver > ver or rolled_back then
   -- first page here and the rest with TAG_PAGE, then follows it from this version. A state
   -- that fits in one page (1000 tags, PAGE_COUNT in tags.rs) is whole in this reply.
   push('1')
+  push(head[3] or '0')
+  push(head[4] or '')
   local page = redis.call('HSCAN', state, '0', 'COUNT', 1000)
   push(page[1])
   for _, item in ipairs(page[2]) do
@@ -58,6 +68,8 @@ if epoch ~= known_epoch or known_ver > ver or rolled_back then
   end
 else
   push('0')
+  push(head[3] or '0')
+  push(head[4] or '')
   if known_ver < ver then
     local changed = redis.call('ZRANGEBYSCORE', log, '(' .. int(known_ver), '+inf')
     for _, tag in ipairs(changed) do

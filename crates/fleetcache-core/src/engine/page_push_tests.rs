@@ -1,0 +1,608 @@
+//! Page and route entries of the singular handler in the tier while the tag state is followed
+//! by push (docs/decisions/0031-page-entries-in-the-tier-by-push.md): a page write's
+//! announcement, the race of a read with one, and the gaps of the channel.
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::incremental::{Descriptor, IncrementalSet, ValueKind};
+use crate::keys::Interface;
+use crate::lease::Consumer;
+use crate::netstring;
+use crate::read_machine::*;
+use crate::tags::Announced;
+use crate::tier::TierUse;
+use crate::time::Millis;
+
+const NOW: f64 = 1_795_690_530_000.0;
+const TOKEN: &str = "0123456789abcdef";
+
+/// An engine following the tag state by push, caught up at `NOW` (subscribed, then pulled).
+fn push_engine() -> Engine {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    // Asked once the subscription is confirmed: the host's CLUSTER SLOTS answer.
+    e.confirm_plain_redis();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(e.tags_caught_up(Millis(NOW)));
+    e
+}
+
+/// A pull that finds the state of epoch `E` at `version`, after page write 1 (`w1`).
+fn pull(e: &mut Engine, version: &str, at: f64) {
+    pull_pages(e, version, "1", "w1", at);
+}
+
+/// A pull that finds the state of epoch `E` at `version`, the last page write `pver` (`pvid`).
+fn pull_pages(e: &mut Engine, version: &str, pver: &str, pvid: &str, at: f64) {
+    e.plan_tag_pull(Millis(at));
+    let vid = format!("v{version}");
+    let full = if e.mirror().is_synced() { "0" } else { "1" };
+    let mut items = vec!["E", version, &vid, full, pver, pvid];
+    if full == "1" {
+        items.push("0");
+    }
+    e.apply_refresh(&netstring::encode(items), Millis(at + 1.0))
+        .unwrap();
+}
+
+/// A page write's announcement of `key` as page write `pver` (id `w<pver>`) of epoch `E`.
+fn page_announcement(pver: u64, key: &str) -> Vec<u8> {
+    page_announcement_as("E", pver, &format!("w{pver}"), key)
+}
+
+fn page_announcement_as(epoch: &str, pver: u64, pvid: &str, key: &str) -> Vec<u8> {
+    netstring::encode([
+        "p".to_owned(),
+        epoch.to_owned(),
+        pver.to_string(),
+        pvid.to_owned(),
+        key.to_owned(),
+    ])
+}
+
+fn page_value(e: &mut Engine, key: &str, created: f64) -> Vec<u8> {
+    let desc = Descriptor {
+        kind: ValueKind::AppPage,
+        has_rsc: false,
+        segments: 0,
+        revalidate_false: false,
+        no_expire: false,
+        no_cache_control: false,
+    };
+    let parts = vec![3u32; desc.part_count()];
+    let set = IncrementalSet {
+        desc,
+        revalidate: 60.0,
+        expire: 3600.0,
+        tags: &[],
+        parts: &parts,
+        created: Millis(created),
+        now: Millis(created),
+    };
+    let mut v = e.plan_incremental_set(key, &set).unwrap().header;
+    for _ in &parts {
+        v.extend_from_slice(b"abc");
+    }
+    v
+}
+
+fn read(e: &Engine, key: &str, now: f64) -> ReadMachine {
+    e.read_incremental(
+        key,
+        false,
+        Vec::new(),
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        TOKEN.to_owned(),
+        Millis(now),
+    )
+}
+
+fn go(e: &mut Engine, m: &mut ReadMachine, input: ReadInput<'_>, now: f64) -> ReadStep {
+    e.read_step(m, input, Millis(now)).unwrap()
+}
+
+fn b(v: &[u8]) -> Option<Bytes<'_>> {
+    Some(Bytes {
+        prefix: v,
+        total_len: v.len(),
+    })
+}
+
+/// Steps a read of `/p` to its `GET` (the tier holds nothing the read may serve).
+fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) {
+    go(e, m, ReadInput::Start, now);
+    let mut s = go(e, m, ReadInput::Refreshed, now);
+    if s.action == ReadAction::PeekTier {
+        s = go(e, m, ReadInput::Tier(None), now);
+    }
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+}
+
+/// Keeps the bytes as the host does with the read's tier action.
+fn keep(e: &mut Engine, key: &str, v: &[u8], tier: TierAction) {
+    if let TierAction::Keep {
+        until,
+        outage_only,
+        page_gen,
+    } = tier
+    {
+        e.lru_mut().insert(key, v.len() as u64, until);
+        if outage_only {
+            e.lru_mut().mark_outage_only(key);
+        }
+        if page_gen != 0 {
+            e.lru_mut().bind_page(key, page_gen);
+        }
+    }
+}
+
+/// Reads `/p` from Redis (`v`), at `now`, and keeps it as the host would; the tier action.
+fn read_from_redis(e: &mut Engine, v: &[u8], now: f64) -> TierAction {
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let mut m = read(e, "/p", now);
+    to_get(e, &mut m, now);
+    let s = go(e, &mut m, ReadInput::Reply(b(v)), now);
+    assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+    keep(e, &key, v, s.tier);
+    s.tier
+}
+
+fn is_bound(tier: TierAction) -> bool {
+    matches!(
+        tier,
+        TierAction::Keep {
+            outage_only: false,
+            page_gen,
+            ..
+        } if page_gen != 0
+    )
+}
+
+#[test]
+fn while_caught_up_a_page_read_from_redis_serves_from_the_tier_until_announced() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
+    // Another key's write changes nothing for this one.
+    e.apply_announcement(&page_announcement(2, "other"))
+        .unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+    // Its own write: kept for outages only, read from Redis again.
+    e.apply_announcement(&page_announcement(3, &key)).unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Kept);
+    assert!(e.tags_caught_up(Millis(NOW + 3.0)));
+    // The next read of it binds the new value.
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW + 4.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 5.0)), TierUse::Serve);
+}
+
+#[test]
+fn an_announcement_heard_while_a_read_is_out_keeps_its_value_for_outages_only() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut m = read(&e, "/p", NOW);
+    to_get(&mut e, &mut m, NOW);
+    // The write of v2 is announced before the reply with v1 is judged (another connection).
+    e.apply_announcement(&page_announcement(2, &key)).unwrap();
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+    assert!(
+        matches!(
+            s.tier,
+            TierAction::Keep {
+                outage_only: true,
+                page_gen: 0,
+                ..
+            }
+        ),
+        "{:?}",
+        s.tier
+    );
+    keep(&mut e, &key, &v1, s.tier);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_gap_keeps_every_page_copy_kept_before_it_for_outages_only() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    // The channel goes down and comes back: not served meanwhile, nor after.
+    e.tag_channel_down();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
+    e.tag_channel_up();
+    // Not served before CLUSTER SLOTS is answered again: the URL may lead elsewhere now.
+    pull(&mut e, "1", NOW + 2.0);
+    assert!(e.tags_caught_up(Millis(NOW + 2.5)));
+    assert!(!is_bound(read_from_redis(&mut e, &v, NOW + 2.5)));
+    e.confirm_plain_redis();
+    pull(&mut e, "1", NOW + 3.0);
+    assert!(e.tags_caught_up(Millis(NOW + 5.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 5.0)), TierUse::Kept);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW + 6.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 7.0)), TierUse::Serve);
+    // An announcement out of sequence is a gap too.
+    e.apply_announcement(&page_announcement(5, "other"))
+        .unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 8.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_read_that_went_out_while_not_caught_up_keeps_its_value_for_outages_only() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    e.tag_channel_down();
+    let mut m = read(&e, "/p", NOW);
+    to_get(&mut e, &mut m, NOW);
+    // Caught up again before the reply: the read still went out while announcements could
+    // be lost.
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW + 1.0);
+    assert!(e.tags_caught_up(Millis(NOW + 3.0)));
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 3.0);
+    assert!(!is_bound(s.tier), "{:?}", s.tier);
+    keep(&mut e, &key, &v, s.tier);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 4.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_pull_finding_a_page_write_no_announcement_brought_is_a_gap() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    // A pull at the page write the process knows changes nothing.
+    pull(&mut e, "1", NOW + 1.0);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
+    // Page write 2 was made and its announcement not heard (yet, or ever).
+    pull_pages(&mut e, "1", "2", "w2", NOW + 4.0);
+    assert!(e.tags_caught_up(Millis(NOW + 6.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 6.0)), TierUse::Kept);
+}
+
+/// Page writes are not versions of the tag state: a pull finding later tag versions (and the
+/// same last page write) leaves page copies serving, and page announcements use up none of
+/// the tag versions a process checks between pulls.
+#[test]
+fn tag_versions_and_page_writes_are_separate_sequences() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    pull(&mut e, "5", NOW + 1.0);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+    // More page writes than MAX_UNCONFIRMED_UPDATES (64), each the next one.
+    for pver in 2..=200 {
+        assert_eq!(
+            e.apply_announcement(&page_announcement(pver, "other")),
+            Ok(Announced::Applied(0))
+        );
+    }
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
+    assert_eq!(e.mirror().version(), 5);
+    // The next tag version is still applied, not a gap.
+    let next = netstring::encode(["a", "E", "6", "v6", "t", "5,5,0,0,5"]);
+    assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
+    assert!(e.tags_caught_up(Millis(NOW + 4.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 4.0)), TierUse::Serve);
+}
+
+/// The gaps of the page-write sequence: each keeps the bound copy for outages only, while the
+/// tag state stays caught up.
+fn page_gap_case(gap: impl FnOnce(&mut Engine)) {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    // Page write 2 announced: the sequence is at 2.
+    e.apply_announcement(&page_announcement(2, "other"))
+        .unwrap();
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
+    gap(&mut e);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
+}
+
+#[test]
+fn a_page_announcement_that_skips_a_number_is_a_gap() {
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement(4, "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+#[test]
+fn a_page_announcement_of_the_same_number_is_a_gap() {
+    // A failover lost write 2 and another write took its number.
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement_as("E", 2, "other", "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+#[test]
+fn a_page_announcement_of_a_lower_number_is_a_gap() {
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement(1, "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+#[test]
+fn a_pull_finding_the_same_page_write_number_with_another_id_is_a_gap() {
+    page_gap_case(|e| pull_pages(e, "1", "2", "w2-after-failover", NOW + 1.5));
+}
+
+#[test]
+fn a_page_announcement_of_another_epoch_is_a_gap() {
+    page_gap_case(|e| {
+        assert_eq!(
+            e.apply_announcement(&page_announcement_as("F", 3, "w3", "other")),
+            Ok(Announced::Gap)
+        );
+    });
+}
+
+/// Announcements of a kind this build does not know (a later release's) are a gap and an
+/// error: the host takes the channel down (js-host/src/tag-sync.ts), so nothing serves from
+/// the tier on the strength of messages it cannot read (docs/decisions/0031).
+#[test]
+fn an_announcement_of_an_unknown_kind_is_a_gap() {
+    page_gap_case(|e| {
+        let msg = netstring::encode(["q", "E", "3", "w3", "other"]);
+        assert!(e.apply_announcement(&msg).is_err());
+        assert!(!e.tags_caught_up(Millis(NOW + 1.5)));
+    });
+}
+
+#[test]
+fn past_the_pull_interval_a_page_copy_waits_for_the_next_pull() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 995.0)), TierUse::Kept);
+    pull(&mut e, "1", NOW + 995.0);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 997.0)), TierUse::Serve);
+}
+
+#[test]
+fn pulling_per_request_page_copies_stay_for_outages_only() {
+    let mut e = Engine::new(Config::default()).unwrap();
+    e.mark_standalone();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    let tier = read_from_redis(&mut e, &v, NOW);
+    assert!(
+        matches!(
+            tier,
+            TierAction::Keep {
+                outage_only: true,
+                page_gen: 0,
+                ..
+            }
+        ),
+        "{tier:?}"
+    );
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
+    // An announcement changes nothing for a process that does not follow them.
+    e.apply_announcement(&page_announcement(2, &key))
+        .unwrap_or(crate::tags::Announced::Gap);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
+}
+
+/// The host shares one in-flight `GET` between concurrent reads of a key (js-host/src/store.ts,
+/// `RedisStore.get`). Read B starts after the announcement of v2 and joins read A's `GET`,
+/// which Redis answered with v1 before the write: neither may keep v1 bound to the
+/// generation the announcement left, or it would serve with no time limit.
+#[test]
+fn a_read_joining_a_get_sent_before_an_announcement_does_not_bind_the_old_value() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut a = read(&e, "/p", NOW);
+    to_get(&mut e, &mut a, NOW);
+    e.apply_announcement(&page_announcement(2, &key)).unwrap();
+    let mut bm = read(&e, "/p", NOW + 0.5);
+    to_get(&mut e, &mut bm, NOW + 0.5);
+    bm.joined();
+    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    keep(&mut e, &key, &v1, sa.tier);
+    let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    assert_eq!(
+        sb.tier,
+        TierAction::None,
+        "the read that sent the GET keeps its reply"
+    );
+    keep(&mut e, &key, &v1, sb.tier);
+    // v1 is what the announced write replaced: it must not serve while Redis answers.
+    assert_ne!(e.tier_use(&key, Millis(NOW + 500.0)), TierUse::Serve);
+}
+
+/// A read that joined a `GET` sent while nothing was announced since leaves the copy to the
+/// sender, which binds it: joining costs the tier nothing.
+#[test]
+fn a_joined_get_leaves_the_page_copy_to_the_read_that_sent_it() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut a = read(&e, "/p", NOW);
+    to_get(&mut e, &mut a, NOW);
+    let mut bm = read(&e, "/p", NOW + 0.5);
+    to_get(&mut e, &mut bm, NOW + 0.5);
+    bm.joined();
+    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    keep(&mut e, &key, &v1, sa.tier);
+    let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    assert_eq!(sb.tier, TierAction::None);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+}
+
+/// A Redis not known to be without Cluster support (`CLUSTER SLOTS` not yet answered "cluster
+/// support disabled"): a cluster-enabled server behind one URL refuses every page write's
+/// script (CROSSSLOT), so no announcement would come, and no page copy may serve.
+#[test]
+fn until_redis_is_known_plain_page_copies_are_kept_for_outages_only() {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(e.tags_caught_up(Millis(NOW)));
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(!is_bound(read_from_redis(&mut e, &v, NOW)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
+    // Known plain from here on: the next read binds.
+    e.confirm_plain_redis();
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW + 2.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
+}
+
+/// Review (REVIEW.md, F2): this process's own page write is a write its reads in flight may
+/// have missed, as another instance's announced one is. Read A's `GET` goes out and Redis
+/// answers it with v1; then this process writes v2 (its own copy kept for outages only) and
+/// the write resolves; A's reply is judged before this process's own announcement comes back
+/// on the subscriber connection. A must not bind v1: a read that begins after the write
+/// resolved would be served v1 from the tier until the announcement arrives (and up to the
+/// next pull when it never does: an ACL without the channel).
+#[test]
+fn a_read_out_before_this_process_writes_the_page_does_not_bind_the_old_value() {
+    use crate::write_machine::{WriteInput, WriteRequest, WriteStep};
+    let mut e = push_engine();
+    e.announce_page_writes();
+    e.set_write_id_seed("seed").unwrap();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let mut a = read(&e, "/p", NOW);
+    to_get(&mut e, &mut a, NOW);
+    // This process's write of /p (an APP_PAGE value: kind 1, as page_value's), sent and
+    // answered.
+    let parts = [3u32; 3];
+    let mut w = e.write_start(
+        WriteRequest::Incremental {
+            cache_key: "/p",
+            kind: ValueKind::AppPage as u8,
+            flags: 0,
+            segments: 0,
+            tags: &[],
+            revalidate: 60.0,
+            expire: 3600.0,
+            parts: &parts[..Descriptor {
+                kind: ValueKind::AppPage,
+                has_rsc: false,
+                segments: 0,
+                revalidate_false: false,
+                no_expire: false,
+                no_cache_control: false,
+            }
+            .part_count()],
+        },
+        Millis(NOW + 0.2),
+    );
+    let s = e.write_first(&mut w, Millis(NOW + 0.2));
+    let WriteStep::Store(st) = s else {
+        panic!("expected Store, got {s:?}")
+    };
+    assert!(
+        st.outage_only,
+        "the writer's own page copy is for outages only"
+    );
+    assert!(st.script.is_some(), "the page write announces itself");
+    // The writer's copy of v2, as the host keeps it when the write starts.
+    let v2 = page_value(&mut e, "/p", NOW + 0.2);
+    keep(
+        &mut e,
+        &key,
+        &v2,
+        TierAction::Keep {
+            until: st.keep_until,
+            outage_only: true,
+            page_gen: 0,
+        },
+    );
+    let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
+    assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
+    // A's reply (v1, read before the write) is judged now; the announcement is still on its way.
+    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    keep(&mut e, &key, &v1, sa.tier);
+    assert!(
+        !is_bound(sa.tier),
+        "v1, read before this process's own write, was bound over the writer's copy: {:?}",
+        sa.tier
+    );
+    assert_ne!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+}
+
+/// The same write, raced by a read that begins after the write was planned: its `GET` may
+/// still reach Redis before the write, and its reply be judged before the write ends, when
+/// nothing has moved since it went out. What it keeps then must not serve once the write has
+/// ended: the write's end marks the key's copy for outages only.
+#[test]
+fn a_read_begun_while_this_process_writes_the_page_serves_nothing_old_once_the_write_ended() {
+    use crate::write_machine::{WriteInput, WriteRequest, WriteStep};
+    let mut e = push_engine();
+    e.announce_page_writes();
+    e.set_write_id_seed("seed").unwrap();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v1 = page_value(&mut e, "/p", NOW - 100.0);
+    let parts = [3u32; 3];
+    let mut w = e.write_start(
+        WriteRequest::Incremental {
+            cache_key: "/p",
+            kind: ValueKind::AppPage as u8,
+            flags: 0,
+            segments: 0,
+            tags: &[],
+            revalidate: 60.0,
+            expire: 3600.0,
+            parts: &parts[..Descriptor {
+                kind: ValueKind::AppPage,
+                has_rsc: false,
+                segments: 0,
+                revalidate_false: false,
+                no_expire: false,
+                no_cache_control: false,
+            }
+            .part_count()],
+        },
+        Millis(NOW + 0.2),
+    );
+    let s = e.write_first(&mut w, Millis(NOW + 0.2));
+    assert!(matches!(s, WriteStep::Store(_)), "{s:?}");
+    // B begins after the write was planned; its GET is answered with v1 (it reached Redis
+    // first) and judged before the write ends.
+    let mut rb = read(&e, "/p", NOW + 0.3);
+    to_get(&mut e, &mut rb, NOW + 0.3);
+    let sb = go(&mut e, &mut rb, ReadInput::Reply(b(&v1)), NOW + 0.4);
+    keep(&mut e, &key, &v1, sb.tier);
+    let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
+    assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
+    assert_ne!(
+        e.tier_use(&key, Millis(NOW + 0.6)),
+        TierUse::Serve,
+        "v1 serves from the tier after this process's write of v2 resolved"
+    );
+}

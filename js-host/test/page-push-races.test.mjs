@@ -1,0 +1,422 @@
+// Page reads raced by page rewrites (decision 0031 for processes following by push, 0021 for
+// pulling ones): a page read that begins after a page rewrite resolved is never handed the
+// value it replaced, not by joining a GET sent before the rewrite (read-driver.ts, `share`),
+// not from a copy a read of that value kept, this process's own rewrite included. Two runtimes
+// on one real Redis; the reader's connections go through a proxy that holds replies back.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+
+import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
+import { REDIS_CLUSTER, startHoldingProxy, startTestRedis } from './helpers.mjs'
+
+let redis
+const proxies = []
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-page-push-races-'))
+  redis = await startTestRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  for (const p of proxies) p.close()
+  await redis?.stop()
+})
+
+const kind = 'APP_PAGE'
+const value = (v) => ({
+  kind,
+  html: `<p>${v}</p>`,
+  rscData: Buffer.from(v),
+  headers: {},
+  status: 200,
+  postponed: undefined,
+  segmentData: undefined,
+})
+const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
+const html = async (h, key) => (await h().get(key, { kind }))?.value.html
+
+/** W: writes on demand straight to Redis (pulling: it reads Redis, as 0021 says). */
+function writer(prefix, connectTimeoutMs) {
+  const OnDemand = createIncrementalCacheHandler({
+    prefix,
+    deploymentId: 'd1',
+    ...redis.options,
+    redisUrl: redis.url,
+    connectTimeoutMs,
+  })
+  return () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+}
+
+async function proxied() {
+  const proxy = await startHoldingProxy(new URL(redis.url))
+  proxies.push(proxy)
+  return [proxy, proxy.url]
+}
+
+test(
+  "tagSync 'push': a read that begins more than 1 s after a page rewrite resolved gets it, though a GET sent before the rewrite is in flight",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    // The push follower's debug line comes after the announcement is applied (tag-sync.ts).
+    let heard = () => {}
+    t.mock.method(console, 'log', (line) => {
+      if (String(line).includes('tag announcement: applied')) heard()
+    })
+    const announced = () => new Promise((resolve) => (heard = resolve))
+    const [proxy, proxyUrl] = await proxied()
+    const W = writer('rv2b', 4201)
+    const RH = createIncrementalCacheHandler({
+      prefix: 'rv2b',
+      deploymentId: 'd1',
+      ...redis.options,
+      redisUrl: proxyUrl,
+      tagSync: 'push',
+      // A read budget above the 1 s bound (accepted up to 60 s): a GET may be in flight longer.
+      readTimeoutMs: 5000,
+      connectTimeoutMs: 4202,
+      debug: true,
+    })
+    const R = () => new RH({})
+    const gets = async () =>
+      Number(
+        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
+          0,
+      )
+    // R caught up: it serves a page from its tier, no GET.
+    await W().set('/warm', value('w'), ctx)
+    let warm = false
+    for (let i = 0; i < 2000 && !warm; i++) {
+      const g = await gets()
+      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
+      if (!warm) await new Promise((r) => setImmediate(r))
+    }
+    assert.ok(warm, 'R never served from its tier')
+    // R holds a copy of /p that its announcement marked for outages only: reads of /p send
+    // their GET at once.
+    let next = announced()
+    await W().set('/p', value('v0'), ctx)
+    await next
+    assert.equal(await html(R, '/p'), '<p>v0</p>')
+    next = announced()
+    await W().set('/p', value('v1'), ctx)
+    await next
+    // Read A's GET goes out and reads v1; everything Redis sends R is held from here on
+    // (its replies and the announcements: a slow or stalled link, not a lost message).
+    proxy.hold = true
+    proxy.all = true
+    const sent = proxy.sentGet()
+    const a = html(R, '/p')
+    await sent
+    await W().set('/p', value('v2'), ctx)
+    assert.equal(await html(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
+    const resolved = performance.now()
+    // More than the bound later (a timer, not a synchronisation: the bound is a time).
+    await new Promise((r) => setTimeout(r, 1200))
+    assert.ok(performance.now() - resolved >= 1000)
+    // Read B begins now: 0031's guarantee, "serves the value of every page write that
+    // resolved at least 1 s before it began".
+    const b = html(R, '/p')
+    proxy.release()
+    assert.equal(await a, '<p>v1</p>', 'A read Redis before the rewrite')
+    assert.equal(
+      await b,
+      '<p>v2</p>',
+      'B began 1.2 s after the rewrite resolved: joining A’s GET hands it v1',
+    )
+  },
+)
+
+test(
+  "tagSync 'push': the writer's own page write, once resolved, is what its next read gets, though a GET sent before it replied after",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    let heard = () => {}
+    t.mock.method(console, 'log', (line) => {
+      if (String(line).includes('tag announcement: applied')) heard()
+    })
+    const announced = () => new Promise((resolve) => (heard = resolve))
+    const [proxy, proxyUrl] = await proxied()
+    const W = writer('rv2c', 4301)
+    const options = {
+      prefix: 'rv2c',
+      deploymentId: 'd1',
+      ...redis.options,
+      redisUrl: proxyUrl,
+      tagSync: 'push',
+      connectTimeoutMs: 4302,
+      debug: true,
+    }
+    const RH = createIncrementalCacheHandler(options)
+    const R = () => new RH({})
+    // R's own on-demand rewrites (the same runtime: the same options).
+    const ROnDemand = () => new RH({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const gets = async () =>
+      Number(
+        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
+          0,
+      )
+    await W().set('/warm', value('w'), ctx)
+    let warm = false
+    for (let i = 0; i < 2000 && !warm; i++) {
+      const g = await gets()
+      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
+      if (!warm) await new Promise((r) => setImmediate(r))
+    }
+    assert.ok(warm, 'R never served from its tier')
+    // R's copy of /p marked for outages only by an announcement: a read of /p sends its GET.
+    let next = announced()
+    await W().set('/p', value('v0'), ctx)
+    await next
+    assert.equal(await html(R, '/p'), '<p>v0</p>')
+    next = announced()
+    await W().set('/p', value('v1'), ctx)
+    await next
+    // Everything Redis sends R is held: read A's GET reads v1.
+    proxy.hold = true
+    proxy.all = true
+    const sentGet = proxy.sentGet()
+    const a = html(R, '/p')
+    await sentGet
+    // R rewrites /p itself (its copy of v2 kept for outages only, as 0031 says) ...
+    const sentEval = proxy.sentEval()
+    const write = ROnDemand().set('/p', value('v2'), ctx)
+    await sentEval
+    // ... and the replies come back, in order: A's v1, then the write's. R's own announcement
+    // is still on its way (a slower subscriber connection).
+    proxy.releaseData()
+    assert.equal(await a, '<p>v1</p>', 'A read Redis before the rewrite')
+    await write
+    assert.equal(await html(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
+    // Read B begins after R's own write resolved: 0021 read Redis (v2); here A's v1 was kept
+    // bound to the generation over the writer's own copy and serves.
+    const b = await html(R, '/p')
+    proxy.release()
+    assert.equal(b, '<p>v2</p>', 'B, begun after its own process’s rewrite resolved, gets it')
+  },
+)
+
+// The gap rule after an outage.
+test(
+  "tagSync 'push': a page copy served while Redis was out of reach does not serve again once caught up, when a rewrite was missed meanwhile",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async () => {
+    const [proxy, proxyUrl] = await proxied()
+    const W = writer('rv2d', 4401)
+    const RH = createIncrementalCacheHandler({
+      prefix: 'rv2d',
+      deploymentId: 'd1',
+      ...redis.options,
+      redisUrl: proxyUrl,
+      tagSync: 'push',
+      connectTimeoutMs: 4402,
+    })
+    const R = () => new RH({})
+    const gets = async () =>
+      Number(
+        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
+          0,
+      )
+    /** Reads `key` until R serves it from its tier (caught up, no GET); bounded. */
+    const fromTier = async (key, expected) => {
+      for (let i = 0; i < 500; i++) {
+        const g = await gets()
+        if ((await html(R, key)) === expected && (await gets()) === g) return true
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      return false
+    }
+    await W().set('/warm', value('w'), ctx)
+    await W().set('/p', value('v1'), ctx)
+    assert.ok(await fromTier('/warm', '<p>w</p>'), 'R never served /warm from its tier')
+    assert.ok(await fromTier('/p', '<p>v1</p>'), 'R never served /p from its tier')
+    proxy.cut()
+    // W rewrites /p while R cannot hear of it.
+    await W().set('/p', value('v2'), ctx)
+    assert.equal(await html(W, '/p'), '<p>v2</p>')
+    // Redis out of reach: R serves its copy from memory (0021, 0031).
+    assert.equal(await html(R, '/p'), '<p>v1</p>', 'served from memory during the outage')
+    proxy.uncut()
+    // Connected again: a read of a key R holds no copy of reaches Redis (a copy served from
+    // the tier with no GET proves nothing while R cannot reach Redis: it serves outage copies).
+    let connected = false
+    for (let i = 0; i < 500 && !connected; i++) {
+      const g = await gets()
+      await html(R, '/none')
+      connected = (await gets()) > g
+      if (!connected) await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.ok(connected, 'R never reached Redis again')
+    // Caught up again (proved on another key), without reading /p in between ...
+    assert.ok(await fromTier('/warm', '<p>w</p>'), 'R never caught up again')
+    // ... the copy of /p kept before the outage must not serve: the rewrite was missed.
+    assert.equal(await html(R, '/p'), '<p>v2</p>', 'a copy from before the outage served again')
+  },
+)
+
+// The race rule's counter is compared when the reply is judged, after the inflation of a
+// compressed entry, not when the reply arrives.
+test(
+  "tagSync 'push': a compressed page read while its rewrite is announced is not kept over the announcement",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    let heard = () => {}
+    t.mock.method(console, 'log', (line) => {
+      if (String(line).includes('tag announcement: applied')) heard()
+    })
+    const announced = () => new Promise((resolve) => (heard = resolve))
+    const [proxy, proxyUrl] = await proxied()
+    const common = { prefix: 'rv2e', deploymentId: 'd1', ...redis.options, compressMinBytes: 1024 }
+    const OnDemand = createIncrementalCacheHandler({
+      ...common,
+      redisUrl: redis.url,
+      connectTimeoutMs: 4501,
+    })
+    const W = () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const RH = createIncrementalCacheHandler({
+      ...common,
+      redisUrl: proxyUrl,
+      tagSync: 'push',
+      connectTimeoutMs: 4502,
+      debug: true,
+    })
+    const R = () => new RH({})
+    const big = (v) => value(`${v}:${'x'.repeat(200_000)}`)
+    const tag = async (h) => (await html(h, '/p'))?.slice(0, 6)
+    const gets = async () =>
+      Number(
+        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
+          0,
+      )
+    await W().set('/warm', value('w'), ctx)
+    let warm = false
+    for (let i = 0; i < 2000 && !warm; i++) {
+      const g = await gets()
+      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
+      if (!warm) await new Promise((r) => setImmediate(r))
+    }
+    assert.ok(warm, 'R never served from its tier')
+    let next = announced()
+    await W().set('/p', big('v1'), ctx)
+    await next
+    // Everything Redis sends R is held: read A's GET reads v1 (stored compressed).
+    proxy.hold = true
+    proxy.all = true
+    const sent = proxy.sentGet()
+    const a = tag(R)
+    await sent
+    next = announced()
+    await W().set('/p', big('v2'), ctx)
+    assert.equal(await tag(W), '<p>v2:', 'the rewrite has resolved')
+    // A's reply and the announcement together: the announcement is applied while A's value
+    // is being inflated.
+    proxy.release()
+    await next
+    assert.equal(await a, '<p>v1:', 'A read Redis before the rewrite')
+    // B begins after the announcement was applied: it must get v2.
+    assert.equal(await tag(R), '<p>v2:', 'B, begun after the announcement, gets the rewrite')
+  },
+)
+
+test(
+  "tagSync 'push', not caught up (0031: such reads read Redis as in 0021): a read that begins after a page rewrite resolved gets it, though a GET sent before the rewrite is in flight",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    let down = () => {}
+    t.mock.method(console, 'warn', (line) => {
+      if (String(line).includes('tag announcements: channel down')) down()
+    })
+    const [proxy, proxyUrl] = await proxied()
+    const W = writer('rv2f', 4601)
+    const RH = createIncrementalCacheHandler({
+      prefix: 'rv2f',
+      deploymentId: 'd1',
+      ...redis.options,
+      redisUrl: proxyUrl,
+      tagSync: 'push',
+      connectTimeoutMs: 4602,
+    })
+    const R = () => new RH({})
+    await W().set('/p', value('v1'), ctx)
+    assert.equal(await html(R, '/p'), '<p>v1</p>')
+    // R's subscription drops and cannot come back: R is not caught up from here on.
+    const isDown = new Promise((resolve) => (down = resolve))
+    proxy.cutSubscriber()
+    await isDown
+    proxy.hold = true
+    const sent = proxy.sentGet()
+    const a = html(R, '/p')
+    await sent
+    await W().set('/p', value('v2'), ctx)
+    assert.equal(await html(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
+    const b = html(R, '/p')
+    proxy.release()
+    assert.equal(await a, '<p>v1</p>', 'A read Redis before the rewrite')
+    assert.equal(
+      await b,
+      '<p>v2</p>',
+      'B began after the rewrite resolved: joining A’s GET hands it v1',
+    )
+  },
+)
+
+// revalidatePath (the page's implicit tag) on another
+// push instance reaches a page copy the tier serves, once announced.
+test(
+  "tagSync 'push': a page served from the tier is not served fresh once a revalidation of its path is announced",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    let heard = () => {}
+    t.mock.method(console, 'log', (line) => {
+      if (String(line).includes('tag announcement: applied')) heard()
+    })
+    const announced = () => new Promise((resolve) => (heard = resolve))
+    const common = { prefix: 'rv2g', deploymentId: 'd1', ...redis.options, redisUrl: redis.url }
+    // W revalidates by push too (0029: an instance that revalidates should), no debug lines.
+    const WH = createIncrementalCacheHandler({ ...common, tagSync: 'push', connectTimeoutMs: 4701 })
+    const W = () => new WH({})
+    const RH = createIncrementalCacheHandler({
+      ...common,
+      tagSync: 'push',
+      connectTimeoutMs: 4702,
+      debug: true,
+    })
+    const R = () => new RH({})
+    const tagged = (v) => ({ ...value(v), headers: { 'x-next-cache-tags': '_N_T_/p' } })
+    const gets = async () =>
+      Number(
+        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
+          0,
+      )
+    // R caught up (subscribed): it serves a page from its tier, no GET.
+    await W().set('/warm', value('w'), ctx)
+    let warm = false
+    for (let i = 0; i < 2000 && !warm; i++) {
+      const g = await gets()
+      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
+      if (!warm) await new Promise((r) => setImmediate(r))
+    }
+    assert.ok(warm, 'R never served from its tier')
+    let next = announced()
+    await W().set('/p', tagged('v1'), ctx)
+    await next
+    let tier = false
+    for (let i = 0; i < 2000 && !tier; i++) {
+      const g = await gets()
+      tier = (await html(R, '/p')) === '<p>v1</p>' && (await gets()) === g
+      if (!tier) await new Promise((r) => setImmediate(r))
+    }
+    assert.ok(tier, 'R never served /p from its tier')
+    next = announced()
+    await W().revalidateTag(['_N_T_/p'])
+    await next
+    const got = await R().get('/p', { kind })
+    assert.ok(
+      got === null || got.isStale === true || got.isStale === -1,
+      `after the announced revalidation R served ${JSON.stringify(got?.value?.html)} as fresh`,
+    )
+  },
+)
