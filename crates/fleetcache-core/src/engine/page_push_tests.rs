@@ -490,7 +490,7 @@ fn until_redis_is_known_plain_page_copies_are_kept_for_outages_only() {
 /// next pull when it never does: an ACL without the channel).
 #[test]
 fn a_read_out_before_this_process_writes_the_page_does_not_bind_the_old_value() {
-    use crate::write_machine::{WriteInput, WriteRequest, WriteStep};
+    use crate::write_machine::{WriteInput, WriteStep};
     let mut e = push_engine();
     e.announce_page_writes();
     e.set_write_id_seed("seed").unwrap();
@@ -500,28 +500,7 @@ fn a_read_out_before_this_process_writes_the_page_does_not_bind_the_old_value() 
     to_get(&mut e, &mut a, NOW);
     // This process's write of /p (an APP_PAGE value: kind 1, as page_value's), sent and
     // answered.
-    let parts = [3u32; 3];
-    let mut w = e.write_start(
-        WriteRequest::Incremental {
-            cache_key: "/p",
-            kind: ValueKind::AppPage as u8,
-            flags: 0,
-            segments: 0,
-            tags: &[],
-            revalidate: 60.0,
-            expire: 3600.0,
-            parts: &parts[..Descriptor {
-                kind: ValueKind::AppPage,
-                has_rsc: false,
-                segments: 0,
-                revalidate_false: false,
-                no_expire: false,
-                no_cache_control: false,
-            }
-            .part_count()],
-        },
-        Millis(NOW + 0.2),
-    );
+    let mut w = page_write(&mut e, "/p", NOW + 0.2);
     let s = e.write_first(&mut w, Millis(NOW + 0.2));
     let WriteStep::Store(st) = s else {
         panic!("expected Store, got {s:?}")
@@ -562,34 +541,13 @@ fn a_read_out_before_this_process_writes_the_page_does_not_bind_the_old_value() 
 /// ended: the write's end marks the key's copy for outages only.
 #[test]
 fn a_read_begun_while_this_process_writes_the_page_serves_nothing_old_once_the_write_ended() {
-    use crate::write_machine::{WriteInput, WriteRequest, WriteStep};
+    use crate::write_machine::{WriteInput, WriteStep};
     let mut e = push_engine();
     e.announce_page_writes();
     e.set_write_id_seed("seed").unwrap();
     let key = e.entry_key(&Interface::Incremental, "/p");
     let v1 = page_value(&mut e, "/p", NOW - 100.0);
-    let parts = [3u32; 3];
-    let mut w = e.write_start(
-        WriteRequest::Incremental {
-            cache_key: "/p",
-            kind: ValueKind::AppPage as u8,
-            flags: 0,
-            segments: 0,
-            tags: &[],
-            revalidate: 60.0,
-            expire: 3600.0,
-            parts: &parts[..Descriptor {
-                kind: ValueKind::AppPage,
-                has_rsc: false,
-                segments: 0,
-                revalidate_false: false,
-                no_expire: false,
-                no_cache_control: false,
-            }
-            .part_count()],
-        },
-        Millis(NOW + 0.2),
-    );
+    let mut w = page_write(&mut e, "/p", NOW + 0.2);
     let s = e.write_first(&mut w, Millis(NOW + 0.2));
     assert!(matches!(s, WriteStep::Store(_)), "{s:?}");
     // B begins after the write was planned; its GET is answered with v1 (it reached Redis
@@ -605,4 +563,32 @@ fn a_read_begun_while_this_process_writes_the_page_serves_nothing_old_once_the_w
         TierUse::Serve,
         "v1 serves from the tier after this process's write of v2 resolved"
     );
+}
+
+/// This process's write of an `APP_PAGE` value (kind 1, as `page_value`'s) of `cache_key`,
+/// planned at `now`.
+fn page_write(e: &mut Engine, cache_key: &str, now: f64) -> crate::write_machine::WriteMachine {
+    let parts = [3u32; 3];
+    let count = Descriptor {
+        kind: ValueKind::AppPage,
+        has_rsc: false,
+        segments: 0,
+        revalidate_false: false,
+        no_expire: false,
+        no_cache_control: false,
+    }
+    .part_count();
+    e.write_start(
+        crate::write_machine::WriteRequest::Incremental {
+            cache_key,
+            kind: ValueKind::AppPage as u8,
+            flags: 0,
+            segments: 0,
+            tags: &[],
+            revalidate: 60.0,
+            expire: 3600.0,
+            parts: &parts[..count],
+        },
+        Millis(now),
+    )
 }
