@@ -99,9 +99,46 @@ export interface WriteIo {
    * the machine hears the codec failed, and the value is stored plain.
    */
   compress?: ((codec: number, level: number, data: Uint8Array) => Promise<Uint8Array>) | undefined
+  /**
+   * Whether this process's writes of one key reach Redis in the order they were planned (a
+   * write's Store waits for every earlier one of its key to end: `takeTurn`). Unset in a host
+   * whose requests must not await each other's I/O (workers).
+   */
+  ordersWrites?: boolean | undefined
   /** Text of an error for a log line. */
   describe(err: unknown): string
   readonly log: WriteLog
+}
+
+/** Per engine (one per runtime) and entry key, the end of the last write planned. */
+const writing = new WeakMap<object, Map<string, Promise<void>>>()
+
+/**
+ * A turn for a write of `key` planned now: `ready` settles when every write of `key` planned
+ * before it has ended; `done` ends this one. Without it a compressed write (its Compress step
+ * runs before its Store) lands after a smaller write of the same key planned after it, and
+ * Redis keeps the older value.
+ */
+function takeTurn(engine: object, key: string): { ready: Promise<void>; done: () => void } {
+  let keys = writing.get(engine)
+  if (keys === undefined) {
+    keys = new Map()
+    writing.set(engine, keys)
+  }
+  const ready = keys.get(key) ?? Promise.resolve()
+  let end: () => void = () => undefined
+  const mine = new Promise<void>((resolve) => {
+    end = resolve
+  })
+  const map = keys
+  map.set(key, mine)
+  return {
+    ready,
+    done: () => {
+      end()
+      if (map.get(key) === mine) map.delete(key)
+    },
+  }
 }
 
 /** Upper bound on steps per write, whatever happens (a write takes at most three). */
@@ -195,7 +232,7 @@ function read(step: WriteStepView, enums: WriteEnums): Step {
  * step is a lease release) resolves at once, the release going on behind it. Never rejects:
  * every outcome is logged from the machine's lines.
  */
-export async function writeEntry<E>(
+export async function writeEntry<E extends object>(
   engine: E,
   machine: WriteMachineView<E>,
   payload: Uint8Array | readonly Uint8Array[],
@@ -209,8 +246,12 @@ export async function writeEntry<E>(
     io.log.error(`write not planned, entry not stored: ${io.describe(err)}`)
     return
   }
-  const run = drive(engine, machine, first, payload, io)
   const kinds = io.enums.WriteStepKind
+  const stores = first.kind === kinds.Store || first.kind === kinds.Compress
+  const turn = stores && io.ordersWrites === true ? takeTurn(engine, first.key) : undefined
+  const run = drive(engine, machine, first, payload, io, turn?.ready)
+  // `drive` never rejects.
+  if (turn !== undefined) void run.then(turn.done)
   if (io.sleep === undefined) {
     await run
   } else if (first.kind === kinds.Store || first.kind === kinds.Compress) {
@@ -226,6 +267,7 @@ async function drive<E>(
   step: Step,
   payload: Uint8Array | readonly Uint8Array[],
   io: WriteIo,
+  ready?: Promise<void>,
 ): Promise<void> {
   const { enums, log } = io
   const kinds = enums.WriteStepKind
@@ -278,6 +320,8 @@ async function drive<E>(
         } else {
           value = plain ?? keep(step)
         }
+        // After every earlier write of this key (`takeTurn`); the caller's wait runs on.
+        if (ready !== undefined) await ready
         sent = io.store(step.key, value, step.ttlMs, step.argv, step.keepUntil, step.budgetMs)
       } else {
         sent = io.script(step.argv, step.budgetMs)

@@ -36,6 +36,7 @@ export function writeIo(rt: Runtime): WriteIo {
     },
     sleep: (ms) => sleep(ms, undefined, { ref: false }),
     compress: (codec, level, data) => nodeCodecs.compress(codec, level, data),
+    ordersWrites: true,
     describe,
     log,
   }
