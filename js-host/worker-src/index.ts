@@ -479,6 +479,7 @@ export class WorkerCache {
     remember: () => undefined,
     markLocal: () => undefined,
     compress: (codec, level, data) => codecs.compress(codec, level, data),
+    // No `ordersWrites`: a write here would await another request's (see `shares` above).
     describe,
     // Warnings reach onError too, as the tag synchronisation's do.
     log: {
