@@ -948,13 +948,7 @@ class Read<E extends object, T> {
   private async pollEntry(budgetMs: number): Promise<number> {
     let entry: Uint8Array | null
     try {
-      const [polled, joined] = poll(
-        this.engine,
-        this.io,
-        this.machine.argv(),
-        budgetMs,
-        this.began,
-      )
+      const [polled, joined] = poll(this.engine, this.io, this.machine.argv(), budgetMs, this.began)
       this.joined = joined
       ;[entry, this.leased] = await polled
     } catch (err) {

@@ -214,12 +214,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     engine,
     transport,
     store,
-    tags: nodeTagSync(
-      engine,
-      transport,
-      log,
-      pushWithCheck(options, engine, transport, log),
-    ),
+    tags: nodeTagSync(engine, transport, log, pushWithCheck(options, engine, transport, log)),
     log,
     options,
   }
