@@ -409,8 +409,9 @@ fn pulling_per_request_page_copies_stay_for_outages_only() {
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
 }
 
-/// The host shares one in-flight `GET` between concurrent reads of a key (js-host/src/store.ts,
-/// `RedisStore.get`). Read B starts after the announcement of v2 and joins read A's `GET`,
+/// The host shares an in-flight `GET` between concurrent reads of a key (js-host/src/read-driver.ts,
+/// `share`; since it also asks that the count of announcements heard be unchanged, this is the
+/// engine's own defence). Read B starts after the announcement of v2 and joins read A's `GET`,
 /// which Redis answered with v1 before the write: neither may keep v1 bound to the
 /// generation the announcement left, or it would serve with no time limit.
 #[test]
