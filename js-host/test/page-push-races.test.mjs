@@ -51,6 +51,34 @@ function writer(prefix, connectTimeoutMs) {
   return () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
 }
 
+/** `GET`s Redis has run so far. */
+const gets = async () =>
+  Number(
+    /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ?? 0,
+  )
+
+/**
+ * A function whose promise resolves at the next announcement the push follower applies (its
+ * debug line comes after it is applied: tag-sync.ts).
+ */
+function announcements(t) {
+  let heard = () => {}
+  t.mock.method(console, 'log', (line) => {
+    if (String(line).includes('tag announcement: applied')) heard()
+  })
+  return () => new Promise((resolve) => (heard = resolve))
+}
+
+/** Reads `key` on R until R serves `want` from its tier (caught up: no `GET`); bounded. */
+async function fromTier(R, key, want) {
+  for (let i = 0; i < 500; i++) {
+    const g = await gets()
+    if ((await html(R, key)) === want && (await gets()) === g) return true
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return false
+}
+
 async function proxied() {
   const proxy = await startHoldingProxy(new URL(redis.url))
   proxies.push(proxy)
@@ -61,12 +89,7 @@ test(
   "tagSync 'push': a read that begins more than 1 s after a page rewrite resolved gets it, though a GET sent before the rewrite is in flight",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    // The push follower's debug line comes after the announcement is applied (tag-sync.ts).
-    let heard = () => {}
-    t.mock.method(console, 'log', (line) => {
-      if (String(line).includes('tag announcement: applied')) heard()
-    })
-    const announced = () => new Promise((resolve) => (heard = resolve))
+    const announced = announcements(t)
     const [proxy, proxyUrl] = await proxied()
     const W = writer('rv2b', 4201)
     const RH = createIncrementalCacheHandler({
@@ -81,20 +104,9 @@ test(
       debug: true,
     })
     const R = () => new RH({})
-    const gets = async () =>
-      Number(
-        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
-          0,
-      )
     // R caught up: it serves a page from its tier, no GET.
     await W().set('/warm', value('w'), ctx)
-    let warm = false
-    for (let i = 0; i < 2000 && !warm; i++) {
-      const g = await gets()
-      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
-      if (!warm) await new Promise((r) => setImmediate(r))
-    }
-    assert.ok(warm, 'R never served from its tier')
+    assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     // R holds a copy of /p that its announcement marked for outages only: reads of /p send
     // their GET at once.
     let next = announced()
@@ -134,11 +146,7 @@ test(
   "tagSync 'push': the writer's own page write, once resolved, is what its next read gets, though a GET sent before it replied after",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    let heard = () => {}
-    t.mock.method(console, 'log', (line) => {
-      if (String(line).includes('tag announcement: applied')) heard()
-    })
-    const announced = () => new Promise((resolve) => (heard = resolve))
+    const announced = announcements(t)
     const [proxy, proxyUrl] = await proxied()
     const W = writer('rv2c', 4301)
     const options = {
@@ -154,19 +162,8 @@ test(
     const R = () => new RH({})
     // R's own on-demand rewrites (the same runtime: the same options).
     const ROnDemand = () => new RH({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
-    const gets = async () =>
-      Number(
-        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
-          0,
-      )
     await W().set('/warm', value('w'), ctx)
-    let warm = false
-    for (let i = 0; i < 2000 && !warm; i++) {
-      const g = await gets()
-      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
-      if (!warm) await new Promise((r) => setImmediate(r))
-    }
-    assert.ok(warm, 'R never served from its tier')
+    assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     // R's copy of /p marked for outages only by an announcement: a read of /p sends its GET.
     let next = announced()
     await W().set('/p', value('v0'), ctx)
@@ -215,24 +212,10 @@ test(
       connectTimeoutMs: 4402,
     })
     const R = () => new RH({})
-    const gets = async () =>
-      Number(
-        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
-          0,
-      )
-    /** Reads `key` until R serves it from its tier (caught up, no GET); bounded. */
-    const fromTier = async (key, expected) => {
-      for (let i = 0; i < 500; i++) {
-        const g = await gets()
-        if ((await html(R, key)) === expected && (await gets()) === g) return true
-        await new Promise((r) => setTimeout(r, 20))
-      }
-      return false
-    }
     await W().set('/warm', value('w'), ctx)
     await W().set('/p', value('v1'), ctx)
-    assert.ok(await fromTier('/warm', '<p>w</p>'), 'R never served /warm from its tier')
-    assert.ok(await fromTier('/p', '<p>v1</p>'), 'R never served /p from its tier')
+    assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served /warm from its tier')
+    assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served /p from its tier')
     proxy.cut()
     // W rewrites /p while R cannot hear of it.
     await W().set('/p', value('v2'), ctx)
@@ -251,7 +234,7 @@ test(
     }
     assert.ok(connected, 'R never reached Redis again')
     // Caught up again (proved on another key), without reading /p in between ...
-    assert.ok(await fromTier('/warm', '<p>w</p>'), 'R never caught up again')
+    assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never caught up again')
     // ... the copy of /p kept before the outage must not serve: the rewrite was missed.
     assert.equal(await html(R, '/p'), '<p>v2</p>', 'a copy from before the outage served again')
   },
@@ -263,11 +246,7 @@ test(
   "tagSync 'push': a compressed page read while its rewrite is announced is not kept over the announcement",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    let heard = () => {}
-    t.mock.method(console, 'log', (line) => {
-      if (String(line).includes('tag announcement: applied')) heard()
-    })
-    const announced = () => new Promise((resolve) => (heard = resolve))
+    const announced = announcements(t)
     const [proxy, proxyUrl] = await proxied()
     const common = { prefix: 'rv2e', deploymentId: 'd1', ...redis.options, compressMinBytes: 1024 }
     const OnDemand = createIncrementalCacheHandler({
@@ -286,19 +265,8 @@ test(
     const R = () => new RH({})
     const big = (v) => value(`${v}:${'x'.repeat(200_000)}`)
     const tag = async (h) => (await html(h, '/p'))?.slice(0, 6)
-    const gets = async () =>
-      Number(
-        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
-          0,
-      )
     await W().set('/warm', value('w'), ctx)
-    let warm = false
-    for (let i = 0; i < 2000 && !warm; i++) {
-      const g = await gets()
-      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
-      if (!warm) await new Promise((r) => setImmediate(r))
-    }
-    assert.ok(warm, 'R never served from its tier')
+    assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     let next = announced()
     await W().set('/p', big('v1'), ctx)
     await next
@@ -369,11 +337,7 @@ test(
   "tagSync 'push': a page served from the tier is not served fresh once a revalidation of its path is announced",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    let heard = () => {}
-    t.mock.method(console, 'log', (line) => {
-      if (String(line).includes('tag announcement: applied')) heard()
-    })
-    const announced = () => new Promise((resolve) => (heard = resolve))
+    const announced = announcements(t)
     const common = { prefix: 'rv2g', deploymentId: 'd1', ...redis.options, redisUrl: redis.url }
     // W revalidates by push too (0029: an instance that revalidates should), no debug lines.
     const WH = createIncrementalCacheHandler({ ...common, tagSync: 'push', connectTimeoutMs: 4701 })
@@ -386,20 +350,9 @@ test(
     })
     const R = () => new RH({})
     const tagged = (v) => ({ ...value(v), headers: { 'x-next-cache-tags': '_N_T_/p' } })
-    const gets = async () =>
-      Number(
-        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
-          0,
-      )
     // R caught up (subscribed): it serves a page from its tier, no GET.
     await W().set('/warm', value('w'), ctx)
-    let warm = false
-    for (let i = 0; i < 2000 && !warm; i++) {
-      const g = await gets()
-      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
-      if (!warm) await new Promise((r) => setImmediate(r))
-    }
-    assert.ok(warm, 'R never served from its tier')
+    assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     let next = announced()
     await W().set('/p', tagged('v1'), ctx)
     await next
