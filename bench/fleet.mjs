@@ -21,7 +21,8 @@
 // Redis is flushed before every replay, so each cache starts empty and none reads what another
 // left. Appends a dated "Fleet" section to bench/REPORT.md (newest first). Knobs:
 // BENCH_FLEET_REQUESTS, BENCH_FLEET_RATE (requests per second), BENCH_FLEET_SEED,
-// BENCH_FLEET_RUNS (replays per cache), BENCH_PEERS=0 (leave the peers out).
+// BENCH_FLEET_RUNS (replays per cache), BENCH_PEERS=0 (leave the peers out), BENCH_FLEET_PUSH=0
+// (leave out the replays with tagSync push).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -69,6 +70,7 @@ const COLD_MAX_ROUNDS = 4
 const SEQUENTIAL = 200
 const NAMES = ['A', 'B', 'C']
 const WITH_PEERS = process.env.BENCH_PEERS !== '0'
+const WITH_PUSH = process.env.BENCH_FLEET_PUSH !== '0'
 
 const progress = (msg) => console.log(`[fleet ${new Date().toISOString().slice(11, 19)}] ${msg}`)
 
@@ -404,6 +406,22 @@ async function main() {
         runs: [],
       },
       { key: 'default-cache', name: 'default cache', env: () => DEFAULT_CACHE_ENV, runs: [] },
+      // The same build with tag updates pushed (tagSync: 'push', decision 0031): a cached page
+      // is answered from process memory while the channel is caught up.
+      ...(WITH_PUSH
+        ? [
+            {
+              key: 'fleetcache-push',
+              name: 'fleetcache, tagSync push',
+              env: (r) => ({
+                REDIS_URL: redis.url,
+                FLEETCACHE_PREFIX: `bench-fleet-push-${String(r)}`,
+                FLEETCACHE_TAG_SYNC: 'push',
+              }),
+              runs: [],
+            },
+          ]
+        : []),
       ...peers.map((p) => ({
         key: `peer-${p.id}`,
         name: `${p.pkg}@${p.version}`,
@@ -457,7 +475,10 @@ async function main() {
     const dcRuns = variants[1].runs
     const fc = summarize(fcRuns)
     const dc = summarize(dcRuns)
-    const peerResults = variants.slice(2).filter((v) => v.runs.length)
+    const pushVariant = variants.find((v) => v.key === 'fleetcache-push')
+    const pushRuns = pushVariant?.runs ?? []
+    const push = pushRuns.length ? summarize(pushRuns) : undefined
+    const peerResults = variants.filter((v) => v.peer && v.runs.length)
     for (const v of peerResults) v.summary = summarize(v.runs)
 
     const sum = (xs) => xs.reduce((a, b) => a + b, 0)
@@ -517,6 +538,8 @@ async function main() {
     const overhead = medianOf(overheads)
     const quietOverheads = fcRuns.map((r, i) => r.sequentialP50 - dcRuns[i].sequentialP50)
     const quietOverhead = medianOf(quietOverheads)
+    const pushOverheads = pushRuns.map((r, i) => r.p50 - dcRuns[i].p50)
+    const pushQuietOverheads = pushRuns.map((r, i) => r.sequentialP50 - dcRuns[i].sequentialP50)
     const seenCount = (r) => r.revalidation.seen.filter((x) => x !== null).length
     const seenShare = (r) => `${String(seenCount(r))}/${String(NAMES.length)}`
     const seenTimes = (r) =>
@@ -573,17 +596,28 @@ async function main() {
       ]
       const rows = [
         ['fleetcache', '(this build)', fc],
+        ...(push ? [['fleetcache, tagSync push', '(this build)', push]] : []),
         ...peerResults.map((v) => [v.peer.pkg, v.peer.version, v.summary]),
         ["Next's default (per process, for reference)", `Next ${readNextVersion()}`, dc],
       ]
-      const behind = []
-      for (const [heading, pick, fmt, lower] of columns) {
-        for (const v of peerResults) {
-          const a = pick(fc)
-          const b = pick(v.summary)
-          if (lower ? b < a : b > a)
-            behind.push(`${heading}: ${v.peer.pkg} ${fmt(b)} vs fleetcache ${fmt(a)}`)
+      // Each mode on its own: pull (the default) and push are both settings a user picks.
+      const behindOf = (own) => {
+        const behind = []
+        for (const [heading, pick, fmt, lower] of columns) {
+          for (const v of peerResults) {
+            const a = pick(own)
+            const b = pick(v.summary)
+            if (lower ? b < a : b > a)
+              behind.push(`${heading}: ${v.peer.pkg} ${fmt(b)} vs ${fmt(a)}`)
+          }
         }
+        return behind
+      }
+      const verdict = (label, own) => {
+        const behind = behindOf(own)
+        return behind.length
+          ? `${label} does not lead every column: ${behind.join('; ')}.`
+          : `${label} leads every column against every peer that ran.`
       }
       const failed = [
         ...peerFailures.map((f) => ({ head: `${f.pkg} (${f.stage}) failed:`, text: f.text })),
@@ -621,9 +655,10 @@ async function main() {
         '',
         !peerResults.length
           ? 'No peer completed a replay: nothing to compare.'
-          : behind.length
-            ? `fleetcache does not lead every column: ${behind.join('; ')}.`
-            : 'fleetcache leads every column against every peer that ran.',
+          : [
+              verdict('fleetcache (tagSync pull, the default)', fc),
+              ...(push ? [verdict('fleetcache with tagSync push', push)] : []),
+            ].join(' '),
         '',
         ...failed.flatMap((f) => [f.head, '', '```', f.text, '```', '']),
       ]
@@ -654,6 +689,20 @@ async function main() {
             `${f2(quietOverhead)} ms (runs: ${quietOverheads.map(f2).join(', ')}; p50 ${f2(fc.sequentialP50.median)} vs ${f2(dc.sequentialP50.median)} ms)`,
             quietOverhead < 1 ? 'yes' : 'no',
           ],
+          ...(push
+            ? [
+                [
+                  "with tagSync push: p50 overhead under load within the run-to-run spread of Next's per-process cache's p50 (issue 17)",
+                  `${f2(medianOf(pushOverheads))} ms (runs: ${pushOverheads.map(f2).join(', ')}; p50 ${f2(push.p50.median)} vs ${f2(dc.p50.median)} ms; spread ${f2(dc.p50.max - dc.p50.min)} ms)`,
+                  medianOf(pushOverheads) <= dc.p50.max - dc.p50.min ? 'yes' : 'no',
+                ],
+                [
+                  `with tagSync push: the same, ${String(SEQUENTIAL)} requests one at a time, at most 0.2 ms (issue 17)`,
+                  `${f2(medianOf(pushQuietOverheads))} ms (runs: ${pushQuietOverheads.map(f2).join(', ')}; p50 ${f2(push.sequentialP50.median)} vs ${f2(dc.sequentialP50.median)} ms)`,
+                  medianOf(pushQuietOverheads) <= 0.2 ? 'yes' : 'no',
+                ],
+              ]
+            : []),
         ],
       ),
       '',
@@ -676,6 +725,7 @@ async function main() {
         ],
         [
           [fc, 'fleetcache'],
+          ...(push ? [[push, 'fleetcache, tagSync push']] : []),
           [dc, "Next's default (per process)"],
         ].map(([m, name]) => [
           name,
@@ -710,6 +760,7 @@ async function main() {
         ],
         [
           ...fcRuns.map((r, i) => runRow(r, `fleetcache, run ${String(i + 1)}`)),
+          ...pushRuns.map((r, i) => runRow(r, `fleetcache push, run ${String(i + 1)}`)),
           ...dcRuns.map((r, i) => runRow(r, `Next's default, run ${String(i + 1)}`)),
           ...peerResults.flatMap((v) =>
             v.runs.map((r, i) => runRow(r, `${v.peer.pkg}, run ${String(i + 1)}`)),
