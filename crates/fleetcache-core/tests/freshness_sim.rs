@@ -1844,11 +1844,13 @@ impl World {
                     until,
                     outage_only,
                     page_gen,
+                    order,
                 } => {
                     prop_assert!(given.is_some(), "kept in the tier without bytes");
                     if let Some(v) = given {
                         let lru = instance.engine.lru_mut();
-                        let evicted = lru.insert(&rt.key_name, v.len() as u64, until);
+                        let evicted =
+                            lru.insert_ordered(&rt.key_name, v.len() as u64, until, order);
                         if outage_only {
                             lru.mark_outage_only(&rt.key_name);
                         }
