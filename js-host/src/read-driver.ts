@@ -74,6 +74,7 @@ export interface Binding {
     readonly PartsAt: number
     readonly PartsLen: number
     readonly PageGen: number
+    readonly Order: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -192,7 +193,8 @@ export interface ReadIo {
   tierBytes(key: string): Uint8Array | null
   /**
    * Keeps `bytes` in the tier until `until` (for outages only when `outageOnly`; a page copy
-   * bound to page generation `pageGen` when it is not 0).
+   * bound to page generation `pageGen` when it is not 0), brought by the command sent under
+   * `order` (the step's `Order`: the tier's index orders them against this process's writes).
    */
   remember(
     key: string,
@@ -200,6 +202,7 @@ export interface ReadIo {
     until: number,
     outageOnly: boolean,
     pageGen: number,
+    order: number,
   ): void
   /** Drops `key` from the tier. */
   forget(key: string): void
@@ -773,6 +776,7 @@ class Read<E extends object, T> {
               f[base + F.KeepUntil] ?? 0,
               f[base + F.OutageOnly] === 1,
               f[base + F.PageGen] ?? 0,
+              f[base + F.Order] ?? 0,
             )
           } else if (tier === TierAction.Drop) {
             io.forget(this.givenKey)

@@ -39,8 +39,8 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     sleep: (ms) => sleep(ms, undefined, { ref: false }),
     refresh: () => rt.tags.refresh(),
     tierBytes: (key) => store.tierBytes(key),
-    remember: (key, bytes, until, outageOnly, pageGen) => {
-      store.remember(key, asBuffer(bytes), until, outageOnly, pageGen)
+    remember: (key, bytes, until, outageOnly, pageGen, order) => {
+      store.remember(key, asBuffer(bytes), until, outageOnly, pageGen, order)
     },
     forget: (key) => {
       store.forget(key)

@@ -32,8 +32,9 @@ export interface EntryStore {
   tierBytes(key: string): Buffer | null
   /**
    * Keeps an envelope in the in-process tier until `expiresAt`; for outages only when
-   * `outageOnly`; a page copy bound to page generation `pageGen` when it is not 0 (the read
-   * machine's tier action says all three).
+   * `outageOnly`; a page copy bound to page generation `pageGen` when it is not 0; `order` the
+   * number the read's command went out under (the read machine's tier action says all four;
+   * 0, this process's own write, which the engine orders when the write ends).
    */
   remember(
     key: string,
@@ -41,6 +42,7 @@ export interface EntryStore {
     expiresAt: number,
     outageOnly?: boolean,
     pageGen?: number,
+    order?: number,
   ): void
   /** Drops `key` from the in-process tier. */
   forget(key: string): void
@@ -74,9 +76,16 @@ export class RedisStore implements EntryStore {
     return this.bytes.get(key) ?? null
   }
 
-  remember(key: string, value: Buffer, expiresAt: number, outageOnly = false, pageGen = 0): void {
+  remember(
+    key: string,
+    value: Buffer,
+    expiresAt: number,
+    outageOnly = false,
+    pageGen = 0,
+    order = 0,
+  ): void {
     if (this.engine === undefined || !this.tiered) return
-    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
+    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt, order)
     // Refused (larger than the whole budget): nothing to keep, nothing to copy.
     if (evicted.split('\0').includes(key)) {
       this.bytes.delete(key)
@@ -154,7 +163,7 @@ export class MemoryStore implements EntryStore {
     _script: string[],
     expiresAt: number,
   ): Promise<void> {
-    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
+    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt, 0)
     this.bytes.set(key, owned(value))
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()

@@ -211,7 +211,8 @@ export function inWorkUnit(type, fn, fields = {}) {
  * has sent a `GET` (with `all`, on every connection: a subscriber's messages too).
  * - `replied(marker)` resolves once held replies contain `marker` (Redis has executed the
  *   command that produced it); `getsSent(n)` once `n` `GET`s in all have passed; `sentGet()` /
- *   `sentEval()` when the next `GET` / `EVALSHA` passes while holding.
+ *   `sentEval()` when the next `GET` / `EVALSHA` passes while holding; `sentWrite()` when the
+ *   next `SET` or `EVALSHA` does.
  * - `releaseData()` delivers what is held on every connection but a subscriber's (the one that
  *   sent `SSUBSCRIBE`) and lets them pass from then on; `release()` delivers everything held,
  *   in order, and stops holding.
@@ -243,6 +244,7 @@ export async function startHoldingProxy(target) {
         if (p.hold) p.onGet?.()
       }
       if (p.hold && text.includes('\r\nEVALSHA\r\n')) p.onEval?.()
+      if (p.hold && /\r\n(SET|EVALSHA)\r\n/i.test(text)) p.onWrite?.()
       up.write(d)
       check()
     })
@@ -270,6 +272,7 @@ export async function startHoldingProxy(target) {
   p.getsSent = (n) => until(() => p.gets >= n)
   p.sentGet = () => new Promise((resolve) => (p.onGet = resolve))
   p.sentEval = () => new Promise((resolve) => (p.onEval = resolve))
+  p.sentWrite = () => new Promise((resolve) => (p.onWrite = resolve))
   p.releaseData = () => {
     for (const c of p.conns) {
       if (c.sub) continue

@@ -166,7 +166,7 @@ export class MemoryStore implements Store {
     _argv: string[],
     expiresAt: number,
   ): Promise<void> {
-    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt)
+    const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt, 0)
     this.bytes.set(key, value)
     if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
     return Promise.resolve()

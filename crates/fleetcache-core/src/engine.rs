@@ -39,7 +39,9 @@ use crate::tier::{self, TierUse};
 use crate::time::Millis;
 use crate::verdict::{self, Inspection};
 use crate::write::{SetInput, SetPlan};
-use crate::write_machine::{self, WriteCtx, WriteInput, WriteMachine, WriteRequest, WriteStep};
+use crate::write_machine::{
+    self, KeepSignal, WriteCtx, WriteInput, WriteMachine, WriteRequest, WriteStep,
+};
 
 /// One process's engine: namespace, configuration, tag mirror and in-process index.
 #[derive(Clone, Debug)]
@@ -960,6 +962,7 @@ impl Engine {
     pub fn write_first(&mut self, machine: &mut WriteMachine, now: Millis) -> WriteStep {
         let step = machine.start(self.write_ctx(), now);
         self.note_own_page_write(machine);
+        self.note_own_keep(machine);
         step
     }
 
@@ -972,6 +975,7 @@ impl Engine {
     ) -> WriteStep {
         let step = machine.step(self.write_ctx(), input, now);
         self.note_own_page_write(machine);
+        self.note_own_keep(machine);
         step
     }
 
@@ -984,6 +988,17 @@ impl Engine {
         if let Some(key) = machine.take_page_signal() {
             self.tag_sync.own_page_write();
             self.lru.mark_outage_only(&key);
+        }
+    }
+
+    /// This process's write keeps its copy in the tier from now on, or has ended: no read
+    /// that went out before the write's end replaces that copy (docs/failures.md, "The copy
+    /// an outage serves").
+    fn note_own_keep(&mut self, machine: &mut WriteMachine) {
+        match machine.take_keep_signal() {
+            Some(KeepSignal::Kept(key)) => self.lru.write_begins(&key),
+            Some(KeepSignal::Ended(key)) => self.lru.write_ends(&key),
+            None => {}
         }
     }
 

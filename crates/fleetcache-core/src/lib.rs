@@ -84,5 +84,6 @@ pub use time::{duration_seconds_to_ttl_ms, Millis};
 pub use verdict::{Inspection, Verdict};
 pub use write::{SetInput, SetPlan};
 pub use write_machine::{
-    Store, WriteCtx, WriteDone, WriteInput, WriteMachine, WriteRequest, WriteResult, WriteStep,
+    KeepSignal, Store, WriteCtx, WriteDone, WriteInput, WriteMachine, WriteRequest, WriteResult,
+    WriteStep,
 };

@@ -22,6 +22,9 @@ struct Node {
     outage_only: bool,
     /// The page generation it serves under, 0 for none (see [`LruIndex::bind_page`]).
     page_gen: u32,
+    /// Where its bytes come from in this process's order of Redis commands (see
+    /// [`LruIndex::read_may_keep`]).
+    order: u64,
     /// Towards the most recently used end.
     prev: usize,
     /// Towards the least recently used end.
@@ -64,6 +67,11 @@ pub struct LruIndex {
     head: usize,
     /// Least recently used: the next to evict.
     tail: usize,
+    /// The last number [`LruIndex::issue`] gave out.
+    issued: u64,
+    /// Keys with this process's writes in flight that keep a copy here, and how many: at
+    /// most one item per write in flight, removed when the last ends.
+    writing: HashMap<String, usize>,
 }
 
 impl LruIndex {
@@ -77,6 +85,8 @@ impl LruIndex {
             free: Vec::new(),
             head: NIL,
             tail: NIL,
+            issued: 0,
+            writing: HashMap::new(),
         }
     }
 
@@ -112,6 +122,19 @@ impl LruIndex {
     /// (then nothing is evicted and any older item under `key` is gone too). Re-inserting a
     /// key replaces its old item, which is not reported.
     pub fn insert(&mut self, key: &str, size: u64, expires_at: Millis) -> Vec<String> {
+        self.insert_ordered(key, size, expires_at, 0)
+    }
+
+    /// [`LruIndex::insert`] of the bytes a read brought, `order` the number its `GET` (or
+    /// poll) went out under ([`LruIndex::issue`]); 0 for this process's own write, whose
+    /// order is set when it ends ([`LruIndex::write_ends`]).
+    pub fn insert_ordered(
+        &mut self,
+        key: &str,
+        size: u64,
+        expires_at: Millis,
+        order: u64,
+    ) -> Vec<String> {
         self.remove(key);
         if size > self.capacity {
             return vec![key.to_owned()];
@@ -134,6 +157,7 @@ impl LruIndex {
             local: false,
             outage_only: false,
             page_gen: 0,
+            order,
             prev: NIL,
             next: NIL,
         };
@@ -220,6 +244,61 @@ impl LruIndex {
     /// (docs/decisions/0031-page-entries-in-the-tier-by-push.md). True when held.
     pub fn bind_page(&mut self, key: &str, gen: u32) -> bool {
         self.held_mut(key).map(|n| n.page_gen = gen).is_some()
+    }
+
+    /// The number a read's `GET` or poll goes out under: one per command, increasing, so on
+    /// one connection (which Redis serves in order) a larger number ran later.
+    pub fn issue(&mut self) -> u64 {
+        self.issued = self.issued.saturating_add(1);
+        self.issued
+    }
+
+    /// This process's write of `key` keeps its copy here now and is about to be sent: no read
+    /// keeps what it brings until the write ends ([`LruIndex::read_may_keep`]).
+    pub fn write_begins(&mut self, key: &str) {
+        // Not `entry`: the core's maps of this type do without its code (crate::keyed).
+        let n = self.writing.get(key).copied().unwrap_or(0);
+        self.writing.insert(key.to_owned(), n.saturating_add(1));
+    }
+
+    /// A write of [`LruIndex::write_begins`] has ended (stored, failed or abandoned). When it
+    /// was the last of `key` in flight, the copy held, the last of those writes' (no read kept
+    /// one meanwhile), is ordered after every command sent so far: only a read sent after
+    /// this replaces it.
+    pub fn write_ends(&mut self, key: &str) {
+        match self.writing.get_mut(key) {
+            None => {}
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                self.writing.remove(key);
+                let order = self.issue();
+                if let Some(node) = self.held_mut(key) {
+                    node.order = order;
+                }
+            }
+        }
+    }
+
+    /// Whether a read of `key` whose `GET` or poll went out under `order` may keep what it
+    /// brought in place of the copy held: not while this process has a write of `key` in
+    /// flight, nor when the copy comes from a command sent after it (a write that ended after
+    /// the read went out included), whose value is at least as new in Redis's order. A read
+    /// that `joined` another's command was given a number later than that command's, so it
+    /// only fills an empty place: the read that sent it keeps the same bytes.
+    pub fn read_may_keep(&self, key: &str, order: u64, joined: bool) -> bool {
+        if self.writing.contains_key(key) {
+            return false;
+        }
+        match self.held(key) {
+            None => true,
+            Some(_) if joined => false,
+            Some(n) => order > n.order,
+        }
+    }
+
+    /// Keys with this process's writes in flight (for tests and diagnostics).
+    pub fn writes_in_flight(&self) -> usize {
+        self.writing.len()
     }
 
     /// True when `key` is held and marked with [`LruIndex::mark_outage_only`].
@@ -417,6 +496,226 @@ mod tests {
         assert!(l.remove("b"));
         assert!(!l.remove("b"));
         assert_eq!(l.used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_read_sent_before_the_copys_source_does_not_replace_it() {
+        let mut l = LruIndex::new(100);
+        let before = l.issue();
+        // This process's write keeps its copy; no read keeps anything until it ends.
+        l.write_begins("k");
+        l.insert("k", 1, NEVER);
+        let during = l.issue();
+        assert!(!l.read_may_keep("k", before, false));
+        assert!(!l.read_may_keep("k", during, false));
+        l.write_ends("k");
+        assert_eq!(l.writes_in_flight(), 0);
+        // Both went out before the write ended: they may bring what it replaced.
+        assert!(!l.read_may_keep("k", before, false));
+        assert!(!l.read_may_keep("k", during, false));
+        let after = l.issue();
+        assert!(l.read_may_keep("k", after, false));
+        l.insert_ordered("k", 1, NEVER, after);
+        // A read copy: only a later command replaces it; a joined read only fills a gap.
+        assert!(!l.read_may_keep("k", after, false));
+        let later = l.issue();
+        assert!(l.read_may_keep("k", later, false));
+        assert!(!l.read_may_keep("k", later, true));
+        assert!(l.read_may_keep("other", before, true));
+        // Two writes of a key in flight: the copy is ordered when the last ends.
+        l.write_begins("k");
+        l.write_begins("k");
+        l.write_ends("k");
+        let between = l.issue();
+        assert!(!l.read_may_keep("k", between, false));
+        l.write_ends("k");
+        assert!(!l.read_may_keep("k", between, false));
+        assert!(l.read_may_keep("k", l.issued + 1, false));
+        // An end without a beginning changes nothing.
+        l.write_ends("k");
+        assert_eq!(l.writes_in_flight(), 0);
+    }
+
+    /// One key read and written over one connection (Redis runs its commands in the order
+    /// they went out) while another process writes it too; replies are judged in any order.
+    #[derive(Clone, Debug)]
+    enum Flow {
+        /// A read's `GET` goes out.
+        Get,
+        /// A read joins the last `GET` still in flight.
+        Join,
+        /// Another process's write runs in Redis.
+        Other,
+        /// This process's write keeps its copy (at most two in flight).
+        Begin,
+        /// The oldest write kept and not yet sent goes out.
+        Send,
+        /// Redis runs the oldest command sent.
+        Run,
+        /// The reply of read `n` (modulo those answered) is judged.
+        Judge(u8),
+        /// The oldest write run in Redis ends.
+        End,
+        /// The copy is evicted.
+        Evict,
+    }
+
+    fn any_flow() -> impl Strategy<Value = Flow> {
+        prop_oneof![
+            3 => Just(Flow::Get),
+            1 => Just(Flow::Join),
+            1 => Just(Flow::Other),
+            2 => Just(Flow::Begin),
+            2 => Just(Flow::Send),
+            4 => Just(Flow::Run),
+            4 => (0u8..8).prop_map(Flow::Judge),
+            2 => Just(Flow::End),
+            1 => Just(Flow::Evict),
+        ]
+    }
+
+    /// Where the tier's copy comes from, for the check.
+    #[derive(Clone, Copy, Debug)]
+    enum Copy {
+        /// A value Redis held at this version.
+        Read(u64),
+        /// This process's write `n` (its version once Redis ran it).
+        Own(usize),
+    }
+
+    #[derive(Default)]
+    struct Conn {
+        /// Redis's version of the key: one more per write run.
+        version: u64,
+        /// Commands sent, not yet run: a read's `GET` (its index) or a write (its index).
+        queue: std::collections::VecDeque<Result<usize, usize>>,
+        /// Per read: its order, whether it joined, its `GET`'s index, judged yet.
+        reads: Vec<(u64, bool, usize, bool)>,
+        /// Per `GET` sent: the version it read once run.
+        gets: Vec<Option<u64>>,
+        /// Per own write: sent, the version Redis ran it at, ended.
+        writes: Vec<(bool, Option<u64>, bool)>,
+        copy: Option<Copy>,
+    }
+
+    impl Conn {
+        fn version_of(&self, c: Copy) -> u64 {
+            match c {
+                Copy::Read(v) => v,
+                // Not run yet: newer than anything Redis holds now.
+                Copy::Own(w) => self.writes[w].1.unwrap_or(u64::MAX),
+            }
+        }
+    }
+
+    proptest! {
+        /// The rule of [`LruIndex::read_may_keep`]: a read never replaces the tier's copy
+        /// with a value older in Redis's order (this process's write in flight counts as
+        /// newer than anything), and once everything has settled the next read replaces it.
+        #[test]
+        fn a_kept_read_is_never_older_than_the_copy(
+            flows in proptest::collection::vec(any_flow(), 0..80),
+        ) {
+            let mut l = LruIndex::new(100);
+            let mut c = Conn::default();
+            for flow in flows {
+                match flow {
+                    Flow::Get => {
+                        let order = l.issue();
+                        c.queue.push_back(Ok(c.gets.len()));
+                        c.reads.push((order, false, c.gets.len(), false));
+                        c.gets.push(None);
+                    }
+                    Flow::Join => {
+                        // The read driver shares only the last `GET` of a key sent, while it
+                        // is in flight.
+                        let last = c.gets.len().checked_sub(1);
+                        if let Some(g) = last.filter(|&g| c.gets[g].is_none()) {
+                            let order = l.issue();
+                            c.reads.push((order, true, g, false));
+                        }
+                    }
+                    Flow::Other => c.version += 1,
+                    Flow::Begin => {
+                        if c.writes.iter().filter(|w| !w.2).count() < 2 {
+                            l.write_begins("k");
+                            l.insert("k", 1, NEVER);
+                            c.copy = Some(Copy::Own(c.writes.len()));
+                            c.writes.push((false, None, false));
+                        }
+                    }
+                    Flow::Send => {
+                        if let Some(w) = c.writes.iter().position(|w| !w.0) {
+                            c.writes[w].0 = true;
+                            c.queue.push_back(Err(w));
+                        }
+                    }
+                    Flow::Run => match c.queue.pop_front() {
+                        Some(Ok(g)) => c.gets[g] = Some(c.version),
+                        Some(Err(w)) => {
+                            c.version += 1;
+                            c.writes[w].1 = Some(c.version);
+                        }
+                        None => {}
+                    },
+                    Flow::Judge(n) => {
+                        let ready: Vec<usize> = (0..c.reads.len())
+                            .filter(|&r| !c.reads[r].3 && c.gets[c.reads[r].2].is_some())
+                            .collect();
+                        if !ready.is_empty() {
+                            let r = ready[usize::from(n) % ready.len()];
+                            let (order, joined, g, _) = c.reads[r];
+                            c.reads[r].3 = true;
+                            let v = c.gets[g].unwrap_or(0);
+                            if l.read_may_keep("k", order, joined) {
+                                if let Some(old) = c.copy {
+                                    prop_assert!(
+                                        c.version_of(old) <= v,
+                                        "read {} (version {}) replaced {:?} ({})",
+                                        r, v, old, c.version_of(old)
+                                    );
+                                }
+                                l.insert_ordered("k", 1, NEVER, order);
+                                c.copy = Some(Copy::Read(v));
+                            }
+                        }
+                    }
+                    Flow::End => {
+                        if let Some(w) = c.writes.iter().position(|w| w.1.is_some() && !w.2) {
+                            c.writes[w].2 = true;
+                            l.write_ends("k");
+                        }
+                    }
+                    Flow::Evict => {
+                        l.remove("k");
+                        c.copy = None;
+                    }
+                }
+            }
+            // Everything settles: every write goes out, runs and ends.
+            for w in 0..c.writes.len() {
+                if !c.writes[w].0 {
+                    c.writes[w].0 = true;
+                    c.queue.push_back(Err(w));
+                }
+            }
+            while let Some(cmd) = c.queue.pop_front() {
+                if let Err(w) = cmd {
+                    c.version += 1;
+                    c.writes[w].1 = Some(c.version);
+                }
+            }
+            for w in 0..c.writes.len() {
+                if !c.writes[w].2 {
+                    c.writes[w].2 = true;
+                    l.write_ends("k");
+                }
+            }
+            prop_assert_eq!(l.writes_in_flight(), 0);
+            // The next read replaces whatever is held.
+            let order = l.issue();
+            prop_assert!(l.read_may_keep("k", order, false));
+        }
     }
 
     #[derive(Clone, Debug)]

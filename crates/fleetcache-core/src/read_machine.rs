@@ -115,6 +115,9 @@ pub enum TierAction {
         outage_only: bool,
         /// The page generation to bind the copy to, 0 for none.
         page_gen: u32,
+        /// The number the `GET` or poll that brought them went out under
+        /// ([`LruIndex::insert_ordered`]).
+        order: u64,
     },
     /// Drop them: the index has forgotten the key already.
     Drop,
@@ -471,6 +474,8 @@ pub struct ReadMachine {
     /// The last `GET` or poll was joined to one another read of this process sent earlier
     /// ([`ReadMachine::joined`]).
     joined: bool,
+    /// The number the last `GET` or poll went out under ([`LruIndex::issue`]).
+    order: u64,
     log: String,
     error: String,
 }
@@ -740,6 +745,7 @@ impl ReadMachine {
             won_at: None,
             page_stamp: None,
             joined: false,
+            order: 0,
             log,
             error,
         }
@@ -981,7 +987,7 @@ impl ReadMachine {
     }
 
     /// This process's write in flight first, unless the host said it holds none.
-    fn own_write_turn(&mut self, ctx: &ReadCtx<'_>, now: Millis) -> ReadStep {
+    fn own_write_turn(&mut self, ctx: &mut ReadCtx<'_>, now: Millis) -> ReadStep {
         if self.ask_own_write {
             return self.ask(State::OwnWrite);
         }
@@ -995,7 +1001,7 @@ impl ReadMachine {
     /// round trip the read does not need, since the refresh and the read travel together.
     /// Without a refresh the bytes are asked for, and `tier_use` decides (one index lookup
     /// per read, not two).
-    fn tier_turn(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
+    fn tier_turn(&mut self, ctx: &mut ReadCtx<'_>) -> ReadStep {
         let key = &self.entry_key;
         if self.asked_refresh
             && ctx.redis_answers
@@ -1008,10 +1014,11 @@ impl ReadMachine {
         self.ask(State::Tier)
     }
 
-    fn get(&mut self, ctx: &ReadCtx<'_>, tier: TierAction) -> ReadStep {
+    fn get(&mut self, ctx: &mut ReadCtx<'_>, tier: TierAction) -> ReadStep {
         self.state = State::Get;
         self.page_stamp = ctx.pages;
         self.joined = false;
+        self.order = ctx.lru.issue();
         ReadStep {
             action: ReadAction::Get {
                 key: self.entry_key.clone(),
@@ -1206,10 +1213,11 @@ impl ReadMachine {
         }
     }
 
-    fn poll(&mut self, ctx: &ReadCtx<'_>) -> ReadStep {
+    fn poll(&mut self, ctx: &mut ReadCtx<'_>) -> ReadStep {
         self.state = State::Poll;
         self.page_stamp = ctx.pages;
         self.joined = false;
+        self.order = ctx.lru.issue();
         ReadStep {
             action: ReadAction::Poll {
                 call: lease::plan_poll(self.entry_key.clone(), self.lease_key()),
@@ -1475,7 +1483,14 @@ impl ReadMachine {
             return Ok((Judgement::missing(source), TierAction::None));
         };
         let j = self.judge(ctx, b, source, now)?;
+        // A reply that went out before the command the tier's copy comes from (this process's
+        // own write of the key included) may bring the value that copy replaced: it serves
+        // this read, and the copy stays (docs/failures.md, "The copy an outage serves").
+        let may_keep = ctx
+            .lru
+            .read_may_keep(&self.entry_key, self.order, self.joined);
         let tier = match j.value.as_ref() {
+            Some(_) if !may_keep => TierAction::None,
             Some(v) => {
                 let until = tier::tier_expiry(
                     v.header.meta.timestamp,
@@ -1488,6 +1503,7 @@ impl ReadMachine {
                         until,
                         outage_only: false,
                         page_gen: 0,
+                        order: self.order,
                     }
                 } else if self.joined && matches!(source, Source::Redis | Source::Poll) {
                     TierAction::None
@@ -1502,6 +1518,7 @@ impl ReadMachine {
                         until,
                         outage_only: bound.is_none(),
                         page_gen: bound.unwrap_or(0),
+                        order: self.order,
                     }
                 }
             }

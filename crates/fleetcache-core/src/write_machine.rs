@@ -299,6 +299,22 @@ pub struct WriteMachine {
     /// The key of a page write of this process that announces itself, once when its Store
     /// step is planned and once when that step ends ([`WriteMachine::take_page_signal`]).
     page_signal: Option<String>,
+    /// The key whose copy this write keeps in the tier, from its first Compress or Store step
+    /// until it ends.
+    keeping: Option<String>,
+    /// [`WriteMachine::take_keep_signal`].
+    keep_signal: Option<KeepSignal>,
+}
+
+/// When this process's write keeps its copy of a key in the tier
+/// ([`WriteMachine::take_keep_signal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeepSignal {
+    /// Its first Compress or Store step is out: the host keeps the copy now, and sends the
+    /// value later.
+    Kept(String),
+    /// It has ended (stored, failed, abandoned).
+    Ended(String),
 }
 
 /// Plans a `'use cache'` entry write of `cache_key` (counted by outcome): the header and TTL,
@@ -490,6 +506,8 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 dropped_tags: None,
                 state: State::Planned(Plan::End(done)),
                 page_signal: None,
+                keeping: None,
+                keep_signal: None,
             };
         }
     };
@@ -532,6 +550,8 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         dropped_tags: (!dropped.is_empty()).then(|| format!("{verb} {key}: {dropped}")),
         state: State::Planned(plan),
         page_signal: None,
+        keeping: None,
+        keep_signal: None,
     }
 }
 
@@ -553,6 +573,27 @@ impl WriteMachine {
     /// this process heard ([`crate::Engine`]'s write steps).
     pub fn take_page_signal(&mut self) -> Option<String> {
         self.page_signal.take()
+    }
+
+    /// The key of the copy this write keeps in the tier, when that began or ended since the
+    /// last call: the engine orders reads of the key against the write
+    /// ([`crate::lru::LruIndex::write_begins`]).
+    pub fn take_keep_signal(&mut self) -> Option<KeepSignal> {
+        self.keep_signal.take()
+    }
+
+    /// Notes the copy `step` keeps, when it is the write's first.
+    fn note_kept(&mut self, step: WriteStep) -> WriteStep {
+        let key = match &step {
+            WriteStep::Compress(c) => Some(&c.key),
+            WriteStep::Store(s) => Some(&s.key),
+            _ => None,
+        };
+        if let (Some(key), None) = (key, &self.keeping) {
+            self.keeping = Some(key.clone());
+            self.keep_signal = Some(KeepSignal::Kept(key.clone()));
+        }
+        step
     }
 
     fn iface(&self) -> Interface<'_> {
@@ -579,7 +620,12 @@ impl WriteMachine {
 
     /// The first step: the store, or (nothing to store) the release of a lease this
     /// process holds on the key, or the end. Called once; later calls answer the end.
-    pub fn start(&mut self, mut ctx: WriteCtx<'_>, now: Millis) -> WriteStep {
+    pub fn start(&mut self, ctx: WriteCtx<'_>, now: Millis) -> WriteStep {
+        let step = self.first(ctx, now);
+        self.note_kept(step)
+    }
+
+    fn first(&mut self, mut ctx: WriteCtx<'_>, now: Millis) -> WriteStep {
         let state = std::mem::replace(&mut self.state, State::Done);
         match state {
             State::Planned(Plan::Store {
@@ -861,6 +907,9 @@ impl WriteMachine {
 
     fn end(&mut self, mut done: WriteDone) -> WriteStep {
         self.state = State::Done;
+        if let Some(key) = self.keeping.take() {
+            self.keep_signal = Some(KeepSignal::Ended(key));
+        }
         done.dropped_tags = self.dropped_tags.take();
         WriteStep::Done(done)
     }

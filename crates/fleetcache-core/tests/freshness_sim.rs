@@ -82,6 +82,11 @@
 //! answer is at least as stale as the revalidation requires (a miss where it expired the
 //! entry), except a stale entry shown as fresh to a follower that only serves a response. An
 //! on-demand revalidation's read is not checked: Next renders the page whatever it found.
+//!
+//! A page served in an outage, or from the copy kept after a failed read, is held to the
+//! outage copy's rule instead (docs/failures.md, "The copy an outage serves"): never a value
+//! that a write of the same instance, whose reply it got before the read began, replaced in
+//! Redis ([`World::check_outage_page`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -923,6 +928,8 @@ struct World {
     events: usize,
     /// When the host got the reply of each page write (by its number): the step and time.
     page_resolved: HashMap<usize, (usize, f64)>,
+    /// The instance that made each page write whose reply it got (by its number).
+    page_writer: HashMap<usize, usize>,
     /// Page values Redis lost (a flush, a failover), each with the number the next page write
     /// had then ([`PAGE_WRITES`]): every write numbered from there on came after the loss, so
     /// it replaced the lost value as it replaces what Redis held.
@@ -956,6 +963,7 @@ impl World {
             release,
             events: 0,
             page_resolved: HashMap::new(),
+            page_writer: HashMap::new(),
             page_lost: Vec::new(),
             joined: Vec::new(),
         }
@@ -1844,11 +1852,13 @@ impl World {
                     until,
                     outage_only,
                     page_gen,
+                    order,
                 } => {
                     prop_assert!(given.is_some(), "kept in the tier without bytes");
                     if let Some(v) = given {
                         let lru = instance.engine.lru_mut();
-                        let evicted = lru.insert(&rt.key_name, v.len() as u64, until);
+                        let evicted =
+                            lru.insert_ordered(&rt.key_name, v.len() as u64, until, order);
                         if outage_only {
                             lru.mark_outage_only(&rt.key_name);
                         }
@@ -2053,6 +2063,7 @@ impl World {
             (Job::Write { machine, .. }, _) => {
                 if let Some(Reply::PageWrite(n)) = reply {
                     self.page_resolved.entry(n).or_insert((self.step, self.now));
+                    self.page_writer.insert(n, inst);
                 }
                 let input = match reply {
                     Some(_) => WriteInput::Sent,
@@ -2132,7 +2143,7 @@ impl World {
     /// before the read began, except, following by push, a write that resolved less than the
     /// bound before and whose announcement had not reached the instance then. A value Redis
     /// lost (a flush, a failover) counts as replaced by every write made after the loss.
-    /// Values served during an outage are not judged.
+    /// Values served during an outage are judged by [`World::check_outage_page`].
     fn check_page(
         &mut self,
         inst: usize,
@@ -2143,23 +2154,13 @@ impl World {
         let closed = self.insts[inst].engine.breaker_state(Millis(self.now))
             == fleetcache_core::BreakerState::Closed;
         if answer.source == Source::Kept || !closed {
-            return Ok(());
+            return self.check_outage_page(inst, rt, answer, value);
         }
-        let log = &self.redis.page_log;
-        // A value Redis holds is replaced by the writes after it; one it lost, by the writes
-        // made after the loss.
-        let later: Vec<&(Vec<u8>, usize)> = match log.iter().rposition(|(v, _)| v == value) {
-            Some(i) => log.iter().skip(i + 1).collect(),
-            None => match self.page_lost.iter().rev().find(|(v, _)| v == value) {
-                Some((_, since)) => log.iter().filter(|(_, n)| n >= since).collect(),
-                None => return Ok(()),
-            },
-        };
-        for (later, n) in later {
+        for (later, n) in self.replacing(value) {
             if later == value {
                 continue;
             }
-            let Some(&(step, resolved)) = self.page_resolved.get(n) else {
+            let Some(&(step, resolved)) = self.page_resolved.get(&n) else {
                 continue;
             };
             if step >= rt.started {
@@ -2168,11 +2169,64 @@ impl World {
             // A read joins only a `GET` or poll issued since it began, so what it shares is no
             // older than what it would have read itself: no excuse for joining. Its own
             // process's writes are never unheard (`publish`).
-            let unheard = rt.unheard_pages.contains(n);
+            let unheard = rt.unheard_pages.contains(&n);
             let excused = self.push && unheard && resolved > rt.began_at - PUSH_BOUND_MS;
             prop_assert!(
                 excused,
                 "inst {} served a page from {:?} that page write {} (resolved at {}) replaced before the read began at {}\n{}",
+                inst,
+                answer.source,
+                n,
+                resolved - T0,
+                rt.began_at - T0,
+                self.trace.join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    /// The page writes that replaced `value` in Redis: a value Redis holds is replaced by the
+    /// writes after it; one it lost, by the writes made after the loss.
+    fn replacing(&self, value: &[u8]) -> Vec<(Vec<u8>, usize)> {
+        let log = &self.redis.page_log;
+        match log.iter().rposition(|(v, _)| v == value) {
+            Some(i) => log.iter().skip(i + 1).cloned().collect(),
+            None => match self.page_lost.iter().rev().find(|(v, _)| v == value) {
+                Some((_, since)) => log.iter().filter(|(_, n)| n >= since).cloned().collect(),
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// The outage copy (docs/failures.md, "The copy an outage serves"): a page served while
+    /// Redis cannot be reached, or from the copy kept after a failed read, is never one that a
+    /// write of the same instance replaced in Redis, and whose reply that instance got before
+    /// the read began. (Another instance's writes it may not have read: its copy is the newest it
+    /// read, or its own. The order in which its own writes of the key land is the host's to
+    /// keep, one after the other, which this model does not: a value of its own is not judged
+    /// here.)
+    fn check_outage_page(
+        &mut self,
+        inst: usize,
+        rt: &ReadTask,
+        answer: &ReadAnswer,
+        value: &[u8],
+    ) -> Result<(), TestCaseError> {
+        let log = &self.redis.page_log;
+        let own = |n: &usize| self.page_writer.get(n) == Some(&inst);
+        if log.iter().any(|(v, n)| v == value && own(n)) {
+            return Ok(());
+        }
+        for (later, n) in self.replacing(value) {
+            if later == value || self.page_writer.get(&n) != Some(&inst) {
+                continue;
+            }
+            let Some(&(step, resolved)) = self.page_resolved.get(&n) else {
+                continue;
+            };
+            prop_assert!(
+                step >= rt.started,
+                "inst {} served in an outage a page from {:?} that its own page write {} (resolved at {}) replaced before the read began at {}\n{}",
                 inst,
                 answer.source,
                 n,

@@ -483,10 +483,13 @@ impl Sim {
                 self.tiers[inst].remove(&key);
             }
             TierAction::Keep {
-                until, outage_only, ..
+                until,
+                outage_only,
+                order,
+                ..
             } => {
                 if let Some(v) = given {
-                    self.remember(inst, key, &name, v.to_vec(), until, outage_only);
+                    self.remember(inst, key, &name, v.to_vec(), (until, order), outage_only);
                 }
             }
         }
@@ -498,12 +501,12 @@ impl Sim {
         key: usize,
         name: &str,
         value: Vec<u8>,
-        until: Millis,
+        (until, order): (Millis, u64),
         outage_only: bool,
     ) {
         let lru = self.engines[inst].lru_mut();
         // One key per request: nothing is evicted at the default memory size.
-        let evicted = lru.insert(name, value.len() as u64, until);
+        let evicted = lru.insert_ordered(name, value.len() as u64, until, order);
         assert!(evicted.is_empty());
         if outage_only {
             lru.mark_outage_only(name);
@@ -678,7 +681,8 @@ impl Sim {
                         key,
                         &store.key,
                         value.clone(),
-                        store.keep_until,
+                        // Ordered by the engine when the write ends.
+                        (store.keep_until, 0),
                         store.outage_only,
                     );
                     let token = match store.script {

@@ -392,14 +392,23 @@ impl Engine {
 
     /// Registers `size` bytes under `key` in the in-process tier; returns the NUL-joined keys
     /// the host must drop from its byte store (possibly `key` itself when it does not fit).
+    /// `order`: a read step's `Order` for the bytes it keeps, 0 for this process's own write
+    /// (core `LruIndex::insert_ordered`).
     #[wasm_bindgen(js_name = memoryInsert)]
-    pub fn memory_insert(&mut self, key: &str, size: f64, expires_at: f64) -> String {
+    pub fn memory_insert(&mut self, key: &str, size: f64, expires_at: f64, order: f64) -> String {
         let size = if size.is_finite() && size >= 0.0 {
             size as u64
         } else {
             u64::MAX
         };
-        join(&self.inner.lru_mut().insert(key, size, Millis(expires_at)))
+        // `as` saturates: NaN and negatives are 0, an own write's.
+        let order = order as u64;
+        join(
+            &self
+                .inner
+                .lru_mut()
+                .insert_ordered(key, size, Millis(expires_at), order),
+        )
     }
 
     /// Marks `key` as just used; false when it is absent, past its lifetime, or this

@@ -209,10 +209,13 @@ pub enum ReadField {
     PartsLen = 28,
     /// `Keep`: the page generation to bind the copy to (`memoryMark`), 0 for none.
     PageGen = 29,
+    /// `Keep`: the number the command that brought the bytes went out under (`memoryInsert`'s
+    /// `order`).
+    Order = 30,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 30;
+const READ_FIELDS: usize = 31;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -323,6 +326,14 @@ impl ReadStep {
     pub fn keep_until(&self) -> f64 {
         match self.inner.tier {
             core::TierAction::Keep { until, .. } => until.0,
+            _ => 0.0,
+        }
+    }
+
+    /// `Keep`: the number the command that brought the bytes went out under.
+    pub fn order(&self) -> f64 {
+        match self.inner.tier {
+            core::TierAction::Keep { order, .. } => order as f64,
             _ => 0.0,
         }
     }
@@ -506,12 +517,15 @@ impl ReadStep {
             until,
             outage_only,
             page_gen,
+            order,
         } = self.inner.tier
         {
             f[F::Tier as usize] = f64::from(TierAction::Keep as u8);
             f[F::KeepUntil as usize] = until.0;
             f[F::OutageOnly as usize] = flag(outage_only);
             f[F::PageGen as usize] = f64::from(page_gen);
+            // Exact below 2^53: one number per command this process sends.
+            f[F::Order as usize] = order as f64;
         } else if self.inner.tier == core::TierAction::Drop {
             f[F::Tier as usize] = f64::from(TierAction::Drop as u8);
         }

@@ -352,8 +352,8 @@ fn memory_index_evicts_under_budget() {
     let obj = js_sys::Object::new();
     js_sys::Reflect::set(&obj, &"memoryBytes".into(), &JsValue::from_f64(100.0)).unwrap();
     let mut e = Engine::new(obj.into()).unwrap();
-    assert_eq!(e.memory_insert("a", 60.0, NOW + 1000.0), "");
-    assert_eq!(e.memory_insert("b", 60.0, NOW + 1000.0), "a");
+    assert_eq!(e.memory_insert("a", 60.0, NOW + 1000.0, 0.0), "");
+    assert_eq!(e.memory_insert("b", 60.0, NOW + 1000.0, 0.0), "a");
     assert!(e.memory_touch("b", NOW));
     assert!(!e.memory_touch("b", NOW + 2000.0));
 }

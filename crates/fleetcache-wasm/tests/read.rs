@@ -231,6 +231,7 @@ fn check_fields(m: &ReadMachine) {
         (ReadField::TookTier, 0.0),
         // No step here keeps a page copy bound to a generation (core `TierAction::Keep`).
         (ReadField::PageGen, 0.0),
+        (ReadField::Order, s.order()),
         (ReadField::PartsLen, s.parts().len() as f64),
         (
             ReadField::TagsLen,
@@ -383,6 +384,9 @@ fn to_answer(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: f
         let mut f = m.fields_area().to_vec();
         f[ReadField::TagsAt as usize] = 0.0;
         f[ReadField::PartsAt as usize] = 0.0;
+        // The number a kept reply went out under counts the engine's commands: two runs of
+        // the same read differ in it, and only in it.
+        f[ReadField::Order as usize] = 0.0;
         seen.extend(f.iter().map(|x| x.to_bits()));
         seen.extend(m.tags_text().bytes().map(u64::from));
         kind = match kind {
@@ -456,7 +460,7 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     let mut two = read(&e, "k", Consumer::Serves);
     let mut one = read(&e, "k", Consumer::Serves);
     // The tier's index holds the key (as after a read kept it).
-    e.memory_insert(&one.entry_key(), v.len() as f64, NOW + 60_000.0);
+    e.memory_insert(&one.entry_key(), v.len() as f64, NOW + 60_000.0, 0.0);
     two.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
         .unwrap();
     two.start(&mut e, NOW).unwrap();

@@ -132,9 +132,11 @@ fn keep(e: &mut Engine, key: &str, v: &[u8], tier: TierAction) {
         until,
         outage_only,
         page_gen,
+        order,
     } = tier
     {
-        e.lru_mut().insert(key, v.len() as u64, until);
+        e.lru_mut()
+            .insert_ordered(key, v.len() as u64, until, order);
         if outage_only {
             e.lru_mut().mark_outage_only(key);
         }
@@ -521,6 +523,7 @@ fn a_read_out_before_this_process_writes_the_page_does_not_bind_the_old_value() 
             until: st.keep_until,
             outage_only: true,
             page_gen: 0,
+            order: 0,
         },
     );
     let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
@@ -592,4 +595,55 @@ fn page_write(e: &mut Engine, cache_key: &str, now: f64) -> crate::write_machine
         },
         Millis(now),
     )
+}
+
+/// Review 3 (R3-4), pulling and following by push: reads whose `GET` went out before this
+/// process's page write of `/p`, one judged while the write is in flight and one after it
+/// ended (its tag refresh held it), serve what they read and leave the writer's copy in the
+/// tier: in the next outage that copy, not the value the write replaced, serves. A read sent
+/// after the write ended keeps what it reads again.
+#[test]
+fn reads_sent_before_this_process_writes_the_page_leave_the_writers_copy() {
+    use crate::write_machine::{WriteInput, WriteStep};
+    let pulling = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut pushing = push_engine();
+    pushing.announce_page_writes();
+    pushing.set_write_id_seed("seed").unwrap();
+    for mut e in [pulling, pushing] {
+        let key = e.entry_key(&Interface::Incremental, "/p");
+        let v1 = page_value(&mut e, "/p", NOW - 100.0);
+        let mut during = read(&e, "/p", NOW);
+        to_get(&mut e, &mut during, NOW);
+        let mut after = read(&e, "/p", NOW);
+        to_get(&mut e, &mut after, NOW);
+        let mut w = page_write(&mut e, "/p", NOW + 0.2);
+        let WriteStep::Store(st) = e.write_first(&mut w, Millis(NOW + 0.2)) else {
+            panic!("expected Store")
+        };
+        let v2 = page_value(&mut e, "/p", NOW + 0.2);
+        e.lru_mut().insert(&key, v2.len() as u64, st.keep_until);
+        e.lru_mut().mark_outage_only(&key);
+        let s = go(&mut e, &mut during, ReadInput::Reply(b(&v1)), NOW + 0.3);
+        assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+        assert_eq!(
+            s.tier,
+            TierAction::None,
+            "judged while the write is in flight"
+        );
+        let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
+        assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
+        let s = go(&mut e, &mut after, ReadInput::Reply(b(&v1)), NOW + 1.0);
+        assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+        assert_eq!(s.tier, TierAction::None, "judged after the write ended");
+        assert_eq!(e.lru().writes_in_flight(), 0);
+        let mut next = read(&e, "/p", NOW + 2.0);
+        to_get(&mut e, &mut next, NOW + 2.0);
+        let s = go(&mut e, &mut next, ReadInput::Reply(b(&v2)), NOW + 2.0);
+        assert!(matches!(s.tier, TierAction::Keep { .. }), "{:?}", s.tier);
+    }
 }
