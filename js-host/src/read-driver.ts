@@ -10,6 +10,7 @@
  * the glue (Node or web) the host loaded: the step codes have no TypeScript copy.
  */
 import { storedCompressed } from './compression.js'
+import { splitArgv } from './argv.js'
 
 /** The binding's enums the driver reads steps with (numeric, as wasm-bindgen exports them). */
 export interface Binding {
@@ -116,8 +117,8 @@ export interface ReadMachine<E> {
   failed(engine: E, failure: number, now: number): number
   timer(engine: E, now: number): number
   undecodable(engine: E, now: number): number
-  /** `Acquire`, `Poll`: the script argv. */
-  argv(): string[]
+  /** `Acquire`, `Poll`: the script argv, NUL-joined (`splitArgv`). */
+  argv(): string
   log(): string
   error(): string
   renewal(engine: E): RenewMachine<E> | undefined
@@ -162,7 +163,8 @@ export interface RenewStep {
   /** `Done`: a debug line, `''` when none. */
   readonly log: string
   readonly delayMs: number
-  readonly argv: string[]
+  /** `Send`: the script argv, NUL-joined (`splitArgv`). */
+  readonly argv: string
   readonly budgetMs: number
   free(): void
 }
@@ -483,12 +485,12 @@ function share<V>(
 function poll(
   engine: object,
   io: ReadIo,
-  argv: string[],
+  argv: string,
   budgetMs: number,
   began: number,
 ): [Promise<[Uint8Array | null, boolean]>, boolean] {
   const send = (): Promise<[Uint8Array | null, boolean]> =>
-    io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
+    io.script(splitArgv(argv), budgetMs).then((reply): [Uint8Array | null, boolean] => {
       if (!Array.isArray(reply)) {
         throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
       }
@@ -497,7 +499,7 @@ function poll(
     })
   if (io.shares !== true) return [send(), false]
   const heard = io.announcementsHeard?.() ?? 0
-  return share(polling, engine, argv.join('\0'), began, heard, send)
+  return share(polling, engine, argv, began, heard, send)
 }
 
 /** Which input the last bytes went in with: `NeedMore` gives them again the same way. */
@@ -934,7 +936,7 @@ class Read<E extends object, T> {
     const { engine, machine, io } = this
     let reply: Reply
     try {
-      reply = await io.script(machine.argv(), budgetMs)
+      reply = await io.script(splitArgv(machine.argv()), budgetMs)
     } catch (err) {
       // The machine then behaves as if there were no leases (regenerates or serves stale),
       // and says so in its answer's log.
@@ -1040,7 +1042,7 @@ export async function renew<E>(engine: E, machine: RenewMachine<E>, io: ReadIo):
         next = machine.timer(engine, io.now())
       } else {
         try {
-          const reply = await io.script(step.argv, step.budgetMs)
+          const reply = await io.script(splitArgv(step.argv), step.budgetMs)
           next = machine.sent(engine, Number(reply) === 1, io.now())
         } catch (err) {
           // Tried again at the next interval while the lease may still be alive.

@@ -4,6 +4,7 @@
  * decides nothing. Node-free (Uint8Array, no `node:` imports): the Node adapters and the
  * workers entry both run it, each with its runtime's codec (compression.ts).
  */
+import { splitArgv } from './argv.js'
 
 /** The binding's enums this driver compares against (the module's own objects). */
 export interface WriteEnums {
@@ -28,7 +29,8 @@ export interface WriteStepView {
   readonly key: string
   readonly header: Uint8Array
   readonly ttlMs: number
-  readonly argv: string[]
+  /** NUL-joined (`splitArgv`). */
+  readonly argv: string
   readonly budgetMs: number
   readonly waitMs: number
   readonly keepUntil: number
@@ -208,7 +210,7 @@ function read(step: WriteStepView, enums: WriteEnums): Step {
       level: compress ? step.level : 0,
       compressed: kind === k.Store && step.compressed,
       ttlMs: step.ttlMs,
-      argv: kind === k.Done ? [] : step.argv,
+      argv: kind === k.Done ? [] : splitArgv(step.argv),
       budgetMs: step.budgetMs,
       waitMs: step.waitMs,
       keepUntil: step.keepUntil,

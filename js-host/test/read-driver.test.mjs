@@ -94,7 +94,7 @@ function readStep(fields) {
   return {
     log: '',
     error: '',
-    argv: [],
+    argv: '',
     tags: [],
     parts: new Uint32Array(0),
     budgetMs: 0,
@@ -119,7 +119,7 @@ function step(fields) {
   return {
     key: '',
     log: '',
-    argv: [],
+    argv: '',
     budgetMs: 0,
     need: 0,
     delayMs: 0,
@@ -531,7 +531,7 @@ test('a follower waits on the fake clock; polls of one key in one process share 
   const follower = () =>
     scripted([
       () => ({ kind: K.Wait, delayMs: 40 }),
-      () => ({ kind: K.Poll, argv: ['EVALSHA', 'poll', '1', 'k'], budgetMs: 100 }),
+      () => ({ kind: K.Poll, argv: ['EVALSHA', 'poll', '1', 'k'].join('\0'), budgetMs: 100 }),
       () =>
         answer({
           source: binding.Source.Poll,
@@ -671,7 +671,7 @@ test('a follower that begins after a poll was issued in an earlier turn sends it
   })
   const follower = () =>
     scripted([
-      () => ({ kind: K.Poll, argv: ['EVALSHA', 'poll', '1', 'k'], budgetMs: 100 }),
+      () => ({ kind: K.Poll, argv: ['EVALSHA', 'poll', '1', 'k'].join('\0'), budgetMs: 100 }),
       () => answer({ source: binding.Source.Poll, served: binding.Served.Fresh }),
     ])
   const a = readEntry(engine, follower(), io)
@@ -693,7 +693,7 @@ test('a follower that begins after a poll was issued in an earlier turn sends it
 test('a lease reply is handed back as a number; a failed lease request as a failure', async () => {
   const io = fakeIo({ script: () => Promise.resolve('0') })
   const m = scripted([
-    () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'] }),
+    () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'].join('\0') }),
     () => answer({ served: binding.Served.Miss }),
   ])
   ;(await readEntry(engine, m, io)).answer.free()
@@ -702,7 +702,7 @@ test('a lease reply is handed back as a number; a failed lease request as a fail
   const refused = Object.assign(new Error('NOPERM'), { code: 'ERR_REDIS_REPLY' })
   const io2 = fakeIo({ script: () => Promise.reject(refused) })
   const m2 = scripted([
-    () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'] }),
+    () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'].join('\0') }),
     () => answer({ served: binding.Served.Miss }),
   ])
   ;(await readEntry(engine, m2, io2)).answer.free()
@@ -715,11 +715,23 @@ test('a lease reply is handed back as a number; a failed lease request as a fail
 test('the lease holder renews on the fake clock until the renewal machine is done', async () => {
   const renewSteps = [
     () => ({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 }),
-    () => ({ kind: binding.RenewStepKind.Send, argv: ['EVALSHA', 'renew'], budgetMs: 100 }),
+    () => ({
+      kind: binding.RenewStepKind.Send,
+      argv: ['EVALSHA', 'renew'].join('\0'),
+      budgetMs: 100,
+    }),
     () => ({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 }),
-    () => ({ kind: binding.RenewStepKind.Send, argv: ['EVALSHA', 'renew'], budgetMs: 100 }),
+    () => ({
+      kind: binding.RenewStepKind.Send,
+      argv: ['EVALSHA', 'renew'].join('\0'),
+      budgetMs: 100,
+    }),
     () => ({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 }),
-    () => ({ kind: binding.RenewStepKind.Send, argv: ['EVALSHA', 'renew'], budgetMs: 100 }),
+    () => ({
+      kind: binding.RenewStepKind.Send,
+      argv: ['EVALSHA', 'renew'].join('\0'),
+      budgetMs: 100,
+    }),
     () => ({ kind: binding.RenewStepKind.Done, log: 'lease on k no longer held: not renewed' }),
   ]
   const inputs = []
@@ -749,7 +761,7 @@ test('the lease holder renews on the fake clock until the renewal machine is don
   const io = fakeIo({ script: () => replies.shift() })
   const holder = scripted(
     [
-      () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'] }),
+      () => ({ kind: K.Acquire, argv: ['EVALSHA', 'lease'].join('\0') }),
       () => answer({ served: binding.Served.Miss, holdsLease: true }),
     ],
     machine,

@@ -9,7 +9,7 @@ use crate::codes::{
     RevalidationMode,
 };
 use crate::error::{js_error, BindingError};
-use crate::list::{join, split};
+use crate::list::{join, split, SEP};
 
 /// What [`Engine::inspect_entry`] decided about a stored value.
 #[wasm_bindgen]
@@ -120,13 +120,21 @@ pub(crate) fn utf8_key(key: &JsString) -> Result<String, JsValue> {
     Ok(text)
 }
 
-pub(crate) fn script_argv(call: ScriptCall) -> Vec<String> {
-    let mut argv = Vec::with_capacity(3 + call.keys.len() + call.args.len());
-    argv.push("EVALSHA".to_owned());
-    argv.push(call.sha1);
-    argv.push(call.keys.len().to_string());
-    argv.extend(call.keys);
-    argv.extend(call.args);
+/// A script call's `EVALSHA` argv as it crosses to JS: one NUL-joined string (`list.rs`), one
+/// copy instead of an array of strings, whose conversion code every export returning one
+/// carried (docs/decisions/0028-wasm-size-budget.md). Keys and arguments hold no NUL: prefixes
+/// are `[A-Za-z0-9._-]`, tags printable text, tokens hex, numbers decimal.
+pub(crate) fn script_argv(call: ScriptCall) -> String {
+    let mut argv = String::from("EVALSHA");
+    let mut push = |item: &str| {
+        argv.push(SEP);
+        argv.push_str(item);
+    };
+    push(&call.sha1);
+    push(&call.keys.len().to_string());
+    for item in call.keys.iter().chain(&call.args) {
+        push(item);
+    }
     argv
 }
 
@@ -192,7 +200,7 @@ impl Engine {
         mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
-    ) -> Result<Vec<String>, JsValue> {
+    ) -> Result<String, JsValue> {
         let rev = mode.with_expire(expire_seconds);
         let tags = split(tags);
         let epoch = random_token()?;
@@ -206,14 +214,14 @@ impl Engine {
     /// The `EVALSHA` argv that pulls tag changes since the mirror's version (the mirror notes
     /// which of its updates the pull checks).
     #[wasm_bindgen(js_name = planTagRefresh)]
-    pub fn plan_tag_refresh(&mut self) -> Vec<String> {
+    pub fn plan_tag_refresh(&mut self) -> String {
         script_argv(self.inner.plan_tag_refresh())
     }
 
     /// The `EVALSHA` argv of `planTagRefresh`, planned at `now`: following the tag state by
     /// push, the pull's start bounds how far behind the mirror may be.
     #[wasm_bindgen(js_name = planTagPull)]
-    pub fn plan_tag_pull(&mut self, now: f64) -> Vec<String> {
+    pub fn plan_tag_pull(&mut self, now: f64) -> String {
         script_argv(self.inner.plan_tag_pull(Millis(now)))
     }
 
@@ -246,8 +254,8 @@ impl Engine {
     /// appended as before; empty: a plain `SET`). `undefined` when `argv` is not an announcing
     /// page write. Later page writes still try to announce themselves.
     #[wasm_bindgen(js_name = unannouncedWrite)]
-    pub fn unannounced_write(&self, argv: &str) -> Option<Vec<String>> {
-        self.inner.unannounced_write(&split(argv))
+    pub fn unannounced_write(&self, argv: &str) -> Option<String> {
+        self.inner.unannounced_write(&split(argv)).map(|a| join(&a))
     }
 
     /// Redis answered `CLUSTER SLOTS` with "cluster support disabled": following by push,
@@ -317,11 +325,11 @@ impl Engine {
     /// The `EVALSHA` argv that merges lost tag records back into Redis; empty when none wait.
     /// The same batch comes again until `ackResend`.
     #[wasm_bindgen(js_name = planResend)]
-    pub fn plan_resend(&mut self) -> Result<Vec<String>, JsValue> {
+    pub fn plan_resend(&mut self) -> Result<String, JsValue> {
         let candidate = random_token()?;
         match self.inner.plan_resend(&candidate) {
             Ok(Some(call)) => Ok(script_argv(call)),
-            Ok(None) => Ok(Vec::new()),
+            Ok(None) => Ok(String::new()),
             Err(e) => Err(js_error(&e)),
         }
     }
@@ -544,13 +552,13 @@ impl Engine {
     /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the
     /// outbox is empty. Its sequence number is `outboxHeadSeq`.
     #[wasm_bindgen(js_name = planOutboxHead)]
-    pub fn plan_outbox_head(&self) -> Result<Vec<String>, JsValue> {
+    pub fn plan_outbox_head(&self) -> Result<String, JsValue> {
         let epoch = random_token()?;
         let head = self
             .inner
             .plan_outbox_head(&epoch)
             .map_err(|e| js_error(&e))?;
-        Ok(head.map_or_else(Vec::new, |(_, call)| script_argv(call)))
+        Ok(head.map_or_else(String::new, |(_, call)| script_argv(call)))
     }
 
     /// Sequence number of the outbox's oldest revalidation (0 when empty).
@@ -754,16 +762,16 @@ impl Engine {
         created: f64,
         ttl_ms: f64,
         now: f64,
-    ) -> Result<Vec<String>, JsValue> {
+    ) -> Result<String, JsValue> {
         let iface = iface.get();
         let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
             ttl_ms.floor() as u64
         } else {
-            return Ok(Vec::new());
+            return Ok(String::new());
         };
         Ok(self
             .inner
             .plan_seed_write(&iface, cache_key, Millis(created), ttl, Millis(now))
-            .map_or_else(Vec::new, script_argv))
+            .map_or_else(String::new, script_argv))
     }
 }

@@ -274,13 +274,13 @@ impl ReadStep {
         }
     }
 
-    /// `Acquire`, `Poll`: the `EVALSHA` argv to send.
-    pub fn argv(&self) -> Vec<String> {
+    /// `Acquire`, `Poll`: the `EVALSHA` argv to send, NUL-joined.
+    pub fn argv(&self) -> String {
         match &self.inner.action {
             core::ReadAction::Acquire { call, .. } | core::ReadAction::Poll { call, .. } => {
                 script_argv(call.clone())
             }
-            _ => Vec::new(),
+            _ => String::new(),
         }
     }
 
@@ -854,9 +854,9 @@ impl ReadMachine {
         self.fields.as_ptr() as usize as u32
     }
 
-    /// `Acquire`, `Poll`: the `EVALSHA` argv to send (empty for another step).
-    pub fn argv(&self) -> Vec<String> {
-        self.last.as_ref().map_or_else(Vec::new, ReadStep::argv)
+    /// `Acquire`, `Poll`: the `EVALSHA` argv to send, NUL-joined (`''` for another step).
+    pub fn argv(&self) -> String {
+        self.last.as_ref().map_or_else(String::new, ReadStep::argv)
     }
 
     /// `Answer`: debug log lines (`\n`-separated), `''` when none.
@@ -1044,12 +1044,12 @@ impl RenewStep {
         }
     }
 
-    /// `Send`: the `EVALSHA` argv.
+    /// `Send`: the `EVALSHA` argv, NUL-joined.
     #[wasm_bindgen(getter)]
-    pub fn argv(&self) -> Vec<String> {
+    pub fn argv(&self) -> String {
         match &self.inner {
             core::RenewStep::Send { call, .. } => script_argv(call.clone()),
-            _ => Vec::new(),
+            _ => String::new(),
         }
     }
 

@@ -59,7 +59,7 @@ pub struct WriteStep {
     key: String,
     header: Vec<u8>,
     ttl_ms: f64,
-    argv: Vec<String>,
+    argv: String,
     budget_ms: f64,
     wait_ms: f64,
     keep_until: f64,
@@ -81,7 +81,7 @@ impl WriteStep {
             key: String::new(),
             header: Vec::new(),
             ttl_ms: 0.0,
-            argv: Vec::new(),
+            argv: String::new(),
             budget_ms: 0.0,
             wait_ms: 0.0,
             keep_until: 0.0,
@@ -103,7 +103,7 @@ impl WriteStep {
                 key: s.key,
                 header: s.header,
                 ttl_ms: s.ttl_ms as f64,
-                argv: s.script.map_or_else(Vec::new, script_argv),
+                argv: s.script.map_or_else(String::new, script_argv),
                 budget_ms: s.budget_ms,
                 wait_ms: s.wait_ms,
                 keep_until: s.keep_until.0,
@@ -193,9 +193,10 @@ impl WriteStep {
         self.ttl_ms
     }
 
-    /// The `EVALSHA` argv (Store: empty for a plain `SET`, else the value goes last; Release).
+    /// The `EVALSHA` argv, NUL-joined (Store: `''` for a plain `SET`, else the value goes
+    /// last; Release).
     #[wasm_bindgen(getter)]
-    pub fn argv(&self) -> Vec<String> {
+    pub fn argv(&self) -> String {
         self.argv.clone()
     }
 

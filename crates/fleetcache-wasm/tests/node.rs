@@ -198,13 +198,14 @@ fn garbage_is_corrupt_with_a_code() {
 fn tag_updates_apply_locally_and_plan_a_script() {
     let mut e = engine("d1");
     let value = stored(&mut e, "k", "products", b"v");
-    let argv = e
+    let joined = e
         .plan_tag_update("products", RevalidationMode::Expire, f64::NAN, NOW + 10.0)
         .unwrap();
+    let argv: Vec<&str> = joined.split('\0').collect();
     assert_eq!(argv[0], "EVALSHA");
     assert_eq!(argv[1].len(), 40);
     assert_eq!(argv[2], "3");
-    assert!(e.script_source(&argv[1]).is_some());
+    assert!(e.script_source(argv[1]).is_some());
     assert_eq!(
         e.inspect_entry(
             &uc("default"),
@@ -435,7 +436,8 @@ fn outbox_through_the_binding() {
     );
     assert_eq!(e.outbox_dropped(), 1.0);
     assert_eq!(e.outbox_length(), 2);
-    let argv = e.plan_outbox_head().unwrap();
+    let joined = e.plan_outbox_head().unwrap();
+    let argv: Vec<&str> = joined.split('\0').collect();
     assert_eq!(argv[0], "EVALSHA");
     assert_eq!(&argv[argv.len() - 2..], ["b", "c"]);
     let seq = e.outbox_head_seq();
