@@ -18,6 +18,7 @@ mod inflate;
 mod inspect;
 mod js_value;
 mod list;
+mod pack;
 mod plan;
 mod read;
 mod revalidate;

@@ -664,7 +664,16 @@ fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
         NOW,
     )
     .unwrap();
-    let step = m.start(&mut e, NOW);
+    let packed = m.start(&mut e, NOW);
+    let step = m.last_step().unwrap();
+    // The packed step starts with its kind and its key (js-host/src/write-driver.ts reads on).
+    assert_eq!(
+        packed[..8],
+        f64::from(WriteStepKind::Store as u8).to_le_bytes()
+    );
+    let key_len = step.key().len();
+    assert_eq!(packed[8..12], u32::try_from(key_len).unwrap().to_le_bytes());
+    assert_eq!(&packed[12..12 + key_len], step.key().as_bytes());
     assert_eq!(step.kind(), WriteStepKind::Store);
     assert_eq!(step.key(), e.entry_key(&uc("default"), &key("k")).unwrap());
     assert_eq!(step.ttl_ms(), 3_600_000.0);
@@ -674,7 +683,8 @@ fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
     let described = fleetcache_wasm::describe_envelope(&value, value.len() as u32).unwrap();
     let stored_key = js_sys::Reflect::get(&described, &"key".into()).unwrap();
     assert_eq!(stored_key.as_string().as_deref(), Some("k"));
-    let done = m.failed(&mut e, Failure::Timeout, NOW);
+    m.failed(&mut e, Failure::Timeout, NOW);
+    let done = m.last_step().unwrap();
     assert_eq!(done.kind(), WriteStepKind::Done);
     assert_eq!(done.outcome(), WriteOutcome::Failed);
     assert!(done.mark_local());
