@@ -11,6 +11,7 @@
  */
 import { storedCompressed } from './compression.js'
 import { splitArgv } from './argv.js'
+import { Unpacker } from './packed.js'
 
 /** The binding's enums the driver reads steps with (numeric, as wasm-bindgen exports them). */
 export interface Binding {
@@ -157,24 +158,41 @@ export interface Answer {
   free(): void
 }
 
-/** One step of a renewal machine (the binding's `RenewStep`). */
+/** One step of a renewal machine, as `renewStep` decodes it (the binding's `RenewStep`). */
 export interface RenewStep {
   readonly kind: number
+  readonly delayMs: number
+  /** `Send`: the script argv. */
+  readonly argv: string[]
+  readonly budgetMs: number
   /** `Done`: a debug line, `''` when none. */
   readonly log: string
-  readonly delayMs: number
-  /** `Send`: the script argv, NUL-joined (`splitArgv`). */
-  readonly argv: string
-  readonly budgetMs: number
-  free(): void
+}
+
+/**
+ * Decodes a renewal step the binding packed (its `RenewStep`, in its field order); a buffer of
+ * another layout throws `PackedError`.
+ */
+export function renewStep(packed: Uint8Array): RenewStep {
+  const u = new Unpacker(packed)
+  const step = {
+    kind: u.num(),
+    delayMs: u.num(),
+    argv: splitArgv(u.text()),
+    budgetMs: u.num(),
+    log: u.text(),
+  }
+  u.end()
+  return step
 }
 
 /** The renewal machine of a lease this process holds (the binding's `RenewMachine`). */
 export interface RenewMachine<E> {
-  start(engine: E, now: number): RenewStep
-  timer(engine: E, now: number): RenewStep
-  sent(engine: E, renewed: boolean, now: number): RenewStep
-  failed(engine: E, failure: number, now: number): RenewStep
+  /** Each call answers the next step, packed (`renewStep`). */
+  start(engine: E, now: number): Uint8Array
+  timer(engine: E, now: number): Uint8Array
+  sent(engine: E, renewed: boolean, now: number): Uint8Array
+  failed(engine: E, failure: number, now: number): Uint8Array
   free(): void
 }
 
@@ -1027,32 +1045,29 @@ function startRenewal<E extends object>(
 export async function renew<E>(engine: E, machine: RenewMachine<E>, io: ReadIo): Promise<void> {
   const { RenewStepKind: R } = io.binding
   try {
-    let step = machine.start(engine, io.now())
+    let step = renewStep(machine.start(engine, io.now()))
     for (let i = 0; i < MAX_RENEW_STEPS; i++) {
       const kind = step.kind
       if (kind === R.Done) {
         const line = step.log
         if (line !== '') io.debug(line)
-        step.free()
         return
       }
-      let next: RenewStep
+      let next: Uint8Array
       if (kind === R.Wait) {
         await io.sleep(step.delayMs)
         next = machine.timer(engine, io.now())
       } else {
         try {
-          const reply = await io.script(splitArgv(step.argv), step.budgetMs)
+          const reply = await io.script(step.argv, step.budgetMs)
           next = machine.sent(engine, Number(reply) === 1, io.now())
         } catch (err) {
           // Tried again at the next interval while the lease may still be alive.
           next = machine.failed(engine, failureOf(io.binding, err), io.now())
         }
       }
-      step.free()
-      step = next
+      step = renewStep(next)
     }
-    step.free()
   } catch (err) {
     io.debug(`lease renewal stopped (${describeError(err)}): it expires`)
   } finally {

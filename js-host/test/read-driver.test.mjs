@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const { readEntry, failureOf, leaseToken, ReadMachines } = require('../dist/read-driver.js')
+const { readEntry, failureOf, leaseToken, ReadMachines, renew } = require('../dist/read-driver.js')
 
 // Numbers of its own, different from the binding's, so nothing here depends on their values.
 const binding = {
@@ -712,6 +712,42 @@ test('a lease reply is handed back as a number; a failed lease request as a fail
   assert.equal(live, 0)
 })
 
+/** A renewal step packed as the binding packs it (`RenewStep`: kind, delayMs, argv, budgetMs, log). */
+function packedRenewStep({ kind, delayMs = 0, argv = '', budgetMs = 0, log = '' }) {
+  const parts = []
+  const num = (v) => {
+    const b = new Uint8Array(8)
+    new DataView(b.buffer).setFloat64(0, v, true)
+    parts.push(b)
+  }
+  const text = (t) => {
+    const b = new TextEncoder().encode(t)
+    const len = new Uint8Array(4)
+    new DataView(len.buffer).setUint32(0, b.byteLength, true)
+    parts.push(len, b)
+  }
+  num(kind)
+  num(delayMs)
+  text(argv)
+  num(budgetMs)
+  text(log)
+  return Buffer.concat(parts)
+}
+
+test('a renewal step of another layout stops the renewals with a line, the machine freed', async () => {
+  const io = fakeIo()
+  const whole = packedRenewStep({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 })
+  const machine = { start: () => whole.subarray(0, 12), freed: false }
+  machine.free = () => (machine.freed = true)
+  await renew(engine, machine, io)
+  assert.ok(machine.freed)
+  assert.equal(io.lines.length, 1)
+  assert.match(
+    io.lines[0],
+    /^lease renewal stopped \(.*packed answer ends before its number.*\): it expires$/,
+  )
+})
+
 test('the lease holder renews on the fake clock until the renewal machine is done', async () => {
   const renewSteps = [
     () => ({ kind: binding.RenewStepKind.Wait, delayMs: 1_000 }),
@@ -738,7 +774,7 @@ test('the lease holder renews on the fake clock until the renewal machine is don
   let i = 0
   const next = (name, ...args) => {
     inputs.push([name, ...args])
-    return step(renewSteps[i++]())
+    return packedRenewStep(renewSteps[i++]())
   }
   const machine = {
     start: (_e, t) => next('start', t),

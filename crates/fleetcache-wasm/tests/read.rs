@@ -101,15 +101,21 @@ fn a_miss_wins_the_lease_and_renews_it() {
     assert!(s.holds_lease() && s.regenerates());
     assert!(s.log().contains("regenerating here"));
     let mut r = m.renewal(&e).unwrap();
-    let w = r.start(&mut e, NOW).unwrap();
-    assert_eq!(w.kind(), RenewStepKind::Wait);
-    let s = r.timer(&mut e, NOW + w.delay_ms()).unwrap();
+    let packed = r.start(&mut e, NOW).unwrap();
+    let delay = r.last_step().unwrap().delay_ms();
+    assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Wait);
+    // Packed as js-host/src/read-driver.ts (`renewStep`) reads it: kind, then the pause.
+    assert_eq!(
+        packed[..8],
+        f64::from(RenewStepKind::Wait as u8).to_le_bytes()
+    );
+    assert_eq!(packed[8..16], delay.to_le_bytes());
+    r.timer(&mut e, NOW + delay).unwrap();
+    let s = r.last_step().unwrap();
     assert_eq!(s.kind(), RenewStepKind::Send);
     assert!(s.argv().starts_with("EVALSHA\0"));
-    let s = r
-        .failed(&mut e, Failure::Timeout, NOW + w.delay_ms())
-        .unwrap();
-    assert_eq!(s.kind(), RenewStepKind::Wait);
+    r.failed(&mut e, Failure::Timeout, NOW + delay).unwrap();
+    assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Wait);
 }
 
 #[wasm_bindgen_test]
