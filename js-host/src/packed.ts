@@ -74,3 +74,67 @@ export class Unpacker {
     }
   }
 }
+
+/** A planned entry (the binding's `PlannedEntry`, from `planUseCacheEntry`/`planIncrementalEntry`). */
+export interface PlannedEntry {
+  /** False when the entry must not be stored; `ttlMs` is then NaN. */
+  readonly stored: boolean
+  /** `PX` in ms. */
+  readonly ttlMs: number
+  /** The tags left out for being too long, as one log line's text; `''` when none was. */
+  readonly droppedTags: string
+  /** The envelope header: the host stores `header ++ payload`. */
+  readonly header: Uint8Array
+}
+
+/** Decodes a packed `PlannedEntry`; a buffer of another layout throws `PackedError`. */
+export function plannedEntry(packed: Uint8Array): PlannedEntry {
+  const u = new Unpacker(packed)
+  const entry = { stored: u.flag(), ttlMs: u.num(), droppedTags: u.text(), header: u.bytes() }
+  u.end()
+  return entry
+}
+
+/** A stored value judged (the binding's `Inspection`, from `inspectEntry`). */
+export interface Inspection {
+  /** The binding's `Outcome`. */
+  readonly outcome: number
+  /** `NeedMore`: bytes of prefix to give next time. */
+  readonly need: number
+  /** Where the payload starts; 0 when the header was not decoded. */
+  readonly payloadOffset: number
+  /** What the lookup counted as (`hit`, `stale`, ...), `''` for `NeedMore`. */
+  readonly lookup: string
+  /** `Corrupt`: the error code. */
+  readonly error: string
+}
+
+/** Decodes a packed `Inspection`; a buffer of another layout throws `PackedError`. */
+export function inspection(packed: Uint8Array): Inspection {
+  const u = new Unpacker(packed)
+  const seen = {
+    outcome: u.num(),
+    need: u.num(),
+    payloadOffset: u.num(),
+    lookup: u.text(),
+    error: u.text(),
+  }
+  u.end()
+  return seen
+}
+
+/** What recording a revalidation dropped (the binding's `Revalidated`, from `revalidate`). */
+export interface Revalidated {
+  /** The tags left out for being too long, as one log line's text; `''` when none was. */
+  readonly droppedTags: string
+  /** The NUL-joined tags of the revalidation the full outbox dropped; `''` when none. */
+  readonly evicted: string
+}
+
+/** Decodes a packed `Revalidated`; a buffer of another layout throws `PackedError`. */
+export function revalidated(packed: Uint8Array): Revalidated {
+  const u = new Unpacker(packed)
+  const r = { droppedTags: u.text(), evicted: u.text() }
+  u.end()
+  return r
+}

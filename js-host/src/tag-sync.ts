@@ -7,6 +7,7 @@
 import type { Logger } from './log.js'
 import { describe } from './log.js'
 import { splitArgv } from './argv.js'
+import { revalidated } from './packed.js'
 
 /**
  * The engine calls tag synchronisation makes (both bindings' `Engine` has them). Written out
@@ -32,7 +33,7 @@ export interface TagEngine {
     expireSeconds: number,
     now: number,
     queue: boolean,
-  ): { readonly droppedTags: string; readonly evicted: string; free(): void }
+  ): Uint8Array
   readonly outboxDropped: number
   readonly outboxParked: number
   readonly outboxLength: number
@@ -463,9 +464,9 @@ export class TagSync {
     let recorded: { droppedTags: string; evicted: string }
     try {
       // Without Redis the local mirror is all there is: nothing to queue.
-      const r = this.engine.revalidate(joined, mode, expire, now, this.script !== undefined)
-      recorded = { droppedTags: r.droppedTags, evicted: r.evicted }
-      r.free()
+      recorded = revalidated(
+        this.engine.revalidate(joined, mode, expire, now, this.script !== undefined),
+      )
     } catch (err) {
       // Invalid input (no tag within the core's byte limit): refused on every instance alike.
       const longest = tags.reduce((m, t) => Math.max(m, t.length), 0)

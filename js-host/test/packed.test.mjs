@@ -101,3 +101,38 @@ test('a write machine step of the real binding decodes whole', () => {
   m.free()
   e.free()
 })
+
+test('planned entries, inspections and revalidations of the real binding decode whole', () => {
+  const { plannedEntry, inspection, revalidated } = require('../dist/packed.js')
+  const wasm = require('../wasm/node/fleetcache_wasm.js')
+  const e = new wasm.Engine({ prefix: 'pk', deployment: 'd' })
+  e.markStandalone()
+  const uc = wasm.Interface.useCache('default')
+  const t = 1e12
+  const packedPlan = e.planUseCacheEntry(uc, 'k', 'a', t, 60, 3600, 30, 4, t)
+  const plan = plannedEntry(packedPlan)
+  assert.equal(plan.stored, true)
+  assert.equal(plan.ttlMs, 3_600_000)
+  assert.equal(plan.droppedTags, '')
+  const value = Buffer.concat([plan.header, Buffer.from('body')])
+  const seen = inspection(e.inspectEntry(uc, 'k', value, value.byteLength, '', t))
+  assert.deepEqual(seen, {
+    outcome: wasm.Outcome.Fresh,
+    need: 0,
+    payloadOffset: plan.header.byteLength,
+    lookup: 'hit',
+    error: '',
+  })
+  const r = revalidated(e.revalidate('a', wasm.RevalidationMode.Expire, Number.NaN, t + 1, false))
+  assert.deepEqual(r, { droppedTags: '', evicted: '' })
+  // Each refuses a buffer cut short, and one with bytes left over.
+  for (const [decode, packed] of [
+    [plannedEntry, packedPlan],
+    [inspection, e.inspectEntry(uc, 'k', value, value.byteLength, '', t)],
+  ]) {
+    refused(() => decode(packed.subarray(0, packed.byteLength - 1)))
+    refused(() => decode(Buffer.concat([packed, Uint8Array.of(0)])))
+  }
+  refused(() => revalidated(Uint8Array.of(0, 0, 0)))
+  e.free()
+})

@@ -413,7 +413,7 @@ fn outbox_through_the_binding() {
     assert!(e.plan_outbox_head().unwrap().is_empty());
     assert_eq!(e.outbox_head_seq(), 0.0);
     let queue = |e: &mut Engine, tags: &str, mode: RevalidationMode, expire: f64| {
-        e.revalidate(tags, mode, expire, NOW, true)
+        e.record_revalidation(tags, mode, expire, NOW, true)
     };
     assert_eq!(
         queue(&mut e, "a", RevalidationMode::Expire, f64::NAN)
@@ -473,7 +473,7 @@ fn outbox_through_the_binding() {
     // Without the outbox: applied here only, nothing queued.
     let length = e.outbox_length();
     let local = e
-        .revalidate("local", RevalidationMode::Expire, f64::NAN, NOW, false)
+        .record_revalidation("local", RevalidationMode::Expire, f64::NAN, NOW, false)
         .unwrap();
     assert_eq!(
         (local.dropped_tags(), local.evicted()),

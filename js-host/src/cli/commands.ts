@@ -9,6 +9,7 @@ import { describe } from '../log'
 import { nodeCodecs } from '../node-codecs'
 import { runScript } from '../transport'
 import { splitArgv } from '../argv'
+import { inspection } from '../packed'
 import { wasm, type Engine } from '../wasm'
 import { ValueKind } from '../value-codec'
 import { globEscape, Progress, scanPages, scanTargets, type Conn } from './redis'
@@ -311,7 +312,9 @@ export async function inspectKey(
       plain = value
     }
     const judged = plain ?? value
-    const seen = engine.inspectEntry(iface, header.key, judged, judged.byteLength, '', now())
+    const seen = inspection(
+      engine.inspectEntry(iface, header.key, judged, judged.byteLength, '', now()),
+    )
     const report: InspectReport = {
       key,
       ttlMs,
