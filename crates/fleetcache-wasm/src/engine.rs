@@ -148,7 +148,7 @@ impl Engine {
         let config: Config = if config.is_undefined() || config.is_null() {
             Config::default()
         } else {
-            crate::js_value::from_js(config).map_err(|e| js_error(&BindingError::from(e)))?
+            crate::settings::read_config(&config).map_err(|e| js_error(&e))?
         };
         let inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
         Ok(Engine { inner })

@@ -1,25 +1,21 @@
-//! The configuration object in, and the `defaults`/`bounds`/`stats` objects out, through the
-//! core's serde derives but without a general-purpose serde bridge: the few shapes these types
-//! use (plain objects, numbers, strings, booleans, optional values) are all this module knows.
-//! A general bridge, with its error messages, float formatting and string caches, was an eighth
-//! of the optimized module (docs/decisions/0028-wasm-size-budget.md).
+//! The `defaults`/`bounds`/`stats` objects out, through the core's serde derives but without a
+//! general-purpose serde bridge: the few shapes these types use (plain objects, numbers,
+//! strings, booleans, optional values) are all this module knows. A general bridge, with its
+//! error messages, float formatting and string caches, was an eighth of the optimized module
+//! (docs/decisions/0028-wasm-size-budget.md). The configuration object in is read by hand
+//! (`settings.rs`).
 //!
-//! Reading follows the rules the host was written against: a field that is absent (or
-//! `undefined` and not an own or inherited property) takes its default; `null` or `undefined`
-//! is "none" for an optional setting; other properties of the object are not read; an integer
-//! setting accepts a safe integer or a `BigInt` in range. Writing makes every struct a plain
-//! object with every field set (a `None` as `undefined`), and every integer a number.
+//! Writing makes every struct a plain object with every field set (a `None` as `undefined`),
+//! and every integer a number.
 
 use std::fmt;
 
-use serde::de::value::BorrowedStrDeserializer;
-use serde::de::{self, DeserializeOwned, Visitor};
 use serde::ser::{self, Impossible, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Why a value could not be read or written. The message of the value's serde impl is not
-/// kept: formatting it would bring back the code this module exists to leave out. `field` is
-/// the top-level property being read when it failed, when there was one.
+/// Why a value could not be written. The message of the value's serde impl is not kept:
+/// formatting it would bring back the code this module exists to leave out. `field` is always
+/// `None` when writing.
 #[derive(Debug)]
 pub(crate) struct Error {
     /// The top-level property being read.
@@ -34,12 +30,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl de::Error for Error {
-    fn custom<T: fmt::Display>(_msg: T) -> Self {
-        Error { field: None }
-    }
-}
-
 impl ser::Error for Error {
     fn custom<T: fmt::Display>(_msg: T) -> Self {
         Error { field: None }
@@ -48,119 +38,9 @@ impl ser::Error for Error {
 
 const FAILED: Error = Error { field: None };
 
-/// Reads `value` as a `T`.
-pub(crate) fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, Error> {
-    T::deserialize(Reader(value))
-}
-
 /// Writes `value` as a JS value.
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, Error> {
     value.serialize(Writer)
-}
-
-struct Reader(JsValue);
-
-impl<'de> de::Deserializer<'de> for Reader {
-    type Error = Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let v = self.0;
-        if let Some(b) = v.as_bool() {
-            return visitor.visit_bool(b);
-        }
-        if let Some(n) = v.as_f64() {
-            // Integer settings (`u32`, `u64`) accept only integer visits; a float setting
-            // takes either.
-            if js_sys::Number::is_safe_integer(&v) {
-                return if n >= 0.0 {
-                    visitor.visit_u64(n as u64)
-                } else {
-                    visitor.visit_i64(n as i64)
-                };
-            }
-            return visitor.visit_f64(n);
-        }
-        if let Some(s) = v.as_string() {
-            return visitor.visit_string(s);
-        }
-        if v.is_bigint() {
-            return match u64::try_from(v) {
-                Ok(n) => visitor.visit_u64(n),
-                Err(_) => Err(FAILED),
-            };
-        }
-        Err(FAILED)
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        if self.0.is_null() || self.0.is_undefined() {
-            visitor.visit_none()
-        } else {
-            visitor.visit_some(self)
-        }
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        if !self.0.is_object() {
-            return Err(FAILED);
-        }
-        visitor.visit_map(Fields {
-            obj: self.0,
-            fields: fields.iter(),
-            current: "",
-            value: None,
-        })
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
-    }
-}
-
-/// The properties of an object that the struct being read declares, in its field order.
-struct Fields {
-    obj: JsValue,
-    fields: std::slice::Iter<'static, &'static str>,
-    current: &'static str,
-    value: Option<JsValue>,
-}
-
-impl<'de> de::MapAccess<'de> for Fields {
-    type Error = Error;
-
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Error> {
-        for &field in &mut self.fields {
-            let key = JsValue::from_str(field);
-            let value =
-                js_sys::Reflect::get(&self.obj, &key).map_err(|_| Error { field: Some(field) })?;
-            if value.is_undefined() && !js_sys::Reflect::has(&self.obj, &key).unwrap_or(false) {
-                continue;
-            }
-            self.current = field;
-            self.value = Some(value);
-            return seed
-                .deserialize(BorrowedStrDeserializer::new(field))
-                .map(Some);
-        }
-        Ok(None)
-    }
-
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let field = self.current;
-        let value = self.value.take().ok_or(FAILED)?;
-        // The outermost field names the error: it is the setting the user wrote.
-        seed.deserialize(Reader(value))
-            .map_err(|_| Error { field: Some(field) })
-    }
 }
 
 struct Writer;

@@ -22,6 +22,7 @@ mod pack;
 mod plan;
 mod read;
 mod revalidate;
+mod settings;
 mod write;
 
 pub use codes::{

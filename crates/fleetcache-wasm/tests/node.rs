@@ -306,6 +306,45 @@ fn config_object_shape_rules() {
     .unwrap();
     assert_eq!(e.max_entry_bytes(), 4096.0);
     assert!(build(&[("tagPruneAfterMs", JsValue::UNDEFINED)]).is_ok());
+
+    // Each rule at its edges: a negative `BigInt`, a `u32` past its range, an integer past
+    // 2^53, `null` for a setting that is not optional, a string setting given a boolean, a
+    // release that is not an object or whose `prerelease` is not a boolean.
+    refused(
+        &[("maxEntryBytes", js_sys::BigInt::from(-1i64).into())],
+        "maxEntryBytes",
+    );
+    refused(
+        &[("breakerFailures", js_sys::BigInt::from(1u64 << 32).into())],
+        "breakerFailures",
+    );
+    refused(
+        &[("outboxCapacity", 4_294_967_296.0.into())],
+        "outboxCapacity",
+    );
+    refused(&[("memoryBytes", 2f64.powi(60).into())], "memoryBytes");
+    refused(&[("leases", JsValue::NULL)], "leases");
+    refused(&[("prefix", true.into())], "prefix");
+    refused(&[("nextRelease", "16.0.0".into())], "nextRelease");
+    let release = js_sys::Object::new();
+    for (k, v) in [("major", 16), ("minor", 0), ("patch", 0)] {
+        js_sys::Reflect::set(&release, &k.into(), &v.into()).unwrap();
+    }
+    js_sys::Reflect::set(&release, &"prerelease".into(), &1.into()).unwrap();
+    refused(&[("nextRelease", release.into())], "nextRelease");
+    // A `BigInt` for a number setting, and the first wrong setting in field order is named.
+    assert!(build(&[("readTimeoutMs", js_sys::BigInt::from(300u64).into())]).is_ok());
+    refused(&[("leases", 1.into()), ("prefix", 1.into())], "prefix");
+
+    // Every setting is read: each one `defaults()` lists, given a value no setting takes, is
+    // refused by its name.
+    let defaults = fleetcache_wasm::defaults().unwrap();
+    let names = js_sys::Object::keys(defaults.unchecked_ref::<js_sys::Object>());
+    assert_eq!(names.length(), 24, "{names:?}");
+    for name in names.iter() {
+        let name = name.as_string().unwrap();
+        refused(&[(name.as_str(), js_sys::Symbol::for_("x").into())], &name);
+    }
 }
 
 #[wasm_bindgen_test]
