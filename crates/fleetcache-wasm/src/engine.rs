@@ -726,7 +726,9 @@ impl Engine {
     /// Cold path: called by `stats()` and by metric collection, not per request.
     pub fn stats(&self, now: f64) -> Result<JsValue, JsValue> {
         let snapshot = self.inner.stats_snapshot(Millis(now));
-        crate::js_value::to_js(&snapshot).map_err(|_| js_error(&BindingError::Stats))
+        let mut obj = crate::objects::JsObject::new();
+        crate::objects::stats(&snapshot, &mut obj);
+        obj.finish().ok_or_else(|| js_error(&BindingError::Stats))
     }
 
     /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags (the

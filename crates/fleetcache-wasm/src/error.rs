@@ -99,12 +99,6 @@ impl Coded for BindingError {
     }
 }
 
-impl From<crate::js_value::Error> for BindingError {
-    fn from(err: crate::js_value::Error) -> Self {
-        BindingError::ConfigShape(err.field)
-    }
-}
-
 /// Builds `new Error(message)` with `error.code` (and `error.setting` for an invalid setting).
 pub(crate) fn js_error(err: &dyn Coded) -> JsValue {
     let value = js_sys::Error::new(&err.to_string());
