@@ -10,6 +10,7 @@ use crate::codes::{
 };
 use crate::error::{js_error, BindingError};
 use crate::list::{join, split, SEP};
+use crate::objects::{JsObject, Sink};
 
 /// What [`Engine::inspect_entry`] decided about a stored value.
 #[wasm_bindgen]
@@ -656,21 +657,6 @@ impl Engine {
     }
 }
 
-pub(crate) fn set(
-    obj: &js_sys::Object,
-    key: &str,
-    value: impl Into<JsValue>,
-) -> Result<(), JsValue> {
-    js_sys::Reflect::set(obj, &JsValue::from_str(key), &value.into()).map(|_| ())
-}
-
-fn string_array<S: AsRef<str>>(items: &[S]) -> js_sys::Array {
-    items
-        .iter()
-        .map(|s| JsValue::from_str(s.as_ref()))
-        .collect()
-}
-
 /// Decodes a stored value's envelope header for display (the `fleetcache inspect` CLI), without
 /// knowing its cache key and without judging it. `value` is the start of the stored value (the
 /// header is enough) and `totalLen` its full length. Returns a plain object (`formatVersion`,
@@ -686,36 +672,37 @@ pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValu
     let h = fleetcache_core::decode_stored_header(value, total_len as usize)
         .map_err(|e| js_error(&e))?;
     let m = &h.meta;
-    let o = js_sys::Object::new();
-    set(&o, "formatVersion", fleetcache_core::FORMAT_VERSION)?;
-    set(
-        &o,
+    // The objects writer of `stats` (objects.rs): one copy of the property-setting code.
+    let mut o = JsObject::new();
+    o.num("formatVersion", f64::from(fleetcache_core::FORMAT_VERSION));
+    o.text(
         "interface",
         match m.kind {
             EntryKind::UseCache => "use-cache",
             EntryKind::Incremental => "incremental",
         },
-    )?;
-    set(&o, "timestamp", m.timestamp.0)?;
-    set(&o, "revalidate", m.revalidate)?;
-    set(&o, "expire", m.expire)?;
-    set(&o, "stale", m.stale)?;
-    set(&o, "key", m.key.as_str())?;
-    set(&o, "tags", string_array(&m.tags))?;
+    );
+    o.num("timestamp", m.timestamp.0);
+    o.num("revalidate", m.revalidate);
+    o.num("expire", m.expire);
+    o.num("stale", m.stale);
+    o.text("key", &m.key);
+    let tags: js_sys::Array = m.tags.iter().map(|t| JsValue::from_str(t)).collect();
+    o.value("tags", &tags);
     let parts: js_sys::Array = m.parts.iter().map(|p| JsValue::from(*p)).collect();
-    set(&o, "parts", parts)?;
-    set(&o, "headerLen", h.header_len as f64)?;
-    set(&o, "payloadLen", h.payload_len as f64)?;
+    o.value("parts", &parts);
+    o.num("headerLen", h.header_len as f64);
+    o.num("payloadLen", h.payload_len as f64);
     if m.kind == EntryKind::Incremental {
         let d = Descriptor::decode(&m.meta).map_err(|e| js_error(&e))?;
-        set(&o, "valueKind", d.kind as u8)?;
-        set(&o, "rscData", d.has_rsc)?;
-        set(&o, "segments", d.segments)?;
-        set(&o, "revalidateFalse", d.revalidate_false)?;
-        set(&o, "noExpire", d.no_expire)?;
-        set(&o, "noCacheControl", d.no_cache_control)?;
+        o.num("valueKind", f64::from(d.kind as u8));
+        o.flag("rscData", d.has_rsc);
+        o.num("segments", f64::from(d.segments));
+        o.flag("revalidateFalse", d.revalidate_false);
+        o.flag("noExpire", d.no_expire);
+        o.flag("noCacheControl", d.no_cache_control);
     }
-    Ok(o.into())
+    o.finish().ok_or_else(|| js_error(&BindingError::Describe))
 }
 
 /// Observability: the counters the core keeps where it decides, read at collection

@@ -173,6 +173,11 @@ impl JsObject {
         }
     }
 
+    /// Any JS value under `key` (arrays, for `describeEnvelope`).
+    pub(crate) fn value(&mut self, key: &str, value: &JsValue) {
+        self.set(key, value);
+    }
+
     #[inline(never)]
     fn set(&mut self, key: &str, value: &JsValue) {
         if let Some((_, obj)) = self.open.last() {

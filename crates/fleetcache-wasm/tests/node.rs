@@ -643,6 +643,38 @@ fn stats_and_describe_envelope_cross_as_plain_objects() {
     );
     assert_eq!(get(&d, &["payloadLen"]).as_f64(), Some(3.0));
     assert_eq!(js_sys::Array::from(&get(&d, &["tags"])).length(), 2);
+    assert_eq!(get(&d, &["formatVersion"]).as_f64(), Some(1.0));
+    assert!(get(&d, &["valueKind"]).is_undefined());
+    // A singular-handler entry: its descriptor too.
+    let plan = engine
+        .plan_incremental_entry(
+            "/r",
+            ValueKind::AppRoute,
+            0,
+            0,
+            "",
+            60.0,
+            3600.0,
+            &[2, 1],
+            NOW,
+        )
+        .unwrap();
+    let mut inc = plan.header();
+    inc.extend_from_slice(b"xyz");
+    let d = fleetcache_wasm::describe_envelope(&inc, inc.len() as u32).unwrap();
+    assert_eq!(
+        get(&d, &["interface"]).as_string().as_deref(),
+        Some("incremental")
+    );
+    assert_eq!(
+        get(&d, &["valueKind"]).as_f64(),
+        Some(f64::from(ValueKind::AppRoute as u8))
+    );
+    assert_eq!(get(&d, &["rscData"]).as_bool(), Some(false));
+    assert_eq!(get(&d, &["noExpire"]).as_bool(), Some(false));
+    assert_eq!(get(&d, &["segments"]).as_f64(), Some(0.0));
+    let parts = js_sys::Array::from(&get(&d, &["parts"]));
+    assert_eq!(parts.to_vec(), [JsValue::from(2), JsValue::from(1)]);
     let err = fleetcache_wasm::describe_envelope(&[b'x'; 64], 64).unwrap_err();
     assert_eq!(
         get(&err, &["code"]).as_string().as_deref(),
