@@ -25,6 +25,7 @@ const require = createRequire(path.join(pkgDir, 'package.json'))
 const { createClient, createCluster, RESP_TYPES } = require('redis')
 const { createUseCacheHandler, close } = require('./dist/index.js')
 const wasm = require('./wasm/node/fleetcache_wasm.js')
+const { inspection, plannedEntry } = require('./dist/packed.js')
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const OPS = Number(process.env.BENCH_OPS ?? 10_000)
@@ -313,18 +314,14 @@ function boundary() {
   sync('getExpiration, 4 unknown tags', () => e.getExpiration('a\0b\0c\0d', 1))
   sync('entryKey (SHA-256 of an 80-char key)', () => e.entryKey(uc, cacheKey))
   // One call, one result: the header (TTL and dropped tags beside it) of a 'use cache' entry.
-  const planHeader = (tags, len, at) => {
-    const plan = e.planUseCacheEntry(uc, cacheKey, tags, at, 60, 3600, 30, len, at)
-    const h = plan.header
-    plan.free()
-    return h
-  }
+  const planHeader = (tags, len, at) =>
+    plannedEntry(e.planUseCacheEntry(uc, cacheKey, tags, at, 60, 3600, 30, len, at)).header
   const payload = Buffer.alloc(10 * 1024, 0x63)
   const t = now()
   const header = planHeader('a\0b', payload.length, t)
   const value = Buffer.concat([header, payload])
   sync('inspectEntry (header of a 10 KB entry)', () =>
-    e.inspectEntry(uc, cacheKey, value.subarray(0, 4096), value.length, '', t).free(),
+    inspection(e.inspectEntry(uc, cacheKey, value.subarray(0, 4096), value.length, '', t)),
   )
 
   // Codec throughput: a 100 KB APP_ROUTE-like value, fleetcache envelope vs the JSON+base64
@@ -340,10 +337,10 @@ function boundary() {
   const encoded = Buffer.concat([planHeader('a', body.length, t), body])
   const decode = measureSync(
     () => {
-      const seen = e.inspectEntry(uc, cacheKey, encoded.subarray(0, 4096), encoded.length, '', t)
-      const payload = encoded.subarray(seen.payloadOffset)
-      seen.free()
-      return payload
+      const seen = inspection(
+        e.inspectEntry(uc, cacheKey, encoded.subarray(0, 4096), encoded.length, '', t),
+      )
+      return encoded.subarray(seen.payloadOffset)
     },
     { k: 50, blocks: 30 },
   )

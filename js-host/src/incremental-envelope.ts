@@ -6,6 +6,7 @@
 import type { CacheControl } from './incremental-handler'
 import { encodeValue, headerTags, type IncrementalValue } from './value-codec'
 import { wasm, type Engine } from './wasm'
+import { plannedEntry } from './packed'
 import type { ValueKind } from '../wasm/node/fleetcache_wasm'
 
 const Flag = wasm.ValueFlag
@@ -85,22 +86,20 @@ export function encodeIncrementalEnvelope(
   createdAt: number,
 ): Envelope {
   const v = describeIncrementalValue(data, ctx)
-  const plan = engine.planIncrementalEntry(
-    cacheKey,
-    v.kind,
-    v.flags,
-    v.segments,
-    v.tags.join('\0'),
-    v.revalidate,
-    v.expire,
-    Uint32Array.from(v.parts, (p) => p.byteLength),
-    createdAt,
+  const plan = plannedEntry(
+    engine.planIncrementalEntry(
+      cacheKey,
+      v.kind,
+      v.flags,
+      v.segments,
+      v.tags.join('\0'),
+      v.revalidate,
+      v.expire,
+      Uint32Array.from(v.parts, (p) => p.byteLength),
+      createdAt,
+    ),
   )
-  try {
-    const { ttlMs, droppedTags } = plan
-    if (!plan.stored) return { stored: undefined, ttlMs, droppedTags, kind: v.kind }
-    return { stored: Buffer.concat([plan.header, ...v.parts]), ttlMs, droppedTags, kind: v.kind }
-  } finally {
-    plan.free()
-  }
+  const { ttlMs, droppedTags } = plan
+  if (!plan.stored) return { stored: undefined, ttlMs, droppedTags, kind: v.kind }
+  return { stored: Buffer.concat([plan.header, ...v.parts]), ttlMs, droppedTags, kind: v.kind }
 }

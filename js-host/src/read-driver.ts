@@ -10,6 +10,8 @@
  * the glue (Node or web) the host loaded: the step codes have no TypeScript copy.
  */
 import { storedCompressed } from './compression.js'
+import { splitArgv } from './argv.js'
+import { Unpacker } from './packed.js'
 
 /** The binding's enums the driver reads steps with (numeric, as wasm-bindgen exports them). */
 export interface Binding {
@@ -117,8 +119,8 @@ export interface ReadMachine<E> {
   failed(engine: E, failure: number, now: number): number
   timer(engine: E, now: number): number
   undecodable(engine: E, now: number): number
-  /** `Acquire`, `Poll`: the script argv. */
-  argv(): string[]
+  /** `Acquire`, `Poll`: the script argv, NUL-joined (`splitArgv`). */
+  argv(): string
   log(): string
   error(): string
   renewal(engine: E): RenewMachine<E> | undefined
@@ -157,23 +159,41 @@ export interface Answer {
   free(): void
 }
 
-/** One step of a renewal machine (the binding's `RenewStep`). */
+/** One step of a renewal machine, as `renewStep` decodes it (the binding's `RenewStep`). */
 export interface RenewStep {
   readonly kind: number
-  /** `Done`: a debug line, `''` when none. */
-  readonly log: string
   readonly delayMs: number
+  /** `Send`: the script argv. */
   readonly argv: string[]
   readonly budgetMs: number
-  free(): void
+  /** `Done`: a debug line, `''` when none. */
+  readonly log: string
+}
+
+/**
+ * Decodes a renewal step the binding packed (its `RenewStep`, in its field order); a buffer of
+ * another layout throws `PackedError`.
+ */
+export function renewStep(packed: Uint8Array): RenewStep {
+  const u = new Unpacker(packed)
+  const step = {
+    kind: u.num(),
+    delayMs: u.num(),
+    argv: splitArgv(u.text()),
+    budgetMs: u.num(),
+    log: u.text(),
+  }
+  u.end()
+  return step
 }
 
 /** The renewal machine of a lease this process holds (the binding's `RenewMachine`). */
 export interface RenewMachine<E> {
-  start(engine: E, now: number): RenewStep
-  timer(engine: E, now: number): RenewStep
-  sent(engine: E, renewed: boolean, now: number): RenewStep
-  failed(engine: E, failure: number, now: number): RenewStep
+  /** Each call answers the next step, packed (`renewStep`). */
+  start(engine: E, now: number): Uint8Array
+  timer(engine: E, now: number): Uint8Array
+  sent(engine: E, renewed: boolean, now: number): Uint8Array
+  failed(engine: E, failure: number, now: number): Uint8Array
   free(): void
 }
 
@@ -486,12 +506,12 @@ function share<V>(
 function poll(
   engine: object,
   io: ReadIo,
-  argv: string[],
+  argv: string,
   budgetMs: number,
   began: number,
 ): [Promise<[Uint8Array | null, boolean]>, boolean] {
   const send = (): Promise<[Uint8Array | null, boolean]> =>
-    io.script(argv, budgetMs).then((reply): [Uint8Array | null, boolean] => {
+    io.script(splitArgv(argv), budgetMs).then((reply): [Uint8Array | null, boolean] => {
       if (!Array.isArray(reply)) {
         throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
       }
@@ -500,7 +520,7 @@ function poll(
     })
   if (io.shares !== true) return [send(), false]
   const heard = io.announcementsHeard?.() ?? 0
-  return share(polling, engine, argv.join('\0'), began, heard, send)
+  return share(polling, engine, argv, began, heard, send)
 }
 
 /** Which input the last bytes went in with: `NeedMore` gives them again the same way. */
@@ -938,7 +958,7 @@ class Read<E extends object, T> {
     const { engine, machine, io } = this
     let reply: Reply
     try {
-      reply = await io.script(machine.argv(), budgetMs)
+      reply = await io.script(splitArgv(machine.argv()), budgetMs)
     } catch (err) {
       // The machine then behaves as if there were no leases (regenerates or serves stale),
       // and says so in its answer's log.
@@ -1029,16 +1049,15 @@ function startRenewal<E extends object>(
 export async function renew<E>(engine: E, machine: RenewMachine<E>, io: ReadIo): Promise<void> {
   const { RenewStepKind: R } = io.binding
   try {
-    let step = machine.start(engine, io.now())
+    let step = renewStep(machine.start(engine, io.now()))
     for (let i = 0; i < MAX_RENEW_STEPS; i++) {
       const kind = step.kind
       if (kind === R.Done) {
         const line = step.log
         if (line !== '') io.debug(line)
-        step.free()
         return
       }
-      let next: RenewStep
+      let next: Uint8Array
       if (kind === R.Wait) {
         await io.sleep(step.delayMs)
         next = machine.timer(engine, io.now())
@@ -1051,10 +1070,8 @@ export async function renew<E>(engine: E, machine: RenewMachine<E>, io: ReadIo):
           next = machine.failed(engine, failureOf(io.binding, err), io.now())
         }
       }
-      step.free()
-      step = next
+      step = renewStep(next)
     }
-    step.free()
   } catch (err) {
     io.debug(`lease renewal stopped (${describeError(err)}): it expires`)
   } finally {

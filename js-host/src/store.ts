@@ -1,6 +1,7 @@
 import type { Engine } from './wasm'
 import type { Transport } from './transport'
 import { RedisReplyError } from './transport'
+import { splitArgv } from './argv'
 
 /** Where envelopes live: Redis, or this process's memory when no Redis is configured. */
 export interface EntryStore {
@@ -123,8 +124,8 @@ export class RedisStore implements EntryStore {
         const crossSlot = err instanceof RedisReplyError && err.message.includes('CROSSSLOT')
         const fallback = crossSlot ? this.engine?.unannouncedWrite(script.join('\0')) : undefined
         if (fallback === undefined) throw err
-        if (fallback.length > 0) {
-          await sendWithValue(this.transport, fallback, value, this.engine)
+        if (fallback !== '') {
+          await sendWithValue(this.transport, splitArgv(fallback), value, this.engine)
           return
         }
       }

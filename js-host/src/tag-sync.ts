@@ -6,6 +6,8 @@
  */
 import type { Logger } from './log.js'
 import { describe } from './log.js'
+import { splitArgv } from './argv.js'
+import { revalidated } from './packed.js'
 
 /**
  * The engine calls tag synchronisation makes (both bindings' `Engine` has them). Written out
@@ -13,8 +15,9 @@ import { describe } from './log.js'
  * name the workers glue (an ES module), nor the workers bundle Node's.
  */
 export interface TagEngine {
-  planTagRefresh(): string[]
-  planTagPull(now: number): string[]
+  /** The `EVALSHA` argvs come NUL-joined (`splitArgv`). */
+  planTagRefresh(): string
+  planTagPull(now: number): string
   followTagsByPush(maxPullIntervalMs: number): void
   readonly tagAnnounceChannel: string
   tagChannelUp(): void
@@ -30,18 +33,18 @@ export interface TagEngine {
     expireSeconds: number,
     now: number,
     queue: boolean,
-  ): { readonly droppedTags: string; readonly evicted: string; free(): void }
+  ): Uint8Array
   readonly outboxDropped: number
   readonly outboxParked: number
   readonly outboxLength: number
   readonly outboxHeadSeq: number
-  planOutboxHead(): string[]
+  planOutboxHead(): string
   refuseOutbox(seq: number, message: string, now: number): OutboxRefusalCode
   failOutbox(seq: number, now: number): void
   ackOutbox(seq: number): boolean
   applyUpdateReply(reply: Uint8Array): void
   readonly resendLength: number
-  planResend(): string[]
+  planResend(): string
   ackResend(): void
   readonly tagsSynced: boolean
   retryInMs(now: number): number
@@ -375,7 +378,7 @@ export class TagSync {
     const t = this.now()
     this.checkClock(t)
     try {
-      const reply = await this.script(this.engine.planTagPull(t), 'read')
+      const reply = await this.script(splitArgv(this.engine.planTagPull(t)), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
       const lost = this.engine.resendLength
       const changed = this.engine.applyRefresh(reply, this.now())
@@ -461,9 +464,9 @@ export class TagSync {
     let recorded: { droppedTags: string; evicted: string }
     try {
       // Without Redis the local mirror is all there is: nothing to queue.
-      const r = this.engine.revalidate(joined, mode, expire, now, this.script !== undefined)
-      recorded = { droppedTags: r.droppedTags, evicted: r.evicted }
-      r.free()
+      recorded = revalidated(
+        this.engine.revalidate(joined, mode, expire, now, this.script !== undefined),
+      )
     } catch (err) {
       // Invalid input (no tag within the core's byte limit): refused on every instance alike.
       const longest = tags.reduce((m, t) => Math.max(m, t.length), 0)
@@ -531,7 +534,7 @@ export class TagSync {
         this.watch()
         return false
       }
-      const argv = this.engine.planOutboxHead()
+      const argv = splitArgv(this.engine.planOutboxHead())
       const seq = this.engine.outboxHeadSeq
       let reply: unknown
       try {
@@ -586,7 +589,7 @@ export class TagSync {
     let batches = 0
     // Bounded: every pass acknowledges a batch taken off the queue or returns.
     while (this.engine.resendLength > 0) {
-      const argv = this.engine.planResend()
+      const argv = splitArgv(this.engine.planResend())
       if (argv.length === 0) break
       let reply: unknown
       try {

@@ -4,6 +4,8 @@
  * decides nothing. Node-free (Uint8Array, no `node:` imports): the Node adapters and the
  * workers entry both run it, each with its runtime's codec (compression.ts).
  */
+import { splitArgv } from './argv.js'
+import { Unpacker } from './packed.js'
 
 /** The binding's enums this driver compares against (the module's own objects). */
 export interface WriteEnums {
@@ -22,34 +24,15 @@ export interface WriteEnums {
   }
 }
 
-/** A step of the binding's `WriteMachine` (the fields this driver reads). */
-export interface WriteStepView {
-  readonly kind: number
-  readonly key: string
-  readonly header: Uint8Array
-  readonly ttlMs: number
-  readonly argv: string[]
-  readonly budgetMs: number
-  readonly waitMs: number
-  readonly keepUntil: number
-  readonly outageOnly: boolean
-  readonly codec: number
-  readonly level: number
-  readonly compressed: boolean
-  readonly outcome: number
-  readonly markLocal: boolean
-  readonly droppedTags: string
-  readonly log: string
-  readonly error: string
-  free(): void
-}
-
-/** The binding's `WriteMachine`, for an engine of type `E`. */
+/**
+ * The binding's `WriteMachine`, for an engine of type `E`: each call answers the next step,
+ * packed (`read` decodes it; the binding's `WriteStep` says the layout).
+ */
 export interface WriteMachineView<E> {
-  start(engine: E, now: number): WriteStepView
-  compressed(engine: E, bytes: number, now: number): WriteStepView
-  sent(engine: E, now: number): WriteStepView
-  failed(engine: E, failure: number, now: number): WriteStepView
+  start(engine: E, now: number): Uint8Array
+  compressed(engine: E, bytes: number, now: number): Uint8Array
+  sent(engine: E, now: number): Uint8Array
+  failed(engine: E, failure: number, now: number): Uint8Array
   free(): void
 }
 
@@ -174,7 +157,7 @@ function concat(header: Uint8Array, payload: Uint8Array | readonly Uint8Array[])
   return out
 }
 
-/** A step's fields, read at once so the wasm object can be freed. */
+/** A step's fields, as the binding packs them. */
 interface Step {
   kind: number
   key: string
@@ -195,33 +178,34 @@ interface Step {
   error: string
 }
 
-function read(step: WriteStepView, enums: WriteEnums): Step {
-  try {
-    const kind = step.kind
-    const k = enums.WriteStepKind
-    const compress = kind === k.Compress
-    return {
-      kind,
-      key: step.key,
-      header: kind === k.Store || compress ? step.header : new Uint8Array(0),
-      codec: compress ? step.codec : 0,
-      level: compress ? step.level : 0,
-      compressed: kind === k.Store && step.compressed,
-      ttlMs: step.ttlMs,
-      argv: kind === k.Done ? [] : step.argv,
-      budgetMs: step.budgetMs,
-      waitMs: step.waitMs,
-      keepUntil: step.keepUntil,
-      outageOnly: step.outageOnly,
-      outcome: step.outcome,
-      markLocal: step.markLocal,
-      droppedTags: kind === k.Done ? step.droppedTags : '',
-      log: kind === k.Done ? step.log : '',
-      error: kind === k.Done ? step.error : '',
-    }
-  } finally {
-    step.free()
+/**
+ * Decodes a packed step (the binding's `WriteStep`, in its field order); a buffer of another
+ * layout throws `PackedError`. Fields that do not apply to the step's kind are left as the
+ * binding wrote them: 0, empty, false.
+ */
+function read(packed: Uint8Array): Step {
+  const u = new Unpacker(packed)
+  const step: Step = {
+    kind: u.num(),
+    key: u.text(),
+    header: u.bytes(),
+    codec: u.num(),
+    level: u.num(),
+    compressed: u.flag(),
+    ttlMs: u.num(),
+    argv: splitArgv(u.text()),
+    budgetMs: u.num(),
+    waitMs: u.num(),
+    keepUntil: u.num(),
+    outageOnly: u.flag(),
+    outcome: u.num(),
+    markLocal: u.flag(),
+    droppedTags: u.text(),
+    log: u.text(),
+    error: u.text(),
   }
+  u.end()
+  return step
 }
 
 /**
@@ -240,7 +224,7 @@ export async function writeEntry<E extends object>(
 ): Promise<void> {
   let first: Step
   try {
-    first = read(machine.start(engine, io.now()), io.enums)
+    first = read(machine.start(engine, io.now()))
   } catch (err) {
     machine.free()
     io.log.error(`write not planned, entry not stored: ${io.describe(err)}`)
@@ -299,7 +283,7 @@ async function drive<E>(
       }
       if (step.kind === kinds.Compress) {
         plain = keep(step)
-        let next: WriteStepView
+        let next: Uint8Array
         try {
           if (io.compress === undefined) throw new Error('no codec in this runtime')
           deflated = await io.compress(step.codec, step.level, plain.subarray(step.header.length))
@@ -308,7 +292,7 @@ async function drive<E>(
           log.debug(`compression failed, the value is stored plain: ${io.describe(err)}`)
           next = machine.failed(engine, enums.Failure.NoConnection, io.now())
         }
-        step = read(next, enums)
+        step = read(next)
         continue
       }
       let sent: Promise<void>
@@ -326,7 +310,7 @@ async function drive<E>(
       } else {
         sent = io.script(step.argv, step.budgetMs)
       }
-      let next: WriteStepView
+      let next: Uint8Array
       try {
         await sent
         next = machine.sent(engine, io.now())
@@ -334,7 +318,7 @@ async function drive<E>(
         lastError = err
         next = machine.failed(engine, failureOf(err, enums), io.now())
       }
-      step = read(next, enums)
+      step = read(next)
     }
     log.error('write abandoned: the engine asked for too many steps')
   } catch (err) {

@@ -14,6 +14,7 @@ import { startTestRedis } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+const { plannedEntry } = require('../dist/packed.js')
 
 let redis
 let logDir
@@ -316,16 +317,18 @@ describe('incremental handler on Redis', () => {
     // A valid envelope whose JSON part is damaged.
     await A.h().set('/bad-json', v, ctxFor(v))
     const engine = new wasm.Engine({ prefix: 'inctest', deployment: 'd1' })
-    const { header } = engine.planIncrementalEntry(
-      '/bad-json',
-      3,
-      0,
-      0,
-      '',
-      60,
-      3600,
-      Uint32Array.from([3, 1]),
-      now(),
+    const { header } = plannedEntry(
+      engine.planIncrementalEntry(
+        '/bad-json',
+        3,
+        0,
+        0,
+        '',
+        60,
+        3600,
+        Uint32Array.from([3, 1]),
+        now(),
+      ),
     )
     const client = await redis.client()
     try {

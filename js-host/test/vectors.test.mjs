@@ -9,6 +9,7 @@ import { describe, test } from 'node:test'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+const { inspection, plannedEntry } = require('../dist/packed.js')
 const { inflateStored, streamCodecs } = require('../dist/compression.js')
 const { nodeCodecs } = require('../dist/node-codecs.js')
 
@@ -33,19 +34,19 @@ const hex = (bytes) => Buffer.from(bytes).toString('hex')
 /** The envelope of case `c`: its header as the binding plans it, and the TTL it gives. */
 function plan(engine, c) {
   const payload = Buffer.from(c.payload, 'utf8')
-  const plan = engine.planUseCacheEntry(
-    wasm.Interface.parse(c.interface),
-    c.cacheKey,
-    c.tags.join('\0'),
-    c.timestamp,
-    c.revalidate,
-    c.expire,
-    c.stale,
-    payload.byteLength,
-    c.now,
+  const { header, stored, ttlMs } = plannedEntry(
+    engine.planUseCacheEntry(
+      wasm.Interface.parse(c.interface),
+      c.cacheKey,
+      c.tags.join('\0'),
+      c.timestamp,
+      c.revalidate,
+      c.expire,
+      c.stale,
+      payload.byteLength,
+      c.now,
+    ),
   )
-  const { header, stored, ttlMs } = plan
-  plan.free()
   return { header, ttlMs: stored ? ttlMs : null, value: Buffer.concat([header, payload]) }
 }
 
@@ -83,13 +84,15 @@ describe('shared vectors through the binding', () => {
         engine.planTagUpdate(r.tags.join('\0'), mode, r.expireSeconds ?? Number.NaN, r.at)
       }
       const value = c.envelope === undefined ? Buffer.from(c.value, 'hex') : stored.get(c.envelope)
-      const { outcome } = engine.inspectEntry(
-        wasm.Interface.useCache('default'),
-        c.cacheKey,
-        value,
-        value.byteLength,
-        c.softTags.join('\0'),
-        c.now,
+      const { outcome } = inspection(
+        engine.inspectEntry(
+          wasm.Interface.useCache('default'),
+          c.cacheKey,
+          value,
+          value.byteLength,
+          c.softTags.join('\0'),
+          c.now,
+        ),
       )
       assert.equal(VERDICTS[outcome], c.verdict, c.name)
       engine.free()

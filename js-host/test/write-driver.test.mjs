@@ -83,6 +83,22 @@ function useCache(e, { revalidate = 60, expire = 3600, tags = 'a', payload = 10 
 const ops = (io) => io.calls.map((c) => c.op)
 
 describe('write driver, fake store and clock', () => {
+  test('a step buffer of another layout ends the write with a typed error, nothing sent', async () => {
+    const e = engine()
+    const io = fakeIo()
+    // A real first step, cut short inside its key.
+    const real = useCache(e)
+    const packed = real.start(e, T0)
+    real.free()
+    const machine = { start: () => packed.subarray(0, 14), freed: false }
+    machine.free = () => (machine.freed = true)
+    await writeEntry(e, machine, new Uint8Array(4), io)
+    assert.deepEqual(io.calls, [])
+    assert.equal(io.lines.error.length, 1)
+    assert.match(io.lines.error[0], /^write not planned, entry not stored: ERR_WASM_PACKED: /)
+    assert.ok(machine.freed)
+  })
+
   test('a cacheable entry: kept in the tier, then SET with header and payload', async () => {
     const e = engine()
     const io = fakeIo()

@@ -5,13 +5,16 @@ use fleetcache_core::config::{Config, BOUNDS};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{js_error, BindingError};
-use crate::js_value::to_js;
+use crate::objects::{self, JsObject};
 
 /// Every setting's default, as the object `new Engine(config)` accepts (`tagPruneAfterMs`,
 /// whose default follows `maxTtlSeconds`, is absent). Cold path: called once at start-up.
 #[wasm_bindgen]
 pub fn defaults() -> Result<JsValue, JsValue> {
-    to_js(&Config::default()).map_err(|e| js_error(&BindingError::from(e)))
+    let mut obj = JsObject::new();
+    objects::config(&Config::default(), &mut obj);
+    obj.finish()
+        .ok_or_else(|| js_error(&BindingError::ConfigShape(None)))
 }
 
 /// The bounds `new Engine(config)` checks the settings against (`maxEntryBytes`,
@@ -19,5 +22,8 @@ pub fn defaults() -> Result<JsValue, JsValue> {
 /// `maxLeaseWaitMs`, `tagPruneMarginMs`). Cold path: called once at start-up.
 #[wasm_bindgen]
 pub fn bounds() -> Result<JsValue, JsValue> {
-    to_js(&BOUNDS).map_err(|e| js_error(&BindingError::from(e)))
+    let mut obj = JsObject::new();
+    objects::bounds(&BOUNDS, &mut obj);
+    obj.finish()
+        .ok_or_else(|| js_error(&BindingError::ConfigShape(None)))
 }

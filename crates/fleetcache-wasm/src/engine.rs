@@ -9,7 +9,8 @@ use crate::codes::{
     RevalidationMode,
 };
 use crate::error::{js_error, BindingError};
-use crate::list::{join, split};
+use crate::list::{join, split, SEP};
+use crate::objects::{JsObject, Sink};
 
 /// What [`Engine::inspect_entry`] decided about a stored value.
 #[wasm_bindgen]
@@ -120,13 +121,21 @@ pub(crate) fn utf8_key(key: &JsString) -> Result<String, JsValue> {
     Ok(text)
 }
 
-pub(crate) fn script_argv(call: ScriptCall) -> Vec<String> {
-    let mut argv = Vec::with_capacity(3 + call.keys.len() + call.args.len());
-    argv.push("EVALSHA".to_owned());
-    argv.push(call.sha1);
-    argv.push(call.keys.len().to_string());
-    argv.extend(call.keys);
-    argv.extend(call.args);
+/// A script call's `EVALSHA` argv as it crosses to JS: one NUL-joined string (`list.rs`), one
+/// copy instead of an array of strings, whose conversion code every export returning one
+/// carried (docs/decisions/0028-wasm-size-budget.md). Keys and arguments hold no NUL: prefixes
+/// are `[A-Za-z0-9._-]`, tags printable text, tokens hex, numbers decimal.
+pub(crate) fn script_argv(call: ScriptCall) -> String {
+    let mut argv = String::from("EVALSHA");
+    let mut push = |item: &str| {
+        argv.push(SEP);
+        argv.push_str(item);
+    };
+    push(&call.sha1);
+    push(&call.keys.len().to_string());
+    for item in call.keys.iter().chain(&call.args) {
+        push(item);
+    }
     argv
 }
 
@@ -140,7 +149,7 @@ impl Engine {
         let config: Config = if config.is_undefined() || config.is_null() {
             Config::default()
         } else {
-            crate::js_value::from_js(config).map_err(|e| js_error(&BindingError::from(e)))?
+            crate::settings::read_config(&config).map_err(|e| js_error(&e))?
         };
         let inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
         Ok(Engine { inner })
@@ -192,7 +201,7 @@ impl Engine {
         mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
-    ) -> Result<Vec<String>, JsValue> {
+    ) -> Result<String, JsValue> {
         let rev = mode.with_expire(expire_seconds);
         let tags = split(tags);
         let epoch = random_token()?;
@@ -206,14 +215,14 @@ impl Engine {
     /// The `EVALSHA` argv that pulls tag changes since the mirror's version (the mirror notes
     /// which of its updates the pull checks).
     #[wasm_bindgen(js_name = planTagRefresh)]
-    pub fn plan_tag_refresh(&mut self) -> Vec<String> {
+    pub fn plan_tag_refresh(&mut self) -> String {
         script_argv(self.inner.plan_tag_refresh())
     }
 
     /// The `EVALSHA` argv of `planTagRefresh`, planned at `now`: following the tag state by
     /// push, the pull's start bounds how far behind the mirror may be.
     #[wasm_bindgen(js_name = planTagPull)]
-    pub fn plan_tag_pull(&mut self, now: f64) -> Vec<String> {
+    pub fn plan_tag_pull(&mut self, now: f64) -> String {
         script_argv(self.inner.plan_tag_pull(Millis(now)))
     }
 
@@ -246,8 +255,8 @@ impl Engine {
     /// appended as before; empty: a plain `SET`). `undefined` when `argv` is not an announcing
     /// page write. Later page writes still try to announce themselves.
     #[wasm_bindgen(js_name = unannouncedWrite)]
-    pub fn unannounced_write(&self, argv: &str) -> Option<Vec<String>> {
-        self.inner.unannounced_write(&split(argv))
+    pub fn unannounced_write(&self, argv: &str) -> Option<String> {
+        self.inner.unannounced_write(&split(argv)).map(|a| join(&a))
     }
 
     /// Redis answered `CLUSTER SLOTS` with "cluster support disabled": following by push,
@@ -317,11 +326,11 @@ impl Engine {
     /// The `EVALSHA` argv that merges lost tag records back into Redis; empty when none wait.
     /// The same batch comes again until `ackResend`.
     #[wasm_bindgen(js_name = planResend)]
-    pub fn plan_resend(&mut self) -> Result<Vec<String>, JsValue> {
+    pub fn plan_resend(&mut self) -> Result<String, JsValue> {
         let candidate = random_token()?;
         match self.inner.plan_resend(&candidate) {
             Ok(Some(call)) => Ok(script_argv(call)),
-            Ok(None) => Ok(Vec::new()),
+            Ok(None) => Ok(String::new()),
             Err(e) => Err(js_error(&e)),
         }
     }
@@ -553,13 +562,13 @@ impl Engine {
     /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the
     /// outbox is empty. Its sequence number is `outboxHeadSeq`.
     #[wasm_bindgen(js_name = planOutboxHead)]
-    pub fn plan_outbox_head(&self) -> Result<Vec<String>, JsValue> {
+    pub fn plan_outbox_head(&self) -> Result<String, JsValue> {
         let epoch = random_token()?;
         let head = self
             .inner
             .plan_outbox_head(&epoch)
             .map_err(|e| js_error(&e))?;
-        Ok(head.map_or_else(Vec::new, |(_, call)| script_argv(call)))
+        Ok(head.map_or_else(String::new, |(_, call)| script_argv(call)))
     }
 
     /// Sequence number of the outbox's oldest revalidation (0 when empty).
@@ -657,21 +666,6 @@ impl Engine {
     }
 }
 
-pub(crate) fn set(
-    obj: &js_sys::Object,
-    key: &str,
-    value: impl Into<JsValue>,
-) -> Result<(), JsValue> {
-    js_sys::Reflect::set(obj, &JsValue::from_str(key), &value.into()).map(|_| ())
-}
-
-fn string_array<S: AsRef<str>>(items: &[S]) -> js_sys::Array {
-    items
-        .iter()
-        .map(|s| JsValue::from_str(s.as_ref()))
-        .collect()
-}
-
 /// Decodes a stored value's envelope header for display (the `fleetcache inspect` CLI), without
 /// knowing its cache key and without judging it. `value` is the start of the stored value (the
 /// header is enough) and `totalLen` its full length. Returns a plain object (`formatVersion`,
@@ -687,36 +681,37 @@ pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValu
     let h = fleetcache_core::decode_stored_header(value, total_len as usize)
         .map_err(|e| js_error(&e))?;
     let m = &h.meta;
-    let o = js_sys::Object::new();
-    set(&o, "formatVersion", fleetcache_core::FORMAT_VERSION)?;
-    set(
-        &o,
+    // The objects writer of `stats` (objects.rs): one copy of the property-setting code.
+    let mut o = JsObject::new();
+    o.num("formatVersion", f64::from(fleetcache_core::FORMAT_VERSION));
+    o.text(
         "interface",
         match m.kind {
             EntryKind::UseCache => "use-cache",
             EntryKind::Incremental => "incremental",
         },
-    )?;
-    set(&o, "timestamp", m.timestamp.0)?;
-    set(&o, "revalidate", m.revalidate)?;
-    set(&o, "expire", m.expire)?;
-    set(&o, "stale", m.stale)?;
-    set(&o, "key", m.key.as_str())?;
-    set(&o, "tags", string_array(&m.tags))?;
+    );
+    o.num("timestamp", m.timestamp.0);
+    o.num("revalidate", m.revalidate);
+    o.num("expire", m.expire);
+    o.num("stale", m.stale);
+    o.text("key", &m.key);
+    let tags: js_sys::Array = m.tags.iter().map(|t| JsValue::from_str(t)).collect();
+    o.value("tags", &tags);
     let parts: js_sys::Array = m.parts.iter().map(|p| JsValue::from(*p)).collect();
-    set(&o, "parts", parts)?;
-    set(&o, "headerLen", h.header_len as f64)?;
-    set(&o, "payloadLen", h.payload_len as f64)?;
+    o.value("parts", &parts);
+    o.num("headerLen", h.header_len as f64);
+    o.num("payloadLen", h.payload_len as f64);
     if m.kind == EntryKind::Incremental {
         let d = Descriptor::decode(&m.meta).map_err(|e| js_error(&e))?;
-        set(&o, "valueKind", d.kind as u8)?;
-        set(&o, "rscData", d.has_rsc)?;
-        set(&o, "segments", d.segments)?;
-        set(&o, "revalidateFalse", d.revalidate_false)?;
-        set(&o, "noExpire", d.no_expire)?;
-        set(&o, "noCacheControl", d.no_cache_control)?;
+        o.num("valueKind", f64::from(d.kind as u8));
+        o.flag("rscData", d.has_rsc);
+        o.num("segments", f64::from(d.segments));
+        o.flag("revalidateFalse", d.revalidate_false);
+        o.flag("noExpire", d.no_expire);
+        o.flag("noCacheControl", d.no_cache_control);
     }
-    Ok(o.into())
+    o.finish().ok_or_else(|| js_error(&BindingError::Describe))
 }
 
 /// Observability: the counters the core keeps where it decides, read at collection
@@ -727,7 +722,9 @@ impl Engine {
     /// Cold path: called by `stats()` and by metric collection, not per request.
     pub fn stats(&self, now: f64) -> Result<JsValue, JsValue> {
         let snapshot = self.inner.stats_snapshot(Millis(now));
-        crate::js_value::to_js(&snapshot).map_err(|_| js_error(&BindingError::Stats))
+        let mut obj = crate::objects::JsObject::new();
+        crate::objects::stats(&snapshot, &mut obj);
+        obj.finish().ok_or_else(|| js_error(&BindingError::Stats))
     }
 
     /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags (the
@@ -763,16 +760,16 @@ impl Engine {
         created: f64,
         ttl_ms: f64,
         now: f64,
-    ) -> Result<Vec<String>, JsValue> {
+    ) -> Result<String, JsValue> {
         let iface = iface.get();
         let ttl = if ttl_ms.is_finite() && ttl_ms >= 1.0 {
             ttl_ms.floor() as u64
         } else {
-            return Ok(Vec::new());
+            return Ok(String::new());
         };
         Ok(self
             .inner
             .plan_seed_write(&iface, cache_key, Millis(created), ttl, Millis(now))
-            .map_or_else(Vec::new, script_argv))
+            .map_or_else(String::new, script_argv))
     }
 }

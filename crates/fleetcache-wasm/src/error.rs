@@ -61,6 +61,8 @@ pub(crate) enum BindingError {
     ConfigShape(Option<&'static str>),
     /// `stats` could not build its object.
     Stats,
+    /// `describeEnvelope` could not build its object.
+    Describe,
 }
 
 impl Display for BindingError {
@@ -79,6 +81,7 @@ impl Display for BindingError {
                 f.write_str("invalid fleetcache config: expected an object of settings")
             }
             BindingError::Stats => f.write_str("stats not writable"),
+            BindingError::Describe => f.write_str("envelope description not writable"),
         }
     }
 }
@@ -89,6 +92,7 @@ impl Coded for BindingError {
             BindingError::NoRandom => "ERR_RANDOM",
             BindingError::ConfigShape(_) => "ERR_CONFIG_INVALID",
             BindingError::Stats => "ERR_STATS",
+            BindingError::Describe => "ERR_DESCRIBE",
         }
     }
     fn setting(&self) -> Option<&'static str> {
@@ -96,12 +100,6 @@ impl Coded for BindingError {
             BindingError::ConfigShape(field) => *field,
             _ => None,
         }
-    }
-}
-
-impl From<crate::js_value::Error> for BindingError {
-    fn from(err: crate::js_value::Error) -> Self {
-        BindingError::ConfigShape(err.field)
     }
 }
 

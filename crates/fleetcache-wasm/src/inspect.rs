@@ -8,9 +8,10 @@ use wasm_bindgen::prelude::*;
 
 use crate::engine::{Engine, Iface, Outcome};
 use crate::list::split;
+use crate::pack::Packer;
 
-/// What [`Engine::inspect_entry`] decided about a stored value.
-#[wasm_bindgen]
+/// What [`Engine::inspect_entry`] decided about a stored value. JS gets it packed (`pack.rs`),
+/// in this order: `outcome`, `need`, `payloadOffset`, `lookup` (text), `error` (text).
 #[derive(Clone, Debug)]
 pub struct Inspection {
     outcome: Outcome,
@@ -20,35 +21,40 @@ pub struct Inspection {
     error: String,
 }
 
-#[wasm_bindgen]
 impl Inspection {
+    /// The verdict as JS reads it (see the type's docs for the order).
+    fn pack(&self) -> Vec<u8> {
+        Packer::default()
+            .num(f64::from(self.outcome as u8))
+            .num(f64::from(self.need))
+            .num(f64::from(self.payload_offset))
+            .text(&self.lookup)
+            .text(&self.error)
+            .finish()
+    }
+
     /// The verdict.
-    #[wasm_bindgen(getter)]
     pub fn outcome(&self) -> Outcome {
         self.outcome
     }
 
     /// `NeedMore`: bytes of prefix to give next time; 0 otherwise.
-    #[wasm_bindgen(getter)]
     pub fn need(&self) -> u32 {
         self.need
     }
 
     /// Where the payload starts (the header's length); 0 when the header was not decoded.
-    #[wasm_bindgen(getter, js_name = payloadOffset)]
     pub fn payload_offset(&self) -> u32 {
         self.payload_offset
     }
 
     /// What the lookup counted as (`hit`, `stale`, `expired`, `expired-by-tag`,
     /// `key-mismatch`, `corrupt`), `''` when it counted nothing (`NeedMore`).
-    #[wasm_bindgen(getter)]
     pub fn lookup(&self) -> String {
         self.lookup.clone()
     }
 
     /// `Corrupt`: the error code; `''` otherwise.
-    #[wasm_bindgen(getter)]
     pub fn error(&self) -> String {
         self.error.clone()
     }
@@ -56,11 +62,27 @@ impl Inspection {
 
 #[wasm_bindgen]
 impl Engine {
+    /// `inspectEntry`: [`Engine::inspect_entry`], packed (`Inspection`).
+    #[wasm_bindgen(js_name = inspectEntry)]
+    pub fn inspect_entry_packed(
+        &mut self,
+        iface: &Iface,
+        cache_key: &str,
+        prefix: &[u8],
+        total_len: u32,
+        soft_tags: &str,
+        now: f64,
+    ) -> Vec<u8> {
+        self.inspect_entry(iface, cache_key, prefix, total_len, soft_tags, now)
+            .pack()
+    }
+}
+
+impl Engine {
     /// Judges the stored value of `cacheKey` under `iface` at `now`, with the request's
     /// implicit tags (`softTags`, NUL-joined; a singular-handler value is judged with no
     /// request `revalidate`). `prefix` is the start of the value (4 KiB is enough for nearly
     /// every entry) and `totalLen` its full length; `NeedMore` asks for a longer prefix.
-    #[wasm_bindgen(js_name = inspectEntry)]
     pub fn inspect_entry(
         &mut self,
         iface: &Iface,

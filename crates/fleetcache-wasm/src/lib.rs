@@ -16,11 +16,13 @@ mod engine;
 mod error;
 mod inflate;
 mod inspect;
-mod js_value;
 mod list;
+mod objects;
+mod pack;
 mod plan;
 mod read;
 mod revalidate;
+mod settings;
 mod write;
 
 pub use codes::{

@@ -10,9 +10,11 @@ use crate::codes::ValueKind;
 use crate::engine::{Engine, Iface};
 use crate::error::js_error;
 use crate::list::split;
+use crate::pack::Packer;
 
-/// A planned entry: what to store, for how long, and what was left out of its tags.
-#[wasm_bindgen]
+/// A planned entry: what to store, for how long, and what was left out of its tags. JS gets it
+/// packed (`pack.rs`), in this order: `stored` (flag), `ttlMs`, `droppedTags` (text), `header`
+/// (bytes).
 pub struct PlannedEntry {
     header: Vec<u8>,
     ttl_ms: Option<u64>,
@@ -34,30 +36,35 @@ impl PlannedEntry {
     }
 }
 
-#[wasm_bindgen]
 impl PlannedEntry {
+    /// The entry as JS reads it (see the type's docs for the order).
+    fn pack(&self) -> Vec<u8> {
+        Packer::default()
+            .flag(self.stored())
+            .num(self.ttl_ms())
+            .text(&self.dropped_tags)
+            .bytes(&self.header)
+            .finish()
+    }
+
     /// The envelope header: the host stores `header ++ payload`.
-    #[wasm_bindgen(getter)]
     pub fn header(&self) -> Vec<u8> {
         self.header.clone()
     }
 
     /// False when the entry must not be stored (its lifetime is already over, or it is not
     /// cacheable); `ttlMs` is then NaN.
-    #[wasm_bindgen(getter)]
     pub fn stored(&self) -> bool {
         self.ttl_ms.is_some()
     }
 
     /// The entry's TTL in milliseconds (`PX`); NaN when it must not be stored.
-    #[wasm_bindgen(getter, js_name = ttlMs)]
     pub fn ttl_ms(&self) -> f64 {
         self.ttl_ms.map_or(f64::NAN, |v| v as f64)
     }
 
     /// The tags left out for being longer than the core's byte limit, as one log line's text;
     /// `""` when none was.
-    #[wasm_bindgen(getter, js_name = droppedTags)]
     pub fn dropped_tags(&self) -> String {
         self.dropped_tags.clone()
     }
@@ -65,10 +72,61 @@ impl PlannedEntry {
 
 #[wasm_bindgen]
 impl Engine {
+    /// `planUseCacheEntry`: [`Engine::plan_use_cache_entry`], packed (`PlannedEntry`).
+    #[allow(clippy::too_many_arguments)]
+    #[wasm_bindgen(js_name = planUseCacheEntry)]
+    pub fn plan_use_cache_entry_packed(
+        &mut self,
+        iface: &Iface,
+        cache_key: &str,
+        tags: &str,
+        timestamp: f64,
+        revalidate: f64,
+        expire: f64,
+        stale: f64,
+        payload_len: u32,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        self.plan_use_cache_entry(
+            iface,
+            cache_key,
+            tags,
+            timestamp,
+            revalidate,
+            expire,
+            stale,
+            payload_len,
+            now,
+        )
+        .map(|p| p.pack())
+    }
+
+    /// `planIncrementalEntry`: [`Engine::plan_incremental_entry`], packed (`PlannedEntry`).
+    #[allow(clippy::too_many_arguments)]
+    #[wasm_bindgen(js_name = planIncrementalEntry)]
+    pub fn plan_incremental_entry_packed(
+        &mut self,
+        cache_key: &str,
+        kind: ValueKind,
+        flags: u8,
+        segments: u16,
+        tags: &str,
+        revalidate: f64,
+        expire: f64,
+        parts: &[u32],
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        self.plan_incremental_entry(
+            cache_key, kind, flags, segments, tags, revalidate, expire, parts, now,
+        )
+        .map(|p| p.pack())
+    }
+}
+
+impl Engine {
     /// Plans a `'use cache'` entry of `cacheKey` under `iface` whose payload is `payloadLen`
     /// bytes, at `now`. Throws with the core's error code when the entry cannot be encoded.
     #[allow(clippy::too_many_arguments)]
-    #[wasm_bindgen(js_name = planUseCacheEntry)]
     pub fn plan_use_cache_entry(
         &mut self,
         iface: &Iface,
@@ -102,12 +160,12 @@ impl Engine {
     }
 
     /// Plans a singular-handler entry of `cacheKey` created at `now`. `kind`, `flags` (bitwise
-    /// or of `ValueFlag`s) and `segments` form the value descriptor (see the core's `incremental` module); `parts`
-    /// are the lengths of the parts the host appends, its JSON part first. `revalidate` and
-    /// `expire` are the value's `cacheControl` in seconds (ignored where the flags say
-    /// `false` / absent). Throws with the core's error code on a bad descriptor.
+    /// or of `ValueFlag`s) and `segments` form the value descriptor (see the core's
+    /// `incremental` module); `parts` are the lengths of the parts the host appends, its JSON
+    /// part first. `revalidate` and `expire` are the value's `cacheControl` in seconds (ignored
+    /// where the flags say `false` / absent). Throws with the core's error code on a bad
+    /// descriptor.
     #[allow(clippy::too_many_arguments)]
-    #[wasm_bindgen(js_name = planIncrementalEntry)]
     pub fn plan_incremental_entry(
         &mut self,
         cache_key: &str,

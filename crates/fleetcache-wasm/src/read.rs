@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
 use crate::list::{items, SEP};
+use crate::pack::Packer;
 
 /// Who consumes a read's answer.
 #[wasm_bindgen]
@@ -277,13 +278,13 @@ impl ReadStep {
         }
     }
 
-    /// `Acquire`, `Poll`: the `EVALSHA` argv to send.
-    pub fn argv(&self) -> Vec<String> {
+    /// `Acquire`, `Poll`: the `EVALSHA` argv to send, NUL-joined.
+    pub fn argv(&self) -> String {
         match &self.inner.action {
             core::ReadAction::Acquire { call, .. } | core::ReadAction::Poll { call, .. } => {
                 script_argv(call.clone())
             }
-            _ => Vec::new(),
+            _ => String::new(),
         }
     }
 
@@ -868,9 +869,9 @@ impl ReadMachine {
         self.fields.as_ptr() as usize as u32
     }
 
-    /// `Acquire`, `Poll`: the `EVALSHA` argv to send (empty for another step).
-    pub fn argv(&self) -> Vec<String> {
-        self.last.as_ref().map_or_else(Vec::new, ReadStep::argv)
+    /// `Acquire`, `Poll`: the `EVALSHA` argv to send, NUL-joined (`''` for another step).
+    pub fn argv(&self) -> String {
+        self.last.as_ref().map_or_else(String::new, ReadStep::argv)
     }
 
     /// `Answer`: debug log lines (`\n`-separated), `''` when none.
@@ -1027,20 +1028,33 @@ impl ReadMachine {
 
     /// The renewal of the lease this read won (`holdsLease`), if it won one.
     pub fn renewal(&self, _engine: &Engine) -> Option<RenewMachine> {
-        self.inner.renewal().map(|inner| RenewMachine { inner })
+        self.inner
+            .renewal()
+            .map(|inner| RenewMachine { inner, last: None })
     }
 }
 
-/// One step of a renewal.
-#[wasm_bindgen]
+/// One step of a renewal. JS gets it packed (`pack.rs`), in this order: `kind`, `delayMs`,
+/// `argv` (text, NUL-joined), `budgetMs`, `log` (text).
 pub struct RenewStep {
     inner: core::RenewStep,
 }
 
-#[wasm_bindgen]
+impl RenewStep {
+    /// The step as JS reads it (see the type's docs for the order).
+    fn pack(&self) -> Vec<u8> {
+        Packer::default()
+            .num(f64::from(self.kind() as u8))
+            .num(self.delay_ms())
+            .text(&self.argv())
+            .num(self.budget_ms())
+            .text(&self.log())
+            .finish()
+    }
+}
+
 impl RenewStep {
     /// What the host does next.
-    #[wasm_bindgen(getter)]
     pub fn kind(&self) -> RenewStepKind {
         match self.inner {
             core::RenewStep::Wait { .. } => RenewStepKind::Wait,
@@ -1050,7 +1064,6 @@ impl RenewStep {
     }
 
     /// `Wait`: the pause (ms).
-    #[wasm_bindgen(getter, js_name = delayMs)]
     pub fn delay_ms(&self) -> f64 {
         match self.inner {
             core::RenewStep::Wait { delay_ms } => delay_ms,
@@ -1058,17 +1071,15 @@ impl RenewStep {
         }
     }
 
-    /// `Send`: the `EVALSHA` argv.
-    #[wasm_bindgen(getter)]
-    pub fn argv(&self) -> Vec<String> {
+    /// `Send`: the `EVALSHA` argv, NUL-joined.
+    pub fn argv(&self) -> String {
         match &self.inner {
             core::RenewStep::Send { call, .. } => script_argv(call.clone()),
-            _ => Vec::new(),
+            _ => String::new(),
         }
     }
 
     /// `Send`: the command's budget (ms).
-    #[wasm_bindgen(getter, js_name = budgetMs)]
     pub fn budget_ms(&self) -> f64 {
         match self.inner {
             core::RenewStep::Send { budget_ms, .. } => budget_ms,
@@ -1077,7 +1088,6 @@ impl RenewStep {
     }
 
     /// `Done`: a debug line, `''` when none.
-    #[wasm_bindgen(getter)]
     pub fn log(&self) -> String {
         match &self.inner {
             core::RenewStep::Done { log } => log.clone(),
@@ -1090,6 +1100,8 @@ impl RenewStep {
 #[wasm_bindgen]
 pub struct RenewMachine {
     inner: core::RenewMachine,
+    /// The step answered last, for Rust callers (JS gets it packed).
+    last: Option<RenewStep>,
 }
 
 impl RenewMachine {
@@ -1098,44 +1110,52 @@ impl RenewMachine {
         engine: &mut Engine,
         input: core::RenewInput,
         now: f64,
-    ) -> Result<RenewStep, JsValue> {
-        engine
+    ) -> Result<Vec<u8>, JsValue> {
+        let step = engine
             .inner
             .renew_step(&mut self.inner, input, Millis(now))
             .map(|inner| RenewStep { inner })
-            .map_err(|e| js_error(&e))
+            .map_err(|e| js_error(&e))?;
+        let packed = step.pack();
+        self.last = Some(step);
+        Ok(packed)
+    }
+
+    /// The step answered last (for Rust callers; JS gets each step packed).
+    pub fn last_step(&self) -> Option<&RenewStep> {
+        self.last.as_ref()
     }
 }
 
 #[wasm_bindgen]
 impl RenewMachine {
-    /// Begins the renewals.
-    pub fn start(&mut self, engine: &mut Engine, now: f64) -> Result<RenewStep, JsValue> {
+    /// Begins the renewals; the first step, packed (`RenewStep`).
+    pub fn start(&mut self, engine: &mut Engine, now: f64) -> Result<Vec<u8>, JsValue> {
         self.step(engine, core::RenewInput::Start, now)
     }
 
-    /// The pause asked for by `Wait` is over.
-    pub fn timer(&mut self, engine: &mut Engine, now: f64) -> Result<RenewStep, JsValue> {
+    /// The pause asked for by `Wait` is over; the next step, packed.
+    pub fn timer(&mut self, engine: &mut Engine, now: f64) -> Result<Vec<u8>, JsValue> {
         self.step(engine, core::RenewInput::Timer, now)
     }
 
-    /// The renewal was answered: `renewed` when the script replied 1.
+    /// The renewal was answered: `renewed` when the script replied 1; the next step, packed.
     pub fn sent(
         &mut self,
         engine: &mut Engine,
         renewed: bool,
         now: f64,
-    ) -> Result<RenewStep, JsValue> {
+    ) -> Result<Vec<u8>, JsValue> {
         self.step(engine, core::RenewInput::Sent(renewed), now)
     }
 
-    /// The renewal brought no reply.
+    /// The renewal brought no reply; the next step, packed.
     pub fn failed(
         &mut self,
         engine: &mut Engine,
         failure: Failure,
         now: f64,
-    ) -> Result<RenewStep, JsValue> {
+    ) -> Result<Vec<u8>, JsValue> {
         self.step(engine, core::RenewInput::Failed(failure.into()), now)
     }
 }

@@ -7,26 +7,24 @@ use crate::codes::RevalidationMode;
 use crate::engine::{random_token, Engine};
 use crate::error::js_error;
 use crate::list::{join, split};
+use crate::pack::Packer;
 
-/// What recording a revalidation dropped, for the host's log lines.
-#[wasm_bindgen]
+/// What recording a revalidation dropped, for the host's log lines. JS gets it packed
+/// (`pack.rs`), in this order: `droppedTags` (text), `evicted` (text).
 pub struct Revalidated {
     dropped_tags: String,
     evicted: String,
 }
 
-#[wasm_bindgen]
 impl Revalidated {
     /// The tags left out for being longer than the core's byte limit, as one log line's text;
     /// `""` when none was.
-    #[wasm_bindgen(getter, js_name = droppedTags)]
     pub fn dropped_tags(&self) -> String {
         self.dropped_tags.clone()
     }
 
     /// The NUL-joined tags of the oldest queued revalidation, when the full outbox dropped it
     /// to make room; `""` otherwise.
-    #[wasm_bindgen(getter)]
     pub fn evicted(&self) -> String {
         self.evicted.clone()
     }
@@ -34,11 +32,29 @@ impl Revalidated {
 
 #[wasm_bindgen]
 impl Engine {
+    /// `revalidate`: [`Engine::record_revalidation`], packed (`Revalidated`).
+    pub fn revalidate(
+        &mut self,
+        tags: &str,
+        mode: RevalidationMode,
+        expire_seconds: f64,
+        now: f64,
+        queue: bool,
+    ) -> Result<Vec<u8>, JsValue> {
+        let r = self.record_revalidation(tags, mode, expire_seconds, now, queue)?;
+        Ok(Packer::default()
+            .text(&r.dropped_tags)
+            .text(&r.evicted)
+            .finish())
+    }
+}
+
+impl Engine {
     /// Records a revalidation of the NUL-joined `tags` at `now`: in the local mirror at once
     /// and, with `queue`, in the outbox behind earlier ones, for Redis (without, this process's
     /// revalidations are the whole tag state), with `expireSeconds` NaN when a `Stale` profile
     /// has no expire. Throws when no tag is within the core's limits.
-    pub fn revalidate(
+    pub fn record_revalidation(
         &mut self,
         tags: &str,
         mode: RevalidationMode,

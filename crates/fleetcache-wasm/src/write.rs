@@ -1,5 +1,7 @@
 //! The write machine exported to JS: one `set` of either Next surface, stepped one input at a
-//! time. Every call returns one [`WriteStep`]; nothing is kept between calls but the machine.
+//! time. Every call returns one [`WriteStep`], packed (`pack.rs`): one buffer the host decodes
+//! (js-host/src/write-driver.ts) instead of a class with a getter per field; nothing is kept
+//! between calls but the machine and, for Rust callers, the step it answered last.
 
 use fleetcache_core::{Millis, WriteDone, WriteInput, WriteRequest, WriteResult};
 use js_sys::JsString;
@@ -8,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use crate::codes::{Codec, ValueKind};
 use crate::engine::{script_argv, utf8_key, Engine, Iface};
 use crate::list::split;
+use crate::pack::Packer;
 use crate::read::Failure;
 
 /// What a [`WriteStep`] asks the host to do.
@@ -51,15 +54,17 @@ pub enum WriteOutcome {
 }
 
 /// One step of a [`WriteMachine`]. Fields that do not apply to `kind` read as 0 / `''` /
-/// empty / false.
-#[wasm_bindgen]
+/// empty / false. JS gets it packed, in this order: `kind`, `key`, `header`, `codec`, `level`,
+/// `compressed`, `ttlMs`, `argv`, `budgetMs`, `waitMs`, `keepUntil`, `outageOnly`, `outcome`,
+/// `markLocal`, `droppedTags`, `log`, `error` (numbers and flags as numbers, `header` as bytes,
+/// the rest as text; `argv` NUL-joined).
 #[derive(Debug)]
 pub struct WriteStep {
     kind: WriteStepKind,
     key: String,
     header: Vec<u8>,
     ttl_ms: f64,
-    argv: Vec<String>,
+    argv: String,
     budget_ms: f64,
     wait_ms: f64,
     keep_until: f64,
@@ -81,7 +86,7 @@ impl WriteStep {
             key: String::new(),
             header: Vec::new(),
             ttl_ms: 0.0,
-            argv: Vec::new(),
+            argv: String::new(),
             budget_ms: 0.0,
             wait_ms: 0.0,
             keep_until: 0.0,
@@ -103,7 +108,7 @@ impl WriteStep {
                 key: s.key,
                 header: s.header,
                 ttl_ms: s.ttl_ms as f64,
-                argv: s.script.map_or_else(Vec::new, script_argv),
+                argv: s.script.map_or_else(String::new, script_argv),
                 budget_ms: s.budget_ms,
                 wait_ms: s.wait_ms,
                 keep_until: s.keep_until.0,
@@ -149,108 +154,116 @@ impl WriteStep {
     }
 }
 
-#[wasm_bindgen]
+impl WriteStep {
+    /// The step as JS reads it (see the type's docs for the order).
+    fn pack(&self) -> Vec<u8> {
+        Packer::default()
+            .num(f64::from(self.kind as u8))
+            .text(&self.key)
+            .bytes(&self.header)
+            .num(f64::from(self.codec as u8))
+            .num(f64::from(self.level))
+            .flag(self.compressed)
+            .num(self.ttl_ms)
+            .text(&self.argv)
+            .num(self.budget_ms)
+            .num(self.wait_ms)
+            .num(self.keep_until)
+            .flag(self.outage_only)
+            .num(f64::from(self.outcome as u8))
+            .flag(self.mark_local)
+            .text(&self.dropped_tags)
+            .text(&self.log)
+            .text(&self.error)
+            .finish()
+    }
+}
+
 impl WriteStep {
     /// What to do.
-    #[wasm_bindgen(getter)]
     pub fn kind(&self) -> WriteStepKind {
         self.kind
     }
 
     /// The entry's Redis key (Store; Done when a key was planned).
-    #[wasm_bindgen(getter)]
     pub fn key(&self) -> String {
         self.key.clone()
     }
 
     /// The envelope header to put before the payload (Store; Compress: the plain value's).
-    #[wasm_bindgen(getter)]
     pub fn header(&self) -> Vec<u8> {
         self.header.clone()
     }
 
     /// The codec to compress with (Compress).
-    #[wasm_bindgen(getter)]
     pub fn codec(&self) -> Codec {
         self.codec
     }
 
     /// The codec's level, for a codec that takes one (Compress).
-    #[wasm_bindgen(getter)]
     pub fn level(&self) -> u32 {
         self.level
     }
 
     /// The value is `header ++` the Compress step's codec output (Store).
-    #[wasm_bindgen(getter)]
     pub fn compressed(&self) -> bool {
         self.compressed
     }
 
     /// `PX` in ms (Store).
-    #[wasm_bindgen(getter, js_name = ttlMs)]
     pub fn ttl_ms(&self) -> f64 {
         self.ttl_ms
     }
 
-    /// The `EVALSHA` argv (Store: empty for a plain `SET`, else the value goes last; Release).
-    #[wasm_bindgen(getter)]
-    pub fn argv(&self) -> Vec<String> {
+    /// The `EVALSHA` argv, NUL-joined (Store: `''` for a plain `SET`, else the value goes
+    /// last; Release).
+    pub fn argv(&self) -> String {
         self.argv.clone()
     }
 
     /// The command's budget in ms (Store, Release).
-    #[wasm_bindgen(getter, js_name = budgetMs)]
     pub fn budget_ms(&self) -> f64 {
         self.budget_ms
     }
 
     /// How long the caller waits for the store before resolving Next's `set`, in ms; the
     /// write goes on (Store, Compress).
-    #[wasm_bindgen(getter, js_name = waitMs)]
     pub fn wait_ms(&self) -> f64 {
         self.wait_ms
     }
 
     /// Until when the tier keeps this process's copy (Store, Compress).
-    #[wasm_bindgen(getter, js_name = keepUntil)]
     pub fn keep_until(&self) -> f64 {
         self.keep_until
     }
 
     /// The tier keeps the copy for outages only (Store, Compress).
-    #[wasm_bindgen(getter, js_name = outageOnly)]
     pub fn outage_only(&self) -> bool {
         self.outage_only
     }
 
     /// How the write ended (Done).
-    #[wasm_bindgen(getter)]
     pub fn outcome(&self) -> WriteOutcome {
         self.outcome
     }
 
     /// Mark the tier's copy of `key` as this process's own: it never reached Redis (Done).
-    #[wasm_bindgen(getter, js_name = markLocal)]
     pub fn mark_local(&self) -> bool {
         self.mark_local
     }
 
     /// Warning line: tags dropped for being too long (Done), `''` when none.
-    #[wasm_bindgen(getter, js_name = droppedTags)]
     pub fn dropped_tags(&self) -> String {
         self.dropped_tags.clone()
     }
 
     /// Debug line (Done), `''` when none.
-    #[wasm_bindgen(getter)]
     pub fn log(&self) -> String {
         self.log.clone()
     }
 
     /// Error line (Done), `''` when none; with `Failed` the host appends `': '` and its
     /// error's description.
-    #[wasm_bindgen(getter)]
     pub fn error(&self) -> String {
         self.error.clone()
     }
@@ -264,6 +277,8 @@ impl WriteStep {
 #[derive(Debug)]
 pub struct WriteMachine {
     inner: fleetcache_core::WriteMachine,
+    /// The step answered last, for Rust callers (JS gets it packed).
+    last: Option<WriteStep>,
 }
 
 #[wasm_bindgen]
@@ -298,6 +313,7 @@ impl WriteMachine {
         };
         Ok(WriteMachine {
             inner: engine.inner.write_start(request, Millis(now)),
+            last: None,
         })
     }
 
@@ -333,6 +349,7 @@ impl WriteMachine {
         };
         Ok(WriteMachine {
             inner: engine.inner.write_start(request, Millis(now)),
+            last: None,
         })
     }
 
@@ -351,35 +368,53 @@ impl WriteMachine {
         };
         Ok(WriteMachine {
             inner: engine.inner.write_start(request, Millis(now)),
+            last: None,
         })
     }
 
-    /// The first step.
-    pub fn start(&mut self, engine: &mut Engine, now: f64) -> WriteStep {
-        WriteStep::from_core(engine.inner.write_first(&mut self.inner, Millis(now)))
+    /// The first step, packed (`WriteStep`).
+    pub fn start(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
+        let step = engine.inner.write_first(&mut self.inner, Millis(now));
+        self.answer(step)
     }
 
-    /// The last step's command was answered.
-    pub fn sent(&mut self, engine: &mut Engine, now: f64) -> WriteStep {
+    /// The last step's command was answered; the next step, packed.
+    pub fn sent(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
         self.step(engine, WriteInput::Sent, now)
     }
 
-    /// The last step's command got no usable answer.
-    pub fn failed(&mut self, engine: &mut Engine, failure: Failure, now: f64) -> WriteStep {
+    /// The last step's command got no usable answer; the next step, packed.
+    pub fn failed(&mut self, engine: &mut Engine, failure: Failure, now: f64) -> Vec<u8> {
         self.step(engine, WriteInput::Failed(failure.into()), now)
     }
 
-    /// The Compress step's codec produced `bytes` bytes.
-    pub fn compressed(&mut self, engine: &mut Engine, bytes: u32, now: f64) -> WriteStep {
+    /// The Compress step's codec produced `bytes` bytes; the next step, packed.
+    pub fn compressed(&mut self, engine: &mut Engine, bytes: u32, now: f64) -> Vec<u8> {
         self.step(engine, WriteInput::Compressed(u64::from(bytes)), now)
     }
 
     /// The host could not send the planned value: nothing is stored, a held lease is let go.
-    pub fn abandon(&mut self, engine: &mut Engine, now: f64) -> WriteStep {
+    /// The next step, packed.
+    pub fn abandon(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
         self.step(engine, WriteInput::Abandon, now)
     }
+}
 
-    fn step(&mut self, engine: &mut Engine, input: WriteInput, now: f64) -> WriteStep {
-        WriteStep::from_core(engine.inner.write_step(&mut self.inner, input, Millis(now)))
+impl WriteMachine {
+    fn step(&mut self, engine: &mut Engine, input: WriteInput, now: f64) -> Vec<u8> {
+        let step = engine.inner.write_step(&mut self.inner, input, Millis(now));
+        self.answer(step)
+    }
+
+    fn answer(&mut self, step: fleetcache_core::WriteStep) -> Vec<u8> {
+        let step = WriteStep::from_core(step);
+        let packed = step.pack();
+        self.last = Some(step);
+        packed
+    }
+
+    /// The step answered last (for Rust callers; JS gets each step packed).
+    pub fn last_step(&self) -> Option<&WriteStep> {
+        self.last.as_ref()
     }
 }

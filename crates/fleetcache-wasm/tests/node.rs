@@ -198,13 +198,14 @@ fn garbage_is_corrupt_with_a_code() {
 fn tag_updates_apply_locally_and_plan_a_script() {
     let mut e = engine("d1");
     let value = stored(&mut e, "k", "products", b"v");
-    let argv = e
+    let joined = e
         .plan_tag_update("products", RevalidationMode::Expire, f64::NAN, NOW + 10.0)
         .unwrap();
+    let argv: Vec<&str> = joined.split('\0').collect();
     assert_eq!(argv[0], "EVALSHA");
     assert_eq!(argv[1].len(), 40);
     assert_eq!(argv[2], "3");
-    assert!(e.script_source(&argv[1]).is_some());
+    assert!(e.script_source(argv[1]).is_some());
     assert_eq!(
         e.inspect_entry(
             &uc("default"),
@@ -305,6 +306,45 @@ fn config_object_shape_rules() {
     .unwrap();
     assert_eq!(e.max_entry_bytes(), 4096.0);
     assert!(build(&[("tagPruneAfterMs", JsValue::UNDEFINED)]).is_ok());
+
+    // Each rule at its edges: a negative `BigInt`, a `u32` past its range, an integer past
+    // 2^53, `null` for a setting that is not optional, a string setting given a boolean, a
+    // release that is not an object or whose `prerelease` is not a boolean.
+    refused(
+        &[("maxEntryBytes", js_sys::BigInt::from(-1i64).into())],
+        "maxEntryBytes",
+    );
+    refused(
+        &[("breakerFailures", js_sys::BigInt::from(1u64 << 32).into())],
+        "breakerFailures",
+    );
+    refused(
+        &[("outboxCapacity", 4_294_967_296.0.into())],
+        "outboxCapacity",
+    );
+    refused(&[("memoryBytes", 2f64.powi(60).into())], "memoryBytes");
+    refused(&[("leases", JsValue::NULL)], "leases");
+    refused(&[("prefix", true.into())], "prefix");
+    refused(&[("nextRelease", "16.0.0".into())], "nextRelease");
+    let release = js_sys::Object::new();
+    for (k, v) in [("major", 16), ("minor", 0), ("patch", 0)] {
+        js_sys::Reflect::set(&release, &k.into(), &v.into()).unwrap();
+    }
+    js_sys::Reflect::set(&release, &"prerelease".into(), &1.into()).unwrap();
+    refused(&[("nextRelease", release.into())], "nextRelease");
+    // A `BigInt` for a number setting, and the first wrong setting in field order is named.
+    assert!(build(&[("readTimeoutMs", js_sys::BigInt::from(300u64).into())]).is_ok());
+    refused(&[("leases", 1.into()), ("prefix", 1.into())], "prefix");
+
+    // Every setting is read: each one `defaults()` lists, given a value no setting takes, is
+    // refused by its name.
+    let defaults = fleetcache_wasm::defaults().unwrap();
+    let names = js_sys::Object::keys(defaults.unchecked_ref::<js_sys::Object>());
+    assert_eq!(names.length(), 24, "{names:?}");
+    for name in names.iter() {
+        let name = name.as_string().unwrap();
+        refused(&[(name.as_str(), js_sys::Symbol::for_("x").into())], &name);
+    }
 }
 
 #[wasm_bindgen_test]
@@ -412,7 +452,7 @@ fn outbox_through_the_binding() {
     assert!(e.plan_outbox_head().unwrap().is_empty());
     assert_eq!(e.outbox_head_seq(), 0.0);
     let queue = |e: &mut Engine, tags: &str, mode: RevalidationMode, expire: f64| {
-        e.revalidate(tags, mode, expire, NOW, true)
+        e.record_revalidation(tags, mode, expire, NOW, true)
     };
     assert_eq!(
         queue(&mut e, "a", RevalidationMode::Expire, f64::NAN)
@@ -435,7 +475,8 @@ fn outbox_through_the_binding() {
     );
     assert_eq!(e.outbox_dropped(), 1.0);
     assert_eq!(e.outbox_length(), 2);
-    let argv = e.plan_outbox_head().unwrap();
+    let joined = e.plan_outbox_head().unwrap();
+    let argv: Vec<&str> = joined.split('\0').collect();
     assert_eq!(argv[0], "EVALSHA");
     assert_eq!(&argv[argv.len() - 2..], ["b", "c"]);
     let seq = e.outbox_head_seq();
@@ -471,7 +512,7 @@ fn outbox_through_the_binding() {
     // Without the outbox: applied here only, nothing queued.
     let length = e.outbox_length();
     let local = e
-        .revalidate("local", RevalidationMode::Expire, f64::NAN, NOW, false)
+        .record_revalidation("local", RevalidationMode::Expire, f64::NAN, NOW, false)
         .unwrap();
     assert_eq!(
         (local.dropped_tags(), local.evicted()),
@@ -602,6 +643,38 @@ fn stats_and_describe_envelope_cross_as_plain_objects() {
     );
     assert_eq!(get(&d, &["payloadLen"]).as_f64(), Some(3.0));
     assert_eq!(js_sys::Array::from(&get(&d, &["tags"])).length(), 2);
+    assert_eq!(get(&d, &["formatVersion"]).as_f64(), Some(1.0));
+    assert!(get(&d, &["valueKind"]).is_undefined());
+    // A singular-handler entry: its descriptor too.
+    let plan = engine
+        .plan_incremental_entry(
+            "/r",
+            ValueKind::AppRoute,
+            0,
+            0,
+            "",
+            60.0,
+            3600.0,
+            &[2, 1],
+            NOW,
+        )
+        .unwrap();
+    let mut inc = plan.header();
+    inc.extend_from_slice(b"xyz");
+    let d = fleetcache_wasm::describe_envelope(&inc, inc.len() as u32).unwrap();
+    assert_eq!(
+        get(&d, &["interface"]).as_string().as_deref(),
+        Some("incremental")
+    );
+    assert_eq!(
+        get(&d, &["valueKind"]).as_f64(),
+        Some(f64::from(ValueKind::AppRoute as u8))
+    );
+    assert_eq!(get(&d, &["rscData"]).as_bool(), Some(false));
+    assert_eq!(get(&d, &["noExpire"]).as_bool(), Some(false));
+    assert_eq!(get(&d, &["segments"]).as_f64(), Some(0.0));
+    let parts = js_sys::Array::from(&get(&d, &["parts"]));
+    assert_eq!(parts.to_vec(), [JsValue::from(2), JsValue::from(1)]);
     let err = fleetcache_wasm::describe_envelope(&[b'x'; 64], 64).unwrap_err();
     assert_eq!(
         get(&err, &["code"]).as_string().as_deref(),
@@ -662,7 +735,16 @@ fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
         NOW,
     )
     .unwrap();
-    let step = m.start(&mut e, NOW);
+    let packed = m.start(&mut e, NOW);
+    let step = m.last_step().unwrap();
+    // The packed step starts with its kind and its key (js-host/src/write-driver.ts reads on).
+    assert_eq!(
+        packed[..8],
+        f64::from(WriteStepKind::Store as u8).to_le_bytes()
+    );
+    let key_len = step.key().len();
+    assert_eq!(packed[8..12], u32::try_from(key_len).unwrap().to_le_bytes());
+    assert_eq!(&packed[12..12 + key_len], step.key().as_bytes());
     assert_eq!(step.kind(), WriteStepKind::Store);
     assert_eq!(step.key(), e.entry_key(&uc("default"), &key("k")).unwrap());
     assert_eq!(step.ttl_ms(), 3_600_000.0);
@@ -672,7 +754,8 @@ fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
     let described = fleetcache_wasm::describe_envelope(&value, value.len() as u32).unwrap();
     let stored_key = js_sys::Reflect::get(&described, &"key".into()).unwrap();
     assert_eq!(stored_key.as_string().as_deref(), Some("k"));
-    let done = m.failed(&mut e, Failure::Timeout, NOW);
+    m.failed(&mut e, Failure::Timeout, NOW);
+    let done = m.last_step().unwrap();
     assert_eq!(done.kind(), WriteStepKind::Done);
     assert_eq!(done.outcome(), WriteOutcome::Failed);
     assert!(done.mark_local());

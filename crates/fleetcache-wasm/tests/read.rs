@@ -93,23 +93,29 @@ fn a_miss_wins_the_lease_and_renews_it() {
     m.reply(&mut e, None, 0.0, false, NOW).unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Acquire);
-    assert_eq!(s.argv()[0], "EVALSHA");
-    assert!(s.argv().iter().any(|a| a == TOKEN));
+    assert!(s.argv().starts_with("EVALSHA\0"));
+    assert!(s.argv().split('\0').any(|a| a == TOKEN));
     m.lease_reply(&mut e, 1.0, NOW).unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!((s.kind(), s.served()), (ReadStepKind::Answer, Served::Miss));
     assert!(s.holds_lease() && s.regenerates());
     assert!(s.log().contains("regenerating here"));
     let mut r = m.renewal(&e).unwrap();
-    let w = r.start(&mut e, NOW).unwrap();
-    assert_eq!(w.kind(), RenewStepKind::Wait);
-    let s = r.timer(&mut e, NOW + w.delay_ms()).unwrap();
+    let packed = r.start(&mut e, NOW).unwrap();
+    let delay = r.last_step().unwrap().delay_ms();
+    assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Wait);
+    // Packed as js-host/src/read-driver.ts (`renewStep`) reads it: kind, then the pause.
+    assert_eq!(
+        packed[..8],
+        f64::from(RenewStepKind::Wait as u8).to_le_bytes()
+    );
+    assert_eq!(packed[8..16], delay.to_le_bytes());
+    r.timer(&mut e, NOW + delay).unwrap();
+    let s = r.last_step().unwrap();
     assert_eq!(s.kind(), RenewStepKind::Send);
-    assert_eq!(s.argv()[0], "EVALSHA");
-    let s = r
-        .failed(&mut e, Failure::Timeout, NOW + w.delay_ms())
-        .unwrap();
-    assert_eq!(s.kind(), RenewStepKind::Wait);
+    assert!(s.argv().starts_with("EVALSHA\0"));
+    r.failed(&mut e, Failure::Timeout, NOW + delay).unwrap();
+    assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Wait);
 }
 
 #[wasm_bindgen_test]
@@ -524,9 +530,10 @@ fn a_reused_machine_requests_leases_with_tokens_of_its_own() {
         m.own_write(&mut e, None, NOW).unwrap();
         m.tier(&mut e, None, 0.0, NOW).unwrap();
         m.reply(&mut e, None, 0.0, false, NOW).unwrap();
-        let argv = m.last_step().unwrap().argv();
+        let joined = m.last_step().unwrap().argv();
+        let argv: Vec<&str> = joined.split('\0').collect();
         assert_eq!(argv[0], "EVALSHA");
-        tokens.push(argv[5].clone());
+        tokens.push(argv[5].to_owned());
         // Another instance holds the lease: no renewal here, and the read ends as a wait.
         m.lease_reply(&mut e, 0.0, NOW).unwrap();
         m.reuse_use_cache(&e, &uc(), &key, None, "", true, Consumer::Serves, NOW)

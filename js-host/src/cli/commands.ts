@@ -8,6 +8,8 @@ import { inflateStored, storedCompressed } from '../compression'
 import { describe } from '../log'
 import { nodeCodecs } from '../node-codecs'
 import { runScript } from '../transport'
+import { splitArgv } from '../argv'
+import { inspection } from '../packed'
 import { wasm, type Engine } from '../wasm'
 import { ValueKind } from '../value-codec'
 import { globEscape, Progress, scanPages, scanTargets, type Conn } from './redis'
@@ -242,7 +244,7 @@ export async function loadTagState(conn: Conn, engine: Engine): Promise<void> {
   for (let i = 0; i < MAX_LOAD_CALLS && !engine.tagsSynced; i++) {
     const reply = await runScript(
       { send: (argv) => conn.send(argv), close: () => Promise.resolve() },
-      engine.planTagRefresh(),
+      splitArgv(engine.planTagRefresh()),
       (sha) => engine.scriptSource(sha),
     )
     if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
@@ -310,7 +312,9 @@ export async function inspectKey(
       plain = value
     }
     const judged = plain ?? value
-    const seen = engine.inspectEntry(iface, header.key, judged, judged.byteLength, '', now())
+    const seen = inspection(
+      engine.inspectEntry(iface, header.key, judged, judged.byteLength, '', now()),
+    )
     const report: InspectReport = {
       key,
       ttlMs,

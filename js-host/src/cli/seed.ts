@@ -19,6 +19,7 @@
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 
+import { splitArgv } from '../argv'
 import { now } from '../clock'
 import type { FleetcacheOptions } from '../config'
 import { resolveOptions } from '../config'
@@ -369,7 +370,9 @@ export async function seed(
         skipped.push(`${s.route}: not cacheable (revalidate 0)`)
         continue
       }
-      const argv = engine.planSeedWrite(INCREMENTAL, s.key, created, envelope.ttlMs, now())
+      const argv = splitArgv(
+        engine.planSeedWrite(INCREMENTAL, s.key, created, envelope.ttlMs, now()),
+      )
       if (argv.length === 0) {
         expired.push(s.route)
         continue

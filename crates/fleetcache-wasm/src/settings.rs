@@ -1,0 +1,166 @@
+//! The configuration object `new Engine(config)` reads, field by field, by hand: serde's
+//! derived reader of `Config` and a deserializer to drive it were the largest part of the
+//! constructor's export (docs/decisions/0028-wasm-size-budget.md).
+//!
+//! The rules are the ones the host was written against: a setting that is absent (`undefined`
+//! and not an own or inherited property) takes its default; `null` or `undefined` is "none" for
+//! an optional setting and refused for another; other properties of the object are not read; a
+//! number setting takes any number or a `BigInt` in `u64`'s range; an integer setting takes a
+//! safe integer or a `BigInt`, in its type's range; a setting of the wrong type is refused with
+//! `ERR_CONFIG_INVALID` naming it, the first in `Config`'s field order.
+
+use fleetcache_core::{Config, NextRelease};
+use js_sys::Reflect;
+use wasm_bindgen::JsValue;
+
+use crate::error::BindingError;
+
+/// Reads the settings object `obj` over `Config::default()`.
+pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
+    if !obj.is_object() {
+        return Err(BindingError::ConfigShape(None));
+    }
+    let p = Props(obj);
+    let mut c = Config::default();
+    p.string("prefix", &mut c.prefix)?;
+    p.string("deployment", &mut c.deployment)?;
+    p.unsigned("maxEntryBytes", &mut c.max_entry_bytes)?;
+    p.number("maxTtlSeconds", &mut c.max_ttl_seconds)?;
+    p.number("defaultTtlSeconds", &mut c.default_ttl_seconds)?;
+    p.unsigned("memoryBytes", &mut c.memory_bytes)?;
+    p.unsigned("compressMinBytes", &mut c.compress_min_bytes)?;
+    p.unsigned32("compressLevel", &mut c.compress_level)?;
+    if let Some(v) = p.get("tagPruneAfterMs")? {
+        c.tag_prune_after_ms = match none_or(v) {
+            None => None,
+            Some(v) => Some(number(&v).ok_or_else(|| bad("tagPruneAfterMs"))?),
+        };
+    }
+    p.number("readTimeoutMs", &mut c.read_timeout_ms)?;
+    p.number("writeTimeoutMs", &mut c.write_timeout_ms)?;
+    p.number("connectTimeoutMs", &mut c.connect_timeout_ms)?;
+    p.unsigned32("breakerFailures", &mut c.breaker_failures)?;
+    p.number("breakerFailureRate", &mut c.breaker_failure_rate)?;
+    p.unsigned32("breakerMinCalls", &mut c.breaker_min_calls)?;
+    p.number("breakerWindowMs", &mut c.breaker_window_ms)?;
+    p.number("breakerOpenMs", &mut c.breaker_open_ms)?;
+    p.number("breakerMaxOpenMs", &mut c.breaker_max_open_ms)?;
+    p.unsigned32("outboxCapacity", &mut c.outbox_capacity)?;
+    p.boolean("leases", &mut c.leases)?;
+    p.number("leaseTtlMs", &mut c.lease_ttl_ms)?;
+    p.number("leaseWaitMs", &mut c.lease_wait_ms)?;
+    if let Some(v) = p.get("nextRelease")? {
+        c.next_release = match none_or(v) {
+            None => None,
+            Some(v) => Some(next_release(&v).ok_or_else(|| bad("nextRelease"))?),
+        };
+    }
+    p.boolean("durableUseCache", &mut c.durable_use_cache)?;
+    Ok(c)
+}
+
+fn bad(setting: &'static str) -> BindingError {
+    BindingError::ConfigShape(Some(setting))
+}
+
+/// `None` for `null` and `undefined`.
+fn none_or(v: JsValue) -> Option<JsValue> {
+    if v.is_null() || v.is_undefined() {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+/// Any number, or a `BigInt` in `u64`'s range.
+fn number(v: &JsValue) -> Option<f64> {
+    match v.as_f64() {
+        Some(n) => Some(n),
+        None if v.is_bigint() => u64::try_from(v.clone()).ok().map(|n| n as f64),
+        None => None,
+    }
+}
+
+/// A safe integer or a `BigInt`, from 0 to `max`.
+fn unsigned(v: &JsValue, max: u64) -> Option<u64> {
+    let n = match v.as_f64() {
+        Some(n) if js_sys::Number::is_safe_integer(v) && n >= 0.0 => n as u64,
+        Some(_) => return None,
+        None if v.is_bigint() => u64::try_from(v.clone()).ok()?,
+        None => return None,
+    };
+    (n <= max).then_some(n)
+}
+
+/// `{ major, minor, patch, prerelease? }`: the three numbers `u32`s, `prerelease` a boolean
+/// (default false).
+fn next_release(v: &JsValue) -> Option<NextRelease> {
+    if !v.is_object() {
+        return None;
+    }
+    let p = Props(v);
+    let field = |name| -> Option<u32> {
+        let v = p.get(name).ok()??;
+        unsigned(&v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
+    };
+    let prerelease = match p.get("prerelease").ok()? {
+        None => false,
+        Some(v) => v.as_bool()?,
+    };
+    Some(NextRelease {
+        major: field("major")?,
+        minor: field("minor")?,
+        patch: field("patch")?,
+        prerelease,
+    })
+}
+
+/// The properties of one object, read one setting at a time.
+struct Props<'a>(&'a JsValue);
+
+impl Props<'_> {
+    /// The value of `name`; `None` when it is absent (`undefined` and not a property).
+    fn get(&self, name: &'static str) -> Result<Option<JsValue>, BindingError> {
+        let key = JsValue::from_str(name);
+        let v = Reflect::get(self.0, &key).map_err(|_| bad(name))?;
+        if v.is_undefined() && !Reflect::has(self.0, &key).unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(Some(v))
+    }
+
+    /// Sets `out` from a present setting, refusing it when `read` makes nothing of it.
+    fn set<T>(
+        &self,
+        name: &'static str,
+        out: &mut T,
+        read: impl FnOnce(&JsValue) -> Option<T>,
+    ) -> Result<(), BindingError> {
+        if let Some(v) = self.get(name)? {
+            *out = read(&v).ok_or_else(|| bad(name))?;
+        }
+        Ok(())
+    }
+
+    fn string(&self, name: &'static str, out: &mut String) -> Result<(), BindingError> {
+        self.set(name, out, JsValue::as_string)
+    }
+
+    fn boolean(&self, name: &'static str, out: &mut bool) -> Result<(), BindingError> {
+        self.set(name, out, JsValue::as_bool)
+    }
+
+    fn number(&self, name: &'static str, out: &mut f64) -> Result<(), BindingError> {
+        self.set(name, out, number)
+    }
+
+    fn unsigned(&self, name: &'static str, out: &mut u64) -> Result<(), BindingError> {
+        self.set(name, out, |v| unsigned(v, u64::MAX))
+    }
+
+    fn unsigned32(&self, name: &'static str, out: &mut u32) -> Result<(), BindingError> {
+        self.set(name, out, |v| {
+            unsigned(v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
+        })
+    }
+}
