@@ -5,6 +5,9 @@
  */
 import { dirname, join, relative, sep } from 'node:path'
 
+import { parseNextVersion } from './next-release'
+import { installedNextVersion } from './next-version'
+
 /** The part of Next's config this helper reads and writes; everything else passes through. */
 export interface NextConfigLike {
   cacheHandler?: string | undefined
@@ -12,6 +15,10 @@ export interface NextConfigLike {
   cacheHandlers?: Record<string, string | undefined> | undefined
   serverExternalPackages?: string[] | undefined
   outputFileTracingIncludes?: Record<string, string[]> | undefined
+  // `object`, not the one field read here: Next 16.0-16.3's `ExperimentalConfig` lacks
+  // `durableUseCacheEntries`, and a type with no field in common with an all-optional one is
+  // not assignable to it.
+  experimental?: object | undefined
   // No index signature: Next's `NextConfig` is an interface, and an interface is not
   // assignable to one (`withFleetcache(config satisfies NextConfig)` must type-check).
 }
@@ -28,6 +35,11 @@ export interface WithFleetcacheOptions {
   handlers?: readonly string[] | undefined
   /** Project directory, for tracing globs. Default `process.cwd()` (where Next evaluates the config). */
   projectDir?: string | undefined
+  /**
+   * The Next.js version the config is for. Default: the `next` installed for `projectDir` (Next
+   * evaluates the config with its own package resolvable from there).
+   */
+  nextVersion?: string | undefined
 }
 
 const PACKAGE = 'fleetcache'
@@ -65,6 +77,21 @@ export function withFleetcache<T extends NextConfigLike>(
       handlers[name] = useCache
     }
     out.cacheHandlers = handlers
+  }
+  // By default from 16.5.0 (16.4 only when asked), Next keys 'use cache' entries by code hash and
+  // by the values of the environment variables the cached code's modules read. One
+  // per-instance variable among them (INSTANCE_NAME, HOSTNAME, ...) gives every instance its own
+  // keys, and the fleet no longer shares the entries. Off, the keys carry the build or deployment
+  // id, as on 16.4 and before. An explicit choice of the app stands (docs/decisions/0032).
+  const experimental = (config.experimental ?? {}) as { durableUseCacheEntries?: unknown }
+  const release = parseNextVersion(
+    options.nextVersion ?? installedNextVersion(options.projectDir ?? process.cwd()),
+  )
+  // 16.4.0 introduced the option: older releases would warn about an unknown key.
+  const knowsDurable =
+    release !== undefined && (release.major > 16 || (release.major === 16 && release.minor >= 4))
+  if (names.length > 0 && knowsDurable && experimental.durableUseCacheEntries === undefined) {
+    out.experimental = { ...experimental, durableUseCacheEntries: false }
   }
   // Bundling would inline the wasm glue and break its path to the .wasm file.
   const externals = config.serverExternalPackages ?? []

@@ -44,3 +44,36 @@ test('options choose the interfaces and add named handlers', () => {
 test('the CommonJS entry is the same function', () => {
   assert.equal(require('fleetcache/config').withFleetcache, withFleetcache)
 })
+
+// Next 16.5.0 turns `experimental.durableUseCacheEntries` on by default. Its 'use cache' keys then
+// carry a hash of the values of every environment variable the cached code's modules read
+// (next/dist/server/use-cache/use-cache-wrapper.js, computeCacheKeyImplementationPart), so a
+// per-instance variable (INSTANCE_NAME, HOSTNAME, ...) gives each instance its own keys and the
+// fleet stops sharing. withFleetcache keeps the build-keyed default of 16.4 unless the app chose.
+test('keys use cache by deployment on 16.4 and later unless the app chose durable entries', () => {
+  for (const nextVersion of ['16.5.0', '16.4.0', '16.5.0-canary.38', '16.6.0-canary.1']) {
+    const out = withFleetcache({ experimental: { other: 1 } }, { nextVersion })
+    assert.equal(out.experimental.durableUseCacheEntries, false, nextVersion)
+    assert.equal(out.experimental.other, 1, nextVersion)
+  }
+  // The app's own choice stands, either way.
+  for (const chosen of [true, false]) {
+    const user = { experimental: { durableUseCacheEntries: chosen } }
+    const out = withFleetcache(user, { nextVersion: '16.5.0' })
+    assert.equal(out.experimental.durableUseCacheEntries, chosen)
+  }
+  // Releases before 16.4 do not know the option (they would warn about it at every build and
+  // start): the config is left without it, as is one that names no release.
+  for (const nextVersion of ['16.3.8', '16.0.0', 'not-a-version']) {
+    assert.equal(withFleetcache({}, { nextVersion }).experimental, undefined, nextVersion)
+  }
+  // The caller's experimental object is not modified.
+  const user = { experimental: {} }
+  withFleetcache(user, { nextVersion: '16.5.0' })
+  assert.deepEqual(user.experimental, {})
+})
+
+test('leaves durable entries alone when no cacheHandlers name is routed through fleetcache', () => {
+  const out = withFleetcache({}, { useCache: false, nextVersion: '16.5.0' })
+  assert.equal(out.experimental, undefined)
+})

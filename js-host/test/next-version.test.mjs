@@ -33,6 +33,7 @@ describe('the supported Next.js range', () => {
       '16.0.11',
       '16.3.8',
       '16.4.6',
+      '16.5.0',
       '16.5.0-canary.38',
       '16.6.0-canary.1',
       '16.99.0',
@@ -42,7 +43,7 @@ describe('the supported Next.js range', () => {
       assert.ok(nextVersionProblem(v), v)
     assert.equal(
       nextVersionProblem('15.5.4'),
-      'Next.js 15.5.4 is outside the range fleetcache supports (>=16.0.0 <17.0.0 || >=16.5.0-canary.38 <16.5.0)',
+      'Next.js 15.5.4 is outside the range fleetcache supports (>=16.0.0 <17.0.0)',
     )
   })
 
@@ -68,7 +69,7 @@ describe('the supported Next.js range', () => {
   test('a server on a Next.js outside the range warns once, on stderr', async () => {
     const lines = await startServer('15.5.4')
     assert.deepEqual(lines, [
-      '[fleetcache] Next.js 15.5.4 is outside the range fleetcache supports (>=16.0.0 <17.0.0 || >=16.5.0-canary.38 <16.5.0): it is not tested with this release, and its cache handlers may behave differently (README, "Next.js compatibility")',
+      '[fleetcache] Next.js 15.5.4 is outside the range fleetcache supports (>=16.0.0 <17.0.0): it is not tested with this release, and its cache handlers may behave differently (README, "Next.js compatibility")',
     ])
   })
 

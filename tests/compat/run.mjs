@@ -19,18 +19,11 @@ import { parseArgs } from 'node:util'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
-// The oldest supported release, the last patch of every 16.x minor and the newest canary in the
-// registry when this list was last updated (`npm view next versions --json`); 16.4.6 is also
-// what the examples pin. js-host/package.json's `next` peer range follows this list.
-export const RELEASES = [
-  '16.0.0',
-  '16.0.11',
-  '16.1.7',
-  '16.2.12',
-  '16.3.8',
-  '16.4.6',
-  '16.5.0-canary.38',
-]
+// The oldest supported release, the last patch of every 16.x minor and, when the registry has
+// one newer than the newest release, the newest canary (`npm view next time --json`; on
+// 2026-12-03 none was newer than 16.5.0); 16.4.6 is also what the examples pin.
+// js-host/package.json's `next` peer range follows this list.
+export const RELEASES = ['16.0.0', '16.0.11', '16.1.7', '16.2.12', '16.3.8', '16.4.6', '16.5.0']
 export const SUITES = [
   'tests/e2e/use-cache.test.mjs',
   'tests/e2e/incremental.test.mjs',

@@ -1,6 +1,6 @@
 // Runs the e2e suites against another Next.js release than the one the example apps pin.
 //
-// E2E_NEXT_VERSION=<version> (e.g. 16.0.11, 16.5.0-canary.38): each example app the suites use
+// E2E_NEXT_VERSION=<version> (e.g. 16.0.11, 16.5.0): each example app the suites use
 // (examples/next-app, examples/next-incremental) is copied into
 // target/next-releases/<version>/<app>/, with `next` set to that version in its package.json and
 // the lockfile committed under tests/compat/<version>/<app>/package-lock.json, installed with
