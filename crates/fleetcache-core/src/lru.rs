@@ -536,6 +536,72 @@ mod tests {
         assert_eq!(l.writes_in_flight(), 0);
     }
 
+    /// Review 4, R4-1: the copy is evicted between this process's write and the reply of a
+    /// read sent before that write (which brings the value the write replaced): the empty
+    /// place is filled with that older value, so the next outage serves a value older than
+    /// the process's own write that landed ("never goes back", docs/failures.md).
+    #[test]
+    fn an_eviction_does_not_let_an_older_read_refill_the_copy() {
+        let mut l = LruIndex::new(2);
+        // Read R's GET goes out; Redis answers it with v0 before it runs the write below.
+        let r = l.issue();
+        // This process's write of k (v1) keeps its copy, is sent, lands and ends.
+        l.write_begins("k");
+        l.insert("k", 1, NEVER);
+        l.write_ends("k");
+        // Another key's copy pushes k's out (or k's copy is forgotten).
+        assert_eq!(l.insert("x", 2, NEVER), vec!["k".to_owned()]);
+        // R's reply (v0) is judged now: it was sent before the write ended.
+        assert!(
+            !l.read_may_keep("k", r, false),
+            "a read sent before the write ended refills the evicted copy with the value the \
+             write replaced"
+        );
+    }
+
+    /// Review 4, R4-1 (reads only): a copy from read 2 (v1) is evicted; read 1's reply (v0,
+    /// sent earlier) is judged after: it fills the place with the older value.
+    #[test]
+    fn an_eviction_does_not_let_an_earlier_read_replace_a_later_ones_copy() {
+        let mut l = LruIndex::new(2);
+        let first = l.issue();
+        let second = l.issue();
+        assert!(l.read_may_keep("k", second, false));
+        l.insert_ordered("k", 1, NEVER, second);
+        assert_eq!(l.insert("x", 2, NEVER), vec!["k".to_owned()]);
+        assert!(
+            !l.read_may_keep("k", first, false),
+            "read 1 (sent before read 2, whose copy was evicted) refills the tier with an older \
+             value"
+        );
+    }
+
+    /// Review 4, R4-2: a read that joined another's GET fills the empty place under its own
+    /// number, later than a lease poll of the key sent after that GET. The poll's reply (a
+    /// newer value another instance wrote between the GET and the poll) is then refused,
+    /// though docs/failures.md says another instance's write "replaces the copy as soon as a
+    /// read sent after it brings it".
+    #[test]
+    fn a_joiners_copy_does_not_refuse_a_poll_sent_after_the_shared_get() {
+        let mut l = LruIndex::new(100);
+        // Read A's GET goes out (Redis answers v0), then a follower's poll (not shareable with
+        // a GET: read-driver.ts keeps GETs and polls apart) goes out after another instance's
+        // write (v1), then read B joins A's GET.
+        let get = l.issue();
+        let poll = l.issue();
+        let joined = l.issue();
+        // B is judged first (A waits for its tag refresh): the place is empty, B fills it.
+        assert!(l.read_may_keep("k", joined, true));
+        l.insert_ordered("k", 1, NEVER, joined);
+        // A's reply (same bytes) is rightly refused.
+        assert!(!l.read_may_keep("k", get, false));
+        // The poll went out after the GET whose bytes the copy holds: it brings a newer value.
+        assert!(
+            l.read_may_keep("k", poll, false),
+            "the poll, sent after the GET whose bytes the joiner kept, may not replace them"
+        );
+    }
+
     /// One key read and written over one connection (Redis runs its commands in the order
     /// they went out) while another process writes it too; replies are judged in any order.
     #[derive(Clone, Debug)]
