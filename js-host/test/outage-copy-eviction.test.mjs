@@ -11,7 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import { startHoldingProxy, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 let redis
@@ -86,3 +86,61 @@ for (const evict of [false, true]) {
     assert.equal(await got(), 'v2', "the tier serves the value this process's write replaced")
   })
 }
+
+test("a page read sent before this process's write of the page, judged after the write ended, does not refill the tier for the next outage once the writer's copy was evicted", async (t) => {
+  if (redis.cluster) {
+    t.skip('one proxy in front of one Redis')
+    return
+  }
+  proxy.uncut()
+  const kind = 'APP_PAGE'
+  const value = (v, pad = filler) => ({
+    kind,
+    html: `<p>${v}</p>${pad}`,
+    rscData: Buffer.from(v),
+    headers: {},
+    status: 200,
+    postponed: undefined,
+    segmentData: undefined,
+  })
+  const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
+  const base = { prefix: 'oe-page', deploymentId: 'd1', tagSync: 'pull', ...timeouts }
+  // Another instance stores v1 compressed (inflated off the event loop when read here).
+  const Other = createIncrementalCacheHandler({
+    ...base,
+    redisUrl: redis.url,
+    compressMinBytes: 1,
+    connectTimeoutMs: 301,
+  })
+  await new Other({}).set('/o', value('v1'), ctx)
+  const H = createIncrementalCacheHandler({
+    ...base,
+    redisUrl: proxy.url,
+    compressMinBytes: 0,
+    memoryBytes: 12000,
+  })
+  const h = () => new H({})
+  const html = async (key = '/o') => (await h().get(key, { kind }))?.value.html.slice(0, 9)
+  proxy.hold = true
+  const gotGet = proxy.sentGet()
+  const reading = html()
+  await gotGet
+  let gotWrite = proxy.sentWrite()
+  const writing = h().set('/o', value('v2'), ctx)
+  await gotWrite
+  // Its copy is kept before it is sent, and pushes the copy of /o out.
+  gotWrite = proxy.sentWrite()
+  const writingBig = h().set('/big', value('big', 'b'.repeat(9000)), ctx)
+  await gotWrite
+  proxy.release()
+  assert.equal(await reading, '<p>v1</p>', 'the GET ran before the write')
+  await writing
+  await writingBig
+  // An outage: whatever the tier holds of /o serves.
+  proxy.cut()
+  assert.notEqual(
+    await html(),
+    '<p>v1</p>',
+    "the outage serves the page this process's own write replaced in Redis",
+  )
+})
