@@ -4,12 +4,18 @@
 //! operation is O(1): a hash map from key to slot, and a doubly linked list threaded through
 //! a slab of slots by index (no pointers, no `unsafe`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::time::Millis;
 
 /// "No slot" in the links.
 const NIL: usize = usize::MAX;
+
+/// How many keys whose copy left the index the index remembers, with the number that copy
+/// came from ([`LruIndex::read_may_keep`]). Past it the oldest is forgotten and its number
+/// raises one floor for every key: memory stays bounded (this many keys and numbers) however
+/// many copies are evicted, at the cost of refusing fills from reads sent before the floor.
+pub const REMOVED_KEYS_REMEMBERED: usize = 1024;
 
 #[derive(Clone, Debug)]
 struct Node {
@@ -72,6 +78,13 @@ pub struct LruIndex {
     /// Keys with this process's writes in flight that keep a copy here, and how many: at
     /// most one item per write in flight, removed when the last ends.
     writing: HashMap<String, usize>,
+    /// Keys whose copy left the index (evicted, expired, forgotten, or a write's ended with
+    /// none held), with the number the last such copy came from: at most
+    /// [`REMOVED_KEYS_REMEMBERED`], in `removed_order` oldest first.
+    removed: HashMap<String, u64>,
+    removed_order: VecDeque<String>,
+    /// The largest number of a removed copy no longer remembered in `removed`.
+    floor: u64,
 }
 
 impl LruIndex {
@@ -87,6 +100,9 @@ impl LruIndex {
             tail: NIL,
             issued: 0,
             writing: HashMap::new(),
+            removed: HashMap::new(),
+            removed_order: VecDeque::new(),
+            floor: 0,
         }
     }
 
@@ -135,8 +151,14 @@ impl LruIndex {
         expires_at: Millis,
         order: u64,
     ) -> Vec<String> {
-        self.remove(key);
+        // Replaced, not removed: the new copy comes from a later command (or is this
+        // process's own write), so nothing older than it needs remembering.
+        let old = match self.map.get(key) {
+            Some(&slot) => self.take_slot(slot).map_or(0, |n| n.order),
+            None => 0,
+        };
         if size > self.capacity {
+            self.remember_removed(key, old.max(order));
             return vec![key.to_owned()];
         }
         let mut evicted = Vec::new();
@@ -272,8 +294,11 @@ impl LruIndex {
             Some(_) => {
                 self.writing.remove(key);
                 let order = self.issue();
-                if let Some(node) = self.held_mut(key) {
-                    node.order = order;
+                match self.held_mut(key) {
+                    Some(node) => node.order = order,
+                    // Its copy was evicted meanwhile: a read sent before this end may still
+                    // bring what the write replaced.
+                    None => self.remember_removed(key, order),
                 }
             }
         }
@@ -283,17 +308,52 @@ impl LruIndex {
     /// brought in place of the copy held: not while this process has a write of `key` in
     /// flight, nor when the copy comes from a command sent after it (a write that ended after
     /// the read went out included), whose value is at least as new in Redis's order. A read
-    /// that `joined` another's command was given a number later than that command's, so it
-    /// only fills an empty place: the read that sent it keeps the same bytes.
+    /// that `joined` another's command (under that command's number) only fills an empty
+    /// place: the read that sent it keeps the same bytes.
+    ///
+    /// With nothing held, the place is filled only from a command sent after the last copy
+    /// of `key` that left the index (evicted, expired, forgotten) came from, so the copy never
+    /// goes back in this process's order of commands: that copy's number when `key` is among
+    /// the last [`REMOVED_KEYS_REMEMBERED`] keys removed, else the floor those forgotten
+    /// raised. Copies of one key only ever come from later commands, so the last one's number
+    /// bounds them all.
     pub fn read_may_keep(&self, key: &str, order: u64, joined: bool) -> bool {
         if self.writing.contains_key(key) {
             return false;
         }
         match self.held(key) {
-            None => true,
+            None => order > self.removed.get(key).copied().unwrap_or(self.floor),
             Some(_) if joined => false,
             Some(n) => order > n.order,
         }
+    }
+
+    /// How many keys the index remembers the removed copy of, and the floor for the others
+    /// ([`LruIndex::read_may_keep`]; for tests and diagnostics).
+    pub fn removed_remembered(&self) -> (usize, u64) {
+        (self.removed.len(), self.floor)
+    }
+
+    /// Remembers that `key`'s copy, from the command numbered `order`, left the index; past
+    /// [`REMOVED_KEYS_REMEMBERED`] keys the oldest is forgotten into the floor.
+    fn remember_removed(&mut self, key: &str, order: u64) {
+        // 0: this process's write in flight (ordered when it ends) or an unordered copy.
+        if order == 0 {
+            return;
+        }
+        if let Some(n) = self.removed.get_mut(key) {
+            *n = (*n).max(order);
+            return;
+        }
+        if self.removed_order.len() >= REMOVED_KEYS_REMEMBERED {
+            if let Some(old) = self.removed_order.pop_front() {
+                if let Some(n) = self.removed.remove(&old) {
+                    self.floor = self.floor.max(n);
+                }
+            }
+        }
+        self.removed.insert(key.to_owned(), order);
+        self.removed_order.push_back(key.to_owned());
     }
 
     /// Keys with this process's writes in flight (for tests and diagnostics).
@@ -389,7 +449,15 @@ impl LruIndex {
         self.head = slot;
     }
 
+    /// Removes the item in `slot` and remembers where its copy came from.
     fn remove_slot(&mut self, slot: usize) -> Option<Node> {
+        let node = self.take_slot(slot)?;
+        self.remember_removed(&node.key, node.order);
+        Some(node)
+    }
+
+    /// Removes the item in `slot`, its copy being replaced.
+    fn take_slot(&mut self, slot: usize) -> Option<Node> {
         self.unlink(slot);
         let node = self.slots.get_mut(slot).and_then(Option::take)?;
         self.free.push(slot);
@@ -576,11 +644,11 @@ mod tests {
         );
     }
 
-    /// Review 4, R4-2: a read that joined another's GET fills the empty place under its own
-    /// number, later than a lease poll of the key sent after that GET. The poll's reply (a
-    /// newer value another instance wrote between the GET and the poll) is then refused,
-    /// though docs/failures.md says another instance's write "replaces the copy as soon as a
-    /// read sent after it brings it".
+    /// Review 4, R4-2: a read that joined another's GET filled the empty place under its own
+    /// number, later than a lease poll of the key sent after that GET, so the poll's reply (a
+    /// newer value another instance wrote between the GET and the poll) was refused, though
+    /// docs/failures.md says another instance's write "replaces the copy as soon as a read
+    /// sent after it brings it". The joiner now fills it under the GET's number.
     #[test]
     fn a_joiners_copy_does_not_refuse_a_poll_sent_after_the_shared_get() {
         let mut l = LruIndex::new(100);
@@ -589,7 +657,10 @@ mod tests {
         // write (v1), then read B joins A's GET.
         let get = l.issue();
         let poll = l.issue();
-        let joined = l.issue();
+        // B joins A's GET under that GET's number (read-driver.ts `share` hands it over with
+        // the reply: `ReadMachine::joined`), not a later one of its own.
+        let _later = l.issue();
+        let joined = get;
         // B is judged first (A waits for its tag refresh): the place is empty, B fills it.
         assert!(l.read_may_keep("k", joined, true));
         l.insert_ordered("k", 1, NEVER, joined);
@@ -600,6 +671,46 @@ mod tests {
             l.read_may_keep("k", poll, false),
             "the poll, sent after the GET whose bytes the joiner kept, may not replace them"
         );
+    }
+
+    /// R4-1's bound: past [`REMOVED_KEYS_REMEMBERED`] keys removed the oldest is forgotten
+    /// and its number becomes the floor for every key not remembered; a million evictions
+    /// keep the record at that size.
+    #[test]
+    fn removed_copies_are_remembered_by_count_then_by_one_floor() {
+        let mut l = LruIndex::new(1);
+        let early = l.issue();
+        let mut orders = Vec::new();
+        for i in 0..1_000_000u32 {
+            let key = format!("k{i}");
+            let order = l.issue();
+            assert!(l.read_may_keep(&key, order, false));
+            // Each copy evicts the one before.
+            l.insert_ordered(&key, 1, NEVER, order);
+            if i < 3 {
+                orders.push(order);
+            }
+        }
+        let (remembered, floor) = l.removed_remembered();
+        assert_eq!(remembered, REMOVED_KEYS_REMEMBERED);
+        assert!(floor > orders[2], "{floor}");
+        // A key forgotten long ago, and a key never held: only reads sent after the floor.
+        assert!(!l.read_may_keep("k0", early, false));
+        assert!(!l.read_may_keep("never", floor, false));
+        assert!(l.read_may_keep("never", floor + 1, false));
+        // A key still remembered: its own number, below the floor here, is the bar.
+        let last = format!("k{}", 1_000_000 - 2);
+        let recent = l.issued - 1;
+        assert!(!l.read_may_keep(&last, recent, false));
+        assert!(l.read_may_keep(&last, recent + 1, false));
+        // An own write's copy (order 0) evicted leaves the bar alone until the write ends.
+        l.write_begins("w");
+        l.insert("w", 1, NEVER);
+        l.insert("x", 1, NEVER);
+        l.write_ends("w");
+        let ended = l.issued;
+        assert!(!l.read_may_keep("w", ended, false));
+        assert!(l.read_may_keep("w", ended + 1, false));
     }
 
     /// One key read and written over one connection (Redis runs its commands in the order
@@ -694,7 +805,9 @@ mod tests {
                     // is in flight.
                     let last = c.gets.len().checked_sub(1);
                     if let Some(g) = last.filter(|&g| c.gets[g].is_none()) {
-                        let order = l.issue();
+                        // Under the number of the `GET` it joined (`ReadMachine::joined`).
+                        let sender = c.reads.iter().find(|r| r.2 == g && !r.1);
+                        let order = sender.map_or(0, |r| r.0);
                         c.reads.push((order, true, g, false));
                     }
                 }

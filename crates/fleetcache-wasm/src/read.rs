@@ -210,7 +210,8 @@ pub enum ReadField {
     /// `Keep`: the page generation to bind the copy to (`memoryMark`), 0 for none.
     PageGen = 29,
     /// `Keep`: the number the command that brought the bytes went out under (`memoryInsert`'s
-    /// `order`).
+    /// `order`). `Get`, `Poll` (which never keep): the number this command goes out under; a
+    /// read that joins it passes it to `reply` / `polled`.
     Order = 30,
 }
 
@@ -589,6 +590,16 @@ fn bytes(prefix: &Option<Vec<u8>>, total_len: usize) -> Option<core::Bytes<'_>> 
     })
 }
 
+/// A command's number as the host passed it back (`ReadField::Order`); 0 (older than every
+/// command) for anything that is not one.
+fn order_of(order: f64) -> u64 {
+    if order.is_finite() && order >= 0.0 {
+        order as u64
+    } else {
+        0
+    }
+}
+
 impl ReadMachine {
     // Not inlined into each input method: one copy of the stepping code (module size).
     #[inline(never)]
@@ -604,6 +615,13 @@ impl ReadMachine {
             .map(|inner| ReadStep { inner })
             .map_err(|e| js_error(&e))?;
         step.write(&mut self.fields);
+        if matches!(
+            step.inner.action,
+            core::ReadAction::Get { .. } | core::ReadAction::Poll { .. }
+        ) {
+            // Exact below 2^53: one number per command this process sends.
+            self.fields[ReadField::Order as usize] = self.inner.order() as f64;
+        }
         if let Some(s) = step.incremental() {
             // In the step kept below (`last`): the address stays while it does.
             self.fields[ReadField::PartsAt as usize] = f64::from(s.parts.as_ptr() as usize as u32);
@@ -954,24 +972,27 @@ impl ReadMachine {
     }
 
     /// The entry read (`undefined`: none stored); `joined` when the host joined the `GET` of
-    /// another read of this process instead of sending one (core `ReadMachine::joined`).
+    /// another read of this process instead of sending one (core `ReadMachine::joined`),
+    /// `order` then that `GET`'s `Order` (ignored otherwise).
     pub fn reply(
         &mut self,
         engine: &mut Engine,
         prefix: Option<Vec<u8>>,
         total_len: f64,
         joined: bool,
+        order: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
         if joined {
-            self.inner.joined();
+            self.inner.joined(order_of(order));
         }
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Reply(bytes(&prefix, len)), now)
     }
 
     /// A poll's reply: the entry (`undefined`: none) and whether its lease still exists;
-    /// `joined` as for [`reply`](Self::reply).
+    /// `joined` and `order` as for [`reply`](Self::reply).
+    #[allow(clippy::too_many_arguments)]
     pub fn polled(
         &mut self,
         engine: &mut Engine,
@@ -979,10 +1000,11 @@ impl ReadMachine {
         total_len: f64,
         leased: bool,
         joined: bool,
+        order: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
         if joined {
-            self.inner.joined();
+            self.inner.joined(order_of(order));
         }
         let len = total(&prefix, total_len);
         let input = core::ReadInput::Polled {
