@@ -4,7 +4,7 @@
 //! operation is O(1): a hash map from key to slot, and a doubly linked list threaded through
 //! a slab of slots by index (no pointers, no `unsafe`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use crate::time::Millis;
 
@@ -79,10 +79,14 @@ pub struct LruIndex {
     /// most one item per write in flight, removed when the last ends.
     writing: HashMap<String, usize>,
     /// Keys whose copy left the index (evicted, expired, forgotten, or a write's ended with
-    /// none held), with the number the last such copy came from: at most
-    /// [`REMOVED_KEYS_REMEMBERED`], in `removed_order` oldest first.
-    removed: HashMap<String, u64>,
-    removed_order: VecDeque<String>,
+    /// none held), with the number the last such copy came from: a ring of at most
+    /// [`REMOVED_KEYS_REMEMBERED`], `removed_next` the oldest once full, and each key's place
+    /// in it (a map of the type the index already uses: no new hash table code in the module).
+    removed: Vec<String>,
+    /// The number of each key in `removed`, at the same place.
+    removed_orders: Vec<u64>,
+    removed_at: HashMap<String, usize>,
+    removed_next: usize,
     /// The largest number of a removed copy no longer remembered in `removed`.
     floor: u64,
 }
@@ -100,8 +104,10 @@ impl LruIndex {
             tail: NIL,
             issued: 0,
             writing: HashMap::new(),
-            removed: HashMap::new(),
-            removed_order: VecDeque::new(),
+            removed: Vec::new(),
+            removed_orders: Vec::new(),
+            removed_at: HashMap::new(),
+            removed_next: 0,
             floor: 0,
         }
     }
@@ -322,7 +328,13 @@ impl LruIndex {
             return false;
         }
         match self.held(key) {
-            None => order > self.removed.get(key).copied().unwrap_or(self.floor),
+            None => {
+                let removed = self
+                    .removed_at
+                    .get(key)
+                    .and_then(|&i| self.removed_orders.get(i));
+                order > removed.copied().unwrap_or(self.floor)
+            }
             Some(_) if joined => false,
             Some(n) => order > n.order,
         }
@@ -331,7 +343,7 @@ impl LruIndex {
     /// How many keys the index remembers the removed copy of, and the floor for the others
     /// ([`LruIndex::read_may_keep`]; for tests and diagnostics).
     pub fn removed_remembered(&self) -> (usize, u64) {
-        (self.removed.len(), self.floor)
+        (self.removed_at.len(), self.floor)
     }
 
     /// Remembers that `key`'s copy, from the command numbered `order`, left the index; past
@@ -341,19 +353,29 @@ impl LruIndex {
         if order == 0 {
             return;
         }
-        if let Some(n) = self.removed.get_mut(key) {
-            *n = (*n).max(order);
+        if let Some(&i) = self.removed_at.get(key) {
+            if let Some(n) = self.removed_orders.get_mut(i) {
+                *n = (*n).max(order);
+            }
             return;
         }
-        if self.removed_order.len() >= REMOVED_KEYS_REMEMBERED {
-            if let Some(old) = self.removed_order.pop_front() {
-                if let Some(n) = self.removed.remove(&old) {
-                    self.floor = self.floor.max(n);
-                }
-            }
-        }
-        self.removed.insert(key.to_owned(), order);
-        self.removed_order.push_back(key.to_owned());
+        let at = if self.removed.len() < REMOVED_KEYS_REMEMBERED {
+            self.removed.push(key.to_owned());
+            self.removed_orders.push(order);
+            self.removed.len() - 1
+        } else {
+            let at = self.removed_next;
+            self.removed_next = (at + 1) % REMOVED_KEYS_REMEMBERED;
+            let (Some(old), Some(n)) = (self.removed.get_mut(at), self.removed_orders.get_mut(at))
+            else {
+                return;
+            };
+            let old = std::mem::replace(old, key.to_owned());
+            self.floor = self.floor.max(std::mem::replace(n, order));
+            self.removed_at.remove(&old);
+            at
+        };
+        self.removed_at.insert(key.to_owned(), at);
     }
 
     /// Keys with this process's writes in flight (for tests and diagnostics).
@@ -450,6 +472,8 @@ impl LruIndex {
     }
 
     /// Removes the item in `slot` and remembers where its copy came from.
+    // One copy for its several callers (module size, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
     fn remove_slot(&mut self, slot: usize) -> Option<Node> {
         let node = self.take_slot(slot)?;
         self.remember_removed(&node.key, node.order);

@@ -590,16 +590,6 @@ fn bytes(prefix: &Option<Vec<u8>>, total_len: usize) -> Option<core::Bytes<'_>> 
     })
 }
 
-/// A command's number as the host passed it back (`ReadField::Order`); 0 (older than every
-/// command) for anything that is not one.
-fn order_of(order: f64) -> u64 {
-    if order.is_finite() && order >= 0.0 {
-        order as u64
-    } else {
-        0
-    }
-}
-
 impl ReadMachine {
     // Not inlined into each input method: one copy of the stepping code (module size).
     #[inline(never)]
@@ -984,7 +974,8 @@ impl ReadMachine {
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
         if joined {
-            self.inner.joined(order_of(order));
+            // `as` saturates: NaN and negatives are 0, older than every command.
+            self.inner.joined(order as u64);
         }
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Reply(bytes(&prefix, len)), now)
@@ -1004,7 +995,8 @@ impl ReadMachine {
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
         if joined {
-            self.inner.joined(order_of(order));
+            // `as` saturates: NaN and negatives are 0, older than every command.
+            self.inner.joined(order as u64);
         }
         let len = total(&prefix, total_len);
         let input = core::ReadInput::Polled {
