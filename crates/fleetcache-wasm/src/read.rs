@@ -224,6 +224,8 @@ const READ_FIELDS: usize = 31;
 #[derive(Clone, Debug)]
 pub struct ReadStep {
     inner: core::ReadStep,
+    /// `Get`, `Poll`: the number the command goes out under (core `ReadMachine::order`).
+    sent: u64,
 }
 
 fn u32_of(n: usize) -> u32 {
@@ -331,11 +333,12 @@ impl ReadStep {
         }
     }
 
-    /// `Keep`: the number the command that brought the bytes went out under.
+    /// `Keep`: the number the command that brought the bytes went out under. `Get`, `Poll`
+    /// (which never keep): the number this command goes out under.
     pub fn order(&self) -> f64 {
         match self.inner.tier {
             core::TierAction::Keep { order, .. } => order as f64,
-            _ => 0.0,
+            _ => self.sent as f64,
         }
     }
 
@@ -530,6 +533,10 @@ impl ReadStep {
         } else if self.inner.tier == core::TierAction::Drop {
             f[F::Tier as usize] = f64::from(TierAction::Drop as u8);
         }
+        if self.sent > 0 {
+            // Exact below 2^53, as above.
+            f[F::Order as usize] = self.sent as f64;
+        }
         match &self.inner.action {
             core::ReadAction::Get { budget_ms, .. }
             | core::ReadAction::Acquire { budget_ms, .. }
@@ -602,16 +609,16 @@ impl ReadMachine {
         let step = engine
             .inner
             .read_step(&mut self.inner, input, Millis(now))
-            .map(|inner| ReadStep { inner })
+            .map(|inner| {
+                let asks = matches!(
+                    inner.action,
+                    core::ReadAction::Get { .. } | core::ReadAction::Poll { .. }
+                );
+                let sent = if asks { self.inner.order() } else { 0 };
+                ReadStep { inner, sent }
+            })
             .map_err(|e| js_error(&e))?;
         step.write(&mut self.fields);
-        if matches!(
-            step.inner.action,
-            core::ReadAction::Get { .. } | core::ReadAction::Poll { .. }
-        ) {
-            // Exact below 2^53: one number per command this process sends.
-            self.fields[ReadField::Order as usize] = self.inner.order() as f64;
-        }
         if let Some(s) = step.incremental() {
             // In the step kept below (`last`): the address stays while it does.
             self.fields[ReadField::PartsAt as usize] = f64::from(s.parts.as_ptr() as usize as u32);
