@@ -99,12 +99,16 @@ export interface ReadMachine<E> {
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
   tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   fallback(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
-  /** `joined`: the `GET` was another read's (`share`). */
+  /**
+   * `joined`: the `GET` was another read's (`share`); `order` then that `GET`'s step's `Order`
+   * (the read is ordered as the command it shares).
+   */
   reply(
     engine: E,
     prefix: Uint8Array | undefined,
     totalLen: number,
     joined: boolean,
+    order: number,
     now: number,
   ): number
   polled(
@@ -113,6 +117,7 @@ export interface ReadMachine<E> {
     totalLen: number,
     leased: boolean,
     joined: boolean,
+    order: number,
     now: number,
   ): number
   leaseReply(engine: E, code: number, now: number): number
@@ -448,6 +453,12 @@ function issuedAt(): number {
 interface InFlight<V> {
   readonly reply: Promise<V>
   readonly sent: number
+  /**
+   * The number the engine issued it under (the step's `Order`): a read that joins it is given
+   * this one, so what it keeps is ordered as the command it shares (docs/failures.md, "The
+   * copy an outage serves").
+   */
+  readonly order: number
   /** The announcements heard when it went out (`ReadIo.announcementsHeard`). */
   readonly heard: number
 }
@@ -460,7 +471,8 @@ const polling = new WeakMap<object, Map<string, InFlight<[Uint8Array | null, boo
 /**
  * `send()`, or the same request already in flight if it was issued after the read that asks
  * began or in the same turn (`began`: the read clock then), and under the same count of
- * announcements (`heard`); with whether it joined one. Never one issued in an earlier turn:
+ * announcements (`heard`); with whether it joined one, and the number (`order`, the step's
+ * `Order`) of the one whose reply it gets. Never one issued in an earlier turn:
  * it may have reached Redis before a write that resolved before this read began, and a read
  * that begins after a write resolved gets that write (decision 0021, in
  * docs/decisions/0021-page-entries-out-of-the-tier.md). One issued this turn has not left the
@@ -475,8 +487,9 @@ function share<V>(
   id: string,
   began: number,
   heard: number,
+  order: number,
   send: () => Promise<V>,
-): [Promise<V>, boolean] {
+): [Promise<V>, boolean, number] {
   let pending = table.get(engine)
   if (pending === undefined) {
     pending = new Map()
@@ -484,23 +497,23 @@ function share<V>(
   }
   const shared = pending.get(id)
   if (shared !== undefined && shared.sent >= began && shared.heard === heard) {
-    return [shared.reply, true]
+    return [shared.reply, true, shared.order]
   }
   const sent = issuedAt()
   const reply = send()
-  const inFlight = { reply, sent, heard }
+  const inFlight = { reply, sent, heard, order }
   const map = pending
   map.set(id, inFlight)
   const done = (): void => {
     if (map.get(id) === inFlight) map.delete(id)
   }
   reply.then(done, done)
-  return [reply, false]
+  return [reply, false, order]
 }
 
 /**
  * A follower's poll: the entry (null when none) and whether its lease still exists, from one
- * script call, and whether this call joined one already in flight. Concurrent polls of one key
+ * script call, whether this call joined one already in flight, and that one's number (`share`). Concurrent polls of one key
  * in one process share it (`share`), as reads share one `GET`.
  */
 function poll(
@@ -509,7 +522,8 @@ function poll(
   argv: string,
   budgetMs: number,
   began: number,
-): [Promise<[Uint8Array | null, boolean]>, boolean] {
+  order: number,
+): [Promise<[Uint8Array | null, boolean]>, boolean, number] {
   const send = (): Promise<[Uint8Array | null, boolean]> =>
     io.script(splitArgv(argv), budgetMs).then((reply): [Uint8Array | null, boolean] => {
       if (!Array.isArray(reply)) {
@@ -518,9 +532,9 @@ function poll(
       const [value, leased] = reply as unknown[]
       return [value instanceof Uint8Array ? value : null, Number(leased) === 1]
     })
-  if (io.shares !== true) return [send(), false]
+  if (io.shares !== true) return [send(), false, order]
   const heard = io.announcementsHeard?.() ?? 0
-  return share(polling, engine, argv, began, heard, send)
+  return share(polling, engine, argv, began, heard, order, send)
 }
 
 /** Which input the last bytes went in with: `NeedMore` gives them again the same way. */
@@ -727,6 +741,8 @@ class Read<E extends object, T> {
   private leased = false
   /** The last `GET` or poll joined another read's (the machine then keeps no page copy). */
   private joined = false
+  /** The number of the command joined (`share`); read only when `joined`. */
+  private joinedOrder = 0
   /** The read clock when this read began: it joins only requests sent after (`share`). */
   private readonly began = sentClock
   private readError: unknown = undefined
@@ -887,9 +903,9 @@ class Read<E extends object, T> {
       case Given.Fallback:
         return machine.fallback(engine, prefix, total, t)
       case Given.Reply:
-        return machine.reply(engine, prefix, total, this.joined, t)
+        return machine.reply(engine, prefix, total, this.joined, this.joinedOrder, t)
       case Given.Polled:
-        return machine.polled(engine, prefix, total, this.leased, this.joined, t)
+        return machine.polled(engine, prefix, total, this.leased, this.joined, this.joinedOrder, t)
       case Given.None:
         throw new Error('read machine asked for more bytes before any were given')
     }
@@ -929,10 +945,17 @@ class Read<E extends object, T> {
     try {
       const budgetMs = f[this.base + this.binding.ReadField.BudgetMs] ?? 0
       const key = this.entryKey
+      const order = f[this.base + this.binding.ReadField.Order] ?? 0
       if (io.shares === true) {
         const heard = io.announcementsHeard?.() ?? 0
-        ;[reading, this.joined] = share(getting, this.engine, key, this.began, heard, () =>
-          io.get(key, budgetMs),
+        ;[reading, this.joined, this.joinedOrder] = share(
+          getting,
+          this.engine,
+          key,
+          this.began,
+          heard,
+          order,
+          () => io.get(key, budgetMs),
         )
       } else {
         this.joined = false
@@ -969,11 +992,19 @@ class Read<E extends object, T> {
   }
 
   /** `Poll`: polls the entry and its lease, then gives what came (or the failure). */
-  private async pollEntry(budgetMs: number): Promise<number> {
+  private async pollEntry(budgetMs: number, order: number): Promise<number> {
     let entry: Uint8Array | null
     try {
-      const [polled, joined] = poll(this.engine, this.io, this.machine.argv(), budgetMs, this.began)
+      const [polled, joined, joinedOrder] = poll(
+        this.engine,
+        this.io,
+        this.machine.argv(),
+        budgetMs,
+        this.began,
+        order,
+      )
       this.joined = joined
+      this.joinedOrder = joinedOrder
       ;[entry, this.leased] = await polled
     } catch (err) {
       if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
@@ -1022,7 +1053,7 @@ class Read<E extends object, T> {
       case K.Wait:
         return io.sleep(f[base + F.DelayMs] ?? 0).then(() => machine.timer(engine, io.now()))
       case K.Poll:
-        return this.pollEntry(f[base + F.BudgetMs] ?? 0)
+        return this.pollEntry(f[base + F.BudgetMs] ?? 0, f[base + F.Order] ?? 0)
       default:
         throw new Error(`read machine step ${String(kind)} unknown to this driver`)
     }

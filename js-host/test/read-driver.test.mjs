@@ -63,6 +63,7 @@ const binding = {
       'PartsAt',
       'PartsLen',
       'PageGen',
+      'Order',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
@@ -248,7 +249,7 @@ test('R1: bytes reach the machine only once the refresh it asked for has finishe
   refresh.resolve()
   const r = await reading
   assert.equal(r.bytes, io.redis.get('k'))
-  const [, prefix, total, joined, t] = m.inputs[2]
+  const [, prefix, total, joined, , t] = m.inputs[2]
   assert.equal(prefix.byteLength, 10)
   assert.equal(total, 10)
   assert.equal(joined, false, 'no GET of another read was joined')
@@ -496,10 +497,16 @@ test('a follower waits on the fake clock; polls of one key in one process share 
       return polled.promise
     },
   })
-  const follower = () =>
+  // Each poll step carries the number the engine issued it under (`Order`).
+  const follower = (order) =>
     scripted([
       () => ({ kind: K.Wait, delayMs: 40 }),
-      () => ({ kind: K.Poll, argv: ['EVALSHA', 'poll', '1', 'k'].join('\0'), budgetMs: 100 }),
+      () => ({
+        kind: K.Poll,
+        argv: ['EVALSHA', 'poll', '1', 'k'].join('\0'),
+        budgetMs: 100,
+        order,
+      }),
       () =>
         answer({
           source: binding.Source.Poll,
@@ -508,8 +515,8 @@ test('a follower waits on the fake clock; polls of one key in one process share 
           keepUntil: 5,
         }),
     ])
-  const a = follower()
-  const b = follower()
+  const a = follower(7)
+  const b = follower(9)
   const reads = Promise.all([readEntry(engine, a, io), readEntry(engine, b, io)])
   await settle()
   polled.resolve([entry, 0])
@@ -520,13 +527,15 @@ test('a follower waits on the fake clock; polls of one key in one process share 
     [b, rb],
   ]) {
     assert.equal(m.inputs[1][0], 'timer')
-    const [name, prefix, total, leased, joined] = m.inputs[2]
+    const [name, prefix, total, leased, joined, order] = m.inputs[2]
     assert.equal(name, 'polled')
     assert.equal(prefix.byteLength, 50)
     assert.equal(total, 50)
     assert.equal(leased, false)
-    // The machine hears which follower joined the other's poll (it keeps no page copy).
+    // The machine hears which follower joined the other's poll (it keeps no page copy), and
+    // the number of the poll it joined: what it keeps is ordered as that poll (review 4, R4-2).
     assert.equal(joined, m === b)
+    if (joined) assert.equal(order, 7, "the joiner is given the shared poll's number")
     assert.equal(r.bytes, entry)
     r.answer.free()
   }

@@ -21,7 +21,7 @@ function winLease(e, key, token) {
       if (kind === K.Refresh) kind = m.refreshed(e, T0)
       else if (kind === K.OwnWrite) kind = m.ownWrite(e, undefined, T0)
       else if (kind === K.PeekTier) kind = m.tier(e, undefined, 0, T0)
-      else if (kind === K.Get) kind = m.reply(e, undefined, 0, false, T0)
+      else if (kind === K.Get) kind = m.reply(e, undefined, 0, false, 0, T0)
       else if (kind === K.Acquire) kind = m.leaseReply(e, 1, T0)
       else throw new Error(`unexpected read step ${kind}`)
     }

@@ -764,9 +764,20 @@ impl ReadMachine {
     /// earlier: the view of the page announcements when it went out is that read's, not this
     /// one's, so a page copy from its reply is left for that read to keep (a page announced
     /// in between would otherwise be kept bound to the generation that replaced it, and
-    /// serve with no time limit). Call after the step that asked for it, before its reply.
-    pub fn joined(&mut self) {
+    /// serve with no time limit). Call after the step that asked for it, before its reply;
+    /// `order` is the joined command's number ([`ReadMachine::order`] of the read that sent
+    /// it): what this read keeps is stamped with it, not with the later number this read was
+    /// given, or a command sent in between (a lease poll of the key) would be refused as older
+    /// (docs/failures.md, "The copy an outage serves").
+    pub fn joined(&mut self, order: u64) {
         self.joined = true;
+        self.order = order;
+    }
+
+    /// The number the `GET` or poll just asked for goes out under
+    /// ([`crate::lru::LruIndex::issue`]); a read that joins it is given it ([`ReadMachine::joined`]).
+    pub fn order(&self) -> u64 {
+        self.order
     }
 
     /// The entry's Redis key.

@@ -1969,7 +1969,13 @@ impl World {
                         && shared(&f.cmd, &cmd))
             });
             if let Some(leader) = leader {
-                rt.machine.joined();
+                // Under the number the leader's command went out under, as read-driver.ts
+                // hands it over.
+                let order = match &leader.job {
+                    Job::Read(lr) => lr.machine.order(),
+                    _ => 0,
+                };
+                rt.machine.joined(order);
                 self.trace.push(format!(
                     "  task {} (inst {}) joins task {}'s {}",
                     task.id,

@@ -211,7 +211,8 @@ pub enum ReadField {
     /// `Keep`: the page generation to bind the copy to (`memoryMark`), 0 for none.
     PageGen = 29,
     /// `Keep`: the number the command that brought the bytes went out under (`memoryInsert`'s
-    /// `order`).
+    /// `order`). `Get`, `Poll` (which never keep): the number this command goes out under; a
+    /// read that joins it passes it to `reply` / `polled`.
     Order = 30,
 }
 
@@ -224,6 +225,8 @@ const READ_FIELDS: usize = 31;
 #[derive(Clone, Debug)]
 pub struct ReadStep {
     inner: core::ReadStep,
+    /// `Get`, `Poll`: the number the command goes out under (core `ReadMachine::order`).
+    sent: u64,
 }
 
 fn u32_of(n: usize) -> u32 {
@@ -331,11 +334,12 @@ impl ReadStep {
         }
     }
 
-    /// `Keep`: the number the command that brought the bytes went out under.
+    /// `Keep`: the number the command that brought the bytes went out under. `Get`, `Poll`
+    /// (which never keep): the number this command goes out under.
     pub fn order(&self) -> f64 {
         match self.inner.tier {
             core::TierAction::Keep { order, .. } => order as f64,
-            _ => 0.0,
+            _ => self.sent as f64,
         }
     }
 
@@ -530,6 +534,10 @@ impl ReadStep {
         } else if self.inner.tier == core::TierAction::Drop {
             f[F::Tier as usize] = f64::from(TierAction::Drop as u8);
         }
+        if self.sent > 0 {
+            // Exact below 2^53, as above.
+            f[F::Order as usize] = self.sent as f64;
+        }
         match &self.inner.action {
             core::ReadAction::Get { budget_ms, .. }
             | core::ReadAction::Acquire { budget_ms, .. }
@@ -602,7 +610,14 @@ impl ReadMachine {
         let step = engine
             .inner
             .read_step(&mut self.inner, input, Millis(now))
-            .map(|inner| ReadStep { inner })
+            .map(|inner| {
+                let asks = matches!(
+                    inner.action,
+                    core::ReadAction::Get { .. } | core::ReadAction::Poll { .. }
+                );
+                let sent = if asks { self.inner.order() } else { 0 };
+                ReadStep { inner, sent }
+            })
             .map_err(|e| js_error(&e))?;
         step.write(&mut self.fields);
         if let Some(s) = step.incremental() {
@@ -955,24 +970,28 @@ impl ReadMachine {
     }
 
     /// The entry read (`undefined`: none stored); `joined` when the host joined the `GET` of
-    /// another read of this process instead of sending one (core `ReadMachine::joined`).
+    /// another read of this process instead of sending one (core `ReadMachine::joined`),
+    /// `order` then that `GET`'s `Order` (ignored otherwise).
     pub fn reply(
         &mut self,
         engine: &mut Engine,
         prefix: Option<Vec<u8>>,
         total_len: f64,
         joined: bool,
+        order: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
         if joined {
-            self.inner.joined();
+            // `as` saturates: NaN and negatives are 0, older than every command.
+            self.inner.joined(order as u64);
         }
         let len = total(&prefix, total_len);
         self.step(engine, core::ReadInput::Reply(bytes(&prefix, len)), now)
     }
 
     /// A poll's reply: the entry (`undefined`: none) and whether its lease still exists;
-    /// `joined` as for [`reply`](Self::reply).
+    /// `joined` and `order` as for [`reply`](Self::reply).
+    #[allow(clippy::too_many_arguments)]
     pub fn polled(
         &mut self,
         engine: &mut Engine,
@@ -980,10 +999,12 @@ impl ReadMachine {
         total_len: f64,
         leased: bool,
         joined: bool,
+        order: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
         if joined {
-            self.inner.joined();
+            // `as` saturates: NaN and negatives are 0, older than every command.
+            self.inner.joined(order as u64);
         }
         let len = total(&prefix, total_len);
         let input = core::ReadInput::Polled {

@@ -70,7 +70,7 @@ fn answer_incremental(e: &mut Engine, key: &str, value: Option<&[u8]>, now: f64)
             ReadStepKind::PeekTier => m.tier(e, None, 0.0, now).unwrap(),
             ReadStepKind::Get => {
                 let total = value.map_or(0, <[u8]>::len) as f64;
-                m.reply(e, value.map(<[u8]>::to_vec), total, false, now)
+                m.reply(e, value.map(<[u8]>::to_vec), total, false, 0.0, now)
                     .unwrap()
             }
             ReadStepKind::Acquire => m.lease_reply(e, -1.0, now).unwrap(),

@@ -60,11 +60,18 @@ fn a_hit_is_answered_with_its_presentation_in_one_object() {
     assert_eq!(s.kind(), ReadStepKind::Get);
     assert_eq!(s.key(), m.entry_key());
     assert!(s.budget_ms() > 0.0);
-    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, false, NOW)
-        .unwrap();
+    m.reply(
+        &mut e,
+        Some(v[..8].to_vec()),
+        v.len() as f64,
+        false,
+        0.0,
+        NOW,
+    )
+    .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::NeedMore);
-    m.reply(&mut e, Some(v.clone()), v.len() as f64, false, NOW)
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, false, 0.0, NOW)
         .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Answer);
@@ -90,7 +97,7 @@ fn a_miss_wins_the_lease_and_renews_it() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, 0.0, NOW).unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Acquire);
     assert!(s.argv().starts_with("EVALSHA\0"));
@@ -125,7 +132,7 @@ fn a_follower_waits_then_polls() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, 0.0, NOW).unwrap();
     m.lease_reply(&mut e, 0.0, NOW).unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::Wait);
@@ -140,6 +147,7 @@ fn a_follower_waits_then_polls() {
         v.len() as f64,
         false,
         false,
+        0.0,
         NOW + 20.0,
     )
     .unwrap();
@@ -274,10 +282,17 @@ fn the_fields_area_holds_what_each_step_reads() {
     check_fields(&m);
     m.tier(&mut e, None, 0.0, NOW).unwrap();
     check_fields(&m);
-    m.reply(&mut e, Some(v[..8].to_vec()), v.len() as f64, false, NOW)
-        .unwrap();
+    m.reply(
+        &mut e,
+        Some(v[..8].to_vec()),
+        v.len() as f64,
+        false,
+        0.0,
+        NOW,
+    )
+    .unwrap();
     check_fields(&m);
-    m.reply(&mut e, Some(v.clone()), v.len() as f64, false, NOW)
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, false, 0.0, NOW)
         .unwrap();
     check_fields(&m);
     // A miss: lease won, a follower's wait and poll, a stale answer from the tier.
@@ -285,7 +300,7 @@ fn the_fields_area_holds_what_each_step_reads() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, 0.0, NOW).unwrap();
     check_fields(&m);
     m.lease_reply(&mut e, 1.0, NOW).unwrap();
     check_fields(&m);
@@ -293,7 +308,7 @@ fn the_fields_area_holds_what_each_step_reads() {
     m.start(&mut e, NOW).unwrap();
     m.own_write(&mut e, None, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.reply(&mut e, None, 0.0, false, NOW).unwrap();
+    m.reply(&mut e, None, 0.0, false, 0.0, NOW).unwrap();
     m.lease_reply(&mut e, 0.0, NOW).unwrap();
     check_fields(&m);
     let delay = m.last_step().unwrap().delay_ms();
@@ -306,6 +321,7 @@ fn the_fields_area_holds_what_each_step_reads() {
         stale.len() as f64,
         false,
         false,
+        0.0,
         NOW + 5_000.0,
     )
     .unwrap();
@@ -349,6 +365,7 @@ fn the_fields_area_holds_what_each_step_reads() {
         Some(page.clone()),
         page.len() as f64,
         false,
+        0.0,
         NOW + 1.0,
     )
     .unwrap();
@@ -402,7 +419,7 @@ fn to_answer(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: f
             ReadStepKind::PeekTier => m.tier(e, None, 0.0, NOW).unwrap(),
             ReadStepKind::Get => {
                 let total = value.map_or(0, <[u8]>::len) as f64;
-                m.reply(e, value.map(<[u8]>::to_vec), total, false, NOW)
+                m.reply(e, value.map(<[u8]>::to_vec), total, false, 0.0, NOW)
                     .unwrap()
             }
             ReadStepKind::Acquire => m.lease_reply(e, lease, NOW).unwrap(),
@@ -504,7 +521,7 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
         ReadStepKind::Get
     );
     assert_eq!(took(&one), 1.0);
-    one.reply(&mut e, None, 0.0, false, NOW).unwrap();
+    one.reply(&mut e, None, 0.0, false, 0.0, NOW).unwrap();
     assert_eq!(took(&one), 0.0);
     // A refresh first: the offer is void, the tier asked for later.
     let config = js_sys::Object::new();
@@ -529,7 +546,7 @@ fn a_reused_machine_requests_leases_with_tokens_of_its_own() {
         m.start(&mut e, NOW).unwrap();
         m.own_write(&mut e, None, NOW).unwrap();
         m.tier(&mut e, None, 0.0, NOW).unwrap();
-        m.reply(&mut e, None, 0.0, false, NOW).unwrap();
+        m.reply(&mut e, None, 0.0, false, 0.0, NOW).unwrap();
         let joined = m.last_step().unwrap().argv();
         let argv: Vec<&str> = joined.split('\0').collect();
         assert_eq!(argv[0], "EVALSHA");

@@ -426,7 +426,7 @@ fn a_read_joining_a_get_sent_before_an_announcement_does_not_bind_the_old_value(
     e.apply_announcement(&page_announcement(2, &key)).unwrap();
     let mut bm = read(&e, "/p", NOW + 0.5);
     to_get(&mut e, &mut bm, NOW + 0.5);
-    bm.joined();
+    bm.joined(a.order());
     let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
     keep(&mut e, &key, &v1, sa.tier);
     let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
@@ -451,7 +451,7 @@ fn a_joined_get_leaves_the_page_copy_to_the_read_that_sent_it() {
     to_get(&mut e, &mut a, NOW);
     let mut bm = read(&e, "/p", NOW + 0.5);
     to_get(&mut e, &mut bm, NOW + 0.5);
-    bm.joined();
+    bm.joined(a.order());
     let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
     keep(&mut e, &key, &v1, sa.tier);
     let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
