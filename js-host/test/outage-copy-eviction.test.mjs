@@ -1,10 +1,10 @@
-// Review 4, R4-1 (docs/failures.md, "The copy an outage serves"): the tier's copy never goes
+// A copy that left the tier (docs/failures.md, "The copy an outage serves"): the tier's copy never goes
 // back in the order this process sent its commands, but the rule only compares a reply with a
 // copy that is held. Once this process's own copy of a key is evicted (another key's copy
 // needs the room), a read whose GET went out before the process's write of the key, judged
 // after that write ended, fills the empty place with the value the write replaced. For
 // `'use cache'` that copy serves while Redis answers, so the process serves a value older than
-// its own write that landed (the R3-4 failure, reached through an eviction).
+// its own write that landed (outage-copy-order.test.mjs's failure, reached through an eviction).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'

@@ -533,7 +533,7 @@ test('a follower waits on the fake clock; polls of one key in one process share 
     assert.equal(total, 50)
     assert.equal(leased, false)
     // The machine hears which follower joined the other's poll (it keeps no page copy), and
-    // the number of the poll it joined: what it keeps is ordered as that poll (review 4, R4-2).
+    // the number of the poll it joined: what it keeps is ordered as that poll.
     assert.equal(joined, m === b)
     if (joined) assert.equal(order, 7, "the joiner is given the shared poll's number")
     assert.equal(r.bytes, entry)

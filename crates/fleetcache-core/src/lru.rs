@@ -628,7 +628,7 @@ mod tests {
         assert_eq!(l.writes_in_flight(), 0);
     }
 
-    /// Review 4, R4-1: the copy is evicted between this process's write and the reply of a
+    /// A copy that left the tier: the copy is evicted between this process's write and the reply of a
     /// read sent before that write (which brings the value the write replaced): the empty
     /// place is filled with that older value, so the next outage serves a value older than
     /// the process's own write that landed ("never goes back", docs/failures.md).
@@ -651,7 +651,7 @@ mod tests {
         );
     }
 
-    /// Review 4, R4-1 (reads only): a copy from read 2 (v1) is evicted; read 1's reply (v0,
+    /// A copy that left the tier (reads only): a copy from read 2 (v1) is evicted; read 1's reply (v0,
     /// sent earlier) is judged after: it fills the place with the older value.
     #[test]
     fn an_eviction_does_not_let_an_earlier_read_replace_a_later_ones_copy() {
@@ -668,7 +668,7 @@ mod tests {
         );
     }
 
-    /// Review 4, R4-2: a read that joined another's GET filled the empty place under its own
+    /// A joined read: a read that joined another's GET filled the empty place under its own
     /// number, later than a lease poll of the key sent after that GET, so the poll's reply (a
     /// newer value another instance wrote between the GET and the poll) was refused, though
     /// docs/failures.md says another instance's write "replaces the copy as soon as a read
@@ -697,7 +697,7 @@ mod tests {
         );
     }
 
-    /// R4-1's bound: past [`REMOVED_KEYS_REMEMBERED`] keys removed the oldest is forgotten
+    /// The record's bound: past [`REMOVED_KEYS_REMEMBERED`] keys removed the oldest is forgotten
     /// and its number becomes the floor for every key not remembered; a million evictions
     /// keep the record at that size.
     #[test]
@@ -811,8 +811,8 @@ mod tests {
         }
     }
 
-    /// The body of the two properties below; `strict`: also across evictions (review 4,
-    /// R4-1), a kept read is never older than any copy the tier held of the key before.
+    /// The body of the two properties below; `strict`: also across evictions, a kept
+    /// read is never older than any copy the tier held of the key before.
     fn check_flows(flows: Vec<Flow>, strict: bool) -> Result<(), TestCaseError> {
         let mut l = LruIndex::new(100);
         let mut c = Conn::default();
@@ -944,7 +944,7 @@ mod tests {
             check_flows(flows, false)?;
         }
 
-        /// Review 4, R4-1: the copy never goes back in Redis's order, an eviction between a
+        /// The copy never goes back in Redis's order, an eviction between a
         /// read's `GET` and its judgement included (docs/failures.md, "The copy an outage
         /// serves": "That copy never goes back in the order in which the process sent its
         /// commands").

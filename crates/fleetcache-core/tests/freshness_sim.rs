@@ -932,8 +932,9 @@ struct World {
     page_writer: HashMap<usize, usize>,
     /// Page values Redis lost (a flush, a failover), each with the number the next page write
     /// had then ([`PAGE_WRITES`]): every write numbered from there on came after the loss, so
-    /// it replaced the lost value as it replaces what Redis held.
-    page_lost: Vec<(Vec<u8>, usize)>,
+    /// it replaced the lost value as it replaces what Redis held; and the lost write's own
+    /// number.
+    page_lost: Vec<(Vec<u8>, usize, usize)>,
     /// Reads that joined another read's `GET` or poll in flight on their process (the host
     /// shares one per key: store.ts, read-driver.ts): that read's task id, the read. Each is
     /// given the same reply when that one is.
@@ -982,7 +983,7 @@ impl World {
         let next = PAGE_WRITES.load(std::sync::atomic::Ordering::Relaxed);
         for (v, n) in &self.redis.page_log {
             if !to.page_log.iter().any(|(_, m)| m == n) {
-                self.page_lost.push((v.clone(), next));
+                self.page_lost.push((v.clone(), next, *n));
             }
         }
         self.redis = to;
@@ -2197,8 +2198,8 @@ impl World {
         let log = &self.redis.page_log;
         match log.iter().rposition(|(v, _)| v == value) {
             Some(i) => log.iter().skip(i + 1).cloned().collect(),
-            None => match self.page_lost.iter().rev().find(|(v, _)| v == value) {
-                Some((_, since)) => log.iter().filter(|(_, n)| n >= since).cloned().collect(),
+            None => match self.page_lost.iter().rev().find(|(v, _, _)| v == value) {
+                Some((_, since, _)) => log.iter().filter(|(_, n)| n >= since).cloned().collect(),
                 None => Vec::new(),
             },
         }
@@ -2220,7 +2221,10 @@ impl World {
     ) -> Result<(), TestCaseError> {
         let log = &self.redis.page_log;
         let own = |n: &usize| self.page_writer.get(n) == Some(&inst);
-        if log.iter().any(|(v, n)| v == value && own(n)) {
+        // Its own value, whether Redis still holds it or lost it (a flush, a failover).
+        if log.iter().any(|(v, n)| v == value && own(n))
+            || self.page_lost.iter().any(|(v, _, n)| v == value && own(n))
+        {
             return Ok(());
         }
         for (later, n) in self.replacing(value) {

@@ -484,7 +484,7 @@ fn until_redis_is_known_plain_page_copies_are_kept_for_outages_only() {
     assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
 }
 
-/// Review (REVIEW.md, F2): this process's own page write is a write its reads in flight may
+/// The writer's own rewrite (decision 0031): this process's own page write is a write its reads in flight may
 /// have missed, as another instance's announced one is. Read A's `GET` goes out and Redis
 /// answers it with v1; then this process writes v2 (its own copy kept for outages only) and
 /// the write resolves; A's reply is judged before this process's own announcement comes back
@@ -597,7 +597,7 @@ fn page_write(e: &mut Engine, cache_key: &str, now: f64) -> crate::write_machine
     )
 }
 
-/// Review 3 (R3-4), pulling and following by push: reads whose `GET` went out before this
+/// The copy an outage serves (docs/failures.md), pulling and following by push: reads whose `GET` went out before this
 /// process's page write of `/p`, one judged while the write is in flight and one after it
 /// ended (its tag refresh held it), serve what they read and leave the writer's copy in the
 /// tier: in the next outage that copy, not the value the write replaced, serves. A read sent

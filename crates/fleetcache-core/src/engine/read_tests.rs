@@ -333,7 +333,7 @@ fn a_fresh_reply_is_served_and_kept_in_the_tier() {
     assert_eq!(e.stats().lookups(Surface::UseCache, LookupOutcome::Hit), 1);
 }
 
-/// Review 3 (R3-4) for `'use cache'`, whose tier copies serve while Redis answers: reads
+/// The copy an outage serves (docs/failures.md) for `'use cache'`, whose tier copies serve while Redis answers: reads
 /// whose `GET` went out before this process's write of the key, judged while the write is in
 /// flight or after it ended, serve what they read and leave the writer's copy; a read sent
 /// after the write ended keeps its reply again.
@@ -1321,14 +1321,13 @@ fn without_a_refresh_the_tier_index_is_asked_once_per_read() {
     assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
 }
 
-/// Review 4, R4-3: a write machine dropped after its Store step and before its end (the JS
+/// Not fixed (docs/failures.md, "The copy an outage serves"): a write machine dropped after its Store step and before its end (the JS
 /// write driver frees it so on any exception in `drive`, and after MAX_STEPS) leaves its key
 /// marked as written for the life of the process: no read of the key keeps anything again
 /// (for a page in push mode every read then GETs; in an outage the copy is the dropped
 /// write's, or nothing). The mark should end with the machine.
 #[test]
-#[ignore = "R4-3 left open: no host path drops a write machine before its end today (review \
-            4); ending the mark on Drop needs a handle shared by the machine (which is Clone) \
+#[ignore = "left open: no host path drops a write machine before its end today; ending the mark on Drop needs a handle shared by the machine (which is Clone) \
             and the index, see docs/failures.md \"The copy an outage serves\""]
 fn a_write_machine_dropped_before_its_end_does_not_mark_its_key_forever() {
     use crate::write_machine::{WriteRequest, WriteStep};
@@ -1366,7 +1365,7 @@ fn a_write_machine_dropped_before_its_end_does_not_mark_its_key_forever() {
     );
 }
 
-/// Review 4, R4-1 through the engine: this process's write of `k` lands and ends, its copy
+/// A copy that left the tier, through the engine: this process's write of `k` lands and ends, its copy
 /// is evicted by another key's, and a read whose GET went out before the write (it brings
 /// the value the write replaced) is judged after: it keeps that older value, which the next
 /// outage serves though the process's own newer write landed.
