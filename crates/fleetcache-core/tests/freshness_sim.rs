@@ -930,6 +930,8 @@ struct World {
     page_resolved: HashMap<usize, (usize, f64)>,
     /// The instance that made each page write whose reply it got (by its number).
     page_writer: HashMap<usize, usize>,
+    /// The instance that sent each page write that reached Redis, its reply got or not.
+    page_sender: HashMap<usize, usize>,
     /// Page values Redis lost (a flush, a failover), each with the number the next page write
     /// had then ([`PAGE_WRITES`]): every write numbered from there on came after the loss, so
     /// it replaced the lost value as it replaces what Redis held; and the lost write's own
@@ -965,6 +967,7 @@ impl World {
             events: 0,
             page_resolved: HashMap::new(),
             page_writer: HashMap::new(),
+            page_sender: HashMap::new(),
             page_lost: Vec::new(),
             joined: Vec::new(),
         }
@@ -2023,6 +2026,9 @@ impl World {
                     *held_step = self.step;
                 }
                 let reply = self.redis.exec(&flight.cmd, self.now);
+                if let Reply::PageWrite(n) = reply {
+                    self.page_sender.insert(n, inst);
+                }
                 self.publish(inst);
                 (!self.lose.remove(&inst)).then_some(reply)
             } else {
@@ -2210,8 +2216,8 @@ impl World {
     /// write of the same instance replaced in Redis, and whose reply that instance got before
     /// the read began. (Another instance's writes it may not have read: its copy is the newest it
     /// read, or its own. The order in which its own writes of the key land is the host's to
-    /// keep, one after the other, which this model does not: a value of its own is not judged
-    /// here.)
+    /// keep, one after the other, which this model does not: a value of its own, one it sent
+    /// whether or not it got the reply, is not judged here.)
     fn check_outage_page(
         &mut self,
         inst: usize,
@@ -2220,10 +2226,10 @@ impl World {
         value: &[u8],
     ) -> Result<(), TestCaseError> {
         let log = &self.redis.page_log;
-        let own = |n: &usize| self.page_writer.get(n) == Some(&inst);
+        let sent = |n: &usize| self.page_sender.get(n) == Some(&inst);
         // Its own value, whether Redis still holds it or lost it (a flush, a failover).
-        if log.iter().any(|(v, n)| v == value && own(n))
-            || self.page_lost.iter().any(|(v, _, n)| v == value && own(n))
+        if log.iter().any(|(v, n)| v == value && sent(n))
+            || self.page_lost.iter().any(|(v, _, n)| v == value && sent(n))
         {
             return Ok(());
         }
