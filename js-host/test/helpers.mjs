@@ -310,3 +310,43 @@ export async function startHoldingProxy(target) {
   p.url = `redis://${auth}127.0.0.1:${String(p.server.address().port)}`
   return p
 }
+
+// App Router pages, as the page tests write and read them through the singular handler.
+
+/** A page value as Next writes it: html `<p>${v}</p>`, then `pad` (to size an entry). */
+export function appPage(v, pad = '') {
+  return {
+    kind: 'APP_PAGE',
+    html: `<p>${v}</p>${pad}`,
+    rscData: Buffer.from(v),
+    headers: {},
+    status: 200,
+    postponed: undefined,
+    segmentData: undefined,
+  }
+}
+
+/** The context Next sets such a page with: never revalidated by time. */
+export const APP_PAGE_CTX = {
+  kind: 'APP_PAGE',
+  cacheControl: { revalidate: false, expire: undefined },
+}
+
+/** The html of page `key` as a handler made by `h` serves it; undefined on a miss. */
+export async function pageHtml(h, key) {
+  return (await h().get(key, { kind: 'APP_PAGE' }))?.value.html
+}
+
+/** Makes `Handler`s as Next makes one for an on-demand revalidation (`x-prerender-revalidate`). */
+export function onDemand(Handler) {
+  return () => new Handler({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+}
+
+/** Calls of `commands`, summed, that one Redis server has run so far (`INFO commandstats`). */
+export async function commandCalls(server, ...commands) {
+  const stats = String(await server.command('INFO', 'commandstats'))
+  return commands.reduce(
+    (n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0),
+    0,
+  )
+}

@@ -11,7 +11,15 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { startHoldingProxy, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import {
+  APP_PAGE_CTX,
+  appPage,
+  pageHtml,
+  startHoldingProxy,
+  startTestRedis,
+  text,
+  useCacheEntry,
+} from './helpers.mjs'
 
 let redis
 let proxy
@@ -37,17 +45,6 @@ for (const tagSync of ['pull', 'push']) {
       return
     }
     proxy.uncut()
-    const kind = 'APP_PAGE'
-    const value = (v) => ({
-      kind,
-      html: `<p>${v}</p>`,
-      rscData: Buffer.from(v),
-      headers: {},
-      status: 200,
-      postponed: undefined,
-      segmentData: undefined,
-    })
-    const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
     const H = createIncrementalCacheHandler({
       prefix: `oc-${tagSync}`,
       deploymentId: 'd1',
@@ -56,8 +53,8 @@ for (const tagSync of ['pull', 'push']) {
       ...timeouts,
     })
     const h = () => new H({})
-    const html = async () => (await h().get('/o', { kind }))?.value.html
-    await h().set('/o', value('v1'), ctx)
+    const html = () => pageHtml(h, '/o')
+    await h().set('/o', appPage('v1'), APP_PAGE_CTX)
     assert.equal(await html(), '<p>v1</p>')
     // The GET goes out, then the write (EVALSHA when it announces itself, else SET): Redis
     // runs them in that order on the one connection, and their replies are held.
@@ -66,7 +63,7 @@ for (const tagSync of ['pull', 'push']) {
     const reading = html()
     await gotGet
     const gotWrite = proxy.sentWrite()
-    const writing = h().set('/o', value('v2'), ctx)
+    const writing = h().set('/o', appPage('v2'), APP_PAGE_CTX)
     await gotWrite
     proxy.release()
     assert.equal(await reading, '<p>v1</p>', 'the GET ran before the write')

@@ -9,7 +9,16 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { REDIS_CLUSTER, startHoldingProxy, startTestRedis } from './helpers.mjs'
+import {
+  APP_PAGE_CTX,
+  REDIS_CLUSTER,
+  appPage,
+  commandCalls,
+  onDemand,
+  pageHtml,
+  startHoldingProxy,
+  startTestRedis,
+} from './helpers.mjs'
 
 let redis
 let proxy
@@ -38,17 +47,6 @@ test(
     const target = new URL(redis.url)
     proxy = await startHoldingProxy(target)
     const proxyUrl = proxy.url
-    const kind = 'APP_PAGE'
-    const value = (v) => ({
-      kind,
-      html: `<p>${v}</p>`,
-      rscData: Buffer.from(v),
-      headers: {},
-      status: 200,
-      postponed: undefined,
-      segmentData: undefined,
-    })
-    const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
     const base = { prefix: 'ppc', deploymentId: 'd1', leaseWaitMs: 2000, ...redis.options }
     // W rewrites on demand straight to Redis; R follows by push through the proxy. Different
     // connect timeouts: two runtimes, as two processes would have.
@@ -57,7 +55,7 @@ test(
       redisUrl: redis.url,
       connectTimeoutMs: 4001,
     })
-    const W = () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const W = onDemand(OnDemand)
     const RH = createIncrementalCacheHandler({
       ...base,
       redisUrl: proxyUrl,
@@ -66,43 +64,38 @@ test(
       debug: true,
     })
     const R = () => new RH({})
-    const html = async (h, key) => (await h().get(key, { kind }))?.value.html
-    const gets = async () =>
-      Number(
-        /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ??
-          0,
-      )
+    const gets = () => commandCalls(redis, 'get')
     // R caught up: it serves a page from its tier, no GET.
-    await W().set('/warm', value('w'), ctx)
+    await W().set('/warm', appPage('w'), APP_PAGE_CTX)
     let warm = false
     for (let i = 0; i < 2000 && !warm; i++) {
       const g = await gets()
-      warm = (await html(R, '/warm')) === '<p>w</p>' && (await gets()) === g
+      warm = (await pageHtml(R, '/warm')) === '<p>w</p>' && (await gets()) === g
       if (!warm) await new Promise((r) => setImmediate(r))
     }
     assert.ok(warm, 'R never served from its tier')
     const first = announced()
-    await W().set('/p', value('v1'), ctx)
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     await first
     // Read A's GET goes out; its reply (v1) is held.
     proxy.hold = true
     const sent = proxy.sentGet()
-    const a = html(R, '/p')
+    const a = pageHtml(R, '/p')
     await sent
     // W rewrites /p; R applies the announcement (the subscriber's replies are not held).
     const second = announced()
-    await W().set('/p', value('v2'), ctx)
+    await W().set('/p', appPage('v2'), APP_PAGE_CTX)
     await second
     // Read B starts after the announcement, while A's GET is in flight (it reaches its GET
     // before the held reply can arrive: no I/O on its way). It must get v2: joining A's GET
     // would hand it v1, which the announced write replaced before B began.
-    const b = html(R, '/p')
+    const b = pageHtml(R, '/p')
     proxy.release()
     assert.equal(await a, '<p>v1</p>', 'A read Redis before the rewrite')
     assert.equal(await b, '<p>v2</p>', 'B, begun after the announcement, gets the rewrite')
     // Reads that begin now, after the rewrite and its announcement, must see it.
     const seen = []
-    for (let i = 0; i < 5; i++) seen.push(await html(R, '/p'))
+    for (let i = 0; i < 5; i++) seen.push(await pageHtml(R, '/p'))
     assert.deepEqual(seen, Array(5).fill('<p>v2</p>'))
   },
 )

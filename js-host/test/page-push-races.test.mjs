@@ -10,7 +10,16 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { REDIS_CLUSTER, startHoldingProxy, startTestRedis } from './helpers.mjs'
+import {
+  APP_PAGE_CTX,
+  REDIS_CLUSTER,
+  appPage,
+  commandCalls,
+  onDemand,
+  pageHtml,
+  startHoldingProxy,
+  startTestRedis,
+} from './helpers.mjs'
 
 let redis
 const proxies = []
@@ -26,19 +35,6 @@ after(async () => {
   await redis?.stop()
 })
 
-const kind = 'APP_PAGE'
-const value = (v) => ({
-  kind,
-  html: `<p>${v}</p>`,
-  rscData: Buffer.from(v),
-  headers: {},
-  status: 200,
-  postponed: undefined,
-  segmentData: undefined,
-})
-const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
-const html = async (h, key) => (await h().get(key, { kind }))?.value.html
-
 /** W: writes on demand straight to Redis (pulling: it reads Redis, as 0021 says). */
 function writer(prefix, connectTimeoutMs) {
   const OnDemand = createIncrementalCacheHandler({
@@ -48,14 +44,11 @@ function writer(prefix, connectTimeoutMs) {
     redisUrl: redis.url,
     connectTimeoutMs,
   })
-  return () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+  return onDemand(OnDemand)
 }
 
 /** `GET`s Redis has run so far. */
-const gets = async () =>
-  Number(
-    /cmdstat_get:calls=(\d+)/.exec(String(await redis.command('INFO', 'commandstats')))?.[1] ?? 0,
-  )
+const gets = () => commandCalls(redis, 'get')
 
 /**
  * A function whose promise resolves at the next announcement the push follower applies (its
@@ -73,7 +66,7 @@ function announcements(t) {
 async function fromTier(R, key, want) {
   for (let i = 0; i < 500; i++) {
     const g = await gets()
-    if ((await html(R, key)) === want && (await gets()) === g) return true
+    if ((await pageHtml(R, key)) === want && (await gets()) === g) return true
     await new Promise((r) => setTimeout(r, 10))
   }
   return false
@@ -127,26 +120,26 @@ test(
     })
     const R = () => new RH({})
     // R caught up: it serves a page from its tier, no GET.
-    await W().set('/warm', value('w'), ctx)
+    await W().set('/warm', appPage('w'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     // R holds a copy of /p that its announcement marked for outages only: reads of /p send
     // their GET at once.
     let next = announced()
-    await W().set('/p', value('v0'), ctx)
+    await W().set('/p', appPage('v0'), APP_PAGE_CTX)
     await next
-    assert.equal(await html(R, '/p'), '<p>v0</p>')
+    assert.equal(await pageHtml(R, '/p'), '<p>v0</p>')
     next = announced()
-    await W().set('/p', value('v1'), ctx)
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     await next
     // Read A's GET goes out and reads v1; everything Redis sends R is held from here on
     // (its replies and the announcements: a slow or stalled link, not a lost message).
     proxy.hold = true
     proxy.all = true
     const sent = proxy.sentGet()
-    const a = html(R, '/p')
+    const a = pageHtml(R, '/p')
     await sent
-    await W().set('/p', value('v2'), ctx)
-    assert.equal(await html(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
+    await W().set('/p', appPage('v2'), APP_PAGE_CTX)
+    assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
     const resolved = performance.now()
     // More than the bound later (a timer, not a synchronisation: the bound is a time).
     await new Promise((r) => setTimeout(r, 1200))
@@ -154,7 +147,7 @@ test(
     await inFlight(proxy, '<p>v1</p>')
     // Read B begins now: 0031's guarantee, "serves the value of every page write that
     // resolved at least 1 s before it began".
-    const b = html(R, '/p')
+    const b = pageHtml(R, '/p')
     proxy.release()
     beforeRewrite(await a)
     assert.equal(
@@ -185,35 +178,35 @@ test(
     const R = () => new RH({})
     // R's own on-demand rewrites (the same runtime: the same options).
     const ROnDemand = () => new RH({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
-    await W().set('/warm', value('w'), ctx)
+    await W().set('/warm', appPage('w'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     // R's copy of /p marked for outages only by an announcement: a read of /p sends its GET.
     let next = announced()
-    await W().set('/p', value('v0'), ctx)
+    await W().set('/p', appPage('v0'), APP_PAGE_CTX)
     await next
-    assert.equal(await html(R, '/p'), '<p>v0</p>')
+    assert.equal(await pageHtml(R, '/p'), '<p>v0</p>')
     next = announced()
-    await W().set('/p', value('v1'), ctx)
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     await next
     // Everything Redis sends R is held: read A's GET reads v1.
     proxy.hold = true
     proxy.all = true
     const sentGet = proxy.sentGet()
-    const a = html(R, '/p')
+    const a = pageHtml(R, '/p')
     await sentGet
     // R rewrites /p itself (its copy of v2 kept for outages only, as 0031 says) ...
     const sentEval = proxy.sentEval()
-    const write = ROnDemand().set('/p', value('v2'), ctx)
+    const write = ROnDemand().set('/p', appPage('v2'), APP_PAGE_CTX)
     await sentEval
     // ... and the replies come back, in order: A's v1, then the write's. R's own announcement
     // is still on its way (a slower subscriber connection).
     proxy.releaseData()
     assert.equal(await a, '<p>v1</p>', 'A read Redis before the rewrite')
     await write
-    assert.equal(await html(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
+    assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
     // Read B begins after R's own write resolved: 0021 read Redis (v2); here A's v1 was kept
     // bound to the generation over the writer's own copy and serves.
-    const b = await html(R, '/p')
+    const b = await pageHtml(R, '/p')
     proxy.release()
     assert.equal(b, '<p>v2</p>', 'B, begun after its own process’s rewrite resolved, gets it')
   },
@@ -235,23 +228,23 @@ test(
       connectTimeoutMs: 4402,
     })
     const R = () => new RH({})
-    await W().set('/warm', value('w'), ctx)
-    await W().set('/p', value('v1'), ctx)
+    await W().set('/warm', appPage('w'), APP_PAGE_CTX)
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served /warm from its tier')
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served /p from its tier')
     proxy.cut()
     // W rewrites /p while R cannot hear of it.
-    await W().set('/p', value('v2'), ctx)
-    assert.equal(await html(W, '/p'), '<p>v2</p>')
+    await W().set('/p', appPage('v2'), APP_PAGE_CTX)
+    assert.equal(await pageHtml(W, '/p'), '<p>v2</p>')
     // Redis out of reach: R serves its copy from memory (0021, 0031).
-    assert.equal(await html(R, '/p'), '<p>v1</p>', 'served from memory during the outage')
+    assert.equal(await pageHtml(R, '/p'), '<p>v1</p>', 'served from memory during the outage')
     proxy.uncut()
     // Connected again: a read of a key R holds no copy of reaches Redis (a copy served from
     // the tier with no GET proves nothing while R cannot reach Redis: it serves outage copies).
     let connected = false
     for (let i = 0; i < 500 && !connected; i++) {
       const g = await gets()
-      await html(R, '/none')
+      await pageHtml(R, '/none')
       connected = (await gets()) > g
       if (!connected) await new Promise((r) => setTimeout(r, 20))
     }
@@ -259,7 +252,7 @@ test(
     // Caught up again (proved on another key), without reading /p in between ...
     assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never caught up again')
     // ... the copy of /p kept before the outage must not serve: the rewrite was missed.
-    assert.equal(await html(R, '/p'), '<p>v2</p>', 'a copy from before the outage served again')
+    assert.equal(await pageHtml(R, '/p'), '<p>v2</p>', 'a copy from before the outage served again')
   },
 )
 
@@ -277,7 +270,7 @@ test(
       redisUrl: redis.url,
       connectTimeoutMs: 4501,
     })
-    const W = () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const W = onDemand(OnDemand)
     const RH = createIncrementalCacheHandler({
       ...common,
       redisUrl: proxyUrl,
@@ -286,12 +279,12 @@ test(
       debug: true,
     })
     const R = () => new RH({})
-    const big = (v) => value(`${v}:${'x'.repeat(200_000)}`)
-    const tag = async (h) => (await html(h, '/p'))?.slice(0, 6)
-    await W().set('/warm', value('w'), ctx)
+    const big = (v) => appPage(`${v}:${'x'.repeat(200_000)}`)
+    const tag = async (h) => (await pageHtml(h, '/p'))?.slice(0, 6)
+    await W().set('/warm', appPage('w'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     let next = announced()
-    await W().set('/p', big('v1'), ctx)
+    await W().set('/p', big('v1'), APP_PAGE_CTX)
     await next
     // Everything Redis sends R is held: read A's GET reads v1 (stored compressed).
     proxy.hold = true
@@ -300,7 +293,7 @@ test(
     const a = tag(R)
     await sent
     next = announced()
-    await W().set('/p', big('v2'), ctx)
+    await W().set('/p', big('v2'), APP_PAGE_CTX)
     assert.equal(await tag(W), '<p>v2:', 'the rewrite has resolved')
     // A's reply and the announcement together: the announcement is applied while A's value
     // is being inflated.
@@ -331,20 +324,20 @@ test(
       connectTimeoutMs: 4602,
     })
     const R = () => new RH({})
-    await W().set('/p', value('v1'), ctx)
-    assert.equal(await html(R, '/p'), '<p>v1</p>')
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
+    assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
     // R's subscription drops and cannot come back: R is not caught up from here on.
     const isDown = new Promise((resolve) => (down = resolve))
     proxy.cutSubscriber()
     await isDown
     proxy.hold = true
     const sent = proxy.sentGet()
-    const a = html(R, '/p')
+    const a = pageHtml(R, '/p')
     await sent
-    await W().set('/p', value('v2'), ctx)
-    assert.equal(await html(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
+    await W().set('/p', appPage('v2'), APP_PAGE_CTX)
+    assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
     await inFlight(proxy, '<p>v1</p>')
-    const b = html(R, '/p')
+    const b = pageHtml(R, '/p')
     proxy.release()
     beforeRewrite(await a)
     assert.equal(
@@ -373,24 +366,24 @@ test(
       debug: true,
     })
     const R = () => new RH({})
-    const tagged = (v) => ({ ...value(v), headers: { 'x-next-cache-tags': '_N_T_/p' } })
+    const tagged = (v) => ({ ...appPage(v), headers: { 'x-next-cache-tags': '_N_T_/p' } })
     // R caught up (subscribed): it serves a page from its tier, no GET.
-    await W().set('/warm', value('w'), ctx)
+    await W().set('/warm', appPage('w'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served from its tier')
     let next = announced()
-    await W().set('/p', tagged('v1'), ctx)
+    await W().set('/p', tagged('v1'), APP_PAGE_CTX)
     await next
     let tier = false
     for (let i = 0; i < 2000 && !tier; i++) {
       const g = await gets()
-      tier = (await html(R, '/p')) === '<p>v1</p>' && (await gets()) === g
+      tier = (await pageHtml(R, '/p')) === '<p>v1</p>' && (await gets()) === g
       if (!tier) await new Promise((r) => setImmediate(r))
     }
     assert.ok(tier, 'R never served /p from its tier')
     next = announced()
     await W().revalidateTag(['_N_T_/p'])
     await next
-    const got = await R().get('/p', { kind })
+    const got = await R().get('/p', { kind: 'APP_PAGE' })
     assert.ok(
       got === null || got.isStale === true || got.isStale === -1,
       `after the announced revalidation R served ${JSON.stringify(got?.value?.html)} as fresh`,

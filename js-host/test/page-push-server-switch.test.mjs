@@ -14,7 +14,14 @@ import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
 import { startClusterEnabledServer } from '../../tests/support/redis-cluster.mjs'
-import { startTestRedis } from './helpers.mjs'
+import {
+  APP_PAGE_CTX,
+  appPage,
+  commandCalls,
+  onDemand,
+  pageHtml,
+  startTestRedis,
+} from './helpers.mjs'
 
 let plain
 let clustered
@@ -69,43 +76,24 @@ async function startSwitchingProxy(url) {
   }
 }
 
-const kind = 'APP_PAGE'
-const value = (v) => ({
-  kind,
-  html: `<p>${v}</p>`,
-  rscData: Buffer.from(v),
-  headers: {},
-  status: 200,
-  postponed: undefined,
-  segmentData: undefined,
-})
-const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
-
-/** Calls of `command` the server `node` has run so far. */
-async function calls(node, command) {
-  const info = String(await node.command('INFO', 'commandstats'))
-  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
-}
-
 function fleet(prefix, url) {
   const base = { prefix, deploymentId: 'd1', redisUrl: url, readTimeoutMs: 500 }
   const OnDemand = createIncrementalCacheHandler({ ...base, connectTimeoutMs: 4001 })
   const RH = createIncrementalCacheHandler({ ...base, tagSync: 'push', connectTimeoutMs: 4002 })
-  const W = () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+  const W = onDemand(OnDemand)
   const R = () => new RH({})
   // A third process that pulls per request: its page reads always go to Redis.
   const PH = createIncrementalCacheHandler({ ...base, connectTimeoutMs: 4003 })
   const P = () => new PH({})
-  const html = async (h, key) => (await h().get(key, { kind }))?.value.html
   /** Reads on R until one sends `node` neither GET nor EVALSHA (served from R's tier). */
   const fromTier = async (node, key, want) => {
     for (let i = 0; i < 3000; i++) {
-      const [e, g] = [await calls(node, 'evalsha'), await calls(node, 'get')]
-      const got = await html(R, key)
+      const [e, g] = [await commandCalls(node, 'evalsha'), await commandCalls(node, 'get')]
+      const got = await pageHtml(R, key)
       if (
         got === want &&
-        (await calls(node, 'evalsha')) === e &&
-        (await calls(node, 'get')) === g
+        (await commandCalls(node, 'evalsha')) === e &&
+        (await commandCalls(node, 'get')) === g
       ) {
         return
       }
@@ -116,8 +104,8 @@ function fleet(prefix, url) {
   /** W writes `v` until a pulling process (page reads go to Redis, decision 0021) reads it. */
   const written = async (key, v) => {
     for (let i = 0; i < 200; i++) {
-      await W().set(key, value(v), ctx)
-      if ((await html(P, key)) === `<p>${v}</p>`) return
+      await W().set(key, appPage(v), APP_PAGE_CTX)
+      if ((await pageHtml(P, key)) === `<p>${v}</p>`) return
       await sleep(20)
     }
     assert.fail(`${v} never reached Redis`)
@@ -129,13 +117,13 @@ function fleet(prefix, url) {
   const warm = async (node, key, want) => {
     let seen = false
     for (let i = 0; i < 1000; i++) {
-      const [e, g] = [await calls(node, 'evalsha'), await calls(node, 'get')]
-      const got = await html(R, key)
+      const [e, g] = [await commandCalls(node, 'evalsha'), await commandCalls(node, 'get')]
+      const got = await pageHtml(R, key)
       seen ||= got === want
       if (
         got === want &&
-        (await calls(node, 'evalsha')) === e &&
-        (await calls(node, 'get')) === g
+        (await commandCalls(node, 'evalsha')) === e &&
+        (await commandCalls(node, 'get')) === g
       ) {
         return
       }
@@ -150,12 +138,12 @@ function fleet(prefix, url) {
   const after2s = async (key, t) => {
     let got
     while (performance.now() - t < 2500) {
-      got = await html(R, key)
+      got = await pageHtml(R, key)
       await sleep(50)
     }
     return got
   }
-  return { W, R, html, fromTier, written, warm, after2s }
+  return { W, R, fromTier, written, warm, after2s }
 }
 
 test('plain, then a cluster-enabled node behind the same URL: the push process stops serving page copies from its tier, and a page write reaches it within the bound', async () => {
@@ -233,7 +221,7 @@ test('a CLUSTER SLOTS answer that settles nothing (a refusal) is asked again whi
   const f = fleet('r3c', `redis://r3:pw@127.0.0.1:${url.port}`)
   const key = '/s'
   await f.written(key, 'v1')
-  assert.equal(await f.html(f.R, key), '<p>v1</p>')
+  assert.equal(await pageHtml(f.R, key), '<p>v1</p>')
   const asked = async () => /cluster\|slots/i.test(String(await plain.command('ACL', 'LOG')))
   for (let i = 0; i < 500 && !(await asked()); i++) await sleep(10)
   assert.ok(await asked(), 'R asked CLUSTER SLOTS and was refused')

@@ -10,7 +10,14 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { REDIS_CLUSTER, startHoldingProxy, startTestRedis } from './helpers.mjs'
+import {
+  APP_PAGE_CTX,
+  REDIS_CLUSTER,
+  appPage,
+  onDemand,
+  startHoldingProxy,
+  startTestRedis,
+} from './helpers.mjs'
 
 let redis
 let proxy
@@ -31,17 +38,6 @@ test(
   { skip: REDIS_CLUSTER && 'the proxy fronts one server' },
   async () => {
     proxy = await startHoldingProxy(new URL(redis.url))
-    const kind = 'APP_PAGE'
-    const value = (v) => ({
-      kind,
-      html: `<p>${v}</p>`,
-      rscData: Buffer.from(v),
-      headers: {},
-      status: 200,
-      postponed: undefined,
-      segmentData: undefined,
-    })
-    const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
     const base = { prefix: 'shr', deploymentId: 'd1', ...redis.options }
     // W rewrites on demand straight to Redis; R reads through the proxy (pull mode, the
     // default). Different connect timeouts: two runtimes, as two processes would have.
@@ -50,7 +46,7 @@ test(
       redisUrl: redis.url,
       connectTimeoutMs: 4001,
     })
-    const W = () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const W = onDemand(OnDemand)
     // A read budget above the proxy's hold: a timed-out GET would serve R's outage copy.
     const RH = createIncrementalCacheHandler({
       ...base,
@@ -58,8 +54,8 @@ test(
       connectTimeoutMs: 4002,
       readTimeoutMs: 10_000,
     })
-    const html = async (key) => (await new RH({}).get(key, { kind }))?.value.html
-    await W().set('/p', value('first-version'), ctx)
+    const html = async (key) => (await new RH({}).get(key, { kind: 'APP_PAGE' }))?.value.html
+    await W().set('/p', appPage('first-version'), APP_PAGE_CTX)
     assert.equal(await html('/p'), '<p>first-version</p>', 'R reads through the proxy')
     // Read A's GET is answered by Redis (first-version); the reply is held.
     proxy.hold = true
@@ -67,7 +63,7 @@ test(
     const a = html('/p')
     await proxy.replied(Buffer.from('first-version'))
     // The rewrite resolves, then read B begins while A's reply is still held.
-    await W().set('/p', value('second-version'), ctx)
+    await W().set('/p', appPage('second-version'), APP_PAGE_CTX)
     const b = html('/p')
     // B's own GET, had it joined A's none would come: then the read's value below fails it.
     await Promise.race([

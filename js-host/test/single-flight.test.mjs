@@ -18,12 +18,16 @@ import {
 } from '../esm/index.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
 import {
+  APP_PAGE_CTX,
+  appPage,
+  assertServedStale,
   inWorkUnit,
   now,
+  onDemand,
+  pageHtml,
   startTestRedis,
   text,
   useCacheEntry,
-  assertServedStale,
 } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -582,7 +586,6 @@ describe('in-process tier', () => {
   test('App Router pages and routes are never served from the tier while Redis answers: an on-demand rewrite elsewhere is seen at once', async () => {
     // `x-prerender-revalidate` rewrites the entry in Redis on one instance,
     // with no tag and well within `revalidate` (30 days with revalidate: false).
-    const onDemand = (make) => () => make({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
     const cases = [
       {
         key: '/app-od',
@@ -614,7 +617,7 @@ describe('in-process tier', () => {
     ]
     for (const c of cases) {
       const Handler = createIncrementalCacheHandler(options())
-      const A = onDemand((ctx) => new Handler(ctx))
+      const A = onDemand(Handler)
       const B = incremental()
       const ctx = { kind: c.kind, cacheControl: { revalidate: false, expire: undefined } }
       await A().set(c.key, c.value('v1'), ctx)
@@ -642,21 +645,13 @@ describe('in-process tier', () => {
     }
     const key = '/app-push'
     const kind = 'APP_PAGE'
-    const value = (v) => ({
-      kind,
-      html: `<p>${v}</p>`,
-      rscData: Buffer.from(v),
-      headers: { 'x-next-cache-tags': '_N_T_/app-push' },
-      status: 200,
-      postponed: undefined,
-      segmentData: undefined,
-    })
-    const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
-    const html = async (h) => (await h().get(key, { kind }))?.value.html
+    const value = (v) => ({ ...appPage(v), headers: { 'x-next-cache-tags': '_N_T_/app-push' } })
+    const ctx = APP_PAGE_CTX
+    const html = (h) => pageHtml(h, key)
     // A rewrites on demand (`x-prerender-revalidate`) and pulls per request: a fleet may mix
     // both, and its writes are announced all the same. B follows the tag state by push.
     const OnDemand = createIncrementalCacheHandler(options())
-    const A = () => new OnDemand({ _requestHeaders: { 'x-prerender-revalidate': 'id' } })
+    const A = onDemand(OnDemand)
     const B = incremental({ tagSync: 'push' })
     /** Reads on B until a read sends Redis nothing (caught up, served from the tier). */
     const fromTier = async (want) => {

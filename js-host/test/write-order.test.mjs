@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { startTestRedis } from './helpers.mjs'
+import { commandCalls, startTestRedis } from './helpers.mjs'
 
 let redis
 
@@ -50,13 +50,7 @@ test('of two page writes of one key issued in order by one process, the later on
   await Promise.all([first, second])
   // A write resolves after its wait budget even while it goes on: read until Redis has seen
   // both Stores (two SET-like calls since), bounded.
-  const writes = async () => {
-    const info = String(await redis.command('INFO', 'commandstats'))
-    return ['set', 'evalsha', 'eval'].reduce(
-      (n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(info)?.[1] ?? 0),
-      0,
-    )
-  }
+  const writes = () => commandCalls(redis, 'set', 'evalsha', 'eval')
   for (let i = 0; i < 300 && (await writes()) < 2; i++) await sleep(10)
   const got = (await new Reader({}).get('/r', { kind }))?.value.html
   assert.equal(got?.slice(0, 16), newer.slice(0, 16), 'Redis keeps the write that was issued last')
