@@ -1,10 +1,10 @@
 // Same process: a baseline build (BASELINE, default /work/wt-baseline: a checkout with its
 // js-host/dist and wasm built) against this checkout's package, in interleaved rounds: 'use cache'
-// get hits through Redis and through the tier, and the singular handler's page hits (Redis),
+// get hits through Redis, through the tier and from the embedded store (no Redis), and the singular handler's page hits (Redis),
 // 1 and 16 in flight. Each case: median ops/s with the min-max over rounds, p50/p99 latency and
 // the process's CPU per op (median; less disturbed by other work on a shared machine than
 // throughput).
-// Usage: node bench/cmp.mjs   (R rounds, N ops per round, CASES=redis,tier,page to pick; NEW
+// Usage: node bench/cmp.mjs   (R rounds, N ops per round, CASES=redis,tier,memory,page to pick; NEW
 // another build to compare instead of this checkout's, laid out the same way)
 //
 // Both packages look Next's work-unit storage up at run time (`next` resolved from the working
@@ -65,9 +65,13 @@ const mk = (pkg, name, mem) =>
     redisUrl: r.url,
     memoryBytes: mem,
   })
+/** The embedded store (no Redis: bench/run.mjs's "in-process store hit"). */
+const embedded = (pkg, name) =>
+  pkg.createUseCacheHandler({ prefix: 'cmp-' + name, deploymentId: 'x', memoryBytes: 64 << 20 })
 const useCache = {
   redis: { old: mk(oldPkg, 'o', 0), new: mk(newPkg, 'n', 0) },
   tier: { old: mk(oldPkg, 'ot', 64 << 20), new: mk(newPkg, 'nt', 64 << 20) },
+  memory: { old: embedded(oldPkg, 'om'), new: embedded(newPkg, 'nm') },
 }
 const cases = {}
 const wanted = (process.env.CASES ?? 'redis,tier,page').split(',')

@@ -234,6 +234,12 @@ export interface ReadIo {
   /** The stored entry, or null; rejects with an error carrying a `code` (see `failureOf`). */
   get(key: string, budgetMs: number): Promise<Uint8Array | null>
   /**
+   * The stored entry as it is now, for a store that holds it in this process (the embedded
+   * store): a `Get` step then takes it in the same turn, with no `get`, no sharing and no await.
+   * What it returns is what `get` would have resolved to, read at the same moment.
+   */
+  getNow?: ((key: string) => Uint8Array | null) | undefined
+  /**
    * Whether reads of one key may share a `GET` or a poll in flight (only one issued after the
    * read began or in the same turn, under the same count of announcements: `share`). Unset in
    * a host whose requests must not await each other's I/O.
@@ -976,6 +982,29 @@ class Read<E extends object, T> {
     return this.give(Given.Reply, this.redis, this.entryKey)
   }
 
+  /**
+   * `Get` from a store in this process: the entry given in this turn (after a pending refresh,
+   * rule R1, as any bytes). A store whose bytes are compressed is read as `getEntry` reads.
+   */
+  private getHeld(getNow: (key: string) => Uint8Array | null): number | Promise<number> {
+    this.joined = false
+    let held: Uint8Array | null
+    try {
+      held = getNow(this.entryKey)
+    } catch (err) {
+      this.readError = err
+      const refreshing = this.refreshing
+      return refreshing === undefined ? this.failed(err) : refreshing.then(() => this.failed(err))
+    }
+    this.hooks.sent?.()
+    this.redis = held
+    if (!this.compressed(held)) return this.give(Given.Reply, held, this.entryKey)
+    return this.inflated(held).then((plain) => {
+      this.redis = plain
+      return this.give(Given.Reply, plain, this.entryKey)
+    })
+  }
+
   /** `Acquire`: sends the lease request, then gives its reply (or the failure) to the machine. */
   private async acquire(budgetMs: number): Promise<number> {
     const { engine, machine, io } = this
@@ -1045,7 +1074,7 @@ class Read<E extends object, T> {
         return this.give(Given.Fallback, held, this.entryKey)
       }
       case K.Get:
-        return this.getEntry(f)
+        return io.getNow === undefined ? this.getEntry(f) : this.getHeld(io.getNow)
       case K.NeedMore:
         return this.feed(this.givenBytes?.subarray(0, f[base + F.Need] ?? 0))
       case K.Acquire:

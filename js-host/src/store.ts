@@ -10,6 +10,8 @@ export interface EntryStore {
    * read machine turns them into misses, or serves the copy this process holds).
    */
   get(key: string, now: number): Promise<Buffer | null>
+  /** `get` answered now, by a store that holds its entries in this process (`ReadIo.getNow`). */
+  getNow?(key: string, now: number): Buffer | null
   /**
    * Writes an envelope for `ttlMs` (the write machine's Store step): `SET` when `script` is
    * empty, else the engine's `EVALSHA` argv with the value appended (it writes the entry and
@@ -150,11 +152,16 @@ export class MemoryStore implements EntryStore {
   constructor(private readonly engine: Engine) {}
 
   get(key: string, now: number): Promise<Buffer | null> {
+    return Promise.resolve(this.getNow(key, now))
+  }
+
+  /** `get` without the promise: the read driver takes it in the same turn (`ReadIo.getNow`). */
+  getNow(key: string, now: number): Buffer | null {
     if (!this.engine.memoryTouch(key, now)) {
       this.bytes.delete(key)
-      return Promise.resolve(null)
+      return null
     }
-    return Promise.resolve(this.bytes.get(key) ?? null)
+    return this.bytes.get(key) ?? null
   }
 
   write(

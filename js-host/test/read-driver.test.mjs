@@ -634,6 +634,56 @@ test('a host that does not share sends a GET per read', async () => {
   for (const r of rs) r.answer.free()
 })
 
+test('a store in this process answers a Get in the same turn: no get, no sharing, no await', async () => {
+  const held = bytesOf(12)
+  const asked = []
+  const io = fakeIo({
+    shares: true,
+    get: () => assert.fail('get is not called when the store answers now'),
+    getNow: (key) => {
+      asked.push(key)
+      return held
+    },
+  })
+  const m = getter()
+  const reading = readEntry(engine, m, io)
+  // Before any await: the machine already has the bytes and has answered.
+  assert.deepEqual(asked, ['k'])
+  assert.deepEqual(
+    m.inputs.map(([name]) => name),
+    ['start', 'reply'],
+  )
+  const [, prefix, total, joined] = m.inputs[1]
+  assert.equal(prefix.byteLength, 12)
+  assert.equal(total, 12)
+  assert.equal(joined, false)
+  const r = await reading
+  assert.equal(r.bytes, held)
+  r.answer.free()
+})
+
+test('a store in this process: its bytes still wait for the refresh the machine asked for (R1)', async () => {
+  const refresh = deferred()
+  const io = fakeIo({ refresh: () => refresh.promise, getNow: () => bytesOf(10) })
+  const m = scripted([
+    () => ({ kind: K.Refresh }),
+    () => ({ kind: K.Get, key: 'k', budgetMs: 250 }),
+    () => answer({ source: binding.Source.Redis, served: binding.Served.Fresh, payloadOffset: 4 }),
+  ])
+  const reading = readEntry(engine, m, io)
+  await settle()
+  assert.deepEqual(
+    m.inputs.map(([name]) => name),
+    ['start', 'refreshed'],
+  )
+  io.t = 1_500
+  refresh.resolve()
+  const r = await reading
+  assert.equal(m.inputs[2][0], 'reply')
+  assert.equal(m.inputs[2][5], 1_500, 'stamped after the refresh')
+  r.answer.free()
+})
+
 test('a follower that begins after a poll was issued in an earlier turn sends its own poll', async () => {
   const polls = []
   const io = fakeIo({
