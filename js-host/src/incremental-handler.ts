@@ -27,6 +27,85 @@ const KINDS = new Map<number, Wasm.ValueKind>(
 
 export type { IncrementalValue } from './value-codec'
 
+/** The answer sources that serve the tier's own bytes object (a Set: no enum comparison). */
+const FROM_TIER = new Set<number>([wasm.Source.Tier, wasm.Source.Kept])
+
+/**
+ * The kinds whose decoded value is memoised for tier hits: the response kinds a page hit
+ * serves, whose only mutable containers are one flat headers object and the `segmentData`
+ * Map (`fresh` copies both). PAGES (`pageData`), FETCH (`data`), REDIRECT (`props`) carry
+ * nested JSON a fresh shape would have to copy deeply, and IMAGE is rarely a tier hit.
+ */
+function memoised(v: IncrementalValue | null): boolean {
+  return v !== null && (v.kind === 'APP_PAGE' || v.kind === 'APP_ROUTE')
+}
+
+/**
+ * What a memo is charged to the tier's budget, beyond the envelope's own bytes (which the tier
+ * counts already): an estimate, not a measurement of V8's heap.
+ * - Strings (html, postponed, header values, keys) decoded from UTF-8: a one-byte string
+ *   takes a byte per byte; a string with any character past U+00FF is two bytes per UTF-16
+ *   unit, at most 2 per UTF-8 byte. Hence twice the envelope's length.
+ * - Buffers (rscData, segments, APP_ROUTE body) are views of the tier's bytes: no copy.
+ * - Objects and arrays parsed from the JSON part: 64 bytes per `{`, `[`, `:` or `,` in it.
+ *   Measured with `node --expose-gc` on JSON.parse results (`[{},{},...]` 21 bytes of heap
+ *   per JSON byte, 43 per structural byte; many small keys 5.6 per byte; a page's headers
+ *   1.06), so 64 is above every shape measured.
+ * - 1 KiB for the memo's own objects (the value, its Map, Buffer views, the memo record).
+ */
+export function memoCharge(envelope: Uint8Array, json: Uint8Array | undefined): number {
+  let structural = 0
+  if (json !== undefined) {
+    for (let i = 0; i < json.length; i++) {
+      const c = json[i]
+      // { [ : ,
+      if (c === 0x7b || c === 0x5b || c === 0x3a || c === 0x2c) structural++
+    }
+  }
+  return 2 * envelope.byteLength + 64 * structural + 1024
+}
+
+/** A copy of a headers object whose array values are copies too. */
+function copyHeaders<H extends Record<string, unknown>>(h: H | undefined): H | undefined {
+  if (h === undefined) return undefined
+  const out: Record<string, unknown> = {}
+  for (const k in h) {
+    const x = h[k]
+    out[k] = Array.isArray(x) ? [...(x as unknown[])] : x
+  }
+  return out as H
+}
+
+/**
+ * A shape of a memoised value of its own for one hit, so that nothing Next does to what `get`
+ * returned reaches a later hit: a new value object, a new headers object (arrays copied) and a
+ * new `segmentData` Map; strings are immutable and shared, and so are the Buffers, which are
+ * views of the tier's bytes on every hit with or without a memo.
+ *
+ * What Next does with them (next 16.3.8, target/next-releases/16.3.8/next-incremental/
+ * node_modules/next/dist): server/lib/incremental-cache/index.js `get` builds its own entry
+ * around `cacheData.value` (line 482: `value: cacheData.value`); server/response-cache/utils.js
+ * copies `headers` into the response cache entry by reference; build/templates/app-route.js
+ * reads `cacheEntry.value.headers` through `fromNodeOutgoingHttpHeaders` (a new Headers);
+ * no `segmentData.set/delete` nor an assignment into a value's fields or its `headers` was
+ * found in server/response-cache, server/lib/incremental-cache, build/templates/app-page.js,
+ * server/base-server.js. Next's own file-system cache hands the same object to every hit of
+ * its memory cache (file-system-cache.js `memoryCache.get`). The copies are the guard against
+ * a release or a plugin that does mutate.
+ */
+function fresh(v: IncrementalValue | null): IncrementalValue | null {
+  if (v === null) return null
+  // Fields set only when present: an absent field stays absent, as the decode left it.
+  if (v.kind === 'APP_PAGE') {
+    const out = { ...v }
+    if (v.headers !== undefined) out.headers = copyHeaders(v.headers)
+    if (v.segmentData !== undefined) out.segmentData = new Map(v.segmentData)
+    return out
+  }
+  if (v.kind === 'APP_ROUTE') return { ...v, headers: copyHeaders(v.headers) ?? v.headers }
+  return v
+}
+
 /** Next's `CacheControl`. */
 export interface CacheControl {
   revalidate: number | false
@@ -143,9 +222,10 @@ class IncrementalCore {
           )
         },
       )
+      const entryKey = this.machines.entryKey(cacheKey, machine)
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
-        entryKey: this.machines.entryKey(cacheKey, machine),
-        decode: (a, bytes) => this.decode(cacheKey, a, bytes),
+        entryKey,
+        decode: (a, bytes) => this.decode(cacheKey, entryKey, a, bytes),
         release: () => {
           this.machines.release(machine)
         },
@@ -166,32 +246,49 @@ class IncrementalCore {
   /**
    * Next's shape of the value an answer serves: its parts decoded (value-codec), with the
    * machine's presentation. Undefined (and an error line) when the parts cannot be decoded.
+   *
+   * A value served from the in-process tier (source `Tier` or `Kept`, the very bytes object the
+   * tier holds) is decoded once and memoised alongside the tier's copy, charged to its budget
+   * (`memoCharge`); each hit gets a fresh shape of it (`fresh`).
    */
   private decode(
     cacheKey: string,
+    entryKey: string,
     answer: Answer,
     bytes: Uint8Array,
   ): IncrementalCacheEntry | undefined {
-    const buf = Buffer.isBuffer(bytes)
-      ? bytes
-      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const lengths = answer.parts()
-    const parts: Buffer[] = new Array<Buffer>(lengths.length)
-    let off = answer.payloadOffset
-    for (let i = 0; i < lengths.length; i++) {
-      const len = lengths[i] ?? 0
-      parts[i] = buf.subarray(off, off + len)
-      off += len
-    }
+    const store = this.rt.store
+    const fromTier = FROM_TIER.has(answer.source)
+    const memo = fromTier ? store.decoded?.(entryKey, bytes) : undefined
     let decoded: IncrementalValue | null
-    try {
-      // The fields area carries the kind as a number; the binding wrote a `ValueKind` there.
-      const kind = KINDS.get(answer.valueKind)
-      if (kind === undefined) throw new Error(`value kind ${String(answer.valueKind)} unknown`)
-      decoded = decodeValue(kind, answer.valueFlags, answer.segments, parts)
-    } catch (err) {
-      this.rt.log.error(`unreadable value of ${cacheKey} (${describe(err)}): treated as a miss`)
-      return undefined
+    if (memo !== undefined) {
+      decoded = fresh(memo.value as IncrementalValue | null)
+    } else {
+      const buf = Buffer.isBuffer(bytes)
+        ? bytes
+        : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      const lengths = answer.parts()
+      const parts: Buffer[] = new Array<Buffer>(lengths.length)
+      let off = answer.payloadOffset
+      for (let i = 0; i < lengths.length; i++) {
+        const len = lengths[i] ?? 0
+        parts[i] = buf.subarray(off, off + len)
+        off += len
+      }
+      try {
+        // The fields area carries the kind as a number; the binding wrote a `ValueKind` there.
+        const kind = KINDS.get(answer.valueKind)
+        if (kind === undefined) throw new Error(`value kind ${String(answer.valueKind)} unknown`)
+        decoded = decodeValue(kind, answer.valueFlags, answer.segments, parts)
+      } catch (err) {
+        this.rt.log.error(`unreadable value of ${cacheKey} (${describe(err)}): treated as a miss`)
+        return undefined
+      }
+      if (fromTier && store.keepDecoded !== undefined && memoised(decoded)) {
+        store.keepDecoded(entryKey, bytes, decoded, memoCharge(bytes, parts[0]))
+        // What was just memoised is never handed out: Next gets a shape of its own.
+        decoded = fresh(decoded)
+      }
     }
     const entry: IncrementalCacheEntry = { lastModified: answer.lastModified, value: decoded }
     if (answer.hasCacheControl) {

@@ -49,6 +49,18 @@ export interface EntryStore {
   ): void
   /** Drops `key` from the in-process tier. */
   forget(key: string): void
+  /**
+   * The decoded value memoised for the tier's copy of `key` when `bytes` is that very copy
+   * (the same object), else undefined. See `keepDecoded`.
+   */
+  decoded?(key: string, bytes: Uint8Array): { value: unknown } | undefined
+  /**
+   * Keeps `value`, decoded from `bytes`, alongside the tier's copy of `key` when `bytes` is
+   * that very copy, charging `charge` bytes to the tier's budget (the engine's
+   * `memoryCharge`): the memo lives and dies with the slot (replaced, forgotten, evicted) and
+   * is not kept when the copy and its charge do not fit the whole budget.
+   */
+  keepDecoded?(key: string, bytes: Uint8Array, value: unknown, charge: number): void
   readonly kind: 'redis' | 'memory'
 }
 
@@ -62,6 +74,12 @@ export interface EntryStore {
 export class RedisStore implements EntryStore {
   readonly kind = 'redis'
   private readonly bytes = new Map<string, Buffer>()
+  /**
+   * Decoded values of tier copies (`keepDecoded`), under the same keys. An entry is removed
+   * wherever its key's bytes are removed or replaced, and its charge leaves the engine's index
+   * with the key's item, so the budget bounds the bytes and the memos together.
+   */
+  private readonly memos = new Map<string, { bytes: Buffer; value: unknown }>()
   /** False with a zero tier budget: every tier call is then skipped, not refused by wasm. */
   private readonly tiered: boolean
 
@@ -90,19 +108,46 @@ export class RedisStore implements EntryStore {
     if (this.engine === undefined || !this.tiered) return
     const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt, order)
     // Refused (larger than the whole budget): nothing to keep, nothing to copy.
+    // A new copy replaces the slot, and the index dropped the old copy's charge with it.
+    this.memos.delete(key)
     if (evicted.split('\0').includes(key)) {
       this.bytes.delete(key)
       return
     }
     if (outageOnly || pageGen !== 0) this.engine.memoryMark(key, outageOnly, pageGen)
     this.bytes.set(key, owned(value))
-    if (evicted !== '') for (const k of evicted.split('\0')) this.bytes.delete(k)
+    this.drop(evicted)
   }
 
   forget(key: string): void {
     if (this.engine === undefined || !this.tiered) return
     this.engine.memoryRemove(key)
     this.bytes.delete(key)
+    this.memos.delete(key)
+  }
+
+  decoded(key: string, bytes: Uint8Array): { value: unknown } | undefined {
+    const memo = this.memos.get(key)
+    return memo !== undefined && memo.bytes === bytes ? memo : undefined
+  }
+
+  keepDecoded(key: string, bytes: Uint8Array, value: unknown, charge: number): void {
+    if (this.engine === undefined || !this.tiered) return
+    const held = this.bytes.get(key)
+    if (held === undefined || held !== bytes) return
+    const evicted = this.engine.memoryCharge(key, charge)
+    if (evicted === undefined) return
+    this.memos.set(key, { bytes: held, value })
+    this.drop(evicted)
+  }
+
+  /** Drops the bytes and memos of the NUL-joined keys the index evicted. */
+  private drop(evicted: string): void {
+    if (evicted === '') return
+    for (const k of evicted.split('\0')) {
+      this.bytes.delete(k)
+      this.memos.delete(k)
+    }
   }
 
   async get(key: string): Promise<Buffer | null> {

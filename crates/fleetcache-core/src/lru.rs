@@ -21,6 +21,8 @@ pub const REMOVED_KEYS_REMEMBERED: usize = 1024;
 struct Node {
     key: String,
     size: u64,
+    /// Bytes the host holds for the item besides its own (see [`LruIndex::charge`]).
+    charge: u64,
     expires_at: Millis,
     /// Made by this process and not written to Redis (see [`LruIndex::mark_local`]).
     local: bool,
@@ -181,6 +183,7 @@ impl LruIndex {
         let node = Node {
             key: key.to_owned(),
             size,
+            charge: 0,
             expires_at,
             local: false,
             outage_only: false,
@@ -205,6 +208,38 @@ impl LruIndex {
         self.map.insert(key.to_owned(), slot);
         self.used = self.used.saturating_add(size);
         evicted
+    }
+
+    /// Charges `extra` bytes the host keeps alongside the item under `key` (a decoded form of
+    /// its bytes) to the budget, in place of any charge it had: the item counts `size + extra`
+    /// from now on and both leave together, however it leaves. The item becomes the most
+    /// recently used, and the least recently used others are evicted until the charge fits.
+    ///
+    /// Returns the keys evicted, least recently used first, which the host drops from its byte
+    /// store; `None`, with nothing changed, when `key` is not held or `size + extra` exceeds
+    /// the whole budget (the host then keeps nothing alongside the item).
+    pub fn charge(&mut self, key: &str, extra: u64) -> Option<Vec<String>> {
+        let slot = *self.map.get(key)?;
+        let (size, old) = self.node(slot).map(|n| (n.size, n.charge))?;
+        if size.saturating_add(extra) > self.capacity {
+            return None;
+        }
+        self.unlink(slot);
+        self.push_front(slot);
+        self.used = self.used.saturating_sub(old);
+        let mut evicted = Vec::new();
+        // The item is at the head and fits alone, so the loop stops before it reaches it.
+        while self.used.saturating_add(extra) > self.capacity && self.tail != slot {
+            match self.remove_slot(self.tail) {
+                Some(node) => evicted.push(node.key),
+                None => break,
+            }
+        }
+        if let Some(n) = self.node_mut(slot) {
+            n.charge = extra;
+        }
+        self.used = self.used.saturating_add(extra);
+        Some(evicted)
     }
 
     /// Marks `key` as just used. Returns false when it is absent, or when it has expired
@@ -486,7 +521,9 @@ impl LruIndex {
         let node = self.slots.get_mut(slot).and_then(Option::take)?;
         self.free.push(slot);
         self.map.remove(&node.key);
-        self.used = self.used.saturating_sub(node.size);
+        self.used = self
+            .used
+            .saturating_sub(node.size.saturating_add(node.charge));
         Some(node)
     }
 }
@@ -528,6 +565,33 @@ mod tests {
         let mut zero = LruIndex::new(0);
         assert_eq!(zero.insert("x", 1, NEVER), vec!["x".to_owned()]);
         assert!(zero.insert("empty", 0, NEVER).is_empty());
+    }
+
+    #[test]
+    fn a_charge_counts_with_its_item_and_evicts_others_to_fit() {
+        let mut l = LruIndex::new(10);
+        assert_eq!(l.charge("a", 1), None);
+        l.insert("a", 3, NEVER);
+        l.insert("b", 3, NEVER);
+        // Over the budget even alone: refused, nothing changed.
+        assert_eq!(l.charge("a", 8), None);
+        assert_eq!((l.used_bytes(), l.len()), (6, 2));
+        // Fits after evicting `b`; `a` itself, the least recent before, is never evicted.
+        assert_eq!(l.charge("a", 5), Some(vec!["b".to_owned()]));
+        assert_eq!((l.used_bytes(), l.keys_by_recency()), (8, vec!["a"]));
+        // A new charge replaces the old one.
+        assert_eq!(l.charge("a", 2), Some(vec![]));
+        assert_eq!(l.used_bytes(), 5);
+        // The charge leaves with its item: replaced, removed or evicted.
+        l.insert("a", 4, NEVER);
+        assert_eq!(l.used_bytes(), 4);
+        l.charge("a", 4);
+        assert!(l.remove("a"));
+        assert_eq!(l.used_bytes(), 0);
+        l.insert("a", 4, NEVER);
+        l.charge("a", 4);
+        assert_eq!(l.insert("c", 5, NEVER), vec!["a".to_owned()]);
+        assert_eq!(l.used_bytes(), 5);
     }
 
     #[test]
@@ -961,6 +1025,7 @@ mod tests {
         Insert(u8, u64, u8),
         Touch(u8, u8),
         Remove(u8),
+        Charge(u8, u64),
     }
 
     fn any_op() -> impl Strategy<Value = Op> {
@@ -968,19 +1033,21 @@ mod tests {
             (0u8..12, 0u64..40, 0u8..20).prop_map(|(k, s, e)| Op::Insert(k, s, e)),
             (0u8..12, 0u8..20).prop_map(|(k, n)| Op::Touch(k, n)),
             (0u8..12).prop_map(Op::Remove),
+            (0u8..12, 0u64..60).prop_map(|(k, c)| Op::Charge(k, c)),
         ]
     }
 
     /// The obvious O(n) model: a Vec from most to least recent.
     #[derive(Default)]
     struct Model {
-        items: Vec<(String, u64, f64)>,
+        /// Key, size plus charge, expiry, size alone.
+        items: Vec<(String, u64, f64, u64)>,
     }
 
     impl Model {
         fn remove(&mut self, key: &str) -> bool {
             let before = self.items.len();
-            self.items.retain(|(k, _, _)| k != key);
+            self.items.retain(|(k, _, _, _)| k != key);
             before != self.items.len()
         }
     }
@@ -1002,7 +1069,7 @@ mod tests {
                             while m.items.iter().map(|i| i.1).sum::<u64>() + size > cap {
                                 expected.push(m.items.pop().unwrap().0);
                             }
-                            m.items.insert(0, (key.clone(), size, f64::from(exp)));
+                            m.items.insert(0, (key.clone(), size, f64::from(exp), size));
                         }
                         prop_assert_eq!(l.insert(&key, size, Millis(f64::from(exp))), expected);
                     }
@@ -1026,6 +1093,23 @@ mod tests {
                     Op::Remove(k) => {
                         let key = format!("k{k}");
                         prop_assert_eq!(l.remove(&key), m.remove(&key));
+                    }
+                    Op::Charge(k, extra) => {
+                        let key = format!("k{k}");
+                        let expected = match m.items.iter().position(|i| i.0 == key) {
+                            Some(p) if m.items[p].3 + extra <= cap => {
+                                let mut item = m.items.remove(p);
+                                item.1 = item.3 + extra;
+                                let mut evicted = Vec::new();
+                                while m.items.iter().map(|i| i.1).sum::<u64>() + item.1 > cap {
+                                    evicted.push(m.items.pop().unwrap().0);
+                                }
+                                m.items.insert(0, item);
+                                Some(evicted)
+                            }
+                            _ => None,
+                        };
+                        prop_assert_eq!(l.charge(&key, extra), expected);
                     }
                 }
                 let sum: u64 = m.items.iter().map(|i| i.1).sum();

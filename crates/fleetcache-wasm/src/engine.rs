@@ -420,6 +420,20 @@ impl Engine {
         )
     }
 
+    /// Charges `size` bytes the host keeps alongside the tier's copy of `key` (its decoded
+    /// value) to the tier's budget, in place of any earlier charge; both leave together (core
+    /// `LruIndex::charge`). Returns the NUL-joined keys evicted to make room, or undefined when
+    /// `key` is not held or the copy and its charge exceed the whole budget: then keep nothing.
+    #[wasm_bindgen(js_name = memoryCharge)]
+    pub fn memory_charge(&mut self, key: &str, size: f64) -> Option<String> {
+        let size = if size.is_finite() && size >= 0.0 {
+            size as u64
+        } else {
+            u64::MAX
+        };
+        self.inner.lru_mut().charge(key, size).map(|e| join(&e))
+    }
+
     /// Marks `key` as just used; false when it is absent, past its lifetime, or this
     /// process's own copy that never reached Redis while Redis answers (then removed).
     #[wasm_bindgen(js_name = memoryTouch)]
