@@ -5,7 +5,8 @@
 // the process's CPU per op (median; less disturbed by other work on a shared machine than
 // throughput).
 // Usage: node bench/cmp.mjs   (R rounds, N ops per round, CASES=redis,tier,memory,page to pick; NEW
-// another build to compare instead of this checkout's, laid out the same way)
+// another build to compare instead of this checkout's, laid out the same way; CMP_TAG_SYNC=push
+// makes the page case's handlers follow tags by push: caught up, a page hit comes from the tier)
 //
 // Both packages look Next's work-unit storage up at run time (`next` resolved from the working
 // directory first); a build that cannot find it and keeps looking on every read measures that
@@ -108,9 +109,23 @@ if (wanted.includes('page')) {
       deploymentId: 'x',
       redisUrl: r.url,
       memoryBytes: 64 << 20,
+      tagSync: process.env.CMP_TAG_SYNC === 'push' ? 'push' : 'pull',
     })
     const inc = new Inc({})
     await inc.set('/p', page, { cacheControl: { revalidate: 600, expire: 3600 } })
+    if (process.env.CMP_TAG_SYNC === 'push') {
+      // Until a read sends no GET: subscribed, pulled, and the page copy bound (bounded).
+      const gets = async () =>
+        Number(/cmdstat_get:calls=(\d+)/.exec(String(await r.command('INFO', 'commandstats')))?.[1])
+      let fromTier = false
+      for (let i = 0; i < 500 && !fromTier; i++) {
+        const g = await gets()
+        await inc.get('/p', { kind: 'APP_PAGE', isRoutePPREnabled: false })
+        fromTier = (await gets()) === g
+        if (!fromTier) await new Promise((res) => setTimeout(res, 10))
+      }
+      if (!fromTier) throw new Error('push: the page never served from the tier')
+    }
     cases[which + 'Page'] = async () => {
       const e = await inc.get('/p', { kind: 'APP_PAGE', isRoutePPREnabled: false })
       if (e === null || e.value === null) throw new Error('page miss')

@@ -176,9 +176,12 @@ class IncrementalCore {
   private readonly machines = new ReadMachines<ReadMachine>()
   /** What the read driver sends and awaits through (no writes in flight: Next has none here). */
   private readonly io: ReadIo
+  /** Reads offer the tier's bytes with their start (`startWithTier`). */
+  private readonly offerTier: boolean
 
   constructor(readonly rt: Runtime) {
     this.io = nodeReadIo(rt)
+    this.offerTier = rt.options.tagSync === 'push'
   }
 
   async get(
@@ -225,6 +228,10 @@ class IncrementalCore {
       const entryKey = this.machines.entryKey(cacheKey, machine)
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
         entryKey,
+        // Following by push, a read caught up asks for the tier first (no refresh), so the
+        // tier's bytes go with the start, saving a call; pulling, the machine asks for a
+        // refresh first and the offer would be looked up and copied for nothing.
+        offerTier: this.offerTier,
         decode: (a, bytes) => this.decode(cacheKey, entryKey, a, bytes),
         release: () => {
           this.machines.release(machine)

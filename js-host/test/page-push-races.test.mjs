@@ -9,6 +9,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 
+import { createRequire } from 'node:module'
+
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
 import {
   APP_PAGE_CTX,
@@ -388,5 +390,44 @@ test(
       got === null || got.isStale === true || got.isStale === -1,
       `after the announced revalidation R served ${JSON.stringify(got?.value?.html)} as fresh`,
     )
+  },
+)
+
+test(
+  "tagSync 'push': caught up, a page read served from the tier asks for no tag refresh and takes the tier's bytes with its start",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    // The glue the runtime uses (one module instance per process: js-host/src/wasm.ts).
+    const { ReadMachine } = createRequire(import.meta.url)('../wasm/node/fleetcache_wasm.js')
+    const W = writer('hit', 4301)
+    const RH = createIncrementalCacheHandler({
+      prefix: 'hit',
+      deploymentId: 'd1',
+      ...redis.options,
+      redisUrl: redis.url,
+      tagSync: 'push',
+      connectTimeoutMs: 4302,
+    })
+    const R = () => new RH({})
+    await W().set('/p', value('v1'), ctx)
+    assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
+    const calls = { refreshed: 0, startWithTier: 0, start: 0, tier: 0 }
+    for (const name of Object.keys(calls)) {
+      const original = ReadMachine.prototype[name]
+      t.mock.method(ReadMachine.prototype, name, function counted(...args) {
+        calls[name]++
+        return original.apply(this, args)
+      })
+    }
+    // A tier hit (no GET) is a read that was caught up; bounded.
+    let hit = false
+    for (let i = 0; i < 50 && !hit; i++) {
+      for (const name of Object.keys(calls)) calls[name] = 0
+      const g = await gets()
+      assert.equal(await html(R, '/p'), '<p>v1</p>')
+      hit = (await gets()) === g
+    }
+    assert.ok(hit, 'no read served from the tier')
+    assert.deepEqual(calls, { refreshed: 0, startWithTier: 1, start: 0, tier: 0 })
   },
 )

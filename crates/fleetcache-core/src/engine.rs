@@ -1139,6 +1139,7 @@ impl Engine {
             untrusted_before,
             redis_answers,
             pages: self.tag_sync.page_view(&self.mirror, now),
+            tags_caught_up: self.tag_sync.caught_up(&self.mirror, now),
             lru: &mut self.lru,
             leases: &mut self.leases,
             stats: &self.stats,

@@ -312,6 +312,11 @@ pub struct ReadCtx<'a> {
     /// The page announcements at the step's time, while following them caught up
     /// ([`PushFollow::page_view`](crate::tag_sync::PushFollow::page_view)).
     pub pages: Option<PageView>,
+    /// The tag state is followed by push and caught up at the step's time
+    /// ([`Engine::tags_caught_up`]).
+    ///
+    /// [`Engine::tags_caught_up`]: crate::Engine::tags_caught_up
+    pub tags_caught_up: bool,
     /// The tier's index.
     pub lru: &'a mut LruIndex,
     /// Leases this process holds.
@@ -850,6 +855,15 @@ impl ReadMachine {
                 // Never loaded (a refresh failed, or a caller outside Next): refresh first,
                 // rather than judge nothing fresh.
                 Kind::UseCache => self.ask(State::Refreshing),
+                // Following by push and caught up, the host answers a refresh at once and
+                // leaves the mirror as it is (js-host/src/tag-sync.ts, `refresh`), so asking
+                // would only delay the tier's turn (the driver awaits the refresh before it
+                // gives bytes). Without it the judgement is the same: the same mirror and
+                // page view; a copy `tier_turn` would skip after a refresh (kept for outages
+                // only, or of another page generation, while Redis answers) is `Kept` by
+                // `tier_use`, which leads to the same `Get` with no tier action; anything
+                // else is peeked either way. A read not caught up still asks, below.
+                Kind::Incremental { .. } if ctx.tags_caught_up => self.tier_turn(ctx),
                 // No refreshTags hook on this interface: the tag changes are pulled alongside
                 // the entry, so the judgement sees every revalidation finished before the
                 // request at no extra round trip.

@@ -1881,11 +1881,16 @@ impl World {
             let (kind, cmd) = match step.action {
                 ReadAction::Refresh => {
                     input = In::Refreshed;
+                    // Caught up by push at the read's start (this same instant), the singular
+                    // handler's machine goes to the tier without asking.
+                    prop_assert!(
+                        rt.inc.is_none() || !rt.caught_up,
+                        "a singular-handler read caught up by push asked for a refresh"
+                    );
                     // A `'use cache'` request's refresh has run already (Next awaited
                     // `refreshTags`, which the driver's refresh joins). The singular
-                    // handler's starts now, unless caught up by push: the machine goes on
-                    // while it travels.
-                    if rt.inc.is_some() && !rt.caught_up {
+                    // handler's starts now: the machine goes on while it travels.
+                    if rt.inc.is_some() {
                         rt.ticket = Some(self.request_refresh(inst)?);
                     }
                     continue;

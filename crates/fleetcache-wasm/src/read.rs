@@ -909,7 +909,8 @@ impl ReadMachine {
     /// `PeekTier`, the machine takes them as `tier` would and answers the step after, and
     /// `TookTier` in the fields area is 1; otherwise (a refresh first, say) it answers the
     /// first step, as `start`, and the offer is void. One call where `start` and `tier` take
-    /// two, for reads that ask for the tier first (`'use cache'`).
+    /// two, for reads that ask for the tier first (`'use cache'`; the singular handler's
+    /// when its engine follows tags by push, which ask for it first while caught up).
     #[wasm_bindgen(js_name = startWithTier)]
     pub fn start_with_tier(
         &mut self,

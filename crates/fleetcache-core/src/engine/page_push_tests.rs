@@ -118,8 +118,10 @@ fn b(v: &[u8]) -> Option<Bytes<'_>> {
 
 /// Steps a read of `/p` to its `GET` (the tier holds nothing the read may serve).
 fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) {
-    go(e, m, ReadInput::Start, now);
-    let mut s = go(e, m, ReadInput::Refreshed, now);
+    let mut s = go(e, m, ReadInput::Start, now);
+    if s.action == ReadAction::Refresh {
+        s = go(e, m, ReadInput::Refreshed, now);
+    }
     if s.action == ReadAction::PeekTier {
         s = go(e, m, ReadInput::Tier(None), now);
     }
@@ -646,4 +648,63 @@ fn reads_sent_before_this_process_writes_the_page_leave_the_writers_copy() {
         let s = go(&mut e, &mut next, ReadInput::Reply(b(&v2)), NOW + 2.0);
         assert!(matches!(s.tier, TierAction::Keep { .. }), "{:?}", s.tier);
     }
+}
+
+/// Caught up, the host's refresh would change nothing (js-host/src/tag-sync.ts, `refresh`): the
+/// read goes to the tier at once, and a bound page copy is served from its first answer.
+#[test]
+fn while_caught_up_a_page_read_asks_for_the_tier_without_a_refresh() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    let mut m = read(&e, "/p", NOW + 1.0);
+    let s = go(&mut e, &mut m, ReadInput::Start, NOW + 1.0);
+    assert_eq!(s.action, ReadAction::PeekTier, "{s:?}");
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW + 1.0);
+    assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
+}
+
+/// The first step of a read of `/p` begun at `now`.
+fn first_step(e: &mut Engine, now: f64) -> ReadAction {
+    let mut m = read(e, "/p", now);
+    go(e, &mut m, ReadInput::Start, now).action
+}
+
+#[test]
+fn with_the_channel_down_a_read_asks_for_a_refresh_first() {
+    let mut e = push_engine();
+    e.tag_channel_down();
+    assert!(!e.tags_caught_up(Millis(NOW)));
+    assert_eq!(first_step(&mut e, NOW), ReadAction::Refresh);
+}
+
+#[test]
+fn after_a_gap_a_read_asks_for_a_refresh_first() {
+    let mut e = push_engine();
+    let msg = netstring::encode(["q", "E", "3", "w3", "other"]);
+    assert!(e.apply_announcement(&msg).is_err());
+    assert!(!e.tags_caught_up(Millis(NOW)));
+    assert_eq!(first_step(&mut e, NOW), ReadAction::Refresh);
+}
+
+#[test]
+fn past_the_pull_interval_a_read_asks_for_a_refresh_first() {
+    let mut e = push_engine();
+    assert_eq!(first_step(&mut e, NOW + 980.0), ReadAction::PeekTier);
+    assert!(!e.tags_caught_up(Millis(NOW + 995.0)));
+    assert_eq!(first_step(&mut e, NOW + 995.0), ReadAction::Refresh);
+    // The pull that catches up ends the refreshes.
+    pull(&mut e, "1", NOW + 995.0);
+    assert_eq!(first_step(&mut e, NOW + 997.0), ReadAction::PeekTier);
+}
+
+#[test]
+fn pulling_per_request_a_read_asks_for_a_refresh_first() {
+    let mut e = Engine::new(Config::default()).unwrap();
+    e.mark_standalone();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(!e.tags_caught_up(Millis(NOW)));
+    assert_eq!(first_step(&mut e, NOW), ReadAction::Refresh);
 }
