@@ -1,7 +1,7 @@
 // Same process: a baseline build (BASELINE, default /work/wt-baseline: a checkout with its
 // js-host/dist and wasm built) against this checkout's package, in interleaved rounds: 'use cache'
-// get hits through Redis, through the tier and from the embedded store (no Redis), and the singular handler's page hits (Redis),
-// 1 and 16 in flight. Each case: median ops/s with the min-max over rounds, p50/p99 latency and
+// get hits through Redis, through the tier and from the embedded store (no Redis), and the
+// singular handler's page hits (Redis), 1 and 16 in flight. Each case: median ops/s with the min-max over rounds, p50/p99 latency and
 // the process's CPU per op (median; less disturbed by other work on a shared machine than
 // throughput).
 // Usage: node bench/cmp.mjs   (R rounds, N ops per round, CASES=redis,tier,memory,page to pick; NEW
