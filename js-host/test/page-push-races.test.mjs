@@ -409,7 +409,7 @@ test(
       connectTimeoutMs: 4302,
     })
     const R = () => new RH({})
-    await W().set('/p', value('v1'), ctx)
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
     const calls = { refreshed: 0, startWithTier: 0, start: 0, tier: 0 }
     for (const name of Object.keys(calls)) {
@@ -424,7 +424,7 @@ test(
     for (let i = 0; i < 50 && !hit; i++) {
       for (const name of Object.keys(calls)) calls[name] = 0
       const g = await gets()
-      assert.equal(await html(R, '/p'), '<p>v1</p>')
+      assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
       hit = (await gets()) === g
     }
     assert.ok(hit, 'no read served from the tier')
