@@ -20,7 +20,7 @@ export type {
   TransportOptions,
 } from './options'
 export { isBuildPhase, optionsFromEnv, transportOptionsFromEnv } from './env-options'
-export { durableUseCacheEntries } from './next-build-files'
+export { durableUseCacheEntries, useCacheKeyEnvVars } from './next-build-files'
 
 const FAILURE_SETTINGS = [
   'readTimeoutMs',

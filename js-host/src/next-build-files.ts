@@ -2,7 +2,7 @@
  * What `next build` left for the server: the build output directory, the build id and the
  * configuration it recorded. Read from disk (or a standalone server's environment) at start.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** Environment variables, as `process.env` holds them. */
@@ -25,26 +25,89 @@ export function distDir(env: Env): string {
   return '.next'
 }
 
+/** The configuration `next build` recorded: a standalone server's, else the build's. */
+function recordedConfig(env: Env, cwd: string): unknown {
+  const standalone = env.__NEXT_PRIVATE_STANDALONE_CONFIG
+  if (standalone) return JSON.parse(standalone)
+  const file = join(cwd, distDir(env), 'required-server-files.json')
+  return (JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown }).config
+}
+
 /**
- * Whether the build being served has Next's `experimental.durableUseCacheEntries` on: read from
- * the configuration a standalone server announces, else from `<distDir>/required-server-files.json`
- * (where `next build` records it). False when neither can be read.
+ * Whether the build being served was made by webpack (`next build --webpack`): its server
+ * output has webpack's runtime chunk, `<distDir>/server/webpack-runtime.js`
+ * (`DEFAULT_RUNTIME_WEBPACK` in `next/dist/shared/lib/constants.js`, 16.0.0 to 16.5.0), which
+ * every server route of a webpack build requires, so a standalone copy has it too. Turbopack
+ * writes its runtime elsewhere (`server/chunks/[turbopack]_runtime.js`), and `next build`
+ * empties the directory first, so a Turbopack build over a webpack one leaves none. Not the
+ * `<distDir>/turbopack` marker Turbopack writes: `output: 'standalone'` does not copy it.
+ */
+export function builtWithWebpack(env: Env = process.env, cwd: string = process.cwd()): boolean {
+  return existsSync(join(cwd, distDir(env), 'server', 'webpack-runtime.js'))
+}
+
+/**
+ * Whether Next keys the `'use cache'` entries of the build being served durably (by code hash
+ * and release): `experimental.durableUseCacheEntries` on (read from the configuration a
+ * standalone server announces, else from `<distDir>/required-server-files.json`, where
+ * `next build` records it) and a Turbopack build, as Next decides
+ * (`next/dist/server/async-storage/work-store.js`: `!!process.env.TURBOPACK && ...`, inlined
+ * in the route runtime the build's bundler selects). False when the configuration cannot be
+ * read.
  */
 export function durableUseCacheEntries(
   env: Env = process.env,
   cwd: string = process.cwd(),
 ): boolean {
-  const durable = (config: unknown): boolean =>
-    (config as { experimental?: { durableUseCacheEntries?: unknown } } | null)?.experimental
-      ?.durableUseCacheEntries === true
   try {
-    const standalone = env.__NEXT_PRIVATE_STANDALONE_CONFIG
-    if (standalone) return durable(JSON.parse(standalone))
-    const file = join(cwd, distDir(env), 'required-server-files.json')
-    return durable((JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown }).config)
+    const config = recordedConfig(env, cwd) as {
+      experimental?: { durableUseCacheEntries?: unknown }
+    } | null
+    return config?.experimental?.durableUseCacheEntries === true && !builtWithWebpack(env, cwd)
   } catch {
     return false
   }
+}
+
+/** The environment variables Next puts into durable `'use cache'` keys, sorted. */
+export interface UseCacheKeyEnvVars {
+  /** Their values go into the key (`runtimeEnvVarsRead`). */
+  read: string[]
+  /** Whether each is unset, falsy or truthy goes into the key (`runtimeEnvVarsExistence`). */
+  existence: string[]
+}
+
+/**
+ * The variables of every `'use cache'` function of the build, from
+ * `<distDir>/server/server-reference-manifest.json` (`node[id].durability[key]`, which
+ * Turbopack writes when durable entries are on): an instance whose values differ hashes to
+ * other keys (docs/decisions/0032). Empty lists when the manifest cannot be read.
+ */
+export function useCacheKeyEnvVars(
+  env: Env = process.env,
+  cwd: string = process.cwd(),
+): UseCacheKeyEnvVars {
+  const read = new Set<string>()
+  const existence = new Set<string>()
+  const names = (list: unknown, into: Set<string>): void => {
+    if (Array.isArray(list)) for (const n of list) if (typeof n === 'string') into.add(n)
+  }
+  try {
+    const file = join(cwd, distDir(env), 'server', 'server-reference-manifest.json')
+    const manifest = JSON.parse(readFileSync(file, 'utf8')) as { node?: unknown }
+    // Any field may be missing or not an object in a manifest of another shape.
+    const fields = (v: unknown): Record<string, unknown> =>
+      typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {}
+    for (const fn of Object.values(fields(manifest.node))) {
+      for (const d of Object.values(fields(fields(fn).durability))) {
+        names(fields(d).runtimeEnvVarsRead, read)
+        names(fields(d).runtimeEnvVarsExistence, existence)
+      }
+    }
+  } catch {
+    // No manifest (or not one this reads): nothing to name.
+  }
+  return { read: [...read].sort(), existence: [...existence].sort() }
 }
 
 export function buildId(cwd: string, env: Env): string | undefined {

@@ -1,4 +1,9 @@
-import { durableUseCacheEntries, isBuildPhase, type ResolvedOptions } from './config'
+import {
+  durableUseCacheEntries,
+  isBuildPhase,
+  useCacheKeyEnvVars,
+  type ResolvedOptions,
+} from './config'
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
@@ -159,6 +164,24 @@ function pushWithCheck(
     : askingClusterSlots(subscribe, engine, transport, log)
 }
 
+/**
+ * Durable `'use cache'` keys carry a hash of some environment variables: naming them once at
+ * start tells an operator why instances may not share entries (docs/decisions/0032).
+ */
+function logKeyEnvVars(log: Logger): void {
+  const vars = useCacheKeyEnvVars()
+  if (vars.read.length === 0 && vars.existence.length === 0) return
+  const parts = [
+    ...(vars.read.length > 0 ? [`the values of ${vars.read.join(', ')}`] : []),
+    ...(vars.existence.length > 0
+      ? [`whether ${vars.existence.join(', ')} ${vars.existence.length === 1 ? 'is' : 'are'} set`]
+      : []),
+  ]
+  log.info(
+    `'use cache' keys (experimental.durableUseCacheEntries) include ${parts.join(' and ')} (environment variables, from server-reference-manifest.json): instances where these differ do not share entries`,
+  )
+}
+
 /** The runtime for these options, created on first use. */
 export function runtimeFor(given: ResolvedOptions): Runtime {
   const build = isBuildPhase()
@@ -171,12 +194,13 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
   const next = detectNextRelease()
   if (next !== null && next.release === undefined)
     log.warn(`next ${next.version}: version not understood, judged like the newest release`)
+  const durable = !build && durableUseCacheEntries()
   const engine = new wasm.Engine({
     ...options.engine,
     ...(next?.release === undefined ? {} : { nextRelease: next.release }),
     // Next keys durable 'use cache' entries by code hash and release, not by build: the core
     // then stores them where the next deployment finds them.
-    ...(build ? {} : { durableUseCache: durableUseCacheEntries() }),
+    ...(build ? {} : { durableUseCache: durable }),
   })
   const transport =
     options.redisUrl === undefined
@@ -239,6 +263,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
       ? `next build: in-process store, Redis is not used during a build${given.redisUrl === undefined ? '' : ' (REDIS_URL is read by the server at start)'}`
       : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource})${engine.useCacheSegment === engine.deployment ? '' : `, 'use cache' entries under ${engine.prefix}:${engine.useCacheSegment} (experimental.durableUseCacheEntries)`}, store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
+  if (durable) logKeyEnvVars(log)
   registry().set(id, runtime)
   // OpenTelemetry (optional peer dependency) is looked up here, once per process.
   telemetry()?.track(engine)

@@ -11,7 +11,7 @@ import { test } from 'node:test'
 
 const require = createRequire(import.meta.url)
 const { parseNextVersion } = require('../dist/next-release.js')
-const { durableUseCacheEntries } = require('../dist/config.js')
+const { durableUseCacheEntries, useCacheKeyEnvVars } = require('../dist/config.js')
 const wasm = require('../wasm/node/fleetcache_wasm.js')
 
 test('versions convert to the engine setting; anything else is left out', () => {
@@ -70,8 +70,13 @@ test('a handler process reads the release of the app it serves', () => {
   }
 })
 
-/** A fake app: node_modules/next at `version`, and `.next/required-server-files.json`. */
-function fakeApp(version, experimental) {
+/**
+ * A fake app: node_modules/next at `version`, and `.next/required-server-files.json`; built by
+ * webpack when `bundler` says so (Next's server runtime chunk `server/webpack-runtime.js`, which
+ * `next build --webpack` writes and Turbopack never does), else by Turbopack (its marker
+ * file and `server-reference-manifest.json` with `manifest`, when given).
+ */
+function fakeApp(version, experimental, { bundler = 'turbopack', manifest } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-next-release-'))
   fs.mkdirSync(path.join(dir, 'node_modules', 'next'), { recursive: true })
   fs.writeFileSync(
@@ -85,7 +90,48 @@ function fakeApp(version, experimental) {
     path.join(dir, '.next', 'required-server-files.json'),
     JSON.stringify({ version: 1, config: { experimental } }),
   )
+  fs.mkdirSync(path.join(dir, '.next', 'server'))
+  if (bundler === 'webpack') {
+    fs.writeFileSync(path.join(dir, '.next', 'server', 'webpack-runtime.js'), '')
+  } else {
+    fs.writeFileSync(path.join(dir, '.next', 'turbopack'), '')
+  }
+  if (manifest !== undefined) {
+    fs.writeFileSync(
+      path.join(dir, '.next', 'server', 'server-reference-manifest.json'),
+      JSON.stringify(manifest),
+    )
+  }
   return dir
+}
+
+// The shape Turbopack writes on 16.5.0 (`next build` of examples/next-app): per function, per
+// page, a durability key into the function's lists of variables.
+const turbopackManifest = {
+  node: {
+    fn1: {
+      workers: { 'app/a/page': { moduleId: 1, async: false, durability: 'd1' } },
+      durability: {
+        d1: {
+          codeHash: 'c1',
+          runtimeEnvVarsRead: ['INSTANCE_NAME', 'ORIGIN_URL'],
+          runtimeEnvVarsExistence: ['NEXT_PRIVATE_DEBUG_CACHE'],
+        },
+      },
+    },
+    fn2: {
+      workers: { 'app/b/page': { moduleId: 2, async: false, durability: 'd2' } },
+      durability: {
+        d2: {
+          codeHash: 'c2',
+          runtimeEnvVarsRead: ['API_URL', 'ORIGIN_URL'],
+          runtimeEnvVarsExistence: [],
+        },
+      },
+    },
+  },
+  edge: {},
+  encryptionKey: 'k',
 }
 
 test('durableUseCacheEntries is read from the build, or from a standalone server', () => {
@@ -107,6 +153,44 @@ test('durableUseCacheEntries is read from the build, or from a standalone server
   }
 })
 
+// Next applies the setting to Turbopack builds only (work-store.js: `!!process.env.TURBOPACK &&
+// ...`, inlined in the route runtime the build's bundler selects): a webpack build keys by
+// build id whatever its config says.
+test('durableUseCacheEntries is off for a webpack build, whatever its config says', () => {
+  const webpack = fakeApp('16.5.0', { durableUseCacheEntries: true }, { bundler: 'webpack' })
+  const turbopack = fakeApp('16.5.0', { durableUseCacheEntries: true })
+  try {
+    assert.equal(durableUseCacheEntries({}, webpack), false)
+    assert.equal(durableUseCacheEntries({}, turbopack), true)
+    // A standalone server: the config from its environment, the build from its distDir.
+    const standalone = JSON.stringify({ experimental: { durableUseCacheEntries: true } })
+    const env = { __NEXT_PRIVATE_STANDALONE_CONFIG: standalone }
+    assert.equal(durableUseCacheEntries(env, webpack), false)
+    assert.equal(durableUseCacheEntries(env, turbopack), true)
+    // The marker alone does not decide: a standalone copy of a Turbopack build lacks it.
+    fs.rmSync(path.join(turbopack, '.next', 'turbopack'))
+    assert.equal(durableUseCacheEntries({}, turbopack), true)
+  } finally {
+    fs.rmSync(webpack, { recursive: true, force: true })
+    fs.rmSync(turbopack, { recursive: true, force: true })
+  }
+})
+
+test('the variables Next puts into durable keys are read from the server reference manifest', () => {
+  const app = fakeApp('16.5.0', { durableUseCacheEntries: true }, { manifest: turbopackManifest })
+  const bare = fakeApp('16.5.0', { durableUseCacheEntries: true })
+  try {
+    assert.deepEqual(useCacheKeyEnvVars({}, app), {
+      read: ['API_URL', 'INSTANCE_NAME', 'ORIGIN_URL'],
+      existence: ['NEXT_PRIVATE_DEBUG_CACHE'],
+    })
+    assert.deepEqual(useCacheKeyEnvVars({}, bare), { read: [], existence: [] }, 'no manifest')
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
+    fs.rmSync(bare, { recursive: true, force: true })
+  }
+})
+
 test("with durableUseCacheEntries, 'use cache' entries are kept under the Next release", () => {
   // The server process of each fake app says where its entries go (its start-up log line).
   const namespaceLine = (dir) => {
@@ -125,6 +209,7 @@ test("with durableUseCacheEntries, 'use cache' entries are kept under the Next r
   const durable = fakeApp('16.4.6', { durableUseCacheEntries: true })
   const plain = fakeApp('16.4.6', {})
   const old = fakeApp('16.3.8', { durableUseCacheEntries: true })
+  const webpack = fakeApp('16.5.0', { durableUseCacheEntries: true }, { bundler: 'webpack' })
   try {
     assert.match(
       namespaceLine(durable),
@@ -133,7 +218,47 @@ test("with durableUseCacheEntries, 'use cache' entries are kept under the Next r
     assert.doesNotMatch(namespaceLine(plain), /'use cache' entries under/)
     // Before 16.4 the setting does not exist: Next keys by build, and so does fleetcache.
     assert.doesNotMatch(namespaceLine(old), /'use cache' entries under/)
+    // A webpack build is keyed by build id: its entries stay under the deployment.
+    assert.doesNotMatch(namespaceLine(webpack), /'use cache' entries under/)
   } finally {
-    for (const d of [durable, plain, old]) fs.rmSync(d, { recursive: true, force: true })
+    for (const d of [durable, plain, old, webpack]) fs.rmSync(d, { recursive: true, force: true })
+  }
+})
+
+test('with durable entries on, the start-up log names the variables Next puts into the keys', () => {
+  const startLog = (dir) => {
+    const script = `
+      const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
+      createUseCacheHandler({ debug: true })
+    `
+    const out = spawnSync(process.execPath, ['-e', script], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    })
+    assert.equal(out.status, 0, out.stderr)
+    return `${out.stdout}${out.stderr}`
+  }
+  const line = (log) => log.split('\n').filter((l) => l.includes('environment variables'))
+  const durable = fakeApp(
+    '16.5.0',
+    { durableUseCacheEntries: true },
+    { manifest: turbopackManifest },
+  )
+  const off = fakeApp('16.5.0', { durableUseCacheEntries: false }, { manifest: turbopackManifest })
+  const webpack = fakeApp(
+    '16.5.0',
+    { durableUseCacheEntries: true },
+    { bundler: 'webpack', manifest: turbopackManifest },
+  )
+  try {
+    const lines = line(startLog(durable))
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0], /values of API_URL, INSTANCE_NAME, ORIGIN_URL/)
+    assert.match(lines[0], /whether NEXT_PRIVATE_DEBUG_CACHE is set/)
+    assert.deepEqual(line(startLog(off)), [])
+    assert.deepEqual(line(startLog(webpack)), [])
+  } finally {
+    for (const d of [durable, off, webpack]) fs.rmSync(d, { recursive: true, force: true })
   }
 })

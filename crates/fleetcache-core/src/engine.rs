@@ -44,7 +44,7 @@ use crate::write_machine::{
 };
 
 /// One process's engine: namespace, configuration, tag mirror and in-process index.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Engine {
     config: Config,
     namespace: Namespace,
@@ -996,8 +996,12 @@ impl Engine {
     /// an outage serves").
     fn note_own_keep(&mut self, machine: &mut WriteMachine) {
         match machine.take_keep_signal() {
-            Some(KeepSignal::Kept(key)) => self.lru.write_begins(&key),
-            Some(KeepSignal::Ended(key)) => self.lru.write_ends(&key),
+            Some(KeepSignal::Kept(key)) => machine.hold_mark(self.lru.write_begins(&key)),
+            Some(KeepSignal::Ended(_)) => {
+                if let Some(mark) = machine.take_mark() {
+                    self.lru.write_ends(mark);
+                }
+            }
             None => {}
         }
     }

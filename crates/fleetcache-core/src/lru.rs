@@ -4,7 +4,9 @@
 //! operation is O(1): a hash map from key to slot, and a doubly linked list threaded through
 //! a slab of slots by index (no pointers, no `unsafe`).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::{Rc, Weak};
 
 use crate::time::Millis;
 
@@ -63,8 +65,42 @@ pub enum Touch {
     Declined(Marks),
 }
 
+/// A write's mark on its key in the index ([`LruIndex::write_begins`]): handed back with
+/// [`LruIndex::write_ends`] when the write ends. Dropped unended (its write machine freed
+/// before its end, as the wasm binding's JS may do at any time), it leaves its number where
+/// the index collects abandoned marks, and the index ends it at its next mutable call: a mark
+/// cannot outlive its write. Not `Clone`: one write, one mark, ended once.
+#[derive(Debug)]
+pub struct WriteMark {
+    id: u64,
+    /// The index's abandoned marks; weak, so a mark that outlives its index keeps nothing.
+    abandoned: Weak<RefCell<Vec<u64>>>,
+    /// False once handed back to [`LruIndex::write_ends`].
+    armed: bool,
+}
+
+impl PartialEq for WriteMark {
+    fn eq(&self, other: &WriteMark) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Drop for WriteMark {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(abandoned) = self.abandoned.upgrade() {
+            // The index is single-threaded and never holds this borrow across a call out.
+            if let Ok(mut ids) = abandoned.try_borrow_mut() {
+                ids.push(self.id);
+            }
+        }
+    }
+}
+
 /// A least-recently-used index bounded by the sum of item sizes.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct LruIndex {
     capacity: u64,
     used: u64,
@@ -80,6 +116,14 @@ pub struct LruIndex {
     /// Keys with this process's writes in flight that keep a copy here, and how many: at
     /// most one item per write in flight, removed when the last ends.
     writing: HashMap<String, usize>,
+    /// The marks of those writes not ended yet, by number: one per write in flight (a
+    /// vector, searched linearly: as many as writes in flight, and no new map type).
+    marks_live: Vec<(u64, String)>,
+    /// The last mark number given out.
+    last_mark: u64,
+    /// Numbers of marks dropped unended, ended at the next mutable call
+    /// ([`LruIndex::settle`]); shared with every [`WriteMark`] as a weak reference.
+    abandoned: Rc<RefCell<Vec<u64>>>,
     /// Keys whose copy left the index (evicted, expired, forgotten, or a write's ended with
     /// none held), with the number the last such copy came from: a ring of at most
     /// [`REMOVED_KEYS_REMEMBERED`], `removed_next` the oldest once full, and each key's place
@@ -106,6 +150,9 @@ impl LruIndex {
             tail: NIL,
             issued: 0,
             writing: HashMap::new(),
+            marks_live: Vec::new(),
+            last_mark: 0,
+            abandoned: Rc::new(RefCell::new(Vec::new())),
             removed: Vec::new(),
             removed_orders: Vec::new(),
             removed_at: HashMap::new(),
@@ -311,35 +358,77 @@ impl LruIndex {
 
     /// The number a read's `GET` or poll goes out under: one per command, increasing, so on
     /// one connection (which Redis serves in order) a larger number ran later.
+    ///
+    /// Marks dropped unended are ended first ([`LruIndex::settle`]), so a command sent after
+    /// the drop is ordered after that end.
     pub fn issue(&mut self) -> u64 {
+        self.settle();
+        self.next_order()
+    }
+
+    /// The next number, without settling (ending a mark takes one).
+    fn next_order(&mut self) -> u64 {
         self.issued = self.issued.saturating_add(1);
         self.issued
     }
 
     /// This process's write of `key` keeps its copy here now and is about to be sent: no read
-    /// keeps what it brings until the write ends ([`LruIndex::read_may_keep`]).
-    pub fn write_begins(&mut self, key: &str) {
+    /// keeps what it brings until the write ends ([`LruIndex::read_may_keep`]), that is until
+    /// the mark returned is handed to [`LruIndex::write_ends`] or dropped.
+    pub fn write_begins(&mut self, key: &str) -> WriteMark {
+        self.settle();
         // Not `entry`: the core's maps of this type do without its code (crate::keyed).
         let n = self.writing.get(key).copied().unwrap_or(0);
         self.writing.insert(key.to_owned(), n.saturating_add(1));
+        self.last_mark = self.last_mark.wrapping_add(1);
+        self.marks_live.push((self.last_mark, key.to_owned()));
+        WriteMark {
+            id: self.last_mark,
+            abandoned: Rc::downgrade(&self.abandoned),
+            armed: true,
+        }
     }
 
-    /// A write of [`LruIndex::write_begins`] has ended (stored, failed or abandoned). When it
-    /// was the last of `key` in flight, the copy held, the last of those writes' (no read kept
-    /// one meanwhile), is ordered after every command sent so far: only a read sent after
-    /// this replaces it.
-    pub fn write_ends(&mut self, key: &str) {
-        match self.writing.get_mut(key) {
+    /// The write of `mark` has ended (stored, failed or abandoned). When it was the last of
+    /// its key in flight, the copy held, the last of those writes' (no read kept one
+    /// meanwhile), is ordered after every command sent so far: only a read sent after this
+    /// replaces it.
+    pub fn write_ends(&mut self, mut mark: WriteMark) {
+        mark.armed = false;
+        self.settle();
+        self.end_mark(mark.id);
+    }
+
+    /// Ends the marks dropped unended since the last call, as [`LruIndex::write_ends`] would
+    /// (a write abandoned): every mutable call that reads or changes the marks does this
+    /// first, so a dropped mark holds its key at most until the index is next used.
+    pub fn settle(&mut self) {
+        let ids = match self.abandoned.try_borrow_mut() {
+            Ok(mut ids) if !ids.is_empty() => std::mem::take(&mut *ids),
+            _ => return,
+        };
+        for id in ids {
+            self.end_mark(id);
+        }
+    }
+
+    /// Ends the mark numbered `id`, once: a number not live (already ended) is ignored.
+    fn end_mark(&mut self, id: u64) {
+        let Some(at) = self.marks_live.iter().position(|(m, _)| *m == id) else {
+            return;
+        };
+        let (_, key) = self.marks_live.swap_remove(at);
+        match self.writing.get_mut(&key) {
             None => {}
             Some(n) if *n > 1 => *n -= 1,
             Some(_) => {
-                self.writing.remove(key);
-                let order = self.issue();
-                match self.held_mut(key) {
+                self.writing.remove(&key);
+                let order = self.next_order();
+                match self.held_mut(&key) {
                     Some(node) => node.order = order,
                     // Its copy was evicted meanwhile: a read sent before this end may still
                     // bring what the write replaced.
-                    None => self.remember_removed(key, order),
+                    None => self.remember_removed(&key, order),
                 }
             }
         }
@@ -358,7 +447,8 @@ impl LruIndex {
     /// the last [`REMOVED_KEYS_REMEMBERED`] keys removed, else the floor those forgotten
     /// raised. Copies of one key only ever come from later commands, so the last one's number
     /// bounds them all.
-    pub fn read_may_keep(&self, key: &str, order: u64, joined: bool) -> bool {
+    pub fn read_may_keep(&mut self, key: &str, order: u64, joined: bool) -> bool {
+        self.settle();
         if self.writing.contains_key(key) {
             return false;
         }
@@ -413,9 +503,16 @@ impl LruIndex {
         self.removed_at.insert(key.to_owned(), at);
     }
 
-    /// Keys with this process's writes in flight (for tests and diagnostics).
+    /// Keys with this process's writes in flight (for tests and diagnostics); marks dropped
+    /// since the last mutable call still count ([`LruIndex::settle`]).
     pub fn writes_in_flight(&self) -> usize {
         self.writing.len()
+    }
+
+    /// Marks not ended ([`LruIndex::write_begins`]; for tests and diagnostics): one per write
+    /// in flight, dropped ones until the next mutable call.
+    pub fn marks_live(&self) -> usize {
+        self.marks_live.len()
     }
 
     /// True when `key` is held and marked with [`LruIndex::mark_outage_only`].
@@ -659,12 +756,12 @@ mod tests {
         let mut l = LruIndex::new(100);
         let before = l.issue();
         // This process's write keeps its copy; no read keeps anything until it ends.
-        l.write_begins("k");
+        let m = l.write_begins("k");
         l.insert("k", 1, NEVER);
         let during = l.issue();
         assert!(!l.read_may_keep("k", before, false));
         assert!(!l.read_may_keep("k", during, false));
-        l.write_ends("k");
+        l.write_ends(m);
         assert_eq!(l.writes_in_flight(), 0);
         // Both went out before the write ended: they may bring what it replaced.
         assert!(!l.read_may_keep("k", before, false));
@@ -679,17 +776,41 @@ mod tests {
         assert!(!l.read_may_keep("k", later, true));
         assert!(l.read_may_keep("other", before, true));
         // Two writes of a key in flight: the copy is ordered when the last ends.
-        l.write_begins("k");
-        l.write_begins("k");
-        l.write_ends("k");
+        let m1 = l.write_begins("k");
+        let m2 = l.write_begins("k");
+        l.write_ends(m1);
         let between = l.issue();
         assert!(!l.read_may_keep("k", between, false));
-        l.write_ends("k");
+        l.write_ends(m2);
         assert!(!l.read_may_keep("k", between, false));
         assert!(l.read_may_keep("k", l.issued + 1, false));
-        // An end without a beginning changes nothing.
-        l.write_ends("k");
         assert_eq!(l.writes_in_flight(), 0);
+        assert_eq!(l.marks_live(), 0);
+    }
+
+    /// A mark dropped unended (its write machine freed before its end) ends as an abandoned
+    /// write at the index's next mutable call: the copy is ordered then, and the key is free
+    /// for reads sent after.
+    #[test]
+    fn a_dropped_mark_ends_its_write() {
+        let mut l = LruIndex::new(100);
+        let before = l.issue();
+        let kept = l.write_begins("k");
+        let other = l.write_begins("k");
+        l.insert("k", 1, NEVER);
+        drop(kept);
+        // The other write of k is still in flight: nothing is kept.
+        assert!(!l.read_may_keep("k", l.issued + 1, false));
+        assert_eq!(l.marks_live(), 1);
+        drop(other);
+        // Sent before the drop: it may bring what the writes replaced.
+        assert!(!l.read_may_keep("k", before, false));
+        assert_eq!((l.writes_in_flight(), l.marks_live()), (0, 0));
+        assert!(l.read_may_keep("k", l.issued + 1, false));
+        // A mark that outlives its index is dropped without effect.
+        let orphan = l.write_begins("z");
+        drop(l);
+        drop(orphan);
     }
 
     /// A copy that left the tier: the copy is evicted between this process's write and the reply of a
@@ -702,9 +823,9 @@ mod tests {
         // Read R's GET goes out; Redis answers it with v0 before it runs the write below.
         let r = l.issue();
         // This process's write of k (v1) keeps its copy, is sent, lands and ends.
-        l.write_begins("k");
+        let m = l.write_begins("k");
         l.insert("k", 1, NEVER);
-        l.write_ends("k");
+        l.write_ends(m);
         // Another key's copy pushes k's out (or k's copy is forgotten).
         assert_eq!(l.insert("x", 2, NEVER), vec!["k".to_owned()]);
         // R's reply (v0) is judged now: it was sent before the write ended.
@@ -792,10 +913,10 @@ mod tests {
         assert!(!l.read_may_keep(&last, recent, false));
         assert!(l.read_may_keep(&last, recent + 1, false));
         // An own write's copy (order 0) evicted leaves the bar alone until the write ends.
-        l.write_begins("w");
+        let m = l.write_begins("w");
         l.insert("w", 1, NEVER);
         l.insert("x", 1, NEVER);
-        l.write_ends("w");
+        l.write_ends(m);
         let ended = l.issued;
         assert!(!l.read_may_keep("w", ended, false));
         assert!(l.read_may_keep("w", ended + 1, false));
@@ -880,6 +1001,8 @@ mod tests {
     fn check_flows(flows: Vec<Flow>, strict: bool) -> Result<(), TestCaseError> {
         let mut l = LruIndex::new(100);
         let mut c = Conn::default();
+        // The mark of each write in `c.writes`, taken when it ends.
+        let mut marks: Vec<Option<WriteMark>> = Vec::new();
         for flow in flows {
             match flow {
                 Flow::Get => {
@@ -902,7 +1025,7 @@ mod tests {
                 Flow::Other => c.version += 1,
                 Flow::Begin => {
                     if c.writes.iter().filter(|w| !w.2).count() < 2 {
-                        l.write_begins("k");
+                        marks.push(Some(l.write_begins("k")));
                         l.insert("k", 1, NEVER);
                         c.copy = Some(Copy::Own(c.writes.len()));
                         c.ever.push(Copy::Own(c.writes.len()));
@@ -962,7 +1085,9 @@ mod tests {
                 Flow::End => {
                     if let Some(w) = c.writes.iter().position(|w| w.1.is_some() && !w.2) {
                         c.writes[w].2 = true;
-                        l.write_ends("k");
+                        if let Some(m) = marks.get_mut(w).and_then(Option::take) {
+                            l.write_ends(m);
+                        }
                     }
                 }
                 Flow::Evict => {
@@ -987,7 +1112,9 @@ mod tests {
         for w in 0..c.writes.len() {
             if !c.writes[w].2 {
                 c.writes[w].2 = true;
-                l.write_ends("k");
+                if let Some(m) = marks.get_mut(w).and_then(Option::take) {
+                    l.write_ends(m);
+                }
             }
         }
         prop_assert_eq!(l.writes_in_flight(), 0);
@@ -995,6 +1122,68 @@ mod tests {
         let order = l.issue();
         prop_assert!(l.read_may_keep("k", order, false));
         Ok(())
+    }
+
+    /// What a write machine does with its mark: begins a write of a key (of three), ends
+    /// one in flight, or is dropped before its end.
+    #[derive(Clone, Copy, Debug)]
+    enum MarkOp {
+        Begin(u8),
+        End(u8),
+        Drop(u8),
+    }
+
+    fn any_mark_op() -> impl Strategy<Value = MarkOp> {
+        prop_oneof![
+            (0u8..3).prop_map(MarkOp::Begin),
+            any::<u8>().prop_map(MarkOp::End),
+            any::<u8>().prop_map(MarkOp::Drop),
+        ]
+    }
+
+    proptest! {
+        /// Marks never outlive their writes: after any sequence of writes begun, ended and
+        /// dropped unended, once the index is next used (here: a command issued), it marks
+        /// exactly the keys of the writes still alive, with one mark each.
+        #[test]
+        fn marks_never_outlive_their_writes(
+            ops in proptest::collection::vec(any_mark_op(), 0..60),
+        ) {
+            let mut l = LruIndex::new(100);
+            let mut live: Vec<(WriteMark, String)> = Vec::new();
+            for op in ops {
+                match op {
+                    MarkOp::Begin(k) => {
+                        let key = format!("k{k}");
+                        l.insert(&key, 1, NEVER);
+                        live.push((l.write_begins(&key), key));
+                    }
+                    MarkOp::End(i) if !live.is_empty() => {
+                        let (m, _) = live.swap_remove(usize::from(i) % live.len());
+                        l.write_ends(m);
+                    }
+                    MarkOp::Drop(i) if !live.is_empty() => {
+                        drop(live.swap_remove(usize::from(i) % live.len()));
+                    }
+                    _ => {}
+                }
+                let order = l.issue();
+                prop_assert_eq!(l.marks_live(), live.len());
+                let mut keys: Vec<&String> = live.iter().map(|(_, k)| k).collect();
+                keys.sort();
+                keys.dedup();
+                prop_assert_eq!(l.writes_in_flight(), keys.len());
+                for k in 0..3u8 {
+                    let key = format!("k{k}");
+                    let writing = keys.contains(&&key);
+                    // A key with no write alive takes a read sent after every end.
+                    prop_assert_eq!(l.read_may_keep(&key, order + 1, false), !writing);
+                }
+            }
+            live.clear();
+            l.issue();
+            prop_assert_eq!((l.marks_live(), l.writes_in_flight()), (0, 0));
+        }
     }
 
     proptest! {

@@ -26,6 +26,7 @@ use crate::guard::{budget_ms, OpKind};
 use crate::incremental::{Descriptor, IncrementalPlanError, IncrementalSet, ValueKind};
 use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
+use crate::lru::WriteMark;
 use crate::read_machine::Failure;
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{entry_write_call, ScriptCall};
@@ -287,7 +288,11 @@ struct Compressing {
 }
 
 /// One `set` in progress. Owns no engine state: every transition borrows it via [`WriteCtx`].
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Not `Clone`: once its copy is kept it holds the write's mark in the tier index, which
+/// ends when the machine ends or is dropped, once ([`crate::lru::WriteMark`]); a clone would
+/// be a second write sharing one mark.
+#[derive(Debug, PartialEq)]
 pub struct WriteMachine {
     /// The interface's handler name; `None` for the singular handler.
     name: Option<String>,
@@ -304,6 +309,9 @@ pub struct WriteMachine {
     keeping: Option<String>,
     /// [`WriteMachine::take_keep_signal`].
     keep_signal: Option<KeepSignal>,
+    /// The write's mark in the tier index while it keeps its copy
+    /// ([`WriteMachine::hold_mark`]): dropped with the machine, it ends there.
+    mark: Option<WriteMark>,
 }
 
 /// When this process's write keeps its copy of a key in the tier
@@ -508,6 +516,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 page_signal: None,
                 keeping: None,
                 keep_signal: None,
+                mark: None,
             };
         }
     };
@@ -552,6 +561,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         page_signal: None,
         keeping: None,
         keep_signal: None,
+        mark: None,
     }
 }
 
@@ -580,6 +590,18 @@ impl WriteMachine {
     /// ([`crate::lru::LruIndex::write_begins`]).
     pub fn take_keep_signal(&mut self) -> Option<KeepSignal> {
         self.keep_signal.take()
+    }
+
+    /// Holds the mark the tier index gave for this write's copy ([`KeepSignal::Kept`]) until
+    /// the write ends ([`WriteMachine::take_mark`]); a machine dropped before that ends it.
+    pub fn hold_mark(&mut self, mark: WriteMark) {
+        self.mark = Some(mark);
+    }
+
+    /// The mark of [`WriteMachine::hold_mark`], once the write has ended
+    /// ([`KeepSignal::Ended`]), to hand back to the index.
+    pub fn take_mark(&mut self) -> Option<WriteMark> {
+        self.mark.take()
     }
 
     /// Notes the copy `step` keeps, when it is the write's first.

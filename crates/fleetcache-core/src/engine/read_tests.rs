@@ -1321,14 +1321,11 @@ fn without_a_refresh_the_tier_index_is_asked_once_per_read() {
     assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
 }
 
-/// Not fixed (docs/failures.md, "The copy an outage serves"): a write machine dropped after its Store step and before its end (the JS
-/// write driver frees it so on any exception in `drive`, and after MAX_STEPS) leaves its key
-/// marked as written for the life of the process: no read of the key keeps anything again
-/// (for a page in push mode every read then GETs; in an outage the copy is the dropped
-/// write's, or nothing). The mark should end with the machine.
+/// A write machine dropped after its Store step and before its end (the JS write driver
+/// frees it so on any exception in `drive`, and after MAX_STEPS; JS may free a wasm
+/// `WriteMachine` at any time) ends its mark on the key with it: a later read keeps its copy
+/// again (docs/failures.md, "The copy an outage serves").
 #[test]
-#[ignore = "left open: no host path drops a write machine before its end today; ending the mark on Drop needs a handle shared by the machine (which is Clone) \
-            and the index, see docs/failures.md \"The copy an outage serves\""]
 fn a_write_machine_dropped_before_its_end_does_not_mark_its_key_forever() {
     use crate::write_machine::{WriteRequest, WriteStep};
     let mut e = engine();
