@@ -55,7 +55,7 @@ wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 
 # The size budget of the optimized module, in bytes: the one place it is set. Why this number,
 # where the bytes go and how to look: docs/decisions/0028-wasm-size-budget.md.
-WASM_BUDGET_BYTES := 224600
+WASM_BUDGET_BYTES := 227400
 wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt) exceeds WASM_BUDGET_BYTES
 	@size=$$(stat -c %s pkg/$(WASM_CRATE)_bg.wasm); \
 	  if [ "$$size" -gt $(WASM_BUDGET_BYTES) ]; then \
