@@ -431,3 +431,44 @@ test(
     assert.deepEqual(calls, { refreshed: 0, startWithTier: 1, start: 0, tier: 0 })
   },
 )
+
+// REVIEW.md (hitpath): the singular read skips its refresh only while caught up at its start
+// (read_machine.rs, `tags_caught_up`). A copy served from the tier (no GET, its decoded value
+// memoised) while caught up, then the channel drops and a rewrite is made that R never hears:
+// the next read is judged not caught up, asks for the refresh, and gets the rewrite from Redis,
+// not the tier's copy nor its memo.
+test(
+  "tagSync 'push': a page served from the tier while caught up is not served again once the channel drops, when a rewrite is made meanwhile",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    let down = () => {}
+    t.mock.method(console, 'warn', (line) => {
+      if (String(line).includes('tag announcements: channel down')) down()
+    })
+    const [proxy, proxyUrl] = await proxied()
+    const W = writer('hitdown', 4701)
+    const RH = createIncrementalCacheHandler({
+      prefix: 'hitdown',
+      deploymentId: 'd1',
+      ...redis.options,
+      redisUrl: proxyUrl,
+      tagSync: 'push',
+      connectTimeoutMs: 4702,
+    })
+    const R = () => new RH({})
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
+    assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
+    // A second tier hit: the one that serves the memo.
+    assert.ok(await fromTier(R, '/p', '<p>v1</p>'))
+    const isDown = new Promise((resolve) => (down = resolve))
+    proxy.cutSubscriber()
+    await isDown
+    await W().set('/p', appPage('v2'), APP_PAGE_CTX)
+    assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
+    const g = await gets()
+    assert.equal(await pageHtml(R, '/p'), '<p>v2</p>', 'the tier’s v1 served after the drop')
+    assert.ok((await gets()) > g, 'the read went to Redis')
+    // And what it brought is what the next read serves.
+    assert.equal(await pageHtml(R, '/p'), '<p>v2</p>')
+  },
+)

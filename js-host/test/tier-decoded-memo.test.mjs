@@ -179,3 +179,48 @@ test('memoryBytes 0: no tier, no memo, values still decoded per hit', { skip }, 
   assert.notEqual(a.value, b.value)
   assert.deepEqual(memory(), m0)
 })
+
+// REVIEW.md R5-2: the charge counts 64 bytes per `,` of the JSON part and 1 KiB for the memo's
+// own objects, but every segment of an APP_PAGE value adds a Buffer view and a Map entry to
+// the memo (about 130 bytes of heap each, measured with --expose-gc), against the 64 its path's
+// `,` in the JSON part and twice its bytes are charged: a page of many small segments keeps
+// more heap than the tier's budget counts for it.
+test(
+  'the memo of a page of many small segments keeps no more heap than it is charged',
+  { skip: skip || (typeof globalThis.gc !== 'function' && 'needs node --expose-gc') },
+  async () => {
+    const n = 4000
+    const many = {
+      ...page('seg'),
+      segmentData: new Map(Array.from({ length: n }, (_, i) => [`/${i}`, Buffer.from('x')])),
+    }
+    const { w, r } = pair(1 << 24)
+    await w.set('/seg', many, ctx)
+    // Reads until one adds a charge to the tier (bytes up, no entry added): that read made the
+    // memo; the heap it leaves behind, once collected, is the memo's (its value is dropped).
+    const heap = () => {
+      globalThis.gc()
+      return process.memoryUsage().heapUsed
+    }
+    let charged = 0
+    let retained = 0
+    for (let i = 0; i < 2000 && charged === 0; i++) {
+      const m0 = memory()
+      const h0 = heap()
+      const got = await r.get('/seg', { kind })
+      assert.equal(got?.value?.segmentData?.size, n)
+      const m1 = memory()
+      if (m1.entries === m0.entries && m1.bytes > m0.bytes) {
+        charged = m1.bytes - m0.bytes
+        retained = heap() - h0
+      } else {
+        await new Promise((res) => setImmediate(res))
+      }
+    }
+    assert.ok(charged > 0, 'no read memoised the page')
+    assert.ok(
+      retained <= charged,
+      `the memo keeps ${retained} bytes of heap, charged ${charged} (${n} segments)`,
+    )
+  },
+)

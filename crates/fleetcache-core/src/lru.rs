@@ -813,6 +813,31 @@ mod tests {
         drop(orphan);
     }
 
+    /// REVIEW.md R5-1: marks are numbered per index, so a mark handed to the `write_ends` of
+    /// an index other than the one that issued it (a wasm `WriteMachine` stepped with another
+    /// `Engine` than the one it started on: the binding takes the engine per call) ends that
+    /// index's write of the same number, which is still in flight, and its own index's write
+    /// is never ended.
+    #[test]
+    fn a_mark_handed_to_another_index_ends_no_write_there() {
+        let mut a = LruIndex::new(100);
+        let mut b = LruIndex::new(100);
+        let from_a = a.write_begins("k");
+        // B's own write of k, in flight, numbered as A's.
+        let _in_flight = b.write_begins("k");
+        b.insert("k", 1, NEVER);
+        b.write_ends(from_a);
+        let later = b.issue();
+        assert!(
+            !b.read_may_keep("k", later, false),
+            "B's write of k is still in flight: no read may keep a copy of k there"
+        );
+        assert_eq!(b.marks_live(), 1);
+        // A's write has ended one way or the other: A's mark must not outlive it.
+        a.settle();
+        assert_eq!((a.marks_live(), a.writes_in_flight()), (0, 0));
+    }
+
     /// A copy that left the tier: the copy is evicted between this process's write and the reply of a
     /// read sent before that write (which brings the value the write replaced): the empty
     /// place is filled with that older value, so the next outage serves a value older than
