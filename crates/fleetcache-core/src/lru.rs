@@ -80,8 +80,9 @@ pub struct WriteMark {
 }
 
 impl PartialEq for WriteMark {
+    /// The same mark: each index numbers its marks from the start, so the number alone is not.
     fn eq(&self, other: &WriteMark) -> bool {
-        self.id == other.id
+        self.id == other.id && Weak::ptr_eq(&self.abandoned, &other.abandoned)
     }
 }
 
@@ -393,7 +394,13 @@ impl LruIndex {
     /// its key in flight, the copy held, the last of those writes' (no read kept one
     /// meanwhile), is ordered after every command sent so far: only a read sent after this
     /// replaces it.
+    ///
+    /// A mark another index gave is not this one's to end (its number may be one of this
+    /// index's own writes): it is dropped armed, so it ends in its own index as abandoned.
     pub fn write_ends(&mut self, mut mark: WriteMark) {
+        if !std::ptr::eq(mark.abandoned.as_ptr(), Rc::as_ptr(&self.abandoned)) {
+            return;
+        }
         mark.armed = false;
         self.settle();
         self.end_mark(mark.id);
