@@ -432,7 +432,7 @@ test(
   },
 )
 
-// REVIEW.md (hitpath): the singular read skips its refresh only while caught up at its start
+// The singular read skips its refresh only while caught up at its start
 // (read_machine.rs, `tags_caught_up`). A copy served from the tier (no GET, its decoded value
 // memoised) while caught up, then the channel drops and a rewrite is made that R never hears:
 // the next read is judged not caught up, asks for the refresh, and gets the rewrite from Redis,

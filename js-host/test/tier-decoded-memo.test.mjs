@@ -180,11 +180,9 @@ test('memoryBytes 0: no tier, no memo, values still decoded per hit', { skip }, 
   assert.deepEqual(memory(), m0)
 })
 
-// REVIEW.md R5-2: the charge counts 64 bytes per `,` of the JSON part and 1 KiB for the memo's
-// own objects, but every segment of an APP_PAGE value adds a Buffer view and a Map entry to
-// the memo (about 130 bytes of heap each, measured with --expose-gc), against the 64 its path's
-// `,` in the JSON part and twice its bytes are charged: a page of many small segments keeps
-// more heap than the tier's budget counts for it.
+// The charge counts 64 bytes per `,` of the JSON part and 1 KiB for the memo's own objects,
+// while every segment of an APP_PAGE value adds a Buffer view and a Map entry to the memo: a
+// page of many small segments is the shape most likely to keep more heap than it is charged.
 test(
   'the memo of a page of many small segments keeps no more heap than it is charged',
   { skip: skip || (typeof globalThis.gc !== 'function' && 'needs node --expose-gc') },

@@ -820,11 +820,10 @@ mod tests {
         drop(orphan);
     }
 
-    /// REVIEW.md R5-1: marks are numbered per index, so a mark handed to the `write_ends` of
-    /// an index other than the one that issued it (a wasm `WriteMachine` stepped with another
-    /// `Engine` than the one it started on: the binding takes the engine per call) ends that
-    /// index's write of the same number, which is still in flight, and its own index's write
-    /// is never ended.
+    /// Marks are numbered per index. A mark handed to the `write_ends` of an index other than
+    /// the one that issued it (a wasm `WriteMachine` stepped with another `Engine` than the one
+    /// it started on: the binding takes the engine per call) ends nothing there, where a write
+    /// of the same number may be in flight, and ends in its own index as an abandoned write.
     #[test]
     fn a_mark_handed_to_another_index_ends_no_write_there() {
         let mut a = LruIndex::new(100);
