@@ -12,7 +12,14 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { startHoldingProxy, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import {
+  APP_PAGE_CTX,
+  appPage,
+  startHoldingProxy,
+  startTestRedis,
+  text,
+  useCacheEntry,
+} from './helpers.mjs'
 
 let redis
 let proxy
@@ -94,16 +101,8 @@ test("a page read sent before this process's write of the page, judged after the
   }
   proxy.uncut()
   const kind = 'APP_PAGE'
-  const value = (v, pad = filler) => ({
-    kind,
-    html: `<p>${v}</p>${pad}`,
-    rscData: Buffer.from(v),
-    headers: {},
-    status: 200,
-    postponed: undefined,
-    segmentData: undefined,
-  })
-  const ctx = { kind, cacheControl: { revalidate: false, expire: undefined } }
+  const value = (v, pad = filler) => appPage(v, pad)
+  const ctx = APP_PAGE_CTX
   const base = { prefix: 'oe-page', deploymentId: 'd1', tagSync: 'pull', ...timeouts }
   // Another instance stores v1 compressed (inflated off the event loop when read here).
   const Other = createIncrementalCacheHandler({

@@ -49,6 +49,20 @@ function writer(prefix, connectTimeoutMs) {
   return onDemand(OnDemand)
 }
 
+/** R: a reader that follows the tag state by push, through `url` (a proxy, say). */
+function pushReader(prefix, url, connectTimeoutMs, over = {}) {
+  const RH = createIncrementalCacheHandler({
+    prefix,
+    deploymentId: 'd1',
+    ...redis.options,
+    redisUrl: url,
+    tagSync: 'push',
+    connectTimeoutMs,
+    ...over,
+  })
+  return () => new RH({})
+}
+
 /** `GET`s Redis has run so far. */
 const gets = () => commandCalls(redis, 'get')
 
@@ -221,15 +235,7 @@ test(
   async () => {
     const [proxy, proxyUrl] = await proxied()
     const W = writer('rv2d', 4401)
-    const RH = createIncrementalCacheHandler({
-      prefix: 'rv2d',
-      deploymentId: 'd1',
-      ...redis.options,
-      redisUrl: proxyUrl,
-      tagSync: 'push',
-      connectTimeoutMs: 4402,
-    })
-    const R = () => new RH({})
+    const R = pushReader('rv2d', proxyUrl, 4402)
     await W().set('/warm', appPage('w'), APP_PAGE_CTX)
     await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/warm', '<p>w</p>'), 'R never served /warm from its tier')
@@ -317,15 +323,7 @@ test(
     })
     const [proxy, proxyUrl] = await proxied()
     const W = writer('rv2f', 4601)
-    const RH = createIncrementalCacheHandler({
-      prefix: 'rv2f',
-      deploymentId: 'd1',
-      ...redis.options,
-      redisUrl: proxyUrl,
-      tagSync: 'push',
-      connectTimeoutMs: 4602,
-    })
-    const R = () => new RH({})
+    const R = pushReader('rv2f', proxyUrl, 4602)
     await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
     // R's subscription drops and cannot come back: R is not caught up from here on.
@@ -400,15 +398,7 @@ test(
     // The glue the runtime uses (one module instance per process: js-host/src/wasm.ts).
     const { ReadMachine } = createRequire(import.meta.url)('../wasm/node/fleetcache_wasm.js')
     const W = writer('hit', 4301)
-    const RH = createIncrementalCacheHandler({
-      prefix: 'hit',
-      deploymentId: 'd1',
-      ...redis.options,
-      redisUrl: redis.url,
-      tagSync: 'push',
-      connectTimeoutMs: 4302,
-    })
-    const R = () => new RH({})
+    const R = pushReader('hit', redis.url, 4302)
     await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
     const calls = { refreshed: 0, startWithTier: 0, start: 0, tier: 0 }
@@ -447,15 +437,7 @@ test(
     })
     const [proxy, proxyUrl] = await proxied()
     const W = writer('hitdown', 4701)
-    const RH = createIncrementalCacheHandler({
-      prefix: 'hitdown',
-      deploymentId: 'd1',
-      ...redis.options,
-      redisUrl: proxyUrl,
-      tagSync: 'push',
-      connectTimeoutMs: 4702,
-    })
-    const R = () => new RH({})
+    const R = pushReader('hitdown', proxyUrl, 4702)
     await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
     // A second tier hit: the one that serves the memo.
