@@ -63,6 +63,22 @@ function pushReader(prefix, url, connectTimeoutMs, over = {}) {
   return () => new RH({})
 }
 
+/**
+ * Cuts the push follower's subscription through `proxy` (and keeps it from coming back), and
+ * resolves once the follower logged the channel down: it is not caught up from then on.
+ */
+function subscriberCutter(t) {
+  let down = () => {}
+  t.mock.method(console, 'warn', (line) => {
+    if (String(line).includes('tag announcements: channel down')) down()
+  })
+  return async (proxy) => {
+    const isDown = new Promise((resolve) => (down = resolve))
+    proxy.cutSubscriber()
+    await isDown
+  }
+}
+
 /** `GET`s Redis has run so far. */
 const gets = () => commandCalls(redis, 'get')
 
@@ -317,19 +333,14 @@ test(
   "tagSync 'push', not caught up (0031: such reads read Redis as in 0021): a read that begins after a page rewrite resolved gets it, though a GET sent before the rewrite is in flight",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    let down = () => {}
-    t.mock.method(console, 'warn', (line) => {
-      if (String(line).includes('tag announcements: channel down')) down()
-    })
+    const cutSubscriber = subscriberCutter(t)
     const [proxy, proxyUrl] = await proxied()
     const W = writer('rv2f', 4601)
     const R = pushReader('rv2f', proxyUrl, 4602)
     await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
     // R's subscription drops and cannot come back: R is not caught up from here on.
-    const isDown = new Promise((resolve) => (down = resolve))
-    proxy.cutSubscriber()
-    await isDown
+    await cutSubscriber(proxy)
     proxy.hold = true
     const sent = proxy.sentGet()
     const a = pageHtml(R, '/p')
@@ -431,10 +442,7 @@ test(
   "tagSync 'push': a page served from the tier while caught up is not served again once the channel drops, when a rewrite is made meanwhile",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    let down = () => {}
-    t.mock.method(console, 'warn', (line) => {
-      if (String(line).includes('tag announcements: channel down')) down()
-    })
+    const cutSubscriber = subscriberCutter(t)
     const [proxy, proxyUrl] = await proxied()
     const W = writer('hitdown', 4701)
     const R = pushReader('hitdown', proxyUrl, 4702)
@@ -442,9 +450,7 @@ test(
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
     // A second tier hit: the one that serves the memo.
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'))
-    const isDown = new Promise((resolve) => (down = resolve))
-    proxy.cutSubscriber()
-    await isDown
+    await cutSubscriber(proxy)
     await W().set('/p', appPage('v2'), APP_PAGE_CTX)
     assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
     const g = await gets()
