@@ -558,7 +558,26 @@ describe('in-process tier', () => {
     // queued behind it, and those waiting on different pulls reach Redis apart.
     const C = useCache({ leases: false })
     await A.set('tier-2', Promise.resolve(entry('shared')))
-    await C.refreshTags()
+    // C's tag state loaded: a read of another key sends no tag pull. One refreshTags may leave
+    // it loading (a pull that timed out on a loaded machine, or a state of many pages), and
+    // then the ten reads below would wait on two pulls and reach Redis apart (bounded).
+    const pulls = async () => {
+      let n = 0
+      for (const info of await redis.eachNode('INFO', 'commandstats')) {
+        for (const c of ['evalsha', 'eval']) {
+          n += Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(String(info))?.[1] ?? 0)
+        }
+      }
+      return n
+    }
+    let loaded = false
+    for (let i = 0; i < 20 && !loaded; i++) {
+      await C.refreshTags()
+      const before = await pulls()
+      await C.get(`tier-probe-${String(i)}`, [])
+      loaded = (await pulls()) === before
+    }
+    assert.ok(loaded, "C's tag state never loaded")
     const start = await getCalls()
     const all = await Promise.all(Array.from({ length: 10 }, () => C.get('tier-2', [])))
     assert.ok(all.every((e) => e !== undefined))
