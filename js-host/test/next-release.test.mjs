@@ -191,21 +191,27 @@ test('the variables Next puts into durable keys are read from the server referen
   }
 })
 
+/** What a server process started in the fake app `dir` logs when it creates a handler. */
+function startLog(dir) {
+  const script = `
+    const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
+    createUseCacheHandler({ debug: true })
+  `
+  const out = spawnSync(process.execPath, ['-e', script], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH },
+  })
+  assert.equal(out.status, 0, out.stderr)
+  return `${out.stdout}${out.stderr}`
+}
+
 test("with durableUseCacheEntries, 'use cache' entries are kept under the Next release", () => {
   // The server process of each fake app says where its entries go (its start-up log line).
-  const namespaceLine = (dir) => {
-    const script = `
-      const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
-      createUseCacheHandler({ debug: true })
-    `
-    const out = spawnSync(process.execPath, ['-e', script], {
-      cwd: dir,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH },
-    })
-    assert.equal(out.status, 0, out.stderr)
-    return `${out.stdout}${out.stderr}`.split('\n').find((l) => l.includes('namespace')) ?? ''
-  }
+  const namespaceLine = (dir) =>
+    startLog(dir)
+      .split('\n')
+      .find((l) => l.includes('namespace')) ?? ''
   const durable = fakeApp('16.4.6', { durableUseCacheEntries: true })
   const plain = fakeApp('16.4.6', {})
   const old = fakeApp('16.3.8', { durableUseCacheEntries: true })
@@ -226,19 +232,6 @@ test("with durableUseCacheEntries, 'use cache' entries are kept under the Next r
 })
 
 test('with durable entries on, the start-up log names the variables Next puts into the keys', () => {
-  const startLog = (dir) => {
-    const script = `
-      const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
-      createUseCacheHandler({ debug: true })
-    `
-    const out = spawnSync(process.execPath, ['-e', script], {
-      cwd: dir,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH },
-    })
-    assert.equal(out.status, 0, out.stderr)
-    return `${out.stdout}${out.stderr}`
-  }
   const line = (log) => log.split('\n').filter((l) => l.includes('environment variables'))
   const durable = fakeApp(
     '16.5.0',
