@@ -234,6 +234,7 @@ async function replay({ label, fleet, origin, plan }) {
       .sort((a, b) => a - b)
   const all = lat()
   const perInstanceP50 = NAMES.map((_, i) => pct(lat(i), 50))
+  const tail = tailOf(plan, times, latency)
   return {
     label,
     sent,
@@ -249,6 +250,40 @@ async function replay({ label, fleet, origin, plan }) {
     p50Max: Math.max(...perInstanceP50),
     sequentialP50: pct(sequential, 50),
     revalidation,
+    tail,
+  }
+}
+
+/**
+ * What the slowest requests of a replay were. A request is "cold" when it started before any
+ * request for its key had been answered by any instance: no cache, shared or not, can hold the
+ * page yet, so it waits for a render (its own or, with single flight, another's). "Cold on its
+ * instance": started before that instance had answered its key (a per-process cache misses;
+ * a shared one may hit). Classified from the client's times only, the same way for every cache.
+ */
+function tailOf(plan, times, latency) {
+  const done = plan.filter((r) => latency[r.i] !== undefined)
+  const end = (r) => times[r.i] + latency[r.i]
+  const firstEnd = new Map()
+  const firstEndOn = new Map()
+  for (const r of done) {
+    const on = `${String(r.instance)}/${String(r.rank)}`
+    firstEnd.set(r.rank, Math.min(firstEnd.get(r.rank) ?? Infinity, end(r)))
+    firstEndOn.set(on, Math.min(firstEndOn.get(on) ?? Infinity, end(r)))
+  }
+  const cold = (r) => times[r.i] < firstEnd.get(r.rank)
+  const coldOn = (r) => times[r.i] < firstEndOn.get(`${String(r.instance)}/${String(r.rank)}`)
+  const slowest = [...done].sort((a, b) => latency[b.i] - latency[a.i])
+  const top = slowest.slice(0, Math.max(1, Math.ceil(done.length / 100)))
+  const sorted = (rs) => rs.map((r) => latency[r.i]).sort((a, b) => a - b)
+  return {
+    cold: done.filter(cold).length,
+    coldOnInstance: done.filter(coldOn).length,
+    top: top.length,
+    topCold: top.filter(cold).length,
+    topColdOnInstance: top.filter(coldOn).length,
+    coldP50: pct(sorted(done.filter(cold)), 50),
+    warmP99: pct(sorted(done.filter((r) => !coldOn(r))), 99),
   }
 }
 
@@ -320,6 +355,7 @@ function summarize(runs) {
     p50: spread((r) => r.p50),
     p99: spread((r) => r.p99),
     sequentialP50: spread((r) => r.sequentialP50),
+    warmP99: spread((r) => r.tail.warmP99),
     sent: runs.reduce((a, r) => a + r.sent, 0),
     errors: runs.reduce((a, r) => a + r.errors, 0),
     calls: Array.from({ length: KEYS + 1 }, (_, k) => medianOf(runs.map((r) => r.calls[k]))),
@@ -573,6 +609,46 @@ async function main() {
     // reply to revalidateTag (Infinity: one did not within the window).
     const untilAll = (r) => Math.max(...r.revalidation.seen.map((x) => (x === null ? Infinity : x)))
     const ms = (n) => (n === Infinity ? `>${String(SEEN_WINDOW_MS)}` : f1(n))
+    // What makes p99: with KEYS pages and an empty cache at the start, each page's first
+    // requests wait for a render, a few percent of the plan: the slowest 1% can be all of them.
+    function tailSection() {
+      const caches = [
+        ['fleetcache', fc],
+        ...(push ? [['fleetcache, tagSync push', push]] : []),
+        ...peerResults.map((v) => [v.peer.pkg, v.summary]),
+        ["Next's default (per process)", dc],
+      ]
+      const med = (m, pick) => medianOf(m.runs.map((r) => pick(r.tail)))
+      return [
+        '**What the slowest requests are** (median over runs)',
+        '',
+        "Classified from the client side alike for every cache. Cold: started before any instance had answered a request for the same page, so no cache can hold it yet and the request waits for a render (its own, or another's under single flight). Cold on its instance: started before that instance had answered the page (a per-process cache misses there; a shared one can hit). Warm p99: the p99 of the requests that were not cold on their instance.",
+        '',
+        ...table(
+          [
+            'cache',
+            'p99 ms',
+            'slowest 1%: requests',
+            'of them cold',
+            'of them cold on their instance',
+            'cold requests in the run',
+            'cold requests p50 ms',
+            'warm p99 ms',
+          ],
+          caches.map(([name, m]) => [
+            name,
+            withRange(m.p99, f2),
+            int(med(m, (t) => t.top)),
+            int(med(m, (t) => t.topCold)),
+            int(med(m, (t) => t.topColdOnInstance)),
+            int(med(m, (t) => t.cold)),
+            f2(med(m, (t) => t.coldP50)),
+            withRange(m.warmP99, f2),
+          ]),
+        ),
+        '',
+      ]
+    }
     function peersSection() {
       if (!WITH_PEERS) return []
       const columns = [
@@ -783,6 +859,7 @@ async function main() {
         ]),
       ),
       '',
+      ...tailSection(),
       ...peersSection(),
       '### Cold start of a new deployment',
       '',
