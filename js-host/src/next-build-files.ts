@@ -9,10 +9,14 @@ import { join } from 'node:path'
 export type Env = Record<string, string | undefined>
 
 /**
- * The build output directory of the running app: `.next`, or the `distDir` a standalone
- * server.js announces (it puts the whole config in `__NEXT_PRIVATE_STANDALONE_CONFIG`).
+ * The build output directory of the running app, relative to the server's working directory:
+ * `FLEETCACHE_DIST_DIR` (which `withFleetcache` sets from the config's `distDir` when Next
+ * evaluates the config, in the `next start` process itself), else the `distDir` a standalone
+ * server.js announces (it puts the whole config in `__NEXT_PRIVATE_STANDALONE_CONFIG`), else
+ * `.next`.
  */
 export function distDir(env: Env): string {
+  if (env.FLEETCACHE_DIST_DIR) return env.FLEETCACHE_DIST_DIR
   const standalone = env.__NEXT_PRIVATE_STANDALONE_CONFIG
   if (standalone) {
     try {

@@ -1,7 +1,8 @@
 /**
  * `withFleetcache(nextConfig)`: wires fleetcache into a Next.js 16 config. This module loads no
  * wasm and opens no connection, so `next.config` stays cheap to evaluate; the handlers read
- * their settings from the environment when the server starts.
+ * their settings from the environment when the server starts. Its one effect beyond the copy
+ * it returns: a custom `distDir` is put into `FLEETCACHE_DIST_DIR` for the handlers.
  */
 import { dirname, join, relative, sep } from 'node:path'
 
@@ -19,6 +20,7 @@ export interface NextConfigLike {
   // `durableUseCacheEntries`, and a type with no field in common with an all-optional one is
   // not assignable to it.
   experimental?: object | undefined
+  distDir?: string | undefined
   // No index signature: Next's `NextConfig` is an interface, and an interface is not
   // assignable to one (`withFleetcache(config satisfies NextConfig)` must type-check).
 }
@@ -93,6 +95,17 @@ export function withFleetcache<T extends NextConfigLike>(
   if (names.length > 0 && knowsDurable && experimental.durableUseCacheEntries === undefined) {
     out.experimental = { ...experimental, durableUseCacheEntries: false }
   }
+  // Next tells the 'use cache' handlers nothing, the singular one only its server directory,
+  // and then only at construction: the build id (the deployment's namespace) and the build's
+  // bundler are found through the build output directory, which `next start` only knows from
+  // this config. Next evaluates it in the server process itself (`next start` and the build's
+  // workers inherit the variable); a value the environment already has stands.
+  if (
+    typeof config.distDir === 'string' &&
+    config.distDir !== '' &&
+    !process.env.FLEETCACHE_DIST_DIR
+  )
+    process.env.FLEETCACHE_DIST_DIR = config.distDir
   // Bundling would inline the wasm glue and break its path to the .wasm file.
   const externals = config.serverExternalPackages ?? []
   out.serverExternalPackages = externals.includes(PACKAGE) ? externals : [...externals, PACKAGE]

@@ -76,7 +76,11 @@ test('a handler process reads the release of the app it serves', () => {
  * `next build --webpack` writes and Turbopack never does), else by Turbopack (its marker
  * file and `server-reference-manifest.json` with `manifest`, when given).
  */
-function fakeApp(version, experimental, { bundler = 'turbopack', manifest } = {}) {
+function fakeApp(
+  version,
+  experimental,
+  { bundler = 'turbopack', manifest, distDir = '.next' } = {},
+) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-next-release-'))
   fs.mkdirSync(path.join(dir, 'node_modules', 'next'), { recursive: true })
   fs.writeFileSync(
@@ -84,21 +88,21 @@ function fakeApp(version, experimental, { bundler = 'turbopack', manifest } = {}
     JSON.stringify({ name: 'next', version }),
   )
   fs.writeFileSync(path.join(dir, 'package.json'), '{}')
-  fs.mkdirSync(path.join(dir, '.next'))
-  fs.writeFileSync(path.join(dir, '.next', 'BUILD_ID'), 'build-1')
+  fs.mkdirSync(path.join(dir, distDir))
+  fs.writeFileSync(path.join(dir, distDir, 'BUILD_ID'), 'build-1')
   fs.writeFileSync(
-    path.join(dir, '.next', 'required-server-files.json'),
+    path.join(dir, distDir, 'required-server-files.json'),
     JSON.stringify({ version: 1, config: { experimental } }),
   )
-  fs.mkdirSync(path.join(dir, '.next', 'server'))
+  fs.mkdirSync(path.join(dir, distDir, 'server'))
   if (bundler === 'webpack') {
-    fs.writeFileSync(path.join(dir, '.next', 'server', 'webpack-runtime.js'), '')
+    fs.writeFileSync(path.join(dir, distDir, 'server', 'webpack-runtime.js'), '')
   } else {
-    fs.writeFileSync(path.join(dir, '.next', 'turbopack'), '')
+    fs.writeFileSync(path.join(dir, distDir, 'turbopack'), '')
   }
   if (manifest !== undefined) {
     fs.writeFileSync(
-      path.join(dir, '.next', 'server', 'server-reference-manifest.json'),
+      path.join(dir, distDir, 'server', 'server-reference-manifest.json'),
       JSON.stringify(manifest),
     )
   }
@@ -253,5 +257,34 @@ test('with durable entries on, the start-up log names the variables Next puts in
     assert.deepEqual(line(startLog(webpack)), [])
   } finally {
     for (const d of [durable, off, webpack]) fs.rmSync(d, { recursive: true, force: true })
+  }
+})
+
+// Next tells a handler nothing of a custom distDir; withFleetcache passes it on from the config
+// Next evaluates in the server process, so the build id and the bundler are found there.
+test('a build in a custom distDir is found when the config went through withFleetcache', () => {
+  // As `next start` runs: the app's config evaluated, then the handler module loaded, which
+  // reads its settings from the environment.
+  const namespaceLine = (config) => {
+    const script = `
+      ${config === undefined ? '' : `require(${JSON.stringify(require.resolve('../dist/next-config.js'))}).withFleetcache(${JSON.stringify(config)})`}
+      require(${JSON.stringify(require.resolve('../dist/use-cache.js'))})
+    `
+    const out = spawnSync(process.execPath, ['-e', script], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    })
+    assert.equal(out.status, 0, out.stderr)
+    return `${out.stdout}${out.stderr}`.split('\n').find((l) => l.includes('namespace')) ?? ''
+  }
+  const app = fakeApp('16.5.0', { durableUseCacheEntries: true }, { distDir: 'build' })
+  try {
+    assert.match(namespaceLine(undefined), /deployment from none found/)
+    const line = namespaceLine({ distDir: 'build' })
+    assert.match(line, /deployment from build\/BUILD_ID/)
+    assert.match(line, /'use cache' entries under fleetcache:next-16\.5\.0/, 'the config was read')
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
   }
 })

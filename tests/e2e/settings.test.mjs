@@ -4,7 +4,9 @@
 // - a server started with an invalid setting exits at start, status 1, with one line naming
 //   the variable (before, it started and answered every request with 500);
 // - a `next build` with REDIS_URL set writes nothing to Redis, and says so in one consistent
-//   line (before, 'use cache' entries went to Redis under a namespace no server reads).
+//   line (before, 'use cache' entries went to Redis under a namespace no server reads);
+// - `next start` of a build in a custom distDir keys by that build (before, no build id was
+//   found and every deployment shared one namespace).
 //
 // Run: node --test tests/e2e/settings.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
 import assert from 'node:assert/strict'
@@ -22,6 +24,7 @@ import {
   prepareApp,
   prepareStandalone,
   runLogged,
+  startInstance,
 } from '../support/fleet.mjs'
 import { freePort } from '../support/ports.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -192,6 +195,41 @@ describe('settings of real next build, next start and standalone processes', () 
       } catch (err) {
         failed = true
         throw err
+      }
+    },
+  )
+
+  // Next does not tell a handler its distDir: withFleetcache passes it on from the config,
+  // which `next start` evaluates in the server process (before, the log said "deployment from
+  // none found" and every deployment shared one namespace). Uses the build of the test above.
+  test(
+    'next start of a build in a custom distDir keys by that build',
+    { timeout: 120_000 },
+    async () => {
+      let inst
+      try {
+        const buildId = fs
+          .readFileSync(path.join(appDir, BUILD_PHASE_DIST_DIR, 'BUILD_ID'), 'utf8')
+          .trim()
+        inst = await startInstance({
+          name: 'custom-dist-dir',
+          logDir,
+          env: { EXAMPLE_DIST_DIR: BUILD_PHASE_DIST_DIR, REDIS_URL: redis.url },
+        })
+        const line = inst
+          .logTail(200)
+          .split('\n')
+          .find((l) => l.includes('[fleetcache] namespace'))
+        assert.ok(line, `no namespace line:\n${inst.logTail(200)}`)
+        assert.ok(
+          line.includes(`:${buildId} (deployment from ${BUILD_PHASE_DIST_DIR}/BUILD_ID)`),
+          line,
+        )
+      } catch (err) {
+        failed = true
+        throw err
+      } finally {
+        await inst?.stop()
       }
     },
   )
