@@ -607,6 +607,64 @@ function baseOf(machine: { fields(): number }): number {
   return base
 }
 
+/** Bytes of a machine's texts area (the binding's `texts`; `TEXT_BYTES` in read.rs). */
+const TEXTS_BYTES = 2048
+
+/** A byte view of each binding's memory, made again only after the memory grew. */
+const byteViews = new WeakMap<
+  Binding,
+  { memory: { readonly buffer: ArrayBufferLike }; u: Uint8Array }
+>()
+
+/** Each machine's texts area (byte address): fixed for the machine's life. */
+const textAreas = new WeakMap<object, number>()
+
+/**
+ * Writes `a`, `b` and `c` one after the other into `machine`'s texts area (the binding's
+ * `reuseUseCacheTexts` reads them there), when all are ASCII and fit; false otherwise, with the
+ * area's contents then meaningless (the caller passes the strings as arguments instead). ASCII
+ * only, so each string's length is its byte length and a cache key written is well-formed: a
+ * lone surrogate stays for the binding's own check.
+ */
+export function writeTexts(
+  binding: Binding,
+  machine: { texts(): number },
+  a: string,
+  b: string,
+  c: string,
+): boolean {
+  if (a.length + b.length + c.length > TEXTS_BYTES) return false
+  let at = textAreas.get(machine)
+  if (at === undefined) {
+    at = machine.texts()
+    textAreas.set(machine, at)
+  }
+  let v = byteViews.get(binding)
+  if (v === undefined) {
+    const memory = binding.wasmMemory()
+    v = { memory, u: new Uint8Array(memory.buffer) }
+    byteViews.set(binding, v)
+  } else if (v.u.byteLength === 0) {
+    // Detached: the memory grew.
+    v.u = new Uint8Array(v.memory.buffer)
+  }
+  const u = v.u
+  at = putAscii(u, at, a)
+  if (at >= 0) at = putAscii(u, at, b)
+  if (at >= 0) at = putAscii(u, at, c)
+  return at >= 0
+}
+
+/** Writes ASCII `s` at `at`; the address after it, or -1 at its first other character. */
+function putAscii(u: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const code = s.charCodeAt(i)
+    if (code > 0x7f) return -1
+    u[at + i] = code
+  }
+  return at + s.length
+}
+
 /** The answer's numbers, copied out of the fields area; strings from the machine on demand. */
 class MachineAnswer<E> implements Answer {
   readonly source: number
