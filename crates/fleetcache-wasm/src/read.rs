@@ -796,6 +796,12 @@ impl ReadMachine {
     pub fn fields_area(&self) -> &[f64] {
         &self.fields[..]
     }
+
+    /// The texts area as JS writes it (for Rust callers; see `texts`).
+    pub fn texts_area(&mut self) -> &mut [u8] {
+        self.texts();
+        &mut self.texts[..]
+    }
 }
 
 #[wasm_bindgen]
