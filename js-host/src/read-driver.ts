@@ -553,12 +553,38 @@ const enum Given {
   Polled,
 }
 
+/** An envelope's magic, "FLCE", and where its `header_len` is (docs/internals.md, "Entry envelope"). */
+const MAGIC = [0x46, 0x4c, 0x43, 0x45] as const
+const HEADER_LEN_AT = 8
+/** The envelope's fixed header: no header is shorter (`FIXED_HEADER_LEN` in envelope.rs). */
+const FIXED_HEADER_LEN = 48
+
 /**
- * The first `n` bytes of `bytes` (all of them when shorter), as a plain view: the glue copies
- * it into wasm and keeps nothing, so no Buffer (costlier to make) is needed.
+ * The first bytes of `bytes` the machine is given, as a plain view (the glue copies it into
+ * wasm and keeps nothing, so no Buffer, costlier to make, is needed): an envelope's header as
+ * its `header_len` says, when that is shorter than `n`, so no payload byte crosses; else the
+ * first `n` (all of them when shorter). The machine judges what it is given: a `header_len`
+ * that lies gets it a prefix it refuses or one it asks more of (`NeedMore`), as any prefix.
  */
 function head(bytes: Uint8Array, n: number): Uint8Array {
-  return bytes.byteLength <= n ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, n)
+  let len = n
+  if (
+    bytes.byteLength > HEADER_LEN_AT + 3 &&
+    bytes[0] === MAGIC[0] &&
+    bytes[1] === MAGIC[1] &&
+    bytes[2] === MAGIC[2] &&
+    bytes[3] === MAGIC[3]
+  ) {
+    const at = HEADER_LEN_AT
+    const headerLen =
+      ((bytes[at] ?? 0) |
+        ((bytes[at + 1] ?? 0) << 8) |
+        ((bytes[at + 2] ?? 0) << 16) |
+        ((bytes[at + 3] ?? 0) << 24)) >>>
+      0
+    if (headerLen >= FIXED_HEADER_LEN && headerLen < n) len = headerLen
+  }
+  return bytes.byteLength <= len ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, len)
 }
 
 /** Decodes the tags an answer leaves in the module's memory. */
