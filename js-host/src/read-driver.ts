@@ -553,12 +553,38 @@ const enum Given {
   Polled,
 }
 
+/** An envelope's magic, "FLCE", and where its `header_len` is (docs/internals.md, "Entry envelope"). */
+const MAGIC = [0x46, 0x4c, 0x43, 0x45] as const
+const HEADER_LEN_AT = 8
+/** The envelope's fixed header: no header is shorter (`FIXED_HEADER_LEN` in envelope.rs). */
+const FIXED_HEADER_LEN = 48
+
 /**
- * The first `n` bytes of `bytes` (all of them when shorter), as a plain view: the glue copies
- * it into wasm and keeps nothing, so no Buffer (costlier to make) is needed.
+ * The first bytes of `bytes` the machine is given, as a plain view (the glue copies it into
+ * wasm and keeps nothing, so no Buffer, costlier to make, is needed): an envelope's header as
+ * its `header_len` says, when that is shorter than `n`, so no payload byte crosses; else the
+ * first `n` (all of them when shorter). The machine judges what it is given: a `header_len`
+ * that lies gets it a prefix it refuses or one it asks more of (`NeedMore`), as any prefix.
  */
 function head(bytes: Uint8Array, n: number): Uint8Array {
-  return bytes.byteLength <= n ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, n)
+  let len = n
+  if (
+    bytes.byteLength > HEADER_LEN_AT + 3 &&
+    bytes[0] === MAGIC[0] &&
+    bytes[1] === MAGIC[1] &&
+    bytes[2] === MAGIC[2] &&
+    bytes[3] === MAGIC[3]
+  ) {
+    const at = HEADER_LEN_AT
+    const headerLen =
+      ((bytes[at] ?? 0) |
+        ((bytes[at + 1] ?? 0) << 8) |
+        ((bytes[at + 2] ?? 0) << 16) |
+        ((bytes[at + 3] ?? 0) << 24)) >>>
+      0
+    if (headerLen >= FIXED_HEADER_LEN && headerLen < n) len = headerLen
+  }
+  return bytes.byteLength <= len ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, len)
 }
 
 /** Decodes the tags an answer leaves in the module's memory. */
@@ -605,6 +631,64 @@ function baseOf(machine: { fields(): number }): number {
     bases.set(machine, base)
   }
   return base
+}
+
+/** Bytes of a machine's texts area (the binding's `texts`; `TEXT_BYTES` in read.rs). */
+const TEXTS_BYTES = 2048
+
+/** A byte view of each binding's memory, made again only after the memory grew. */
+const byteViews = new WeakMap<
+  Binding,
+  { memory: { readonly buffer: ArrayBufferLike }; u: Uint8Array }
+>()
+
+/** Each machine's texts area (byte address): fixed for the machine's life. */
+const textAreas = new WeakMap<object, number>()
+
+/**
+ * Writes `a`, `b` and `c` one after the other into `machine`'s texts area (the binding's
+ * `reuseUseCacheTexts` reads them there), when all are ASCII and fit; false otherwise, with the
+ * area's contents then meaningless (the caller passes the strings as arguments instead). ASCII
+ * only, so each string's length is its byte length and a cache key written is well-formed: a
+ * lone surrogate stays for the binding's own check.
+ */
+export function writeTexts(
+  binding: Binding,
+  machine: { texts(): number },
+  a: string,
+  b: string,
+  c: string,
+): boolean {
+  if (a.length + b.length + c.length > TEXTS_BYTES) return false
+  let at = textAreas.get(machine)
+  if (at === undefined) {
+    at = machine.texts()
+    textAreas.set(machine, at)
+  }
+  let v = byteViews.get(binding)
+  if (v === undefined) {
+    const memory = binding.wasmMemory()
+    v = { memory, u: new Uint8Array(memory.buffer) }
+    byteViews.set(binding, v)
+  } else if (v.u.byteLength === 0) {
+    // Detached: the memory grew.
+    v.u = new Uint8Array(v.memory.buffer)
+  }
+  const u = v.u
+  at = putAscii(u, at, a)
+  if (at >= 0) at = putAscii(u, at, b)
+  if (at >= 0) at = putAscii(u, at, c)
+  return at >= 0
+}
+
+/** Writes ASCII `s` at `at`; the address after it, or -1 at its first other character. */
+function putAscii(u: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const code = s.charCodeAt(i)
+    if (code > 0x7f) return -1
+    u[at + i] = code
+  }
+  return at + s.length
 }
 
 /** The answer's numbers, copied out of the fields area; strings from the machine on demand. */

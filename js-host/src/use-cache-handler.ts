@@ -2,7 +2,7 @@ import { now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { leaseToken, ReadMachines, readEntry, type ReadIo } from './read-driver'
+import { leaseToken, ReadMachines, readEntry, writeTexts, type ReadIo } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
@@ -82,6 +82,20 @@ class UseCacheHandler implements CacheHandler {
             now(),
           ),
         (m, entryKey) => {
+          // The strings written in place: one call into wasm, where passing them makes four.
+          if (writeTexts(this.io.binding, m, entryKey ?? '', soft, cacheKey)) {
+            m.reuseUseCacheTexts(
+              engine,
+              this.iface,
+              entryKey?.length ?? 0,
+              soft.length,
+              cacheKey.length,
+              writeInFlight,
+              readConsumer(),
+              now(),
+            )
+            return
+          }
           m.reuseUseCache(
             engine,
             this.iface,

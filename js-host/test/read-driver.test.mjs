@@ -367,6 +367,43 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
   r3.answer.free()
 })
 
+test("an envelope's bytes are offered up to its header_len, so no payload byte crosses", async () => {
+  /** 9,000 bytes that start like an envelope whose header_len (u32 LE at 8) is `headerLen`. */
+  const envelope = (headerLen) => {
+    const b = bytesOf(9_000, 7)
+    b.set([0x46, 0x4c, 0x43, 0x45], 0)
+    new DataView(b.buffer, b.byteOffset).setUint32(8, headerLen, true)
+    return b
+  }
+  // [header_len, bytes offered]: the header; a length below the fixed header or past the window
+  // (a value that lies, or a long header) gets the window, as any bytes.
+  for (const [headerLen, offered] of [
+    [120, 120],
+    [48, 48],
+    [20, 4096],
+    [4096, 4096],
+    [8_000, 4096],
+  ]) {
+    const io = fakeIo()
+    io.tier.set('k', envelope(headerLen))
+    const m = scripted([
+      () => ({
+        kind: K.Answer,
+        tookTier: true,
+        source: binding.Source.Tier,
+        served: binding.Served.Fresh,
+      }),
+    ])
+    const r = await readEntry(engine, m, io, { offerTier: true })
+    assert.deepEqual(
+      m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
+      [['startWithTier', offered, 9_000]],
+      `header_len ${String(headerLen)}`,
+    )
+    r.answer.free()
+  }
+})
+
 test('tier bytes offered with the first call: taken, void before a refresh, acted on', async () => {
   const held = bytesOf(9_000, 1)
   // Taken: a tier hit in one call; the prefix offered is the header window.

@@ -9,7 +9,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
-import { bytes, now, startTestRedis, text, useCacheEntry, assertServedStale } from './helpers.mjs'
+import {
+  bytes,
+  now,
+  startTestRedis,
+  text,
+  useCacheEntry,
+  assertServedStale,
+  REDIS_CLUSTER,
+} from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -257,6 +265,66 @@ describe('use-cache handler on Redis', () => {
     await redis.command('SET', entryKey(wasm.Interface.useCache('default'), 'k-intruder'), value)
     assert.equal(await a.get('k-intruder', []), undefined)
   })
+})
+
+describe('reused read machines take their strings in place (reuseUseCacheTexts)', () => {
+  test('keys of every shape read back their own entries through warm machines', async () => {
+    const a = instance()
+    const b = instance()
+    // ASCII (written in place), not ASCII and longer than the texts area (passed as strings):
+    // a reused machine must read the key each get names, whichever way it went last time.
+    const keys = ['k-texts-ascii', 'k-texts-ключ', 'k-texts-' + 'x'.repeat(4000), 'k-texts-b']
+    for (const k of keys) await a.set(k, Promise.resolve(entry('v:' + k.slice(0, 40))))
+    await b.refreshTags()
+    for (let round = 0; round < 3; round++) {
+      for (const k of keys) {
+        const got = await b.get(k, ['_N_T_/texts', '_N_T_/ü'])
+        assert.ok(got, `round ${String(round)}: miss for ${k.slice(0, 40)}`)
+        assert.equal(await text(got.value), 'v:' + k.slice(0, 40))
+      }
+    }
+  })
+
+  test('the soft tags written in place are judged: a revalidated path misses', async () => {
+    const a = instance()
+    const b = instance()
+    await a.set('k-texts-soft', Promise.resolve(entry('v1', { tags: [] })))
+    await b.refreshTags()
+    // The machine is reused from the second get on.
+    assert.ok(await b.get('k-texts-soft', ['_N_T_/texts-page']))
+    assert.ok(await b.get('k-texts-soft', ['_N_T_/texts-page']))
+    await a.updateTags(['_N_T_/texts-page'])
+    await b.refreshTags()
+    assert.equal(await b.get('k-texts-soft', ['_N_T_/texts-page']), undefined)
+    assert.ok(await b.get('k-texts-soft', ['_N_T_/texts-other']))
+  })
+
+  test('the binding refuses lengths that overrun the texts area, and the machine is unchanged', () => {
+    const engine = new wasm.Engine({ prefix: 'jstest', deployment: 'd1' })
+    const iface = wasm.Interface.useCache('default')
+    const m = wasm.ReadMachine.useCache(engine, iface, 'k', '', false, wasm.Consumer.Serves, 't', 1)
+    const before = m.entryKey
+    m.texts()
+    assert.throws(
+      () => m.reuseUseCacheTexts(engine, iface, 0, 0, 2049, false, wasm.Consumer.Serves, 2),
+      { code: 'ERR_KEY_ILL_FORMED' },
+    )
+    assert.equal(m.entryKey, before)
+    m.free()
+  })
+
+  test(
+    'a tier hit makes three calls into wasm: the reuse, the start and the header copy',
+    { skip: REDIS_CLUSTER && 'bench/crossings.mjs reads a single Redis URL' },
+    async () => {
+      // Counted in a child process (bench/crossings.mjs): counting wraps every export.
+      const script = new URL('../../bench/crossings.mjs', import.meta.url)
+      const { execFileSync } = await import('node:child_process')
+      const out = execFileSync(process.execPath, [script.pathname, redis.url], { encoding: 'utf8' })
+      const counts = JSON.parse(out.trim().split('\n').pop())
+      assert.deepEqual(counts.useCacheTierHit, { binding: 2, wasm: 3 })
+    },
+  )
 })
 
 describe('use-cache handler when Redis is unreachable', () => {

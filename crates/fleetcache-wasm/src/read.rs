@@ -500,7 +500,13 @@ pub struct ReadMachine {
     reuses: u32,
     /// The token of the read in progress, when reused (`token_base.reuses`).
     token: String,
+    /// The texts area (`texts`): where the host writes a reuse's strings in place
+    /// (`reuseUseCacheTexts`); empty until the host first asks for its address.
+    texts: Box<[u8]>,
 }
+
+/// Bytes of a machine's texts area (js-host's `TEXTS_BYTES` in read-driver.ts).
+const TEXT_BYTES: usize = 2048;
 
 fn flag(b: bool) -> f64 {
     if b {
@@ -598,6 +604,26 @@ fn bytes(prefix: &Option<Vec<u8>>, total_len: usize) -> Option<core::Bytes<'_>> 
     })
 }
 
+/// The entry key, soft tags and cache key written one after the other at the start of `area`
+/// with these lengths, or `None` when they overrun it or one is not UTF-8.
+fn written_texts(
+    area: &[u8],
+    entry_len: u32,
+    soft_len: u32,
+    key_len: u32,
+) -> Option<(&str, &str, &str)> {
+    let (entry_len, soft_len, key_len) = (
+        usize::try_from(entry_len).ok()?,
+        usize::try_from(soft_len).ok()?,
+        usize::try_from(key_len).ok()?,
+    );
+    let (entry, rest) = area.split_at_checked(entry_len)?;
+    let (soft, rest) = rest.split_at_checked(soft_len)?;
+    let key = rest.get(..key_len)?;
+    let text = |b| std::str::from_utf8(b).ok();
+    Some((text(entry)?, text(soft)?, text(key)?))
+}
+
 impl ReadMachine {
     // Not inlined into each input method: one copy of the stepping code (module size).
     #[inline(never)]
@@ -651,6 +677,7 @@ impl ReadMachine {
             token_base: String::new(),
             reuses: 0,
             token: String::new(),
+            texts: Box::default(),
         }
     }
 
@@ -693,11 +720,26 @@ impl ReadMachine {
         token: &str,
     ) -> Result<(), JsValue> {
         let key = utf8_key(cache_key)?;
+        let args = (soft_tags, write_in_flight, consumer, now);
+        self.reset_use_cache_str(engine, iface, &key, entry_key.as_deref(), args, token);
+        Ok(())
+    }
+
+    /// `reset_use_cache` with the cache key as UTF-8 (well-formed, as a `&str` is).
+    fn reset_use_cache_str(
+        &mut self,
+        engine: &Engine,
+        iface: &Iface,
+        key: &str,
+        entry_key: Option<&str>,
+        (soft_tags, write_in_flight, consumer, now): (&str, bool, Consumer, f64),
+        token: &str,
+    ) {
         engine.inner.reset_read_use_cache(
             &mut self.inner,
             &iface.get(),
-            &key,
-            entry_key.as_deref(),
+            key,
+            entry_key,
             items(soft_tags),
             consumer.into(),
             token,
@@ -707,7 +749,6 @@ impl ReadMachine {
             self.inner.no_write_in_flight();
         }
         self.last = None;
-        Ok(())
     }
 
     /// `reuseIncremental` with its lease token given.
@@ -754,6 +795,12 @@ impl ReadMachine {
     /// The fields area as JS reads it (for Rust callers), slots `ReadField`.
     pub fn fields_area(&self) -> &[f64] {
         &self.fields[..]
+    }
+
+    /// The texts area as JS writes it (for Rust callers; see `texts`).
+    pub fn texts_area(&mut self) -> &mut [u8] {
+        self.texts();
+        &mut self.texts[..]
     }
 }
 
@@ -836,6 +883,52 @@ impl ReadMachine {
         let args = (soft_tags, write_in_flight, consumer, now);
         let done = self.reset_use_cache(engine, iface, cache_key, entry_key, args, &token);
         self.token = token;
+        done
+    }
+
+    /// The byte address in `memory()` of this machine's texts area (2048 bytes, valid while the
+    /// machine lives), where the host writes the strings of `reuseUseCacheTexts`.
+    pub fn texts(&mut self) -> u32 {
+        if self.texts.is_empty() {
+            self.texts = vec![0; TEXT_BYTES].into_boxed_slice();
+        }
+        // wasm32 addresses fit in u32.
+        self.texts.as_ptr() as usize as u32
+    }
+
+    /// `reuseUseCache`, with its strings written by the host in the texts area (`texts`) as
+    /// UTF-8, one after the other: the entry key (`entryLen` bytes, 0: not remembered), the
+    /// soft tags NUL-joined (`softLen`) and the cache key (`keyLen`). No string crosses and
+    /// nothing is allocated for them: one call where `reuseUseCache` makes four. The host
+    /// writes only a well-formed cache key (ASCII, say): its lone surrogates cannot be told
+    /// here. Throws `ERR_KEY_ILL_FORMED` when the lengths overrun the area or a text is not
+    /// UTF-8 (the machine then is unchanged).
+    #[wasm_bindgen(js_name = reuseUseCacheTexts)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn reuse_use_cache_texts(
+        &mut self,
+        engine: &Engine,
+        iface: &Iface,
+        entry_len: u32,
+        soft_len: u32,
+        key_len: u32,
+        write_in_flight: bool,
+        consumer: Consumer,
+        now: f64,
+    ) -> Result<(), JsValue> {
+        let area = std::mem::take(&mut self.texts);
+        let done = match written_texts(&area, entry_len, soft_len, key_len) {
+            Some((entry, soft, key)) => {
+                let token = self.reuse_token();
+                let entry = (!entry.is_empty()).then_some(entry);
+                let args = (soft, write_in_flight, consumer, now);
+                self.reset_use_cache_str(engine, iface, key, entry, args, &token);
+                self.token = token;
+                Ok(())
+            }
+            None => Err(js_error(&fleetcache_core::KeyError::IllFormedCacheKey)),
+        };
+        self.texts = area;
         done
     }
 

@@ -474,6 +474,50 @@ fn a_reused_machine_reads_as_a_new_one() {
 }
 
 #[wasm_bindgen_test]
+fn a_machine_reused_through_its_texts_area_reads_as_one_reused_with_strings() {
+    let mut e = engine();
+    let v = stored(&mut e, "k", 60.0);
+    let mut used = read(&e, "gone", Consumer::Caches);
+    to_answer(&mut e, &mut used, None, 1.0);
+    let soft = "_N_T_/x\0_N_T_/y";
+    let remembered = read(&e, "k", Consumer::Serves).entry_key();
+    for entry in [String::new(), remembered] {
+        let mut fresh = read(&e, "k", Consumer::Serves);
+        let want = to_answer(&mut e, &mut fresh, Some(&v), 0.0);
+        let texts = [entry.as_str(), soft, "k"].concat();
+        used.texts_area()[..texts.len()].copy_from_slice(texts.as_bytes());
+        let (entry_len, soft_len) = (entry.len() as u32, soft.len() as u32);
+        used.reuse_use_cache_texts(
+            &e,
+            &uc(),
+            entry_len,
+            soft_len,
+            1,
+            true,
+            Consumer::Serves,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(used.entry_key(), fresh.entry_key());
+        assert_eq!(to_answer(&mut e, &mut used, Some(&v), 0.0), want);
+        assert_eq!((used.log(), used.error()), (fresh.log(), fresh.error()));
+    }
+    // Lengths past the area, or bytes that are not UTF-8: refused, the machine as it was.
+    let before = used.entry_key();
+    let refused = |m: &mut ReadMachine, soft_len: u32, key_len: u32| {
+        let err = m
+            .reuse_use_cache_texts(&e, &uc(), 0, soft_len, key_len, true, Consumer::Serves, NOW)
+            .err()
+            .unwrap();
+        assert_eq!(code(err).as_deref(), Some("ERR_KEY_ILL_FORMED"));
+    };
+    refused(&mut used, 2000, 49);
+    used.texts_area()[..2].copy_from_slice(&[b'k', 0xFF]);
+    refused(&mut used, 0, 2);
+    assert_eq!(used.entry_key(), before);
+}
+
+#[wasm_bindgen_test]
 fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     let mut e = engine();
     let v = stored(&mut e, "k", 60.0);
