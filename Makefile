@@ -18,6 +18,17 @@ WASM_CARGO := cargo
 else
 WASM_CARGO := env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort /usr/bin/cargo
 endif
+# The release module only, and only where std is built from source: a panic traps at once
+# (`panic = "immediate-abort"`), with no message formatted. Nothing reads the message on
+# wasm32-unknown-unknown (std's hook writes to a stderr that discards it), so the host sees the
+# same trap; the module drops core::fmt's panic paths and the panic locations. A prebuilt std
+# was compiled for unwinding and keeps its formatting panics. Tests (`test-wasm`) keep theirs:
+# a failing assertion should say why. docs/decisions/0028-wasm-size-budget.md.
+ifeq ($(PREBUILT_STD),yes)
+WASM_RELEASE_CARGO := $(WASM_CARGO)
+else
+WASM_RELEASE_CARGO := env CARGO_UNSTABLE_PANIC_IMMEDIATE_ABORT=true CARGO_PROFILE_RELEASE_PANIC=immediate-abort $(WASM_CARGO)
+endif
 # Native tests: rustup's cargo when there is one, else Debian's.
 HOST_CARGO := $(shell command -v cargo >/dev/null 2>&1 && echo cargo || echo "env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo")
 
@@ -42,7 +53,7 @@ setup: ## install toolchains and dependencies (idempotent)
 # ---- wasm ---------------------------------------------------------------------------------
 
 $(WASM_RAW): $(RUST_SOURCES)
-	$(WASM_CARGO) build --release --target $(WASM_TARGET) -p fleetcache-wasm
+	$(WASM_RELEASE_CARGO) build --release --target $(WASM_TARGET) -p fleetcache-wasm
 
 pkg/.stamp: $(WASM_RAW) scripts/mkpkg.sh
 	@have=$$(wasm-bindgen --version | awk '{print $$2}'); \
