@@ -65,8 +65,14 @@ pkg/.stamp: $(WASM_RAW) scripts/mkpkg.sh
 wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 
 # The size budget of the optimized module, in bytes: the one place it is set. Why this number,
-# where the bytes go and how to look: docs/decisions/0028-wasm-size-budget.md.
+# where the bytes go and how to look: docs/decisions/0028-wasm-size-budget.md. A prebuilt std
+# keeps its formatting panic paths (no immediate abort, above): its module has the budget from
+# before that cut.
+ifeq ($(PREBUILT_STD),yes)
 WASM_BUDGET_BYTES := 227400
+else
+WASM_BUDGET_BYTES := 219900
+endif
 wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt) exceeds WASM_BUDGET_BYTES
 	@size=$$(stat -c %s pkg/$(WASM_CRATE)_bg.wasm); \
 	  if [ "$$size" -gt $(WASM_BUDGET_BYTES) ]; then \
