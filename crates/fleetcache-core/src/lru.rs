@@ -296,6 +296,26 @@ impl LruIndex {
         Some(evicted)
     }
 
+    /// Charges the decoded value the host keeps alongside the tier's copy of `key` ([`LruIndex::charge`]),
+    /// reckoned here so that the bound on memory is the core's: `structural` is the number of
+    /// `{`, `[`, `:` and `,` bytes in the value's JSON part, the one thing the host measures.
+    /// An estimate of V8's heap, not a measurement:
+    /// - strings (html, postponed, header values, keys) decoded from UTF-8: one byte per byte
+    ///   when Latin-1, two per UTF-16 unit otherwise, at most 2 per UTF-8 byte: twice the
+    ///   copy's length; Buffers (RSC data, segments, a route's body) are views of the copy;
+    /// - 64 bytes per structural byte for the objects and arrays parsed from the JSON part,
+    ///   above every shape measured with `node --expose-gc` (`[{},{},...]` 43 bytes of heap per
+    ///   structural byte, many small keys 5.6 per JSON byte, a page's headers 1.06);
+    /// - 1 KiB for the memo's own objects (the value, its Map, Buffer views, the record).
+    pub fn charge_decoded(&mut self, key: &str, structural: u64) -> Option<Vec<String>> {
+        let size = self.node(*self.map.get(key)?)?.size;
+        let extra = size
+            .saturating_mul(2)
+            .saturating_add(structural.saturating_mul(64))
+            .saturating_add(1024);
+        self.charge(key, extra)
+    }
+
     /// Marks `key` as just used. Returns false when it is absent, or when it has expired
     /// (`now >= expires_at`), in which case it is removed and the host should drop its bytes.
     pub fn touch(&mut self, key: &str, now: Millis) -> bool {
@@ -709,6 +729,21 @@ mod tests {
         l.charge("a", 4);
         assert_eq!(l.insert("c", 5, NEVER), vec!["a".to_owned()]);
         assert_eq!(l.used_bytes(), 5);
+    }
+
+    /// A decoded value's charge: twice the copy's bytes, 64 per structural byte of its JSON
+    /// part, 1 KiB of objects; refused, as any charge, when it does not fit the budget.
+    #[test]
+    fn a_decoded_charge_is_reckoned_from_the_copy_and_its_json() {
+        let mut l = LruIndex::new(10_000);
+        assert_eq!(l.charge_decoded("a", 0), None);
+        l.insert("a", 100, NEVER);
+        assert_eq!(l.charge_decoded("a", 3), Some(vec![]));
+        assert_eq!(l.used_bytes(), 100 + 2 * 100 + 64 * 3 + 1024);
+        assert_eq!(l.charge_decoded("a", 0), Some(vec![]));
+        assert_eq!(l.used_bytes(), 100 + 2 * 100 + 1024);
+        assert_eq!(l.charge_decoded("a", 200), None);
+        assert_eq!(l.charge_decoded("a", u64::MAX), None);
     }
 
     #[test]
