@@ -64,6 +64,7 @@ const binding = {
       'PartsLen',
       'PageGen',
       'Order',
+      'AsksTier',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
@@ -116,10 +117,12 @@ function readStep(fields) {
  * A machine that answers each input with the next function of `script` (called with the
  * input's name and arguments); it records the inputs it got.
  */
-function scripted(script, renewal) {
+function scripted(script, renewal, { asksTier = false } = {}) {
   const inputs = []
   let i = 0
   const base = AREA * nextArea
+  // As the binding's constructors: whether the start asks for the tier, said beforehand.
+  new Float64Array(memory.buffer)[base + binding.ReadField.AsksTier] = asksTier ? 1 : 0
   // Each machine's tags buffer: past every fields area.
   const tagsAt = TAGS_AT + 256 * nextArea++
   const m = { inputs, freed: false, entryKey: 'k', last: undefined }
@@ -367,7 +370,7 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
   r3.answer.free()
 })
 
-test('tier bytes offered with the first call: taken, void before a refresh, acted on', async () => {
+test('tier bytes offered with the first call when the machine asks for the tier first: taken, void before a refresh, acted on', async () => {
   const held = bytesOf(9_000, 1)
   // Taken: a tier hit in one call; the prefix offered is the header window.
   const io = fakeIo()
@@ -379,8 +382,8 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
       source: binding.Source.Tier,
       served: binding.Served.Fresh,
     }),
-  ])
-  const r = await readEntry(engine, m, io, { offerTier: true })
+  ], undefined, { asksTier: true })
+  const r = await readEntry(engine, m, io)
   assert.deepEqual(
     m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
     [['startWithTier', 4096, 9_000]],
@@ -393,8 +396,8 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   const m2 = scripted([
     () => ({ kind: K.Get, tookTier: true, tier: binding.TierAction.Drop }),
     () => answer({ served: binding.Served.Miss }),
-  ])
-  const r2 = await readEntry(engine, m2, io2, { offerTier: true })
+  ], undefined, { asksTier: true })
+  const r2 = await readEntry(engine, m2, io2)
   assert.deepEqual(io2.calls[0], ['forget', 'k'], 'dropped before the GET')
   r2.answer.free()
   // None held: offered as none.
@@ -402,8 +405,8 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   const m3 = scripted([
     () => ({ kind: K.Get, tookTier: true }),
     () => answer({ served: binding.Served.Miss }),
-  ])
-  ;(await readEntry(engine, m3, io3, { offerTier: true })).answer.free()
+  ], undefined, { asksTier: true })
+  ;(await readEntry(engine, m3, io3)).answer.free()
   assert.deepEqual(m3.inputs[0].slice(0, 3), ['startWithTier', undefined, 0])
   // A refresh first: the offer is void, the bytes go in after the refresh (rule R1).
   const refresh = deferred()
@@ -413,8 +416,8 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
     () => ({ kind: K.Refresh }),
     () => ({ kind: K.PeekTier }),
     () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
-  ])
-  const reading = readEntry(engine, m4, io4, { offerTier: true })
+  ], undefined, { asksTier: true })
+  const reading = readEntry(engine, m4, io4)
   await settle()
   assert.deepEqual(
     m4.inputs.map(([name]) => name),
@@ -428,6 +431,33 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   )
   assert.equal(r4.bytes, held)
   r4.answer.free()
+})
+
+test('no tier bytes looked up or offered when the machine says its start does not ask for them', async () => {
+  // Pulling the tag state (a Redis Cluster's, say): the singular handler's read refreshes
+  // first, so the machine's AsksTier is 0 and the read starts with a plain start.
+  const held = bytesOf(9_000, 1)
+  let looked = 0
+  const io = fakeIo({ refresh: () => Promise.resolve() })
+  io.tier.set('k', held)
+  const tierBytes = io.tierBytes
+  io.tierBytes = (key) => {
+    looked++
+    return tierBytes(key)
+  }
+  const m = scripted([
+    () => ({ kind: K.Refresh }),
+    () => ({ kind: K.PeekTier }),
+    () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
+  ])
+  const r = await readEntry(engine, m, io)
+  assert.deepEqual(
+    m.inputs.map(([name]) => name),
+    ['start', 'refreshed', 'tier'],
+  )
+  assert.equal(looked, 1, 'looked up once, when the tier is asked for')
+  assert.equal(r.bytes, held)
+  r.answer.free()
 })
 
 test("an answer's ASCII tags, empty ones included, are the tags the machine wrote", async () => {
