@@ -375,14 +375,18 @@ test('tier bytes offered with the first call when the machine asks for the tier 
   // Taken: a tier hit in one call; the prefix offered is the header window.
   const io = fakeIo()
   io.tier.set('k', held)
-  const m = scripted([
-    () => ({
-      kind: K.Answer,
-      tookTier: true,
-      source: binding.Source.Tier,
-      served: binding.Served.Fresh,
-    }),
-  ], undefined, { asksTier: true })
+  const m = scripted(
+    [
+      () => ({
+        kind: K.Answer,
+        tookTier: true,
+        source: binding.Source.Tier,
+        served: binding.Served.Fresh,
+      }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
   const r = await readEntry(engine, m, io)
   assert.deepEqual(
     m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
@@ -393,30 +397,39 @@ test('tier bytes offered with the first call when the machine asks for the tier 
   // Taken and dropped: the step's tier action is about the bytes offered.
   const io2 = fakeIo()
   io2.tier.set('k', held)
-  const m2 = scripted([
-    () => ({ kind: K.Get, tookTier: true, tier: binding.TierAction.Drop }),
-    () => answer({ served: binding.Served.Miss }),
-  ], undefined, { asksTier: true })
+  const m2 = scripted(
+    [
+      () => ({ kind: K.Get, tookTier: true, tier: binding.TierAction.Drop }),
+      () => answer({ served: binding.Served.Miss }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
   const r2 = await readEntry(engine, m2, io2)
   assert.deepEqual(io2.calls[0], ['forget', 'k'], 'dropped before the GET')
   r2.answer.free()
   // None held: offered as none.
   const io3 = fakeIo()
-  const m3 = scripted([
-    () => ({ kind: K.Get, tookTier: true }),
-    () => answer({ served: binding.Served.Miss }),
-  ], undefined, { asksTier: true })
+  const m3 = scripted(
+    [() => ({ kind: K.Get, tookTier: true }), () => answer({ served: binding.Served.Miss })],
+    undefined,
+    { asksTier: true },
+  )
   ;(await readEntry(engine, m3, io3)).answer.free()
   assert.deepEqual(m3.inputs[0].slice(0, 3), ['startWithTier', undefined, 0])
   // A refresh first: the offer is void, the bytes go in after the refresh (rule R1).
   const refresh = deferred()
   const io4 = fakeIo({ refresh: () => refresh.promise })
   io4.tier.set('k', held)
-  const m4 = scripted([
-    () => ({ kind: K.Refresh }),
-    () => ({ kind: K.PeekTier }),
-    () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
-  ], undefined, { asksTier: true })
+  const m4 = scripted(
+    [
+      () => ({ kind: K.Refresh }),
+      () => ({ kind: K.PeekTier }),
+      () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
   const reading = readEntry(engine, m4, io4)
   await settle()
   assert.deepEqual(

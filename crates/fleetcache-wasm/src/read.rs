@@ -744,7 +744,9 @@ impl ReadMachine {
         Ok(())
     }
 
-    /// Writes `AsksTier` for a read about to start at `now`.
+    /// Writes `AsksTier` for a read about to start at `now`. Not inlined: one copy for both
+    /// resets (the wasm size budget).
+    #[inline(never)]
     fn note_asks_tier(&mut self, engine: &Engine, now: f64) {
         let asks = engine.inner.read_asks_tier_first(&self.inner, Millis(now));
         self.fields[ReadField::AsksTier as usize] = f64::from(u8::from(asks));
