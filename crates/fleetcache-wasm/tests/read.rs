@@ -243,6 +243,8 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        // Written by the constructors and reuses, for the start to come; every step clears it.
+        (ReadField::AsksTier, 0.0),
         // No step here keeps a page copy bound to a generation (core `TierAction::Keep`).
         (ReadField::PageGen, 0.0),
         (ReadField::Order, s.order()),
