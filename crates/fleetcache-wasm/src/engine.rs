@@ -428,15 +428,10 @@ impl Engine {
     /// charge exceed the whole budget: then keep nothing.
     #[wasm_bindgen(js_name = memoryCharge)]
     pub fn memory_charge(&mut self, key: &str, structural: f64) -> Option<String> {
-        // `as` saturates: NaN and negatives are 0.
-        let structural = if structural.is_finite() {
-            structural as u64
-        } else {
-            u64::MAX
-        };
+        // `as` saturates: NaN and negatives are 0, infinity the largest count (refused).
         self.inner
             .lru_mut()
-            .charge_decoded(key, structural)
+            .charge_decoded(key, structural as u64)
             .map(|e| join(&e))
     }
 
