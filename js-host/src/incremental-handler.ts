@@ -31,29 +31,17 @@ export type { IncrementalValue } from './value-codec'
 const FROM_TIER = new Set<number>([wasm.Source.Tier, wasm.Source.Kept])
 
 /**
- * The kinds whose decoded value is memoised for tier hits: the response kinds a page hit
- * serves, whose only mutable containers are one flat headers object and the `segmentData`
- * Map (`fresh` copies both). PAGES (`pageData`), FETCH (`data`), REDIRECT (`props`) carry
- * nested JSON a fresh shape would have to copy deeply, and IMAGE is rarely a tier hit.
+ * The kinds whose decoded value is memoised for tier hits, as the core says
+ * (`memoisedKind`, core `ValueKind::memoised`): asked once per kind here, not per hit.
  */
-function memoised(v: IncrementalValue | null): boolean {
-  return v !== null && (v.kind === 'APP_PAGE' || v.kind === 'APP_ROUTE')
-}
+const MEMOISED = new Set<number>([...KINDS.keys()].filter((k) => wasm.memoisedKind(k)))
 
 /**
- * What a memo is charged to the tier's budget, beyond the envelope's own bytes (which the tier
- * counts already): an estimate, not a measurement of V8's heap.
- * - Strings (html, postponed, header values, keys) decoded from UTF-8: a one-byte string
- *   takes a byte per byte; a string with any character past U+00FF is two bytes per UTF-16
- *   unit, at most 2 per UTF-8 byte. Hence twice the envelope's length.
- * - Buffers (rscData, segments, APP_ROUTE body) are views of the tier's bytes: no copy.
- * - Objects and arrays parsed from the JSON part: 64 bytes per `{`, `[`, `:` or `,` in it.
- *   Measured with `node --expose-gc` on JSON.parse results (`[{},{},...]` 21 bytes of heap
- *   per JSON byte, 43 per structural byte; many small keys 5.6 per byte; a page's headers
- *   1.06), so 64 is above every shape measured.
- * - 1 KiB for the memo's own objects (the value, its Map, Buffer views, the memo record).
+ * The count of `{`, `[`, `:` and `,` bytes in a value's JSON part: what the core's charge of a
+ * memo needs from the host, which alone holds the bytes (`memoryCharge`, core
+ * `LruIndex::charge_decoded`, which owns the formula).
  */
-export function memoCharge(envelope: Uint8Array, json: Uint8Array | undefined): number {
+export function structuralBytes(json: Uint8Array | undefined): number {
   let structural = 0
   if (json !== undefined) {
     for (let i = 0; i < json.length; i++) {
@@ -62,7 +50,7 @@ export function memoCharge(envelope: Uint8Array, json: Uint8Array | undefined): 
       if (c === 0x7b || c === 0x5b || c === 0x3a || c === 0x2c) structural++
     }
   }
-  return 2 * envelope.byteLength + 64 * structural + 1024
+  return structural
 }
 
 /** A copy of a headers object whose array values are copies too. */
@@ -176,12 +164,8 @@ class IncrementalCore {
   private readonly machines = new ReadMachines<ReadMachine>()
   /** What the read driver sends and awaits through (no writes in flight: Next has none here). */
   private readonly io: ReadIo
-  /** Reads offer the tier's bytes with their start (`startWithTier`). */
-  private readonly offerTier: boolean
-
   constructor(readonly rt: Runtime) {
     this.io = nodeReadIo(rt)
-    this.offerTier = rt.options.tagSync === 'push'
   }
 
   async get(
@@ -228,10 +212,6 @@ class IncrementalCore {
       const entryKey = this.machines.entryKey(cacheKey, machine)
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
         entryKey,
-        // Following by push, a read caught up asks for the tier first (no refresh), so the
-        // tier's bytes go with the start, saving a call; pulling, the machine asks for a
-        // refresh first and the offer would be looked up and copied for nothing.
-        offerTier: this.offerTier,
         decode: (a, bytes) => this.decode(cacheKey, entryKey, a, bytes),
         release: () => {
           this.machines.release(machine)
@@ -255,8 +235,9 @@ class IncrementalCore {
    * machine's presentation. Undefined (and an error line) when the parts cannot be decoded.
    *
    * A value served from the in-process tier (source `Tier` or `Kept`, the very bytes object the
-   * tier holds) is decoded once and memoised alongside the tier's copy, charged to its budget
-   * (`memoCharge`); each hit gets a fresh shape of it (`fresh`).
+   * tier holds) of a kind the core memoises is decoded once and memoised alongside the tier's
+   * copy, charged to its budget by the core (`keepDecoded`); each hit gets a fresh shape of it
+   * (`fresh`).
    */
   private decode(
     cacheKey: string,
@@ -265,8 +246,8 @@ class IncrementalCore {
     bytes: Uint8Array,
   ): IncrementalCacheEntry | undefined {
     const store = this.rt.store
-    const fromTier = FROM_TIER.has(answer.source)
-    const memo = fromTier ? store.decoded?.(entryKey, bytes) : undefined
+    const memoised = FROM_TIER.has(answer.source) && MEMOISED.has(answer.valueKind)
+    const memo = memoised ? store.decoded?.(entryKey, bytes) : undefined
     let decoded: IncrementalValue | null
     if (memo !== undefined) {
       decoded = fresh(memo.value as IncrementalValue | null)
@@ -291,8 +272,8 @@ class IncrementalCore {
         this.rt.log.error(`unreadable value of ${cacheKey} (${describe(err)}): treated as a miss`)
         return undefined
       }
-      if (fromTier && store.keepDecoded !== undefined && memoised(decoded)) {
-        store.keepDecoded(entryKey, bytes, decoded, memoCharge(bytes, parts[0]))
+      if (memoised && decoded !== null && store.keepDecoded !== undefined) {
+        store.keepDecoded(entryKey, bytes, decoded, structuralBytes(parts[0]))
         // What was just memoised is never handed out: Next gets a shape of its own.
         decoded = fresh(decoded)
       }

@@ -77,6 +77,7 @@ export interface Binding {
     readonly PartsLen: number
     readonly PageGen: number
     readonly Order: number
+    readonly AsksTier: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -289,12 +290,6 @@ export interface ReadHooks<T> {
   decode?: Decode<T> | undefined
   /** The entry's `GET` has been sent (a hit's stream can be built while the reply travels). */
   sent?: (() => void) | undefined
-  /**
-   * The read asks for the tier first unless it must refresh (a `'use cache'` read): the tier's
-   * bytes are looked up before it begins and offered with its first call, one call into wasm
-   * fewer per read.
-   */
-  offerTier?: boolean | undefined
   /** This process's write in flight of the request's cache key, or null when there is none. */
   ownWrite?: (() => Promise<Uint8Array | null> | null) | undefined
   /**
@@ -864,7 +859,11 @@ class Read<E extends object, T> {
     const { engine, machine, io } = this
     let kind: number
     try {
-      if (this.hooks.offerTier === true) {
+      // The machine says whether its start asks for the tier (`AsksTier`, the core's
+      // `read_asks_tier_first`): then the tier's bytes go with the start, one call into wasm
+      // fewer; otherwise (a refresh first: pulling the tag state, a Redis Cluster) they would
+      // be looked up and copied for nothing, and the tier is asked for later if at all.
+      if (fieldsOf(this.binding)[this.base + this.binding.ReadField.AsksTier] === 1) {
         const offered = io.tierBytes(this.entryKey)
         const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
         kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())

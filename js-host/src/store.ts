@@ -56,11 +56,12 @@ export interface EntryStore {
   decoded?(key: string, bytes: Uint8Array): { value: unknown } | undefined
   /**
    * Keeps `value`, decoded from `bytes`, alongside the tier's copy of `key` when `bytes` is
-   * that very copy, charging `charge` bytes to the tier's budget (the engine's
-   * `memoryCharge`): the memo lives and dies with the slot (replaced, forgotten, evicted) and
+   * that very copy, charged to the tier's budget as the engine reckons it from the copy's size
+   * and `structural`, the count of `{`, `[`, `:` and `,` bytes in the value's JSON part
+   * (`memoryCharge`): the memo lives and dies with the slot (replaced, forgotten, evicted) and
    * is not kept when the copy and its charge do not fit the whole budget.
    */
-  keepDecoded?(key: string, bytes: Uint8Array, value: unknown, charge: number): void
+  keepDecoded?(key: string, bytes: Uint8Array, value: unknown, structural: number): void
   readonly kind: 'redis' | 'memory'
 }
 
@@ -131,11 +132,11 @@ export class RedisStore implements EntryStore {
     return memo !== undefined && memo.bytes === bytes ? memo : undefined
   }
 
-  keepDecoded(key: string, bytes: Uint8Array, value: unknown, charge: number): void {
+  keepDecoded(key: string, bytes: Uint8Array, value: unknown, structural: number): void {
     if (this.engine === undefined || !this.tiered) return
     const held = this.bytes.get(key)
     if (held === undefined || held !== bytes) return
-    const evicted = this.engine.memoryCharge(key, charge)
+    const evicted = this.engine.memoryCharge(key, structural)
     if (evicted === undefined) return
     this.memos.set(key, { bytes: held, value })
     this.drop(evicted)

@@ -110,7 +110,6 @@ class UseCacheHandler implements CacheHandler {
       )
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
         entryKey: this.machines.entryKey(cacheKey, machine),
-        offerTier: true,
         release: () => {
           this.machines.release(machine)
         },

@@ -433,6 +433,50 @@ test(
   },
 )
 
+/** Counts the calls of `names` on every read machine (the glue the runtime uses). */
+function countCalls(t, names) {
+  const { ReadMachine } = createRequire(import.meta.url)('../wasm/node/fleetcache_wasm.js')
+  const calls = Object.fromEntries(names.map((n) => [n, 0]))
+  for (const name of names) {
+    const original = ReadMachine.prototype[name]
+    t.mock.method(ReadMachine.prototype, name, function counted(...args) {
+      calls[name]++
+      return original.apply(this, args)
+    })
+  }
+  return calls
+}
+
+// Whether the tier's bytes go with the start is the machine's word (AsksTier, the core's
+// read_asks_tier_first), not the tagSync option's: a read that refreshes first would have them
+// looked up and copied for nothing.
+test(
+  "tagSync 'push' with the channel down: a page read refreshes first and offers no tier bytes with its start",
+  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  async (t) => {
+    const cutSubscriber = subscriberCutter(t)
+    const [proxy, proxyUrl] = await proxied()
+    const W = writer('nooffer', 4801)
+    const R = pushReader('nooffer', proxyUrl, 4802)
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
+    assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
+    await cutSubscriber(proxy)
+    const calls = countCalls(t, ['refreshed', 'startWithTier', 'start'])
+    assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
+    assert.deepEqual(calls, { refreshed: 1, startWithTier: 0, start: 1 })
+  },
+)
+
+test('pulling the tag state (push asked for on a Redis Cluster pulls too): a page read offers no tier bytes with its start', async (t) => {
+  const W = writer('pulloffer', 4901)
+  const R = pushReader('pulloffer', redis.url, 4902, { tagSync: REDIS_CLUSTER ? 'push' : 'pull' })
+  await W().set('/p', appPage('v1'), APP_PAGE_CTX)
+  assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
+  const calls = countCalls(t, ['refreshed', 'startWithTier', 'start'])
+  assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
+  assert.deepEqual(calls, { refreshed: 1, startWithTier: 0, start: 1 })
+})
+
 // The singular read skips its refresh only while caught up at its start
 // (read_machine.rs, `tags_caught_up`). A copy served from the tier (no GET, its decoded value
 // memoised) while caught up, then the channel drops and a rewrite is made that R never hears:

@@ -64,6 +64,7 @@ const binding = {
       'PartsLen',
       'PageGen',
       'Order',
+      'AsksTier',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
@@ -116,10 +117,12 @@ function readStep(fields) {
  * A machine that answers each input with the next function of `script` (called with the
  * input's name and arguments); it records the inputs it got.
  */
-function scripted(script, renewal) {
+function scripted(script, renewal, { asksTier = false } = {}) {
   const inputs = []
   let i = 0
   const base = AREA * nextArea
+  // As the binding's constructors: whether the start asks for the tier, said beforehand.
+  new Float64Array(memory.buffer)[base + binding.ReadField.AsksTier] = asksTier ? 1 : 0
   // Each machine's tags buffer: past every fields area.
   const tagsAt = TAGS_AT + 256 * nextArea++
   const m = { inputs, freed: false, entryKey: 'k', last: undefined }
@@ -386,15 +389,19 @@ test("an envelope's bytes are offered up to its header_len, so no payload byte c
   ]) {
     const io = fakeIo()
     io.tier.set('k', envelope(headerLen))
-    const m = scripted([
-      () => ({
-        kind: K.Answer,
-        tookTier: true,
-        source: binding.Source.Tier,
-        served: binding.Served.Fresh,
-      }),
-    ])
-    const r = await readEntry(engine, m, io, { offerTier: true })
+    const m = scripted(
+      [
+        () => ({
+          kind: K.Answer,
+          tookTier: true,
+          source: binding.Source.Tier,
+          served: binding.Served.Fresh,
+        }),
+      ],
+      undefined,
+      { asksTier: true },
+    )
+    const r = await readEntry(engine, m, io)
     assert.deepEqual(
       m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
       [['startWithTier', offered, 9_000]],
@@ -404,20 +411,24 @@ test("an envelope's bytes are offered up to its header_len, so no payload byte c
   }
 })
 
-test('tier bytes offered with the first call: taken, void before a refresh, acted on', async () => {
+test('tier bytes offered with the first call when the machine asks for the tier first: taken, void before a refresh, acted on', async () => {
   const held = bytesOf(9_000, 1)
   // Taken: a tier hit in one call; the prefix offered is the header window.
   const io = fakeIo()
   io.tier.set('k', held)
-  const m = scripted([
-    () => ({
-      kind: K.Answer,
-      tookTier: true,
-      source: binding.Source.Tier,
-      served: binding.Served.Fresh,
-    }),
-  ])
-  const r = await readEntry(engine, m, io, { offerTier: true })
+  const m = scripted(
+    [
+      () => ({
+        kind: K.Answer,
+        tookTier: true,
+        source: binding.Source.Tier,
+        served: binding.Served.Fresh,
+      }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
+  const r = await readEntry(engine, m, io)
   assert.deepEqual(
     m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
     [['startWithTier', 4096, 9_000]],
@@ -427,31 +438,40 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   // Taken and dropped: the step's tier action is about the bytes offered.
   const io2 = fakeIo()
   io2.tier.set('k', held)
-  const m2 = scripted([
-    () => ({ kind: K.Get, tookTier: true, tier: binding.TierAction.Drop }),
-    () => answer({ served: binding.Served.Miss }),
-  ])
-  const r2 = await readEntry(engine, m2, io2, { offerTier: true })
+  const m2 = scripted(
+    [
+      () => ({ kind: K.Get, tookTier: true, tier: binding.TierAction.Drop }),
+      () => answer({ served: binding.Served.Miss }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
+  const r2 = await readEntry(engine, m2, io2)
   assert.deepEqual(io2.calls[0], ['forget', 'k'], 'dropped before the GET')
   r2.answer.free()
   // None held: offered as none.
   const io3 = fakeIo()
-  const m3 = scripted([
-    () => ({ kind: K.Get, tookTier: true }),
-    () => answer({ served: binding.Served.Miss }),
-  ])
-  ;(await readEntry(engine, m3, io3, { offerTier: true })).answer.free()
+  const m3 = scripted(
+    [() => ({ kind: K.Get, tookTier: true }), () => answer({ served: binding.Served.Miss })],
+    undefined,
+    { asksTier: true },
+  )
+  ;(await readEntry(engine, m3, io3)).answer.free()
   assert.deepEqual(m3.inputs[0].slice(0, 3), ['startWithTier', undefined, 0])
   // A refresh first: the offer is void, the bytes go in after the refresh (rule R1).
   const refresh = deferred()
   const io4 = fakeIo({ refresh: () => refresh.promise })
   io4.tier.set('k', held)
-  const m4 = scripted([
-    () => ({ kind: K.Refresh }),
-    () => ({ kind: K.PeekTier }),
-    () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
-  ])
-  const reading = readEntry(engine, m4, io4, { offerTier: true })
+  const m4 = scripted(
+    [
+      () => ({ kind: K.Refresh }),
+      () => ({ kind: K.PeekTier }),
+      () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
+  const reading = readEntry(engine, m4, io4)
   await settle()
   assert.deepEqual(
     m4.inputs.map(([name]) => name),
@@ -465,6 +485,33 @@ test('tier bytes offered with the first call: taken, void before a refresh, acte
   )
   assert.equal(r4.bytes, held)
   r4.answer.free()
+})
+
+test('no tier bytes looked up or offered when the machine says its start does not ask for them', async () => {
+  // Pulling the tag state (a Redis Cluster's, say): the singular handler's read refreshes
+  // first, so the machine's AsksTier is 0 and the read starts with a plain start.
+  const held = bytesOf(9_000, 1)
+  let looked = 0
+  const io = fakeIo({ refresh: () => Promise.resolve() })
+  io.tier.set('k', held)
+  const tierBytes = io.tierBytes
+  io.tierBytes = (key) => {
+    looked++
+    return tierBytes(key)
+  }
+  const m = scripted([
+    () => ({ kind: K.Refresh }),
+    () => ({ kind: K.PeekTier }),
+    () => answer({ source: binding.Source.Tier, served: binding.Served.Fresh }),
+  ])
+  const r = await readEntry(engine, m, io)
+  assert.deepEqual(
+    m.inputs.map(([name]) => name),
+    ['start', 'refreshed', 'tier'],
+  )
+  assert.equal(looked, 1, 'looked up once, when the tier is asked for')
+  assert.equal(r.bytes, held)
+  r.answer.free()
 })
 
 test("an answer's ASCII tags, empty ones included, are the tags the machine wrote", async () => {

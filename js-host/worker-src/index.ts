@@ -415,7 +415,6 @@ export class WorkerCache {
       )
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
         entryKey: this.machines.entryKey(cacheKey, machine),
-        offerTier: true,
         release: () => {
           this.machines.release(machine)
         },

@@ -1127,6 +1127,13 @@ impl Engine {
         );
     }
 
+    /// Whether `read`, not started, asks for the tier first if started at `now`
+    /// ([`ReadMachine::asks_tier_first`]).
+    pub fn read_asks_tier_first(&self, read: &ReadMachine, now: Millis) -> bool {
+        let caught_up = self.tag_sync.caught_up(&self.mirror, now);
+        read.asks_tier_first(self.mirror.is_synced(), caught_up)
+    }
+
     /// Steps `read` with `input` at `now` ([`ReadMachine::step`]).
     pub fn read_step(
         &mut self,

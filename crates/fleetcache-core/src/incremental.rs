@@ -59,6 +59,16 @@ impl ValueKind {
         })
     }
 
+    /// Whether a value of this kind served from the tier is decoded once and kept alongside
+    /// the tier's copy (charged with [`crate::lru::LruIndex::charge_decoded`]): the response
+    /// kinds a page hit serves, whose only mutable containers are one flat headers object and
+    /// the `segmentData` Map, which the host copies per hit. `PAGES` (`pageData`), `FETCH`
+    /// (`data`), `REDIRECT` (`props`) carry nested JSON a copy per hit would have to walk
+    /// deeply, and `IMAGE` is rarely a tier hit.
+    pub fn memoised(self) -> bool {
+        matches!(self, ValueKind::AppPage | ValueKind::AppRoute)
+    }
+
     /// Byte parts after the JSON part, other than `APP_PAGE`'s optional RSC and segments.
     fn fixed_parts(self) -> usize {
         match self {
@@ -537,6 +547,19 @@ mod tests {
     use crate::time::INFINITE_CACHE_SECONDS;
 
     const NOW: f64 = 1_795_690_530_000.0;
+
+    #[test]
+    fn only_app_page_and_app_route_values_are_memoised() {
+        let memoised: Vec<u8> = (0..=u8::MAX)
+            .filter_map(ValueKind::from_u8)
+            .filter(|k| k.memoised())
+            .map(|k| k as u8)
+            .collect();
+        assert_eq!(
+            memoised,
+            vec![ValueKind::AppPage as u8, ValueKind::AppRoute as u8]
+        );
+    }
 
     fn desc(kind: ValueKind) -> Descriptor {
         Descriptor {

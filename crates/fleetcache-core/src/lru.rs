@@ -117,9 +117,14 @@ pub struct LruIndex {
     /// Keys with this process's writes in flight that keep a copy here, and how many: at
     /// most one item per write in flight, removed when the last ends.
     writing: HashMap<String, usize>,
-    /// The marks of those writes not ended yet, by number: one per write in flight (a
-    /// vector, searched linearly: as many as writes in flight, and no new map type).
-    marks_live: Vec<(u64, String)>,
+    /// The marks of those writes, by number, with their key until ended (`None` then): in
+    /// increasing order, since marks are numbered increasingly and pushed as numbered, so a
+    /// mark is found by binary search (no new map type: the wasm size). Ended entries are
+    /// swept out once they are more than half (`marks_ended`), so each operation is O(log n)
+    /// amortised, where a linear search made thousands of writes in flight quadratic.
+    marks_live: Vec<(u64, Option<String>)>,
+    /// Entries of `marks_live` ended and not swept out yet.
+    marks_ended: usize,
     /// The last mark number given out.
     last_mark: u64,
     /// Numbers of marks dropped unended, ended at the next mutable call
@@ -152,6 +157,7 @@ impl LruIndex {
             issued: 0,
             writing: HashMap::new(),
             marks_live: Vec::new(),
+            marks_ended: 0,
             last_mark: 0,
             abandoned: Rc::new(RefCell::new(Vec::new())),
             removed: Vec::new(),
@@ -290,6 +296,26 @@ impl LruIndex {
         Some(evicted)
     }
 
+    /// Charges the decoded value the host keeps alongside the tier's copy of `key` ([`LruIndex::charge`]),
+    /// reckoned here so that the bound on memory is the core's: `structural` is the number of
+    /// `{`, `[`, `:` and `,` bytes in the value's JSON part, the one thing the host measures.
+    /// An estimate of V8's heap, not a measurement:
+    /// - strings (html, postponed, header values, keys) decoded from UTF-8: one byte per byte
+    ///   when Latin-1, two per UTF-16 unit otherwise, at most 2 per UTF-8 byte: twice the
+    ///   copy's length; Buffers (RSC data, segments, a route's body) are views of the copy;
+    /// - 64 bytes per structural byte for the objects and arrays parsed from the JSON part,
+    ///   above every shape measured with `node --expose-gc` (`[{},{},...]` 43 bytes of heap per
+    ///   structural byte, many small keys 5.6 per JSON byte, a page's headers 1.06);
+    /// - 1 KiB for the memo's own objects (the value, its Map, Buffer views, the record).
+    pub fn charge_decoded(&mut self, key: &str, structural: u64) -> Option<Vec<String>> {
+        let size = self.node(*self.map.get(key)?)?.size;
+        let extra = size
+            .saturating_mul(2)
+            .saturating_add(structural.saturating_mul(64))
+            .saturating_add(1024);
+        self.charge(key, extra)
+    }
+
     /// Marks `key` as just used. Returns false when it is absent, or when it has expired
     /// (`now >= expires_at`), in which case it is removed and the host should drop its bytes.
     pub fn touch(&mut self, key: &str, now: Millis) -> bool {
@@ -382,7 +408,7 @@ impl LruIndex {
         let n = self.writing.get(key).copied().unwrap_or(0);
         self.writing.insert(key.to_owned(), n.saturating_add(1));
         self.last_mark = self.last_mark.wrapping_add(1);
-        self.marks_live.push((self.last_mark, key.to_owned()));
+        self.marks_live.push((self.last_mark, Some(key.to_owned())));
         WriteMark {
             id: self.last_mark,
             abandoned: Rc::downgrade(&self.abandoned),
@@ -421,10 +447,17 @@ impl LruIndex {
 
     /// Ends the mark numbered `id`, once: a number not live (already ended) is ignored.
     fn end_mark(&mut self, id: u64) {
-        let Some(at) = self.marks_live.iter().position(|(m, _)| *m == id) else {
+        let Ok(at) = self.marks_live.binary_search_by_key(&id, |(m, _)| *m) else {
             return;
         };
-        let (_, key) = self.marks_live.swap_remove(at);
+        let Some(key) = self.marks_live.get_mut(at).and_then(|(_, k)| k.take()) else {
+            return;
+        };
+        self.marks_ended += 1;
+        if self.marks_ended * 2 > self.marks_live.len() {
+            self.marks_live.retain(|(_, k)| k.is_some());
+            self.marks_ended = 0;
+        }
         match self.writing.get_mut(&key) {
             None => {}
             Some(n) if *n > 1 => *n -= 1,
@@ -519,7 +552,7 @@ impl LruIndex {
     /// Marks not ended ([`LruIndex::write_begins`]; for tests and diagnostics): one per write
     /// in flight, dropped ones until the next mutable call.
     pub fn marks_live(&self) -> usize {
-        self.marks_live.len()
+        self.marks_live.len() - self.marks_ended
     }
 
     /// True when `key` is held and marked with [`LruIndex::mark_outage_only`].
@@ -698,6 +731,21 @@ mod tests {
         assert_eq!(l.used_bytes(), 5);
     }
 
+    /// A decoded value's charge: twice the copy's bytes, 64 per structural byte of its JSON
+    /// part, 1 KiB of objects; refused, as any charge, when it does not fit the budget.
+    #[test]
+    fn a_decoded_charge_is_reckoned_from_the_copy_and_its_json() {
+        let mut l = LruIndex::new(10_000);
+        assert_eq!(l.charge_decoded("a", 0), None);
+        l.insert("a", 100, NEVER);
+        assert_eq!(l.charge_decoded("a", 3), Some(vec![]));
+        assert_eq!(l.used_bytes(), 100 + 2 * 100 + 64 * 3 + 1024);
+        assert_eq!(l.charge_decoded("a", 0), Some(vec![]));
+        assert_eq!(l.used_bytes(), 100 + 2 * 100 + 1024);
+        assert_eq!(l.charge_decoded("a", 200), None);
+        assert_eq!(l.charge_decoded("a", u64::MAX), None);
+    }
+
     #[test]
     fn marks_are_read_in_one_lookup() {
         let mut l = LruIndex::new(100);
@@ -793,6 +841,35 @@ mod tests {
         assert!(l.read_may_keep("k", l.issued + 1, false));
         assert_eq!(l.writes_in_flight(), 0);
         assert_eq!(l.marks_live(), 0);
+    }
+
+    /// Time to begin and end `n` writes in flight, ended newest first, then dropped (ended
+    /// as abandoned) oldest first. A measurement, not a check: run with
+    /// `cargo test -p fleetcache-core --release -- --ignored --nocapture write_marks_scale`.
+    #[test]
+    #[ignore = "a measurement: prints times"]
+    fn write_marks_scale() {
+        for n in [1_000usize, 10_000, 100_000] {
+            let mut l = LruIndex::new(u64::MAX);
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            let t = std::time::Instant::now();
+            let mut marks: Vec<WriteMark> = keys.iter().map(|k| l.write_begins(k)).collect();
+            let begun = t.elapsed();
+            let t = std::time::Instant::now();
+            while let Some(m) = marks.pop() {
+                l.write_ends(m);
+            }
+            let ended = t.elapsed();
+            let mut marks: Vec<WriteMark> = keys.iter().map(|k| l.write_begins(k)).collect();
+            let t = std::time::Instant::now();
+            for m in marks.drain(..) {
+                drop(m);
+            }
+            l.settle();
+            let settled = t.elapsed();
+            assert_eq!((l.marks_live(), l.writes_in_flight()), (0, 0));
+            println!("{n} marks: begin {begun:?}, end newest first {ended:?}, drop+settle oldest first {settled:?}");
+        }
     }
 
     /// A mark dropped unended (its write machine freed before its end) ends as an abandoned

@@ -764,6 +764,17 @@ impl ReadMachine {
         self.ask_own_write = false;
     }
 
+    /// Whether [`ReadInput::Start`] would ask for the tier ([`ReadAction::PeekTier`]) given
+    /// the mirror's state and whether the tag state is followed by push and caught up, as the
+    /// step below decides it: the host offers the tier's bytes with the start only then
+    /// (pulling, they would be looked up and copied for a refresh that comes first).
+    pub fn asks_tier_first(&self, mirror_synced: bool, tags_caught_up: bool) -> bool {
+        match self.kind {
+            Kind::UseCache => mirror_synced && !self.ask_own_write,
+            Kind::Incremental { .. } => tags_caught_up,
+        }
+    }
+
     /// The host joined the `GET` or poll just asked for ([`ReadAction::Get`],
     /// [`ReadAction::Poll`]) to the same command of another read of this process, sent
     /// earlier: the view of the page announcements when it went out is that read's, not this

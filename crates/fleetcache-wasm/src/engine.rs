@@ -420,18 +420,19 @@ impl Engine {
         )
     }
 
-    /// Charges `size` bytes the host keeps alongside the tier's copy of `key` (its decoded
-    /// value) to the tier's budget, in place of any earlier charge; both leave together (core
-    /// `LruIndex::charge`). Returns the NUL-joined keys evicted to make room, or undefined when
-    /// `key` is not held or the copy and its charge exceed the whole budget: then keep nothing.
+    /// Charges the decoded value the host keeps alongside the tier's copy of `key` to the
+    /// tier's budget, in place of any earlier charge; both leave together. The core reckons
+    /// the charge from the copy's size and `structural`, the count of `{`, `[`, `:` and `,`
+    /// bytes in the value's JSON part (core `LruIndex::charge_decoded`). Returns the NUL-joined
+    /// keys evicted to make room, or undefined when `key` is not held or the copy and its
+    /// charge exceed the whole budget: then keep nothing.
     #[wasm_bindgen(js_name = memoryCharge)]
-    pub fn memory_charge(&mut self, key: &str, size: f64) -> Option<String> {
-        let size = if size.is_finite() && size >= 0.0 {
-            size as u64
-        } else {
-            u64::MAX
-        };
-        self.inner.lru_mut().charge(key, size).map(|e| join(&e))
+    pub fn memory_charge(&mut self, key: &str, structural: f64) -> Option<String> {
+        // `as` saturates: NaN and negatives are 0, infinity the largest count (refused).
+        self.inner
+            .lru_mut()
+            .charge_decoded(key, structural as u64)
+            .map(|e| join(&e))
     }
 
     /// Marks `key` as just used; false when it is absent, past its lifetime, or this
@@ -493,6 +494,14 @@ impl Engine {
         self.inner
             .revalidation_recorded(&split(tags), &rev, Millis(now))
     }
+}
+
+/// Whether a singular-handler value of `kind` served from the tier is decoded once and kept
+/// alongside the tier's copy (`memoryCharge`), core `ValueKind::memoised`. Cold path: the host
+/// asks once per kind at start-up.
+#[wasm_bindgen(js_name = memoisedKind)]
+pub fn memoised_kind(kind: u8) -> bool {
+    fleetcache_core::incremental::ValueKind::from_u8(kind).is_some_and(|k| k.memoised())
 }
 
 /// A random token (128 bits, hex) for lease ownership and tag-state epochs.

@@ -214,10 +214,15 @@ pub enum ReadField {
     /// `order`). `Get`, `Poll` (which never keep): the number this command goes out under; a
     /// read that joins it passes it to `reply` / `polled`.
     Order = 30,
+    /// 1 when the read, made or reused and not started yet, asks for the tier first if started
+    /// now (core `Engine::read_asks_tier_first`): the host then offers the tier's bytes with
+    /// `startWithTier`, else it calls `start`. Written by `useCache`, `incremental` and their
+    /// reuses; the first step rewrites it.
+    AsksTier = 31,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 31;
+const READ_FIELDS: usize = 32;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -749,6 +754,7 @@ impl ReadMachine {
             self.inner.no_write_in_flight();
         }
         self.last = None;
+        self.note_asks_tier(engine, now);
     }
 
     /// `reuseIncremental` with its lease token given.
@@ -775,7 +781,16 @@ impl ReadMachine {
             Millis(now),
         );
         self.last = None;
+        self.note_asks_tier(engine, now);
         Ok(())
+    }
+
+    /// Writes `AsksTier` for a read about to start at `now`. Not inlined: one copy for both
+    /// resets (the wasm size budget).
+    #[inline(never)]
+    fn note_asks_tier(&mut self, engine: &Engine, now: f64) {
+        let asks = engine.inner.read_asks_tier_first(&self.inner, Millis(now));
+        self.fields[ReadField::AsksTier as usize] = f64::from(u8::from(asks));
     }
 
     /// The last `'use cache'` answer's tags as the host reads them (for Rust callers).

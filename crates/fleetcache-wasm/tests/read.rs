@@ -243,6 +243,8 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        // Written by the constructors and reuses, for the start to come; every step clears it.
+        (ReadField::AsksTier, 0.0),
         // No step here keeps a page copy bound to a generation (core `TierAction::Keep`).
         (ReadField::PageGen, 0.0),
         (ReadField::Order, s.order()),
@@ -534,6 +536,9 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     two.tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
         .unwrap();
     assert_eq!(two.last_step().unwrap().kind(), ReadStepKind::Answer);
+    // The machine says beforehand whether its start asks for the tier (`AsksTier`).
+    let asks = |m: &ReadMachine| m.fields_area()[ReadField::AsksTier as usize];
+    assert_eq!(asks(&one), 0.0, "a write in flight is asked for first");
     // A write in flight: the own write is asked first, the offer is void.
     assert_eq!(
         one.start_with_tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
@@ -543,6 +548,7 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     assert_eq!(took(&one), 0.0);
     one.reuse_use_cache(&e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
         .unwrap();
+    assert_eq!(asks(&one), 1.0);
     assert_eq!(
         one.start_with_tier(&mut e, Some(v.clone()), v.len() as f64, NOW)
             .unwrap(),
@@ -572,6 +578,24 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
     js_sys::Reflect::set(&config, &"prefix".into(), &"t".into()).unwrap();
     let mut fresh = Engine::new(config.into()).unwrap();
     let mut m = read(&fresh, "k", Consumer::Serves);
+    m.reuse_use_cache(&fresh, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+        .unwrap();
+    assert_eq!(asks(&m), 0.0, "never synced: a refresh first");
+    // Pulling the tag state (no push: a Redis Cluster's), a singular-handler read refreshes
+    // first: nothing to offer.
+    let inc = ReadMachine::incremental(
+        &e,
+        &key,
+        false,
+        "",
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        "t0".to_owned(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(asks(&inc), 0.0);
     assert_eq!(
         m.start_with_tier(&mut fresh, Some(v.clone()), v.len() as f64, NOW)
             .unwrap(),

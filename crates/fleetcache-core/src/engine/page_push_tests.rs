@@ -667,9 +667,13 @@ fn while_caught_up_a_page_read_asks_for_the_tier_without_a_refresh() {
 }
 
 /// The first step of a read of `/p` begun at `now`.
+/// The engine's word on it beforehand ([`Engine::read_asks_tier_first`]) agrees.
 fn first_step(e: &mut Engine, now: f64) -> ReadAction {
     let mut m = read(e, "/p", now);
-    go(e, &mut m, ReadInput::Start, now).action
+    let asks = e.read_asks_tier_first(&m, Millis(now));
+    let action = go(e, &mut m, ReadInput::Start, now).action;
+    assert_eq!(asks, action == ReadAction::PeekTier, "{action:?}");
+    action
 }
 
 #[test]

@@ -133,6 +133,43 @@ fn go(e: &mut Engine, m: &mut ReadMachine, input: ReadInput<'_>, now: f64) -> Re
     e.read_step(m, input, Millis(now)).unwrap()
 }
 
+/// Whether a read asks for the tier first is the engine's to say before it starts, so the host
+/// offers the tier's bytes with the start only then: pulling the tag state (no push, as on a
+/// Redis Cluster), a singular-handler read refreshes first; a `'use cache'` read asks for the
+/// tier first once the mirror is synced and no write of its own is in flight.
+#[test]
+fn the_engine_says_beforehand_whether_a_read_asks_for_the_tier_first() {
+    let mut e = engine();
+    let mut m = inc(&e, "k", false, false, NOW);
+    assert!(!e.read_asks_tier_first(&m, Millis(NOW)));
+    assert_eq!(
+        go(&mut e, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::Refresh
+    );
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    assert!(
+        !e.read_asks_tier_first(&m, Millis(NOW)),
+        "a write in flight is asked for first"
+    );
+    m.no_write_in_flight();
+    assert!(e.read_asks_tier_first(&m, Millis(NOW)));
+    assert_eq!(
+        go(&mut e, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::PeekTier
+    );
+    let mut fresh = Engine::new(Config::default()).unwrap();
+    let mut m = uc(&fresh, "k", Consumer::Serves, NOW);
+    m.no_write_in_flight();
+    assert!(
+        !fresh.read_asks_tier_first(&m, Millis(NOW)),
+        "never synced: a refresh first"
+    );
+    assert_eq!(
+        go(&mut fresh, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::Refresh
+    );
+}
+
 /// Steps a `'use cache'` read up to its tier peek (mirror synced, no write in flight).
 fn to_tier(e: &mut Engine, m: &mut ReadMachine, now: f64) {
     assert_eq!(go(e, m, ReadInput::Start, now).action, ReadAction::OwnWrite);
