@@ -40,7 +40,7 @@ JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
-.PHONY: all help setup wasm wasm-budget js pack test test-rust test-crates test-wasm test-js test-package test-e2e test-compat test-compat-oldest test-valkey test-faults fuzz lint fmt demo bench clean
+.PHONY: FORCE all help setup wasm wasm-budget js pack test test-rust test-crates test-wasm test-js test-package test-e2e test-compat test-compat-oldest test-valkey test-faults fuzz lint fmt demo bench clean
 
 all: pack ## build the wasm engine, the npm package and its tarball
 
@@ -52,8 +52,17 @@ setup: ## install toolchains and dependencies (idempotent)
 
 # ---- wasm ---------------------------------------------------------------------------------
 
-$(WASM_RAW): $(RUST_SOURCES)
+# The build command as a file, rewritten only when it changes: a change of flags alone (the
+# panic strategy above) rebuilds the module, as a change of sources does.
+WASM_FLAGS := target/wasm-release-command
+$(WASM_FLAGS): FORCE
+	@mkdir -p target; echo '$(WASM_RELEASE_CARGO)' | cmp -s - $@ || echo '$(WASM_RELEASE_CARGO)' > $@
+FORCE:
+
+$(WASM_RAW): $(RUST_SOURCES) $(WASM_FLAGS)
 	$(WASM_RELEASE_CARGO) build --release --target $(WASM_TARGET) -p fleetcache-wasm
+	@# cargo leaves an up-to-date module untouched: mark it newer than what it was checked against.
+	@touch $@
 
 pkg/.stamp: $(WASM_RAW) scripts/mkpkg.sh
 	@have=$$(wasm-bindgen --version | awk '{print $$2}'); \
