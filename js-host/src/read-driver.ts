@@ -587,32 +587,39 @@ const utf8 = new TextDecoder()
 /** Longer tag lists are decoded by `utf8` (one native call beats a long loop of concatenations). */
 const ASCII_TAGS_MAX_BYTES = 256
 
-/** A view of a module's memory as f64, made again only after the memory grew. */
-interface FieldsView {
+/** Views of a module's memory (as f64 and as bytes), made again only after the memory grew. */
+interface MemoryViews {
   readonly memory: { readonly buffer: ArrayBufferLike }
   f: Float64Array
+  u: Uint8Array
 }
 
-/** One view per loaded binding (the Node and web glue are different modules). */
-const views = new WeakMap<Binding, FieldsView>()
-/** The binding asked for last and its view: one process nearly always loads one binding. */
+/** One pair of views per loaded binding (the Node and web glue are different modules). */
+const views = new WeakMap<Binding, MemoryViews>()
+/** The binding asked for last and its views: one process nearly always loads one binding. */
 let lastBinding: Binding | undefined
-let lastView: FieldsView | undefined
+let lastViews: MemoryViews | undefined
 
-/** The f64 view of `binding`'s memory, current (a grown memory has a new buffer). */
-function fieldsOf(binding: Binding): Float64Array {
-  let v = binding === lastBinding ? lastView : views.get(binding)
+/** The views of `binding`'s memory, current (a grown memory has a new buffer). */
+function viewsOf(binding: Binding): MemoryViews {
+  let v = binding === lastBinding ? lastViews : views.get(binding)
   if (v === undefined) {
     const memory = binding.wasmMemory()
-    v = { memory, f: new Float64Array(memory.buffer) }
+    v = { memory, f: new Float64Array(memory.buffer), u: new Uint8Array(memory.buffer) }
     views.set(binding, v)
   } else if (v.f.length === 0) {
     // Detached: the memory grew (its new buffer is read only then, the getter costs a call).
     v.f = new Float64Array(v.memory.buffer)
+    v.u = new Uint8Array(v.memory.buffer)
   }
   lastBinding = binding
-  lastView = v
-  return v.f
+  lastViews = v
+  return v
+}
+
+/** The f64 view of `binding`'s memory, current. */
+function fieldsOf(binding: Binding): Float64Array {
+  return viewsOf(binding).f
 }
 
 /** Each machine's fields area (slot index in the f64 view): fixed for the machine's life. */
@@ -630,12 +637,6 @@ function baseOf(machine: { fields(): number }): number {
 
 /** Bytes of a machine's texts area (the binding's `texts`; `TEXT_BYTES` in read.rs). */
 const TEXTS_BYTES = 2048
-
-/** A byte view of each binding's memory, made again only after the memory grew. */
-const byteViews = new WeakMap<
-  Binding,
-  { memory: { readonly buffer: ArrayBufferLike }; u: Uint8Array }
->()
 
 /** Each machine's texts area (byte address): fixed for the machine's life. */
 const textAreas = new WeakMap<object, number>()
@@ -660,16 +661,7 @@ export function writeTexts(
     at = machine.texts()
     textAreas.set(machine, at)
   }
-  let v = byteViews.get(binding)
-  if (v === undefined) {
-    const memory = binding.wasmMemory()
-    v = { memory, u: new Uint8Array(memory.buffer) }
-    byteViews.set(binding, v)
-  } else if (v.u.byteLength === 0) {
-    // Detached: the memory grew.
-    v.u = new Uint8Array(v.memory.buffer)
-  }
-  const u = v.u
+  const u = viewsOf(binding).u
   at = putAscii(u, at, a)
   if (at >= 0) at = putAscii(u, at, b)
   if (at >= 0) at = putAscii(u, at, c)

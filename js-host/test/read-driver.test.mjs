@@ -370,6 +370,22 @@ test('tier actions apply to the bytes just given; a kept copy is served from the
   r3.answer.free()
 })
 
+/** A machine that asks for the tier first and takes the bytes offered as a fresh hit. */
+function tierHitMachine() {
+  return scripted(
+    [
+      () => ({
+        kind: K.Answer,
+        tookTier: true,
+        source: binding.Source.Tier,
+        served: binding.Served.Fresh,
+      }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
+}
+
 test("an envelope's bytes are offered up to its header_len, so no payload byte crosses", async () => {
   /** 9,000 bytes that start like an envelope whose header_len (u32 LE at 8) is `headerLen`. */
   const envelope = (headerLen) => {
@@ -389,18 +405,7 @@ test("an envelope's bytes are offered up to its header_len, so no payload byte c
   ]) {
     const io = fakeIo()
     io.tier.set('k', envelope(headerLen))
-    const m = scripted(
-      [
-        () => ({
-          kind: K.Answer,
-          tookTier: true,
-          source: binding.Source.Tier,
-          served: binding.Served.Fresh,
-        }),
-      ],
-      undefined,
-      { asksTier: true },
-    )
+    const m = tierHitMachine()
     const r = await readEntry(engine, m, io)
     assert.deepEqual(
       m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
@@ -416,18 +421,7 @@ test('tier bytes offered with the first call when the machine asks for the tier 
   // Taken: a tier hit in one call; the prefix offered is the header window.
   const io = fakeIo()
   io.tier.set('k', held)
-  const m = scripted(
-    [
-      () => ({
-        kind: K.Answer,
-        tookTier: true,
-        source: binding.Source.Tier,
-        served: binding.Served.Fresh,
-      }),
-    ],
-    undefined,
-    { asksTier: true },
-  )
+  const m = tierHitMachine()
   const r = await readEntry(engine, m, io)
   assert.deepEqual(
     m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
