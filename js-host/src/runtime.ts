@@ -310,8 +310,12 @@ export async function close(): Promise<void> {
   }
   await Promise.all(
     runtimes.map(async (r) => {
-      await r.tags.stop()
-      if (r.transport) await r.transport.close()
+      // The connections close even when the engine behind the tag channel has trapped.
+      try {
+        await r.tags.stop()
+      } finally {
+        if (r.transport) await r.transport.close()
+      }
     }),
   )
 }

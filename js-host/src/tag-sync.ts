@@ -270,18 +270,38 @@ export class TagSync {
             if (applied === Announcement.Gap) void this.pullAfterNow()
           } catch (err) {
             this.log.error(`unexpected tag announcement: ${describe(err)}`)
-            this.engine.tagChannelDown()
+            this.channelCall('down', () => {
+              this.engine.tagChannelDown()
+            })
           }
         },
         up: () => {
-          this.engine.tagChannelUp()
+          this.channelCall('up', () => {
+            this.engine.tagChannelUp()
+          })
           // Caught up only after a pull planned from here on.
           void this.pullAfterNow()
         },
         down: () => {
-          this.engine.tagChannelDown()
+          this.channelCall('down', () => {
+            this.engine.tagChannelDown()
+          })
         },
       })
+    }
+  }
+
+  /**
+   * Tells the engine the channel's state from a Redis client's event handler, where a throw
+   * would escape as the client's `error` event, whose handler calls here again: uncaught, the
+   * end of the process. An engine that throws here has trapped (docs/failures.md, "A trap in
+   * the engine"); the reads and writes that reach it report that themselves.
+   */
+  private channelCall(what: string, call: () => void): void {
+    try {
+      call()
+    } catch (err) {
+      this.log.error(`tag announcements: channel ${what} not applied: ${describe(err)}`)
     }
   }
 

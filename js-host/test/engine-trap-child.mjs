@@ -1,0 +1,82 @@
+// The process side of engine-trap.test.mjs: one scenario per process, since a trapped engine
+// cannot be closed (close() throws) and its Redis clients would keep the process alive.
+// argv: scenario ('serve' | 'announce'), Redis URL, JSON of extra handler options. Prints one
+// JSON line of results and exits 0; an exception that escapes ends it otherwise.
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+
+import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { text, useCacheEntry } from './helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const wasm = require('../wasm/node/fleetcache_wasm.js')
+
+const [scenario, redisUrl, extra] = process.argv.slice(2)
+const base = { redisUrl, deploymentId: 'd1', ...JSON.parse(extra) }
+
+/** Traps inside a machine call that borrowed `engine`, as a panic there would. */
+function trapWithEngineBorrowed(engine) {
+  const iface = wasm.Interface.useCache('trap')
+  const machine = wasm.ReadMachine.useCache(engine, iface, 'k', '', false, 0, 'tok', Date.now())
+  // An object of the right class whose pointer is past the end of wasm memory: the glue's
+  // class check passes; reading its borrow flag inside the call traps.
+  const bogus = Object.create(wasm.Interface.prototype)
+  bogus.__wbg_ptr = 0xfffffff0
+  machine.texts()
+  assert.throws(
+    () => machine.reuseUseCacheTexts(engine, bogus, 0, 0, 1, false, 0, Date.now()),
+    (err) => err instanceof WebAssembly.RuntimeError,
+  )
+}
+
+async function serve() {
+  const handler = createUseCacheHandler({ ...base, prefix: 'jstrap' })
+  await handler.set('k-before', Promise.resolve(useCacheEntry('before', { tags: ['t'] })))
+  const hit = await handler.get('k-before', [])
+  const before = hit === undefined ? null : await text(hit.value)
+  trapWithEngineBorrowed(handler.rt.engine)
+  await handler.set('k-after', Promise.resolve(useCacheEntry('after', { tags: ['t'] })))
+  const got = await handler.get('k-after', [])
+  const after = got === undefined ? null : await text(got.value)
+  let revalidation = 'resolved'
+  await handler.updateTags(['t']).catch((err) => {
+    revalidation = `rejected: ${String(err)}`
+  })
+  const again = await handler.get('k-before', [])
+  const beforeAgain = again === undefined ? null : await text(again.value)
+  await close()
+  return { before, after, revalidation, beforeAgain, closed: true }
+}
+
+async function announce() {
+  const options = { ...base, prefix: 'jstrap2', tagSync: 'push' }
+  const trapped = createUseCacheHandler({ ...options, connectTimeoutMs: 2001 })
+  const other = createUseCacheHandler({ ...options, connectTimeoutMs: 2002 })
+  await trapped.refreshTags()
+  await other.refreshTags()
+  const engine = trapped.rt.engine
+  let arrived = false
+  const apply = engine.applyAnnouncement
+  engine.applyAnnouncement = function (msg) {
+    try {
+      return apply.call(this, msg)
+    } finally {
+      arrived = true
+    }
+  }
+  trapWithEngineBorrowed(engine)
+  // Until the subscription is up and an announcement reached the trapped engine.
+  for (let i = 0; i < 200 && !arrived; i++) {
+    await other.updateTags(['t'])
+    for (let j = 0; j < 50 && !arrived; j++) await new Promise((r) => setImmediate(r))
+  }
+  // The listener's own exception, if any, surfaces within the turns after delivery.
+  for (let j = 0; j < 50; j++) await new Promise((r) => setImmediate(r))
+  await close()
+  return { arrived, closed: true }
+}
+
+const run = { serve, announce }[scenario]
+const result = await run()
+process.stdout.write(`${JSON.stringify(result)}\n`)
+process.exit(0)

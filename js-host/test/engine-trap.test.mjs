@@ -1,0 +1,66 @@
+// A wasm trap inside a call that holds the engine borrowed (review 6).
+//
+// The release module aborts on a panic (`panic = "immediate-abort"`; a panic on
+// wasm32-unknown-unknown always ended in a trap). A trap unwinds no Rust frame, so the
+// wasm-bindgen borrow of every object the call held is never released: the engine stays
+// borrowed and every later call that needs it throws "recursive use of an object detected".
+// What fleetcache promises then (docs/failures.md, "A trap in the engine"): the process goes on
+// serving without its cache (reads are misses, writes are not stored, each with its error line),
+// nothing stale is served, and nothing throws out of an event handler or `close()`. No code
+// path can panic on purpose, so the trap is provoked the one way JS can
+// (engine-trap-child.mjs): a call whose third object is a bogus pointer past the module's
+// memory, after the glue borrowed the machine and the engine, which is where a panic inside
+// the call (an out-of-memory abort, an index out of range) leaves them. Each scenario runs in
+// a process of its own, so that one that ends its process fails only itself.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, test } from 'node:test'
+
+import { startTestRedis } from './helpers.mjs'
+
+const child = fileURLToPath(new URL('./engine-trap-child.mjs', import.meta.url))
+let redis
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-js-'))
+  redis = await startTestRedis({ logDir })
+})
+
+after(async () => {
+  await redis?.stop()
+})
+
+/** Runs `scenario` in a process of its own: its exit status, results and stderr. */
+function scenario(name) {
+  const out = spawnSync(process.execPath, [child, name, redis.url, JSON.stringify(redis.options)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  const line = out.stdout.trim().split('\n').at(-1) ?? ''
+  return { status: out.status, result: line.startsWith('{') ? JSON.parse(line) : null, out }
+}
+
+describe('a wasm trap with the engine borrowed', () => {
+  test('after the trap the handler answers misses, throws nothing and closes', () => {
+    const { status, result, out } = scenario('serve')
+    assert.equal(status, 0, out.stderr)
+    assert.equal(result.before, 'before', 'a hit before the trap')
+    assert.equal(result.after, null, 'a write and a read after the trap: a miss')
+    assert.equal(result.revalidation, 'resolved', 'a revalidation is refused, not thrown')
+    assert.equal(result.beforeAgain, null, 'what was cached before is not served either')
+    assert.equal(result.closed, true)
+    assert.match(`${out.stdout}${out.stderr}`, /recursive use of an object detected/, 'said')
+  })
+
+  test('a tag announcement reaching the trapped engine does not end the process', () => {
+    const { status, result, out } = scenario('announce')
+    // Today: tagChannelDown throws from the Redis client's error handler: uncaught, exit 1.
+    assert.equal(status, 0, `the process died:\n${out.stderr}`)
+    assert.equal(result.arrived, true, 'an announcement reached the trapped engine')
+    assert.equal(result.closed, true, 'close() finished')
+  })
+})
