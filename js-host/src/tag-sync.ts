@@ -292,6 +292,16 @@ export class TagSync {
   }
 
   /**
+   * A background step the engine failed (it has trapped: docs/failures.md, "A trap in the
+   * engine"): logged, and treated as a failed step, so that no rejection goes unhandled, which
+   * would end the process.
+   */
+  private engineFailed(what: string, err: unknown): false {
+    this.log.error(`${what} failed in the engine: ${describe(err)}`)
+    return false
+  }
+
+  /**
    * Tells the engine the channel's state from a Redis client's event handler, where a throw
    * would escape as the client's `error` event, whose handler calls here again: uncaught, the
    * end of the process. An engine that throws here has trapped (docs/failures.md, "A trap in
@@ -358,6 +368,7 @@ export class TagSync {
     if (this.inflight === undefined) {
       const number = ++this.started
       const run = this.pull()
+        .catch((err: unknown) => this.engineFailed('tag refresh', err))
         .then((ok) => {
           if (ok && number > this.succeeded) this.succeeded = number
           return ok
@@ -537,9 +548,11 @@ export class TagSync {
     ) {
       return Promise.resolve(true)
     }
-    const run = this.replay(this.script).finally(() => {
-      if (this.draining === run) this.draining = undefined
-    })
+    const run = this.replay(this.script)
+      .catch((err: unknown) => this.engineFailed('revalidation replay', err))
+      .finally(() => {
+        if (this.draining === run) this.draining = undefined
+      })
     this.draining = run
     return run
   }
@@ -660,6 +673,7 @@ export class TagSync {
           const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
           if (open || waiting) this.watch()
         })
+        .catch((err: unknown) => this.engineFailed('retry', err))
     }, delay)
   }
 

@@ -433,6 +433,54 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  // After a wasm trap every call into the engine throws (docs/failures.md, "A trap in the
+  // engine"). The timers and the channel's events run outside any caller: a throw or a rejection
+  // there would end the process (review 6).
+  test('an engine that throws ends no timer or channel event in a throw or an unhandled rejection', async () => {
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const { engine, sync, log } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED
+          : null,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    ch.events.up()
+    await settle()
+    const periodic = timer.pending.find((h) => h.ms > 0 && h.ms < 1000)
+    assert.ok(periodic, 'a pull is scheduled within the bound')
+    const trapped = () => {
+      throw new Error('recursive use of an object detected')
+    }
+    for (const name of ['planTagPull', 'applyRefresh', 'tagChannelUp', 'tagChannelDown'])
+      engine[name] = trapped
+    engine.applyAnnouncement = trapped
+    Object.defineProperty(engine, 'outboxLength', { get: trapped })
+    const unhandled = []
+    const onUnhandled = (err) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      timer.pending = timer.pending.filter((h) => h !== periodic)
+      periodic.fn()
+      ch.events.message(new Uint8Array([1, 2, 3]))
+      ch.events.down()
+      ch.events.up()
+      for (let i = 0; i < 5; i++) await settle()
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+    assert.deepEqual(unhandled, [])
+    assert.ok(
+      log.lines.some((l) => /^error tag refresh failed in the engine: .*recursive use/.test(l)),
+      log.lines.join('\n'),
+    )
+    assert.ok(log.lines.some((l) => /^error tag announcements: channel down not applied/.test(l)))
+    await sync.stop()
+  })
+
   test('without a timer (the workers entry), push is not followed: every request pulls', async () => {
     const ch = fakeChannel()
     const { script, sync } = setup(() => SYNCED, {
