@@ -409,13 +409,14 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
-  test('following by push, the periodic pull runs on the timer, not on a request', async () => {
+  /** A follower by push, caught up, with its periodic pull scheduled on a fake timer. */
+  async function caughtUpFollower() {
     const ch = fakeChannel()
     const timer = fakeTimer()
-    const { engine, script, sync } = setup(
+    const parts = setup(
       (_, kind) =>
         kind === 'read'
-          ? engine.tagsSynced
+          ? parts.engine.tagsSynced
             ? netstrings(['e1', '1', 'v1', '0', '0', ''])
             : SYNCED
           : null,
@@ -425,6 +426,11 @@ describe('TagSync, fake transport and clock', () => {
     await settle()
     const periodic = timer.pending.find((h) => h.ms > 0 && h.ms < 1000)
     assert.ok(periodic, 'a pull is scheduled within the bound')
+    return { ch, timer, periodic, ...parts }
+  }
+
+  test('following by push, the periodic pull runs on the timer, not on a request', async () => {
+    const { timer, script, sync, periodic } = await caughtUpFollower()
     const before = script.calls.length
     timer.pending = timer.pending.filter((h) => h !== periodic)
     periodic.fn()
@@ -437,21 +443,7 @@ describe('TagSync, fake transport and clock', () => {
   // engine"). The timers and the channel's events run outside any caller: a throw or a rejection
   // there would end the process (review 6).
   test('an engine that throws ends no timer or channel event in a throw or an unhandled rejection', async () => {
-    const ch = fakeChannel()
-    const timer = fakeTimer()
-    const { engine, sync, log } = setup(
-      (_, kind) =>
-        kind === 'read'
-          ? engine.tagsSynced
-            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
-            : SYNCED
-          : null,
-      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
-    )
-    ch.events.up()
-    await settle()
-    const periodic = timer.pending.find((h) => h.ms > 0 && h.ms < 1000)
-    assert.ok(periodic, 'a pull is scheduled within the bound')
+    const { ch, timer, engine, sync, log, periodic } = await caughtUpFollower()
     const trapped = () => {
       throw new Error('recursive use of an object detected')
     }

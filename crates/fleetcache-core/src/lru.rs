@@ -843,35 +843,6 @@ mod tests {
         assert_eq!(l.marks_live(), 0);
     }
 
-    /// Time to begin and end `n` writes in flight, ended newest first, then dropped (ended
-    /// as abandoned) oldest first. A measurement, not a check: run with
-    /// `cargo test -p fleetcache-core --release -- --ignored --nocapture write_marks_scale`.
-    #[test]
-    #[ignore = "a measurement: prints times"]
-    fn write_marks_scale() {
-        for n in [1_000usize, 10_000, 100_000] {
-            let mut l = LruIndex::new(u64::MAX);
-            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
-            let t = std::time::Instant::now();
-            let mut marks: Vec<WriteMark> = keys.iter().map(|k| l.write_begins(k)).collect();
-            let begun = t.elapsed();
-            let t = std::time::Instant::now();
-            while let Some(m) = marks.pop() {
-                l.write_ends(m);
-            }
-            let ended = t.elapsed();
-            let mut marks: Vec<WriteMark> = keys.iter().map(|k| l.write_begins(k)).collect();
-            let t = std::time::Instant::now();
-            for m in marks.drain(..) {
-                drop(m);
-            }
-            l.settle();
-            let settled = t.elapsed();
-            assert_eq!((l.marks_live(), l.writes_in_flight()), (0, 0));
-            println!("{n} marks: begin {begun:?}, end newest first {ended:?}, drop+settle oldest first {settled:?}");
-        }
-    }
-
     /// A mark dropped unended (its write machine freed before its end) ends as an abandoned
     /// write at the index's next mutable call: the copy is ordered then, and the key is free
     /// for reads sent after.
