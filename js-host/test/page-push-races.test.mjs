@@ -447,6 +447,20 @@ function countCalls(t, names) {
   return calls
 }
 
+/**
+ * A writer W and a push reader R whose Redis connections go through a proxy, R having served
+ * `/p` (v1, written by W) from its tier; `cut()` then cuts R's announcement channel.
+ */
+async function servedFromTierBehindProxy(t, name, port) {
+  const cutSubscriber = subscriberCutter(t)
+  const [proxy, proxyUrl] = await proxied()
+  const W = writer(name, port)
+  const R = pushReader(name, proxyUrl, port + 1)
+  await W().set('/p', appPage('v1'), APP_PAGE_CTX)
+  assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
+  return { W, R, cut: () => cutSubscriber(proxy) }
+}
+
 // Whether the tier's bytes go with the start is the machine's word (AsksTier, the core's
 // read_asks_tier_first), not the tagSync option's: a read that refreshes first would have them
 // looked up and copied for nothing.
@@ -454,13 +468,8 @@ test(
   "tagSync 'push' with the channel down: a page read refreshes first and offers no tier bytes with its start",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    const cutSubscriber = subscriberCutter(t)
-    const [proxy, proxyUrl] = await proxied()
-    const W = writer('nooffer', 4801)
-    const R = pushReader('nooffer', proxyUrl, 4802)
-    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
-    assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
-    await cutSubscriber(proxy)
+    const { R, cut } = await servedFromTierBehindProxy(t, 'nooffer', 4801)
+    await cut()
     const calls = countCalls(t, ['refreshed', 'startWithTier', 'start'])
     assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
     assert.deepEqual(calls, { refreshed: 1, startWithTier: 0, start: 1 })
@@ -486,15 +495,10 @@ test(
   "tagSync 'push': a page served from the tier while caught up is not served again once the channel drops, when a rewrite is made meanwhile",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
-    const cutSubscriber = subscriberCutter(t)
-    const [proxy, proxyUrl] = await proxied()
-    const W = writer('hitdown', 4701)
-    const R = pushReader('hitdown', proxyUrl, 4702)
-    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
-    assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
+    const { W, R, cut } = await servedFromTierBehindProxy(t, 'hitdown', 4701)
     // A second tier hit: the one that serves the memo.
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'))
-    await cutSubscriber(proxy)
+    await cut()
     await W().set('/p', appPage('v2'), APP_PAGE_CTX)
     assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
     const g = await gets()
