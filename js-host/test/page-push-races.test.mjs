@@ -105,8 +105,8 @@ async function fromTier(R, key, want) {
 }
 
 /**
- * Until a reply the proxy holds for R carries `text`: the GET sent before the rewrite has its
- * old value on the way (bounded: fails after 5 s).
+ * Until a reply the proxy holds for R carries `text`: Redis has run the GET and its old value is
+ * on the way (bounded: fails after 5 s).
  */
 async function inFlight(proxy, text) {
   let timer
@@ -170,13 +170,15 @@ test(
     const sent = proxy.sentGet()
     const a = pageHtml(R, '/p')
     await sent
+    // Redis has run A's GET before the rewrite: its reply, held, carries v1. (The GET reaching
+    // the proxy first is not enough: Redis may read the rewrite's connection first.)
+    await inFlight(proxy, '<p>v1</p>')
     await W().set('/p', appPage('v2'), APP_PAGE_CTX)
     assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
     const resolved = performance.now()
     // More than the bound later (a timer, not a synchronisation: the bound is a time).
     await new Promise((r) => setTimeout(r, 1200))
     assert.ok(performance.now() - resolved >= 1000)
-    await inFlight(proxy, '<p>v1</p>')
     // Read B begins now: 0031's guarantee, "serves the value of every page write that
     // resolved at least 1 s before it began".
     const b = pageHtml(R, '/p')
@@ -345,9 +347,11 @@ test(
     const sent = proxy.sentGet()
     const a = pageHtml(R, '/p')
     await sent
+    // Redis has run A's GET before the rewrite: its reply, held, carries v1. (The GET reaching
+    // the proxy first is not enough: Redis may read the rewrite's connection first.)
+    await inFlight(proxy, '<p>v1</p>')
     await W().set('/p', appPage('v2'), APP_PAGE_CTX)
     assert.equal(await pageHtml(W, '/p'), '<p>v2</p>', 'the rewrite has resolved')
-    await inFlight(proxy, '<p>v1</p>')
     const b = pageHtml(R, '/p')
     proxy.release()
     beforeRewrite(await a)
