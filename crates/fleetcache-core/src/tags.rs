@@ -227,7 +227,7 @@ pub struct TagRecord {
 
 fn encode_ms(out: &mut String, m: Millis) {
     // Records only hold whole, non-negative ms below 2^53; the cast saturates otherwise.
-    out.push_str(&(m.0.ceil().max(0.0) as u64).to_string());
+    crate::text::push_u64(out, m.0.ceil().max(0.0) as u64);
 }
 
 fn parse_ms(field: &[u8]) -> Result<Millis, ProtocolError> {

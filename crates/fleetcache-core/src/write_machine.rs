@@ -870,7 +870,7 @@ impl WriteMachine {
             (EntryWrite::Set, None) => None,
             (EntryWrite::WriteAndRelease(call), None) => Some(call),
             (write, Some((meta, channel, id))) => {
-                let px = ttl_ms.to_string();
+                let px = crate::text::u64_text(ttl_ms);
                 Some(match &write {
                     EntryWrite::Set => {
                         entry_write_call(&[&key, meta, channel], &[&px, "", "", &id])
