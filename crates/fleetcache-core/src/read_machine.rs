@@ -288,9 +288,16 @@ impl UnexpectedInput {
     }
 }
 
+impl UnexpectedInput {
+    /// The message, which [`Display`](std::fmt::Display) writes.
+    pub fn message(&self) -> String {
+        crate::text!("read machine: input not expected while ", self.state)
+    }
+}
+
 impl std::fmt::Display for UnexpectedInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "read machine: input not expected while {}", self.state)
+        f.write_str(&self.message())
     }
 }
 

@@ -443,7 +443,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 input,
             );
             (
-                plan.map_err(|e| (e.code(), e.to_string())),
+                plan.map_err(|e| (e.code(), e.message())),
                 dropped,
                 false,
                 u64::from(payload_len),
@@ -461,7 +461,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             parts,
         } => match Descriptor::from_wire(kind, flags, segments) {
             Err(e) => (
-                Err((e.code(), e.to_string())),
+                Err((e.code(), e.message())),
                 DroppedTags::default(),
                 false,
                 0,
@@ -490,7 +490,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                     plan_incremental_entry(ctx.config, ctx.namespace, ctx.stats, cache_key, &set);
                 let payload: u64 = parts.iter().map(|p| u64::from(*p)).sum();
                 (
-                    plan.map_err(|e| (e.code(), e.to_string())),
+                    plan.map_err(|e| (e.code(), e.message())),
                     dropped,
                     !tier_serves_value(desc.kind),
                     payload,
