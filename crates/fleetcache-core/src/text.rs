@@ -59,6 +59,8 @@ impl Piece for i64 {
 #[macro_export]
 macro_rules! text {
     ($($piece:expr),* $(,)?) => {{
+        // Not mutated when there are no pieces.
+        #[allow(unused_mut)]
         let mut out = ::std::string::String::new();
         $( $crate::text::Piece::push_to(&$piece, &mut out); )*
         out
