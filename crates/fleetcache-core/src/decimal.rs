@@ -38,7 +38,7 @@ pub(crate) fn exact_decimal(x: f64) -> String {
     } else {
         (m >> scale, m & ((1u64 << scale) - 1))
     };
-    out.push_str(&whole.to_string());
+    crate::text::push_u64(&mut out, whole);
     if frac != 0 {
         out.push('.');
         push_fraction(&mut out, frac, scale);
@@ -50,7 +50,7 @@ pub(crate) fn exact_decimal(x: f64) -> String {
 fn push_integer(out: &mut String, m: u64, shift: u32) {
     if shift < 11 {
         // m < 2^53, so the product fits in a u64.
-        out.push_str(&(m << shift).to_string());
+        crate::text::push_u64(out, m << shift);
         return;
     }
     // Little-endian 32-bit limbs, three more than the shift needs for the 53-bit m.
@@ -71,7 +71,7 @@ fn push_integer(out: &mut String, m: u64, shift: u32) {
     }
     let mut first = true;
     for &g in groups.iter().rev() {
-        let digits = g.to_string();
+        let digits = crate::text::u64_text(g);
         if !first {
             for _ in digits.len()..9 {
                 out.push('0');

@@ -134,7 +134,7 @@ impl Engine {
         let mut id = String::with_capacity(self.write_id_seed.len() + 21);
         id.push_str(&self.write_id_seed);
         id.push('.');
-        id.push_str(&n.to_string());
+        crate::text::push_u64(&mut id, n);
         id
     }
 

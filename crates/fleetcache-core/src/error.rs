@@ -73,8 +73,10 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigError {
+    /// The message: `invalid fleetcache config: <setting> <why>`. [`Display`](fmt::Display)
+    /// writes the same text; the binding calls this, without `core::fmt`.
+    pub fn message(&self) -> String {
         let why = match self {
             ConfigError::Prefix => "must match [A-Za-z0-9._-]{1,64}",
             ConfigError::MaxEntryBytes => "must be between 1 and 4294967295",
@@ -97,7 +99,13 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::CompressLevel => "must be an integer between 1 and 9",
         };
-        write!(f, "invalid fleetcache config: {} {}", self.field(), why)
+        crate::text!("invalid fleetcache config: ", self.field(), " ", why)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
     }
 }
 
@@ -130,16 +138,23 @@ impl KeyError {
     }
 }
 
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl KeyError {
+    /// The message, which [`Display`](fmt::Display) writes.
+    pub fn message(&self) -> &'static str {
+        match self {
             KeyError::InvalidPrefix => "key prefix must match [A-Za-z0-9._-]{1,64}",
             KeyError::InvalidHandlerName => "cache handler name must match [a-z-]{1,32}",
             KeyError::InvalidInterface => "interface must be `inc` or `uc-<handler name>`",
             KeyError::IllFormedCacheKey => {
                 "cache key contains a lone UTF-16 surrogate: not cached (its UTF-8 form would collide with other keys)"
             }
-        })
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
     }
 }
 
@@ -168,15 +183,22 @@ impl EncodeError {
     }
 }
 
+impl EncodeError {
+    /// The message, which [`Display`](fmt::Display) writes.
+    pub fn message(&self) -> String {
+        match self {
+            EncodeError::LimitExceeded(what) => crate::text!("envelope limit exceeded: ", what),
+            EncodeError::InvalidNumber(what) => {
+                crate::text!("envelope field ", what, " is not a valid number")
+            }
+            EncodeError::TooLarge => String::from("envelope lengths do not fit in 32 bits"),
+        }
+    }
+}
+
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EncodeError::LimitExceeded(what) => write!(f, "envelope limit exceeded: {what}"),
-            EncodeError::InvalidNumber(what) => {
-                write!(f, "envelope field {what} is not a valid number")
-            }
-            EncodeError::TooLarge => f.write_str("envelope lengths do not fit in 32 bits"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -242,27 +264,43 @@ impl DecodeError {
     }
 }
 
+impl DecodeError {
+    /// The message, which [`Display`](fmt::Display) writes.
+    pub fn message(&self) -> String {
+        let fixed = match self {
+            DecodeError::TooShort => "value is shorter than an envelope header",
+            DecodeError::BadMagic => "value is not a fleetcache envelope",
+            DecodeError::UnsupportedVersion(v) => {
+                return crate::text!("unsupported envelope version ", v)
+            }
+            DecodeError::UnsupportedFlags(v) => {
+                let mut out = String::from("unsupported envelope flags ");
+                crate::text::push_hex_u8(&mut out, *v);
+                return out;
+            }
+            DecodeError::Compressed => "compressed entry that was not inflated",
+            DecodeError::UnknownCodec(c) => return crate::text!("unknown compression codec ", c),
+            DecodeError::UnknownKind(k) => return crate::text!("unknown entry kind ", k),
+            DecodeError::HeaderLength => "envelope header length is inconsistent",
+            DecodeError::LengthMismatch => "envelope lengths disagree with the value",
+            DecodeError::InvalidUtf8 => "envelope key or tag is not UTF-8",
+            DecodeError::InvalidNumber(what) => {
+                return crate::text!("envelope field ", what, " is not a valid number")
+            }
+            DecodeError::LimitExceeded(what) => {
+                return crate::text!("envelope limit exceeded: ", what)
+            }
+            DecodeError::NeedMore { header_len } => {
+                return crate::text!("need the first ", header_len, " bytes of the value")
+            }
+        };
+        String::from(fixed)
+    }
+}
+
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::TooShort => f.write_str("value is shorter than an envelope header"),
-            DecodeError::BadMagic => f.write_str("value is not a fleetcache envelope"),
-            DecodeError::UnsupportedVersion(v) => write!(f, "unsupported envelope version {v}"),
-            DecodeError::UnsupportedFlags(v) => write!(f, "unsupported envelope flags {v:#04x}"),
-            DecodeError::Compressed => f.write_str("compressed entry that was not inflated"),
-            DecodeError::UnknownCodec(c) => write!(f, "unknown compression codec {c}"),
-            DecodeError::UnknownKind(k) => write!(f, "unknown entry kind {k}"),
-            DecodeError::HeaderLength => f.write_str("envelope header length is inconsistent"),
-            DecodeError::LengthMismatch => f.write_str("envelope lengths disagree with the value"),
-            DecodeError::InvalidUtf8 => f.write_str("envelope key or tag is not UTF-8"),
-            DecodeError::InvalidNumber(what) => {
-                write!(f, "envelope field {what} is not a valid number")
-            }
-            DecodeError::LimitExceeded(what) => write!(f, "envelope limit exceeded: {what}"),
-            DecodeError::NeedMore { header_len } => {
-                write!(f, "need the first {header_len} bytes of the value")
-            }
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -296,15 +334,22 @@ impl NetstringError {
     }
 }
 
-impl fmt::Display for NetstringError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl NetstringError {
+    /// The message, which [`Display`](fmt::Display) writes.
+    pub fn message(&self) -> &'static str {
+        match self {
             NetstringError::Truncated => "netstring truncated",
             NetstringError::BadLength => "netstring length is not a canonical decimal number",
             NetstringError::LengthOverflow => "netstring length too large",
             NetstringError::MissingColon => "netstring length not followed by ':'",
             NetstringError::MissingComma => "netstring data not followed by ','",
-        })
+        }
+    }
+}
+
+impl fmt::Display for NetstringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
     }
 }
 
@@ -341,18 +386,23 @@ impl ProtocolError {
     }
 }
 
+impl ProtocolError {
+    /// The message, which [`Display`](fmt::Display) writes.
+    pub fn message(&self) -> String {
+        String::from(match self {
+            ProtocolError::Netstring(e) => return crate::text!("tag reply: ", e.message()),
+            ProtocolError::ReplyShape => "tag reply has the wrong number of items",
+            ProtocolError::InvalidUtf8 => "tag reply epoch or tag is not UTF-8",
+            ProtocolError::BadVersion => "tag reply version is not an integer",
+            ProtocolError::BadFlag => "tag reply full flag is not 0 or 1",
+            ProtocolError::BadTagRecord => "tag record is not five comma-separated integers",
+        })
+    }
+}
+
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolError::Netstring(e) => write!(f, "tag reply: {e}"),
-            ProtocolError::ReplyShape => f.write_str("tag reply has the wrong number of items"),
-            ProtocolError::InvalidUtf8 => f.write_str("tag reply epoch or tag is not UTF-8"),
-            ProtocolError::BadVersion => f.write_str("tag reply version is not an integer"),
-            ProtocolError::BadFlag => f.write_str("tag reply full flag is not 0 or 1"),
-            ProtocolError::BadTagRecord => {
-                f.write_str("tag record is not five comma-separated integers")
-            }
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -414,22 +464,29 @@ impl PlanError {
     }
 }
 
+impl PlanError {
+    /// The message, which [`Display`](fmt::Display) writes.
+    pub fn message(&self) -> String {
+        String::from(match self {
+            PlanError::TooLarge { size, max } => {
+                return crate::text!("entry of ", size, " bytes exceeds maxEntryBytes (", max, ")")
+            }
+            PlanError::Encode(e) => return crate::text!("cannot encode entry: ", e.message()),
+            PlanError::KindMismatch => "entry kind does not match the interface",
+            PlanError::NoTags => "tag update without tags",
+            PlanError::TagLimit => {
+                "tags past fleetcache's limits: every tag longer than 16384 bytes (percent-encoded) was dropped, or an entry carries more than 65535 distinct tags"
+            }
+            PlanError::InvalidEpoch => "epoch candidate must be 1 to 128 bytes",
+            PlanError::InvalidTime => "now must be a finite, non-negative time in ms",
+            PlanError::InvalidToken => "lease token must be 1 to 128 bytes",
+        })
+    }
+}
+
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlanError::TooLarge { size, max } => {
-                write!(f, "entry of {size} bytes exceeds maxEntryBytes ({max})")
-            }
-            PlanError::Encode(e) => write!(f, "cannot encode entry: {e}"),
-            PlanError::KindMismatch => f.write_str("entry kind does not match the interface"),
-            PlanError::NoTags => f.write_str("tag update without tags"),
-            PlanError::TagLimit => {
-                f.write_str("tags past fleetcache's limits: every tag longer than 16384 bytes (percent-encoded) was dropped, or an entry carries more than 65535 distinct tags")
-            }
-            PlanError::InvalidEpoch => f.write_str("epoch candidate must be 1 to 128 bytes"),
-            PlanError::InvalidTime => f.write_str("now must be a finite, non-negative time in ms"),
-            PlanError::InvalidToken => f.write_str("lease token must be 1 to 128 bytes"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -520,5 +577,78 @@ mod tests {
             ProtocolError::from(NetstringError::Truncated).code(),
             "ERR_NETSTRING_TRUNCATED"
         );
+    }
+
+    // The messages with numbers in them, as the `format!` strings they replaced wrote them
+    // (docs/decisions/0028-wasm-size-budget.md, sixth pass): the same text for the host.
+    #[test]
+    fn messages_with_numbers_read_as_their_format_strings() {
+        for v in [0u8, 1, 9, 10, 0x0f, 0x10, 0xab, u8::MAX] {
+            assert_eq!(
+                DecodeError::UnsupportedFlags(v).message(),
+                format!("unsupported envelope flags {v:#04x}")
+            );
+            assert_eq!(
+                DecodeError::UnsupportedVersion(v).message(),
+                format!("unsupported envelope version {v}")
+            );
+            assert_eq!(
+                DecodeError::UnknownCodec(v).message(),
+                format!("unknown compression codec {v}")
+            );
+        }
+        for k in [0u16, 7, 10, u16::MAX] {
+            assert_eq!(
+                DecodeError::UnknownKind(k).message(),
+                format!("unknown entry kind {k}")
+            );
+        }
+        for n in [0usize, 1, 37, 65_536, usize::MAX] {
+            assert_eq!(
+                DecodeError::NeedMore { header_len: n }.message(),
+                format!("need the first {n} bytes of the value")
+            );
+        }
+        for (size, max) in [(0u64, 0u64), (10, 5), (u64::MAX, 1 << 32)] {
+            assert_eq!(
+                PlanError::TooLarge { size, max }.message(),
+                format!("entry of {size} bytes exceeds maxEntryBytes ({max})")
+            );
+        }
+        assert_eq!(
+            PlanError::Encode(EncodeError::InvalidNumber("age")).message(),
+            "cannot encode entry: envelope field age is not a valid number"
+        );
+        assert_eq!(
+            ProtocolError::from(NetstringError::MissingComma).message(),
+            "tag reply: netstring data not followed by ','"
+        );
+        assert_eq!(
+            ConfigError::Lease("leaseWaitMs").message(),
+            "invalid fleetcache config: leaseWaitMs is out of range (leaseTtlMs in [1, 600000] ms, leaseWaitMs in [0, 60000] ms)"
+        );
+    }
+
+    #[test]
+    fn display_writes_the_message() {
+        let errors: [&dyn fmt::Display; 6] = [
+            &ConfigError::Prefix,
+            &KeyError::InvalidPrefix,
+            &EncodeError::LimitExceeded("tags"),
+            &DecodeError::UnsupportedFlags(3),
+            &NetstringError::Truncated,
+            &PlanError::TooLarge { size: 10, max: 5 },
+        ];
+        let messages = [
+            ConfigError::Prefix.message(),
+            KeyError::InvalidPrefix.message().to_owned(),
+            EncodeError::LimitExceeded("tags").message(),
+            DecodeError::UnsupportedFlags(3).message(),
+            NetstringError::Truncated.message().to_owned(),
+            PlanError::TooLarge { size: 10, max: 5 }.message(),
+        ];
+        for (e, m) in errors.iter().zip(messages) {
+            assert_eq!(e.to_string(), m);
+        }
     }
 }

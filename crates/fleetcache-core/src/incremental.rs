@@ -158,17 +158,24 @@ impl LayoutError {
     }
 }
 
+impl LayoutError {
+    /// The message, which [`Display`](std::fmt::Display) writes.
+    pub fn message(&self) -> String {
+        String::from(match self {
+            LayoutError::Descriptor => "missing or unknown value descriptor",
+            LayoutError::Kind(k) => return crate::text!("unknown value kind ", k),
+            LayoutError::Flags => "invalid value flags",
+            LayoutError::PartCount { expected, actual } => {
+                return crate::text!("value has ", actual, " parts, its kind needs ", expected)
+            }
+            LayoutError::EntryKind => "not a singular-handler entry",
+        })
+    }
+}
+
 impl std::fmt::Display for LayoutError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LayoutError::Descriptor => f.write_str("missing or unknown value descriptor"),
-            LayoutError::Kind(k) => write!(f, "unknown value kind {k}"),
-            LayoutError::Flags => f.write_str("invalid value flags"),
-            LayoutError::PartCount { expected, actual } => {
-                write!(f, "value has {actual} parts, its kind needs {expected}")
-            }
-            LayoutError::EntryKind => f.write_str("not a singular-handler entry"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -286,12 +293,19 @@ impl IncrementalPlanError {
     }
 }
 
+impl IncrementalPlanError {
+    /// The message, which [`Display`](std::fmt::Display) writes: the inner error's.
+    pub fn message(&self) -> String {
+        match self {
+            IncrementalPlanError::Layout(e) => e.message(),
+            IncrementalPlanError::Plan(e) => e.message(),
+        }
+    }
+}
+
 impl std::fmt::Display for IncrementalPlanError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IncrementalPlanError::Layout(e) => e.fmt(f),
-            IncrementalPlanError::Plan(e) => e.fmt(f),
-        }
+        f.write_str(&self.message())
     }
 }
 

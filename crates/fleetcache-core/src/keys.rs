@@ -169,7 +169,7 @@ fn sanitise_segment(segment: &str) -> String {
     } else if is_valid_prefix(segment) && !looks_hashed(segment) {
         segment.to_owned()
     } else {
-        format!("h{}", sha256_hex(segment.as_bytes(), 16))
+        crate::text!("h", sha256_hex(segment.as_bytes(), 16))
     }
 }
 
@@ -278,12 +278,12 @@ impl Namespace {
     /// The tag-state keys. They depend on the prefix only: a revalidation from any
     /// deployment must reach every deployment's entries.
     pub fn tag_keys(&self) -> TagKeys {
-        let base = format!("{0}:tags:{{{0}}}", self.prefix);
+        let base = crate::text!(self.prefix, ":tags:{", self.prefix, "}");
         TagKeys {
-            state: format!("{base}:state"),
-            log: format!("{base}:log"),
-            meta: format!("{base}:meta"),
-            announce: format!("{base}:announce"),
+            state: crate::text!(base, ":state"),
+            log: crate::text!(base, ":log"),
+            meta: crate::text!(base, ":meta"),
+            announce: crate::text!(base, ":announce"),
         }
     }
 }

@@ -355,7 +355,7 @@ impl LeaseTable {
             sha1: LEASE_RENEW.sha1(),
             // `px` is a whole number of ms in [1, MAX_LEASE_TTL_MS]: as an integer it prints
             // the same digits, without the float formatter (a tenth of the wasm module's code).
-            args: vec![token.to_owned(), (px as u64).to_string()],
+            args: vec![token.to_owned(), crate::text::u64_text(px as u64)],
             keys: vec![lease_key],
         })
     }
@@ -381,7 +381,7 @@ impl LeaseTable {
                 script: &LEASE_WRITE,
                 sha1: LEASE_WRITE.sha1(),
                 keys: vec![entry_key, lease_key],
-                args: vec![ttl_ms.max(1).to_string(), token],
+                args: vec![crate::text::u64_text(ttl_ms.max(1)), token],
             }),
         }
     }
@@ -425,7 +425,7 @@ impl LeaseTable {
 
 /// A whole number of ms as a decimal `PX` (at least 1: `PX 0` is an error in Redis).
 fn px(ms: f64) -> String {
-    (ms.ceil().max(1.0) as u64).to_string()
+    crate::text::u64_text(ms.ceil().max(1.0) as u64)
 }
 
 /// The `PX` of a renewal sent at `now` of a lease of `ttl_ms` won at `won_at`: the TTL, cut

@@ -45,6 +45,7 @@ pub mod seed;
 pub mod stats;
 pub mod tag_sync;
 pub mod tags;
+pub mod text;
 pub mod tier;
 pub mod time;
 pub mod verdict;

@@ -10,7 +10,7 @@ const MAX_LEN_DIGITS: usize = 12;
 
 /// Appends one netstring holding `item` to `out`.
 pub fn encode_into(out: &mut Vec<u8>, item: &[u8]) {
-    out.extend_from_slice(item.len().to_string().as_bytes());
+    out.extend_from_slice(crate::text::u64_text(item.len() as u64).as_bytes());
     out.push(b':');
     out.extend_from_slice(item);
     out.push(b',');

@@ -65,10 +65,12 @@ pub fn durable_use_cache_segment(durable: bool, release: Option<NextRelease>) ->
     match release {
         // The setting does not exist before 16.4.0: Next keys by build there.
         Some(r) if !r.at_least(16, 4, 0) => None,
-        Some(r) => Some(format!(
-            "next-{}.{}.{}{}",
+        Some(r) => Some(crate::text!(
+            "next-",
             r.major,
+            ".",
             r.minor,
+            ".",
             r.patch,
             if r.prerelease { "-pre" } else { "" }
         )),

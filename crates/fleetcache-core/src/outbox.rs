@@ -119,12 +119,12 @@ pub fn missing_permission(error: &str, prefix: &str) -> Option<String> {
     if let Some(rest) = after(error, "to run the '") {
         if let Some((command, _)) = rest.split_once('\'') {
             if !command.is_empty() && !command.contains(char::is_whitespace) {
-                return Some(format!("+{}", command.to_ascii_lowercase()));
+                return Some(crate::text!("+", command.to_ascii_lowercase()));
             }
         }
     }
     if after(error, " key").is_some() {
-        return Some(format!("~{prefix}:*"));
+        return Some(crate::text!("~", prefix, ":*"));
     }
     let sha = after(error, "script: ")?;
     let script = scripts::ALL.iter().find(|s| {
@@ -135,8 +135,12 @@ pub fn missing_permission(error: &str, prefix: &str) -> Option<String> {
     if commands.is_empty() {
         return None;
     }
-    let rules: Vec<String> = commands.iter().map(|c| format!("+{c}")).collect();
-    Some(format!("one of {}", rules.join(" ")))
+    let mut rules = String::from("one of");
+    for c in &commands {
+        rules.push_str(" +");
+        rules.push_str(c);
+    }
+    Some(rules)
 }
 
 /// What follows the first `needle` in `text`. A plain byte scan: these are error paths, and

@@ -288,9 +288,16 @@ impl UnexpectedInput {
     }
 }
 
+impl UnexpectedInput {
+    /// The message, which [`Display`](std::fmt::Display) writes.
+    pub fn message(&self) -> String {
+        crate::text!("read machine: input not expected while ", self.state)
+    }
+}
+
 impl std::fmt::Display for UnexpectedInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "read machine: input not expected while {}", self.state)
+        f.write_str(&self.message())
     }
 }
 
@@ -947,7 +954,7 @@ impl ReadMachine {
             (State::Lease, ReadInput::LeaseReply(code)) => self.lease_answered(ctx, code, now),
             (State::Lease, ReadInput::Failed(f)) => {
                 if f != Failure::CircuitOpen {
-                    let line = format!("lease request failed ({}): no lease", f.name());
+                    let line = crate::text!("lease request failed (", f.name(), "): no lease");
                     self.debug(&line);
                 }
                 self.lease_answered(ctx, -1, now)
@@ -977,11 +984,13 @@ impl ReadMachine {
                 }
             }
             (State::Poll, ReadInput::Failed(f)) => {
-                let line = format!(
-                    "{} failed, treated as a miss: lease poll of {} failed ({})",
+                let line = crate::text!(
                     self.log_prefix(),
+                    " failed, treated as a miss: lease poll of ",
                     self.entry_key,
-                    f.name()
+                    " failed (",
+                    f.name(),
+                    ")"
                 );
                 self.fail(&line);
                 self.miss(ctx, now)
@@ -1112,11 +1121,15 @@ impl ReadMachine {
         f: Failure,
         now: Millis,
     ) -> ReadStep {
-        let line = format!("redis read failed ({}), served from this process", f.name());
+        let line = crate::text!(
+            "redis read failed (",
+            f.name(),
+            "), served from this process"
+        );
         let prefix = self.log_prefix();
         push_line(
             &mut self.log,
-            &format!("{prefix} {}: {line}", self.entry_key),
+            &crate::text!(prefix, " ", self.entry_key, ": ", line),
         );
         match self.kept.take() {
             Some(kept) => self.answer(ctx, Step::ServeStale, kept, Some(Resume::Kept), now),
@@ -1125,11 +1138,13 @@ impl ReadMachine {
     }
 
     fn failed_miss(&mut self, ctx: &mut ReadCtx<'_>, f: Failure, now: Millis) -> ReadStep {
-        let line = format!(
-            "{} failed, treated as a miss: redis read of {} failed ({})",
+        let line = crate::text!(
             self.log_prefix(),
+            " failed, treated as a miss: redis read of ",
             self.entry_key,
-            f.name()
+            " failed (",
+            f.name(),
+            ")"
         );
         self.fail(&line);
         self.miss(ctx, now)
@@ -1212,7 +1227,8 @@ impl ReadMachine {
                         }
                     }
                     Err(e) => {
-                        let line = format!("lease request failed ({e}): no lease");
+                        let line =
+                            crate::text!("lease request failed (", e.message(), "): no lease");
                         self.debug(&line);
                         self.lease_answered(ctx, -1, now)
                     }
@@ -1240,7 +1256,7 @@ impl ReadMachine {
                         Consumer::Caches => " (for a cache: a prerender or an outer cache)",
                         Consumer::Serves => "",
                     };
-                    let line = format!("{}{who}", step_name(landed));
+                    let line = crate::text!(step_name(landed), who);
                     self.debug(&line);
                 }
                 let resume = Resume::Flight(self.last_event, j.source);
@@ -1400,10 +1416,12 @@ impl ReadMachine {
                 })
             }
             Verdict::Corrupt(e) => {
-                let line = format!(
-                    "unreadable entry at {} ({}): treated as a miss",
+                let line = crate::text!(
+                    "unreadable entry at ",
                     self.entry_key,
-                    e.code()
+                    " (",
+                    e.code(),
+                    "): treated as a miss"
                 );
                 self.fail(&line);
                 // An unreadable value never counts as "newer" than this read.
@@ -1447,9 +1465,12 @@ impl ReadMachine {
                 return Ok(missing(timestamp));
             }
             IncrementalVerdict::Corrupt(code) => {
-                let line = format!(
-                    "unreadable entry at {} ({code}): treated as a miss",
-                    self.entry_key
+                let line = crate::text!(
+                    "unreadable entry at ",
+                    self.entry_key,
+                    " (",
+                    code,
+                    "): treated as a miss"
                 );
                 self.fail(&line);
                 return Ok(Judgement::unreadable(source));
@@ -1480,11 +1501,14 @@ impl ReadMachine {
             kind == ValueKind::Fetch
         };
         if mismatch {
-            let line = format!(
-                "entry at {} has value kind {}, read as {}: miss",
+            let line = crate::text!(
+                "entry at ",
                 self.entry_key,
+                " has value kind ",
                 kind as u8,
-                if is_fetch { "FETCH" } else { "another kind" }
+                ", read as ",
+                if is_fetch { "FETCH" } else { "another kind" },
+                ": miss"
             );
             self.fail(&line);
             return Ok(missing(timestamp));
@@ -1609,7 +1633,7 @@ impl ReadMachine {
                         self.debug("stale: served as fresh while another instance regenerates")
                     }
                     Step::Regenerate if j.value.is_some() => {
-                        let line = format!("miss: regenerating here (step {})", step as u8);
+                        let line = crate::text!("miss: regenerating here (step ", step as u8, ")");
                         self.debug(&line);
                     }
                     _ => {}
@@ -1896,9 +1920,10 @@ impl RenewMachine {
                     );
                     self.wait(ctx)
                 } else {
-                    let line = format!(
-                        "lease {} no longer this process's: not renewed",
-                        self.lease_key
+                    let line = crate::text!(
+                        "lease ",
+                        self.lease_key,
+                        " no longer this process's: not renewed"
                     );
                     self.done(line)
                 }

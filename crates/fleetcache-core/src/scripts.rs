@@ -358,7 +358,7 @@ pub fn check_epoch_candidate(epoch_candidate: &str) -> Result<(), PlanError> {
 
 /// A whole number of ms as a decimal integer (NaN and negatives become 0).
 fn int_ms(ms: f64) -> String {
-    (ms.ceil().max(0.0) as u64).to_string()
+    crate::text::u64_text(ms.ceil().max(0.0) as u64)
 }
 
 /// `ARGV` of [`TAG_UPDATE`]. `now` is rounded up to a whole ms, exactly as
@@ -394,10 +394,10 @@ pub fn tag_refresh_args(
 ) -> Vec<String> {
     let mut args = Vec::with_capacity(3 + 2 * checks.len());
     args.push(known_epoch.to_owned());
-    args.push(known_version.to_string());
+    args.push(crate::text::u64_text(known_version));
     args.push(known_vid.to_owned());
     for (version, vid) in checks {
-        args.push(version.to_string());
+        args.push(crate::text::u64_text(*version));
         args.push(vid.clone());
     }
     args

@@ -50,7 +50,7 @@ pub fn plan_write(
     if left < 1.0 {
         return None;
     }
-    let px = (left.floor() as u64).to_string();
+    let px = crate::text::u64_text(left.floor() as u64);
     // Exact text of the f64: Lua's tonumber reads the same value, the one the envelope's
     // header holds.
     let created = crate::decimal::exact_decimal(created.0);

@@ -433,7 +433,7 @@ impl TagSync {
                 script: &TAG_PAGE,
                 sha1: TAG_PAGE.sha1(),
                 keys: vec![self.keys.state.clone()],
-                args: vec![cursor.to_owned(), PAGE_COUNT.to_string()],
+                args: vec![cursor.to_owned(), crate::text::u64_text(PAGE_COUNT.into())],
             };
         }
         ScriptCall {

@@ -108,13 +108,24 @@ impl DroppedTags {
     }
 }
 
+impl DroppedTags {
+    /// The log line, which [`Display`](std::fmt::Display) writes.
+    pub fn message(&self) -> String {
+        crate::text!(
+            "dropped ",
+            self.count,
+            " tag(s) longer than ",
+            MAX_TAG_BYTES,
+            " bytes (the longest ",
+            self.longest,
+            " bytes); the other tags apply"
+        )
+    }
+}
+
 impl std::fmt::Display for DroppedTags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "dropped {} tag(s) longer than {} bytes (the longest {} bytes); the other tags apply",
-            self.count, MAX_TAG_BYTES, self.longest
-        )
+        f.write_str(&self.message())
     }
 }
 
@@ -227,7 +238,7 @@ pub struct TagRecord {
 
 fn encode_ms(out: &mut String, m: Millis) {
     // Records only hold whole, non-negative ms below 2^53; the cast saturates otherwise.
-    out.push_str(&(m.0.ceil().max(0.0) as u64).to_string());
+    crate::text::push_u64(out, m.0.ceil().max(0.0) as u64);
 }
 
 fn parse_ms(field: &[u8]) -> Result<Millis, ProtocolError> {

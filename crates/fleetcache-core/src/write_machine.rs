@@ -405,8 +405,12 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             key: Some(key.clone()),
             dropped_tags: None,
             log: None,
-            error: Some(format!(
-                "{verb} failed, entry not stored: {code}: {message}"
+            error: Some(crate::text!(
+                verb,
+                " failed, entry not stored: ",
+                code,
+                ": ",
+                message
             )),
         })
     };
@@ -443,7 +447,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 input,
             );
             (
-                plan.map_err(|e| (e.code(), e.to_string())),
+                plan.map_err(|e| (e.code(), e.message())),
                 dropped,
                 false,
                 u64::from(payload_len),
@@ -461,7 +465,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             parts,
         } => match Descriptor::from_wire(kind, flags, segments) {
             Err(e) => (
-                Err((e.code(), e.to_string())),
+                Err((e.code(), e.message())),
                 DroppedTags::default(),
                 false,
                 0,
@@ -490,7 +494,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                     plan_incremental_entry(ctx.config, ctx.namespace, ctx.stats, cache_key, &set);
                 let payload: u64 = parts.iter().map(|p| u64::from(*p)).sum();
                 (
-                    plan.map_err(|e| (e.code(), e.to_string())),
+                    plan.map_err(|e| (e.code(), e.message())),
                     dropped,
                     !tier_serves_value(desc.kind),
                     payload,
@@ -502,7 +506,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             let done = WriteDone {
                 result: WriteResult::Failed,
                 mark_local: false,
-                log: Some(format!("{verb} {key}: nothing to store")),
+                log: Some(crate::text!(verb, " ", key, ": nothing to store")),
                 key: Some(key),
                 dropped_tags: None,
                 error: None,
@@ -527,7 +531,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         }) => Plan::End(WriteDone {
             result: WriteResult::Skipped,
             mark_local: false,
-            log: Some(format!("{verb} {key} skipped (not cacheable)")),
+            log: Some(crate::text!(verb, " ", key, " skipped (not cacheable)")),
             key: Some(key),
             dropped_tags: None,
             error: None,
@@ -556,7 +560,8 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         name: owned_name(&iface),
         cache_key: cache_key.to_owned(),
         verb,
-        dropped_tags: (!dropped.is_empty()).then(|| format!("{verb} {key}: {dropped}")),
+        dropped_tags: (!dropped.is_empty())
+            .then(|| crate::text!(verb, " ", key, ": ", dropped.message())),
         state: State::Planned(plan),
         page_signal: None,
         keeping: None,
@@ -779,12 +784,14 @@ impl WriteMachine {
             ) => self.end(WriteDone {
                 result: WriteResult::Stored,
                 mark_local: false,
-                log: Some(format!(
-                    "{} {key} {bytes} B{} ttl {} s",
-                    self.verb,
-                    stored.map_or(String::new(), |s| format!(" ({s} B stored compressed)")),
-                    ttl_seconds(ttl_ms)
-                )),
+                log: Some({
+                    let mut line = crate::text!(self.verb, " ", key, " ", bytes, " B");
+                    if let Some(s) = stored {
+                        line.push_str(&crate::text!(" (", s, " B stored compressed)"));
+                    }
+                    line.push_str(&crate::text!(" ttl ", ttl_seconds(ttl_ms), " s"));
+                    line
+                }),
                 key: Some(key),
                 dropped_tags: None,
                 error: None,
@@ -794,9 +801,11 @@ impl WriteMachine {
                 self.end(WriteDone {
                     result: WriteResult::Unsent,
                     mark_local: true,
-                    log: Some(format!(
-                        "{} {key} not sent: Redis is known to be down, kept in this process",
-                        self.verb
+                    log: Some(crate::text!(
+                        self.verb,
+                        " ",
+                        key,
+                        " not sent: Redis is known to be down, kept in this process"
                     )),
                     key: Some(key),
                     dropped_tags: None,
@@ -812,15 +821,15 @@ impl WriteMachine {
                 key: Some(key),
                 dropped_tags: None,
                 log: None,
-                error: Some(format!("{} failed, entry not stored", self.verb)),
+                error: Some(crate::text!(self.verb, " failed, entry not stored")),
             }),
             (State::Releasing(done), WriteInput::Sent) => self.end(done),
             (State::Releasing(mut done), WriteInput::Failed(f)) => {
                 if f != Failure::CircuitOpen {
                     // It expires on its own.
-                    let line = format!("lease release failed ({f:?}): it expires");
+                    let line = crate::text!("lease release failed (", f.name(), "): it expires");
                     done.log = Some(match done.log {
-                        Some(l) => format!("{l}; {line}"),
+                        Some(l) => crate::text!(l, "; ", line),
                         None => line,
                     });
                 }
@@ -838,7 +847,7 @@ impl WriteMachine {
         let mut done = WriteDone::plain(WriteResult::Failed);
         done.log = key
             .as_ref()
-            .map(|k| format!("{} {k}: nothing to store", self.verb));
+            .map(|k| crate::text!(self.verb, " ", k, ": nothing to store"));
         done.key = key;
         self.release_then(ctx, done)
     }
@@ -870,7 +879,7 @@ impl WriteMachine {
             (EntryWrite::Set, None) => None,
             (EntryWrite::WriteAndRelease(call), None) => Some(call),
             (write, Some((meta, channel, id))) => {
-                let px = ttl_ms.to_string();
+                let px = crate::text::u64_text(ttl_ms);
                 Some(match &write {
                     EntryWrite::Set => {
                         entry_write_call(&[&key, meta, channel], &[&px, "", "", &id])

@@ -132,7 +132,7 @@ pub(crate) fn script_argv(call: ScriptCall) -> String {
         argv.push_str(item);
     };
     push(&call.sha1);
-    push(&call.keys.len().to_string());
+    push(&fleetcache_core::text::u64_text(call.keys.len() as u64));
     for item in call.keys.iter().chain(&call.args) {
         push(item);
     }

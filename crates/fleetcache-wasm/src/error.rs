@@ -2,8 +2,6 @@
 //! for an invalid setting, `setting`): every fallible export of the binding goes through
 //! [`js_error`], so a caller can rely on `err.code` whichever call threw.
 
-use std::fmt::Display;
-
 use fleetcache_core::incremental::{IncrementalPlanError, LayoutError};
 use fleetcache_core::read_machine::UnexpectedInput;
 use fleetcache_core::{
@@ -12,9 +10,12 @@ use fleetcache_core::{
 use wasm_bindgen::JsValue;
 
 /// An error with a stable code, as the host sees it.
-pub(crate) trait Coded: Display {
+pub(crate) trait Coded {
     /// The `code` property (`ERR_...`).
     fn code(&self) -> &'static str;
+    /// The `message`: the core's `message()`, the text its `Display` writes, built without
+    /// `core::fmt` (docs/decisions/0028-wasm-size-budget.md, sixth pass).
+    fn message(&self) -> String;
     /// The `setting` property: the option name an invalid setting came from.
     fn setting(&self) -> Option<&'static str> {
         None
@@ -26,6 +27,9 @@ macro_rules! coded {
         impl Coded for $t {
             fn code(&self) -> &'static str {
                 <$t>::code(self)
+            }
+            fn message(&self) -> String {
+                String::from(<$t>::message(self))
             }
         }
     )*};
@@ -47,6 +51,9 @@ impl Coded for ConfigError {
     fn code(&self) -> &'static str {
         ConfigError::code(self)
     }
+    fn message(&self) -> String {
+        ConfigError::message(self)
+    }
     fn setting(&self) -> Option<&'static str> {
         Some(self.field())
     }
@@ -65,27 +72,6 @@ pub(crate) enum BindingError {
     Describe,
 }
 
-impl Display for BindingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Static text, no `format!` machinery: docs/decisions/0028-wasm-size-budget.md.
-        match self {
-            BindingError::NoRandom => {
-                f.write_str("no secure random source (crypto.getRandomValues)")
-            }
-            BindingError::ConfigShape(Some(field)) => {
-                f.write_str("invalid fleetcache config: ")?;
-                f.write_str(field)?;
-                f.write_str(" has the wrong type or shape")
-            }
-            BindingError::ConfigShape(None) => {
-                f.write_str("invalid fleetcache config: expected an object of settings")
-            }
-            BindingError::Stats => f.write_str("stats not writable"),
-            BindingError::Describe => f.write_str("envelope description not writable"),
-        }
-    }
-}
-
 impl Coded for BindingError {
     fn code(&self) -> &'static str {
         match self {
@@ -94,6 +80,24 @@ impl Coded for BindingError {
             BindingError::Stats => "ERR_STATS",
             BindingError::Describe => "ERR_DESCRIBE",
         }
+    }
+    fn message(&self) -> String {
+        // Static text, no `format!` machinery: docs/decisions/0028-wasm-size-budget.md.
+        String::from(match self {
+            BindingError::NoRandom => "no secure random source (crypto.getRandomValues)",
+            BindingError::ConfigShape(Some(field)) => {
+                return fleetcache_core::text!(
+                    "invalid fleetcache config: ",
+                    field,
+                    " has the wrong type or shape"
+                )
+            }
+            BindingError::ConfigShape(None) => {
+                "invalid fleetcache config: expected an object of settings"
+            }
+            BindingError::Stats => "stats not writable",
+            BindingError::Describe => "envelope description not writable",
+        })
     }
     fn setting(&self) -> Option<&'static str> {
         match self {
@@ -105,7 +109,7 @@ impl Coded for BindingError {
 
 /// Builds `new Error(message)` with `error.code` (and `error.setting` for an invalid setting).
 pub(crate) fn js_error(err: &dyn Coded) -> JsValue {
-    let value = js_sys::Error::new(&err.to_string());
+    let value = js_sys::Error::new(&err.message());
     // Reflect::set only fails on frozen objects; a fresh Error is not one.
     let _ = js_sys::Reflect::set(
         &value,

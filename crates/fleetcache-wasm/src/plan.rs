@@ -30,7 +30,7 @@ impl PlannedEntry {
             dropped_tags: if dropped.is_empty() {
                 String::new()
             } else {
-                dropped.to_string()
+                dropped.message()
             },
         }
     }

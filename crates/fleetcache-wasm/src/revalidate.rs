@@ -81,7 +81,7 @@ impl Engine {
             dropped_tags: if dropped.is_empty() {
                 String::new()
             } else {
-                dropped.to_string()
+                dropped.message()
             },
             evicted,
         })
