@@ -7,7 +7,14 @@ import {
 } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { leaseToken, ReadMachines, readEntry, type Answer, type ReadIo } from './read-driver'
+import {
+  leaseToken,
+  ReadMachines,
+  readEntry,
+  writeTexts,
+  type Answer,
+  type ReadIo,
+} from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
@@ -196,6 +203,21 @@ class IncrementalCore {
             now(),
           ),
         (m, entryKey) => {
+          // The strings written in place: one call into wasm, where passing them makes four.
+          if (writeTexts(this.io.binding, m, entryKey ?? '', soft, cacheKey)) {
+            m.reuseIncrementalTexts(
+              engine,
+              entryKey?.length ?? 0,
+              soft.length,
+              cacheKey.length,
+              isFetch,
+              requestRevalidate,
+              consumer,
+              onDemand,
+              now(),
+            )
+            return
+          }
           m.reuseIncremental(
             engine,
             cacheKey,

@@ -643,10 +643,10 @@ const textAreas = new WeakMap<object, number>()
 
 /**
  * Writes `a`, `b` and `c` one after the other into `machine`'s texts area (the binding's
- * `reuseUseCacheTexts` reads them there), when all are ASCII and fit; false otherwise, with the
- * area's contents then meaningless (the caller passes the strings as arguments instead). ASCII
- * only, so each string's length is its byte length and a cache key written is well-formed: a
- * lone surrogate stays for the binding's own check.
+ * `reuseUseCacheTexts` and `reuseIncrementalTexts` read them there), when all are ASCII and fit;
+ * false otherwise, with the area's contents then meaningless (the caller passes the strings as
+ * arguments instead). ASCII only, so each string's length is its byte length and a cache key
+ * written is well-formed: a lone surrogate stays for the binding's own check.
  */
 export function writeTexts(
   binding: Binding,

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { startTestRedis } from './helpers.mjs'
+import { REDIS_CLUSTER, startTestRedis } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -371,6 +371,80 @@ describe('incremental handler on Redis', () => {
     const h = new Handler()
     assert.equal(h.resetRequestCache(), undefined)
   })
+})
+
+describe('reused read machines take their strings in place (reuseIncrementalTexts)', () => {
+  test('keys and soft tags of every shape read back their own entries through warm machines', async () => {
+    const A = instance()
+    const B = instance()
+    // ASCII (written in place), not ASCII and longer than the texts area (passed as strings),
+    // for the key and for a FETCH read's soft tags: a reused machine must read the key and
+    // judge the tags each get names, whichever way it went last time.
+    const keys = ['inc-texts-a', 'inc-texts-ключ', 'inc-texts-' + 'x'.repeat(4000), 'inc-texts-b']
+    const fetchValue = (k) => ({
+      ...values().FETCH,
+      data: { ...values().FETCH.data, body: Buffer.from(k.slice(0, 40)).toString('base64') },
+    })
+    for (const k of keys) {
+      await A.h().set(k, fetchValue(k), { fetchCache: true, tags: ['f-texts'] })
+    }
+    const softs = [['_N_T_/texts'], ['_N_T_/ü'], ['_N_T_/' + 'y'.repeat(3000)], []]
+    const b = B.h()
+    for (let round = 0; round < 3; round++) {
+      for (const [i, k] of keys.entries()) {
+        const ctx = { kind: 'FETCH', revalidate: 60, tags: ['f-texts'], softTags: softs[i] }
+        const got = await b.get(k, ctx)
+        assert.ok(got, `round ${String(round)}: miss for ${k.slice(0, 40)}`)
+        assert.equal(
+          Buffer.from(got.value.data.body, 'base64').toString(),
+          k.slice(0, 40),
+          `round ${String(round)}: ${k.slice(0, 40)}`,
+        )
+      }
+    }
+  })
+
+  test('the soft tags written in place are judged: a revalidated path misses', async () => {
+    const A = instance()
+    const B = instance()
+    const v = { ...values().FETCH }
+    delete v.tags
+    await A.h().set('inc-texts-soft', v, { fetchCache: true, tags: ['f-soft'] })
+    const ctx = (path) => ({ kind: 'FETCH', revalidate: 60, tags: ['f-soft'], softTags: [path] })
+    const b = B.h()
+    // The machine is reused from the second get on.
+    assert.ok(await b.get('inc-texts-soft', ctx('_N_T_/texts-page')))
+    assert.ok(await b.get('inc-texts-soft', ctx('_N_T_/texts-page')))
+    await A.h().revalidateTag(['_N_T_/texts-page'])
+    assert.equal(await b.get('inc-texts-soft', ctx('_N_T_/texts-page')), null)
+    assert.ok(await b.get('inc-texts-soft', ctx('_N_T_/texts-other')))
+  })
+
+  test('the binding refuses lengths that overrun the texts area, and the machine is unchanged', () => {
+    const engine = new wasm.Engine({ prefix: 'inctest', deployment: 'd1' })
+    const serves = wasm.Consumer.Serves
+    const m = wasm.ReadMachine.incremental(engine, 'k', false, '', NaN, serves, false, 't', 1)
+    const before = m.entryKey
+    m.texts()
+    assert.throws(() => m.reuseIncrementalTexts(engine, 0, 2049, 0, false, NaN, serves, false, 2), {
+      code: 'ERR_KEY_ILL_FORMED',
+    })
+    assert.equal(m.entryKey, before)
+    m.free()
+  })
+
+  test(
+    'a push page hit from the tier makes three calls into wasm: the reuse, the start and the header copy',
+    { skip: REDIS_CLUSTER && 'bench/crossings.mjs reads a single Redis URL' },
+    async () => {
+      // Counted in a child process (bench/crossings.mjs): counting wraps every export.
+      const script = new URL('../../bench/crossings.mjs', import.meta.url)
+      const { execFileSync } = await import('node:child_process')
+      const out = execFileSync(process.execPath, [script.pathname, redis.url], { encoding: 'utf8' })
+      const counts = JSON.parse(out.trim().split('\n').pop())
+      assert.deepEqual(counts.incrementalTierHit, { binding: 2, wasm: 3 })
+    },
+  )
 })
 
 describe('incremental handler without a reachable Redis', () => {

@@ -510,6 +510,14 @@ pub struct ReadMachine {
     texts: Box<[u8]>,
 }
 
+/// What a reuse through the texts area makes of the machine, with its arguments but the
+/// strings: `reuseUseCacheTexts` (interface, write in flight, consumer, now) or
+/// `reuseIncrementalTexts` (is FETCH, request revalidate, consumer, on demand, now).
+enum TextsReuse<'a> {
+    UseCache(&'a Iface, bool, Consumer, f64),
+    Incremental(bool, f64, Consumer, bool, f64),
+}
+
 /// Bytes of a machine's texts area (js-host's `TEXTS_BYTES` in read-driver.ts).
 const TEXT_BYTES: usize = 2048;
 
@@ -766,12 +774,27 @@ impl ReadMachine {
         args: (bool, &str, f64, Consumer, bool, f64),
         token: &str,
     ) -> Result<(), JsValue> {
-        let (is_fetch, soft_tags, request_revalidate, consumer, on_demand, now) = args;
         let key = utf8_key(cache_key)?;
+        self.reset_incremental_str(engine, &key, entry_key.as_deref(), args, token);
+        Ok(())
+    }
+
+    /// `reset_incremental` with the cache key as UTF-8 (well-formed, as a `&str` is). Not
+    /// inlined: one copy for both reuses (the wasm size budget).
+    #[inline(never)]
+    fn reset_incremental_str(
+        &mut self,
+        engine: &Engine,
+        key: &str,
+        entry_key: Option<&str>,
+        args: (bool, &str, f64, Consumer, bool, f64),
+        token: &str,
+    ) {
+        let (is_fetch, soft_tags, request_revalidate, consumer, on_demand, now) = args;
         engine.inner.reset_read_incremental(
             &mut self.inner,
-            &key,
-            entry_key.as_deref(),
+            key,
+            entry_key,
             is_fetch,
             items(soft_tags),
             request_revalidate,
@@ -782,7 +805,38 @@ impl ReadMachine {
         );
         self.last = None;
         self.note_asks_tier(engine, now);
-        Ok(())
+    }
+
+    /// A reuse with its strings in the texts area, lengths `(entry, soft, key)`: one copy of
+    /// the reading for both kinds of read (the wasm size budget).
+    fn reuse_texts(
+        &mut self,
+        engine: &Engine,
+        (entry_len, soft_len, key_len): (u32, u32, u32),
+        reuse: TextsReuse<'_>,
+    ) -> Result<(), JsValue> {
+        let area = std::mem::take(&mut self.texts);
+        let done = match written_texts(&area, entry_len, soft_len, key_len) {
+            Some((entry, soft, key)) => {
+                let token = self.reuse_token();
+                let entry = (!entry.is_empty()).then_some(entry);
+                match reuse {
+                    TextsReuse::UseCache(iface, write_in_flight, consumer, now) => {
+                        let args = (soft, write_in_flight, consumer, now);
+                        self.reset_use_cache_str(engine, iface, key, entry, args, &token);
+                    }
+                    TextsReuse::Incremental(is_fetch, revalidate, consumer, on_demand, now) => {
+                        let args = (is_fetch, soft, revalidate, consumer, on_demand, now);
+                        self.reset_incremental_str(engine, key, entry, args, &token);
+                    }
+                }
+                self.token = token;
+                Ok(())
+            }
+            None => Err(js_error(&fleetcache_core::KeyError::IllFormedCacheKey)),
+        };
+        self.texts = area;
+        done
     }
 
     /// Writes `AsksTier` for a read about to start at `now`. Not inlined: one copy for both
@@ -902,7 +956,8 @@ impl ReadMachine {
     }
 
     /// The byte address in `memory()` of this machine's texts area (2048 bytes, valid while the
-    /// machine lives), where the host writes the strings of `reuseUseCacheTexts`.
+    /// machine lives), where the host writes the strings of `reuseUseCacheTexts` and
+    /// `reuseIncrementalTexts`.
     pub fn texts(&mut self) -> u32 {
         if self.texts.is_empty() {
             self.texts = vec![0; TEXT_BYTES].into_boxed_slice();
@@ -931,20 +986,8 @@ impl ReadMachine {
         consumer: Consumer,
         now: f64,
     ) -> Result<(), JsValue> {
-        let area = std::mem::take(&mut self.texts);
-        let done = match written_texts(&area, entry_len, soft_len, key_len) {
-            Some((entry, soft, key)) => {
-                let token = self.reuse_token();
-                let entry = (!entry.is_empty()).then_some(entry);
-                let args = (soft, write_in_flight, consumer, now);
-                self.reset_use_cache_str(engine, iface, key, entry, args, &token);
-                self.token = token;
-                Ok(())
-            }
-            None => Err(js_error(&fleetcache_core::KeyError::IllFormedCacheKey)),
-        };
-        self.texts = area;
-        done
+        let reuse = TextsReuse::UseCache(iface, write_in_flight, consumer, now);
+        self.reuse_texts(engine, (entry_len, soft_len, key_len), reuse)
     }
 
     /// Makes this machine a new singular-handler read, as `incremental` with the same
@@ -977,6 +1020,30 @@ impl ReadMachine {
         let done = self.reset_incremental(engine, cache_key, entry_key, args, &token);
         self.token = token;
         done
+    }
+
+    /// `reuseIncremental`, with its strings written by the host in the texts area (`texts`) as
+    /// `reuseUseCacheTexts` takes them: the entry key (`entryLen` bytes, 0: not remembered),
+    /// the soft tags NUL-joined (`softLen`) and the cache key (`keyLen`). One call where
+    /// `reuseIncremental` makes four; the host writes only a well-formed cache key. Throws
+    /// `ERR_KEY_ILL_FORMED` when the lengths overrun the area or a text is not UTF-8 (the
+    /// machine then is unchanged).
+    #[wasm_bindgen(js_name = reuseIncrementalTexts)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn reuse_incremental_texts(
+        &mut self,
+        engine: &Engine,
+        entry_len: u32,
+        soft_len: u32,
+        key_len: u32,
+        is_fetch: bool,
+        request_revalidate: f64,
+        consumer: Consumer,
+        on_demand: bool,
+        now: f64,
+    ) -> Result<(), JsValue> {
+        let reuse = TextsReuse::Incremental(is_fetch, request_revalidate, consumer, on_demand, now);
+        self.reuse_texts(engine, (entry_len, soft_len, key_len), reuse)
     }
 
     /// The entry's Redis key: the key `Get` reads and the tier's key.

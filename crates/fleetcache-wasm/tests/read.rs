@@ -3,8 +3,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{
-    Consumer, Engine, Failure, Iface, ReadField, ReadMachine, ReadStepKind, RenewStepKind, Served,
-    Source, TierAction, ValueFlag, ValueKind,
+    Consumer, Engine, Failure, Iface, ReadField, ReadMachine, ReadStepKind, RenewStepKind,
+    RevalidationMode, Served, Source, TierAction, ValueFlag, ValueKind,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -515,6 +515,94 @@ fn a_machine_reused_through_its_texts_area_reads_as_one_reused_with_strings() {
     };
     refused(&mut used, 2000, 49);
     used.texts_area()[..2].copy_from_slice(&[b'k', 0xFF]);
+    refused(&mut used, 0, 2);
+    assert_eq!(used.entry_key(), before);
+}
+
+#[wasm_bindgen_test]
+fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strings() {
+    // Without leases: a miss then answers at once, with nothing held between the reads.
+    let obj = js_sys::Object::new();
+    js_sys::Reflect::set(&obj, &"prefix".into(), &"t".into()).unwrap();
+    js_sys::Reflect::set(&obj, &"deployment".into(), &"d1".into()).unwrap();
+    js_sys::Reflect::set(&obj, &"leases".into(), &false.into()).unwrap();
+    let mut e = Engine::new(obj.into()).unwrap();
+    e.mark_standalone();
+    let parts = [7u32, 10];
+    let mut page = e
+        .plan_incremental_entry("/p", ValueKind::Fetch, 0, 0, "t", 60.0, 3600.0, &parts, NOW)
+        .unwrap()
+        .header();
+    page.extend(std::iter::repeat_n(b'x', 17));
+    let made_for = |e: &Engine, key: &str, soft: &str| {
+        ReadMachine::incremental(
+            e,
+            &js_sys::JsString::from(key),
+            true,
+            soft,
+            30.0,
+            Consumer::Serves,
+            false,
+            TOKEN.to_owned(),
+            NOW,
+        )
+        .unwrap()
+    };
+    let made = |e: &Engine, soft: &str| made_for(e, "/p", soft);
+    // Another key's read, with the lease it won: what a pooled machine is before its reuse.
+    let mut used = made_for(&e, "/gone", "");
+    to_answer(&mut e, &mut used, None, 1.0);
+    let remembered = made(&e, "").entry_key();
+    // A revalidated soft tag makes the FETCH read a miss: the soft tags are read, not dropped.
+    e.record_revalidation("_N_T_/gone", RevalidationMode::Expire, f64::NAN, NOW, false)
+        .unwrap();
+    for soft in ["_N_T_/x\0_N_T_/y", "_N_T_/gone"] {
+        for entry in [String::new(), remembered.clone()] {
+            let mut fresh = made(&e, soft);
+            let want = to_answer(&mut e, &mut fresh, Some(&page), 0.0);
+            let texts = [entry.as_str(), soft, "/p"].concat();
+            used.texts_area()[..texts.len()].copy_from_slice(texts.as_bytes());
+            let (entry_len, soft_len) = (entry.len() as u32, soft.len() as u32);
+            used.reuse_incremental_texts(
+                &e,
+                entry_len,
+                soft_len,
+                2,
+                true,
+                30.0,
+                Consumer::Serves,
+                false,
+                NOW,
+            )
+            .unwrap();
+            assert_eq!(used.entry_key(), fresh.entry_key());
+            assert_eq!(to_answer(&mut e, &mut used, Some(&page), 0.0), want);
+            assert_eq!((used.log(), used.error()), (fresh.log(), fresh.error()));
+            let served = used.last_step().unwrap().served();
+            assert_eq!(served == Served::Miss, soft == "_N_T_/gone", "{soft}");
+        }
+    }
+    // Lengths past the area, or bytes that are not UTF-8: refused, the machine as it was.
+    let before = used.entry_key();
+    let refused = |m: &mut ReadMachine, soft_len: u32, key_len: u32| {
+        let err = m
+            .reuse_incremental_texts(
+                &e,
+                0,
+                soft_len,
+                key_len,
+                true,
+                30.0,
+                Consumer::Serves,
+                false,
+                NOW,
+            )
+            .err()
+            .unwrap();
+        assert_eq!(code(err).as_deref(), Some("ERR_KEY_ILL_FORMED"));
+    };
+    refused(&mut used, 2000, 49);
+    used.texts_area()[..2].copy_from_slice(&[b'/', 0xFF]);
     refused(&mut used, 0, 2);
     assert_eq!(used.entry_key(), before);
 }
