@@ -382,6 +382,11 @@ export class ReadMachines<M extends PooledMachine> {
     return pooled
   }
 
+  /** The entry key remembered for `cacheKey`, or undefined. */
+  remembered(cacheKey: string): string | undefined {
+    return this.keys.get(cacheKey)
+  }
+
   /** The entry key `machine` reads for `cacheKey`: remembered, else read from it once. */
   entryKey(cacheKey: string, machine: M): string {
     let key = this.keys.get(cacheKey)
@@ -393,6 +398,14 @@ export class ReadMachines<M extends PooledMachine> {
       }
     }
     return key
+  }
+
+  /**
+   * A released machine for the caller to make new itself (`open` without its two closures), or
+   * undefined (make one). A machine whose reuse throws goes back with `release`.
+   */
+  take(): M | undefined {
+    return this.spare.pop()
   }
 
   /** Takes back a machine whose read is over (`ReadHooks.release`), or frees it. */
@@ -793,11 +806,25 @@ export function readEntry<E extends object, T = never>(
   hooks: ReadHooks<T> = {},
 ): Promise<ReadResult<T>> {
   try {
-    const done = new Read(engine, machine, io, hooks).begin()
+    const done = readNow(engine, machine, io, hooks)
     return done instanceof Promise ? done : Promise.resolve(done)
   } catch (err) {
     return Promise.reject(err instanceof Error ? err : new Error(String(err)))
   }
+}
+
+/**
+ * `readEntry`, with a read that needed no I/O (a hit from the tier or the embedded store)
+ * answered as it is, not wrapped in a promise: a caller that awaits only a promise spares such
+ * a read a microtask turn and the promise. Throws where `readEntry` rejects at once.
+ */
+export function readNow<E extends object, T = never>(
+  engine: E,
+  machine: ReadMachine<E>,
+  io: ReadIo,
+  hooks: ReadHooks<T> = {},
+): ReadResult<T> | Promise<ReadResult<T>> {
+  return new Read(engine, machine, io, hooks).begin()
 }
 
 /**
