@@ -96,6 +96,11 @@ export interface ReadMachine<E> {
   start(engine: E, now: number): number
   /** `start`, with the tier's bytes offered: taken when the tier is asked first (`TookTier`). */
   startWithTier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
+  /**
+   * `startWithTier` with none offered, for a host with `getNow`: the store's bytes given as
+   * the `Get`'s reply in the same call (`TookTier` 2) while the engine's index holds the entry.
+   */
+  startWithHeld(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   refreshed(engine: E, now: number): number
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
   tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
@@ -240,6 +245,11 @@ export interface ReadIo {
    * What it returns is what `get` would have resolved to, read at the same moment.
    */
   getNow?: ((key: string) => Uint8Array | null) | undefined
+  /**
+   * With `getNow`: the store's bytes for `key` as held now, without marking them used (the
+   * machine does, through the engine's index, when it takes them: `startWithHeld`).
+   */
+  held?: ((key: string) => Uint8Array | null) | undefined
   /**
    * Whether reads of one key may share a `GET` or a poll in flight (only one issued after the
    * read began or in the same turn, under the same count of announcements: `share`). Unset in
@@ -882,17 +892,39 @@ class Read<E extends object, T> {
       // `read_asks_tier_first`): then the tier's bytes go with the start, one call into wasm
       // fewer; otherwise (a refresh first: pulling the tag state, a Redis Cluster) they would
       // be looked up and copied for nothing, and the tier is asked for later if at all.
-      if (fieldsOf(this.binding)[this.base + this.binding.ReadField.AsksTier] === 1) {
-        const offered = io.tierBytes(this.entryKey)
-        const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
-        kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
-        if (fieldsOf(this.binding)[this.base + this.binding.ReadField.TookTier] === 1) {
-          this.given = Given.Tier
-          this.givenBytes = this.kept = offered
-          this.givenKey = this.entryKey
-        }
-      } else {
+      const { AsksTier, TookTier } = this.binding.ReadField
+      if (fieldsOf(this.binding)[this.base + AsksTier] !== 1) {
         kind = machine.start(engine, io.now())
+      } else {
+        const held = io.getNow === undefined ? undefined : io.held?.(this.entryKey)
+        const bytes = held ?? null
+        if (held !== undefined && !this.compressed(held)) {
+          // A store in this process (it has no tier): its bytes go with the start as the
+          // `Get`'s reply, one call into wasm for a hit, as from the tier. Compressed bytes are
+          // read as `getHeld` reads them.
+          const prefix = bytes === null ? undefined : head(bytes, HEADER_WINDOW)
+          kind = machine.startWithHeld(engine, prefix, bytes?.byteLength ?? 0, io.now())
+          const took = fieldsOf(this.binding)[this.base + TookTier]
+          if (took === 2) {
+            this.joined = false
+            this.given = Given.Reply
+            this.givenBytes = this.redis = bytes
+            this.givenKey = this.entryKey
+            this.hooks.sent?.()
+          } else if (took === 1) {
+            this.given = Given.Tier
+            this.givenKey = this.entryKey
+          }
+        } else {
+          const offered = io.tierBytes(this.entryKey)
+          const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
+          kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
+          if (fieldsOf(this.binding)[this.base + TookTier] === 1) {
+            this.given = Given.Tier
+            this.givenBytes = this.kept = offered
+            this.givenKey = this.entryKey
+          }
+        }
       }
     } catch (err) {
       machine.free()
