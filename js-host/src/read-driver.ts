@@ -661,15 +661,26 @@ function baseOf(machine: { fields(): number }): number {
 /** Bytes of a machine's texts area (the binding's `texts`; `TEXT_BYTES` in read.rs). */
 const TEXTS_BYTES = 2048
 
-/** Each machine's texts area (byte address): fixed for the machine's life. */
-const textAreas = new WeakMap<object, number>()
+/**
+ * Each machine's texts area (byte address, fixed for the machine's life) and the three strings
+ * written there last, one after the other. Every write of a texts area goes through
+ * `writeTexts` and the binding only reads it, so the area holds them until the next write.
+ */
+interface TextArea {
+  readonly at: number
+  a: string
+  b: string
+  c: string
+}
+const textAreas = new WeakMap<object, TextArea>()
 
 /**
  * Writes `a`, `b` and `c` one after the other into `machine`'s texts area (the binding's
  * `reuseUseCacheTexts` reads them there), when all are ASCII and fit; false otherwise, with the
  * area's contents then meaningless (the caller passes the strings as arguments instead). ASCII
  * only, so each string's length is its byte length and a cache key written is well-formed: a
- * lone surrogate stays for the binding's own check.
+ * lone surrogate stays for the binding's own check. The same three as the last written (a
+ * pooled machine reading the same key again) are there already: nothing is written.
  */
 export function writeTexts(
   binding: Binding,
@@ -679,16 +690,25 @@ export function writeTexts(
   c: string,
 ): boolean {
   if (a.length + b.length + c.length > TEXTS_BYTES) return false
-  let at = textAreas.get(machine)
-  if (at === undefined) {
-    at = machine.texts()
-    textAreas.set(machine, at)
+  let area = textAreas.get(machine)
+  if (area === undefined) {
+    // Three empty strings describe any contents: they read no byte.
+    area = { at: machine.texts(), a: '', b: '', c: '' }
+    textAreas.set(machine, area)
   }
+  if (area.a === a && area.b === b && area.c === c) return true
   const u = viewsOf(binding).u
-  at = putAscii(u, at, a)
+  let at = putAscii(u, area.at, a)
   if (at >= 0) at = putAscii(u, at, b)
   if (at >= 0) at = putAscii(u, at, c)
-  return at >= 0
+  if (at < 0) {
+    area.a = area.b = area.c = ''
+    return false
+  }
+  area.a = a
+  area.b = b
+  area.c = c
+  return true
 }
 
 /** Writes ASCII `s` at `at`; the address after it, or -1 at its first other character. */
