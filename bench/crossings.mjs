@@ -121,6 +121,9 @@ async function main() {
     revalidate: 600,
   })
   const redisOnly = createUseCacheHandler({ ...common, memoryBytes: 0 })
+  // The embedded store (no Redis): its hit is read from the store in the machine's first call.
+  const embedded = createUseCacheHandler({ ...common, redisUrl: undefined, memoryBytes: 2 ** 20 })
+  await embedded.set('k', Promise.resolve(entry()))
   const tiered = createUseCacheHandler({ ...common, memoryBytes: 64 * 2 ** 20 })
   await redisOnly.set('k', Promise.resolve(entry()))
   await redisOnly.refreshTags()
@@ -171,6 +174,7 @@ async function main() {
   const result = {
     useCacheRedisHit: await perOp(hit(redisOnly)),
     useCacheTierHit: await perOp(hit(tiered)),
+    useCacheEmbeddedHit: await perOp(hit(embedded)),
     incrementalRedisHit: await perOp(incHit),
     incrementalTierHit: await perOp(incTierHit),
     refreshTags: await perOp(() => redisOnly.refreshTags()),

@@ -96,6 +96,11 @@ export interface ReadMachine<E> {
   start(engine: E, now: number): number
   /** `start`, with the tier's bytes offered: taken when the tier is asked first (`TookTier`). */
   startWithTier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
+  /**
+   * `startWithTier` with none offered, for a host with `getNow`: the store's bytes given as
+   * the `Get`'s reply in the same call (`TookTier` 2) while the engine's index holds the entry.
+   */
+  startWithHeld(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
   refreshed(engine: E, now: number): number
   ownWrite(engine: E, bytes: Uint8Array | undefined, now: number): number
   tier(engine: E, prefix: Uint8Array | undefined, totalLen: number, now: number): number
@@ -241,6 +246,11 @@ export interface ReadIo {
    */
   getNow?: ((key: string) => Uint8Array | null) | undefined
   /**
+   * With `getNow`: the store's bytes for `key` as held now, without marking them used (the
+   * machine does, through the engine's index, when it takes them: `startWithHeld`).
+   */
+  held?: ((key: string) => Uint8Array | null) | undefined
+  /**
    * Whether reads of one key may share a `GET` or a poll in flight (only one issued after the
    * read began or in the same turn, under the same count of announcements: `share`). Unset in
    * a host whose requests must not await each other's I/O.
@@ -382,6 +392,11 @@ export class ReadMachines<M extends PooledMachine> {
     return pooled
   }
 
+  /** The entry key remembered for `cacheKey`, or undefined. */
+  remembered(cacheKey: string): string | undefined {
+    return this.keys.get(cacheKey)
+  }
+
   /** The entry key `machine` reads for `cacheKey`: remembered, else read from it once. */
   entryKey(cacheKey: string, machine: M): string {
     let key = this.keys.get(cacheKey)
@@ -393,6 +408,14 @@ export class ReadMachines<M extends PooledMachine> {
       }
     }
     return key
+  }
+
+  /**
+   * A released machine for the caller to make new itself (`open` without its two closures), or
+   * undefined (make one). A machine whose reuse throws goes back with `release`.
+   */
+  take(): M | undefined {
+    return this.spare.pop()
   }
 
   /** Takes back a machine whose read is over (`ReadHooks.release`), or frees it. */
@@ -638,15 +661,27 @@ function baseOf(machine: { fields(): number }): number {
 /** Bytes of a machine's texts area (the binding's `texts`; `TEXT_BYTES` in read.rs). */
 const TEXTS_BYTES = 2048
 
-/** Each machine's texts area (byte address): fixed for the machine's life. */
-const textAreas = new WeakMap<object, number>()
+/**
+ * Each machine's texts area (byte address, fixed for the machine's life) and the three strings
+ * written there last, one after the other. Every write of a texts area goes through
+ * `writeTexts` and the binding only reads it, so the area holds them until the next write.
+ */
+interface TextArea {
+  readonly at: number
+  a: string
+  b: string
+  c: string
+}
+const textAreas = new WeakMap<object, TextArea>()
 
 /**
  * Writes `a`, `b` and `c` one after the other into `machine`'s texts area (the binding's
  * `reuseUseCacheTexts` and `reuseIncrementalTexts` read them there), when all are ASCII and fit;
  * false otherwise, with the area's contents then meaningless (the caller passes the strings as
  * arguments instead). ASCII only, so each string's length is its byte length and a cache key
- * written is well-formed: a lone surrogate stays for the binding's own check.
+ * written is well-formed: a lone surrogate stays for the binding's own check. The same three as
+ * the last written (a pooled machine reading the same key again) are there already: nothing is
+ * written.
  */
 export function writeTexts(
   binding: Binding,
@@ -656,16 +691,25 @@ export function writeTexts(
   c: string,
 ): boolean {
   if (a.length + b.length + c.length > TEXTS_BYTES) return false
-  let at = textAreas.get(machine)
-  if (at === undefined) {
-    at = machine.texts()
-    textAreas.set(machine, at)
+  let area = textAreas.get(machine)
+  if (area === undefined) {
+    // Three empty strings describe any contents: they read no byte.
+    area = { at: machine.texts(), a: '', b: '', c: '' }
+    textAreas.set(machine, area)
   }
+  if (area.a === a && area.b === b && area.c === c) return true
   const u = viewsOf(binding).u
-  at = putAscii(u, at, a)
+  let at = putAscii(u, area.at, a)
   if (at >= 0) at = putAscii(u, at, b)
   if (at >= 0) at = putAscii(u, at, c)
-  return at >= 0
+  if (at < 0) {
+    area.a = area.b = area.c = ''
+    return false
+  }
+  area.a = a
+  area.b = b
+  area.c = c
+  return true
 }
 
 /** Writes ASCII `s` at `at`; the address after it, or -1 at its first other character. */
@@ -793,11 +837,25 @@ export function readEntry<E extends object, T = never>(
   hooks: ReadHooks<T> = {},
 ): Promise<ReadResult<T>> {
   try {
-    const done = new Read(engine, machine, io, hooks).begin()
+    const done = readNow(engine, machine, io, hooks)
     return done instanceof Promise ? done : Promise.resolve(done)
   } catch (err) {
     return Promise.reject(err instanceof Error ? err : new Error(String(err)))
   }
+}
+
+/**
+ * `readEntry`, with a read that needed no I/O (a hit from the tier or the embedded store)
+ * answered as it is, not wrapped in a promise: a caller that awaits only a promise spares such
+ * a read a microtask turn and the promise. Throws where `readEntry` rejects at once.
+ */
+export function readNow<E extends object, T = never>(
+  engine: E,
+  machine: ReadMachine<E>,
+  io: ReadIo,
+  hooks: ReadHooks<T> = {},
+): ReadResult<T> | Promise<ReadResult<T>> {
+  return new Read(engine, machine, io, hooks).begin()
 }
 
 /**
@@ -855,17 +913,39 @@ class Read<E extends object, T> {
       // `read_asks_tier_first`): then the tier's bytes go with the start, one call into wasm
       // fewer; otherwise (a refresh first: pulling the tag state, a Redis Cluster) they would
       // be looked up and copied for nothing, and the tier is asked for later if at all.
-      if (fieldsOf(this.binding)[this.base + this.binding.ReadField.AsksTier] === 1) {
-        const offered = io.tierBytes(this.entryKey)
-        const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
-        kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
-        if (fieldsOf(this.binding)[this.base + this.binding.ReadField.TookTier] === 1) {
-          this.given = Given.Tier
-          this.givenBytes = this.kept = offered
-          this.givenKey = this.entryKey
-        }
-      } else {
+      const { AsksTier, TookTier } = this.binding.ReadField
+      if (fieldsOf(this.binding)[this.base + AsksTier] !== 1) {
         kind = machine.start(engine, io.now())
+      } else {
+        const held = io.getNow === undefined ? undefined : io.held?.(this.entryKey)
+        const bytes = held ?? null
+        if (held !== undefined && !this.compressed(held)) {
+          // A store in this process (it has no tier): its bytes go with the start as the
+          // `Get`'s reply, one call into wasm for a hit, as from the tier. Compressed bytes are
+          // read as `getHeld` reads them.
+          const prefix = bytes === null ? undefined : head(bytes, HEADER_WINDOW)
+          kind = machine.startWithHeld(engine, prefix, bytes?.byteLength ?? 0, io.now())
+          const took = fieldsOf(this.binding)[this.base + TookTier]
+          if (took === 2) {
+            this.joined = false
+            this.given = Given.Reply
+            this.givenBytes = this.redis = bytes
+            this.givenKey = this.entryKey
+            this.hooks.sent?.()
+          } else if (took === 1) {
+            this.given = Given.Tier
+            this.givenKey = this.entryKey
+          }
+        } else {
+          const offered = io.tierBytes(this.entryKey)
+          const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
+          kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
+          if (fieldsOf(this.binding)[this.base + TookTier] === 1) {
+            this.given = Given.Tier
+            this.givenBytes = this.kept = offered
+            this.givenKey = this.entryKey
+          }
+        }
       }
     } catch (err) {
       machine.free()

@@ -48,6 +48,7 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     // The budget is the guarded transport's for the kind, the same engine value.
     get: (key) => store.get(key, now()),
     getNow: store.getNow === undefined ? undefined : (key) => store.getNow?.(key, now()) ?? null,
+    held: store.held === undefined ? undefined : (key) => store.held?.(key) ?? null,
     shares: true,
     // The engine's count: announcements, gaps and this process's own page writes.
     announcementsHeard: () => engine.pageHeard,

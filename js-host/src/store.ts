@@ -12,6 +12,8 @@ export interface EntryStore {
   get(key: string, now: number): Promise<Buffer | null>
   /** `get` answered now, by a store that holds its entries in this process (`ReadIo.getNow`). */
   getNow?(key: string, now: number): Buffer | null
+  /** With `getNow`: the bytes held for `key`, not marked used (`ReadIo.held`). */
+  held?(key: string): Buffer | null
   /**
    * Writes an envelope for `ttlMs` (the write machine's Store step): `SET` when `script` is
    * empty, else the engine's `EVALSHA` argv with the value appended (it writes the entry and
@@ -207,6 +209,11 @@ export class MemoryStore implements EntryStore {
       this.bytes.delete(key)
       return null
     }
+    return this.bytes.get(key) ?? null
+  }
+
+  /** The bytes held, whatever the index says of them: the read machine asks it (`ReadIo.held`). */
+  held(key: string): Buffer | null {
     return this.bytes.get(key) ?? null
   }
 

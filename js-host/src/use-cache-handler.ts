@@ -2,7 +2,14 @@ import { now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
-import { leaseToken, ReadMachines, readEntry, writeTexts, type ReadIo } from './read-driver'
+import {
+  leaseToken,
+  ReadMachines,
+  readNow,
+  writeTexts,
+  type ReadHooks,
+  type ReadIo,
+} from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
@@ -37,6 +44,41 @@ export interface UseCacheHandlerOptions extends FleetcacheOptions {
   name?: string | undefined
 }
 
+/** `Served.Miss`, read once (a property of the glue's enum object). */
+const MISS = wasm.Served.Miss as number
+
+/**
+ * One get's hooks into the read driver: one object with its methods on the prototype, where
+ * hooks as closures would allocate four and a context for the get's variables.
+ */
+class GetHooks implements ReadHooks<never> {
+  /** The stream built while the entry's `GET` travels (`sent`), when there is one. */
+  early: EarlyStream | undefined = undefined
+
+  constructor(
+    private readonly machines: ReadMachines<ReadMachine>,
+    private readonly machine: ReadMachine,
+    private readonly pending: Map<string, Promise<Buffer | null>>,
+    private readonly cacheKey: string,
+    readonly entryKey: string,
+    /** Whether reads go to Redis (then `sent` builds the stream early). */
+    private readonly redis: boolean,
+  ) {}
+
+  release(): void {
+    this.machines.release(this.machine)
+  }
+
+  ownWrite(): Promise<Buffer | null> | null {
+    return this.pending.get(this.cacheKey) ?? null
+  }
+
+  // After the read is sent: the stream for a hit is built while the reply travels.
+  sent(): void {
+    if (this.redis) this.early ??= new EarlyStream()
+  }
+}
+
 class UseCacheHandler implements CacheHandler {
   /**
    * Writes in flight, so a `get` of the same key sees them (Next's contract). Each resolves to
@@ -61,71 +103,33 @@ class UseCacheHandler implements CacheHandler {
 
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {
     const { engine, log } = this.rt
-    let early: EarlyStream | undefined
+    let hooks: GetHooks | undefined
     try {
       // Before any await: Next calls this inside the consumer's work-unit store. Throws
       // ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line.
       const soft = softTags.join('\0')
-      // Without one, the machine does not ask for it: one call into wasm fewer per read.
-      const writeInFlight = this.pending.has(cacheKey)
-      const machine = this.machines.open(
+      const known = this.machines.remembered(cacheKey)
+      const machine = this.open(cacheKey, known, soft)
+      hooks = new GetHooks(
+        this.machines,
+        machine,
+        this.pending,
         cacheKey,
-        () =>
-          wasm.ReadMachine.useCache(
-            engine,
-            this.iface,
-            cacheKey,
-            soft,
-            writeInFlight,
-            readConsumer(),
-            leaseToken(),
-            now(),
-          ),
-        (m, entryKey) => {
-          // The strings written in place: one call into wasm, where passing them makes four.
-          if (writeTexts(this.io.binding, m, entryKey ?? '', soft, cacheKey)) {
-            m.reuseUseCacheTexts(
-              engine,
-              this.iface,
-              entryKey?.length ?? 0,
-              soft.length,
-              cacheKey.length,
-              writeInFlight,
-              readConsumer(),
-              now(),
-            )
-            return
-          }
-          m.reuseUseCache(
-            engine,
-            this.iface,
-            cacheKey,
-            entryKey,
-            soft,
-            writeInFlight,
-            readConsumer(),
-            now(),
-          )
-        },
+        known ?? this.machines.entryKey(cacheKey, machine),
+        this.rt.transport !== undefined,
       )
-      const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
-        entryKey: this.machines.entryKey(cacheKey, machine),
-        release: () => {
-          this.machines.release(machine)
-        },
-        ownWrite: () => this.pending.get(cacheKey) ?? null,
-        // After the read is sent: the stream for a hit is built while the reply travels.
-        sent: () => {
-          if (this.rt.transport !== undefined) early ??= new EarlyStream()
-        },
-      })
+      const read = readNow(engine, machine, this.io, hooks)
+      // A read that needed no I/O (a hit from the tier or the embedded store) is answered in
+      // this turn: taken as it is, it costs no microtask turn, as a hit of Next's own handler.
+      const { answer, bytes, readError } = read instanceof Promise ? await read : read
+      const early = hooks.early
       if (answer === undefined) {
         early?.discard()
         return undefined
       }
       try {
         logAnswer(log, answer, readError)
-        const served = bytes !== null && answer.served !== (wasm.Served.Miss as number)
+        const served = bytes !== null && answer.served !== MISS
         if (!served) {
           early?.discard()
           return undefined
@@ -144,10 +148,65 @@ class UseCacheHandler implements CacheHandler {
         answer.free()
       }
     } catch (err) {
-      early?.discard()
+      hooks?.early?.discard()
       log.error(`get failed, treated as a miss: ${describe(err)}`)
       return undefined
     }
+  }
+
+  /**
+   * A read machine for `cacheKey`: a released one made new (with the entry key `known` for the
+   * key, if any), else a new one. A method, not closures given to the pool: a get allocates
+   * none for it.
+   */
+  private open(cacheKey: string, known: string | undefined, soft: string): ReadMachine {
+    const { engine } = this.rt
+    // Without one, the machine does not ask for it: one call into wasm fewer per read.
+    const writeInFlight = this.pending.has(cacheKey)
+    const m = this.machines.take()
+    if (m === undefined) {
+      return wasm.ReadMachine.useCache(
+        engine,
+        this.iface,
+        cacheKey,
+        soft,
+        writeInFlight,
+        readConsumer(),
+        leaseToken(),
+        now(),
+      )
+    }
+    try {
+      // The strings written in place: one call into wasm, where passing them makes four.
+      if (writeTexts(this.io.binding, m, known ?? '', soft, cacheKey)) {
+        m.reuseUseCacheTexts(
+          engine,
+          this.iface,
+          known?.length ?? 0,
+          soft.length,
+          cacheKey.length,
+          writeInFlight,
+          readConsumer(),
+          now(),
+        )
+      } else {
+        m.reuseUseCache(
+          engine,
+          this.iface,
+          cacheKey,
+          known,
+          soft,
+          writeInFlight,
+          readConsumer(),
+          now(),
+        )
+      }
+    } catch (err) {
+      // A refused reuse leaves the machine as it was: back to the pool.
+      this.machines.release(m)
+      throw err
+    }
+    return m
   }
 
   async set(cacheKey: string, pendingEntry: Promise<CacheEntry>): Promise<void> {

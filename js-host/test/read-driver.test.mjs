@@ -164,6 +164,7 @@ function scripted(script, renewal, { asksTier = false } = {}) {
   for (const name of [
     'start',
     'startWithTier',
+    'startWithHeld',
     'refreshed',
     'ownWrite',
     'tier',
@@ -738,6 +739,68 @@ test('a store in this process answers a Get in the same turn: no get, no sharing
   const r = await reading
   assert.equal(r.bytes, held)
   r.answer.free()
+})
+
+test('a store in this process: its bytes go with the start as the Get reply when the tier is asked first', async () => {
+  const held = bytesOf(12)
+  const asked = []
+  const io = fakeIo({
+    get: () => assert.fail('get is not called when the store answers now'),
+    getNow: () => assert.fail('the store is read once, with the start'),
+    held: (key) => {
+      asked.push(key)
+      return held
+    },
+  })
+  const m = scripted(
+    [
+      () =>
+        answer({
+          source: binding.Source.Redis,
+          served: binding.Served.Fresh,
+          payloadOffset: 4,
+          tookTier: 2,
+          tier: binding.TierAction.Drop,
+        }),
+    ],
+    undefined,
+    { asksTier: true },
+  )
+  const r = await readEntry(engine, m, io)
+  assert.deepEqual(asked, ['k'])
+  assert.deepEqual(
+    m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total]),
+    [['startWithHeld', 12, 12]],
+  )
+  assert.equal(r.bytes, held)
+  // The step's tier action is about the bytes given as the reply.
+  assert.deepEqual(io.calls, [['forget', 'k']])
+  r.answer.free()
+  // Not taken (the index no longer holds the entry): the driver reads the store for the Get.
+  let gets = 0
+  const io2 = fakeIo({
+    getNow: () => {
+      gets++
+      return null
+    },
+    held: () => held,
+  })
+  const m2 = scripted(
+    [() => ({ kind: K.Get, tookTier: 1 }), () => answer({ served: binding.Served.Miss })],
+    undefined,
+    { asksTier: true },
+  )
+  const r2 = await readEntry(engine, m2, io2)
+  assert.equal(gets, 1)
+  assert.deepEqual(
+    m2.inputs.map(([name, prefix]) => [name, prefix?.byteLength]),
+    [
+      ['startWithHeld', 12],
+      ['reply', undefined],
+    ],
+  )
+  assert.equal(r2.bytes, null)
+  r2.answer.free()
 })
 
 test('a store in this process: its bytes still wait for the refresh the machine asked for (R1)', async () => {

@@ -314,7 +314,7 @@ describe('reused read machines take their strings in place (reuseUseCacheTexts)'
   })
 
   test(
-    'a tier hit makes three calls into wasm: the reuse, the start and the header copy',
+    'a tier hit and an embedded-store hit make three calls into wasm: the reuse, the start and the header copy',
     { skip: REDIS_CLUSTER && 'bench/crossings.mjs reads a single Redis URL' },
     async () => {
       // Counted in a child process (bench/crossings.mjs): counting wraps every export.
@@ -323,6 +323,8 @@ describe('reused read machines take their strings in place (reuseUseCacheTexts)'
       const out = execFileSync(process.execPath, [script.pathname, redis.url], { encoding: 'utf8' })
       const counts = JSON.parse(out.trim().split('\n').pop())
       assert.deepEqual(counts.useCacheTierHit, { binding: 2, wasm: 3 })
+      // The store's bytes go with the start (`startWithHeld`): no `memoryTouch`, no `reply`.
+      assert.deepEqual(counts.useCacheEmbeddedHit, { binding: 2, wasm: 3 })
     },
   )
 })

@@ -196,7 +196,8 @@ pub enum ReadField {
     /// `Answer`: 1 when `error()` has lines.
     HasError = 23,
     /// 1 when `startWithTier` gave the machine the tier bytes offered (`Tier` is then about
-    /// them); 0 after every other call.
+    /// them); 2 when `startWithHeld` gave it the store's bytes as the `Get`'s reply too (`Tier`
+    /// is then about those); 0 after every other call.
     TookTier = 24,
     /// `'use cache'` answer: byte address in `memory()` of the entry's tags, NUL-joined UTF-8
     /// (valid until the machine's next step); 0 for another step.
@@ -1101,6 +1102,35 @@ impl ReadMachine {
         let len = total(&prefix, total_len);
         let kind = self.step(engine, core::ReadInput::Tier(bytes(&prefix, len)), now)?;
         self.fields[ReadField::TookTier as usize] = 1.0;
+        Ok(kind)
+    }
+
+    /// `startWithTier` with no tier bytes offered, for a host whose store holds its entries
+    /// in this process (the embedded store): when the step after the tier is `Get`, the store's
+    /// bytes for the entry key (`prefix` of a `totalLen`-byte value, `undefined`: none held)
+    /// are its reply, read in the same call, and `TookTier` is 2. Taken only while the engine's
+    /// index still holds the entry (`memoryTouch` of the entry key, which it marks used, as the
+    /// host's `Get` would); else `TookTier` is 1 and the host answers the `Get` itself. One
+    /// call where `startWithTier`, `memoryTouch` and `reply` take three.
+    #[wasm_bindgen(js_name = startWithHeld)]
+    pub fn start_with_held(
+        &mut self,
+        engine: &mut Engine,
+        prefix: Option<Vec<u8>>,
+        total_len: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        let kind = self.start_with_tier(engine, None, 0.0, now)?;
+        if kind != ReadStepKind::Get
+            || self.fields[ReadField::TookTier as usize] != 1.0
+            || !engine.inner.tier_touch(self.inner.entry_key(), Millis(now))
+        {
+            return Ok(kind);
+        }
+        let len = total(&prefix, total_len);
+        let input = core::ReadInput::Reply(bytes(&prefix, len));
+        let kind = self.step(engine, input, now)?;
+        self.fields[ReadField::TookTier as usize] = 2.0;
         Ok(kind)
     }
 

@@ -693,6 +693,79 @@ fn tier_bytes_offered_up_front_are_taken_when_the_tier_is_asked_first() {
 }
 
 #[wasm_bindgen_test]
+fn a_store_s_bytes_offered_up_front_are_the_get_s_reply_while_its_index_holds_them() {
+    let mut e = engine();
+    let v = stored(&mut e, "k", 60.0);
+    let took = |m: &ReadMachine| m.fields_area()[ReadField::TookTier as usize];
+    let key = js_sys::JsString::from("k");
+    let reused = |e: &Engine, m: &mut ReadMachine| {
+        m.reuse_use_cache(e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+            .unwrap();
+    };
+    // The embedded store's index holds the entry (as after its write).
+    let mut three = read(&e, "k", Consumer::Serves);
+    let entry_key = three.entry_key();
+    e.memory_insert(&entry_key, v.len() as f64, NOW + 60_000.0, 0.0);
+    // As a host answers the `Get` itself: the start, the index asked, the reply.
+    reused(&e, &mut three);
+    assert_eq!(
+        three.start_with_tier(&mut e, None, 0.0, NOW).unwrap(),
+        ReadStepKind::Get
+    );
+    assert!(e.memory_touch(&entry_key, NOW));
+    three
+        .reply(&mut e, Some(v.clone()), v.len() as f64, false, 0.0, NOW)
+        .unwrap();
+    // The same answer in one call.
+    let mut one = read(&e, "k", Consumer::Serves);
+    reused(&e, &mut one);
+    assert_eq!(
+        one.start_with_held(&mut e, Some(v.clone()), v.len() as f64, NOW)
+            .unwrap(),
+        ReadStepKind::Answer
+    );
+    assert_eq!(took(&one), 2.0);
+    let (a, b) = (one.fields_area(), three.fields_area());
+    let slots = ReadField::TookTier as usize;
+    for i in 0..slots {
+        assert!(a[i] == b[i] || (a[i].is_nan() && b[i].is_nan()), "slot {i}");
+    }
+    assert_eq!(
+        a[ReadField::Source as usize],
+        f64::from(Source::Redis as u8)
+    );
+    assert_eq!(one.tags_text(), "a\0b");
+    // Gone from the index (evicted, past its lifetime): the bytes are not taken, the host
+    // answers the `Get` (and drops them, as `memoryTouch` tells it).
+    assert!(e.memory_remove(&entry_key));
+    reused(&e, &mut one);
+    assert_eq!(
+        one.start_with_held(&mut e, Some(v.clone()), v.len() as f64, NOW)
+            .unwrap(),
+        ReadStepKind::Get
+    );
+    assert_eq!(took(&one), 1.0);
+    // Nothing held then: a miss, which asks for the lease.
+    assert_eq!(
+        one.reply(&mut e, None, 0.0, false, 0.0, NOW).unwrap(),
+        ReadStepKind::Acquire
+    );
+    assert_eq!(took(&one), 0.0);
+    // A refresh first: nothing is taken, the store is read after it.
+    let config = js_sys::Object::new();
+    js_sys::Reflect::set(&config, &"prefix".into(), &"t".into()).unwrap();
+    let mut fresh = Engine::new(config.into()).unwrap();
+    let mut m = read(&fresh, "k", Consumer::Serves);
+    reused(&fresh, &mut m);
+    assert_eq!(
+        m.start_with_held(&mut fresh, Some(v.clone()), v.len() as f64, NOW)
+            .unwrap(),
+        ReadStepKind::Refresh
+    );
+    assert_eq!(took(&m), 0.0);
+}
+
+#[wasm_bindgen_test]
 fn a_reused_machine_requests_leases_with_tokens_of_its_own() {
     let mut e = engine();
     let key = js_sys::JsString::from("k");
