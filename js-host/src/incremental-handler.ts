@@ -21,6 +21,7 @@ import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
 import { openRequestScope } from './consumer'
 import { describeIncrementalValue } from './incremental-envelope'
+import { engineFailure } from './tag-sync'
 import { decodeValue, type IncrementalValue } from './value-codec'
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
 import { wasm, type ReadMachine } from './wasm'
@@ -360,6 +361,13 @@ class IncrementalCore {
       }
       await this.rt.tags.update(list, durations, t)
     } catch (err) {
+      // A trap in `revalidationRecorded` (logged here) or in the update (logged there): Next's
+      // call must not resolve for a revalidation nobody got.
+      const failed = engineFailure(list, err)
+      if (failed !== undefined) {
+        if (failed !== err) log.error(failed.message)
+        throw failed
+      }
       log.error(
         `revalidation of ${list.join(',')} applied on this instance only, Redis not updated: ${describe(err)}`,
       )

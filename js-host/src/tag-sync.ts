@@ -183,6 +183,39 @@ function shortList(tags: readonly string[]): string {
 }
 
 /**
+ * A revalidation the engine could not record because it has failed (a trap: docs/failures.md,
+ * "A trap in the engine"): applied neither on this instance nor in Redis. Next's call rejects
+ * with it, so a Server Action that revalidates fails instead of reporting a revalidation that
+ * reached nobody.
+ */
+export class EngineFailedError extends Error {
+  readonly code = 'ERR_ENGINE_FAILED'
+  constructor(tags: readonly string[], cause: unknown) {
+    super(
+      `revalidation of ${shortList(tags)} not recorded, on this instance or in Redis: the engine ` +
+        `has failed (${describe(cause)}); restart this process (docs/failures.md, "A trap in the engine")`,
+      { cause },
+    )
+    this.name = 'EngineFailedError'
+  }
+}
+
+/**
+ * `err`, thrown by a call into the engine while recording a revalidation of `tags`, as the
+ * error Next's call rejects with when the engine has failed, or undefined when the engine
+ * refused the input (the binding's errors carry a `code`; a trap is a `WebAssembly.RuntimeError`
+ * and a call into an engine left borrowed by one a plain `Error`, neither with a code).
+ */
+export function engineFailure(
+  tags: readonly string[],
+  err: unknown,
+): EngineFailedError | undefined {
+  if (err instanceof EngineFailedError) return err
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? undefined : new EngineFailedError(tags, err)
+}
+
+/**
  * Keeps the engine's tag mirror in step with Redis, and gets this process's revalidations to
  * Redis through the engine's outbox.
  *
@@ -476,9 +509,10 @@ export class TagSync {
 
   /**
    * Records a revalidation: in this process at once, then fleet-wide in Redis, in order after
-   * any earlier one that is still waiting. Never rejects: invalid input (no tag within the
-   * core's byte limit) is logged and dropped; a Redis failure leaves the revalidation queued,
-   * and says so in the log.
+   * any earlier one that is still waiting. Invalid input (no tag within the core's byte limit)
+   * is logged and dropped; a Redis failure leaves the revalidation queued, and says so in the
+   * log. Rejects only with `EngineFailedError`, logged: the engine has failed and recorded
+   * nothing.
    */
   async update(
     tags: readonly string[],
@@ -499,6 +533,11 @@ export class TagSync {
         this.engine.revalidate(joined, mode, expire, now, this.script !== undefined),
       )
     } catch (err) {
+      const failed = engineFailure(tags, err)
+      if (failed !== undefined) {
+        this.log.error(failed.message)
+        throw failed
+      }
       // Invalid input (no tag within the core's byte limit): refused on every instance alike.
       const longest = tags.reduce((m, t) => Math.max(m, t.length), 0)
       this.log.error(

@@ -14,6 +14,7 @@ import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
+import { EngineFailedError } from './tag-sync'
 import type { Durations } from './tags'
 import { wasm, type Interface, type ReadMachine } from './wasm'
 
@@ -274,6 +275,8 @@ class UseCacheHandler implements CacheHandler {
     try {
       await this.rt.tags.update(tags, durations, now())
     } catch (err) {
+      // Logged where it was thrown; Next's call must not resolve for a revalidation nobody got.
+      if (err instanceof EngineFailedError) throw err
       this.rt.log.error(
         `revalidation of ${tags.join(',')} applied on this instance only, Redis not updated: ${describe(err)}`,
       )

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 
-import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import { text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -40,12 +40,20 @@ async function serve() {
   const after = got === undefined ? null : await text(got.value)
   let revalidation = 'resolved'
   await handler.updateTags(['t']).catch((err) => {
-    revalidation = `rejected: ${String(err)}`
+    revalidation = `rejected: ${String(err.code)}: ${String(err)}`
+  })
+  // The singular handler of the same configuration shares the trapped runtime (runtime.ts:
+  // one per configuration and process).
+  const IH = createIncrementalCacheHandler({ ...base, prefix: 'jstrap' })
+  const inc = new IH({})
+  let incRevalidation = 'resolved'
+  await inc.revalidateTag(['t']).catch((err) => {
+    incRevalidation = `rejected: ${String(err.code)}: ${String(err)}`
   })
   const again = await handler.get('k-before', [])
   const beforeAgain = again === undefined ? null : await text(again.value)
   await close()
-  return { before, after, revalidation, beforeAgain, closed: true }
+  return { before, after, revalidation, incRevalidation, beforeAgain, closed: true }
 }
 
 async function announce() {

@@ -50,7 +50,11 @@ describe('a wasm trap with the engine borrowed', () => {
     assert.equal(status, 0, out.stderr)
     assert.equal(result.before, 'before', 'a hit before the trap')
     assert.equal(result.after, null, 'a write and a read after the trap: a miss')
-    assert.equal(result.revalidation, 'resolved', 'a revalidation is refused, not thrown')
+    // Not recorded anywhere: the caller (a Server Action awaits it) must learn it, not get a
+    // resolved promise for a revalidation that reached neither this instance nor Redis.
+    assert.match(result.revalidation, /^rejected: .*ERR_ENGINE_FAILED/, 'updateTags rejects')
+    assert.match(result.incRevalidation, /^rejected: .*ERR_ENGINE_FAILED/, 'revalidateTag rejects')
+    assert.match(`${out.stdout}${out.stderr}`, /revalidation of t not recorded/, 'said')
     assert.equal(result.beforeAgain, null, 'what was cached before is not served either')
     assert.equal(result.closed, true)
     assert.match(`${out.stdout}${out.stderr}`, /recursive use of an object detected/, 'said')

@@ -37,10 +37,14 @@ pub const RENEWALS_PER_TTL: f64 = 3.0;
 /// blocks the key for a bounded time.
 pub const MAX_RENEWED_TTLS: f64 = 3.0;
 
-/// First pause between a follower's polls; doubled after each poll up to [`POLL_MAX_MS`].
+/// Shortest pause between a follower's polls (but the last, at the deadline).
 pub const POLL_MIN_MS: f64 = 10.0;
 /// Longest pause between polls: the most a follower waits after the holder's write lands.
 pub const POLL_MAX_MS: f64 = 50.0;
+/// A follower's pause before its next poll is the time it has waited divided by this, within
+/// [`POLL_MIN_MS`] and [`POLL_MAX_MS`]: a write is picked up within a quarter of the wait
+/// before it, plus a round trip (docs/decisions/0009-followers-poll.md).
+pub const POLL_WAIT_DIVISOR: f64 = 4.0;
 /// Hard cap on polls per flight, whatever the clock does (a bounded loop by construction).
 pub const MAX_POLLS: u32 = 10_000;
 /// Leases remembered per process; beyond it the oldest are forgotten (they expire in Redis on
@@ -265,11 +269,12 @@ impl Flight {
         if remaining.is_nan() || remaining <= 0.0 || self.polls >= MAX_POLLS {
             return Step::Fallback;
         }
-        // Short pauses first (a fast regeneration is picked up quickly), then at most
-        // POLL_MAX_MS, so a follower learns of the write at most that late; the last poll is
-        // at the deadline itself.
-        let backoff = POLL_MIN_MS * f64::from(1u32 << self.polls.min(16));
-        self.delay_ms = backoff.min(POLL_MAX_MS).min(remaining);
+        // The pause grows with the wait, so the lateness of the pick-up stays a small part of
+        // the whole wait: a doubling schedule (10, 20, 40 ms) saw a write at 31 ms at 70. The
+        // last poll is at the deadline itself. A clock that went back waits POLL_MIN_MS.
+        let waited = now.0 - self.started.0;
+        let pause = (waited / POLL_WAIT_DIVISOR).clamp(POLL_MIN_MS, POLL_MAX_MS);
+        self.delay_ms = pause.min(remaining);
         Step::Poll
     }
 }
@@ -761,6 +766,58 @@ mod tests {
     }
 
     proptest! {
+        /// A follower picks up a write that lands while it waits within a quarter of the time
+        /// it had waited, never less than POLL_MIN_MS nor more than POLL_MAX_MS, plus the
+        /// round trip of the poll that missed it: the pause before each poll grows with the
+        /// wait (a fast regeneration is seen soon after it lands, a slow one polled at most
+        /// every POLL_MAX_MS). Polls are no closer than POLL_MIN_MS, except the last one at
+        /// the deadline.
+        #[test]
+        fn a_write_is_picked_up_within_a_quarter_of_the_wait(
+            wait_ms in 0.0f64..5_000.0,
+            acquire_rtt in 0.0f64..20.0,
+            rtts in proptest::collection::vec(0.0f64..20.0, 1..400),
+            write_after in 0.0f64..5_000.0,
+        ) {
+            let cfg = LeaseConfig { wait_ms, ..CFG };
+            let start = 1_000.0;
+            let (mut f, _) = Flight::begin(Found::Missing, Consumer::Caches, Millis(start), &cfg);
+            let mut now = start + acquire_rtt;
+            let mut step = f.acquired(Acquired::Lost, Millis(now), &cfg);
+            let write = start + write_after;
+            // The poll before the write, when it was sent and answered.
+            let mut missed: Option<(f64, f64)> = None;
+            let mut i = 0;
+            while step == Step::Poll {
+                let remaining = start + wait_ms - now;
+                prop_assert!(f.delay_ms <= remaining + 1e-9);
+                if f.delay_ms < remaining - 1e-9 {
+                    prop_assert!(f.delay_ms >= POLL_MIN_MS - 1e-9, "{}", f.delay_ms);
+                }
+                prop_assert!(f.delay_ms <= POLL_MAX_MS + 1e-9);
+                let sent = now + f.delay_ms;
+                let rtt = rtts[i % rtts.len()];
+                i += 1;
+                if sent >= write {
+                    if let Some((missed_sent, missed_answered)) = missed {
+                        let waited = write - start;
+                        let bound = missed_answered - missed_sent
+                            + (waited.max(missed_answered - start) / 4.0)
+                                .clamp(POLL_MIN_MS, POLL_MAX_MS);
+                        prop_assert!(
+                            sent - write <= bound + 1e-9,
+                            "written at {} ms, polled {} ms later (bound {})",
+                            waited, sent - write, bound
+                        );
+                    }
+                    break;
+                }
+                missed = Some((sent, sent + rtt));
+                now = sent + rtt;
+                step = f.polled(Found::Missing, true, Millis(now), &cfg);
+            }
+        }
+
         /// A stale presentation always reads to Next as stale, never expired or discarded,
         /// with a `revalidate` a page accepts (at least 1 s unless the entry's is 0).
         #[test]
@@ -849,7 +906,10 @@ mod tests {
             }
         }
         assert!(now <= 1_000.0 + 1e-9, "{now}");
-        assert_eq!(&delays[..5], &[10.0, 20.0, 40.0, 50.0, 50.0]);
+        // Polled at 12, 22, 32, 42, 52.5, 65.6, ... ms: a quarter of the wait, 10 ms at least.
+        assert_eq!(&delays[..4], &[10.0, 10.0, 10.0, 10.0]);
+        assert!((delays[4] - 42.0 / 4.0).abs() < 1e-9, "{delays:?}");
+        assert_eq!(delays[delays.len() - 2], POLL_MAX_MS);
         assert!(delays.iter().all(|d| *d <= POLL_MAX_MS));
         // Found on a later poll.
         let (mut f, _) = Flight::begin(Found::Missing, Consumer::Serves, Millis(0.0), &CFG);

@@ -606,7 +606,7 @@ fn a_follower_waits_polls_and_serves_the_holders_write() {
         panic!("{s:?}")
     };
     assert_eq!(call.script.name, "lease_poll");
-    // Nothing yet, lease alive: a longer pause.
+    // Nothing yet, lease alive: another pause, still the shortest (a quarter of 11 ms is less).
     let s = go(
         &mut e,
         &mut m,
@@ -616,7 +616,7 @@ fn a_follower_waits_polls_and_serves_the_holders_write() {
         },
         NOW + 11.0,
     );
-    assert_eq!(s.action, ReadAction::Wait { delay_ms: 20.0 });
+    assert_eq!(s.action, ReadAction::Wait { delay_ms: 10.0 });
     go(&mut e, &mut m, ReadInput::Timer, NOW + 31.0);
     let v = uc_value(&e, "k", NOW + 20.0, 60.0, &[]);
     let s = go(
