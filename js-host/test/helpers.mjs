@@ -1,10 +1,12 @@
 // Shared by the package's tests: the Redis the suites run on, Next-shaped 'use cache' entries
+import { execFileSync } from 'node:child_process'
 // and stream readers, and Next's work-unit store.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 import { startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
@@ -349,4 +351,16 @@ export async function commandCalls(server, ...commands) {
     (n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0),
     0,
   )
+}
+
+/**
+ * Binding and wasm calls per hit kind, as `bench/crossings.mjs` counts them against the Redis at
+ * `redisUrl`: in a child process, since counting wraps every export of the glue.
+ */
+export function crossingCounts(redisUrl) {
+  const script = new URL('../../bench/crossings.mjs', import.meta.url)
+  const out = execFileSync(process.execPath, [fileURLToPath(script), redisUrl], {
+    encoding: 'utf8',
+  })
+  return JSON.parse(out.trim().split('\n').pop())
 }

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { REDIS_CLUSTER, startTestRedis } from './helpers.mjs'
+import { crossingCounts, REDIS_CLUSTER, startTestRedis } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -437,11 +437,7 @@ describe('reused read machines take their strings in place (reuseIncrementalText
     'a push page hit from the tier makes three calls into wasm: the reuse, the start and the header copy',
     { skip: REDIS_CLUSTER && 'bench/crossings.mjs reads a single Redis URL' },
     async () => {
-      // Counted in a child process (bench/crossings.mjs): counting wraps every export.
-      const script = new URL('../../bench/crossings.mjs', import.meta.url)
-      const { execFileSync } = await import('node:child_process')
-      const out = execFileSync(process.execPath, [script.pathname, redis.url], { encoding: 'utf8' })
-      const counts = JSON.parse(out.trim().split('\n').pop())
+      const counts = crossingCounts(redis.url)
       assert.deepEqual(counts.incrementalTierHit, { binding: 2, wasm: 3 })
     },
   )

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
 import {
   bytes,
+  crossingCounts,
   now,
   startTestRedis,
   text,
@@ -317,11 +318,7 @@ describe('reused read machines take their strings in place (reuseUseCacheTexts)'
     'a tier hit and an embedded-store hit make three calls into wasm: the reuse, the start and the header copy',
     { skip: REDIS_CLUSTER && 'bench/crossings.mjs reads a single Redis URL' },
     async () => {
-      // Counted in a child process (bench/crossings.mjs): counting wraps every export.
-      const script = new URL('../../bench/crossings.mjs', import.meta.url)
-      const { execFileSync } = await import('node:child_process')
-      const out = execFileSync(process.execPath, [script.pathname, redis.url], { encoding: 'utf8' })
-      const counts = JSON.parse(out.trim().split('\n').pop())
+      const counts = crossingCounts(redis.url)
       assert.deepEqual(counts.useCacheTierHit, { binding: 2, wasm: 3 })
       // The store's bytes go with the start (`startWithHeld`): no `memoryTouch`, no `reply`.
       assert.deepEqual(counts.useCacheEmbeddedHit, { binding: 2, wasm: 3 })
