@@ -92,7 +92,9 @@ async function announce() {
  */
 function trapMutablyOnPlan(engine) {
   const recursive = () => {
-    throw new Error('recursive use of an object detected which would lead to unsafe aliasing in rust')
+    throw new Error(
+      'recursive use of an object detected which would lead to unsafe aliasing in rust',
+    )
   }
   engine.planOutboxHead = function () {
     for (const name of ['planOutboxHead', 'outboxRetryInMs', 'revalidate', 'revalidationRecorded'])

@@ -77,7 +77,11 @@ describe('a wasm trap with the engine borrowed', () => {
       const { status, result, out } = scenario(`replay-${borrow}`)
       assert.equal(status, 0, out.stderr)
       assert.match(result.useCache, /^rejected: ERR_ENGINE_FAILED/, `updateTags:\n${out.stderr}`)
-      assert.match(result.incremental, /^rejected: ERR_ENGINE_FAILED/, `revalidateTag:\n${out.stderr}`)
+      assert.match(
+        result.incremental,
+        /^rejected: ERR_ENGINE_FAILED/,
+        `revalidateTag:\n${out.stderr}`,
+      )
       assert.equal(result.closed, true)
     })
   }
