@@ -84,7 +84,73 @@ async function announce() {
   return { arrived, closed: true }
 }
 
-const run = { serve, announce }[scenario]
+/**
+ * After a trap every call that needs the engine throws "recursive use of an object detected",
+ * mutable borrows only when the trapped call held it shared. This mimics a trap that held it
+ * mutably (a panic inside `planOutboxHead` itself), which JS cannot provoke: from the trap on,
+ * every outbox call throws.
+ */
+function trapMutablyOnPlan(engine) {
+  const recursive = () => {
+    throw new Error(
+      'recursive use of an object detected which would lead to unsafe aliasing in rust',
+    )
+  }
+  engine.planOutboxHead = function () {
+    for (const name of ['planOutboxHead', 'outboxRetryInMs', 'revalidate', 'revalidationRecorded'])
+      engine[name] = recursive
+    for (const name of ['outboxLength', 'resendLength'])
+      Object.defineProperty(engine, name, { get: recursive })
+    throw new WebAssembly.RuntimeError('unreachable')
+  }
+}
+
+/**
+ * The engine traps while it plans the revalidation it has just recorded for Redis (the outbox's
+ * head: `planOutboxHead`, in `TagSync.replay`), in a runtime of each handler kind (two prefixes:
+ * two engines). The revalidation then never reaches Redis, and no read of this instance is
+ * served again: Next's call should reject with ERR_ENGINE_FAILED (docs/failures.md, "A trap in
+ * the engine"). `shared`: a real trap that leaves the engine borrowed shared (its mutable calls
+ * throw); `mutable`: `trapMutablyOnPlan`.
+ */
+async function replay(borrow) {
+  const results = {}
+  for (const kind of ['useCache', 'incremental']) {
+    const options = { ...base, prefix: `jstrap-replay-${borrow}-${kind}` }
+    const uc = createUseCacheHandler(options)
+    await uc.refreshTags()
+    const engine = uc.rt.engine
+    if (borrow === 'shared') {
+      const plan = engine.planOutboxHead
+      engine.planOutboxHead = function () {
+        trapWithEngineBorrowed(engine)
+        return plan.call(this)
+      }
+    } else {
+      trapMutablyOnPlan(engine)
+    }
+    let outcome = 'resolved'
+    const fail = (err) => {
+      outcome = `rejected: ${String(err.code)}: ${String(err)}`
+    }
+    if (kind === 'useCache') {
+      await uc.updateTags(['t']).catch(fail)
+    } else {
+      const IH = createIncrementalCacheHandler(options)
+      await new IH({}).revalidateTag(['t']).catch(fail)
+    }
+    results[kind] = outcome
+  }
+  await close()
+  return { ...results, closed: true }
+}
+
+const run = {
+  serve,
+  announce,
+  'replay-shared': () => replay('shared'),
+  'replay-mutable': () => replay('mutable'),
+}[scenario]
 const result = await run()
 process.stdout.write(`${JSON.stringify(result)}\n`)
 process.exit(0)

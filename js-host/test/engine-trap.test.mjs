@@ -67,4 +67,22 @@ describe('a wasm trap with the engine borrowed', () => {
     assert.equal(result.arrived, true, 'an announcement reached the trapped engine')
     assert.equal(result.closed, true, 'close() finished')
   })
+
+  // The revalidation was recorded here, then the engine trapped before it went to Redis: it
+  // never will (the outbox is the dead engine's), and nothing of this instance is served again,
+  // so the rest of the fleet never learns it. Next's call must reject, as for a trap before the
+  // revalidation was recorded (review 7).
+  for (const borrow of ['shared', 'mutable']) {
+    test(`a trap (engine left borrowed ${borrow}) while the recorded revalidation is planned for Redis rejects in both handlers`, () => {
+      const { status, result, out } = scenario(`replay-${borrow}`)
+      assert.equal(status, 0, out.stderr)
+      assert.match(result.useCache, /^rejected: ERR_ENGINE_FAILED/, `updateTags:\n${out.stderr}`)
+      assert.match(
+        result.incremental,
+        /^rejected: ERR_ENGINE_FAILED/,
+        `revalidateTag:\n${out.stderr}`,
+      )
+      assert.equal(result.closed, true)
+    })
+  }
 })
