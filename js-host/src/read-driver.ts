@@ -961,7 +961,7 @@ class Read<E extends object, T> {
     try {
       for (; this.steps < MAX_STEPS; this.steps++) {
         // Read after the call that wrote it: a call may have grown the memory.
-        const f = fieldsOf(binding)
+        let f = fieldsOf(binding)
         // What the tier does with the bytes just given (a servable Redis reply is kept, say);
         // none given, nothing to do.
         if (this.givenBytes !== null && this.givenKey !== '') {
@@ -978,6 +978,9 @@ class Read<E extends object, T> {
           } else if (tier === TierAction.Drop) {
             io.forget(this.givenKey)
           }
+          // Both call into wasm (the index's insert allocates), which may grow the memory:
+          // the view the answer and the next step are read from must be a current one.
+          f = fieldsOf(binding)
         }
         if (kind === K.Answer) {
           const answer = new MachineAnswer(machine, this, binding, f, base)

@@ -183,16 +183,18 @@ function shortList(tags: readonly string[]): string {
 }
 
 /**
- * A revalidation the engine could not record because it has failed (a trap: docs/failures.md,
- * "A trap in the engine"): applied neither on this instance nor in Redis. Next's call rejects
- * with it, so a Server Action that revalidates fails instead of reporting a revalidation that
- * reached nobody.
+ * A revalidation that did not reach Redis because the engine has failed (a trap:
+ * docs/failures.md, "A trap in the engine"): either the engine could not record it at all, or
+ * it failed after recording it, before the revalidation was sent. Next's call rejects with it,
+ * so a Server Action that revalidates fails instead of reporting a revalidation that reached
+ * nobody.
  */
 export class EngineFailedError extends Error {
   readonly code = 'ERR_ENGINE_FAILED'
-  constructor(tags: readonly string[], cause: unknown) {
+  /** `recorded`: the engine took the revalidation, then failed before it was sent. */
+  constructor(tags: readonly string[], cause: unknown, recorded = false) {
     super(
-      `revalidation of ${shortList(tags)} not recorded, on this instance or in Redis: the engine ` +
+      `revalidation of ${shortList(tags)} ${recorded ? 'not sent to Redis (the engine failed after recording it)' : 'not recorded, on this instance or in Redis'}: the engine ` +
         `has failed (${describe(cause)}); restart this process (docs/failures.md, "A trap in the engine")`,
       { cause },
     )
@@ -201,18 +203,27 @@ export class EngineFailedError extends Error {
 }
 
 /**
+ * Whether `err`, thrown by a call into the engine, says the engine has failed rather than that
+ * it refused the input: the binding's errors carry a `code`; a trap is a
+ * `WebAssembly.RuntimeError` and a call into an engine left borrowed by one a plain `Error`,
+ * neither with a code.
+ */
+function failedEngine(err: unknown): boolean {
+  if (err instanceof EngineFailedError) return true
+  return typeof (err as { code?: unknown } | null)?.code !== 'string'
+}
+
+/**
  * `err`, thrown by a call into the engine while recording a revalidation of `tags`, as the
  * error Next's call rejects with when the engine has failed, or undefined when the engine
- * refused the input (the binding's errors carry a `code`; a trap is a `WebAssembly.RuntimeError`
- * and a call into an engine left borrowed by one a plain `Error`, neither with a code).
+ * refused the input.
  */
 export function engineFailure(
   tags: readonly string[],
   err: unknown,
 ): EngineFailedError | undefined {
   if (err instanceof EngineFailedError) return err
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' ? undefined : new EngineFailedError(tags, err)
+  return failedEngine(err) ? new EngineFailedError(tags, err) : undefined
 }
 
 /**
@@ -257,6 +268,11 @@ export class TagSync {
   /** The timer of `watch`, while one is pending. */
   private retry: unknown
   private stopped = false
+  /**
+   * The first failure of the engine seen here (a trap leaves it failed for good): a
+   * revalidation recorded before it may never be sent, so `update` rejects once it is set.
+   */
+  private failure: { cause: unknown } | undefined
   private readonly script: ScriptRunner | undefined
   private readonly enums: TagEnums
   private readonly now: () => number
@@ -329,7 +345,13 @@ export class TagSync {
    * engine"): logged, and treated as a failed step, so that no rejection goes unhandled, which
    * would end the process.
    */
+  /** `failure`, read afresh (after an await, where the checker keeps its earlier narrowing). */
+  private failedSince(): { cause: unknown } | undefined {
+    return this.failure
+  }
+
   private engineFailed(what: string, err: unknown): false {
+    if (failedEngine(err)) this.failure ??= { cause: err }
     this.log.error(`${what} failed in the engine: ${describe(err)}`)
     return false
   }
@@ -511,8 +533,8 @@ export class TagSync {
    * Records a revalidation: in this process at once, then fleet-wide in Redis, in order after
    * any earlier one that is still waiting. Invalid input (no tag within the core's byte limit)
    * is logged and dropped; a Redis failure leaves the revalidation queued, and says so in the
-   * log. Rejects only with `EngineFailedError`, logged: the engine has failed and recorded
-   * nothing.
+   * log. Rejects only with `EngineFailedError`, logged: the engine has failed, before it
+   * recorded the revalidation or after (then it may never be sent).
    */
   async update(
     tags: readonly string[],
@@ -520,6 +542,13 @@ export class TagSync {
     now: number,
   ): Promise<void> {
     if (tags.length === 0) return
+    if (this.failure !== undefined) {
+      // The engine failed before (a refresh or a replay trapped): what it would record now
+      // could never be sent, nor trusted here.
+      const failed = new EngineFailedError(tags, this.failure.cause)
+      this.log.error(failed.message)
+      throw failed
+    }
     this.checkClock(now)
     const { RevalidationMode } = this.enums
     const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
@@ -551,26 +580,40 @@ export class TagSync {
     }
     this.log.debug(`revalidate ${what}`)
     if (this.script === undefined) return
-    if (recorded.evicted !== '') {
-      this.log.error(
-        `revalidation outbox full: dropped the oldest queued revalidation (${shortList(recorded.evicted.split('\0'))}); ` +
-          `it took effect on this instance only (${String(this.engine.outboxDropped)} dropped so far)`,
-      )
+    let sent: boolean
+    let waiting: number
+    try {
+      if (recorded.evicted !== '') {
+        this.log.error(
+          `revalidation outbox full: dropped the oldest queued revalidation (${shortList(recorded.evicted.split('\0'))}); ` +
+            `it took effect on this instance only (${String(this.engine.outboxDropped)} dropped so far)`,
+        )
+      }
+      sent = await this.drain()
+      // The drain that was running may have finished its last check just before this update
+      // was queued; one more pass sends it.
+      if (sent && this.engine.outboxLength > 0) sent = await this.drain()
+      // A drain that failed in the engine (logged there) may have left this revalidation
+      // recorded and unsent, with the outbox still reading as holding it.
+      const failure = this.failedSince()
+      if (failure !== undefined) throw failure.cause
+      waiting = this.engine.outboxLength
+    } catch (err) {
+      if (!failedEngine(err)) throw err
+      const failed = new EngineFailedError(tags, err, true)
+      this.log.error(failed.message)
+      throw failed
     }
-    let sent = await this.drain()
-    // The drain that was running may have finished its last check just before this update
-    // was queued; one more pass sends it.
-    if (sent && this.engine.outboxLength > 0) sent = await this.drain()
     if (!sent && this.headRefused && this.backingOff) {
       // Queued behind a revalidation Redis answered with an error (logged when it happened);
       // it is sent, or the failing one parked, after the engine's backoff.
       this.log.debug(
-        `revalidation of ${what} applied on this instance, queued (${String(this.engine.outboxLength)} waiting)`,
+        `revalidation of ${what} applied on this instance, queued (${String(waiting)} waiting)`,
       )
     } else if (!sent) {
       this.log.warn(
         `revalidation of ${what} applied on this instance; Redis is unreachable, so it is queued ` +
-          `(${String(this.engine.outboxLength)} waiting) and will be sent when Redis answers`,
+          `(${String(waiting)} waiting) and will be sent when Redis answers`,
       )
     }
   }

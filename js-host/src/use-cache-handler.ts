@@ -14,7 +14,7 @@ import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
-import { EngineFailedError } from './tag-sync'
+import { engineFailure } from './tag-sync'
 import type { Durations } from './tags'
 import { wasm, type Interface, type ReadMachine } from './wasm'
 
@@ -263,11 +263,14 @@ class UseCacheHandler implements CacheHandler {
   }
 
   getExpiration(tags: string[]): Promise<number> {
+    const t = now()
     try {
-      return Promise.resolve(this.rt.engine.getExpiration(tags.join('\0'), now()))
+      return Promise.resolve(this.rt.engine.getExpiration(tags.join('\0'), t))
     } catch (err) {
-      this.rt.log.error(`getExpiration failed: ${describe(err)}`)
-      return Promise.resolve(0)
+      // Nothing can be judged (a failed engine): as if the tags were revalidated now, so Next
+      // discards what its own layers hold for them rather than serve it unjudged.
+      this.rt.log.error(`getExpiration failed, answered as revalidated now: ${describe(err)}`)
+      return Promise.resolve(t)
     }
   }
 
@@ -275,8 +278,13 @@ class UseCacheHandler implements CacheHandler {
     try {
       await this.rt.tags.update(tags, durations, now())
     } catch (err) {
-      // Logged where it was thrown; Next's call must not resolve for a revalidation nobody got.
-      if (err instanceof EngineFailedError) throw err
+      // Next's call must not resolve for a revalidation nobody got (logged where it was
+      // thrown, or here).
+      const failed = engineFailure(tags, err)
+      if (failed !== undefined) {
+        if (failed !== err) this.rt.log.error(failed.message)
+        throw failed
+      }
       this.rt.log.error(
         `revalidation of ${tags.join(',')} applied on this instance only, Redis not updated: ${describe(err)}`,
       )

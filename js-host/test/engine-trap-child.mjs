@@ -97,7 +97,13 @@ function trapMutablyOnPlan(engine) {
     )
   }
   engine.planOutboxHead = function () {
-    for (const name of ['planOutboxHead', 'outboxRetryInMs', 'revalidate', 'revalidationRecorded'])
+    for (const name of [
+      'planOutboxHead',
+      'outboxRetryInMs',
+      'revalidate',
+      'revalidationRecorded',
+      'getExpiration',
+    ])
       engine[name] = recursive
     for (const name of ['outboxLength', 'resendLength'])
       Object.defineProperty(engine, name, { get: recursive })
@@ -135,6 +141,15 @@ async function replay(borrow) {
     }
     if (kind === 'useCache') {
       await uc.updateTags(['t']).catch(fail)
+      if (borrow === 'mutable') {
+        // Left borrowed mutably, the engine's getExpiration throws too: the answer must be
+        // "revalidated now" (Next's clock, the one the handler stamps with), not 0 ("never"),
+        // which would let Next keep what its own layers hold for the tags.
+        const asked = performance.timeOrigin + performance.now()
+        const expiration = await uc.getExpiration(['t'])
+        const answered = performance.timeOrigin + performance.now()
+        results.expirationIsNow = expiration >= asked && expiration <= answered
+      }
     } else {
       const IH = createIncrementalCacheHandler(options)
       await new IH({}).revalidateTag(['t']).catch(fail)

@@ -82,6 +82,9 @@ describe('a wasm trap with the engine borrowed', () => {
         /^rejected: ERR_ENGINE_FAILED/,
         `revalidateTag:\n${out.stderr}`,
       )
+      if (borrow === 'mutable') {
+        assert.equal(result.expirationIsNow, true, 'getExpiration answers as revalidated now')
+      }
       assert.equal(result.closed, true)
     })
   }

@@ -501,8 +501,19 @@ export class WorkerCache {
     return this.tags.refresh()
   }
 
+  /**
+   * The latest revalidation of `tags` this instance knows of. Never rejects: when the engine
+   * cannot answer (it has failed), the tags count as revalidated now, so nothing held for them
+   * elsewhere is served unjudged.
+   */
   getExpiration(tags: string[]): Promise<number> {
-    return Promise.resolve(this.engine.getExpiration(tags.join('\0'), this.now()))
+    const now = this.now()
+    try {
+      return Promise.resolve(this.engine.getExpiration(tags.join('\0'), now))
+    } catch (err) {
+      this.onError(`getExpiration failed, answered as revalidated now: ${describe(err)}`)
+      return Promise.resolve(now)
+    }
   }
 
   /**
@@ -511,7 +522,8 @@ export class WorkerCache {
    * want of a permission (`NOPERM`) is dropped and one that keeps meeting an error no retry
    * fixes is parked (the engine decides), so neither blocks the ones behind it; any other
    * failure keeps it queued, and the engine's backoff says when a later call may send it.
-   * Never rejects.
+   * Rejects only with an `EngineFailedError` (`code` `ERR_ENGINE_FAILED`): the engine has
+   * failed, before recording the revalidation or before sending it.
    */
   updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
     return this.tags.update(tags, durations, this.now())
