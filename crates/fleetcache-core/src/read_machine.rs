@@ -927,7 +927,7 @@ impl ReadMachine {
                 ) {
                     tier::TierUse::Gone => self.get(ctx, TierAction::Drop),
                     tier::TierUse::Kept => self.get(ctx, TierAction::None),
-                    tier::TierUse::Serve => match self.from_index(ctx, b) {
+                    tier::TierUse::Serve => match self.index_header(ctx, b) {
                         Err(need) => self.need_more(State::Tier, need),
                         Ok(header) => match self.judge(ctx, header, Source::Tier, now) {
                             Err(need) => self.need_more(State::Tier, need),
@@ -946,7 +946,7 @@ impl ReadMachine {
                 }
             }
             (State::Get, ReadInput::Held(bytes)) => {
-                let header = match bytes.map(|b| self.from_index(ctx, b)).transpose() {
+                let header = match bytes.map(|b| self.index_header(ctx, b)).transpose() {
                     Ok(header) => header,
                     Err(need) => return Ok(self.need_more(State::Get, need)),
                 };
@@ -1341,7 +1341,7 @@ impl ReadMachine {
     /// the item ([`ReadInput::Tier`] once `tier_use` found it held, [`ReadInput::Held`]): the
     /// one the index keeps for them, else decoded from their prefix. `Err(need)` when the host
     /// left the prefix out and the index keeps none: it gives the bytes again with one.
-    fn from_index(
+    fn index_header(
         &self,
         ctx: &ReadCtx<'_>,
         b: Bytes<'_>,

@@ -871,6 +871,12 @@ impl ReadMachine {
         self.fields[ReadField::AsksTier as usize] = f64::from(u8::from(asks));
     }
 
+    /// Whether the last step judged by, or kept, a header in the engine's index (`HeaderKept`,
+    /// for Rust callers).
+    pub fn header_kept(&self) -> bool {
+        self.inner.header_kept()
+    }
+
     /// The last `'use cache'` answer's tags as the host reads them (for Rust callers).
     pub fn tags_text(&self) -> &str {
         if self.fields[ReadField::TagsLen as usize] > 0.0 {
