@@ -1658,6 +1658,9 @@ proptest! {
                 TierOp::Advance(ms) => now += f64::from(ms),
             }
             prop_assert!(e.lru().used_bytes() <= budget);
+            for key in host.keys() {
+                prop_assert!(e.lru().contains(key), "the host holds bytes the index dropped");
+            }
         }
     }
 }
