@@ -1061,7 +1061,11 @@ class Read<E extends object, T> {
     this.given = how
     this.givenBytes = bytes
     this.givenKey = key
-    return this.feed(bytes === null ? undefined : head(bytes, HEADER_WINDOW))
+    // The tier's bytes go as `startWithTier` offers them: without a prefix when the index keeps
+    // their header.
+    return this.feed(
+      how === Given.Tier ? offer(bytes) : bytes === null ? undefined : head(bytes, HEADER_WINDOW),
+    )
   }
 
   private feed(prefix: Uint8Array | undefined): number {

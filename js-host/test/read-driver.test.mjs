@@ -454,6 +454,23 @@ test('bytes whose header the index keeps, as a step said, are offered again with
   const r3 = await readEntry(engine, m3, io)
   assert.deepEqual(offered(m3), [['startWithTier', 4096, 9_000]])
   r3.answer.free()
+  // Asked for after the start (`PeekTier`), the same way.
+  const peek = (over) =>
+    scripted([
+      () => ({ kind: K.PeekTier }),
+      () => ({ kind: K.Answer, source: binding.Source.Tier, served: binding.Served.Fresh, ...over }),
+    ])
+  const m4 = peek({ headerKept: true })
+  const r4 = await readEntry(engine, m4, io)
+  assert.deepEqual(offered(m4), [
+    ['start', undefined, undefined],
+    ['tier', 4096, 9_000],
+  ])
+  r4.answer.free()
+  const m5 = peek({})
+  const r5 = await readEntry(engine, m5, io)
+  assert.deepEqual(offered(m5)[1], ['tier', undefined, 9_000])
+  r5.answer.free()
 })
 
 test('tier bytes offered with the first call when the machine asks for the tier first: taken, void before a refresh, acted on', async () => {

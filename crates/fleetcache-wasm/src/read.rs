@@ -223,7 +223,7 @@ pub enum ReadField {
     /// 1 when the step judged the tier's (or the held store's) bytes given with the call by a
     /// header the engine's index keeps with them, or left the one it judged kept there (core
     /// `ReadMachine::header_kept`): the host may offer those same bytes without a prefix
-    /// (`startWithTier`, `startWithHeld`) while it holds them.
+    /// (`startWithTier`, `tier`, `startWithHeld`) while it holds them.
     HeaderKept = 32,
 }
 
@@ -619,6 +619,8 @@ fn total(prefix: &Option<Vec<u8>>, total_len: f64) -> usize {
 /// [`bytes`] for the tier's or the held store's bytes, which the host may offer without a
 /// prefix (`undefined` with a `total_len` of at least 1) when the engine's index keeps their
 /// header (`HeaderKept`).
+// One copy for its three callers (module size, docs/decisions/0028-wasm-size-budget.md).
+#[inline(never)]
 fn offered(prefix: &Option<Vec<u8>>, total_len: f64) -> Option<core::Bytes<'_>> {
     match prefix {
         Some(_) => bytes(prefix, total(prefix, total_len)),
@@ -1186,7 +1188,9 @@ impl ReadMachine {
         self.step(engine, core::ReadInput::OwnWrite(bytes(&value, len)), now)
     }
 
-    /// The tier's bytes for the key (`undefined`: none): `prefix` of a `totalLen`-byte value.
+    /// The tier's bytes for the key: `prefix` of a `totalLen`-byte value (`undefined` with
+    /// `totalLen` 0: none; with a `totalLen` of at least 1: the prefix left out, as
+    /// `startWithTier` takes it).
     pub fn tier(
         &mut self,
         engine: &mut Engine,
@@ -1194,8 +1198,11 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let len = total(&prefix, total_len);
-        self.step(engine, core::ReadInput::Tier(bytes(&prefix, len)), now)
+        self.step(
+            engine,
+            core::ReadInput::Tier(offered(&prefix, total_len)),
+            now,
+        )
     }
 
     /// The tier's bytes kept for outages (`undefined`: none), after a failed read.

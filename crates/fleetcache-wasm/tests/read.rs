@@ -801,6 +801,19 @@ fn a_copy_whose_header_the_index_keeps_is_offered_without_its_prefix() {
     let kind = m.tier(&mut e, Some(v.clone()), len, NOW).unwrap();
     assert_eq!(kind, ReadStepKind::Answer);
     assert_eq!(field(&m, ReadField::HeaderKept), 1.0);
+    // Asked for later (`PeekTier` after the start), the same way.
+    let mut later = read(&e, "k", Consumer::Serves);
+    assert_eq!(later.start(&mut e, NOW).unwrap(), ReadStepKind::OwnWrite);
+    assert_eq!(
+        later.own_write(&mut e, None, NOW).unwrap(),
+        ReadStepKind::PeekTier
+    );
+    assert_eq!(
+        later.tier(&mut e, None, len, NOW).unwrap(),
+        ReadStepKind::Answer
+    );
+    assert_eq!(field(&later, ReadField::HeaderKept), 1.0);
+    assert_eq!(later.tags_text(), "a\0b");
     // The embedded store's bytes, the same way.
     e.memory_insert(&entry_key, len, NOW + 60_000.0, 0.0);
     let mut held = read(&e, "k", Consumer::Serves);
