@@ -458,7 +458,12 @@ test('bytes whose header the index keeps, as a step said, are offered again with
   const peek = (over) =>
     scripted([
       () => ({ kind: K.PeekTier }),
-      () => ({ kind: K.Answer, source: binding.Source.Tier, served: binding.Served.Fresh, ...over }),
+      () => ({
+        kind: K.Answer,
+        source: binding.Source.Tier,
+        served: binding.Served.Fresh,
+        ...over,
+      }),
     ])
   const m4 = peek({ headerKept: true })
   const r4 = await readEntry(engine, m4, io)
