@@ -78,6 +78,7 @@ export interface Binding {
     readonly PageGen: number
     readonly Order: number
     readonly AsksTier: number
+    readonly HeaderKept: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -319,6 +320,19 @@ export interface ReadHooks<T> {
  * payload never crosses into wasm; `NeedMore` asks for exactly what is missing.
  */
 const HEADER_WINDOW = 4096
+
+/**
+ * Tier (and embedded-store) copies whose header the engine's index keeps, as a step said
+ * (`HeaderKept`): offered again, they go without their prefix, neither copied into wasm nor
+ * decoded there. Held weakly: a copy replaced or dropped leaves with its bytes. Only a hint:
+ * an index that no longer keeps the header asks for the prefix (`NeedMore`).
+ */
+const headerKept = new WeakSet<Uint8Array>()
+
+/** The prefix to offer with `bytes`: none when the index keeps their header. */
+function offer(bytes: Uint8Array | null): Uint8Array | undefined {
+  return bytes === null || headerKept.has(bytes) ? undefined : head(bytes, HEADER_WINDOW)
+}
 
 /** Upper bound on steps per request whatever happens (the machine's own flight cap is lower). */
 const MAX_STEPS = 1000
@@ -923,8 +937,7 @@ class Read<E extends object, T> {
           // A store in this process (it has no tier): its bytes go with the start as the
           // `Get`'s reply, one call into wasm for a hit, as from the tier. Compressed bytes are
           // read as `getHeld` reads them.
-          const prefix = bytes === null ? undefined : head(bytes, HEADER_WINDOW)
-          kind = machine.startWithHeld(engine, prefix, bytes?.byteLength ?? 0, io.now())
+          kind = machine.startWithHeld(engine, offer(bytes), bytes?.byteLength ?? 0, io.now())
           const took = fieldsOf(this.binding)[this.base + TookTier]
           if (took === 2) {
             this.joined = false
@@ -938,8 +951,7 @@ class Read<E extends object, T> {
           }
         } else {
           const offered = io.tierBytes(this.entryKey)
-          const prefix = offered === null ? undefined : head(offered, HEADER_WINDOW)
-          kind = machine.startWithTier(engine, prefix, offered?.byteLength ?? 0, io.now())
+          kind = machine.startWithTier(engine, offer(offered), offered?.byteLength ?? 0, io.now())
           if (fieldsOf(this.binding)[this.base + TookTier] === 1) {
             this.given = Given.Tier
             this.givenBytes = this.kept = offered
@@ -965,6 +977,7 @@ class Read<E extends object, T> {
         // What the tier does with the bytes just given (a servable Redis reply is kept, say);
         // none given, nothing to do.
         if (this.givenBytes !== null && this.givenKey !== '') {
+          if (f[base + F.HeaderKept] === 1) headerKept.add(this.givenBytes)
           const tier = f[base + F.Tier]
           if (tier === TierAction.Keep) {
             io.remember(
@@ -1051,7 +1064,11 @@ class Read<E extends object, T> {
     this.given = how
     this.givenBytes = bytes
     this.givenKey = key
-    return this.feed(bytes === null ? undefined : head(bytes, HEADER_WINDOW))
+    // The tier's bytes go as `startWithTier` offers them: without a prefix when the index keeps
+    // their header.
+    return this.feed(
+      how === Given.Tier ? offer(bytes) : bytes === null ? undefined : head(bytes, HEADER_WINDOW),
+    )
   }
 
   private feed(prefix: Uint8Array | undefined): number {

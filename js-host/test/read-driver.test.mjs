@@ -65,6 +65,7 @@ const binding = {
       'PageGen',
       'Order',
       'AsksTier',
+      'HeaderKept',
     ].map((name, i) => [name, i]),
   ),
   wasmMemory: () => memory,
@@ -72,7 +73,7 @@ const binding = {
 /** The fake module memory the scripted machines write their fields areas into. */
 const memory = { buffer: new ArrayBuffer(1 << 17) }
 /** Slots per fake fields area; each machine gets the next area. */
-const AREA = 32
+const AREA = 40
 /** Where the fake machines' tag buffers begin (bytes), 256 each. */
 const TAGS_AT = 1 << 15
 let nextArea = 1
@@ -415,6 +416,66 @@ test("an envelope's bytes are offered up to its header_len, so no payload byte c
     )
     r.answer.free()
   }
+})
+
+test('bytes whose header the index keeps, as a step said, are offered again without their prefix', async () => {
+  const held = bytesOf(9_000, 1)
+  const io = fakeIo()
+  io.tier.set('k', held)
+  const hit = (over) =>
+    scripted(
+      [
+        () => ({
+          kind: K.Answer,
+          tookTier: true,
+          source: binding.Source.Tier,
+          served: binding.Served.Fresh,
+          ...over,
+        }),
+      ],
+      undefined,
+      { asksTier: true },
+    )
+  const offered = (m) => m.inputs.map(([name, prefix, total]) => [name, prefix?.byteLength, total])
+  // Not said kept yet: the header window.
+  const m1 = hit({ headerKept: true })
+  const r1 = await readEntry(engine, m1, io)
+  assert.deepEqual(offered(m1), [['startWithTier', 4096, 9_000]])
+  r1.answer.free()
+  // The same bytes again: no prefix, their length only.
+  const m2 = hit({ headerKept: true })
+  const r2 = await readEntry(engine, m2, io)
+  assert.deepEqual(offered(m2), [['startWithTier', undefined, 9_000]])
+  assert.equal(r2.bytes, held)
+  r2.answer.free()
+  // Other bytes under the key (a new copy): the window again.
+  io.tier.set('k', bytesOf(9_000, 2))
+  const m3 = hit({})
+  const r3 = await readEntry(engine, m3, io)
+  assert.deepEqual(offered(m3), [['startWithTier', 4096, 9_000]])
+  r3.answer.free()
+  // Asked for after the start (`PeekTier`), the same way.
+  const peek = (over) =>
+    scripted([
+      () => ({ kind: K.PeekTier }),
+      () => ({
+        kind: K.Answer,
+        source: binding.Source.Tier,
+        served: binding.Served.Fresh,
+        ...over,
+      }),
+    ])
+  const m4 = peek({ headerKept: true })
+  const r4 = await readEntry(engine, m4, io)
+  assert.deepEqual(offered(m4), [
+    ['start', undefined, undefined],
+    ['tier', 4096, 9_000],
+  ])
+  r4.answer.free()
+  const m5 = peek({})
+  const r5 = await readEntry(engine, m5, io)
+  assert.deepEqual(offered(m5)[1], ['tier', undefined, 9_000])
+  r5.answer.free()
 })
 
 test('tier bytes offered with the first call when the machine asks for the tier first: taken, void before a refresh, acted on', async () => {

@@ -626,7 +626,7 @@ impl Engine {
         soft_tags: &[&str],
         request_revalidate: f64,
         now: Millis,
-    ) -> (IncrementalVerdict, Option<DecodedHeader>) {
+    ) -> (IncrementalVerdict, Option<std::rc::Rc<DecodedHeader>>) {
         let inspection = self.judge(cache_key, prefix, total_len, soft_tags, now);
         let judged = incremental::present(
             inspection,
@@ -634,7 +634,7 @@ impl Engine {
             self.config.next_release,
             now,
         );
-        if let Some(outcome) = judged.0.lookup_outcome(judged.1.as_ref(), now) {
+        if let Some(outcome) = judged.0.lookup_outcome(judged.1.as_deref(), now) {
             self.stats.record_lookup(Surface::Incremental, outcome);
         }
         judged

@@ -169,6 +169,36 @@ pub struct DecodedHeader {
     pub compression: Option<Compression>,
 }
 
+impl DecodedHeader {
+    /// An upper estimate of the heap a decoded header holds, shared (`Rc`) as the tier's index
+    /// keeps it ([`crate::lru::LruIndex::keep_header`]): the struct, each heap block's contents
+    /// and [`HEAP_BLOCK_OVERHEAD`] per block (the key, the tag list, each tag, the metadata,
+    /// the part list). At most [`Limits::MAX_TAGS`] tags, each at most
+    /// [`Limits::MAX_TAG_BYTES`] (three times that in canonical form), so it is bounded.
+    pub fn heap_bytes(&self) -> u64 {
+        let m = &self.meta;
+        let string = std::mem::size_of::<String>();
+        let tags: usize = m
+            .tags
+            .iter()
+            .map(|t| t.capacity() + HEAP_BLOCK_OVERHEAD)
+            .sum();
+        let bytes = std::mem::size_of::<DecodedHeader>()
+            + 2 * std::mem::size_of::<usize>()
+            + m.key.capacity()
+            + m.tags.capacity() * string
+            + tags
+            + m.meta.capacity()
+            + m.parts.capacity() * std::mem::size_of::<u32>()
+            + 5 * HEAP_BLOCK_OVERHEAD;
+        u64::try_from(bytes).unwrap_or(u64::MAX)
+    }
+}
+
+/// What the allocator may spend around each heap block (its header and rounding), as
+/// [`DecodedHeader::heap_bytes`] counts it.
+pub const HEAP_BLOCK_OVERHEAD: usize = 16;
+
 fn check_limit(len: usize, max: usize, what: &'static str) -> Result<(), EncodeError> {
     if len > max {
         Err(EncodeError::LimitExceeded(what))

@@ -9,6 +9,8 @@
 //! the `lastModified` / `cacheControl` pair that makes Next serve a stale entry while it
 //! regenerates in the background (Next has no other way to be told "stale" by this handler).
 
+use std::rc::Rc;
+
 use crate::envelope::{DecodedHeader, EntryKind, Limits};
 use crate::error::PlanError;
 use crate::next::NextRelease;
@@ -472,7 +474,7 @@ pub fn present(
     request_revalidate: f64,
     release: Option<NextRelease>,
     now: Millis,
-) -> (IncrementalVerdict, Option<DecodedHeader>) {
+) -> (IncrementalVerdict, Option<Rc<DecodedHeader>>) {
     let header = inspection.header;
     let stale = match inspection.verdict {
         Verdict::Fresh => false,

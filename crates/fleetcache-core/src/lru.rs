@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
+use crate::envelope::DecodedHeader;
 use crate::time::Millis;
 
 /// "No slot" in the links.
@@ -25,6 +26,10 @@ struct Node {
     size: u64,
     /// Bytes the host holds for the item besides its own (see [`LruIndex::charge`]).
     charge: u64,
+    /// The header decoded from the item's bytes when a read judged them, and what it costs
+    /// the budget (see [`LruIndex::keep_header`]).
+    header: Option<Rc<DecodedHeader>>,
+    header_cost: u64,
     expires_at: Millis,
     /// Made by this process and not written to Redis (see [`LruIndex::mark_local`]).
     local: bool,
@@ -238,6 +243,8 @@ impl LruIndex {
             key: key.to_owned(),
             size,
             charge: 0,
+            header: None,
+            header_cost: 0,
             expires_at,
             local: false,
             outage_only: false,
@@ -274,7 +281,9 @@ impl LruIndex {
     /// the whole budget (the host then keeps nothing alongside the item).
     pub fn charge(&mut self, key: &str, extra: u64) -> Option<Vec<String>> {
         let slot = *self.map.get(key)?;
-        let (size, old) = self.node(slot).map(|n| (n.size, n.charge))?;
+        let (size, old) = self
+            .node(slot)
+            .map(|n| (n.size.saturating_add(n.header_cost), n.charge))?;
         if size.saturating_add(extra) > self.capacity {
             return None;
         }
@@ -314,6 +323,51 @@ impl LruIndex {
             .saturating_add(structural.saturating_mul(64))
             .saturating_add(1024);
         self.charge(key, extra)
+    }
+
+    /// Keeps `header`, decoded from the `total_len` bytes the host holds for `key` and judged
+    /// just now, with the item, so that the next reads of those bytes judge it without the
+    /// bytes crossing into wasm or being decoded again ([`LruIndex::kept_header`]). It is
+    /// charged to the budget ([`DecodedHeader::heap_bytes`]) and leaves with the item however
+    /// the item leaves (replaced by an insert, removed, evicted, expired). Kept only in the
+    /// room the budget has left: a read reports no evictions to the host, so none is made for
+    /// it (the bytes are then judged afresh on every read, as without this). True when the
+    /// item now keeps `header`.
+    ///
+    /// The caller vouches that the bytes are the item's: given by the host for `key` in the
+    /// same call that found the item held (the host replaces its bytes only through
+    /// [`LruIndex::insert_ordered`], which replaces the item and its header).
+    pub fn keep_header(&mut self, key: &str, total_len: usize, header: &Rc<DecodedHeader>) -> bool {
+        let capacity = self.capacity;
+        let used = self.used;
+        let Some(n) = self.held_mut(key) else {
+            return false;
+        };
+        if u64::try_from(total_len).ok() != Some(n.size) {
+            return false;
+        }
+        if n.header.as_ref().is_some_and(|h| Rc::ptr_eq(h, header)) {
+            return true;
+        }
+        let cost = header.heap_bytes();
+        let used = used.saturating_sub(n.header_cost).saturating_add(cost);
+        if used > capacity {
+            return false;
+        }
+        n.header = Some(Rc::clone(header));
+        n.header_cost = cost;
+        self.used = used;
+        true
+    }
+
+    /// The header kept with the item under `key` ([`LruIndex::keep_header`]) when the host's
+    /// bytes for it are `total_len` long, as they were when judged; `None` otherwise.
+    pub fn kept_header(&self, key: &str, total_len: usize) -> Option<Rc<DecodedHeader>> {
+        let n = self.held(key)?;
+        if u64::try_from(total_len).ok() != Some(n.size) {
+            return None;
+        }
+        n.header.clone()
     }
 
     /// Marks `key` as just used. Returns false when it is absent, or when it has expired
@@ -658,9 +712,11 @@ impl LruIndex {
         let node = self.slots.get_mut(slot).and_then(Option::take)?;
         self.free.push(slot);
         self.map.remove(&node.key);
-        self.used = self
-            .used
-            .saturating_sub(node.size.saturating_add(node.charge));
+        self.used = self.used.saturating_sub(
+            node.size
+                .saturating_add(node.charge)
+                .saturating_add(node.header_cost),
+        );
         Some(node)
     }
 }
@@ -1388,5 +1444,154 @@ mod tests {
                 prop_assert_eq!(l.keys_by_recency(), keys);
             }
         }
+    }
+
+    /// The host's bytes of one copy: an envelope whose fields come from `version`, every
+    /// version of a key the same length (a replaced copy the length check cannot tell apart).
+    fn copy_bytes(key: u8, version: u8) -> Vec<u8> {
+        let m = crate::envelope::EntryMeta {
+            kind: crate::envelope::EntryKind::UseCache,
+            timestamp: Millis(f64::from(version)),
+            revalidate: 60.0,
+            expire: f64::from(version) + 1.0,
+            stale: 0.0,
+            key: format!("k{key}"),
+            tags: vec![format!("t{}", version % 10)],
+            meta: vec![version],
+            parts: vec![3],
+        };
+        let mut v = crate::envelope::encode_header(&m).unwrap();
+        v.extend_from_slice(b"abc");
+        v
+    }
+
+    #[derive(Clone, Debug)]
+    enum HeaderOp {
+        Insert(u8, u8),
+        Hit(u8),
+        Remove(u8),
+        Touch(u8, u8),
+        Charge(u8, u64),
+    }
+
+    fn any_header_op() -> impl Strategy<Value = HeaderOp> {
+        prop_oneof![
+            (0u8..4, 0u8..30).prop_map(|(k, v)| HeaderOp::Insert(k, v)),
+            (0u8..4).prop_map(HeaderOp::Hit),
+            (0u8..4).prop_map(HeaderOp::Remove),
+            (0u8..4, 0u8..40).prop_map(|(k, n)| HeaderOp::Touch(k, n)),
+            (0u8..4, 0u64..300).prop_map(|(k, c)| HeaderOp::Charge(k, c)),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the sequence of inserts (over a copy of the same length included),
+        /// removals, evictions, expiries and charges, a hit finds kept only the header decoded
+        /// afresh from the bytes the host holds for the key; the budget counts the kept headers
+        /// and bounds them with the bytes.
+        #[test]
+        fn a_kept_header_is_the_one_the_bytes_held_decode_to(
+            cap in 0u64..3000,
+            ops in proptest::collection::vec(any_header_op(), 0..120),
+        ) {
+            let mut l = LruIndex::new(cap);
+            // The host's map: what it holds under each key, as the index's answers make it.
+            let mut host: HashMap<String, Vec<u8>> = HashMap::new();
+            for op in ops {
+                match op {
+                    HeaderOp::Insert(k, version) => {
+                        let key = format!("k{k}");
+                        let bytes = copy_bytes(k, version);
+                        let size = bytes.len() as u64;
+                        let evicted = l.insert(&key, size, Millis(f64::from(version) + 20.0));
+                        host.insert(key.clone(), bytes);
+                        for e in evicted {
+                            host.remove(&e);
+                        }
+                    }
+                    HeaderOp::Hit(k) => {
+                        let key = format!("k{k}");
+                        let Some(bytes) = host.get(&key) else { continue };
+                        if !l.contains(&key) {
+                            host.remove(&key);
+                            continue;
+                        }
+                        let afresh = crate::envelope::decode_header(bytes, bytes.len()).unwrap();
+                        if let Some(h) = l.kept_header(&key, bytes.len()) {
+                            prop_assert_eq!(&*h, &afresh);
+                        }
+                        let header = Rc::new(afresh);
+                        if l.keep_header(&key, bytes.len(), &header) {
+                            let h = l.kept_header(&key, bytes.len());
+                            prop_assert!(h.is_some_and(|h| Rc::ptr_eq(&h, &header)));
+                        }
+                    }
+                    HeaderOp::Remove(k) => {
+                        let key = format!("k{k}");
+                        l.remove(&key);
+                        host.remove(&key);
+                    }
+                    HeaderOp::Touch(k, now) => {
+                        let key = format!("k{k}");
+                        if !l.touch(&key, Millis(f64::from(now))) {
+                            host.remove(&key);
+                        }
+                    }
+                    HeaderOp::Charge(k, extra) => {
+                        if let Some(evicted) = l.charge(&format!("k{k}"), extra) {
+                            for e in evicted {
+                                host.remove(&e);
+                            }
+                        }
+                    }
+                }
+                prop_assert!(l.used_bytes() <= cap);
+                for key in host.keys() {
+                    prop_assert!(l.contains(key), "the host holds bytes the index dropped");
+                }
+            }
+            for k in 0..4u8 {
+                l.remove(&format!("k{k}"));
+            }
+            prop_assert_eq!(l.used_bytes(), 0, "a kept header's charge left with its item");
+        }
+    }
+
+    #[test]
+    fn a_kept_header_is_charged_and_kept_only_in_the_room_left() {
+        let bytes = copy_bytes(1, 2);
+        let header = Rc::new(crate::envelope::decode_header(&bytes, bytes.len()).unwrap());
+        let len = bytes.len() as u64;
+        let cost = header.heap_bytes();
+        let mut l = LruIndex::new(len + cost);
+        l.insert("k1", len, Millis(1e9));
+        assert!(
+            !l.keep_header("k1", bytes.len() + 1, &header),
+            "other bytes"
+        );
+        assert!(!l.keep_header("k2", bytes.len(), &header), "not held");
+        assert!(l.keep_header("k1", bytes.len(), &header));
+        assert_eq!(l.used_bytes(), len + cost);
+        assert!(l.kept_header("k1", bytes.len()).is_some());
+        assert_eq!(l.kept_header("k1", bytes.len() - 1), None);
+        // Replaced by an insert of the same length: the header leaves with the old copy.
+        l.insert("k1", len, Millis(1e9));
+        assert_eq!(
+            (l.kept_header("k1", bytes.len()), l.used_bytes()),
+            (None, len)
+        );
+        // No room left: nothing is evicted for it.
+        let mut l = LruIndex::new(len + cost - 1);
+        l.insert("k1", len, Millis(1e9));
+        assert!(!l.keep_header("k1", bytes.len(), &header));
+        assert_eq!(l.used_bytes(), len);
+        // A charge that no longer fits beside the header is refused, and an expiry takes both.
+        let mut l = LruIndex::new(len + cost + 10);
+        l.insert("k1", len, Millis(5.0));
+        assert!(l.keep_header("k1", bytes.len(), &header));
+        assert_eq!(l.charge("k1", 11), None);
+        assert!(l.charge("k1", 10).is_some());
+        assert!(!l.touch("k1", Millis(5.0)));
+        assert_eq!(l.used_bytes(), 0);
     }
 }

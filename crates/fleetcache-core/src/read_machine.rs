@@ -12,7 +12,10 @@
 //! never reaches back into the engine.
 
 use crate::config::Config;
-use crate::envelope::DecodedHeader;
+use std::rc::Rc;
+
+use crate::envelope::{decode_header, DecodedHeader};
+use crate::error::DecodeError;
 use crate::guard::{self, OpKind};
 use crate::incremental::{self, IncrementalVerdict, Serve, ValueKind};
 use crate::keys::Namespace;
@@ -81,6 +84,12 @@ pub enum ReadInput<'a> {
     Fallback(Option<Bytes<'a>>),
     /// The entry read from the store, `None` when there is none ([`ReadAction::Get`]).
     Reply(Option<Bytes<'a>>),
+    /// [`ReadInput::Reply`] from a store whose entries the tier's index holds in this process
+    /// (the embedded store), given in the same call that found the key held and marked it
+    /// used ([`LruIndex::touch`]): the bytes are the item's, so the header the index keeps
+    /// for them ([`LruIndex::kept_header`]) may stand in for the prefix (which may then be
+    /// empty), and the one judged here is kept.
+    Held(Option<Bytes<'a>>),
     /// The lease script's integer reply (1 won, 0 held by another, 2 a newer entry); -1 when
     /// Redis did not answer or the host has no Redis.
     LeaseReply(i64),
@@ -350,7 +359,8 @@ enum Kind {
 /// A servable value as judged.
 #[derive(Clone, Debug, PartialEq)]
 struct Servable {
-    header: DecodedHeader,
+    /// Shared with the tier's index when it keeps the header of the bytes judged.
+    header: Rc<DecodedHeader>,
     how: Presentable,
 }
 
@@ -488,6 +498,9 @@ pub struct ReadMachine {
     joined: bool,
     /// The number the last `GET` or poll went out under ([`LruIndex::issue`]).
     order: u64,
+    /// The last step judged the tier's (or the held store's) bytes by a header the index keeps
+    /// with them, or left it kept there ([`ReadMachine::header_kept`]).
+    header_kept: bool,
     log: String,
     error: String,
 }
@@ -758,6 +771,7 @@ impl ReadMachine {
             page_stamp: None,
             joined: false,
             order: 0,
+            header_kept: false,
             log,
             error,
         }
@@ -863,6 +877,7 @@ impl ReadMachine {
         input: ReadInput<'_>,
         now: Millis,
     ) -> Result<ReadStep, UnexpectedInput> {
+        self.header_kept = false;
         let state = std::mem::replace(&mut self.state, State::New);
         let unexpected = UnexpectedInput {
             state: state.name(),
@@ -895,7 +910,7 @@ impl ReadMachine {
                 self.flight_start = Some(now);
                 match bytes {
                     None => self.tier_turn(ctx),
-                    Some(b) => match self.judge(ctx, b, Source::OwnWrite, now) {
+                    Some(b) => match self.judge(ctx, decoded(b), Source::OwnWrite, now) {
                         Err(need) => self.need_more(State::OwnWrite, need),
                         Ok(j) => self.local(ctx, j, now),
                     },
@@ -912,16 +927,37 @@ impl ReadMachine {
                 ) {
                     tier::TierUse::Gone => self.get(ctx, TierAction::Drop),
                     tier::TierUse::Kept => self.get(ctx, TierAction::None),
-                    tier::TierUse::Serve => match self.judge(ctx, b, Source::Tier, now) {
+                    tier::TierUse::Serve => match self.index_header(ctx, b) {
                         Err(need) => self.need_more(State::Tier, need),
-                        Ok(j) => self.local(ctx, j, now),
+                        Ok(header) => match self.judge(ctx, header, Source::Tier, now) {
+                            Err(need) => self.need_more(State::Tier, need),
+                            Ok(j) => {
+                                self.keep_header(ctx, &j, b.total_len);
+                                self.local(ctx, j, now)
+                            }
+                        },
                     },
                 },
             },
             (State::Get, ReadInput::Reply(bytes)) => {
-                match self.judged(ctx, bytes, Source::Redis, now) {
+                match self.judged(ctx, bytes.map(decoded), Source::Redis, now) {
                     Err(need) => self.need_more(State::Get, need),
                     Ok((j, tier)) => self.after_first(ctx, j, tier, now),
+                }
+            }
+            (State::Get, ReadInput::Held(bytes)) => {
+                let header = match bytes.map(|b| self.index_header(ctx, b)).transpose() {
+                    Ok(header) => header,
+                    Err(need) => return Ok(self.need_more(State::Get, need)),
+                };
+                match self.judged(ctx, header, Source::Redis, now) {
+                    Err(need) => self.need_more(State::Get, need),
+                    Ok((j, tier)) => {
+                        if let Some(b) = bytes {
+                            self.keep_header(ctx, &j, b.total_len);
+                        }
+                        self.after_first(ctx, j, tier, now)
+                    }
                 }
             }
             // Redis is known to be down (the breaker logged it once): a plain miss.
@@ -940,7 +976,7 @@ impl ReadMachine {
                         step.tier = TierAction::Drop;
                         step
                     } else {
-                        match self.judge(ctx, b, Source::Kept, now) {
+                        match self.judge(ctx, decoded(b), Source::Kept, now) {
                             Err(need) => self.need_more(State::Fallback(f), need),
                             Ok(j) if j.value.is_some() => {
                                 self.kept = Some(j);
@@ -961,7 +997,7 @@ impl ReadMachine {
             }
             (State::Waiting, ReadInput::Timer) => self.poll(ctx),
             (State::Poll, ReadInput::Polled { entry, leased }) => {
-                match self.judged(ctx, entry, Source::Poll, now) {
+                match self.judged(ctx, entry.map(decoded), Source::Poll, now) {
                     Err(need) => self.need_more(State::Poll, need),
                     Ok((j, tier)) => {
                         let found = j.found;
@@ -1301,17 +1337,49 @@ impl ReadMachine {
         self.fly(ctx, step, now)
     }
 
-    /// Judges bytes a source gave; `Err(need)` asks for a longer prefix. Counts the lookup.
+    /// The header of the entry key's item in the tier's index, for bytes the host gave from
+    /// the item ([`ReadInput::Tier`] once `tier_use` found it held, [`ReadInput::Held`]): the
+    /// one the index keeps for them, else decoded from their prefix. `Err(need)` when the host
+    /// left the prefix out and the index keeps none: it gives the bytes again with one.
+    fn index_header(
+        &self,
+        ctx: &ReadCtx<'_>,
+        b: Bytes<'_>,
+    ) -> Result<Result<Rc<DecodedHeader>, DecodeError>, usize> {
+        match ctx.lru.kept_header(&self.entry_key, b.total_len) {
+            Some(h) => Ok(Ok(h)),
+            None if b.prefix.is_empty() && b.total_len > 0 => Err(b.total_len.min(HEADER_WINDOW)),
+            None => Ok(decoded(b)),
+        }
+    }
+
+    /// Keeps the header of servable bytes the host gave from the entry key's item in the
+    /// index with that item ([`LruIndex::keep_header`]), for the next reads of them.
+    fn keep_header(&mut self, ctx: &mut ReadCtx<'_>, j: &Judgement, total_len: usize) {
+        if let Some(v) = &j.value {
+            self.header_kept = ctx.lru.keep_header(&self.entry_key, total_len, &v.header);
+        }
+    }
+
+    /// Whether the last step judged the bytes the host gave from the tier (or the held store)
+    /// by a header the index keeps with them, or left the one it judged kept there: the host
+    /// may give those same bytes without their prefix next time ([`ReadInput::Tier`]).
+    pub fn header_kept(&self) -> bool {
+        self.header_kept
+    }
+
+    /// Judges a header a source's bytes gave; `Err(need)` asks for a longer prefix. Counts
+    /// the lookup.
     fn judge(
         &mut self,
         ctx: &mut ReadCtx<'_>,
-        bytes: Bytes<'_>,
+        header: Result<Rc<DecodedHeader>, DecodeError>,
         source: Source,
         now: Millis,
     ) -> Result<Judgement, usize> {
         // Taken out for the judgement, which also writes log lines into the machine.
         let soft_tags = std::mem::take(&mut self.soft_tags);
-        let judged = soft_tags.with_list(|soft| self.judge_with(ctx, bytes, soft, source, now));
+        let judged = soft_tags.with_list(|soft| self.judge_with(ctx, header, soft, source, now));
         self.soft_tags = soft_tags;
         judged
     }
@@ -1319,21 +1387,14 @@ impl ReadMachine {
     fn judge_with(
         &mut self,
         ctx: &mut ReadCtx<'_>,
-        bytes: Bytes<'_>,
+        header: Result<Rc<DecodedHeader>, DecodeError>,
         soft: &[&str],
         source: Source,
         now: Millis,
     ) -> Result<Judgement, usize> {
         let untrusted = ctx.untrusted_before;
-        let inspection = verdict::judge(
-            ctx.mirror,
-            || untrusted,
-            &self.cache_key,
-            bytes.prefix,
-            bytes.total_len,
-            soft,
-            now,
-        );
+        let inspection =
+            verdict::judge_decoded(ctx.mirror, || untrusted, &self.cache_key, header, soft, now);
         match self.kind.clone() {
             Kind::UseCache => self.judge_use_cache(ctx, inspection, soft, source, now),
             Kind::Incremental {
@@ -1441,7 +1502,7 @@ impl ReadMachine {
     ) -> Result<Judgement, usize> {
         let (verdict, header) =
             incremental::present(inspection, request_revalidate, ctx.config.next_release, now);
-        let lookup = verdict.lookup_outcome(header.as_ref(), now);
+        let lookup = verdict.lookup_outcome(header.as_deref(), now);
         if let Some(outcome) = lookup {
             ctx.stats.record_lookup(Surface::Incremental, outcome);
         }
@@ -1533,11 +1594,11 @@ impl ReadMachine {
     fn judged(
         &mut self,
         ctx: &mut ReadCtx<'_>,
-        bytes: Option<Bytes<'_>>,
+        header: Option<Result<Rc<DecodedHeader>, DecodeError>>,
         source: Source,
         now: Millis,
     ) -> Result<(Judgement, TierAction), usize> {
-        let Some(b) = bytes else {
+        let Some(b) = header else {
             ctx.stats.record_lookup(self.surface(), LookupOutcome::Miss);
             self.debug("miss");
             return Ok((Judgement::missing(source), TierAction::None));
@@ -1753,30 +1814,36 @@ fn budget(config: &Config, kind: OpKind) -> f64 {
 /// What Next is told about servable `v` for the flight's `step`, and the payload offset. The
 /// tags and part lengths are moved into the presentation: an answer is the value's last use.
 fn present(v: &mut Servable, step: Step, now: Millis) -> (Served, Shown, usize) {
-    let m = &mut v.header.meta;
     let offset = v.header.header_len;
+    let m = &v.header.meta;
+    let (timestamp, revalidate, expire, stale) = (m.timestamp, m.revalidate, m.expire, m.stale);
     match &v.how {
         Presentable::UseCache {
             as_fresh,
             stale_shown,
         } => {
             let (served, timestamp, revalidate) = match step {
-                Step::Serve => (Served::Fresh, m.timestamp.0, m.revalidate),
+                Step::Serve => (Served::Fresh, timestamp.0, revalidate),
                 // Backdated, never a negative revalidate: Next copies an entry's revalidate into
                 // the page that reads it, and a page below 1 s answers HTTP 500.
                 Step::ServeStale => match stale_shown {
                     Some((ts, r)) => (Served::Stale, ts.0, *r),
                     None => return (Served::Miss, Shown::Nothing, 0),
                 },
-                Step::ServeAsFresh => (Served::AsFresh, m.timestamp.0, *as_fresh),
+                Step::ServeAsFresh => (Served::AsFresh, timestamp.0, *as_fresh),
                 _ => return (Served::Miss, Shown::Nothing, 0),
             };
             let shown = UseCacheShown {
                 timestamp,
                 revalidate,
-                expire: m.expire,
-                stale: m.stale,
-                tags: std::mem::take(&mut m.tags),
+                expire,
+                stale,
+                // Moved out when the answer holds the header alone; copied when the tier's
+                // index keeps it too.
+                tags: match Rc::get_mut(&mut v.header) {
+                    Some(h) => std::mem::take(&mut h.meta.tags),
+                    None => v.header.meta.tags.clone(),
+                },
             };
             (served, Shown::UseCache(shown), offset)
         }
@@ -1794,11 +1861,24 @@ fn present(v: &mut Servable, step: Step, now: Millis) -> (Served, Shown, usize) 
                 value_kind: s.desc.kind as u8,
                 value_flags: s.desc.flags(),
                 segments: s.desc.segments,
-                parts: std::mem::take(&mut m.parts),
+                parts: match Rc::get_mut(&mut v.header) {
+                    Some(h) => std::mem::take(&mut h.meta.parts),
+                    None => v.header.meta.parts.clone(),
+                },
             };
             (served, Shown::Incremental(shown), offset)
         }
     }
+}
+
+/// How much of a value's start the machine asks for when the host gave none and the tier's
+/// index keeps no header for it: as much as the host gives first otherwise
+/// (js-host/src/read-driver.ts, `HEADER_WINDOW`).
+pub const HEADER_WINDOW: usize = 4096;
+
+/// The header of bytes a source gave, shared.
+fn decoded(b: Bytes<'_>) -> Result<Rc<DecodedHeader>, DecodeError> {
+    decode_header(b.prefix, b.total_len).map(Rc::new)
 }
 
 /// The engine's parts a renewal step uses.

@@ -1,6 +1,8 @@
 //! Judging a stored value: the verdict on what a read found, from its envelope, its own
 //! `expire` and the tag mirror.
 
+use std::rc::Rc;
+
 use crate::envelope::{decode_header, DecodedHeader};
 use crate::error::DecodeError;
 use crate::stats::{LookupOutcome, Surface};
@@ -33,8 +35,9 @@ pub enum Verdict {
 pub struct Inspection {
     /// The decision.
     pub verdict: Verdict,
-    /// The header, when it could be decoded.
-    pub header: Option<DecodedHeader>,
+    /// The header, when it could be decoded; shared with the tier's index when the judged
+    /// copy's header is kept there ([`crate::lru::LruIndex::keep_header`]).
+    pub header: Option<Rc<DecodedHeader>>,
 }
 
 /// Why an expired entry is a miss: its own `expire` when that has passed, else a tag.
@@ -61,7 +64,7 @@ impl Inspection {
         let outcome = match &self.verdict {
             Verdict::Fresh => LookupOutcome::Hit,
             Verdict::Stale => LookupOutcome::Stale,
-            Verdict::Expired => expiry_cause(self.header.as_ref(), now),
+            Verdict::Expired => expiry_cause(self.header.as_deref(), now),
             Verdict::KeyMismatch => LookupOutcome::KeyMismatch,
             Verdict::Corrupt(_) => LookupOutcome::Corrupt,
             Verdict::NeedMore(_) => return None,
@@ -87,7 +90,21 @@ pub fn judge(
     soft_tags: &[&str],
     now: Millis,
 ) -> Inspection {
-    let header = match decode_header(prefix, total_len) {
+    let header = decode_header(prefix, total_len).map(Rc::new);
+    judge_decoded(mirror, untrusted_before, cache_key, header, soft_tags, now)
+}
+
+/// [`judge`] of a header decoded already: `header` is what [`decode_header`] made of the value
+/// (or the tier's index kept of it), wrapped to be shared.
+pub fn judge_decoded(
+    mirror: &TagMirror,
+    untrusted_before: impl FnOnce() -> Option<Millis>,
+    cache_key: &str,
+    header: Result<Rc<DecodedHeader>, DecodeError>,
+    soft_tags: &[&str],
+    now: Millis,
+) -> Inspection {
+    let header = match header {
         Ok(header) => header,
         Err(DecodeError::NeedMore { header_len }) => {
             return Inspection {

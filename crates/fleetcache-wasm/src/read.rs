@@ -220,10 +220,15 @@ pub enum ReadField {
     /// `startWithTier`, else it calls `start`. Written by `useCache`, `incremental` and their
     /// reuses; the first step rewrites it.
     AsksTier = 31,
+    /// 1 when the step judged the tier's (or the held store's) bytes given with the call by a
+    /// header the engine's index keeps with them, or left the one it judged kept there (core
+    /// `ReadMachine::header_kept`): the host may offer those same bytes without a prefix
+    /// (`startWithTier`, `tier`, `startWithHeld`) while it holds them.
+    HeaderKept = 32,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 32;
+const READ_FIELDS: usize = 33;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -611,6 +616,23 @@ fn total(prefix: &Option<Vec<u8>>, total_len: f64) -> usize {
     }
 }
 
+/// [`bytes`] for the tier's or the held store's bytes, which the host may offer without a
+/// prefix (`undefined` with a `total_len` of at least 1) when the engine's index keeps their
+/// header (`HeaderKept`).
+// One copy for its three callers (module size, docs/decisions/0028-wasm-size-budget.md).
+#[inline(never)]
+fn offered(prefix: &Option<Vec<u8>>, total_len: f64) -> Option<core::Bytes<'_>> {
+    match prefix {
+        Some(_) => bytes(prefix, total(prefix, total_len)),
+        // Saturates on the way to usize, as `total` does.
+        None if total_len >= 1.0 => Some(core::Bytes {
+            prefix: &[],
+            total_len: total_len as usize,
+        }),
+        None => None,
+    }
+}
+
 fn bytes(prefix: &Option<Vec<u8>>, total_len: usize) -> Option<core::Bytes<'_>> {
     prefix.as_ref().map(|p| core::Bytes {
         prefix: p,
@@ -660,6 +682,9 @@ impl ReadMachine {
             })
             .map_err(|e| js_error(&e))?;
         step.write(&mut self.fields);
+        if self.inner.header_kept() {
+            self.fields[ReadField::HeaderKept as usize] = 1.0;
+        }
         if let Some(s) = step.incremental() {
             // In the step kept below (`last`): the address stays while it does.
             self.fields[ReadField::PartsAt as usize] = f64::from(s.parts.as_ptr() as usize as u32);
@@ -846,6 +871,12 @@ impl ReadMachine {
     fn note_asks_tier(&mut self, engine: &Engine, now: f64) {
         let asks = engine.inner.read_asks_tier_first(&self.inner, Millis(now));
         self.fields[ReadField::AsksTier as usize] = f64::from(u8::from(asks));
+    }
+
+    /// Whether the last step judged by, or kept, a header in the engine's index (`HeaderKept`,
+    /// for Rust callers).
+    pub fn header_kept(&self) -> bool {
+        self.inner.header_kept()
     }
 
     /// The last `'use cache'` answer's tags as the host reads them (for Rust callers).
@@ -1081,7 +1112,10 @@ impl ReadMachine {
     }
 
     /// Begins the read with the tier's bytes for the entry key offered up front (`prefix` of
-    /// a `totalLen`-byte value; `undefined`: the host holds none). When the first step is
+    /// a `totalLen`-byte value; `undefined` with `totalLen` 0: the host holds none; with a
+    /// `totalLen` of at least 1: the host holds bytes the last step said the index keeps the
+    /// header of, `HeaderKept`, and left their prefix out, asked for with `NeedMore` if the
+    /// index keeps it no longer). When the first step is
     /// `PeekTier`, the machine takes them as `tier` would and answers the step after, and
     /// `TookTier` in the fields area is 1; otherwise (a refresh first, say) it answers the
     /// first step, as `start`, and the offer is void. One call where `start` and `tier` take
@@ -1099,16 +1133,20 @@ impl ReadMachine {
         if kind != ReadStepKind::PeekTier {
             return Ok(kind);
         }
-        let len = total(&prefix, total_len);
-        let kind = self.step(engine, core::ReadInput::Tier(bytes(&prefix, len)), now)?;
+        let kind = self.step(
+            engine,
+            core::ReadInput::Tier(offered(&prefix, total_len)),
+            now,
+        )?;
         self.fields[ReadField::TookTier as usize] = 1.0;
         Ok(kind)
     }
 
     /// `startWithTier` with no tier bytes offered, for a host whose store holds its entries
     /// in this process (the embedded store): when the step after the tier is `Get`, the store's
-    /// bytes for the entry key (`prefix` of a `totalLen`-byte value, `undefined`: none held)
-    /// are its reply, read in the same call, and `TookTier` is 2. Taken only while the engine's
+    /// bytes for the entry key (`prefix` of a `totalLen`-byte value; `undefined`: none held,
+    /// or the prefix left out, as `startWithTier` takes it) are its reply, read in the same
+    /// call, and `TookTier` is 2. Taken only while the engine's
     /// index still holds the entry (`memoryTouch` of the entry key, which it marks used, as the
     /// host's `Get` would); else `TookTier` is 1 and the host answers the `Get` itself. One
     /// call where `startWithTier`, `memoryTouch` and `reply` take three.
@@ -1127,8 +1165,7 @@ impl ReadMachine {
         {
             return Ok(kind);
         }
-        let len = total(&prefix, total_len);
-        let input = core::ReadInput::Reply(bytes(&prefix, len));
+        let input = core::ReadInput::Held(offered(&prefix, total_len));
         let kind = self.step(engine, input, now)?;
         self.fields[ReadField::TookTier as usize] = 2.0;
         Ok(kind)
@@ -1151,7 +1188,9 @@ impl ReadMachine {
         self.step(engine, core::ReadInput::OwnWrite(bytes(&value, len)), now)
     }
 
-    /// The tier's bytes for the key (`undefined`: none): `prefix` of a `totalLen`-byte value.
+    /// The tier's bytes for the key: `prefix` of a `totalLen`-byte value (`undefined` with
+    /// `totalLen` 0: none; with a `totalLen` of at least 1: the prefix left out, as
+    /// `startWithTier` takes it).
     pub fn tier(
         &mut self,
         engine: &mut Engine,
@@ -1159,8 +1198,11 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let len = total(&prefix, total_len);
-        self.step(engine, core::ReadInput::Tier(bytes(&prefix, len)), now)
+        self.step(
+            engine,
+            core::ReadInput::Tier(offered(&prefix, total_len)),
+            now,
+        )
     }
 
     /// The tier's bytes kept for outages (`undefined`: none), after a failed read.

@@ -243,6 +243,7 @@ fn check_fields(m: &ReadMachine) {
             f64::from(u8::from(!s.error().is_empty())),
         ),
         (ReadField::TookTier, 0.0),
+        (ReadField::HeaderKept, f64::from(u8::from(m.header_kept()))),
         // Written by the constructors and reuses, for the start to come; every step clears it.
         (ReadField::AsksTier, 0.0),
         // No step here keeps a page copy bound to a generation (core `TierAction::Keep`).
@@ -763,6 +764,75 @@ fn a_store_s_bytes_offered_up_front_are_the_get_s_reply_while_its_index_holds_th
         ReadStepKind::Refresh
     );
     assert_eq!(took(&m), 0.0);
+}
+
+#[wasm_bindgen_test]
+fn a_copy_whose_header_the_index_keeps_is_offered_without_its_prefix() {
+    let mut e = engine();
+    let v = stored(&mut e, "k", 60.0);
+    let len = v.len() as f64;
+    let field = |m: &ReadMachine, f: ReadField| m.fields_area()[f as usize];
+    let key = js_sys::JsString::from("k");
+    let reused = |e: &Engine, m: &mut ReadMachine| {
+        m.reuse_use_cache(e, &uc(), &key, None, "", false, Consumer::Serves, NOW)
+            .unwrap();
+    };
+    let mut m = read(&e, "k", Consumer::Serves);
+    let entry_key = m.entry_key();
+    e.memory_insert(&entry_key, len, NOW + 60_000.0, 0.0);
+    for prefix in [Some(v.clone()), None] {
+        reused(&e, &mut m);
+        let kind = m.start_with_tier(&mut e, prefix, len, NOW).unwrap();
+        assert_eq!(kind, ReadStepKind::Answer);
+        assert_eq!(field(&m, ReadField::TookTier), 1.0);
+        assert_eq!(field(&m, ReadField::HeaderKept), 1.0);
+        assert_eq!(m.tags_text(), "a\0b");
+    }
+    // The copy replaced (by an insert of the same length): the prefix is asked for, and the
+    // new copy's header kept.
+    e.memory_insert(&entry_key, len, NOW + 60_000.0, 0.0);
+    reused(&e, &mut m);
+    assert_eq!(
+        m.start_with_tier(&mut e, None, len, NOW).unwrap(),
+        ReadStepKind::NeedMore
+    );
+    assert_eq!(field(&m, ReadField::Need), len.min(4096.0));
+    assert_eq!(field(&m, ReadField::HeaderKept), 0.0);
+    let kind = m.tier(&mut e, Some(v.clone()), len, NOW).unwrap();
+    assert_eq!(kind, ReadStepKind::Answer);
+    assert_eq!(field(&m, ReadField::HeaderKept), 1.0);
+    // Asked for later (`PeekTier` after the start), the same way.
+    let mut later = read(&e, "k", Consumer::Serves);
+    assert_eq!(later.start(&mut e, NOW).unwrap(), ReadStepKind::OwnWrite);
+    assert_eq!(
+        later.own_write(&mut e, None, NOW).unwrap(),
+        ReadStepKind::PeekTier
+    );
+    assert_eq!(
+        later.tier(&mut e, None, len, NOW).unwrap(),
+        ReadStepKind::Answer
+    );
+    assert_eq!(field(&later, ReadField::HeaderKept), 1.0);
+    assert_eq!(later.tags_text(), "a\0b");
+    // The embedded store's bytes, the same way.
+    e.memory_insert(&entry_key, len, NOW + 60_000.0, 0.0);
+    let mut held = read(&e, "k", Consumer::Serves);
+    for (prefix, kept) in [(None, false), (Some(v.clone()), true), (None, true)] {
+        reused(&e, &mut held);
+        let kind = held
+            .start_with_held(&mut e, prefix.clone(), len, NOW)
+            .unwrap();
+        let want = if prefix.is_none() && !kept {
+            ReadStepKind::NeedMore
+        } else {
+            ReadStepKind::Answer
+        };
+        assert_eq!((kind, field(&held, ReadField::TookTier)), (want, 2.0));
+        assert_eq!(
+            field(&held, ReadField::HeaderKept),
+            f64::from(u8::from(kept))
+        );
+    }
 }
 
 #[wasm_bindgen_test]

@@ -472,7 +472,7 @@ proptest! {
                 once.push(t.clone());
             }
         }
-        prop_assert_eq!(h.meta.tags, once);
+        prop_assert_eq!(&h.meta.tags, &once);
         // The parts sit where the lengths say.
         let mut off = h.header_len;
         for (i, len) in parts.iter().enumerate() {

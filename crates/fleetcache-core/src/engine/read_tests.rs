@@ -13,6 +13,7 @@ use crate::read_machine::*;
 use crate::stats::{LeaseEvent, LookupOutcome, Surface};
 use crate::tags::Revalidation;
 use crate::time::Millis;
+use crate::verdict::Verdict;
 use crate::write::SetInput;
 
 const NOW: f64 = 1_795_690_530_000.0;
@@ -1441,4 +1442,225 @@ fn after_an_eviction_a_read_sent_before_this_process_wrote_the_key_keeps_nothing
         TierAction::None,
         "the value this process's own write replaced refills the tier"
     );
+}
+
+/// Bytes the host offers from the tier with their prefix left out, as it does once a step
+/// said the index keeps their header.
+fn omitted(v: &[u8]) -> Option<Bytes<'_>> {
+    Some(Bytes {
+        prefix: &[],
+        total_len: v.len(),
+    })
+}
+
+/// A tier hit: the read stepped from its start through the tier peek with `bytes` (given
+/// again with their prefix when the machine asks for it), to its next step.
+fn tier_hit(e: &mut Engine, key: &str, bytes: &[u8], omit: bool, now: f64) -> (ReadStep, bool) {
+    let mut m = uc(e, key, Consumer::Serves, now);
+    to_tier(e, &mut m, now);
+    let offered = if omit { omitted(bytes) } else { b(bytes) };
+    let mut s = go(e, &mut m, ReadInput::Tier(offered), now);
+    if let ReadAction::NeedMore { need } = s.action {
+        assert!(omit, "a whole header asked for more");
+        s = go(
+            e,
+            &mut m,
+            ReadInput::Tier(b(&bytes[..need.min(bytes.len())])),
+            now,
+        );
+    }
+    (s, m.header_kept())
+}
+
+#[test]
+fn a_tier_copys_header_is_kept_and_the_copy_judged_afresh_on_every_hit() {
+    let mut e = engine();
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    let used = e.lru().used_bytes();
+    // Not kept yet: the prefix left out is asked for, and the header judged is kept.
+    let (s, kept) = tier_hit(&mut e, "k", &v, true, NOW);
+    assert_eq!((answer(&s).source, kept), (Source::Tier, true));
+    assert!(e.lru().used_bytes() > used, "the kept header is charged");
+    // Kept: served without the prefix, as from the bytes.
+    let (s, kept) = tier_hit(&mut e, "k", &v, true, NOW + 1.0);
+    let a = answer(&s);
+    assert_eq!(
+        (a.source, a.served, kept),
+        (Source::Tier, Served::Fresh, true)
+    );
+    assert_eq!(uc_shown(a).tags, vec!["t".to_owned()]);
+    assert_eq!(
+        (uc_shown(a).timestamp, &v[a.payload_offset..]),
+        (NOW, &b"payload"[..])
+    );
+    // A tag revalidated since: the kept header's copy is judged against it, a miss.
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(NOW + 10.0), "epoch")
+        .unwrap();
+    let (s, _) = tier_hit(&mut e, "k", &v, true, NOW + 20.0);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+    assert_eq!(s.tier, TierAction::Drop);
+    assert_eq!(e.lru().used_bytes(), 0, "the header left with its copy");
+    // A copy of the same length replacing it: its own header is judged, not the old one's.
+    let newer = uc_value(&e, "k", NOW + 30.0, 60.0, &["u"]);
+    assert_eq!(newer.len(), v.len());
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    tier_hit(&mut e, "k", &v, false, NOW + 40.0);
+    e.lru_mut()
+        .insert(&key, newer.len() as u64, Millis(NOW + 1e6));
+    let (s, _) = tier_hit(&mut e, "k", &newer, true, NOW + 40.0);
+    assert_eq!(uc_shown(answer(&s)).tags, vec!["u".to_owned()]);
+}
+
+#[test]
+fn an_embedded_stores_held_copy_keeps_its_header_too() {
+    let mut e = engine();
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    for (omit, kept_before) in [(false, false), (true, true)] {
+        let mut m = uc(&e, "k", Consumer::Serves, NOW);
+        to_get(&mut e, &mut m, NOW);
+        assert_eq!(e.lru().kept_header(&key, v.len()).is_some(), kept_before);
+        let given = if omit { omitted(&v) } else { b(&v) };
+        let s = go(&mut e, &mut m, ReadInput::Held(given), NOW);
+        let a = answer(&s);
+        assert_eq!((a.source, a.served), (Source::Redis, Served::Fresh));
+        assert_eq!(uc_shown(a).tags, vec!["t".to_owned()]);
+        assert!(m.header_kept());
+    }
+    // Not kept (the copy replaced): the prefix left out is asked for.
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Held(omitted(&v)), NOW);
+    assert_eq!(s.action, ReadAction::NeedMore { need: v.len() });
+}
+
+#[derive(Clone, Debug)]
+enum TierOp {
+    /// The host keeps a copy of key `k` at version `v` (`foreign`: written for the other key).
+    Insert {
+        k: u8,
+        v: u8,
+        foreign: bool,
+    },
+    /// A read of key `k` hits the tier, the prefix left out when the host may.
+    Hit {
+        k: u8,
+        omit: bool,
+    },
+    Remove(u8),
+    /// Another key's copy of this many bytes, evicting the least recently used.
+    Fill(u16),
+    Revalidate(u8),
+    Advance(u16),
+}
+
+fn any_tier_op() -> impl Strategy<Value = TierOp> {
+    prop_oneof![
+        (0u8..2, 0u8..20, any::<bool>()).prop_map(|(k, v, foreign)| TierOp::Insert {
+            k,
+            v,
+            foreign
+        }),
+        (0u8..2, any::<bool>()).prop_map(|(k, omit)| TierOp::Hit { k, omit }),
+        (0u8..2, any::<bool>()).prop_map(|(k, omit)| TierOp::Hit { k, omit }),
+        (0u8..2).prop_map(TierOp::Remove),
+        (0u16..600).prop_map(TierOp::Fill),
+        (0u8..2).prop_map(TierOp::Revalidate),
+        (0u16..4000).prop_map(TierOp::Advance),
+    ]
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    /// Random sequences of inserts (a copy of the same length replacing another included),
+    /// removals, evictions, expiries, tag revalidations and hits: every hit's verdict is the
+    /// one the host's bytes for the key, decoded afresh, get from the engine as it is then.
+    #[test]
+    fn every_tier_hit_judges_as_the_bytes_held_decoded_afresh(
+        budget in 200u64..1500,
+        ops in proptest::collection::vec(any_tier_op(), 0..60),
+    ) {
+        let mut e = Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            memory_bytes: budget,
+            ..Config::default()
+        })
+        .unwrap();
+        e.mark_standalone();
+        let mut now = NOW;
+        let mut host: std::collections::HashMap<String, (Vec<u8>, f64)> = Default::default();
+        let tags = ["a", "b"];
+        for op in ops {
+            match op {
+                TierOp::Insert { k, v, foreign } => {
+                    let cache_key = format!("k{}", if foreign { 1 - k } else { k });
+                    let created = now - f64::from(v) * 1000.0;
+                    let expire = 5.0 + f64::from(v);
+                    let tag = tags[usize::from(v % 2)];
+                    let bytes = uc_value_expiring(&e, &cache_key, created, 3600.0, expire, &[tag]);
+                    let key = e.entry_key(&IFACE, &format!("k{k}"));
+                    let until = created + expire * 1000.0;
+                    for gone in e.lru_mut().insert(&key, bytes.len() as u64, Millis(until)) {
+                        host.remove(&gone);
+                    }
+                    if e.lru().contains(&key) {
+                        host.insert(key, (bytes, until));
+                    }
+                }
+                TierOp::Hit { k, omit } => {
+                    let cache_key = format!("k{k}");
+                    let key = e.entry_key(&IFACE, &cache_key);
+                    let Some((bytes, until)) = host.get(&key).cloned() else { continue };
+                    let afresh = e.inspect(&cache_key, &bytes, bytes.len(), &[], Millis(now));
+                    let (s, _) = tier_hit(&mut e, &cache_key, &bytes, omit, now);
+                    if now >= until {
+                        prop_assert_eq!(s.tier, TierAction::Drop);
+                    } else if afresh.verdict == Verdict::Fresh {
+                        let h = afresh.header.unwrap();
+                        let a = answer(&s);
+                        prop_assert_eq!((a.source, a.served), (Source::Tier, Served::Fresh));
+                        let shown = uc_shown(a);
+                        prop_assert_eq!(shown.timestamp, h.meta.timestamp.0);
+                        prop_assert_eq!(shown.expire, h.meta.expire);
+                        prop_assert_eq!(&shown.tags, &h.meta.tags);
+                        prop_assert_eq!(a.payload_offset, h.header_len);
+                    } else {
+                        prop_assert!(matches!(s.action, ReadAction::Get { .. }), "{:?}", s);
+                        let dropped = !matches!(afresh.verdict, Verdict::Stale);
+                        prop_assert_eq!(s.tier == TierAction::Drop, dropped);
+                    }
+                    if s.tier == TierAction::Drop {
+                        host.remove(&key);
+                    }
+                }
+                TierOp::Remove(k) => {
+                    let key = e.entry_key(&IFACE, &format!("k{k}"));
+                    e.lru_mut().remove(&key);
+                    host.remove(&key);
+                }
+                TierOp::Fill(size) => {
+                    for gone in e.lru_mut().insert("filler", u64::from(size), Millis(NOW + 1e9)) {
+                        host.remove(&gone);
+                    }
+                }
+                TierOp::Revalidate(t) => {
+                    let tag = tags[usize::from(t)];
+                    e.plan_tag_update(&[tag], &Revalidation::Expire, Millis(now), "epoch")
+                        .unwrap();
+                    now += 1.0;
+                }
+                TierOp::Advance(ms) => now += f64::from(ms),
+            }
+            prop_assert!(e.lru().used_bytes() <= budget);
+            for key in host.keys() {
+                prop_assert!(e.lru().contains(key), "the host holds bytes the index dropped");
+            }
+        }
+    }
 }
