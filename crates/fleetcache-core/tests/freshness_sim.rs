@@ -5,9 +5,9 @@
 //! and event-loop stalls, and shrinks a violation to a minimal one.
 //!
 //! The model runs the tag scripts' rules as `src/lua/*.lua` state them (update, refresh with
-//! version ids, merge), and the lease scripts (acquire, poll, write, release);
-//! `tests/lua_scripts.rs` checks the Lua agrees with the same Rust rules on a real
-//! redis-server.
+//! version ids, merge), the lease scripts (acquire, poll, write, release), and the seed's
+//! (`tests/support/seed_rule.rs`); `tests/lua_scripts.rs` checks the Lua agrees with the same
+//! Rust rules on a real redis-server.
 //!
 //! Requests overlap, as on a host. A read coalesces with its process's tag refresh in flight
 //! (as `TagSync` does), its `GET` or lease poll joins one of the same key its process has in
@@ -66,7 +66,15 @@
 //! a time per key, as Next runs them), and a drawn write stores a pending render's result
 //! through the write machine, which stamps the entry itself; the payload carries when the
 //! render began (when the answer came: its data is at least that new), and the check reads
-//! that. A read's answer counts as what Next makes of it the moment it gets it:
+//! that. `fleetcache seed` runs among them as a process of its own (seed.ts, decisions 0023
+//! and 0031): it pulls the tag state, and at a later step leaves the page out when a
+//! revalidation of its tags came after the build, or writes it stamped `seed_timestamp` (the
+//! build's time, never later than its own clock, which may lag the fleet's) through
+//! `entry_write.lua`'s seed mode, which keeps an entry created at or after that stamp. Its
+//! payload carries the build's time, so the check judges a seeded page as data of that time;
+//! its write is a page write like a render's (announced, lost with a flush or a failover, its
+//! reply maybe lost), and one that replaced an entry created at or after its stamp fails the
+//! history at once. A read's answer counts as what Next makes of it the moment it gets it:
 //!
 //! - a miss (`null`) is a miss;
 //! - a `fetch` entry is stale once `now - lastModified` exceeds the read's own `revalidate`,
@@ -91,19 +99,23 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use fleetcache_core::guard::{Admission, OpKind};
-use fleetcache_core::incremental::ValueKind;
+use fleetcache_core::incremental::{Descriptor, IncrementalSet, ValueKind};
 use fleetcache_core::lease::Consumer;
 use fleetcache_core::read_machine::{
     Bytes, Failure, IncrementalShown, ReadAction, ReadAnswer, ReadInput, ReadMachine, Served,
     Shown, Source, TierAction,
 };
 use fleetcache_core::regen::MAX_REGENERATION_MS;
+use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
     Revalidation, ScriptCall, TagRecord,
 };
 use proptest::prelude::*;
+
+#[path = "support/seed_rule.rs"]
+mod seed_rule;
 
 const IFACE: Interface<'static> = Interface::UseCache("default");
 const TAGS: [&str; 3] = ["a", "b", "_N_T_/p"];
@@ -119,6 +131,9 @@ const FETCH_REQUEST_REVALIDATE: [f64; 3] = [f64::NAN, 3.0, 900.0];
 const T0: f64 = 1_795_690_530_000.0;
 /// The longest time between pulls of an instance that follows the state by push.
 const PUSH_BOUND_MS: f64 = 1_000.0;
+/// The task owner that stands for `fleetcache seed`: a process of its own, none of the
+/// instances (the CLI builds its own runtime on the same Redis).
+const SEEDER: usize = usize::MAX;
 
 /// The tag state as Redis holds it.
 #[derive(Clone, Debug, Default)]
@@ -424,6 +439,22 @@ impl Redis {
                 Reply::Polled(self.entries.get(&call.keys[0]).cloned(), leased)
             }
             Cmd::Store { key, value, script } => {
+                // A seed (seed_write.lua: ARGV px, created; entry_write.lua's mode 's': px,
+                // 's', created, id) keeps an entry as new or newer, and then neither
+                // writes nor counts nor announces anything.
+                let seed = script.as_ref().and_then(|call| match call.script.name {
+                    "seed_write" => call.args.get(1),
+                    "entry_write" if call.args.get(1).map(String::as_str) == Some("s") => {
+                        call.args.get(2)
+                    }
+                    _ => None,
+                });
+                if let Some(created) = seed {
+                    if seed_rule::seed_keeps(self.entries.get(key).map(Vec::as_slice), ms(created))
+                    {
+                        return Reply::Int(0);
+                    }
+                }
                 self.entries.insert(key.clone(), value.clone());
                 let n = PAGE_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if *key == page_entry_key() {
@@ -669,6 +700,18 @@ enum Op {
         life: u8,
         held: bool,
     },
+    /// `fleetcache seed` of the page `/p` (a process of its own: [`SEEDER`]): it pulls the tag
+    /// state now, and at a later step (`Step`) judges and stamps the page a build made at the
+    /// time `built` picks ([`World::build_time`]) as seed.ts does, with its clock `lag` ms
+    /// behind the fleet's, and sends its write. The page carries `_N_T_/p` and the explicit
+    /// tags of `tags`; `life` as for `IncWrite`. Its reply is lost when `lost` (the write ran).
+    Seed {
+        built: (u8, u16),
+        lag: u16,
+        tags: u8,
+        life: u8,
+        lost: bool,
+    },
 }
 
 /// The ops drawn; following by push, subscriptions come more often (a drop or an outage
@@ -716,6 +759,7 @@ fn mixed_op() -> impl Strategy<Value = Op> {
             .prop_map(|(pick, tags, life)| Op::IncWrite { pick, tags, life }),
         12 => (0..3usize, 0u8..4, prop::bool::weighted(0.3))
             .prop_map(|(inst, life, held)| Op::Rewrite { inst, life, held }),
+        6 => seed_op(),
         60 => (0..8usize).prop_map(|pick| Op::Step { pick }),
         6 => (0..3usize, 1u8..8, 0u8..4).prop_map(|(inst, tags, mode)| Op::Revalidate { inst, tags, mode }),
         3 => (0..3usize).prop_map(|inst| Op::Tick { inst }),
@@ -735,12 +779,42 @@ fn mixed_op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A run of `fleetcache seed`: a build time anywhere in the history (or before it), next to a
+/// revalidation (just before, at, just after its time) or not far behind the fleet's clock; the
+/// seeder's clock in step with the fleet's, or behind it by up to the tolerance or more, so a
+/// build time lies ahead of it within [`SEED_CLOCK_TOLERANCE_MS`] and beyond.
+fn seed_op() -> impl Strategy<Value = Op> {
+    let tolerance = SEED_CLOCK_TOLERANCE_MS as u16;
+    (
+        (
+            prop_oneof![2 => Just(0u8), 2 => 1u8..4, 3 => Just(4u8), 1 => Just(5u8)],
+            any::<u16>(),
+        ),
+        prop_oneof![
+            2 => Just(0u16),
+            1 => 1..=tolerance,
+            1 => tolerance + 1..3 * tolerance,
+        ],
+        0u8..4,
+        0u8..4,
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(built, lag, tags, life, lost)| Op::Seed {
+            built,
+            lag,
+            tags,
+            life,
+            lost,
+        })
+}
+
 /// The ops drawn for histories of page rewrites followed by push: short histories of page
 /// reads on several instances raced by whole rewrites elsewhere (and the regenerations reads
-/// begin), announcements delivered mostly before the next pull, and the faults that make one
-/// miss its mark: a channel dropped unnoticed (its announcements lost, then a pull), a gap,
-/// an advance past the bound; instances that pull (a drop noticed, a restart), where only the
-/// sharing rule keeps a read from a `GET` older than a rewrite; Redis's own faults rarer.
+/// begin, and seeds), announcements delivered mostly before the next pull, and the faults
+/// that make one miss its mark: a channel dropped unnoticed (its announcements lost, then a
+/// pull), a gap, an advance past the bound; instances that pull (a drop noticed, a restart),
+/// where only the sharing rule keeps a read from a `GET` older than a rewrite; Redis's own
+/// faults rarer.
 fn page_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         14 => (0..3usize, 0u8..8, any::<bool>(), prop::bool::weighted(0.1))
@@ -749,6 +823,8 @@ fn page_op() -> impl Strategy<Value = Op> {
             }),
         8 => (0..3usize, 0u8..2, prop::bool::weighted(0.3))
             .prop_map(|(inst, life, held)| Op::Rewrite { inst, life, held }),
+        // A seed is a page write too, announced as one (docs/decisions/0031).
+        2 => seed_op(),
         8 => (0..8usize, 0u8..4, 0u8..2)
             .prop_map(|(pick, tags, life)| Op::IncWrite { pick, tags, life }),
         24 => (0..8usize).prop_map(|pick| Op::Step { pick }),
@@ -883,6 +959,19 @@ enum Job {
         /// The host keeps it as this process's write in flight (`'use cache'` only: the
         /// singular handler's driver has no such hook).
         own: bool,
+    },
+    /// `fleetcache seed` of the page: its process's engine (which pulled the tag state when
+    /// the run began), its clock's lag behind the fleet's, the build's time (in the fleet's
+    /// clock: the data is that new, so the payload carries it), the page's tags and `life`
+    /// (as `IncWrite`), and whether its write's reply is lost. Waits for its turn (a timer),
+    /// then for its write.
+    Seed {
+        engine: Box<Engine>,
+        lag: f64,
+        built_at: f64,
+        tags: Vec<&'static str>,
+        life: u8,
+        lost: bool,
     },
 }
 
@@ -1257,6 +1346,13 @@ impl World {
                 on_demand,
             } => self.inc_read(inst, key, soft, caches, revalidate, on_demand)?,
             Op::IncWrite { pick, tags, life } => self.inc_write(pick, tags, life)?,
+            Op::Seed {
+                built,
+                lag,
+                tags,
+                life,
+                lost,
+            } => self.seed(built, f64::from(lag), tags, life, lost),
             Op::Rewrite { inst, life, held } => {
                 // Next runs one render per key and process: the rewrite is it. It takes a ms,
                 // so no two rewrites store the same bytes (the check tells writes by them).
@@ -1376,10 +1472,14 @@ impl World {
                 _ => (ValueKind::AppPage, 0, 3.0, 3.0),
             }
         };
-        // The JSON part (here: the render's start) and the body.
+        // The JSON part (here: the render's start) and the body: 0 (a render's), then the
+        // write's own number. The check tells page writes by their bytes, and two renders of
+        // the same ms, tags and lifetime (one an instance's rewrite, one another's
+        // regeneration) would otherwise store the same bytes.
         let mut payload = began.to_le_bytes().to_vec();
         payload.push(0);
-        let parts = [8u32, 1];
+        payload.extend_from_slice(&(self.next_task as u64).to_le_bytes());
+        let parts = [8u32, 9];
         let at = Millis(now);
         let engine = &mut self.insts[inst].engine;
         let mut machine = engine.write_start(
@@ -1410,6 +1510,170 @@ impl World {
             wait: Wait::Timer(now),
         };
         self.write_steps(task, step)
+    }
+
+    /// The time of the build a seed run stores, in the fleet's clock (`Op::Seed`'s `built`):
+    /// 0 anywhere from 10 s before the history began to now; 1, 2, 3 just before, at, just
+    /// after a revalidation's time (else as 0); 4 up to 0.3 s, 5 up to 3 s behind now. Never
+    /// after now: the build is in the past.
+    fn build_time(&self, (mode, x): (u8, u16)) -> f64 {
+        let x = f64::from(x);
+        let anywhere = T0 - 10_000.0 + (self.now - T0 + 10_000.0) * x / f64::from(u16::MAX);
+        let near = |d: f64| {
+            let n = self.revs.len();
+            (n > 0).then(|| self.revs[x as usize % n].at.0 + d)
+        };
+        let t = match mode {
+            1 => near(-1.0),
+            2 => near(0.0),
+            3 => near(1.0),
+            4 => Some(self.now - x % 300.0),
+            5 => Some(self.now - x % 3_000.0),
+            _ => None,
+        };
+        t.unwrap_or(anywhere).min(self.now)
+    }
+
+    /// A `fleetcache seed` run begins (seed.ts): a process of its own with its own engine,
+    /// which announces its page writes (as every process on one Redis does) and pulls the tag
+    /// state (`rt.tags.refresh()`: up to `LOAD_STEPS`, 16, calls while it loads; a failed one
+    /// leaves the mirror as it is, and the run goes on). Its write comes at a later step.
+    fn seed(&mut self, built: (u8, u16), lag: f64, tags: u8, life: u8, lost: bool) {
+        let built_at = self.build_time(built);
+        let clock = Millis(self.now - lag);
+        let mut engine = Engine::new(config(self.release)).unwrap();
+        engine.announce_page_writes();
+        let seed = WRITE_ID_SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        engine.set_write_id_seed(&format!("p{seed}")).unwrap();
+        for _ in 0..16 {
+            let Admission::Send { permit, .. } = engine.admit(OpKind::Read, clock) else {
+                break;
+            };
+            if !self.up {
+                engine.report(permit, CallResult::Timeout, clock);
+                break;
+            }
+            let call = engine.plan_tag_pull(clock);
+            let reply = self.redis.run(&call);
+            engine.report(permit, CallResult::Success, clock);
+            engine.apply_refresh(&reply, clock).unwrap();
+            if engine.mirror().is_synced() {
+                break;
+            }
+        }
+        let mut tags = mask(tags & 3);
+        tags.push(PAGE_TAG);
+        self.trace.push(format!(
+            "  seeder: build at {}, clock {}, pulled: {}",
+            built_at - T0,
+            clock.0 - T0,
+            engine.mirror().is_synced()
+        ));
+        let id = self.next_task;
+        self.next_task += 1;
+        self.tasks.push(Task {
+            id,
+            inst: SEEDER,
+            job: Job::Seed {
+                engine: Box::new(engine),
+                lag,
+                built_at,
+                tags,
+                life,
+                lost,
+            },
+            wait: Wait::Timer(self.now),
+        });
+    }
+
+    /// The seed run's turn for the page (seed.ts, per route): left out when a revalidation of
+    /// its tags came after the build (by the tag state it pulled), or when the build time is
+    /// no usable time; else its envelope is made as `encodeIncrementalEnvelope` does, stamped
+    /// `seed_timestamp`, and written by `plan_seed_write` (not when nothing is left of its
+    /// lifetime), through the seeder's breaker. The payload carries the build's time: the
+    /// check judges the data by it, not by the stamp.
+    fn seed_write(&mut self, mut task: Task) -> Result<(), TestCaseError> {
+        let Job::Seed {
+            engine,
+            lag,
+            built_at,
+            tags,
+            life,
+            ..
+        } = &mut task.job
+        else {
+            unreachable!()
+        };
+        let (built_at, clock) = (*built_at, Millis(self.now - *lag));
+        let (cache_key, _) = INC_KEYS[0];
+        let fresh = engine.tag_freshness(tags, Millis(built_at), clock) == Freshness::Fresh;
+        let Some(created) = engine
+            .seed_timestamp(Millis(built_at), clock)
+            .filter(|_| fresh)
+        else {
+            self.trace
+                .push(format!("  seeder: left out (tags fresh: {fresh})"));
+            return Ok(());
+        };
+        // value-codec's flags, as `IncWrite` draws them for a page.
+        let (flags, revalidate, expire) = match life {
+            0 => (2 | 4, f64::NAN, f64::NAN),
+            1 => (0, 900.0, 3600.0),
+            2 => (0, 3.0, 3600.0),
+            _ => (0, 3.0, 3.0),
+        };
+        let desc = Descriptor::from_wire(ValueKind::AppPage as u8, flags, 0).unwrap();
+        // The JSON part (here: the build's time) and the body: 1, a seed's (a render's is 9
+        // bytes). Seeds of one build stamped alike are the same bytes, as they are in Redis.
+        let parts = [8u32, 1];
+        // As the binding's `planIncrementalEntry`, given the stamp for its `now`.
+        let created = engine.incremental_created(cache_key, desc.kind, tags, created);
+        let set = IncrementalSet {
+            desc,
+            revalidate,
+            expire,
+            tags,
+            parts: &parts,
+            created,
+            now: created,
+        };
+        let plan = match engine.plan_incremental_set(cache_key, &set) {
+            Ok(plan) => plan,
+            Err(e) => return Err(TestCaseError::fail(format!("seed not planned: {e:?}"))),
+        };
+        let call = plan.ttl_ms.and_then(|ttl| {
+            engine.plan_seed_write(&Interface::Incremental, cache_key, created, ttl, clock)
+        });
+        let Some(call) = call else {
+            self.trace.push("  seeder: expired".to_owned());
+            return Ok(());
+        };
+        let mut value = plan.header;
+        value.extend_from_slice(&built_at.to_le_bytes());
+        value.push(1);
+        self.trace.push(format!(
+            "  seeder: sends {} stamped {}",
+            call.script.name,
+            created.0 - T0
+        ));
+        let Admission::Send { permit, budget_ms } = engine.admit(OpKind::Write, clock) else {
+            return Ok(());
+        };
+        task.wait = Wait::Cmd(InFlight {
+            cmd: Cmd::Store {
+                key: call.keys[0].clone(),
+                value,
+                script: Some(call),
+            },
+            sent: self.now,
+            budget_ms,
+            permit,
+            reply: None,
+            heard: 0,
+            issued: self.step,
+        });
+        self.tasks.push(task);
+        Ok(())
     }
 
     /// Carries out write steps until one waits for Redis (the task joins those in flight) or
@@ -2016,6 +2280,9 @@ impl World {
         let mut flight = match std::mem::replace(&mut task.wait, Wait::Timer(0.0)) {
             Wait::Timer(until) => {
                 self.now = self.now.max(until);
+                if matches!(task.job, Job::Seed { .. }) {
+                    return self.seed_write(task);
+                }
                 return self.read_steps(task, In::Timer);
             }
             Wait::Cmd(flight) => flight,
@@ -2030,12 +2297,34 @@ impl World {
                     *held = self.redis.tags.clone();
                     *held_step = self.step;
                 }
+                // What the key held before, by the header's own decoder (the scripts read the
+                // creation time at a fixed offset instead).
+                let before = match &flight.cmd {
+                    Cmd::Store { key, .. } => self.redis.entries.get(key).and_then(|v| created(v)),
+                    _ => None,
+                };
                 let reply = self.redis.exec(&flight.cmd, self.now);
                 if let Reply::PageWrite(n) = reply {
                     self.page_sender.insert(n, inst);
                 }
                 self.publish(inst);
-                (!self.lose.remove(&inst)).then_some(reply)
+                if let (Job::Seed { lost, .. }, Cmd::Store { value, .. }) = (&task.job, &flight.cmd)
+                {
+                    // Decision 0023: a seed never replaces an entry created at or after its
+                    // own stamp.
+                    let stamp = created(value);
+                    prop_assert!(
+                        !matches!(reply, Reply::PageWrite(_))
+                            || before.zip(stamp).map_or(true, |(b, s)| b < s),
+                        "a seed stamped {:?} replaced an entry created at {:?}\n{}",
+                        stamp.map(|t| t - T0),
+                        before.map(|t| t - T0),
+                        self.trace.join("\n")
+                    );
+                    (!*lost).then_some(reply)
+                } else {
+                    (!self.lose.remove(&inst)).then_some(reply)
+                }
             } else {
                 None
             };
@@ -2076,8 +2365,23 @@ impl World {
         } else {
             CallResult::Timeout
         };
-        self.insts[inst].engine.report(flight.permit, outcome, now);
+        match &mut task.job {
+            Job::Seed { engine, lag, .. } => {
+                engine.report(flight.permit, outcome, Millis(self.now - *lag));
+            }
+            _ => {
+                self.insts[inst].engine.report(flight.permit, outcome, now);
+            }
+        }
         match (&mut task.job, flight.cmd) {
+            // seed.ts counts it written or kept; nothing more happens to it.
+            (Job::Seed { .. }, _) => {
+                if let Some(Reply::PageWrite(n)) = reply {
+                    self.page_resolved.entry(n).or_insert((self.step, self.now));
+                    self.page_writer.insert(n, inst);
+                }
+                Ok(())
+            }
             (Job::Write { machine, .. }, _) => {
                 if let Some(Reply::PageWrite(n)) = reply {
                     self.page_resolved.entry(n).or_insert((self.step, self.now));
@@ -2573,4 +2877,93 @@ proptest! {
         w.finish_requests()?;
         w.settle()?;
     }
+}
+
+/// A history the singular-handler property found (push, 16.4) once seeds changed its schedules:
+/// instance 2's rewrite and a regeneration of instance 1 stored at the same ms, with the same
+/// tags and lifetime. The check tells page writes by their bytes, so before a render's body
+/// carried its write's own number it took instance 1's unsent write (breaker open, kept in its
+/// tier) for instance 2's, which instance 1's own older rewrite had replaced in Redis, and
+/// failed the outage-copy rule on a correct answer.
+#[test]
+fn two_renders_of_one_ms_are_told_apart() -> Result<(), TestCaseError> {
+    use Op::*;
+    let read = IncRead {
+        inst: 1,
+        key: 0,
+        soft: 0,
+        caches: false,
+        revalidate: 0,
+        on_demand: false,
+    };
+    let step = |pick| Step { pick };
+    let held = Rewrite {
+        inst: 0,
+        life: 0,
+        held: true,
+    };
+    let mut ops = vec![
+        Rewrite {
+            inst: 2,
+            life: 0,
+            held: false,
+        },
+        Revalidate {
+            inst: 1,
+            tags: 3,
+            mode: 0,
+        },
+        Stall { ms: 999 },
+        read.clone(),
+        read.clone(),
+        step(0),
+        read.clone(),
+    ];
+    ops.extend([0, 0, 0, 0, 6, 2].map(step));
+    ops.push(LoseReply { inst: 0 });
+    ops.extend([2, 6, 2, 0].map(step));
+    ops.push(held.clone());
+    ops.extend([3, 2].map(step));
+    ops.push(held);
+    ops.extend([4, 1, 6].map(step));
+    ops.push(IncWrite {
+        pick: 0,
+        tags: 0,
+        life: 0,
+    });
+    ops.push(Revalidate {
+        inst: 1,
+        tags: 1,
+        mode: 0,
+    });
+    ops.extend([0, 3, 3, 0, 5, 7].map(step));
+    ops.push(Rewrite {
+        inst: 2,
+        life: 3,
+        held: false,
+    });
+    ops.push(IncWrite {
+        pick: 0,
+        tags: 1,
+        life: 0,
+    });
+    ops.push(step(1));
+    ops.push(read.clone());
+    ops.push(step(4));
+    ops.push(IncWrite {
+        pick: 0,
+        tags: 0,
+        life: 3,
+    });
+    ops.push(read);
+    let mut w = World::new(true, Some(NextRelease::new(16, 4, 6, false)));
+    for i in 0..w.insts.len() {
+        w.apply(&Subscribe { inst: i })?;
+        w.refresh(i);
+    }
+    for op in &ops {
+        w.apply(op)?;
+    }
+    w.finish_requests()?;
+    w.settle()
 }

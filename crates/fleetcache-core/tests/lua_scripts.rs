@@ -1,4 +1,5 @@
-//! Runs the tag scripts on a real `redis-server` and checks they agree with the Rust rules.
+//! Runs the tag scripts on a real `redis-server` and checks they agree with the Rust rules
+//! (and the seed's write with the rule the simulation's model of Redis runs).
 //!
 //! Each test starts its own server on a free loopback port (no persistence) and kills it when
 //! done. When `redis-server` is not on PATH the tests fail: a suite that passes with nothing
@@ -17,6 +18,9 @@ use fleetcache_core::{
     netstring, Config, Engine, Millis, Revalidation, ScriptCall, TagRecord, TAG_REFRESH,
 };
 use proptest::prelude::*;
+
+#[path = "support/seed_rule.rs"]
+mod seed_rule;
 
 /// A RESP2 reply.
 #[derive(Clone, Debug, PartialEq)]
@@ -1054,4 +1058,158 @@ fn page_writes_leave_a_pull_incremental_however_many() {
 
 fn entry_write_call_for(entry: &str, meta: &str, channel: &str, id: &str) -> ScriptCall {
     fleetcache_core::scripts::entry_write_call(&[entry, meta, channel], &["60000", "", "", id])
+}
+
+/// Runs `call` with `value` appended to its arguments (EVAL: a seed's write carries the value
+/// last).
+fn eval_with_value(conn: &mut Conn, call: &ScriptCall, value: &[u8]) -> Reply {
+    let numkeys = call.keys.len().to_string();
+    let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
+    args.extend(call.keys.iter().map(|k| k.as_bytes()));
+    args.extend(call.args.iter().map(|a| a.as_bytes()));
+    args.push(value);
+    conn.send(&args)
+}
+
+/// What a key holds when a seed arrives. `delta` is the stored time less the seed's (ms).
+#[derive(Clone, Debug)]
+enum Stored {
+    Nothing,
+    /// Any bytes (an envelope only by chance).
+    Bytes(Vec<u8>),
+    /// Begins as an envelope, shorter than the 24 bytes the scripts read.
+    Short(usize),
+    /// An envelope's first 24 bytes with that time at offset 16, and a tail.
+    Header {
+        delta: f64,
+        tail: Vec<u8>,
+    },
+    /// An envelope the core encodes, created at that time.
+    Envelope {
+        delta: f64,
+    },
+}
+
+fn any_stored() -> impl Strategy<Value = Stored> {
+    // Equal times most often: the seed keeps an entry as new as it (seeding twice writes once).
+    let delta = prop_oneof![
+        2 => Just(0.0),
+        3 => prop::sample::select(vec![-1.0, -0.5, 0.5, 1.0, 1e6, -1e6]),
+        1 => -60_000.0f64..60_000.0,
+        1 => Just(f64::NAN),
+    ];
+    let bytes = proptest::collection::vec(any::<u8>(), 0..40);
+    prop_oneof![
+        1 => Just(Stored::Nothing),
+        1 => bytes.clone().prop_map(Stored::Bytes),
+        1 => (4usize..24).prop_map(Stored::Short),
+        2 => (delta.clone(), bytes).prop_map(|(delta, tail)| Stored::Header { delta, tail }),
+        2 => delta.prop_map(|delta| Stored::Envelope { delta }),
+    ]
+}
+
+/// The seed's rule as `seed_write.lua` and `entry_write.lua`'s mode 's' run it on a real
+/// server is the one the simulation's model of Redis runs (`support/seed_rule.rs`), with the
+/// arguments the core plans (`plan_seed_write`, announcing or not): for nothing stored, other
+/// values, and envelopes created before, at and after the seed's time. The time the scripts
+/// read at offset 16 is the one the core's header decoder reads.
+#[test]
+fn the_seed_scripts_keep_what_the_model_of_redis_keeps() {
+    use fleetcache_core::incremental::{Descriptor, IncrementalSet, ValueKind};
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let cell = std::cell::RefCell::new(&mut server.conn);
+    let base = 1_795_690_530_000.0;
+    let mut announcing = engine();
+    announcing.announce_page_writes();
+    let plain = engine();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
+    runner
+        .run(
+            &(any_stored(), 0.0f64..60_000.0, any::<bool>()),
+            |(stored, offset, announce)| {
+                let mut guard = cell.borrow_mut();
+                let conn: &mut Conn = &mut guard;
+                conn.cmd(&["FLUSHALL"]);
+                let created = base + offset;
+                let seeder = if announce { &announcing } else { &plain };
+                let call = seeder
+                    .plan_seed_write(
+                        &Interface::Incremental,
+                        "/s",
+                        Millis(created),
+                        3_600_000,
+                        Millis(created),
+                    )
+                    .unwrap();
+                // The seed's time as the script reads it: its argument's text.
+                let (name, arg) = if announce {
+                    ("entry_write", 2)
+                } else {
+                    ("seed_write", 1)
+                };
+                prop_assert_eq!(call.script.name, name);
+                let seed_time: f64 = call.args[arg].parse().unwrap();
+                prop_assert_eq!(seed_time, created);
+                let stored = match stored {
+                    Stored::Nothing => None,
+                    Stored::Bytes(b) => Some(b),
+                    Stored::Short(n) => {
+                        let mut v = b"FLCE".to_vec();
+                        v.resize(n, 0xff);
+                        Some(v)
+                    }
+                    Stored::Header { delta, tail } => {
+                        let mut v = b"FLCE".to_vec();
+                        v.extend_from_slice(&[0; 12]);
+                        v.extend_from_slice(&(created + delta).to_le_bytes());
+                        v.extend_from_slice(&tail);
+                        Some(v)
+                    }
+                    Stored::Envelope { delta } => {
+                        let at = Millis(created + delta);
+                        let desc =
+                            Descriptor::from_wire(ValueKind::AppPage as u8, 2 | 4, 0).unwrap();
+                        let set = IncrementalSet {
+                            desc,
+                            revalidate: f64::NAN,
+                            expire: f64::NAN,
+                            tags: &["_N_T_/s"],
+                            parts: &[2, 1],
+                            created: at,
+                            now: at,
+                        };
+                        match plain.plan_incremental_set("/s", &set) {
+                            Ok(plan) => {
+                                let mut v = plan.header;
+                                v.extend_from_slice(b"{}x");
+                                let header = fleetcache_core::decode_header(&v, v.len()).unwrap();
+                                let t = header.meta.timestamp.0;
+                                prop_assert!(t == at.0 || (t.is_nan() && at.0.is_nan()));
+                                Some(v)
+                            }
+                            // A time the envelope refuses (NaN) makes no entry.
+                            Err(_) => None,
+                        }
+                    }
+                };
+                let key = call.keys[0].as_bytes();
+                if let Some(v) = &stored {
+                    conn.send(&[b"SET", key, v]);
+                }
+                let keeps = seed_rule::seed_keeps(stored.as_deref(), seed_time);
+                let reply = eval_with_value(conn, &call, b"seeded");
+                prop_assert_eq!(reply, Reply::Int(if keeps { 0 } else { 1 }));
+                let now_held = conn.send(&[b"GET", key]);
+                let expected = if keeps {
+                    stored
+                } else {
+                    Some(b"seeded".to_vec())
+                };
+                prop_assert_eq!(now_held, Reply::Bulk(expected));
+                Ok(())
+            },
+        )
+        .unwrap();
 }
