@@ -1664,3 +1664,59 @@ proptest! {
         }
     }
 }
+
+/// A copy whose header is longer than the first window the host offers (js-host
+/// `HEADER_WINDOW`, 4,096 bytes: a few hundred tags, a long key) is read in two steps: the
+/// window, then as much as the machine asks for (`NeedMore`). From the tier, the second step is
+/// a `Tier` input again, and the header judged is kept. From the embedded store, the driver
+/// gives the second step as the `Get`'s reply (read-driver.ts, `K.NeedMore` -> `feed` with
+/// `Given.Reply` -> `machine.reply`), a `Reply` input, which keeps no header: such a copy is
+/// decoded twice on every read (the window, then the whole header) and its header is never kept.
+/// End to end (300 tags, `createUseCacheHandler`, counted as bench/crossings.mjs counts): a tier
+/// hit makes 2 binding / 2 wasm calls, an embedded-store hit 3 / 5 on every hit.
+#[test]
+fn a_held_copy_whose_header_is_past_the_first_window_keeps_its_header_as_a_tier_copy_does() {
+    let tags: Vec<String> = (0..300)
+        .map(|i| format!("a-tag-of-some-length-{i:04}"))
+        .collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let window = crate::read_machine::HEADER_WINDOW;
+    let mut kept = Vec::new();
+    for held in [false, true] {
+        let mut e = engine();
+        let key = e.entry_key(&IFACE, "k");
+        let v = uc_value(&e, "k", NOW, 60.0, &tags);
+        assert!(v.len() > window + 1000, "the header is past the window");
+        e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+        let mut m = uc(&e, "k", Consumer::Serves, NOW);
+        let first = Some(Bytes {
+            prefix: &v[..window],
+            total_len: v.len(),
+        });
+        let s = if held {
+            to_get(&mut e, &mut m, NOW);
+            go(&mut e, &mut m, ReadInput::Held(first), NOW)
+        } else {
+            to_tier(&mut e, &mut m, NOW);
+            go(&mut e, &mut m, ReadInput::Tier(first), NOW)
+        };
+        let ReadAction::NeedMore { need } = s.action else {
+            panic!("{s:?}")
+        };
+        let more = Some(Bytes {
+            prefix: &v[..need],
+            total_len: v.len(),
+        });
+        // What the driver gives for `NeedMore`: the same kind of input as before, except after
+        // a held copy, whose bytes went in as the `Get`'s reply.
+        let input = if held {
+            ReadInput::Reply(more)
+        } else {
+            ReadInput::Tier(more)
+        };
+        let s = go(&mut e, &mut m, input, NOW);
+        assert_eq!(answer(&s).served, Served::Fresh);
+        kept.push((held, e.lru().kept_header(&key, v.len()).is_some()));
+    }
+    assert_eq!(kept, vec![(false, true), (true, true)]);
+}
