@@ -485,7 +485,10 @@ fn decode(
     let key_len = r.len_u32(Limits::MAX_KEY_BYTES, "key")?;
     let key = r.utf8(key_len)?;
     let tag_count = r.len_u16(Limits::MAX_TAGS, "tags")?;
-    let mut tags = Vec::new();
+    // Sized once: a header the tier keeps is charged for its capacity, and growing by doubling
+    // leaves up to half of it unused. Each tag takes at least its 2-byte length, so what the
+    // header has left bounds a count that lies.
+    let mut tags = Vec::with_capacity(tag_count.min(r.remaining() / 2));
     for _ in 0..tag_count {
         let n = r.len_u16(Limits::MAX_TAG_BYTES, "tag")?;
         // Entries written before canonical tags hold them as Next gave them: compared in
@@ -499,7 +502,7 @@ fn decode(
     let meta_len = r.len_u32(Limits::MAX_META_BYTES, "meta")?;
     let meta = r.take(meta_len)?.to_vec();
     let part_count = r.len_u16(Limits::MAX_PARTS, "parts")?;
-    let mut parts = Vec::new();
+    let mut parts = Vec::with_capacity(part_count.min(r.remaining() / 4));
     for _ in 0..part_count {
         parts.push(r.u32()?);
     }
@@ -590,6 +593,23 @@ mod tests {
         let d = decode_header(&expected, 74).unwrap();
         assert_eq!(d.meta, m);
         assert_eq!((d.header_len, d.payload_len), (69, 5));
+    }
+
+    /// A header the tier keeps is charged for its vectors' capacity: decoding sizes them
+    /// exactly, where growing by doubling left up to half of a tag list unused (review 8).
+    #[test]
+    fn decoded_lists_have_no_spare_capacity() {
+        for n in [1usize, 3, 5, 1000, 10_000] {
+            let m = EntryMeta {
+                tags: (0..n).map(|i| crate::text!("t", i as u64)).collect(),
+                parts: vec![1; n.min(Limits::MAX_PARTS)],
+                ..sample()
+            };
+            let v = value_of(&m);
+            let d = decode_header(&v, v.len()).unwrap();
+            assert_eq!(d.meta.tags.capacity(), n, "{n} tags");
+            assert_eq!(d.meta.parts.capacity(), d.meta.parts.len(), "{n} parts");
+        }
     }
 
     #[test]

@@ -437,6 +437,9 @@ enum State {
     OwnWrite,
     Tier,
     Get,
+    /// A `Get` answered by the embedded store's bytes ([`ReadInput::Held`]) that needs more of
+    /// them: the host gives the longer prefix as a reply, in the same turn, of the same bytes.
+    HeldMore,
     Fallback(Failure),
     Lease,
     Waiting,
@@ -451,7 +454,7 @@ impl State {
             State::Refreshing => "refreshing",
             State::OwnWrite => "waiting for the own write",
             State::Tier => "waiting for the tier",
-            State::Get => "reading",
+            State::Get | State::HeldMore => "reading",
             State::Fallback(_) => "waiting for the fallback",
             State::Lease => "requesting the lease",
             State::Waiting => "waiting",
@@ -945,13 +948,16 @@ impl ReadMachine {
                     Ok((j, tier)) => self.after_first(ctx, j, tier, now),
                 }
             }
-            (State::Get, ReadInput::Held(bytes)) => {
+            // The rest of held bytes comes as a reply (the driver's one way to give more of a
+            // `Get`'s bytes): still the store's copy, whose header the index may keep.
+            (State::Get, ReadInput::Held(bytes))
+            | (State::HeldMore, ReadInput::Held(bytes) | ReadInput::Reply(bytes)) => {
                 let header = match bytes.map(|b| self.index_header(ctx, b)).transpose() {
                     Ok(header) => header,
-                    Err(need) => return Ok(self.need_more(State::Get, need)),
+                    Err(need) => return Ok(self.need_more(State::HeldMore, need)),
                 };
                 match self.judged(ctx, header, Source::Redis, now) {
-                    Err(need) => self.need_more(State::Get, need),
+                    Err(need) => self.need_more(State::HeldMore, need),
                     Ok((j, tier)) => {
                         if let Some(b) = bytes {
                             self.keep_header(ctx, &j, b.total_len);
