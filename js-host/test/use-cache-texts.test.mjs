@@ -3,6 +3,12 @@
 // two reads, the old view is detached and a write through it is silently dropped, so the
 // machine would read the previous read's key of the same length. review6 (REVIEW.md): the
 // driver re-makes the view; this pins it on a real module and a real redis-server.
+//
+// The same holds for the f64 view a step's answer is read from (read-driver.ts, `Read.run`):
+// keeping a Redis reply in the tier calls into wasm (`memoryInsert`), which may grow the memory
+// and detach the view the tier action was read from. An answer read through it reads every
+// field as 0: served Fresh, source None, so no bytes are taken and the hit reads as a miss
+// (review 7).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -49,5 +55,30 @@ describe('texts area across a memory growth', () => {
     const b = await handler.get('key-B', ['soft-b'])
     assert.ok(b, 'a hit for key-B')
     assert.equal(await text(b.value), 'value B')
+  })
+})
+
+describe('memory growth while a reply is kept in the tier', () => {
+  test('a Redis hit whose reply is kept as the memory grows is served', async () => {
+    const options = { redisUrl: redis.url, prefix: 'jsgrow', deploymentId: 'd1', ...redis.options }
+    // Two runtimes (one per configuration): the reader's tier does not hold the writer's copy.
+    const writer = createUseCacheHandler({ ...options, connectTimeoutMs: 2001 })
+    const reader = createUseCacheHandler({ ...options, connectTimeoutMs: 2002 })
+    await writer.set('k', Promise.resolve(useCacheEntry('value', { tags: ['t'] })))
+    const memory = reader.io.binding.wasmMemory()
+    const store = reader.rt.store
+    const remember = store.remember.bind(store)
+    let grew = false
+    // What memoryInsert does when its allocation needs a new page.
+    store.remember = (...args) => {
+      const before = memory.buffer.byteLength
+      memory.grow(1)
+      grew = memory.buffer.byteLength > before
+      remember(...args)
+    }
+    const got = await reader.get('k', [])
+    assert.ok(grew, 'the reply was kept and the memory grew meanwhile')
+    assert.ok(got, 'a hit')
+    assert.equal(await text(got.value), 'value')
   })
 })

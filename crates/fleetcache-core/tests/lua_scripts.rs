@@ -851,12 +851,7 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
     let entry = writer.entry_key(&Interface::Incremental, "/p");
     let run_with_value = |conn: &mut Conn, call: &ScriptCall, value: &[u8]| {
         assert_eq!(call.script, &ENTRY_WRITE);
-        let numkeys = call.keys.len().to_string();
-        let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
-        args.extend(call.keys.iter().map(|k| k.as_bytes()));
-        args.extend(call.args.iter().map(|a| a.as_bytes()));
-        args.push(value);
-        conn.send(&args)
+        eval_with_value(conn, call, value)
     };
     let plain = |id: &str| entry_write_call(&[&entry, &meta, &channel], &["60000", "", "", id]);
     // The plain write.
@@ -1060,8 +1055,8 @@ fn entry_write_call_for(entry: &str, meta: &str, channel: &str, id: &str) -> Scr
     fleetcache_core::scripts::entry_write_call(&[entry, meta, channel], &["60000", "", "", id])
 }
 
-/// Runs `call` with `value` appended to its arguments (EVAL: a seed's write carries the value
-/// last).
+/// Runs `call` with `value` appended to its arguments (EVAL: a page write and a seed's carry
+/// the value last).
 fn eval_with_value(conn: &mut Conn, call: &ScriptCall, value: &[u8]) -> Reply {
     let numkeys = call.keys.len().to_string();
     let mut args: Vec<&[u8]> = vec![b"EVAL", call.script.source.as_bytes(), numkeys.as_bytes()];
