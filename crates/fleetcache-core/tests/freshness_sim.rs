@@ -2967,3 +2967,67 @@ fn two_renders_of_one_ms_are_told_apart() -> Result<(), TestCaseError> {
     w.finish_requests()?;
     w.settle()
 }
+/// A history the singular-handler property found (pulling, 16.4): instance 0's revalidation of
+/// `b` is lost by a flush; instance 0's load of the new state begins at version 1, and a later
+/// page shows instance 2's `b` from version 2, so the load's comparison takes `b` for present.
+/// A failover then returns Redis to version 1 with the same id, so a catch-up refresh that
+/// names only the load's version reads as consistent; with instance 2 restarted, `b` would be
+/// gone everywhere but instance 0's mirror unless the catch-up names the newest version the
+/// load saw, so the failover below it answers in full and the comparison gives `b` back.
+#[test]
+fn a_load_does_not_vouch_for_an_update_newer_than_its_start() -> Result<(), TestCaseError> {
+    use Op::*;
+    let step = |pick| Step { pick };
+    let expire = |inst, tags| Revalidate {
+        inst,
+        tags,
+        mode: 0,
+    };
+    let write = Write {
+        inst: 0,
+        key: 0,
+        tags: 0,
+        began: 0,
+    };
+    let read = Read {
+        inst: 0,
+        key: 0,
+        soft: 0,
+        caches: false,
+    };
+    let mut ops = vec![
+        expire(0, 2),
+        Flush,
+        IncRead {
+            inst: 1,
+            key: 0,
+            soft: 0,
+            caches: false,
+            revalidate: 0,
+            on_demand: false,
+        },
+        expire(0, 5),
+        read.clone(),
+        step(1),
+        write.clone(),
+        write,
+        step(3),
+        Snapshot,
+        read,
+    ];
+    ops.extend([3, 3, 0, 0].map(step));
+    ops.push(expire(2, 2));
+    ops.extend([0, 0].map(step));
+    ops.push(Failover);
+    ops.push(Restart { inst: 2 });
+    let mut w = World::new(false, Some(NextRelease::new(16, 4, 6, false)));
+    for i in 0..w.insts.len() {
+        w.apply(&Subscribe { inst: i })?;
+        w.refresh(i);
+    }
+    for op in &ops {
+        w.apply(op)?;
+    }
+    w.finish_requests()?;
+    w.settle()
+}
