@@ -1591,9 +1591,15 @@ mod tests {
         assert!(s.full);
         let call = e.plan_tag_refresh();
         assert_eq!(call.script.name, "tag_page");
-        assert_eq!(call.keys, [e.namespace().tag_keys().state.clone()]);
-        assert_eq!(call.args, ["c1", "1000"]);
-        let mut page = vec!["page".to_owned(), "0".to_owned()];
+        assert_eq!(call.keys, e.namespace().tag_keys().to_vec());
+        assert_eq!(call.args, ["c1", "1000", ver, "v"]);
+        let mut page = vec![
+            "page".to_owned(),
+            "0".to_owned(),
+            ver.to_owned(),
+            "v".to_owned(),
+            "0".to_owned(),
+        ];
         page.extend(pairs.iter().cloned());
         e.apply_refresh(&netstring::encode(&page), Millis(now))
             .unwrap();

@@ -224,8 +224,11 @@ pub static TAG_UPDATE: Script = lua!("tag_update", "lua/tag_update.lua");
 /// the reader's version, or holds another id for it (a failover reused the number).
 pub static TAG_REFRESH: Script = lua!("tag_refresh", "lua/tag_refresh.lua");
 
-/// One page of the whole tag state. `KEYS = [state]`, `ARGV = [cursor, count]`; returns the
-/// netstrings `page, next_cursor, tag, record, ...` (`next_cursor` is `0` after the last).
+/// One page of the whole tag state. `KEYS = [state, log, meta]`,
+/// `ARGV = [cursor, count, seen_ver, seen_vid]` (the version the previous page was read at);
+/// returns the netstrings `page, next_cursor, ver, vid, rolled_back, tag, record, ...`
+/// (`next_cursor` is `0` after the last; `rolled_back` `1`, with no tags, when the state no
+/// longer holds `seen_ver` with that id).
 pub static TAG_PAGE: Script = lua!("tag_page", "lua/tag_page.lua");
 
 /// Merges tag records a process knew and the shared state lost. `KEYS = [state, log, meta]`,

@@ -428,12 +428,17 @@ impl TagSync {
     /// the mirror loads the whole state after a full reply, the next page of it
     /// ([`TAG_PAGE`]).
     pub fn plan_refresh(&self, mirror: &TagMirror) -> ScriptCall {
-        if let Some(cursor) = mirror.page_cursor() {
+        if let (Some(cursor), Some((seen, seen_vid))) = (mirror.page_cursor(), mirror.page_seen()) {
             return ScriptCall {
                 script: &TAG_PAGE,
                 sha1: TAG_PAGE.sha1(),
-                keys: vec![self.keys.state.clone()],
-                args: vec![cursor.to_owned(), crate::text::u64_text(PAGE_COUNT.into())],
+                keys: self.keys.to_vec(),
+                args: vec![
+                    cursor.to_owned(),
+                    crate::text::u64_text(PAGE_COUNT.into()),
+                    crate::text::u64_text(seen),
+                    seen_vid.to_owned(),
+                ],
             };
         }
         ScriptCall {

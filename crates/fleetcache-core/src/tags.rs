@@ -567,6 +567,11 @@ struct Loading {
     vid: String,
     /// Where the next page starts (`"0"` at the start).
     cursor: String,
+    /// The version of the state the last page (at first, the full reply) was read at, and
+    /// its id: the next page checks the state still holds it, and after the last one the
+    /// catch-up refresh does. So a record a page showed is known to be in the state the
+    /// mirror then follows, even one an update above the load's version made.
+    seen: (u64, String),
     /// What the pages brought so far.
     incoming: KeyedVec<TagRecord>,
 }
@@ -723,6 +728,12 @@ impl TagMirror {
         self.loading.as_ref().map(|l| l.cursor.as_str())
     }
 
+    /// While loading, the version and id of the state the last page was read at (the full
+    /// reply's, before the first page): the next page asks the script to check them.
+    pub fn page_seen(&self) -> Option<(u64, &str)> {
+        self.loading.as_ref().map(|l| (l.seen.0, l.seen.1.as_str()))
+    }
+
     /// Declares the mirror complete without Redis: for a process with no shared state at
     /// all, its own revalidations are all there is.
     pub fn mark_synced(&mut self) {
@@ -839,6 +850,7 @@ impl TagMirror {
                 version: reply.version,
                 vid: reply.vid.to_owned(),
                 cursor: "0".to_owned(),
+                seen: (reply.version, reply.vid.to_owned()),
                 incoming: KeyedVec::new(),
             });
             self.synced = false;
@@ -1007,11 +1019,36 @@ impl TagMirror {
     ) -> Result<RefreshSummary, ProtocolError> {
         let items = netstring::decode(reply)?;
         let mut it = items.into_iter().skip(1);
-        let cursor = it.next().ok_or(ProtocolError::ReplyShape)?;
+        let (Some(cursor), Some(version), Some(vid), Some(flag)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(ProtocolError::ReplyShape);
+        };
         let cursor = std::str::from_utf8(cursor).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let version = parse_version(version)?;
+        let rolled_back = match flag {
+            b"0" => false,
+            b"1" => true,
+            _ => return Err(ProtocolError::BadFlag),
+        };
         let mut pairs = Vec::new();
         while let Some(tag) = it.next() {
             pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
+        }
+        if rolled_back {
+            // The state no longer holds the version an earlier page was read at: what the
+            // load took from it may be gone. The next refresh asks for the whole state again
+            // (as when an update reply names another state), and that load's comparison
+            // gives back what was lost.
+            if self.loading.take().is_some() {
+                self.epoch.clear();
+                self.version = 0;
+                self.vid.clear();
+                self.catching_up = false;
+            }
+        } else if let Some(load) = self.loading.as_mut() {
+            load.seen = (version, vid.to_owned());
         }
         let (changed, skipped) = self.take_page(cursor, &pairs, now, keep_ms, false);
         Ok(RefreshSummary {
@@ -1078,6 +1115,13 @@ impl TagMirror {
         // was lost is given back); checking it again would answer every refresh in full
         // until the state's version passes it. Updates made in another state are gone with
         // it (the comparison above gives back what this process knows of them).
+        //
+        // The comparison took every record a page showed as present, and a page read after
+        // the load began may show one an update above the load's version made: the catch-up
+        // refresh names the version the last page was read at, as it names this process's
+        // updates, so a failover below it answers in full and the next load gives back what
+        // this one took as present. (Each page checked the one before it still held.) A load
+        // after that one drops it like a carried update: that load compared the whole state.
         self.planned = 0;
         if self.acked_epoch == load.epoch {
             let (carried, mut i) = (self.carried, 0);
@@ -1085,12 +1129,21 @@ impl TagMirror {
                 i += 1;
                 i > carried && *v > load.version
             });
-            self.carried = self.acked.len();
         } else {
             self.acked.clear();
-            self.carried = 0;
             self.acked_epoch.clone_from(&load.epoch);
         }
+        let (seen_version, seen_vid) = load.seen;
+        if seen_version > load.version
+            && !seen_vid.is_empty()
+            && !self
+                .acked
+                .iter()
+                .any(|(v, id)| *v == seen_version && *id == seen_vid)
+        {
+            self.acked.push((seen_version, seen_vid));
+        }
+        self.carried = self.acked.len();
         self.epoch = load.epoch;
         self.version = load.version;
         self.vid = load.vid;
@@ -1543,8 +1596,15 @@ mod tests {
         m.apply_refresh(reply, Millis(1000.0), KEEP)
     }
 
-    fn page(cursor: &str, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
-        let mut items = vec!["page".to_owned(), cursor.to_owned()];
+    /// A page read at version `ver` of the state (its id as [`reply`] gives it).
+    fn page(cursor: &str, ver: u64, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
+        let mut items = vec![
+            "page".to_owned(),
+            cursor.to_owned(),
+            ver.to_string(),
+            format!("id{ver}"),
+            "0".to_owned(),
+        ];
         for (t, r) in pairs {
             items.push((*t).to_owned());
             items.push(r.encode());
@@ -1573,7 +1633,8 @@ mod tests {
         assert!(header.unwrap().full);
         assert!(m.is_loading() && !m.is_synced());
         assert_eq!(m.page_cursor(), Some("c1"));
-        m.apply_refresh(&page("0", pairs), Millis(now), keep)
+        assert_eq!(m.page_seen(), Some((ver, format!("id{ver}").as_str())));
+        m.apply_refresh(&page("0", ver, pairs), Millis(now), keep)
             .unwrap();
         assert!(!m.is_loading() && !m.is_synced());
         m.apply_refresh(&reply(epoch, ver, false, &[]), Millis(now), keep)
@@ -1787,12 +1848,20 @@ mod tests {
         assert!(s.full && m.is_loading());
         assert_eq!(refresh(&mut m, b"4:page,"), Err(ProtocolError::ReplyShape));
         assert_eq!(
-            refresh(&mut m, b"4:page,1:\xff,"),
+            refresh(&mut m, b"4:page,1:0,1:7,0:,"),
+            Err(ProtocolError::ReplyShape)
+        );
+        assert_eq!(
+            refresh(&mut m, b"4:page,1:\xff,1:7,0:,1:0,"),
             Err(ProtocolError::InvalidUtf8)
+        );
+        assert_eq!(
+            refresh(&mut m, b"4:page,1:0,1:x,0:,1:0,"),
+            Err(ProtocolError::BadVersion)
         );
         let s = refresh(
             &mut m,
-            b"4:page,1:0,1:t,3:bad,1:\xff,9:0,0,0,0,0,1:u,9:0,1,0,0,1,",
+            b"4:page,1:0,1:7,0:,1:0,1:t,3:bad,1:\xff,9:0,0,0,0,0,1:u,9:0,1,0,0,1,",
         )
         .unwrap();
         assert_eq!((s.changed, s.skipped, s.version), (1, 2, 7));
@@ -1852,7 +1921,7 @@ mod tests {
         header[6] = b"c1".to_vec();
         refresh(&mut m, &netstring::encode(header)).unwrap();
         // The last page is read after the update and shows it.
-        refresh(&mut m, &page("0", &[("b", rec(MAX_PROFILE, 500.0))])).unwrap();
+        refresh(&mut m, &page("0", 2, &[("b", rec(MAX_PROFILE, 500.0))])).unwrap();
         assert_eq!((m.epoch(), m.version()), ("E", 1));
         assert_eq!(m.resend_len(), 0);
         // A failover back to version 1 would lose the update unseen (the load's version and
@@ -1861,6 +1930,84 @@ mod tests {
         // Answered in full (the script found version 2 gone): given back.
         load(&mut m, "E", 1, &[]);
         assert_eq!(m.resend_len(), 1);
+    }
+
+    /// The header of a full reply at `ver` of `epoch` with more pages to come.
+    fn header(epoch: &str, ver: u64) -> Vec<u8> {
+        let mut header: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, true, &[]))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        header[6] = b"c1".to_vec();
+        netstring::encode(header)
+    }
+
+    #[test]
+    fn a_record_only_a_later_page_shows_is_checked_by_the_catch_up_refresh() {
+        // This process knows "b" (another process's revalidation it refreshed); a flush lost
+        // it, and the load of the new state E begins at version 1. Another process writes "b"
+        // again at version 2, which the last page shows: the comparison takes "b" as present.
+        let mut m = TagMirror::new();
+        load(&mut m, "D", 1, &[("b", rec(Revalidation::Expire, 500.0))]);
+        refresh(&mut m, &header("E", 1)).unwrap();
+        assert_eq!(m.page_seen(), Some((1, "id1")));
+        refresh(
+            &mut m,
+            &page("0", 2, &[("b", rec(Revalidation::Expire, 600.0))]),
+        )
+        .unwrap();
+        assert_eq!((m.epoch(), m.version(), m.resend_len()), ("E", 1, 0));
+        // A failover back to version 1 (the load's own version and id) would lose it unseen:
+        // the catch-up refresh has the script check version 2 too.
+        assert_eq!(m.unconfirmed_updates(), &[(2, "id2".to_owned())]);
+        // Answered in full: the next load compares again and gives "b" back, then drops the
+        // check (it began after the page it stood for).
+        load(&mut m, "E", 1, &[]);
+        assert_eq!(m.resend_len(), 1);
+        assert!(m.is_synced() && m.unconfirmed_updates().is_empty());
+        // A state that still holds version 2 confirms it.
+        refresh(&mut m, &header("E", 2)).unwrap();
+        refresh(
+            &mut m,
+            &page("0", 3, &[("b", rec(Revalidation::Expire, 600.0))]),
+        )
+        .unwrap();
+        assert_eq!(m.unconfirmed_updates(), &[(3, "id3".to_owned())]);
+        m.note_planned();
+        refresh(&mut m, &reply("E", 3, false, &[])).unwrap();
+        assert!(m.is_synced() && m.unconfirmed_updates().is_empty());
+    }
+
+    #[test]
+    fn a_page_that_finds_an_earlier_page_rolled_back_starts_the_load_again() {
+        let mut m = TagMirror::new();
+        load(&mut m, "D", 1, &[("b", rec(Revalidation::Expire, 500.0))]);
+        refresh(&mut m, &header("E", 1)).unwrap();
+        // Each page names the version the one before it was read at.
+        refresh(
+            &mut m,
+            &page("c2", 2, &[("b", rec(Revalidation::Expire, 600.0))]),
+        )
+        .unwrap();
+        assert_eq!(m.page_seen(), Some((2, "id2")));
+        // A failover lost version 2 and other updates reached version 3: the script says so.
+        let rolled = netstring::encode(["page", "0", "3", "x3", "1"]);
+        let s = refresh(&mut m, &rolled).unwrap();
+        assert!(s.full && !m.is_loading() && !m.is_synced());
+        // The next refresh asks for the whole state, whose comparison gives "b" back.
+        assert_eq!((m.epoch(), m.version(), m.version_id()), ("", 0, ""));
+        load(&mut m, "E", 3, &[]);
+        assert_eq!(m.resend_len(), 1);
+        // A malformed flag is refused.
+        refresh(&mut m, &header("E", 3)).unwrap();
+        let bad = netstring::encode(["page", "0", "3", "id3", "2"]);
+        assert_eq!(refresh(&mut m, &bad).unwrap_err(), ProtocolError::BadFlag);
+        let short = netstring::encode(["page", "0", "3"]);
+        assert_eq!(
+            refresh(&mut m, &short).unwrap_err(),
+            ProtocolError::ReplyShape
+        );
     }
 
     #[test]

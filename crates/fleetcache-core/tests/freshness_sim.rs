@@ -5,7 +5,8 @@
 //! and event-loop stalls, and shrinks a violation to a minimal one.
 //!
 //! The model runs the tag scripts' rules as `src/lua/*.lua` state them (update, refresh with
-//! version ids, merge), the lease scripts (acquire, poll, write, release), and the seed's
+//! version ids, page with the check of the version the previous page was read at, merge), the
+//! lease scripts (acquire, poll, write, release), and the seed's
 //! (`tests/support/seed_rule.rs`); `tests/lua_scripts.rs` checks the Lua agrees with the same
 //! Rust rules on a real redis-server.
 //!
@@ -281,13 +282,9 @@ impl TagState {
         ];
         if full {
             // The first page, as the script reads it from cursor 0.
-            let bytes = self.page(&["0".to_owned()]);
-            let page = netstring::decode(&bytes).unwrap();
-            items.extend(
-                page.iter()
-                    .skip(1)
-                    .map(|b| String::from_utf8(b.to_vec()).unwrap()),
-            );
+            let (cursor, pairs) = self.scan(None);
+            items.push(cursor);
+            items.extend(pairs);
         } else {
             for (tag, record) in &self.records {
                 if self.log.get(tag).is_some_and(|v| *v > known_ver) {
@@ -299,10 +296,10 @@ impl TagState {
         netstring::encode(items)
     }
 
-    /// `tag_page.lua`: HSCAN in pages of two, in tag order, so every tag present for the
-    /// whole scan is returned (HSCAN's guarantee) and a load spans several calls.
-    fn page(&self, args: &[String]) -> Vec<u8> {
-        let after = args[0].strip_prefix('c');
+    /// One HSCAN step from `after` (`None`: cursor 0), in pages of two, in tag order, so every
+    /// tag present for the whole scan is returned (HSCAN's guarantee) and a load spans several
+    /// calls: the next cursor, then tag, record, ...
+    fn scan(&self, after: Option<&str>) -> (String, Vec<String>) {
         let mut tags: Vec<&String> = self
             .records
             .keys()
@@ -314,11 +311,32 @@ impl TagState {
             Some(last) if page.len() == 2 => format!("c{last}"),
             _ => "0".to_owned(),
         };
-        let mut items = vec!["page".to_owned(), cursor];
+        let mut items = Vec::new();
         for tag in page {
             items.push(tag.clone());
             items.push(self.records[tag].encode());
         }
+        (cursor, items)
+    }
+
+    /// `tag_page.lua`: one step of the scan, with the state's version and id, after checking
+    /// the version the reader names as `tag_refresh.lua` does (none of the scan when it fails).
+    fn page(&self, args: &[String]) -> Vec<u8> {
+        let (seen, seen_vid) = (args[2].parse::<u64>().unwrap(), &args[3]);
+        let rolled_back = !seen_vid.is_empty()
+            && seen > 0
+            && (seen > self.ver || self.ids.get(&seen) != Some(seen_vid));
+        let mut items = vec!["page".to_owned()];
+        let (cursor, pairs) = if rolled_back {
+            ("0".to_owned(), Vec::new())
+        } else {
+            self.scan(args[0].strip_prefix('c'))
+        };
+        items.push(cursor);
+        items.push(self.ver.to_string());
+        items.push(self.ids.get(&self.ver).cloned().unwrap_or_default());
+        items.push(if rolled_back { "1" } else { "0" }.to_owned());
+        items.extend(pairs);
         netstring::encode(items)
     }
 
@@ -2957,6 +2975,71 @@ fn two_renders_of_one_ms_are_told_apart() -> Result<(), TestCaseError> {
     });
     ops.push(read);
     let mut w = World::new(true, Some(NextRelease::new(16, 4, 6, false)));
+    for i in 0..w.insts.len() {
+        w.apply(&Subscribe { inst: i })?;
+        w.refresh(i);
+    }
+    for op in &ops {
+        w.apply(op)?;
+    }
+    w.finish_requests()?;
+    w.settle()
+}
+
+/// A history the singular-handler property found (pulling, 16.4): instance 0's revalidation of
+/// `b` is lost by a flush; instance 0's load of the new state begins at version 1, and a later
+/// page shows instance 2's `b` from version 2, so the load's comparison takes `b` for present.
+/// A failover then returns Redis to version 1 with the same id, so a catch-up refresh that
+/// names only the load's version reads as consistent; with instance 2 restarted, `b` would be
+/// gone everywhere but instance 0's mirror unless the catch-up names the newest version the
+/// load saw, so the failover below it answers in full and the comparison gives `b` back.
+#[test]
+fn a_load_does_not_vouch_for_an_update_newer_than_its_start() -> Result<(), TestCaseError> {
+    use Op::*;
+    let step = |pick| Step { pick };
+    let expire = |inst, tags| Revalidate {
+        inst,
+        tags,
+        mode: 0,
+    };
+    let write = Write {
+        inst: 0,
+        key: 0,
+        tags: 0,
+        began: 0,
+    };
+    let read = Read {
+        inst: 0,
+        key: 0,
+        soft: 0,
+        caches: false,
+    };
+    let mut ops = vec![
+        expire(0, 2),
+        Flush,
+        IncRead {
+            inst: 1,
+            key: 0,
+            soft: 0,
+            caches: false,
+            revalidate: 0,
+            on_demand: false,
+        },
+        expire(0, 5),
+        read.clone(),
+        step(1),
+        write.clone(),
+        write,
+        step(3),
+        Snapshot,
+        read,
+    ];
+    ops.extend([3, 3, 0, 0].map(step));
+    ops.push(expire(2, 2));
+    ops.extend([0, 0].map(step));
+    ops.push(Failover);
+    ops.push(Restart { inst: 2 });
+    let mut w = World::new(false, Some(NextRelease::new(16, 4, 6, false)));
     for i in 0..w.insts.len() {
         w.apply(&Subscribe { inst: i })?;
         w.refresh(i);

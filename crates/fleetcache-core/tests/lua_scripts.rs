@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fleetcache_core::{
-    netstring, Config, Engine, Millis, Revalidation, ScriptCall, TagRecord, TAG_REFRESH,
+    netstring, scripts, Config, Engine, Millis, Revalidation, ScriptCall, TagRecord, TAG_REFRESH,
 };
 use proptest::prelude::*;
 
@@ -619,6 +619,28 @@ fn scripts_reject_bad_arguments_and_precision_survives() {
     call.args[1] = "x".into();
     assert!(matches!(conn.run(&call), Reply::Error(_)));
     assert_eq!(call.script, &TAG_REFRESH);
+    let page = |args: &[&str]| ScriptCall {
+        script: &scripts::TAG_PAGE,
+        sha1: scripts::TAG_PAGE.sha1(),
+        keys: e.namespace().tag_keys().to_vec(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    for args in [
+        &["0", "1000", "1"][..],
+        &["0", "x", "1", "v"],
+        &["0", "10", "x", "v"],
+    ] {
+        let reply = conn.run(&page(args));
+        assert!(
+            matches!(&reply, Reply::Error(m) if m.contains("bad arguments")),
+            "{args:?}: {reply:?}"
+        );
+    }
+    // An empty state (no meta): version 0, no id; a version named above it is gone.
+    let reply = conn.run(&page(&["0", "10", "0", ""]));
+    assert_eq!(reply.bulk(), b"4:page,1:0,1:0,0:,1:0,");
+    let reply = conn.run(&page(&["0", "10", "3", "v3"]));
+    assert_eq!(reply.bulk(), b"4:page,1:0,1:0,0:,1:1,");
 
     // 13-digit times plus the largest scheduled expiry stay exact (no %.14g rounding).
     let now = 1_795_690_530_487.4;
@@ -719,6 +741,108 @@ fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
             "{name}"
         );
     }
+}
+
+/// A load whose later pages are read after an update: each page carries the state's version
+/// and id, the next page checks the one before it still holds, and the catch-up refresh checks
+/// the last. A failover back below it, whatever the versions reached since, forces a reload
+/// whose comparison gives back what only a page had shown.
+#[test]
+fn a_load_checks_the_versions_its_pages_were_read_at() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names: Vec<String> = (0..5000).map(|i| format!("tag-{i}")).collect();
+    for batch in names.chunks(500) {
+        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
+        update(conn, &mut writer, &tags, Revalidation::Expire, 1000.0);
+    }
+    let keys = writer.namespace().tag_keys();
+    let meta_ver = |conn: &mut Conn| {
+        let ver =
+            String::from_utf8(conn.cmd(&["HGET", &keys.meta, "ver"]).bulk().to_vec()).unwrap();
+        let id = conn
+            .cmd(&["HGET", &keys.meta, &format!("v:{ver}")])
+            .bulk()
+            .to_vec();
+        (ver, String::from_utf8(id).unwrap())
+    };
+
+    // 1. A page finds the version the page before it was read at lost: the load starts again.
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    let before = snapshot(conn, &writer);
+    update_as(conn, &mut writer, "gone", 2000.0, "id-gone");
+    let call = reader.plan_tag_refresh();
+    assert_eq!(call.script.name, "tag_page");
+    assert_eq!(call.keys, keys.to_vec());
+    assert_eq!(&call.args[2..], ["10", "epoch-1"]);
+    let page = conn.run(&call).bulk().to_vec();
+    let items = netstring::decode(&page).unwrap();
+    let (ver, id) = meta_ver(conn);
+    assert_eq!(items[2..5], [ver.as_bytes(), id.as_bytes(), b"0"]);
+    reader.apply_refresh(&page, Millis(LATER)).unwrap();
+    assert_eq!(reader.mirror().page_seen(), Some((11, "id-gone")));
+    restore(conn, &before);
+    update_as(conn, &mut writer, "other", 3000.0, "id-other");
+    update_as(conn, &mut writer, "more", 3000.0, "id-more");
+    let page = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert_eq!(
+        netstring::decode(&page).unwrap(),
+        [&b"page"[..], b"0", b"12", b"id-more", b"1"],
+        "version 11 now carries another id: no tags, the load is over"
+    );
+    let s = reader.apply_refresh(&page, Millis(LATER)).unwrap();
+    assert!(s.full && !reader.mirror().is_loading() && !reader.mirror().is_synced());
+    assert_eq!(reader.mirror().version(), 0);
+    let (_, s) = refresh(conn, &mut reader);
+    assert!(s.full && reader.mirror().is_synced());
+    assert!(reader.mirror().record("more").is_some());
+
+    // 2. The last page shows an update above the load's version; a failover back to that
+    // version keeps its id, and only the check of the last page's version finds the loss.
+    conn.cmd(&["FLUSHALL"]);
+    for batch in names.chunks(500) {
+        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
+        update(conn, &mut writer, &tags, Revalidation::Expire, 1000.0);
+    }
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    let before = snapshot(conn, &writer);
+    // A tag the first page did not bring: HSCAN returns it in a later page, after this update.
+    let first_page: Vec<&[u8]> = netstring::decode(&first).unwrap()[7..]
+        .iter()
+        .step_by(2)
+        .copied()
+        .collect();
+    let late = names
+        .iter()
+        .find(|n| !first_page.contains(&n.as_bytes()))
+        .unwrap();
+    update_as(conn, &mut writer, late, 4000.0, "id-late");
+    while reader.mirror().is_loading() {
+        let page = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&page, Millis(LATER)).unwrap();
+    }
+    assert_eq!(reader.mirror().version(), 10);
+    assert_eq!(reader.resend_len(), 0);
+    assert_eq!(
+        reader.mirror().unconfirmed_updates(),
+        &[(11, "id-late".to_owned())]
+    );
+    restore(conn, &before);
+    let (_, s) = refresh(conn, &mut reader);
+    assert!(s.full, "the catch-up refresh finds version 11 gone");
+    assert_eq!(reader.resend_len(), 1);
+    let call = reader.plan_resend("merge-r").unwrap().unwrap();
+    conn.run(&call);
+    reader.ack_resend();
+    assert_eq!(
+        conn.cmd(&["HGET", &keys.state, late]).bulk(),
+        writer.mirror().record(late).unwrap().encode().as_bytes()
+    );
 }
 
 /// Next sends one request's revalidations as one call with all their tags, and an entry may

@@ -1,11 +1,19 @@
 -- fleetcache TAG_PAGE: one page of the tag state, for a reader that loads it whole
 -- (docs/internals.md, "Page script"). Read-only; it holds Redis for one HSCAN step.
--- KEYS: state (HASH tag -> record).
--- ARGV: cursor ('0' to start), count (a hint of how many tags per page).
--- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page), then
---        tag, record, ... (a tag may come twice; merging makes that harmless).
+-- KEYS: state (HASH tag -> record), log (unused), meta (HASH epoch, ver, v:<ver>): the keys
+--       of TAG_REFRESH, in its order (one slot).
+-- ARGV: cursor ('0' to start), count (a hint of how many tags per page), then the version
+--       and id of the state the reader's previous page (or the full refresh reply that
+--       started the load) was read at ('' id: none to check).
+-- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page), ver,
+--        vid (the state's version now and its id), rolled_back, then tag, record, ... (a tag
+--        may come twice; merging makes that harmless). rolled_back is '1' when the version
+--        the reader named is above ver or now carries another id or none: a failover or a
+--        flush since the previous page may have lost what the load saw, so the reader loads
+--        the state again; no tags then, and cursor '0'.
+-- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
-if #ARGV < 2 or not tonumber(ARGV[2]) then
+if #ARGV < 4 or not tonumber(ARGV[2]) or not tonumber(ARGV[3]) then
   return redis.error_reply('ERR fleetcache TAG_PAGE: bad arguments')
 end
 
@@ -13,10 +21,23 @@ local function netstring(s)
   return string.format('%.0f', #s) .. ':' .. s .. ','
 end
 
-local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
-local out = { netstring('page'), netstring(r[1]) }
-local items = r[2]
-for i = 1, #items do
-  out[#out + 1] = netstring(items[i])
+-- The test TAG_REFRESH makes of a version the reader names. HINCRBY wrote 'ver' as a plain
+-- integer, so it names its id's field as is.
+local meta = KEYS[3]
+local ver = redis.call('HGET', meta, 'ver') or '0'
+local seen = tonumber(ARGV[3])
+local rolled_back = ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
+  or redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4])
+
+-- Rolled back, what the reader loaded so far may be gone: the page it would read next is of
+-- no use.
+local r = { '0', {} }
+if not rolled_back then
+  r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+end
+local out = { netstring('page'), netstring(r[1]), netstring(ver),
+  netstring(redis.call('HGET', meta, 'v:' .. ver) or ''), netstring(rolled_back and '1' or '0') }
+for _, item in ipairs(r[2]) do
+  out[#out + 1] = netstring(item)
 end
 return table.concat(out)
