@@ -661,6 +661,26 @@ fn scripts_reject_bad_arguments_and_precision_survives() {
 }
 
 #[test]
+fn a_page_refuses_a_seen_version_that_is_not_a_whole_number() {
+    // Redis's Lua reads "nan" and "inf" as numbers (strtod): "nan" passes the argument check
+    // and, comparing false with everything, skips the rolled-back test (reply flag 0).
+    let mut server = start();
+    let conn = &mut server.conn;
+    let e = engine();
+    let page = |args: &[&str]| ScriptCall {
+        script: &scripts::TAG_PAGE,
+        sha1: scripts::TAG_PAGE.sha1(),
+        keys: e.namespace().tag_keys().to_vec(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    let reply = conn.run(&page(&["0", "10", "nan", "v"]));
+    assert!(
+        matches!(&reply, Reply::Error(m) if m.contains("bad arguments")),
+        "{reply:?}"
+    );
+}
+
+#[test]
 fn boundaries_agree_with_rust() {
     let mut server = start();
     let conn = &mut server.conn;
