@@ -662,8 +662,8 @@ fn scripts_reject_bad_arguments_and_precision_survives() {
 
 #[test]
 fn a_page_refuses_a_seen_version_that_is_not_a_whole_number() {
-    // Redis's Lua reads "nan" and "inf" as numbers (strtod): "nan" passes the argument check
-    // and, comparing false with everything, skips the rolled-back test (reply flag 0).
+    // Redis's Lua reads "nan" and "inf" as numbers (strtod): "nan" passed the argument check
+    // and, comparing false with everything, skipped the rolled-back test (review 9).
     let mut server = start();
     let conn = &mut server.conn;
     let e = engine();
@@ -673,11 +673,27 @@ fn a_page_refuses_a_seen_version_that_is_not_a_whole_number() {
         keys: e.namespace().tag_keys().to_vec(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
     };
-    let reply = conn.run(&page(&["0", "10", "nan", "v"]));
-    assert!(
-        matches!(&reply, Reply::Error(m) if m.contains("bad arguments")),
-        "{reply:?}"
-    );
+    for seen in ["nan", "inf", "-1", "1.5"] {
+        let reply = conn.run(&page(&["0", "10", seen, "v"]));
+        assert!(
+            matches!(&reply, Reply::Error(m) if m.contains("bad arguments")),
+            "{seen}: {reply:?}"
+        );
+    }
+    // The refresh script's known version has the same check.
+    for known in ["nan", "inf"] {
+        let refresh = ScriptCall {
+            script: &TAG_REFRESH,
+            sha1: TAG_REFRESH.sha1(),
+            keys: e.namespace().tag_keys().to_vec(),
+            args: vec![String::new(), known.to_owned(), String::new()],
+        };
+        let reply = conn.run(&refresh);
+        assert!(
+            matches!(&reply, Reply::Error(m) if m.contains("bad arguments")),
+            "{known}: {reply:?}"
+        );
+    }
 }
 
 #[test]

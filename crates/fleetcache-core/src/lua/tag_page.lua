@@ -13,7 +13,8 @@
 --        the state again; no tags then, and cursor '0'.
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
-if #ARGV < 4 or not tonumber(ARGV[2]) or not tonumber(ARGV[3]) then
+-- A version is digits only: tonumber takes 'nan' and 'inf', which no comparison would catch.
+if #ARGV < 4 or not tonumber(ARGV[2]) or not string.match(ARGV[3], '^%d+$') then
   return redis.error_reply('ERR fleetcache TAG_PAGE: bad arguments')
 end
 

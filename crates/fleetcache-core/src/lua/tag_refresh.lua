@@ -18,7 +18,8 @@ local state, log, meta = KEYS[1], KEYS[2], KEYS[3]
 local known_epoch = ARGV[1]
 local known_ver = tonumber(ARGV[2])
 local known_vid = ARGV[3]
-if not known_ver then
+-- Digits only: tonumber takes 'nan' and 'inf', which no comparison would catch.
+if not string.match(ARGV[2], '^%d+$') then
   return redis.error_reply('ERR fleetcache TAG_REFRESH: bad arguments')
 end
 
