@@ -501,24 +501,33 @@ fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
         .ok_or(ProtocolError::BadVersion)
 }
 
+/// The four items a refresh, update or merge reply and a page reply (after its `page`) begin
+/// with: a text (the epoch; a page's next cursor), the state's version and its id, and a flag.
+fn reply_head<'a>(
+    it: &mut impl Iterator<Item = &'a [u8]>,
+) -> Result<(&'a str, u64, &'a str, bool), ProtocolError> {
+    let (Some(text), Some(version), Some(vid), Some(flag)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(ProtocolError::ReplyShape);
+    };
+    let text = std::str::from_utf8(text).map_err(|_| ProtocolError::InvalidUtf8)?;
+    let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
+    let version = parse_version(version)?;
+    let flag = match flag {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(ProtocolError::BadFlag),
+    };
+    Ok((text, version, vid, flag))
+}
+
 /// Parses a refresh reply (`refresh`: with the page-write sequence after the flag) or an
 /// update or merge reply.
 fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> {
     let items = netstring::decode(reply)?;
     let mut it = items.into_iter();
-    let (Some(epoch), Some(version), Some(vid), Some(flag)) =
-        (it.next(), it.next(), it.next(), it.next())
-    else {
-        return Err(ProtocolError::ReplyShape);
-    };
-    let epoch = std::str::from_utf8(epoch).map_err(|_| ProtocolError::InvalidUtf8)?;
-    let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
-    let version = parse_version(version)?;
-    let full = match flag {
-        b"0" => false,
-        b"1" => true,
-        _ => return Err(ProtocolError::BadFlag),
-    };
+    let (epoch, version, vid, full) = reply_head(&mut it)?;
     let page = if refresh {
         let (Some(pver), Some(pvid)) = (it.next(), it.next()) else {
             return Err(ProtocolError::ReplyShape);
@@ -1019,19 +1028,7 @@ impl TagMirror {
     ) -> Result<RefreshSummary, ProtocolError> {
         let items = netstring::decode(reply)?;
         let mut it = items.into_iter().skip(1);
-        let (Some(cursor), Some(version), Some(vid), Some(flag)) =
-            (it.next(), it.next(), it.next(), it.next())
-        else {
-            return Err(ProtocolError::ReplyShape);
-        };
-        let cursor = std::str::from_utf8(cursor).map_err(|_| ProtocolError::InvalidUtf8)?;
-        let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
-        let version = parse_version(version)?;
-        let rolled_back = match flag {
-            b"0" => false,
-            b"1" => true,
-            _ => return Err(ProtocolError::BadFlag),
-        };
+        let (cursor, version, vid, rolled_back) = reply_head(&mut it)?;
         let mut pairs = Vec::new();
         while let Some(tag) = it.next() {
             pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));

@@ -2842,18 +2842,7 @@ proptest! {
         } else {
             NextRelease::new(16, 4, 6, false)
         };
-        let mut w = World::new(push, Some(release));
-        // A fleet that has been up: each instance has loaded the tag state (a restart
-        // begins cold) and, following by push, subscribed first.
-        for i in 0..w.insts.len() {
-            w.apply(&Op::Subscribe { inst: i })?;
-            w.refresh(i);
-        }
-        for op in &ops {
-            w.apply(op)?;
-        }
-        w.finish_requests()?;
-        w.settle()?;
+        run_up(push, release, &ops)?;
     }
 }
 
@@ -2974,12 +2963,19 @@ fn two_renders_of_one_ms_are_told_apart() -> Result<(), TestCaseError> {
         life: 3,
     });
     ops.push(read);
-    let mut w = World::new(true, Some(NextRelease::new(16, 4, 6, false)));
+    run_up(true, NextRelease::new(16, 4, 6, false), &ops)
+}
+
+/// Runs `ops` on a fleet that has been up: each instance has loaded the tag state (a restart
+/// begins cold) and, following by push, subscribed first; then lets every request finish and
+/// the fleet settle.
+fn run_up(push: bool, release: NextRelease, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut w = World::new(push, Some(release));
     for i in 0..w.insts.len() {
-        w.apply(&Subscribe { inst: i })?;
+        w.apply(&Op::Subscribe { inst: i })?;
         w.refresh(i);
     }
-    for op in &ops {
+    for op in ops {
         w.apply(op)?;
     }
     w.finish_requests()?;
@@ -3039,14 +3035,5 @@ fn a_load_does_not_vouch_for_an_update_newer_than_its_start() -> Result<(), Test
     ops.extend([0, 0].map(step));
     ops.push(Failover);
     ops.push(Restart { inst: 2 });
-    let mut w = World::new(false, Some(NextRelease::new(16, 4, 6, false)));
-    for i in 0..w.insts.len() {
-        w.apply(&Subscribe { inst: i })?;
-        w.refresh(i);
-    }
-    for op in &ops {
-        w.apply(op)?;
-    }
-    w.finish_requests()?;
-    w.settle()
+    run_up(false, NextRelease::new(16, 4, 6, false), &ops)
 }
