@@ -157,23 +157,29 @@ async function fetchPage(inst, pathname) {
 }
 
 // Asks every instance for the probe page until it shows the new origin version, each within
-// SEEN_WINDOW_MS. Returns per instance the ms until it did (null: not within the window).
+// SEEN_WINDOW_MS. Returns per instance the ms until it did (null: not within the window), and
+// each poll (`at`: when it started, ms after the revalidation's reply; `ms`: how long it took;
+// `fresh`: it showed the new version), which says where that time went.
 async function probeRevalidation(fleet, origin, t0) {
   const want = origin.bump(originKey('probe'))
   await fleet[0].call('/api/revalidate?tag=products&profile=max')
   const revalidatedAt = performance.now() - t0
+  const polls = fleet.map(() => [])
   const seen = await Promise.all(
-    fleet.map(async (inst) => {
+    fleet.map(async (inst, i) => {
       const start = performance.now()
       while (performance.now() - start < SEEN_WINDOW_MS) {
+        const sent = performance.now()
         const data = await fetchPage(inst, '/products?list=probe').catch(() => null)
-        if (data && data.version >= want) return performance.now() - start
+        const fresh = Boolean(data && data.version >= want)
+        polls[i].push({ at: sent - start, ms: performance.now() - sent, fresh })
+        if (fresh) return performance.now() - start
         await sleep(SEEN_POLL_MS)
       }
       return null
     }),
   )
-  return { revalidatedAt, seen }
+  return { revalidatedAt, seen, polls }
 }
 
 async function replay({ label, fleet, origin, plan }) {
@@ -654,6 +660,51 @@ async function main() {
         '',
       ]
     }
+    // Where the time until an instance shows the revalidated page goes: the first request after
+    // the revalidation (the old page, served while the regeneration runs, or a wait for it) and
+    // the one that shows the new page, per instance, medians over runs and instances.
+    function pollsSection() {
+      const caches = [
+        ['fleetcache', fc],
+        ...(push ? [['fleetcache, tagSync push', push]] : []),
+        ...peerResults.map((v) => [v.peer.pkg, v.summary]),
+      ]
+      const rowOf = ([name, m]) => {
+        const seenBy = m.runs.flatMap((r) =>
+          (r.revalidation?.polls ?? []).filter((p) => p.length > 0 && p[p.length - 1].fresh),
+        )
+        const all = m.runs.flatMap((r) => r.revalidation?.polls ?? [])
+        const medOf = (xs) => (xs.length ? f1(medianOf(xs)) : '-')
+        return [
+          name,
+          `${String(seenBy.length)} of ${String(all.length)}`,
+          medOf(seenBy.map((p) => p.length)),
+          `${String(all.filter((p) => p.length > 0 && !p[0].fresh).length)} of ${String(all.length)}`,
+          medOf(seenBy.map((p) => p[0].ms)),
+          medOf(seenBy.map((p) => p[p.length - 1].at)),
+          medOf(seenBy.map((p) => p[p.length - 1].ms)),
+        ]
+      }
+      return [
+        '**Where the time until an instance shows the revalidated page goes** (each instance of each run)',
+        '',
+        `After \`revalidateTag('products', 'max')\` each instance is asked for the probe page, one request at a time with ${String(SEEN_POLL_MS)} ms between them, until it shows the new data. The old page first is what \`'max'\` asks for (stale while revalidating); how long that first request takes, and when the request that shows the new page starts, say where the time in the column "ms until every instance serves the revalidated page" goes. Medians over the instances that showed the new page.`,
+        '',
+        ...table(
+          [
+            'cache',
+            'instances that showed the new page',
+            'requests until then',
+            'first request got the old page',
+            'first request ms',
+            'the new page: request started at ms',
+            'the new page: request ms',
+          ],
+          caches.map(rowOf),
+        ),
+        '',
+      ]
+    }
     function peersSection() {
       if (!WITH_PEERS) return []
       const columns = [
@@ -866,6 +917,7 @@ async function main() {
       '',
       ...tailSection(),
       ...peersSection(),
+      ...pollsSection(),
       '### Cold start of a new deployment',
       '',
       `Three fresh instances on an empty cache, each warmed by one request for another key (as a readiness probe would); each round asks all three for ${String(KEYS)} long-lived pages at once (${String(KEYS * NAMES.length)} concurrent requests), until a round calls the origin no more (at most ${String(COLD_MAX_ROUNDS)} rounds). Ideal: ${String(KEYS)} origin requests. \`fleetcache seed\` took ${String(seedMs)} ms; it stores the build's prerendered routes, not 'use cache' data read at request time, so it is not expected to save these origin requests.`,

@@ -10,7 +10,7 @@ import { wasm, type Engine } from './wasm'
 /** Commands that only read; everything else gets the write budget. */
 const READS = new Set(['GET', 'MGET', 'EXISTS', 'PTTL', 'TTL', 'STRLEN', 'GETRANGE', 'PING'])
 
-const { BreakerState, CommandKind, CommandResult: Result } = wasm
+const { BreakerState, CommandKind, CommandResult: Result, Reported } = wasm
 
 const STATE_NAMES: Record<number, string> = {
   [BreakerState.Closed]: 'closed',
@@ -52,11 +52,24 @@ export class GuardedTransport implements Transport {
   /** OpenTelemetry, when the application has it; undefined costs one check per command. */
   private readonly telemetry: Telemetry | undefined = telemetry()
 
+  /**
+   * The budgets by `CommandKind` and the connect budget: fixed at the engine's construction,
+   * read once here rather than by a call into the module per command.
+   */
+  private readonly budgets: readonly number[]
+  private readonly connectBudgetMs: number
+
   constructor(
     private readonly engine: Engine,
     private readonly inner: Transport,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const budgets: number[] = []
+    for (const kind of [CommandKind.Read, CommandKind.Write, CommandKind.Lease])
+      budgets[kind] = engine.budgetMs(kind)
+    this.budgets = budgets
+    this.connectBudgetMs = engine.connectBudgetMs
+  }
 
   async send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
     const kind: OpKind =
@@ -67,11 +80,11 @@ export class GuardedTransport implements Transport {
     const permit = this.engine.admit(code, t0)
     // Refused commands are counted by the breaker itself (`rejected`).
     if (permit === 0) throw new CircuitOpenError()
-    const budget = this.engine.budgetMs(code)
+    const budget = this.budgets[code] ?? this.engine.budgetMs(code)
     // A transport that enforces the budget itself abandons the command at its deadline (it
     // is not cancelled: node-redis keeps it queued); this outer deadline bounds one that does
     // not, plus one wait for a connection.
-    const outer = budget + this.engine.connectBudgetMs
+    const outer = budget + this.connectBudgetMs
     const tel = this.telemetry
     const span = tel?.startSpan(String(argv[0]))
     let result = Result.NoAnswer
@@ -109,7 +122,8 @@ export class GuardedTransport implements Transport {
     argv: readonly (string | Buffer)[],
   ): number {
     const t = now()
-    if (this.engine.report(permit, result, t)) {
+    const reported = this.engine.report(permit, result, t)
+    if ((reported & Reported.BreakerChanged) !== 0) {
       const state = STATE_NAMES[this.engine.breakerState(t)] ?? 'unknown'
       if (state === 'closed') {
         this.log.info('redis circuit closed: Redis answers again, cache reads and writes resume')
@@ -124,8 +138,7 @@ export class GuardedTransport implements Transport {
     }
     // Any answer, error replies included, means Redis is reachable: send what waits.
     const answered = result === Result.Reply || result === Result.ErrorReply
-    const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
-    if (answered && waiting && this.onBacklog !== undefined) {
+    if (answered && (reported & Reported.Backlog) !== 0 && this.onBacklog !== undefined) {
       try {
         this.onBacklog()
       } catch (err) {

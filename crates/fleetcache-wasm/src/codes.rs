@@ -61,6 +61,16 @@ pub enum CommandResult {
     ErrorReply = 3,
 }
 
+/// The bits `Engine.report` returns.
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reported {
+    /// The circuit breaker changed state (opened, half-opened or closed).
+    BreakerChanged = 1,
+    /// Revalidations wait to be sent: the outbox or the resend list is not empty.
+    Backlog = 2,
+}
+
 /// The circuit breaker's state.
 #[wasm_bindgen]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

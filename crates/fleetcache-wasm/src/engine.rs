@@ -5,7 +5,7 @@ use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
 use crate::codes::{
-    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal,
+    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, Reported,
     RevalidationMode,
 };
 use crate::error::{js_error, BindingError};
@@ -546,9 +546,21 @@ impl Engine {
     }
 
     /// Reports how an admitted command ended (an error reply means Redis is reachable: a
-    /// success for the breaker, counted as a reply error only). Returns true when the breaker
-    /// changed state.
-    pub fn report(&mut self, permit: f64, result: CommandResult, now: f64) -> bool {
+    /// success for the breaker, counted as a reply error only). Returns [`Reported`] bits:
+    /// whether the breaker changed state, and whether revalidations wait to be sent (the
+    /// outbox or the resend list), so a command's end costs one call into the module.
+    pub fn report(&mut self, permit: f64, result: CommandResult, now: f64) -> u32 {
+        let changed = self.report_result(permit, result, now);
+        let waiting = !self.inner.outbox().is_empty() || self.inner.resend_len() > 0;
+        (if changed {
+            Reported::BreakerChanged as u32
+        } else {
+            0
+        }) | (if waiting { Reported::Backlog as u32 } else { 0 })
+    }
+
+    /// `report`'s breaker part: true when the breaker changed state.
+    fn report_result(&mut self, permit: f64, result: CommandResult, now: f64) -> bool {
         let token = if permit.is_finite() && permit >= 0.0 {
             permit as u64
         } else {

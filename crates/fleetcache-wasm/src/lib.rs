@@ -27,7 +27,7 @@ mod write;
 
 pub use codes::{
     Announcement, BreakerState, Codec, CommandKind, CommandResult, Freshness, OutboxRefusal,
-    RevalidationMode, ValueFlag, ValueKind,
+    Reported, RevalidationMode, ValueFlag, ValueKind,
 };
 pub use config::{bounds, defaults};
 pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};

@@ -3,8 +3,9 @@
 
 use fleetcache_wasm::{
     bounds, defaults, random_token, BreakerState, CommandKind, CommandResult, Consumer, Engine,
-    Failure, Freshness, Iface, Outcome, ReadMachine, ReadStep, ReadStepKind, RevalidationMode,
-    Served, Source, ValueFlag, ValueKind, WriteMachine, WriteOutcome, WriteStepKind,
+    Failure, Freshness, Iface, Outcome, ReadMachine, ReadStep, ReadStepKind, Reported,
+    RevalidationMode, Served, Source, ValueFlag, ValueKind, WriteMachine, WriteOutcome,
+    WriteStepKind,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -415,6 +416,8 @@ fn config_with(pairs: &[(&str, f64)]) -> JsValue {
 
 #[wasm_bindgen_test]
 fn breaker_opens_and_probes_through_the_binding() {
+    const CHANGED: u32 = Reported::BreakerChanged as u32;
+    const BACKLOG: u32 = Reported::Backlog as u32;
     let mut e = Engine::new(config_with(&[
         ("readTimeoutMs", 250.0),
         ("breakerFailures", 2.0),
@@ -428,8 +431,8 @@ fn breaker_opens_and_probes_through_the_binding() {
     let p1 = e.admit(CommandKind::Read, NOW);
     let p2 = e.admit(CommandKind::Read, NOW);
     assert!(p1 > 0.0 && p2 > 0.0);
-    assert!(!e.report(p1, CommandResult::Timeout, NOW));
-    assert!(e.report(p2, CommandResult::NoAnswer, NOW));
+    assert_eq!(e.report(p1, CommandResult::Timeout, NOW), 0);
+    assert_eq!(e.report(p2, CommandResult::NoAnswer, NOW), CHANGED);
     assert_eq!(e.breaker_state(NOW), BreakerState::Open);
     assert_eq!(e.admit(CommandKind::Write, NOW + 1.0), 0.0);
     assert_eq!(e.breaker_rejected(), 1.0);
@@ -437,12 +440,20 @@ fn breaker_opens_and_probes_through_the_binding() {
     let probe = e.admit(CommandKind::Read, NOW + 1000.0);
     assert!(probe > 0.0);
     assert_eq!(e.admit(CommandKind::Read, NOW + 1001.0), 0.0);
-    assert!(e.report(probe, CommandResult::Reply, NOW + 1002.0));
+    assert_eq!(e.report(probe, CommandResult::Reply, NOW + 1002.0), CHANGED);
     assert_eq!(e.breaker_state(NOW + 1002.0), BreakerState::Closed);
     assert_eq!(e.breaker_trips(), 1.0);
     // Garbage tokens are ignored.
-    assert!(!e.report(f64::NAN, CommandResult::NoAnswer, NOW));
-    assert!(!e.report(-3.0, CommandResult::NoAnswer, NOW));
+    assert_eq!(e.report(f64::NAN, CommandResult::NoAnswer, NOW), 0);
+    assert_eq!(e.report(-3.0, CommandResult::NoAnswer, NOW), 0);
+    // A revalidation waiting in the outbox: every report says so, the breaker unchanged.
+    e.record_revalidation("a", RevalidationMode::Expire, f64::NAN, NOW + 1003.0, true)
+        .unwrap();
+    let p = e.admit(CommandKind::Write, NOW + 1004.0);
+    assert_eq!(
+        e.report(p, CommandResult::ErrorReply, NOW + 1005.0),
+        BACKLOG
+    );
 }
 
 #[wasm_bindgen_test]
