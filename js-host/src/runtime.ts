@@ -13,7 +13,7 @@ import { detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { nodeTagSync, type TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
-import { addStats, engineStats } from './stats-sum'
+import { addStats, engineStats, primeStats } from './stats-sum'
 import { telemetry } from './telemetry'
 import { RedisReplyError, type Transport } from './transport'
 import { coreDefaults, wasm, type Engine } from './wasm'
@@ -265,6 +265,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
   )
   if (durable) logKeyEnvVars(log)
   registry().set(id, runtime)
+  primeStats(engine)
   // OpenTelemetry (optional peer dependency) is looked up here, once per process.
   telemetry()?.track(engine)
   return runtime

@@ -9,9 +9,33 @@ import type { Engine } from './wasm'
 /** The breaker's states, worst last; also the value of the `fleetcache.breaker.state` gauge. */
 export const BREAKER_RANK = { closed: 0, 'half-open': 1, open: 2 } as const
 
-/** One engine's snapshot, as the core serialises it. */
+/** Each engine's last snapshot, what `stats()` reports once the engine has failed. */
+const lastSnapshot = new WeakMap<Engine, FleetcacheStats>()
+
+/**
+ * One engine's snapshot, as the core serialises it, with `engine: 'ok'`. Once a call into the
+ * engine has trapped, every later call throws (docs/failures.md, "A trap in the engine"); a
+ * snapshot takes no input, so a throw here is that failure: the last snapshot is reported
+ * with `engine: 'failed'`, so a health check reading `stats()` sees it rather than an error.
+ * `primeStats` takes the first snapshot when the engine is made, so there always is one.
+ */
 export function engineStats(engine: Engine): FleetcacheStats {
-  return engine.stats(now()) as FleetcacheStats
+  let snapshot: FleetcacheStats
+  try {
+    snapshot = { ...(engine.stats(now()) as Omit<FleetcacheStats, 'engine'>), engine: 'ok' }
+  } catch {
+    const last = lastSnapshot.get(engine)
+    if (last === undefined)
+      throw new Error('fleetcache: the engine failed before its first snapshot')
+    return { ...last, engine: 'failed' }
+  }
+  lastSnapshot.set(engine, snapshot)
+  return snapshot
+}
+
+/** Takes an engine's first snapshot (`engineStats`): call it when the engine is made. */
+export function primeStats(engine: Engine): void {
+  engineStats(engine)
 }
 
 /**
@@ -31,6 +55,7 @@ export function addStats(a: FleetcacheStats, b: FleetcacheStats): FleetcacheStat
     return x
   }
   const out = sum(a, b) as FleetcacheStats
+  out.engine = a.engine === 'failed' || b.engine === 'failed' ? 'failed' : 'ok'
   out.breaker.state =
     BREAKER_RANK[b.breaker.state] > BREAKER_RANK[a.breaker.state]
       ? b.breaker.state

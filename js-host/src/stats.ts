@@ -49,4 +49,10 @@ export interface FleetcacheStats {
   memory: { bytes: number; entries: number }
   /** Tags the mirror knows. */
   tags: number
+  /**
+   * `failed` once a call that held the engine has trapped (docs/failures.md, "A trap in the
+   * engine"): from then on the process serves nothing from its cache and its revalidations
+   * reach no other instance, until it restarts. The counts are the last ones read before.
+   */
+  engine: 'ok' | 'failed'
 }

@@ -91,6 +91,11 @@ export function createInstruments(
     unit: 'By',
     valueType: I,
   })
+  const engineFailed = meter.createObservableGauge('fleetcache.engine.failed', {
+    description: 'Whether a call into the engine trapped: 1 until the process restarts, else 0',
+    unit: '1',
+    valueType: I,
+  })
   meter.addBatchObservableCallback(
     (r) => {
       const s = collect()
@@ -154,6 +159,7 @@ export function createInstruments(
       r.observe(transitions, s.breaker.trips, { 'fleetcache.breaker.state': 'open' })
       r.observe(transitions, s.breaker.recoveries, { 'fleetcache.breaker.state': 'closed' })
       r.observe(memory, s.memory.bytes)
+      r.observe(engineFailed, s.engine === 'failed' ? 1 : 0)
     },
     [
       lookups,
@@ -166,6 +172,7 @@ export function createInstruments(
       breaker,
       transitions,
       memory,
+      engineFailed,
     ],
   )
   return { duration, size }

@@ -5,7 +5,12 @@
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 
-import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import {
+  close,
+  createIncrementalCacheHandler,
+  createUseCacheHandler,
+  stats,
+} from '../esm/index.mjs'
 import { text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -34,7 +39,16 @@ async function serve() {
   await handler.set('k-before', Promise.resolve(useCacheEntry('before', { tags: ['t'] })))
   const hit = await handler.get('k-before', [])
   const before = hit === undefined ? null : await text(hit.value)
+  const statsBefore = stats()
   trapWithEngineBorrowed(handler.rt.engine)
+  // A health check's view: stats() must neither throw nor look healthy now.
+  let statsAfter
+  try {
+    const s = stats()
+    statsAfter = { engine: s?.engine, hits: s?.lookups.useCache.hit }
+  } catch (err) {
+    statsAfter = `threw: ${String(err)}`
+  }
   await handler.set('k-after', Promise.resolve(useCacheEntry('after', { tags: ['t'] })))
   const got = await handler.get('k-after', [])
   const after = got === undefined ? null : await text(got.value)
@@ -53,7 +67,16 @@ async function serve() {
   const again = await handler.get('k-before', [])
   const beforeAgain = again === undefined ? null : await text(again.value)
   await close()
-  return { before, after, revalidation, incRevalidation, beforeAgain, closed: true }
+  return {
+    before,
+    after,
+    revalidation,
+    incRevalidation,
+    beforeAgain,
+    statsBefore: { engine: statsBefore?.engine, hits: statsBefore?.lookups.useCache.hit },
+    statsAfter,
+    closed: true,
+  }
 }
 
 async function announce() {

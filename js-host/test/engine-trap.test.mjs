@@ -58,6 +58,9 @@ describe('a wasm trap with the engine borrowed', () => {
     assert.equal(result.beforeAgain, null, 'what was cached before is not served either')
     assert.equal(result.closed, true)
     assert.match(`${out.stdout}${out.stderr}`, /recursive use of an object detected/, 'said')
+    // What a health check reads: healthy before, failed after (the counts as they were).
+    assert.deepEqual(result.statsBefore, { engine: 'ok', hits: 1 })
+    assert.deepEqual(result.statsAfter, { engine: 'failed', hits: 1 })
   })
 
   test('a tag announcement reaching the trapped engine does not end the process', () => {

@@ -172,6 +172,7 @@ describe('OpenTelemetry metrics and spans, real SDK, real Redis', () => {
     assert.equal(s.lookups.incremental.hit, 1)
     assert.equal(s.revalidations.expire + s.revalidations.stale, 2)
     assert.equal(s.breaker.state, 'closed')
+    assert.equal(s.engine, 'ok')
   })
 
   test('latency and entry-size histograms, one client span per Redis command', async () => {
@@ -214,6 +215,7 @@ describe('OpenTelemetry metrics and spans, real SDK, real Redis', () => {
   test('the breaker gauge flips when Redis is killed and back when it returns', solo, async () => {
     let b = await collect()
     assert.equal(point(b, 'fleetcache.breaker.state'), 0)
+    assert.equal(point(b, 'fleetcache.engine.failed'), 0, 'no trap here')
     const { port, pid } = redis.server
     process.kill(pid, 'SIGKILL')
     await redis.stop()

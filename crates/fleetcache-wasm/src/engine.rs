@@ -755,7 +755,12 @@ pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValu
 impl Engine {
     /// Every counter and gauge at `now`, as a plain object (see docs/observability.md).
     /// Cold path: called by `stats()` and by metric collection, not per request.
-    pub fn stats(&self, now: f64) -> Result<JsValue, JsValue> {
+    ///
+    /// Takes the engine mutably although it only reads: a call that trapped with the engine
+    /// borrowed (shared or mutable) never released the borrow, and only a mutable borrow is
+    /// refused by every such leftover, so this call throws exactly when the engine is dead
+    /// (the host then reports it failed: docs/failures.md, "A trap in the engine").
+    pub fn stats(&mut self, now: f64) -> Result<JsValue, JsValue> {
         let snapshot = self.inner.stats_snapshot(Millis(now));
         let mut obj = crate::objects::JsObject::new();
         crate::objects::stats(&snapshot, &mut obj);
