@@ -212,12 +212,13 @@ fuzz: ## fuzz the envelope decoder and the tag-reply parser, FUZZ_SECONDS each (
 	    cargo-fuzz run --sanitizer none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 || exit 1; \
 	done
 
-lint: setup js wasm-budget ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types), the wasm size budget
+lint: setup js wasm-budget ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types), the wasm size budget, links and paths in the docs
 	$(HOST_CARGO) fmt --all -- --check
 	$(HOST_CARGO) clippy --workspace --all-targets -- -D warnings
 	cd js-host && npx tsc -p tsconfig.json --noEmit && npx eslint . && npx prettier --check .
 	js-host/node_modules/.bin/prettier --check bench tests scripts
 	node scripts/compat-table.mjs --check
+	node scripts/check-doc-links.mjs
 
 fmt: ## format Rust and TypeScript
 	$(HOST_CARGO) fmt --all

@@ -172,7 +172,7 @@ export function optionsFromEnv(
     leaseTtlMs: numberFromEnv(env, 'FLEETCACHE_LEASE_TTL_MS'),
     // 0: followers never wait for a holder's write (docs/single-flight.md, "Settings").
     leaseWaitMs: nonNegativeNumberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
-    debug: env.FLEETCACHE_DEBUG === '1' || env.FLEETCACHE_DEBUG === 'true',
+    debug: booleanFromEnv(env, 'FLEETCACHE_DEBUG') ?? false,
     tagSync: tagSyncFromEnv(env.FLEETCACHE_TAG_SYNC),
     deploymentSource,
   }

@@ -40,7 +40,12 @@ export interface FleetcacheOptions {
    * First segment of every Redis key; `[A-Za-z0-9._-]{1,64}`. Default: the core's (`defaults()`).
    */
   prefix?: string | undefined
-  /** Entries of other deployments are never read. Default: deployment id, else build id. */
+  /**
+   * Entries of other deployments are never read. Default `default`, for every build: options
+   * given in code replace the environment, so pass `optionsFromEnv().deploymentId` for the id
+   * the handler modules choose (`FLEETCACHE_DEPLOYMENT_ID`, `NEXT_DEPLOYMENT_ID`, else the build
+   * id).
+   */
   deploymentId?: string | undefined
   /**
    * Largest entry stored, in bytes (larger ones are logged and skipped). Default: the core's

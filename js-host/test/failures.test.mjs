@@ -482,6 +482,8 @@ describe('hostile data and settings', () => {
         /FLEETCACHE_COMMAND_TIMEOUT_MS: must be .*<= 60000/,
       ],
       [{ FLEETCACHE_PREFIX: 'my app' }, /FLEETCACHE_PREFIX: must match .*, got "my app"/],
+      // Not ignored: a debug switch spelled `yes` or `on` would otherwise log nothing, silently.
+      [{ FLEETCACHE_DEBUG: 'yes' }, /FLEETCACHE_DEBUG: must be 1, true, 0 or false, got "yes"/],
       [
         {
           REDIS_URL: 'redis://mymaster',

@@ -62,7 +62,8 @@ pub struct Config {
     pub breaker_window_ms: f64,
     /// Time the breaker stays open before one probe is let through, in ms. Default 1 s.
     pub breaker_open_ms: f64,
-    /// Longest open time after repeated failed probes, in ms. Default 5 s.
+    /// Longest open time after repeated failed probes, in ms. Default 1 s: an idle instance
+    /// probes at most a second apart, so it catches up on the tag state soon after Redis is back.
     pub breaker_max_open_ms: f64,
     /// Revalidations kept while Redis cannot be reached; the oldest is dropped (and logged)
     /// beyond it. Default 1000.

@@ -1,0 +1,102 @@
+// Every link and every repository path in the user docs must open: a reader of the repository
+// (or of the npm page, whose links point at the repository on GitHub) follows them.
+//
+//   node scripts/check-doc-links.mjs   exit 1, naming file:line, when one does not resolve
+//                                      (make lint runs this)
+//
+// Checked: Markdown links to files of the repository (relative, or
+// https://github.com/fleetcache/fleetcache/blob/main/...), the heading a `#fragment` names
+// (GitHub's anchors), and paths written in backticks that start with a top-level directory of
+// the repository (`tests/e2e/cli.test.mjs`). A path with a placeholder (`<release>`), a glob
+// or a build output (made by `make`, absent from a clean checkout) is not a reference to open.
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const REPO_URL = 'https://github.com/fleetcache/fleetcache/blob/main/'
+const TOP_DIRS = ['docs', 'js-host', 'tests', 'crates', 'scripts', 'bench', 'examples']
+// Written by the build or by a run, not committed: named in the docs as outputs.
+const OUTPUTS = [/^js-host\/(dist|wasm|worker)(\/|$)/, /^target\//, /^pkg\//]
+
+function docFiles() {
+  const files = ['README.md', 'CHANGELOG.md', 'js-host/README.md']
+  for (const dir of ['docs', 'docs/decisions']) {
+    for (const f of fs.readdirSync(path.join(repoRoot, dir))) {
+      if (f.endsWith('.md')) files.push(`${dir}/${f}`)
+    }
+  }
+  return files
+}
+
+// GitHub's heading anchors: lower case, punctuation other than `-` and `_` dropped, spaces to `-`.
+function slug(heading) {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-')
+}
+
+const anchorCache = new Map()
+function anchors(file) {
+  let set = anchorCache.get(file)
+  if (set) return set
+  set = new Set()
+  const seen = new Map()
+  let fenced = false
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced
+    const m = !fenced && /^#{1,6}\s+(.*)$/.exec(line)
+    if (!m) continue
+    const base = slug(m[1])
+    const n = seen.get(base) ?? 0
+    seen.set(base, n + 1)
+    set.add(n === 0 ? base : `${base}-${n}`)
+  }
+  anchorCache.set(file, set)
+  return set
+}
+
+function checkTarget(doc, target) {
+  const [rawPath, fragment] = target.split('#')
+  let file
+  if (rawPath.startsWith(REPO_URL)) file = path.join(repoRoot, rawPath.slice(REPO_URL.length))
+  else if (/^[a-z]+:/.test(rawPath)) return undefined
+  else if (rawPath === '') file = path.join(repoRoot, doc)
+  else file = path.resolve(path.dirname(path.join(repoRoot, doc)), decodeURI(rawPath))
+  if (!fs.existsSync(file)) return `${target}: no such file`
+  if (fragment !== undefined && fs.statSync(file).isFile() && file.endsWith('.md')) {
+    if (!anchors(file).has(fragment)) return `${target}: no heading with this anchor`
+  }
+  return undefined
+}
+
+function checkPath(p) {
+  if (/[<>*{}$]|\.\.\./.test(p) || OUTPUTS.some((re) => re.test(p))) return undefined
+  const clean = p.replace(/[:#].*$/, '').replace(/[.,;)]+$/, '')
+  return fs.existsSync(path.join(repoRoot, clean)) ? undefined : `${p}: no such path`
+}
+
+const problems = []
+for (const doc of docFiles()) {
+  let fenced = false
+  fs.readFileSync(path.join(repoRoot, doc), 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.startsWith('```')) fenced = !fenced
+      if (fenced) return
+      const where = `${doc}:${i + 1}`
+      for (const m of line.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const p = checkTarget(doc, m[1])
+        if (p) problems.push(`${where}: ${p}`)
+      }
+      for (const m of line.matchAll(/`([^`\s]+)`/g)) {
+        if (!TOP_DIRS.some((d) => m[1].startsWith(`${d}/`))) continue
+        const p = checkPath(m[1])
+        if (p) problems.push(`${where}: ${p}`)
+      }
+    })
+}
+for (const p of problems) console.error(p)
+process.exit(problems.length === 0 ? 0 : 1)
