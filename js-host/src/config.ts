@@ -4,6 +4,7 @@
  * configuration's other parts are re-exported from here, the package's `config` module.
  */
 import { checkAddress, checkUrl, nonNegative, positive } from './option-checks'
+import { deploymentFromEnv } from './env-options'
 import {
   ConfigError,
   type EngineConfig,
@@ -101,11 +102,20 @@ function pem(value: string | Buffer | undefined): string | undefined {
   return value === undefined ? undefined : Buffer.isBuffer(value) ? value.toString('utf8') : value
 }
 
-/** Checks and completes options; throws `ConfigError` naming the bad setting. */
-export function resolveOptions(
-  options: FleetcacheOptions,
-  deploymentSource = 'options',
-): ResolvedOptions {
+/**
+ * Checks and completes options; throws `ConfigError` naming the bad setting. Options given in
+ * code (`deploymentSource` left as `options`) replace the environment, but for the deployment id:
+ * without one, it is the running server's, as the handler modules choose it
+ * (`deploymentFromEnv`), so that two builds never share a namespace unless told to.
+ */
+export function resolveOptions(given: FleetcacheOptions, givenSource = 'options'): ResolvedOptions {
+  let options = given
+  let deploymentSource = givenSource
+  if (givenSource === 'options' && given.deploymentId === undefined) {
+    const found = deploymentFromEnv()
+    options = { ...given, deploymentId: found.deploymentId }
+    deploymentSource = found.deploymentSource
+  }
   const nodes = (options.redisNodes ?? []).map((u) => {
     const checked = checkUrl('redisNodes', u)
     if (checked === undefined) throw new ConfigError('redisNodes', 'contains an empty URL')

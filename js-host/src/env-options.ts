@@ -118,6 +118,28 @@ export function transportOptionsFromEnv(env: Env = process.env): TransportOption
 }
 
 /**
+ * The running server's deployment id, and where it was found: `FLEETCACHE_DEPLOYMENT_ID`, else
+ * `NEXT_DEPLOYMENT_ID`, else the build id in the dist directory; undefined (`none found`, the
+ * namespace `default`) when there is none of them.
+ */
+export function deploymentFromEnv(env: Env = process.env): {
+  deploymentId: string | undefined
+  deploymentSource: string
+} {
+  if (env.FLEETCACHE_DEPLOYMENT_ID) {
+    return {
+      deploymentId: env.FLEETCACHE_DEPLOYMENT_ID,
+      deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
+    }
+  }
+  if (env.NEXT_DEPLOYMENT_ID) {
+    return { deploymentId: env.NEXT_DEPLOYMENT_ID, deploymentSource: 'NEXT_DEPLOYMENT_ID' }
+  }
+  const id = buildId(process.cwd(), env)
+  return { deploymentId: id, deploymentSource: id ? `${distDir(env)}/BUILD_ID` : 'none found' }
+}
+
+/**
  * Options from the environment of the running server (read when the handler module is first
  * loaded, i.e. at server start, never frozen into the build).
  */
@@ -125,17 +147,7 @@ export function optionsFromEnv(
   env: Env = process.env,
 ): FleetcacheOptions & { deploymentSource: string } {
   const urlVar = env.FLEETCACHE_REDIS_URL ? 'FLEETCACHE_REDIS_URL' : 'REDIS_URL'
-  let deploymentId = env.FLEETCACHE_DEPLOYMENT_ID
-  let deploymentSource = 'FLEETCACHE_DEPLOYMENT_ID'
-  if (!deploymentId) {
-    deploymentId = env.NEXT_DEPLOYMENT_ID
-    deploymentSource = 'NEXT_DEPLOYMENT_ID'
-  }
-  if (!deploymentId) {
-    deploymentId = buildId(process.cwd(), env)
-    deploymentSource = `${distDir(env)}/BUILD_ID`
-  }
-  if (!deploymentId) deploymentSource = 'none found'
+  const { deploymentId, deploymentSource } = deploymentFromEnv(env)
   const nodes = (env.FLEETCACHE_REDIS_NODES ?? '')
     .split(',')
     .map((u) => u.trim())

@@ -41,10 +41,9 @@ export interface FleetcacheOptions {
    */
   prefix?: string | undefined
   /**
-   * Entries of other deployments are never read. Default `default`, for every build: options
-   * given in code replace the environment, so pass `optionsFromEnv().deploymentId` for the id
-   * the handler modules choose (`FLEETCACHE_DEPLOYMENT_ID`, `NEXT_DEPLOYMENT_ID`, else the build
-   * id).
+   * Entries of other deployments are never read. Default: the running server's, as the handler
+   * modules choose it (`FLEETCACHE_DEPLOYMENT_ID`, `NEXT_DEPLOYMENT_ID`, else the build id), also
+   * when the other options are given in code.
    */
   deploymentId?: string | undefined
   /**

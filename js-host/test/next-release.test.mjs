@@ -223,7 +223,7 @@ test("with durableUseCacheEntries, 'use cache' entries are kept under the Next r
   try {
     assert.match(
       namespaceLine(durable),
-      /namespace fleetcache:default .*'use cache' entries under fleetcache:next-16\.4\.6/,
+      /namespace fleetcache:build-1 .*'use cache' entries under fleetcache:next-16\.4\.6/,
     )
     assert.doesNotMatch(namespaceLine(plain), /'use cache' entries under/)
     // Before 16.4 the setting does not exist: Next keys by build, and so does fleetcache.
@@ -284,6 +284,40 @@ test('a build in a custom distDir is found when the config went through withFlee
     const line = namespaceLine({ distDir: 'build' })
     assert.match(line, /deployment from build\/BUILD_ID/)
     assert.match(line, /'use cache' entries under fleetcache:next-16\.5\.0/, 'the config was read')
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
+  }
+})
+
+// Options given in code replace the environment, but a handler given no deployment id must not
+// put every build under one namespace (`default`): a rolling deploy would serve one build's
+// entries to the other. It takes the running server's, as the handler modules do.
+test('a handler configured in code without a deployment id is in its build namespace', () => {
+  const namespaceLine = (options, env = {}) => {
+    const script = `require(${JSON.stringify(require.resolve('../dist/index.js'))}).createUseCacheHandler(${JSON.stringify(options)})`
+    const out = spawnSync(process.execPath, ['-e', script], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, ...env },
+    })
+    assert.equal(out.status, 0, out.stderr)
+    return `${out.stdout}${out.stderr}`.split('\n').find((l) => l.includes('namespace')) ?? ''
+  }
+  const app = fakeApp('16.4.6', {})
+  try {
+    assert.match(
+      namespaceLine({ prefix: 'shop' }),
+      /namespace shop:build-1 \(deployment from \.next\/BUILD_ID\)/,
+    )
+    assert.match(
+      namespaceLine({ prefix: 'shop' }, { NEXT_DEPLOYMENT_ID: 'dep-7' }),
+      /namespace shop:dep-7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
+    )
+    // Given in code, it is used as given.
+    assert.match(
+      namespaceLine({ prefix: 'shop', deploymentId: 'v2' }, { NEXT_DEPLOYMENT_ID: 'dep-7' }),
+      /namespace shop:v2 \(deployment from options\)/,
+    )
   } finally {
     fs.rmSync(app, { recursive: true, force: true })
   }
