@@ -32,9 +32,12 @@ use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
 use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
+use crate::strhash::HashSeed;
 use crate::tag_sync::{self, TagSync};
 use crate::tags::Announced;
-use crate::tags::{admit_tags, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror};
+use crate::tags::{
+    admit_tags_seeded, DroppedTags, Freshness, RefreshSummary, Revalidation, TagMirror,
+};
 use crate::tier::{self, TierUse};
 use crate::time::Millis;
 use crate::verdict::{self, Inspection};
@@ -79,11 +82,23 @@ pub struct Engine {
     /// each write, as no hash of its key and bytes is.
     write_id_seed: String,
     write_ids: Cell<u64>,
+    /// The seed of the maps keyed by request input ([`Engine::with_hash_seed`]).
+    hash_seed: HashSeed,
 }
 
 impl Engine {
-    /// Validates `config` and builds an engine with an empty mirror and index.
+    /// Validates `config` and builds an engine with an empty mirror and index, its maps
+    /// hashed with the fixed [`HashSeed::default`]: deterministic, for tests, simulations and
+    /// tools. A process serving requests uses [`Engine::with_hash_seed`].
     pub fn new(config: Config) -> Result<Engine, ConfigError> {
+        Engine::with_hash_seed(config, HashSeed::default())
+    }
+
+    /// [`Engine::new`] with the maps keyed by request input (entry keys, tag names) hashed
+    /// with `seed`, which the host draws from its secure random source: without it, anyone
+    /// who can choose cache keys or tags can choose colliding ones and make every lookup
+    /// walk them (docs/decisions/0033-seeded-string-hasher.md).
+    pub fn with_hash_seed(config: Config, seed: HashSeed) -> Result<Engine, ConfigError> {
         config.validate()?;
         let namespace =
             Namespace::new(&config.prefix, &config.deployment).map_err(|_| ConfigError::Prefix)?;
@@ -97,20 +112,21 @@ impl Engine {
         Ok(Engine {
             tag_sync: TagSync::new(namespace.tag_keys()),
             namespace,
-            mirror: TagMirror::new(),
-            lru: LruIndex::new(config.memory_bytes),
+            mirror: TagMirror::with_seed(seed),
+            lru: LruIndex::with_seed(config.memory_bytes, seed),
             breaker: Breaker::new(config.breaker()),
             outbox: Outbox::new(config.outbox_capacity as usize),
             leases: LeaseTable::new(),
             regenerations: Regenerations::new(),
             stale_handouts: StaleHandouts::default(),
             stats: Stats::default(),
-            key_hashes: KeyHashes::default(),
+            key_hashes: KeyHashes::with_seed(seed),
             dropped_tags: Cell::new(DroppedTags::default()),
             standalone: false,
             announce_pages: false,
             write_id_seed: String::new(),
             write_ids: Cell::new(0),
+            hash_seed: seed,
             config,
         })
     }
@@ -147,7 +163,7 @@ impl Engine {
     /// Every tag list entering the engine for a write or a revalidation passes here: the
     /// canonical forms, over-long tags dropped (and noted for [`Engine::dropped_tags`]).
     pub(crate) fn admit_tags<'a>(&self, tags: &[&'a str]) -> Vec<Cow<'a, str>> {
-        let admitted = admit_tags(tags);
+        let admitted = admit_tags_seeded(tags, self.hash_seed);
         self.dropped_tags.set(admitted.dropped);
         admitted.tags
     }
@@ -439,6 +455,30 @@ impl Engine {
     /// kept for outages only while Redis answers (it stays for the next outage).
     pub fn tier_touch(&mut self, key: &str, now: Millis) -> bool {
         self.tier_use(key, now) == TierUse::Serve
+    }
+
+    /// [`Engine::tier_touch`] of `read`'s entry key, whose bytes the host holds `total_len`
+    /// long (the embedded store's, about to be given with [`ReadInput::Held`]): the header
+    /// the index keeps for them is found in the same lookup and handed to `read`, so a hit
+    /// looks its key up in the index once.
+    pub fn tier_touch_held(
+        &mut self,
+        read: &mut ReadMachine,
+        total_len: usize,
+        now: Millis,
+    ) -> bool {
+        let redis_answers = self.breaker.state(now) == BreakerState::Closed;
+        let pages = self.tag_sync.page_view(&self.mirror, now).map(|p| p.gen);
+        let (found, kept) = tier::tier_use_kept(
+            &mut self.lru,
+            redis_answers,
+            pages,
+            read.entry_key(),
+            now,
+            Some(total_len),
+        );
+        read.offer_kept_header(kept);
+        found == TierUse::Serve
     }
 
     /// After a Redis read of `key` failed: whether the tier's copy may be judged and served,

@@ -9,12 +9,15 @@
 //! index); a removed value's slot is reused by the next insert. Iteration is in no particular
 //! order, as with a `HashMap`.
 
+use crate::strhash::{str_map, HashSeed, StrMap};
+
+#[cfg(test)]
 use std::collections::HashMap;
 
 /// Values by owned string key: slots of values and an index of keys into them.
 #[derive(Clone, Debug)]
 pub struct KeyedVec<V> {
-    index: HashMap<String, usize>,
+    index: StrMap<usize>,
     slots: Vec<Option<V>>,
     /// Empty slots, reused before the `Vec` grows.
     free: Vec<usize>,
@@ -22,11 +25,7 @@ pub struct KeyedVec<V> {
 
 impl<V> Default for KeyedVec<V> {
     fn default() -> Self {
-        KeyedVec {
-            index: HashMap::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-        }
+        KeyedVec::with_seed(0, HashSeed::default())
     }
 }
 
@@ -38,8 +37,13 @@ impl<V> KeyedVec<V> {
 
     /// An empty map with room for `n` entries.
     pub fn with_capacity(n: usize) -> Self {
+        KeyedVec::with_seed(n, HashSeed::default())
+    }
+
+    /// An empty map with room for `n` entries, its keys hashed with `seed`.
+    pub fn with_seed(n: usize, seed: HashSeed) -> Self {
         KeyedVec {
-            index: HashMap::with_capacity(n),
+            index: str_map(n, seed),
             slots: Vec::with_capacity(n),
             free: Vec::new(),
         }

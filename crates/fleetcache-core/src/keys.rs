@@ -4,8 +4,8 @@
 //! validation) only ever reaches a key through a SHA-256 digest, so no key can contain a
 //! `{`, `}`, `:` or space that would change its structure or its Redis Cluster slot.
 
+use crate::strhash::{str_map, HashSeed, StrMap};
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
@@ -302,7 +302,7 @@ pub struct KeyHashes {
 /// in the wasm module (docs/decisions/0028-wasm-size-budget.md).
 #[derive(Clone, Debug, Default)]
 struct Memo {
-    index: HashMap<String, usize>,
+    index: StrMap<usize>,
     hashes: Vec<String>,
 }
 
@@ -311,6 +311,17 @@ impl KeyHashes {
     pub const ENTRIES: usize = 4096;
     /// Longer keys are hashed every time.
     pub const MAX_KEY_BYTES: usize = 512;
+
+    /// An empty memo, its keys hashed with `seed` (the host's random one: keys come from
+    /// requests).
+    pub fn with_seed(seed: HashSeed) -> KeyHashes {
+        KeyHashes {
+            memo: RefCell::new(Memo {
+                index: str_map(0, seed),
+                hashes: Vec::new(),
+            }),
+        }
+    }
 
     /// [`Namespace::hash_tag`] of `cache_key`, remembered.
     pub fn hash_tag(&self, cache_key: &str) -> String {

@@ -43,6 +43,7 @@ pub mod regen;
 pub mod scripts;
 pub mod seed;
 pub mod stats;
+pub mod strhash;
 pub mod tag_sync;
 pub mod tags;
 pub mod text;
@@ -76,6 +77,7 @@ pub use read_machine::{
 };
 pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};
+pub use strhash::HashSeed;
 pub use tags::{
     admit_tags, canonical_tag, AdmittedTags, DroppedTags, Freshness, RefreshSummary, Revalidation,
     TagMirror, TagRecord, MAX_ENTRY_TAGS, MAX_TAG_BYTES,

@@ -5,10 +5,10 @@
 //! a slab of slots by index (no pointers, no `unsafe`).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use crate::envelope::DecodedHeader;
+use crate::strhash::{str_map, HashSeed, StrMap};
 use crate::time::Millis;
 
 /// "No slot" in the links.
@@ -110,7 +110,7 @@ impl Drop for WriteMark {
 pub struct LruIndex {
     capacity: u64,
     used: u64,
-    map: HashMap<String, usize>,
+    map: StrMap<usize>,
     slots: Vec<Option<Node>>,
     free: Vec<usize>,
     /// Most recently used.
@@ -121,7 +121,7 @@ pub struct LruIndex {
     issued: u64,
     /// Keys with this process's writes in flight that keep a copy here, and how many: at
     /// most one item per write in flight, removed when the last ends.
-    writing: HashMap<String, usize>,
+    writing: StrMap<usize>,
     /// The marks of those writes, by number, with their key until ended (`None` then): in
     /// increasing order, since marks are numbered increasingly and pushed as numbered, so a
     /// mark is found by binary search (no new map type: the wasm size). Ended entries are
@@ -142,7 +142,7 @@ pub struct LruIndex {
     removed: Vec<String>,
     /// The number of each key in `removed`, at the same place.
     removed_orders: Vec<u64>,
-    removed_at: HashMap<String, usize>,
+    removed_at: StrMap<usize>,
     removed_next: usize,
     /// The largest number of a removed copy no longer remembered in `removed`.
     floor: u64,
@@ -151,23 +151,29 @@ pub struct LruIndex {
 impl LruIndex {
     /// An empty index holding at most `capacity_bytes`.
     pub fn new(capacity_bytes: u64) -> LruIndex {
+        LruIndex::with_seed(capacity_bytes, HashSeed::default())
+    }
+
+    /// [`LruIndex::new`] with its keys hashed with `seed` (the host's random one: keys come
+    /// from requests).
+    pub fn with_seed(capacity_bytes: u64, seed: HashSeed) -> LruIndex {
         LruIndex {
             capacity: capacity_bytes,
             used: 0,
-            map: HashMap::new(),
+            map: str_map(0, seed),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
             tail: NIL,
             issued: 0,
-            writing: HashMap::new(),
+            writing: str_map(0, seed),
             marks_live: Vec::new(),
             marks_ended: 0,
             last_mark: 0,
             abandoned: Rc::new(RefCell::new(Vec::new())),
             removed: Vec::new(),
             removed_orders: Vec::new(),
-            removed_at: HashMap::new(),
+            removed_at: str_map(0, seed),
             removed_next: 0,
             floor: 0,
         }
@@ -394,12 +400,24 @@ impl LruIndex {
         now: Millis,
         decline: impl FnOnce(Marks) -> bool,
     ) -> Touch {
+        self.touch_unless_kept(key, now, None, decline).0
+    }
+
+    /// [`LruIndex::touch_unless`] and, when touched, [`LruIndex::kept_header`] for bytes
+    /// `total_len` long (with `Some`), in the one lookup of a tier hit.
+    pub fn touch_unless_kept(
+        &mut self,
+        key: &str,
+        now: Millis,
+        total_len: Option<usize>,
+        decline: impl FnOnce(Marks) -> bool,
+    ) -> (Touch, Option<Rc<DecodedHeader>>) {
         let Some(&slot) = self.map.get(key) else {
-            return Touch::Absent;
+            return (Touch::Absent, None);
         };
         let Some(node) = self.node(slot) else {
             self.remove_slot(slot);
-            return Touch::Expired;
+            return (Touch::Expired, None);
         };
         let marks = Marks {
             local: node.local,
@@ -407,15 +425,19 @@ impl LruIndex {
             page_gen: node.page_gen,
         };
         if decline(marks) {
-            return Touch::Declined(marks);
+            return (Touch::Declined(marks), None);
         }
         if now >= node.expires_at {
             self.remove_slot(slot);
-            return Touch::Expired;
+            return (Touch::Expired, None);
         }
+        let header = match total_len {
+            Some(len) if u64::try_from(len).ok() == Some(node.size) => node.header.clone(),
+            _ => None,
+        };
         self.unlink(slot);
         self.push_front(slot);
-        Touch::Touched
+        (Touch::Touched, header)
     }
 
     /// Marks the item under `key` as this process's own: its write to Redis failed, so the
@@ -725,6 +747,7 @@ impl LruIndex {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     const NEVER: Millis = Millis(f64::INFINITY);
 
@@ -1555,6 +1578,47 @@ mod tests {
             }
             prop_assert_eq!(l.used_bytes(), 0, "a kept header's charge left with its item");
         }
+    }
+
+    #[test]
+    fn a_touch_hands_back_the_kept_header_in_the_same_lookup() {
+        let bytes = copy_bytes(1, 2);
+        let header = Rc::new(crate::envelope::decode_header(&bytes, bytes.len()).unwrap());
+        let mut l = LruIndex::with_seed(1 << 20, crate::strhash::HashSeed::from_bytes([7; 16]));
+        l.insert("k1", bytes.len() as u64, Millis(100.0));
+        l.insert("k2", 1, NEVER);
+        let touch = |l: &mut LruIndex, len, now, decline: bool| {
+            l.touch_unless_kept("k1", Millis(now), len, |_| decline)
+        };
+        // Nothing kept yet: touched, no header.
+        assert_eq!(
+            touch(&mut l, Some(bytes.len()), 1.0, false),
+            (Touch::Touched, None)
+        );
+        assert!(l.keep_header("k1", bytes.len(), &header));
+        let (t, kept) = touch(&mut l, Some(bytes.len()), 2.0, false);
+        assert_eq!(t, Touch::Touched);
+        assert!(kept.is_some_and(|h| Rc::ptr_eq(&h, &header)));
+        assert_eq!(l.keys_by_recency(), vec!["k1", "k2"]);
+        // Other bytes, or none named: no header, as `kept_header` says.
+        assert_eq!(
+            touch(&mut l, Some(bytes.len() + 1), 3.0, false),
+            (Touch::Touched, None)
+        );
+        assert_eq!(touch(&mut l, None, 3.0, false), (Touch::Touched, None));
+        // Declined or expired: no header, and the same outcome as `touch_unless`.
+        assert!(matches!(
+            touch(&mut l, Some(bytes.len()), 4.0, true),
+            (Touch::Declined(_), None)
+        ));
+        assert_eq!(
+            touch(&mut l, Some(bytes.len()), 100.0, false),
+            (Touch::Expired, None)
+        );
+        assert_eq!(
+            touch(&mut l, Some(bytes.len()), 100.0, false),
+            (Touch::Absent, None)
+        );
     }
 
     #[test]

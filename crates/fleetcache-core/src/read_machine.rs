@@ -504,6 +504,10 @@ pub struct ReadMachine {
     /// The last step judged the tier's (or the held store's) bytes by a header the index keeps
     /// with them, or left it kept there ([`ReadMachine::header_kept`]).
     header_kept: bool,
+    /// The header the index keeps for the bytes the next input gives, found when the key was
+    /// touched ([`Engine::tier_touch_held`](crate::Engine::tier_touch_held)); taken by the
+    /// next step.
+    offered_kept: Option<Rc<DecodedHeader>>,
     log: String,
     error: String,
 }
@@ -775,6 +779,7 @@ impl ReadMachine {
             joined: false,
             order: 0,
             header_kept: false,
+            offered_kept: None,
             log,
             error,
         }
@@ -881,6 +886,7 @@ impl ReadMachine {
         now: Millis,
     ) -> Result<ReadStep, UnexpectedInput> {
         self.header_kept = false;
+        let offered_kept = self.offered_kept.take();
         let state = std::mem::replace(&mut self.state, State::New);
         let unexpected = UnexpectedInput {
             state: state.name(),
@@ -921,16 +927,28 @@ impl ReadMachine {
             }
             (State::Tier, ReadInput::Tier(bytes)) => match bytes {
                 None => self.get(ctx, TierAction::None),
-                Some(b) => match tier::tier_use(
+                Some(b) => match tier::tier_use_kept(
                     ctx.lru,
                     ctx.redis_answers,
                     ctx.pages.map(|p| p.gen),
                     &self.entry_key,
                     now,
+                    Some(b.total_len),
                 ) {
-                    tier::TierUse::Gone => self.get(ctx, TierAction::Drop),
-                    tier::TierUse::Kept => self.get(ctx, TierAction::None),
-                    tier::TierUse::Serve => match self.index_header(ctx, b) {
+                    (tier::TierUse::Gone, _) => self.get(ctx, TierAction::Drop),
+                    (tier::TierUse::Kept, _) => self.get(ctx, TierAction::None),
+                    // The index keeps the header for these bytes: found in the same lookup
+                    // (a tier hit looks its key up once).
+                    (tier::TierUse::Serve, Some(kept)) => {
+                        match self.judge(ctx, Ok(Rc::clone(&kept)), Source::Tier, now) {
+                            Err(need) => self.need_more(State::Tier, need),
+                            Ok(j) => {
+                                self.keep_judged(ctx, &j, b.total_len, Some(&kept));
+                                self.local(ctx, j, now)
+                            }
+                        }
+                    }
+                    (tier::TierUse::Serve, None) => match self.index_header(ctx, b) {
                         Err(need) => self.need_more(State::Tier, need),
                         Ok(header) => match self.judge(ctx, header, Source::Tier, now) {
                             Err(need) => self.need_more(State::Tier, need),
@@ -952,15 +970,21 @@ impl ReadMachine {
             // `Get`'s bytes): still the store's copy, whose header the index may keep.
             (State::Get, ReadInput::Held(bytes))
             | (State::HeldMore, ReadInput::Held(bytes) | ReadInput::Reply(bytes)) => {
-                let header = match bytes.map(|b| self.index_header(ctx, b)).transpose() {
-                    Ok(header) => header,
-                    Err(need) => return Ok(self.need_more(State::HeldMore, need)),
+                // The header found when the key was touched, for these bytes: no second
+                // lookup of the key.
+                let offered = offered_kept.filter(|_| bytes.is_some());
+                let header = match &offered {
+                    Some(kept) => Some(Ok(Rc::clone(kept))),
+                    None => match bytes.map(|b| self.index_header(ctx, b)).transpose() {
+                        Ok(header) => header,
+                        Err(need) => return Ok(self.need_more(State::HeldMore, need)),
+                    },
                 };
                 match self.judged(ctx, header, Source::Redis, now) {
                     Err(need) => self.need_more(State::HeldMore, need),
                     Ok((j, tier)) => {
                         if let Some(b) = bytes {
-                            self.keep_header(ctx, &j, b.total_len);
+                            self.keep_judged(ctx, &j, b.total_len, offered.as_ref());
                         }
                         self.after_first(ctx, j, tier, now)
                     }
@@ -1365,6 +1389,27 @@ impl ReadMachine {
         if let Some(v) = &j.value {
             self.header_kept = ctx.lru.keep_header(&self.entry_key, total_len, &v.header);
         }
+    }
+
+    /// [`ReadMachine::keep_header`], for bytes judged by `kept`, the header the index already
+    /// keeps with them (found with the key's touch): a judged header that is that one is
+    /// what `keep_header` would find kept, without looking the key up again.
+    fn keep_judged(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        j: &Judgement,
+        total_len: usize,
+        kept: Option<&Rc<DecodedHeader>>,
+    ) {
+        match (&j.value, kept) {
+            (Some(v), Some(kept)) if Rc::ptr_eq(&v.header, kept) => self.header_kept = true,
+            _ => self.keep_header(ctx, j, total_len),
+        }
+    }
+
+    /// The header the index keeps for the bytes the next input gives (see `offered_kept`).
+    pub(crate) fn offer_kept_header(&mut self, kept: Option<Rc<DecodedHeader>>) {
+        self.offered_kept = kept;
     }
 
     /// Whether the last step judged the bytes the host gave from the tier (or the held store)

@@ -6,9 +6,9 @@
 //! implement the same rules on the Redis side; `tests/lua_scripts.rs` checks they agree.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use crate::keyed::KeyedVec;
+use crate::strhash::{str_map, HashSeed, StrMap};
 
 use crate::error::ProtocolError;
 use crate::netstring;
@@ -134,6 +134,12 @@ impl std::fmt::Display for DroppedTags {
 /// caller logs [`AdmittedTags::dropped`] once). No limit on the number of tags: a list is
 /// never refused here.
 pub fn admit_tags<'a>(tags: &[&'a str]) -> AdmittedTags<'a> {
+    admit_tags_seeded(tags, HashSeed::default())
+}
+
+/// [`admit_tags`], duplicates found with a map hashed with `seed` (the host's random one:
+/// tags come from requests, and a list is not limited in length).
+pub fn admit_tags_seeded<'a>(tags: &[&'a str], seed: HashSeed) -> AdmittedTags<'a> {
     let mut dropped = DroppedTags::default();
     let mut canonical: Vec<Cow<'a, str>> = Vec::with_capacity(tags.len());
     for tag in tags {
@@ -149,7 +155,7 @@ pub fn admit_tags<'a>(tags: &[&'a str]) -> AdmittedTags<'a> {
     // would be one more copy of the hash table code in the wasm module
     // (docs/decisions/0028-wasm-size-budget.md).
     let first: Vec<bool> = {
-        let mut seen: HashMap<String, usize> = HashMap::with_capacity(canonical.len());
+        let mut seen: StrMap<usize> = str_map(canonical.len(), seed);
         canonical
             .iter()
             .map(|t| seen.insert(t.as_ref().to_owned(), 0).is_none())
@@ -641,7 +647,9 @@ pub struct TagMirror {
     /// The tags are keys of the core's one hash table type (values unused): a hash set of
     /// `String`, or sorting them, would add code to the wasm module
     /// (docs/decisions/0028-wasm-size-budget.md).
-    last_local: Option<(HashMap<String, usize>, Revalidation, Millis)>,
+    last_local: Option<(StrMap<usize>, Revalidation, Millis)>,
+    /// The hash seed of the mirror's maps, and of the maps it builds later.
+    seed: HashSeed,
     /// The last page write the last refresh reply named, until taken
     /// ([`TagMirror::take_page_write`]).
     page_write: Option<PageWrite>,
@@ -687,6 +695,18 @@ impl TagMirror {
     /// An empty mirror (epoch `""`, version 0), which the first refresh fills.
     pub fn new() -> TagMirror {
         TagMirror::default()
+    }
+
+    /// [`TagMirror::new`] with its tags hashed with `seed` (the host's random one: tags come
+    /// from requests and from the shared state).
+    pub fn with_seed(seed: HashSeed) -> TagMirror {
+        TagMirror {
+            tags: KeyedVec::with_seed(0, seed),
+            local: KeyedVec::with_seed(0, seed),
+            resend: KeyedVec::with_seed(0, seed),
+            seed,
+            ..TagMirror::default()
+        }
     }
 
     /// Epoch of the shared state the mirror follows (`""` before the first refresh).
@@ -784,7 +804,7 @@ impl TagMirror {
         // Looked up by tag only (the value is unused): the map type the core already has
         // costs no second copy of the hash table code, and no sort
         // (docs/decisions/0028-wasm-size-budget.md).
-        let mut last = HashMap::with_capacity(tags.len());
+        let mut last = str_map(tags.len(), self.seed);
         for (i, tag) in tags.iter().enumerate() {
             last.insert((*tag).to_owned(), i);
         }
@@ -860,7 +880,7 @@ impl TagMirror {
                 vid: reply.vid.to_owned(),
                 cursor: "0".to_owned(),
                 seen: (reply.version, reply.vid.to_owned()),
-                incoming: KeyedVec::new(),
+                incoming: KeyedVec::with_seed(0, self.seed),
             });
             self.synced = false;
             self.catching_up = false;
@@ -876,7 +896,7 @@ impl TagMirror {
         }
         // Owned keys: a map type the mirror already has costs no second copy of the hash
         // table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
-        let mut received: KeyedVec<TagRecord> = KeyedVec::with_capacity(reply.pairs.len());
+        let mut received: KeyedVec<TagRecord> = KeyedVec::with_seed(reply.pairs.len(), self.seed);
         let mut skipped = 0;
         for (tag, record) in &reply.pairs {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {

@@ -2,6 +2,8 @@
 //! only, or drop it; and how long a copy lives (docs/decisions/0010-in-process-tier.md,
 //! docs/decisions/0021-page-entries-out-of-the-tier.md).
 
+use std::rc::Rc;
+
 use crate::envelope::{DecodedHeader, EntryKind};
 use crate::incremental::{Descriptor, ValueKind};
 use crate::lru::{LruIndex, Marks, Touch};
@@ -32,17 +34,29 @@ pub fn tier_use(
     key: &str,
     now: Millis,
 ) -> TierUse {
-    // One lookup for a copy that is served (every tier hit).
-    match lru.touch_unless(key, now, |m| {
+    tier_use_kept(lru, redis_answers, page_serving, key, now, None).0
+}
+
+/// [`tier_use`], and for a copy to serve the header the index keeps for bytes `total_len`
+/// long ([`LruIndex::kept_header`]): a tier hit's one lookup of its key in the index.
+pub fn tier_use_kept(
+    lru: &mut LruIndex,
+    redis_answers: bool,
+    page_serving: Option<u32>,
+    key: &str,
+    now: Millis,
+    total_len: Option<usize>,
+) -> (TierUse, Option<Rc<DecodedHeader>>) {
+    match lru.touch_unless_kept(key, now, total_len, |m| {
         redis_answers && (m.local || !serves_while_redis_answers(m, page_serving))
     }) {
-        Touch::Touched => TierUse::Serve,
-        Touch::Declined(m) if m.local => {
+        (Touch::Touched, header) => (TierUse::Serve, header),
+        (Touch::Declined(m), _) if m.local => {
             lru.remove(key);
-            TierUse::Gone
+            (TierUse::Gone, None)
         }
-        Touch::Declined(_) => TierUse::Kept,
-        Touch::Absent | Touch::Expired => TierUse::Gone,
+        (Touch::Declined(_), _) => (TierUse::Kept, None),
+        (Touch::Absent | Touch::Expired, _) => (TierUse::Gone, None),
     }
 }
 

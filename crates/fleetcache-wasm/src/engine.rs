@@ -143,7 +143,8 @@ pub(crate) fn script_argv(call: ScriptCall) -> String {
 impl Engine {
     /// Creates an engine from a configuration object (`prefix`, `deployment`, budgets).
     /// Throws an `Error` whose `code` names the invalid setting and whose `setting` is its
-    /// option name.
+    /// option name, or `ERR_RANDOM` without `crypto.getRandomValues`: its maps keyed by
+    /// request input are hashed with a seed drawn from it (docs/decisions/0033).
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Engine, JsValue> {
         let config: Config = if config.is_undefined() || config.is_null() {
@@ -151,7 +152,13 @@ impl Engine {
         } else {
             crate::settings::read_config(&config).map_err(|e| js_error(&e))?
         };
-        let inner = fleetcache_core::Engine::new(config).map_err(|e| js_error(&e))?;
+        let mut seed = [0u8; 16];
+        getrandom::fill(&mut seed).map_err(|_| js_error(&BindingError::NoRandom))?;
+        let inner = fleetcache_core::Engine::with_hash_seed(
+            config,
+            fleetcache_core::HashSeed::from_bytes(seed),
+        )
+        .map_err(|e| js_error(&e))?;
         Ok(Engine { inner })
     }
 

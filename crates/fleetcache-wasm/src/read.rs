@@ -1159,13 +1159,17 @@ impl ReadMachine {
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
         let kind = self.start_with_tier(engine, None, 0.0, now)?;
+        let held = offered(&prefix, total_len);
+        let held_len = held.map_or(0, |b| b.total_len);
         if kind != ReadStepKind::Get
             || self.fields[ReadField::TookTier as usize] != 1.0
-            || !engine.inner.tier_touch(self.inner.entry_key(), Millis(now))
+            || !engine
+                .inner
+                .tier_touch_held(&mut self.inner, held_len, Millis(now))
         {
             return Ok(kind);
         }
-        let input = core::ReadInput::Held(offered(&prefix, total_len));
+        let input = core::ReadInput::Held(held);
         let kind = self.step(engine, input, now)?;
         self.fields[ReadField::TookTier as usize] = 2.0;
         Ok(kind)

@@ -1538,6 +1538,49 @@ fn an_embedded_stores_held_copy_keeps_its_header_too() {
     assert_eq!(s.action, ReadAction::NeedMore { need: v.len() });
 }
 
+#[test]
+fn a_held_hit_takes_the_header_found_by_its_touch_on_a_seeded_engine() {
+    let seed = crate::strhash::HashSeed::from_bytes([0x5a; 16]);
+    let mut e = Engine::with_hash_seed(engine().config().clone(), seed).unwrap();
+    e.mark_standalone();
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    e.lru_mut().insert("other", 1, Millis(NOW + 1e6));
+    // First hit: nothing kept, so nothing offered; the bytes' header is judged and kept.
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    assert!(e.tier_touch_held(&mut m, v.len(), Millis(NOW)));
+    let s = go(&mut e, &mut m, ReadInput::Held(b(&v)), NOW);
+    assert_eq!(answer(&s).served, Served::Fresh);
+    assert!(m.header_kept());
+    // Second hit: the touch finds the kept header, and the bytes without their prefix serve.
+    e.lru_mut().touch("other", Millis(NOW));
+    let mut m = uc(&e, "k", Consumer::Serves, NOW + 1.0);
+    to_get(&mut e, &mut m, NOW + 1.0);
+    assert!(e.tier_touch_held(&mut m, v.len(), Millis(NOW + 1.0)));
+    assert_eq!(
+        e.lru().keys_by_recency().first(),
+        Some(&key.as_str()),
+        "touched"
+    );
+    let s = go(&mut e, &mut m, ReadInput::Held(omitted(&v)), NOW + 1.0);
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Redis, Served::Fresh));
+    assert_eq!(uc_shown(a).tags, vec!["t".to_owned()]);
+    assert!(m.header_kept());
+    // Bytes of another length: no header offered, the prefix left out is asked for.
+    let mut m = uc(&e, "k", Consumer::Serves, NOW + 2.0);
+    to_get(&mut e, &mut m, NOW + 2.0);
+    assert!(e.tier_touch_held(&mut m, v.len() + 1, Millis(NOW + 2.0)));
+    let longer = Bytes {
+        prefix: &[],
+        total_len: v.len() + 1,
+    };
+    let s = go(&mut e, &mut m, ReadInput::Held(Some(longer)), NOW + 2.0);
+    assert_eq!(s.action, ReadAction::NeedMore { need: v.len() + 1 });
+}
+
 #[derive(Clone, Debug)]
 enum TierOp {
     /// The host keeps a copy of key `k` at version `v` (`foreign`: written for the other key).
