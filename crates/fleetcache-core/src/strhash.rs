@@ -6,8 +6,10 @@
 //! instance of the module: it cost a third of the wasm work of a tier hit and protected
 //! nothing. This hasher multiplies 16 bytes at a time by the seed (a folded 64x64->128-bit
 //! product, the mixing step of the wyhash family), so a hit hashes its key in a few
-//! multiplications. Collisions cannot be chosen without the seed; the core draws no random
-//! numbers itself (lib.rs), so the host passes one in ([`crate::Engine::with_hash_seed`]).
+//! multiplications. It is not a keyed pseudo-random function as SipHash is: what it offers
+//! against chosen collisions is that of that family (no known way to build colliding keys
+//! without the seed), which is what the seed is for. The core draws no random numbers itself
+//! (lib.rs), so the host passes one in ([`crate::Engine::with_hash_seed`]).
 //! [`HashSeed::default`] is a fixed, documented seed: for tests and simulations, which must
 //! be deterministic, and for tools that hash no untrusted input.
 
