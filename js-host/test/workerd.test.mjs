@@ -67,6 +67,10 @@ export default {
           process: typeof process,
           require: typeof require,
           entryKey: cache.engine.entryKey(Interface.useCache('default'), 'k'),
+          // workerd refuses random values in the global scope, where \`cache\` was made;
+          // inside a request they are allowed.
+          seededGlobal: cache.engine.hashSeeded,
+          seededInRequest: createCache({ prefix: 'wk', deploymentId: 'in-request' }).engine.hashSeeded,
         })
       case '/set': {
         const bytes = new Uint8Array(await request.arrayBuffer())
@@ -267,6 +271,11 @@ const worker :Workerd.Worker = (
         defaultTtlSeconds: 3600,
       })
       assert.equal(info.entryKey, node.entryKey(wasm.Interface.useCache('default'), 'k'))
+      // The maps' hash seed (decision 0033): the fixed one where the runtime refused random
+      // values as the engine was made, a drawn one where it did not; in Node always drawn.
+      assert.equal(info.seededGlobal, false)
+      assert.equal(info.seededInRequest, true)
+      assert.equal(node.hashSeeded, true)
     }),
   )
 

@@ -35,6 +35,8 @@ pub enum Outcome {
 #[wasm_bindgen]
 pub struct Engine {
     pub(crate) inner: fleetcache_core::Engine,
+    /// Whether the maps' hash seed came from the runtime's random source (`hashSeeded`).
+    hash_seeded: bool,
 }
 
 /// Which of Next's cache interfaces a key belongs to, as a typed value the host builds once
@@ -143,8 +145,10 @@ pub(crate) fn script_argv(call: ScriptCall) -> String {
 impl Engine {
     /// Creates an engine from a configuration object (`prefix`, `deployment`, budgets).
     /// Throws an `Error` whose `code` names the invalid setting and whose `setting` is its
-    /// option name, or `ERR_RANDOM` without `crypto.getRandomValues`: its maps keyed by
-    /// request input are hashed with a seed drawn from it (docs/decisions/0033).
+    /// option name. Its maps keyed by request input are hashed with a seed drawn from
+    /// `crypto.getRandomValues` (docs/decisions/0033); a runtime that refuses random values
+    /// where the engine is made (a Cloudflare Worker's global scope) gets the fixed seed, and
+    /// `hashSeeded` says so.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Engine, JsValue> {
         let config: Config = if config.is_undefined() || config.is_null() {
@@ -153,13 +157,24 @@ impl Engine {
             crate::settings::read_config(&config).map_err(|e| js_error(&e))?
         };
         let mut seed = [0u8; 16];
-        getrandom::fill(&mut seed).map_err(|_| js_error(&BindingError::NoRandom))?;
-        let inner = fleetcache_core::Engine::with_hash_seed(
-            config,
-            fleetcache_core::HashSeed::from_bytes(seed),
-        )
-        .map_err(|e| js_error(&e))?;
-        Ok(Engine { inner })
+        let hash_seeded = getrandom::fill(&mut seed).is_ok();
+        let seed = if hash_seeded {
+            fleetcache_core::HashSeed::from_bytes(seed)
+        } else {
+            fleetcache_core::HashSeed::default()
+        };
+        let inner =
+            fleetcache_core::Engine::with_hash_seed(config, seed).map_err(|e| js_error(&e))?;
+        Ok(Engine { inner, hash_seeded })
+    }
+
+    /// False when the runtime refused random values as the engine was made, so its maps use
+    /// the fixed seed: keys an attacker chooses can then collide in them, as with `std`'s
+    /// hasher on this target (docs/decisions/0033). Make the engine where random values are
+    /// allowed (in a Worker, inside a request) to have it true.
+    #[wasm_bindgen(getter, js_name = hashSeeded)]
+    pub fn hash_seeded(&self) -> bool {
+        self.hash_seeded
     }
 
     /// The deployment segment actually used in keys (sanitised).
