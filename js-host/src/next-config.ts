@@ -71,9 +71,11 @@ export function withFleetcache<T extends NextConfigLike>(
     const useCache = entry('use-cache')
     const handlers: Record<string, string | undefined> = { ...config.cacheHandlers }
     for (const name of names) {
-      if (!/^[a-z-]+$/.test(name) || name === 'private') {
+      // The handler's own rule (the core's `Interface::use_cache`): a name it would refuse at
+      // server start is refused here, when the config is read at build.
+      if (!/^[a-z-]{1,32}$/.test(name) || name === 'private') {
         throw new Error(
-          `withFleetcache: '${name}' is not a cacheHandlers name Next accepts ([a-z-]+, not 'private')`,
+          `withFleetcache: '${name}' is not a cacheHandlers name fleetcache accepts ([a-z-], 1 to 32 characters, not 'private')`,
         )
       }
       handlers[name] = useCache

@@ -40,7 +40,7 @@ export interface CacheHandler {
 export interface UseCacheHandlerOptions extends FleetcacheOptions {
   /**
    * Key space of this handler. Handlers with the same name share entries; `fleetcache/use-cache`
-   * uses `default` for both `cacheHandlers.default` and `cacheHandlers.remote`. `[a-z-]+`.
+   * uses `default` for both `cacheHandlers.default` and `cacheHandlers.remote`. `[a-z-]{1,32}`.
    */
   name?: string | undefined
 }

@@ -39,6 +39,11 @@ test('options choose the interfaces and add named handlers', () => {
   assert.deepEqual(Object.keys(out.cacheHandlers), ['products'])
   assert.throws(() => withFleetcache({}, { handlers: ['private'] }), /private/)
   assert.throws(() => withFleetcache({}, { handlers: ['Bad'] }), /Bad/)
+  // The handler refuses names past 32 characters (the core's rule, ERR_KEY_HANDLER_NAME at
+  // server start): the config must refuse them at build already, not accept one the server
+  // then cannot load.
+  assert.throws(() => withFleetcache({}, { handlers: ['a'.repeat(33)] }), /1 to 32/)
+  assert.ok(withFleetcache({}, { handlers: ['a'.repeat(32)] }).cacheHandlers['a'.repeat(32)])
 })
 
 test('the CommonJS entry is the same function', () => {
