@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::rc::Rc;
 
 use crate::breaker::{Breaker, BreakerState, CallResult, Permit};
 use crate::compression::{self, Inflation};
@@ -467,16 +468,7 @@ impl Engine {
         total_len: usize,
         now: Millis,
     ) -> bool {
-        let redis_answers = self.breaker.state(now) == BreakerState::Closed;
-        let pages = self.tag_sync.page_view(&self.mirror, now).map(|p| p.gen);
-        let (found, kept) = tier::tier_use_kept(
-            &mut self.lru,
-            redis_answers,
-            pages,
-            read.entry_key(),
-            now,
-            Some(total_len),
-        );
+        let (found, kept) = self.tier_use_kept(read.entry_key(), now, Some(total_len));
         read.offer_kept_header(kept);
         found == TierUse::Serve
     }
@@ -492,9 +484,19 @@ impl Engine {
     /// ([`TierUse::Kept`]) from one that is gone: the host keeps the bytes of the first
     /// ([`tier::tier_use`]).
     pub fn tier_use(&mut self, key: &str, now: Millis) -> TierUse {
+        self.tier_use_kept(key, now, None).0
+    }
+
+    /// [`tier::tier_use_kept`] with this engine's breaker and page view at `now`.
+    fn tier_use_kept(
+        &mut self,
+        key: &str,
+        now: Millis,
+        total_len: Option<usize>,
+    ) -> (TierUse, Option<Rc<DecodedHeader>>) {
         let redis_answers = self.breaker.state(now) == BreakerState::Closed;
         let pages = self.tag_sync.page_view(&self.mirror, now).map(|p| p.gen);
-        tier::tier_use(&mut self.lru, redis_answers, pages, key, now)
+        tier::tier_use_kept(&mut self.lru, redis_answers, pages, key, now, total_len)
     }
 
     /// Takes note of the reply of a [`TAG_UPDATE`] call (optional: it only saves the next

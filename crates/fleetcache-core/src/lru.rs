@@ -46,6 +46,17 @@ struct Node {
     next: usize,
 }
 
+impl Node {
+    /// The header kept for this item, when the bytes it is asked for are the item's
+    /// (`total_len` long): a header decoded from other bytes judges nothing here.
+    fn header_for(&self, total_len: usize) -> Option<Rc<DecodedHeader>> {
+        if u64::try_from(total_len).ok() != Some(self.size) {
+            return None;
+        }
+        self.header.clone()
+    }
+}
+
 /// How an item held is marked ([`LruIndex::marks`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Marks {
@@ -369,11 +380,7 @@ impl LruIndex {
     /// The header kept with the item under `key` ([`LruIndex::keep_header`]) when the host's
     /// bytes for it are `total_len` long, as they were when judged; `None` otherwise.
     pub fn kept_header(&self, key: &str, total_len: usize) -> Option<Rc<DecodedHeader>> {
-        let n = self.held(key)?;
-        if u64::try_from(total_len).ok() != Some(n.size) {
-            return None;
-        }
-        n.header.clone()
+        self.held(key)?.header_for(total_len)
     }
 
     /// Marks `key` as just used. Returns false when it is absent, or when it has expired
@@ -431,10 +438,7 @@ impl LruIndex {
             self.remove_slot(slot);
             return (Touch::Expired, None);
         }
-        let header = match total_len {
-            Some(len) if u64::try_from(len).ok() == Some(node.size) => node.header.clone(),
-            _ => None,
-        };
+        let header = total_len.and_then(|len| node.header_for(len));
         self.unlink(slot);
         self.push_front(slot);
         (Touch::Touched, header)
