@@ -92,7 +92,8 @@ export function createInstruments(
     valueType: I,
   })
   const engineFailed = meter.createObservableGauge('fleetcache.engine.failed', {
-    description: 'Whether a call that held the engine trapped: 1 until the process restarts, else 0',
+    description:
+      'Whether a call that held the engine trapped: 1 until the process restarts, else 0',
     unit: '1',
     valueType: I,
   })
