@@ -388,7 +388,8 @@ export class ReadMachines<M extends PooledMachine> {
   /**
    * A machine for a read of `cacheKey`: a released one made new by `reuse`, which gets the
    * entry key remembered for `cacheKey` (undefined: the machine derives it), else `fresh()`.
-   * A machine whose `reuse` throws is kept, since a refused reuse leaves it unchanged.
+   * A reuse that throws is handled by `reuseFailed`: a refused input rethrown, a broken machine
+   * replaced by `fresh()`.
    */
   open(
     cacheKey: string,
@@ -400,10 +401,27 @@ export class ReadMachines<M extends PooledMachine> {
     try {
       reuse(pooled, this.keys.get(cacheKey))
     } catch (err) {
-      this.spare.push(pooled)
-      throw err
+      if (this.reuseFailed(pooled, err)) throw err
+      return fresh()
     }
     return pooled
+  }
+
+  /**
+   * After `machine`'s reuse threw `err`: true when the binding refused the input (a coded
+   * error: the machine is unchanged and back in the pool, the caller rethrows); false when the
+   * machine itself is broken (dropped: the caller makes a new one). Only a trap leaves a
+   * machine so: a trap unwinds no Rust frame, so wasm-bindgen's borrow of the machine is never
+   * released, and from then on every call on it throws (docs/failures.md, "A trap in the
+   * engine"). Pooled again, it would be the next read's too, and every read's after it.
+   */
+  reuseFailed(machine: M, err: unknown): boolean {
+    if (codeOf(err) !== undefined) {
+      this.spare.push(machine)
+      return true
+    }
+    this.drop(machine)
+    return false
   }
 
   /** The entry key remembered for `cacheKey`, or undefined. */
@@ -426,7 +444,7 @@ export class ReadMachines<M extends PooledMachine> {
 
   /**
    * A released machine for the caller to make new itself (`open` without its two closures), or
-   * undefined (make one). A machine whose reuse throws goes back with `release`.
+   * undefined (make one). A machine whose reuse throws goes to `reuseFailed`.
    */
   take(): M | undefined {
     return this.spare.pop()
@@ -435,7 +453,16 @@ export class ReadMachines<M extends PooledMachine> {
   /** Takes back a machine whose read is over (`ReadHooks.release`), or frees it. */
   release(machine: M): void {
     if (this.spare.length < MACHINE_POOL) this.spare.push(machine)
-    else machine.free()
+    else this.drop(machine)
+  }
+
+  /** Frees `machine`; one a trap left borrowed cannot be, and is left to the module. */
+  private drop(machine: M): void {
+    try {
+      machine.free()
+    } catch {
+      // Still borrowed: its memory stays with the module (one machine), nothing else holds it.
+    }
   }
 }
 
