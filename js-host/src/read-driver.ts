@@ -1153,7 +1153,7 @@ class Read<E extends object, T> {
   }
 
   /** `Get`: reads the entry, then gives its bytes (or the failure) to the machine. */
-  private async getEntry(f: Float64Array): Promise<number> {
+  private getEntry(f: Float64Array): Promise<number> {
     const { io } = this
     // `Get` reads the entry key (the binding's contract): no key string crosses again.
     let reading: Promise<Uint8Array | null>
@@ -1180,15 +1180,25 @@ class Read<E extends object, T> {
       reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
     }
     this.hooks.sent?.()
-    try {
-      this.redis = await reading
-    } catch (err) {
-      if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
-      if (this.refreshing !== undefined) await this.refreshing
-      return this.failed(err)
-    }
-    if (this.compressed(this.redis)) this.redis = await this.inflated(this.redis)
-    return this.give(Given.Reply, this.redis, this.entryKey)
+    // One `then`, not an async function and its await: a promise fewer per Redis read.
+    return reading.then(
+      (bytes) => this.replied(bytes),
+      (err: unknown) => {
+        if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
+        const refreshing = this.refreshing
+        return refreshing === undefined ? this.failed(err) : refreshing.then(() => this.failed(err))
+      },
+    )
+  }
+
+  /** The `Get`'s bytes (from Redis or a store in this process) given, inflated if compressed. */
+  private replied(bytes: Uint8Array | null): number | Promise<number> {
+    this.redis = bytes
+    if (!this.compressed(bytes)) return this.give(Given.Reply, bytes, this.entryKey)
+    return this.inflated(bytes).then((plain) => {
+      this.redis = plain
+      return this.give(Given.Reply, plain, this.entryKey)
+    })
   }
 
   /**
@@ -1206,12 +1216,7 @@ class Read<E extends object, T> {
       return refreshing === undefined ? this.failed(err) : refreshing.then(() => this.failed(err))
     }
     this.hooks.sent?.()
-    this.redis = held
-    if (!this.compressed(held)) return this.give(Given.Reply, held, this.entryKey)
-    return this.inflated(held).then((plain) => {
-      this.redis = plain
-      return this.give(Given.Reply, plain, this.entryKey)
-    })
+    return this.replied(held)
   }
 
   /** `Acquire`: sends the lease request, then gives its reply (or the failure) to the machine. */
