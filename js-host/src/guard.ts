@@ -7,6 +7,9 @@ import { CircuitOpenError, RedisReplyError, RedisTimeoutError, withDeadline } fr
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
 import { wasm, type Engine } from './wasm'
 
+/** A command's tracing span, when the application has OpenTelemetry. */
+type CommandSpan = ReturnType<Telemetry['startSpan']>
+
 /** Commands that only read; everything else gets the write budget. */
 const READS = new Set(['GET', 'MGET', 'EXISTS', 'PTTL', 'TTL', 'STRLEN', 'GETRANGE', 'PING'])
 
@@ -71,47 +74,87 @@ export class GuardedTransport implements Transport {
     this.connectBudgetMs = engine.connectBudgetMs
   }
 
-  async send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
-    const kind: OpKind =
-      options?.kind ?? (READS.has(String(argv[0]).toUpperCase()) ? 'read' : 'write')
-    const code =
-      kind === 'read' ? CommandKind.Read : kind === 'lease' ? CommandKind.Lease : CommandKind.Write
-    const t0 = now()
-    const permit = this.engine.admit(code, t0)
-    // Refused commands are counted by the breaker itself (`rejected`).
-    if (permit === 0) throw new CircuitOpenError()
-    const budget = this.budgets[code] ?? this.engine.budgetMs(code)
-    // A transport that enforces the budget itself abandons the command at its deadline (it
-    // is not cancelled: node-redis keeps it queued); this outer deadline bounds one that does
-    // not, plus one wait for a connection.
-    const outer = budget + this.connectBudgetMs
+  /**
+   * Not an `async` function: the reply is handed on by one `then`, where an async function
+   * and its `await` made two promises per command (every Redis command goes through here).
+   * A throw before the command is sent rejects, as an async function's would.
+   */
+  send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
+    let permit: number
+    let t0: number
+    let sent: Promise<unknown>
     const tel = this.telemetry
-    const span = tel?.startSpan(String(argv[0]))
-    let result = Result.NoAnswer
-    let reply: unknown
+    let span: CommandSpan | undefined
     try {
-      const sent = this.inner.send(argv, { kind, timeoutMs: budget })
-      reply = await (this.inner.enforcesDeadlines === true
-        ? sent
-        : withDeadline(sent, outer, `redis ${String(argv[0])}`))
-      result = Result.Reply
-      return reply
-    } catch (err) {
-      if (err instanceof RedisReplyError) result = Result.ErrorReply
-      else if (err instanceof RedisTimeoutError) result = Result.Timeout
-      throw err
-    } finally {
-      const t = this.settle(permit, result, argv)
-      if (tel !== undefined && span !== undefined) {
-        tel.recordCommand(
-          String(argv[0]),
-          RESULT_NAMES[result] ?? 'connection-error',
-          (t - t0) / 1000,
-          result === Result.Reply ? entryBytes(argv, reply) : undefined,
-          span,
-          t,
-        )
+      const kind: OpKind =
+        options?.kind ?? (READS.has(String(argv[0]).toUpperCase()) ? 'read' : 'write')
+      const code =
+        kind === 'read'
+          ? CommandKind.Read
+          : kind === 'lease'
+            ? CommandKind.Lease
+            : CommandKind.Write
+      t0 = now()
+      permit = this.engine.admit(code, t0)
+      // Refused commands are counted by the breaker itself (`rejected`).
+      if (permit === 0) return Promise.reject(new CircuitOpenError())
+      const budget = this.budgets[code] ?? this.engine.budgetMs(code)
+      // A transport that enforces the budget itself abandons the command at its deadline (it
+      // is not cancelled: node-redis keeps it queued); this outer deadline bounds one that does
+      // not, plus one wait for a connection.
+      const outer = budget + this.connectBudgetMs
+      span = tel?.startSpan(String(argv[0]))
+      try {
+        const inner = this.inner.send(argv, { kind, timeoutMs: budget })
+        sent =
+          this.inner.enforcesDeadlines === true
+            ? inner
+            : withDeadline(inner, outer, `redis ${String(argv[0])}`)
+      } catch (err) {
+        this.ended(permit, Result.NoAnswer, argv, t0, span, undefined)
+        throw err
       }
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)))
+    }
+    return sent.then(
+      (reply) => {
+        this.ended(permit, Result.Reply, argv, t0, span, reply)
+        return reply
+      },
+      (err: unknown) => {
+        const result =
+          err instanceof RedisReplyError
+            ? Result.ErrorReply
+            : err instanceof RedisTimeoutError
+              ? Result.Timeout
+              : Result.NoAnswer
+        this.ended(permit, result, argv, t0, span, undefined)
+        throw err
+      },
+    )
+  }
+
+  /** A command's end: the engine hears it (`settle`), then telemetry when there is some. */
+  private ended(
+    permit: number,
+    result: Wasm.CommandResult,
+    argv: readonly (string | Buffer)[],
+    t0: number,
+    span: CommandSpan | undefined,
+    reply: unknown,
+  ): void {
+    const t = this.settle(permit, result, argv)
+    const tel = this.telemetry
+    if (tel !== undefined && span !== undefined) {
+      tel.recordCommand(
+        String(argv[0]),
+        RESULT_NAMES[result] ?? 'connection-error',
+        (t - t0) / 1000,
+        result === Result.Reply ? entryBytes(argv, reply) : undefined,
+        span,
+        t,
+      )
     }
   }
 

@@ -388,7 +388,8 @@ export class ReadMachines<M extends PooledMachine> {
   /**
    * A machine for a read of `cacheKey`: a released one made new by `reuse`, which gets the
    * entry key remembered for `cacheKey` (undefined: the machine derives it), else `fresh()`.
-   * A machine whose `reuse` throws is kept, since a refused reuse leaves it unchanged.
+   * A reuse that throws is handled by `reuseFailed`: a refused input rethrown, a broken machine
+   * replaced by `fresh()`.
    */
   open(
     cacheKey: string,
@@ -400,10 +401,27 @@ export class ReadMachines<M extends PooledMachine> {
     try {
       reuse(pooled, this.keys.get(cacheKey))
     } catch (err) {
-      this.spare.push(pooled)
-      throw err
+      if (this.reuseFailed(pooled, err)) throw err
+      return fresh()
     }
     return pooled
+  }
+
+  /**
+   * After `machine`'s reuse threw `err`: true when the binding refused the input (a coded
+   * error: the machine is unchanged and back in the pool, the caller rethrows); false when the
+   * machine itself is broken (dropped: the caller makes a new one). Only a trap leaves a
+   * machine so: a trap unwinds no Rust frame, so wasm-bindgen's borrow of the machine is never
+   * released, and from then on every call on it throws (docs/failures.md, "A trap in the
+   * engine"). Pooled again, it would be the next read's too, and every read's after it.
+   */
+  reuseFailed(machine: M, err: unknown): boolean {
+    if (codeOf(err) !== undefined) {
+      this.spare.push(machine)
+      return true
+    }
+    this.drop(machine)
+    return false
   }
 
   /** The entry key remembered for `cacheKey`, or undefined. */
@@ -426,7 +444,7 @@ export class ReadMachines<M extends PooledMachine> {
 
   /**
    * A released machine for the caller to make new itself (`open` without its two closures), or
-   * undefined (make one). A machine whose reuse throws goes back with `release`.
+   * undefined (make one). A machine whose reuse throws goes to `reuseFailed`.
    */
   take(): M | undefined {
     return this.spare.pop()
@@ -435,7 +453,16 @@ export class ReadMachines<M extends PooledMachine> {
   /** Takes back a machine whose read is over (`ReadHooks.release`), or frees it. */
   release(machine: M): void {
     if (this.spare.length < MACHINE_POOL) this.spare.push(machine)
-    else machine.free()
+    else this.drop(machine)
+  }
+
+  /** Frees `machine`; one a trap left borrowed cannot be, and is left to the module. */
+  private drop(machine: M): void {
+    try {
+      machine.free()
+    } catch {
+      // Still borrowed: its memory stays with the module (one machine), nothing else holds it.
+    }
   }
 }
 
@@ -797,15 +824,17 @@ class MachineAnswer<E> implements Answer {
     const len = this.tagsLen
     if (len === 0) return []
     // In place in the module's memory (the machine's buffer, until its next step): no call.
-    const bytes = new Uint8Array(fieldsOf(this.binding).buffer, this.tagsAt, len)
-    if (len > ASCII_TAGS_MAX_BYTES) return utf8.decode(bytes).split('\0')
+    const u = viewsOf(this.binding).u
+    const at = this.tagsAt
+    if (len > ASCII_TAGS_MAX_BYTES) return this.decodeTags(u, at, len)
     // Tags are nearly always a few short ASCII strings: cut here, they cost a hit about half
-    // of what a `TextDecoder` call and a split do (~0.25 µs, bench/cmp.mjs tier hit).
+    // of what a `TextDecoder` call and a split do (~0.25 µs, bench/cmp.mjs tier hit), read
+    // from the memory's view with no view of their own made.
     const tags: string[] = []
     let tag = ''
-    for (let i = 0; i < len; i++) {
-      const c = bytes[i] ?? 0
-      if (c >= 0x80) return utf8.decode(bytes).split('\0')
+    for (let i = at; i < at + len; i++) {
+      const c = u[i] ?? 0
+      if (c >= 0x80) return this.decodeTags(u, at, len)
       if (c === 0) {
         tags.push(tag)
         tag = ''
@@ -815,6 +844,11 @@ class MachineAnswer<E> implements Answer {
     }
     tags.push(tag)
     return tags
+  }
+
+  /** The tags at `at` decoded as UTF-8 (long or non-ASCII ones). */
+  private decodeTags(u: Uint8Array, at: number, len: number): string[] {
+    return utf8.decode(u.subarray(at, at + len)).split('\0')
   }
 
   parts(): Uint32Array {
@@ -1119,7 +1153,7 @@ class Read<E extends object, T> {
   }
 
   /** `Get`: reads the entry, then gives its bytes (or the failure) to the machine. */
-  private async getEntry(f: Float64Array): Promise<number> {
+  private getEntry(f: Float64Array): Promise<number> {
     const { io } = this
     // `Get` reads the entry key (the binding's contract): no key string crosses again.
     let reading: Promise<Uint8Array | null>
@@ -1146,15 +1180,25 @@ class Read<E extends object, T> {
       reading = Promise.reject(err instanceof Error ? err : new Error(String(err)))
     }
     this.hooks.sent?.()
-    try {
-      this.redis = await reading
-    } catch (err) {
-      if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
-      if (this.refreshing !== undefined) await this.refreshing
-      return this.failed(err)
-    }
-    if (this.compressed(this.redis)) this.redis = await this.inflated(this.redis)
-    return this.give(Given.Reply, this.redis, this.entryKey)
+    // One `then`, not an async function and its await: a promise fewer per Redis read.
+    return reading.then(
+      (bytes) => this.replied(bytes),
+      (err: unknown) => {
+        if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
+        const refreshing = this.refreshing
+        return refreshing === undefined ? this.failed(err) : refreshing.then(() => this.failed(err))
+      },
+    )
+  }
+
+  /** The `Get`'s bytes (from Redis or a store in this process) given, inflated if compressed. */
+  private replied(bytes: Uint8Array | null): number | Promise<number> {
+    this.redis = bytes
+    if (!this.compressed(bytes)) return this.give(Given.Reply, bytes, this.entryKey)
+    return this.inflated(bytes).then((plain) => {
+      this.redis = plain
+      return this.give(Given.Reply, plain, this.entryKey)
+    })
   }
 
   /**
@@ -1172,12 +1216,7 @@ class Read<E extends object, T> {
       return refreshing === undefined ? this.failed(err) : refreshing.then(() => this.failed(err))
     }
     this.hooks.sent?.()
-    this.redis = held
-    if (!this.compressed(held)) return this.give(Given.Reply, held, this.entryKey)
-    return this.inflated(held).then((plain) => {
-      this.redis = plain
-      return this.give(Given.Reply, plain, this.entryKey)
-    })
+    return this.replied(held)
   }
 
   /** `Acquire`: sends the lease request, then gives its reply (or the failure) to the machine. */

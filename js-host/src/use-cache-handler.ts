@@ -165,49 +165,49 @@ class UseCacheHandler implements CacheHandler {
     // Without one, the machine does not ask for it: one call into wasm fewer per read.
     const writeInFlight = this.pending.has(cacheKey)
     const m = this.machines.take()
-    if (m === undefined) {
-      return wasm.ReadMachine.useCache(
-        engine,
-        this.iface,
-        cacheKey,
-        soft,
-        writeInFlight,
-        readConsumer(),
-        leaseToken(),
-        now(),
-      )
-    }
-    try {
-      // The strings written in place: one call into wasm, where passing them makes four.
-      if (writeTexts(this.io.binding, m, known ?? '', soft, cacheKey)) {
-        m.reuseUseCacheTexts(
-          engine,
-          this.iface,
-          known?.length ?? 0,
-          soft.length,
-          cacheKey.length,
-          writeInFlight,
-          readConsumer(),
-          now(),
-        )
-      } else {
-        m.reuseUseCache(
-          engine,
-          this.iface,
-          cacheKey,
-          known,
-          soft,
-          writeInFlight,
-          readConsumer(),
-          now(),
-        )
+    if (m !== undefined) {
+      try {
+        // The strings written in place: one call into wasm, where passing them makes four.
+        if (writeTexts(this.io.binding, m, known ?? '', soft, cacheKey)) {
+          m.reuseUseCacheTexts(
+            engine,
+            this.iface,
+            known?.length ?? 0,
+            soft.length,
+            cacheKey.length,
+            writeInFlight,
+            readConsumer(),
+            now(),
+          )
+        } else {
+          m.reuseUseCache(
+            engine,
+            this.iface,
+            cacheKey,
+            known,
+            soft,
+            writeInFlight,
+            readConsumer(),
+            now(),
+          )
+        }
+        return m
+      } catch (err) {
+        // A refused input leaves the machine as it was (back to the pool); a broken machine
+        // is dropped and the read goes on with a new one.
+        if (this.machines.reuseFailed(m, err)) throw err
       }
-    } catch (err) {
-      // A refused reuse leaves the machine as it was: back to the pool.
-      this.machines.release(m)
-      throw err
     }
-    return m
+    return wasm.ReadMachine.useCache(
+      engine,
+      this.iface,
+      cacheKey,
+      soft,
+      writeInFlight,
+      readConsumer(),
+      leaseToken(),
+      now(),
+    )
   }
 
   async set(cacheKey: string, pendingEntry: Promise<CacheEntry>): Promise<void> {

@@ -63,6 +63,18 @@ describe('a wasm trap with the engine borrowed', () => {
     assert.deepEqual(result.statsAfter, { engine: 'failed', hits: 1 })
   })
 
+  test('a trap that left a pooled read machine borrowed (not the engine) costs no read', () => {
+    const { status, result, out } = scenario('machine')
+    assert.equal(status, 0, out.stderr)
+    assert.deepEqual(result.ucBefore, ['v', 'v'])
+    assert.deepEqual(result.ucAfter, ['v', 'v', 'v'], "'use cache' reads after the trap")
+    const f = Buffer.from('f').toString('base64')
+    assert.deepEqual(result.incBefore, [f, f, f])
+    assert.deepEqual(result.incAfter, [f, f, f], 'singular handler reads after the trap')
+    assert.equal(result.engine, 'ok', 'the engine is sound: stats say so')
+    assert.equal(result.closed, true)
+  })
+
   test('a tag announcement reaching the trapped engine does not end the process', () => {
     const { status, result, out } = scenario('announce')
     // Today: tagChannelDown throws from the Redis client's error handler: uncaught, exit 1.

@@ -86,6 +86,37 @@ describe('use-cache handler on Redis', () => {
     assert.equal(await text(again.value), 'hello fleet')
   })
 
+  test('tags come back as set, from Redis and from the tier, again and again', async () => {
+    // The answer's tags are read in place from the header the tier shares (not moved out of
+    // it): a second and third hit of the same bytes must still see them.
+    const long = Array.from({ length: 40 }, (_, i) => `tag-${String(i).padStart(4, '0')}`)
+    // Non-ASCII tags come back in Next's percent-encoded form, the one Next 16.2.7 and later
+    // send and the core keeps (docs/decisions/0020-tags-as-next-produces-them.md); the long
+    // list (past 256 bytes) is decoded by the UTF-8 decoder, the others cut in JS.
+    const cases = [
+      ['k-tags-ascii', ['products', 'p-1'], ['products', 'p-1']],
+      [
+        'k-tags-utf8',
+        ['produits', 'café', '日本'],
+        ['produits', 'caf%C3%A9', '%E6%97%A5%E6%9C%AC'],
+      ],
+      ['k-tags-long', long, long],
+      ['k-tags-none', [], []],
+    ]
+    const a = instance()
+    const b = instance({ memoryBytes: 1 << 20 })
+    for (const [key, tags] of cases) await a.set(key, Promise.resolve(entry(key, { tags })))
+    await b.refreshTags()
+    for (let round = 0; round < 3; round++) {
+      for (const [key, , tags] of cases) {
+        const got = await b.get(key, [])
+        assert.ok(got, `${key}: a hit (round ${String(round)})`)
+        assert.deepEqual(got.tags, tags, `${key}, round ${String(round)}`)
+        assert.equal(await text(got.value), key)
+      }
+    }
+  })
+
   test('binary payloads survive byte for byte', async () => {
     const a = instance()
     const payload = Buffer.alloc(200_000)

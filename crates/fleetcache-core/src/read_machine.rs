@@ -229,8 +229,16 @@ pub struct UseCacheShown {
     pub expire: f64,
     /// `stale` (s).
     pub stale: f64,
+    /// The header the tags are read from: shared with the value judged (and the tier's index
+    /// when it keeps that header), so an answer copies no tag.
+    header: Rc<DecodedHeader>,
+}
+
+impl UseCacheShown {
     /// `tags`.
-    pub tags: Vec<String>,
+    pub fn tags(&self) -> &[String] {
+        &self.header.meta.tags
+    }
 }
 
 /// How a served singular-handler value is shown to Next.
@@ -1725,7 +1733,7 @@ impl ReadMachine {
                     if step != Step::Serve {
                         // Next 16.4 may give this answer to a page regeneration that joins the
                         // request: that page's write is then stamped no later than the entry.
-                        let tags: Vec<&str> = s.tags.iter().map(String::as_str).collect();
+                        let tags: Vec<&str> = s.tags().iter().map(String::as_str).collect();
                         ctx.stale_handouts.note_answer(
                             &tags,
                             j.found,
@@ -1889,12 +1897,7 @@ fn present(v: &mut Servable, step: Step, now: Millis) -> (Served, Shown, usize) 
                 revalidate,
                 expire,
                 stale,
-                // Moved out when the answer holds the header alone; copied when the tier's
-                // index keeps it too.
-                tags: match Rc::get_mut(&mut v.header) {
-                    Some(h) => std::mem::take(&mut h.meta.tags),
-                    None => v.header.meta.tags.clone(),
-                },
+                header: Rc::clone(&v.header),
             };
             (served, Shown::UseCache(shown), offset)
         }

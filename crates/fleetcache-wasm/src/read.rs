@@ -424,7 +424,8 @@ impl ReadStep {
 
     /// `'use cache'` answer: the entry's tags.
     pub fn tags(&self) -> Vec<String> {
-        self.use_cache().map_or_else(Vec::new, |s| s.tags.clone())
+        self.use_cache()
+            .map_or_else(Vec::new, |s| s.tags().to_vec())
     }
 
     /// Singular-handler answer: `lastModified` (ms).
@@ -692,7 +693,7 @@ impl ReadMachine {
         }
         if let Some(s) = step.use_cache() {
             self.tags.clear();
-            for (i, tag) in s.tags.iter().enumerate() {
+            for (i, tag) in s.tags().iter().enumerate() {
                 if i > 0 {
                     self.tags.push(SEP);
                 }

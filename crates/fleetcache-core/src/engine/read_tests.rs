@@ -254,7 +254,7 @@ fn the_own_write_in_flight_is_served_without_a_read() {
     let shown = uc_shown(a);
     assert_eq!((shown.timestamp, shown.revalidate), (NOW, 60.0));
     assert_eq!((shown.expire, shown.stale), (3600.0, 30.0));
-    assert_eq!(shown.tags, vec!["t".to_owned()]);
+    assert_eq!(shown.tags().to_vec(), vec!["t".to_owned()]);
     assert_eq!(&v[a.payload_offset..], b"payload");
     assert!(m.is_answered());
     assert!(e.read_step(&mut m, ReadInput::Timer, Millis(NOW)).is_err());
@@ -1490,7 +1490,7 @@ fn a_tier_copys_header_is_kept_and_the_copy_judged_afresh_on_every_hit() {
         (a.source, a.served, kept),
         (Source::Tier, Served::Fresh, true)
     );
-    assert_eq!(uc_shown(a).tags, vec!["t".to_owned()]);
+    assert_eq!(uc_shown(a).tags().to_vec(), vec!["t".to_owned()]);
     assert_eq!(
         (uc_shown(a).timestamp, &v[a.payload_offset..]),
         (NOW, &b"payload"[..])
@@ -1510,7 +1510,7 @@ fn a_tier_copys_header_is_kept_and_the_copy_judged_afresh_on_every_hit() {
     e.lru_mut()
         .insert(&key, newer.len() as u64, Millis(NOW + 1e6));
     let (s, _) = tier_hit(&mut e, "k", &newer, true, NOW + 40.0);
-    assert_eq!(uc_shown(answer(&s)).tags, vec!["u".to_owned()]);
+    assert_eq!(uc_shown(answer(&s)).tags().to_vec(), vec!["u".to_owned()]);
 }
 
 #[test]
@@ -1527,7 +1527,7 @@ fn an_embedded_stores_held_copy_keeps_its_header_too() {
         let s = go(&mut e, &mut m, ReadInput::Held(given), NOW);
         let a = answer(&s);
         assert_eq!((a.source, a.served), (Source::Redis, Served::Fresh));
-        assert_eq!(uc_shown(a).tags, vec!["t".to_owned()]);
+        assert_eq!(uc_shown(a).tags().to_vec(), vec!["t".to_owned()]);
         assert!(m.header_kept());
     }
     // Not kept (the copy replaced): the prefix left out is asked for.
@@ -1567,7 +1567,7 @@ fn a_held_hit_takes_the_header_found_by_its_touch_on_a_seeded_engine() {
     let s = go(&mut e, &mut m, ReadInput::Held(omitted(&v)), NOW + 1.0);
     let a = answer(&s);
     assert_eq!((a.source, a.served), (Source::Redis, Served::Fresh));
-    assert_eq!(uc_shown(a).tags, vec!["t".to_owned()]);
+    assert_eq!(uc_shown(a).tags().to_vec(), vec!["t".to_owned()]);
     assert!(m.header_kept());
     // Bytes of another length: no header offered, the prefix left out is asked for.
     let mut m = uc(&e, "k", Consumer::Serves, NOW + 2.0);
@@ -1671,7 +1671,7 @@ proptest! {
                         let shown = uc_shown(a);
                         prop_assert_eq!(shown.timestamp, h.meta.timestamp.0);
                         prop_assert_eq!(shown.expire, h.meta.expire);
-                        prop_assert_eq!(&shown.tags, &h.meta.tags);
+                        prop_assert_eq!(shown.tags(), &h.meta.tags[..]);
                         prop_assert_eq!(a.payload_offset, h.header_len);
                     } else {
                         prop_assert!(matches!(s.action, ReadAction::Get { .. }), "{:?}", s);
