@@ -456,6 +456,32 @@ fn a_key_with_a_lone_surrogate_is_refused() {
     assert!(a.entry_key(&uc("default"), &pair).is_ok());
 }
 
+/// A seed drawn after the engine was made (as the workers entry does inside its first request)
+/// rehashes what the maps hold: every entry and tag is still found.
+#[wasm_bindgen_test]
+fn a_seed_drawn_later_keeps_every_entry_and_tag() {
+    let mut e = Engine::new(config("d")).unwrap();
+    e.mark_standalone();
+    assert!(e.hash_seeded());
+    for i in 0..100 {
+        let k = i.to_string();
+        assert_eq!(e.memory_insert(&k, 1.0, NOW + 1000.0, 0.0), "");
+    }
+    e.record_revalidation("a\0b", RevalidationMode::Expire, f64::NAN, NOW, false)
+        .unwrap();
+    let entry = e.entry_key(&uc("default"), &key("k")).unwrap();
+    assert!(e.draw_hash_seed());
+    assert!(e.hash_seeded());
+    for i in 0..100 {
+        assert!(e.memory_touch(&i.to_string(), NOW), "{i}");
+    }
+    assert!(!e.memory_touch("100", NOW));
+    assert_eq!(e.get_expiration("a", NOW + 1.0), NOW.ceil());
+    assert_eq!(e.get_expiration("b", NOW + 1.0), NOW.ceil());
+    assert_eq!(e.tag_count(), 2);
+    assert_eq!(e.entry_key(&uc("default"), &key("k")).unwrap(), entry);
+}
+
 #[wasm_bindgen_test]
 fn memory_index_evicts_under_budget() {
     let obj = js_sys::Object::new();
