@@ -482,6 +482,19 @@ describe('hostile data and settings', () => {
         /FLEETCACHE_COMMAND_TIMEOUT_MS: must be .*<= 60000/,
       ],
       [{ FLEETCACHE_PREFIX: 'my app' }, /FLEETCACHE_PREFIX: must match .*, got "my app"/],
+      // A fraction for a count: the engine's message, as for the option, naming the variable.
+      [
+        { FLEETCACHE_OUTBOX_CAPACITY: '1.5' },
+        /FLEETCACHE_OUTBOX_CAPACITY: must be a whole number from 0 to 4294967295, got "1\.5"$/,
+      ],
+      [
+        { FLEETCACHE_MEMORY_BYTES: '0.5' },
+        /FLEETCACHE_MEMORY_BYTES: must be a whole number from 0 to 9007199254740991, got "0\.5"$/,
+      ],
+      [
+        { FLEETCACHE_OUTBOX_CAPACITY: '-1' },
+        /FLEETCACHE_OUTBOX_CAPACITY: must be a positive number, got "-1"$/,
+      ],
       // Not ignored: a debug switch spelled `yes` or `on` would otherwise log nothing, silently.
       [{ FLEETCACHE_DEBUG: 'yes' }, /FLEETCACHE_DEBUG: must be 1, true, 0 or false, got "yes"/],
       [
@@ -530,5 +543,42 @@ describe('hostile data and settings', () => {
     bad({ breakerFailureRate: 2 }, /breakerFailureRate/)
     bad({ breakerOpenMs: 5000, breakerMaxOpenMs: 1000 }, /breakerMaxOpenMs/)
     bad({ outboxCapacity: 1e9 }, /outboxCapacity/)
+  })
+
+  test('a fraction, a negative number or one past the range for a whole-number setting says what it must be', () => {
+    const refused = (opts) => {
+      try {
+        createUseCacheHandler({ redisUrl: redis.url, ...opts })
+      } catch (err) {
+        return err
+      }
+      assert.fail(`${JSON.stringify(opts)} was accepted`)
+    }
+    const u32 = 'must be a whole number from 0 to 4294967295'
+    const u64 = 'must be a whole number from 0 to 9007199254740991'
+    // The engine's check: its code and the setting named, as for every setting it refuses.
+    for (const [setting, value, why] of [
+      ['outboxCapacity', 1.5, u32],
+      ['breakerFailures', 2.25, u32],
+      ['compressLevel', 4_294_967_296, u32],
+      ['maxEntryBytes', 1024.5, u64],
+      ['memoryBytes', 2 ** 60, u64],
+    ]) {
+      const err = refused({ [setting]: value })
+      assert.equal(err.code, 'ERR_CONFIG_INVALID', `${setting}: ${err.message}`)
+      assert.equal(err.setting, setting)
+      assert.equal(err.message, `invalid fleetcache config: ${setting} ${why}`)
+    }
+    // Negative and non-finite numbers are the options' check, before the engine: the same
+    // words as the environment's (FLEETCACHE_OUTBOX_CAPACITY=-1, above).
+    for (const [setting, value] of [
+      ['outboxCapacity', -1],
+      ['leaseTtlMs', Number.POSITIVE_INFINITY],
+      ['maxTtlSeconds', Number.NaN],
+    ]) {
+      const err = refused({ [setting]: value })
+      assert.ok(err instanceof ConfigError, `${setting}: ${err.message}`)
+      assert.equal(err.message, `${setting}: must be a positive number, got ${String(value)}`)
+    }
   })
 })

@@ -28,8 +28,29 @@ import { createCache, Interface, module } from './fleetcache/ENTRY'
 
 // One cache per isolate, like a module-scope handler in Next.
 const cache = createCache({ prefix: 'wk', deploymentId: 'workerd-test' })
+// workerd refuses random values in the global scope: the cache is made with the fixed hash
+// seed (decision 0033).
+const seededAtLoad = cache.engine.hashSeeded
 
-// A second cache over a transport that keeps values in a Map (a Redis stand-in): its entries
+// Another cache made here, given an entry here (still the fixed seed: the draw is refused), and
+// asked for nothing else until /late: its first request draws the seed and rehashes the entry.
+// Its own clock: workerd's clocks read 0 in the global scope.
+const LATE_NOW = 1_795_690_530_000
+const late = createCache({ prefix: 'wk', deploymentId: 'workerd-late', now: () => LATE_NOW })
+const lateAtLoad = late.engine.hashSeeded
+const lateErrors = []
+late.onError = (m) => lateErrors.push(m)
+let lateSetDone = false
+late.set('early', {
+  value: new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode('set in global scope')); c.close() } }),
+  tags: ['early-tag'],
+  stale: 0,
+  timestamp: LATE_NOW,
+  revalidate: 60,
+  expire: 3600,
+}).then(() => { lateSetDone = true })
+
+// A cache over a transport that keeps values in a Map (a Redis stand-in): its entries
 // are stored compressed when large, as with a real transport.
 const values = new Map()
 const remote = createCache({
@@ -69,9 +90,23 @@ export default {
           entryKey: cache.engine.entryKey(Interface.useCache('default'), 'k'),
           // workerd refuses random values in the global scope, where \`cache\` was made;
           // inside a request they are allowed.
-          seededGlobal: cache.engine.hashSeeded,
+          seededGlobal: seededAtLoad,
           seededInRequest: createCache({ prefix: 'wk', deploymentId: 'in-request' }).engine.hashSeeded,
         })
+      case '/late': {
+        const before = late.engine.hashSeeded
+        const entry = await late.get('early', [])
+        return json({
+          atLoad: lateAtLoad,
+          before,
+          after: late.engine.hashSeeded,
+          value: entry ? await new Response(entry.value).text() : null,
+          tags: entry?.tags,
+          expiration: await late.getExpiration(['early-tag']),
+          errors: lateErrors,
+          setDone: lateSetDone,
+        })
+      }
       case '/set': {
         const bytes = new Uint8Array(await request.arrayBuffer())
         await cache.set(q.get('key'), {
@@ -116,6 +151,8 @@ export default {
         await cache.updateTags(list(q.get('tags')), expire === null ? undefined : { expire: Number(expire) })
         return json({ ok: true })
       }
+      case '/seeded':
+        return json({ seeded: cache.engine.hashSeeded })
       case '/expiration':
         return json({ expiration: await cache.getExpiration(list(q.get('tags'))) })
       default:
@@ -276,6 +313,25 @@ const worker :Workerd.Worker = (
       assert.equal(info.seededGlobal, false)
       assert.equal(info.seededInRequest, true)
       assert.equal(node.hashSeeded, true)
+    }),
+  )
+
+  test(
+    'a cache made in global scope draws its hash seed at its first request, keeping what it holds',
+    checked(async () => {
+      const late = await call('/late')
+      assert.deepEqual(late.errors, [])
+      assert.equal(late.setDone, true, 'the write made in global scope ended there')
+      assert.equal(late.atLoad, false)
+      assert.equal(late.before, false, 'nothing request-scoped asked of it before')
+      assert.equal(late.after, true)
+      // The entry written in global scope, under the fixed seed, is found after the rehash.
+      assert.equal(late.value, 'set in global scope')
+      assert.deepEqual(late.tags, ['early-tag'])
+      assert.equal(late.expiration, 0)
+      // And the module-scope cache the other tests use is seeded once they have used it.
+      await call('/get?key=nothing')
+      assert.equal((await call('/seeded')).seeded, true)
     }),
   )
 

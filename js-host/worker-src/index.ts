@@ -315,6 +315,8 @@ export class WorkerCache {
   private readonly io: ReadIo
   /** Read machines done with, for the next reads (`reuseUseCache`), and entry keys. */
   private readonly machines = new ReadMachines<ReadMachine>()
+  /** The engine's maps hash with a drawn seed (`engine.hashSeeded`); see `drawSeed`. */
+  private seeded: boolean
   /**
    * Called with a message when something failed and was turned into a miss or a skip, and with
    * the tag synchronisation's warnings and errors (the Node handlers' log lines).
@@ -325,6 +327,7 @@ export class WorkerCache {
 
   constructor(options: WorkerCacheOptions) {
     this.engine = createEngine(options.module, options)
+    this.seeded = this.engine.hashSeeded
     this.iface = Interface.useCache(options.name ?? 'default')
     this.now = options.now ?? performanceNow
     this.guarded = options.transport
@@ -376,12 +379,30 @@ export class WorkerCache {
     }
   }
 
+  /**
+   * Draws the engine's hash seed when it could not be drawn as the engine was made: workerd
+   * refuses random values in a module's global scope, where a Worker usually makes its cache,
+   * and allows them in a request (decision 0033). Every request-scoped call begins here, so the
+   * maps keyed by request input get a seed no client knows before the first request's keys
+   * reach them; once drawn, never again. A refused draw changes nothing (the next call tries
+   * again), and a failed engine is left to the call that follows, which reports it.
+   */
+  private drawSeed(): void {
+    if (this.seeded) return
+    try {
+      this.seeded = this.engine.drawHashSeed()
+    } catch {
+      // The engine has failed: the call this precedes meets the same failure and reports it.
+    }
+  }
+
   /** Where entries live: `memory` (this isolate) or `transport`. */
   get storeKind(): 'memory' | 'transport' {
     return this.guarded ? 'transport' : 'memory'
   }
 
   async get(cacheKey: string, softTags: string[] = []): Promise<CacheEntry | undefined> {
+    this.drawSeed()
     const engine = this.engine
     try {
       // No work-unit store here: the answer goes to the response, so a stale entry is served.
@@ -444,6 +465,7 @@ export class WorkerCache {
   }
 
   async set(cacheKey: string, pendingEntry: Promise<CacheEntry> | CacheEntry): Promise<void> {
+    this.drawSeed()
     const engine = this.engine
     try {
       const entry = await pendingEntry
@@ -498,6 +520,7 @@ export class WorkerCache {
    * is, nothing tagged is judged fresh. Never rejects.
    */
   refreshTags(): Promise<void> {
+    this.drawSeed()
     return this.tags.refresh()
   }
 
@@ -507,6 +530,7 @@ export class WorkerCache {
    * elsewhere is served unjudged.
    */
   getExpiration(tags: string[]): Promise<number> {
+    this.drawSeed()
     const now = this.now()
     try {
       return Promise.resolve(this.engine.getExpiration(tags.join('\0'), now))
@@ -526,6 +550,7 @@ export class WorkerCache {
    * failed, before recording the revalidation or before sending it.
    */
   updateTags(tags: string[], durations?: { expire?: number }): Promise<void> {
+    this.drawSeed()
     return this.tags.update(tags, durations, this.now())
   }
 }

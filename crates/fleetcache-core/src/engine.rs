@@ -132,6 +132,26 @@ impl Engine {
         })
     }
 
+    /// Replaces the seed of every map keyed by request input with `seed`, rehashing what they
+    /// hold: for a host that could not draw a seed as the engine was made (a Cloudflare
+    /// Worker's global scope refuses random values) and draws one later, inside a request.
+    /// Every key keeps its value; only the hashing changes (docs/decisions/0033).
+    pub fn reseed_hashes(&mut self, seed: HashSeed) {
+        self.hash_seed = seed;
+        self.mirror.reseed(seed);
+        self.lru.reseed(seed);
+        self.key_hashes.reseed(seed);
+    }
+
+    /// The seeds of every map keyed by request input, and the engine's own (test helper).
+    #[cfg(test)]
+    pub(crate) fn hash_seeds(&self) -> Vec<HashSeed> {
+        let mut out = vec![self.hash_seed, self.key_hashes.hash_seed().0];
+        out.extend(self.lru.hash_seeds());
+        out.extend(self.mirror.hash_seeds());
+        out
+    }
+
     /// Sets this process's random part of the version ids of its announced page writes (the
     /// host's secure random source; the wasm binding sets one as page writes start announcing). The id
     /// of each write is it and a count: the same bytes written again after a `FLUSHALL` or a
@@ -1270,6 +1290,68 @@ mod tests {
         let mut v = plan.header;
         v.extend(std::iter::repeat(7u8).take(inp.parts.iter().sum::<u32>() as usize));
         v
+    }
+
+    #[test]
+    fn reseeding_rehashes_every_map_and_every_lookup_still_finds_its_value() {
+        let new = HashSeed::from_bytes([0xa5; 16]);
+        let mut e = engine();
+        assert!(e.hash_seeds().iter().all(|s| *s == HashSeed::default()));
+        let now = Millis(NOW);
+        let keys: Vec<String> = (0..300)
+            .map(|i| e.entry_key(&DEFAULT, &i.to_string()))
+            .collect();
+        for k in &keys {
+            let order = e.lru_mut().issue();
+            e.lru_mut().insert_ordered(k, 100, Millis(NOW + 1e6), order);
+        }
+        for k in &keys[..50] {
+            assert!(e.lru_mut().remove(k));
+        }
+        let marks: Vec<_> = keys[40..80]
+            .iter()
+            .map(|k| e.lru_mut().write_begins(k))
+            .collect();
+        let tags: Vec<String> = (0..200).map(|i| format!("tag-{i}")).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let rev = Revalidation::Expire;
+        e.queue_tag_update(&tags, &rev, now).unwrap();
+        let expiration = e.get_expiration(&tags[..1], now);
+        assert!(expiration > Millis::ZERO);
+        e.mirror_mut()
+            .restore_resend(vec![("tag-7".to_owned(), TagRecord::default())]);
+
+        e.reseed_hashes(new);
+
+        assert!(
+            e.hash_seeds().iter().all(|s| *s == new),
+            "{:?}",
+            e.hash_seeds()
+        );
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(e.entry_key(&DEFAULT, &i.to_string()), *k);
+            assert_eq!(e.lru().contains(k), i >= 50, "{k}");
+        }
+        assert_eq!(e.lru().writes_in_flight(), 40);
+        assert!(
+            !e.lru_mut().read_may_keep(&keys[60], u64::MAX, false),
+            "a write in flight"
+        );
+        assert_eq!(e.lru().removed_remembered().0, 50);
+        for tag in &tags {
+            assert_eq!(
+                e.mirror().record(tag).map(|r| r.expired),
+                Some(now),
+                "{tag}"
+            );
+        }
+        assert_eq!(e.get_expiration(&tags[..1], now), expiration);
+        assert!(e.revalidation_recorded(&tags, &rev, now));
+        assert_eq!(e.mirror().resend_len(), 1);
+        for m in marks {
+            e.lru_mut().write_ends(m);
+        }
+        assert_eq!(e.lru().writes_in_flight(), 0);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! index); a removed value's slot is reused by the next insert. Iteration is in no particular
 //! order, as with a `HashMap`.
 
-use crate::strhash::{str_map, HashSeed, StrMap};
+use crate::strhash::{reseed, str_map, HashSeed, StrMap};
 
 #[cfg(test)]
 use std::collections::HashMap;
@@ -47,6 +47,17 @@ impl<V> KeyedVec<V> {
             slots: Vec::with_capacity(n),
             free: Vec::new(),
         }
+    }
+
+    /// Rehashes the keys with `seed` ([`crate::Engine::reseed_hashes`]).
+    pub fn reseed(&mut self, seed: HashSeed) {
+        reseed(&mut self.index, seed);
+    }
+
+    /// The seed the keys are hashed with.
+    #[cfg(test)]
+    pub(crate) fn hash_seed(&self) -> HashSeed {
+        *self.index.hasher()
     }
 
     /// Entries held.

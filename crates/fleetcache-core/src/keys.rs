@@ -4,7 +4,7 @@
 //! validation) only ever reaches a key through a SHA-256 digest, so no key can contain a
 //! `{`, `}`, `:` or space that would change its structure or its Redis Cluster slot.
 
-use crate::strhash::{str_map, HashSeed, StrMap};
+use crate::strhash::{reseed, str_map, HashSeed, StrMap};
 use std::cell::RefCell;
 
 use sha2::{Digest, Sha256};
@@ -323,6 +323,18 @@ impl KeyHashes {
         }
     }
 
+    /// Rehashes the remembered keys with `seed` ([`crate::Engine::reseed_hashes`]).
+    pub fn reseed(&mut self, seed: HashSeed) {
+        reseed(&mut self.memo.get_mut().index, seed);
+    }
+
+    /// The seed the remembered keys are hashed with, and how many there are.
+    #[cfg(test)]
+    pub(crate) fn hash_seed(&self) -> (HashSeed, usize) {
+        let memo = self.memo.borrow();
+        (*memo.index.hasher(), memo.index.len())
+    }
+
     /// [`Namespace::hash_tag`] of `cache_key`, remembered.
     pub fn hash_tag(&self, cache_key: &str) -> String {
         if cache_key.len() > KeyHashes::MAX_KEY_BYTES {
@@ -365,6 +377,23 @@ mod tests {
 
     fn ns(dep: &str) -> Namespace {
         Namespace::new("fc", dep).unwrap()
+    }
+
+    #[test]
+    fn a_reseeded_memo_finds_every_remembered_key() {
+        use crate::strhash::reseed_checks::{finds_all, held};
+        let new = HashSeed::from_bytes([9; 16]);
+        let mut memo = KeyHashes::default();
+        let keys: Vec<String> = (0..500).map(|i| format!("/posts/{i}")).collect();
+        let hashes: Vec<String> = keys.iter().map(|k| memo.hash_tag(k)).collect();
+        let before = held(&memo.memo.borrow().index);
+        memo.reseed(new);
+        finds_all(&memo.memo.borrow().index, &before, new);
+        assert_eq!(memo.hash_seed(), (new, 500));
+        for (k, h) in keys.iter().zip(&hashes) {
+            assert_eq!(&memo.hash_tag(k), h);
+        }
+        assert_eq!(memo.hash_seed().1, 500, "found, not remembered again");
     }
 
     #[test]

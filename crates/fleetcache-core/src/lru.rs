@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use crate::envelope::DecodedHeader;
-use crate::strhash::{str_map, HashSeed, StrMap};
+use crate::strhash::{reseed, str_map, HashSeed, StrMap};
 use crate::time::Millis;
 
 /// "No slot" in the links.
@@ -188,6 +188,23 @@ impl LruIndex {
             removed_next: 0,
             floor: 0,
         }
+    }
+
+    /// Rehashes the keys of every map with `seed` ([`crate::Engine::reseed_hashes`]).
+    pub fn reseed(&mut self, seed: HashSeed) {
+        reseed(&mut self.map, seed);
+        reseed(&mut self.writing, seed);
+        reseed(&mut self.removed_at, seed);
+    }
+
+    /// The seeds the maps are hashed with.
+    #[cfg(test)]
+    pub(crate) fn hash_seeds(&self) -> [HashSeed; 3] {
+        [
+            *self.map.hasher(),
+            *self.writing.hasher(),
+            *self.removed_at.hasher(),
+        ]
     }
 
     /// The byte budget.
@@ -1582,6 +1599,45 @@ mod tests {
             }
             prop_assert_eq!(l.used_bytes(), 0, "a kept header's charge left with its item");
         }
+    }
+
+    #[test]
+    fn a_reseeded_index_finds_every_key_in_every_map() {
+        use crate::strhash::reseed_checks::{finds_all, held};
+        let new = crate::strhash::HashSeed::from_bytes([9; 16]);
+        let mut l = LruIndex::new(1 << 20);
+        for i in 0..600 {
+            let order = l.issue();
+            l.insert_ordered(&format!("k{i}"), 10, NEVER, order);
+        }
+        // Removed copies remembered (`removed_at`), writes in flight (`writing`).
+        for i in 0..200 {
+            assert!(l.remove(&format!("k{i}")));
+        }
+        let marks: Vec<WriteMark> = (150..350)
+            .map(|i| l.write_begins(&format!("k{i}")))
+            .collect();
+        let before = [held(&l.map), held(&l.writing), held(&l.removed_at)];
+        assert_eq!(before.each_ref().map(Vec::len), [400, 200, 200]);
+        l.reseed(new);
+        finds_all(&l.map, &before[0], new);
+        finds_all(&l.writing, &before[1], new);
+        finds_all(&l.removed_at, &before[2], new);
+        assert_eq!(l.hash_seeds(), [new; 3]);
+        // The index still works through its maps: writes end, reads are judged, keys go.
+        for m in marks {
+            l.write_ends(m);
+        }
+        assert_eq!(l.writes_in_flight(), 0);
+        assert!(
+            !l.read_may_keep("k10", 1, false),
+            "older than the removed copy"
+        );
+        let later = l.issue();
+        assert!(l.read_may_keep("k10", later, false));
+        assert!(l.remove("k599"));
+        assert!(!l.contains("k599"));
+        assert_eq!(l.len(), 399);
     }
 
     #[test]

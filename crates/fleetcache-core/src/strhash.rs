@@ -72,6 +72,20 @@ pub fn str_map<V>(n: usize, seed: HashSeed) -> StrMap<V> {
     HashMap::with_capacity_and_hasher(n, seed)
 }
 
+/// Rehashes `map` with `seed`: the host may only be able to draw its seed after the engine
+/// was made (a Cloudflare Worker's global scope refuses random values), when the maps may
+/// already hold keys ([`crate::Engine::reseed_hashes`]). Values stay as they were. The keys
+/// are copied, not moved: iterating and dropping a map by reference is code the module has
+/// already, moving out of one is not (about 400 bytes), and this runs once per engine, at
+/// most, on maps that are normally empty. Not inlined: one copy for the core's one map type.
+#[inline(never)]
+pub fn reseed<V: Clone>(map: &mut StrMap<V>, seed: HashSeed) {
+    let old = std::mem::replace(map, str_map(map.len(), seed));
+    for (k, v) in &old {
+        map.insert(k.clone(), v.clone());
+    }
+}
+
 /// The hasher [`HashSeed`] builds. Made for the byte strings of `str` keys: `write` mixes
 /// the whole slice; the one-byte end mark `str`'s `Hash` appends costs an add and a rotate.
 #[derive(Clone, Debug)]
@@ -169,6 +183,30 @@ impl Hasher for StrHasher {
     #[inline]
     fn finish(&self) -> u64 {
         fold_mul(self.acc ^ self.k1, self.k0 ^ 0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+/// Checks of a reseeded map, for the tests of the structures that hold one.
+#[cfg(test)]
+pub(crate) mod reseed_checks {
+    use super::{HashSeed, StrMap};
+
+    /// What `map` holds, to compare after a reseed.
+    pub(crate) fn held<V: Clone>(map: &StrMap<V>) -> Vec<(String, V)> {
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// `map` hashes with `seed` and finds every entry of `before` (no more, no fewer).
+    pub(crate) fn finds_all<V: PartialEq + std::fmt::Debug>(
+        map: &StrMap<V>,
+        before: &[(String, V)],
+        seed: HashSeed,
+    ) {
+        assert_eq!(*map.hasher(), seed);
+        assert_eq!(map.len(), before.len());
+        for (k, v) in before {
+            assert_eq!(map.get(k.as_str()), Some(v), "{k}");
+        }
     }
 }
 
@@ -271,6 +309,28 @@ mod tests {
                 assert_eq!(wide_mul(a, b), u128_mul(a, b), "{a:#x} * {b:#x}");
             }
         }
+    }
+
+    #[test]
+    fn a_reseeded_map_finds_every_value_and_hashes_with_the_new_seed() {
+        let (a, b) = (seed(3), seed(4));
+        let mut map: StrMap<usize> = str_map(0, a);
+        for i in 0..2000usize {
+            map.insert(format!("/posts/{i}"), i);
+        }
+        reseed(&mut map, b);
+        assert_eq!(*map.hasher(), b);
+        assert_eq!(map.len(), 2000);
+        for i in 0..2000usize {
+            assert_eq!(map.get(&format!("/posts/{i}")), Some(&i), "{i}");
+        }
+        assert_eq!(map.get("/posts/2000"), None);
+        // Still a working map: inserts and removals after the rehash.
+        assert_eq!(map.insert("/posts/7".to_owned(), 70), Some(7));
+        assert_eq!(map.remove("/posts/8"), Some(8));
+        assert_eq!(map.get("/posts/7"), Some(&70));
+        assert_eq!(map.get("/posts/8"), None);
+        assert_eq!(map.len(), 1999);
     }
 
     proptest! {

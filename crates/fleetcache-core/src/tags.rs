@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use crate::keyed::KeyedVec;
-use crate::strhash::{str_map, HashSeed, StrMap};
+use crate::strhash::{reseed, str_map, HashSeed, StrMap};
 
 use crate::error::ProtocolError;
 use crate::netstring;
@@ -707,6 +707,36 @@ impl TagMirror {
             seed,
             ..TagMirror::default()
         }
+    }
+
+    /// Rehashes the tags of every map with `seed`, and hashes the maps made later with it
+    /// ([`crate::Engine::reseed_hashes`]).
+    pub fn reseed(&mut self, seed: HashSeed) {
+        self.seed = seed;
+        self.tags.reseed(seed);
+        self.local.reseed(seed);
+        self.resend.reseed(seed);
+        if let Some(loading) = &mut self.loading {
+            loading.incoming.reseed(seed);
+        }
+        if let Some((last, _, _)) = &mut self.last_local {
+            reseed(last, seed);
+        }
+    }
+
+    /// The seeds the maps are hashed with (a load's and the last revalidation's when there
+    /// are some), and the one of the maps made later.
+    #[cfg(test)]
+    pub(crate) fn hash_seeds(&self) -> Vec<HashSeed> {
+        let mut out = vec![
+            self.seed,
+            self.tags.hash_seed(),
+            self.local.hash_seed(),
+            self.resend.hash_seed(),
+        ];
+        out.extend(self.loading.as_ref().map(|l| l.incoming.hash_seed()));
+        out.extend(self.last_local.as_ref().map(|(m, _, _)| *m.hasher()));
+        out
     }
 
     /// Epoch of the shared state the mirror follows (`""` before the first refresh).
@@ -1661,6 +1691,81 @@ mod tests {
 
     fn load(m: &mut TagMirror, epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) {
         load_at(m, epoch, ver, pairs, 1000.0, KEEP);
+    }
+
+    /// What a [`KeyedVec`] holds, to compare after a reseed.
+    fn held(v: &KeyedVec<TagRecord>) -> Vec<(String, TagRecord)> {
+        v.iter().map(|(k, r)| (k.clone(), *r)).collect()
+    }
+
+    /// `v` hashes with `seed` and finds every record of `before`.
+    fn finds_all(v: &KeyedVec<TagRecord>, before: &[(String, TagRecord)], seed: HashSeed) {
+        assert_eq!(v.hash_seed(), seed);
+        assert_eq!(v.len(), before.len());
+        for (k, r) in before {
+            assert_eq!(v.get(k), Some(r), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_reseeded_mirror_finds_every_record_in_every_map() {
+        let new = HashSeed::from_bytes([9; 16]);
+        let mut m = TagMirror::new();
+        let names: Vec<String> = (0..400).map(|i| format!("t{i}")).collect();
+        let tag = |i: usize| names[i].as_str();
+        let state: Vec<(&str, TagRecord)> = (0..300)
+            .map(|i| (tag(i), rec(Revalidation::Expire, 100.0 + i as f64)))
+            .collect();
+        load(&mut m, "e1", 5, &state);
+        // This process's revalidations (`local`, `last_local`), records to give back
+        // (`resend`), and a second load under way (`incoming`).
+        let locals: Vec<&str> = (250..350).map(tag).collect();
+        let rev = Revalidation::Stale {
+            expire_seconds: Some(60.0),
+        };
+        m.apply_local(&locals, &rev, Millis(900.0));
+        m.restore_resend(
+            (200..260)
+                .map(|i| (names[i].clone(), rec(Revalidation::Expire, 50.0)))
+                .collect(),
+        );
+        let mut header: Vec<Vec<u8>> = netstring::decode(&reply("e1", 9, true, &[]))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        header[6] = b"c1".to_vec();
+        refresh(&mut m, &netstring::encode(header)).unwrap();
+        let first_page: Vec<(&str, TagRecord)> = (100..400)
+            .map(|i| (tag(i), rec(Revalidation::Expire, 700.0)))
+            .collect();
+        refresh(&mut m, &page("c2", 9, &first_page)).unwrap();
+        assert_eq!(m.page_cursor(), Some("c2"));
+        let incoming = |m: &TagMirror| held(&m.loading.as_ref().unwrap().incoming);
+        let before = [held(&m.tags), held(&m.local), held(&m.resend), incoming(&m)];
+        assert_eq!(before.each_ref().map(Vec::len), [350, 100, 60, 300]);
+        m.reseed(new);
+        finds_all(&m.tags, &before[0], new);
+        finds_all(&m.local, &before[1], new);
+        finds_all(&m.resend, &before[2], new);
+        finds_all(&m.loading.as_ref().unwrap().incoming, &before[3], new);
+        assert!(m.hash_seeds().iter().all(|s| *s == new));
+        assert_eq!(
+            m.hash_seeds().len(),
+            6,
+            "a load and a last revalidation held"
+        );
+        assert!(m.holds_revalidation(&locals, &rev, Millis(900.0)));
+        // The load goes on in the rehashed maps: its last page merges into what the first
+        // brought, and the mirror takes it all.
+        let last_page: Vec<(&str, TagRecord)> = (0..200)
+            .map(|i| (tag(i), rec(Revalidation::Expire, 800.0)))
+            .collect();
+        refresh(&mut m, &page("0", 9, &last_page)).unwrap();
+        assert!(!m.is_loading());
+        assert_eq!(m.len(), 400);
+        assert_eq!(m.record(tag(150)), Some(&rec(Revalidation::Expire, 800.0)));
+        assert_eq!(m.record(tag(399)), Some(&rec(Revalidation::Expire, 700.0)));
     }
 
     #[test]

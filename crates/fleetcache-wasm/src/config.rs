@@ -14,7 +14,7 @@ pub fn defaults() -> Result<JsValue, JsValue> {
     let mut obj = JsObject::new();
     objects::config(&Config::default(), &mut obj);
     obj.finish()
-        .ok_or_else(|| js_error(&BindingError::ConfigShape(None)))
+        .ok_or_else(|| js_error(&BindingError::ConfigShape))
 }
 
 /// The bounds `new Engine(config)` checks the settings against (`maxEntryBytes`,
@@ -25,5 +25,5 @@ pub fn bounds() -> Result<JsValue, JsValue> {
     let mut obj = JsObject::new();
     objects::bounds(&BOUNDS, &mut obj);
     obj.finish()
-        .ok_or_else(|| js_error(&BindingError::ConfigShape(None)))
+        .ok_or_else(|| js_error(&BindingError::ConfigShape))
 }

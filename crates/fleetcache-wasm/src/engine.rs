@@ -141,6 +141,15 @@ pub(crate) fn script_argv(call: ScriptCall) -> String {
     argv
 }
 
+/// A hash seed from `crypto.getRandomValues`; `None` where the runtime refuses random values.
+/// Not inlined: the constructor and [`Engine::draw_hash_seed`] share one copy in the module.
+#[inline(never)]
+fn drawn_seed() -> Option<fleetcache_core::HashSeed> {
+    let mut seed = [0u8; 16];
+    getrandom::fill(&mut seed).ok()?;
+    Some(fleetcache_core::HashSeed::from_bytes(seed))
+}
+
 #[wasm_bindgen]
 impl Engine {
     /// Creates an engine from a configuration object (`prefix`, `deployment`, budgets).
@@ -156,25 +165,37 @@ impl Engine {
         } else {
             crate::settings::read_config(&config).map_err(|e| js_error(&e))?
         };
-        let mut seed = [0u8; 16];
-        let hash_seeded = getrandom::fill(&mut seed).is_ok();
-        let seed = if hash_seeded {
-            fleetcache_core::HashSeed::from_bytes(seed)
-        } else {
-            fleetcache_core::HashSeed::default()
-        };
-        let inner =
-            fleetcache_core::Engine::with_hash_seed(config, seed).map_err(|e| js_error(&e))?;
-        Ok(Engine { inner, hash_seeded })
+        let seed = drawn_seed();
+        let inner = fleetcache_core::Engine::with_hash_seed(config, seed.unwrap_or_default())
+            .map_err(|e| js_error(&e))?;
+        Ok(Engine {
+            inner,
+            hash_seeded: seed.is_some(),
+        })
     }
 
-    /// False when the runtime refused random values as the engine was made, so its maps use
-    /// the fixed seed: keys an attacker chooses can then collide in them, as with `std`'s
-    /// hasher on this target (docs/decisions/0033). Make the engine where random values are
-    /// allowed (in a Worker, inside a request) to have it true.
+    /// False while the maps use the fixed seed: the runtime refused random values as the
+    /// engine was made, and no later [`Engine::draw_hash_seed`] succeeded. Keys an attacker
+    /// chooses can then collide in them, as with `std`'s hasher on this target
+    /// (docs/decisions/0033).
     #[wasm_bindgen(getter, js_name = hashSeeded)]
     pub fn hash_seeded(&self) -> bool {
         self.hash_seeded
+    }
+
+    /// Draws a new seed for the maps keyed by request input from `crypto.getRandomValues` and
+    /// rehashes what they hold; returns whether the runtime gave random values (when not,
+    /// nothing changes). For an engine made where random values are refused (a Cloudflare
+    /// Worker's global scope): the workers entry calls it at its first request-scoped call
+    /// while `hashSeeded` is false.
+    #[wasm_bindgen(js_name = drawHashSeed)]
+    pub fn draw_hash_seed(&mut self) -> bool {
+        let Some(seed) = drawn_seed() else {
+            return false;
+        };
+        self.inner.reseed_hashes(seed);
+        self.hash_seeded = true;
+        true
     }
 
     /// The deployment segment actually used in keys (sanitised).

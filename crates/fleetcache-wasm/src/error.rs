@@ -64,8 +64,10 @@ impl Coded for ConfigError {
 pub(crate) enum BindingError {
     /// `crypto.getRandomValues` is missing or failed.
     NoRandom,
-    /// The configuration object does not have the expected shape; the field, when one is at fault.
-    ConfigShape(Option<&'static str>),
+    /// The configuration object is not an object.
+    ConfigShape,
+    /// A setting (the first field) is not what it must be (the second: "must be a number").
+    Setting(&'static str, &'static str),
     /// `stats` could not build its object.
     Stats,
     /// `describeEnvelope` could not build its object.
@@ -76,7 +78,7 @@ impl Coded for BindingError {
     fn code(&self) -> &'static str {
         match self {
             BindingError::NoRandom => "ERR_RANDOM",
-            BindingError::ConfigShape(_) => "ERR_CONFIG_INVALID",
+            BindingError::ConfigShape | BindingError::Setting(..) => "ERR_CONFIG_INVALID",
             BindingError::Stats => "ERR_STATS",
             BindingError::Describe => "ERR_DESCRIBE",
         }
@@ -85,14 +87,10 @@ impl Coded for BindingError {
         // Static text, no `format!` machinery: docs/decisions/0028-wasm-size-budget.md.
         String::from(match self {
             BindingError::NoRandom => "no secure random source (crypto.getRandomValues)",
-            BindingError::ConfigShape(Some(field)) => {
-                return fleetcache_core::text!(
-                    "invalid fleetcache config: ",
-                    field,
-                    " has the wrong type or shape"
-                )
+            BindingError::Setting(field, why) => {
+                return fleetcache_core::text!("invalid fleetcache config: ", field, " ", why)
             }
-            BindingError::ConfigShape(None) => {
+            BindingError::ConfigShape => {
                 "invalid fleetcache config: expected an object of settings"
             }
             BindingError::Stats => "stats not writable",
@@ -101,7 +99,7 @@ impl Coded for BindingError {
     }
     fn setting(&self) -> Option<&'static str> {
         match self {
-            BindingError::ConfigShape(field) => *field,
+            BindingError::Setting(field, _) => Some(field),
             _ => None,
         }
     }

@@ -7,7 +7,10 @@
 //! an optional setting and refused for another; other properties of the object are not read; a
 //! number setting takes any number or a `BigInt` in `u64`'s range; an integer setting takes a
 //! safe integer or a `BigInt`, in its type's range; a setting of the wrong type is refused with
-//! `ERR_CONFIG_INVALID` naming it, the first in `Config`'s field order.
+//! `ERR_CONFIG_INVALID` naming it, the first in `Config`'s field order, and saying what it must
+//! be: a number, or a whole number in its type's range (`1.5` given for a count or a size says
+//! so, where it was "the wrong type or shape"). A number's own range, non-finite numbers
+//! included, is the core's to check (`Config::validate`), with its codes and messages.
 
 use fleetcache_core::{Config, NextRelease};
 use js_sys::Reflect;
@@ -18,7 +21,7 @@ use crate::error::BindingError;
 /// Reads the settings object `obj` over `Config::default()`.
 pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     if !obj.is_object() {
-        return Err(BindingError::ConfigShape(None));
+        return Err(BindingError::ConfigShape);
     }
     let p = Props(obj);
     let mut c = Config::default();
@@ -33,7 +36,9 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     if let Some(v) = p.get("tagPruneAfterMs")? {
         c.tag_prune_after_ms = match none_or(v) {
             None => None,
-            Some(v) => Some(number(&v).ok_or_else(|| bad("tagPruneAfterMs"))?),
+            Some(v) => {
+                Some(number(&v).ok_or(BindingError::Setting("tagPruneAfterMs", NOT_A_NUMBER))?)
+            }
         };
     }
     p.number("readTimeoutMs", &mut c.read_timeout_ms)?;
@@ -59,8 +64,17 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     Ok(c)
 }
 
+/// What the messages say a setting must be (static texts: no number is formatted).
+const WRONG_SHAPE: &str = "has the wrong type or shape";
+const NOT_A_NUMBER: &str = "must be a number";
+/// An integer setting given a fraction, a negative number, one past its type's range (for a
+/// `u64` given as a JS number, `Number.MAX_SAFE_INTEGER`: only a `BigInt` goes further), or
+/// not a number.
+const NOT_WHOLE_U64: &str = "must be a whole number from 0 to 9007199254740991";
+const NOT_WHOLE_U32: &str = "must be a whole number from 0 to 4294967295";
+
 fn bad(setting: &'static str) -> BindingError {
-    BindingError::ConfigShape(Some(setting))
+    BindingError::Setting(setting, WRONG_SHAPE)
 }
 
 /// `None` for `null` and `undefined`.
@@ -129,38 +143,43 @@ impl Props<'_> {
         Ok(Some(v))
     }
 
-    /// Sets `out` from a present setting, refusing it when `read` makes nothing of it.
+    /// Sets `out` from a present setting, refusing it, with what it must be (`why`), when
+    /// `read` makes nothing of it.
     fn set<T>(
         &self,
         name: &'static str,
         out: &mut T,
         read: impl FnOnce(&JsValue) -> Option<T>,
+        why: &'static str,
     ) -> Result<(), BindingError> {
         if let Some(v) = self.get(name)? {
-            *out = read(&v).ok_or_else(|| bad(name))?;
+            *out = read(&v).ok_or(BindingError::Setting(name, why))?;
         }
         Ok(())
     }
 
     fn string(&self, name: &'static str, out: &mut String) -> Result<(), BindingError> {
-        self.set(name, out, JsValue::as_string)
+        self.set(name, out, JsValue::as_string, WRONG_SHAPE)
     }
 
     fn boolean(&self, name: &'static str, out: &mut bool) -> Result<(), BindingError> {
-        self.set(name, out, JsValue::as_bool)
+        self.set(name, out, JsValue::as_bool, WRONG_SHAPE)
     }
 
     fn number(&self, name: &'static str, out: &mut f64) -> Result<(), BindingError> {
-        self.set(name, out, number)
+        self.set(name, out, number, NOT_A_NUMBER)
     }
 
     fn unsigned(&self, name: &'static str, out: &mut u64) -> Result<(), BindingError> {
-        self.set(name, out, |v| unsigned(v, u64::MAX))
+        self.set(name, out, |v| unsigned(v, u64::MAX), NOT_WHOLE_U64)
     }
 
     fn unsigned32(&self, name: &'static str, out: &mut u32) -> Result<(), BindingError> {
-        self.set(name, out, |v| {
-            unsigned(v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
-        })
+        self.set(
+            name,
+            out,
+            |v| unsigned(v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok()),
+            NOT_WHOLE_U32,
+        )
     }
 }

@@ -324,6 +324,74 @@ fn config_object_shape_rules() {
         "outboxCapacity",
     );
     refused(&[("memoryBytes", 2f64.powi(60).into())], "memoryBytes");
+    // Each message says what the setting must be: a whole number in its type's range for an
+    // integer setting (a fraction, a negative number, one past the range, a string), a number
+    // for a number setting.
+    let message = |pairs: &[(&str, JsValue)]| -> String {
+        let err = build(pairs).err().expect("must be refused");
+        js_sys::Reflect::get(&err, &"message".into())
+            .unwrap()
+            .as_string()
+            .unwrap()
+    };
+    let u32_count = "must be a whole number from 0 to 4294967295";
+    for v in [1.5, -1.0, 4_294_967_296.0, f64::NAN] {
+        assert_eq!(
+            message(&[("outboxCapacity", v.into())]),
+            format!("invalid fleetcache config: outboxCapacity {u32_count}"),
+            "{v}"
+        );
+    }
+    assert!(message(&[("compressLevel", "3".into())]).ends_with(u32_count));
+    let u64_size = "must be a whole number from 0 to 9007199254740991";
+    for v in [0.5, -4096.0, 2f64.powi(60), f64::INFINITY] {
+        assert_eq!(
+            message(&[("memoryBytes", v.into())]),
+            format!("invalid fleetcache config: memoryBytes {u64_size}"),
+            "{v}"
+        );
+    }
+    assert!(message(&[("maxEntryBytes", js_sys::BigInt::from(-1i64).into())]).ends_with(u64_size));
+    assert_eq!(
+        message(&[("leaseTtlMs", "10".into())]),
+        "invalid fleetcache config: leaseTtlMs must be a number"
+    );
+    assert!(
+        message(&[("tagPruneAfterMs", true.into())]).ends_with("tagPruneAfterMs must be a number")
+    );
+    // A non-finite number for a number setting: the core's check of its range says what it
+    // must be, under the setting's own code.
+    for (setting, v, says) in [
+        (
+            "maxTtlSeconds",
+            f64::INFINITY,
+            "must be a finite number of seconds",
+        ),
+        (
+            "readTimeoutMs",
+            f64::NAN,
+            "must be a finite number of milliseconds",
+        ),
+        (
+            "tagPruneAfterMs",
+            f64::INFINITY,
+            "must be a finite number of milliseconds",
+        ),
+        ("leaseTtlMs", f64::INFINITY, "leaseTtlMs in [1, 600000] ms"),
+        ("breakerFailureRate", f64::NAN, "rate in (0, 1]"),
+    ] {
+        let m = message(&[(setting, v.into())]);
+        assert!(
+            m.starts_with(&format!("invalid fleetcache config: {setting} ")),
+            "{m}"
+        );
+        assert!(m.contains(says), "{m}");
+    }
+    // Other settings keep the general message.
+    assert_eq!(
+        message(&[("leases", 1.into())]),
+        "invalid fleetcache config: leases has the wrong type or shape"
+    );
     refused(&[("leases", JsValue::NULL)], "leases");
     refused(&[("prefix", true.into())], "prefix");
     refused(&[("nextRelease", "16.0.0".into())], "nextRelease");
@@ -386,6 +454,32 @@ fn a_key_with_a_lone_surrogate_is_refused() {
     // A surrogate pair is a well-formed key.
     let pair = js_sys::JsString::from_char_code(&[u16::from(b'k'), 0xD83D, 0xDE00]);
     assert!(a.entry_key(&uc("default"), &pair).is_ok());
+}
+
+/// A seed drawn after the engine was made (as the workers entry does inside its first request)
+/// rehashes what the maps hold: every entry and tag is still found.
+#[wasm_bindgen_test]
+fn a_seed_drawn_later_keeps_every_entry_and_tag() {
+    let mut e = Engine::new(config("d")).unwrap();
+    e.mark_standalone();
+    assert!(e.hash_seeded());
+    for i in 0..100 {
+        let k = i.to_string();
+        assert_eq!(e.memory_insert(&k, 1.0, NOW + 1000.0, 0.0), "");
+    }
+    e.record_revalidation("a\0b", RevalidationMode::Expire, f64::NAN, NOW, false)
+        .unwrap();
+    let entry = e.entry_key(&uc("default"), &key("k")).unwrap();
+    assert!(e.draw_hash_seed());
+    assert!(e.hash_seeded());
+    for i in 0..100 {
+        assert!(e.memory_touch(&i.to_string(), NOW), "{i}");
+    }
+    assert!(!e.memory_touch("100", NOW));
+    assert_eq!(e.get_expiration("a", NOW + 1.0), NOW.ceil());
+    assert_eq!(e.get_expiration("b", NOW + 1.0), NOW.ceil());
+    assert_eq!(e.tag_count(), 2);
+    assert_eq!(e.entry_key(&uc("default"), &key("k")).unwrap(), entry);
 }
 
 #[wasm_bindgen_test]
