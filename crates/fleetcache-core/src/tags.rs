@@ -1669,14 +1669,8 @@ mod tests {
         now: f64,
         keep: f64,
     ) {
-        let mut header: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, true, &[]))
-            .unwrap()
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
         // More pages to come.
-        header[6] = b"c1".to_vec();
-        let header = m.apply_refresh(&netstring::encode(header), Millis(now), keep);
+        let header = m.apply_refresh(&paged_header(epoch, ver), Millis(now), keep);
         assert!(header.unwrap().full);
         assert!(m.is_loading() && !m.is_synced());
         assert_eq!(m.page_cursor(), Some("c1"));
@@ -1729,13 +1723,7 @@ mod tests {
                 .map(|i| (names[i].clone(), rec(Revalidation::Expire, 50.0)))
                 .collect(),
         );
-        let mut header: Vec<Vec<u8>> = netstring::decode(&reply("e1", 9, true, &[]))
-            .unwrap()
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
-        header[6] = b"c1".to_vec();
-        refresh(&mut m, &netstring::encode(header)).unwrap();
+        refresh(&mut m, &paged_header("e1", 9)).unwrap();
         let first_page: Vec<(&str, TagRecord)> = (100..400)
             .map(|i| (tag(i), rec(Revalidation::Expire, 700.0)))
             .collect();
@@ -2035,13 +2023,7 @@ mod tests {
         assert!(m.is_synced());
         m.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
         m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
-        let mut header: Vec<Vec<u8>> = netstring::decode(&reply("E", 1, true, &[]))
-            .unwrap()
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
-        header[6] = b"c1".to_vec();
-        refresh(&mut m, &netstring::encode(header)).unwrap();
+        refresh(&mut m, &paged_header("E", 1)).unwrap();
         // The last page is read after the update and shows it.
         refresh(&mut m, &page("0", 2, &[("b", rec(MAX_PROFILE, 500.0))])).unwrap();
         assert_eq!((m.epoch(), m.version()), ("E", 1));
@@ -2055,7 +2037,7 @@ mod tests {
     }
 
     /// The header of a full reply at `ver` of `epoch` with more pages to come.
-    fn header(epoch: &str, ver: u64) -> Vec<u8> {
+    fn paged_header(epoch: &str, ver: u64) -> Vec<u8> {
         let mut header: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, true, &[]))
             .unwrap()
             .into_iter()
@@ -2072,7 +2054,7 @@ mod tests {
         // again at version 2, which the last page shows: the comparison takes "b" as present.
         let mut m = TagMirror::new();
         load(&mut m, "D", 1, &[("b", rec(Revalidation::Expire, 500.0))]);
-        refresh(&mut m, &header("E", 1)).unwrap();
+        refresh(&mut m, &paged_header("E", 1)).unwrap();
         assert_eq!(m.page_seen(), Some((1, "id1")));
         refresh(
             &mut m,
@@ -2089,7 +2071,7 @@ mod tests {
         assert_eq!(m.resend_len(), 1);
         assert!(m.is_synced() && m.unconfirmed_updates().is_empty());
         // A state that still holds version 2 confirms it.
-        refresh(&mut m, &header("E", 2)).unwrap();
+        refresh(&mut m, &paged_header("E", 2)).unwrap();
         refresh(
             &mut m,
             &page("0", 3, &[("b", rec(Revalidation::Expire, 600.0))]),
@@ -2105,7 +2087,7 @@ mod tests {
     fn a_page_that_finds_an_earlier_page_rolled_back_starts_the_load_again() {
         let mut m = TagMirror::new();
         load(&mut m, "D", 1, &[("b", rec(Revalidation::Expire, 500.0))]);
-        refresh(&mut m, &header("E", 1)).unwrap();
+        refresh(&mut m, &paged_header("E", 1)).unwrap();
         // Each page names the version the one before it was read at.
         refresh(
             &mut m,
@@ -2122,7 +2104,7 @@ mod tests {
         load(&mut m, "E", 3, &[]);
         assert_eq!(m.resend_len(), 1);
         // A malformed flag is refused.
-        refresh(&mut m, &header("E", 3)).unwrap();
+        refresh(&mut m, &paged_header("E", 3)).unwrap();
         let bad = netstring::encode(["page", "0", "3", "id3", "2"]);
         assert_eq!(refresh(&mut m, &bad).unwrap_err(), ProtocolError::BadFlag);
         let short = netstring::encode(["page", "0", "3"]);
