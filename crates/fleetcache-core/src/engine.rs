@@ -26,8 +26,8 @@ use crate::lease::{
 use crate::lru::LruIndex;
 use crate::outbox::{missing_permission, Outbox, PendingUpdate, Refusal};
 use crate::read_machine::{
-    ReadCtx, ReadInput, ReadMachine, ReadStep, RenewCtx, RenewInput, RenewMachine, RenewStep,
-    UnexpectedInput,
+    LeaseToken, ReadCtx, ReadInput, ReadMachine, ReadStep, RenewCtx, RenewInput, RenewMachine,
+    RenewStep, UnexpectedInput,
 };
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
@@ -1136,7 +1136,7 @@ impl Engine {
         entry_key: Option<&str>,
         soft_tags: impl IntoIterator<Item = &'t str>,
         consumer: Consumer,
-        token: &str,
+        token: LeaseToken<'_>,
         now: Millis,
     ) {
         let derived;
@@ -1165,7 +1165,7 @@ impl Engine {
         request_revalidate: f64,
         consumer: Consumer,
         on_demand: bool,
-        token: &str,
+        token: LeaseToken<'_>,
         now: Millis,
     ) {
         let derived;

@@ -72,8 +72,8 @@ pub use lru::LruIndex;
 pub use next::NextRelease;
 pub use outbox::{Outbox, PendingUpdate};
 pub use read_machine::{
-    Bytes, Failure, ReadAction, ReadAnswer, ReadInput, ReadMachine, ReadStep, RenewInput,
-    RenewMachine, RenewStep, Served, Shown, Source, TierAction,
+    Bytes, Failure, LeaseToken, ReadAction, ReadAnswer, ReadInput, ReadMachine, ReadStep,
+    RenewInput, RenewMachine, RenewStep, Served, Shown, Source, TierAction,
 };
 pub use scripts::{Script, ScriptCall, TAG_REFRESH, TAG_UPDATE};
 pub use stats::{LeaseEvent, LookupOutcome, Stats, StatsSnapshot, Surface};

@@ -480,7 +480,12 @@ pub struct ReadMachine {
     entry_key: String,
     soft_tags: SoftTags,
     consumer: Consumer,
+    /// The lease token the machine was made with: its first read's.
     token: String,
+    /// Reads since, each requesting a lease with `token` followed by `.n` (`lease_token`).
+    reuses: u32,
+    /// This read's lease token, written when it requests the lease ([`ReadMachine::fill_lease_token`]).
+    lease_token: String,
     /// A `'use cache'` read asks for this process's write in flight of the key; false once
     /// the host said it holds none ([`ReadMachine::no_write_in_flight`]).
     ask_own_write: bool,
@@ -571,8 +576,22 @@ struct Texts {
     entry_key: String,
     soft_tags: SoftTags,
     token: String,
+    reuses: u32,
+    lease_token: String,
     log: String,
     error: String,
+}
+
+/// The lease token a read requests the lease with, should it request it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseToken<'a> {
+    /// A token the host drew: this read's, and the base of the machine's later reads' tokens.
+    New(&'a str),
+    /// The machine's own next token: the one it was made with followed by `.n` for its n-th
+    /// reuse, unique across the fleet as that one is, with nothing drawn or passed per read
+    /// and nothing written unless the read requests the lease. The count wraps after 2^32
+    /// reuses of one machine, long after any lease of its first tokens has expired.
+    Next,
 }
 
 fn push_line(buf: &mut String, line: &str) {
@@ -655,6 +674,8 @@ impl ReadMachine {
             entry_key: String::new(),
             soft_tags: SoftTags::default(),
             token: String::new(),
+            reuses: 0,
+            lease_token: String::new(),
             log: String::new(),
             error: String::new(),
         };
@@ -670,7 +691,7 @@ impl ReadMachine {
         cache_key: &str,
         soft_tags: impl IntoIterator<Item = &'t str>,
         consumer: Consumer,
-        token: &str,
+        token: LeaseToken<'_>,
         now: Millis,
     ) {
         let texts = (entry_key, cache_key, token);
@@ -689,7 +710,7 @@ impl ReadMachine {
         request_revalidate: f64,
         consumer: Consumer,
         on_demand: bool,
-        token: &str,
+        token: LeaseToken<'_>,
         now: Millis,
     ) {
         let kind = Kind::Incremental {
@@ -705,7 +726,7 @@ impl ReadMachine {
     fn reset<'t>(
         &mut self,
         kind: Kind,
-        (entry_key, cache_key, token): (&str, &str, &str),
+        (entry_key, cache_key, token): (&str, &str, LeaseToken<'_>),
         soft_tags: impl IntoIterator<Item = &'t str>,
         consumer: Consumer,
         now: Millis,
@@ -716,13 +737,21 @@ impl ReadMachine {
         log.clear();
         let mut error = std::mem::take(&mut self.error);
         error.clear();
+        let (token, reuses) = match token {
+            LeaseToken::New(t) => (refill(std::mem::take(&mut self.token), t), 0),
+            LeaseToken::Next => (std::mem::take(&mut self.token), self.reuses.wrapping_add(1)),
+        };
+        let mut lease_token = std::mem::take(&mut self.lease_token);
+        lease_token.clear();
         *self = ReadMachine::fresh(
             kind,
             Texts {
                 cache_key: refill(std::mem::take(&mut self.cache_key), cache_key),
                 entry_key: refill(std::mem::take(&mut self.entry_key), entry_key),
                 soft_tags: soft,
-                token: refill(std::mem::take(&mut self.token), token),
+                token,
+                reuses,
+                lease_token,
                 log,
                 error,
             },
@@ -747,6 +776,8 @@ impl ReadMachine {
             entry_key,
             soft_tags: soft,
             token,
+            reuses: 0,
+            lease_token: String::new(),
             log: String::new(),
             error: String::new(),
         };
@@ -761,6 +792,8 @@ impl ReadMachine {
             entry_key,
             soft_tags,
             token,
+            reuses,
+            lease_token,
             log,
             error,
         } = texts;
@@ -771,6 +804,8 @@ impl ReadMachine {
             soft_tags,
             consumer,
             token,
+            reuses,
+            lease_token,
             ask_own_write: true,
             asked_refresh: false,
             started: now,
@@ -1282,10 +1317,11 @@ impl ReadMachine {
                     .map(|j| j.timestamp)
                     .filter(|t| t.is_finite())
                     .map(Millis);
+                self.fill_lease_token();
                 match lease::plan_acquire(
                     self.entry_key.clone(),
                     self.lease_key(),
-                    &self.token,
+                    &self.lease_token,
                     ctx.config.lease_ttl_ms,
                     seen,
                 ) {
@@ -1353,12 +1389,26 @@ impl ReadMachine {
         }
     }
 
+    /// Writes this read's lease token (`lease_token`), once: the machine's first token, with
+    /// `.n` after it for its n-th reuse ([`LeaseToken::Next`]).
+    fn fill_lease_token(&mut self) {
+        if !self.lease_token.is_empty() {
+            return;
+        }
+        self.lease_token.push_str(&self.token);
+        if self.reuses > 0 {
+            self.lease_token.push('.');
+            crate::text::push_u64(&mut self.lease_token, u64::from(self.reuses));
+        }
+    }
+
     fn lease_answered(&mut self, ctx: &mut ReadCtx<'_>, code: i64, now: Millis) -> ReadStep {
         let result = Acquired::from_reply(code);
         if result == Acquired::Won {
+            self.fill_lease_token();
             ctx.leases.hold(
                 &self.lease_key(),
-                &self.token,
+                &self.lease_token,
                 self.acquire_sent_at,
                 ctx.config.lease_ttl_ms,
             );

@@ -507,11 +507,6 @@ pub struct ReadMachine {
     fields: Box<[f64; READ_FIELDS]>,
     /// The last `'use cache'` answer's tags, NUL-joined: read by the host in place.
     tags: String,
-    /// The lease token the machine was made with, and how many times it was reused since.
-    token_base: String,
-    reuses: u32,
-    /// The token of the read in progress, when reused (`token_base.reuses`).
-    token: String,
     /// The texts area (`texts`): where the host writes a reuse's strings in place
     /// (`reuseUseCacheTexts`); empty until the host first asks for its address.
     texts: Box<[u8]>,
@@ -714,39 +709,8 @@ impl ReadMachine {
             last: None,
             fields: Box::new([0.0; READ_FIELDS]),
             tags: String::new(),
-            token_base: String::new(),
-            reuses: 0,
-            token: String::new(),
             texts: Box::default(),
         }
-    }
-
-    /// The lease token of a reuse: the machine's first token followed by `.n` for its n-th
-    /// reuse, unique across the fleet as that one is (a random part and a count from the host),
-    /// with nothing drawn or passed per read. The count wraps after 2^32 reuses of one machine,
-    /// long after any lease of its first tokens has expired.
-    fn reuse_token(&mut self) -> String {
-        self.reuses = self.reuses.wrapping_add(1);
-        let mut token = std::mem::take(&mut self.token);
-        token.clear();
-        token.push_str(&self.token_base);
-        token.push('.');
-        let mut digits = [0u8; 10];
-        let mut n = self.reuses;
-        let mut at = digits.len();
-        while at > 0 {
-            at -= 1;
-            // A decimal digit: ASCII.
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        token.push_str(
-            std::str::from_utf8(digits.get(at..).unwrap_or_default()).unwrap_or_default(),
-        );
-        token
     }
 
     /// `reuseUseCache` with its lease token given.
@@ -757,7 +721,7 @@ impl ReadMachine {
         cache_key: &JsString,
         entry_key: Option<String>,
         (soft_tags, write_in_flight, consumer, now): (&str, bool, Consumer, f64),
-        token: &str,
+        token: core::LeaseToken<'_>,
     ) -> Result<(), JsValue> {
         let key = utf8_key(cache_key)?;
         let args = (soft_tags, write_in_flight, consumer, now);
@@ -773,7 +737,7 @@ impl ReadMachine {
         key: &str,
         entry_key: Option<&str>,
         (soft_tags, write_in_flight, consumer, now): (&str, bool, Consumer, f64),
-        token: &str,
+        token: core::LeaseToken<'_>,
     ) {
         engine.inner.reset_read_use_cache(
             &mut self.inner,
@@ -799,7 +763,7 @@ impl ReadMachine {
         cache_key: &JsString,
         entry_key: Option<String>,
         args: (bool, &str, f64, Consumer, bool, f64),
-        token: &str,
+        token: core::LeaseToken<'_>,
     ) -> Result<(), JsValue> {
         let key = utf8_key(cache_key)?;
         self.reset_incremental_str(engine, &key, entry_key.as_deref(), args, token);
@@ -815,7 +779,7 @@ impl ReadMachine {
         key: &str,
         entry_key: Option<&str>,
         args: (bool, &str, f64, Consumer, bool, f64),
-        token: &str,
+        token: core::LeaseToken<'_>,
     ) {
         let (is_fetch, soft_tags, request_revalidate, consumer, on_demand, now) = args;
         engine.inner.reset_read_incremental(
@@ -845,19 +809,18 @@ impl ReadMachine {
         let area = std::mem::take(&mut self.texts);
         let done = match written_texts(&area, entry_len, soft_len, key_len) {
             Some((entry, soft, key)) => {
-                let token = self.reuse_token();
                 let entry = (!entry.is_empty()).then_some(entry);
+                let token = core::LeaseToken::Next;
                 match reuse {
                     TextsReuse::UseCache(iface, write_in_flight, consumer, now) => {
                         let args = (soft, write_in_flight, consumer, now);
-                        self.reset_use_cache_str(engine, iface, key, entry, args, &token);
+                        self.reset_use_cache_str(engine, iface, key, entry, args, token);
                     }
                     TextsReuse::Incremental(is_fetch, revalidate, consumer, on_demand, now) => {
                         let args = (is_fetch, soft, revalidate, consumer, on_demand, now);
-                        self.reset_incremental_str(engine, key, entry, args, &token);
+                        self.reset_incremental_str(engine, key, entry, args, token);
                     }
                 }
-                self.token = token;
                 Ok(())
             }
             None => Err(js_error(&fleetcache_core::KeyError::IllFormedCacheKey)),
@@ -927,8 +890,14 @@ impl ReadMachine {
     ) -> Result<ReadMachine, JsValue> {
         let mut m = ReadMachine::wrap(core::ReadMachine::idle());
         let args = (soft_tags, write_in_flight, consumer, now);
-        m.reset_use_cache(engine, iface, cache_key, None, args, &token)?;
-        m.token_base = token;
+        m.reset_use_cache(
+            engine,
+            iface,
+            cache_key,
+            None,
+            args,
+            core::LeaseToken::New(&token),
+        )?;
         Ok(m)
     }
 
@@ -957,8 +926,7 @@ impl ReadMachine {
             on_demand,
             now,
         );
-        m.reset_incremental(engine, cache_key, None, args, &token)?;
-        m.token_base = token;
+        m.reset_incremental(engine, cache_key, None, args, core::LeaseToken::New(&token))?;
         Ok(m)
     }
 
@@ -981,11 +949,9 @@ impl ReadMachine {
         consumer: Consumer,
         now: f64,
     ) -> Result<(), JsValue> {
-        let token = self.reuse_token();
         let args = (soft_tags, write_in_flight, consumer, now);
-        let done = self.reset_use_cache(engine, iface, cache_key, entry_key, args, &token);
-        self.token = token;
-        done
+        let token = core::LeaseToken::Next;
+        self.reset_use_cache(engine, iface, cache_key, entry_key, args, token)
     }
 
     /// The byte address in `memory()` of this machine's texts area (2048 bytes, valid while the
@@ -1041,7 +1007,6 @@ impl ReadMachine {
         on_demand: bool,
         now: f64,
     ) -> Result<(), JsValue> {
-        let token = self.reuse_token();
         let args = (
             is_fetch,
             soft_tags,
@@ -1050,9 +1015,8 @@ impl ReadMachine {
             on_demand,
             now,
         );
-        let done = self.reset_incremental(engine, cache_key, entry_key, args, &token);
-        self.token = token;
-        done
+        let token = core::LeaseToken::Next;
+        self.reset_incremental(engine, cache_key, entry_key, args, token)
     }
 
     /// `reuseIncremental`, with its strings written by the host in the texts area (`texts`) as

@@ -1151,6 +1151,94 @@ fn an_undecodable_kept_copy_leaves_the_tier() {
 
 /// Every step of a read to its answer: no write in flight, no tier copy, `value` read, lease
 /// requests answered `lease`, polls with `value` and no lease left.
+/// The lease token of the `Acquire` step among `steps`.
+fn acquire_token(steps: &[ReadStep]) -> String {
+    steps
+        .iter()
+        .find_map(|s| match &s.action {
+            ReadAction::Acquire { call, .. } => Some(call.args[0].clone()),
+            _ => None,
+        })
+        .expect("the read requested the lease")
+}
+
+#[test]
+fn a_reset_machine_requests_leases_with_its_own_next_tokens() {
+    // A miss every time (no entry), so each read requests the lease; the other instance
+    // holds it (0), so nothing is held here between the reads.
+    let mut e = engine();
+    let mut m = e.read_use_cache(
+        &IFACE,
+        "k",
+        vec![],
+        Consumer::Serves,
+        TOKEN.to_owned(),
+        Millis(NOW),
+    );
+    let mut tokens = vec![acquire_token(&run(&mut e, &mut m, None, 0))];
+    for _ in 0..2 {
+        e.reset_read_use_cache(
+            &mut m,
+            &IFACE,
+            "k",
+            None,
+            [],
+            Consumer::Serves,
+            LeaseToken::Next,
+            Millis(NOW),
+        );
+        tokens.push(acquire_token(&run(&mut e, &mut m, None, 0)));
+    }
+    // A new token starts the machine's own count again.
+    e.reset_read_use_cache(
+        &mut m,
+        &IFACE,
+        "k",
+        None,
+        [],
+        Consumer::Serves,
+        LeaseToken::New("fedcba9876543210"),
+        Millis(NOW),
+    );
+    tokens.push(acquire_token(&run(&mut e, &mut m, None, 0)));
+    e.reset_read_use_cache(
+        &mut m,
+        &IFACE,
+        "k",
+        None,
+        [],
+        Consumer::Serves,
+        LeaseToken::Next,
+        Millis(NOW),
+    );
+    tokens.push(acquire_token(&run(&mut e, &mut m, None, 0)));
+    let t = TOKEN;
+    assert_eq!(
+        tokens,
+        [
+            t.to_owned(),
+            format!("{t}.1"),
+            format!("{t}.2"),
+            "fedcba9876543210".to_owned(),
+            "fedcba9876543210.1".to_owned()
+        ]
+    );
+    // A read that won the lease holds it under the token it requested it with.
+    e.reset_read_use_cache(
+        &mut m,
+        &IFACE,
+        "k2",
+        None,
+        [],
+        Consumer::Serves,
+        LeaseToken::Next,
+        Millis(NOW),
+    );
+    let steps = run(&mut e, &mut m, None, 1);
+    assert!(answer(steps.last().unwrap()).holds_lease);
+    assert_eq!(acquire_token(&steps), "fedcba9876543210.2");
+}
+
 fn run(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: i64) -> Vec<ReadStep> {
     let mut steps = vec![go(e, m, ReadInput::Start, NOW)];
     for _ in 0..32 {
@@ -1207,7 +1295,7 @@ fn a_reset_machine_reads_as_a_new_one() {
             remembered,
             soft,
             Consumer::Serves,
-            TOKEN,
+            LeaseToken::New(TOKEN),
             Millis(NOW),
         );
         assert_eq!(used.entry_key(), entry_key);
@@ -1225,7 +1313,7 @@ fn a_reset_machine_reads_as_a_new_one() {
         None,
         soft,
         Consumer::Serves,
-        TOKEN,
+        LeaseToken::New(TOKEN),
         Millis(NOW + 1.0),
     );
     let steps = run(&mut e, &mut used, Some(&v), 1);
@@ -1245,7 +1333,7 @@ fn a_reset_machine_reads_as_a_new_one() {
         f64::NAN,
         Consumer::Serves,
         false,
-        TOKEN,
+        LeaseToken::New(TOKEN),
         Millis(NOW),
     );
     assert_eq!(run(&mut e, &mut used, Some(&page), 0), want);
@@ -1285,7 +1373,7 @@ fn without_a_write_in_flight_the_read_goes_to_the_tier_without_asking() {
         None,
         [],
         Consumer::Serves,
-        TOKEN,
+        LeaseToken::New(TOKEN),
         Millis(NOW),
     );
     assert_eq!(
