@@ -61,6 +61,10 @@ export class GuardedTransport implements Transport {
    */
   private readonly budgets: readonly number[]
   private readonly connectBudgetMs: number
+  /** The engine's trip count when the breaker's last opening was logged. */
+  private tripsLogged = 0
+  /** Probes that failed since the breaker last opened, for the debug line. */
+  private failedProbes = 0
 
   constructor(
     private readonly engine: Engine,
@@ -166,19 +170,7 @@ export class GuardedTransport implements Transport {
   ): number {
     const t = now()
     const reported = this.engine.report(permit, result, t)
-    if ((reported & Reported.BreakerChanged) !== 0) {
-      const state = STATE_NAMES[this.engine.breakerState(t)] ?? 'unknown'
-      if (state === 'closed') {
-        this.log.info('redis circuit closed: Redis answers again, cache reads and writes resume')
-      } else {
-        this.onTrip?.()
-        this.log.error(
-          `redis circuit ${state} after ${result === Result.Timeout ? 'a timeout' : 'a failure'} of ${String(argv[0])} ` +
-            `(opened ${String(this.engine.breakerTrips)} times so far): reads are misses and writes are skipped ` +
-            `until a probe succeeds; revalidations are applied locally and queued`,
-        )
-      }
-    }
+    if ((reported & Reported.BreakerChanged) !== 0) this.breakerChanged(result, argv, t)
     // Any answer, error replies included, means Redis is reachable: send what waits.
     const answered = result === Result.Reply || result === Result.ErrorReply
     if (answered && (reported & Reported.Backlog) !== 0 && this.onBacklog !== undefined) {
@@ -189,6 +181,43 @@ export class GuardedTransport implements Transport {
       }
     }
     return t
+  }
+
+  /**
+   * Logs a change of the breaker's state once per outage: its opening as an error, its
+   * closing as info. A failed probe also changes the state (half-open to open) but starts no
+   * new outage (the engine's trip count does not move), so it is a debug line only: during a
+   * long outage the probes fail once per `breakerMaxOpenMs`.
+   */
+  private breakerChanged(
+    result: Wasm.CommandResult,
+    argv: readonly (string | Buffer)[],
+    t: number,
+  ): void {
+    const state = STATE_NAMES[this.engine.breakerState(t)] ?? 'unknown'
+    if (state === 'closed') {
+      this.failedProbes = 0
+      this.log.info('redis circuit closed: Redis answers again, cache reads and writes resume')
+      return
+    }
+    this.onTrip?.()
+    const how = result === Result.Timeout ? 'a timeout' : 'a failure'
+    const trips = this.engine.breakerTrips
+    if (trips === this.tripsLogged) {
+      this.failedProbes += 1
+      this.log.debug(
+        `redis circuit stays open after ${how} of the probe ${String(argv[0])} ` +
+          `(${String(this.failedProbes)} failed probe(s) in this outage)`,
+      )
+      return
+    }
+    this.tripsLogged = trips
+    this.failedProbes = 0
+    this.log.error(
+      `redis circuit ${state} after ${how} of ${String(argv[0])} ` +
+        `(opened ${String(trips)} times so far): reads are misses and writes are skipped ` +
+        `until a probe succeeds; revalidations are applied locally and queued`,
+    )
   }
 
   close(): Promise<void> {

@@ -4,7 +4,7 @@
  * mapping, and the throttled connection-error log. Which client it drives (single, cluster,
  * Sentinel) is built by the modules named for them.
  */
-import { ErrorReply, TimeoutError } from 'redis'
+import { ConnectionTimeoutError, ErrorReply, TimeoutError } from 'redis'
 
 import { describe } from './log'
 import { singleClient, type Client, type RedisTransportOptions } from './redis-client'
@@ -30,6 +30,13 @@ function commandError(err: unknown, argv: readonly (string | Buffer)[], timeout:
 const ERROR_LOG_INTERVAL_MS = 10_000
 
 /**
+ * Added to a connect timeout on a `rediss://` URL: a Redis without TLS takes the handshake for
+ * the start of a command and never answers, so a scheme mismatch looks like a slow network.
+ */
+const TLS_TIMEOUT_HINT =
+  ' (the URL is rediss://: does the server speak TLS? A Redis without TLS never answers the handshake)'
+
+/**
  * node-redis transport: one client per process, connected on first use and reconnected in
  * the background forever. Commands issued while disconnected fail at once instead of
  * queueing (`disableOfflineQueue`), the queue of commands sent but unanswered is bounded
@@ -53,8 +60,11 @@ export class RedisTransport implements Transport {
    * sentinels, one dead address does not mean the others are.
    */
   private readonly oneAddress: boolean
+  /** What a connect timeout's log line adds: the TLS hint on a `rediss://` URL, else nothing. */
+  private readonly timeoutHint: string
 
   constructor(private readonly options: RedisTransportOptions) {
+    this.timeoutHint = /^rediss:/i.test(options.url) ? TLS_TIMEOUT_HINT : ''
     this.client =
       options.sentinels !== undefined && options.sentinels.length > 0
         ? sentinelClient(options, options.sentinels)
@@ -86,10 +96,11 @@ export class RedisTransport implements Transport {
           return
         }
         const more = this.suppressed > 0 ? ` (${String(this.suppressed)} similar suppressed)` : ''
+        const hint = err instanceof ConnectionTimeoutError ? this.timeoutHint : ''
         this.lastErrorLog = t
         this.suppressed = 0
         options.log.error(
-          `redis connection: ${describe(new Error(connectionError(err)))}${more}; reconnecting in the background`,
+          `redis connection: ${describe(new Error(connectionError(err)))}${hint}${more}; reconnecting in the background`,
         )
       } catch {
         // Logging itself failed (closed stderr, say): nothing better to do than go on.
@@ -125,7 +136,13 @@ export class RedisTransport implements Transport {
     if (this.connecting === undefined || remaining <= 0) {
       return Promise.reject(new Error('redis is not connected (reconnecting in the background)'))
     }
-    return withDeadline(this.connecting, remaining, 'redis connect')
+    // The message names the configured budget, not what was left of it for this command.
+    return withDeadline(
+      this.connecting,
+      remaining,
+      'redis connect',
+      `redis connect took longer than ${String(this.options.connectTimeoutMs)} ms${this.timeoutHint}`,
+    )
   }
 
   send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {

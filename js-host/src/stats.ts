@@ -40,6 +40,7 @@ export interface FleetcacheStats {
   }
   breaker: {
     state: 'closed' | 'open' | 'half-open'
+    /** Times the breaker opened from closed: outages, not the failed probes within one. */
     trips: number
     recoveries: number
     rejected: number

@@ -551,10 +551,20 @@ export class TagSync {
     }
     this.checkClock(now)
     const { RevalidationMode } = this.enums
-    const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
+    // `revalidateTag(t, { expire: 0 })` (Next passes the durations as given) expires the tag
+    // at once, as `updateTag` does: recorded, counted and logged as an expiry, not as stale.
+    const expireNow =
+      durations === undefined || (durations.expire !== undefined && durations.expire <= 0)
+    const mode = expireNow ? RevalidationMode.Expire : RevalidationMode.Stale
     const expire = durations?.expire ?? Number.NaN
     const joined = tags.join('\0')
-    const what = `${shortList(tags)} (${durations === undefined ? 'expire now' : `stale, expire in ${String(durations.expire)} s`})`
+    const what = `${shortList(tags)} (${
+      expireNow
+        ? 'expire now'
+        : durations.expire === undefined
+          ? 'stale, no expiry'
+          : `stale, expire in ${String(durations.expire)} s`
+    })`
     let recorded: { droppedTags: string; evicted: string }
     try {
       // Without Redis the local mirror is all there is: nothing to queue.

@@ -63,12 +63,18 @@ export function isCircuitOpen(err: unknown): boolean {
 
 /**
  * Resolves or rejects like `promise`, or rejects with a {@link RedisTimeoutError} after `ms`;
- * the timer never outlives the promise.
+ * the timer never outlives the promise. `message` replaces the error's text (say, to name the
+ * whole budget when `ms` is only what is left of it).
  */
-export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+  message = `${what} took longer than ${String(ms)} ms`,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new RedisTimeoutError(`${what} took longer than ${String(ms)} ms`))
+      reject(new RedisTimeoutError(message))
     }, ms)
     promise.then(
       (v) => {

@@ -150,6 +150,62 @@ describe('Redis hangs (SIGSTOP)', () => {
     await eventually(async () => (await hit(h, 'hang-k')) === 'before', 3000, 'hits resume')
     assert.ok(logged(/circuit closed/).length >= 1, 'the recovery is logged')
   })
+
+  test('an outage logs its opening and its closing once, however many probes fail', async () => {
+    // A Redis of its own: only this handler sees the hang, so every line and timeout is its.
+    const own = await startRedis({ logDir })
+    const h = instance({ ...FAST, redisUrl: own.url, debug: true })
+    const errors = []
+    const capturing = console.error
+    console.error = (...args) => {
+      errors.push(args.join(' '))
+      capturing(...args)
+    }
+    const from = lines.length
+    const since = (re) => lines.slice(from).filter((l) => re.test(l))
+    const errorLines = (re) => errors.filter((l) => re.test(l))
+    // One outage: three reads time out and open the breaker; the instance's own probes follow.
+    const outage = async () => {
+      const timeouts = stats().redis.timeouts
+      process.kill(own.pid, 'SIGSTOP')
+      for (let i = 0; i < FAST.breakerFailures; i++) assert.equal(await h.get('o-k', []), undefined)
+      // Two probes after the three reads have timed out: two failed probes.
+      await eventually(
+        () => stats().redis.timeouts >= timeouts + FAST.breakerFailures + 2,
+        5000,
+        'two probes failed',
+      )
+      process.kill(own.pid, 'SIGCONT')
+    }
+    try {
+      await h.set('o-k', Promise.resolve(entry('v')))
+      assert.equal(await hit(h, 'o-k'), 'v')
+      await outage()
+      await eventually(() => since(/circuit closed/).length > 0, 3000, 'the breaker closes')
+      const opened = errorLines(/circuit open/)
+      assert.equal(opened.length, 1, `one error line for the opening:\n${errors.join('\n')}`)
+      assert.match(opened[0], /\(opened 1 times so far\)/)
+      assert.ok(
+        since(/circuit stays open/).length >= 2,
+        `each failed probe is a debug line:\n${lines.slice(from).join('\n')}`,
+      )
+      assert.equal(since(/circuit closed/).length, 1)
+      // The next outage is the second: failed probes are not counted as openings.
+      await outage()
+      await eventually(() => since(/circuit closed/).length > 1, 3000, 'the breaker closes again')
+      assert.deepEqual(
+        errorLines(/circuit open/).map((l) => /opened (\d+) times/.exec(l)?.[1]),
+        ['1', '2'],
+      )
+      assert.equal(since(/circuit closed/).length, 2)
+    } finally {
+      console.error = capturing
+      process.kill(own.pid, 'SIGCONT')
+      // Closed before its Redis goes, so it does not log reconnection errors into later tests.
+      await close()
+      await own.stop()
+    }
+  })
 })
 
 describe('Redis dies and comes back', () => {

@@ -17,6 +17,7 @@ import { startRedis } from '../../tests/support/redis.mjs'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const run = promisify(execFile)
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 const KEY = '/route-cache/PAGES/test/$/isr'
 const DEPLOYMENT = 'seed-test'
 const PREFIX = 'seedtest'
@@ -58,15 +59,19 @@ function writeBuild(dir, builtAt) {
   return fs.statSync(path.join(pages, 'isr.html')).mtimeMs
 }
 
-async function seed() {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_/.test(k)),
+/** Runs `fleetcache seed` on `dist`; `args` replaces the deployment's, `env` adds variables. */
+function runSeed(args = ['--deployment', DEPLOYMENT], env = {}) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
   )
-  const r = await run(process.execPath, [CLI, 'seed', dist, '--deployment', DEPLOYMENT, '--json'], {
-    env: { ...env, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX },
+  return run(process.execPath, [CLI, 'seed', dist, ...args, '--json'], {
+    env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX, ...env },
     timeout: 60_000,
   })
-  return JSON.parse(r.stdout)
+}
+
+async function seed() {
+  return JSON.parse((await runSeed()).stdout)
 }
 
 // The singular handler a server of this deployment runs (no in-process tier: Redis is read).
@@ -154,6 +159,34 @@ describe('fleetcache seed', () => {
     assert.equal(r.written, 0, JSON.stringify(r))
     assert.deepEqual(r.expired, ['/isr'])
     assert.equal(Number(await redis.command('DBSIZE')), 0)
+  })
+
+  test('the namespace line names where the deployment id came from', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const from = async (args, env) => {
+      const { stderr } = await runSeed(args, env)
+      const line = stderr.split('\n').find((l) => l.includes('] namespace '))
+      assert.ok(line, `a namespace line in:\n${stderr}`)
+      return line
+    }
+    assert.match(
+      await from([]),
+      new RegExp(
+        `namespace ${PREFIX}:b1 \\(deployment from ${escape(path.join(dist, 'BUILD_ID'))}\\)`,
+      ),
+    )
+    assert.match(
+      await from([], { NEXT_DEPLOYMENT_ID: 'n7' }),
+      /:n7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
+    )
+    assert.match(
+      await from([], { FLEETCACHE_DEPLOYMENT_ID: 'f3', NEXT_DEPLOYMENT_ID: 'n7' }),
+      /:f3 \(deployment from FLEETCACHE_DEPLOYMENT_ID\)/,
+    )
+    assert.match(
+      await from(['--deployment', 'o9'], { FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
+      /:o9 \(deployment from --deployment\)/,
+    )
   })
 })
 

@@ -512,6 +512,30 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 3)
   })
 
+  test('{ expire: 0 } is an immediate expiry: logged and counted as one, like updateTag', async () => {
+    const { clock, engine, log, sync } = setup(() => null)
+    // What Next 16 passes for revalidateTag(t, { expire: 0 }), updateTag(t) and a profile.
+    await sync.update(['zero'], { expire: 0 }, clock.t)
+    await sync.update(['now'], undefined, clock.t)
+    await sync.update(['later'], { expire: 60 }, clock.t)
+    await sync.update(['never'], {}, clock.t)
+    const revalidate = log.lines.filter((l) => l.startsWith('debug revalidate '))
+    assert.deepEqual(revalidate, [
+      'debug revalidate zero (expire now)',
+      'debug revalidate now (expire now)',
+      'debug revalidate later (stale, expire in 60 s)',
+      'debug revalidate never (stale, no expiry)',
+    ])
+    const { expire, stale } = engine.stats(clock.t).revalidations
+    assert.deepEqual({ expire, stale }, { expire: 2, stale: 2 })
+    // It behaves as one: an entry from before it is expired, not served stale.
+    assert.equal(
+      engine.tagFreshness('zero', clock.t - 1, clock.t + 1),
+      engine.tagFreshness('now', clock.t - 1, clock.t + 1),
+    )
+    assert.equal(engine.tagFreshness('zero', clock.t - 1, clock.t + 1), wasm.Freshness.Expired)
+  })
+
   test('a revalidation refused with NOPERM is dropped, logged once, and the next one is sent', async () => {
     const { engine, log, script, sync } = setup((argv, kind) =>
       kind === 'write' && mentions(argv, 'refused') ? replyError(NOPERM) : null,

@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 
 import { close, createUseCacheHandler, optionsFromEnv, stats } from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
-import { redisCommand } from '../../tests/support/redis.mjs'
+import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
 import { SLOW_CONNECT_MS, capture, now, text, useCacheEntry } from './helpers.mjs'
 
@@ -207,6 +207,38 @@ describe('TLS (rediss://) with a CA file', () => {
       errors.some((l) => /certificate/i.test(l)),
       `a certificate error among:\n${errors.join('\n')}`,
     )
+  })
+})
+
+describe('rediss:// to a Redis without TLS', () => {
+  test('the lines say to check TLS, and give the configured connect budget', async () => {
+    const plain = await startRedis({ logDir: dir })
+    try {
+      // A Redis without TLS reads the handshake as a command that never ends: no answer.
+      const c = createUseCacheHandler(
+        options({ redisUrl: `rediss://127.0.0.1:${plain.port}`, connectTimeoutMs: 300 }),
+      )
+      const lines = await capture(async (seen) => {
+        assert.equal(await c.get('k-plain', []), undefined)
+        await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+          timeoutMs: 10_000,
+          intervalMs: 20,
+          what: 'the connection error line',
+        })
+      })
+      const hint = /the URL is rediss:\/\/: does the server speak TLS\?/
+      const connect = lines.filter((l) => /redis connect took longer/.test(l))
+      assert.equal(connect.length, 1, `one connect timeout line among:\n${lines.join('\n')}`)
+      assert.match(connect[0], /redis connect took longer than 300 ms/)
+      assert.match(connect[0], hint)
+      const connection = lines.filter((l) => /redis connection:/.test(l))
+      assert.equal(connection.length, 1, lines.join('\n'))
+      assert.match(connection[0], /Connection timeout/)
+      assert.match(connection[0], hint)
+    } finally {
+      await close()
+      await plain.stop()
+    }
   })
 })
 

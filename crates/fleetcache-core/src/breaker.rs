@@ -151,7 +151,9 @@ impl Breaker {
         }
     }
 
-    /// Times the breaker opened since it was created.
+    /// Times the breaker opened from closed since it was created: outages, each counted once
+    /// however many of its probes failed (a failed probe keeps the breaker open, in the same
+    /// outage), so it pairs with the recoveries and with the host's one log line per opening.
     pub fn trips(&self) -> u64 {
         self.trips
     }
@@ -205,6 +207,7 @@ impl Breaker {
                 }
                 self.consecutive = self.consecutive.saturating_add(1);
                 if self.consecutive >= self.config.failures || self.rate_exceeded(now) {
+                    self.trips = self.trips.saturating_add(1);
                     self.trip(now);
                     return true;
                 }
@@ -232,7 +235,6 @@ impl Breaker {
         self.state = State::Open {
             until: Millis(now.0 + self.open_for),
         };
-        self.trips = self.trips.saturating_add(1);
     }
 
     fn step(&self) -> f64 {
@@ -367,6 +369,32 @@ mod tests {
             assert_eq!(b.open_for, want);
             assert_eq!(b.admit(at(t + want - 1.0)), None);
         }
+    }
+
+    #[test]
+    fn an_outage_is_one_trip_however_many_probes_fail() {
+        let mut b = Breaker::new(BreakerConfig::default());
+        for _ in 0..5 {
+            fail(&mut b, at(0.0));
+        }
+        assert_eq!(b.trips(), 1);
+        // Each failed probe keeps the breaker open (a state change), in the same outage.
+        let mut t = 0.0;
+        for _ in 0..3 {
+            t += b.open_for;
+            let p = b.admit(at(t)).unwrap();
+            assert!(b.record(p, CallResult::Timeout, at(t)));
+            assert_eq!(b.state(at(t)), BreakerState::Open);
+        }
+        assert_eq!(b.trips(), 1);
+        t += b.open_for;
+        let p = b.admit(at(t)).unwrap();
+        assert!(b.record(p, CallResult::Success, at(t)));
+        // The next outage is the second.
+        for _ in 0..5 {
+            fail(&mut b, at(t + 1.0));
+        }
+        assert_eq!(b.trips(), 2);
     }
 
     #[test]

@@ -311,7 +311,7 @@ impl Stats {
 pub struct Gauges {
     /// `"closed"`, `"open"` or `"half-open"`.
     pub breaker_state: &'static str,
-    /// Times the breaker opened.
+    /// Times the breaker opened from closed (outages; a failed probe is not one more).
     pub breaker_trips: u64,
     /// Commands the breaker refused.
     pub breaker_rejected: u64,

@@ -625,7 +625,7 @@ impl Engine {
         self.inner.breaker_state(Millis(now)).into()
     }
 
-    /// Times the breaker opened.
+    /// Times the breaker opened from closed (outages; a failed probe is not one more).
     #[wasm_bindgen(getter, js_name = breakerTrips)]
     pub fn breaker_trips(&self) -> f64 {
         self.inner.breaker().trips() as f64

@@ -194,16 +194,24 @@ async function main(argv: string[]): Promise<number> {
         const dir = rest[0]
         if (dir === undefined) throw new UsageError('seed needs the .next directory')
         const distDir = distDirOf(dir)
-        const deploymentId =
-          values.deployment ??
-          (env.FLEETCACHE_DEPLOYMENT_ID ||
-            env.NEXT_DEPLOYMENT_ID ||
-            readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim())
+        // With where it came from, for the namespace line, as the handlers' start line has it.
+        const [deploymentId, deploymentSource]: [string, string] =
+          values.deployment !== undefined
+            ? [values.deployment, '--deployment']
+            : env.FLEETCACHE_DEPLOYMENT_ID
+              ? [env.FLEETCACHE_DEPLOYMENT_ID, 'FLEETCACHE_DEPLOYMENT_ID']
+              : env.NEXT_DEPLOYMENT_ID
+                ? [env.NEXT_DEPLOYMENT_ID, 'NEXT_DEPLOYMENT_ID']
+                : [
+                    readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
+                    join(distDir, 'BUILD_ID'),
+                  ]
         const r = await seed(
           distDir,
           { redisUrl, prefix, deploymentId, cluster: conn.cluster === true, ...transport },
           conn,
           progress,
+          deploymentSource,
         )
         progress.done(`seeded ${String(r.written)} routes`)
         const lines = [

@@ -322,16 +322,18 @@ export interface SeedResult {
  * prerender is older than the data, and a server will render it fresh. Each write is one
  * script that stores the entry only when Redis holds none created at or after the build's
  * time, so a page the fleet rendered since is never moved backwards. Afterwards every written
- * key is read back (EXISTS) on a separate connection.
+ * key is read back (EXISTS) on a separate connection. `deploymentSource` says where the
+ * deployment id came from, for the namespace line (`--deployment`, a variable, the build id).
  */
 export async function seed(
   distDir: string,
   options: FleetcacheOptions,
   verify: Conn,
   progress: Progress,
+  deploymentSource = 'options',
 ): Promise<SeedResult> {
   const { seeds, skipped } = readSeeds(distDir)
-  const rt = runtimeFor(resolveOptions(options))
+  const rt = runtimeFor(resolveOptions(options, deploymentSource))
   const { engine, transport } = rt
   if (transport === undefined) throw new Error('seed needs a Redis URL')
   await rt.tags.refresh()
