@@ -10,10 +10,16 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { createRequire } from 'node:module'
 import { after, before, describe, test } from 'node:test'
+
+import { createCache } from 'fleetcache/worker'
 
 import { createUseCacheHandler, close } from '../esm/index.mjs'
 import { startTestRedis, text, useCacheEntry } from './helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const { createLogger } = require('../dist/log.js')
 
 let redis
 
@@ -55,6 +61,21 @@ async function stdoutLines(fn) {
   return lines
 }
 
+/** What `fn` prints through console.log, warn and error, one array item per printed line. */
+async function printedLines(fn) {
+  const lines = []
+  const saved = { log: console.log, warn: console.warn, error: console.error }
+  for (const k of Object.keys(saved)) console[k] = (...a) => lines.push(...a.join(' ').split('\n'))
+  try {
+    await fn()
+  } finally {
+    Object.assign(console, saved)
+  }
+  return lines
+}
+
+const unprefixed = (lines) => lines.filter((l) => !l.startsWith('[fleetcache] '))
+
 describe('FLEETCACHE_DEBUG lines', () => {
   test('every line of a read after a revalidation starts with [fleetcache]', async () => {
     const a = instance()
@@ -89,5 +110,34 @@ describe('FLEETCACHE_DEBUG lines', () => {
         `a hit from ${from} logs its decision; logged:\n${lines.join('\n')}`,
       )
     }
+  })
+})
+
+describe('every line is prefixed, whatever the message spans', () => {
+  test('the logger prefixes each line of a message, at every level', async () => {
+    const log = createLogger(true)
+    const lines = await printedLines(() => {
+      for (const level of ['info', 'warn', 'error', 'debug']) {
+        log[level](`${level} one\n${level} two\r\n${level} three`)
+      }
+    })
+    assert.equal(lines.length, 12, lines.join('\n'))
+    assert.deepEqual(unprefixed(lines), [])
+  })
+
+  test("a Worker cache's default onError prefixes each line of an error's text", async () => {
+    const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
+    const transport = {
+      send: () => Promise.reject(new Error('first line of the error\nsecond line')),
+    }
+    const c = createCache({ module: wasmBytes, transport, deploymentId: 'd1' })
+    const lines = await printedLines(async () => {
+      assert.equal(await c.get('k', []), undefined)
+    })
+    assert.ok(
+      lines.some((l) => l.endsWith('second line')),
+      `the error's second line is printed:\n${lines.join('\n')}`,
+    )
+    assert.deepEqual(unprefixed(lines), [])
   })
 })
