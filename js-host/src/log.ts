@@ -11,21 +11,30 @@ export interface Logger {
 export function createLogger(debug: boolean): Logger {
   return {
     info: (m) => {
-      console.log(`[fleetcache] ${m}`)
+      console.log(prefixed(m))
     },
     warn: (m) => {
-      console.warn(`[fleetcache] ${m}`)
+      console.warn(prefixed(m))
     },
     error: (m) => {
-      console.error(`[fleetcache] ${m}`)
+      console.error(prefixed(m))
     },
     debug: debug
       ? (m) => {
-          console.log(`[fleetcache] ${m}`)
+          console.log(prefixed(m))
         }
       : () => undefined,
     debugEnabled: debug,
   }
+}
+
+/**
+ * `message` with `[fleetcache] ` before each of its lines: a read's decisions, an error's
+ * text or a stack may span several, and every line must carry the prefix for
+ * `grep '\[fleetcache\]'` to find it (docs/troubleshooting.md). One string, so one write.
+ */
+export function prefixed(message: string): string {
+  return `[fleetcache] ${message.replace(/\r?\n/g, '\n[fleetcache] ')}`
 }
 
 /** Text of an unknown thrown value, for log lines. */

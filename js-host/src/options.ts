@@ -185,6 +185,11 @@ export interface EngineConfig {
    * of the deployment.
    */
   durableUseCache?: boolean
+  /**
+   * Debug lines are printed (`debug`): the read machines write theirs only then, so a read
+   * with debugging off builds none.
+   */
+  debug?: boolean
 }
 
 /** Fully resolved options. */

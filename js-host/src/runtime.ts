@@ -201,6 +201,8 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     // Next keys durable 'use cache' entries by code hash and release, not by build: the core
     // then stores them where the next deployment finds them.
     ...(build ? {} : { durableUseCache: durable }),
+    // Without it the read machines write no debug line: the logger would drop them.
+    debug: options.debug,
   })
   const transport =
     options.redisUrl === undefined

@@ -17,7 +17,7 @@ import {
   resolveOptions,
   type ResolvedOptions,
 } from './config'
-import { createLogger } from './log'
+import { createLogger, prefixed } from './log'
 import { checkNextVersion } from './next-version'
 import { runtimeFor } from './runtime'
 
@@ -99,11 +99,13 @@ export function startFromEnvironment(env: Env = process.env): ResolvedOptions | 
       if (g[WARNED] === true) return undefined
       g[WARNED] = true
       console.warn(
-        `[fleetcache] invalid setting ignored by next build, which uses no Redis and no runtime setting: ${problem}. A server started with it exits at once.`,
+        prefixed(
+          `invalid setting ignored by next build, which uses no Redis and no runtime setting: ${problem}. A server started with it exits at once.`,
+        ),
       )
       return undefined
     }
-    console.error(`[fleetcache] invalid setting, the server does not start: ${problem}`)
+    console.error(prefixed(`invalid setting, the server does not start: ${problem}`))
     process.exit(CONFIG_EXIT_CODE)
   }
 }

@@ -25,7 +25,7 @@ import {
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
 import { inflateStored, streamCodecs } from './compression.js'
-import { describe, type Logger } from './log.js'
+import { describe, prefixed, type Logger } from './log.js'
 import { leaseToken, ReadMachines, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
 import { writeEntry, type WriteIo } from './write-driver.js'
@@ -322,7 +322,7 @@ export class WorkerCache {
    * the tag synchronisation's warnings and errors (the Node handlers' log lines).
    */
   onError: (message: string) => void = (m) => {
-    console.error(`[fleetcache] ${m}`)
+    console.error(prefixed(m))
   }
 
   constructor(options: WorkerCacheOptions) {

@@ -85,6 +85,10 @@ pub struct Config {
     /// of the deployment ([`durable_use_cache_segment`](crate::next::durable_use_cache_segment)).
     /// Default off.
     pub durable_use_cache: bool,
+    /// The host prints debug lines (`FLEETCACHE_DEBUG`): only then do read machines write
+    /// theirs, so a read with debugging off builds no line it would throw away (a hit's
+    /// included). Default off.
+    pub debug: bool,
 }
 
 /// Upper bound of every Redis budget (one minute): a longer one would bring back the hangs
@@ -225,6 +229,7 @@ impl Default for Config {
             lease_wait_ms: 3_000.0,
             next_release: None,
             durable_use_cache: false,
+            debug: false,
         }
     }
 }

@@ -902,10 +902,22 @@ impl ReadMachine {
         }
     }
 
+    /// Appends a debug line; callers write one only when `ctx.config.debug` is on, so a read
+    /// with debugging off builds none.
     fn debug(&mut self, line: &str) {
-        // Appended in place, without `format!`, room made once: every singular-handler hit
-        // writes one.
         let prefix = self.log_prefix();
+        // The same verdict twice in a row (on this process's copy, then on Redis's reply, of
+        // an entry expired by a tag; or a poll's after the GET's) is logged once. Every line
+        // here is this read's (same prefix and key), so its length and end tell it apart.
+        let n = prefix.len() + 2 + self.entry_key.len() + line.len();
+        let len = self.log.len();
+        let starts_line = len == n
+            || len.checked_sub(n + 1).map(|i| self.log.as_bytes().get(i)) == Some(Some(&b'\n'));
+        if starts_line && self.log.ends_with(line) {
+            return;
+        }
+
+        // Appended in place, without `format!`, room made once.
         let parts = [prefix, " ", &self.entry_key, " ", line];
         self.log
             .reserve(1 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -1062,7 +1074,7 @@ impl ReadMachine {
             },
             (State::Lease, ReadInput::LeaseReply(code)) => self.lease_answered(ctx, code, now),
             (State::Lease, ReadInput::Failed(f)) => {
-                if f != Failure::CircuitOpen {
+                if f != Failure::CircuitOpen && ctx.config.debug {
                     let line = crate::text!("lease request failed (", f.name(), "): no lease");
                     self.debug(&line);
                 }
@@ -1230,16 +1242,18 @@ impl ReadMachine {
         f: Failure,
         now: Millis,
     ) -> ReadStep {
-        let line = crate::text!(
-            "redis read failed (",
-            f.name(),
-            "), served from this process"
-        );
-        let prefix = self.log_prefix();
-        push_line(
-            &mut self.log,
-            &crate::text!(prefix, " ", self.entry_key, ": ", line),
-        );
+        if ctx.config.debug {
+            let line = crate::text!(
+                "redis read failed (",
+                f.name(),
+                "), served from this process"
+            );
+            let prefix = self.log_prefix();
+            push_line(
+                &mut self.log,
+                &crate::text!(prefix, " ", self.entry_key, ": ", line),
+            );
+        }
         match self.kept.take() {
             Some(kept) => self.answer(ctx, Step::ServeStale, kept, Some(Resume::Kept), now),
             None => self.failed_miss(ctx, f, now),
@@ -1337,9 +1351,11 @@ impl ReadMachine {
                         }
                     }
                     Err(e) => {
-                        let line =
-                            crate::text!("lease request failed (", e.message(), "): no lease");
-                        self.debug(&line);
+                        if ctx.config.debug {
+                            let line =
+                                crate::text!("lease request failed (", e.message(), "): no lease");
+                            self.debug(&line);
+                        }
                         self.lease_answered(ctx, -1, now)
                     }
                 }
@@ -1361,7 +1377,7 @@ impl ReadMachine {
                     .current
                     .take()
                     .unwrap_or_else(|| Judgement::missing(Source::None));
-                if landed != Step::Serve && self.kind == Kind::UseCache {
+                if landed != Step::Serve && self.kind == Kind::UseCache && ctx.config.debug {
                     let who = match self.consumer {
                         Consumer::Caches => " (for a cache: a prerender or an outer cache)",
                         Consumer::Serves => "",
@@ -1567,8 +1583,9 @@ impl ReadMachine {
             }
             Verdict::Expired => {
                 // The core says why: its own lifetime, or a tag.
-                let why = lookup.map_or("expired", |(_, o)| o.name());
-                self.debug(why);
+                if ctx.config.debug {
+                    self.debug(lookup.map_or("expired", |(_, o)| o.name()));
+                }
                 Ok(Judgement {
                     found: Found::Missing,
                     timestamp,
@@ -1577,7 +1594,9 @@ impl ReadMachine {
                 })
             }
             Verdict::KeyMismatch => {
-                self.debug("hash collision with another key: miss");
+                if ctx.config.debug {
+                    self.debug("hash collision with another key: miss");
+                }
                 Ok(Judgement {
                     found: Found::Missing,
                     timestamp,
@@ -1626,12 +1645,15 @@ impl ReadMachine {
             IncrementalVerdict::NeedMore(need) => return Err(need),
             IncrementalVerdict::Serve(s) => s,
             IncrementalVerdict::Expired => {
-                let why = lookup.map_or("expired", LookupOutcome::name);
-                self.debug(why);
+                if ctx.config.debug {
+                    self.debug(lookup.map_or("expired", LookupOutcome::name));
+                }
                 return Ok(missing(timestamp));
             }
             IncrementalVerdict::KeyMismatch => {
-                self.debug("hash collision with another key: miss");
+                if ctx.config.debug {
+                    self.debug("hash collision with another key: miss");
+                }
                 return Ok(missing(timestamp));
             }
             IncrementalVerdict::Corrupt(code) => {
@@ -1683,11 +1705,13 @@ impl ReadMachine {
             self.fail(&line);
             return Ok(missing(timestamp));
         }
-        self.debug(if found == Found::Fresh {
-            "hit"
-        } else {
-            "stale"
-        });
+        if ctx.config.debug {
+            self.debug(if found == Found::Fresh {
+                "hit"
+            } else {
+                "stale"
+            });
+        }
         Ok(Judgement {
             found,
             timestamp,
@@ -1709,7 +1733,9 @@ impl ReadMachine {
     ) -> Result<(Judgement, TierAction), usize> {
         let Some(b) = header else {
             ctx.stats.record_lookup(self.surface(), LookupOutcome::Miss);
-            self.debug("miss");
+            if ctx.config.debug {
+                self.debug("miss");
+            }
             return Ok((Judgement::missing(source), TierAction::None));
         };
         let j = self.judge(ctx, b, source, now)?;
@@ -1791,6 +1817,10 @@ impl ReadMachine {
                             v.header.meta.timestamp,
                             now,
                         );
+                    } else if ctx.config.debug {
+                        // The flight logs every other step it lands on (`fly`); a hit, from
+                        // the tier or from Redis, is answered here without one.
+                        self.debug(step_name(step));
                     }
                 }
                 crate::regen::regenerates(effective_step(served, step), false)
@@ -1799,6 +1829,7 @@ impl ReadMachine {
                 let on_demand = *on_demand;
                 let step = effective_step(served, step);
                 match step {
+                    _ if !ctx.config.debug => {}
                     Step::ServeAsFresh => {
                         self.debug("stale: served as fresh while another instance regenerates")
                     }

@@ -66,6 +66,7 @@ pub(crate) fn config(c: &Config, s: &mut dyn Sink) {
         None => s.none("nextRelease"),
     }
     s.flag("durableUseCache", c.durable_use_cache);
+    s.flag("debug", c.debug);
 }
 
 /// `Bounds`' fields, as `bounds()` returns them.

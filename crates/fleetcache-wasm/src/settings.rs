@@ -61,6 +61,7 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
         };
     }
     p.boolean("durableUseCache", &mut c.durable_use_cache)?;
+    p.boolean("debug", &mut c.debug)?;
     Ok(c)
 }
 

@@ -12,13 +12,39 @@ use wasm_bindgen_test::wasm_bindgen_test;
 const NOW: f64 = 1_795_690_530_487.5;
 const TOKEN: &str = "0123456789abcdef";
 
+/// An engine whose host prints debug lines: the tests read the machines' lines.
 fn engine() -> Engine {
+    engine_debugging(true)
+}
+
+fn engine_debugging(debug: bool) -> Engine {
     let obj = js_sys::Object::new();
     js_sys::Reflect::set(&obj, &"prefix".into(), &"t".into()).unwrap();
     js_sys::Reflect::set(&obj, &"deployment".into(), &"d1".into()).unwrap();
+    js_sys::Reflect::set(&obj, &"debug".into(), &debug.into()).unwrap();
     let mut e = Engine::new(obj.into()).unwrap();
     e.mark_standalone();
     e
+}
+
+/// The `debug` setting reaches the read machines: a read that won a lease logs its decision
+/// with it, and nothing without it (the host would print none).
+#[wasm_bindgen_test]
+fn a_read_logs_its_decisions_only_with_the_debug_setting() {
+    for debug in [true, false] {
+        let mut e = engine_debugging(debug);
+        let mut m = read(&e, "k", Consumer::Serves);
+        to_answer(&mut e, &mut m, None, 1.0);
+        let s = m.last_step().unwrap().clone();
+        assert!(s.holds_lease());
+        assert_eq!(
+            s.log().contains("miss: regenerating here"),
+            debug,
+            "{}",
+            s.log()
+        );
+        assert_eq!(s.log().is_empty(), !debug, "{}", s.log());
+    }
 }
 
 fn uc() -> Iface {

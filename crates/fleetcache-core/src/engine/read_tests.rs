@@ -20,10 +20,16 @@ const NOW: f64 = 1_795_690_530_000.0;
 const IFACE: Interface<'static> = Interface::UseCache("default");
 const TOKEN: &str = "0123456789abcdef";
 
+/// An engine whose host prints debug lines: the tests read the machines' lines.
 fn engine() -> Engine {
+    engine_debugging(true)
+}
+
+fn engine_debugging(debug: bool) -> Engine {
     let mut e = Engine::new(Config {
         prefix: "fc".into(),
         deployment: "d1".into(),
+        debug,
         ..Config::default()
     })
     .unwrap();
@@ -293,6 +299,97 @@ fn a_fresh_tier_copy_is_served_and_a_gone_one_dropped() {
     let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
     assert!(matches!(s.action, ReadAction::Get { ref key, .. } if key.ends_with("")));
     assert_eq!(s.tier, TierAction::Drop);
+}
+
+/// A `'use cache'` hit is a decision the debug log shows (docs/troubleshooting.md), from the
+/// tier as from Redis: `get <entry key> hit`, the one line of the read.
+#[test]
+fn a_use_cache_hit_logs_one_hit_line() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    let key = e.entry_key(&IFACE, "k");
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW);
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Redis, Served::Fresh));
+    assert_eq!(a.log, format!("get {key} hit"));
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_tier(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    let a = answer(&s);
+    assert_eq!((a.source, a.served), (Source::Tier, Served::Fresh));
+    assert_eq!(a.log, format!("get {key} hit"));
+}
+
+/// With debugging off the host prints no debug line, so the machines write none: a hit (from
+/// the tier, from Redis, of either interface), a miss, an expired entry and a lease flight
+/// build no text, and the buffer a pooled machine hands on stays without capacity.
+#[test]
+fn with_debugging_off_a_read_writes_no_debug_line() {
+    let mut e = engine_debugging(false);
+    let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW);
+    assert_eq!(answer(&s).served, Served::Fresh);
+    assert_eq!(answer(&s).log, "");
+    assert_eq!(answer(&s).log.capacity(), 0, "no line was built");
+    let key = e.entry_key(&IFACE, "k");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_tier(&mut e, &mut m, NOW);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
+    assert_eq!(answer(&s).source, Source::Tier);
+    assert_eq!(answer(&s).log.capacity(), 0, "no line was built");
+    let page = inc_value(&mut e, "p", ValueKind::AppPage, NOW);
+    let mut m = inc(&e, "p", false, false, NOW);
+    assert_eq!(
+        go(&mut e, &mut m, ReadInput::Start, NOW).action,
+        ReadAction::Refresh
+    );
+    assert!(matches!(
+        go(&mut e, &mut m, ReadInput::Refreshed, NOW).action,
+        ReadAction::PeekTier | ReadAction::Get { .. }
+    ));
+    let s = match go(&mut e, &mut m, ReadInput::Tier(None), NOW).action {
+        ReadAction::Get { .. } => go(&mut e, &mut m, ReadInput::Reply(b(&page)), NOW),
+        other => panic!("not a read: {other:?}"),
+    };
+    assert_eq!(answer(&s).served, Served::Fresh);
+    assert_eq!(answer(&s).log.capacity(), 0, "no line was built");
+    // Expired by a tag, then the lease flight: lines on both with debugging on.
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(NOW + 10.0), "epoch")
+        .unwrap();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW + 20.0);
+    to_get(&mut e, &mut m, NOW + 20.0);
+    go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 20.0);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW + 20.0);
+    assert_eq!(answer(&s).served, Served::Miss);
+    assert_eq!(answer(&s).log.capacity(), 0, "no line was built");
+}
+
+/// A read that finds an entry expired by a tag in this process's copy, then in Redis, logs
+/// the verdict once, then what it does about it.
+#[test]
+fn the_same_verdict_on_the_tier_copy_and_the_reply_is_one_line() {
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    let key = e.entry_key(&IFACE, "k");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(NOW + 10.0), "epoch")
+        .unwrap();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW + 20.0);
+    to_tier(&mut e, &mut m, NOW + 20.0);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW + 20.0);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+    go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 20.0);
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), NOW + 20.0);
+    assert_eq!(
+        answer(&s).log,
+        format!("get {key} expired-by-tag\nget {key} miss: regenerating here")
+    );
 }
 
 #[test]

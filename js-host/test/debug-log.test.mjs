@@ -1,0 +1,143 @@
+// FLEETCACHE_DEBUG's lines as docs/troubleshooting.md and docs/observability.md quote them,
+// against a real redis-server: every line fleetcache writes starts with `[fleetcache]` (so
+// `grep '\[fleetcache\]'` finds them all), and a 'use cache' hit is one of the decisions logged
+// (`[fleetcache] get fleetcache:…:uc-default:{…}:e hit`).
+//
+// Found by trying the package on a fresh Next 16.5.0 app with FLEETCACHE_DEBUG=1: after a
+// revalidation, one read logs three lines and only the first carries the prefix; a hit logs
+// nothing. Both tests fail on main at ec9cf1c.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { createRequire } from 'node:module'
+import { after, before, describe, test } from 'node:test'
+
+import { createCache } from 'fleetcache/worker'
+
+import { createUseCacheHandler, close } from '../esm/index.mjs'
+import { startTestRedis, text, useCacheEntry } from './helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const { createLogger } = require('../dist/log.js')
+
+let redis
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-js-'))
+  redis = await startTestRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+})
+
+let seq = 0
+
+/** One "instance" with debugging on: a configuration of its own, so a runtime of its own. */
+function instance() {
+  seq += 1
+  return createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'jsdebug',
+    deploymentId: 'd1',
+    connectTimeoutMs: 2000 + seq,
+    debug: true,
+    ...redis.options,
+  })
+}
+
+/** What `fn` writes to stdout through console.log, one array item per printed line. */
+async function stdoutLines(fn) {
+  const lines = []
+  const { log } = console
+  console.log = (...a) => lines.push(...a.join(' ').split('\n'))
+  try {
+    await fn()
+  } finally {
+    console.log = log
+  }
+  return lines
+}
+
+/** What `fn` prints through console.log, warn and error, one array item per printed line. */
+async function printedLines(fn) {
+  const lines = []
+  const saved = { log: console.log, warn: console.warn, error: console.error }
+  for (const k of Object.keys(saved)) console[k] = (...a) => lines.push(...a.join(' ').split('\n'))
+  try {
+    await fn()
+  } finally {
+    Object.assign(console, saved)
+  }
+  return lines
+}
+
+const unprefixed = (lines) => lines.filter((l) => !l.startsWith('[fleetcache] '))
+
+describe('FLEETCACHE_DEBUG lines', () => {
+  test('every line of a read after a revalidation starts with [fleetcache]', async () => {
+    const a = instance()
+    const b = instance()
+    await a.set('k-lines', Promise.resolve(useCacheEntry('v1', { tags: ['debug-lines'] })))
+    await b.refreshTags()
+    const first = await b.get('k-lines', [])
+    assert.equal(await text(first.value), 'v1')
+    await a.updateTags(['debug-lines'])
+    await b.refreshTags()
+    const lines = await stdoutLines(async () => {
+      assert.equal(await b.get('k-lines', []), undefined, 'expired by the revalidation')
+    })
+    assert.ok(lines.length > 0, 'the read logged its decision')
+    const unprefixed = lines.filter((l) => !l.startsWith('[fleetcache] '))
+    assert.deepEqual(unprefixed, [], `lines without the prefix, in:\n${lines.join('\n')}`)
+  })
+
+  test("a 'use cache' hit logs one line ending in hit", async () => {
+    const a = instance()
+    const b = instance()
+    await a.set('k-hit', Promise.resolve(useCacheEntry('v1', { tags: ['debug-hit'] })))
+    await b.refreshTags()
+    // The first read comes from Redis, the second from the in-process tier: both are hits.
+    for (const from of ['redis', 'tier']) {
+      const lines = await stdoutLines(async () => {
+        const got = await b.get('k-hit', [])
+        assert.equal(await text(got.value), 'v1')
+      })
+      assert.ok(
+        lines.some((l) => /^\[fleetcache\] get \S+:uc-default:\{[0-9a-f]+\}:e hit$/.test(l)),
+        `a hit from ${from} logs its decision; logged:\n${lines.join('\n')}`,
+      )
+    }
+  })
+})
+
+describe('every line is prefixed, whatever the message spans', () => {
+  test('the logger prefixes each line of a message, at every level', async () => {
+    const log = createLogger(true)
+    const lines = await printedLines(() => {
+      for (const level of ['info', 'warn', 'error', 'debug']) {
+        log[level](`${level} one\n${level} two\r\n${level} three`)
+      }
+    })
+    assert.equal(lines.length, 12, lines.join('\n'))
+    assert.deepEqual(unprefixed(lines), [])
+  })
+
+  test("a Worker cache's default onError prefixes each line of an error's text", async () => {
+    const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
+    const transport = {
+      send: () => Promise.reject(new Error('first line of the error\nsecond line')),
+    }
+    const c = createCache({ module: wasmBytes, transport, deploymentId: 'd1' })
+    const lines = await printedLines(async () => {
+      assert.equal(await c.get('k', []), undefined)
+    })
+    assert.ok(
+      lines.some((l) => l.endsWith('second line')),
+      `the error's second line is printed:\n${lines.join('\n')}`,
+    )
+    assert.deepEqual(unprefixed(lines), [])
+  })
+})
