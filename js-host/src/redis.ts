@@ -12,7 +12,6 @@ import { clusterClient } from './redis-cluster'
 import { connectionError, isRefusal, isUnreachable } from './redis-errors'
 import { sentinelClient } from './redis-sentinel'
 import type { SendOptions, Transport } from './transport'
-import { Deadlines } from './deadlines'
 import { RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
 
 export type { RedisTransportOptions } from './redis-client'
@@ -52,8 +51,6 @@ export class RedisTransport implements Transport {
   private lastErrorLog = 0
   private suppressed = 0
   private closed = false
-  /** The deadlines of commands in flight (one timer per budget, not per command). */
-  private readonly deadlines = new Deadlines()
   /**
    * One address to connect to (neither Cluster nor Sentinel): a refused or unroutable
    * connection to it ends the wait for the first connection at once. With several seeds or
@@ -155,21 +152,20 @@ export class RedisTransport implements Transport {
 
   private run(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
     const timeout = options?.timeoutMs ?? this.options.commandTimeoutMs
-    // One promise per command, settled straight from node-redis's reply: every layer of
-    // promises between the reply and the read costs a microtask turn on each cache hit. The
-    // deadline is a queue entry (deadlines.ts), not a timer per command. node-redis's own
-    // `timeout` option would add an AbortSignal.timeout per command, which cost ~15 % of a
-    // cache hit's CPU (measured with --cpu-prof); a command abandoned here stays in
-    // node-redis's bounded queue until Redis answers or the socket closes, and the breaker
-    // stops new ones while Redis hangs.
+    // One promise and one plain timer per command, settled straight from node-redis's reply:
+    // every layer of promises between the reply and the read costs a microtask turn on each
+    // cache hit. node-redis's own `timeout` option would add an AbortSignal.timeout per
+    // command, which cost ~15 % of a cache hit's CPU (measured with --cpu-prof); a command
+    // abandoned here stays in node-redis's bounded queue until Redis answers or the socket
+    // closes, and the breaker stops new ones while Redis hangs.
     return new Promise((resolve, reject) => {
-      const deadline = this.deadlines.add(timeout, () => {
+      const timer = setTimeout(() => {
         reject(
           new RedisTimeoutError(`redis ${String(argv[0])} took longer than ${String(timeout)} ms`),
         )
-      })
+      }, timeout)
       const failed = (err: unknown): void => {
-        deadline.settle()
+        clearTimeout(timer)
         reject(commandError(err, argv, timeout))
       }
       let sent: Promise<unknown>
@@ -180,7 +176,7 @@ export class RedisTransport implements Transport {
         return
       }
       sent.then((reply) => {
-        deadline.settle()
+        clearTimeout(timer)
         resolve(reply)
       }, failed)
     })
