@@ -308,19 +308,20 @@ fn a_use_cache_hit_logs_one_hit_line() {
     let mut e = engine();
     let v = uc_value(&e, "k", NOW, 60.0, &[]);
     let key = e.entry_key(&IFACE, "k");
-    let mut m = uc(&e, "k", Consumer::Serves, NOW);
-    to_get(&mut e, &mut m, NOW);
-    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW);
-    let a = answer(&s);
-    assert_eq!((a.source, a.served), (Source::Redis, Served::Fresh));
-    assert_eq!(a.log, format!("get {key} hit"));
-    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
-    let mut m = uc(&e, "k", Consumer::Serves, NOW);
-    to_tier(&mut e, &mut m, NOW);
-    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW);
-    let a = answer(&s);
-    assert_eq!((a.source, a.served), (Source::Tier, Served::Fresh));
-    assert_eq!(a.log, format!("get {key} hit"));
+    for source in [Source::Redis, Source::Tier] {
+        let mut m = uc(&e, "k", Consumer::Serves, NOW);
+        let s = if source == Source::Redis {
+            to_get(&mut e, &mut m, NOW);
+            go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW)
+        } else {
+            e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+            to_tier(&mut e, &mut m, NOW);
+            go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW)
+        };
+        let a = answer(&s);
+        assert_eq!((a.source, a.served), (source, Served::Fresh));
+        assert_eq!(a.log, format!("get {key} hit"));
+    }
 }
 
 /// With debugging off the host prints no debug line, so the machines write none: a hit (from
@@ -1261,8 +1262,8 @@ fn acquire_token(steps: &[ReadStep]) -> String {
 
 #[test]
 fn a_reset_machine_requests_leases_with_its_own_next_tokens() {
-    // A miss every time (no entry), so each read requests the lease; the other instance
-    // holds it (0), so nothing is held here between the reads.
+    // A miss every time (no entry), so each read requests the lease; `lease` is the script's
+    // answer (0: another instance holds it, so nothing is held here between the reads).
     let mut e = engine();
     let mut m = e.read_use_cache(
         &IFACE,
@@ -1273,42 +1274,18 @@ fn a_reset_machine_requests_leases_with_its_own_next_tokens() {
         Millis(NOW),
     );
     let mut tokens = vec![acquire_token(&run(&mut e, &mut m, None, 0))];
+    let mut reread = |key: &str, token: LeaseToken<'_>, lease: i64| {
+        let now = Millis(NOW);
+        e.reset_read_use_cache(&mut m, &IFACE, key, None, [], Consumer::Serves, token, now);
+        run(&mut e, &mut m, None, lease)
+    };
     for _ in 0..2 {
-        e.reset_read_use_cache(
-            &mut m,
-            &IFACE,
-            "k",
-            None,
-            [],
-            Consumer::Serves,
-            LeaseToken::Next,
-            Millis(NOW),
-        );
-        tokens.push(acquire_token(&run(&mut e, &mut m, None, 0)));
+        tokens.push(acquire_token(&reread("k", LeaseToken::Next, 0)));
     }
     // A new token starts the machine's own count again.
-    e.reset_read_use_cache(
-        &mut m,
-        &IFACE,
-        "k",
-        None,
-        [],
-        Consumer::Serves,
-        LeaseToken::New("fedcba9876543210"),
-        Millis(NOW),
-    );
-    tokens.push(acquire_token(&run(&mut e, &mut m, None, 0)));
-    e.reset_read_use_cache(
-        &mut m,
-        &IFACE,
-        "k",
-        None,
-        [],
-        Consumer::Serves,
-        LeaseToken::Next,
-        Millis(NOW),
-    );
-    tokens.push(acquire_token(&run(&mut e, &mut m, None, 0)));
+    let other = "fedcba9876543210";
+    tokens.push(acquire_token(&reread("k", LeaseToken::New(other), 0)));
+    tokens.push(acquire_token(&reread("k", LeaseToken::Next, 0)));
     let t = TOKEN;
     assert_eq!(
         tokens,
@@ -1316,24 +1293,14 @@ fn a_reset_machine_requests_leases_with_its_own_next_tokens() {
             t.to_owned(),
             format!("{t}.1"),
             format!("{t}.2"),
-            "fedcba9876543210".to_owned(),
-            "fedcba9876543210.1".to_owned()
+            other.to_owned(),
+            format!("{other}.1")
         ]
     );
-    // A read that won the lease holds it under the token it requested it with.
-    e.reset_read_use_cache(
-        &mut m,
-        &IFACE,
-        "k2",
-        None,
-        [],
-        Consumer::Serves,
-        LeaseToken::Next,
-        Millis(NOW),
-    );
-    let steps = run(&mut e, &mut m, None, 1);
+    // A read that wins the lease requested it with its own next token.
+    let steps = reread("k2", LeaseToken::Next, 1);
     assert!(answer(steps.last().unwrap()).holds_lease);
-    assert_eq!(acquire_token(&steps), "fedcba9876543210.2");
+    assert_eq!(acquire_token(&steps), format!("{other}.2"));
 }
 
 fn run(e: &mut Engine, m: &mut ReadMachine, value: Option<&[u8]>, lease: i64) -> Vec<ReadStep> {
