@@ -551,11 +551,11 @@ export class TagSync {
     }
     this.checkClock(now)
     const { RevalidationMode } = this.enums
-    // `revalidateTag(t, { expire: 0 })` (Next passes the durations as given) expires the tag
-    // at once, as `updateTag` does: recorded, counted and logged as an expiry, not as stale.
+    // Next's arguments as given: the core records `{ expire: 0 }` (or less) as an expiry, as
+    // no durations (`Revalidation::from_durations`); the log line says what it recorded.
+    const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
     const expireNow =
       durations === undefined || (durations.expire !== undefined && durations.expire <= 0)
-    const mode = expireNow ? RevalidationMode.Expire : RevalidationMode.Stale
     const expire = durations?.expire ?? Number.NaN
     const joined = tags.join('\0')
     const what = `${shortList(tags)} (${

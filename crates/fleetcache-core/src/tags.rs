@@ -196,10 +196,13 @@ pub enum Revalidation {
 
 impl Revalidation {
     /// From Next's arguments: `None` when `durations` is absent, `Some(None)` when it is
-    /// present without `expire`, `Some(Some(e))` otherwise.
+    /// present without `expire`, `Some(Some(e))` otherwise. An `expire` of 0 or less
+    /// (`revalidateTag(tag, { expire: 0 })`) expires the tags at once, as no durations do:
+    /// recorded and counted as an expiry, not as stale.
     pub fn from_durations(durations: Option<Option<f64>>) -> Revalidation {
         match durations {
             None => Revalidation::Expire,
+            Some(Some(e)) if e <= 0.0 => Revalidation::Expire,
             Some(expire_seconds) => Revalidation::Stale { expire_seconds },
         }
     }
@@ -1506,6 +1509,19 @@ mod tests {
     #[test]
     fn from_durations_and_expire_ms() {
         assert_eq!(Revalidation::from_durations(None), Revalidation::Expire);
+        for e in [0.0, -0.0, -3.0, f64::NEG_INFINITY] {
+            assert_eq!(
+                Revalidation::from_durations(Some(Some(e))),
+                Revalidation::Expire,
+                "expire {e}"
+            );
+        }
+        assert_eq!(
+            Revalidation::from_durations(Some(None)),
+            Revalidation::Stale {
+                expire_seconds: None
+            }
+        );
         assert_eq!(
             Revalidation::from_durations(Some(Some(5.0))),
             Revalidation::Stale {

@@ -14,14 +14,13 @@ pub enum RevalidationMode {
 }
 
 impl RevalidationMode {
-    /// The core's revalidation; `expire_seconds` NaN means the profile has no expire.
+    /// The core's revalidation (`Revalidation::from_durations`: an expire of 0 or less
+    /// expires at once); `expire_seconds` NaN means the profile has no expire.
     pub(crate) fn with_expire(self, expire_seconds: f64) -> fleetcache_core::Revalidation {
-        match self {
-            RevalidationMode::Expire => fleetcache_core::Revalidation::Expire,
-            RevalidationMode::Stale => fleetcache_core::Revalidation::Stale {
-                expire_seconds: (!expire_seconds.is_nan()).then_some(expire_seconds),
-            },
-        }
+        fleetcache_core::Revalidation::from_durations(match self {
+            RevalidationMode::Expire => None,
+            RevalidationMode::Stale => Some((!expire_seconds.is_nan()).then_some(expire_seconds)),
+        })
     }
 }
 

@@ -224,6 +224,35 @@ fn tag_updates_apply_locally_and_plan_a_script() {
 }
 
 #[wasm_bindgen_test]
+fn a_profile_with_an_expire_of_zero_is_an_expiry() {
+    // `revalidateTag(tag, { expire: 0 })`: Next passes the durations as given. The tag is
+    // expired at once and the revalidation counted as an expiry, as one without durations.
+    let mut e = engine("d1");
+    let value = stored(&mut e, "k", "products", b"v");
+    e.plan_tag_update("products", RevalidationMode::Stale, 0.0, NOW + 10.0)
+        .unwrap();
+    let outcome = e
+        .inspect_entry(
+            &uc("default"),
+            "k",
+            &value,
+            value.len() as u32,
+            "",
+            NOW + 20.0,
+        )
+        .outcome();
+    assert_eq!(outcome, Outcome::Expired);
+    let stats = e.stats(NOW + 20.0).unwrap();
+    let counts = js_sys::Reflect::get(&stats, &"revalidations".into()).unwrap();
+    let count = |kind: &str| {
+        js_sys::Reflect::get(&counts, &kind.into())
+            .unwrap()
+            .as_f64()
+    };
+    assert_eq!((count("expire"), count("stale")), (Some(1.0), Some(0.0)));
+}
+
+#[wasm_bindgen_test]
 fn stale_profile_is_stale_not_expired() {
     let mut e = engine("d1");
     let value = stored(&mut e, "k", "products", b"v");
