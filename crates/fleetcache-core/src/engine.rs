@@ -117,9 +117,9 @@ impl Engine {
             lru: LruIndex::with_seed(config.memory_bytes, seed),
             breaker: Breaker::new(config.breaker()),
             outbox: Outbox::new(config.outbox_capacity as usize),
-            leases: LeaseTable::new(),
-            regenerations: Regenerations::new(),
-            stale_handouts: StaleHandouts::default(),
+            leases: LeaseTable::with_seed(seed),
+            regenerations: Regenerations::with_seed(seed),
+            stale_handouts: StaleHandouts::with_seed(seed),
             stats: Stats::default(),
             key_hashes: KeyHashes::with_seed(seed),
             dropped_tags: Cell::new(DroppedTags::default()),
@@ -141,12 +141,21 @@ impl Engine {
         self.mirror.reseed(seed);
         self.lru.reseed(seed);
         self.key_hashes.reseed(seed);
+        self.leases.reseed(seed);
+        self.regenerations.reseed(seed);
+        self.stale_handouts.reseed(seed);
     }
 
     /// The seeds of every map keyed by request input, and the engine's own (test helper).
     #[cfg(test)]
     pub(crate) fn hash_seeds(&self) -> Vec<HashSeed> {
-        let mut out = vec![self.hash_seed, self.key_hashes.hash_seed().0];
+        let mut out = vec![
+            self.hash_seed,
+            self.key_hashes.hash_seed().0,
+            self.leases.hash_seed(),
+            self.regenerations.hash_seed(),
+            self.stale_handouts.hash_seed(),
+        ];
         out.extend(self.lru.hash_seeds());
         out.extend(self.mirror.hash_seeds());
         out
@@ -1290,6 +1299,22 @@ mod tests {
         let mut v = plan.header;
         v.extend(std::iter::repeat(7u8).take(inp.parts.iter().sum::<u32>() as usize));
         v
+    }
+
+    #[test]
+    fn an_engine_hashes_every_map_keyed_by_request_input_with_its_seed() {
+        let seed = HashSeed::from_bytes([0x3c; 16]);
+        let config = Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            ..Config::default()
+        };
+        let e = Engine::with_hash_seed(config, seed).unwrap();
+        assert!(
+            e.hash_seeds().iter().all(|s| *s == seed),
+            "{:?}",
+            e.hash_seeds()
+        );
     }
 
     #[test]

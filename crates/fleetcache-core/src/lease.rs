@@ -27,6 +27,7 @@ use crate::keyed::KeyedVec;
 use crate::scripts::ScriptCall;
 pub use crate::scripts::{LEASE_ACQUIRE, LEASE_POLL, LEASE_RELEASE, LEASE_RENEW, LEASE_WRITE};
 use crate::stats::LeaseEvent;
+use crate::strhash::HashSeed;
 use crate::time::{is_unlimited, Millis};
 
 /// A held lease is renewed every `leaseTtlMs / RENEWALS_PER_TTL`: two renewals may be lost or
@@ -303,6 +304,24 @@ impl LeaseTable {
     /// An empty table.
     pub fn new() -> LeaseTable {
         LeaseTable::default()
+    }
+
+    /// An empty table, its lease keys (derived from cache keys) hashed with `seed`.
+    pub fn with_seed(seed: HashSeed) -> LeaseTable {
+        LeaseTable {
+            held: KeyedVec::with_seed(0, seed),
+        }
+    }
+
+    /// Rehashes the keys with `seed` ([`crate::Engine::reseed_hashes`]).
+    pub fn reseed(&mut self, seed: HashSeed) {
+        self.held.reseed(seed);
+    }
+
+    /// The seed the keys are hashed with.
+    #[cfg(test)]
+    pub(crate) fn hash_seed(&self) -> HashSeed {
+        self.held.hash_seed()
     }
 
     /// Records that `token` won `lease_key`; the request was sent at `sent_at`.

@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 
 use crate::keyed::KeyedVec;
+use crate::strhash::HashSeed;
 
 use crate::incremental::ValueKind;
 use crate::lease::{Found, Step};
@@ -64,6 +65,23 @@ pub struct StaleHandouts {
 }
 
 impl StaleHandouts {
+    /// An empty record, its tags hashed with `seed`.
+    pub fn with_seed(seed: HashSeed) -> StaleHandouts {
+        StaleHandouts {
+            by_tag: KeyedVec::with_seed(0, seed),
+        }
+    }
+
+    /// Rehashes the keys with `seed` ([`crate::Engine::reseed_hashes`]).
+    pub fn reseed(&mut self, seed: HashSeed) {
+        self.by_tag.reseed(seed);
+    }
+
+    /// The seed the keys are hashed with.
+    #[cfg(test)]
+    pub(crate) fn hash_seed(&self) -> HashSeed {
+        self.by_tag.hash_seed()
+    }
     /// A `'use cache'` read answered with `step` an entry carrying `tags`, created at
     /// `created`, that it found `found`: a stale entry handed out (marked stale or as fresh)
     /// is remembered.
@@ -208,6 +226,25 @@ impl Regenerations {
     /// An empty table.
     pub fn new() -> Regenerations {
         Regenerations::default()
+    }
+
+    /// An empty table, its cache keys (request input) hashed with `seed`.
+    pub fn with_seed(seed: HashSeed) -> Regenerations {
+        Regenerations {
+            started: KeyedVec::with_seed(0, seed),
+            ..Regenerations::default()
+        }
+    }
+
+    /// Rehashes the keys with `seed` ([`crate::Engine::reseed_hashes`]).
+    pub fn reseed(&mut self, seed: HashSeed) {
+        self.started.reseed(seed);
+    }
+
+    /// The seed the keys are hashed with.
+    #[cfg(test)]
+    pub(crate) fn hash_seed(&self) -> HashSeed {
+        self.started.hash_seed()
     }
 
     /// A read of `key` begun at `at` answered so that Next regenerates the key here. The
