@@ -2041,7 +2041,7 @@ pub enum RenewStep {
     },
     /// The renewals are over (written, released, lapsed, replaced or at their cap).
     Done {
-        /// A debug line, empty when none.
+        /// A debug line, empty when none; written only when [`Config::debug`] is on.
         log: String,
     },
 }
@@ -2134,13 +2134,15 @@ impl RenewMachine {
                         ctx.config.lease_ttl_ms,
                     );
                     self.wait(ctx)
-                } else {
+                } else if ctx.config.debug {
                     let line = crate::text!(
                         "lease ",
                         self.lease_key,
                         " no longer this process's: not renewed"
                     );
                     self.done(line)
+                } else {
+                    self.done(String::new())
                 }
             }
             // Tried again at the next interval while the lease may still be alive.

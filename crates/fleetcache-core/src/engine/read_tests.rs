@@ -628,6 +628,25 @@ fn a_renewal_ends_when_refused_and_waits_on_after_a_failure() {
     assert!(e.renew_step(&mut r, RenewInput::Timer, Millis(t)).is_err());
 }
 
+/// With debugging off a renewal that finds the lease no longer this process's builds no line.
+#[test]
+fn with_debugging_off_a_refused_renewal_writes_no_debug_line() {
+    let mut e = engine_debugging(false);
+    e.lease_won(&IFACE, "k", TOKEN, Millis(NOW));
+    let mut r = RenewMachine::new(lease_key(&e, "k"), Millis(NOW));
+    e.renew_step(&mut r, RenewInput::Start, Millis(NOW))
+        .unwrap();
+    let t = NOW + e.lease_renew_every_ms();
+    e.renew_step(&mut r, RenewInput::Timer, Millis(t)).unwrap();
+    let step = e
+        .renew_step(&mut r, RenewInput::Sent(false), Millis(t))
+        .unwrap();
+    let RenewStep::Done { log } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(log.capacity(), 0, "no line was built");
+}
+
 #[test]
 fn a_stale_entry_is_served_stale_by_the_winner_and_as_fresh_to_a_follower() {
     let later = NOW + 120_000.0;
