@@ -17,7 +17,7 @@ import { createCache } from 'fleetcache/worker'
 
 import { createUseCacheHandler, close } from '../esm/index.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
-import { startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createLogger } = require('../dist/log.js')
@@ -115,7 +115,7 @@ describe('FLEETCACHE_DEBUG lines', () => {
   })
 })
 
-describe('writes and lease renewals log their decisions', () => {
+describe('writes, lease renewals and outages log their decisions', () => {
   test('a stored write logs its size and TTL', async () => {
     const a = instance()
     const lines = await stdoutLines(async () => {
@@ -151,6 +151,53 @@ describe('writes and lease renewals log their decisions', () => {
       })
     } finally {
       console.log = log
+    }
+  })
+
+  test("a 'use cache' entry served stale while the breaker is open logs its decision", async () => {
+    // The breaker stays open for the test's reads: none of them is let through as a probe.
+    const a = instance({
+      readTimeoutMs: 200,
+      breakerFailures: 2,
+      breakerOpenMs: 60_000,
+      breakerMaxOpenMs: 60_000,
+    })
+    // Past its revalidate, inside its expire: stale, kept in this process's tier.
+    const entry = useCacheEntry('v-outage', { timestamp: now() - 5000, revalidate: 1 })
+    await a.set('k-outage', Promise.resolve(entry))
+    // As Next does before a request's reads: its tags are then known not to have expired it.
+    await a.refreshTags()
+    const pids = redis.pids
+    for (const pid of pids) process.kill(pid, 'SIGSTOP')
+    try {
+      // Reads time out (the copy is served) until the breaker opens.
+      const opening = []
+      const { error } = console
+      console.error = (...args) => opening.push(args.join(' '))
+      try {
+        for (let i = 0; i < 10 && !opening.some((l) => /redis circuit open/.test(l)); i++) {
+          const got = await a.get('k-outage', [])
+          assert.equal(await text(got.value), 'v-outage')
+        }
+      } finally {
+        console.error = error
+      }
+      assert.ok(
+        opening.some((l) => /redis circuit open/.test(l)),
+        `the breaker opened; logged:\n${opening.join('\n')}`,
+      )
+      const lines = await stdoutLines(async () => {
+        const got = await a.get('k-outage', [])
+        assert.equal(await text(got.value), 'v-outage', 'served from this process')
+      })
+      assert.ok(
+        lines.some((l) =>
+          /^\[fleetcache\] get \S+:uc-default:\{[0-9a-f]+\}:e stale: regenerating here$/.test(l),
+        ),
+        `the stale answer logs its decision; logged:\n${lines.join('\n')}`,
+      )
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT')
     }
   })
 })

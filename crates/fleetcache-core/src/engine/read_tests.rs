@@ -917,6 +917,8 @@ fn while_redis_is_down_this_process_serves_its_copy() {
     let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
     let a = answer(&s);
     assert_eq!((a.source, a.served), (Source::Tier, Served::Stale));
+    // The decision is logged as the flight's are, with the open breaker as without it.
+    assert_eq!(a.log, format!("get {key} stale: regenerating here"));
 }
 
 #[test]
@@ -938,6 +940,8 @@ fn an_empty_read_while_redis_is_down_serves_the_kept_copy() {
     );
     let a = answer(&s);
     assert_eq!((a.source, a.served), (Source::Kept, Served::Stale));
+    let stale = format!("get {key} stale: regenerating here");
+    assert_eq!(a.log.lines().last(), Some(stale.as_str()), "{}", a.log);
 }
 
 #[test]
