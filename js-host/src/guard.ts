@@ -213,9 +213,10 @@ export class GuardedTransport implements Transport {
     }
     this.tripsLogged = trips
     this.failedProbes = 0
+    const opened = trips === 1 ? 'once' : `${String(trips)} times`
     this.log.error(
       `redis circuit ${state} after ${how} of ${String(argv[0])} ` +
-        `(opened ${String(trips)} times so far): reads are misses and writes are skipped ` +
+        `(opened ${opened} so far): reads are misses and writes are skipped ` +
         `until a probe succeeds; revalidations are applied locally and queued`,
     )
   }

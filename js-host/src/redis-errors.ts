@@ -43,6 +43,14 @@ export function isUnreachable(err: unknown): boolean {
   )
 }
 
+/**
+ * The server reset the connection. Before the first reply on a `redis://` URL that is most
+ * often a Redis listening with TLS only: it takes the plain command for a broken handshake.
+ */
+export function isReset(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'ECONNRESET'
+}
+
 /** What to do about a TLS error, from Node's / OpenSSL's code. */
 function tlsHint(code: string): string {
   if (code.includes('CERTIFICATE_REQUIRED')) {

@@ -9,7 +9,7 @@ import { ConnectionTimeoutError, ErrorReply, TimeoutError } from 'redis'
 import { describe } from './log'
 import { singleClient, type Client, type RedisTransportOptions } from './redis-client'
 import { clusterClient } from './redis-cluster'
-import { connectionError, isRefusal, isUnreachable } from './redis-errors'
+import { connectionError, isRefusal, isReset, isUnreachable } from './redis-errors'
 import { sentinelClient } from './redis-sentinel'
 import type { SendOptions, Transport } from './transport'
 import { RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
@@ -36,6 +36,13 @@ const TLS_TIMEOUT_HINT =
   ' (the URL is rediss://: does the server speak TLS? A Redis without TLS never answers the handshake)'
 
 /**
+ * Added to a reset before the first connection on a `redis://` URL: a Redis listening with TLS
+ * only resets it, and the reset alone does not say why.
+ */
+const PLAIN_RESET_HINT =
+  ' (the URL is redis://: does the server require TLS? A Redis with TLS only resets a connection that does not begin with the handshake: use rediss://)'
+
+/**
  * node-redis transport: one client per process, connected on first use and reconnected in
  * the background forever. Commands issued while disconnected fail at once instead of
  * queueing (`disableOfflineQueue`), the queue of commands sent but unanswered is bounded
@@ -59,9 +66,14 @@ export class RedisTransport implements Transport {
   private readonly oneAddress: boolean
   /** What a connect timeout's log line adds: the TLS hint on a `rediss://` URL, else nothing. */
   private readonly timeoutHint: string
+  /** What a reset before the first connection adds: the TLS hint on a `redis://` URL. */
+  private readonly resetHint: string
+  /** A connection was ready once: a reset since then is not the server's TLS. */
+  private connectedOnce = false
 
   constructor(private readonly options: RedisTransportOptions) {
     this.timeoutHint = /^rediss:/i.test(options.url) ? TLS_TIMEOUT_HINT : ''
+    this.resetHint = /^redis:/i.test(options.url) ? PLAIN_RESET_HINT : ''
     this.client =
       options.sentinels !== undefined && options.sentinels.length > 0
         ? sentinelClient(options, options.sentinels)
@@ -75,6 +87,7 @@ export class RedisTransport implements Transport {
     // listener that throws stops reconnection (vercel/next.js#68221): this one cannot throw.
     // At most one line per 10 s, so an outage does not flood the logs.
     const onError = (err: unknown): void => {
+      const resetHint = !this.connectedOnce && isReset(err) ? this.resetHint : ''
       if (this.failConnect !== undefined && isRefusal(err)) {
         // A connection failure for the breaker (not a reply error: Redis is not usable), so
         // the breaker opens and the log stays quiet until a probe logs in.
@@ -85,6 +98,11 @@ export class RedisTransport implements Transport {
         // the connect budget would only delay the miss (docs/failures.md). node-redis keeps
         // reconnecting in the background, so a Redis that comes up later is used then.
         this.failConnect(new Error(`redis is unreachable: ${connectionError(err)}`))
+      } else if (this.failConnect !== undefined && this.oneAddress && resetHint !== '') {
+        // Reset before any reply: the scheme, most likely, which waiting does not change.
+        this.failConnect(
+          new Error(`redis reset the connection: ${connectionError(err)}${resetHint}`),
+        )
       }
       try {
         const t = Date.now()
@@ -93,7 +111,7 @@ export class RedisTransport implements Transport {
           return
         }
         const more = this.suppressed > 0 ? ` (${String(this.suppressed)} similar suppressed)` : ''
-        const hint = err instanceof ConnectionTimeoutError ? this.timeoutHint : ''
+        const hint = err instanceof ConnectionTimeoutError ? this.timeoutHint : resetHint
         this.lastErrorLog = t
         this.suppressed = 0
         options.log.error(
@@ -125,7 +143,12 @@ export class RedisTransport implements Transport {
       const refused = new Promise<never>((_, reject) => {
         this.failConnect = reject
       })
-      const attempt = Promise.race([this.client.connect().then(() => undefined), refused])
+      const attempt = Promise.race([
+        this.client.connect().then(() => {
+          this.connectedOnce = true
+        }),
+        refused,
+      ])
       attempt.catch(() => undefined).finally(() => (this.failConnect = undefined))
       this.connecting = attempt
     }

@@ -16,7 +16,8 @@ import { after, before, describe, test } from 'node:test'
 import { createCache } from 'fleetcache/worker'
 
 import { createUseCacheHandler, close } from '../esm/index.mjs'
-import { startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { waitFor } from '../../tests/support/util.mjs'
+import { now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createLogger } = require('../dist/log.js')
@@ -36,7 +37,7 @@ after(async () => {
 let seq = 0
 
 /** One "instance" with debugging on: a configuration of its own, so a runtime of its own. */
-function instance() {
+function instance(extra = {}) {
   seq += 1
   return createUseCacheHandler({
     redisUrl: redis.url,
@@ -45,6 +46,7 @@ function instance() {
     connectTimeoutMs: 2000 + seq,
     debug: true,
     ...redis.options,
+    ...extra,
   })
 }
 
@@ -109,6 +111,93 @@ describe('FLEETCACHE_DEBUG lines', () => {
         lines.some((l) => /^\[fleetcache\] get \S+:uc-default:\{[0-9a-f]+\}:e hit$/.test(l)),
         `a hit from ${from} logs its decision; logged:\n${lines.join('\n')}`,
       )
+    }
+  })
+})
+
+describe('writes, lease renewals and outages log their decisions', () => {
+  test('a stored write logs its size and TTL', async () => {
+    const a = instance()
+    const lines = await stdoutLines(async () => {
+      await a.set('k-set', Promise.resolve(useCacheEntry('v1', { expire: 3600 })))
+    })
+    assert.ok(
+      lines.some((l) =>
+        /^\[fleetcache\] set \S+:uc-default:\{[0-9a-f]+\}:e \d+ B ttl 3600 s$/.test(l),
+      ),
+      `the write logs its line; logged:\n${lines.join('\n')}`,
+    )
+  })
+
+  test('a lease taken over by another process ends its renewal with a line', async () => {
+    // Renewed every second: the lease is replaced before the first renewal.
+    const a = instance({ leaseTtlMs: 3000 })
+    const lines = []
+    const { log } = console
+    console.log = (...args) => lines.push(...args.join(' ').split('\n'))
+    try {
+      assert.equal(await a.get('k-renew', []), undefined, 'a miss: this process regenerates')
+      const won = lines
+        .map((l) => /^\[fleetcache\] get (\S+:e) miss: regenerating here$/.exec(l)?.[1])
+        .find((k) => k !== undefined)
+      assert.ok(won, `the read won the lease; logged:\n${lines.join('\n')}`)
+      const lease = `${won.slice(0, -1)}l`
+      await redis.command('SET', lease, 'another process', 'PX', '60000')
+      const line = `[fleetcache] lease ${lease} no longer this process's: not renewed`
+      await waitFor(() => lines.includes(line), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: line,
+      })
+    } finally {
+      console.log = log
+    }
+  })
+
+  test("a 'use cache' entry served stale while the breaker is open logs its decision", async () => {
+    // The breaker stays open for the test's reads: none of them is let through as a probe.
+    const a = instance({
+      readTimeoutMs: 200,
+      breakerFailures: 2,
+      breakerOpenMs: 60_000,
+      breakerMaxOpenMs: 60_000,
+    })
+    // Past its revalidate, inside its expire: stale, kept in this process's tier.
+    const entry = useCacheEntry('v-outage', { timestamp: now() - 5000, revalidate: 1 })
+    await a.set('k-outage', Promise.resolve(entry))
+    // As Next does before a request's reads: its tags are then known not to have expired it.
+    await a.refreshTags()
+    const pids = redis.pids
+    for (const pid of pids) process.kill(pid, 'SIGSTOP')
+    try {
+      // Reads time out (the copy is served) until the breaker opens.
+      const opening = []
+      const { error } = console
+      console.error = (...args) => opening.push(args.join(' '))
+      try {
+        for (let i = 0; i < 10 && !opening.some((l) => /redis circuit open/.test(l)); i++) {
+          const got = await a.get('k-outage', [])
+          assert.equal(await text(got.value), 'v-outage')
+        }
+      } finally {
+        console.error = error
+      }
+      assert.ok(
+        opening.some((l) => /redis circuit open/.test(l)),
+        `the breaker opened; logged:\n${opening.join('\n')}`,
+      )
+      const lines = await stdoutLines(async () => {
+        const got = await a.get('k-outage', [])
+        assert.equal(await text(got.value), 'v-outage', 'served from this process')
+      })
+      assert.ok(
+        lines.some((l) =>
+          /^\[fleetcache\] get \S+:uc-default:\{[0-9a-f]+\}:e stale: regenerating here$/.test(l),
+        ),
+        `the stale answer logs its decision; logged:\n${lines.join('\n')}`,
+      )
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT')
     }
   })
 })

@@ -242,6 +242,33 @@ describe('rediss:// to a Redis without TLS', () => {
   })
 })
 
+describe('redis:// to a Redis with TLS only', () => {
+  test('the lines say to check the scheme, and the first read is a quick miss', async () => {
+    // The server takes the plain command for a broken handshake and resets the connection.
+    const c = createUseCacheHandler(
+      options({ redisUrl: `redis://127.0.0.1:${port}`, connectTimeoutMs: SLOW_CONNECT_MS + seq }),
+    )
+    const lines = await capture(async (seen) => {
+      const t0 = now()
+      assert.equal(await c.get('k-scheme', []), undefined)
+      // Reset at once, not after waiting for a connection.
+      assert.ok(now() - t0 < SLOW_CONNECT_MS, `took ${Math.round(now() - t0)} ms`)
+      await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the connection error line',
+      })
+    })
+    const hint = /\(the URL is redis:\/\/: does the server require TLS\? .*use rediss:\/\/\)/
+    const connection = lines.filter((l) => /redis connection:/.test(l))
+    assert.equal(connection.length, 1, `one connection error line among:\n${lines.join('\n')}`)
+    assert.match(connection[0], hint)
+    const miss = lines.filter((l) => /get failed, treated as a miss/.test(l))
+    assert.equal(miss.length, 1, lines.join('\n'))
+    assert.match(miss[0], hint)
+  })
+})
+
 describe('mutual TLS: a server that requires a client certificate', () => {
   const pem = (name) => path.join(dir, name)
 

@@ -85,9 +85,9 @@ pub struct Config {
     /// of the deployment ([`durable_use_cache_segment`](crate::next::durable_use_cache_segment)).
     /// Default off.
     pub durable_use_cache: bool,
-    /// The host prints debug lines (`FLEETCACHE_DEBUG`): only then do read machines write
-    /// theirs, so a read with debugging off builds no line it would throw away (a hit's
-    /// included). Default off.
+    /// The host prints debug lines (`FLEETCACHE_DEBUG`): only then do the read, write and
+    /// lease-renewal machines write theirs, so a request with debugging off builds no line it
+    /// would throw away (a hit's and a stored write's included). Default off.
     pub debug: bool,
 }
 

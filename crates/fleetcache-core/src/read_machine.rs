@@ -1201,6 +1201,7 @@ impl ReadMachine {
         }
         // Redis is out of reach: what this process holds is the best there is.
         if j.value.is_some() && !ctx.redis_answers {
+            self.log_landed(ctx, Step::ServeStale);
             return self.answer(ctx, Step::ServeStale, j, Some(Resume::Tier), now);
         }
         if j.source == Source::OwnWrite {
@@ -1294,6 +1295,7 @@ impl ReadMachine {
     ) -> ReadStep {
         if first.value.is_none() && !ctx.redis_answers {
             if let Some(kept) = self.kept.take() {
+                self.log_landed(ctx, Step::ServeStale);
                 let resume = Resume::KeptBeforeFlight(Box::new(first));
                 let mut step = self.answer(ctx, Step::ServeStale, kept, Some(resume), now);
                 step.tier = tier;
@@ -1377,17 +1379,23 @@ impl ReadMachine {
                     .current
                     .take()
                     .unwrap_or_else(|| Judgement::missing(Source::None));
-                if landed != Step::Serve && self.kind == Kind::UseCache && ctx.config.debug {
-                    let who = match self.consumer {
-                        Consumer::Caches => " (for a cache: a prerender or an outer cache)",
-                        Consumer::Serves => "",
-                    };
-                    let line = crate::text!(step_name(landed), who);
-                    self.debug(&line);
-                }
+                self.log_landed(ctx, landed);
                 let resume = Resume::Flight(self.last_event, j.source);
                 self.answer(ctx, landed, j, Some(resume), now)
             }
+        }
+    }
+
+    /// The `'use cache'` debug line of the step a read lands on, except a hit's (`answer`
+    /// writes that one); the singular handler's judgement line says it (`judge_incremental`).
+    fn log_landed(&mut self, ctx: &ReadCtx<'_>, landed: Step) {
+        if landed != Step::Serve && self.kind == Kind::UseCache && ctx.config.debug {
+            let who = match self.consumer {
+                Consumer::Caches => " (for a cache: a prerender or an outer cache)",
+                Consumer::Serves => "",
+            };
+            let line = crate::text!(step_name(landed), who);
+            self.debug(&line);
         }
     }
 
@@ -2041,7 +2049,7 @@ pub enum RenewStep {
     },
     /// The renewals are over (written, released, lapsed, replaced or at their cap).
     Done {
-        /// A debug line, empty when none.
+        /// A debug line, empty when none; written only when [`Config::debug`] is on.
         log: String,
     },
 }
@@ -2134,13 +2142,15 @@ impl RenewMachine {
                         ctx.config.lease_ttl_ms,
                     );
                     self.wait(ctx)
-                } else {
+                } else if ctx.config.debug {
                     let line = crate::text!(
                         "lease ",
                         self.lease_key,
                         " no longer this process's: not renewed"
                     );
                     self.done(line)
+                } else {
+                    self.done(String::new())
                 }
             }
             // Tried again at the next interval while the lease may still be alive.

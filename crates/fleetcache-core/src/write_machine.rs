@@ -205,7 +205,8 @@ pub struct WriteDone {
     pub key: Option<String>,
     /// Warning line: tags dropped for being too long.
     pub dropped_tags: Option<String>,
-    /// Debug line.
+    /// Debug line, written only when [`Config::debug`] is on: the host prints it at debug
+    /// level, so with debugging off a write builds none.
     pub log: Option<String>,
     /// Error line. With [`WriteResult::Failed`] from a failed command, the host appends
     /// `": "` and its error's description.
@@ -397,6 +398,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         Interface::Incremental => "inc set",
         Interface::UseCache(_) => "set",
     };
+    let debug = ctx.config.debug;
     let key = ctx.namespace.entry_key(&iface, cache_key);
     let refused = |code: &str, message: String| {
         Plan::End(WriteDone {
@@ -506,7 +508,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             let done = WriteDone {
                 result: WriteResult::Failed,
                 mark_local: false,
-                log: Some(crate::text!(verb, " ", key, ": nothing to store")),
+                log: debug.then(|| crate::text!(verb, " ", key, ": nothing to store")),
                 key: Some(key),
                 dropped_tags: None,
                 error: None,
@@ -531,7 +533,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         }) => Plan::End(WriteDone {
             result: WriteResult::Skipped,
             mark_local: false,
-            log: Some(crate::text!(verb, " ", key, " skipped (not cacheable)")),
+            log: debug.then(|| crate::text!(verb, " ", key, " skipped (not cacheable)")),
             key: Some(key),
             dropped_tags: None,
             error: None,
@@ -714,6 +716,7 @@ impl WriteMachine {
 
     /// The next step after `input`.
     pub fn step(&mut self, mut ctx: WriteCtx<'_>, input: WriteInput, _now: Millis) -> WriteStep {
+        let debug = ctx.config.debug;
         // Every input ends a Store step.
         if let State::Storing {
             key,
@@ -784,7 +787,7 @@ impl WriteMachine {
             ) => self.end(WriteDone {
                 result: WriteResult::Stored,
                 mark_local: false,
-                log: Some({
+                log: debug.then(|| {
                     let mut line = crate::text!(self.verb, " ", key, " ", bytes, " B");
                     if let Some(s) = stored {
                         line.push_str(&crate::text!(" (", s, " B stored compressed)"));
@@ -801,12 +804,14 @@ impl WriteMachine {
                 self.end(WriteDone {
                     result: WriteResult::Unsent,
                     mark_local: true,
-                    log: Some(crate::text!(
-                        self.verb,
-                        " ",
-                        key,
-                        " not sent: Redis is known to be down, kept in this process"
-                    )),
+                    log: debug.then(|| {
+                        crate::text!(
+                            self.verb,
+                            " ",
+                            key,
+                            " not sent: Redis is known to be down, kept in this process"
+                        )
+                    }),
                     key: Some(key),
                     dropped_tags: None,
                     error: None,
@@ -825,7 +830,7 @@ impl WriteMachine {
             }),
             (State::Releasing(done), WriteInput::Sent) => self.end(done),
             (State::Releasing(mut done), WriteInput::Failed(f)) => {
-                if f != Failure::CircuitOpen {
+                if f != Failure::CircuitOpen && debug {
                     // It expires on its own.
                     let line = crate::text!("lease release failed (", f.name(), "): it expires");
                     done.log = Some(match done.log {
@@ -847,6 +852,7 @@ impl WriteMachine {
         let mut done = WriteDone::plain(WriteResult::Failed);
         done.log = key
             .as_ref()
+            .filter(|_| ctx.config.debug)
             .map(|k| crate::text!(self.verb, " ", k, ": nothing to store"));
         done.key = key;
         self.release_then(ctx, done)

@@ -628,6 +628,25 @@ fn a_renewal_ends_when_refused_and_waits_on_after_a_failure() {
     assert!(e.renew_step(&mut r, RenewInput::Timer, Millis(t)).is_err());
 }
 
+/// With debugging off a renewal that finds the lease no longer this process's builds no line.
+#[test]
+fn with_debugging_off_a_refused_renewal_writes_no_debug_line() {
+    let mut e = engine_debugging(false);
+    e.lease_won(&IFACE, "k", TOKEN, Millis(NOW));
+    let mut r = RenewMachine::new(lease_key(&e, "k"), Millis(NOW));
+    e.renew_step(&mut r, RenewInput::Start, Millis(NOW))
+        .unwrap();
+    let t = NOW + e.lease_renew_every_ms();
+    e.renew_step(&mut r, RenewInput::Timer, Millis(t)).unwrap();
+    let step = e
+        .renew_step(&mut r, RenewInput::Sent(false), Millis(t))
+        .unwrap();
+    let RenewStep::Done { log } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(log.capacity(), 0, "no line was built");
+}
+
 #[test]
 fn a_stale_entry_is_served_stale_by_the_winner_and_as_fresh_to_a_follower() {
     let later = NOW + 120_000.0;
@@ -898,6 +917,8 @@ fn while_redis_is_down_this_process_serves_its_copy() {
     let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
     let a = answer(&s);
     assert_eq!((a.source, a.served), (Source::Tier, Served::Stale));
+    // The decision is logged as the flight's are, with the open breaker as without it.
+    assert_eq!(a.log, format!("get {key} stale: regenerating here"));
 }
 
 #[test]
@@ -919,6 +940,8 @@ fn an_empty_read_while_redis_is_down_serves_the_kept_copy() {
     );
     let a = answer(&s);
     assert_eq!((a.source, a.served), (Source::Kept, Served::Stale));
+    let stale = format!("get {key} stale: regenerating here");
+    assert_eq!(a.log.lines().last(), Some(stale.as_str()), "{}", a.log);
 }
 
 #[test]

@@ -15,8 +15,17 @@ use crate::write_machine::{
 const UC: Interface<'static> = Interface::UseCache("default");
 const NOW: Millis = Millis(1_000_000.0);
 
+/// An engine whose host prints debug lines: the tests read the machine's lines.
 fn engine() -> Engine {
-    Engine::new(Config::default()).unwrap_or_else(|e| panic!("{e}"))
+    engine_debugging(true)
+}
+
+fn engine_debugging(debug: bool) -> Engine {
+    Engine::new(Config {
+        debug,
+        ..Config::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn use_cache<'a>(tags: &'a [&'a str], revalidate: f64, expire: f64) -> WriteRequest<'a> {
@@ -197,6 +206,54 @@ fn a_failed_release_is_logged_unless_the_breaker_held_it_back() {
             "{failure:?}: {log}"
         );
     }
+}
+
+/// With debugging off the host prints no debug line, so the machine writes none: a write
+/// stored (plain or compressed), skipped, held back by the breaker or abandoned, and a failed
+/// lease release, build no text. The warning and error lines, printed at every level, stay.
+#[test]
+fn with_debugging_off_a_write_writes_no_debug_line() {
+    let mut e = engine_debugging(false);
+    let long = "x".repeat(crate::tags::MAX_TAG_BYTES + 1);
+    let tags = ["a", long.as_str()];
+    let (mut m, step) = start(&mut e, use_cache(&tags, 60.0, 3600.0));
+    store(step);
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Stored);
+    assert_eq!(d.log, None, "no line was built");
+    assert!(d.dropped_tags.is_some(), "the warning stays");
+    let min = u32::try_from(e.config().compress_min_bytes).unwrap_or(u32::MAX);
+    let (mut m, step) = start(&mut e, large_use_cache(min));
+    compress_step(step);
+    store(e.write_step(&mut m, WriteInput::Compressed(100), NOW));
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Stored);
+    assert_eq!(d.log, None, "no line was built");
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    store(step);
+    let d = done(e.write_step(&mut m, WriteInput::Failed(Failure::CircuitOpen), NOW));
+    assert_eq!((d.result, d.log), (WriteResult::Unsent, None));
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    store(step);
+    let d = done(e.write_step(&mut m, WriteInput::Failed(Failure::Timeout), NOW));
+    assert_eq!(d.log, None);
+    assert!(d.error.is_some(), "the error line stays");
+    let d = done(start(&mut e, use_cache(&[], 0.0, 3600.0)).1);
+    assert_eq!((d.result, d.log), (WriteResult::Skipped, None));
+    let abandoned = WriteRequest::Abandoned {
+        iface: UC,
+        cache_key: "k",
+    };
+    let d = done(start(&mut e, abandoned).1);
+    assert_eq!((d.result, d.log), (WriteResult::Failed, None));
+    let mut m = e.write_start(use_cache(&[], 60.0, 3600.0), NOW);
+    let d = done(e.write_step(&mut m, WriteInput::Abandon, NOW));
+    assert_eq!((d.result, d.log), (WriteResult::Failed, None));
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, use_cache(&[], 0.0, 3600.0));
+    assert!(matches!(step, WriteStep::Release { .. }));
+    let d = done(e.write_step(&mut m, WriteInput::Failed(Failure::Timeout), NOW));
+    assert_eq!((d.result, d.log), (WriteResult::Skipped, None));
 }
 
 #[test]
