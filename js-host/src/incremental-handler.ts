@@ -189,6 +189,7 @@ class IncrementalCore {
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
+      const t = now()
       const machine = this.machines.open(
         cacheKey,
         () =>
@@ -201,7 +202,7 @@ class IncrementalCore {
             consumer,
             onDemand,
             leaseToken(),
-            now(),
+            t,
           ),
         (m, entryKey) => {
           // The strings written in place: one call into wasm, where passing them makes four.
@@ -215,7 +216,7 @@ class IncrementalCore {
               requestRevalidate,
               consumer,
               onDemand,
-              now(),
+              t,
             )
             return
           }
@@ -228,13 +229,14 @@ class IncrementalCore {
             requestRevalidate,
             consumer,
             onDemand,
-            now(),
+            t,
           )
         },
       )
       const entryKey = this.machines.entryKey(cacheKey, machine)
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
         entryKey,
+        startedAt: t,
         decode: (a, bytes) => this.decode(cacheKey, entryKey, a, bytes),
         release: () => {
           this.machines.release(machine)

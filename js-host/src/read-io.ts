@@ -46,7 +46,7 @@ export function nodeReadIo(rt: Runtime): ReadIo {
       store.forget(key)
     },
     // The budget is the guarded transport's for the kind, the same engine value.
-    get: (key) => store.get(key, now()),
+    get: (key) => store.get(key),
     getNow: store.getNow === undefined ? undefined : (key) => store.getNow?.(key, now()) ?? null,
     held: store.held === undefined ? undefined : (key) => store.held?.(key) ?? null,
     shares: true,

@@ -1,3 +1,4 @@
+import { now } from './clock'
 import type { Engine } from './wasm'
 import type { Transport } from './transport'
 import { RedisReplyError } from './transport'
@@ -9,7 +10,7 @@ export interface EntryStore {
    * The stored envelope, or null. Rejects on transport errors, the open breaker's included (the
    * read machine turns them into misses, or serves the copy this process holds).
    */
-  get(key: string, now: number): Promise<Buffer | null>
+  get(key: string): Promise<Buffer | null>
   /** `get` answered now, by a store that holds its entries in this process (`ReadIo.getNow`). */
   getNow?(key: string, now: number): Buffer | null
   /** With `getNow`: the bytes held for `key`, not marked used (`ReadIo.held`). */
@@ -204,8 +205,8 @@ export class MemoryStore implements EntryStore {
   private readonly bytes = new Map<string, Buffer>()
   constructor(private readonly engine: Engine) {}
 
-  get(key: string, now: number): Promise<Buffer | null> {
-    return Promise.resolve(this.getNow(key, now))
+  get(key: string): Promise<Buffer | null> {
+    return Promise.resolve(this.getNow(key, now()))
   }
 
   /** `get` without the promise: the read driver takes it in the same turn (`ReadIo.getNow`). */

@@ -28,37 +28,49 @@ export function bufferToStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   })
 }
 
+/** Early streams asked for in this turn, built together by one `setImmediate`. */
+let batch: EarlyStream[] = []
+
+function buildBatch(): void {
+  const streams = batch
+  batch = []
+  for (const s of streams) s.build()
+}
+
 /**
  * A stream built while a Redis read is on the wire. Building a `ReadableStream` costs several µs
  * of CPU (bench/REPORT.md: "new stream + read, no I/O"), about a fifth of a loopback GET; done
  * in a `setImmediate` queued after the client's own write (node-redis writes in one too), it
  * runs while the process would otherwise wait for the reply, so a hit pays only the enqueue.
  * Under load the loop is never idle and the order changes nothing; a miss wastes one stream.
+ * The reads of one turn share one `setImmediate` (a timer and a closure each cost about as much
+ * as a tenth of the stream, and under load a turn sends many reads).
  */
 export class EarlyStream {
   private stream: ReadableStream<Uint8Array> | undefined
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined
-  private readonly timer: NodeJS.Immediate
+  /** Filled or discarded: the batch's `build` makes nothing for it. */
+  private over = false
 
   constructor() {
-    this.timer = setImmediate(() => {
-      this.stream = new ReadableStream<Uint8Array>({
-        start: (controller) => {
-          this.controller = controller
-        },
-      })
+    if (batch.push(this) === 1) setImmediate(buildBatch)
+  }
+
+  /** The batch's turn: the stream, unless it is no longer wanted. */
+  build(): void {
+    if (this.over) return
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.controller = controller
+      },
     })
   }
 
   /** `bytes` as a fresh stream: the one built during the read if it is ready, else a new one. */
   fill(bytes: Uint8Array): ReadableStream<Uint8Array> {
     const { stream, controller } = this
-    this.stream = undefined
-    this.controller = undefined
-    if (stream === undefined || controller === undefined) {
-      clearImmediate(this.timer)
-      return bufferToStream(bytes)
-    }
+    this.discard()
+    if (stream === undefined || controller === undefined) return bufferToStream(bytes)
     if (bytes.byteLength > 0) controller.enqueue(bytes)
     controller.close()
     return stream
@@ -66,7 +78,7 @@ export class EarlyStream {
 
   /** Nothing to serve: the stream is dropped, or never built. */
   discard(): void {
-    clearImmediate(this.timer)
+    this.over = true
     this.stream = undefined
     this.controller = undefined
   }

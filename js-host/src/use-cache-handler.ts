@@ -7,6 +7,7 @@ import {
   ReadMachines,
   readNow,
   writeTexts,
+  type Answer,
   type ReadHooks,
   type ReadIo,
 } from './read-driver'
@@ -47,6 +48,37 @@ export interface UseCacheHandlerOptions extends FleetcacheOptions {
 
 /** `Served.Miss`, read once (a property of the glue's enum object). */
 const MISS = wasm.Served.Miss as number
+/** `Source.Tier` and `Source.Kept`: the answer served a copy this process holds. */
+const TIER = wasm.Source.Tier as number
+const KEPT = wasm.Source.Kept as number
+
+/** What a hit shows Next of an entry's bytes: the payload and the tags. */
+interface Shown {
+  readonly offset: number
+  readonly payload: Uint8Array
+  readonly tags: string[]
+}
+
+/**
+ * What copies held in this process show, worked out at their first hit. A copy's bytes never
+ * change, so neither do its payload and tags; it leaves with its bytes (held weakly). Every hit
+ * gets the same tags array, as Next's own handler gives its stored one: Next only reads it.
+ * Only short tag lists are kept, so an entry's memo stays a small part of its size.
+ */
+const shown = new WeakMap<Uint8Array, Shown>()
+const SHOWN_TAGS_MAX_BYTES = 256
+
+function shownOf(bytes: Uint8Array, answer: Answer): Shown {
+  const memo = shown.get(bytes)
+  if (memo !== undefined && memo.offset === answer.payloadOffset) return memo
+  const s = {
+    offset: answer.payloadOffset,
+    payload: bytes.subarray(answer.payloadOffset),
+    tags: answer.tags(),
+  }
+  if (answer.tagsBytes <= SHOWN_TAGS_MAX_BYTES) shown.set(bytes, s)
+  return s
+}
 
 /**
  * One get's hooks into the read driver: one object with its methods on the prototype, where
@@ -64,6 +96,8 @@ class GetHooks implements ReadHooks<never> {
     readonly entryKey: string,
     /** Whether reads go to Redis (then `sent` builds the stream early). */
     private readonly redis: boolean,
+    /** The clock the machine was made new at, in this turn (`ReadHooks.startedAt`). */
+    readonly startedAt: number,
   ) {}
 
   release(): void {
@@ -110,14 +144,17 @@ class UseCacheHandler implements CacheHandler {
       // ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line.
       const soft = softTags.join('\0')
       const known = this.machines.remembered(cacheKey)
-      const machine = this.open(cacheKey, known, soft)
+      const t = now()
+      const machine = this.open(cacheKey, known, soft, t)
+      const redis = this.rt.transport !== undefined
       hooks = new GetHooks(
         this.machines,
         machine,
         this.pending,
         cacheKey,
         known ?? this.machines.entryKey(cacheKey, machine),
-        this.rt.transport !== undefined,
+        redis,
+        t,
       )
       const read = readNow(engine, machine, this.io, hooks)
       // A read that needed no I/O (a hit from the tier or the embedded store) is answered in
@@ -135,11 +172,16 @@ class UseCacheHandler implements CacheHandler {
           early?.discard()
           return undefined
         }
-        const payload = bytes.subarray(answer.payloadOffset)
+        // Bytes held in this process (the tier's copy, the embedded store's) are the same
+        // object hit after hit: what they show Next is worked out once.
+        const { payload, tags } =
+          !redis || answer.source === TIER || answer.source === KEPT
+            ? shownOf(bytes, answer)
+            : { payload: bytes.subarray(answer.payloadOffset), tags: answer.tags() }
         return {
           // A fresh stream for every get: Next consumes it.
           value: early === undefined ? bufferToStream(payload) : early.fill(payload),
-          tags: answer.tags(),
+          tags,
           stale: answer.stale,
           timestamp: answer.timestamp,
           expire: answer.expire,
@@ -160,7 +202,7 @@ class UseCacheHandler implements CacheHandler {
    * key, if any), else a new one. A method, not closures given to the pool: a get allocates
    * none for it.
    */
-  private open(cacheKey: string, known: string | undefined, soft: string): ReadMachine {
+  private open(cacheKey: string, known: string | undefined, soft: string, t: number): ReadMachine {
     const { engine } = this.rt
     // Without one, the machine does not ask for it: one call into wasm fewer per read.
     const writeInFlight = this.pending.has(cacheKey)
@@ -177,7 +219,7 @@ class UseCacheHandler implements CacheHandler {
             cacheKey.length,
             writeInFlight,
             readConsumer(),
-            now(),
+            t,
           )
         } else {
           m.reuseUseCache(
@@ -188,7 +230,7 @@ class UseCacheHandler implements CacheHandler {
             soft,
             writeInFlight,
             readConsumer(),
-            now(),
+            t,
           )
         }
         return m
@@ -206,7 +248,7 @@ class UseCacheHandler implements CacheHandler {
       writeInFlight,
       readConsumer(),
       leaseToken(),
-      now(),
+      t,
     )
   }
 

@@ -40,3 +40,37 @@ test('empty values and discarded streams', async () => {
   assert.equal((await streamToBuffer(dropped.fill(bytes('after')))).toString(), 'after')
   assert.equal((await streamToBuffer(bufferToStream(bytes('plain')))).toString(), 'plain')
 })
+
+test('the reads of one turn share one setImmediate, and each gets its own stream', async () => {
+  const real = globalThis.setImmediate
+  let scheduled = 0
+  globalThis.setImmediate = (...args) => {
+    scheduled += 1
+    return real(...args)
+  }
+  let earlies
+  try {
+    earlies = Array.from({ length: 5 }, () => new EarlyStream())
+  } finally {
+    globalThis.setImmediate = real
+  }
+  assert.equal(scheduled, 1, 'one setImmediate for the turn')
+  earlies[1].discard()
+  const quick = earlies[2].fill(bytes('quick'))
+  await immediate()
+  assert.equal(earlies[1].stream, undefined, 'a discarded stream is not built')
+  assert.equal(earlies[2].stream, undefined, 'a stream filled before the turn is not built')
+  assert.equal((await streamToBuffer(quick)).toString(), 'quick')
+  const built = [0, 3, 4].map((i) => earlies[i].stream)
+  for (const s of built) assert.ok(s instanceof ReadableStream, 'built in the shared turn')
+  assert.equal(new Set(built).size, 3, 'a stream each')
+  for (const i of [0, 3, 4]) {
+    const stream = earlies[i].fill(bytes(`v${String(i)}`))
+    assert.equal(stream, built[[0, 3, 4].indexOf(i)], 'the stream built during the read')
+    assert.equal((await streamToBuffer(stream)).toString(), `v${String(i)}`)
+  }
+  // A later turn schedules its own.
+  const later = new EarlyStream()
+  await immediate()
+  assert.ok(later.stream instanceof ReadableStream)
+})

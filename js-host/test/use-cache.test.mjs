@@ -117,6 +117,33 @@ describe('use-cache handler on Redis', () => {
     }
   })
 
+  test('a held copy replaced by a newer write shows its own payload and tags, not the last ones', async () => {
+    // A hit on a copy held in this process (the tier's, the embedded store's) works out its
+    // payload and tags once and shows them again at the next hit of the same bytes: a copy
+    // replaced under the same key must not show what its predecessor showed.
+    for (const [where, h] of [
+      ['tier', instance({ memoryBytes: 1 << 20 })],
+      ['embedded store', createUseCacheHandler({ prefix: 'jstest', deploymentId: 'held-memo' })],
+    ]) {
+      const key = `k-held-memo-${where}`
+      // The first two are the same size with the same number of tags: the same layout.
+      for (const [value, tags] of [
+        ['first', ['memo-a']],
+        ['other', ['memo-b']],
+        ['third, longer', ['memo-c', 'memo-d']],
+        ['4', []],
+      ]) {
+        await h.set(key, Promise.resolve(entry(value, { tags, timestamp: now() })))
+        for (let round = 0; round < 3; round++) {
+          const got = await h.get(key, [])
+          assert.ok(got, `${where}, ${value}: a hit (round ${String(round)})`)
+          assert.deepEqual(got.tags, tags, `${where}, ${value}, round ${String(round)}`)
+          assert.equal(await text(got.value), value, `${where}, round ${String(round)}`)
+        }
+      }
+    }
+  })
+
   test('binary payloads survive byte for byte', async () => {
     const a = instance()
     const payload = Buffer.alloc(200_000)
