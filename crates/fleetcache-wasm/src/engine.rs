@@ -128,6 +128,12 @@ pub(crate) fn utf8_key(key: &JsString) -> Result<String, JsValue> {
 /// carried (docs/decisions/0028-wasm-size-budget.md). Keys and arguments hold no NUL: prefixes
 /// are `[A-Za-z0-9._-]`, tags printable text, tokens hex, numbers decimal.
 pub(crate) fn script_argv(call: ScriptCall) -> String {
+    call_argv(&call)
+}
+
+/// [`script_argv`] of a call the caller keeps: the read and renewal steps' `argv`, which
+/// cloned the call (its key and argument vectors) only to read it.
+pub(crate) fn call_argv(call: &ScriptCall) -> String {
     let mut argv = String::from("EVALSHA");
     let mut push = |item: &str| {
         argv.push(SEP);

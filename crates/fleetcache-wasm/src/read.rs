@@ -7,7 +7,7 @@ use fleetcache_core::Millis;
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{script_argv, utf8_key, Engine, Iface};
+use crate::engine::{call_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
 use crate::list::{items, SEP};
 use crate::pack::Packer;
@@ -296,7 +296,7 @@ impl ReadStep {
     pub fn argv(&self) -> String {
         match &self.inner.action {
             core::ReadAction::Acquire { call, .. } | core::ReadAction::Poll { call, .. } => {
-                script_argv(call.clone())
+                call_argv(call)
             }
             _ => String::new(),
         }
@@ -1312,7 +1312,7 @@ impl RenewStep {
     /// `Send`: the `EVALSHA` argv, NUL-joined.
     pub fn argv(&self) -> String {
         match &self.inner {
-            core::RenewStep::Send { call, .. } => script_argv(call.clone()),
+            core::RenewStep::Send { call, .. } => call_argv(call),
             _ => String::new(),
         }
     }
