@@ -401,6 +401,9 @@ impl WriteMachine {
 }
 
 impl WriteMachine {
+    // Not inlined into each input method: one copy of the stepping and packing code (the wasm
+    // size budget, docs/decisions/0028-wasm-size-budget.md), as the read machine's `step`.
+    #[inline(never)]
     fn step(&mut self, engine: &mut Engine, input: WriteInput, now: f64) -> Vec<u8> {
         let step = engine.inner.write_step(&mut self.inner, input, Millis(now));
         self.answer(step)
