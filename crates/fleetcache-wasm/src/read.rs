@@ -1286,8 +1286,16 @@ impl RenewStep {
             .num(self.delay_ms())
             .text(&self.argv())
             .num(self.budget_ms())
-            .text(&self.log())
+            .text(self.log_text())
             .finish()
+    }
+
+    /// [`RenewStep::log`] in place: packing it needs no copy.
+    fn log_text(&self) -> &str {
+        match &self.inner {
+            core::RenewStep::Done { log } => log,
+            _ => "",
+        }
     }
 }
 
@@ -1327,10 +1335,7 @@ impl RenewStep {
 
     /// `Done`: a debug line, `''` when none.
     pub fn log(&self) -> String {
-        match &self.inner {
-            core::RenewStep::Done { log } => log.clone(),
-            _ => String::new(),
-        }
+        self.log_text().to_owned()
     }
 }
 
