@@ -47,6 +47,20 @@ pub enum Failure {
     CircuitOpen = 3,
 }
 
+impl Failure {
+    /// The `Failure` whose value `n` is, if any (for inputs that take it as a number).
+    pub(crate) fn from_number(n: f64) -> Option<Failure> {
+        [
+            Failure::Timeout,
+            Failure::ReplyError,
+            Failure::NoConnection,
+            Failure::CircuitOpen,
+        ]
+        .into_iter()
+        .find(|f| f64::from(*f as u8) == n)
+    }
+}
+
 impl From<Failure> for core::Failure {
     fn from(f: Failure) -> Self {
         match f {
