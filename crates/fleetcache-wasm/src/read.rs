@@ -48,8 +48,9 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The `Failure` whose value `n` is, if any (for inputs that take it as a number).
-    pub(crate) fn from_number(n: f64) -> Option<Failure> {
+    /// The `Failure` whose value `n` is, for the inputs that take it as a number; throws, as
+    /// wasm-bindgen's glue did for a `Failure` parameter, when it is none.
+    pub(crate) fn read(n: f64) -> Failure {
         [
             Failure::Timeout,
             Failure::ReplyError,
@@ -58,7 +59,17 @@ impl Failure {
         ]
         .into_iter()
         .find(|f| f64::from(*f as u8) == n)
+        .unwrap_or_else(|| wasm_bindgen::throw_str("invalid enum value passed"))
     }
+}
+
+/// Which input a number given to [`ReadMachine::step_with`] is.
+#[derive(Clone, Copy)]
+enum NumberInput {
+    /// `leaseReply`'s integer reply.
+    LeaseReply,
+    /// A `Failure`.
+    Failed,
 }
 
 impl From<Failure> for core::Failure {
@@ -717,6 +728,26 @@ impl ReadMachine {
         Ok(kind)
     }
 
+    /// `leaseReply` and `failed`: one number each, read here rather than by wasm-bindgen's
+    /// glue, so that the two exports differ only in a constant and wasm-opt keeps one copy of
+    /// their borrowing code (the wasm size budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn step_with(
+        &mut self,
+        engine: &mut Engine,
+        kind: NumberInput,
+        n: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        let input = match kind {
+            NumberInput::LeaseReply => {
+                core::ReadInput::LeaseReply(if n.is_finite() { n as i64 } else { -1 })
+            }
+            NumberInput::Failed => core::ReadInput::Failed(Failure::read(n).into()),
+        };
+        self.step(engine, input, now)
+    }
+
     fn wrap(inner: core::ReadMachine) -> ReadMachine {
         ReadMachine {
             inner,
@@ -1253,18 +1284,18 @@ impl ReadMachine {
         code: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let code = if code.is_finite() { code as i64 } else { -1 };
-        self.step(engine, core::ReadInput::LeaseReply(code), now)
+        self.step_with(engine, NumberInput::LeaseReply, code, now)
     }
 
-    /// The command asked for brought no reply.
+    /// The command asked for brought no reply (a `Failure`). Throws for a number that is no
+    /// `Failure`.
     pub fn failed(
         &mut self,
         engine: &mut Engine,
-        failure: Failure,
+        #[wasm_bindgen(unchecked_param_type = "Failure")] failure: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        self.step(engine, core::ReadInput::Failed(failure.into()), now)
+        self.step_with(engine, NumberInput::Failed, failure, now)
     }
 
     /// The pause asked for by `Wait` is over.

@@ -406,10 +406,12 @@ impl WriteMachine {
     }
 }
 
-/// Which input a number given to `step_with` is.
+/// Which input a number given to [`WriteMachine::step_with`] is.
 #[derive(Clone, Copy)]
 enum NumberInput {
+    /// A `Failure`.
     Failed,
+    /// `compressed`'s byte count.
     Compressed,
 }
 
@@ -428,11 +430,7 @@ impl WriteMachine {
     #[inline(never)]
     fn step_with(&mut self, engine: &mut Engine, kind: NumberInput, n: f64, now: f64) -> Vec<u8> {
         let input = match kind {
-            NumberInput::Failed => match Failure::from_number(n) {
-                Some(f) => WriteInput::Failed(f.into()),
-                // What wasm-bindgen's glue threw for a `Failure` it could not read.
-                None => wasm_bindgen::throw_str("invalid enum value passed"),
-            },
+            NumberInput::Failed => WriteInput::Failed(Failure::read(n).into()),
             // `as` saturates: NaN and negatives are 0.
             NumberInput::Compressed => WriteInput::Compressed(n as u64),
         };

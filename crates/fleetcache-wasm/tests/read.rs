@@ -200,7 +200,8 @@ fn a_failed_singular_read_is_a_miss_with_an_error_line() {
     assert_eq!(m.start(&mut e, NOW).unwrap(), ReadStepKind::Refresh);
     assert_eq!(m.refreshed(&mut e, NOW).unwrap(), ReadStepKind::PeekTier);
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.failed(&mut e, Failure::NoConnection, NOW).unwrap();
+    m.failed(&mut e, f64::from(Failure::NoConnection as u8), NOW)
+        .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::PeekFallback);
     m.fallback(&mut e, None, 0.0, NOW).unwrap();
@@ -420,7 +421,8 @@ fn the_fields_area_holds_what_each_step_reads() {
     m.start(&mut e, NOW).unwrap();
     m.refreshed(&mut e, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.failed(&mut e, Failure::Timeout, NOW).unwrap();
+    m.failed(&mut e, f64::from(Failure::Timeout as u8), NOW)
+        .unwrap();
     m.fallback(&mut e, None, 0.0, NOW).unwrap();
     check_fields(&m);
 }
