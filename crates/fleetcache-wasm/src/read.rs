@@ -63,6 +63,15 @@ impl Failure {
     }
 }
 
+/// Which of the methods that offer bytes with a total length [`ReadMachine::offer`] runs.
+#[derive(Clone, Copy)]
+enum Offer {
+    Tier,
+    Fallback,
+    StartWithTier,
+    StartWithHeld,
+}
+
 /// Which input a number given to [`ReadMachine::step_with`] is.
 #[derive(Clone, Copy)]
 enum NumberInput {
@@ -748,6 +757,71 @@ impl ReadMachine {
         self.step(engine, input, now)
     }
 
+    /// `tier`, `fallback`, `startWithTier` and `startWithHeld`, which take the same arguments:
+    /// one body, so that their exports differ only in the constant `kind` and wasm-opt keeps
+    /// one copy of the borrowing and byte-copying code wasm-bindgen writes around each (the
+    /// wasm size budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn offer(
+        &mut self,
+        engine: &mut Engine,
+        kind: Offer,
+        prefix: Option<Vec<u8>>,
+        total_len: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        match kind {
+            Offer::Tier => self.step(
+                engine,
+                core::ReadInput::Tier(offered(&prefix, total_len)),
+                now,
+            ),
+            Offer::Fallback => {
+                let len = total(&prefix, total_len);
+                self.step(engine, core::ReadInput::Fallback(bytes(&prefix, len)), now)
+            }
+            Offer::StartWithTier => self.start_then_tier(engine, &prefix, total_len, now),
+            Offer::StartWithHeld => {
+                let kind = self.start_then_tier(engine, &None, 0.0, now)?;
+                let held = offered(&prefix, total_len);
+                let held_len = held.map_or(0, |b| b.total_len);
+                if kind != ReadStepKind::Get
+                    || self.fields[ReadField::TookTier as usize] != 1.0
+                    || !engine
+                        .inner
+                        .tier_touch_held(&mut self.inner, held_len, Millis(now))
+                {
+                    return Ok(kind);
+                }
+                let input = core::ReadInput::Held(held);
+                let kind = self.step(engine, input, now)?;
+                self.fields[ReadField::TookTier as usize] = 2.0;
+                Ok(kind)
+            }
+        }
+    }
+
+    /// `startWithTier`.
+    fn start_then_tier(
+        &mut self,
+        engine: &mut Engine,
+        prefix: &Option<Vec<u8>>,
+        total_len: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        let kind = self.step(engine, core::ReadInput::Start, now)?;
+        if kind != ReadStepKind::PeekTier {
+            return Ok(kind);
+        }
+        let kind = self.step(
+            engine,
+            core::ReadInput::Tier(offered(prefix, total_len)),
+            now,
+        )?;
+        self.fields[ReadField::TookTier as usize] = 1.0;
+        Ok(kind)
+    }
+
     fn wrap(inner: core::ReadMachine) -> ReadMachine {
         ReadMachine {
             inner,
@@ -1139,17 +1213,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let kind = self.step(engine, core::ReadInput::Start, now)?;
-        if kind != ReadStepKind::PeekTier {
-            return Ok(kind);
-        }
-        let kind = self.step(
-            engine,
-            core::ReadInput::Tier(offered(&prefix, total_len)),
-            now,
-        )?;
-        self.fields[ReadField::TookTier as usize] = 1.0;
-        Ok(kind)
+        self.offer(engine, Offer::StartWithTier, prefix, total_len, now)
     }
 
     /// `startWithTier` with no tier bytes offered, for a host whose store holds its entries
@@ -1168,21 +1232,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let kind = self.start_with_tier(engine, None, 0.0, now)?;
-        let held = offered(&prefix, total_len);
-        let held_len = held.map_or(0, |b| b.total_len);
-        if kind != ReadStepKind::Get
-            || self.fields[ReadField::TookTier as usize] != 1.0
-            || !engine
-                .inner
-                .tier_touch_held(&mut self.inner, held_len, Millis(now))
-        {
-            return Ok(kind);
-        }
-        let input = core::ReadInput::Held(held);
-        let kind = self.step(engine, input, now)?;
-        self.fields[ReadField::TookTier as usize] = 2.0;
-        Ok(kind)
+        self.offer(engine, Offer::StartWithHeld, prefix, total_len, now)
     }
 
     /// The refresh asked for by `Refresh` is under way.
@@ -1212,11 +1262,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        self.step(
-            engine,
-            core::ReadInput::Tier(offered(&prefix, total_len)),
-            now,
-        )
+        self.offer(engine, Offer::Tier, prefix, total_len, now)
     }
 
     /// The tier's bytes kept for outages (`undefined`: none), after a failed read.
@@ -1227,8 +1273,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let len = total(&prefix, total_len);
-        self.step(engine, core::ReadInput::Fallback(bytes(&prefix, len)), now)
+        self.offer(engine, Offer::Fallback, prefix, total_len, now)
     }
 
     /// The entry read (`undefined`: none stored); `joined` when the host joined the `GET` of
