@@ -48,9 +48,11 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The `Failure` whose value `n` is, for the inputs that take it as a number; throws, as
-    /// wasm-bindgen's glue did for a `Failure` parameter, when it is none.
-    pub(crate) fn read(n: f64) -> Failure {
+    /// The `Failure` whose value `n` is, for the inputs that take it as a number; when it is
+    /// none, the error wasm-bindgen's glue threw for a `Failure` parameter. Returned, not
+    /// thrown: a throw here would leave the machine and the engine borrowed for good, where
+    /// the glue released them before throwing.
+    pub(crate) fn read(n: f64) -> Result<Failure, JsValue> {
         [
             Failure::Timeout,
             Failure::ReplyError,
@@ -59,7 +61,7 @@ impl Failure {
         ]
         .into_iter()
         .find(|f| f64::from(*f as u8) == n)
-        .unwrap_or_else(|| wasm_bindgen::throw_str("invalid enum value passed"))
+        .ok_or_else(|| JsError::new("invalid enum value passed").into())
     }
 }
 
@@ -70,6 +72,15 @@ enum Offer {
     Fallback,
     StartWithTier,
     StartWithHeld,
+}
+
+/// Which input a number given to [`RenewMachine::step_with`] is.
+#[derive(Clone, Copy)]
+enum RenewNumber {
+    /// `sent`'s script reply.
+    Sent,
+    /// A `Failure`.
+    Failed,
 }
 
 /// Which input a number given to [`ReadMachine::step_with`] is.
@@ -752,7 +763,7 @@ impl ReadMachine {
             NumberInput::LeaseReply => {
                 core::ReadInput::LeaseReply(if n.is_finite() { n as i64 } else { -1 })
             }
-            NumberInput::Failed => core::ReadInput::Failed(Failure::read(n).into()),
+            NumberInput::Failed => core::ReadInput::Failed(Failure::read(n)?.into()),
         };
         self.step(engine, input, now)
     }
@@ -1454,6 +1465,24 @@ impl RenewMachine {
         Ok(packed)
     }
 
+    /// `sent` and `failed`: one number each, read here rather than by wasm-bindgen's glue, so
+    /// that the two exports differ only in a constant and wasm-opt keeps one copy of their
+    /// borrowing code (the wasm size budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn step_with(
+        &mut self,
+        engine: &mut Engine,
+        kind: RenewNumber,
+        n: f64,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        let input = match kind {
+            RenewNumber::Sent => core::RenewInput::Sent(n == 1.0),
+            RenewNumber::Failed => core::RenewInput::Failed(Failure::read(n)?.into()),
+        };
+        self.step(engine, input, now)
+    }
+
     /// The step answered last (for Rust callers; JS gets each step packed).
     pub fn last_step(&self) -> Option<&RenewStep> {
         self.last.as_ref()
@@ -1472,24 +1501,21 @@ impl RenewMachine {
         self.step(engine, core::RenewInput::Timer, now)
     }
 
-    /// The renewal was answered: `renewed` when the script replied 1; the next step, packed.
-    pub fn sent(
-        &mut self,
-        engine: &mut Engine,
-        renewed: bool,
-        now: f64,
-    ) -> Result<Vec<u8>, JsValue> {
-        self.step(engine, core::RenewInput::Sent(renewed), now)
+    /// The renewal was answered with the script's integer `reply` (1: renewed; anything
+    /// else, NaN included: no longer held); the next step, packed.
+    pub fn sent(&mut self, engine: &mut Engine, reply: f64, now: f64) -> Result<Vec<u8>, JsValue> {
+        self.step_with(engine, RenewNumber::Sent, reply, now)
     }
 
-    /// The renewal brought no reply; the next step, packed.
+    /// The renewal brought no reply (a `Failure`); the next step, packed. Throws for a number
+    /// that is no `Failure`.
     pub fn failed(
         &mut self,
         engine: &mut Engine,
-        failure: Failure,
+        #[wasm_bindgen(unchecked_param_type = "Failure")] failure: f64,
         now: f64,
     ) -> Result<Vec<u8>, JsValue> {
-        self.step(engine, core::RenewInput::Failed(failure.into()), now)
+        self.step_with(engine, RenewNumber::Failed, failure, now)
     }
 }
 

@@ -390,12 +390,17 @@ impl WriteMachine {
         engine: &mut Engine,
         #[wasm_bindgen(unchecked_param_type = "Failure")] failure: f64,
         now: f64,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, JsValue> {
         self.step_with(engine, NumberInput::Failed, failure, now)
     }
 
     /// The Compress step's codec produced `bytes` bytes; the next step, packed.
-    pub fn compressed(&mut self, engine: &mut Engine, bytes: f64, now: f64) -> Vec<u8> {
+    pub fn compressed(
+        &mut self,
+        engine: &mut Engine,
+        bytes: f64,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
         self.step_with(engine, NumberInput::Compressed, bytes, now)
     }
 
@@ -428,13 +433,19 @@ impl WriteMachine {
     /// glue, so that the two exports differ only in a constant and wasm-opt keeps one copy of
     /// their borrowing code (the wasm size budget, docs/decisions/0028-wasm-size-budget.md).
     #[inline(never)]
-    fn step_with(&mut self, engine: &mut Engine, kind: NumberInput, n: f64, now: f64) -> Vec<u8> {
+    fn step_with(
+        &mut self,
+        engine: &mut Engine,
+        kind: NumberInput,
+        n: f64,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
         let input = match kind {
-            NumberInput::Failed => WriteInput::Failed(Failure::read(n).into()),
+            NumberInput::Failed => WriteInput::Failed(Failure::read(n)?.into()),
             // `as` saturates: NaN and negatives are 0.
             NumberInput::Compressed => WriteInput::Compressed(n as u64),
         };
-        self.step(engine, input, now)
+        Ok(self.step(engine, input, now))
     }
 
     fn answer(&mut self, step: fleetcache_core::WriteStep) -> Vec<u8> {

@@ -888,7 +888,8 @@ fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
     let described = fleetcache_wasm::describe_envelope(&value, value.len() as u32).unwrap();
     let stored_key = js_sys::Reflect::get(&described, &"key".into()).unwrap();
     assert_eq!(stored_key.as_string().as_deref(), Some("k"));
-    m.failed(&mut e, f64::from(Failure::Timeout as u8), NOW);
+    m.failed(&mut e, f64::from(Failure::Timeout as u8), NOW)
+        .unwrap();
     let done = m.last_step().unwrap();
     assert_eq!(done.kind(), WriteStepKind::Done);
     assert_eq!(done.outcome(), WriteOutcome::Failed);

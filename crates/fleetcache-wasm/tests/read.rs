@@ -147,8 +147,19 @@ fn a_miss_wins_the_lease_and_renews_it() {
     let s = r.last_step().unwrap();
     assert_eq!(s.kind(), RenewStepKind::Send);
     assert!(s.argv().starts_with("EVALSHA\0"));
-    r.failed(&mut e, Failure::Timeout, NOW + delay).unwrap();
+    r.failed(&mut e, f64::from(Failure::Timeout as u8), NOW + delay)
+        .unwrap();
     assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Wait);
+    // `sent` takes the script's reply: 1 renews and waits for the next interval, anything
+    // else ends the renewals.
+    let mut at = NOW + delay;
+    for (reply, after) in [(1.0, RenewStepKind::Wait), (0.0, RenewStepKind::Done)] {
+        at += delay;
+        r.timer(&mut e, at).unwrap();
+        assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Send);
+        r.sent(&mut e, reply, at).unwrap();
+        assert_eq!(r.last_step().unwrap().kind(), after);
+    }
 }
 
 #[wasm_bindgen_test]
