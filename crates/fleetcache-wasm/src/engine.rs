@@ -51,6 +51,25 @@ pub struct Iface {
 }
 
 impl Iface {
+    /// `parse` (a key segment) or `useCache` (a handler name): one body, so that the two
+    /// exports differ only in the constant `segment` and wasm-opt keeps one copy of the glue
+    /// wasm-bindgen writes around them (the wasm size budget,
+    /// docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn read(text: &str, segment: bool) -> Result<Iface, JsValue> {
+        let read = if segment {
+            Interface::parse(text)
+        } else {
+            Interface::use_cache(text)
+        };
+        Ok(Iface {
+            name: match read.map_err(|e| js_error(&e))? {
+                Interface::UseCache(n) => Some(n.to_owned()),
+                Interface::Incremental => None,
+            },
+        })
+    }
+
     pub(crate) fn get(&self) -> Interface<'_> {
         match &self.name {
             Some(name) => Interface::UseCache(name),
@@ -70,24 +89,13 @@ impl Iface {
     /// Throws an `Error` with code `ERR_KEY_HANDLER_NAME` unless `name` is `[a-z-]{1,32}`.
     #[wasm_bindgen(js_name = useCache)]
     pub fn use_cache(name: &str) -> Result<Iface, JsValue> {
-        let checked = Interface::use_cache(name).map_err(|e| js_error(&e))?;
-        Ok(Iface {
-            name: match checked {
-                Interface::UseCache(n) => Some(n.to_owned()),
-                Interface::Incremental => None,
-            },
-        })
+        Iface::read(name, false)
     }
 
     /// Parses a key segment as it appears in Redis keys: `inc` or `uc-<name>`.
     /// Throws an `Error` with code `ERR_KEY_INTERFACE` for anything else.
     pub fn parse(segment: &str) -> Result<Iface, JsValue> {
-        Ok(Iface {
-            name: match Interface::parse(segment).map_err(|e| js_error(&e))? {
-                Interface::UseCache(n) => Some(n.to_owned()),
-                Interface::Incremental => None,
-            },
-        })
+        Iface::read(segment, true)
     }
 
     /// The key segment: `inc` or `uc-<name>`. Distinct interfaces have distinct segments.
