@@ -374,13 +374,12 @@ impl WriteMachine {
 
     /// The first step, packed (`WriteStep`).
     pub fn start(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
-        let step = engine.inner.write_first(&mut self.inner, Millis(now));
-        self.answer(step)
+        self.step(engine, None, now)
     }
 
     /// The last step's command was answered; the next step, packed.
     pub fn sent(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
-        self.step(engine, WriteInput::Sent, now)
+        self.step(engine, Some(WriteInput::Sent), now)
     }
 
     /// The last step's command got no usable answer (a `Failure`); the next step, packed.
@@ -407,7 +406,7 @@ impl WriteMachine {
     /// The host could not send the planned value: nothing is stored, a held lease is let go.
     /// The next step, packed.
     pub fn abandon(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
-        self.step(engine, WriteInput::Abandon, now)
+        self.step(engine, Some(WriteInput::Abandon), now)
     }
 }
 
@@ -423,9 +422,15 @@ enum NumberInput {
 impl WriteMachine {
     // Not inlined into each input method: one copy of the stepping and packing code (the wasm
     // size budget, docs/decisions/0028-wasm-size-budget.md), as the read machine's `step`.
+    // `None` is the first step (`start`): with it here, `start`, `sent` and `abandon` differ
+    // only in a constant and wasm-opt keeps one copy of the glue wasm-bindgen writes around
+    // them.
     #[inline(never)]
-    fn step(&mut self, engine: &mut Engine, input: WriteInput, now: f64) -> Vec<u8> {
-        let step = engine.inner.write_step(&mut self.inner, input, Millis(now));
+    fn step(&mut self, engine: &mut Engine, input: Option<WriteInput>, now: f64) -> Vec<u8> {
+        let step = match input {
+            None => engine.inner.write_first(&mut self.inner, Millis(now)),
+            Some(input) => engine.inner.write_step(&mut self.inner, input, Millis(now)),
+        };
         self.answer(step)
     }
 
@@ -445,7 +450,7 @@ impl WriteMachine {
             // `as` saturates: NaN and negatives are 0.
             NumberInput::Compressed => WriteInput::Compressed(n as u64),
         };
-        Ok(self.step(engine, input, now))
+        Ok(self.step(engine, Some(input), now))
     }
 
     fn answer(&mut self, step: fleetcache_core::WriteStep) -> Vec<u8> {
