@@ -83,6 +83,14 @@ enum RenewNumber {
     Failed,
 }
 
+/// Which text of the last step [`ReadMachine::text`] reads.
+#[derive(Clone, Copy)]
+enum StepText {
+    Argv,
+    Log,
+    Error,
+}
+
 /// Which input a number given to [`ReadMachine::step_with`] is.
 #[derive(Clone, Copy)]
 enum NumberInput {
@@ -833,6 +841,21 @@ impl ReadMachine {
         Ok(kind)
     }
 
+    /// `argv`, `log` or `error` of the last step: one body, so that the three exports differ
+    /// only in the constant `which` and wasm-opt keeps one copy of their glue (the wasm size
+    /// budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn text(&self, which: StepText) -> String {
+        let Some(step) = &self.last else {
+            return String::new();
+        };
+        match which {
+            StepText::Argv => step.argv(),
+            StepText::Log => step.log(),
+            StepText::Error => step.error(),
+        }
+    }
+
     fn wrap(inner: core::ReadMachine) -> ReadMachine {
         ReadMachine {
             inner,
@@ -1188,17 +1211,17 @@ impl ReadMachine {
 
     /// `Acquire`, `Poll`: the `EVALSHA` argv to send, NUL-joined (`''` for another step).
     pub fn argv(&self) -> String {
-        self.last.as_ref().map_or_else(String::new, ReadStep::argv)
+        self.text(StepText::Argv)
     }
 
     /// `Answer`: debug log lines (`\n`-separated), `''` when none.
     pub fn log(&self) -> String {
-        self.last.as_ref().map_or_else(String::new, ReadStep::log)
+        self.text(StepText::Log)
     }
 
     /// `Answer`: error log lines (`\n`-separated), `''` when none.
     pub fn error(&self) -> String {
-        self.last.as_ref().map_or_else(String::new, ReadStep::error)
+        self.text(StepText::Error)
     }
 
     /// Begins the read.
