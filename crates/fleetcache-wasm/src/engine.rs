@@ -155,6 +155,26 @@ pub(crate) fn call_argv(call: &ScriptCall) -> String {
     argv
 }
 
+impl Engine {
+    /// `scriptSource` (`source`) or `unannouncedWrite`: one body, so that the two exports
+    /// differ only in the constant `source` and wasm-opt keeps one copy of the glue
+    /// wasm-bindgen writes around them (the wasm size budget,
+    /// docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn text_for(&self, input: &str, source: bool) -> Option<String> {
+        if source {
+            fleetcache_core::scripts::ALL
+                .iter()
+                .find(|s| s.sha1() == input)
+                .map(|s| s.source.to_owned())
+        } else {
+            self.inner
+                .unannounced_write(&split(input))
+                .map(|a| join(&a))
+        }
+    }
+}
+
 /// A hash seed from `crypto.getRandomValues`; `None` where the runtime refuses random values.
 /// Not inlined: the constructor and [`Engine::draw_hash_seed`] share one copy in the module.
 #[inline(never)]
@@ -313,7 +333,7 @@ impl Engine {
     /// page write. Later page writes still try to announce themselves.
     #[wasm_bindgen(js_name = unannouncedWrite)]
     pub fn unannounced_write(&self, argv: &str) -> Option<String> {
-        self.inner.unannounced_write(&split(argv)).map(|a| join(&a))
+        self.text_for(argv, false)
     }
 
     /// Redis answered `CLUSTER SLOTS` with "cluster support disabled": following by push,
@@ -438,10 +458,7 @@ impl Engine {
     /// Lua source for a script SHA, for the `NOSCRIPT` fallback to `EVAL`.
     #[wasm_bindgen(js_name = scriptSource)]
     pub fn script_source(&self, sha1: &str) -> Option<String> {
-        fleetcache_core::scripts::ALL
-            .iter()
-            .find(|s| s.sha1() == sha1)
-            .map(|s| s.source.to_owned())
+        self.text_for(sha1, true)
     }
 
     /// Next's `getExpiration(tags)`: the latest expiry over the NUL-joined tags, 0 if none.
