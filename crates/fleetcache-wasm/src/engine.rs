@@ -155,7 +155,32 @@ pub(crate) fn call_argv(call: &ScriptCall) -> String {
     argv
 }
 
+/// What [`Engine::note`] tells the core.
+#[derive(Clone, Copy)]
+enum Event {
+    ConfirmPlainRedis,
+    TagChannelUp,
+    TagChannelDown,
+    AckResend,
+    MarkStandalone,
+}
+
 impl Engine {
+    /// The methods that take nothing and answer nothing: one body, so that their exports
+    /// differ only in the constant `event` and wasm-opt keeps one copy of the glue
+    /// wasm-bindgen writes around them (the wasm size budget,
+    /// docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn note(&mut self, event: Event) {
+        match event {
+            Event::ConfirmPlainRedis => self.inner.confirm_plain_redis(),
+            Event::TagChannelUp => self.inner.tag_channel_up(),
+            Event::TagChannelDown => self.inner.tag_channel_down(),
+            Event::AckResend => self.inner.ack_resend(),
+            Event::MarkStandalone => self.inner.mark_standalone(),
+        }
+    }
+
     /// `scriptSource` (`source`) or `unannouncedWrite`: one body, so that the two exports
     /// differ only in the constant `source` and wasm-opt keeps one copy of the glue
     /// wasm-bindgen writes around them (the wasm size budget,
@@ -340,7 +365,7 @@ impl Engine {
     /// page copies may serve from the tier (until then they are kept for outages only).
     #[wasm_bindgen(js_name = confirmPlainRedis)]
     pub fn confirm_plain_redis(&mut self) {
-        self.inner.confirm_plain_redis();
+        self.note(Event::ConfirmPlainRedis);
     }
 
     /// The sharded channel the tag updates announce on.
@@ -352,13 +377,13 @@ impl Engine {
     /// The subscription to the announcement channel is confirmed.
     #[wasm_bindgen(js_name = tagChannelUp)]
     pub fn tag_channel_up(&mut self) {
-        self.inner.tag_channel_up();
+        self.note(Event::TagChannelUp);
     }
 
     /// The subscription is down, reconnecting or dropped.
     #[wasm_bindgen(js_name = tagChannelDown)]
     pub fn tag_channel_down(&mut self) {
-        self.inner.tag_channel_down();
+        self.note(Event::TagChannelDown);
     }
 
     /// Applies a message of the announcement channel: applied, known already, or a gap (the
@@ -415,7 +440,7 @@ impl Engine {
     /// Redis applied the batch of `planResend`.
     #[wasm_bindgen(js_name = ackResend)]
     pub fn ack_resend(&mut self) {
-        self.inner.ack_resend();
+        self.note(Event::AckResend);
     }
 
     /// Tag records waiting to be merged back into Redis.
@@ -433,7 +458,7 @@ impl Engine {
     /// No Redis is configured: this process's own revalidations are the whole tag state.
     #[wasm_bindgen(js_name = markStandalone)]
     pub fn mark_standalone(&mut self) {
-        self.inner.mark_standalone();
+        self.note(Event::MarkStandalone);
     }
 
     /// Milliseconds until the circuit breaker admits its next probe; -1 while it is closed.
