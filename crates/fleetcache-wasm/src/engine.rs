@@ -155,6 +155,15 @@ pub(crate) fn call_argv(call: &ScriptCall) -> String {
     argv
 }
 
+/// Which of the engine's names [`Engine::name`] reads.
+#[derive(Clone, Copy)]
+enum Name {
+    Deployment,
+    UseCacheSegment,
+    Prefix,
+    TagAnnounceChannel,
+}
+
 /// What [`Engine::note`] tells the core.
 #[derive(Clone, Copy)]
 enum Event {
@@ -179,6 +188,20 @@ impl Engine {
             Event::AckResend => self.inner.ack_resend(),
             Event::MarkStandalone => self.inner.mark_standalone(),
         }
+    }
+
+    /// The string getters: one body, so that their exports differ only in the constant
+    /// `which` and wasm-opt keeps one copy of their glue (as [`Engine::note`]).
+    #[inline(never)]
+    fn name(&self, which: Name) -> String {
+        let ns = self.inner.namespace();
+        match which {
+            Name::Deployment => ns.deployment(),
+            Name::UseCacheSegment => ns.use_cache_segment(),
+            Name::Prefix => ns.prefix(),
+            Name::TagAnnounceChannel => self.inner.tag_announce_channel(),
+        }
+        .to_owned()
     }
 
     /// `scriptSource` (`source`) or `unannouncedWrite`: one body, so that the two exports
@@ -260,20 +283,20 @@ impl Engine {
     /// The deployment segment actually used in keys (sanitised).
     #[wasm_bindgen(getter)]
     pub fn deployment(&self) -> String {
-        self.inner.namespace().deployment().to_owned()
+        self.name(Name::Deployment)
     }
 
     /// The segment `'use cache'` entries are stored under: the deployment, or the Next release
     /// when `durableUseCache` is on (core: `durable_use_cache_segment`).
     #[wasm_bindgen(getter, js_name = useCacheSegment)]
     pub fn use_cache_segment(&self) -> String {
-        self.inner.namespace().use_cache_segment().to_owned()
+        self.name(Name::UseCacheSegment)
     }
 
     /// The key prefix in use.
     #[wasm_bindgen(getter)]
     pub fn prefix(&self) -> String {
-        self.inner.namespace().prefix().to_owned()
+        self.name(Name::Prefix)
     }
 
     /// Largest entry (header plus payload) that will be stored, in bytes.
@@ -371,7 +394,7 @@ impl Engine {
     /// The sharded channel the tag updates announce on.
     #[wasm_bindgen(getter, js_name = tagAnnounceChannel)]
     pub fn tag_announce_channel(&self) -> String {
-        self.inner.tag_announce_channel().to_owned()
+        self.name(Name::TagAnnounceChannel)
     }
 
     /// The subscription to the announcement channel is confirmed.
