@@ -164,6 +164,24 @@ enum Name {
     TagAnnounceChannel,
 }
 
+/// Which count [`Engine::count`] reads.
+#[derive(Clone, Copy)]
+enum Count {
+    Resend,
+    Tags,
+    PageHeard,
+    Outbox,
+}
+
+/// Which wait [`Engine::wait_ms`] reckons.
+#[derive(Clone, Copy)]
+enum Wait {
+    TagPull,
+    Probe,
+    OutboxRetry,
+    Retry,
+}
+
 /// What [`Engine::note`] tells the core.
 #[derive(Clone, Copy)]
 enum Event {
@@ -202,6 +220,35 @@ impl Engine {
             Name::TagAnnounceChannel => self.inner.tag_announce_channel(),
         }
         .to_owned()
+    }
+
+    /// The count getters: one body, so that their exports differ only in the constant
+    /// `which` and wasm-opt keeps one copy of their glue (as [`Engine::note`]).
+    #[inline(never)]
+    fn count(&self, which: Count) -> u32 {
+        let n = match which {
+            Count::Resend => self.inner.resend_len(),
+            Count::Tags => self.inner.mirror().len(),
+            Count::PageHeard => return self.inner.page_heard(),
+            Count::Outbox => self.inner.outbox().len(),
+        };
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The methods that reckon a wait from `now`: one body, so that their exports differ
+    /// only in the constant `which` and wasm-opt keeps one copy of their glue (as
+    /// [`Engine::note`]).
+    #[inline(never)]
+    fn wait_ms(&self, which: Wait, now: f64) -> f64 {
+        match which {
+            Wait::TagPull => self.inner.tag_pull_in_ms(Millis(now)),
+            Wait::Probe => match self.inner.breaker().next_probe_at() {
+                Some(at) => (at.0 - now).max(0.0),
+                None => -1.0,
+            },
+            Wait::OutboxRetry => self.inner.outbox().retry_in(Millis(now)),
+            Wait::Retry => self.inner.retry_in_ms(Millis(now)),
+        }
     }
 
     /// `scriptSource` (`source`) or `unannouncedWrite`: one body, so that the two exports
@@ -434,7 +481,7 @@ impl Engine {
     /// Ms until the next pull is due at `now` (0: now; always 0 when pulling per request).
     #[wasm_bindgen(js_name = tagPullInMs)]
     pub fn tag_pull_in_ms(&self, now: f64) -> f64 {
-        self.inner.tag_pull_in_ms(Millis(now))
+        self.wait_ms(Wait::TagPull, now)
     }
 
     /// Merges a tag-refresh reply received at `now` into the mirror; returns how many tags
@@ -469,7 +516,7 @@ impl Engine {
     /// Tag records waiting to be merged back into Redis.
     #[wasm_bindgen(getter, js_name = resendLength)]
     pub fn resend_length(&self) -> u32 {
-        u32::try_from(self.inner.resend_len()).unwrap_or(u32::MAX)
+        self.count(Count::Resend)
     }
 
     /// True once the mirror holds the shared tag state (or no Redis is configured).
@@ -487,10 +534,7 @@ impl Engine {
     /// Milliseconds until the circuit breaker admits its next probe; -1 while it is closed.
     #[wasm_bindgen(js_name = probeInMs)]
     pub fn probe_in_ms(&self, now: f64) -> f64 {
-        match self.inner.breaker().next_probe_at() {
-            Some(at) => (at.0 - now).max(0.0),
-            None => -1.0,
-        }
+        self.wait_ms(Wait::Probe, now)
     }
 
     /// Takes note of a tag-update reply: the mirror's version moves only when no other
@@ -518,7 +562,7 @@ impl Engine {
     /// Number of tags the mirror knows.
     #[wasm_bindgen(getter, js_name = tagCount)]
     pub fn tag_count(&self) -> u32 {
-        u32::try_from(self.inner.mirror().len()).unwrap_or(u32::MAX)
+        self.count(Count::Tags)
     }
 
     /// Registers `size` bytes under `key` in the in-process tier; returns the NUL-joined keys
@@ -745,13 +789,13 @@ impl Engine {
     /// out under.
     #[wasm_bindgen(getter, js_name = pageHeard)]
     pub fn page_heard(&self) -> u32 {
-        self.inner.page_heard()
+        self.count(Count::PageHeard)
     }
 
     /// Revalidations waiting for Redis.
     #[wasm_bindgen(getter, js_name = outboxLength)]
     pub fn outbox_length(&self) -> u32 {
-        u32::try_from(self.inner.outbox().len()).unwrap_or(u32::MAX)
+        self.count(Count::Outbox)
     }
 
     /// Revalidations dropped because the outbox was full (they reached this instance only).
@@ -791,14 +835,14 @@ impl Engine {
     /// now, or nothing waits).
     #[wasm_bindgen(js_name = outboxRetryInMs)]
     pub fn outbox_retry_in_ms(&self, now: f64) -> f64 {
-        self.inner.outbox().retry_in(Millis(now))
+        self.wait_ms(Wait::OutboxRetry, now)
     }
 
     /// When the host's timer should next refresh the tag state and replay the outbox, in ms
     /// from `now` (the breaker's next probe or the outbox's backoff, 100 ms to 5 s).
     #[wasm_bindgen(js_name = retryInMs)]
     pub fn retry_in_ms(&self, now: f64) -> f64 {
-        self.inner.retry_in_ms(Millis(now))
+        self.wait_ms(Wait::Retry, now)
     }
 
     /// Revalidations parked because Redis kept answering them with an error retrying does not
