@@ -251,6 +251,19 @@ impl Engine {
         }
     }
 
+    /// `memoryRemove` (`remove`) or `memoryMarkLocal`: one body, so that the two exports
+    /// differ only in the constant `remove` and wasm-opt keeps one copy of their glue (as
+    /// [`Engine::note`]).
+    #[inline(never)]
+    fn tier_key(&mut self, key: &str, remove: bool) -> bool {
+        let lru = self.inner.lru_mut();
+        if remove {
+            lru.remove(key)
+        } else {
+            lru.mark_local(key)
+        }
+    }
+
     /// `scriptSource` (`source`) or `unannouncedWrite`: one body, so that the two exports
     /// differ only in the constant `source` and wasm-opt keeps one copy of the glue
     /// wasm-bindgen writes around them (the wasm size budget,
@@ -625,13 +638,13 @@ impl Engine {
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.
     #[wasm_bindgen(js_name = memoryMarkLocal)]
     pub fn memory_mark_local(&mut self, key: &str) -> bool {
-        self.inner.lru_mut().mark_local(key)
+        self.tier_key(key, false)
     }
 
     /// Forgets `key` in the in-process tier.
     #[wasm_bindgen(js_name = memoryRemove)]
     pub fn memory_remove(&mut self, key: &str) -> bool {
-        self.inner.lru_mut().remove(key)
+        self.tier_key(key, true)
     }
 
     /// Bytes held by the in-process tier.
