@@ -182,6 +182,19 @@ enum Wait {
     Retry,
 }
 
+/// Which number [`Engine::figure`] reads.
+#[derive(Clone, Copy)]
+enum Figure {
+    MaxEntryBytes,
+    ConnectBudget,
+    BreakerTrips,
+    BreakerRejected,
+    OutboxHeadSeq,
+    OutboxDropped,
+    OutboxParked,
+    OutboxRefused,
+}
+
 /// What [`Engine::note`] tells the core.
 #[derive(Clone, Copy)]
 enum Event {
@@ -261,6 +274,22 @@ impl Engine {
             lru.remove(key)
         } else {
             lru.mark_local(key)
+        }
+    }
+
+    /// The getters answering a number: one body, so that their exports differ only in the
+    /// constant `which` and wasm-opt keeps one copy of their glue (as [`Engine::note`]).
+    #[inline(never)]
+    fn figure(&self, which: Figure) -> f64 {
+        match which {
+            Figure::MaxEntryBytes => self.inner.config().max_entry_bytes as f64,
+            Figure::ConnectBudget => self.inner.connect_budget_ms(),
+            Figure::BreakerTrips => self.inner.breaker().trips() as f64,
+            Figure::BreakerRejected => self.inner.breaker().rejected() as f64,
+            Figure::OutboxHeadSeq => self.inner.outbox().head().map_or(0.0, |u| u.seq as f64),
+            Figure::OutboxDropped => self.inner.outbox().dropped() as f64,
+            Figure::OutboxParked => self.inner.outbox().parked() as f64,
+            Figure::OutboxRefused => self.inner.outbox().refused() as f64,
         }
     }
 
@@ -362,7 +391,7 @@ impl Engine {
     /// Largest entry (header plus payload) that will be stored, in bytes.
     #[wasm_bindgen(getter, js_name = maxEntryBytes)]
     pub fn max_entry_bytes(&self) -> f64 {
-        self.inner.config().max_entry_bytes as f64
+        self.figure(Figure::MaxEntryBytes)
     }
 
     /// Redis key of the entry for `cacheKey` under interface `iface`. Every surface derives
@@ -711,7 +740,7 @@ impl Engine {
     /// Budget in ms a command may wait for a connection attempt.
     #[wasm_bindgen(getter, js_name = connectBudgetMs)]
     pub fn connect_budget_ms(&self) -> f64 {
-        self.inner.connect_budget_ms()
+        self.figure(Figure::ConnectBudget)
     }
 
     /// Asks the circuit breaker whether a command of `kind` may be sent at `now`: a
@@ -764,13 +793,13 @@ impl Engine {
     /// Times the breaker opened from closed (outages; a failed probe is not one more).
     #[wasm_bindgen(getter, js_name = breakerTrips)]
     pub fn breaker_trips(&self) -> f64 {
-        self.inner.breaker().trips() as f64
+        self.figure(Figure::BreakerTrips)
     }
 
     /// Commands the breaker refused.
     #[wasm_bindgen(getter, js_name = breakerRejected)]
     pub fn breaker_rejected(&self) -> f64 {
-        self.inner.breaker().rejected() as f64
+        self.figure(Figure::BreakerRejected)
     }
 
     /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the
@@ -788,7 +817,7 @@ impl Engine {
     /// Sequence number of the outbox's oldest revalidation (0 when empty).
     #[wasm_bindgen(getter, js_name = outboxHeadSeq)]
     pub fn outbox_head_seq(&self) -> f64 {
-        self.inner.outbox().head().map_or(0.0, |u| u.seq as f64)
+        self.figure(Figure::OutboxHeadSeq)
     }
 
     /// Redis applied revalidation `seq`: removes it from the outbox when it is the head.
@@ -814,7 +843,7 @@ impl Engine {
     /// Revalidations dropped because the outbox was full (they reached this instance only).
     #[wasm_bindgen(getter, js_name = outboxDropped)]
     pub fn outbox_dropped(&self) -> f64 {
-        self.inner.outbox().dropped() as f64
+        self.figure(Figure::OutboxDropped)
     }
 
     /// Redis answered revalidation `seq` with the error reply `message` at `now`. `Kept`:
@@ -862,7 +891,7 @@ impl Engine {
     /// fix (they reached this instance only).
     #[wasm_bindgen(getter, js_name = outboxParked)]
     pub fn outbox_parked(&self) -> f64 {
-        self.inner.outbox().parked() as f64
+        self.figure(Figure::OutboxParked)
     }
 
     /// What a permission error says the ACL user lacks, as `ACL SETUSER` rules (`+zadd`,
@@ -876,7 +905,7 @@ impl Engine {
     /// Revalidations dropped because Redis refused them for want of a permission.
     #[wasm_bindgen(getter, js_name = outboxRefused)]
     pub fn outbox_refused(&self) -> f64 {
-        self.inner.outbox().refused() as f64
+        self.figure(Figure::OutboxRefused)
     }
 }
 
