@@ -206,7 +206,8 @@ export interface RenewMachine<E> {
   /** Each call answers the next step, packed (`renewStep`). */
   start(engine: E, now: number): Uint8Array
   timer(engine: E, now: number): Uint8Array
-  sent(engine: E, renewed: boolean, now: number): Uint8Array
+  /** `reply`: the renewal script's integer reply (1: renewed). */
+  sent(engine: E, reply: number, now: number): Uint8Array
   failed(engine: E, failure: number, now: number): Uint8Array
   free(): void
 }
@@ -1347,7 +1348,7 @@ export async function renew<E>(engine: E, machine: RenewMachine<E>, io: ReadIo):
       } else {
         try {
           const reply = await io.script(step.argv, step.budgetMs)
-          next = machine.sent(engine, Number(reply) === 1, io.now())
+          next = machine.sent(engine, Number(reply), io.now())
         } catch (err) {
           // Tried again at the next interval while the lease may still be alive.
           next = machine.failed(engine, failureOf(io.binding, err), io.now())

@@ -102,6 +102,47 @@ test('a write machine step of the real binding decodes whole', () => {
   e.free()
 })
 
+test('a machine input given a number that is no Failure throws and leaves both usable', () => {
+  // The machines read a Failure themselves (one copy of wasm-bindgen's glue for several
+  // inputs, docs/decisions/0028-wasm-size-budget.md): refused with the glue's text, and with
+  // the machine and the engine released, as the glue released them.
+  const wasm = require('../wasm/node/fleetcache_wasm.js')
+  const e = new wasm.Engine({ prefix: 'pk', deployment: 'd' })
+  const t = 1e12
+  const w = wasm.WriteMachine.useCache(
+    e,
+    wasm.Interface.useCache('default'),
+    'k',
+    'a',
+    t,
+    60,
+    3600,
+    30,
+    4,
+    t,
+  )
+  w.start(e, t)
+  assert.throws(() => w.failed(e, 9, t), /invalid enum value passed/)
+  const u = new Unpacker(w.failed(e, wasm.Failure.Timeout, t))
+  assert.equal(u.num(), wasm.WriteStepKind.Done)
+  const r = wasm.ReadMachine.useCache(
+    e,
+    wasm.Interface.useCache('default'),
+    'k',
+    '',
+    false,
+    wasm.Consumer.Serves,
+    'tok',
+    t,
+  )
+  assert.equal(r.start(e, t), wasm.ReadStepKind.Refresh)
+  assert.throws(() => r.failed(e, 0.5, t), /invalid enum value passed/)
+  assert.equal(typeof r.refreshed(e, t), 'number')
+  w.free()
+  r.free()
+  e.free()
+})
+
 test('planned entries, inspections and revalidations of the real binding decode whole', () => {
   const { plannedEntry, inspection, revalidated } = require('../dist/packed.js')
   const wasm = require('../wasm/node/fleetcache_wasm.js')

@@ -1005,7 +1005,7 @@ test('the lease holder renews on the fake clock until the renewal machine is don
   const machine = {
     start: (_e, t) => next('start', t),
     timer: (_e, t) => next('timer', t),
-    sent: (_e, renewed, t) => next('sent', renewed, t),
+    sent: (_e, reply, t) => next('sent', reply, t),
     failed: (_e, failure, t) => next('failed', failure, t),
     freed: false,
     free() {
@@ -1037,11 +1037,11 @@ test('the lease holder renews on the fake clock until the renewal machine is don
   assert.deepEqual(inputs, [
     ['start', 1_000],
     ['timer', 2_000],
-    ['sent', true, 2_000],
+    ['sent', 1, 2_000],
     ['timer', 3_000],
     ['failed', binding.Failure.Timeout, 3_000],
     ['timer', 4_000],
-    ['sent', false, 4_000],
+    ['sent', 0, 4_000],
   ])
 })
 

@@ -51,6 +51,25 @@ pub struct Iface {
 }
 
 impl Iface {
+    /// `parse` (a key segment) or `useCache` (a handler name): one body, so that the two
+    /// exports differ only in the constant `segment` and wasm-opt keeps one copy of the glue
+    /// wasm-bindgen writes around them (the wasm size budget,
+    /// docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn read(text: &str, segment: bool) -> Result<Iface, JsValue> {
+        let read = if segment {
+            Interface::parse(text)
+        } else {
+            Interface::use_cache(text)
+        };
+        Ok(Iface {
+            name: match read.map_err(|e| js_error(&e))? {
+                Interface::UseCache(n) => Some(n.to_owned()),
+                Interface::Incremental => None,
+            },
+        })
+    }
+
     pub(crate) fn get(&self) -> Interface<'_> {
         match &self.name {
             Some(name) => Interface::UseCache(name),
@@ -70,24 +89,13 @@ impl Iface {
     /// Throws an `Error` with code `ERR_KEY_HANDLER_NAME` unless `name` is `[a-z-]{1,32}`.
     #[wasm_bindgen(js_name = useCache)]
     pub fn use_cache(name: &str) -> Result<Iface, JsValue> {
-        let checked = Interface::use_cache(name).map_err(|e| js_error(&e))?;
-        Ok(Iface {
-            name: match checked {
-                Interface::UseCache(n) => Some(n.to_owned()),
-                Interface::Incremental => None,
-            },
-        })
+        Iface::read(name, false)
     }
 
     /// Parses a key segment as it appears in Redis keys: `inc` or `uc-<name>`.
     /// Throws an `Error` with code `ERR_KEY_INTERFACE` for anything else.
     pub fn parse(segment: &str) -> Result<Iface, JsValue> {
-        Ok(Iface {
-            name: match Interface::parse(segment).map_err(|e| js_error(&e))? {
-                Interface::UseCache(n) => Some(n.to_owned()),
-                Interface::Incremental => None,
-            },
-        })
+        Iface::read(segment, true)
     }
 
     /// The key segment: `inc` or `uc-<name>`. Distinct interfaces have distinct segments.
@@ -128,6 +136,12 @@ pub(crate) fn utf8_key(key: &JsString) -> Result<String, JsValue> {
 /// carried (docs/decisions/0028-wasm-size-budget.md). Keys and arguments hold no NUL: prefixes
 /// are `[A-Za-z0-9._-]`, tags printable text, tokens hex, numbers decimal.
 pub(crate) fn script_argv(call: ScriptCall) -> String {
+    call_argv(&call)
+}
+
+/// [`script_argv`] of a call the caller keeps: the read and renewal steps' `argv`, which
+/// cloned the call (its key and argument vectors) only to read it.
+pub(crate) fn call_argv(call: &ScriptCall) -> String {
     let mut argv = String::from("EVALSHA");
     let mut push = |item: &str| {
         argv.push(SEP);
@@ -139,6 +153,163 @@ pub(crate) fn script_argv(call: ScriptCall) -> String {
         push(item);
     }
     argv
+}
+
+/// Which of the engine's names [`Engine::name`] reads.
+#[derive(Clone, Copy)]
+enum Name {
+    Deployment,
+    UseCacheSegment,
+    Prefix,
+    TagAnnounceChannel,
+}
+
+/// Which count [`Engine::count`] reads.
+#[derive(Clone, Copy)]
+enum Count {
+    Resend,
+    Tags,
+    PageHeard,
+    Outbox,
+}
+
+/// Which wait [`Engine::wait_ms`] reckons.
+#[derive(Clone, Copy)]
+enum Wait {
+    TagPull,
+    Probe,
+    OutboxRetry,
+    Retry,
+}
+
+/// Which number [`Engine::figure`] reads.
+#[derive(Clone, Copy)]
+enum Figure {
+    MaxEntryBytes,
+    ConnectBudget,
+    BreakerTrips,
+    BreakerRejected,
+    OutboxHeadSeq,
+    OutboxDropped,
+    OutboxParked,
+    OutboxRefused,
+}
+
+/// What [`Engine::note`] tells the core.
+#[derive(Clone, Copy)]
+enum Event {
+    ConfirmPlainRedis,
+    TagChannelUp,
+    TagChannelDown,
+    AckResend,
+    MarkStandalone,
+}
+
+impl Engine {
+    /// The methods that take nothing and answer nothing: one body, so that their exports
+    /// differ only in the constant `event` and wasm-opt keeps one copy of the glue
+    /// wasm-bindgen writes around them (the wasm size budget,
+    /// docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn note(&mut self, event: Event) {
+        match event {
+            Event::ConfirmPlainRedis => self.inner.confirm_plain_redis(),
+            Event::TagChannelUp => self.inner.tag_channel_up(),
+            Event::TagChannelDown => self.inner.tag_channel_down(),
+            Event::AckResend => self.inner.ack_resend(),
+            Event::MarkStandalone => self.inner.mark_standalone(),
+        }
+    }
+
+    /// The string getters: one body, so that their exports differ only in the constant
+    /// `which` and wasm-opt keeps one copy of their glue (as [`Engine::note`]).
+    #[inline(never)]
+    fn name(&self, which: Name) -> String {
+        let ns = self.inner.namespace();
+        match which {
+            Name::Deployment => ns.deployment(),
+            Name::UseCacheSegment => ns.use_cache_segment(),
+            Name::Prefix => ns.prefix(),
+            Name::TagAnnounceChannel => self.inner.tag_announce_channel(),
+        }
+        .to_owned()
+    }
+
+    /// The count getters: one body, so that their exports differ only in the constant
+    /// `which` and wasm-opt keeps one copy of their glue (as [`Engine::note`]).
+    #[inline(never)]
+    fn count(&self, which: Count) -> u32 {
+        let n = match which {
+            Count::Resend => self.inner.resend_len(),
+            Count::Tags => self.inner.mirror().len(),
+            Count::PageHeard => return self.inner.page_heard(),
+            Count::Outbox => self.inner.outbox().len(),
+        };
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The methods that reckon a wait from `now`: one body, so that their exports differ
+    /// only in the constant `which` and wasm-opt keeps one copy of their glue (as
+    /// [`Engine::note`]).
+    #[inline(never)]
+    fn wait_ms(&self, which: Wait, now: f64) -> f64 {
+        match which {
+            Wait::TagPull => self.inner.tag_pull_in_ms(Millis(now)),
+            Wait::Probe => match self.inner.breaker().next_probe_at() {
+                Some(at) => (at.0 - now).max(0.0),
+                None => -1.0,
+            },
+            Wait::OutboxRetry => self.inner.outbox().retry_in(Millis(now)),
+            Wait::Retry => self.inner.retry_in_ms(Millis(now)),
+        }
+    }
+
+    /// `memoryRemove` (`remove`) or `memoryMarkLocal`: one body, so that the two exports
+    /// differ only in the constant `remove` and wasm-opt keeps one copy of their glue (as
+    /// [`Engine::note`]).
+    #[inline(never)]
+    fn tier_key(&mut self, key: &str, remove: bool) -> bool {
+        let lru = self.inner.lru_mut();
+        if remove {
+            lru.remove(key)
+        } else {
+            lru.mark_local(key)
+        }
+    }
+
+    /// The getters answering a number: one body, so that their exports differ only in the
+    /// constant `which` and wasm-opt keeps one copy of their glue (as [`Engine::note`]).
+    #[inline(never)]
+    fn figure(&self, which: Figure) -> f64 {
+        match which {
+            Figure::MaxEntryBytes => self.inner.config().max_entry_bytes as f64,
+            Figure::ConnectBudget => self.inner.connect_budget_ms(),
+            Figure::BreakerTrips => self.inner.breaker().trips() as f64,
+            Figure::BreakerRejected => self.inner.breaker().rejected() as f64,
+            Figure::OutboxHeadSeq => self.inner.outbox().head().map_or(0.0, |u| u.seq as f64),
+            Figure::OutboxDropped => self.inner.outbox().dropped() as f64,
+            Figure::OutboxParked => self.inner.outbox().parked() as f64,
+            Figure::OutboxRefused => self.inner.outbox().refused() as f64,
+        }
+    }
+
+    /// `scriptSource` (`source`) or `unannouncedWrite`: one body, so that the two exports
+    /// differ only in the constant `source` and wasm-opt keeps one copy of the glue
+    /// wasm-bindgen writes around them (the wasm size budget,
+    /// docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn text_for(&self, input: &str, source: bool) -> Option<String> {
+        if source {
+            fleetcache_core::scripts::ALL
+                .iter()
+                .find(|s| s.sha1() == input)
+                .map(|s| s.source.to_owned())
+        } else {
+            self.inner
+                .unannounced_write(&split(input))
+                .map(|a| join(&a))
+        }
+    }
 }
 
 /// A hash seed from `crypto.getRandomValues`; `None` where the runtime refuses random values.
@@ -201,26 +372,26 @@ impl Engine {
     /// The deployment segment actually used in keys (sanitised).
     #[wasm_bindgen(getter)]
     pub fn deployment(&self) -> String {
-        self.inner.namespace().deployment().to_owned()
+        self.name(Name::Deployment)
     }
 
     /// The segment `'use cache'` entries are stored under: the deployment, or the Next release
     /// when `durableUseCache` is on (core: `durable_use_cache_segment`).
     #[wasm_bindgen(getter, js_name = useCacheSegment)]
     pub fn use_cache_segment(&self) -> String {
-        self.inner.namespace().use_cache_segment().to_owned()
+        self.name(Name::UseCacheSegment)
     }
 
     /// The key prefix in use.
     #[wasm_bindgen(getter)]
     pub fn prefix(&self) -> String {
-        self.inner.namespace().prefix().to_owned()
+        self.name(Name::Prefix)
     }
 
     /// Largest entry (header plus payload) that will be stored, in bytes.
     #[wasm_bindgen(getter, js_name = maxEntryBytes)]
     pub fn max_entry_bytes(&self) -> f64 {
-        self.inner.config().max_entry_bytes as f64
+        self.figure(Figure::MaxEntryBytes)
     }
 
     /// Redis key of the entry for `cacheKey` under interface `iface`. Every surface derives
@@ -299,32 +470,32 @@ impl Engine {
     /// page write. Later page writes still try to announce themselves.
     #[wasm_bindgen(js_name = unannouncedWrite)]
     pub fn unannounced_write(&self, argv: &str) -> Option<String> {
-        self.inner.unannounced_write(&split(argv)).map(|a| join(&a))
+        self.text_for(argv, false)
     }
 
     /// Redis answered `CLUSTER SLOTS` with "cluster support disabled": following by push,
     /// page copies may serve from the tier (until then they are kept for outages only).
     #[wasm_bindgen(js_name = confirmPlainRedis)]
     pub fn confirm_plain_redis(&mut self) {
-        self.inner.confirm_plain_redis();
+        self.note(Event::ConfirmPlainRedis);
     }
 
     /// The sharded channel the tag updates announce on.
     #[wasm_bindgen(getter, js_name = tagAnnounceChannel)]
     pub fn tag_announce_channel(&self) -> String {
-        self.inner.tag_announce_channel().to_owned()
+        self.name(Name::TagAnnounceChannel)
     }
 
     /// The subscription to the announcement channel is confirmed.
     #[wasm_bindgen(js_name = tagChannelUp)]
     pub fn tag_channel_up(&mut self) {
-        self.inner.tag_channel_up();
+        self.note(Event::TagChannelUp);
     }
 
     /// The subscription is down, reconnecting or dropped.
     #[wasm_bindgen(js_name = tagChannelDown)]
     pub fn tag_channel_down(&mut self) {
-        self.inner.tag_channel_down();
+        self.note(Event::TagChannelDown);
     }
 
     /// Applies a message of the announcement channel: applied, known already, or a gap (the
@@ -352,7 +523,7 @@ impl Engine {
     /// Ms until the next pull is due at `now` (0: now; always 0 when pulling per request).
     #[wasm_bindgen(js_name = tagPullInMs)]
     pub fn tag_pull_in_ms(&self, now: f64) -> f64 {
-        self.inner.tag_pull_in_ms(Millis(now))
+        self.wait_ms(Wait::TagPull, now)
     }
 
     /// Merges a tag-refresh reply received at `now` into the mirror; returns how many tags
@@ -381,13 +552,13 @@ impl Engine {
     /// Redis applied the batch of `planResend`.
     #[wasm_bindgen(js_name = ackResend)]
     pub fn ack_resend(&mut self) {
-        self.inner.ack_resend();
+        self.note(Event::AckResend);
     }
 
     /// Tag records waiting to be merged back into Redis.
     #[wasm_bindgen(getter, js_name = resendLength)]
     pub fn resend_length(&self) -> u32 {
-        u32::try_from(self.inner.resend_len()).unwrap_or(u32::MAX)
+        self.count(Count::Resend)
     }
 
     /// True once the mirror holds the shared tag state (or no Redis is configured).
@@ -399,16 +570,13 @@ impl Engine {
     /// No Redis is configured: this process's own revalidations are the whole tag state.
     #[wasm_bindgen(js_name = markStandalone)]
     pub fn mark_standalone(&mut self) {
-        self.inner.mark_standalone();
+        self.note(Event::MarkStandalone);
     }
 
     /// Milliseconds until the circuit breaker admits its next probe; -1 while it is closed.
     #[wasm_bindgen(js_name = probeInMs)]
     pub fn probe_in_ms(&self, now: f64) -> f64 {
-        match self.inner.breaker().next_probe_at() {
-            Some(at) => (at.0 - now).max(0.0),
-            None => -1.0,
-        }
+        self.wait_ms(Wait::Probe, now)
     }
 
     /// Takes note of a tag-update reply: the mirror's version moves only when no other
@@ -424,10 +592,7 @@ impl Engine {
     /// Lua source for a script SHA, for the `NOSCRIPT` fallback to `EVAL`.
     #[wasm_bindgen(js_name = scriptSource)]
     pub fn script_source(&self, sha1: &str) -> Option<String> {
-        fleetcache_core::scripts::ALL
-            .iter()
-            .find(|s| s.sha1() == sha1)
-            .map(|s| s.source.to_owned())
+        self.text_for(sha1, true)
     }
 
     /// Next's `getExpiration(tags)`: the latest expiry over the NUL-joined tags, 0 if none.
@@ -439,7 +604,7 @@ impl Engine {
     /// Number of tags the mirror knows.
     #[wasm_bindgen(getter, js_name = tagCount)]
     pub fn tag_count(&self) -> u32 {
-        u32::try_from(self.inner.mirror().len()).unwrap_or(u32::MAX)
+        self.count(Count::Tags)
     }
 
     /// Registers `size` bytes under `key` in the in-process tier; returns the NUL-joined keys
@@ -502,13 +667,13 @@ impl Engine {
     /// Marks the tier's copy of `key` as this process's own: its write to Redis failed.
     #[wasm_bindgen(js_name = memoryMarkLocal)]
     pub fn memory_mark_local(&mut self, key: &str) -> bool {
-        self.inner.lru_mut().mark_local(key)
+        self.tier_key(key, false)
     }
 
     /// Forgets `key` in the in-process tier.
     #[wasm_bindgen(js_name = memoryRemove)]
     pub fn memory_remove(&mut self, key: &str) -> bool {
-        self.inner.lru_mut().remove(key)
+        self.tier_key(key, true)
     }
 
     /// Bytes held by the in-process tier.
@@ -575,7 +740,7 @@ impl Engine {
     /// Budget in ms a command may wait for a connection attempt.
     #[wasm_bindgen(getter, js_name = connectBudgetMs)]
     pub fn connect_budget_ms(&self) -> f64 {
-        self.inner.connect_budget_ms()
+        self.figure(Figure::ConnectBudget)
     }
 
     /// Asks the circuit breaker whether a command of `kind` may be sent at `now`: a
@@ -628,13 +793,13 @@ impl Engine {
     /// Times the breaker opened from closed (outages; a failed probe is not one more).
     #[wasm_bindgen(getter, js_name = breakerTrips)]
     pub fn breaker_trips(&self) -> f64 {
-        self.inner.breaker().trips() as f64
+        self.figure(Figure::BreakerTrips)
     }
 
     /// Commands the breaker refused.
     #[wasm_bindgen(getter, js_name = breakerRejected)]
     pub fn breaker_rejected(&self) -> f64 {
-        self.inner.breaker().rejected() as f64
+        self.figure(Figure::BreakerRejected)
     }
 
     /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the
@@ -652,7 +817,7 @@ impl Engine {
     /// Sequence number of the outbox's oldest revalidation (0 when empty).
     #[wasm_bindgen(getter, js_name = outboxHeadSeq)]
     pub fn outbox_head_seq(&self) -> f64 {
-        self.inner.outbox().head().map_or(0.0, |u| u.seq as f64)
+        self.figure(Figure::OutboxHeadSeq)
     }
 
     /// Redis applied revalidation `seq`: removes it from the outbox when it is the head.
@@ -666,19 +831,19 @@ impl Engine {
     /// out under.
     #[wasm_bindgen(getter, js_name = pageHeard)]
     pub fn page_heard(&self) -> u32 {
-        self.inner.page_heard()
+        self.count(Count::PageHeard)
     }
 
     /// Revalidations waiting for Redis.
     #[wasm_bindgen(getter, js_name = outboxLength)]
     pub fn outbox_length(&self) -> u32 {
-        u32::try_from(self.inner.outbox().len()).unwrap_or(u32::MAX)
+        self.count(Count::Outbox)
     }
 
     /// Revalidations dropped because the outbox was full (they reached this instance only).
     #[wasm_bindgen(getter, js_name = outboxDropped)]
     pub fn outbox_dropped(&self) -> f64 {
-        self.inner.outbox().dropped() as f64
+        self.figure(Figure::OutboxDropped)
     }
 
     /// Redis answered revalidation `seq` with the error reply `message` at `now`. `Kept`:
@@ -712,21 +877,21 @@ impl Engine {
     /// now, or nothing waits).
     #[wasm_bindgen(js_name = outboxRetryInMs)]
     pub fn outbox_retry_in_ms(&self, now: f64) -> f64 {
-        self.inner.outbox().retry_in(Millis(now))
+        self.wait_ms(Wait::OutboxRetry, now)
     }
 
     /// When the host's timer should next refresh the tag state and replay the outbox, in ms
     /// from `now` (the breaker's next probe or the outbox's backoff, 100 ms to 5 s).
     #[wasm_bindgen(js_name = retryInMs)]
     pub fn retry_in_ms(&self, now: f64) -> f64 {
-        self.inner.retry_in_ms(Millis(now))
+        self.wait_ms(Wait::Retry, now)
     }
 
     /// Revalidations parked because Redis kept answering them with an error retrying does not
     /// fix (they reached this instance only).
     #[wasm_bindgen(getter, js_name = outboxParked)]
     pub fn outbox_parked(&self) -> f64 {
-        self.inner.outbox().parked() as f64
+        self.figure(Figure::OutboxParked)
     }
 
     /// What a permission error says the ACL user lacks, as `ACL SETUSER` rules (`+zadd`,
@@ -740,7 +905,7 @@ impl Engine {
     /// Revalidations dropped because Redis refused them for want of a permission.
     #[wasm_bindgen(getter, js_name = outboxRefused)]
     pub fn outbox_refused(&self) -> f64 {
-        self.inner.outbox().refused() as f64
+        self.figure(Figure::OutboxRefused)
     }
 }
 

@@ -22,6 +22,9 @@ pub struct PlannedEntry {
 }
 
 impl PlannedEntry {
+    // Not inlined, as `pack` below: one copy for both planning exports (the wasm size budget,
+    // docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
     fn new(engine: &Engine, plan: SetPlan) -> PlannedEntry {
         let dropped = engine.inner.dropped_tags();
         PlannedEntry {
@@ -38,6 +41,7 @@ impl PlannedEntry {
 
 impl PlannedEntry {
     /// The entry as JS reads it (see the type's docs for the order).
+    #[inline(never)]
     fn pack(&self) -> Vec<u8> {
         Packer::default()
             .flag(self.stored())

@@ -7,7 +7,7 @@ use fleetcache_core::Millis;
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{script_argv, utf8_key, Engine, Iface};
+use crate::engine::{call_argv, utf8_key, Engine, Iface};
 use crate::error::js_error;
 use crate::list::{items, SEP};
 use crate::pack::Packer;
@@ -45,6 +45,59 @@ pub enum Failure {
     NoConnection = 2,
     /// The circuit breaker kept it from being sent.
     CircuitOpen = 3,
+}
+
+impl Failure {
+    /// The `Failure` whose value `n` is, for the inputs that take it as a number; when it is
+    /// none, the error wasm-bindgen's glue threw for a `Failure` parameter. Returned, not
+    /// thrown: a throw here would leave the machine and the engine borrowed for good, where
+    /// the glue released them before throwing.
+    pub(crate) fn read(n: f64) -> Result<Failure, JsValue> {
+        [
+            Failure::Timeout,
+            Failure::ReplyError,
+            Failure::NoConnection,
+            Failure::CircuitOpen,
+        ]
+        .into_iter()
+        .find(|f| f64::from(*f as u8) == n)
+        .ok_or_else(|| JsError::new("invalid enum value passed").into())
+    }
+}
+
+/// Which of the methods that offer bytes with a total length [`ReadMachine::offer`] runs.
+#[derive(Clone, Copy)]
+enum Offer {
+    Tier,
+    Fallback,
+    StartWithTier,
+    StartWithHeld,
+}
+
+/// Which input a number given to [`RenewMachine::step_with`] is.
+#[derive(Clone, Copy)]
+enum RenewNumber {
+    /// `sent`'s script reply.
+    Sent,
+    /// A `Failure`.
+    Failed,
+}
+
+/// Which text of the last step [`ReadMachine::text`] reads.
+#[derive(Clone, Copy)]
+enum StepText {
+    Argv,
+    Log,
+    Error,
+}
+
+/// Which input a number given to [`ReadMachine::step_with`] is.
+#[derive(Clone, Copy)]
+enum NumberInput {
+    /// `leaseReply`'s integer reply.
+    LeaseReply,
+    /// A `Failure`.
+    Failed,
 }
 
 impl From<Failure> for core::Failure {
@@ -296,7 +349,7 @@ impl ReadStep {
     pub fn argv(&self) -> String {
         match &self.inner.action {
             core::ReadAction::Acquire { call, .. } | core::ReadAction::Poll { call, .. } => {
-                script_argv(call.clone())
+                call_argv(call)
             }
             _ => String::new(),
         }
@@ -703,6 +756,106 @@ impl ReadMachine {
         Ok(kind)
     }
 
+    /// `leaseReply` and `failed`: one number each, read here rather than by wasm-bindgen's
+    /// glue, so that the two exports differ only in a constant and wasm-opt keeps one copy of
+    /// their borrowing code (the wasm size budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn step_with(
+        &mut self,
+        engine: &mut Engine,
+        kind: NumberInput,
+        n: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        let input = match kind {
+            NumberInput::LeaseReply => {
+                core::ReadInput::LeaseReply(if n.is_finite() { n as i64 } else { -1 })
+            }
+            NumberInput::Failed => core::ReadInput::Failed(Failure::read(n)?.into()),
+        };
+        self.step(engine, input, now)
+    }
+
+    /// `tier`, `fallback`, `startWithTier` and `startWithHeld`, which take the same arguments:
+    /// one body, so that their exports differ only in the constant `kind` and wasm-opt keeps
+    /// one copy of the borrowing and byte-copying code wasm-bindgen writes around each (the
+    /// wasm size budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn offer(
+        &mut self,
+        engine: &mut Engine,
+        kind: Offer,
+        prefix: Option<Vec<u8>>,
+        total_len: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        match kind {
+            Offer::Tier => self.step(
+                engine,
+                core::ReadInput::Tier(offered(&prefix, total_len)),
+                now,
+            ),
+            Offer::Fallback => {
+                let len = total(&prefix, total_len);
+                self.step(engine, core::ReadInput::Fallback(bytes(&prefix, len)), now)
+            }
+            Offer::StartWithTier => self.start_then_tier(engine, &prefix, total_len, now),
+            Offer::StartWithHeld => {
+                let kind = self.start_then_tier(engine, &None, 0.0, now)?;
+                let held = offered(&prefix, total_len);
+                let held_len = held.map_or(0, |b| b.total_len);
+                if kind != ReadStepKind::Get
+                    || self.fields[ReadField::TookTier as usize] != 1.0
+                    || !engine
+                        .inner
+                        .tier_touch_held(&mut self.inner, held_len, Millis(now))
+                {
+                    return Ok(kind);
+                }
+                let input = core::ReadInput::Held(held);
+                let kind = self.step(engine, input, now)?;
+                self.fields[ReadField::TookTier as usize] = 2.0;
+                Ok(kind)
+            }
+        }
+    }
+
+    /// `startWithTier`.
+    fn start_then_tier(
+        &mut self,
+        engine: &mut Engine,
+        prefix: &Option<Vec<u8>>,
+        total_len: f64,
+        now: f64,
+    ) -> Result<ReadStepKind, JsValue> {
+        let kind = self.step(engine, core::ReadInput::Start, now)?;
+        if kind != ReadStepKind::PeekTier {
+            return Ok(kind);
+        }
+        let kind = self.step(
+            engine,
+            core::ReadInput::Tier(offered(prefix, total_len)),
+            now,
+        )?;
+        self.fields[ReadField::TookTier as usize] = 1.0;
+        Ok(kind)
+    }
+
+    /// `argv`, `log` or `error` of the last step: one body, so that the three exports differ
+    /// only in the constant `which` and wasm-opt keeps one copy of their glue (the wasm size
+    /// budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn text(&self, which: StepText) -> String {
+        let Some(step) = &self.last else {
+            return String::new();
+        };
+        match which {
+            StepText::Argv => step.argv(),
+            StepText::Log => step.log(),
+            StepText::Error => step.error(),
+        }
+    }
+
     fn wrap(inner: core::ReadMachine) -> ReadMachine {
         ReadMachine {
             inner,
@@ -1058,17 +1211,17 @@ impl ReadMachine {
 
     /// `Acquire`, `Poll`: the `EVALSHA` argv to send, NUL-joined (`''` for another step).
     pub fn argv(&self) -> String {
-        self.last.as_ref().map_or_else(String::new, ReadStep::argv)
+        self.text(StepText::Argv)
     }
 
     /// `Answer`: debug log lines (`\n`-separated), `''` when none.
     pub fn log(&self) -> String {
-        self.last.as_ref().map_or_else(String::new, ReadStep::log)
+        self.text(StepText::Log)
     }
 
     /// `Answer`: error log lines (`\n`-separated), `''` when none.
     pub fn error(&self) -> String {
-        self.last.as_ref().map_or_else(String::new, ReadStep::error)
+        self.text(StepText::Error)
     }
 
     /// Begins the read.
@@ -1094,17 +1247,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let kind = self.step(engine, core::ReadInput::Start, now)?;
-        if kind != ReadStepKind::PeekTier {
-            return Ok(kind);
-        }
-        let kind = self.step(
-            engine,
-            core::ReadInput::Tier(offered(&prefix, total_len)),
-            now,
-        )?;
-        self.fields[ReadField::TookTier as usize] = 1.0;
-        Ok(kind)
+        self.offer(engine, Offer::StartWithTier, prefix, total_len, now)
     }
 
     /// `startWithTier` with no tier bytes offered, for a host whose store holds its entries
@@ -1123,21 +1266,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let kind = self.start_with_tier(engine, None, 0.0, now)?;
-        let held = offered(&prefix, total_len);
-        let held_len = held.map_or(0, |b| b.total_len);
-        if kind != ReadStepKind::Get
-            || self.fields[ReadField::TookTier as usize] != 1.0
-            || !engine
-                .inner
-                .tier_touch_held(&mut self.inner, held_len, Millis(now))
-        {
-            return Ok(kind);
-        }
-        let input = core::ReadInput::Held(held);
-        let kind = self.step(engine, input, now)?;
-        self.fields[ReadField::TookTier as usize] = 2.0;
-        Ok(kind)
+        self.offer(engine, Offer::StartWithHeld, prefix, total_len, now)
     }
 
     /// The refresh asked for by `Refresh` is under way.
@@ -1167,11 +1296,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        self.step(
-            engine,
-            core::ReadInput::Tier(offered(&prefix, total_len)),
-            now,
-        )
+        self.offer(engine, Offer::Tier, prefix, total_len, now)
     }
 
     /// The tier's bytes kept for outages (`undefined`: none), after a failed read.
@@ -1182,8 +1307,7 @@ impl ReadMachine {
         total_len: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let len = total(&prefix, total_len);
-        self.step(engine, core::ReadInput::Fallback(bytes(&prefix, len)), now)
+        self.offer(engine, Offer::Fallback, prefix, total_len, now)
     }
 
     /// The entry read (`undefined`: none stored); `joined` when the host joined the `GET` of
@@ -1239,18 +1363,18 @@ impl ReadMachine {
         code: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        let code = if code.is_finite() { code as i64 } else { -1 };
-        self.step(engine, core::ReadInput::LeaseReply(code), now)
+        self.step_with(engine, NumberInput::LeaseReply, code, now)
     }
 
-    /// The command asked for brought no reply.
+    /// The command asked for brought no reply (a `Failure`). Throws for a number that is no
+    /// `Failure`.
     pub fn failed(
         &mut self,
         engine: &mut Engine,
-        failure: Failure,
+        #[wasm_bindgen(unchecked_param_type = "Failure")] failure: f64,
         now: f64,
     ) -> Result<ReadStepKind, JsValue> {
-        self.step(engine, core::ReadInput::Failed(failure.into()), now)
+        self.step_with(engine, NumberInput::Failed, failure, now)
     }
 
     /// The pause asked for by `Wait` is over.
@@ -1286,8 +1410,16 @@ impl RenewStep {
             .num(self.delay_ms())
             .text(&self.argv())
             .num(self.budget_ms())
-            .text(&self.log())
+            .text(self.log_text())
             .finish()
+    }
+
+    /// [`RenewStep::log`] in place: packing it needs no copy.
+    fn log_text(&self) -> &str {
+        match &self.inner {
+            core::RenewStep::Done { log } => log,
+            _ => "",
+        }
     }
 }
 
@@ -1312,7 +1444,7 @@ impl RenewStep {
     /// `Send`: the `EVALSHA` argv, NUL-joined.
     pub fn argv(&self) -> String {
         match &self.inner {
-            core::RenewStep::Send { call, .. } => script_argv(call.clone()),
+            core::RenewStep::Send { call, .. } => call_argv(call),
             _ => String::new(),
         }
     }
@@ -1327,10 +1459,7 @@ impl RenewStep {
 
     /// `Done`: a debug line, `''` when none.
     pub fn log(&self) -> String {
-        match &self.inner {
-            core::RenewStep::Done { log } => log.clone(),
-            _ => String::new(),
-        }
+        self.log_text().to_owned()
     }
 }
 
@@ -1359,6 +1488,24 @@ impl RenewMachine {
         Ok(packed)
     }
 
+    /// `sent` and `failed`: one number each, read here rather than by wasm-bindgen's glue, so
+    /// that the two exports differ only in a constant and wasm-opt keeps one copy of their
+    /// borrowing code (the wasm size budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn step_with(
+        &mut self,
+        engine: &mut Engine,
+        kind: RenewNumber,
+        n: f64,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        let input = match kind {
+            RenewNumber::Sent => core::RenewInput::Sent(n == 1.0),
+            RenewNumber::Failed => core::RenewInput::Failed(Failure::read(n)?.into()),
+        };
+        self.step(engine, input, now)
+    }
+
     /// The step answered last (for Rust callers; JS gets each step packed).
     pub fn last_step(&self) -> Option<&RenewStep> {
         self.last.as_ref()
@@ -1377,24 +1524,21 @@ impl RenewMachine {
         self.step(engine, core::RenewInput::Timer, now)
     }
 
-    /// The renewal was answered: `renewed` when the script replied 1; the next step, packed.
-    pub fn sent(
-        &mut self,
-        engine: &mut Engine,
-        renewed: bool,
-        now: f64,
-    ) -> Result<Vec<u8>, JsValue> {
-        self.step(engine, core::RenewInput::Sent(renewed), now)
+    /// The renewal was answered with the script's integer `reply` (1: renewed; anything
+    /// else, NaN included: no longer held); the next step, packed.
+    pub fn sent(&mut self, engine: &mut Engine, reply: f64, now: f64) -> Result<Vec<u8>, JsValue> {
+        self.step_with(engine, RenewNumber::Sent, reply, now)
     }
 
-    /// The renewal brought no reply; the next step, packed.
+    /// The renewal brought no reply (a `Failure`); the next step, packed. Throws for a number
+    /// that is no `Failure`.
     pub fn failed(
         &mut self,
         engine: &mut Engine,
-        failure: Failure,
+        #[wasm_bindgen(unchecked_param_type = "Failure")] failure: f64,
         now: f64,
     ) -> Result<Vec<u8>, JsValue> {
-        self.step(engine, core::RenewInput::Failed(failure.into()), now)
+        self.step_with(engine, RenewNumber::Failed, failure, now)
     }
 }
 

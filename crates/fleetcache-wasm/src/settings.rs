@@ -12,6 +12,8 @@
 //! so, where it was "the wrong type or shape"). A number's own range, non-finite numbers
 //! included, is the core's to check (`Config::validate`), with its codes and messages.
 
+use std::cell::Cell;
+
 use fleetcache_core::{Config, NextRelease};
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
@@ -23,46 +25,53 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     if !obj.is_object() {
         return Err(BindingError::ConfigShape);
     }
-    let p = Props(obj);
+    // No `?` after each setting: the first refusal is kept in `p` and ends the reading there
+    // (no later property is read), so each of the settings below is one call with no error
+    // path of its own (the constructor's export size, docs/decisions/0028-wasm-size-budget.md).
+    let p = Props {
+        obj,
+        refused: Cell::new(None),
+    };
     let mut c = Config::default();
-    p.string("prefix", &mut c.prefix)?;
-    p.string("deployment", &mut c.deployment)?;
-    p.unsigned("maxEntryBytes", &mut c.max_entry_bytes)?;
-    p.number("maxTtlSeconds", &mut c.max_ttl_seconds)?;
-    p.number("defaultTtlSeconds", &mut c.default_ttl_seconds)?;
-    p.unsigned("memoryBytes", &mut c.memory_bytes)?;
-    p.unsigned("compressMinBytes", &mut c.compress_min_bytes)?;
-    p.unsigned32("compressLevel", &mut c.compress_level)?;
-    if let Some(v) = p.get("tagPruneAfterMs")? {
+    p.string("prefix", &mut c.prefix);
+    p.string("deployment", &mut c.deployment);
+    p.unsigned("maxEntryBytes", &mut c.max_entry_bytes);
+    p.number("maxTtlSeconds", &mut c.max_ttl_seconds);
+    p.number("defaultTtlSeconds", &mut c.default_ttl_seconds);
+    p.unsigned("memoryBytes", &mut c.memory_bytes);
+    p.unsigned("compressMinBytes", &mut c.compress_min_bytes);
+    p.unsigned32("compressLevel", &mut c.compress_level);
+    if let Some(v) = p.get("tagPruneAfterMs") {
         c.tag_prune_after_ms = match none_or(v) {
             None => None,
-            Some(v) => {
-                Some(number(&v).ok_or(BindingError::Setting("tagPruneAfterMs", NOT_A_NUMBER))?)
-            }
+            Some(v) => number(&v).or_else(|| p.refuse("tagPruneAfterMs", NOT_A_NUMBER)),
         };
     }
-    p.number("readTimeoutMs", &mut c.read_timeout_ms)?;
-    p.number("writeTimeoutMs", &mut c.write_timeout_ms)?;
-    p.number("connectTimeoutMs", &mut c.connect_timeout_ms)?;
-    p.unsigned32("breakerFailures", &mut c.breaker_failures)?;
-    p.number("breakerFailureRate", &mut c.breaker_failure_rate)?;
-    p.unsigned32("breakerMinCalls", &mut c.breaker_min_calls)?;
-    p.number("breakerWindowMs", &mut c.breaker_window_ms)?;
-    p.number("breakerOpenMs", &mut c.breaker_open_ms)?;
-    p.number("breakerMaxOpenMs", &mut c.breaker_max_open_ms)?;
-    p.unsigned32("outboxCapacity", &mut c.outbox_capacity)?;
-    p.boolean("leases", &mut c.leases)?;
-    p.number("leaseTtlMs", &mut c.lease_ttl_ms)?;
-    p.number("leaseWaitMs", &mut c.lease_wait_ms)?;
-    if let Some(v) = p.get("nextRelease")? {
+    p.number("readTimeoutMs", &mut c.read_timeout_ms);
+    p.number("writeTimeoutMs", &mut c.write_timeout_ms);
+    p.number("connectTimeoutMs", &mut c.connect_timeout_ms);
+    p.unsigned32("breakerFailures", &mut c.breaker_failures);
+    p.number("breakerFailureRate", &mut c.breaker_failure_rate);
+    p.unsigned32("breakerMinCalls", &mut c.breaker_min_calls);
+    p.number("breakerWindowMs", &mut c.breaker_window_ms);
+    p.number("breakerOpenMs", &mut c.breaker_open_ms);
+    p.number("breakerMaxOpenMs", &mut c.breaker_max_open_ms);
+    p.unsigned32("outboxCapacity", &mut c.outbox_capacity);
+    p.boolean("leases", &mut c.leases);
+    p.number("leaseTtlMs", &mut c.lease_ttl_ms);
+    p.number("leaseWaitMs", &mut c.lease_wait_ms);
+    if let Some(v) = p.get("nextRelease") {
         c.next_release = match none_or(v) {
             None => None,
-            Some(v) => Some(next_release(&v).ok_or_else(|| bad("nextRelease"))?),
+            Some(v) => next_release(&v).or_else(|| p.refuse("nextRelease", WRONG_SHAPE)),
         };
     }
-    p.boolean("durableUseCache", &mut c.durable_use_cache)?;
-    p.boolean("debug", &mut c.debug)?;
-    Ok(c)
+    p.boolean("durableUseCache", &mut c.durable_use_cache);
+    p.boolean("debug", &mut c.debug);
+    match p.refused.take() {
+        Some((setting, why)) => Err(BindingError::Setting(setting, why)),
+        None => Ok(c),
+    }
 }
 
 /// What the messages say a setting must be (static texts: no number is formatted).
@@ -73,10 +82,6 @@ const NOT_A_NUMBER: &str = "must be a number";
 /// not a number.
 const NOT_WHOLE_U64: &str = "must be a whole number from 0 to 9007199254740991";
 const NOT_WHOLE_U32: &str = "must be a whole number from 0 to 4294967295";
-
-fn bad(setting: &'static str) -> BindingError {
-    BindingError::Setting(setting, WRONG_SHAPE)
-}
 
 /// `None` for `null` and `undefined`.
 fn none_or(v: JsValue) -> Option<JsValue> {
@@ -113,15 +118,21 @@ fn next_release(v: &JsValue) -> Option<NextRelease> {
     if !v.is_object() {
         return None;
     }
-    let p = Props(v);
+    let p = Props {
+        obj: v,
+        refused: Cell::new(None),
+    };
     let field = |name| -> Option<u32> {
-        let v = p.get(name).ok()??;
+        let v = p.get(name)?;
         unsigned(&v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
     };
-    let prerelease = match p.get("prerelease").ok()? {
+    let prerelease = match p.get("prerelease") {
         None => false,
         Some(v) => v.as_bool()?,
     };
+    if p.refused.get().is_some() {
+        return None;
+    }
     Some(NextRelease {
         major: field("major")?,
         minor: field("minor")?,
@@ -130,18 +141,36 @@ fn next_release(v: &JsValue) -> Option<NextRelease> {
     })
 }
 
-/// The properties of one object, read one setting at a time.
-struct Props<'a>(&'a JsValue);
+/// The properties of one object, read one setting at a time, and the first setting refused
+/// with what it must be: once one is, nothing more is read.
+struct Props<'a> {
+    obj: &'a JsValue,
+    refused: Cell<Option<(&'static str, &'static str)>>,
+}
 
 impl Props<'_> {
-    /// The value of `name`; `None` when it is absent (`undefined` and not a property).
-    fn get(&self, name: &'static str) -> Result<Option<JsValue>, BindingError> {
-        let key = JsValue::from_str(name);
-        let v = Reflect::get(self.0, &key).map_err(|_| bad(name))?;
-        if v.is_undefined() && !Reflect::has(self.0, &key).unwrap_or(false) {
-            return Ok(None);
+    /// The value of `name`; `None` when it is absent (`undefined` and not a property), when
+    /// reading it threw (`name` is then refused) or when a setting was refused already.
+    fn get(&self, name: &'static str) -> Option<JsValue> {
+        if self.refused.get().is_some() {
+            return None;
         }
-        Ok(Some(v))
+        let key = JsValue::from_str(name);
+        let Ok(v) = Reflect::get(self.obj, &key) else {
+            return self.refuse(name, WRONG_SHAPE);
+        };
+        if v.is_undefined() && !Reflect::has(self.obj, &key).unwrap_or(false) {
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Keeps `name` as the setting refused, unless one was already; always `None`.
+    fn refuse<T>(&self, name: &'static str, why: &'static str) -> Option<T> {
+        if self.refused.get().is_none() {
+            self.refused.set(Some((name, why)));
+        }
+        None
     }
 
     /// Sets `out` from a present setting, refusing it, with what it must be (`why`), when
@@ -152,30 +181,41 @@ impl Props<'_> {
         out: &mut T,
         read: impl FnOnce(&JsValue) -> Option<T>,
         why: &'static str,
-    ) -> Result<(), BindingError> {
-        if let Some(v) = self.get(name)? {
-            *out = read(&v).ok_or(BindingError::Setting(name, why))?;
+    ) {
+        if let Some(v) = self.get(name) {
+            match read(&v) {
+                Some(value) => *out = value,
+                None => {
+                    self.refuse::<()>(name, why);
+                }
+            }
         }
-        Ok(())
     }
 
-    fn string(&self, name: &'static str, out: &mut String) -> Result<(), BindingError> {
+    // The typed readers are not inlined: with no error to return they would be, at each of
+    // their call sites, and the constructor's export grew by about 1.1 KB that way.
+    #[inline(never)]
+    fn string(&self, name: &'static str, out: &mut String) {
         self.set(name, out, JsValue::as_string, WRONG_SHAPE)
     }
 
-    fn boolean(&self, name: &'static str, out: &mut bool) -> Result<(), BindingError> {
+    #[inline(never)]
+    fn boolean(&self, name: &'static str, out: &mut bool) {
         self.set(name, out, JsValue::as_bool, WRONG_SHAPE)
     }
 
-    fn number(&self, name: &'static str, out: &mut f64) -> Result<(), BindingError> {
+    #[inline(never)]
+    fn number(&self, name: &'static str, out: &mut f64) {
         self.set(name, out, number, NOT_A_NUMBER)
     }
 
-    fn unsigned(&self, name: &'static str, out: &mut u64) -> Result<(), BindingError> {
+    #[inline(never)]
+    fn unsigned(&self, name: &'static str, out: &mut u64) {
         self.set(name, out, |v| unsigned(v, u64::MAX), NOT_WHOLE_U64)
     }
 
-    fn unsigned32(&self, name: &'static str, out: &mut u32) -> Result<(), BindingError> {
+    #[inline(never)]
+    fn unsigned32(&self, name: &'static str, out: &mut u32) {
         self.set(
             name,
             out,

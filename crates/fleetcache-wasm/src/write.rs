@@ -374,36 +374,83 @@ impl WriteMachine {
 
     /// The first step, packed (`WriteStep`).
     pub fn start(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
-        let step = engine.inner.write_first(&mut self.inner, Millis(now));
-        self.answer(step)
+        self.step(engine, None, now)
     }
 
     /// The last step's command was answered; the next step, packed.
     pub fn sent(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
-        self.step(engine, WriteInput::Sent, now)
+        self.step(engine, Some(WriteInput::Sent), now)
     }
 
-    /// The last step's command got no usable answer; the next step, packed.
-    pub fn failed(&mut self, engine: &mut Engine, failure: Failure, now: f64) -> Vec<u8> {
-        self.step(engine, WriteInput::Failed(failure.into()), now)
+    /// The last step's command got no usable answer (a `Failure`); the next step, packed.
+    /// Throws for a number that is no `Failure`.
+    pub fn failed(
+        &mut self,
+        engine: &mut Engine,
+        #[wasm_bindgen(unchecked_param_type = "Failure")] failure: f64,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        self.step_with(engine, NumberInput::Failed, failure, now)
     }
 
     /// The Compress step's codec produced `bytes` bytes; the next step, packed.
-    pub fn compressed(&mut self, engine: &mut Engine, bytes: u32, now: f64) -> Vec<u8> {
-        self.step(engine, WriteInput::Compressed(u64::from(bytes)), now)
+    pub fn compressed(
+        &mut self,
+        engine: &mut Engine,
+        bytes: f64,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        self.step_with(engine, NumberInput::Compressed, bytes, now)
     }
 
     /// The host could not send the planned value: nothing is stored, a held lease is let go.
     /// The next step, packed.
     pub fn abandon(&mut self, engine: &mut Engine, now: f64) -> Vec<u8> {
-        self.step(engine, WriteInput::Abandon, now)
+        self.step(engine, Some(WriteInput::Abandon), now)
     }
 }
 
+/// Which input a number given to [`WriteMachine::step_with`] is.
+#[derive(Clone, Copy)]
+enum NumberInput {
+    /// A `Failure`.
+    Failed,
+    /// `compressed`'s byte count.
+    Compressed,
+}
+
 impl WriteMachine {
-    fn step(&mut self, engine: &mut Engine, input: WriteInput, now: f64) -> Vec<u8> {
-        let step = engine.inner.write_step(&mut self.inner, input, Millis(now));
+    // Not inlined into each input method: one copy of the stepping and packing code (the wasm
+    // size budget, docs/decisions/0028-wasm-size-budget.md), as the read machine's `step`.
+    // `None` is the first step (`start`): with it here, `start`, `sent` and `abandon` differ
+    // only in a constant and wasm-opt keeps one copy of the glue wasm-bindgen writes around
+    // them.
+    #[inline(never)]
+    fn step(&mut self, engine: &mut Engine, input: Option<WriteInput>, now: f64) -> Vec<u8> {
+        let step = match input {
+            None => engine.inner.write_first(&mut self.inner, Millis(now)),
+            Some(input) => engine.inner.write_step(&mut self.inner, input, Millis(now)),
+        };
         self.answer(step)
+    }
+
+    /// `failed` and `compressed`: one number each, read here rather than by wasm-bindgen's
+    /// glue, so that the two exports differ only in a constant and wasm-opt keeps one copy of
+    /// their borrowing code (the wasm size budget, docs/decisions/0028-wasm-size-budget.md).
+    #[inline(never)]
+    fn step_with(
+        &mut self,
+        engine: &mut Engine,
+        kind: NumberInput,
+        n: f64,
+        now: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        let input = match kind {
+            NumberInput::Failed => WriteInput::Failed(Failure::read(n)?.into()),
+            // `as` saturates: NaN and negatives are 0.
+            NumberInput::Compressed => WriteInput::Compressed(n as u64),
+        };
+        Ok(self.step(engine, Some(input), now))
     }
 
     fn answer(&mut self, step: fleetcache_core::WriteStep) -> Vec<u8> {

@@ -445,6 +445,45 @@ fn config_object_shape_rules() {
     }
 }
 
+/// Reading stops at the first setting refused: no later property of the object is read (its
+/// getter does not run), and a getter that throws refuses its setting by name.
+#[wasm_bindgen_test]
+fn no_setting_is_read_after_the_first_refused() {
+    // An object whose `debug` (the last setting read) counts its reads in `reads`.
+    let counted = |prefix: JsValue| {
+        let obj = js_sys::Object::new();
+        js_sys::Reflect::set(&obj, &"prefix".into(), &prefix).unwrap();
+        js_sys::Reflect::set(&obj, &"reads".into(), &0.into()).unwrap();
+        let get = js_sys::Function::new_no_args("this.reads += 1; return false");
+        let desc = js_sys::Object::new();
+        js_sys::Reflect::set(&desc, &"get".into(), &get).unwrap();
+        js_sys::Object::define_property(&obj, &"debug".into(), &desc);
+        obj
+    };
+    let reads = |obj: &js_sys::Object| js_sys::Reflect::get(obj, &"reads".into()).unwrap();
+    let read = counted("fc".into());
+    assert!(Engine::new(read.clone().into()).is_ok());
+    assert_eq!(reads(&read).as_f64(), Some(1.0));
+    let refused = counted(true.into());
+    let err = Engine::new(refused.clone().into())
+        .err()
+        .expect("prefix refused");
+    let named = js_sys::Reflect::get(&err, &"setting".into()).unwrap();
+    assert_eq!(named.as_string().as_deref(), Some("prefix"));
+    assert_eq!(reads(&refused).as_f64(), Some(0.0));
+
+    let throws = js_sys::Object::new();
+    let desc = js_sys::Object::new();
+    let get = js_sys::Function::new_no_args("throw new Error('no')");
+    js_sys::Reflect::set(&desc, &"get".into(), &get).unwrap();
+    js_sys::Object::define_property(&throws, &"leaseTtlMs".into(), &desc);
+    let err = Engine::new(throws.into())
+        .err()
+        .expect("leaseTtlMs refused");
+    let named = js_sys::Reflect::get(&err, &"setting".into()).unwrap();
+    assert_eq!(named.as_string().as_deref(), Some("leaseTtlMs"));
+}
+
 #[wasm_bindgen_test]
 fn keys_differ_by_deployment_and_interface() {
     let a = engine("d1");
@@ -888,7 +927,8 @@ fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
     let described = fleetcache_wasm::describe_envelope(&value, value.len() as u32).unwrap();
     let stored_key = js_sys::Reflect::get(&described, &"key".into()).unwrap();
     assert_eq!(stored_key.as_string().as_deref(), Some("k"));
-    m.failed(&mut e, Failure::Timeout, NOW);
+    m.failed(&mut e, f64::from(Failure::Timeout as u8), NOW)
+        .unwrap();
     let done = m.last_step().unwrap();
     assert_eq!(done.kind(), WriteStepKind::Done);
     assert_eq!(done.outcome(), WriteOutcome::Failed);

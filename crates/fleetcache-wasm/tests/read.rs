@@ -147,8 +147,19 @@ fn a_miss_wins_the_lease_and_renews_it() {
     let s = r.last_step().unwrap();
     assert_eq!(s.kind(), RenewStepKind::Send);
     assert!(s.argv().starts_with("EVALSHA\0"));
-    r.failed(&mut e, Failure::Timeout, NOW + delay).unwrap();
+    r.failed(&mut e, f64::from(Failure::Timeout as u8), NOW + delay)
+        .unwrap();
     assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Wait);
+    // `sent` takes the script's reply: 1 renews and waits for the next interval, anything
+    // else ends the renewals.
+    let mut at = NOW + delay;
+    for (reply, after) in [(1.0, RenewStepKind::Wait), (0.0, RenewStepKind::Done)] {
+        at += delay;
+        r.timer(&mut e, at).unwrap();
+        assert_eq!(r.last_step().unwrap().kind(), RenewStepKind::Send);
+        r.sent(&mut e, reply, at).unwrap();
+        assert_eq!(r.last_step().unwrap().kind(), after);
+    }
 }
 
 #[wasm_bindgen_test]
@@ -200,7 +211,8 @@ fn a_failed_singular_read_is_a_miss_with_an_error_line() {
     assert_eq!(m.start(&mut e, NOW).unwrap(), ReadStepKind::Refresh);
     assert_eq!(m.refreshed(&mut e, NOW).unwrap(), ReadStepKind::PeekTier);
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.failed(&mut e, Failure::NoConnection, NOW).unwrap();
+    m.failed(&mut e, f64::from(Failure::NoConnection as u8), NOW)
+        .unwrap();
     let s = m.last_step().unwrap().clone();
     assert_eq!(s.kind(), ReadStepKind::PeekFallback);
     m.fallback(&mut e, None, 0.0, NOW).unwrap();
@@ -420,7 +432,8 @@ fn the_fields_area_holds_what_each_step_reads() {
     m.start(&mut e, NOW).unwrap();
     m.refreshed(&mut e, NOW).unwrap();
     m.tier(&mut e, None, 0.0, NOW).unwrap();
-    m.failed(&mut e, Failure::Timeout, NOW).unwrap();
+    m.failed(&mut e, f64::from(Failure::Timeout as u8), NOW)
+        .unwrap();
     m.fallback(&mut e, None, 0.0, NOW).unwrap();
     check_fields(&m);
 }
