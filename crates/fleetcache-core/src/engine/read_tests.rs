@@ -1938,3 +1938,65 @@ fn a_held_copy_whose_header_is_past_the_first_window_keeps_its_header_as_a_tier_
     }
     assert_eq!(kept, vec![(false, true), (true, true)]);
 }
+
+/// Review 10: the engine judges a fresh page's `revalidate` with the clock of the step that
+/// answers, and Next judges the same `lastModified + revalidate` again with its own clock
+/// after the answer comes back (`incremental-cache/index.js`, `revalidateAfter < now`; for
+/// FETCH, `age > revalidate`). Any time between the two (the promise hops back to Next, a GC
+/// pause, an event loop stalled) lets an entry answered `Serve` reach Next past its
+/// `revalidate`: Next regenerates it, but no regeneration start was noted, so its write is
+/// stamped with the write time, and a revalidation that resolves during that render leaves the
+/// page it stores fresh on every instance.
+#[test]
+fn a_page_next_finds_past_its_revalidate_after_a_fresh_answer_is_stamped_by_that_read() {
+    let mut e = engine();
+    let desc = inc_desc(ValueKind::AppPage);
+    let parts = vec![3u32; desc.part_count()];
+    let stored = |e: &mut Engine, created: f64, now: f64| {
+        let set = IncrementalSet {
+            desc,
+            revalidate: 60.0,
+            expire: 3600.0,
+            tags: &["t"],
+            parts: &parts,
+            created: Millis(created),
+            now: Millis(now),
+        };
+        let mut v = e.plan_incremental_set("/p", &set).unwrap().header;
+        for _ in &parts {
+            v.extend_from_slice(b"abc");
+        }
+        v
+    };
+    let v = stored(&mut e, NOW, NOW);
+    // The read is judged at the last millisecond of the entry's `revalidate`.
+    let judged = NOW + 60_000.0;
+    let mut m = inc(&e, "/p", false, false, judged - 5.0);
+    go(&mut e, &mut m, ReadInput::Start, judged - 5.0);
+    go(&mut e, &mut m, ReadInput::Refreshed, judged - 5.0);
+    go(&mut e, &mut m, ReadInput::Tier(None), judged - 5.0);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), judged);
+    let a = answer(&s);
+    assert_eq!((a.served, a.regenerates), (Served::Fresh, false));
+    let shown = inc_shown(a);
+    let revalidate_after = shown.last_modified + 60.0 * 1000.0;
+    // Next's clock when the answer reaches it, one millisecond later: stale, so Next renders
+    // the page again (in the background) and then calls `set`.
+    let next_now = judged + 1.0;
+    assert!(revalidate_after < next_now, "Next regenerates");
+    // The render reads its data now; a revalidation of `t` resolves while it runs.
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(judged + 100.0), "ep")
+        .unwrap();
+    // The render's `set` lands after it.
+    let written = judged + 200.0;
+    let created = e.incremental_created("/p", ValueKind::AppPage, &["t"], Millis(written));
+    let v2 = stored(&mut e, created.0, written);
+    let (verdict, _) =
+        e.inspect_incremental("/p", &v2, v2.len(), &[], f64::NAN, Millis(written + 100.0));
+    assert_eq!(
+        verdict,
+        crate::incremental::IncrementalVerdict::Expired,
+        "a page rendered from data read before the revalidation, created at {created:?}, \
+         must not read as fresh after it"
+    );
+}
