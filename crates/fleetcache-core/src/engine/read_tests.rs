@@ -1949,8 +1949,18 @@ fn a_held_copy_whose_header_is_past_the_first_window_keeps_its_header_as_a_tier_
 /// page it stores fresh on every instance.
 #[test]
 fn a_page_next_finds_past_its_revalidate_after_a_fresh_answer_is_stamped_by_that_read() {
+    past_revalidate_at_next(ValueKind::AppPage, "/p");
+}
+
+/// The same for a `fetch` entry: Next's `age > revalidate`, with its own clock.
+#[test]
+fn a_fetch_entry_next_finds_past_its_revalidate_after_a_fresh_answer_is_stamped_by_that_read() {
+    past_revalidate_at_next(ValueKind::Fetch, "/f");
+}
+
+fn past_revalidate_at_next(kind: ValueKind, key: &str) {
     let mut e = engine();
-    let desc = inc_desc(ValueKind::AppPage);
+    let desc = inc_desc(kind);
     let parts = vec![3u32; desc.part_count()];
     let stored = |e: &mut Engine, created: f64, now: f64| {
         let set = IncrementalSet {
@@ -1962,7 +1972,7 @@ fn a_page_next_finds_past_its_revalidate_after_a_fresh_answer_is_stamped_by_that
             created: Millis(created),
             now: Millis(now),
         };
-        let mut v = e.plan_incremental_set("/p", &set).unwrap().header;
+        let mut v = e.plan_incremental_set(key, &set).unwrap().header;
         for _ in &parts {
             v.extend_from_slice(b"abc");
         }
@@ -1971,7 +1981,7 @@ fn a_page_next_finds_past_its_revalidate_after_a_fresh_answer_is_stamped_by_that
     let v = stored(&mut e, NOW, NOW);
     // The read is judged at the last millisecond of the entry's `revalidate`.
     let judged = NOW + 60_000.0;
-    let mut m = inc(&e, "/p", false, false, judged - 5.0);
+    let mut m = inc(&e, key, kind == ValueKind::Fetch, false, judged - 5.0);
     go(&mut e, &mut m, ReadInput::Start, judged - 5.0);
     go(&mut e, &mut m, ReadInput::Refreshed, judged - 5.0);
     go(&mut e, &mut m, ReadInput::Tier(None), judged - 5.0);
@@ -1989,14 +1999,14 @@ fn a_page_next_finds_past_its_revalidate_after_a_fresh_answer_is_stamped_by_that
         .unwrap();
     // The render's `set` lands after it.
     let written = judged + 200.0;
-    let created = e.incremental_created("/p", ValueKind::AppPage, &["t"], Millis(written));
+    let created = e.incremental_created(key, kind, &["t"], Millis(written));
     let v2 = stored(&mut e, created.0, written);
     let (verdict, _) =
-        e.inspect_incremental("/p", &v2, v2.len(), &[], f64::NAN, Millis(written + 100.0));
+        e.inspect_incremental(key, &v2, v2.len(), &[], f64::NAN, Millis(written + 100.0));
     assert_eq!(
         verdict,
         crate::incremental::IncrementalVerdict::Expired,
-        "a page rendered from data read before the revalidation, created at {created:?}, \
+        "{kind:?} rendered from data read before the revalidation, created at {created:?}, \
          must not read as fresh after it"
     );
 }
