@@ -90,7 +90,8 @@ fn fresh_entry_returns_its_own_cache_control() {
     let v = store(&e, "k", &set(desc(ValueKind::AppRoute), &["t"], &[10, 5]));
     let (verdict, h) = e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW + 1.0));
     let s = serve(verdict);
-    assert_eq!(s.last_modified, NOW);
+    // Fresh: shown as read now (incremental::fresh_last_modified).
+    assert_eq!(s.last_modified, NOW + 1.0);
     assert_eq!((s.revalidate, s.expire), (Some(60.0), Some(3600.0)));
     assert!(s.cache_control && !s.stale);
     let h = h.unwrap();
@@ -414,23 +415,32 @@ fn before_16_4_fresh_entries_keep_their_own_lifetime() {
     // Past it: its creation time, stale under any window Next may use up to 60 s.
     let s = at(NOW + 61_000.0);
     assert_eq!(s.last_modified, NOW);
-    // FETCH keeps its creation time (Next judges it with the value's revalidate).
+    // FETCH, judged with the value's (or the request's) revalidate on every release: the same
+    // inside it, its creation time past it.
     let mut d = desc(ValueKind::Fetch);
     d.no_cache_control = true;
     let v = store(&e, "f", &set(d, &[], &[2, 3]));
-    let s = serve(
-        e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
-            .0,
+    let fetch_at = |now: f64, request: f64| {
+        serve(
+            e.inspect_incremental("f", &v, v.len(), &[], request, Millis(now))
+                .0,
+        )
+        .last_modified
+    };
+    assert_eq!(fetch_at(NOW + 30_000.0, f64::NAN), NOW + 30_000.0);
+    assert_eq!(
+        fetch_at(NOW + 30_000.0, 10.0),
+        NOW,
+        "past the request's own"
     );
-    assert_eq!(s.last_modified, NOW);
-    // From 16.4 on (and when the release is unknown) the creation time, as before.
+    // From 16.4 on (and when the release is unknown) the same (fresh_last_modified).
     let e = engine();
     let v = store(&e, "r", &set(desc(ValueKind::AppRoute), &[], &[2, 3]));
     let s = serve(
         e.inspect_incremental("r", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
             .0,
     );
-    assert_eq!(s.last_modified, NOW);
+    assert_eq!(s.last_modified, NOW + 30_000.0);
 }
 
 fn arb_desc() -> impl Strategy<Value = Descriptor> {
