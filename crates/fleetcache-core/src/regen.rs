@@ -53,7 +53,7 @@ const HANDOUT_BUCKET_MS: f64 = MAX_REGENERATION_MS / HANDOUTS_PER_TAG as f64;
 
 /// Stale hand-outs of one tag (or of the tags dropped for the bound), in time buckets oldest
 /// first: each bucket's latest hand-out time and the earliest creation time handed out in it.
-type Buckets = VecDeque<(Millis, Millis)>;
+type Buckets = Vec<(Millis, Millis)>;
 
 /// Stale `'use cache'` entries this process handed out, by tag.
 ///
@@ -87,11 +87,13 @@ pub struct StaleHandouts {
 fn add_handout(buckets: &mut Buckets, at: Millis, created: Millis) {
     let bucket = |t: Millis| (t.0 / HANDOUT_BUCKET_MS).floor();
     let b = bucket(at);
-    let mut i = buckets.len();
-    while i > 0 && buckets.get(i - 1).is_some_and(|(t, _)| bucket(*t) > b) {
-        i -= 1;
-    }
-    match buckets.get_mut(i.wrapping_sub(1)) {
+    // After the last bucket not later than this one (a plain `Vec`: at most 18, and
+    // `VecDeque::insert` was 900 bytes of the wasm module).
+    let i = buckets
+        .iter()
+        .rposition(|(t, _)| bucket(*t) <= b)
+        .map_or(0, |i| i + 1);
+    match i.checked_sub(1).and_then(|j| buckets.get_mut(j)) {
         Some(same) if bucket(same.0) == b => {
             same.0 = same.0.max(at);
             same.1 = same.1.min(created);
@@ -100,16 +102,16 @@ fn add_handout(buckets: &mut Buckets, at: Millis, created: Millis) {
     }
     // From the earlier of this hand-out and the latest, less a bucket: a clock that went back
     // (by less than a bucket) still finds what a regeneration it began may have joined.
-    let latest = buckets.back().map_or(at.0, |(t, _)| t.0.min(at.0));
+    let latest = buckets.last().map_or(at.0, |(t, _)| t.0.min(at.0));
     let horizon = latest - MAX_REGENERATION_MS - HANDOUT_BUCKET_MS;
-    while buckets.len() > 1 && buckets.front().is_some_and(|(t, _)| t.0 < horizon) {
-        buckets.pop_front();
-    }
+    let old = buckets.iter().take_while(|(t, _)| t.0 < horizon).count();
+    buckets.drain(..old.min(buckets.len().saturating_sub(1)));
     // Distinct buckets within the horizon are at most two more than `HANDOUTS_PER_TAG` by
     // construction; should that ever fail, the two oldest become one with the earlier creation
     // time (never later than what they stand for).
     while buckets.len() > HANDOUTS_PER_TAG + 2 {
-        if let (Some((_, first)), Some(second)) = (buckets.pop_front(), buckets.front_mut()) {
+        let (_, first) = buckets.remove(0);
+        if let Some(second) = buckets.first_mut() {
             second.1 = second.1.min(first);
         }
     }
@@ -172,13 +174,13 @@ impl StaleHandouts {
         for tag in tags {
             let list = self
                 .by_tag
-                .get_or_insert_with(&canonical_tag(tag), VecDeque::new);
+                .get_or_insert_with(&canonical_tag(tag), Vec::new);
             add_handout(list, now, created);
         }
         if self.by_tag.len() > MAX_STALE_TAGS {
             let horizon = now.0 - MAX_REGENERATION_MS;
             self.by_tag
-                .retain(|_, l| l.back().is_some_and(|(at, _)| at.0 >= horizon));
+                .retain(|_, l| l.last().is_some_and(|(at, _)| at.0 >= horizon));
             let excess = self.by_tag.len().saturating_sub(MAX_STALE_TAGS);
             if excess > 0 {
                 for k in self.least_recent(excess) {
@@ -201,8 +203,8 @@ impl StaleHandouts {
     /// (docs/decisions/0028-wasm-size-budget.md).
     fn least_recent(&self, excess: usize) -> Vec<String> {
         // Each time as an integer in the same order as `f64::total_cmp`.
-        let order = |l: &VecDeque<(Millis, Millis)>| {
-            let bits = l.back().map_or(0.0, |x| x.0 .0).to_bits() as i64;
+        let order = |l: &Buckets| {
+            let bits = l.last().map_or(0.0, |x| x.0 .0).to_bits() as i64;
             bits ^ (((bits >> 63) as u64) >> 1) as i64
         };
         let times: Vec<i64> = self.by_tag.values().map(order).collect();
