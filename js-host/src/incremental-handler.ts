@@ -1,4 +1,4 @@
-import { now } from './clock'
+import { currentTurn, now } from './clock'
 import {
   optionsFromEnv,
   resolveOptions,
@@ -354,10 +354,11 @@ class IncrementalCore {
       const { RevalidationMode } = wasm
       const mode = durations === undefined ? RevalidationMode.Expire : RevalidationMode.Stale
       const expire = durations?.expire ?? Number.NaN
-      // Next sends every revalidation to the cacheHandlers' updateTags too, in the same tick;
-      // when fleetcache's use-cache handler has just recorded it, it is already on its way to
-      // Redis (docs/decisions/0005).
-      if (engine.revalidationRecorded(list.join('\0'), mode, expire, t)) {
+      // Next sends every revalidation to the cacheHandlers' updateTags first, in the same
+      // synchronous loop; when fleetcache's use-cache handler has just recorded it in this run,
+      // it is already on its way to Redis (docs/decisions/0005). Once: another report of the
+      // same tags, or one in another run, is another revalidation.
+      if (engine.revalidationRecorded(list.join('\0'), mode, expire, t, currentTurn())) {
         log.debug(`inc revalidateTag ${list.join(',')}: already recorded by updateTags`)
         return
       }

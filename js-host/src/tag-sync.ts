@@ -33,6 +33,7 @@ export interface TagEngine {
     expireSeconds: number,
     now: number,
     queue: boolean,
+    pairedTurn: number,
   ): Uint8Array
   readonly outboxDropped: number
   readonly outboxParked: number
@@ -540,6 +541,7 @@ export class TagSync {
     tags: readonly string[],
     durations: Durations | undefined,
     now: number,
+    pairedTurn = 0,
   ): Promise<void> {
     if (tags.length === 0) return
     if (this.failure !== undefined) {
@@ -569,7 +571,7 @@ export class TagSync {
     try {
       // Without Redis the local mirror is all there is: nothing to queue.
       recorded = revalidated(
-        this.engine.revalidate(joined, mode, expire, now, this.script !== undefined),
+        this.engine.revalidate(joined, mode, expire, now, this.script !== undefined, pairedTurn),
       )
     } catch (err) {
       const failed = engineFailure(tags, err)

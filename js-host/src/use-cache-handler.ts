@@ -1,4 +1,4 @@
-import { now } from './clock'
+import { currentTurn, now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
@@ -318,7 +318,9 @@ class UseCacheHandler implements CacheHandler {
 
   async updateTags(tags: string[], durations?: Durations): Promise<void> {
     try {
-      await this.rt.tags.update(tags, durations, now())
+      // Numbered with this run: the singular handler's report of the same revalidation, which
+      // Next makes next in the same loop, skips its write (revalidationRecorded).
+      await this.rt.tags.update(tags, durations, now(), currentTurn())
     } catch (err) {
       // Next's call must not resolve for a revalidation nobody got (logged where it was
       // thrown, or here).

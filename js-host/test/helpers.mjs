@@ -214,7 +214,7 @@ export function inWorkUnit(type, fn, fields = {}) {
  * - `replied(marker)` resolves once held replies contain `marker` (Redis has executed the
  *   command that produced it); `getsSent(n)` once `n` `GET`s in all have passed; `sentGet()` /
  *   `sentEval()` when the next `GET` / `EVALSHA` passes while holding; `sentWrite()` when the
- *   next `SET` or `EVALSHA` does.
+ *   next `SET` or `EVALSHA` does (each rejects when none has in 20 s).
  * - `releaseData()` delivers what is held on every connection but a subscriber's (the one that
  *   sent `SSUBSCRIBE`) and lets them pass from then on; `release()` delivers everything held,
  *   in order, and stops holding.
@@ -272,9 +272,21 @@ export async function startHoldingProxy(target) {
   p.replied = (marker) =>
     until(() => [...p.conns].some((c) => Buffer.concat(c.held).includes(marker)))
   p.getsSent = (n) => until(() => p.gets >= n)
-  p.sentGet = () => new Promise((resolve) => (p.onGet = resolve))
-  p.sentEval = () => new Promise((resolve) => (p.onEval = resolve))
-  p.sentWrite = () => new Promise((resolve) => (p.onWrite = resolve))
+  // Bounded: a command that never comes fails the test with its name instead of hanging it.
+  const next = (what, set) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no ${what} passed the proxy in 20 s`)),
+        20_000,
+      )
+      set(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  p.sentGet = () => next('GET', (f) => (p.onGet = f))
+  p.sentEval = () => next('EVALSHA', (f) => (p.onEval = f))
+  p.sentWrite = () => next('SET or EVALSHA', (f) => (p.onWrite = f))
   p.releaseData = () => {
     for (const c of p.conns) {
       if (c.sub) continue

@@ -363,6 +363,38 @@ describe('incremental handler on Redis', () => {
     assert.equal((await scriptVersion()) - before, 3)
   })
 
+  test('two revalidations of the same tag are two writes, however close', async () => {
+    // Review 10: a revalidation the singular handler recorded itself made a second one of the
+    // same tags within 10 ms look like its second report, and the second was never written: a
+    // page whose regeneration began between the two then read as fresh after the second.
+    const opts = options()
+    const useCache = createUseCacheHandler(opts)
+    const Inc = createIncrementalCacheHandler(opts)
+    const before = await scriptVersion()
+    // The singular handler alone, twice in a row: back to back, with no await between them.
+    await Promise.all([
+      new Inc().revalidateTag(['close'], { expire: 300 }),
+      new Inc().revalidateTag(['close'], { expire: 300 }),
+    ])
+    assert.equal((await scriptVersion()) - before, 2, 'the singular handler alone')
+    // Two requests' revalidations through both interfaces, in two runs a moment apart.
+    for (let i = 0; i < 2; i++) {
+      await Promise.all([
+        useCache.updateTags(['close'], { expire: 300 }),
+        new Inc().revalidateTag(['close'], { expire: 300 }),
+      ])
+    }
+    assert.equal((await scriptVersion()) - before, 4, 'one write per revalidation')
+    // One run reporting the same revalidation to updateTags, then twice to revalidateTag: the
+    // second report to revalidateTag is another event.
+    await Promise.all([
+      useCache.updateTags(['close'], { expire: 300 }),
+      new Inc().revalidateTag(['close'], { expire: 300 }),
+      new Inc().revalidateTag(['close'], { expire: 300 }),
+    ])
+    assert.equal((await scriptVersion()) - before, 6)
+  })
+
   test('the class is constructed per request but shares one runtime', async () => {
     const { Handler } = instance()
     const v = values().PAGES

@@ -717,11 +717,31 @@ impl Engine {
         incremental::next_ignores_cache_control(self.config.next_release, kind)
     }
 
-    /// True when this process's tag mirror already holds this revalidation, issued no more
-    /// than [`SAME_REVALIDATION_WINDOW_MS`](crate::tags::SAME_REVALIDATION_WINDOW_MS) ago,
-    /// for every tag ([`TagMirror::holds_revalidation`]).
-    pub fn revalidation_recorded(&self, tags: &[&str], rev: &Revalidation, now: Millis) -> bool {
-        self.mirror.holds_revalidation(tags, rev, now)
+    /// True when this process's tag mirror already holds this revalidation, recorded by
+    /// `updateTags` in the host's turn `turn` ([`Engine::revalidation_paired`]) no more than
+    /// [`SAME_REVALIDATION_WINDOW_MS`](crate::tags::SAME_REVALIDATION_WINDOW_MS) ago, for
+    /// every tag ([`TagMirror::holds_revalidation`]). Once only: a second report of it is
+    /// another event.
+    pub fn revalidation_recorded(
+        &mut self,
+        tags: &[&str],
+        rev: &Revalidation,
+        now: Millis,
+        turn: u64,
+    ) -> bool {
+        let held = self.mirror.holds_revalidation(tags, rev, now, turn);
+        if held {
+            self.mirror.unmark_paired();
+        }
+        held
+    }
+
+    /// The revalidation just recorded came through the `'use cache'` interface's `updateTags`
+    /// in the host's turn `turn`, a number the host changes between synchronous runs: the
+    /// singular handler's `revalidateTag` of the same event, which Next calls next in the same
+    /// run (docs/decisions/0005-one-tag-write-per-revalidation.md), skips its write.
+    pub fn revalidation_paired(&mut self, turn: u64) {
+        self.mirror.mark_paired(turn);
     }
     /// The lease settings in effect.
     pub fn lease_config(&self) -> LeaseConfig {
@@ -1341,6 +1361,7 @@ mod tests {
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let rev = Revalidation::Expire;
         e.queue_tag_update(&tags, &rev, now).unwrap();
+        e.revalidation_paired(1);
         let expiration = e.get_expiration(&tags[..1], now);
         assert!(expiration > Millis::ZERO);
         e.mirror_mut()
@@ -1371,7 +1392,7 @@ mod tests {
             );
         }
         assert_eq!(e.get_expiration(&tags[..1], now), expiration);
-        assert!(e.revalidation_recorded(&tags, &rev, now));
+        assert!(e.revalidation_recorded(&tags, &rev, now, 1));
         assert_eq!(e.mirror().resend_len(), 1);
         for m in marks {
             e.lru_mut().write_ends(m);

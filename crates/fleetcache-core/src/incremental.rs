@@ -392,6 +392,23 @@ pub fn stale_presentation(
     Some((last_modified, shown))
 }
 
+/// `lastModified` of an entry judged fresh: while it is inside the `revalidate` Next applies
+/// (`revalidate`: a FETCH request's own, else the entry's), the time of the read; past it, its
+/// creation time ([`blind_fresh_last_modified`]).
+///
+/// Next judges `lastModified + revalidate` once more after the answer reaches it, with the
+/// same clock (`performance.timeOrigin + performance.now()`). Shown with its creation time, an
+/// entry answered fresh at the end of its window reached Next past it (microseconds later, or
+/// after a stalled event loop), and Next regenerated it on its own without the engine noting
+/// where that regeneration began: its write was stamped with the write time, and a
+/// revalidation that resolved during the render left the stored value fresh on every instance.
+/// Shown as read now, it reaches Next fresh unless the answer took a whole `revalidate` to get
+/// there; the engine, which notes where each regeneration it asks for begins, calls it stale
+/// first. Not for images: Next's image cache judges them itself and they carry no tags.
+pub fn fresh_last_modified(timestamp: f64, revalidate: Option<f64>, now: f64) -> f64 {
+    blind_fresh_last_modified(timestamp, revalidate, now)
+}
+
 /// `lastModified` of a fresh page or route entry for a Next that ignores the returned
 /// `cacheControl` (before 16.4.0).
 ///
@@ -532,8 +549,22 @@ pub fn present(
             blind_fresh_last_modified(m.timestamp.0, revalidate, now.0),
             revalidate,
         )
-    } else {
+    } else if desc.kind == ValueKind::Image {
         (m.timestamp.0, revalidate)
+    } else {
+        // Next's `revalidate` for a FETCH: the request's own when it has one.
+        let applied = if desc.kind == ValueKind::Fetch
+            && request_revalidate.is_finite()
+            && request_revalidate != 0.0
+        {
+            Some(request_revalidate)
+        } else {
+            revalidate
+        };
+        (
+            fresh_last_modified(m.timestamp.0, applied, now.0),
+            revalidate,
+        )
     };
     let serve = Serve {
         desc,

@@ -45,8 +45,15 @@ pub fn regenerates(step: Step, on_demand: bool) -> bool {
 /// Tags whose stale `'use cache'` hand-outs are remembered; beyond it the least recently
 /// handed out are forgotten.
 pub const MAX_STALE_TAGS: usize = 10_000;
-/// Hand-outs remembered per tag (the most recent).
-const HANDOUTS_PER_TAG: usize = 8;
+/// Time buckets of hand-outs a tag keeps: the last [`MAX_REGENERATION_MS`] in this many.
+const HANDOUTS_PER_TAG: usize = 16;
+/// The width of one bucket: how much earlier than a regeneration's start a hand-out of one of
+/// its tags may be and still stamp it (see [`StaleHandouts`]).
+const HANDOUT_BUCKET_MS: f64 = MAX_REGENERATION_MS / HANDOUTS_PER_TAG as f64;
+
+/// Stale hand-outs of one tag (or of the tags dropped for the bound), in time buckets oldest
+/// first: each bucket's latest hand-out time and the earliest creation time handed out in it.
+type Buckets = Vec<(Millis, Millis)>;
 
 /// Stale `'use cache'` entries this process handed out, by tag.
 ///
@@ -57,11 +64,66 @@ const HANDOUTS_PER_TAG: usize = 8;
 /// joiner, so the page's write is stamped instead: no later than the oldest stale entry carrying
 /// one of the page's tags that was handed out since the page's regeneration began. A page that
 /// may hold stale data thus reads as stale (or expired) too, and is regenerated again.
+///
+/// Bounded without ever stamping a page later than the hand-outs it was told of would: a tag
+/// keeps its hand-outs of the last [`MAX_REGENERATION_MS`] (no regeneration began earlier) in
+/// [`HANDOUTS_PER_TAG`] time buckets, each with its latest hand-out time and the earliest
+/// creation time handed out in it, so a page may be stamped with a hand-out up to one bucket
+/// ([`HANDOUT_BUCKET_MS`]) older than its start: too early (judged stale when it need not be),
+/// never too late. Tags dropped for [`MAX_STALE_TAGS`] leave their buckets to one shared set
+/// that every page is judged against, for the same reason.
 #[derive(Clone, Debug, Default)]
 pub struct StaleHandouts {
-    /// Per tag in its canonical form ([`canonical_tag`]): `(handed out at, entry created)`,
-    /// oldest hand-out first.
-    by_tag: KeyedVec<VecDeque<(Millis, Millis)>>,
+    /// Per tag in its canonical form ([`canonical_tag`]).
+    by_tag: KeyedVec<Buckets>,
+    /// Of the tags dropped for the bound, whatever their name.
+    dropped: Buckets,
+}
+
+/// Adds a hand-out at `at` of an entry created at `created` to `buckets` (in its bucket, also
+/// when it is older than the last: a clock that went back, tags dropped in no time order), and
+/// forgets the buckets no regeneration can have begun after: older than the longest
+/// regeneration before the latest hand-out.
+fn add_handout(buckets: &mut Buckets, at: Millis, created: Millis) {
+    let bucket = |t: Millis| (t.0 / HANDOUT_BUCKET_MS).floor();
+    let b = bucket(at);
+    // After the last bucket not later than this one (a plain `Vec`: at most 18, and
+    // `VecDeque::insert` was 900 bytes of the wasm module).
+    let i = buckets
+        .iter()
+        .rposition(|(t, _)| bucket(*t) <= b)
+        .map_or(0, |i| i + 1);
+    match i.checked_sub(1).and_then(|j| buckets.get_mut(j)) {
+        Some(same) if bucket(same.0) == b => {
+            same.0 = same.0.max(at);
+            same.1 = same.1.min(created);
+        }
+        _ => buckets.insert(i, (at, created)),
+    }
+    // From the earlier of this hand-out and the latest, less a bucket: a clock that went back
+    // (by less than a bucket) still finds what a regeneration it began may have joined.
+    let latest = buckets.last().map_or(at.0, |(t, _)| t.0.min(at.0));
+    let horizon = latest - MAX_REGENERATION_MS - HANDOUT_BUCKET_MS;
+    let old = buckets.iter().take_while(|(t, _)| t.0 < horizon).count();
+    buckets.drain(..old.min(buckets.len().saturating_sub(1)));
+    // Distinct buckets within the horizon are at most two more than `HANDOUTS_PER_TAG` by
+    // construction; should that ever fail, the two oldest become one with the earlier creation
+    // time (never later than what they stand for).
+    while buckets.len() > HANDOUTS_PER_TAG + 2 {
+        let (_, first) = buckets.remove(0);
+        if let Some(second) = buckets.first_mut() {
+            second.1 = second.1.min(first);
+        }
+    }
+}
+
+/// The earliest creation time in `buckets` handed out at or after `since`.
+fn oldest_in(buckets: &Buckets, since: Millis) -> Option<Millis> {
+    buckets
+        .iter()
+        .filter(|(at, _)| at.0 >= since.0)
+        .map(|(_, created)| *created)
+        .reduce(Millis::min)
 }
 
 impl StaleHandouts {
@@ -69,6 +131,7 @@ impl StaleHandouts {
     pub fn with_seed(seed: HashSeed) -> StaleHandouts {
         StaleHandouts {
             by_tag: KeyedVec::with_seed(0, seed),
+            dropped: Buckets::new(),
         }
     }
 
@@ -111,20 +174,21 @@ impl StaleHandouts {
         for tag in tags {
             let list = self
                 .by_tag
-                .get_or_insert_with(&canonical_tag(tag), VecDeque::new);
-            if list.len() >= HANDOUTS_PER_TAG {
-                list.pop_front();
-            }
-            list.push_back((now, created));
+                .get_or_insert_with(&canonical_tag(tag), Vec::new);
+            add_handout(list, now, created);
         }
         if self.by_tag.len() > MAX_STALE_TAGS {
             let horizon = now.0 - MAX_REGENERATION_MS;
             self.by_tag
-                .retain(|_, l| l.back().is_some_and(|(at, _)| at.0 >= horizon));
+                .retain(|_, l| l.last().is_some_and(|(at, _)| at.0 >= horizon));
             let excess = self.by_tag.len().saturating_sub(MAX_STALE_TAGS);
             if excess > 0 {
                 for k in self.least_recent(excess) {
-                    self.by_tag.remove(&k);
+                    if let Some(list) = self.by_tag.remove(&k) {
+                        for (at, created) in list {
+                            add_handout(&mut self.dropped, at, created);
+                        }
+                    }
                 }
             }
         }
@@ -139,8 +203,8 @@ impl StaleHandouts {
     /// (docs/decisions/0028-wasm-size-budget.md).
     fn least_recent(&self, excess: usize) -> Vec<String> {
         // Each time as an integer in the same order as `f64::total_cmp`.
-        let order = |l: &VecDeque<(Millis, Millis)>| {
-            let bits = l.back().map_or(0.0, |x| x.0 .0).to_bits() as i64;
+        let order = |l: &Buckets| {
+            let bits = l.last().map_or(0.0, |x| x.0 .0).to_bits() as i64;
             bits ^ (((bits >> 63) as u64) >> 1) as i64
         };
         let times: Vec<i64> = self.by_tag.values().map(order).collect();
@@ -186,9 +250,8 @@ impl StaleHandouts {
         // Noted under their canonical form: Next may name a tag raw or header-safe.
         tags.into_iter()
             .filter_map(|t| self.by_tag.get(canonical_tag(t).as_ref()))
-            .flat_map(|l| l.iter())
-            .filter(|(at, _)| at.0 >= since.0)
-            .map(|(_, created)| *created)
+            .chain([&self.dropped])
+            .filter_map(|l| oldest_in(l, since))
             .reduce(Millis::min)
     }
 
@@ -346,11 +409,13 @@ mod tests {
             }
         }
         assert!(h.len() <= MAX_STALE_TAGS);
-        assert!(h.by_tag.values().all(|l| l.len() <= HANDOUTS_PER_TAG));
+        assert!(h.by_tag.values().all(|l| l.len() <= HANDOUTS_PER_TAG + 2));
+        assert!(h.dropped.len() <= HANDOUTS_PER_TAG + 2);
+        assert!(h.by_tag.get("t0").is_none(), "the oldest went first");
         assert_eq!(
             h.oldest_since(["t0"], Millis(0.0)),
-            None,
-            "the oldest went first"
+            Some(Millis(1.0)),
+            "a dropped tag's hand-outs still stamp a page"
         );
         let last = format!("t{}", MAX_STALE_TAGS + 49);
         assert_eq!(
@@ -416,7 +481,9 @@ mod tests {
         let later: Vec<String> = (0..3).map(|i| format!("u{i}")).collect();
         h.note(later.iter().map(String::as_str), Millis(5.0), Millis(20.0));
         assert_eq!(h.len(), MAX_STALE_TAGS);
-        assert_eq!(h.oldest_since(["u2"], Millis(0.0)), Some(Millis(5.0)));
+        // The tags dropped at 10 still stamp a regeneration begun before it, whatever its tags.
+        assert_eq!(h.oldest_since(["u2"], Millis(0.0)), Some(Millis(1.0)));
+        assert_eq!(h.oldest_since(["u2"], Millis(15.0)), Some(Millis(5.0)));
     }
 
     #[test]
@@ -435,6 +502,50 @@ mod tests {
     }
 
     proptest! {
+        /// Against a record of every hand-out: a page is never stamped later than the oldest
+        /// entry handed out with one of its tags since its regeneration began, and (while no
+        /// tag was dropped for the bound) not earlier than one bucket before that start; the
+        /// buckets stay bounded. The clock runs a little behind its latest reading now and then.
+        #[test]
+        fn stale_hand_outs_never_stamp_later_than_what_was_handed_out(
+            ops in proptest::collection::vec(
+                (0u8..4, 0u8..4, -2_000.0f64..60_000.0, 0.0f64..400_000.0, any::<bool>()),
+                1..200,
+            ),
+        ) {
+            let mut h = StaleHandouts::default();
+            let mut all: Vec<(u8, f64, f64)> = Vec::new();
+            let mut latest = 1_000_000.0;
+            for (tag, other, dt, age, query) in ops {
+                latest += dt.max(0.0);
+                let now = latest + dt.min(0.0);
+                let name = |t: u8| format!("t{t}");
+                if query {
+                    let since = now - age.min(MAX_REGENERATION_MS);
+                    let tags = [name(tag), name(other)];
+                    let got = h.oldest_since(tags.iter().map(String::as_str), Millis(since));
+                    let model = |from: f64| {
+                        all.iter()
+                            .filter(|(t, at, _)| (*t == tag || *t == other) && *at >= from)
+                            .map(|(_, _, c)| *c)
+                            .reduce(f64::min)
+                    };
+                    if let Some(m) = model(since) {
+                        prop_assert!(got.is_some_and(|g| g.0 <= m), "{got:?} later than {m}");
+                    }
+                    if let Some(g) = got {
+                        let floor = model(since - HANDOUT_BUCKET_MS);
+                        prop_assert!(floor.is_some_and(|f| g.0 >= f), "{g:?} before {floor:?}");
+                    }
+                } else {
+                    let created = now - age;
+                    h.note([name(tag).as_str()], Millis(created), Millis(now));
+                    all.push((tag, now, created));
+                }
+                prop_assert!(h.by_tag.values().all(|l| l.len() <= HANDOUTS_PER_TAG + 2));
+            }
+        }
+
         /// Bounded whatever the keys, and a write is never stamped later than its own time or
         /// earlier than the first unconsumed read of its key (within the age limit).
         #[test]

@@ -569,9 +569,25 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
 }
 
 /// Two revalidations of the same tags with the same durations this close together in one
-/// process are one event: Next 16 calls `updateTags` on every `cacheHandlers` object and then
-/// `revalidateTag` on the singular handler for each revalidation, all in the same tick.
+/// process, the first through `updateTags` and the second through the singular handler's
+/// `revalidateTag` in the same host turn, are one event: Next 16 calls `updateTags` on every
+/// `cacheHandlers` object and then `revalidateTag` on the singular handler for each
+/// revalidation, all in one synchronous loop ([`TagMirror::holds_revalidation`]).
 pub const SAME_REVALIDATION_WINDOW_MS: f64 = 10.0;
+
+/// This process's last revalidation, for telling a second report of it from another event.
+#[derive(Clone, Debug)]
+struct LastRevalidation {
+    /// Its tags, as keys of the core's one hash table type (values unused): a hash set of
+    /// `String`, or sorting them, would add code to the wasm module
+    /// (docs/decisions/0028-wasm-size-budget.md).
+    tags: StrMap<usize>,
+    rev: Revalidation,
+    at: Millis,
+    /// The host's turn in which `updateTags` recorded it; `None` when the singular handler's
+    /// `revalidateTag` (or a caller of the core) did, which Next never reports twice.
+    paired_turn: Option<u64>,
+}
 
 /// Tags asked for per [`TAG_PAGE`](crate::scripts::TAG_PAGE) call: about a millisecond of
 /// Redis time each, whatever the size of the state.
@@ -645,12 +661,10 @@ pub struct TagMirror {
     loading: Option<Loading>,
     /// A load just finished: the next refresh from its version makes the mirror synced.
     catching_up: bool,
-    /// The last revalidation this process issued: its tags, what it asked for and when. Only
-    /// a repeat of exactly it is taken for the same event ([`TagMirror::holds_revalidation`]).
-    /// The tags are keys of the core's one hash table type (values unused): a hash set of
-    /// `String`, or sorting them, would add code to the wasm module
-    /// (docs/decisions/0028-wasm-size-budget.md).
-    last_local: Option<(StrMap<usize>, Revalidation, Millis)>,
+    /// The last revalidation this process issued. Only a repeat of exactly it, reported by the
+    /// other interface in the same turn, is taken for the same event
+    /// ([`TagMirror::holds_revalidation`]).
+    last_local: Option<LastRevalidation>,
     /// The hash seed of the mirror's maps, and of the maps it builds later.
     seed: HashSeed,
     /// The last page write the last refresh reply named, until taken
@@ -659,24 +673,35 @@ pub struct TagMirror {
 }
 
 impl TagMirror {
-    /// True when this process's last revalidation asked for exactly `rev` for every one of
+    /// True when this process's last revalidation was recorded by `updateTags` in the host's
+    /// turn `turn` ([`TagMirror::mark_paired`]), asked for exactly `rev` for every one of
     /// `tags` (any form), no more than [`SAME_REVALIDATION_WINDOW_MS`] before `now`, and the
     /// mirror still holds it: then it is the same event seen through a second handler, and
     /// writing it to Redis again would only cost a round trip. A revalidation with other
     /// durations is another event, even one the mirror's records already cover: an entry
-    /// created between the two must still be judged against the second.
-    pub fn holds_revalidation(&self, tags: &[&str], rev: &Revalidation, now: Millis) -> bool {
+    /// created between the two must still be judged against the second. So is one after a
+    /// revalidation the singular handler recorded itself, or after one of another turn: two
+    /// requests' revalidations of the same tag a few ms apart are two events, and a page
+    /// whose regeneration began between them must be judged against the second.
+    pub fn holds_revalidation(
+        &self,
+        tags: &[&str],
+        rev: &Revalidation,
+        now: Millis,
+        turn: u64,
+    ) -> bool {
         if tags.is_empty() || !now.0.is_finite() {
             return false;
         }
-        let Some((last_tags, last_rev, at)) = &self.last_local else {
+        let Some(last) = &self.last_local else {
             return false;
         };
-        if last_rev != rev
-            || now.0 - at.0 > SAME_REVALIDATION_WINDOW_MS
+        if last.paired_turn != Some(turn)
+            || last.rev != *rev
+            || now.0 - last.at.0 > SAME_REVALIDATION_WINDOW_MS
             || !tags
                 .iter()
-                .all(|tag| last_tags.contains_key(canonical_tag(tag).as_ref()))
+                .all(|tag| last.tags.contains_key(canonical_tag(tag).as_ref()))
         {
             return false;
         }
@@ -722,8 +747,8 @@ impl TagMirror {
         if let Some(loading) = &mut self.loading {
             loading.incoming.reseed(seed);
         }
-        if let Some((last, _, _)) = &mut self.last_local {
-            reseed(last, seed);
+        if let Some(last) = &mut self.last_local {
+            reseed(&mut last.tags, seed);
         }
     }
 
@@ -738,7 +763,7 @@ impl TagMirror {
             self.resend.hash_seed(),
         ];
         out.extend(self.loading.as_ref().map(|l| l.incoming.hash_seed()));
-        out.extend(self.last_local.as_ref().map(|(m, _, _)| *m.hasher()));
+        out.extend(self.last_local.as_ref().map(|l| *l.tags.hasher()));
         out
     }
 
@@ -832,6 +857,24 @@ impl TagMirror {
         self.tags.get(tag)
     }
 
+    /// The revalidation just applied ([`TagMirror::apply_local`]) came through the
+    /// `'use cache'` interface's `updateTags` in the host's turn `turn`: the singular handler's
+    /// `revalidateTag` of the same event, which Next calls next in the same turn, finds it
+    /// ([`TagMirror::holds_revalidation`]).
+    pub fn mark_paired(&mut self, turn: u64) {
+        if let Some(last) = &mut self.last_local {
+            last.paired_turn = Some(turn);
+        }
+    }
+
+    /// The last revalidation's second report was taken ([`TagMirror::holds_revalidation`]):
+    /// a third is another event.
+    pub fn unmark_paired(&mut self) {
+        if let Some(last) = &mut self.last_local {
+            last.paired_turn = None;
+        }
+    }
+
     /// Applies a revalidation issued by this process, at once (read-your-own-writes).
     pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
         // Looked up by tag only (the value is unused): the map type the core already has
@@ -841,7 +884,12 @@ impl TagMirror {
         for (i, tag) in tags.iter().enumerate() {
             last.insert((*tag).to_owned(), i);
         }
-        self.last_local = Some((last, *rev, now));
+        self.last_local = Some(LastRevalidation {
+            tags: last,
+            rev: *rev,
+            at: now,
+            paired_turn: None,
+        });
         for tag in tags {
             self.tags
                 .get_or_insert_with(tag, TagRecord::default)
@@ -1734,6 +1782,7 @@ mod tests {
             expire_seconds: Some(60.0),
         };
         m.apply_local(&locals, &rev, Millis(900.0));
+        m.mark_paired(1);
         m.restore_resend(
             (200..260)
                 .map(|i| (names[i].clone(), rec(Revalidation::Expire, 50.0)))
@@ -1759,7 +1808,7 @@ mod tests {
             6,
             "a load and a last revalidation held"
         );
-        assert!(m.holds_revalidation(&locals, &rev, Millis(900.0)));
+        assert!(m.holds_revalidation(&locals, &rev, Millis(900.0), 1));
         // The load goes on in the rehashed maps: its last page merges into what the first
         // brought, and the mirror takes it all.
         let last_page: Vec<(&str, TagRecord)> = (0..200)

@@ -686,21 +686,22 @@ impl Engine {
 /// The singular `cacheHandler` (`fleetcache/incremental`).
 #[wasm_bindgen]
 impl Engine {
-    /// True when this process recorded the same revalidation (tags, `mode`, `expireSeconds`
-    /// as for `planTagUpdate`) within the last few ms: the singular handler's
-    /// `revalidateTag` then skips its Redis write, since Next has just sent the same event
-    /// through `updateTags`.
+    /// True when `updateTags` recorded the same revalidation (tags, `mode`, `expireSeconds`
+    /// as for `planTagUpdate`) in the host's turn `turn` (`revalidate`'s), within the last
+    /// few ms: the singular handler's `revalidateTag` then skips its Redis write, since Next
+    /// has just sent the same event through `updateTags`. True once per such revalidation.
     #[wasm_bindgen(js_name = revalidationRecorded)]
     pub fn revalidation_recorded(
-        &self,
+        &mut self,
         tags: &str,
         mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
+        turn: u32,
     ) -> bool {
         let rev = mode.with_expire(expire_seconds);
         self.inner
-            .revalidation_recorded(&split(tags), &rev, Millis(now))
+            .revalidation_recorded(&split(tags), &rev, Millis(now), u64::from(turn))
     }
 }
 

@@ -32,7 +32,10 @@ impl Revalidated {
 
 #[wasm_bindgen]
 impl Engine {
-    /// `revalidate`: [`Engine::record_revalidation`], packed (`Revalidated`).
+    /// `revalidate`: [`Engine::record_revalidation`], packed (`Revalidated`). `pairedTurn`:
+    /// the host's turn number when the `'use cache'` interface's `updateTags` records it (the
+    /// singular handler's `revalidateTag` of the same event then finds it,
+    /// `revalidationRecorded`), 0 otherwise.
     pub fn revalidate(
         &mut self,
         tags: &str,
@@ -40,8 +43,12 @@ impl Engine {
         expire_seconds: f64,
         now: f64,
         queue: bool,
+        paired_turn: u32,
     ) -> Result<Vec<u8>, JsValue> {
         let r = self.record_revalidation(tags, mode, expire_seconds, now, queue)?;
+        if paired_turn != 0 {
+            self.inner.revalidation_paired(u64::from(paired_turn));
+        }
         Ok(Packer::default()
             .text(&r.dropped_tags)
             .text(&r.evicted)

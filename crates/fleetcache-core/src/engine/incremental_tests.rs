@@ -90,7 +90,8 @@ fn fresh_entry_returns_its_own_cache_control() {
     let v = store(&e, "k", &set(desc(ValueKind::AppRoute), &["t"], &[10, 5]));
     let (verdict, h) = e.inspect_incremental("k", &v, v.len(), &[], f64::NAN, Millis(NOW + 1.0));
     let s = serve(verdict);
-    assert_eq!(s.last_modified, NOW);
+    // Fresh: shown as read now (incremental::fresh_last_modified).
+    assert_eq!(s.last_modified, NOW + 1.0);
     assert_eq!((s.revalidate, s.expire), (Some(60.0), Some(3600.0)));
     assert!(s.cache_control && !s.stale);
     let h = h.unwrap();
@@ -267,41 +268,58 @@ fn same_revalidation_is_recorded_once() {
     let stale = Revalidation::Stale {
         expire_seconds: Some(3600.0),
     };
-    assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW)));
-    e.plan_tag_update(&["a", "b"], &stale, Millis(NOW), "ep")
-        .unwrap();
-    assert!(e.revalidation_recorded(&["a", "b"], &stale, Millis(NOW + 0.3)));
-    assert!(e.revalidation_recorded(&["a"], &stale, Millis(NOW + 5.0)));
-    // Another tag, other durations, or too late: a new event.
-    assert!(!e.revalidation_recorded(&["a", "c"], &stale, Millis(NOW + 0.3)));
-    assert!(!e.revalidation_recorded(&["a"], &Revalidation::Expire, Millis(NOW + 0.3)));
+    // `updateTags` records it in turn 7, then the singular handler's `revalidateTag` asks.
+    let paired = |e: &mut Engine, tags: &[&str], rev: &Revalidation| {
+        e.plan_tag_update(tags, rev, Millis(NOW), "ep").unwrap();
+        e.revalidation_paired(7);
+    };
+    assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW), 7));
+    paired(&mut e, &["a", "b"], &stale);
+    // Another tag, other durations, another turn or too late: a new event.
+    assert!(!e.revalidation_recorded(&["a", "c"], &stale, Millis(NOW + 0.3), 7));
+    assert!(!e.revalidation_recorded(&["a"], &Revalidation::Expire, Millis(NOW + 0.3), 7));
     let longer = Revalidation::Stale {
         expire_seconds: Some(7200.0),
     };
     // Other durations are another event, even when the records already cover them.
-    assert!(!e.revalidation_recorded(&["a"], &longer, Millis(NOW + 0.3)));
+    assert!(!e.revalidation_recorded(&["a"], &longer, Millis(NOW + 0.3), 7));
     let shorter = Revalidation::Stale {
         expire_seconds: Some(60.0),
     };
-    assert!(!e.revalidation_recorded(&["a"], &shorter, Millis(NOW + 0.3)));
-    assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW + 50.0)));
-    assert!(!e.revalidation_recorded(&[], &stale, Millis(NOW)));
-    e.plan_tag_update(&["x"], &Revalidation::Expire, Millis(NOW), "ep")
-        .unwrap();
-    assert!(e.revalidation_recorded(&["x"], &Revalidation::Expire, Millis(NOW + 1.0)));
+    assert!(!e.revalidation_recorded(&["a"], &shorter, Millis(NOW + 0.3), 7));
+    assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW + 0.3), 8));
+    assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW + 50.0), 7));
+    assert!(!e.revalidation_recorded(&[], &stale, Millis(NOW), 7));
+    // The same event, once: a third report is another revalidation, and written.
+    assert!(e.revalidation_recorded(&["a", "b"], &stale, Millis(NOW + 0.3), 7));
+    assert!(!e.revalidation_recorded(&["a"], &stale, Millis(NOW + 0.4), 7));
+    paired(&mut e, &["x"], &Revalidation::Expire);
+    assert!(e.revalidation_recorded(&["x"], &Revalidation::Expire, Millis(NOW + 1.0), 7));
     // Immediate expiry also covers a profile revalidation with expire 0 issued with it.
+    paired(&mut e, &["x"], &Revalidation::Expire);
     let zero = Revalidation::Stale {
         expire_seconds: Some(0.0),
     };
-    assert!(!e.revalidation_recorded(&["x"], &zero, Millis(NOW + 1.0)));
+    assert!(!e.revalidation_recorded(&["x"], &zero, Millis(NOW + 1.0), 7));
     // An immediate expiry followed within the window by a profile revalidation of the same
     // tag: two events. An entry created between them must be judged against the second,
     // so the second is written.
-    e.plan_tag_update(&["y"], &zero, Millis(NOW), "ep").unwrap();
+    paired(&mut e, &["y"], &zero);
     let max = Revalidation::Stale {
         expire_seconds: Some(31_536_000.0),
     };
-    assert!(!e.revalidation_recorded(&["y"], &max, Millis(NOW + 5.0)));
+    assert!(!e.revalidation_recorded(&["y"], &max, Millis(NOW + 5.0), 7));
+}
+
+/// Review 10: with only the singular handler (no `updateTags`), each `revalidateTag` is its
+/// own event, however close: the first must not make the second look recorded.
+#[test]
+fn a_revalidation_the_singular_handler_recorded_is_never_taken_for_a_second_report() {
+    let mut e = engine();
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(NOW), "ep")
+        .unwrap();
+    assert!(!e.revalidation_recorded(&["t"], &Revalidation::Expire, Millis(NOW + 0.5), 1));
+    assert!(!e.revalidation_recorded(&["t"], &Revalidation::Expire, Millis(NOW + 0.5), 0));
 }
 
 fn engine_on(release: &str) -> Engine {
@@ -397,23 +415,32 @@ fn before_16_4_fresh_entries_keep_their_own_lifetime() {
     // Past it: its creation time, stale under any window Next may use up to 60 s.
     let s = at(NOW + 61_000.0);
     assert_eq!(s.last_modified, NOW);
-    // FETCH keeps its creation time (Next judges it with the value's revalidate).
+    // FETCH, judged with the value's (or the request's) revalidate on every release: the same
+    // inside it, its creation time past it.
     let mut d = desc(ValueKind::Fetch);
     d.no_cache_control = true;
     let v = store(&e, "f", &set(d, &[], &[2, 3]));
-    let s = serve(
-        e.inspect_incremental("f", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
-            .0,
+    let fetch_at = |now: f64, request: f64| {
+        serve(
+            e.inspect_incremental("f", &v, v.len(), &[], request, Millis(now))
+                .0,
+        )
+        .last_modified
+    };
+    assert_eq!(fetch_at(NOW + 30_000.0, f64::NAN), NOW + 30_000.0);
+    assert_eq!(
+        fetch_at(NOW + 30_000.0, 10.0),
+        NOW,
+        "past the request's own"
     );
-    assert_eq!(s.last_modified, NOW);
-    // From 16.4 on (and when the release is unknown) the creation time, as before.
+    // From 16.4 on (and when the release is unknown) the same (fresh_last_modified).
     let e = engine();
     let v = store(&e, "r", &set(desc(ValueKind::AppRoute), &[], &[2, 3]));
     let s = serve(
         e.inspect_incremental("r", &v, v.len(), &[], f64::NAN, Millis(NOW + 30_000.0))
             .0,
     );
-    assert_eq!(s.last_modified, NOW);
+    assert_eq!(s.last_modified, NOW + 30_000.0);
 }
 
 fn arb_desc() -> impl Strategy<Value = Descriptor> {

@@ -1007,7 +1007,7 @@ fn a_singular_handler_read_refreshes_alongside_and_reads_pages_from_redis() {
     );
     let shown = inc_shown(a);
     assert_eq!(shown.value_kind, ValueKind::AppPage as u8);
-    assert_eq!(shown.last_modified, NOW);
+    assert_eq!(shown.last_modified, NOW + 1.0, "fresh: shown as read");
     assert_eq!(shown.cache_control, Some((Some(60.0), Some(3600.0))));
     assert_eq!(
         shown.parts,
@@ -1937,4 +1937,98 @@ fn a_held_copy_whose_header_is_past_the_first_window_keeps_its_header_as_a_tier_
         kept.push((held, e.lru().kept_header(&key, v.len()).is_some()));
     }
     assert_eq!(kept, vec![(false, true), (true, true)]);
+}
+
+/// Review 10: the engine judges a fresh page's `revalidate` with the clock of the step that
+/// answers, and Next judges the same `lastModified + revalidate` again with the same clock
+/// after the answer comes back (`incremental-cache/index.js`, `revalidateAfter < now`; for
+/// FETCH, `age > revalidate`). With the creation time shown, any time between the two (the
+/// promise hops back to Next, a GC pause, an event loop stalled) let an entry answered fresh
+/// reach Next past its `revalidate`: Next regenerated it with no regeneration start noted, its
+/// write was stamped with the write time, and a revalidation that resolved during that render
+/// left the page it stored fresh on every instance. A fresh answer now shows the time of the
+/// read, so Next regenerates only after the engine's stale answer, which notes the start.
+#[test]
+fn a_page_answered_fresh_at_the_end_of_its_revalidate_is_regenerated_only_by_a_stale_answer() {
+    past_revalidate_at_next(ValueKind::AppPage, "/p");
+}
+
+/// The same for a `fetch` entry: Next's `age > revalidate`, with its own clock.
+#[test]
+fn a_fetch_entry_answered_fresh_at_the_end_of_its_revalidate_is_regenerated_only_by_a_stale_answer()
+{
+    past_revalidate_at_next(ValueKind::Fetch, "/f");
+}
+
+fn past_revalidate_at_next(kind: ValueKind, key: &str) {
+    let mut e = engine();
+    let desc = inc_desc(kind);
+    let parts = vec![3u32; desc.part_count()];
+    let stored = |e: &mut Engine, created: f64, now: f64| {
+        let set = IncrementalSet {
+            desc,
+            revalidate: 60.0,
+            expire: 3600.0,
+            tags: &["t"],
+            parts: &parts,
+            created: Millis(created),
+            now: Millis(now),
+        };
+        let mut v = e.plan_incremental_set(key, &set).unwrap().header;
+        for _ in &parts {
+            v.extend_from_slice(b"abc");
+        }
+        v
+    };
+    let v = stored(&mut e, NOW, NOW);
+    // The read is judged at the last millisecond of the entry's `revalidate`.
+    let judged = NOW + 60_000.0;
+    let mut m = inc(&e, key, kind == ValueKind::Fetch, false, judged - 5.0);
+    go(&mut e, &mut m, ReadInput::Start, judged - 5.0);
+    go(&mut e, &mut m, ReadInput::Refreshed, judged - 5.0);
+    go(&mut e, &mut m, ReadInput::Tier(None), judged - 5.0);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), judged);
+    let a = answer(&s);
+    assert_eq!((a.served, a.regenerates), (Served::Fresh, false));
+    let shown = inc_shown(a);
+    // Next judges `lastModified + revalidate` again when the answer reaches it, with the same
+    // clock: a millisecond later, or after a stall of anything short of a whole `revalidate`,
+    // it must still find the entry fresh, not regenerate it on its own (no start noted).
+    for late in [1.0, 5.0, 59_999.0] {
+        assert!(
+            shown.last_modified + 60.0 * 1000.0 >= judged + late,
+            "{kind:?}: Next finds it stale {late} ms after the engine answered fresh"
+        );
+    }
+    // The next read, past the entry's own `revalidate`: the engine calls it stale and notes
+    // where the regeneration it asks for begins.
+    let read = judged + 10.0;
+    let mut m = inc(&e, key, kind == ValueKind::Fetch, false, read);
+    go(&mut e, &mut m, ReadInput::Start, read);
+    go(&mut e, &mut m, ReadInput::Refreshed, read);
+    go(&mut e, &mut m, ReadInput::Tier(None), read);
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), read);
+    assert!(matches!(s.action, ReadAction::Acquire { .. }), "{s:?}");
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), read);
+    let a = answer(&s);
+    assert_eq!((a.served, a.regenerates), (Served::Stale, true));
+    assert!(
+        inc_shown(a).last_modified + 60.0 * 1000.0 < read,
+        "Next regenerates"
+    );
+    // The render reads its data now; a revalidation of `t` resolves while it runs.
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(judged + 100.0), "ep")
+        .unwrap();
+    // The render's `set` lands after it.
+    let written = judged + 200.0;
+    let created = e.incremental_created(key, kind, &["t"], Millis(written));
+    let v2 = stored(&mut e, created.0, written);
+    let (verdict, _) =
+        e.inspect_incremental(key, &v2, v2.len(), &[], f64::NAN, Millis(written + 100.0));
+    assert_eq!(
+        verdict,
+        crate::incremental::IncrementalVerdict::Expired,
+        "{kind:?} rendered from data read before the revalidation, created at {created:?}, \
+         must not read as fresh after it"
+    );
 }

@@ -172,3 +172,75 @@ fn a_page_is_stamped_by_a_hand_out_of_the_same_tag_in_another_form() {
     );
     assert_eq!(created, Millis(100.0));
 }
+
+/// Review 10: each tag remembers its 8 most recent stale hand-outs, so a page that joined a
+/// stale entry (Next 16.4's cross-request join) loses that entry's creation time once 8 more
+/// stale entries with one of its tags are handed out before the page is written, here entries
+/// that a revalidation of another tag made stale after they were created. The page is then
+/// stamped with their later creation time, after the revalidation that made the joined entry
+/// stale, and reads as fresh although it holds data from before that revalidation.
+#[test]
+fn a_page_that_joined_a_stale_entry_stays_stale_after_eight_more_stale_hand_outs_of_its_tag() {
+    use crate::incremental::{Descriptor, IncrementalSet, IncrementalVerdict, ValueKind};
+    use crate::lease::Found;
+    use crate::tags::Revalidation;
+    use crate::{Config, Engine};
+    const T: f64 = 1_795_690_530_000.0;
+    let mut e = Engine::new(Config::default()).unwrap();
+    e.mark_standalone();
+    let profile = Revalidation::Stale {
+        expire_seconds: Some(31_536_000.0),
+    };
+    // Entry A (tag `shared`) is created at T, made stale by a revalidation of `shared` at
+    // T + 500; entries B (tags `shared`, `other`) are created at T + 900, made stale by a
+    // revalidation of `other` at T + 950.
+    e.plan_tag_update(&["shared"], &profile, Millis(T + 500.0), "ep")
+        .unwrap();
+    e.plan_tag_update(&["other"], &profile, Millis(T + 950.0), "ep")
+        .unwrap();
+    // The page's regeneration begins at T + 1000 and joins A, handed out stale as fresh.
+    e.note_incremental_read("/p", Step::ServeStale, false, Millis(T + 1_000.0));
+    e.note_use_cache_answer(
+        &["shared"],
+        Found::Stale,
+        Step::ServeAsFresh,
+        Millis(T),
+        Millis(T + 1_005.0),
+    );
+    // Eight other requests are handed B entries while the page renders.
+    for i in 0..8 {
+        e.note_use_cache_answer(
+            &["shared", "other"],
+            Found::Stale,
+            Step::ServeAsFresh,
+            Millis(T + 900.0),
+            Millis(T + 1_010.0 + f64::from(i)),
+        );
+    }
+    let now = Millis(T + 1_200.0);
+    let page_tags = ["_N_T_/p", "shared"];
+    let created = e.incremental_created("/p", ValueKind::AppPage, &page_tags, now);
+    let desc = Descriptor::from_wire(ValueKind::AppPage as u8, 0, 0).unwrap();
+    let set = IncrementalSet {
+        desc,
+        revalidate: 60.0,
+        expire: 3600.0,
+        tags: &page_tags,
+        parts: &[2, 3],
+        created,
+        now,
+    };
+    let mut v = e.plan_incremental_set("/p", &set).unwrap().header;
+    v.extend_from_slice(&[0; 5]);
+    let (verdict, _) = e.inspect_incremental("/p", &v, v.len(), &[], f64::NAN, Millis(T + 1_300.0));
+    match verdict {
+        IncrementalVerdict::Serve(s) => assert!(
+            s.stale,
+            "the page holds A's data from before the revalidation of `shared` at T + 500, \
+             but is stamped {} ms after T and reads as fresh",
+            created.0 - T
+        ),
+        IncrementalVerdict::Expired => {}
+        other => panic!("{other:?}"),
+    }
+}
