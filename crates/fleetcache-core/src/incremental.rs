@@ -318,8 +318,9 @@ impl std::error::Error for IncrementalPlanError {}
 pub struct Serve {
     /// The value's shape.
     pub desc: Descriptor,
-    /// `lastModified` to return (ms). Equal to the creation time for a fresh entry; older
-    /// for a stale one, so that Next regenerates it in the background.
+    /// `lastModified` to return (ms). The time of the read for a fresh entry
+    /// ([`fresh_last_modified`]; an image's creation time); older for a stale one, so that
+    /// Next regenerates it in the background.
     pub last_modified: f64,
     /// `cacheControl.revalidate` to return; `None` is `false`.
     pub revalidate: Option<f64>,
@@ -407,6 +408,21 @@ pub fn stale_presentation(
 /// first. Not for images: Next's image cache judges them itself and they carry no tags.
 pub fn fresh_last_modified(timestamp: f64, revalidate: Option<f64>, now: f64) -> f64 {
     blind_fresh_last_modified(timestamp, revalidate, now)
+}
+
+/// The `revalidate` (seconds) Next applies when it judges a fresh answer of `serve` again: a
+/// FETCH request's own (`request_revalidate`, NaN when none), else the value's; for a page or
+/// route on a Next that ignores the returned `cacheControl` (`blind`), the least it may assume
+/// of the route (1 s). `None` when Next never calls it stale by time.
+pub fn next_revalidate(serve: &Serve, request_revalidate: f64, blind: bool) -> Option<f64> {
+    let limited = |r: f64| r.is_finite() && r > 0.0 && !is_unlimited(r);
+    if serve.desc.kind == ValueKind::Fetch && limited(request_revalidate) {
+        return Some(request_revalidate);
+    }
+    if blind && serve.desc.kind != ValueKind::Fetch {
+        return Some(1.0);
+    }
+    serve.revalidate.filter(|r| limited(*r))
 }
 
 /// `lastModified` of a fresh page or route entry for a Next that ignores the returned

@@ -1833,8 +1833,12 @@ impl ReadMachine {
                 }
                 crate::regen::regenerates(effective_step(served, step), false)
             }
-            Kind::Incremental { on_demand, .. } => {
-                let on_demand = *on_demand;
+            Kind::Incremental {
+                on_demand,
+                request_revalidate,
+                ..
+            } => {
+                let (on_demand, request_revalidate) = (*on_demand, *request_revalidate);
                 let step = effective_step(served, step);
                 match step {
                     _ if !ctx.config.debug => {}
@@ -1851,6 +1855,31 @@ impl ReadMachine {
                 // with it.
                 ctx.regenerations
                     .note_read(&self.cache_key, step, on_demand, self.started);
+                // And when Next, judging a fresh answer again, calls it due: past that, a
+                // write with no known start may be a regeneration Next began on its own.
+                if let (
+                    Served::Fresh | Served::AsFresh,
+                    Shown::Incremental(s),
+                    Some(Servable {
+                        how: Presentable::Incremental(serve),
+                        ..
+                    }),
+                ) = (served, &shown, j.value.as_ref())
+                {
+                    let blind = crate::incremental::next_ignores_cache_control(
+                        ctx.config.next_release,
+                        serve.desc.kind,
+                    );
+                    if let Some(r) =
+                        crate::incremental::next_revalidate(serve, request_revalidate, blind)
+                    {
+                        if r * 1000.0 <= crate::regen::MAX_REGENERATION_MS {
+                            let due = Millis(s.last_modified + r * 1000.0);
+                            ctx.regenerations
+                                .note_fresh(&self.cache_key, self.started, due);
+                        }
+                    }
+                }
                 crate::regen::regenerates(step, on_demand)
             }
         };

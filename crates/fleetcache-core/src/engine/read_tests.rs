@@ -1960,6 +1960,69 @@ fn a_fetch_entry_answered_fresh_at_the_end_of_its_revalidate_is_regenerated_only
     past_revalidate_at_next(ValueKind::Fetch, "/f");
 }
 
+/// The hole left by showing a fresh answer as read now: an answer that takes a whole
+/// `revalidate` to reach Next (an event loop stalled that long). Next finds it stale and
+/// regenerates on its own, with no stale answer noting a start; the write, after a
+/// revalidation during that render, must still be stamped no later than the read.
+#[test]
+fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_the_read() {
+    for kind in [ValueKind::AppPage, ValueKind::Fetch] {
+        let mut e = engine();
+        let key = "/stalled";
+        let desc = inc_desc(kind);
+        let parts = vec![3u32; desc.part_count()];
+        let stored = |e: &mut Engine, created: f64, now: f64| {
+            let set = IncrementalSet {
+                desc,
+                revalidate: 60.0,
+                expire: 3600.0,
+                tags: &["t"],
+                parts: &parts,
+                created: Millis(created),
+                now: Millis(now),
+            };
+            let mut v = e.plan_incremental_set(key, &set).unwrap().header;
+            for _ in &parts {
+                v.extend_from_slice(b"abc");
+            }
+            v
+        };
+        let v = stored(&mut e, NOW, NOW);
+        let began = NOW + 30_000.0;
+        let mut m = inc(&e, key, kind == ValueKind::Fetch, false, began);
+        go(&mut e, &mut m, ReadInput::Start, began);
+        go(&mut e, &mut m, ReadInput::Refreshed, began);
+        go(&mut e, &mut m, ReadInput::Tier(None), began);
+        let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), began + 1.0);
+        let a = answer(&s);
+        assert_eq!((a.served, a.regenerates), (Served::Fresh, false));
+        // The answer reaches Next a whole `revalidate` later: stale to it, it regenerates.
+        let reached = began + 1.0 + 60_000.0 + 1.0;
+        assert!(
+            inc_shown(a).last_modified + 60_000.0 < reached,
+            "{kind:?}: Next regenerates"
+        );
+        e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(reached + 100.0), "ep")
+            .unwrap();
+        let written = reached + 200.0;
+        let created = e.incremental_created(key, kind, &["t"], Millis(written));
+        assert_eq!(created, Millis(began), "{kind:?}: stamped with the read");
+        let v2 = stored(&mut e, created.0, written);
+        let (verdict, _) =
+            e.inspect_incremental(key, &v2, v2.len(), &[], f64::NAN, Millis(written + 100.0));
+        assert_eq!(
+            verdict,
+            crate::incremental::IncrementalVerdict::Expired,
+            "{kind:?}: rendered before the revalidation, must not read as fresh after it"
+        );
+        // A write with no such answer due is stamped with its own time, as before.
+        assert_eq!(
+            e.incremental_created(key, kind, &["t"], Millis(written + 1.0)),
+            Millis(written + 1.0)
+        );
+    }
+}
+
 fn past_revalidate_at_next(kind: ValueKind, key: &str) {
     let mut e = engine();
     let desc = inc_desc(kind);
