@@ -1969,31 +1969,11 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
     for kind in [ValueKind::AppPage, ValueKind::Fetch] {
         let mut e = engine();
         let key = "/stalled";
-        let desc = inc_desc(kind);
-        let parts = vec![3u32; desc.part_count()];
-        let stored = |e: &mut Engine, created: f64, now: f64| {
-            let set = IncrementalSet {
-                desc,
-                revalidate: 60.0,
-                expire: 3600.0,
-                tags: &["t"],
-                parts: &parts,
-                created: Millis(created),
-                now: Millis(now),
-            };
-            let mut v = e.plan_incremental_set(key, &set).unwrap().header;
-            for _ in &parts {
-                v.extend_from_slice(b"abc");
-            }
-            v
-        };
+        let stored =
+            |e: &mut Engine, created: f64, now: f64| inc_stored(e, kind, key, created, now);
         let v = stored(&mut e, NOW, NOW);
         let began = NOW + 30_000.0;
-        let mut m = inc(&e, key, kind == ValueKind::Fetch, false, began);
-        go(&mut e, &mut m, ReadInput::Start, began);
-        go(&mut e, &mut m, ReadInput::Refreshed, began);
-        go(&mut e, &mut m, ReadInput::Tier(None), began);
-        let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), began + 1.0);
+        let s = inc_read_from_redis(&mut e, kind, key, &v, began, began + 1.0);
         let a = answer(&s);
         assert_eq!((a.served, a.regenerates), (Served::Fresh, false));
         // The answer reaches Next a whole `revalidate` later: stale to it, it regenerates.
@@ -2023,34 +2003,55 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
     }
 }
 
-fn past_revalidate_at_next(kind: ValueKind, key: &str) {
-    let mut e = engine();
+/// A `kind` entry of `key` (revalidate 60 s, expire 3600 s, tag `t`) created at `created`,
+/// written at `now`, as stored.
+fn inc_stored(e: &mut Engine, kind: ValueKind, key: &str, created: f64, now: f64) -> Vec<u8> {
     let desc = inc_desc(kind);
     let parts = vec![3u32; desc.part_count()];
-    let stored = |e: &mut Engine, created: f64, now: f64| {
-        let set = IncrementalSet {
-            desc,
-            revalidate: 60.0,
-            expire: 3600.0,
-            tags: &["t"],
-            parts: &parts,
-            created: Millis(created),
-            now: Millis(now),
-        };
-        let mut v = e.plan_incremental_set(key, &set).unwrap().header;
-        for _ in &parts {
-            v.extend_from_slice(b"abc");
-        }
-        v
+    let set = IncrementalSet {
+        desc,
+        revalidate: 60.0,
+        expire: 3600.0,
+        tags: &["t"],
+        parts: &parts,
+        created: Millis(created),
+        now: Millis(now),
     };
+    let mut v = e.plan_incremental_set(key, &set).unwrap().header;
+    for _ in &parts {
+        v.extend_from_slice(b"abc");
+    }
+    v
+}
+
+/// `m` started at `began` (refreshed, nothing in the tier), then Redis's reply `v` at `at`.
+fn inc_reply(e: &mut Engine, m: &mut ReadMachine, v: &[u8], began: f64, at: f64) -> ReadStep {
+    go(e, m, ReadInput::Start, began);
+    go(e, m, ReadInput::Refreshed, began);
+    go(e, m, ReadInput::Tier(None), began);
+    go(e, m, ReadInput::Reply(b(v)), at)
+}
+
+/// A singular-handler read of `key` begun at `began`, Redis's reply `v` judged at `at`.
+fn inc_read_from_redis(
+    e: &mut Engine,
+    kind: ValueKind,
+    key: &str,
+    v: &[u8],
+    began: f64,
+    at: f64,
+) -> ReadStep {
+    let mut m = inc(e, key, kind == ValueKind::Fetch, false, began);
+    inc_reply(e, &mut m, v, began, at)
+}
+
+fn past_revalidate_at_next(kind: ValueKind, key: &str) {
+    let mut e = engine();
+    let stored = |e: &mut Engine, created: f64, now: f64| inc_stored(e, kind, key, created, now);
     let v = stored(&mut e, NOW, NOW);
     // The read is judged at the last millisecond of the entry's `revalidate`.
     let judged = NOW + 60_000.0;
-    let mut m = inc(&e, key, kind == ValueKind::Fetch, false, judged - 5.0);
-    go(&mut e, &mut m, ReadInput::Start, judged - 5.0);
-    go(&mut e, &mut m, ReadInput::Refreshed, judged - 5.0);
-    go(&mut e, &mut m, ReadInput::Tier(None), judged - 5.0);
-    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), judged);
+    let s = inc_read_from_redis(&mut e, kind, key, &v, judged - 5.0, judged);
     let a = answer(&s);
     assert_eq!((a.served, a.regenerates), (Served::Fresh, false));
     let shown = inc_shown(a);
@@ -2067,10 +2068,7 @@ fn past_revalidate_at_next(kind: ValueKind, key: &str) {
     // where the regeneration it asks for begins.
     let read = judged + 10.0;
     let mut m = inc(&e, key, kind == ValueKind::Fetch, false, read);
-    go(&mut e, &mut m, ReadInput::Start, read);
-    go(&mut e, &mut m, ReadInput::Refreshed, read);
-    go(&mut e, &mut m, ReadInput::Tier(None), read);
-    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), read);
+    let s = inc_reply(&mut e, &mut m, &v, read, read);
     assert!(matches!(s.action, ReadAction::Acquire { .. }), "{s:?}");
     let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), read);
     let a = answer(&s);
