@@ -603,15 +603,22 @@ fn the_lease_winner_regenerates_and_renews_its_lease() {
     assert!(matches!(step, RenewStep::Done { .. }));
 }
 
-#[test]
-fn a_renewal_ends_when_refused_and_waits_on_after_a_failure() {
-    let mut e = engine();
+/// A renewal of this process's lease on `k`, started at `NOW`, at its first timer: the
+/// machine and the time.
+fn renewal_at_its_first_timer(e: &mut Engine) -> (RenewMachine, f64) {
     e.lease_won(&IFACE, "k", TOKEN, Millis(NOW));
-    let mut r = RenewMachine::new(lease_key(&e, "k"), Millis(NOW));
+    let mut r = RenewMachine::new(lease_key(e, "k"), Millis(NOW));
     e.renew_step(&mut r, RenewInput::Start, Millis(NOW))
         .unwrap();
     let t = NOW + e.lease_renew_every_ms();
     e.renew_step(&mut r, RenewInput::Timer, Millis(t)).unwrap();
+    (r, t)
+}
+
+#[test]
+fn a_renewal_ends_when_refused_and_waits_on_after_a_failure() {
+    let mut e = engine();
+    let (mut r, t) = renewal_at_its_first_timer(&mut e);
     let step = e
         .renew_step(&mut r, RenewInput::Failed(Failure::Timeout), Millis(t))
         .unwrap();
@@ -632,12 +639,7 @@ fn a_renewal_ends_when_refused_and_waits_on_after_a_failure() {
 #[test]
 fn with_debugging_off_a_refused_renewal_writes_no_debug_line() {
     let mut e = engine_debugging(false);
-    e.lease_won(&IFACE, "k", TOKEN, Millis(NOW));
-    let mut r = RenewMachine::new(lease_key(&e, "k"), Millis(NOW));
-    e.renew_step(&mut r, RenewInput::Start, Millis(NOW))
-        .unwrap();
-    let t = NOW + e.lease_renew_every_ms();
-    e.renew_step(&mut r, RenewInput::Timer, Millis(t)).unwrap();
+    let (mut r, t) = renewal_at_its_first_timer(&mut e);
     let step = e
         .renew_step(&mut r, RenewInput::Sent(false), Millis(t))
         .unwrap();
