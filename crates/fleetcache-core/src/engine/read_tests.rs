@@ -87,22 +87,7 @@ fn inc_desc(kind: ValueKind) -> Descriptor {
 
 /// A singular-handler value whose parts are 3 bytes each, `abc` first.
 fn inc_value(e: &mut Engine, key: &str, kind: ValueKind, created: f64) -> Vec<u8> {
-    let desc = inc_desc(kind);
-    let parts = vec![3u32; desc.part_count()];
-    let set = IncrementalSet {
-        desc,
-        revalidate: 60.0,
-        expire: 3600.0,
-        tags: &[],
-        parts: &parts,
-        created: Millis(created),
-        now: Millis(created),
-    };
-    let mut v = e.plan_incremental_set(key, &set).unwrap().header;
-    for _ in &parts {
-        v.extend_from_slice(b"abc");
-    }
-    v
+    inc_stored(e, kind, key, &[], created, created)
 }
 
 fn b(v: &[u8]) -> Option<Bytes<'_>> {
@@ -1972,7 +1957,7 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
         let mut e = engine();
         let key = "/stalled";
         let stored =
-            |e: &mut Engine, created: f64, now: f64| inc_stored(e, kind, key, created, now);
+            |e: &mut Engine, created: f64, now: f64| inc_stored(e, kind, key, &["t"], created, now);
         let v = stored(&mut e, NOW, NOW);
         let began = NOW + 30_000.0;
         let s = inc_read_from_redis(&mut e, kind, key, &v, began, began + 1.0);
@@ -2005,16 +1990,23 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
     }
 }
 
-/// A `kind` entry of `key` (revalidate 60 s, expire 3600 s, tag `t`) created at `created`,
-/// written at `now`, as stored.
-fn inc_stored(e: &mut Engine, kind: ValueKind, key: &str, created: f64, now: f64) -> Vec<u8> {
+/// A `kind` entry of `key` (revalidate 60 s, expire 3600 s, `tags`, parts of 3 bytes each)
+/// created at `created`, written at `now`, as stored.
+fn inc_stored(
+    e: &mut Engine,
+    kind: ValueKind,
+    key: &str,
+    tags: &[&str],
+    created: f64,
+    now: f64,
+) -> Vec<u8> {
     let desc = inc_desc(kind);
     let parts = vec![3u32; desc.part_count()];
     let set = IncrementalSet {
         desc,
         revalidate: 60.0,
         expire: 3600.0,
-        tags: &["t"],
+        tags,
         parts: &parts,
         created: Millis(created),
         now: Millis(now),
@@ -2049,7 +2041,8 @@ fn inc_read_from_redis(
 
 fn past_revalidate_at_next(kind: ValueKind, key: &str) {
     let mut e = engine();
-    let stored = |e: &mut Engine, created: f64, now: f64| inc_stored(e, kind, key, created, now);
+    let stored =
+        |e: &mut Engine, created: f64, now: f64| inc_stored(e, kind, key, &["t"], created, now);
     let v = stored(&mut e, NOW, NOW);
     // The read is judged at the last millisecond of the entry's `revalidate`.
     let judged = NOW + 60_000.0;
