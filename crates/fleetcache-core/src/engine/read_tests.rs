@@ -1969,14 +1969,8 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
             inc_shown(a).last_modified + 60_000.0 < reached,
             "{kind:?}: Next regenerates"
         );
-        e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(reached + 100.0), "ep")
-            .unwrap();
-        let written = reached + 200.0;
-        let created = e.incremental_created(key, kind, &["t"], Millis(written));
+        let (created, verdict) = written_after_a_revalidation(&mut e, kind, key, reached + 100.0);
         assert_eq!(created, Millis(began), "{kind:?}: stamped with the read");
-        let v2 = stored(&mut e, created.0, written);
-        let (verdict, _) =
-            e.inspect_incremental(key, &v2, v2.len(), &[], f64::NAN, Millis(written + 100.0));
         assert_eq!(
             verdict,
             crate::incremental::IncrementalVerdict::Expired,
@@ -1984,8 +1978,8 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
         );
         // A write with no such answer due is stamped with its own time, as before.
         assert_eq!(
-            e.incremental_created(key, kind, &["t"], Millis(written + 1.0)),
-            Millis(written + 1.0)
+            e.incremental_created(key, kind, &["t"], Millis(reached + 300.0)),
+            Millis(reached + 300.0)
         );
     }
 }
@@ -2039,6 +2033,24 @@ fn inc_read_from_redis(
     inc_reply(e, &mut m, v, began, at)
 }
 
+/// A revalidation of `t` at `at`, then the write of `key` (a render that read its data
+/// before it) 100 ms later: its creation time, and how a read 100 ms after that judges it.
+fn written_after_a_revalidation(
+    e: &mut Engine,
+    kind: ValueKind,
+    key: &str,
+    at: f64,
+) -> (Millis, crate::incremental::IncrementalVerdict) {
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(at), "ep")
+        .unwrap();
+    let written = at + 100.0;
+    let created = e.incremental_created(key, kind, &["t"], Millis(written));
+    let v = inc_stored(e, kind, key, &["t"], created.0, written);
+    let (verdict, _) =
+        e.inspect_incremental(key, &v, v.len(), &[], f64::NAN, Millis(written + 100.0));
+    (created, verdict)
+}
+
 fn past_revalidate_at_next(kind: ValueKind, key: &str) {
     let mut e = engine();
     let stored =
@@ -2073,14 +2085,7 @@ fn past_revalidate_at_next(kind: ValueKind, key: &str) {
         "Next regenerates"
     );
     // The render reads its data now; a revalidation of `t` resolves while it runs.
-    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(judged + 100.0), "ep")
-        .unwrap();
-    // The render's `set` lands after it.
-    let written = judged + 200.0;
-    let created = e.incremental_created(key, kind, &["t"], Millis(written));
-    let v2 = stored(&mut e, created.0, written);
-    let (verdict, _) =
-        e.inspect_incremental(key, &v2, v2.len(), &[], f64::NAN, Millis(written + 100.0));
+    let (created, verdict) = written_after_a_revalidation(&mut e, kind, key, judged + 100.0);
     assert_eq!(
         verdict,
         crate::incremental::IncrementalVerdict::Expired,
