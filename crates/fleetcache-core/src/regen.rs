@@ -661,6 +661,28 @@ mod tests {
         assert_eq!(r.created("k", late), late);
     }
 
+    /// Review 11: fresh answers of other keys take places in the same bounded table; the
+    /// start of a regeneration in flight must not be what they push out.
+    #[test]
+    fn fresh_answers_of_other_keys_never_push_out_a_known_start() {
+        let mut r = Regenerations::new();
+        r.began("p", Millis(100.0));
+        for i in 0..MAX_REGENERATIONS {
+            r.note_fresh(&format!("k{i}"), Millis(200.0), Millis(1_200.0));
+        }
+        assert_eq!(r.created("p", Millis(500.0)), Millis(100.0));
+    }
+
+    /// Review 11: an answer that fell due before a later fresh read began may be one Next is
+    /// regenerating from on its own; the later answer must not hide it.
+    #[test]
+    fn a_later_fresh_answer_keeps_one_that_already_fell_due() {
+        let mut r = Regenerations::new();
+        r.note_fresh("k", Millis(100.0), Millis(1_100.0));
+        r.note_fresh("k", Millis(1_200.0), Millis(61_200.0));
+        assert!(r.created("k", Millis(1_300.0)).0 <= 100.0);
+    }
+
     #[test]
     fn the_oldest_are_dropped_past_the_bound() {
         let mut r = Regenerations::new();
