@@ -1984,6 +1984,92 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
     }
 }
 
+/// Review 11: the fresh answers `note_fresh` keeps share the 10,000-key table and its
+/// oldest-first eviction with the starts of regenerations in flight. Every fresh read of a
+/// new key now takes a place, so a process that reads 10,000 other keys fresh while a page
+/// regenerates (fetch entries of a large catalogue: a few seconds of traffic) drops that
+/// page's start, and its write, after a revalidation during the render, is stamped with the
+/// write time: fresh on every instance. Before the fresh-answer record only regenerations
+/// took places, and the same reads left the start alone.
+#[test]
+fn fresh_answers_of_other_keys_do_not_push_out_the_start_of_a_regeneration_in_flight() {
+    let mut e = engine_debugging(false);
+    let page = "/p";
+    let v = inc_stored(&mut e, ValueKind::AppPage, page, &["t"], NOW, NOW);
+    // Past its `revalidate`: answered stale, the regeneration's start noted.
+    let read = NOW + 61_000.0;
+    let mut m = inc(&e, page, false, false, read);
+    let s = inc_reply(&mut e, &mut m, &v, read, read);
+    assert!(matches!(s.action, ReadAction::Acquire { .. }), "{s:?}");
+    let s = go(&mut e, &mut m, ReadInput::LeaseReply(1), read);
+    assert!(answer(&s).regenerates);
+    // While it renders, other keys (fetch entries) are read and answered fresh.
+    for i in 0..crate::regen::MAX_REGENERATIONS {
+        let key = format!("/f{i}");
+        let at = read + 1.0;
+        let f = inc_stored(&mut e, ValueKind::Fetch, &key, &[], at, at);
+        let s = inc_read_from_redis(&mut e, ValueKind::Fetch, &key, &f, at, at);
+        assert_eq!(answer(&s).served, Served::Fresh);
+    }
+    let (created, verdict) =
+        written_after_a_revalidation(&mut e, ValueKind::AppPage, page, read + 500.0);
+    assert_eq!(
+        verdict,
+        crate::incremental::IncrementalVerdict::Expired,
+        "rendered from data read before the revalidation, created at {created:?} (start {read}), \
+         must not read as fresh after it"
+    );
+}
+
+/// Review 11: `note_fresh` keeps only the latest fresh answer, so a later one replaces an
+/// earlier answer that had already fallen due, one Next may be regenerating from on its own.
+/// Next's `fetch` reads of one key from different requests run concurrently (its
+/// `IncrementalCache`, lock included, is made per request), and the key does not include the
+/// `revalidate`: a call site with `revalidate: 1` is answered fresh, the answer reaches Next
+/// after a stall of a whole second and Next refetches in the background; meanwhile another
+/// call site (the entry's own 60 s) reads the key and is answered fresh. The background
+/// fetch's write, after a revalidation, is stamped with its write time.
+#[test]
+fn a_later_fresh_answer_does_not_hide_one_that_already_fell_due() {
+    let mut e = engine_debugging(false);
+    let key = "/f";
+    let v = inc_stored(&mut e, ValueKind::Fetch, key, &["t"], NOW, NOW);
+    let read = |e: &mut Engine, request_revalidate: f64, at: f64| {
+        let mut m = e.read_incremental(
+            key,
+            true,
+            Vec::new(),
+            request_revalidate,
+            Consumer::Serves,
+            false,
+            TOKEN.to_owned(),
+            Millis(at),
+        );
+        let s = inc_reply(e, &mut m, &v, at, at);
+        let a = answer(&s);
+        assert_eq!((a.served, a.regenerates), (Served::Fresh, false));
+        inc_shown(a).last_modified
+    };
+    let first = NOW + 500.0;
+    let shown = read(&mut e, 1.0, first);
+    // The answer reaches Next 1.1 s later: `age > revalidate`, it refetches on its own.
+    let reached = first + 1_100.0;
+    assert!((reached - shown) / 1000.0 > 1.0, "Next refetches");
+    // The other call site, once Next released its lock for the key.
+    let second = reached + 10.0;
+    let shown2 = read(&mut e, f64::NAN, second);
+    assert!(shown2 + 60_000.0 > second + 1_000.0, "fresh to Next");
+    // The background refetch read the upstream before a revalidation of `t`, and writes.
+    let (created, verdict) =
+        written_after_a_revalidation(&mut e, ValueKind::Fetch, key, second + 50.0);
+    assert_eq!(
+        verdict,
+        crate::incremental::IncrementalVerdict::Expired,
+        "refetched before the revalidation, created at {created:?} (the read that gave the \
+         answer began at {first}), must not read as fresh after it"
+    );
+}
+
 /// A `kind` entry of `key` (revalidate 60 s, expire 3600 s, `tags`, parts of 3 bytes each)
 /// created at `created`, written at `now`, as stored.
 fn inc_stored(
