@@ -20,11 +20,12 @@ function endTurn(): void {
 }
 
 /**
- * A number for the synchronous run the caller is in, different from the last run's: it changes
- * once the microtasks queued so far have run. Next reports each revalidation to `updateTags`
- * and then to the singular handler's `revalidateTag` in one synchronous loop; two calls in the
- * same run with the same number can be one event, two calls in different runs never are
- * (docs/decisions/0005-one-tag-write-per-revalidation.md).
+ * A number for the run the caller is in: the first call of a run takes a new one, and the calls
+ * made until the microtasks queued before that first call have run get the same (so a run is
+ * one synchronous stretch, or a few microtasks queued together). Next reports each
+ * revalidation to `updateTags` and then to the singular handler's `revalidateTag` in one
+ * synchronous loop: two reports with the same number can be one event, two with different
+ * numbers never are (docs/decisions/0005-one-tag-write-per-revalidation.md).
  */
 export function currentTurn(): number {
   if (!inTurn) {
