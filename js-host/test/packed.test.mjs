@@ -79,21 +79,26 @@ test('a buffer of another layout is refused, not read past its end', () => {
   refused(() => new Unpacker(pack([['bytes', Uint8Array.of(0xff, 0xfe)]])).text())
 })
 
-test('a write machine step of the real binding decodes whole', () => {
-  const wasm = require('../wasm/node/fleetcache_wasm.js')
-  const e = new wasm.Engine({ prefix: 'pk', deployment: 'd' })
-  const m = wasm.WriteMachine.useCache(
+/** A `'use cache'` write machine of `e` for key `k`, tag `a`, 4 bytes, made at `t`. */
+function writeMachine(wasm, e, t) {
+  return wasm.WriteMachine.useCache(
     e,
     wasm.Interface.useCache('default'),
     'k',
     'a',
-    1e12,
+    t,
     60,
     3600,
     30,
     4,
-    1e12,
+    t,
   )
+}
+
+test('a write machine step of the real binding decodes whole', () => {
+  const wasm = require('../wasm/node/fleetcache_wasm.js')
+  const e = new wasm.Engine({ prefix: 'pk', deployment: 'd' })
+  const m = writeMachine(wasm, e, 1e12)
   const u = new Unpacker(m.start(e, 1e12))
   assert.equal(u.num(), wasm.WriteStepKind.Store)
   assert.equal(u.text(), e.entryKey(wasm.Interface.useCache('default'), 'k'))
@@ -109,18 +114,7 @@ test('a machine input given a number that is no Failure throws and leaves both u
   const wasm = require('../wasm/node/fleetcache_wasm.js')
   const e = new wasm.Engine({ prefix: 'pk', deployment: 'd' })
   const t = 1e12
-  const w = wasm.WriteMachine.useCache(
-    e,
-    wasm.Interface.useCache('default'),
-    'k',
-    'a',
-    t,
-    60,
-    3600,
-    30,
-    4,
-    t,
-  )
+  const w = writeMachine(wasm, e, t)
   w.start(e, t)
   assert.throws(() => w.failed(e, 9, t), /invalid enum value passed/)
   const u = new Unpacker(w.failed(e, wasm.Failure.Timeout, t))
