@@ -1045,8 +1045,13 @@ impl ReadMachine {
                     }
                 }
             }
-            // Redis is known to be down (the breaker logged it once): a plain miss.
+            // Redis is known to be down (the breaker logged it once): a plain miss, or the
+            // copy kept for outages, which is then neither logged nor counted as a miss.
             (State::Get, ReadInput::Failed(Failure::CircuitOpen)) => {
+                if self.kept.is_some() && !ctx.redis_answers {
+                    let missing = Judgement::missing(Source::Redis);
+                    return Ok(self.after_first(ctx, missing, TierAction::None, now));
+                }
                 match self.judged(ctx, None, Source::Redis, now) {
                     Err(need) => self.need_more(State::Get, need),
                     Ok((j, tier)) => self.after_first(ctx, j, tier, now),
