@@ -1003,8 +1003,8 @@ impl Engine {
         on_demand: bool,
         started: Millis,
     ) {
-        self.regenerations
-            .note_read(cache_key, step, on_demand, started);
+        let key = self.namespace.entry_key(&Interface::Incremental, cache_key);
+        self.regenerations.note_read(&key, step, on_demand, started);
     }
 
     /// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
@@ -1016,10 +1016,11 @@ impl Engine {
         tags: &[&str],
         now: Millis,
     ) -> Millis {
+        let key = self.namespace.entry_key(&Interface::Incremental, cache_key);
         regen::incremental_created(
             &mut self.regenerations,
             &self.stale_handouts,
-            cache_key,
+            (&key, regen::Own::NONE),
             kind,
             tags,
             now,
