@@ -162,6 +162,46 @@ function uniq(tags: Iterable<string>): string[] {
   return [...new Set(tags)]
 }
 
+/** No read of the key by the writing request: the engine's record of the key stamps it. */
+const NO_OWN_READ: readonly [number, number] = [Number.NaN, Number.NaN]
+
+/** Keys one handler instance remembers its reads of; past it the oldest is forgotten. */
+const OWN_READS_MAX = 256
+
+/**
+ * What one handler instance's reads left for its writes of the same keys (the answers'
+ * `ownAt`/`ownDue`), per cache key until written. Next builds an `IncrementalCache`, and with it
+ * a handler instance, per request, and reads and writes a key of one request through it; two
+ * requests that regenerate one `fetch` key at once each write it, and each write must be
+ * stamped with its own request's read, which the engine's per-key record cannot tell apart.
+ * Kept: the earliest read and the earliest due (too early at worst).
+ */
+class OwnReads {
+  private readonly reads = new Map<string, [number, number]>()
+
+  note(cacheKey: string, at: number, due: number): void {
+    if (Number.isNaN(at)) return
+    const had = this.reads.get(cacheKey)
+    if (had !== undefined) {
+      had[0] = Math.min(had[0], at)
+      had[1] = Math.min(had[1], due)
+      return
+    }
+    // An instance that outlives a request (a custom server's) must not grow without bound.
+    if (this.reads.size >= OWN_READS_MAX) {
+      const oldest = this.reads.keys().next()
+      if (oldest.done !== true) this.reads.delete(oldest.value)
+    }
+    this.reads.set(cacheKey, [at, due])
+  }
+
+  take(cacheKey: string): readonly [number, number] | undefined {
+    const got = this.reads.get(cacheKey)
+    if (got !== undefined) this.reads.delete(cacheKey)
+    return got
+  }
+}
+
 /**
  * One process's singular handler. Next creates a new instance of the class for every
  * `IncrementalCache` (about three per request), so instances hold nothing but a reference to
@@ -180,6 +220,7 @@ class IncrementalCore {
     cacheKey: string,
     ctx: IncrementalGetContext = {},
     onDemand = false,
+    own?: OwnReads,
   ): Promise<IncrementalCacheEntry | null> {
     const { engine, log } = this.rt
     try {
@@ -244,6 +285,7 @@ class IncrementalCore {
       })
       if (answer === undefined) return null
       try {
+        own?.note(cacheKey, answer.ownAt, answer.ownDue)
         logAnswer(log, answer, readError)
         return value ?? null
       } finally {
@@ -319,10 +361,12 @@ class IncrementalCore {
     cacheKey: string,
     data: IncrementalValue | null,
     ctx: IncrementalSetContext = {},
+    own?: OwnReads,
   ): Promise<void> {
     const { engine, log } = this.rt
     let machine: ReturnType<typeof wasm.WriteMachine.incremental> | undefined
     try {
+      const [ownAt, ownDue] = own?.take(cacheKey) ?? NO_OWN_READ
       const v = describeIncrementalValue(data, ctx)
       // Refuses a key that is not well-formed UTF-16 (ERR_KEY_ILL_FORMED).
       machine = wasm.WriteMachine.incremental(
@@ -335,6 +379,8 @@ class IncrementalCore {
         v.revalidate,
         v.expire,
         Uint32Array.from(v.parts, (p) => p.byteLength),
+        ownAt,
+        ownDue,
         now(),
       )
       await writeEntry(engine, machine, v.parts, writeIo(this.rt))
@@ -421,6 +467,8 @@ export function createIncrementalCacheHandler(
   return class FleetcacheIncrementalHandler implements IncrementalCacheHandler {
     /** This request is an on-demand revalidation: Next regenerates whatever `get` finds. */
     private readonly onDemand: boolean
+    /** This instance's (this request's) reads, for its writes of the same keys. */
+    private readonly own = new OwnReads()
 
     // Next passes a context (fs, flushToDisk, ...) meant for file-system caches; only the
     // request's headers are read here.
@@ -430,7 +478,7 @@ export function createIncrementalCacheHandler(
     }
 
     get(cacheKey: string, ctx?: IncrementalGetContext): Promise<IncrementalCacheEntry | null> {
-      return shared().get(cacheKey, ctx, this.onDemand)
+      return shared().get(cacheKey, ctx, this.onDemand, this.own)
     }
 
     set(
@@ -438,7 +486,7 @@ export function createIncrementalCacheHandler(
       data: IncrementalValue | null,
       ctx?: IncrementalSetContext,
     ): Promise<void> {
-      return shared().set(cacheKey, data, ctx)
+      return shared().set(cacheKey, data, ctx, this.own)
     }
 
     revalidateTag(tags: string | string[], durations?: Durations): Promise<void> {

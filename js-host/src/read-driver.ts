@@ -79,6 +79,8 @@ export interface Binding {
     readonly Order: number
     readonly AsksTier: number
     readonly HeaderKept: number
+    readonly OwnAt: number
+    readonly OwnDue: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -164,6 +166,13 @@ export interface Answer {
   readonly segments: number
   /** The tags' length in bytes, joined (what `tags()` reads). */
   readonly tagsBytes: number
+  /**
+   * Singular handler: what the request's write of the key hands back (`WriteMachine.incremental`
+   * `ownAt`, `ownDue`), NaN when nothing: the read's start, and from when a write is the
+   * regeneration it led to.
+   */
+  readonly ownAt: number
+  readonly ownDue: number
   tags(): string[]
   parts(): Uint32Array
   /** Debug lines (`\n`-separated), `''` when none: no call into wasm then. */
@@ -791,6 +800,8 @@ class MachineAnswer<E> implements Answer {
   readonly valueFlags: number
   readonly segments: number
   readonly tagsBytes: number
+  readonly ownAt: number
+  readonly ownDue: number
   private readonly hasLog: boolean
   private readonly hasError: boolean
   private readonly tagsAt: number
@@ -827,6 +838,8 @@ class MachineAnswer<E> implements Answer {
     this.tagsBytes = f[base + F.TagsLen] ?? 0
     this.partsAt = f[base + F.PartsAt] ?? 0
     this.partsLen = f[base + F.PartsLen] ?? 0
+    this.ownAt = f[base + F.OwnAt] ?? Number.NaN
+    this.ownDue = f[base + F.OwnDue] ?? Number.NaN
   }
 
   tags(): string[] {

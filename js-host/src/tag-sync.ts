@@ -45,6 +45,7 @@ export interface TagEngine {
   ackOutbox(seq: number): boolean
   applyUpdateReply(reply: Uint8Array): void
   readonly resendLength: number
+  readonly tagRecordsLost: number
   planResend(): string
   ackResend(): void
   readonly tagsSynced: boolean
@@ -175,6 +176,21 @@ function isCircuitOpen(err: unknown): boolean {
   return code(err) === 'ERR_REDIS_CIRCUIT_OPEN'
 }
 
+/** No reply within the command's budget (the transport contract's `ERR_REDIS_TIMEOUT`). */
+function isTimeout(err: unknown): boolean {
+  return code(err) === 'ERR_REDIS_TIMEOUT'
+}
+
+/**
+ * Why a queued revalidation is still unsent, for the warning: a timeout or an open breaker is
+ * not an unreachable Redis, and an operator reading "unreachable" looks in the wrong place.
+ */
+function whyUnsent(err: unknown): string {
+  if (isTimeout(err)) return 'Redis did not answer it in time'
+  if (isCircuitOpen(err)) return 'the Redis circuit breaker is open'
+  return 'Redis is unreachable'
+}
+
 /** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
 function shortList(tags: readonly string[]): string {
   const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : t))
@@ -264,6 +280,8 @@ export class TagSync {
   private backlogged = false
   /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
   private headRefused = false
+  /** Why the outbox's head was last not sent (for the queued warning). */
+  private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
   private refreshRefused = false
   /** The timer of `watch`, while one is pending. */
@@ -467,13 +485,13 @@ export class TagSync {
     try {
       const reply = await this.script(splitArgv(this.engine.planTagPull(t)), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
-      const lost = this.engine.resendLength
+      const lost = this.engine.tagRecordsLost
       const changed = this.engine.applyRefresh(reply, this.now())
       if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
       this.refreshRefused = false
-      if (this.engine.resendLength > lost) {
+      if (this.engine.tagRecordsLost > lost) {
         this.log.warn(
-          `tag state in Redis lost ${String(this.engine.resendLength - lost)} revalidation record(s) this instance ` +
+          `tag state in Redis lost ${String(this.engine.tagRecordsLost - lost)} revalidation record(s) this instance ` +
             `knew of (flushed, restarted empty, restored or failed over): this instance keeps them in force ` +
             `and gives them back to Redis`,
         )
@@ -624,7 +642,7 @@ export class TagSync {
       )
     } else if (!sent) {
       this.log.warn(
-        `revalidation of ${what} applied on this instance; Redis is unreachable, so it is queued ` +
+        `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
           `(${String(waiting)} waiting) and will be sent when Redis answers`,
       )
     }
@@ -683,6 +701,7 @@ export class TagSync {
         }
         if (outcome !== OutboxRefusal.Kept) continue
         this.headRefused = refused
+        this.sendFailure = err
         // One line per run of failures of one revalidation, not one per attempt.
         if (!isCircuitOpen(err) && this.engine.outboxLength > 0 && !this.backlogged) {
           this.log.error(

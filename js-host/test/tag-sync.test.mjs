@@ -609,6 +609,49 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('the queued-revalidation warning names why it is unsent: a timeout, an open breaker, an unreachable Redis', async () => {
+    const failures = [
+      [
+        Object.assign(new Error('t'), { code: 'ERR_REDIS_TIMEOUT' }),
+        'Redis did not answer it in time',
+      ],
+      [
+        Object.assign(new Error('o'), { code: 'ERR_REDIS_CIRCUIT_OPEN' }),
+        'the Redis circuit breaker is open',
+      ],
+      [Object.assign(new Error('r'), { code: 'ECONNREFUSED' }), 'Redis is unreachable'],
+    ]
+    for (const [failure, why] of failures) {
+      const { log, sync } = setup((argv, kind) => (kind === 'write' ? failure : SYNCED))
+      await sync.refresh()
+      await sync.update(['q'], undefined, T0)
+      const warned = log.lines.filter((l) => l.startsWith('warn revalidation of q '))
+      assert.equal(warned.length, 1, log.lines.join('\n'))
+      assert.ok(warned[0].includes(`; ${why}, so it is queued (1 waiting)`), warned[0])
+    }
+  })
+
+  test('a flush is reported as the records Redis had, not the revalidations still queued here', async () => {
+    const states = [
+      netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'b', `0,${T0},0,0,${T0}`]),
+      netstrings(['e2', '1', 'v1', '1', '0', '', '0']),
+    ]
+    const { log, sync, engine } = setup((argv, kind) =>
+      kind === 'write'
+        ? new Error('connection reset')
+        : states.length > 1
+          ? states.shift()
+          : states[0],
+    )
+    await sync.refresh()
+    await sync.update(['q'], undefined, T0)
+    assert.equal(engine.outboxLength, 1)
+    await sync.refresh()
+    const lost = log.lines.filter((l) => l.includes('tag state in Redis lost'))
+    assert.equal(lost.length, 1, log.lines.join('\n'))
+    assert.match(lost[0], /lost 1 revalidation record/)
+  })
+
   test('what recording a revalidation dropped is logged: an over-long tag, an evicted one', async () => {
     const { engine, log, sync } = setup(() => new Error('connection reset'), {
       config: { outboxCapacity: 1 },

@@ -33,7 +33,7 @@ use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
 use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
-use crate::strhash::HashSeed;
+use crate::strhash::{str_map, HashSeed, StrMap};
 use crate::tag_sync::{self, TagSync};
 use crate::tags::Announced;
 use crate::tags::{
@@ -432,8 +432,23 @@ impl Engine {
         now: Millis,
     ) -> Result<RefreshSummary, ProtocolError> {
         let keep_ms = self.config.prune_after_ms();
+        // The tags of revalidations still queued: a state that lacks them was not sent them
+        // yet, which is not a loss to report.
+        let mut queued: StrMap<usize> = str_map(0, self.hash_seed);
+        for update in self.outbox.items() {
+            for tag in &update.tags {
+                queued.insert(tag.clone(), 0);
+            }
+        }
         self.tag_sync
-            .apply_refresh(&mut self.mirror, reply, now, keep_ms)
+            .apply_refresh(&mut self.mirror, reply, now, keep_ms, &|t| {
+                queued.contains_key(t)
+            })
+    }
+
+    /// Tag records Redis lost that this process knew ([`TagMirror::lost`]).
+    pub fn tag_records_lost(&self) -> u64 {
+        self.mirror.lost()
     }
 
     /// The merge that gives Redis back records it lost and this process knows (after a flush,
@@ -988,8 +1003,8 @@ impl Engine {
         on_demand: bool,
         started: Millis,
     ) {
-        self.regenerations
-            .note_read(cache_key, step, on_demand, started);
+        let key = self.namespace.entry_key(&Interface::Incremental, cache_key);
+        self.regenerations.note_read(&key, step, on_demand, started);
     }
 
     /// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
@@ -1001,10 +1016,11 @@ impl Engine {
         tags: &[&str],
         now: Millis,
     ) -> Millis {
+        let key = self.namespace.entry_key(&Interface::Incremental, cache_key);
         regen::incremental_created(
             &mut self.regenerations,
             &self.stale_handouts,
-            cache_key,
+            (&key, regen::Own::NONE),
             kind,
             tags,
             now,
@@ -2027,6 +2043,36 @@ mod tests {
         e.ack_resend();
         assert_eq!(e.plan_resend("c").unwrap(), None);
         assert_eq!(e.plan_resend(""), Err(PlanError::InvalidEpoch));
+    }
+
+    #[test]
+    fn a_record_only_queued_for_redis_is_given_back_but_not_counted_lost() {
+        let mut e = shared_engine();
+        load(
+            &mut e,
+            "E",
+            "1",
+            &["b".to_owned(), "0,10,0,0,10".to_owned()],
+            20.0,
+        );
+        // Redis is out of reach: "q" is applied here and queued, never sent.
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(25.0))
+            .unwrap();
+        // Redis comes back empty: it lost "b", which it had; it never had "q".
+        load(&mut e, "F", "0", &[], 30.0);
+        assert_eq!(e.resend_len(), 2, "both are given back");
+        assert_eq!(e.tag_records_lost(), 1, "only b was lost");
+        // A state at version 0 is answered in full again: nothing counted twice.
+        load(&mut e, "F", "0", &[], 32.0);
+        assert_eq!(e.tag_records_lost(), 1);
+        // Both sent and acknowledged, then lost again by another flush: two losses.
+        let seq = e.outbox().head().map(|u| u.seq).unwrap();
+        assert!(e.ack_outbox(seq));
+        assert!(e.plan_resend("c").unwrap().is_some());
+        e.ack_resend();
+        assert_eq!(e.resend_len(), 0);
+        load(&mut e, "G", "0", &[], 40.0);
+        assert_eq!(e.tag_records_lost(), 3);
     }
 }
 

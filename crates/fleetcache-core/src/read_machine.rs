@@ -289,6 +289,11 @@ pub struct ReadAnswer {
     pub log: String,
     /// Error log lines (an unreadable entry, a kind mismatch, a failed read); empty when none.
     pub error: String,
+    /// A singular-handler read that Next regenerates after, or may regenerate after once it
+    /// calls the answer due: when the read began, and from when (`-inf` at once) a write of
+    /// the key by the same request is that regeneration. NaN for any other answer. The host
+    /// hands it back with the request's write of the key ([`crate::regen::Own`]).
+    pub own: Option<(f64, f64)>,
 }
 
 /// An input the machine cannot take in its state: a bug in the host's driver.
@@ -1045,8 +1050,13 @@ impl ReadMachine {
                     }
                 }
             }
-            // Redis is known to be down (the breaker logged it once): a plain miss.
+            // Redis is known to be down (the breaker logged it once): a plain miss, or the
+            // copy kept for outages, which is then neither logged nor counted as a miss.
             (State::Get, ReadInput::Failed(Failure::CircuitOpen)) => {
+                if self.kept.is_some() && !ctx.redis_answers {
+                    let missing = Judgement::missing(Source::Redis);
+                    return Ok(self.after_first(ctx, missing, TierAction::None, now));
+                }
                 match self.judged(ctx, None, Source::Redis, now) {
                     Err(need) => self.need_more(State::Get, need),
                     Ok((j, tier)) => self.after_first(ctx, j, tier, now),
@@ -1811,6 +1821,7 @@ impl ReadMachine {
         } else {
             j.source
         };
+        let mut own = None;
         let regenerates = match &self.kind.clone() {
             Kind::UseCache => {
                 if let (Shown::UseCache(s), Some(v)) = (&shown, j.value.as_ref()) {
@@ -1854,7 +1865,10 @@ impl ReadMachine {
                 // Where a regeneration of this key begins, if it does: its write is stamped
                 // with it.
                 ctx.regenerations
-                    .note_read(&self.cache_key, step, on_demand, self.started);
+                    .note_read(&self.entry_key, step, on_demand, self.started);
+                if crate::regen::regenerates(step, on_demand) {
+                    own = Some((self.started.0, f64::NEG_INFINITY));
+                }
                 // And when Next, judging a fresh answer again, calls it due: past that, a
                 // write with no known start may be a regeneration Next began on its own.
                 if let (
@@ -1876,7 +1890,8 @@ impl ReadMachine {
                         if r * 1000.0 <= crate::regen::MAX_REGENERATION_MS {
                             let due = Millis(s.last_modified + r * 1000.0);
                             ctx.regenerations
-                                .note_fresh(&self.cache_key, self.started, due);
+                                .note_fresh(&self.entry_key, self.started, due);
+                            own = Some((self.started.0, due.0));
                         }
                     }
                 }
@@ -1895,6 +1910,7 @@ impl ReadMachine {
                 // Moved, not copied: a later answer (after `Undecodable`) starts them afresh.
                 log: std::mem::take(&mut self.log),
                 error: std::mem::take(&mut self.error),
+                own,
             }),
             tier: TierAction::None,
         }
@@ -2046,6 +2062,7 @@ pub(crate) fn tier_hit(
         shown: Shown::UseCache(shown),
         log: String::new(),
         error: String::new(),
+        own: None,
     })
 }
 

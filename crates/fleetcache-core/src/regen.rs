@@ -7,10 +7,12 @@
 //! singular handler's `set` carries none, so the engine remembers it: Next's ISR, on-demand
 //! revalidation and the fetch cache always read a key before they regenerate it, and the read
 //! that answered "stale" or "missing" (or any read of an on-demand revalidation) is where this
-//! process's regeneration began. The write of that key is then stamped with the earliest such
-//! read not yet consumed by a write, and consumes it.
+//! process's regeneration began. The write of that key is stamped with the read the writing
+//! request made of it ([`Own`], which the host keeps per request); a write without one, with
+//! the earliest such read of the key not yet consumed by a write, and consumes it.
 //!
-//! The table is bounded ([`MAX_REGENERATIONS`] keys, the oldest dropped), and a read older than
+//! The table is keyed by entry key (bounded in length, unlike a cache key) and bounded
+//! ([`MAX_REGENERATIONS`] keys, the oldest dropped), and a read older than
 //! [`MAX_REGENERATION_MS`] is not trusted to be the start of the regeneration being written (a
 //! regeneration that never wrote leaves its read behind): without a usable read, the write time
 //! is the creation time, as before.
@@ -279,6 +281,32 @@ impl StaleHandouts {
     }
 }
 
+/// What a request's own read of a singular-handler key left for the same request's write of
+/// it ([`crate::ReadAnswer::own`]), handed back by the host with the write: when the read
+/// began, and from when a write is the regeneration it led to (`-inf`: a read after which
+/// Next regenerates; a fresh answer's due: Next regenerates on its own once it calls the
+/// answer stale). NaN when the request made no such read.
+///
+/// Next builds an `IncrementalCache`, with its own handler instance, per request, and one
+/// request reads and writes a key through the same one; two requests may regenerate one
+/// `fetch` key at once (Next joins them neither across requests nor processes), so a per-key
+/// table alone cannot tell their writes apart.
+#[derive(Clone, Copy, Debug)]
+pub struct Own {
+    /// When the read began (ms).
+    pub at: f64,
+    /// From when a write may be its regeneration (ms).
+    pub due: f64,
+}
+
+impl Own {
+    /// No read of the key by the writing request is known.
+    pub const NONE: Own = Own {
+        at: f64::NAN,
+        due: f64::NAN,
+    };
+}
+
 /// A time a key's read left for its next write, and when it counts from.
 #[derive(Clone, Copy, Debug)]
 struct Noted {
@@ -413,8 +441,8 @@ impl Regenerations {
 
     /// A read of `key` begun at `at` answered so that Next regenerates the key here. The
     /// earliest unconsumed read is kept: a later one may be answered while the first
-    /// regeneration still runs (Next runs one per key), and that regeneration read its data
-    /// after the first.
+    /// regeneration still runs (another request's, whose write then brings its own read,
+    /// [`Own`]), and a write that brings none is stamped no later than the first.
     pub fn began(&mut self, key: &str, at: Millis) {
         if !at.0.is_finite() {
             return;
@@ -428,6 +456,22 @@ impl Regenerations {
     /// produced it when known (and not later than `now`), else `now`. Consumes the record.
     pub fn created(&mut self, key: &str, now: Millis) -> Millis {
         self.started_of(key, now).unwrap_or(now)
+    }
+
+    /// The start of the regeneration of `key` written at `now` by a request whose own read of
+    /// it left `own` ([`Own`]): that read when it counts, else what the table knows
+    /// ([`Regenerations::started_of`]). The table's records of that very read are consumed;
+    /// another request's are left for its own write.
+    pub fn started_for(&mut self, key: &str, own: Own, now: Millis) -> Option<Millis> {
+        if !(own.at.is_finite() && own.due <= now.0 && now.0 - own.at <= MAX_REGENERATION_MS) {
+            return self.started_of(key, now);
+        }
+        for table in [&mut self.started, &mut self.fresh] {
+            if table.noted.get(key).is_some_and(|n| n.at.0 == own.at) {
+                table.noted.remove(key);
+            }
+        }
+        Some(Millis(own.at).min(now))
     }
 
     /// The start of the regeneration of `key` written at `now`, when known; consumes it. Without
@@ -451,21 +495,21 @@ impl Regenerations {
     }
 }
 
-/// The creation time of the singular handler's entry for `cache_key`, a value of `kind`
-/// carrying `tags`, written at `now`: the start of the regeneration that produced it
-/// ([`Regenerations::created`], consumed); for pages and routes (what renders `'use cache'`
+/// The creation time of the singular handler's entry at `key` (its entry key), a value of
+/// `kind` carrying `tags`, written at `now` by a request whose own read of it left `own`: the
+/// start of the regeneration that produced it ([`Regenerations::started_for`]); for pages and routes (what renders `'use cache'`
 /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
 /// out in this process since then ([`StaleHandouts`]; without a known start, within the last
 /// [`MAX_REGENERATION_MS`]).
 pub fn incremental_created(
     regenerations: &mut Regenerations,
     handouts: &StaleHandouts,
-    cache_key: &str,
+    (key, own): (&str, Own),
     kind: ValueKind,
     tags: &[&str],
     now: Millis,
 ) -> Millis {
-    let started = regenerations.started_of(cache_key, now);
+    let started = regenerations.started_for(key, own, now);
     let created = started.unwrap_or(now);
     if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
         return created;

@@ -657,6 +657,10 @@ pub struct TagMirror {
     local: KeyedVec<TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
     resend: KeyedVec<TagRecord>,
+    /// How many records, over the mirror's life, a state answered in full lacked that this
+    /// process knew and had no revalidation of queued for Redis: what Redis lost (a record
+    /// only queued was never there, and its queue sends it).
+    lost: u64,
     /// The whole state being loaded page by page, after a full refresh reply.
     loading: Option<Loading>,
     /// A load just finished: the next refresh from its version makes the mirror synced.
@@ -852,6 +856,12 @@ impl TagMirror {
         self.resend.len()
     }
 
+    /// Records a state answered in full lacked, over the mirror's life, that this process knew
+    /// and had sent (or learnt from Redis): what Redis lost. Only grows.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
     /// The record of one tag, if known.
     pub fn record(&self, tag: &str) -> Option<&TagRecord> {
         self.tags.get(tag)
@@ -943,8 +953,21 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
+        self.apply_refresh_queued(reply, now, keep_ms, &|_| false)
+    }
+
+    /// [`TagMirror::apply_refresh`], where `queued` says which tags a revalidation still
+    /// queued for Redis names: a record of one that the state lacks is given back all the
+    /// same, but is not counted as lost ([`TagMirror::lost`]).
+    pub fn apply_refresh_queued(
+        &mut self,
+        reply: &[u8],
+        now: Millis,
+        keep_ms: f64,
+        queued: &impl Fn(&str) -> bool,
+    ) -> Result<RefreshSummary, ProtocolError> {
         if netstring::decode(reply)?.first() == Some(&&b"page"[..]) {
-            return self.apply_page(reply, now, keep_ms);
+            return self.apply_page(reply, now, keep_ms, queued);
         }
         let reply = parse_reply(reply, true)?;
         self.page_write = reply.page.map(|(pver, pvid)| PageWrite {
@@ -967,7 +990,8 @@ impl TagMirror {
             self.catching_up = false;
             // One script read the header and this page: when it holds the whole state, the
             // state as of this version is loaded, with nothing to catch up on.
-            let (changed, skipped) = self.take_page(reply.cursor, &reply.pairs, now, keep_ms, true);
+            let (changed, skipped) =
+                self.take_page(reply.cursor, &reply.pairs, now, keep_ms, true, queued);
             return Ok(RefreshSummary {
                 full: true,
                 changed,
@@ -996,7 +1020,7 @@ impl TagMirror {
         // The script checked this process's updates in the state followed only.
         let checked = current && self.acked_epoch == self.epoch;
         if complete {
-            self.note_losses(|t| received.get(t).copied(), now, keep_ms);
+            self.note_losses(|t| received.get(t).copied(), now, keep_ms, queued);
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
@@ -1126,6 +1150,7 @@ impl TagMirror {
         reply: &[u8],
         now: Millis,
         keep_ms: f64,
+        queued: &impl Fn(&str) -> bool,
     ) -> Result<RefreshSummary, ProtocolError> {
         let items = netstring::decode(reply)?;
         let mut it = items.into_iter().skip(1);
@@ -1148,7 +1173,7 @@ impl TagMirror {
         } else if let Some(load) = self.loading.as_mut() {
             load.seen = (version, vid.to_owned());
         }
-        let (changed, skipped) = self.take_page(cursor, &pairs, now, keep_ms, false);
+        let (changed, skipped) = self.take_page(cursor, &pairs, now, keep_ms, false, queued);
         Ok(RefreshSummary {
             full: true,
             changed,
@@ -1170,6 +1195,7 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
         atomic: bool,
+        queued: &impl Fn(&str) -> bool,
     ) -> (usize, usize) {
         let Some(mut load) = self.loading.take() else {
             return (0, 0);
@@ -1192,7 +1218,7 @@ impl TagMirror {
             return (changed, skipped);
         }
         let received = &load.incoming;
-        self.note_losses(|t| received.get(t).copied(), now, keep_ms);
+        self.note_losses(|t| received.get(t).copied(), now, keep_ms, queued);
         for (tag, record) in received.iter() {
             self.tags
                 .get_or_insert_with(tag, TagRecord::default)
@@ -1251,12 +1277,14 @@ impl TagMirror {
     }
 
     /// Queues for giving back every record the mirror holds, younger than `keep_ms` at `now`,
-    /// that `received` (the whole state) does not cover.
+    /// that `received` (the whole state) does not cover; counts as lost those of tags no
+    /// revalidation still `queued` names.
     fn note_losses(
         &mut self,
         received: impl Fn(&str) -> Option<TagRecord>,
         now: Millis,
         keep_ms: f64,
+        queued: &impl Fn(&str) -> bool,
     ) {
         for (tag, record) in self.tags.iter() {
             // This process's own updates are included: the outbox forgets one once Redis
@@ -1267,9 +1295,13 @@ impl TagMirror {
             }
             let covered = received(tag).is_some_and(|r| r.covers(record));
             if !covered {
-                self.resend
-                    .get_or_insert_with(tag, TagRecord::default)
-                    .merge(record);
+                let queue = self.resend.get_or_insert_with(tag, TagRecord::default);
+                // Counted once: a state at version 0 is answered in full again until it
+                // changes, and the record may already wait to be given back.
+                if !queue.covers(record) && !queued(tag) {
+                    self.lost += 1;
+                }
+                queue.merge(record);
             }
         }
     }

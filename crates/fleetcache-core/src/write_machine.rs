@@ -28,6 +28,7 @@ use crate::keys::{Interface, Namespace};
 use crate::lease::{EntryWrite, LeaseTable};
 use crate::lru::WriteMark;
 use crate::read_machine::Failure;
+use crate::regen::Own;
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{entry_write_call, ScriptCall};
 use crate::stats::{Stats, Surface, WriteOutcome};
@@ -100,6 +101,8 @@ pub enum WriteRequest<'a> {
         expire: f64,
         /// Lengths of the parts the host appends, its JSON part first.
         parts: &'a [u32],
+        /// What the writing request's own read of the key left ([`Own`]).
+        own: Own,
     },
     /// Nothing could be produced for `cache_key` (Next's entry rejected, its value could not
     /// be encoded): nothing is stored, and a lease this process holds on it is let go.
@@ -465,6 +468,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             revalidate,
             expire,
             parts,
+            own,
         } => match Descriptor::from_wire(kind, flags, segments) {
             Err(e) => (
                 Err((e.code(), e.message())),
@@ -474,11 +478,13 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 false,
             ),
             Ok(desc) => {
-                // The entry is stamped with the start of the regeneration that produced it.
+                // The entry is stamped with the start of the regeneration that produced it,
+                // remembered by entry key (bounded in length, unlike a cache key).
+                let key = ctx.namespace.entry_key(&Interface::Incremental, cache_key);
                 let created = regen::incremental_created(
                     ctx.regenerations,
                     ctx.stale_handouts,
-                    cache_key,
+                    (&key, own),
                     desc.kind,
                     tags,
                     now,

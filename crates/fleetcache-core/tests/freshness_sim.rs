@@ -1510,6 +1510,8 @@ impl World {
                 revalidate,
                 expire,
                 parts: &parts,
+                // One regeneration per key and process here: the per-key table alone.
+                own: fleetcache_core::regen::Own::NONE,
             },
             at,
         );

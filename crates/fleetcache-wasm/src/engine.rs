@@ -171,6 +171,7 @@ enum Count {
     Tags,
     PageHeard,
     Outbox,
+    Lost,
 }
 
 /// Which wait [`Engine::wait_ms`] reckons.
@@ -244,6 +245,7 @@ impl Engine {
             Count::Tags => self.inner.mirror().len(),
             Count::PageHeard => return self.inner.page_heard(),
             Count::Outbox => self.inner.outbox().len(),
+            Count::Lost => return u32::try_from(self.inner.tag_records_lost()).unwrap_or(u32::MAX),
         };
         u32::try_from(n).unwrap_or(u32::MAX)
     }
@@ -559,6 +561,13 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = resendLength)]
     pub fn resend_length(&self) -> u32 {
         self.count(Count::Resend)
+    }
+
+    /// Tag records Redis lost, over the engine's life, that this process knew and had sent
+    /// or learnt from Redis (a record still queued for Redis is not counted).
+    #[wasm_bindgen(getter, js_name = tagRecordsLost)]
+    pub fn tag_records_lost(&self) -> u32 {
+        self.count(Count::Lost)
     }
 
     /// True once the mirror holds the shared tag state (or no Redis is configured).

@@ -278,10 +278,17 @@ pub enum ReadField {
     /// `ReadMachine::header_kept`): the host may offer those same bytes without a prefix
     /// (`startWithTier`, `tier`, `startWithHeld`) while it holds them.
     HeaderKept = 32,
+    /// Singular-handler answer: when the read began, if Next regenerates after it or may once
+    /// it calls the answer due (core `ReadAnswer::own`); NaN otherwise. The request's write of
+    /// the key hands it back (`WriteMachine.incremental`'s `ownAt`).
+    OwnAt = 33,
+    /// Singular-handler answer: from when a write of the key by the same request is that
+    /// regeneration (`-Infinity`: at once); NaN with `OwnAt`.
+    OwnDue = 34,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 33;
+const READ_FIELDS: usize = 35;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -626,6 +633,9 @@ impl ReadStep {
                 f[F::PayloadOffset as usize] = f64::from(u32_of(a.payload_offset));
                 f[F::HasLog as usize] = flag(!a.log.is_empty());
                 f[F::HasError as usize] = flag(!a.error.is_empty());
+                let (at, due) = a.own.unwrap_or((f64::NAN, f64::NAN));
+                f[F::OwnAt as usize] = at;
+                f[F::OwnDue as usize] = due;
                 match &a.shown {
                     core::Shown::UseCache(s) => {
                         f[F::Timestamp as usize] = s.timestamp;

@@ -320,7 +320,9 @@ impl WriteMachine {
     /// A singular-handler value for `cacheKey`: `kind`, `flags` and `segments` form its
     /// descriptor, `parts` are the lengths of the parts the host appends (JSON first),
     /// `revalidate` and `expire` its `cacheControl` in seconds, `tags` NUL-joined. The entry
-    /// is stamped with the start of the regeneration that produced it. Throws
+    /// is stamped with the start of the regeneration that produced it: `ownAt`/`ownDue`, what
+    /// the writing request's own read of the key answered (its answer's `OwnAt`/`OwnDue`
+    /// fields; NaN when it made none), else the engine's record of the key. Throws
     /// `ERR_KEY_ILL_FORMED` for a key with a lone surrogate.
     #[allow(clippy::too_many_arguments)]
     pub fn incremental(
@@ -333,6 +335,8 @@ impl WriteMachine {
         revalidate: f64,
         expire: f64,
         parts: &[u32],
+        own_at: f64,
+        own_due: f64,
         now: f64,
     ) -> Result<WriteMachine, JsValue> {
         let cache_key = utf8_key(cache_key)?;
@@ -346,6 +350,10 @@ impl WriteMachine {
             revalidate,
             expire,
             parts,
+            own: fleetcache_core::regen::Own {
+                at: own_at,
+                due: own_due,
+            },
         };
         Ok(WriteMachine {
             inner: engine.inner.write_start(request, Millis(now)),

@@ -594,6 +594,7 @@ fn page_write(e: &mut Engine, cache_key: &str, now: f64) -> crate::write_machine
             revalidate: 60.0,
             expire: 3600.0,
             parts: &parts[..count],
+            own: crate::regen::Own::NONE,
         },
         Millis(now),
     )

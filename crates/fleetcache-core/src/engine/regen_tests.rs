@@ -27,6 +27,55 @@ fn the_earliest_unconsumed_read_stamps_the_write() {
     assert!(r.is_empty());
 }
 
+#[test]
+fn a_write_is_stamped_with_its_own_requests_read() {
+    let own = |at: f64, due: f64| Own { at, due };
+    let mut r = Regenerations::new();
+    // Two requests regenerate "k": reads at 100 and 200; the table keeps the earliest.
+    r.began("k", Millis(100.0));
+    r.began("k", Millis(200.0));
+    // The second request writes first, with its own read: stamped 200, the first's record
+    // left for the first.
+    let second = own(200.0, f64::NEG_INFINITY);
+    assert_eq!(
+        r.started_for("k", second, Millis(300.0)),
+        Some(Millis(200.0))
+    );
+    assert_eq!(r.len(), 1);
+    // The first writes with its own read, which is the table's: consumed.
+    let first = own(100.0, f64::NEG_INFINITY);
+    assert_eq!(
+        r.started_for("k", first, Millis(310.0)),
+        Some(Millis(100.0))
+    );
+    assert!(r.is_empty());
+    // A fresh answer (read at 400, due at 1,400) stamps its request's write only once due.
+    let fresh = own(400.0, 1_400.0);
+    r.began("k", Millis(900.0));
+    assert_eq!(
+        r.started_for("k", fresh, Millis(1_000.0)),
+        Some(Millis(900.0)),
+        "not yet due: the table's"
+    );
+    r.began("k", Millis(900.0));
+    assert_eq!(
+        r.started_for("k", fresh, Millis(1_500.0)),
+        Some(Millis(400.0)),
+        "due: its own, before a later start"
+    );
+    // Never later than the write, nor older than a regeneration can be.
+    assert_eq!(
+        r.started_for("j", own(500.0, f64::NEG_INFINITY), Millis(450.0)),
+        Some(Millis(450.0))
+    );
+    let late = Millis(500.0 + MAX_REGENERATION_MS + 1.0);
+    assert_eq!(
+        r.started_for("j", own(500.0, f64::NEG_INFINITY), late),
+        None
+    );
+    assert_eq!(r.started_for("j", Own::NONE, Millis(600.0)), None);
+}
+
 /// The whole way through the engine: a read that answers "missing", a revalidation while
 /// the page renders, the write. The entry reads as expired, not fresh; without the read it
 /// would be stamped with the write time and read as fresh.
@@ -165,7 +214,7 @@ fn a_page_is_stamped_by_a_hand_out_of_the_same_tag_in_another_form() {
     let created = incremental_created(
         &mut r,
         &h,
-        "/p",
+        ("/p", crate::regen::Own::NONE),
         ValueKind::AppPage,
         &[raw],
         Millis(2_000.0),

@@ -51,6 +51,7 @@ fn incremental<'a>(kind: u8, flags: u8, parts: &'a [u32]) -> WriteRequest<'a> {
         revalidate: 60.0,
         expire: 3600.0,
         parts,
+        own: crate::regen::Own::NONE,
     }
 }
 
@@ -375,6 +376,7 @@ fn a_singular_value_that_does_not_fit_its_descriptor_is_refused() {
         revalidate: 0.0,
         expire: 3600.0,
         parts: &[1, 1],
+        own: crate::regen::Own::NONE,
     };
     let d = done(start(&mut e, req).1);
     assert_eq!(d.result, WriteResult::Skipped);
