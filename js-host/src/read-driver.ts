@@ -892,6 +892,56 @@ class MachineAnswer<E> implements Answer {
   }
 }
 
+/** A pooled read machine with the binding's `'use cache'` hit in one call (`tierHitTexts`). */
+export interface TierHitMachine<E> extends ReadMachine<E> {
+  texts(): number
+  tierHitTexts(
+    engine: E,
+    entryLen: number,
+    softLen: number,
+    keyLen: number,
+    totalLen: number,
+    held: boolean,
+    now: number,
+  ): boolean
+}
+
+/**
+ * A `'use cache'` hit from the tier, or from the embedded store (`io.getNow`), in one call into
+ * wasm without a read: the binding's `tierHitTexts`, for a read of `cacheKey` (entry key
+ * `entryKey`, soft tags `soft` NUL-joined) with no write of this process in flight, at `now`.
+ * The answer (its `free` is `read.release`) and the bytes it serves, or undefined where the
+ * engine does not serve them fresh (its checks are a read's) or they are stored compressed:
+ * the caller then reads as always (`readNow`), with `machine` unchanged.
+ */
+export function tierHit<E extends object>(
+  engine: E,
+  machine: TierHitMachine<E>,
+  io: ReadIo,
+  read: { release(): void },
+  entryKey: string,
+  soft: string,
+  cacheKey: string,
+  now: number,
+): { answer: Answer; bytes: Uint8Array } | undefined {
+  // The embedded store's bytes, as `begin` gives them with the start (`startWithHeld`).
+  const held = io.getNow !== undefined
+  const bytes = held ? (io.held?.(entryKey) ?? null) : io.tierBytes(entryKey)
+  if (bytes === null || (held && io.inflate !== undefined && storedCompressed(bytes))) {
+    return undefined
+  }
+  if (!writeTexts(io.binding, machine, entryKey, soft, cacheKey)) return undefined
+  const { binding } = io
+  const len = bytes.byteLength
+  if (
+    !machine.tierHitTexts(engine, entryKey.length, soft.length, cacheKey.length, len, held, now)
+  ) {
+    return undefined
+  }
+  const answer = new MachineAnswer(machine, read, binding, fieldsOf(binding), baseOf(machine))
+  return { answer, bytes }
+}
+
 /**
  * Drives `machine` to its answer. Rule R1: once the machine asked for a tag refresh, the
  * refresh is awaited before any bytes are handed to it, so a judgement never runs on a mirror

@@ -6,6 +6,7 @@ import {
   leaseToken,
   ReadMachines,
   readNow,
+  tierHit,
   writeTexts,
   type Answer,
   type ReadHooks,
@@ -51,6 +52,8 @@ const MISS = wasm.Served.Miss as number
 /** `Source.Tier` and `Source.Kept`: the answer served a copy this process holds. */
 const TIER = wasm.Source.Tier as number
 const KEPT = wasm.Source.Kept as number
+/** The answer of a tier hit answered in one call is not freed: its machine was only lent. */
+const LENT = { release: (): void => undefined }
 
 /** What a hit shows Next of an entry's bytes: the payload and the tags. */
 interface Shown {
@@ -145,8 +148,14 @@ class UseCacheHandler implements CacheHandler {
       const soft = softTags.join('\0')
       const known = this.machines.remembered(cacheKey)
       const t = now()
-      const machine = this.open(cacheKey, known, soft, t)
       const redis = this.rt.transport !== undefined
+      // A hit from the tier or the embedded store, with no write of this process in flight:
+      // one call into wasm and no read (`tierHit`), its checks a read's; else a read, below.
+      if (known !== undefined && !this.pending.has(cacheKey)) {
+        const hit = this.fromTier(cacheKey, known, soft, t)
+        if (hit !== undefined) return hit
+      }
+      const machine = this.open(cacheKey, known, soft, t)
       hooks = new GetHooks(
         this.machines,
         machine,
@@ -194,6 +203,46 @@ class UseCacheHandler implements CacheHandler {
       hooks?.early?.discard()
       log.error(`get failed, treated as a miss: ${describe(err)}`)
       return undefined
+    }
+  }
+
+  /**
+   * What the get of `cacheKey` returns for a fresh hit from the tier's copy of `entryKey` (or
+   * the embedded store's), answered in one call into wasm with a pooled machine lent for its
+   * areas (`tierHit`); or undefined, and the get reads as always (with the same machine, its
+   * texts written already).
+   */
+  private fromTier(
+    cacheKey: string,
+    entryKey: string,
+    soft: string,
+    t: number,
+  ): CacheEntry | undefined {
+    const m = this.machines.take()
+    if (m === undefined) return undefined
+    let hit
+    try {
+      hit = tierHit(this.rt.engine, m, this.io, LENT, entryKey, soft, cacheKey, t)
+    } catch (err) {
+      // A trap leaves the machine unusable: dropped (`reuseFailed`); the read goes on.
+      this.machines.reuseFailed(m, err)
+      return undefined
+    }
+    try {
+      if (hit === undefined) return undefined
+      // No log lines: the engine answers so only with debugging off, and with no error.
+      const { payload, tags } = shownOf(hit.bytes, hit.answer)
+      const { answer } = hit
+      return {
+        value: bufferToStream(payload),
+        tags,
+        stale: answer.stale,
+        timestamp: answer.timestamp,
+        expire: answer.expire,
+        revalidate: answer.revalidate,
+      }
+    } finally {
+      this.machines.release(m)
     }
   }
 

@@ -373,17 +373,107 @@ describe('reused read machines take their strings in place (reuseUseCacheTexts)'
   })
 
   test(
-    'a tier hit and an embedded-store hit make two calls into wasm: the reuse and the start (the index keeps the header)',
+    'a tier hit and an embedded-store hit make one call into wasm each (tierHitTexts)',
     { skip: REDIS_CLUSTER && 'bench/crossings.mjs reads a single Redis URL' },
     async () => {
       const counts = crossingCounts(redis.url)
-      // The copy's header was kept in the engine's index at an earlier hit (`HeaderKept`): no
-      // prefix is copied in.
-      assert.deepEqual(counts.useCacheTierHit, { binding: 2, wasm: 2 })
-      // The store's bytes go with the start (`startWithHeld`): no `memoryTouch`, no `reply`.
-      assert.deepEqual(counts.useCacheEmbeddedHit, { binding: 2, wasm: 2 })
+      // The copy's header was kept in the engine's index at an earlier hit: the engine answers
+      // from it without a read (`Engine::read_tier_hit`).
+      assert.deepEqual(counts.useCacheTierHit, { binding: 1, wasm: 1 })
+      // The store's bytes judged the same way, in the same index: no `memoryTouch`, no read.
+      assert.deepEqual(counts.useCacheEmbeddedHit, { binding: 1, wasm: 1 })
     },
   )
+})
+
+describe('a tier hit answered in one call (tierHitTexts)', () => {
+  /** Calls of the binding's `tierHitTexts`, and how many it answered. */
+  function spy() {
+    const proto = wasm.ReadMachine.prototype
+    const real = proto.tierHitTexts
+    const seen = { asked: 0, answered: 0 }
+    proto.tierHitTexts = function (...args) {
+      const answered = real.apply(this, args)
+      seen.asked += 1
+      if (answered) seen.answered += 1
+      return answered
+    }
+    return { seen, restore: () => (proto.tierHitTexts = real) }
+  }
+
+  test('still judges the tags and the soft tags: a revalidation since is a miss', async () => {
+    const a = instance()
+    const b = instance({ memoryBytes: 2 ** 20 })
+    const { seen, restore } = spy()
+    try {
+      await a.set('k-one-call', Promise.resolve(entry('v1', { tags: ['t-one'] })))
+      await a.set('k-one-soft', Promise.resolve(entry('v2', { tags: [] })))
+      await b.refreshTags()
+      const soft = ['_N_T_/one-page']
+      // From Redis, then (the copy kept, its header too) from the tier, in one call.
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await text((await b.get('k-one-call', soft)).value), 'v1')
+        assert.equal(await text((await b.get('k-one-soft', soft)).value), 'v2')
+      }
+      assert.ok(seen.answered >= 2, `answered in one call: ${JSON.stringify(seen)}`)
+      await a.updateTags(['t-one'])
+      await a.updateTags(['_N_T_/one-page'])
+      await b.refreshTags()
+      const asked = seen.asked
+      const answered = seen.answered
+      assert.equal(await b.get('k-one-call', []), undefined)
+      assert.equal(await b.get('k-one-soft', soft), undefined)
+      // Asked, and declined: the read that followed judged the copy expired.
+      assert.equal(seen.asked, asked + 2)
+      assert.equal(seen.answered, answered)
+      // The soft tag is this read's: another page's read of the same entry still hits.
+      assert.equal(await text((await b.get('k-one-soft', ['_N_T_/other'])).value), 'v2')
+    } finally {
+      restore()
+    }
+  })
+
+  test('from the embedded store, still judges the tags', async () => {
+    const h = createUseCacheHandler({
+      prefix: 'jstest',
+      deploymentId: 'one-call-embedded',
+      memoryBytes: 2 ** 20,
+    })
+    const { seen, restore } = spy()
+    try {
+      await h.set('k-one-emb', Promise.resolve(entry('v1', { tags: ['t-one-emb'] })))
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await text((await h.get('k-one-emb', [])).value), 'v1')
+      }
+      assert.ok(seen.answered >= 2, `answered in one call: ${JSON.stringify(seen)}`)
+      await h.updateTags(['t-one-emb'])
+      const { asked, answered } = { ...seen }
+      assert.equal(await h.get('k-one-emb', []), undefined)
+      assert.deepEqual(seen, { asked: asked + 1, answered })
+    } finally {
+      restore()
+    }
+  })
+
+  test('is not asked while this process writes the key: the read sees its own write', async () => {
+    const b = instance({ memoryBytes: 2 ** 20 })
+    const { seen, restore } = spy()
+    try {
+      await b.set('k-one-own', Promise.resolve(entry('v1')))
+      for (let i = 0; i < 3; i++) await b.get('k-one-own', [])
+      let resolve = () => undefined
+      const pending = new Promise((r) => (resolve = r))
+      const writing = b.set('k-one-own', pending)
+      const asked = seen.asked
+      const got = b.get('k-one-own', [])
+      resolve(entry('v2'))
+      assert.equal(await text((await got).value), 'v2')
+      await writing
+      assert.equal(seen.asked, asked)
+    } finally {
+      restore()
+    }
+  })
 })
 
 describe('use-cache handler when Redis is unreachable', () => {

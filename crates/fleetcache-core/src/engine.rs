@@ -26,8 +26,8 @@ use crate::lease::{
 use crate::lru::LruIndex;
 use crate::outbox::{missing_permission, Outbox, PendingUpdate, Refusal};
 use crate::read_machine::{
-    LeaseToken, ReadCtx, ReadInput, ReadMachine, ReadStep, RenewCtx, RenewInput, RenewMachine,
-    RenewStep, UnexpectedInput,
+    LeaseToken, ReadAnswer, ReadCtx, ReadInput, ReadMachine, ReadStep, RenewCtx, RenewInput,
+    RenewMachine, RenewStep, UnexpectedInput,
 };
 use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
@@ -1248,10 +1248,39 @@ impl Engine {
         input: ReadInput<'_>,
         now: Millis,
     ) -> Result<ReadStep, UnexpectedInput> {
+        read.step(&mut self.read_ctx(now), input, now)
+    }
+
+    /// A `'use cache'` hit from the tier's copy of `entry_key` (`total_len` bytes; `held`: the
+    /// embedded store's, served as from Redis), answered without a read machine, or `None`:
+    /// then the host reads as always, with a machine reset for the same read
+    /// (`reset_read_use_cache`, `entry_key` given, no write in flight) and started with those
+    /// bytes offered (`held`: given as the `Get`'s reply after `tier_touch_held`). Taken only where that machine would answer the same:
+    /// the tag mirror synced (the machine would refresh first) and debugging off (it would log
+    /// the hit); the module `read_machine`'s `tier_hit` says which checks it makes.
+    pub fn read_tier_hit(
+        &mut self,
+        entry_key: &str,
+        cache_key: &str,
+        soft_tags: &[&str],
+        total_len: usize,
+        held: bool,
+        now: Millis,
+    ) -> Option<ReadAnswer> {
+        if self.config.debug || !self.mirror.is_synced() {
+            return None;
+        }
+        let mut ctx = self.read_ctx(now);
+        let (entry, key, soft) = (entry_key, cache_key, soft_tags);
+        crate::read_machine::tier_hit(&mut ctx, entry, key, soft, total_len, held, now)
+    }
+
+    /// What a read step at `now` sees of the engine.
+    fn read_ctx(&mut self, now: Millis) -> ReadCtx<'_> {
         // The breaker's state once per step (`untrusted_before` asks it too).
         let redis_answers = self.breaker.state(now) == BreakerState::Closed;
         let untrusted_before = self.tag_sync.untrusted_before(&self.mirror, !redis_answers);
-        let mut ctx = ReadCtx {
+        ReadCtx {
             config: &self.config,
             mirror: &self.mirror,
             untrusted_before,
@@ -1263,8 +1292,7 @@ impl Engine {
             stats: &self.stats,
             regenerations: &mut self.regenerations,
             stale_handouts: &mut self.stale_handouts,
-        };
-        read.step(&mut ctx, input, now)
+        }
     }
 
     /// Steps `renewal` with `input` at `now` ([`RenewMachine::step`]).

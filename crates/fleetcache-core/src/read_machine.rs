@@ -1991,6 +1991,81 @@ impl ReadMachine {
     }
 }
 
+/// A `'use cache'` hit from the tier's copy of `entry_key`, `total_len` bytes long, answered
+/// without a read machine: what a machine reset for `cache_key` and `soft_tags`, with no write
+/// in flight and the tag mirror synced, would answer after [`ReadInput::Start`] and
+/// [`ReadInput::Tier`] with those bytes and no prefix, when that answer is a fresh serve from
+/// the tier. `held`: the bytes are the embedded store's instead, which that machine reads as
+/// the `Get`'s reply ([`ReadInput::Held`] after the engine's `tier_touch_held`), and serves as
+/// [`Source::Redis`]; the same checks, in the same index. The same checks decide it: [`tier::tier_use_kept`] (the copy is held, live, not
+/// this process's own or kept for outages only while Redis answers, and the index keeps its
+/// header), then [`verdict::judge_decoded`] (the cache key, `expire`, the tags' and the soft
+/// tags' revalidations, an untrusted mirror) and `revalidate`. Anything else is `None`: the
+/// host reads with a machine, which looks again and decides as it always does (nothing this
+/// did changes its answer: a copy found gone or kept here is found so there too).
+pub(crate) fn tier_hit(
+    ctx: &mut ReadCtx<'_>,
+    entry_key: &str,
+    cache_key: &str,
+    soft_tags: &[&str],
+    total_len: usize,
+    held: bool,
+    now: Millis,
+) -> Option<ReadAnswer> {
+    let (tier::TierUse::Serve, Some(kept)) = tier::tier_use_kept(
+        ctx.lru,
+        ctx.redis_answers,
+        ctx.pages.map(|p| p.gen),
+        entry_key,
+        now,
+        Some(total_len),
+    ) else {
+        return None;
+    };
+    let untrusted = ctx.untrusted_before;
+    let inspection = verdict::judge_decoded(
+        ctx.mirror,
+        || untrusted,
+        cache_key,
+        Ok(kept),
+        soft_tags,
+        now,
+    );
+    let header = match (&inspection.verdict, &inspection.header) {
+        (Verdict::Fresh, Some(h)) if h.meta.kind == crate::envelope::EntryKind::UseCache => {
+            Rc::clone(h)
+        }
+        _ => return None,
+    };
+    let m = &header.meta;
+    if past_revalidate(m.timestamp, m.revalidate, now) {
+        return None;
+    }
+    // Counted as the machine's judgement counts it, once the hit is certain.
+    if let Some((surface, outcome)) = inspection.lookup_outcome(now) {
+        ctx.stats.record_lookup(surface, outcome);
+    }
+    // `present` for `Step::Serve`: the entry as stored.
+    let shown = UseCacheShown {
+        timestamp: m.timestamp.0,
+        revalidate: m.revalidate,
+        expire: m.expire,
+        stale: m.stale,
+        header: Rc::clone(&header),
+    };
+    Some(ReadAnswer {
+        source: if held { Source::Redis } else { Source::Tier },
+        served: Served::Fresh,
+        regenerates: crate::regen::regenerates(Step::Serve, false),
+        holds_lease: false,
+        payload_offset: header.header_len,
+        shown: Shown::UseCache(shown),
+        log: String::new(),
+        error: String::new(),
+        own: None,
+    })
+}
+
 /// A miss is a regeneration here, whatever step it landed on.
 fn effective_step(served: Served, step: Step) -> Step {
     if served == Served::Miss {

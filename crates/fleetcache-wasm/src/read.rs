@@ -740,8 +740,15 @@ impl ReadMachine {
                 ReadStep { inner, sent }
             })
             .map_err(|e| js_error(&e))?;
+        let header_kept = self.inner.header_kept();
+        Ok(self.show(step, header_kept))
+    }
+
+    /// Leaves `step` where the host reads it: its numbers in the fields area (`HeaderKept`
+    /// from `header_kept`), an answer's tags in `tags`; it becomes the last step.
+    fn show(&mut self, step: ReadStep, header_kept: bool) -> ReadStepKind {
         step.write(&mut self.fields);
-        if self.inner.header_kept() {
+        if header_kept {
             self.fields[ReadField::HeaderKept as usize] = 1.0;
         }
         if let Some(s) = step.incremental() {
@@ -763,7 +770,7 @@ impl ReadMachine {
         }
         let kind = step.kind();
         self.last = Some(step);
-        Ok(kind)
+        kind
     }
 
     /// `leaseReply` and `failed`: one number each, read here rather than by wasm-bindgen's
@@ -1150,6 +1157,54 @@ impl ReadMachine {
     ) -> Result<(), JsValue> {
         let reuse = TextsReuse::UseCache(iface, write_in_flight, consumer, now);
         self.reuse_texts(engine, (entry_len, soft_len, key_len), reuse)
+    }
+
+    /// A `'use cache'` hit from the tier in one call, with no read begun: the entry key, soft
+    /// tags and cache key as `reuseUseCacheTexts` reads them from the texts area (the entry
+    /// key given), the tier's copy of the entry `totalLen` bytes long (`held`: the embedded
+    /// store's, as `startWithHeld` takes them; the answer's source is then `Redis`), and no
+    /// write of this process in flight for the cache key. True when the engine serves it fresh from the
+    /// copy (core `Engine::read_tier_hit`, which makes every check a read makes): the answer
+    /// is in the fields area as an `Answer` step leaves it (`HeaderKept` 1, no tier action),
+    /// the machine otherwise as it was (a pooled machine stays ready for its next reuse).
+    /// False: the host reads as always (`reuseUseCacheTexts`, then `startWithTier`).
+    #[wasm_bindgen(js_name = tierHitTexts)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn tier_hit_texts(
+        &mut self,
+        engine: &mut Engine,
+        entry_len: u32,
+        soft_len: u32,
+        key_len: u32,
+        total_len: f64,
+        held: bool,
+        now: f64,
+    ) -> bool {
+        let area = std::mem::take(&mut self.texts);
+        let answer = match written_texts(&area, entry_len, soft_len, key_len) {
+            // Saturates on the way to usize, as `total` does.
+            Some((entry, soft, key)) if !entry.is_empty() && total_len >= 1.0 => {
+                let soft: Vec<&str> = items(soft).collect();
+                let len = total_len as usize;
+                engine
+                    .inner
+                    .read_tier_hit(entry, key, &soft, len, held, Millis(now))
+            }
+            _ => None,
+        };
+        self.texts = area;
+        let Some(answer) = answer else {
+            return false;
+        };
+        let step = ReadStep {
+            inner: core::ReadStep {
+                action: core::ReadAction::Answer(answer),
+                tier: core::TierAction::None,
+            },
+            sent: 0,
+        };
+        self.show(step, true);
+        true
     }
 
     /// Makes this machine a new singular-handler read, as `incremental` with the same

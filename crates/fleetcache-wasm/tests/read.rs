@@ -559,6 +559,70 @@ fn a_machine_reused_through_its_texts_area_reads_as_one_reused_with_strings() {
     assert_eq!(used.entry_key(), before);
 }
 
+/// `tierHitTexts` answers a hit whose header the index keeps as the read answers it, in the
+/// same fields; anything else it declines, with the machine left as it was.
+#[wasm_bindgen_test]
+fn a_tier_hit_in_one_call_answers_what_the_read_answers() {
+    let mut e = engine_debugging(false);
+    let v = stored(&mut e, "k", 60.0);
+    let len = v.len() as f64;
+    let made = |e: &Engine| {
+        let key = js_sys::JsString::from("k");
+        let token = TOKEN.to_owned();
+        ReadMachine::use_cache(e, &uc(), &key, "", false, Consumer::Serves, token, NOW).unwrap()
+    };
+    let mut first = made(&e);
+    let entry = first.entry_key();
+    e.memory_insert(&entry, len, NOW + 1e6, 1.0);
+    // The first hit judges the bytes' header and keeps it in the index.
+    let kind = first
+        .start_with_tier(&mut e, Some(v.clone()), len, NOW)
+        .unwrap();
+    assert_eq!(kind, ReadStepKind::Answer);
+    assert_eq!(first.fields_area()[ReadField::HeaderKept as usize], 1.0);
+    let mut read = made(&e);
+    read.start_with_tier(&mut e, None, len, NOW + 1.0).unwrap();
+    let want = read.fields_area().to_vec();
+    // Another key's read, answered: what a pooled machine is when it is lent.
+    let mut used = made(&e);
+    let texts = [entry.as_str(), "", "k"].concat();
+    used.texts_area()[..texts.len()].copy_from_slice(texts.as_bytes());
+    let entry_len = entry.len() as u32;
+    assert!(used.tier_hit_texts(&mut e, entry_len, 0, 1, len, false, NOW + 1.0));
+    let got = used.fields_area();
+    for slot in [
+        ReadField::Source,
+        ReadField::Served,
+        ReadField::Regenerates,
+        ReadField::HoldsLease,
+        ReadField::PayloadOffset,
+        ReadField::Timestamp,
+        ReadField::Revalidate,
+        ReadField::Expire,
+        ReadField::Stale,
+        ReadField::HasLog,
+        ReadField::HasError,
+        ReadField::TagsLen,
+        ReadField::Tier,
+        ReadField::HeaderKept,
+    ] {
+        let i = slot as usize;
+        assert_eq!(got[i], want[i], "{slot:?}");
+    }
+    assert_eq!(
+        got[ReadField::Source as usize],
+        f64::from(Source::Tier as u8)
+    );
+    assert_eq!(used.tags_text(), "a\0b");
+    // Declined: no entry key, lengths past the area, bytes of another length, past revalidate.
+    let before = used.entry_key();
+    assert!(!used.tier_hit_texts(&mut e, 0, 0, 1, len, false, NOW + 1.0));
+    assert!(!used.tier_hit_texts(&mut e, entry_len, 2048, 1, len, false, NOW + 1.0));
+    assert!(!used.tier_hit_texts(&mut e, entry_len, 0, 1, len + 1.0, false, NOW + 1.0));
+    assert!(!used.tier_hit_texts(&mut e, entry_len, 0, 1, len, false, NOW + 61_000.0));
+    assert_eq!(used.entry_key(), before);
+}
+
 #[wasm_bindgen_test]
 fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strings() {
     // Without leases: a miss then answers at once, with nothing held between the reads.

@@ -2180,3 +2180,172 @@ fn past_revalidate_at_next(kind: ValueKind, key: &str) {
          must not read as fresh after it"
     );
 }
+
+/// A tier copy of `'use cache'` key `k` (tag `t`, revalidate 60 s) whose header the index
+/// keeps, as after a first hit: what `read_tier_hit` answers from. Debugging off (on, the
+/// machine logs the hit, and the shortcut is not taken).
+fn kept_copy(e: &mut Engine) -> (String, Vec<u8>) {
+    kept_copy_until(e, NOW + 1e7)
+}
+
+/// [`kept_copy`], living in the index until `until`.
+fn kept_copy_until(e: &mut Engine, until: f64) -> (String, Vec<u8>) {
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(e, "k", NOW, 60.0, &["t"]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(until));
+    let header = std::rc::Rc::new(crate::envelope::decode_header(&v, v.len()).unwrap());
+    assert!(e.lru_mut().keep_header(&key, v.len(), &header));
+    (key, v)
+}
+
+/// The shortcut's answer for cache key `cache_key` read from `entry_key`'s copy.
+fn shortcut(
+    e: &mut Engine,
+    entry_key: &str,
+    cache_key: &str,
+    soft: &[&str],
+    len: usize,
+    now: f64,
+) -> Option<ReadAnswer> {
+    e.read_tier_hit(entry_key, cache_key, soft, len, false, Millis(now))
+}
+
+#[test]
+fn a_tier_hit_without_a_machine_answers_what_the_machine_answers() {
+    let mut e = engine_debugging(false);
+    let (key, v) = kept_copy(&mut e);
+    let fast = shortcut(&mut e, &key, "k", &[], v.len(), NOW + 1.0).expect("a hit");
+    let (s, kept) = tier_hit(&mut e, "k", &v, true, NOW + 1.0);
+    let slow = answer(&s);
+    assert!(kept);
+    assert_eq!(s.tier, TierAction::None);
+    assert_eq!(
+        (fast.source, fast.served, fast.regenerates, fast.holds_lease),
+        (slow.source, slow.served, slow.regenerates, slow.holds_lease)
+    );
+    assert_eq!((fast.source, fast.served), (Source::Tier, Served::Fresh));
+    assert_eq!(fast.payload_offset, slow.payload_offset);
+    let (f, m) = (uc_shown(&fast), uc_shown(slow));
+    assert_eq!(
+        (f.timestamp, f.revalidate, f.expire, f.stale, f.tags()),
+        (m.timestamp, m.revalidate, m.expire, m.stale, m.tags())
+    );
+    assert_eq!(&v[fast.payload_offset..], b"payload");
+    assert!(fast.log.is_empty() && fast.error.is_empty());
+    // Counted as the machine counts its hit.
+    let hits = |e: &Engine| e.stats().lookups(Surface::UseCache, LookupOutcome::Hit);
+    let before = hits(&e);
+    shortcut(&mut e, &key, "k", &[], v.len(), NOW + 2.0).expect("a hit");
+    assert_eq!(hits(&e), before + 1);
+}
+
+/// Every check of the machine's tier hit is the shortcut's too: each case below serves from
+/// the shortcut just before the one change that must stop it.
+#[test]
+fn a_tier_hit_without_a_machine_makes_every_check_the_machine_makes() {
+    let t = NOW + 1.0;
+    // A tag revalidated since the entry was made: expired, then (with durations) stale.
+    for rev in [
+        Revalidation::Expire,
+        Revalidation::Stale {
+            expire_seconds: None,
+        },
+    ] {
+        let mut e = engine_debugging(false);
+        let (key, v) = kept_copy(&mut e);
+        assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_some());
+        e.plan_tag_update(&["t"], &rev, Millis(t), "epoch").unwrap();
+        assert!(
+            shortcut(&mut e, &key, "k", &[], v.len(), t + 1.0).is_none(),
+            "{rev:?}"
+        );
+    }
+    // A soft tag (Next's implicit tags) revalidated since.
+    let mut e = engine_debugging(false);
+    let (key, v) = kept_copy(&mut e);
+    assert!(shortcut(&mut e, &key, "k", &["_N_T_/p"], v.len(), t).is_some());
+    e.plan_tag_update(&["_N_T_/p"], &Revalidation::Expire, Millis(t), "epoch")
+        .unwrap();
+    assert!(shortcut(&mut e, &key, "k", &["_N_T_/p"], v.len(), t + 1.0).is_none());
+    // Past its revalidate (60 s), and past its expire (3600 s).
+    let mut e = engine_debugging(false);
+    let (key, v) = kept_copy(&mut e);
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), NOW + 59_000.0).is_some());
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), NOW + 61_000.0).is_none());
+    let (key, v) = kept_copy(&mut e);
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), NOW + 3_601_000.0).is_none());
+    // Another cache key's read (a hash collision of entry keys): the stored key differs.
+    let mut e = engine_debugging(false);
+    let (key, v) = kept_copy(&mut e);
+    assert!(shortcut(&mut e, &key, "k2", &[], v.len(), t).is_none());
+    // Bytes of another length than the kept header's, and a copy the index does not hold
+    // (another namespace's key).
+    assert!(shortcut(&mut e, &key, "k", &[], v.len() + 1, t).is_none());
+    let other = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d2".into(),
+        ..Config::default()
+    })
+    .unwrap()
+    .entry_key(&IFACE, "k");
+    assert_ne!(other, key);
+    assert!(shortcut(&mut e, &other, "k", &[], v.len(), t).is_none());
+    // The copy kept for outages only, or this process's own (never written to Redis), while
+    // Redis answers.
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_some());
+    assert!(e.lru_mut().mark_outage_only(&key));
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_none());
+    let (key, v) = kept_copy(&mut e);
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_some());
+    assert!(e.lru_mut().mark_local(&key));
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_none());
+    // The tier's copy gone past its lifetime in the index.
+    let mut e = engine_debugging(false);
+    let (key, v) = kept_copy_until(&mut e, NOW + 10_000.0);
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), NOW + 9_999.0).is_some());
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), NOW + 10_000.0).is_none());
+    // The tag mirror not synced yet (the machine refreshes first), and debugging on (the
+    // machine logs the hit).
+    let mut e = Engine::new(engine_debugging(false).config().clone()).unwrap();
+    let (key, v) = kept_copy(&mut e);
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_none());
+    e.mark_standalone();
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_some());
+    let mut e = engine_debugging(true);
+    let (key, v) = kept_copy(&mut e);
+    assert!(shortcut(&mut e, &key, "k", &[], v.len(), t).is_none());
+}
+
+/// The embedded store's hit answered the same way: what the machine answers reading the held
+/// bytes as the `Get`'s reply.
+#[test]
+fn an_embedded_store_hit_without_a_machine_answers_what_the_machine_answers() {
+    let mut e = engine_debugging(false);
+    let (key, v) = kept_copy(&mut e);
+    let t = Millis(NOW + 1.0);
+    let fast = e
+        .read_tier_hit(&key, "k", &[], v.len(), true, t)
+        .expect("a hit");
+    let mut m = uc(&e, "k", Consumer::Serves, t.0);
+    to_get(&mut e, &mut m, t.0);
+    assert!(e.tier_touch_held(&mut m, v.len(), t));
+    let s = go(&mut e, &mut m, ReadInput::Held(omitted(&v)), t.0);
+    let slow = answer(&s);
+    assert_eq!(
+        (fast.source, fast.served, fast.regenerates, fast.holds_lease),
+        (slow.source, slow.served, slow.regenerates, slow.holds_lease)
+    );
+    assert_eq!((fast.source, fast.served), (Source::Redis, Served::Fresh));
+    assert_eq!(fast.payload_offset, slow.payload_offset);
+    let (f, m) = (uc_shown(&fast), uc_shown(slow));
+    assert_eq!(
+        (f.timestamp, f.revalidate, f.expire, f.stale, f.tags()),
+        (m.timestamp, m.revalidate, m.expire, m.stale, m.tags())
+    );
+    // Its checks are the tier's: a tag revalidated since is a miss.
+    e.plan_tag_update(&["t"], &Revalidation::Expire, t, "epoch")
+        .unwrap();
+    assert!(e
+        .read_tier_hit(&key, "k", &[], v.len(), true, Millis(t.0 + 1.0))
+        .is_none());
+}
