@@ -25,6 +25,8 @@ const require = createRequire(path.join(pkgDir, 'package.json'))
 const { createClient, createCluster, RESP_TYPES } = require('redis')
 const { createUseCacheHandler, close } = require('./dist/index.js')
 const wasm = require('./wasm/node/fleetcache_wasm.js')
+// `planUseCacheEntry` and `inspectEntry`: the tools module (docs/decisions/0028-wasm-size-budget.md).
+const tools = require('./wasm/tools/node/fleetcache_wasm.js')
 const { inspection, plannedEntry } = require('./dist/packed.js')
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -313,15 +315,18 @@ function boundary() {
   sync('engine call, no work (tagCount getter)', () => e.tagCount)
   sync('getExpiration, 4 unknown tags', () => e.getExpiration('a\0b\0c\0d', 1))
   sync('entryKey (SHA-256 of an 80-char key)', () => e.entryKey(uc, cacheKey))
+  // The CLI's and the vectors' one-call planning and judging, from the tools module.
+  const te = new tools.Engine({ prefix: 'bench', deployment: 'b' })
+  const tuc = tools.Interface.useCache('default')
   // One call, one result: the header (TTL and dropped tags beside it) of a 'use cache' entry.
   const planHeader = (tags, len, at) =>
-    plannedEntry(e.planUseCacheEntry(uc, cacheKey, tags, at, 60, 3600, 30, len, at)).header
+    plannedEntry(te.planUseCacheEntry(tuc, cacheKey, tags, at, 60, 3600, 30, len, at)).header
   const payload = Buffer.alloc(10 * 1024, 0x63)
   const t = now()
   const header = planHeader('a\0b', payload.length, t)
   const value = Buffer.concat([header, payload])
   sync('inspectEntry (header of a 10 KB entry)', () =>
-    inspection(e.inspectEntry(uc, cacheKey, value.subarray(0, 4096), value.length, '', t)),
+    inspection(te.inspectEntry(tuc, cacheKey, value.subarray(0, 4096), value.length, '', t)),
   )
 
   // Codec throughput: a 100 KB APP_ROUTE-like value, fleetcache envelope vs the JSON+base64
@@ -338,7 +343,7 @@ function boundary() {
   const decode = measureSync(
     () => {
       const seen = inspection(
-        e.inspectEntry(uc, cacheKey, encoded.subarray(0, 4096), encoded.length, '', t),
+        te.inspectEntry(tuc, cacheKey, encoded.subarray(0, 4096), encoded.length, '', t),
       )
       return encoded.subarray(seen.payloadOffset)
     },

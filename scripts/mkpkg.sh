@@ -5,27 +5,35 @@
 #   pkg/node/                     --target nodejs (CommonJS; loads ../fleetcache_wasm_bg.wasm with fs)
 #   pkg/web/                      --target web (ESM; initSync({ module }) from a WebAssembly.Module
 #                                 or bytes: workers-style runtimes with no fs)
+#   pkg/tools/                    the tools module (third argument `tools`, below): its own
+#                                 optimized .wasm and a Node glue in node/, for the CLI
 #
 # Why these targets: docs/decisions/0001-wasm-output-targets.md.
+#
+# With a third argument `tools`, the module built with the binding's `tools` feature (the CLI's
+# and the tests' exports, docs/decisions/0028-wasm-size-budget.md, eighth pass): the Node glue
+# only, since only the `fleetcache` CLI loads it.
 set -euo pipefail
 
 raw=$1
 out=$2
+kind=${3:-server}
 name=fleetcache_wasm
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 wasm-bindgen --target nodejs --out-dir "$tmp/node" "$raw"
-wasm-bindgen --target web --omit-default-module-path --out-dir "$tmp/web" "$raw"
-
-# Both glues were generated from the same module, so their .wasm files are identical; keep one.
-cmp -s "$tmp/node/${name}_bg.wasm" "$tmp/web/${name}_bg.wasm" || {
-  echo "mkpkg: the two wasm-bindgen outputs differ" >&2
-  exit 1
-}
+if [ "$kind" != tools ]; then
+  wasm-bindgen --target web --omit-default-module-path --out-dir "$tmp/web" "$raw"
+  # Both glues were generated from the same module, so their .wasm files are identical; keep one.
+  cmp -s "$tmp/node/${name}_bg.wasm" "$tmp/web/${name}_bg.wasm" || {
+    echo "mkpkg: the two wasm-bindgen outputs differ" >&2
+    exit 1
+  }
+fi
 
 rm -rf "$out"
-mkdir -p "$out/node" "$out/web"
+mkdir -p "$out/node"
 # --converge repeats -Oz while it still shrinks the module (about 230 bytes); the producers and
 # target-features sections are metadata for linkers and tools, not read when instantiating
 # (about 280 bytes). docs/decisions/0028-wasm-size-budget.md.
@@ -43,6 +51,19 @@ grep -q "__dirname}/${name}_bg.wasm" "$node_glue" || {
 sed "s|__dirname}/${name}_bg.wasm|__dirname}/../${name}_bg.wasm|" "$node_glue" >"$out/node/${name}.js"
 cp "$tmp/node/${name}.d.ts" "$out/node/"
 
+if [ "$kind" = tools ]; then
+  # The tools module must instantiate and have what the server module leaves out.
+  node -e "
+const m = require('./$out/node/${name}.js');
+const e = new m.Engine({ prefix: 'check', deployment: 'mkpkg' });
+if (typeof e.planSeedWrite !== 'function' || typeof m.describeEnvelope !== 'function') throw new Error('no tools exports');
+"
+  printf 'mkpkg: %s (%s bytes, %s gzipped; the CLI'"'"'s module)\n' "$out/${name}_bg.wasm" \
+    "$(stat -c %s "$out/${name}_bg.wasm")" "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)"
+  exit 0
+fi
+
+mkdir -p "$out/web"
 # A WebAssembly.Module from another realm (workerd, Next's edge sandbox) fails wasm-bindgen's
 # `instanceof WebAssembly.Module` check; accept it by its tag as well.
 web_glue="$tmp/web/${name}.js"
@@ -62,6 +83,7 @@ node -e "
 const m = require('./$out/node/${name}.js');
 const e = new m.Engine({ prefix: 'check', deployment: 'mkpkg' });
 if (typeof e.entryKey(m.Interface.useCache('default'), 'k') !== 'string') throw new Error('engine did not answer');
+if ('planSeedWrite' in e || 'describeEnvelope' in m) throw new Error('the server module has the tools exports');
 "
 printf 'mkpkg: %s (%s bytes, %s gzipped)\n' "$out/${name}_bg.wasm" \
   "$(stat -c %s "$out/${name}_bg.wasm")" "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)"

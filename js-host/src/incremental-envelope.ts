@@ -5,7 +5,7 @@
  */
 import type { CacheControl } from './incremental-handler'
 import { encodeValue, headerTags, type IncrementalValue } from './value-codec'
-import { wasm, type Engine } from './wasm'
+import { wasm } from './wasm'
 import { plannedEntry } from './packed'
 import type { ValueKind } from '../wasm/node/fleetcache_wasm'
 
@@ -74,12 +74,29 @@ export function describeIncrementalValue(
   }
 }
 
+/** The engine call `encodeIncrementalEnvelope` makes: the tools module's `Engine` has it. */
+export interface EntryPlanner {
+  planIncrementalEntry(
+    cacheKey: string,
+    kind: ValueKind,
+    flags: number,
+    segments: number,
+    tags: string,
+    revalidate: number,
+    expire: number,
+    parts: Uint32Array,
+    now: number,
+  ): Uint8Array
+}
+
 /**
  * Encodes `data` for `cacheKey` as created at `createdAt`. `stored` is undefined when the
- * engine says the value is not cacheable (a `revalidate: 0` response, say).
+ * engine says the value is not cacheable (a `revalidate: 0` response, say). For `fleetcache
+ * seed`: `planIncrementalEntry` is in the tools module only (a request's `set` steps a write
+ * machine).
  */
 export function encodeIncrementalEnvelope(
-  engine: Engine,
+  engine: EntryPlanner,
   cacheKey: string,
   data: IncrementalValue | null,
   ctx: EnvelopeContext,

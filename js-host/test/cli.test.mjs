@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -26,6 +28,31 @@ async function cli(args) {
     return { code: err.code, stdout: err.stdout, stderr: err.stderr }
   }
 }
+
+describe('the CLI module', () => {
+  test('the CLI loads the tools module and not the server module', async () => {
+    // Printed at exit by a preload: which wasm-bindgen glues the process loaded.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-cli-'))
+    const hook = path.join(dir, 'glues.cjs')
+    fs.writeFileSync(
+      hook,
+      `process.on('exit', () => process.stderr.write(JSON.stringify(Object.keys(require.cache).filter((f) => f.endsWith('fleetcache_wasm.js')))))`,
+    )
+    try {
+      const r = await run(process.execPath, ['--require', hook, CLI, '--version'], {
+        env,
+        timeout: 30_000,
+      })
+      const root = fileURLToPath(new URL('..', import.meta.url))
+      const glues = JSON.parse(r.stderr).map((f) =>
+        path.relative(root, f).split(path.sep).join('/'),
+      )
+      assert.deepEqual(glues, ['wasm/tools/node/fleetcache_wasm.js'])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
 
 describe('fleetcache CLI flags', () => {
   for (const flag of ['--version', '-v']) {

@@ -14,6 +14,8 @@ import { crossingCounts, REDIS_CLUSTER, startTestRedis } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+// `planIncrementalEntry` is in the tools module (docs/decisions/0028-wasm-size-budget.md).
+const tools = require('../wasm/tools/node/fleetcache_wasm.js')
 const { plannedEntry } = require('../dist/packed.js')
 
 let redis
@@ -316,7 +318,7 @@ describe('incremental handler on Redis', () => {
     assert.equal(await A.h().get('/corrupt', getCtx(v)), null)
     // A valid envelope whose JSON part is damaged.
     await A.h().set('/bad-json', v, ctxFor(v))
-    const engine = new wasm.Engine({ prefix: 'inctest', deployment: 'd1' })
+    const engine = new tools.Engine({ prefix: 'inctest', deployment: 'd1' })
     const { header } = plannedEntry(
       engine.planIncrementalEntry(
         '/bad-json',

@@ -139,7 +139,8 @@ test('a machine input given a number that is no Failure throws and leaves both u
 
 test('planned entries, inspections and revalidations of the real binding decode whole', () => {
   const { plannedEntry, inspection, revalidated } = require('../dist/packed.js')
-  const wasm = require('../wasm/node/fleetcache_wasm.js')
+  // `planUseCacheEntry` and `inspectEntry` are in the tools module only.
+  const wasm = require('../wasm/tools/node/fleetcache_wasm.js')
   const e = new wasm.Engine({ prefix: 'pk', deployment: 'd' })
   e.markStandalone()
   const uc = wasm.Interface.useCache('default')
@@ -170,4 +171,34 @@ test('planned entries, inspections and revalidations of the real binding decode 
   }
   refused(() => revalidated(Uint8Array.of(0, 0, 0)))
   e.free()
+})
+
+test('the server module leaves the CLI and test exports to the tools module', () => {
+  // docs/decisions/0028-wasm-size-budget.md, eighth pass: what no server path calls.
+  const server = require('../wasm/node/fleetcache_wasm.js')
+  const tools = require('../wasm/tools/node/fleetcache_wasm.js')
+  const engineOnly = [
+    'inspectEntry',
+    'planUseCacheEntry',
+    'planIncrementalEntry',
+    'planSeedWrite',
+    'seedTimestamp',
+    'tagFreshness',
+    'planTagUpdate',
+    'probeInMs',
+  ]
+  const free = ['describeEnvelope', 'randomToken']
+  for (const name of engineOnly) {
+    assert.equal(name in server.Engine.prototype, false, `server Engine.${name}`)
+    assert.equal(typeof tools.Engine.prototype[name], 'function', `tools Engine.${name}`)
+  }
+  for (const name of free) {
+    assert.equal(name in server, false, `server ${name}`)
+    assert.equal(typeof tools[name], 'function', `tools ${name}`)
+  }
+  // Everything else the server module has, the tools module has too.
+  for (const name of Object.keys(server)) assert.ok(name in tools, `tools ${name}`)
+  for (const name of Object.getOwnPropertyNames(server.Engine.prototype)) {
+    assert.ok(name in tools.Engine.prototype, `tools Engine.${name}`)
+  }
 })

@@ -9,6 +9,8 @@ import { LOAD_STEPS, TagSync } from '../worker/tag-sync.js'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+// `tagFreshness` is in the tools module (the CLI's exports too): docs/decisions/0028-wasm-size-budget.md, eighth pass.
+const tools = require('../wasm/tools/node/fleetcache_wasm.js')
 
 const T0 = 1_800_000_000_000
 
@@ -78,13 +80,13 @@ function fakeScript(answer) {
 const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
 const updates = (script) => script.calls.filter((c) => c.kind === 'write')
 
-function setup(answer, { timer, config = {}, request, push, wall } = {}) {
-  const engine = new wasm.Engine({ deployment: 'd1', ...config })
+function setup(answer, { timer, config = {}, request, push, wall, module = wasm } = {}) {
+  const engine = new module.Engine({ deployment: 'd1', ...config })
   const clock = fakeClock()
   const log = fakeLog()
   const script = fakeScript(answer)
   const sync = new TagSync(engine, {
-    enums: wasm,
+    enums: module,
     script,
     now: clock.now,
     log,
@@ -513,7 +515,7 @@ describe('TagSync, fake transport and clock', () => {
   })
 
   test('{ expire: 0 } is an immediate expiry: logged and counted as one, like updateTag', async () => {
-    const { clock, engine, log, sync } = setup(() => null)
+    const { clock, engine, log, sync } = setup(() => null, { module: tools })
     // What Next 16 passes for revalidateTag(t, { expire: 0 }), updateTag(t) and a profile.
     await sync.update(['zero'], { expire: 0 }, clock.t)
     await sync.update(['now'], undefined, clock.t)
@@ -533,7 +535,7 @@ describe('TagSync, fake transport and clock', () => {
       engine.tagFreshness('zero', clock.t - 1, clock.t + 1),
       engine.tagFreshness('now', clock.t - 1, clock.t + 1),
     )
-    assert.equal(engine.tagFreshness('zero', clock.t - 1, clock.t + 1), wasm.Freshness.Expired)
+    assert.equal(engine.tagFreshness('zero', clock.t - 1, clock.t + 1), tools.Freshness.Expired)
   })
 
   test('a revalidation refused with NOPERM is dropped, logged once, and the next one is sent', async () => {

@@ -8,7 +8,9 @@ import { createRequire } from 'node:module'
 import { describe, test } from 'node:test'
 
 const require = createRequire(import.meta.url)
-const wasm = require('../wasm/node/fleetcache_wasm.js')
+// The tools module: the vectors are planned, inspected and described with the CLI's exports
+// (docs/decisions/0028-wasm-size-budget.md, eighth pass).
+const wasm = require('../wasm/tools/node/fleetcache_wasm.js')
 const { inspection, plannedEntry } = require('../dist/packed.js')
 const { inflateStored, streamCodecs } = require('../dist/compression.js')
 const { nodeCodecs } = require('../dist/node-codecs.js')

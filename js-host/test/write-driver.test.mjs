@@ -6,6 +6,9 @@ import { describe, test } from 'node:test'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+// `describeEnvelope` is in the tools module (docs/decisions/0028-wasm-size-budget.md, eighth
+// pass); it takes bytes, so no engine object crosses between the two modules.
+const { describeEnvelope } = require('../wasm/tools/node/fleetcache_wasm.js')
 const { writeEntry, failureOf } = require('../dist/write-driver.js')
 
 const T0 = 1_800_000_000_000
@@ -114,7 +117,7 @@ describe('write driver, fake store and clock', () => {
     assert.deepEqual([...store.value.subarray(store.value.byteLength - 10)], [...payload])
     assert.equal(remember.value, store.value)
     assert.equal(remember.outageOnly, false)
-    const described = wasm.describeEnvelope(store.value, store.value.byteLength)
+    const described = describeEnvelope(store.value, store.value.byteLength)
     assert.deepEqual(described.tags, ['a'])
     assert.equal(io.lines.error.length, 0)
     assert.match(io.lines.debug[0], / B ttl 3600 s$/)

@@ -125,6 +125,15 @@ await check('contents: docs, licenses, metadata and every exported file', () => 
   for (const t of targets) {
     if (!files.has(t.replace(/^\.\//, ''))) problems.push(`exports/bin name ${t}, not packed`)
   }
+  // The module the bin loads instead of the server's (docs/decisions/0028-wasm-size-budget.md,
+  // eighth pass); no entry point names it, so the loop above does not see it.
+  for (const f of [
+    'wasm/tools/fleetcache_wasm_bg.wasm',
+    'wasm/tools/node/fleetcache_wasm.js',
+    'wasm/tools/node/fleetcache_wasm.d.ts',
+  ]) {
+    if (!files.has(f)) problems.push(`missing ${f} (the CLI's module)`)
+  }
   for (const field of ['repository', 'homepage', 'bugs', 'keywords', 'type', 'license']) {
     if (manifest[field] === undefined) problems.push(`package.json has no "${field}"`)
   }
@@ -218,6 +227,7 @@ await check('ESM: import every entry point', async () => {
   return node('esm.mjs')
 })
 
+// The bin loads the tools module at start, so this also checks that it is installed and loads.
 await check('the fleetcache bin: --version', async () => {
   if (!installed) throw new Error('not installed')
   const r = await sh(path.join(project, 'node_modules', '.bin', 'fleetcache'), ['--version'], {

@@ -1,16 +1,15 @@
 //! The `Engine` class exported to JS.
 
-use fleetcache_core::{Config, EntryKind, Interface, KeyError, Millis, ScriptCall};
+use fleetcache_core::{Config, Interface, KeyError, Millis, ScriptCall};
 use js_sys::JsString;
 use wasm_bindgen::prelude::*;
 
 use crate::codes::{
-    Announcement, BreakerState, CommandKind, CommandResult, Freshness, OutboxRefusal, Reported,
+    Announcement, BreakerState, CommandKind, CommandResult, OutboxRefusal, Reported,
     RevalidationMode,
 };
 use crate::error::{js_error, BindingError};
 use crate::list::{join, split, SEP};
-use crate::objects::{JsObject, Sink};
 
 /// What [`Engine::inspect_entry`] decided about a stored value.
 #[wasm_bindgen]
@@ -178,6 +177,8 @@ enum Count {
 #[derive(Clone, Copy)]
 enum Wait {
     TagPull,
+    // Read by `probeInMs` only, which no server path calls.
+    #[cfg(feature = "tools")]
     Probe,
     OutboxRetry,
     Retry,
@@ -257,6 +258,7 @@ impl Engine {
     fn wait_ms(&self, which: Wait, now: f64) -> f64 {
         match which {
             Wait::TagPull => self.inner.tag_pull_in_ms(Millis(now)),
+            #[cfg(feature = "tools")]
             Wait::Probe => match self.inner.breaker().next_probe_at() {
                 Some(at) => (at.0 - now).max(0.0),
                 None => -1.0,
@@ -410,6 +412,7 @@ impl Engine {
 
     /// Records a revalidation in the local mirror at once and returns the `EVALSHA` argv
     /// that makes it fleet-wide, with `expireSeconds` NaN when a `Stale` profile has no expire.
+    #[cfg(feature = "tools")]
     #[wasm_bindgen(js_name = planTagUpdate)]
     pub fn plan_tag_update(
         &mut self,
@@ -583,6 +586,7 @@ impl Engine {
     }
 
     /// Milliseconds until the circuit breaker admits its next probe; -1 while it is closed.
+    #[cfg(feature = "tools")]
     #[wasm_bindgen(js_name = probeInMs)]
     pub fn probe_in_ms(&self, now: f64) -> f64 {
         self.wait_ms(Wait::Probe, now)
@@ -722,8 +726,9 @@ pub fn memoised_kind(kind: u8) -> bool {
     fleetcache_core::incremental::ValueKind::from_u8(kind).is_some_and(|k| k.memoised())
 }
 
-/// A random token (128 bits, hex) for lease ownership and tag-state epochs.
-#[wasm_bindgen(js_name = randomToken)]
+/// A random token (128 bits, hex) for lease ownership and tag-state epochs. Exported to JS by
+/// the tools module only: no host code draws one.
+#[cfg_attr(feature = "tools", wasm_bindgen(js_name = randomToken))]
 pub fn random_token() -> Result<String, JsValue> {
     let mut bytes = [0u8; 16];
     // Static text and a hand-written hex loop: the source's own message and `format!` would
@@ -928,9 +933,12 @@ impl Engine {
 /// `noExpire`, `noCacheControl`).
 /// Throws with the decoder's error code on anything that is not a readable envelope. Cold
 /// path: allocates freely.
+#[cfg(feature = "tools")]
 #[wasm_bindgen(js_name = describeEnvelope)]
 pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValue> {
+    use crate::objects::{JsObject, Sink};
     use fleetcache_core::incremental::Descriptor;
+    use fleetcache_core::EntryKind;
     let h = fleetcache_core::decode_stored_header(value, total_len as usize)
         .map_err(|e| js_error(&e))?;
     let m = &h.meta;
@@ -987,8 +995,9 @@ impl Engine {
 
     /// How the mirror judges an entry created at `timestamp` with these NUL-joined tags (the
     /// seed command skips pages revalidated since the build).
+    #[cfg(feature = "tools")]
     #[wasm_bindgen(js_name = tagFreshness)]
-    pub fn tag_freshness(&self, tags: &str, timestamp: f64, now: f64) -> Freshness {
+    pub fn tag_freshness(&self, tags: &str, timestamp: f64, now: f64) -> crate::codes::Freshness {
         self.inner
             .tag_freshness(&split(tags), Millis(timestamp), Millis(now))
             .into()
@@ -996,6 +1005,7 @@ impl Engine {
 }
 
 /// The seed's writes (`fleetcache seed`).
+#[cfg(feature = "tools")]
 #[wasm_bindgen]
 impl Engine {
     /// The creation time to stamp on a seeded entry the build wrote at `builtAt` (never later

@@ -71,6 +71,7 @@ pub(crate) enum BindingError {
     /// `stats` could not build its object.
     Stats,
     /// `describeEnvelope` could not build its object.
+    #[cfg(feature = "tools")]
     Describe,
 }
 
@@ -80,6 +81,7 @@ impl Coded for BindingError {
             BindingError::NoRandom => "ERR_RANDOM",
             BindingError::ConfigShape | BindingError::Setting(..) => "ERR_CONFIG_INVALID",
             BindingError::Stats => "ERR_STATS",
+            #[cfg(feature = "tools")]
             BindingError::Describe => "ERR_DESCRIBE",
         }
     }
@@ -94,6 +96,7 @@ impl Coded for BindingError {
                 "invalid fleetcache config: expected an object of settings"
             }
             BindingError::Stats => "stats not writable",
+            #[cfg(feature = "tools")]
             BindingError::Describe => "envelope description not writable",
         })
     }

@@ -1,6 +1,7 @@
 //! One stored value judged as a server would judge it now, in one call returning one small
 //! object: for the CLI's `inspect`, the shared vectors and the benchmarks. A request never
-//! calls it (requests step a `ReadMachine`).
+//! calls it (requests step a `ReadMachine`), so it is in the tools module only (the `tools`
+//! feature; docs/decisions/0028-wasm-size-budget.md, eighth pass).
 
 use fleetcache_core::incremental::IncrementalVerdict;
 use fleetcache_core::{Millis, Verdict};

@@ -15,10 +15,12 @@ mod config;
 mod engine;
 mod error;
 mod inflate;
+#[cfg(feature = "tools")]
 mod inspect;
 mod list;
 mod objects;
 mod pack;
+#[cfg(feature = "tools")]
 mod plan;
 mod read;
 mod revalidate;
@@ -30,8 +32,12 @@ pub use codes::{
     Reported, RevalidationMode, ValueFlag, ValueKind,
 };
 pub use config::{bounds, defaults};
-pub use engine::{describe_envelope, random_token, Engine, Iface, Outcome};
+#[cfg(feature = "tools")]
+pub use engine::describe_envelope;
+pub use engine::{random_token, Engine, Iface, Outcome};
+#[cfg(feature = "tools")]
 pub use inspect::Inspection;
+#[cfg(feature = "tools")]
 pub use plan::PlannedEntry;
 pub use read::{
     wasm_memory, Consumer, Failure, ReadField, ReadMachine, ReadStep, ReadStepKind, RenewMachine,

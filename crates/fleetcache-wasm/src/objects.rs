@@ -175,6 +175,7 @@ impl JsObject {
     }
 
     /// Any JS value under `key` (arrays, for `describeEnvelope`).
+    #[cfg(feature = "tools")]
     pub(crate) fn value(&mut self, key: &str, value: &JsValue) {
         self.set(key, value);
     }

@@ -1,6 +1,7 @@
 //! An entry's envelope planned in one call returning one small result: header, TTL or "do not
 //! store", and the tags left out. For writes that are not a request's (`fleetcache seed`, the
-//! shared vectors, the benchmarks); a request's `set` steps a `WriteMachine`.
+//! shared vectors, the benchmarks); a request's `set` steps a `WriteMachine`. In the tools
+//! module only (the `tools` feature; docs/decisions/0028-wasm-size-budget.md, eighth pass).
 
 use fleetcache_core::incremental::{Descriptor, IncrementalSet};
 use fleetcache_core::{EntryKind, Millis, SetInput, SetPlan};

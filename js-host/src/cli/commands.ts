@@ -10,7 +10,8 @@ import { nodeCodecs } from '../node-codecs'
 import { runScript } from '../transport'
 import { splitArgv } from '../argv'
 import { inspection } from '../packed'
-import { wasm, type Engine } from '../wasm'
+import type { Engine } from '../wasm'
+import { tools } from './tools'
 import { ValueKind } from '../value-codec'
 import { globEscape, Progress, scanPages, scanTargets, type Conn } from './redis'
 
@@ -240,7 +241,10 @@ export function formatTags(list: TagRevalidation[]): string {
 const MAX_LOAD_CALLS = 100_000
 
 /** Pulls the whole tag state into `engine`'s mirror, page by page, as a server does. */
-export async function loadTagState(conn: Conn, engine: Engine): Promise<void> {
+export async function loadTagState(
+  conn: Conn,
+  engine: Pick<Engine, 'tagsSynced' | 'planTagRefresh' | 'scriptSource' | 'applyRefresh'>,
+): Promise<void> {
   for (let i = 0; i < MAX_LOAD_CALLS && !engine.tagsSynced; i++) {
     const reply = await runScript(
       { send: (argv) => conn.send(argv), close: () => Promise.resolve() },
@@ -277,7 +281,7 @@ export async function inspectKey(
   const value = await conn.send(['GET', key])
   if (value === null) return null
   if (!Buffer.isBuffer(value)) throw new Error(`${key} is not a string value`)
-  const header = wasm.describeEnvelope(value, value.byteLength) as Record<string, unknown> & {
+  const header = tools().describeEnvelope(value, value.byteLength) as Record<string, unknown> & {
     key: string
     interface: string
     headerLen: number
@@ -287,7 +291,7 @@ export async function inspectKey(
   const ttlMs = Number(await conn.send(['PTTL', key]))
   // A throwaway engine with the live tag state gives the verdict a server would reach.
   const parsed = parseKey(key, prefix)
-  const engine = new wasm.Engine({
+  const engine = new (tools().Engine)({
     prefix,
     deployment: parsed.type === 'entry' ? parsed.deployment : 'cli',
   })
@@ -296,8 +300,8 @@ export async function inspectKey(
     // The judgement depends on the surface only, not on a 'use cache' handler's name.
     const iface =
       header.interface === 'incremental'
-        ? wasm.Interface.incremental()
-        : wasm.Interface.useCache('default')
+        ? tools().Interface.incremental()
+        : tools().Interface.useCache('default')
     // A server judges a compressed value once inflated; one that does not inflate is corrupt.
     let plain: Buffer | undefined
     let inflateError: unknown

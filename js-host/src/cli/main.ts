@@ -3,6 +3,9 @@
  * The `fleetcache` command: look into a live Redis, clean up an old deployment, warm a new one.
  * Usage: `fleetcache help`. Exit codes: 0 done, 1 failed, 2 usage error.
  */
+// First: the CLI runs on the tools module, asked for before anything loads ../wasm.
+import './use-tools'
+
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'

@@ -28,14 +28,11 @@ import { encodeIncrementalEnvelope } from '../incremental-envelope'
 import { describe } from '../log'
 import { close, runtimeFor } from '../runtime'
 import { sendWithValue } from '../store'
-import { wasm } from '../wasm'
-
-/** Seeded routes are the singular handler's entries. */
-const INCREMENTAL = wasm.Interface.incremental()
 import type { IncrementalValue } from '../value-codec'
 import { headerTags } from '../value-codec'
 import type { Conn } from './redis'
 import { Progress } from './redis'
+import { tools, toolsEngine } from './tools'
 
 /** Files looked at in one walk: a bound on a corrupt or enormous tree. */
 const MAX_FILES = 200_000
@@ -334,7 +331,10 @@ export async function seed(
 ): Promise<SeedResult> {
   const { seeds, skipped } = readSeeds(distDir)
   const rt = runtimeFor(resolveOptions(options, deploymentSource))
-  const { engine, transport } = rt
+  const { transport } = rt
+  const engine = toolsEngine(rt.engine)
+  // Seeded routes are the singular handler's entries.
+  const incremental = tools().Interface.incremental()
   if (transport === undefined) throw new Error('seed needs a Redis URL')
   await rt.tags.refresh()
   const outdated: string[] = []
@@ -351,14 +351,14 @@ export async function seed(
       let key: string
       try {
         // Refuses a key a handler would refuse (not well-formed UTF-16), before anything else.
-        key = engine.entryKey(INCREMENTAL, s.key)
+        key = engine.entryKey(incremental, s.key)
       } catch (err) {
         skipped.push(`${s.route}: ${describe(err)}`)
         continue
       }
       const tags = headerTags(s.value)
       const t = now()
-      if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== wasm.Freshness.Fresh) {
+      if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== tools().Freshness.Fresh) {
         outdated.push(s.route)
         continue
       }
@@ -373,14 +373,14 @@ export async function seed(
         continue
       }
       const argv = splitArgv(
-        engine.planSeedWrite(INCREMENTAL, s.key, created, envelope.ttlMs, now()),
+        engine.planSeedWrite(incremental, s.key, created, envelope.ttlMs, now()),
       )
       if (argv.length === 0) {
         expired.push(s.route)
         continue
       }
       try {
-        const reply = await sendWithValue(transport, argv, envelope.stored, engine)
+        const reply = await sendWithValue(transport, argv, envelope.stored, rt.engine)
         if (Number(reply) === 1) written.push([s, key])
         else kept.push(s.route)
       } catch (err) {
