@@ -452,6 +452,12 @@ impl ReadStep {
         self.answer().is_some_and(|a| a.regenerates)
     }
 
+    /// `Answer` of the singular handler: when the read began and from when a write of the key
+    /// by the same request is Next's regeneration (core `ReadAnswer::own`); none otherwise.
+    pub fn own(&self) -> Option<(f64, f64)> {
+        self.answer().and_then(|a| a.own)
+    }
+
     /// `Answer`: this read won the lease; renew it with `ReadMachine.renewal`.
     pub fn holds_lease(&self) -> bool {
         self.answer().is_some_and(|a| a.holds_lease)

@@ -248,6 +248,10 @@ fn a_key_with_a_lone_surrogate_is_refused_by_the_read() {
 /// (NaN where the accessor reads NaN).
 fn check_fields(m: &ReadMachine) {
     let s = m.last_step().unwrap();
+    let own = match s.kind() {
+        ReadStepKind::Answer => s.own().unwrap_or((f64::NAN, f64::NAN)),
+        _ => (0.0, 0.0),
+    };
     let f = m.fields_area();
     let want = [
         (ReadField::BudgetMs, s.budget_ms()),
@@ -293,6 +297,9 @@ fn check_fields(m: &ReadMachine) {
             s.tags().iter().map(String::len).sum::<usize>() as f64
                 + s.tags().len().saturating_sub(1) as f64,
         ),
+        // An answer without them writes NaN; any other step leaves the slots cleared.
+        (ReadField::OwnAt, own.0),
+        (ReadField::OwnDue, own.1),
     ];
     // Every slot but the tags' and parts' addresses, checked below.
     assert_eq!(want.len() + 2, f.len());
