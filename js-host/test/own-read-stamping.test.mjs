@@ -67,7 +67,11 @@ describe('Next 16.5 retains the previous entry after a failed regeneration', () 
     const A = instance()
     const B = instance()
     const key = '/own/retained'
-    await A().set(key, route('made before the revalidation'), routeSet({ revalidate: 60, expire: 3600 }))
+    await A().set(
+      key,
+      route('made before the revalidation'),
+      routeSet({ revalidate: 60, expire: 3600 }),
+    )
     await sleep(2)
     await B().revalidateTag([ROUTE_TAG], { expire: 31_536_000 })
     await sleep(2)
@@ -93,7 +97,11 @@ describe('Next 16.5 retains the previous entry after a failed regeneration', () 
     const A = instance()
     const B = instance()
     const key = '/own/retained-expire'
-    await A().set(key, route('made before the revalidation'), routeSet({ revalidate: 60, expire: 3600 }))
+    await A().set(
+      key,
+      route('made before the revalidation'),
+      routeSet({ revalidate: 60, expire: 3600 }),
+    )
     await sleep(2)
     await B().revalidateTag([ROUTE_TAG], { expire: 1 })
     await sleep(2)
