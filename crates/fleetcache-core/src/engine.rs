@@ -2074,6 +2074,62 @@ mod tests {
         load(&mut e, "G", "0", &[], 40.0);
         assert_eq!(e.tag_records_lost(), 3);
     }
+
+    /// Review 13: a tag Redis had a record of, revalidated again while Redis is out of reach
+    /// (queued), then lost by a flush: Redis lost its record (an expiry at 10, which the
+    /// queued profile revalidation does not cover), so the loss is counted.
+    #[test]
+    fn a_record_redis_had_is_counted_lost_though_the_tag_is_queued_again() {
+        let mut e = shared_engine();
+        load(
+            &mut e,
+            "E",
+            "1",
+            &["b".to_owned(), "0,10,0,0,10".to_owned()],
+            20.0,
+        );
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        e.queue_tag_update(&["b"], &stale, Millis(25.0)).unwrap();
+        load(&mut e, "F", "0", &[], 30.0);
+        assert_eq!(e.resend_len(), 1, "b's record is given back");
+        assert_eq!(e.tag_records_lost(), 1, "Redis lost b's expiry at 10");
+    }
+
+    /// Review 13: revalidations Redis never had, because this process dropped them (the outbox
+    /// full, or Redis refused them for a permission), are not what a flush lost.
+    #[test]
+    fn a_revalidation_dropped_unsent_is_not_counted_lost_by_redis() {
+        let mut e = Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            outbox_capacity: 1,
+            ..Config::default()
+        })
+        .unwrap();
+        load(&mut e, "E", "1", &[], 20.0);
+        // Redis out of reach: "q" queued, then pushed out by "r" (the host logs the drop).
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(21.0))
+            .unwrap();
+        let dropped = e
+            .queue_tag_update(&["r"], &Revalidation::Expire, Millis(22.0))
+            .unwrap();
+        assert_eq!(dropped.map(|u| u.tags), Some(vec!["q".to_owned()]));
+        // "r" refused for a permission (dropped too).
+        let seq = e.outbox().head().map(|u| u.seq).unwrap();
+        assert!(matches!(
+            e.refuse_outbox(seq, "NOPERM this user has no permissions", Millis(23.0)),
+            Refusal::Dropped { .. }
+        ));
+        // A full state after a restart of Redis that had neither.
+        load(&mut e, "F", "0", &[], 30.0);
+        assert_eq!(
+            e.tag_records_lost(),
+            0,
+            "Redis never had q or r: not a loss by Redis"
+        );
+    }
 }
 
 #[cfg(test)]
