@@ -165,3 +165,34 @@ describe('two regenerations of one key through one shared handler instance', () 
     )
   })
 })
+
+// OwnReads keeps the earliest read and the earliest due of an instance's reads of a key: a
+// fresh answer (its due ahead) and a later stale answer merge into "the fresh read, due at
+// once". The write of the regeneration the stale answer began is then stamped with the fresh
+// read, earlier than its start: born due when the two reads are more than a revalidate apart.
+// Before 7d9023d the engine's table stamped it with the stale read (starts before fresh
+// answers, Regenerations::started_of).
+describe('an instance that read a key fresh, then stale, then writes it', () => {
+  test('the write is stamped with the stale read, not born due', async () => {
+    const A = instance()
+    const B = instance()
+    const key = '/own/fresh-then-stale'
+    const v = route('v')
+    await A().set(key, v, routeSet({ revalidate: 1, expire: 3600 }))
+    const shared = A()
+    const fresh = await shared.get(key, routeGet)
+    assert.ok(fresh && freshToNext(fresh), 'read 1: fresh')
+    // The entry's revalidate (1 s) passes: a clock deadline, not synchronisation.
+    await sleep(1100)
+    const stale = await shared.get(key, routeGet)
+    assert.ok(stale && !freshToNext(stale), 'read 2: stale, Next regenerates')
+    await shared.set(
+      key,
+      route('regenerated after read 2'),
+      routeSet({ revalidate: 1, expire: 3600 }),
+    )
+    const later = await B().get(key, routeGet)
+    assert.equal(Buffer.from(later.value.body).toString(), 'regenerated after read 2')
+    assert.ok(freshToNext(later), 'regenerated after read 2, within its revalidate: fresh')
+  })
+})
