@@ -2097,6 +2097,27 @@ mod tests {
         assert_eq!(e.tag_records_lost(), 1, "Redis lost b's expiry at 10");
     }
 
+    /// Review 13: the merge giving a lost record back is in flight (taken out of the mirror's
+    /// queue, `plan_resend`) when the state at version 0 is answered in full again: the same
+    /// loss, counted once.
+    #[test]
+    fn a_loss_whose_merge_is_in_flight_is_not_counted_again() {
+        let mut e = shared_engine();
+        load(
+            &mut e,
+            "E",
+            "1",
+            &["b".to_owned(), "0,10,0,0,10".to_owned()],
+            20.0,
+        );
+        load(&mut e, "F", "0", &[], 30.0);
+        assert_eq!(e.tag_records_lost(), 1);
+        assert!(e.plan_resend("c").unwrap().is_some(), "the merge goes out");
+        load(&mut e, "F", "0", &[], 31.0);
+        assert_eq!(e.tag_records_lost(), 1, "one loss, counted once");
+        assert_eq!(e.resend_len(), 1, "still one record to give back");
+    }
+
     /// Review 13: revalidations Redis never had, because this process dropped them (the outbox
     /// full, or Redis refused them for a permission), are not what a flush lost.
     #[test]
