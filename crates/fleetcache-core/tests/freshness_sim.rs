@@ -1009,22 +1009,54 @@ struct IncRead {
 }
 
 /// What one request's handler instance keeps of its reads for its writes of the same keys
-/// (`OwnReads` in incremental-handler.ts): per cache key, the earliest read and the earliest
-/// due its answers gave ([`ReadAnswer::own`]), taken by the write.
+/// (`OwnReads` in incremental-handler.ts): per cache key what its answers gave
+/// ([`ReadAnswer::own`]), taken by the write (values written back unchanged, Next 16.5's
+/// retained entry, are not drawn here).
 #[derive(Clone, Debug, Default)]
-struct OwnReads(HashMap<&'static str, (f64, f64)>);
+struct OwnReads(HashMap<&'static str, OwnRead>);
+
+/// Per key, as the host keeps it: the earliest read after which Next regenerates, and apart
+/// from it the earliest fresh answer with the earliest due; a start wins.
+#[derive(Clone, Copy, Debug)]
+struct OwnRead {
+    start: f64,
+    fresh: Option<(f64, f64)>,
+}
 
 impl OwnReads {
     fn note(&mut self, cache_key: &'static str, own: Option<(f64, f64)>) {
         let Some((at, due)) = own else { return };
-        let kept = self.0.entry(cache_key).or_insert((at, due));
-        *kept = (kept.0.min(at), kept.1.min(due));
+        let kept = self.0.entry(cache_key).or_insert(OwnRead {
+            start: f64::NAN,
+            fresh: None,
+        });
+        if due == f64::NEG_INFINITY {
+            kept.start = if kept.start.is_nan() {
+                at
+            } else {
+                kept.start.min(at)
+            };
+        } else {
+            kept.fresh = Some(
+                kept.fresh
+                    .map_or((at, due), |(a, d)| (a.min(at), d.min(due))),
+            );
+        }
     }
 
     fn take(&mut self, cache_key: &str) -> Own {
-        self.0
-            .remove(cache_key)
-            .map_or(Own::NONE, |(at, due)| Own { at, due })
+        match self.0.remove(cache_key) {
+            None => Own::NONE,
+            Some(r) if !r.start.is_nan() => Own {
+                at: r.start,
+                due: f64::NEG_INFINITY,
+            },
+            Some(OwnRead {
+                fresh: Some((at, due)),
+                ..
+            }) => Own { at, due },
+            Some(_) => Own::NONE,
+        }
     }
 }
 

@@ -1126,6 +1126,9 @@ fn an_on_demand_read_always_begins_a_regeneration() {
     let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 1.0);
     let a = answer(&s);
     assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
+    // Its own read is a start, not a fresh answer with a due (the request's write comes
+    // before that due, and must still be stamped with this read).
+    assert_eq!(a.own, Some((NOW, f64::NEG_INFINITY)));
     let created = e.incremental_created("/p", ValueKind::AppPage, &[], Millis(NOW + 50.0));
     assert_eq!(created, Millis(NOW));
 }
