@@ -168,37 +168,65 @@ const NO_OWN_READ: readonly [number, number] = [Number.NaN, Number.NaN]
 /** Keys one handler instance remembers its reads of; past it the oldest is forgotten. */
 const OWN_READS_MAX = 256
 
+/** What one handler instance's reads of a key left: the earliest start, and apart from it the earliest fresh answer (with its due). */
+interface OwnRead {
+  start: number
+  freshAt: number
+  freshDue: number
+}
+
 /**
  * What one handler instance's reads left for its writes of the same keys (the answers'
  * `ownAt`/`ownDue`), per cache key until written. Next builds an `IncrementalCache`, and with it
  * a handler instance, per request, and reads and writes a key of one request through it; two
  * requests that regenerate one `fetch` key at once each write it, and each write must be
  * stamped with its own request's read, which the engine's per-key record cannot tell apart.
- * Kept: the earliest read and the earliest due (too early at worst).
+ * As the engine's record does: the earliest read after which Next regenerates, else the
+ * earliest fresh answer with the earliest due (a later stale read wins over an earlier fresh
+ * one, whose due would make the write born due).
+ *
+ * Also the values it served: Next 16.5 writes the entry it read back, unchanged, when a
+ * regeneration fails (`retainPreviousCacheEntry`, the very `value` object `get` returned);
+ * that write is stamped with the `lastModified` it was served with, not with the read.
  */
 class OwnReads {
-  private readonly reads = new Map<string, [number, number]>()
+  private readonly reads = new Map<string, OwnRead>()
+  private readonly served = new WeakMap<object, number>()
 
-  note(cacheKey: string, at: number, due: number): void {
+  note(cacheKey: string, at: number, due: number, value: unknown, lastModified: number): void {
+    if (typeof value === 'object' && value !== null) this.served.set(value, lastModified)
     if (Number.isNaN(at)) return
-    const had = this.reads.get(cacheKey)
-    if (had !== undefined) {
-      had[0] = Math.min(had[0], at)
-      had[1] = Math.min(had[1], due)
-      return
+    let had = this.reads.get(cacheKey)
+    if (had === undefined) {
+      // An instance that outlives a request (a custom server's) must not grow without bound.
+      if (this.reads.size >= OWN_READS_MAX) {
+        const oldest = this.reads.keys().next()
+        if (oldest.done !== true) this.reads.delete(oldest.value)
+      }
+      had = { start: Number.NaN, freshAt: Number.NaN, freshDue: Number.NaN }
+      this.reads.set(cacheKey, had)
     }
-    // An instance that outlives a request (a custom server's) must not grow without bound.
-    if (this.reads.size >= OWN_READS_MAX) {
-      const oldest = this.reads.keys().next()
-      if (oldest.done !== true) this.reads.delete(oldest.value)
+    if (due === Number.NEGATIVE_INFINITY) {
+      had.start = Number.isNaN(had.start) ? at : Math.min(had.start, at)
+    } else if (Number.isNaN(had.freshAt)) {
+      had.freshAt = at
+      had.freshDue = due
+    } else {
+      had.freshAt = Math.min(had.freshAt, at)
+      had.freshDue = Math.min(had.freshDue, due)
     }
-    this.reads.set(cacheKey, [at, due])
   }
 
-  take(cacheKey: string): readonly [number, number] | undefined {
+  /** What a write of `data` under `cacheKey` hands the engine (`ownAt`, `ownDue`). */
+  take(cacheKey: string, data: unknown): readonly [number, number] {
     const got = this.reads.get(cacheKey)
     if (got !== undefined) this.reads.delete(cacheKey)
-    return got
+    const shown = typeof data === 'object' && data !== null ? this.served.get(data) : undefined
+    // Written back unchanged: created no later than it was shown (a due of NaN says so).
+    if (shown !== undefined) return [shown, Number.NaN]
+    if (got === undefined) return NO_OWN_READ
+    if (!Number.isNaN(got.start)) return [got.start, Number.NEGATIVE_INFINITY]
+    return [got.freshAt, got.freshDue]
   }
 }
 
@@ -285,7 +313,7 @@ class IncrementalCore {
       })
       if (answer === undefined) return null
       try {
-        own?.note(cacheKey, answer.ownAt, answer.ownDue)
+        own?.note(cacheKey, answer.ownAt, answer.ownDue, value?.value, answer.lastModified)
         logAnswer(log, answer, readError)
         return value ?? null
       } finally {
@@ -366,7 +394,7 @@ class IncrementalCore {
     const { engine, log } = this.rt
     let machine: ReturnType<typeof wasm.WriteMachine.incremental> | undefined
     try {
-      const [ownAt, ownDue] = own?.take(cacheKey) ?? NO_OWN_READ
+      const [ownAt, ownDue] = own?.take(cacheKey, data) ?? NO_OWN_READ
       const v = describeIncrementalValue(data, ctx)
       // Refuses a key that is not well-formed UTF-16 (ERR_KEY_ILL_FORMED).
       machine = wasm.WriteMachine.incremental(

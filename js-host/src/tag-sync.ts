@@ -491,9 +491,9 @@ export class TagSync {
       this.refreshRefused = false
       if (this.engine.tagRecordsLost > lost) {
         this.log.warn(
-          `tag state in Redis lost ${String(this.engine.tagRecordsLost - lost)} revalidation record(s) this instance ` +
-            `knew of (flushed, restarted empty, restored or failed over): this instance keeps them in force ` +
-            `and gives them back to Redis`,
+          `tag state in Redis was replaced (flushed, restarted empty, restored or failed over) and lacks ` +
+            `${String(this.engine.tagRecordsLost - lost)} revalidation record(s) this instance knows of: this ` +
+            `instance keeps them in force and gives them back to Redis`,
         )
       }
       if (this.engine.resendLength > 0) void this.drain()

@@ -633,25 +633,29 @@ describe('TagSync, fake transport and clock', () => {
     }
   })
 
-  test('a flush is reported as the records Redis had, not the revalidations still queued here', async () => {
+  test('a replaced tag state is reported with what it lacks; a state that never existed is not', async () => {
     const states = [
+      // No tag state in Redis yet (epoch ''), twice: a revalidation queued meanwhile is not a loss.
+      netstrings(['', '0', '', '1', '0', '', '0']),
+      netstrings(['', '0', '', '1', '0', '', '0']),
+      // A state with b, then a flush: the new state lacks b, and q (already waiting to be
+      // given back since the first answer, so not counted again).
       netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'b', `0,${T0},0,0,${T0}`]),
       netstrings(['e2', '1', 'v1', '1', '0', '', '0']),
     ]
     const { log, sync, engine } = setup((argv, kind) =>
-      kind === 'write'
-        ? new Error('connection reset')
-        : states.length > 1
-          ? states.shift()
-          : states[0],
+      kind === 'write' ? new Error('connection reset') : states.shift(),
     )
+    const replaced = () => log.lines.filter((l) => l.includes('tag state in Redis was replaced'))
     await sync.refresh()
     await sync.update(['q'], undefined, T0)
     assert.equal(engine.outboxLength, 1)
     await sync.refresh()
-    const lost = log.lines.filter((l) => l.includes('tag state in Redis lost'))
-    assert.equal(lost.length, 1, log.lines.join('\n'))
-    assert.match(lost[0], /lost 1 revalidation record/)
+    assert.deepEqual(replaced(), [], log.lines.join('\n'))
+    await sync.refresh()
+    await sync.refresh()
+    assert.equal(replaced().length, 1, log.lines.join('\n'))
+    assert.match(replaced()[0], /and lacks 1 revalidation record\(s\) this instance knows of/)
   })
 
   test('what recording a revalidation dropped is logged: an over-long tag, an evicted one', async () => {

@@ -33,7 +33,7 @@ use crate::regen::{self, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
 use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
-use crate::strhash::{str_map, HashSeed, StrMap};
+use crate::strhash::HashSeed;
 use crate::tag_sync::{self, TagSync};
 use crate::tags::Announced;
 use crate::tags::{
@@ -432,18 +432,8 @@ impl Engine {
         now: Millis,
     ) -> Result<RefreshSummary, ProtocolError> {
         let keep_ms = self.config.prune_after_ms();
-        // The tags of revalidations still queued: a state that lacks them was not sent them
-        // yet, which is not a loss to report.
-        let mut queued: StrMap<usize> = str_map(0, self.hash_seed);
-        for update in self.outbox.items() {
-            for tag in &update.tags {
-                queued.insert(tag.clone(), 0);
-            }
-        }
         self.tag_sync
-            .apply_refresh(&mut self.mirror, reply, now, keep_ms, &|t| {
-                queued.contains_key(t)
-            })
+            .apply_refresh(&mut self.mirror, reply, now, keep_ms)
     }
 
     /// Tag records Redis lost that this process knew ([`TagMirror::lost`]).
@@ -2048,6 +2038,41 @@ mod tests {
     #[test]
     fn a_record_only_queued_for_redis_is_given_back_but_not_counted_lost() {
         let mut e = shared_engine();
+        // Redis has no tag state yet (epoch ''): nothing revalidated so far.
+        load(&mut e, "", "0", &[], 20.0);
+        // Redis is out of reach: "q" is applied here and queued, never sent.
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(25.0))
+            .unwrap();
+        // Redis answers, still without a tag state: it lacks "q", but lost nothing.
+        load(&mut e, "", "0", &[], 30.0);
+        assert_eq!(e.resend_len(), 1, "given back (or sent by the queue)");
+        assert_eq!(e.tag_records_lost(), 0, "no state was replaced");
+        // Both in Redis (sent and merged), then Redis is flushed: the new state lacks it.
+        let seq = e.outbox().head().map(|u| u.seq).unwrap();
+        assert!(e.ack_outbox(seq));
+        assert!(e.plan_resend("c").unwrap().is_some());
+        e.ack_resend();
+        load(
+            &mut e,
+            "E",
+            "1",
+            &["q".to_owned(), "0,25,0,0,25".to_owned()],
+            35.0,
+        );
+        assert_eq!(e.resend_len(), 0, "Redis has it");
+        load(&mut e, "F", "0", &[], 40.0);
+        assert_eq!(e.tag_records_lost(), 1);
+        // Answered in full again at version 0: the same loss, not counted again.
+        load(&mut e, "F", "0", &[], 45.0);
+        assert_eq!(e.tag_records_lost(), 1);
+    }
+
+    /// Review 13: a tag Redis had a record of, revalidated again while Redis is out of reach
+    /// (queued), then lost by a flush: Redis lost its record (an expiry at 10, which the
+    /// queued profile revalidation does not cover), so the loss is counted.
+    #[test]
+    fn a_record_redis_had_is_counted_lost_though_the_tag_is_queued_again() {
+        let mut e = shared_engine();
         load(
             &mut e,
             "E",
@@ -2055,24 +2080,68 @@ mod tests {
             &["b".to_owned(), "0,10,0,0,10".to_owned()],
             20.0,
         );
-        // Redis is out of reach: "q" is applied here and queued, never sent.
-        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(25.0))
-            .unwrap();
-        // Redis comes back empty: it lost "b", which it had; it never had "q".
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        e.queue_tag_update(&["b"], &stale, Millis(25.0)).unwrap();
         load(&mut e, "F", "0", &[], 30.0);
-        assert_eq!(e.resend_len(), 2, "both are given back");
-        assert_eq!(e.tag_records_lost(), 1, "only b was lost");
-        // A state at version 0 is answered in full again: nothing counted twice.
-        load(&mut e, "F", "0", &[], 32.0);
+        assert_eq!(e.resend_len(), 1, "b's record is given back");
+        assert_eq!(e.tag_records_lost(), 1, "Redis lost b's expiry at 10");
+    }
+
+    /// Review 13: the merge giving a lost record back is in flight (taken out of the mirror's
+    /// queue, `plan_resend`) when the state at version 0 is answered in full again: the same
+    /// loss, counted once.
+    #[test]
+    fn a_loss_whose_merge_is_in_flight_is_not_counted_again() {
+        let mut e = shared_engine();
+        load(
+            &mut e,
+            "E",
+            "1",
+            &["b".to_owned(), "0,10,0,0,10".to_owned()],
+            20.0,
+        );
+        load(&mut e, "F", "0", &[], 30.0);
         assert_eq!(e.tag_records_lost(), 1);
-        // Both sent and acknowledged, then lost again by another flush: two losses.
+        assert!(e.plan_resend("c").unwrap().is_some(), "the merge goes out");
+        load(&mut e, "F", "0", &[], 31.0);
+        assert_eq!(e.tag_records_lost(), 1, "one loss, counted once");
+        assert_eq!(e.resend_len(), 1, "still one record to give back");
+    }
+
+    /// Review 13: revalidations Redis never had, because this process dropped them (the outbox
+    /// full, or Redis refused them for a permission), counted as lacking from a state that
+    /// replaced the one followed (the log line says "lacks", not "lost by Redis").
+    #[test]
+    fn a_revalidation_dropped_unsent_is_not_counted_lost_by_redis() {
+        let mut e = Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            outbox_capacity: 1,
+            ..Config::default()
+        })
+        .unwrap();
+        load(&mut e, "E", "1", &[], 20.0);
+        // Redis out of reach: "q" queued, then pushed out by "r" (the host logs the drop).
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(21.0))
+            .unwrap();
+        let dropped = e
+            .queue_tag_update(&["r"], &Revalidation::Expire, Millis(22.0))
+            .unwrap();
+        assert_eq!(dropped.map(|u| u.tags), Some(vec!["q".to_owned()]));
+        // "r" refused for a permission (dropped too).
         let seq = e.outbox().head().map(|u| u.seq).unwrap();
-        assert!(e.ack_outbox(seq));
-        assert!(e.plan_resend("c").unwrap().is_some());
-        e.ack_resend();
-        assert_eq!(e.resend_len(), 0);
-        load(&mut e, "G", "0", &[], 40.0);
-        assert_eq!(e.tag_records_lost(), 3);
+        assert!(matches!(
+            e.refuse_outbox(seq, "NOPERM this user has no permissions", Millis(23.0)),
+            Refusal::Dropped { .. }
+        ));
+        // A full state after a restart of Redis that had neither.
+        load(&mut e, "F", "0", &[], 30.0);
+        // Counted: the log line says the new state lacks records this instance knows of,
+        // not that Redis had them (TagMirror::lost); q and r hold here and are given back.
+        assert_eq!(e.tag_records_lost(), 2);
+        assert_eq!(e.resend_len(), 2);
     }
 }
 

@@ -1891,7 +1891,9 @@ impl ReadMachine {
                             let due = Millis(s.last_modified + r * 1000.0);
                             ctx.regenerations
                                 .note_fresh(&self.entry_key, self.started, due);
-                            own = Some((self.started.0, due.0));
+                            // A read Next regenerates after anyway (an on-demand
+                            // revalidation's) keeps its start.
+                            own = own.or(Some((self.started.0, due.0)));
                         }
                     }
                 }

@@ -285,7 +285,8 @@ impl StaleHandouts {
 /// it ([`crate::ReadAnswer::own`]), handed back by the host with the write: when the read
 /// began, and from when a write is the regeneration it led to (`-inf`: a read after which
 /// Next regenerates; a fresh answer's due: Next regenerates on its own once it calls the
-/// answer stale). NaN when the request made no such read.
+/// answer stale). NaN when the request made no such read; a due of NaN with a finite `at`, a
+/// value written back unchanged ([`Own::written_back`]).
 ///
 /// Next builds an `IncrementalCache`, with its own handler instance, per request, and one
 /// request reads and writes a key through the same one; two requests may regenerate one
@@ -305,6 +306,13 @@ impl Own {
         at: f64::NAN,
         due: f64::NAN,
     };
+
+    /// The write is a value the request was served, written back unchanged (Next 16.5 keeps
+    /// the previous entry when a regeneration fails), shown to it as created at `at`: a due of
+    /// NaN with a finite `at`. That entry was made no later than `at`, however long ago.
+    pub fn written_back(&self) -> bool {
+        self.at.is_finite() && self.due.is_nan()
+    }
 }
 
 /// A time a key's read left for its next write, and when it counts from.
@@ -463,6 +471,9 @@ impl Regenerations {
     /// ([`Regenerations::started_of`]). The table's records of that very read are consumed;
     /// another request's are left for its own write.
     pub fn started_for(&mut self, key: &str, own: Own, now: Millis) -> Option<Millis> {
+        if own.written_back() {
+            return Some(Millis(own.at).min(now));
+        }
         if !(own.at.is_finite() && own.due <= now.0 && now.0 - own.at <= MAX_REGENERATION_MS) {
             return self.started_of(key, now);
         }

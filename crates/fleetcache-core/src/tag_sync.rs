@@ -455,17 +455,16 @@ impl TagSync {
     }
 
     /// Merges a refresh reply received at `now` into `mirror`, and prunes records older than
-    /// `keep_ms` at most once every [`PRUNE_EVERY_MS`]; `queued` names the tags of
-    /// revalidations still queued for Redis ([`TagMirror::apply_refresh_queued`]).
+    /// `keep_ms` at most once every [`PRUNE_EVERY_MS`].
     pub fn apply_refresh(
         &mut self,
         mirror: &mut TagMirror,
         reply: &[u8],
         now: Millis,
         keep_ms: f64,
-        queued: &impl Fn(&str) -> bool,
     ) -> Result<RefreshSummary, ProtocolError> {
-        let summary = mirror.apply_refresh_queued(reply, now, keep_ms, queued)?;
+        let summary = mirror.apply_refresh(reply, now, keep_ms)?;
+        mirror.unqueue_in_flight(&self.resending);
         let page_write = mirror.take_page_write();
         if let Some(push) = self.push.as_mut() {
             push.pull_applied();

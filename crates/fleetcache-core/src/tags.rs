@@ -596,6 +596,9 @@ pub const PAGE_COUNT: u32 = 1000;
 /// A load of the whole state, page by page, started by a full refresh reply.
 #[derive(Clone, Debug, Default)]
 struct Loading {
+    /// The state loaded replaces one the mirror followed (a flush, an empty restart, a restore,
+    /// a failover that lost updates): what it lacks of the mirror's records is counted.
+    replaced: bool,
     epoch: String,
     version: u64,
     vid: String,
@@ -657,9 +660,8 @@ pub struct TagMirror {
     local: KeyedVec<TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
     resend: KeyedVec<TagRecord>,
-    /// How many records, over the mirror's life, a state answered in full lacked that this
-    /// process knew and had no revalidation of queued for Redis: what Redis lost (a record
-    /// only queued was never there, and its queue sends it).
+    /// How many records, over the mirror's life, a state that replaced the one the mirror
+    /// followed lacked ([`TagMirror::lost`]).
     lost: u64,
     /// The whole state being loaded page by page, after a full refresh reply.
     loading: Option<Loading>,
@@ -856,8 +858,11 @@ impl TagMirror {
         self.resend.len()
     }
 
-    /// Records a state answered in full lacked, over the mirror's life, that this process knew
-    /// and had sent (or learnt from Redis): what Redis lost. Only grows.
+    /// Records this process knew that a state replacing the one the mirror followed lacked,
+    /// over the mirror's life: a flush, an empty restart, a restore or a failover that lost
+    /// updates. A record of a revalidation never sent (still queued, dropped from the queue)
+    /// counts too: the new state lacks it all the same. Only grows. Not counted: a state the
+    /// mirror never followed a version of (Redis had no tag state yet), which lost nothing.
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -953,21 +958,8 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
-        self.apply_refresh_queued(reply, now, keep_ms, &|_| false)
-    }
-
-    /// [`TagMirror::apply_refresh`], where `queued` says which tags a revalidation still
-    /// queued for Redis names: a record of one that the state lacks is given back all the
-    /// same, but is not counted as lost ([`TagMirror::lost`]).
-    pub fn apply_refresh_queued(
-        &mut self,
-        reply: &[u8],
-        now: Millis,
-        keep_ms: f64,
-        queued: &impl Fn(&str) -> bool,
-    ) -> Result<RefreshSummary, ProtocolError> {
         if netstring::decode(reply)?.first() == Some(&&b"page"[..]) {
-            return self.apply_page(reply, now, keep_ms, queued);
+            return self.apply_page(reply, now, keep_ms);
         }
         let reply = parse_reply(reply, true)?;
         self.page_write = reply.page.map(|(pver, pvid)| PageWrite {
@@ -978,7 +970,12 @@ impl TagMirror {
         if reply.full {
             // The state is loaded page by page from here, the first page in this reply; until
             // the load is done, nothing tagged is judged fresh.
+            // A state followed before (a non-empty epoch: one that existed) answered in full
+            // under another epoch, or under its own once past version 0 (older than seen).
+            let replaced =
+                !self.epoch.is_empty() && (self.epoch != reply.epoch || self.version > 0);
             self.loading = Some(Loading {
+                replaced,
                 epoch: reply.epoch.to_owned(),
                 version: reply.version,
                 vid: reply.vid.to_owned(),
@@ -990,8 +987,7 @@ impl TagMirror {
             self.catching_up = false;
             // One script read the header and this page: when it holds the whole state, the
             // state as of this version is loaded, with nothing to catch up on.
-            let (changed, skipped) =
-                self.take_page(reply.cursor, &reply.pairs, now, keep_ms, true, queued);
+            let (changed, skipped) = self.take_page(reply.cursor, &reply.pairs, now, keep_ms, true);
             return Ok(RefreshSummary {
                 full: true,
                 changed,
@@ -1020,7 +1016,7 @@ impl TagMirror {
         // The script checked this process's updates in the state followed only.
         let checked = current && self.acked_epoch == self.epoch;
         if complete {
-            self.note_losses(|t| received.get(t).copied(), now, keep_ms, queued);
+            self.note_losses(|t| received.get(t).copied(), now, keep_ms, false);
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
@@ -1150,7 +1146,6 @@ impl TagMirror {
         reply: &[u8],
         now: Millis,
         keep_ms: f64,
-        queued: &impl Fn(&str) -> bool,
     ) -> Result<RefreshSummary, ProtocolError> {
         let items = netstring::decode(reply)?;
         let mut it = items.into_iter().skip(1);
@@ -1173,7 +1168,7 @@ impl TagMirror {
         } else if let Some(load) = self.loading.as_mut() {
             load.seen = (version, vid.to_owned());
         }
-        let (changed, skipped) = self.take_page(cursor, &pairs, now, keep_ms, false, queued);
+        let (changed, skipped) = self.take_page(cursor, &pairs, now, keep_ms, false);
         Ok(RefreshSummary {
             full: true,
             changed,
@@ -1195,7 +1190,6 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
         atomic: bool,
-        queued: &impl Fn(&str) -> bool,
     ) -> (usize, usize) {
         let Some(mut load) = self.loading.take() else {
             return (0, 0);
@@ -1218,7 +1212,7 @@ impl TagMirror {
             return (changed, skipped);
         }
         let received = &load.incoming;
-        self.note_losses(|t| received.get(t).copied(), now, keep_ms, queued);
+        self.note_losses(|t| received.get(t).copied(), now, keep_ms, load.replaced);
         for (tag, record) in received.iter() {
             self.tags
                 .get_or_insert_with(tag, TagRecord::default)
@@ -1277,14 +1271,14 @@ impl TagMirror {
     }
 
     /// Queues for giving back every record the mirror holds, younger than `keep_ms` at `now`,
-    /// that `received` (the whole state) does not cover; counts as lost those of tags no
-    /// revalidation still `queued` names.
+    /// that `received` (the whole state) does not cover; counts them ([`TagMirror::lost`])
+    /// when the state `replaced` one the mirror followed.
     fn note_losses(
         &mut self,
         received: impl Fn(&str) -> Option<TagRecord>,
         now: Millis,
         keep_ms: f64,
-        queued: &impl Fn(&str) -> bool,
+        replaced: bool,
     ) {
         for (tag, record) in self.tags.iter() {
             // This process's own updates are included: the outbox forgets one once Redis
@@ -1296,9 +1290,8 @@ impl TagMirror {
             let covered = received(tag).is_some_and(|r| r.covers(record));
             if !covered {
                 let queue = self.resend.get_or_insert_with(tag, TagRecord::default);
-                // Counted once: a state at version 0 is answered in full again until it
-                // changes, and the record may already wait to be given back.
-                if !queue.covers(record) && !queued(tag) {
+                // Counted once: the record may already wait to be given back.
+                if replaced && !queue.covers(record) {
                     self.lost += 1;
                 }
                 queue.merge(record);
@@ -1368,6 +1361,16 @@ impl TagMirror {
                 Some((k, record))
             })
             .collect()
+    }
+
+    /// Takes out of the re-send queue what `in_flight` (a merge sent, not yet acknowledged)
+    /// already gives back: a state answered in full again meanwhile queues it a second time.
+    pub fn unqueue_in_flight(&mut self, in_flight: &[(String, TagRecord)]) {
+        for (tag, record) in in_flight {
+            if self.resend.get(tag).is_some_and(|q| record.covers(q)) {
+                self.resend.remove(tag);
+            }
+        }
     }
 
     /// Puts records back in the re-send queue (their merge did not reach Redis).

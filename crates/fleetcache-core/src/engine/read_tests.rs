@@ -1126,6 +1126,9 @@ fn an_on_demand_read_always_begins_a_regeneration() {
     let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 1.0);
     let a = answer(&s);
     assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
+    // Its own read is a start, not a fresh answer with a due (the request's write comes
+    // before that due, and must still be stamped with this read).
+    assert_eq!(a.own, Some((NOW, f64::NEG_INFINITY)));
     let created = e.incremental_created("/p", ValueKind::AppPage, &[], Millis(NOW + 50.0));
     assert_eq!(created, Millis(NOW));
 }
@@ -2348,4 +2351,248 @@ fn an_embedded_store_hit_without_a_machine_answers_what_the_machine_answers() {
     assert!(e
         .read_tier_hit(&key, "k", &[], v.len(), true, Millis(t.0 + 1.0))
         .is_none());
+}
+
+/// Review 13: one random state for the `'use cache'` hit shortcut against the machine.
+#[derive(Clone, Debug)]
+struct ShortcutCase {
+    /// How long before `NOW` the entry was made (ms).
+    age: f64,
+    revalidate: f64,
+    expire: f64,
+    /// Which of "a", "b" the entry carries.
+    tags: (bool, bool),
+    /// Whether the read has the soft tag "_N_T_/p".
+    soft: bool,
+    /// Whether the index keeps the header (as after a first hit).
+    kept: bool,
+    /// The index's lifetime of the copy, after `NOW` (ms; may be past).
+    until: f64,
+    /// 0: plain; 1: kept for outages only; 2: this process's own.
+    mark: u8,
+    /// Tag revalidations: (0 "a", 1 "b", 2 "_N_T_/p"; 0 expire, 1 stale, 2 stale with an
+    /// expire of `e` s; when, relative to the entry's creation, ms).
+    revalidations: Vec<(u8, u8, f64, f64)>,
+    breaker_open: bool,
+    /// The read, after `NOW` (ms).
+    at: f64,
+    /// The copy is of another cache key with the same entry key (a hash collision).
+    other_key: bool,
+    /// The host's bytes are one byte longer than the kept ones.
+    longer: bool,
+    held: bool,
+}
+
+fn any_shortcut_case() -> impl Strategy<Value = ShortcutCase> {
+    (
+        (
+            0.0f64..200_000.0,
+            prop_oneof![Just(1.0), Just(30.0), Just(60.0), Just(600.0)],
+        ),
+        (
+            prop_oneof![Just(2.0), Just(120.0), Just(3600.0)],
+            any::<(bool, bool)>(),
+        ),
+        (
+            any::<bool>(),
+            prop_oneof![4 => Just(true), 1 => Just(false)],
+        ),
+        (
+            -10_000.0f64..1_000_000.0,
+            prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+        ),
+        proptest::collection::vec(
+            (0u8..3, 0u8..3, 0.0f64..100.0, -100_000.0f64..300_000.0),
+            0..3,
+        ),
+        (
+            prop_oneof![5 => Just(false), 1 => Just(true)],
+            0.0f64..700_000.0,
+        ),
+        (
+            prop_oneof![9 => Just(false), 1 => Just(true)],
+            prop_oneof![9 => Just(false), 1 => Just(true)],
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (age, revalidate),
+                (expire, tags),
+                (soft, kept),
+                (until, mark),
+                revalidations,
+                (breaker_open, at),
+                (other_key, longer, held),
+            )| ShortcutCase {
+                age,
+                revalidate,
+                expire,
+                tags,
+                soft,
+                kept,
+                until,
+                mark,
+                revalidations,
+                breaker_open,
+                at,
+                other_key,
+                longer,
+                held,
+            },
+        )
+}
+
+/// Builds the engine of `c` (twice, for two engines in the same state): the entry key, the
+/// bytes the host holds, the read's cache key, soft tags and time.
+fn shortcut_engine(c: &ShortcutCase) -> (Engine, String, Vec<u8>, String, Vec<&'static str>, f64) {
+    let mut e = engine_debugging(false);
+    let created = NOW - c.age;
+    let tags: Vec<&str> = [("a", c.tags.0), ("b", c.tags.1)]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(t, _)| *t)
+        .collect();
+    let key = e.entry_key(&IFACE, "k");
+    // A hash collision: the bytes at "k"'s entry key are another cache key's.
+    let stored = if c.other_key { "k2" } else { "k" };
+    let mut v = uc_value_expiring(&e, stored, created, c.revalidate, c.expire, &tags);
+    e.lru_mut()
+        .insert(&key, v.len() as u64, Millis(NOW + c.until));
+    if c.kept {
+        let header = std::rc::Rc::new(crate::envelope::decode_header(&v, v.len()).unwrap());
+        e.lru_mut().keep_header(&key, v.len(), &header);
+    }
+    match if c.held { 0 } else { c.mark } {
+        1 => {
+            e.lru_mut().mark_outage_only(&key);
+        }
+        2 => {
+            e.lru_mut().mark_local(&key);
+        }
+        _ => {}
+    }
+    let now = NOW + c.at;
+    for &(t, kind, exp, when) in &c.revalidations {
+        let tag = ["a", "b", "_N_T_/p"][usize::from(t)];
+        let rev = match kind {
+            0 => Revalidation::Expire,
+            1 => Revalidation::Stale {
+                expire_seconds: None,
+            },
+            _ => Revalidation::Stale {
+                expire_seconds: Some(exp),
+            },
+        };
+        let at = (created + when).min(now);
+        e.plan_tag_update(&[tag], &rev, Millis(at), "epoch")
+            .unwrap();
+    }
+    if c.breaker_open {
+        open_breaker(&mut e, now);
+    }
+    if c.longer {
+        v.push(b'!');
+    }
+    let soft = if c.soft { vec!["_N_T_/p"] } else { vec![] };
+    (e, key, v, "k".to_owned(), soft, now)
+}
+
+/// The machine's read of `c`'s state, as the host drives it (the tier's bytes, or the embedded
+/// store's as the `Get`'s reply), to its first step that is not `NeedMore`.
+fn machine_read(
+    e: &mut Engine,
+    c: &ShortcutCase,
+    cache_key: &str,
+    soft: &[&str],
+    v: &[u8],
+    now: f64,
+) -> ReadStep {
+    let mut m = e.read_use_cache(
+        &IFACE,
+        cache_key,
+        soft.iter().map(|s| (*s).to_owned()).collect(),
+        Consumer::Serves,
+        TOKEN.to_owned(),
+        Millis(now),
+    );
+    let s = if c.held {
+        // The binding's `startWithHeld`: the held bytes go in when the index serves them;
+        // else the driver's `getHeld`, whose `getNow` gives them if `memoryTouch` holds them.
+        to_get(e, &mut m, now);
+        if e.tier_touch_held(&mut m, v.len(), Millis(now)) {
+            go(e, &mut m, ReadInput::Held(b(v)), now)
+        } else {
+            let key = m.entry_key().to_owned();
+            let held = if e.tier_touch(&key, Millis(now)) {
+                b(v)
+            } else {
+                None
+            };
+            go(e, &mut m, ReadInput::Held(held), now)
+        }
+    } else {
+        to_tier(e, &mut m, now);
+        go(e, &mut m, ReadInput::Tier(b(v)), now)
+    };
+    assert!(!matches!(s.action, ReadAction::NeedMore { .. }), "{s:?}");
+    s
+}
+
+fn lookup_counts(e: &Engine) -> Vec<u64> {
+    use LookupOutcome as O;
+    [
+        O::Hit,
+        O::Stale,
+        O::Miss,
+        O::Expired,
+        O::ExpiredByTag,
+        O::KeyMismatch,
+        O::Corrupt,
+    ]
+    .iter()
+    .map(|o| e.stats().lookups(Surface::UseCache, *o))
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// Review 13: over random entries, index states, tag revalidations (expire, stale, stale
+    /// with an expire; tags and soft tags), an open breaker, collisions and lengths, the
+    /// shortcut answers exactly the machine's answer when it answers (and counts as it
+    /// counts), declines whenever the machine's answer is not a fresh serve, and a declined
+    /// shortcut leaves the machine's read that follows as it would be without it.
+    #[test]
+    fn the_tier_hit_shortcut_is_the_machines_fresh_hit_and_nothing_else(
+        c in any_shortcut_case(),
+    ) {
+        let (mut fast_e, key, v, cache_key, soft, now) = shortcut_engine(&c);
+        let (mut slow_e, _, _, _, _, _) = shortcut_engine(&c);
+        let fast = fast_e.read_tier_hit(&key, &cache_key, &soft, v.len(), c.held, Millis(now));
+        let slow = machine_read(&mut slow_e, &c, &cache_key, &soft, &v, now);
+        match fast {
+            Some(f) => {
+                let ReadAction::Answer(a) = &slow.action else {
+                    return Err(TestCaseError::fail(format!("shortcut served, machine {slow:?}")));
+                };
+                prop_assert_eq!(&f, a);
+                prop_assert_eq!(lookup_counts(&fast_e), lookup_counts(&slow_e));
+                prop_assert_eq!(fast_e.lru().used_bytes(), slow_e.lru().used_bytes());
+            }
+            None => {
+                if let ReadAction::Answer(a) = &slow.action {
+                    prop_assert!(
+                        a.served != Served::Fresh || !c.kept || c.longer,
+                        "the machine served fresh from a kept header, the shortcut declined: {a:?}"
+                    );
+                }
+                // The host then reads with the machine: as if no shortcut was tried.
+                let after = machine_read(&mut fast_e, &c, &cache_key, &soft, &v, now);
+                prop_assert_eq!(&after.action, &slow.action);
+                prop_assert_eq!(&after.tier, &slow.tier);
+                prop_assert_eq!(lookup_counts(&fast_e), lookup_counts(&slow_e));
+                prop_assert_eq!(fast_e.lru().used_bytes(), slow_e.lru().used_bytes());
+            }
+        }
+    }
 }

@@ -74,6 +74,11 @@ fn a_write_is_stamped_with_its_own_requests_read() {
         None
     );
     assert_eq!(r.started_for("j", Own::NONE, Millis(600.0)), None);
+    // A value written back unchanged: created when it was shown as created, however long ago.
+    let back = own(100.0, f64::NAN);
+    assert!(back.written_back());
+    let much_later = Millis(100.0 + 10.0 * MAX_REGENERATION_MS);
+    assert_eq!(r.started_for("j", back, much_later), Some(Millis(100.0)));
 }
 
 /// The whole way through the engine: a read that answers "missing", a revalidation while
