@@ -83,6 +83,16 @@ function shownOf(bytes: Uint8Array, answer: Answer): Shown {
   return s
 }
 
+/** The entry Next gets for a served answer: its stream and tags, and the answer's lifetimes. */
+function entryOf(
+  value: ReadableStream<Uint8Array>,
+  tags: string[],
+  answer: { stale: number; timestamp: number; expire: number; revalidate: number },
+): CacheEntry {
+  const { stale, timestamp, expire, revalidate } = answer
+  return { value, tags, stale, timestamp, expire, revalidate }
+}
+
 /**
  * One get's hooks into the read driver: one object with its methods on the prototype, where
  * hooks as closures would allocate four and a context for the get's variables.
@@ -187,15 +197,9 @@ class UseCacheHandler implements CacheHandler {
           !redis || answer.source === TIER || answer.source === KEPT
             ? shownOf(bytes, answer)
             : { payload: bytes.subarray(answer.payloadOffset), tags: answer.tags() }
-        return {
-          // A fresh stream for every get: Next consumes it.
-          value: early === undefined ? bufferToStream(payload) : early.fill(payload),
-          tags,
-          stale: answer.stale,
-          timestamp: answer.timestamp,
-          expire: answer.expire,
-          revalidate: answer.revalidate,
-        }
+        // A fresh stream for every get: Next consumes it.
+        const value = early === undefined ? bufferToStream(payload) : early.fill(payload)
+        return entryOf(value, tags, answer)
       } finally {
         answer.free()
       }
@@ -232,15 +236,7 @@ class UseCacheHandler implements CacheHandler {
       if (hit === undefined) return undefined
       // No log lines: the engine answers so only with debugging off, and with no error.
       const { payload, tags } = shownOf(hit.bytes, hit.answer)
-      const { answer } = hit
-      return {
-        value: bufferToStream(payload),
-        tags,
-        stale: answer.stale,
-        timestamp: answer.timestamp,
-        expire: answer.expire,
-        revalidate: answer.revalidate,
-      }
+      return entryOf(bufferToStream(payload), tags, hit.answer)
     } finally {
       this.machines.release(m)
     }

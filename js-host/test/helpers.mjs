@@ -376,3 +376,26 @@ export function crossingCounts(redisUrl) {
   })
   return JSON.parse(out.trim().split('\n').pop())
 }
+
+let requestInstanceSeq = 0
+
+/**
+ * One simulated server instance of the singular handler (`createIncrementalCacheHandler` of the
+ * package under test) on `redis`, key prefix `prefix`, no tier and no leases unless `extra`
+ * says so: returns a function that makes a handler instance, as Next does per request.
+ */
+export function requestInstances(createIncrementalCacheHandler, redis, prefix, extra = {}) {
+  requestInstanceSeq += 1
+  const Handler = createIncrementalCacheHandler({
+    redisUrl: redis.url,
+    prefix,
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    // A distinct setting per instance gives it its own runtime (engine, mirror, connection).
+    connectTimeoutMs: 3000 + requestInstanceSeq,
+    ...redis.options,
+    ...extra,
+  })
+  return () => new Handler({ dev: false, revalidatedTags: [] })
+}

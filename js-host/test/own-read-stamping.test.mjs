@@ -9,11 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { now, startTestRedis } from './helpers.mjs'
+import { now, startTestRedis, requestInstances } from './helpers.mjs'
 
 let redis
 let logDir
-let seq = 0
 
 before(async () => {
   logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-own-'))
@@ -25,22 +24,9 @@ after(async () => {
   await redis?.stop()
 })
 
-/** One simulated server instance; `()` is one handler instance (Next builds one per IncrementalCache). */
-function instance(extra = {}) {
-  seq += 1
-  const Handler = createIncrementalCacheHandler({
-    redisUrl: redis.url,
-    prefix: 'owntest',
-    deploymentId: 'd1',
-    memoryBytes: 0,
-    leases: false,
-    // A distinct setting per instance gives it its own runtime (engine, mirror, connection).
-    connectTimeoutMs: 3000 + seq,
-    ...redis.options,
-    ...extra,
-  })
-  return () => new Handler({ dev: false, revalidatedTags: [] })
-}
+/** One simulated server instance; `()` is one handler instance (Next builds one per request). */
+const instance = (extra = {}) =>
+  requestInstances(createIncrementalCacheHandler, redis, 'owntest', extra)
 
 const ROUTE_TAG = 'route-tag'
 const route = (body) => ({

@@ -14,13 +14,12 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { startTestRedis } from './helpers.mjs'
+import { startTestRedis, requestInstances } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
 
 let redis
-let seq = 0
 
 before(async () => {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-regenmem-'))
@@ -32,19 +31,7 @@ after(async () => {
   await redis?.stop()
 })
 
-function instance() {
-  seq += 1
-  const Handler = createIncrementalCacheHandler({
-    redisUrl: redis.url,
-    prefix: 'regenmem',
-    deploymentId: 'd1',
-    memoryBytes: 0,
-    leases: false,
-    connectTimeoutMs: 3000 + seq,
-    ...redis.options,
-  })
-  return () => new Handler({})
-}
+const instance = () => requestInstances(createIncrementalCacheHandler, redis, 'regenmem')
 
 const CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
 const page = {
