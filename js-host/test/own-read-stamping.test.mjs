@@ -190,3 +190,36 @@ describe('an instance that read a key fresh, then stale, then writes it', () => 
     assert.ok(freshToNext(later), 'regenerated after read 2, within its revalidate: fresh')
   })
 })
+
+// Review 14: retainPreviousCacheEntry exists "to delay retries after revalidation fails":
+// Next's own caches store the retained entry as written now, fresh for its clamped revalidate
+// (3..30 s). Stamped with the lastModified it was shown with, an entry that was stale by time
+// alone (no revalidation since it was made) is stored born stale: the very next request
+// regenerates again, and a regeneration that keeps failing is retried on every request instead
+// of once per 3..30 s (each retry also rewrites the whole value to Redis).
+describe('Next 16.5 retains the previous entry after a failed regeneration, stale by time only', () => {
+  test('the retained entry is fresh for its clamped revalidate, as Next intends', async () => {
+    const A = instance()
+    const B = instance()
+    const key = '/own/retained-time'
+    await A().set(key, route('made once'), routeSet({ revalidate: 1, expire: 3600 }))
+    // Past the clamped revalidate Next writes back with (max(1, 3) = 3 s): a clock deadline.
+    await sleep(3100)
+    const request = A()
+    const previous = await request.get(key, routeGet)
+    assert.ok(previous && !freshToNext(previous), 'stale by time: Next regenerates')
+    const revalidate = Math.min(Math.max(previous.cacheControl.revalidate || 3, 3), 30)
+    const expire =
+      previous.cacheControl.expire === undefined
+        ? undefined
+        : Math.max(revalidate + 3, previous.cacheControl.expire)
+    // The regeneration failed: Next writes the value it read back.
+    await request.set(key, previous.value, routeSet({ revalidate, expire }))
+    const next = await B().get(key, routeGet)
+    assert.equal(Buffer.from(next.value.body).toString(), 'made once')
+    assert.ok(
+      freshToNext(next),
+      'no revalidation since it was made: retained for the retry delay, not born stale',
+    )
+  })
+})
