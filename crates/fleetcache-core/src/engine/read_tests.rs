@@ -2596,3 +2596,43 @@ proptest! {
         }
     }
 }
+
+/// Review 14: an on-demand revalidation's read of a fresh page is shown with the time of its
+/// answer as `lastModified` (`fresh_last_modified`), later than the read began. When the
+/// regeneration fails, Next 16.5 writes that value back (`retainPreviousCacheEntry`) and the
+/// host hands the core the shown time (`Own::written_back`): the old value is stamped later
+/// than the read began, while the same request's successful write is stamped with the start.
+/// A revalidation that resolved between the two (after the read's tag pull) is then masked.
+#[test]
+fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
+    let mut e = engine();
+    let v = inc_value(&mut e, "/p", ValueKind::AppPage, NOW);
+    let mut m = inc(&e, "/p", false, true, NOW);
+    go(&mut e, &mut m, ReadInput::Start, NOW);
+    go(&mut e, &mut m, ReadInput::Refreshed, NOW);
+    go(&mut e, &mut m, ReadInput::Tier(None), NOW);
+    // The GET's reply comes 40 ms after the read began.
+    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 40.0);
+    let a = answer(&s);
+    assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
+    let shown = inc_shown(a).last_modified;
+    // What the host passes for a write of the very value object `get` returned.
+    let back = crate::regen::Own {
+        at: shown,
+        due: f64::NAN,
+    };
+    let key = e.namespace.entry_key(&Interface::Incremental, "/p");
+    let created = crate::regen::incremental_created(
+        &mut e.regenerations,
+        &e.stale_handouts,
+        (&key, back),
+        ValueKind::AppPage,
+        &[],
+        Millis(NOW + 500.0),
+    );
+    assert!(
+        created.0 <= NOW,
+        "written back stamped {} ms after the read began",
+        created.0 - NOW
+    );
+}
