@@ -2089,6 +2089,25 @@ mod tests {
         assert_eq!(e.tag_records_lost(), 1, "Redis lost b's expiry at 10");
     }
 
+    /// Review 14: TAG_REFRESH answers in full under the same epoch when the reader is over
+    /// 1024 versions behind (lua/tag_refresh.lua `reused`: the id of its version is gone), a
+    /// state that replaced nothing. `replaced` (tags.rs, `self.version > 0`) says it did: a
+    /// revalidation of this process not yet applied (queued while Redis was out of reach) is
+    /// counted, and logged as "tag state in Redis was replaced (flushed, restarted empty,
+    /// restored or failed over)".
+    #[test]
+    fn a_full_answer_to_a_reader_far_behind_replaced_nothing() {
+        let mut e = shared_engine();
+        let b = ["b".to_owned(), "0,10,0,0,10".to_owned()];
+        load(&mut e, "E", "1", &b, 20.0);
+        // Redis is out of reach for this process: "q" is applied here and queued.
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(25.0))
+            .unwrap();
+        // Meanwhile the fleet made 2000 more versions; the same state, answered in full.
+        load(&mut e, "E", "2001", &b, 30.0);
+        assert_eq!(e.tag_records_lost(), 0, "the same state: nothing replaced");
+    }
+
     /// Review 13: the merge giving a lost record back is in flight (taken out of the mirror's
     /// queue, `plan_resend`) when the state at version 0 is answered in full again: the same
     /// loss, counted once.
