@@ -187,14 +187,17 @@ interface OwnRead {
  *
  * Also the values it served: Next 16.5 writes the entry it read back, unchanged, when a
  * regeneration fails (`retainPreviousCacheEntry`, the very `value` object `get` returned);
- * that write is stamped with the `lastModified` it was served with, not with the read.
+ * that write is stamped as the engine said when it served it (`writtenBack`: its creation
+ * time when a tag revalidation made it stale, else when the read began).
  */
 class OwnReads {
   private readonly reads = new Map<string, OwnRead>()
   private readonly served = new WeakMap<object, number>()
 
-  note(cacheKey: string, at: number, due: number, value: unknown, lastModified: number): void {
-    if (typeof value === 'object' && value !== null) this.served.set(value, lastModified)
+  note(cacheKey: string, at: number, due: number, value: unknown, writtenBack: number): void {
+    if (typeof value === 'object' && value !== null && !Number.isNaN(writtenBack)) {
+      this.served.set(value, writtenBack)
+    }
     if (Number.isNaN(at)) return
     let had = this.reads.get(cacheKey)
     if (had === undefined) {
@@ -222,7 +225,7 @@ class OwnReads {
     const got = this.reads.get(cacheKey)
     if (got !== undefined) this.reads.delete(cacheKey)
     const shown = typeof data === 'object' && data !== null ? this.served.get(data) : undefined
-    // Written back unchanged: created no later than it was shown (a due of NaN says so).
+    // Written back unchanged: stamped as the engine said when serving it (a due of NaN).
     if (shown !== undefined) return [shown, Number.NaN]
     if (got === undefined) return NO_OWN_READ
     if (!Number.isNaN(got.start)) return [got.start, Number.NEGATIVE_INFINITY]
@@ -313,7 +316,7 @@ class IncrementalCore {
       })
       if (answer === undefined) return null
       try {
-        own?.note(cacheKey, answer.ownAt, answer.ownDue, value?.value, answer.lastModified)
+        own?.note(cacheKey, answer.ownAt, answer.ownDue, value?.value, answer.writtenBack)
         logAnswer(log, answer, readError)
         return value ?? null
       } finally {

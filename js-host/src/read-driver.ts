@@ -81,6 +81,7 @@ export interface Binding {
     readonly HeaderKept: number
     readonly OwnAt: number
     readonly OwnDue: number
+    readonly WrittenBack: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -173,6 +174,8 @@ export interface Answer {
    */
   readonly ownAt: number
   readonly ownDue: number
+  /** Singular handler: the creation time a write of the served value back must carry; NaN otherwise. */
+  readonly writtenBack: number
   tags(): string[]
   parts(): Uint32Array
   /** Debug lines (`\n`-separated), `''` when none: no call into wasm then. */
@@ -802,6 +805,7 @@ class MachineAnswer<E> implements Answer {
   readonly tagsBytes: number
   readonly ownAt: number
   readonly ownDue: number
+  readonly writtenBack: number
   private readonly hasLog: boolean
   private readonly hasError: boolean
   private readonly tagsAt: number
@@ -840,6 +844,7 @@ class MachineAnswer<E> implements Answer {
     this.partsLen = f[base + F.PartsLen] ?? 0
     this.ownAt = f[base + F.OwnAt] ?? Number.NaN
     this.ownDue = f[base + F.OwnDue] ?? Number.NaN
+    this.writtenBack = f[base + F.WrittenBack] ?? Number.NaN
   }
 
   tags(): string[] {

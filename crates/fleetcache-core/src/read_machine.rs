@@ -294,6 +294,12 @@ pub struct ReadAnswer {
     /// the key by the same request is that regeneration. NaN for any other answer. The host
     /// hands it back with the request's write of the key ([`crate::regen::Own`]).
     pub own: Option<(f64, f64)>,
+    /// A singular-handler value served: the creation time a write of this very value back
+    /// (Next 16.5 keeps the previous entry when a regeneration fails) must carry. Its
+    /// creation time when a tag revalidated since made it stale, so it stays stale; else when
+    /// the read began (nothing revalidated it then), so Next's delay before its next attempt
+    /// holds. `None` for any other answer.
+    pub written_back: Option<f64>,
 }
 
 /// An input the machine cannot take in its state: a bug in the host's driver.
@@ -1822,6 +1828,7 @@ impl ReadMachine {
             j.source
         };
         let mut own = None;
+        let mut written_back = None;
         let regenerates = match &self.kind.clone() {
             Kind::UseCache => {
                 if let (Shown::UseCache(s), Some(v)) = (&shown, j.value.as_ref()) {
@@ -1861,6 +1868,17 @@ impl ReadMachine {
                         self.debug(&line);
                     }
                     _ => {}
+                }
+                if let Some(Servable {
+                    header,
+                    how: Presentable::Incremental(serve),
+                }) = j.value.as_ref()
+                {
+                    written_back = Some(if serve.stale {
+                        header.meta.timestamp.0.min(self.started.0)
+                    } else {
+                        self.started.0
+                    });
                 }
                 // Where a regeneration of this key begins, if it does: its write is stamped
                 // with it.
@@ -1913,6 +1931,7 @@ impl ReadMachine {
                 log: std::mem::take(&mut self.log),
                 error: std::mem::take(&mut self.error),
                 own,
+                written_back,
             }),
             tier: TierAction::None,
         }
@@ -2065,6 +2084,7 @@ pub(crate) fn tier_hit(
         log: String::new(),
         error: String::new(),
         own: None,
+        written_back: None,
     })
 }
 

@@ -308,8 +308,9 @@ impl Own {
     };
 
     /// The write is a value the request was served, written back unchanged (Next 16.5 keeps
-    /// the previous entry when a regeneration fails), shown to it as created at `at`: a due of
-    /// NaN with a finite `at`. That entry was made no later than `at`, however long ago.
+    /// the previous entry when a regeneration fails), to be stamped `at`
+    /// ([`crate::ReadAnswer::written_back`]): a due of NaN with a finite `at`, taken however
+    /// long ago.
     pub fn written_back(&self) -> bool {
         self.at.is_finite() && self.due.is_nan()
     }

@@ -971,9 +971,15 @@ impl TagMirror {
             // The state is loaded page by page from here, the first page in this reply; until
             // the load is done, nothing tagged is judged fresh.
             // A state followed before (a non-empty epoch: one that existed) answered in full
-            // under another epoch, or under its own once past version 0 (older than seen).
-            let replaced =
-                !self.epoch.is_empty() && (self.epoch != reply.epoch || self.version > 0);
+            // under another epoch, or under its own at a version older than seen, or at the
+            // one seen with another id (a failover reused the number). A reader too far behind
+            // (its version's id pruned) is answered in full too, at a later version: nothing
+            // was replaced then (a version reused and passed since goes uncounted: its records
+            // are given back all the same).
+            let replaced = !self.epoch.is_empty()
+                && (self.epoch != reply.epoch
+                    || reply.version < self.version
+                    || (reply.version == self.version && reply.vid != self.vid));
             self.loading = Some(Loading {
                 replaced,
                 epoch: reply.epoch.to_owned(),

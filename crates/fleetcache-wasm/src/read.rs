@@ -285,10 +285,14 @@ pub enum ReadField {
     /// Singular-handler answer: from when a write of the key by the same request is that
     /// regeneration (`-Infinity`: at once); NaN with `OwnAt`.
     OwnDue = 34,
+    /// Singular-handler answer that serves a value: the creation time a write of that very
+    /// value back must carry (core `ReadAnswer::written_back`; `WriteMachine.incremental`'s
+    /// `ownAt` with an `ownDue` of NaN); NaN otherwise.
+    WrittenBack = 35,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 35;
+const READ_FIELDS: usize = 36;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -456,6 +460,12 @@ impl ReadStep {
     /// by the same request is Next's regeneration (core `ReadAnswer::own`); none otherwise.
     pub fn own(&self) -> Option<(f64, f64)> {
         self.answer().and_then(|a| a.own)
+    }
+
+    /// `Answer` of the singular handler that serves a value: the creation time a write of it
+    /// back must carry (core `ReadAnswer::written_back`); none otherwise.
+    pub fn written_back(&self) -> Option<f64> {
+        self.answer().and_then(|a| a.written_back)
     }
 
     /// `Answer`: this read won the lease; renew it with `ReadMachine.renewal`.
@@ -642,6 +652,7 @@ impl ReadStep {
                 let (at, due) = a.own.unwrap_or((f64::NAN, f64::NAN));
                 f[F::OwnAt as usize] = at;
                 f[F::OwnDue as usize] = due;
+                f[F::WrittenBack as usize] = a.written_back.unwrap_or(f64::NAN);
                 match &a.shown {
                     core::Shown::UseCache(s) => {
                         f[F::Timestamp as usize] = s.timestamp;

@@ -2615,10 +2615,13 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
     let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 40.0);
     let a = answer(&s);
     assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
-    let shown = inc_shown(a).last_modified;
+    assert!(
+        inc_shown(a).last_modified > NOW,
+        "shown as read at the answer"
+    );
     // What the host passes for a write of the very value object `get` returned.
     let back = crate::regen::Own {
-        at: shown,
+        at: a.written_back.unwrap_or(f64::NAN),
         due: f64::NAN,
     };
     let key = e.namespace.entry_key(&Interface::Incremental, "/p");
