@@ -163,42 +163,45 @@ function uniq(tags: Iterable<string>): string[] {
 }
 
 /** No read of the key by the writing request: the engine's record of the key stamps it. */
-const NO_OWN_READ: readonly [number, number] = [Number.NaN, Number.NaN]
+const NO_OWN_READ: OwnRead = { start: Number.NaN, freshAt: Number.NaN, freshDue: Number.NaN }
 
 /** Keys one handler instance remembers its reads of; past it the oldest is forgotten. */
 const OWN_READS_MAX = 256
 
-/** What one handler instance's reads of a key left: the earliest start, and apart from it the earliest fresh answer (with its due). */
+/** What one handler instance's reads of a key left (core `Own`): each field the least over its answers, NaN for none. */
 interface OwnRead {
   start: number
   freshAt: number
   freshDue: number
 }
 
+/** The lesser, where only one is a number, that one (core `Own::least`). */
+function least(a: number, b: number): number {
+  return a < b || Number.isNaN(b) ? a : b
+}
+
 /**
- * What one handler instance's reads left for its writes of the same keys (the answers'
- * `ownAt`/`ownDue`), per cache key until written. Next builds an `IncrementalCache`, and with it
- * a handler instance, per request, and reads and writes a key of one request through it; two
+ * What one handler instance's reads left for its writes of the same keys, per cache key until
+ * written: each of the answers' `Own*` fields folded to its least, handed back with the write,
+ * where the core decides which read stamps it. Next builds an `IncrementalCache`, and with it a
+ * handler instance, per request, and reads and writes a key of one request through it; two
  * requests that regenerate one `fetch` key at once each write it, and each write must be
  * stamped with its own request's read, which the engine's per-key record cannot tell apart.
- * As the engine's record does: the earliest read after which Next regenerates, else the
- * earliest fresh answer with the earliest due (a later stale read wins over an earlier fresh
- * one, whose due would make the write born due).
  *
  * Also the values it served: Next 16.5 writes the entry it read back, unchanged, when a
  * regeneration fails (`retainPreviousCacheEntry`, the very `value` object `get` returned);
- * that write is stamped as the engine said when it served it (`writtenBack`: its creation
- * time when a tag revalidation made it stale, else when the read began).
+ * such a write hands back the answer's `writtenBack`, the stamp the engine chose serving it.
  */
 class OwnReads {
   private readonly reads = new Map<string, OwnRead>()
   private readonly served = new WeakMap<object, number>()
 
-  note(cacheKey: string, at: number, due: number, value: unknown, writtenBack: number): void {
-    if (typeof value === 'object' && value !== null && !Number.isNaN(writtenBack)) {
-      this.served.set(value, writtenBack)
+  note(cacheKey: string, answer: OwnAnswer, value: unknown): void {
+    if (typeof value === 'object' && value !== null && !Number.isNaN(answer.writtenBack)) {
+      this.served.set(value, answer.writtenBack)
     }
-    if (Number.isNaN(at)) return
+    const { ownStart, ownFreshAt, ownFreshDue } = answer
+    if (Number.isNaN(ownStart) && Number.isNaN(ownFreshAt)) return
     let had = this.reads.get(cacheKey)
     if (had === undefined) {
       // An instance that outlives a request (a custom server's) must not grow without bound.
@@ -206,32 +209,25 @@ class OwnReads {
         const oldest = this.reads.keys().next()
         if (oldest.done !== true) this.reads.delete(oldest.value)
       }
-      had = { start: Number.NaN, freshAt: Number.NaN, freshDue: Number.NaN }
+      had = { ...NO_OWN_READ }
       this.reads.set(cacheKey, had)
     }
-    if (due === Number.NEGATIVE_INFINITY) {
-      had.start = Number.isNaN(had.start) ? at : Math.min(had.start, at)
-    } else if (Number.isNaN(had.freshAt)) {
-      had.freshAt = at
-      had.freshDue = due
-    } else {
-      had.freshAt = Math.min(had.freshAt, at)
-      had.freshDue = Math.min(had.freshDue, due)
-    }
+    had.start = least(had.start, ownStart)
+    had.freshAt = least(had.freshAt, ownFreshAt)
+    had.freshDue = least(had.freshDue, ownFreshDue)
   }
 
-  /** What a write of `data` under `cacheKey` hands the engine (`ownAt`, `ownDue`). */
-  take(cacheKey: string, data: unknown): readonly [number, number] {
+  /** What a write of `data` under `cacheKey` hands the engine, and the stamp of a value written back (NaN if not one). */
+  take(cacheKey: string, data: unknown): readonly [OwnRead, number] {
     const got = this.reads.get(cacheKey)
     if (got !== undefined) this.reads.delete(cacheKey)
     const shown = typeof data === 'object' && data !== null ? this.served.get(data) : undefined
-    // Written back unchanged: stamped as the engine said when serving it (a due of NaN).
-    if (shown !== undefined) return [shown, Number.NaN]
-    if (got === undefined) return NO_OWN_READ
-    if (!Number.isNaN(got.start)) return [got.start, Number.NEGATIVE_INFINITY]
-    return [got.freshAt, got.freshDue]
+    return [got ?? NO_OWN_READ, shown ?? Number.NaN]
   }
 }
+
+/** The fields of a read answer an `OwnReads` keeps. */
+type OwnAnswer = Pick<Answer, 'ownStart' | 'ownFreshAt' | 'ownFreshDue' | 'writtenBack'>
 
 /**
  * One process's singular handler. Next creates a new instance of the class for every
@@ -316,7 +312,7 @@ class IncrementalCore {
       })
       if (answer === undefined) return null
       try {
-        own?.note(cacheKey, answer.ownAt, answer.ownDue, value?.value, answer.writtenBack)
+        own?.note(cacheKey, answer, value?.value)
         logAnswer(log, answer, readError)
         return value ?? null
       } finally {
@@ -397,7 +393,7 @@ class IncrementalCore {
     const { engine, log } = this.rt
     let machine: ReturnType<typeof wasm.WriteMachine.incremental> | undefined
     try {
-      const [ownAt, ownDue] = own?.take(cacheKey, data) ?? NO_OWN_READ
+      const [read, writtenBack] = own?.take(cacheKey, data) ?? [NO_OWN_READ, Number.NaN]
       const v = describeIncrementalValue(data, ctx)
       // Refuses a key that is not well-formed UTF-16 (ERR_KEY_ILL_FORMED).
       machine = wasm.WriteMachine.incremental(
@@ -410,8 +406,10 @@ class IncrementalCore {
         v.revalidate,
         v.expire,
         Uint32Array.from(v.parts, (p) => p.byteLength),
-        ownAt,
-        ownDue,
+        read.start,
+        read.freshAt,
+        read.freshDue,
+        writtenBack,
         now(),
       )
       await writeEntry(engine, machine, v.parts, writeIo(this.rt))

@@ -79,8 +79,9 @@ export interface Binding {
     readonly Order: number
     readonly AsksTier: number
     readonly HeaderKept: number
-    readonly OwnAt: number
-    readonly OwnDue: number
+    readonly OwnStart: number
+    readonly OwnFreshAt: number
+    readonly OwnFreshDue: number
     readonly WrittenBack: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
@@ -168,13 +169,14 @@ export interface Answer {
   /** The tags' length in bytes, joined (what `tags()` reads). */
   readonly tagsBytes: number
   /**
-   * Singular handler: what the request's write of the key hands back (`WriteMachine.incremental`
-   * `ownAt`, `ownDue`), NaN when nothing: the read's start, and from when a write is the
-   * regeneration it led to.
+   * Singular handler: what the answer leaves for the request's write of the key (core
+   * `ReadAnswer::own`), NaN for each it does not give: a read after which Next regenerates
+   * (`ownStart`), a fresh answer Next may call due (`ownFreshAt`, `ownFreshDue`), and the
+   * creation time a write of the served value back must carry (`writtenBack`).
    */
-  readonly ownAt: number
-  readonly ownDue: number
-  /** Singular handler: the creation time a write of the served value back must carry; NaN otherwise. */
+  readonly ownStart: number
+  readonly ownFreshAt: number
+  readonly ownFreshDue: number
   readonly writtenBack: number
   tags(): string[]
   parts(): Uint32Array
@@ -803,8 +805,9 @@ class MachineAnswer<E> implements Answer {
   readonly valueFlags: number
   readonly segments: number
   readonly tagsBytes: number
-  readonly ownAt: number
-  readonly ownDue: number
+  readonly ownStart: number
+  readonly ownFreshAt: number
+  readonly ownFreshDue: number
   readonly writtenBack: number
   private readonly hasLog: boolean
   private readonly hasError: boolean
@@ -842,8 +845,9 @@ class MachineAnswer<E> implements Answer {
     this.tagsBytes = f[base + F.TagsLen] ?? 0
     this.partsAt = f[base + F.PartsAt] ?? 0
     this.partsLen = f[base + F.PartsLen] ?? 0
-    this.ownAt = f[base + F.OwnAt] ?? Number.NaN
-    this.ownDue = f[base + F.OwnDue] ?? Number.NaN
+    this.ownStart = f[base + F.OwnStart] ?? Number.NaN
+    this.ownFreshAt = f[base + F.OwnFreshAt] ?? Number.NaN
+    this.ownFreshDue = f[base + F.OwnFreshDue] ?? Number.NaN
     this.writtenBack = f[base + F.WrittenBack] ?? Number.NaN
   }
 

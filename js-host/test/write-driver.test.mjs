@@ -139,6 +139,8 @@ describe('write driver, fake store and clock', () => {
       Uint32Array.from([2, 4]),
       Number.NaN,
       Number.NaN,
+      Number.NaN,
+      Number.NaN,
       T0,
     )
     await writeEntry(e, m, [parts[0], new Uint8Array([3, 4, 5, 6])], io)

@@ -289,17 +289,15 @@ pub struct ReadAnswer {
     pub log: String,
     /// Error log lines (an unreadable entry, a kind mismatch, a failed read); empty when none.
     pub error: String,
-    /// A singular-handler read that Next regenerates after, or may regenerate after once it
-    /// calls the answer due: when the read began, and from when (`-inf` at once) a write of
-    /// the key by the same request is that regeneration. NaN for any other answer. The host
-    /// hands it back with the request's write of the key ([`crate::regen::Own`]).
-    pub own: Option<(f64, f64)>,
-    /// A singular-handler value served: the creation time a write of this very value back
-    /// (Next 16.5 keeps the previous entry when a regeneration fails) must carry. Its
-    /// creation time when a tag revalidated since made it stale, so it stays stale; else when
-    /// the read began (nothing revalidated it then), so Next's delay before its next attempt
-    /// holds. `None` for any other answer.
-    pub written_back: Option<f64>,
+    /// A singular-handler answer: what it leaves for the same request's write of the key
+    /// ([`crate::regen::Own`]; the host keeps it and hands it back with the write). `start`
+    /// when Next regenerates after it; `fresh_at`/`fresh_due` when Next may call it due and
+    /// regenerate on its own; `written_back` when it serves a value: the creation time a write
+    /// of that very value back must carry (Next 16.5 keeps the previous entry when a
+    /// regeneration fails), its creation time when a tag revalidated since made it stale, so
+    /// it stays stale, else when the read began (nothing revalidated it then), so Next's delay
+    /// before its next attempt holds. [`crate::regen::Own::NONE`] for any other answer.
+    pub own: crate::regen::Own,
 }
 
 /// An input the machine cannot take in its state: a bug in the host's driver.
@@ -1827,8 +1825,7 @@ impl ReadMachine {
         } else {
             j.source
         };
-        let mut own = None;
-        let mut written_back = None;
+        let mut own = crate::regen::Own::NONE;
         let regenerates = match &self.kind.clone() {
             Kind::UseCache => {
                 if let (Shown::UseCache(s), Some(v)) = (&shown, j.value.as_ref()) {
@@ -1874,18 +1871,18 @@ impl ReadMachine {
                     how: Presentable::Incremental(serve),
                 }) = j.value.as_ref()
                 {
-                    written_back = Some(if serve.stale {
+                    own.written_back = if serve.stale {
                         header.meta.timestamp.0.min(self.started.0)
                     } else {
                         self.started.0
-                    });
+                    };
                 }
                 // Where a regeneration of this key begins, if it does: its write is stamped
                 // with it.
                 ctx.regenerations
                     .note_read(&self.entry_key, step, on_demand, self.started);
                 if crate::regen::regenerates(step, on_demand) {
-                    own = Some((self.started.0, f64::NEG_INFINITY));
+                    own.start = self.started.0;
                 }
                 // And when Next, judging a fresh answer again, calls it due: past that, a
                 // write with no known start may be a regeneration Next began on its own.
@@ -1909,9 +1906,8 @@ impl ReadMachine {
                             let due = Millis(s.last_modified + r * 1000.0);
                             ctx.regenerations
                                 .note_fresh(&self.entry_key, self.started, due);
-                            // A read Next regenerates after anyway (an on-demand
-                            // revalidation's) keeps its start.
-                            own = own.or(Some((self.started.0, due.0)));
+                            own.fresh_at = self.started.0;
+                            own.fresh_due = due.0;
                         }
                     }
                 }
@@ -1931,7 +1927,6 @@ impl ReadMachine {
                 log: std::mem::take(&mut self.log),
                 error: std::mem::take(&mut self.error),
                 own,
-                written_back,
             }),
             tier: TierAction::None,
         }
@@ -2083,8 +2078,7 @@ pub(crate) fn tier_hit(
         shown: Shown::UseCache(shown),
         log: String::new(),
         error: String::new(),
-        own: None,
-        written_back: None,
+        own: crate::regen::Own::NONE,
     })
 }
 

@@ -281,12 +281,11 @@ impl StaleHandouts {
     }
 }
 
-/// What a request's own read of a singular-handler key left for the same request's write of
-/// it ([`crate::ReadAnswer::own`]), handed back by the host with the write: when the read
-/// began, and from when a write is the regeneration it led to (`-inf`: a read after which
-/// Next regenerates; a fresh answer's due: Next regenerates on its own once it calls the
-/// answer stale). NaN when the request made no such read; a due of NaN with a finite `at`, a
-/// value written back unchanged ([`Own::written_back`]).
+/// What a request's reads of a singular-handler key left for the same request's write of it,
+/// handed back by the host with the write. An answer gives one ([`crate::ReadAnswer::own`]);
+/// the host keeps, per key, each field's least over the request's answers ([`Own::least`])
+/// and, apart, the stamp of each value it served ([`Own::written_back`]); the core decides
+/// which of them stamps the write ([`Regenerations::started_for`]). NaN where none.
 ///
 /// Next builds an `IncrementalCache`, with its own handler instance, per request, and one
 /// request reads and writes a key through the same one; two requests may regenerate one
@@ -294,25 +293,63 @@ impl StaleHandouts {
 /// table alone cannot tell their writes apart.
 #[derive(Clone, Copy, Debug)]
 pub struct Own {
-    /// When the read began (ms).
-    pub at: f64,
-    /// From when a write may be its regeneration (ms).
-    pub due: f64,
+    /// When the earliest read after which Next regenerates the key began (ms).
+    pub start: f64,
+    /// When the earliest fresh answer Next may call due on its own began (ms)...
+    pub fresh_at: f64,
+    /// ... and the earliest due among those answers (ms): from then a write may be the
+    /// regeneration Next began on its own.
+    pub fresh_due: f64,
+    /// The value written is one the request was served, unchanged (Next 16.5 writes the
+    /// previous entry back when a regeneration fails): the creation time the engine chose
+    /// for it when serving it ([`crate::ReadAnswer::own`]'s), taken however long ago.
+    pub written_back: f64,
+}
+
+/// Equal field by field, NaN (none) equal to NaN: answers compare in tests.
+impl PartialEq for Own {
+    fn eq(&self, other: &Own) -> bool {
+        let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        same(self.start, other.start)
+            && same(self.fresh_at, other.fresh_at)
+            && same(self.fresh_due, other.fresh_due)
+            && same(self.written_back, other.written_back)
+    }
 }
 
 impl Own {
     /// No read of the key by the writing request is known.
     pub const NONE: Own = Own {
-        at: f64::NAN,
-        due: f64::NAN,
+        start: f64::NAN,
+        fresh_at: f64::NAN,
+        fresh_due: f64::NAN,
+        written_back: f64::NAN,
     };
 
-    /// The write is a value the request was served, written back unchanged (Next 16.5 keeps
-    /// the previous entry when a regeneration fails), to be stamped `at`
-    /// ([`crate::ReadAnswer::written_back`]): a due of NaN with a finite `at`, taken however
-    /// long ago.
-    pub fn written_back(&self) -> bool {
-        self.at.is_finite() && self.due.is_nan()
+    /// What the host keeps of a request's answers for a key (`OwnReads` in
+    /// js-host/src/incremental-handler.ts): each field the lesser of the two, where only one
+    /// has it, that one; no `written_back`, which belongs to a served value, not to the key.
+    pub fn least(self, other: Own) -> Own {
+        let least = |a: f64, b: f64| if a < b || b.is_nan() { a } else { b };
+        Own {
+            start: least(self.start, other.start),
+            fresh_at: least(self.fresh_at, other.fresh_at),
+            fresh_due: least(self.fresh_due, other.fresh_due),
+            written_back: f64::NAN,
+        }
+    }
+
+    /// The read that stamps the write at `now`, if one counts: a start wins over fresh answers
+    /// (a later stale read's regeneration is the one written; an earlier fresh answer's due
+    /// would make the write born due); a fresh answer only once Next may call it due; neither
+    /// older than a regeneration can be.
+    fn counting(&self, now: Millis) -> Option<f64> {
+        let (at, due) = if self.start.is_finite() {
+            (self.start, f64::NEG_INFINITY)
+        } else {
+            (self.fresh_at, self.fresh_due)
+        };
+        (at.is_finite() && due <= now.0 && now.0 - at <= MAX_REGENERATION_MS).then_some(at)
     }
 }
 
@@ -467,23 +504,24 @@ impl Regenerations {
         self.started_of(key, now).unwrap_or(now)
     }
 
-    /// The start of the regeneration of `key` written at `now` by a request whose own read of
-    /// it left `own` ([`Own`]): that read when it counts, else what the table knows
-    /// ([`Regenerations::started_of`]). The table's records of that very read are consumed;
-    /// another request's are left for its own write.
+    /// The start of the regeneration of `key` written at `now` by a request whose own reads of
+    /// it left `own` ([`Own`]): a value written back, as it was served; else the request's
+    /// read when one counts ([`Own::counting`]), else what the table knows
+    /// ([`Regenerations::started_of`]). The table's record of that very read is consumed;
+    /// another request's is left for its own write.
     pub fn started_for(&mut self, key: &str, own: Own, now: Millis) -> Option<Millis> {
-        if own.written_back() {
-            return Some(Millis(own.at).min(now));
+        if own.written_back.is_finite() {
+            return Some(Millis(own.written_back).min(now));
         }
-        if !(own.at.is_finite() && own.due <= now.0 && now.0 - own.at <= MAX_REGENERATION_MS) {
+        let Some(at) = own.counting(now) else {
             return self.started_of(key, now);
-        }
+        };
         for table in [&mut self.started, &mut self.fresh] {
-            if table.noted.get(key).is_some_and(|n| n.at.0 == own.at) {
+            if table.noted.get(key).is_some_and(|n| n.at.0 == at) {
                 table.noted.remove(key);
             }
         }
-        Some(Millis(own.at).min(now))
+        Some(Millis(at).min(now))
     }
 
     /// The start of the regeneration of `key` written at `now`, when known; consumes it. Without

@@ -65,7 +65,7 @@
 //! (rule R1); the tier keeps what the machine says, a page for outages only. Each read is a
 //! request of its own, with its own handler instance (Next builds one per request), which
 //! keeps what the answer left for the request's write of the key (`ReadAnswer::own`, the
-//! earliest read and earliest due per key, as `OwnReads` in incremental-handler.ts) and hands
+//! least of each field per key, as `OwnReads` in incremental-handler.ts) and hands
 //! it back with that write (`WriteRequest::Incremental { own, .. }`). An answer after which
 //! Next regenerates (`regenerates`) begins a render of that key in that request: a page's one
 //! at a time per process (a read that comes while one runs joins it, as Next's response cache
@@ -1009,54 +1009,20 @@ struct IncRead {
 }
 
 /// What one request's handler instance keeps of its reads for its writes of the same keys
-/// (`OwnReads` in incremental-handler.ts): per cache key what its answers gave
-/// ([`ReadAnswer::own`]), taken by the write (values written back unchanged, Next 16.5's
-/// retained entry, are not drawn here).
+/// (`OwnReads` in incremental-handler.ts): per cache key its answers' [`ReadAnswer::own`]
+/// folded by [`Own::least`], taken by the write, which the core decides on (values written
+/// back unchanged, Next 16.5's retained entry, are not drawn here).
 #[derive(Clone, Debug, Default)]
-struct OwnReads(HashMap<&'static str, OwnRead>);
-
-/// Per key, as the host keeps it: the earliest read after which Next regenerates, and apart
-/// from it the earliest fresh answer with the earliest due; a start wins.
-#[derive(Clone, Copy, Debug)]
-struct OwnRead {
-    start: f64,
-    fresh: Option<(f64, f64)>,
-}
+struct OwnReads(HashMap<&'static str, Own>);
 
 impl OwnReads {
-    fn note(&mut self, cache_key: &'static str, own: Option<(f64, f64)>) {
-        let Some((at, due)) = own else { return };
-        let kept = self.0.entry(cache_key).or_insert(OwnRead {
-            start: f64::NAN,
-            fresh: None,
-        });
-        if due == f64::NEG_INFINITY {
-            kept.start = if kept.start.is_nan() {
-                at
-            } else {
-                kept.start.min(at)
-            };
-        } else {
-            kept.fresh = Some(
-                kept.fresh
-                    .map_or((at, due), |(a, d)| (a.min(at), d.min(due))),
-            );
-        }
+    fn note(&mut self, cache_key: &'static str, own: Own) {
+        let kept = self.0.entry(cache_key).or_insert(Own::NONE);
+        *kept = kept.least(own);
     }
 
     fn take(&mut self, cache_key: &str) -> Own {
-        match self.0.remove(cache_key) {
-            None => Own::NONE,
-            Some(r) if !r.start.is_nan() => Own {
-                at: r.start,
-                due: f64::NEG_INFINITY,
-            },
-            Some(OwnRead {
-                fresh: Some((at, due)),
-                ..
-            }) => Own { at, due },
-            Some(_) => Own::NONE,
-        }
+        self.0.remove(cache_key).unwrap_or(Own::NONE)
     }
 }
 

@@ -278,21 +278,24 @@ pub enum ReadField {
     /// `ReadMachine::header_kept`): the host may offer those same bytes without a prefix
     /// (`startWithTier`, `tier`, `startWithHeld`) while it holds them.
     HeaderKept = 32,
-    /// Singular-handler answer: when the read began, if Next regenerates after it or may once
-    /// it calls the answer due (core `ReadAnswer::own`); NaN otherwise. The request's write of
-    /// the key hands it back (`WriteMachine.incremental`'s `ownAt`).
-    OwnAt = 33,
-    /// Singular-handler answer: from when a write of the key by the same request is that
-    /// regeneration (`-Infinity`: at once); NaN with `OwnAt`.
-    OwnDue = 34,
+    /// Singular-handler answer after which Next regenerates: when the read began (core
+    /// `ReadAnswer::own`, `Own::start`); NaN otherwise. The handler instance keeps, per key,
+    /// the least of each `Own*` field over the request's answers and hands them back with the
+    /// request's write of the key (`WriteMachine.incremental`), and the core decides.
+    OwnStart = 33,
+    /// Singular-handler fresh answer Next may call due on its own: when the read began
+    /// (`Own::fresh_at`); NaN otherwise.
+    OwnFreshAt = 34,
+    /// With `OwnFreshAt`: when Next calls it due (`Own::fresh_due`); NaN otherwise.
+    OwnFreshDue = 35,
     /// Singular-handler answer that serves a value: the creation time a write of that very
-    /// value back must carry (core `ReadAnswer::written_back`; `WriteMachine.incremental`'s
-    /// `ownAt` with an `ownDue` of NaN); NaN otherwise.
-    WrittenBack = 35,
+    /// value back must carry (`Own::written_back`; `WriteMachine.incremental`'s `ownWrittenBack`
+    /// for a write of the value object `get` returned); NaN otherwise.
+    WrittenBack = 36,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 36;
+const READ_FIELDS: usize = 37;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -456,16 +459,11 @@ impl ReadStep {
         self.answer().is_some_and(|a| a.regenerates)
     }
 
-    /// `Answer` of the singular handler: when the read began and from when a write of the key
-    /// by the same request is Next's regeneration (core `ReadAnswer::own`); none otherwise.
-    pub fn own(&self) -> Option<(f64, f64)> {
-        self.answer().and_then(|a| a.own)
-    }
-
-    /// `Answer` of the singular handler that serves a value: the creation time a write of it
-    /// back must carry (core `ReadAnswer::written_back`); none otherwise.
-    pub fn written_back(&self) -> Option<f64> {
-        self.answer().and_then(|a| a.written_back)
+    /// `Answer` of the singular handler: what it leaves for the same request's write of the
+    /// key (core `ReadAnswer::own`); `Own::NONE` otherwise.
+    pub fn own(&self) -> fleetcache_core::regen::Own {
+        self.answer()
+            .map_or(fleetcache_core::regen::Own::NONE, |a| a.own)
     }
 
     /// `Answer`: this read won the lease; renew it with `ReadMachine.renewal`.
@@ -649,10 +647,10 @@ impl ReadStep {
                 f[F::PayloadOffset as usize] = f64::from(u32_of(a.payload_offset));
                 f[F::HasLog as usize] = flag(!a.log.is_empty());
                 f[F::HasError as usize] = flag(!a.error.is_empty());
-                let (at, due) = a.own.unwrap_or((f64::NAN, f64::NAN));
-                f[F::OwnAt as usize] = at;
-                f[F::OwnDue as usize] = due;
-                f[F::WrittenBack as usize] = a.written_back.unwrap_or(f64::NAN);
+                f[F::OwnStart as usize] = a.own.start;
+                f[F::OwnFreshAt as usize] = a.own.fresh_at;
+                f[F::OwnFreshDue as usize] = a.own.fresh_due;
+                f[F::WrittenBack as usize] = a.own.written_back;
                 match &a.shown {
                     core::Shown::UseCache(s) => {
                         f[F::Timestamp as usize] = s.timestamp;

@@ -320,9 +320,11 @@ impl WriteMachine {
     /// A singular-handler value for `cacheKey`: `kind`, `flags` and `segments` form its
     /// descriptor, `parts` are the lengths of the parts the host appends (JSON first),
     /// `revalidate` and `expire` its `cacheControl` in seconds, `tags` NUL-joined. The entry
-    /// is stamped with the start of the regeneration that produced it: `ownAt`/`ownDue`, what
-    /// the writing request's own read of the key answered (its answer's `OwnAt`/`OwnDue`
-    /// fields; NaN when it made none), else the engine's record of the key. Throws
+    /// is stamped with the start of the regeneration that produced it, which the core picks
+    /// from what the writing request's own reads of the key answered: `ownStart`,
+    /// `ownFreshAt` and `ownFreshDue` the least of their answers' `OwnStart`/`OwnFreshAt`/
+    /// `OwnFreshDue` fields, `ownWrittenBack` the `WrittenBack` of the answer that served the
+    /// value written (NaN for each when none), else the engine's record of the key. Throws
     /// `ERR_KEY_ILL_FORMED` for a key with a lone surrogate.
     #[allow(clippy::too_many_arguments)]
     pub fn incremental(
@@ -335,8 +337,10 @@ impl WriteMachine {
         revalidate: f64,
         expire: f64,
         parts: &[u32],
-        own_at: f64,
-        own_due: f64,
+        own_start: f64,
+        own_fresh_at: f64,
+        own_fresh_due: f64,
+        own_written_back: f64,
         now: f64,
     ) -> Result<WriteMachine, JsValue> {
         let cache_key = utf8_key(cache_key)?;
@@ -351,8 +355,10 @@ impl WriteMachine {
             expire,
             parts,
             own: fleetcache_core::regen::Own {
-                at: own_at,
-                due: own_due,
+                start: own_start,
+                fresh_at: own_fresh_at,
+                fresh_due: own_fresh_due,
+                written_back: own_written_back,
             },
         };
         Ok(WriteMachine {

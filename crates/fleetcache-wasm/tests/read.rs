@@ -248,12 +248,14 @@ fn a_key_with_a_lone_surrogate_is_refused_by_the_read() {
 /// (NaN where the accessor reads NaN).
 fn check_fields(m: &ReadMachine) {
     let s = m.last_step().unwrap();
-    let (own, back) = match s.kind() {
-        ReadStepKind::Answer => (
-            s.own().unwrap_or((f64::NAN, f64::NAN)),
-            s.written_back().unwrap_or(f64::NAN),
-        ),
-        _ => ((0.0, 0.0), 0.0),
+    let own = match s.kind() {
+        ReadStepKind::Answer => s.own(),
+        _ => fleetcache_core::regen::Own {
+            start: 0.0,
+            fresh_at: 0.0,
+            fresh_due: 0.0,
+            written_back: 0.0,
+        },
     };
     let f = m.fields_area();
     let want = [
@@ -301,9 +303,10 @@ fn check_fields(m: &ReadMachine) {
                 + s.tags().len().saturating_sub(1) as f64,
         ),
         // An answer without them writes NaN; any other step leaves the slots cleared.
-        (ReadField::OwnAt, own.0),
-        (ReadField::OwnDue, own.1),
-        (ReadField::WrittenBack, back),
+        (ReadField::OwnStart, own.start),
+        (ReadField::OwnFreshAt, own.fresh_at),
+        (ReadField::OwnFreshDue, own.fresh_due),
+        (ReadField::WrittenBack, own.written_back),
     ];
     // Every slot but the tags' and parts' addresses, checked below.
     assert_eq!(want.len() + 2, f.len());

@@ -1126,9 +1126,9 @@ fn an_on_demand_read_always_begins_a_regeneration() {
     let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 1.0);
     let a = answer(&s);
     assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
-    // Its own read is a start, not a fresh answer with a due (the request's write comes
-    // before that due, and must still be stamped with this read).
-    assert_eq!(a.own, Some((NOW, f64::NEG_INFINITY)));
+    // Its own read is a start, which wins over its fresh answer's due (the request's write
+    // comes before that due, and must still be stamped with this read).
+    assert_eq!(a.own.start, NOW);
     let created = e.incremental_created("/p", ValueKind::AppPage, &[], Millis(NOW + 50.0));
     assert_eq!(created, Millis(NOW));
 }
@@ -2621,8 +2621,8 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
     );
     // What the host passes for a write of the very value object `get` returned.
     let back = crate::regen::Own {
-        at: a.written_back.unwrap_or(f64::NAN),
-        due: f64::NAN,
+        written_back: a.own.written_back,
+        ..crate::regen::Own::NONE
     };
     let key = e.namespace.entry_key(&Interface::Incremental, "/p");
     let created = crate::regen::incremental_created(

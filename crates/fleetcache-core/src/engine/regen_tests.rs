@@ -29,7 +29,21 @@ fn the_earliest_unconsumed_read_stamps_the_write() {
 
 #[test]
 fn a_write_is_stamped_with_its_own_requests_read() {
-    let own = |at: f64, due: f64| Own { at, due };
+    // One answer's: a start (`-inf`: Next regenerates after it), else a fresh answer.
+    let own = |at: f64, due: f64| {
+        if due == f64::NEG_INFINITY {
+            Own {
+                start: at,
+                ..Own::NONE
+            }
+        } else {
+            Own {
+                fresh_at: at,
+                fresh_due: due,
+                ..Own::NONE
+            }
+        }
+    };
     let mut r = Regenerations::new();
     // Two requests regenerate "k": reads at 100 and 200; the table keeps the earliest.
     r.began("k", Millis(100.0));
@@ -75,10 +89,61 @@ fn a_write_is_stamped_with_its_own_requests_read() {
     );
     assert_eq!(r.started_for("j", Own::NONE, Millis(600.0)), None);
     // A value written back unchanged: created when it was shown as created, however long ago.
-    let back = own(100.0, f64::NAN);
-    assert!(back.written_back());
+    let back = Own {
+        written_back: 100.0,
+        ..own(5_000.0, f64::NEG_INFINITY)
+    };
     let much_later = Millis(100.0 + 10.0 * MAX_REGENERATION_MS);
     assert_eq!(r.started_for("j", back, much_later), Some(Millis(100.0)));
+}
+
+/// A request's answers folded as the host keeps them ([`Own::least`]), then decided by the
+/// core: the earliest start wins over any fresh answer, however early; a fresh answer counts
+/// once due; a start too old to be a regeneration's leaves the write to the table, not to a
+/// later fresh answer (whose time may come after a revalidation the regeneration missed).
+#[test]
+fn the_core_decides_between_a_requests_folded_reads() {
+    let start = |at: f64| Own {
+        start: at,
+        ..Own::NONE
+    };
+    let fresh = |at: f64, due: f64| Own {
+        fresh_at: at,
+        fresh_due: due,
+        ..Own::NONE
+    };
+    // Fresh at 100 (due 1,000), stale reads at 300 and 200: the earliest start, 200.
+    let folded = fresh(100.0, 1_000.0)
+        .least(start(300.0))
+        .least(start(200.0))
+        .least(fresh(150.0, 900.0));
+    assert_eq!(folded.start, 200.0);
+    assert_eq!((folded.fresh_at, folded.fresh_due), (100.0, 900.0));
+    assert!(
+        folded.written_back.is_nan(),
+        "a served value's stamp is not folded per key"
+    );
+    let mut r = Regenerations::new();
+    assert_eq!(
+        r.started_for("k", folded, Millis(400.0)),
+        Some(Millis(200.0))
+    );
+    // Only fresh answers: the earliest, once the earliest due passed.
+    let only_fresh = fresh(100.0, 1_000.0).least(fresh(150.0, 900.0));
+    assert_eq!(r.started_for("k", only_fresh, Millis(800.0)), None);
+    assert_eq!(
+        r.started_for("k", only_fresh, Millis(950.0)),
+        Some(Millis(100.0))
+    );
+    // A start older than a regeneration can be: the table decides (here: nothing known).
+    let old = start(0.0).least(fresh(MAX_REGENERATION_MS, MAX_REGENERATION_MS));
+    let now = Millis(MAX_REGENERATION_MS + 1.0);
+    assert_eq!(r.started_for("k", old, now), None);
+    r.began("k", Millis(MAX_REGENERATION_MS - 10.0));
+    assert_eq!(
+        r.started_for("k", old, now),
+        Some(Millis(MAX_REGENERATION_MS - 10.0))
+    );
 }
 
 /// The whole way through the engine: a read that answers "missing", a revalidation while
