@@ -74,7 +74,17 @@ export async function compare(cases, { rounds, ops, inFlight }) {
       p50: median(rs.map((x) => x.p50)),
       p99: median(rs.map((x) => x.p99)),
       cpuUs: median(rs.map((x) => x.cpuUs)),
-      rounds: rs.map(({ opsPerSec, cpuUs }) => ({ opsPerSec, cpuUs })),
+      rounds: rs.map(({ opsPerSec, p50, cpuUs }) => ({ opsPerSec, p50, cpuUs })),
     }
   })
+}
+
+/**
+ * `a`'s `field` over `b`'s, round by round (cases of one `compare`: round i measures every
+ * case in turn, in rotated order): the median of the per-round ratios and their min–max. Drift on a shared machine moves both sides of a round alike, which a ratio of the
+ * two medians (each taken over every round) does not cancel.
+ */
+export function pairedRatio(a, b, field) {
+  const ratios = a.rounds.map((r, i) => r[field] / b.rounds[i][field])
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) }
 }
