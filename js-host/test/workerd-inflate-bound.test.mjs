@@ -1,0 +1,159 @@
+// Review 15: the decompression-bomb bound of the workers codecs (docs/decisions/0030: "the codec
+// is stopped as soon as its output passes the declared length (a decompression bomb costs no
+// more)"; docs/failures.md: "No reader holds more than the declared length and maxEntryBytes
+// allow"). `streamCodecs().inflate` writes the whole stored payload into a DecompressionStream in
+// one `write` and checks the length as it reads; workerd inflates everything one write holds
+// before the first read, so the check comes after the bomb went off. This test runs the
+// package's own worker module (worker/compression.js) in workerd, inflates 256 MiB of zeros
+// (about 255 KB stored) against a declared length of 1 KiB, and reads workerd's peak resident
+// memory (VmHWM) before and after. The test stops only the workerd it started, by PID.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import zlib from 'node:zlib'
+import { after, before, describe, test } from 'node:test'
+
+import { freePort } from '../../tests/support/ports.mjs'
+import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
+
+const require = createRequire(import.meta.url)
+const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+const WORKER = `
+import { streamCodecs } from './compression.js'
+const codecs = streamCodecs({ Deflate: 1 })
+export default {
+  async fetch(req) {
+    const url = new URL(req.url)
+    if (url.pathname === '/info') return new Response('ok')
+    const max = Number(url.searchParams.get('max'))
+    const data = new Uint8Array(await req.arrayBuffer())
+    try {
+      const out = await codecs.inflate(1, data, max)
+      return Response.json({ code: 'resolved', length: out.byteLength })
+    } catch (err) {
+      return Response.json({ code: err.code, message: err.message })
+    }
+  },
+}
+`
+
+let dir
+let child
+let base
+let logFile
+
+/** The largest `field` (kB) of /proc/<pid>/status over workerd and its children, in MiB. */
+function memoryMiB(field) {
+  const pids = [String(child.pid)]
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      if (fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(' ')[3] === String(child.pid))
+        pids.push(p)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let most = 0
+  for (const p of pids) {
+    try {
+      const m = fs
+        .readFileSync(`/proc/${p}/status`, 'utf8')
+        .match(new RegExp(`${field}:\\s+(\\d+)`))
+      if (m) most = Math.max(most, Number(m[1]) / 1024)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return most
+}
+
+async function inflate(stored, max) {
+  const res = await fetch(`${base}/?max=${String(max)}`, {
+    method: 'POST',
+    body: stored,
+    signal: AbortSignal.timeout(60_000),
+  })
+  assert.equal(res.status, 200, await res.clone().text())
+  return res.json()
+}
+
+describe('the workers codecs bound what a compressed value inflates to', () => {
+  before(
+    async () => {
+      const bin = require.resolve('workerd/bin/workerd')
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-workerd-inflate-'))
+      logFile = path.join(dir, 'workerd.log')
+      fs.copyFileSync(
+        path.join(pkgDir, 'worker', 'compression.js'),
+        path.join(dir, 'compression.js'),
+      )
+      fs.writeFileSync(path.join(dir, 'main.mjs'), WORKER)
+      const port = await freePort()
+      fs.writeFileSync(
+        path.join(dir, 'config.capnp'),
+        `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .worker)],
+  sockets = [(name = "http", address = "127.0.0.1:${String(port)}", http = (), service = "main")],
+);
+const worker :Workerd.Worker = (
+  modules = [(name = "main.mjs", esModule = embed "main.mjs"), (name = "compression.js", esModule = embed "compression.js")],
+  compatibilityDate = "2025-06-01",
+);
+`,
+      )
+      const out = fs.openSync(logFile, 'a')
+      child = trackChild(
+        spawn(bin, ['serve', path.join(dir, 'config.capnp')], {
+          cwd: dir,
+          stdio: ['ignore', out, out],
+        }),
+      )
+      fs.closeSync(out)
+      base = `http://127.0.0.1:${String(port)}`
+      await waitFor(
+        async () => {
+          const res = await fetch(`${base}/info`, { signal: AbortSignal.timeout(2000) })
+          await res.arrayBuffer()
+          return res.status === 200
+        },
+        { timeoutMs: 30_000, intervalMs: 100, what: 'workerd to answer' },
+      )
+    },
+    { timeout: 60_000 },
+  )
+
+  after(async () => {
+    if (child) await stopChild(child, { termTimeoutMs: 5000 })
+    if (dir) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  test(
+    'a bomb against a declared 1 KiB is refused without inflating it whole',
+    { timeout: 120_000 },
+    async () => {
+      // A small one first: the worker's own memory, warmed up.
+      const small = await inflate(zlib.deflateSync(Buffer.alloc(1 << 20), { level: 9 }), 1024)
+      assert.equal(small.code, 'ERR_INFLATE_SIZE')
+      const peakBefore = memoryMiB('VmHWM')
+      const bomb = zlib.deflateSync(Buffer.alloc(256 << 20), { level: 9 })
+      const answer = await inflate(bomb, 1024)
+      const peakAfter = memoryMiB('VmHWM')
+      assert.equal(answer.code, 'ERR_INFLATE_SIZE', JSON.stringify(answer))
+      // The declared length is 1 KiB; allow the codec a few MiB of working room, far below the
+      // 256 MiB the stream inflates to.
+      assert.ok(
+        peakAfter - peakBefore < 32,
+        `${String(bomb.length)} stored bytes raised workerd's peak memory by ` +
+          `${(peakAfter - peakBefore).toFixed(0)} MiB (${peakBefore.toFixed(0)} -> ${peakAfter.toFixed(0)} MiB) ` +
+          `for a declared length of 1 KiB\n--- ${logFile} ---\n${tailFile(logFile, 20)}`,
+      )
+    },
+  )
+})
