@@ -139,8 +139,35 @@ function formatOf(known: Map<number, CompressionFormat>, codec: number): Compres
 }
 
 /**
+ * Deflate's largest ratio of output to input (zlib's documented bound, 1032:1): what a slice
+ * of input can inflate to at most.
+ */
+const MAX_INFLATE_RATIO = 1032
+
+/** The least input fed at once while inflating: at most about 16 MiB of output. */
+const MIN_SLICE = 16 * 1024
+
+/** A task of its own later: what the transform had ready for a slice has been read by then. */
+const laterTask = (): Promise<typeof LATER> =>
+  new Promise((resolve) => {
+    const g = globalThis as { setImmediate?: (f: () => void) => unknown }
+    const schedule = g.setImmediate ?? ((f: () => void) => setTimeout(f, 0))
+    schedule(() => {
+      resolve(LATER)
+    })
+  })
+const LATER = Symbol('later')
+
+/**
  * Runs `data` through a compression transform, reading its output as it comes: past
  * `maxBytes` of output the transform is cancelled and the result is `ERR_INFLATE_SIZE`.
+ *
+ * With a finite `maxBytes` the input goes in slices no larger than what could inflate to the
+ * output still allowed (at least {@link MIN_SLICE}), the next only once a read of what the
+ * last produced stays pending into a later task: a runtime that inflates everything one write
+ * holds before the first read (workerd does, and its writes see no backpressure) then holds at
+ * most one slice's output past `maxBytes`, not the whole of a decompression bomb. The pacing
+ * bounds memory only; the output is the same however the reads and writes interleave.
  */
 async function run(
   transform: ReadableWritablePair<Uint8Array, BufferSource>,
@@ -148,26 +175,53 @@ async function run(
   maxBytes: number,
 ): Promise<Uint8Array> {
   const writer = transform.writable.getWriter()
-  // Values come from a socket or from this process's own encoding, never from shared memory.
-  const written = writer.write(data as Uint8Array<ArrayBuffer>).then(() => writer.close())
-  // Its failure, if any, is the reader's too (and the reader's cancel fails it).
-  written.catch(() => undefined)
   const reader = transform.readable.getReader()
   const chunks: Uint8Array[] = []
   let total = 0
+  // A write's or the close's failure, if any, is the reader's too (and the reader's cancel
+  // fails them): not awaited, since a transform with backpressure holds a write until its
+  // output is read, which only this loop does.
+  const feed = (slice: Uint8Array): void => {
+    // Values come from a socket or from this process's own encoding, never from shared memory.
+    writer.write(slice as Uint8Array<ArrayBuffer>).catch(() => undefined)
+  }
+  /** Takes one read's result; true at the end of the output. */
+  const take = async (r: ReadableStreamReadResult<Uint8Array>): Promise<boolean> => {
+    if (r.done) return true
+    total += r.value.byteLength
+    if (total > maxBytes) {
+      await reader.cancel()
+      throw new InflateError(
+        'ERR_INFLATE_SIZE',
+        `inflates to more than the ${String(maxBytes)} bytes its header declares`,
+      )
+    }
+    chunks.push(r.value)
+    return false
+  }
   try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      total += value.byteLength
-      if (total > maxBytes) {
-        await reader.cancel()
-        throw new InflateError(
-          'ERR_INFLATE_SIZE',
-          `inflates to more than the ${String(maxBytes)} bytes its header declares`,
-        )
+    let next = reader.read()
+    let at = 0
+    let ended = false
+    while (at < data.byteLength && !ended) {
+      const size = Number.isFinite(maxBytes)
+        ? Math.max(MIN_SLICE, Math.ceil((maxBytes - total) / MAX_INFLATE_RATIO))
+        : data.byteLength
+      feed(data.subarray(at, at + size))
+      at += size
+      if (at >= data.byteLength) break
+      for (;;) {
+        const r = await Promise.race([next, laterTask()])
+        if (r === LATER) break
+        ended = await take(r)
+        if (ended) break
+        next = reader.read()
       }
-      chunks.push(value)
+    }
+    writer.close().catch(() => undefined)
+    while (!ended) {
+      ended = await take(await next)
+      if (!ended) next = reader.read()
     }
   } catch (err) {
     if (err instanceof InflateError) throw err

@@ -9,6 +9,7 @@
 // memory (VmHWM) before and after. The test stops only the workerd it started, by PID.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -82,6 +83,43 @@ async function inflate(stored, max) {
   assert.equal(res.status, 200, await res.clone().text())
   return res.json()
 }
+
+// The same codecs in this process: the slices they feed (a value inflating to more than 16 KiB
+// times 1032 is fed in several) give back exactly what was compressed, and a declared length
+// one byte short is refused, whatever the ratio.
+describe('the workers codecs inflate in slices exactly', () => {
+  const { streamCodecs } = require('../dist/compression.js')
+  const codecs = streamCodecs({ Deflate: 1 })
+  for (const [what, raw] of [
+    ['empty', new Uint8Array(0)],
+    ['10 bytes', new Uint8Array(10).fill(7)],
+    // Incompressible: stored about as large, so fed in many 16 KiB slices.
+    ['300 KB of random bytes', randomBytes(300_000)],
+    // Highly compressible: one slice's worth of input, a large output.
+    ['20 MiB of zeros', new Uint8Array(20 << 20)],
+  ]) {
+    test(what, async () => {
+      const stored = zlib.deflateSync(raw)
+      const out = await codecs.inflate(1, stored, raw.byteLength)
+      assert.equal(out.byteLength, raw.byteLength)
+      assert.ok(Buffer.from(out).equals(Buffer.from(raw)))
+      if (raw.byteLength > 0) {
+        await assert.rejects(codecs.inflate(1, stored, raw.byteLength - 1), {
+          code: 'ERR_INFLATE_SIZE',
+        })
+      }
+      // Cut short: not a whole stream.
+      if (stored.length > 8) {
+        await assert.rejects(
+          codecs.inflate(1, stored.subarray(0, stored.length - 8), raw.byteLength),
+          {
+            code: 'ERR_INFLATE_DATA',
+          },
+        )
+      }
+    })
+  }
+})
 
 describe('the workers codecs bound what a compressed value inflates to', () => {
   before(
