@@ -149,6 +149,18 @@ export function currentRequest(): object | undefined {
   return handler !== undefined && scope.handlers.includes(handler as object) ? scope : render
 }
 
+/**
+ * What a `fetch` or `unstable_cache` call runs in, to tell apart calls that share one
+ * singular handler instance (see `OwnReads`): the render (Next's work store, entered with
+ * `run` around the whole call), else the scope of the request (opened as Next resets the
+ * request's `IncrementalCache`, before anything of the request reads), else undefined (code
+ * outside any request). A call's read and write see the same one: both run in the call's own
+ * async chain, which Next's later `enterWith`s elsewhere in the request do not reach.
+ */
+export function currentCall(): object | undefined {
+  return currentRender() ?? scopes().getStore()
+}
+
 /** Store types whose consumer never caches what it reads (Next 16.4's rule). */
 const SERVES = new Set([
   'request',

@@ -19,7 +19,7 @@ import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
-import { openRequestScope } from './consumer'
+import { currentCall, openRequestScope } from './consumer'
 import { describeIncrementalValue } from './incremental-envelope'
 import { engineFailure } from './tag-sync'
 import { decodeValue, type IncrementalValue } from './value-codec'
@@ -124,6 +124,8 @@ export interface IncrementalGetContext {
   softTags?: string[]
   /** FETCH: the request's revalidate, preferred over the stored one (as Next does). */
   revalidate?: number | false
+  /** FETCH: which `fetch` / `unstable_cache` call of the render (or of the process) reads. */
+  fetchIdx?: unknown
   [key: string]: unknown
 }
 
@@ -133,6 +135,8 @@ export interface IncrementalSetContext {
   fetchCache?: boolean
   tags?: string[]
   cacheControl?: CacheControl
+  /** FETCH: the writing call's `fetchIdx`, as in its read's context. */
+  fetchIdx?: unknown
   [key: string]: unknown
 }
 
@@ -181,46 +185,110 @@ function least(a: number, b: number): number {
 }
 
 /**
- * What one handler instance's reads left for its writes of the same keys, per cache key until
- * written: each of the answers' `Own*` fields folded to its least, handed back with the write,
+ * The call of a `fetch` or `unstable_cache` a read or write belongs to: Next's `fetchIdx`,
+ * the same number in the call's `get` and `set` context (patch-fetch.js, unstable-cache.js,
+ * every 16.x from 16.0 to 16.5), with what the call runs in (`currentCall`). Undefined for a
+ * page or route entry, whose context has none.
+ */
+interface Call {
+  readonly idx: number
+  readonly owner: object | undefined
+}
+
+/** The call `ctx` (a `get` or `set` context) belongs to, if it names one. */
+function callOf(ctx: { fetchIdx?: unknown }): Call | undefined {
+  const idx = ctx.fetchIdx
+  if (typeof idx !== 'number' || !Number.isFinite(idx)) return undefined
+  return { idx, owner: currentCall() }
+}
+
+/** A map of `OwnReads`, past `OWN_READS_MAX` keys losing its oldest. */
+function noteIn(reads: Map<string, OwnRead>, key: string): OwnRead {
+  let had = reads.get(key)
+  if (had === undefined) {
+    // An instance that outlives a request (a custom server's, or the one Next shares between
+    // calls) must not grow without bound.
+    if (reads.size >= OWN_READS_MAX) {
+      const oldest = reads.keys().next()
+      if (oldest.done !== true) reads.delete(oldest.value)
+    }
+    had = { ...NO_OWN_READ }
+    reads.set(key, had)
+  }
+  return had
+}
+
+/**
+ * What one handler instance's reads left for its writes of the same keys, per cache key (per
+ * call, below) until written: each of the answers' `Own*` fields folded to its least, handed back with the write,
  * where the core decides which read stamps it. Next builds an `IncrementalCache`, and with it a
  * handler instance, per request, and reads and writes a key of one request through it; two
  * requests that regenerate one `fetch` key at once each write it, and each write must be
  * stamped with its own request's read, which the engine's per-key record cannot tell apart.
+ *
+ * Next also hands one instance to concurrent calls: `unstable_cache` outside a render (the
+ * Pages Router's data functions, API routes) uses the `IncrementalCache` the process built
+ * last, and a proxy's or an edge route's work store holds that same one. So a `fetch` or
+ * `unstable_cache` read is kept for its own call (`Call`: its `fetchIdx`, in its render or
+ * request), and only that call's write takes it: a call that reads and never writes (its
+ * function threw) leaves its read under a call no other write names, and the engine's own
+ * record of the key (from which such a write takes nothing) stamps at most one write with it.
  *
  * Also the values it served: Next 16.5 writes the entry it read back, unchanged, when a
  * regeneration fails (`retainPreviousCacheEntry`, the very `value` object `get` returned);
  * such a write hands back the answer's `writtenBack`, the stamp the engine chose serving it.
  */
 class OwnReads {
+  /** Page and route entries (no call), by cache key. */
   private readonly reads = new Map<string, OwnRead>()
+  /** `fetch` and `unstable_cache` reads, by `fetchIdx` and cache key, per render or request. */
+  private readonly calls = new WeakMap<object, Map<string, OwnRead>>()
+  /** The same for calls outside any render or request. */
+  private readonly unowned = new Map<string, OwnRead>()
   private readonly served = new WeakMap<object, number>()
 
-  note(cacheKey: string, answer: OwnAnswer, value: unknown): void {
+  /** The map the reads of `call` (or of keys without one) are kept in. */
+  private mapOf(call: Call | undefined, create: boolean): Map<string, OwnRead> | undefined {
+    if (call === undefined) return this.reads
+    if (call.owner === undefined) return this.unowned
+    let map = this.calls.get(call.owner)
+    if (map === undefined && create) {
+      map = new Map()
+      this.calls.set(call.owner, map)
+    }
+    return map
+  }
+
+  note(cacheKey: string, call: Call | undefined, answer: OwnAnswer, value: unknown): void {
     if (typeof value === 'object' && value !== null && !Number.isNaN(answer.writtenBack)) {
       this.served.set(value, answer.writtenBack)
     }
     const { ownStart, ownFreshAt, ownFreshDue } = answer
     if (Number.isNaN(ownStart) && Number.isNaN(ownFreshAt)) return
-    let had = this.reads.get(cacheKey)
-    if (had === undefined) {
-      // An instance that outlives a request (a custom server's) must not grow without bound.
-      if (this.reads.size >= OWN_READS_MAX) {
-        const oldest = this.reads.keys().next()
-        if (oldest.done !== true) this.reads.delete(oldest.value)
-      }
-      had = { ...NO_OWN_READ }
-      this.reads.set(cacheKey, had)
-    }
+    const map = this.mapOf(call, true)
+    if (map === undefined) return
+    // `fetchIdx` holds no separator: the key cannot be another call's.
+    const had = noteIn(map, call === undefined ? cacheKey : `${call.idx}:${cacheKey}`)
     had.start = least(had.start, ownStart)
     had.freshAt = least(had.freshAt, ownFreshAt)
     had.freshDue = least(had.freshDue, ownFreshDue)
   }
 
-  /** What a write of `data` under `cacheKey` hands the engine, and the stamp of a value written back (NaN if not one). */
-  take(cacheKey: string, data: unknown): readonly [OwnRead, number] {
-    const got = this.reads.get(cacheKey)
-    if (got !== undefined) this.reads.delete(cacheKey)
+  /** What a write of `data` under `cacheKey` by `call` hands the engine, and the stamp of a value written back (NaN if not one). */
+  take(cacheKey: string, call: Call | undefined, data: unknown): readonly [OwnRead, number] {
+    let got: OwnRead | undefined
+    if (call !== undefined) {
+      const map = this.mapOf(call, false)
+      const key = `${call.idx}:${cacheKey}`
+      got = map?.get(key)
+      if (got !== undefined) map?.delete(key)
+    }
+    // A call whose read named none (a caller other than Next's fetch and unstable_cache):
+    // the instance's reads of the key that named none either.
+    if (got === undefined) {
+      got = this.reads.get(cacheKey)
+      if (got !== undefined) this.reads.delete(cacheKey)
+    }
     const shown = typeof data === 'object' && data !== null ? this.served.get(data) : undefined
     return [got ?? NO_OWN_READ, shown ?? Number.NaN]
   }
@@ -253,6 +321,7 @@ class IncrementalCore {
     try {
       // Before any await: a FETCH read inside a page's regeneration is baked into the page.
       const consumer = readConsumer()
+      const call = own === undefined ? undefined : callOf(ctx)
       const isFetch = ctx.kind === 'FETCH'
       const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
       const requestRevalidate =
@@ -312,7 +381,7 @@ class IncrementalCore {
       })
       if (answer === undefined) return null
       try {
-        own?.note(cacheKey, answer, value?.value)
+        own?.note(cacheKey, call, answer, value?.value)
         logAnswer(log, answer, readError)
         return value ?? null
       } finally {
@@ -393,7 +462,10 @@ class IncrementalCore {
     const { engine, log } = this.rt
     let machine: ReturnType<typeof wasm.WriteMachine.incremental> | undefined
     try {
-      const [read, writtenBack] = own?.take(cacheKey, data) ?? [NO_OWN_READ, Number.NaN]
+      const [read, writtenBack] = own?.take(cacheKey, callOf(ctx), data) ?? [
+        NO_OWN_READ,
+        Number.NaN,
+      ]
       const v = describeIncrementalValue(data, ctx)
       // Refuses a key that is not well-formed UTF-16 (ERR_KEY_ILL_FORMED).
       machine = wasm.WriteMachine.incremental(

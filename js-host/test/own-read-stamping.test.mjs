@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { now, startTestRedis, requestInstances } from './helpers.mjs'
+import { asRequest, inRender, now, startTestRedis, requestInstances } from './helpers.mjs'
 
 let redis
 let logDir
@@ -106,58 +106,145 @@ describe('Next 16.5 retains the previous entry after a failed regeneration', () 
   })
 })
 
-// Next 16.5 unstable_cache (server/web/spec-extension/unstable-cache.js) outside an App Router
-// render (the Pages Router's getServerSideProps/getStaticProps/API routes, code outside any
-// request) has no work store and uses `globalThis.__incrementalCache`, the IncrementalCache
-// the process built last: concurrent calls share one handler instance, and Next joins calls of
-// one key neither there nor across requests. The instance's OwnReads merges both reads into
-// one record, which the first write takes: the second write has no read of its own.
+// Where Next hands one handler instance to concurrent calls (every 16.x from 16.0 to 16.5):
+// - `unstable_cache` without a work store (the Pages Router's getServerSideProps/
+//   getStaticProps, API routes, code outside any request) uses `globalThis.__incrementalCache`,
+//   the IncrementalCache the process built last. Its `fetchIdx` comes from a counter of the
+//   module (`noStoreFetchIdx`), one value per call, the same in the call's `get` and `set` ctx.
+// - A proxy (middleware) invocation's work store holds that same global IncrementalCache
+//   (server/async-storage/work-store.js: `renderOpts.incrementalCache ||
+//   globalThis.__incrementalCache`), as do edge-runtime routes under `next start`
+//   (route-module.js, sandbox.js); there `fetchIdx` counts per work store, so two concurrent
+//   invocations' calls carry the same one.
+// Next joins calls of one key neither there nor across requests. A `fetch` through such an
+// instance is not at risk: Next holds the instance's per-key lock from its read to its write.
 describe('two regenerations of one key through one shared handler instance', () => {
   const TAG = 'origin-data'
-  const getCtx = { kind: 'FETCH', revalidate: 60, tags: [TAG], softTags: [] }
-  const setCtx = { fetchCache: true, tags: [TAG], fetchIdx: 0 }
-  const fetched = (body) => ({
+  // unstable_cache's read and write contexts, without a work store (unstable-cache.js).
+  const readCtx = (fetchIdx) => ({
     kind: 'FETCH',
-    data: {
-      headers: { 'content-type': 'text/plain' },
-      body: Buffer.from(body).toString('base64'),
-      url: 'https://origin.test/data',
-      status: 200,
-    },
+    revalidate: 60,
     tags: [TAG],
+    fetchIdx,
+    fetchUrl: 'unstable_cache  getData',
+    softTags: undefined,
+  })
+  const writeCtx = (fetchIdx) => ({
+    fetchCache: true,
+    tags: [TAG],
+    fetchIdx,
+    fetchUrl: 'unstable_cache  getData',
+  })
+  const result = (body) => ({
+    kind: 'FETCH',
+    data: { headers: {}, body: JSON.stringify(body), status: 200, url: '' },
     revalidate: 60,
   })
-  const bodyOf = (entry) => Buffer.from(entry.value.data.body, 'base64').toString()
+  const bodyOf = (entry) => JSON.parse(entry.value.data.body)
 
-  // Known gap (docs/incremental.md): one shared instance cannot tell two calls' reads apart.
-  // Kept as a todo: it runs and reports, and turns into a failure-free pass once closed.
-  test(
-    'a revalidation before the second write leaves it expired',
-    {
-      todo: 'a handler instance shared by concurrent calls (unstable_cache outside an App Router render)',
-    },
-    async () => {
+  for (const order of [
+    ['first', 'second'],
+    ['second', 'first'],
+  ]) {
+    test(`a revalidation before the ${order[1]} call's write leaves it expired`, async () => {
       const A = instance()
       const B = instance()
-      const key = 'own/shared-instance'
+      const key = `own/shared-instance-${order[0]}`
       const shared = A()
-      assert.equal(await shared.get(key, getCtx), null, 'call 1 misses: it runs the function')
+      const idx = { first: 7, second: 8 }
+      assert.equal(await shared.get(key, readCtx(idx.first)), null, 'the first call misses')
       await sleep(2)
-      assert.equal(await shared.get(key, getCtx), null, 'call 2 misses too: not joined')
+      assert.equal(await shared.get(key, readCtx(idx.second)), null, 'the second misses too')
       await sleep(2)
-      await shared.set(key, fetched('call 1, made before the revalidation'), setCtx)
+      await shared.set(key, result(`${order[0]} call`), writeCtx(idx[order[0]]))
       await sleep(2)
       await B().revalidateTag([TAG], { expire: 0 })
       await sleep(2)
-      await shared.set(key, fetched('call 2, made before the revalidation'), setCtx)
-      const later = await B().get(key, getCtx)
+      await shared.set(key, result(`${order[1]} call`), writeCtx(idx[order[1]]))
+      const later = await B().get(key, readCtx(99))
       assert.equal(
         later && bodyOf(later),
         null,
         'both calls began before the revalidation: the entry must be expired',
       )
-    },
-  )
+    })
+  }
+
+  // A proxy invocation's calls run in its work store; an edge route's, whose work store this
+  // process's copy of Next cannot see, in the scope its request opened as Next reset the
+  // request's IncrementalCache.
+  for (const [where, within] of [
+    ['render', (A, fn) => inRender(fn)],
+    [
+      'request',
+      (A, fn) =>
+        asRequest(async () => {
+          A().resetRequestCache()
+          return fn()
+        }),
+    ],
+  ]) {
+    test(`concurrent calls with one fetchIdx are told apart by their ${where}`, async () => {
+      const A = instance()
+      const B = instance()
+      const key = `own/shared-instance-${where}`
+      const shared = A()
+      // Each invocation's work store counts from 1: both calls carry fetchIdx 1.
+      const call = (body, between) =>
+        within(A, async () => {
+          assert.equal(await shared.get(key, readCtx(1)), null, `${body} misses`)
+          await between()
+          await shared.set(key, result(body), writeCtx(1))
+        })
+      let firstRead
+      const firstHasRead = new Promise((resolve) => (firstRead = resolve))
+      let release
+      const held = new Promise((resolve) => (release = resolve))
+      const first = call('first', async () => {
+        firstRead()
+        await held
+      })
+      await firstHasRead
+      await sleep(2)
+      await call('second', () => sleep(2))
+      await sleep(2)
+      await B().revalidateTag([TAG], { expire: 0 })
+      await sleep(2)
+      release()
+      await first
+      const later = await B().get(key, readCtx(99))
+      assert.equal(
+        later && bodyOf(later),
+        null,
+        'the first call began before the revalidation: the entry must be expired',
+      )
+    })
+  }
+
+  // A call whose function throws (a failing origin) reads and never writes. Its read must not
+  // stamp the writes of later calls: counting outstanding reads would stamp each of them with
+  // it, born expired after any revalidation since, a regeneration on every request.
+  test("a call that never writes does not stamp later calls' writes", async () => {
+    const A = instance()
+    const B = instance()
+    const key = 'own/shared-instance-failing'
+    const shared = A()
+    assert.equal(await shared.get(key, readCtx(20)), null, 'a call misses; its function throws')
+    for (let round = 1; round <= 3; round++) {
+      await sleep(2)
+      await B().revalidateTag([TAG], { expire: 0 })
+      await sleep(2)
+      const fetchIdx = 20 + round
+      assert.equal(await shared.get(key, readCtx(fetchIdx)), null, `round ${round}: a miss`)
+      await shared.set(key, result(`round ${round}`), writeCtx(fetchIdx))
+      const later = await B().get(key, readCtx(99))
+      assert.equal(
+        later && bodyOf(later),
+        `round ${round}`,
+        `round ${round}: begun after every revalidation, the write is fresh`,
+      )
+    }
+  })
 })
 
 // OwnReads keeps the earliest read and the earliest due of an instance's reads of a key: a
