@@ -153,24 +153,20 @@ function nextInstalledMatchesLock(appDir) {
   return Boolean(installed && want && installed.version === want)
 }
 
-// Makes sure examples/next-app has its dependencies and the fleetcache tarball installed and a
-// current `next build`. Returns { tarball, buildId, built, buildMs, logFile }.
-export async function prepareApp({
-  log = defaultLog,
-  logDir,
-  force = false,
-  appDir: dir = appDir,
-} = {}) {
+// The app's dependencies (`npm ci` when node_modules does not hold the locked `next`), without
+// the fleetcache tarball or a build: for tests that load Next's own modules in their process.
+// Returns the app's directory (the release's copy with E2E_NEXT_VERSION).
+export async function prepareAppDeps({ log = defaultLog, logDir, appDir: dir = appDir } = {}) {
   const appDir = releaseAppDir(dir)
-  const stampFile = stampFileOf(appDir)
-  const buildIdFile = buildIdFileOf(appDir)
-  const tarball = findTarball()
-  // A temp dir for the npm/next output only when there is something to run.
   let logFile
   const getLogFile = () =>
     (logFile ??= path.join(logDir ?? makeLogDir('fleetcache-build-'), 'prepare.log'))
-  const shown = (p) => (p.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, p) : p)
+  await installDeps(appDir, { log, getLogFile })
+  return appDir
+}
 
+async function installDeps(appDir, { log, getLogFile }) {
+  const shown = (p) => (p.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, p) : p)
   if (exampleSourceOf(appDir)) {
     // A release's copy (E2E_NEXT_VERSION): its sources, package.json and lockfile, written only
     // where they differ so that an unchanged copy keeps its build.
@@ -197,6 +193,27 @@ export async function prepareApp({
       what: 'npm ci',
     })
   }
+}
+
+// Makes sure examples/next-app has its dependencies and the fleetcache tarball installed and a
+// current `next build`. Returns { tarball, buildId, built, buildMs, logFile }.
+export async function prepareApp({
+  log = defaultLog,
+  logDir,
+  force = false,
+  appDir: dir = appDir,
+} = {}) {
+  const appDir = releaseAppDir(dir)
+  const stampFile = stampFileOf(appDir)
+  const buildIdFile = buildIdFileOf(appDir)
+  const tarball = findTarball()
+  // A temp dir for the npm/next output only when there is something to run.
+  let logFile
+  const getLogFile = () =>
+    (logFile ??= path.join(logDir ?? makeLogDir('fleetcache-build-'), 'prepare.log'))
+  const shown = (p) => (p.startsWith(repoRoot + path.sep) ? path.relative(repoRoot, p) : p)
+
+  await installDeps(appDir, { log, getLogFile })
 
   const sha256 = sha256File(tarball)
   const stamp = readJson(stampFile)
