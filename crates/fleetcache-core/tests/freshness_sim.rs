@@ -133,7 +133,7 @@
 //! Two gaps these draws found are excused there and shown by ignored tests
 //! (`World::excuse_gaps`): a page written back after a read whose instance had not learnt a
 //! revalidation (within the push bound, a failed refresh, a lost one) carries that read's start
-//! to every instance; and a refetch Next began on its second look of a fresh answer is stamped
+//! to every instance (and so do the pages written back after reads of it); and a refetch Next began on its second look of a fresh answer is stamped
 //! with the same request's later stale read. Not drawn: a write-back of a route or an image, a
 //! page read twice by one request, a write-back of a value the request read twice, a
 //! write-back on a release before 16.5 (which does not write back).
@@ -1117,6 +1117,8 @@ struct Regen {
     /// The value the read that began it served, which Next 16.5 writes back unchanged when the
     /// regeneration fails (`Op::IncWriteBack`); `None` after a miss.
     served: Option<ServedValue>,
+    /// Next began it on its own, judging a fresh answer again (its second look).
+    second_look: bool,
 }
 
 /// A value a singular-handler read served, as the request holds it for a write back.
@@ -1651,6 +1653,7 @@ impl World {
                     began: self.now,
                     request: None,
                     served: None,
+                    second_look: false,
                 });
                 let id = self.next_task;
                 self.inc_write(self.regens.len() - 1, 0, life)?;
@@ -1750,6 +1753,7 @@ impl World {
             key,
             began,
             request,
+            second_look,
             ..
         } = self.regens.remove(pick % self.regens.len());
         let (cache_key, is_fetch) = INC_KEYS[key];
@@ -1780,7 +1784,7 @@ impl World {
         let parts = [8u32, 9];
         let at = Millis(now);
         let own = self.own_reads(request, cache_key);
-        if own.start > began {
+        if second_look && own.start > began {
             self.late_stamps.push((payload.clone(), began, own.start));
         }
         self.trace.push(format!(
@@ -1953,9 +1957,19 @@ impl World {
     /// lost). The engine stamps it with that read's start, which vouches for it on every
     /// instance, past the bound that excused the read.
     fn vouched_unheard(&self, value: &[u8], n: usize) -> bool {
-        self.write_backs
-            .values()
-            .any(|wb| wb.served.unheard.contains(&n) && wb.stored.iter().any(|v| v == value))
+        self.vouched_within(value, n, 8)
+    }
+
+    /// [`World::vouched_unheard`], also through a value written back that a read served
+    /// before: that read judged it by the stamp the first write back carried, and so does the
+    /// next one (`depth` bounds the chain).
+    fn vouched_within(&self, value: &[u8], n: usize, depth: usize) -> bool {
+        depth > 0
+            && self.write_backs.values().any(|wb| {
+                wb.stored.iter().any(|v| v == value)
+                    && (wb.served.unheard.contains(&n)
+                        || self.vouched_within(&wb.served.value, n, depth - 1))
+            })
     }
 
     /// Next's delay before it retries a failing regeneration (16.5): a page written back that
@@ -2856,6 +2870,7 @@ impl World {
                                 began: self.now,
                                 request: Some(inc.request),
                                 served,
+                                second_look: !a.regenerates,
                             });
                         }
                         // An on-demand revalidation serves nothing of what it read.
@@ -3179,9 +3194,14 @@ impl World {
     ) -> Result<(), TestCaseError> {
         let log = &self.redis.page_log;
         let sent = |n: &usize| self.page_sender.get(n) == Some(&inst);
-        // Its own value, whether Redis still holds it or lost it (a flush, a failover).
+        // Its own value, whether Redis still holds it or lost it (a flush, a failover), or one
+        // it wrote back itself (the bytes of a value Redis held before).
         if log.iter().any(|(v, n)| v == value && sent(n))
             || self.page_lost.iter().any(|(v, _, n)| v == value && sent(n))
+            || self
+                .write_backs
+                .values()
+                .any(|wb| wb.inst == inst && wb.stored.iter().any(|v| v == value))
         {
             return Ok(());
         }
@@ -3192,9 +3212,6 @@ impl World {
             let Some(&(step, resolved)) = self.page_resolved.get(&n) else {
                 continue;
             };
-            if self.wrote_back_after(inst, value, step) {
-                continue;
-            }
             prop_assert!(
                 step >= rt.started,
                 "inst {} served in an outage a page from {:?} that its own page write {} (resolved at {}) replaced before the read began at {}\n{}",
