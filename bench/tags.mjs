@@ -298,7 +298,8 @@ async function tierRetained(redisUrl) {
  * ArrayBuffers, which the engine's wasm memory dominates (it only grows: a high-water mark).
  */
 function mirrorWeek(pruneAfterMs) {
-  const wasm = require('./wasm/node/fleetcache_wasm.js')
+  // The tools module: `tagCount` is left out of the server module (no server path reads it).
+  const wasm = require('./wasm/tools/node/fleetcache_wasm.js')
   const engine = new wasm.Engine({
     prefix: 'bm',
     deployment: 'b',

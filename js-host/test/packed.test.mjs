@@ -196,6 +196,18 @@ test('the server module leaves the CLI and test exports to the tools module', ()
     assert.equal(name in server, false, `server ${name}`)
     assert.equal(typeof tools[name], 'function', `tools ${name}`)
   }
+  // Ninth pass: getters only the benchmarks read, or nothing.
+  const getters = [
+    ['Engine', 'tagCount'],
+    ['Engine', 'breakerRejected'],
+    ['Engine', 'outboxRefused'],
+    ['Interface', 'isIncremental'],
+  ]
+  for (const [cls, name] of getters) {
+    assert.equal(name in server[cls].prototype, false, `server ${cls}.${name}`)
+    const getter = Object.getOwnPropertyDescriptor(tools[cls].prototype, name)?.get
+    assert.equal(typeof getter, 'function', `tools ${cls}.${name}`)
+  }
   // Everything else the server module has, the tools module has too.
   for (const name of Object.keys(server)) assert.ok(name in tools, `tools ${name}`)
   for (const name of Object.getOwnPropertyNames(server.Engine.prototype)) {

@@ -104,6 +104,7 @@ impl Iface {
     }
 
     /// Whether this is the singular handler's interface.
+    #[cfg(feature = "tools")]
     #[wasm_bindgen(getter, js_name = isIncremental)]
     pub fn is_incremental(&self) -> bool {
         self.name.is_none()
@@ -167,6 +168,8 @@ enum Name {
 #[derive(Clone, Copy)]
 enum Count {
     Resend,
+    // Read by `tagCount` only, which no server path calls (the benchmarks do).
+    #[cfg(feature = "tools")]
     Tags,
     PageHeard,
     Outbox,
@@ -190,10 +193,13 @@ enum Figure {
     MaxEntryBytes,
     ConnectBudget,
     BreakerTrips,
+    // Read by `breakerRejected` and `outboxRefused` only, which nothing calls.
+    #[cfg(feature = "tools")]
     BreakerRejected,
     OutboxHeadSeq,
     OutboxDropped,
     OutboxParked,
+    #[cfg(feature = "tools")]
     OutboxRefused,
 }
 
@@ -243,6 +249,7 @@ impl Engine {
     fn count(&self, which: Count) -> u32 {
         let n = match which {
             Count::Resend => self.inner.resend_len(),
+            #[cfg(feature = "tools")]
             Count::Tags => self.inner.mirror().len(),
             Count::PageHeard => return self.inner.page_heard(),
             Count::Outbox => self.inner.outbox().len(),
@@ -289,10 +296,12 @@ impl Engine {
             Figure::MaxEntryBytes => self.inner.config().max_entry_bytes as f64,
             Figure::ConnectBudget => self.inner.connect_budget_ms(),
             Figure::BreakerTrips => self.inner.breaker().trips() as f64,
+            #[cfg(feature = "tools")]
             Figure::BreakerRejected => self.inner.breaker().rejected() as f64,
             Figure::OutboxHeadSeq => self.inner.outbox().head().map_or(0.0, |u| u.seq as f64),
             Figure::OutboxDropped => self.inner.outbox().dropped() as f64,
             Figure::OutboxParked => self.inner.outbox().parked() as f64,
+            #[cfg(feature = "tools")]
             Figure::OutboxRefused => self.inner.outbox().refused() as f64,
         }
     }
@@ -615,6 +624,7 @@ impl Engine {
     }
 
     /// Number of tags the mirror knows.
+    #[cfg(feature = "tools")]
     #[wasm_bindgen(getter, js_name = tagCount)]
     pub fn tag_count(&self) -> u32 {
         self.count(Count::Tags)
@@ -812,6 +822,7 @@ impl Engine {
     }
 
     /// Commands the breaker refused.
+    #[cfg(feature = "tools")]
     #[wasm_bindgen(getter, js_name = breakerRejected)]
     pub fn breaker_rejected(&self) -> f64 {
         self.figure(Figure::BreakerRejected)
@@ -918,6 +929,7 @@ impl Engine {
     }
 
     /// Revalidations dropped because Redis refused them for want of a permission.
+    #[cfg(feature = "tools")]
     #[wasm_bindgen(getter, js_name = outboxRefused)]
     pub fn outbox_refused(&self) -> f64 {
         self.figure(Figure::OutboxRefused)
