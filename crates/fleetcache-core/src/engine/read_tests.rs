@@ -1126,8 +1126,8 @@ fn an_on_demand_read_always_begins_a_regeneration() {
     let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 1.0);
     let a = answer(&s);
     assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
-    // Its own read is a start, which wins over its fresh answer's due (the request's write
-    // comes before that due, and must still be stamped with this read).
+    // Its own read is a start (the request's write comes before its fresh answer's due, and
+    // must still be stamped with this read).
     assert_eq!(a.own.start, NOW);
     let created = e.incremental_created("/p", ValueKind::AppPage, &[], Millis(NOW + 50.0));
     assert_eq!(created, Millis(NOW));
