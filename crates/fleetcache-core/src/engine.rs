@@ -1277,6 +1277,12 @@ impl Engine {
             redis_answers,
             pages: self.tag_sync.page_view(&self.mirror, now),
             tags_caught_up: self.tag_sync.caught_up(&self.mirror, now),
+            // Standalone, this process is the whole fleet: its mirror holds every revalidation.
+            tags_complete_before: if self.standalone {
+                Some(Millis(f64::INFINITY))
+            } else {
+                self.tag_sync.complete_before()
+            },
             lru: &mut self.lru,
             leases: &mut self.leases,
             stats: &self.stats,

@@ -350,6 +350,9 @@ pub struct ReadCtx<'a> {
     ///
     /// [`Engine::tags_caught_up`]: crate::Engine::tags_caught_up
     pub tags_caught_up: bool,
+    /// The mirror holds every revalidation that resolved before this time
+    /// ([`TagSync::complete_before`](crate::tag_sync::TagSync::complete_before)).
+    pub tags_complete_before: Option<Millis>,
     /// The tier's index.
     pub lru: &'a mut LruIndex,
     /// Leases this process holds.
@@ -1871,10 +1874,17 @@ impl ReadMachine {
                     how: Presentable::Incremental(serve),
                 }) = j.value.as_ref()
                 {
+                    let created = header.meta.timestamp.0;
                     own.written_back = if serve.stale {
-                        header.meta.timestamp.0.min(self.started.0)
+                        created.min(self.started.0)
                     } else {
-                        self.started.0
+                        // Not stale by a tag as far as this process knows: vouched for up to
+                        // the read's start only where the mirror holds every revalidation
+                        // resolved by then (a pull begun since), else up to the last pull's
+                        // start; never earlier than its creation, which no later revalidation
+                        // precedes.
+                        let vouched = ctx.tags_complete_before.map_or(created, |c| c.0);
+                        self.started.0.min(vouched).max(created)
                     };
                 }
                 // Where a regeneration of this key begins, if it does: its write is stamped

@@ -339,17 +339,25 @@ impl Own {
         }
     }
 
-    /// The read that stamps the write at `now`, if one counts: a start wins over fresh answers
-    /// (a later stale read's regeneration is the one written; an earlier fresh answer's due
-    /// would make the write born due); a fresh answer only once Next may call it due; neither
-    /// older than a regeneration can be.
+    /// The read that stamps the write at `now`, if one counts: the earliest of the request's
+    /// start and its fresh answer, the fresh answer only once Next may have called it due (its
+    /// second look, after a stalled event loop, may have begun the regeneration this write
+    /// ends, which a later stale read of the same request then joined: Next's pending
+    /// revalidation; freshness simulation, `a_request_that_reads_a_fetch_entry_again_stamps_its_refetch_late`),
+    /// neither older than a regeneration can be. A start too old leaves the write to the
+    /// table, not to a later fresh answer, which may come after a revalidation the
+    /// regeneration missed. The cost: when the stale read began the regeneration, the write
+    /// is stamped with the fresh answer, possibly born due, and regenerated once more.
     fn counting(&self, now: Millis) -> Option<f64> {
-        let (at, due) = if self.start.is_finite() {
-            (self.start, f64::NEG_INFINITY)
-        } else {
-            (self.fresh_at, self.fresh_due)
-        };
-        (at.is_finite() && due <= now.0 && now.0 - at <= MAX_REGENERATION_MS).then_some(at)
+        let within = |at: f64| at.is_finite() && now.0 - at <= MAX_REGENERATION_MS;
+        let fresh = (within(self.fresh_at) && self.fresh_due <= now.0).then_some(self.fresh_at);
+        if self.start.is_finite() {
+            if !within(self.start) {
+                return None;
+            }
+            return Some(fresh.map_or(self.start, |f| f.min(self.start)));
+        }
+        fresh
     }
 }
 
@@ -507,8 +515,8 @@ impl Regenerations {
     /// The start of the regeneration of `key` written at `now` by a request whose own reads of
     /// it left `own` ([`Own`]): a value written back, as it was served; else the request's
     /// read when one counts ([`Own::counting`]), else what the table knows
-    /// ([`Regenerations::started_of`]). The table's record of that very read is consumed;
-    /// another request's is left for its own write.
+    /// ([`Regenerations::started_of`]). The table's records of the request's reads are
+    /// consumed; another request's are left for its own write.
     pub fn started_for(&mut self, key: &str, own: Own, now: Millis) -> Option<Millis> {
         if own.written_back.is_finite() {
             return Some(Millis(own.written_back).min(now));
@@ -517,7 +525,11 @@ impl Regenerations {
             return self.started_of(key, now);
         };
         for table in [&mut self.started, &mut self.fresh] {
-            if table.noted.get(key).is_some_and(|n| n.at.0 == at) {
+            if table
+                .noted
+                .get(key)
+                .is_some_and(|n| n.at.0 == own.start || n.at.0 == own.fresh_at)
+            {
                 table.noted.remove(key);
             }
         }

@@ -1126,8 +1126,8 @@ fn an_on_demand_read_always_begins_a_regeneration() {
     let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 1.0);
     let a = answer(&s);
     assert_eq!((a.served, a.regenerates), (Served::Fresh, true));
-    // Its own read is a start, which wins over its fresh answer's due (the request's write
-    // comes before that due, and must still be stamped with this read).
+    // Its own read is a start (the request's write comes before its fresh answer's due, and
+    // must still be stamped with this read).
     assert_eq!(a.own.start, NOW);
     let created = e.incremental_created("/p", ValueKind::AppPage, &[], Millis(NOW + 50.0));
     assert_eq!(created, Millis(NOW));
@@ -2637,5 +2637,64 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
         created.0 <= NOW,
         "written back stamped {} ms after the read began",
         created.0 - NOW
+    );
+}
+
+/// A pull that finds the tag state of epoch `E` at `version` (empty), planned at `at`.
+fn pull_at(e: &mut Engine, version: &str, at: f64) {
+    e.plan_tag_pull(Millis(at));
+    let vid = format!("v{version}");
+    let full = if e.mirror().is_synced() { "0" } else { "1" };
+    let mut items = vec!["E", version, &vid, full, "0", ""];
+    if full == "1" {
+        items.push("0");
+    }
+    e.apply_refresh(&crate::netstring::encode(items), Millis(at + 1.0))
+        .unwrap();
+}
+
+/// The freshness simulation (simwb): a page Next 16.5 writes back after a failed regeneration
+/// was stamped with the start of the read that served it, though the instance's mirror could
+/// lack a revalidation resolved before then (its pull failed, an announcement on its way): the
+/// old page then read as fresh everywhere. The stamp is no later than the start of the last
+/// pull after which the mirror was synced, and never earlier than the value's creation.
+#[test]
+fn a_value_written_back_is_vouched_for_only_as_far_as_the_mirror_holds_every_revalidation() {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        leases: false,
+        ..Config::default()
+    })
+    .unwrap();
+    let written_back = |e: &mut Engine, pull: Option<f64>, read: f64| {
+        let v = inc_value(e, "/p", ValueKind::AppPage, NOW - 60_000.0);
+        let mut m = inc(e, "/p", false, false, read);
+        go(e, &mut m, ReadInput::Start, read);
+        if let Some(at) = pull {
+            pull_at(e, "2", at);
+        }
+        go(e, &mut m, ReadInput::Refreshed, read + 2.0);
+        go(e, &mut m, ReadInput::Tier(None), read + 2.0);
+        let s = go(e, &mut m, ReadInput::Reply(b(&v)), read + 3.0);
+        answer(&s).own.written_back
+    };
+    // Never pulled: nothing vouched for past the value's creation.
+    pull_at(&mut e, "1", NOW - 500.0);
+    let mut fresh = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        leases: false,
+        ..Config::default()
+    })
+    .unwrap();
+    fresh.mirror_mut().mark_synced();
+    assert_eq!(written_back(&mut fresh, None, NOW), NOW - 60_000.0);
+    // The read's own pull failed: vouched for up to the last pull's start.
+    assert_eq!(written_back(&mut e, None, NOW), NOW - 500.0);
+    // A pull begun after the read began: the read's start, as before.
+    assert_eq!(
+        written_back(&mut e, Some(NOW + 101.0), NOW + 100.0),
+        NOW + 100.0
     );
 }

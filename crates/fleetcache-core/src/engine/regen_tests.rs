@@ -98,9 +98,11 @@ fn a_write_is_stamped_with_its_own_requests_read() {
 }
 
 /// A request's answers folded as the host keeps them ([`Own::least`]), then decided by the
-/// core: the earliest start wins over any fresh answer, however early; a fresh answer counts
-/// once due; a start too old to be a regeneration's leaves the write to the table, not to a
-/// later fresh answer (whose time may come after a revalidation the regeneration missed).
+/// core: the earlier of the earliest start and the earliest fresh answer once due (Next may
+/// have begun the regeneration on its second look of the fresh answer, which a later stale
+/// read then joined); a start too old to be a regeneration's leaves the write to the table,
+/// not to a later fresh answer (whose time may come after a revalidation the regeneration
+/// missed).
 #[test]
 fn the_core_decides_between_a_requests_folded_reads() {
     let start = |at: f64| Own {
@@ -124,9 +126,15 @@ fn the_core_decides_between_a_requests_folded_reads() {
         "a served value's stamp is not folded per key"
     );
     let mut r = Regenerations::new();
+    // Written before the fresh answers fell due: the start.
     assert_eq!(
         r.started_for("k", folded, Millis(400.0)),
         Some(Millis(200.0))
+    );
+    // Written after: the fresh answer may have begun it, the earlier.
+    assert_eq!(
+        r.started_for("k", folded, Millis(950.0)),
+        Some(Millis(100.0))
     );
     // Only fresh answers: the earliest, once the earliest due passed.
     let only_fresh = fresh(100.0, 1_000.0).least(fresh(150.0, 900.0));
