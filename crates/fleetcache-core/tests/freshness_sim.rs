@@ -1793,7 +1793,6 @@ impl World {
         payload.push(0);
         payload.extend_from_slice(&(self.next_task as u64).to_le_bytes());
         let parts = [8u32, 9];
-        let at = Millis(now);
         let own = self.own_reads(request, cache_key);
         self.trace.push(format!(
             "  task {} (inst {inst}) writes {cache_key} of request {request:?} begun at {}, own {:?}",
@@ -1801,37 +1800,19 @@ impl World {
             began - T0,
             own
         ));
-        let engine = &mut self.insts[inst].engine;
-        let mut machine = engine.write_start(
-            WriteRequest::Incremental {
-                cache_key,
-                kind: kind as u8,
-                flags,
-                segments: 0,
-                tags: &tags,
-                revalidate,
-                expire,
-                parts: &parts,
-                // What the request's own read of the key left, as the host hands it back.
-                own,
-            },
-            at,
-        );
-        let step = engine.write_first(&mut machine, at);
-        let id = self.next_task;
-        self.next_task += 1;
-        let task = Task {
-            id,
-            inst,
-            job: Job::Write {
-                machine,
-                cache_key,
-                payload,
-                own: false,
-            },
-            wait: Wait::Timer(now),
+        let request = WriteRequest::Incremental {
+            cache_key,
+            kind: kind as u8,
+            flags,
+            segments: 0,
+            tags: &tags,
+            revalidate,
+            expire,
+            parts: &parts,
+            // What the request's own read of the key left, as the host hands it back.
+            own,
         };
-        self.write_steps(task, step)
+        self.start_write(inst, request, cache_key, payload, |_, _| ())
     }
 
     /// What `request`'s handler instance hands back with its write of `cache_key`: what its
@@ -1893,39 +1874,54 @@ impl World {
         let mut own = self.own_reads(request, cache_key);
         // The host finds the stamp by the value object written (`OwnReads.served`).
         own.written_back = served.written_back;
-        let at = Millis(now);
+        let parts = served.shown.parts.clone();
+        let request = WriteRequest::Incremental {
+            cache_key,
+            kind: served.shown.value_kind,
+            flags,
+            segments: served.shown.segments,
+            tags: &tags,
+            revalidate,
+            expire,
+            parts: &parts,
+            own,
+        };
+        let step = self.step;
+        self.start_write(inst, request, cache_key, payload, move |w, id| {
+            w.trace.push(format!(
+                "  task {id} (inst {inst}) writes back the value served to the read begun at {}, stamp {}",
+                served.read_began - T0,
+                served.written_back - T0
+            ));
+            w.write_backs.insert(
+                id,
+                WriteBack {
+                    inst,
+                    step,
+                    served,
+                    stored: Vec::new(),
+                },
+            );
+        })
+    }
+
+    /// Starts `inst`'s singular-handler write `request` of `cache_key` (its parts `payload`) as
+    /// a task; `noted` sees the task's id before its first step.
+    fn start_write(
+        &mut self,
+        inst: usize,
+        request: WriteRequest<'_>,
+        cache_key: &'static str,
+        payload: Vec<u8>,
+        noted: impl FnOnce(&mut World, usize),
+    ) -> Result<(), TestCaseError> {
+        let at = Millis(self.now);
         let engine = &mut self.insts[inst].engine;
-        let mut machine = engine.write_start(
-            WriteRequest::Incremental {
-                cache_key,
-                kind: served.shown.value_kind,
-                flags,
-                segments: served.shown.segments,
-                tags: &tags,
-                revalidate,
-                expire,
-                parts: &served.shown.parts,
-                own,
-            },
-            at,
-        );
+        let mut machine = engine.write_start(request, at);
         let step = engine.write_first(&mut machine, at);
         let id = self.next_task;
         self.next_task += 1;
-        self.trace.push(format!(
-            "  task {id} (inst {inst}) writes back the value served to the read begun at {}, stamp {}",
-            served.read_began - T0,
-            served.written_back - T0
-        ));
-        self.write_backs.insert(
-            id,
-            WriteBack {
-                inst,
-                step: self.step,
-                served,
-                stored: Vec::new(),
-            },
-        );
+        noted(self, id);
         let task = Task {
             id,
             inst,
@@ -1935,7 +1931,7 @@ impl World {
                 payload,
                 own: false,
             },
-            wait: Wait::Timer(now),
+            wait: Wait::Timer(self.now),
         };
         self.write_steps(task, step)
     }
