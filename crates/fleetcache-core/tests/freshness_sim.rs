@@ -3874,3 +3874,59 @@ fn a_regeneration_next_began_on_its_second_look_is_stamped_with_its_read(
     ops.push(read(2));
     run_up(false, NextRelease::new(16, 4, 6, false), false, &ops)
 }
+
+/// Review 17 (fails on main at 2504c3a, pulling per request): the write-back stamp
+/// (`min(read start, complete_before)`) is sound only if the mirror holds every revalidation
+/// *stamped* before that time, but `complete_before` vouches for those that had *reached
+/// Redis* before the pull began. A revalidation stamped earlier and still queued in its
+/// instance's outbox (its send failed; the retry replays it with its original time) is not in
+/// Redis when the writer pulls: the page written back is stamped after the revalidation's
+/// time, and once the revalidation reaches Redis another instance serves the old page fresh
+/// (until the written-back `revalidate` runs out).
+#[test]
+fn a_page_written_back_before_a_queued_revalidation_reaches_redis_stays_fresh(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let read = |inst| IncRead {
+        inst,
+        key: 0,
+        soft: 0,
+        caches: false,
+        revalidate: 0,
+        on_demand: false,
+    };
+    let steps = || std::iter::repeat(Step { pick: 0 }).take(8);
+    let mut ops = vec![
+        Rewrite {
+            inst: 0,
+            life: 2,
+            held: false,
+        },
+        // Past the page's 3 s. Redis is out of reach when instance 2 revalidates: the update
+        // waits in its outbox, stamped now.
+        Advance { ms: 3500 },
+        Down,
+        Revalidate {
+            inst: 2,
+            tags: 4,
+            mode: 0,
+        },
+        Advance { ms: 5 },
+        Up,
+        // Instance 1 pulls (Redis lacks the revalidation), serves the page stale by time, its
+        // regeneration fails and Next writes the page back.
+        read(1),
+    ];
+    ops.extend(steps());
+    ops.push(IncWriteBack { pick: 0 });
+    ops.extend(steps());
+    // Instance 2's retry timer gives the revalidation to Redis once its breaker lets it
+    // (1 s): resolved, within the written-back page's 3 s.
+    ops.push(Advance { ms: 1500 });
+    ops.push(Tick { inst: 2 });
+    ops.push(Advance { ms: 5 });
+    // A read that begins after it resolved, and pulls it.
+    ops.push(read(0));
+    ops.extend(steps());
+    run_up(false, NextRelease::new(16, 5, 0, false), false, &ops)
+}
