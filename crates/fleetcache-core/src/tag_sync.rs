@@ -409,8 +409,11 @@ impl TagSync {
         if let Some(push) = self.push.as_mut() {
             push.pull_planned(now);
         }
-        // The host has one pull at a time in flight; were there two, a reply would vouch only
-        // for the earlier start (and one that failed, for less than it could: never more).
+        // The host has one pull at a time in flight (tag-sync.ts chains them), which this relies
+        // on: a reply is credited with the earliest start planned since the last reply (after
+        // a pull that failed, less than it could vouch for). Were a pull planned while an
+        // earlier one is in flight and another after the first reply, the second reply would
+        // be credited with the third's start (review 17): replies carry no pull number.
         if now.0.is_finite() {
             self.pull_started = Some(self.pull_started.map_or(now, |p| p.min(now)));
         }
