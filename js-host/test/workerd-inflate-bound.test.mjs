@@ -8,7 +8,6 @@
 // (about 255 KB stored) against a declared length of 1 KiB, and reads workerd's peak resident
 // memory (VmHWM) before and after. The test stops only the workerd it started, by PID.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -18,8 +17,8 @@ import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
 import { after, before, describe, test } from 'node:test'
 
-import { freePort } from '../../tests/support/ports.mjs'
-import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
+import { startWorkerd } from '../../tests/support/workerd.mjs'
+import { stopChild, tailFile } from '../../tests/support/util.mjs'
 
 const require = createRequire(import.meta.url)
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -132,37 +131,21 @@ describe('the workers codecs bound what a compressed value inflates to', () => {
         path.join(dir, 'compression.js'),
       )
       fs.writeFileSync(path.join(dir, 'main.mjs'), WORKER)
-      const port = await freePort()
-      fs.writeFileSync(
-        path.join(dir, 'config.capnp'),
-        `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [(name = "main", worker = .worker)],
-  sockets = [(name = "http", address = "127.0.0.1:${String(port)}", http = (), service = "main")],
-);
-const worker :Workerd.Worker = (
-  modules = [(name = "main.mjs", esModule = embed "main.mjs"), (name = "compression.js", esModule = embed "compression.js")],
-  compatibilityDate = "2025-06-01",
-);
-`,
-      )
-      const out = fs.openSync(logFile, 'a')
-      child = trackChild(
-        spawn(bin, ['serve', path.join(dir, 'config.capnp')], {
-          cwd: dir,
-          stdio: ['ignore', out, out],
-        }),
-      )
-      fs.closeSync(out)
-      base = `http://127.0.0.1:${String(port)}`
-      await waitFor(
-        async () => {
-          const res = await fetch(`${base}/info`, { signal: AbortSignal.timeout(2000) })
-          await res.arrayBuffer()
-          return res.status === 200
-        },
-        { timeoutMs: 30_000, intervalMs: 100, what: 'workerd to answer' },
-      )
+      try {
+        ;({ child, base } = await startWorkerd({
+          bin,
+          dir,
+          modules: [
+            '(name = "main.mjs", esModule = embed "main.mjs")',
+            '(name = "compression.js", esModule = embed "compression.js")',
+          ],
+          logFile,
+        }))
+      } catch (err) {
+        throw new Error(`${err.message}\n--- ${logFile} ---\n${tailFile(logFile, 20)}`, {
+          cause: err,
+        })
+      }
     },
     { timeout: 60_000 },
   )

@@ -6,7 +6,6 @@
 // compressed by the Node handlers' write path are read there (DecompressionStream) and the
 // other way round (CompressionStream), through a transport the worker keeps in a Map.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -14,8 +13,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 
-import { freePort } from '../../tests/support/ports.mjs'
-import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
+import { startWorkerd } from '../../tests/support/workerd.mjs'
+import { stopChild, tailFile } from '../../tests/support/util.mjs'
 import { assertServedStale } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -218,7 +217,6 @@ describe('the engine in workerd (workers-style runtime, no fs, no Node)', () => 
         fs.copyFileSync(path.join(pkgDir, f), path.join(dir, 'fleetcache', f))
       }
       fs.writeFileSync(path.join(dir, 'main.mjs'), WORKER.replace('ENTRY', entry))
-      const port = await freePort()
       const modules = [
         `(name = "main.mjs", esModule = embed "main.mjs")`,
         ...files.map((f) =>
@@ -227,40 +225,8 @@ describe('the engine in workerd (workers-style runtime, no fs, no Node)', () => 
             : `(name = "fleetcache/${f}", esModule = embed "fleetcache/${f}")`,
         ),
       ]
-      fs.writeFileSync(
-        path.join(dir, 'config.capnp'),
-        `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [(name = "main", worker = .worker)],
-  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
-);
-const worker :Workerd.Worker = (
-  modules = [${modules.join(', ')}],
-  compatibilityDate = "2025-06-01",
-);
-`,
-      )
-      const out = fs.openSync(logFile, 'a')
-      child = trackChild(
-        spawn(bin, ['serve', path.join(dir, 'config.capnp')], {
-          cwd: dir,
-          stdio: ['ignore', out, out],
-        }),
-      )
-      fs.closeSync(out)
-      base = `http://127.0.0.1:${port}`
       try {
-        await waitFor(
-          async () => {
-            if (child.exitCode !== null) {
-              throw Object.assign(new Error(`workerd exited (${child.exitCode})`), { fatal: true })
-            }
-            const res = await fetch(`${base}/info`, { signal: AbortSignal.timeout(2000) })
-            await res.arrayBuffer()
-            return res.status === 200
-          },
-          { timeoutMs: 30_000, intervalMs: 100, what: 'workerd to answer', stopOn: (e) => e.fatal },
-        )
+        ;({ child, base } = await startWorkerd({ bin, dir, modules, logFile }))
       } catch (err) {
         failed = true
         throw new Error(`${err.message}\n--- ${logFile} ---\n${tailFile(logFile, 40)}`, {
