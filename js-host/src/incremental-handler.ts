@@ -168,6 +168,9 @@ function uniq(tags: Iterable<string>): string[] {
 
 /** No read of the key by the writing request: the engine's record of the key stamps it. */
 const NO_OWN_READ: OwnRead = { start: Number.NaN, freshAt: Number.NaN, freshDue: Number.NaN }
+/** A served value's stamp for a write of it back, and when it was made. */
+type WrittenBack = readonly [stamp: number, made: number]
+const NOT_WRITTEN_BACK: WrittenBack = [Number.NaN, Number.NaN]
 
 /** Keys one handler instance remembers its reads of; past it the oldest is forgotten. */
 const OWN_READS_MAX = 256
@@ -236,7 +239,8 @@ function noteIn(reads: Map<string, OwnRead>, key: string): OwnRead {
  *
  * Also the values it served: Next 16.5 writes the entry it read back, unchanged, when a
  * regeneration fails (`retainPreviousCacheEntry`, the very `value` object `get` returned);
- * such a write hands back the answer's `writtenBack`, the stamp the engine chose serving it.
+ * such a write hands back the answer's `writtenBack`, the stamp the engine chose serving it,
+ * and `writtenBackMade`, when the value was made.
  */
 class OwnReads {
   /** Page and route entries (no call), by cache key. */
@@ -245,7 +249,7 @@ class OwnReads {
   private readonly calls = new WeakMap<object, Map<string, OwnRead>>()
   /** The same for calls outside any render or request. */
   private readonly unowned = new Map<string, OwnRead>()
-  private readonly served = new WeakMap<object, number>()
+  private readonly served = new WeakMap<object, WrittenBack>()
 
   /** The map the reads of `call` (or of keys without one) are kept in. */
   private mapOf(call: Call | undefined, create: boolean): Map<string, OwnRead> | undefined {
@@ -261,7 +265,7 @@ class OwnReads {
 
   note(cacheKey: string, call: Call | undefined, answer: OwnAnswer, value: unknown): void {
     if (typeof value === 'object' && value !== null && !Number.isNaN(answer.writtenBack)) {
-      this.served.set(value, answer.writtenBack)
+      this.served.set(value, [answer.writtenBack, answer.writtenBackMade])
     }
     const { ownStart, ownFreshAt, ownFreshDue } = answer
     if (Number.isNaN(ownStart) && Number.isNaN(ownFreshAt)) return
@@ -274,8 +278,8 @@ class OwnReads {
     had.freshDue = least(had.freshDue, ownFreshDue)
   }
 
-  /** What a write of `data` under `cacheKey` by `call` hands the engine, and the stamp of a value written back (NaN if not one). */
-  take(cacheKey: string, call: Call | undefined, data: unknown): readonly [OwnRead, number] {
+  /** What a write of `data` under `cacheKey` by `call` hands the engine, and what a value written back carries (NaN if not one). */
+  take(cacheKey: string, call: Call | undefined, data: unknown): readonly [OwnRead, WrittenBack] {
     let got: OwnRead | undefined
     if (call !== undefined) {
       const map = this.mapOf(call, false)
@@ -290,12 +294,15 @@ class OwnReads {
       if (got !== undefined) this.reads.delete(cacheKey)
     }
     const shown = typeof data === 'object' && data !== null ? this.served.get(data) : undefined
-    return [got ?? NO_OWN_READ, shown ?? Number.NaN]
+    return [got ?? NO_OWN_READ, shown ?? NOT_WRITTEN_BACK]
   }
 }
 
 /** The fields of a read answer an `OwnReads` keeps. */
-type OwnAnswer = Pick<Answer, 'ownStart' | 'ownFreshAt' | 'ownFreshDue' | 'writtenBack'>
+type OwnAnswer = Pick<
+  Answer,
+  'ownStart' | 'ownFreshAt' | 'ownFreshDue' | 'writtenBack' | 'writtenBackMade'
+>
 
 /**
  * One process's singular handler. Next creates a new instance of the class for every
@@ -462,9 +469,9 @@ class IncrementalCore {
     const { engine, log } = this.rt
     let machine: ReturnType<typeof wasm.WriteMachine.incremental> | undefined
     try {
-      const [read, writtenBack] = own?.take(cacheKey, callOf(ctx), data) ?? [
+      const [read, [writtenBack, writtenBackMade]] = own?.take(cacheKey, callOf(ctx), data) ?? [
         NO_OWN_READ,
-        Number.NaN,
+        NOT_WRITTEN_BACK,
       ]
       const v = describeIncrementalValue(data, ctx)
       // Refuses a key that is not well-formed UTF-16 (ERR_KEY_ILL_FORMED).
@@ -482,6 +489,7 @@ class IncrementalCore {
         read.freshAt,
         read.freshDue,
         writtenBack,
+        writtenBackMade,
         now(),
       )
       await writeEntry(engine, machine, v.parts, writeIo(this.rt))

@@ -83,6 +83,7 @@ export interface Binding {
     readonly OwnFreshAt: number
     readonly OwnFreshDue: number
     readonly WrittenBack: number
+    readonly WrittenBackMade: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -172,12 +173,14 @@ export interface Answer {
    * Singular handler: what the answer leaves for the request's write of the key (core
    * `ReadAnswer::own`), NaN for each it does not give: a read after which Next regenerates
    * (`ownStart`), a fresh answer Next may call due (`ownFreshAt`, `ownFreshDue`), and the
-   * creation time a write of the served value back must carry (`writtenBack`).
+   * creation time a write of the served value back must carry (`writtenBack`) with when that
+   * value was made (`writtenBackMade`, which its tags keep judging it by).
    */
   readonly ownStart: number
   readonly ownFreshAt: number
   readonly ownFreshDue: number
   readonly writtenBack: number
+  readonly writtenBackMade: number
   tags(): string[]
   parts(): Uint32Array
   /** Debug lines (`\n`-separated), `''` when none: no call into wasm then. */
@@ -809,6 +812,7 @@ class MachineAnswer<E> implements Answer {
   readonly ownFreshAt: number
   readonly ownFreshDue: number
   readonly writtenBack: number
+  readonly writtenBackMade: number
   private readonly hasLog: boolean
   private readonly hasError: boolean
   private readonly tagsAt: number
@@ -849,6 +853,7 @@ class MachineAnswer<E> implements Answer {
     this.ownFreshAt = f[base + F.OwnFreshAt] ?? Number.NaN
     this.ownFreshDue = f[base + F.OwnFreshDue] ?? Number.NaN
     this.writtenBack = f[base + F.WrittenBack] ?? Number.NaN
+    this.writtenBackMade = f[base + F.WrittenBackMade] ?? Number.NaN
   }
 
   tags(): string[] {

@@ -8,8 +8,13 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
+import { createRequire } from 'node:module'
+
 import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
 import { asRequest, inRender, now, startTestRedis, requestInstances } from './helpers.mjs'
+
+// The CLI's module, which can plan a tag update for a given time: an outbox's replay.
+const tools = createRequire(import.meta.url)('../wasm/tools/node/fleetcache_wasm.js')
 
 let redis
 let logDir
@@ -314,6 +319,42 @@ describe('Next 16.5 retains the previous entry after a failed regeneration, stal
     assert.ok(
       freshToNext(next),
       'no revalidation since it was made: retained for the retry delay, not born stale',
+    )
+  })
+  // Review 17: a revalidation issued before the write-back that reaches Redis only after it
+  // (an instance that could not reach Redis replays it from its outbox, with the time it was
+  // issued; or the update was still on its way while the writer pulled). The writer's pull
+  // could not see it, so no stamp the writer chooses from what it knows is safe: the entry
+  // keeps when the value was made, and its tags judge it by that.
+  test('a revalidation issued before the write-back that reaches Redis after it leaves it stale', async () => {
+    const A = instance()
+    const B = instance()
+    const key = '/own/retained-late-revalidation'
+    await A().set(key, route('made once'), routeSet({ revalidate: 1, expire: 3600 }))
+    // Past the clamped revalidate Next writes back with (3 s): a clock deadline.
+    await sleep(3100)
+    // Issued now on an instance that cannot reach Redis: it waits in that instance's outbox.
+    const issued = now()
+    await sleep(2)
+    const request = A()
+    const previous = await request.get(key, routeGet)
+    assert.ok(previous && !freshToNext(previous), 'stale by time: Next regenerates')
+    const revalidate = Math.min(Math.max(previous.cacheControl.revalidate || 3, 3), 30)
+    await request.set(key, previous.value, routeSet({ revalidate, expire: 3600 }))
+    // The replay: the tag update script with the revalidation's own time, sent only now.
+    const replaying = new tools.Engine({ prefix: 'owntest', deployment: 'd1' })
+    const argv = replaying
+      .planTagUpdate(ROUTE_TAG, tools.RevalidationMode.Stale, 31_536_000, issued)
+      .split('\0')
+    const source = replaying.scriptSource(argv[1])
+    replaying.free()
+    await redis.eachNode('SCRIPT', 'LOAD', source)
+    await redis.command(...argv)
+    const later = await B().get(key, routeGet)
+    assert.equal(Buffer.from(later.value.body).toString(), 'made once')
+    assert.ok(
+      !freshToNext(later),
+      'made before a revalidation that resolved before this read: must not be served as fresh',
     )
   })
 })

@@ -141,6 +141,7 @@ describe('write driver, fake store and clock', () => {
       Number.NaN,
       Number.NaN,
       Number.NaN,
+      Number.NaN,
       T0,
     )
     await writeEntry(e, m, [parts[0], new Uint8Array([3, 4, 5, 6])], io)

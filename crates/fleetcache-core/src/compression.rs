@@ -117,6 +117,7 @@ mod tests {
         EntryMeta {
             kind: EntryKind::UseCache,
             timestamp: Millis(1_800_000_000_000.0),
+            made_at: None,
             revalidate: 900.0,
             expire: f64::INFINITY,
             stale: 300.0,

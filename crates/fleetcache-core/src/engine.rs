@@ -1277,12 +1277,6 @@ impl Engine {
             redis_answers,
             pages: self.tag_sync.page_view(&self.mirror, now),
             tags_caught_up: self.tag_sync.caught_up(&self.mirror, now),
-            // Standalone, this process is the whole fleet: its mirror holds every revalidation.
-            tags_complete_before: if self.standalone {
-                Some(Millis(f64::INFINITY))
-            } else {
-                self.tag_sync.complete_before()
-            },
             lru: &mut self.lru,
             leases: &mut self.leases,
             stats: &self.stats,
@@ -1344,6 +1338,7 @@ mod tests {
         SetInput {
             kind: EntryKind::UseCache,
             timestamp: Millis(NOW),
+            made_at: None,
             revalidate: 900.0,
             expire: 3600.0,
             stale: 300.0,
@@ -1931,6 +1926,7 @@ mod tests {
             "k",
             SetInput {
                 timestamp: Millis(NOW - 10.0),
+                made_at: None,
                 ..input(&["t"], &[1])
             },
         );
@@ -1939,6 +1935,7 @@ mod tests {
             "u",
             SetInput {
                 timestamp: Millis(NOW - 10.0),
+                made_at: None,
                 ..input(&[], &[1])
             },
         );
@@ -1965,6 +1962,7 @@ mod tests {
             "n",
             SetInput {
                 timestamp: Millis(NOW + 1.0),
+                made_at: None,
                 ..input(&["t"], &[1])
             },
         );

@@ -23,6 +23,11 @@ pub const FIXED_HEADER_LEN: usize = 48;
 pub const FLAG_COMPRESSED: u8 = 0x01;
 /// Bytes a compressed value's header adds after the fixed part: `u8` codec, `u32` raw length.
 pub const COMPRESSION_FIELDS_LEN: usize = 5;
+/// Flag bit 1: the value was made before `timestamp` ([`EntryMeta::made_at`]); an `f64`
+/// ([`MADE_FIELD_LEN`] bytes) follows the fixed header and any compression fields.
+pub const FLAG_MADE: u8 = 0x02;
+/// Bytes the made time adds to a header that has it.
+pub const MADE_FIELD_LEN: usize = 8;
 
 /// How a compressed payload was encoded. Only codecs both runtimes of a fleet have natively
 /// (`node:zlib`, `CompressionStream`) may be listed here: a Node pod and a workers isolate
@@ -120,13 +125,9 @@ impl Limits {
         + Self::MAX_META_BYTES
         + Self::MAX_PARTS * 4;
 
-    /// The shortest and longest header with or without the compression fields.
-    fn header_len_range(compressed: bool) -> std::ops::RangeInclusive<usize> {
-        let extra = if compressed {
-            COMPRESSION_FIELDS_LEN
-        } else {
-            0
-        };
+    /// The shortest and longest header with the optional fields `flags` announces.
+    fn header_len_range(flags: u8) -> std::ops::RangeInclusive<usize> {
+        let extra = optional_fields_len(flags);
         Self::MIN_HEADER_LEN + extra..=Self::MAX_HEADER_LEN + extra
     }
 }
@@ -136,8 +137,15 @@ impl Limits {
 pub struct EntryMeta {
     /// Which interface the entry belongs to.
     pub kind: EntryKind,
-    /// Creation time (ms since epoch). Must be finite.
+    /// Creation time (ms since epoch): what `revalidate` and `expire` count from. Must be
+    /// finite.
     pub timestamp: Millis,
+    /// When the value itself was made, where that is before `timestamp`: a value written back
+    /// unchanged (Next 16.5 does so when a regeneration fails, to delay the next attempt) is
+    /// stamped with the write-back for its lifetime, while its tags judge it by when it was
+    /// made, so a revalidation between the two, however late it reaches Redis, still makes it
+    /// stale ([`EntryMeta::made`]). Finite and not after `timestamp`.
+    pub made_at: Option<Millis>,
     /// Seconds after `timestamp` when the entry should be regenerated (may be `Infinity`
     /// or negative). Never NaN.
     pub revalidate: f64,
@@ -153,6 +161,26 @@ pub struct EntryMeta {
     pub meta: Vec<u8>,
     /// Lengths of the payload parts, in order; the payload is their concatenation.
     pub parts: Vec<u32>,
+}
+
+impl EntryMeta {
+    /// The time tags judge the value by: when it was made ([`EntryMeta::made_at`]), else its
+    /// creation time.
+    pub fn made(&self) -> Millis {
+        self.made_at.unwrap_or(self.timestamp)
+    }
+}
+
+/// The length of the optional header fields `flags` announces (compression, made time).
+fn optional_fields_len(flags: u8) -> usize {
+    let mut len = 0;
+    if flags & FLAG_COMPRESSED != 0 {
+        len += COMPRESSION_FIELDS_LEN;
+    }
+    if flags & FLAG_MADE != 0 {
+        len += MADE_FIELD_LEN;
+    }
+    len
 }
 
 /// A decoded header and where the payload is.
@@ -218,6 +246,11 @@ fn invalid_number(m: &EntryMeta) -> Option<&'static str> {
         Some("expire")
     } else if m.stale.is_nan() {
         Some("stale")
+    } else if m
+        .made_at
+        .is_some_and(|made| !made.0.is_finite() || made > m.timestamp)
+    {
+        Some("made")
     } else {
         None
     }
@@ -265,22 +298,24 @@ fn encode(m: &EntryMeta, compressed: Option<(Codec, u32)>) -> Result<Vec<u8>, En
         .ok_or(EncodeError::TooLarge)?;
     // Bounded by Limits::MAX_HEADER_LEN (about 1 GiB), so none of these sums can overflow.
     let tags_len: usize = m.tags.iter().map(|t| 2 + t.len()).sum();
-    let extra = if compressed.is_some() {
-        COMPRESSION_FIELDS_LEN
-    } else {
-        0
-    };
-    let header_len =
-        Limits::MIN_HEADER_LEN + extra + m.key.len() + tags_len + m.meta.len() + 4 * m.parts.len();
+    let mut flags = 0;
+    if compressed.is_some() {
+        flags |= FLAG_COMPRESSED;
+    }
+    if m.made_at.is_some() {
+        flags |= FLAG_MADE;
+    }
+    let header_len = Limits::MIN_HEADER_LEN
+        + optional_fields_len(flags)
+        + m.key.len()
+        + tags_len
+        + m.meta.len()
+        + 4 * m.parts.len();
 
     let mut out = Vec::with_capacity(header_len);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
-    out.push(if compressed.is_some() {
-        FLAG_COMPRESSED
-    } else {
-        0
-    });
+    out.push(flags);
     out.extend_from_slice(&m.kind.as_u16().to_le_bytes());
     out.extend_from_slice(&len_u32(header_len)?.to_le_bytes());
     let stored_len = compressed.map_or(payload_len, |(_, stored)| stored);
@@ -292,6 +327,9 @@ fn encode(m: &EntryMeta, compressed: Option<(Codec, u32)>) -> Result<Vec<u8>, En
     if let Some((codec, _)) = compressed {
         out.push(codec.as_u8());
         out.extend_from_slice(&payload_len.to_le_bytes());
+    }
+    if let Some(made) = m.made_at {
+        out.extend_from_slice(&made.0.to_le_bytes());
     }
     out.extend_from_slice(&len_u32(m.key.len())?.to_le_bytes());
     out.extend_from_slice(m.key.as_bytes());
@@ -439,18 +477,20 @@ fn decode(
     };
     r.take(MAGIC.len())?;
     r.u8()?; // version, checked above
-    let compressed = match r.u8()? {
-        0 => false,
-        FLAG_COMPRESSED if accept_compressed => true,
-        FLAG_COMPRESSED => return Err(DecodeError::Compressed),
-        flags => return Err(DecodeError::UnsupportedFlags(flags)),
-    };
+    let flags = r.u8()?;
+    if flags & !(FLAG_COMPRESSED | FLAG_MADE) != 0 {
+        return Err(DecodeError::UnsupportedFlags(flags));
+    }
+    let compressed = flags & FLAG_COMPRESSED != 0;
+    if compressed && !accept_compressed {
+        return Err(DecodeError::Compressed);
+    }
     let kind_raw = r.u16()?;
     let kind = EntryKind::from_u16(kind_raw).ok_or(DecodeError::UnknownKind(kind_raw))?;
     let header_len = r.u32()?;
     let payload_len = r.u32()?;
     let header_len = usize::try_from(header_len).map_err(|_| DecodeError::HeaderLength)?;
-    if !Limits::header_len_range(compressed).contains(&header_len) {
+    if !Limits::header_len_range(flags).contains(&header_len) {
         return Err(DecodeError::HeaderLength);
     }
     if u64::from(payload_len).checked_add(header_len as u64) != Some(total_len as u64) {
@@ -479,6 +519,11 @@ fn decode(
             codec,
             raw_len: r.u32()?,
         })
+    } else {
+        None
+    };
+    let made_at = if flags & FLAG_MADE != 0 {
+        Some(Millis(r.f64()?))
     } else {
         None
     };
@@ -519,6 +564,7 @@ fn decode(
     let meta = EntryMeta {
         kind,
         timestamp,
+        made_at,
         revalidate,
         expire,
         stale,
@@ -547,6 +593,7 @@ mod tests {
         EntryMeta {
             kind: EntryKind::UseCache,
             timestamp: Millis(1_795_690_530_487.808_8),
+            made_at: None,
             revalidate: 900.0,
             expire: f64::INFINITY,
             stale: 300.0,
@@ -569,6 +616,7 @@ mod tests {
         let m = EntryMeta {
             kind: EntryKind::Incremental,
             timestamp: Millis(1.0),
+            made_at: None,
             revalidate: 2.0,
             expire: 3.0,
             stale: 4.0,
@@ -634,6 +682,49 @@ mod tests {
         assert_eq!(decode_header(&v, v.len()).unwrap(), d);
     }
 
+    /// A value written back unchanged carries when it was made after the fixed header (and
+    /// after the compression fields): flag bit 1, eight bytes more.
+    #[test]
+    fn the_made_time_round_trips_plain_and_compressed() {
+        let plain = sample();
+        let m = EntryMeta {
+            made_at: Some(Millis(plain.timestamp.0 - 60_000.0)),
+            ..sample()
+        };
+        assert_eq!(m.made(), Millis(plain.timestamp.0 - 60_000.0));
+        assert_eq!(plain.made(), plain.timestamp);
+        let h = encode_header(&m).unwrap();
+        let p = encode_header(&plain).unwrap();
+        assert_eq!((h[5], h.len()), (FLAG_MADE, p.len() + MADE_FIELD_LEN));
+        assert_eq!(
+            &h[FIXED_HEADER_LEN..FIXED_HEADER_LEN + MADE_FIELD_LEN],
+            &(plain.timestamp.0 - 60_000.0).to_le_bytes()
+        );
+        let v = value_of(&m);
+        assert_eq!(decode_header(&v, v.len()).unwrap().meta, m);
+        let c = encode_compressed_header(&m, Codec::Deflate, 3).unwrap();
+        assert_eq!(c[5], FLAG_COMPRESSED | FLAG_MADE);
+        let at = FIXED_HEADER_LEN + COMPRESSION_FIELDS_LEN;
+        assert_eq!(&c[at..at + MADE_FIELD_LEN], &m.made().0.to_le_bytes());
+        let d = decode_stored_header(&c, c.len() + 3).unwrap();
+        assert_eq!(d.meta, m);
+        assert_eq!(d.compression.map(|c| c.raw_len), Some(5));
+        // Made after its stamp, or not a time: refused both ways.
+        for made in [plain.timestamp.0 + 1.0, f64::NAN, f64::NEG_INFINITY] {
+            let bad = EntryMeta {
+                made_at: Some(Millis(made)),
+                ..sample()
+            };
+            assert_eq!(encode_header(&bad), Err(EncodeError::InvalidNumber("made")));
+            let mut w = v.clone();
+            w[FIXED_HEADER_LEN..FIXED_HEADER_LEN + 8].copy_from_slice(&made.to_le_bytes());
+            assert_eq!(
+                decode_header(&w, w.len()),
+                Err(DecodeError::InvalidNumber("made"))
+            );
+        }
+    }
+
     #[test]
     fn rejects_foreign_values() {
         assert_eq!(decode_header(b"", 0), Err(DecodeError::TooShort));
@@ -663,10 +754,11 @@ mod tests {
             Err(DecodeError::UnsupportedVersion(2))
         );
         v[4] = 1;
-        // Bit 0 (compressed) is for the stored-value decoder only; other bits are unknown.
+        // Bit 0 (compressed) is for the stored-value decoder only; bit 1 says the made time
+        // follows; other bits are unknown.
         v[5] = 1;
         assert_eq!(decode_header(&v, len), Err(DecodeError::Compressed));
-        for flags in [2, 3, 0x80] {
+        for flags in [4, 6, 0x80, 0x83] {
             v[5] = flags;
             assert_eq!(
                 decode_header(&v, len),
@@ -850,10 +942,14 @@ mod tests {
             ),
             meta in proptest::collection::vec(any::<u8>(), 0..64),
             parts in proptest::collection::vec(0u32..10_000, 0..6),
+            made_before in proptest::option::of(0.0f64..1e12),
         ) -> EntryMeta {
             EntryMeta {
                 kind: if incremental { EntryKind::Incremental } else { EntryKind::UseCache },
                 timestamp: Millis(timestamp),
+                made_at: made_before
+                    .map(|d| Millis(timestamp - d))
+                    .filter(|m| m.0.is_finite() && m.0 <= timestamp),
                 revalidate, expire, stale, key, tags, meta, parts,
             }
         }

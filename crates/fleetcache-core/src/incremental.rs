@@ -272,6 +272,11 @@ pub struct IncrementalSet<'a> {
     /// ([`crate::Engine::incremental_created`]); it becomes the entry's `lastModified`, so a
     /// revalidation during the regeneration leaves the entry stale.
     pub created: Millis,
+    /// For a value written back unchanged, when it was made ([`EntryMeta::made_at`]); kept
+    /// only where earlier than the entry's creation time.
+    ///
+    /// [`EntryMeta::made_at`]: crate::envelope::EntryMeta::made_at
+    pub made: Option<Millis>,
     /// Time of the write.
     pub now: Millis,
 }
@@ -473,9 +478,13 @@ impl<'a> IncrementalSet<'a> {
     pub fn set_input(&self, meta: &'a [u8]) -> Result<SetInput<'a>, LayoutError> {
         self.desc.check_parts(self.parts.len())?;
         let unlimited = f64::INFINITY;
+        let timestamp = self.created.min(self.now);
         Ok(SetInput {
             kind: EntryKind::Incremental,
-            timestamp: self.created.min(self.now),
+            timestamp,
+            made_at: self
+                .made
+                .filter(|made| made.0.is_finite() && *made < timestamp),
             revalidate: if self.desc.revalidate_false {
                 unlimited
             } else {

@@ -1496,6 +1496,7 @@ mod tests {
         let m = crate::envelope::EntryMeta {
             kind: crate::envelope::EntryKind::UseCache,
             timestamp: Millis(f64::from(version)),
+            made_at: None,
             revalidate: 60.0,
             expire: f64::from(version) + 1.0,
             stale: 0.0,

@@ -292,11 +292,12 @@ pub struct ReadAnswer {
     /// A singular-handler answer: what it leaves for the same request's write of the key
     /// ([`crate::regen::Own`]; the host keeps it and hands it back with the write). `start`
     /// when Next regenerates after it; `fresh_at`/`fresh_due` when Next may call it due and
-    /// regenerate on its own; `written_back` when it serves a value: the creation time a write
-    /// of that very value back must carry (Next 16.5 keeps the previous entry when a
-    /// regeneration fails), its creation time when a tag revalidated since made it stale, so
-    /// it stays stale, else when the read began (nothing revalidated it then), so Next's delay
-    /// before its next attempt holds. [`crate::regen::Own::NONE`] for any other answer.
+    /// regenerate on its own; `written_back` and `written_back_made` when it serves a value:
+    /// the creation time a write of that very value back must carry (Next 16.5 keeps the
+    /// previous entry when a regeneration fails), and when the value was made, which its tags
+    /// keep judging it by. Stale by a tag, both are when it was made, so it stays stale and
+    /// expires as it would have; else the stamp is when the read began, so Next's delay before
+    /// its next attempt holds. [`crate::regen::Own::NONE`] for any other answer.
     pub own: crate::regen::Own,
 }
 
@@ -350,9 +351,6 @@ pub struct ReadCtx<'a> {
     ///
     /// [`Engine::tags_caught_up`]: crate::Engine::tags_caught_up
     pub tags_caught_up: bool,
-    /// The mirror holds every revalidation that resolved before this time
-    /// ([`TagSync::complete_before`](crate::tag_sync::TagSync::complete_before)).
-    pub tags_complete_before: Option<Millis>,
     /// The tier's index.
     pub lru: &'a mut LruIndex,
     /// Leases this process holds.
@@ -1874,17 +1872,16 @@ impl ReadMachine {
                     how: Presentable::Incremental(serve),
                 }) = j.value.as_ref()
                 {
-                    let created = header.meta.timestamp.0;
-                    own.written_back = if serve.stale {
-                        created.min(self.started.0)
+                    // Tags judge the value by when it was made, and so will they once it is
+                    // written back, however late a revalidation reaches Redis: the stamp
+                    // only sets when the value written back falls due (Next's retry delay).
+                    let made = header.meta.made().0;
+                    (own.written_back, own.written_back_made) = if serve.stale {
+                        // Stale by a tag: it stays stale, and expires as it would have.
+                        let at = made.min(self.started.0);
+                        (at, at)
                     } else {
-                        // Not stale by a tag as far as this process knows: vouched for up to
-                        // the read's start only where the mirror holds every revalidation
-                        // resolved by then (a pull begun since), else up to the last pull's
-                        // start; never earlier than its creation, which no later revalidation
-                        // precedes.
-                        let vouched = ctx.tags_complete_before.map_or(created, |c| c.0);
-                        self.started.0.min(vouched).max(created)
+                        (self.started.0.max(made), made)
                     };
                 }
                 // Where a regeneration of this key begins, if it does: its write is stamped

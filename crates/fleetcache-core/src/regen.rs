@@ -302,8 +302,13 @@ pub struct Own {
     pub fresh_due: f64,
     /// The value written is one the request was served, unchanged (Next 16.5 writes the
     /// previous entry back when a regeneration fails): the creation time the engine chose
-    /// for it when serving it ([`crate::ReadAnswer::own`]'s), taken however long ago.
+    /// for it when serving it ([`crate::ReadAnswer::own`]'s), taken however long ago...
     pub written_back: f64,
+    /// ... and when that value was made ([`EntryMeta::made`]): the entry written back keeps it
+    /// apart from its stamp, so that its tags still judge it by it.
+    ///
+    /// [`EntryMeta::made`]: crate::envelope::EntryMeta::made
+    pub written_back_made: f64,
 }
 
 /// Equal field by field, NaN (none) equal to NaN: answers compare in tests.
@@ -314,6 +319,7 @@ impl PartialEq for Own {
             && same(self.fresh_at, other.fresh_at)
             && same(self.fresh_due, other.fresh_due)
             && same(self.written_back, other.written_back)
+            && same(self.written_back_made, other.written_back_made)
     }
 }
 
@@ -324,11 +330,13 @@ impl Own {
         fresh_at: f64::NAN,
         fresh_due: f64::NAN,
         written_back: f64::NAN,
+        written_back_made: f64::NAN,
     };
 
     /// What the host keeps of a request's answers for a key (`OwnReads` in
     /// js-host/src/incremental-handler.ts): each field the lesser of the two, where only one
-    /// has it, that one; no `written_back`, which belongs to a served value, not to the key.
+    /// has it, that one; no `written_back` (nor its made time), which belongs to a served value,
+    /// not to the key.
     pub fn least(self, other: Own) -> Own {
         let least = |a: f64, b: f64| if a < b || b.is_nan() { a } else { b };
         Own {
@@ -336,7 +344,14 @@ impl Own {
             fresh_at: least(self.fresh_at, other.fresh_at),
             fresh_due: least(self.fresh_due, other.fresh_due),
             written_back: f64::NAN,
+            written_back_made: f64::NAN,
         }
+    }
+
+    /// For a value written back, when it was made ([`Own::written_back_made`]).
+    pub fn made(&self) -> Option<Millis> {
+        (self.written_back.is_finite() && self.written_back_made.is_finite())
+            .then_some(Millis(self.written_back_made))
     }
 
     /// The read that stamps the write at `now`, if one counts: the earliest of the request's

@@ -38,11 +38,6 @@ pub struct TagSync {
     push: Option<PushFollow>,
     /// The host knows Redis is not cluster-enabled: page writes can announce themselves.
     plain_redis: bool,
-    /// When the earliest pull planned since a reply was last applied started.
-    pull_started: Option<Millis>,
-    /// The mirror holds every revalidation that resolved before this time: the start of the
-    /// last pull after which it was synced ([`TagSync::complete_before`]).
-    complete_before: Option<Millis>,
 }
 
 /// The bookkeeping of a process that follows the tag state by push: the update script
@@ -278,8 +273,6 @@ impl TagSync {
             pruned_at: Millis::ZERO,
             push: None,
             plain_redis: false,
-            pull_started: None,
-            complete_before: None,
         }
     }
 
@@ -409,14 +402,6 @@ impl TagSync {
         if let Some(push) = self.push.as_mut() {
             push.pull_planned(now);
         }
-        // The host has one pull at a time in flight (tag-sync.ts chains them), which this relies
-        // on: a reply is credited with the earliest start planned since the last reply (after
-        // a pull that failed, less than it could vouch for). Were a pull planned while an
-        // earlier one is in flight and another after the first reply, the second reply would
-        // be credited with the third's start (review 17): replies carry no pull number.
-        if now.0.is_finite() {
-            self.pull_started = Some(self.pull_started.map_or(now, |p| p.min(now)));
-        }
         mirror.note_planned();
         self.plan_refresh(mirror)
     }
@@ -480,14 +465,6 @@ impl TagSync {
     ) -> Result<RefreshSummary, ProtocolError> {
         let summary = mirror.apply_refresh(reply, now, keep_ms)?;
         mirror.unqueue_in_flight(&self.resending);
-        // A pull's reply holds what resolved before the pull started; once the mirror is synced
-        // (a load's last page and its catch-up applied), so does the mirror.
-        let started = self.pull_started.take();
-        if mirror.is_synced() && !mirror.is_loading() {
-            if let Some(t) = started {
-                self.complete_before = Some(self.complete_before.map_or(t, |c| c.max(t)));
-            }
-        }
         let page_write = mirror.take_page_write();
         if let Some(push) = self.push.as_mut() {
             push.pull_applied();
@@ -536,15 +513,6 @@ impl TagSync {
     /// Records waiting to be merged back into Redis, the batch in flight included.
     pub fn resend_len(&self, mirror: &TagMirror) -> usize {
         mirror.resend_len() + self.resending.len()
-    }
-
-    /// The mirror holds every revalidation that resolved before the returned time (the start
-    /// of the last pull after which it was synced; a revalidation Redis lost before that pull
-    /// excepted): a value served from this process may be vouched for up to it, no later.
-    /// `None` before the first such pull. Announcements heard since do not move it: one
-    /// resolved earlier may still be on its way.
-    pub fn complete_before(&self) -> Option<Millis> {
-        self.complete_before
     }
 
     /// Notes the time of the host's first Redis command; later calls change nothing.

@@ -125,12 +125,15 @@ pub fn judge_decoded(
     } else if !is_unlimited(m.expire) && now.0 > m.timestamp.plus_seconds(m.expire).0 {
         Verdict::Expired
     } else if (!m.tags.is_empty() || !soft_tags.is_empty())
-        && untrusted_before().is_some_and(|before| m.timestamp <= before)
+        && untrusted_before().is_some_and(|before| m.made() <= before)
     {
         // No tag state to prove it fresh by: a miss.
         Verdict::Expired
     } else {
-        let mut freshness = mirror.evaluate(m.timestamp, m.tags.iter().map(String::as_str), now);
+        // Tags judge the value by when it was made, which a value written back unchanged
+        // carries apart from its stamp.
+        let made = m.made();
+        let mut freshness = mirror.evaluate(made, m.tags.iter().map(String::as_str), now);
         for tag in soft_tags {
             if freshness == Freshness::Expired {
                 break;
@@ -138,7 +141,7 @@ pub fn judge_decoded(
             // Borrowed, without allocating, for every tag Next 16.2.7 and later produce; one
             // at a time, so no list of them is allocated either.
             let tag = canonical_tag(tag);
-            freshness = freshness.max(mirror.evaluate(m.timestamp, [tag.as_ref()], now));
+            freshness = freshness.max(mirror.evaluate(made, [tag.as_ref()], now));
         }
         match freshness {
             Freshness::Fresh => Verdict::Fresh,

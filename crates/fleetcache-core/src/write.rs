@@ -17,6 +17,9 @@ pub struct SetInput<'a> {
     pub kind: EntryKind,
     /// Creation time (ms).
     pub timestamp: Millis,
+    /// When the value was made, where earlier than `timestamp` (a value written back
+    /// unchanged: [`EntryMeta::made_at`]).
+    pub made_at: Option<Millis>,
     /// Seconds; `Infinity` (or the sentinel) for `revalidate: false`.
     pub revalidate: f64,
     /// Seconds after `timestamp` when the entry is gone; `Infinity` (or the sentinel) for
@@ -81,6 +84,7 @@ pub fn plan(
     let meta = EntryMeta {
         kind: entry.kind,
         timestamp: entry.timestamp,
+        made_at: entry.made_at,
         revalidate: entry.revalidate,
         expire: entry.expire,
         stale: entry.stale,

@@ -435,6 +435,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             let input = SetInput {
                 kind: EntryKind::UseCache,
                 timestamp,
+                made_at: None,
                 revalidate,
                 expire,
                 stale,
@@ -496,6 +497,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                     tags,
                     parts,
                     created,
+                    made: own.made(),
                     now,
                 };
                 let (plan, dropped) =

@@ -1333,6 +1333,7 @@ fn the_seed_scripts_keep_what_the_model_of_redis_keeps() {
                             tags: &["_N_T_/s"],
                             parts: &[2, 1],
                             created: at,
+                            made: None,
                             now: at,
                         };
                         match plain.plan_incremental_set("/s", &set) {

@@ -50,6 +50,7 @@ fn store(e: &Engine, key: &str, tags: &[&str]) -> Vec<u8> {
             SetInput {
                 kind: EntryKind::UseCache,
                 timestamp: Millis(NOW),
+                made_at: None,
                 revalidate: 900.0,
                 expire: f64::INFINITY,
                 stale: 300.0,
@@ -176,6 +177,7 @@ fn app_page_with_2000_header_tags_is_stored_and_invalidated() {
                 tags: &tag_refs,
                 parts: &[0, 0],
                 created: Millis(NOW),
+                made: None,
                 now: Millis(NOW),
             },
         )

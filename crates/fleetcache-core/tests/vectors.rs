@@ -75,6 +75,7 @@ fn plan_of(e: &fleetcache_core::Engine, case: &Value) -> SetPlan {
         SetInput {
             kind: EntryKind::UseCache,
             timestamp: Millis(n(case, "timestamp")),
+            made_at: None,
             revalidate: n(case, "revalidate"),
             expire: n(case, "expire"),
             stale: n(case, "stale"),

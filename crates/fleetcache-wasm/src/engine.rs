@@ -939,7 +939,8 @@ impl Engine {
 /// Decodes a stored value's envelope header for display (the `fleetcache inspect` CLI), without
 /// knowing its cache key and without judging it. `value` is the start of the stored value (the
 /// header is enough) and `totalLen` its full length. Returns a plain object (`formatVersion`,
-/// `interface`, `timestamp`, `revalidate`, `expire`, `stale`, `key`, `tags`, `parts`,
+/// `interface`, `timestamp`, `made` (a value written back: when it was made), `revalidate`,
+/// `expire`, `stale`, `key`, `tags`, `parts`,
 /// `headerLen`, `payloadLen` (as stored: a compressed value's codec output), and for
 /// singular-handler entries `valueKind`, `rscData`, `segments`, `revalidateFalse`,
 /// `noExpire`, `noCacheControl`).
@@ -965,6 +966,9 @@ pub fn describe_envelope(value: &[u8], total_len: u32) -> Result<JsValue, JsValu
         },
     );
     o.num("timestamp", m.timestamp.0);
+    if let Some(made) = m.made_at {
+        o.num("made", made.0);
+    }
     o.num("revalidate", m.revalidate);
     o.num("expire", m.expire);
     o.num("stale", m.stale);

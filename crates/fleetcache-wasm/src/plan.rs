@@ -149,6 +149,7 @@ impl Engine {
         let input = SetInput {
             kind: EntryKind::UseCache,
             timestamp: Millis(timestamp),
+            made_at: None,
             revalidate,
             expire,
             stale,
@@ -195,6 +196,7 @@ impl Engine {
             tags: &tags,
             parts,
             created,
+            made: None,
             now: Millis(now),
         };
         let plan = self

@@ -292,10 +292,13 @@ pub enum ReadField {
     /// value back must carry (`Own::written_back`; `WriteMachine.incremental`'s `ownWrittenBack`
     /// for a write of the value object `get` returned); NaN otherwise.
     WrittenBack = 36,
+    /// With `WrittenBack`: when that value was made, which its tags judge it by
+    /// (`Own::written_back_made`, `WriteMachine.incremental`'s `ownWrittenBackMade`).
+    WrittenBackMade = 37,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 37;
+const READ_FIELDS: usize = 38;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -651,6 +654,7 @@ impl ReadStep {
                 f[F::OwnFreshAt as usize] = a.own.fresh_at;
                 f[F::OwnFreshDue as usize] = a.own.fresh_due;
                 f[F::WrittenBack as usize] = a.own.written_back;
+                f[F::WrittenBackMade as usize] = a.own.written_back_made;
                 match &a.shown {
                     core::Shown::UseCache(s) => {
                         f[F::Timestamp as usize] = s.timestamp;

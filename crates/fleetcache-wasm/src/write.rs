@@ -323,8 +323,9 @@ impl WriteMachine {
     /// is stamped with the start of the regeneration that produced it, which the core picks
     /// from what the writing request's own reads of the key answered: `ownStart`,
     /// `ownFreshAt` and `ownFreshDue` the least of their answers' `OwnStart`/`OwnFreshAt`/
-    /// `OwnFreshDue` fields, `ownWrittenBack` the `WrittenBack` of the answer that served the
-    /// value written (NaN for each when none), else the engine's record of the key. Throws
+    /// `OwnFreshDue` fields, `ownWrittenBack` and `ownWrittenBackMade` the `WrittenBack` and
+    /// `WrittenBackMade` of the answer that served the value written (NaN for each when none),
+    /// else the engine's record of the key. Throws
     /// `ERR_KEY_ILL_FORMED` for a key with a lone surrogate.
     #[allow(clippy::too_many_arguments)]
     pub fn incremental(
@@ -341,6 +342,7 @@ impl WriteMachine {
         own_fresh_at: f64,
         own_fresh_due: f64,
         own_written_back: f64,
+        own_written_back_made: f64,
         now: f64,
     ) -> Result<WriteMachine, JsValue> {
         let cache_key = utf8_key(cache_key)?;
@@ -359,6 +361,7 @@ impl WriteMachine {
                 fresh_at: own_fresh_at,
                 fresh_due: own_fresh_due,
                 written_back: own_written_back,
+                written_back_made: own_written_back_made,
             },
         };
         Ok(WriteMachine {

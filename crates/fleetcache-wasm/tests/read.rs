@@ -255,6 +255,7 @@ fn check_fields(m: &ReadMachine) {
             fresh_at: 0.0,
             fresh_due: 0.0,
             written_back: 0.0,
+            written_back_made: 0.0,
         },
     };
     let f = m.fields_area();
@@ -307,6 +308,7 @@ fn check_fields(m: &ReadMachine) {
         (ReadField::OwnFreshAt, own.fresh_at),
         (ReadField::OwnFreshDue, own.fresh_due),
         (ReadField::WrittenBack, own.written_back),
+        (ReadField::WrittenBackMade, own.written_back_made),
     ];
     // Every slot but the tags' and parts' addresses, checked below.
     assert_eq!(want.len() + 2, f.len());

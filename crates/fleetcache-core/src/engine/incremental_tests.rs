@@ -55,6 +55,7 @@ fn set<'a>(d: Descriptor, tags: &'a [&'a str], parts: &'a [u32]) -> IncrementalS
         tags,
         parts,
         created: Millis(NOW),
+        made: None,
         now: Millis(NOW),
     }
 }
@@ -194,6 +195,7 @@ fn foreign_layouts_are_corrupt() {
             SetInput {
                 kind: EntryKind::UseCache,
                 timestamp: Millis(NOW),
+                made_at: None,
                 revalidate: 1.0,
                 expire: 10.0,
                 stale: 0.0,
@@ -218,6 +220,7 @@ fn foreign_layouts_are_corrupt() {
             SetInput {
                 kind: EntryKind::Incremental,
                 timestamp: Millis(NOW),
+                made_at: None,
                 revalidate: 1.0,
                 expire: 10.0,
                 stale: 0.0,
@@ -479,6 +482,7 @@ proptest! {
             tags: &tag_refs,
             parts,
             created: Millis(NOW),
+            made: None,
             now: Millis(NOW),
         };
         let v = store(&e, "key", &s);

@@ -83,6 +83,7 @@ fn page_value(e: &mut Engine, key: &str, created: f64) -> Vec<u8> {
         tags: &[],
         parts: &parts,
         created: Millis(created),
+        made: None,
         now: Millis(created),
     };
     let mut v = e.plan_incremental_set(key, &set).unwrap().header;

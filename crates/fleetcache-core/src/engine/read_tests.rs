@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::envelope::EntryKind;
 use crate::guard::{Admission, OpKind};
-use crate::incremental::{Descriptor, IncrementalSet, ValueKind};
+use crate::incremental::{Descriptor, IncrementalSet, IncrementalVerdict, ValueKind};
 use crate::keys::Interface;
 use crate::lease::{Consumer, EntryWrite};
 use crate::read_machine::*;
@@ -59,6 +59,7 @@ fn uc_value_expiring(
             SetInput {
                 kind: EntryKind::UseCache,
                 timestamp: Millis(created),
+                made_at: None,
                 revalidate,
                 expire,
                 stale: 30.0,
@@ -2093,6 +2094,7 @@ fn inc_stored(
         tags,
         parts: &parts,
         created: Millis(created),
+        made: None,
         now: Millis(now),
     };
     let mut v = e.plan_incremental_set(key, &set).unwrap().header;
@@ -2640,61 +2642,97 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
     );
 }
 
-/// A pull that finds the tag state of epoch `E` at `version` (empty), planned at `at`.
-fn pull_at(e: &mut Engine, version: &str, at: f64) {
-    e.plan_tag_pull(Millis(at));
-    let vid = format!("v{version}");
-    let full = if e.mirror().is_synced() { "0" } else { "1" };
-    let mut items = vec!["E", version, &vid, full, "0", ""];
-    if full == "1" {
-        items.push("0");
-    }
-    e.apply_refresh(&crate::netstring::encode(items), Millis(at + 1.0))
-        .unwrap();
-}
-
-/// The freshness simulation (simwb): a page Next 16.5 writes back after a failed regeneration
-/// was stamped with the start of the read that served it, though the instance's mirror could
-/// lack a revalidation resolved before then (its pull failed, an announcement on its way): the
-/// old page then read as fresh everywhere. The stamp is no later than the start of the last
-/// pull after which the mirror was synced, and never earlier than the value's creation.
+/// Review 17: a page Next 16.5 writes back after a failed regeneration was stamped with one time
+/// for its lifetime and its tags: at best the start of the writer's last complete pull. A
+/// revalidation issued before that time but reaching Redis after it (replayed from its
+/// instance's outbox after an outage, or on its way while the pull ran) then found the old
+/// page newer than itself, fresh on every instance for the written-back entry's `revalidate`.
+/// Now the entry keeps when the value was made apart from its stamp: tags judge it by the
+/// first, its lifetime (Next's retry delay) counts from the second.
 #[test]
-fn a_value_written_back_is_vouched_for_only_as_far_as_the_mirror_holds_every_revalidation() {
-    let mut e = Engine::new(Config {
-        prefix: "fc".into(),
-        deployment: "d1".into(),
-        leases: false,
-        ..Config::default()
-    })
-    .unwrap();
-    let written_back = |e: &mut Engine, pull: Option<f64>, read: f64| {
-        let v = inc_value(e, "/p", ValueKind::AppPage, NOW - 60_000.0);
-        let mut m = inc(e, "/p", false, false, read);
-        go(e, &mut m, ReadInput::Start, read);
-        if let Some(at) = pull {
-            pull_at(e, "2", at);
-        }
-        go(e, &mut m, ReadInput::Refreshed, read + 2.0);
-        go(e, &mut m, ReadInput::Tier(None), read + 2.0);
-        let s = go(e, &mut m, ReadInput::Reply(b(&v)), read + 3.0);
-        answer(&s).own.written_back
+fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
+    let no_leases = || {
+        let mut e = Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            leases: false,
+            ..Config::default()
+        })
+        .unwrap();
+        e.mark_standalone();
+        e
     };
-    // Never pulled: nothing vouched for past the value's creation.
-    pull_at(&mut e, "1", NOW - 500.0);
-    let mut fresh = Engine::new(Config {
-        prefix: "fc".into(),
-        deployment: "d1".into(),
-        leases: false,
-        ..Config::default()
-    })
-    .unwrap();
-    fresh.mirror_mut().mark_synced();
-    assert_eq!(written_back(&mut fresh, None, NOW), NOW - 60_000.0);
-    // The read's own pull failed: vouched for up to the last pull's start.
-    assert_eq!(written_back(&mut e, None, NOW), NOW - 500.0);
-    // A pull begun after the read began: the read's start, as before.
-    assert_eq!(
-        written_back(&mut e, Some(NOW + 101.0), NOW + 100.0),
-        NOW + 100.0
-    );
+    let made = NOW - 60_000.0;
+    let mut writer = no_leases();
+    let v = inc_stored(&mut writer, ValueKind::AppPage, "/p", &["t"], made, made);
+    // Stale by time only (60 s old, `revalidate` 60 s): served stale, Next regenerates, fails,
+    // and writes the value it was served back.
+    let mut m = inc(&writer, "/p", false, false, NOW);
+    let s = inc_reply(&mut writer, &mut m, &v, NOW, NOW + 3.0);
+    let a = answer(&s);
+    assert_eq!(a.served, Served::Stale);
+    assert_eq!((a.own.written_back, a.own.written_back_made), (NOW, made));
+    let key = writer.namespace.entry_key(&Interface::Incremental, "/p");
+    let back = crate::regen::Own {
+        written_back: a.own.written_back,
+        written_back_made: a.own.written_back_made,
+        ..crate::regen::Own::NONE
+    };
+    let now = Millis(NOW + 500.0);
+    let desc = inc_desc(ValueKind::AppPage);
+    let parts = vec![3u32; desc.part_count()];
+    let set = IncrementalSet {
+        desc,
+        // What Next gives a retained entry: 3 to 30 s.
+        revalidate: 30.0,
+        expire: 3600.0,
+        tags: &["t"],
+        parts: &parts,
+        created: crate::regen::incremental_created(
+            &mut writer.regenerations,
+            &writer.stale_handouts,
+            (&key, back),
+            ValueKind::AppPage,
+            &["t"],
+            now,
+        ),
+        made: back.made(),
+        now,
+    };
+    let mut w = writer.plan_incremental_set("/p", &set).unwrap().header;
+    for _ in &parts {
+        w.extend_from_slice(b"abc");
+    }
+    let judged = |revalidated_at: Option<f64>| {
+        let mut other = no_leases();
+        if let Some(at) = revalidated_at {
+            other
+                .plan_tag_update(
+                    &["t"],
+                    &Revalidation::Stale {
+                        expire_seconds: None,
+                    },
+                    Millis(at),
+                    "ep",
+                )
+                .unwrap();
+        }
+        let (verdict, header) =
+            other.inspect_incremental("/p", &w, w.len(), &[], f64::NAN, Millis(NOW + 600.0));
+        let header = header.unwrap();
+        assert_eq!(
+            (header.meta.timestamp, header.meta.made_at),
+            (Millis(NOW), Some(Millis(made)))
+        );
+        match verdict {
+            IncrementalVerdict::Serve(s) => s.stale,
+            v => panic!("expected a servable value, got {v:?}"),
+        }
+    };
+    // Nothing revalidated: fresh for its 30 s from the read, so Next waits before trying again.
+    assert!(!judged(None));
+    // Revalidated between when the value was made and the write-back (however late that
+    // reached Redis, hence this instance): stale.
+    assert!(judged(Some(NOW - 1_000.0)));
+    assert!(judged(Some(made)));
 }

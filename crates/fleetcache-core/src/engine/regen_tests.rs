@@ -181,6 +181,7 @@ fn a_revalidation_during_the_regeneration_leaves_the_entry_invalid() {
             tags: &["t"],
             parts: &[2, 3],
             created: e.incremental_created("/p", ValueKind::AppPage, &["t"], now),
+            made: None,
             now,
         };
         let plan = e.plan_incremental_set("/p", &set).unwrap();
@@ -355,6 +356,7 @@ fn a_page_that_joined_a_stale_entry_stays_stale_after_eight_more_stale_hand_outs
         tags: &page_tags,
         parts: &[2, 3],
         created,
+        made: None,
         now,
     };
     let mut v = e.plan_incremental_set("/p", &set).unwrap().header;

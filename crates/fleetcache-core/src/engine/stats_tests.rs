@@ -55,6 +55,7 @@ fn use_cache_value(e: &Engine, tags: &[&str], expire: f64) -> Vec<u8> {
             SetInput {
                 kind: EntryKind::UseCache,
                 timestamp: Millis(NOW),
+                made_at: None,
                 revalidate: 60.0,
                 expire,
                 stale: 0.0,
@@ -120,6 +121,7 @@ fn the_engine_counts_its_decisions() {
         tags: &[],
         parts: &[100, 100],
         created: Millis(NOW),
+        made: None,
         now: Millis(NOW),
     };
     assert!(tiny.plan_incremental_set("k", &set).is_err());
@@ -185,6 +187,7 @@ fn singular_verdicts_are_counted_once() {
         tags: &["t"],
         parts: &[1, 1],
         created: Millis(NOW),
+        made: None,
         now: Millis(NOW),
     };
     let mut v = e.plan_incremental_set("k", &set).unwrap().header;
