@@ -62,10 +62,10 @@ cp "$tmp/node/${name}.d.ts" "$out/node/"
 if [ "$kind" = tools ]; then
   # The tools module must instantiate and have what the server module leaves out.
   node -e "
-const m = require('./$out/node/${name}.js');
+const m = require(require('node:path').resolve(process.argv[1]));
 const e = new m.Engine({ prefix: 'check', deployment: 'mkpkg' });
 if (typeof e.planSeedWrite !== 'function' || typeof m.describeEnvelope !== 'function') throw new Error('no tools exports');
-"
+" "$out/node/${name}.js"
   printf 'mkpkg: %s (%s bytes, %s gzipped; the CLI'"'"'s module)\n' "$out/${name}_bg.wasm" \
     "$(stat -c %s "$out/${name}_bg.wasm")" "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)"
   exit 0
@@ -88,10 +88,10 @@ echo '{ "type": "module" }' >"$out/web/package.json"
 
 # The optimized module must still instantiate and run.
 node -e "
-const m = require('./$out/node/${name}.js');
+const m = require(require('node:path').resolve(process.argv[1]));
 const e = new m.Engine({ prefix: 'check', deployment: 'mkpkg' });
 if (typeof e.entryKey(m.Interface.useCache('default'), 'k') !== 'string') throw new Error('engine did not answer');
 if ('planSeedWrite' in e || 'describeEnvelope' in m) throw new Error('the server module has the tools exports');
-"
+" "$out/node/${name}.js"
 printf 'mkpkg: %s (%s bytes, %s gzipped)\n' "$out/${name}_bg.wasm" \
   "$(stat -c %s "$out/${name}_bg.wasm")" "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)"
