@@ -1138,6 +1138,21 @@ struct ServedValue {
     soft: Vec<&'static str>,
 }
 
+impl ServedValue {
+    /// Its header, and its creation by the payload and by the header the engine judged it by
+    /// (the earlier); `None` without a header or a finite time.
+    fn created(&self) -> Option<(fleetcache_core::DecodedHeader, f64)> {
+        let header = fleetcache_core::decode_header(&self.value, self.value.len()).ok()?;
+        let payload = self
+            .value
+            .get(self.payload_offset..self.payload_offset + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(f64::NAN, f64::from_le_bytes);
+        let created = payload.min(header.meta.made().0);
+        created.is_finite().then_some((header, created))
+    }
+}
+
 /// One request's handler instance (Next builds one per request, `OwnReads` in
 /// incremental-handler.ts), and what a later read of its `fetch` key by the same request
 /// (`Op::IncReadAgain`) passes again.
@@ -1929,19 +1944,9 @@ impl World {
     fn check_written_back(&self) -> Result<(), TestCaseError> {
         for wb in self.write_backs.values() {
             let served = &wb.served;
-            let Ok(header) = fleetcache_core::decode_header(&served.value, served.value.len())
-            else {
+            let Some((_, created)) = served.created() else {
                 continue;
             };
-            let payload = served
-                .value
-                .get(served.payload_offset..served.payload_offset + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(f64::NAN, f64::from_le_bytes);
-            let created = payload.min(header.meta.made().0);
-            if !created.is_finite() {
-                continue;
-            }
             for stored in &wb.stored {
                 let Ok(written) = fleetcache_core::decode_header(stored, stored.len()) else {
                     continue;
@@ -2017,18 +2022,10 @@ impl World {
                 continue;
             }
             let served = &wb.served;
-            let Ok(header) = fleetcache_core::decode_header(&served.value, served.value.len())
-            else {
+            let Some((header, created)) = served.created() else {
                 continue;
             };
-            let payload = served
-                .value
-                .get(served.payload_offset..served.payload_offset + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(f64::NAN, f64::from_le_bytes);
-            // Its creation by the payload and by the header the engine judged it by.
             let made = header.meta.made().0;
-            let created = payload.min(made);
             let tags: Vec<&str> = header
                 .meta
                 .tags
@@ -2041,7 +2038,7 @@ impl World {
                 .revs
                 .iter()
                 .any(|r| r.at.0 >= created - 1.0 && r.tags.iter().any(|t| tags.contains(t)));
-            if revalidated || !created.is_finite() {
+            if revalidated {
                 continue;
             }
             // The `revalidate` Next wrote it back with: its retry delay.
