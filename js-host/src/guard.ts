@@ -101,7 +101,7 @@ export class GuardedTransport implements Transport {
       t0 = now()
       permit = this.engine.admit(code, t0)
       // Refused commands are counted by the breaker itself (`rejected`).
-      if (permit === 0) return Promise.reject(new CircuitOpenError())
+      if (permit === 0 && options?.force !== true) return Promise.reject(new CircuitOpenError())
       const budget = this.budgets[code] ?? this.engine.budgetMs(code)
       // A transport that enforces the budget itself abandons the command at its deadline (it
       // is not cancelled: node-redis keeps it queued); this outer deadline bounds one that does

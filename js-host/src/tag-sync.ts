@@ -39,6 +39,7 @@ export interface TagEngine {
   readonly outboxParked: number
   readonly outboxLength: number
   readonly outboxHeadSeq: number
+  readonly outboxTags: string
   planOutboxHead(): string
   refuseOutbox(seq: number, message: string, now: number): OutboxRefusalCode
   failOutbox(seq: number, now: number): void
@@ -78,9 +79,14 @@ export interface TagEnums {
 /**
  * Runs an `EVALSHA` argv the engine planned (loading the script on `NOSCRIPT`) under the
  * engine's budget for `kind`. Rejects with an error whose `code` is `ERR_REDIS_REPLY` when Redis
- * answered with an error, `ERR_REDIS_CIRCUIT_OPEN` when the breaker kept Redis from being asked.
+ * answered with an error, `ERR_REDIS_CIRCUIT_OPEN` when the breaker kept Redis from being asked
+ * (never with `force`: the last attempt at the outbox when the process closes).
  */
-export type ScriptRunner = (argv: string[], kind: 'read' | 'write') => Promise<unknown>
+export type ScriptRunner = (
+  argv: string[],
+  kind: 'read' | 'write',
+  force?: boolean,
+) => Promise<unknown>
 
 /** What the announcement channel tells the tag synchronisation. */
 export interface ChannelEvents {
@@ -669,13 +675,14 @@ export class TagSync {
     return run
   }
 
-  private async replay(script: ScriptRunner): Promise<boolean> {
+  /** `last`: the attempt as the process closes, whatever the backoff and the breaker. */
+  private async replay(script: ScriptRunner, last = false): Promise<boolean> {
     let sent = 0
     // Bounded: every pass removes the head or returns, and the outbox is bounded.
     while (this.engine.outboxLength > 0) {
       // The head failed a moment ago: the engine's backoff says when to try it again, and the
       // timer of `watch` does (not the next successful command, nor the next request).
-      if (this.backingOff) {
+      if (this.backingOff && !last) {
         this.watch()
         return false
       }
@@ -683,7 +690,7 @@ export class TagSync {
       const seq = this.engine.outboxHeadSeq
       let reply: unknown
       try {
-        reply = await script(argv, 'write')
+        reply = await script(argv, 'write', last)
       } catch (err) {
         // The engine drops a revalidation refused for want of a permission, and parks one that
         // keeps meeting an error no retry fixes (WRONGTYPE after an operator mistake): the
@@ -807,8 +814,14 @@ export class TagSync {
     }, due)
   }
 
-  /** Stops `watch`, the periodic pull and the subscription (the runtime is closing). */
-  stop(): Promise<void> {
+  /**
+   * Stops `watch`, the periodic pull and the subscription (the runtime is closing). A
+   * revalidation still in the outbox reaches no other instance once this process is gone, and
+   * the entries it invalidated would be served fresh by them: it gets one last attempt
+   * (whatever the backoff and the breaker, each command under its budget, the queue in order
+   * until one fails), and what is still queued after it is logged as lost, by its tags.
+   */
+  async stop(): Promise<void> {
     this.stopped = true
     if (this.retry !== undefined) this.timer?.clear(this.retry)
     this.retry = undefined
@@ -816,7 +829,32 @@ export class TagSync {
     this.periodic = undefined
     const unsubscribe = this.unsubscribe
     this.unsubscribe = undefined
-    return unsubscribe === undefined ? Promise.resolve() : unsubscribe()
+    try {
+      await this.sendLast()
+    } finally {
+      if (unsubscribe !== undefined) await unsubscribe()
+    }
+  }
+
+  /** The outbox's last attempt, and the line for what it could not send. */
+  private async sendLast(): Promise<void> {
+    const script = this.script
+    if (script === undefined || this.failure !== undefined || this.engine.outboxLength === 0) return
+    try {
+      // A drain in progress first: the queue goes out in order, once.
+      if (this.draining !== undefined) await this.draining
+      if (this.engine.outboxLength > 0) await this.replay(script, true)
+      const left = this.engine.outboxLength
+      if (left === 0) return
+      const tags = [...new Set(this.engine.outboxTags.split('\0'))]
+      this.log.error(
+        `closing with ${String(left)} revalidation(s) not sent to Redis (${shortList(tags)}; ` +
+          `${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
+          `to the rest of the fleet`,
+      )
+    } catch (err) {
+      this.engineFailed('revalidation replay at close', err)
+    }
   }
 
   /** The outbox's head failed a moment ago and waits the engine's backoff. */

@@ -42,7 +42,8 @@ export function nodeTagSync(
     script:
       transport === undefined
         ? undefined
-        : (argv, kind) => runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind }),
+        : (argv, kind, force) =>
+            runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind, force }),
     now,
     wall: Date.now,
     log,

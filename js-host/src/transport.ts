@@ -27,6 +27,12 @@ export interface SendOptions {
   kind?: OpKind | undefined
   /** Deadline in ms; set by the engine's budget for the kind. */
   timeoutMs?: number | undefined
+  /**
+   * Sent even while the circuit breaker refuses commands, still under its kind's budget: the
+   * last attempt at revalidations still queued when the process closes, which no other
+   * instance would learn otherwise.
+   */
+  force?: boolean | undefined
 }
 
 /** Redis answered with an error reply (`NOSCRIPT`, `WRONGTYPE`, ...): Redis itself is healthy. */
