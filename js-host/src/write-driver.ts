@@ -68,10 +68,11 @@ export interface WriteIo {
   /** The tier's copy never reached Redis: it serves only until Redis answers again. */
   markLocal(key: string): void
   /**
-   * Resolves after `ms` without keeping the process alive. Absent: `writeEntry` waits for the
-   * write to land, whatever it takes (a runtime that may end work left behind a response).
+   * Resolves after `ms` without keeping the process alive, or at once when `signal` aborts
+   * (its timer then goes with it). Absent: `writeEntry` waits for the write to land, whatever
+   * it takes (a runtime that may end work left behind a response).
    */
-  sleep?: ((ms: number) => Promise<void>) | undefined
+  sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined
   /**
    * The envelope as this process's readers get it (plain, even when stored compressed), and
    * the promise of its write landing (never rejects).
@@ -239,7 +240,11 @@ export async function writeEntry<E extends object>(
   if (io.sleep === undefined) {
     await run
   } else if (first.kind === kinds.Store || first.kind === kinds.Compress) {
-    await Promise.race([run, io.sleep(first.waitMs)])
+    // A write that lands first ends the wait's timer, which would otherwise hold the wait (and
+    // what it closes over) for the whole budget.
+    const landed = new AbortController()
+    await Promise.race([run, io.sleep(first.waitMs, landed.signal)])
+    landed.abort()
   }
   // Else nothing is stored: what is left, a lease release, is no part of the caller's wait.
 }

@@ -34,7 +34,7 @@ export function writeIo(rt: Runtime): WriteIo {
     markLocal: (key) => {
       store.markLocal(key)
     },
-    sleep: (ms) => sleep(ms, undefined, { ref: false }),
+    sleep: (ms, signal) => sleep(ms, undefined, { ref: false, signal }).catch(() => undefined),
     compress: (codec, level, data) => nodeCodecs.compress(codec, level, data),
     ordersWrites: true,
     describe,

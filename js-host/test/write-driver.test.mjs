@@ -230,6 +230,20 @@ describe('write driver, fake store and clock', () => {
     assert.match(io.lines.debug[0], / B ttl 3600 s$/)
   })
 
+  test('with a timer, a write that lands first ends the timer (review 18)', async () => {
+    const e = engine()
+    const signals = []
+    const io = fakeIo(undefined, {
+      sleep: (_ms, signal) => {
+        signals.push(signal)
+        return new Promise(() => undefined)
+      },
+    })
+    await writeEntry(e, useCache(e), new Uint8Array(10), io)
+    assert.equal(signals.length, 1)
+    assert.ok(signals[0].aborted, 'the wait is given up once the write landed')
+  })
+
   test('with a timer, a refused write resolves at once; its release goes on, a failure logged', async () => {
     const e = engine()
     winLease(e, 'k', 'tok')
