@@ -2736,3 +2736,73 @@ fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
     assert!(judged(Some(NOW - 1_000.0)));
     assert!(judged(Some(made)));
 }
+
+/// Review 19: a value written back unchanged is the old entry's bytes, not a render: it joined
+/// no `'use cache'` entry. Yet the write's stamp is lowered to the creation of any stale
+/// `'use cache'` entry with one of its tags this process handed out since the read began
+/// (`StaleHandouts`, meant for a regeneration that may have joined one), and the made time is
+/// dropped as no longer earlier. The failing regeneration's own render reads such entries (a
+/// page stale by time usually holds `'use cache'` data stale by time, with the page's tags):
+/// the entry written back is then stale by time at once, and Next's retry delay is void (a
+/// regeneration on every request while the backend fails). Its tags already judge it by when
+/// it was made, so the hand-outs add nothing to its freshness.
+#[test]
+fn a_value_written_back_keeps_its_retry_delay_after_stale_use_cache_hand_outs() {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        leases: false,
+        ..Config::default()
+    })
+    .unwrap();
+    e.mark_standalone();
+    let made = NOW - 60_000.0;
+    let v = inc_stored(&mut e, ValueKind::AppPage, "/p", &["t"], made, made);
+    // Stale by time only: served stale, Next regenerates.
+    let mut m = inc(&e, "/p", false, false, NOW);
+    let s = inc_reply(&mut e, &mut m, &v, NOW, NOW + 3.0);
+    let a = answer(&s);
+    assert_eq!(a.served, Served::Stale);
+    let own = crate::regen::Own {
+        written_back: a.own.written_back,
+        written_back_made: a.own.written_back_made,
+        ..crate::regen::Own::NONE
+    };
+    // The regeneration's render reads a `'use cache'` entry tagged `t`, stale by time (made
+    // before the page), and then fails.
+    e.note_use_cache_answer(
+        &["t"],
+        crate::lease::Found::Stale,
+        crate::lease::Step::ServeStale,
+        Millis(made - 1_000.0),
+        Millis(NOW + 100.0),
+    );
+    let desc = inc_desc(ValueKind::AppPage);
+    let parts = vec![3u32; desc.part_count()];
+    let req = crate::write_machine::WriteRequest::Incremental {
+        cache_key: "/p",
+        kind: ValueKind::AppPage as u8,
+        flags: 0,
+        segments: 0,
+        tags: &["t"],
+        // Next's retry delay for the retained entry.
+        revalidate: 30.0,
+        expire: 3600.0,
+        parts: &parts,
+        own,
+    };
+    let at = Millis(NOW + 500.0);
+    let mut w = e.write_start(req, at);
+    let header = match e.write_first(&mut w, at) {
+        crate::write_machine::WriteStep::Store(s) => s.header,
+        other => panic!("expected a store, got {other:?}"),
+    };
+    let total = header.len() + parts.iter().sum::<u32>() as usize;
+    let meta = crate::envelope::decode_header(&header, total).unwrap().meta;
+    assert_eq!(
+        (meta.timestamp, meta.made_at),
+        (Millis(NOW), Some(Millis(made))),
+        "stamped {} ms before the read began: due again at once",
+        NOW - meta.timestamp.0
+    );
+}
