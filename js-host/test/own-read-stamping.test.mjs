@@ -10,8 +10,15 @@ import { after, before, describe, test } from 'node:test'
 
 import { createRequire } from 'node:module'
 
-import { close, createIncrementalCacheHandler } from '../esm/index.mjs'
-import { asRequest, inRender, now, startTestRedis, requestInstances } from './helpers.mjs'
+import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import {
+  asRequest,
+  inRender,
+  now,
+  startTestRedis,
+  requestInstances,
+  useCacheEntry,
+} from './helpers.mjs'
 
 // The CLI's module, which can plan a tag update for a given time: an outbox's replay.
 const tools = createRequire(import.meta.url)('../wasm/tools/node/fleetcache_wasm.js')
@@ -357,4 +364,48 @@ describe('Next 16.5 retains the previous entry after a failed regeneration, stal
       'made before a revalidation that resolved before this read: must not be served as fresh',
     )
   })
+})
+
+// Review 19: the failing regeneration's render reads a 'use cache' entry with one of the page's
+// tags, stale by time (a page stale by time usually holds such data), and the process hands it
+// out stale. The write-back that follows is the old value unchanged, yet its stamp was lowered
+// to that entry's creation (the stale hand-outs meant for a render that may have joined it):
+// born due, Next's retry delay was void, and a failing regeneration was retried on every request.
+test('a write-back after a stale use-cache hand-out with its tag keeps the retry delay', async () => {
+  const opts = {
+    redisUrl: redis.url,
+    prefix: 'owntest',
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    connectTimeoutMs: 3999,
+    ...redis.options,
+  }
+  const useCache = createUseCacheHandler(opts)
+  const Inc = createIncrementalCacheHandler(opts)
+  const A = () => new Inc({ dev: false, revalidatedTags: [] })
+  const B = instance()
+  const key = '/own/retained-after-hand-out'
+  await useCache.set(
+    'uc-in-page',
+    Promise.resolve(useCacheEntry('data', { tags: [ROUTE_TAG], revalidate: 1 })),
+  )
+  await A().set(key, route('made once'), routeSet({ revalidate: 1, expire: 3600 }))
+  // Past the clamped revalidate Next writes back with (3 s), and the entry's 1 s: a deadline.
+  await sleep(3100)
+  const request = A()
+  const previous = await request.get(key, routeGet)
+  assert.ok(previous && !freshToNext(previous), 'stale by time: Next regenerates')
+  // The regeneration renders: its 'use cache' function gets its entry, stale by time.
+  const data = await useCache.get('uc-in-page', [])
+  assert.ok(data && now() > data.timestamp + data.revalidate * 1000, 'handed out stale')
+  // The regeneration fails: Next writes the value it read back.
+  const revalidate = Math.min(Math.max(previous.cacheControl.revalidate || 3, 3), 30)
+  await request.set(key, previous.value, routeSet({ revalidate, expire: 3600 }))
+  const next = await B().get(key, routeGet)
+  assert.equal(Buffer.from(next.value.body).toString(), 'made once')
+  assert.ok(
+    freshToNext(next),
+    `no revalidation since it was made: retained for the retry delay, not born stale (lastModified ${String(now() - next.lastModified)} ms ago)`,
+  )
 })
