@@ -577,7 +577,10 @@ impl Regenerations {
 /// start of the regeneration that produced it ([`Regenerations::started_for`]); for pages and routes (what renders `'use cache'`
 /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
 /// out in this process since then ([`StaleHandouts`]; without a known start, within the last
-/// [`MAX_REGENERATION_MS`]).
+/// [`MAX_REGENERATION_MS`]). Not a value written back unchanged: its bytes are an earlier
+/// regeneration's, whose own write took the hand-outs of its time into account (they are in its
+/// made time), and no render of this one reached them (review 19: lowering its stamp voided
+/// Next's retry delay).
 pub fn incremental_created(
     regenerations: &mut Regenerations,
     handouts: &StaleHandouts,
@@ -588,7 +591,7 @@ pub fn incremental_created(
 ) -> Millis {
     let started = regenerations.started_for(key, own, now);
     let created = started.unwrap_or(now);
-    if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
+    if matches!(kind, ValueKind::Fetch | ValueKind::Image) || own.written_back.is_finite() {
         return created;
     }
     let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));

@@ -154,3 +154,46 @@ pub fn judge_decoded(
         header: Some(header),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{encode_header, EntryKind, EntryMeta};
+
+    /// A tag state that cannot vouch for entries created before some time (not loaded, a
+    /// failed refresh) judges a value written back by when it was made, as the tags do
+    /// (review 19: judged by its stamp, nothing failed).
+    #[test]
+    fn an_untrusted_tag_state_judges_a_written_back_value_by_when_it_was_made() {
+        const T: f64 = 1_795_690_530_000.0;
+        let judged = |made_at: Option<Millis>| {
+            let meta = EntryMeta {
+                kind: EntryKind::Incremental,
+                timestamp: Millis(T),
+                made_at,
+                revalidate: 60.0,
+                expire: 3600.0,
+                stale: 0.0,
+                key: "/p".to_owned(),
+                tags: vec!["t".to_owned()],
+                meta: Vec::new(),
+                parts: Vec::new(),
+            };
+            let v = encode_header(&meta).unwrap();
+            let mirror = TagMirror::new();
+            judge(
+                &mirror,
+                || Some(Millis(T - 500.0)),
+                "/p",
+                &v,
+                v.len(),
+                &[],
+                Millis(T + 1.0),
+            )
+            .verdict
+        };
+        assert_eq!(judged(None), Verdict::Fresh);
+        assert_eq!(judged(Some(Millis(T - 1_000.0))), Verdict::Expired);
+        assert_eq!(judged(Some(Millis(T - 400.0))), Verdict::Fresh);
+    }
+}

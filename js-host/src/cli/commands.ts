@@ -362,7 +362,7 @@ export function formatInspect(r: InspectReport): string {
   ]
   for (const [k, v] of Object.entries(h)) {
     const shown =
-      k === 'timestamp' && typeof v === 'number'
+      (k === 'timestamp' || k === 'made') && typeof v === 'number'
         ? `${iso(v)} (${String(v)})`
         : Array.isArray(v)
           ? v.join(', ')
