@@ -5,6 +5,8 @@
 #   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-pack, wasm-opt, redis, valkey,
 #                               npm deps of js-host and of the package checks in tests/package)
 #   scripts/setup.sh --print-env   print the variables the Makefile uses (no installs)
+#   scripts/setup.sh --node MAJOR  install the pinned Node.js release of MAJOR (NODE_RELEASES) under
+#                               $FLEETCACHE_TOOLS/node-releases and print its binary's path (make test-node)
 #
 # Tools built here go to $FLEETCACHE_TOOLS (default ~/.cache/fleetcache-tools), outside the
 # repo, so a fresh clone on the same machine reuses them.
@@ -14,6 +16,10 @@ WASM_BINDGEN_VERSION=0.2.130
 BINARYEN_VERSION=132.0.0
 # `make test-wasm` also runs the binding's tests the way its users do, with wasm-pack.
 WASM_PACK_VERSION=0.15.1
+# The Node.js releases `make test-node` runs the JS suite on besides the system's one, one per
+# major: the lowest supported major with a newer V8, the LTS whose AsyncLocalStorage is built on
+# AsyncContextFrame, and the current release.
+NODE_RELEASES="22.23.5 24.22.3 26.12.1"
 TOOLS=${FLEETCACHE_TOOLS:-$HOME/.cache/fleetcache-tools}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -161,6 +167,31 @@ npm_deps() {
   fi
 }
 
+# A Node.js release as the npm registry ships it, in the package node-<os>-<arch> (its bin/node
+# only: no npm), unpacked under $TOOLS/node-releases/<version>. The registry's client checks the
+# tarball's integrity; nodejs.org is not needed. Messages go to stderr: stdout is the path.
+node_release() {
+  local major=$1 version= v
+  for v in $NODE_RELEASES; do [ "${v%%.*}" = "$major" ] && version=$v; done
+  [ -n "$version" ] || { say "no Node.js release pinned for major $major (NODE_RELEASES: $NODE_RELEASES)" >&2; exit 2; }
+  local dir=$TOOLS/node-releases/$version
+  if [ "$("$dir/bin/node" --version 2>/dev/null)" = "v$version" ]; then
+    say "node $version: present" >&2
+  else
+    local os arch
+    case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) say "node $version: no npm package for $(uname -s)" >&2; exit 1 ;; esac
+    case "$(uname -m)" in x86_64) arch=x64 ;; aarch64 | arm64) arch=arm64 ;; *) say "node $version: no npm package for $(uname -m)" >&2; exit 1 ;; esac
+    say "npm pack node-$os-$arch@$version into $dir (about 55 MB, once)" >&2
+    local tmp=$dir.tmp
+    rm -rf "$tmp" && mkdir -p "$tmp/root"
+    (cd "$tmp" && npm pack --silent "node-$os-$arch@$version" >/dev/null)
+    tar -xzf "$tmp/node-$os-$arch-$version.tgz" -C "$tmp/root" --strip-components=1
+    [ "$("$tmp/root/bin/node" --version)" = "v$version" ] || { say "node $version: the unpacked binary does not run" >&2; exit 1; }
+    rm -rf "$dir" && mv "$tmp/root" "$dir" && rm -rf "$tmp"
+  fi
+  echo "$dir/bin/node"
+}
+
 print_env() {
   if prebuilt_std; then
     echo "WASM_CARGO=cargo"
@@ -172,6 +203,7 @@ print_env() {
 
 case "${1:-all}" in
   --print-env) print_env ;;
+  --node) node_release "${2:?usage: scripts/setup.sh --node MAJOR}" ;;
   all)
     node_check
     redis

@@ -114,6 +114,17 @@ function scopes(): AsyncLocalStorage<RequestScope> {
  * handlers again). `enterWith`, not `run`: Next makes the call, so the scope covers the rest of
  * the request (the page read, the render, a PPR resume, a background regeneration) and nothing
  * before it or of any other request. `began` is told the new scope before it is entered.
+ *
+ * What "the rest" is differs between Node releases only outside what Next relies on. Every
+ * release Next calls this from after an `await` (a promise continuation), and the scope reaches
+ * what the calling function does next and everything it awaits or starts: Next reads the page
+ * and renders inside that function (`handleRequestImpl`, `renderToResponseWithComponentsImpl`,
+ * the route handlers). Node 20 and 22 (async_hooks) also let it reach the continuation of that
+ * function's caller once it returns, and keep it for later callbacks of a reused native
+ * resource when it is entered in one; Node 24 and later (AsyncContextFrame) do neither. From
+ * where Next calls it, neither reaches another request, nor misses the page read or the render
+ * (`asNext` in test/tags.test.mjs, and test/own-read-stamping.test.mjs; `make test-node` runs
+ * them on 22, 24 and 26).
  */
 export function openRequestScope(handler: object, began: (scope: object) => void): void {
   const storage = scopes()

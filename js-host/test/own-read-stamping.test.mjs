@@ -195,6 +195,22 @@ describe('two regenerations of one key through one shared handler instance', () 
           return fn()
         }),
     ],
+    [
+      // As Next makes the calls: each reset after an `await`, the call in the route handler
+      // the request's handling awaits (tags.test.mjs, `asNext`).
+      'request, opened as Next opens it',
+      (A, fn) =>
+        asRequest(async () => {
+          await Promise.resolve()
+          A().resetRequestCache()
+          const routeHandler = async () => {
+            await Promise.resolve()
+            A().resetRequestCache()
+            return fn()
+          }
+          return routeHandler()
+        }),
+    ],
   ]) {
     test(`concurrent calls with one fetchIdx are told apart by their ${where}`, async () => {
       const A = instance()

@@ -229,29 +229,44 @@ describe('pull: one tag round trip per request', () => {
    * the page renders (or resumes) with a work store holding the request's (`a`): 'use cache'
    * refreshTags and `fetch` reads through `a`. `renderWith` overrides the render's own;
    * `resetAnother` resets a second one after `a`, as 16.0 and 16.1 do in
-   * `renderToResponseWithComponents` while the page renders with the first.
+   * `renderToResponseWithComponents` while the page renders with the first. `asNext`: the calls
+   * where Next makes them, each reset after an `await` (a promise continuation, where
+   * `enterWith` behaves alike on every Node release: not in a callback of a reused native
+   * resource, where Node 24's AsyncContextFrame keeps it from later callbacks and Node 20 did
+   * not), the page read and render in the route handler the server's handling awaits, which
+   * resets `a` again (16.2 to 16.5, app-page-runtime.js or app-page.js).
    */
   async function nextRequest(
     Handler,
     h,
-    { pageRead = true, renderWith, resetAnother, during } = {},
+    { pageRead = true, renderWith, resetAnother, during, asNext } = {},
   ) {
     return asRequest(async () => {
       const ctx = { dev: false, revalidatedTags: [] }
       const a = new Handler(ctx)
+      // Next awaits `getIncrementalCache` first (base-server.js, handleRequestImpl).
+      if (asNext) await Promise.resolve(ctx)
       a.resetRequestCache()
       if (resetAnother) new Handler(ctx).resetRequestCache()
       await during?.()
-      if (pageRead) await new Handler(ctx).get('/request-shared', pageCtx)
-      const incrementalCache = { cacheHandler: renderWith ?? a }
-      return inRender(
-        async () => {
-          await h.refreshTags()
-          await a.get('request-shared-fetch', { kind: 'FETCH', tags: [], softTags: [] })
-          return h.get('k-request', [])
-        },
-        { incrementalCache },
-      )
+      const routeHandler = async () => {
+        if (asNext) {
+          // The route handler awaits its module's preparation before it resets.
+          await Promise.resolve(ctx)
+          a.resetRequestCache()
+        }
+        if (pageRead) await new Handler(ctx).get('/request-shared', pageCtx)
+        const incrementalCache = { cacheHandler: renderWith ?? a }
+        return inRender(
+          async () => {
+            await h.refreshTags()
+            await a.get('request-shared-fetch', { kind: 'FETCH', tags: [], softTags: [] })
+            return h.get('k-request', [])
+          },
+          { incrementalCache },
+        )
+      }
+      return routeHandler()
     })
   }
 
@@ -272,6 +287,13 @@ describe('pull: one tag round trip per request', () => {
       (await scriptCalls()) - before,
       1,
       'a render with the first of two IncrementalCaches the request reset is still its own',
+    )
+    before = await scriptCalls()
+    await nextRequest(Handler, h, { asNext: true })
+    assert.equal(
+      (await scriptCalls()) - before,
+      1,
+      'a scope opened in a promise continuation reaches the route handler the request awaits',
     )
     before = await scriptCalls()
     await nextRequest(Handler, h, { pageRead: false })
