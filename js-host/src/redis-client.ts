@@ -13,6 +13,17 @@ export const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const
 /** Commands waiting for replies on one connection before new ones fail at once. */
 export const MAX_QUEUED_COMMANDS = 1000
 
+/**
+ * Bytes of values (the `Buffer` arguments: entries being written) one connection may hold in
+ * commands Redis has not answered before a new command with a value fails at once. node-redis
+ * keeps a command's arguments until its reply comes or the socket closes, a command the
+ * transport gave up on at its deadline included; while Redis hangs (paused, a long fork, a
+ * saturated link) writes of up to `maxEntryBytes` each would otherwise pile up to
+ * MAX_QUEUED_COMMANDS of them (review 18: 200 writes of 1 MiB held 210 MB until Redis
+ * answered). A command alone on the connection is never refused, whatever its size.
+ */
+export const MAX_UNANSWERED_VALUE_BYTES = 64 * 1024 * 1024
+
 /** Longest pause between reconnection attempts, in ms. */
 const MAX_RECONNECT_DELAY_MS = 2000
 

@@ -1,0 +1,96 @@
+// Review 18: writes this process gave up on at their deadline stay in node-redis's queue, with
+// their values, until Redis answers or the socket closes. While Redis hangs (here: the
+// redis-server this file started, paused by PID) a burst of large writes held every value
+// (200 writes of 1 MiB: 210 MB) for as long as the hang lasted. The transport now holds at
+// most MAX_UNANSWERED_VALUE_BYTES (64 MiB) of values in unanswered commands per connection;
+// past it a write fails at once, not stored.
+//
+// Needs `node --expose-gc` (the Makefile's test-js runs this file with it).
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { setImmediate as tick } from 'node:timers/promises'
+
+import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { startRedis } from '../../tests/support/redis.mjs'
+import { capture, useCacheEntry } from './helpers.mjs'
+
+const MiB = 1024 * 1024
+
+let redis
+
+before(async () => {
+  assert.equal(typeof globalThis.gc, 'function', 'run this file with node --expose-gc')
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-unanswered-'))
+  redis = await startRedis({ logDir })
+})
+
+after(async () => {
+  try {
+    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
+  } catch {
+    // not running
+  }
+  await close()
+  await redis?.stop()
+})
+
+/** ArrayBuffer memory of the process after full collections. */
+async function retained() {
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc()
+    await tick()
+  }
+  return process.memoryUsage().arrayBuffers
+}
+
+test('writes given up on while Redis hangs hold at most 64 MiB of values', async () => {
+  const h = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'unanswered',
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    compressMinBytes: false,
+    writeTimeoutMs: 300,
+    // The burst goes out before any write times out; the breaker is not what bounds it.
+    breakerFailures: 1000,
+  })
+  await h.refreshTags()
+  await h.get('warm', [])
+  const before = await retained()
+  process.kill(redis.pid, 'SIGSTOP')
+  let held
+  try {
+    await capture(async () => {
+      await Promise.all(
+        Array.from({ length: 120 }, (_, i) =>
+          h.set(
+            `big-${String(i)}`,
+            Promise.resolve(useCacheEntry(Buffer.alloc(MiB, 97 + (i % 20)))),
+          ),
+        ),
+      )
+    })
+    // Every set has returned; a write that timed out lets its value go once its own task
+    // ends, but node-redis holds what it sent until Redis answers, which it does not here: the
+    // memory is polled for up to 3 s (ten times the write budget), while Redis still hangs.
+    const until = performance.now() + 3000
+    do {
+      held = (await retained()) - before
+    } while (held >= 80 * MiB && performance.now() < until)
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  assert.ok(held < 80 * MiB, `${(held / MiB).toFixed(1)} MiB held while Redis hung`)
+  // Once Redis answers, writes go through again.
+  let stored = false
+  for (let i = 0; i < 50 && !stored; i++) {
+    await capture(() => h.set('after', Promise.resolve(useCacheEntry('back'))))
+    stored = (await h.get('after', [])) !== undefined
+    if (!stored) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  assert.ok(stored, 'a write after Redis answered again is stored')
+})
