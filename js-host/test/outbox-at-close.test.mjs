@@ -1,0 +1,91 @@
+// Review 18: a revalidation still in the outbox when the process shuts down (`close()`, as a
+// SIGTERM handler calls it during a rolling deploy) against a real redis-server. Redis hung for
+// a moment, the breaker opened, a revalidation was queued; Redis answers again and the process
+// is stopped before its retry timer fires. close() neither sends the queue nor says that it
+// drops it: the revalidation is lost for the whole fleet (the process that issued it is gone
+// with its mirror), and the entry it invalidated is served fresh by every other instance.
+// The test pauses and resumes only the redis-server it started, by PID.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+
+import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { startRedis } from '../../tests/support/redis.mjs'
+import { capture, now, useCacheEntry } from './helpers.mjs'
+
+let redis
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-outbox-close-'))
+  redis = await startRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  try {
+    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
+  } catch {
+    // not running
+  }
+  await redis?.stop()
+})
+
+/** One instance of the fleet: a runtime of its own (the odd connect budget keeps them apart). */
+function instance(n) {
+  return createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'obxclose',
+    deploymentId: 'd1',
+    leases: false,
+    readTimeoutMs: 200,
+    writeTimeoutMs: 200,
+    breakerFailures: 2,
+    // Long enough that the retry timer cannot fire between the resume and close().
+    breakerOpenMs: 5_000,
+    breakerMaxOpenMs: 5_000,
+    connectTimeoutMs: 3_000 + n,
+  })
+}
+
+test('a revalidation queued when the process closes reaches Redis, or close() says it is lost', async () => {
+  const a = instance(1)
+  await a.refreshTags()
+  await a.set('page-data', Promise.resolve(useCacheEntry('old', { tags: ['obx-t'], timestamp: now() - 5 })))
+  assert.ok(await a.get('page-data', []), 'stored before the outage')
+
+  process.kill(redis.pid, 'SIGSTOP')
+  let lines
+  try {
+    lines = await capture(async () => {
+      // Two reads time out: the breaker opens, so the revalidation is not sent at all.
+      assert.equal(await a.get('other-1', []), undefined)
+      assert.equal(await a.get('other-2', []), undefined)
+      await a.updateTags(['obx-t'])
+    })
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  assert.ok(
+    lines.some((l) => /obx-t/.test(l) && /queued/.test(l)),
+    `queued while the breaker was open: ${lines.join('\n')}`,
+  )
+  assert.equal(await a.get('page-data', []), undefined, 'in force on its own instance')
+
+  // Redis answers again; the process is told to stop (a rolling deploy's SIGTERM handler).
+  const atClose = await capture(async () => {
+    await close()
+  })
+
+  // Another instance of the fleet (or the same one restarted).
+  const b = instance(2)
+  await b.refreshTags()
+  const got = await b.get('page-data', [])
+  const reported = atClose.some((l) => /obx-t/.test(l) && /lost|not sent|dropped/.test(l))
+  assert.ok(
+    got === undefined || reported,
+    'the revalidation of obx-t queued at close() neither reached Redis (another instance still ' +
+      `serves the entry it invalidated) nor was reported lost; close() logged: ${JSON.stringify(atClose)}`,
+  )
+})
