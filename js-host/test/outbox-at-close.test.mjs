@@ -52,7 +52,10 @@ function instance(n) {
 test('a revalidation queued when the process closes reaches Redis, or close() says it is lost', async () => {
   const a = instance(1)
   await a.refreshTags()
-  await a.set('page-data', Promise.resolve(useCacheEntry('old', { tags: ['obx-t'], timestamp: now() - 5 })))
+  await a.set(
+    'page-data',
+    Promise.resolve(useCacheEntry('old', { tags: ['obx-t'], timestamp: now() - 5 })),
+  )
   assert.ok(await a.get('page-data', []), 'stored before the outage')
 
   process.kill(redis.pid, 'SIGSTOP')
