@@ -79,7 +79,11 @@ test('tiny entries: the tier retains at most about its budget, bookkeeping inclu
     `tier counts ${tier.bytes} B in ${tier.entries} entries; process retains ${held} B more, ` +
       `${(held / BUDGET).toFixed(2)}x the budget`,
   )
-  assert.ok(tier.entries > 10_000, 'the tier is full of small entries')
+  // Full (its count, bookkeeping included, near the budget) of entries whose bookkeeping is
+  // most of what they cost: several thousand. Not 10,000: at the ~600 B each really costs
+  // besides its value (the reviewer's 7.7x of 46,603 entries), 10,000 cannot fit 1.5x the budget.
+  assert.ok(tier.bytes > BUDGET * 0.9, 'the tier is full')
+  assert.ok(tier.entries > 4_000, 'of small entries')
   assert.ok(
     held <= BUDGET * SLACK,
     `retained ${(held / 2 ** 20).toFixed(1)} MiB for a ${BUDGET / 2 ** 20} MiB budget ` +
