@@ -47,6 +47,7 @@ export interface FleetcacheStats {
   }
   redis: { ok: number; connectionErrors: number; timeouts: number; replyErrors: number }
   leases: { acquired: number; waited: number; waitTimeouts: number; waitReleases: number }
+  /** The in-process tier: bytes charged to its budget (values and their bookkeeping), entries. */
   memory: { bytes: number; entries: number }
   /** Tags the mirror knows. */
   tags: number

@@ -117,6 +117,8 @@ export class RedisStore implements EntryStore {
     order = 0,
   ): void {
     if (this.engine === undefined || !this.tiered) return
+    // The value's size only: the engine charges the item's bookkeeping with it (this Map's
+    // entry, the Buffer object, the key), from the core's one measured constant.
     const evicted = this.engine.memoryInsert(key, value.byteLength, expiresAt, order)
     // Refused (larger than the whole budget): nothing to keep, nothing to copy.
     // A new copy replaces the slot, and the index dropped the old copy's charge with it.

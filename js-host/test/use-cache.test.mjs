@@ -508,7 +508,8 @@ describe('in-process store (no Redis URL)', () => {
     const m = createUseCacheHandler({
       prefix: 'jstest',
       deploymentId: 'mem-small',
-      memoryBytes: 4096,
+      // Room for two entries of ~1.6 KB with what each costs besides (~700 B), not three.
+      memoryBytes: 6000,
     })
     const big = 'x'.repeat(1500)
     await m.set('k1', Promise.resolve(entry(big)))

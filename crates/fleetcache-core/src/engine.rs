@@ -114,7 +114,7 @@ impl Engine {
             tag_sync: TagSync::new(namespace.tag_keys()),
             namespace,
             mirror: TagMirror::with_seed(seed),
-            lru: LruIndex::with_seed(config.memory_bytes, seed),
+            lru: LruIndex::with_seed(config.memory_bytes, seed).counting_bookkeeping(),
             breaker: Breaker::new(config.breaker()),
             outbox: Outbox::new(config.outbox_capacity as usize),
             leases: LeaseTable::with_seed(seed),

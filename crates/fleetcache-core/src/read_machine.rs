@@ -545,8 +545,13 @@ struct SoftTags {
 
 impl SoftTags {
     fn set<'t>(&mut self, tags: impl IntoIterator<Item = &'t str>) {
-        self.text.clear();
+        // What the tags need is known only once they are read: room past the pooled allowance
+        // is given back each time (a request's implicit tags rarely come near it).
+        recycle(&mut self.text, 0);
         self.ends.clear();
+        if excess(self.ends.capacity() * std::mem::size_of::<usize>(), 0) {
+            self.ends = Vec::new();
+        }
         for tag in tags {
             self.text.push_str(tag);
             self.ends.push(self.text.len());
@@ -573,10 +578,41 @@ impl SoftTags {
     }
 }
 
-/// `buf` made a copy of `text`, keeping its allocation.
-fn refill(mut buf: String, text: &str) -> String {
+/// Capacity a pooled machine's buffer keeps whatever its read needed: room for every ordinary
+/// key, tag list and token, so that reuses with those allocate nothing.
+pub const POOLED_KEEP_BYTES: usize = 4096;
+
+/// True when a pooled buffer with room for `capacity` holds back more than a read needing
+/// `need` calls for: over [`POOLED_KEEP_BYTES`], and over twice the need.
+fn excess(capacity: usize, need: usize) -> bool {
+    capacity > POOLED_KEEP_BYTES && capacity / 2 > need
+}
+
+/// Empties `buf` for a reuse needing `need` bytes, and gives back its whole allocation when
+/// that is far more than the reuse needs ([`excess`]): a host pools machines for the life of
+/// the process, and a `'use cache'` key (the function's serialized arguments) may be of any
+/// length, so a buffer that once held a long one would otherwise keep room for it in every
+/// pooled machine (the wasm memory never shrinks). The whole block, not its tail: a tail cut
+/// off one long key's room is a little short of the next one's and cannot hold it, where the
+/// whole block can, so the allocator's free blocks stay whole. A buffer about as large as the
+/// need keeps its room: reads of one long key in a row reallocate nothing.
+pub fn recycle(buf: &mut String, need: usize) {
     buf.clear();
+    if excess(buf.capacity(), need) {
+        *buf = String::new();
+    }
+}
+
+/// `buf` made a copy of `text` ([`recycle`]).
+fn refill(mut buf: String, text: &str) -> String {
+    recycle(&mut buf, text.len());
     buf.push_str(text);
+    buf
+}
+
+/// `buf` emptied ([`recycle`]).
+fn emptied(mut buf: String) -> String {
+    recycle(&mut buf, 0);
     buf
 }
 
@@ -743,16 +779,13 @@ impl ReadMachine {
     ) {
         let mut soft = std::mem::take(&mut self.soft_tags);
         soft.set(soft_tags);
-        let mut log = std::mem::take(&mut self.log);
-        log.clear();
-        let mut error = std::mem::take(&mut self.error);
-        error.clear();
+        let log = emptied(std::mem::take(&mut self.log));
+        let error = emptied(std::mem::take(&mut self.error));
         let (token, reuses) = match token {
             LeaseToken::New(t) => (refill(std::mem::take(&mut self.token), t), 0),
             LeaseToken::Next => (std::mem::take(&mut self.token), self.reuses.wrapping_add(1)),
         };
-        let mut lease_token = std::mem::take(&mut self.lease_token);
-        lease_token.clear();
+        let lease_token = emptied(std::mem::take(&mut self.lease_token));
         *self = ReadMachine::fresh(
             kind,
             Texts {
@@ -2310,5 +2343,88 @@ impl RenewMachine {
             }
         };
         Ok(step)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a machine's buffers hold room for.
+    fn capacities(m: &ReadMachine) -> [usize; 7] {
+        [
+            m.cache_key.capacity(),
+            m.entry_key.capacity(),
+            m.soft_tags.text.capacity(),
+            m.soft_tags.ends.capacity() * std::mem::size_of::<usize>(),
+            m.token.capacity(),
+            m.log.capacity(),
+            m.lease_token.capacity(),
+        ]
+    }
+
+    fn reset(m: &mut ReadMachine, key: &str, tags: &[&str], token: &str) {
+        let token = LeaseToken::New(token);
+        let tags = tags.iter().copied();
+        m.reset_use_cache(key, key, tags, Consumer::Serves, token, Millis::ZERO);
+    }
+
+    /// Review 18: a pooled machine kept room for the longest key it ever read, for the life
+    /// of the process.
+    #[test]
+    fn a_reset_gives_back_the_room_a_long_read_took() {
+        let long = "k".repeat(512 * 1024);
+        let many: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut m = ReadMachine::idle();
+        reset(&mut m, &long, &many, &long);
+        m.log.push_str(&long);
+        m.error.push_str(&long);
+        m.lease_token.push_str(&long);
+        assert!(capacities(&m).iter().all(|&c| c > 2 * POOLED_KEEP_BYTES));
+        reset(&mut m, "short", &["t"], "token");
+        for c in capacities(&m) {
+            assert!(c <= POOLED_KEEP_BYTES, "{c} bytes kept after a short read");
+        }
+        assert!(m.error.capacity() <= POOLED_KEEP_BYTES);
+    }
+
+    /// Ordinary keys, and one long key read again and again, reuse the buffers as they are.
+    #[test]
+    fn a_reset_keeps_the_room_its_read_needs() {
+        let mut m = ReadMachine::idle();
+        let ordinary = "k".repeat(POOLED_KEEP_BYTES);
+        reset(&mut m, &ordinary, &["a", "b"], "token");
+        let at = m.cache_key.as_ptr();
+        reset(&mut m, "short", &["t"], "token");
+        assert_eq!(m.cache_key.as_ptr(), at, "a short key reuses the buffer");
+        reset(&mut m, &ordinary, &["t"], "token");
+        assert_eq!(m.cache_key.as_ptr(), at, "so does an ordinary key after it");
+
+        let long = "k".repeat(100_000);
+        reset(&mut m, &long, &["t"], "token");
+        let at = m.cache_key.as_ptr();
+        let half = &long[..60_000];
+        reset(&mut m, half, &["t"], "token");
+        assert_eq!(
+            m.cache_key.as_ptr(),
+            at,
+            "more than half of the room used: kept"
+        );
+        assert_eq!(m.cache_key, half);
+    }
+
+    #[test]
+    fn recycle_gives_back_whole_blocks_only_past_the_allowance_and_twice_the_need() {
+        let mut s = String::with_capacity(1 << 20);
+        s.push_str("abc");
+        recycle(&mut s, 10);
+        assert_eq!((s.len(), s.capacity()), (0, 0));
+        let mut s = String::with_capacity(100_000);
+        recycle(&mut s, 50_001);
+        assert_eq!(s.capacity(), 100_000, "more than half needed: kept");
+        let mut s = String::with_capacity(POOLED_KEEP_BYTES);
+        recycle(&mut s, 0);
+        assert_eq!(s.capacity(), POOLED_KEEP_BYTES, "the allowance is kept");
     }
 }

@@ -630,8 +630,11 @@ impl Engine {
         self.count(Count::Tags)
     }
 
-    /// Registers `size` bytes under `key` in the in-process tier; returns the NUL-joined keys
-    /// the host must drop from its byte store (possibly `key` itself when it does not fit).
+    /// Registers `size` bytes under `key` in the in-process tier, charged with what the item
+    /// costs besides them on both sides (the host's `Map` entry and `Buffer`, the index's slot,
+    /// the key: core `lru::item_overhead`, so the host passes the value's size alone); returns
+    /// the NUL-joined keys the host must drop from its byte store (possibly `key` itself when
+    /// it does not fit).
     /// `order`: a read step's `Order` for the bytes it keeps, 0 for this process's own write
     /// (core `LruIndex::insert_ordered`).
     #[wasm_bindgen(js_name = memoryInsert)]
@@ -699,7 +702,8 @@ impl Engine {
         self.tier_key(key, true)
     }
 
-    /// Bytes held by the in-process tier.
+    /// Bytes charged to the in-process tier's budget: its values and what is charged with
+    /// them (each item's bookkeeping, kept headers, decoded values).
     #[wasm_bindgen(getter, js_name = memoryBytes)]
     pub fn memory_bytes(&mut self) -> f64 {
         self.inner.lru_mut().used_bytes() as f64

@@ -776,7 +776,10 @@ impl ReadMachine {
             self.fields[ReadField::PartsLen as usize] = f64::from(u32_of(s.parts.len()));
         }
         if let Some(s) = step.use_cache() {
-            self.tags.clear();
+            // A pooled machine keeps room for ordinary tags only, where it kept room for the
+            // longest tag list it ever answered with, for the life of the process.
+            let need = s.tags().iter().map(|t| t.len() + 1).sum();
+            core::recycle(&mut self.tags, need);
             for (i, tag) in s.tags().iter().enumerate() {
                 if i > 0 {
                     self.tags.push(SEP);

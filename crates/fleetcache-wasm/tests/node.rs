@@ -552,8 +552,11 @@ fn a_seed_drawn_later_keeps_every_entry_and_tag() {
 
 #[wasm_bindgen_test]
 fn memory_index_evicts_under_budget() {
+    // Room for one item of 60 bytes with its bookkeeping, not two.
+    let each = 60 + fleetcache_core::lru::item_overhead("a");
+    let budget = (2 * each - 1) as f64;
     let obj = js_sys::Object::new();
-    js_sys::Reflect::set(&obj, &"memoryBytes".into(), &JsValue::from_f64(100.0)).unwrap();
+    js_sys::Reflect::set(&obj, &"memoryBytes".into(), &JsValue::from_f64(budget)).unwrap();
     let mut e = Engine::new(obj.into()).unwrap();
     assert_eq!(e.memory_insert("a", 60.0, NOW + 1000.0, 0.0), "");
     assert_eq!(e.memory_insert("b", 60.0, NOW + 1000.0, 0.0), "a");

@@ -1598,8 +1598,8 @@ fn after_an_eviction_a_read_sent_before_this_process_wrote_the_key_keeps_nothing
     e.lru_mut().insert(&key, 10, st.keep_until);
     let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 2.0));
     assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
-    // Another key's copy, as large as the whole tier, pushes k's out.
-    let whole = e.lru_mut().capacity();
+    // Another key's copy, as large as the whole tier with its bookkeeping, pushes k's out.
+    let whole = e.lru_mut().capacity() - crate::lru::item_overhead("other");
     let evicted = e.lru_mut().insert("other", whole, st.keep_until);
     assert_eq!(evicted, vec![key.clone()]);
     let s = go(&mut e, &mut before, ReadInput::Reply(b(&v0)), NOW + 3.0);
