@@ -39,7 +39,6 @@ export interface TagEngine {
   readonly outboxParked: number
   readonly outboxLength: number
   readonly outboxHeadSeq: number
-  readonly outboxTags: string
   planOutboxHead(): string
   refuseOutbox(seq: number, message: string, now: number): OutboxRefusalCode
   failOutbox(seq: number, now: number): void
@@ -819,7 +818,7 @@ export class TagSync {
    * revalidation still in the outbox reaches no other instance once this process is gone, and
    * the entries it invalidated would be served fresh by them: it gets one last attempt
    * (whatever the backoff and the breaker, each command under its budget, the queue in order
-   * until one fails), and what is still queued after it is logged as lost, by its tags.
+   * until one fails), and what is still queued after it is logged as lost.
    */
   async stop(): Promise<void> {
     this.stopped = true
@@ -846,11 +845,12 @@ export class TagSync {
       if (this.engine.outboxLength > 0) await this.replay(script, true)
       const left = this.engine.outboxLength
       if (left === 0) return
-      const tags = [...new Set(this.engine.outboxTags.split('\0'))]
+      // Each was logged by its tags when it was queued ("revalidation of <tags> applied on this
+      // instance; ... queued"): those lines say which.
       this.log.error(
-        `closing with ${String(left)} revalidation(s) not sent to Redis (${shortList(tags)}; ` +
-          `${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
-          `to the rest of the fleet`,
+        `closing with ${String(left)} queued revalidation(s) not sent to Redis ` +
+          `(${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
+          `to the rest of the fleet (the lines that queued them name their tags)`,
       )
     } catch (err) {
       this.engineFailed('revalidation replay at close', err)

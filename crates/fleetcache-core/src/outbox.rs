@@ -314,11 +314,6 @@ impl Outbox {
         self.items.front()
     }
 
-    /// Every queued update, oldest first.
-    pub fn queued(&self) -> impl Iterator<Item = &PendingUpdate> {
-        self.items.iter()
-    }
-
     /// Redis has applied update `seq`: removes it when it is still the head. Returns false
     /// when it is not (it was dropped to make room meanwhile), which is harmless.
     pub fn ack(&mut self, seq: u64) -> bool {

@@ -844,20 +844,6 @@ impl Engine {
         Ok(head.map_or_else(String::new, |(_, call)| script_argv(call)))
     }
 
-    /// The tags of every queued revalidation, oldest first, NUL-joined (a tag twice if two
-    /// revalidations name it): for the line the host logs when it closes with some unsent.
-    #[wasm_bindgen(getter, js_name = outboxTags)]
-    pub fn outbox_tags(&self) -> String {
-        let mut joined = String::new();
-        for tag in self.inner.outbox().queued().flat_map(|u| u.tags.iter()) {
-            if !joined.is_empty() {
-                joined.push('\0');
-            }
-            joined.push_str(tag);
-        }
-        joined
-    }
-
     /// Sequence number of the outbox's oldest revalidation (0 when empty).
     #[wasm_bindgen(getter, js_name = outboxHeadSeq)]
     pub fn outbox_head_seq(&self) -> f64 {
