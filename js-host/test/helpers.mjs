@@ -399,3 +399,15 @@ export function requestInstances(createIncrementalCacheHandler, redis, prefix, e
   })
   return () => new Handler({ dev: false, revalidatedTags: [] })
 }
+
+/**
+ * `process.memoryUsage()` after full collections (each followed by a turn, so that finalizers
+ * and weak references settle). Needs `node --expose-gc`.
+ */
+export async function memoryAfterGc() {
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  return process.memoryUsage()
+}

@@ -12,11 +12,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { after, before, test } from 'node:test'
-import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { useCacheEntry } from './helpers.mjs'
+import { memoryAfterGc, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -41,11 +41,7 @@ after(async () => {
 
 /** JS heap, ArrayBuffer and wasm memory after full collections. */
 async function retained() {
-  for (let i = 0; i < 4; i++) {
-    globalThis.gc()
-    await tick()
-  }
-  const m = process.memoryUsage()
+  const m = await memoryAfterGc()
   return m.heapUsed + m.arrayBuffers + wasm.wasmMemory().buffer.byteLength
 }
 

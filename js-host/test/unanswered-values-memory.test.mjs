@@ -11,11 +11,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
-import { setImmediate as tick } from 'node:timers/promises'
 
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture, useCacheEntry } from './helpers.mjs'
+import { capture, memoryAfterGc, useCacheEntry } from './helpers.mjs'
 
 const MiB = 1024 * 1024
 
@@ -39,11 +38,7 @@ after(async () => {
 
 /** ArrayBuffer memory of the process after full collections. */
 async function retained() {
-  for (let i = 0; i < 4; i++) {
-    globalThis.gc()
-    await tick()
-  }
-  return process.memoryUsage().arrayBuffers
+  return (await memoryAfterGc()).arrayBuffers
 }
 
 test('writes given up on while Redis hangs hold at most 64 MiB of values', async () => {
