@@ -98,6 +98,8 @@ export class GuardedTransport implements Transport {
           : kind === 'lease'
             ? CommandKind.Lease
             : CommandKind.Write
+      const held = this.inner.holdsBack?.(argv)
+      if (held !== undefined) return Promise.reject(held)
       t0 = now()
       permit = this.engine.admit(code, t0)
       // Refused commands are counted by the breaker itself (`rejected`).

@@ -506,6 +506,8 @@ export function failureOf(binding: Binding, err: unknown): number {
       return binding.Failure.Timeout
     case 'ERR_REDIS_REPLY':
       return binding.Failure.ReplyError
+    // Held back by the transport's own bound: not sent, as the breaker's refusal.
+    case 'ERR_REDIS_HELD_BACK':
     case 'ERR_REDIS_CIRCUIT_OPEN':
       return binding.Failure.CircuitOpen
     default:

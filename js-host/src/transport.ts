@@ -9,6 +9,12 @@ export interface Transport {
    * error, a {@link RedisTimeoutError} on the deadline, anything else when the connection failed.
    */
   send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown>
+  /**
+   * The error for a command this transport would not send now for a reason of its own (the
+   * node-redis one: the values already waiting in unanswered commands), else undefined. Asked
+   * before the breaker admits the command: such a refusal says nothing of Redis's health.
+   */
+  holdsBack?(argv: readonly (string | Buffer)[]): HeldBackError | undefined
   /** Closes the connection; pending commands fail. */
   close(): Promise<void>
   /**
@@ -59,6 +65,19 @@ export class CircuitOpenError extends Error {
   constructor() {
     super('redis circuit breaker is open: Redis not asked')
     this.name = 'CircuitOpenError'
+  }
+}
+
+/**
+ * A command held back by the transport's own bound ({@link Transport.holdsBack}), not sent.
+ * Like the breaker's refusal, it is no failure of Redis: the breaker does not count it, and a
+ * write it stops is skipped without an error line of its own (the transport logs the bound).
+ */
+export class HeldBackError extends Error {
+  readonly code = 'ERR_REDIS_HELD_BACK'
+  constructor(message: string) {
+    super(message)
+    this.name = 'HeldBackError'
   }
 }
 

@@ -137,6 +137,8 @@ export function failureOf(err: unknown, enums: WriteEnums): number {
       return enums.Failure.Timeout
     case 'ERR_REDIS_REPLY':
       return enums.Failure.ReplyError
+    // Held back by the transport's own bound: not sent, as the breaker's refusal.
+    case 'ERR_REDIS_HELD_BACK':
     case 'ERR_REDIS_CIRCUIT_OPEN':
       return enums.Failure.CircuitOpen
     default:
