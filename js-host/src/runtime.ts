@@ -301,17 +301,22 @@ function describeStore(url: string | undefined): string {
   return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`
 }
 
+/** The closes in progress, as one promise (shared by every copy of this module, as the registry). */
+const CLOSING = Symbol.for('fleetcache.closing')
+
 /**
- * Closes every Redis connection this process opened (graceful shutdown, tests). Handlers keep
- * working afterwards as if Redis were unreachable.
+ * Closes every Redis connection this process opened (graceful shutdown, tests), once the
+ * revalidations still queued are sent or reported lost (docs/operating.md, "Shutdown"); a call
+ * while another is in progress resolves when that one is done too (two shutdown hooks). Handlers
+ * keep working afterwards as if Redis were unreachable.
  */
-export async function close(): Promise<void> {
+export function close(): Promise<void> {
   const runtimes = [...registry().values()]
   registry().clear()
   for (const r of runtimes) {
     telemetry()?.untrack(r.engine)
   }
-  await Promise.all(
+  const mine = Promise.all(
     runtimes.map(async (r) => {
       // The connections close even when the engine behind the tag channel has trapped.
       try {
@@ -320,5 +325,14 @@ export async function close(): Promise<void> {
         if (r.transport) await r.transport.close()
       }
     }),
-  )
+  ).then(() => undefined)
+  const g = globalThis as unknown as Record<symbol, Promise<void> | undefined>
+  const earlier = g[CLOSING]
+  const all = earlier === undefined ? mine : Promise.all([earlier, mine]).then(() => undefined)
+  g[CLOSING] = all
+  const done = (): void => {
+    if (g[CLOSING] === all) g[CLOSING] = undefined
+  }
+  all.then(done, done)
+  return all
 }

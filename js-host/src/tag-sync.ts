@@ -292,6 +292,8 @@ export class TagSync {
   /** The timer of `watch`, while one is pending. */
   private retry: unknown
   private stopped = false
+  /** `stop()`'s work, once: a second call waits for the first. */
+  private stopping: Promise<void> | undefined
   /**
    * The first failure of the engine seen here (a trap leaves it failed for good): a
    * revalidation recorded before it may never be sent, so `update` rejects once it is set.
@@ -645,6 +647,10 @@ export class TagSync {
       this.log.debug(
         `revalidation of ${what} applied on this instance, queued (${String(waiting)} waiting)`,
       )
+    } else if (!sent && this.stopped) {
+      this.log.warn(
+        `revalidation of ${what} applied on this instance only: fleetcache's connections are closed (close())`,
+      )
     } else if (!sent) {
       this.log.warn(
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
@@ -659,6 +665,8 @@ export class TagSync {
    */
   drain(): Promise<boolean> {
     if (this.draining !== undefined) return this.draining
+    // Stopped: the last attempt (`sendLast`) was the queue's; nothing is sent after it.
+    if (this.stopped) return Promise.resolve(this.engine.outboxLength === 0)
     if (
       this.script === undefined ||
       (this.engine.outboxLength === 0 && this.engine.resendLength === 0)
@@ -820,7 +828,12 @@ export class TagSync {
    * (whatever the backoff and the breaker, each command under its budget, the queue in order
    * until one fails), and what is still queued after it is logged as lost.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow()
+    return this.stopping
+  }
+
+  private async stopNow(): Promise<void> {
     this.stopped = true
     if (this.retry !== undefined) this.timer?.clear(this.retry)
     this.retry = undefined
@@ -842,7 +855,13 @@ export class TagSync {
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
-      if (this.engine.outboxLength > 0) await this.replay(script, true)
+      if (this.engine.outboxLength > 0) {
+        // Registered as the drain: a reply's backlog signal or a retry in flight joins it
+        // instead of sending the same head again.
+        const last = this.replay(script, true)
+        this.draining = last
+        await last
+      }
       const left = this.engine.outboxLength
       if (left === 0) return
       // Each was logged by its tags when it was queued ("revalidation of <tags> applied on this

@@ -115,7 +115,7 @@ test('a second close() waits for the first one', async () => {
       await close()
     })
     assert.ok(
-      lines.some((l) => /closing with 1 revalidation\(s\) not sent/.test(l)),
+      lines.some((l) => /closing with 1 queued revalidation\(s\) not sent/.test(l)),
       `the second close() resolved before the first one sent or reported the outbox: ${JSON.stringify(lines)}`,
     )
   } finally {
