@@ -9,6 +9,7 @@ import { createClient } from 'redis'
 import { describe } from './log'
 import { socketOptions, type RedisTransportOptions } from './redis-client'
 import type { ChannelEvents, Subscribe } from './tag-sync'
+import { withDeadline } from './transport'
 
 /**
  * The subscription for `options`, or undefined where this release cannot follow by push (Redis
@@ -78,7 +79,9 @@ function subscribeSingle(
     closed = true
     down()
     try {
-      await client.close()
+      // A graceful close waits for pending replies (an SSUBSCRIBE's): bounded, since a hung
+      // Redis never sends them.
+      await withDeadline(client.close(), 1000, 'redis close')
     } catch {
       client.destroy()
     }
