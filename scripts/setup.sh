@@ -182,12 +182,25 @@ node_release() {
     case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) say "node $version: no npm package for $(uname -s)" >&2; exit 1 ;; esac
     case "$(uname -m)" in x86_64) arch=x64 ;; aarch64 | arm64) arch=arm64 ;; *) say "node $version: no npm package for $(uname -m)" >&2; exit 1 ;; esac
     say "npm pack node-$os-$arch@$version into $dir (about 55 MB, once)" >&2
-    local tmp=$dir.tmp
-    rm -rf "$tmp" && mkdir -p "$tmp/root"
-    (cd "$tmp" && npm pack --silent "node-$os-$arch@$version" >/dev/null)
+    # A directory of this run's own: two first installs at once (clones sharing $TOOLS) each
+    # unpack apart, and the one that finishes second keeps the first's.
+    mkdir -p "$TOOLS/node-releases"
+    local tmp
+    tmp=$(mktemp -d "$TOOLS/node-releases/.$version.XXXXXX")
+    mkdir -p "$tmp/root"
+    # npm's own error lines (a registry it cannot reach, a package it does not have) go to
+    # stderr; only its progress is kept quiet.
+    (cd "$tmp" && npm pack --loglevel=error "node-$os-$arch@$version" >/dev/null) || {
+      say "node $version: npm pack node-$os-$arch@$version failed (registry: $(npm config get registry))" >&2
+      rm -rf "$tmp"
+      exit 1
+    }
     tar -xzf "$tmp/node-$os-$arch-$version.tgz" -C "$tmp/root" --strip-components=1
-    [ "$("$tmp/root/bin/node" --version)" = "v$version" ] || { say "node $version: the unpacked binary does not run" >&2; exit 1; }
-    rm -rf "$dir" && mv "$tmp/root" "$dir" && rm -rf "$tmp"
+    [ "$("$tmp/root/bin/node" --version)" = "v$version" ] || { say "node $version: the unpacked binary does not run" >&2; rm -rf "$tmp"; exit 1; }
+    if [ "$("$dir/bin/node" --version 2>/dev/null)" != "v$version" ]; then
+      rm -rf "$dir" && mv "$tmp/root" "$dir"
+    fi
+    rm -rf "$tmp"
   fi
   echo "$dir/bin/node"
 }
