@@ -33,6 +33,7 @@ export interface Binding {
     readonly ReplyError: number
     readonly NoConnection: number
     readonly CircuitOpen: number
+    readonly HeldBack: number
   }
   readonly Source: {
     readonly None: number
@@ -506,10 +507,11 @@ export function failureOf(binding: Binding, err: unknown): number {
       return binding.Failure.Timeout
     case 'ERR_REDIS_REPLY':
       return binding.Failure.ReplyError
-    // Held back by the transport's own bound: not sent, as the breaker's refusal.
-    case 'ERR_REDIS_HELD_BACK':
     case 'ERR_REDIS_CIRCUIT_OPEN':
       return binding.Failure.CircuitOpen
+    // Not sent by the transport's own bound, Redis answering (a lease is released apart).
+    case 'ERR_REDIS_HELD_BACK':
+      return binding.Failure.HeldBack
     default:
       return binding.Failure.NoConnection
   }

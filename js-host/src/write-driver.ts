@@ -21,6 +21,7 @@ export interface WriteEnums {
     readonly ReplyError: number
     readonly NoConnection: number
     readonly CircuitOpen: number
+    readonly HeldBack: number
   }
 }
 
@@ -137,10 +138,11 @@ export function failureOf(err: unknown, enums: WriteEnums): number {
       return enums.Failure.Timeout
     case 'ERR_REDIS_REPLY':
       return enums.Failure.ReplyError
-    // Held back by the transport's own bound: not sent, as the breaker's refusal.
-    case 'ERR_REDIS_HELD_BACK':
     case 'ERR_REDIS_CIRCUIT_OPEN':
       return enums.Failure.CircuitOpen
+    // Not sent by the transport's own bound, Redis answering (a lease is released apart).
+    case 'ERR_REDIS_HELD_BACK':
+      return enums.Failure.HeldBack
     default:
       return enums.Failure.NoConnection
   }

@@ -26,7 +26,7 @@ const binding = {
     Answer: 19,
   },
   TierAction: { None: 30, Keep: 31, Drop: 32 },
-  Failure: { Timeout: 40, ReplyError: 41, NoConnection: 42, CircuitOpen: 43 },
+  Failure: { Timeout: 40, ReplyError: 41, NoConnection: 42, CircuitOpen: 43, HeldBack: 44 },
   Source: { None: 50, OwnWrite: 51, Tier: 52, Redis: 53, Poll: 54, Kept: 55 },
   Served: { Fresh: 60, Stale: 61, AsFresh: 62, Miss: 63 },
   RenewStepKind: { Wait: 70, Send: 71, Done: 72 },

@@ -414,12 +414,7 @@ impl LeaseTable {
     /// process holds it (the token is taken from the table).
     pub fn plan_release(&mut self, lease_key: String) -> Option<ScriptCall> {
         let token = self.take(&lease_key)?;
-        Some(ScriptCall {
-            script: &LEASE_RELEASE,
-            sha1: LEASE_RELEASE.sha1(),
-            keys: vec![lease_key],
-            args: vec![token],
-        })
+        Some(release_call(lease_key, token))
     }
 
     /// True while this process holds a live lease on `lease_key` at `now`.
@@ -636,6 +631,16 @@ pub fn stale_use_cache_presentation(
         return None;
     }
     Some((Millis(backdated), shown))
+}
+
+/// The [`LEASE_RELEASE`] call that lets go of the lease at `lease_key` held with `token`.
+pub fn release_call(lease_key: String, token: String) -> ScriptCall {
+    ScriptCall {
+        script: &LEASE_RELEASE,
+        sha1: LEASE_RELEASE.sha1(),
+        keys: vec![lease_key],
+        args: vec![token],
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,10 @@ pub enum Failure {
     NoConnection,
     /// The circuit breaker kept it from being sent.
     CircuitOpen,
+    /// The host's transport held it back without sending it (its bound on values waiting for
+    /// replies): Redis is not at fault, and a lease the command would have released can be
+    /// released by a command without the value.
+    HeldBack,
 }
 
 impl Failure {
@@ -65,6 +69,7 @@ impl Failure {
             Failure::ReplyError => "error reply",
             Failure::NoConnection => "no connection",
             Failure::CircuitOpen => "circuit open",
+            Failure::HeldBack => "held back",
         }
     }
 }
@@ -1090,7 +1095,7 @@ impl ReadMachine {
             }
             // Redis is known to be down (the breaker logged it once): a plain miss, or the
             // copy kept for outages, which is then neither logged nor counted as a miss.
-            (State::Get, ReadInput::Failed(Failure::CircuitOpen)) => {
+            (State::Get, ReadInput::Failed(Failure::CircuitOpen | Failure::HeldBack)) => {
                 if self.kept.is_some() && !ctx.redis_answers {
                     let missing = Judgement::missing(Source::Redis);
                     return Ok(self.after_first(ctx, missing, TierAction::None, now));

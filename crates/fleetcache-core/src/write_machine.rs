@@ -268,6 +268,9 @@ enum State {
         stored: Option<u64>,
         /// The write announces itself (a page or route entry: `ENTRY_WRITE`).
         announced: bool,
+        /// The lease the write releases, and its token (taken from the table when the write
+        /// was planned): released on its own when the write is held back unsent.
+        lease: Option<(String, String)>,
     },
     /// The Release step is out; then this end.
     Releasing(WriteDone),
@@ -807,9 +810,16 @@ impl WriteMachine {
                 dropped_tags: None,
                 error: None,
             }),
-            (State::Storing { key, .. }, WriteInput::Failed(Failure::CircuitOpen)) => {
-                // Logged once, when the breaker opened; the copy here serves meanwhile.
-                self.end(WriteDone {
+            (
+                State::Storing { key, lease, .. },
+                WriteInput::Failed(f @ (Failure::CircuitOpen | Failure::HeldBack)),
+            ) => {
+                // Not sent. The breaker's opening was logged once, and the transport logs its
+                // bound once per burst; the copy here serves meanwhile. Held back with Redis
+                // answering, a lease the write would have released goes now, by a command
+                // without the value, or the other instances would wait for it until it expires.
+                let held = f == Failure::HeldBack;
+                let done = WriteDone {
                     result: WriteResult::Unsent,
                     mark_local: true,
                     log: debug.then(|| {
@@ -817,13 +827,29 @@ impl WriteMachine {
                             self.verb,
                             " ",
                             key,
-                            " not sent: Redis is known to be down, kept in this process"
+                            " not sent: ",
+                            if held {
+                                "held back"
+                            } else {
+                                "Redis is known to be down"
+                            },
+                            ", kept in this process"
                         )
                     }),
                     key: Some(key),
                     dropped_tags: None,
                     error: None,
-                })
+                };
+                match lease.filter(|_| held) {
+                    Some((lease_key, token)) => {
+                        self.state = State::Releasing(done);
+                        WriteStep::Release {
+                            call: crate::lease::release_call(lease_key, token),
+                            budget_ms: self.budget(&ctx, OpKind::Write),
+                        }
+                    }
+                    None => self.end(done),
+                }
             }
             (
                 State::Storing { key, .. },
@@ -886,10 +912,14 @@ impl WriteMachine {
         if announced {
             self.page_signal = Some(key.clone());
         }
-        let script = match (
-            ctx.leases.plan_write(key.clone(), lease_key, ttl_ms),
-            announce,
-        ) {
+        let write = ctx.leases.plan_write(key.clone(), lease_key, ttl_ms);
+        let lease = match &write {
+            EntryWrite::WriteAndRelease(call) => {
+                Some((second(&call.keys).to_owned(), second(&call.args).to_owned()))
+            }
+            EntryWrite::Set => None,
+        };
+        let script = match (write, announce) {
             (EntryWrite::Set, None) => None,
             (EntryWrite::WriteAndRelease(call), None) => Some(call),
             (write, Some((meta, channel, id))) => {
@@ -913,6 +943,7 @@ impl WriteMachine {
             ttl_ms,
             stored,
             announced,
+            lease,
         };
         WriteStep::Store(Store {
             key,

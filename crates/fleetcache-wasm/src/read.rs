@@ -45,6 +45,8 @@ pub enum Failure {
     NoConnection = 2,
     /// The circuit breaker kept it from being sent.
     CircuitOpen = 3,
+    /// The transport held it back (`ERR_REDIS_HELD_BACK`): not sent, Redis not at fault.
+    HeldBack = 4,
 }
 
 impl Failure {
@@ -58,6 +60,7 @@ impl Failure {
             Failure::ReplyError,
             Failure::NoConnection,
             Failure::CircuitOpen,
+            Failure::HeldBack,
         ]
         .into_iter()
         .find(|f| f64::from(*f as u8) == n)
@@ -107,6 +110,7 @@ impl From<Failure> for core::Failure {
             Failure::ReplyError => core::Failure::ReplyError,
             Failure::NoConnection => core::Failure::NoConnection,
             Failure::CircuitOpen => core::Failure::CircuitOpen,
+            Failure::HeldBack => core::Failure::HeldBack,
         }
     }
 }

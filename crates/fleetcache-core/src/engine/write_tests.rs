@@ -144,6 +144,42 @@ fn a_write_the_breaker_holds_back_is_kept_here_without_an_error_line() {
     assert!(d.log.is_some());
 }
 
+/// Review 21: a lease holder's write held back by the host's transport (its bound on values
+/// waiting for replies) was never sent, and its lease, whose token the write had taken, stayed
+/// until it expired: every follower waited out its wait. Redis answers meanwhile, so the lease
+/// is released by a command without the value; a write without a lease just ends.
+#[test]
+fn a_held_back_write_releases_its_lease_and_is_kept_here() {
+    let mut e = engine();
+    hold_lease(&mut e, &UC, "k");
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    let s = store(step);
+    let step = e.write_step(&mut m, WriteInput::Failed(Failure::HeldBack), NOW);
+    let WriteStep::Release { call, .. } = step else {
+        panic!("expected the lease's release, got {step:?}");
+    };
+    assert_eq!(call.sha1, LEASE_RELEASE.sha1());
+    assert_eq!(call.keys, vec![e.namespace().lease_key(&UC, "k")]);
+    assert_eq!(call.args, vec!["tok".to_owned()]);
+    let d = done(e.write_step(&mut m, WriteInput::Sent, NOW));
+    assert_eq!(d.result, WriteResult::Unsent);
+    assert!(d.mark_local);
+    assert!(
+        d.error.is_none(),
+        "the transport logs the bound, not each write"
+    );
+    assert_eq!(d.key.as_deref(), Some(s.key.as_str()));
+    assert!(d.log.is_some_and(|l| l.contains("held back")));
+    // Without a lease: kept here, no release.
+    let (mut m, step) = start(&mut e, use_cache(&[], 60.0, 3600.0));
+    store(step);
+    let d = done(e.write_step(&mut m, WriteInput::Failed(Failure::HeldBack), NOW));
+    assert_eq!(
+        (d.result, d.mark_local, d.error),
+        (WriteResult::Unsent, true, None)
+    );
+}
+
 #[test]
 fn every_failure_but_the_breaker_is_an_error_line() {
     for f in [Failure::Timeout, Failure::ReplyError, Failure::NoConnection] {
