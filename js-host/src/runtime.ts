@@ -316,7 +316,9 @@ export function close(): Promise<void> {
   for (const r of runtimes) {
     telemetry()?.untrack(r.engine)
   }
-  const mine = Promise.all(
+  // Every runtime closes before this settles, even when one fails (an engine that trapped):
+  // a call that joins this one must not resolve while connections are still closing.
+  const mine = Promise.allSettled(
     runtimes.map(async (r) => {
       // The connections close even when the engine behind the tag channel has trapped.
       try {
@@ -325,7 +327,9 @@ export function close(): Promise<void> {
         if (r.transport) await r.transport.close()
       }
     }),
-  ).then(() => undefined)
+  ).then((results) => {
+    for (const r of results) if (r.status === 'rejected') throw r.reason
+  })
   const g = globalThis as unknown as Record<symbol, Promise<void> | undefined>
   const earlier = g[CLOSING]
   const all = earlier === undefined ? mine : Promise.all([earlier, mine]).then(() => undefined)

@@ -87,7 +87,8 @@ export function createInstruments(
     valueType: I,
   })
   const memory = meter.createObservableUpDownCounter('fleetcache.memory.usage', {
-    description: 'Bytes held by the in-process tier',
+    description:
+      "Bytes the in-process tier is charged against memoryBytes, with each entry's bookkeeping",
     unit: 'By',
     valueType: I,
   })
