@@ -16,7 +16,7 @@ import { createUseCacheHandler, ConfigError, close, stats } from '../esm/index.m
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { waitForExit } from '../../tests/support/util.mjs'
-import { now, text, useCacheEntry } from './helpers.mjs'
+import { now, resumeAndStop, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -43,12 +43,7 @@ before(async () => {
 
 after(async () => {
   await close()
-  try {
-    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
-  } catch {
-    // not running
-  }
-  await redis?.stop()
+  await resumeAndStop(redis)
   Object.assign(console, originals)
 })
 

@@ -411,3 +411,13 @@ export async function memoryAfterGc() {
   }
   return process.memoryUsage()
 }
+
+/** Stops `redis` (from startRedis), which a test may have left paused (SIGSTOP): resumed first, by PID. */
+export async function resumeAndStop(redis) {
+  try {
+    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
+  } catch {
+    // not running
+  }
+  await redis?.stop()
+}

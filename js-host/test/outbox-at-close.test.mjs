@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test'
 
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture, now, useCacheEntry } from './helpers.mjs'
+import { capture, now, resumeAndStop, useCacheEntry } from './helpers.mjs'
 
 let redis
 
@@ -24,12 +24,7 @@ before(async () => {
 
 after(async () => {
   await close()
-  try {
-    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
-  } catch {
-    // not running
-  }
-  await redis?.stop()
+  await resumeAndStop(redis)
 })
 
 /** One instance of the fleet: a runtime of its own (the odd connect budget keeps them apart). */

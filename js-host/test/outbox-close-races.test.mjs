@@ -18,7 +18,7 @@ import { createClient } from 'redis'
 
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture } from './helpers.mjs'
+import { capture, resumeAndStop } from './helpers.mjs'
 
 let redis
 let raw
@@ -31,14 +31,9 @@ before(async () => {
 })
 
 after(async () => {
-  try {
-    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
-  } catch {
-    // not running
-  }
   await close()
   await raw?.close()
-  await redis?.stop()
+  await resumeAndStop(redis)
 })
 
 function instance(prefix, n) {

@@ -13,7 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture } from './helpers.mjs'
+import { capture, resumeAndStop } from './helpers.mjs'
 
 let redis
 
@@ -23,13 +23,8 @@ before(async () => {
 })
 
 after(async () => {
-  try {
-    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
-  } catch {
-    // not running
-  }
   await close()
-  await redis?.stop()
+  await resumeAndStop(redis)
 })
 
 test('close() in push mode returns while Redis hangs', async () => {

@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test'
 
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture, memoryAfterGc, useCacheEntry } from './helpers.mjs'
+import { capture, memoryAfterGc, resumeAndStop, useCacheEntry } from './helpers.mjs'
 
 const MiB = 1024 * 1024
 
@@ -27,13 +27,8 @@ before(async () => {
 })
 
 after(async () => {
-  try {
-    if (redis?.pid) process.kill(redis.pid, 'SIGCONT')
-  } catch {
-    // not running
-  }
   await close()
-  await redis?.stop()
+  await resumeAndStop(redis)
 })
 
 /** ArrayBuffer memory of the process after full collections. */
