@@ -25,6 +25,19 @@ fn engine() -> Engine {
     engine_debugging(true)
 }
 
+/// An engine without leases and without Redis (its mirror complete as it is).
+fn engine_without_leases() -> Engine {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        leases: false,
+        ..Config::default()
+    })
+    .unwrap();
+    e.mark_standalone();
+    e
+}
+
 fn engine_debugging(debug: bool) -> Engine {
     let mut e = Engine::new(Config {
         prefix: "fc".into(),
@@ -2651,19 +2664,8 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
 /// first, its lifetime (Next's retry delay) counts from the second.
 #[test]
 fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
-    let no_leases = || {
-        let mut e = Engine::new(Config {
-            prefix: "fc".into(),
-            deployment: "d1".into(),
-            leases: false,
-            ..Config::default()
-        })
-        .unwrap();
-        e.mark_standalone();
-        e
-    };
     let made = NOW - 60_000.0;
-    let mut writer = no_leases();
+    let mut writer = engine_without_leases();
     let v = inc_stored(&mut writer, ValueKind::AppPage, "/p", &["t"], made, made);
     // Stale by time only (60 s old, `revalidate` 60 s): served stale, Next regenerates, fails,
     // and writes the value it was served back.
@@ -2704,7 +2706,7 @@ fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
         w.extend_from_slice(b"abc");
     }
     let judged = |revalidated_at: Option<f64>| {
-        let mut other = no_leases();
+        let mut other = engine_without_leases();
         if let Some(at) = revalidated_at {
             other
                 .plan_tag_update(
@@ -2748,14 +2750,7 @@ fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
 /// it was made, so the hand-outs add nothing to its freshness.
 #[test]
 fn a_value_written_back_keeps_its_retry_delay_after_stale_use_cache_hand_outs() {
-    let mut e = Engine::new(Config {
-        prefix: "fc".into(),
-        deployment: "d1".into(),
-        leases: false,
-        ..Config::default()
-    })
-    .unwrap();
-    e.mark_standalone();
+    let mut e = engine_without_leases();
     let made = NOW - 60_000.0;
     let v = inc_stored(&mut e, ValueKind::AppPage, "/p", &["t"], made, made);
     // Stale by time only: served stale, Next regenerates.
