@@ -3671,6 +3671,24 @@ fn run_up(push: bool, release: NextRelease, leases: bool, ops: &[Op]) -> Result<
     w.settle()
 }
 
+/// A page read (`/p`, no soft tags, for a response) by instance `inst`, as the hand-written
+/// histories below make it.
+fn page_read(inst: usize) -> Op {
+    Op::IncRead {
+        inst,
+        key: 0,
+        soft: 0,
+        caches: false,
+        revalidate: 0,
+        on_demand: false,
+    }
+}
+
+/// Eight steps of the oldest task: enough for a read or a write to end.
+fn steps() -> impl Iterator<Item = Op> {
+    std::iter::repeat(Op::Step { pick: 0 }).take(8)
+}
+
 /// A gap the write-back property found (seed `23da222e` in freshness_sim.proptest-regressions):
 /// following by push, instance 1 reads the page, stale by time, within the bound of a
 /// revalidation (`expire`) whose announcement has not reached it, and serves it stale rather
@@ -3683,15 +3701,6 @@ fn run_up(push: bool, release: NextRelease, leases: bool, ops: &[Op]) -> Result<
 fn a_page_written_back_by_an_instance_that_missed_a_revalidation_stays_fresh(
 ) -> Result<(), TestCaseError> {
     use Op::*;
-    let read = |inst| IncRead {
-        inst,
-        key: 0,
-        soft: 0,
-        caches: false,
-        revalidate: 0,
-        on_demand: false,
-    };
-    let steps = || std::iter::repeat(Step { pick: 0 }).take(8);
     let mut ops = vec![
         Rewrite {
             inst: 0,
@@ -3707,12 +3716,12 @@ fn a_page_written_back_by_an_instance_that_missed_a_revalidation_stays_fresh(
             mode: 0,
         },
         Advance { ms: 5 },
-        read(1),
+        page_read(1),
     ];
     ops.extend(steps());
     ops.push(IncWriteBack { pick: 0 });
     ops.extend(steps());
-    ops.push(read(0));
+    ops.push(page_read(0));
     ops.extend(steps());
     run_up(true, NextRelease::new(16, 5, 0, false), false, &ops)
 }
@@ -3742,7 +3751,6 @@ fn a_request_that_reads_a_fetch_entry_again_stamps_its_refetch_late() -> Result<
         tags: 1,
         life: 0,
     };
-    let steps = || std::iter::repeat(Step { pick: 0 }).take(8);
     let mut ops = vec![read(0, 0)];
     ops.extend(steps());
     ops.push(write.clone());
@@ -3847,7 +3855,6 @@ fn two_requests_regenerating_one_fetch_key_are_stamped_with_their_own_reads(
         tags: 1,
         life: 0,
     };
-    let steps = || std::iter::repeat(Step { pick: 0 }).take(8);
     let mut ops = vec![read(0)];
     ops.extend(steps());
     ops.push(Advance { ms: 100 });
@@ -3885,7 +3892,6 @@ fn a_regeneration_next_began_on_its_second_look_is_stamped_with_its_read(
         revalidate: 0,
         on_demand: false,
     };
-    let steps = || std::iter::repeat(Step { pick: 0 }).take(8);
     let mut ops = vec![Rewrite {
         inst: 0,
         life: 2,
@@ -3926,15 +3932,6 @@ fn a_regeneration_next_began_on_its_second_look_is_stamped_with_its_read(
 fn a_page_written_back_before_a_queued_revalidation_reaches_redis_stays_fresh(
 ) -> Result<(), TestCaseError> {
     use Op::*;
-    let read = |inst| IncRead {
-        inst,
-        key: 0,
-        soft: 0,
-        caches: false,
-        revalidate: 0,
-        on_demand: false,
-    };
-    let steps = || std::iter::repeat(Step { pick: 0 }).take(8);
     let mut ops = vec![
         Rewrite {
             inst: 0,
@@ -3954,7 +3951,7 @@ fn a_page_written_back_before_a_queued_revalidation_reaches_redis_stays_fresh(
         Up,
         // Instance 1 pulls (Redis lacks the revalidation), serves the page stale by time, its
         // regeneration fails and Next writes the page back.
-        read(1),
+        page_read(1),
     ];
     ops.extend(steps());
     ops.push(IncWriteBack { pick: 0 });
@@ -3965,7 +3962,7 @@ fn a_page_written_back_before_a_queued_revalidation_reaches_redis_stays_fresh(
     ops.push(Tick { inst: 2 });
     ops.push(Advance { ms: 5 });
     // A read that begins after it resolved, and pulls it.
-    ops.push(read(0));
+    ops.push(page_read(0));
     ops.extend(steps());
     run_up(false, NextRelease::new(16, 5, 0, false), false, &ops)
 }
