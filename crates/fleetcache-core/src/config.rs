@@ -68,6 +68,11 @@ pub struct Config {
     /// Revalidations kept while Redis cannot be reached; the oldest is dropped (and logged)
     /// beyond it. Default 1000.
     pub outbox_capacity: u32,
+    /// Most tag records each process's mirror of the tag state holds exactly; past it the
+    /// least recently revalidated are folded (crate::tag_fold), which bounds the mirror's
+    /// memory at the cost of false staleness for entries older than what it still holds.
+    /// Default 100,000.
+    pub tag_mirror_max_tags: u32,
     /// One regeneration per key across the fleet (docs/decisions/0008-leases.md): followers
     /// wait for the lease holder's write instead of regenerating. Default on.
     pub leases: bool,
@@ -100,6 +105,9 @@ pub const MAX_BREAKER_MS: f64 = 3_600_000.0;
 
 /// Upper bound of `outbox_capacity`.
 pub const MAX_OUTBOX_CAPACITY: u32 = 1_000_000;
+
+/// Upper bound of `tag_mirror_max_tags`.
+pub const MAX_TAG_MIRROR_MAX_TAGS: u32 = 100_000_000;
 
 /// Longest accepted lease lifetime (10 minutes): a lease protects one regeneration.
 pub const MAX_LEASE_TTL_MS: f64 = 600_000.0;
@@ -175,6 +183,8 @@ pub struct Bounds {
     pub max_breaker_ms: f64,
     /// Upper bound of `outboxCapacity` ([`MAX_OUTBOX_CAPACITY`]).
     pub max_outbox_capacity: u32,
+    /// Upper bound of `tagMirrorMaxTags` ([`MAX_TAG_MIRROR_MAX_TAGS`]).
+    pub max_tag_mirror_max_tags: u32,
     /// Upper bound of `leaseTtlMs` ([`MAX_LEASE_TTL_MS`]).
     pub max_lease_ttl_ms: f64,
     /// Upper bound of `leaseWaitMs` ([`MAX_LEASE_WAIT_MS`]; 0 is accepted).
@@ -192,6 +202,7 @@ pub const BOUNDS: Bounds = Bounds {
     max_budget_ms: MAX_BUDGET_MS,
     max_breaker_ms: MAX_BREAKER_MS,
     max_outbox_capacity: MAX_OUTBOX_CAPACITY,
+    max_tag_mirror_max_tags: MAX_TAG_MIRROR_MAX_TAGS,
     max_lease_ttl_ms: MAX_LEASE_TTL_MS,
     max_lease_wait_ms: MAX_LEASE_WAIT_MS,
     tag_prune_margin_ms: TAG_PRUNE_MARGIN_MS,
@@ -224,6 +235,7 @@ impl Default for Config {
             breaker_open_ms: 1_000.0,
             breaker_max_open_ms: 1_000.0,
             outbox_capacity: 1000,
+            tag_mirror_max_tags: crate::tag_fold::DEFAULT_MAX_TAGS,
             leases: true,
             lease_ttl_ms: 10_000.0,
             lease_wait_ms: 3_000.0,
@@ -307,6 +319,9 @@ impl Config {
         if self.outbox_capacity == 0 || self.outbox_capacity > MAX_OUTBOX_CAPACITY {
             return Err(ConfigError::OutboxCapacity);
         }
+        if self.tag_mirror_max_tags == 0 || self.tag_mirror_max_tags > MAX_TAG_MIRROR_MAX_TAGS {
+            return Err(ConfigError::TagMirrorMaxTags);
+        }
         Ok(())
     }
 
@@ -377,6 +392,11 @@ mod tests {
             Ok(())
         );
         assert!(check(&|c| c.outbox_capacity = b.max_outbox_capacity + 1).is_err());
+        assert_eq!(
+            check(&|c| c.tag_mirror_max_tags = b.max_tag_mirror_max_tags),
+            Ok(())
+        );
+        assert!(check(&|c| c.tag_mirror_max_tags = b.max_tag_mirror_max_tags + 1).is_err());
         assert_eq!(check(&|c| c.lease_ttl_ms = b.max_lease_ttl_ms), Ok(()));
         assert!(check(&|c| c.lease_ttl_ms = b.max_lease_ttl_ms + 1.0).is_err());
         assert_eq!(check(&|c| c.lease_wait_ms = 0.0), Ok(()));
@@ -488,6 +508,10 @@ mod tests {
         assert_eq!(
             bad(|c| c.outbox_capacity = 0),
             Some(ConfigError::OutboxCapacity)
+        );
+        assert_eq!(
+            bad(|c| c.tag_mirror_max_tags = 0),
+            Some(ConfigError::TagMirrorMaxTags)
         );
         assert_eq!(
             Config::default().breaker().probe_timeout_ms,

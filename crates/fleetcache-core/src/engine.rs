@@ -113,7 +113,11 @@ impl Engine {
         Ok(Engine {
             tag_sync: TagSync::new(namespace.tag_keys()),
             namespace,
-            mirror: TagMirror::with_seed(seed),
+            mirror: {
+                let mut mirror = TagMirror::with_seed(seed);
+                mirror.set_max_tags(config.tag_mirror_max_tags as usize);
+                mirror
+            },
             lru: LruIndex::with_seed(config.memory_bytes, seed).counting_bookkeeping(),
             breaker: Breaker::new(config.breaker()),
             outbox: Outbox::new(config.outbox_capacity as usize),

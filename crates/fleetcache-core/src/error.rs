@@ -29,6 +29,8 @@ pub enum ConfigError {
     Breaker(&'static str),
     /// `outboxCapacity` is not between 1 and 1,000,000.
     OutboxCapacity,
+    /// `tagMirrorMaxTags` is not between 1 and 100,000,000.
+    TagMirrorMaxTags,
     /// A lease setting (the field named) is out of range.
     Lease(&'static str),
     /// `compressLevel` is not between 1 and 9.
@@ -49,6 +51,7 @@ impl ConfigError {
             ConfigError::ConnectTimeoutMs => "ERR_CONFIG_CONNECT_TIMEOUT_MS",
             ConfigError::Breaker(_) => "ERR_CONFIG_BREAKER",
             ConfigError::OutboxCapacity => "ERR_CONFIG_OUTBOX_CAPACITY",
+            ConfigError::TagMirrorMaxTags => "ERR_CONFIG_TAG_MIRROR_MAX_TAGS",
             ConfigError::Lease(_) => "ERR_CONFIG_LEASE",
             ConfigError::CompressLevel => "ERR_CONFIG_COMPRESS_LEVEL",
         }
@@ -67,6 +70,7 @@ impl ConfigError {
             ConfigError::ConnectTimeoutMs => "connectTimeoutMs",
             ConfigError::Breaker(field) => field,
             ConfigError::OutboxCapacity => "outboxCapacity",
+            ConfigError::TagMirrorMaxTags => "tagMirrorMaxTags",
             ConfigError::Lease(field) => field,
             ConfigError::CompressLevel => "compressLevel",
         }
@@ -94,6 +98,7 @@ impl ConfigError {
                 "is out of range (counts >= 1, rate in (0, 1], durations in ms > 0 and <= 1 hour, max open >= open)"
             }
             ConfigError::OutboxCapacity => "must be between 1 and 1000000",
+            ConfigError::TagMirrorMaxTags => "must be between 1 and 100000000",
             ConfigError::Lease(_) => {
                 "is out of range (leaseTtlMs in [1, 600000] ms, leaseWaitMs in [0, 60000] ms)"
             }
@@ -522,6 +527,7 @@ mod tests {
             ConfigError::ConnectTimeoutMs.code(),
             ConfigError::Breaker("x").code(),
             ConfigError::OutboxCapacity.code(),
+            ConfigError::TagMirrorMaxTags.code(),
             ConfigError::CompressLevel.code(),
             KeyError::InvalidPrefix.code(),
             KeyError::InvalidHandlerName.code(),

@@ -44,6 +44,8 @@ pub mod scripts;
 pub mod seed;
 pub mod stats;
 pub mod strhash;
+pub mod tag_fold;
+pub mod tag_record;
 pub mod tag_sync;
 pub mod tags;
 pub mod text;

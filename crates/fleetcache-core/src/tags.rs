@@ -9,18 +9,13 @@ use std::borrow::Cow;
 
 use crate::keyed::KeyedVec;
 use crate::strhash::{reseed, str_map, HashSeed, StrMap};
+use crate::tag_fold::{fold_past, Folded, DEFAULT_MAX_TAGS, FOLDED_TAG};
 
 use crate::error::ProtocolError;
 use crate::netstring;
-use crate::time::{Millis, INFINITE_CACHE_SECONDS};
+use crate::time::Millis;
 
-/// Longest scheduled expiry in ms: `expire` durations above it (including `Infinity`) are
-/// clamped to it, so a pending expiry is always a finite integer both here and in Lua.
-pub const MAX_EXPIRE_MS: f64 = INFINITE_CACHE_SECONDS * 1000.0;
-
-/// A tag time or duration as stored: at most 16 decimal digits, well inside the integers an
-/// `f64` (and Lua 5.1's number) represents exactly.
-const MAX_RECORD_DIGITS: usize = 16;
+pub use crate::tag_record::{Freshness, Revalidation, TagRecord, MAX_EXPIRE_MS};
 
 /// Prefix of Next's implicit (path-derived) tags.
 pub const IMPLICIT_TAG_PREFIX: &str = "_N_T_";
@@ -81,6 +76,16 @@ pub fn canonical_tag(tag: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// A tag as the mirror keeps one read from Redis: its canonical form, except [`FOLDED_TAG`],
+/// which no canonical tag can name.
+fn stored_tag(tag: &str) -> Cow<'_, str> {
+    if tag == FOLDED_TAG {
+        Cow::Borrowed(tag)
+    } else {
+        canonical_tag(tag)
+    }
 }
 
 /// Tags the core keeps from a list it was given, and what it left out.
@@ -167,244 +172,6 @@ pub fn admit_tags_seeded<'a>(tags: &[&'a str], seed: HashSeed) -> AdmittedTags<'
         .filter_map(|(t, first)| first.then_some(t))
         .collect();
     AdmittedTags { tags, dropped }
-}
-
-/// How entries compare against tag state, from weakest to strongest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Freshness {
-    /// Serve it.
-    Fresh,
-    /// Serve it once and regenerate in the background.
-    Stale,
-    /// A miss: regenerate before serving.
-    Expired,
-}
-
-/// What a revalidation asks for (Next's `durations` argument).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Revalidation {
-    /// No durations (`updateTag`, `revalidatePath`, one-argument `revalidateTag`): expired
-    /// now.
-    Expire,
-    /// Durations given (`revalidateTag(tag, profile)`): stale now, and expired once
-    /// `expire_seconds` have passed when it is given (at once when it is `<= 0`).
-    Stale {
-        /// The profile's `expire`; `None` when the durations object has none.
-        expire_seconds: Option<f64>,
-    },
-}
-
-impl Revalidation {
-    /// From Next's arguments: `None` when `durations` is absent, `Some(None)` when it is
-    /// present without `expire`, `Some(Some(e))` otherwise. An `expire` of 0 or less
-    /// (`revalidateTag(tag, { expire: 0 })`) expires the tags at once, as no durations do:
-    /// recorded and counted as an expiry, not as stale.
-    pub fn from_durations(durations: Option<Option<f64>>) -> Revalidation {
-        match durations {
-            None => Revalidation::Expire,
-            Some(Some(e)) if e <= 0.0 => Revalidation::Expire,
-            Some(expire_seconds) => Revalidation::Stale { expire_seconds },
-        }
-    }
-
-    /// The scheduled-expiry delay in whole ms, as sent to the update script: `None` for "no
-    /// expiry scheduled", `Some(0.0)` for "expired now" (NaN, zero or negative `expire`),
-    /// otherwise rounded up and clamped to [`MAX_EXPIRE_MS`].
-    pub fn expire_ms(&self) -> Option<f64> {
-        match self {
-            Revalidation::Expire => Some(0.0),
-            Revalidation::Stale {
-                expire_seconds: None,
-            } => None,
-            Revalidation::Stale {
-                expire_seconds: Some(e),
-            } => {
-                if e.is_nan() || *e <= 0.0 {
-                    Some(0.0)
-                } else {
-                    Some((e * 1000.0).ceil().min(MAX_EXPIRE_MS))
-                }
-            }
-        }
-    }
-}
-
-/// The state of one tag. All times are whole ms; 0 means "none".
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub struct TagRecord {
-    /// Entries with `timestamp <= stale` are stale.
-    pub stale: Millis,
-    /// Entries with `timestamp <= expired` are expired.
-    pub expired: Millis,
-    /// With `pending_exp`: once `now >= pending_exp`, entries with `timestamp <= pending_at`
-    /// are expired.
-    pub pending_at: Millis,
-    /// When the scheduled expiry takes effect; 0 when none is scheduled.
-    pub pending_exp: Millis,
-    /// Last update time, for pruning.
-    pub updated_at: Millis,
-}
-
-fn encode_ms(out: &mut String, m: Millis) {
-    // Records only hold whole, non-negative ms below 2^53; the cast saturates otherwise.
-    crate::text::push_u64(out, m.0.ceil().max(0.0) as u64);
-}
-
-fn parse_ms(field: &[u8]) -> Result<Millis, ProtocolError> {
-    if field.is_empty() || field.len() > MAX_RECORD_DIGITS {
-        return Err(ProtocolError::BadTagRecord);
-    }
-    let mut v: u64 = 0;
-    for b in field {
-        if !b.is_ascii_digit() {
-            return Err(ProtocolError::BadTagRecord);
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-            .ok_or(ProtocolError::BadTagRecord)?;
-    }
-    // At most 16 digits: below 2^53, so the conversion is exact.
-    Ok(Millis(v as f64))
-}
-
-impl TagRecord {
-    /// The stored form: `stale,expired,pending_at,pending_exp,updated_at` as integers.
-    pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(70);
-        for (i, m) in self.fields().into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            encode_ms(&mut out, m);
-        }
-        out
-    }
-
-    /// Parses the stored form; anything but five decimal integers is an error.
-    pub fn parse(s: &[u8]) -> Result<TagRecord, ProtocolError> {
-        let mut fields = s.split(|b| *b == b',');
-        let mut next = || {
-            fields
-                .next()
-                .ok_or(ProtocolError::BadTagRecord)
-                .and_then(parse_ms)
-        };
-        let record = TagRecord {
-            stale: next()?,
-            expired: next()?,
-            pending_at: next()?,
-            pending_exp: next()?,
-            updated_at: next()?,
-        };
-        if fields.next().is_some() {
-            return Err(ProtocolError::BadTagRecord);
-        }
-        Ok(record)
-    }
-
-    fn fields(&self) -> [Millis; 5] {
-        [
-            self.stale,
-            self.expired,
-            self.pending_at,
-            self.pending_exp,
-            self.updated_at,
-        ]
-    }
-
-    /// True when an expiry is scheduled.
-    pub fn has_pending(&self) -> bool {
-        self.pending_exp.0 > 0.0
-    }
-
-    fn clear_pending(&mut self) {
-        self.pending_at = Millis::ZERO;
-        self.pending_exp = Millis::ZERO;
-    }
-
-    /// Applies one revalidation issued at `now` (rounded up to a whole ms).
-    ///
-    /// A non-finite `now` is ignored: there is no time at which it could take effect, and the
-    /// engine rejects such times before they get here.
-    pub fn apply(&mut self, rev: &Revalidation, now: Millis) {
-        if !now.0.is_finite() {
-            return;
-        }
-        let now = now.ceil();
-        if self.has_pending() && self.pending_exp <= now {
-            self.expired = self.expired.max(self.pending_at);
-            self.clear_pending();
-        }
-        if let Revalidation::Stale { .. } = rev {
-            self.stale = self.stale.max(now);
-        }
-        match rev.expire_ms() {
-            None => {}
-            Some(ms) if ms <= 0.0 => self.expired = self.expired.max(now),
-            Some(ms) => {
-                let until = Millis(now.0 + ms);
-                if self.has_pending() {
-                    self.pending_at = self.pending_at.max(now);
-                    self.pending_exp = self.pending_exp.min(until);
-                } else {
-                    self.pending_at = now;
-                    self.pending_exp = until;
-                }
-            }
-        }
-        self.updated_at = self.updated_at.max(now);
-    }
-
-    /// Combines what two sources know about the same tag, never weakening either.
-    pub fn merge(&mut self, other: &TagRecord) {
-        self.stale = self.stale.max(other.stale);
-        self.expired = self.expired.max(other.expired);
-        self.updated_at = self.updated_at.max(other.updated_at);
-        match (self.has_pending(), other.has_pending()) {
-            (_, false) => {}
-            (false, true) => {
-                self.pending_at = other.pending_at;
-                self.pending_exp = other.pending_exp;
-            }
-            (true, true) => {
-                self.pending_at = self.pending_at.max(other.pending_at);
-                self.pending_exp = self.pending_exp.min(other.pending_exp);
-            }
-        }
-    }
-
-    /// `expired`, or the scheduled expiry's `pending_at` once it is due, whichever is later.
-    pub fn effective_expired(&self, now: Millis) -> Millis {
-        if self.has_pending() && self.pending_exp <= now {
-            self.expired.max(self.pending_at)
-        } else {
-            self.expired
-        }
-    }
-
-    /// The verdict of this tag for an entry created at `timestamp`, evaluated at `now`.
-    pub fn freshness(&self, timestamp: Millis, now: Millis) -> Freshness {
-        let expired = self.effective_expired(now);
-        if expired.0 > 0.0 && timestamp <= expired {
-            Freshness::Expired
-        } else if self.stale.0 > 0.0 && timestamp <= self.stale {
-            Freshness::Stale
-        } else {
-            Freshness::Fresh
-        }
-    }
-
-    /// True when this record gives every entry, at every time, a verdict at least as strong
-    /// as `other` does: then `other` adds nothing.
-    pub fn covers(&self, other: &TagRecord) -> bool {
-        let pending_covered = !other.has_pending()
-            || self.expired >= other.pending_at
-            || (self.has_pending()
-                && self.pending_at >= other.pending_at
-                && self.pending_exp <= other.pending_exp);
-        self.stale >= other.stale && self.expired >= other.expired && pending_covered
-    }
 }
 
 /// What an announcement did to the mirror ([`TagMirror::apply_announcement`]).
@@ -609,8 +376,10 @@ struct Loading {
     /// catch-up refresh does. So a record a page showed is known to be in the state the
     /// mirror then follows, even one an update above the load's version made.
     seen: (u64, String),
-    /// What the pages brought so far.
+    /// What the pages brought so far, as exact records up to the mirror's bound ...
     incoming: KeyedVec<TagRecord>,
+    /// ... and folded past it.
+    folded: Folded,
 }
 
 /// Most records one [`TAG_MERGE`](crate::scripts::TAG_MERGE) call gives back, so a re-send
@@ -676,6 +445,20 @@ pub struct TagMirror {
     /// The last page write the last refresh reply named, until taken
     /// ([`TagMirror::take_page_write`]).
     page_write: Option<PageWrite>,
+    /// Most records `tags` (and a load's `incoming`) hold exactly.
+    max_tags: MaxTags,
+    /// The records folded out of `tags` past `max_tags` (crate::tag_fold).
+    folded: Folded,
+}
+
+/// The bound on the records a mirror holds exactly; [`DEFAULT_MAX_TAGS`] unless set.
+#[derive(Clone, Copy, Debug)]
+struct MaxTags(usize);
+
+impl Default for MaxTags {
+    fn default() -> Self {
+        MaxTags(DEFAULT_MAX_TAGS as usize)
+    }
 }
 
 impl TagMirror {
@@ -750,8 +533,10 @@ impl TagMirror {
         self.tags.reseed(seed);
         self.local.reseed(seed);
         self.resend.reseed(seed);
+        self.folded.rehash();
         if let Some(loading) = &mut self.loading {
             loading.incoming.reseed(seed);
+            loading.folded.rehash();
         }
         if let Some(last) = &mut self.last_local {
             reseed(&mut last.tags, seed);
@@ -848,6 +633,34 @@ impl TagMirror {
         self.tags.is_empty()
     }
 
+    /// Keeps at most `max_tags` records exactly (at least 1), folding the least recently
+    /// updated past it (crate::tag_fold); [`DEFAULT_MAX_TAGS`] until set.
+    pub fn set_max_tags(&mut self, max_tags: usize) {
+        self.max_tags = MaxTags(max_tags.max(1));
+        self.fold();
+    }
+
+    /// Records folded past the bound over the mirror's life, a load's included (a record
+    /// folded twice counts twice).
+    pub fn folded(&self) -> u64 {
+        self.folded.count()
+    }
+
+    /// Folds the records past the bound; the tags folded leave the count of unconfirmed
+    /// local revalidations too (their records stay in the outbox and in Redis).
+    fn fold(&mut self) {
+        let local = &mut self.local;
+        fold_past(
+            &mut self.tags,
+            self.max_tags.0,
+            &mut self.folded,
+            &self.seed,
+            |tag| {
+                local.remove(tag);
+            },
+        );
+    }
+
     /// Local revalidations not yet seen in a refresh reply.
     pub fn unconfirmed(&self) -> usize {
         self.local.len()
@@ -867,9 +680,23 @@ impl TagMirror {
         self.lost
     }
 
-    /// The record of one tag, if known.
+    /// The record of one tag, if the mirror holds it exactly.
     pub fn record(&self, tag: &str) -> Option<&TagRecord> {
         self.tags.get(tag)
+    }
+
+    /// What the mirror knows of one tag: its exact record merged with the bucket it would
+    /// have been folded into (never weaker than its exact record would be unfolded).
+    pub fn known(&self, tag: &str) -> Option<TagRecord> {
+        match (self.tags.get(tag), self.folded.bucket(&self.seed, tag)) {
+            (None, None) => None,
+            (Some(r), None) | (None, Some(r)) => Some(*r),
+            (Some(r), Some(bucket)) => {
+                let mut known = *r;
+                known.merge(bucket);
+                Some(known)
+            }
+        }
     }
 
     /// The revalidation just applied ([`TagMirror::apply_local`]) came through the
@@ -913,19 +740,24 @@ impl TagMirror {
                 .get_or_insert_with(tag, TagRecord::default)
                 .apply(rev, now);
         }
+        self.fold();
     }
 
     /// The verdict for an entry created at `timestamp` carrying `tags`: the strongest over
-    /// the tags; unknown tags count as fresh.
+    /// the tags and, when there is any, [`FOLDED_TAG`]; unknown tags count as fresh.
     pub fn evaluate<'a>(
         &self,
         timestamp: Millis,
         tags: impl IntoIterator<Item = &'a str>,
         now: Millis,
     ) -> Freshness {
+        let mut tags = tags.into_iter().peekable();
+        if tags.peek().is_none() {
+            return Freshness::Fresh;
+        }
         let mut verdict = Freshness::Fresh;
-        for tag in tags {
-            if let Some(record) = self.tags.get(tag) {
+        for tag in std::iter::once(FOLDED_TAG).chain(tags) {
+            if let Some(record) = self.known(tag) {
                 verdict = verdict.max(record.freshness(timestamp, now));
                 if verdict == Freshness::Expired {
                     break;
@@ -935,11 +767,16 @@ impl TagMirror {
         verdict
     }
 
-    /// Next's `getExpiration(tags)`: the latest effective expiry over `tags`, 0 when none
-    /// is known.
+    /// Next's `getExpiration(tags)`: the latest effective expiry over `tags` and, when there
+    /// is any, [`FOLDED_TAG`]; 0 when none is known.
     pub fn expiration<'a>(&self, tags: impl IntoIterator<Item = &'a str>, now: Millis) -> Millis {
-        tags.into_iter()
-            .filter_map(|tag| self.tags.get(tag))
+        let mut tags = tags.into_iter().peekable();
+        if tags.peek().is_none() {
+            return Millis::ZERO;
+        }
+        std::iter::once(FOLDED_TAG)
+            .chain(tags)
+            .filter_map(|tag| self.known(tag))
             .map(|record| record.effective_expired(now))
             .fold(Millis::ZERO, Millis::max)
     }
@@ -988,6 +825,7 @@ impl TagMirror {
                 cursor: "0".to_owned(),
                 seen: (reply.version, reply.vid.to_owned()),
                 incoming: KeyedVec::with_seed(0, self.seed),
+                folded: Folded::default(),
             });
             self.synced = false;
             self.catching_up = false;
@@ -1009,7 +847,7 @@ impl TagMirror {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 // Releases before canonical tags stored them as Next gave them.
                 (Ok(tag), Ok(record)) => received
-                    .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
+                    .get_or_insert_with(&stored_tag(tag), TagRecord::default)
                     .merge(&record),
                 _ => skipped += 1,
             }
@@ -1022,7 +860,7 @@ impl TagMirror {
         // The script checked this process's updates in the state followed only.
         let checked = current && self.acked_epoch == self.epoch;
         if complete {
-            self.note_losses(|t| received.get(t).copied(), now, keep_ms, false);
+            self.note_losses(|t| received.get(t).copied(), |_| None, now, keep_ms, false);
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
@@ -1071,6 +909,7 @@ impl TagMirror {
                 }
             }
         }
+        self.fold();
         Ok(RefreshSummary {
             full: false,
             changed: received.len(),
@@ -1136,11 +975,12 @@ impl TagMirror {
             // refresh, and the periodic pull brings the tag as the state holds it.
             if let (Ok(tag), Ok(record)) = (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 self.tags
-                    .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
+                    .get_or_insert_with(&stored_tag(tag), TagRecord::default)
                     .merge(&record);
                 changed += 1;
             }
         }
+        self.fold();
         self.version = version;
         self.vid = vid.to_owned();
         Ok(Announced::Applied(changed))
@@ -1205,20 +1045,34 @@ impl TagMirror {
             match (std::str::from_utf8(tag), TagRecord::parse(record)) {
                 (Ok(tag), Ok(record)) => {
                     load.incoming
-                        .get_or_insert_with(&canonical_tag(tag), TagRecord::default)
+                        .get_or_insert_with(&stored_tag(tag), TagRecord::default)
                         .merge(&record);
                     changed += 1;
                 }
                 _ => skipped += 1,
             }
         }
+        fold_past(
+            &mut load.incoming,
+            self.max_tags.0,
+            &mut load.folded,
+            &self.seed,
+            |_| (),
+        );
         if cursor != "0" {
             load.cursor = cursor.to_owned();
             self.loading = Some(load);
             return (changed, skipped);
         }
-        let received = &load.incoming;
-        self.note_losses(|t| received.get(t).copied(), now, keep_ms, load.replaced);
+        let (received, folded) = (&load.incoming, &load.folded);
+        let seed = self.seed;
+        self.note_losses(
+            |t| received.get(t).copied(),
+            |t| folded.bucket(&seed, t).copied(),
+            now,
+            keep_ms,
+            load.replaced,
+        );
         for (tag, record) in received.iter() {
             self.tags
                 .get_or_insert_with(tag, TagRecord::default)
@@ -1230,6 +1084,8 @@ impl TagMirror {
                 self.resend.remove(tag);
             }
         }
+        self.folded.absorb(&load.folded);
+        self.fold();
         // Updates of this process made in the loaded state after the version the load began
         // at are checked by the next refresh: a later page may show one (the load's header
         // may have been read before the update, whatever order the replies came in), and a
@@ -1277,31 +1133,42 @@ impl TagMirror {
     }
 
     /// Queues for giving back every record the mirror holds, younger than `keep_ms` at `now`,
-    /// that `received` (the whole state) does not cover; counts them ([`TagMirror::lost`])
-    /// when the state `replaced` one the mirror followed.
+    /// that `received` (the whole state, its records held exactly) does not cover, and the
+    /// merge of what the mirror folded as the record of [`FOLDED_TAG`] (the state cannot show
+    /// it still holds the folded tags one by one); counts them ([`TagMirror::lost`]) when the
+    /// state `replaced` one the mirror followed and not even `maybe` (the state's record merged
+    /// with what a load folded of it there) covers them.
     fn note_losses(
         &mut self,
         received: impl Fn(&str) -> Option<TagRecord>,
+        maybe: impl Fn(&str) -> Option<TagRecord>,
         now: Millis,
         keep_ms: f64,
         replaced: bool,
     ) {
-        for (tag, record) in self.tags.iter() {
+        let folded = self.folded.all().map(|all| (FOLDED_TAG, all));
+        let held = self.tags.iter().map(|(t, r)| (t.as_str(), r));
+        for (tag, record) in held.chain(folded) {
             // This process's own updates are included: the outbox forgets one once Redis
             // acknowledged it, and that acknowledgement may be what the state lost. One still
             // queued is sent twice, which merging makes harmless.
             if record.updated_at.0 + keep_ms < now.0 {
                 continue;
             }
-            let covered = received(tag).is_some_and(|r| r.covers(record));
-            if !covered {
-                let queue = self.resend.get_or_insert_with(tag, TagRecord::default);
-                // Counted once: the record may already wait to be given back.
-                if replaced && !queue.covers(record) {
-                    self.lost += 1;
-                }
-                queue.merge(record);
+            let exact = received(tag);
+            if exact.is_some_and(|r| r.covers(record)) {
+                continue;
             }
+            let queue = self.resend.get_or_insert_with(tag, TagRecord::default);
+            let mut possibly = exact.unwrap_or_default();
+            if let Some(bucket) = maybe(tag) {
+                possibly.merge(&bucket);
+            }
+            // Counted once: the record may already wait to be given back.
+            if replaced && !queue.covers(record) && !possibly.covers(record) {
+                self.lost += 1;
+            }
+            queue.merge(record);
         }
     }
 
@@ -1396,6 +1263,7 @@ impl TagMirror {
         self.tags.retain(|_, r| young(r));
         self.local.retain(|_, r| young(r));
         self.resend.retain(|_, r| young(r));
+        self.folded.prune(now, older_than_ms);
         before.saturating_sub(self.tags.len())
     }
 }
