@@ -81,7 +81,12 @@ function leaseSettings(options: FleetcacheOptions): Partial<EngineConfig> {
 function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   const out: Partial<EngineConfig> = {}
   if (options.prefix !== undefined) out.prefix = options.prefix
-  for (const name of ['maxEntryBytes', 'maxTtlSeconds', 'defaultTtlSeconds'] as const) {
+  for (const name of [
+    'maxEntryBytes',
+    'maxTtlSeconds',
+    'defaultTtlSeconds',
+    'tagMirrorMaxTags',
+  ] as const) {
     const value = options[name]
     if (value !== undefined) out[name] = positive(name, value)
   }

@@ -180,6 +180,7 @@ export function optionsFromEnv(
     breakerOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_OPEN_MS'),
     breakerMaxOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_MAX_OPEN_MS'),
     outboxCapacity: numberFromEnv(env, 'FLEETCACHE_OUTBOX_CAPACITY'),
+    tagMirrorMaxTags: numberFromEnv(env, 'FLEETCACHE_TAG_MIRROR_MAX_TAGS'),
     leases: booleanFromEnv(env, 'FLEETCACHE_LEASES'),
     leaseTtlMs: numberFromEnv(env, 'FLEETCACHE_LEASE_TTL_MS'),
     // 0: followers never wait for a holder's write (docs/single-flight.md, "Settings").

@@ -109,6 +109,13 @@ export interface FleetcacheOptions {
    * (`defaults()`).
    */
   outboxCapacity?: number | undefined
+  /**
+   * Most tag records each process keeps exactly in its copy of the tag state; past it the least
+   * recently revalidated are folded, which bounds that copy's memory at the cost of extra
+   * staleness for older entries (docs/operating.md, "Tag state in each process"). Default: the
+   * core's (`defaults()`).
+   */
+  tagMirrorMaxTags?: number | undefined
   /** One log line per cache decision. Default off. */
   debug?: boolean | undefined
   /**
@@ -170,6 +177,7 @@ export interface EngineConfig {
   breakerOpenMs?: number
   breakerMaxOpenMs?: number
   outboxCapacity?: number
+  tagMirrorMaxTags?: number
   /** Single flight. */
   leases?: boolean
   leaseTtlMs?: number

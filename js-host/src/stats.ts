@@ -49,8 +49,13 @@ export interface FleetcacheStats {
   leases: { acquired: number; waited: number; waitTimeouts: number; waitReleases: number }
   /** The in-process tier: bytes charged to its budget (values and their bookkeeping), entries. */
   memory: { bytes: number; entries: number }
-  /** Tags the mirror knows. */
+  /** Tags this process's copy of the tag state holds exactly. */
   tags: number
+  /**
+   * Records that copy folded past `tagMirrorMaxTags` since the process started: 0 while every
+   * live tag fits (docs/operating.md, "Tag state in each process").
+   */
+  tagsFolded: number
   /**
    * `failed` once a call that held the engine has trapped (docs/failures.md, "A trap in the
    * engine"): from then on the process serves nothing from its cache and its revalidations

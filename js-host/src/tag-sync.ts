@@ -46,6 +46,7 @@ export interface TagEngine {
   applyUpdateReply(reply: Uint8Array): void
   readonly resendLength: number
   readonly tagRecordsLost: number
+  readonly tagsFolded: number
   planResend(): string
   ackResend(): void
   readonly tagsSynced: boolean
@@ -289,6 +290,8 @@ export class TagSync {
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
   private refreshRefused = false
+  /** The mirror's first fold past `tagMirrorMaxTags` was logged (once per process). */
+  private foldNoted = false
   /** The timer of `watch`, while one is pending. */
   private retry: unknown
   private stopped = false
@@ -501,6 +504,14 @@ export class TagSync {
           `tag state in Redis was replaced (flushed, restarted empty, restored or failed over) and lacks ` +
             `${String(this.engine.tagRecordsLost - lost)} revalidation record(s) this instance knows of: this ` +
             `instance keeps them in force and gives them back to Redis`,
+        )
+      }
+      if (!this.foldNoted && this.engine.tagsFolded > 0) {
+        this.foldNoted = true
+        this.log.warn(
+          `tag state: more live tags than tagMirrorMaxTags; this instance now folds the least ` +
+            `recently revalidated, so entries made before those revalidations may be ` +
+            `regenerated once more than needed (FLEETCACHE_TAG_MIRROR_MAX_TAGS, docs/operating.md)`,
         )
       }
       if (this.engine.resendLength > 0) void this.drain()

@@ -15,6 +15,7 @@ const CORE_SETTINGS = [
   'maxTtlSeconds',
   'memoryBytes',
   'defaultTtlSeconds',
+  'tagMirrorMaxTags',
 ]
 
 test('options not given are left to the engine, which takes the core defaults', () => {
@@ -37,15 +38,20 @@ test('options given still reach the engine, checked by name', () => {
     maxTtlSeconds: 60,
     memoryBytes: 0,
     defaultTtlSeconds: 30,
+    tagMirrorMaxTags: 5000,
     connectTimeoutMs: 250,
   })
   assert.deepEqual(
     CORE_SETTINGS.map((n) => resolved.engine[n]),
-    ['p1', 1000, 60, 0, 30],
+    ['p1', 1000, 60, 0, 30, 5000],
   )
   assert.equal(new wasm.Engine(resolved.engine).connectBudgetMs, 250)
   assert.throws(() => resolveOptions({ maxEntryBytes: -1 }), { variable: 'maxEntryBytes' })
   assert.throws(() => resolveOptions({ memoryBytes: -1 }), { variable: 'memoryBytes' })
+  assert.throws(() => resolveOptions({ tagMirrorMaxTags: 0 }), { variable: 'tagMirrorMaxTags' })
+  assert.throws(() => new wasm.Engine({ deployment: 'd', tagMirrorMaxTags: 1e9 }), {
+    code: 'ERR_CONFIG_TAG_MIRROR_MAX_TAGS',
+  })
 })
 
 test('the host sources repeat none of the core defaults', () => {

@@ -445,6 +445,12 @@ impl Engine {
         self.mirror.lost()
     }
 
+    /// Tag records the mirror folded past `Config::tag_mirror_max_tags`, over the engine's
+    /// life (crate::tag_fold): 0 while every live tag fits.
+    pub fn tags_folded(&self) -> u64 {
+        self.mirror.folded()
+    }
+
     /// The merge that gives Redis back records it lost and this process knows (after a flush,
     /// an empty restart or a failover that lost updates), at most
     /// [`MAX_RESEND_BATCH`](crate::tags::MAX_RESEND_BATCH) of them; `None` when nothing
@@ -985,6 +991,7 @@ impl Engine {
             memory_bytes: self.lru().used_bytes(),
             memory_entries: u(self.lru().len()),
             tags: u(self.mirror().len()),
+            tags_folded: self.mirror().folded(),
         })
     }
     /// A read of the singular handler's `cache_key`, begun at `started`, was answered with

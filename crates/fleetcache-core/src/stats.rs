@@ -302,6 +302,7 @@ impl Stats {
                 entries: gauges.memory_entries,
             },
             tags: gauges.tags,
+            tags_folded: gauges.tags_folded,
         }
     }
 }
@@ -329,8 +330,10 @@ pub struct Gauges {
     pub memory_bytes: u64,
     /// Entries in the in-process tier.
     pub memory_entries: u64,
-    /// Tags the mirror knows.
+    /// Tags the mirror holds exactly.
     pub tags: u64,
+    /// Records the mirror folded past its bound, over its life.
+    pub tags_folded: u64,
 }
 
 /// Lookup counts of one interface.
@@ -440,6 +443,8 @@ pub struct StatsSnapshot {
     pub redis: RedisCounts,
     pub leases: LeaseCounts,
     pub memory: MemoryGauges,
-    /// Tags the mirror knows.
+    /// Tags the mirror holds exactly.
     pub tags: u64,
+    /// Records the mirror folded past its bound (`tagMirrorMaxTags`), over its life.
+    pub tags_folded: u64,
 }

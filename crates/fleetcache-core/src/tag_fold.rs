@@ -143,13 +143,15 @@ fn keep_after_fold(max_tags: usize) -> usize {
 }
 
 /// When `tags` holds more than `max_tags` records, folds the least recently updated ones
-/// into `folded` until a quarter less than `max_tags` remain; returns how many it folded.
-/// Each removed tag is passed to `removed` (the caller's other maps drop it too).
+/// into `folded` until a quarter less than `max_tags` remain, or only records `pinned` (and
+/// [`FOLDED_TAG`]'s) are left; returns how many it folded. Each removed tag is passed to
+/// `removed` (the caller's other maps drop it too).
 pub fn fold_past(
     tags: &mut KeyedVec<TagRecord>,
     max_tags: usize,
     folded: &mut Folded,
     seed: &HashSeed,
+    pinned: impl Fn(&str) -> bool,
     mut removed: impl FnMut(&str),
 ) -> usize {
     if tags.len() <= max_tags {
@@ -158,27 +160,37 @@ pub fn fold_past(
     let excess = tags.len() - keep_after_fold(max_tags);
     // The smallest update time `t` with at least `excess` records at or before it, by
     // bisection over whole ms (records hold whole ms below 2^53): no sort, whose code the
-    // wasm module would carry (docs/decisions/0028-wasm-size-budget.md).
-    let at = |r: &TagRecord| r.updated_at.0.max(0.0) as u64;
+    // wasm module would carry (docs/decisions/0028-wasm-size-budget.md). [`FOLDED_TAG`]'s
+    // record, and the pinned ones, count as the newest: they stay exact. (FOLDED_TAG's is one
+    // record: folded, a whole state could not show it, and it would be given back again and
+    // again.)
+    let at = |tag: &str, r: &TagRecord| {
+        if tag == FOLDED_TAG || pinned(tag) {
+            u64::MAX
+        } else {
+            r.updated_at.0.max(0.0) as u64
+        }
+    };
     let (mut lo, mut hi) = tags
-        .values()
-        .map(at)
+        .iter()
+        .map(|(tag, r)| at(tag, r))
         .fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let at_or_before = |t: u64| tags.iter().filter(|(tag, r)| at(tag, r) <= t).count();
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if tags.values().filter(|r| at(r) <= mid).count() >= excess {
+        if at_or_before(mid) >= excess {
             hi = mid;
         } else {
             lo = mid + 1;
         }
     }
-    let below = tags.values().filter(|r| at(r) < lo).count();
+    let below = tags.iter().filter(|(tag, r)| at(tag, r) < lo).count();
     // Of the records updated at exactly `lo`, as many as make up the excess.
     let mut ties = excess.saturating_sub(below);
     let mut count = 0;
     tags.retain(|tag, record| {
-        let t = at(record);
-        let fold = t < lo || (t == lo && ties > 0);
+        let t = at(tag, record);
+        let fold = t != u64::MAX && (t < lo || (t == lo && ties > 0));
         if fold {
             if t == lo {
                 ties -= 1;
@@ -216,11 +228,19 @@ mod tests {
         }
         let mut folded = Folded::default();
         let mut gone = Vec::new();
-        assert_eq!(fold_past(&mut tags, 9, &mut folded, &seed, |_| ()), 0);
+        assert_eq!(
+            fold_past(&mut tags, 9, &mut folded, &seed, |_| false, |_| ()),
+            0
+        );
         assert!(folded.is_empty());
-        let n = fold_past(&mut tags, 8, &mut folded, &seed, |t| {
-            gone.push(t.to_owned())
-        });
+        let n = fold_past(
+            &mut tags,
+            8,
+            &mut folded,
+            &seed,
+            |_| false,
+            |t| gone.push(t.to_owned()),
+        );
         assert_eq!(n, 3, "9 records, bound 8: down to 6");
         gone.sort();
         assert_eq!(gone, ["t0", "t1", "t2"]);
@@ -238,8 +258,39 @@ mod tests {
             tags.insert(&format!("t{i}"), record(5.0, 0.0, 5.0));
         }
         let mut folded = Folded::default();
-        assert_eq!(fold_past(&mut tags, 40, &mut folded, &seed, |_| ()), 70);
+        assert_eq!(
+            fold_past(&mut tags, 40, &mut folded, &seed, |_| false, |_| ()),
+            70
+        );
         assert_eq!(tags.len(), 30);
+    }
+
+    #[test]
+    fn the_folded_tag_is_never_folded() {
+        let seed = HashSeed::default();
+        let mut tags = KeyedVec::new();
+        tags.insert(FOLDED_TAG, record(1.0, 1.0, 1.0));
+        for i in 0..10u32 {
+            tags.insert(&format!("t{i}"), record(50.0, 0.0, 50.0));
+        }
+        let mut folded = Folded::default();
+        fold_past(&mut tags, 1, &mut folded, &seed, |_| false, |_| ());
+        assert_eq!(tags.len(), 1);
+        assert!(tags.contains_key(FOLDED_TAG));
+        // Pinned records stay whatever their age; the others go.
+        for i in 0..10u32 {
+            tags.insert(&format!("t{i}"), record(50.0, 0.0, f64::from(i)));
+        }
+        fold_past(
+            &mut tags,
+            2,
+            &mut folded,
+            &seed,
+            |t| t == "t0" || t == "t1",
+            |_| (),
+        );
+        assert_eq!(tags.len(), 3);
+        assert!(tags.contains_key("t0") && tags.contains_key("t1"));
     }
 
     #[test]
@@ -285,7 +336,7 @@ mod tests {
                 let tag = format!("t{tag}");
                 exact.get_or_insert_with(&tag, TagRecord::default).merge(record);
                 truth.get_or_insert_with(&tag, TagRecord::default).merge(record);
-                fold_past(&mut exact, max_tags, &mut folded, &seed, |_| ());
+                fold_past(&mut exact, max_tags, &mut folded, &seed, |_| false, |_| ());
                 prop_assert!(exact.len() <= max_tags);
             }
             let check = |folded: &Folded, seed: &HashSeed| -> Result<(), TestCaseError> {

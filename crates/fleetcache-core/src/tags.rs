@@ -655,6 +655,7 @@ impl TagMirror {
             self.max_tags.0,
             &mut self.folded,
             &self.seed,
+            |_| false,
             |tag| {
                 local.remove(tag);
             },
@@ -1052,11 +1053,17 @@ impl TagMirror {
                 _ => skipped += 1,
             }
         }
+        // What the mirror holds exactly stays exact in the load too, so the comparison at its
+        // end sees each of those records as the state holds it: a folded one would have to be
+        // given back to Redis (which has it) and announced to every process. Bounded all the
+        // same: by the bound plus the mirror's own records.
+        let mine = &self.tags;
         fold_past(
             &mut load.incoming,
             self.max_tags.0,
             &mut load.folded,
             &self.seed,
+            |tag| mine.contains_key(tag),
             |_| (),
         );
         if cursor != "0" {
@@ -1757,6 +1764,148 @@ mod tests {
         refresh(&mut m, &reply("E1", 9, false, &[("d", a)])).unwrap();
         assert_eq!((m.epoch(), m.version()), ("E2", 1));
         assert!(m.record("d").is_some());
+    }
+
+    /// Revalidations of `n` tags `t0`.. at 100, 101, .. ms (expired then).
+    fn many(n: u32) -> Vec<(String, TagRecord)> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("t{i}"),
+                    rec(Revalidation::Expire, 100.0 + f64::from(i)),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(records: &[(String, TagRecord)]) -> Vec<(&str, TagRecord)> {
+        records.iter().map(|(t, r)| (t.as_str(), *r)).collect()
+    }
+
+    #[test]
+    fn a_bounded_mirror_folds_the_oldest_and_judges_them_no_fresher() {
+        let mut m = TagMirror::new();
+        m.set_max_tags(4);
+        let state = many(10);
+        load(&mut m, "E1", 10, &pairs(&state));
+        assert!(m.len() <= 4, "{} held exactly", m.len());
+        assert!(m.folded() >= 6);
+        // The newest stay exact.
+        assert!(m.record("t9").is_some());
+        assert!(m.record("t0").is_none());
+        // Every tag, folded or not, still expires what it expired.
+        for (tag, record) in &state {
+            let before = Millis(record.expired.0 - 1.0);
+            assert_eq!(
+                m.evaluate(before, [tag.as_str()], Millis(1000.0)),
+                Freshness::Expired
+            );
+            assert!(m.expiration([tag.as_str()], Millis(1000.0)) >= record.expired);
+        }
+        // An entry made after every revalidation is fresh; one without tags always is.
+        assert_eq!(
+            m.evaluate(Millis(500.0), ["t0"], Millis(1000.0)),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            m.evaluate(Millis(1.0), [], Millis(1000.0)),
+            Freshness::Fresh
+        );
+        assert_eq!(m.expiration([], Millis(1000.0)), Millis::ZERO);
+        // Own revalidations fold too: the mirror never holds more than its bound.
+        for i in 10..30 {
+            m.apply_local(&[&format!("t{i}")], &Revalidation::Expire, Millis(200.0));
+            assert!(m.len() <= 4);
+        }
+        assert!(m.unconfirmed() <= 4);
+    }
+
+    #[test]
+    fn a_bounded_load_holds_its_bound_page_by_page() {
+        let mut m = TagMirror::new();
+        m.set_max_tags(8);
+        let state = many(40);
+        m.apply_refresh(&paged_header("E1", 40), Millis(1000.0), KEEP)
+            .unwrap();
+        for chunk in state.chunks(10) {
+            m.apply_refresh(&page("c2", 40, &pairs(chunk)), Millis(1000.0), KEEP)
+                .unwrap();
+            let incoming = m.loading.as_ref().map_or(0, |l| l.incoming.len());
+            assert!(incoming <= 8, "{incoming} records of the load held exactly");
+        }
+        m.apply_refresh(&page("0", 40, &[]), Millis(1000.0), KEEP)
+            .unwrap();
+        m.apply_refresh(&reply("E1", 40, false, &[]), Millis(1000.0), KEEP)
+            .unwrap();
+        assert!(m.is_synced() && m.len() <= 8);
+        for (tag, record) in &state {
+            let before = Millis(record.expired.0 - 1.0);
+            assert_eq!(
+                m.evaluate(before, [tag.as_str()], Millis(1000.0)),
+                Freshness::Expired
+            );
+        }
+    }
+
+    #[test]
+    fn folded_records_a_lost_state_lacks_are_given_back_as_the_folded_tag() {
+        let mut m = TagMirror::new();
+        m.set_max_tags(2);
+        let state = many(6);
+        load(&mut m, "E1", 6, &pairs(&state));
+        assert_eq!(m.resend_len(), 0);
+        // A flush: the new state lacks everything.
+        load(&mut m, "E2", 1, &[]);
+        let batch = m.take_resend();
+        let folded = batch
+            .iter()
+            .find(|(t, _)| t == FOLDED_TAG)
+            .map(|(_, r)| *r)
+            .expect("the folded records are given back as one");
+        // It expires, for every tag, what the oldest folded revalidations expired.
+        assert!(folded.expired >= state[0].1.expired);
+        // The exact ones are given back as themselves.
+        assert!(batch.iter().any(|(t, _)| t == "t5"));
+
+        // Another process, which never folded, learns it from Redis as it is, and judges every
+        // tagged entry made before it expired: "t0"'s included, which it never heard of.
+        let mut other = TagMirror::new();
+        let from_redis: Vec<(&str, TagRecord)> =
+            batch.iter().map(|(t, r)| (t.as_str(), *r)).collect();
+        load(&mut other, "E2", 2, &from_redis);
+        assert_eq!(other.record(FOLDED_TAG), Some(&folded));
+        let before = Millis(state[0].1.expired.0 - 1.0);
+        assert_eq!(
+            other.evaluate(before, ["t0"], Millis(1000.0)),
+            Freshness::Expired
+        );
+        assert_eq!(
+            other.evaluate(before, ["never"], Millis(1000.0)),
+            Freshness::Expired
+        );
+        assert!(other.expiration(["never"], Millis(1000.0)) >= state[0].1.expired);
+        assert_eq!(other.evaluate(before, [], Millis(1000.0)), Freshness::Fresh);
+        // A tag spelled like it by Next is another tag: its canonical form.
+        assert_ne!(canonical_tag(FOLDED_TAG), FOLDED_TAG);
+        // Once Redis shows it, nothing more is given back.
+        load(&mut m, "E2", 2, &from_redis);
+        assert_eq!(m.resend_len(), 0, "{:?}", m.take_resend());
+    }
+
+    #[test]
+    fn a_reseeded_mirror_still_judges_folded_tags_no_fresher() {
+        let mut m = TagMirror::new();
+        m.set_max_tags(3);
+        let state = many(12);
+        load(&mut m, "E1", 12, &pairs(&state));
+        m.reseed(HashSeed::from_bytes([9; 16]));
+        for (tag, record) in &state {
+            let before = Millis(record.expired.0 - 1.0);
+            assert_eq!(
+                m.evaluate(before, [tag.as_str()], Millis(1000.0)),
+                Freshness::Expired
+            );
+        }
     }
 
     #[test]

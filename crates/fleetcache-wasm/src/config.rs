@@ -18,8 +18,9 @@ pub fn defaults() -> Result<JsValue, JsValue> {
 }
 
 /// The bounds `new Engine(config)` checks the settings against (`maxEntryBytes`,
-/// `maxTtlSeconds`, `maxBudgetMs`, `maxBreakerMs`, `maxOutboxCapacity`, `maxLeaseTtlMs`,
-/// `maxLeaseWaitMs`, `tagPruneMarginMs`). Cold path: called once at start-up.
+/// `maxTtlSeconds`, `maxBudgetMs`, `maxBreakerMs`, `maxOutboxCapacity`, `maxTagMirrorMaxTags`,
+/// `maxLeaseTtlMs`, `maxLeaseWaitMs`, `tagPruneMarginMs`, `maxCompressLevel`). Cold path:
+/// called once at start-up.
 #[wasm_bindgen]
 pub fn bounds() -> Result<JsValue, JsValue> {
     let mut obj = JsObject::new();

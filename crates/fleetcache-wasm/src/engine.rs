@@ -174,6 +174,7 @@ enum Count {
     PageHeard,
     Outbox,
     Lost,
+    Folded,
 }
 
 /// Which wait [`Engine::wait_ms`] reckons.
@@ -254,6 +255,7 @@ impl Engine {
             Count::PageHeard => return self.inner.page_heard(),
             Count::Outbox => self.inner.outbox().len(),
             Count::Lost => return u32::try_from(self.inner.tag_records_lost()).unwrap_or(u32::MAX),
+            Count::Folded => return u32::try_from(self.inner.tags_folded()).unwrap_or(u32::MAX),
         };
         u32::try_from(n).unwrap_or(u32::MAX)
     }
@@ -580,6 +582,12 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = tagRecordsLost)]
     pub fn tag_records_lost(&self) -> u32 {
         self.count(Count::Lost)
+    }
+
+    /// Tag records the mirror folded past `tagMirrorMaxTags`, over the engine's life.
+    #[wasm_bindgen(getter, js_name = tagsFolded)]
+    pub fn tags_folded(&self) -> u32 {
+        self.count(Count::Folded)
     }
 
     /// True once the mirror holds the shared tag state (or no Redis is configured).

@@ -51,6 +51,7 @@ pub(crate) fn config(c: &Config, s: &mut dyn Sink) {
     s.num("breakerOpenMs", c.breaker_open_ms);
     s.num("breakerMaxOpenMs", c.breaker_max_open_ms);
     s.num("outboxCapacity", f64::from(c.outbox_capacity));
+    s.num("tagMirrorMaxTags", f64::from(c.tag_mirror_max_tags));
     s.flag("leases", c.leases);
     s.num("leaseTtlMs", c.lease_ttl_ms);
     s.num("leaseWaitMs", c.lease_wait_ms);
@@ -76,6 +77,7 @@ pub(crate) fn bounds(b: &Bounds, s: &mut dyn Sink) {
     s.num("maxBudgetMs", b.max_budget_ms);
     s.num("maxBreakerMs", b.max_breaker_ms);
     s.num("maxOutboxCapacity", f64::from(b.max_outbox_capacity));
+    s.num("maxTagMirrorMaxTags", f64::from(b.max_tag_mirror_max_tags));
     s.num("maxLeaseTtlMs", b.max_lease_ttl_ms);
     s.num("maxLeaseWaitMs", b.max_lease_wait_ms);
     s.num("tagPruneMarginMs", b.tag_prune_margin_ms);
@@ -156,6 +158,7 @@ pub(crate) fn stats(x: &StatsSnapshot, s: &mut dyn Sink) {
     s.num("entries", x.memory.entries as f64);
     s.close();
     s.num("tags", x.tags as f64);
+    s.num("tagsFolded", x.tags_folded as f64);
 }
 
 /// A JS object being written: the objects open, innermost last, each with the key it goes

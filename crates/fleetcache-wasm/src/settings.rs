@@ -57,6 +57,7 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     p.number("breakerOpenMs", &mut c.breaker_open_ms);
     p.number("breakerMaxOpenMs", &mut c.breaker_max_open_ms);
     p.unsigned32("outboxCapacity", &mut c.outbox_capacity);
+    p.unsigned32("tagMirrorMaxTags", &mut c.tag_mirror_max_tags);
     p.boolean("leases", &mut c.leases);
     p.number("leaseTtlMs", &mut c.lease_ttl_ms);
     p.number("leaseWaitMs", &mut c.lease_wait_ms);
