@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { createUseCacheHandler, close } from '../esm/index.mjs'
+import { createUseCacheHandler, close, stats } from '../esm/index.mjs'
 import { startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { now, text, useCacheEntry } from './helpers.mjs'
 
@@ -118,6 +118,45 @@ describe('tag state', () => {
       5000,
       'B to learn the revalidation the failover lost',
     )
+  })
+
+  test('past tagMirrorMaxTags a process judges folded tags no fresher, and gives their merge back after a loss', async () => {
+    const foldedBefore = stats()?.tagsFolded ?? 0
+    const writer = instance('bound')
+    await writer.refreshTags()
+    await writer.set('page', Promise.resolve(entry('old', ['t0'])))
+    // A keeps 2 tag records exactly: its revalidations of t0..t5 fold the oldest.
+    const A = instance('bound', { tagMirrorMaxTags: 2 })
+    await A.refreshTags()
+    for (let i = 0; i < 6; i++) await A.updateTags([`t${String(i)}`])
+    await A.refreshTags()
+    assert.ok((stats()?.tagsFolded ?? 0) > foldedBefore, 'stats() counts the folded records')
+    assert.equal(await A.get('page', []), undefined, 'A still expires the page by folded t0')
+    // Redis loses its tag state (the entry stays): A reloads it and gives back what it knows,
+    // its folded records as one, which every tagged entry is judged by.
+    const state = 'bound:tags:{bound}:state'
+    await redis.command('DEL', state, 'bound:tags:{bound}:log', 'bound:tags:{bound}:meta')
+    await until(
+      async () => {
+        await A.refreshTags()
+        return (await redis.command('HEXISTS', state, '\x01folded')) === 1
+      },
+      5000,
+      'the folded records to be given back',
+    )
+    // An instance that never heard of t0's revalidation: without the folded record, t0 is
+    // unknown to it and the page made before the revalidation would be fresh.
+    const C = instance('bound')
+    await until(
+      async () => {
+        await C.refreshTags()
+        return (await C.getExpiration(['t5'])) > 0
+      },
+      5000,
+      'C to load the state A gave back',
+    )
+    assert.equal(await C.get('page', []), undefined, 'the page made before t0 is not served')
+    assert.ok((await C.getExpiration(['t0'])) > 0, 'every tag expires entries made before it')
   })
 
   test('a process that has not loaded the tag state serves nothing tagged as fresh', async () => {

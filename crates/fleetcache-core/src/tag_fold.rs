@@ -78,9 +78,7 @@ impl Folded {
 
     /// Folds `record`, the record of `tag`.
     pub fn fold(&mut self, seed: &HashSeed, tag: &str, record: &TagRecord) {
-        if self.buckets.is_empty() {
-            self.buckets = vec![TagRecord::default(); FOLD_BUCKETS];
-        }
+        self.buckets.resize(FOLD_BUCKETS, TagRecord::default());
         if let Some(bucket) = self.buckets.get_mut(Self::index(seed, tag)) {
             bucket.merge(record);
         }
@@ -93,9 +91,7 @@ impl Folded {
         if other.is_empty() {
             return;
         }
-        if self.buckets.is_empty() {
-            self.buckets = vec![TagRecord::default(); FOLD_BUCKETS];
-        }
+        self.buckets.resize(FOLD_BUCKETS, TagRecord::default());
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             mine.merge(theirs);
         }
@@ -116,24 +112,26 @@ impl Folded {
     /// exact records are pruned by: every entry such a revalidation could touch has reached
     /// its TTL); frees the table when none is left.
     pub fn prune(&mut self, now: Millis, older_than_ms: f64) {
-        if self.is_empty() {
-            return;
-        }
-        let mut all = TagRecord::default();
-        let mut any = false;
+        self.all = TagRecord::default();
         for bucket in &mut self.buckets {
             if bucket.updated_at.0 + older_than_ms < now.0 {
                 *bucket = TagRecord::default();
-            } else {
-                all.merge(bucket);
-                any |= *bucket != TagRecord::default();
             }
+            self.all.merge(bucket);
         }
-        self.all = all;
-        if !any {
+        if self.all == TagRecord::default() {
             self.buckets = Vec::new();
         }
     }
+}
+
+/// [`KeyedVec::retain`] through one closure type: the pruning and the folding of tag records
+/// share one copy of the code (docs/decisions/0028-wasm-size-budget.md).
+pub fn retain_records(
+    records: &mut KeyedVec<TagRecord>,
+    keep: &mut dyn FnMut(&str, &mut TagRecord) -> bool,
+) {
+    records.retain(keep);
 }
 
 /// The exact map's size once a fold has run: a quarter below the bound, so a fold runs once
@@ -151,17 +149,15 @@ pub fn fold_past(
     max_tags: usize,
     folded: &mut Folded,
     seed: &HashSeed,
-    pinned: impl Fn(&str) -> bool,
-    mut removed: impl FnMut(&str),
+    pinned: &dyn Fn(&str) -> bool,
+    removed: &mut dyn FnMut(&str),
 ) -> usize {
     if tags.len() <= max_tags {
         return 0;
     }
     let excess = tags.len() - keep_after_fold(max_tags);
-    // The smallest update time `t` with at least `excess` records at or before it, by
-    // bisection over whole ms (records hold whole ms below 2^53): no sort, whose code the
-    // wasm module would carry (docs/decisions/0028-wasm-size-budget.md). [`FOLDED_TAG`]'s
-    // record, and the pinned ones, count as the newest: they stay exact. (FOLDED_TAG's is one
+    // Each record's update time in whole ms (records hold whole ms below 2^53); the pinned
+    // ones, and [`FOLDED_TAG`]'s, count as the newest: they stay exact. (FOLDED_TAG's is one
     // record: folded, a whole state could not show it, and it would be given back again and
     // again.)
     let at = |tag: &str, r: &TagRecord| {
@@ -171,11 +167,14 @@ pub fn fold_past(
             r.updated_at.0.max(0.0) as u64
         }
     };
-    let (mut lo, mut hi) = tags
-        .iter()
-        .map(|(tag, r)| at(tag, r))
-        .fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
-    let at_or_before = |t: u64| tags.iter().filter(|(tag, r)| at(tag, r) <= t).count();
+    let mut times = Vec::with_capacity(tags.len());
+    for (tag, r) in tags.iter() {
+        times.push(at(tag, r));
+    }
+    // The smallest time with at least `excess` records at or before it, by bisection: no
+    // sort, whose code the wasm module would carry (docs/decisions/0028-wasm-size-budget.md).
+    let at_or_before = |t: u64| times.iter().filter(|&&x| x <= t).count();
+    let (mut lo, mut hi) = (0, u64::MAX);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if at_or_before(mid) >= excess {
@@ -184,13 +183,13 @@ pub fn fold_past(
             lo = mid + 1;
         }
     }
-    let below = tags.iter().filter(|(tag, r)| at(tag, r) < lo).count();
-    // Of the records updated at exactly `lo`, as many as make up the excess.
-    let mut ties = excess.saturating_sub(below);
+    // Of the records updated at exactly `lo`, as many as make up the excess (`lo` below the
+    // pinned ones' time: never one of them).
+    let mut ties = excess.saturating_sub(times.iter().filter(|&&x| x < lo).count());
     let mut count = 0;
-    tags.retain(|tag, record| {
+    retain_records(tags, &mut |tag, record| {
         let t = at(tag, record);
-        let fold = t != u64::MAX && (t < lo || (t == lo && ties > 0));
+        let fold = t < lo || (t == lo && t != u64::MAX && ties > 0);
         if fold {
             if t == lo {
                 ties -= 1;
@@ -229,7 +228,7 @@ mod tests {
         let mut folded = Folded::default();
         let mut gone = Vec::new();
         assert_eq!(
-            fold_past(&mut tags, 9, &mut folded, &seed, |_| false, |_| ()),
+            fold_past(&mut tags, 9, &mut folded, &seed, &|_| false, &mut |_| ()),
             0
         );
         assert!(folded.is_empty());
@@ -238,8 +237,8 @@ mod tests {
             8,
             &mut folded,
             &seed,
-            |_| false,
-            |t| gone.push(t.to_owned()),
+            &|_| false,
+            &mut |t: &str| gone.push(t.to_owned()),
         );
         assert_eq!(n, 3, "9 records, bound 8: down to 6");
         gone.sort();
@@ -259,7 +258,7 @@ mod tests {
         }
         let mut folded = Folded::default();
         assert_eq!(
-            fold_past(&mut tags, 40, &mut folded, &seed, |_| false, |_| ()),
+            fold_past(&mut tags, 40, &mut folded, &seed, &|_| false, &mut |_| ()),
             70
         );
         assert_eq!(tags.len(), 30);
@@ -274,7 +273,7 @@ mod tests {
             tags.insert(&format!("t{i}"), record(50.0, 0.0, 50.0));
         }
         let mut folded = Folded::default();
-        fold_past(&mut tags, 1, &mut folded, &seed, |_| false, |_| ());
+        fold_past(&mut tags, 1, &mut folded, &seed, &|_| false, &mut |_| ());
         assert_eq!(tags.len(), 1);
         assert!(tags.contains_key(FOLDED_TAG));
         // Pinned records stay whatever their age; the others go.
@@ -286,8 +285,8 @@ mod tests {
             2,
             &mut folded,
             &seed,
-            |t| t == "t0" || t == "t1",
-            |_| (),
+            &|t| t == "t0" || t == "t1",
+            &mut |_| (),
         );
         assert_eq!(tags.len(), 3);
         assert!(tags.contains_key("t0") && tags.contains_key("t1"));
@@ -336,7 +335,7 @@ mod tests {
                 let tag = format!("t{tag}");
                 exact.get_or_insert_with(&tag, TagRecord::default).merge(record);
                 truth.get_or_insert_with(&tag, TagRecord::default).merge(record);
-                fold_past(&mut exact, max_tags, &mut folded, &seed, |_| false, |_| ());
+                fold_past(&mut exact, max_tags, &mut folded, &seed, &|_| false, &mut |_| ());
                 prop_assert!(exact.len() <= max_tags);
             }
             let check = |folded: &Folded, seed: &HashSeed| -> Result<(), TestCaseError> {
