@@ -29,6 +29,8 @@ const PROCESSES = Number(process.env.BENCH_TAG_PROCESSES ?? 10)
 const DEADLINE_MS = Number(process.env.BENCH_TAGS_DEADLINE_MS ?? 60_000)
 /** The bound the tag-state part checks: no fleetcache command may hold Redis longer. */
 const MAX_COMMAND_MS = 50
+/** The core's default bound of a process's tag mirror (`tagMirrorMaxTags`). */
+const DEFAULT_MAX_TAGS = require('./wasm/node/fleetcache_wasm.js').defaults().tagMirrorMaxTags
 const TIER_BUDGET = 400 * 1024
 
 const now = () => performance.timeOrigin + performance.now()
@@ -49,7 +51,7 @@ function table(header, rows) {
  * A fresh process's load: a handler (engine, mirror, connection) that refreshes until its
  * mirror is synced (getExpiration of an unknown tag is 0 only then). Prints one JSON line.
  */
-async function child(url, prefix) {
+async function child(url, prefix, maxTags) {
   const { createUseCacheHandler, close } = require('./dist/index.js')
   const t0 = now()
   const before = process.memoryUsage()
@@ -59,6 +61,7 @@ async function child(url, prefix) {
     deploymentId: 'b',
     memoryBytes: 0,
     leases: false,
+    ...(maxTags === undefined ? {} : { tagMirrorMaxTags: Number(maxTags) }),
   })
   let refreshes = 0
   let synced = false
@@ -66,7 +69,9 @@ async function child(url, prefix) {
   while (now() - t0 < DEADLINE_MS) {
     await h.refreshTags()
     refreshes += 1
-    if ((await h.getExpiration(['bench-unknown-tag'])) === 0) {
+    // Until synced, a tagged entry cannot be fresh: the expiry is infinitely late. After, a
+    // tag no one revalidated expires nothing, or (past the bound) what its bucket expired.
+    if ((await h.getExpiration(['bench-unknown-tag'])) <= Date.now()) {
       synced = true
       break
     }
@@ -311,20 +316,65 @@ function mirrorWeek(pruneAfterMs) {
     const m = process.memoryUsage()
     return m.external - m.arrayBuffers
   }
-  engine.applyRefresh(Buffer.from(netstrings(['E', '0', 'v', '1', '0'])), t0)
+  // A whole (empty) state: epoch, version, id, full, the page-write number and id, the cursor.
+  engine.applyRefresh(Buffer.from(netstrings(['E', '0', 'v', '1', '0', '', '0'])), t0)
   const start = ext()
   const DAY = 24 * 60
   const days = []
   let next = 0
   for (let m = 1; m <= 7 * DAY; m++) {
     const t = t0 + m * 60_000
-    const items = ['E', String(m), 'v', '0']
+    // A partial reply: epoch, version, id, not full, no page write, then tag, record, ...
+    const items = ['E', String(m), 'v', '0', '0', '']
     for (let i = 0; i < 20; i++) items.push(`item-${next++}`, `0,${t},0,0,${t}`)
     engine.applyRefresh(Buffer.from(netstrings(items)), t)
     if (m % DAY === 0) days.push({ heard: next, held: engine.tagCount, bytes: ext() - start })
   }
   engine.free()
   return days
+}
+
+/**
+ * The mirror's memory (its high-water mark) after loading a state of `n` tags page by page
+ * with a bound of `maxTags`, and after loading a second one that replaced it (a flush and a
+ * restore: the same tags revalidated later), while it holds the first: a reload keeps exact
+ * what the mirror holds exactly, so this is the bound's worst case. Replies as the refresh and
+ * page scripts write them, fake clock.
+ */
+function mirrorReload(n, maxTags) {
+  const wasm = require('./wasm/node/fleetcache_wasm.js')
+  const engine = new wasm.Engine({ prefix: 'bm', deployment: 'b', tagMirrorMaxTags: maxTags })
+  const ext = () => {
+    const m = process.memoryUsage()
+    return m.external - m.arrayBuffers
+  }
+  const start = ext()
+  const t0 = 1_795_690_530_000
+  const load = (epoch, t) => {
+    const rec = `0,${t},0,0,${t}`
+    const pairs = (first) => {
+      const out = []
+      for (let i = first; i < Math.min(n, first + 1000); i++) out.push(`tag-${i}`, rec)
+      return out
+    }
+    // The full reply carries the first page; each page names the next cursor, '0' at the end.
+    const cursor = (first) => (first + 1000 >= n ? '0' : String(first + 1000))
+    engine.applyRefresh(
+      Buffer.from(netstrings([epoch, '1', 'v1', '1', '0', '', cursor(0), ...pairs(0)])),
+      t,
+    )
+    for (let first = 1000; first < n; first += 1000) {
+      const page = ['page', cursor(first), '1', 'v1', '0', ...pairs(first)]
+      engine.applyRefresh(Buffer.from(netstrings(page)), t)
+    }
+    engine.applyRefresh(Buffer.from(netstrings([epoch, '1', 'v1', '0', '0', ''])), t)
+  }
+  load('E1', t0)
+  const first = ext() - start
+  load('E2', t0 + 60_000)
+  const second = ext() - start
+  engine.free()
+  return { first, second }
 }
 
 async function main() {
@@ -346,6 +396,12 @@ async function main() {
     const self = fileURLToPath(import.meta.url)
     const pruned = await runChild([self, '--mirror', String(86_400_000)])
     const unpruned = await runChild([self, '--mirror', String(30 * 86_400_000)])
+    console.log('mirror past its bound...')
+    const RELOAD_TAGS = 1_000_000
+    const reloads = []
+    for (const bound of [DEFAULT_MAX_TAGS, RELOAD_TAGS]) {
+      reloads.push([bound, await runChild([self, '--reload', String(RELOAD_TAGS), String(bound)])])
+    }
 
     await client.sendCommand(['CONFIG', 'SET', 'slowlog-max-len', '200000'])
     await client.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '0'])
@@ -363,14 +419,22 @@ async function main() {
       const redisBytes = Number(
         /used_memory:(\d+)/.exec(await client.sendCommand(['INFO', 'memory']))?.[1] ?? 0,
       )
-      for (const procs of [1, PROCESSES]) {
-        console.log(`${n} tags, ${procs} process(es) starting together...`)
+      // The default bound, and past it one process holding every tag exactly, for comparison.
+      const runs = [
+        [1, undefined],
+        [PROCESSES, undefined],
+        ...(n > DEFAULT_MAX_TAGS ? [[1, n]] : []),
+      ]
+      for (const [procs, maxTags] of runs) {
+        const bound = maxTags ?? DEFAULT_MAX_TAGS
+        console.log(`${n} tags, ${procs} process(es) starting together, bound ${bound}...`)
         await client.sendCommand(['SLOWLOG', 'RESET'])
         const results = await runChildren(procs, [
           fileURLToPath(import.meta.url),
           '--child',
           redis.url,
           prefix,
+          ...(maxTags === undefined ? [] : [String(maxTags)]),
         ])
         const worst = await longestCommand(client, names)
         const ok = results.filter((r) => r.synced)
@@ -387,6 +451,7 @@ async function main() {
           )
         rows.push([
           n.toLocaleString('en'),
+          bound.toLocaleString('en'),
           String(procs),
           `${ok.length}/${procs}`,
           times.length > 0
@@ -396,7 +461,8 @@ async function main() {
           `${(worst.p99 / 1000).toFixed(2)} ms`,
           `${worst.over20} / ${worst.over50}`,
           `${worst.commands} (${worst.kinds})`,
-          wasm.length > 0 ? `${Math.round(wasm[wasm.length - 1] / n)} B` : '-',
+          wasm.length > 0 ? mib(wasm[wasm.length - 1]) : '-',
+          wasm.length > 0 ? `${Math.round(wasm[wasm.length - 1] / Math.min(n, bound))} B` : '-',
           `${Math.round(redisBytes / n)} B`,
           `${(genMs / 1000).toFixed(1)} s`,
         ])
@@ -443,13 +509,23 @@ async function main() {
       '',
       `Before pruning (day 1, nothing old enough yet) the mirror costs about ${Math.round(pruned[0].bytes / pruned[0].held)} bytes per tag. With pruning at 1 day, memory after day 2 stays at ${mib(pruned[1].bytes)}–${mib(pruned[6].bytes)} while ${(pruned[6].heard - pruned[1].heard).toLocaleString('en')} more tags come and go; with a pruning age longer than the week it grows to ${mib(unpruned[6].bytes)}.`,
       '',
+      '### Tag mirror past its bound',
+      '',
+      `One engine per bound, each in a process of its own, fake replies: a state of ${RELOAD_TAGS.toLocaleString('en')} tags loaded page by page, then a second state with the same tags revalidated later (a flush and a restore) loaded while the mirror holds the first (a reload keeps exact what the mirror holds exactly: the bound's worst case). Memory: the engine's wasm memory, its high-water mark, as above.`,
+      '',
+      ...table(
+        ['bound (tagMirrorMaxTags)', 'after the first load', 'after the reload'],
+        reloads.map(([bound, r]) => [bound.toLocaleString('en'), mib(r.first), mib(r.second)]),
+      ),
+      '',
       '### Loading the whole tag state',
       '',
-      `Fresh processes (a handler each, no tier, no leases; at \`nice -n 19\`, so that they do not preempt redis-server mid-command on this small machine) start together against a tag state of n live tags and refresh until their mirror is synced (each process stops at ${DEADLINE_MS / 1000} s). The state is generated by a Lua script in batches of 10,000 (state, log and meta as the update script leaves them). Redis's longest command: \`SLOWLOG\` with \`slowlog-log-slower-than 0\`, over every command of the processes. Memory per tag: the largest process's wasm memory growth (high-water mark, the page-by-page load included) over n. Check: no fleetcache command may hold Redis more than ${MAX_COMMAND_MS} ms.`,
+      `Fresh processes (a handler each, no tier, no leases; at \`nice -n 19\`, so that they do not preempt redis-server mid-command on this small machine) start together against a tag state of n live tags and refresh until their mirror is synced (each process stops at ${DEADLINE_MS / 1000} s). The state is generated by a Lua script in batches of 10,000 (state, log and meta as the update script leaves them). Redis's longest command: \`SLOWLOG\` with \`slowlog-log-slower-than 0\`, over every command of the processes. Process memory: the largest process's wasm memory growth (high-water mark, the page-by-page load included); per tag held exactly: over the smaller of n and the bound. Past the bound (\`tagMirrorMaxTags\`, default ${DEFAULT_MAX_TAGS.toLocaleString('en')}) a process folds the least recently revalidated tags (docs/operating.md, "Tag state in each process"); one process with a bound of n, holding every tag exactly, is measured beside it. Check: no fleetcache command may hold Redis more than ${MAX_COMMAND_MS} ms.`,
       '',
       ...table(
         [
           'tags',
+          'bound (tagMirrorMaxTags)',
           'processes',
           'synced',
           'time to synced (fastest–slowest)',
@@ -457,7 +533,8 @@ async function main() {
           'p99 command',
           `commands over 20 / ${MAX_COMMAND_MS} ms`,
           'commands',
-          'process memory per tag',
+          'process memory',
+          'process memory per tag held exactly',
           'Redis memory per tag',
           'generated in',
         ],
@@ -484,11 +561,15 @@ async function main() {
   }
 }
 
-if (process.argv[2] === '--mirror') {
+if (process.argv[2] === '--reload') {
+  const [n, maxTags] = [Number(process.argv[3]), Number(process.argv[4])]
+  process.stdout.write(JSON.stringify(mirrorReload(n, maxTags)) + '\n')
+  process.exit(0)
+} else if (process.argv[2] === '--mirror') {
   process.stdout.write(JSON.stringify(mirrorWeek(Number(process.argv[3]))) + '\n')
   process.exit(0)
 } else if (process.argv[2] === '--child') {
-  child(process.argv[3], process.argv[4]).then(
+  child(process.argv[3], process.argv[4], process.argv[5]).then(
     () => process.exit(0),
     (err) => {
       console.error(err)
