@@ -390,15 +390,26 @@ impl TagState {
         netstring::encode(items)
     }
 
-    /// The state holds `single` for `tag`: the tag's record, merged with that of
-    /// [`FOLDED_TAG`] (what a process folded and gave back, which every process judges every
-    /// tagged entry by), is at least as strong.
+    /// The state holds `single` for `tag`: judged by the stronger of the tag's record and that
+    /// of [`FOLDED_TAG`] (what a process folded and gave back, which every process judges
+    /// every tagged entry by, `TagMirror::evaluate`), every entry is at least as stale or
+    /// expired, at every time, as `single` makes it. Not the two records merged: a merge takes
+    /// the later `pending_at` of one and the earlier `pending_exp` of the other, a scheduled
+    /// expiry neither holds, and would credit the state with a revalidation it lost.
     fn covers(&self, tag: &str, single: &TagRecord) -> bool {
-        let mut known = self.records.get(tag).copied().unwrap_or_default();
-        if let Some(folded) = self.records.get(FOLDED_TAG) {
-            known.merge(folded);
-        }
-        known.covers(single)
+        let own = self.records.get(tag).copied().unwrap_or_default();
+        let Some(folded) = self.records.get(FOLDED_TAG) else {
+            return own.covers(single);
+        };
+        // A verdict is the stronger of the two; each is monotone in the entry's time and
+        // in `now`, so the edges of `single` decide.
+        let expired_at = |now: Millis| {
+            own.effective_expired(now)
+                .max(folded.effective_expired(now))
+        };
+        own.stale.max(folded.stale) >= single.stale
+            && own.expired.max(folded.expired) >= single.expired
+            && (!single.has_pending() || expired_at(single.pending_exp) >= single.pending_at)
     }
 }
 
@@ -1481,6 +1492,14 @@ impl World {
             for (n, r) in self.revs.iter().enumerate() {
                 let single = r.single();
                 if r.tags.iter().all(|t| held.covers(t, &single)) {
+                    if !self.insts[i].learned.contains_key(&n) {
+                        let m = self.insts[i].engine.mirror();
+                        self.trace.push(format!(
+                            "  inst {i} learns #{n} at {}: epoch {} v{} held {} folded {} known {:?}",
+                            self.now - T0, m.epoch(), m.version(), m.len(), m.folded(),
+                            r.tags.iter().map(|t| m.known(t)).collect::<Vec<_>>()
+                        ));
+                    }
                     self.insts[i].learned.entry(n).or_insert(event);
                 }
             }
@@ -1496,6 +1515,31 @@ impl World {
         };
         let held = self.redis.tags.clone();
         self.refreshed(i, &reply, &held, self.step);
+        let m = self.insts[i].engine.mirror();
+        let rel = |x: Millis| if x.0 > 0.0 { x.0 - T0 } else { 0.0 };
+        let mut recs: Vec<String> = self
+            .redis
+            .tags
+            .records
+            .iter()
+            .map(|(t, r)| {
+                format!(
+                    "{}=[s{} e{} p{}/{} u{}]",
+                    t.escape_debug(),
+                    rel(r.stale),
+                    rel(r.expired),
+                    rel(r.pending_at),
+                    rel(r.pending_exp),
+                    rel(r.updated_at)
+                )
+            })
+            .collect();
+        recs.sort();
+        self.trace.push(format!(
+            "  inst {i} refreshed at {}: epoch {} v{} synced {} loading {} held {} folded {} resend {}; redis v{} {}",
+            self.now - T0, m.epoch(), m.version(), m.is_synced(), m.is_loading(), m.len(), m.folded(), m.resend_len(),
+            self.redis.tags.ver, recs.join(" ")
+        ));
         true
     }
 
@@ -1524,6 +1568,8 @@ impl World {
             let Some(call) = self.insts[i].engine.plan_resend(&token).unwrap() else {
                 break;
             };
+            self.trace
+                .push(format!("  inst {i} gives back {:?}", call.args));
             let Some(reply) = self.send(i, OpKind::Write, |r| r.run(&call)) else {
                 return;
             };
@@ -3448,8 +3494,13 @@ impl World {
                 for tag in &r.tags {
                     prop_assert!(
                         self.redis.tags.covers(tag, &single),
-                        "instance {} knew revalidation #{} {:?} of {} at {}; Redis lacks it after settling",
-                        i, n, r.rev, tag, r.at.0 - T0
+                        "{}\ninstance {} knew revalidation #{} {:?} of {} at {}; Redis lacks it after \
+                         settling (the instance knows {:?}, exactly {:?}, folded {}; Redis holds {:?} \
+                         and as folded {:?}; the revalidation alone {:?})",
+                        self.trace.join("\n"), i, n, r.rev, tag, r.at.0 - T0,
+                        inst.engine.mirror().known(tag), inst.engine.mirror().record(tag),
+                        inst.engine.mirror().folded(), self.redis.tags.records.get(&**tag),
+                        self.redis.tags.records.get(FOLDED_TAG), single
                     );
                 }
             }
