@@ -449,6 +449,9 @@ pub struct TagMirror {
     max_tags: MaxTags,
     /// The records folded out of `tags` past `max_tags` (crate::tag_fold).
     folded: Folded,
+    /// [`FOLDED_TAG`]'s record (default when there is none), kept apart from `tags` so that
+    /// judging an entry does not look it up: every read judges by it.
+    floor: TagRecord,
 }
 
 /// The bound on the records a mirror holds exactly; [`DEFAULT_MAX_TAGS`] unless set.
@@ -647,8 +650,11 @@ impl TagMirror {
     }
 
     /// Folds the records past the bound; the tags folded leave the count of unconfirmed
-    /// local revalidations too (their records stay in the outbox and in Redis).
+    /// local revalidations too (their records stay in the outbox and in Redis). Called after
+    /// every change to `tags`, it also takes [`FOLDED_TAG`]'s record as it now is (that tag
+    /// is never folded).
     fn fold(&mut self) {
+        self.floor = self.tags.get(FOLDED_TAG).copied().unwrap_or_default();
         let local = &mut self.local;
         fold_past(
             &mut self.tags,
@@ -755,7 +761,7 @@ impl TagMirror {
     ) -> Freshness {
         let mut verdict = None;
         for tag in tags {
-            let v = verdict.unwrap_or_else(|| self.judge(FOLDED_TAG, timestamp, now));
+            let v = verdict.unwrap_or_else(|| self.floor.freshness(timestamp, now));
             let v = v.max(self.judge(tag, timestamp, now));
             verdict = Some(v);
             if v == Freshness::Expired {
@@ -778,7 +784,7 @@ impl TagMirror {
     pub fn expiration<'a>(&self, tags: impl IntoIterator<Item = &'a str>, now: Millis) -> Millis {
         let mut latest = None;
         for tag in tags {
-            let l = latest.unwrap_or_else(|| self.expires(FOLDED_TAG, now));
+            let l = latest.unwrap_or_else(|| self.floor.effective_expired(now));
             latest = Some(l.max(self.expires(tag, now)));
         }
         latest.unwrap_or(Millis::ZERO)
@@ -1280,6 +1286,7 @@ impl TagMirror {
         retain_records(&mut self.local, young);
         retain_records(&mut self.resend, young);
         self.folded.prune(now, older_than_ms);
+        self.fold();
         before.saturating_sub(self.tags.len())
     }
 }
