@@ -438,7 +438,7 @@ fn config_object_shape_rules() {
     // refused by its name.
     let defaults = fleetcache_wasm::defaults().unwrap();
     let names = js_sys::Object::keys(defaults.unchecked_ref::<js_sys::Object>());
-    assert_eq!(names.length(), 25, "{names:?}");
+    assert_eq!(names.length(), 26, "{names:?}");
     for name in names.iter() {
         let name = name.as_string().unwrap();
         refused(&[(name.as_str(), js_sys::Symbol::for_("x").into())], &name);
