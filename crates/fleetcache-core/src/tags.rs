@@ -1901,6 +1901,53 @@ mod tests {
         assert_eq!(m.resend_len(), 0, "{:?}", m.take_resend());
     }
 
+    /// Review 22: a reader more than 1,024 versions behind is answered in full though nothing
+    /// was lost (tag_refresh.lua). A process that folded must not give its folded records
+    /// back then: Redis holds every one of them, and `FOLDED_TAG` written to it judges every
+    /// tagged entry of the fleet by the newest folded revalidation.
+    #[test]
+    fn a_folded_mirror_gives_nothing_back_when_a_full_load_lost_nothing() {
+        let mut m = TagMirror::new();
+        m.set_max_tags(2);
+        let state = many(6);
+        load(&mut m, "E1", 6, &pairs(&state));
+        assert!(m.folded() > 0);
+        assert_eq!(m.resend_len(), 0);
+        // Too far behind: the same state, whole, at a later version of the same epoch.
+        load(&mut m, "E1", 2000, &pairs(&state));
+        assert_eq!(m.lost(), 0, "nothing was replaced");
+        assert_eq!(
+            m.resend_len(),
+            0,
+            "gave back, though Redis holds every record: {:?}",
+            m.take_resend()
+        );
+    }
+
+    /// Review 22: a process that never folded, once Redis holds the folded tag a full load
+    /// gave back for nothing, judges an entry whose only tag was never revalidated expired,
+    /// where the unbounded mirror serves it.
+    #[test]
+    fn a_spurious_give_back_expires_every_tagged_entry_of_the_fleet() {
+        let mut folding = TagMirror::new();
+        folding.set_max_tags(2);
+        let state = many(6);
+        load(&mut folding, "E1", 6, &pairs(&state));
+        load(&mut folding, "E1", 2000, &pairs(&state));
+        let mut in_redis = pairs(&state);
+        let batch = folding.take_resend();
+        in_redis.extend(batch.iter().map(|(t, r)| (t.as_str(), *r)));
+        let mut other = TagMirror::new();
+        load(&mut other, "E1", 2001, &in_redis);
+        // Made before "t3", the newest folded revalidation (at 103); "t0" to "t3" were folded.
+        let made = Millis(102.0);
+        assert_eq!(
+            other.evaluate(made, ["never-revalidated"], Millis(1000.0)),
+            Freshness::Fresh,
+            "an entry no revalidation touched is expired fleet-wide"
+        );
+    }
+
     #[test]
     fn a_reseeded_mirror_still_judges_folded_tags_no_fresher() {
         let mut m = TagMirror::new();
