@@ -1948,6 +1948,45 @@ mod tests {
         );
     }
 
+    /// Review 22: the bound holds for the mirror's memory, not only for its count of exact
+    /// records. A refresh bringing many changed tags (the catch-up after a long paged load,
+    /// or a burst of revalidations within the 1,024 versions a partial refresh covers) or a
+    /// revalidation of many tags grows the maps first and folds after; the maps keep the room
+    /// they grew to (a `KeyedVec` never shrinks), so the mirror keeps the memory of its
+    /// largest such burst for the rest of the process's life.
+    #[test]
+    fn a_burst_of_tags_leaves_the_mirror_no_larger_than_its_bound() {
+        let max = 100;
+        let mut m = TagMirror::new();
+        m.set_max_tags(max);
+        load(&mut m, "E1", 1, &[]);
+        let burst = many(20_000);
+        m.apply_refresh(
+            &reply("E1", 900, false, &pairs(&burst)),
+            Millis(1000.0),
+            KEEP,
+        )
+        .unwrap();
+        assert!(m.len() <= max);
+        assert!(
+            m.tags.room() <= 4 * max,
+            "after a refresh of {} tags the exact map has room for {} records (bound {max})",
+            burst.len(),
+            m.tags.room()
+        );
+        let names: Vec<String> = (0..20_000).map(|i| format!("r{i}")).collect();
+        let tags: Vec<&str> = names.iter().map(String::as_str).collect();
+        m.apply_local(&tags, &Revalidation::Expire, Millis(2000.0));
+        assert!(m.len() <= max && m.unconfirmed() <= max);
+        assert!(
+            m.tags.room() <= 4 * max && m.local.room() <= 4 * max,
+            "after a revalidation of {} tags: room for {} exact and {} local records",
+            tags.len(),
+            m.tags.room(),
+            m.local.room()
+        );
+    }
+
     #[test]
     fn a_reseeded_mirror_still_judges_folded_tags_no_fresher() {
         let mut m = TagMirror::new();
