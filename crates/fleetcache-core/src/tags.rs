@@ -1987,6 +1987,40 @@ mod tests {
         );
     }
 
+    /// Review 22 (a measurement, not a check): a mirror holding its bound exactly pins all
+    /// of it in a load, so past the bound each page folds again (a bisection of 64 passes
+    /// over every record), not once per quarter of the bound.
+    #[test]
+    #[ignore]
+    fn measure_a_load_into_a_full_mirror() {
+        let max = 100_000;
+        for held in [0u32, 99_000] {
+            let mut m = TagMirror::new();
+            m.set_max_tags(max);
+            let mine = many(held);
+            load(&mut m, "E1", 1, &pairs(&mine));
+            // The state holds the mirror's own tags too (in the first pages), and more.
+            let mut state = mine.clone();
+            state.extend(
+                (0..300_000u32).map(|i| (format!("s{i}"), rec(Revalidation::Expire, 50.0))),
+            );
+            let started = std::time::Instant::now();
+            m.apply_refresh(&paged_header("E2", 9), Millis(1000.0), KEEP)
+                .unwrap();
+            let chunks: Vec<_> = state.chunks(1000).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let cursor = if i + 1 == chunks.len() { "0" } else { "c" };
+                m.apply_refresh(&page(cursor, 9, &pairs(chunk)), Millis(1000.0), KEEP)
+                    .unwrap();
+            }
+            eprintln!(
+                "mirror holding {held}: a {}-page load took {:?}",
+                chunks.len(),
+                started.elapsed()
+            );
+        }
+    }
+
     #[test]
     fn a_reseeded_mirror_still_judges_folded_tags_no_fresher() {
         let mut m = TagMirror::new();
