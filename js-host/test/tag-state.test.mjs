@@ -159,6 +159,40 @@ describe('tag state', () => {
     assert.ok((await C.getExpiration(['t0'])) > 0, 'every tag expires entries made before it')
   })
 
+  test('review 22: past tagMirrorMaxTags, a process over 1,024 versions behind gives nothing back, and expires nothing', async () => {
+    const prefix = 'behind'
+    const writer = instance(prefix)
+    await writer.refreshTags()
+    // An entry whose only tag is never revalidated, made before any revalidation below.
+    await writer.set('untouched', Promise.resolve(entry('old', ['never-revalidated'])))
+    await new Promise((r) => setTimeout(r, 5))
+    const A = instance(prefix, { tagMirrorMaxTags: 2 })
+    await A.refreshTags()
+    for (let i = 0; i < 6; i++) await A.updateTags([`t${String(i)}`])
+    await A.refreshTags()
+    // Other processes revalidate 1,100 times while A does not refresh (a long pause): the id
+    // of A's version is pruned and its next refresh is answered in full, though Redis lost
+    // nothing.
+    for (let i = 0; i < 1100; i++) await writer.updateTags(['busy'])
+    await writer.refreshTags()
+    for (let i = 0; i < 5; i++) await A.refreshTags()
+    const state = `${prefix}:tags:{${prefix}}:state`
+    assert.equal(
+      await redis.command('HEXISTS', state, '\x01folded'),
+      0,
+      'A gave its folded records back to a Redis that holds every one of them',
+    )
+    // What that costs: every process judges every tagged entry by it.
+    const C = instance(prefix)
+    await C.refreshTags()
+    await C.refreshTags()
+    assert.notEqual(
+      await C.get('untouched', []),
+      undefined,
+      'an entry no revalidation touched is expired for every process',
+    )
+  })
+
   test('a process that has not loaded the tag state serves nothing tagged as fresh', async () => {
     const writer = instance('unsynced')
     await writer.refreshTags()

@@ -60,6 +60,16 @@ impl<V> KeyedVec<V> {
         *self.index.hasher()
     }
 
+    /// Entries the map's allocations have room for: its slots, its index and its list of
+    /// free slots (what it costs, whatever it holds now).
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.slots
+            .capacity()
+            .max(self.index.capacity())
+            .max(self.free.capacity())
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.index.len()

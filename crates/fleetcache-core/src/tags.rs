@@ -1908,6 +1908,126 @@ mod tests {
         assert_eq!(m.resend_len(), 0, "{:?}", m.take_resend());
     }
 
+    /// Review 22: a reader more than 1,024 versions behind is answered in full though nothing
+    /// was lost (tag_refresh.lua). A process that folded must not give its folded records
+    /// back then: Redis holds every one of them, and `FOLDED_TAG` written to it judges every
+    /// tagged entry of the fleet by the newest folded revalidation.
+    #[test]
+    fn a_folded_mirror_gives_nothing_back_when_a_full_load_lost_nothing() {
+        let mut m = TagMirror::new();
+        m.set_max_tags(2);
+        let state = many(6);
+        load(&mut m, "E1", 6, &pairs(&state));
+        assert!(m.folded() > 0);
+        assert_eq!(m.resend_len(), 0);
+        // Too far behind: the same state, whole, at a later version of the same epoch.
+        load(&mut m, "E1", 2000, &pairs(&state));
+        assert_eq!(m.lost(), 0, "nothing was replaced");
+        assert_eq!(
+            m.resend_len(),
+            0,
+            "gave back, though Redis holds every record: {:?}",
+            m.take_resend()
+        );
+    }
+
+    /// Review 22: a process that never folded, once Redis holds the folded tag a full load
+    /// gave back for nothing, judges an entry whose only tag was never revalidated expired,
+    /// where the unbounded mirror serves it.
+    #[test]
+    fn a_spurious_give_back_expires_every_tagged_entry_of_the_fleet() {
+        let mut folding = TagMirror::new();
+        folding.set_max_tags(2);
+        let state = many(6);
+        load(&mut folding, "E1", 6, &pairs(&state));
+        load(&mut folding, "E1", 2000, &pairs(&state));
+        let mut in_redis = pairs(&state);
+        let batch = folding.take_resend();
+        in_redis.extend(batch.iter().map(|(t, r)| (t.as_str(), *r)));
+        let mut other = TagMirror::new();
+        load(&mut other, "E1", 2001, &in_redis);
+        // Made before "t3", the newest folded revalidation (at 103); "t0" to "t3" were folded.
+        let made = Millis(102.0);
+        assert_eq!(
+            other.evaluate(made, ["never-revalidated"], Millis(1000.0)),
+            Freshness::Fresh,
+            "an entry no revalidation touched is expired fleet-wide"
+        );
+    }
+
+    /// Review 22: the bound holds for the mirror's memory, not only for its count of exact
+    /// records. A refresh bringing many changed tags (the catch-up after a long paged load,
+    /// or a burst of revalidations within the 1,024 versions a partial refresh covers) or a
+    /// revalidation of many tags grows the maps first and folds after; the maps keep the room
+    /// they grew to (a `KeyedVec` never shrinks), so the mirror keeps the memory of its
+    /// largest such burst for the rest of the process's life.
+    #[test]
+    fn a_burst_of_tags_leaves_the_mirror_no_larger_than_its_bound() {
+        let max = 100;
+        let mut m = TagMirror::new();
+        m.set_max_tags(max);
+        load(&mut m, "E1", 1, &[]);
+        let burst = many(20_000);
+        m.apply_refresh(
+            &reply("E1", 900, false, &pairs(&burst)),
+            Millis(1000.0),
+            KEEP,
+        )
+        .unwrap();
+        assert!(m.len() <= max);
+        assert!(
+            m.tags.room() <= 4 * max,
+            "after a refresh of {} tags the exact map has room for {} records (bound {max})",
+            burst.len(),
+            m.tags.room()
+        );
+        let names: Vec<String> = (0..20_000).map(|i| format!("r{i}")).collect();
+        let tags: Vec<&str> = names.iter().map(String::as_str).collect();
+        m.apply_local(&tags, &Revalidation::Expire, Millis(2000.0));
+        assert!(m.len() <= max && m.unconfirmed() <= max);
+        assert!(
+            m.tags.room() <= 4 * max && m.local.room() <= 4 * max,
+            "after a revalidation of {} tags: room for {} exact and {} local records",
+            tags.len(),
+            m.tags.room(),
+            m.local.room()
+        );
+    }
+
+    /// Review 22 (a measurement, not a check): a mirror holding its bound exactly pins all
+    /// of it in a load, so past the bound each page folds again (a bisection of 64 passes
+    /// over every record), not once per quarter of the bound.
+    #[test]
+    #[ignore]
+    fn measure_a_load_into_a_full_mirror() {
+        let max = 100_000;
+        for held in [0u32, 99_000] {
+            let mut m = TagMirror::new();
+            m.set_max_tags(max);
+            let mine = many(held);
+            load(&mut m, "E1", 1, &pairs(&mine));
+            // The state holds the mirror's own tags too (in the first pages), and more.
+            let mut state = mine.clone();
+            state.extend(
+                (0..300_000u32).map(|i| (format!("s{i}"), rec(Revalidation::Expire, 50.0))),
+            );
+            let started = std::time::Instant::now();
+            m.apply_refresh(&paged_header("E2", 9), Millis(1000.0), KEEP)
+                .unwrap();
+            let chunks: Vec<_> = state.chunks(1000).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let cursor = if i + 1 == chunks.len() { "0" } else { "c" };
+                m.apply_refresh(&page(cursor, 9, &pairs(chunk)), Millis(1000.0), KEEP)
+                    .unwrap();
+            }
+            eprintln!(
+                "mirror holding {held}: a {}-page load took {:?}",
+                chunks.len(),
+                started.elapsed()
+            );
+        }
+    }
+
     #[test]
     fn a_reseeded_mirror_still_judges_folded_tags_no_fresher() {
         let mut m = TagMirror::new();
