@@ -79,3 +79,15 @@ describe('fleetcache CLI flags', () => {
     assert.match(r.stderr, /no-such-flag/)
   })
 })
+
+test('tags: the record of folded revalidations is named as such, not as a tag', async () => {
+  const { FOLDED_TAG, formatTags } = await import('../dist/cli/commands.js')
+  const row = { version: 3, updatedAt: 1, stale: 1, expired: 1, pendingAt: 0, pendingExpiry: 0 }
+  const out = formatTags([
+    { ...row, tag: FOLDED_TAG },
+    { ...row, tag: 'products' },
+  ])
+  assert.match(out, /\(folded revalidations: every tagged entry\)/)
+  assert.match(out, /products/)
+  assert.doesNotMatch(out, /\u0001/)
+})

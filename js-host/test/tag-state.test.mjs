@@ -159,7 +159,7 @@ describe('tag state', () => {
     assert.ok((await C.getExpiration(['t0'])) > 0, 'every tag expires entries made before it')
   })
 
-  test('review 22: past tagMirrorMaxTags, a process over 1,024 versions behind gives nothing back, and expires nothing', async () => {
+  test('past tagMirrorMaxTags, a process over 1,024 versions behind gives nothing back, and expires nothing', async () => {
     const prefix = 'behind'
     const writer = instance(prefix)
     await writer.refreshTags()

@@ -161,6 +161,30 @@ impl<V> KeyedVec<V> {
         });
     }
 
+    /// Gives back the room a larger past left: when the map's allocations have room for over
+    /// four times what it holds (and more than 64 entries), its values are moved into slots
+    /// of their own size and the index rebuilt to fit. A map that only grows back to the same
+    /// size never pays it twice in a row; one that shrank for good (a mirror past a burst of
+    /// tags, folded back to its bound) stops holding the burst's memory.
+    pub fn compact(&mut self) {
+        let room = self.slots.capacity().max(self.index.capacity());
+        if room <= 64 || room / 4 <= self.index.len() {
+            return;
+        }
+        // An index of its own size, by the code reseeding has (no shrinking code of its own).
+        let seed = *self.index.hasher();
+        reseed(&mut self.index, seed);
+        let mut slots = Vec::with_capacity(self.index.len());
+        for i in self.index.values_mut() {
+            if let Some(value) = self.slots.get_mut(*i).and_then(Option::take) {
+                *i = slots.len();
+                slots.push(Some(value));
+            }
+        }
+        self.slots = slots;
+        self.free = Vec::new();
+    }
+
     /// All entries, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
         let slots = &self.slots;
@@ -192,6 +216,7 @@ mod tests {
         Remove(u8),
         Upsert(u8, u32),
         Retain(u32),
+        Compact,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -200,7 +225,24 @@ mod tests {
             (0u8..16).prop_map(Op::Remove),
             (0u8..16, any::<u32>()).prop_map(|(k, v)| Op::Upsert(k, v)),
             (1u32..8).prop_map(Op::Retain),
+            Just(Op::Compact),
         ]
+    }
+
+    #[test]
+    fn compacting_gives_back_the_room_of_a_past_burst() {
+        let mut kv: KeyedVec<u32> = KeyedVec::new();
+        for i in 0..10_000u32 {
+            kv.insert(&i.to_string(), i);
+        }
+        kv.retain(|_, v| *v < 100);
+        kv.compact();
+        assert!(kv.slots.capacity() <= 400 && kv.index.capacity() <= 400);
+        assert!(kv.free.is_empty());
+        for i in 0..100u32 {
+            assert_eq!(kv.get(&i.to_string()), Some(&i));
+        }
+        assert_eq!(kv.len(), 100);
     }
 
     proptest! {
@@ -228,6 +270,7 @@ mod tests {
                         kv.retain(|_, v| *v % m != 0);
                         map.retain(|_, v| *v % m != 0);
                     }
+                    Op::Compact => kv.compact(),
                 }
                 prop_assert_eq!(kv.len(), map.len());
                 prop_assert_eq!(kv.is_empty(), map.is_empty());

@@ -140,22 +140,24 @@ fn keep_after_fold(max_tags: usize) -> usize {
     max_tags.saturating_sub(max_tags / 4).max(1)
 }
 
-/// When `tags` holds more than `max_tags` records, folds the least recently updated ones
-/// into `folded` until a quarter less than `max_tags` remain, or only records `pinned` (and
-/// [`FOLDED_TAG`]'s) are left; returns how many it folded. Each removed tag is passed to
-/// `removed` (the caller's other maps drop it too).
+/// When `tags` holds more than `max_tags` records besides those `pinned` (and
+/// [`FOLDED_TAG`]'s), which stay, folds the least recently updated of the others into
+/// `folded` until a quarter less than `max_tags` of them remain; returns how many it folded.
+/// `kept` is how many pinned records the caller knows of, so that a map within its bound is
+/// not scanned (a load folds per page). Each removed tag is passed to `removed` (the caller's
+/// other maps drop it too).
 pub fn fold_past(
     tags: &mut KeyedVec<TagRecord>,
     max_tags: usize,
     folded: &mut Folded,
     seed: &HashSeed,
     pinned: &dyn Fn(&str) -> bool,
+    kept: usize,
     removed: &mut dyn FnMut(&str),
 ) -> usize {
-    if tags.len() <= max_tags {
+    if tags.len().saturating_sub(kept) <= max_tags {
         return 0;
     }
-    let excess = tags.len() - keep_after_fold(max_tags);
     // Each record's update time in whole ms (records hold whole ms below 2^53); the pinned
     // ones, and [`FOLDED_TAG`]'s, count as the newest: they stay exact. (FOLDED_TAG's is one
     // record: folded, a whole state could not show it, and it would be given back again and
@@ -171,6 +173,11 @@ pub fn fold_past(
     for (tag, r) in tags.iter() {
         times.push(at(tag, r));
     }
+    let others = times.iter().filter(|&&t| t != u64::MAX).count();
+    if others <= max_tags {
+        return 0;
+    }
+    let excess = others - keep_after_fold(max_tags);
     // The smallest time with at least `excess` records at or before it, by bisection: no
     // sort, whose code the wasm module would carry (docs/decisions/0028-wasm-size-budget.md).
     let at_or_before = |t: u64| times.iter().filter(|&&x| x <= t).count();
@@ -228,7 +235,7 @@ mod tests {
         let mut folded = Folded::default();
         let mut gone = Vec::new();
         assert_eq!(
-            fold_past(&mut tags, 9, &mut folded, &seed, &|_| false, &mut |_| ()),
+            fold_past(&mut tags, 9, &mut folded, &seed, &|_| false, 0, &mut |_| ()),
             0
         );
         assert!(folded.is_empty());
@@ -238,6 +245,7 @@ mod tests {
             &mut folded,
             &seed,
             &|_| false,
+            0,
             &mut |t: &str| gone.push(t.to_owned()),
         );
         assert_eq!(n, 3, "9 records, bound 8: down to 6");
@@ -258,7 +266,15 @@ mod tests {
         }
         let mut folded = Folded::default();
         assert_eq!(
-            fold_past(&mut tags, 40, &mut folded, &seed, &|_| false, &mut |_| ()),
+            fold_past(
+                &mut tags,
+                40,
+                &mut folded,
+                &seed,
+                &|_| false,
+                0,
+                &mut |_| ()
+            ),
             70
         );
         assert_eq!(tags.len(), 30);
@@ -273,8 +289,9 @@ mod tests {
             tags.insert(&format!("t{i}"), record(50.0, 0.0, 50.0));
         }
         let mut folded = Folded::default();
-        fold_past(&mut tags, 1, &mut folded, &seed, &|_| false, &mut |_| ());
-        assert_eq!(tags.len(), 1);
+        // Oldest of all, yet it stays, and does not count against the bound.
+        fold_past(&mut tags, 1, &mut folded, &seed, &|_| false, 0, &mut |_| ());
+        assert_eq!(tags.len(), 2);
         assert!(tags.contains_key(FOLDED_TAG));
         // Pinned records stay whatever their age; the others go.
         for i in 0..10u32 {
@@ -286,10 +303,13 @@ mod tests {
             &mut folded,
             &seed,
             &|t| t == "t0" || t == "t1",
+            0,
             &mut |_| (),
         );
-        assert_eq!(tags.len(), 3);
+        // FOLDED_TAG, the two pinned, and two of the others (the bound).
+        assert_eq!(tags.len(), 5);
         assert!(tags.contains_key("t0") && tags.contains_key("t1"));
+        assert!(tags.contains_key("t8") && tags.contains_key("t9"));
     }
 
     #[test]
@@ -335,7 +355,7 @@ mod tests {
                 let tag = format!("t{tag}");
                 exact.get_or_insert_with(&tag, TagRecord::default).merge(record);
                 truth.get_or_insert_with(&tag, TagRecord::default).merge(record);
-                fold_past(&mut exact, max_tags, &mut folded, &seed, &|_| false, &mut |_| ());
+                fold_past(&mut exact, max_tags, &mut folded, &seed, &|_| false, 0, &mut |_| ());
                 prop_assert!(exact.len() <= max_tags);
             }
             let check = |folded: &Folded, seed: &HashSeed| -> Result<(), TestCaseError> {

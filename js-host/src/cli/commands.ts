@@ -15,6 +15,13 @@ import { tools } from './tools'
 import { ValueKind } from '../value-codec'
 import { globEscape, Progress, scanPages, scanTargets, type Conn } from './redis'
 
+/**
+ * The tag under which a process past `tagMirrorMaxTags` gives back the merge of the
+ * revalidations it folded, which every tagged entry is judged by (`FOLDED_TAG` in
+ * crates/fleetcache-core/src/tag_fold.rs; docs/operating.md, "Tag state in each process").
+ */
+export const FOLDED_TAG = '\u0001folded'
+
 /** Where a Redis key belongs in the layout. */
 export type ParsedKey =
   | { type: 'entry' | 'lease'; deployment: string; iface: string }
@@ -134,7 +141,10 @@ export async function collectStats(
     await closeExtra(targets, conn)
   }
   const tagKey = (part: string): string => `${prefix}:tags:{${prefix}}:${part}`
-  const tags = Number(await conn.send(['HLEN', tagKey('state')]))
+  // The record of folded revalidations is not a tag of the application's.
+  const tags =
+    Number(await conn.send(['HLEN', tagKey('state')])) -
+    Number(await conn.send(['HEXISTS', tagKey('state'), FOLDED_TAG]))
   const log = Number(await conn.send(['ZCARD', tagKey('log')]))
   const rows = [...groups.values()].sort(
     (a, b) => a.deployment.localeCompare(b.deployment) || a.interface.localeCompare(b.interface),
@@ -232,7 +242,7 @@ export function formatTags(list: TagRevalidation[]): string {
           ? `stale, expires ${iso(t.pendingExpiry)}`
           : 'stale',
       String(t.version),
-      t.tag,
+      t.tag === FOLDED_TAG ? '(folded revalidations: every tagged entry)' : t.tag,
     ]),
   ])
 }
