@@ -255,6 +255,9 @@ struct Reply<'a> {
     version: u64,
     vid: &'a str,
     full: bool,
+    /// Full only because the reader is too far behind for its versions to be checked: no
+    /// loss was seen (which is not to say there was none).
+    behind: bool,
     /// Refresh replies: the last page write's number and id.
     page: Option<(u64, &'a str)>,
     /// Full replies: where the next page of the state starts (`"0"`: this was all of it).
@@ -279,9 +282,12 @@ fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
 
 /// The four items a refresh, update or merge reply and a page reply (after its `page`) begin
 /// with: a text (the epoch; a page's next cursor), the state's version and its id, and a flag.
+/// The leading items of a reply: a text (the epoch, or a page's cursor), a version, its id and
+/// a flag, `0`, `1` or (a refresh answered in full only because a version its reader named is
+/// too old to check) `2`.
 fn reply_head<'a>(
     it: &mut impl Iterator<Item = &'a [u8]>,
-) -> Result<(&'a str, u64, &'a str, bool), ProtocolError> {
+) -> Result<(&'a str, u64, &'a str, u8), ProtocolError> {
     let (Some(text), Some(version), Some(vid), Some(flag)) =
         (it.next(), it.next(), it.next(), it.next())
     else {
@@ -291,8 +297,9 @@ fn reply_head<'a>(
     let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
     let version = parse_version(version)?;
     let flag = match flag {
-        b"0" => false,
-        b"1" => true,
+        b"0" => 0,
+        b"1" => 1,
+        b"2" => 2,
         _ => return Err(ProtocolError::BadFlag),
     };
     Ok((text, version, vid, flag))
@@ -303,7 +310,11 @@ fn reply_head<'a>(
 fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> {
     let items = netstring::decode(reply)?;
     let mut it = items.into_iter();
-    let (epoch, version, vid, full) = reply_head(&mut it)?;
+    let (epoch, version, vid, flag) = reply_head(&mut it)?;
+    if flag == 2 && !refresh {
+        return Err(ProtocolError::BadFlag);
+    }
+    let full = flag != 0;
     let page = if refresh {
         let (Some(pver), Some(pvid)) = (it.next(), it.next()) else {
             return Err(ProtocolError::ReplyShape);
@@ -329,6 +340,7 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
         version,
         vid,
         full,
+        behind: flag == 2,
         page,
         cursor,
         pairs,
@@ -366,6 +378,10 @@ struct Loading {
     /// The state loaded replaces one the mirror followed (a flush, an empty restart, a restore,
     /// a failover that lost updates): what it lacks of the mirror's records is counted.
     replaced: bool,
+    /// The script saw a loss, or could not tell (anything but a reader too far behind whose
+    /// versions it could not check): what the mirror folded is given back unless the state
+    /// covers it ([`TagMirror::note_losses`]).
+    suspect: bool,
     epoch: String,
     version: u64,
     vid: String,
@@ -869,6 +885,7 @@ impl TagMirror {
                     || (reply.version == self.version && reply.vid != self.vid));
             self.loading = Some(Loading {
                 replaced,
+                suspect: replaced || !reply.behind,
                 epoch: reply.epoch.to_owned(),
                 version: reply.version,
                 vid: reply.vid.to_owned(),
@@ -919,7 +936,14 @@ impl TagMirror {
                     .get_or_insert_with(&tag, TagRecord::default)
                     .merge(&record);
             }
-            self.note_losses(|t| received.get(t).copied(), |_| None, now, keep_ms, false);
+            self.note_losses(
+                |t| received.get(t).copied(),
+                |_| None,
+                now,
+                keep_ms,
+                false,
+                true,
+            );
             self.version = reply.version;
             self.vid = reply.vid.to_owned();
             self.synced = true;
@@ -1053,6 +1077,11 @@ impl TagMirror {
         let items = netstring::decode(reply)?;
         let mut it = items.into_iter().skip(1);
         let (cursor, version, vid, rolled_back) = reply_head(&mut it)?;
+        let rolled_back = match rolled_back {
+            0 => false,
+            1 => true,
+            _ => return Err(ProtocolError::BadFlag),
+        };
         let mut pairs = Vec::new();
         while let Some(tag) = it.next() {
             pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
@@ -1142,6 +1171,7 @@ impl TagMirror {
             now,
             keep_ms,
             load.replaced,
+            load.suspect,
         );
         for (tag, record) in received.iter() {
             self.take_record(tag, record, true);
@@ -1199,15 +1229,15 @@ impl TagMirror {
     /// ([`TagMirror::lost`]) when the state `replaced` one the mirror followed and not even
     /// `maybe` (the state's record merged with what a load folded of it there) covers them.
     ///
-    /// What the mirror folded goes back as one record, [`FOLDED_TAG`]'s, and only on evidence
-    /// that the state lost something: it replaced the followed one, or it lacks a record the
-    /// mirror holds exactly. Without it (a reader over 1,024 versions behind is answered in
-    /// full too, tag_refresh.lua) the merge would make every process judge every tagged entry
-    /// older than the folded revalidations stale or expired, for nothing. A loss takes the
-    /// newest writes (a failover, a restore) or everything (a flush), and the mirror folds the
-    /// oldest records, so a state that lost a folded record lacks an exact one too; the
-    /// exception (docs/decisions/0035-a-bounded-tag-mirror.md) is a revalidation delivered
-    /// late with an old time, lost alone by a failover this process cannot see as one.
+    /// What the mirror folded goes back as one record, [`FOLDED_TAG`]'s, when the state may
+    /// have lost some of it: unless the refresh script answered in full only because this
+    /// reader is too far behind for its versions to be checked (`suspect` false: a reader over
+    /// 1,024 versions behind, tag_refresh.lua's `'2'`), and the state lacks no record the
+    /// mirror holds exactly. Giving it back on such a load would make every process judge
+    /// every tagged entry older than the folded revalidations stale or expired, for nothing.
+    /// What that leaves out (docs/decisions/0035-a-bounded-tag-mirror.md): a failover, while
+    /// this reader was that far behind, that lost a revalidation it had folded and no record it
+    /// holds exactly: a revalidation delivered late with an older time (an outbox's replay).
     fn note_losses(
         &mut self,
         received: impl Fn(&str) -> Option<TagRecord>,
@@ -1215,8 +1245,9 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
         replaced: bool,
+        suspect: bool,
     ) {
-        let mut evidence = replaced;
+        let mut evidence = suspect;
         let held = self.tags.iter().map(|(t, r)| (t.as_str(), r, false));
         let folded = self.folded.all().map(|all| (FOLDED_TAG, all, true));
         for (tag, record, merged) in held.chain(folded) {
@@ -1737,6 +1768,24 @@ mod tests {
         load_at(m, epoch, ver, pairs, 1000.0, KEEP);
     }
 
+    /// [`load`], answered in full only because the reader is over 1,024 versions behind
+    /// (tag_refresh.lua's flag `2`: no loss seen).
+    fn load_behind(m: &mut TagMirror, epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) {
+        let mut header: Vec<Vec<u8>> = netstring::decode(&paged_header(epoch, ver))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        header[3] = b"2".to_vec();
+        let summary = m.apply_refresh(&netstring::encode(header), Millis(1000.0), KEEP);
+        assert!(summary.unwrap().full && m.is_loading());
+        m.apply_refresh(&page("0", ver, pairs), Millis(1000.0), KEEP)
+            .unwrap();
+        m.apply_refresh(&reply(epoch, ver, false, &[]), Millis(1000.0), KEEP)
+            .unwrap();
+        assert!(m.is_synced());
+    }
+
     /// What a [`KeyedVec`] holds, to compare after a reseed.
     fn held(v: &KeyedVec<TagRecord>) -> Vec<(String, TagRecord)> {
         v.iter().map(|(k, r)| (k.clone(), *r)).collect()
@@ -1975,7 +2024,7 @@ mod tests {
         assert!(m.folded() > 0);
         assert_eq!(m.resend_len(), 0);
         // Too far behind: the same state, whole, at a later version of the same epoch.
-        load(&mut m, "E1", 2000, &pairs(&state));
+        load_behind(&mut m, "E1", 2000, &pairs(&state));
         assert_eq!(m.lost(), 0, "nothing was replaced");
         assert_eq!(
             m.resend_len(),
@@ -1994,7 +2043,7 @@ mod tests {
         folding.set_max_tags(2);
         let state = many(6);
         load(&mut folding, "E1", 6, &pairs(&state));
-        load(&mut folding, "E1", 2000, &pairs(&state));
+        load_behind(&mut folding, "E1", 2000, &pairs(&state));
         let mut in_redis = pairs(&state);
         let batch = folding.take_resend();
         in_redis.extend(batch.iter().map(|(t, r)| (t.as_str(), *r)));
@@ -2093,11 +2142,11 @@ mod tests {
         load(&mut m, "E1", 6, &pairs(&state));
         assert!(m.folded() > 0 && m.record(FOLDED_TAG).is_some());
         // Over 1,024 versions behind: the same state, whole.
-        load(&mut m, "E1", 2000, &pairs(&state));
+        load_behind(&mut m, "E1", 2000, &pairs(&state));
         assert_eq!(m.resend_len(), 0, "{:?}", m.take_resend());
         // The state lost the newest revalidation: that is evidence, and the folded ones go
         // back with it.
-        load(&mut m, "E1", 2001, &pairs(&state[..5]));
+        load_behind(&mut m, "E1", 2001, &pairs(&state[..5]));
         let back = m.take_resend();
         assert!(back.iter().any(|(t, _)| t == "t5"));
         let folded = back.iter().find(|(t, _)| t == FOLDED_TAG).map(|(_, r)| *r);
@@ -2258,7 +2307,12 @@ mod tests {
             Err(ProtocolError::BadVersion)
         );
         assert_eq!(
-            refresh(&mut m, b"1:a,1:1,1:i,1:2,"),
+            refresh(&mut m, b"1:a,1:1,1:i,1:3,"),
+            Err(ProtocolError::BadFlag)
+        );
+        // `2` (full: the reader too far behind) only in a refresh reply.
+        assert_eq!(
+            m.apply_update_reply(b"1:a,1:1,1:i,1:2,"),
             Err(ProtocolError::BadFlag)
         );
         assert_eq!(

@@ -312,21 +312,35 @@ impl TagState {
         let (known_epoch, known_ver, known_vid) =
             (&args[0], args[1].parse::<u64>().unwrap(), &args[2]);
         let epoch = self.epoch.clone().unwrap_or_default();
-        let reused = |v: u64, id: &str| {
-            !id.is_empty()
-                && v > 0
-                && (v > self.ver || self.ids.get(&v).map(String::as_str) != Some(id))
+        // A version whose id was made by another update (mismatch), or whose id is gone.
+        let (mut mismatch, mut gone) = (false, false);
+        let mut check = |v: u64, id: &str| {
+            if id.is_empty() || v == 0 {
+                return;
+            }
+            match self.ids.get(&v) {
+                _ if v > self.ver => mismatch = true,
+                None => gone = true,
+                Some(stored) if stored != id => mismatch = true,
+                Some(_) => {}
+            }
         };
-        let rolled_back = reused(known_ver, known_vid)
-            || args[3..]
-                .chunks(2)
-                .any(|p| reused(p[0].parse::<u64>().unwrap(), &p[1]));
-        let full = epoch != *known_epoch || known_ver > self.ver || rolled_back;
+        check(known_ver, known_vid);
+        for p in args[3..].chunks(2) {
+            check(p[0].parse::<u64>().unwrap(), &p[1]);
+        }
+        let replaced = epoch != *known_epoch || known_ver > self.ver || mismatch;
+        let full = replaced || gone;
         let mut items = vec![
             epoch,
             self.ver.to_string(),
             self.ids.get(&self.ver).cloned().unwrap_or_default(),
-            if full { "1" } else { "0" }.to_owned(),
+            match (full, replaced) {
+                (false, _) => "0",
+                (true, true) => "1",
+                (true, false) => "2",
+            }
+            .to_owned(),
             self.pver.to_string(),
             self.pvid.clone(),
         ];

@@ -1369,3 +1369,57 @@ fn the_seed_scripts_keep_what_the_model_of_redis_keeps() {
         )
         .unwrap();
 }
+
+/// A refresh answered in full says why: `1` when the state was replaced (another epoch, a
+/// version ahead of it, a version the reader names made by another update), `2` when a version
+/// the reader names is too old to check (its id pruned): the reader saw no loss then, and a
+/// process past its tag bound gives back nothing on that ground alone.
+#[test]
+fn a_full_refresh_says_whether_it_saw_a_loss() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut e = engine();
+    for (i, tag) in ["a", "b", "c"].iter().enumerate() {
+        update(
+            conn,
+            &mut e,
+            &[tag],
+            Revalidation::Expire,
+            1000.0 + i as f64,
+        );
+    }
+    let keys = e.namespace().tag_keys();
+    let epoch = conn.cmd(&["HGET", &keys.meta, "epoch"]).bulk().to_vec();
+    let epoch = String::from_utf8(epoch).unwrap();
+    let id1 = String::from_utf8(conn.cmd(&["HGET", &keys.meta, "v:1"]).bulk().to_vec()).unwrap();
+    let flag = |conn: &mut Conn, args: &[&str]| {
+        let call = ScriptCall {
+            script: &TAG_REFRESH,
+            sha1: TAG_REFRESH.sha1(),
+            keys: keys.to_vec(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        let reply = conn.run(&call).bulk().to_vec();
+        netstring::decode(&reply).unwrap()[3].to_vec()
+    };
+    assert_eq!(flag(conn, &[&epoch, "1", &id1]), b"0");
+    assert_eq!(
+        flag(conn, &[&epoch, "1", "another"]),
+        b"1",
+        "a version reused"
+    );
+    assert_eq!(flag(conn, &[&epoch, "9", "x"]), b"1", "a version ahead");
+    assert_eq!(flag(conn, &["other", "1", &id1]), b"1", "another epoch");
+    // The id of version 1 pruned, as 1,024 versions later.
+    conn.cmd(&["HDEL", &keys.meta, "v:1"]);
+    assert_eq!(
+        flag(conn, &[&epoch, "1", &id1]),
+        b"2",
+        "too far behind to tell"
+    );
+    assert_eq!(
+        flag(conn, &[&epoch, "1", &id1, "2", "another"]),
+        b"1",
+        "an own update reused, besides"
+    );
+}

@@ -5,7 +5,8 @@
 -- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
 --       it never saw one), then pairs ver, vid: versions the reader's own updates made and
 --       that it has not seen in a refresh, each checked the same way.
--- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag, pver, pvid (the number
+-- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag ('0' partial, '1' full, '2'
+--        full only because a version the reader named is too old to check), pver, pvid (the number
 --        and id of the last page write: a process that follows by push compares them with the
 --        last it knows; others ignore them), then (full) the cursor of the next page ('0':
 --        none), then tag, record, ...
@@ -45,21 +46,37 @@ push(int(ver))
 push(redis.call('HGET', meta, 'v:' .. int(ver)) or '')
 
 -- The version the reader knows was made by another update than the one it saw: a failover
--- lost that update and later ones reused its number. An id that is gone (the reader is over
--- 1024 versions behind) cannot be checked, so it counts as a mismatch too.
-local function reused(v, id)
-  return id ~= '' and v > 0 and (v > ver or redis.call('HGET', meta, 'v:' .. int(v)) ~= id)
+-- lost that update and later ones reused its number (mismatch). An id that is gone (the reader
+-- is over 1024 versions behind) cannot be checked: answered in full too, flagged '2' when
+-- nothing else calls for it, so that the reader knows no loss was seen.
+local mismatch, gone = false, false
+local function check(v, id)
+  if id == '' or v <= 0 then
+    return
+  end
+  if v > ver then
+    mismatch = true
+    return
+  end
+  local stored = redis.call('HGET', meta, 'v:' .. int(v))
+  if not stored then
+    gone = true
+  elseif stored ~= id then
+    mismatch = true
+  end
 end
-local rolled_back = reused(known_ver, known_vid)
+check(known_ver, known_vid)
 for i = 4, #ARGV - 1, 2 do
-  rolled_back = rolled_back or reused(tonumber(ARGV[i]) or 0, ARGV[i + 1])
+  check(tonumber(ARGV[i]) or 0, ARGV[i + 1])
 end
+local replaced = epoch ~= known_epoch or known_ver > ver or mismatch
 
-if epoch ~= known_epoch or known_ver > ver or rolled_back then
-  -- State created anew, or rolled back: the reader loads the whole state page by page, the
-  -- first page here and the rest with TAG_PAGE, then follows it from this version. A state
-  -- that fits in one page (1000 tags, PAGE_COUNT in tags.rs) is whole in this reply.
-  push('1')
+if replaced or gone then
+  -- State created anew, or rolled back ('1'), or the reader too far behind to tell ('2'): the
+  -- reader loads the whole state page by page, the first page here and the rest with
+  -- TAG_PAGE, then follows it from this version. A state that fits in one page (1000 tags,
+  -- PAGE_COUNT in tags.rs) is whole in this reply.
+  push(replaced and '1' or '2')
   push(head[3] or '0')
   push(head[4] or '')
   local page = redis.call('HSCAN', state, '0', 'COUNT', 1000)
