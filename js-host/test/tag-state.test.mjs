@@ -162,6 +162,10 @@ describe('tag state', () => {
   test('past tagMirrorMaxTags, a process over 1,024 versions behind gives nothing back, and expires nothing', async () => {
     const prefix = 'behind'
     const writer = instance(prefix)
+    // The state exists before A starts, so A follows it from its first load. (A process whose
+    // own first revalidation created the state, before it ever loaded one, cannot tell that
+    // state from one that replaced another: it gives back what it folded, to be safe.)
+    await writer.updateTags(['seed'])
     await writer.refreshTags()
     // An entry whose only tag is never revalidated, made before any revalidation below.
     await writer.set('untouched', Promise.resolve(entry('old', ['never-revalidated'])))
