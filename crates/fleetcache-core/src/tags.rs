@@ -1901,6 +1901,20 @@ mod tests {
         records.iter().map(|(t, r)| (t.as_str(), *r)).collect()
     }
 
+    /// `m` expires, by each tag of `state`, an entry made just before its revalidation, and
+    /// tells Next so (`expiration`).
+    fn expires_each(m: &TagMirror, state: &[(String, TagRecord)]) {
+        for (tag, record) in state {
+            let before = Millis(record.expired.0 - 1.0);
+            assert_eq!(
+                m.evaluate(before, [tag.as_str()], Millis(1000.0)),
+                Freshness::Expired,
+                "{tag}"
+            );
+            assert!(m.expiration([tag.as_str()], Millis(1000.0)) >= record.expired);
+        }
+    }
+
     #[test]
     fn a_bounded_mirror_folds_the_oldest_and_judges_them_no_fresher() {
         let mut m = TagMirror::new();
@@ -1913,14 +1927,7 @@ mod tests {
         assert!(m.record("t9").is_some());
         assert!(m.record("t0").is_none());
         // Every tag, folded or not, still expires what it expired.
-        for (tag, record) in &state {
-            let before = Millis(record.expired.0 - 1.0);
-            assert_eq!(
-                m.evaluate(before, [tag.as_str()], Millis(1000.0)),
-                Freshness::Expired
-            );
-            assert!(m.expiration([tag.as_str()], Millis(1000.0)) >= record.expired);
-        }
+        expires_each(&m, &state);
         // An entry made after every revalidation is fresh; one without tags always is.
         assert_eq!(
             m.evaluate(Millis(500.0), ["t0"], Millis(1000.0)),
@@ -1957,13 +1964,7 @@ mod tests {
         m.apply_refresh(&reply("E1", 40, false, &[]), Millis(1000.0), KEEP)
             .unwrap();
         assert!(m.is_synced() && m.len() <= 8);
-        for (tag, record) in &state {
-            let before = Millis(record.expired.0 - 1.0);
-            assert_eq!(
-                m.evaluate(before, [tag.as_str()], Millis(1000.0)),
-                Freshness::Expired
-            );
-        }
+        expires_each(&m, &state);
     }
 
     #[test]
@@ -2163,13 +2164,7 @@ mod tests {
         let state = many(12);
         load(&mut m, "E1", 12, &pairs(&state));
         m.reseed(HashSeed::from_bytes([9; 16]));
-        for (tag, record) in &state {
-            let before = Millis(record.expired.0 - 1.0);
-            assert_eq!(
-                m.evaluate(before, [tag.as_str()], Millis(1000.0)),
-                Freshness::Expired
-            );
-        }
+        expires_each(&m, &state);
     }
 
     #[test]
