@@ -2084,6 +2084,43 @@ mod tests {
         }
     }
 
+    /// Review 23: a failover that loses the newest update and reuses its version is answered
+    /// in full at a *later* version once two updates passed it (the script found the id
+    /// changed: `reused` in tag_refresh.lua), within the 1,024 versions an id is kept. The
+    /// mirror cannot tell that from a reader too far behind, so `replaced` is false; when the
+    /// lost revalidation was stamped before one the mirror still holds exactly (concurrent
+    /// revalidations of two processes, or one sent from the outbox a moment late), the mirror
+    /// folded it, sees no exact record missing, and gives nothing back: the revalidation is
+    /// lost to the fleet. The unbounded mirror gives it back by tag.
+    #[test]
+    fn a_failover_passed_by_two_updates_still_gives_back_a_folded_revalidation_it_lost() {
+        // The unbounded mirror first: it gives `b` back by tag.
+        for bound in [DEFAULT_MAX_TAGS as usize, 1] {
+            let mut m = TagMirror::new();
+            m.set_max_tags(bound);
+            // `a` revalidated at 101 reached Redis first (version 1); `b`, stamped at 100 by
+            // another process, second (version 2).
+            let a = rec(Revalidation::Expire, 101.0);
+            let b = rec(Revalidation::Expire, 100.0);
+            let c = rec(Revalidation::Expire, 102.0);
+            load(&mut m, "E1", 1, &[("a", a)]);
+            refresh(&mut m, &reply("E1", 2, false, &[("b", b)])).unwrap();
+            assert!(m.known("b").is_some_and(|k| k.covers(&b)));
+            // A failover back to version 1, then two updates (of `c`): version 2 has another
+            // id and the state is at 3. The script answers in full.
+            refresh(&mut m, &reply("E1", 3, true, &[("a", a), ("c", c)])).unwrap();
+            let back = m.take_resend();
+            let gives_back = |tag: &str| {
+                back.iter()
+                    .any(|(t, r)| (t == tag || t == FOLDED_TAG) && r.covers(&b))
+            };
+            assert!(
+                gives_back("b"),
+                "bound {bound}: the state lost revalidation b, which the mirror knew; given back: {back:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_mirror_holding_the_folded_tag_gives_nothing_back_when_nothing_was_lost() {
         let mut m = TagMirror::new();
