@@ -2121,6 +2121,47 @@ mod tests {
         }
     }
 
+    /// Review 23: a load that finds the state rolled back mid-way is given up and the mirror
+    /// forgets the epoch it followed (`apply_page`), so the load after it is not `replaced`,
+    /// though the state it replaced lost a revalidation: the mirror folded that one, holds
+    /// exactly only what the new state has, and gives nothing back. (The first load saw the
+    /// replacement; the evidence is dropped with it.)
+    #[test]
+    fn a_load_given_up_on_a_rollback_still_gives_back_a_folded_revalidation_it_lost() {
+        for bound in [DEFAULT_MAX_TAGS as usize, 1] {
+            let mut m = TagMirror::new();
+            m.set_max_tags(bound);
+            let a = rec(Revalidation::Expire, 101.0);
+            let b = rec(Revalidation::Expire, 100.0);
+            load(&mut m, "E1", 1, &[("a", a)]);
+            refresh(&mut m, &reply("E1", 2, false, &[("b", b)])).unwrap();
+            // A failover lost version 2 and reused it: answered in full, more pages to come.
+            let mut head: Vec<Vec<u8>> = ["E1", "2", "other", "1", "0", "", "7"]
+                .iter()
+                .map(|x| x.as_bytes().to_vec())
+                .collect();
+            head.push(b"a".to_vec());
+            head.push(a.encode().into_bytes());
+            refresh(&mut m, &netstring::encode(head)).unwrap();
+            assert!(m.is_loading());
+            // Another failover under the load: its next page finds the state rolled back.
+            let rolled: Vec<Vec<u8>> = ["page", "0", "1", "id1", "1"]
+                .iter()
+                .map(|x| x.as_bytes().to_vec())
+                .collect();
+            refresh(&mut m, &netstring::encode(rolled)).unwrap();
+            assert!(!m.is_loading());
+            // The state as the next full reply shows it: `a` only.
+            refresh(&mut m, &reply("E1", 3, true, &[("a", a)])).unwrap();
+            let back = m.take_resend();
+            assert!(
+                back.iter()
+                    .any(|(t, r)| (t == "b" || t == FOLDED_TAG) && r.covers(&b)),
+                "bound {bound}: the state lost revalidation b, which the mirror knew; given back: {back:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_mirror_holding_the_folded_tag_gives_nothing_back_when_nothing_was_lost() {
         let mut m = TagMirror::new();
