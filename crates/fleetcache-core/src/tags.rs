@@ -2162,6 +2162,42 @@ mod tests {
         }
     }
 
+    /// Review 23: a load counts a record as pinned when it first comes while the mirror
+    /// holds its tag exactly (`Loading::pinned`), and never uncounts it. A process that
+    /// revalidates tags while it loads holds each exactly when a page brings it back, then
+    /// folds it as newer ones come: the count keeps every one of them, the load's fold finds
+    /// the map within "the bound plus the pinned" and never runs, and `incoming` grows with
+    /// the process's revalidations, past the bound plus what the mirror holds.
+    #[test]
+    fn a_load_raced_by_revalidations_keeps_its_incoming_within_the_bound() {
+        let max = 10;
+        let mut m = TagMirror::new();
+        m.set_max_tags(max);
+        load(&mut m, "E1", 1, &[]);
+        // A full reply of a large state: more pages to come.
+        let head: Vec<Vec<u8>> = ["E1", "1", "id1", "1", "0", "", "7"]
+            .iter()
+            .map(|x| x.as_bytes().to_vec())
+            .collect();
+        // Answered in full though the id matches: a reader too far behind.
+        refresh(&mut m, &netstring::encode(head)).unwrap();
+        assert!(m.is_loading());
+        let names: Vec<String> = (0..1000).map(|i| format!("r{i}")).collect();
+        for (i, tag) in names.iter().enumerate() {
+            let at = 2000.0 + i as f64;
+            m.apply_local(&[tag.as_str()], &Revalidation::Expire, Millis(at));
+            let record = rec(Revalidation::Expire, at);
+            refresh(&mut m, &page("7", 1, &[(tag.as_str(), record)])).unwrap();
+        }
+        assert!(m.len() <= max + 1);
+        let incoming = m.loading.as_ref().map_or(0, |l| l.incoming.len());
+        assert!(
+            incoming <= 2 * max + 1,
+            "a load holds {incoming} records exactly (bound {max}, the mirror holds {})",
+            m.len()
+        );
+    }
+
     #[test]
     fn a_mirror_holding_the_folded_tag_gives_nothing_back_when_nothing_was_lost() {
         let mut m = TagMirror::new();
