@@ -2134,6 +2134,120 @@ mod tests {
         }
     }
 
+    /// Review 23: a failover that loses the newest update and reuses its version is answered
+    /// in full at a *later* version once two updates passed it (the script found the id
+    /// changed: `reused` in tag_refresh.lua), within the 1,024 versions an id is kept. The
+    /// mirror cannot tell that from a reader too far behind, so `replaced` is false; when the
+    /// lost revalidation was stamped before one the mirror still holds exactly (concurrent
+    /// revalidations of two processes, or one sent from the outbox a moment late), the mirror
+    /// folded it, sees no exact record missing, and gives nothing back: the revalidation is
+    /// lost to the fleet. The unbounded mirror gives it back by tag.
+    #[test]
+    fn a_failover_passed_by_two_updates_still_gives_back_a_folded_revalidation_it_lost() {
+        // The unbounded mirror first: it gives `b` back by tag.
+        for bound in [DEFAULT_MAX_TAGS as usize, 1] {
+            let mut m = TagMirror::new();
+            m.set_max_tags(bound);
+            // `a` revalidated at 101 reached Redis first (version 1); `b`, stamped at 100 by
+            // another process, second (version 2).
+            let a = rec(Revalidation::Expire, 101.0);
+            let b = rec(Revalidation::Expire, 100.0);
+            let c = rec(Revalidation::Expire, 102.0);
+            load(&mut m, "E1", 1, &[("a", a)]);
+            refresh(&mut m, &reply("E1", 2, false, &[("b", b)])).unwrap();
+            assert!(m.known("b").is_some_and(|k| k.covers(&b)));
+            // A failover back to version 1, then two updates (of `c`): version 2 has another
+            // id and the state is at 3. The script answers in full.
+            refresh(&mut m, &reply("E1", 3, true, &[("a", a), ("c", c)])).unwrap();
+            let back = m.take_resend();
+            let gives_back = |tag: &str| {
+                back.iter()
+                    .any(|(t, r)| (t == tag || t == FOLDED_TAG) && r.covers(&b))
+            };
+            assert!(
+                gives_back("b"),
+                "bound {bound}: the state lost revalidation b, which the mirror knew; given back: {back:?}"
+            );
+        }
+    }
+
+    /// Review 23: a load that finds the state rolled back mid-way is given up and the mirror
+    /// forgets the epoch it followed (`apply_page`), so the load after it is not `replaced`,
+    /// though the state it replaced lost a revalidation: the mirror folded that one, holds
+    /// exactly only what the new state has, and gives nothing back. (The first load saw the
+    /// replacement; the evidence is dropped with it.)
+    #[test]
+    fn a_load_given_up_on_a_rollback_still_gives_back_a_folded_revalidation_it_lost() {
+        for bound in [DEFAULT_MAX_TAGS as usize, 1] {
+            let mut m = TagMirror::new();
+            m.set_max_tags(bound);
+            let a = rec(Revalidation::Expire, 101.0);
+            let b = rec(Revalidation::Expire, 100.0);
+            load(&mut m, "E1", 1, &[("a", a)]);
+            refresh(&mut m, &reply("E1", 2, false, &[("b", b)])).unwrap();
+            // A failover lost version 2 and reused it: answered in full, more pages to come.
+            let mut head: Vec<Vec<u8>> = ["E1", "2", "other", "1", "0", "", "7"]
+                .iter()
+                .map(|x| x.as_bytes().to_vec())
+                .collect();
+            head.push(b"a".to_vec());
+            head.push(a.encode().into_bytes());
+            refresh(&mut m, &netstring::encode(head)).unwrap();
+            assert!(m.is_loading());
+            // Another failover under the load: its next page finds the state rolled back.
+            let rolled: Vec<Vec<u8>> = ["page", "0", "1", "id1", "1"]
+                .iter()
+                .map(|x| x.as_bytes().to_vec())
+                .collect();
+            refresh(&mut m, &netstring::encode(rolled)).unwrap();
+            assert!(!m.is_loading());
+            // The state as the next full reply shows it: `a` only.
+            refresh(&mut m, &reply("E1", 3, true, &[("a", a)])).unwrap();
+            let back = m.take_resend();
+            assert!(
+                back.iter()
+                    .any(|(t, r)| (t == "b" || t == FOLDED_TAG) && r.covers(&b)),
+                "bound {bound}: the state lost revalidation b, which the mirror knew; given back: {back:?}"
+            );
+        }
+    }
+
+    /// Review 23: a load counts a record as pinned when it first comes while the mirror
+    /// holds its tag exactly (`Loading::pinned`), and never uncounts it. A process that
+    /// revalidates tags while it loads holds each exactly when a page brings it back, then
+    /// folds it as newer ones come: the count keeps every one of them, the load's fold finds
+    /// the map within "the bound plus the pinned" and never runs, and `incoming` grows with
+    /// the process's revalidations, past the bound plus what the mirror holds.
+    #[test]
+    fn a_load_raced_by_revalidations_keeps_its_incoming_within_the_bound() {
+        let max = 10;
+        let mut m = TagMirror::new();
+        m.set_max_tags(max);
+        load(&mut m, "E1", 1, &[]);
+        // A full reply of a large state: more pages to come.
+        let head: Vec<Vec<u8>> = ["E1", "1", "id1", "1", "0", "", "7"]
+            .iter()
+            .map(|x| x.as_bytes().to_vec())
+            .collect();
+        // Answered in full though the id matches: a reader too far behind.
+        refresh(&mut m, &netstring::encode(head)).unwrap();
+        assert!(m.is_loading());
+        let names: Vec<String> = (0..1000).map(|i| format!("r{i}")).collect();
+        for (i, tag) in names.iter().enumerate() {
+            let at = 2000.0 + i as f64;
+            m.apply_local(&[tag.as_str()], &Revalidation::Expire, Millis(at));
+            let record = rec(Revalidation::Expire, at);
+            refresh(&mut m, &page("7", 1, &[(tag.as_str(), record)])).unwrap();
+        }
+        assert!(m.len() <= max + 1);
+        let incoming = m.loading.as_ref().map_or(0, |l| l.incoming.len());
+        assert!(
+            incoming <= 2 * max + 1,
+            "a load holds {incoming} records exactly (bound {max}, the mirror holds {})",
+            m.len()
+        );
+    }
+
     #[test]
     fn a_mirror_holding_the_folded_tag_gives_nothing_back_when_nothing_was_lost() {
         let mut m = TagMirror::new();
