@@ -1155,7 +1155,9 @@ impl TagMirror {
             &mut load.folded,
             &self.seed,
             &|tag| mine.contains_key(tag),
-            load.pinned,
+            // Counted as they came: the mirror may have folded or pruned some since, and it
+            // cannot pin more than it holds (and the reserved tag).
+            load.pinned.min(mine.len() + 1),
             &mut |_| (),
         );
         if cursor != "0" {

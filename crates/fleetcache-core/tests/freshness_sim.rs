@@ -3450,10 +3450,11 @@ impl World {
                         "{}\ninstance {} served {:?} (Next sees it {:?}) an entry of {} created at {} \
                          tagged {}, invalidated ({:?}) by revalidation #{} {:?} at {} resolved at step \
                          {} (read began at step {}; caught up without a pull: {}; source {:?}; shown \
-                         {:?}; log: {})",
+                         {:?}; log: {}; judged at {}; the instance knows of the tag {:?})",
                         self.trace.join("\n"), inst, served, got, rt.cache_key, created.0 - T0, tag,
                         required, n, r.rev, r.at.0 - T0, resolved, rt.started, rt.caught_up,
-                        answer.source, answer.shown, answer.log
+                        answer.source, answer.shown, answer.log, read_at.0 - T0,
+                        self.insts[inst].engine.mirror().known(tag)
                     );
                 }
             }
