@@ -1136,6 +1136,10 @@ struct ReadTask {
     polled: Option<Vec<u8>>,
     /// When the machine was given the bytes of each source (by [`Source`] number).
     at: [f64; 6],
+    /// Whether, then, the instance's breaker was not closed (an outage) and its mirror was
+    /// synced: the engine judges by both at that moment, not at the answer's.
+    outage_at: [bool; 6],
+    synced_at: [bool; 6],
     /// For each source, the event at which the machine was given its bytes, and the
     /// instance's last successful refresh then (its step and what Redis held).
     judged: Vec<(usize, Option<(usize, TagState)>)>,
@@ -1500,6 +1504,31 @@ impl World {
             .apply_refresh(reply, Millis(self.now))
             .unwrap();
         self.insts[i].pulled = Some((held_step, held.clone()));
+        let m = self.insts[i].engine.mirror();
+        let rel = |x: Millis| if x.0 > 0.0 { x.0 - T0 } else { 0.0 };
+        let mut recs: Vec<String> = self
+            .redis
+            .tags
+            .records
+            .iter()
+            .map(|(t, r)| {
+                format!(
+                    "{}=[s{} e{} p{}/{} u{}]",
+                    t.escape_debug(),
+                    rel(r.stale),
+                    rel(r.expired),
+                    rel(r.pending_at),
+                    rel(r.pending_exp),
+                    rel(r.updated_at)
+                )
+            })
+            .collect();
+        recs.sort();
+        self.trace.push(format!(
+            "  inst {i} refreshed at {}: epoch {} v{} synced {} loading {} held {} folded {} resend {}; redis v{} {}",
+            self.now - T0, m.epoch(), m.version(), m.is_synced(), m.is_loading(), m.len(), m.folded(), m.resend_len(),
+            held.ver, recs.join(" ")
+        ));
         let event = self.event();
         // Synced: the mirror has everything Redis held then (a load in progress has not).
         if self.insts[i].engine.mirror().is_synced() {
@@ -1529,31 +1558,6 @@ impl World {
         };
         let held = self.redis.tags.clone();
         self.refreshed(i, &reply, &held, self.step);
-        let m = self.insts[i].engine.mirror();
-        let rel = |x: Millis| if x.0 > 0.0 { x.0 - T0 } else { 0.0 };
-        let mut recs: Vec<String> = self
-            .redis
-            .tags
-            .records
-            .iter()
-            .map(|(t, r)| {
-                format!(
-                    "{}=[s{} e{} p{}/{} u{}]",
-                    t.escape_debug(),
-                    rel(r.stale),
-                    rel(r.expired),
-                    rel(r.pending_at),
-                    rel(r.pending_exp),
-                    rel(r.updated_at)
-                )
-            })
-            .collect();
-        recs.sort();
-        self.trace.push(format!(
-            "  inst {i} refreshed at {}: epoch {} v{} synced {} loading {} held {} folded {} resend {}; redis v{} {}",
-            self.now - T0, m.epoch(), m.version(), m.is_synced(), m.is_loading(), m.len(), m.folded(), m.resend_len(),
-            self.redis.tags.ver, recs.join(" ")
-        ));
         true
     }
 
@@ -2666,6 +2670,8 @@ impl World {
                 own: None,
                 polled: None,
                 at: [self.now; 6],
+                outage_at: [false; 6],
+                synced_at: [true; 6],
                 judged: vec![(0, None); 6],
                 inc,
                 ticket: None,
@@ -2792,8 +2798,14 @@ impl World {
             };
             if !at.is_empty() {
                 let judged = (self.event(), self.insts[inst].pulled.clone());
+                let engine = &self.insts[inst].engine;
+                let outage =
+                    engine.breaker_state(Millis(self.now)) != fleetcache_core::BreakerState::Closed;
+                let synced = engine.mirror().is_synced();
                 for source in at {
                     rt.at[*source as usize] = self.now;
+                    rt.outage_at[*source as usize] = outage;
+                    rt.synced_at[*source as usize] = synced;
                     rt.judged[*source as usize].clone_from(&judged);
                 }
             }
@@ -3368,15 +3380,15 @@ impl World {
         read_at: Millis,
     ) -> Result<(), TestCaseError> {
         let served = answer.served;
-        let now = Millis(self.now);
         let loaded = self.insts[inst].loaded;
         if rt.refresh_failed && loaded {
             // The exception while Redis cannot be asked: judged by the last loaded state.
             return Ok(());
         }
-        let outage =
-            self.insts[inst].engine.breaker_state(now) != fleetcache_core::BreakerState::Closed;
-        let synced = self.insts[inst].engine.mirror().is_synced();
+        // As when the machine judged the bytes served (a lease command may have closed the
+        // breaker, or a load ended, before the answer).
+        let outage = rt.outage_at[answer.source as usize];
+        let synced = rt.synced_at[answer.source as usize];
         let header = fleetcache_core::decode_header(value, value.len()).unwrap();
         // When the regeneration that produced it began, as its payload says.
         let payload = value
