@@ -446,5 +446,6 @@ pub struct StatsSnapshot {
     /// Tags the mirror holds exactly.
     pub tags: u64,
     /// Records the mirror folded past its bound (`tagMirrorMaxTags`), over its life.
+    #[serde(rename = "tagsFolded")]
     pub tags_folded: u64,
 }
