@@ -2100,42 +2100,6 @@ mod tests {
         );
     }
 
-    /// A measurement, not a check (`cargo test --release -- --ignored --nocapture`): a load
-    /// into a mirror holding its bound pins what it holds; the pinned records do not count
-    /// against the bound, so the load folds once per quarter of it, not on every page
-    /// (native, 300k tags: 0.36 s into an empty mirror, 1.0 s into one holding 99,000, 2.8 s
-    /// when pinned records counted).
-    #[test]
-    #[ignore]
-    fn measure_a_load_into_a_full_mirror() {
-        let max = 100_000;
-        for held in [0u32, 99_000] {
-            let mut m = TagMirror::new();
-            m.set_max_tags(max);
-            let mine = many(held);
-            load(&mut m, "E1", 1, &pairs(&mine));
-            // The state holds the mirror's own tags too (in the first pages), and more.
-            let mut state = mine.clone();
-            state.extend(
-                (0..300_000u32).map(|i| (format!("s{i}"), rec(Revalidation::Expire, 50.0))),
-            );
-            let started = std::time::Instant::now();
-            m.apply_refresh(&paged_header("E2", 9), Millis(1000.0), KEEP)
-                .unwrap();
-            let chunks: Vec<_> = state.chunks(1000).collect();
-            for (i, chunk) in chunks.iter().enumerate() {
-                let cursor = if i + 1 == chunks.len() { "0" } else { "c" };
-                m.apply_refresh(&page(cursor, 9, &pairs(chunk)), Millis(1000.0), KEEP)
-                    .unwrap();
-            }
-            eprintln!(
-                "mirror holding {held}: a {}-page load took {:?}",
-                chunks.len(),
-                started.elapsed()
-            );
-        }
-    }
-
     /// Review 23: a failover that loses the newest update and reuses its version is answered
     /// in full at a *later* version once two updates passed it (the script found the id
     /// changed: `reused` in tag_refresh.lua), within the 1,024 versions an id is kept. The
