@@ -169,7 +169,6 @@ describe('tag state', () => {
     await writer.refreshTags()
     // An entry whose only tag is never revalidated, made before any revalidation below.
     await writer.set('untouched', Promise.resolve(entry('old', ['never-revalidated'])))
-    await new Promise((r) => setTimeout(r, 5))
     const A = instance(prefix, { tagMirrorMaxTags: 2 })
     await A.refreshTags()
     for (let i = 0; i < 6; i++) await A.updateTags([`t${String(i)}`])
