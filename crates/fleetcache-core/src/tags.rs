@@ -406,8 +406,10 @@ struct Loading {
 pub const MAX_RESEND_BATCH: usize = 256;
 
 /// Most updates of one process awaiting confirmation by a refresh; past it the next refresh
-/// asks for the whole state.
-pub const MAX_UNCONFIRMED_UPDATES: usize = 64;
+/// names no epoch, so the state loads page by page and is compared with the mirror. As many as
+/// the versions whose ids the state keeps (tag_update.lua): past that many updates of its own,
+/// the oldest one's id is gone and the state would be loaded all the same.
+pub const MAX_UNCONFIRMED_UPDATES: usize = 1024;
 
 /// One process's view of the shared tag state.
 ///
@@ -1091,11 +1093,8 @@ impl TagMirror {
             // load took from it may be gone. The next refresh asks for the whole state again
             // (as when an update reply names another state), and that load's comparison
             // gives back what was lost.
-            if self.loading.take().is_some() {
-                self.epoch.clear();
-                self.version = 0;
-                self.vid.clear();
-                self.catching_up = false;
+            if self.loading.is_some() {
+                self.forget_followed();
             }
         } else if let Some(load) = self.loading.as_mut() {
             load.seen = (version, vid.to_owned());
@@ -1295,11 +1294,7 @@ impl TagMirror {
             // The update went to another state than the one the mirror follows (created
             // since, or a flush in between): the next refresh asks for everything, and
             // compares it with what the mirror knows.
-            self.epoch.clear();
-            self.version = 0;
-            self.vid.clear();
-            self.loading = None;
-            self.catching_up = false;
+            self.forget_followed();
         }
         // Kept even for a state the mirror does not follow: a refresh sent before this update
         // may be answered in full by that state at an earlier version, its later pages showing
@@ -1311,12 +1306,14 @@ impl TagMirror {
             self.acked_epoch = reply.epoch.to_owned();
         }
         if self.acked.len() >= MAX_UNCONFIRMED_UPDATES {
-            // Too many to check one by one: ask for the whole state instead.
+            // Too many to check one by one: the whole state is loaded and compared instead,
+            // page by page (the refresh names no epoch). Not a refresh from version 0 of the
+            // state followed: that would be one reply of every tag, and one script call
+            // holding Redis for as long as it takes to read them.
             self.acked.clear();
             self.carried = 0;
             self.planned = 0;
-            self.version = 0;
-            self.vid.clear();
+            self.forget_followed();
         } else {
             self.acked.push((reply.version, reply.vid.to_owned()));
         }
@@ -1326,6 +1323,17 @@ impl TagMirror {
             version: self.version,
             skipped: 0,
         })
+    }
+
+    /// Follows no state any more: the next refresh names no epoch, so Redis answers in full
+    /// and the state is loaded and compared with what the mirror knows. Whether the mirror is
+    /// synced does not change here: a load in progress is given up.
+    fn forget_followed(&mut self) {
+        self.epoch.clear();
+        self.version = 0;
+        self.vid.clear();
+        self.loading = None;
+        self.catching_up = false;
     }
 
     /// Up to [`MAX_RESEND_BATCH`] records to give back to the shared state, removed from the
@@ -2469,15 +2477,61 @@ mod tests {
         m.apply_update_reply(&reply("F", 1, false, &[])).unwrap();
         assert_eq!((m.epoch(), m.version(), m.version_id()), ("", 0, ""));
         assert!(m.unconfirmed_updates().is_empty());
-        // Too many to check one by one: the whole state instead.
+        // Too many to check one by one: the whole state instead, loaded page by page (the
+        // refresh names no epoch), not one reply of every tag from version 0 of F.
         load(&mut m, "F", 1, &[]);
         for v in 2..2 + MAX_UNCONFIRMED_UPDATES as u64 {
             m.apply_update_reply(&reply("F", v, false, &[])).unwrap();
         }
         assert_eq!(m.unconfirmed_updates().len(), MAX_UNCONFIRMED_UPDATES);
-        m.apply_update_reply(&reply("F", 100, false, &[])).unwrap();
+        assert_eq!(m.epoch(), "F");
+        m.apply_update_reply(&reply("F", 2000, false, &[])).unwrap();
         assert!(m.unconfirmed_updates().is_empty());
-        assert_eq!(m.version(), 0);
+        assert_eq!((m.epoch(), m.version(), m.version_id()), ("", 0, ""));
+        assert!(m.is_synced(), "it lost nothing it knew");
+    }
+
+    #[test]
+    fn past_its_unconfirmed_updates_a_mirror_loads_and_gives_back_what_the_state_lost() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 1, &[("old", rec(Revalidation::Expire, 100.0))]);
+        // Its own revalidations, acknowledged and never confirmed by a refresh; a failover
+        // then loses the last one, which this process knows.
+        let n = MAX_UNCONFIRMED_UPDATES as u64 + 1;
+        for v in 2..2 + n {
+            let at = 1000.0 + v as f64;
+            m.apply_local(&[&format!("t{v}")], &Revalidation::Expire, Millis(at));
+            m.apply_update_reply(&reply("E", v, false, &[])).unwrap();
+        }
+        assert_eq!(m.epoch(), "");
+        let survived: Vec<(String, TagRecord)> = (2..1 + n)
+            .map(|v| {
+                (
+                    format!("t{v}"),
+                    rec(Revalidation::Expire, 1000.0 + v as f64),
+                )
+            })
+            .chain([("old".to_owned(), rec(Revalidation::Expire, 100.0))])
+            .collect();
+        // Answered in full ('1': it names no epoch), in pages of a thousand.
+        let (first, rest) = survived.split_at(PAGE_COUNT as usize);
+        refresh(&mut m, &paged_header_with("E", n, "c1", &pairs(first))).unwrap();
+        assert!(m.is_loading());
+        assert!(
+            !m.is_synced(),
+            "nothing tagged is judged fresh while it loads"
+        );
+        refresh(&mut m, &page("0", n, &pairs(rest))).unwrap();
+        let lost = format!("t{}", 1 + n);
+        let back: Vec<String> = m.take_resend().into_iter().map(|(t, _)| t).collect();
+        assert_eq!(back, [lost.clone()], "only what the state lacks goes back");
+        assert_eq!((m.epoch(), m.version()), ("E", n));
+        assert!(m.record(&lost).is_some());
+        assert_eq!(
+            m.lost(),
+            0,
+            "a load it asked for replaced nothing it followed"
+        );
     }
 
     #[test]
@@ -2505,12 +2559,22 @@ mod tests {
 
     /// The header of a full reply at `ver` of `epoch` with more pages to come.
     fn paged_header(epoch: &str, ver: u64) -> Vec<u8> {
-        let mut header: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, true, &[]))
+        paged_header_with(epoch, ver, "c1", &[])
+    }
+
+    /// A full reply (flag `1`) whose first page holds `pairs` and ends at `cursor`.
+    fn paged_header_with(
+        epoch: &str,
+        ver: u64,
+        cursor: &str,
+        pairs: &[(&str, TagRecord)],
+    ) -> Vec<u8> {
+        let mut header: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, true, pairs))
             .unwrap()
             .into_iter()
             .map(<[u8]>::to_vec)
             .collect();
-        header[6] = b"c1".to_vec();
+        header[6] = cursor.as_bytes().to_vec();
         netstring::encode(header)
     }
 
