@@ -2524,7 +2524,11 @@ mod tests {
         refresh(&mut m, &page("0", n, &pairs(rest))).unwrap();
         let lost = format!("t{}", 1 + n);
         let back: Vec<String> = m.take_resend().into_iter().map(|(t, _)| t).collect();
-        assert_eq!(back, [lost.clone()], "only what the state lacks goes back");
+        assert_eq!(
+            back,
+            std::slice::from_ref(&lost),
+            "only what the state lacks goes back"
+        );
         assert_eq!((m.epoch(), m.version()), ("E", n));
         assert!(m.record(&lost).is_some());
         assert_eq!(
