@@ -140,12 +140,11 @@ export async function collectStats(
   } finally {
     await closeExtra(targets, conn)
   }
-  const tagKey = (part: string): string => `${prefix}:tags:{${prefix}}:${part}`
   // The record of folded revalidations is not a tag of the application's.
   const tags =
-    Number(await conn.send(['HLEN', tagKey('state')])) -
-    Number(await conn.send(['HEXISTS', tagKey('state'), FOLDED_TAG]))
-  const log = Number(await conn.send(['ZCARD', tagKey('log')]))
+    Number(await conn.send(['HLEN', tagKey(prefix, 'state')])) -
+    Number(await conn.send(['HEXISTS', tagKey(prefix, 'state'), FOLDED_TAG]))
+  const log = Number(await conn.send(['ZCARD', tagKey(prefix, 'log')]))
   const rows = [...groups.values()].sort(
     (a, b) => a.deployment.localeCompare(b.deployment) || a.interface.localeCompare(b.interface),
   )
@@ -250,6 +249,11 @@ export function formatTags(list: TagRevalidation[]): string {
 /** Most refresh calls one load makes: a page per call, 1,000 tags a page, then one more. */
 const MAX_LOAD_CALLS = 100_000
 
+/** A key of the tag state under `prefix` (`state`, `log`, `meta`: docs/internals.md). */
+function tagKey(prefix: string, part: string): string {
+  return `${prefix}:tags:{${prefix}}:${part}`
+}
+
 /** Pulls the whole tag state into `engine`'s mirror, page by page, as a server does. */
 export async function loadTagState(
   conn: Conn,
@@ -301,9 +305,17 @@ export async function inspectKey(
   const ttlMs = Number(await conn.send(['PTTL', key]))
   // A throwaway engine with the live tag state gives the verdict a server would reach.
   const parsed = parseKey(key, prefix)
+  // Every record held exactly: past the default bound a tag of this entry could be folded,
+  // judged by its bucket, and reported stale or expired where a server holding more exactly
+  // (a fleet's tagMirrorMaxTags set higher) serves it. Twice what Redis holds now leaves room
+  // for revalidations during the load; a server past its own bound may judge older entries
+  // stale sooner than this (never fresher).
+  const live = Number(await conn.send(['HLEN', tagKey(prefix, 'state')]))
+  const most = (tools().bounds() as { maxTagMirrorMaxTags: number }).maxTagMirrorMaxTags
   const engine = new (tools().Engine)({
     prefix,
     deployment: parsed.type === 'entry' ? parsed.deployment : 'cli',
+    tagMirrorMaxTags: Math.min(most, Math.max(1000, 2 * live)),
   })
   try {
     await loadTagState(conn, engine)

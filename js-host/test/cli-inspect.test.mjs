@@ -1,0 +1,91 @@
+// `fleetcache inspect` judges an entry against the live tag state as a server holding every
+// record exactly does, however many tags Redis holds: past the mirror's default bound
+// (tagMirrorMaxTags, 100,000) it must not fold a tag of the entry into a bucket shared with
+// later revalidations, which would report stale or expired what servers set higher serve.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { createClient } from 'redis'
+
+import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { startRedis } from '../../tests/support/redis.mjs'
+import { useCacheEntry } from './helpers.mjs'
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const run = promisify(execFile)
+const PREFIX = 'ci'
+const DEPLOYMENT = 'd1'
+
+let redis
+let client
+let logDir
+
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-cli-inspect-'))
+  redis = await startRedis({ logDir })
+  client = createClient({ url: redis.url })
+  await client.connect()
+})
+
+after(async () => {
+  await close()
+  await client?.close()
+  await redis?.stop()
+  fs.rmSync(logDir, { recursive: true, force: true })
+})
+
+async function inspect(cacheKey) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
+  )
+  const args = ['inspect', '--cache-key', cacheKey, '--deployment', DEPLOYMENT]
+  const { stdout } = await run(
+    process.execPath,
+    [CLI, ...args, '--interface', 'default', '--json'],
+    {
+      env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX },
+      timeout: 120_000,
+    },
+  )
+  return JSON.parse(stdout)
+}
+
+test('inspect holds every tag record exactly, past the default bound of a server', async () => {
+  const Handler = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: PREFIX,
+    deploymentId: DEPLOYMENT,
+    memoryBytes: 0,
+  })
+  await Handler.set('k', Promise.resolve(useCacheEntry('v', { tags: ['x'] })))
+  const made = (await inspect('k')).header.timestamp
+  assert.equal(typeof made, 'number')
+
+  // The tag state: "x" revalidated a minute before the entry was made (updated longest ago,
+  // so a bounded mirror folds it first), and 120,000 other tags expired after it (updated
+  // later, each at its own time so that a fold takes a quarter of them): in a mirror folded
+  // down to 75,000, about thirty of them share the bucket of "x".
+  const key = (part) => `${PREFIX}:tags:{${PREFIX}}:${part}`
+  // Records are whole milliseconds; the entry's time is not.
+  const x = Math.floor(made) - 60_000
+  const later = Math.ceil(made) + 1
+  await client.hSet(key('state'), 'x', `${x},0,0,0,${x}`)
+  const others = 120_000
+  for (let from = 0; from < others; from += 10_000) {
+    const fields = {}
+    for (let i = from; i < from + 10_000; i++) {
+      fields[`other-${i}`] = `0,${later},0,0,${later + i}`
+    }
+    await client.hSet(key('state'), fields)
+  }
+  await client.hSet(key('meta'), { epoch: 'E', ver: '1', 'v:1': 'id1' })
+  assert.ok(Date.now() > later, 'the other revalidations are in the past')
+
+  const seen = await inspect('k')
+  assert.equal(seen.verdict, 'hit', JSON.stringify(seen))
+})
