@@ -774,6 +774,20 @@ impl TagMirror {
         }
     }
 
+    /// Drops this process's last revalidation once no second report of it can come
+    /// ([`SAME_REVALIDATION_WINDOW_MS`]): its tags would otherwise stay until the next one
+    /// (sixty thousand strings after a revalidation of as many tags). Called with every
+    /// refresh, which a process makes at least once a request.
+    fn forget_last_local(&mut self, now: Millis) {
+        if self
+            .last_local
+            .as_ref()
+            .is_some_and(|l| now.0 - l.at.0 > SAME_REVALIDATION_WINDOW_MS)
+        {
+            self.last_local = None;
+        }
+    }
+
     /// Applies a revalidation issued by this process, at once (read-your-own-writes).
     pub fn apply_local(&mut self, tags: &[&str], rev: &Revalidation, now: Millis) {
         // Looked up by tag only (the value is unused): the map type the core already has
@@ -863,6 +877,7 @@ impl TagMirror {
         now: Millis,
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
+        self.forget_last_local(now);
         if netstring::decode(reply)?.first() == Some(&&b"page"[..]) {
             return self.apply_page(reply, now, keep_ms);
         }
@@ -1399,6 +1414,24 @@ mod tests {
         r
     }
 
+    #[test]
+    fn the_last_revalidation_is_forgotten_once_no_second_report_can_come() {
+        let mut m = TagMirror::new();
+        let tags: Vec<String> = (0..1000).map(|i| format!("t{i}")).collect();
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        m.apply_local(&refs, &Revalidation::Expire, Millis(T0));
+        m.mark_paired(7);
+        m.apply_refresh(&reply("", 0, false, &[]), Millis(T0 + 5.0), KEEP)
+            .unwrap();
+        assert!(
+            m.holds_revalidation(&refs, &Revalidation::Expire, Millis(T0 + 5.0), 7),
+            "within the window: the same event"
+        );
+        m.apply_refresh(&reply("", 0, false, &[]), Millis(T0 + 11.0), KEEP)
+            .unwrap();
+        assert!(m.last_local.is_none(), "its tags are not kept");
+    }
+
     /// Vectors from Next 16.4.6's own `encodeHeaderSafe` (dist/server/lib/encode-header-safe.js),
     /// run under Node.
     #[test]
@@ -1826,7 +1859,8 @@ mod tests {
         let rev = Revalidation::Stale {
             expire_seconds: Some(60.0),
         };
-        m.apply_local(&locals, &rev, Millis(900.0));
+        // Within the window of a second report at the refreshes' time (1000).
+        m.apply_local(&locals, &rev, Millis(995.0));
         m.mark_paired(1);
         m.restore_resend(
             (200..260)
@@ -1853,7 +1887,7 @@ mod tests {
             6,
             "a load and a last revalidation held"
         );
-        assert!(m.holds_revalidation(&locals, &rev, Millis(900.0), 1));
+        assert!(m.holds_revalidation(&locals, &rev, Millis(995.0), 1));
         // The load goes on in the rehashed maps: its last page merges into what the first
         // brought, and the mirror takes it all.
         let last_page: Vec<(&str, TagRecord)> = (0..200)
