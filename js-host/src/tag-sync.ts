@@ -50,6 +50,7 @@ export interface TagEngine {
   planResend(): string
   ackResend(): void
   readonly tagsSynced: boolean
+  readonly tagsCatchingUp: boolean
   retryInMs(now: number): number
   outboxRetryInMs(now: number): number
   breakerState(now: number): BreakerStateCode
@@ -162,7 +163,10 @@ export const CLOCK_APART_LOG_MS = 1000
 /** At most one line about the clocks per this many ms of wall clock. */
 const CLOCK_LOG_EVERY_MS = 60_000
 
-/** Refresh calls one refresh makes at most while the whole tag state loads without a timer. */
+/**
+ * Calls one pull makes at most: while the whole tag state loads without a timer, and while it
+ * catches up on a refresh answered in parts (each a bounded step in Redis).
+ */
 export const LOAD_STEPS = 16
 
 /** Where the log sends an operator whose ACL user lacks a permission. */
@@ -473,13 +477,21 @@ export class TagSync {
     return this.queued
   }
 
-  /** One refresh (without a timer, up to `LOAD_STEPS` pages); true when it succeeded. */
+  /**
+   * One refresh, and the calls that catch up after it: a reply in parts (more changed tags
+   * than one reply carries) or the refresh after a load's last page, so that the request
+   * waiting on this pull is judged by all of them. Without a timer, up to `LOAD_STEPS` calls
+   * of a load too; with one, a load goes on in the background (`page`). True when it
+   * succeeded.
+   */
   private async pull(): Promise<boolean> {
-    if (this.timer !== undefined) return this.page()
     for (let i = 0; i < LOAD_STEPS; i++) {
       if (!(await this.page())) return false
-      if (this.engine.tagsSynced) break
+      if (this.engine.tagsSynced) return true
+      if (this.timer !== undefined && !this.engine.tagsCatchingUp) return true
     }
+    // Still catching up after as many calls: the rest in the background, as a load's pages.
+    if (this.timer !== undefined) void this.pullAfterNow()
     return true
   }
 
@@ -517,8 +529,11 @@ export class TagSync {
       if (this.engine.resendLength > 0) void this.drain()
       // Loading the whole state (a new process, a flush, a failover): one page per call, each
       // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
-      // for one step at most, and judge nothing tagged fresh until it is done.
-      if (this.timer !== undefined && !this.engine.tagsSynced) void this.pullAfterNow()
+      // for one step at most, and judge nothing tagged fresh until it is done. Catching up
+      // is `pull`'s.
+      if (this.timer !== undefined && !this.engine.tagsSynced && !this.engine.tagsCatchingUp) {
+        void this.pullAfterNow()
+      }
       this.schedulePull()
       return true
     } catch (err) {

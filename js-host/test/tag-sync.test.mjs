@@ -514,6 +514,35 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 3)
   })
 
+  test('a refresh answered in parts holds its request until the last part', async () => {
+    // The state at version 1, then the changes since in two parts: up to version 2 (flag 3:
+    // more follow), then up to version 3.
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    const PART = netstrings(['e1', '2', 'v2', '3', '0', '', 'a', rec])
+    const LAST = netstrings(['e1', '3', 'v3', '0', '0', '', 'b', rec])
+    const gate = []
+    const answers = [SYNCED, PART, () => new Promise((r) => gate.push(() => r(LAST)))]
+    const { engine, script, sync } = setup(
+      () => {
+        const next = answers.shift()
+        return typeof next === 'function' ? next() : next
+      },
+      { timer: fakeTimer() },
+    )
+    await sync.refresh()
+    assert.equal(engine.tagsSynced, true)
+    const pull = sync.refresh()
+    await settle()
+    assert.equal(script.calls.length, 3, 'the second part asked for at once')
+    assert.equal(engine.tagsSynced, false, 'nothing tagged is judged fresh between parts')
+    assert.equal(engine.tagsCatchingUp, true)
+    assert.equal(await isSettled(pull), false, 'the request waits for the last part')
+    gate.shift()()
+    await pull
+    assert.equal(engine.tagsSynced, true)
+    assert.equal(script.calls.length, 3, 'nothing more in the background')
+  })
+
   test('{ expire: 0 } is an immediate expiry: logged and counted as one, like updateTag', async () => {
     const { clock, engine, log, sync } = setup(() => null, { module: tools })
     // What Next 16 passes for revalidateTag(t, { expire: 0 }), updateTag(t) and a profile.

@@ -258,6 +258,8 @@ struct Reply<'a> {
     /// Full only because the reader is too far behind for its versions to be checked: no
     /// loss was seen (which is not to say there was none).
     behind: bool,
+    /// A partial reply of the changes up to `version` only ([`PART_TAGS`]): more follow.
+    more: bool,
     /// Refresh replies: the last page write's number and id.
     page: Option<(u64, &'a str)>,
     /// Full replies: where the next page of the state starts (`"0"`: this was all of it).
@@ -283,8 +285,8 @@ fn parse_version(item: &[u8]) -> Result<u64, ProtocolError> {
 /// The four items a refresh, update or merge reply and a page reply (after its `page`) begin
 /// with: a text (the epoch; a page's next cursor), the state's version and its id, and a flag.
 /// The leading items of a reply: a text (the epoch, or a page's cursor), a version, its id and
-/// a flag, `0`, `1` or (a refresh answered in full only because a version its reader named is
-/// too old to check) `2`.
+/// a flag, `0`, `1`, (a refresh answered in full only because a version its reader named is
+/// too old to check) `2`, or (a refresh answered in part: [`PART_TAGS`]) `3`.
 fn reply_head<'a>(
     it: &mut impl Iterator<Item = &'a [u8]>,
 ) -> Result<(&'a str, u64, &'a str, u8), ProtocolError> {
@@ -300,6 +302,7 @@ fn reply_head<'a>(
         b"0" => 0,
         b"1" => 1,
         b"2" => 2,
+        b"3" => 3,
         _ => return Err(ProtocolError::BadFlag),
     };
     Ok((text, version, vid, flag))
@@ -311,10 +314,10 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
     let items = netstring::decode(reply)?;
     let mut it = items.into_iter();
     let (epoch, version, vid, flag) = reply_head(&mut it)?;
-    if flag == 2 && !refresh {
+    if flag >= 2 && !refresh {
         return Err(ProtocolError::BadFlag);
     }
-    let full = flag != 0;
+    let full = flag == 1 || flag == 2;
     let page = if refresh {
         let (Some(pver), Some(pvid)) = (it.next(), it.next()) else {
             return Err(ProtocolError::ReplyShape);
@@ -341,6 +344,7 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
         vid,
         full,
         behind: flag == 2,
+        more: flag == 3,
         page,
         cursor,
         pairs,
@@ -371,6 +375,12 @@ struct LastRevalidation {
 /// Tags asked for per [`TAG_PAGE`](crate::scripts::TAG_PAGE) call: about a millisecond of
 /// Redis time each, whatever the size of the state.
 pub const PAGE_COUNT: u32 = 1000;
+
+/// Most changed tags a refresh reply carries (`MAX_CHANGED` in tag_refresh.lua, which
+/// tests/lua_scripts.rs checks against this), unless one version alone has more: a reader
+/// further behind gets the changes in parts, each ending after a whole version, and is not
+/// synced until the last ([`TagMirror::is_catching_up`]). About 6 ms of Redis time a part.
+pub const PART_TAGS: usize = 4000;
 
 /// A load of the whole state, page by page, started by a full refresh reply.
 #[derive(Clone, Debug, Default)]
@@ -623,6 +633,14 @@ impl TagMirror {
     /// [`TAG_PAGE`](crate::scripts::TAG_PAGE) at [`TagMirror::page_cursor`].
     pub fn is_loading(&self) -> bool {
         self.loading.is_some()
+    }
+
+    /// True when the next refresh makes the mirror synced unless it brings more to catch up
+    /// on: after the last page of a load, or a reply in parts ([`PART_TAGS`]). A host makes
+    /// that refresh before the request waiting on its pull is judged; the pages of a load it
+    /// may leave to the background.
+    pub fn is_catching_up(&self) -> bool {
+        self.catching_up
     }
 
     /// Where the next page of the load starts, while loading.
@@ -926,8 +944,9 @@ impl TagMirror {
         }
         // Only a reply about the state the mirror follows can confirm local updates.
         let current = reply.epoch == self.epoch;
-        // The whole state: everything above version 0 of the state followed.
-        let complete = current && self.version == 0;
+        // The whole state: everything above version 0 of the state followed (a state without
+        // an epoch, whose version is 0: never in parts).
+        let complete = current && self.version == 0 && !reply.more;
         // The script checked this process's updates in the state followed only.
         let checked = current && self.acked_epoch == self.epoch;
         let mut skipped = 0;
@@ -995,7 +1014,12 @@ impl TagMirror {
                     });
                     self.carried = still_carried;
                 }
-                if self.catching_up {
+                if reply.more {
+                    // Changes past this version follow (a later part): until they came,
+                    // nothing tagged is judged fresh by this mirror.
+                    self.synced = false;
+                    self.catching_up = true;
+                } else if self.catching_up {
                     self.catching_up = false;
                     self.synced = true;
                 }
@@ -1412,6 +1436,53 @@ mod tests {
         let mut r = TagRecord::default();
         r.apply(&rev, Millis(now));
         r
+    }
+
+    /// A refresh reply of the changes up to `ver` only (flag `3`): more follow.
+    fn part(epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
+        let mut items: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, false, pairs))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        items[3] = b"3".to_vec();
+        netstring::encode(items)
+    }
+
+    #[test]
+    fn a_reply_in_parts_leaves_the_mirror_unsynced_until_the_last() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 2, &[]);
+        m.apply_local(&["mine"], &Revalidation::Expire, Millis(900.0));
+        m.apply_update_reply(&reply("E", 5, false, &[])).unwrap();
+        m.note_planned();
+        let a = rec(Revalidation::Expire, 800.0);
+        refresh(&mut m, &part("E", 4, &[("a", a)])).unwrap();
+        assert!(!m.is_synced() && m.is_catching_up());
+        assert_eq!((m.version(), m.version_id()), (4, "id4"));
+        assert_eq!(m.record("a"), Some(&a));
+        // The script found the update, but this part shows the state up to version 4 only:
+        // the next part confirms it.
+        assert_eq!(m.unconfirmed_updates(), &[(5, "id5".to_owned())]);
+        assert!(
+            m.apply_announcement(&announcement("E", 5, &[]))
+                .is_ok_and(|a| a == Announced::Gap),
+            "no announcement while catching up"
+        );
+        m.note_planned();
+        refresh(
+            &mut m,
+            &reply("E", 6, false, &[("mine", rec(Revalidation::Expire, 900.0))]),
+        )
+        .unwrap();
+        assert!(m.is_synced() && !m.is_catching_up());
+        assert!(m.unconfirmed_updates().is_empty());
+        assert_eq!(m.unconfirmed(), 0);
+        assert_eq!(
+            parse_reply(&part("E", 1, &[]), false).err(),
+            Some(ProtocolError::BadFlag),
+            "an update reply is never in parts"
+        );
     }
 
     #[test]
@@ -2424,7 +2495,7 @@ mod tests {
             Err(ProtocolError::BadVersion)
         );
         assert_eq!(
-            refresh(&mut m, b"1:a,1:1,1:i,1:3,"),
+            refresh(&mut m, b"1:a,1:1,1:i,1:4,"),
             Err(ProtocolError::BadFlag)
         );
         // `2` (full: the reader too far behind) only in a refresh reply.

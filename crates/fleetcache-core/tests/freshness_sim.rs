@@ -146,6 +146,7 @@
 //! that a write of the same instance, whose reply it got before the read began, replaced in
 //! Redis ([`World::check_outage_page`]).
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use fleetcache_core::guard::{Admission, OpKind};
@@ -158,6 +159,7 @@ use fleetcache_core::read_machine::{
 use fleetcache_core::regen::{Own, MAX_REGENERATION_MS};
 use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
 use fleetcache_core::tag_fold::{DEFAULT_MAX_TAGS, FOLDED_TAG};
+use fleetcache_core::tags::PART_TAGS;
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
@@ -211,6 +213,14 @@ struct Redis {
     /// The page entry's values in the order Redis stored them, each with its write's number
     /// (a failover restores the log with the state it kept).
     page_log: Vec<(Vec<u8>, usize)>,
+}
+
+thread_local! {
+    /// Most changed tags a refresh reply carries in this thread's history ([`PART_TAGS`],
+    /// tag_refresh.lua's `MAX_CHANGED`): the histories hold a few tags, so the bounded ones run
+    /// with a limit of one or two to reach replies in parts ([`World::new`]). Per thread:
+    /// proptest runs a property's cases on one.
+    static PART_LIMIT: Cell<usize> = const { Cell::new(PART_TAGS) };
 }
 
 /// Numbers the page writes that reach Redis, for the check (never reused, even by a failover;
@@ -331,11 +341,35 @@ impl TagState {
         }
         let replaced = epoch != *known_epoch || known_ver > self.ver || mismatch;
         let full = replaced || gone;
+        // In parts, as the script cuts them: the changed tags by version; a part ends after
+        // the last version whose tags all fit, or after the first version when it alone has
+        // more.
+        let mut changed: Vec<u64> = self
+            .log
+            .values()
+            .copied()
+            .filter(|v| *v > known_ver)
+            .collect();
+        changed.sort_unstable();
+        let limit = PART_LIMIT.with(Cell::get);
+        let part_end = match changed.get(limit) {
+            Some(past) if !full => {
+                let end = if past - 1 > known_ver {
+                    past - 1
+                } else {
+                    *past
+                };
+                (end < self.ver).then_some(end)
+            }
+            _ => None,
+        };
+        let upto = part_end.unwrap_or(self.ver);
         let mut items = vec![
             epoch,
-            self.ver.to_string(),
-            self.ids.get(&self.ver).cloned().unwrap_or_default(),
+            upto.to_string(),
+            self.ids.get(&upto).cloned().unwrap_or_default(),
             match (full, replaced) {
+                (false, _) if part_end.is_some() => "3",
                 (false, _) => "0",
                 (true, true) => "1",
                 (true, false) => "2",
@@ -351,7 +385,11 @@ impl TagState {
             items.extend(pairs);
         } else {
             for (tag, record) in &self.records {
-                if self.log.get(tag).is_some_and(|v| *v > known_ver) {
+                if self
+                    .log
+                    .get(tag)
+                    .is_some_and(|v| *v > known_ver && *v <= upto)
+                {
                     items.push(tag.clone());
                     items.push(record.encode());
                 }
@@ -1373,6 +1411,13 @@ struct World {
 
 impl World {
     fn new(push: bool, release: Option<NextRelease>, leases: bool, max_tags: u32) -> World {
+        PART_LIMIT.with(|p| {
+            p.set(match max_tags {
+                1 => 1,
+                2 => 2,
+                _ => PART_TAGS,
+            })
+        });
         World {
             redis: Redis::default(),
             kept: None,

@@ -1423,3 +1423,86 @@ fn a_full_refresh_says_whether_it_saw_a_loss() {
         "an own update reused, besides"
     );
 }
+
+/// A reader more changed tags behind than one reply carries (`PART_TAGS`, the script's own
+/// limit: exactly that many still come in one reply) gets the changes in parts, each ending
+/// after a whole version (`3`, the part's last version and its id), and is synced after the
+/// last, holding every record as the state does. One version of more tags comes whole.
+#[test]
+fn a_reader_far_behind_catches_up_in_parts_of_whole_versions() {
+    use fleetcache_core::tags::PART_TAGS;
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    update(conn, &mut writer, &["again"], Revalidation::Expire, 1000.0);
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(reader.mirror().version(), 1);
+    let batch = |from: usize, n: usize| -> Vec<String> {
+        (from..from + n).map(|i| format!("t-{i}")).collect()
+    };
+    let mut write = |conn: &mut Conn, tags: &[String], at: f64| {
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        update(conn, &mut writer, &refs, Revalidation::Expire, at);
+    };
+    let head = |reply: &[u8]| {
+        let items = netstring::decode(reply).unwrap();
+        let text = |i: usize| String::from_utf8(items[i].to_vec()).unwrap();
+        (text(3), text(1), (items.len() - 6) / 2)
+    };
+    let step = |conn: &mut Conn, reader: &mut Engine| {
+        let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+        head(&reply)
+    };
+    // Exactly PART_TAGS changed: one reply.
+    write(conn, &batch(0, PART_TAGS - 1), 2000.0);
+    write(conn, &["again".to_owned()], 2001.0);
+    assert_eq!(step(conn, &mut reader), ("0".into(), "3".into(), PART_TAGS));
+    assert!(reader.mirror().is_synced());
+    // Versions 4 (3,000 tags), 5 (2,000 tags and "again"), 6 (one): the first part ends after
+    // version 4, since version 5 does not fit beside it.
+    write(conn, &batch(10_000, 3000), 3000.0);
+    write(
+        conn,
+        &[batch(20_000, 2000), vec!["again".to_owned()]].concat(),
+        3001.0,
+    );
+    write(conn, &batch(30_000, 1), 3002.0);
+    assert_eq!(step(conn, &mut reader), ("3".into(), "4".into(), 3000));
+    assert!(
+        !reader.mirror().is_synced(),
+        "nothing tagged is fresh between parts"
+    );
+    assert!(reader.mirror().is_catching_up());
+    assert_eq!(reader.mirror().version(), 4);
+    assert_eq!(step(conn, &mut reader), ("0".into(), "6".into(), 2002));
+    assert!(reader.mirror().is_synced());
+    // One version of more tags than a part comes whole, then the next part.
+    write(conn, &batch(40_000, PART_TAGS + 500), 4000.0);
+    write(conn, &batch(50_000, 1), 4001.0);
+    assert_eq!(
+        step(conn, &mut reader),
+        ("3".into(), "7".into(), PART_TAGS + 500)
+    );
+    assert_eq!(step(conn, &mut reader), ("0".into(), "8".into(), 1));
+    assert!(reader.mirror().is_synced());
+    for tag in (0..PART_TAGS - 1)
+        .map(|i| format!("t-{i}"))
+        .chain(batch(10_000, 3000))
+        .chain(batch(20_000, 2000))
+        .chain(batch(40_000, PART_TAGS + 500))
+        .chain([
+            "again".to_owned(),
+            "t-30000".to_owned(),
+            "t-50000".to_owned(),
+        ])
+    {
+        assert_eq!(
+            reader.mirror().record(&tag),
+            writer.mirror().record(&tag),
+            "{tag}"
+        );
+    }
+    assert_eq!(reader.mirror().resend_len(), 0, "nothing to give back");
+}

@@ -596,6 +596,14 @@ impl Engine {
         self.inner.mirror().is_synced()
     }
 
+    /// The next tag refresh makes the mirror synced unless it brings more changes to catch up
+    /// on (after a load's last page, or a refresh answered in parts): a pull makes it before
+    /// the request waiting on it is judged.
+    #[wasm_bindgen(getter, js_name = tagsCatchingUp)]
+    pub fn tags_catching_up(&self) -> bool {
+        self.inner.mirror().is_catching_up()
+    }
+
     /// No Redis is configured: this process's own revalidations are the whole tag state.
     #[wasm_bindgen(js_name = markStandalone)]
     pub fn mark_standalone(&mut self) {

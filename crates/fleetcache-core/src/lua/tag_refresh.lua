@@ -6,7 +6,8 @@
 --       it never saw one), then pairs ver, vid: versions the reader's own updates made and
 --       that it has not seen in a refresh, each checked the same way.
 -- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag ('0' partial, '1' full, '2'
---        full only because a version the reader named is too old to check), pver, pvid (the number
+--        full only because a version the reader named is too old to check, '3' partial up to
+--        ver only: more changes follow, and the reader refreshes again from ver), pver, pvid (the number
 --        and id of the last page write: a process that follows by push compares them with the
 --        last it knows; others ignore them), then (full) the cursor of the next page ('0':
 --        none), then tag, record, ...
@@ -41,9 +42,6 @@ end
 local head = { field('epoch'), field('ver'), field('pver'), field('pvid') }
 local epoch = head[1] or ''
 local ver = tonumber(head[2] or '0') or 0
-push(epoch)
-push(int(ver))
-push(redis.call('HGET', meta, 'v:' .. int(ver)) or '')
 
 -- The version the reader knows was made by another update than the one it saw: a failover
 -- lost that update and later ones reused its number (mismatch). An id that is gone (the reader
@@ -71,31 +69,47 @@ for i = 4, #ARGV - 1, 2 do
 end
 local replaced = epoch ~= known_epoch or known_ver > ver or mismatch
 
+-- The tags changed since the reader's version, in parts of at most 4000 (PART_TAGS in
+-- tags.rs): one call over more would hold Redis for several milliseconds (1.5 to 2.5 us a tag)
+-- and the reply would grow with every write since. A part ends after the last version whose
+-- tags all fit (the 4001st changed tag's version, less one), and says so: flag '3', ver and vid
+-- of that version. A tag's log score is its latest version, so one changed again later comes
+-- with a later part, as the state holds it. The first version alone may hold more (one update
+-- of many tags): it comes whole, as its own script call wrote it. The documented ACL grants
+-- ZRANGEBYSCORE, not ZCOUNT.
+local upto = ver
+local changed = {}
+if not (replaced or gone) and known_ver < ver then
+  local past = redis.call('ZRANGEBYSCORE', log, '(' .. int(known_ver), '+inf', 'WITHSCORES',
+    'LIMIT', 4000, 1)[2]
+  if past then
+    upto = math.max(tonumber(past) - 1, known_ver + 1)
+  end
+  changed = redis.call('ZRANGEBYSCORE', log, '(' .. int(known_ver), int(upto))
+end
+push(epoch)
+push(int(upto))
+push(redis.call('HGET', meta, 'v:' .. int(upto)) or '')
+push(replaced and '1' or gone and '2' or upto < ver and '3' or '0')
+push(head[3] or '0')
+push(head[4] or '')
+
 if replaced or gone then
   -- State created anew, or rolled back ('1'), or the reader too far behind to tell ('2'): the
   -- reader loads the whole state page by page, the first page here and the rest with
   -- TAG_PAGE, then follows it from this version. A state that fits in one page (1000 tags,
   -- PAGE_COUNT in tags.rs) is whole in this reply.
-  push(replaced and '1' or '2')
-  push(head[3] or '0')
-  push(head[4] or '')
   local page = redis.call('HSCAN', state, '0', 'COUNT', 1000)
   push(page[1])
   for _, item in ipairs(page[2]) do
     push(item)
   end
 else
-  push('0')
-  push(head[3] or '0')
-  push(head[4] or '')
-  if known_ver < ver then
-    local changed = redis.call('ZRANGEBYSCORE', log, '(' .. int(known_ver), '+inf')
-    for _, tag in ipairs(changed) do
-      local record = redis.call('HGET', state, tag)
-      if record then
-        push(tag)
-        push(record)
-      end
+  for _, tag in ipairs(changed) do
+    local record = redis.call('HGET', state, tag)
+    if record then
+      push(tag)
+      push(record)
     end
   end
 end
