@@ -483,6 +483,10 @@ pub struct TagMirror {
     /// [`FOLDED_TAG`]'s record (default when there is none), kept apart from `tags` so that
     /// judging an entry does not look it up: every read judges by it.
     floor: TagRecord,
+    /// The state (epoch, version, id) the mirror followed before it forgot it to load the
+    /// whole state again, until that load (epoch `""`: none): a state that replaced it is
+    /// counted ([`TagMirror::lost`]; review 24).
+    forgotten: (String, u64, String),
 }
 
 /// The bound on the records a mirror holds exactly; [`DEFAULT_MAX_TAGS`] unless set.
@@ -905,19 +909,21 @@ impl TagMirror {
             pver,
             pvid: pvid.to_owned(),
         });
-        if reply.full {
+        // Only a reply about the state the mirror follows can confirm local updates.
+        let current = reply.epoch == self.epoch;
+        // A partial reply from version 0 of the state followed is the whole state too: a state
+        // without an epoch (none, or its meta hash lost), whose version is 0 (never in parts).
+        if reply.full || (current && self.version == 0 && !reply.more) {
             // The state is loaded page by page from here, the first page in this reply; until
-            // the load is done, nothing tagged is judged fresh.
+            // the load is done, nothing tagged is judged fresh. What the mirror knows is
+            // compared with it at the end (`note_losses`).
             // A state followed before (a non-empty epoch: one that existed) answered in full
             // under another epoch, or under its own at a version older than seen, or at the
             // one seen with another id (a failover reused the number). A reader too far behind
             // (its version's id pruned) is answered in full too, at a later version: nothing
             // was replaced then (a version reused and passed since goes uncounted: its records
             // are given back all the same).
-            let replaced = !self.epoch.is_empty()
-                && (self.epoch != reply.epoch
-                    || reply.version < self.version
-                    || (reply.version == self.version && reply.vid != self.vid));
+            let replaced = self.replaced_by(reply.epoch, reply.version, reply.vid);
             self.loading = Some(Loading {
                 replaced,
                 suspect: replaced || !reply.behind,
@@ -936,17 +942,12 @@ impl TagMirror {
             // state as of this version is loaded, with nothing to catch up on.
             let (changed, skipped) = self.take_page(reply.cursor, &reply.pairs, now, keep_ms, true);
             return Ok(RefreshSummary {
-                full: true,
+                full: reply.full,
                 changed,
                 version: self.version,
                 skipped,
             });
         }
-        // Only a reply about the state the mirror follows can confirm local updates.
-        let current = reply.epoch == self.epoch;
-        // The whole state: everything above version 0 of the state followed (a state without
-        // an epoch, whose version is 0: never in parts).
-        let complete = current && self.version == 0 && !reply.more;
         // The script checked this process's updates in the state followed only.
         let checked = current && self.acked_epoch == self.epoch;
         let mut skipped = 0;
@@ -961,75 +962,42 @@ impl TagMirror {
             }
         });
         let mut changed = 0;
-        if complete {
-            // The whole state, compared with what the mirror knows before it is merged.
-            // Owned keys: a map type the mirror already has costs no second copy of the hash
-            // table code in the wasm module (docs/decisions/0028-wasm-size-budget.md).
-            let mut received: KeyedVec<TagRecord> =
-                KeyedVec::with_seed(reply.pairs.len(), self.seed);
-            for (tag, record) in parsed {
-                received
-                    .get_or_insert_with(&tag, TagRecord::default)
-                    .merge(&record);
+        if current {
+            if reply.version >= self.version {
+                self.version = reply.version;
+                self.vid = reply.vid.to_owned();
             }
-            self.note_losses(
-                |t| received.get(t).copied(),
-                |_| None,
-                now,
-                keep_ms,
-                false,
-                true,
-            );
-            self.version = reply.version;
-            self.vid = reply.vid.to_owned();
-            self.synced = true;
+            // The script checked that each update it was planned with still holds its id
+            // (else it would have answered in full); a later one only if the reply is its.
             if checked {
-                self.acked.clear();
-                self.carried = 0;
-                self.planned = 0;
+                let (planned, carried) = (std::mem::take(&mut self.planned), self.carried);
+                let (mut i, mut still_carried) = (0, 0);
+                self.acked.retain(|(v, id)| {
+                    i += 1;
+                    let keep = !((i <= planned && *v <= reply.version)
+                        || (*v == reply.version && id == reply.vid));
+                    if keep && i <= carried {
+                        still_carried += 1;
+                    }
+                    keep
+                });
+                self.carried = still_carried;
             }
-            for (tag, record) in received.iter() {
-                self.take_record(tag, record, true);
-                changed += 1;
+            if reply.more {
+                // Changes past this version follow (a later part): until they came,
+                // nothing tagged is judged fresh by this mirror.
+                self.synced = false;
+                self.catching_up = true;
+            } else if self.catching_up {
+                self.catching_up = false;
+                self.synced = true;
             }
-        } else {
-            if current {
-                if reply.version >= self.version {
-                    self.version = reply.version;
-                    self.vid = reply.vid.to_owned();
-                }
-                // The script checked that each update it was planned with still holds its id
-                // (else it would have answered in full); a later one only if the reply is its.
-                if checked {
-                    let (planned, carried) = (std::mem::take(&mut self.planned), self.carried);
-                    let (mut i, mut still_carried) = (0, 0);
-                    self.acked.retain(|(v, id)| {
-                        i += 1;
-                        let keep = !((i <= planned && *v <= reply.version)
-                            || (*v == reply.version && id == reply.vid));
-                        if keep && i <= carried {
-                            still_carried += 1;
-                        }
-                        keep
-                    });
-                    self.carried = still_carried;
-                }
-                if reply.more {
-                    // Changes past this version follow (a later part): until they came,
-                    // nothing tagged is judged fresh by this mirror.
-                    self.synced = false;
-                    self.catching_up = true;
-                } else if self.catching_up {
-                    self.catching_up = false;
-                    self.synced = true;
-                }
-            }
-            // Merged as they come: a reply of many changed tags never sits beside the mirror
-            // whole, and the mirror folds as it grows past its bound.
-            for (tag, record) in parsed {
-                self.take_record(&tag, &record, current);
-                changed += 1;
-            }
+        }
+        // Merged as they come: a reply of many changed tags never sits beside the mirror
+        // whole, and the mirror folds as it grows past its bound.
+        for (tag, record) in parsed {
+            self.take_record(&tag, &record, current);
+            changed += 1;
         }
         self.fold();
         Ok(RefreshSummary {
@@ -1348,11 +1316,17 @@ impl TagMirror {
             // Too many to check one by one: the whole state is loaded and compared instead,
             // page by page (the refresh names no epoch). Not a refresh from version 0 of the
             // state followed: that would be one reply of every tag, and one script call
-            // holding Redis for as long as it takes to read them.
+            // holding Redis for as long as it takes to read them. A load in progress goes on:
+            // it compares the state with every record the mirror holds at its end, these
+            // updates' included, and a record only a page showed is checked by the chain of
+            // pages and the catch-up refresh (review 24: giving it up, a process revalidating
+            // faster than a load takes never synced again).
             self.acked.clear();
             self.carried = 0;
             self.planned = 0;
-            self.forget_followed();
+            if self.loading.is_none() {
+                self.forget_followed();
+            }
         } else {
             self.acked.push((reply.version, reply.vid.to_owned()));
         }
@@ -1366,13 +1340,34 @@ impl TagMirror {
 
     /// Follows no state any more: the next refresh names no epoch, so Redis answers in full
     /// and the state is loaded and compared with what the mirror knows. Whether the mirror is
-    /// synced does not change here: a load in progress is given up.
+    /// synced does not change here: a load in progress is given up. The state it followed is
+    /// kept aside ([`TagMirror::forgotten`]), so that a state replacing it is counted as such.
     fn forget_followed(&mut self) {
-        self.epoch.clear();
+        if !self.epoch.is_empty() {
+            self.forgotten = (
+                std::mem::take(&mut self.epoch),
+                self.version,
+                std::mem::take(&mut self.vid),
+            );
+        }
         self.version = 0;
         self.vid.clear();
         self.loading = None;
         self.catching_up = false;
+    }
+
+    /// Whether the whole state in a reply of `epoch` at `version` (id `vid`) replaced the one
+    /// the mirror followed, or followed before [`TagMirror::forget_followed`]: another epoch,
+    /// an older version, or the same version made by another update. Takes the forgotten one.
+    fn replaced_by(&mut self, epoch: &str, version: u64, vid: &str) -> bool {
+        let forgotten = std::mem::take(&mut self.forgotten);
+        let (followed, known, id) = if self.epoch.is_empty() {
+            (&forgotten.0, forgotten.1, &forgotten.2)
+        } else {
+            (&self.epoch, self.version, &self.vid)
+        };
+        !followed.is_empty()
+            && (followed != epoch || version < known || (version == known && vid != id))
     }
 
     /// Up to [`MAX_RESEND_BATCH`] records to give back to the shared state, removed from the
@@ -2643,6 +2638,77 @@ mod tests {
         );
     }
 
+    /// Review 24: a process that revalidates more than [`MAX_UNCONFIRMED_UPDATES`] times while
+    /// a load of the state runs (a webhook in a loop, a state of many pages) gives that load up
+    /// at the overflow and starts another, which the next burst gives up again: it never syncs,
+    /// judges nothing tagged fresh, and scans the whole state again and again.
+    #[test]
+    fn review24_an_overflow_during_a_load_does_not_give_the_load_up() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 1, &[("old", rec(Revalidation::Expire, 100.0))]);
+        let mut v = 1;
+        // A first overflow: over 1,024 versions since the one the mirror knows, E answers its
+        // next refresh in full whatever it names.
+        for _ in 0..=MAX_UNCONFIRMED_UPDATES {
+            v += 1;
+            m.apply_local(&[&format!("t{v}")], &Revalidation::Expire, Millis(500.0));
+            m.apply_update_reply(&reply("E", v, false, &[])).unwrap();
+        }
+        // Each load that 1,025 revalidations overlap is given up the same way: one is enough.
+        {
+            let round = 0;
+            // Full, two pages; the process revalidates meanwhile.
+            let start = v;
+            let header = answer_in_full(&m, "E", start, "c1", &[]);
+            refresh(&mut m, &header).unwrap();
+            assert!(m.is_loading(), "round {round}: a load begins");
+            for _ in 0..=MAX_UNCONFIRMED_UPDATES {
+                v += 1;
+                m.apply_local(&[&format!("t{v}")], &Revalidation::Expire, Millis(500.0));
+                m.apply_update_reply(&reply("E", v, false, &[])).unwrap();
+            }
+            // The last page, read at the state's version now, shows every tag.
+            let all: Vec<(String, TagRecord)> = (2..=v)
+                .map(|i| (format!("t{i}"), rec(Revalidation::Expire, 500.0)))
+                .chain([("old".to_owned(), rec(Revalidation::Expire, 100.0))])
+                .collect();
+            refresh(&mut m, &page("0", v, &pairs(&all))).unwrap();
+            // The catch-up refresh (whatever the mirror names, the state holds it all).
+            refresh(&mut m, &reply("E", v, false, &[])).unwrap();
+            assert!(
+                m.is_synced(),
+                "round {round}: a load of {} pages was given up by its own process's \
+                 revalidations; the mirror is not synced (epoch {:?}, loading {})",
+                2,
+                m.epoch(),
+                m.is_loading()
+            );
+        }
+    }
+
+    /// Review 24: the overflow makes the next refresh name no epoch, so a flush (or a failover
+    /// to an empty replica) before it is no longer seen as replacing the state the mirror
+    /// followed: what it lacked goes back, but `lost()` (and the host's warning) stays 0.
+    #[test]
+    fn review24_a_flush_after_an_overflow_is_counted_as_a_loss() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 1, &[("old", rec(Revalidation::Expire, 100.0))]);
+        for v in 2..2 + MAX_UNCONFIRMED_UPDATES as u64 + 1 {
+            m.apply_local(&[&format!("t{v}")], &Revalidation::Expire, Millis(500.0));
+            m.apply_update_reply(&reply("E", v, false, &[])).unwrap();
+        }
+        // Redis flushed: a new, empty state answers the next refresh in full.
+        refresh(&mut m, &reply("", 0, true, &[])).unwrap();
+        assert!(m.resend_len() > 0, "given back");
+        assert!(
+            m.lost() > 0,
+            "the state it followed was replaced by an empty one and lacks {} records it knew: \
+             lost() is {}",
+            m.resend_len(),
+            m.lost()
+        );
+    }
+
     #[test]
     fn an_own_update_that_only_a_later_page_of_a_load_shows_is_still_checked() {
         // Following the empty state of a new Redis, this process revalidates "b" while its
@@ -2664,6 +2730,29 @@ mod tests {
         // Answered in full (the script found version 2 gone): given back.
         load(&mut m, "E", 1, &[]);
         assert_eq!(m.resend_len(), 1);
+    }
+
+    /// Review 24: how tag_refresh.lua answers `m`'s next refresh when the state `epoch`, now at
+    /// `ver`, lost nothing and is over 1,024 versions past the version `m` knows: `1` when `m`
+    /// names no epoch (or another), else `2` (that version's id is gone; the own updates named
+    /// are all there).
+    fn answer_in_full(
+        m: &TagMirror,
+        epoch: &str,
+        ver: u64,
+        cursor: &str,
+        pairs: &[(&str, TagRecord)],
+    ) -> Vec<u8> {
+        let mut header: Vec<Vec<u8>> =
+            netstring::decode(&paged_header_with(epoch, ver, cursor, pairs))
+                .unwrap()
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect();
+        if m.epoch() == epoch {
+            header[3] = b"2".to_vec();
+        }
+        netstring::encode(header)
     }
 
     /// The header of a full reply at `ver` of `epoch` with more pages to come.
@@ -2938,6 +3027,32 @@ mod tests {
             let c = canonical_tag(&tag);
             prop_assert!(matches!(c, Cow::Borrowed(_)));
             prop_assert_eq!(c, tag.as_str());
+        }
+
+        /// Review 24 (f922db3): a refresh applied between the two reports of one revalidation
+        /// changes no answer of `holds_revalidation`, as long as its `now` is no later than the
+        /// second report's (one host clock, read in that order: js-host/src/clock.ts).
+        #[test]
+        fn review24_a_refresh_between_two_reports_changes_no_answer(
+            gap_refresh in 0.0f64..30.0,
+            gap_report in 0.0f64..30.0,
+            paired in any::<bool>(),
+        ) {
+            let at = 1_000_000.0;
+            let refresh_now = at + gap_refresh;
+            let report_now = refresh_now + gap_report;
+            let tags = ["a", "b"];
+            let mut with = TagMirror::new();
+            with.apply_local(&tags, &Revalidation::Expire, Millis(at));
+            if paired {
+                with.mark_paired(3);
+            }
+            let without = with.clone();
+            with.apply_refresh(&reply("", 0, false, &[]), Millis(refresh_now), KEEP).unwrap();
+            prop_assert_eq!(
+                with.holds_revalidation(&tags, &Revalidation::Expire, Millis(report_now), 3),
+                without.holds_revalidation(&tags, &Revalidation::Expire, Millis(report_now), 3)
+            );
         }
 
         #[test]
