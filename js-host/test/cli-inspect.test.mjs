@@ -1,7 +1,8 @@
-// `fleetcache inspect` judges an entry against the live tag state as a server holding every
-// record exactly does, however many tags Redis holds: past the mirror's default bound
+// `fleetcache inspect` judges an entry against the live tag state as a server holding its
+// tags' records exactly does, however many tags Redis holds: past the mirror's default bound
 // (tagMirrorMaxTags, 100,000) it must not fold a tag of the entry into a bucket shared with
-// later revalidations, which would report stale or expired what servers set higher serve.
+// later revalidations, which would report stale or expired what servers set higher serve
+// (nor hold every live tag in memory to avoid that).
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
@@ -55,7 +56,7 @@ async function inspect(cacheKey) {
   return JSON.parse(stdout)
 }
 
-test('inspect holds every tag record exactly, past the default bound of a server', async () => {
+test("inspect reads the entry's tag records exactly, past the default bound of a server", async () => {
   const Handler = createUseCacheHandler({
     redisUrl: redis.url,
     prefix: PREFIX,

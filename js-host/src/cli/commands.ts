@@ -7,8 +7,6 @@ import { now } from '../clock'
 import { inflateStored, storedCompressed } from '../compression'
 import { describe } from '../log'
 import { nodeCodecs } from '../node-codecs'
-import { runScript } from '../transport'
-import { splitArgv } from '../argv'
 import { inspection } from '../packed'
 import type { Engine } from '../wasm'
 import { tools } from './tools'
@@ -198,7 +196,7 @@ export async function recentTags(
   prefix: string,
   limit: number,
 ): Promise<TagRevalidation[]> {
-  const key = (part: string): string => `${prefix}:tags:{${prefix}}:${part}`
+  const key = (part: string): string => tagKey(prefix, part)
   const log = (await conn.send([
     'ZREVRANGE',
     key('log'),
@@ -246,28 +244,54 @@ export function formatTags(list: TagRevalidation[]): string {
   ])
 }
 
-/** Most refresh calls one load makes: a page per call, 1,000 tags a page, then one more. */
-const MAX_LOAD_CALLS = 100_000
-
 /** A key of the tag state under `prefix` (`state`, `log`, `meta`: docs/internals.md). */
 function tagKey(prefix: string, part: string): string {
   return `${prefix}:tags:{${prefix}}:${part}`
 }
 
-/** Pulls the whole tag state into `engine`'s mirror, page by page, as a server does. */
-export async function loadTagState(
+/** Netstrings (`<byte length>:<bytes>,` each), the tag scripts' reply format. */
+function netstrings(items: (string | Buffer)[]): Buffer {
+  return Buffer.concat(
+    items.flatMap((item) => {
+      const bytes = Buffer.isBuffer(item) ? item : Buffer.from(item)
+      return [Buffer.from(`${String(bytes.byteLength)}:`), bytes, Buffer.from(',')]
+    }),
+  )
+}
+
+/**
+ * Loads into `engine`'s mirror what Redis holds of `tags` (as entries store them) and of the
+ * reserved tag of folded revalidations, exactly, as one whole-state reply of the refresh script
+ * would bring them: what judging an entry with these tags needs, whatever the size of the state
+ * (a server holding those records exactly judges the same; one past its tagMirrorMaxTags may
+ * judge older entries stale sooner, never fresher).
+ */
+export async function loadTagRecords(
   conn: Conn,
-  engine: Pick<Engine, 'tagsSynced' | 'planTagRefresh' | 'scriptSource' | 'applyRefresh'>,
+  prefix: string,
+  engine: Pick<Engine, 'tagsSynced' | 'applyRefresh'>,
+  tags: string[],
 ): Promise<void> {
-  for (let i = 0; i < MAX_LOAD_CALLS && !engine.tagsSynced; i++) {
-    const reply = await runScript(
-      { send: (argv) => conn.send(argv), close: () => Promise.resolve() },
-      splitArgv(engine.planTagRefresh()),
-      (sha) => engine.scriptSource(sha),
-    )
-    if (!Buffer.isBuffer(reply)) throw new Error('tag refresh returned a non-string reply')
-    engine.applyRefresh(reply, Date.now())
+  const meta = tagKey(prefix, 'meta')
+  const field = async (name: string): Promise<string> => {
+    const v = await conn.send(['HGET', meta, name])
+    return Buffer.isBuffer(v) ? v.toString() : typeof v === 'string' ? v : ''
   }
+  const [epoch, ver, pver, pvid] = [
+    await field('epoch'),
+    (await field('ver')) || '0',
+    (await field('pver')) || '0',
+    await field('pvid'),
+  ]
+  const vid = await field(`v:${ver}`)
+  const names = [...new Set([...tags, FOLDED_TAG])]
+  const records = (await conn.send(['HMGET', tagKey(prefix, 'state'), ...names])) as unknown[]
+  const pairs = names.flatMap((tag, i) => {
+    const r = records[i]
+    return Buffer.isBuffer(r) ? [tag, r] : typeof r === 'string' ? [tag, r] : []
+  })
+  // A full reply (flag 1) whose first page is the whole state (cursor 0).
+  engine.applyRefresh(netstrings([epoch, ver, vid, '1', pver, pvid, '0', ...pairs]), Date.now())
   if (!engine.tagsSynced) throw new Error('the tag state did not load')
 }
 
@@ -303,22 +327,23 @@ export async function inspectKey(
     valueKind?: number
   }
   const ttlMs = Number(await conn.send(['PTTL', key]))
-  // A throwaway engine with the live tag state gives the verdict a server would reach.
+  // A throwaway engine with the entry's tag records gives the verdict a server would reach.
+  // Only those: the whole state, past the default bound of a mirror, could fold a tag of this
+  // entry into a bucket shared with later revalidations, and would cost memory with every
+  // live tag.
   const parsed = parseKey(key, prefix)
-  // Every record held exactly: past the default bound a tag of this entry could be folded,
-  // judged by its bucket, and reported stale or expired where a server holding more exactly
-  // (a fleet's tagMirrorMaxTags set higher) serves it. Twice what Redis holds now leaves room
-  // for revalidations during the load; a server past its own bound may judge older entries
-  // stale sooner than this (never fresher).
-  const live = Number(await conn.send(['HLEN', tagKey(prefix, 'state')]))
-  const most = (tools().bounds() as { maxTagMirrorMaxTags: number }).maxTagMirrorMaxTags
   const engine = new (tools().Engine)({
     prefix,
     deployment: parsed.type === 'entry' ? parsed.deployment : 'cli',
-    tagMirrorMaxTags: Math.min(most, Math.max(1000, 2 * live)),
   })
   try {
-    await loadTagState(conn, engine)
+    const tags = Array.isArray(header.tags) ? (header.tags as unknown[]) : []
+    await loadTagRecords(
+      conn,
+      prefix,
+      engine,
+      tags.filter((t): t is string => typeof t === 'string'),
+    )
     // The judgement depends on the surface only, not on a 'use cache' handler's name.
     const iface =
       header.interface === 'incremental'
