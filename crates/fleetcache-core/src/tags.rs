@@ -983,15 +983,18 @@ impl TagMirror {
                 });
                 self.carried = still_carried;
             }
-            if reply.more {
-                // Changes past this version follow (a later part): until they came,
-                // nothing tagged is judged fresh by this mirror.
-                self.synced = false;
-                self.catching_up = true;
-            } else if self.catching_up {
+            if self.catching_up && !reply.more {
                 self.catching_up = false;
                 self.synced = true;
             }
+        }
+        if reply.more {
+            // Changes past this version follow (a later part): until they came, nothing
+            // tagged is judged fresh by this mirror. Also a part of a state it no longer
+            // follows (an update reply of another state came meanwhile): its next refresh
+            // loads the whole state.
+            self.synced = false;
+            self.catching_up = current;
         }
         // Merged as they come: a reply of many changed tags never sits beside the mirror
         // whole, and the mirror folds as it grows past its bound.
@@ -1477,6 +1480,28 @@ mod tests {
             parse_reply(&part("E", 1, &[]), false).err(),
             Some(ProtocolError::BadFlag),
             "an update reply is never in parts"
+        );
+    }
+
+    /// Found by the simulation (max_tags 1, parts of one tag): a refresh answered in part by
+    /// the state the mirror followed, arriving after an update reply of another state made the
+    /// mirror forget it, left the mirror synced without the rest of the changes, and the
+    /// request that waited on it was judged by that.
+    #[test]
+    fn a_part_of_a_state_no_longer_followed_leaves_the_mirror_unsynced() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 2, &[]);
+        m.apply_update_reply(&reply("F", 1, false, &[])).unwrap();
+        assert_eq!(m.epoch(), "");
+        refresh(
+            &mut m,
+            &part("E", 3, &[("a", rec(Revalidation::Expire, 800.0))]),
+        )
+        .unwrap();
+        assert!(!m.is_synced(), "the changes after version 3 never came");
+        assert!(
+            !m.is_catching_up(),
+            "the next refresh loads the whole state instead"
         );
     }
 
