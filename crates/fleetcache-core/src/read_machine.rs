@@ -1559,73 +1559,68 @@ impl ReadMachine {
         self.offered_kept = kept;
     }
 
-    /// An upper estimate of the heap this machine holds, with `last`, the step it answered
-    /// last, when the host keeps that too: its buffers' capacities and each entry header it
-    /// still refers to (the values judged, the copy kept, the answer's), counted once
-    /// ([`DecodedHeader::heap_bytes`]). A read leaves all of it in the machine until the next
-    /// reset, so a pooled machine would pin its last read's long key or thousands of tags for
-    /// as long as it stays idle: over [`POOLED_HOLD_BYTES`], the host parks it.
+    /// An estimate of the heap this machine holds that its request sizes, with `last`, the
+    /// step it answered last, when the host keeps that too: the capacities of the cache key's
+    /// and implicit tags' buffers and of the answer's log lines and part lengths, and each
+    /// entry header it refers to (the values judged, the copy kept, the answer's; one referred
+    /// to twice counted twice) by [`DecodedHeader::heap_bytes`]. A read leaves all of it in
+    /// the machine until the next reset, so a pooled machine would pin its last read's long
+    /// key or thousands of tags for as long as it stays idle: over [`POOLED_HOLD_BYTES`], the
+    /// host parks it ([`ReadMachine::park`]).
     pub fn held_bytes(&self, last: Option<&ReadStep>) -> usize {
+        // The buffers a read fills to its request's size; the entry key, the token and the log
+        // buffers (moved into the answer) are of a size of their own.
         let soft = &self.soft_tags;
-        let texts = [
-            &self.cache_key,
-            &self.entry_key,
-            &soft.text,
-            &self.token,
-            &self.lease_token,
-            &self.log,
-            &self.error,
-        ];
-        let mut bytes: usize = texts.iter().map(|t| t.capacity()).sum();
-        bytes = bytes.saturating_add(soft.ends.capacity() * std::mem::size_of::<usize>());
-        let mut headers = [
+        let mut bytes = self.cache_key.capacity()
+            + soft.text.capacity()
+            + soft.ends.capacity() * std::mem::size_of::<usize>();
+        let answer = match last.map(|s| &s.action) {
+            Some(ReadAction::Answer(a)) => Some(a),
+            _ => None,
+        };
+        let mut answered = None;
+        if let Some(a) = answer {
+            bytes += a.log.capacity() + a.error.capacity();
+            match &a.shown {
+                Shown::UseCache(s) => answered = Some(&s.header),
+                Shown::Incremental(s) => bytes += s.parts.capacity() * std::mem::size_of::<u32>(),
+                Shown::Nothing => {}
+            }
+        }
+        let before_flight = match &self.state {
+            State::Answered(Some(Resume::KeptBeforeFlight(j))) => judged_header(Some(j)),
+            _ => None,
+        };
+        // Twice for one referred to twice: an over-estimate, of headers that are small unless
+        // their key or tags make them large.
+        let headers = [
             judged_header(self.kept.as_ref()),
             judged_header(self.current.as_ref()),
             self.offered_kept.as_ref(),
-            None,
-            None,
+            before_flight,
+            answered,
         ];
-        if let State::Answered(Some(Resume::KeptBeforeFlight(j))) = &self.state {
-            headers[3] = judged_header(Some(j));
-        }
-        match last.map(|s| &s.action) {
-            Some(ReadAction::Answer(a)) => {
-                bytes = bytes.saturating_add(a.log.capacity() + a.error.capacity());
-                match &a.shown {
-                    Shown::UseCache(s) => headers[4] = Some(&s.header),
-                    Shown::Incremental(s) => {
-                        let parts = s.parts.capacity() * std::mem::size_of::<u32>();
-                        bytes = bytes.saturating_add(parts);
-                    }
-                    Shown::Nothing => {}
-                }
-            }
-            Some(ReadAction::Get { key, .. }) => bytes = bytes.saturating_add(key.capacity()),
-            _ => {}
-        }
-        for (i, h) in headers.iter().enumerate() {
-            let Some(h) = h else { continue };
-            let seen = headers.iter().take(i).flatten().any(|o| Rc::ptr_eq(o, h));
-            if !seen {
-                let held = usize::try_from(h.heap_bytes()).unwrap_or(usize::MAX);
-                bytes = bytes.saturating_add(held);
-            }
+        for h in headers.into_iter().flatten() {
+            // Below the address space: it is memory the machine refers to.
+            bytes = bytes.saturating_add(h.heap_bytes() as usize);
         }
         bytes
     }
 
-    /// Gives back what the last read left in the machine, its lease token and the count of its
-    /// reuses excepted (the next read's token is derived from them): the buffers' room and
-    /// the entry headers it refers to, as [`ReadMachine::idle`] has none. For a host that
-    /// pools the machine after a read that left more than [`POOLED_HOLD_BYTES`]
-    /// ([`ReadMachine::held_bytes`]); a reset makes it a read again, allocating what that
-    /// read needs.
+    /// Gives back what the last read left in the machine: its keys' and implicit tags' buffers
+    /// and the entry headers it refers to, for a host that pools the machine after a read that
+    /// left more than [`POOLED_HOLD_BYTES`] ([`ReadMachine::held_bytes`]). It keeps what is of
+    /// a size of its own: the lease token the host drew and the count of reuses the next
+    /// token is derived from (the log buffers were moved into the answer). Its entry key reads
+    /// empty; a reset makes it a read again.
     pub fn park(&mut self) {
-        let token = std::mem::take(&mut self.token);
-        let reuses = self.reuses;
-        *self = ReadMachine::idle();
-        self.token = token;
-        self.reuses = reuses;
+        self.cache_key = String::new();
+        self.entry_key = String::new();
+        self.soft_tags = SoftTags::default();
+        self.kept = None;
+        self.current = None;
+        self.offered_kept = None;
+        self.state = State::New;
     }
 
     /// Whether the last step judged the bytes the host gave from the tier (or the held store)
@@ -2559,7 +2554,8 @@ mod tests {
     /// cache key, the answer with the entry's header: its copy of the key and every tag)
     /// until its next reset, so a pooled machine idle after a read of a long key or of an
     /// entry with thousands of tags pinned them for as long as it stayed in the pool. It says
-    /// so (`held_bytes` over `POOLED_HOLD_BYTES`), and parked it keeps its lease token only.
+    /// so (`held_bytes` over `POOLED_HOLD_BYTES`), and parked it keeps no header and no more
+    /// room than a buffer's allowance in all (its lease token).
     #[test]
     fn a_parked_machine_holds_no_more_than_the_keep_after_a_long_key_or_many_tags() {
         let long = "k".repeat(crate::envelope::Limits::MAX_KEY_BYTES);
@@ -2579,12 +2575,12 @@ mod tests {
             drop(step);
             m.park();
             assert_eq!(Rc::strong_count(&header), 1, "parked, it refers to none");
-            assert!(
-                m.held_bytes(None) <= POOLED_KEEP_BYTES,
-                "{:?}",
-                capacities(&m)
-            );
-            assert_eq!(m.held_bytes(None), m.token.capacity());
+            assert_eq!(m.held_bytes(None), 0);
+            let kept = capacities(&m);
+            assert!(kept.iter().sum::<usize>() <= POOLED_KEEP_BYTES, "{kept:?}");
+            assert!(m.kept.is_none() && m.current.is_none() && m.offered_kept.is_none());
+            assert_eq!(m.state, State::New);
+            // The next read's lease token is derived from these.
             assert_eq!((m.token.as_str(), m.reuses), (token.as_str(), 0));
         }
     }
