@@ -111,7 +111,9 @@ test('the pool parks a machine that read a long key or many tags, and keeps ordi
 
   // 64 long keys in flight at once: every machine parked as it comes back.
   await Promise.all(
-    Array.from({ length: CONCURRENT }, (_, i) => h.get(`long-${i}-`.padEnd(LONG_KEY_BYTES, 'x'), [])),
+    Array.from({ length: CONCURRENT }, (_, i) =>
+      h.get(`long-${i}-`.padEnd(LONG_KEY_BYTES, 'x'), []),
+    ),
   )
   assert.equal(spare.length, CONCURRENT)
   assert.equal(parked(), CONCURRENT, `${parked()} of ${CONCURRENT} pooled machines parked`)
