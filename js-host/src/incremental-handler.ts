@@ -311,11 +311,12 @@ type OwnAnswer = Pick<
  */
 class IncrementalCore {
   /** Read machines done with, for the next reads (`reuseIncremental`), and entry keys. */
-  private readonly machines = new ReadMachines<ReadMachine>()
+  private readonly machines: ReadMachines<ReadMachine>
   /** What the read driver sends and awaits through (no writes in flight: Next has none here). */
   private readonly io: ReadIo
   constructor(readonly rt: Runtime) {
     this.io = nodeReadIo(rt)
+    this.machines = new ReadMachines(this.io.binding)
   }
 
   async get(

@@ -85,6 +85,7 @@ export interface Binding {
     readonly OwnFreshDue: number
     readonly WrittenBack: number
     readonly WrittenBackMade: number
+    readonly HoldsBack: number
   }
   /** The module's linear memory, where the machines' fields areas live. */
   wasmMemory(): { readonly buffer: ArrayBufferLike }
@@ -396,9 +397,14 @@ const MACHINE_POOL = 64
 const KEY_MEMO_ENTRIES = 4096
 const KEY_MEMO_MAX_LENGTH = 512
 
-/** What a host's pool needs of a read machine: its entry key and its release. */
+/**
+ * What a host's pool needs of a read machine: its entry key, its fields area (`HoldsBack`), its
+ * parking and its release.
+ */
 export interface PooledMachine {
   readonly entryKey: string
+  fields(): number
+  park(): void
   free(): void
 }
 
@@ -411,6 +417,12 @@ export interface PooledMachine {
 export class ReadMachines<M extends PooledMachine> {
   private readonly spare: M[] = []
   private readonly keys = new Map<string, string>()
+
+  /**
+   * `binding`: the module whose machines are pooled, for their `HoldsBack` slot (without one,
+   * as in the driver's own tests, machines are pooled as they are).
+   */
+  constructor(private readonly binding?: Binding) {}
 
   /**
    * A machine for a read of `cacheKey`: a released one made new by `reuse`, which gets the
@@ -477,10 +489,28 @@ export class ReadMachines<M extends PooledMachine> {
     return this.spare.pop()
   }
 
-  /** Takes back a machine whose read is over (`ReadHooks.release`), or frees it. */
+  /**
+   * Takes back a machine whose read is over (`ReadHooks.release`), or frees it. One whose last
+   * step said it holds more than an idle machine may (`HoldsBack`: a long cache key, an entry
+   * with many tags) is parked first, so the pool keeps a few KiB per machine whatever was read
+   * last: read from the fields area, so an ordinary read makes no call for it.
+   */
   release(machine: M): void {
-    if (this.spare.length < MACHINE_POOL) this.spare.push(machine)
-    else this.drop(machine)
+    if (this.spare.length >= MACHINE_POOL) {
+      this.drop(machine)
+      return
+    }
+    const b = this.binding
+    if (b !== undefined && fieldsOf(b)[baseOf(machine) + b.ReadField.HoldsBack] === 1) {
+      try {
+        machine.park()
+      } catch {
+        // Left borrowed by a trap (`reuseFailed`): not pooled.
+        this.drop(machine)
+        return
+      }
+    }
+    this.spare.push(machine)
   }
 
   /** Frees `machine`; one a trap left borrowed cannot be, and is left to the module. */

@@ -135,7 +135,7 @@ class UseCacheHandler implements CacheHandler {
    */
   private readonly pending = new Map<string, Promise<Buffer | null>>()
   /** Read machines done with, for the next reads (`reuseUseCache`), and entry keys. */
-  private readonly machines = new ReadMachines<ReadMachine>()
+  private readonly machines: ReadMachines<ReadMachine>
   /** This handler's key space; built once, so the name is checked at construction. */
   private readonly iface: Interface
   /** What the read driver sends and awaits through (store, tier, Redis). */
@@ -147,6 +147,7 @@ class UseCacheHandler implements CacheHandler {
   ) {
     this.iface = wasm.Interface.useCache(name)
     this.io = nodeReadIo(rt)
+    this.machines = new ReadMachines(this.io.binding)
   }
 
   async get(cacheKey: string, softTags: string[]): Promise<CacheEntry | undefined> {

@@ -314,7 +314,7 @@ export class WorkerCache {
   /** What the read driver sends and awaits through: this isolate's store or the transport. */
   private readonly io: ReadIo
   /** Read machines done with, for the next reads (`reuseUseCache`), and entry keys. */
-  private readonly machines = new ReadMachines<ReadMachine>()
+  private readonly machines = new ReadMachines<ReadMachine>(binding)
   /** The engine's maps hash with a drawn seed (`engine.hashSeeded`); see `drawSeed`. */
   private seeded: boolean
   /**

@@ -430,6 +430,11 @@ impl Judgement {
     }
 }
 
+/// The header of a servable value judged, if any.
+fn judged_header(j: Option<&Judgement>) -> Option<&Rc<DecodedHeader>> {
+    j.and_then(|j| j.value.as_ref()).map(|v| &v.header)
+}
+
 /// The last thing the flight was told, so an answer whose value the host cannot decode can be
 /// taken back as if the value had been unreadable from the start.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -586,6 +591,13 @@ impl SoftTags {
 /// Capacity a pooled machine's buffer keeps whatever its read needed: room for every ordinary
 /// key, tag list and token, so that reuses with those allocate nothing.
 pub const POOLED_KEEP_BYTES: usize = 4096;
+
+/// What a pooled machine may hold between reads and stay as it is ([`ReadMachine::held_bytes`]):
+/// a host parks one that holds more ([`ReadMachine::park`]) before pooling it. Twice a buffer's
+/// allowance: room for a read whose strings fit a reuse's texts area (2 KiB) with its entry's
+/// own copy of the key and a few dozen tags, so an ordinary read is never parked, while a pool
+/// of 64 idle machines holds at most 512 KiB whatever was read last.
+pub const POOLED_HOLD_BYTES: usize = 2 * POOLED_KEEP_BYTES;
 
 /// True when a pooled buffer with room for `capacity` holds back more than a read needing
 /// `need` calls for: over [`POOLED_KEEP_BYTES`], and over twice the need.
@@ -1547,6 +1559,70 @@ impl ReadMachine {
         self.offered_kept = kept;
     }
 
+    /// An estimate of the heap this machine holds that its request sizes, with `last`, the
+    /// step it answered last, when the host keeps that too: the capacities of the cache key's
+    /// and implicit tags' buffers and of the answer's log lines and part lengths, and each
+    /// entry header it refers to (the values judged, the copy kept, the answer's; one referred
+    /// to twice counted twice) by [`DecodedHeader::heap_bytes`]. A read leaves all of it in
+    /// the machine until the next reset, so a pooled machine would pin its last read's long
+    /// key or thousands of tags for as long as it stays idle: over [`POOLED_HOLD_BYTES`], the
+    /// host parks it ([`ReadMachine::park`]).
+    pub fn held_bytes(&self, last: Option<&ReadStep>) -> usize {
+        // The buffers a read fills to its request's size; the entry key, the token and the log
+        // buffers (moved into the answer) are of a size of their own.
+        let soft = &self.soft_tags;
+        let mut bytes = self.cache_key.capacity()
+            + soft.text.capacity()
+            + soft.ends.capacity() * std::mem::size_of::<usize>();
+        let answer = match last.map(|s| &s.action) {
+            Some(ReadAction::Answer(a)) => Some(a),
+            _ => None,
+        };
+        let mut answered = None;
+        if let Some(a) = answer {
+            bytes += a.log.capacity() + a.error.capacity();
+            match &a.shown {
+                Shown::UseCache(s) => answered = Some(&s.header),
+                Shown::Incremental(s) => bytes += s.parts.capacity() * std::mem::size_of::<u32>(),
+                Shown::Nothing => {}
+            }
+        }
+        let before_flight = match &self.state {
+            State::Answered(Some(Resume::KeptBeforeFlight(j))) => judged_header(Some(j)),
+            _ => None,
+        };
+        // Twice for one referred to twice: an over-estimate, of headers that are small unless
+        // their key or tags make them large.
+        let headers = [
+            judged_header(self.kept.as_ref()),
+            judged_header(self.current.as_ref()),
+            self.offered_kept.as_ref(),
+            before_flight,
+            answered,
+        ];
+        for h in headers.into_iter().flatten() {
+            // Below the address space: it is memory the machine refers to.
+            bytes = bytes.saturating_add(h.heap_bytes() as usize);
+        }
+        bytes
+    }
+
+    /// Gives back what the last read left in the machine: its keys' and implicit tags' buffers
+    /// and the entry headers it refers to, for a host that pools the machine after a read that
+    /// left more than [`POOLED_HOLD_BYTES`] ([`ReadMachine::held_bytes`]). It keeps what is of
+    /// a size of its own: the lease token the host drew and the count of reuses the next
+    /// token is derived from (the log buffers were moved into the answer). Its entry key reads
+    /// empty; a reset makes it a read again.
+    pub fn park(&mut self) {
+        self.cache_key = String::new();
+        self.entry_key = String::new();
+        self.soft_tags = SoftTags::default();
+        self.kept = None;
+        self.current = None;
+        self.offered_kept = None;
+        self.state = State::New;
+    }
+
     /// Whether the last step judged the bytes the host gave from the tier (or the held store)
     /// by a header the index keeps with them, or left the one it judged kept there: the host
     /// may give those same bytes without their prefix next time ([`ReadInput::Tier`]).
@@ -2417,6 +2493,112 @@ mod tests {
             "more than half of the room used: kept"
         );
         assert_eq!(m.cache_key, half);
+    }
+
+    /// A `'use cache'` read of `key` answered from Redis with an entry tagged `tags`: the
+    /// machine as the answer leaves it, the answer, and the header it shows.
+    fn answered(key: &str, tags: &[&str]) -> (ReadMachine, ReadStep, Rc<DecodedHeader>) {
+        use crate::write::SetInput;
+        let now = Millis(1_795_690_530_000.0);
+        let iface = crate::keys::Interface::UseCache("default");
+        let mut e = crate::Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            leases: false,
+            ..Config::default()
+        })
+        .unwrap();
+        e.mark_standalone();
+        let input = SetInput {
+            kind: crate::envelope::EntryKind::UseCache,
+            timestamp: now,
+            made_at: None,
+            revalidate: 60.0,
+            expire: 3600.0,
+            stale: 30.0,
+            tags,
+            meta: &[],
+            parts: &[1],
+            now,
+        };
+        let mut v = e.plan_set(&iface, key, input).unwrap().header;
+        v.push(b'x');
+        let (soft, token) = (vec!["soft".to_owned()], "0123456789abcdef".to_owned());
+        let mut m = e.read_use_cache(&iface, key, soft, Consumer::Serves, token, now);
+        m.no_write_in_flight();
+        let mut step = e.read_step(&mut m, ReadInput::Start, now).unwrap();
+        for _ in 0..4 {
+            let input = match step.action {
+                ReadAction::PeekTier => ReadInput::Tier(None),
+                ReadAction::Get { .. } => ReadInput::Reply(Some(Bytes {
+                    prefix: &v,
+                    total_len: v.len(),
+                })),
+                _ => break,
+            };
+            step = e.read_step(&mut m, input, now).unwrap();
+        }
+        let ReadAction::Answer(ReadAnswer {
+            served: Served::Fresh,
+            shown: Shown::UseCache(shown),
+            ..
+        }) = &step.action
+        else {
+            panic!("not a hit: {step:?}");
+        };
+        let header = Rc::clone(&shown.header);
+        (m, step, header)
+    }
+
+    /// Review of the pool (branch poolbound): a machine keeps what its last read left (the
+    /// cache key, the answer with the entry's header: its copy of the key and every tag)
+    /// until its next reset, so a pooled machine idle after a read of a long key or of an
+    /// entry with thousands of tags pinned them for as long as it stayed in the pool. It says
+    /// so (`held_bytes` over `POOLED_HOLD_BYTES`), and parked it keeps no header and no more
+    /// room than a buffer's allowance in all (its lease token).
+    #[test]
+    fn a_parked_machine_holds_no_more_than_the_keep_after_a_long_key_or_many_tags() {
+        let long = "k".repeat(crate::envelope::Limits::MAX_KEY_BYTES);
+        let many: Vec<String> = (0..5_000usize).map(|i| crate::text!("tag-", i)).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        for (key, tags) in [(long.as_str(), &["t"][..]), ("short", &many[..])] {
+            let (mut m, step, header) = answered(key, tags);
+            let held = m.held_bytes(Some(&step));
+            let header_bytes = header.heap_bytes() as usize;
+            assert!(
+                held >= header_bytes + m.cache_key.capacity(),
+                "{held} bytes"
+            );
+            assert!(held > POOLED_HOLD_BYTES, "{held} bytes held said to be few");
+            let token = m.token.clone();
+            // The host keeps the last step with the machine (the binding's `last`).
+            drop(step);
+            m.park();
+            assert_eq!(Rc::strong_count(&header), 1, "parked, it refers to none");
+            assert_eq!(m.held_bytes(None), 0);
+            let kept = capacities(&m);
+            assert!(kept.iter().sum::<usize>() <= POOLED_KEEP_BYTES, "{kept:?}");
+            assert!(m.kept.is_none() && m.current.is_none() && m.offered_kept.is_none());
+            assert_eq!(m.state, State::New);
+            // The next read's lease token is derived from these.
+            assert_eq!((m.token.as_str(), m.reuses), (token.as_str(), 0));
+        }
+    }
+
+    /// An ordinary read (a key of some hundred bytes, a few tags) holds less than a pooled
+    /// machine may: it is pooled as it is, with no call to park it.
+    #[test]
+    fn an_ordinary_read_is_pooled_as_it_is() {
+        let key = "k".repeat(1500);
+        let tags: Vec<String> = (0..20usize).map(|i| crate::text!("tag-", i)).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let (m, step, _) = answered(&key, &tags);
+        let held = m.held_bytes(Some(&step));
+        assert!(held <= POOLED_HOLD_BYTES, "{held} bytes");
+        assert!(
+            held > 2 * key.len(),
+            "{held} bytes: the key and its copy in the header"
+        );
     }
 
     #[test]

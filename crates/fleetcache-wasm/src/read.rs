@@ -299,10 +299,15 @@ pub enum ReadField {
     /// With `WrittenBack`: when that value was made, which its tags judge it by
     /// (`Own::written_back_made`, `WriteMachine.incremental`'s `ownWrittenBackMade`).
     WrittenBackMade = 37,
+    /// 1 when the machine, as this step leaves it, holds more than a pooled machine may (core
+    /// `ReadMachine::held_bytes` with the step and the answer's tags, over
+    /// `POOLED_HOLD_BYTES`): a long cache key, an entry's thousands of tags. The host parks it
+    /// (`park`) before pooling it once the read is over; 0 after `park`.
+    HoldsBack = 38,
 }
 
 /// Number of slots in a read machine's fields area.
-const READ_FIELDS: usize = 38;
+const READ_FIELDS: usize = 39;
 
 /// One step of a read, as the Rust side sees it (the binding's tests, the fields area): the
 /// accessors that do not apply to its kind read as 0, NaN, `''` or empty. JS never gets one:
@@ -795,6 +800,10 @@ impl ReadMachine {
             self.fields[ReadField::TagsLen as usize] = f64::from(u32_of(self.tags.len()));
         }
         let kind = step.kind();
+        // Known here at no call: the host reads it when it pools the machine (`park`).
+        let held = self.inner.held_bytes(Some(&step.inner));
+        let held = held.saturating_add(self.tags.capacity());
+        self.fields[ReadField::HoldsBack as usize] = flag(held > core::POOLED_HOLD_BYTES);
         self.last = Some(step);
         kind
     }
@@ -1291,6 +1300,18 @@ impl ReadMachine {
     #[wasm_bindgen(getter, js_name = entryKey)]
     pub fn entry_key(&self) -> String {
         self.inner.entry_key().to_owned()
+    }
+
+    /// Gives back what the last read left in the machine (its buffers' room, the entry
+    /// headers it refers to, the last step and the answer's tags), keeping its JS object, its
+    /// fields and texts areas and its lease token: for a host about to pool a machine whose
+    /// last step said `HoldsBack`, which would otherwise pin its long key or many tags while
+    /// idle. Every slot of the fields area reads 0 after it; a reuse makes it a read again.
+    pub fn park(&mut self) {
+        self.inner.park();
+        self.last = None;
+        self.tags = String::new();
+        *self.fields = [0.0; READ_FIELDS];
     }
 
     /// The byte address of this machine's fields area in `memory()`: `ReadField` slots of
