@@ -1411,12 +1411,15 @@ struct World {
 
 impl World {
     fn new(push: bool, release: Option<NextRelease>, leases: bool, max_tags: u32) -> World {
+        let forced = std::env::var("SIM_PART_LIMIT")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
         PART_LIMIT.with(|p| {
-            p.set(match max_tags {
+            p.set(forced.unwrap_or(match max_tags {
                 1 => 1,
                 2 => 2,
                 _ => PART_TAGS,
-            })
+            }))
         });
         World {
             redis: Redis::default(),

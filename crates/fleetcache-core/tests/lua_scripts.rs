@@ -1506,3 +1506,60 @@ fn a_reader_far_behind_catches_up_in_parts_of_whole_versions() {
     }
     assert_eq!(reader.mirror().resend_len(), 0, "nothing to give back");
 }
+
+/// The script's limit is `PART_TAGS` from above too: one changed tag more than a reply
+/// carries, over two versions, is answered in a part. (The test above holds the limit only
+/// from below: with the script's 4000 raised to anything up to 5000 it passes, since its
+/// second batch crosses the limit inside a version either way.) A part that names no tag (every
+/// tag of the first version changed again later) still moves the reader on.
+#[test]
+fn one_changed_tag_past_the_limit_makes_a_part() {
+    use fleetcache_core::tags::PART_TAGS;
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    update(conn, &mut writer, &["base"], Revalidation::Expire, 1000.0);
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(reader.mirror().version(), 1);
+    let names = |from: usize, n: usize| -> Vec<String> {
+        (from..from + n).map(|i| format!("p-{i}")).collect()
+    };
+    let mut write = |conn: &mut Conn, tags: &[String], at: f64| {
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        update(conn, &mut writer, &refs, Revalidation::Expire, at);
+    };
+    let step = |conn: &mut Conn, reader: &mut Engine| {
+        let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+        let items = netstring::decode(&reply).unwrap();
+        let text = |i: usize| String::from_utf8(items[i].to_vec()).unwrap();
+        (text(3), text(1), (items.len() - 6) / 2)
+    };
+    // Versions 2 (half) and 3 (the rest and one more): PART_TAGS + 1 changed.
+    let half = PART_TAGS / 2;
+    write(conn, &names(0, half), 2000.0);
+    write(conn, &names(half, PART_TAGS - half + 1), 2001.0);
+    assert_eq!(step(conn, &mut reader), ("3".into(), "2".into(), half));
+    assert!(!reader.mirror().is_synced());
+    assert_eq!(
+        step(conn, &mut reader),
+        ("0".into(), "3".into(), PART_TAGS - half + 1)
+    );
+    assert!(reader.mirror().is_synced());
+    // Version 4 changes "x"; version 5 changes it again beside PART_TAGS more: the first part
+    // (up to version 4) holds no tag, the next one is version 5 whole.
+    write(conn, &["x".to_owned()], 3000.0);
+    write(
+        conn,
+        &[names(10_000, PART_TAGS), vec!["x".to_owned()]].concat(),
+        3001.0,
+    );
+    assert_eq!(step(conn, &mut reader), ("3".into(), "4".into(), 0));
+    assert_eq!(
+        step(conn, &mut reader),
+        ("0".into(), "5".into(), PART_TAGS + 1)
+    );
+    assert!(reader.mirror().is_synced());
+    assert_eq!(reader.mirror().record("x"), writer.mirror().record("x"));
+}
