@@ -1563,3 +1563,56 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
     assert!(reader.mirror().is_synced());
     assert_eq!(reader.mirror().record("x"), writer.mirror().record("x"));
 }
+
+/// The refresh script never answers a version above the state's own. The part's cut looks for
+/// the 4,001st changed tag up to `+inf`, so log scores above `ver` (the meta hash lost alone:
+/// deleted by hand, or evicted by an `allkeys-*` policy, while the log stayed) make it end a
+/// "part" past `ver`: flag 0, that version and no id. The reader, synced at a version the
+/// state has not made yet, with no id to check it by, then misses the update that does make
+/// it: the revalidation never reaches it. The script before parts answered `(known_ver, ver]`
+/// only.
+#[test]
+fn a_part_never_ends_past_the_states_version() {
+    use fleetcache_core::tags::PART_TAGS;
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    for (i, tag) in ["a", "b", "c"].into_iter().enumerate() {
+        update(
+            conn,
+            &mut writer,
+            &[tag],
+            Revalidation::Expire,
+            1000.0 + i as f64,
+        );
+    }
+    let many: Vec<String> = (0..=PART_TAGS).map(|i| format!("m-{i}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    update(conn, &mut writer, &refs, Revalidation::Expire, 2000.0);
+    // The meta hash goes alone; the next update starts a state at version 1 over the old log
+    // (scores 1 to 4).
+    assert_eq!(conn.cmd(&["DEL", "t:tags:{t}:meta"]), Reply::Int(1));
+    update_as(conn, &mut writer, "w", 3000.0, "epoch-2");
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(
+        (reader.mirror().epoch(), reader.mirror().version()),
+        ("epoch-2", 1)
+    );
+    update_as(conn, &mut writer, "w2", 3001.0, "epoch-2");
+    let (reply, _) = refresh(conn, &mut reader);
+    let head: Vec<String> = netstring::decode(&reply).unwrap()[..4]
+        .iter()
+        .map(|i| String::from_utf8_lossy(i).into_owned())
+        .collect();
+    // Version 3 of the new state: a revalidation every reader must learn.
+    update_as(conn, &mut writer, "w3", 3002.0, "epoch-2");
+    refresh(conn, &mut reader);
+    assert!(reader.mirror().is_synced());
+    assert_eq!(
+        reader.mirror().record("w3"),
+        writer.mirror().record("w3"),
+        "a synced reader misses version 3 (the reply before it: {head:?})"
+    );
+    assert_eq!(reader.mirror().version(), 3);
+}
