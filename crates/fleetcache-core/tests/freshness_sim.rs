@@ -1366,6 +1366,8 @@ struct World {
     trace: Vec<String>,
     /// Tag refreshes reads wait for, by ticket: how each ended, `None` while it has not.
     tickets: Vec<Option<Refreshed>>,
+    /// Refresh calls made so far for each ticket (a pull answered in parts makes several).
+    ticket_steps: HashMap<usize, usize>,
     /// Reads whose next input waits for the end of a refresh: its ticket, the read, the input.
     parked: Vec<(usize, Task, In)>,
     /// Regenerations of singular-handler keys that reads began and Next has not stored yet.
@@ -1439,6 +1441,7 @@ impl World {
             next_task: 0,
             trace: Vec::new(),
             tickets: Vec::new(),
+            ticket_steps: HashMap::new(),
             parked: Vec::new(),
             regens: Vec::new(),
             release,
@@ -3259,6 +3262,36 @@ impl World {
                 let ok = matches!(reply, Some(Reply::Bytes(Some(_))));
                 if let Some(Reply::Bytes(Some(b))) = reply {
                     self.refreshed(inst, &b, &held, held_step);
+                }
+                // The host's pull asks for the next part at once (tag-sync.ts `pull`, up to
+                // LOAD_STEPS calls): the reads waiting on it go on after the last.
+                let steps = self.ticket_steps.entry(ticket).or_insert(0);
+                *steps += 1;
+                if ok && *steps < 16 && self.insts[inst].engine.mirror().is_catching_up() {
+                    self.start_refresh(inst, ticket)?;
+                    let carried = self.insts[inst]
+                        .refreshing
+                        .and_then(|rid| self.tasks.iter_mut().find(|t| t.id == rid));
+                    return match (carried, next) {
+                        (
+                            Some(Task {
+                                job: Job::Refresh { next: slot, .. },
+                                ..
+                            }),
+                            _,
+                        ) => {
+                            *slot = next;
+                            Ok(())
+                        }
+                        (_, None) => Ok(()),
+                        (_, Some(n)) => self.resolve(
+                            n,
+                            Refreshed {
+                                ok: false,
+                                held: None,
+                            },
+                        ),
+                    };
                 }
                 let end = Refreshed {
                     ok,
