@@ -1485,6 +1485,32 @@ mod tests {
         );
     }
 
+    /// A part that comes back after the mirror stopped following its state (an update reply
+    /// named another epoch while the refresh was in flight: [`TagMirror::forget_followed`])
+    /// holds the changes up to its version only. Before parts, such a reply carried every
+    /// change of that state and left the mirror synced as it was; a part must not: the
+    /// request waiting on that pull would be judged by a mirror without the changes past the
+    /// part (review 25; found by freshness_sim's LoseMeta histories).
+    #[test]
+    fn a_part_for_a_state_no_longer_followed_leaves_the_mirror_unsynced() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 2, &[]);
+        assert!(m.is_synced());
+        m.note_planned();
+        // The refresh from version 2 is in flight; an update reply names another state.
+        m.apply_local(&["mine"], &Revalidation::Expire, Millis(900.0));
+        m.apply_update_reply(&reply("F", 1, false, &[])).unwrap();
+        assert_eq!(m.epoch(), "");
+        // Its reply: a part of state E up to version 3; "b", changed at version 4, follows.
+        let a = rec(Revalidation::Expire, 800.0);
+        refresh(&mut m, &part("E", 3, &[("a", a)])).unwrap();
+        assert_eq!(m.record("a"), Some(&a));
+        assert!(
+            !m.is_synced(),
+            "synced after a part, without the changes past version 3"
+        );
+    }
+
     #[test]
     fn the_last_revalidation_is_forgotten_once_no_second_report_can_come() {
         let mut m = TagMirror::new();
