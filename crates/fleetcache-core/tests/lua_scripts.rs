@@ -1569,8 +1569,8 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
 /// deleted by hand, or evicted by an `allkeys-*` policy, while the log stayed) make it end a
 /// "part" past `ver`: flag 0, that version and no id. The reader, synced at a version the
 /// state has not made yet, with no id to check it by, then misses the update that does make
-/// it: the revalidation never reaches it. The script before parts answered `(known_ver, ver]`
-/// only.
+/// it: the revalidation never reaches it. The script before parts always answered `ver`
+/// itself (with every tag above `known_ver`).
 #[test]
 fn a_part_never_ends_past_the_states_version() {
     use fleetcache_core::tags::PART_TAGS;
