@@ -376,7 +376,7 @@ struct LastRevalidation {
 /// Redis time each, whatever the size of the state.
 pub const PAGE_COUNT: u32 = 1000;
 
-/// Most changed tags a refresh reply carries (`MAX_CHANGED` in tag_refresh.lua, which
+/// Most changed tags a refresh reply carries (the `LIMIT 4000 1` of tag_refresh.lua, which
 /// tests/lua_scripts.rs checks against this), unless one version alone has more: a reader
 /// further behind gets the changes in parts, each ending after a whole version, and is not
 /// synced until the last ([`TagMirror::is_catching_up`]). About 6 ms of Redis time a part.
@@ -1483,22 +1483,30 @@ mod tests {
         );
     }
 
-    /// Found by the simulation (max_tags 1, parts of one tag): a refresh answered in part by
-    /// the state the mirror followed, arriving after an update reply of another state made the
-    /// mirror forget it, left the mirror synced without the rest of the changes, and the
-    /// request that waited on it was judged by that.
+    /// A part that comes back after the mirror stopped following its state (an update reply
+    /// named another epoch while the refresh was in flight: [`TagMirror::forget_followed`])
+    /// holds the changes up to its version only. Before parts, such a reply carried every
+    /// change of that state and left the mirror synced as it was; a part must not: the
+    /// request waiting on that pull would be judged by a mirror without the changes past the
+    /// part (review 25; found by freshness_sim's LoseMeta histories).
     #[test]
-    fn a_part_of_a_state_no_longer_followed_leaves_the_mirror_unsynced() {
+    fn a_part_for_a_state_no_longer_followed_leaves_the_mirror_unsynced() {
         let mut m = TagMirror::new();
         load(&mut m, "E", 2, &[]);
+        assert!(m.is_synced());
+        m.note_planned();
+        // The refresh from version 2 is in flight; an update reply names another state.
+        m.apply_local(&["mine"], &Revalidation::Expire, Millis(900.0));
         m.apply_update_reply(&reply("F", 1, false, &[])).unwrap();
         assert_eq!(m.epoch(), "");
-        refresh(
-            &mut m,
-            &part("E", 3, &[("a", rec(Revalidation::Expire, 800.0))]),
-        )
-        .unwrap();
-        assert!(!m.is_synced(), "the changes after version 3 never came");
+        // Its reply: a part of state E up to version 3; "b", changed at version 4, follows.
+        let a = rec(Revalidation::Expire, 800.0);
+        refresh(&mut m, &part("E", 3, &[("a", a)])).unwrap();
+        assert_eq!(m.record("a"), Some(&a));
+        assert!(
+            !m.is_synced(),
+            "synced after a part, without the changes past version 3"
+        );
         assert!(
             !m.is_catching_up(),
             "the next refresh loads the whole state instead"

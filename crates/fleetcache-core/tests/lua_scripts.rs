@@ -1506,3 +1506,113 @@ fn a_reader_far_behind_catches_up_in_parts_of_whole_versions() {
     }
     assert_eq!(reader.mirror().resend_len(), 0, "nothing to give back");
 }
+
+/// The script's limit is `PART_TAGS` from above too: one changed tag more than a reply
+/// carries, over two versions, is answered in a part. (The test above holds the limit only
+/// from below: with the script's 4000 raised to anything up to 5000 it passes, since its
+/// second batch crosses the limit inside a version either way.) A part that names no tag (every
+/// tag of the first version changed again later) still moves the reader on.
+#[test]
+fn one_changed_tag_past_the_limit_makes_a_part() {
+    use fleetcache_core::tags::PART_TAGS;
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    update(conn, &mut writer, &["base"], Revalidation::Expire, 1000.0);
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(reader.mirror().version(), 1);
+    let names = |from: usize, n: usize| -> Vec<String> {
+        (from..from + n).map(|i| format!("p-{i}")).collect()
+    };
+    let mut write = |conn: &mut Conn, tags: &[String], at: f64| {
+        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+        update(conn, &mut writer, &refs, Revalidation::Expire, at);
+    };
+    let step = |conn: &mut Conn, reader: &mut Engine| {
+        let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+        let items = netstring::decode(&reply).unwrap();
+        let text = |i: usize| String::from_utf8(items[i].to_vec()).unwrap();
+        (text(3), text(1), (items.len() - 6) / 2)
+    };
+    // Versions 2 (half) and 3 (the rest and one more): PART_TAGS + 1 changed.
+    let half = PART_TAGS / 2;
+    write(conn, &names(0, half), 2000.0);
+    write(conn, &names(half, PART_TAGS - half + 1), 2001.0);
+    assert_eq!(step(conn, &mut reader), ("3".into(), "2".into(), half));
+    assert!(!reader.mirror().is_synced());
+    assert_eq!(
+        step(conn, &mut reader),
+        ("0".into(), "3".into(), PART_TAGS - half + 1)
+    );
+    assert!(reader.mirror().is_synced());
+    // Version 4 changes "x"; version 5 changes it again beside PART_TAGS more: the first part
+    // (up to version 4) holds no tag, the next one is version 5 whole.
+    write(conn, &["x".to_owned()], 3000.0);
+    write(
+        conn,
+        &[names(10_000, PART_TAGS), vec!["x".to_owned()]].concat(),
+        3001.0,
+    );
+    assert_eq!(step(conn, &mut reader), ("3".into(), "4".into(), 0));
+    assert_eq!(
+        step(conn, &mut reader),
+        ("0".into(), "5".into(), PART_TAGS + 1)
+    );
+    assert!(reader.mirror().is_synced());
+    assert_eq!(reader.mirror().record("x"), writer.mirror().record("x"));
+}
+
+/// The refresh script never answers a version above the state's own. The part's cut looks for
+/// the 4,001st changed tag up to `+inf`, so log scores above `ver` (the meta hash lost alone:
+/// deleted by hand, or evicted by an `allkeys-*` policy, while the log stayed) make it end a
+/// "part" past `ver`: flag 0, that version and no id. The reader, synced at a version the
+/// state has not made yet, with no id to check it by, then misses the update that does make
+/// it: the revalidation never reaches it. The script before parts always answered `ver`
+/// itself (with every tag above `known_ver`).
+#[test]
+fn a_part_never_ends_past_the_states_version() {
+    use fleetcache_core::tags::PART_TAGS;
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    for (i, tag) in ["a", "b", "c"].into_iter().enumerate() {
+        update(
+            conn,
+            &mut writer,
+            &[tag],
+            Revalidation::Expire,
+            1000.0 + i as f64,
+        );
+    }
+    let many: Vec<String> = (0..=PART_TAGS).map(|i| format!("m-{i}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    update(conn, &mut writer, &refs, Revalidation::Expire, 2000.0);
+    // The meta hash goes alone; the next update starts a state at version 1 over the old log
+    // (scores 1 to 4).
+    assert_eq!(conn.cmd(&["DEL", "t:tags:{t}:meta"]), Reply::Int(1));
+    update_as(conn, &mut writer, "w", 3000.0, "epoch-2");
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(
+        (reader.mirror().epoch(), reader.mirror().version()),
+        ("epoch-2", 1)
+    );
+    update_as(conn, &mut writer, "w2", 3001.0, "epoch-2");
+    let (reply, _) = refresh(conn, &mut reader);
+    let head: Vec<String> = netstring::decode(&reply).unwrap()[..4]
+        .iter()
+        .map(|i| String::from_utf8_lossy(i).into_owned())
+        .collect();
+    // Version 3 of the new state: a revalidation every reader must learn.
+    update_as(conn, &mut writer, "w3", 3002.0, "epoch-2");
+    refresh(conn, &mut reader);
+    assert!(reader.mirror().is_synced());
+    assert_eq!(
+        reader.mirror().record("w3"),
+        writer.mirror().record("w3"),
+        "a synced reader misses version 3 (the reply before it: {head:?})"
+    );
+    assert_eq!(reader.mirror().version(), 3);
+}

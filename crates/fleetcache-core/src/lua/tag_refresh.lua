@@ -69,18 +69,19 @@ for i = 4, #ARGV - 1, 2 do
 end
 local replaced = epoch ~= known_epoch or known_ver > ver or mismatch
 
--- The tags changed since the reader's version, in parts of at most 4000 (PART_TAGS in
--- tags.rs): one call over more would hold Redis for several milliseconds (1.5 to 2.5 us a tag)
+-- The tags changed since the reader's version, in parts of at most 4000 (PART_TAGS in tags.rs,
+-- which tests/lua_scripts.rs checks against this script): one call over more would hold Redis for several milliseconds (1.5 to 2.5 us a tag)
 -- and the reply would grow with every write since. A part ends after the last version whose
--- tags all fit (the 4001st changed tag's version, less one), and says so: flag '3', ver and vid
--- of that version. A tag's log score is its latest version, so one changed again later comes
--- with a later part, as the state holds it. The first version alone may hold more (one update
--- of many tags): it comes whole, as its own script call wrote it. The documented ACL grants
--- ZRANGEBYSCORE, not ZCOUNT.
+-- tags all fit (the version of the 4001st changed tag, less one), and says so: flag
+-- '3', ver and vid of that version. A tag's log score is its latest version, so one changed
+-- again later comes with a later part, as the state holds it. The first version alone may hold
+-- more (one update of many tags): it comes whole, as its own script call wrote it. Scores
+-- above ver (a log a lost meta hash left behind) are not the state's versions: never looked
+-- at. The documented ACL grants ZRANGEBYSCORE, not ZCOUNT.
 local upto = ver
 local changed = {}
 if not (replaced or gone) and known_ver < ver then
-  local past = redis.call('ZRANGEBYSCORE', log, '(' .. int(known_ver), '+inf', 'WITHSCORES',
+  local past = redis.call('ZRANGEBYSCORE', log, '(' .. int(known_ver), int(ver), 'WITHSCORES',
     'LIMIT', 4000, 1)[2]
   if past then
     upto = math.max(tonumber(past) - 1, known_ver + 1)
