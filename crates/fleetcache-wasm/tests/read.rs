@@ -309,6 +309,8 @@ fn check_fields(m: &ReadMachine) {
         (ReadField::OwnFreshDue, own.fresh_due),
         (ReadField::WrittenBack, own.written_back),
         (ReadField::WrittenBackMade, own.written_back_made),
+        // Short keys and two tags: nothing for the host to park before pooling.
+        (ReadField::HoldsBack, 0.0),
     ];
     // Every slot but the tags' and parts' addresses, checked below.
     assert_eq!(want.len() + 2, f.len());
@@ -325,6 +327,24 @@ fn check_fields(m: &ReadMachine) {
             s.kind()
         );
     }
+}
+
+#[wasm_bindgen_test]
+fn a_read_of_a_long_key_says_so_and_parking_clears_the_machine() {
+    let mut e = engine();
+    let key = "k".repeat(20 * 1024);
+    let v = stored(&mut e, &key, 60.0);
+    let mut m = read(&e, &key, Consumer::Serves);
+    m.start(&mut e, NOW).unwrap();
+    m.own_write(&mut e, None, NOW).unwrap();
+    m.tier(&mut e, None, 0.0, NOW).unwrap();
+    m.reply(&mut e, Some(v.clone()), v.len() as f64, false, 0.0, NOW)
+        .unwrap();
+    assert_eq!(m.fields_area()[ReadField::HoldsBack as usize], 1.0);
+    m.park();
+    assert!(m.fields_area().iter().all(|f| *f == 0.0));
+    assert!(m.last_step().is_none());
+    assert_eq!(m.entry_key(), "");
 }
 
 #[wasm_bindgen_test]
