@@ -3682,6 +3682,17 @@ fn seen_by_next(
     }
 }
 
+/// Runs `ops` on three instances that pull, with leases and mirrors bounded by `max_tags`,
+/// finishes the requests and settles: every check of [`World`] holds on the way and at the end.
+fn pulling_history_settles(ops: &[Op], max_tags: u32) -> Result<(), TestCaseError> {
+    let mut w = World::new(false, None, true, max_tags);
+    for op in ops {
+        w.apply(op)?;
+    }
+    w.finish_requests()?;
+    w.settle()
+}
+
 /// The bound on every process's tag mirror a history runs with (`Config::tag_mirror_max_tags`):
 /// the default, which these histories never reach, or 1 or 2 records, which a revalidation of
 /// two of the three tags passes, so records fold, are given back folded ([`FOLDED_TAG`]) and
@@ -3708,12 +3719,7 @@ proptest! {
         ops in proptest::collection::vec(op(false), 1..80),
         max_tags in mirror_bound(),
     ) {
-        let mut w = World::new(false, None, true, max_tags);
-        for op in &ops {
-            w.apply(op)?;
-        }
-        w.finish_requests()?;
-        w.settle()?;
+        pulling_history_settles(&ops, max_tags)?;
     }
 }
 
@@ -3808,12 +3814,7 @@ proptest! {
         ops in proptest::collection::vec(fold_op(), 1..60),
         max_tags in prop_oneof![Just(1u32), Just(2)],
     ) {
-        let mut w = World::new(false, None, true, max_tags);
-        for op in &ops {
-            w.apply(op)?;
-        }
-        w.finish_requests()?;
-        w.settle()?;
+        pulling_history_settles(&ops, max_tags)?;
     }
 }
 
@@ -3831,12 +3832,7 @@ proptest! {
         ),
         max_tags in prop_oneof![Just(1u32), Just(2)],
     ) {
-        let mut w = World::new(false, None, true, max_tags);
-        for op in &ops {
-            w.apply(op)?;
-        }
-        w.finish_requests()?;
-        w.settle()?;
+        pulling_history_settles(&ops, max_tags)?;
     }
 }
 
