@@ -93,6 +93,28 @@ describe('tag state', () => {
     )
   })
 
+  test('a meta hash lost alone: a process that starts then judges by the records, and makes it anew', async () => {
+    const A = instance('nometa')
+    await A.refreshTags()
+    await A.set('page', Promise.resolve(entry('old', ['products'])))
+    await A.updateTags(['products'])
+    const meta = 'nometa:tags:{nometa}:meta'
+    // Deleted by hand (docs/troubleshooting.md) or evicted: the records stay.
+    assert.equal(await redis.command('DEL', meta), 1)
+    const C = instance('nometa')
+    await C.refreshTags()
+    assert.equal(await C.get('page', []), undefined, 'the invalidated entry is not served')
+    assert.ok((await C.getExpiration(['products'])) > 0, 'C knows the revalidation')
+    // C made the meta hash anew (a merge of no record): every process follows it in part again.
+    await until(
+      async () => (await redis.command('HGET', meta, 'epoch')) != null,
+      5000,
+      'a new epoch',
+    )
+    await A.refreshTags()
+    assert.equal(await A.get('page', []), undefined, 'A still judges by the records')
+  })
+
   test('a failover that reuses version numbers is detected; the lost revalidation comes back', async () => {
     const A = instance('failover', { memoryBytes: 1 << 20 })
     const B = instance('failover')

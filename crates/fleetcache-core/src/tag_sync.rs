@@ -32,6 +32,9 @@ pub struct TagSync {
     started: Option<Millis>,
     /// Records being merged back into Redis ([`TagSync::plan_resend`]).
     resending: Vec<(String, TagRecord)>,
+    /// The merge planned makes the state's meta hash anew, with no record to give back maybe
+    /// ([`TagMirror::remakes_meta`]); planned again until acknowledged, as `resending`.
+    remaking: bool,
     /// When the mirror was last pruned by age.
     pruned_at: Millis,
     /// Following the state by push (announcements), or `None`: pull on every request.
@@ -270,6 +273,7 @@ impl TagSync {
             refresh_sha1: TAG_REFRESH.sha1(),
             started: None,
             resending: Vec::new(),
+            remaking: false,
             pruned_at: Millis::ZERO,
             push: None,
             plain_redis: false,
@@ -484,8 +488,9 @@ impl TagSync {
     }
 
     /// The merge ([`TAG_MERGE`]) that gives Redis back records it lost and `mirror` knows, at
-    /// most [`MAX_RESEND_BATCH`](crate::tags::MAX_RESEND_BATCH) of them; `None` when nothing
-    /// waits. The same batch is planned again until [`TagSync::ack_resend`].
+    /// most [`MAX_RESEND_BATCH`](crate::tags::MAX_RESEND_BATCH) of them, or of none when only
+    /// the state's meta hash is to be made anew ([`TagMirror::remakes_meta`]); `None` when
+    /// nothing waits. The same batch is planned again until [`TagSync::ack_resend`].
     pub fn plan_resend(
         &mut self,
         mirror: &mut TagMirror,
@@ -494,7 +499,8 @@ impl TagSync {
         if self.resending.is_empty() {
             self.resending = mirror.take_resend();
         }
-        if self.resending.is_empty() {
+        self.remaking |= mirror.take_remake_meta();
+        if self.resending.is_empty() && !self.remaking {
             return None;
         }
         Some(ScriptCall {
@@ -508,11 +514,15 @@ impl TagSync {
     /// Redis applied the batch of [`TagSync::plan_resend`].
     pub fn ack_resend(&mut self) {
         self.resending.clear();
+        self.remaking = false;
     }
 
-    /// Records waiting to be merged back into Redis, the batch in flight included.
+    /// Records waiting to be merged back into Redis, the batch in flight included, and one
+    /// for a meta hash to make anew: the host merges while this is above 0.
     pub fn resend_len(&self, mirror: &TagMirror) -> usize {
-        mirror.resend_len() + self.resending.len()
+        mirror.resend_len()
+            + self.resending.len()
+            + usize::from(self.remaking || mirror.remakes_meta())
     }
 
     /// Notes the time of the host's first Redis command; later calls change nothing.

@@ -382,6 +382,14 @@ pub const PAGE_COUNT: u32 = 1000;
 /// synced until the last ([`TagMirror::is_catching_up`]). About 6 ms of Redis time a part.
 pub const PART_TAGS: usize = 4000;
 
+/// The epoch tag_refresh.lua answers for a state that holds records but has no epoch: its
+/// meta hash was lost alone (an operator's `DEL`, an eviction) and nothing made it anew yet.
+/// A reader that names no epoch then loads the records instead of taking the state for an
+/// empty one, and one that follows this epoch is answered in part, without a load per
+/// refresh; the next update or page write gives the state an epoch, which every reader
+/// loads. The host's epochs are 32 hex digits, never this.
+pub const EPOCH_WITHOUT_META: &str = "no-meta";
+
 /// A load of the whole state, page by page, started by a full refresh reply.
 #[derive(Clone, Debug, Default)]
 struct Loading {
@@ -487,6 +495,10 @@ pub struct TagMirror {
     /// whole state again, until that load (epoch `""`: none): a state that replaced it is
     /// counted ([`TagMirror::lost`]; review 24).
     forgotten: (String, u64, String),
+    /// The last load was of records without an epoch ([`EPOCH_WITHOUT_META`]): the state's
+    /// meta hash is to be made anew ([`TagMirror::take_remake_meta`]), so that readers follow
+    /// it in part again instead of loading it whole at every refresh.
+    remake_meta: bool,
 }
 
 /// The bound on the records a mirror holds exactly; [`DEFAULT_MAX_TAGS`] unless set.
@@ -749,6 +761,18 @@ impl TagMirror {
         self.resend.len()
     }
 
+    /// Whether the last load found records without an epoch, so that the state's meta hash
+    /// is to be made anew (a [`TAG_MERGE`](crate::scripts::TAG_MERGE), of no record when
+    /// none waits). A load of another state, or an update or merge reply, clears it.
+    pub fn remakes_meta(&self) -> bool {
+        self.remake_meta
+    }
+
+    /// [`TagMirror::remakes_meta`], cleared: a merge is planned.
+    pub fn take_remake_meta(&mut self) -> bool {
+        std::mem::take(&mut self.remake_meta)
+    }
+
     /// Records this process knew that a state replacing the one the mirror followed lacked,
     /// over the mirror's life: a flush, an empty restart, a restore or a failover that lost
     /// updates. A record of a revalidation never sent (still queued, dropped from the queue)
@@ -911,9 +935,12 @@ impl TagMirror {
         });
         // Only a reply about the state the mirror follows can confirm local updates.
         let current = reply.epoch == self.epoch;
-        // A partial reply from version 0 of the state followed is the whole state too: a state
-        // without an epoch (none, or its meta hash lost), whose version is 0 (never in parts).
-        if reply.full || (current && self.version == 0 && !reply.more) {
+        // A partial reply of epoch '' to a mirror that follows no state is the whole state
+        // too: none was ever recorded (version 0, never in parts), so this load of nothing
+        // compares what the mirror knows (a flush it missed) with the empty state. Not one of
+        // a state at version 0 that has an epoch (a page write made it): that was loaded
+        // whole when first named, and Redis answers its changes.
+        if reply.full || (current && self.epoch.is_empty() && !reply.more) {
             // The state is loaded page by page from here, the first page in this reply; until
             // the load is done, nothing tagged is judged fresh. What the mirror knows is
             // compared with it at the end (`note_losses`).
@@ -1227,6 +1254,7 @@ impl TagMirror {
             self.acked.push((seen_version, seen_vid));
         }
         self.carried = self.acked.len();
+        self.remake_meta = load.epoch == EPOCH_WITHOUT_META;
         self.epoch = load.epoch;
         self.version = load.version;
         self.vid = load.vid;
@@ -1299,6 +1327,8 @@ impl TagMirror {
     /// still holds it (else it answers in full and what was lost is given back).
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
         let reply = parse_reply(reply, false)?;
+        // The script gave the state an epoch, if it had none.
+        self.remake_meta = false;
         let followed = self.loading.as_ref().map_or(&self.epoch, |l| &l.epoch);
         if reply.epoch != *followed {
             // The update went to another state than the one the mirror follows (created
@@ -1908,6 +1938,32 @@ mod tests {
 
     fn load(m: &mut TagMirror, epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) {
         load_at(m, epoch, ver, pairs, 1000.0, KEEP);
+    }
+
+    /// A load of records without an epoch asks for the state's meta hash anew, until an update
+    /// or merge reply, or a load of another state; the empty state (epoch `""`) does not.
+    #[test]
+    fn a_load_of_records_without_an_epoch_asks_for_the_meta_hash_anew() {
+        let rec = TagRecord {
+            expired: Millis(5.0),
+            updated_at: Millis(5.0),
+            ..TagRecord::default()
+        };
+        let mut m = TagMirror::new();
+        refresh(&mut m, &reply("", 0, false, &[])).unwrap();
+        assert!(m.is_synced() && !m.remakes_meta());
+        let no_meta = reply(EPOCH_WITHOUT_META, 0, true, &[("a", rec)]);
+        refresh(&mut m, &no_meta).unwrap();
+        assert!(m.is_synced() && m.remakes_meta());
+        assert_eq!(m.record("a"), Some(&rec));
+        m.apply_update_reply(&reply("E", 1, false, &[])).unwrap();
+        assert!(!m.remakes_meta());
+        refresh(&mut m, &no_meta).unwrap();
+        assert!(m.take_remake_meta() && !m.remakes_meta());
+        refresh(&mut m, &no_meta).unwrap();
+        assert!(m.remakes_meta());
+        refresh(&mut m, &reply("F", 1, true, &[("a", rec)])).unwrap();
+        assert!(!m.remakes_meta() && m.resend_len() == 0);
     }
 
     /// [`load`], answered in full only because the reader is over 1,024 versions behind

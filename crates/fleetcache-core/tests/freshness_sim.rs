@@ -159,7 +159,7 @@ use fleetcache_core::read_machine::{
 use fleetcache_core::regen::{Own, MAX_REGENERATION_MS};
 use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
 use fleetcache_core::tag_fold::{DEFAULT_MAX_TAGS, FOLDED_TAG};
-use fleetcache_core::tags::PART_TAGS;
+use fleetcache_core::tags::{EPOCH_WITHOUT_META, PART_TAGS};
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
@@ -321,7 +321,12 @@ impl TagState {
     fn refresh(&self, args: &[String]) -> Vec<u8> {
         let (known_epoch, known_ver, known_vid) =
             (&args[0], args[1].parse::<u64>().unwrap(), &args[2]);
-        let epoch = self.epoch.clone().unwrap_or_default();
+        // Records without an epoch (a meta hash lost alone) are a state of their own.
+        let epoch = match &self.epoch {
+            Some(epoch) => epoch.clone(),
+            None if self.records.is_empty() => String::new(),
+            None => EPOCH_WITHOUT_META.to_owned(),
+        };
         // A version whose id was made by another update (mismatch), or whose id is gone.
         let (mut mismatch, mut gone) = (false, false);
         let mut check = |v: u64, id: &str| {
@@ -339,7 +344,10 @@ impl TagState {
         for p in args[3..].chunks(2) {
             check(p[0].parse::<u64>().unwrap(), &p[1]);
         }
-        let replaced = epoch != *known_epoch || known_ver > self.ver || mismatch;
+        let replaced = epoch == EPOCH_WITHOUT_META
+            || epoch != *known_epoch
+            || known_ver > self.ver
+            || mismatch;
         let full = replaced || gone;
         // In parts, as the script cuts them: the changed tags by version; a part ends after
         // the last version whose tags all fit, or after the first version when it alone has
@@ -780,8 +788,9 @@ enum Op {
     },
     Flush,
     /// The tag state's meta hash is lost alone (deleted by hand, as docs/troubleshooting.md
-    /// advises for a key of the wrong type, or evicted), the state and log kept, and an
-    /// update makes it anew at once: a new epoch at version 1 over the old log's scores.
+    /// advises for a key of the wrong type, or evicted), the state and log kept: until an
+    /// update or a page write makes it anew (a new epoch over the old log's scores), the state
+    /// has records but no epoch.
     LoseMeta,
     /// Keep the current Redis state to restore later.
     Snapshot,
@@ -1675,12 +1684,6 @@ impl World {
                     t.ids.clear();
                     t.pver = 0;
                     t.pvid.clear();
-                    // The update that makes the meta hash anew comes at once: before it, the
-                    // state reads as epoch '' version 0, whose refresh from version 0 holds
-                    // no tag though the state holds some (a hole of its own, older than
-                    // parts: review 25's report).
-                    let candidate = format!("lost-{}", self.step);
-                    t.bump(&candidate);
                 }
             }
             Op::Snapshot => self.kept = Some(self.redis.clone()),

@@ -1616,3 +1616,127 @@ fn a_part_never_ends_past_the_states_version() {
     );
     assert_eq!(reader.mirror().version(), 3);
 }
+
+/// The first four items of a refresh reply (epoch, version, id, flag), as text.
+fn head_of(reply: &[u8]) -> Vec<String> {
+    netstring::decode(reply).unwrap()[..4]
+        .iter()
+        .map(|i| String::from_utf8_lossy(i).into_owned())
+        .collect()
+}
+
+/// Runs the merge `e` plans until none waits (what the host's drain does); returns how many.
+fn merge_back(conn: &mut Conn, e: &mut Engine, candidate: &str) -> usize {
+    let mut merges = 0;
+    while e.resend_len() > 0 {
+        let call = e
+            .plan_resend(candidate)
+            .unwrap()
+            .expect("a merge is planned");
+        let reply = conn.run(&call).bulk().to_vec();
+        e.ack_resend();
+        e.apply_update_reply(&reply).unwrap();
+        merges += 1;
+        assert!(merges < 100);
+    }
+    merges
+}
+
+#[test]
+fn a_state_that_lost_its_meta_hash_alone_is_loaded_by_a_new_reader() {
+    use fleetcache_core::tags::EPOCH_WITHOUT_META;
+    let mut server = start();
+    let conn = &mut server.conn;
+    // A fleet that never revalidated: no meta hash, no state. Its refreshes stay partial and
+    // empty, however many (no load per request), and it has nothing to merge.
+    let mut fresh = engine();
+    for _ in 0..3 {
+        let (reply, summary) = refresh(conn, &mut fresh);
+        assert_eq!(head_of(&reply), ["", "0", "", "0"]);
+        assert!(!summary.full && fresh.mirror().is_synced() && fresh.resend_len() == 0);
+    }
+    let mut writer = engine();
+    update(conn, &mut writer, &["a", "b"], Revalidation::Expire, 1000.0);
+    let mut follower = engine();
+    refresh(conn, &mut follower);
+    assert_eq!(follower.mirror().epoch(), "epoch-1");
+    // The meta hash goes alone (an operator's DEL, an eviction): the records stay.
+    assert_eq!(conn.cmd(&["DEL", "t:tags:{t}:meta"]), Reply::Int(1));
+    // A process that starts now names no epoch: it must load the records, not take the state
+    // for an empty one.
+    let mut started = engine();
+    for round in 0..2 {
+        // Every refresh loads it whole (and compares) while it has no epoch.
+        let (reply, summary) = refresh(conn, &mut started);
+        assert_eq!(
+            head_of(&reply)[..2],
+            [EPOCH_WITHOUT_META, "0"],
+            "round {round}"
+        );
+        assert!(summary.full && started.mirror().is_synced());
+        for tag in ["a", "b"] {
+            assert_eq!(started.mirror().record(tag), writer.mirror().record(tag));
+        }
+        // Nothing to give back but the meta hash to make anew.
+        assert_eq!(
+            (started.mirror().resend_len(), started.resend_len()),
+            (0, 1)
+        );
+    }
+    // The process that followed the old epoch loads the state again and finds nothing lost.
+    let (_, summary) = refresh(conn, &mut follower);
+    assert!(summary.full);
+    assert_eq!(follower.mirror().epoch(), EPOCH_WITHOUT_META);
+    assert_eq!(
+        (follower.mirror().lost(), follower.mirror().resend_len()),
+        (0, 0)
+    );
+    // A merge of no record, planned again until acknowledged (a failed call is retried).
+    for candidate in ["x", "y"] {
+        let call = started.plan_resend(candidate).unwrap().unwrap();
+        assert_eq!(call.args, [candidate]);
+    }
+    assert_eq!(started.resend_len(), 1);
+    // One merge of no record makes the meta hash anew; the other reader's is then a version.
+    assert_eq!(merge_back(conn, &mut started, "epoch-m"), 1);
+    assert_eq!(
+        conn.cmd(&["HGET", "t:tags:{t}:meta", "epoch"]),
+        Reply::Bulk(Some(b"epoch-m".to_vec()))
+    );
+    assert_eq!(merge_back(conn, &mut follower, "epoch-n"), 1);
+    for reader in [&mut started, &mut follower] {
+        let (_, summary) = refresh(conn, reader);
+        assert!(summary.full, "a state made anew is loaded once");
+        assert_eq!(
+            (reader.mirror().epoch(), reader.mirror().version()),
+            ("epoch-m", 2)
+        );
+        let (reply, summary) = refresh(conn, reader);
+        assert_eq!(head_of(&reply)[3], "0");
+        assert!(!summary.full && reader.resend_len() == 0);
+        assert_eq!(reader.mirror().lost(), 0);
+    }
+    // The next update: both learn it in part.
+    update_as(conn, &mut writer, "c", 2000.0, "epoch-2");
+    for reader in [&mut started, &mut follower] {
+        let (_, summary) = refresh(conn, reader);
+        assert!(!summary.full);
+        assert_eq!(reader.mirror().record("c"), writer.mirror().record("c"));
+        assert_eq!(reader.mirror().record("a"), writer.mirror().record("a"));
+    }
+    // A page write that makes the meta hash anew (its epoch, no version) ends it too, and a
+    // state at version 0 with an epoch is followed in part, with nothing to give back.
+    assert_eq!(conn.cmd(&["DEL", "t:tags:{t}:meta"]), Reply::Int(1));
+    refresh(conn, &mut started);
+    assert_eq!(started.mirror().epoch(), EPOCH_WITHOUT_META);
+    assert_eq!(
+        conn.cmd(&["HSET", "t:tags:{t}:meta", "epoch", "wpage", "pver", "1"]),
+        Reply::Int(2)
+    );
+    let (reply, summary) = refresh(conn, &mut started);
+    assert_eq!(head_of(&reply)[..2], ["wpage", "0"]);
+    assert!(summary.full && started.mirror().is_synced() && started.resend_len() == 0);
+    let (reply, summary) = refresh(conn, &mut started);
+    assert_eq!(head_of(&reply), ["wpage", "0", "", "0"]);
+    assert!(!summary.full && started.resend_len() == 0);
+}

@@ -3,14 +3,15 @@
 -- over, that the state lacks revalidations it knew of sends their records here.
 -- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver);
 --       all three share the {<prefix>} hash slot.
--- ARGV: epoch_candidate, tag, record, tag, record, ...
+-- ARGV: epoch_candidate, tag, record, tag, record, ... (no pair: the call only makes the
+--       meta hash anew, for a reader that loaded records without one, tag_refresh.lua)
 -- Each record is merged field by field as TagRecord::merge does in
 -- crates/fleetcache-core/src/tags.rs (max of stale, expired and updated_at; the stronger of
 -- the two scheduled expiries), so a merge never weakens what the state holds, and sending
 -- the same records twice changes nothing but the version.
 -- Reply: the netstrings epoch, ver, vid, 0, like TAG_UPDATE.
 
-if #ARGV < 3 or #ARGV % 2 ~= 1 or ARGV[1] == '' then
+if #ARGV % 2 ~= 1 or ARGV[1] == '' then
   return redis.error_reply('ERR fleetcache TAG_MERGE: bad arguments')
 end
 local state, log, meta = KEYS[1], KEYS[2], KEYS[3]

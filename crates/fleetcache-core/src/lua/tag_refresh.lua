@@ -34,7 +34,8 @@ local function push(s)
   out[#out + 1] = int(#s) .. ':' .. s .. ','
 end
 
--- A missing meta hash reads as epoch '' and version 0, no page write (0, ''). HGET each: the
+-- A missing meta hash reads as epoch '' (or 'no-meta', below) and version 0, no page write
+-- (0, ''). HGET each: the
 -- documented ACL (docs/operating.md) has no HMGET, and in a script the calls cost no trip.
 local function field(name)
   return redis.call('HGET', meta, name)
@@ -42,6 +43,19 @@ end
 local head = { field('epoch'), field('ver'), field('pver'), field('pvid') }
 local epoch = head[1] or ''
 local ver = tonumber(head[2] or '0') or 0
+-- Records without an epoch: the meta hash was lost alone (DEL, eviction). Named 'no-meta'
+-- (EPOCH_WITHOUT_META in tags.rs) and answered in full to every reader, even one that loaded
+-- it: the name does not tell one such state from the next (a flush and a second loss
+-- between two refreshes), a load compares. The reader then makes the meta hash anew
+-- (TAG_MERGE). The ACL has no EXISTS or HLEN; an existing hash is never empty.
+local no_meta = false
+if not head[1] then
+  local probe = redis.call('HSCAN', state, '0', 'COUNT', 1)
+  no_meta = probe[1] ~= '0' or #probe[2] > 0
+  if no_meta then
+    epoch = 'no-meta'
+  end
+end
 
 -- The version the reader knows was made by another update than the one it saw: a failover
 -- lost that update and later ones reused its number (mismatch). An id that is gone (the reader
@@ -67,7 +81,7 @@ check(known_ver, known_vid)
 for i = 4, #ARGV - 1, 2 do
   check(tonumber(ARGV[i]) or 0, ARGV[i + 1])
 end
-local replaced = epoch ~= known_epoch or known_ver > ver or mismatch
+local replaced = no_meta or epoch ~= known_epoch or known_ver > ver or mismatch
 
 -- The tags changed since the reader's version, in parts of at most 4000 (PART_TAGS in tags.rs,
 -- which tests/lua_scripts.rs checks against this script): one call over more would hold Redis for several milliseconds (1.5 to 2.5 us a tag)
