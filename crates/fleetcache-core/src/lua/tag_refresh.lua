@@ -35,8 +35,8 @@ local function push(s)
 end
 
 -- A missing meta hash reads as epoch '' (or 'no-meta', below) and version 0, no page write
--- (0, ''). HGET each: the
--- documented ACL (docs/operating.md) has no HMGET, and in a script the calls cost no trip.
+-- (0, ''). HGET each: the documented ACL (docs/operating.md) has no HMGET, and in a script the
+-- calls cost no trip.
 local function field(name)
   return redis.call('HGET', meta, name)
 end
