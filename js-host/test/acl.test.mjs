@@ -21,38 +21,21 @@ import { SLOW_CONNECT_MS, capture, now, text, useCacheEntry } from './helpers.mj
 const PREFIX = 'acltest'
 
 /**
- * The rules of docs/operating.md's `ACL SETUSER` line, after `on >password`: keep both in step.
+ * The rules of docs/operating.md's `ACL SETUSER` line, after `on >password`, read from the doc
+ * itself (its prefix `fleetcache` replaced by this test's), so the line cannot drift from what
+ * the handlers send.
  */
-export const ACL_RULES = [
-  'resetkeys',
-  `~${PREFIX}:*`,
-  'resetchannels',
-  `&${PREFIX}:tags:{${PREFIX}}:announce`,
-  '-@all',
-  '+hello',
-  '+auth',
-  '+ping',
-  '+select',
-  '+get',
-  '+set',
-  '+evalsha',
-  '+eval',
-  '+del',
-  '+getrange',
-  '+hget',
-  '+hgetall',
-  '+hscan',
-  '+hset',
-  '+hsetnx',
-  '+hdel',
-  '+hincrby',
-  '+zadd',
-  '+zrange',
-  '+zrangebyscore',
-  '+zrem',
-  '+spublish',
-  '+cluster|slots',
-]
+export const ACL_RULES = aclRulesOfDocs()
+
+function aclRulesOfDocs() {
+  const doc = fs.readFileSync(new URL('../../docs/operating.md', import.meta.url), 'utf8')
+  const line = doc.split('\n').find((l) => l.startsWith('ACL SETUSER fleetcache on >CHANGE-ME '))
+  assert.ok(line, "docs/operating.md has the handlers' ACL SETUSER line")
+  return line
+    .split(' ')
+    .slice(5)
+    .map((rule) => rule.replaceAll('fleetcache', PREFIX))
+}
 
 let redis
 let seq = 0
@@ -146,6 +129,32 @@ describe('ACL user limited to the prefix and fleetcache’s commands', () => {
       assert.equal(await b.get('k1', []), undefined, 'the tag expiry reached b')
     })
     assert.deepEqual(lines, [], 'no error lines')
+    assert.deepEqual(await redis.command('ACL', 'LOG'), [], 'Redis denied nothing')
+  })
+
+  test("leases: a follower polls the holder's lease, the holder renews it; nothing denied", async () => {
+    // A short lease so the holder renews it (every third of it) while the follower waits.
+    const ttl = { leaseTtlMs: 300, leaseWaitMs: 3000 }
+    const a = createUseCacheHandler(options('fc:s3cret', ttl))
+    const b = createUseCacheHandler(options('fc:s3cret', ttl))
+    const lines = await capture(async () => {
+      assert.equal(await a.get('k-lease', []), undefined, 'a miss: a takes the lease')
+      const waits = stats().leases.waited
+      const following = b.get('k-lease', [])
+      await waitFor(() => stats().leases.waited > waits, {
+        timeoutMs: 2000,
+        intervalMs: 5,
+        what: 'b waiting on the lease',
+      })
+      // Past one lease lifetime: only renewals keep it held, and b polls meanwhile.
+      await sleep(450)
+      await a.set('k-lease', Promise.resolve(entry('written by the holder')))
+      const got = await following
+      assert.ok(got, "b gets the holder's write")
+      assert.equal(await text(got.value), 'written by the holder')
+    })
+    assert.deepEqual(lines, [], 'no error lines')
+    assert.equal(stats().leases.waitTimeouts, 0, 'the wait ended with the write')
     assert.deepEqual(await redis.command('ACL', 'LOG'), [], 'Redis denied nothing')
   })
 

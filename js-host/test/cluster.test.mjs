@@ -18,7 +18,7 @@ import {
 import { scanTargets, connect } from '../dist/cli/redis.js'
 import { firstKey } from '../dist/redis-cluster.js'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
-import { text, useCacheEntry } from './helpers.mjs'
+import { capture, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -183,6 +183,45 @@ describe('Redis Cluster', () => {
       }
     } finally {
       await conn.close()
+    }
+  })
+
+  test("as docs/operating.md's ACL user, a read of a slot being migrated follows ASK; nothing denied", async () => {
+    const doc = fs.readFileSync(new URL('../../docs/operating.md', import.meta.url), 'utf8')
+    const line = doc.split('\n').find((l) => l.startsWith('ACL SETUSER fleetcache on >CHANGE-ME '))
+    assert.ok(line, "docs/operating.md has the handlers' ACL SETUSER line")
+    const rules = line
+      .split(' ')
+      .slice(5)
+      .map((r) => r.replaceAll('fleetcache', PREFIX))
+    for (const n of cluster.nodes) await n.command('ACL', 'SETUSER', 'fcask', 'on', '>pw', ...rules)
+    const a = useCache({ redisUrl: `redis://fcask:pw@127.0.0.1:${cluster.nodes[0].port}` })
+    const key = engine.entryKey(wasm.Interface.useCache('default'), 'ask-1')
+    await a.set('ask-1', Promise.resolve(entry('before the move', { tags: [] })))
+    const slot = String(await cluster.nodes[0].command('CLUSTER', 'KEYSLOT', key))
+    const counts = await Promise.all(
+      cluster.nodes.map((n) => n.command('CLUSTER', 'COUNTKEYSINSLOT', slot)),
+    )
+    const source = cluster.nodes[counts.findIndex((c) => Number(c) > 0)]
+    assert.ok(source, 'the entry is on one master')
+    const target = cluster.nodes.find((n) => n !== source)
+    const id = async (n) => String(await n.command('CLUSTER', 'MYID'))
+    // Gone from the source, whose slot now migrates: the source answers ASK, and the client
+    // asks the target with ASKING first.
+    await source.command('DEL', key)
+    await target.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', await id(source))
+    await source.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', await id(target))
+    try {
+      for (const n of cluster.nodes) await n.command('ACL', 'LOG', 'RESET')
+      const lines = await capture(async () => {
+        assert.equal(await a.get('ask-1', []), undefined, 'a miss, from the target')
+      })
+      assert.deepEqual(lines, [], 'no error lines')
+      for (const n of cluster.nodes) {
+        assert.deepEqual(await n.command('ACL', 'LOG'), [], `${n.url} denied nothing`)
+      }
+    } finally {
+      for (const n of [source, target]) await n.command('CLUSTER', 'SETSLOT', slot, 'STABLE')
     }
   })
 })

@@ -411,7 +411,7 @@ describe('Sentinel and master with passwords', () => {
       // Keep in step with the Sentinel paragraph of docs/operating.md.
       await admin.sendCommand(
         [
-          'ACL SETUSER watcher on >watcher-pw &* -@all +hello +auth +ping',
+          'ACL SETUSER watcher on >watcher-pw &* -@all +hello',
           '+sentinel|master +sentinel|replicas +sentinel|sentinels',
           '+sentinel|get-master-addr-by-name +psubscribe',
         ]
