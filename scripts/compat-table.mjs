@@ -22,6 +22,7 @@ const SUITE_TITLES = {
   incremental: 'cacheHandler (two instances)',
   cli: 'seed and CLI',
   'tag-pulls': 'tag pulls per page request',
+  'next-modules-stamping': "own reads stamped through Next's modules",
 }
 
 export function renderTable(results, notes) {

@@ -1,7 +1,7 @@
 // make test-compat: the two-instance e2e suites (both cache interfaces, the three revalidation
-// modes, seed and the CLI) and the tag pulls per page request against each Next release, one
-// release after another, each with its own build of the example apps
-// (tests/support/next-release.mjs) and a time budget.
+// modes, seed and the CLI), the tag pulls per page request and the own-read stamping through
+// Next's own modules against each Next release, one release after another, each with its own
+// build of the example apps (tests/support/next-release.mjs) and a time budget.
 //
 // Writes a machine-readable result, release -> suite -> pass/fail/skip counts with the failing
 // and skipped test names, and prints one summary line per release. Exits non-zero when a
@@ -29,6 +29,9 @@ export const SUITES = [
   'tests/e2e/incremental.test.mjs',
   'tests/e2e/cli.test.mjs',
   'tests/e2e/tag-pulls.test.mjs',
+  // Own-read stamping driven by the release's own fetch patch, IncrementalCache and
+  // unstable_cache: the Next internals it relies on are the release's.
+  'js-host/test/next-modules-stamping.test.mjs',
 ]
 
 const { values } = parseArgs({
