@@ -594,6 +594,8 @@ describe('hostile data and settings', () => {
     bad({ breakerFailureRate: 2 }, /breakerFailureRate/)
     bad({ breakerOpenMs: 5000, breakerMaxOpenMs: 1000 }, /breakerMaxOpenMs/)
     bad({ outboxCapacity: 1e9 }, /outboxCapacity/)
+    // The first open time alone above the longest's default: the longest follows it.
+    assert.doesNotThrow(() => createUseCacheHandler({ redisUrl: redis.url, breakerOpenMs: 5000 }))
   })
 
   test('a fraction, a negative number or one past the range for a whole-number setting says what it must be', () => {
