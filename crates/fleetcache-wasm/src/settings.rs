@@ -57,7 +57,9 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     p.number("breakerOpenMs", &mut c.breaker_open_ms);
     // Unset, the longest open time is at least the first: setting that one alone above the
     // default never makes the pair invalid.
-    c.breaker_max_open_ms = c.breaker_max_open_ms.max(c.breaker_open_ms);
+    if c.breaker_open_ms > c.breaker_max_open_ms {
+        c.breaker_max_open_ms = c.breaker_open_ms;
+    }
     p.number("breakerMaxOpenMs", &mut c.breaker_max_open_ms);
     p.unsigned32("outboxCapacity", &mut c.outbox_capacity);
     p.unsigned32("tagMirrorMaxTags", &mut c.tag_mirror_max_tags);
