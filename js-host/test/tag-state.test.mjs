@@ -129,27 +129,35 @@ describe('tag state', () => {
     // Full under noeviction (docs/operating.md): reads answer, writes fail with OOM, so the
     // merge that would make the meta hash anew fails too, and retries.
     const monitor = await tagPullMonitor(redis)
-    await redis.command('CONFIG', 'SET', 'maxmemory', '1')
     try {
       const C = instance('nometa-big')
-      await C.refreshTags()
-      assert.equal(await C.get('page', []), undefined, 'the invalidated entry is not served')
-      // 2,500 records are three pages, and the catch-up refresh after them is answered in full
-      // again (no epoch, nothing to check): an idle process loads the state again at each of
-      // its retries, not once after another as fast as Redis answers.
-      const idle = await monitor.pullsDuring(() => new Promise((r) => setTimeout(r, 2000)))
-      assert.ok(idle < 40, `${String(idle)} tag pulls in 2 s of an idle process`)
-      assert.equal(await C.get('page', []), undefined, 'still not served')
+      await redis.command('CONFIG', 'SET', 'maxmemory', '1')
+      try {
+        await C.refreshTags()
+        assert.equal(await C.get('page', []), undefined, 'the invalidated entry is not served')
+        // 2,500 records are three pages, and the catch-up refresh after them is answered in
+        // full again (no epoch, nothing to check): an idle process loads the state again at
+        // each of its retries, not once after another as fast as Redis answers.
+        const idle = await monitor.pullsDuring(() => new Promise((r) => setTimeout(r, 2000)))
+        assert.ok(idle < 40, `${String(idle)} tag pulls in 2 s of an idle process`)
+        assert.equal(await C.get('page', []), undefined, 'still not served')
+      } finally {
+        await redis.command('CONFIG', 'SET', 'maxmemory', '0')
+      }
+      // Writes answer again: the meta hash is made anew, and the process follows it in part.
+      await until(
+        async () => (await redis.command('HGET', meta, 'epoch')) != null,
+        5000,
+        'a new epoch',
+      )
+      await until(
+        async () => (await monitor.pullsDuring(() => C.refreshTags())) === 1,
+        5000,
+        'a refresh of one call',
+      )
     } finally {
-      await redis.command('CONFIG', 'SET', 'maxmemory', '0')
       monitor.close()
     }
-    // Writes answer again: the meta hash is made anew, and the process follows it in part.
-    await until(
-      async () => (await redis.command('HGET', meta, 'epoch')) != null,
-      5000,
-      'a new epoch',
-    )
   })
 
   test('a failover that reuses version numbers is detected; the lost revalidation comes back', async () => {
