@@ -507,6 +507,9 @@ export class TagSync {
     try {
       const reply = await this.script(splitArgv(this.engine.planTagPull(t)), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
+      // Read when the reply came (not when the call went out): a refresh after a load's last
+      // page, meant to catch up, which the mirror applies here.
+      const catchUp = this.engine.tagsCatchingUp
       const lost = this.engine.tagRecordsLost
       const changed = this.engine.applyRefresh(reply, this.now())
       if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
@@ -526,13 +529,20 @@ export class TagSync {
             `regenerated once more than needed (FLEETCACHE_TAG_MIRROR_MAX_TAGS, docs/operating.md)`,
         )
       }
-      if (this.engine.resendLength > 0) void this.drain()
+      const merging = this.engine.resendLength > 0
+      if (merging) void this.drain()
       // Loading the whole state (a new process, a flush, a failover): one page per call, each
       // a bounded step in Redis, chained until the mirror is in sync. Requests meanwhile wait
       // for one step at most, and judge nothing tagged fresh until it is done. Catching up
-      // is `pull`'s.
+      // is `pull`'s. A catch-up answered in full while a merge waits (records without an
+      // epoch, whose meta hash only that merge makes anew, are answered in full to every
+      // refresh) starts the next load on the retry timer, after the merge: chained at once,
+      // a merge that keeps failing (writes refused: OOM under noeviction, a read-only
+      // replica) would have the process load the whole state again and again, as fast as
+      // Redis answers, with nothing new to learn.
       if (this.timer !== undefined && !this.engine.tagsSynced && !this.engine.tagsCatchingUp) {
-        void this.pullAfterNow()
+        if (catchUp && merging) this.watch()
+        else void this.pullAfterNow()
       }
       this.schedulePull()
       return true

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { createUseCacheHandler, close, stats } from '../esm/index.mjs'
 import { startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
+import { tagPullMonitor } from '../../tests/support/observe.mjs'
 import { now, text, useCacheEntry } from './helpers.mjs'
 
 let logDir
@@ -113,6 +114,50 @@ describe('tag state', () => {
     )
     await A.refreshTags()
     assert.equal(await A.get('page', []), undefined, 'A still judges by the records')
+  })
+
+  test('a meta hash lost alone from a state of several pages, while Redis refuses writes: no load after load', async () => {
+    const A = instance('nometa-big')
+    await A.refreshTags()
+    await A.set('page', Promise.resolve(entry('old', ['products'])))
+    for (let b = 0; b < 25; b++) {
+      await A.updateTags(Array.from({ length: 100 }, (_, i) => `t${b * 100 + i}`))
+    }
+    await A.updateTags(['products'])
+    const meta = 'nometa-big:tags:{nometa-big}:meta'
+    assert.equal(await redis.command('DEL', meta), 1)
+    // Full under noeviction (docs/operating.md): reads answer, writes fail with OOM, so the
+    // merge that would make the meta hash anew fails too, and retries.
+    const monitor = await tagPullMonitor(redis)
+    try {
+      const C = instance('nometa-big')
+      await redis.command('CONFIG', 'SET', 'maxmemory', '1')
+      try {
+        await C.refreshTags()
+        assert.equal(await C.get('page', []), undefined, 'the invalidated entry is not served')
+        // 2,500 records are three pages, and the catch-up refresh after them is answered in
+        // full again (no epoch, nothing to check): an idle process loads the state again at
+        // each of its retries, not once after another as fast as Redis answers.
+        const idle = await monitor.pullsDuring(() => new Promise((r) => setTimeout(r, 2000)))
+        assert.ok(idle < 40, `${String(idle)} tag pulls in 2 s of an idle process`)
+        assert.equal(await C.get('page', []), undefined, 'still not served')
+      } finally {
+        await redis.command('CONFIG', 'SET', 'maxmemory', '0')
+      }
+      // Writes answer again: the meta hash is made anew, and the process follows it in part.
+      await until(
+        async () => (await redis.command('HGET', meta, 'epoch')) != null,
+        5000,
+        'a new epoch',
+      )
+      await until(
+        async () => (await monitor.pullsDuring(() => C.refreshTags())) === 1,
+        5000,
+        'a refresh of one call',
+      )
+    } finally {
+      monitor.close()
+    }
   })
 
   test('a failover that reuses version numbers is detected; the lost revalidation comes back', async () => {

@@ -1740,3 +1740,92 @@ fn a_state_that_lost_its_meta_hash_alone_is_loaded_by_a_new_reader() {
     assert_eq!(head_of(&reply), ["wpage", "0", "", "0"]);
     assert!(!summary.full && started.resend_len() == 0);
 }
+
+/// A state of 2,500 records whose meta hash was lost alone is loaded page by page by a new
+/// reader (the pages name no version to check: `no-meta` has none). Another process makes the
+/// meta hash anew and a revalidation follows while the pages are read: the reader is not synced
+/// at the end of that load (the catch-up refresh finds the new epoch and loads again), and
+/// once synced it holds the revalidation and follows the state in part. A reader whose load of
+/// `no-meta` ends after the meta hash was made anew sends a merge of no record all the same:
+/// one version, nothing else.
+#[test]
+fn a_large_state_that_lost_its_meta_hash_is_loaded_in_pages_and_made_anew_once() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names: Vec<String> = (0..2500).map(|i| format!("tag-{i}")).collect();
+    for (n, batch) in names.chunks(100).enumerate() {
+        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
+        update(
+            conn,
+            &mut writer,
+            &tags,
+            Revalidation::Expire,
+            1000.0 + n as f64,
+        );
+    }
+    let meta = writer.namespace().tag_keys().meta.clone();
+    assert_eq!(conn.cmd(&["DEL", &meta]), Reply::Int(1));
+    // Pages until the load in progress ends; returns how many.
+    let pages = |conn: &mut Conn, e: &mut Engine| {
+        let mut n = 0;
+        while e.mirror().is_loading() {
+            let call = e.plan_tag_refresh();
+            assert_eq!(call.script.name, "tag_page");
+            let page = conn.run(&call).bulk().to_vec();
+            e.apply_refresh(&page, Millis(LATER)).unwrap();
+            n += 1;
+            assert!(n < 100, "the load ends");
+        }
+        n
+    };
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert_eq!(head_of(&first)[..2], [EPOCH_WITHOUT_META_STR, "0"]);
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    assert!(
+        reader.mirror().is_loading(),
+        "2,500 tags do not fit in one page"
+    );
+    // Another process loads the same records whole, and its catch-up refresh is answered in
+    // full again: without an epoch, nothing tells this state from the next.
+    let mut remaker = engine();
+    let r = conn.run(&remaker.plan_tag_refresh()).bulk().to_vec();
+    remaker.apply_refresh(&r, Millis(LATER)).unwrap();
+    assert!(pages(conn, &mut remaker) > 0);
+    assert!(remaker.mirror().remakes_meta() && !remaker.mirror().is_synced());
+    let again = conn.run(&remaker.plan_tag_refresh()).bulk().to_vec();
+    assert_eq!(head_of(&again)[3], "1");
+    // It makes the meta hash anew; a revalidation follows.
+    assert_eq!(merge_back(conn, &mut remaker, "epoch-m"), 1);
+    update_as(conn, &mut writer, "late", 9000.0, "epoch-2");
+    assert!(pages(conn, &mut reader) > 0);
+    assert!(
+        !reader.mirror().is_synced(),
+        "a load of records without an epoch is never taken as synced after its pages"
+    );
+    // Its own merge of no record is one more version of the state made anew.
+    assert_eq!(merge_back(conn, &mut reader, "epoch-r"), 1);
+    assert_eq!(
+        conn.cmd(&["HGET", &meta, "epoch"]),
+        Reply::Bulk(Some(b"epoch-m".to_vec()))
+    );
+    for e in [&mut reader, &mut remaker] {
+        let (reply, summary) = refresh(conn, e);
+        assert!(summary.full);
+        assert_eq!(head_of(&reply)[..2], ["epoch-m", "3"]);
+        assert!(e.mirror().is_synced() && e.resend_len() == 0 && e.mirror().lost() == 0);
+        for name in names.iter().map(String::as_str).chain(["late"]) {
+            assert_eq!(
+                e.mirror().record(name),
+                writer.mirror().record(name),
+                "{name}"
+            );
+        }
+        let (reply, summary) = refresh(conn, e);
+        assert_eq!(head_of(&reply)[3], "0");
+        assert!(!summary.full && e.resend_len() == 0);
+    }
+}
+
+const EPOCH_WITHOUT_META_STR: &str = fleetcache_core::tags::EPOCH_WITHOUT_META;
