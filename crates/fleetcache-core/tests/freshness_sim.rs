@@ -238,6 +238,10 @@ impl TagState {
         if self.epoch.is_none() {
             self.epoch = Some(candidate.to_owned());
         }
+        if self.ver == 0 {
+            // No version yet: the scripts go on above the log's scores (a meta hash lost alone).
+            self.ver = self.log.values().copied().max().unwrap_or(0);
+        }
         self.ver += 1;
         self.ids.insert(self.ver, candidate.to_owned());
         self.ids.remove(&self.ver.wrapping_sub(1024));

@@ -603,6 +603,66 @@ fn pruning_drops_old_tags_and_stops_at_the_first_young_one() {
     assert_eq!(e.mirror().len(), 1);
 }
 
+/// A meta hash lost alone leaves log scores up to the lost state's version. The next update
+/// (or merge) that makes the meta anew goes on above them, so every log score is a version of
+/// the state: the oldest-first pruning is not blocked behind young tags of low versions (review
+/// 26), and a refresh never meets a score above the state's version.
+#[test]
+fn a_state_made_anew_over_an_old_log_numbers_its_versions_above_it() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut e = Engine::new(Config {
+        prefix: "t".into(),
+        max_ttl_seconds: 1.0,
+        tag_prune_after_ms: Some(1000.0),
+        ..Config::default()
+    })
+    .unwrap();
+    for i in 0..5 {
+        update(
+            conn,
+            &mut e,
+            &[&format!("old{i}")],
+            Revalidation::Expire,
+            1000.0,
+        );
+    }
+    let keys = e.namespace().tag_keys();
+    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
+    // Both scripts that make the meta hash: an update, and a merge of no record.
+    update_as(conn, &mut e, "new", 5000.0, "epoch-2");
+    let ver = |conn: &mut Conn| match conn.cmd(&["HGET", &keys.meta, "ver"]) {
+        Reply::Bulk(Some(v)) => String::from_utf8(v).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        ver(conn),
+        "6",
+        "the update's version is above the old log's 5"
+    );
+    for i in 0..5 {
+        assert_eq!(
+            conn.cmd(&["HEXISTS", &keys.state, &format!("old{i}")]),
+            Reply::Int(0),
+            "old{i} pruned behind no young tag"
+        );
+    }
+    update(conn, &mut e, &["old5"], Revalidation::Expire, 5000.0);
+    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
+    let merge = ScriptCall {
+        script: &fleetcache_core::scripts::TAG_MERGE,
+        sha1: fleetcache_core::scripts::TAG_MERGE.sha1(),
+        keys: vec![keys.state.clone(), keys.log.clone(), keys.meta.clone()],
+        args: vec!["epoch-3".to_owned()],
+    };
+    conn.run(&merge);
+    assert_eq!(
+        ver(conn),
+        "8",
+        "the merge's version is above the old log's 7"
+    );
+}
+
 #[test]
 fn scripts_reject_bad_arguments_and_precision_survives() {
     let mut server = start();
@@ -1564,13 +1624,13 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
     assert_eq!(reader.mirror().record("x"), writer.mirror().record("x"));
 }
 
-/// The refresh script never answers a version above the state's own. The part's cut looks for
-/// the 4,001st changed tag up to `+inf`, so log scores above `ver` (the meta hash lost alone:
-/// deleted by hand, or evicted by an `allkeys-*` policy, while the log stayed) make it end a
-/// "part" past `ver`: flag 0, that version and no id. The reader, synced at a version the
-/// state has not made yet, with no id to check it by, then misses the update that does make
-/// it: the revalidation never reaches it. The script before parts always answered `ver`
-/// itself (with every tag above `known_ver`).
+/// The refresh script never answers a version above the state's own, and a reader of a state
+/// made anew over an old log (its meta hash lost alone: deleted by hand, or evicted by an
+/// `allkeys-*` policy, while the log stayed) learns every later update. Review 25: the part's
+/// cut looked for the 4,001st changed tag up to `+inf`, and the old log's scores, then above
+/// the new state's versions, made it end a "part" past `ver` (flag 0, that version, no id):
+/// the update that later made that version never reached the reader. The cut is bounded by
+/// `ver`, and a state made anew now numbers its versions above the old log's scores.
 #[test]
 fn a_part_never_ends_past_the_states_version() {
     use fleetcache_core::tags::PART_TAGS;
@@ -1589,15 +1649,15 @@ fn a_part_never_ends_past_the_states_version() {
     let many: Vec<String> = (0..=PART_TAGS).map(|i| format!("m-{i}")).collect();
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
     update(conn, &mut writer, &refs, Revalidation::Expire, 2000.0);
-    // The meta hash goes alone; the next update starts a state at version 1 over the old log
-    // (scores 1 to 4).
+    // The meta hash goes alone; the next update makes a state whose versions go on above the
+    // old log's scores (1 to 4): from 5.
     assert_eq!(conn.cmd(&["DEL", "t:tags:{t}:meta"]), Reply::Int(1));
     update_as(conn, &mut writer, "w", 3000.0, "epoch-2");
     let mut reader = engine();
     refresh(conn, &mut reader);
     assert_eq!(
         (reader.mirror().epoch(), reader.mirror().version()),
-        ("epoch-2", 1)
+        ("epoch-2", 5)
     );
     update_as(conn, &mut writer, "w2", 3001.0, "epoch-2");
     let (reply, _) = refresh(conn, &mut reader);
@@ -1605,7 +1665,7 @@ fn a_part_never_ends_past_the_states_version() {
         .iter()
         .map(|i| String::from_utf8_lossy(i).into_owned())
         .collect();
-    // Version 3 of the new state: a revalidation every reader must learn.
+    // Version 7 of the new state: a revalidation every reader must learn.
     update_as(conn, &mut writer, "w3", 3002.0, "epoch-2");
     refresh(conn, &mut reader);
     assert!(reader.mirror().is_synced());
@@ -1614,7 +1674,7 @@ fn a_part_never_ends_past_the_states_version() {
         writer.mirror().record("w3"),
         "a synced reader misses version 3 (the reply before it: {head:?})"
     );
-    assert_eq!(reader.mirror().version(), 3);
+    assert_eq!(reader.mirror().version(), 7);
 }
 
 /// The first four items of a refresh reply (epoch, version, id, flag), as text.
@@ -1709,7 +1769,8 @@ fn a_state_that_lost_its_meta_hash_alone_is_loaded_by_a_new_reader() {
         assert!(summary.full, "a state made anew is loaded once");
         assert_eq!(
             (reader.mirror().epoch(), reader.mirror().version()),
-            ("epoch-m", 2)
+            ("epoch-m", 3),
+            "version 1 of the lost state's log, then two merges"
         );
         let (reply, summary) = refresh(conn, reader);
         assert_eq!(head_of(&reply)[3], "0");
@@ -1813,7 +1874,8 @@ fn a_large_state_that_lost_its_meta_hash_is_loaded_in_pages_and_made_anew_once()
     for e in [&mut reader, &mut remaker] {
         let (reply, summary) = refresh(conn, e);
         assert!(summary.full);
-        assert_eq!(head_of(&reply)[..2], ["epoch-m", "3"]);
+        // 25 versions of the lost state's log, then the remake, the update, this merge.
+        assert_eq!(head_of(&reply)[..2], ["epoch-m", "28"]);
         assert!(e.mirror().is_synced() && e.resend_len() == 0 && e.mirror().lost() == 0);
         for name in names.iter().map(String::as_str).chain(["late"]) {
             assert_eq!(

@@ -54,6 +54,12 @@ local function parse(raw)
 end
 
 redis.call('HSETNX', meta, 'epoch', candidate)
+-- No version yet over a log with scores (its meta hash lost alone): versions go on above them,
+-- so that every log score is a version of this state (pruning, oldest first, is not held up
+-- behind young tags of low versions). A whole score below 1e17 reads back as digits.
+if not redis.call('HGET', meta, 'ver') then
+  redis.call('HSET', meta, 'ver', redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2] or 0)
+end
 local ver = redis.call('HINCRBY', meta, 'ver', 1)
 local epoch = redis.call('HGET', meta, 'epoch')
 -- The ids of the last 1024 versions: enough for any reader that refreshes per request.
