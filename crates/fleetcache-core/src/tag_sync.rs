@@ -141,9 +141,11 @@ impl PushFollow {
 
     /// A pull found `write` the last page write: a gap unless it is the last one known (an
     /// announcement lost or still on its way, or a failover that reused the number with
-    /// another write: the id tells).
+    /// another write: the id tells). A state with no page write (no id) is a gap every time:
+    /// one such state cannot be told from the next, and a meta hash lost alone erases the
+    /// sequence, not the page entries its writes made (announcements this process missed).
     pub fn page_write_pulled(&mut self, write: PageWrite) {
-        if self.page_write.as_ref() != Some(&write) {
+        if write.pvid.is_empty() || self.page_write.as_ref() != Some(&write) {
             self.page_gap();
         }
         self.page_write = Some(write);
