@@ -328,6 +328,12 @@ impl TagState {
     fn refresh(&self, args: &[String]) -> Vec<u8> {
         let (known_epoch, known_ver, known_vid) =
             (&args[0], args[1].parse::<u64>().unwrap(), &args[2]);
+        // An epoch with no version (a page write made the meta anew over an old log): followed
+        // from the log's highest score, where the next update numbers its version.
+        let state_ver = match self.epoch {
+            Some(_) if self.ver == 0 => self.log.values().copied().max().unwrap_or(0),
+            _ => self.ver,
+        };
         // Records without an epoch (a meta hash lost alone) are a state of their own.
         let epoch = match &self.epoch {
             Some(epoch) => epoch.clone(),
@@ -341,7 +347,7 @@ impl TagState {
                 return;
             }
             match self.ids.get(&v) {
-                _ if v > self.ver => mismatch = true,
+                _ if v > state_ver => mismatch = true,
                 None => gone = true,
                 Some(stored) if stored != id => mismatch = true,
                 Some(_) => {}
@@ -353,7 +359,7 @@ impl TagState {
         }
         let replaced = epoch == EPOCH_WITHOUT_META
             || epoch != *known_epoch
-            || known_ver > self.ver
+            || known_ver > state_ver
             || mismatch;
         let full = replaced || gone;
         // In parts, as the script cuts them: the changed tags by version; a part ends after
@@ -363,7 +369,7 @@ impl TagState {
             .log
             .values()
             .copied()
-            .filter(|v| *v > known_ver && *v <= self.ver)
+            .filter(|v| *v > known_ver && *v <= state_ver)
             .collect();
         changed.sort_unstable();
         let limit = PART_LIMIT.with(Cell::get);
@@ -371,16 +377,16 @@ impl TagState {
         // (not among log scores a lost meta hash left above it), and the part ends after the
         // version before its, or after the first version.
         let part_end = match changed.get(limit) {
-            Some(past) if !full && known_ver < self.ver => Some((past - 1).max(known_ver + 1)),
+            Some(past) if !full && known_ver < state_ver => Some((past - 1).max(known_ver + 1)),
             _ => None,
         };
-        let upto = part_end.unwrap_or(self.ver);
+        let upto = part_end.unwrap_or(state_ver);
         let mut items = vec![
             epoch,
             upto.to_string(),
             self.ids.get(&upto).cloned().unwrap_or_default(),
             match (full, replaced) {
-                (false, _) if upto < self.ver => "3",
+                (false, _) if upto < state_ver => "3",
                 (false, _) => "0",
                 (true, true) => "1",
                 (true, false) => "2",

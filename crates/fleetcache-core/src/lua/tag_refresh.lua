@@ -43,6 +43,12 @@ end
 local head = { field('epoch'), field('ver'), field('pver'), field('pvid') }
 local epoch = head[1] or ''
 local ver = tonumber(head[2] or '0') or 0
+-- An epoch with no version over a log (a page write made the meta hash anew after it was lost
+-- alone): followed from the log's highest score, where the next update numbers its version
+-- (tag_update.lua), so the old log comes once, with the load, not again after that update.
+if head[1] and not head[2] then
+  ver = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2]) or 0
+end
 -- Records without an epoch: the meta hash was lost alone (DEL, eviction). Named 'no-meta'
 -- (EPOCH_WITHOUT_META in tags.rs) and answered in full to every reader, even one that loaded
 -- it: the name does not tell one such state from the next (a flush and a second loss
