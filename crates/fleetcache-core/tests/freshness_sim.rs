@@ -3720,6 +3720,46 @@ fn pulling_history_settles(ops: &[Op], max_tags: u32) -> Result<(), TestCaseErro
     w.settle()
 }
 
+/// A history of page rewrites followed by push, on three instances that all heard of the page
+/// and keep it in their tiers, bound to the announcements: it starts where a missed mark would
+/// show. Runs `ops`, then settles.
+fn page_rewrite_history_settles(ops: &[Op], max_tags: u32) -> Result<(), TestCaseError> {
+    let mut w = World::new(
+        true,
+        Some(NextRelease::new(16, 4, 6, false)),
+        true,
+        max_tags,
+    );
+    for i in 0..w.insts.len() {
+        w.apply(&Op::Subscribe { inst: i })?;
+        w.refresh(i);
+    }
+    w.apply(&Op::Rewrite {
+        inst: 0,
+        life: 0,
+        held: false,
+    })?;
+    for i in 0..w.insts.len() {
+        w.apply(&Op::Deliver { inst: i })?;
+    }
+    for i in 0..w.insts.len() {
+        w.apply(&Op::IncRead {
+            inst: i,
+            key: 0,
+            soft: 0,
+            caches: false,
+            revalidate: 0,
+            on_demand: false,
+        })?;
+        w.finish_requests()?;
+    }
+    for op in ops {
+        w.apply(op)?;
+    }
+    w.finish_requests()?;
+    w.settle()
+}
+
 /// After [`World::settle`]: no instance loads the whole state at every refresh for good. The
 /// state has an epoch when it holds records (a meta hash lost alone was made anew), and each
 /// instance's next refresh is answered in part.
@@ -3953,33 +3993,7 @@ proptest! {
         ops in proptest::collection::vec(page_op(), 1..60),
         max_tags in mirror_bound(),
     ) {
-        let mut w = World::new(true, Some(NextRelease::new(16, 4, 6, false)), true, max_tags);
-        for i in 0..w.insts.len() {
-            w.apply(&Op::Subscribe { inst: i })?;
-            w.refresh(i);
-        }
-        // The page exists, every instance has heard of it and keeps it in its tier, bound to
-        // the announcements: a history starts where a missed mark would show.
-        w.apply(&Op::Rewrite { inst: 0, life: 0, held: false })?;
-        for i in 0..w.insts.len() {
-            w.apply(&Op::Deliver { inst: i })?;
-        }
-        for i in 0..w.insts.len() {
-            w.apply(&Op::IncRead {
-                inst: i,
-                key: 0,
-                soft: 0,
-                caches: false,
-                revalidate: 0,
-                on_demand: false,
-            })?;
-            w.finish_requests()?;
-        }
-        for op in &ops {
-            w.apply(op)?;
-        }
-        w.finish_requests()?;
-        w.settle()?;
+        page_rewrite_history_settles(&ops, max_tags)?;
     }
 }
 
@@ -4003,31 +4017,7 @@ proptest! {
         ),
         max_tags in mirror_bound(),
     ) {
-        let mut w = World::new(true, Some(NextRelease::new(16, 4, 6, false)), true, max_tags);
-        for i in 0..w.insts.len() {
-            w.apply(&Op::Subscribe { inst: i })?;
-            w.refresh(i);
-        }
-        w.apply(&Op::Rewrite { inst: 0, life: 0, held: false })?;
-        for i in 0..w.insts.len() {
-            w.apply(&Op::Deliver { inst: i })?;
-        }
-        for i in 0..w.insts.len() {
-            w.apply(&Op::IncRead {
-                inst: i,
-                key: 0,
-                soft: 0,
-                caches: false,
-                revalidate: 0,
-                on_demand: false,
-            })?;
-            w.finish_requests()?;
-        }
-        for op in &ops {
-            w.apply(op)?;
-        }
-        w.finish_requests()?;
-        w.settle()?;
+        page_rewrite_history_settles(&ops, max_tags)?;
     }
 }
 

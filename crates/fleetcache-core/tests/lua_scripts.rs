@@ -829,22 +829,23 @@ fn boundaries_agree_with_rust() {
     }
 }
 
+/// 2,500 tags revalidated by `writer`, 100 an update (versions 1 to 25): more than two pages
+/// of the whole state. Returns their names.
+fn large_state(conn: &mut Conn, writer: &mut Engine) -> Vec<String> {
+    let names: Vec<String> = (0..2500).map(|i| format!("tag-{i}")).collect();
+    for (n, batch) in names.chunks(100).enumerate() {
+        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
+        update(conn, writer, &tags, Revalidation::Expire, 1000.0 + n as f64);
+    }
+    names
+}
+
 #[test]
 fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
     let mut server = start();
     let conn = &mut server.conn;
     let mut writer = engine();
-    let names: Vec<String> = (0..2500).map(|i| format!("tag-{i}")).collect();
-    for (n, batch) in names.chunks(100).enumerate() {
-        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
-        update(
-            conn,
-            &mut writer,
-            &tags,
-            Revalidation::Expire,
-            1000.0 + n as f64,
-        );
-    }
+    let names = large_state(conn, &mut writer);
     let mut reader = engine();
     let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
     assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
@@ -1858,17 +1859,7 @@ fn a_large_state_that_lost_its_meta_hash_is_loaded_in_pages_and_made_anew_once()
     let mut server = start();
     let conn = &mut server.conn;
     let mut writer = engine();
-    let names: Vec<String> = (0..2500).map(|i| format!("tag-{i}")).collect();
-    for (n, batch) in names.chunks(100).enumerate() {
-        let tags: Vec<&str> = batch.iter().map(String::as_str).collect();
-        update(
-            conn,
-            &mut writer,
-            &tags,
-            Revalidation::Expire,
-            1000.0 + n as f64,
-        );
-    }
+    let names = large_state(conn, &mut writer);
     let meta = writer.namespace().tag_keys().meta.clone();
     assert_eq!(conn.cmd(&["DEL", &meta]), Reply::Int(1));
     // Pages until the load in progress ends; returns how many.
