@@ -3912,9 +3912,9 @@ proptest! {
 }
 
 proptest! {
-    // The meta hash lost alone (review 25): a new epoch over the old log, whose scores are
-    // above the new state's version for a while. A revalidation resolved after it still
-    // reaches every instance that pulls.
+    // The meta hash lost alone: records without an epoch until a merge, an update or a page
+    // write makes it anew over the old log, whose versions go on above its scores. Every
+    // revalidation resolved before or after it reaches every instance that pulls.
     #![proptest_config(ProptestConfig { cases: cases(2048), ..ProptestConfig::default() })]
 
     #[test]
