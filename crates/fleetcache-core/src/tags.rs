@@ -493,7 +493,7 @@ pub struct TagMirror {
     floor: TagRecord,
     /// The state (epoch, version, id) the mirror followed before it forgot it to load the
     /// whole state again, until that load (epoch `""`: none): a state that replaced it is
-    /// counted ([`TagMirror::lost`]; review 24).
+    /// counted ([`TagMirror::lost`]).
     forgotten: (String, u64, String),
     /// The last load was of records without an epoch ([`EPOCH_WITHOUT_META`]): the state's
     /// meta hash is to be made anew ([`TagMirror::take_remake_meta`]), so that readers follow
@@ -1352,8 +1352,8 @@ impl TagMirror {
             // holding Redis for as long as it takes to read them. A load in progress goes on:
             // it compares the state with every record the mirror holds at its end, these
             // updates' included, and a record only a page showed is checked by the chain of
-            // pages and the catch-up refresh (review 24: giving it up, a process revalidating
-            // faster than a load takes never synced again).
+            // pages and the catch-up refresh (giving it up, a process revalidating faster than
+            // a load takes would never sync again).
             self.acked.clear();
             self.carried = 0;
             self.planned = 0;
@@ -1518,7 +1518,7 @@ mod tests {
     /// holds the changes up to its version only. Before parts, such a reply carried every
     /// change of that state and left the mirror synced as it was; a part must not: the
     /// request waiting on that pull would be judged by a mirror without the changes past the
-    /// part (review 25; found by freshness_sim's LoseMeta histories).
+    /// part (found by freshness_sim's LoseMeta histories).
     #[test]
     fn a_part_for_a_state_no_longer_followed_leaves_the_mirror_unsynced() {
         let mut m = TagMirror::new();
