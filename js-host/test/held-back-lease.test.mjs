@@ -1,4 +1,4 @@
-// Review 21: a write held back by the connection's 64 MiB bound (d16dd62, HeldBackError) is
+// A write held back by the connection's 64 MiB bound (d16dd62, HeldBackError) is
 // taken by the write machine as the breaker's refusal (write-driver.ts failureOf:
 // ERR_REDIS_HELD_BACK -> Failure::CircuitOpen), and a Store step that fails so ends the write
 // without releasing the lease (write_machine.rs, State::Storing + Failed(CircuitOpen)): the

@@ -1,4 +1,4 @@
-// Review 20: close()'s last attempt at the outbox (374267a) against a real redis-server, paused
+// The last attempt of close() at the outbox (374267a) against a real redis-server, paused
 // and resumed by PID (only the one this file started).
 //
 // 1. The forced command's reply goes through the guard's settle, which sees the outbox still

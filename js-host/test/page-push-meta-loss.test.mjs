@@ -1,4 +1,4 @@
-// The page-write sequence erased while page entries stay (decision 0031, review 27): the tag
+// The page-write sequence erased while page entries stay (decision 0031): the tag
 // state's meta hash lost alone (DEL by hand, eviction) takes pver and pvid with it, not the
 // page entries the writes made. A process that follows by push and missed a page write must
 // not take a pull that finds no page write for "nothing written since", even when its previous

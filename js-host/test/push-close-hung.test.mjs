@@ -1,4 +1,4 @@
-// Review 20: close() with tag sync by push while Redis hangs (the test's own redis-server,
+// close() with tag sync by push while Redis hangs (the test's own redis-server,
 // paused by PID before the handler connects, as a Redis stuck in a long fork or on a saturated
 // host). The transport's connection closes within its one-second grace; the announcement
 // subscriber's `client.close()` (tag-channel.ts) waits for node-redis's pending commands (its

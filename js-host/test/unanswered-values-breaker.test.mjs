@@ -1,4 +1,4 @@
-// Review 20: the 64 MiB bound on values in unanswered commands (606da55) refuses a write as a
+// The 64 MiB bound on values in unanswered commands (606da55) refuses a write as a
 // failed command, and the breaker counts it: a burst of large writes to a healthy Redis that
 // answers every one of them in milliseconds (the test's own redis-server, never paused) gets
 // the writes past 64 MiB refused at once, in a row, before any reply is read, and five refusals

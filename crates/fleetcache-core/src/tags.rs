@@ -2297,7 +2297,7 @@ mod tests {
         );
     }
 
-    /// Review 23: a failover that loses the newest update and reuses its version is answered
+    /// A failover that loses the newest update and reuses its version is answered
     /// in full at a *later* version once two updates passed it (the script found the id
     /// changed: `reused` in tag_refresh.lua), within the 1,024 versions an id is kept. The
     /// mirror cannot tell that from a reader too far behind, so `replaced` is false; when the
@@ -2334,7 +2334,7 @@ mod tests {
         }
     }
 
-    /// Review 23: a load that finds the state rolled back mid-way is given up and the mirror
+    /// A load that finds the state rolled back mid-way is given up and the mirror
     /// forgets the epoch it followed (`apply_page`), so the load after it is not `replaced`,
     /// though the state it replaced lost a revalidation: the mirror folded that one, holds
     /// exactly only what the new state has, and gives nothing back. (The first load saw the
@@ -2375,7 +2375,7 @@ mod tests {
         }
     }
 
-    /// Review 23: a load counts a record as pinned when it first comes while the mirror
+    /// A load counts a record as pinned when it first comes while the mirror
     /// holds its tag exactly (`Loading::pinned`), and never uncounts it. A process that
     /// revalidates tags while it loads holds each exactly when a page brings it back, then
     /// folds it as newer ones come: the count keeps every one of them, the load's fold finds
@@ -2727,7 +2727,7 @@ mod tests {
         );
     }
 
-    /// Review 24: a process that revalidates more than [`MAX_UNCONFIRMED_UPDATES`] times while
+    /// A process that revalidates more than [`MAX_UNCONFIRMED_UPDATES`] times while
     /// a load of the state runs (a webhook in a loop, a state of many pages) gives that load up
     /// at the overflow and starts another, which the next burst gives up again: it never syncs,
     /// judges nothing tagged fresh, and scans the whole state again and again.
@@ -2775,7 +2775,7 @@ mod tests {
         }
     }
 
-    /// Review 24: the overflow makes the next refresh name no epoch, so a flush (or a failover
+    /// The overflow makes the next refresh name no epoch, so a flush (or a failover
     /// to an empty replica) before it is no longer seen as replacing the state the mirror
     /// followed: what it lacked goes back, but `lost()` (and the host's warning) stays 0.
     #[test]
@@ -2821,7 +2821,7 @@ mod tests {
         assert_eq!(m.resend_len(), 1);
     }
 
-    /// Review 24: how tag_refresh.lua answers `m`'s next refresh when the state `epoch`, now at
+    /// How tag_refresh.lua answers `m`'s next refresh when the state `epoch`, now at
     /// `ver`, lost nothing and is over 1,024 versions past the version `m` knows: `1` when `m`
     /// names no epoch (or another), else `2` (that version's id is gone; the own updates named
     /// are all there).
@@ -3118,7 +3118,7 @@ mod tests {
             prop_assert_eq!(c, tag.as_str());
         }
 
-        /// Review 24 (f922db3): a refresh applied between the two reports of one revalidation
+        /// (f922db3) A refresh applied between the two reports of one revalidation
         /// changes no answer of `holds_revalidation`, as long as its `now` is no later than the
         /// second report's (one host clock, read in that order: js-host/src/clock.ts).
         #[test]

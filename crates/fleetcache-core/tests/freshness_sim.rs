@@ -3859,7 +3859,7 @@ proptest! {
 }
 
 proptest! {
-    // Regenerations that overlap in one process (review 12): several requests regenerating
+    // Regenerations that overlap in one process: several requests regenerating
     // one `fetch` key, with leases or without (or after the lease wait), and regenerations
     // Next began on its second look of a late answer, raced by revalidations.
     #![proptest_config(ProptestConfig { cases: cases(1024), ..ProptestConfig::default() })]
@@ -3936,7 +3936,7 @@ proptest! {
 }
 
 proptest! {
-    // The meta hash lost alone in the other histories (review 26): following by push, where
+    // The meta hash lost alone in the other histories: following by push, where
     // no announcement tells of the loss nor of the merge that makes the meta hash anew, and
     // with page writes (mixed histories), which give the state an epoch without a version.
     #![proptest_config(ProptestConfig { cases: cases(1024), ..ProptestConfig::default() })]
@@ -3999,7 +3999,7 @@ proptest! {
 
 proptest! {
     // The page rewrites of the property above over what erases or rewinds the page-write
-    // sequence (review 27): flushes (entries go too), the meta hash lost alone (entries stay),
+    // sequence: flushes (entries go too), the meta hash lost alone (entries stay),
     // snapshots and failovers, each far more often than there.
     #![proptest_config(ProptestConfig { cases: cases(2048), ..ProptestConfig::default() })]
 
@@ -4146,7 +4146,7 @@ fn steps() -> impl Iterator<Item = Op> {
     std::iter::repeat(Op::Step { pick: 0 }).take(8)
 }
 
-/// A flush loses a page write together with the value it replaced (review 27): instance 2 keeps
+/// A flush loses a page write together with the value it replaced: instance 2 keeps
 /// the page in its tier, misses the announcement of the rewrite (its channel dropped,
 /// unnoticed), then Redis is flushed and nothing writes the page again. Its next pull finds
 /// no page write at all (pver 0, epoch ''): a gap, so the old copy never serves again. The
@@ -4522,7 +4522,7 @@ fn a_revalidation_folded_then_lost_by_redis_reaches_another_instance_as_folded_t
     w.settle()
 }
 
-/// Review 23 (the bounded-mirror property found it at once, bound 1): instance 2 revalidates
+/// (The bounded-mirror property found it at once, bound 1.) Instance 2 revalidates
 /// `a` and `b` (one of them folded at once), Redis is flushed, and instance 2 revalidates `b`
 /// and `_N_T_/p`. That update's reply names the new state, and the mirror forgets the epoch it
 /// followed (`apply_update_reply`), so its load of the new state is not `replaced`; the state
@@ -4553,7 +4553,7 @@ fn a_flush_seen_through_an_update_reply_still_gives_back_what_was_folded(
     w.settle()
 }
 
-/// Review 23: a failover that reuses a version and is passed by two more updates before an
+/// A failover that reuses a version and is passed by two more updates before an
 /// instance refreshes is answered in full at a later version (the script found the id it
 /// names changed), within the 1,024 versions an id is kept, and the mirror does not count it
 /// as `replaced`. Instance 1 revalidates `b` while Redis is down; instance 0 revalidates `a`

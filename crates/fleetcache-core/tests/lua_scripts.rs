@@ -666,7 +666,7 @@ fn a_state_made_anew_over_an_old_log_numbers_its_versions_above_it() {
 /// A page write that makes the meta hash anew after it was lost alone gives the state an epoch
 /// but no version, over the old log. Its readers follow it from the log's highest score, which
 /// is where the next update numbers its version: that update's refresh is its tags alone, not
-/// the whole old log again (review 27: parts of 4,000 tags per reader, unsynced meanwhile).
+/// the whole old log again (parts of 4,000 tags per reader, unsynced meanwhile).
 #[test]
 fn a_reader_of_a_state_a_page_write_made_anew_is_not_sent_the_old_log_again() {
     let mut server = start();
@@ -1671,7 +1671,7 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
 
 /// The refresh script never answers a version above the state's own, and a reader of a state
 /// made anew over an old log (its meta hash lost alone: deleted by hand, or evicted by an
-/// `allkeys-*` policy, while the log stayed) learns every later update. Review 25: the part's
+/// `allkeys-*` policy, while the log stayed) learns every later update. The part's
 /// cut looked for the 4,001st changed tag up to `+inf`, and the old log's scores, then above
 /// the new state's versions, made it end a "part" past `ver` (flag 0, that version, no id):
 /// the update that later made that version never reached the reader. The cut is bounded by

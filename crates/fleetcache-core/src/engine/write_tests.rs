@@ -144,7 +144,7 @@ fn a_write_the_breaker_holds_back_is_kept_here_without_an_error_line() {
     assert!(d.log.is_some());
 }
 
-/// Review 21: a lease holder's write held back by the host's transport (its bound on values
+/// A lease holder's write held back by the host's transport (its bound on values
 /// waiting for replies) was never sent, and its lease, whose token the write had taken, stayed
 /// until it expired: every follower waited out its wait. Redis answers meanwhile, so the lease
 /// is released by a command without the value; a write without a lease just ends.
