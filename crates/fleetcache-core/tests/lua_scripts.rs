@@ -1529,6 +1529,27 @@ fn a_full_refresh_says_whether_it_saw_a_loss() {
     );
 }
 
+/// A writer that revalidated `tag` (version 1) and a reader synced at that version.
+fn reader_at_version_one(conn: &mut Conn, tag: &str) -> (Engine, Engine) {
+    let mut writer = engine();
+    update(conn, &mut writer, &[tag], Revalidation::Expire, 1000.0);
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(reader.mirror().version(), 1);
+    (writer, reader)
+}
+
+/// `n` tag names `<prefix>-<from>`, ...
+fn names_from(prefix: &str, from: usize, n: usize) -> Vec<String> {
+    (from..from + n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// One expiring revalidation of every tag in `tags`, by `writer`, at `at`.
+fn write_all(conn: &mut Conn, writer: &mut Engine, tags: &[String], at: f64) {
+    let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    update(conn, writer, &refs, Revalidation::Expire, at);
+}
+
 /// A reader more changed tags behind than one reply carries (`PART_TAGS`, the script's own
 /// limit: exactly that many still come in one reply) gets the changes in parts, each ending
 /// after a whole version (`3`, the part's last version and its id), and is synced after the
@@ -1538,18 +1559,10 @@ fn a_reader_far_behind_catches_up_in_parts_of_whole_versions() {
     use fleetcache_core::tags::PART_TAGS;
     let mut server = start();
     let conn = &mut server.conn;
-    let mut writer = engine();
-    update(conn, &mut writer, &["again"], Revalidation::Expire, 1000.0);
-    let mut reader = engine();
-    refresh(conn, &mut reader);
-    assert_eq!(reader.mirror().version(), 1);
-    let batch = |from: usize, n: usize| -> Vec<String> {
-        (from..from + n).map(|i| format!("t-{i}")).collect()
-    };
-    let mut write = |conn: &mut Conn, tags: &[String], at: f64| {
-        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
-        update(conn, &mut writer, &refs, Revalidation::Expire, at);
-    };
+    let (mut writer, mut reader) = reader_at_version_one(conn, "again");
+    let batch = |from: usize, n: usize| names_from("t", from, n);
+    let mut write =
+        |conn: &mut Conn, tags: &[String], at: f64| write_all(conn, &mut writer, tags, at);
     let head = |reply: &[u8]| {
         let items = netstring::decode(reply).unwrap();
         let text = |i: usize| String::from_utf8(items[i].to_vec()).unwrap();
@@ -1622,18 +1635,10 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
     use fleetcache_core::tags::PART_TAGS;
     let mut server = start();
     let conn = &mut server.conn;
-    let mut writer = engine();
-    update(conn, &mut writer, &["base"], Revalidation::Expire, 1000.0);
-    let mut reader = engine();
-    refresh(conn, &mut reader);
-    assert_eq!(reader.mirror().version(), 1);
-    let names = |from: usize, n: usize| -> Vec<String> {
-        (from..from + n).map(|i| format!("p-{i}")).collect()
-    };
-    let mut write = |conn: &mut Conn, tags: &[String], at: f64| {
-        let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
-        update(conn, &mut writer, &refs, Revalidation::Expire, at);
-    };
+    let (mut writer, mut reader) = reader_at_version_one(conn, "base");
+    let names = |from: usize, n: usize| names_from("p", from, n);
+    let mut write =
+        |conn: &mut Conn, tags: &[String], at: f64| write_all(conn, &mut writer, tags, at);
     let step = |conn: &mut Conn, reader: &mut Engine| {
         let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
         reader.apply_refresh(&reply, Millis(LATER)).unwrap();
