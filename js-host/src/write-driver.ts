@@ -69,11 +69,12 @@ export interface WriteIo {
   /** The tier's copy never reached Redis: it serves only until Redis answers again. */
   markLocal(key: string): void
   /**
-   * Resolves after `ms` without keeping the process alive, or at once when `signal` aborts
-   * (its timer then goes with it). Absent: `writeEntry` waits for the write to land, whatever
-   * it takes (a runtime that may end work left behind a response).
+   * Resolves when `landed` does or after `ms`, whichever comes first, without keeping the
+   * process alive; the timer goes when `landed` settles (it would otherwise hold the wait, and
+   * what it closes over, for the whole budget). Absent: `writeEntry` waits for the write to
+   * land, whatever it takes (a runtime that may end work left behind a response).
    */
-  sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined
+  wait?: ((ms: number, landed: Promise<void>) => Promise<void>) | undefined
   /**
    * The envelope as this process's readers get it (plain, even when stored compressed), and
    * the promise of its write landing (never rejects).
@@ -216,8 +217,8 @@ function read(packed: Uint8Array): Step {
 /**
  * Runs `machine` (created by the caller for `engine`; this takes ownership and frees it) to its
  * end, with `payload` the value's bytes after the header (one buffer, or the parts in order).
- * Resolves once the write has landed, or after the step's `waitMs` when `io.sleep` is given (the
- * write then goes on); with `io.sleep`, a write refused before anything is stored (whose only
+ * Resolves once the write has landed, or after the step's `waitMs` when `io.wait` is given (the
+ * write then goes on); with `io.wait`, a write refused before anything is stored (whose only
  * step is a lease release) resolves at once, the release going on behind it. Never rejects:
  * every outcome is logged from the machine's lines.
  */
@@ -241,14 +242,10 @@ export async function writeEntry<E extends object>(
   const run = drive(engine, machine, first, payload, io, turn?.ready)
   // `drive` never rejects.
   if (turn !== undefined) void run.then(turn.done)
-  if (io.sleep === undefined) {
+  if (io.wait === undefined) {
     await run
   } else if (first.kind === kinds.Store || first.kind === kinds.Compress) {
-    // A write that lands first ends the wait's timer, which would otherwise hold the wait (and
-    // what it closes over) for the whole budget.
-    const landed = new AbortController()
-    await Promise.race([run, io.sleep(first.waitMs, landed.signal)])
-    landed.abort()
+    await io.wait(first.waitMs, run)
   }
   // Else nothing is stored: what is left, a lease release, is no part of the caller's wait.
 }

@@ -1,5 +1,6 @@
-// The write driver with the real engine, a fake store and a fake clock: no Redis, no timers.
-// It sends what the write machine asks for, reports how it went, and logs the machine's lines.
+// The write driver with the real engine, a fake store and a fake clock: no Redis, no timers
+// (but in the two tests of Node's wait, `waitAtMost`). It sends what the write machine asks for,
+// reports how it went, and logs the machine's lines.
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { describe, test } from 'node:test'
@@ -10,6 +11,7 @@ const wasm = require('../wasm/node/fleetcache_wasm.js')
 // pass); it takes bytes, so no engine object crosses between the two modules.
 const { describeEnvelope } = require('../wasm/tools/node/fleetcache_wasm.js')
 const { writeEntry, failureOf } = require('../dist/write-driver.js')
+const { waitAtMost } = require('../dist/write-io.js')
 
 const T0 = 1_800_000_000_000
 const iface = wasm.Interface.useCache('default')
@@ -214,7 +216,7 @@ describe('write driver, fake store and clock', () => {
     const slept = []
     const built = []
     const io = fakeIo((op) => (op === 'store' ? pending : undefined), {
-      sleep: (ms) => {
+      wait: (ms) => {
         slept.push(ms)
         return Promise.resolve()
       },
@@ -230,18 +232,42 @@ describe('write driver, fake store and clock', () => {
     assert.match(io.lines.debug[0], / B ttl 3600 s$/)
   })
 
-  test('with a timer, a write that lands first ends the timer (review 18)', async () => {
+  test('with a timer, the wait is given the write, which settles when it lands', async () => {
     const e = engine()
-    const signals = []
+    const given = []
     const io = fakeIo(undefined, {
-      sleep: (_ms, signal) => {
-        signals.push(signal)
-        return new Promise(() => undefined)
+      wait: (_ms, landed) => {
+        given.push(landed)
+        return landed
       },
     })
     await writeEntry(e, useCache(e), new Uint8Array(10), io)
-    assert.equal(signals.length, 1)
-    assert.ok(signals[0].aborted, 'the wait is given up once the write landed')
+    assert.equal(given.length, 1)
+    assert.match(io.lines.debug[0], / B ttl 3600 s$/, 'landed when the wait ended')
+  })
+
+  test("Node's wait: a write that lands first clears the timer", async (t) => {
+    const cleared = t.mock.method(globalThis, 'clearTimeout')
+    let land
+    const landed = new Promise((resolve) => {
+      land = resolve
+    })
+    const waiting = waitAtMost(3_600_000, landed)
+    land()
+    await waiting
+    assert.equal(cleared.mock.callCount(), 1, 'the hour-long timer is cleared, not left to run')
+  })
+
+  test("Node's wait: ends after ms when the write has not landed", async () => {
+    // The wait's timer does not keep the process alive (unref'd): this one does, meanwhile.
+    const alive = setInterval(() => undefined, 1000)
+    try {
+      const t0 = performance.now()
+      await waitAtMost(20, new Promise(() => undefined))
+      assert.ok(performance.now() - t0 >= 15)
+    } finally {
+      clearInterval(alive)
+    }
   })
 
   test('with a timer, a refused write resolves at once; its release goes on, a failure logged', async () => {
@@ -252,7 +278,7 @@ describe('write driver, fake store and clock', () => {
       answer = resolve
     })
     const io = fakeIo((op) => (op === 'script' ? released : undefined), {
-      sleep: () => new Promise(() => undefined),
+      wait: () => new Promise(() => undefined),
     })
     // Not cacheable: only the release is left, and the caller does not wait for it (it
     // resolves before a macrotask turn, while the release is still unanswered).
