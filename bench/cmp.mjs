@@ -1,10 +1,10 @@
 // Same process: a baseline build (BASELINE, default /work/wt-baseline: a checkout with its
 // js-host/dist and wasm built) against this checkout's package, in interleaved rounds: 'use cache'
 // get hits through Redis, through the tier and from the embedded store (no Redis), and the
-// singular handler's page hits (Redis), 1 and 16 in flight. Each case: median ops/s with the min-max over rounds, p50/p99 latency and
+// singular handler's page hits (Redis), and sets through Redis, 1 and 16 in flight. Each case: median ops/s with the min-max over rounds, p50/p99 latency and
 // the process's CPU per op (median; less disturbed by other work on a shared machine than
 // throughput).
-// Usage: node bench/cmp.mjs   (R rounds, N ops per round, CASES=redis,tier,memory,page to pick; NEW
+// Usage: node bench/cmp.mjs   (R rounds, N ops per round, CASES=redis,tier,memory,page,set to pick; NEW
 // another build to compare instead of this checkout's, laid out the same way; CMP_TAG_SYNC=push
 // makes the page case's handlers follow tags by push: caught up, a page hit comes from the tier)
 //
@@ -86,6 +86,13 @@ for (const [kind, pair] of Object.entries(useCache)) {
       if (!e) throw new Error('miss')
       await drain(e.value)
     }
+  }
+}
+// Sets of 10 KB through Redis (the tier off), over 64 keys.
+if (wanted.includes('set')) {
+  for (const [which, h] of Object.entries(useCache.redis)) {
+    let n = 0
+    cases[which + 'Set'] = () => h.set(`s-${n++ % 64}`, Promise.resolve(entry()))
   }
 }
 // The singular handler's page hit (APP_PAGE from Redis: pages are never served from the tier
