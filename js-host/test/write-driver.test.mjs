@@ -230,7 +230,7 @@ describe('write driver, fake store and clock', () => {
     assert.match(io.lines.debug[0], / B ttl 3600 s$/)
   })
 
-  test('with a timer, a write that lands first ends the timer (review 18)', async () => {
+  test('with a timer, a write that lands first ends the timer', async () => {
     const e = engine()
     const signals = []
     const io = fakeIo(undefined, {
