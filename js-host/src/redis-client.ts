@@ -19,8 +19,9 @@ export const MAX_QUEUED_COMMANDS = 1000
  * keeps a command's arguments until its reply comes or the socket closes, a command the
  * transport gave up on at its deadline included; while Redis hangs (paused, a long fork, a
  * saturated link) writes of up to `maxEntryBytes` each would otherwise pile up to
- * MAX_QUEUED_COMMANDS of them (review 18: 200 writes of 1 MiB held 210 MB until Redis
- * answered). A command alone on the connection is never refused, whatever its size.
+ * MAX_QUEUED_COMMANDS of them (before this bound, 200 writes of 1 MiB held 210 MB until Redis
+ * answered: test/unanswered-values-memory.test.mjs). A command alone on the connection is
+ * never refused, whatever its size.
  */
 export const MAX_UNANSWERED_VALUE_BYTES = 64 * 1024 * 1024
 

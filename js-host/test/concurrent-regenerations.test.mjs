@@ -1,4 +1,4 @@
-// Review 12: two regenerations of one singular-handler key in flight at once in one process.
+// Two regenerations of one singular-handler key in flight at once in one process.
 // Next's fetch cache locks a key per IncrementalCache, and Next builds an IncrementalCache
 // per request (route-module.js: "incremental-cache is request specific"; patch-fetch.js:
 // `incrementalCache.lock(cacheKey)`, `workStore.pendingRevalidates`), so two concurrent

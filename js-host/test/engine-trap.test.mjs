@@ -1,4 +1,4 @@
-// A wasm trap inside a call that holds the engine borrowed (review 6).
+// A wasm trap inside a call that holds the engine borrowed.
 //
 // The release module aborts on a panic (`panic = "immediate-abort"`; a panic on
 // wasm32-unknown-unknown always ended in a trap). A trap unwinds no Rust frame, so the
@@ -86,7 +86,7 @@ describe('a wasm trap with the engine borrowed', () => {
   // The revalidation was recorded here, then the engine trapped before it went to Redis: it
   // never will (the outbox is the dead engine's), and nothing of this instance is served again,
   // so the rest of the fleet never learns it. Next's call must reject, as for a trap before the
-  // revalidation was recorded (review 7).
+  // revalidation was recorded (fixed in 5115e88).
   for (const borrow of ['shared', 'mutable']) {
     test(`a trap (engine left borrowed ${borrow}) while the recorded revalidation is planned for Redis rejects in both handlers`, () => {
       const { status, result, out } = scenario(`replay-${borrow}`)

@@ -366,7 +366,7 @@ describe('incremental handler on Redis', () => {
   })
 
   test('two revalidations of the same tag are two writes, however close', async () => {
-    // Review 10: a revalidation the singular handler recorded itself made a second one of the
+    // A revalidation the singular handler recorded itself made a second one of the
     // same tags within 10 ms look like its second report, and the second was never written: a
     // page whose regeneration began between the two then read as fresh after the second.
     const opts = options()

@@ -1,5 +1,5 @@
 // The tier's copy of a key and this process's own write of it (docs/failures.md, "Outages";
-// found in a review): a read whose `GET` went out before this process's write of the
+// fixed in ddffaa9): a read whose `GET` went out before this process's write of the
 // key brings the value the write replaces, and is answered after the write kept its own copy.
 // That reply serves the read, but must not replace the writer's copy: for a page it is kept
 // for outages only, so the next outage would serve a page older than the process's own write

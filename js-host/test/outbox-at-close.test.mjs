@@ -1,4 +1,4 @@
-// Review 18: a revalidation still in the outbox when the process shuts down (`close()`, as a
+// A revalidation still in the outbox when the process shuts down (`close()`, as a
 // SIGTERM handler calls it during a rolling deploy) against a real redis-server. Redis hung for
 // a moment, the breaker opened, a revalidation was queued; Redis answers again and the process
 // is stopped before its retry timer fires. close() neither sends the queue nor says that it

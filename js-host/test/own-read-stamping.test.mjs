@@ -1,4 +1,4 @@
-// Review 13: where a singular-handler write is stamped with its own request's read (OwnReads,
+// Where a singular-handler write is stamped with its own request's read (OwnReads,
 // incremental-handler.ts) and the stamp is later than when what it stores was made.
 // Against a real redis-server (helpers.mjs, startTestRedis).
 import assert from 'node:assert/strict'
@@ -275,15 +275,14 @@ describe('two regenerations of one key through one shared handler instance', () 
   })
 })
 
-// An instance that read a key fresh, then stale, then writes it. Review 13: stamped with the
-// fresh read, the write of the regeneration the stale answer began is born due when the two
-// reads are more than a revalidate apart, so a start won. The freshness simulation then found
-// the other history of the same reads (simwb): Next's second look of the fresh answer, late
-// (a stalled event loop), began a refetch, a revalidation came, and the stale read joined that
-// refetch (Next's pending revalidation): stamped with the stale read, the refetch's older data
-// was fresh after the revalidation. The handler cannot tell the two apart, so once the fresh
-// answer is due the write is stamped with the earlier read: never late; at worst born due and
-// regenerated once more.
+// An instance that read a key fresh, then stale, then writes it. Stamped with the fresh read, the
+// write of the regeneration the stale answer began is born due when the two reads are more than a
+// revalidate apart, so a start won. The freshness simulation then found the other history of the
+// same reads: Next's second look of the fresh answer, late (a stalled event loop), began a refetch,
+// a revalidation came, and the stale read joined that refetch (Next's pending revalidation):
+// stamped with the stale read, the refetch's older data was fresh after the revalidation. The
+// handler cannot tell the two apart, so once the fresh answer is due the write is stamped with the
+// earlier read (ce72f8b): never late; at worst born due and regenerated once more.
 describe('an instance that read a key fresh, then stale, then writes it', () => {
   test('the write is stamped with the earlier read, which may have begun it', async () => {
     const A = instance()
@@ -313,7 +312,7 @@ describe('an instance that read a key fresh, then stale, then writes it', () => 
   })
 })
 
-// Review 14: retainPreviousCacheEntry exists "to delay retries after revalidation fails":
+// retainPreviousCacheEntry exists "to delay retries after revalidation fails":
 // Next's own caches store the retained entry as written now, fresh for its clamped revalidate
 // (3..30 s). Stamped with the lastModified it was shown with, an entry that was stale by time
 // alone (no revalidation since it was made) is stored born stale: the very next request
@@ -344,7 +343,7 @@ describe('Next 16.5 retains the previous entry after a failed regeneration, stal
       'no revalidation since it was made: retained for the retry delay, not born stale',
     )
   })
-  // Review 17: a revalidation issued before the write-back that reaches Redis only after it
+  // A revalidation issued before the write-back that reaches Redis only after it
   // (an instance that could not reach Redis replays it from its outbox, with the time it was
   // issued; or the update was still on its way while the writer pulled). The writer's pull
   // could not see it, so no stamp the writer chooses from what it knows is safe: the entry
@@ -382,7 +381,7 @@ describe('Next 16.5 retains the previous entry after a failed regeneration, stal
   })
 })
 
-// Review 19: the failing regeneration's render reads a 'use cache' entry with one of the page's
+// The failing regeneration's render reads a 'use cache' entry with one of the page's
 // tags, stale by time (a page stale by time usually holds such data), and the process hands it
 // out stale. The write-back that follows is the old value unchanged, yet its stamp was lowered
 // to that entry's creation (the stale hand-outs meant for a render that may have joined it):

@@ -1,4 +1,4 @@
-// Review 18: pooled read machines (ReadMachines in js-host/src/read-driver.ts, MACHINE_POOL 64)
+// Pooled read machines (ReadMachines in js-host/src/read-driver.ts, MACHINE_POOL 64)
 // keep their buffers' capacity across reuses (`refill` in crates/fleetcache-core/src/
 // read_machine.rs): a machine that once read a long cache key keeps room for it for the life of
 // the process. A `'use cache'` cache key holds the function's serialized arguments, so its
@@ -71,12 +71,12 @@ test('reads with one long cache key in flight at a time keep no room for it per 
   )
 })
 
-// Branch poolbound: a machine's buffers are recycled only when it is reused, and it keeps its
-// last read (the binding's last step with the entry's header: the key again, every tag; the
-// answer's tags joined) until then. After a burst of 64 reads of a long key, or of an entry with
-// thousands of tags, the machines at the bottom of the LIFO pool kept all of it for the life of
-// the process. The pool parks such a machine as it takes it back (`HoldsBack` in the fields
-// area, `park`), and pools an ordinary read's machine as it is.
+// A machine's buffers are recycled only when it is reused, and it keeps its last read (the
+// binding's last step with the entry's header: the key again, every tag; the answer's tags joined)
+// until then. After a burst of 64 reads of a long key, or of an entry with thousands of tags, the
+// machines at the bottom of the LIFO pool kept all of it for the life of the process. The pool
+// parks such a machine as it takes it back (`HoldsBack` in the fields area, `park`), and pools an
+// ordinary read's machine as it is.
 
 /** The pool of `h`'s reads (private to the handler) and a machine's fields area. */
 function pooled(h) {

@@ -1,4 +1,4 @@
-// Review 12: the engine's regeneration tables (crates/fleetcache-core/src/regen.rs, `Recent`)
+// The engine's regeneration tables (crates/fleetcache-core/src/regen.rs, `Recent`)
 // are bounded in keys (MAX_REGENERATIONS, 10,000) but hold each cache key in full, twice (the
 // map and the insertion-order queue, which keeps up to twice the map in leftovers). A page's
 // cache key is its path, as long as the request line Node accepts (16 KiB of headers by

@@ -443,7 +443,7 @@ describe('TagSync, fake transport and clock', () => {
 
   // After a wasm trap every call into the engine throws (docs/failures.md, "A trap in the
   // engine"). The timers and the channel's events run outside any caller: a throw or a rejection
-  // there would end the process (review 6).
+  // there would end the process (fixed in 2c50eda).
   test('an engine that throws ends no timer or channel event in a throw or an unhandled rejection', async () => {
     const { ch, timer, engine, sync, log, periodic } = await caughtUpFollower()
     const trapped = () => {

@@ -1,4 +1,4 @@
-// Review 18: writes this process gave up on at their deadline stay in node-redis's queue, with
+// Writes this process gave up on at their deadline stay in node-redis's queue, with
 // their values, until Redis answers or the socket closes. While Redis hangs (here: the
 // redis-server this file started, paused by PID) a burst of large writes held every value
 // (200 writes of 1 MiB: 210 MB) for as long as the hang lasted. The transport now holds at

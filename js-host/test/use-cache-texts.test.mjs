@@ -1,14 +1,13 @@
 // A reused 'use cache' read machine takes its strings through its texts area (read-driver.ts
-// `writeTexts`): a byte view of wasm memory kept between reads. When the memory grows between
-// two reads, the old view is detached and a write through it is silently dropped, so the
-// machine would read the previous read's key of the same length. review6 (REVIEW.md): the
-// driver re-makes the view; this pins it on a real module and a real redis-server.
+// `writeTexts`): a byte view of wasm memory kept between reads. When the memory grows between two
+// reads, the old view is detached and a write through it is silently dropped, so the machine would
+// read the previous read's key of the same length. The driver re-makes the view; this pins it on a
+// real module and a real redis-server.
 //
 // The same holds for the f64 view a step's answer is read from (read-driver.ts, `Read.run`):
-// keeping a Redis reply in the tier calls into wasm (`memoryInsert`), which may grow the memory
-// and detach the view the tier action was read from. An answer read through it reads every
-// field as 0: served Fresh, source None, so no bytes are taken and the hit reads as a miss
-// (review 7).
+// keeping a Redis reply in the tier calls into wasm (`memoryInsert`), which may grow the memory and
+// detach the view the tier action was read from. An answer read through it reads every field as 0:
+// served Fresh, source None, so no bytes are taken and the hit reads as a miss (fixed in 5115e88).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'

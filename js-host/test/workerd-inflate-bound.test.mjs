@@ -1,4 +1,4 @@
-// Review 15: the decompression-bomb bound of the workers codecs (docs/decisions/0030: "the codec
+// The decompression-bomb bound of the workers codecs (docs/decisions/0030: "the codec
 // is stopped as soon as its output passes the declared length (a decompression bomb costs no
 // more)"; docs/failures.md: "No reader holds more than the declared length and maxEntryBytes
 // allow"). `streamCodecs().inflate` writes the whole stored payload into a DecompressionStream in

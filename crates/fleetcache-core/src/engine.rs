@@ -2082,7 +2082,7 @@ mod tests {
         assert_eq!(e.tag_records_lost(), 1);
     }
 
-    /// Review 13: a tag Redis had a record of, revalidated again while Redis is out of reach
+    /// A tag Redis had a record of, revalidated again while Redis is out of reach
     /// (queued), then lost by a flush: Redis lost its record (an expiry at 10, which the
     /// queued profile revalidation does not cover), so the loss is counted.
     #[test]
@@ -2104,7 +2104,7 @@ mod tests {
         assert_eq!(e.tag_records_lost(), 1, "Redis lost b's expiry at 10");
     }
 
-    /// Review 14: TAG_REFRESH answers in full under the same epoch when the reader is over
+    /// TAG_REFRESH answers in full under the same epoch when the reader is over
     /// 1024 versions behind (lua/tag_refresh.lua `reused`: the id of its version is gone), a
     /// state that replaced nothing. `replaced` (tags.rs, `self.version > 0`) says it did: a
     /// revalidation of this process not yet applied (queued while Redis was out of reach) is
@@ -2123,7 +2123,7 @@ mod tests {
         assert_eq!(e.tag_records_lost(), 0, "the same state: nothing replaced");
     }
 
-    /// Review 13: the merge giving a lost record back is in flight (taken out of the mirror's
+    /// The merge giving a lost record back is in flight (taken out of the mirror's
     /// queue, `plan_resend`) when the state at version 0 is answered in full again: the same
     /// loss, counted once.
     #[test]
@@ -2144,7 +2144,7 @@ mod tests {
         assert_eq!(e.resend_len(), 1, "still one record to give back");
     }
 
-    /// Review 13: revalidations Redis never had, because this process dropped them (the outbox
+    /// Revalidations Redis never had, because this process dropped them (the outbox
     /// full, or Redis refused them for a permission), counted as lacking from a state that
     /// replaced the one followed (the log line says "lacks", not "lost by Redis").
     #[test]

@@ -644,7 +644,7 @@ mod tests {
     }
 
     /// A header the tier keeps is charged for its vectors' capacity: decoding sizes them
-    /// exactly, where growing by doubling left up to half of a tag list unused (review 8).
+    /// exactly, where growing by doubling left up to half of a tag list unused (170a439).
     #[test]
     fn decoded_lists_have_no_spare_capacity() {
         for n in [1usize, 3, 5, 1000, 10_000] {

@@ -826,7 +826,7 @@ mod tests {
 
     const NEVER: Millis = Millis(f64::INFINITY);
 
-    /// Review 18: with values of a few bytes, what each item costs besides them (its slot, its
+    /// With values of a few bytes, what each item costs besides them (its slot, its
     /// key, the host's Map entry and Buffer) is most of what the tier retains; the engine's
     /// index charges it.
     #[test]

@@ -2450,7 +2450,7 @@ mod tests {
         m.reset_use_cache(key, key, tags, Consumer::Serves, token, Millis::ZERO);
     }
 
-    /// Review 18: a pooled machine kept room for the longest key it ever read, for the life
+    /// A pooled machine kept room for the longest key it ever read, for the life
     /// of the process.
     #[test]
     fn a_reset_gives_back_the_room_a_long_read_took() {
@@ -2550,12 +2550,11 @@ mod tests {
         (m, step, header)
     }
 
-    /// Review of the pool (branch poolbound): a machine keeps what its last read left (the
-    /// cache key, the answer with the entry's header: its copy of the key and every tag)
-    /// until its next reset, so a pooled machine idle after a read of a long key or of an
-    /// entry with thousands of tags pinned them for as long as it stayed in the pool. It says
-    /// so (`held_bytes` over `POOLED_HOLD_BYTES`), and parked it keeps no header and no more
-    /// room than a buffer's allowance in all (its lease token).
+    /// A machine keeps what its last read left (the cache key, the answer with the entry's header:
+    /// its copy of the key and every tag) until its next reset, so a pooled machine idle after a
+    /// read of a long key or of an entry with thousands of tags pinned them for as long as it
+    /// stayed in the pool. It says so (`held_bytes` over `POOLED_HOLD_BYTES`), and parked it keeps
+    /// no header and no more room than a buffer's allowance in all (its lease token).
     #[test]
     fn a_parked_machine_holds_no_more_than_the_keep_after_a_long_key_or_many_tags() {
         let long = "k".repeat(crate::envelope::Limits::MAX_KEY_BYTES);

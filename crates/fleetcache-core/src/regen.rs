@@ -579,8 +579,8 @@ impl Regenerations {
 /// out in this process since then ([`StaleHandouts`]; without a known start, within the last
 /// [`MAX_REGENERATION_MS`]). Not a value written back unchanged: its bytes are an earlier
 /// regeneration's, whose own write took the hand-outs of its time into account (they are in its
-/// made time), and no render of this one reached them (review 19: lowering its stamp voided
-/// Next's retry delay).
+/// made time), and no render of this one reached them (lowering its stamp voided Next's retry
+/// delay; fixed in 7a01957).
 pub fn incremental_created(
     regenerations: &mut Regenerations,
     handouts: &StaleHandouts,
@@ -694,7 +694,7 @@ mod tests {
         assert_eq!(h.oldest_since(["u2"], Millis(15.0)), Some(Millis(5.0)));
     }
 
-    /// Review 11: an entry with more tags than the record holds, handed out stale, pushed
+    /// An entry with more tags than the record holds, handed out stale, pushed
     /// every other tag out of it, at a pass over all its tags per hand-out. Now one hand-out
     /// every page is judged against, and the other tags' hand-outs stay as they were.
     #[test]
@@ -853,7 +853,7 @@ mod tests {
         assert_eq!(r.created("k", late), late);
     }
 
-    /// Review 11: fresh answers of other keys take places in the same bounded table; the
+    /// Fresh answers of other keys take places in the same bounded table; the
     /// start of a regeneration in flight must not be what they push out.
     #[test]
     fn fresh_answers_of_other_keys_never_push_out_a_known_start() {
@@ -865,7 +865,7 @@ mod tests {
         assert_eq!(r.created("p", Millis(500.0)), Millis(100.0));
     }
 
-    /// Review 11: an answer that fell due before a later fresh read began may be one Next is
+    /// An answer that fell due before a later fresh read began may be one Next is
     /// regenerating from on its own; the later answer must not hide it.
     #[test]
     fn a_later_fresh_answer_keeps_one_that_already_fell_due() {

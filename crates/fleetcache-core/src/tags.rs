@@ -2732,7 +2732,7 @@ mod tests {
     /// at the overflow and starts another, which the next burst gives up again: it never syncs,
     /// judges nothing tagged fresh, and scans the whole state again and again.
     #[test]
-    fn review24_an_overflow_during_a_load_does_not_give_the_load_up() {
+    fn an_overflow_during_a_load_does_not_give_the_load_up() {
         let mut m = TagMirror::new();
         load(&mut m, "E", 1, &[("old", rec(Revalidation::Expire, 100.0))]);
         let mut v = 1;
@@ -2779,7 +2779,7 @@ mod tests {
     /// to an empty replica) before it is no longer seen as replacing the state the mirror
     /// followed: what it lacked goes back, but `lost()` (and the host's warning) stays 0.
     #[test]
-    fn review24_a_flush_after_an_overflow_is_counted_as_a_loss() {
+    fn a_flush_after_an_overflow_is_counted_as_a_loss() {
         let mut m = TagMirror::new();
         load(&mut m, "E", 1, &[("old", rec(Revalidation::Expire, 100.0))]);
         for v in 2..2 + MAX_UNCONFIRMED_UPDATES as u64 + 1 {
@@ -3122,7 +3122,7 @@ mod tests {
         /// changes no answer of `holds_revalidation`, as long as its `now` is no later than the
         /// second report's (one host clock, read in that order: js-host/src/clock.ts).
         #[test]
-        fn review24_a_refresh_between_two_reports_changes_no_answer(
+        fn a_refresh_between_two_reports_changes_no_answer(
             gap_refresh in 0.0f64..30.0,
             gap_report in 0.0f64..30.0,
             paired in any::<bool>(),

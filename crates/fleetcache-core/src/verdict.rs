@@ -162,7 +162,7 @@ mod tests {
 
     /// A tag state that cannot vouch for entries created before some time (not loaded, a
     /// failed refresh) judges a value written back by when it was made, as the tags do
-    /// (review 19: judged by its stamp, nothing failed).
+    /// (judging it by its stamp instead failed no test before this one).
     #[test]
     fn an_untrusted_tag_state_judges_a_written_back_value_by_when_it_was_made() {
         const T: f64 = 1_795_690_530_000.0;

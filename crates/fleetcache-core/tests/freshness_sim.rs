@@ -109,12 +109,12 @@
 //! regenerations overlap in one process
 //! (`overlapping_regenerations_are_stamped_with_their_own_reads`: two instances, so requests
 //! often share one; late answers, mostly past a 3 s `revalidate`; revalidations between a
-//! render's start and its write; faults rare), where the two gaps review 12 found by hand
+//! render's start and its write; faults rare), where the two gaps first found by hand
 //! (several requests writing one `fetch` key; Next's second look) are a few steps deep rather
 //! than a few dozen.
 //!
-//! And in histories of the same shape (Next 16.5, the page written first) that draw what
-//! reviews 13 and 14 found by hand
+//! And in histories of the same shape (Next 16.5, the page written first) that draw two cases
+//! first found by hand
 //! (`written_back_values_and_a_requests_second_read_keep_the_contract`):
 //!
 //! - a page regeneration that fails, after which Next 16.5 writes back the value its read was
@@ -130,7 +130,7 @@
 //!   [`Own::least`]; a stale second answer joins the refetch the request has in flight (Next's
 //!   `pendingRevalidates`).
 //!
-//! Three gaps these draws and review 17 found are fixed, each with a test of its own: a page
+//! Three gaps found by these draws and by hand are fixed, each with a test of its own: a page
 //! written back after a read whose instance had not learnt a revalidation (within the push
 //! bound, a failed refresh), or one whose revalidation reached Redis only after the writer's
 //! pull (replayed from an outbox), carried that read's start to every instance as its creation
@@ -2154,7 +2154,7 @@ impl World {
         self.write_steps(task, step)
     }
 
-    /// Review 17, a check of each stored write-back by the history alone (not by a model of
+    /// A check of each stored write-back by the history alone (not by a model of
     /// what the writer's tag state held): the time its tags judge it by is no later than any
     /// revalidation of its tags made after the value's creation that its instance had not
     /// learnt and that reached Redis (else, once that resolves, another instance serves the old
@@ -3876,10 +3876,10 @@ proptest! {
 }
 
 proptest! {
-    // Values written back unchanged when a regeneration fails (Next 16.5), and a request's
-    // two reads of one `fetch` entry before its write (reviews 13 and 14): a value made before
-    // a revalidation is never served fresh after it, and a written-back value only time had
-    // made stale is not regenerated again before Next's retry delay.
+    // Values written back unchanged when a regeneration fails (Next 16.5), and a request's two
+    // reads of one `fetch` entry before its write: a value made before a revalidation is never
+    // served fresh after it, and a written-back value only time had made stale is not regenerated
+    // again before Next's retry delay.
     #![proptest_config(ProptestConfig { cases: cases(1024), ..ProptestConfig::default() })]
 
     #[test]
@@ -4326,11 +4326,12 @@ fn a_load_does_not_vouch_for_an_update_newer_than_its_start() -> Result<(), Test
     run_up(false, NextRelease::new(16, 4, 6, false), true, &ops)
 }
 
-/// Review 12's first finding, as the property finds it when the host passes no read of its own
-/// (`Own::NONE`, as before 7d9023d): two requests of one process find the `fetch` entry missing
-/// and each regenerates it (leases off). The later request's write comes first and takes the
-/// earlier read's start from the per-key table; the earlier request's write then has none, is
-/// stamped with its write time, and a revalidation made during its fetch leaves it fresh.
+/// The first gap found by hand (several requests writing one `fetch` key), as the property finds it
+/// when the host passes no read of its own (`Own::NONE`, as before 7d9023d): two requests of one
+/// process find the `fetch` entry missing and each regenerates it (leases off). The later request's
+/// write comes first and takes the earlier read's start from the per-key table; the earlier
+/// request's write then has none, is stamped with its write time, and a revalidation made during
+/// its fetch leaves it fresh.
 #[test]
 fn two_requests_regenerating_one_fetch_key_are_stamped_with_their_own_reads(
 ) -> Result<(), TestCaseError> {
@@ -4367,12 +4368,12 @@ fn two_requests_regenerating_one_fetch_key_are_stamped_with_their_own_reads(
     run_up(false, NextRelease::new(16, 4, 6, false), false, &ops)
 }
 
-/// Review 12's second finding (docs/incremental.md, "fleetcache decides when an entry is
-/// due"): a fresh page answer reaches Next 3.5 s late (an event-loop stall), past its
-/// `revalidate` of 3 s, and Next regenerates it on its own. Another request of the process
-/// then finds the page expired by a revalidation made after that regeneration began, and joins
-/// it. Without the answer's own read handed back with the write, the per-key table's start (the
-/// later request's read) stamps the write, after the revalidation it missed.
+/// The second gap found by hand, Next's second look (docs/incremental.md, "fleetcache decides when
+/// an entry is due"): a fresh page answer reaches Next 3.5 s late (an event-loop stall), past its
+/// `revalidate` of 3 s, and Next regenerates it on its own. Another request of the process then
+/// finds the page expired by a revalidation made after that regeneration began, and joins it.
+/// Without the answer's own read handed back with the write, the per-key table's start (the later
+/// request's read) stamps the write, after the revalidation it missed.
 #[test]
 fn a_regeneration_next_began_on_its_second_look_is_stamped_with_its_read(
 ) -> Result<(), TestCaseError> {
@@ -4412,7 +4413,7 @@ fn a_regeneration_next_began_on_its_second_look_is_stamped_with_its_read(
     run_up(false, NextRelease::new(16, 4, 6, false), false, &ops)
 }
 
-/// Review 17 (failed at 2504c3a, pulling per request): the write-back stamp
+/// (Failed at 2504c3a, pulling per request.) The write-back stamp
 /// (`min(read start, complete_before)`) was sound only if the mirror held every revalidation
 /// *stamped* before that time, but a pull holds those that had *reached Redis* when it began.
 /// A revalidation stamped earlier and still queued in its instance's outbox (its send failed;

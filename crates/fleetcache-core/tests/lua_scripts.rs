@@ -605,8 +605,8 @@ fn pruning_drops_old_tags_and_stops_at_the_first_young_one() {
 
 /// A meta hash lost alone leaves log scores up to the lost state's version. The next update
 /// (or merge) that makes the meta anew goes on above them, so every log score is a version of
-/// the state: the oldest-first pruning is not blocked behind young tags of low versions (review
-/// 26), and a refresh never meets a score above the state's version.
+/// the state: the oldest-first pruning is not blocked behind young tags of low versions
+/// (bfe9d19), and a refresh never meets a score above the state's version.
 #[test]
 fn a_state_made_anew_over_an_old_log_numbers_its_versions_above_it() {
     let mut server = start();
@@ -767,7 +767,7 @@ fn scripts_reject_bad_arguments_and_precision_survives() {
 #[test]
 fn a_page_refuses_a_seen_version_that_is_not_a_whole_number() {
     // Redis's Lua reads "nan" and "inf" as numbers (strtod): "nan" passed the argument check
-    // and, comparing false with everything, skipped the rolled-back test (review 9).
+    // and, comparing false with everything, skipped the rolled-back test (fixed in d5a6df6).
     let mut server = start();
     let conn = &mut server.conn;
     let e = engine();

@@ -314,7 +314,7 @@ fn same_revalidation_is_recorded_once() {
     assert!(!e.revalidation_recorded(&["y"], &max, Millis(NOW + 5.0), 7));
 }
 
-/// Review 10: with only the singular handler (no `updateTags`), each `revalidateTag` is its
+/// With only the singular handler (no `updateTags`), each `revalidateTag` is its
 /// own event, however close: the first must not make the second look recorded.
 #[test]
 fn a_revalidation_the_singular_handler_recorded_is_never_taken_for_a_second_report() {

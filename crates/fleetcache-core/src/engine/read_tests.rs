@@ -1944,7 +1944,7 @@ fn a_held_copy_whose_header_is_past_the_first_window_keeps_its_header_as_a_tier_
     assert_eq!(kept, vec![(false, true), (true, true)]);
 }
 
-/// Review 10: the engine judges a fresh page's `revalidate` with the clock of the step that
+/// The engine judges a fresh page's `revalidate` with the clock of the step that
 /// answers, and Next judges the same `lastModified + revalidate` again with the same clock
 /// after the answer comes back (`incremental-cache/index.js`, `revalidateAfter < now`; for
 /// FETCH, `age > revalidate`). With the creation time shown, any time between the two (the
@@ -2002,7 +2002,7 @@ fn a_regeneration_next_begins_after_a_stall_of_a_whole_revalidate_is_stamped_by_
     }
 }
 
-/// Review 11: the fresh answers `note_fresh` keeps share the 10,000-key table and its
+/// The fresh answers `note_fresh` keeps share the 10,000-key table and its
 /// oldest-first eviction with the starts of regenerations in flight. Every fresh read of a
 /// new key now takes a place, so a process that reads 10,000 other keys fresh while a page
 /// regenerates (fetch entries of a large catalogue: a few seconds of traffic) drops that
@@ -2039,7 +2039,7 @@ fn fresh_answers_of_other_keys_do_not_push_out_the_start_of_a_regeneration_in_fl
     );
 }
 
-/// Review 11: `note_fresh` keeps only the latest fresh answer, so a later one replaces an
+/// `note_fresh` keeps only the latest fresh answer, so a later one replaces an
 /// earlier answer that had already fallen due, one Next may be regenerating from on its own.
 /// Next's `fetch` reads of one key from different requests run concurrently (its
 /// `IncrementalCache`, lock included, is made per request), and the key does not include the
@@ -2368,7 +2368,7 @@ fn an_embedded_store_hit_without_a_machine_answers_what_the_machine_answers() {
         .is_none());
 }
 
-/// Review 13: one random state for the `'use cache'` hit shortcut against the machine.
+/// One random state for the `'use cache'` hit shortcut against the machine.
 #[derive(Clone, Debug)]
 struct ShortcutCase {
     /// How long before `NOW` the entry was made (ms).
@@ -2572,7 +2572,7 @@ fn lookup_counts(e: &Engine) -> Vec<u64> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
-    /// Review 13: over random entries, index states, tag revalidations (expire, stale, stale
+    /// Over random entries, index states, tag revalidations (expire, stale, stale
     /// with an expire; tags and soft tags), an open breaker, collisions and lengths, the
     /// shortcut answers exactly the machine's answer when it answers (and counts as it
     /// counts), declines whenever the machine's answer is not a fresh serve, and a declined
@@ -2612,7 +2612,7 @@ proptest! {
     }
 }
 
-/// Review 14: an on-demand revalidation's read of a fresh page is shown with the time of its
+/// An on-demand revalidation's read of a fresh page is shown with the time of its
 /// answer as `lastModified` (`fresh_last_modified`), later than the read began. When the
 /// regeneration fails, Next 16.5 writes that value back (`retainPreviousCacheEntry`) and the
 /// host hands the core the shown time (`Own::written_back`): the old value is stamped later
@@ -2655,7 +2655,7 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
     );
 }
 
-/// Review 17: a page Next 16.5 writes back after a failed regeneration was stamped with one time
+/// A page Next 16.5 writes back after a failed regeneration was stamped with one time
 /// for its lifetime and its tags: at best the start of the writer's last complete pull. A
 /// revalidation issued before that time but reaching Redis after it (replayed from its
 /// instance's outbox after an outage, or on its way while the pull ran) then found the old
@@ -2739,7 +2739,7 @@ fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
     assert!(judged(Some(made)));
 }
 
-/// Review 19: a value written back unchanged is the old entry's bytes, not a render: it joined
+/// A value written back unchanged is the old entry's bytes, not a render: it joined
 /// no `'use cache'` entry. Yet the write's stamp is lowered to the creation of any stale
 /// `'use cache'` entry with one of its tags this process handed out since the read began
 /// (`StaleHandouts`, meant for a regeneration that may have joined one), and the made time is

@@ -301,7 +301,7 @@ fn a_page_is_stamped_by_a_hand_out_of_the_same_tag_in_another_form() {
     assert_eq!(created, Millis(100.0));
 }
 
-/// Review 10: each tag remembers its 8 most recent stale hand-outs, so a page that joined a
+/// Each tag remembers its 8 most recent stale hand-outs, so a page that joined a
 /// stale entry (Next 16.4's cross-request join) loses that entry's creation time once 8 more
 /// stale entries with one of its tags are handed out before the page is written, here entries
 /// that a revalidation of another tag made stale after they were created. The page is then
