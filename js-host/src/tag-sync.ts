@@ -780,35 +780,51 @@ export class TagSync {
     return this.resend(script)
   }
 
-  /** Merges back, batch by batch, the tag records Redis lost and this process knows. */
+  /**
+   * Merges back, batch by batch, the tag records Redis lost and this process knows, or makes
+   * the state's lost meta hash anew (a merge of no record).
+   */
   private async resend(script: ScriptRunner): Promise<boolean> {
     let batches = 0
+    let records = 0
+    let remade = false
     // Bounded: every pass acknowledges a batch taken off the queue or returns.
     while (this.engine.resendLength > 0) {
       const argv = splitArgv(this.engine.planResend())
       if (argv.length === 0) break
+      const batch = recordsIn(argv)
       let reply: unknown
       try {
         reply = await script(argv, 'write')
       } catch (err) {
         if (!isCircuitOpen(err)) {
           this.log.error(
-            `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`,
+            batch === 0
+              ? `the tag state's lost meta hash not yet made anew in Redis: ${describe(err)}`
+              : `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`,
           )
         }
         this.watch()
         return false
       }
       this.engine.ackResend()
-      batches += 1
+      if (batch === 0) remade = true
+      else {
+        batches += 1
+        records += batch
+      }
       try {
         if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
       } catch (err) {
         this.log.error(`unexpected tag merge reply: ${describe(err)}`)
       }
     }
-    if (batches > 0)
-      this.log.info(`gave lost tag records back to Redis (${String(batches)} batch(es))`)
+    if (batches > 0) {
+      this.log.info(
+        `gave ${String(records)} lost tag record(s) back to Redis (${String(batches)} batch(es))`,
+      )
+    }
+    if (remade) this.log.info("made the tag state's lost meta hash anew in Redis")
     return true
   }
 
@@ -936,4 +952,14 @@ export class TagSync {
         `Revalidations refused after it are dropped without a log line until one goes through: ${err.message}`,
     )
   }
+}
+
+/**
+ * The records a planned `TAG_MERGE` gives back, from its argv (`EVALSHA`, the script, the key
+ * count, the keys, the epoch candidate, then a tag and its record each): 0 for the merge that
+ * only makes the meta hash anew.
+ */
+function recordsIn(argv: readonly string[]): number {
+  const keys = Number(argv[2])
+  return Number.isInteger(keys) ? Math.max(0, Math.floor((argv.length - 4 - keys) / 2)) : 0
 }

@@ -69,6 +69,19 @@ async function snapshot(prefix) {
   }
 }
 
+/** Runs `fn` with console.log (where info lines go) captured; returns the captured lines. */
+async function infoLines(fn) {
+  const lines = []
+  const { log } = console
+  console.log = (...a) => lines.push(a.join(' '))
+  try {
+    await fn(lines)
+  } finally {
+    console.log = log
+  }
+  return lines
+}
+
 describe('tag state', () => {
   test('a flush does not bring invalidated tier copies back, and the fleet relearns what was lost', async () => {
     const A = instance('flush', { memoryBytes: 1 << 20 })
@@ -80,18 +93,27 @@ describe('tag state', () => {
     // A learns of B's revalidation; its tier copy is no longer fresh.
     await A.refreshTags()
     await redis.command('FLUSHALL')
-    await A.refreshTags()
-    assert.equal(await A.get('page', []), undefined, 'the tier copy stays invalidated')
-    // A gave the lost record back: an instance that never heard of it learns it from Redis.
-    const C = instance('flush')
-    await until(
-      async () => {
-        await C.refreshTags()
-        return (await C.getExpiration(['products'])) > 0
-      },
-      5000,
-      'the lost revalidation to be back in Redis',
-    )
+    const lines = await infoLines(async (info) => {
+      await A.refreshTags()
+      assert.equal(await A.get('page', []), undefined, 'the tier copy stays invalidated')
+      // A gave the lost record back: an instance that never heard of it learns it from Redis.
+      const C = instance('flush')
+      await until(
+        async () => {
+          await C.refreshTags()
+          return (await C.getExpiration(['products'])) > 0
+        },
+        5000,
+        'the lost revalidation to be back in Redis',
+      )
+      // Logged once A has the merge's reply, which may come after C's refresh.
+      await until(
+        () => info.some((l) => l.includes('gave 1 lost tag record(s) back to Redis (1 batch(es))')),
+        5000,
+        'the line saying so',
+      )
+    })
+    assert.ok(!lines.some((l) => l.includes('meta hash')), lines.join('\n'))
   })
 
   test('a meta hash lost alone: a process that starts then judges by the records, and makes it anew', async () => {
@@ -102,16 +124,25 @@ describe('tag state', () => {
     const meta = 'nometa:tags:{nometa}:meta'
     // Deleted by hand (docs/troubleshooting.md) or evicted: the records stay.
     assert.equal(await redis.command('DEL', meta), 1)
-    const C = instance('nometa')
-    await C.refreshTags()
-    assert.equal(await C.get('page', []), undefined, 'the invalidated entry is not served')
-    assert.ok((await C.getExpiration(['products'])) > 0, 'C knows the revalidation')
-    // C made the meta hash anew (a merge of no record): every process follows it in part again.
-    await until(
-      async () => (await redis.command('HGET', meta, 'epoch')) != null,
-      5000,
-      'a new epoch',
-    )
+    const lines = await infoLines(async (info) => {
+      const C = instance('nometa')
+      await C.refreshTags()
+      assert.equal(await C.get('page', []), undefined, 'the invalidated entry is not served')
+      assert.ok((await C.getExpiration(['products'])) > 0, 'C knows the revalidation')
+      // C made the meta hash anew (a merge of no record): every process follows it in part again.
+      await until(
+        async () => (await redis.command('HGET', meta, 'epoch')) != null,
+        5000,
+        'a new epoch',
+      )
+      // Said as what it is, once C has the merge's reply: no record was lost, none given back.
+      await until(
+        () => info.some((l) => l.includes("made the tag state's lost meta hash anew in Redis")),
+        5000,
+        'the line saying so',
+      )
+    })
+    assert.ok(!lines.some((l) => l.includes('lost tag record')), lines.join('\n'))
     await A.refreshTags()
     assert.equal(await A.get('page', []), undefined, 'A still judges by the records')
   })
