@@ -172,6 +172,7 @@ export function resolveOptions(given: FleetcacheOptions, givenSource = 'options'
     debug: options.debug ?? false,
     tagSync: tagSync(options.tagSync),
     deploymentSource,
+    givenInCode: givenSource === 'options',
   }
 }
 

@@ -224,6 +224,11 @@ export interface ResolvedOptions {
   tagSync: 'pull' | 'push'
   /** Where the deployment id came from, for the start-up line. */
   deploymentSource: string
+  /**
+   * The options were given in code: the environment was not read (but for the deployment id),
+   * so a `REDIS_URL` there did not apply.
+   */
+  givenInCode: boolean
 }
 
 /** An invalid setting; `variable` names the option or environment variable. */

@@ -233,7 +233,9 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
       : new RedisStore(transport, engine, options.engine.memoryBytes ?? coreDefaults().memoryBytes)
   if (transport === undefined && !build) {
     log.warn(
-      'no REDIS_URL set: using an in-process store, so this instance shares nothing with the rest of the fleet',
+      options.givenInCode
+        ? 'no redisUrl in the options given in code (the environment, REDIS_URL included, is not read then): using an in-process store, so this instance shares nothing with the rest of the fleet'
+        : 'no REDIS_URL set: using an in-process store, so this instance shares nothing with the rest of the fleet',
     )
   }
   const runtime: Runtime = {

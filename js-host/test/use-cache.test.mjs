@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import { createUseCacheHandler, ConfigError, close } from '../esm/index.mjs'
 import {
   bytes,
+  capture,
   crossingCounts,
   now,
   startTestRedis,
@@ -495,6 +496,39 @@ describe('use-cache handler when Redis is unreachable', () => {
 })
 
 describe('in-process store (no Redis URL)', () => {
+  test('the warning names where the missing URL was looked for', async () => {
+    const saved = { url: process.env.REDIS_URL, prefix: process.env.FLEETCACHE_PREFIX }
+    try {
+      process.env.REDIS_URL = 'redis://127.0.0.1:1'
+      // Options given in code replace the environment: its REDIS_URL does not apply.
+      const inCode = await capture(async () => {
+        createUseCacheHandler({ prefix: 'jstest-warn', deploymentId: 'code' })
+      })
+      assert.ok(
+        inCode.some((l) => l.includes('no redisUrl in the options given in code')),
+        inCode.join('\n'),
+      )
+      assert.ok(!inCode.some((l) => l.includes('no REDIS_URL set')), inCode.join('\n'))
+      delete process.env.REDIS_URL
+      process.env.FLEETCACHE_PREFIX = 'jstest-warn-env'
+      const fromEnv = await capture(async () => {
+        createUseCacheHandler()
+      })
+      assert.ok(
+        fromEnv.some((l) => l.includes('no REDIS_URL set: using an in-process store')),
+        fromEnv.join('\n'),
+      )
+    } finally {
+      for (const [k, v] of [
+        ['REDIS_URL', saved.url],
+        ['FLEETCACHE_PREFIX', saved.prefix],
+      ]) {
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
+      }
+    }
+  })
+
   test('set, get and a local revalidation', async () => {
     const m = createUseCacheHandler({ prefix: 'jstest', deploymentId: 'mem' })
     await m.set('k-mem', Promise.resolve(entry('in memory', { tags: ['t-mem'] })))
