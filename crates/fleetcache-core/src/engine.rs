@@ -1783,13 +1783,16 @@ mod tests {
         let call = e.plan_tag_refresh();
         assert_eq!(call.script.name, "tag_refresh");
         assert_eq!(call.sha1, TAG_REFRESH.sha1());
-        assert_eq!(call.args, ["", "0", ""]);
+        assert_eq!(call.args, ["", "0", "", "0", ""]);
         load(&mut e, "E", "4", &["x".into(), "0,10,0,0,10".into()], 20.0);
-        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v"]);
+        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v", "0", ""]);
         assert_eq!(e.get_expiration(&["x", "y"], Millis(20.0)), Millis(10.0));
         e.apply_update_reply(&netstring::encode(["E", "6", "v6", "0"]))
             .unwrap();
-        assert_eq!(e.plan_tag_refresh().args, ["E", "4", "v", "6", "v6"]);
+        assert_eq!(
+            e.plan_tag_refresh().args,
+            ["E", "4", "v", "0", "", "6", "v6"]
+        );
         assert_eq!(e.prune_mirror(Millis(1e13)), 1);
         assert!(e.mirror_mut().is_empty());
         assert!(e.lru_mut().insert("k", 1, Millis(1.0)).is_empty());
@@ -1819,7 +1822,7 @@ mod tests {
         page.extend(pairs.iter().cloned());
         e.apply_refresh(&netstring::encode(&page), Millis(now))
             .unwrap();
-        assert_eq!(e.plan_tag_refresh().args, [epoch, ver, "v"]);
+        assert_eq!(e.plan_tag_refresh().args, [epoch, ver, "v", "0", ""]);
         e.apply_refresh(
             &netstring::encode([epoch, ver, "v", "0", "0", ""]),
             Millis(now),

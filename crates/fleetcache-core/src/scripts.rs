@@ -387,18 +387,24 @@ pub fn tag_update_args(
     args
 }
 
-/// `ARGV` of [`TAG_REFRESH`]; `checks` are versions (and their ids) the reader's own updates
-/// made that it has not seen in a refresh, each checked like the known one.
+/// `ARGV` of [`TAG_REFRESH`]; `anchor` the version (and id) the last page of the reader's load
+/// was read at ([`crate::tags::TagMirror::anchor`]), `checks` versions (and their ids) the
+/// reader's own updates made that it has not seen in a refresh, each checked like the known
+/// one.
 pub fn tag_refresh_args(
     known_epoch: &str,
     known_version: u64,
     known_vid: &str,
+    anchor: Option<(u64, &str)>,
     checks: &[(u64, String)],
 ) -> Vec<String> {
-    let mut args = Vec::with_capacity(3 + 2 * checks.len());
+    let mut args = Vec::with_capacity(5 + 2 * checks.len());
     args.push(known_epoch.to_owned());
     args.push(crate::text::u64_text(known_version));
     args.push(known_vid.to_owned());
+    let (anchor_version, anchor_vid) = anchor.unwrap_or((0, ""));
+    args.push(crate::text::u64_text(anchor_version));
+    args.push(anchor_vid.to_owned());
     for (version, vid) in checks {
         args.push(crate::text::u64_text(*version));
         args.push(vid.clone());
@@ -591,10 +597,13 @@ mod tests {
             tag_update_args(Millis(7.0), 1.0, "e", &zero, &[])[3..5],
             ["s", "0"]
         );
-        assert_eq!(tag_refresh_args("ep", 12, "v", &[]), ["ep", "12", "v"]);
         assert_eq!(
-            tag_refresh_args("ep", 12, "v", &[(14, "w".into())]),
-            ["ep", "12", "v", "14", "w"]
+            tag_refresh_args("ep", 12, "v", None, &[]),
+            ["ep", "12", "v", "0", ""]
+        );
+        assert_eq!(
+            tag_refresh_args("ep", 12, "v", Some((14, "w")), &[(14, "w".into())]),
+            ["ep", "12", "v", "14", "w", "14", "w"]
         );
     }
 }

@@ -455,6 +455,7 @@ impl TagSync {
                 mirror.epoch(),
                 mirror.version(),
                 mirror.version_id(),
+                mirror.anchor(),
                 mirror.unconfirmed_updates(),
             ),
         }

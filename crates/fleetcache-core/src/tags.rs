@@ -410,6 +410,10 @@ struct Loading {
     /// catch-up refresh does. So a record a page showed is known to be in the state the
     /// mirror then follows, even one an update above the load's version made.
     seen: (u64, String),
+    /// A page was asked for with no id to check (a version without one): the chain of checks
+    /// from the load's version to `seen` is broken, and `seen` is no anchor
+    /// ([`TagMirror::anchor`]).
+    unchecked: bool,
     /// What the pages brought so far, as exact records up to the mirror's bound ...
     incoming: KeyedVec<TagRecord>,
     /// ... and folded past it.
@@ -458,6 +462,10 @@ pub struct TagMirror {
     /// already ended without (above its version): the load after that one drops them (see
     /// [`TagMirror::take_page`]).
     carried: usize,
+    /// The version and id the last page of the last load was read at, when every page of it
+    /// checked the one before it (`TAG_PAGE`): named to the refresh script as the anchor while
+    /// it is among `acked` ([`TagMirror::anchor`]).
+    anchor: Option<(u64, String)>,
     /// How many of `acked` (the first ones) the refresh in flight was planned with
     /// ([`TagMirror::note_planned`]): its script checked those. Replies may come back in
     /// another order than their commands ran (a transport of concurrent calls), so an update
@@ -627,6 +635,20 @@ impl TagMirror {
     /// script to check.
     pub fn note_planned(&mut self) {
         self.planned = self.unconfirmed_updates().len();
+    }
+
+    /// The version and id the last page of the last load was read at, while a refresh still
+    /// names it (it is among [`TagMirror::unconfirmed_updates`]) and every page of that load
+    /// checked the one before it held, from the load's version on. The refresh script spares
+    /// the check of a known version at or below it whose id Redis no longer keeps: the chain
+    /// of checks and this version holding show no failover rolled the state back below the
+    /// load's version since it began (tag_refresh.lua).
+    pub fn anchor(&self) -> Option<(u64, &str)> {
+        let (v, id) = self.anchor.as_ref()?;
+        self.unconfirmed_updates()
+            .iter()
+            .any(|(uv, uid)| uv == v && uid == id)
+            .then_some((*v, id.as_str()))
     }
 
     /// Versions and ids this process's own updates made in the followed state that no
@@ -959,6 +981,7 @@ impl TagMirror {
                 vid: reply.vid.to_owned(),
                 cursor: "0".to_owned(),
                 seen: (reply.version, reply.vid.to_owned()),
+                unchecked: reply.vid.is_empty(),
                 incoming: KeyedVec::with_seed(0, self.seed),
                 folded: Folded::default(),
                 pinned: 0,
@@ -1134,6 +1157,7 @@ impl TagMirror {
                 self.forget_followed();
             }
         } else if let Some(load) = self.loading.as_mut() {
+            load.unchecked |= vid.is_empty();
             load.seen = (version, vid.to_owned());
         }
         let (changed, skipped) = self.take_page(cursor, &pairs, now, keep_ms, false);
@@ -1244,14 +1268,20 @@ impl TagMirror {
             self.acked_epoch.clone_from(&load.epoch);
         }
         let (seen_version, seen_vid) = load.seen;
-        if seen_version > load.version
-            && !seen_vid.is_empty()
-            && !self
+        self.anchor = None;
+        if seen_version > load.version && !seen_vid.is_empty() {
+            if !self
                 .acked
                 .iter()
                 .any(|(v, id)| *v == seen_version && *id == seen_vid)
-        {
-            self.acked.push((seen_version, seen_vid));
+            {
+                self.acked.push((seen_version, seen_vid.clone()));
+            }
+            // Every page checked the one before it: the refresh script may take this version
+            // holding as proof that the state was not rolled back below the load's version.
+            if !load.unchecked && !load.vid.is_empty() {
+                self.anchor = Some((seen_version, seen_vid));
+            }
         }
         self.carried = self.acked.len();
         self.remake_meta = load.epoch == EPOCH_WITHOUT_META;
@@ -2899,6 +2929,32 @@ mod tests {
         m.note_planned();
         refresh(&mut m, &reply("E", 3, false, &[])).unwrap();
         assert!(m.is_synced() && m.unconfirmed_updates().is_empty());
+    }
+
+    #[test]
+    fn a_load_whose_pages_checked_each_other_names_its_last_page_as_the_anchor() {
+        let mut m = TagMirror::new();
+        refresh(&mut m, &paged_header("E", 1)).unwrap();
+        refresh(&mut m, &page("c2", 2, &[])).unwrap();
+        refresh(&mut m, &page("0", 5, &[])).unwrap();
+        // The catch-up names version 5 among the checks, and as the anchor.
+        assert_eq!(m.unconfirmed_updates(), &[(5, "id5".to_owned())]);
+        assert_eq!(m.anchor(), Some((5, "id5")));
+        // A part up to version 3: still below the anchor, which stays.
+        m.note_planned();
+        refresh(&mut m, &part("E", 3, &[])).unwrap();
+        assert_eq!(m.anchor(), Some((5, "id5")));
+        // Past it: confirmed, and no anchor any more.
+        m.note_planned();
+        refresh(&mut m, &reply("E", 6, false, &[])).unwrap();
+        assert!(m.is_synced() && m.anchor().is_none());
+        // A page read at a version without an id breaks the chain: no anchor.
+        let mut n = TagMirror::new();
+        refresh(&mut n, &paged_header("E", 1)).unwrap();
+        refresh(&mut n, &netstring::encode(["page", "c2", "2", "", "0"])).unwrap();
+        refresh(&mut n, &page("0", 5, &[])).unwrap();
+        assert_eq!(n.unconfirmed_updates(), &[(5, "id5".to_owned())]);
+        assert!(n.anchor().is_none());
     }
 
     #[test]

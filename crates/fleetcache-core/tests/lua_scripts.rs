@@ -790,7 +790,13 @@ fn a_page_refuses_a_seen_version_that_is_not_a_whole_number() {
             script: &TAG_REFRESH,
             sha1: TAG_REFRESH.sha1(),
             keys: e.namespace().tag_keys().to_vec(),
-            args: vec![String::new(), known.to_owned(), String::new()],
+            args: vec![
+                String::new(),
+                known.to_owned(),
+                String::new(),
+                "0".to_owned(),
+                String::new(),
+            ],
         };
         let reply = conn.run(&refresh);
         assert!(
@@ -876,6 +882,48 @@ fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
     assert!(!s.full);
     assert!(reader.mirror().is_synced());
     for name in names.iter().map(String::as_str).chain(["late"]) {
+        assert_eq!(
+            reader.mirror().record(name),
+            writer.mirror().record(name),
+            "{name}"
+        );
+    }
+}
+
+/// A load during which more revalidations are recorded than the state keeps version ids of
+/// (1,024), none of its pages more than that apart: the catch-up refresh's version (the load's)
+/// has no id any more, and the version the last page was read at, which still holds, stands
+/// for it (the anchor). The reader catches up in part and is synced, where it was answered in
+/// full and loaded again (under such a rate sustained, for ever).
+#[test]
+fn a_load_outrun_by_over_1024_revalidations_catches_up_in_part() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names = large_state(conn, &mut writer);
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    let mut late = Vec::new();
+    while reader.mirror().is_loading() {
+        // 600 revalidations before each page: 1,200 over the load's two pages.
+        for _ in 0..600 {
+            let tag = format!("late-{}", late.len());
+            update(conn, &mut writer, &[&tag], Revalidation::Expire, 9000.0);
+            late.push(tag);
+        }
+        let call = reader.plan_tag_refresh();
+        assert_eq!(call.script.name, "tag_page");
+        let page = conn.run(&call).bulk().to_vec();
+        reader.apply_refresh(&page, Millis(LATER)).unwrap();
+        assert!(late.len() < 10_000, "the load ends");
+    }
+    assert!(late.len() > 1024);
+    let catch_up = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    let s = reader.apply_refresh(&catch_up, Millis(LATER)).unwrap();
+    assert!(!s.full, "answered in part, not loaded again");
+    assert!(reader.mirror().is_synced());
+    for name in names.iter().chain(&late) {
         assert_eq!(
             reader.mirror().record(name),
             writer.mirror().record(name),
@@ -1497,16 +1545,20 @@ fn a_full_refresh_says_whether_it_saw_a_loss() {
     let epoch = conn.cmd(&["HGET", &keys.meta, "epoch"]).bulk().to_vec();
     let epoch = String::from_utf8(epoch).unwrap();
     let id1 = String::from_utf8(conn.cmd(&["HGET", &keys.meta, "v:1"]).bulk().to_vec()).unwrap();
-    let flag = |conn: &mut Conn, args: &[&str]| {
+    // The known version, its id and the anchor, then the pairs of `args` past the first three.
+    let anchored = |conn: &mut Conn, anchor: [&str; 2], args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.splice(3..3, anchor.iter().map(|a| (*a).to_owned()));
         let call = ScriptCall {
             script: &TAG_REFRESH,
             sha1: TAG_REFRESH.sha1(),
             keys: keys.to_vec(),
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            args: all,
         };
         let reply = conn.run(&call).bulk().to_vec();
         netstring::decode(&reply).unwrap()[3].to_vec()
     };
+    let flag = |conn: &mut Conn, args: &[&str]| anchored(conn, ["0", ""], args);
     assert_eq!(flag(conn, &[&epoch, "1", &id1]), b"0");
     assert_eq!(
         flag(conn, &[&epoch, "1", "another"]),
@@ -1526,6 +1578,44 @@ fn a_full_refresh_says_whether_it_saw_a_loss() {
         flag(conn, &[&epoch, "1", &id1, "2", "another"]),
         b"1",
         "an own update reused, besides"
+    );
+    // The last page of a load read at version 3, which still holds its id: the load's version 1
+    // needs no check of its own (the pages checked each other from it), and the reader is
+    // answered in part.
+    let id3 = String::from_utf8(conn.cmd(&["HGET", &keys.meta, "v:3"]).bulk().to_vec()).unwrap();
+    assert_eq!(
+        anchored(conn, ["3", &id3], &[&epoch, "1", &id1, "3", &id3]),
+        b"0",
+        "anchored"
+    );
+    assert_eq!(
+        anchored(conn, ["3", "another"], &[&epoch, "1", &id1]),
+        b"2",
+        "an anchor made by another update spares nothing"
+    );
+    assert_eq!(
+        anchored(conn, ["3", "another"], &[&epoch, "1", &id1, "3", "another"]),
+        b"1",
+        "an anchor reused is a rollback, as it is checked among the pairs"
+    );
+    assert_eq!(
+        anchored(conn, ["9", "x"], &[&epoch, "1", &id1]),
+        b"2",
+        "an anchor ahead of the state spares nothing"
+    );
+    // Not an own update that holds: it says nothing of what came before it.
+    assert_eq!(
+        flag(conn, &[&epoch, "1", &id1, "3", &id3]),
+        b"2",
+        "an own update holding spares nothing"
+    );
+    // A known version above the anchor is not covered by it.
+    let id2 = String::from_utf8(conn.cmd(&["HGET", &keys.meta, "v:2"]).bulk().to_vec()).unwrap();
+    conn.cmd(&["HDEL", &keys.meta, "v:3"]);
+    assert_eq!(
+        anchored(conn, ["2", &id2], &[&epoch, "3", &id3, "2", &id2]),
+        b"2",
+        "an anchor below the known version spares nothing"
     );
 }
 

@@ -3,8 +3,9 @@
 -- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver, v:<ver>,
 --       and pver, pvid: the page-write sequence, entry_write.lua).
 -- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
---       it never saw one), then pairs ver, vid: versions the reader's own updates made and
---       that it has not seen in a refresh, each checked the same way.
+--       it never saw one), anchor_ver, anchor_vid ('0' and '' when none: below), then pairs
+--       ver, vid: versions the reader's own updates made and that it has not seen in a
+--       refresh, each checked the same way (the anchor among them).
 -- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag ('0' partial, '1' full, '2'
 --        full only because a version the reader named is too old to check, '3' partial up to
 --        ver only: more changes follow, and the reader refreshes again from ver), pver, pvid (the number
@@ -13,15 +14,16 @@
 --        none), then tag, record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
-if #ARGV < 3 then
-  return redis.error_reply('ERR fleetcache TAG_REFRESH: expected 3 arguments')
+if #ARGV < 5 then
+  return redis.error_reply('ERR fleetcache TAG_REFRESH: expected 5 arguments')
 end
 local state, log, meta = KEYS[1], KEYS[2], KEYS[3]
 local known_epoch = ARGV[1]
 local known_ver = tonumber(ARGV[2])
 local known_vid = ARGV[3]
+local anchor_ver, anchor_vid = tonumber(ARGV[4]), ARGV[5]
 -- Digits only: tonumber takes 'nan' and 'inf', which no comparison would catch.
-if not string.match(ARGV[2], '^%d+$') then
+if not string.match(ARGV[2], '^%d+$') or not string.match(ARGV[4], '^%d+$') then
   return redis.error_reply('ERR fleetcache TAG_REFRESH: bad arguments')
 end
 
@@ -68,7 +70,7 @@ end
 -- is over 1024 versions behind) cannot be checked: answered in full too, flagged '2' when
 -- nothing else calls for it, so that the reader knows no loss was seen.
 local mismatch, gone = false, false
-local function check(v, id)
+local function check(v, id, spared)
   if id == '' or v <= 0 then
     return
   end
@@ -78,13 +80,22 @@ local function check(v, id)
   end
   local stored = redis.call('HGET', meta, 'v:' .. int(v))
   if not stored then
-    gone = true
+    gone = not spared or gone
   elseif stored ~= id then
     mismatch = true
   end
 end
-check(known_ver, known_vid)
-for i = 4, #ARGV - 1, 2 do
+-- The anchor: the version the last page of the reader's load was read at, every page having
+-- checked the one before it held (tag_page.lua), from the version the load began at. Holding
+-- still, it shows that no failover rolled the state back below that version since the load
+-- began: then a known version at or below it whose id is gone (over 1024 versions passed
+-- during the load) needs no check of its own, and the reader is answered in part, not made to
+-- load again and again while revalidations come faster than a load ends. Only a load proves
+-- so: a reader's own later update holding says nothing of what came before it.
+local anchored = anchor_vid ~= '' and anchor_ver >= known_ver and anchor_ver <= ver
+  and redis.call('HGET', meta, 'v:' .. int(anchor_ver)) == anchor_vid
+check(known_ver, known_vid, anchored)
+for i = 6, #ARGV - 1, 2 do
   check(tonumber(ARGV[i]) or 0, ARGV[i + 1])
 end
 local replaced = no_meta or epoch ~= known_epoch or known_ver > ver or mismatch
