@@ -846,10 +846,8 @@ fn large_state(conn: &mut Conn, writer: &mut Engine) -> Vec<String> {
     names
 }
 
-#[test]
-fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
-    let mut server = start();
-    let conn = &mut server.conn;
+/// A writer's [`large_state`] and a reader whose first refresh began loading it.
+fn reader_loading_large_state(conn: &mut Conn) -> (Engine, Vec<String>, Engine) {
     let mut writer = engine();
     let names = large_state(conn, &mut writer);
     let mut reader = engine();
@@ -859,6 +857,29 @@ fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
         reader.mirror().is_loading(),
         "2,500 tags do not fit in one page"
     );
+    (writer, names, reader)
+}
+
+/// The reader holds each of `names` as the writer knows it.
+fn assert_records_as_writer<'a>(
+    reader: &Engine,
+    writer: &Engine,
+    names: impl Iterator<Item = &'a String>,
+) {
+    for name in names {
+        assert_eq!(
+            reader.mirror().record(name),
+            writer.mirror().record(name),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let (mut writer, names, mut reader) = reader_loading_large_state(conn);
     let mut pages = 0;
     while reader.mirror().is_loading() {
         let call = reader.plan_tag_refresh();
@@ -881,13 +902,8 @@ fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
     let s = reader.apply_refresh(&catch_up, Millis(LATER)).unwrap();
     assert!(!s.full);
     assert!(reader.mirror().is_synced());
-    for name in names.iter().map(String::as_str).chain(["late"]) {
-        assert_eq!(
-            reader.mirror().record(name),
-            writer.mirror().record(name),
-            "{name}"
-        );
-    }
+    let late = ["late".to_owned()];
+    assert_records_as_writer(&reader, &writer, names.iter().chain(&late));
 }
 
 /// A load during which more revalidations are recorded than the state keeps version ids of
@@ -899,11 +915,7 @@ fn a_large_state_loads_in_pages_and_catches_up_with_updates_made_meanwhile() {
 fn a_load_outrun_by_over_1024_revalidations_catches_up_in_part() {
     let mut server = start();
     let conn = &mut server.conn;
-    let mut writer = engine();
-    let names = large_state(conn, &mut writer);
-    let mut reader = engine();
-    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    let (mut writer, names, mut reader) = reader_loading_large_state(conn);
     let mut late = Vec::new();
     while reader.mirror().is_loading() {
         // 600 revalidations before each page: 1,200 over the load's two pages.
@@ -923,13 +935,7 @@ fn a_load_outrun_by_over_1024_revalidations_catches_up_in_part() {
     let s = reader.apply_refresh(&catch_up, Millis(LATER)).unwrap();
     assert!(!s.full, "answered in part, not loaded again");
     assert!(reader.mirror().is_synced());
-    for name in names.iter().chain(&late) {
-        assert_eq!(
-            reader.mirror().record(name),
-            writer.mirror().record(name),
-            "{name}"
-        );
-    }
+    assert_records_as_writer(&reader, &writer, names.iter().chain(&late));
 }
 
 /// A load whose later pages are read after an update: each page carries the state's version
