@@ -1029,6 +1029,70 @@ fn a_failover_between_an_outrun_loads_last_page_and_its_catch_up_is_seen_and_rep
     }
 }
 
+/// A reader that revalidates once early in each load, while the fleet makes over 1,024
+/// revalidations in that load: its own update's id is gone by the catch-up refresh. The pages
+/// checked each other up to the anchor, and the load compared every record the mirror held
+/// (its own update's included) with what the pages showed, so that update needs no check of
+/// its own: the reader catches up in part. Checked, it answered in full ('2') and the reader
+/// loaded the state again, revalidated again during that load, and never synced in part.
+#[test]
+fn a_reader_revalidating_during_an_outrun_load_still_catches_up_in_part() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names = large_state(conn, &mut writer);
+    let mut reader = engine();
+    let mut churn = 0;
+    for round in 0..3 {
+        if round > 0 {
+            // Made to load again (as after a flush): the same load, the same revalidations.
+            conn.cmd(&["FLUSHALL"]);
+            large_state(conn, &mut writer);
+        }
+        let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+        let own = format!("own-{round}");
+        let mut pages = 0;
+        while reader.mirror().is_loading() {
+            if pages == 0 {
+                let reply = update(conn, &mut reader, &[&own], Revalidation::Expire, 9000.0);
+                reader.apply_update_reply(&reply).unwrap();
+            }
+            for _ in 0..700 {
+                update(
+                    conn,
+                    &mut writer,
+                    &["churn"],
+                    Revalidation::Expire,
+                    5000.0 + churn as f64,
+                );
+                churn += 1;
+            }
+            let page = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+            reader.apply_refresh(&page, Millis(LATER)).unwrap();
+            pages += 1;
+            assert!(pages < 100, "the load ends");
+        }
+        assert!(pages >= 2, "over 1,024 revalidations during the load");
+        let catch_up = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        let s = reader.apply_refresh(&catch_up, Millis(LATER)).unwrap();
+        assert!(!s.full, "round {round}: answered in part, not loaded again");
+        assert!(reader.mirror().is_synced());
+        for name in names
+            .iter()
+            .map(String::as_str)
+            .chain(["churn", own.as_str()])
+        {
+            assert_eq!(
+                conn.cmd(&["HGET", &writer.namespace().tag_keys().state, name])
+                    .bulk(),
+                reader.mirror().record(name).unwrap().encode().as_bytes(),
+                "{name}"
+            );
+        }
+    }
+}
+
 /// A load whose later pages are read after an update: each page carries the state's version
 /// and id, the next page checks the one before it still holds, and the catch-up refresh checks
 /// the last. A failover back below it, whatever the versions reached since, forces a reload
