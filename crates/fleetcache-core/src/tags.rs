@@ -1225,6 +1225,9 @@ impl TagMirror {
             self.loading = Some(load);
             return (changed, skipped);
         }
+        // Every record the mirror holds is compared below, none folded into a bucket that is
+        // given back only on evidence of a loss.
+        let compared_all = self.folded.count() == 0;
         let (received, folded) = (&load.incoming, &load.folded);
         let seed = self.seed;
         self.note_losses(
@@ -1256,18 +1259,35 @@ impl TagMirror {
         // updates, so a failover below it answers in full and the next load gives back what
         // this one took as present. (Each page checked the one before it still held.) A load
         // after that one drops it like a carried update: that load compared the whole state.
+        let (seen_version, seen_vid) = load.seen;
+        // Every page checked the one before it: the refresh script may take the last one's
+        // version holding as proof that the state was not rolled back below the load's.
+        let anchored = seen_version > load.version
+            && !seen_vid.is_empty()
+            && !load.unchecked
+            && !load.vid.is_empty();
+        // So is an update of this process at or below that version, made before the last page
+        // was read (the state was at that version then), when the comparison above saw every
+        // record the mirror holds: a page that showed its record lies on the chain of checks
+        // the anchor ends, and a record no page showed was queued to be given back. Checked,
+        // its id would be gone as the load's is after over 1,024 revalidations, and a process
+        // that revalidates during every load would load again for ever.
+        let floor = if anchored && compared_all {
+            seen_version
+        } else {
+            load.version
+        };
         self.planned = 0;
         if self.acked_epoch == load.epoch {
             let (carried, mut i) = (self.carried, 0);
             self.acked.retain(|(v, _)| {
                 i += 1;
-                i > carried && *v > load.version
+                i > carried && *v > floor
             });
         } else {
             self.acked.clear();
             self.acked_epoch.clone_from(&load.epoch);
         }
-        let (seen_version, seen_vid) = load.seen;
         self.anchor = None;
         if seen_version > load.version && !seen_vid.is_empty() {
             if !self
@@ -1277,9 +1297,7 @@ impl TagMirror {
             {
                 self.acked.push((seen_version, seen_vid.clone()));
             }
-            // Every page checked the one before it: the refresh script may take this version
-            // holding as proof that the state was not rolled back below the load's version.
-            if !load.unchecked && !load.vid.is_empty() {
+            if anchored {
                 self.anchor = Some((seen_version, seen_vid));
             }
         }
@@ -2955,6 +2973,55 @@ mod tests {
         refresh(&mut n, &page("0", 5, &[])).unwrap();
         assert_eq!(n.unconfirmed_updates(), &[(5, "id5".to_owned())]);
         assert!(n.anchor().is_none());
+    }
+
+    #[test]
+    fn an_own_update_below_the_anchor_is_not_checked_again_unless_something_was_folded() {
+        // This process revalidates "b" during a load (version 2, between its header at 1 and
+        // its pages at 3 and 4): the last page shows it, and every page checked the one
+        // before it. Past 1,024 versions during the load, version 2's id is gone as the
+        // load's is: checked, the catch-up would be answered in full, and load after load.
+        let mut m = TagMirror::new();
+        refresh(&mut m, &paged_header("E", 1)).unwrap();
+        m.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        m.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        refresh(&mut m, &page("c2", 3, &[])).unwrap();
+        refresh(&mut m, &page("0", 4, &[("b", rec(MAX_PROFILE, 500.0))])).unwrap();
+        assert_eq!(m.resend_len(), 0);
+        assert_eq!(m.unconfirmed_updates(), &[(4, "id4".to_owned())]);
+        assert_eq!(m.anchor(), Some((4, "id4")));
+        // No page shows it: what the load lacks is given back, and nothing is checked.
+        let mut n = TagMirror::new();
+        refresh(&mut n, &paged_header("E", 1)).unwrap();
+        n.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        n.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        refresh(&mut n, &page("0", 3, &[])).unwrap();
+        assert_eq!(n.resend_len(), 1);
+        assert_eq!(n.unconfirmed_updates(), &[(3, "id3".to_owned())]);
+        // A mirror that folded records gives them back only on evidence of a loss: its
+        // update stays checked.
+        let mut f = TagMirror::new();
+        f.set_max_tags(1);
+        refresh(&mut f, &paged_header("E", 1)).unwrap();
+        f.apply_local(&["a", "c"], &MAX_PROFILE, Millis(400.0));
+        f.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        assert!(f.folded() > 0);
+        f.apply_update_reply(&reply("E", 2, false, &[])).unwrap();
+        refresh(&mut f, &page("0", 3, &[])).unwrap();
+        assert_eq!(
+            f.unconfirmed_updates(),
+            &[(2, "id2".to_owned()), (3, "id3".to_owned())]
+        );
+        // An update above the anchor (made after the last page was read) is checked.
+        let mut a = TagMirror::new();
+        refresh(&mut a, &paged_header("E", 1)).unwrap();
+        a.apply_local(&["b"], &MAX_PROFILE, Millis(500.0));
+        a.apply_update_reply(&reply("E", 5, false, &[])).unwrap();
+        refresh(&mut a, &page("0", 3, &[])).unwrap();
+        assert_eq!(
+            a.unconfirmed_updates(),
+            &[(5, "id5".to_owned()), (3, "id3".to_owned())]
+        );
     }
 
     #[test]

@@ -938,6 +938,167 @@ fn a_load_outrun_by_over_1024_revalidations_catches_up_in_part() {
     assert_records_as_writer(&reader, &writer, names.iter().chain(&late));
 }
 
+/// A load outrun by over 1,024 revalidations (its version's id gone), then a failover between
+/// its last page and the catch-up refresh, back to a snapshot taken just before an update the
+/// last page showed: the anchor (the last page's version) now carries another update's id. The
+/// catch-up must not take the anchor as proof (answered in part, the lost update would stay
+/// lost for every other process): it answers '1' (a rollback seen, not merely '2' too far
+/// behind), and the reload gives back what only the last page had shown.
+#[test]
+fn a_failover_between_an_outrun_loads_last_page_and_its_catch_up_is_seen_and_repaired() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names = large_state(conn, &mut writer);
+    let tags: Vec<&str> = names.iter().map(String::as_str).collect();
+    let keys = writer.namespace().tag_keys();
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    let load_version = reader.mirror().version();
+    let (mut before, mut last_page, mut churn) = (Vec::new(), Vec::new(), 0);
+    let mut round = 0.0;
+    while reader.mirror().is_loading() {
+        // 600 revalidations before each page (the next page checks the one before it, whose id
+        // must still be kept): the load's version has no id by the end.
+        for _ in 0..600 {
+            update(
+                conn,
+                &mut writer,
+                &["churn"],
+                Revalidation::Expire,
+                5000.0 + churn as f64,
+            );
+            churn += 1;
+        }
+        // The replica a failover promotes has everything up to here...
+        before = snapshot(conn, &writer);
+        // ...but not this update of every tag, which the next page shows.
+        round += 1.0;
+        update(
+            conn,
+            &mut writer,
+            &tags,
+            Revalidation::Expire,
+            20_000.0 + round,
+        );
+        let call = reader.plan_tag_refresh();
+        assert_eq!(call.script.name, "tag_page");
+        last_page = conn.run(&call).bulk().to_vec();
+        reader.apply_refresh(&last_page, Millis(LATER)).unwrap();
+        assert!(churn < 20_000, "the load ends");
+    }
+    let anchor = reader.mirror().anchor().map(|(v, id)| (v, id.to_owned()));
+    let (anchor_version, _) = anchor
+        .clone()
+        .expect("every page checked the one before it");
+    assert!(anchor_version > load_version + 1024);
+    let shown: Vec<String> = netstring::decode(&last_page).unwrap()[5..]
+        .iter()
+        .step_by(2)
+        .map(|t| String::from_utf8(t.to_vec()).unwrap())
+        .filter(|t| t.starts_with("tag-"))
+        .collect();
+    assert!(
+        !shown.is_empty(),
+        "the last page shows tags of the update lost"
+    );
+    // The failover, and two updates of another process: the anchor's version number reused.
+    restore(conn, &before);
+    let mut other = engine();
+    update_as(conn, &mut other, "after-a", 30_000.0, "id-after-a");
+    update_as(conn, &mut other, "after-b", 30_000.0, "id-after-b");
+    let id = conn
+        .cmd(&["HGET", &keys.meta, &format!("v:{anchor_version}")])
+        .bulk()
+        .to_vec();
+    assert_ne!(Some(id), anchor.map(|(_, id)| id.into_bytes()));
+    assert!(conn.cmd(&["HGET", &keys.meta, &format!("v:{load_version}")]) == Reply::Bulk(None));
+    let (catch_up, s) = refresh(conn, &mut reader);
+    assert_eq!(
+        netstring::decode(&catch_up).unwrap()[3],
+        b"1",
+        "a rollback below the anchor is seen as one"
+    );
+    assert!(s.full && reader.mirror().is_synced());
+    assert!(reader.resend_len() > 0);
+    while let Some(call) = reader.plan_resend("merge-r").unwrap() {
+        conn.run(&call);
+        reader.ack_resend();
+    }
+    for tag in &shown {
+        assert_eq!(
+            conn.cmd(&["HGET", &keys.state, tag]).bulk(),
+            writer.mirror().record(tag).unwrap().encode().as_bytes(),
+            "{tag}: what only the last page showed is given back"
+        );
+    }
+}
+
+/// A reader that revalidates once early in each load, while the fleet makes over 1,024
+/// revalidations in that load: its own update's id is gone by the catch-up refresh. The pages
+/// checked each other up to the anchor, and the load compared every record the mirror held
+/// (its own update's included) with what the pages showed, so that update needs no check of
+/// its own: the reader catches up in part. Checked, it answered in full ('2') and the reader
+/// loaded the state again, revalidated again during that load, and never synced in part.
+#[test]
+fn a_reader_revalidating_during_an_outrun_load_still_catches_up_in_part() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let names = large_state(conn, &mut writer);
+    let mut reader = engine();
+    let mut churn = 0;
+    for round in 0..3 {
+        if round > 0 {
+            // Made to load again (as after a flush): the same load, the same revalidations.
+            conn.cmd(&["FLUSHALL"]);
+            large_state(conn, &mut writer);
+        }
+        let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+        let own = format!("own-{round}");
+        let mut pages = 0;
+        while reader.mirror().is_loading() {
+            if pages == 0 {
+                let reply = update(conn, &mut reader, &[&own], Revalidation::Expire, 9000.0);
+                reader.apply_update_reply(&reply).unwrap();
+            }
+            for _ in 0..700 {
+                update(
+                    conn,
+                    &mut writer,
+                    &["churn"],
+                    Revalidation::Expire,
+                    5000.0 + churn as f64,
+                );
+                churn += 1;
+            }
+            let page = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+            reader.apply_refresh(&page, Millis(LATER)).unwrap();
+            pages += 1;
+            assert!(pages < 100, "the load ends");
+        }
+        assert!(pages >= 2, "over 1,024 revalidations during the load");
+        let catch_up = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        let s = reader.apply_refresh(&catch_up, Millis(LATER)).unwrap();
+        assert!(!s.full, "round {round}: answered in part, not loaded again");
+        assert!(reader.mirror().is_synced());
+        for name in names
+            .iter()
+            .map(String::as_str)
+            .chain(["churn", own.as_str()])
+        {
+            assert_eq!(
+                conn.cmd(&["HGET", &writer.namespace().tag_keys().state, name])
+                    .bulk(),
+                reader.mirror().record(name).unwrap().encode().as_bytes(),
+                "{name}"
+            );
+        }
+    }
+}
+
 /// A load whose later pages are read after an update: each page carries the state's version
 /// and id, the next page checks the one before it still holds, and the catch-up refresh checks
 /// the last. A failover back below it, whatever the versions reached since, forces a reload
