@@ -516,9 +516,9 @@ describe('TagSync, fake transport and clock', () => {
 
   test('a refresh answered in parts holds its request until the last part', async () => {
     // The state at version 1, then the changes since in two parts: up to version 2 (flag 3:
-    // more follow), then up to version 3.
+    // more follow; cut from version 3), then up to version 3.
     const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
-    const PART = netstrings(['e1', '2', 'v2', '3', '0', '', 'a', rec])
+    const PART = netstrings(['e1', '2', 'v2', '3', '0', '', '3', 'v3', 'a', rec])
     const LAST = netstrings(['e1', '3', 'v3', '0', '0', '', 'b', rec])
     const gate = []
     const answers = [SYNCED, PART, () => new Promise((r) => gate.push(() => r(LAST)))]
@@ -534,6 +534,7 @@ describe('TagSync, fake transport and clock', () => {
     const pull = sync.refresh()
     await settle()
     assert.equal(script.calls.length, 3, 'the second part asked for at once')
+    assert.deepEqual(script.calls[2].argv.slice(-2), ['3', 'v3'], 'it checks the version the part was cut from')
     assert.equal(engine.tagsSynced, false, 'nothing tagged is judged fresh between parts')
     assert.equal(engine.tagsCatchingUp, true)
     assert.equal(await isSettled(pull), false, 'the request waits for the last part')

@@ -389,16 +389,18 @@ pub fn tag_update_args(
 
 /// `ARGV` of [`TAG_REFRESH`]; `anchor` the version (and id) the last page of the reader's load
 /// was read at ([`crate::tags::TagMirror::anchor`]), `checks` versions (and their ids) the
-/// reader's own updates made that it has not seen in a refresh, each checked like the known
-/// one.
+/// reader's own updates made that it has not seen in a refresh, and `part` the one the last
+/// part it was answered was cut from ([`crate::tags::TagMirror::part_check`]), each checked
+/// like the known one.
 pub fn tag_refresh_args(
     known_epoch: &str,
     known_version: u64,
     known_vid: &str,
     anchor: Option<(u64, &str)>,
     checks: &[(u64, String)],
+    part: Option<(u64, &str)>,
 ) -> Vec<String> {
-    let mut args = Vec::with_capacity(5 + 2 * checks.len());
+    let mut args = Vec::with_capacity(7 + 2 * checks.len());
     args.push(known_epoch.to_owned());
     args.push(crate::text::u64_text(known_version));
     args.push(known_vid.to_owned());
@@ -408,6 +410,10 @@ pub fn tag_refresh_args(
     for (version, vid) in checks {
         args.push(crate::text::u64_text(*version));
         args.push(vid.clone());
+    }
+    if let Some((version, vid)) = part {
+        args.push(crate::text::u64_text(version));
+        args.push(vid.to_owned());
     }
     args
 }
@@ -598,12 +604,19 @@ mod tests {
             ["s", "0"]
         );
         assert_eq!(
-            tag_refresh_args("ep", 12, "v", None, &[]),
+            tag_refresh_args("ep", 12, "v", None, &[], None),
             ["ep", "12", "v", "0", ""]
         );
         assert_eq!(
-            tag_refresh_args("ep", 12, "v", Some((14, "w")), &[(14, "w".into())]),
-            ["ep", "12", "v", "14", "w", "14", "w"]
+            tag_refresh_args(
+                "ep",
+                12,
+                "v",
+                Some((14, "w")),
+                &[(14, "w".into())],
+                Some((20, "x"))
+            ),
+            ["ep", "12", "v", "14", "w", "14", "w", "20", "x"]
         );
     }
 }

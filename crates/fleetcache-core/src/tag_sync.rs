@@ -457,6 +457,7 @@ impl TagSync {
                 mirror.version_id(),
                 mirror.anchor(),
                 mirror.unconfirmed_updates(),
+                mirror.part_check(),
             ),
         }
     }

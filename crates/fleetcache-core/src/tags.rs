@@ -258,8 +258,9 @@ struct Reply<'a> {
     /// Full only because the reader is too far behind for its versions to be checked: no
     /// loss was seen (which is not to say there was none).
     behind: bool,
-    /// A partial reply of the changes up to `version` only ([`PART_TAGS`]): more follow.
-    more: bool,
+    /// A partial reply of the changes up to `version` only ([`PART_TAGS`]): more follow,
+    /// and this is the state's version (and id) the part was cut from.
+    more: Option<(u64, &'a str)>,
     /// Refresh replies: the last page write's number and id.
     page: Option<(u64, &'a str)>,
     /// Full replies: where the next page of the state starts (`"0"`: this was all of it).
@@ -308,6 +309,17 @@ fn reply_head<'a>(
     Ok((text, version, vid, flag))
 }
 
+/// The next two items of a reply: a version (a page write's number) and its id.
+fn version_and_id<'a>(
+    it: &mut impl Iterator<Item = &'a [u8]>,
+) -> Result<(u64, &'a str), ProtocolError> {
+    let (Some(ver), Some(vid)) = (it.next(), it.next()) else {
+        return Err(ProtocolError::ReplyShape);
+    };
+    let vid = std::str::from_utf8(vid).map_err(|_| ProtocolError::InvalidUtf8)?;
+    Ok((parse_version(ver)?, vid))
+}
+
 /// Parses a refresh reply (`refresh`: with the page-write sequence after the flag) or an
 /// update or merge reply.
 fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> {
@@ -319,11 +331,7 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
     }
     let full = flag == 1 || flag == 2;
     let page = if refresh {
-        let (Some(pver), Some(pvid)) = (it.next(), it.next()) else {
-            return Err(ProtocolError::ReplyShape);
-        };
-        let pvid = std::str::from_utf8(pvid).map_err(|_| ProtocolError::InvalidUtf8)?;
-        Some((parse_version(pver)?, pvid))
+        Some(version_and_id(&mut it)?)
     } else {
         None
     };
@@ -332,6 +340,11 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
         std::str::from_utf8(c).map_err(|_| ProtocolError::InvalidUtf8)?
     } else {
         "0"
+    };
+    let more = if flag == 3 {
+        Some(version_and_id(&mut it)?)
+    } else {
+        None
     };
     let mut pairs = Vec::new();
     while let Some(tag) = it.next() {
@@ -344,7 +357,7 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
         vid,
         full,
         behind: flag == 2,
-        more: flag == 3,
+        more,
         page,
         cursor,
         pairs,
@@ -466,6 +479,17 @@ pub struct TagMirror {
     /// checked the one before it (`TAG_PAGE`): named to the refresh script as the anchor while
     /// it is among `acked` ([`TagMirror::anchor`]).
     anchor: Option<(u64, String)>,
+    /// The state's version (and id) the last part the mirror was answered was cut from
+    /// ([`PART_TAGS`]). A tag that part left out, changed again later, comes with a later
+    /// part only while the state holds that later change: refreshes name this version for the
+    /// script to check ([`TagMirror::part_check`]) until one planned with it is answered at or
+    /// past it.
+    /// `0`: none.
+    part_ver: u64,
+    /// Its id.
+    part_vid: String,
+    /// The refresh in flight was planned with that check.
+    part_planned: bool,
     /// How many of `acked` (the first ones) the refresh in flight was planned with
     /// ([`TagMirror::note_planned`]): its script checked those. Replies may come back in
     /// another order than their commands ran (a transport of concurrent calls), so an update
@@ -635,6 +659,14 @@ impl TagMirror {
     /// script to check.
     pub fn note_planned(&mut self) {
         self.planned = self.unconfirmed_updates().len();
+        self.part_planned = self.part_ver > 0;
+    }
+
+    /// The version (and id) the last part the mirror was answered was cut from, while a
+    /// refresh is to check the state still holds it ([`PART_TAGS`]): a failover that lost it
+    /// may have lost the later changes of tags that part left out for them.
+    pub fn part_check(&self) -> Option<(u64, &str)> {
+        (self.part_ver > 0).then_some((self.part_ver, self.part_vid.as_str()))
     }
 
     /// The version and id the last page of the last load was read at, while a refresh still
@@ -962,7 +994,7 @@ impl TagMirror {
         // compares what the mirror knows (a flush it missed) with the empty state. Not one of
         // a state at version 0 that has an epoch (a page write made it): that was loaded
         // whole when first named, and Redis answers its changes.
-        if reply.full || (current && self.epoch.is_empty() && !reply.more) {
+        if reply.full || (current && self.epoch.is_empty() && reply.more.is_none()) {
             // The state is loaded page by page from here, the first page in this reply; until
             // the load is done, nothing tagged is judged fresh. What the mirror knows is
             // compared with it at the end (`note_losses`).
@@ -988,6 +1020,7 @@ impl TagMirror {
             });
             self.synced = false;
             self.catching_up = false;
+            self.part_ver = 0;
             // One script read the header and this page: when it holds the whole state, the
             // state as of this version is loaded, with nothing to catch up on.
             let (changed, skipped) = self.take_page(reply.cursor, &reply.pairs, now, keep_ms, true);
@@ -1013,9 +1046,19 @@ impl TagMirror {
         });
         let mut changed = 0;
         if current {
+            // The script found the state still holds the version the last part was cut from
+            // (else it would have answered in full): what that part left out is in this reply,
+            // or in the next part, which names its own cut.
+            if std::mem::take(&mut self.part_planned) && reply.version >= self.part_ver {
+                self.part_ver = 0;
+            }
             if reply.version >= self.version {
                 self.version = reply.version;
                 self.vid = reply.vid.to_owned();
+                if let Some((v, id)) = reply.more {
+                    self.part_ver = v;
+                    self.part_vid = id.to_owned();
+                }
             }
             // The script checked that each update it was planned with still holds its id
             // (else it would have answered in full); a later one only if the reply is its.
@@ -1033,12 +1076,12 @@ impl TagMirror {
                 });
                 self.carried = still_carried;
             }
-            if self.catching_up && !reply.more {
+            if self.catching_up && reply.more.is_none() {
                 self.catching_up = false;
                 self.synced = true;
             }
         }
-        if reply.more {
+        if reply.more.is_some() {
             // Changes past this version follow (a later part): until they came, nothing
             // tagged is judged fresh by this mirror. Also a part of a state it no longer
             // follows (an update reply of another state came meanwhile): its next refresh
@@ -1435,6 +1478,7 @@ impl TagMirror {
         self.vid.clear();
         self.loading = None;
         self.catching_up = false;
+        self.part_ver = 0;
     }
 
     /// Whether the whole state in a reply of `epoch` at `version` (id `vid`) replaced the one
@@ -1514,15 +1558,71 @@ mod tests {
         r
     }
 
-    /// A refresh reply of the changes up to `ver` only (flag `3`): more follow.
-    fn part(epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
+    /// A refresh reply of the changes up to `ver` only (flag `3`), cut from version `from`
+    /// (its id as [`reply`] gives it): more follow.
+    fn part(epoch: &str, ver: u64, from: u64, pairs: &[(&str, TagRecord)]) -> Vec<u8> {
         let mut items: Vec<Vec<u8>> = netstring::decode(&reply(epoch, ver, false, pairs))
             .unwrap()
             .into_iter()
             .map(<[u8]>::to_vec)
             .collect();
         items[3] = b"3".to_vec();
+        items.insert(6, from.to_string().into_bytes());
+        items.insert(7, format!("id{from}").into_bytes());
         netstring::encode(items)
+    }
+
+    /// A part left out the tags changed again past its version, which come with a later part
+    /// only while the state holds those changes: the refreshes after it name the version it
+    /// was cut from for the script to check, until one planned with that check is answered at
+    /// or past it (a later part names its own). A reply the check was not planned with, or a
+    /// part below it, does not end it; a load (which reads the whole state) or a state no longer
+    /// followed does.
+    #[test]
+    fn a_part_is_checked_until_a_refresh_at_or_past_its_cut_holds_it() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 2, &[]);
+        assert_eq!(m.part_check(), None);
+        m.note_planned();
+        refresh(&mut m, &part("E", 3, 5, &[])).unwrap();
+        assert_eq!(m.part_check(), Some((5, "id5")));
+        // Not planned with the check: a reply at the cut says nothing of it.
+        refresh(&mut m, &part("E", 5, 7, &[])).unwrap();
+        assert_eq!(
+            m.part_check(),
+            Some((7, "id7")),
+            "a later part names its own"
+        );
+        refresh(&mut m, &reply("E", 7, false, &[])).unwrap();
+        assert_eq!(
+            m.part_check(),
+            Some((7, "id7")),
+            "the script did not check it"
+        );
+        m.note_planned();
+        refresh(&mut m, &reply("E", 8, false, &[])).unwrap();
+        assert_eq!(m.part_check(), None);
+        assert!(m.is_synced());
+        // A load ends it: it reads the whole state.
+        m.note_planned();
+        refresh(&mut m, &part("E", 9, 12, &[])).unwrap();
+        assert_eq!(m.part_check(), Some((12, "id12")));
+        refresh(&mut m, &reply("E", 12, true, &[])).unwrap();
+        assert_eq!(m.part_check(), None);
+        // So does a state no longer followed (an update reply of another one).
+        m.note_planned();
+        refresh(&mut m, &part("E", 13, 15, &[])).unwrap();
+        assert_eq!(m.part_check(), Some((15, "id15")));
+        m.apply_update_reply(&reply("F", 1, false, &[])).unwrap();
+        assert_eq!(m.part_check(), None);
+        let whole = part("E", 3, 5, &[]);
+        let mut cut = netstring::decode(&whole).unwrap();
+        cut.truncate(6);
+        assert_eq!(
+            parse_reply(&netstring::encode(cut), true).err(),
+            Some(ProtocolError::ReplyShape),
+            "a part names its cut"
+        );
     }
 
     #[test]
@@ -1533,7 +1633,7 @@ mod tests {
         m.apply_update_reply(&reply("E", 5, false, &[])).unwrap();
         m.note_planned();
         let a = rec(Revalidation::Expire, 800.0);
-        refresh(&mut m, &part("E", 4, &[("a", a)])).unwrap();
+        refresh(&mut m, &part("E", 4, 6, &[("a", a)])).unwrap();
         assert!(!m.is_synced() && m.is_catching_up());
         assert_eq!((m.version(), m.version_id()), (4, "id4"));
         assert_eq!(m.record("a"), Some(&a));
@@ -1555,7 +1655,7 @@ mod tests {
         assert!(m.unconfirmed_updates().is_empty());
         assert_eq!(m.unconfirmed(), 0);
         assert_eq!(
-            parse_reply(&part("E", 1, &[]), false).err(),
+            parse_reply(&part("E", 1, 2, &[]), false).err(),
             Some(ProtocolError::BadFlag),
             "an update reply is never in parts"
         );
@@ -1579,7 +1679,7 @@ mod tests {
         assert_eq!(m.epoch(), "");
         // Its reply: a part of state E up to version 3; "b", changed at version 4, follows.
         let a = rec(Revalidation::Expire, 800.0);
-        refresh(&mut m, &part("E", 3, &[("a", a)])).unwrap();
+        refresh(&mut m, &part("E", 3, 4, &[("a", a)])).unwrap();
         assert_eq!(m.record("a"), Some(&a));
         assert!(
             !m.is_synced(),
@@ -2960,7 +3060,7 @@ mod tests {
         assert_eq!(m.anchor(), Some((5, "id5")));
         // A part up to version 3: still below the anchor, which stays.
         m.note_planned();
-        refresh(&mut m, &part("E", 3, &[])).unwrap();
+        refresh(&mut m, &part("E", 3, 4, &[])).unwrap();
         assert_eq!(m.anchor(), Some((5, "id5")));
         // Past it: confirmed, and no anchor any more.
         m.note_planned();

@@ -410,6 +410,11 @@ impl TagState {
             self.pver.to_string(),
             self.pvid.clone(),
         ];
+        if upto < state_ver {
+            // A part names the version it was cut from, for the reader's next refresh to check.
+            items.push(state_ver.to_string());
+            items.push(self.ids.get(&state_ver).cloned().unwrap_or_default());
+        }
         if full {
             // The first page, as the script reads it from cursor 0.
             let (cursor, pairs) = self.scan(None);

@@ -1807,6 +1807,23 @@ fn write_all(conn: &mut Conn, writer: &mut Engine, tags: &[String], at: f64) {
     update(conn, writer, &refs, Revalidation::Expire, at);
 }
 
+/// A refresh reply's flag, version and how many tags it carries; a part (`3`) names the
+/// state's version it was cut from, above its own.
+fn part_head(reply: &[u8]) -> (String, String, usize) {
+    let items = netstring::decode(reply).unwrap();
+    let text = |i: usize| String::from_utf8(items[i].to_vec()).unwrap();
+    let mut head = 6;
+    if text(3) == "3" {
+        let (cut_from, upto) = (text(6).parse::<u64>(), text(1).parse::<u64>());
+        assert!(
+            cut_from.unwrap() > upto.unwrap(),
+            "a part is cut from a later version"
+        );
+        head = 8;
+    }
+    (text(3), text(1), (items.len() - head) / 2)
+}
+
 /// A reader more changed tags behind than one reply carries (`PART_TAGS`, the script's own
 /// limit: exactly that many still come in one reply) gets the changes in parts, each ending
 /// after a whole version (`3`, the part's last version and its id), and is synced after the
@@ -1820,11 +1837,7 @@ fn a_reader_far_behind_catches_up_in_parts_of_whole_versions() {
     let batch = |from: usize, n: usize| names_from("t", from, n);
     let mut write =
         |conn: &mut Conn, tags: &[String], at: f64| write_all(conn, &mut writer, tags, at);
-    let head = |reply: &[u8]| {
-        let items = netstring::decode(reply).unwrap();
-        let text = |i: usize| String::from_utf8(items[i].to_vec()).unwrap();
-        (text(3), text(1), (items.len() - 6) / 2)
-    };
+    let head = |reply: &[u8]| part_head(reply);
     let step = |conn: &mut Conn, reader: &mut Engine| {
         let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
         reader.apply_refresh(&reply, Millis(LATER)).unwrap();
@@ -1899,9 +1912,7 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
     let step = |conn: &mut Conn, reader: &mut Engine| {
         let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
         reader.apply_refresh(&reply, Millis(LATER)).unwrap();
-        let items = netstring::decode(&reply).unwrap();
-        let text = |i: usize| String::from_utf8(items[i].to_vec()).unwrap();
-        (text(3), text(1), (items.len() - 6) / 2)
+        part_head(&reply)
     };
     // Versions 2 (half) and 3 (the rest and one more): PART_TAGS + 1 changed.
     let half = PART_TAGS / 2;
@@ -1929,6 +1940,44 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
     );
     assert!(reader.mirror().is_synced());
     assert_eq!(reader.mirror().record("x"), writer.mirror().record("x"));
+}
+
+/// A part ends before a tag's later change ("it comes with a later part"), and a failover
+/// that loses that later change but keeps the part's version would leave the reader at that
+/// version without the tag's earlier change: nothing later names it. The part's reply names
+/// the state's version it was cut from, and the next refresh checks the state still holds
+/// it: a failover below it is answered in full, and the reader learns the tag.
+#[test]
+fn a_failover_below_the_version_a_part_was_cut_from_is_seen() {
+    use fleetcache_core::tags::PART_TAGS;
+    let mut server = start();
+    let conn = &mut server.conn;
+    let (mut writer, mut reader) = reader_at_version_one(conn, "base");
+    // Version 2 changes "x"; a replica that has it and nothing after takes over later.
+    write_all(conn, &mut writer, &["x".to_owned()], 2000.0);
+    let replica = snapshot(conn, &writer);
+    let at_two = writer.mirror().record("x").copied();
+    // Version 3 changes "x" again beside PART_TAGS more: the reader's first part (up to 2)
+    // holds no tag, "x" coming with the part of version 3.
+    write_all(
+        conn,
+        &mut writer,
+        &[names_from("p", 0, PART_TAGS), vec!["x".to_owned()]].concat(),
+        3000.0,
+    );
+    let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+    assert_eq!(reader.mirror().version(), 2);
+    assert!(reader.mirror().record("x").is_none());
+    // The master dies; the replica at version 2 takes over.
+    restore(conn, &replica);
+    let (_, s) = refresh(conn, &mut reader);
+    assert!(
+        s.full,
+        "the version the part was cut from is gone: loaded whole"
+    );
+    assert!(reader.mirror().is_synced());
+    assert_eq!(reader.mirror().record("x").copied(), at_two);
 }
 
 /// The refresh script never answers a version above the state's own, and a reader of a state

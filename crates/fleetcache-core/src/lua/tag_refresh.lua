@@ -4,14 +4,16 @@
 --       and pver, pvid: the page-write sequence, entry_write.lua).
 -- ARGV: known_epoch, known_ver, known_vid (the id of known_ver as the reader saw it, '' when
 --       it never saw one), anchor_ver, anchor_vid ('0' and '' when none: below), then pairs
---       ver, vid: versions the reader's own updates made and that it has not seen in a
---       refresh, each checked the same way (the anchor among them).
+--       ver, vid, each checked the same way: versions the reader's own updates made and that
+--       it has not seen in a refresh (the anchor among them), and the version the last part
+--       it was answered was cut from (below).
 -- Reply: one bulk string of netstrings: epoch, ver, vid, full_flag ('0' partial, '1' full, '2'
 --        full only because a version the reader named is too old to check, '3' partial up to
 --        ver only: more changes follow, and the reader refreshes again from ver), pver, pvid (the number
 --        and id of the last page write: a process that follows by push compares them with the
 --        last it knows; others ignore them), then (full) the cursor of the next page ('0':
---        none), then tag, record, ...
+--        none), or ('3') the state's version and its id, the part was cut from, then tag,
+--        record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
 if #ARGV < 5 then
@@ -65,6 +67,11 @@ if not head[1] then
   end
 end
 
+-- A version's id ('' when the state keeps none: an id is never empty).
+local function vid(v)
+  return redis.call('HGET', meta, 'v:' .. int(v)) or ''
+end
+
 -- The version the reader knows was made by another update than the one it saw: a failover
 -- lost that update and later ones reused its number (mismatch). An id that is gone (the reader
 -- is over 1024 versions behind) cannot be checked: answered in full too, flagged '2' when
@@ -78,8 +85,8 @@ local function check(v, id, spared)
     mismatch = true
     return
   end
-  local stored = redis.call('HGET', meta, 'v:' .. int(v))
-  if not stored then
+  local stored = vid(v)
+  if stored == '' then
     gone = not spared or gone
   elseif stored ~= id then
     mismatch = true
@@ -93,7 +100,7 @@ end
 -- load again and again while revalidations come faster than a load ends. Only a load proves
 -- so: a reader's own later update holding says nothing of what came before it.
 local anchored = anchor_vid ~= '' and anchor_ver >= known_ver and anchor_ver <= ver
-  and redis.call('HGET', meta, 'v:' .. int(anchor_ver)) == anchor_vid
+  and vid(anchor_ver) == anchor_vid
 check(known_ver, known_vid, anchored)
 for i = 6, #ARGV - 1, 2 do
   check(tonumber(ARGV[i]) or 0, ARGV[i + 1])
@@ -105,7 +112,11 @@ local replaced = no_meta or epoch ~= known_epoch or known_ver > ver or mismatch
 -- and the reply would grow with every write since. A part ends after the last version whose
 -- tags all fit (the version of the 4001st changed tag, less one), and says so: flag
 -- '3', ver and vid of that version. A tag's log score is its latest version, so one changed
--- again later comes with a later part, as the state holds it. The first version alone may hold
+-- again later comes with a later part, as the state holds it: as long as the state still holds
+-- that later change. A failover that loses it and keeps the part's version would leave the
+-- reader without the tag's earlier change, and nothing later names it; so a part names the
+-- version it was cut from, and the reader's next refresh checks it as one of its pairs (a
+-- mismatch: answered in full). The first version alone may hold
 -- more (one update of many tags): it comes whole, as its own script call wrote it. Scores
 -- above ver (a log a lost meta hash left behind) are not the state's versions: never looked
 -- at. The documented ACL grants ZRANGEBYSCORE, not ZCOUNT.
@@ -121,10 +132,15 @@ if not (replaced or gone) and known_ver < ver then
 end
 push(epoch)
 push(int(upto))
-push(redis.call('HGET', meta, 'v:' .. int(upto)) or '')
+push(vid(upto))
 push(replaced and '1' or gone and '2' or upto < ver and '3' or '0')
 push(head[3] or '0')
 push(head[4] or '')
+
+if upto < ver then
+  push(int(ver))
+  push(vid(ver))
+end
 
 if replaced or gone then
   -- State created anew, or rolled back ('1'), or the reader too far behind to tell ('2'): the
