@@ -1980,6 +1980,37 @@ fn a_failover_below_the_version_a_part_was_cut_from_is_seen() {
     assert_eq!(reader.mirror().record("x").copied(), at_two);
 }
 
+/// The same failover, and another process's update then made the version the part was cut
+/// from again: the state is back at that number, with another id. Only the id tells the two
+/// apart, and the reader is answered in full all the same.
+#[test]
+fn a_part_cut_from_a_version_a_failover_gave_to_another_update_is_seen() {
+    use fleetcache_core::tags::PART_TAGS;
+    let mut server = start();
+    let conn = &mut server.conn;
+    let (mut writer, mut reader) = reader_at_version_one(conn, "base");
+    write_all(conn, &mut writer, &["x".to_owned()], 2000.0);
+    let replica = snapshot(conn, &writer);
+    let at_two = writer.mirror().record("x").copied();
+    write_all(
+        conn,
+        &mut writer,
+        &[names_from("p", 0, PART_TAGS), vec!["x".to_owned()]].concat(),
+        3000.0,
+    );
+    let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+    assert_eq!(reader.mirror().version(), 2);
+    assert_eq!(reader.mirror().part_check().map(|(v, _)| v), Some(3));
+    restore(conn, &replica);
+    let mut other = engine();
+    update_as(conn, &mut other, "y", 4000.0, "another-3");
+    let (_, s) = refresh(conn, &mut reader);
+    assert!(s.full, "version 3 is another update's now: loaded whole");
+    assert_eq!(reader.mirror().record("x").copied(), at_two);
+    assert!(reader.mirror().record("y").is_some());
+}
+
 /// The refresh script never answers a version above the state's own, and a reader of a state
 /// made anew over an old log (its meta hash lost alone: deleted by hand, or evicted by an
 /// `allkeys-*` policy, while the log stayed) learns every later update. The part's
