@@ -179,7 +179,8 @@ pub fn admit_tags_seeded<'a>(tags: &[&'a str], seed: HashSeed) -> AdmittedTags<'
 pub enum Announced {
     /// The next version: its records (this many) are merged, the mirror is at its version.
     Applied(usize),
-    /// A version the mirror has seen already: nothing to do.
+    /// A version the mirror has passed: its records are merged (the state may have been
+    /// rolled back and the number reused), the version does not move.
     Known,
     /// Not the next version of the state followed (missed messages, another epoch, a mirror
     /// not synced or loading): the mirror is unchanged and only a pull catches it up. For a
@@ -1107,8 +1108,9 @@ impl TagMirror {
     /// Applies an announcement the update script published (`'a', epoch, ver, vid, tag,
     /// record, ...`): the records of exactly one version. Only the version right after the
     /// mirror's own, of the epoch it follows, on a synced mirror that loads nothing, is
-    /// applied: it then holds what a refresh from its version would have returned. An older
-    /// one is known already; anything else is a gap only a pull can close. A message of any
+    /// applied: it then holds what a refresh from its version would have returned. One of a
+    /// version it has passed is merged without moving the version ([`Announced::Known`]);
+    /// anything else is a gap only a pull can close. A message of any
     /// other kind is an error (a page write's, `'p'`, is not a version of the tag state: the
     /// caller follows those, [`crate::tag_sync::PushFollow`]).
     ///
@@ -1137,24 +1139,31 @@ impl TagMirror {
         if !self.synced || self.loading.is_some() || epoch != self.epoch {
             return Ok(Announced::Gap);
         }
-        if version <= self.version {
-            return Ok(Announced::Known);
+        // A version the mirror has passed: most often one a pull brought first, but the state
+        // may have been rolled back with the subscription up (a master demoted to a replica
+        // of a lagging one keeps its clients, and the replication stream brings the new
+        // master's announcements) and the number reused. Its records are merged all the same
+        // (merging never undoes anything): what was announced is judged by, and the next pull
+        // checks the versions.
+        let known = version <= self.version;
+        if !known {
+            if version != self.version + 1 {
+                return Ok(Announced::Gap);
+            }
+            // The mirror's own version may be one a failover has since given to another
+            // update (the mirror saw it just before): the announcement of the next one cannot
+            // tell, so the next pull checks the state still holds it, as it checks this
+            // process's updates. Past the bound, or with updates of another state pending,
+            // only a pull goes on.
+            if (self.acked_epoch != self.epoch && !self.acked.is_empty())
+                || self.acked.len() >= MAX_UNCONFIRMED_UPDATES
+            {
+                return Ok(Announced::Gap);
+            }
+            self.acked_epoch.clone_from(&self.epoch);
+            self.acked
+                .push((self.version, std::mem::take(&mut self.vid)));
         }
-        if version != self.version + 1 {
-            return Ok(Announced::Gap);
-        }
-        // The mirror's own version may be one a failover has since given to another update
-        // (the mirror saw it just before): the announcement of the next one cannot tell, so the
-        // next pull checks the state still holds it, as it checks this process's updates.
-        // Past the bound, or with updates of another state pending, only a pull goes on.
-        if (self.acked_epoch != self.epoch && !self.acked.is_empty())
-            || self.acked.len() >= MAX_UNCONFIRMED_UPDATES
-        {
-            return Ok(Announced::Gap);
-        }
-        self.acked_epoch.clone_from(&self.epoch);
-        self.acked
-            .push((self.version, std::mem::take(&mut self.vid)));
         let mut changed = 0;
         for (tag, record) in pairs {
             // A record the script wrote is never malformed; a foreign one is skipped, as in a
@@ -1167,6 +1176,9 @@ impl TagMirror {
             }
         }
         self.fold();
+        if known {
+            return Ok(Announced::Known);
+        }
         self.version = version;
         self.vid = vid.to_owned();
         Ok(Announced::Applied(changed))
@@ -2641,7 +2653,7 @@ mod tests {
         refresh(&mut m, &reply("E1", 3, true, &[])).unwrap();
         assert!(m.is_synced());
         assert_eq!(
-            m.apply_announcement(&announcement("E1", 3, &[("t", x)])),
+            m.apply_announcement(&announcement("E1", 3, &[])),
             Ok(Announced::Known)
         );
         assert_eq!(
@@ -2672,6 +2684,29 @@ mod tests {
             m.apply_announcement(b"1:x,"),
             Err(ProtocolError::ReplyShape)
         );
+    }
+
+    /// An announcement of a version the mirror has passed is most often one a pull brought
+    /// first; but the state may have been rolled back meanwhile with the subscription up (a
+    /// master demoted to a replica of a lagging one keeps its clients, and the replication
+    /// stream carries the new master's announcements), and the version numbers reused by
+    /// other updates. Its records are merged all the same: what was announced is judged by,
+    /// and the pull after it compares the versions.
+    #[test]
+    fn an_announcement_of_a_version_passed_still_adds_its_records() {
+        let mut m = TagMirror::new();
+        refresh(&mut m, &reply("E1", 6, true, &[])).unwrap();
+        let x = rec(Revalidation::Expire, 700.0);
+        assert_eq!(
+            m.apply_announcement(&announcement("E1", 5, &[("t", x)])),
+            Ok(Announced::Known)
+        );
+        assert_eq!(m.record("t"), Some(&x));
+        assert_eq!(
+            m.evaluate(Millis(600.0), ["t"], Millis(800.0)),
+            Freshness::Expired
+        );
+        assert_eq!((m.version(), m.version_id()), (6, "id6"));
     }
 
     #[test]
