@@ -534,7 +534,11 @@ describe('TagSync, fake transport and clock', () => {
     const pull = sync.refresh()
     await settle()
     assert.equal(script.calls.length, 3, 'the second part asked for at once')
-    assert.deepEqual(script.calls[2].argv.slice(-2), ['3', 'v3'], 'it checks the version the part was cut from')
+    assert.deepEqual(
+      script.calls[2].argv.slice(-2),
+      ['3', 'v3'],
+      'it checks the version the part was cut from',
+    )
     assert.equal(engine.tagsSynced, false, 'nothing tagged is judged fresh between parts')
     assert.equal(engine.tagsCatchingUp, true)
     assert.equal(await isSettled(pull), false, 'the request waits for the last part')

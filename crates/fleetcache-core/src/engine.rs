@@ -330,6 +330,12 @@ impl Engine {
     /// Plans the pull of tag changes since the mirror's epoch and version, or, while the
     /// mirror loads the whole state after a full reply, the next page of it (the mirror notes
     /// which of its updates the pull checks).
+    ///
+    /// One pull at a time: plan the next once this one's reply was applied or the call
+    /// failed (its reply, if one still comes, is then dropped). The mirror takes each reply as
+    /// the answer to the pull planned last: a page of one load applied to another, or a part
+    /// of a state it stopped following applied after it loaded the next one, would leave it
+    /// incomplete. Updates may overlap pulls in any order.
     pub fn plan_tag_refresh(&mut self) -> ScriptCall {
         self.mirror.note_planned();
         self.tag_sync.plan_refresh(&self.mirror)
@@ -422,8 +428,8 @@ impl Engine {
             .map_or(0.0, |p| p.pull_in_ms(&self.mirror, now))
     }
 
-    /// [`Engine::plan_tag_refresh`], planned at `now`: following by push, the pull's start
-    /// is what bounds how far the mirror may be behind.
+    /// [`Engine::plan_tag_refresh`] (one at a time, as it says), planned at `now`: following
+    /// by push, the pull's start is what bounds how far the mirror may be behind.
     pub fn plan_tag_pull(&mut self, now: Millis) -> ScriptCall {
         self.tag_sync.plan_pull(&mut self.mirror, now)
     }

@@ -443,7 +443,8 @@ impl Engine {
     }
 
     /// The `EVALSHA` argv that pulls tag changes since the mirror's version (the mirror notes
-    /// which of its updates the pull checks).
+    /// which of its updates the pull checks). One pull at a time: plan the next once this
+    /// one's reply was applied or the call failed, and drop a reply that comes after that.
     #[wasm_bindgen(js_name = planTagRefresh)]
     pub fn plan_tag_refresh(&mut self) -> String {
         script_argv(self.inner.plan_tag_refresh())
