@@ -4899,3 +4899,33 @@ proptest! {
         one_mirror_history(&ops, max_tags, part_limit, window)?;
     }
 }
+
+/// A failover back below the reader's version, then updates that take that version again
+/// (another update, tag `_N_T_/p`) and push its id out of a window of 3, then an update of
+/// the reader's own: that update holding says nothing of what came before it, so the known
+/// version is not spared its check (the anchor is a load's last page only,
+/// `TagMirror::anchor`), and the reader loads the state instead of missing `_N_T_/p`. With the
+/// reader's last own update as the anchor, the reader was answered in part and lacked it.
+#[test]
+fn an_own_update_holding_does_not_spare_a_version_a_failover_gave_to_another_update(
+) -> Result<(), TestCaseError> {
+    use MirrorOp::{Answer, Failover, Own, Pull, Run, Snapshot, Sync, Update};
+    let ops = [
+        Update { tags: 1 },
+        Sync,
+        Snapshot,
+        Update { tags: 2 },
+        Sync,
+        Failover,
+        Update { tags: 4 },
+        Update { tags: 1 },
+        Update { tags: 1 },
+        Own { tags: 1 },
+        Run { pick: 0 },
+        Answer { pick: 0 },
+        Pull,
+        Run { pick: 0 },
+        Answer { pick: 0 },
+    ];
+    one_mirror_history(&ops, DEFAULT_MAX_TAGS, PART_TAGS, 3)
+}
