@@ -199,6 +199,9 @@ struct TagState {
     pvid: String,
     records: HashMap<String, TagRecord>,
     log: HashMap<String, u64>,
+    /// The server process holding the state: its hash seed orders HSCAN, so a cursor means
+    /// nothing to another ([`TagState::scan`]). A failover moves the state to another.
+    server: u64,
 }
 
 /// Redis: entries, the tag state, and the leases (their token and expiry time).
@@ -231,6 +234,15 @@ thread_local! {
     /// only on evidence of a loss, the documented gap (docs/failures.md, "Redis loses tag
     /// state"), which so short a window would reach in most of their histories.
     static ID_WINDOW: Cell<u64> = const { Cell::new(1024) };
+}
+
+/// Numbers the server processes a failover moves the state to ([`TagState::server`]).
+static SERVERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// `state` on another server process, as a failover leaves it.
+fn on_another_server(mut state: TagState) -> TagState {
+    state.server = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state
 }
 
 /// Numbers the page writes that reach Redis, for the check (never reused, even by a failover;
@@ -417,7 +429,7 @@ impl TagState {
         }
         if full {
             // The first page, as the script reads it from cursor 0.
-            let (cursor, pairs) = self.scan(None);
+            let (cursor, pairs) = self.scan("0");
             items.push(cursor);
             items.extend(pairs);
         } else {
@@ -435,19 +447,35 @@ impl TagState {
         netstring::encode(items)
     }
 
-    /// One HSCAN step from `after` (`None`: cursor 0), in pages of two, in tag order, so every
-    /// tag present for the whole scan is returned (HSCAN's guarantee) and a load spans several
-    /// calls: the next cursor, then tag, record, ...
-    fn scan(&self, after: Option<&str>) -> (String, Vec<String>) {
-        let mut tags: Vec<&String> = self
+    /// Where `tag` sits in this server's hash table: the order of its HSCAN, drawn from the
+    /// seed each server process draws at start.
+    fn slot(&self, tag: &str) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325 ^ self.server.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for b in tag.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    /// One HSCAN step from `cursor` (`"0"` to start), in pages of two in this server's order,
+    /// so every tag present for the whole scan is returned (HSCAN's guarantee) and a load spans
+    /// several calls: the next cursor (`<server>:<slot>`, as tag_page.lua names its server), then
+    /// tag, record, ... A cursor of another server scans from the start, as the script does.
+    fn scan(&self, cursor: &str) -> (String, Vec<String>) {
+        let after = cursor
+            .split_once(':')
+            .filter(|(from, _)| *from == self.server.to_string())
+            .map(|(_, slot)| slot.parse::<u64>().unwrap());
+        let mut tags: Vec<(u64, &String)> = self
             .records
             .keys()
-            .filter(|t| after.map_or(true, |a| t.as_str() > a))
+            .map(|t| (self.slot(t), t))
+            .filter(|(slot, _)| after.map_or(true, |a| *slot > a))
             .collect();
         tags.sort();
-        let page: Vec<&String> = tags.into_iter().take(2).collect();
+        let page: Vec<&String> = tags.into_iter().take(2).map(|(_, t)| t).collect();
         let cursor = match page.last() {
-            Some(last) if page.len() == 2 => format!("c{last}"),
+            Some(last) if page.len() == 2 => format!("{}:{}", self.server, self.slot(last)),
             _ => "0".to_owned(),
         };
         let mut items = Vec::new();
@@ -469,7 +497,7 @@ impl TagState {
         let (cursor, pairs) = if rolled_back {
             ("0".to_owned(), Vec::new())
         } else {
-            self.scan(args[0].strip_prefix('c'))
+            self.scan(&args[0])
         };
         items.push(cursor);
         items.push(self.ver.to_string());
@@ -1719,7 +1747,10 @@ impl World {
             }
             Op::Flush => {
                 if self.up {
-                    self.lose_pages(Redis::default());
+                    // The same server process, emptied.
+                    let mut flushed = Redis::default();
+                    flushed.tags.server = self.redis.tags.server;
+                    self.lose_pages(flushed);
                 }
             }
             Op::LoseMeta => {
@@ -1734,7 +1765,8 @@ impl World {
             }
             Op::Snapshot => self.kept = Some(self.redis.clone()),
             Op::Failover => {
-                if let Some(kept) = self.kept.clone() {
+                if let Some(mut kept) = self.kept.clone() {
+                    kept.tags = on_another_server(kept.tags);
                     self.lose_pages(kept);
                     self.drop_channels();
                 }
@@ -4839,10 +4871,15 @@ fn one_mirror_history(
             MirrorOp::Snapshot => kept = Some(redis.clone()),
             MirrorOp::Failover => {
                 if let Some(k) = &kept {
-                    redis = k.clone();
+                    redis = on_another_server(k.clone());
                 }
             }
-            MirrorOp::Flush => redis = TagState::default(),
+            MirrorOp::Flush => {
+                redis = TagState {
+                    server: redis.server,
+                    ..TagState::default()
+                }
+            }
             MirrorOp::LoseMeta => {
                 redis.epoch = None;
                 redis.ver = 0;

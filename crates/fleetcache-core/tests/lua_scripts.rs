@@ -2011,6 +2011,91 @@ fn a_part_cut_from_a_version_a_failover_gave_to_another_update_is_seen() {
     assert!(reader.mirror().record("y").is_some());
 }
 
+/// A load reads the state's hash with `HSCAN`, whose cursor means something to the server
+/// process that gave it only (each draws its hash seed at start): a load continued on another
+/// process holding the same state (a failover that lost nothing, a restart with persistence, a
+/// slot migrated) skipped tags with every version check holding, about a fifth of 3,000 here.
+/// A cursor names the server it came from, and a page asked of another server scans from the
+/// start.
+#[test]
+fn a_load_continued_on_another_server_reads_every_tag() {
+    let mut a = start();
+    let mut b = start();
+    let mut writer = engine();
+    let tags: Vec<String> = (0..3)
+        .flat_map(|c| names_from("t", c * 1000, 1000))
+        .collect();
+    for (c, chunk) in tags.chunks(1000).enumerate() {
+        write_all(&mut a.conn, &mut writer, chunk, 1000.0 + c as f64);
+    }
+    let mut reader = engine();
+    let first = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    let page = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    reader.apply_refresh(&page, Millis(LATER)).unwrap();
+    assert!(reader.mirror().is_loading(), "more pages to read");
+    // The state moves to another server as it is.
+    let state = snapshot(&mut a.conn, &writer);
+    restore(&mut b.conn, &state);
+    drop(a);
+    for _ in 0..100 {
+        if reader.mirror().is_synced() {
+            break;
+        }
+        let reply = b.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+    }
+    assert!(reader.mirror().is_synced());
+    let missing = tags
+        .iter()
+        .filter(|t| reader.mirror().record(t).is_none())
+        .count();
+    assert_eq!(missing, 0, "tags the load skipped");
+}
+
+/// A user whose ACL refuses `INFO` (an ACL from before the server check) loads as before: its
+/// cursors name no server (`:<cursor>`), and a load on one server reads every tag.
+#[test]
+fn without_info_a_load_reads_every_tag_as_before() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    let tags: Vec<String> = (0..3)
+        .flat_map(|c| names_from("t", c * 1000, 1000))
+        .collect();
+    for (c, chunk) in tags.chunks(1000).enumerate() {
+        write_all(conn, &mut writer, chunk, 1000.0 + c as f64);
+    }
+    conn.cmd(&[
+        "ACL", "SETUSER", "noinfo", "on", "nopass", "~*", "&*", "+@all", "-info",
+    ]);
+    assert_eq!(
+        conn.cmd(&["AUTH", "noinfo", "x"]),
+        Reply::Simple("OK".into())
+    );
+    let mut reader = engine();
+    let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    reader.apply_refresh(&first, Millis(LATER)).unwrap();
+    assert_eq!(
+        reader
+            .mirror()
+            .page_cursor()
+            .and_then(|c| c.split_once(':'))
+            .map(|(s, _)| s),
+        Some(""),
+        "no server named"
+    );
+    for _ in 0..100 {
+        if reader.mirror().is_synced() {
+            break;
+        }
+        let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+    }
+    assert!(reader.mirror().is_synced());
+    assert!(tags.iter().all(|t| reader.mirror().record(t).is_some()));
+}
+
 /// The refresh script never answers a version above the state's own, and a reader of a state
 /// made anew over an old log (its meta hash lost alone: deleted by hand, or evicted by an
 /// `allkeys-*` policy, while the log stayed) learns every later update. The part's

@@ -2,10 +2,12 @@
 -- (docs/internals.md, "Page script"). Read-only; it holds Redis for one HSCAN step.
 -- KEYS: state (HASH tag -> record), log (unused), meta (HASH epoch, ver, v:<ver>): the keys
 --       of TAG_REFRESH, in its order (one slot).
--- ARGV: cursor ('0' to start), count (a hint of how many tags per page), then the version
+-- ARGV: cursor ('0' to start; else '<server>:<HSCAN cursor>', as the previous page or the full
+--       refresh reply gave it), count (a hint of how many tags per page), then the version
 --       and id of the state the reader's previous page (or the full refresh reply that
 --       started the load) was read at ('' id: none to check).
--- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page), ver,
+-- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page, else
+--        '<server>:<HSCAN cursor>'), ver,
 --        vid (the state's version now and its id), rolled_back, then tag, record, ... (a tag
 --        may come twice; merging makes that harmless). rolled_back is '1' when the version
 --        the reader named is above ver or now carries another id or none: a failover or a
@@ -30,11 +32,26 @@ local seen = tonumber(ARGV[3])
 local rolled_back = ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
   or redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4])
 
+-- An HSCAN cursor means something to the server process that gave it only: each draws the
+-- seed of its hash function at start, so the same state on another process (a failover that
+-- lost nothing, a restart with persistence, a migrated slot) has its tags in other buckets,
+-- and the cursor would skip some. A cursor names its server (the run_id, '' when INFO is
+-- refused or has none); one of another server scans from the start, and the reader, which
+-- keeps what it loaded, reads the state whole again.
+local here = string.match(tostring(redis.pcall('INFO', 'server')), 'run_id:(%x+)') or ''
+local from, cursor = string.match(ARGV[1], '^(%x*):(%d+)$')
+if from ~= here then
+  cursor = '0'
+end
+
 -- Rolled back, what the reader loaded so far may be gone: the page it would read next is of
 -- no use.
 local r = { '0', {} }
 if not rolled_back then
-  r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+  r = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', ARGV[2])
+end
+if r[1] ~= '0' then
+  r[1] = here .. ':' .. r[1]
 end
 local out = { netstring('page'), netstring(r[1]), netstring(ver),
   netstring(redis.call('HGET', meta, 'v:' .. ver) or ''), netstring(rolled_back and '1' or '0') }

@@ -12,8 +12,8 @@
 --        ver only: more changes follow, and the reader refreshes again from ver), pver, pvid (the number
 --        and id of the last page write: a process that follows by push compares them with the
 --        last it knows; others ignore them), then (full) the cursor of the next page ('0':
---        none), or ('3') the state's version and its id, the part was cut from, then tag,
---        record, ...
+--        none; else '<server>:<HSCAN cursor>', tag_page.lua), or ('3') the state's version
+--        and its id, the part was cut from, then tag, record, ...
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
 if #ARGV < 5 then
@@ -148,6 +148,11 @@ if replaced or gone then
   -- TAG_PAGE, then follows it from this version. A state that fits in one page (1000 tags,
   -- PAGE_COUNT in tags.rs) is whole in this reply.
   local page = redis.call('HSCAN', state, '0', 'COUNT', 1000)
+  if page[1] ~= '0' then
+    -- The cursor names this server (tag_page.lua says why).
+    page[1] = (string.match(tostring(redis.pcall('INFO', 'server')), 'run_id:(%x+)') or '') .. ':'
+      .. page[1]
+  end
   push(page[1])
   for _, item in ipairs(page[2]) do
     push(item)
