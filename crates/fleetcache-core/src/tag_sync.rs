@@ -54,8 +54,13 @@ pub struct TagSync {
 ///   version: missed messages, another epoch, a failover);
 /// - the mirror is synced and loads nothing.
 ///
-/// So at any time it judges with every revalidation that resolved before its last pull
-/// started (at most `max_pull_interval_ms` ago) and every one announced since, in order.
+/// So at any time it judges with every revalidation the state held when its last pull ran
+/// (which started at most `max_pull_interval_ms` ago: every one resolved before that start,
+/// unless a failover lost it first) and every one whose announcement it heard since that
+/// start. One announced since and not heard is on its way, or was lost where the host could
+/// not tell yet (a message dropped, a connection whose drop is not reported yet): never one
+/// lost while the host reported the channel down (freshness_sim.rs
+/// `a_caught_up_mirror_knows_its_last_pull_and_what_it_heard_since`).
 #[derive(Clone, Debug)]
 pub struct PushFollow {
     max_pull_interval_ms: f64,
