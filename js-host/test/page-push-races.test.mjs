@@ -65,7 +65,9 @@ function pushReader(prefix, url, connectTimeoutMs, over = {}) {
 
 /**
  * Cuts the push follower's subscription through `proxy` (and keeps it from coming back), and
- * resolves once the follower logged the channel down: it is not caught up from then on.
+ * resolves once the follower logged the channel down: it is not caught up from then on. The
+ * follower must be caught up (subscribed) before: a subscriber connection that had not sent
+ * its SSUBSCRIBE yet is not cut, and its channel would never go down. Fails after 10 s.
  */
 function subscriberCutter(t) {
   let down = () => {}
@@ -73,9 +75,17 @@ function subscriberCutter(t) {
     if (String(line).includes('tag announcements: channel down')) down()
   })
   return async (proxy) => {
-    const isDown = new Promise((resolve) => (down = resolve))
+    let timer
+    const isDown = new Promise((resolve, reject) => {
+      down = resolve
+      timer = setTimeout(() => reject(new Error('the channel never went down')), 10_000)
+    })
     proxy.cutSubscriber()
-    await isDown
+    try {
+      await isDown
+    } finally {
+      clearTimeout(timer)
+    }
   }
 }
 
@@ -340,7 +350,8 @@ test(
     const W = writer('rv2f', 4601)
     const R = pushReader('rv2f', proxyUrl, 4602)
     await W().set('/p', appPage('v1'), APP_PAGE_CTX)
-    assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
+    // Caught up (subscribed), so that the cut below drops a subscription.
+    assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
     // R's subscription drops and cannot come back: R is not caught up from here on.
     await cutSubscriber(proxy)
     proxy.hold = true
