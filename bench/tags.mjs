@@ -130,6 +130,8 @@ function scriptNames() {
 
 /** Commands only fleetcache's scripts call (the processes never send them themselves). */
 const INSIDE_SCRIPTS = new Set([
+  // The page scripts' server name (tag_page.lua): the processes send no INFO of their own.
+  'INFO',
   'HGET',
   'HSCAN',
   'HSET',

@@ -2096,6 +2096,59 @@ fn without_info_a_load_reads_every_tag_as_before() {
     assert!(tags.iter().all(|t| reader.mirror().record(t).is_some()));
 }
 
+/// A load that moves between a server whose ACL refuses `INFO` and one that allows it, either
+/// way, reads every tag: a cursor that names no server (`:<cursor>`) is another server's to one
+/// that has a `run_id`, and a named one is another server's to one that reports none.
+#[test]
+fn a_load_moving_between_servers_with_and_without_info_reads_every_tag() {
+    for refused_on_first in [true, false] {
+        let mut a = start();
+        let mut b = start();
+        let mut writer = engine();
+        let tags: Vec<String> = (0..3)
+            .flat_map(|c| names_from("t", c * 1000, 1000))
+            .collect();
+        for (c, chunk) in tags.chunks(1000).enumerate() {
+            write_all(&mut a.conn, &mut writer, chunk, 1000.0 + c as f64);
+        }
+        restore(&mut b.conn, &snapshot(&mut a.conn, &writer));
+        let noinfo = if refused_on_first {
+            &mut a.conn
+        } else {
+            &mut b.conn
+        };
+        noinfo.cmd(&[
+            "ACL", "SETUSER", "noinfo", "on", "nopass", "~*", "&*", "+@all", "-info",
+        ]);
+        assert_eq!(
+            noinfo.cmd(&["AUTH", "noinfo", "x"]),
+            Reply::Simple("OK".into())
+        );
+        let mut reader = engine();
+        let first = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+        let page = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&page, Millis(LATER)).unwrap();
+        assert!(reader.mirror().is_loading(), "more pages to read");
+        for _ in 0..100 {
+            if reader.mirror().is_synced() {
+                break;
+            }
+            let reply = b.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+            reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+        }
+        assert!(reader.mirror().is_synced());
+        let missing = tags
+            .iter()
+            .filter(|t| reader.mirror().record(t).is_none())
+            .count();
+        assert_eq!(
+            missing, 0,
+            "tags skipped, INFO refused on the first: {refused_on_first}"
+        );
+    }
+}
+
 /// The refresh script never answers a version above the state's own, and a reader of a state
 /// made anew over an old log (its meta hash lost alone: deleted by hand, or evicted by an
 /// `allkeys-*` policy, while the log stayed) learns every later update. The part's

@@ -37,9 +37,11 @@ local rolled_back = ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
 -- lost nothing, a restart with persistence, a migrated slot) has its tags in other buckets,
 -- and the cursor would skip some. A cursor names its server (the run_id, '' when INFO is
 -- refused or has none); one of another server scans from the start, and the reader, which
--- keeps what it loaded, reads the state whole again.
-local here = string.match(tostring(redis.pcall('INFO', 'server')), 'run_id:(%x+)') or ''
-local from, cursor = string.match(ARGV[1], '^(%x*):(%d+)$')
+-- keeps what it loaded, reads the state whole again. A refused INFO is an error table, told
+-- apart by its type (tostring() is kept out of the scripts: scripts.rs, numbers).
+local here = redis.pcall('INFO', 'server')
+here = type(here) == 'string' and here:match('run_id:(%x+)') or ''
+local from, cursor = ARGV[1]:match('^(%x*):(%d+)$')
 if from ~= here then
   cursor = '0'
 end

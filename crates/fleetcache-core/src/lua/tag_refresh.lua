@@ -150,8 +150,8 @@ if replaced or gone then
   local page = redis.call('HSCAN', state, '0', 'COUNT', 1000)
   if page[1] ~= '0' then
     -- The cursor names this server (tag_page.lua says why).
-    page[1] = (string.match(tostring(redis.pcall('INFO', 'server')), 'run_id:(%x+)') or '') .. ':'
-      .. page[1]
+    local run = redis.pcall('INFO', 'server')
+    page[1] = (type(run) == 'string' and run:match('run_id:(%x+)') or '') .. ':' .. page[1]
   end
   push(page[1])
   for _, item in ipairs(page[2]) do
