@@ -4917,6 +4917,16 @@ fn one_mirror_history(
     )))
 }
 
+/// The one-mirror histories' mirror bound, part limit and id window: mostly unbounded mirrors,
+/// parts of one tag and the scripts' window of 1,024.
+fn one_mirror_bounds() -> impl Strategy<Value = (u32, usize, u64)> {
+    (
+        prop_oneof![Just(DEFAULT_MAX_TAGS), Just(1u32), Just(2)],
+        prop_oneof![3 => Just(1usize), 1 => 2usize..4],
+        prop_oneof![3 => Just(1024u64), 1 => Just(3)],
+    )
+}
+
 proptest! {
     // Fast: over ten thousand histories a second (release). Before a part named the version
     // it was cut from, each of thirty runs failed (most within about a thousand histories).
@@ -4929,9 +4939,7 @@ proptest! {
     #[test]
     fn a_synced_mirror_knows_the_state_its_refresh_was_answered_from(
         ops in proptest::collection::vec(mirror_op(), 1..60),
-        max_tags in prop_oneof![Just(DEFAULT_MAX_TAGS), Just(1u32), Just(2)],
-        part_limit in prop_oneof![3 => Just(1usize), 1 => 2usize..4],
-        window in prop_oneof![3 => Just(1024u64), 1 => Just(3)],
+        (max_tags, part_limit, window) in one_mirror_bounds(),
     ) {
         one_mirror_history(&ops, max_tags, part_limit, window)?;
     }
@@ -5458,9 +5466,7 @@ proptest! {
     #[test]
     fn a_caught_up_mirror_knows_its_last_pull_and_what_it_heard_since(
         ops in proptest::collection::vec(push_op(), 1..60),
-        max_tags in prop_oneof![Just(DEFAULT_MAX_TAGS), Just(1u32), Just(2)],
-        part_limit in prop_oneof![3 => Just(1usize), 1 => 2usize..4],
-        window in prop_oneof![3 => Just(1024u64), 1 => Just(3)],
+        (max_tags, part_limit, window) in one_mirror_bounds(),
     ) {
         pushed_mirror_history(&ops, max_tags, part_limit, window)?;
     }

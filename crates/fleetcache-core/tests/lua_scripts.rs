@@ -466,8 +466,11 @@ fn refresh_is_incremental() {
     }
 }
 
+/// Keys and their `DUMP`s.
+type Dumps = Vec<(String, Vec<u8>)>;
+
 /// The tag keys' values, to put back later as a failover to a lagging replica would.
-fn snapshot(conn: &mut Conn, e: &Engine) -> Vec<(String, Vec<u8>)> {
+fn snapshot(conn: &mut Conn, e: &Engine) -> Dumps {
     e.namespace()
         .tag_keys()
         .to_vec()
@@ -1942,23 +1945,16 @@ fn one_changed_tag_past_the_limit_makes_a_part() {
     assert_eq!(reader.mirror().record("x"), writer.mirror().record("x"));
 }
 
-/// A part ends before a tag's later change ("it comes with a later part"), and a failover
-/// that loses that later change but keeps the part's version would leave the reader at that
-/// version without the tag's earlier change: nothing later names it. The part's reply names
-/// the state's version it was cut from, and the next refresh checks the state still holds
-/// it: a failover below it is answered in full, and the reader learns the tag.
-#[test]
-fn a_failover_below_the_version_a_part_was_cut_from_is_seen() {
+/// A reader answered a part up to version 2, cut from version 3: version 2 changes "x", and
+/// version 3 changes it again beside `PART_TAGS` more, so the part holds no tag and "x" comes
+/// with the part of version 3. Also the tag keys as they were at version 2 (a replica that has
+/// it and nothing after) and "x"'s record then.
+fn reader_at_a_part_cut_from_three(conn: &mut Conn) -> (Engine, Dumps, Option<TagRecord>) {
     use fleetcache_core::tags::PART_TAGS;
-    let mut server = start();
-    let conn = &mut server.conn;
     let (mut writer, mut reader) = reader_at_version_one(conn, "base");
-    // Version 2 changes "x"; a replica that has it and nothing after takes over later.
     write_all(conn, &mut writer, &["x".to_owned()], 2000.0);
     let replica = snapshot(conn, &writer);
     let at_two = writer.mirror().record("x").copied();
-    // Version 3 changes "x" again beside PART_TAGS more: the reader's first part (up to 2)
-    // holds no tag, "x" coming with the part of version 3.
     write_all(
         conn,
         &mut writer,
@@ -1968,6 +1964,19 @@ fn a_failover_below_the_version_a_part_was_cut_from_is_seen() {
     let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
     reader.apply_refresh(&reply, Millis(LATER)).unwrap();
     assert_eq!(reader.mirror().version(), 2);
+    (reader, replica, at_two)
+}
+
+/// A part ends before a tag's later change ("it comes with a later part"), and a failover
+/// that loses that later change but keeps the part's version would leave the reader at that
+/// version without the tag's earlier change: nothing later names it. The part's reply names
+/// the state's version it was cut from, and the next refresh checks the state still holds
+/// it: a failover below it is answered in full, and the reader learns the tag.
+#[test]
+fn a_failover_below_the_version_a_part_was_cut_from_is_seen() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let (mut reader, replica, at_two) = reader_at_a_part_cut_from_three(conn);
     assert!(reader.mirror().record("x").is_none());
     // The master dies; the replica at version 2 takes over.
     restore(conn, &replica);
@@ -1985,22 +1994,9 @@ fn a_failover_below_the_version_a_part_was_cut_from_is_seen() {
 /// apart, and the reader is answered in full all the same.
 #[test]
 fn a_part_cut_from_a_version_a_failover_gave_to_another_update_is_seen() {
-    use fleetcache_core::tags::PART_TAGS;
     let mut server = start();
     let conn = &mut server.conn;
-    let (mut writer, mut reader) = reader_at_version_one(conn, "base");
-    write_all(conn, &mut writer, &["x".to_owned()], 2000.0);
-    let replica = snapshot(conn, &writer);
-    let at_two = writer.mirror().record("x").copied();
-    write_all(
-        conn,
-        &mut writer,
-        &[names_from("p", 0, PART_TAGS), vec!["x".to_owned()]].concat(),
-        3000.0,
-    );
-    let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-    reader.apply_refresh(&reply, Millis(LATER)).unwrap();
-    assert_eq!(reader.mirror().version(), 2);
+    let (mut reader, replica, at_two) = reader_at_a_part_cut_from_three(conn);
     assert_eq!(reader.mirror().part_check().map(|(v, _)| v), Some(3));
     restore(conn, &replica);
     let mut other = engine();
@@ -2021,36 +2017,14 @@ fn a_part_cut_from_a_version_a_failover_gave_to_another_update_is_seen() {
 fn a_load_continued_on_another_server_reads_every_tag() {
     let mut a = start();
     let mut b = start();
-    let mut writer = engine();
-    let tags: Vec<String> = (0..3)
-        .flat_map(|c| names_from("t", c * 1000, 1000))
-        .collect();
-    for (c, chunk) in tags.chunks(1000).enumerate() {
-        write_all(&mut a.conn, &mut writer, chunk, 1000.0 + c as f64);
-    }
+    let (writer, tags) = three_thousand_tags(&mut a.conn);
     let mut reader = engine();
-    let first = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
-    let page = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-    reader.apply_refresh(&page, Millis(LATER)).unwrap();
-    assert!(reader.mirror().is_loading(), "more pages to read");
-    // The state moves to another server as it is.
-    let state = snapshot(&mut a.conn, &writer);
-    restore(&mut b.conn, &state);
+    // The state moves to another server as it is, after the load's first two pages.
+    load_moving(&mut a.conn, &mut b.conn, &mut reader, |a, b| {
+        restore(b, &snapshot(a, &writer));
+    });
     drop(a);
-    for _ in 0..100 {
-        if reader.mirror().is_synced() {
-            break;
-        }
-        let reply = b.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
-    }
-    assert!(reader.mirror().is_synced());
-    let missing = tags
-        .iter()
-        .filter(|t| reader.mirror().record(t).is_none())
-        .count();
-    assert_eq!(missing, 0, "tags the load skipped");
+    assert_eq!(missing(&reader, &tags), 0, "tags the load skipped");
 }
 
 /// A user whose ACL refuses `INFO` (an ACL from before the server check) loads as before: its
@@ -2059,20 +2033,8 @@ fn a_load_continued_on_another_server_reads_every_tag() {
 fn without_info_a_load_reads_every_tag_as_before() {
     let mut server = start();
     let conn = &mut server.conn;
-    let mut writer = engine();
-    let tags: Vec<String> = (0..3)
-        .flat_map(|c| names_from("t", c * 1000, 1000))
-        .collect();
-    for (c, chunk) in tags.chunks(1000).enumerate() {
-        write_all(conn, &mut writer, chunk, 1000.0 + c as f64);
-    }
-    conn.cmd(&[
-        "ACL", "SETUSER", "noinfo", "on", "nopass", "~*", "&*", "+@all", "-info",
-    ]);
-    assert_eq!(
-        conn.cmd(&["AUTH", "noinfo", "x"]),
-        Reply::Simple("OK".into())
-    );
+    let (_, tags) = three_thousand_tags(conn);
+    refuse_info(conn);
     let mut reader = engine();
     let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
     reader.apply_refresh(&first, Millis(LATER)).unwrap();
@@ -2085,15 +2047,8 @@ fn without_info_a_load_reads_every_tag_as_before() {
         Some(""),
         "no server named"
     );
-    for _ in 0..100 {
-        if reader.mirror().is_synced() {
-            break;
-        }
-        let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
-    }
-    assert!(reader.mirror().is_synced());
-    assert!(tags.iter().all(|t| reader.mirror().record(t).is_some()));
+    load_to_the_end(conn, &mut reader);
+    assert_eq!(missing(&reader, &tags), 0);
 }
 
 /// A load that moves between a server whose ACL refuses `INFO` and one that allows it, either
@@ -2104,49 +2059,81 @@ fn a_load_moving_between_servers_with_and_without_info_reads_every_tag() {
     for refused_on_first in [true, false] {
         let mut a = start();
         let mut b = start();
-        let mut writer = engine();
-        let tags: Vec<String> = (0..3)
-            .flat_map(|c| names_from("t", c * 1000, 1000))
-            .collect();
-        for (c, chunk) in tags.chunks(1000).enumerate() {
-            write_all(&mut a.conn, &mut writer, chunk, 1000.0 + c as f64);
-        }
+        let (writer, tags) = three_thousand_tags(&mut a.conn);
         restore(&mut b.conn, &snapshot(&mut a.conn, &writer));
-        let noinfo = if refused_on_first {
+        refuse_info(if refused_on_first {
             &mut a.conn
         } else {
             &mut b.conn
-        };
-        noinfo.cmd(&[
-            "ACL", "SETUSER", "noinfo", "on", "nopass", "~*", "&*", "+@all", "-info",
-        ]);
-        assert_eq!(
-            noinfo.cmd(&["AUTH", "noinfo", "x"]),
-            Reply::Simple("OK".into())
-        );
+        });
         let mut reader = engine();
-        let first = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-        assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
-        let page = a.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-        reader.apply_refresh(&page, Millis(LATER)).unwrap();
-        assert!(reader.mirror().is_loading(), "more pages to read");
-        for _ in 0..100 {
-            if reader.mirror().is_synced() {
-                break;
-            }
-            let reply = b.conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
-            reader.apply_refresh(&reply, Millis(LATER)).unwrap();
-        }
-        assert!(reader.mirror().is_synced());
-        let missing = tags
-            .iter()
-            .filter(|t| reader.mirror().record(t).is_none())
-            .count();
+        load_moving(&mut a.conn, &mut b.conn, &mut reader, |_, _| {});
         assert_eq!(
-            missing, 0,
+            missing(&reader, &tags),
+            0,
             "tags skipped, INFO refused on the first: {refused_on_first}"
         );
     }
+}
+
+/// 3,000 tags revalidated in three updates (a hash table, which `HSCAN` pages by cursor), by a
+/// writer returned with their names.
+fn three_thousand_tags(conn: &mut Conn) -> (Engine, Vec<String>) {
+    let mut writer = engine();
+    let tags: Vec<String> = (0..3)
+        .flat_map(|c| names_from("t", c * 1000, 1000))
+        .collect();
+    for (c, chunk) in tags.chunks(1000).enumerate() {
+        write_all(conn, &mut writer, chunk, 1000.0 + c as f64);
+    }
+    (writer, tags)
+}
+
+/// Logs `conn` in as a user whose ACL refuses `INFO`.
+fn refuse_info(conn: &mut Conn) {
+    conn.cmd(&[
+        "ACL", "SETUSER", "noinfo", "on", "nopass", "~*", "&*", "+@all", "-info",
+    ]);
+    assert_eq!(
+        conn.cmd(&["AUTH", "noinfo", "x"]),
+        Reply::Simple("OK".into())
+    );
+}
+
+/// `reader` starts a load of the state on `a` (the full reply and one page), `moved` runs,
+/// and the load goes on on `b` until the reader is synced.
+fn load_moving(
+    a: &mut Conn,
+    b: &mut Conn,
+    reader: &mut Engine,
+    moved: impl FnOnce(&mut Conn, &mut Conn),
+) {
+    let first = a.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+    let page = a.run(&reader.plan_tag_refresh()).bulk().to_vec();
+    reader.apply_refresh(&page, Millis(LATER)).unwrap();
+    assert!(reader.mirror().is_loading(), "more pages to read");
+    moved(a, b);
+    load_to_the_end(b, reader);
+}
+
+/// Refreshes `reader` on `conn` until it is synced (at most 100 calls).
+fn load_to_the_end(conn: &mut Conn, reader: &mut Engine) {
+    for _ in 0..100 {
+        if reader.mirror().is_synced() {
+            break;
+        }
+        let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+    }
+    assert!(reader.mirror().is_synced());
+}
+
+/// How many of `tags` the reader holds no record of.
+fn missing(reader: &Engine, tags: &[String]) -> usize {
+    tags.iter()
+        .filter(|t| reader.mirror().record(t).is_none())
+        .count()
 }
 
 /// The refresh script never answers a version above the state's own, and a reader of a state
