@@ -1251,9 +1251,12 @@ impl TagMirror {
                     {
                         load.pinned += 1;
                     }
-                    load.incoming
-                        .get_or_insert_with(&tag, TagRecord::default)
-                        .merge(&record);
+                    // A tag read again (HSCAN returns some twice; a page of another server
+                    // scans from the start) is taken as read last: the state's record only
+                    // grows from version to version (a page checked the one before it held),
+                    // and a merge of two readings could be stronger than the record the state
+                    // holds, hiding from the comparison below a revalidation it lost.
+                    *load.incoming.get_or_insert_with(&tag, TagRecord::default) = record;
                     changed += 1;
                 }
                 _ => skipped += 1,
@@ -2098,6 +2101,44 @@ mod tests {
 
     fn load(m: &mut TagMirror, epoch: &str, ver: u64, pairs: &[(&str, TagRecord)]) {
         load_at(m, epoch, ver, pairs, 1000.0, KEEP);
+    }
+
+    /// A load may read a tag twice (`HSCAN` returns some twice, and a page asked of another
+    /// server reads the state from the start), the state's record having grown between the
+    /// two readings. The comparison at the load's end takes the later reading, as the state
+    /// holds it. Merged, the two made a record stronger than either (the later scheduled
+    /// expiry's start with the earlier one's time), which seemed to cover a revalidation of this
+    /// process's that the state had lost, and it was not given back (freshness_sim, once loads
+    /// went on on another server).
+    #[test]
+    fn a_tag_a_load_reads_twice_is_compared_as_read_last() {
+        let mut m = TagMirror::new();
+        load(&mut m, "E", 1, &[]);
+        let year = Revalidation::Stale {
+            expire_seconds: Some(31_536_000.0),
+        };
+        m.apply_local(&["b"], &year, Millis(3262.0));
+        // The state lost it and is loaded again: b read at two versions.
+        let first = rec(
+            Revalidation::Stale {
+                expire_seconds: Some(1.0),
+            },
+            977.0,
+        );
+        let mut later = first;
+        later.apply(&year, Millis(4325.0));
+        assert!(!later.covers(m.record("b").unwrap()), "the state lacks it");
+        let whole = reply("E2", 3, true, &[("b", first)]);
+        let mut items: Vec<Vec<u8>> = netstring::decode(&whole)
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        items[6] = b"c1".to_vec();
+        refresh(&mut m, &netstring::encode(items)).unwrap();
+        refresh(&mut m, &page("0", 4, &[("b", later)])).unwrap();
+        assert!(!m.is_loading());
+        assert_eq!(m.resend_len(), 1, "given back");
     }
 
     /// A load of records without an epoch asks for the state's meta hash anew, until an update

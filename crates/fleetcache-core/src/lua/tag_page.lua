@@ -9,7 +9,7 @@
 -- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page, else
 --        '<server>:<HSCAN cursor>'), ver,
 --        vid (the state's version now and its id), rolled_back, then tag, record, ... (a tag
---        may come twice; merging makes that harmless). rolled_back is '1' when the version
+--        may come twice: the reader takes the later reading). rolled_back is '1' when the version
 --        the reader named is above ver or now carries another id or none: a failover or a
 --        flush since the previous page may have lost what the load saw, so the reader loads
 --        the state again; no tags then, and cursor '0'.
