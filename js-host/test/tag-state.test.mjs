@@ -147,6 +147,34 @@ describe('tag state', () => {
     assert.equal(await A.get('page', []), undefined, 'A still judges by the records')
   })
 
+  for (const lost of ['log', 'state']) {
+    test(`the ${lost === 'log' ? 'version log' : 'state hash'} lost alone: a process behind still judges by the revalidation`, async () => {
+      const prefix = `no${lost}`
+      const A = instance(prefix)
+      const B = instance(prefix)
+      await A.refreshTags()
+      await A.updateTags(['other'])
+      await B.refreshTags()
+      await A.set('page', Promise.resolve(entry('old', ['products'])))
+      await A.updateTags(['products'])
+      // A's pull confirms its update: nothing of its own left for a later pull to check.
+      await A.refreshTags()
+      // Deleted by hand or evicted (an allkeys-* policy): the meta hash keeps the versions.
+      assert.equal(await redis.command('DEL', `${prefix}:tags:{${prefix}}:${lost}`), 1)
+      // A lost state hash comes back from what A knows, once A has loaded what is left.
+      if (lost === 'state') await A.refreshTags()
+      await until(
+        async () => {
+          await B.refreshTags()
+          return (await B.getExpiration(['products'])) > 0
+        },
+        5000,
+        'B to know the revalidation',
+      )
+      assert.equal(await B.get('page', []), undefined, 'the invalidated entry is not served')
+    })
+  }
+
   test('a meta hash lost alone from a state of several pages, while Redis refuses writes: no load after load', async () => {
     const A = instance('nometa-big')
     await A.refreshTags()

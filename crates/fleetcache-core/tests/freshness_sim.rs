@@ -256,6 +256,43 @@ fn ms(s: &str) -> f64 {
 }
 
 impl TagState {
+    /// The state hash or the version log lost under versions, as the scripts tell it: the
+    /// log's last tag (ZRANGE -1 -1: highest score, then last by name) lacks a record, or there
+    /// is no log under a version.
+    fn damaged(&self) -> bool {
+        self.damage().is_some()
+    }
+
+    /// How `tag_refresh.lua` marks the name of a damaged state: `+` when only the log is gone
+    /// and records are left, else `~`.
+    fn damage(&self) -> Option<&'static str> {
+        match self.log.iter().max_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0))) {
+            Some((top, _)) => (!self.records.contains_key(top)).then_some("~"),
+            None if self.ver > 0 => Some(if self.records.is_empty() { "~" } else { "+" }),
+            None => None,
+        }
+    }
+
+    /// The state hash (or, with `log`, the version log) lost alone: a DEL, an `allkeys-*`
+    /// eviction. The meta hash keeps its versions.
+    fn lose_key(&mut self, log: bool) {
+        if log {
+            self.log.clear();
+        } else {
+            self.records.clear();
+        }
+    }
+
+    /// What `tag_update.lua` and `tag_merge.lua` do first: a damaged state becomes a new state
+    /// of what is left (a new epoch, the log and the version dropped; the ids stay).
+    fn remake_if_damaged(&mut self, candidate: &str) {
+        if self.damaged() {
+            self.log.clear();
+            self.ver = 0;
+            self.epoch = Some(candidate.to_owned());
+        }
+    }
+
     fn bump(&mut self, candidate: &str) -> Vec<u8> {
         if self.epoch.is_none() {
             self.epoch = Some(candidate.to_owned());
@@ -300,6 +337,7 @@ impl TagState {
             _ if args[4].is_empty() => None,
             _ => Some(ms(&args[4]).ceil()),
         };
+        self.remake_if_damaged(candidate);
         let reply = self.bump(candidate);
         for tag in &args[5..] {
             let r = self.records.entry(tag.clone()).or_default();
@@ -332,6 +370,7 @@ impl TagState {
 
     /// `tag_merge.lua`.
     fn merge(&mut self, args: &[String]) -> Vec<u8> {
+        self.remake_if_damaged(&args[0]);
         let reply = self.bump(&args[0]);
         for pair in args[1..].chunks(2) {
             let record = TagRecord::parse(pair[1].as_bytes()).unwrap();
@@ -359,6 +398,11 @@ impl TagState {
             Some(epoch) => epoch.clone(),
             None if self.records.is_empty() => String::new(),
             None => EPOCH_WITHOUT_META.to_owned(),
+        };
+        // A damaged state is one of its own, at version 0, named after where it came from.
+        let (epoch, state_ver) = match self.damage() {
+            Some(mark) if self.epoch.is_some() => (format!("{epoch}~{state_ver}{mark}"), 0),
+            _ => (epoch, state_ver),
         };
         // A version whose id was made by another update (mismatch), or whose id is gone.
         let (mut mismatch, mut gone) = (false, false);
@@ -490,9 +534,11 @@ impl TagState {
     /// the version the reader names as `tag_refresh.lua` does (none of the scan when it fails).
     fn page(&self, args: &[String]) -> Vec<u8> {
         let (seen, seen_vid) = (args[2].parse::<u64>().unwrap(), &args[3]);
+        // A damaged state reads as version 0, as the refresh answers it.
+        let ver = if self.damaged() { 0 } else { self.ver };
         let rolled_back = !seen_vid.is_empty()
             && seen > 0
-            && (seen > self.ver || self.ids.get(&seen) != Some(seen_vid));
+            && (seen > ver || self.ids.get(&seen) != Some(seen_vid));
         let mut items = vec!["page".to_owned()];
         let (cursor, pairs) = if rolled_back {
             ("0".to_owned(), Vec::new())
@@ -500,8 +546,8 @@ impl TagState {
             self.scan(&args[0])
         };
         items.push(cursor);
-        items.push(self.ver.to_string());
-        items.push(self.ids.get(&self.ver).cloned().unwrap_or_default());
+        items.push(ver.to_string());
+        items.push(self.ids.get(&ver).cloned().unwrap_or_default());
         items.push(if rolled_back { "1" } else { "0" }.to_owned());
         items.extend(pairs);
         netstring::encode(items)
@@ -853,6 +899,11 @@ enum Op {
     /// update or a page write makes it anew (a new epoch over the old log's scores), the state
     /// has records but no epoch.
     LoseMeta,
+    /// The tag state's hash (or, with `log`, its version log) is lost alone, the meta hash
+    /// keeping its versions ([`TagState::lose_key`]).
+    LoseKey {
+        log: bool,
+    },
     /// Keep the current Redis state to restore later.
     Snapshot,
     /// Restore the kept state: a failover to a replica that lost what came since.
@@ -1178,6 +1229,11 @@ fn write_back_op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
     ]
+}
+
+/// The state hash or the version log lost alone ([`Op::LoseKey`]).
+fn lose_key() -> impl Strategy<Value = Op> {
+    any::<bool>().prop_map(|log| Op::LoseKey { log })
 }
 
 fn mask(bits: u8) -> Vec<&'static str> {
@@ -1761,6 +1817,11 @@ impl World {
                     t.ids.clear();
                     t.pver = 0;
                     t.pvid.clear();
+                }
+            }
+            Op::LoseKey { log } => {
+                if self.up {
+                    self.redis.tags.lose_key(log);
                 }
             }
             Op::Snapshot => self.kept = Some(self.redis.clone()),
@@ -3981,7 +4042,7 @@ proptest! {
     #[test]
     fn a_state_that_lost_its_meta_hash_alone_keeps_the_contract(
         ops in proptest::collection::vec(
-            prop_oneof![8 => fold_op(), 1 => Just(Op::LoseMeta)],
+            prop_oneof![8 => fold_op(), 1 => Just(Op::LoseMeta), 1 => lose_key()],
             1..60,
         ),
         max_tags in prop_oneof![Just(1u32), Just(2)],
@@ -4005,7 +4066,7 @@ proptest! {
     #[test]
     fn following_by_push_a_state_that_lost_its_meta_hash_alone_keeps_the_contract(
         ops in proptest::collection::vec(
-            prop_oneof![12 => op(true), 1 => Just(Op::LoseMeta)],
+            prop_oneof![12 => op(true), 1 => Just(Op::LoseMeta), 1 => lose_key()],
             1..80,
         ),
         max_tags in mirror_bound(),
@@ -4024,7 +4085,7 @@ proptest! {
         push in any::<bool>(),
         leases in prop::bool::weighted(0.75),
         ops in proptest::collection::vec(
-            prop_oneof![20 => mixed_op(), 1 => Just(Op::LoseMeta)],
+            prop_oneof![20 => mixed_op(), 1 => Just(Op::LoseMeta), 1 => lose_key()],
             1..160,
         ),
         max_tags in mirror_bound(),
@@ -4070,6 +4131,7 @@ proptest! {
             prop_oneof![
                 24 => page_op(),
                 2 => Just(Op::LoseMeta),
+                1 => lose_key(),
                 2 => Just(Op::Flush),
                 1 => Just(Op::Snapshot),
                 1 => Just(Op::Failover),
@@ -4714,6 +4776,10 @@ enum MirrorOp {
     Flush,
     /// The meta hash is lost alone (as [`Op::LoseMeta`]).
     LoseMeta,
+    /// The state hash or the log is lost alone (as [`Op::LoseKey`]).
+    LoseKey {
+        log: bool,
+    },
 }
 
 fn mirror_op() -> impl Strategy<Value = MirrorOp> {
@@ -4729,6 +4795,7 @@ fn mirror_op() -> impl Strategy<Value = MirrorOp> {
         2 => Just(MirrorOp::Failover),
         1 => Just(MirrorOp::Flush),
         1 => Just(MirrorOp::LoseMeta),
+        1 => any::<bool>().prop_map(|log| MirrorOp::LoseKey { log }),
     ]
 }
 
@@ -4887,6 +4954,7 @@ fn one_mirror_history(
                 redis.pver = 0;
                 redis.pvid.clear();
             }
+            MirrorOp::LoseKey { log } => redis.lose_key(log),
         }
     }
     out.clear();
@@ -5027,6 +5095,10 @@ enum PushOp {
     Flush,
     /// The meta hash is lost alone (as [`Op::LoseMeta`]).
     LoseMeta,
+    /// The state hash or the log is lost alone (as [`Op::LoseKey`]).
+    LoseKey {
+        log: bool,
+    },
     /// Another process writes a page entry (entry_write.lua): the page-write sequence moves,
     /// and the epoch is made if there is none (over a lost meta hash, a flushed state).
     PageWrite,
@@ -5051,6 +5123,7 @@ fn push_op() -> impl Strategy<Value = PushOp> {
         3 => Just(PushOp::Demote),
         1 => Just(PushOp::Flush),
         1 => Just(PushOp::LoseMeta),
+        1 => any::<bool>().prop_map(|log| PushOp::LoseKey { log }),
         1 => Just(PushOp::PageWrite),
     ]
 }
@@ -5353,6 +5426,7 @@ impl PushReader {
                 self.redis.pver = 0;
                 self.redis.pvid.clear();
             }
+            PushOp::LoseKey { log } => self.redis.lose_key(log),
         }
     }
 }

@@ -2393,3 +2393,164 @@ fn a_large_state_that_lost_its_meta_hash_is_loaded_in_pages_and_made_anew_once()
 }
 
 const EPOCH_WITHOUT_META_STR: &str = fleetcache_core::tags::EPOCH_WITHOUT_META;
+
+/// A reader one version behind a writer, each knowing what it made or read: `a` at version 1,
+/// `b` at version 2 (the reader knows `a` only).
+fn reader_behind_writer(conn: &mut Conn) -> (Engine, Engine) {
+    let mut writer = engine();
+    let mut reader = engine();
+    update_as(conn, &mut writer, "a", 1000.0, "id-1");
+    refresh(conn, &mut writer);
+    refresh(conn, &mut reader);
+    let reply = update_as(conn, &mut writer, "b", 2000.0, "id-2");
+    writer.apply_update_reply(&reply).unwrap();
+    refresh(conn, &mut writer);
+    assert!(reader.mirror().record("a").is_some() && reader.mirror().record("b").is_none());
+    (writer, reader)
+}
+
+/// Every reader (and a new one) holds `tags` exactly as `writer` does, and a refresh of each
+/// is answered in part (no load again and again).
+fn all_know(conn: &mut Conn, readers: &mut [&mut Engine], writer: &Engine, tags: &[&str]) {
+    for e in readers.iter_mut() {
+        refresh(conn, e);
+        let (_, summary) = refresh(conn, e);
+        assert!(!summary.full, "loaded once");
+    }
+    let mut new = engine();
+    refresh(conn, &mut new);
+    for e in readers.iter().map(|e| &**e).chain([&new]) {
+        for tag in tags {
+            assert_eq!(e.mirror().record(tag), writer.mirror().record(tag), "{tag}");
+        }
+    }
+}
+
+/// The state hash or the version log deleted alone (an operator's `DEL`, an `allkeys-*`
+/// eviction, which picks rarely read keys) while the meta hash keeps the versions: a refresh
+/// from an older version found no record for the tags the log named (or no log), answered
+/// in part, and the reader took itself for synced without `b`. Now such a state reads as one
+/// of its own: every reader loads it once and gives back what it knows.
+#[test]
+fn a_state_hash_or_log_lost_alone_is_loaded_and_given_back_by_every_reader() {
+    for lost in [":state", ":log", ":state:log"] {
+        let mut server = start();
+        let conn = &mut server.conn;
+        let (mut writer, mut reader) = reader_behind_writer(conn);
+        let keys = writer.namespace().tag_keys();
+        for (suffix, key) in [(":state", &keys.state), (":log", &keys.log)] {
+            if lost.contains(suffix) {
+                assert_eq!(conn.cmd(&["DEL", key]), Reply::Int(1), "{lost}");
+            }
+        }
+        for e in [&mut reader, &mut writer] {
+            let (reply, summary) = refresh(conn, e);
+            assert!(summary.full, "{lost}: a state that lost a key is loaded");
+            let name = if lost == ":log" { "id-1~2+" } else { "id-1~2~" };
+            assert_eq!(head_of(&reply)[..2], [name, "0"], "{lost}");
+        }
+        merge_back(conn, &mut reader, "epoch-r");
+        merge_back(conn, &mut writer, "epoch-w");
+        all_know(conn, &mut [&mut reader], &writer, &["a", "b"]);
+        // The next update: every reader learns it and keeps the rest.
+        let reply = update_as(conn, &mut writer, "c", 3000.0, "epoch-c");
+        writer.apply_update_reply(&reply).unwrap();
+        all_know(conn, &mut [&mut reader], &writer, &["a", "b", "c"]);
+    }
+}
+
+/// The same loss, but an update runs before any reader refreshes: written over what is left
+/// as if nothing were gone, its own tag on top of the log would hide the loss from every later
+/// refresh. It makes the keys a new state of what is left, which every reader loads.
+#[test]
+fn an_update_over_a_state_hash_or_log_lost_alone_starts_a_new_state() {
+    for lost in [":state", ":log"] {
+        let mut server = start();
+        let conn = &mut server.conn;
+        let (mut writer, mut reader) = reader_behind_writer(conn);
+        let keys = writer.namespace().tag_keys();
+        let key = if lost == ":state" {
+            &keys.state
+        } else {
+            &keys.log
+        };
+        assert_eq!(conn.cmd(&["DEL", key]), Reply::Int(1));
+        let mut third = engine();
+        update_as(conn, &mut third, "c", 3000.0, "epoch-c");
+        assert_eq!(
+            (
+                conn.cmd(&["HGET", &keys.meta, "epoch"]),
+                conn.cmd(&["HGET", &keys.meta, "ver"])
+            ),
+            (
+                Reply::Bulk(Some(b"epoch-c".to_vec())),
+                Reply::Bulk(Some(b"1".to_vec()))
+            ),
+            "{lost}: the update made a new state"
+        );
+        for e in [&mut reader, &mut writer] {
+            let (_, summary) = refresh(conn, e);
+            assert!(summary.full, "{lost}: a new state is loaded");
+            merge_back(conn, e, "merge");
+        }
+        refresh(conn, &mut writer);
+        all_know(
+            conn,
+            &mut [&mut reader, &mut third],
+            &writer,
+            &["a", "b", "c"],
+        );
+    }
+}
+
+/// A state of 2,500 records whose log goes, before a load and during one: the pages read
+/// version 0 as the refresh does, so the reader loads what is left once (a page naming the
+/// state's version would be checked by the next refresh against version 0 and load it again
+/// for ever), and a load the loss overtakes starts again.
+#[test]
+fn a_large_state_that_lost_its_log_is_loaded_in_pages_once() {
+    for during in [false, true] {
+        let mut server = start();
+        let conn = &mut server.conn;
+        let (writer, names, mut reader) = reader_loading_large_state(conn);
+        let log = writer.namespace().tag_keys().log;
+        if during {
+            // A page of the load first, read at the state's version.
+            let page = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+            reader.apply_refresh(&page, Millis(LATER)).unwrap();
+            assert!(reader.mirror().is_loading());
+        }
+        assert_eq!(conn.cmd(&["DEL", &log]), Reply::Int(1));
+        let mut pages = 0;
+        while reader.mirror().is_loading() || !reader.mirror().is_synced() {
+            let reply = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+            reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+            pages += 1;
+            assert!(pages < 20, "during {during}: loads again and again");
+        }
+        assert_eq!(reader.mirror().epoch(), "epoch-1~25+", "during {during}");
+        let (_, summary) = refresh(conn, &mut reader);
+        assert!(!summary.full, "during {during}: loaded once");
+        assert_records_as_writer(&reader, &writer, names.iter());
+    }
+}
+
+/// The log goes, a reader loads the records left; then the state hash goes too: the state is
+/// named another, so the reader loads again and gives back what it knows, which a process that
+/// starts later then finds.
+#[test]
+fn a_state_hash_lost_after_its_log_is_loaded_again() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let (writer, mut reader) = reader_behind_writer(conn);
+    let keys = writer.namespace().tag_keys();
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    let (reply, _) = refresh(conn, &mut reader);
+    assert_eq!(head_of(&reply)[0], "id-1~2+");
+    assert_eq!(conn.cmd(&["DEL", &keys.state]), Reply::Int(1));
+    let (reply, summary) = refresh(conn, &mut reader);
+    assert_eq!(head_of(&reply)[0], "id-1~2~");
+    assert!(summary.full);
+    merge_back(conn, &mut reader, "epoch-r");
+    all_know(conn, &mut [&mut reader], &writer, &["a", "b"]);
+}

@@ -1,7 +1,7 @@
 -- fleetcache TAG_PAGE: one page of the tag state, for a reader that loads it whole
 -- (docs/internals.md, "Page script"). Read-only; it holds Redis for one HSCAN step.
--- KEYS: state (HASH tag -> record), log (unused), meta (HASH epoch, ver, v:<ver>): the keys
---       of TAG_REFRESH, in its order (one slot).
+-- KEYS: state (HASH tag -> record), log (ZSET tag -> version), meta (HASH epoch, ver,
+--       v:<ver>): the keys of TAG_REFRESH, in its order (one slot).
 -- ARGV: cursor ('0' to start; else '<server>:<HSCAN cursor>', as the previous page or the full
 --       refresh reply gave it), count (a hint of how many tags per page), then the version
 --       and id of the state the reader's previous page (or the full refresh reply that
@@ -28,6 +28,11 @@ end
 -- integer, so it names its id's field as is.
 local meta = KEYS[3]
 local ver = redis.call('HGET', meta, 'ver') or '0'
+-- A state hash or log gone under versions reads as version 0, as tag_refresh.lua answers it.
+local top = redis.call('ZRANGE', KEYS[2], -1, -1)[1]
+if (top and not redis.call('HGET', KEYS[1], top)) or (not top and ver ~= '0') then
+  ver = '0'
+end
 local seen = tonumber(ARGV[3])
 local rolled_back = ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
   or redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4])

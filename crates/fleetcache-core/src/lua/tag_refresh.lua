@@ -57,13 +57,31 @@ end
 -- (EPOCH_WITHOUT_META in tags.rs) and answered in full to every reader, even one that loaded
 -- it: the name does not tell one such state from the next (a flush and a second loss
 -- between two refreshes), a load compares. The reader then makes the meta hash anew
--- (TAG_MERGE). The ACL has no EXISTS or HLEN; an existing hash is never empty.
+-- (TAG_MERGE). The ACL has no HLEN; an existing hash is never empty.
 local no_meta = false
 if not head[1] then
   local probe = redis.call('HSCAN', state, '0', 'COUNT', 1)
   no_meta = probe[1] ~= '0' or #probe[2] > 0
   if no_meta then
     epoch = 'no-meta'
+  end
+-- A state hash or version log gone under versions (a DEL, an allkeys-* eviction): every tag
+-- of the log has a record, so the log's last tag lacking one, or no log under a version,
+-- shows it. Answered as a state of its own, named after the epoch and version it came from
+-- and whether records are left ('+': the log alone is gone), at version 0: every reader loads
+-- what is left and gives back what it knows, once, and again if the rest goes too; the next
+-- write makes the keys a new state (tag_update.lua); a page reads version 0 too (tag_page.lua).
+else
+  local top = redis.call('ZRANGE', log, -1, -1)[1]
+  local mark
+  if top then
+    mark = not redis.call('HGET', state, top) and '~'
+  elseif ver > 0 then
+    local probe = redis.call('HSCAN', state, '0', 'COUNT', 1)
+    mark = (probe[1] ~= '0' or #probe[2] > 0) and '+' or '~'
+  end
+  if mark then
+    epoch, ver = epoch .. '~' .. int(ver) .. mark, 0
   end
 end
 

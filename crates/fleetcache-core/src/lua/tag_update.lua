@@ -53,6 +53,16 @@ local function parse(raw)
   return tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)
 end
 
+-- A state hash or log gone under versions (tag_refresh.lua says how it shows): the keys become
+-- a new state of what is left, as after a flush; written over, the loss would hide behind
+-- this call's own tags.
+local top = redis.call('ZRANGE', log, -1, -1)[1]
+if (top and not redis.call('HGET', state, top))
+    or (not top and tonumber(redis.call('HGET', meta, 'ver') or '0') > 0) then
+  redis.call('DEL', log)
+  redis.call('HDEL', meta, 'ver')
+  redis.call('HSET', meta, 'epoch', candidate)
+end
 redis.call('HSETNX', meta, 'epoch', candidate)
 -- No version yet over a log with scores (its meta hash lost alone): versions go on above them,
 -- so that every log score is a version of this state (pruning, oldest first, is not held up
