@@ -114,15 +114,23 @@ while i < first + count do
 end
 return ver`
 
-/** sha1 -> script name, for the fleetcache scripts (their sources as Redis hashes them). */
+/**
+ * sha1 -> script name, for the fleetcache scripts: each hashed as it is sent, without comment
+ * lines, blank lines and indentation (the `lua!` macro in crates/fleetcache-core/src/scripts.rs;
+ * `longestCommand` fails on a script it cannot name, so the two rules cannot drift apart).
+ */
 function scriptNames() {
   const dir = path.join(here, '..', 'crates', 'fleetcache-core', 'src', 'lua')
   const names = new Map()
   for (const f of fs.readdirSync(dir)) {
-    const sha = crypto
-      .createHash('sha1')
-      .update(fs.readFileSync(path.join(dir, f)))
-      .digest('hex')
+    const sent = fs
+      .readFileSync(path.join(dir, f), 'utf8')
+      .split('\n')
+      .map((line) => line.replace(/^[ \t]+/, ''))
+      .filter((line) => line !== '' && !line.startsWith('--'))
+      .map((line) => `${line}\n`)
+      .join('')
+    const sha = crypto.createHash('sha1').update(sent).digest('hex')
     names.set(sha, f.replace('.lua', '').toUpperCase())
   }
   return names
@@ -130,7 +138,8 @@ function scriptNames() {
 
 /** Commands only fleetcache's scripts call (the processes never send them themselves). */
 const INSIDE_SCRIPTS = new Set([
-  // The page scripts' server name (tag_page.lua): the processes send no INFO of their own.
+  // The page scripts' server name (tag_page.lua); a process's own INFO memory at start (its
+  // eviction-policy check) is counted with them.
   'INFO',
   'HGET',
   'HSCAN',
@@ -161,7 +170,8 @@ async function longestCommand(client, names) {
     }
     commands += 1
     all.push(Number(us))
-    const what = cmd === 'EVALSHA' ? (names.get(String(argv[1])) ?? 'EVALSHA') : cmd
+    const what = cmd === 'EVALSHA' ? names.get(String(argv[1])) : cmd
+    if (what === undefined) throw new Error(`EVALSHA of a script no file under src/lua hashes to`)
     kinds.set(what, (kinds.get(what) ?? 0) + 1)
     if (Number(us) > worst.us) worst = { us: Number(us), what }
   }

@@ -55,6 +55,8 @@ export interface RedisTransportOptions {
   /** How long a command may wait for the first connection, in ms. */
   connectTimeoutMs: number
   log: Logger
+  /** Called once, when the first connection is ready (nothing connects before a command). */
+  onFirstReady?: (() => void) | undefined
 }
 
 /**

@@ -162,7 +162,9 @@ export class RedisTransport implements Transport {
       })
       const attempt = Promise.race([
         this.client.connect().then(() => {
+          if (this.connectedOnce) return
           this.connectedOnce = true
+          this.options.onFirstReady?.()
         }),
         refused,
       ])

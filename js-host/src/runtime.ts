@@ -4,6 +4,7 @@ import {
   useCacheKeyEnvVars,
   type ResolvedOptions,
 } from './config'
+import { checkEvictionPolicy } from './eviction-policy'
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
@@ -204,29 +205,30 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
     // Without it the read machines write no debug line: the logger would drop them.
     debug: options.debug,
   })
-  const transport =
+  const redis =
     options.redisUrl === undefined
       ? undefined
-      : // Every command asks the engine first (breaker, budget) and reports back.
-        new GuardedTransport(
-          engine,
-          new RedisTransport({
-            url: options.redisUrl,
-            cluster: options.cluster,
-            seeds: options.redisSeeds,
-            sentinels: options.sentinels,
-            sentinelUsername: options.sentinelUsername,
-            sentinelPassword: options.sentinelPassword,
-            tlsCa: options.tlsCa,
-            tlsCert: options.tlsCert,
-            tlsKey: options.tlsKey,
-            // Only for a command sent without a budget (every guarded one has its kind's).
-            commandTimeoutMs: options.engine.writeTimeoutMs ?? coreDefaults().writeTimeoutMs,
-            connectTimeoutMs: engine.connectBudgetMs,
-            log,
-          }),
+      : new RedisTransport({
+          url: options.redisUrl,
+          cluster: options.cluster,
+          seeds: options.redisSeeds,
+          sentinels: options.sentinels,
+          sentinelUsername: options.sentinelUsername,
+          sentinelPassword: options.sentinelPassword,
+          tlsCa: options.tlsCa,
+          tlsCert: options.tlsCert,
+          tlsKey: options.tlsKey,
+          // Only for a command sent without a budget (every guarded one has its kind's).
+          commandTimeoutMs: options.engine.writeTimeoutMs ?? coreDefaults().writeTimeoutMs,
+          connectTimeoutMs: engine.connectBudgetMs,
           log,
-        )
+          // Once Redis is used at all: loading the handler opens no connection.
+          onFirstReady: () => {
+            if (redis !== undefined) checkEvictionPolicy(redis, log)
+          },
+        })
+  // Every command asks the engine first (breaker, budget) and reports back.
+  const transport = redis === undefined ? undefined : new GuardedTransport(engine, redis, log)
   const store: EntryStore =
     transport === undefined
       ? new MemoryStore(engine)

@@ -73,6 +73,15 @@ before(async () => {
     '>s3cret',
     ...ACL_RULES.filter((r) => r !== '+evalsha' && r !== '+eval'),
   )
+  // An ACL written before the scripts used INFO: everything works, unseen but for a warning.
+  await redis.command(
+    'ACL',
+    'SETUSER',
+    'fcnoinfo',
+    'on',
+    '>s3cret',
+    ...ACL_RULES.filter((r) => r !== '+info'),
+  )
   await redis.command('ACL', 'LOG', 'RESET')
 })
 
@@ -217,6 +226,24 @@ describe('ACL user limited to the prefix and fleetcache’s commands', () => {
       denied.some((l) => /get/i.test(l)),
       'it names the command',
     )
+  })
+})
+
+describe('an ACL without +info', () => {
+  test('a warning at start names it; the handler works', async () => {
+    const h = createUseCacheHandler(options('fcnoinfo:s3cret', { leases: false }))
+    const lines = await capture(async (lines) => {
+      await h.set('k-noinfo', Promise.resolve(entry('x')))
+      await h.refreshTags()
+      assert.equal(await text((await h.get('k-noinfo', [])).value), 'x')
+      await waitFor(() => lines.some((l) => l.includes('add +info')), {
+        timeoutMs: 5000,
+        intervalMs: 20,
+        what: 'the warning',
+      })
+    })
+    assert.equal(lines.filter((l) => l.includes('+info')).length, 1, lines.join('\n'))
+    assert.equal(await denials('fcnoinfo', 'info'), 1, 'one INFO of its own, refused')
   })
 })
 
