@@ -183,7 +183,9 @@ pub enum Announced {
     /// rolled back and the number reused), the version does not move.
     Known,
     /// Not the next version of the state followed (missed messages, another epoch, a mirror
-    /// not synced or loading): the mirror is unchanged and only a pull catches it up. For a
+    /// not synced or loading): the mirror is unchanged and only a pull catches it up. Also the
+    /// mirror's own version made by another update than the one it saw (a rollback that
+    /// reused the number): its records are merged all the same. For a
     /// page write's announcement: not the next of the page-write sequence, a new page
     /// generation (the mirror stays caught up unless the epoch is another; the host pulls).
     Gap,
@@ -1109,7 +1111,8 @@ impl TagMirror {
     /// record, ...`): the records of exactly one version. Only the version right after the
     /// mirror's own, of the epoch it follows, on a synced mirror that loads nothing, is
     /// applied: it then holds what a refresh from its version would have returned. One of a
-    /// version it has passed is merged without moving the version ([`Announced::Known`]);
+    /// version it has passed is merged without moving the version ([`Announced::Known`], or a
+    /// gap when it is the mirror's own version made by another update than the one it saw);
     /// anything else is a gap only a pull can close. A message of any
     /// other kind is an error (a page write's, `'p'`, is not a version of the tag state: the
     /// caller follows those, [`crate::tag_sync::PushFollow`]).
@@ -1177,7 +1180,16 @@ impl TagMirror {
         }
         self.fold();
         if known {
-            return Ok(Announced::Known);
+            // The mirror's own version made by another update than the one it saw proves the
+            // rollback: a gap, so the pull that finds it, and gives back what the state lost,
+            // comes now.
+            return Ok(
+                if version == self.version && !self.vid.is_empty() && vid != self.vid {
+                    Announced::Gap
+                } else {
+                    Announced::Known
+                },
+            );
         }
         self.version = version;
         self.vid = vid.to_owned();
@@ -2748,6 +2760,34 @@ mod tests {
             Freshness::Expired
         );
         assert_eq!((m.version(), m.version_id()), (6, "id6"));
+    }
+
+    /// An announcement of the mirror's own version number made by another update proves a
+    /// rollback: its records are merged as for any version passed, and it is a gap, so a
+    /// process that follows by push pulls now rather than at its next periodic pull (which
+    /// finds the rollback and gives back what the state lost). One of a version it passed
+    /// under the id it saw is only known.
+    #[test]
+    fn an_announcement_of_the_mirrors_version_under_another_id_is_a_gap() {
+        let mut m = TagMirror::new();
+        refresh(&mut m, &reply("E1", 6, true, &[])).unwrap();
+        let x = rec(Revalidation::Expire, 700.0);
+        let mut other = netstring::decode(&announcement("E1", 6, &[("t", x)]))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>();
+        other[3] = b"another".to_vec();
+        assert_eq!(
+            m.apply_announcement(&netstring::encode(other)),
+            Ok(Announced::Gap)
+        );
+        assert_eq!(m.record("t"), Some(&x));
+        assert_eq!((m.version(), m.version_id()), (6, "id6"));
+        assert_eq!(
+            m.apply_announcement(&announcement("E1", 6, &[("u", x)])),
+            Ok(Announced::Known)
+        );
     }
 
     #[test]
