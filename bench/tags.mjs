@@ -9,7 +9,6 @@
 // loop is bounded by a count, and every child process by a deadline (BENCH_TAGS_DEADLINE_MS).
 // BENCH_TAG_COUNTS (comma-separated) and BENCH_TAG_PROCESSES scale the load part.
 import { spawn } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -17,6 +16,7 @@ import { createRequire } from 'node:module'
 import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
+import { scriptSha } from '../tests/support/observe.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { prependReport } from './lib/report.mjs'
 
@@ -115,25 +115,14 @@ end
 return ver`
 
 /**
- * sha1 -> script name, for the fleetcache scripts: each hashed as it is sent, without comment
- * lines, blank lines and indentation (the `lua!` macro in crates/fleetcache-core/src/scripts.rs;
- * `longestCommand` fails on a script it cannot name, so the two rules cannot drift apart).
+ * sha1 -> script name, for the fleetcache scripts as they are sent (`scriptSha` checks each
+ * against the engine; `longestCommand` fails on a script it cannot name).
  */
 function scriptNames() {
   const dir = path.join(here, '..', 'crates', 'fleetcache-core', 'src', 'lua')
-  const names = new Map()
-  for (const f of fs.readdirSync(dir)) {
-    const sent = fs
-      .readFileSync(path.join(dir, f), 'utf8')
-      .split('\n')
-      .map((line) => line.replace(/^[ \t]+/, ''))
-      .filter((line) => line !== '' && !line.startsWith('--'))
-      .map((line) => `${line}\n`)
-      .join('')
-    const sha = crypto.createHash('sha1').update(sent).digest('hex')
-    names.set(sha, f.replace('.lua', '').toUpperCase())
-  }
-  return names
+  return new Map(
+    fs.readdirSync(dir).map((f) => [scriptSha(f), f.replace('.lua', '').toUpperCase()]),
+  )
 }
 
 /** Commands only fleetcache's scripts call (the processes never send them themselves). */
