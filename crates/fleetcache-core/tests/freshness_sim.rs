@@ -5549,6 +5549,8 @@ fn tier_op() -> impl Strategy<Value = TierOp> {
         // What loses or rewinds page writes, more often than `push_op` draws it.
         2 => Just(TierOp::Push(PushOp::Drop)),
         1 => Just(TierOp::Push(PushOp::Demote)),
+        1 => Just(TierOp::Push(PushOp::Snapshot)),
+        1 => Just(TierOp::Push(PushOp::Failover { noticed: false })),
         1 => Just(TierOp::Push(PushOp::LoseMeta)),
         4 => Just(TierOp::Rewrite),
         5 => Just(TierOp::Read),
@@ -6108,6 +6110,12 @@ fn page_tier_history(ops: &[TierOp], excuse_rewinds: bool) -> Result<(), TestCas
 }
 
 proptest! {
+    // Fast: about seven thousand histories a second (release). Each of these mutations failed
+    // it (histories passed first, one run of 300,000 each): a gap that starts no generation
+    // (0), the binding not checked by `serves_while_redis_answers` (0), a read bound whatever
+    // was heard while its `GET` was out (0), a page announcement that marks no copy (0), a
+    // pull compared by number only (46,053), an announcement that skips a number taken as the
+    // next (42,081).
     #![proptest_config(ProptestConfig { cases: cases(2048), ..ProptestConfig::default() })]
 
     /// One reader's page copy, following by push: the page rewritten by others (announced on
