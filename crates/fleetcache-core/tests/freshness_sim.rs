@@ -153,8 +153,8 @@ use fleetcache_core::guard::{Admission, OpKind};
 use fleetcache_core::incremental::{Descriptor, IncrementalSet, ValueKind};
 use fleetcache_core::lease::Consumer;
 use fleetcache_core::read_machine::{
-    Bytes, Failure, IncrementalShown, ReadAction, ReadAnswer, ReadInput, ReadMachine, Served,
-    Shown, Source, TierAction,
+    Bytes, Failure, IncrementalShown, ReadAction, ReadAnswer, ReadInput, ReadMachine, ReadStep,
+    Served, Shown, Source, TierAction,
 };
 use fleetcache_core::regen::{Own, MAX_REGENERATION_MS};
 use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
@@ -163,7 +163,7 @@ use fleetcache_core::tags::{EPOCH_WITHOUT_META, PART_TAGS};
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
-    Revalidation, ScriptCall, TagRecord,
+    Revalidation, ScriptCall, TagRecord, TierUse,
 };
 use proptest::prelude::*;
 
@@ -5144,7 +5144,11 @@ struct PullMark {
 /// promised ([`PushReader::check`]).
 struct PushReader {
     redis: TagState,
-    kept: Option<TagState>,
+    /// The page entry's values Redis stored, in order, by their numbers (the last one is the
+    /// value it holds): only [`page_tier_history`] writes the entry.
+    page: Vec<usize>,
+    /// The state and page entry kept by the last `Snapshot`.
+    kept: Option<(TagState, Vec<usize>)>,
     reader: Engine,
     out: Vec<MirrorCall>,
     /// The channel delivers to the reader (it may not know that it does not).
@@ -5152,8 +5156,8 @@ struct PushReader {
     /// What the reader was last told of the channel: up (true) or down.
     told_up: bool,
     queue: VecDeque<Message>,
-    /// The records of every announcement the reader heard, in order.
-    heard: Vec<Vec<(String, TagRecord)>>,
+    /// Every announcement the reader heard, in order: its number and its records.
+    heard: Vec<(usize, Vec<(String, TagRecord)>)>,
     /// Announcements published so far.
     published: usize,
     /// The announcements lost where the reader knew it (published while it was told the
@@ -5162,8 +5166,10 @@ struct PushReader {
     /// When the pull out was planned, and how many announcements had been heard and
     /// published then.
     planned: PullMark,
-    /// The last pull applied: the state it ran on, and its mark.
-    pulled: Option<(TagState, PullMark)>,
+    /// The page entry as the pull out found it, once it ran.
+    pull_page: Vec<usize>,
+    /// The last pull applied: the state and the page entry it ran on, and its mark.
+    pulled: Option<(TagState, Vec<usize>, PullMark)>,
     now: f64,
     trace: Vec<String>,
 }
@@ -5183,7 +5189,28 @@ impl PushReader {
         reply
     }
 
-    fn publish(&mut self, msg: Vec<u8>, records: Vec<(String, TagRecord)>) {
+    /// Another process's page write of `key` (entry_write.lua), with id `id`: the page-write
+    /// sequence moves (the epoch is made if there is none: over a lost meta hash, a flushed
+    /// state) and the write is announced; `value`, the page entry's value numbered so, when
+    /// `key` is the page's. The announcement's number on the channel.
+    fn page_write(&mut self, id: String, key: &str, value: Option<usize>) -> usize {
+        let t = &mut self.redis;
+        t.epoch.get_or_insert_with(|| id.clone());
+        t.pver += 1;
+        t.pvid.clone_from(&id);
+        let msg = netstring::encode([
+            "p".to_owned(),
+            t.epoch.clone().unwrap_or_default(),
+            t.pver.to_string(),
+            id,
+            key.to_owned(),
+        ]);
+        self.page.extend(value);
+        self.publish(msg, Vec::new())
+    }
+
+    /// Publishes `msg`, which carries `records`, on the channel; its number.
+    fn publish(&mut self, msg: Vec<u8>, records: Vec<(String, TagRecord)>) -> usize {
         let n = self.published;
         self.published += 1;
         if self.connected {
@@ -5191,6 +5218,7 @@ impl PushReader {
         } else if !self.told_up {
             self.lost_told.push((n, records));
         }
+        n
     }
 
     fn plan_pull(&mut self) -> ScriptCall {
@@ -5209,7 +5237,7 @@ impl PushReader {
             return;
         }
         self.reader.apply_refresh(&reply, Millis(self.now)).unwrap();
-        self.pulled = Some((held, self.planned));
+        self.pulled = Some((held, self.pull_page.clone(), self.planned));
         let m = self.reader.mirror();
         self.trace.push(format!(
             "  answered {:?}: v{} synced {} loading {}",
@@ -5221,10 +5249,11 @@ impl PushReader {
     }
 
     fn hear(&mut self) {
-        if let Some((_, msg, records)) = self.queue.pop_front() {
+        if let Some((n, msg, records)) = self.queue.pop_front() {
             let result = self.reader.apply_announcement(&msg);
-            self.trace.push(format!("  heard {records:?}: {result:?}"));
-            self.heard.push(records);
+            self.trace
+                .push(format!("  heard #{n} {records:?}: {result:?}"));
+            self.heard.push((n, records));
         }
     }
 
@@ -5261,7 +5290,7 @@ impl PushReader {
         if !self.reader.tags_caught_up(Millis(self.now)) {
             return Ok(());
         }
-        let Some((held, mark)) = &self.pulled else {
+        let Some((held, _, mark)) = &self.pulled else {
             return Err(TestCaseError::fail(format!(
                 "{}\ncaught up without a pull",
                 self.trace.join("\n")
@@ -5283,7 +5312,11 @@ impl PushReader {
                 self.trace.join("\n")
             );
         }
-        let heard = self.heard.iter().skip(mark.heard).map(|r| ("heard", r));
+        let heard = self
+            .heard
+            .iter()
+            .skip(mark.heard)
+            .map(|(_, r)| ("heard", r));
         let lost = self
             .lost_told
             .iter()
@@ -5347,6 +5380,9 @@ impl PushReader {
                     let i = idle[pick % idle.len()];
                     let call = self.out[i].call.clone();
                     let reply = self.run(&call);
+                    if !self.out[i].own {
+                        self.pull_page.clone_from(&self.page);
+                    }
                     self.out[i].ran = Some((reply, self.redis.clone()));
                 }
             }
@@ -5368,6 +5404,7 @@ impl PushReader {
                 if self.out.iter().all(|c| c.own) {
                     let call = self.plan_pull();
                     let reply = self.run(&call);
+                    self.pull_page.clone_from(&self.page);
                     let ran = Some((reply, self.redis.clone()));
                     self.answer(MirrorCall {
                         call,
@@ -5377,10 +5414,11 @@ impl PushReader {
                 }
             }
             PushOp::Wait => self.now += PUSH_BOUND_MS * 0.6,
-            PushOp::Snapshot => self.kept = Some(self.redis.clone()),
+            PushOp::Snapshot => self.kept = Some((self.redis.clone(), self.page.clone())),
             PushOp::Failover { noticed } => {
-                if let Some(k) = &self.kept {
+                if let Some((k, page)) = &self.kept {
                     self.redis = on_another_server(k.clone());
+                    self.page.clone_from(page);
                 }
                 if noticed {
                     self.told_down();
@@ -5391,33 +5429,23 @@ impl PushReader {
             }
             PushOp::Demote => {
                 // The process the reader listens to keeps running; its data is replaced.
-                if let Some(k) = &self.kept {
+                if let Some((k, page)) = &self.kept {
                     self.redis = TagState {
                         server: self.redis.server,
                         ..k.clone()
                     };
+                    self.page.clone_from(page);
                 }
             }
             PushOp::Flush => {
                 self.redis = TagState {
                     server: self.redis.server,
                     ..TagState::default()
-                }
+                };
+                self.page.clear();
             }
             PushOp::PageWrite => {
-                let id = format!("w{step}");
-                let t = &mut self.redis;
-                t.epoch.get_or_insert_with(|| id.clone());
-                t.pver += 1;
-                t.pvid.clone_from(&id);
-                let msg = netstring::encode([
-                    "p".to_owned(),
-                    t.epoch.clone().unwrap_or_default(),
-                    t.pver.to_string(),
-                    id,
-                    "k0".to_owned(),
-                ]);
-                self.publish(msg, Vec::new());
+                self.page_write(format!("w{step}"), "k0", None);
             }
             PushOp::LoseMeta => {
                 self.redis.epoch = None;
@@ -5451,6 +5479,7 @@ fn pushed_mirror_history(
     reader.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
     let mut w = PushReader {
         redis: TagState::default(),
+        page: Vec::new(),
         kept: None,
         reader,
         out: Vec::new(),
@@ -5461,6 +5490,7 @@ fn pushed_mirror_history(
         published: 0,
         lost_told: Vec::new(),
         planned: PullMark::default(),
+        pull_page: Vec::new(),
         pulled: None,
         now: T0,
         trace: Vec::new(),
@@ -5561,4 +5591,669 @@ fn a_number_reused_with_the_subscription_up_is_judged_by() -> Result<(), TestCas
         PushOp::Hear,
     ];
     pushed_mirror_history(&ops, DEFAULT_MAX_TAGS, PART_TAGS, 1024)
+}
+
+/// A step of [`page_tier_history`]: one reader's copy of one page in its in-process tier,
+/// following by push, against the model of Redis (the page entry and the tag state) and of
+/// the channel.
+#[derive(Clone, Debug)]
+enum TierOp {
+    /// A step of the channel, the pulls and the tag state ([`PushOp`]; its `PageWrite` writes
+    /// another key).
+    Push(PushOp),
+    /// Another process rewrites the page (entry_write.lua): a new value, announced.
+    Rewrite,
+    /// The reader begins a read of the page, as the host drives the read machine: from the
+    /// tier when it may serve, else its `GET` goes out (beside a pull when not caught up).
+    Read,
+    /// The `pick`th `GET` out that has not run runs.
+    Get { pick: usize },
+    /// The `pick`th read waiting goes on: its `GET`'s reply (once run) or the tier's bytes,
+    /// each once the pull it asked for ended (the driver's rule R1); the host keeps what the
+    /// read says.
+    Reply { pick: usize },
+    /// The host's `CLUSTER SLOTS` is answered "cluster support disabled" (asked each time the
+    /// subscription is confirmed).
+    Plain,
+}
+
+fn tier_op() -> impl Strategy<Value = TierOp> {
+    prop_oneof![
+        12 => push_op().prop_map(TierOp::Push),
+        // What loses or rewinds page writes, more often than `push_op` draws it.
+        2 => Just(TierOp::Push(PushOp::Drop)),
+        1 => Just(TierOp::Push(PushOp::Demote)),
+        1 => Just(TierOp::Push(PushOp::Snapshot)),
+        1 => Just(TierOp::Push(PushOp::Failover { noticed: false })),
+        1 => Just(TierOp::Push(PushOp::LoseMeta)),
+        4 => Just(TierOp::Rewrite),
+        5 => Just(TierOp::Read),
+        4 => (0..3usize).prop_map(|pick| TierOp::Get { pick }),
+        4 => (0..3usize).prop_map(|pick| TierOp::Reply { pick }),
+        2 => Just(TierOp::Plain),
+    ]
+}
+
+/// What a read of [`PageTier`] waits for.
+#[derive(Clone, Copy, Debug)]
+enum PageWait {
+    /// To give the tier's bytes ([`ReadAction::PeekTier`]).
+    Tier,
+    /// Its `GET`'s reply: the number of the value Redis held when it ran (`None`: none), once
+    /// it ran.
+    Get(Option<Option<usize>>),
+}
+
+/// A page read in flight.
+struct PageRead {
+    machine: ReadMachine,
+    /// It asked for a pull: no bytes are given to it while one is out.
+    refreshes: bool,
+    wait: PageWait,
+}
+
+/// One reader's page copy: [`PushReader`] (Redis, the channel, the pulls) with the page entry
+/// and its values, the host's tier bytes of the page, and the reads in flight.
+struct PageTier {
+    w: PushReader,
+    /// Writes another process's values.
+    writer: Engine,
+    /// The page's entry key.
+    key: String,
+    /// Every value written, by its number.
+    values: Vec<Vec<u8>>,
+    /// The page value each page announcement carries, by the announcement's number.
+    announced: HashMap<usize, usize>,
+    /// The value whose bytes the host's tier holds for the page.
+    tier: Option<usize>,
+    reads: Vec<PageRead>,
+    /// A `Demote` moved the page-write sequence (a rollback with the subscription up), and
+    /// the history excuses what follows ([`page_tier_history`]).
+    rewound: bool,
+    excuse_rewinds: bool,
+}
+
+impl PageTier {
+    fn fail(&self, what: String) -> TestCaseError {
+        TestCaseError::fail(format!("{}\n{what}", self.w.trace.join("\n")))
+    }
+
+    fn pull_out(&self) -> bool {
+        self.w.out.iter().any(|c| !c.own)
+    }
+
+    /// Another process's page write: a new value, written at `now` (its number in its bytes).
+    fn rewrite(&mut self) {
+        let n = self.values.len();
+        let desc = Descriptor {
+            kind: ValueKind::AppPage,
+            has_rsc: false,
+            segments: 0,
+            revalidate_false: false,
+            no_expire: false,
+            no_cache_control: false,
+        };
+        let part = format!("{n:08}");
+        let parts = vec![part.len() as u32; desc.part_count()];
+        let set = IncrementalSet {
+            desc,
+            revalidate: 3600.0,
+            expire: 7200.0,
+            tags: &[],
+            parts: &parts,
+            created: Millis(self.w.now),
+            made: None,
+            now: Millis(self.w.now),
+        };
+        let mut v = self
+            .writer
+            .plan_incremental_set(INC_KEYS[0].0, &set)
+            .unwrap()
+            .header;
+        for _ in &parts {
+            v.extend_from_slice(part.as_bytes());
+        }
+        self.values.push(v);
+        // Ids of the writer's seed and count, never reused: a failover that reuses a number
+        // is told by the id.
+        let msg = self.w.page_write(format!("wp.{n}"), &self.key, Some(n));
+        self.announced.insert(msg, n);
+    }
+
+    /// Starts a read and steps it as far as it goes now.
+    fn read(&mut self) -> Result<(), TestCaseError> {
+        let mut machine = self.w.reader.read_incremental(
+            INC_KEYS[0].0,
+            false,
+            Vec::new(),
+            f64::NAN,
+            Consumer::Serves,
+            false,
+            "0123456789abcdef".to_owned(),
+            Millis(self.w.now),
+        );
+        let step = self
+            .w
+            .reader
+            .read_step(&mut machine, ReadInput::Start, Millis(self.w.now))
+            .unwrap();
+        let mut read = PageRead {
+            machine,
+            refreshes: false,
+            wait: PageWait::Tier,
+        };
+        let step = if step.action == ReadAction::Refresh {
+            read.refreshes = true;
+            if !self.pull_out() {
+                let call = self.w.plan_pull();
+                self.w.out.push(MirrorCall {
+                    call,
+                    own: false,
+                    ran: None,
+                });
+            }
+            let now = Millis(self.w.now);
+            self.w
+                .reader
+                .read_step(&mut read.machine, ReadInput::Refreshed, now)
+                .unwrap()
+        } else {
+            step
+        };
+        self.drive(read, step, None)
+    }
+
+    /// Goes on with `read` after `step`, which answered an input that gave the bytes of value
+    /// `given`: the host keeps them as the step says, then does what it asks, as far as it
+    /// can now.
+    fn drive(
+        &mut self,
+        mut read: PageRead,
+        mut step: ReadStep,
+        mut given: Option<usize>,
+    ) -> Result<(), TestCaseError> {
+        loop {
+            match step.tier {
+                TierAction::None => {}
+                TierAction::Drop => self.tier = None,
+                TierAction::Keep {
+                    until,
+                    outage_only,
+                    page_gen,
+                    order,
+                } => {
+                    let n = given.expect("kept bytes it was given");
+                    let lru = self.w.reader.lru_mut();
+                    lru.insert_ordered(&self.key, self.values[n].len() as u64, until, order);
+                    if outage_only {
+                        lru.mark_outage_only(&self.key);
+                    }
+                    if page_gen != 0 {
+                        lru.bind_page(&self.key, page_gen);
+                    }
+                    self.tier = Some(n);
+                    self.w.trace.push(format!(
+                        "  kept value {n} (outage only {outage_only}, generation {page_gen})"
+                    ));
+                }
+            }
+            let input = match step.action {
+                ReadAction::PeekTier if read.refreshes && self.pull_out() => {
+                    read.wait = PageWait::Tier;
+                    self.reads.push(read);
+                    return Ok(());
+                }
+                ReadAction::PeekTier => {
+                    given = self.tier;
+                    self.w.trace.push(format!("  read: tier {given:?}"));
+                    ReadInput::Tier(given.map(|n| Bytes {
+                        prefix: &self.values[n],
+                        total_len: self.values[n].len(),
+                    }))
+                }
+                ReadAction::Get { .. } => {
+                    read.wait = PageWait::Get(None);
+                    self.reads.push(read);
+                    return Ok(());
+                }
+                ReadAction::Answer(answer) => {
+                    self.w.trace.push(format!(
+                        "  read answered from {:?}: value {given:?}",
+                        answer.source
+                    ));
+                    if answer.source == Source::Tier {
+                        let n = given.expect("served from the tier's bytes");
+                        self.check_served(n, "a read served from the tier")?;
+                    }
+                    return Ok(());
+                }
+                other => return Err(self.fail(format!("unexpected read action {other:?}"))),
+            };
+            let now = Millis(self.w.now);
+            step = self
+                .w
+                .reader
+                .read_step(&mut read.machine, input, now)
+                .map_err(|e| self.fail(format!("{e:?}")))?;
+        }
+    }
+
+    /// The read waiting at `i` goes on, when it may.
+    fn reply(&mut self, i: usize) -> Result<(), TestCaseError> {
+        let read = &self.reads[i];
+        if read.refreshes && self.pull_out() {
+            return Ok(());
+        }
+        let given = match read.wait {
+            PageWait::Get(None) => return Ok(()),
+            PageWait::Get(Some(ran)) => ran,
+            PageWait::Tier => {
+                let read = self.reads.remove(i);
+                let step = ReadStep {
+                    action: ReadAction::PeekTier,
+                    tier: TierAction::None,
+                };
+                return self.drive(read, step, None);
+            }
+        };
+        let mut read = self.reads.remove(i);
+        self.w.trace.push(format!("  read: GET replied {given:?}"));
+        let input = ReadInput::Reply(given.map(|n| Bytes {
+            prefix: &self.values[n],
+            total_len: self.values[n].len(),
+        }));
+        let now = Millis(self.w.now);
+        let step = self
+            .w
+            .reader
+            .read_step(&mut read.machine, input, now)
+            .map_err(|e| self.fail(format!("{e:?}")))?;
+        self.drive(read, step, given)
+    }
+
+    fn step(&mut self, step: usize, op: &TierOp) -> Result<(), TestCaseError> {
+        match op {
+            TierOp::Push(op) => {
+                let before = (self.w.redis.pver, self.w.redis.pvid.clone());
+                self.w.step(step, op, &mut self.writer);
+                if matches!(op, PushOp::Demote) {
+                    self.rewound |= before != (self.w.redis.pver, self.w.redis.pvid.clone());
+                }
+            }
+            TierOp::Rewrite => self.rewrite(),
+            TierOp::Read => self.read()?,
+            TierOp::Get { pick } => {
+                let out: Vec<usize> = (0..self.reads.len())
+                    .filter(|i| matches!(self.reads[*i].wait, PageWait::Get(None)))
+                    .collect();
+                if !out.is_empty() {
+                    let i = out[pick % out.len()];
+                    let held = self.w.page.last().copied();
+                    self.reads[i].wait = PageWait::Get(Some(held));
+                    self.w.trace.push(format!("  GET ran: {held:?}"));
+                }
+            }
+            TierOp::Reply { pick } => {
+                if !self.reads.is_empty() {
+                    self.reply(pick % self.reads.len())?;
+                }
+            }
+            TierOp::Plain => {
+                if self.w.told_up {
+                    self.w.reader.confirm_plain_redis();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the tier would serve its copy of the page now (as a read's tier turn asks),
+    /// and if it would, [`PageTier::check_served`] of it.
+    fn check(&mut self) -> Result<(), TestCaseError> {
+        match self.w.reader.tier_use(&self.key, Millis(self.w.now)) {
+            TierUse::Gone => self.tier = None,
+            TierUse::Kept => {}
+            TierUse::Serve => {
+                let Some(n) = self.tier else {
+                    return Err(self.fail("the tier serves bytes the host dropped".to_owned()));
+                };
+                self.check_served(n, "the tier would serve")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// While Redis answers, the tier serves a page copy only while caught up, within the
+    /// bound of its last pull, and never one that a page write Redis holds replaced when
+    /// that write is one the reader was promised (docs/failures.md, "Page and route
+    /// entries"; decision 0031, "Guarantee"): one its last pull found, or one whose
+    /// announcement it heard since that pull was planned (or that was lost while it knew the
+    /// channel was down). A value Redis lost (a flush, a failover) counts as replaced by every
+    /// write made after the loss; a promised write Redis lost since promises nothing.
+    fn check_served(&self, n: usize, what: &str) -> Result<(), TestCaseError> {
+        if self.rewound && self.excuse_rewinds {
+            return Ok(());
+        }
+        let now = self.w.now;
+        let Some((_, pulled, mark)) = &self.w.pulled else {
+            return Err(self.fail(format!("{what} value {n} without a pull")));
+        };
+        if now - mark.at >= PUSH_BOUND_MS {
+            return Err(self.fail(format!(
+                "{what} value {n} on a pull that started {} ms ago",
+                now - mark.at
+            )));
+        }
+        let heard: Vec<usize> = self.w.heard[mark.heard..]
+            .iter()
+            .filter_map(|(m, _)| self.announced.get(m).copied())
+            .collect();
+        let lost: Vec<usize> = self
+            .w
+            .lost_told
+            .iter()
+            .filter(|(m, _)| *m >= mark.published)
+            .filter_map(|(m, _)| self.announced.get(m).copied())
+            .collect();
+        // The values Redis holds in order: every one after `n` replaced it.
+        for &later in self.w.page.iter().filter(|&&m| m > n) {
+            let promised = if pulled.contains(&later) {
+                "its last pull found"
+            } else if heard.contains(&later) {
+                "was heard since its last pull was planned"
+            } else if lost.contains(&later) {
+                "was lost while the reader knew the channel was down"
+            } else {
+                continue;
+            };
+            return Err(self.fail(format!(
+                "{what} value {n}, which value {later} replaced in Redis, and that write {promised}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A read, to its answer, every command answered at once: the number of the value it
+    /// served and where from.
+    fn read_now(&mut self) -> Result<(Option<usize>, Source), TestCaseError> {
+        let mut machine = self.w.reader.read_incremental(
+            INC_KEYS[0].0,
+            false,
+            Vec::new(),
+            f64::NAN,
+            Consumer::Serves,
+            false,
+            "0123456789abcdef".to_owned(),
+            Millis(self.w.now),
+        );
+        let now = Millis(self.w.now);
+        let mut input = ReadInput::Start;
+        let mut given: Option<usize> = None;
+        for _ in 0..8 {
+            let step = self
+                .w
+                .reader
+                .read_step(&mut machine, input, now)
+                .map_err(|e| self.fail(format!("{e:?}")))?;
+            if let TierAction::Keep {
+                until,
+                outage_only,
+                page_gen,
+                order,
+            } = step.tier
+            {
+                let n = given.expect("kept bytes it was given");
+                let lru = self.w.reader.lru_mut();
+                lru.insert_ordered(&self.key, self.values[n].len() as u64, until, order);
+                if outage_only {
+                    lru.mark_outage_only(&self.key);
+                }
+                if page_gen != 0 {
+                    lru.bind_page(&self.key, page_gen);
+                }
+                self.tier = Some(n);
+            } else if step.tier == TierAction::Drop {
+                self.tier = None;
+            }
+            input = match step.action {
+                ReadAction::Refresh => ReadInput::Refreshed,
+                ReadAction::PeekTier => {
+                    given = self.tier;
+                    ReadInput::Tier(given.map(|n| Bytes {
+                        prefix: &self.values[n],
+                        total_len: self.values[n].len(),
+                    }))
+                }
+                ReadAction::Get { .. } => {
+                    given = self.w.page.last().copied();
+                    ReadInput::Reply(given.map(|n| Bytes {
+                        prefix: &self.values[n],
+                        total_len: self.values[n].len(),
+                    }))
+                }
+                ReadAction::Answer(answer) => {
+                    let served = (answer.source != Source::None).then_some(given).flatten();
+                    return Ok((served, answer.source));
+                }
+                other => return Err(self.fail(format!("unexpected read action {other:?}"))),
+            };
+        }
+        Err(self.fail("a read that does not end".to_owned()))
+    }
+}
+
+/// Runs `ops` on a reader that follows the state by push and keeps its copy of one page in
+/// its tier, caught up at first. After every step, whenever its tier would serve the copy
+/// while Redis answers (and whenever a read serves it), the copy is what
+/// [`PageTier::check_served`] says. At the end (calls out lost, the reads in flight answered
+/// from Redis as it is, the channel up and Redis known plain, every message heard, a pull),
+/// a read serves the value Redis holds, and the next one serves it from the tier.
+///
+/// With `excuse_rewinds`, nothing is checked after a rollback with the subscription up that
+/// moved the page-write sequence (`PushOp::Demote`): two gaps of the sequence found there
+/// are kept as ignored histories of their own
+/// ([`a_rollback_to_the_last_page_write_known_leaves_no_lost_value_in_the_tier`],
+/// [`a_number_a_rollback_reused_for_a_lost_announcement_is_a_gap`]).
+fn page_tier_history(ops: &[TierOp], excuse_rewinds: bool) -> Result<(), TestCaseError> {
+    PART_LIMIT.with(|p| p.set(PART_TAGS));
+    ID_WINDOW.with(|w| w.set(1024));
+    let mut writer = Engine::new(config(None, false, DEFAULT_MAX_TAGS)).unwrap();
+    writer.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
+    let mut reader = Engine::new(config(None, false, DEFAULT_MAX_TAGS)).unwrap();
+    reader.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
+    let key = reader.entry_key(&Interface::Incremental, INC_KEYS[0].0);
+    let mut t = PageTier {
+        w: PushReader {
+            redis: TagState::default(),
+            page: Vec::new(),
+            kept: None,
+            reader,
+            out: Vec::new(),
+            connected: false,
+            told_up: false,
+            queue: VecDeque::new(),
+            heard: Vec::new(),
+            published: 0,
+            lost_told: Vec::new(),
+            planned: PullMark::default(),
+            pull_page: Vec::new(),
+            pulled: None,
+            now: T0,
+            trace: Vec::new(),
+        },
+        writer,
+        key,
+        values: Vec::new(),
+        announced: HashMap::new(),
+        tier: None,
+        reads: Vec::new(),
+        rewound: false,
+        excuse_rewinds,
+    };
+    // A page written, the reader caught up and Redis known plain: most histories then serve
+    // the page from the tier within a few steps.
+    t.step(0, &TierOp::Push(PushOp::Update { tags: 1 }))?;
+    t.rewrite();
+    t.w.subscribe();
+    t.w.reader.confirm_plain_redis();
+    t.w.queue.clear();
+    for _ in 0..5 {
+        if !t.w.reader.tags_caught_up(Millis(t.w.now)) {
+            t.step(0, &TierOp::Push(PushOp::Sync))?;
+        }
+    }
+    prop_assert!(
+        t.w.reader.tags_caught_up(Millis(t.w.now)),
+        "{}",
+        t.w.trace.join("\n")
+    );
+    t.w.trace.push("start".to_owned());
+    for (step, op) in ops.iter().enumerate() {
+        t.w.now += 1.0;
+        t.w.trace.push(format!(
+            "{op:?} (redis page {:?} pver {}, {} on the channel)",
+            t.w.page.last(),
+            t.w.redis.pver,
+            t.w.queue.len()
+        ));
+        t.step(step, op)?;
+        t.w.check()?;
+        t.check()?;
+    }
+    t.w.now += 1.0;
+    t.w.trace.push("settle".to_owned());
+    t.w.out.clear();
+    // Each read: its tier turn, then its `GET`, at most.
+    for _ in 0..3 * t.reads.len() {
+        if t.reads.is_empty() {
+            break;
+        }
+        if let PageWait::Get(None) = t.reads[0].wait {
+            t.reads[0].wait = PageWait::Get(Some(t.w.page.last().copied()));
+        }
+        t.reply(0)?;
+        t.check()?;
+    }
+    prop_assert!(t.reads.is_empty(), "{}", t.w.trace.join("\n"));
+    t.step(ops.len(), &TierOp::Push(PushOp::Update { tags: 1 }))?;
+    if !(t.w.connected && t.w.told_up) {
+        t.w.subscribe();
+    }
+    t.w.reader.confirm_plain_redis();
+    while !t.w.queue.is_empty() {
+        t.w.hear();
+        t.check()?;
+    }
+    // A pull after every write; a load takes a pull per page and one to catch up.
+    t.step(ops.len(), &TierOp::Push(PushOp::Sync))?;
+    for _ in 0..20 {
+        if t.w.reader.tags_caught_up(Millis(t.w.now)) {
+            break;
+        }
+        t.step(ops.len(), &TierOp::Push(PushOp::Sync))?;
+        t.check()?;
+    }
+    prop_assert!(
+        t.w.reader.tags_caught_up(Millis(t.w.now)),
+        "{}\nthe reader is not caught up after settling",
+        t.w.trace.join("\n")
+    );
+    t.check()?;
+    let held = t.w.page.last().copied();
+    let (first, _) = t.read_now()?;
+    if t.rewound && t.excuse_rewinds {
+        return Ok(());
+    }
+    prop_assert_eq!(
+        first,
+        held,
+        "{}\nthe settled reader's read does not serve the value Redis holds",
+        t.w.trace.join("\n")
+    );
+    let (second, source) = t.read_now()?;
+    prop_assert_eq!(second, held);
+    if held.is_some() {
+        prop_assert_eq!(
+            source,
+            Source::Tier,
+            "{}\nthe settled reader's second read is not served from its tier",
+            t.w.trace.join("\n")
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    // Fast: about seven thousand histories a second (release). Each of these mutations failed
+    // it (histories passed first, one run of 300,000 each): a gap that starts no generation
+    // (0), the binding not checked by `serves_while_redis_answers` (0), a read bound whatever
+    // was heard while its `GET` was out (0), a page announcement that marks no copy (0), a
+    // pull compared by number only (46,053), an announcement that skips a number taken as the
+    // next (42,081).
+    #![proptest_config(ProptestConfig { cases: cases(2048), ..ProptestConfig::default() })]
+
+    /// One reader's page copy, following by push: the page rewritten by others (announced on
+    /// the channel, heard, lost unnoticed, or cut off with the channel, noticed or not yet),
+    /// its reads from the tier or from Redis racing announcements and pulls, failovers and
+    /// demotes that rewind the page-write sequence, flushes, a lost meta hash, time past the
+    /// bound: whenever the tier would serve the copy while Redis answers, no page write the
+    /// reader was promised (its last pull, the announcements heard since) replaced it; settled,
+    /// a read serves the value Redis holds, and the next from the tier. Not checked past a
+    /// rollback with the subscription up that moved the page-write sequence: two known gaps
+    /// (the ignored histories below).
+    #[test]
+    fn a_page_copy_the_tier_serves_is_the_last_write_promised(
+        ops in proptest::collection::vec(tier_op(), 1..60),
+    ) {
+        page_tier_history(&ops, true)?;
+    }
+}
+
+/// A read's `GET` runs after a page rewrite whose announcement is then lost unnoticed, and
+/// Redis rolls back, with the subscription up, to exactly the last page write the reader
+/// knows (a master demoted to a replica of a lagging one): the reply binds (nothing heard
+/// since it went out), and no pull can tell the rolled-back state from the one it knew, so
+/// the tier serves the value Redis lost until the next gap, the next announcement of the
+/// page, or the copy's end, however long. No write replaced that value (the documented
+/// guarantee holds), but every other process serves Redis's. Telling the two states apart
+/// needs the value to name its page write (not done: a change of the entry's format).
+#[test]
+#[ignore = "a known gap of the page-write sequence: a rollback to the last write known"]
+fn a_rollback_to_the_last_page_write_known_leaves_no_lost_value_in_the_tier(
+) -> Result<(), TestCaseError> {
+    let ops = [
+        TierOp::Push(PushOp::Snapshot),
+        TierOp::Read,
+        TierOp::Rewrite,
+        TierOp::Get { pick: 0 },
+        TierOp::Push(PushOp::Demote),
+        TierOp::Push(PushOp::Drop),
+    ];
+    page_tier_history(&ops, false)
+}
+
+/// The reader heard page write 2 (another key's); Redis rolls back to page write 1 with the
+/// subscription up; another process rewrites the page as page write 2 again (another id),
+/// and that announcement is lost unnoticed; the next one, page write 3, is heard. Taken as
+/// the next of the 2 the reader knew, it is no gap, and the pull then finds 3 and its id as
+/// known: the tier serves the page's old value while Redis holds the rewrite the pull found,
+/// however long. An announcement names its own number and id, not the write it follows, so
+/// the reused number is not seen (the tag versions' rule has the next pull check the version
+/// known with its id; the page-write sequence keeps only the last id).
+#[test]
+#[ignore = "a known gap of the page-write sequence: a number reused by a rollback, its announcement lost"]
+fn a_number_a_rollback_reused_for_a_lost_announcement_is_a_gap() -> Result<(), TestCaseError> {
+    let ops = [
+        TierOp::Push(PushOp::Snapshot),
+        TierOp::Read,
+        TierOp::Get { pick: 0 },
+        TierOp::Reply { pick: 0 },
+        TierOp::Push(PushOp::PageWrite),
+        TierOp::Push(PushOp::Hear),
+        TierOp::Push(PushOp::Demote),
+        TierOp::Rewrite,
+        TierOp::Push(PushOp::PageWrite),
+        TierOp::Push(PushOp::Drop),
+    ];
+    page_tier_history(&ops, false)
 }
