@@ -127,14 +127,17 @@ impl PushFollow {
         }
     }
 
-    /// A page write was announced: the next of the sequence known (true), or a gap: a number
-    /// skipped (an announcement lost), the same or a lower one (a failover or a flush reused
-    /// numbers), another epoch, or none known yet.
-    pub fn page_write_heard(&mut self, write: PageWrite) -> bool {
-        let next = self
-            .page_write
-            .as_ref()
-            .is_some_and(|w| w.epoch == write.epoch && w.pver.checked_add(1) == Some(write.pver));
+    /// A page write was announced, following the write of id `prev` (`None`: an announcement
+    /// that does not say): the next of the sequence known (true), or a gap: a number skipped
+    /// (an announcement lost), the same or a lower one (a failover or a flush reused numbers),
+    /// one that follows another write than the last known (a rollback reused the number of
+    /// the last known, and that write's announcement was lost), another epoch, or none known.
+    pub fn page_write_heard(&mut self, write: PageWrite, prev: Option<&[u8]>) -> bool {
+        let next = self.page_write.as_ref().is_some_and(|w| {
+            w.epoch == write.epoch
+                && w.pver.checked_add(1) == Some(write.pver)
+                && prev.map_or(true, |p| p == w.pvid.as_bytes())
+        });
         self.page_write = Some(write);
         if next {
             self.page_announced();
@@ -384,17 +387,23 @@ impl TagSync {
                 if mirror.is_synced() && !mirror.is_loading() && head.epoch != mirror.epoch() {
                     push.heard_gap();
                 }
-                let next = push.page_write_heard(PageWrite {
-                    epoch: head.epoch.to_owned(),
-                    pver: head.number,
-                    pvid: head.id.to_owned(),
-                });
+                // The written key, then the id of the write it follows.
+                let mut rest = head.rest;
+                let key = rest.next();
+                let next = push.page_write_heard(
+                    PageWrite {
+                        epoch: head.epoch.to_owned(),
+                        pver: head.number,
+                        pvid: head.id.to_owned(),
+                    },
+                    rest.next(),
+                );
                 let gap = if next {
                     Announced::Applied(0)
                 } else {
                     Announced::Gap
                 };
-                return (Ok(gap), head.rest);
+                return (Ok(gap), Vec::from_iter(key).into_iter());
             }
             Ok(head) => mirror.apply_parsed(head),
             Err(e) => Err(e),

@@ -1350,7 +1350,9 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
     assert_eq!(items[2], b"1");
     assert_eq!(items[3], b"wa");
     assert_eq!(items[4], entry.as_bytes());
-    assert_eq!(items.len(), 5);
+    // The id of the write it follows: none before the first.
+    assert_eq!(items[5], b"");
+    assert_eq!(items.len(), 6);
     // The next page write after the one the follower's pull found (none: 0).
     assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
     // Not a version of the tag state: a pull finds the same version, and the page write.
@@ -1385,7 +1387,9 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
     );
     assert_eq!(conn.cmd(&["EXISTS", &lease]), Reply::Int(0));
     let msg = message(&mut sub);
-    assert_eq!(netstring::decode(&msg).unwrap()[4], entry.as_bytes());
+    let items = netstring::decode(&msg).unwrap();
+    // The key, then the id of the write it follows (the lease write refused its release).
+    assert_eq!((items[4], items[5]), (entry.as_bytes(), &b"wother"[..]));
     assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
 
     // Mode 's', a seed: announced when stored, not when the stored entry is kept.

@@ -218,6 +218,39 @@ fn an_announcement_heard_while_a_read_is_out_keeps_its_value_for_outages_only() 
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
 }
 
+/// A rollback with the subscription up reused the number of the last page write known for a
+/// rewrite of this key, whose announcement was lost: the next announcement heard has the
+/// number after the one known, but follows another write (the id it names). A gap: the copy
+/// kept before it serves no more, and the rewrite is read from Redis.
+#[test]
+fn an_announcement_following_another_write_than_the_last_known_is_a_gap() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
+    let after = |pver: u64, prev: &str| {
+        let mut items = netstring::decode(&page_announcement(pver, "other"))
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>();
+        items.push(prev.as_bytes().to_vec());
+        netstring::encode(items)
+    };
+    // The next of the sequence, after the last known (w1): applied, the copy serves.
+    assert_eq!(
+        e.apply_announcement(&after(2, "w1")),
+        Ok(Announced::Applied(0))
+    );
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
+    // Number 3 after a write other than the w2 known: the w2 heard was rolled back.
+    assert_eq!(
+        e.apply_announcement(&after(3, "w2-other")),
+        Ok(Announced::Gap)
+    );
+    assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
+}
+
 #[test]
 fn a_gap_keeps_every_page_copy_kept_before_it_for_outages_only() {
     let mut e = push_engine();

@@ -34,9 +34,12 @@ r('SET', k, v, 'PX', ARGV[1])
 local id = 'w' .. ARGV[4]
 r('HSETNX', t, 'epoch', id)
 local n = r('HINCRBY', t, 'pver', 1)
+-- The id of the write this one follows, last: a follower that missed an announcement of a
+-- number a rollback reused tells it by that id (older followers take it for a key).
+local prev = r('HGET', t, 'pvid') or ''
 r('HSET', t, 'pvid', id)
 local msg = ''
-for _, s in ipairs({ 'p', r('HGET', t, 'epoch'), '' .. n, id, k }) do
+for _, s in ipairs({ 'p', r('HGET', t, 'epoch'), '' .. n, id, k, prev }) do
   msg = msg .. #s .. ':' .. s .. ','
 end
 redis.pcall('SPUBLISH', KEYS[3], msg)
