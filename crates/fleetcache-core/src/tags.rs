@@ -2367,6 +2367,38 @@ mod tests {
         expires_each(&m, &state);
     }
 
+    /// A bounded load may fold a tag, then read it again (HSCAN returns some twice) with the
+    /// record the state holds by then: the first reading stays merged in the bucket, which the
+    /// second cannot take back. That only overstates: the tag is judged by the second reading,
+    /// held exactly, and by its bucket, never fresher than the state holds it; the bucket
+    /// counts for nothing in the comparison (no record of its is given back for it).
+    #[test]
+    fn a_tag_a_bounded_load_folded_then_read_again_is_judged_by_the_later_reading() {
+        let mut m = TagMirror::new();
+        m.set_max_tags(2);
+        let state = many(6);
+        m.apply_refresh(&paged_header("E1", 6), Millis(1000.0), KEEP)
+            .unwrap();
+        m.apply_refresh(&page("c2", 6, &pairs(&state)), Millis(1000.0), KEEP)
+            .unwrap();
+        let load = m.loading.as_ref().unwrap();
+        assert!(!load.incoming.contains_key("t0"), "t0 is folded");
+        // t0 revalidated since, read again on the last page.
+        let again = rec(Revalidation::Expire, 700.0);
+        m.apply_refresh(&page("0", 7, &[("t0", again)]), Millis(1000.0), KEEP)
+            .unwrap();
+        m.apply_refresh(&reply("E1", 7, false, &[]), Millis(1000.0), KEEP)
+            .unwrap();
+        assert!(m.is_synced());
+        assert_eq!(m.record("t0"), Some(&again));
+        assert_eq!(
+            m.evaluate(Millis(699.0), ["t0"], Millis(1000.0)),
+            Freshness::Expired
+        );
+        expires_each(&m, &state);
+        assert_eq!(m.resend_len(), 0);
+    }
+
     #[test]
     fn folded_records_a_lost_state_lacks_are_given_back_as_the_folded_tag() {
         let mut m = TagMirror::new();
