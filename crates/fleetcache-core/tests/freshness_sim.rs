@@ -2515,7 +2515,16 @@ impl World {
                 .revs
                 .iter()
                 .any(|r| r.at.0 >= created - 1.0 && r.tags.iter().any(|t| tags.contains(t)));
-            if revalidated {
+            // What a bounded mirror folded, given back as FOLDED_TAG's record, judges every
+            // tagged entry: given back when nothing was lost (a load the script answered in
+            // full, tags.rs a_spurious_give_back_expires_every_tagged_entry_of_the_fleet), it
+            // makes a value stale that no revalidation of its tags did, the false staleness
+            // a bound costs (docs/decisions/0035-a-bounded-tag-mirror.md).
+            let folded_since = engine
+                .mirror()
+                .record(FOLDED_TAG)
+                .is_some_and(|f| f.updated_at.0 >= created - 1.0);
+            if revalidated || folded_since {
                 continue;
             }
             // The `revalidate` Next wrote it back with: its retry delay.
