@@ -5712,7 +5712,8 @@ fn a_number_reused_with_the_subscription_up_is_judged_by() -> Result<(), TestCas
 // keeps for them replay the histories they were found with (a drawn tape, an argument of
 // theirs, would change every one of their scans).
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(1024), ..ProptestConfig::default() })]
+    // Half the cases of the properties above: they run beside them.
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn any_hscan_answers_no_read_serves_what_a_resolved_revalidation_invalidated(
@@ -5802,7 +5803,7 @@ proptest! {
 
 proptest! {
     // The one-mirror histories: fast, and the closest to the scans.
-    #![proptest_config(ProptestConfig { cases: cases(8192), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(4096), ..ProptestConfig::default() })]
 
     #[test]
     fn any_hscan_answers_a_synced_mirror_knows_the_state_its_refresh_was_answered_from(
@@ -5826,7 +5827,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(4096), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(1024), ..ProptestConfig::default() })]
 
     /// The model keeps HSCAN's one guarantee whatever the tape: a scan ends (its tape
     /// exhausted, pages of two go on), and returns every tag present for the whole of it at
