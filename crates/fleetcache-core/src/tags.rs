@@ -1053,6 +1053,11 @@ impl TagMirror {
             if std::mem::take(&mut self.part_planned) && reply.version >= self.part_ver {
                 self.part_ver = 0;
             }
+            // Announcements took the mirror past the version this reply was read at: the
+            // mirror's versions from there on follow the one it held, which a rollback after
+            // the script ran may have given to another update, so the reply being of that
+            // version and id proves nothing of them.
+            let passed = self.version > reply.version;
             if reply.version >= self.version {
                 self.version = reply.version;
                 self.vid = reply.vid.to_owned();
@@ -1062,14 +1067,16 @@ impl TagMirror {
                 }
             }
             // The script checked that each update it was planned with still holds its id
-            // (else it would have answered in full); a later one only if the reply is its.
+            // (else it would have answered in full); a later one only if the reply is its,
+            // and the mirror has not gone past it since ([`TagMirror::apply_parsed`] notes the
+            // version an announcement follows here, to be checked).
             if checked {
                 let (planned, carried) = (std::mem::take(&mut self.planned), self.carried);
                 let (mut i, mut still_carried) = (0, 0);
                 self.acked.retain(|(v, id)| {
                     i += 1;
                     let keep = !((i <= planned && *v <= reply.version)
-                        || (*v == reply.version && id == reply.vid));
+                        || (!passed && *v == reply.version && id == reply.vid));
                     if keep && i <= carried {
                         still_carried += 1;
                     }
