@@ -2772,6 +2772,36 @@ mod tests {
     /// stream carries the new master's announcements), and the version numbers reused by
     /// other updates. Its records are merged all the same: what was announced is judged by,
     /// and the pull after it compares the versions.
+    /// A pull read at version 2, which the mirror holds from an announcement, answered after
+    /// the mirror applied version 3 on top of it: a rollback between the script and the answer
+    /// may have given 2 to another update, which that 3 follows. The reply's version and id are
+    /// those the mirror holds for 2, yet they prove nothing of what 3 follows: the next pull
+    /// still checks 2 (freshness_sim
+    /// a_pull_read_before_a_rollback_does_not_vouch_for_the_version_an_announcement_followed).
+    #[test]
+    fn a_reply_read_below_the_announced_versions_leaves_their_check() {
+        let mut m = TagMirror::new();
+        refresh(&mut m, &reply("E1", 1, true, &[])).unwrap();
+        assert!(m.is_synced());
+        // The pull goes out, with nothing of the mirror's to check.
+        m.note_planned();
+        for ver in [2, 3] {
+            assert_eq!(
+                m.apply_announcement(&announcement("E1", ver, &[])),
+                Ok(Announced::Applied(0))
+            );
+        }
+        refresh(&mut m, &reply("E1", 2, false, &[])).unwrap();
+        assert_eq!(m.version(), 3);
+        assert!(
+            m.unconfirmed_updates()
+                .iter()
+                .any(|(v, id)| *v == 2 && id == "id2"),
+            "{:?}",
+            m.unconfirmed_updates()
+        );
+    }
+
     #[test]
     fn an_announcement_of_a_version_passed_still_adds_its_records() {
         let mut m = TagMirror::new();
