@@ -202,6 +202,9 @@ struct TagState {
     /// The server process holding the state: its hash seed orders HSCAN, so a cursor means
     /// nothing to another ([`TagState::scan`]). A failover moves the state to another.
     server: u64,
+    /// When each tag entered `records` ([`BIRTHS`]): a scan may skip one that entered after
+    /// it began, not one present for all of it.
+    born: HashMap<String, u64>,
 }
 
 /// Redis: entries, the tag state, and the leases (their token and expiry time).
@@ -234,6 +237,103 @@ thread_local! {
     /// only on evidence of a loss, the documented gap (docs/failures.md, "Redis loses tag
     /// state"), which so short a window would reach in most of their histories.
     static ID_WINDOW: Cell<u64> = const { Cell::new(1024) };
+    /// How each HSCAN call of this thread's history answers, one byte a call
+    /// ([`ScanChoice::of`]), drawn by the property ([`scan_tape`]) so that histories stay
+    /// deterministic and shrink: towards the empty tape, on which every call answers a page
+    /// of two without repeats or skips. Per thread, as above.
+    static SCAN_TAPE: std::cell::RefCell<VecDeque<u8>> = const {
+        std::cell::RefCell::new(VecDeque::new())
+    };
+    /// What the HSCAN calls answered since the history last took them, for its trace.
+    static SCAN_NOTES: std::cell::RefCell<Vec<String>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// The HSCAN choices of the history about to run on this thread ([`SCAN_TAPE`]).
+fn set_scan_tape(tape: &[u8]) {
+    SCAN_TAPE.with(|t| *t.borrow_mut() = tape.iter().copied().collect());
+    SCAN_NOTES.with(|n| n.borrow_mut().clear());
+}
+
+/// Takes the rest of this thread's HSCAN choices: every call answers the kind default until
+/// they are given back ([`give_back_scan_tape`]). A history's set-up and its settling run so:
+/// their bounded loops count on pages of two, and the liveness they check needs a Redis whose
+/// scans go on.
+fn pause_scan_tape() -> VecDeque<u8> {
+    SCAN_TAPE.with(|t| std::mem::take(&mut *t.borrow_mut()))
+}
+
+/// Gives back what [`pause_scan_tape`] took.
+fn give_back_scan_tape(tape: VecDeque<u8>) {
+    SCAN_TAPE.with(|t| *t.borrow_mut() = tape);
+}
+
+/// What the HSCAN calls answered since the last call ([`SCAN_NOTES`]).
+fn take_scan_notes() -> Vec<String> {
+    SCAN_NOTES.with(|n| std::mem::take(&mut *n.borrow_mut()))
+}
+
+/// The properties' HSCAN choices: mostly not the kind default, so that the freedoms Redis
+/// takes (docs: SCAN, "Scan guarantees", "Number of elements returned at every call") meet
+/// every load.
+fn scan_tape() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..48)
+}
+
+/// Numbers the tags' entries into a state ([`TagState::born`]) and the scans' starts, in one
+/// order: a tag numbered above a scan's start entered after it began.
+static BIRTHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// How one HSCAN call answers, within what Redis documents for HSCAN: COUNT is a hint (a page
+/// may hold fewer or more, none at all with a cursor that goes on, or the whole hash at once
+/// with cursor 0, as a listpack-encoded hash answers whatever the cursor); an element may come
+/// more than once (a rehash between calls); one added during the scan may or may not come;
+/// one present for the whole scan comes at least once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ScanChoice {
+    size: PageSize,
+    /// Tags the scan already passed come again: none, the last one passed, or all of them.
+    repeat: u8,
+    /// Tags that entered the state after the scan began, in the stretch this call passes,
+    /// are passed over.
+    skip_new: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PageSize {
+    /// At most this many tags from the cursor on (0: none, and the cursor goes on without
+    /// passing a tag).
+    Upto(usize),
+    /// Every tag from the cursor on: the scan ends.
+    Rest,
+    /// Every tag of the hash whatever the cursor (a listpack-encoded hash): the scan ends.
+    Whole,
+}
+
+impl ScanChoice {
+    /// The choice a tape byte stands for; 0 (and an exhausted tape) is the kind default, a
+    /// page of two.
+    fn of(b: u8) -> ScanChoice {
+        let size = match b % 6 {
+            0 => PageSize::Upto(2),
+            1 => PageSize::Upto(1),
+            2 => PageSize::Upto(0),
+            3 => PageSize::Upto(3),
+            4 => PageSize::Rest,
+            _ => PageSize::Whole,
+        };
+        ScanChoice {
+            size,
+            repeat: (b / 6) % 3,
+            skip_new: (b / 18) % 2 == 1,
+        }
+    }
+
+    /// The next call's choice, from this thread's tape.
+    fn next() -> ScanChoice {
+        ScanChoice::of(SCAN_TAPE.with(|t| t.borrow_mut().pop_front()).unwrap_or(0))
+    }
 }
 
 /// Numbers the server processes a failover moves the state to ([`TagState::server`]).
@@ -340,6 +440,7 @@ impl TagState {
         self.remake_if_damaged(candidate);
         let reply = self.bump(candidate);
         for tag in &args[5..] {
+            self.note_born(tag);
             let r = self.records.entry(tag.clone()).or_default();
             if r.pending_exp.0 > 0.0 && r.pending_exp.0 <= now {
                 r.expired = r.expired.max(r.pending_at);
@@ -368,12 +469,21 @@ impl TagState {
         reply
     }
 
+    /// `tag` enters the state now, unless it is there.
+    fn note_born(&mut self, tag: &str) {
+        if !self.records.contains_key(tag) {
+            let n = BIRTHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.born.insert(tag.to_owned(), n);
+        }
+    }
+
     /// `tag_merge.lua`.
     fn merge(&mut self, args: &[String]) -> Vec<u8> {
         self.remake_if_damaged(&args[0]);
         let reply = self.bump(&args[0]);
         for pair in args[1..].chunks(2) {
             let record = TagRecord::parse(pair[1].as_bytes()).unwrap();
+            self.note_born(&pair[0]);
             self.records
                 .entry(pair[0].clone())
                 .or_default()
@@ -384,7 +494,7 @@ impl TagState {
     }
 
     /// `tag_refresh.lua`.
-    fn refresh(&self, args: &[String]) -> Vec<u8> {
+    fn refresh(&mut self, args: &[String]) -> Vec<u8> {
         let (known_epoch, known_ver, known_vid) =
             (&args[0], args[1].parse::<u64>().unwrap(), &args[2]);
         // An epoch with no version (a page write made the meta anew over an old log): followed
@@ -477,15 +587,21 @@ impl TagState {
             items.push(cursor);
             items.extend(pairs);
         } else {
-            for (tag, record) in &self.records {
-                if self
-                    .log
-                    .get(tag)
-                    .is_some_and(|v| *v > known_ver && *v <= upto)
-                {
-                    items.push(tag.clone());
-                    items.push(record.encode());
-                }
+            // In the script's order (ZRANGEBYSCORE: by version, then by tag), not the map's,
+            // which differs from run to run: a bounded mirror folds by the order records came
+            // in, and a history must replay as it failed.
+            let mut changed: Vec<(u64, &String)> = self
+                .log
+                .iter()
+                .filter(|(tag, v)| {
+                    **v > known_ver && **v <= upto && self.records.contains_key(*tag)
+                })
+                .map(|(tag, v)| (*v, tag))
+                .collect();
+            changed.sort();
+            for (_, tag) in changed {
+                items.push(tag.clone());
+                items.push(self.records[tag].encode());
             }
         }
         netstring::encode(items)
@@ -501,27 +617,107 @@ impl TagState {
         h
     }
 
-    /// One HSCAN step from `cursor` (`"0"` to start), in pages of two in this server's order,
-    /// so every tag present for the whole scan is returned (HSCAN's guarantee) and a load spans
-    /// several calls: the next cursor (`<server>:<slot>`, as tag_page.lua names its server), then
-    /// tag, record, ... A cursor of another server scans from the start, as the script does.
-    fn scan(&self, cursor: &str) -> (String, Vec<String>) {
-        let after = cursor
+    /// One HSCAN step from `cursor` (`"0"` to start) in this server's order, answered as the
+    /// next [`ScanChoice`] on the tape says: the next cursor (`<server>:<position>`, as
+    /// tag_page.lua names its server; `"0"` after the last), then tag, record, ... (each record
+    /// as the state holds it now). A cursor of another server scans from the start, as the
+    /// script does. The position is the slot the scan passed last and, below it, the number
+    /// the scan began at ([`BIRTHS`]), so that a later call knows which tags entered after it
+    /// began. Every tag present for the whole scan is returned at least once: a call passes
+    /// over none but those.
+    fn scan(&mut self, cursor: &str) -> (String, Vec<String>) {
+        let choice = ScanChoice::next();
+        let resumed = cursor
             .split_once(':')
             .filter(|(from, _)| *from == self.server.to_string())
-            .map(|(_, slot)| slot.parse::<u64>().unwrap());
-        let mut tags: Vec<(u64, &String)> = self
-            .records
-            .keys()
-            .map(|t| (self.slot(t), t))
-            .filter(|(slot, _)| after.map_or(true, |a| *slot > a))
-            .collect();
-        tags.sort();
-        let page: Vec<&String> = tags.into_iter().take(2).map(|(_, t)| t).collect();
-        let cursor = match page.last() {
-            Some(last) if page.len() == 2 => format!("{}:{}", self.server, self.slot(last)),
-            _ => "0".to_owned(),
+            .map(|(_, at)| at.parse::<u128>().unwrap());
+        // The cursor names the slot passed last in its high bits, the scan's start in its low.
+        let (after, start) = match resumed {
+            Some(at) => (Some((at >> 64) as u64), at as u64),
+            None => (
+                None,
+                BIRTHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
         };
+        let mut order: Vec<(u64, &String)> =
+            self.records.keys().map(|t| (self.slot(t), t)).collect();
+        order.sort();
+        let passed = |slot: u64| after.is_some_and(|a| slot <= a);
+        let mut page: Vec<&String> = Vec::new();
+        // Tags passed before this call, as a rehash may return them again.
+        let before: Vec<&String> = order
+            .iter()
+            .filter(|(slot, _)| passed(*slot))
+            .map(|(_, t)| *t)
+            .collect();
+        match choice.repeat {
+            1 => page.extend(before.last()),
+            2 => page.extend(&before),
+            _ => {}
+        }
+        let ahead: Vec<(u64, &String)> = order
+            .iter()
+            .copied()
+            .filter(|(slot, _)| !passed(*slot))
+            .collect();
+        let limit = match choice.size {
+            PageSize::Upto(n) => n,
+            PageSize::Rest | PageSize::Whole => usize::MAX,
+        };
+        let mut last = None;
+        let mut taken = 0;
+        let mut skipped = Vec::new();
+        for (slot, tag) in &ahead {
+            if taken == limit {
+                break;
+            }
+            last = Some(*slot);
+            if choice.skip_new && self.born.get(*tag).is_some_and(|b| *b > start) {
+                skipped.push(tag.as_str());
+                continue;
+            }
+            page.push(tag);
+            taken += 1;
+        }
+        let ended = match choice.size {
+            PageSize::Whole => {
+                page = order.iter().map(|(_, t)| *t).collect();
+                skipped.clear();
+                true
+            }
+            PageSize::Rest => true,
+            // An empty hash: HSCAN answers cursor 0 at once.
+            _ if order.is_empty() => true,
+            // A page that filled up goes on, even past the last tag (the next call answers
+            // none, and cursor 0), as the model always did with its pages of two: the
+            // regressions file's histories replay as they were found.
+            PageSize::Upto(_) => taken < limit,
+        };
+        let from = cursor;
+        let cursor = if ended {
+            "0".to_owned()
+        } else {
+            // An empty page goes on from just before the next tag, passing none.
+            let at = last.or_else(|| ahead.first().map(|(slot, _)| slot.saturating_sub(1)));
+            let at = at.or(after).unwrap_or(0).max(after.unwrap_or(0));
+            format!(
+                "{}:{}",
+                self.server,
+                (u128::from(at) << 64) | u128::from(start)
+            )
+        };
+        SCAN_NOTES.with(|n| {
+            n.borrow_mut().push(format!(
+                "    hscan on {} from {from:?} ({choice:?}): {:?} then {cursor:?}{}",
+                self.server,
+                page,
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", passed over {skipped:?} (new since the scan began)")
+                }
+            ))
+        });
         let mut items = Vec::new();
         for tag in page {
             items.push(tag.clone());
@@ -532,7 +728,7 @@ impl TagState {
 
     /// `tag_page.lua`: one step of the scan, with the state's version and id, after checking
     /// the version the reader names as `tag_refresh.lua` does (none of the scan when it fails).
-    fn page(&self, args: &[String]) -> Vec<u8> {
+    fn page(&mut self, args: &[String]) -> Vec<u8> {
         let (seen, seen_vid) = (args[2].parse::<u64>().unwrap(), &args[3]);
         // A damaged state reads as version 0, as the refresh answers it.
         let ver = if self.damaged() { 0 } else { self.ver };
@@ -1647,6 +1843,7 @@ impl World {
         let result = if self.up {
             // A write runs even when its reply is lost; a lost read changes nothing.
             let reply = run(&mut self.redis);
+            self.trace.extend(take_scan_notes());
             self.publish(i);
             if self.lose.remove(&i) {
                 None
@@ -1788,6 +1985,7 @@ impl World {
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        self.trace.extend(take_scan_notes());
         self.step += 1;
         self.trace
             .push(format!("step {} at {}: {:?}", self.step, self.now - T0, op));
@@ -2379,7 +2577,16 @@ impl World {
                 .revs
                 .iter()
                 .any(|r| r.at.0 >= created - 1.0 && r.tags.iter().any(|t| tags.contains(t)));
-            if revalidated {
+            // What a bounded mirror folded, given back as FOLDED_TAG's record, judges every
+            // tagged entry: given back when nothing was lost (a load the script answered in
+            // full, tags.rs a_spurious_give_back_expires_every_tagged_entry_of_the_fleet), it
+            // makes a value stale that no revalidation of its tags did, the false staleness
+            // a bound costs (docs/decisions/0035-a-bounded-tag-mirror.md).
+            let folded_since = engine
+                .mirror()
+                .record(FOLDED_TAG)
+                .is_some_and(|f| f.updated_at.0 >= created - 1.0);
+            if revalidated || folded_since {
                 continue;
             }
             // The `revalidate` Next wrote it back with: its retry delay.
@@ -3746,6 +3953,7 @@ impl World {
     /// Redis answers and every instance catches up: each has the tag state loaded, and what
     /// any of them knows is in Redis.
     fn settle(&mut self) -> Result<(), TestCaseError> {
+        pause_scan_tape();
         self.check_written_back()?;
         self.up = true;
         self.lose.clear();
@@ -4845,6 +5053,7 @@ fn one_mirror_history(
                   trace: &mut Vec<String>|
      -> Result<(), TestCaseError> {
         let (reply, held) = c.ran.expect("answered after it ran");
+        trace.extend(take_scan_notes());
         if c.own {
             reader.apply_update_reply(&reply).unwrap();
             return Ok(());
@@ -4874,6 +5083,7 @@ fn one_mirror_history(
     };
     for (step, op) in ops.iter().enumerate() {
         now += 1.0;
+        trace.extend(take_scan_notes());
         trace.push(format!("{op:?} (redis v{})", redis.ver));
         match *op {
             MirrorOp::Update { tags } => {
@@ -4959,6 +5169,7 @@ fn one_mirror_history(
         }
     }
     out.clear();
+    pause_scan_tape();
     let call = writer
         .plan_tag_update(&["a"], &rev, Millis(now), "w-end")
         .unwrap();
@@ -5179,6 +5390,7 @@ impl PushReader {
     /// Runs `call` on the model; an update's announcement goes to the channel.
     fn run(&mut self, call: &ScriptCall) -> Vec<u8> {
         let reply = run_script(&mut self.redis, call);
+        self.trace.extend(take_scan_notes());
         if call.script.name == "tag_update" {
             let tags = &call.args[5..];
             let records = tags
@@ -5499,6 +5711,7 @@ fn pushed_mirror_history(
     };
     // From a state of one epoch the reader follows, caught up: most histories then reach
     // announcements applied, and numbers reused, within a few steps.
+    let tape = pause_scan_tape();
     w.step(0, &PushOp::Update { tags: 1 }, &mut writer);
     w.subscribe();
     w.queue.clear();
@@ -5507,6 +5720,7 @@ fn pushed_mirror_history(
             w.step(0, &PushOp::Sync, &mut writer);
         }
     }
+    give_back_scan_tape(tape);
     prop_assert!(
         w.reader.tags_caught_up(Millis(w.now)),
         "{}",
@@ -5526,6 +5740,7 @@ fn pushed_mirror_history(
     w.out.clear();
     w.now += 1.0;
     w.trace.push("settle".to_owned());
+    pause_scan_tape();
     w.step(ops.len(), &PushOp::Update { tags: 1 }, &mut writer);
     w.subscribe();
     while !w.queue.is_empty() {
@@ -6257,4 +6472,244 @@ fn a_number_a_rollback_reused_for_a_lost_announcement_is_a_gap() -> Result<(), T
         TierOp::Push(PushOp::Drop),
     ];
     page_tier_history(&ops, false)
+}
+
+/// A pull that ran before the state was rolled back with the subscription up, answered after
+/// the reader applied the next version of the new line of updates on top of the version the
+/// pull read: the reader heard version 2 (a revalidation of `a`) from the demoted master, the new master's version 2 (of `a` and `b`) was lost on the way, and its version 3
+/// applied as the next one. The pull's reply (version 2, with the first update's id) took the
+/// check of version 2 off the next pull, which named version 3 only (held) and was answered in
+/// part: caught up, the reader never learnt `b`. (Found by
+/// `any_hscan_answers_a_caught_up_mirror_knows_its_last_pull_and_what_it_heard_since` at
+/// 300,000 cases, its scans shrunk to pages of two.)
+#[test]
+fn a_pull_read_before_a_rollback_does_not_vouch_for_the_version_an_announcement_followed(
+) -> Result<(), TestCaseError> {
+    use PushOp::{Answer, Demote, Drop, Failover, Hear, Pull, Run, Snapshot, Sync, Update};
+    let ops = [
+        Snapshot,
+        Pull,
+        Update { tags: 1 },
+        Run { pick: 0 },
+        Demote,
+        Hear,
+        Update { tags: 3 },
+        Drop,
+        Update { tags: 1 },
+        Hear,
+        Snapshot,
+        Answer { pick: 0 },
+        Run { pick: 0 },
+        Update { tags: 1 },
+        Failover { noticed: false },
+        Sync,
+    ];
+    pushed_mirror_history(&ops, DEFAULT_MAX_TAGS, 1, 1024)
+}
+
+/// A known hole (the default run skips it; `cargo test -- --ignored` shows it failing): the
+/// meta hash lost alone and made anew by a page write (an epoch, no version, no ids), so the
+/// load that follows reads at the log's highest version with no id to check; between its two
+/// pages the state is flushed, and the second page, on the empty state, checks nothing and
+/// ends the load without `b`; a failover then brings back the state of before the flush, of
+/// the same epoch and version, and the catch-up refresh from that version answers in part:
+/// caught up, the reader lacks `b`. Found by
+/// `a_caught_up_mirror_knows_its_last_pull_and_what_it_heard_since` at 300,000 cases (it
+/// fails on the core before 3879aff too). A page reply names no epoch, and `tag_page.lua`
+/// checks nothing when the reader names no id, so a page of another state goes unseen.
+#[test]
+#[ignore = "known hole: a load at a version without an id takes a page of a flushed state"]
+fn a_load_at_a_version_without_an_id_does_not_take_a_page_of_a_flushed_state(
+) -> Result<(), TestCaseError> {
+    use PushOp::{Answer, Failover, Flush, LoseMeta, PageWrite, Pull, Run, Snapshot, Sync, Update};
+    let ops = [
+        Update { tags: 1 },
+        Update { tags: 4 },
+        Update { tags: 1 },
+        Update { tags: 2 },
+        LoseMeta,
+        PageWrite,
+        Run { pick: 0 },
+        Sync,
+        Pull,
+        Snapshot,
+        Flush,
+        Run { pick: 0 },
+        Failover { noticed: false },
+        Answer { pick: 0 },
+    ];
+    pushed_mirror_history(&ops, DEFAULT_MAX_TAGS, 1, 1024)
+}
+
+// The properties above again, each HSCAN call answered as the drawn tape says
+// ([`ScanChoice`]): pages of one tag to the whole hash, empty pages, the whole hash whatever
+// the cursor (a listpack-encoded hash), tags the scan passed returned again with their records
+// as they are then, tags that entered the state after the scan began passed over. Apart from
+// the properties above, whose scans answer pages of two, so that the seeds the regressions file
+// keeps for them replay the histories they were found with (a drawn tape, an argument of
+// theirs, would change every one of their scans).
+proptest! {
+    // Half the cases of the properties above: they run beside them.
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_hscan_answers_no_read_serves_what_a_resolved_revalidation_invalidated(
+        ops in proptest::collection::vec(op(false), 1..80),
+        max_tags in mirror_bound(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        pulling_history_settles(&ops, max_tags)?;
+    }
+
+    #[test]
+    fn any_hscan_answers_following_by_push_a_read_is_within_the_bound_or_pulled(
+        ops in proptest::collection::vec(op(true), 1..80),
+        max_tags in mirror_bound(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        let mut w = World::new(true, None, true, max_tags);
+        for op in &ops {
+            w.apply(op)?;
+        }
+        w.finish_requests()?;
+        w.settle()?;
+    }
+
+    #[test]
+    fn any_hscan_answers_no_singular_handler_read_serves_what_a_resolved_revalidation_invalidated(
+        push in any::<bool>(),
+        leases in prop::bool::weighted(0.75),
+        ops in proptest::collection::vec(mixed_op(), 1..160),
+        max_tags in mirror_bound(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, max_tags, &ops)?;
+    }
+
+    #[test]
+    fn any_hscan_answers_a_bounded_mirror_gives_back_what_it_folded_to_every_instance(
+        ops in proptest::collection::vec(fold_op(), 1..60),
+        max_tags in prop_oneof![Just(1u32), Just(2)],
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        pulling_history_settles(&ops, max_tags)?;
+    }
+
+    #[test]
+    fn any_hscan_answers_a_state_that_lost_its_meta_hash_alone_keeps_the_contract(
+        ops in proptest::collection::vec(
+            prop_oneof![8 => fold_op(), 1 => Just(Op::LoseMeta)],
+            1..60,
+        ),
+        max_tags in prop_oneof![Just(1u32), Just(2)],
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        let mut w = World::new(false, None, true, max_tags);
+        for op in &ops {
+            w.apply(op)?;
+        }
+        w.finish_requests()?;
+        w.settle()?;
+        follows_in_part(&mut w)?;
+    }
+
+    #[test]
+    fn any_hscan_answers_a_page_rewrite_survives_flushes_failovers_and_a_lost_meta_hash(
+        ops in proptest::collection::vec(
+            prop_oneof![
+                24 => page_op(),
+                2 => Just(Op::LoseMeta),
+                2 => Just(Op::Flush),
+                1 => Just(Op::Snapshot),
+                1 => Just(Op::Failover),
+            ],
+            1..80,
+        ),
+        max_tags in mirror_bound(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        page_rewrite_history_settles(&ops, max_tags)?;
+    }
+}
+
+proptest! {
+    // The one-mirror histories: fast, and the closest to the scans.
+    #![proptest_config(ProptestConfig { cases: cases(4096), ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_hscan_answers_a_synced_mirror_knows_the_state_its_refresh_was_answered_from(
+        ops in proptest::collection::vec(mirror_op(), 1..60),
+        (max_tags, part_limit, window) in one_mirror_bounds(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        one_mirror_history(&ops, max_tags, part_limit, window)?;
+    }
+
+    #[test]
+    fn any_hscan_answers_a_caught_up_mirror_knows_its_last_pull_and_what_it_heard_since(
+        ops in proptest::collection::vec(push_op(), 1..60),
+        (max_tags, part_limit, window) in one_mirror_bounds(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        pushed_mirror_history(&ops, max_tags, part_limit, window)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(1024), ..ProptestConfig::default() })]
+
+    /// The model keeps HSCAN's one guarantee whatever the tape: a scan ends (its tape
+    /// exhausted, pages of two go on), and returns every tag present for the whole of it at
+    /// least once, while tags enter the state between its calls.
+    #[test]
+    fn the_model_of_hscan_returns_every_tag_present_for_the_whole_scan(
+        present in proptest::collection::btree_set(0u8..12, 0..10),
+        entering in proptest::collection::vec((0usize..12, 0u8..12), 0..10),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        let mut state = TagState::default();
+        let revalidate = |state: &mut TagState, tag: u8| {
+            let args = ["1000", "0", "c", "x", ""].map(str::to_owned);
+            let mut args = args.to_vec();
+            args.push(format!("t{tag}"));
+            state.update(&args);
+        };
+        for tag in &present {
+            revalidate(&mut state, *tag);
+        }
+        let mut cursor = "0".to_owned();
+        let mut returned = HashSet::new();
+        let mut ended = false;
+        for call in 0..scan.len() + 40 {
+            for (_, tag) in entering.iter().filter(|(at, _)| *at == call) {
+                revalidate(&mut state, *tag);
+            }
+            let (next, items) = state.scan(&cursor);
+            for tag in items.iter().step_by(2) {
+                returned.insert(tag.clone());
+            }
+            if next == "0" {
+                ended = true;
+                break;
+            }
+            cursor = next;
+        }
+        let notes = take_scan_notes().join("\n");
+        prop_assert!(ended, "{notes}\nthe scan did not end");
+        for tag in &present {
+            prop_assert!(
+                returned.contains(&format!("t{tag}")),
+                "{notes}\nt{tag}, present for the whole scan, was not returned"
+            );
+        }
+    }
 }
