@@ -2554,3 +2554,65 @@ fn a_state_hash_lost_after_its_log_is_loaded_again() {
     merge_back(conn, &mut reader, "epoch-r");
     all_know(conn, &mut [&mut reader], &writer, &["a", "b"]);
 }
+
+/// A process that follows by push loads a state whose log went (named `<epoch>~<ver>+`), and
+/// page writes go on while no tag update comes: they announce the meta hash's own epoch.
+/// Taken for another state's, each one was a tag gap (a pull) and a new page generation (the
+/// tier's page copies never served), for as long as no revalidation came.
+#[test]
+fn page_writes_over_a_state_that_lost_its_log_keep_a_push_follower_caught_up() {
+    use fleetcache_core::tags::Announced;
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut sub = server.connect();
+    let mut follower = engine();
+    follower.follow_tags_by_push(600_000.0).unwrap();
+    follower.confirm_plain_redis();
+    let keys = follower.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    sub.cmd(&["SSUBSCRIBE", &channel]);
+    follower.tag_channel_up();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    writer.announce_page_writes();
+    update_as(conn, &mut writer, "a", 1000.0, "id-1");
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    let page_write = |conn: &mut Conn, id: &str| {
+        let call = entry_write_call_for(&entry, &meta, &channel, id);
+        assert_eq!(eval_with_value(conn, &call, b"v"), Reply::Int(1));
+    };
+    page_write(conn, "1");
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    // The page write's message is older than the pulls below (the update announced nothing:
+    // its writer pulls).
+    message(&mut sub);
+    // Pulls until caught up: the load, then the pull that finds the page write it knows.
+    let now = LATER;
+    for _ in 0..4 {
+        if follower.tags_caught_up(Millis(now)) {
+            break;
+        }
+        let reply = conn
+            .run(&follower.plan_tag_pull(Millis(now)))
+            .bulk()
+            .to_vec();
+        follower.apply_refresh(&reply, Millis(now)).unwrap();
+    }
+    assert_eq!(follower.mirror().epoch(), "id-1~1+");
+    assert!(follower.tags_caught_up(Millis(now)));
+    let stamp = follower.page_heard();
+    for id in ["2", "3"] {
+        page_write(conn, id);
+        let msg = message(&mut sub);
+        assert_eq!(netstring::decode(&msg).unwrap()[1], b"id-1");
+        assert_eq!(
+            follower.apply_announcement(&msg),
+            Ok(Announced::Applied(0)),
+            "page write {id}: the next of the sequence, of the state followed"
+        );
+        assert!(follower.tags_caught_up(Millis(now)), "page write {id}");
+    }
+    // Two page writes heard, no gap (a gap counts too, and starts a new page generation).
+    assert_eq!(follower.page_heard(), stamp.wrapping_add(2));
+}
