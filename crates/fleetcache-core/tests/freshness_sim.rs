@@ -370,6 +370,17 @@ impl TagState {
 
     /// `tag_merge.lua`.
     fn merge(&mut self, args: &[String]) -> Vec<u8> {
+        // No record over a meta hash with an epoch and a version: the state as it is replies.
+        if let (1, Some(epoch)) = (args.len(), &self.epoch) {
+            if self.ver > 0 {
+                return netstring::encode([
+                    epoch.clone(),
+                    self.ver.to_string(),
+                    self.ids.get(&self.ver).cloned().unwrap_or_default(),
+                    "0".to_owned(),
+                ]);
+            }
+        }
         self.remake_if_damaged(&args[0]);
         let reply = self.bump(&args[0]);
         for pair in args[1..].chunks(2) {

@@ -43,6 +43,18 @@ for i = 2, #ARGV, 2 do
   end
 end
 
+-- No record, over a meta hash with an epoch and a version (another reader's merge made it
+-- anew first, or a page write and an update): nothing to write, the state as it is replies. A
+-- version more over no log would read as a log lost (below), and each such merge, making the
+-- keys a new state, would have every reader load again.
+if #ARGV == 1 then
+  local e, v = redis.call('HGET', meta, 'epoch'), redis.call('HGET', meta, 'ver')
+  if e and v then
+    return netstring(e) .. netstring(v) .. netstring(redis.call('HGET', meta, 'v:' .. v) or '')
+      .. netstring('0')
+  end
+end
+
 -- A state hash or log gone under versions (tag_refresh.lua says how it shows): the keys become
 -- a new state of what is left, as after a flush; written over, the loss would hide behind
 -- this call's own tags.
