@@ -258,7 +258,7 @@ fn ms(s: &str) -> f64 {
 impl TagState {
     /// The state hash or the version log lost under versions, as the scripts tell it: the
     /// log's last tag (ZRANGE -1 -1: highest score, then last by name) lacks a record, or there
-    /// is no log under a version.
+    /// is no log under a version or under records.
     fn damaged(&self) -> bool {
         self.damage().is_some()
     }
@@ -268,7 +268,9 @@ impl TagState {
     fn damage(&self) -> Option<&'static str> {
         match self.log.iter().max_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0))) {
             Some((top, _)) => (!self.records.contains_key(top)).then_some("~"),
-            None if self.ver > 0 => Some(if self.records.is_empty() { "~" } else { "+" }),
+            None if self.ver > 0 || !self.records.is_empty() => {
+                Some(if self.records.is_empty() { "~" } else { "+" })
+            }
             None => None,
         }
     }

@@ -2670,3 +2670,53 @@ fn merges_of_no_record_after_the_meta_hash_and_log_went_load_the_state_a_bounded
         "loads per reader: {loads:?} (no-meta, the state made anew, once more at most)"
     );
 }
+
+/// The meta hash lost alone and made anew by a page write (an epoch, no version), then the log
+/// lost: no version tells that a log is gone. Records were left without one, so the state is
+/// named as a state that lost its log, and: the state hash going next is seen (a reader that
+/// loaded the records gives them back; seen as nothing changed, a process started later never
+/// learnt them), and the next update makes a new state (numbered from 1 again over the same
+/// epoch, its version was the one a reader had followed with no id to check, and that reader
+/// took itself for up to date without it).
+#[test]
+fn a_log_lost_under_a_meta_hash_a_page_write_made_anew_is_seen() {
+    for then in ["state lost", "update"] {
+        let mut server = start();
+        let conn = &mut server.conn;
+        let mut writer = engine();
+        writer.announce_page_writes();
+        update_as(conn, &mut writer, "a", 1000.0, "id-1");
+        let keys = writer.namespace().tag_keys();
+        assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
+        let entry = writer.entry_key(&fleetcache_core::Interface::Incremental, "/p");
+        let call = entry_write_call_for(&entry, &keys.meta, &keys.announce, "1");
+        assert_eq!(eval_with_value(conn, &call, b"v"), Reply::Int(1));
+        // A reader follows the state from the log's highest score, with no id to check.
+        let mut reader = engine();
+        refresh(conn, &mut reader);
+        assert_eq!(
+            (reader.mirror().epoch(), reader.mirror().version()),
+            ("w1", 1)
+        );
+        assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+        if then == "state lost" {
+            let (reply, summary) = refresh(conn, &mut reader);
+            assert!(summary.full && head_of(&reply)[0] == "w1~0+", "{reply:?}");
+            assert_eq!(conn.cmd(&["DEL", &keys.state]), Reply::Int(1));
+            let (_, summary) = refresh(conn, &mut reader);
+            assert!(summary.full, "the state hash lost after the log is seen");
+            merge_back(conn, &mut reader, "epoch-r");
+            let mut late = engine();
+            refresh(conn, &mut late);
+            assert_eq!(late.mirror().record("a"), writer.mirror().record("a"));
+        } else {
+            let mut other = engine();
+            let reply = update_as(conn, &mut other, "t", 2000.0, "id-t");
+            let (_, summary) = refresh(conn, &mut reader);
+            assert_eq!(reader.mirror().record("t"), other.mirror().record("t"));
+            assert_eq!(reader.mirror().record("a"), writer.mirror().record("a"));
+            assert!(summary.full, "a new state is loaded");
+            assert_eq!(netstring::decode(&reply).unwrap()[0], b"id-t");
+        }
+    }
+}

@@ -76,9 +76,11 @@ else
   local mark
   if top then
     mark = not redis.call('HGET', state, top) and '~'
-  elseif ver > 0 then
+  else
+    -- No log under records shows it too when no version does (a page write made the meta
+    -- hash anew, epoch only): else the records going next would look like nothing changed.
     local probe = redis.call('HSCAN', state, '0', 'COUNT', 1)
-    mark = (probe[1] ~= '0' or #probe[2] > 0) and '+' or '~'
+    mark = ((probe[1] ~= '0' or #probe[2] > 0) and '+') or (ver > 0 and '~')
   end
   if mark then
     epoch, ver = epoch .. '~' .. int(ver) .. mark, 0
