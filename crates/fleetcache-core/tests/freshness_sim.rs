@@ -441,6 +441,14 @@ impl TagState {
         for p in args[5..].chunks(2) {
             check(p[0].parse::<u64>().unwrap(), &p[1], false);
         }
+        // A known version with no id that has one now was made since by another update.
+        if known_vid.is_empty()
+            && known_ver > 0
+            && known_ver <= state_ver
+            && self.ids.contains_key(&known_ver)
+        {
+            mismatch = true;
+        }
         let replaced = epoch == EPOCH_WITHOUT_META
             || epoch != *known_epoch
             || known_ver > state_ver

@@ -2720,3 +2720,49 @@ fn a_log_lost_under_a_meta_hash_a_page_write_made_anew_is_seen() {
         }
     }
 }
+
+/// The meta hash lost alone and made anew by a page write; a reader follows the state from the
+/// log's highest score (version 1, no id: the ids went with the meta hash); then the log and
+/// the state hash go too, and another process revalidates `b`. Numbered 1 again over the same
+/// epoch, that update passed for the version the reader followed: it never learnt `b` (judging
+/// entries of `b` fresh after their revalidation) nor gave back `a`. A known version with no id
+/// that has one now is another update's.
+#[test]
+fn a_version_followed_with_no_id_that_has_one_now_is_another_updates() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    update_as(conn, &mut writer, "a", 1000.0, "id-1");
+    let keys = writer.namespace().tag_keys();
+    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
+    let entry = writer.entry_key(&fleetcache_core::Interface::Incremental, "/p");
+    let call = entry_write_call_for(&entry, &keys.meta, &keys.announce, "1");
+    assert_eq!(eval_with_value(conn, &call, b"v"), Reply::Int(1));
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(
+        (reader.mirror().epoch(), reader.mirror().version()),
+        ("w1", 1)
+    );
+    for key in [&keys.log, &keys.state] {
+        assert_eq!(conn.cmd(&["DEL", key]), Reply::Int(1));
+    }
+    let mut other = engine();
+    update_as(conn, &mut other, "b", 2000.0, "id-b");
+    let (_, summary) = refresh(conn, &mut reader);
+    assert_eq!(reader.mirror().record("b"), other.mirror().record("b"));
+    assert!(summary.full);
+    merge_back(conn, &mut reader, "epoch-r");
+    let mut late = engine();
+    refresh(conn, &mut late);
+    for (tag, knows) in [("a", &writer), ("b", &other)] {
+        assert_eq!(
+            late.mirror().record(tag),
+            knows.mirror().record(tag),
+            "{tag}"
+        );
+    }
+    // The state made anew by the page write, followed in part after its next update: no load.
+    let (_, summary) = refresh(conn, &mut reader);
+    assert!(!summary.full);
+}
