@@ -13,7 +13,7 @@ use crate::scripts::{
     TAG_REFRESH, TAG_UPDATE,
 };
 use crate::tags::{
-    canonical_tag, parse_announcement, Announced, Freshness, PageWrite, RefreshSummary,
+    canonical_tag, meta_epoch, parse_announcement, Announced, Freshness, PageWrite, RefreshSummary,
     Revalidation, TagMirror, TagRecord, PAGE_COUNT,
 };
 use crate::time::Millis;
@@ -384,7 +384,12 @@ impl TagSync {
                 let Some(push) = self.push.as_mut() else {
                     return (Ok(Announced::Known), Vec::new().into_iter());
                 };
-                if mirror.is_synced() && !mirror.is_loading() && head.epoch != mirror.epoch() {
+                // A page write announces the meta hash's epoch, which a state that lost its
+                // hash or log is named after (tags::meta_epoch): that state is not another.
+                if mirror.is_synced()
+                    && !mirror.is_loading()
+                    && head.epoch != meta_epoch(mirror.epoch())
+                {
                     push.heard_gap();
                 }
                 // The written key, then the id of the write it follows.

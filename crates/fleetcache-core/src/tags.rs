@@ -406,6 +406,26 @@ pub const PART_TAGS: usize = 4000;
 /// loads. The host's epochs are 32 hex digits, never this.
 pub const EPOCH_WITHOUT_META: &str = "no-meta";
 
+/// The meta hash's own epoch under `name`, the epoch a refresh answered: tag_refresh.lua names
+/// a state whose hash or log went `<epoch>~<ver>~` or `<epoch>~<ver>+` (a name of its own,
+/// which every reader loads), while page writes go on announcing the meta hash's epoch, the
+/// same state's. The host's epochs are hex digits (page writes': `w`, hex digits, a dot and a
+/// count), never a name of that form.
+pub fn meta_epoch(name: &str) -> &str {
+    // Bytes, not char patterns: the pattern machinery cost the wasm module some 360 bytes more
+    // (docs/decisions/0028-wasm-size-budget.md).
+    let b = name.as_bytes();
+    let Some((&(b'~' | b'+'), rest)) = b.split_last() else {
+        return name;
+    };
+    let digits = rest.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let head = rest.len() - digits;
+    match rest.get(..head).and_then(<[u8]>::split_last) {
+        Some((b'~', epoch)) if digits > 0 => name.get(..epoch.len()).unwrap_or(name),
+        _ => name,
+    }
+}
+
 /// A load of the whole state, page by page, started by a full refresh reply.
 #[derive(Clone, Debug, Default)]
 struct Loading {
@@ -985,8 +1005,9 @@ impl TagMirror {
             return self.apply_page(reply, now, keep_ms);
         }
         let reply = parse_reply(reply, true)?;
+        // The page-write sequence is the meta hash's, announced under its own epoch.
         self.page_write = reply.page.map(|(pver, pvid)| PageWrite {
-            epoch: reply.epoch.to_owned(),
+            epoch: meta_epoch(reply.epoch).to_owned(),
             pver,
             pvid: pvid.to_owned(),
         });
@@ -2731,6 +2752,23 @@ mod tests {
             items.push(r.encode());
         }
         netstring::encode(items)
+    }
+
+    #[test]
+    fn the_meta_epoch_of_a_state_named_after_a_lost_hash_or_log() {
+        for (name, epoch) in [
+            ("e1~25~", "e1"),
+            ("e1~25+", "e1"),
+            ("e1", "e1"),
+            ("e1~~", "e1~~"),
+            ("e1~+", "e1~+"),
+            ("e125+", "e125+"),
+            ("we1.7", "we1.7"),
+            (EPOCH_WITHOUT_META, EPOCH_WITHOUT_META),
+            ("", ""),
+        ] {
+            assert_eq!(meta_epoch(name), epoch, "{name}");
+        }
     }
 
     #[test]

@@ -358,7 +358,7 @@ fn ms(s: &str) -> f64 {
 impl TagState {
     /// The state hash or the version log lost under versions, as the scripts tell it: the
     /// log's last tag (ZRANGE -1 -1: highest score, then last by name) lacks a record, or there
-    /// is no log under a version.
+    /// is no log under a version or under records.
     fn damaged(&self) -> bool {
         self.damage().is_some()
     }
@@ -368,7 +368,9 @@ impl TagState {
     fn damage(&self) -> Option<&'static str> {
         match self.log.iter().max_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0))) {
             Some((top, _)) => (!self.records.contains_key(top)).then_some("~"),
-            None if self.ver > 0 => Some(if self.records.is_empty() { "~" } else { "+" }),
+            None if self.ver > 0 || !self.records.is_empty() => {
+                Some(if self.records.is_empty() { "~" } else { "+" })
+            }
             None => None,
         }
     }
@@ -479,6 +481,17 @@ impl TagState {
 
     /// `tag_merge.lua`.
     fn merge(&mut self, args: &[String]) -> Vec<u8> {
+        // No record over a meta hash with an epoch and a version: the state as it is replies.
+        if let (1, Some(epoch)) = (args.len(), &self.epoch) {
+            if self.ver > 0 {
+                return netstring::encode([
+                    epoch.clone(),
+                    self.ver.to_string(),
+                    self.ids.get(&self.ver).cloned().unwrap_or_default(),
+                    "0".to_owned(),
+                ]);
+            }
+        }
         self.remake_if_damaged(&args[0]);
         let reply = self.bump(&args[0]);
         for pair in args[1..].chunks(2) {
@@ -537,6 +550,14 @@ impl TagState {
         check(known_ver, known_vid, anchored);
         for p in args[5..].chunks(2) {
             check(p[0].parse::<u64>().unwrap(), &p[1], false);
+        }
+        // A known version with no id that has one now was made since by another update.
+        if known_vid.is_empty()
+            && known_ver > 0
+            && known_ver <= state_ver
+            && self.ids.contains_key(&known_ver)
+        {
+            mismatch = true;
         }
         let replaced = epoch == EPOCH_WITHOUT_META
             || epoch != *known_epoch

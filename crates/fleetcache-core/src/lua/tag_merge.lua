@@ -43,12 +43,25 @@ for i = 2, #ARGV, 2 do
   end
 end
 
+-- No record, over a meta hash with an epoch and a version (another reader's merge made it
+-- anew first, or a page write and an update): nothing to write, the state as it is replies. A
+-- version more over no log would read as a log lost (below), and each such merge, making the
+-- keys a new state, would have every reader load again.
+if #ARGV == 1 then
+  local e, v = redis.call('HGET', meta, 'epoch'), redis.call('HGET', meta, 'ver')
+  if e and v then
+    return netstring(e) .. netstring(v) .. netstring(redis.call('HGET', meta, 'v:' .. v) or '')
+      .. netstring('0')
+  end
+end
+
 -- A state hash or log gone under versions (tag_refresh.lua says how it shows): the keys become
 -- a new state of what is left, as after a flush; written over, the loss would hide behind
 -- this call's own tags.
 local top = redis.call('ZRANGE', log, -1, -1)[1]
-if (top and not redis.call('HGET', state, top))
-    or (not top and tonumber(redis.call('HGET', meta, 'ver') or '0') > 0) then
+local probe = not top and redis.call('HSCAN', state, '0', 'COUNT', 1)
+if (top and not redis.call('HGET', state, top)) or (probe and (probe[1] ~= '0'
+    or #probe[2] > 0 or tonumber(redis.call('HGET', meta, 'ver') or '0') > 0)) then
   redis.call('DEL', log)
   redis.call('HDEL', meta, 'ver')
   redis.call('HSET', meta, 'epoch', candidate)

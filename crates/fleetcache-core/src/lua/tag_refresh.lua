@@ -76,9 +76,11 @@ else
   local mark
   if top then
     mark = not redis.call('HGET', state, top) and '~'
-  elseif ver > 0 then
+  else
+    -- No log under records shows it too when no version does (a page write made the meta
+    -- hash anew, epoch only): else the records going next would look like nothing changed.
     local probe = redis.call('HSCAN', state, '0', 'COUNT', 1)
-    mark = (probe[1] ~= '0' or #probe[2] > 0) and '+' or '~'
+    mark = ((probe[1] ~= '0' or #probe[2] > 0) and '+') or (ver > 0 and '~')
   end
   if mark then
     epoch, ver = epoch .. '~' .. int(ver) .. mark, 0
@@ -120,6 +122,12 @@ end
 local anchored = anchor_vid ~= '' and anchor_ver >= known_ver and anchor_ver <= ver
   and vid(anchor_ver) == anchor_vid
 check(known_ver, known_vid, anchored)
+-- A known version with no id (a page write made the meta hash anew, ids gone: the reader
+-- follows the log's highest score) that has one now was made since by another update: the
+-- log and the state hash went and the numbers began again over the same epoch.
+if known_vid == '' and known_ver > 0 and known_ver <= ver and vid(known_ver) ~= '' then
+  mismatch = true
+end
 for i = 6, #ARGV - 1, 2 do
   check(tonumber(ARGV[i]) or 0, ARGV[i + 1])
 end

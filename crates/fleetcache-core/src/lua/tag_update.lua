@@ -57,8 +57,9 @@ end
 -- a new state of what is left, as after a flush; written over, the loss would hide behind
 -- this call's own tags.
 local top = redis.call('ZRANGE', log, -1, -1)[1]
-if (top and not redis.call('HGET', state, top))
-    or (not top and tonumber(redis.call('HGET', meta, 'ver') or '0') > 0) then
+local probe = not top and redis.call('HSCAN', state, '0', 'COUNT', 1)
+if (top and not redis.call('HGET', state, top)) or (probe and (probe[1] ~= '0'
+    or #probe[2] > 0 or tonumber(redis.call('HGET', meta, 'ver') or '0') > 0)) then
   redis.call('DEL', log)
   redis.call('HDEL', meta, 'ver')
   redis.call('HSET', meta, 'epoch', candidate)
