@@ -1817,7 +1817,12 @@ mod tests {
         let call = e.plan_tag_refresh();
         assert_eq!(call.script.name, "tag_page");
         assert_eq!(call.keys, e.namespace().tag_keys().to_vec());
-        assert_eq!(call.args, ["c1", "1000", ver, "v"]);
+        let epoch_named = if epoch == crate::tags::EPOCH_WITHOUT_META {
+            ""
+        } else {
+            epoch
+        };
+        assert_eq!(call.args, ["c1", "1000", ver, "v", epoch_named]);
         let mut page = vec![
             "page".to_owned(),
             "0".to_owned(),

@@ -463,6 +463,7 @@ impl TagSync {
                     crate::text::u64_text(PAGE_COUNT.into()),
                     crate::text::u64_text(seen),
                     seen_vid.to_owned(),
+                    mirror.page_epoch().unwrap_or_default().to_owned(),
                 ],
             };
         }

@@ -747,6 +747,17 @@ impl TagMirror {
         self.loading.as_ref().map(|l| (l.seen.0, l.seen.1.as_str()))
     }
 
+    /// While loading, the epoch the meta hash held when the load began (`""`: none, a state
+    /// without one); the next page asks the script to check it still does. A version the
+    /// reader follows with no id (the meta hash made anew by a page write) checks nothing, and
+    /// a page of a state flushed since, with no epoch or another, would end the load unseen.
+    pub fn page_epoch(&self) -> Option<&str> {
+        self.loading.as_ref().map(|l| match l.epoch.as_str() {
+            EPOCH_WITHOUT_META => "",
+            name => meta_epoch(name),
+        })
+    }
+
     /// Declares the mirror complete without Redis: for a process with no shared state at
     /// all, its own revalidations are all there is.
     pub fn mark_synced(&mut self) {

@@ -1136,7 +1136,7 @@ fn a_load_checks_the_versions_its_pages_were_read_at() {
     let call = reader.plan_tag_refresh();
     assert_eq!(call.script.name, "tag_page");
     assert_eq!(call.keys, keys.to_vec());
-    assert_eq!(&call.args[2..], ["10", "epoch-1"]);
+    assert_eq!(&call.args[2..], ["10", "epoch-1", "epoch-1"]);
     let page = conn.run(&call).bulk().to_vec();
     let items = netstring::decode(&page).unwrap();
     let (ver, id) = meta_ver(conn);
@@ -2321,11 +2321,10 @@ fn a_state_that_lost_its_meta_hash_alone_is_loaded_by_a_new_reader() {
 
 /// A state of 2,500 records whose meta hash was lost alone is loaded page by page by a new
 /// reader (the pages name no version to check: `no-meta` has none). Another process makes the
-/// meta hash anew and a revalidation follows while the pages are read: the reader is not synced
-/// at the end of that load (the catch-up refresh finds the new epoch and loads again), and
-/// once synced it holds the revalidation and follows the state in part. A reader whose load of
-/// `no-meta` ends after the meta hash was made anew sends a merge of no record all the same,
-/// which writes nothing.
+/// meta hash anew and a revalidation follows while the pages are read: the reader's next page
+/// finds an epoch where its load began under none and is rolled back (no merge of no record
+/// from that load), the next refresh loads the new state, and once synced the reader holds
+/// the revalidation and follows the state in part.
 #[test]
 fn a_large_state_that_lost_its_meta_hash_is_loaded_in_pages_and_made_anew_once() {
     let mut server = start();
@@ -2372,8 +2371,9 @@ fn a_large_state_that_lost_its_meta_hash_is_loaded_in_pages_and_made_anew_once()
         !reader.mirror().is_synced(),
         "a load of records without an epoch is never taken as synced after its pages"
     );
-    // Its own merge of no record writes nothing: the state was made anew.
-    assert_eq!(merge_back(conn, &mut reader, "epoch-r"), 1);
+    // Its load was rolled back at the first page after the meta hash was made anew (an epoch
+    // where the load began under none): no comparison, so no merge of no record to send.
+    assert_eq!(merge_back(conn, &mut reader, "epoch-r"), 0);
     assert_eq!(
         conn.cmd(&["HGET", &meta, "epoch"]),
         Reply::Bulk(Some(b"epoch-m".to_vec()))
@@ -2769,4 +2769,39 @@ fn a_version_followed_with_no_id_that_has_one_now_is_another_updates() {
     // The state made anew by the page write, followed in part after its next update: no load.
     let (_, summary) = refresh(conn, &mut reader);
     assert!(!summary.full);
+}
+
+/// A load of a state whose meta hash a page write made anew (an epoch, no version: the pages
+/// name no id to check), the state flushed between its pages: the next page finds no epoch
+/// where the load began under one, and is rolled back, not read from the empty state as the
+/// end of the load. The same for a page write's new epoch after the flush.
+#[test]
+fn a_page_of_a_state_flushed_since_the_load_began_is_rolled_back() {
+    for rewritten in [false, true] {
+        let mut server = start();
+        let conn = &mut server.conn;
+        let mut writer = engine();
+        large_state(conn, &mut writer);
+        let meta = writer.namespace().tag_keys().meta;
+        assert_eq!(conn.cmd(&["DEL", &meta]), Reply::Int(1));
+        conn.cmd(&[
+            "HSET", &meta, "epoch", "wpage", "pver", "1", "pvid", "wpage",
+        ]);
+        let mut reader = engine();
+        let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
+        assert!(reader.mirror().is_loading());
+        assert_eq!(conn.cmd(&["FLUSHALL"]), Reply::Simple("OK".into()));
+        if rewritten {
+            conn.cmd(&[
+                "HSET", &meta, "epoch", "wother", "pver", "1", "pvid", "wother",
+            ]);
+        }
+        let page = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
+        assert_eq!(
+            netstring::decode(&page).unwrap()[4],
+            b"1",
+            "rewritten {rewritten}: the page is rolled back"
+        );
+    }
 }

@@ -5,14 +5,15 @@
 -- ARGV: cursor ('0' to start; else '<server>:<HSCAN cursor>', as the previous page or the full
 --       refresh reply gave it), count (a hint of how many tags per page), then the version
 --       and id of the state the reader's previous page (or the full refresh reply that
---       started the load) was read at ('' id: none to check).
+--       started the load) was read at ('' id: none to check), and the meta hash's epoch the
+--       load began under ('' for none).
 -- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page, else
 --        '<server>:<HSCAN cursor>'), ver,
 --        vid (the state's version now and its id), rolled_back, then tag, record, ... (a tag
 --        may come twice: the reader takes the later reading). rolled_back is '1' when the version
---        the reader named is above ver or now carries another id or none: a failover or a
---        flush since the previous page may have lost what the load saw, so the reader loads
---        the state again; no tags then, and cursor '0'.
+--        the reader named is above ver or now carries another id or none, or the epoch is
+--        another or none: a failover or a flush since the previous page may have lost what
+--        the load saw, so the reader loads the state again; no tags then, and cursor '0'.
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
 -- A version is digits only: tonumber takes 'nan' and 'inf', which no comparison would catch.
@@ -34,8 +35,11 @@ if (top and not redis.call('HGET', KEYS[1], top)) or (not top and ver ~= '0') th
   ver = '0'
 end
 local seen = tonumber(ARGV[3])
-local rolled_back = ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
-  or redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4])
+-- And the epoch the load began under (ARGV[5], '' for none): another now, or none, is a flush
+-- or a new state since, even where no version's id was there to check.
+local rolled_back = (ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
+  or redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4]))
+  or (ARGV[5] ~= nil and (redis.call('HGET', meta, 'epoch') or '') ~= ARGV[5])
 
 -- An HSCAN cursor means something to the server process that gave it only: each draws the
 -- seed of its hash function at start, so the same state on another process (a failover that
