@@ -753,10 +753,12 @@ impl TagState {
         let (seen, seen_vid) = (args[2].parse::<u64>().unwrap(), &args[3]);
         // A damaged state reads as version 0, as the refresh answers it.
         let ver = if self.damaged() { 0 } else { self.ver };
-        // And the meta hash's epoch the load began under: another, or none, is rolled back.
+        // A version named with no id (an epoch with no version) and a version written since,
+        // and the meta hash's epoch the load began under: another, or none, is rolled back.
         let rolled_back = (!seen_vid.is_empty()
             && seen > 0
             && (seen > ver || self.ids.get(&seen) != Some(seen_vid)))
+            || (seen_vid.is_empty() && seen > 0 && self.ver > 0)
             || args
                 .get(4)
                 .is_some_and(|e| *e != self.epoch.clone().unwrap_or_default());

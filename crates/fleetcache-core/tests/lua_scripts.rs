@@ -2774,15 +2774,18 @@ fn a_version_followed_with_no_id_that_has_one_now_is_another_updates() {
 /// A load of a state whose meta hash a page write made anew (an epoch, no version: the pages
 /// name no id to check), the state flushed between its pages: the next page finds no epoch
 /// where the load began under one, and is rolled back, not read from the empty state as the
-/// end of the load. The same for a page write's new epoch after the flush.
+/// end of the load. The same for a page write's new epoch after the flush, and for the state
+/// hash and log lost with an update after them, which numbers its version 1 under the same
+/// epoch (a version written where the load began under none).
 #[test]
 fn a_page_of_a_state_flushed_since_the_load_began_is_rolled_back() {
-    for rewritten in [false, true] {
+    for (rewritten, renumbered) in [(false, false), (true, false), (false, true)] {
         let mut server = start();
         let conn = &mut server.conn;
         let mut writer = engine();
         large_state(conn, &mut writer);
-        let meta = writer.namespace().tag_keys().meta;
+        let keys = writer.namespace().tag_keys();
+        let meta = keys.meta.clone();
         assert_eq!(conn.cmd(&["DEL", &meta]), Reply::Int(1));
         conn.cmd(&[
             "HSET", &meta, "epoch", "wpage", "pver", "1", "pvid", "wpage",
@@ -2791,7 +2794,16 @@ fn a_page_of_a_state_flushed_since_the_load_began_is_rolled_back() {
         let first = conn.run(&reader.plan_tag_refresh()).bulk().to_vec();
         assert!(reader.apply_refresh(&first, Millis(LATER)).unwrap().full);
         assert!(reader.mirror().is_loading());
-        assert_eq!(conn.cmd(&["FLUSHALL"]), Reply::Simple("OK".into()));
+        if renumbered {
+            assert_eq!(conn.cmd(&["DEL", &keys.state, &keys.log]), Reply::Int(2));
+            update_as(conn, &mut writer, "late", 9000.0, "epoch-late");
+            assert_eq!(
+                conn.cmd(&["HGET", &meta, "epoch"]),
+                Reply::Bulk(Some(b"wpage".to_vec()))
+            );
+        } else {
+            assert_eq!(conn.cmd(&["FLUSHALL"]), Reply::Simple("OK".into()));
+        }
         if rewritten {
             conn.cmd(&[
                 "HSET", &meta, "epoch", "wother", "pver", "1", "pvid", "wother",
@@ -2801,7 +2813,7 @@ fn a_page_of_a_state_flushed_since_the_load_began_is_rolled_back() {
         assert_eq!(
             netstring::decode(&page).unwrap()[4],
             b"1",
-            "rewritten {rewritten}: the page is rolled back"
+            "rewritten {rewritten}, renumbered {renumbered}: the page is rolled back"
         );
     }
 }
