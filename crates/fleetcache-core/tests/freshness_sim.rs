@@ -5414,6 +5414,28 @@ struct PushReader {
 }
 
 impl PushReader {
+    /// `reader` (following by push) against an empty state, its channel not yet confirmed.
+    fn new(reader: Engine) -> PushReader {
+        PushReader {
+            redis: TagState::default(),
+            page: Vec::new(),
+            kept: None,
+            reader,
+            out: Vec::new(),
+            connected: false,
+            told_up: false,
+            queue: VecDeque::new(),
+            heard: Vec::new(),
+            published: 0,
+            lost_told: Vec::new(),
+            planned: PullMark::default(),
+            pull_page: Vec::new(),
+            pulled: None,
+            now: T0,
+            trace: Vec::new(),
+        }
+    }
+
     /// Runs `call` on the model; an update's announcement goes to the channel.
     fn run(&mut self, call: &ScriptCall) -> Vec<u8> {
         let reply = run_script(&mut self.redis, call);
@@ -5718,24 +5740,7 @@ fn pushed_mirror_history(
     writer.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
     let mut reader = Engine::new(config(None, false, max_tags)).unwrap();
     reader.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
-    let mut w = PushReader {
-        redis: TagState::default(),
-        page: Vec::new(),
-        kept: None,
-        reader,
-        out: Vec::new(),
-        connected: false,
-        told_up: false,
-        queue: VecDeque::new(),
-        heard: Vec::new(),
-        published: 0,
-        lost_told: Vec::new(),
-        planned: PullMark::default(),
-        pull_page: Vec::new(),
-        pulled: None,
-        now: T0,
-        trace: Vec::new(),
-    };
+    let mut w = PushReader::new(reader);
     // From a state of one epoch the reader follows, caught up: most histories then reach
     // announcements applied, and numbers reused, within a few steps.
     let tape = pause_scan_tape();
@@ -6307,24 +6312,7 @@ fn page_tier_history(ops: &[TierOp], excuse_rewinds: bool) -> Result<(), TestCas
     reader.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
     let key = reader.entry_key(&Interface::Incremental, INC_KEYS[0].0);
     let mut t = PageTier {
-        w: PushReader {
-            redis: TagState::default(),
-            page: Vec::new(),
-            kept: None,
-            reader,
-            out: Vec::new(),
-            connected: false,
-            told_up: false,
-            queue: VecDeque::new(),
-            heard: Vec::new(),
-            published: 0,
-            lost_told: Vec::new(),
-            planned: PullMark::default(),
-            pull_page: Vec::new(),
-            pulled: None,
-            now: T0,
-            trace: Vec::new(),
-        },
+        w: PushReader::new(reader),
         writer,
         key,
         values: Vec::new(),

@@ -2675,6 +2675,28 @@ fn merges_of_no_record_after_the_meta_hash_and_log_went_load_the_state_a_bounded
     );
 }
 
+/// A writer's revalidation of `a` (version 1), the meta hash then lost alone and made anew by a
+/// page write (epoch `w1`, no version), and a reader that follows the state from the log's
+/// highest score with no id to check (the ids went with the meta hash).
+fn reader_of_a_meta_hash_a_page_write_made_anew(
+    conn: &mut Conn,
+) -> (Engine, fleetcache_core::keys::TagKeys, Engine) {
+    let mut writer = engine();
+    update_as(conn, &mut writer, "a", 1000.0, "id-1");
+    let keys = writer.namespace().tag_keys();
+    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
+    let entry = writer.entry_key(&fleetcache_core::Interface::Incremental, "/p");
+    let call = entry_write_call_for(&entry, &keys.meta, &keys.announce, "1");
+    assert_eq!(eval_with_value(conn, &call, b"v"), Reply::Int(1));
+    let mut reader = engine();
+    refresh(conn, &mut reader);
+    assert_eq!(
+        (reader.mirror().epoch(), reader.mirror().version()),
+        ("w1", 1)
+    );
+    (writer, keys, reader)
+}
+
 /// The meta hash lost alone and made anew by a page write (an epoch, no version), then the log
 /// lost: no version tells that a log is gone. Records were left without one, so the state is
 /// named as a state that lost its log, and: the state hash going next is seen (a reader that
@@ -2687,21 +2709,7 @@ fn a_log_lost_under_a_meta_hash_a_page_write_made_anew_is_seen() {
     for then in ["state lost", "update"] {
         let mut server = start();
         let conn = &mut server.conn;
-        let mut writer = engine();
-        writer.announce_page_writes();
-        update_as(conn, &mut writer, "a", 1000.0, "id-1");
-        let keys = writer.namespace().tag_keys();
-        assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
-        let entry = writer.entry_key(&fleetcache_core::Interface::Incremental, "/p");
-        let call = entry_write_call_for(&entry, &keys.meta, &keys.announce, "1");
-        assert_eq!(eval_with_value(conn, &call, b"v"), Reply::Int(1));
-        // A reader follows the state from the log's highest score, with no id to check.
-        let mut reader = engine();
-        refresh(conn, &mut reader);
-        assert_eq!(
-            (reader.mirror().epoch(), reader.mirror().version()),
-            ("w1", 1)
-        );
+        let (writer, keys, mut reader) = reader_of_a_meta_hash_a_page_write_made_anew(conn);
         assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
         if then == "state lost" {
             let (reply, summary) = refresh(conn, &mut reader);
@@ -2735,19 +2743,7 @@ fn a_log_lost_under_a_meta_hash_a_page_write_made_anew_is_seen() {
 fn a_version_followed_with_no_id_that_has_one_now_is_another_updates() {
     let mut server = start();
     let conn = &mut server.conn;
-    let mut writer = engine();
-    update_as(conn, &mut writer, "a", 1000.0, "id-1");
-    let keys = writer.namespace().tag_keys();
-    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
-    let entry = writer.entry_key(&fleetcache_core::Interface::Incremental, "/p");
-    let call = entry_write_call_for(&entry, &keys.meta, &keys.announce, "1");
-    assert_eq!(eval_with_value(conn, &call, b"v"), Reply::Int(1));
-    let mut reader = engine();
-    refresh(conn, &mut reader);
-    assert_eq!(
-        (reader.mirror().epoch(), reader.mirror().version()),
-        ("w1", 1)
-    );
+    let (writer, keys, mut reader) = reader_of_a_meta_hash_a_page_write_made_anew(conn);
     for key in [&keys.log, &keys.state] {
         assert_eq!(conn.cmd(&["DEL", key]), Reply::Int(1));
     }
