@@ -395,6 +395,22 @@ impl TagState {
         }
     }
 
+    /// `entry_write.lua`'s part in the tag state for a page write of `key` with id `id`: the
+    /// epoch made if there is none, the page-write sequence moved; its announcement.
+    fn page_write(&mut self, id: String, key: &str) -> Vec<u8> {
+        self.epoch.get_or_insert_with(|| id.clone());
+        self.pver += 1;
+        let prev = std::mem::replace(&mut self.pvid, id.clone());
+        netstring::encode([
+            "p".to_owned(),
+            self.epoch.clone().unwrap_or_default(),
+            self.pver.to_string(),
+            id,
+            key.to_owned(),
+            prev,
+        ])
+    }
+
     fn bump(&mut self, candidate: &str) -> Vec<u8> {
         if self.epoch.is_none() {
             self.epoch = Some(candidate.to_owned());
@@ -953,18 +969,7 @@ impl Redis {
                         // entry_write.lua's id: the one the call carries (ARGV[4]), not one
                         // the model makes unique, so ids that repeat are seen to.
                         let id = format!("w{}", call.args.get(3).map_or("", String::as_str));
-                        let t = &mut self.tags;
-                        t.epoch.get_or_insert_with(|| id.clone());
-                        t.pver += 1;
-                        let prev = std::mem::replace(&mut t.pvid, id.clone());
-                        let msg = netstring::encode([
-                            "p".to_owned(),
-                            t.epoch.clone().unwrap_or_default(),
-                            t.pver.to_string(),
-                            id,
-                            key.clone(),
-                            prev,
-                        ]);
+                        let msg = self.tags.page_write(id, key);
                         self.published.push((msg, Some(n)));
                     }
                 }
@@ -5456,18 +5461,7 @@ impl PushReader {
     /// state) and the write is announced; `value`, the page entry's value numbered so, when
     /// `key` is the page's. The announcement's number on the channel.
     fn page_write(&mut self, id: String, key: &str, value: Option<usize>) -> usize {
-        let t = &mut self.redis;
-        t.epoch.get_or_insert_with(|| id.clone());
-        t.pver += 1;
-        let prev = std::mem::replace(&mut t.pvid, id.clone());
-        let msg = netstring::encode([
-            "p".to_owned(),
-            t.epoch.clone().unwrap_or_default(),
-            t.pver.to_string(),
-            id,
-            key.to_owned(),
-            prev,
-        ]);
+        let msg = self.redis.page_write(id, key);
         self.page.extend(value);
         self.publish(msg, Vec::new())
     }
