@@ -6609,7 +6609,7 @@ proptest! {
     #[test]
     fn any_hscan_answers_a_state_that_lost_its_meta_hash_alone_keeps_the_contract(
         ops in proptest::collection::vec(
-            prop_oneof![8 => fold_op(), 1 => Just(Op::LoseMeta)],
+            prop_oneof![8 => fold_op(), 1 => Just(Op::LoseMeta), 1 => lose_key()],
             1..60,
         ),
         max_tags in prop_oneof![Just(1u32), Just(2)],
@@ -6631,6 +6631,7 @@ proptest! {
             prop_oneof![
                 24 => page_op(),
                 2 => Just(Op::LoseMeta),
+                1 => lose_key(),
                 2 => Just(Op::Flush),
                 1 => Just(Op::Snapshot),
                 1 => Just(Op::Failover),
