@@ -27,15 +27,19 @@ end
 -- The test TAG_REFRESH makes of a version the reader names. HINCRBY wrote 'ver' as a plain
 -- integer, so it names its id's field as is.
 local meta = KEYS[3]
-local ver = redis.call('HGET', meta, 'ver') or '0'
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local top = last[1]
+-- An epoch with no version reads the log's highest score, as tag_refresh.lua answers it.
+local ver = redis.call('HGET', meta, 'ver') or redis.call('HGET', meta, 'epoch') and last[2] or '0'
 -- A state hash or log gone under versions reads as version 0, as tag_refresh.lua answers it.
-local top = redis.call('ZRANGE', KEYS[2], -1, -1)[1]
 if (top and not redis.call('HGET', KEYS[1], top)) or (not top and ver ~= '0') then
   ver = '0'
 end
+-- Below the version named: rolled back or damaged, even with no id to check (an epoch with
+-- no version keeps none).
 local seen = tonumber(ARGV[3])
-local rolled_back = ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
-  or redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4])
+local rolled_back = seen > 0 and (seen > tonumber(ver) or ARGV[4] ~= ''
+  and redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4])
 
 -- An HSCAN cursor means something to the server process that gave it only: each draws the
 -- seed of its hash function at start, so the same state on another process (a failover that
