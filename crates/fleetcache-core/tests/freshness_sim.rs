@@ -767,13 +767,18 @@ impl TagState {
     /// the version the reader names as `tag_refresh.lua` does (none of the scan when it fails).
     fn page(&mut self, args: &[String]) -> Vec<u8> {
         let (seen, seen_vid) = (args[2].parse::<u64>().unwrap(), &args[3]);
-        // A damaged state reads as version 0, as the refresh answers it.
-        let ver = if self.damaged() { 0 } else { self.ver };
-        // A version named with no id (an epoch with no version) and a version written since,
-        // and the meta hash's epoch the load began under: another, or none, is rolled back.
-        let rolled_back = (!seen_vid.is_empty()
-            && seen > 0
-            && (seen > ver || self.ids.get(&seen) != Some(seen_vid)))
+        // An epoch with no version reads the log's highest score, and a damaged state version
+        // 0, as the refresh answers them.
+        let ver = match self.epoch {
+            _ if self.damaged() => 0,
+            Some(_) if self.ver == 0 => self.log.values().copied().max().unwrap_or(0),
+            _ => self.ver,
+        };
+        // Below the version named (with or without an id), another id, a version written
+        // since one named with no id (an epoch with no version), and the meta hash's epoch the
+        // load began under: another, or none, is rolled back.
+        let rolled_back = (seen > 0
+            && (seen > ver || (!seen_vid.is_empty() && self.ids.get(&seen) != Some(seen_vid))))
             || (seen_vid.is_empty() && seen > 0 && self.ver > 0)
             || args
                 .get(4)
@@ -6481,6 +6486,31 @@ fn a_number_a_rollback_reused_for_a_lost_announcement_is_a_gap() -> Result<(), T
         TierOp::Push(PushOp::Drop),
     ];
     page_tier_history(&ops, false)
+}
+
+/// A load of a state whose meta hash a page write made anew (an epoch, no version: followed
+/// from the log's highest score, no id) reads a first page; the state hash is lost before the
+/// next page, which finds nothing more and ends the load; Redis then rolls back with the
+/// subscription up to a snapshot holding the hash. The catch-up refresh, at the same epoch and
+/// version with no id, was answered in part with nothing: the reader stayed synced without the
+/// records the pages after the loss did not return. The page that saw the hash gone reads
+/// version 0 (as the refresh answers such a state) below the version the load began at: a
+/// rollback, even with no id to check, so the reader loads again.
+#[test]
+fn a_load_whose_page_saw_the_state_hash_lost_loads_again() -> Result<(), TestCaseError> {
+    let ops = [
+        TierOp::Push(PushOp::Update { tags: 6 }),
+        TierOp::Push(PushOp::Drop),
+        TierOp::Push(PushOp::LoseMeta),
+        TierOp::Rewrite,
+        TierOp::Push(PushOp::Snapshot),
+        TierOp::Push(PushOp::Sync),
+        TierOp::Push(PushOp::LoseKey { log: false }),
+        TierOp::Push(PushOp::Sync),
+        TierOp::Push(PushOp::Demote),
+        TierOp::Push(PushOp::Sync),
+    ];
+    page_tier_history(&ops, true)
 }
 
 /// A pull that ran before the state was rolled back with the subscription up, answered after

@@ -710,6 +710,47 @@ fn a_reader_of_a_state_a_page_write_made_anew_is_not_sent_the_old_log_again() {
     assert!(reader.mirror().is_synced());
 }
 
+/// A page of a state whose meta hash a page write made anew (an epoch, no version) reads the
+/// version the refresh answers, the log's highest score, with no id: a load that began there
+/// goes on. Once the state hash is lost, the page reads version 0, below the version named,
+/// and says the state rolled back although there is no id to check, so the reader loads again
+/// (else a rollback that brings the hash back leaves it synced without what its later pages
+/// found gone: freshness_sim `a_load_whose_page_saw_the_state_hash_lost_loads_again`).
+#[test]
+fn a_page_of_a_state_with_an_epoch_and_no_version_tells_a_lost_state_hash() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    for i in 0..3 {
+        update(
+            conn,
+            &mut writer,
+            &[&format!("old{i}")],
+            Revalidation::Expire,
+            1000.0,
+        );
+    }
+    let keys = writer.namespace().tag_keys();
+    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
+    assert_eq!(
+        conn.cmd(&["HSET", &keys.meta, "epoch", "wpage", "pver", "1", "pvid", "wid"]),
+        Reply::Int(3)
+    );
+    let page = |args: &[&str]| ScriptCall {
+        script: &scripts::TAG_PAGE,
+        sha1: scripts::TAG_PAGE.sha1(),
+        keys: keys.to_vec(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    let reply = conn.run(&page(&["0", "10", "3", ""]));
+    let items = netstring::decode(reply.bulk()).unwrap();
+    assert_eq!(items[2..5], [&b"3"[..], b"", b"0"], "{items:?}");
+    assert_eq!(items.len(), 5 + 6, "the three records: {items:?}");
+    assert_eq!(conn.cmd(&["DEL", &keys.state]), Reply::Int(1));
+    let reply = conn.run(&page(&["0", "10", "3", ""]));
+    assert_eq!(reply.bulk(), b"4:page,1:0,1:0,0:,1:1,");
+}
+
 #[test]
 fn scripts_reject_bad_arguments_and_precision_survives() {
     let mut server = start();

@@ -29,19 +29,23 @@ end
 -- integer, so it names its id's field as is.
 local meta = KEYS[3]
 local written = redis.call('HGET', meta, 'ver')
-local ver = written or '0'
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local top = last[1]
+-- An epoch with no version reads the log's highest score, as tag_refresh.lua answers it.
+local ver = written or redis.call('HGET', meta, 'epoch') and last[2] or '0'
 -- A state hash or log gone under versions reads as version 0, as tag_refresh.lua answers it.
-local top = redis.call('ZRANGE', KEYS[2], -1, -1)[1]
 if (top and not redis.call('HGET', KEYS[1], top)) or (not top and ver ~= '0') then
   ver = '0'
 end
+-- Below the version named: rolled back or damaged, even with no id to check (an epoch with
+-- no version keeps none).
 local seen = tonumber(ARGV[3])
 -- A version named with no id is the log's highest score under a meta hash with no version (a
 -- page write made it anew): a version written since, by an update or a merge, may number from
 -- 1 again over a state that lost its log and records, which nothing else tells. And the epoch
 -- the load began under (ARGV[5], '' for none): another now, or none, is a flush or a new state.
-local rolled_back = (ARGV[4] ~= '' and seen > 0 and (seen > tonumber(ver)
-  or redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4]))
+local rolled_back = (seen > 0 and (seen > tonumber(ver) or ARGV[4] ~= ''
+  and redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4]))
   or (ARGV[4] == '' and seen > 0 and written)
   or (ARGV[5] ~= nil and (redis.call('HGET', meta, 'epoch') or '') ~= ARGV[5])
 
