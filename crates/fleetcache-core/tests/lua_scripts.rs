@@ -666,16 +666,15 @@ fn a_state_made_anew_over_an_old_log_numbers_its_versions_above_it() {
     );
 }
 
-/// A page write that makes the meta hash anew after it was lost alone gives the state an epoch
-/// but no version, over the old log. Its readers follow it from the log's highest score, which
-/// is where the next update numbers its version: that update's refresh is its tags alone, not
-/// the whole old log again (parts of 4,000 tags per reader, unsynced meanwhile).
-#[test]
-fn a_reader_of_a_state_a_page_write_made_anew_is_not_sent_the_old_log_again() {
-    let mut server = start();
-    let conn = &mut server.conn;
+/// `n` revalidations of `old0`... by a writer, then the meta hash lost alone and made anew as
+/// entry_write.lua's first write leaves it: an epoch (`wpage`) and a page-write sequence, no
+/// version.
+fn old_log_under_a_page_writes_meta_hash(
+    conn: &mut Conn,
+    n: usize,
+) -> (Engine, fleetcache_core::keys::TagKeys) {
     let mut writer = engine();
-    for i in 0..6 {
+    for i in 0..n {
         update(
             conn,
             &mut writer,
@@ -686,11 +685,22 @@ fn a_reader_of_a_state_a_page_write_made_anew_is_not_sent_the_old_log_again() {
     }
     let keys = writer.namespace().tag_keys();
     assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
-    // What entry_write.lua's first write leaves: an epoch and a page-write sequence, no version.
     assert_eq!(
         conn.cmd(&["HSET", &keys.meta, "epoch", "wpage", "pver", "1", "pvid", "wid"]),
         Reply::Int(3)
     );
+    (writer, keys)
+}
+
+/// A page write that makes the meta hash anew after it was lost alone gives the state an epoch
+/// but no version, over the old log. Its readers follow it from the log's highest score, which
+/// is where the next update numbers its version: that update's refresh is its tags alone, not
+/// the whole old log again (parts of 4,000 tags per reader, unsynced meanwhile).
+#[test]
+fn a_reader_of_a_state_a_page_write_made_anew_is_not_sent_the_old_log_again() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let (mut writer, _) = old_log_under_a_page_writes_meta_hash(conn, 6);
     let mut reader = engine();
     let (reply, summary) = refresh(conn, &mut reader);
     assert!(summary.full);
@@ -720,22 +730,7 @@ fn a_reader_of_a_state_a_page_write_made_anew_is_not_sent_the_old_log_again() {
 fn a_page_of_a_state_with_an_epoch_and_no_version_tells_a_lost_state_hash() {
     let mut server = start();
     let conn = &mut server.conn;
-    let mut writer = engine();
-    for i in 0..3 {
-        update(
-            conn,
-            &mut writer,
-            &[&format!("old{i}")],
-            Revalidation::Expire,
-            1000.0,
-        );
-    }
-    let keys = writer.namespace().tag_keys();
-    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
-    assert_eq!(
-        conn.cmd(&["HSET", &keys.meta, "epoch", "wpage", "pver", "1", "pvid", "wid"]),
-        Reply::Int(3)
-    );
+    let (_, keys) = old_log_under_a_page_writes_meta_hash(conn, 3);
     let page = |args: &[&str]| ScriptCall {
         script: &scripts::TAG_PAGE,
         sha1: scripts::TAG_PAGE.sha1(),
