@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 
 import { startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
+import { scriptSha } from '../../tests/support/observe.mjs'
 
 /**
  * JS_REDIS_CLUSTER=1 runs the suites that use startTestRedis on a 3-master Redis Cluster
@@ -210,7 +211,9 @@ export function inWorkUnit(type, fn, fields = {}) {
 /**
  * A TCP proxy to the Redis at `target` (a URL) on 127.0.0.1 that can hold replies back, to
  * make an interleaving exact. While `hold` is set it holds the replies on every connection that
- * has sent a `GET` (with `all`, on every connection: a subscriber's messages too).
+ * has sent a `GET` (with `all`, on every connection: a subscriber's messages too). A page read
+ * (`EVALSHA` of page_read.lua, what a push process sends for a page while its copies may
+ * serve) counts as a `GET`, not as an `EVALSHA` or a write.
  * - `replied(marker)` resolves once held replies contain `marker` (Redis has executed the
  *   command that produced it); `getsSent(n)` once `n` `GET`s in all have passed; `sentGet()` /
  *   `sentEval()` when the next `GET` / `EVALSHA` passes while holding; `sentWrite()` when the
@@ -225,6 +228,8 @@ export function inWorkUnit(type, fn, fields = {}) {
 export async function startHoldingProxy(target) {
   const net = await import('node:net')
   const p = { hold: false, all: false, refuse: false, gets: 0, conns: new Set(), waiters: [] }
+  const pageRead = scriptSha('page_read.lua')
+  const count = (text, what) => text.split(what).length - 1
   const check = () => {
     p.waiters = p.waiters.filter((w) => !w.test() || (w.resolve(), false))
   }
@@ -239,14 +244,16 @@ export async function startHoldingProxy(target) {
     client.on('data', (d) => {
       const text = d.toString('latin1')
       if (/\r\nSSUBSCRIBE\r\n/i.test(text)) c.sub = true
-      const gets = text.split('\r\nGET\r\n').length - 1
+      const pageReads = count(text, pageRead)
+      const gets = count(text, '\r\nGET\r\n') + pageReads
       if (gets > 0) {
         c.sawGet = true
         p.gets += gets
         if (p.hold) p.onGet?.()
       }
-      if (p.hold && text.includes('\r\nEVALSHA\r\n')) p.onEval?.()
-      if (p.hold && /\r\n(SET|EVALSHA)\r\n/i.test(text)) p.onWrite?.()
+      const evals = count(text, '\r\nEVALSHA\r\n') > pageReads
+      if (p.hold && evals) p.onEval?.()
+      if (p.hold && (evals || /\r\nSET\r\n/i.test(text))) p.onWrite?.()
       up.write(d)
       check()
     })

@@ -1293,6 +1293,7 @@ impl Engine {
             untrusted_before,
             redis_answers,
             pages: self.tag_sync.page_view(&self.mirror, now),
+            tag_sync: &self.tag_sync,
             tags_caught_up: self.tag_sync.caught_up(&self.mirror, now),
             lru: &mut self.lru,
             leases: &mut self.leases,

@@ -24,7 +24,7 @@ use crate::lru::LruIndex;
 use crate::regen::{Regenerations, StaleHandouts};
 use crate::scripts::ScriptCall;
 use crate::stats::{LookupOutcome, Stats, Surface};
-use crate::tag_sync::{self, page_binding, PageStamp, PageView};
+use crate::tag_sync::{self, page_binding, PageStamp, PageView, TagSync};
 use crate::tags::TagMirror;
 use crate::tier;
 use crate::time::Millis;
@@ -98,11 +98,13 @@ pub enum ReadInput<'a> {
     /// The lease script's integer reply (1 won, 0 held by another, 2 a newer entry); -1 when
     /// Redis did not answer or the host has no Redis.
     LeaseReply(i64),
-    /// A poll's reply: the entry, and whether its lease still exists.
+    /// A poll's reply: the entry, and whether its lease still exists; or a page read's
+    /// ([`ReadAction::Poll`] with [`PAGE_READ`](crate::scripts::PAGE_READ)): the entry, and
+    /// whether the page-write sequence was at the write the read named.
     Polled {
         /// The entry, `None` when there is none.
         entry: Option<Bytes<'a>>,
-        /// The lease still exists.
+        /// The lease still exists (a page read: the sequence was at the write named).
         leased: bool,
     },
     /// The command asked for brought no reply.
@@ -173,7 +175,9 @@ pub enum ReadAction {
         /// The pause, ms.
         delay_ms: f64,
     },
-    /// Send the poll script, then input [`ReadInput::Polled`] (or a failure).
+    /// Send the poll script, then input [`ReadInput::Polled`] (or a failure). Also a page
+    /// read by a process whose page copies may serve, in place of [`ReadAction::Get`]: the
+    /// script [`PAGE_READ`](crate::scripts::PAGE_READ), whose reply has the same shape.
     Poll {
         /// The script call.
         call: ScriptCall,
@@ -204,7 +208,7 @@ pub enum Source {
     Tier = 2,
     /// The reply to [`ReadAction::Get`].
     Redis = 3,
-    /// The last poll's reply.
+    /// The last poll's reply (a lease poll's, or a page read's: [`ReadAction::Poll`]).
     Poll = 4,
     /// The tier's or fallback bytes given last, kept for a failed or refused read.
     Kept = 5,
@@ -351,6 +355,9 @@ pub struct ReadCtx<'a> {
     /// The page announcements at the step's time, while following them caught up
     /// ([`PushFollow::page_view`](crate::tag_sync::PushFollow::page_view)).
     pub pages: Option<PageView>,
+    /// The tag sync, to plan a page read that checks the page-write sequence
+    /// ([`TagSync::plan_page_read`](crate::tag_sync::TagSync::plan_page_read)).
+    pub tag_sync: &'a TagSync,
     /// The tag state is followed by push and caught up at the step's time
     /// ([`Engine::tags_caught_up`]).
     ///
@@ -1075,6 +1082,18 @@ impl ReadMachine {
                     },
                 },
             },
+            // A page read's reply (page_read.lua, asked as a poll, so its bytes are the
+            // host's poll bytes): `leased` says the page-write sequence was at the write
+            // named; if not, the value binds nothing.
+            (State::Get, ReadInput::Polled { entry, leased }) => {
+                if !leased {
+                    self.page_stamp = None;
+                }
+                match self.judged(ctx, entry.map(decoded), Source::Poll, now) {
+                    Err(need) => self.need_more(State::Get, need),
+                    Ok((j, tier)) => self.after_first(ctx, j, tier, now),
+                }
+            }
             (State::Get, ReadInput::Reply(bytes)) => {
                 match self.judged(ctx, bytes.map(decoded), Source::Redis, now) {
                     Err(need) => self.need_more(State::Get, need),
@@ -1250,10 +1269,34 @@ impl ReadMachine {
         self.page_stamp = ctx.pages;
         self.joined = false;
         self.order = ctx.lru.issue();
+        let budget_ms = budget(ctx.config, OpKind::Read);
+        // A page value binds only when read with the page-write sequence at the write this
+        // process knows last: one of a write whose announcement it has not heard may be lost
+        // by a failover that brings back exactly that sequence, which no pull can tell
+        // (docs/decisions/0031-page-entries-in-the-tier-by-push.md, "The value a read binds").
+        if ctx.pages.is_some()
+            && matches!(
+                self.kind,
+                Kind::Incremental {
+                    is_fetch: false,
+                    ..
+                }
+            )
+        {
+            match ctx.tag_sync.plan_page_read(&self.entry_key) {
+                Some(call) => {
+                    return ReadStep {
+                        action: ReadAction::Poll { call, budget_ms },
+                        tier,
+                    }
+                }
+                None => self.page_stamp = None,
+            }
+        }
         ReadStep {
             action: ReadAction::Get {
                 key: self.entry_key.clone(),
-                budget_ms: budget(ctx.config, OpKind::Read),
+                budget_ms,
             },
             tier,
         }
@@ -1466,7 +1509,9 @@ impl ReadMachine {
 
     fn poll(&mut self, ctx: &mut ReadCtx<'_>) -> ReadStep {
         self.state = State::Poll;
-        self.page_stamp = ctx.pages;
+        // A poll does not check the page-write sequence as a page read does: a page value it
+        // brings serves this read and binds nothing (the next read reads it again).
+        self.page_stamp = None;
         self.joined = false;
         self.order = ctx.lru.issue();
         ReadStep {

@@ -309,6 +309,12 @@ pub static LEASE_RELEASE: Script = lua!("lease_release", "lua/lease_release.lua"
 /// `KEYS = [entry, lease]`, no `ARGV`; returns `[entry or nil, 1 | 0]`.
 pub static LEASE_POLL: Script = lua!("lease_poll", "lua/lease_poll.lua");
 
+/// A push follower's read of a page or route entry: the entry and whether the page-write
+/// sequence is still at the write the reader knows last, in one atomic read.
+/// `KEYS = [entry, meta]`, `ARGV = [epoch, pver, pvid]`; returns `[entry or nil, 1 | 0]`
+/// (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+pub static PAGE_READ: Script = lua!("page_read", "lua/page_read.lua");
+
 /// Compare-and-`PEXPIRE` of a lease while its holder regenerates. `KEYS = [lease]`,
 /// `ARGV = [token, px]`; returns 1 when it extended the lease.
 pub static LEASE_RENEW: Script = lua!("lease_renew", "lua/lease_renew.lua");
@@ -333,7 +339,7 @@ pub struct ScriptCall {
 }
 
 /// Every script, e.g. for preloading with `SCRIPT LOAD` or finding a source by SHA-1.
-pub static ALL: [&Script; 11] = [
+pub static ALL: [&Script; 12] = [
     &TAG_UPDATE,
     &TAG_REFRESH,
     &TAG_PAGE,
@@ -342,6 +348,7 @@ pub static ALL: [&Script; 11] = [
     &LEASE_WRITE,
     &LEASE_RELEASE,
     &LEASE_POLL,
+    &PAGE_READ,
     &LEASE_RENEW,
     &SEED_WRITE,
     &ENTRY_WRITE,
@@ -447,6 +454,7 @@ mod tests {
             ("lease_write", include_str!("lua/lease_write.lua")),
             ("lease_release", include_str!("lua/lease_release.lua")),
             ("lease_poll", include_str!("lua/lease_poll.lua")),
+            ("page_read", include_str!("lua/page_read.lua")),
             ("lease_renew", include_str!("lua/lease_renew.lua")),
             ("seed_write", include_str!("lua/seed_write.lua")),
             ("entry_write", include_str!("lua/entry_write.lua")),

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use crate::error::{PlanError, ProtocolError};
 use crate::keys::TagKeys;
 use crate::scripts::{
-    tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall, TAG_MERGE, TAG_PAGE,
+    tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall, PAGE_READ, TAG_MERGE, TAG_PAGE,
     TAG_REFRESH, TAG_UPDATE,
 };
 use crate::tags::{
@@ -345,6 +345,22 @@ impl TagSync {
             return None;
         }
         self.push.as_ref().and_then(|p| p.page_view(mirror, now))
+    }
+
+    /// The read of page entry `entry_key` while page copies may serve ([`TagSync::page_view`]
+    /// is some): [`PAGE_READ`], naming the last page write known, so that the reply tells
+    /// whether the value is one of the sequence this process knows ([`page_binding`]); `None`
+    /// when no page write is known (the read is a plain `GET` and binds nothing).
+    pub fn plan_page_read(&self, entry_key: &str) -> Option<ScriptCall> {
+        let w = self.push.as_ref()?.page_write.as_ref()?;
+        let mut pver = String::new();
+        crate::text::push_u64(&mut pver, w.pver);
+        Some(ScriptCall {
+            script: &PAGE_READ,
+            sha1: PAGE_READ.sha1(),
+            keys: vec![entry_key.to_owned(), self.keys.meta.clone()],
+            args: vec![w.epoch.clone(), pver, w.pvid.clone()],
+        })
     }
 
     /// This process plans, or has ended, a page write that announces itself: a read in flight

@@ -868,6 +868,9 @@ enum Reply {
     Int(i64),
     /// A poll: the entry, and whether its lease exists.
     Polled(Option<Vec<u8>>, bool),
+    /// A page read (page_read.lua): the entry, and whether the page-write sequence is at the
+    /// write named.
+    PageRead(Option<Vec<u8>>, bool),
     /// A write or a release.
     Done,
     /// A write, numbered as in [`PAGE_WRITES`].
@@ -926,6 +929,17 @@ impl Redis {
                 self.leases
                     .insert(lease.clone(), (call.args[0].clone(), now + px));
                 Reply::Int(1)
+            }
+            // page_read.lua: the entry, and whether the page-write sequence is at the write
+            // the read names.
+            Cmd::Poll(call) if call.script.name == "page_read" => {
+                let t = &self.tags;
+                let at = [
+                    t.epoch.clone().unwrap_or_default(),
+                    t.pver.to_string(),
+                    t.pvid.clone(),
+                ];
+                Reply::PageRead(self.entries.get(&call.keys[0]).cloned(), call.args == at)
             }
             Cmd::Poll(call) => {
                 let leased = self.lease(&call.keys[1], now).is_some();
@@ -3740,6 +3754,11 @@ impl World {
                             rt.polled.clone_from(&b);
                             In::Polled(b, leased)
                         }
+                        // Sent as a poll: its bytes are the poll's (`Source::Poll`).
+                        Some(Reply::PageRead(b, at)) => {
+                            rt.polled.clone_from(&b);
+                            In::Polled(b, at)
+                        }
                         Some(Reply::Done | Reply::PageWrite(_)) => {
                             prop_assert!(false, "a read got a write's reply");
                             return Ok(());
@@ -5883,13 +5902,23 @@ fn tier_op() -> impl Strategy<Value = TierOp> {
 }
 
 /// What a read of [`PageTier`] waits for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum PageWait {
     /// To give the tier's bytes ([`ReadAction::PeekTier`]).
     Tier,
-    /// Its `GET`'s reply: the number of the value Redis held when it ran (`None`: none), once
-    /// it ran.
-    Get(Option<Option<usize>>),
+    /// Its read of Redis: a `GET`, or the page read (page_read.lua) naming `names` (epoch,
+    /// pver, pvid); once it ran, the number of the value Redis held (`None`: none) and whether
+    /// the page-write sequence was at the write named.
+    Get {
+        names: Option<Vec<String>>,
+        ran: Option<(Option<usize>, bool)>,
+    },
+}
+
+impl PageWait {
+    fn out(&self) -> bool {
+        matches!(self, PageWait::Get { ran: None, .. })
+    }
 }
 
 /// A page read in flight.
@@ -5915,10 +5944,6 @@ struct PageTier {
     /// The value whose bytes the host's tier holds for the page.
     tier: Option<usize>,
     reads: Vec<PageRead>,
-    /// A `Demote` moved the page-write sequence (a rollback with the subscription up), and
-    /// the history excuses what follows ([`page_tier_history`]).
-    rewound: bool,
-    excuse_rewinds: bool,
 }
 
 impl PageTier {
@@ -6060,7 +6085,18 @@ impl PageTier {
                     }))
                 }
                 ReadAction::Get { .. } => {
-                    read.wait = PageWait::Get(None);
+                    read.wait = PageWait::Get {
+                        names: None,
+                        ran: None,
+                    };
+                    self.reads.push(read);
+                    return Ok(());
+                }
+                ReadAction::Poll { call, .. } if call.script.name == "page_read" => {
+                    read.wait = PageWait::Get {
+                        names: Some(call.args),
+                        ran: None,
+                    };
                     self.reads.push(read);
                     return Ok(());
                 }
@@ -6086,15 +6122,34 @@ impl PageTier {
         }
     }
 
+    /// The read of Redis of the read at `i` runs: what Redis holds now.
+    fn run_get(&mut self, i: usize) {
+        let held = self.w.page.last().copied();
+        let r = &self.w.redis;
+        let at = [
+            r.epoch.clone().unwrap_or_default(),
+            r.pver.to_string(),
+            r.pvid.clone(),
+        ];
+        if let PageWait::Get { names, ran } = &mut self.reads[i].wait {
+            let same = names.as_deref() == Some(&at[..]);
+            *ran = Some((held, same));
+        }
+        self.w.trace.push(format!("  GET ran: {held:?}"));
+    }
+
     /// The read waiting at `i` goes on, when it may.
     fn reply(&mut self, i: usize) -> Result<(), TestCaseError> {
         let read = &self.reads[i];
         if read.refreshes && self.pull_out() {
             return Ok(());
         }
-        let given = match read.wait {
-            PageWait::Get(None) => return Ok(()),
-            PageWait::Get(Some(ran)) => ran,
+        let (given, names, at) = match &read.wait {
+            PageWait::Get { ran: None, .. } => return Ok(()),
+            PageWait::Get {
+                ran: Some((given, at)),
+                names,
+            } => (*given, names.is_some(), *at),
             PageWait::Tier => {
                 let read = self.reads.remove(i);
                 let step = ReadStep {
@@ -6105,11 +6160,18 @@ impl PageTier {
             }
         };
         let mut read = self.reads.remove(i);
-        self.w.trace.push(format!("  read: GET replied {given:?}"));
-        let input = ReadInput::Reply(given.map(|n| Bytes {
+        self.w.trace.push(format!(
+            "  read: replied {given:?} (at the page write named: {at})"
+        ));
+        let entry = given.map(|n| Bytes {
             prefix: &self.values[n],
             total_len: self.values[n].len(),
-        }));
+        });
+        let input = if names {
+            ReadInput::Polled { entry, leased: at }
+        } else {
+            ReadInput::Reply(entry)
+        };
         let now = Millis(self.w.now);
         let step = self
             .w
@@ -6121,24 +6183,16 @@ impl PageTier {
 
     fn step(&mut self, step: usize, op: &TierOp) -> Result<(), TestCaseError> {
         match op {
-            TierOp::Push(op) => {
-                let before = (self.w.redis.pver, self.w.redis.pvid.clone());
-                self.w.step(step, op, &mut self.writer);
-                if matches!(op, PushOp::Demote) {
-                    self.rewound |= before != (self.w.redis.pver, self.w.redis.pvid.clone());
-                }
-            }
+            TierOp::Push(op) => self.w.step(step, op, &mut self.writer),
             TierOp::Rewrite => self.rewrite(),
             TierOp::Read => self.read()?,
             TierOp::Get { pick } => {
                 let out: Vec<usize> = (0..self.reads.len())
-                    .filter(|i| matches!(self.reads[*i].wait, PageWait::Get(None)))
+                    .filter(|i| self.reads[*i].wait.out())
                     .collect();
                 if !out.is_empty() {
                     let i = out[pick % out.len()];
-                    let held = self.w.page.last().copied();
-                    self.reads[i].wait = PageWait::Get(Some(held));
-                    self.w.trace.push(format!("  GET ran: {held:?}"));
+                    self.run_get(i);
                 }
             }
             TierOp::Reply { pick } => {
@@ -6179,9 +6233,6 @@ impl PageTier {
     /// channel was down). A value Redis lost (a flush, a failover) counts as replaced by every
     /// write made after the loss; a promised write Redis lost since promises nothing.
     fn check_served(&self, n: usize, what: &str) -> Result<(), TestCaseError> {
-        if self.rewound && self.excuse_rewinds {
-            return Ok(());
-        }
         let now = self.w.now;
         let Some((_, pulled, mark)) = &self.w.pulled else {
             return Err(self.fail(format!("{what} value {n} without a pull")));
@@ -6279,6 +6330,22 @@ impl PageTier {
                         total_len: self.values[n].len(),
                     }))
                 }
+                ReadAction::Poll { call, .. } if call.script.name == "page_read" => {
+                    given = self.w.page.last().copied();
+                    let r = &self.w.redis;
+                    let at = [
+                        r.epoch.clone().unwrap_or_default(),
+                        r.pver.to_string(),
+                        r.pvid.clone(),
+                    ];
+                    ReadInput::Polled {
+                        entry: given.map(|n| Bytes {
+                            prefix: &self.values[n],
+                            total_len: self.values[n].len(),
+                        }),
+                        leased: call.args == at,
+                    }
+                }
                 ReadAction::Answer(answer) => {
                     let served = (answer.source != Source::None).then_some(given).flatten();
                     return Ok((served, answer.source));
@@ -6296,13 +6363,12 @@ impl PageTier {
 /// [`PageTier::check_served`] says. At the end (calls out lost, the reads in flight answered
 /// from Redis as it is, the channel up and Redis known plain, every message heard, a pull),
 /// a read serves the value Redis holds, and the next one serves it from the tier.
-///
-/// With `excuse_rewinds`, nothing is checked after a rollback with the subscription up that
-/// moved the page-write sequence (`PushOp::Demote`): two gaps of the sequence found there
-/// are kept as ignored histories of their own
+/// Rollbacks with the subscription up that move the page-write sequence (`PushOp::Demote`)
+/// are checked as everything else: the two gaps of the sequence found there are closed, each
+/// with its history as a test
 /// ([`a_rollback_to_the_last_page_write_known_leaves_no_lost_value_in_the_tier`],
 /// [`a_number_a_rollback_reused_for_a_lost_announcement_is_a_gap`]).
-fn page_tier_history(ops: &[TierOp], excuse_rewinds: bool) -> Result<(), TestCaseError> {
+fn page_tier_history(ops: &[TierOp]) -> Result<(), TestCaseError> {
     PART_LIMIT.with(|p| p.set(PART_TAGS));
     ID_WINDOW.with(|w| w.set(1024));
     let mut writer = Engine::new(config(None, false, DEFAULT_MAX_TAGS)).unwrap();
@@ -6318,8 +6384,6 @@ fn page_tier_history(ops: &[TierOp], excuse_rewinds: bool) -> Result<(), TestCas
         announced: HashMap::new(),
         tier: None,
         reads: Vec::new(),
-        rewound: false,
-        excuse_rewinds,
     };
     // A page written, the reader caught up and Redis known plain: most histories then serve
     // the page from the tier within a few steps.
@@ -6359,8 +6423,8 @@ fn page_tier_history(ops: &[TierOp], excuse_rewinds: bool) -> Result<(), TestCas
         if t.reads.is_empty() {
             break;
         }
-        if let PageWait::Get(None) = t.reads[0].wait {
-            t.reads[0].wait = PageWait::Get(Some(t.w.page.last().copied()));
+        if t.reads[0].wait.out() {
+            t.run_get(0);
         }
         t.reply(0)?;
         t.check()?;
@@ -6392,9 +6456,6 @@ fn page_tier_history(ops: &[TierOp], excuse_rewinds: bool) -> Result<(), TestCas
     t.check()?;
     let held = t.w.page.last().copied();
     let (first, _) = t.read_now()?;
-    if t.rewound && t.excuse_rewinds {
-        return Ok(());
-    }
     prop_assert_eq!(
         first,
         held,
@@ -6420,7 +6481,9 @@ proptest! {
     // (0), the binding not checked by `serves_while_redis_answers` (0), a read bound whatever
     // was heard while its `GET` was out (0), a page announcement that marks no copy (0), a
     // pull compared by number only (46,053), an announcement that skips a number taken as the
-    // next (42,081).
+    // next (42,081); with rollbacks no longer excused, a page read's answer that the sequence
+    // moved ignored (in under 3 s of a release run). One did not fail in 1,000,000 cases: an
+    // announcement's `prev` not checked (its written history below catches it).
     #![proptest_config(ProptestConfig { cases: cases(2048), ..ProptestConfig::default() })]
 
     /// One reader's page copy, following by push: the page rewritten by others (announced on
@@ -6429,28 +6492,26 @@ proptest! {
     /// demotes that rewind the page-write sequence, flushes, a lost meta hash, time past the
     /// bound: whenever the tier would serve the copy while Redis answers, no page write the
     /// reader was promised (its last pull, the announcements heard since) replaced it; settled,
-    /// a read serves the value Redis holds, and the next from the tier. Not checked past a
-    /// rollback with the subscription up that moved the page-write sequence: one known gap
-    /// (the ignored history below; the other found there, a number reused for a lost
-    /// announcement, is closed and its history a test).
+    /// a read serves the value Redis holds, and the next from the tier. Rollbacks with the
+    /// subscription up included (until the page read named the last page write known, they
+    /// were excused: the two gaps found there are closed, their histories tests below).
     #[test]
     fn a_page_copy_the_tier_serves_is_the_last_write_promised(
         ops in proptest::collection::vec(tier_op(), 1..60),
     ) {
-        page_tier_history(&ops, true)?;
+        page_tier_history(&ops)?;
     }
 }
 
-/// A read's `GET` runs after a page rewrite whose announcement is then lost unnoticed, and
+/// A read of Redis runs after a page rewrite whose announcement is then lost unnoticed, and
 /// Redis rolls back, with the subscription up, to exactly the last page write the reader
-/// knows (a master demoted to a replica of a lagging one): the reply binds (nothing heard
-/// since it went out), and no pull can tell the rolled-back state from the one it knew, so
-/// the tier serves the value Redis lost until the next gap, the next announcement of the
-/// page, or the copy's end, however long. No write replaced that value (the documented
-/// guarantee holds), but every other process serves Redis's. Telling the two states apart
-/// needs the value to name its page write (not done: a change of the entry's format).
+/// knows (a master demoted to a replica of a lagging one): no pull can tell the rolled-back
+/// state from the one the reader knew. When the read was a plain `GET`, its reply bound
+/// (nothing heard since it went out), and the tier served the value Redis lost until the
+/// next gap, the next announcement of the page, or the copy's end, however long, while every
+/// other process served Redis's. The read names the last page write it knows
+/// (page_read.lua), and a value read past it binds nothing.
 #[test]
-#[ignore = "a known gap of the page-write sequence: a rollback to the last write known"]
 fn a_rollback_to_the_last_page_write_known_leaves_no_lost_value_in_the_tier(
 ) -> Result<(), TestCaseError> {
     let ops = [
@@ -6461,7 +6522,7 @@ fn a_rollback_to_the_last_page_write_known_leaves_no_lost_value_in_the_tier(
         TierOp::Push(PushOp::Demote),
         TierOp::Push(PushOp::Drop),
     ];
-    page_tier_history(&ops, false)
+    page_tier_history(&ops)
 }
 
 /// The reader heard page write 2 (another key's); Redis rolls back to page write 1 with the
@@ -6486,7 +6547,7 @@ fn a_number_a_rollback_reused_for_a_lost_announcement_is_a_gap() -> Result<(), T
         TierOp::Push(PushOp::PageWrite),
         TierOp::Push(PushOp::Drop),
     ];
-    page_tier_history(&ops, false)
+    page_tier_history(&ops)
 }
 
 /// A load of a state whose meta hash a page write made anew (an epoch, no version: followed
@@ -6511,7 +6572,7 @@ fn a_load_whose_page_saw_the_state_hash_lost_loads_again() -> Result<(), TestCas
         TierOp::Push(PushOp::Demote),
         TierOp::Push(PushOp::Sync),
     ];
-    page_tier_history(&ops, true)
+    page_tier_history(&ops)
 }
 
 /// A pull that ran before the state was rolled back with the subscription up, answered after

@@ -1574,6 +1574,106 @@ fn page_writes_leave_a_pull_incremental_however_many() {
     );
 }
 
+/// A process that follows by push reads a page entry with page_read.lua while its page copies
+/// may serve: the entry, and whether the page-write sequence is at the last write the process
+/// knows. A write it has not heard of answers 0; a rollback to exactly the write it knows (a
+/// master demoted to a replica that lacks the last write) answers 1 again, with the value
+/// Redis holds then (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
+#[test]
+fn a_page_read_tells_whether_the_page_write_sequence_is_the_one_known() {
+    use fleetcache_core::read_machine::{ReadAction, ReadInput};
+    use fleetcache_core::{Consumer, Interface};
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let conn = &mut server.conn;
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    let write = |conn: &mut Conn, id: &str, value: &[u8]| {
+        let call = entry_write_call_for(&entry, &meta, &channel, id);
+        assert_eq!(eval_with_value(conn, &call, value), Reply::Int(1));
+    };
+    write(conn, "a", b"v1");
+    let mut reader = engine();
+    reader.follow_tags_by_push(1000.0).unwrap();
+    reader.tag_channel_up();
+    reader.confirm_plain_redis();
+    for _ in 0..10 {
+        if reader.tags_caught_up(Millis(LATER)) {
+            break;
+        }
+        let pull = reader.plan_tag_pull(Millis(LATER));
+        let reply = conn.run(&pull).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+    }
+    assert!(reader.tags_caught_up(Millis(LATER)));
+    // The read's call, as the machine plans it.
+    let mut m = reader.read_incremental(
+        "/p",
+        false,
+        Vec::new(),
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        "0123456789abcdef".to_owned(),
+        Millis(LATER),
+    );
+    let mut step = reader
+        .read_step(&mut m, ReadInput::Start, Millis(LATER))
+        .unwrap();
+    for _ in 0..3 {
+        step = match step.action {
+            ReadAction::Refresh => reader.read_step(&mut m, ReadInput::Refreshed, Millis(LATER)),
+            ReadAction::PeekTier => reader.read_step(&mut m, ReadInput::Tier(None), Millis(LATER)),
+            _ => break,
+        }
+        .unwrap();
+    }
+    let ReadAction::Poll { call, .. } = step.action else {
+        panic!("not a page read: {step:?}");
+    };
+    assert_eq!(call.script.name, "page_read");
+    let read = |conn: &mut Conn, value: &[u8], at: i64| {
+        assert_eq!(
+            conn.run(&call),
+            Reply::Array(vec![Reply::Bulk(Some(value.to_vec())), Reply::Int(at)])
+        );
+    };
+    read(conn, b"v1", 1);
+    // A write the reader has not heard of.
+    let before = (
+        conn.cmd(&["HGET", &meta, "pver"]),
+        conn.cmd(&["HGET", &meta, "pvid"]),
+    );
+    write(conn, "b", b"v2");
+    read(conn, b"v2", 0);
+    // Rolled back to exactly the write the reader knows: the value then, and 1.
+    let field = |r: Reply| match r {
+        Reply::Bulk(Some(b)) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let (pver, pvid) = (field(before.0), field(before.1));
+    conn.cmd(&["HSET", &meta, "pver", &pver, "pvid", &pvid]);
+    conn.cmd(&["SET", &entry, "v1"]);
+    read(conn, b"v1", 1);
+    // The same number with another id (a failover that reused it): 0.
+    conn.cmd(&["HSET", &meta, "pvid", "wz"]);
+    read(conn, b"v1", 0);
+    conn.cmd(&["HSET", &meta, "pvid", &pvid]);
+    read(conn, b"v1", 1);
+    // Another epoch at the same number and id (the state flushed and made anew): 0.
+    conn.cmd(&["HSET", &meta, "epoch", "another"]);
+    read(conn, b"v1", 0);
+    // No meta hash at all, no entry: nothing, and 0.
+    conn.cmd(&["FLUSHALL"]);
+    assert_eq!(
+        conn.run(&call),
+        Reply::Array(vec![Reply::Bulk(None), Reply::Int(0)])
+    );
+}
+
 fn entry_write_call_for(entry: &str, meta: &str, channel: &str, id: &str) -> ScriptCall {
     fleetcache_core::scripts::entry_write_call(&[entry, meta, channel], &["60000", "", "", id])
 }

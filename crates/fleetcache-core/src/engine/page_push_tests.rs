@@ -117,8 +117,9 @@ fn b(v: &[u8]) -> Option<Bytes<'_>> {
     })
 }
 
-/// Steps a read of `/p` to its `GET` (the tier holds nothing the read may serve).
-fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) {
+/// Steps a read of `/p` to its read of Redis (the tier holds nothing the read may serve): a
+/// `GET`, or while page copies may serve, the page read that checks the page-write sequence.
+fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) -> ReadAction {
     let mut s = go(e, m, ReadInput::Start, now);
     if s.action == ReadAction::Refresh {
         s = go(e, m, ReadInput::Refreshed, now);
@@ -126,7 +127,21 @@ fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) {
     if s.action == ReadAction::PeekTier {
         s = go(e, m, ReadInput::Tier(None), now);
     }
-    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+    match &s.action {
+        ReadAction::Get { .. } => {}
+        ReadAction::Poll { call, .. } => assert_eq!(call.script.name, "page_read", "{s:?}"),
+        _ => panic!("{s:?}"),
+    }
+    s.action
+}
+
+/// The reply of a read of Redis holding `v`, the page-write sequence where the read found it
+/// (a page read's second item; a `GET` has none, and the machine takes the same input).
+fn got(v: &[u8]) -> ReadInput<'_> {
+    ReadInput::Polled {
+        entry: b(v),
+        leased: true,
+    }
 }
 
 /// Keeps the bytes as the host does with the read's tier action.
@@ -154,7 +169,7 @@ fn read_from_redis(e: &mut Engine, v: &[u8], now: f64) -> TierAction {
     let key = e.entry_key(&Interface::Incremental, "/p");
     let mut m = read(e, "/p", now);
     to_get(e, &mut m, now);
-    let s = go(e, &mut m, ReadInput::Reply(b(v)), now);
+    let s = go(e, &mut m, got(v), now);
     assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
     keep(e, &key, v, s.tier);
     s.tier
@@ -200,7 +215,7 @@ fn an_announcement_heard_while_a_read_is_out_keeps_its_value_for_outages_only() 
     to_get(&mut e, &mut m, NOW);
     // The write of v2 is announced before the reply with v1 is judged (another connection).
     e.apply_announcement(&page_announcement(2, &key)).unwrap();
-    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    let s = go(&mut e, &mut m, got(&v1), NOW + 1.0);
     assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
     assert!(
         matches!(
@@ -290,7 +305,7 @@ fn a_read_that_went_out_while_not_caught_up_keeps_its_value_for_outages_only() {
     e.tag_channel_up();
     pull(&mut e, "1", NOW + 1.0);
     assert!(e.tags_caught_up(Millis(NOW + 3.0)));
-    let s = go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 3.0);
+    let s = go(&mut e, &mut m, got(&v), NOW + 3.0);
     assert!(!is_bound(s.tier), "{:?}", s.tier);
     keep(&mut e, &key, &v, s.tier);
     assert_eq!(e.tier_use(&key, Millis(NOW + 4.0)), TierUse::Kept);
@@ -463,9 +478,9 @@ fn a_read_joining_a_get_sent_before_an_announcement_does_not_bind_the_old_value(
     let mut bm = read(&e, "/p", NOW + 0.5);
     to_get(&mut e, &mut bm, NOW + 0.5);
     bm.joined(a.order());
-    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    let sa = go(&mut e, &mut a, got(&v1), NOW + 1.0);
     keep(&mut e, &key, &v1, sa.tier);
-    let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    let sb = go(&mut e, &mut bm, got(&v1), NOW + 1.0);
     assert_eq!(
         sb.tier,
         TierAction::None,
@@ -488,9 +503,9 @@ fn a_joined_get_leaves_the_page_copy_to_the_read_that_sent_it() {
     let mut bm = read(&e, "/p", NOW + 0.5);
     to_get(&mut e, &mut bm, NOW + 0.5);
     bm.joined(a.order());
-    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    let sa = go(&mut e, &mut a, got(&v1), NOW + 1.0);
     keep(&mut e, &key, &v1, sa.tier);
-    let sb = go(&mut e, &mut bm, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    let sb = go(&mut e, &mut bm, got(&v1), NOW + 1.0);
     assert_eq!(sb.tier, TierAction::None);
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
 }
@@ -565,7 +580,7 @@ fn a_read_out_before_this_process_writes_the_page_does_not_bind_the_old_value() 
     let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
     assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
     // A's reply (v1, read before the write) is judged now; the announcement is still on its way.
-    let sa = go(&mut e, &mut a, ReadInput::Reply(b(&v1)), NOW + 1.0);
+    let sa = go(&mut e, &mut a, got(&v1), NOW + 1.0);
     keep(&mut e, &key, &v1, sa.tier);
     assert!(
         !is_bound(sa.tier),
@@ -594,7 +609,7 @@ fn a_read_begun_while_this_process_writes_the_page_serves_nothing_old_once_the_w
     // first) and judged before the write ends.
     let mut rb = read(&e, "/p", NOW + 0.3);
     to_get(&mut e, &mut rb, NOW + 0.3);
-    let sb = go(&mut e, &mut rb, ReadInput::Reply(b(&v1)), NOW + 0.4);
+    let sb = go(&mut e, &mut rb, got(&v1), NOW + 0.4);
     keep(&mut e, &key, &v1, sb.tier);
     let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
     assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
@@ -665,7 +680,7 @@ fn reads_sent_before_this_process_writes_the_page_leave_the_writers_copy() {
         let v2 = page_value(&mut e, "/p", NOW + 0.2);
         e.lru_mut().insert(&key, v2.len() as u64, st.keep_until);
         e.lru_mut().mark_outage_only(&key);
-        let s = go(&mut e, &mut during, ReadInput::Reply(b(&v1)), NOW + 0.3);
+        let s = go(&mut e, &mut during, got(&v1), NOW + 0.3);
         assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
         assert_eq!(
             s.tier,
@@ -674,13 +689,13 @@ fn reads_sent_before_this_process_writes_the_page_leave_the_writers_copy() {
         );
         let d = e.write_step(&mut w, WriteInput::Sent, Millis(NOW + 0.5));
         assert!(matches!(d, WriteStep::Done(_)), "{d:?}");
-        let s = go(&mut e, &mut after, ReadInput::Reply(b(&v1)), NOW + 1.0);
+        let s = go(&mut e, &mut after, got(&v1), NOW + 1.0);
         assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
         assert_eq!(s.tier, TierAction::None, "judged after the write ended");
         assert_eq!(e.lru().writes_in_flight(), 0);
         let mut next = read(&e, "/p", NOW + 2.0);
         to_get(&mut e, &mut next, NOW + 2.0);
-        let s = go(&mut e, &mut next, ReadInput::Reply(b(&v2)), NOW + 2.0);
+        let s = go(&mut e, &mut next, got(&v2), NOW + 2.0);
         assert!(matches!(s.tier, TierAction::Keep { .. }), "{:?}", s.tier);
     }
 }
@@ -746,4 +761,91 @@ fn pulling_per_request_a_read_asks_for_a_refresh_first() {
     pull(&mut e, "1", NOW - 10.0);
     assert!(!e.tags_caught_up(Millis(NOW)));
     assert_eq!(first_step(&mut e, NOW), ReadAction::Refresh);
+}
+
+/// A page read names the last page write this process knows, and its reply says whether the
+/// page-write sequence is still there. When it is not (a write whose announcement this
+/// process has not heard: on its way, or lost), the value serves the read and is kept for
+/// outages only: a failover may lose that write and bring back exactly the sequence this
+/// process knows, and no pull could then tell the tier's copy from the value Redis lost.
+#[test]
+fn a_page_value_read_past_the_last_page_write_known_binds_nothing() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    let mut m = read(&e, "/p", NOW);
+    let ReadAction::Poll { call, .. } = to_get(&mut e, &mut m, NOW) else {
+        panic!("a page read of Redis while page copies may serve checks the sequence");
+    };
+    assert_eq!(call.keys, [key.clone(), "fc:tags:{fc}:meta".to_owned()]);
+    assert_eq!(call.args, ["E", "1", "w1"]);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Polled {
+            entry: b(&v),
+            leased: false,
+        },
+        NOW,
+    );
+    let ReadAction::Answer(answer) = &s.action else {
+        panic!("{s:?}");
+    };
+    // The page read's bytes are the host's poll bytes.
+    assert_eq!(answer.source, Source::Poll);
+    assert!(
+        matches!(
+            s.tier,
+            TierAction::Keep {
+                outage_only: true,
+                page_gen: 0,
+                ..
+            }
+        ),
+        "{s:?}"
+    );
+    keep(&mut e, &key, &v, s.tier);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
+    // Read again at the sequence known: bound.
+    assert!(is_bound(read_from_redis(&mut e, &v, NOW + 2.0)));
+    assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
+}
+
+/// A follower's poll does not check the page-write sequence: a page value it brings serves
+/// the read and binds nothing.
+#[test]
+fn a_page_value_a_poll_brings_binds_nothing() {
+    let mut e = push_engine();
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    let mut m = read(&e, "/p", NOW);
+    to_get(&mut e, &mut m, NOW);
+    // Nothing stored: the read asks for the lease; another process holds it.
+    let s = go(&mut e, &mut m, got_none(), NOW);
+    assert!(matches!(s.action, ReadAction::Acquire { .. }), "{s:?}");
+    let mut s = go(&mut e, &mut m, ReadInput::LeaseReply(0), NOW);
+    if let ReadAction::Wait { .. } = s.action {
+        s = go(&mut e, &mut m, ReadInput::Timer, NOW + 50.0);
+    }
+    let ReadAction::Poll { call, .. } = &s.action else {
+        panic!("{s:?}");
+    };
+    assert_eq!(call.script.name, "lease_poll");
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Polled {
+            entry: b(&v),
+            leased: false,
+        },
+        NOW + 60.0,
+    );
+    assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
+    assert!(!is_bound(s.tier), "{s:?}");
+}
+
+fn got_none() -> ReadInput<'static> {
+    ReadInput::Polled {
+        entry: None,
+        leased: true,
+    }
 }
