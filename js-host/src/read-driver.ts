@@ -26,6 +26,7 @@ export interface Binding {
     readonly Wait: number
     readonly Poll: number
     readonly Answer: number
+    readonly PageRead: number
   }
   readonly TierAction: { readonly None: number; readonly Keep: number; readonly Drop: number }
   readonly Failure: {
@@ -284,8 +285,11 @@ export interface ReadIo {
    * only by reads that ask under the count it went out under (`share`). Absent: 0.
    */
   announcementsHeard?: (() => number) | undefined
-  /** Runs a script argv of the lease protocol; rejects like `get`. */
-  script(argv: string[], budgetMs: number): Promise<Reply>
+  /**
+   * Runs a script argv of the lease protocol (`kind` `'lease'`) or a page read (`'read'`:
+   * page_read.lua, in place of a `GET`); rejects like `get`.
+   */
+  script(argv: string[], budgetMs: number, kind?: 'read' | 'lease'): Promise<Reply>
   /** A debug line of the driver's own or of the renewal machine (the answer's come with it). */
   debug(line: string): void
   /**
@@ -647,7 +651,9 @@ function share<V>(
 /**
  * A follower's poll: the entry (null when none) and whether its lease still exists, from one
  * script call, whether this call joined one already in flight, and that one's number (`share`). Concurrent polls of one key
- * in one process share it (`share`), as reads share one `GET`.
+ * in one process share it (`share`), as reads share one `GET`. A page read (`kind` `'read'`,
+ * page_read.lua) has the same shape: the entry, and whether the page-write sequence was at the
+ * write its argv names.
  */
 function poll(
   engine: object,
@@ -656,11 +662,13 @@ function poll(
   budgetMs: number,
   began: number,
   order: number,
+  kind: 'read' | 'lease',
 ): [Promise<[Uint8Array | null, boolean]>, boolean, number] {
   const send = (): Promise<[Uint8Array | null, boolean]> =>
-    io.script(splitArgv(argv), budgetMs).then((reply): [Uint8Array | null, boolean] => {
+    io.script(splitArgv(argv), budgetMs, kind).then((reply): [Uint8Array | null, boolean] => {
       if (!Array.isArray(reply)) {
-        throw Object.assign(new Error('lease poll: unexpected reply'), { code: 'ERR_REDIS_REPLY' })
+        const what = kind === 'read' ? 'page read' : 'lease poll'
+        throw Object.assign(new Error(`${what}: unexpected reply`), { code: 'ERR_REDIS_REPLY' })
       }
       const [value, leased] = reply as unknown[]
       return [value instanceof Uint8Array ? value : null, Number(leased) === 1]
@@ -1363,8 +1371,15 @@ class Read<E extends object, T> {
     return machine.leaseReply(engine, Number.isFinite(code) ? code : -1, io.now())
   }
 
-  /** `Poll`: polls the entry and its lease, then gives what came (or the failure). */
-  private async pollEntry(budgetMs: number, order: number): Promise<number> {
+  /**
+   * `Poll`: polls the entry and its lease (`PageRead`: reads the page entry and whether the
+   * page-write sequence is at the write named), then gives what came (or the failure).
+   */
+  private async pollEntry(
+    budgetMs: number,
+    order: number,
+    kind: 'read' | 'lease',
+  ): Promise<number> {
     let entry: Uint8Array | null
     try {
       const [polled, joined, joinedOrder] = poll(
@@ -1374,6 +1389,7 @@ class Read<E extends object, T> {
         budgetMs,
         this.began,
         order,
+        kind,
       )
       this.joined = joined
       this.joinedOrder = joinedOrder
@@ -1425,7 +1441,9 @@ class Read<E extends object, T> {
       case K.Wait:
         return io.sleep(f[base + F.DelayMs] ?? 0).then(() => machine.timer(engine, io.now()))
       case K.Poll:
-        return this.pollEntry(f[base + F.BudgetMs] ?? 0, f[base + F.Order] ?? 0)
+        return this.pollEntry(f[base + F.BudgetMs] ?? 0, f[base + F.Order] ?? 0, 'lease')
+      case K.PageRead:
+        return this.pollEntry(f[base + F.BudgetMs] ?? 0, f[base + F.Order] ?? 0, 'read')
       default:
         throw new Error(`read machine step ${String(kind)} unknown to this driver`)
     }

@@ -52,10 +52,10 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     shares: true,
     // The engine's count: announcements, gaps and this process's own page writes.
     announcementsHeard: () => engine.pageHeard,
-    script: (argv) =>
+    script: (argv, _budgetMs, kind = 'lease') =>
       transport === undefined
         ? Promise.reject(new NoRedisError())
-        : runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind: 'lease' }),
+        : runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind }),
     debug: (line) => {
       log.debug(line)
     },

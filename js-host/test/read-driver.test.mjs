@@ -696,6 +696,44 @@ test('a follower waits on the fake clock; polls of one key in one process share 
   rc.answer.free()
 })
 
+test('a page read is sent as a read, not a lease command, and its second item reaches the machine', async () => {
+  const entry = bytesOf(30)
+  const sent = []
+  const io = fakeIo({
+    shares: true,
+    script: (argv, budgetMs, kind) => {
+      sent.push([argv.join(' '), budgetMs, kind])
+      return Promise.resolve([entry, 0])
+    },
+  })
+  const m = scripted([
+    () => ({
+      kind: K.PageRead,
+      argv: ['EVALSHA', 'pageread', '2', 'k', 'meta', 'E', '3', 'w3'].join('\0'),
+      budgetMs: 250,
+      order: 4,
+    }),
+    () =>
+      answer({
+        source: binding.Source.Poll,
+        served: binding.Served.Fresh,
+        tier: binding.TierAction.Keep,
+        keepUntil: 5,
+        outageOnly: true,
+      }),
+  ])
+  const r = await readEntry(engine, m, io)
+  // The read's kind: its budget and the breaker's count are a read's (`readTimeoutMs`).
+  assert.deepEqual(sent, [['EVALSHA pageread 2 k meta E 3 w3', 250, 'read']])
+  const [name, prefix, total, atWrite] = m.inputs[1]
+  assert.equal(name, 'polled')
+  assert.equal(prefix.byteLength, 30)
+  assert.equal(total, 30)
+  assert.equal(atWrite, false, 'the sequence moved: the machine hears it')
+  assert.equal(r.bytes, entry)
+  r.answer.free()
+})
+
 /** A reader of key 'k' that gets it from Redis and serves it. */
 const getter = () =>
   scripted([

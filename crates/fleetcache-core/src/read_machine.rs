@@ -99,8 +99,8 @@ pub enum ReadInput<'a> {
     /// Redis did not answer or the host has no Redis.
     LeaseReply(i64),
     /// A poll's reply: the entry, and whether its lease still exists; or a page read's
-    /// ([`ReadAction::Poll`] with [`PAGE_READ`](crate::scripts::PAGE_READ)): the entry, and
-    /// whether the page-write sequence was at the write the read named.
+    /// ([`ReadAction::PageRead`]): the entry, and whether the page-write sequence was at the
+    /// write the read named.
     Polled {
         /// The entry, `None` when there is none.
         entry: Option<Bytes<'a>>,
@@ -175,13 +175,21 @@ pub enum ReadAction {
         /// The pause, ms.
         delay_ms: f64,
     },
-    /// Send the poll script, then input [`ReadInput::Polled`] (or a failure). Also a page
-    /// read by a process whose page copies may serve, in place of [`ReadAction::Get`]: the
-    /// script [`PAGE_READ`](crate::scripts::PAGE_READ), whose reply has the same shape.
+    /// Send the poll script, then input [`ReadInput::Polled`] (or a failure).
     Poll {
         /// The script call.
         call: ScriptCall,
         /// The command's budget.
+        budget_ms: f64,
+    },
+    /// In place of [`ReadAction::Get`] while page copies may serve, for a page or route
+    /// entry: send the page read script ([`PAGE_READ`](crate::scripts::PAGE_READ), a read),
+    /// then input its reply as [`ReadInput::Polled`] (the same shape: the entry, and whether
+    /// the page-write sequence was at the write the call names), or a failure.
+    PageRead {
+        /// The script call.
+        call: ScriptCall,
+        /// The command's budget (a read's).
         budget_ms: f64,
     },
     /// The read is answered.
@@ -208,7 +216,7 @@ pub enum Source {
     Tier = 2,
     /// The reply to [`ReadAction::Get`].
     Redis = 3,
-    /// The last poll's reply (a lease poll's, or a page read's: [`ReadAction::Poll`]).
+    /// The last poll's reply (a lease poll's, or a page read's: [`ReadAction::PageRead`]).
     Poll = 4,
     /// The tier's or fallback bytes given last, kept for a failed or refused read.
     Kept = 5,
@@ -1082,8 +1090,7 @@ impl ReadMachine {
                     },
                 },
             },
-            // A page read's reply (page_read.lua, asked as a poll, so its bytes are the
-            // host's poll bytes): `leased` says the page-write sequence was at the write
+            // A page read's reply (its bytes are the host's poll bytes): `leased` says the page-write sequence was at the write
             // named; if not, the value binds nothing.
             (State::Get, ReadInput::Polled { entry, leased }) => {
                 if !leased {
@@ -1286,7 +1293,7 @@ impl ReadMachine {
             match ctx.tag_sync.plan_page_read(&self.entry_key) {
                 Some(call) => {
                     return ReadStep {
-                        action: ReadAction::Poll { call, budget_ms },
+                        action: ReadAction::PageRead { call, budget_ms },
                         tier,
                     }
                 }

@@ -884,6 +884,8 @@ enum Cmd {
     Get(String),
     Acquire(ScriptCall),
     Poll(ScriptCall),
+    /// page_read.lua (shared as the host shares a poll: by its argv).
+    PageRead(ScriptCall),
     /// `SET key value PX ttl`, or `lease_write.lua` (the entry, and the release of the lease).
     Store {
         key: String,
@@ -932,7 +934,7 @@ impl Redis {
             }
             // page_read.lua: the entry, and whether the page-write sequence is at the write
             // the read names.
-            Cmd::Poll(call) if call.script.name == "page_read" => {
+            Cmd::PageRead(call) => {
                 let t = &self.tags;
                 let at = [
                     t.epoch.clone().unwrap_or_default(),
@@ -2936,7 +2938,9 @@ enum In {
 fn shared(a: &Cmd, b: &Cmd) -> bool {
     match (a, b) {
         (Cmd::Get(x), Cmd::Get(y)) => x == y,
-        (Cmd::Poll(x), Cmd::Poll(y)) => x.keys == y.keys && x.args == y.args,
+        (Cmd::Poll(x), Cmd::Poll(y)) | (Cmd::PageRead(x), Cmd::PageRead(y)) => {
+            x.keys == y.keys && x.args == y.args
+        }
         _ => false,
     }
 }
@@ -2947,6 +2951,7 @@ fn cmd_name(cmd: &Cmd) -> &'static str {
         Cmd::Get(_) => "get",
         Cmd::Acquire(_) => "acquire",
         Cmd::Poll(_) => "poll",
+        Cmd::PageRead(_) => "page read",
         Cmd::Store { .. } => "store",
         Cmd::Release(_) => "release",
     }
@@ -3399,6 +3404,7 @@ impl World {
                 ReadAction::Get { key, .. } => (OpKind::Read, Cmd::Get(key)),
                 ReadAction::Acquire { call, .. } => (OpKind::Lease, Cmd::Acquire(call)),
                 ReadAction::Poll { call, .. } => (OpKind::Read, Cmd::Poll(call)),
+                ReadAction::PageRead { call, .. } => (OpKind::Read, Cmd::PageRead(call)),
                 ReadAction::Answer(a) => {
                     let served = match a.source {
                         Source::None => None,
@@ -6092,7 +6098,7 @@ impl PageTier {
                     self.reads.push(read);
                     return Ok(());
                 }
-                ReadAction::Poll { call, .. } if call.script.name == "page_read" => {
+                ReadAction::PageRead { call, .. } => {
                     read.wait = PageWait::Get {
                         names: Some(call.args),
                         ran: None,
@@ -6330,7 +6336,7 @@ impl PageTier {
                         total_len: self.values[n].len(),
                     }))
                 }
-                ReadAction::Poll { call, .. } if call.script.name == "page_read" => {
+                ReadAction::PageRead { call, .. } => {
                     given = self.w.page.last().copied();
                     let r = &self.w.redis;
                     let at = [

@@ -1631,7 +1631,7 @@ fn a_page_read_tells_whether_the_page_write_sequence_is_the_one_known() {
         }
         .unwrap();
     }
-    let ReadAction::Poll { call, .. } = step.action else {
+    let ReadAction::PageRead { call, .. } = step.action else {
         panic!("not a page read: {step:?}");
     };
     assert_eq!(call.script.name, "page_read");

@@ -140,6 +140,9 @@ pub enum ReadStepKind {
     Poll = 8,
     /// The read is answered: `source`, `served` and the presentation fields.
     Answer = 9,
+    /// Send `argv` (a read) within `budgetMs` and call `polled` with the entry and whether
+    /// the page-write sequence was at the write named (or `failed`).
+    PageRead = 10,
 }
 
 /// What the host does with the tier bytes it gave with its last call.
@@ -204,7 +207,7 @@ pub enum RenewStepKind {
 #[wasm_bindgen]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadField {
-    /// `Get`, `Acquire`, `Poll`: the command's budget (ms).
+    /// `Get`, `Acquire`, `Poll`, `PageRead`: the command's budget (ms).
     BudgetMs = 0,
     /// `NeedMore`: bytes of prefix needed.
     Need = 1,
@@ -359,6 +362,7 @@ impl ReadStep {
             core::ReadAction::Acquire { .. } => ReadStepKind::Acquire,
             core::ReadAction::Wait { .. } => ReadStepKind::Wait,
             core::ReadAction::Poll { .. } => ReadStepKind::Poll,
+            core::ReadAction::PageRead { .. } => ReadStepKind::PageRead,
             core::ReadAction::Answer(_) => ReadStepKind::Answer,
         }
     }
@@ -371,22 +375,23 @@ impl ReadStep {
         }
     }
 
-    /// `Acquire`, `Poll`: the `EVALSHA` argv to send, NUL-joined.
+    /// `Acquire`, `Poll`, `PageRead`: the `EVALSHA` argv to send, NUL-joined.
     pub fn argv(&self) -> String {
         match &self.inner.action {
-            core::ReadAction::Acquire { call, .. } | core::ReadAction::Poll { call, .. } => {
-                call_argv(call)
-            }
+            core::ReadAction::Acquire { call, .. }
+            | core::ReadAction::Poll { call, .. }
+            | core::ReadAction::PageRead { call, .. } => call_argv(call),
             _ => String::new(),
         }
     }
 
-    /// `Get`, `Acquire`, `Poll`: the command's budget (ms).
+    /// `Get`, `Acquire`, `Poll`, `PageRead`: the command's budget (ms).
     pub fn budget_ms(&self) -> f64 {
         match &self.inner.action {
             core::ReadAction::Get { budget_ms, .. }
             | core::ReadAction::Acquire { budget_ms, .. }
-            | core::ReadAction::Poll { budget_ms, .. } => *budget_ms,
+            | core::ReadAction::Poll { budget_ms, .. }
+            | core::ReadAction::PageRead { budget_ms, .. } => *budget_ms,
             _ => 0.0,
         }
     }
@@ -648,7 +653,8 @@ impl ReadStep {
         match &self.inner.action {
             core::ReadAction::Get { budget_ms, .. }
             | core::ReadAction::Acquire { budget_ms, .. }
-            | core::ReadAction::Poll { budget_ms, .. } => f[F::BudgetMs as usize] = *budget_ms,
+            | core::ReadAction::Poll { budget_ms, .. }
+            | core::ReadAction::PageRead { budget_ms, .. } => f[F::BudgetMs as usize] = *budget_ms,
             core::ReadAction::NeedMore { need } => f[F::Need as usize] = f64::from(u32_of(*need)),
             core::ReadAction::Wait { delay_ms } => f[F::DelayMs as usize] = *delay_ms,
             core::ReadAction::Answer(a) => {
@@ -762,7 +768,9 @@ impl ReadMachine {
             .map(|inner| {
                 let asks = matches!(
                     inner.action,
-                    core::ReadAction::Get { .. } | core::ReadAction::Poll { .. }
+                    core::ReadAction::Get { .. }
+                        | core::ReadAction::Poll { .. }
+                        | core::ReadAction::PageRead { .. }
                 );
                 let sent = if asks { self.inner.order() } else { 0 };
                 ReadStep { inner, sent }

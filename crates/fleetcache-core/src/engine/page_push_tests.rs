@@ -129,7 +129,7 @@ fn to_get(e: &mut Engine, m: &mut ReadMachine, now: f64) -> ReadAction {
     }
     match &s.action {
         ReadAction::Get { .. } => {}
-        ReadAction::Poll { call, .. } => assert_eq!(call.script.name, "page_read", "{s:?}"),
+        ReadAction::PageRead { call, .. } => assert_eq!(call.script.name, "page_read", "{s:?}"),
         _ => panic!("{s:?}"),
     }
     s.action
@@ -774,7 +774,7 @@ fn a_page_value_read_past_the_last_page_write_known_binds_nothing() {
     let key = e.entry_key(&Interface::Incremental, "/p");
     let v = page_value(&mut e, "/p", NOW - 100.0);
     let mut m = read(&e, "/p", NOW);
-    let ReadAction::Poll { call, .. } = to_get(&mut e, &mut m, NOW) else {
+    let ReadAction::PageRead { call, .. } = to_get(&mut e, &mut m, NOW) else {
         panic!("a page read of Redis while page copies may serve checks the sequence");
     };
     assert_eq!(call.keys, [key.clone(), "fc:tags:{fc}:meta".to_owned()]);
