@@ -24,9 +24,10 @@ export function evictionWarning(info: string): string | undefined {
 /**
  * Asks Redis for its eviction policy once, off every request's path and outside the circuit
  * breaker (`transport` is the unguarded one), and logs {@link evictionWarning}. An ACL that
- * refuses `INFO` is warned of too: the tag scripts need it to name the server a load's cursor
- * came from (docs/operating.md, "Access control"), and they go on without it unseen. A Redis
- * that does not answer says nothing: a debug line.
+ * refuses `INFO` is warned of too: the tag scripts need `INFO server` to name the server a
+ * load's cursor came from (docs/operating.md, "Access control"), and they go on without it
+ * unseen. One that refuses `INFO memory` only (`+info|server`) gives the scripts what they need:
+ * a debug line, as for a Redis that does not answer.
  */
 export function checkEvictionPolicy(transport: Transport, log: Logger): void {
   transport.send(['INFO', 'memory']).then(
@@ -36,15 +37,34 @@ export function checkEvictionPolicy(transport: Transport, log: Logger): void {
       if (warning !== undefined) log.warn(warning)
     },
     (err: unknown) => {
-      if (err instanceof RedisReplyError && /\bNOPERM\b/.test(err.message)) {
-        log.warn(
-          'the Redis ACL user may not run INFO: a tag-state load that moves to another server ' +
-            '(a failover, a restart) may skip tags and judge entries of those tags fresh after ' +
-            'their revalidation; add +info (docs/operating.md, "Access control")',
-        )
-      } else {
+      if (!refused(err)) {
         log.debug(`eviction policy not checked: ${describe(err)}`)
+        return
       }
+      transport.send(['INFO', 'server']).then(
+        () => {
+          log.debug(
+            'eviction policy not checked: the Redis ACL user may run INFO server (what the tag ' +
+              'scripts need), not INFO memory',
+          )
+        },
+        (again: unknown) => {
+          if (!refused(again)) {
+            log.debug(`eviction policy not checked: ${describe(again)}`)
+            return
+          }
+          log.warn(
+            'the Redis ACL user may not run INFO: a tag-state load that moves to another server ' +
+              '(a failover, a restart) may skip tags and judge entries of those tags fresh after ' +
+              'their revalidation; add +info (docs/operating.md, "Access control")',
+          )
+        },
+      )
     },
   )
+}
+
+/** An error reply of the ACL's (`NOPERM`). */
+function refused(err: unknown): boolean {
+  return err instanceof RedisReplyError && /\bNOPERM\b/.test(err.message)
 }

@@ -82,6 +82,16 @@ before(async () => {
     '>s3cret',
     ...ACL_RULES.filter((r) => r !== '+info'),
   )
+  // INFO for the scripts only (`+info|server`): no INFO memory, nothing the scripts lack.
+  await redis.command(
+    'ACL',
+    'SETUSER',
+    'fcinfoserver',
+    'on',
+    '>s3cret',
+    ...ACL_RULES.filter((r) => r !== '+info'),
+    '+info|server',
+  )
   await redis.command('ACL', 'LOG', 'RESET')
 })
 
@@ -243,7 +253,33 @@ describe('an ACL without +info', () => {
       })
     })
     assert.equal(lines.filter((l) => l.includes('+info')).length, 1, lines.join('\n'))
-    assert.equal(await denials('fcnoinfo', 'info'), 1, 'one INFO of its own, refused')
+    assert.equal(
+      await denials('fcnoinfo', 'info'),
+      2,
+      'two INFOs of its own (memory, then server), refused',
+    )
+  })
+
+  test('with +info|server only, no warning: the scripts have what they need', async (t) => {
+    const debug = []
+    t.mock.method(console, 'log', (...a) => debug.push(a.join(' ')))
+    const h = createUseCacheHandler(options('fcinfoserver:s3cret', { leases: false, debug: true }))
+    const lines = await capture(async () => {
+      await h.set('k-infoserver', Promise.resolve(entry('x')))
+      await h.refreshTags()
+      assert.equal(await text((await h.get('k-infoserver', [])).value), 'x')
+      await waitFor(() => debug.some((l) => l.includes('may run INFO server')), {
+        timeoutMs: 5000,
+        intervalMs: 20,
+        what: 'the debug line',
+      })
+    })
+    assert.deepEqual(
+      lines.filter((l) => l.includes('+info')),
+      [],
+      'no warning to add +info',
+    )
+    assert.equal(await denials('fcinfoserver', 'info'), 1, 'INFO memory only, refused')
   })
 })
 
