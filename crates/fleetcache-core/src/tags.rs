@@ -747,15 +747,14 @@ impl TagMirror {
         self.loading.as_ref().map(|l| (l.seen.0, l.seen.1.as_str()))
     }
 
-    /// While loading, the epoch the meta hash held when the load began (`""`: none, a state
-    /// without one); the next page asks the script to check it still does. A version the
+    /// While loading, the name of the state the load began under, as the refresh named it
+    /// (the meta hash's epoch, `""` for none, [`EPOCH_WITHOUT_META`], or a damaged state's
+    /// name); the next page asks the script to check the state still has it. A version the
     /// reader follows with no id (the meta hash made anew by a page write) checks nothing, and
-    /// a page of a state flushed since, with no epoch or another, would end the load unseen.
+    /// a page of a state flushed since, with no epoch or another, would end the load unseen;
+    /// so would one of a damaged state whose records went since, or came back with a failover.
     pub fn page_epoch(&self) -> Option<&str> {
-        self.loading.as_ref().map(|l| match l.epoch.as_str() {
-            EPOCH_WITHOUT_META => "",
-            name => meta_epoch(name),
-        })
+        self.loading.as_ref().map(|l| l.epoch.as_str())
     }
 
     /// Declares the mirror complete without Redis: for a process with no shared state at

@@ -746,6 +746,73 @@ fn a_page_of_a_state_with_an_epoch_and_no_version_tells_a_lost_state_hash() {
     assert_eq!(reply.bulk(), b"4:page,1:0,1:0,0:,1:1,");
 }
 
+/// A page names the state its load began under as the refresh named it, and the page script
+/// names the state the same way: a load of a state that lost its log (records left, named
+/// `<epoch>~<ver>+`) whose records then go too reads a state of another name (`~`), and is
+/// rolled back; so is a load of records without a meta hash (`no-meta`) whose records go.
+/// Ended instead, the reader's catch-up after a failover that brought the records back found
+/// the name it knew, and it stayed synced without the records its later pages missed
+/// (freshness_sim `a_load_whose_records_went_between_two_pages_loads_again`).
+#[test]
+fn a_page_of_a_state_that_lost_a_key_since_the_load_began_is_rolled_back() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    for tag in ["a", "b", "c"] {
+        update(conn, &mut writer, &[tag], Revalidation::Expire, 1000.0);
+    }
+    let keys = writer.namespace().tag_keys();
+    let page = |args: &[&str]| ScriptCall {
+        script: &scripts::TAG_PAGE,
+        sha1: scripts::TAG_PAGE.sha1(),
+        keys: keys.to_vec(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    let name = |conn: &mut Conn| {
+        let reply = conn.run(&engine().plan_tag_refresh()).bulk().to_vec();
+        head_of(&reply)[0].clone()
+    };
+    let rolled_back = |conn: &mut Conn, name: &str| {
+        let reply = conn.run(&page(&["0", "10", "0", "", name]));
+        let items = netstring::decode(reply.bulk()).unwrap();
+        items[4] == b"1"
+    };
+    // Healthy: the epoch names it.
+    let epoch = name(conn);
+    assert!(!rolled_back(conn, &epoch));
+    // The log lost: records left.
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    let plus = name(conn);
+    assert_eq!(plus, format!("{epoch}~3+"));
+    assert!(!rolled_back(conn, &plus), "the same state");
+    assert!(rolled_back(conn, &epoch), "the state before the loss");
+    // Then the records: another state.
+    let kept = conn.cmd(&["DUMP", &keys.state]);
+    assert_eq!(conn.cmd(&["DEL", &keys.state]), Reply::Int(1));
+    assert_eq!(name(conn), format!("{epoch}~3~"));
+    assert!(
+        rolled_back(conn, &plus),
+        "the records went since the load began"
+    );
+    // Records without a meta hash.
+    let Reply::Bulk(Some(dump)) = kept else {
+        panic!("{kept:?}");
+    };
+    let mut restore: Vec<&[u8]> = vec![b"RESTORE", keys.state.as_bytes(), b"0"];
+    restore.push(&dump);
+    assert_eq!(conn.send(&restore), Reply::Simple("OK".to_owned()));
+    assert_eq!(conn.cmd(&["DEL", &keys.meta]), Reply::Int(1));
+    assert_eq!(name(conn), "no-meta");
+    assert!(!rolled_back(conn, "no-meta"));
+    assert_eq!(conn.cmd(&["DEL", &keys.state]), Reply::Int(1));
+    assert_eq!(name(conn), "");
+    assert!(
+        rolled_back(conn, "no-meta"),
+        "the records went since the load began"
+    );
+    assert!(!rolled_back(conn, ""));
+}
+
 #[test]
 fn scripts_reject_bad_arguments_and_precision_survives() {
     let mut server = start();

@@ -5,8 +5,9 @@
 -- ARGV: cursor ('0' to start; else '<server>:<HSCAN cursor>', as the previous page or the full
 --       refresh reply gave it), count (a hint of how many tags per page), then the version
 --       and id of the state the reader's previous page (or the full refresh reply that
---       started the load) was read at ('' id: none to check), and the meta hash's epoch the
---       load began under ('' for none).
+--       started the load) was read at ('' id: none to check), and the name of the state the
+--       load began under, as tag_refresh.lua named it (the meta hash's epoch, '' for none,
+--       'no-meta', or a damaged state's '<epoch>~<ver>~' or '+').
 -- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page, else
 --        '<server>:<HSCAN cursor>'), ver,
 --        vid (the state's version now and its id), rolled_back, then tag, record, ... (a tag
@@ -29,25 +30,48 @@ end
 -- integer, so it names its id's field as is.
 local meta = KEYS[3]
 local written = redis.call('HGET', meta, 'ver')
+local epoch = redis.call('HGET', meta, 'epoch')
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 local top = last[1]
 -- An epoch with no version reads the log's highest score, as tag_refresh.lua answers it.
-local ver = written or redis.call('HGET', meta, 'epoch') and last[2] or '0'
--- A state hash or log gone under versions reads as version 0, as tag_refresh.lua answers it.
-if (top and not redis.call('HGET', KEYS[1], top)) or (not top and ver ~= '0') then
-  ver = '0'
+local ver = written or epoch and last[2] or '0'
+-- The state's name as tag_refresh.lua gives it (the same rules: two scripts share no code):
+-- records without a meta hash are 'no-meta'; a state hash or log gone under versions is a
+-- state of its own, named after the epoch and version it came from and whether records are
+-- left ('+'), at version 0. A load that began under another name (the records went between
+-- two pages, or came back with a failover) took its pages from another state.
+local function records()
+  local probe = redis.call('HSCAN', KEYS[1], '0', 'COUNT', 1)
+  return probe[1] ~= '0' or #probe[2] > 0
+end
+local name = epoch or ''
+if not epoch then
+  if records() then
+    name = 'no-meta'
+  end
+else
+  local mark
+  if top then
+    mark = not redis.call('HGET', KEYS[1], top) and '~'
+  else
+    mark = (records() and '+') or (tonumber(ver) > 0 and '~')
+  end
+  if mark then
+    name, ver = epoch .. '~' .. string.format('%.0f', tonumber(ver)) .. mark, '0'
+  end
 end
 -- Below the version named: rolled back or damaged, even with no id to check (an epoch with
 -- no version keeps none).
 local seen = tonumber(ARGV[3])
 -- A version named with no id is the log's highest score under a meta hash with no version (a
 -- page write made it anew): a version written since, by an update or a merge, may number from
--- 1 again over a state that lost its log and records, which nothing else tells. And the epoch
--- the load began under (ARGV[5], '' for none): another now, or none, is a flush or a new state.
+-- 1 again over a state that lost its log and records, which nothing else tells. And the name
+-- of the state the load began under (ARGV[5]): another now is a flush, a new state, or keys
+-- lost or brought back.
 local rolled_back = (seen > 0 and (seen > tonumber(ver) or ARGV[4] ~= ''
   and redis.call('HGET', meta, 'v:' .. string.format('%.0f', seen)) ~= ARGV[4]))
   or (ARGV[4] == '' and seen > 0 and written)
-  or (ARGV[5] ~= nil and (redis.call('HGET', meta, 'epoch') or '') ~= ARGV[5])
+  or (ARGV[5] ~= nil and name ~= ARGV[5])
 
 -- An HSCAN cursor means something to the server process that gave it only: each draws the
 -- seed of its hash function at start, so the same state on another process (a failover that
