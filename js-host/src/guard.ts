@@ -111,7 +111,7 @@ export class GuardedTransport implements Transport {
       const outer = budget + this.connectBudgetMs
       span = tel?.startSpan(String(argv[0]))
       try {
-        const inner = this.inner.send(argv, { kind, timeoutMs: budget })
+        const inner = this.inner.send(argv, { kind, timeoutMs: budget, startedAt: t0 })
         sent =
           this.inner.enforcesDeadlines === true
             ? inner

@@ -103,7 +103,7 @@ export function singleClient(options: RedisTransportOptions): Client {
     // rejects it).
     disableClientInfo: true,
     // No per-command AbortSignal.timeout (node-redis's default is 5 s): send() bounds every
-    // command with one plain timer instead (see there).
+    // command with an entry in the process's deadline queue instead (see there).
     commandOptions: { timeout: 0 },
     socket: socketOptions(options),
   })

@@ -6,6 +6,7 @@
  */
 import { ConnectionTimeoutError, ErrorReply, TimeoutError } from 'redis'
 
+import { deadlines } from './deadlines'
 import { describe } from './log'
 import {
   MAX_UNANSWERED_VALUE_BYTES,
@@ -188,27 +189,39 @@ export class RedisTransport implements Transport {
     // Connected: the command is queued in this very call, before it returns (no await in
     // between), so work a caller queues after `send` runs after the command's write
     // (EarlyStream in streams.ts relies on it).
-    if (this.client.isReady) return this.run(argv, options)
-    return this.ensureConnected().then(() => this.run(argv, options))
+    if (this.client.isReady) return this.run(argv, options, options?.startedAt)
+    // After a wait for the connection the budget counts from the command's sending.
+    return this.ensureConnected().then(() => this.run(argv, options, undefined))
   }
 
-  private run(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
+  private run(
+    argv: readonly (string | Buffer)[],
+    options: SendOptions | undefined,
+    startedAt: number | undefined,
+  ): Promise<unknown> {
     const timeout = options?.timeoutMs ?? this.options.commandTimeoutMs
-    // One promise and one plain timer per command, settled straight from node-redis's reply:
-    // every layer of promises between the reply and the read costs a microtask turn on each
-    // cache hit. node-redis's own `timeout` option would add an AbortSignal.timeout per
-    // command, which cost ~15 % of a cache hit's CPU (measured with --cpu-prof); a command
+    // One promise and one entry in the process's deadline queue per command (deadlines.ts: one
+    // timer for all of them), settled straight from node-redis's reply: every layer of promises
+    // between the reply and the read costs a microtask turn on each cache hit. node-redis's own
+    // `timeout` option would add an AbortSignal.timeout per command, which cost ~15 % of a
+    // cache hit's CPU (measured with --cpu-prof); a command
     // abandoned here stays in node-redis's bounded queue until Redis answers or the socket
     // closes, and the breaker stops new ones while Redis hangs.
     const bytes = valueBytes(argv)
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new RedisTimeoutError(`redis ${String(argv[0])} took longer than ${String(timeout)} ms`),
-        )
-      }, timeout)
+      const deadline = deadlines.add(
+        timeout,
+        () => {
+          reject(
+            new RedisTimeoutError(
+              `redis ${String(argv[0])} took longer than ${String(timeout)} ms`,
+            ),
+          )
+        },
+        startedAt,
+      )
       const failed = (err: unknown): void => {
-        clearTimeout(timer)
+        deadlines.settle(deadline)
         reject(commandError(err, argv, timeout))
       }
       let sent: Promise<unknown>
@@ -227,7 +240,7 @@ export class RedisTransport implements Transport {
         sent.then(answered, answered)
       }
       sent.then((reply) => {
-        clearTimeout(timer)
+        deadlines.settle(deadline)
         resolve(reply)
       }, failed)
     })

@@ -1,3 +1,5 @@
+import { deadlines } from './deadlines'
+
 /**
  * What the engine needs from a Redis connection: raw commands with binary replies. node-redis
  * implements it for Node; any other runtime can supply its own (a fetch-based proxy, say).
@@ -33,6 +35,13 @@ export interface SendOptions {
   kind?: OpKind | undefined
   /** Deadline in ms; set by the engine's budget for the kind. */
   timeoutMs?: number | undefined
+  /**
+   * When the caller took the command on, on the clock of clock.ts `now()`
+   * (`performance.timeOrigin + performance.now()`), read just before `send`: the budget may
+   * count from it, so a transport needs no clock read of its own (one costs about 0.1 µs on a
+   * virtualized host, and the guard reads it anyway). A transport may ignore it.
+   */
+  startedAt?: number | undefined
   /**
    * Sent even while the circuit breaker refuses commands, still under its kind's budget: the
    * last attempt at revalidations still queued when the process closes, which no other
@@ -88,26 +97,27 @@ export function isCircuitOpen(err: unknown): boolean {
 
 /**
  * Resolves or rejects like `promise`, or rejects with a {@link RedisTimeoutError} after `ms`;
- * the timer never outlives the promise. `message` replaces the error's text (say, to name the
- * whole budget when `ms` is only what is left of it).
+ * the deadline (in the process's deadline queue, deadlines.ts) never outlives the promise.
+ * `message` replaces the error's text (say, to name the whole budget when `ms` is only what is
+ * left of it).
  */
 export function withDeadline<T>(
   promise: Promise<T>,
   ms: number,
   what: string,
-  message = `${what} took longer than ${String(ms)} ms`,
+  message?: string,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new RedisTimeoutError(message))
-    }, ms)
+    const deadline = deadlines.add(ms, () => {
+      reject(new RedisTimeoutError(message ?? `${what} took longer than ${String(ms)} ms`))
+    })
     promise.then(
       (v) => {
-        clearTimeout(timer)
+        deadlines.settle(deadline)
         resolve(v)
       },
       (e: unknown) => {
-        clearTimeout(timer)
+        deadlines.settle(deadline)
         reject(e instanceof Error ? e : new Error(String(e)))
       },
     )
