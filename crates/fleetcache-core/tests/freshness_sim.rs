@@ -5052,6 +5052,24 @@ enum MirrorOp {
     },
 }
 
+/// [`mirror_op`] weighted toward keys lost and brought back while a load is in pages: losses
+/// of one key, snapshots and failovers, pulls stepped one call at a time.
+fn mirror_loss_op() -> impl Strategy<Value = MirrorOp> {
+    prop_oneof![
+        4 => (1u8..8).prop_map(|tags| MirrorOp::Update { tags }),
+        1 => (1u8..8).prop_map(|tags| MirrorOp::Own { tags }),
+        3 => Just(MirrorOp::Pull),
+        4 => (0..2usize).prop_map(|pick| MirrorOp::Run { pick }),
+        4 => (0..2usize).prop_map(|pick| MirrorOp::Answer { pick }),
+        2 => Just(MirrorOp::Sync),
+        3 => Just(MirrorOp::Snapshot),
+        3 => Just(MirrorOp::Failover),
+        1 => Just(MirrorOp::Flush),
+        2 => Just(MirrorOp::LoseMeta),
+        4 => any::<bool>().prop_map(|log| MirrorOp::LoseKey { log }),
+    ]
+}
+
 fn mirror_op() -> impl Strategy<Value = MirrorOp> {
     prop_oneof![
         6 => (1u8..8).prop_map(|tags| MirrorOp::Update { tags }),
@@ -5280,6 +5298,15 @@ proptest! {
     #[test]
     fn a_synced_mirror_knows_the_state_its_refresh_was_answered_from(
         ops in proptest::collection::vec(mirror_op(), 1..60),
+        (max_tags, part_limit, window) in one_mirror_bounds(),
+    ) {
+        one_mirror_history(&ops, max_tags, part_limit, window)?;
+    }
+
+    /// The same, over histories of keys lost and brought back ([`mirror_loss_op`]).
+    #[test]
+    fn across_lost_keys_a_synced_mirror_knows_the_state_its_refresh_was_answered_from(
+        ops in proptest::collection::vec(mirror_loss_op(), 1..30),
         (max_tags, part_limit, window) in one_mirror_bounds(),
     ) {
         one_mirror_history(&ops, max_tags, part_limit, window)?;
