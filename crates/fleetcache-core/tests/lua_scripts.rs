@@ -2970,6 +2970,44 @@ fn a_version_followed_with_no_id_that_has_one_now_is_another_updates() {
     assert!(!summary.full);
 }
 
+/// As above, for a reader that follows by push: it missed the announcement of the update
+/// numbered 1 again (`b`) and heard the next one (`c`, version 2) as the next of the version it
+/// followed with no id; the pull that checks that version (as it checks every version the
+/// mirror took an announcement as the next of) finds it has an id now, and answers in full.
+/// Answered in part from version 2, the reader took itself for up to date without `b`
+/// (freshness_sim `a_push_follower_past_a_version_it_followed_with_no_id_checks_it`).
+#[test]
+fn a_version_followed_with_no_id_then_passed_by_an_announcement_is_checked_by_the_next_pull() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let (_, keys, mut reader) = reader_of_a_meta_hash_a_page_write_made_anew(conn);
+    reader.follow_tags_by_push(1000.0).unwrap();
+    let mut sub = server.connect();
+    sub.cmd(&["SSUBSCRIBE", &keys.announce]);
+    let conn = &mut server.conn;
+    for key in [&keys.log, &keys.state] {
+        assert_eq!(conn.cmd(&["DEL", key]), Reply::Int(1));
+    }
+    let mut other = engine();
+    other.follow_tags_by_push(1000.0).unwrap();
+    update_as(conn, &mut other, "b", 2000.0, "id-b");
+    let _missed = message(&mut sub);
+    update_as(conn, &mut other, "c", 2001.0, "id-c");
+    let heard = message(&mut sub);
+    assert_eq!(
+        reader.apply_announcement(&heard),
+        Ok(fleetcache_core::tags::Announced::Applied(1)),
+        "taken as the next of version 1"
+    );
+    let (_, summary) = refresh(conn, &mut reader);
+    assert!(
+        summary.full,
+        "version 1, followed with no id, is another update's now"
+    );
+    assert!(other.mirror().record("b").is_some());
+    assert_eq!(reader.mirror().record("b"), other.mirror().record("b"));
+}
+
 /// A load of a state whose meta hash a page write made anew (an epoch, no version: the pages
 /// name no id to check), the state flushed between its pages: the next page finds no epoch
 /// where the load began under one, and is rolled back, not read from the empty state as the

@@ -98,7 +98,17 @@ end
 -- nothing else calls for it, so that the reader knows no loss was seen.
 local mismatch, gone = false, false
 local function check(v, id, spared)
-  if id == '' or v <= 0 then
+  if v <= 0 then
+    return
+  end
+  -- A version followed with no id (a page write made the meta hash anew, ids gone: the reader
+  -- follows the log's highest score) that has one now was made since by another update: the
+  -- log and the state hash went and the numbers began again over the same epoch. The same for
+  -- a version the reader took an announcement as the next of (ARGV[6..]).
+  if id == '' then
+    if v <= ver and vid(v) ~= '' then
+      mismatch = true
+    end
     return
   end
   if v > ver then
@@ -122,12 +132,6 @@ end
 local anchored = anchor_vid ~= '' and anchor_ver >= known_ver and anchor_ver <= ver
   and vid(anchor_ver) == anchor_vid
 check(known_ver, known_vid, anchored)
--- A known version with no id (a page write made the meta hash anew, ids gone: the reader
--- follows the log's highest score) that has one now was made since by another update: the
--- log and the state hash went and the numbers began again over the same epoch.
-if known_vid == '' and known_ver > 0 and known_ver <= ver and vid(known_ver) ~= '' then
-  mismatch = true
-end
 for i = 6, #ARGV - 1, 2 do
   check(tonumber(ARGV[i]) or 0, ARGV[i + 1])
 end
