@@ -91,6 +91,16 @@ before(async () => {
     '>s3cret',
     ...ACL_RULES.filter((r) => r !== '+info'),
     '+info|server',
+  // With `tagSync: 'push'`: the documented rules and the two docs/operating.md adds for it.
+  await redis.command(
+    'ACL',
+    'SETUSER',
+    'fcpush',
+    'on',
+    '>s3cret',
+    ...ACL_RULES,
+    '+ssubscribe',
+    '+sunsubscribe',
   )
   await redis.command('ACL', 'LOG', 'RESET')
 })
@@ -196,6 +206,44 @@ describe('ACL user limited to the prefix and fleetcache’s commands', () => {
     assert.ok(await h().get('/acl/route', { kind: 'APP_ROUTE' }))
     await h().revalidateTag(['acl-route'])
     assert.equal(await h().get('/acl/route', { kind: 'APP_ROUTE' }), null)
+    assert.deepEqual(await redis.command('ACL', 'LOG'), [], 'Redis denied nothing')
+  })
+
+  test("tagSync 'push': a page read from Redis (page_read.lua) and the copy it keeps serving from the tier; nothing denied", async () => {
+    const W = createIncrementalCacheHandler(options('fc:s3cret'))
+    const R = createIncrementalCacheHandler(
+      options('fcpush:s3cret', { tagSync: 'push', memoryBytes: 16 * 1024 * 1024 }),
+    )
+    const ctx = { kind: 'APP_PAGE', cacheControl: { revalidate: false, expire: undefined } }
+    const page = {
+      kind: 'APP_PAGE',
+      html: '<p>acl</p>',
+      rscData: Buffer.from('acl'),
+      headers: {},
+      status: 200,
+      postponed: undefined,
+      segmentData: undefined,
+    }
+    await new W({}).set('/acl/page', page, ctx)
+    // Commands Redis ran, a page read's script and the GET it calls included.
+    const calls = async () => {
+      const s = String(await redis.command('INFO', 'commandstats'))
+      return ['get', 'evalsha', 'eval'].reduce(
+        (n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(s)?.[1] ?? 0),
+        0,
+      )
+    }
+    // Caught up, R reads the page from Redis once (its page read), then serves it from its
+    // tier: Redis runs nothing for the read. Bounded.
+    let fromTier = false
+    for (let i = 0; i < 300 && !fromTier; i++) {
+      const before = await calls()
+      const got = await new R({}).get('/acl/page', { kind: 'APP_PAGE' })
+      assert.equal(got?.value.html, '<p>acl</p>')
+      fromTier = (await calls()) === before
+      if (!fromTier) await sleep(10)
+    }
+    assert.ok(fromTier, 'R never served the page from its tier')
     assert.deepEqual(await redis.command('ACL', 'LOG'), [], 'Redis denied nothing')
   })
 

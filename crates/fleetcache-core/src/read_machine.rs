@@ -1090,8 +1090,8 @@ impl ReadMachine {
                     },
                 },
             },
-            // A page read's reply (its bytes are the host's poll bytes): `leased` says the page-write sequence was at the write
-            // named; if not, the value binds nothing.
+            // A page read's reply (its bytes are the host's poll bytes): `leased` says the
+            // page-write sequence was at the write named; if not, the value binds nothing.
             (State::Get, ReadInput::Polled { entry, leased }) => {
                 if !leased {
                     self.page_stamp = None;

@@ -84,6 +84,9 @@ pub struct PushFollow {
     /// The last page write known (announced or pulled): the next announcement must be the
     /// next of its sequence, and a pull must find it still the last, or it is a gap.
     page_write: Option<PageWrite>,
+    /// The tick at which the last page announcement was heard: a pull planned before it may
+    /// have read the sequence before that write ([`PushFollow::page_write_pulled`]).
+    page_write_heard_at: u64,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -124,6 +127,7 @@ impl PushFollow {
             page_gen: 1,
             page_heard: 0,
             page_write: None,
+            page_write_heard_at: 0,
         }
     }
 
@@ -139,6 +143,7 @@ impl PushFollow {
                 && prev.map_or(true, |p| p == w.pvid.as_bytes())
         });
         self.page_write = Some(write);
+        self.page_write_heard_at = self.next_tick();
         if next {
             self.page_announced();
         } else {
@@ -152,11 +157,28 @@ impl PushFollow {
     /// another write: the id tells). A state with no page write (no id) is a gap every time:
     /// one such state cannot be told from the next, and a meta hash lost alone erases the
     /// sequence, not the page entries its writes made (announcements this process missed).
+    ///
+    /// A pull planned before the last page announcement heard may have read the sequence
+    /// before that write (its reply and the announcement come on two connections): a write with
+    /// a lower number is then still a gap, but not taken for the last one known (the next
+    /// pull, planned after the announcement, is). Page reads name the last one known (page_read.lua): taken back, every one would
+    /// find the sequence past it and bind nothing until the next pull, itself a gap again.
     pub fn page_write_pulled(&mut self, write: PageWrite) {
+        // The number alone: a pull of another epoch read before is taken back by the next pull
+        // (planned after the announcement) as well, and the epoch's comparison cost bytes.
+        let before_heard = self
+            .pulled
+            .is_some_and(|(t, _)| t < self.page_write_heard_at)
+            && self
+                .page_write
+                .as_ref()
+                .is_some_and(|w| write.pver < w.pver);
         if write.pvid.is_empty() || self.page_write.as_ref() != Some(&write) {
             self.page_gap();
         }
-        self.page_write = Some(write);
+        if !before_heard {
+            self.page_write = Some(write);
+        }
     }
 
     /// A gap in the page announcements: no copy kept so far serves again while Redis answers,

@@ -3054,3 +3054,134 @@ fn a_page_of_a_state_flushed_since_the_load_began_is_rolled_back() {
         );
     }
 }
+
+/// A push reader caught up with what Redis holds now (pulled until caught up), and its page
+/// read of `/p` as the read machine plans it; `None` when it plans a plain `GET`.
+fn caught_up_page_read(conn: &mut Conn) -> (Engine, Option<ScriptCall>) {
+    use fleetcache_core::read_machine::{ReadAction, ReadInput};
+    use fleetcache_core::Consumer;
+
+    let mut reader = engine();
+    reader.follow_tags_by_push(600_000.0).unwrap();
+    reader.tag_channel_up();
+    reader.confirm_plain_redis();
+    for _ in 0..20 {
+        if reader.tags_caught_up(Millis(LATER)) {
+            break;
+        }
+        let pull = reader.plan_tag_pull(Millis(LATER));
+        let reply = conn.run(&pull).bulk().to_vec();
+        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+        // A state that lost its meta hash is made anew by its reader (the host's drain).
+        merge_back(conn, &mut reader, "merge-1");
+    }
+    assert!(reader.tags_caught_up(Millis(LATER)));
+    let mut m = reader.read_incremental(
+        "/p",
+        false,
+        Vec::new(),
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        "0123456789abcdef".to_owned(),
+        Millis(LATER),
+    );
+    let mut step = reader
+        .read_step(&mut m, ReadInput::Start, Millis(LATER))
+        .unwrap();
+    for _ in 0..3 {
+        step = match step.action {
+            ReadAction::Refresh => reader.read_step(&mut m, ReadInput::Refreshed, Millis(LATER)),
+            ReadAction::PeekTier => reader.read_step(&mut m, ReadInput::Tier(None), Millis(LATER)),
+            _ => break,
+        }
+        .unwrap();
+    }
+    match step.action {
+        ReadAction::PageRead { call, .. } => (reader, Some(call)),
+        ReadAction::Get { .. } => (reader, None),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every state a push reader can be caught up with and that nothing writes meanwhile: its
+/// page read finds the page-write sequence at the write it knows (1), or page copies would
+/// never serve there. States made by tag updates only (no page write yet), by page writes
+/// only, a state that lost its log or its state hash under page writes, one whose meta hash a
+/// page write made anew, the empty state. (Not a state that lost its meta hash alone: the
+/// reader's pull names it `no-meta`, which no meta hash holds, so its page reads answer 0
+/// until its next pull or page announcement after the merge makes the hash anew.)
+#[test]
+fn a_caught_up_readers_page_read_finds_the_write_it_knows_in_every_state_form() {
+    use fleetcache_core::Interface;
+
+    let mut server = start();
+    let mut writer = engine();
+    writer.announce_page_writes();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let entry = writer.entry_key(&Interface::Incremental, "/p");
+    let page_write = |conn: &mut Conn, id: &str| {
+        let call = entry_write_call_for(&entry, &meta, &channel, id);
+        assert_eq!(eval_with_value(conn, &call, b"v"), Reply::Int(1));
+    };
+    type Setup =
+        fn(&mut Conn, &mut Engine, &dyn Fn(&mut Conn, &str), &fleetcache_core::keys::TagKeys);
+    let cases: Vec<(&str, Setup)> = vec![
+        ("empty", |_, _, _, _| {}),
+        ("tag updates only", |c, w, _, _| {
+            update_as(c, w, "a", 1000.0, "id-1");
+            update_as(c, w, "b", 2000.0, "id-1");
+        }),
+        ("page writes only", |c, _, pw, _| {
+            pw(c, "1");
+            pw(c, "2");
+        }),
+        ("both", |c, w, pw, _| {
+            update_as(c, w, "a", 1000.0, "id-1");
+            pw(c, "1");
+        }),
+        ("log lost under page writes", |c, w, pw, k| {
+            update_as(c, w, "a", 1000.0, "id-1");
+            pw(c, "1");
+            c.cmd(&["DEL", &k.log]);
+        }),
+        ("state hash lost under page writes", |c, w, pw, k| {
+            update_as(c, w, "a", 1000.0, "id-1");
+            pw(c, "1");
+            c.cmd(&["DEL", &k.state]);
+        }),
+        ("log lost, then a page write", |c, w, pw, k| {
+            update_as(c, w, "a", 1000.0, "id-1");
+            c.cmd(&["DEL", &k.log]);
+            pw(c, "1");
+        }),
+        ("meta hash lost, then a page write", |c, w, pw, k| {
+            update_as(c, w, "a", 1000.0, "id-1");
+            pw(c, "1");
+            c.cmd(&["DEL", &k.meta]);
+            pw(c, "2");
+        }),
+    ];
+    for (name, setup) in cases {
+        let conn = &mut server.conn;
+        conn.cmd(&["FLUSHALL"]);
+        let mut w = engine();
+        setup(conn, &mut w, &page_write, &keys);
+        let (_reader, call) = caught_up_page_read(conn);
+        let Some(call) = call else {
+            panic!("{name}: a caught-up push reader reads a page with a plain GET");
+        };
+        let Reply::Array(items) = conn.run(&call) else {
+            panic!("{name}: not an array");
+        };
+        assert_eq!(
+            items[1],
+            Reply::Int(1),
+            "{name}: nothing was written, yet the reader's page read finds another write \
+             than the one it knows (args {:?}, meta {:?})",
+            call.args,
+            conn.cmd(&["HGETALL", &meta])
+        );
+    }
+}

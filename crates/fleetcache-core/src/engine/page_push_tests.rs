@@ -849,3 +849,34 @@ fn got_none() -> ReadInput<'static> {
         leased: true,
     }
 }
+
+/// A pull's reply and a page announcement come on two connections: a pull that Redis ran
+/// before page write 2 may be applied after 2's announcement was heard. The pull's page write
+/// 1 is then older than the one known, not a write the announcements missed: the process
+/// keeps knowing 2, so that its page reads name 2 and bind what they read. Taking 1 back made
+/// every page read find the sequence moved past it and bind nothing until the next pull, and
+/// that pull a gap again.
+#[test]
+fn a_pull_read_before_a_page_announcement_heard_first_does_not_take_the_sequence_back() {
+    let mut e = push_engine();
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    e.plan_tag_pull(Millis(NOW));
+    e.apply_announcement(&page_announcement(2, "other"))
+        .unwrap();
+    let reply = netstring::encode(["E", "1", "v1", "0", "1", "w1"]);
+    e.apply_refresh(&reply, Millis(NOW + 1.0)).unwrap();
+    assert!(e.tags_caught_up(Millis(NOW + 2.0)));
+    let mut m = read(&e, "/p", NOW + 2.0);
+    let ReadAction::PageRead { call, .. } = to_get(&mut e, &mut m, NOW + 2.0) else {
+        panic!("a page read while caught up");
+    };
+    assert_eq!(call.args, ["E", "2", "w2"], "the last page write heard");
+    // Redis at 2: the read binds.
+    let s = go(&mut e, &mut m, got(&v), NOW + 2.0);
+    assert!(is_bound(s.tier), "{s:?}");
+    keep(&mut e, &key, &v, s.tier);
+    // The next pull finds 2, the write known: no gap, the copy serves.
+    pull_pages(&mut e, "1", "2", "w2", NOW + 3.0);
+    assert_eq!(e.tier_use(&key, Millis(NOW + 5.0)), TierUse::Serve);
+}
