@@ -91,6 +91,7 @@ before(async () => {
     '>s3cret',
     ...ACL_RULES.filter((r) => r !== '+info'),
     '+info|server',
+  )
   // With `tagSync: 'push'`: the documented rules and the two docs/operating.md adds for it.
   await redis.command(
     'ACL',
