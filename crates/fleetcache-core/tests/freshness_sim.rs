@@ -6854,6 +6854,26 @@ proptest! {
         set_scan_tape(&scan);
         pushed_mirror_history(&ops, max_tags, part_limit, window)?;
     }
+
+    #[test]
+    fn any_hscan_answers_across_lost_keys_a_synced_mirror_knows_the_state(
+        ops in proptest::collection::vec(mirror_loss_op(), 1..30),
+        (max_tags, part_limit, window) in one_mirror_bounds(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        one_mirror_history(&ops, max_tags, part_limit, window)?;
+    }
+
+    #[test]
+    fn any_hscan_answers_across_lost_keys_a_caught_up_mirror_knows_its_last_pull(
+        ops in proptest::collection::vec(push_loss_op(), 1..30),
+        (max_tags, part_limit, window) in one_mirror_bounds(),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        pushed_mirror_history(&ops, max_tags, part_limit, window)?;
+    }
 }
 
 proptest! {
