@@ -3028,7 +3028,9 @@ struct RawState {
     meta: Option<(String, Option<u64>, Vec<u64>)>,
     log: Vec<(usize, u64)>,
     records: Vec<usize>,
-    /// 0: no more records; 1: 300 more; 2: 300 more, then all but 55 deleted.
+    /// 0: no more records; 1: 600 more (past the default hash-max-listpack-entries, 512,
+    /// Redis 7 and Valkey); 2: 600 more, then all but 110 deleted; 3: 600 more,
+    /// then those of the first buckets (still over a tenth full: not shrunk).
     many: u8,
 }
 
@@ -3054,7 +3056,7 @@ fn any_raw_state() -> impl Strategy<Value = RawState> {
         meta,
         proptest::collection::vec((0usize..5, any_version()), 0..4),
         proptest::collection::vec(0usize..5, 0..4),
-        prop_oneof![6 => Just(0u8), 1 => Just(1), 2 => Just(2)],
+        prop_oneof![6 => Just(0u8), 1 => Just(1), 1 => Just(2), 2 => Just(3)],
     )
         .prop_map(|(meta, log, records, many)| RawState {
             meta,
@@ -3089,13 +3091,35 @@ impl RawState {
             conn.cmd(&["HSET", &keys.state, &format!("t{tag}"), record]);
         }
         if self.many > 0 {
-            for i in 0..300 {
+            for i in 0..600 {
                 conn.cmd(&["HSET", &keys.state, &format!("many-{i}"), record]);
             }
         }
-        if self.many > 1 {
-            for i in 55..300 {
+        if self.many == 2 {
+            for i in 110..600 {
                 conn.cmd(&["HDEL", &keys.state, &format!("many-{i}")]);
+            }
+        }
+        if self.many == 3 {
+            // The fields of the first buckets deleted until one HSCAN step from 0 finds none
+            // (the scripts' probe for records must read the cursor too).
+            for _ in 0..600 {
+                let Reply::Array(r) = conn.cmd(&["HSCAN", &keys.state, "0", "COUNT", "1"]) else {
+                    panic!("HSCAN");
+                };
+                let Reply::Array(fields) = &r[1] else {
+                    panic!("HSCAN fields");
+                };
+                let names: Vec<String> = fields
+                    .chunks(2)
+                    .map(|p| String::from_utf8_lossy(p[0].bulk()).into_owned())
+                    .collect();
+                if names.is_empty() || names.iter().any(|n| !n.starts_with("many-")) {
+                    break;
+                }
+                for n in names {
+                    conn.cmd(&["HDEL", &keys.state, &n]);
+                }
             }
         }
     }
