@@ -3185,3 +3185,276 @@ fn a_caught_up_readers_page_read_finds_the_write_it_knows_in_every_state_form() 
         );
     }
 }
+
+/// A small tag state as the three keys may hold it after any mix of writes and losses: a meta
+/// hash (always with an epoch: every script that makes one sets it) with or without a version,
+/// some version ids; a log of tags and scores; records, a few or enough for the hash to leave
+/// the listpack encoding (HSCAN then walks buckets, some empty), or that many and most of them
+/// deleted (a table above a tenth full is not shrunk: the first buckets are often all empty,
+/// and an `HSCAN 0 COUNT 1` returns no field with a cursor not 0).
+#[derive(Clone, Debug)]
+struct RawState {
+    meta: Option<(String, Option<u64>, Vec<u64>)>,
+    log: Vec<(usize, u64)>,
+    records: Vec<usize>,
+    /// 0: no more records; 1: 600 more (past the default hash-max-listpack-entries, 512,
+    /// Redis 7 and Valkey); 2: 600 more, then all but 110 deleted; 3: 600 more,
+    /// then those of the first buckets (still over a tenth full: not shrunk).
+    many: u8,
+}
+
+fn any_version() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        6 => 0u64..6,
+        // Past 1e14 (tostring() would print it with an exponent) up to 2^53 - 1, the last
+        // whole number a Lua number holds exactly. Further no version gets (one per update):
+        // past 2^53 the page reads 'ver' as written and the refresh as rounded; from 1e17 a
+        // log score reads back from Redis with an exponent.
+        1 => Just(123_456_789_012_345u64),
+        1 => Just(9_007_199_254_740_991u64),
+    ]
+}
+
+fn any_raw_state() -> impl Strategy<Value = RawState> {
+    let meta = proptest::option::of((
+        prop_oneof![Just("E".to_owned()), Just("wpage".to_owned())],
+        proptest::option::of(any_version().prop_map(|v| v.max(1))),
+        proptest::collection::vec(any_version(), 0..3),
+    ));
+    (
+        meta,
+        proptest::collection::vec((0usize..5, any_version()), 0..4),
+        proptest::collection::vec(0usize..5, 0..4),
+        prop_oneof![6 => Just(0u8), 1 => Just(1), 1 => Just(2), 2 => Just(3)],
+    )
+        .prop_map(|(meta, log, records, many)| RawState {
+            meta,
+            log,
+            records,
+            many,
+        })
+}
+
+impl RawState {
+    /// Writes this state over the three keys.
+    fn write(&self, conn: &mut Conn, keys: &fleetcache_core::TagKeys) {
+        conn.cmd(&["DEL", &keys.state, &keys.log, &keys.meta]);
+        let record = "1,2,0,0,3";
+        if let Some((epoch, ver, ids)) = &self.meta {
+            conn.cmd(&[
+                "HSET", &keys.meta, "epoch", epoch, "pver", "1", "pvid", "w1",
+            ]);
+            if let Some(ver) = ver {
+                conn.cmd(&["HSET", &keys.meta, "ver", &ver.to_string()]);
+                // The current version always has its id (the update that made it wrote it).
+                conn.cmd(&["HSET", &keys.meta, &format!("v:{ver}"), "id-cur"]);
+            }
+            for id in ids {
+                conn.cmd(&["HSET", &keys.meta, &format!("v:{id}"), &format!("id-{id}")]);
+            }
+        }
+        for (tag, score) in &self.log {
+            conn.cmd(&["ZADD", &keys.log, &score.to_string(), &format!("t{tag}")]);
+        }
+        for tag in &self.records {
+            conn.cmd(&["HSET", &keys.state, &format!("t{tag}"), record]);
+        }
+        if self.many > 0 {
+            for i in 0..600 {
+                conn.cmd(&["HSET", &keys.state, &format!("many-{i}"), record]);
+            }
+        }
+        if self.many == 2 {
+            for i in 110..600 {
+                conn.cmd(&["HDEL", &keys.state, &format!("many-{i}")]);
+            }
+        }
+        if self.many == 3 {
+            // The fields of the first buckets deleted until one HSCAN step from 0 finds none
+            // (the scripts' probe for records must read the cursor too).
+            for _ in 0..600 {
+                let Reply::Array(r) = conn.cmd(&["HSCAN", &keys.state, "0", "COUNT", "1"]) else {
+                    panic!("HSCAN");
+                };
+                let Reply::Array(fields) = &r[1] else {
+                    panic!("HSCAN fields");
+                };
+                let names: Vec<String> = fields
+                    .chunks(2)
+                    .map(|p| String::from_utf8_lossy(p[0].bulk()).into_owned())
+                    .collect();
+                if names.is_empty() || names.iter().any(|n| !n.starts_with("many-")) {
+                    break;
+                }
+                for n in names {
+                    conn.cmd(&["HDEL", &keys.state, &n]);
+                }
+            }
+        }
+    }
+}
+
+/// The page script names every state as the refresh script does: a load begun under the
+/// refresh's name for a state reads its pages (no name taken for another: a hole; the same
+/// state never rolled back: a load that never ends), at the version and id the refresh
+/// answered, and every other name rolls the page back.
+#[test]
+fn a_page_names_every_state_as_the_refresh_does() {
+    let mut server = start();
+    let cell = std::cell::RefCell::new(&mut server.conn);
+    let keys = engine().namespace().tag_keys();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
+    runner
+        .run(&any_raw_state(), |raw| {
+            let mut conn = cell.borrow_mut();
+            raw.write(&mut conn, &keys);
+            let reply = conn.run(&engine().plan_tag_refresh()).bulk().to_vec();
+            let head = head_of(&reply);
+            let (name, ver, vid) = (&head[0], &head[1], &head[2]);
+            let page = |conn: &mut Conn, args: &[&str]| {
+                let call = ScriptCall {
+                    script: &scripts::TAG_PAGE,
+                    sha1: scripts::TAG_PAGE.sha1(),
+                    keys: keys.to_vec(),
+                    args: args.iter().map(|a| (*a).to_owned()).collect(),
+                };
+                let reply = conn.run(&call);
+                netstring::decode(reply.bulk())
+                    .unwrap()
+                    .iter()
+                    .map(|i| String::from_utf8_lossy(i).into_owned())
+                    .collect::<Vec<_>>()
+            };
+            // Other names: every state's name these keys could have had.
+            let mut others = vec![String::new(), "no-meta".to_owned()];
+            let mut versions = vec![0u64, 1, 2];
+            versions.extend(raw.log.iter().map(|l| l.1));
+            versions.extend(raw.meta.iter().filter_map(|m| m.1));
+            for epoch in ["E", "wpage"] {
+                others.push(epoch.to_owned());
+                for v in &versions {
+                    for mark in ["~", "+"] {
+                        others.push(format!("{epoch}~{v}{mark}"));
+                    }
+                }
+            }
+            for other in others.iter().chain([name]) {
+                let items = page(&mut conn, &["0", "10", "0", "", other]);
+                prop_assert_eq!(
+                    &items[4],
+                    if other == name { "0" } else { "1" },
+                    "page under {:?}, refresh named {:?}: {:?}",
+                    other,
+                    name,
+                    items
+                );
+            }
+            // At the version and id the refresh answered: not rolled back, and read there.
+            let items = page(&mut conn, &["0", "10", ver, vid, name]);
+            prop_assert_eq!(&items[4], "0", "refresh {:?}: {:?}", head, items);
+            prop_assert_eq!((&items[2], &items[3]), (ver, vid), "refresh {:?}", head);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A large state (hashtable encoded, several pages) loaded while page writes (each an
+/// `HSETNX` of the meta hash's epoch) and, with `updates`, tag updates land between every two
+/// pages, over a healthy state and over states that lost a key. Each kind of activity changes
+/// the state's name at most once (a page write gives a lost meta hash its epoch; an update
+/// over a damaged state makes it a new state): loads end, a bounded number of them, where a
+/// page rule that took one of those writes for a loss at every page would load for ever.
+#[test]
+fn loads_end_while_page_writes_and_updates_land_between_their_pages() {
+    let losses: [&[&str]; 4] = [&[], &["log"], &["meta"], &["meta", "log"]];
+    for lost in losses {
+        for updates in [false, true] {
+            let mut server = start();
+            let conn = &mut server.conn;
+            let mut writer = engine();
+            writer.announce_page_writes();
+            let mut names = large_state(conn, &mut writer);
+            let keys = writer.namespace().tag_keys();
+            for key in lost {
+                let key = if *key == "log" { &keys.log } else { &keys.meta };
+                assert_eq!(conn.cmd(&["DEL", key]), Reply::Int(1));
+            }
+            let entry = writer.entry_key(&fleetcache_core::Interface::Incremental, "/p");
+            let mut reader = engine();
+            let (mut loads, mut calls) = (0, 0);
+            while calls < 300 && (reader.mirror().is_loading() || !reader.mirror().is_synced()) {
+                let call = reader.plan_tag_refresh();
+                if call.script.name == "tag_page" {
+                    let write = entry_write_call_for(
+                        &entry,
+                        &keys.meta,
+                        &keys.announce,
+                        &calls.to_string(),
+                    );
+                    assert_eq!(eval_with_value(conn, &write, b"v"), Reply::Int(1));
+                    if updates {
+                        let tag = format!("late-{calls}");
+                        update(conn, &mut writer, &[&tag], Revalidation::Expire, 9000.0);
+                        names.push(tag);
+                    }
+                }
+                let reply = conn.run(&call).bulk().to_vec();
+                let s = reader.apply_refresh(&reply, Millis(LATER)).unwrap();
+                loads += usize::from(call.script.name == "tag_refresh" && s.full);
+                calls += 1;
+                merge_back(conn, &mut reader, &format!("merge-{calls}"));
+            }
+            assert!(
+                reader.mirror().is_synced(),
+                "lost {lost:?}, updates {updates}: still loading after {calls} calls, {loads} loads"
+            );
+            assert!(
+                loads <= 3,
+                "lost {lost:?}, updates {updates}: {loads} loads in {calls} calls"
+            );
+            if updates || lost.is_empty() {
+                assert_records_as_writer(&reader, &writer, names.iter());
+            }
+            eprintln!("lost {lost:?}, updates {updates}: {loads} loads, {calls} calls");
+        }
+    }
+}
+
+/// A state that lost its log is named after the epoch and the version it came from
+/// (`<epoch>~<ver>+`), not that version's id. A reader loads `id-1~2+`; a failover goes back
+/// to version 1, another update takes number 2, and the log goes again: the state is named
+/// `id-1~2+` again, the reader is answered in part with nothing, and stays synced without the
+/// later revalidation of `a`. Found by
+/// `any_hscan_answers_a_caught_up_mirror_knows_its_last_pull_and_what_it_heard_since` at
+/// 1,000,000 cases (review 34); present before 9273228 too. Ignored: no fix yet.
+#[test]
+#[ignore = "known hole: a damaged state's name reused after a failover (review 34)"]
+fn a_damaged_state_named_again_after_a_failover_reused_its_version_is_loaded_again() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut writer = engine();
+    update_as(conn, &mut writer, "a", 1000.0, "id-1");
+    let keys = writer.namespace().tag_keys();
+    let before = snapshot(conn, &writer);
+    update_as(conn, &mut writer, "a", 3000.0, "id-2");
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    let mut reader = engine();
+    let (reply, _) = refresh(conn, &mut reader);
+    assert_eq!(head_of(&reply)[0], "id-1~2+");
+    restore(conn, &before);
+    let mut other = engine();
+    update_as(conn, &mut other, "a", 7000.0, "id-3");
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    let (reply, summary) = refresh(conn, &mut reader);
+    assert_eq!(head_of(&reply)[0], "id-1~2+", "the same name");
+    assert!(
+        summary.full,
+        "another state under the same name: {:?}",
+        head_of(&reply)
+    );
+    assert_eq!(reader.mirror().record("a"), other.mirror().record("a"));
+}
