@@ -407,10 +407,10 @@ pub const PART_TAGS: usize = 4000;
 pub const EPOCH_WITHOUT_META: &str = "no-meta";
 
 /// The meta hash's own epoch under `name`, the epoch a refresh answered: tag_refresh.lua names
-/// a state whose hash or log went `<epoch>~<ver>~` or `<epoch>~<ver>+` (a name of its own,
-/// which every reader loads), while page writes go on announcing the meta hash's epoch, the
-/// same state's. The host's epochs are hex digits (page writes': `w`, hex digits, a dot and a
-/// count), never a name of that form.
+/// a state whose hash or log went `<epoch>~<ver>.<id>~` or `<epoch>~<ver>.<id>+` (a name of its
+/// own, which every reader loads; `<id>` the version's id, `''` when none), while page writes go
+/// on announcing the meta hash's epoch, the same state's. The host's epochs and version ids are
+/// hex digits (page writes': `w`, hex digits, a dot and a count), never with a `~`.
 pub fn meta_epoch(name: &str) -> &str {
     // Bytes, not char patterns: the pattern machinery cost the wasm module some 360 bytes more
     // (docs/decisions/0028-wasm-size-budget.md).
@@ -418,11 +418,15 @@ pub fn meta_epoch(name: &str) -> &str {
     let Some((&(b'~' | b'+'), rest)) = b.split_last() else {
         return name;
     };
-    let digits = rest.iter().rev().take_while(|c| c.is_ascii_digit()).count();
-    let head = rest.len() - digits;
-    match rest.get(..head).and_then(<[u8]>::split_last) {
-        Some((b'~', epoch)) if digits > 0 => name.get(..epoch.len()).unwrap_or(name),
-        _ => name,
+    let Some(at) = rest.iter().rposition(|&c| c == b'~') else {
+        return name;
+    };
+    let tail = rest.get(at + 1..).unwrap_or_default();
+    let digits = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits > 0 && tail.get(digits) == Some(&b'.') {
+        name.get(..at).unwrap_or(name)
+    } else {
+        name
     }
 }
 
@@ -2767,8 +2771,12 @@ mod tests {
     #[test]
     fn the_meta_epoch_of_a_state_named_after_a_lost_hash_or_log() {
         for (name, epoch) in [
-            ("e1~25~", "e1"),
-            ("e1~25+", "e1"),
+            ("e1~25.~", "e1"),
+            ("e1~25.+", "e1"),
+            ("e1~25.id-3~", "e1"),
+            ("e1~25.wab.4+", "e1"),
+            ("e1~25~", "e1~25~"),
+            ("e1~.id+", "e1~.id+"),
             ("e1", "e1"),
             ("e1~~", "e1~~"),
             ("e1~+", "e1~+"),

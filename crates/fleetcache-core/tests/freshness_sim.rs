@@ -538,7 +538,10 @@ impl TagState {
         };
         // A damaged state is one of its own, at version 0, named after where it came from.
         match self.damage() {
-            Some(mark) if self.epoch.is_some() => (format!("{epoch}~{state_ver}{mark}"), 0),
+            Some(mark) if self.epoch.is_some() => {
+                let id = self.ids.get(&state_ver).cloned().unwrap_or_default();
+                (format!("{epoch}~{state_ver}.{id}{mark}"), 0)
+            }
             _ => (epoch, state_ver),
         }
     }

@@ -7,13 +7,13 @@
 --       and id of the state the reader's previous page (or the full refresh reply that
 --       started the load) was read at ('' id: none to check), and the name of the state the
 --       load began under, as tag_refresh.lua named it (the meta hash's epoch, '' for none,
---       'no-meta', or a damaged state's '<epoch>~<ver>~' or '+').
+--       'no-meta', or a damaged state's '<epoch>~<ver>.<id>~' or '+').
 -- Reply: one bulk string of netstrings: 'page', next_cursor ('0' after the last page, else
 --        '<server>:<HSCAN cursor>'), ver,
 --        vid (the state's version now and its id), rolled_back, then tag, record, ... (a tag
 --        may come twice: the reader takes the later reading). rolled_back is '1' when the version
---        the reader named is above ver or now carries another id or none, or the epoch is
---        another or none: a failover or a flush since the previous page may have lost what
+--        the reader named is above ver or now carries another id or none, or the state's name
+--        is another: a failover or a flush since the previous page may have lost what
 --        the load saw, so the reader loads the state again; no tags then, and cursor '0'.
 -- Numbers are written with %.0f: tostring() would print 14 significant digits only.
 
@@ -37,8 +37,8 @@ local top = last[1]
 local ver = written or epoch and last[2] or '0'
 -- The state's name as tag_refresh.lua gives it (the same rules: two scripts share no code):
 -- records without a meta hash are 'no-meta'; a state hash or log gone under versions is a
--- state of its own, named after the epoch and version it came from and whether records are
--- left ('+'), at version 0. A load that began under another name (the records went between
+-- state of its own, named after the epoch, version and version id it came from and whether
+-- records are left ('+'), at version 0. A load that began under another name (the records went between
 -- two pages, or came back with a failover) took its pages from another state.
 local function records()
   local probe = redis.call('HSCAN', KEYS[1], '0', 'COUNT', 1)
@@ -57,7 +57,8 @@ else
     mark = (records() and '+') or (tonumber(ver) > 0 and '~')
   end
   if mark then
-    name, ver = epoch .. '~' .. string.format('%.0f', tonumber(ver)) .. mark, '0'
+    local n = string.format('%.0f', tonumber(ver))
+    name, ver = epoch .. '~' .. n .. '.' .. (redis.call('HGET', meta, 'v:' .. n) or '') .. mark, '0'
   end
 end
 -- Below the version named: rolled back or damaged, even with no id to check (an epoch with

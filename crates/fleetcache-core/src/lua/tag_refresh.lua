@@ -67,8 +67,9 @@ if not head[1] then
   end
 -- A state hash or version log gone under versions (a DEL, an allkeys-* eviction): every tag
 -- of the log has a record, so the log's last tag lacking one, or no log under a version,
--- shows it. Answered as a state of its own, named after the epoch and version it came from
--- and whether records are left ('+': the log alone is gone), at version 0: every reader loads
+-- shows it. Answered as a state of its own, named after the epoch, version and version id it
+-- came from (a failover that reused the number is another state) and whether records are
+-- left ('+': the log alone is gone), at version 0: every reader loads
 -- what is left and gives back what it knows, once, and again if the rest goes too; the next
 -- write makes the keys a new state (tag_update.lua); a page reads version 0 too (tag_page.lua).
 else
@@ -83,7 +84,8 @@ else
     mark = ((probe[1] ~= '0' or #probe[2] > 0) and '+') or (ver > 0 and '~')
   end
   if mark then
-    epoch, ver = epoch .. '~' .. int(ver) .. mark, 0
+    local id = redis.call('HGET', meta, 'v:' .. int(ver)) or ''
+    epoch, ver = epoch .. '~' .. int(ver) .. '.' .. id .. mark, 0
   end
 end
 
