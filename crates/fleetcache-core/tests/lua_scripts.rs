@@ -1652,8 +1652,7 @@ fn page_writes_leave_a_pull_incremental_however_many() {
 /// Redis holds then (docs/decisions/0031-page-entries-in-the-tier-by-push.md).
 #[test]
 fn a_page_read_tells_whether_the_page_write_sequence_is_the_one_known() {
-    use fleetcache_core::read_machine::{ReadAction, ReadInput};
-    use fleetcache_core::{Consumer, Interface};
+    use fleetcache_core::Interface;
 
     let mut server = start();
     let mut writer = engine();
@@ -1667,44 +1666,8 @@ fn a_page_read_tells_whether_the_page_write_sequence_is_the_one_known() {
         assert_eq!(eval_with_value(conn, &call, value), Reply::Int(1));
     };
     write(conn, "a", b"v1");
-    let mut reader = engine();
-    reader.follow_tags_by_push(1000.0).unwrap();
-    reader.tag_channel_up();
-    reader.confirm_plain_redis();
-    for _ in 0..10 {
-        if reader.tags_caught_up(Millis(LATER)) {
-            break;
-        }
-        let pull = reader.plan_tag_pull(Millis(LATER));
-        let reply = conn.run(&pull).bulk().to_vec();
-        reader.apply_refresh(&reply, Millis(LATER)).unwrap();
-    }
-    assert!(reader.tags_caught_up(Millis(LATER)));
-    // The read's call, as the machine plans it.
-    let mut m = reader.read_incremental(
-        "/p",
-        false,
-        Vec::new(),
-        f64::NAN,
-        Consumer::Serves,
-        false,
-        "0123456789abcdef".to_owned(),
-        Millis(LATER),
-    );
-    let mut step = reader
-        .read_step(&mut m, ReadInput::Start, Millis(LATER))
-        .unwrap();
-    for _ in 0..3 {
-        step = match step.action {
-            ReadAction::Refresh => reader.read_step(&mut m, ReadInput::Refreshed, Millis(LATER)),
-            ReadAction::PeekTier => reader.read_step(&mut m, ReadInput::Tier(None), Millis(LATER)),
-            _ => break,
-        }
-        .unwrap();
-    }
-    let ReadAction::PageRead { call, .. } = step.action else {
-        panic!("not a page read: {step:?}");
-    };
+    let (_, call) = caught_up_page_read(conn);
+    let call = call.expect("a page read while page copies may serve");
     assert_eq!(call.script.name, "page_read");
     let read = |conn: &mut Conn, value: &[u8], at: i64| {
         assert_eq!(
