@@ -228,7 +228,7 @@ test-valkey: setup pack ## the Lua scripts, the package's Redis suites and the t
 	(cd js-host && $(VALKEY_ENV) node --test --test-concurrency=1 $(VALKEY_JS_TESTS:%=test/%.test.mjs)) && \
 	$(VALKEY_ENV) node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
 
-test-faults: pack ## kill, pause and restart a real redis-server under load on two `next start`
+test-faults: pack ## kill, pause and restart a real redis-server under load on `next start` instances; the freshness bound around faults
 	node --test --test-concurrency=1 tests/faults/
 
 # cargo-fuzz needs nightly features: Debian's rustc with RUSTC_BOOTSTRAP stands in for nightly.

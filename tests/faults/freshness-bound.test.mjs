@@ -1,0 +1,319 @@
+// The freshness promise of docs/failures.md, checked to the millisecond on real processes around
+// faults: three `next start` instances of examples/next-app on one redis-server, once pulling the
+// tag state (the default: a request that starts after a revalidation resolved never serves what
+// it invalidated) and once following it by push (the same for every revalidation that resolved
+// at least 1 s before the request started). /shared/static (a prerendered page, which a push
+// instance serves from its in-process tier) and /shared/dynamic both read the 'use cache' entry
+// tagged 'shared'. Each round bumps the origin, revalidates 'shared' with { expire: 0 }
+// (the next read regenerates: the old value is never right once the revalidation is known),
+// notes when Redis's tag state holds it, and reads every (instance, route) pair until well past
+// the bound: every read that started past the bound must be the new version. Around the
+// revalidation: nothing; the announcement connections killed; B's process stopped (its event
+// loop stalled) while it resolves; Redis paused; Redis restarted empty. Following by push, each
+// round runs twice: revalidated on A (a push instance: announced) and on P, a fourth instance
+// that pulls (not announced, docs/failures.md: push instances learn of it by their periodic
+// pull only, which is what the bound then rests on).
+//
+// Only processes this test started are signalled, by PID. Run: node --test tests/faults/
+// Env: FLEETCACHE_TARBALL, FAULTS_KEEP_LOGS=1.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
+import { PREFIX, waitForRevalidation } from '../support/observe.mjs'
+import { startOrigin } from '../support/origin.mjs'
+import { startRedis, startRedisOnPort } from '../support/redis.mjs'
+import { sleep, waitFor } from '../support/util.mjs'
+
+const KEEP_LOGS = process.env.FAULTS_KEEP_LOGS === '1'
+const ROUTES = ['/shared/static', '/shared/dynamic']
+const NAME = 'shared'
+const TRIGGER = `/api/expire?tag=${NAME}`
+const CHANNEL = `${PREFIX}:tags:{${PREFIX}}:announce`
+const POLL_MS = 40
+// Each pair is read until this long past the bound (reads that started past it are checked).
+const PAST_BOUND_MS = 600
+const MAX_READS = 400
+// How long B's process is stopped: longer than push's bound, so that every request it holds
+// when it goes on started past the bound.
+const STALL_MS = 1500
+const PAUSE_MS = 2000
+
+const modes = [
+  { mode: 'pull', boundMs: 0 },
+  { mode: 'push', boundMs: 1000 },
+]
+
+for (const { mode, boundMs } of modes) {
+  describe(`the freshness bound on three instances (tag sync ${mode}, bound ${boundMs} ms)`, () => {
+    let logDir
+    let redis
+    let origin
+    let nodes = []
+    // Following by push: P, an instance that pulls and whose revalidations are not announced.
+    let P
+    const all = () => (P ? [...nodes, P] : nodes)
+    const boundOf = (node) => (node === P ? 0 : boundMs)
+    const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: all() }))
+    const withDiagnostics = report.wrap
+
+    const read = async (node, route) => {
+      const d = await node.getData(route)
+      assert.equal(d.error, null, `${node.name} ${route} rendered an origin error: ${d.error}`)
+      return d
+    }
+
+    /** Every pair serves `version` (a first render, or Redis coming back, may take a while). */
+    async function settledOn(version) {
+      for (const node of all()) {
+        for (const route of ROUTES) {
+          await waitFor(async () => (await read(node, route)).version === version, {
+            timeoutMs: 30_000,
+            intervalMs: 100,
+            what: `${node.name} ${route} to serve v${version}`,
+          })
+        }
+      }
+    }
+
+    /** Push instances have (re)subscribed: Redis counts every instance on the channel. */
+    async function subscribed() {
+      if (mode !== 'push') return
+      await waitFor(
+        async () => {
+          const reply = await redis.command('PUBSUB', 'SHARDNUMSUB', CHANNEL)
+          return Number(reply?.[1] ?? 0) === nodes.length
+        },
+        { timeoutMs: 20_000, intervalMs: 50, what: `${nodes.length} subscribers on ${CHANNEL}` },
+      )
+    }
+
+    /**
+     * Reads `node`'s `route` from now until PAST_BOUND_MS past `resolvedBy() + boundMs`
+     * (`resolvedBy` resolves with a time no earlier than the revalidation's resolution in
+     * Redis), then returns every read: `started` (this machine's clock) and `version`.
+     * `firstAt` delays the first read (absolute ms).
+     */
+    async function readPair(node, route, resolvedBy, { firstAt = 0 } = {}) {
+      const reads = []
+      let resolved
+      void resolvedBy.then((t) => {
+        resolved = t
+      })
+      if (firstAt > Date.now()) await sleep(firstAt - Date.now())
+      for (let i = 0; i < MAX_READS; i++) {
+        const started = Date.now()
+        const d = await read(node, route)
+        reads.push({ started, version: d.version })
+        if (resolved !== undefined && started > resolved + boundOf(node) + PAST_BOUND_MS) break
+        await sleep(POLL_MS)
+      }
+      return reads
+    }
+
+    /**
+     * One round: bump, revalidate on A, `around` (the fault: given the revalidation's
+     * resolution promise, it returns the reads of the pairs it takes over), every other pair
+     * read as above; then every read past the bound must be the new version.
+     */
+    async function round(label, { before: setUp, around, by = nodes[0] } = {}) {
+      const oldV = origin.version(NAME)
+      await settledOn(oldV)
+      await subscribed()
+      if (setUp) await setUp()
+      const newV = origin.bump(NAME)
+      const since = Date.now()
+      let markResolved
+      const resolvedBy = new Promise((r) => {
+        markResolved = r
+      })
+      const taken = around ? await around(resolvedBy) : {}
+      await by.call(TRIGGER)
+      const watched = waitForRevalidation(redis, NAME, since, { mode: 'expire' }).then(() => {
+        markResolved(Date.now())
+      })
+      const pairs = all().flatMap((node) =>
+        ROUTES.map((route) => ({ label: `${node.name} ${route}`, node, route })),
+      )
+      const answered = await Promise.all(
+        pairs.map(async (p) => ({
+          ...p,
+          reads: await (taken[p.label] ?? readPair(p.node, p.route, resolvedBy)),
+        })),
+      )
+      await watched
+      const resolved = await resolvedBy
+      const late = []
+      const lines = []
+      for (const { label, node, reads } of answered) {
+        const bound = resolved + boundOf(node)
+        for (const r of reads) {
+          assert.ok(
+            r.version === oldV || r.version === newV,
+            `${label} served v${r.version}; expected v${oldV} or v${newV}`,
+          )
+        }
+        const past = reads.filter((r) => r.started >= bound)
+        assert.ok(past.length > 0, `${label}: no read started past the bound`)
+        const stale = past.filter((r) => r.version !== newV)
+        if (stale.length) late.push(`${label}: ${stale.length} of ${past.length} reads`)
+        const firstNew = reads.find((r) => r.version === newV)
+        lines.push(
+          `${label} new from ${firstNew ? firstNew.started - resolved : 'never'} ms, ${reads.length} reads`,
+        )
+      }
+      const what = `${label}, revalidated on ${by.name}`
+      process.stderr.write(`[bound ${mode}] ${what}: ${lines.join('; ')}\n`)
+      assert.deepEqual(
+        late,
+        [],
+        `${what}: reads started past the bound (${boundMs} ms after the revalidation resolved; P: 0) served v${oldV} (new v${newV}):\n${describeReads(answered, resolved)}`,
+      )
+    }
+
+    /** The reads of every pair, ms from the resolution, for a failure's message. */
+    const describeReads = (answered, resolved) =>
+      answered
+        .map(
+          ({ label, reads: rs }) =>
+            `  ${label}: ${rs.map((r) => `${r.started - resolved}:v${r.version}`).join(' ')}`,
+        )
+        .join('\n')
+
+    before(
+      async () => {
+        try {
+          logDir = makeLogDir(`fleetcache-bound-${mode}-`)
+          await prepareApp({ logDir })
+          redis = await startRedis({ logDir })
+          origin = await startOrigin()
+          nodes = await startFleet({
+            names: ['A', 'B', 'C'],
+            env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_TAG_SYNC: mode },
+            logDir,
+          })
+          if (mode === 'push') {
+            ;[P] = await startFleet({
+              names: ['P'],
+              env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_TAG_SYNC: 'pull' },
+              logDir,
+            })
+          }
+        } catch (err) {
+          report.failed = true
+          throw err
+        }
+      },
+      { timeout: 20 * 60_000 },
+    )
+
+    after(async () => {
+      for (const pid of [redis?.pid, ...all().map((n) => n.pid)]) {
+        try {
+          if (pid) process.kill(pid, 'SIGCONT')
+        } catch {
+          // not running
+        }
+      }
+      await tearDown({
+        tag: `bound-${mode}`,
+        logDir,
+        failed: report.failed,
+        keep: KEEP_LOGS,
+        instances: all(),
+        services: [origin, redis],
+      })
+    })
+
+    // The instances each round revalidates on: A, and following by push P too.
+    const revalidators = () => (P ? [nodes[0], P] : [nodes[0]])
+
+    test(
+      'no fault',
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        for (let i = 0; i < 2; i++) {
+          for (const by of revalidators()) await round(`no fault ${i + 1}`, { by })
+        }
+      }),
+    )
+
+    test(
+      'the announcement connections killed just before the revalidation',
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        for (const by of revalidators()) {
+          await round('connections killed', {
+            by,
+            before: async () => {
+              if (mode === 'push') await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
+            },
+          })
+        }
+      }),
+    )
+
+    test(
+      "B's process stopped while the revalidation resolves; it goes on holding requests started past the bound",
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        const B = nodes[1]
+        for (const by of revalidators()) {
+          await round('B stalled', {
+            by,
+            around: async (resolvedBy) => {
+              process.kill(B.pid, 'SIGSTOP')
+              const stoppedAt = Date.now()
+              // Requests sent to the stopped process once the bound has passed, answered when
+              // it goes on: its timers, announcements and these all wait in the kernel together.
+              const firstAt = resolvedBy.then((t) => t + boundMs + 10)
+              const taken = {}
+              for (const route of ROUTES) {
+                taken[`B ${route}`] = firstAt.then((at) =>
+                  readPair(B, route, resolvedBy, { firstAt: at }),
+                )
+              }
+              void resolvedBy.then(async (t) => {
+                const goOnAt = Math.max(stoppedAt + STALL_MS, t + boundMs + 100)
+                await sleep(Math.max(0, goOnAt - Date.now()))
+                process.kill(B.pid, 'SIGCONT')
+              })
+              return taken
+            },
+          })
+        }
+      }),
+    )
+
+    test(
+      'Redis paused, then the revalidation as soon as it goes on',
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        for (const by of revalidators()) {
+          await round('Redis paused', {
+            by,
+            before: async () => {
+              process.kill(redis.pid, 'SIGSTOP')
+              await sleep(PAUSE_MS)
+              process.kill(redis.pid, 'SIGCONT')
+            },
+          })
+        }
+      }),
+    )
+
+    test(
+      'Redis restarted empty, then the revalidation once the instances serve again',
+      { timeout: 180_000 },
+      withDiagnostics(async () => {
+        for (const by of revalidators()) {
+          const port = redis.port
+          await redis.stop()
+          redis = await startRedisOnPort({ port, logDir })
+          // Every instance renders again into the empty Redis (the version is unchanged).
+          await round('Redis restarted empty', { by })
+        }
+      }),
+    )
+  })
+}
