@@ -9,7 +9,8 @@
 // notes when Redis's tag state holds it, and reads every (instance, route) pair until well past
 // the bound: every read that started past the bound must be the new version. Around the
 // revalidation: nothing; the announcement connections killed; B's process stopped (its event
-// loop stalled) while it resolves; Redis paused; Redis restarted empty. Following by push, each
+// loop stalled) while it resolves; Redis paused; Redis restarted empty; a regeneration that read
+// the old data before the revalidation and writes after it. Following by push, each
 // round runs twice: revalidated on A (a push instance: announced) and on P, a fourth instance
 // that pulls (not announced, docs/failures.md: push instances learn of it by their periodic
 // pull only, which is what the bound then rests on).
@@ -38,6 +39,12 @@ const MAX_READS = 400
 // when it goes on started past the bound.
 const STALL_MS = 1500
 const PAUSE_MS = 2000
+// How long the origin takes to answer in the racing round: the regeneration that read the old
+// data is still rendering when the revalidation resolves, and writes after it.
+const RACE_MS = 400
+
+// FLEETCACHE_DEBUG=1 on the command line: every instance logs its cache decisions.
+const debug = process.env.FLEETCACHE_DEBUG ? { FLEETCACHE_DEBUG: process.env.FLEETCACHE_DEBUG } : {}
 
 const modes = [
   { mode: 'pull', boundMs: 0 },
@@ -116,7 +123,10 @@ for (const { mode, boundMs } of modes) {
      * resolution promise, it returns the reads of the pairs it takes over), every other pair
      * read as above; then every read past the bound must be the new version.
      */
-    async function round(label, { before: setUp, around, by = nodes[0] } = {}) {
+    async function round(
+      label,
+      { before: setUp, around, by = nodes[0], trigger = TRIGGER, tag = NAME, routes = ROUTES } = {},
+    ) {
       const oldV = origin.version(NAME)
       await settledOn(oldV)
       await subscribed()
@@ -128,12 +138,12 @@ for (const { mode, boundMs } of modes) {
         markResolved = r
       })
       const taken = around ? await around(resolvedBy) : {}
-      await by.call(TRIGGER)
-      const watched = waitForRevalidation(redis, NAME, since, { mode: 'expire' }).then(() => {
+      await by.call(trigger)
+      const watched = waitForRevalidation(redis, tag, since, { mode: 'expire' }).then(() => {
         markResolved(Date.now())
       })
       const pairs = all().flatMap((node) =>
-        ROUTES.map((route) => ({ label: `${node.name} ${route}`, node, route })),
+        routes.map((route) => ({ label: `${node.name} ${route}`, node, route })),
       )
       const answered = await Promise.all(
         pairs.map(async (p) => ({
@@ -189,13 +199,23 @@ for (const { mode, boundMs } of modes) {
           origin = await startOrigin()
           nodes = await startFleet({
             names: ['A', 'B', 'C'],
-            env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_TAG_SYNC: mode },
+            env: {
+              REDIS_URL: redis.url,
+              ORIGIN_URL: origin.url,
+              FLEETCACHE_TAG_SYNC: mode,
+              ...debug,
+            },
             logDir,
           })
           if (mode === 'push') {
             ;[P] = await startFleet({
               names: ['P'],
-              env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_TAG_SYNC: 'pull' },
+              env: {
+                REDIS_URL: redis.url,
+                ORIGIN_URL: origin.url,
+                FLEETCACHE_TAG_SYNC: 'pull',
+                ...debug,
+              },
               logDir,
             })
           }
@@ -298,6 +318,74 @@ for (const { mode, boundMs } of modes) {
               process.kill(redis.pid, 'SIGCONT')
             },
           })
+        }
+      }),
+    )
+
+    test(
+      'a regeneration that read the old data before the revalidation resolved ends after it',
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        for (const by of revalidators()) {
+          let racing
+          try {
+            await round('regeneration racing', {
+              by,
+              before: async () => {
+                origin.delay(NAME, RACE_MS)
+                // Expired: the next read on the instance that revalidated (the others may not
+                // know yet, within the bound) regenerates, and reads the origin before the bump.
+                const since = Date.now()
+                await by.call(TRIGGER)
+                await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
+                const calls = origin.calls(NAME)
+                racing = by.getData('/shared/dynamic')
+                await waitFor(() => origin.calls(NAME) > calls, {
+                  timeoutMs: 10_000,
+                  intervalMs: 5,
+                  what: 'a regeneration to read the origin',
+                })
+              },
+            })
+          } finally {
+            origin.delay(NAME, 0)
+          }
+          // Begun before the revalidation: either version is right for it.
+          await racing
+        }
+      }),
+    )
+
+    test(
+      "the same with revalidatePath of the prerendered page (its implicit tag, not the data's)",
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        for (const by of revalidators()) {
+          let racing
+          try {
+            await round('regeneration racing a path', {
+              by,
+              trigger: '/api/revalidate-path?path=/shared/static',
+              tag: '_N_T_/shared/static',
+              routes: ['/shared/static'],
+              before: async () => {
+                origin.delay(NAME, RACE_MS)
+                const since = Date.now()
+                await by.call(TRIGGER)
+                await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
+                const calls = origin.calls(NAME)
+                racing = by.getData('/shared/dynamic')
+                await waitFor(() => origin.calls(NAME) > calls, {
+                  timeoutMs: 10_000,
+                  intervalMs: 5,
+                  what: 'a regeneration to read the origin',
+                })
+              },
+            })
+          } finally {
+            origin.delay(NAME, 0)
+          }
+          await racing
         }
       }),
     )

@@ -2,6 +2,8 @@
 //   GET  /data/:name  -> { name, version, calls }   (counts one call for name; version starts at 1)
 //   POST /bump/:name  -> { name, version }          (version + 1: the data "changed")
 //   GET  /stats       -> { calls: {name: n}, versions: {name: v}, recent: [...] }
+// In process, `delay(name, ms)` holds each answer for `name` that long after reading its version
+// at arrival, as a render that read its data and then took a while would.
 // Runs in-process (startOrigin) or standalone: `node tests/support/origin.mjs [port]`.
 import http from 'node:http'
 import { pathToFileURL } from 'node:url'
@@ -13,6 +15,7 @@ export async function startOrigin({ port = 0, host = '127.0.0.1' } = {}) {
   const versions = new Map()
   const recent = [] // last MAX_RECENT data calls, for diagnostics
   const versionOf = (name) => versions.get(name) ?? 1
+  const delays = new Map()
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://origin')
@@ -29,6 +32,8 @@ export async function startOrigin({ port = 0, host = '127.0.0.1' } = {}) {
       const version = versionOf(name)
       recent.push({ at: new Date().toISOString(), name, version, calls: n })
       if (recent.length > MAX_RECENT) recent.shift()
+      const ms = delays.get(name) ?? 0
+      if (ms > 0) return void setTimeout(() => send(200, { name, version, calls: n }), ms)
       return send(200, { name, version, calls: n })
     }
     if (req.method === 'POST' && (m = /^\/bump\/([^/]+)$/.exec(url.pathname))) {
@@ -66,6 +71,10 @@ export async function startOrigin({ port = 0, host = '127.0.0.1' } = {}) {
     bump(name) {
       versions.set(name, versionOf(name) + 1)
       return versionOf(name)
+    },
+    delay(name, ms) {
+      if (ms > 0) delays.set(name, ms)
+      else delays.delete(name)
     },
     stats,
     describe() {

@@ -29,7 +29,7 @@ use crate::read_machine::{
     LeaseToken, ReadAnswer, ReadCtx, ReadInput, ReadMachine, ReadStep, RenewCtx, RenewInput,
     RenewMachine, RenewStep, UnexpectedInput,
 };
-use crate::regen::{self, Regenerations, StaleHandouts};
+use crate::regen::{self, RecentFills, Regenerations, StaleHandouts};
 use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
 use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
@@ -68,6 +68,9 @@ pub struct Engine {
     regenerations: Regenerations,
     /// Stale `'use cache'` entries handed out, by tag.
     stale_handouts: StaleHandouts,
+    /// `'use cache'` values this process wrote lately (the creation stamp of pages that
+    /// joined one).
+    fills: RecentFills,
     /// What the engine decided, counted.
     stats: Stats,
     /// Digests of recently used cache keys.
@@ -124,6 +127,7 @@ impl Engine {
             leases: LeaseTable::with_seed(seed),
             regenerations: Regenerations::with_seed(seed),
             stale_handouts: StaleHandouts::with_seed(seed),
+            fills: RecentFills::default(),
             stats: Stats::default(),
             key_hashes: KeyHashes::with_seed(seed),
             dropped_tags: Cell::new(DroppedTags::default()),
@@ -1026,7 +1030,7 @@ impl Engine {
         let key = self.namespace.entry_key(&Interface::Incremental, cache_key);
         regen::incremental_created(
             &mut self.regenerations,
-            &self.stale_handouts,
+            (&self.stale_handouts, &self.fills, &self.mirror),
             (&key, regen::Own::NONE),
             kind,
             tags,
@@ -1057,6 +1061,8 @@ impl Engine {
             leases: &mut self.leases,
             regenerations: &mut self.regenerations,
             stale_handouts: &self.stale_handouts,
+            fills: &self.fills,
+            mirror: &self.mirror,
             stats: &self.stats,
             standalone: self.standalone,
             page_announce: id.map(|id| {
@@ -1077,6 +1083,7 @@ impl Engine {
         let step = machine.start(self.write_ctx(), now);
         self.note_own_page_write(machine);
         self.note_own_keep(machine);
+        self.note_fill(machine, now);
         step
     }
 
@@ -1090,7 +1097,16 @@ impl Engine {
         let step = machine.step(self.write_ctx(), input, now);
         self.note_own_page_write(machine);
         self.note_own_keep(machine);
+        self.note_fill(machine, now);
         step
+    }
+
+    /// A `'use cache'` write has ended: Next 16.4 and later hand its value to the requests of
+    /// this process that joined the invocation ([`RecentFills`]).
+    fn note_fill(&mut self, machine: &mut WriteMachine, now: Millis) {
+        if let Some((tags, made)) = machine.take_fill() {
+            self.fills.note(tags, made, now);
+        }
     }
 
     /// This process's page write that announces itself was planned or has ended. A read of

@@ -24,7 +24,7 @@ use crate::strhash::HashSeed;
 
 use crate::incremental::ValueKind;
 use crate::lease::{Found, Step};
-use crate::tags::canonical_tag;
+use crate::tags::{canonical_tag, Freshness, TagMirror};
 use crate::time::Millis;
 
 /// Keys whose regeneration start is remembered; beyond it the oldest are forgotten (their
@@ -279,6 +279,109 @@ impl StaleHandouts {
     pub fn is_empty(&self) -> bool {
         self.by_tag.is_empty()
     }
+}
+
+/// `'use cache'` values whose tags [`RecentFills`] keeps; past it the oldest write's value is
+/// kept as a creation time in a time bucket only.
+pub const MAX_FILLS: usize = 256;
+
+/// A `'use cache'` value written: when its write ended, when it was made (Next's `timestamp`,
+/// the start of the invocation), its tags in their canonical form.
+#[derive(Clone, Debug)]
+struct Fill {
+    ended: Millis,
+    made: Millis,
+    tags: Vec<String>,
+}
+
+/// The `'use cache'` values this process wrote lately.
+///
+/// Next 16.4 and later hand an invocation's value, once its write settles, to every request of
+/// the process that joined the invocation while it ran (cross-request deduplication:
+/// `crossRequestPendingCacheInvocations` in `next/dist/server/use-cache/use-cache-wrapper.js`),
+/// without asking the handler. A page regeneration that began after a revalidation may so hold
+/// a value made before it: stale by one of the value's tags, or by one of the page's implicit
+/// tags (`revalidatePath`), which judge the value only as that page's data. No read stamps the
+/// page by it, so its write is stamped no later than the earliest such value that the tag
+/// state, when the page is written, finds stale as that page's data: one whose write ended
+/// after the page's regeneration began, whose tags are all among the page's (Next adds a
+/// joined value's tags to the page's), and which the page's tags judge stale or expired. The
+/// page then reads as stale (or expired) too, and is regenerated again; a value written by an
+/// invocation it did not join costs at most that one more regeneration.
+///
+/// Bounded: the last [`MAX_FILLS`] writes with their tags, in a ring; an older write's value
+/// stays as a creation time in the time buckets [`StaleHandouts`] keeps (the last
+/// [`MAX_REGENERATION_MS`]), which every page is judged against whatever its tags: too early at
+/// worst, for pages whose regeneration began at most one bucket before such a write ended.
+#[derive(Clone, Debug, Default)]
+pub struct RecentFills {
+    ring: Vec<Fill>,
+    /// The slot the next write takes once the ring is full.
+    next: usize,
+    dropped: Buckets,
+}
+
+impl RecentFills {
+    /// A `'use cache'` value carrying `tags` (in their canonical form, [`canonical_tags`]),
+    /// made at `made`, whose write ended at `ended`.
+    pub fn note(&mut self, tags: Vec<String>, made: Millis, ended: Millis) {
+        if !(made.0.is_finite() && ended.0.is_finite()) {
+            return;
+        }
+        let fill = Fill { ended, made, tags };
+        if self.ring.len() < MAX_FILLS {
+            self.ring.push(fill);
+        } else if let Some(slot) = self.ring.get_mut(self.next % MAX_FILLS) {
+            let old = std::mem::replace(slot, fill);
+            add_handout(&mut self.dropped, old.ended, old.made);
+            self.next = (self.next + 1) % MAX_FILLS;
+        }
+    }
+
+    /// The earliest creation time among values whose write ended at or after `since` that a
+    /// page carrying `page` (canonical tags) may hold and that `stale` (the tag state's verdict
+    /// on a value made at a time, carrying the page's tags) finds stale.
+    pub fn oldest_stale(
+        &self,
+        page: &[String],
+        since: Millis,
+        stale: &dyn Fn(Millis) -> bool,
+    ) -> Option<Millis> {
+        let mut oldest: Option<Millis> = None;
+        let mut consider = |made: Millis| {
+            if !matches!(oldest, Some(o) if o.0 <= made.0) && stale(made) {
+                oldest = Some(made);
+            }
+        };
+        for f in &self.ring {
+            if f.ended.0 >= since.0 && f.tags.iter().all(|t| page.contains(t)) {
+                consider(f.made);
+            }
+        }
+        if let Some(made) = oldest_in(&self.dropped, since) {
+            consider(made);
+        }
+        oldest
+    }
+
+    /// Values kept with their tags.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty() && self.dropped.is_empty()
+    }
+}
+
+/// Every tag of `tags` in its canonical form ([`canonical_tag`]), owned.
+pub fn canonical_tags(tags: &[&str]) -> Vec<String> {
+    let mut out = Vec::with_capacity(tags.len());
+    for t in tags {
+        out.push(canonical_tag(t).into_owned());
+    }
+    out
 }
 
 /// What a request's reads of a singular-handler key left for the same request's write of it,
@@ -577,13 +680,14 @@ impl Regenerations {
 /// start of the regeneration that produced it ([`Regenerations::started_for`]); for pages and routes (what renders `'use cache'`
 /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
 /// out in this process since then ([`StaleHandouts`]; without a known start, within the last
-/// [`MAX_REGENERATION_MS`]). Not a value written back unchanged: its bytes are an earlier
+/// [`MAX_REGENERATION_MS`]), and than any `'use cache'` value written since then that it may
+/// hold and its tags find stale ([`RecentFills`]). Not a value written back unchanged: its bytes are an earlier
 /// regeneration's, whose own write took the hand-outs of its time into account (they are in its
 /// made time), and no render of this one reached them (lowering its stamp voided Next's retry
 /// delay; fixed in 7a01957).
 pub fn incremental_created(
     regenerations: &mut Regenerations,
-    handouts: &StaleHandouts,
+    (handouts, fills, mirror): (&StaleHandouts, &RecentFills, &TagMirror),
     (key, own): (&str, Own),
     kind: ValueKind,
     tags: &[&str],
@@ -595,10 +699,22 @@ pub fn incremental_created(
         return created;
     }
     let since = started.unwrap_or(Millis(now.0 - MAX_REGENERATION_MS));
-    match handouts.oldest_since(tags.iter().copied(), since) {
-        Some(t) => created.min(t),
-        None => created,
+    // Owned, so the mirror's verdict is the one instantiation an entry's stored tags use.
+    let page = canonical_tags(tags);
+    let stale = |made: Millis| {
+        mirror.evaluate(made, page.iter().map(String::as_str), now) != Freshness::Fresh
+    };
+    let mut created = created;
+    for t in [
+        handouts.oldest_since(tags.iter().copied(), since),
+        fills.oldest_stale(&page, since, &stale),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        created = created.min(t);
     }
+    created
 }
 
 #[cfg(test)]
@@ -606,6 +722,37 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    /// Past [`MAX_FILLS`] values, those pushed out of the ring still stamp every page whose
+    /// regeneration began at most a bucket before their writes ended, whatever its tags.
+    #[test]
+    fn recent_fills_are_bounded_never_later() {
+        let mut f = RecentFills::default();
+        let always = |_: Millis| true;
+        let x = canonical_tags(&["x"]);
+        for i in 0..(MAX_FILLS + 10) {
+            f.note(
+                vec![format!("t{i}")],
+                Millis(i as f64),
+                Millis(1_000.0 + i as f64),
+            );
+        }
+        assert_eq!(f.len(), MAX_FILLS);
+        // `t0` was pushed out: any page is judged against it.
+        assert_eq!(f.oldest_stale(&x, Millis(0.0), &always), Some(Millis(0.0)));
+        // Only values whose tags the page carries, and those ended since; not stale: nothing.
+        let last = vec![format!("t{}", MAX_FILLS + 9)];
+        let since = Millis(1_000.0 + (MAX_FILLS + 9) as f64);
+        assert_eq!(
+            f.oldest_stale(&last, since, &always),
+            Some(Millis((MAX_FILLS + 9) as f64))
+        );
+        assert_eq!(f.oldest_stale(&x, Millis(0.0), &|_| false), None);
+        // A page whose regeneration began more than a bucket after the pushed-out writes
+        // ended is judged by none of them.
+        let later = Millis(1_000.0 + HANDOUT_BUCKET_MS * 2.0);
+        assert_eq!(f.oldest_stale(&x, later, &always), None);
+    }
 
     #[test]
     fn stale_hand_outs_are_bounded() {

@@ -29,10 +29,10 @@ use crate::lease::{EntryWrite, LeaseTable};
 use crate::lru::WriteMark;
 use crate::read_machine::Failure;
 use crate::regen::Own;
-use crate::regen::{self, Regenerations, StaleHandouts};
+use crate::regen::{self, RecentFills, Regenerations, StaleHandouts};
 use crate::scripts::{entry_write_call, ScriptCall};
 use crate::stats::{Stats, Surface, WriteOutcome};
-use crate::tags::{admit_tags, DroppedTags};
+use crate::tags::{admit_tags, DroppedTags, TagMirror};
 use crate::tier::tier_serves_value;
 use crate::time::Millis;
 use crate::write::{self, surface_of, write_outcome, SetInput, SetPlan};
@@ -50,6 +50,10 @@ pub struct WriteCtx<'a> {
     pub regenerations: &'a mut Regenerations,
     /// Stale `'use cache'` entries handed out (the creation stamp of pages that used one).
     pub stale_handouts: &'a StaleHandouts,
+    /// `'use cache'` values written lately (the creation stamp of pages that joined one).
+    pub fills: &'a RecentFills,
+    /// The tag state, which judges those values as a page's data.
+    pub mirror: &'a TagMirror,
     /// Counters: every planned write is counted by its outcome.
     pub stats: &'a Stats,
     /// No Redis behind this engine: entries stay in the process, never compressed.
@@ -319,6 +323,9 @@ pub struct WriteMachine {
     /// The write's mark in the tier index while it keeps its copy
     /// ([`WriteMachine::hold_mark`]): dropped with the machine, it ends there.
     mark: Option<WriteMark>,
+    /// A `'use cache'` entry's tags (canonical) and creation time, until the write has ended
+    /// ([`WriteMachine::take_fill`]).
+    fill: Option<(Vec<String>, Millis)>,
 }
 
 /// When this process's write keeps its copy of a key in the tier
@@ -487,7 +494,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 let key = ctx.namespace.entry_key(&Interface::Incremental, cache_key);
                 let created = regen::incremental_created(
                     ctx.regenerations,
-                    ctx.stale_handouts,
+                    (ctx.stale_handouts, ctx.fills, ctx.mirror),
                     (&key, own),
                     desc.kind,
                     tags,
@@ -534,8 +541,15 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 keeping: None,
                 keep_signal: None,
                 mark: None,
+                fill: None,
             };
         }
+    };
+    let fill = match request {
+        WriteRequest::UseCache {
+            tags, timestamp, ..
+        } => Some((regen::canonical_tags(tags), timestamp)),
+        _ => None,
     };
     let plan = match planned {
         Err((code, message)) => refused(code, message),
@@ -580,6 +594,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         keeping: None,
         keep_signal: None,
         mark: None,
+        fill,
     }
 }
 
@@ -620,6 +635,17 @@ impl WriteMachine {
     /// ([`KeepSignal::Ended`]), to hand back to the index.
     pub fn take_mark(&mut self) -> Option<WriteMark> {
         self.mark.take()
+    }
+
+    /// Once the write has ended, the tags and creation time of the `'use cache'` entry it
+    /// wrote (or failed to): Next hands that value to the requests that joined its invocation
+    /// when the write settles ([`crate::Engine`]'s write steps judge it then).
+    pub fn take_fill(&mut self) -> Option<(Vec<String>, Millis)> {
+        if self.is_done() {
+            self.fill.take()
+        } else {
+            None
+        }
     }
 
     /// Notes the copy `step` keeps, when it is the write's first.

@@ -290,9 +290,10 @@ fn a_page_is_stamped_by_a_hand_out_of_the_same_tag_in_another_form() {
     );
     let mut r = Regenerations::new();
     r.began("/p", Millis(900.0));
+    let mirror = crate::tags::TagMirror::new();
     let created = incremental_created(
         &mut r,
-        &h,
+        (&h, &RecentFills::default(), &mirror),
         ("/p", crate::regen::Own::NONE),
         ValueKind::AppPage,
         &[raw],

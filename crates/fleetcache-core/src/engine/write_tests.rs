@@ -738,3 +738,75 @@ fn after_a_crossslot_a_page_write_is_written_unannounced_and_later_ones_try_agai
     );
     assert_eq!(seed.map(|c| c.script.name), Some("entry_write"));
 }
+
+/// Next 16.4 and later hand a `'use cache'` invocation's value to every request of the process
+/// that joined it while it ran, once its write settles, without asking the handler. A page
+/// whose regeneration began after a revalidation and joined a fill that began before it holds
+/// the fill's data: its write must read as stale as that data (seen on three `next start`
+/// instances, tests/faults/freshness-bound.test.mjs, where the page served the old data on
+/// every instance after the revalidation).
+#[test]
+fn a_page_that_joined_a_fill_a_revalidation_made_stale_is_no_newer_than_the_fill() {
+    use crate::incremental::ValueKind;
+    use crate::tags::Revalidation;
+    let page = |fill_stale: bool, page_began: f64| {
+        let mut e = engine_debugging(false);
+        e.mark_standalone();
+        // The fill of `shared` began at NOW (Next's timestamp); `shared` is revalidated at
+        // NOW + 100 (or `other` is); the page's read that regenerates it at `page_began`.
+        let tag = if fill_stale { "shared" } else { "other" };
+        e.plan_tag_update(&[tag], &Revalidation::Expire, Millis(NOW.0 + 100.0), "ep")
+            .unwrap_or_else(|err| panic!("{err:?}"));
+        e.note_incremental_read("/p", Step::Regenerate, false, Millis(page_began));
+        let end = Millis(NOW.0 + 300.0);
+        let mut m = e.write_start(use_cache(&["shared"], 60.0, 3600.0), Millis(NOW.0 + 290.0));
+        let step = e.write_first(&mut m, Millis(NOW.0 + 290.0));
+        if !matches!(step, WriteStep::Done(_)) {
+            done(e.write_step(&mut m, WriteInput::Sent, end));
+        }
+        e.incremental_created(
+            "/p",
+            ValueKind::AppPage,
+            &["_N_T_/p", "shared"],
+            Millis(NOW.0 + 400.0),
+        )
+    };
+    // Began before the fill's write ended: stamped with the fill's start.
+    assert_eq!(page(true, NOW.0 + 200.0), NOW);
+    // A fill the revalidation did not touch: the page keeps its own start.
+    assert_eq!(page(false, NOW.0 + 200.0), Millis(NOW.0 + 200.0));
+    // Began after the write ended: Next no longer lets it join.
+    assert_eq!(page(true, NOW.0 + 350.0), Millis(NOW.0 + 350.0));
+}
+
+/// The same when the revalidation is the page's own (`revalidatePath`: its implicit tag), which
+/// judges the joined value only as that page's data; a value with a tag the page does not
+/// carry was not joined by it (Next adds a joined value's tags to the page's) and stamps
+/// nothing.
+#[test]
+fn a_page_that_joined_a_fill_begun_before_its_path_was_revalidated_is_no_newer_than_the_fill() {
+    use crate::incremental::ValueKind;
+    use crate::tags::Revalidation;
+    let page = |fill_tags: &[&str]| {
+        let mut e = engine_debugging(false);
+        e.mark_standalone();
+        e.plan_tag_update(
+            &["_N_T_/p"],
+            &Revalidation::Expire,
+            Millis(NOW.0 + 100.0),
+            "ep",
+        )
+        .unwrap_or_else(|err| panic!("{err:?}"));
+        e.note_incremental_read("/p", Step::Regenerate, false, Millis(NOW.0 + 200.0));
+        let at = Millis(NOW.0 + 300.0);
+        let mut m = e.write_start(use_cache(fill_tags, 60.0, 3600.0), at);
+        if !matches!(e.write_first(&mut m, at), WriteStep::Done(_)) {
+            done(e.write_step(&mut m, WriteInput::Sent, at));
+        }
+        let tags = ["_N_T_/layout", "_N_T_/p", "shared"];
+        e.incremental_created("/p", ValueKind::AppPage, &tags, Millis(NOW.0 + 400.0))
+    };
+    assert_eq!(page(&["shared"]), NOW);
+    assert_eq!(page(&[]), NOW);
+    assert_eq!(page(&["shared", "other"]), Millis(NOW.0 + 200.0));
+}
