@@ -195,5 +195,5 @@ export function optionsFromEnv(
 function tagSyncFromEnv(value: string | undefined): 'pull' | 'push' | undefined {
   if (value === undefined || value === '') return undefined
   if (value === 'pull' || value === 'push') return value
-  throw new ConfigError('FLEETCACHE_TAG_SYNC', `must be pull or push, got ${value}`)
+  throw new ConfigError('FLEETCACHE_TAG_SYNC', `must be pull or push, got "${value}"`)
 }

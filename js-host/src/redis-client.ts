@@ -102,6 +102,10 @@ export function singleClient(options: RedisTransportOptions): Client {
     // with one denial per connection, and `+client|setinfo` cannot join that line (Redis 7.0
     // rejects it).
     disableClientInfo: true,
+    // Nor node-redis's default `CLIENT MAINT_NOTIFICATIONS` (RESP3, Redis Enterprise's
+    // maintenance events): an unknown subcommand before Redis 8, one error reply per connection,
+    // and outside the ACL line where Redis knows it; fleetcache would not act on the events.
+    maintNotifications: 'disabled',
     // No per-command AbortSignal.timeout (node-redis's default is 5 s): send() bounds every
     // command with an entry in the process's deadline queue instead (see there).
     commandOptions: { timeout: 0 },

@@ -42,6 +42,7 @@ export function clusterClient(options: RedisTransportOptions): Client {
       disableOfflineQueue: true,
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
       disableClientInfo: true,
+      maintNotifications: 'disabled',
       socket: {
         ...socketOptions(options),
         ...(seed.protocol === 'rediss:' ? { tls: true as const } : {}),

@@ -73,6 +73,7 @@ export function sentinelClient(
       disableOfflineQueue: true,
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
       disableClientInfo: true,
+      maintNotifications: 'disabled',
       socket: {
         ...socketOptions(options),
         ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
@@ -81,6 +82,7 @@ export function sentinelClient(
     sentinelClientOptions: {
       // The sentinels' ACL user is least-privilege too (docs/operating.md).
       disableClientInfo: true,
+      maintNotifications: 'disabled',
       ...(options.sentinelUsername === undefined ? {} : { username: options.sentinelUsername }),
       ...(options.sentinelPassword === undefined ? {} : { password: options.sentinelPassword }),
       socket: { connectTimeout: options.connectTimeoutMs },

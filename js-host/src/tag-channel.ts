@@ -29,6 +29,7 @@ function subscribeSingle(
     url: options.url,
     disableOfflineQueue: true,
     disableClientInfo: true,
+    maintNotifications: 'disabled',
     commandOptions: { timeout: 0 },
     socket: socketOptions(options),
   })

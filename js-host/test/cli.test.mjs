@@ -73,6 +73,15 @@ describe('fleetcache CLI flags', () => {
     assert.match(r.stdout, /--version/)
   })
 
+  test('a Redis URL without a scheme is refused in the words the server uses, naming where it came from', async () => {
+    const r = await cli(['stats', '--redis', 'localhost:6390'])
+    assert.equal(r.code, 2)
+    assert.match(
+      r.stderr,
+      /^fleetcache: --redis: must be a redis:\/\/ or rediss:\/\/ URL such as redis:\/\/localhost:6379, got "localhost:6390" \(no scheme\)\n/,
+    )
+  })
+
   test('an unknown flag is a usage error (exit 2)', async () => {
     const r = await cli(['--no-such-flag'])
     assert.equal(r.code, 2)

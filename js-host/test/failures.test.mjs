@@ -548,6 +548,8 @@ describe('hostile data and settings', () => {
       ],
       // Not ignored: a debug switch spelled `yes` or `on` would otherwise log nothing, silently.
       [{ FLEETCACHE_DEBUG: 'yes' }, /FLEETCACHE_DEBUG: must be 1, true, 0 or false, got "yes"/],
+      // Quoted as every other value is, so a stray space or an empty-looking value shows.
+      [{ FLEETCACHE_TAG_SYNC: 'pushy' }, /FLEETCACHE_TAG_SYNC: must be pull or push, got "pushy"$/],
       [
         {
           REDIS_URL: 'redis://mymaster',

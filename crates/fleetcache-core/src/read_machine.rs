@@ -556,6 +556,14 @@ pub struct ReadMachine {
     /// touched ([`Engine::tier_touch_held`](crate::Engine::tier_touch_held)); taken by the
     /// next step.
     offered_kept: Option<Rc<DecodedHeader>>,
+    /// The lookup the last judgement reached, for [`ReadMachine::judge`] to count.
+    judged_lookup: Option<(Surface, LookupOutcome)>,
+    /// The verdict on this process's copy when it was not a hit to serve: the read goes on
+    /// to Redis, whose verdict is the one counted; this one counts only if the read ends
+    /// without one (a failed or refused read, Redis out of reach).
+    tier_lookup: Option<(Surface, LookupOutcome)>,
+    /// The read waits on another instance's lease: its polls are judged, not counted.
+    polling: bool,
     log: String,
     error: String,
 }
@@ -898,6 +906,9 @@ impl ReadMachine {
             order: 0,
             header_kept: false,
             offered_kept: None,
+            judged_lookup: None,
+            tier_lookup: None,
+            polling: false,
             log,
             error,
         }
@@ -1135,6 +1146,7 @@ impl ReadMachine {
             // copy kept for outages, which is then neither logged nor counted as a miss.
             (State::Get, ReadInput::Failed(Failure::CircuitOpen | Failure::HeldBack)) => {
                 if self.kept.is_some() && !ctx.redis_answers {
+                    self.settle_tier_lookup(ctx);
                     let missing = Judgement::missing(Source::Redis);
                     return Ok(self.after_first(ctx, missing, TierAction::None, now));
                 }
@@ -1173,6 +1185,7 @@ impl ReadMachine {
             }
             (State::Waiting, ReadInput::Timer) => self.poll(ctx),
             (State::Poll, ReadInput::Polled { entry, leased }) => {
+                self.polling = true;
                 match self.judged(ctx, entry.map(decoded), Source::Poll, now) {
                     Err(need) => self.need_more(State::Poll, need),
                     Ok((j, tier)) => {
@@ -1316,6 +1329,7 @@ impl ReadMachine {
         }
         // Redis is out of reach: what this process holds is the best there is.
         if j.value.is_some() && !ctx.redis_answers {
+            self.settle_tier_lookup(ctx);
             self.log_landed(ctx, Step::ServeStale);
             return self.answer(ctx, Step::ServeStale, j, Some(Resume::Tier), now);
         }
@@ -1358,6 +1372,7 @@ impl ReadMachine {
         f: Failure,
         now: Millis,
     ) -> ReadStep {
+        self.settle_tier_lookup(ctx);
         if ctx.config.debug {
             let line = crate::text!(
                 "redis read failed (",
@@ -1377,6 +1392,7 @@ impl ReadMachine {
     }
 
     fn failed_miss(&mut self, ctx: &mut ReadCtx<'_>, f: Failure, now: Millis) -> ReadStep {
+        self.settle_tier_lookup(ctx);
         let line = crate::text!(
             self.log_prefix(),
             " failed, treated as a miss: redis read of ",
@@ -1695,7 +1711,39 @@ impl ReadMachine {
         let soft_tags = std::mem::take(&mut self.soft_tags);
         let judged = soft_tags.with_list(|soft| self.judge_with(ctx, header, soft, source, now));
         self.soft_tags = soft_tags;
+        let lookup = self.judged_lookup.take();
+        if let (Ok(j), Some(lookup)) = (&judged, lookup) {
+            self.count_lookup(ctx, lookup, source, j.found == Found::Fresh);
+        }
         judged
+    }
+
+    /// Counts a read once however many sources it judges (`fleetcache.lookups` counts reads):
+    /// the verdict on this process's copy waits for Redis's unless it is served as a hit, and
+    /// a lease poll is the wait (`fleetcache.lease.waits`), not a lookup.
+    fn count_lookup(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        lookup: (Surface, LookupOutcome),
+        source: Source,
+        fresh: bool,
+    ) {
+        if self.polling {
+            return;
+        }
+        if source == Source::Tier && !fresh {
+            self.tier_lookup = Some(lookup);
+            return;
+        }
+        self.tier_lookup = None;
+        ctx.stats.record_lookup(lookup.0, lookup.1);
+    }
+
+    /// The read ends on this process's copy, judged without a hit: its verdict counts.
+    fn settle_tier_lookup(&mut self, ctx: &mut ReadCtx<'_>) {
+        if let Some((surface, outcome)) = self.tier_lookup.take() {
+            ctx.stats.record_lookup(surface, outcome);
+        }
     }
 
     fn judge_with(
@@ -1728,9 +1776,7 @@ impl ReadMachine {
         now: Millis,
     ) -> Result<Judgement, usize> {
         let lookup = inspection.lookup_outcome(now);
-        if let Some((surface, outcome)) = lookup {
-            ctx.stats.record_lookup(surface, outcome);
-        }
+        self.judged_lookup = lookup;
         let timestamp = inspection
             .header
             .as_ref()
@@ -1820,9 +1866,7 @@ impl ReadMachine {
         let (verdict, header) =
             incremental::present(inspection, request_revalidate, ctx.config.next_release, now);
         let lookup = verdict.lookup_outcome(header.as_deref(), now);
-        if let Some(outcome) = lookup {
-            ctx.stats.record_lookup(Surface::Incremental, outcome);
-        }
+        self.judged_lookup = lookup.map(|outcome| (Surface::Incremental, outcome));
         let timestamp = header.as_ref().map_or(0.0, |h| h.meta.timestamp.0);
         let missing = |timestamp: f64| Judgement {
             found: Found::Missing,
@@ -1921,7 +1965,8 @@ impl ReadMachine {
         now: Millis,
     ) -> Result<(Judgement, TierAction), usize> {
         let Some(b) = header else {
-            ctx.stats.record_lookup(self.surface(), LookupOutcome::Miss);
+            let surface = self.surface();
+            self.count_lookup(ctx, (surface, LookupOutcome::Miss), source, false);
             if ctx.config.debug {
                 self.debug("miss");
             }

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
+import { checkUrl } from '../option-checks'
 import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
 import {
@@ -126,6 +127,19 @@ async function main(argv: string[]): Promise<number> {
   const env = process.env
   const redisUrl = values.redis ?? (env.FLEETCACHE_REDIS_URL || env.REDIS_URL)
   if (!redisUrl) throw new UsageError('no Redis URL: pass --redis or set REDIS_URL')
+  // The server's check and words: node-redis's own refusal of `localhost:6379` ("Protocol -
+  // localhost: - is not a valid Redis protocol") does not say what to write instead.
+  const urlSource =
+    values.redis !== undefined
+      ? '--redis'
+      : env.FLEETCACHE_REDIS_URL
+        ? 'FLEETCACHE_REDIS_URL'
+        : 'REDIS_URL'
+  try {
+    checkUrl(urlSource, redisUrl)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
   const prefix = values.prefix ?? (env.FLEETCACHE_PREFIX || 'fleetcache')
   const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
   const progress = new Progress(values.quiet || values.json)

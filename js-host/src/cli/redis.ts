@@ -59,6 +59,7 @@ export async function sentinelMaster(
       ...(transport.sentinelPassword === undefined ? {} : { password: transport.sentinelPassword }),
       // The sentinel user of docs/operating.md has no CLIENT SETINFO.
       disableClientInfo: true,
+      maintNotifications: 'disabled',
       socket: { ...sentinelNode(address), connectTimeout: timeoutMs, reconnectStrategy: false },
     })
     client.on('error', () => undefined)
@@ -101,6 +102,7 @@ export async function connect(
     url,
     // As the server's clients: no CLIENT SETINFO for the least-privilege user to be denied.
     disableClientInfo: true,
+    maintNotifications: 'disabled',
     socket: { connectTimeout: timeoutMs, reconnectStrategy: false, ...tlsSocket(transport) },
   })
   // A CLI reports connection errors through the failing command; no process-crashing 'error'.
@@ -126,6 +128,7 @@ export async function connect(
       ...(u.username === '' ? {} : { username: decodeURIComponent(u.username) }),
       ...(u.password === '' ? {} : { password: decodeURIComponent(u.password) }),
       disableClientInfo: true,
+      maintNotifications: 'disabled',
       socket: {
         connectTimeout: timeoutMs,
         reconnectStrategy: false,

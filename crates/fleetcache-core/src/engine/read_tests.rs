@@ -2801,3 +2801,140 @@ fn a_value_written_back_keeps_its_retry_delay_after_stale_use_cache_hand_outs() 
         NOW - meta.timestamp.0
     );
 }
+
+/// Every lookup this engine counted for `surface`, whatever its outcome.
+fn lookups_counted(e: &Engine, surface: Surface) -> Vec<(LookupOutcome, u64)> {
+    use LookupOutcome::*;
+    [
+        Hit,
+        Stale,
+        Miss,
+        Expired,
+        ExpiredByTag,
+        KeyMismatch,
+        Corrupt,
+    ]
+    .into_iter()
+    .map(|o| (o, e.stats().lookups(surface, o)))
+    .filter(|&(_, n)| n > 0)
+    .collect()
+}
+
+/// A read that judges this process's copy, then Redis's reply, is one lookup: the reply's
+/// verdict, as it logs one line (`fleetcache.lookups` counts reads, the hit ratio divides by
+/// them).
+#[test]
+fn a_read_judged_on_the_tier_copy_then_on_the_reply_counts_one_lookup() {
+    // Past its revalidate in both (a hit for the counters: served, regenerated behind it).
+    let mut e = engine();
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let later = NOW + 120_000.0;
+    let mut m = uc(&e, "k", Consumer::Serves, later);
+    to_tier(&mut e, &mut m, later);
+    let s = go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
+    assert!(matches!(s.action, ReadAction::Get { .. }), "{s:?}");
+    go(&mut e, &mut m, ReadInput::Reply(b(&v)), later);
+    assert_eq!(
+        lookups_counted(&e, Surface::UseCache),
+        [(LookupOutcome::Hit, 1)]
+    );
+    // Expired by a tag in both.
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &["t"]);
+    let key = e.entry_key(&IFACE, "k");
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e6));
+    e.plan_tag_update(&["t"], &Revalidation::Expire, Millis(NOW + 10.0), "epoch")
+        .unwrap();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW + 20.0);
+    to_tier(&mut e, &mut m, NOW + 20.0);
+    go(&mut e, &mut m, ReadInput::Tier(b(&v)), NOW + 20.0);
+    go(&mut e, &mut m, ReadInput::Reply(b(&v)), NOW + 20.0);
+    assert_eq!(
+        lookups_counted(&e, Surface::UseCache),
+        [(LookupOutcome::ExpiredByTag, 1)]
+    );
+}
+
+/// The copy's verdict counts when no reply comes to judge: a failed read serves the copy.
+#[test]
+fn a_stale_tier_copy_served_after_a_failed_read_counts_one_lookup() {
+    let mut e = engine();
+    let key = e.entry_key(&IFACE, "k");
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let later = NOW + 120_000.0;
+    let mut m = uc(&e, "k", Consumer::Serves, later);
+    to_tier(&mut e, &mut m, later);
+    go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
+    let s = go(&mut e, &mut m, ReadInput::Failed(Failure::Timeout), later);
+    assert_eq!(answer(&s).source, Source::Kept);
+    assert_eq!(
+        lookups_counted(&e, Surface::UseCache),
+        [(LookupOutcome::Hit, 1)]
+    );
+    // And with the breaker open when the read would go out.
+    let mut e = engine();
+    let v = uc_value(&e, "k", NOW, 60.0, &[]);
+    e.lru_mut().insert(&key, v.len() as u64, Millis(NOW + 1e7));
+    let mut m = uc(&e, "k", Consumer::Serves, later);
+    to_tier(&mut e, &mut m, later);
+    go(&mut e, &mut m, ReadInput::Tier(b(&v)), later);
+    open_breaker(&mut e, later);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Failed(Failure::CircuitOpen),
+        later,
+    );
+    assert_eq!(answer(&s).source, Source::Kept);
+    assert_eq!(
+        lookups_counted(&e, Surface::UseCache),
+        [(LookupOutcome::Hit, 1)]
+    );
+}
+
+/// A follower's lease polls are its wait (`fleetcache.lease.waits`), not lookups of their
+/// own: the read counts the miss it began with, however many polls it makes.
+#[test]
+fn a_followers_polls_count_no_lookups() {
+    let mut e = engine();
+    let mut m = uc(&e, "k", Consumer::Serves, NOW);
+    to_get(&mut e, &mut m, NOW);
+    go(&mut e, &mut m, ReadInput::Reply(None), NOW);
+    go(&mut e, &mut m, ReadInput::LeaseReply(0), NOW);
+    let mut at = NOW;
+    for _ in 0..5 {
+        at += 10.0;
+        go(&mut e, &mut m, ReadInput::Timer, at);
+        at += 1.0;
+        let s = go(
+            &mut e,
+            &mut m,
+            ReadInput::Polled {
+                entry: None,
+                leased: true,
+            },
+            at,
+        );
+        assert!(matches!(s.action, ReadAction::Wait { .. }), "{s:?}");
+    }
+    let s = go(&mut e, &mut m, ReadInput::Timer, at + 20.0);
+    assert!(matches!(s.action, ReadAction::Poll { .. }), "{s:?}");
+    let v = uc_value(&e, "k", at, 60.0, &[]);
+    let s = go(
+        &mut e,
+        &mut m,
+        ReadInput::Polled {
+            entry: b(&v),
+            leased: false,
+        },
+        at + 21.0,
+    );
+    assert_eq!(answer(&s).served, Served::Fresh);
+    assert_eq!(
+        lookups_counted(&e, Surface::UseCache),
+        [(LookupOutcome::Miss, 1)]
+    );
+}
