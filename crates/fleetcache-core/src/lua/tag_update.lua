@@ -68,8 +68,12 @@ redis.call('HSETNX', meta, 'epoch', candidate)
 -- No version yet over a log with scores (its meta hash lost alone): versions go on above them,
 -- so that every log score is a version of this state (pruning, oldest first, is not held up
 -- behind young tags of low versions). A whole score below 1e17 reads back as digits.
+-- No version is also every state made anew (above), a flush and a meta hash lost alone: records
+-- may be left without a log score, which pruning (it walks the log) never reaches. The field
+-- sweep (an HSCAN cursor) has the updates walk the state hash once (below).
 if not redis.call('HGET', meta, 'ver') then
-  redis.call('HSET', meta, 'ver', redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2] or 0)
+  redis.call('HSET', meta, 'ver', redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2] or 0,
+    'sweep', '0')
 end
 local ver = redis.call('HINCRBY', meta, 'ver', 1)
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -133,6 +137,41 @@ for i = 6, #ARGV do
   redis.call('ZADD', log, int(ver), tag)
   if channel then
     announced[#announced + 1] = netstring(tag) .. netstring(record)
+  end
+end
+
+-- One step of the sweep (above): each record the step returns that has no log score (ZADD NX
+-- adds it: the ACL has no ZSCORE) is logged at this version and announced with it, or deleted
+-- past the pruning age, as pruning would have. A tag written since the sweep began was logged
+-- by its write: one pass over the records there at its start is enough, and HSCAN returns every
+-- record present for a whole pass at least once. The cursor names its server, as a page's does
+-- (tag_page.lua): another's, after a failover or a restart, would skip records; the pass starts
+-- over.
+local sweep = redis.call('HGET', meta, 'sweep')
+if sweep then
+  local here = redis.pcall('INFO', 'server')
+  here = type(here) == 'string' and here:match('run_id:(%x+)') or ''
+  local from, cursor = sweep:match('^(%x*):(%d+)$')
+  if from ~= here then
+    cursor = '0'
+  end
+  local r = redis.call('HSCAN', state, cursor, 'COUNT', 64)
+  for i = 1, #r[2], 2 do
+    local tag, record = r[2][i], r[2][i + 1]
+    if redis.call('ZADD', log, 'NX', int(ver), tag) == 1 then
+      local _, _, _, _, updated_at = parse(record)
+      if updated_at + prune_after < now then
+        redis.call('HDEL', state, tag)
+        redis.call('ZREM', log, tag)
+      elseif channel then
+        announced[#announced + 1] = netstring(tag) .. netstring(record)
+      end
+    end
+  end
+  if r[1] == '0' then
+    redis.call('HDEL', meta, 'sweep')
+  else
+    redis.call('HSET', meta, 'sweep', here .. ':' .. r[1])
   end
 end
 
