@@ -89,8 +89,8 @@ else
   delay = expire_ms
 end
 
--- The announcement: 'a', epoch, ver, vid, then tag, record for every tag written; the same
--- records a refresh from version ver - 1 would return.
+-- The announcement: 'a', epoch, ver, vid, then tag, record for every tag written, and every
+-- one the sweep (below) logs; the same records a refresh from version ver - 1 would return.
 local announced = {}
 
 for i = 6, #ARGV do
