@@ -3604,3 +3604,71 @@ fn a_sweep_continued_on_another_server_logs_every_record() {
         );
     }
 }
+
+/// The sweep's steps call only commands of the documented ACL (docs/operating.md, "Access
+/// control": no `ZSCORE`, `HLEN` or `ZCOUNT`): run as that user, with and without `INFO` (a
+/// refused `INFO` names no server in the cursor, and the pass goes on on the one server).
+#[test]
+fn a_sweep_runs_under_the_documented_acl_with_and_without_info() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operating.md"
+    ))
+    .unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER fleetcache on >CHANGE-ME "))
+        .expect("docs/operating.md has the ACL SETUSER line");
+    for refuse_info in [false, true] {
+        let mut server = start();
+        let mut admin = server.connect();
+        let mut rules: Vec<&str> = line.split_whitespace().collect();
+        if refuse_info {
+            rules.push("-info");
+        }
+        assert_eq!(admin.cmd(&rules), Reply::Simple("OK".into()));
+        let conn = &mut server.conn;
+        assert_eq!(
+            conn.cmd(&["AUTH", "fleetcache", "CHANGE-ME"]),
+            Reply::Simple("OK".into())
+        );
+        let mut e = Engine::new(Config {
+            max_ttl_seconds: 1.0,
+            tag_prune_after_ms: Some(1000.0),
+            ..Config::default()
+        })
+        .unwrap();
+        e.follow_tags_by_push(1000.0).unwrap();
+        let keys = e.namespace().tag_keys();
+        write_all(conn, &mut e, &names_from("old", 0, 300), 1000.0);
+        write_all(conn, &mut e, &names_from("young", 0, 300), 1800.0);
+        assert_eq!(admin.cmd(&["DEL", &keys.log]), Reply::Int(1));
+        let bound = 600usize.div_ceil(64) + 2;
+        let mut updates = 0;
+        while updates < bound {
+            // A refused command fails the script: `update` takes an error for no bulk reply.
+            update(
+                conn,
+                &mut e,
+                &[&format!("c-{updates}")],
+                Revalidation::Expire,
+                2500.0,
+            );
+            updates += 1;
+            if admin.cmd(&["HEXISTS", &keys.meta, "sweep"]) == Reply::Int(0) {
+                break;
+            }
+        }
+        assert_eq!(
+            admin.cmd(&["HEXISTS", &keys.meta, "sweep"]),
+            Reply::Int(0),
+            "INFO refused: {refuse_info}"
+        );
+        assert_eq!(orphans(&mut admin, &keys), Vec::<String>::new());
+        assert_eq!(
+            admin.cmd(&["HLEN", &keys.state]),
+            Reply::Int(300 + updates as i64),
+            "INFO refused: {refuse_info}: the young and the updates' own are left"
+        );
+    }
+}
