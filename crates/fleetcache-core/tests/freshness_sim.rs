@@ -206,8 +206,9 @@ struct TagState {
     /// it began, not one present for all of it.
     born: HashMap<String, u64>,
     /// The meta hash's `sweep` field: the HSCAN cursor of the pass over the records that the
-    /// updates make after a state without a version (`tag_update.lua`), `None` when none is due.
-    sweep: Option<String>,
+    /// updates make after a state without a version (`tag_update.lua`), and whether another
+    /// pass is due after it (a loss during it: `+`); `None` when none is due.
+    sweep: Option<(String, bool)>,
     /// The tags the last update's sweep step logged: its announcement carries them.
     swept: Vec<String>,
 }
@@ -435,7 +436,11 @@ impl TagState {
             // and the updates sweep the records (a state made anew leaves them without a log
             // score).
             self.ver = self.log.values().copied().max().unwrap_or(0);
-            self.sweep = Some("0".to_owned());
+            // A pass under way runs to its end, then one more.
+            self.sweep = Some(match self.sweep.take() {
+                Some((cursor, _)) => (cursor, true),
+                None => ("0".to_owned(), false),
+            });
         }
         self.ver += 1;
         self.ids.insert(self.ver, candidate.to_owned());
@@ -515,12 +520,17 @@ impl TagState {
     /// `tag_update.lua`'s step of the sweep, after its own tags: one HSCAN call from the
     /// cursor (another server's starts over, as [`TagState::scan`] does); each record it
     /// returns without a log score is logged at this version ([`TagState::swept`]), or deleted
-    /// when past the pruning age. The cursor `"0"` back ends the pass.
+    /// when past the pruning age. The cursor `"0"` back ends the pass (and starts the next one
+    /// when another is due); a pass that starts over covers every loss before it.
     fn sweep_step(&mut self, now: f64, prune_after: f64) {
         self.swept.clear();
-        let Some(cursor) = self.sweep.take() else {
+        let Some((cursor, mut again)) = self.sweep.take() else {
             return;
         };
+        let ours = cursor
+            .split_once(':')
+            .is_some_and(|(from, _)| from == self.server.to_string());
+        again &= ours;
         let (next, items) = self.scan(&cursor);
         for pair in items.chunks(2) {
             let tag = &pair[0];
@@ -535,7 +545,11 @@ impl TagState {
                 self.swept.push(tag.clone());
             }
         }
-        self.sweep = (next != "0").then_some(next);
+        self.sweep = match (next.as_str(), again) {
+            ("0", false) => None,
+            ("0", true) => Some(("0".to_owned(), false)),
+            _ => Some((next, again)),
+        };
     }
 
     /// The tags the state holds a record of and its log no score: none once a sweep ends.
@@ -7150,9 +7164,10 @@ proptest! {
     /// Records a lost log (or a lost meta hash, or both) left without a log score were out of
     /// pruning's reach (it walks the log) until their tag was revalidated again: the state grew
     /// with every loss. The update that finds no version sweeps the state hash, a step an
-    /// update: within one pass (pages of two once the tape is spent: at most the tape's length
-    /// plus half the records, plus a few, updates with no loss) every record has a log score
-    /// again or, past the pruning age, is gone, and a young one is kept.
+    /// update: within two passes (the one under way and one more; pages of two once the tape
+    /// is spent: at most the tape's length plus the records, plus a few, updates with no loss)
+    /// every record has a log score again or, past the pruning age, is gone, and a young one
+    /// is kept.
     #[test]
     fn after_lost_keys_one_sweep_leaves_no_record_without_a_log_score(
         ops in proptest::collection::vec(sweep_op(), 1..40),
@@ -7179,7 +7194,8 @@ proptest! {
             .filter(|(_, r)| r.updated_at.0 + SWEEP_PRUNE_AFTER_MS >= now)
             .map(|(t, _)| t.clone())
             .collect();
-        let bound = scan.len() + state.records.len().div_ceil(2) + 3;
+        // The pass under way, then one more when a loss came during it.
+        let bound = scan.len() + 2 * (state.records.len().div_ceil(2) + 3);
         let mut updates = 0;
         while updates < bound {
             sweep_update(&mut state, "settle", now)?;
@@ -7201,4 +7217,45 @@ proptest! {
             prop_assert!(state.records.contains_key(t), "{notes}\n{t}: young, deleted");
         }
     }
+}
+
+/// The model's side of `lua_scripts`
+/// `a_log_lost_again_and_again_during_a_sweep_still_has_every_record_reached`: the log lost
+/// every 5 updates, a pass over 40 records taking 21 (pages of two), and the young records
+/// first in its order; within two passes of the first loss every record past the pruning age
+/// is gone.
+#[test]
+fn a_log_lost_again_and_again_during_a_sweep_still_has_every_record_reached(
+) -> Result<(), TestCaseError> {
+    set_scan_tape(&[]);
+    let mut state = TagState::default();
+    for i in 0..20 {
+        sweep_update(&mut state, &format!("old{i}"), 1000.0)?;
+    }
+    let now = 1000.0 + SWEEP_PRUNE_AFTER_MS + 1.0;
+    for i in 0..20 {
+        sweep_update(&mut state, &format!("young{i}"), now - 1.0)?;
+    }
+    for i in 0..60 {
+        if i % 5 == 0 {
+            state.lose_key(true);
+        }
+        sweep_update(&mut state, &format!("c{i}"), now)?;
+    }
+    let left: Vec<&String> = state
+        .records
+        .keys()
+        .filter(|t| t.starts_with("old"))
+        .collect();
+    prop_assert!(left.is_empty(), "past the pruning age and left: {left:?}");
+    // The losses over, the pass under way ends, then one more: no record without a log score.
+    for i in 0..2 * (state.records.len().div_ceil(2) + 3) {
+        if state.sweep.is_none() {
+            break;
+        }
+        sweep_update(&mut state, &format!("d{i}"), now)?;
+    }
+    prop_assert!(state.sweep.is_none());
+    prop_assert_eq!(state.orphans(), Vec::<&String>::new());
+    Ok(())
 }

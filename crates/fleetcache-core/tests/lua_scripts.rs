@@ -3672,3 +3672,113 @@ fn a_sweep_runs_under_the_documented_acl_with_and_without_info() {
         );
     }
 }
+
+/// The log lost again and again, more often than one pass of the sweep takes (every 20
+/// updates; a pass over 6,000 records, half of them deleted as it goes, takes about 80): a sweep that started over at every loss walked the
+/// first buckets again and again, their young records (logged again each time) filling its
+/// pages, and the old records of the other buckets stayed for as long as the losses went on. A
+/// loss during a pass lets it run to its end and asks for one more: every record is reached
+/// within two passes of a loss, and the old ones go.
+#[test]
+fn a_log_lost_again_and_again_during_a_sweep_still_has_every_record_reached() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut e = Engine::new(Config {
+        prefix: "t".into(),
+        max_ttl_seconds: 1.0,
+        tag_prune_after_ms: Some(1000.0),
+        ..Config::default()
+    })
+    .unwrap();
+    let keys = e.namespace().tag_keys();
+    let old = names_from("old", 0, 3000);
+    for chunk in old.chunks(1000) {
+        write_all(conn, &mut e, chunk, 1000.0);
+    }
+    for chunk in names_from("young", 0, 3000).chunks(1000) {
+        write_all(conn, &mut e, chunk, 1800.0);
+    }
+    for i in 0..110 {
+        if i % 20 == 0 {
+            assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1), "update {i}");
+        }
+        update(
+            conn,
+            &mut e,
+            &[&format!("c-{i}")],
+            Revalidation::Expire,
+            2500.0,
+        );
+    }
+    let left = old
+        .iter()
+        .filter(|t| conn.cmd(&["HEXISTS", &keys.state, t]) == Reply::Int(1))
+        .count();
+    assert_eq!(
+        left, 0,
+        "records past the pruning age left after 110 updates"
+    );
+    // The losses over, the pass under way at the last one ends, then one more: no record is
+    // left without a log score.
+    let bound = 2 * (3150usize.div_ceil(64) + 2);
+    let mut updates = 0;
+    while updates < bound && conn.cmd(&["HEXISTS", &keys.meta, "sweep"]) == Reply::Int(1) {
+        update(
+            conn,
+            &mut e,
+            &[&format!("d-{updates}")],
+            Revalidation::Expire,
+            2500.0,
+        );
+        updates += 1;
+    }
+    assert_eq!(conn.cmd(&["HEXISTS", &keys.meta, "sweep"]), Reply::Int(0));
+    assert_eq!(
+        orphans(conn, &keys),
+        Vec::<String>::new(),
+        "after {updates} updates"
+    );
+    eprintln!("the last passes took {updates} updates");
+}
+
+/// A merge that makes the keys a new state (here a reader's merge of one record after the log
+/// went) starts the sweep as an update does: the next update logs every record left, and a
+/// loss during a sweep marks the pass under way for one more (`+`) in the merge too.
+#[test]
+fn a_merge_that_makes_a_new_state_starts_the_sweep() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut e = engine();
+    let keys = e.namespace().tag_keys();
+    write_all(conn, &mut e, &names_from("t", 0, 20), 1000.0);
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    let merge = |conn: &mut Conn, candidate: &str| {
+        let call = ScriptCall {
+            script: &fleetcache_core::scripts::TAG_MERGE,
+            sha1: fleetcache_core::scripts::TAG_MERGE.sha1(),
+            keys: vec![keys.state.clone(), keys.log.clone(), keys.meta.clone()],
+            args: [candidate, "t-0", "0,1000,0,0,1000"]
+                .map(str::to_owned)
+                .to_vec(),
+        };
+        conn.run(&call).bulk().to_vec()
+    };
+    merge(conn, "epoch-m");
+    assert_eq!(
+        conn.cmd(&["HGET", &keys.meta, "sweep"]),
+        Reply::Bulk(Some(b"0".to_vec()))
+    );
+    assert_eq!(orphans(conn, &keys).len(), 19);
+    // A sweep under way (a cursor), the log lost again: the merge marks it.
+    conn.cmd(&["HSET", &keys.meta, "sweep", ":12"]);
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    merge(conn, "epoch-n");
+    assert_eq!(
+        conn.cmd(&["HGET", &keys.meta, "sweep"]),
+        Reply::Bulk(Some(b":12+".to_vec()))
+    );
+    conn.cmd(&["HSET", &keys.meta, "sweep", "0"]);
+    update_as(conn, &mut e, "c", 3000.0, "epoch-c");
+    assert_eq!(conn.cmd(&["HEXISTS", &keys.meta, "sweep"]), Reply::Int(0));
+    assert_eq!(orphans(conn, &keys), Vec::<String>::new());
+}

@@ -70,10 +70,13 @@ redis.call('HSETNX', meta, 'epoch', candidate)
 -- behind young tags of low versions). A whole score below 1e17 reads back as digits.
 -- No version is also every state made anew (above), a flush and a meta hash lost alone: records
 -- may be left without a log score, which pruning (it walks the log) never reaches. The field
--- sweep (an HSCAN cursor) has the updates walk the state hash once (below).
+-- sweep (an HSCAN cursor) has the updates walk the state hash once (below); a pass under way
+-- runs to its end, marked '+' for one more: started over at each loss, it would walk the same
+-- first buckets again and again under losses that come faster than a pass.
 if not redis.call('HGET', meta, 'ver') then
+  local s = redis.call('HGET', meta, 'sweep')
   redis.call('HSET', meta, 'ver', redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2] or 0,
-    'sweep', '0')
+    'sweep', s and s:match('^[^+]*') .. '+' or '0')
 end
 local ver = redis.call('HINCRBY', meta, 'ver', 1)
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -146,14 +149,14 @@ end
 -- by its write: one pass over the records there at its start is enough, and HSCAN returns every
 -- record present for a whole pass at least once. The cursor names its server, as a page's does
 -- (tag_page.lua): another's, after a failover or a restart, would skip records; the pass starts
--- over.
+-- over, as a first pass does ('0'), and covers every loss before it: no other is due.
 local sweep = redis.call('HGET', meta, 'sweep')
 if sweep then
   local here = redis.pcall('INFO', 'server')
   here = type(here) == 'string' and here:match('run_id:(%x+)') or ''
-  local from, cursor = sweep:match('^(%x*):(%d+)$')
+  local from, cursor, again = sweep:match('^(%x*):(%d+)(%+?)$')
   if from ~= here then
-    cursor = '0'
+    cursor, again = '0', ''
   end
   local r = redis.call('HSCAN', state, cursor, 'COUNT', 64)
   for i = 1, #r[2], 2 do
@@ -168,10 +171,12 @@ if sweep then
       end
     end
   end
-  if r[1] == '0' then
+  if r[1] ~= '0' then
+    redis.call('HSET', meta, 'sweep', here .. ':' .. r[1] .. again)
+  elseif again == '' then
     redis.call('HDEL', meta, 'sweep')
   else
-    redis.call('HSET', meta, 'sweep', here .. ':' .. r[1])
+    redis.call('HSET', meta, 'sweep', '0')
   end
 end
 
