@@ -70,9 +70,9 @@ redis.call('HSETNX', meta, 'epoch', candidate)
 -- behind young tags of low versions). A whole score below 1e17 reads back as digits.
 -- No version is also every state made anew (above), a flush and a meta hash lost alone: records
 -- may be left without a log score, which pruning (it walks the log) never reaches. The field
--- sweep (an HSCAN cursor) has the updates walk the state hash once (below); a pass under way
--- runs to its end, marked '+' for one more: started over at each loss, it would walk the same
--- first buckets again and again under losses that come faster than a pass.
+-- sweep (an HSCAN cursor) has the updates walk the state hash (below); a pass under way runs
+-- to its end, marked '+' for one more: started over at each loss, it would walk the same first
+-- buckets again and again under losses that come faster than a pass.
 if not redis.call('HGET', meta, 'ver') then
   local s = redis.call('HGET', meta, 'sweep')
   redis.call('HSET', meta, 'ver', redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2] or 0,
