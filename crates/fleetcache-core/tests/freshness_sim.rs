@@ -205,6 +205,12 @@ struct TagState {
     /// When each tag entered `records` ([`BIRTHS`]): a scan may skip one that entered after
     /// it began, not one present for all of it.
     born: HashMap<String, u64>,
+    /// The meta hash's `sweep` field: the HSCAN cursor of the pass over the records that the
+    /// updates make after a state without a version (`tag_update.lua`), and whether another
+    /// pass is due after it (a loss during it: `+`); `None` when none is due.
+    sweep: Option<(String, bool)>,
+    /// The tags the last update's sweep step logged: its announcement carries them.
+    swept: Vec<String>,
 }
 
 /// Redis: entries, the tag state, and the leases (their token and expiry time).
@@ -385,6 +391,16 @@ impl TagState {
         }
     }
 
+    /// The meta hash lost alone: its versions, ids, page-write sequence and sweep cursor.
+    fn lose_meta(&mut self) {
+        self.epoch = None;
+        self.ver = 0;
+        self.ids.clear();
+        self.pver = 0;
+        self.pvid.clear();
+        self.sweep = None;
+    }
+
     /// What `tag_update.lua` and `tag_merge.lua` do first: a damaged state becomes a new state
     /// of what is left (a new epoch, the log and the version dropped; the ids stay).
     fn remake_if_damaged(&mut self, candidate: &str) {
@@ -416,8 +432,15 @@ impl TagState {
             self.epoch = Some(candidate.to_owned());
         }
         if self.ver == 0 {
-            // No version yet: the scripts go on above the log's scores (a meta hash lost alone).
+            // No version yet: the scripts go on above the log's scores (a meta hash lost alone),
+            // and the updates sweep the records (a state made anew leaves them without a log
+            // score).
             self.ver = self.log.values().copied().max().unwrap_or(0);
+            // A pass under way runs to its end, then one more.
+            self.sweep = Some(match self.sweep.take() {
+                Some((cursor, _)) => (cursor, true),
+                None => ("0".to_owned(), false),
+            });
         }
         self.ver += 1;
         self.ids.insert(self.ver, candidate.to_owned());
@@ -429,6 +452,12 @@ impl TagState {
             candidate.to_owned(),
             "0".to_owned(),
         ])
+    }
+
+    /// The tags the announcement of the update just run carries: its own (`tags`), then
+    /// those its sweep step logged.
+    fn announced(&self, tags: &[String]) -> Vec<String> {
+        tags.iter().chain(&self.swept).cloned().collect()
     }
 
     /// The announcement of `tag_update.lua` for the version just made, of `tags`.
@@ -484,7 +513,54 @@ impl TagState {
             r.updated_at = r.updated_at.max(Millis(now));
             self.log.insert(tag.clone(), self.ver);
         }
+        self.sweep_step(now, ms(&args[1]));
         reply
+    }
+
+    /// `tag_update.lua`'s step of the sweep, after its own tags: one HSCAN call from the
+    /// cursor (another server's starts over, as [`TagState::scan`] does); each record it
+    /// returns without a log score is logged at this version ([`TagState::swept`]), or deleted
+    /// when past the pruning age. The cursor `"0"` back ends the pass (and starts the next one
+    /// when another is due); a pass that starts over covers every loss before it.
+    fn sweep_step(&mut self, now: f64, prune_after: f64) {
+        self.swept.clear();
+        let Some((cursor, mut again)) = self.sweep.take() else {
+            return;
+        };
+        let ours = cursor
+            .split_once(':')
+            .is_some_and(|(from, _)| from == self.server.to_string());
+        again &= ours;
+        let (next, items) = self.scan(&cursor);
+        for pair in items.chunks(2) {
+            let tag = &pair[0];
+            if self.log.contains_key(tag) {
+                continue;
+            }
+            let updated_at = TagRecord::parse(pair[1].as_bytes()).map_or(0.0, |r| r.updated_at.0);
+            if updated_at + prune_after < now {
+                self.records.remove(tag);
+            } else {
+                self.log.insert(tag.clone(), self.ver);
+                self.swept.push(tag.clone());
+            }
+        }
+        self.sweep = match (next.as_str(), again) {
+            ("0", false) => None,
+            ("0", true) => Some(("0".to_owned(), false)),
+            _ => Some((next, again)),
+        };
+    }
+
+    /// The tags the state holds a record of and its log no score: none once a sweep ends.
+    fn orphans(&self) -> Vec<&String> {
+        let mut tags: Vec<&String> = self
+            .records
+            .keys()
+            .filter(|t| !self.log.contains_key(*t))
+            .collect();
+        tags.sort();
+        tags
     }
 
     /// `tag` enters the state now, unless it is there.
@@ -827,7 +903,9 @@ impl Redis {
                 let reply = self.tags.update(&call.args);
                 // A fourth key: the announcement channel.
                 if call.keys.len() == 4 {
-                    let msg = self.tags.announcement(&call.args[5..]);
+                    let msg = self
+                        .tags
+                        .announcement(&self.tags.announced(&call.args[5..]));
                     self.published.push((msg, None));
                 }
                 reply
@@ -2063,12 +2141,7 @@ impl World {
             }
             Op::LoseMeta => {
                 if self.up {
-                    let t = &mut self.redis.tags;
-                    t.epoch = None;
-                    t.ver = 0;
-                    t.ids.clear();
-                    t.pver = 0;
-                    t.pvid.clear();
+                    self.redis.tags.lose_meta();
                 }
             }
             Op::LoseKey { log } => {
@@ -5238,13 +5311,7 @@ fn one_mirror_history(
                     ..TagState::default()
                 }
             }
-            MirrorOp::LoseMeta => {
-                redis.epoch = None;
-                redis.ver = 0;
-                redis.ids.clear();
-                redis.pver = 0;
-                redis.pvid.clear();
-            }
+            MirrorOp::LoseMeta => redis.lose_meta(),
             MirrorOp::LoseKey { log } => redis.lose_key(log),
         }
     }
@@ -5525,12 +5592,12 @@ impl PushReader {
         let reply = run_script(&mut self.redis, call);
         self.trace.extend(take_scan_notes());
         if call.script.name == "tag_update" {
-            let tags = &call.args[5..];
+            let tags = self.redis.announced(&call.args[5..]);
             let records = tags
                 .iter()
                 .map(|t| (t.clone(), self.redis.records[t]))
                 .collect();
-            self.publish(self.redis.announcement(tags), records);
+            self.publish(self.redis.announcement(&tags), records);
         }
         reply
     }
@@ -5783,13 +5850,7 @@ impl PushReader {
             PushOp::PageWrite => {
                 self.page_write(format!("w{step}"), "k0", None);
             }
-            PushOp::LoseMeta => {
-                self.redis.epoch = None;
-                self.redis.ver = 0;
-                self.redis.ids.clear();
-                self.redis.pver = 0;
-                self.redis.pvid.clear();
-            }
+            PushOp::LoseMeta => self.redis.lose_meta(),
             PushOp::LoseKey { log } => self.redis.lose_key(log),
         }
     }
@@ -7025,4 +7086,176 @@ proptest! {
         w.finish_requests()?;
         w.settle()?;
     }
+}
+
+/// A step of [`after_lost_keys_one_sweep_leaves_no_record_without_a_log_score`]'s histories.
+#[derive(Clone, Debug)]
+enum SweepOp {
+    /// An update (`tag_update.lua`) of one tag of a few.
+    Update { tag: u8 },
+    /// Time passes: the longest steps take the records written before past the pruning age.
+    Advance { ms: u32 },
+    /// The version log lost alone ([`TagState::lose_key`]).
+    LoseLog,
+    /// The state hash lost alone.
+    LoseState,
+    /// The meta hash lost alone ([`TagState::lose_meta`]).
+    LoseMeta,
+    /// The state goes on on another server process as it is: a sweep's cursor means nothing
+    /// there.
+    Move,
+}
+
+fn sweep_op() -> impl Strategy<Value = SweepOp> {
+    prop_oneof![
+        10 => (0u8..24).prop_map(|tag| SweepOp::Update { tag }),
+        2 => (0u32..25_000).prop_map(|ms| SweepOp::Advance { ms }),
+        2 => Just(SweepOp::LoseLog),
+        1 => Just(SweepOp::LoseState),
+        1 => Just(SweepOp::LoseMeta),
+        1 => Just(SweepOp::Move),
+    ]
+}
+
+/// The pruning age of [`after_lost_keys_one_sweep_leaves_no_record_without_a_log_score`].
+const SWEEP_PRUNE_AFTER_MS: f64 = 10_000.0;
+
+/// An update of `tag` at `now` in the model; checks that its announcement carries exactly the
+/// tags a refresh from the version before returns (those logged at its version), and that its
+/// sweep step logged no record past the pruning age.
+fn sweep_update(state: &mut TagState, tag: &str, now: f64) -> Result<(), TestCaseError> {
+    let args = [
+        now.to_string(),
+        SWEEP_PRUNE_AFTER_MS.to_string(),
+        format!("c{now}"),
+        "x".to_owned(),
+        String::new(),
+        tag.to_owned(),
+    ];
+    state.update(&args);
+    let mut announced = state.announced(&args[5..]);
+    announced.sort();
+    let mut logged: Vec<String> = state
+        .log
+        .iter()
+        .filter(|(_, v)| **v == state.ver)
+        .map(|(t, _)| t.clone())
+        .collect();
+    logged.sort();
+    prop_assert_eq!(
+        &announced,
+        &logged,
+        "the announcement of version {}",
+        state.ver
+    );
+    for t in &state.swept {
+        let r = state.records[t];
+        prop_assert!(
+            r.updated_at.0 + SWEEP_PRUNE_AFTER_MS >= now,
+            "{t} was logged again past the pruning age"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(1024), ..ProptestConfig::default() })]
+
+    /// Records a lost log (or a lost meta hash, or both) left without a log score were out of
+    /// pruning's reach (it walks the log) until their tag was revalidated again: the state grew
+    /// with every loss. The update that finds no version sweeps the state hash, a step an
+    /// update: within two passes (the one under way and one more; pages of two once the tape
+    /// is spent: at most the tape's length plus the records, plus a few, updates with no loss)
+    /// every record has a log score again or, past the pruning age, is gone, and a young one
+    /// is kept.
+    #[test]
+    fn after_lost_keys_one_sweep_leaves_no_record_without_a_log_score(
+        ops in proptest::collection::vec(sweep_op(), 1..40),
+        scan in scan_tape(),
+    ) {
+        set_scan_tape(&scan);
+        let mut state = TagState::default();
+        let mut now = 1000.0;
+        for op in &ops {
+            match *op {
+                SweepOp::Update { tag } => sweep_update(&mut state, &format!("t{tag}"), now)?,
+                SweepOp::Advance { ms } => now += f64::from(ms),
+                SweepOp::LoseLog => state.lose_key(true),
+                SweepOp::LoseState => state.lose_key(false),
+                SweepOp::LoseMeta => state.lose_meta(),
+                SweepOp::Move => state = on_another_server(state),
+            }
+        }
+        // An update to come makes a damaged state anew (the log's orphans), or finds no
+        // version: the records' fate is then the sweep's.
+        let young: Vec<String> = state
+            .records
+            .iter()
+            .filter(|(_, r)| r.updated_at.0 + SWEEP_PRUNE_AFTER_MS >= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        // The pass under way, then one more when a loss came during it.
+        let bound = scan.len() + 2 * (state.records.len().div_ceil(2) + 3);
+        let mut updates = 0;
+        while updates < bound {
+            sweep_update(&mut state, "settle", now)?;
+            updates += 1;
+            if state.sweep.is_none() {
+                break;
+            }
+        }
+        let notes = take_scan_notes().join("\n");
+        prop_assert!(state.sweep.is_none(), "{notes}\nno end of the sweep in {bound} updates");
+        prop_assert_eq!(state.orphans(), Vec::<&String>::new(), "{}", notes);
+        for (t, r) in &state.records {
+            prop_assert!(
+                r.updated_at.0 + SWEEP_PRUNE_AFTER_MS >= now || state.log.contains_key(t),
+                "{notes}\n{t}: past the pruning age and out of the log"
+            );
+        }
+        for t in &young {
+            prop_assert!(state.records.contains_key(t), "{notes}\n{t}: young, deleted");
+        }
+    }
+}
+
+/// The model's side of `lua_scripts`
+/// `a_log_lost_again_and_again_during_a_sweep_still_has_every_record_reached`: the log lost
+/// every 5 updates, a pass over 40 records taking 21 (pages of two), and the young records
+/// first in its order; within two passes of the first loss every record past the pruning age
+/// is gone.
+#[test]
+fn a_log_lost_again_and_again_during_a_sweep_still_has_every_record_reached(
+) -> Result<(), TestCaseError> {
+    set_scan_tape(&[]);
+    let mut state = TagState::default();
+    for i in 0..20 {
+        sweep_update(&mut state, &format!("old{i}"), 1000.0)?;
+    }
+    let now = 1000.0 + SWEEP_PRUNE_AFTER_MS + 1.0;
+    for i in 0..20 {
+        sweep_update(&mut state, &format!("young{i}"), now - 1.0)?;
+    }
+    for i in 0..60 {
+        if i % 5 == 0 {
+            state.lose_key(true);
+        }
+        sweep_update(&mut state, &format!("c{i}"), now)?;
+    }
+    let left: Vec<&String> = state
+        .records
+        .keys()
+        .filter(|t| t.starts_with("old"))
+        .collect();
+    prop_assert!(left.is_empty(), "past the pruning age and left: {left:?}");
+    // The losses over, the pass under way ends, then one more: no record without a log score.
+    for i in 0..2 * (state.records.len().div_ceil(2) + 3) {
+        if state.sweep.is_none() {
+            break;
+        }
+        sweep_update(&mut state, &format!("d{i}"), now)?;
+    }
+    prop_assert!(state.sweep.is_none());
+    prop_assert_eq!(state.orphans(), Vec::<&String>::new());
+    Ok(())
 }

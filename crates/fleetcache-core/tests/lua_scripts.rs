@@ -3433,3 +3433,352 @@ fn a_damaged_state_named_again_after_a_failover_reused_its_version_is_loaded_aga
     );
     assert_eq!(reader.mirror().record("a"), other.mirror().record("a"));
 }
+
+/// The records of the state that have no log score, as an administrator reads them
+/// (`HGETALL`, `ZSCORE`: not in the scripts' ACL).
+fn orphans(conn: &mut Conn, keys: &fleetcache_core::TagKeys) -> Vec<String> {
+    let Reply::Array(items) = conn.cmd(&["HGETALL", &keys.state]) else {
+        panic!("not a hash");
+    };
+    let tags: Vec<String> = items
+        .chunks(2)
+        .map(|p| String::from_utf8(p[0].bulk().to_vec()).unwrap())
+        .collect();
+    tags.into_iter()
+        .filter(|t| conn.cmd(&["ZSCORE", &keys.log, t]) == Reply::Bulk(None))
+        .collect()
+}
+
+/// The tags of an announcement (`a`, epoch, ver, vid, then tag, record, ...) with their
+/// records, and its version.
+fn announced(msg: &[u8]) -> (String, Vec<(String, String)>) {
+    let items = netstring::decode(msg).unwrap();
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+    let pairs = items[4..]
+        .chunks(2)
+        .map(|p| (text(p[0]), text(p[1])))
+        .collect();
+    (text(items[2]), pairs)
+}
+
+/// The log lost alone (an `allkeys-*` eviction, a `DEL` by hand) left records with no log
+/// score, which pruning (it walks the log) never reached: each such loss stranded them until
+/// their tag was revalidated again, and the state grew without bound under repeated losses.
+/// The update that makes the keys a new state starts a sweep of the state hash, one
+/// `HSCAN ... COUNT 64` step per update: within one pass (here 700 records, about 700 / 64
+/// updates) every record is logged again or, past the pruning age, deleted; a young one is
+/// logged at the update's version and announced with it (an announcement is what a refresh
+/// from the version before returns).
+#[test]
+fn records_a_lost_log_left_are_logged_again_or_deleted_within_one_pass_of_updates() {
+    let mut server = start();
+    let mut sub = server.connect();
+    let mut e = Engine::new(Config {
+        prefix: "t".into(),
+        max_ttl_seconds: 1.0,
+        tag_prune_after_ms: Some(1000.0),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    let keys = e.namespace().tag_keys();
+    sub.cmd(&["SSUBSCRIBE", &keys.announce]);
+    let conn = &mut server.conn;
+    // Past the listpack encoding (512 fields): HSCAN walks buckets, a page per call.
+    let old = names_from("old", 0, 400);
+    let young = names_from("young", 0, 300);
+    write_all(conn, &mut e, &old, 1000.0);
+    write_all(conn, &mut e, &young, 1800.0);
+    message(&mut sub);
+    message(&mut sub);
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    assert_eq!(orphans(conn, &keys).len(), 700);
+    // At 2500 the old ones (1000 + 1000) are past the pruning age, the young (1800) are not.
+    let bound = 700usize.div_ceil(64) + 2;
+    let mut heard = std::collections::HashSet::new();
+    let mut updates = 0;
+    while updates < bound {
+        let tag = format!("c-{updates}");
+        update(conn, &mut e, &[&tag], Revalidation::Expire, 2500.0);
+        updates += 1;
+        let (ver, pairs) = announced(&message(&mut sub));
+        // Exactly what a refresh from ver - 1 returns: the tags logged at ver, as they are.
+        let Reply::Array(logged) = conn.cmd(&["ZRANGEBYSCORE", &keys.log, &ver, &ver]) else {
+            panic!("not a list");
+        };
+        let mut logged: Vec<(String, String)> = logged
+            .iter()
+            .map(|t| {
+                let t = String::from_utf8(t.bulk().to_vec()).unwrap();
+                let r = String::from_utf8(conn.cmd(&["HGET", &keys.state, &t]).bulk().to_vec());
+                (t, r.unwrap())
+            })
+            .collect();
+        let mut got = pairs.clone();
+        logged.sort();
+        got.sort();
+        assert_eq!(got, logged, "update {updates}: the announcement");
+        heard.extend(pairs.into_iter().map(|(t, _)| t));
+        if conn.cmd(&["HEXISTS", &keys.meta, "sweep"]) == Reply::Int(0) {
+            break;
+        }
+    }
+    eprintln!("swept in {updates} updates");
+    assert_eq!(
+        conn.cmd(&["HEXISTS", &keys.meta, "sweep"]),
+        Reply::Int(0),
+        "the sweep ended within {bound} updates"
+    );
+    assert_eq!(orphans(conn, &keys), Vec::<String>::new());
+    for tag in &old {
+        assert_eq!(
+            conn.cmd(&["HEXISTS", &keys.state, tag]),
+            Reply::Int(0),
+            "{tag}"
+        );
+    }
+    for tag in &young {
+        assert_eq!(
+            conn.cmd(&["HEXISTS", &keys.state, tag]),
+            Reply::Int(1),
+            "{tag}"
+        );
+        assert!(heard.contains(tag), "{tag} was logged and announced");
+    }
+    // Pruning bounds them again: later, past their age, they go.
+    for i in 0..20 {
+        update(
+            conn,
+            &mut e,
+            &[&format!("d-{i}")],
+            Revalidation::Expire,
+            9000.0,
+        );
+    }
+    for tag in &young {
+        assert_eq!(
+            conn.cmd(&["HEXISTS", &keys.state, tag]),
+            Reply::Int(0),
+            "{tag}"
+        );
+    }
+}
+
+/// A sweep that goes on on another server (a failover, a restart with persistence: another
+/// hash seed, so an HSCAN cursor of the first would skip records there) starts over, and
+/// every record left without a log score is logged again.
+#[test]
+fn a_sweep_continued_on_another_server_logs_every_record() {
+    let mut a = start();
+    let mut b = start();
+    let (writer, tags) = three_thousand_tags(&mut a.conn);
+    let keys = writer.namespace().tag_keys();
+    assert_eq!(a.conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    let mut e = engine();
+    for i in 0..5 {
+        update_as(&mut a.conn, &mut e, &format!("c-{i}"), 3000.0, "epoch-c");
+    }
+    assert_eq!(a.conn.cmd(&["HEXISTS", &keys.meta, "sweep"]), Reply::Int(1));
+    restore(&mut b.conn, &snapshot(&mut a.conn, &writer));
+    drop(a);
+    let bound = 3005usize.div_ceil(64) + 2;
+    let mut updates = 0;
+    while updates < bound && b.conn.cmd(&["HEXISTS", &keys.meta, "sweep"]) == Reply::Int(1) {
+        update_as(
+            &mut b.conn,
+            &mut e,
+            &format!("d-{updates}"),
+            3000.0,
+            "epoch-d",
+        );
+        updates += 1;
+    }
+    eprintln!("swept on the second server in {updates} updates");
+    assert_eq!(b.conn.cmd(&["HEXISTS", &keys.meta, "sweep"]), Reply::Int(0));
+    assert_eq!(orphans(&mut b.conn, &keys), Vec::<String>::new());
+    for tag in &tags {
+        assert_eq!(
+            b.conn.cmd(&["HEXISTS", &keys.state, tag]),
+            Reply::Int(1),
+            "{tag}"
+        );
+    }
+}
+
+/// The sweep's steps call only commands of the documented ACL (docs/operating.md, "Access
+/// control": no `ZSCORE`, `HLEN` or `ZCOUNT`): run as that user, with and without `INFO` (a
+/// refused `INFO` names no server in the cursor, and the pass goes on on the one server).
+#[test]
+fn a_sweep_runs_under_the_documented_acl_with_and_without_info() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operating.md"
+    ))
+    .unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER fleetcache on >CHANGE-ME "))
+        .expect("docs/operating.md has the ACL SETUSER line");
+    for refuse_info in [false, true] {
+        let mut server = start();
+        let mut admin = server.connect();
+        let mut rules: Vec<&str> = line.split_whitespace().collect();
+        if refuse_info {
+            rules.push("-info");
+        }
+        assert_eq!(admin.cmd(&rules), Reply::Simple("OK".into()));
+        let conn = &mut server.conn;
+        assert_eq!(
+            conn.cmd(&["AUTH", "fleetcache", "CHANGE-ME"]),
+            Reply::Simple("OK".into())
+        );
+        let mut e = Engine::new(Config {
+            max_ttl_seconds: 1.0,
+            tag_prune_after_ms: Some(1000.0),
+            ..Config::default()
+        })
+        .unwrap();
+        e.follow_tags_by_push(1000.0).unwrap();
+        let keys = e.namespace().tag_keys();
+        write_all(conn, &mut e, &names_from("old", 0, 300), 1000.0);
+        write_all(conn, &mut e, &names_from("young", 0, 300), 1800.0);
+        assert_eq!(admin.cmd(&["DEL", &keys.log]), Reply::Int(1));
+        let bound = 600usize.div_ceil(64) + 2;
+        let mut updates = 0;
+        while updates < bound {
+            // A refused command fails the script: `update` takes an error for no bulk reply.
+            update(
+                conn,
+                &mut e,
+                &[&format!("c-{updates}")],
+                Revalidation::Expire,
+                2500.0,
+            );
+            updates += 1;
+            if admin.cmd(&["HEXISTS", &keys.meta, "sweep"]) == Reply::Int(0) {
+                break;
+            }
+        }
+        assert_eq!(
+            admin.cmd(&["HEXISTS", &keys.meta, "sweep"]),
+            Reply::Int(0),
+            "INFO refused: {refuse_info}"
+        );
+        assert_eq!(orphans(&mut admin, &keys), Vec::<String>::new());
+        assert_eq!(
+            admin.cmd(&["HLEN", &keys.state]),
+            Reply::Int(300 + updates as i64),
+            "INFO refused: {refuse_info}: the young and the updates' own are left"
+        );
+    }
+}
+
+/// The log lost again and again, more often than one pass of the sweep takes (every 20
+/// updates; a pass over 6,000 records, half of them deleted as it goes, takes about 80): a sweep that started over at every loss walked the
+/// first buckets again and again, their young records (logged again each time) filling its
+/// pages, and the old records of the other buckets stayed for as long as the losses went on. A
+/// loss during a pass lets it run to its end and asks for one more: every record is reached
+/// within two passes of a loss, and the old ones go.
+#[test]
+fn a_log_lost_again_and_again_during_a_sweep_still_has_every_record_reached() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut e = Engine::new(Config {
+        prefix: "t".into(),
+        max_ttl_seconds: 1.0,
+        tag_prune_after_ms: Some(1000.0),
+        ..Config::default()
+    })
+    .unwrap();
+    let keys = e.namespace().tag_keys();
+    let old = names_from("old", 0, 3000);
+    for chunk in old.chunks(1000) {
+        write_all(conn, &mut e, chunk, 1000.0);
+    }
+    for chunk in names_from("young", 0, 3000).chunks(1000) {
+        write_all(conn, &mut e, chunk, 1800.0);
+    }
+    for i in 0..110 {
+        if i % 20 == 0 {
+            assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1), "update {i}");
+        }
+        update(
+            conn,
+            &mut e,
+            &[&format!("c-{i}")],
+            Revalidation::Expire,
+            2500.0,
+        );
+    }
+    let left = old
+        .iter()
+        .filter(|t| conn.cmd(&["HEXISTS", &keys.state, t]) == Reply::Int(1))
+        .count();
+    assert_eq!(
+        left, 0,
+        "records past the pruning age left after 110 updates"
+    );
+    // The losses over, the pass under way at the last one ends, then one more: no record is
+    // left without a log score.
+    let bound = 2 * (3150usize.div_ceil(64) + 2);
+    let mut updates = 0;
+    while updates < bound && conn.cmd(&["HEXISTS", &keys.meta, "sweep"]) == Reply::Int(1) {
+        update(
+            conn,
+            &mut e,
+            &[&format!("d-{updates}")],
+            Revalidation::Expire,
+            2500.0,
+        );
+        updates += 1;
+    }
+    assert_eq!(conn.cmd(&["HEXISTS", &keys.meta, "sweep"]), Reply::Int(0));
+    assert_eq!(
+        orphans(conn, &keys),
+        Vec::<String>::new(),
+        "after {updates} updates"
+    );
+    eprintln!("the last passes took {updates} updates");
+}
+
+/// A merge that makes the keys a new state (here a reader's merge of one record after the log
+/// went) starts the sweep as an update does: the next update logs every record left, and a
+/// loss during a sweep marks the pass under way for one more (`+`) in the merge too.
+#[test]
+fn a_merge_that_makes_a_new_state_starts_the_sweep() {
+    let mut server = start();
+    let conn = &mut server.conn;
+    let mut e = engine();
+    let keys = e.namespace().tag_keys();
+    write_all(conn, &mut e, &names_from("t", 0, 20), 1000.0);
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    let merge = |conn: &mut Conn, candidate: &str| {
+        let call = ScriptCall {
+            script: &fleetcache_core::scripts::TAG_MERGE,
+            sha1: fleetcache_core::scripts::TAG_MERGE.sha1(),
+            keys: vec![keys.state.clone(), keys.log.clone(), keys.meta.clone()],
+            args: [candidate, "t-0", "0,1000,0,0,1000"]
+                .map(str::to_owned)
+                .to_vec(),
+        };
+        conn.run(&call).bulk().to_vec()
+    };
+    merge(conn, "epoch-m");
+    assert_eq!(
+        conn.cmd(&["HGET", &keys.meta, "sweep"]),
+        Reply::Bulk(Some(b"0".to_vec()))
+    );
+    assert_eq!(orphans(conn, &keys).len(), 19);
+    // A sweep under way (a cursor), the log lost again: the merge marks it.
+    conn.cmd(&["HSET", &keys.meta, "sweep", ":12"]);
+    assert_eq!(conn.cmd(&["DEL", &keys.log]), Reply::Int(1));
+    merge(conn, "epoch-n");
+    assert_eq!(
+        conn.cmd(&["HGET", &keys.meta, "sweep"]),
+        Reply::Bulk(Some(b":12+".to_vec()))
+    );
+    conn.cmd(&["HSET", &keys.meta, "sweep", "0"]);
+    update_as(conn, &mut e, "c", 3000.0, "epoch-c");
+    assert_eq!(conn.cmd(&["HEXISTS", &keys.meta, "sweep"]), Reply::Int(0));
+    assert_eq!(orphans(conn, &keys), Vec::<String>::new());
+}

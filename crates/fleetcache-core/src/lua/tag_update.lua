@@ -68,8 +68,15 @@ redis.call('HSETNX', meta, 'epoch', candidate)
 -- No version yet over a log with scores (its meta hash lost alone): versions go on above them,
 -- so that every log score is a version of this state (pruning, oldest first, is not held up
 -- behind young tags of low versions). A whole score below 1e17 reads back as digits.
+-- No version is also every state made anew (above), a flush and a meta hash lost alone: records
+-- may be left without a log score, which pruning (it walks the log) never reaches. The field
+-- sweep (an HSCAN cursor) has the updates walk the state hash (below); a pass under way runs
+-- to its end, marked '+' for one more: started over at each loss, it would walk the same first
+-- buckets again and again under losses that come faster than a pass.
 if not redis.call('HGET', meta, 'ver') then
-  redis.call('HSET', meta, 'ver', redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2] or 0)
+  local s = redis.call('HGET', meta, 'sweep')
+  redis.call('HSET', meta, 'ver', redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2] or 0,
+    'sweep', s and s:match('^[^+]*') .. '+' or '0')
 end
 local ver = redis.call('HINCRBY', meta, 'ver', 1)
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -85,8 +92,8 @@ else
   delay = expire_ms
 end
 
--- The announcement: 'a', epoch, ver, vid, then tag, record for every tag written; the same
--- records a refresh from version ver - 1 would return.
+-- The announcement: 'a', epoch, ver, vid, then tag, record for every tag written, and every
+-- one the sweep (below) logs; the same records a refresh from version ver - 1 would return.
 local announced = {}
 
 for i = 6, #ARGV do
@@ -133,6 +140,43 @@ for i = 6, #ARGV do
   redis.call('ZADD', log, int(ver), tag)
   if channel then
     announced[#announced + 1] = netstring(tag) .. netstring(record)
+  end
+end
+
+-- One step of the sweep (above): each record the step returns that has no log score (ZADD NX
+-- adds it: the ACL has no ZSCORE) is logged at this version and announced with it, or deleted
+-- past the pruning age, as pruning would have. A tag written since the sweep began was logged
+-- by its write: one pass over the records there at its start is enough, and HSCAN returns every
+-- record present for a whole pass at least once. The cursor names its server, as a page's does
+-- (tag_page.lua): another's, after a failover or a restart, would skip records; the pass starts
+-- over, as a first pass does ('0'), and covers every loss before it: no other is due.
+local sweep = redis.call('HGET', meta, 'sweep')
+if sweep then
+  local here = redis.pcall('INFO', 'server')
+  here = type(here) == 'string' and here:match('run_id:(%x+)') or ''
+  local from, cursor, again = sweep:match('^(%x*):(%d+)(%+?)$')
+  if from ~= here then
+    cursor, again = '0', ''
+  end
+  local r = redis.call('HSCAN', state, cursor, 'COUNT', 64)
+  for i = 1, #r[2], 2 do
+    local tag, record = r[2][i], r[2][i + 1]
+    if redis.call('ZADD', log, 'NX', int(ver), tag) == 1 then
+      local _, _, _, _, updated_at = parse(record)
+      if updated_at + prune_after < now then
+        redis.call('HDEL', state, tag)
+        redis.call('ZREM', log, tag)
+      elseif channel then
+        announced[#announced + 1] = netstring(tag) .. netstring(record)
+      end
+    end
+  end
+  if r[1] ~= '0' then
+    redis.call('HSET', meta, 'sweep', here .. ':' .. r[1] .. again)
+  elseif again == '' then
+    redis.call('HDEL', meta, 'sweep')
+  else
+    redis.call('HSET', meta, 'sweep', '0')
   end
 end
 
