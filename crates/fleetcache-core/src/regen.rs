@@ -285,6 +285,11 @@ impl StaleHandouts {
 /// kept as a creation time in a time bucket only.
 pub const MAX_FILLS: usize = 256;
 
+/// Bytes of tags [`RecentFills`] keeps for one value; a value with more is kept without them,
+/// and judged for every page (too early at worst): the ring holds at most
+/// [`MAX_FILLS`] times this many bytes of tags, whatever tags Next sends.
+pub const FILL_TAG_BYTES: usize = 4096;
+
 /// A `'use cache'` value written: when its write ended, when it was made (Next's `timestamp`,
 /// the start of the invocation), its tags in their canonical form.
 #[derive(Clone, Debug)]
@@ -322,8 +327,17 @@ pub struct RecentFills {
 }
 
 impl RecentFills {
-    /// A `'use cache'` value carrying `tags` (in their canonical form, [`canonical_tags`]),
-    /// made at `made`, whose write ended at `ended`.
+    /// The tags to keep for a value carrying `tags`: their canonical forms, or none (every
+    /// page then judges the value) past [`FILL_TAG_BYTES`].
+    pub fn tags_of(tags: &[&str]) -> Vec<String> {
+        if tags.iter().map(|t| t.len()).sum::<usize>() > FILL_TAG_BYTES {
+            return Vec::new();
+        }
+        canonical_tags(tags)
+    }
+
+    /// A `'use cache'` value carrying `tags` ([`RecentFills::tags_of`]), made at `made`, whose
+    /// write ended at `ended`.
     pub fn note(&mut self, tags: Vec<String>, made: Millis, ended: Millis) {
         if !(made.0.is_finite() && ended.0.is_finite()) {
             return;
@@ -752,6 +766,19 @@ mod tests {
         // ended is judged by none of them.
         let later = Millis(1_000.0 + HANDOUT_BUCKET_MS * 2.0);
         assert_eq!(f.oldest_stale(&x, later, &always), None);
+        // Tags past the byte bound are not kept: the value is judged for every page.
+        let long = "t".repeat(FILL_TAG_BYTES);
+        assert!(RecentFills::tags_of(&[long.as_str(), "u"]).is_empty());
+        assert_eq!(
+            RecentFills::tags_of(&["café"]),
+            vec!["caf%C3%A9".to_owned()]
+        );
+        f.note(
+            RecentFills::tags_of(&[long.as_str(), "u"]),
+            Millis(7.0),
+            later,
+        );
+        assert_eq!(f.oldest_stale(&x, later, &always), Some(Millis(7.0)));
     }
 
     #[test]

@@ -548,7 +548,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
     let fill = match request {
         WriteRequest::UseCache {
             tags, timestamp, ..
-        } => Some((regen::canonical_tags(tags), timestamp)),
+        } => Some((RecentFills::tags_of(tags), timestamp)),
         _ => None,
     };
     let plan = match planned {
