@@ -70,10 +70,14 @@ for (const { mode, boundMs } of modes) {
       return d
     }
 
-    /** Every pair serves `version` (a first render, or Redis coming back, may take a while). */
-    async function settledOn(version) {
+    /**
+     * Every instance serves `version` on `routes` (a first render, or Redis coming back, may
+     * take a while). Only the routes a round checks: a round that revalidates one page's path
+     * leaves the other serving what it served, rightly.
+     */
+    async function settledOn(version, routes = ROUTES) {
       for (const node of all()) {
-        for (const route of ROUTES) {
+        for (const route of routes) {
           await waitFor(async () => (await read(node, route)).version === version, {
             timeoutMs: 30_000,
             intervalMs: 100,
@@ -128,7 +132,7 @@ for (const { mode, boundMs } of modes) {
       { before: setUp, around, by = nodes[0], trigger = TRIGGER, tag = NAME, routes = ROUTES } = {},
     ) {
       const oldV = origin.version(NAME)
-      await settledOn(oldV)
+      await settledOn(oldV, routes)
       await subscribed()
       if (setUp) await setUp()
       const newV = origin.bump(NAME)
