@@ -391,6 +391,12 @@ for (const { mode, boundMs } of modes) {
           }
           await racing
         }
+        // The data's own revalidation, so every page serves the origin's latest again: the
+        // path's left /shared/dynamic serving the value it had, rightly.
+        const since = Date.now()
+        await nodes[0].call(TRIGGER)
+        await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
+        await settledOn(origin.version(NAME))
       }),
     )
 
