@@ -28,6 +28,9 @@ import { sleep, waitFor } from '../support/util.mjs'
 
 const KEEP_LOGS = process.env.FAULTS_KEEP_LOGS === '1'
 const ROUTES = ['/shared/static', '/shared/dynamic']
+// A prerendered page whose data comes through an outer 'use cache' function around the shared
+// entry (getSharedNested): read in the nested racing rounds only.
+const NESTED = '/shared/nested'
 const NAME = 'shared'
 const TRIGGER = `/api/expire?tag=${NAME}`
 const CHANNEL = `${PREFIX}:tags:{${PREFIX}}:announce`
@@ -70,14 +73,10 @@ for (const { mode, boundMs } of modes) {
       return d
     }
 
-    /**
-     * Every instance serves `version` on `routes` (a first render, or Redis coming back, may
-     * take a while). Only the routes a round checks: a round that revalidates one page's path
-     * leaves the other serving what it served, rightly.
-     */
+    /** Every pair serves `version` (a first render, or Redis coming back, may take a while). */
     async function settledOn(version, routes = ROUTES) {
       for (const node of all()) {
-        for (const route of routes) {
+        for (const route of new Set([...ROUTES, ...routes])) {
           await waitFor(async () => (await read(node, route)).version === version, {
             timeoutMs: 30_000,
             intervalMs: 100,
@@ -390,13 +389,82 @@ for (const { mode, boundMs } of modes) {
             origin.delay(NAME, 0)
           }
           await racing
+          // Only the page's path was revalidated since the bump: the shared entry may hold
+          // what the racing fill read when it landed after the page's own regeneration of it,
+          // which /shared/dynamic then rightly serves. The next round starts from the new version.
+          const since = Date.now()
+          await by.call(TRIGGER)
+          await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
         }
-        // The data's own revalidation, so every page serves the origin's latest again: the
-        // path's left /shared/dynamic serving the value it had, rightly.
-        const since = Date.now()
-        await nodes[0].call(TRIGGER)
-        await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
-        await settledOn(origin.version(NAME))
+      }),
+    )
+
+    /**
+     * A regeneration of /shared/nested that begins after the revalidation and joins, through
+     * its outer 'use cache' function, a fill of the shared entry begun before it (by a request
+     * to /shared/dynamic on the same instance): the outer entry holds the fill's data.
+     */
+    const racingNested = (by, { trigger = TRIGGER, tag = NAME } = {}) => {
+      let racing
+      return {
+        by,
+        trigger,
+        tag,
+        routes: [NESTED],
+        before: async () => {
+          origin.delay(NAME, RACE_MS)
+          const since = Date.now()
+          await by.call(TRIGGER)
+          await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
+          const calls = origin.calls(NAME)
+          racing = by.getData('/shared/dynamic')
+          await waitFor(() => origin.calls(NAME) > calls, {
+            timeoutMs: 10_000,
+            intervalMs: 5,
+            what: 'a regeneration to read the origin',
+          })
+        },
+        racing: () => racing,
+      }
+    }
+
+    test(
+      'a nested cache function that joined the racing fill (the outer entry holds its data)',
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        for (const by of revalidators()) {
+          const r = racingNested(by)
+          try {
+            await round('nested racing', r)
+          } finally {
+            origin.delay(NAME, 0)
+          }
+          await r.racing()
+        }
+      }),
+    )
+
+    test(
+      "the same with revalidatePath of the nested page (its implicit tag, not the data's)",
+      { timeout: 120_000 },
+      withDiagnostics(async () => {
+        for (const by of revalidators()) {
+          const r = racingNested(by, {
+            trigger: `/api/revalidate-path?path=${NESTED}`,
+            tag: `_N_T_${NESTED}`,
+          })
+          try {
+            await round('nested racing a path', r)
+          } finally {
+            origin.delay(NAME, 0)
+          }
+          await r.racing()
+          // The shared entry may still hold what the racing fill read (only the nested page's
+          // path was revalidated since the bump): the next round starts from the new version.
+          const since = Date.now()
+          await by.call(TRIGGER)
+          await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
+        }
       }),
     )
 

@@ -1101,11 +1101,15 @@ impl Engine {
         step
     }
 
-    /// A `'use cache'` write has ended: Next 16.4 and later hand its value to the requests of
-    /// this process that joined the invocation ([`RecentFills`]).
+    /// A `'use cache'` write has begun or ended: Next 16.3.8 and later hand its value to the
+    /// requests of this process that joined the invocation ([`RecentFills`]) once Next's `set`
+    /// resolves, which the host does within a read's budget even while the write goes on.
     fn note_fill(&mut self, machine: &mut WriteMachine, now: Millis) {
-        if let Some((tags, made)) = machine.take_fill() {
-            self.fills.note(tags, made, now);
+        let wait = self.budget_ms(OpKind::Read);
+        match machine.take_fill(now, wait) {
+            Some((tags, made, ended, Some(told))) => self.fills.ended(tags, made, told, ended),
+            Some((tags, made, ended, None)) => self.fills.note(tags, made, ended),
+            None => {}
         }
     }
 

@@ -282,8 +282,12 @@ impl StaleHandouts {
 }
 
 /// `'use cache'` values whose tags [`RecentFills`] keeps; past it the oldest write's value is
-/// kept as a creation time in a time bucket only.
+/// kept with when its write ended and when it was made only.
 pub const MAX_FILLS: usize = 256;
+
+/// `'use cache'` values pushed out of [`RecentFills`]' ring whose end and creation times are
+/// kept as they were; past it the oldest go to time buckets.
+pub const MAX_OLDER_FILLS: usize = 8_192;
 
 /// Bytes of tags [`RecentFills`] keeps for one value; a value with more is kept without them,
 /// and judged for every page (too early at worst): the ring holds at most
@@ -301,10 +305,10 @@ struct Fill {
 
 /// The `'use cache'` values this process wrote lately.
 ///
-/// Next 16.4 and later hand an invocation's value, once its write settles, to every request of
-/// the process that joined the invocation while it ran (cross-request deduplication:
-/// `crossRequestPendingCacheInvocations` in `next/dist/server/use-cache/use-cache-wrapper.js`),
-/// without asking the handler. A page regeneration that began after a revalidation may so hold
+/// Next 16.3.8 and later (the oldest release tested that has it; not 16.2.12) hand an
+/// invocation's value, once its write settles, to every request of the process that joined the
+/// invocation while it ran (cross-request deduplication: `crossRequestPendingCacheInvocations`
+/// in `next/dist/server/use-cache/use-cache-wrapper.js`), without asking the handler. A page regeneration that began after a revalidation may so hold
 /// a value made before it: stale by one of the value's tags, or by one of the page's implicit
 /// tags (`revalidatePath`), which judge the value only as that page's data. No read stamps the
 /// page by it, so its write is stamped no later than the earliest such value that the tag
@@ -314,15 +318,31 @@ struct Fill {
 /// page then reads as stale (or expired) too, and is regenerated again; a value written by an
 /// invocation it did not join costs at most that one more regeneration.
 ///
-/// Bounded: the last [`MAX_FILLS`] writes with their tags, in a ring; an older write's value
-/// stays as a creation time in the time buckets [`StaleHandouts`] keeps (the last
-/// [`MAX_REGENERATION_MS`]), which every page is judged against whatever its tags: too early at
-/// worst, for pages whose regeneration began at most one bucket before such a write ended.
+/// A value is told when its write begins, joinable until it ends or a read's budget has passed
+/// (when the host resolves Next's `set` while a slow write goes on), whichever comes first
+/// ([`crate::write_machine::WriteMachine::take_fill`]): a page that joined it may be written
+/// before its write ends.
+///
+/// Bounded: the last [`MAX_FILLS`] writes with their tags, in a ring; the [`MAX_OLDER_FILLS`]
+/// before them with their end and creation times only, which every page is judged against
+/// whatever its tags (a page whose regeneration began after such a value's write ended is
+/// not); older ones as creation times in the time buckets [`StaleHandouts`] keeps (the last
+/// [`MAX_REGENERATION_MS`]): too early at worst, for pages whose regeneration began at most one
+/// bucket before such a write ended, and so again each time such a page is regenerated until
+/// then (only a regeneration that spans more than `MAX_FILLS + MAX_OLDER_FILLS` writes).
 #[derive(Clone, Debug, Default)]
 pub struct RecentFills {
     ring: Vec<Fill>,
     /// The slot the next write takes once the ring is full.
     next: usize,
+    /// Pushed out of the ring: when each write ended and when its value was made, in a ring of
+    /// their own. Not straight to the buckets: a bucket keeps its earliest creation time and
+    /// its latest end, so a value made before a revalidation that ended just after it stamped
+    /// every page whose regeneration began before the bucket's later values ended (a page
+    /// regenerated 25 times in a row over 12 s in a process writing a value a millisecond).
+    older: Vec<(Millis, Millis)>,
+    /// The slot of `older` the next value pushed out of the ring takes once it is full.
+    older_next: usize,
     dropped: Buckets,
 }
 
@@ -347,33 +367,65 @@ impl RecentFills {
             self.ring.push(fill);
         } else if let Some(slot) = self.ring.get_mut(self.next % MAX_FILLS) {
             let old = std::mem::replace(slot, fill);
-            add_handout(&mut self.dropped, old.ended, old.made);
             self.next = (self.next + 1) % MAX_FILLS;
+            let times = (old.ended, old.made);
+            if self.older.len() < MAX_OLDER_FILLS {
+                self.older.push(times);
+            } else if let Some(slot) = self.older.get_mut(self.older_next % MAX_OLDER_FILLS) {
+                let (ended, made) = std::mem::replace(slot, times);
+                add_handout(&mut self.dropped, ended, made);
+                self.older_next = (self.older_next + 1) % MAX_OLDER_FILLS;
+            }
+        }
+    }
+
+    /// The write of a value noted with `tags`, made at `made`, as joinable until `told`, ended
+    /// at `ended`: its record says so from now on (a write that ended early closed the join
+    /// then; one that ended late, the host waiting for it, kept it open till then). Pushed out
+    /// of the ring meanwhile, it is noted again when it ended later than told. Found by its two
+    /// times (another value with both the same stands for it as well as it does).
+    pub fn ended(&mut self, tags: Vec<String>, made: Millis, told: Millis, ended: Millis) {
+        let kept = self
+            .ring
+            .iter_mut()
+            .find(|f| f.ended == told && f.made == made);
+        match kept {
+            Some(f) => f.ended = ended,
+            None if ended.0 > told.0 => self.note(tags, made, ended),
+            None => {}
         }
     }
 
     /// The earliest creation time among values whose write ended at or after `since` that a
     /// page carrying `page` (canonical tags) may hold and that `stale` (the tag state's verdict
-    /// on a value made at a time, carrying the page's tags) finds stale.
+    /// on a value made at a time, carrying the page's tags) finds stale. With `any_kept`, the
+    /// values kept with their tags count whatever `stale` says (those pushed out of the ring
+    /// still only when it finds them stale): see [`use_cache_created`].
     pub fn oldest_stale(
         &self,
         page: &[String],
         since: Millis,
         stale: &dyn Fn(Millis) -> bool,
+        any_kept: bool,
     ) -> Option<Millis> {
         let mut oldest: Option<Millis> = None;
-        let mut consider = |made: Millis| {
-            if !matches!(oldest, Some(o) if o.0 <= made.0) && stale(made) {
+        let mut consider = |made: Millis, judged: bool| {
+            if !matches!(oldest, Some(o) if o.0 <= made.0) && (!judged || stale(made)) {
                 oldest = Some(made);
             }
         };
         for f in &self.ring {
             if f.ended.0 >= since.0 && f.tags.iter().all(|t| page.contains(t)) {
-                consider(f.made);
+                consider(f.made, !any_kept);
+            }
+        }
+        for &(ended, made) in &self.older {
+            if ended.0 >= since.0 {
+                consider(made, true);
             }
         }
         if let Some(made) = oldest_in(&self.dropped, since) {
-            consider(made);
+            consider(made, true);
         }
         oldest
     }
@@ -385,7 +437,7 @@ impl RecentFills {
 
     /// True when nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty() && self.dropped.is_empty()
+        self.ring.is_empty() && self.older.is_empty() && self.dropped.is_empty()
     }
 }
 
@@ -721,7 +773,7 @@ pub fn incremental_created(
     let mut created = created;
     for t in [
         handouts.oldest_since(tags.iter().copied(), since),
-        fills.oldest_stale(&page, since, &stale),
+        fills.oldest_stale(&page, since, &stale, false),
     ]
     .into_iter()
     .flatten()
@@ -729,6 +781,43 @@ pub fn incremental_created(
         created = created.min(t);
     }
     created
+}
+
+/// The creation time of a `'use cache'` entry carrying `tags` whose invocation began at
+/// `timestamp` (Next's stamp), written at `now`: no later than any `'use cache'` value this
+/// process wrote since then whose tags are all among the entry's ([`RecentFills`]), nor than
+/// any stale entry with one of its tags handed out since then ([`StaleHandouts`]: the inner
+/// invocation it joined may have been a read answered with one).
+///
+/// Next lets an invocation join an inner one that another request of the process has pending
+/// and adds the inner value's tags to the outer entry, which it stamps with the outer's own
+/// start: an outer entry begun after a revalidation that joined a fill begun before it holds
+/// the fill's old data under a stamp that reads as fresh, by the inner's tags and by the
+/// implicit tags of every page that reads it, on every instance, and a page regenerated from
+/// it later stores the old data as fresh. The outer's own tags cannot judge the fill for a
+/// page's implicit tags (`revalidatePath`), which the write does not know, so a kept value
+/// counts whatever the tag state says: the entry's stamp only goes back to when the data it
+/// may hold was made, by at most the run of a value written while the outer ran, which costs
+/// a regeneration only when a revalidation (or the entry's own `revalidate`) falls in between.
+/// Values pushed out of the ring, whose tags are gone, count only when the outer's tags find
+/// them stale: counting them all would stamp back every entry written in a busy process.
+pub fn use_cache_created(
+    (handouts, fills, mirror): (&StaleHandouts, &RecentFills, &TagMirror),
+    tags: &[&str],
+    timestamp: Millis,
+    now: Millis,
+) -> Millis {
+    let own = canonical_tags(tags);
+    let stale = |made: Millis| {
+        mirror.evaluate(made, own.iter().map(String::as_str), now) != Freshness::Fresh
+    };
+    [
+        fills.oldest_stale(&own, timestamp, &stale, true),
+        handouts.oldest_since(tags.iter().copied(), timestamp),
+    ]
+    .into_iter()
+    .flatten()
+    .fold(timestamp, Millis::min)
 }
 
 #[cfg(test)]
@@ -753,19 +842,38 @@ mod tests {
         }
         assert_eq!(f.len(), MAX_FILLS);
         // `t0` was pushed out: any page is judged against it.
-        assert_eq!(f.oldest_stale(&x, Millis(0.0), &always), Some(Millis(0.0)));
+        assert_eq!(
+            f.oldest_stale(&x, Millis(0.0), &always, false),
+            Some(Millis(0.0))
+        );
         // Only values whose tags the page carries, and those ended since; not stale: nothing.
         let last = vec![format!("t{}", MAX_FILLS + 9)];
         let since = Millis(1_000.0 + (MAX_FILLS + 9) as f64);
         assert_eq!(
-            f.oldest_stale(&last, since, &always),
+            f.oldest_stale(&last, since, &always, false),
             Some(Millis((MAX_FILLS + 9) as f64))
         );
-        assert_eq!(f.oldest_stale(&x, Millis(0.0), &|_| false), None);
-        // A page whose regeneration began more than a bucket after the pushed-out writes
-        // ended is judged by none of them.
+        assert_eq!(f.oldest_stale(&x, Millis(0.0), &|_| false, false), None);
+        // A page whose regeneration began after the pushed-out writes ended is judged by
+        // none of them.
+        let later = Millis(1_000.0 + 10.0);
+        assert_eq!(f.oldest_stale(&x, later, &always, false), None);
+        // Past the second bound, in the buckets: up to a bucket late, never later.
+        let mut f = RecentFills::default();
+        for i in 0..(MAX_FILLS + MAX_OLDER_FILLS + 10) {
+            f.note(
+                vec![format!("t{i}")],
+                Millis(i as f64),
+                Millis(1_000.0 + i as f64),
+            );
+        }
+        assert_eq!(f.older.len(), MAX_OLDER_FILLS);
+        assert_eq!(
+            f.oldest_stale(&x, Millis(0.0), &always, false),
+            Some(Millis(0.0))
+        );
         let later = Millis(1_000.0 + HANDOUT_BUCKET_MS * 2.0);
-        assert_eq!(f.oldest_stale(&x, later, &always), None);
+        assert_eq!(f.oldest_stale(&x, later, &always, false), None);
         // Tags past the byte bound are not kept: the value is judged for every page.
         let long = "t".repeat(FILL_TAG_BYTES);
         assert!(RecentFills::tags_of(&[long.as_str(), "u"]).is_empty());
@@ -778,7 +886,7 @@ mod tests {
             Millis(7.0),
             later,
         );
-        assert_eq!(f.oldest_stale(&x, later, &always), Some(Millis(7.0)));
+        assert_eq!(f.oldest_stale(&x, later, &always, false), Some(Millis(7.0)));
     }
 
     #[test]

@@ -298,6 +298,10 @@ struct Compressing {
     payload_len: u64,
 }
 
+/// A `'use cache'` value written, as [`WriteMachine::take_fill`] tells it: its tags (canonical),
+/// its creation time, until when it is joinable, and until when it was told joinable before.
+pub type FillNote = (Vec<String>, Millis, Millis, Option<Millis>);
+
 /// One `set` in progress. Owns no engine state: every transition borrows it via [`WriteCtx`].
 ///
 /// Not `Clone`: once its copy is kept it holds the write's mark in the tier index, which
@@ -326,6 +330,8 @@ pub struct WriteMachine {
     /// A `'use cache'` entry's tags (canonical) and creation time, until the write has ended
     /// ([`WriteMachine::take_fill`]).
     fill: Option<(Vec<String>, Millis)>,
+    /// Until when the value was noted as joinable while its write went on.
+    fill_noted_until: Option<Millis>,
 }
 
 /// When this process's write keeps its copy of a key in the tier
@@ -442,6 +448,12 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             payload_len,
         } => {
             let parts = [payload_len];
+            let timestamp = regen::use_cache_created(
+                (ctx.stale_handouts, ctx.fills, ctx.mirror),
+                tags,
+                timestamp,
+                now,
+            );
             let input = SetInput {
                 kind: EntryKind::UseCache,
                 timestamp,
@@ -542,9 +554,13 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 keep_signal: None,
                 mark: None,
                 fill: None,
+                fill_noted_until: None,
             };
         }
     };
+    // Noted with Next's stamp, not one lowered for a value it may have joined
+    // (`regen::use_cache_created`): invocations of one tag that overlap, one after the other,
+    // would otherwise hand the oldest stamp on from each to the next for as long as they go on.
     let fill = match request {
         WriteRequest::UseCache {
             tags, timestamp, ..
@@ -595,6 +611,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
         keep_signal: None,
         mark: None,
         fill,
+        fill_noted_until: None,
     }
 }
 
@@ -637,15 +654,28 @@ impl WriteMachine {
         self.mark.take()
     }
 
-    /// Once the write has ended, the tags and creation time of the `'use cache'` entry it
-    /// wrote (or failed to): Next hands that value to the requests that joined its invocation
-    /// when the write settles ([`crate::Engine`]'s write steps judge it then).
-    pub fn take_fill(&mut self) -> Option<(Vec<String>, Millis)> {
+    /// The tags and creation time of the `'use cache'` entry this machine writes (or failed
+    /// to), until when requests that joined its invocation may get it, and until when it was
+    /// told so before, as of step `now`. Next hands the value to them when its `set` resolves,
+    /// which the host does once the write has ended or `wait_ms` after its first step,
+    /// whichever comes first (the write then goes on: a slow Redis). So a write that does not
+    /// end at its first step is told then, joinable for `wait_ms`, before a request that joined
+    /// it can write what it rendered from it; and told again when it ends, with the time it
+    /// was told until, which its end replaces ([`RecentFills::ended`]).
+    ///
+    /// [`RecentFills::ended`]: crate::regen::RecentFills::ended
+    pub fn take_fill(&mut self, now: Millis, wait_ms: f64) -> Option<FillNote> {
         if self.is_done() {
-            self.fill.take()
-        } else {
-            None
+            let (tags, made) = self.fill.take()?;
+            return Some((tags, made, now, self.fill_noted_until.take()));
         }
+        if self.fill_noted_until.is_some() {
+            return None;
+        }
+        let (tags, made) = self.fill.as_ref()?;
+        let until = Millis(now.0 + wait_ms.max(0.0));
+        self.fill_noted_until = Some(until);
+        Some((tags.clone(), *made, until, None))
     }
 
     /// Notes the copy `step` keeps, when it is the write's first.

@@ -47,3 +47,13 @@ export async function getShared(): Promise<OriginData> {
   else cacheLife({ stale: 300, revalidate: 900, expire: 86400 })
   return data
 }
+
+// A 'use cache' function around getShared: an entry of its own, which Next tags 'shared' too
+// (an inner entry's tags reach the outer one). Read by the prerendered /shared/nested, whose
+// regeneration may join a fill of getShared that another request has pending: the outer entry
+// then holds that fill's data (tests/faults/freshness-bound.test.mjs).
+export async function getSharedNested(): Promise<OriginData> {
+  'use cache'
+  cacheLife({ stale: 300, revalidate: 900, expire: 86400 })
+  return await getShared()
+}
