@@ -10,7 +10,8 @@
 // the bound: every read that started past the bound must be the new version. Around the
 // revalidation: nothing; the announcement connections killed; B's process stopped (its event
 // loop stalled) while it resolves; Redis paused; Redis restarted empty; a regeneration that read
-// the old data before the revalidation and writes after it. Following by push, each
+// the old data before the revalidation and writes after it; following by push, a page that a
+// push instance regenerates before it hears of the revalidation. Following by push, each
 // round runs twice: revalidated on A (a push instance: announced) and on P, a fourth instance
 // that pulls (not announced, docs/failures.md: push instances learn of it by their periodic
 // pull only, which is what the bound then rests on).
@@ -21,7 +22,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
-import { PREFIX, waitForRevalidation } from '../support/observe.mjs'
+import { PREFIX, entryHead, scanKeys, waitForRevalidation } from '../support/observe.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis, startRedisOnPort } from '../support/redis.mjs'
 import { sleep, waitFor } from '../support/util.mjs'
@@ -467,6 +468,52 @@ for (const { mode, boundMs } of modes) {
         }
       }),
     )
+
+    // Following by push only: a push instance that regenerates a page in the second after a
+    // revalidation it has not heard of (made on P: not announced) renders the old data. Once
+    // the instances know of the revalidation the page must not read as fresh: it would serve
+    // the old data fleet-wide until its own revalidate (900 s) ran out. The page is deleted
+    // from Redis and the tiers' copies dropped (a gap of the channel) beforehand, so that B
+    // regenerates it at its first read, without a revalidation of the page's own that would
+    // also make its data stale (revalidatePath's implicit tag judges the 'use cache' entry too).
+    if (mode === 'push') {
+      test(
+        'a push instance regenerates the page before it hears of a revalidation made on P',
+        { timeout: 120_000 },
+        withDiagnostics(async () => {
+          const B = nodes[1]
+          const page = '/shared/static'
+          for (let i = 0; i < 2; i++) {
+            await round(`page regenerated before the revalidation was heard ${i + 1}`, {
+              by: P,
+              routes: [page],
+              before: async () => {
+                for (const key of await scanKeys(redis, `${PREFIX}:*:inc:*:e`)) {
+                  const head = await entryHead(redis, key)
+                  if (head?.cacheKey.endsWith(page)) await redis.command('DEL', key)
+                }
+                await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub')
+                await subscribed()
+                // Their pulls after subscribing: caught up again.
+                await sleep(300)
+              },
+              // B reads (and regenerates) at once; everyone else once B has written the page.
+              around: async (resolvedBy) => {
+                const firstAt = resolvedBy.then((t) => t + 300)
+                const taken = {}
+                for (const node of all()) {
+                  if (node === B) continue
+                  taken[`${node.name} ${page}`] = firstAt.then((at) =>
+                    readPair(node, page, resolvedBy, { firstAt: at }),
+                  )
+                }
+                return taken
+              },
+            })
+          }
+        }),
+      )
+    }
 
     test(
       'Redis restarted empty, then the revalidation once the instances serve again',

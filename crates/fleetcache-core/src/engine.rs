@@ -1063,6 +1063,7 @@ impl Engine {
             stale_handouts: &self.stale_handouts,
             fills: &self.fills,
             mirror: &self.mirror,
+            push: self.tag_sync.push(),
             stats: &self.stats,
             standalone: self.standalone,
             page_announce: id.map(|id| {

@@ -21,6 +21,11 @@ use crate::time::Millis;
 /// How often the mirror is pruned by age, at most (ms): pruning walks every record.
 pub const PRUNE_EVERY_MS: f64 = 60_000.0;
 
+/// Pulls whose start and end a process following by push keeps ([`PushFollow::vouched_from`]):
+/// caught up, one about every pull interval, so these reach back past most regenerations'
+/// starts.
+pub const RECENT_PULLS: usize = 16;
+
 /// The bookkeeping of one process's exchange with the shared tag state.
 #[derive(Clone, Debug)]
 pub struct TagSync {
@@ -72,6 +77,10 @@ pub struct PushFollow {
     planned: Option<(u64, Millis)>,
     /// The last pull that succeeded: its tick and start time.
     pulled: Option<(u64, Millis)>,
+    /// The last [`RECENT_PULLS`] pulls applied to a mirror that held the whole state before
+    /// and after, oldest first: when each was applied and when it started
+    /// ([`PushFollow::vouched_from`]). (A fixed array as a ring cost the wasm module more.)
+    recent_pulls: Vec<(Millis, Millis)>,
     /// The tick at which the last gap was heard.
     gap: u64,
     /// The generation of page copies the tier may serve while Redis answers: a copy is bound
@@ -123,6 +132,7 @@ impl PushFollow {
             subscribed: None,
             planned: None,
             pulled: None,
+            recent_pulls: Vec::new(),
             gap: 0,
             page_gen: 1,
             page_heard: 0,
@@ -236,11 +246,44 @@ impl PushFollow {
         self.planned = Some((t, now));
     }
 
-    /// The pull planned last was applied.
-    pub fn pull_applied(&mut self) {
+    /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
+    /// state before and after it (not a page of a load: [`PushFollow::vouched_from`]).
+    pub fn pull_applied(&mut self, now: Millis, whole: bool) {
         if let Some(p) = self.planned.take() {
             self.pulled = Some(p);
+            if !whole {
+                return;
+            }
+            if self.recent_pulls.len() >= RECENT_PULLS {
+                self.recent_pulls.remove(0);
+            }
+            self.recent_pulls.push((now, p.1));
         }
+    }
+
+    /// The time up to which the mirror vouched for the revalidations that had reached Redis
+    /// when it judged anything from `began` on, no later: what a regeneration that began then
+    /// judged its data by. The start of the last pull applied by `began`: the mirror keeps what
+    /// every pull brought, and pulls are applied in the order they started (one at a time).
+    /// Pulls before and during a load are left out (the state loaded vouches for no more than
+    /// the load's start, and the pull after it for its own): too early at worst.
+    /// Not the start of the last pull now: one may have ended while the regeneration ran, after
+    /// its data was judged without what that pull brought.
+    ///
+    /// When the pulls kept were all applied after `began` (more than [`RECENT_PULLS`] since,
+    /// pulling per request while not caught up), `began` less the pull interval: caught up at
+    /// `began`, the last pull had started later than that; not caught up, the request pulled
+    /// after it began, before its data was judged (unless that pull failed: a failed refresh
+    /// judges by the state loaded last, docs/failures.md).
+    pub fn vouched_from(&self, began: Millis) -> Millis {
+        self.recent_pulls
+            .iter()
+            .rev()
+            // Applied in the very ms the regeneration began: maybe after its first judgement.
+            .find(|(applied, _)| applied.0 < began.0)
+            .map_or(Millis(began.0 - self.max_pull_interval_ms), |(_, start)| {
+                *start
+            })
     }
 
     /// The mirror did not take an announcement: only a pull planned from now on catches up.
@@ -529,11 +572,13 @@ impl TagSync {
         now: Millis,
         keep_ms: f64,
     ) -> Result<RefreshSummary, ProtocolError> {
+        let whole = |m: &TagMirror| m.is_synced() && !m.is_loading();
+        let before = whole(mirror);
         let summary = mirror.apply_refresh(reply, now, keep_ms)?;
         mirror.unqueue_in_flight(&self.resending);
         let page_write = mirror.take_page_write();
         if let Some(push) = self.push.as_mut() {
-            push.pull_applied();
+            push.pull_applied(now, before && whole(mirror));
             // A state answered in full was created anew or rolled back.
             if summary.full {
                 push.page_gap();
@@ -634,4 +679,41 @@ pub fn expiration(
 pub fn freshness(mirror: &TagMirror, tags: &[&str], timestamp: Millis, now: Millis) -> Freshness {
     let tags: Vec<Cow<'_, str>> = tags.iter().map(|t| canonical_tag(t)).collect();
     mirror.evaluate(timestamp, tags.iter().map(AsRef::as_ref), now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a regeneration begun at a time judged its data by: the start of the last pull
+    /// applied by then, not of one applied while it ran; past the pulls kept, its start less
+    /// the pull interval.
+    #[test]
+    fn a_regeneration_is_vouched_for_by_the_last_pull_applied_when_it_began() {
+        let mut p = PushFollow::new(1_000.0);
+        assert_eq!(p.vouched_from(Millis(5_000.0)), Millis(4_000.0));
+        p.pull_planned(Millis(4_500.0));
+        p.pull_applied(Millis(4_510.0), true);
+        assert_eq!(p.vouched_from(Millis(4_510.0)), Millis(3_510.0));
+        assert_eq!(p.vouched_from(Millis(4_511.0)), Millis(4_500.0));
+        // A page of a load vouches for nothing yet.
+        p.pull_planned(Millis(4_800.0));
+        p.pull_applied(Millis(4_810.0), false);
+        assert_eq!(p.vouched_from(Millis(4_900.0)), Millis(4_500.0));
+        p.pull_planned(Millis(5_400.0));
+        p.pull_applied(Millis(5_420.0), true);
+        assert_eq!(p.vouched_from(Millis(5_000.0)), Millis(4_500.0));
+        assert_eq!(p.vouched_from(Millis(6_000.0)), Millis(5_400.0));
+        for i in 0..RECENT_PULLS {
+            let at = 10_000.0 + 10.0 * i as f64;
+            p.pull_planned(Millis(at));
+            p.pull_applied(Millis(at + 5.0), true);
+        }
+        assert_eq!(p.recent_pulls.len(), RECENT_PULLS);
+        assert_eq!(p.vouched_from(Millis(6_000.0)), Millis(5_000.0));
+        assert_eq!(p.vouched_from(Millis(10_100.0)), Millis(10_090.0));
+        // A reply with no pull planned (none in flight) records nothing.
+        p.pull_applied(Millis(20_000.0), true);
+        assert_eq!(p.vouched_from(Millis(20_000.0)), Millis(10_150.0));
+    }
 }

@@ -32,6 +32,7 @@ use crate::regen::Own;
 use crate::regen::{self, RecentFills, Regenerations, StaleHandouts};
 use crate::scripts::{entry_write_call, ScriptCall};
 use crate::stats::{Stats, Surface, WriteOutcome};
+use crate::tag_sync::PushFollow;
 use crate::tags::{admit_tags, DroppedTags, TagMirror};
 use crate::tier::tier_serves_value;
 use crate::time::Millis;
@@ -54,6 +55,9 @@ pub struct WriteCtx<'a> {
     pub fills: &'a RecentFills,
     /// The tag state, which judges those values as a page's data.
     pub mirror: &'a TagMirror,
+    /// Following the tag state by push: how far back the mirror vouched for what reached
+    /// Redis when a page's data was judged.
+    pub push: Option<&'a PushFollow>,
     /// Counters: every planned write is counted by its outcome.
     pub stats: &'a Stats,
     /// No Redis behind this engine: entries stay in the process, never compressed.
@@ -519,7 +523,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                     tags,
                     parts,
                     created,
-                    made: own.made(),
+                    made: regen::incremental_made(desc.kind, own, created, ctx.push),
                     now,
                 };
                 let (plan, dropped) =

@@ -1115,6 +1115,11 @@ struct Instance {
     unheard_pages: HashSet<usize>,
     /// The step of its last successful refresh, and what Redis held then.
     pulled: Option<(usize, TagState)>,
+    /// The latest start (when it was planned) of its refreshes that succeeded: its mirror
+    /// holds every revalidation that reached Redis before then (unless Redis lost it).
+    pulled_from: f64,
+    /// Revalidations whose announcement it applied.
+    heard: HashSet<usize>,
 }
 
 /// The page `/p`'s Redis key.
@@ -1177,6 +1182,8 @@ impl Instance {
             unheard: HashSet::new(),
             unheard_pages: HashSet::new(),
             pulled: None,
+            pulled_from: f64::NEG_INFINITY,
+            heard: HashSet::new(),
         }
     }
 }
@@ -1688,6 +1695,25 @@ struct Regen {
     /// The value the read that began it served, which Next 16.5 writes back unchanged when the
     /// regeneration fails (`Op::IncWriteBack`); `None` after a miss.
     served: Option<ServedValue>,
+    /// What its instance knew when it began ([`World::check_regenerated`]).
+    knew: Knew,
+}
+
+/// What an instance knew of the revalidations when a regeneration began there: the render
+/// judges its data by that.
+#[derive(Clone, Debug)]
+struct Knew {
+    /// The step it began at.
+    step: usize,
+    /// Revalidations it had learnt by a refresh or heard announced.
+    revs: HashSet<usize>,
+    /// The latest start of its refreshes that had succeeded ([`Instance::pulled_from`]).
+    pulled_from: f64,
+    /// The read that began it could not refresh the tag state (the one exception).
+    refresh_failed: bool,
+    /// A rewrite (no read began it) on an instance not caught up: its render's reads would
+    /// pull on their own, which the model leaves out.
+    pulls_itself: bool,
 }
 
 /// A value a singular-handler read served, as the request holds it for a write back.
@@ -1765,6 +1791,8 @@ enum Job {
         /// What Redis's tag state held when the refresh ran there, and the step it ran.
         held: TagState,
         held_step: usize,
+        /// When it was planned (its start).
+        planned: f64,
     },
     Write {
         machine: WriteMachine,
@@ -1865,6 +1893,9 @@ struct World {
     open: Vec<usize>,
     /// Values written back unchanged, by the task id of their write.
     write_backs: HashMap<usize, WriteBack>,
+    /// Page regenerations being written, by the task id of their write: the instance, when
+    /// the regeneration began and what the instance knew then ([`World::check_regenerated`]).
+    regenerated: HashMap<usize, (usize, f64, Knew)>,
 }
 
 impl World {
@@ -1922,6 +1953,7 @@ impl World {
             handlers: HashMap::new(),
             open: Vec::new(),
             write_backs: HashMap::new(),
+            regenerated: HashMap::new(),
         }
     }
 
@@ -2015,14 +2047,23 @@ impl World {
         }
     }
 
-    /// Applies a tag refresh's reply (taken from Redis at step `held_step`, when it held
-    /// `held`).
-    fn refreshed(&mut self, i: usize, reply: &[u8], held: &TagState, held_step: usize) {
+    /// Applies a tag refresh's reply (planned at `planned`, taken from Redis at step
+    /// `held_step`, when it held `held`).
+    fn refreshed(
+        &mut self,
+        i: usize,
+        reply: &[u8],
+        held: &TagState,
+        held_step: usize,
+        planned: f64,
+    ) {
         self.insts[i]
             .engine
             .apply_refresh(reply, Millis(self.now))
             .unwrap();
         self.insts[i].pulled = Some((held_step, held.clone()));
+        let from = &mut self.insts[i].pulled_from;
+        *from = from.max(planned);
         let m = self.insts[i].engine.mirror();
         let rel = |x: Millis| if x.0 > 0.0 { x.0 - T0 } else { 0.0 };
         let mut recs: Vec<String> = self
@@ -2076,7 +2117,7 @@ impl World {
             return false;
         };
         let held = self.redis.tags.clone();
-        self.refreshed(i, &reply, &held, self.step);
+        self.refreshed(i, &reply, &held, self.step, self.now);
         true
     }
 
@@ -2181,6 +2222,7 @@ impl World {
                     self.insts[inst].engine.apply_announcement(&msg).unwrap();
                     if let Some(rev) = rev {
                         self.insts[inst].unheard.remove(&rev);
+                        self.insts[inst].heard.insert(rev);
                     }
                     if let Some(page) = page {
                         self.insts[inst].unheard_pages.remove(&page);
@@ -2322,12 +2364,15 @@ impl World {
                 // record stamps its write.
                 self.now += 1.0;
                 self.regens.retain(|r| !(r.inst == inst && r.key == 0));
+                let mut knew = self.knew(inst, false);
+                knew.pulls_itself = !self.insts[inst].engine.tags_caught_up(Millis(self.now));
                 self.regens.push(Regen {
                     inst,
                     key: 0,
                     began: self.now,
                     request: None,
                     served: None,
+                    knew,
                 });
                 let id = self.next_task;
                 self.inc_write(self.regens.len() - 1, 0, life)?;
@@ -2427,6 +2472,7 @@ impl World {
             key,
             began,
             request,
+            knew,
             ..
         } = self.regens.remove(pick % self.regens.len());
         let (cache_key, is_fetch) = INC_KEYS[key];
@@ -2474,7 +2520,75 @@ impl World {
             // What the request's own read of the key left, as the host hands it back.
             own,
         };
-        self.start_write(inst, request, cache_key, payload, |_, _| ())
+        self.start_write(inst, request, cache_key, payload, |w, id| {
+            if !is_fetch {
+                w.regenerated.insert(id, (inst, began, knew));
+            }
+        })
+    }
+
+    /// What instance `inst` knows of the revalidations now, for a regeneration that begins
+    /// there after a read whose refresh failed or not.
+    fn knew(&self, inst: usize, refresh_failed: bool) -> Knew {
+        let i = &self.insts[inst];
+        Knew {
+            step: self.step,
+            revs: i.learned.keys().chain(i.heard.iter()).copied().collect(),
+            pulled_from: i.pulled_from,
+            refresh_failed,
+            pulls_itself: false,
+        }
+    }
+
+    /// Following by push, a check of each stored page regeneration by the history (not by how
+    /// the engine chose its times): the time its tags judge it by is no later than any
+    /// revalidation of its tags that had resolved when the regeneration began, that its instance
+    /// had neither learnt by a refresh nor heard announced then, and that was issued after its
+    /// last successful refresh started. The render judged its data without that revalidation
+    /// (caught up, by the mirror alone): judged as made later, the page would serve the old data
+    /// as fresh on every instance once they all knew of the revalidation, past the bound.
+    /// (Issued before that refresh started and still on its way then: as when pulling, such a
+    /// revalidation leaves what was made after it fresh.)
+    fn check_regenerated(
+        &self,
+        inst: usize,
+        began: f64,
+        knew: &Knew,
+        stored: &[u8],
+    ) -> Result<(), TestCaseError> {
+        if !self.push || knew.refresh_failed || knew.pulls_itself {
+            return Ok(());
+        }
+        let Ok(written) = fleetcache_core::decode_header(stored, stored.len()) else {
+            return Ok(());
+        };
+        let judged_by = written.meta.made().0;
+        for (n, r) in self.revs.iter().enumerate() {
+            let tagged = r
+                .tags
+                .iter()
+                .any(|t| written.meta.tags.iter().any(|h| h == t));
+            if tagged
+                && r.resolved.is_some_and(|s| s < knew.step)
+                && !knew.revs.contains(&n)
+                && r.at.0 > knew.pulled_from
+            {
+                prop_assert!(
+                    judged_by <= r.at.0,
+                    "{}\ninstance {} stored a page regenerated from {} judged by its tags from \
+                     {}, after revalidation #{} at {} of its tags, resolved before the \
+                     regeneration began, which it had not heard of (its last refresh started at {})",
+                    self.trace.join("\n"),
+                    inst,
+                    began - T0,
+                    judged_by - T0,
+                    n,
+                    r.at.0 - T0,
+                    knew.pulled_from - T0
+                );
+            }
+        }
+        Ok(())
     }
 
     /// What `request`'s handler instance hands back with its write of `cache_key`: what its
@@ -2929,6 +3043,9 @@ impl World {
                     if let Some(wb) = self.write_backs.get_mut(&id) {
                         wb.stored.push(value.clone());
                     }
+                    if let Some((inst, began, knew)) = self.regenerated.remove(&id) {
+                        self.check_regenerated(inst, began, &knew, &value)?;
+                    }
                     let instance = &mut self.insts[inst];
                     let evicted = instance.engine.lru_mut().insert(
                         &store.key,
@@ -3267,6 +3384,7 @@ impl World {
                         next: None,
                         held: self.redis.tags.clone(),
                         held_step: self.step,
+                        planned: self.now,
                     },
                     wait,
                 });
@@ -3556,12 +3674,14 @@ impl World {
                                 }),
                                 _ => None,
                             };
+                            let knew = self.knew(inst, rt.refresh_failed);
                             self.regens.push(Regen {
                                 inst,
                                 key: inc.key,
                                 began: self.now,
                                 request: Some(inc.request),
                                 served,
+                                knew,
                             });
                         }
                         // An on-demand revalidation serves nothing of what it read.
@@ -3749,15 +3869,16 @@ impl World {
                     next,
                     held,
                     held_step,
+                    planned,
                 },
                 _,
             ) => {
-                let (ticket, next, held_step) = (*ticket, *next, *held_step);
+                let (ticket, next, held_step, planned) = (*ticket, *next, *held_step, *planned);
                 let held = std::mem::take(held);
                 self.insts[inst].refreshing = None;
                 let ok = matches!(reply, Some(Reply::Bytes(Some(_))));
                 if let Some(Reply::Bytes(Some(b))) = reply {
-                    self.refreshed(inst, &b, &held, held_step);
+                    self.refreshed(inst, &b, &held, held_step, planned);
                 }
                 // The host's pull asks for the next part at once (tag-sync.ts `pull`, up to
                 // LOAD_STEPS calls): the reads waiting on it go on after the last.
@@ -4247,7 +4368,8 @@ fn follows_in_part(w: &mut World) -> Result<(), TestCaseError> {
             String::from_utf8_lossy(&flag)
         );
         let held = w.redis.tags.clone();
-        w.refreshed(i, &reply, &held, w.step);
+        let now = w.now;
+        w.refreshed(i, &reply, &held, w.step, now);
     }
     Ok(())
 }

@@ -880,3 +880,131 @@ fn a_pull_read_before_a_page_announcement_heard_first_does_not_take_the_sequence
     pull_pages(&mut e, "1", "2", "w2", NOW + 3.0);
     assert_eq!(e.tier_use(&key, Millis(NOW + 5.0)), TierUse::Serve);
 }
+
+/// This process's write of an `APP_PAGE` value of `/p` tagged `tags`, at `now`, by a request
+/// whose read of it at `began` started its regeneration: the entry's header as stored.
+fn regenerated_page(
+    e: &mut Engine,
+    tags: &[&str],
+    began: f64,
+    now: f64,
+) -> crate::envelope::EntryMeta {
+    use crate::write_machine::{WriteRequest, WriteStep};
+    let parts = [3u32; 3];
+    let count = Descriptor::from_wire(ValueKind::AppPage as u8, 0, 0)
+        .unwrap()
+        .part_count();
+    let own = crate::regen::Own {
+        start: began,
+        ..crate::regen::Own::NONE
+    };
+    let req = WriteRequest::Incremental {
+        cache_key: "/p",
+        kind: ValueKind::AppPage as u8,
+        flags: 0,
+        segments: 0,
+        tags,
+        revalidate: 60.0,
+        expire: 3600.0,
+        parts: &parts[..count],
+        own,
+    };
+    let mut w = e.write_start(req, Millis(now));
+    let header = match e.write_first(&mut w, Millis(now)) {
+        WriteStep::Store(s) => s.header,
+        other => panic!("expected a store, got {other:?}"),
+    };
+    let total = header.len() + 3 * count;
+    crate::envelope::decode_header(&header, total).unwrap().meta
+}
+
+/// A pull at `at` that finds `tag` revalidated (expired) at `rev_at`, as version `version`.
+fn pull_revalidation(e: &mut Engine, version: &str, tag: &str, rev_at: f64, at: f64) {
+    let mut rec = crate::tags::TagRecord::default();
+    rec.apply(&crate::tags::Revalidation::Expire, Millis(rev_at));
+    e.plan_tag_pull(Millis(at));
+    let vid = format!("v{version}");
+    let items = vec![
+        "E".to_owned(),
+        version.to_owned(),
+        vid,
+        "0".to_owned(),
+        "1".to_owned(),
+        "w1".to_owned(),
+        tag.to_owned(),
+        rec.encode(),
+    ];
+    e.apply_refresh(&netstring::encode(items), Millis(at + 1.0))
+        .unwrap();
+}
+
+/// Following by push, a caught-up process judges a page's data by its mirror alone, which may
+/// lack a revalidation that resolved less than the bound before (its announcement late or
+/// lost, or made by an instance that announces nothing: one that pulls). The page it
+/// regenerates then holds the old data. Stamped with its regeneration's start, after the
+/// revalidation, it read as fresh on every instance once they all knew of the revalidation,
+/// until its own `revalidate` ran out: far past the bound. Its tags must judge it by no later
+/// than the start of the last pull this process had applied when the regeneration began,
+/// whatever pulls end while it renders (the data was judged before them).
+#[test]
+fn a_page_regenerated_before_this_process_heard_of_a_revalidation_reads_stale_once_it_has() {
+    use crate::tags::Freshness;
+    let tags = ["_N_T_/p", "shared"];
+    let mut e = push_engine();
+    // The periodic pull at NOW + 50.
+    pull(&mut e, "1", NOW + 50.0);
+    // `shared` is revalidated at NOW + 100 by an instance that pulls: in Redis, not announced.
+    // The regeneration of `/p` begins at NOW + 200, caught up: its data, made long before,
+    // is judged fresh by the mirror as it is.
+    let began = NOW + 200.0;
+    assert!(e.tags_caught_up(Millis(began)));
+    let data_made = Millis(NOW - 60_000.0);
+    assert_eq!(
+        e.mirror()
+            .evaluate(data_made, ["shared"], Millis(began + 20.0)),
+        Freshness::Fresh
+    );
+    // The periodic pull, while the page renders, brings the revalidation.
+    pull_revalidation(&mut e, "2", "shared", NOW + 100.0, NOW + 250.0);
+    assert_ne!(
+        e.mirror()
+            .evaluate(data_made, ["shared"], Millis(NOW + 260.0)),
+        Freshness::Fresh
+    );
+    let meta = regenerated_page(&mut e, &tags, began, NOW + 400.0);
+    assert_eq!(
+        meta.timestamp,
+        Millis(began),
+        "revalidate counts from the start"
+    );
+    assert_ne!(
+        e.mirror().evaluate(meta.made(), tags, Millis(NOW + 500.0)),
+        Freshness::Fresh,
+        "the page holds data the revalidation invalidated; judged by {}",
+        meta.made().0 - NOW
+    );
+    // A regeneration begun after that pull was applied holds data judged with it: fresh.
+    let later = regenerated_page(&mut e, &tags, NOW + 300.0, NOW + 400.0);
+    assert_eq!(
+        e.mirror().evaluate(later.made(), tags, Millis(NOW + 500.0)),
+        Freshness::Fresh,
+        "judged by {}",
+        later.made().0 - NOW
+    );
+}
+
+/// Pulling on every request, a regeneration's data is judged by its request's own pull, which
+/// started after the regeneration began: the page keeps its start for its tags too.
+#[test]
+fn pulling_a_regenerated_page_is_judged_by_its_start() {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    pull(&mut e, "1", NOW - 10.0);
+    let meta = regenerated_page(&mut e, &["_N_T_/p", "shared"], NOW + 200.0, NOW + 400.0);
+    assert_eq!(meta.timestamp, Millis(NOW + 200.0));
+    assert_eq!(meta.made_at, None);
+}
