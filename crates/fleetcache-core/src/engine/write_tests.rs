@@ -739,6 +739,22 @@ fn after_a_crossslot_a_page_write_is_written_unannounced_and_later_ones_try_agai
     assert_eq!(seed.map(|c| c.script.name), Some("entry_write"));
 }
 
+/// An engine where `tag` was revalidated (expire) at NOW + 100 and the page "/p" began to
+/// regenerate at `page_began`: the set-up of the joined-fill tests below.
+fn revalidated_then_regenerating(tag: &str, page_began: f64) -> Engine {
+    let mut e = engine_debugging(false);
+    e.mark_standalone();
+    e.plan_tag_update(
+        &[tag],
+        &crate::tags::Revalidation::Expire,
+        Millis(NOW.0 + 100.0),
+        "ep",
+    )
+    .unwrap_or_else(|err| panic!("{err:?}"));
+    e.note_incremental_read("/p", Step::Regenerate, false, Millis(page_began));
+    e
+}
+
 /// Next 16.4 and later hand a `'use cache'` invocation's value to every request of the process
 /// that joined it while it ran, once its write settles, without asking the handler. A page
 /// whose regeneration began after a revalidation and joined a fill that began before it holds
@@ -748,16 +764,11 @@ fn after_a_crossslot_a_page_write_is_written_unannounced_and_later_ones_try_agai
 #[test]
 fn a_page_that_joined_a_fill_a_revalidation_made_stale_is_no_newer_than_the_fill() {
     use crate::incremental::ValueKind;
-    use crate::tags::Revalidation;
     let page = |fill_stale: bool, page_began: f64| {
-        let mut e = engine_debugging(false);
-        e.mark_standalone();
         // The fill of `shared` began at NOW (Next's timestamp); `shared` is revalidated at
         // NOW + 100 (or `other` is); the page's read that regenerates it at `page_began`.
         let tag = if fill_stale { "shared" } else { "other" };
-        e.plan_tag_update(&[tag], &Revalidation::Expire, Millis(NOW.0 + 100.0), "ep")
-            .unwrap_or_else(|err| panic!("{err:?}"));
-        e.note_incremental_read("/p", Step::Regenerate, false, Millis(page_began));
+        let mut e = revalidated_then_regenerating(tag, page_began);
         let end = Millis(NOW.0 + 300.0);
         let mut m = e.write_start(use_cache(&["shared"], 60.0, 3600.0), Millis(NOW.0 + 290.0));
         let step = e.write_first(&mut m, Millis(NOW.0 + 290.0));
@@ -786,18 +797,8 @@ fn a_page_that_joined_a_fill_a_revalidation_made_stale_is_no_newer_than_the_fill
 #[test]
 fn a_page_that_joined_a_fill_begun_before_its_path_was_revalidated_is_no_newer_than_the_fill() {
     use crate::incremental::ValueKind;
-    use crate::tags::Revalidation;
     let page = |fill_tags: &[&str]| {
-        let mut e = engine_debugging(false);
-        e.mark_standalone();
-        e.plan_tag_update(
-            &["_N_T_/p"],
-            &Revalidation::Expire,
-            Millis(NOW.0 + 100.0),
-            "ep",
-        )
-        .unwrap_or_else(|err| panic!("{err:?}"));
-        e.note_incremental_read("/p", Step::Regenerate, false, Millis(NOW.0 + 200.0));
+        let mut e = revalidated_then_regenerating("_N_T_/p", NOW.0 + 200.0);
         let at = Millis(NOW.0 + 300.0);
         let mut m = e.write_start(use_cache(fill_tags, 60.0, 3600.0), at);
         if !matches!(e.write_first(&mut m, at), WriteStep::Done(_)) {
@@ -867,16 +868,7 @@ fn a_use_cache_entry_that_joined_an_inner_fill_is_no_newer_than_the_inner_data()
 #[test]
 fn a_page_that_joined_a_fill_still_being_written_is_no_newer_than_the_fill() {
     use crate::incremental::ValueKind;
-    use crate::tags::Revalidation;
-    let mut e = engine_debugging(false);
-    e.plan_tag_update(
-        &["shared"],
-        &Revalidation::Expire,
-        Millis(NOW.0 + 100.0),
-        "ep",
-    )
-    .unwrap_or_else(|err| panic!("{err:?}"));
-    e.note_incremental_read("/p", Step::Regenerate, false, Millis(NOW.0 + 200.0));
+    let mut e = revalidated_then_regenerating("shared", NOW.0 + 200.0);
     let at = Millis(NOW.0 + 290.0);
     let mut fill = e.write_start(use_cache(&["shared"], 60.0, 3600.0), at);
     let s = store(e.write_first(&mut fill, at));
