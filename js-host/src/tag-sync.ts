@@ -350,6 +350,7 @@ export class TagSync {
               this.log.debug(`tag announcement: ${what}`)
             }
             if (applied === Announcement.Gap) void this.pullAfterNow()
+            else this.pullIfLearned()
           } catch (err) {
             this.log.error(`unexpected tag announcement: ${describe(err)}`)
             this.channelCall('down', () => {
@@ -647,6 +648,7 @@ export class TagSync {
       )
       return
     }
+    this.pullIfLearned()
     // Tags past the core's byte limit are dropped one by one; the others apply.
     if (recorded.droppedTags !== '') {
       this.log.warn(`revalidation of ${shortList(tags)}: ${recorded.droppedTags}`)
@@ -854,6 +856,19 @@ export class TagSync {
         })
         .catch((err: unknown) => this.engineFailed('retry', err))
     }, delay)
+  }
+
+  /**
+   * Following by push: a revalidation learned from an announcement or made here makes the
+   * next pull due at once (the engine's `tagPullInMs` says 0), so that what is regenerated
+   * from then on is judged with a pull started after it, and not regenerated once more
+   * (docs/failures.md, "Regenerations"). Coalesced with the pull in flight.
+   */
+  private pullIfLearned(): void {
+    if (this.unsubscribe === undefined || this.stopped) return
+    if (this.engine.tagsCaughtUp(this.now()) && this.engine.tagPullInMs(this.now()) === 0) {
+      void this.pullAfterNow()
+    }
   }
 
   /**

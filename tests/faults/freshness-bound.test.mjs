@@ -429,11 +429,11 @@ for (const { mode, boundMs } of modes) {
       }),
     )
 
-    // Known gap (docs/failures.md, "Regenerations"): following by push, a 'use cache' entry
-    // keeps Next's start time, so an outer entry whose function read the shared entry, judged
-    // fresh by a mirror that had not yet heard of P's revalidation (unannounced: within the
-    // bound), holds the old data under a stamp after it, on every instance. Seen failing about
-    // one run in three; last in the file, since a failure leaves that entry behind.
+    // Following by push, an outer entry whose function read the shared entry, judged fresh by
+    // a mirror that had not yet heard of P's revalidation (unannounced: within the bound), held
+    // the old data under Next's stamp, after the revalidation, on every instance (failed about
+    // one run in three before regen::use_cache_made). Last in the file, since a failure leaves
+    // that entry behind.
     if (mode === 'push') {
       for (const [label, opts] of [
         ['nested racing', { routes: [NESTED] }],
@@ -441,7 +441,7 @@ for (const { mode, boundMs } of modes) {
       ]) {
         test(
           `${label}, revalidated on P (not announced)`,
-          { timeout: 120_000, todo: "a 'use cache' entry written within the push bound" },
+          { timeout: 120_000 },
           withDiagnostics(async () => {
             await racingRound(label, P, opts)
           }),

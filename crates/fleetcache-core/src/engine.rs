@@ -320,6 +320,9 @@ impl Engine {
         check_epoch_candidate(epoch_candidate)?;
         tag_sync::check_time(now)?;
         self.mirror.apply_local(&tags, rev, now);
+        if let Some(push) = self.tag_sync.push_mut() {
+            push.learned();
+        }
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
         Ok(self.tag_sync.plan_update(
@@ -654,6 +657,9 @@ impl Engine {
         let tags: Vec<&str> = admitted.iter().map(AsRef::as_ref).collect();
         tag_sync::check_time(now)?;
         self.mirror.apply_local(&tags, rev, now);
+        if let Some(push) = self.tag_sync.push_mut() {
+            push.learned();
+        }
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
         self.stats.record_outbox_queued();
@@ -1727,9 +1733,25 @@ mod tests {
         )
         .unwrap();
         assert!(e.tags_caught_up(Millis(1042.0)));
+        assert_eq!(e.tag_pull_in_ms(Millis(1042.0)), 998.0);
         let next = netstring::encode(["a", "E", "4", "v4", "a", "5,5,0,0,5"]);
         assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
         assert!(e.tags_caught_up(Millis(1043.0)));
+        // Learned by announcement: the next pull, which vouches past it, is due at once
+        // (regen::use_cache_made); planning it is enough, the periodic one follows as before.
+        assert_eq!(e.tag_pull_in_ms(Millis(1043.0)), 0.0);
+        e.plan_tag_pull(Millis(1043.0));
+        e.apply_refresh(
+            &netstring::encode(["E", "4", "v4", "0", "0", ""]),
+            Millis(1044.0),
+        )
+        .unwrap();
+        assert_eq!(e.tag_pull_in_ms(Millis(1044.0)), 999.0);
+        // And by one of this process's own.
+        e.queue_tag_update(&["b"], &Revalidation::Expire, Millis(1045.0))
+            .unwrap();
+        assert_eq!(e.tag_pull_in_ms(Millis(1045.0)), 0.0);
+        assert!(e.tags_caught_up(Millis(1045.0)));
         e.tag_channel_down();
         assert!(!e.tags_caught_up(Millis(1044.0)));
     }

@@ -852,6 +852,20 @@ pub fn incremental_made(
     push.map(|p| p.vouched_from(created).min(created))
 }
 
+/// When the value of a `'use cache'` entry whose invocation began at `began` (Next's stamp),
+/// stamped `created`, was made, for its tags to judge it by, where earlier than `created`: as
+/// for a page ([`incremental_made`]), following by push, no later than the time up to which the
+/// mirror vouched for what reached Redis when the invocation began. Its function may read
+/// other entries (a nested `'use cache'`), judged by the mirror as it was then. Pulling, `None`.
+pub fn use_cache_made(
+    began: Millis,
+    created: Millis,
+    push: Option<&crate::tag_sync::PushFollow>,
+) -> Option<Millis> {
+    push.map(|p| p.vouched_from(began))
+        .filter(|made| made.0 < created.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,9 @@ pub struct PushFollow {
     /// The tick at which the last page announcement was heard: a pull planned before it may
     /// have read the sequence before that write ([`PushFollow::page_write_pulled`]).
     page_write_heard_at: u64,
+    /// The mirror learned a revalidation since the last pull was planned, other than by a pull
+    /// ([`PushFollow::learned`]).
+    learned: bool,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -138,7 +141,18 @@ impl PushFollow {
             page_heard: 0,
             page_write: None,
             page_write_heard_at: 0,
+            learned: false,
         }
+    }
+
+    /// The mirror learned a revalidation other than by a pull: an announcement, or one of this
+    /// process's own. What is regenerated from now on is judged by the start of the last pull
+    /// applied before it began ([`PushFollow::vouched_from`]), earlier than the revalidation,
+    /// so it would be stale as it is written, and regenerated again, until a pull started
+    /// after it is applied: that pull is due at once ([`PushFollow::pull_in_ms`]), so the
+    /// window is a round trip rather than the pull interval.
+    pub fn learned(&mut self) {
+        self.learned = true;
     }
 
     /// A page write was announced, following the write of id `prev` (`None`: an announcement
@@ -244,6 +258,7 @@ impl PushFollow {
     pub fn pull_planned(&mut self, now: Millis) {
         let t = self.next_tick();
         self.planned = Some((t, now));
+        self.learned = false;
     }
 
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
@@ -305,10 +320,11 @@ impl PushFollow {
             && !mirror.is_loading()
     }
 
-    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up).
+    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up, and once
+    /// a revalidation was learned otherwise: [`PushFollow::learned`]).
     pub fn pull_in_ms(&self, mirror: &TagMirror, now: Millis) -> f64 {
         match self.pulled {
-            Some((_, at)) if self.caught_up(mirror, now) => {
+            Some((_, at)) if self.caught_up(mirror, now) && !self.learned => {
                 (at.0 + self.max_pull_interval_ms - now.0).max(0.0)
             }
             _ => 0.0,
@@ -495,8 +511,10 @@ impl TagSync {
             Err(e) => Err(e),
         };
         if let Some(push) = self.push.as_mut() {
-            if !matches!(result, Ok(Announced::Applied(_) | Announced::Known)) {
-                push.heard_gap();
+            match &result {
+                Ok(Announced::Applied(_)) => push.learned(),
+                Ok(Announced::Known) => {}
+                _ => push.heard_gap(),
             }
         }
         (result, Vec::new().into_iter())

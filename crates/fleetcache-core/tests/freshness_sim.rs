@@ -1711,8 +1711,8 @@ struct Knew {
     pulled_from: f64,
     /// The read that began it could not refresh the tag state (the one exception).
     refresh_failed: bool,
-    /// A rewrite (no read began it) on an instance not caught up: its render's reads would
-    /// pull on their own, which the model leaves out.
+    /// A rewrite (no read began it), or a `'use cache'` write, on an instance not caught up:
+    /// its render's reads would pull on their own, which the model leaves out.
     pulls_itself: bool,
 }
 
@@ -2440,8 +2440,17 @@ impl World {
             now,
         );
         let step = engine.write_first(&mut machine, now);
+        let caught_up = engine.tags_caught_up(now);
         let id = self.next_task;
         self.next_task += 1;
+        // Begun now, its function may have read other entries (a nested `'use cache'`), judged
+        // by the instance's mirror as it is: checked as a page regeneration is. (Begun
+        // earlier, what the instance knew then is gone; not caught up, those reads pull.)
+        if began == 0 {
+            let mut knew = self.knew(inst, false);
+            knew.pulls_itself = !caught_up;
+            self.regenerated.insert(id, (inst, self.now, knew));
+        }
         let task = Task {
             id,
             inst,
@@ -2540,8 +2549,9 @@ impl World {
         }
     }
 
-    /// Following by push, a check of each stored page regeneration by the history (not by how
-    /// the engine chose its times): the time its tags judge it by is no later than any
+    /// Following by push, a check of each stored page regeneration, and of each `'use cache'`
+    /// value begun at its write's step, by the history (not by how the engine chose its
+    /// times): the time its tags judge it by is no later than any
     /// revalidation of its tags that had resolved when the regeneration began, that its instance
     /// had neither learnt by a refresh nor heard announced then, and that was issued after its
     /// last successful refresh started. The render judged its data without that revalidation
@@ -2575,7 +2585,7 @@ impl World {
             {
                 prop_assert!(
                     judged_by <= r.at.0,
-                    "{}\ninstance {} stored a page regenerated from {} judged by its tags from \
+                    "{}\ninstance {} stored an entry regenerated from {} judged by its tags from \
                      {}, after revalidation #{} at {} of its tags, resolved before the \
                      regeneration began, which it had not heard of (its last refresh started at {})",
                     self.trace.join("\n"),

@@ -993,6 +993,102 @@ fn a_page_regenerated_before_this_process_heard_of_a_revalidation_reads_stale_on
     );
 }
 
+/// A `'use cache'` entry written by `e`, whose invocation Next began at `timestamp`.
+fn written_use_cache(
+    e: &mut Engine,
+    tags: &[&str],
+    timestamp: f64,
+    now: f64,
+) -> crate::envelope::EntryMeta {
+    use crate::write_machine::{WriteRequest, WriteStep};
+    let req = WriteRequest::UseCache {
+        iface: Interface::UseCache("default"),
+        cache_key: "outer",
+        tags,
+        timestamp: Millis(timestamp),
+        revalidate: 900.0,
+        expire: 3600.0,
+        stale: 30.0,
+        payload_len: 3,
+    };
+    let mut w = e.write_start(req, Millis(now));
+    let header = match e.write_first(&mut w, Millis(now)) {
+        WriteStep::Store(s) => s.header,
+        other => panic!("expected a store, got {other:?}"),
+    };
+    let total = header.len() + 3;
+    crate::envelope::decode_header(&header, total).unwrap().meta
+}
+
+/// The same for a `'use cache'` entry: its function may read another entry (a nested
+/// `'use cache'`, whose tags Next adds to the outer's), judged fresh by a mirror that lacks a
+/// revalidation that resolved since its last pull began. Stamped with the outer's start, after
+/// the revalidation, the outer held the old data as fresh on every instance, and every page
+/// regenerated from it later too (tests/faults/freshness-bound.test.mjs, the nested rounds
+/// revalidated on P following by push). Next's stamp still counts its `revalidate`.
+#[test]
+fn a_use_cache_entry_written_before_this_process_heard_of_a_revalidation_reads_stale_once_it_has() {
+    use crate::tags::Freshness;
+    let tags = ["shared", "_N_T_/p"];
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    // `shared` revalidated at NOW + 100, unannounced; the outer invocation begins at NOW + 200,
+    // caught up, and reads the inner entry, judged fresh by the mirror as it is.
+    let began = NOW + 200.0;
+    assert!(e.tags_caught_up(Millis(began)));
+    pull_revalidation(&mut e, "2", "shared", NOW + 100.0, NOW + 250.0);
+    let meta = written_use_cache(&mut e, &tags, began, NOW + 400.0);
+    assert_eq!(
+        meta.timestamp,
+        Millis(began),
+        "revalidate counts from Next's start"
+    );
+    assert_ne!(
+        e.mirror().evaluate(meta.made(), tags, Millis(NOW + 500.0)),
+        Freshness::Fresh,
+        "the entry may hold data the revalidation invalidated; judged by {}",
+        meta.made().0 - NOW
+    );
+    // One begun after that pull was applied (and after the first one's value could be joined)
+    // judged what it read with it: fresh.
+    pull(&mut e, "2", NOW + 4_900.0);
+    let later = written_use_cache(&mut e, &tags, NOW + 5_000.0, NOW + 5_100.0);
+    assert_eq!(later.timestamp, Millis(NOW + 5_000.0));
+    assert_eq!(
+        e.mirror().evaluate(later.made(), tags, Millis(NOW + 500.0)),
+        Freshness::Fresh
+    );
+}
+
+/// A page whose regeneration began after the pull that brought such a revalidation, and that
+/// joined the pending value of an outer `'use cache'` begun before it (Next 16.3.8 and later
+/// hand it to the page without asking the handler), holds what the outer read under the older
+/// mirror: the value must count by the time its data was judged, not by Next's stamp, which
+/// is after the revalidation.
+#[test]
+fn a_page_that_joined_a_value_judged_before_a_pull_brought_a_revalidation_reads_stale() {
+    use crate::tags::Freshness;
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    // `shared` revalidated at NOW + 100, unannounced; the outer begins at NOW + 200 and reads
+    // the inner entry as fresh; its write begins at NOW + 220.
+    let outer = written_use_cache(&mut e, &["shared"], NOW + 200.0, NOW + 220.0);
+    pull_revalidation(&mut e, "2", "shared", NOW + 100.0, NOW + 250.0);
+    assert_ne!(
+        e.mirror()
+            .evaluate(outer.made(), ["shared"], Millis(NOW + 260.0)),
+        Freshness::Fresh
+    );
+    let tags = ["_N_T_/p", "shared"];
+    let page = regenerated_page(&mut e, &tags, NOW + 300.0, NOW + 400.0);
+    assert_ne!(
+        e.mirror().evaluate(page.made(), tags, Millis(NOW + 500.0)),
+        Freshness::Fresh,
+        "the page may hold the outer's old data; judged by {}",
+        page.made().0 - NOW
+    );
+}
+
 /// Pulling on every request, a regeneration's data is judged by its request's own pull, which
 /// started after the regeneration began: the page keeps its start for its tags too.
 #[test]
