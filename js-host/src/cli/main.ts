@@ -17,6 +17,7 @@ import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
 import {
   collectStats,
+  counted,
   formatInspect,
   formatStats,
   formatTags,
@@ -197,12 +198,12 @@ async function main(argv: string[]): Promise<number> {
           progress,
         )
         progress.done(
-          `${dryRun ? 'found' : 'deleted'} ${String(dryRun ? r.matched : r.deleted)} keys of deployment ${deployment}`,
+          `${dryRun ? 'found' : 'deleted'} ${counted(dryRun ? r.matched : r.deleted, 'key')} of deployment ${deployment}`,
         )
         out(
           dryRun
-            ? `dry run: ${String(r.matched)} keys of deployment ${deployment} would be deleted`
-            : `deleted ${String(r.deleted)} keys of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
+            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted`
+            : `deleted ${counted(r.deleted, 'key')} of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
           { deployment, dryRun, ...r },
         )
         return 0
@@ -230,9 +231,9 @@ async function main(argv: string[]): Promise<number> {
           progress,
           deploymentSource,
         )
-        progress.done(`seeded ${String(r.written)} routes`)
+        progress.done(`seeded ${counted(r.written, 'route')}`)
         const lines = [
-          `seeded ${String(r.written)} prerendered routes for deployment ${keyDeployment(prefix, deploymentId)}`,
+          `seeded ${counted(r.written, 'prerendered route')} for deployment ${keyDeployment(prefix, deploymentId)}`,
           ...r.outdated.map((x) => `  left out (a tag was revalidated after the build): ${x}`),
           ...r.kept.map(
             (x) => `  kept (Redis holds an entry as new as the build's or newer): ${x}`,
