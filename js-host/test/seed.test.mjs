@@ -221,6 +221,34 @@ describe('fleetcache seed', () => {
     )
   })
 
+  test('--quiet leaves stderr to errors: no namespace line, no progress, no timing line', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const seedArgs = ['seed', dist, '--deployment', DEPLOYMENT]
+    // Without --quiet the lines it removes are there.
+    await redis.command('FLUSHALL')
+    const loud = await cli(seedArgs)
+    assert.equal(loud.code, 0, loud.stderr)
+    assert.match(loud.stderr, /\] namespace /)
+    assert.match(loud.stderr, /^seeded 1 routes? in [\d.]+ s$/m)
+    await redis.command('FLUSHALL')
+    // The result still goes to stdout (the exact words: the next test).
+    const seeded = await cli([...seedArgs, '--quiet'])
+    assert.equal(seeded.code, 0, seeded.stderr)
+    assert.equal(seeded.stderr, '')
+    assert.match(
+      seeded.stdout,
+      new RegExp(`^seeded 1 prerendered routes? for deployment ${DEPLOYMENT}\n$`),
+    )
+    const purged = await cli(['purge', '--deployment', DEPLOYMENT, '--quiet'])
+    assert.equal(purged.code, 0, purged.stderr)
+    assert.equal(purged.stderr, '')
+    assert.match(purged.stdout, new RegExp(`^deleted 1 keys? of deployment ${DEPLOYMENT}\n$`))
+    // An error still reaches stderr.
+    const failed = await cli(['seed', path.join(logDir, 'no-such-dir'), '--quiet'])
+    assert.equal(failed.code, 1)
+    assert.match(failed.stderr, /^fleetcache: .*no-such-dir/)
+  })
+
   test('counts the CLI prints are singular for one and plural otherwise', async () => {
     writeBuild(dist, Date.now() - 60_000)
     await redis.command('FLUSHALL')

@@ -58,7 +58,8 @@ Options:
   --prefix <p>      key prefix (default: FLEETCACHE_PREFIX, then "fleetcache")
   --max-keys <n>    stop scans after this many keys (default 1000000)
   --json            machine-readable output
-  --quiet           no progress lines on stderr
+  --quiet           nothing on stderr but warnings and errors (no progress, timing or
+                    namespace line); the result still goes to stdout
   -v, --version     print the package's version and exit
 
 Environment, read as the server reads it: FLEETCACHE_REDIS_SENTINELS, FLEETCACHE_SENTINEL_USERNAME,
@@ -123,8 +124,9 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0
   }
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
-  // logs its start line through console.log, which goes to stderr here like the progress.
-  console.log = console.error
+  // logs its start line through console.log, which goes to stderr here like the progress, or
+  // nowhere with --quiet. Its warnings and errors (console.warn, console.error) stay.
+  console.log = values.quiet ? () => undefined : console.error
   const env = process.env
   const redisUrl = values.redis ?? (env.FLEETCACHE_REDIS_URL || env.REDIS_URL)
   if (!redisUrl) throw new UsageError('no Redis URL: pass --redis or set REDIS_URL')
