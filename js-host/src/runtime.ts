@@ -166,8 +166,11 @@ function pushWithCheck(
 }
 
 /**
- * Durable `'use cache'` keys carry a hash of some environment variables: naming them once at
- * start tells an operator why instances may not share entries (docs/decisions/0032).
+ * Durable `'use cache'` keys carry a hash of some environment variables: one that differs per
+ * instance splits the fleet's entries without any error, so this warns once at start, naming
+ * them and the fix (docs/decisions/0032). Whether the values differ between instances, or
+ * whether the app chose durable entries (the recorded config has Next's defaults merged in),
+ * a process cannot tell: it warns whenever there are any.
  */
 function logKeyEnvVars(log: Logger): void {
   const vars = useCacheKeyEnvVars()
@@ -178,8 +181,8 @@ function logKeyEnvVars(log: Logger): void {
       ? [`whether ${vars.existence.join(', ')} ${vars.existence.length === 1 ? 'is' : 'are'} set`]
       : []),
   ]
-  log.info(
-    `'use cache' keys (experimental.durableUseCacheEntries) include ${parts.join(' and ')} (environment variables, from server-reference-manifest.json): instances where these differ do not share entries`,
+  log.warn(
+    `'use cache' keys (experimental.durableUseCacheEntries) include ${parts.join(' and ')} (environment variables, from server-reference-manifest.json): instances where these differ share no 'use cache' entry; to share them, set experimental.durableUseCacheEntries: false in next.config (withFleetcache does unless the config sets it)`,
   )
 }
 

@@ -100,3 +100,19 @@ test('tags: the record of folded revalidations is named as such, not as a tag', 
   assert.match(out, /products/)
   assert.ok(!out.includes('\u0001'), out)
 })
+
+test('stats: the scanned count is singular for one key and plural otherwise', async () => {
+  const { formatStats } = await import('../dist/cli/commands.js')
+  const report = (scannedKeys) =>
+    formatStats({
+      rows: [],
+      tags: 0,
+      revalidationLog: 0,
+      scannedKeys,
+      truncated: false,
+      sizeBy: 'MEMORY USAGE',
+    })
+  assert.match(report(1), /^scanned 1 key; /m)
+  assert.match(report(0), /^scanned 0 keys; /m)
+  assert.match(report(2), /^scanned 2 keys; /m)
+})

@@ -195,8 +195,11 @@ test('the variables Next puts into durable keys are read from the server referen
   }
 })
 
-/** What a server process started in the fake app `dir` logs when it creates a handler. */
-function startLog(dir) {
+/**
+ * What a server process started in the fake app `dir` logs when it creates a handler: its
+ * information (stdout) and its warnings (stderr).
+ */
+function startStreams(dir) {
   const script = `
     const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
     createUseCacheHandler({ debug: true })
@@ -207,7 +210,13 @@ function startLog(dir) {
     env: { PATH: process.env.PATH },
   })
   assert.equal(out.status, 0, out.stderr)
-  return `${out.stdout}${out.stderr}`
+  return { stdout: out.stdout, stderr: out.stderr }
+}
+
+/** Both streams of `startStreams`, as one text. */
+function startLog(dir) {
+  const { stdout, stderr } = startStreams(dir)
+  return `${stdout}${stderr}`
 }
 
 test("with durableUseCacheEntries, 'use cache' entries are kept under the Next release", () => {
@@ -249,10 +258,16 @@ test('with durable entries on, the start-up log names the variables Next puts in
     { bundler: 'webpack', manifest: turbopackManifest },
   )
   try {
-    const lines = line(startLog(durable))
+    const { stdout, stderr } = startStreams(durable)
+    const lines = line(`${stdout}${stderr}`)
     assert.equal(lines.length, 1, lines.join('\n'))
     assert.match(lines[0], /values of API_URL, INSTANCE_NAME, ORIGIN_URL/)
     assert.match(lines[0], /whether NEXT_PRIVATE_DEBUG_CACHE is set/)
+    // A warning (stderr), since it silently splits the fleet's 'use cache' entries when one of
+    // these differs per instance, and it names the fix, which withFleetcache applies.
+    assert.deepEqual(line(stderr), lines, 'logged as a warning, on stderr')
+    assert.match(lines[0], /set experimental\.durableUseCacheEntries: false in next\.config/)
+    assert.match(lines[0], /withFleetcache/)
     assert.deepEqual(line(startLog(off)), [])
     assert.deepEqual(line(startLog(webpack)), [])
   } finally {

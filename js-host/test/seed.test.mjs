@@ -74,6 +74,23 @@ async function seed() {
   return JSON.parse((await runSeed()).stdout)
 }
 
+/** Runs the CLI with `args` as a user types them (no `--json` added): exit code and both streams. */
+async function cli(args) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
+  )
+  try {
+    const r = await run(process.execPath, [CLI, ...args], {
+      env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX },
+      timeout: 60_000,
+    })
+    return { code: 0, stdout: r.stdout, stderr: r.stderr }
+  } catch (err) {
+    if (typeof err.code !== 'number') throw err
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
 /**
  * The creation time stored with KEY's entry (`fleetcache inspect`): a read of a fresh entry
  * shows Next the time of the read as its `lastModified`, not this.
@@ -202,6 +219,57 @@ describe('fleetcache seed', () => {
       await from(['--deployment', 'o9'], { FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
       /:o9 \(deployment from --deployment\)/,
     )
+  })
+
+  test('--quiet leaves stderr to errors: no namespace line, no progress, no timing line', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const seedArgs = ['seed', dist, '--deployment', DEPLOYMENT]
+    // Without --quiet the lines it removes are there.
+    await redis.command('FLUSHALL')
+    const loud = await cli(seedArgs)
+    assert.equal(loud.code, 0, loud.stderr)
+    assert.match(loud.stderr, /\] namespace /)
+    assert.match(loud.stderr, /^seeded 1 routes? in [\d.]+ s$/m)
+    await redis.command('FLUSHALL')
+    // The result still goes to stdout (the exact words: the next test).
+    const seeded = await cli([...seedArgs, '--quiet'])
+    assert.equal(seeded.code, 0, seeded.stderr)
+    assert.equal(seeded.stderr, '')
+    assert.match(
+      seeded.stdout,
+      new RegExp(`^seeded 1 prerendered routes? for deployment ${DEPLOYMENT}\n$`),
+    )
+    const purged = await cli(['purge', '--deployment', DEPLOYMENT, '--quiet'])
+    assert.equal(purged.code, 0, purged.stderr)
+    assert.equal(purged.stderr, '')
+    assert.match(purged.stdout, new RegExp(`^deleted 1 keys? of deployment ${DEPLOYMENT}\n$`))
+    // An error still reaches stderr.
+    const failed = await cli(['seed', path.join(logDir, 'no-such-dir'), '--quiet'])
+    assert.equal(failed.code, 1)
+    assert.match(failed.stderr, /^fleetcache: .*no-such-dir/)
+  })
+
+  test('counts the CLI prints are singular for one and plural otherwise', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    await redis.command('FLUSHALL')
+    const one = await cli(['seed', dist, '--deployment', DEPLOYMENT])
+    assert.equal(one.stdout, `seeded 1 prerendered route for deployment ${DEPLOYMENT}\n`)
+    assert.match(one.stderr, /^seeded 1 route in /m)
+    const dry = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
+    assert.equal(dry.stdout, `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted\n`)
+    assert.match(dry.stderr, new RegExp(`^found 1 key of deployment ${DEPLOYMENT} in `, 'm'))
+    const purged = await cli(['purge', '--deployment', DEPLOYMENT])
+    assert.equal(purged.stdout, `deleted 1 key of deployment ${DEPLOYMENT}\n`)
+    assert.match(purged.stderr, new RegExp(`^deleted 1 key of deployment ${DEPLOYMENT} in `, 'm'))
+    const none = await cli(['purge', '--deployment', DEPLOYMENT])
+    assert.equal(none.stdout, `deleted 0 keys of deployment ${DEPLOYMENT}\n`)
+    await cli(['seed', dist, '--deployment', DEPLOYMENT])
+    const kept = await cli(['seed', dist, '--deployment', DEPLOYMENT])
+    assert.match(
+      kept.stdout,
+      new RegExp(`^seeded 0 prerendered routes for deployment ${DEPLOYMENT}\n`),
+    )
+    assert.match(kept.stderr, /^seeded 0 routes in /m)
   })
 })
 

@@ -41,6 +41,14 @@ export function parseKey(key: string, prefix: string): ParsedKey {
   return { type: 'other' }
 }
 
+/**
+ * A count with its noun, singular for exactly one: `counted(1, 'key')` is `1 key`,
+ * `counted(0, 'key')` is `0 keys`. Every count the CLI prints goes through it.
+ */
+export function counted(n: number, one: string, many = `${one}s`): string {
+  return `${String(n)} ${n === 1 ? one : many}`
+}
+
 /** Bytes as a short human string. */
 export function bytes(n: number): string {
   if (n < 1024) return `${String(n)} B`
@@ -132,7 +140,7 @@ export async function collectStats(
             row.bytes += sizes[i] ?? 0
           } else row.leases += 1
         })
-        progress.tick(() => `scanned ${String(scanned)} keys`)
+        progress.tick(() => `scanned ${counted(scanned, 'key')}`)
       }
     }
   } finally {
@@ -170,7 +178,7 @@ export function formatStats(r: StatsReport): string {
     ]),
     '',
     `tags: ${String(r.tags)} known, ${String(r.revalidationLog)} in the revalidation log`,
-    `scanned ${String(r.scannedKeys)} keys${r.truncated ? ' (stopped at --max-keys: partial numbers)' : ''}; sizes by ${r.sizeBy}`,
+    `scanned ${counted(r.scannedKeys, 'key')}${r.truncated ? ' (stopped at --max-keys: partial numbers)' : ''}; sizes by ${r.sizeBy}`,
   ]
   return lines.join('\n')
 }
@@ -467,7 +475,7 @@ export async function purgeDeployment(
         }
         progress.tick(
           () =>
-            `${dryRun ? 'found' : 'deleted'} ${String(dryRun ? matched : deleted)} keys of deployment ${deployment}`,
+            `${dryRun ? 'found' : 'deleted'} ${counted(dryRun ? matched : deleted, 'key')} of deployment ${deployment}`,
         )
       }
     }

@@ -17,6 +17,7 @@ import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
 import {
   collectStats,
+  counted,
   formatInspect,
   formatStats,
   formatTags,
@@ -57,7 +58,8 @@ Options:
   --prefix <p>      key prefix (default: FLEETCACHE_PREFIX, then "fleetcache")
   --max-keys <n>    stop scans after this many keys (default 1000000)
   --json            machine-readable output
-  --quiet           no progress lines on stderr
+  --quiet           nothing on stderr but warnings and errors (no progress, timing or
+                    namespace line); the result still goes to stdout
   -v, --version     print the package's version and exit
 
 Environment, read as the server reads it: FLEETCACHE_REDIS_SENTINELS, FLEETCACHE_SENTINEL_USERNAME,
@@ -122,8 +124,9 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0
   }
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
-  // logs its start line through console.log, which goes to stderr here like the progress.
-  console.log = console.error
+  // logs its start line through console.log, which goes to stderr here like the progress, or
+  // nowhere with --quiet. Its warnings and errors (console.warn, console.error) stay.
+  console.log = values.quiet ? () => undefined : console.error
   const env = process.env
   const redisUrl = values.redis ?? (env.FLEETCACHE_REDIS_URL || env.REDIS_URL)
   if (!redisUrl) throw new UsageError('no Redis URL: pass --redis or set REDIS_URL')
@@ -197,12 +200,12 @@ async function main(argv: string[]): Promise<number> {
           progress,
         )
         progress.done(
-          `${dryRun ? 'found' : 'deleted'} ${String(dryRun ? r.matched : r.deleted)} keys of deployment ${deployment}`,
+          `${dryRun ? 'found' : 'deleted'} ${counted(dryRun ? r.matched : r.deleted, 'key')} of deployment ${deployment}`,
         )
         out(
           dryRun
-            ? `dry run: ${String(r.matched)} keys of deployment ${deployment} would be deleted`
-            : `deleted ${String(r.deleted)} keys of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
+            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted`
+            : `deleted ${counted(r.deleted, 'key')} of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
           { deployment, dryRun, ...r },
         )
         return 0
@@ -230,9 +233,9 @@ async function main(argv: string[]): Promise<number> {
           progress,
           deploymentSource,
         )
-        progress.done(`seeded ${String(r.written)} routes`)
+        progress.done(`seeded ${counted(r.written, 'route')}`)
         const lines = [
-          `seeded ${String(r.written)} prerendered routes for deployment ${keyDeployment(prefix, deploymentId)}`,
+          `seeded ${counted(r.written, 'prerendered route')} for deployment ${keyDeployment(prefix, deploymentId)}`,
           ...r.outdated.map((x) => `  left out (a tag was revalidated after the build): ${x}`),
           ...r.kept.map(
             (x) => `  kept (Redis holds an entry as new as the build's or newer): ${x}`,

@@ -30,6 +30,7 @@ import { close, runtimeFor } from '../runtime'
 import { sendWithValue } from '../store'
 import type { IncrementalValue } from '../value-codec'
 import { headerTags } from '../value-codec'
+import { counted } from './commands'
 import type { Conn } from './redis'
 import { Progress } from './redis'
 import { tools, toolsEngine } from './tools'
@@ -347,7 +348,7 @@ export async function seed(
   try {
     for (const s of seeds) {
       done += 1
-      progress.tick(() => `seeded ${String(done)} of ${String(seeds.length)} routes`)
+      progress.tick(() => `seeded ${String(done)} of ${counted(seeds.length, 'route')}`)
       let key: string
       try {
         // Refuses a key a handler would refuse (not well-formed UTF-16), before anything else.
