@@ -1036,7 +1036,12 @@ impl Engine {
         let key = self.namespace.entry_key(&Interface::Incremental, cache_key);
         regen::incremental_created(
             &mut self.regenerations,
-            (&self.stale_handouts, &self.fills, &self.mirror),
+            (
+                &self.stale_handouts,
+                &self.fills,
+                &self.mirror,
+                self.tag_sync.push(),
+            ),
             (&key, regen::Own::NONE),
             kind,
             tags,

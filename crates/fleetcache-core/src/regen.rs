@@ -24,6 +24,7 @@ use crate::strhash::HashSeed;
 
 use crate::incremental::ValueKind;
 use crate::lease::{Found, Step};
+use crate::tag_sync::PushFollow;
 use crate::tags::{canonical_tag, Freshness, TagMirror};
 use crate::time::Millis;
 
@@ -747,13 +748,19 @@ impl Regenerations {
 /// functions), also no later than any stale `'use cache'` entry with one of its tags handed
 /// out in this process since then ([`StaleHandouts`]; without a known start, within the last
 /// [`MAX_REGENERATION_MS`]), and than any `'use cache'` value written since then that it may
-/// hold and its tags find stale ([`RecentFills`]). Not a value written back unchanged: its bytes are an earlier
+/// hold and its tags find stale ([`RecentFills`]), by the time its data was judged by
+/// ([`judged_by`]). Not a value written back unchanged: its bytes are an earlier
 /// regeneration's, whose own write took the hand-outs of its time into account (they are in its
 /// made time), and no render of this one reached them (lowering its stamp voided Next's retry
 /// delay; fixed in 7a01957).
 pub fn incremental_created(
     regenerations: &mut Regenerations,
-    (handouts, fills, mirror): (&StaleHandouts, &RecentFills, &TagMirror),
+    (handouts, fills, mirror, push): (
+        &StaleHandouts,
+        &RecentFills,
+        &TagMirror,
+        Option<&PushFollow>,
+    ),
     (key, own): (&str, Own),
     kind: ValueKind,
     tags: &[&str],
@@ -768,7 +775,8 @@ pub fn incremental_created(
     // Owned, so the mirror's verdict is the one instantiation an entry's stored tags use.
     let page = canonical_tags(tags);
     let stale = |made: Millis| {
-        mirror.evaluate(made, page.iter().map(String::as_str), now) != Freshness::Fresh
+        let judged = judged_by(made, push);
+        mirror.evaluate(judged, page.iter().map(String::as_str), now) != Freshness::Fresh
     };
     let mut created = created;
     for t in [
@@ -802,14 +810,20 @@ pub fn incremental_created(
 /// Values pushed out of the ring, whose tags are gone, count only when the outer's tags find
 /// them stale: counting them all would stamp back every entry written in a busy process.
 pub fn use_cache_created(
-    (handouts, fills, mirror): (&StaleHandouts, &RecentFills, &TagMirror),
+    (handouts, fills, mirror, push): (
+        &StaleHandouts,
+        &RecentFills,
+        &TagMirror,
+        Option<&PushFollow>,
+    ),
     tags: &[&str],
     timestamp: Millis,
     now: Millis,
 ) -> Millis {
     let own = canonical_tags(tags);
     let stale = |made: Millis| {
-        mirror.evaluate(made, own.iter().map(String::as_str), now) != Freshness::Fresh
+        let judged = judged_by(made, push);
+        mirror.evaluate(judged, own.iter().map(String::as_str), now) != Freshness::Fresh
     };
     [
         fills.oldest_stale(&own, timestamp, &stale, true),
@@ -841,7 +855,7 @@ pub fn incremental_made(
     kind: ValueKind,
     own: Own,
     created: Millis,
-    push: Option<&crate::tag_sync::PushFollow>,
+    push: Option<&PushFollow>,
 ) -> Option<Millis> {
     if own.written_back.is_finite() {
         return own.made();
@@ -849,21 +863,27 @@ pub fn incremental_made(
     if matches!(kind, ValueKind::Fetch | ValueKind::Image) {
         return None;
     }
-    push.map(|p| p.vouched_from(created).min(created))
+    push.map(|_| judged_by(created, push))
 }
 
-/// When the value of a `'use cache'` entry whose invocation began at `began` (Next's stamp),
-/// stamped `created`, was made, for its tags to judge it by, where earlier than `created`: as
-/// for a page ([`incremental_made`]), following by push, no later than the time up to which the
-/// mirror vouched for what reached Redis when the invocation began. Its function may read
-/// other entries (a nested `'use cache'`), judged by the mirror as it was then. Pulling, `None`.
-pub fn use_cache_made(
-    began: Millis,
-    created: Millis,
-    push: Option<&crate::tag_sync::PushFollow>,
-) -> Option<Millis> {
-    push.map(|p| p.vouched_from(began))
-        .filter(|made| made.0 < created.0)
+/// When the value of a `'use cache'` entry stamped `created` ([`use_cache_created`]) was made,
+/// for its tags to judge it by, where earlier: as for a page ([`incremental_made`]), following
+/// by push, no later than the time up to which the mirror vouched for what reached Redis when
+/// its invocation began (or when a value it may have joined began, where `created` went back
+/// to that: [`judged_by`]). Its function may read other entries (a nested `'use cache'`),
+/// judged by the mirror as it was then. Pulling, `None`.
+pub fn use_cache_made(created: Millis, push: Option<&PushFollow>) -> Option<Millis> {
+    Some(judged_by(created, push)).filter(|made| made.0 < created.0)
+}
+
+/// The time by which the tags judge data a regeneration that began at `began` read:
+/// following by push, the time up to which the mirror vouched for the revalidations that had
+/// reached Redis then ([`PushFollow::vouched_from`]); pulling, `began` (the request's own pull
+/// began after it). Not stored with a `'use cache'` value this process wrote ([`RecentFills`]
+/// keeps Next's stamp, which also counts its `revalidate`): worked out from it when a page or
+/// an outer entry may hold it.
+pub fn judged_by(began: Millis, push: Option<&PushFollow>) -> Millis {
+    push.map_or(began, |p| p.vouched_from(began).min(began))
 }
 
 #[cfg(test)]

@@ -452,9 +452,8 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             payload_len,
         } => {
             let parts = [payload_len];
-            let began = timestamp;
             let timestamp = regen::use_cache_created(
-                (ctx.stale_handouts, ctx.fills, ctx.mirror),
+                (ctx.stale_handouts, ctx.fills, ctx.mirror, ctx.push),
                 tags,
                 timestamp,
                 now,
@@ -462,7 +461,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             let input = SetInput {
                 kind: EntryKind::UseCache,
                 timestamp,
-                made_at: regen::use_cache_made(began, timestamp, ctx.push),
+                made_at: regen::use_cache_made(timestamp, ctx.push),
                 revalidate,
                 expire,
                 stale,
@@ -511,7 +510,7 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                 let key = ctx.namespace.entry_key(&Interface::Incremental, cache_key);
                 let created = regen::incremental_created(
                     ctx.regenerations,
-                    (ctx.stale_handouts, ctx.fills, ctx.mirror),
+                    (ctx.stale_handouts, ctx.fills, ctx.mirror, ctx.push),
                     (&key, own),
                     desc.kind,
                     tags,
@@ -566,15 +565,10 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
     // Noted with Next's stamp, not one lowered for a value it may have joined
     // (`regen::use_cache_created`): invocations of one tag that overlap, one after the other,
     // would otherwise hand the oldest stamp on from each to the next for as long as they go on.
-    // Following by push, with the time its data was judged by (`regen::use_cache_made`): what
-    // joins it holds what a mirror vouching no later than that judged fresh.
     let fill = match request {
         WriteRequest::UseCache {
             tags, timestamp, ..
-        } => Some((
-            RecentFills::tags_of(tags),
-            regen::use_cache_made(timestamp, timestamp, ctx.push).unwrap_or(timestamp),
-        )),
+        } => Some((RecentFills::tags_of(tags), timestamp)),
         _ => None,
     };
     let plan = match planned {

@@ -1089,6 +1089,26 @@ fn a_page_that_joined_a_value_judged_before_a_pull_brought_a_revalidation_reads_
     );
 }
 
+/// An outer `'use cache'` entry that may have joined a value written while it ran goes back to
+/// that value's stamp (Next's, which its `revalidate` counts from), and only its tags judge it
+/// by the earlier time its data was judged by: lowering the stamp itself to that time would
+/// make every such entry due up to a pull interval early, with no revalidation at all.
+#[test]
+fn an_outer_entry_keeps_the_stamp_of_a_value_it_joined_and_is_judged_by_that_values_pull() {
+    use crate::tags::Freshness;
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    let _fill = written_use_cache(&mut e, &["shared"], NOW + 400.0, NOW + 620.0);
+    let outer = written_use_cache(&mut e, &["shared", "_N_T_/p"], NOW + 500.0, NOW + 700.0);
+    assert_eq!(outer.timestamp, Millis(NOW + 400.0));
+    assert_eq!(outer.made_at, Some(Millis(NOW + 50.0)));
+    assert_eq!(
+        e.mirror()
+            .evaluate(outer.made(), ["shared", "_N_T_/p"], Millis(NOW + 800.0)),
+        Freshness::Fresh
+    );
+}
+
 /// Pulling on every request, a regeneration's data is judged by its request's own pull, which
 /// started after the regeneration began: the page keeps its start for its tags too.
 #[test]

@@ -2642,7 +2642,7 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
     let key = e.namespace.entry_key(&Interface::Incremental, "/p");
     let created = crate::regen::incremental_created(
         &mut e.regenerations,
-        (&e.stale_handouts, &e.fills, &e.mirror),
+        (&e.stale_handouts, &e.fills, &e.mirror, None),
         (&key, back),
         ValueKind::AppPage,
         &[],
@@ -2692,7 +2692,7 @@ fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
         parts: &parts,
         created: crate::regen::incremental_created(
             &mut writer.regenerations,
-            (&writer.stale_handouts, &writer.fills, &writer.mirror),
+            (&writer.stale_handouts, &writer.fills, &writer.mirror, None),
             (&key, back),
             ValueKind::AppPage,
             &["t"],

@@ -293,7 +293,7 @@ fn a_page_is_stamped_by_a_hand_out_of_the_same_tag_in_another_form() {
     let mirror = crate::tags::TagMirror::new();
     let created = incremental_created(
         &mut r,
-        (&h, &RecentFills::default(), &mirror),
+        (&h, &RecentFills::default(), &mirror, None),
         ("/p", crate::regen::Own::NONE),
         ValueKind::AppPage,
         &[raw],
