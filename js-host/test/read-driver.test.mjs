@@ -812,6 +812,46 @@ test('a host that does not share sends a GET per read', async () => {
   for (const r of rs) r.answer.free()
 })
 
+test("a GET's reply is driven to the answer in the reply's own reaction", async () => {
+  // Microtask turns from a settled reply to the read's result: each promise between the two
+  // costs a Redis hit a turn (and a promise).
+  const turnsToAnswer = async (shares) => {
+    const io = fakeIo({ shares, get: () => Promise.resolve(bytesOf(4)) })
+    let done
+    void readEntry(engine, getter(), io).then((r) => {
+      done = r
+    })
+    let turns = 0
+    while (done === undefined && turns < 20) {
+      await null
+      turns++
+    }
+    assert.equal(done.answer.source, binding.Source.Redis)
+    done.answer.free()
+    return turns
+  }
+  // The reply's reaction runs the machine to its answer; the caller's reaction comes next.
+  assert.equal(await turnsToAnswer(false), 2)
+  assert.equal(await turnsToAnswer(true), 2)
+})
+
+test("a machine that throws on a GET's reply, or on its failure, rejects the read and is freed", async () => {
+  for (const fails of [false, true]) {
+    const io = fakeIo({
+      get: () => (fails ? Promise.reject(new Error('down')) : Promise.resolve(bytesOf(4))),
+    })
+    const m = scripted([
+      () => ({ kind: K.Get, budgetMs: 100 }),
+      () => {
+        throw Object.assign(new Error('trap'), { code: 'ERR_TRAP' })
+      },
+    ])
+    await assert.rejects(readEntry(engine, m, io), /trap/)
+    assert.ok(m.freed, fails ? 'after a failed GET' : 'after a reply')
+    assert.equal(m.inputs[1][0], fails ? 'failed' : 'reply')
+  }
+})
+
 test('a store in this process answers a Get in the same turn: no get, no sharing, no await', async () => {
   const held = bytesOf(12)
   const asked = []
