@@ -835,6 +835,67 @@ test("a GET's reply is driven to the answer in the reply's own reaction", async 
   assert.equal(await turnsToAnswer(true), 2)
 })
 
+test('a GET that other reads may join costs its read no promise more than one they may not', async () => {
+  const { createHook } = await import('node:async_hooks')
+  const promisesOf = async (shares) => {
+    const io = fakeIo({ shares, get: () => Promise.resolve(bytesOf(4)) })
+    let n = 0
+    const hook = createHook({
+      init: (_id, type) => {
+        if (type === 'PROMISE') n += 1
+      },
+    })
+    hook.enable()
+    let r
+    try {
+      r = await readEntry(engine, getter(), io)
+    } finally {
+      hook.disable()
+    }
+    r.answer.free()
+    return n
+  }
+  // Each twice, the second counted: a first run also makes what the process makes once.
+  await promisesOf(false)
+  await promisesOf(true)
+  const alone = await promisesOf(false)
+  const joinable = await promisesOf(true)
+  assert.equal(joinable, alone)
+})
+
+test(
+  'a GET others may join lets go of its reply once settled, whichever way it settled',
+  { skip: globalThis.gc === undefined && 'needs node --expose-gc' },
+  async () => {
+    for (const fails of [false, true]) {
+      let reply
+      const io = fakeIo({
+        shares: true,
+        get: () => {
+          const bytes = bytesOf(4)
+          reply = new WeakRef(bytes)
+          return fails
+            ? Promise.reject(Object.assign(new Error('down'), { bytes }))
+            : Promise.resolve(bytes)
+        },
+      })
+      const m = scripted([
+        () => ({ kind: K.Get, budgetMs: 100 }),
+        () => answer({ source: binding.Source.None, served: binding.Served.Miss }),
+      ])
+      // The result (which holds the bytes or the error) is dropped before the collection.
+      await readEntry(engine, m, io).then((r) => {
+        r.answer.free()
+      })
+      m.inputs.length = 0 // the scripted machine's record of its inputs (the reply among them)
+      await settle()
+      globalThis.gc()
+      // Held by the map of GETs in flight, if by anything.
+      assert.equal(reply.deref(), undefined, fails ? 'after a failed GET' : 'after a reply')
+    }
+  },
+)
+
 test("a machine that throws on a GET's reply, or on its failure, rejects the read and is freed", async () => {
   for (const fails of [false, true]) {
     const io = fakeIo({
