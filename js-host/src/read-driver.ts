@@ -591,6 +591,9 @@ interface InFlight<V> {
   readonly order: number
   /** The announcements heard when it went out (`ReadIo.announcementsHeard`). */
   readonly heard: number
+  /** The map it is in flight in, under `id`. */
+  readonly pending: Map<string, InFlight<V>>
+  readonly id: string
 }
 
 /** `GET`s in flight, per engine (one per runtime) and entry key. */
@@ -620,32 +623,64 @@ function share<V>(
   order: number,
   send: () => Promise<V>,
 ): [Promise<V>, boolean, number] {
+  const pending = inFlightOf(table, engine)
+  const shared = pending.get(id)
+  if (shared?.reply !== undefined && joins(shared, began, heard)) {
+    return [shared.reply, true, shared.order]
+  }
+  const sent = issuedAt()
+  const reply = send()
+  const inFlight = issue(pending, id, reply, sent, heard, order)
+  const done = (): void => {
+    settle(inFlight)
+  }
+  reply.then(done, done)
+  return [reply, false, order]
+}
+
+/** The requests in flight of `engine` in `table`. */
+function inFlightOf<V>(
+  table: WeakMap<object, Map<string, InFlight<V>>>,
+  engine: object,
+): Map<string, InFlight<V>> {
   let pending = table.get(engine)
   if (pending === undefined) {
     pending = new Map()
     table.set(engine, pending)
   }
-  const shared = pending.get(id)
-  if (shared?.reply !== undefined && shared.sent >= began && shared.heard === heard) {
-    return [shared.reply, true, shared.order]
-  }
-  const sent = issuedAt()
-  const reply = send()
-  const inFlight: InFlight<V> = { reply, sent, heard, order }
-  const map = pending
-  map.set(id, inFlight)
-  const done = (): void => {
-    if (map.get(id) === inFlight) map.delete(id)
-    // The entry lets go of the settled promise, and so of the reply it holds (an entry, a
-    // view into node-redis's socket read of up to 64 KiB). The map lives as long as the
-    // process, in V8's old generation, and an entry removed from it stayed reachable for the
-    // minor collections until the next full one: the replies were promoted, and 300,000 hits
-    // of 10 KB at 16 in flight ran 85 full collections where a raw GET's loop runs 12 (12
-    // with this line, and 24.0 instead of 29.6 us of CPU per hit).
-    inFlight.reply = undefined
-  }
-  reply.then(done, done)
-  return [reply, false, order]
+  return pending
+}
+
+/** Whether a read that began at `began` under `heard` announcements may join `shared` (`share`). */
+function joins(shared: InFlight<unknown>, began: number, heard: number): boolean {
+  return shared.sent >= began && shared.heard === heard
+}
+
+/** `reply`, issued at `sent`, as the request in flight for `id`; `settle` it once it settles. */
+function issue<V>(
+  pending: Map<string, InFlight<V>>,
+  id: string,
+  reply: Promise<V>,
+  sent: number,
+  heard: number,
+  order: number,
+): InFlight<V> {
+  const inFlight: InFlight<V> = { reply, sent, heard, order, pending, id }
+  pending.set(id, inFlight)
+  return inFlight
+}
+
+/** `inFlight` settled: no read joins it any more. */
+function settle(inFlight: InFlight<unknown>): void {
+  const { pending, id } = inFlight
+  if (pending.get(id) === inFlight) pending.delete(id)
+  // The entry lets go of the settled promise, and so of the reply it holds (an entry, a
+  // view into node-redis's socket read of up to 64 KiB). The map lives as long as the
+  // process, in V8's old generation, and an entry removed from it stayed reachable for the
+  // minor collections until the next full one: the replies were promoted, and 300,000 hits
+  // of 10 KB at 16 in flight ran 85 full collections where a raw GET's loop runs 12 (12
+  // with this line, and 24.0 instead of 29.6 us of CPU per hit).
+  inFlight.reply = undefined
 }
 
 /**
@@ -1062,6 +1097,8 @@ class Read<E extends object, T> {
   private joined = false
   /** The number of the command joined (`share`); read only when `joined`. */
   private joinedOrder = 0
+  /** The `GET` this read issued and others may join, until it settles (`getEntry`). */
+  private issued: InFlight<Uint8Array | null> | undefined = undefined
   /** The read clock when this read began: it joins only requests sent after (`share`). */
   private readonly began = sentClock
   private readError: unknown = undefined
@@ -1195,6 +1232,11 @@ class Read<E extends object, T> {
           startRenewal(engine, machine, io, answer)
           return { answer, bytes, value, readError: this.readError }
         }
+        if (kind === K.Get && io.getNow === undefined) {
+          // The reply's step and the steps after it run in the reply's own turn (`getEntry`).
+          this.steps++
+          return this.getEntry(f)
+        }
         const next = this.advance(kind, f)
         if (typeof next !== 'number') {
           this.steps++
@@ -1289,8 +1331,12 @@ class Read<E extends object, T> {
     return this.machine.failed(this.engine, failureOf(this.binding, err), this.io.now())
   }
 
-  /** `Get`: reads the entry, then gives its bytes (or the failure) to the machine. */
-  private getEntry(f: Float64Array): Promise<number> {
+  /**
+   * `Get`: reads the entry, then gives its bytes (or the failure) to the machine and drives it
+   * on (`run`) in the same reaction: a promise and a microtask turn fewer per Redis read than a
+   * step handed back to `run` to chain (the other steps that wait).
+   */
+  private getEntry(f: Float64Array): Promise<ReadResult<T>> {
     const { io } = this
     // `Get` reads the entry key (the binding's contract): no key string crosses again.
     let reading: Promise<Uint8Array | null>
@@ -1299,16 +1345,23 @@ class Read<E extends object, T> {
       const key = this.entryKey
       const order = f[this.base + this.binding.ReadField.Order] ?? 0
       if (io.shares === true) {
+        // `share`, with the request settled by this read's own reaction to it (`settled`): no
+        // closure, promise or reaction of its own. The reactions of the reads that join it
+        // come after this one, as they came after `share`'s.
         const heard = io.announcementsHeard?.() ?? 0
-        ;[reading, this.joined, this.joinedOrder] = share(
-          getting,
-          this.engine,
-          key,
-          this.began,
-          heard,
-          order,
-          () => io.get(key, budgetMs),
-        )
+        const pending = inFlightOf(getting, this.engine)
+        const shared = pending.get(key)
+        if (shared?.reply !== undefined && joins(shared, this.began, heard)) {
+          reading = shared.reply
+          this.joined = true
+          this.joinedOrder = shared.order
+        } else {
+          const sent = issuedAt()
+          reading = io.get(key, budgetMs)
+          this.issued = issue(pending, key, reading, sent, heard, order)
+          this.joined = false
+          this.joinedOrder = order
+        }
       } else {
         this.joined = false
         reading = io.get(key, budgetMs)
@@ -1319,11 +1372,55 @@ class Read<E extends object, T> {
     this.hooks.sent?.()
     // One `then`, not an async function and its await: a promise fewer per Redis read.
     return reading.then(
-      (bytes) => this.replied(bytes),
+      (bytes) => {
+        this.settled()
+        return this.onward(this.repliedOrFree(bytes))
+      },
       (err: unknown) => {
+        this.settled()
         if (codeOf(err) !== 'ERR_REDIS_CIRCUIT_OPEN') this.readError = err
-        const refreshing = this.refreshing
-        return refreshing === undefined ? this.failed(err) : refreshing.then(() => this.failed(err))
+        return this.onward(this.failedOrFree(err))
+      },
+    )
+  }
+
+  /** The `GET` this read issued for others to join, if any, has settled (`settle`). */
+  private settled(): void {
+    const issued = this.issued
+    if (issued === undefined) return
+    this.issued = undefined
+    settle(issued)
+  }
+
+  /** `replied`, with the machine freed when it throws (as `run` frees it for a step's). */
+  private repliedOrFree(bytes: Uint8Array | null): number | Promise<number> {
+    try {
+      return this.replied(bytes)
+    } catch (err) {
+      this.machine.free()
+      throw err
+    }
+  }
+
+  /** The failed `Get` given (after a pending refresh, rule R1); the machine freed on a throw. */
+  private failedOrFree(err: unknown): number | Promise<number> {
+    try {
+      const refreshing = this.refreshing
+      return refreshing === undefined ? this.failed(err) : refreshing.then(() => this.failed(err))
+    } catch (thrown) {
+      this.machine.free()
+      throw thrown
+    }
+  }
+
+  /** Drives the machine on from a step's outcome, as `run` does after a step that waited. */
+  private onward(next: number | Promise<number>): ReadResult<T> | Promise<ReadResult<T>> {
+    if (typeof next === 'number') return this.run(next)
+    return next.then(
+      (k) => this.run(k),
+      (err: unknown) => {
+        this.machine.free()
+        throw err
       },
     )
   }
@@ -1432,8 +1529,12 @@ class Read<E extends object, T> {
         if (held !== null) this.kept = held
         return this.give(Given.Fallback, held, this.entryKey)
       }
-      case K.Get:
-        return io.getNow === undefined ? this.getEntry(f) : this.getHeld(io.getNow)
+      case K.Get: {
+        const getNow = io.getNow
+        // Without a store in this process `run` sends the `GET` itself (`getEntry`).
+        if (getNow === undefined) throw new Error('read driver: Get step without a store here')
+        return this.getHeld(getNow)
+      }
       case K.NeedMore:
         return this.feed(this.givenBytes?.subarray(0, f[base + F.Need] ?? 0))
       case K.Acquire:

@@ -28,6 +28,9 @@ export function bufferToStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   })
 }
 
+/** The queuing strategy of an early stream (`EarlyStream.build`). */
+const NO_PULL = { highWaterMark: 0 }
+
 /** Early streams asked for in this turn, built together by one `setImmediate`. */
 let batch: EarlyStream[] = []
 
@@ -59,11 +62,17 @@ export class EarlyStream {
   /** The batch's turn: the stream, unless it is no longer wanted. */
   build(): void {
     if (this.over) return
-    this.stream = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.controller = controller
+    // A high-water mark of 0: the source is never pulled. With the default (1) the empty
+    // stream asks for a chunk once started, a call and a promise turn for nothing on every hit;
+    // a consumer sees no difference (the mark only sets the source's `desiredSize`).
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller
+        },
       },
-    })
+      NO_PULL,
+    )
   }
 
   /** `bytes` as a fresh stream: the one built during the read if it is ready, else a new one. */

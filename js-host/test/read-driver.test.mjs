@@ -812,6 +812,107 @@ test('a host that does not share sends a GET per read', async () => {
   for (const r of rs) r.answer.free()
 })
 
+test("a GET's reply is driven to the answer in the reply's own reaction", async () => {
+  // Microtask turns from a settled reply to the read's result: each promise between the two
+  // costs a Redis hit a turn (and a promise).
+  const turnsToAnswer = async (shares) => {
+    const io = fakeIo({ shares, get: () => Promise.resolve(bytesOf(4)) })
+    let done
+    void readEntry(engine, getter(), io).then((r) => {
+      done = r
+    })
+    let turns = 0
+    while (done === undefined && turns < 20) {
+      await null
+      turns++
+    }
+    assert.equal(done.answer.source, binding.Source.Redis)
+    done.answer.free()
+    return turns
+  }
+  // The reply's reaction runs the machine to its answer; the caller's reaction comes next.
+  assert.equal(await turnsToAnswer(false), 2)
+  assert.equal(await turnsToAnswer(true), 2)
+})
+
+test('a GET that other reads may join costs its read no promise more than one they may not', async () => {
+  const { createHook } = await import('node:async_hooks')
+  const promisesOf = async (shares) => {
+    const io = fakeIo({ shares, get: () => Promise.resolve(bytesOf(4)) })
+    let n = 0
+    const hook = createHook({
+      init: (_id, type) => {
+        if (type === 'PROMISE') n += 1
+      },
+    })
+    hook.enable()
+    let r
+    try {
+      r = await readEntry(engine, getter(), io)
+    } finally {
+      hook.disable()
+    }
+    r.answer.free()
+    return n
+  }
+  // Each twice, the second counted: a first run also makes what the process makes once.
+  await promisesOf(false)
+  await promisesOf(true)
+  const alone = await promisesOf(false)
+  const joinable = await promisesOf(true)
+  assert.equal(joinable, alone)
+})
+
+test(
+  'a GET others may join lets go of its reply once settled, whichever way it settled',
+  { skip: globalThis.gc === undefined && 'needs node --expose-gc' },
+  async () => {
+    for (const fails of [false, true]) {
+      let reply
+      const io = fakeIo({
+        shares: true,
+        get: () => {
+          const bytes = bytesOf(4)
+          reply = new WeakRef(bytes)
+          return fails
+            ? Promise.reject(Object.assign(new Error('down'), { bytes }))
+            : Promise.resolve(bytes)
+        },
+      })
+      const m = scripted([
+        () => ({ kind: K.Get, budgetMs: 100 }),
+        () => answer({ source: binding.Source.None, served: binding.Served.Miss }),
+      ])
+      // The result (which holds the bytes or the error) is dropped before the collection.
+      await readEntry(engine, m, io).then((r) => {
+        r.answer.free()
+      })
+      m.inputs.length = 0 // the scripted machine's record of its inputs (the reply among them)
+      await settle()
+      globalThis.gc()
+      // Held by the map of GETs in flight, if by anything.
+      assert.equal(reply.deref(), undefined, fails ? 'after a failed GET' : 'after a reply')
+    }
+  },
+)
+
+test("a machine that throws on a GET's reply, or on its failure, rejects the read and is freed", async () => {
+  for (const fails of [false, true]) {
+    const io = fakeIo({
+      get: () => (fails ? Promise.reject(new Error('down')) : Promise.resolve(bytesOf(4))),
+    })
+    const m = scripted([
+      () => ({ kind: K.Get, budgetMs: 100 }),
+      () => {
+        throw Object.assign(new Error('trap'), { code: 'ERR_TRAP' })
+      },
+    ])
+    await assert.rejects(readEntry(engine, m, io), /trap/)
+    assert.ok(m.freed, fails ? 'after a failed GET' : 'after a reply')
+    assert.equal(m.inputs[1][0], fails ? 'failed' : 'reply')
+  }
+})
+
 test('a store in this process answers a Get in the same turn: no get, no sharing, no await', async () => {
   const held = bytesOf(12)
   const asked = []

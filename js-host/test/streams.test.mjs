@@ -74,3 +74,41 @@ test('the reads of one turn share one setImmediate, and each gets its own stream
   await immediate()
   assert.ok(later.stream instanceof ReadableStream)
 })
+
+test('a stream built early costs no more promises than one built when the bytes come', async () => {
+  const { createHook } = await import('node:async_hooks')
+  // Promises created from the read's start to the consumer's last read, either way.
+  const promisesOf = async (read) => {
+    let n = 0
+    const hook = createHook({
+      init: (_id, type) => {
+        if (type === 'PROMISE') n += 1
+      },
+    })
+    hook.enable()
+    try {
+      assert.equal((await streamToBuffer(await read())).toString(), 'v')
+    } finally {
+      hook.disable()
+    }
+    return n
+  }
+  const plainRead = async () => {
+    await immediate() // the read's round trip
+    return bufferToStream(bytes('v'))
+  }
+  const earlyRead = async () => {
+    const e = new EarlyStream()
+    await immediate()
+    assert.ok(e.stream instanceof ReadableStream, 'built while the read was in flight')
+    return e.fill(bytes('v'))
+  }
+  // Each twice, the second counted: a first run also makes what the process makes once.
+  await promisesOf(plainRead)
+  await promisesOf(earlyRead)
+  const plain = await promisesOf(plainRead)
+  const early = await promisesOf(earlyRead)
+  // An empty stream started with the default high-water mark pulls its source once: a call
+  // and two promises on every hit, for a source that has nothing to give.
+  assert.ok(early <= plain, `early ${String(early)} promises, plain ${String(plain)}`)
+})
