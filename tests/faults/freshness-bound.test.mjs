@@ -125,11 +125,21 @@ for (const { mode, boundMs } of modes) {
     /**
      * One round: bump, revalidate on A, `around` (the fault: given the revalidation's
      * resolution promise, it returns the reads of the pairs it takes over), every other pair
-     * read as above; then every read past the bound must be the new version.
+     * read as above; then every read past the bound must be the new version, but those
+     * `joined(node, read)` says Next may have served from a fill it joined (the handler is not
+     * asked: docs/failures.md, "Regenerations").
      */
     async function round(
       label,
-      { before: setUp, around, by = nodes[0], trigger = TRIGGER, tag = NAME, routes = ROUTES } = {},
+      {
+        before: setUp,
+        around,
+        by = nodes[0],
+        trigger = TRIGGER,
+        tag = NAME,
+        routes = ROUTES,
+        joined = () => false,
+      } = {},
     ) {
       const oldV = origin.version(NAME)
       await settledOn(oldV, routes)
@@ -167,7 +177,7 @@ for (const { mode, boundMs } of modes) {
             `${label} served v${r.version}; expected v${oldV} or v${newV}`,
           )
         }
-        const past = reads.filter((r) => r.started >= bound)
+        const past = reads.filter((r) => r.started >= bound && !joined(node, r))
         assert.ok(past.length > 0, `${label}: no read started past the bound`)
         const stale = past.filter((r) => r.version !== newV)
         if (stale.length) late.push(`${label}: ${stale.length} of ${past.length} reads`)
@@ -336,12 +346,18 @@ for (const { mode, boundMs } of modes) {
      */
     async function racingRound(label, by, { trigger = TRIGGER, tag = NAME, routes = ROUTES }) {
       let racing
+      let racingEnded = Number.POSITIVE_INFINITY
       try {
         await round(label, {
           by,
           trigger,
           tag,
           routes,
+          // Next joins a pending 'use cache' invocation of its process before it asks the
+          // handler, and serves what it joined: a render on `by` begun before the racing fill
+          // ended may be given the fill's old data (seen: P's read at 0 ms waited for the fill
+          // and got it). What the page stores is judged stale, so every read after is new.
+          joined: (node, r) => node === by && r.started < racingEnded,
           before: async () => {
             origin.delay(NAME, RACE_MS)
             // Expired: the next read on the instance that revalidated (the others may not
@@ -350,7 +366,9 @@ for (const { mode, boundMs } of modes) {
             await by.call(TRIGGER)
             await waitForRevalidation(redis, NAME, since, { mode: 'expire' })
             const calls = origin.calls(NAME)
-            racing = by.getData('/shared/dynamic')
+            racing = by.getData('/shared/dynamic').finally(() => {
+              racingEnded = Date.now()
+            })
             await waitFor(() => origin.calls(NAME) > calls, {
               timeoutMs: 10_000,
               intervalMs: 5,
