@@ -14,11 +14,58 @@ import { waitFor } from './util.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
+const isWord = (c) => /^[A-Za-z0-9_]$/.test(c)
+
+/**
+ * Whether `a` then `b` with no space between could lex otherwise than with one (scripts.rs,
+ * `joins`): two words, a number (`number`: the word `a` ends began with a digit) or `..` then
+ * `.`, `-` then `-`, a comparison's `=`, `[` then `[` or `=`.
+ */
+const joins = (a, b, number) =>
+  (isWord(a) && isWord(b)) ||
+  (b === '.' && ((number && isWord(a)) || a === '.')) ||
+  (a === '-' && b === '-') ||
+  (b === '=' && '=~<>'.includes(a)) ||
+  (a === '[' && (b === '[' || b === '='))
+
+/** One line of a script as sent (scripts.rs, `compact`): '' when it holds no code. */
+function compactLine(line) {
+  let out = ''
+  let last = ''
+  let quote = ''
+  let space = false
+  let number = false
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]
+    if (quote === '') {
+      if (c === ' ' || c === '\t' || c === '\r') {
+        space = true
+        continue
+      }
+      if (c === '-' && line[i + 1] === '-') break
+      if (space && last !== '' && joins(last, c, number)) out += ' '
+      if (isWord(c) && (space || !isWord(last))) number = /[0-9]/.test(c)
+      space = false
+      if (c === "'" || c === '"') quote = c
+    } else if (c === '\\' && i + 1 < line.length) {
+      out += c + line[i + 1]
+      last = line[i + 1]
+      i++
+      continue
+    } else if (c === quote) {
+      quote = ''
+    }
+    out += c
+    last = c
+  }
+  return out
+}
+
 /**
  * The SHA-1 Redis knows a script of crates/fleetcache-core/src/lua/ by (`EVALSHA`, MONITOR):
- * the file as the core sends it, without comment lines, blank lines and indentation
- * (crates/fleetcache-core/src/scripts.rs). Checked against the engine js-host built, so a
- * change to either side fails here rather than counting nothing.
+ * the file as the core sends it, without comments, blank lines, indentation and the spaces no
+ * token needs (crates/fleetcache-core/src/scripts.rs, `compact`). Checked against the engine
+ * js-host built, so a change to either side fails here rather than counting nothing.
  */
 export function scriptSha(file) {
   const source = fs.readFileSync(
@@ -27,8 +74,8 @@ export function scriptSha(file) {
   )
   const sent = source
     .split('\n')
-    .map((line) => line.replace(/^[ \t]+/, ''))
-    .filter((line) => line !== '' && !line.startsWith('--'))
+    .map(compactLine)
+    .filter((line) => line !== '')
     .map((line) => `${line}\n`)
     .join('')
   const sha = crypto.createHash('sha1').update(sent).digest('hex')

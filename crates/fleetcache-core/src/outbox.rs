@@ -118,7 +118,9 @@ pub fn missing_permission(error: &str, prefix: &str) -> Option<String> {
     }
     if let Some(rest) = after(error, "to run the '") {
         if let Some(command) = before_quote(rest) {
-            if !command.is_empty() && !command.contains(char::is_whitespace) {
+            // A command name is ASCII: a byte test, not `char::is_whitespace` (its Unicode
+            // table and core's char-predicate searcher in the wasm module).
+            if !command.is_empty() && !command.bytes().any(|b| b.is_ascii_whitespace()) {
                 return Some(crate::text!("+", command.to_ascii_lowercase()));
             }
         }
@@ -626,6 +628,15 @@ mod tests {
             (
                 "NOPERM User u has no permissions to run the 'cluster|slots' command".to_owned(),
                 Some("+cluster|slots".to_owned()),
+            ),
+            // Not a command name: no `+` rule made of it.
+            (
+                "NOPERM User u has no permissions to run the 'get\tset' command".to_owned(),
+                None,
+            ),
+            (
+                "NOPERM User u has no permissions to run the 'get set' command".to_owned(),
+                None,
             ),
             (
                 "NOPERM this user has no permissions to access one of the keys used as arguments"

@@ -17,8 +17,6 @@
 //! regeneration that never wrote leaves its read behind): without a usable read, the write time
 //! is the creation time, as before.
 
-use std::collections::VecDeque;
-
 use crate::keyed::KeyedVec;
 use crate::strhash::HashSeed;
 
@@ -562,9 +560,12 @@ struct Noted {
 #[derive(Clone, Debug, Default)]
 struct Recent {
     noted: KeyedVec<Noted>,
-    /// Insertion order, for dropping the oldest: `(sequence, key)`; an entry whose sequence no
-    /// longer matches the map's is a leftover and skipped.
-    order: VecDeque<(u64, String)>,
+    /// Insertion order, for dropping the oldest: `(sequence, key)` from `head` on (the ones
+    /// before it were dropped); an entry whose sequence no longer matches the map's is a
+    /// leftover and skipped. A `Vec` with a head, not a `VecDeque`: the deque's code was about
+    /// 1 KB of the wasm module (docs/decisions/0028-wasm-size-budget.md, tenth pass).
+    order: Vec<(u64, String)>,
+    head: usize,
     seq: u64,
 }
 
@@ -585,20 +586,32 @@ impl Recent {
         self.seq += 1;
         let seq = self.seq;
         self.noted.insert(key, Noted { at, due, seq });
-        self.order.push_back((seq, key.to_owned()));
+        self.order.push((seq, key.to_owned()));
         while self.noted.len() > MAX_REGENERATIONS {
-            let Some((seq, k)) = self.order.pop_front() else {
+            let Some((seq, k)) = self.order.get(self.head) else {
                 break;
             };
-            if self.noted.get(&k).is_some_and(|n| n.seq == seq) {
-                self.noted.remove(&k);
+            self.head += 1;
+            if self.noted.get(k).is_some_and(|n| n.seq == *seq) {
+                self.noted.remove(k);
             }
         }
-        // Leftovers of replaced or consumed keys: keep the queue within twice the map.
+        // Dropped entries and leftovers of replaced or consumed keys: keep the queue within
+        // twice the map, the live ones moved to the front in order.
         if self.order.len() > 2 * MAX_REGENERATIONS {
-            let live = &self.noted;
-            self.order
-                .retain(|(seq, k)| live.get(k).is_some_and(|n| n.seq == *seq));
+            let mut kept = 0;
+            for at in self.head..self.order.len() {
+                let live = self
+                    .order
+                    .get(at)
+                    .is_some_and(|(seq, k)| self.noted.get(k).is_some_and(|n| n.seq == *seq));
+                if live {
+                    self.order.swap(kept, at);
+                    kept += 1;
+                }
+            }
+            self.order.truncate(kept);
+            self.head = 0;
         }
     }
 
@@ -1221,6 +1234,27 @@ mod tests {
         r.note_fresh("k", Millis(100.0), Millis(1_100.0));
         r.note_fresh("k", Millis(1_200.0), Millis(61_200.0));
         assert!(r.created("k", Millis(1_300.0)).0 <= 100.0);
+    }
+
+    /// Leftovers past twice the bound are compacted away, and the oldest live key is still
+    /// the first dropped after that.
+    #[test]
+    fn the_order_stays_bounded_and_oldest_first_across_compaction() {
+        let mut r = Regenerations::new();
+        for i in 0..(2 * MAX_REGENERATIONS + 5) {
+            let at = Millis(i as f64);
+            r.created("x", at);
+            r.began("x", at);
+            assert!(r.started.order.len() <= 2 * MAX_REGENERATIONS + 1);
+        }
+        let x_at = Millis((2 * MAX_REGENERATIONS + 4) as f64);
+        for i in 0..MAX_REGENERATIONS {
+            r.began(&format!("k{i}"), Millis(x_at.0 + 1.0 + i as f64));
+        }
+        assert_eq!(r.len(), MAX_REGENERATIONS);
+        let now = Millis(x_at.0 + 30_000.0);
+        assert_eq!(r.created("x", now), now, "the oldest, dropped");
+        assert_eq!(r.created("k0", now), Millis(x_at.0 + 1.0));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct Script {
     /// Short name for logs and metrics.
     pub name: &'static str,
     /// The Lua source as sent, byte-exact (its SHA-1 is what `EVALSHA` looks up): the file
-    /// without comment lines, blank lines and indentation.
+    /// without comments, blank lines, indentation and the spaces no token needs.
     pub source: &'static str,
     /// Lowercase hex SHA-1 of `source`, computed at compile time: a script is planned on
     /// every request, and hashing its text each time cost time and the hash's code.
@@ -34,14 +34,15 @@ impl Script {
 }
 
 /// The text a script is sent as: its file under `src/lua/` without comment lines, blank
-/// lines and indentation, stripped at compile time. The files are written for readers; Redis
-/// needs none of that, and it was almost half of the source text the wasm module carries
-/// (docs/decisions/0028-wasm-size-budget.md). The scripts use no long strings (`[[...]]`) and
-/// no string spans lines, so no line that is kept changes meaning.
+/// lines, indentation, and the spaces no token needs, compacted at compile time. The files
+/// are written for readers; Redis needs none of that, and it was almost half of the source
+/// text the wasm module carries (docs/decisions/0028-wasm-size-budget.md). The scripts use no
+/// long strings or long comments (`[[...]]`) and no string spans lines, so each kept line
+/// holds the same tokens, in the same order, as in the file (the tests lex both and compare).
 macro_rules! lua {
     ($name:literal, $file:literal) => {{
         const FILE: &[u8] = include_bytes!($file);
-        const BYTES: [u8; stripped_len(FILE)] = stripped(FILE);
+        const BYTES: [u8; compact::<0>(FILE).1] = compact(FILE).0;
         const SOURCE: &str = match core::str::from_utf8(&BYTES) {
             Ok(source) => source,
             Err(_) => panic!("a Lua script is not UTF-8"),
@@ -75,54 +76,95 @@ const fn line_bounds(src: &[u8], at: usize) -> (usize, usize) {
     (start, end)
 }
 
-// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
-// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
-#[allow(clippy::indexing_slicing)]
-/// Whether a line's text (after indentation) is kept: not empty, not a `--` comment.
-const fn kept(src: &[u8], start: usize, end: usize) -> bool {
-    end > start && !(end - start >= 2 && src[start] == b'-' && src[start + 1] == b'-')
+/// A byte of a Lua name, keyword or number.
+const fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether `a` then `b` with no space between could lex otherwise than with one: two words
+/// (`local x`), a number (`a` ends a word that began with a digit: `number`) then `.`
+/// (`1 ..`), `..` then `.`, `-` then `-` (a comment), a comparison's `=` (`~ =` is no `~=`),
+/// `[` then `[` or `=` (a long string).
+const fn joins(a: u8, b: u8, number: bool) -> bool {
+    (is_word(a) && is_word(b))
+        || (b == b'.' && ((number && is_word(a)) || a == b'.'))
+        || (a == b'-' && b == b'-')
+        || (b == b'=' && (a == b'=' || a == b'~' || a == b'<' || a == b'>'))
+        || (a == b'[' && (b == b'[' || b == b'='))
 }
 
 // Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
 // panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
 #[allow(clippy::indexing_slicing)]
-/// Length of [`stripped`]'s output.
-const fn stripped_len(src: &[u8]) -> usize {
-    let mut len = 0;
-    let mut at = 0;
-    while at < src.len() {
-        let (start, end) = line_bounds(src, at);
-        if kept(src, start, end) {
-            len += end - start + 1;
-        }
-        at = end + 1;
-    }
-    len
-}
-
-// Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
-// panic at run time, and `<[u8]>::get` is not a const fn at the crate's minimum Rust version.
-#[allow(clippy::indexing_slicing)]
-/// The kept lines of `src`, without indentation, each ending in `\n`.
-const fn stripped<const N: usize>(src: &[u8]) -> [u8; N] {
+/// The script `src` as sent, and its length: each line with code, without its indentation,
+/// a trailing `--` comment or a space that [`joins`] does not need, ending in `\n`; comment
+/// lines and blank lines dropped. Strings (`'...'`, `"..."`, with `\` escapes) are copied as
+/// they are. With `N` 0 it only counts (the length sizes the array of the second call).
+const fn compact<const N: usize>(src: &[u8]) -> ([u8; N], usize) {
     let mut out = [0u8; N];
     let mut j = 0;
     let mut at = 0;
     while at < src.len() {
         let (start, end) = line_bounds(src, at);
-        if kept(src, start, end) {
-            let mut i = start;
-            while i < end {
-                out[j] = src[i];
+        // The byte last written on this line (0: none yet), the open string's quote (0: none),
+        // whether spaces were skipped since, and whether the last word began with a digit.
+        let (mut last, mut quote, mut space, mut number) = (0u8, 0u8, false, false);
+        let mut i = start;
+        while i < end {
+            let c = src[i];
+            i += 1;
+            if quote == 0 {
+                if c == b' ' || c == b'\t' || c == b'\r' {
+                    space = true;
+                    continue;
+                }
+                if c == b'-' && i < end && src[i] == b'-' {
+                    break;
+                }
+                if space && last != 0 && joins(last, c, number) {
+                    if N > 0 {
+                        out[j] = b' ';
+                    }
+                    j += 1;
+                }
+                // A word starts here: after a space or a byte of no word.
+                if is_word(c) && (space || !is_word(last)) {
+                    number = c.is_ascii_digit();
+                }
+                space = false;
+                if c == b'\'' || c == b'"' {
+                    quote = c;
+                }
+            } else if c == b'\\' && i < end {
+                if N > 0 {
+                    out[j] = c;
+                }
+                j += 1;
+                last = src[i];
+                if N > 0 {
+                    out[j] = last;
+                }
                 j += 1;
                 i += 1;
+                continue;
+            } else if c == quote {
+                quote = 0;
             }
-            out[j] = b'\n';
+            if N > 0 {
+                out[j] = c;
+            }
+            j += 1;
+            last = c;
+        }
+        if last != 0 {
+            if N > 0 {
+                out[j] = b'\n';
+            }
             j += 1;
         }
         at = end + 1;
     }
-    out
+    (out, j)
 }
 
 // Evaluated at compile time only (by `lua!`): an index out of range is a build error, never a
@@ -440,8 +482,63 @@ pub fn tag_merge_args(epoch_candidate: &str, records: &[(String, TagRecord)]) ->
 mod tests {
     use super::*;
 
-    /// The text sent is the file's code lines, in order, each without its indentation: no
-    /// comment line, no blank line, nothing else changed.
+    /// The tokens of one line as Lua 5.1's lexer splits them, for the constructs the scripts
+    /// use: names, numbers (`llex.c`'s `read_numeral`: digits and dots, an exponent's sign, then
+    /// any word bytes), strings with their quotes and escapes, operators by longest match (a
+    /// `[[`/`[=` long bracket is a token of its own, so a compaction that made one fails); a
+    /// `--` comment ends the line.
+    fn lua_tokens(line: &str) -> Vec<String> {
+        let b = line.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let start = i;
+            if c == b' ' || c == b'\t' || c == b'\r' {
+                i += 1;
+                continue;
+            }
+            if line[i..].starts_with("--") {
+                break;
+            }
+            if c == b'\'' || c == b'"' {
+                i += 1;
+                while b[i] != c {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            } else if c.is_ascii_digit()
+                || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+            {
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                    i += 1;
+                }
+                if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                    i += 1;
+                    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+                        i += 1;
+                    }
+                }
+                while i < b.len() && is_word(b[i]) {
+                    i += 1;
+                }
+            } else if is_word(c) {
+                while i < b.len() && is_word(b[i]) {
+                    i += 1;
+                }
+            } else {
+                let op = ["...", "..", "==", "~=", "<=", ">=", "[[", "[="]
+                    .into_iter()
+                    .find(|op| line[i..].starts_with(op));
+                i += op.map_or(1, str::len);
+            }
+            out.push(line[start..i].to_owned());
+        }
+        out
+    }
+
+    /// The text sent is the file's lines of code, in order, each with the same tokens as in
+    /// the file: no comment line, no blank line, only spaces no token needs taken out.
     #[test]
     fn sources_are_the_files_code_lines() {
         // The files as written, compiled in: the test reads nothing at run time.
@@ -466,15 +563,29 @@ mod tests {
                 .find(|(name, _)| *name == script.name)
                 .map(|(_, text)| *text)
                 .unwrap();
-            let code: Vec<&str> = file
+            let code: Vec<Vec<String>> = file
                 .lines()
-                .map(|l| l.trim_start_matches([' ', '\t']))
-                .filter(|l| !l.is_empty() && !l.starts_with("--"))
+                .map(lua_tokens)
+                .filter(|t| !t.is_empty())
                 .collect();
-            assert_eq!(
-                script.source,
-                format!("{}\n", code.join("\n")),
-                "{}",
+            let sent = script
+                .source
+                .strip_suffix('\n')
+                .expect("the source ends with a newline");
+            let sent: Vec<Vec<String>> = sent.split('\n').map(lua_tokens).collect();
+            assert_eq!(sent, code, "{}", script.name);
+            assert!(
+                !script.source.contains("  ") && !script.source.contains("\n "),
+                "{} has no runs of spaces and no indentation",
+                script.name
+            );
+            let tokens: usize = code.iter().map(Vec::len).sum();
+            let lines = code.len();
+            assert!(
+                script.source.len()
+                    < code.iter().flatten().map(String::len).sum::<usize>() + tokens - lines
+                        + lines,
+                "{}: fewer spaces than one between every two tokens",
                 script.name
             );
             assert!(
@@ -482,6 +593,31 @@ mod tests {
                 "{} has its comments in the file",
                 script.name
             );
+        }
+    }
+
+    /// What the compaction keeps a space for, and what it copies as it is.
+    #[test]
+    fn compaction_keeps_the_spaces_tokens_need() {
+        fn sent(lua: &str) -> String {
+            let (bytes, len) = compact::<256>(lua.as_bytes());
+            String::from_utf8(bytes[..len].to_vec()).unwrap()
+        }
+        for (lua, compacted) in [
+            ("  local x = a - -b", "local x=a- -b\n"),
+            (
+                "y = 1 .. x .. 'z' .. a1 .. 2.5 .. 0xf .. t.k",
+                "y=1 ..x..'z'..a1..2.5 ..0xf ..t.k\n",
+            ),
+            ("z = x .. .5", "z=x.. .5\n"),
+            ("s = 'a  b -- c' -- a comment", "s='a  b -- c'\n"),
+            ("t = \"it\\\" s\" ..  'q\\' '", "t=\"it\\\" s\"..'q\\' '\n"),
+            ("if a ~= b and c <= d then", "if a~=b and c<=d then\n"),
+            ("u = v[ [x] ]", "u=v[ [x]]\n"),
+            ("-- only a comment\n\n\tend  ", "end\n"),
+        ] {
+            assert_eq!(sent(lua), compacted, "{lua}");
+            assert_eq!(compact::<0>(lua.as_bytes()).1, compacted.len(), "{lua}");
         }
     }
 
