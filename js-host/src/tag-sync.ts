@@ -22,7 +22,7 @@ export interface TagEngine {
   readonly tagAnnounceChannel: string
   tagChannelUp(): void
   tagChannelDown(): void
-  applyAnnouncement(msg: Uint8Array): AnnouncementCode
+  applyAnnouncement(msg: Uint8Array, now: number): AnnouncementCode
   tagsCaughtUp(now: number): boolean
   tagPullInMs(now: number): number
   applyRefresh(reply: Uint8Array, now: number): number
@@ -339,7 +339,7 @@ export class TagSync {
           try {
             // A gap (missed messages, a failover): the engine pulls until a pull after it.
             const { Announcement } = this.enums
-            const applied = this.engine.applyAnnouncement(msg)
+            const applied = this.engine.applyAnnouncement(msg, this.now())
             if (this.log.debugEnabled) {
               const what =
                 applied === Announcement.Gap

@@ -382,15 +382,23 @@ describe("tagSync 'push': announcements on a real Redis", () => {
         await new Promise((r) => setImmediate(r))
       }
       assert.ok((await b.getExpiration([tag])) > 0, 'announced')
+      // The update's script call, and one pull in the background by each instance that
+      // learned of it otherwise than by a pull (a: its own; b: the announcement), so that what
+      // either regenerates afterwards is judged with a pull after it (docs/failures.md).
+      for (let i = 0; i < 1000 && (await scriptCalls()) - before < 3; i++) {
+        await new Promise((r) => setImmediate(r))
+      }
+      const background = (await scriptCalls()) - before
       await b.refreshTags()
       assert.equal(await b.get(key, []), undefined, 'invalidated on the other instance')
-      // The update's own script call and nothing else: b learned it from the announcement,
-      // and its caught-up request ran no script.
+      // b learned it from the announcement, and its caught-up request ran no script.
       const calls = (await scriptCalls()) - before
-      rounds.push(calls)
-      if (calls === 1) return
+      rounds.push(`${String(background)}+${String(calls - background)}`)
+      if (background === 3 && calls === 3) return
     }
-    assert.fail(`every round also ran a pull (script calls per round: ${rounds.join(', ')})`)
+    assert.fail(
+      `every round also ran another pull (script calls per round, in the background + by the request: ${rounds.join(', ')})`,
+    )
   })
 
   test('an invalid tagSync is refused, naming the option', () => {

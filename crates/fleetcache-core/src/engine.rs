@@ -411,8 +411,12 @@ impl Engine {
 
     /// Applies a message heard on the announcement channel. A page write's announcement
     /// keeps the tier's copy of its key for outages only (it may be older than the write).
-    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announced, ProtocolError> {
-        let (result, keys) = self.tag_sync.apply_announcement(&mut self.mirror, msg);
+    pub fn apply_announcement(
+        &mut self,
+        msg: &[u8],
+        now: Millis,
+    ) -> Result<Announced, ProtocolError> {
+        let (result, keys) = self.tag_sync.apply_announcement(&mut self.mirror, msg, now);
         for key in keys {
             if let Ok(key) = std::str::from_utf8(key) {
                 self.lru.mark_outage_only(key);
@@ -1724,7 +1728,10 @@ mod tests {
         // A gap: pull again, and only a pull planned after it counts.
         e.plan_tag_pull(Millis(1030.0));
         let gap = netstring::encode(["a", "E", "3", "v3", "a", "5,5,0,0,5"]);
-        assert_eq!(e.apply_announcement(&gap), Ok(Announced::Gap));
+        assert_eq!(
+            e.apply_announcement(&gap, Millis(1_000.0)),
+            Ok(Announced::Gap)
+        );
         e.apply_refresh(
             &netstring::encode(["E", "1", "v1", "0", "0", ""]),
             Millis(1031.0),
@@ -1740,7 +1747,10 @@ mod tests {
         assert!(e.tags_caught_up(Millis(1042.0)));
         assert_eq!(e.tag_pull_in_ms(Millis(1042.0)), 998.0);
         let next = netstring::encode(["a", "E", "4", "v4", "a", "5,5,0,0,5"]);
-        assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
+        assert_eq!(
+            e.apply_announcement(&next, Millis(1_000.0)),
+            Ok(Announced::Applied(1))
+        );
         assert!(e.tags_caught_up(Millis(1043.0)));
         // Learned by announcement: the next pull, which vouches past it, is due at once
         // (regen::use_cache_made); planning it is enough, the periodic one follows as before.

@@ -99,6 +99,10 @@ pub struct PushFollow {
     /// The mirror learned a revalidation since the last pull was planned, other than by a pull
     /// ([`PushFollow::learned`]).
     learned: bool,
+    /// The last [`RECENT_PULLS`] announcements of revalidations applied as the next version,
+    /// oldest first: when each was applied and when its revalidation was made
+    /// ([`PushFollow::vouched_from`]).
+    recent_heard: Vec<(Millis, Millis)>,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -142,7 +146,17 @@ impl PushFollow {
             page_write: None,
             page_write_heard_at: 0,
             learned: false,
+            recent_heard: Vec::new(),
         }
+    }
+
+    /// An announcement of the next version was applied at `now`, its revalidation made at
+    /// `at` (its records' update time: [`TagMirror::take_announced_at`]).
+    pub fn heard_next(&mut self, now: Millis, at: Millis) {
+        if self.recent_heard.len() >= RECENT_PULLS {
+            self.recent_heard.remove(0);
+        }
+        self.recent_heard.push((now, at));
     }
 
     /// The mirror learned a revalidation other than by a pull: an announcement, or one of this
@@ -290,15 +304,31 @@ impl PushFollow {
     /// `began`, the last pull had started later than that; not caught up, the request pulled
     /// after it began, before its data was judged (unless that pull failed: a failed refresh
     /// judges by the state loaded last, docs/failures.md).
+    ///
+    /// Or, where later, the millisecond after the revalidation of an announcement applied by
+    /// `began` was made (no later than `began`; records hold whole ms): applied as the next
+    /// version, the mirror knew every version before it, so any revalidation it lacked reached
+    /// Redis after that one, and was made later unless it was on its way for longer (as for a
+    /// pull, what was made before, or in the same ms, and reached Redis after leaves the entry
+    /// fresh). Without it, what a process regenerated in the round trip of the pull an
+    /// announcement starts ([`PushFollow::learned`]) was stale by that very revalidation as it
+    /// was written, and regenerated again.
     pub fn vouched_from(&self, began: Millis) -> Millis {
-        self.recent_pulls
+        // Applied in the very ms the regeneration began: maybe after its first judgement.
+        let before = |(applied, _): &&(Millis, Millis)| applied.0 < began.0;
+        let pulled = self
+            .recent_pulls
             .iter()
             .rev()
-            // Applied in the very ms the regeneration began: maybe after its first judgement.
-            .find(|(applied, _)| applied.0 < began.0)
+            .find(before)
             .map_or(Millis(began.0 - self.max_pull_interval_ms), |(_, start)| {
                 *start
-            })
+            });
+        self.recent_heard
+            .iter()
+            .rev()
+            .find(before)
+            .map_or(pulled, |(_, at)| pulled.max(Millis(at.0 + 1.0).min(began)))
     }
 
     /// The mirror did not take an announcement: only a pull planned from now on catches up.
@@ -472,6 +502,7 @@ impl TagSync {
         &mut self,
         mirror: &mut TagMirror,
         msg: &'m [u8],
+        now: Millis,
     ) -> (
         Result<Announced, ProtocolError>,
         std::vec::IntoIter<&'m [u8]>,
@@ -512,7 +543,12 @@ impl TagSync {
         };
         if let Some(push) = self.push.as_mut() {
             match &result {
-                Ok(Announced::Applied(_)) => push.learned(),
+                Ok(Announced::Applied(_)) => {
+                    push.learned();
+                    if let Some(at) = mirror.take_announced_at() {
+                        push.heard_next(now, at);
+                    }
+                }
                 Ok(Announced::Known) => {}
                 _ => push.heard_gap(),
             }

@@ -543,6 +543,9 @@ pub struct TagMirror {
     /// The last page write the last refresh reply named, until taken
     /// ([`TagMirror::take_page_write`]).
     page_write: Option<PageWrite>,
+    /// When the revalidation of the announcement applied last was made, until taken
+    /// ([`TagMirror::take_announced_at`]).
+    announced_at: Option<Millis>,
     /// Most records `tags` (and a load's `incoming`) hold exactly.
     max_tags: MaxTags,
     /// The records folded out of `tags` past `max_tags` (crate::tag_fold).
@@ -770,6 +773,13 @@ impl TagMirror {
     /// The last page write the last refresh reply named (a page of a load names none), once.
     pub fn take_page_write(&mut self) -> Option<PageWrite> {
         self.page_write.take()
+    }
+
+    /// When the revalidation of the announcement applied last (the next version) was made, by
+    /// its records: the earliest of their update times, each the latest update of its tag,
+    /// this one's included (later only where an earlier update's clock ran ahead). Once.
+    pub fn take_announced_at(&mut self) -> Option<Millis> {
+        self.announced_at.take()
     }
 
     /// Number of tags the mirror knows.
@@ -1210,6 +1220,7 @@ impl TagMirror {
                 .push((self.version, std::mem::take(&mut self.vid)));
         }
         let mut changed = 0;
+        let mut at: Option<Millis> = None;
         for (tag, record) in pairs {
             // A record the script wrote is never malformed; a foreign one is skipped, as in a
             // refresh, and the periodic pull brings the tag as the state holds it.
@@ -1218,6 +1229,7 @@ impl TagMirror {
                     .get_or_insert_with(&stored_tag(tag), TagRecord::default)
                     .merge(&record);
                 changed += 1;
+                at = Some(at.map_or(record.updated_at, |a| a.min(record.updated_at)));
             }
         }
         self.fold();
@@ -1235,6 +1247,7 @@ impl TagMirror {
         }
         self.version = version;
         self.vid = vid.to_owned();
+        self.announced_at = at;
         Ok(Announced::Applied(changed))
     }
 

@@ -159,7 +159,7 @@ use fleetcache_core::read_machine::{
 use fleetcache_core::regen::{Own, MAX_REGENERATION_MS};
 use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
 use fleetcache_core::tag_fold::{DEFAULT_MAX_TAGS, FOLDED_TAG};
-use fleetcache_core::tags::{EPOCH_WITHOUT_META, PART_TAGS};
+use fleetcache_core::tags::{Announced, EPOCH_WITHOUT_META, PART_TAGS};
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
@@ -1120,6 +1120,26 @@ struct Instance {
     pulled_from: f64,
     /// Revalidations whose announcement it applied.
     heard: HashSet<usize>,
+    /// The latest, over the announcements it applied as the next version, of the earliest
+    /// update time among their records ([`announced_at`]): its mirror held every version
+    /// before that one, so any revalidation it lacked reached Redis after it.
+    heard_from: f64,
+}
+
+/// The earliest update time among the records of a tag announcement (none for a page
+/// write's, or one without records).
+fn announced_at(msg: &[u8]) -> Option<f64> {
+    let items = fleetcache_core::netstring::decode(msg).ok()?;
+    if items.first() != Some(&&b"a"[..]) {
+        return None;
+    }
+    items
+        .iter()
+        .skip(5)
+        .step_by(2)
+        .filter_map(|r| fleetcache_core::tag_record::TagRecord::parse(r).ok())
+        .map(|r| r.updated_at.0)
+        .reduce(f64::min)
 }
 
 /// The page `/p`'s Redis key.
@@ -1184,6 +1204,7 @@ impl Instance {
             pulled: None,
             pulled_from: f64::NEG_INFINITY,
             heard: HashSet::new(),
+            heard_from: f64::NEG_INFINITY,
         }
     }
 }
@@ -1709,6 +1730,8 @@ struct Knew {
     revs: HashSet<usize>,
     /// The latest start of its refreshes that had succeeded ([`Instance::pulled_from`]).
     pulled_from: f64,
+    /// [`Instance::heard_from`] then.
+    heard_from: f64,
     /// The read that began it could not refresh the tag state (the one exception).
     refresh_failed: bool,
     /// A rewrite (no read began it), or a `'use cache'` write, on an instance not caught up:
@@ -2219,7 +2242,14 @@ impl World {
             }
             Op::Deliver { inst } => {
                 if let Some((msg, rev, page)) = self.insts[inst].inbox.pop_front() {
-                    self.insts[inst].engine.apply_announcement(&msg).unwrap();
+                    let applied = self.insts[inst]
+                        .engine
+                        .apply_announcement(&msg, Millis(self.now))
+                        .unwrap();
+                    if let (Announced::Applied(_), Some(at)) = (applied, announced_at(&msg)) {
+                        let from = &mut self.insts[inst].heard_from;
+                        *from = from.max(at);
+                    }
                     if let Some(rev) = rev {
                         self.insts[inst].unheard.remove(&rev);
                         self.insts[inst].heard.insert(rev);
@@ -2544,6 +2574,7 @@ impl World {
             step: self.step,
             revs: i.learned.keys().chain(i.heard.iter()).copied().collect(),
             pulled_from: i.pulled_from,
+            heard_from: i.heard_from,
             refresh_failed,
             pulls_itself: false,
         }
@@ -2554,11 +2585,13 @@ impl World {
     /// times): the time its tags judge it by is no later than any
     /// revalidation of its tags that had resolved when the regeneration began, that its instance
     /// had neither learnt by a refresh nor heard announced then, and that was issued after its
-    /// last successful refresh started. The render judged its data without that revalidation
-    /// (caught up, by the mirror alone): judged as made later, the page would serve the old data
-    /// as fresh on every instance once they all knew of the revalidation, past the bound.
-    /// (Issued before that refresh started and still on its way then: as when pulling, such a
-    /// revalidation leaves what was made after it fresh.)
+    /// last successful refresh started and after the revalidations of the last announcement it
+    /// had applied as the next version (by its records' times). The render judged its data
+    /// without that revalidation (caught up, by the mirror alone): judged as made later, the
+    /// page would serve the old data as fresh on every instance once they all knew of the
+    /// revalidation, past the bound. (Issued before that refresh started, or before one the
+    /// instance had heard, and still on its way then: as when pulling, such a revalidation
+    /// leaves what was made after it fresh.)
     fn check_regenerated(
         &self,
         inst: usize,
@@ -2581,7 +2614,7 @@ impl World {
             if tagged
                 && r.resolved.is_some_and(|s| s < knew.step)
                 && !knew.revs.contains(&n)
-                && r.at.0 > knew.pulled_from
+                && r.at.0 > knew.pulled_from.max(knew.heard_from)
             {
                 prop_assert!(
                     judged_by <= r.at.0,
@@ -5785,7 +5818,7 @@ impl PushReader {
 
     fn hear(&mut self) {
         if let Some((n, msg, records)) = self.queue.pop_front() {
-            let result = self.reader.apply_announcement(&msg);
+            let result = self.reader.apply_announcement(&msg, Millis(self.now));
             self.trace
                 .push(format!("  heard #{n} {records:?}: {result:?}"));
             self.heard.push((n, records));

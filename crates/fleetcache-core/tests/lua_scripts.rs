@@ -1390,7 +1390,7 @@ fn an_update_announces_what_a_refresh_from_the_version_before_returns() {
         other => panic!("expected a message, got {other:?}"),
     };
     assert_eq!(
-        pushed.apply_announcement(&msg),
+        pushed.apply_announcement(&msg, Millis(0.0)),
         Ok(fleetcache_core::tags::Announced::Applied(2))
     );
     refresh(conn, &mut pulled);
@@ -1461,7 +1461,10 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
     assert_eq!(items[5], b"");
     assert_eq!(items.len(), 6);
     // The next page write after the one the follower's pull found (none: 0).
-    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        follower.apply_announcement(&msg, Millis(0.0)),
+        Ok(Announced::Applied(0))
+    );
     // Not a version of the tag state: a pull finds the same version, and the page write.
     let (reply, s) = refresh(conn, &mut pulled);
     assert!(!s.full);
@@ -1487,7 +1490,10 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
         Reply::Bulk(Some(b"tok".to_vec()))
     );
     let msg = message(&mut sub);
-    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        follower.apply_announcement(&msg, Millis(0.0)),
+        Ok(Announced::Applied(0))
+    );
     assert_eq!(
         run_with_value(conn, &with_lease("tok"), b"v3"),
         Reply::Int(1)
@@ -1497,7 +1503,10 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
     let items = netstring::decode(&msg).unwrap();
     // The key, then the id of the write it follows (the lease write refused its release).
     assert_eq!((items[4], items[5]), (entry.as_bytes(), &b"wother"[..]));
-    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        follower.apply_announcement(&msg, Millis(0.0)),
+        Ok(Announced::Applied(0))
+    );
 
     // Mode 's', a seed: announced when stored, not when the stored entry is kept.
     let seed = writer
@@ -1514,7 +1523,10 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
     assert_eq!(run_with_value(conn, &seed, b"s1"), Reply::Int(1));
     let msg = message(&mut sub);
     assert_eq!(netstring::decode(&msg).unwrap()[4], seeded.as_bytes());
-    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        follower.apply_announcement(&msg, Millis(0.0)),
+        Ok(Announced::Applied(0))
+    );
     // An envelope newer than the seed is kept (its creation time at offset 16).
     let mut newer = b"FLCE".to_vec();
     newer.extend_from_slice(&[0; 12]);
@@ -1525,7 +1537,10 @@ fn every_page_write_announces_itself_in_the_page_write_sequence() {
     assert_eq!(run_with_value(conn, &plain("b"), b"v4"), Reply::Int(1));
     let msg = message(&mut sub);
     assert_eq!(netstring::decode(&msg).unwrap()[2], b"5");
-    assert_eq!(follower.apply_announcement(&msg), Ok(Announced::Applied(0)));
+    assert_eq!(
+        follower.apply_announcement(&msg, Millis(0.0)),
+        Ok(Announced::Applied(0))
+    );
     // The tag state's version is the update's still; the meta hash keeps the last page
     // write's number and id (the one its call carried), and no id per page write.
     assert_eq!(follower.mirror().version(), 1);
@@ -2790,7 +2805,7 @@ fn page_writes_over_a_state_that_lost_its_log_keep_a_push_follower_caught_up() {
         let msg = message(&mut sub);
         assert_eq!(netstring::decode(&msg).unwrap()[1], b"id-1");
         assert_eq!(
-            follower.apply_announcement(&msg),
+            follower.apply_announcement(&msg, Millis(0.0)),
             Ok(Announced::Applied(0)),
             "page write {id}: the next of the sequence, of the state followed"
         );
@@ -2970,7 +2985,7 @@ fn a_version_followed_with_no_id_then_passed_by_an_announcement_is_checked_by_th
     update_as(conn, &mut other, "c", 2001.0, "id-c");
     let heard = message(&mut sub);
     assert_eq!(
-        reader.apply_announcement(&heard),
+        reader.apply_announcement(&heard, Millis(0.0)),
         Ok(fleetcache_core::tags::Announced::Applied(1)),
         "taken as the next of version 1"
     );

@@ -515,14 +515,14 @@ impl Engine {
         self.note(Event::TagChannelDown);
     }
 
-    /// Applies a message of the announcement channel: applied, known already, or a gap (the
-    /// next pulls catch up).
+    /// Applies a message of the announcement channel, heard at `now`: applied, known already,
+    /// or a gap (the next pulls catch up).
     #[wasm_bindgen(js_name = applyAnnouncement)]
-    pub fn apply_announcement(&mut self, msg: &[u8]) -> Result<Announcement, JsValue> {
+    pub fn apply_announcement(&mut self, msg: &[u8], now: f64) -> Result<Announcement, JsValue> {
         use fleetcache_core::tags::Announced;
         match self
             .inner
-            .apply_announcement(msg)
+            .apply_announcement(msg, Millis(now))
             .map_err(|e| js_error(&e))?
         {
             Announced::Applied(_) => Ok(Announcement::Applied),

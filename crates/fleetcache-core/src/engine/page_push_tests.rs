@@ -194,11 +194,12 @@ fn while_caught_up_a_page_read_from_redis_serves_from_the_tier_until_announced()
     assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
     assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
     // Another key's write changes nothing for this one.
-    e.apply_announcement(&page_announcement(2, "other"))
+    e.apply_announcement(&page_announcement(2, "other"), Millis(NOW))
         .unwrap();
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Serve);
     // Its own write: kept for outages only, read from Redis again.
-    e.apply_announcement(&page_announcement(3, &key)).unwrap();
+    e.apply_announcement(&page_announcement(3, &key), Millis(NOW))
+        .unwrap();
     assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Kept);
     assert!(e.tags_caught_up(Millis(NOW + 3.0)));
     // The next read of it binds the new value.
@@ -214,7 +215,8 @@ fn an_announcement_heard_while_a_read_is_out_keeps_its_value_for_outages_only() 
     let mut m = read(&e, "/p", NOW);
     to_get(&mut e, &mut m, NOW);
     // The write of v2 is announced before the reply with v1 is judged (another connection).
-    e.apply_announcement(&page_announcement(2, &key)).unwrap();
+    e.apply_announcement(&page_announcement(2, &key), Millis(NOW))
+        .unwrap();
     let s = go(&mut e, &mut m, got(&v1), NOW + 1.0);
     assert!(matches!(s.action, ReadAction::Answer(_)), "{s:?}");
     assert!(
@@ -254,13 +256,13 @@ fn an_announcement_following_another_write_than_the_last_known_is_a_gap() {
     };
     // The next of the sequence, after the last known (w1): applied, the copy serves.
     assert_eq!(
-        e.apply_announcement(&after(2, "w1")),
+        e.apply_announcement(&after(2, "w1"), Millis(NOW)),
         Ok(Announced::Applied(0))
     );
     assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
     // Number 3 after a write other than the w2 known: the w2 heard was rolled back.
     assert_eq!(
-        e.apply_announcement(&after(3, "w2-other")),
+        e.apply_announcement(&after(3, "w2-other"), Millis(NOW)),
         Ok(Announced::Gap)
     );
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
@@ -287,7 +289,7 @@ fn a_gap_keeps_every_page_copy_kept_before_it_for_outages_only() {
     assert!(is_bound(read_from_redis(&mut e, &v, NOW + 6.0)));
     assert_eq!(e.tier_use(&key, Millis(NOW + 7.0)), TierUse::Serve);
     // An announcement out of sequence is a gap too.
-    e.apply_announcement(&page_announcement(5, "other"))
+    e.apply_announcement(&page_announcement(5, "other"), Millis(NOW))
         .unwrap();
     assert_eq!(e.tier_use(&key, Millis(NOW + 8.0)), TierUse::Kept);
 }
@@ -340,7 +342,7 @@ fn tag_versions_and_page_writes_are_separate_sequences() {
     // More page writes than MAX_UNCONFIRMED_UPDATES (64), each the next one.
     for pver in 2..=200 {
         assert_eq!(
-            e.apply_announcement(&page_announcement(pver, "other")),
+            e.apply_announcement(&page_announcement(pver, "other"), Millis(NOW)),
             Ok(Announced::Applied(0))
         );
     }
@@ -348,7 +350,10 @@ fn tag_versions_and_page_writes_are_separate_sequences() {
     assert_eq!(e.mirror().version(), 5);
     // The next tag version is still applied, not a gap.
     let next = netstring::encode(["a", "E", "6", "v6", "t", "5,5,0,0,5"]);
-    assert_eq!(e.apply_announcement(&next), Ok(Announced::Applied(1)));
+    assert_eq!(
+        e.apply_announcement(&next, Millis(NOW)),
+        Ok(Announced::Applied(1))
+    );
     assert!(e.tags_caught_up(Millis(NOW + 4.0)));
     assert_eq!(e.tier_use(&key, Millis(NOW + 4.0)), TierUse::Serve);
 }
@@ -361,7 +366,7 @@ fn page_gap_case(gap: impl FnOnce(&mut Engine)) {
     let v = page_value(&mut e, "/p", NOW - 100.0);
     assert!(is_bound(read_from_redis(&mut e, &v, NOW)));
     // Page write 2 announced: the sequence is at 2.
-    e.apply_announcement(&page_announcement(2, "other"))
+    e.apply_announcement(&page_announcement(2, "other"), Millis(NOW))
         .unwrap();
     assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Serve);
     gap(&mut e);
@@ -372,7 +377,7 @@ fn page_gap_case(gap: impl FnOnce(&mut Engine)) {
 fn a_page_announcement_that_skips_a_number_is_a_gap() {
     page_gap_case(|e| {
         assert_eq!(
-            e.apply_announcement(&page_announcement(4, "other")),
+            e.apply_announcement(&page_announcement(4, "other"), Millis(NOW)),
             Ok(Announced::Gap)
         );
     });
@@ -383,7 +388,7 @@ fn a_page_announcement_of_the_same_number_is_a_gap() {
     // A failover lost write 2 and another write took its number.
     page_gap_case(|e| {
         assert_eq!(
-            e.apply_announcement(&page_announcement_as("E", 2, "other", "other")),
+            e.apply_announcement(&page_announcement_as("E", 2, "other", "other"), Millis(NOW)),
             Ok(Announced::Gap)
         );
     });
@@ -393,7 +398,7 @@ fn a_page_announcement_of_the_same_number_is_a_gap() {
 fn a_page_announcement_of_a_lower_number_is_a_gap() {
     page_gap_case(|e| {
         assert_eq!(
-            e.apply_announcement(&page_announcement(1, "other")),
+            e.apply_announcement(&page_announcement(1, "other"), Millis(NOW)),
             Ok(Announced::Gap)
         );
     });
@@ -408,7 +413,7 @@ fn a_pull_finding_the_same_page_write_number_with_another_id_is_a_gap() {
 fn a_page_announcement_of_another_epoch_is_a_gap() {
     page_gap_case(|e| {
         assert_eq!(
-            e.apply_announcement(&page_announcement_as("F", 3, "w3", "other")),
+            e.apply_announcement(&page_announcement_as("F", 3, "w3", "other"), Millis(NOW)),
             Ok(Announced::Gap)
         );
     });
@@ -421,7 +426,7 @@ fn a_page_announcement_of_another_epoch_is_a_gap() {
 fn an_announcement_of_an_unknown_kind_is_a_gap() {
     page_gap_case(|e| {
         let msg = netstring::encode(["q", "E", "3", "w3", "other"]);
-        assert!(e.apply_announcement(&msg).is_err());
+        assert!(e.apply_announcement(&msg, Millis(NOW)).is_err());
         assert!(!e.tags_caught_up(Millis(NOW + 1.5)));
     });
 }
@@ -457,7 +462,7 @@ fn pulling_per_request_page_copies_stay_for_outages_only() {
     );
     assert_eq!(e.tier_use(&key, Millis(NOW + 1.0)), TierUse::Kept);
     // An announcement changes nothing for a process that does not follow them.
-    e.apply_announcement(&page_announcement(2, &key))
+    e.apply_announcement(&page_announcement(2, &key), Millis(NOW))
         .unwrap_or(crate::tags::Announced::Gap);
     assert_eq!(e.tier_use(&key, Millis(NOW + 2.0)), TierUse::Kept);
 }
@@ -474,7 +479,8 @@ fn a_read_joining_a_get_sent_before_an_announcement_does_not_bind_the_old_value(
     let v1 = page_value(&mut e, "/p", NOW - 100.0);
     let mut a = read(&e, "/p", NOW);
     to_get(&mut e, &mut a, NOW);
-    e.apply_announcement(&page_announcement(2, &key)).unwrap();
+    e.apply_announcement(&page_announcement(2, &key), Millis(NOW))
+        .unwrap();
     let mut bm = read(&e, "/p", NOW + 0.5);
     to_get(&mut e, &mut bm, NOW + 0.5);
     bm.joined(a.order());
@@ -738,7 +744,7 @@ fn with_the_channel_down_a_read_asks_for_a_refresh_first() {
 fn after_a_gap_a_read_asks_for_a_refresh_first() {
     let mut e = push_engine();
     let msg = netstring::encode(["q", "E", "3", "w3", "other"]);
-    assert!(e.apply_announcement(&msg).is_err());
+    assert!(e.apply_announcement(&msg, Millis(NOW)).is_err());
     assert!(!e.tags_caught_up(Millis(NOW)));
     assert_eq!(first_step(&mut e, NOW), ReadAction::Refresh);
 }
@@ -862,7 +868,7 @@ fn a_pull_read_before_a_page_announcement_heard_first_does_not_take_the_sequence
     let key = e.entry_key(&Interface::Incremental, "/p");
     let v = page_value(&mut e, "/p", NOW - 100.0);
     e.plan_tag_pull(Millis(NOW));
-    e.apply_announcement(&page_announcement(2, "other"))
+    e.apply_announcement(&page_announcement(2, "other"), Millis(NOW))
         .unwrap();
     let reply = netstring::encode(["E", "1", "v1", "0", "1", "w1"]);
     e.apply_refresh(&reply, Millis(NOW + 1.0)).unwrap();
@@ -1107,6 +1113,54 @@ fn an_outer_entry_keeps_the_stamp_of_a_value_it_joined_and_is_judged_by_that_val
             .evaluate(outer.made(), ["shared", "_N_T_/p"], Millis(NOW + 800.0)),
         Freshness::Fresh
     );
+}
+
+/// An announcement applied as the next version vouches for every version before it: what a
+/// process regenerates once it has applied one is judged from the millisecond after that
+/// revalidation was made (or its last pull, if later), so it is not stale by the very
+/// revalidation it was regenerated for, as it was until the pull the announcement starts had
+/// been applied (one more origin call per revalidation, measured). What it regenerated before
+/// it applied the announcement still goes by its last pull.
+#[test]
+fn an_entry_regenerated_after_an_announcement_was_applied_is_judged_from_that_revalidation() {
+    use crate::tags::Freshness;
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    let tags = ["shared", "_N_T_/p"];
+    // Begun before the announcement of `shared` revalidated at NOW + 100 was applied.
+    let before = written_use_cache(&mut e, &tags, NOW + 110.0, NOW + 200.0);
+    let mut rec = crate::tags::TagRecord::default();
+    rec.apply(&crate::tags::Revalidation::Expire, Millis(NOW + 100.0));
+    let msg = netstring::encode([
+        "a".to_owned(),
+        "E".to_owned(),
+        "2".to_owned(),
+        "v2".to_owned(),
+        "shared".to_owned(),
+        rec.encode(),
+    ]);
+    assert_eq!(
+        e.apply_announcement(&msg, Millis(NOW + 120.0)),
+        Ok(Announced::Applied(1))
+    );
+    assert_eq!(before.made_at, Some(Millis(NOW + 50.0)));
+    assert_ne!(
+        e.mirror()
+            .evaluate(before.made(), tags, Millis(NOW + 300.0)),
+        Freshness::Fresh
+    );
+    // Begun after it was applied (the pull it starts not yet applied): fresh by it. (Other
+    // implicit tags: what holds the first one's value, which it may have joined, goes by it.)
+    let other = ["shared", "_N_T_/q"];
+    let after = written_use_cache(&mut e, &other, NOW + 130.0, NOW + 5_000.0);
+    assert_eq!(after.made_at, Some(Millis(NOW + 101.0)));
+    assert_eq!(
+        e.mirror()
+            .evaluate(after.made(), other, Millis(NOW + 5_100.0)),
+        Freshness::Fresh
+    );
+    let page = regenerated_page(&mut e, &["shared", "_N_T_/r"], NOW + 140.0, NOW + 5_000.0);
+    assert_eq!(page.made_at, Some(Millis(NOW + 101.0)));
 }
 
 /// Pulling on every request, a regeneration's data is judged by its request's own pull, which
