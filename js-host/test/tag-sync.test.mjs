@@ -393,6 +393,60 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(ch.closed, true)
   })
 
+  test('following by push, a storm of announcements costs one pull in flight and one after, and no request waits', async () => {
+    // Each announcement applied makes the next pull due at once (PushFollow::learned): a
+    // fleet that revalidates many times a round trip must not have every process pull per
+    // announcement, nor requests wait for those pulls.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    let version = 1
+    let held = []
+    const { engine, clock, script, sync } = setup(
+      (_, kind) => {
+        if (kind !== 'read') return null
+        const reply = () =>
+          version === 1 && !engine.tagsSynced
+            ? SYNCED
+            : netstrings(['e1', String(version), `v${String(version)}`, '0', '0', ''])
+        if (!engine.tagsCaughtUp(clock.t) || held === undefined) return reply()
+        return new Promise((resolve) => held.push(() => resolve(reply())))
+      },
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    ch.events.up()
+    await settle()
+    await settle()
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    const before = reads()
+    for (let v = 2; v <= 101; v++) {
+      version = v
+      ch.events.message(announcement(v, `t${String(v)}`, clock.t - 1))
+      clock.t += 1
+      // A request meanwhile makes no round trip and waits for none.
+      assert.equal(engine.tagsCaughtUp(clock.t), true, `caught up at announcement ${String(v)}`)
+      assert.equal(await isSettled(sync.refresh()), true)
+    }
+    assert.equal(reads(), before + 1, 'one pull in flight, one queued behind it')
+    // Released: the queued one runs, and nothing after it.
+    const release = () => {
+      const h = held
+      held = []
+      for (const f of h) f()
+    }
+    release()
+    await settle()
+    await settle()
+    assert.equal(reads(), before + 2)
+    release()
+    await settle()
+    await settle()
+    assert.equal(reads(), before + 2, 'nothing learned since the second pull was planned')
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    held = undefined
+    await sync.stop()
+  })
+
   test('following by push, a message of a kind this build does not know takes the channel down', async () => {
     // A later release may announce something new: an older process must not go on as if
     // caught up (decision 0031), only slower until its subscription is confirmed again.
