@@ -546,6 +546,9 @@ export class TagSync {
         else void this.pullAfterNow()
       }
       this.schedulePull()
+      // Planned no later than the ms a revalidation of this process's own is recorded at
+      // (a request's, say), and the one it made due not planned yet: due the ms after.
+      this.pullIfLearned()
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.
@@ -866,9 +869,16 @@ export class TagSync {
    */
   private pullIfLearned(): void {
     if (this.unsubscribe === undefined || this.stopped) return
-    if (this.engine.tagsCaughtUp(this.now()) && this.engine.tagPullInMs(this.now()) === 0) {
+    if (!this.engine.tagsCaughtUp(this.now())) return
+    if (this.engine.tagPullInMs(this.now()) === 0) {
       void this.pullAfterNow()
+      return
     }
+    // One of this process's own is due the ms after the one it is recorded at (a pull planned
+    // in that ms vouches for nothing against it): the periodic timer, sooner.
+    if (this.periodic !== undefined) this.timer?.clear(this.periodic)
+    this.periodic = undefined
+    this.schedulePull()
   }
 
   /**

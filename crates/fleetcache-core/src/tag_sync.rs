@@ -101,9 +101,9 @@ pub struct PushFollow {
     /// The tick at which the last page announcement was heard: a pull planned before it may
     /// have read the sequence before that write ([`PushFollow::page_write_pulled`]).
     page_write_heard_at: u64,
-    /// The mirror learned a revalidation since the last pull was planned, other than by a pull
-    /// ([`PushFollow::learned`]).
-    learned: bool,
+    /// The mirror learned a revalidation other than by a pull ([`PushFollow::learned`]): a pull
+    /// is due at once until one is planned after the time it is recorded at.
+    learned: Option<Millis>,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -146,7 +146,7 @@ impl PushFollow {
             page_heard: 0,
             page_write: None,
             page_write_heard_at: 0,
-            learned: false,
+            learned: None,
         }
     }
 
@@ -156,8 +156,13 @@ impl PushFollow {
     /// so it would be stale as it is written, and regenerated again, until a pull started
     /// after it is applied: that pull is due at once ([`PushFollow::pull_in_ms`]), so the
     /// window is a round trip rather than the pull interval.
-    pub fn learned(&mut self) {
-        self.learned = true;
+    ///
+    /// `at`: the time the revalidation is recorded at, when known (one of this process's own:
+    /// its ms rounded up). A pull planned no later than that vouches for nothing against it
+    /// (an entry made at its time is expired), and one made at once would start in that ms:
+    /// the pull is due the ms after it instead, and stays due until one is planned past it.
+    pub fn learned(&mut self, at: Millis) {
+        self.learned = Some(self.learned.map_or(at, |l| Millis(l.0.max(at.0))));
     }
 
     /// A page write was announced, following the write of id `prev` (`None`: an announcement
@@ -263,7 +268,9 @@ impl PushFollow {
     pub fn pull_planned(&mut self, now: Millis) {
         let t = self.next_tick();
         self.planned = Some((t, now));
-        self.learned = false;
+        if self.learned.is_some_and(|at| now.0 > at.0) {
+            self.learned = None;
+        }
     }
 
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
@@ -341,12 +348,15 @@ impl PushFollow {
             && !mirror.is_loading()
     }
 
-    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up, and once
-    /// a revalidation was learned otherwise: [`PushFollow::learned`]).
+    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up), or,
+    /// once a revalidation was learned otherwise, the pull that follows it (at once, or the ms
+    /// after the time it is recorded at: [`PushFollow::learned`]).
     pub fn pull_in_ms(&self, mirror: &TagMirror, now: Millis) -> f64 {
         match self.pulled {
-            Some((_, at)) if self.caught_up(mirror, now) && !self.learned => {
-                (at.0 + self.max_pull_interval_ms - now.0).max(0.0)
+            Some((_, at)) if self.caught_up(mirror, now) => {
+                let periodic = (at.0 + self.max_pull_interval_ms - now.0).max(0.0);
+                self.learned
+                    .map_or(periodic, |l| (l.0 + 1.0 - now.0).clamp(0.0, periodic))
             }
             _ => 0.0,
         }
@@ -533,7 +543,9 @@ impl TagSync {
         };
         if let Some(push) = self.push.as_mut() {
             match &result {
-                Ok(Announced::Applied(_)) => push.learned(),
+                // The announced times are another instance's clock: any pull planned from
+                // now on counts.
+                Ok(Announced::Applied(_)) => push.learned(Millis::ZERO),
                 Ok(Announced::Known) => {}
                 _ => push.heard_gap(),
             }

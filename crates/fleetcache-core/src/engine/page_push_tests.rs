@@ -1142,7 +1142,7 @@ fn a_long_regeneration_keeps_the_pull_it_began_after_through_many_learned_pulls(
         Millis(NOW + 100.0),
     )
     .unwrap();
-    assert_eq!(e.tag_pull_in_ms(Millis(NOW + 100.0)), 0.0);
+    assert_eq!(e.tag_pull_in_ms(Millis(NOW + 100.0)), 1.0);
     pull(&mut e, "2", NOW + 101.0);
     // The page, regenerated for it, begins after that pull; meanwhile the fleet revalidates
     // other tags, announced, each followed by a pull (twice RECENT_PULLS of them, within a pull interval).
@@ -1175,5 +1175,46 @@ fn a_long_regeneration_keeps_the_pull_it_began_after_through_many_learned_pulls(
         Freshness::Fresh,
         "judged by {}",
         page.made().0 - NOW
+    );
+}
+
+/// A revalidation of this process's own is recorded at its ms rounded up, and a pull made due
+/// at once would start in that very ms, before that time: it would vouch for no regeneration
+/// against it, and what is regenerated of its tags would be stale as it is written until the
+/// periodic pull, a pull interval later, not a round trip. The pull is due the ms after, and
+/// stays due until one planned past that time.
+#[test]
+fn an_own_revalidation_keeps_a_pull_due_until_one_starts_after_its_recorded_time() {
+    use crate::tags::Freshness;
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    e.queue_tag_update(
+        &["p"],
+        &crate::tags::Revalidation::Expire,
+        Millis(NOW + 100.3),
+    )
+    .unwrap();
+    let due = e.tag_pull_in_ms(Millis(NOW + 100.3));
+    assert!((1.6..=1.7).contains(&due), "{due}");
+    // A pull planned in the same ms (a request's, say).
+    pull(&mut e, "2", NOW + 100.5);
+    let tags = ["_N_T_/p", "p"];
+    let page = regenerated_page(&mut e, &tags, NOW + 101.6, NOW + 110.0);
+    assert_ne!(
+        e.mirror().evaluate(page.made(), tags, Millis(NOW + 111.0)),
+        Freshness::Fresh,
+        "judged by a pull started before the revalidation's recorded time"
+    );
+    let due = e.tag_pull_in_ms(Millis(NOW + 101.6));
+    assert!(
+        (0.3..=0.5).contains(&due),
+        "a pull that vouches past the revalidation is still due: in {due}"
+    );
+    pull(&mut e, "2", NOW + 102.0);
+    assert!(e.tag_pull_in_ms(Millis(NOW + 103.0)) > 900.0);
+    let page = regenerated_page(&mut e, &tags, NOW + 103.5, NOW + 110.0);
+    assert_eq!(
+        e.mirror().evaluate(page.made(), tags, Millis(NOW + 111.0)),
+        Freshness::Fresh
     );
 }
