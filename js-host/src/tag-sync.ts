@@ -319,6 +319,8 @@ export class TagSync {
   private unsubscribe: (() => Promise<void>) | undefined
   /** The periodic pull's timer, while one is pending (following by push). */
   private periodic: unknown
+  /** When the periodic pull's timer is due (this process's clock). */
+  private periodicAt = 0
 
   constructor(
     private readonly engine: TagEngine,
@@ -875,7 +877,11 @@ export class TagSync {
       return
     }
     // One of this process's own is due the ms after the one it is recorded at (a pull planned
-    // in that ms vouches for nothing against it): the periodic timer, sooner.
+    // in that ms vouches for nothing against it): the periodic timer, sooner. Only sooner: set
+    // again for whatever learns nothing (a page write's announcement), it would be put off
+    // past the bound, and requests would pull.
+    const due = this.now() + this.engine.tagPullInMs(this.now()) * 0.8
+    if (this.periodic !== undefined && this.periodicAt <= due) return
     if (this.periodic !== undefined) this.timer?.clear(this.periodic)
     this.periodic = undefined
     this.schedulePull()
@@ -892,6 +898,7 @@ export class TagSync {
     if (!this.engine.tagsCaughtUp(this.now())) return
     // A little before the bound, so the pull lands before requests would have to make it.
     const due = Math.max(0, this.engine.tagPullInMs(this.now()) * 0.8)
+    this.periodicAt = this.now() + due
     this.periodic = timer.set(() => {
       this.periodic = undefined
       void this.pullAfterNow()
