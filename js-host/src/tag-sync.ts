@@ -319,6 +319,8 @@ export class TagSync {
   private unsubscribe: (() => Promise<void>) | undefined
   /** The periodic pull's timer, while one is pending (following by push). */
   private periodic: unknown
+  /** When the periodic pull's timer is due (this process's clock). */
+  private periodicAt = 0
 
   constructor(
     private readonly engine: TagEngine,
@@ -546,6 +548,9 @@ export class TagSync {
         else void this.pullAfterNow()
       }
       this.schedulePull()
+      // Planned no later than the ms a revalidation of this process's own is recorded at
+      // (a request's, say), and the one it made due not planned yet: due the ms after.
+      this.pullIfLearned()
       return true
     } catch (err) {
       // An open breaker was logged when it opened; one line per request would flood the logs.
@@ -866,9 +871,20 @@ export class TagSync {
    */
   private pullIfLearned(): void {
     if (this.unsubscribe === undefined || this.stopped) return
-    if (this.engine.tagsCaughtUp(this.now()) && this.engine.tagPullInMs(this.now()) === 0) {
+    if (!this.engine.tagsCaughtUp(this.now())) return
+    if (this.engine.tagPullInMs(this.now()) === 0) {
       void this.pullAfterNow()
+      return
     }
+    // One of this process's own is due the ms after the one it is recorded at (a pull planned
+    // in that ms vouches for nothing against it): the periodic timer, sooner. Only sooner: set
+    // again for whatever learns nothing (a page write's announcement), it would be put off
+    // past the bound, and requests would pull.
+    const due = this.now() + this.engine.tagPullInMs(this.now()) * 0.8
+    if (this.periodic !== undefined && this.periodicAt <= due) return
+    if (this.periodic !== undefined) this.timer?.clear(this.periodic)
+    this.periodic = undefined
+    this.schedulePull()
   }
 
   /**
@@ -882,6 +898,7 @@ export class TagSync {
     if (!this.engine.tagsCaughtUp(this.now())) return
     // A little before the bound, so the pull lands before requests would have to make it.
     const due = Math.max(0, this.engine.tagPullInMs(this.now()) * 0.8)
+    this.periodicAt = this.now() + due
     this.periodic = timer.set(() => {
       this.periodic = undefined
       void this.pullAfterNow()

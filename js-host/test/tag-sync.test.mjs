@@ -372,8 +372,14 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(reads(), 4)
     await sync.refresh()
     assert.equal(reads(), 4, 'the pull after the gap caught up')
-    // This process's own revalidation: one pull follows too.
+    // This process's own revalidation: one pull follows too, the ms after the one it is
+    // recorded at (PushFollow::learned).
     await sync.update(['w'], undefined, clock.t)
+    await settle()
+    assert.equal(reads(), 4)
+    assert.ok(engine.tagPullInMs(clock.t) <= 1)
+    clock.t += 1.5
+    timer.fire()
     await settle()
     assert.equal(reads(), 5, 'one pull after its own revalidation')
     // The channel goes down: every request pulls.
@@ -391,6 +397,130 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(reads(), after + 1)
     await sync.stop()
     assert.equal(ch.closed, true)
+  })
+
+  test('following by push, a storm of announcements costs one pull in flight and one after, and no request waits', async () => {
+    // Each announcement applied makes the next pull due at once (PushFollow::learned): a
+    // fleet that revalidates many times a round trip must not have every process pull per
+    // announcement, nor requests wait for those pulls.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    let version = 1
+    let held = []
+    const { engine, clock, script, sync } = setup(
+      (_, kind) => {
+        if (kind !== 'read') return null
+        const reply = () =>
+          version === 1 && !engine.tagsSynced
+            ? SYNCED
+            : netstrings(['e1', String(version), `v${String(version)}`, '0', '0', ''])
+        if (!engine.tagsCaughtUp(clock.t) || held === undefined) return reply()
+        return new Promise((resolve) => held.push(() => resolve(reply())))
+      },
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    ch.events.up()
+    await settle()
+    await settle()
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    const before = reads()
+    for (let v = 2; v <= 101; v++) {
+      version = v
+      ch.events.message(announcement(v, `t${String(v)}`, clock.t - 1))
+      clock.t += 1
+      // A request meanwhile makes no round trip and waits for none.
+      assert.equal(engine.tagsCaughtUp(clock.t), true, `caught up at announcement ${String(v)}`)
+      assert.equal(await isSettled(sync.refresh()), true)
+    }
+    assert.equal(reads(), before + 1, 'one pull in flight, one queued behind it')
+    // Released: the queued one runs, and nothing after it.
+    const release = () => {
+      const h = held
+      held = []
+      for (const f of h) f()
+    }
+    release()
+    await settle()
+    await settle()
+    assert.equal(reads(), before + 2)
+    release()
+    await settle()
+    await settle()
+    assert.equal(reads(), before + 2, 'nothing learned since the second pull was planned')
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    held = undefined
+    await sync.stop()
+  })
+
+  test('following by push, an own revalidation is followed by a pull planned past the ms it is recorded at', async () => {
+    // Recorded at its ms rounded up: a pull planned in that ms vouches for nothing
+    // regenerated against it (PushFollow::learned), and one that was (a request's, or one in
+    // flight) leaves the next due.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    let hold
+    const { engine, clock, script, sync } = setup(
+      async (_, kind) => {
+        if (kind !== 'read') return null
+        const reply = engine.tagsSynced ? netstrings(['e1', '1', 'v1', '0', '0', '']) : SYNCED
+        if (hold !== undefined) await hold
+        return reply
+      },
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    const planned = () => script.calls.filter((c) => c.kind === 'read').at(-1)
+    ch.events.up()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    // A pull in flight, planned at 10.1; the revalidation at 10.3 (recorded at 11).
+    let release
+    hold = new Promise((resolve) => (release = resolve))
+    clock.t = T0 + 10.1
+    timer.fire()
+    await settle()
+    const before = reads()
+    assert.ok(planned() !== undefined)
+    clock.t = T0 + 10.3
+    await sync.update(['w'], undefined, clock.t)
+    hold = undefined
+    clock.t = T0 + 10.5
+    release()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before, 'not again in the same ms')
+    const soon = timer.pending.map((h) => h.ms)
+    assert.ok(
+      soon.some((ms) => ms > 0 && ms <= 1.5),
+      `a pull due past 11: ${soon.join(', ')}`,
+    )
+    clock.t = T0 + 11.2
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1)
+    assert.ok(engine.tagPullInMs(clock.t) > 900, 'the periodic pull next')
+    // With no pull in flight, the periodic timer pending: it is brought forward.
+    assert.ok(timer.pending.every((h) => h.ms > 500))
+    // Not put off by what learns nothing (an announcement already known, as every page
+    // write's is): the periodic pull stays where it was, before the bound.
+    const periodic = timer.pending[0]
+    clock.t = T0 + 500
+    ch.events.message(announcement(1, 'old', T0 - 100))
+    assert.deepEqual(timer.pending, [periodic])
+    clock.t = T0 + 520.3
+    await sync.update(['w'], undefined, clock.t)
+    await settle()
+    assert.equal(reads(), before + 1, 'not in the same ms')
+    const due = timer.pending.map((h) => h.ms)
+    assert.ok(
+      due.length === 1 && due[0] > 0 && due[0] <= 1.7,
+      `one timer, due past 521: ${due.join(', ')}`,
+    )
+    clock.t = T0 + 521.5
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 2)
+    await sync.stop()
   })
 
   test('following by push, a message of a kind this build does not know takes the channel down', async () => {

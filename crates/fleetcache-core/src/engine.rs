@@ -321,7 +321,7 @@ impl Engine {
         tag_sync::check_time(now)?;
         self.mirror.apply_local(&tags, rev, now);
         if let Some(push) = self.tag_sync.push_mut() {
-            push.learned();
+            push.learned(now.ceil());
         }
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
@@ -662,7 +662,7 @@ impl Engine {
         tag_sync::check_time(now)?;
         self.mirror.apply_local(&tags, rev, now);
         if let Some(push) = self.tag_sync.push_mut() {
-            push.learned();
+            push.learned(now.ceil());
         }
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
@@ -1762,10 +1762,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.tag_pull_in_ms(Millis(1044.0)), 999.0);
-        // And by one of this process's own.
+        // And by one of this process's own: the ms after the one it is recorded at (a pull
+        // planned in it would vouch for nothing against it).
         e.queue_tag_update(&["b"], &Revalidation::Expire, Millis(1045.0))
             .unwrap();
-        assert_eq!(e.tag_pull_in_ms(Millis(1045.0)), 0.0);
+        assert_eq!(e.tag_pull_in_ms(Millis(1045.0)), 1.0);
         assert!(e.tags_caught_up(Millis(1045.0)));
         e.tag_channel_down();
         assert!(!e.tags_caught_up(Millis(1044.0)));

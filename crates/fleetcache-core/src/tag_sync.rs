@@ -22,9 +22,14 @@ use crate::time::Millis;
 pub const PRUNE_EVERY_MS: f64 = 60_000.0;
 
 /// Pulls whose start and end a process following by push keeps ([`PushFollow::vouched_from`]):
-/// caught up, one about every pull interval, so these reach back past most regenerations'
-/// starts.
-pub const RECENT_PULLS: usize = 16;
+/// caught up, one about every pull interval when nothing is learned, and no two closer than
+/// [`RECENT_PULLS_SPACING`] of it however many revalidations are announced, so these reach
+/// back past most regenerations' starts (about two pull intervals at least).
+pub const RECENT_PULLS: usize = 32;
+
+/// The part of the pull interval by which the pulls kept are spaced, at least, but the last
+/// ([`PushFollow::pull_applied`]).
+pub const RECENT_PULLS_SPACING: f64 = 1.0 / 16.0;
 
 /// The bookkeeping of one process's exchange with the shared tag state.
 #[derive(Clone, Debug)]
@@ -96,9 +101,9 @@ pub struct PushFollow {
     /// The tick at which the last page announcement was heard: a pull planned before it may
     /// have read the sequence before that write ([`PushFollow::page_write_pulled`]).
     page_write_heard_at: u64,
-    /// The mirror learned a revalidation since the last pull was planned, other than by a pull
-    /// ([`PushFollow::learned`]).
-    learned: bool,
+    /// The mirror learned a revalidation other than by a pull ([`PushFollow::learned`]): a pull
+    /// is due at once until one is planned after the time it is recorded at.
+    learned: Option<Millis>,
     /// The last [`RECENT_PULLS`] announcements of revalidations applied as the next version,
     /// oldest first: when each was applied and when its revalidation was made
     /// ([`PushFollow::vouched_from`]).
@@ -145,7 +150,7 @@ impl PushFollow {
             page_heard: 0,
             page_write: None,
             page_write_heard_at: 0,
-            learned: false,
+            learned: None,
             recent_heard: Vec::new(),
         }
     }
@@ -165,8 +170,13 @@ impl PushFollow {
     /// so it would be stale as it is written, and regenerated again, until a pull started
     /// after it is applied: that pull is due at once ([`PushFollow::pull_in_ms`]), so the
     /// window is a round trip rather than the pull interval.
-    pub fn learned(&mut self) {
-        self.learned = true;
+    ///
+    /// `at`: the time the revalidation is recorded at, when known (one of this process's own:
+    /// its ms rounded up). A pull planned no later than that vouches for nothing against it
+    /// (an entry made at its time is expired), and one made at once would start in that ms:
+    /// the pull is due the ms after it instead, and stays due until one is planned past it.
+    pub fn learned(&mut self, at: Millis) {
+        self.learned = Some(self.learned.map_or(at, |l| Millis(l.0.max(at.0))));
     }
 
     /// A page write was announced, following the write of id `prev` (`None`: an announcement
@@ -272,7 +282,9 @@ impl PushFollow {
     pub fn pull_planned(&mut self, now: Millis) {
         let t = self.next_tick();
         self.planned = Some((t, now));
-        self.learned = false;
+        if self.learned.is_some_and(|at| now.0 > at.0) {
+            self.learned = None;
+        }
     }
 
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
@@ -282,6 +294,20 @@ impl PushFollow {
             self.pulled = Some(p);
             if !whole {
                 return;
+            }
+            // Pulling on learning ([`PushFollow::learned`]), a fleet that revalidates often has
+            // a process pull about once a round trip: kept one by one, the pulls would reach
+            // back a few dozen round trips only, and every regeneration that ran longer would
+            // be judged by its start less the pull interval, before the revalidation it was
+            // made for: stale as it is written, made again until that is a pull interval
+            // old. The last one kept is replaced by the next while it follows the one before
+            // by less than the spacing: a regeneration begun after it is judged by that one
+            // before, earlier by less than the spacing (too early at worst).
+            let spacing = self.max_pull_interval_ms * RECENT_PULLS_SPACING;
+            if let [.., (before, _), (last, _)] = self.recent_pulls[..] {
+                if last.0 - before.0 < spacing {
+                    self.recent_pulls.pop();
+                }
             }
             if self.recent_pulls.len() >= RECENT_PULLS {
                 self.recent_pulls.remove(0);
@@ -299,8 +325,10 @@ impl PushFollow {
     /// Not the start of the last pull now: one may have ended while the regeneration ran, after
     /// its data was judged without what that pull brought.
     ///
-    /// When the pulls kept were all applied after `began` (more than [`RECENT_PULLS`] since,
-    /// pulling per request while not caught up), `began` less the pull interval: caught up at
+    /// Pulls that followed the one before closely are not all kept ([`RECENT_PULLS_SPACING`]):
+    /// then the start of an earlier one. When the pulls kept were all applied after `began`
+    /// (more than [`RECENT_PULLS`] since, pulling per request while not caught up, or about
+    /// two pull intervals of pulls learning), `began` less the pull interval: caught up at
     /// `began`, the last pull had started later than that; not caught up, the request pulled
     /// after it began, before its data was judged (unless that pull failed: a failed refresh
     /// judges by the state loaded last, docs/failures.md).
@@ -350,12 +378,15 @@ impl PushFollow {
             && !mirror.is_loading()
     }
 
-    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up, and once
-    /// a revalidation was learned otherwise: [`PushFollow::learned`]).
+    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up), or,
+    /// once a revalidation was learned otherwise, the pull that follows it (at once, or the ms
+    /// after the time it is recorded at: [`PushFollow::learned`]).
     pub fn pull_in_ms(&self, mirror: &TagMirror, now: Millis) -> f64 {
         match self.pulled {
-            Some((_, at)) if self.caught_up(mirror, now) && !self.learned => {
-                (at.0 + self.max_pull_interval_ms - now.0).max(0.0)
+            Some((_, at)) if self.caught_up(mirror, now) => {
+                let periodic = (at.0 + self.max_pull_interval_ms - now.0).max(0.0);
+                self.learned
+                    .map_or(periodic, |l| (l.0 + 1.0 - now.0).clamp(0.0, periodic))
             }
             _ => 0.0,
         }
@@ -543,8 +574,11 @@ impl TagSync {
         };
         if let Some(push) = self.push.as_mut() {
             match &result {
+                // The announced times are another instance's clock: any pull planned from
+                // now on counts; until one is applied, what it regenerates counts from the
+                // announced revalidation (`PushFollow::vouched_from`).
                 Ok(Announced::Applied(_)) => {
-                    push.learned();
+                    push.learned(Millis::ZERO);
                     if let Some(at) = mirror.take_announced_at() {
                         push.heard_next(now, at);
                     }
@@ -758,16 +792,32 @@ mod tests {
         p.pull_applied(Millis(5_420.0), true);
         assert_eq!(p.vouched_from(Millis(5_000.0)), Millis(4_500.0));
         assert_eq!(p.vouched_from(Millis(6_000.0)), Millis(5_400.0));
-        for i in 0..RECENT_PULLS {
+        // Pulls every 10 ms (learning): the last is kept, and the others no closer than the
+        // spacing (62.5 ms here), each judged by at most that much too early.
+        for i in 0..16 {
             let at = 10_000.0 + 10.0 * i as f64;
             p.pull_planned(Millis(at));
             p.pull_applied(Millis(at + 5.0), true);
         }
+        assert_eq!(p.recent_pulls.len(), 6);
+        assert_eq!(p.vouched_from(Millis(6_000.0)), Millis(5_400.0));
+        assert_eq!(p.vouched_from(Millis(10_006.0)), Millis(10_000.0));
+        assert_eq!(p.vouched_from(Millis(10_100.0)), Millis(10_070.0));
+        assert_eq!(p.vouched_from(Millis(10_156.0)), Millis(10_150.0));
+        for w in p.recent_pulls.windows(3) {
+            assert!(w[1].0 .0 - w[0].0 .0 >= 62.5, "{:?}", p.recent_pulls);
+        }
+        // Past RECENT_PULLS kept, the oldest go.
+        for i in 0..RECENT_PULLS {
+            let at = 11_000.0 + 100.0 * i as f64;
+            p.pull_planned(Millis(at));
+            p.pull_applied(Millis(at + 5.0), true);
+        }
         assert_eq!(p.recent_pulls.len(), RECENT_PULLS);
-        assert_eq!(p.vouched_from(Millis(6_000.0)), Millis(5_000.0));
-        assert_eq!(p.vouched_from(Millis(10_100.0)), Millis(10_090.0));
+        assert_eq!(p.vouched_from(Millis(10_500.0)), Millis(9_500.0));
+        assert_eq!(p.vouched_from(Millis(11_106.0)), Millis(11_100.0));
         // A reply with no pull planned (none in flight) records nothing.
         p.pull_applied(Millis(20_000.0), true);
-        assert_eq!(p.vouched_from(Millis(20_000.0)), Millis(10_150.0));
+        assert_eq!(p.vouched_from(Millis(20_000.0)), Millis(14_100.0));
     }
 }

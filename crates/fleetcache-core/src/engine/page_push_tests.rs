@@ -1178,3 +1178,97 @@ fn pulling_a_regenerated_page_is_judged_by_its_start() {
     assert_eq!(meta.timestamp, Millis(NOW + 200.0));
     assert_eq!(meta.made_at, None);
 }
+
+/// Pulling on learning (`PushFollow::learned`), a busy fleet's announcements, of any tags,
+/// each bring a pull: a regeneration that runs while more than `RECENT_PULLS` are applied
+/// must still be judged by the pull applied last before it began, not by its start less the
+/// pull interval (every pull it kept applied after it began), which falls before the
+/// revalidation it regenerates for: stale as it is written, regenerated again and again until
+/// the revalidation is a pull interval old.
+#[test]
+fn a_long_regeneration_keeps_the_pull_it_began_after_through_many_learned_pulls() {
+    use crate::tags::Freshness;
+    let mut e = push_engine();
+    // `p` revalidated here; the pull it brings follows at once.
+    e.queue_tag_update(
+        &["p"],
+        &crate::tags::Revalidation::Expire,
+        Millis(NOW + 100.0),
+    )
+    .unwrap();
+    assert_eq!(e.tag_pull_in_ms(Millis(NOW + 100.0)), 1.0);
+    pull(&mut e, "2", NOW + 101.0);
+    // The page, regenerated for it, begins after that pull; meanwhile the fleet revalidates
+    // other tags, announced, each followed by a pull (twice RECENT_PULLS of them, within a pull interval).
+    let began = NOW + 200.0;
+    let mut at = began;
+    for i in 0..2 * crate::tag_sync::RECENT_PULLS {
+        at += 10.0;
+        let version = (3 + i).to_string();
+        let mut rec = crate::tags::TagRecord::default();
+        rec.apply(&crate::tags::Revalidation::Expire, Millis(at));
+        let msg = netstring::encode([
+            "a".to_owned(),
+            "E".to_owned(),
+            version.clone(),
+            format!("v{version}"),
+            format!("other{i}"),
+            rec.encode(),
+        ]);
+        assert!(matches!(
+            e.apply_announcement(&msg, Millis(at)),
+            Ok(Announced::Applied(_))
+        ));
+        assert_eq!(e.tag_pull_in_ms(Millis(at)), 0.0);
+        pull(&mut e, &version, at + 1.0);
+    }
+    let tags = ["_N_T_/p", "p"];
+    let page = regenerated_page(&mut e, &tags, began, at + 10.0);
+    assert_eq!(
+        e.mirror().evaluate(page.made(), tags, Millis(at + 20.0)),
+        Freshness::Fresh,
+        "judged by {}",
+        page.made().0 - NOW
+    );
+}
+
+/// A revalidation of this process's own is recorded at its ms rounded up, and a pull made due
+/// at once would start in that very ms, before that time: it would vouch for no regeneration
+/// against it, and what is regenerated of its tags would be stale as it is written until the
+/// periodic pull, a pull interval later, not a round trip. The pull is due the ms after, and
+/// stays due until one planned past that time.
+#[test]
+fn an_own_revalidation_keeps_a_pull_due_until_one_starts_after_its_recorded_time() {
+    use crate::tags::Freshness;
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    e.queue_tag_update(
+        &["p"],
+        &crate::tags::Revalidation::Expire,
+        Millis(NOW + 100.3),
+    )
+    .unwrap();
+    let due = e.tag_pull_in_ms(Millis(NOW + 100.3));
+    assert!((1.6..=1.7).contains(&due), "{due}");
+    // A pull planned in the same ms (a request's, say).
+    pull(&mut e, "2", NOW + 100.5);
+    let tags = ["_N_T_/p", "p"];
+    let page = regenerated_page(&mut e, &tags, NOW + 101.6, NOW + 110.0);
+    assert_ne!(
+        e.mirror().evaluate(page.made(), tags, Millis(NOW + 111.0)),
+        Freshness::Fresh,
+        "judged by a pull started before the revalidation's recorded time"
+    );
+    let due = e.tag_pull_in_ms(Millis(NOW + 101.6));
+    assert!(
+        (0.3..=0.5).contains(&due),
+        "a pull that vouches past the revalidation is still due: in {due}"
+    );
+    pull(&mut e, "2", NOW + 102.0);
+    assert!(e.tag_pull_in_ms(Millis(NOW + 103.0)) > 900.0);
+    let page = regenerated_page(&mut e, &tags, NOW + 103.5, NOW + 110.0);
+    assert_eq!(
+        e.mirror().evaluate(page.made(), tags, Millis(NOW + 111.0)),
+        Freshness::Fresh
+    );
+}
