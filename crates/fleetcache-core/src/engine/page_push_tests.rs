@@ -924,6 +924,20 @@ fn regenerated_page(
     crate::envelope::decode_header(&header, total).unwrap().meta
 }
 
+/// The announcement of version `version` of epoch `E`: `tag` expired at `rev_at`.
+fn expiry_announcement(version: &str, tag: &str, rev_at: f64) -> Vec<u8> {
+    let mut rec = crate::tags::TagRecord::default();
+    rec.apply(&crate::tags::Revalidation::Expire, Millis(rev_at));
+    netstring::encode([
+        "a".to_owned(),
+        "E".to_owned(),
+        version.to_owned(),
+        format!("v{version}"),
+        tag.to_owned(),
+        rec.encode(),
+    ])
+}
+
 /// A pull at `at` that finds `tag` revalidated (expired) at `rev_at`, as version `version`.
 fn pull_revalidation(e: &mut Engine, version: &str, tag: &str, rev_at: f64, at: f64) {
     let mut rec = crate::tags::TagRecord::default();
@@ -1129,16 +1143,7 @@ fn an_entry_regenerated_after_an_announcement_was_applied_is_judged_from_that_re
     let tags = ["shared", "_N_T_/p"];
     // Begun before the announcement of `shared` revalidated at NOW + 100 was applied.
     let before = written_use_cache(&mut e, &tags, NOW + 110.0, NOW + 200.0);
-    let mut rec = crate::tags::TagRecord::default();
-    rec.apply(&crate::tags::Revalidation::Expire, Millis(NOW + 100.0));
-    let msg = netstring::encode([
-        "a".to_owned(),
-        "E".to_owned(),
-        "2".to_owned(),
-        "v2".to_owned(),
-        "shared".to_owned(),
-        rec.encode(),
-    ]);
+    let msg = expiry_announcement("2", "shared", NOW + 100.0);
     assert_eq!(
         e.apply_announcement(&msg, Millis(NOW + 120.0)),
         Ok(Announced::Applied(1))
@@ -1205,16 +1210,7 @@ fn a_long_regeneration_keeps_the_pull_it_began_after_through_many_learned_pulls(
     for i in 0..2 * crate::tag_sync::RECENT_PULLS {
         at += 10.0;
         let version = (3 + i).to_string();
-        let mut rec = crate::tags::TagRecord::default();
-        rec.apply(&crate::tags::Revalidation::Expire, Millis(at));
-        let msg = netstring::encode([
-            "a".to_owned(),
-            "E".to_owned(),
-            version.clone(),
-            format!("v{version}"),
-            format!("other{i}"),
-            rec.encode(),
-        ]);
+        let msg = expiry_announcement(&version, &format!("other{i}"), at);
         assert!(matches!(
             e.apply_announcement(&msg, Millis(at)),
             Ok(Announced::Applied(_))
