@@ -41,6 +41,21 @@ fn use_cache<'a>(tags: &'a [&'a str], revalidate: f64, expire: f64) -> WriteRequ
     }
 }
 
+/// The outer `'use cache'` entry of the joined-fill tests: tagged `shared` and `outer`, its
+/// invocation begun at NOW + 200.
+fn outer_use_cache() -> WriteRequest<'static> {
+    WriteRequest::UseCache {
+        iface: UC,
+        cache_key: "outer",
+        tags: &["shared", "outer"],
+        timestamp: Millis(NOW.0 + 200.0),
+        revalidate: 60.0,
+        expire: 3600.0,
+        stale: 30.0,
+        payload_len: 10,
+    }
+}
+
 fn incremental<'a>(kind: u8, flags: u8, parts: &'a [u32]) -> WriteRequest<'a> {
     WriteRequest::Incremental {
         cache_key: "/page",
@@ -835,16 +850,7 @@ fn a_use_cache_entry_that_joined_an_inner_fill_is_no_newer_than_the_inner_data()
         store(e.write_first(&mut m, Millis(NOW.0 + 290.0)));
         done(e.write_step(&mut m, WriteInput::Sent, Millis(NOW.0 + 300.0)));
         // The outer invocation began at NOW + 200, after the revalidation, and joined it.
-        let req = WriteRequest::UseCache {
-            iface: UC,
-            cache_key: "outer",
-            tags: &["shared", "outer"],
-            timestamp: Millis(NOW.0 + 200.0),
-            revalidate: 60.0,
-            expire: 3600.0,
-            stale: 30.0,
-            payload_len: 10,
-        };
+        let req = outer_use_cache();
         let mut m = e.write_start(req, Millis(NOW.0 + 400.0));
         let s = store(e.write_first(&mut m, Millis(NOW.0 + 400.0)));
         decode_header(&s.header, s.header.len() + 10)
@@ -971,16 +977,7 @@ fn a_use_cache_entry_that_joined_a_stale_read_is_no_newer_than_the_entry_read() 
             NOW,
             Millis(handed_out_at),
         );
-        let req = WriteRequest::UseCache {
-            iface: UC,
-            cache_key: "outer",
-            tags: &["shared", "outer"],
-            timestamp: Millis(NOW.0 + 200.0),
-            revalidate: 60.0,
-            expire: 3600.0,
-            stale: 30.0,
-            payload_len: 10,
-        };
+        let req = outer_use_cache();
         let at = Millis(NOW.0 + 400.0);
         let mut m = e.write_start(req, at);
         let s = store(e.write_first(&mut m, at));
