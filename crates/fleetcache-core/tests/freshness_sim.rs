@@ -184,6 +184,10 @@ const FETCH_REQUEST_REVALIDATE: [f64; 3] = [f64::NAN, 3.0, 900.0];
 const T0: f64 = 1_795_690_530_000.0;
 /// The longest time between pulls of an instance that follows the state by push.
 const PUSH_BOUND_MS: f64 = 1_000.0;
+
+/// The longest a `'use cache'` write's regeneration began before the write (`Op::Write`'s
+/// `began`, drawn below 2,000 ms).
+const MAX_WRITE_BEGAN_MS: f64 = 2_000.0;
 /// The task owner that stands for `fleetcache seed`: a process of its own, none of the
 /// instances (the CLI builds its own runtime on the same Redis).
 const SEEDER: usize = usize::MAX;
@@ -1124,6 +1128,20 @@ struct Instance {
     /// update time among their records ([`announced_at`]): its mirror held every version
     /// before that one, so any revalidation it lacked reached Redis after it.
     heard_from: f64,
+    /// What it knew at the end of past steps, oldest first, one entry per change: a
+    /// `'use cache'` write whose regeneration began earlier is checked by what it knew then
+    /// ([`World::knew_at`]). A restart starts it over, as it does the process.
+    history: Vec<KnewThen>,
+}
+
+/// What an instance knew at the end of a step ([`Instance::history`]).
+#[derive(Clone, Debug)]
+struct KnewThen {
+    /// The step.
+    step: usize,
+    knew: Knew,
+    /// It was caught up then (following by push): its reads judged by the mirror alone.
+    caught_up: bool,
 }
 
 /// The earliest update time among the records of a tag announcement (none for a page
@@ -1205,6 +1223,7 @@ impl Instance {
             pulled_from: f64::NEG_INFINITY,
             heard: HashSet::new(),
             heard_from: f64::NEG_INFINITY,
+            history: Vec::new(),
         }
     }
 }
@@ -1213,7 +1232,9 @@ impl Instance {
 enum Op {
     /// Instance begins storing a regeneration of a key with these tags (bit mask over TAGS),
     /// which began `began` ms ago: the entry counts as created then, so revalidations made
-    /// during the render leave it stale.
+    /// during the render leave it stale. Drawn as 0 half the time, and a quarter under 300 ms:
+    /// within a pull interval of the write, where the process was more often caught up when
+    /// the regeneration began, which is when [`World::check_regenerated`] applies.
     Write {
         inst: usize,
         key: usize,
@@ -1373,7 +1394,7 @@ enum Op {
 fn op(push: bool) -> impl Strategy<Value = Op> {
     let subscribe = if push { 4 } else { 2 };
     prop_oneof![
-        4 => (0..3usize, 0..2usize, 0u8..8, prop_oneof![Just(0u16), 0u16..2000])
+        4 => (0..3usize, 0..2usize, 0u8..8, prop_oneof![2 => Just(0u16), 1 => 1u16..300, 1 => 0u16..2000])
             .prop_map(|(inst, key, tags, began)| Op::Write { inst, key, tags, began }),
         6 => (0..3usize, 0..2usize, 0u8..4, any::<bool>())
             .prop_map(|(inst, key, soft, caches)| Op::Read { inst, key, soft, caches }),
@@ -1401,7 +1422,7 @@ fn op(push: bool) -> impl Strategy<Value = Op> {
 /// [`op`] (outages are the early exit of the check; these histories should mostly reach it).
 fn mixed_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..3usize, 0..2usize, 0u8..8, prop_oneof![Just(0u16), 0u16..2000])
+        3 => (0..3usize, 0..2usize, 0u8..8, prop_oneof![2 => Just(0u16), 1 => 1u16..300, 1 => 0u16..2000])
             .prop_map(|(inst, key, tags, began)| Op::Write { inst, key, tags, began }),
         3 => (0..3usize, 0..2usize, 0u8..4, any::<bool>())
             .prop_map(|(inst, key, soft, caches)| Op::Read { inst, key, soft, caches }),
@@ -1511,7 +1532,7 @@ fn page_op() -> impl Strategy<Value = Op> {
 /// too rare to find there.
 fn fold_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..3usize, 0..2usize, 1u8..8, prop_oneof![Just(0u16), 0u16..2000])
+        3 => (0..3usize, 0..2usize, 1u8..8, prop_oneof![2 => Just(0u16), 1 => 1u16..300, 1 => 0u16..2000])
             .prop_map(|(inst, key, tags, began)| Op::Write { inst, key, tags, began }),
         4 => (0..3usize, 0..2usize, 0u8..4, any::<bool>())
             .prop_map(|(inst, key, soft, caches)| Op::Read { inst, key, soft, caches }),
@@ -1919,6 +1940,9 @@ struct World {
     /// Page regenerations being written, by the task id of their write: the instance, when
     /// the regeneration began and what the instance knew then ([`World::check_regenerated`]).
     regenerated: HashMap<usize, (usize, f64, Knew)>,
+    /// The time at the end of past steps, oldest first: each distinct time with the last step
+    /// that ended at it ([`World::knew_at`]).
+    times: Vec<(f64, usize)>,
 }
 
 impl World {
@@ -1977,6 +2001,7 @@ impl World {
             open: Vec::new(),
             write_backs: HashMap::new(),
             regenerated: HashMap::new(),
+            times: Vec::new(),
         }
     }
 
@@ -2181,6 +2206,7 @@ impl World {
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         self.trace.extend(take_scan_notes());
+        self.record_knowledge();
         self.step += 1;
         self.trace
             .push(format!("step {} at {}: {:?}", self.step, self.now - T0, op));
@@ -2473,13 +2499,15 @@ impl World {
         let caught_up = engine.tags_caught_up(now);
         let id = self.next_task;
         self.next_task += 1;
-        // Begun now, its function may have read other entries (a nested `'use cache'`), judged
-        // by the instance's mirror as it is: checked as a page regeneration is. (Begun
-        // earlier, what the instance knew then is gone; not caught up, those reads pull.)
+        // Its function may have read other entries (a nested `'use cache'`), judged by the
+        // instance's mirror as it was when the regeneration began: checked as a page
+        // regeneration is. (Not caught up then, those reads pulled.)
         if began == 0 {
             let mut knew = self.knew(inst, false);
             knew.pulls_itself = !caught_up;
             self.regenerated.insert(id, (inst, self.now, knew));
+        } else if let Some(knew) = self.knew_at(inst, created) {
+            self.regenerated.insert(id, (inst, created, knew));
         }
         let task = Task {
             id,
@@ -2580,8 +2608,64 @@ impl World {
         }
     }
 
+    /// Records what every instance knew at the end of the step just taken, and when it ended
+    /// ([`World::knew_at`]); forgets what no write can reach back to.
+    fn record_knowledge(&mut self) {
+        let (now, step) = (self.now, self.step);
+        match self.times.last_mut() {
+            Some((t, s)) if *t == now => *s = step,
+            _ => self.times.push((now, step)),
+        }
+        // A write's regeneration began at most `MAX_WRITE_BEGAN_MS` ago: keep the last time
+        // before that, which a write begun then falls after.
+        let horizon = now - MAX_WRITE_BEGAN_MS;
+        let old = self.times.iter().take_while(|(t, _)| *t < horizon).count();
+        self.times.drain(..old.saturating_sub(1));
+        let oldest_step = self.times.first().map_or(0, |(_, s)| *s);
+        for i in 0..self.insts.len() {
+            let knew = self.knew(i, false);
+            let caught_up = self.insts[i].engine.tags_caught_up(Millis(now));
+            let history = &mut self.insts[i].history;
+            let same = history.last().is_some_and(|h| {
+                h.caught_up == caught_up
+                    && h.knew.pulled_from == knew.pulled_from
+                    && h.knew.heard_from == knew.heard_from
+                    && h.knew.revs == knew.revs
+            });
+            if !same {
+                history.push(KnewThen {
+                    step,
+                    knew,
+                    caught_up,
+                });
+            }
+            let old = history.iter().take_while(|h| h.step < oldest_step).count();
+            history.drain(..old.saturating_sub(1));
+        }
+    }
+
+    /// What `inst` knew when a regeneration that began at `began`, before the current step,
+    /// did: at the end of the last step before that time (a revalidation resolved at a step
+    /// of that very ms counts as after it, as `PushFollow::vouched_from` counts a pull applied
+    /// in the ms a regeneration began as after it). `None` when the process had not started
+    /// then (a restart since), or that is forgotten.
+    fn knew_at(&self, inst: usize, began: f64) -> Option<Knew> {
+        let i = &self.insts[inst];
+        if began < i.started {
+            return None;
+        }
+        let &(_, step) = self.times.iter().rev().find(|(t, _)| *t < began)?;
+        let then = i.history.iter().rev().find(|h| h.step <= step)?;
+        let mut knew = then.knew.clone();
+        knew.step = step + 1;
+        // Caught up at the end of that step, it stayed so until its pull interval ran out:
+        // nothing happened in between.
+        knew.pulls_itself = !(then.caught_up && began - knew.pulled_from < PUSH_BOUND_MS);
+        Some(knew)
+    }
+
     /// Following by push, a check of each stored page regeneration, and of each `'use cache'`
-    /// value begun at its write's step, by the history (not by how the engine chose its
+    /// value, by the history (not by how the engine chose its
     /// times): the time its tags judge it by is no later than any
     /// revalidation of its tags that had resolved when the regeneration began, that its instance
     /// had neither learnt by a refresh nor heard announced then, and that was issued after its
