@@ -157,12 +157,17 @@ for (const inFlight of [1, 16]) {
       const old = byName['old' + r.name.slice(3)]
       const ratios = r.rounds.map((x, i) => x.opsPerSec / old.rounds[i].opsPerSec)
       const cpu = r.rounds.map((x, i) => x.cpuUs - old.rounds[i].cpuUs)
+      const cpuRatios = r.rounds.map((x, i) => x.cpuUs / old.rounds[i].cpuUs)
+      const round3 = (v) => Math.round(v * 1000) / 1000
       return {
         name: r.name.slice(3),
         opsRatio: round2(quantile(ratios, 0.5)),
         opsRatioIqr: [round2(quantile(ratios, 0.25)), round2(quantile(ratios, 0.75))],
         cpuUsMore: round2(quantile(cpu, 0.5)),
         cpuUsMoreIqr: [round2(quantile(cpu, 0.25)), round2(quantile(cpu, 0.75))],
+        // CPU per op, new over old, per round: the median and the whole range.
+        cpuRatio: round3(quantile(cpuRatios, 0.5)),
+        cpuRatioRange: [round3(Math.min(...cpuRatios)), round3(Math.max(...cpuRatios))],
       }
     })
   const summary = res.map(({ rounds, ...rest }) => rest)

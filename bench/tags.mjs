@@ -16,7 +16,7 @@ import { createRequire } from 'node:module'
 import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
-import { scriptSha } from '../tests/support/observe.mjs'
+import { scriptShas } from '../tests/support/observe.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { prependReport } from './lib/report.mjs'
 
@@ -115,14 +115,11 @@ end
 return ver`
 
 /**
- * sha1 -> script name, for the fleetcache scripts as they are sent (`scriptSha` checks each
- * against the engine; `longestCommand` fails on a script it cannot name).
+ * sha1 -> script name, for the fleetcache scripts as they are sent (the engine's own list,
+ * `scriptShas`; `longestCommand` fails on a script it cannot name).
  */
 function scriptNames() {
-  const dir = path.join(here, '..', 'crates', 'fleetcache-core', 'src', 'lua')
-  return new Map(
-    fs.readdirSync(dir).map((f) => [scriptSha(f), f.replace('.lua', '').toUpperCase()]),
-  )
+  return new Map([...scriptShas()].map(([name, sha]) => [sha, name.toUpperCase()]))
 }
 
 /** Commands only fleetcache's scripts call (the processes never send them themselves). */

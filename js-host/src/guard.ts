@@ -7,7 +7,7 @@ import { CircuitOpenError, RedisReplyError, RedisTimeoutError, withDeadline } fr
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
 import { wasm, type Engine } from './wasm'
 
-/** A command's tracing span, when the application has OpenTelemetry. */
+/** A command's tracing span, when the application registered a TracerProvider. */
 type CommandSpan = ReturnType<Telemetry['startSpan']>
 
 /** Commands that only read; everything else gets the write budget. */
@@ -109,7 +109,7 @@ export class GuardedTransport implements Transport {
       // is not cancelled: node-redis keeps it queued); this outer deadline bounds one that does
       // not, plus one wait for a connection.
       const outer = budget + this.connectBudgetMs
-      span = tel?.startSpan(String(argv[0]))
+      span = tel?.startSpan(String(argv[0]), t0)
       try {
         const inner = this.inner.send(argv, { kind, timeoutMs: budget, startedAt: t0 })
         sent =
@@ -152,14 +152,13 @@ export class GuardedTransport implements Transport {
   ): void {
     const t = this.settle(permit, result, argv)
     const tel = this.telemetry
-    if (tel !== undefined && span !== undefined) {
+    if (tel !== undefined) {
       tel.recordCommand(
         String(argv[0]),
         RESULT_NAMES[result] ?? 'connection-error',
         (t - t0) / 1000,
         result === Result.Reply ? entryBytes(argv, reply) : undefined,
         span,
-        t,
       )
     }
   }

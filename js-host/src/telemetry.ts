@@ -9,7 +9,10 @@
  *
  * `@opentelemetry/api` is an optional peer dependency, loaded once with a guarded `require`
  * when the first runtime starts. Without it `telemetry()` is `undefined` and the only cost is
- * that one check per command. Names and attributes: docs/observability.md.
+ * that one check per command. With it but no TracerProvider registered, a command starts no
+ * span: the API's non-recording one cost about 2% of a Redis hit's CPU, and nothing could see
+ * it (a command's span is never made the active one, so it is nobody's parent). Names and
+ * attributes: docs/observability.md.
  */
 import type * as OtelApi from '@opentelemetry/api'
 
@@ -38,7 +41,10 @@ function loadApi(): Api | null {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION = (require('../package.json') as { version: string }).version
 
-/** How often (ms) a command checks whether the application replaced the global MeterProvider. */
+/**
+ * How often (ms) a command checks whether the application registered or replaced the global
+ * MeterProvider or TracerProvider.
+ */
 const REBIND_CHECK_MS = 1000
 
 /** How a guarded command ended, as `guard.ts` reports it. */
@@ -46,9 +52,10 @@ export type CommandResult = 'ok' | 'reply-error' | 'timeout' | 'connection-error
 
 /**
  * The process's OpenTelemetry binding. Instruments are created against the global
- * MeterProvider; since an application may register its SDK after fleetcache started (Next's
- * `instrumentation.ts` and the handlers load in no fixed order), commands check at most once a
- * second whether the provider changed, and rebind.
+ * MeterProvider, spans started by the registered TracerProvider's tracer; since an application
+ * may register its SDK after fleetcache started (Next's `instrumentation.ts` and the handlers
+ * load in no fixed order), commands check at most once a second whether either provider
+ * changed, and rebind.
  */
 export class Telemetry {
   private readonly engines = new Set<Engine>()
@@ -56,11 +63,10 @@ export class Telemetry {
   private duration: OtelApi.Histogram | undefined
   private size: OtelApi.Histogram | undefined
   private nextCheck = 0
-  private readonly tracer: OtelApi.Tracer
+  /** The registered TracerProvider's tracer; undefined while none is registered. */
+  private tracer: OtelApi.Tracer | undefined
 
   constructor(private readonly api: Api) {
-    // A ProxyTracer: spans go to whatever TracerProvider is registered, now or later.
-    this.tracer = api.trace.getTracer('fleetcache', VERSION)
     this.bind()
   }
 
@@ -75,6 +81,7 @@ export class Telemetry {
   }
 
   private bind(): void {
+    this.tracer = registeredTracer(this.api)
     const provider = this.api.metrics.getMeterProvider()
     if (provider === this.provider) return
     this.provider = provider
@@ -95,40 +102,58 @@ export class Telemetry {
     return total
   }
 
-  /** A client span for one Redis command (a child of the active span, if any). */
-  startSpan(command: string): OtelApi.Span {
-    return this.tracer.startSpan(command, {
+  /**
+   * Called as a command is sent, at `t` (ms): a client span for it (a child of the active span,
+   * if any), or `undefined` while no TracerProvider is registered. Checks first, at most once
+   * a second, whether the application registered or replaced a provider.
+   */
+  startSpan(command: string, t: number): OtelApi.Span | undefined {
+    if (t >= this.nextCheck) {
+      this.nextCheck = t + REBIND_CHECK_MS
+      this.bind()
+    }
+    return this.tracer?.startSpan(command, {
       kind: this.api.SpanKind.CLIENT,
       attributes: { 'db.system.name': 'redis', 'db.operation.name': command },
     })
   }
 
-  /**
-   * Records one finished command: its duration, the entry size for GET/SET, and ends its
-   * span. `t` is the time it finished (ms), used to throttle the provider check.
-   */
+  /** Records one finished command: its duration, the entry size for GET/SET; ends its span. */
   recordCommand(
     command: string,
     result: CommandResult,
     seconds: number,
     bytes: number | undefined,
-    span: OtelApi.Span,
-    t: number,
+    span: OtelApi.Span | undefined,
   ): void {
-    if (t >= this.nextCheck) {
-      this.nextCheck = t + REBIND_CHECK_MS
-      this.bind()
-    }
     const attributes: OtelApi.Attributes = { 'db.operation.name': command }
     if (result !== 'ok') attributes['error.type'] = result
     this.duration?.record(seconds, attributes)
     if (bytes !== undefined) this.size?.record(bytes, { 'db.operation.name': command })
+    if (span === undefined) return
     if (result !== 'ok') {
       span.setAttribute('error.type', result)
       span.setStatus({ code: this.api.SpanStatusCode.ERROR })
     }
     span.end()
   }
+}
+
+/**
+ * The tracer of the TracerProvider the application registered, or `undefined` while it has
+ * registered none. In `@opentelemetry/api` 1.x `trace.getTracerProvider()` is a
+ * ProxyTracerProvider: the one `trace.setGlobalTracerProvider` put on the process's global
+ * (seen by every copy of the API compatible with the one that registered it), else this copy's
+ * own. Its `getDelegateTracer` (the API's `TracerDelegator` interface, the one its ProxyTracers
+ * ask) answers `undefined` until a provider is registered: that is how the API itself decides
+ * to hand out no-op spans. A global provider without that method is used as it is.
+ */
+function registeredTracer(api: Api): OtelApi.Tracer | undefined {
+  const provider: OtelApi.TracerProvider & Partial<OtelApi.TracerDelegator> =
+    api.trace.getTracerProvider()
+  return typeof provider.getDelegateTracer === 'function'
+    ? provider.getDelegateTracer('fleetcache', VERSION)
+    : provider.getTracer('fleetcache', VERSION)
 }
 
 const SLOT = Symbol.for('fleetcache.telemetry')

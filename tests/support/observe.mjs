@@ -4,8 +4,6 @@
 //
 // `redis` is what tests/support/redis.mjs or redis-cluster.mjs return: `command(...args)` (on a
 // cluster a keyed command goes to the slot's master, SCAN covers every master).
-import crypto from 'node:crypto'
-import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import net from 'node:net'
 import path from 'node:path'
@@ -14,76 +12,32 @@ import { waitFor } from './util.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
-const isWord = (c) => /^[A-Za-z0-9_]$/.test(c)
+/** name -> SHA-1, read from the engine once (`scriptShas`). */
+let shas
 
 /**
- * Whether `a` then `b` with no space between could lex otherwise than with one (scripts.rs,
- * `joins`): two words, a number (`number`: the word `a` ends began with a digit) or `..` then
- * `.`, `-` then `-`, a comparison's `=`, `[` then `[` or `=`.
+ * Every script the core sends, by name (its file under crates/fleetcache-core/src/lua/
+ * without `.lua`), to the SHA-1 Redis knows it by (`EVALSHA`, MONITOR): the engine's own list
+ * (`scriptShas` of the tools module js-host built: run make pack first), so a test names the
+ * exact text the core sends.
  */
-const joins = (a, b, number) =>
-  (isWord(a) && isWord(b)) ||
-  (b === '.' && ((number && isWord(a)) || a === '.')) ||
-  (a === '-' && b === '-') ||
-  (b === '=' && '=~<>'.includes(a)) ||
-  (a === '[' && (b === '[' || b === '='))
-
-/** One line of a script as sent (scripts.rs, `compact`): '' when it holds no code. */
-function compactLine(line) {
-  let out = ''
-  let last = ''
-  let quote = ''
-  let space = false
-  let number = false
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]
-    if (quote === '') {
-      if (c === ' ' || c === '\t' || c === '\r') {
-        space = true
-        continue
-      }
-      if (c === '-' && line[i + 1] === '-') break
-      if (space && last !== '' && joins(last, c, number)) out += ' '
-      if (isWord(c) && (space || !isWord(last))) number = /[0-9]/.test(c)
-      space = false
-      if (c === "'" || c === '"') quote = c
-    } else if (c === '\\' && i + 1 < line.length) {
-      out += c + line[i + 1]
-      last = line[i + 1]
-      i++
-      continue
-    } else if (c === quote) {
-      quote = ''
-    }
-    out += c
-    last = c
+export function scriptShas() {
+  if (shas === undefined) {
+    const tools = createRequire(import.meta.url)(
+      path.join(repoRoot, 'js-host/wasm/tools/node/fleetcache_wasm.js'),
+    )
+    // Name, SHA-1, name, SHA-1, ... in one NUL-joined string.
+    const items = tools.scriptShas().split('\0')
+    shas = new Map()
+    for (let i = 0; i + 1 < items.length; i += 2) shas.set(items[i], items[i + 1])
   }
-  return out
+  return shas
 }
 
-/**
- * The SHA-1 Redis knows a script of crates/fleetcache-core/src/lua/ by (`EVALSHA`, MONITOR):
- * the file as the core sends it, without comments, blank lines, indentation and the spaces no
- * token needs (crates/fleetcache-core/src/scripts.rs, `compact`). Checked against the engine
- * js-host built, so a change to either side fails here rather than counting nothing.
- */
+/** The SHA-1 of a script of crates/fleetcache-core/src/lua/ (`tag_refresh.lua`) as sent. */
 export function scriptSha(file) {
-  const source = fs.readFileSync(
-    path.join(repoRoot, 'crates/fleetcache-core/src/lua', file),
-    'utf8',
-  )
-  const sent = source
-    .split('\n')
-    .map(compactLine)
-    .filter((line) => line !== '')
-    .map((line) => `${line}\n`)
-    .join('')
-  const sha = crypto.createHash('sha1').update(sent).digest('hex')
-  const wasm = createRequire(import.meta.url)(
-    path.join(repoRoot, 'js-host/wasm/node/fleetcache_wasm.js'),
-  )
-  if (new wasm.Engine({ deployment: 'sha-check' }).scriptSource(sha) === undefined)
-    throw new Error(`${file}: the engine sends no script with SHA-1 ${sha} (run make pack?)`)
+  const sha = scriptShas().get(file.replace(/\.lua$/, ''))
+  if (sha === undefined) throw new Error(`${file}: the engine sends no such script (make pack?)`)
   return sha
 }
 

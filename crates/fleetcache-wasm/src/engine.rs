@@ -774,6 +774,21 @@ pub fn random_token() -> Result<String, JsValue> {
     Ok(out)
 }
 
+/// Every script the core sends, as one NUL-joined list of name, SHA-1 pairs
+/// (`tag_update`, its SHA-1, `tag_refresh`, ...): what the tests and benchmarks name the
+/// `EVALSHA` calls they watch for by, taken from the scripts themselves rather than from a
+/// second compaction of their files. In the tools module only: no host code asks.
+#[cfg(feature = "tools")]
+#[wasm_bindgen(js_name = scriptShas)]
+pub fn script_shas() -> String {
+    let mut items = Vec::with_capacity(2 * fleetcache_core::scripts::ALL.len());
+    for script in fleetcache_core::scripts::ALL {
+        items.push(script.name.to_owned());
+        items.push(script.sha1());
+    }
+    join(&items)
+}
+
 /// Failure handling: budgets, circuit breaker, revalidation outbox.
 #[wasm_bindgen]
 impl Engine {

@@ -33,7 +33,7 @@ pub use codes::{
 };
 pub use config::{bounds, defaults};
 #[cfg(feature = "tools")]
-pub use engine::describe_envelope;
+pub use engine::{describe_envelope, script_shas};
 pub use engine::{random_token, Engine, Iface, Outcome};
 #[cfg(feature = "tools")]
 pub use inspect::Inspection;

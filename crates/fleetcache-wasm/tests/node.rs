@@ -2,9 +2,9 @@
 #![cfg(target_arch = "wasm32")]
 
 use fleetcache_wasm::{
-    bounds, defaults, random_token, BreakerState, CommandKind, CommandResult, Consumer, Engine,
-    Failure, Freshness, Iface, Outcome, ReadMachine, ReadStep, ReadStepKind, Reported,
-    RevalidationMode, Served, Source, ValueFlag, ValueKind, WriteMachine, WriteOutcome,
+    bounds, defaults, random_token, script_shas, BreakerState, CommandKind, CommandResult,
+    Consumer, Engine, Failure, Freshness, Iface, Outcome, ReadMachine, ReadStep, ReadStepKind,
+    Reported, RevalidationMode, Served, Source, ValueFlag, ValueKind, WriteMachine, WriteOutcome,
     WriteStepKind,
 };
 use wasm_bindgen::{JsCast, JsValue};
@@ -569,6 +569,21 @@ fn random_tokens_are_random() {
     let a = random_token().unwrap();
     assert_eq!(a.len(), 32);
     assert_ne!(a, random_token().unwrap());
+}
+
+#[wasm_bindgen_test]
+fn script_shas_name_every_script_the_engine_sends() {
+    let e = engine("d1");
+    let listed = script_shas();
+    let items: Vec<&str> = listed.split('\0').collect();
+    let all = &fleetcache_core::scripts::ALL;
+    assert_eq!(items.len(), 2 * all.len(), "{listed:?}");
+    for (pair, script) in items.chunks(2).zip(all.iter()) {
+        assert_eq!(pair[0], script.name);
+        assert_eq!(pair[1], script.sha1());
+        // The text the engine sends under that SHA-1 (the NOSCRIPT fallback's `EVAL`).
+        assert_eq!(e.script_source(pair[1]).as_deref(), Some(script.source));
+    }
 }
 
 fn config_with(pairs: &[(&str, f64)]) -> JsValue {
