@@ -11,6 +11,7 @@ import {
   leaseToken,
   ReadMachines,
   readEntry,
+  tierCopyKept,
   writeTexts,
   type Answer,
   type ReadIo,
@@ -335,6 +336,9 @@ class IncrementalCore {
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
       const t = now()
+      // Set when the reuse started the read with the tier's copy (one call into wasm for both).
+      let started: number | undefined
+      let offered: Uint8Array | null = null
       const machine = this.machines.open(
         cacheKey,
         () =>
@@ -352,7 +356,8 @@ class IncrementalCore {
         (m, entryKey) => {
           // The strings written in place: one call into wasm, where passing them makes four.
           if (writeTexts(this.io.binding, m, entryKey ?? '', soft, cacheKey)) {
-            m.reuseIncrementalTexts(
+            offered = entryKey === undefined ? null : tierCopyKept(this.io, entryKey)
+            started = m.reuseIncrementalTexts(
               engine,
               entryKey?.length ?? 0,
               soft.length,
@@ -361,6 +366,7 @@ class IncrementalCore {
               requestRevalidate,
               consumer,
               onDemand,
+              offered?.byteLength ?? 0,
               t,
             )
             return
@@ -382,6 +388,8 @@ class IncrementalCore {
       const { answer, value, readError } = await readEntry(engine, machine, this.io, {
         entryKey,
         startedAt: t,
+        started,
+        offered,
         decode: (a, bytes) => this.decode(cacheKey, entryKey, a, bytes),
         release: () => {
           this.machines.release(machine)

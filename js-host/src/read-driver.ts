@@ -345,6 +345,13 @@ export interface ReadHooks<T> {
    * Next's own handler spends on a hit's bookkeeping).
    */
   startedAt?: number | undefined
+  /**
+   * The step kind the machine's reuse started the read with (`reuseIncrementalTexts` given a
+   * `tierLen`), and `offered` the tier's copy it offered (`tierCopyKept`); `started` undefined:
+   * the read is started here, as always.
+   */
+  started?: number | undefined
+  offered?: Uint8Array | null | undefined
 }
 
 /**
@@ -364,6 +371,18 @@ const headerKept = new WeakSet<Uint8Array>()
 /** The prefix to offer with `bytes`: none when the index keeps their header. */
 function offer(bytes: Uint8Array | null): Uint8Array | undefined {
   return bytes === null || headerKept.has(bytes) ? undefined : head(bytes, HEADER_WINDOW)
+}
+
+/**
+ * The tier's copy of `entryKey` a reuse may start the read with (`reuseIncrementalTexts`'s
+ * `tierLen`), which offers it without its prefix: only a copy whose header the index keeps, so
+ * the start takes the same step as `startWithTier` with `offer`'s prefix. Null without one, or
+ * for a host whose store is in this process (its bytes go as `startWithHeld` gives them).
+ */
+export function tierCopyKept(io: ReadIo, entryKey: string): Uint8Array | null {
+  if (io.getNow !== undefined) return null
+  const bytes = io.tierBytes(entryKey)
+  return bytes !== null && headerKept.has(bytes) ? bytes : null
 }
 
 /** Upper bound on steps per request whatever happens (the machine's own flight cap is lower). */
@@ -1129,6 +1148,16 @@ class Read<E extends object, T> {
   begin(): ReadResult<T> | Promise<ReadResult<T>> {
     const { engine, machine, io } = this
     let kind: number
+    const { started } = this.hooks
+    if (started !== undefined) {
+      // Started by the machine's reuse, in the same turn: the tier's copy was offered as below.
+      if (fieldsOf(this.binding)[this.base + this.binding.ReadField.TookTier] === 1) {
+        this.given = Given.Tier
+        this.givenBytes = this.kept = this.hooks.offered ?? null
+        this.givenKey = this.entryKey
+      }
+      return this.run(started)
+    }
     const t = this.hooks.startedAt ?? io.now()
     try {
       // The machine says whether its start asks for the tier (`AsksTier`, the core's

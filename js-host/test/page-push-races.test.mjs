@@ -418,7 +418,7 @@ test(
 )
 
 test(
-  "tagSync 'push': caught up, a page read served from the tier asks for no tag refresh and takes the tier's bytes with its start",
+  "tagSync 'push': caught up, a page read served from the tier asks for no tag refresh and is started by its machine's reuse, with the tier's bytes",
   { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
   async (t) => {
     // The glue the runtime uses (one module instance per process: js-host/src/wasm.ts).
@@ -427,24 +427,36 @@ test(
     const R = pushReader('hit', redis.url, 4302)
     await W().set('/p', appPage('v1'), APP_PAGE_CTX)
     assert.ok(await fromTier(R, '/p', '<p>v1</p>'), 'R never served from its tier')
-    const calls = { refreshed: 0, startWithTier: 0, start: 0, tier: 0 }
+    const calls = { refreshed: 0, startWithTier: 0, start: 0, tier: 0, reuseIncrementalTexts: 0 }
+    // The reuses that started their read themselves (a step kind back, not undefined).
+    let started = 0
     for (const name of Object.keys(calls)) {
       const original = ReadMachine.prototype[name]
       t.mock.method(ReadMachine.prototype, name, function counted(...args) {
         calls[name]++
-        return original.apply(this, args)
+        const out = original.apply(this, args)
+        if (name === 'reuseIncrementalTexts' && out !== undefined) started++
+        return out
       })
     }
     // A tier hit (no GET) is a read that was caught up; bounded.
     let hit = false
     for (let i = 0; i < 50 && !hit; i++) {
       for (const name of Object.keys(calls)) calls[name] = 0
+      started = 0
       const g = await gets()
       assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
       hit = (await gets()) === g
     }
     assert.ok(hit, 'no read served from the tier')
-    assert.deepEqual(calls, { refreshed: 0, startWithTier: 1, start: 0, tier: 0 })
+    assert.deepEqual(calls, {
+      refreshed: 0,
+      startWithTier: 0,
+      start: 0,
+      tier: 0,
+      reuseIncrementalTexts: 1,
+    })
+    assert.equal(started, 1)
   },
 )
 

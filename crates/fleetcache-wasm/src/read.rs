@@ -1286,11 +1286,19 @@ impl ReadMachine {
     /// `reuseIncremental` makes four; the host writes only a well-formed cache key. Throws
     /// `ERR_KEY_ILL_FORMED` when the lengths overrun the area or a text is not UTF-8 (the
     /// machine then is unchanged).
+    ///
+    /// `tierLen` of at least 1: the host holds a tier copy of the entry that long, whose
+    /// header the index keeps. When the new read asks for the tier first (`AsksTier`, as
+    /// this call writes it), the read is started here at `now` with that copy offered without
+    /// its prefix, as `startWithTier(engine, undefined, tierLen, now)` would start it, and its
+    /// step kind is returned (`TookTier` as that call writes it); otherwise (or with 0) nothing
+    /// is started and the result is undefined: the host starts the read itself. A page hit
+    /// from the tier by push is then one call into wasm, not two.
     #[wasm_bindgen(js_name = reuseIncrementalTexts)]
     #[allow(clippy::too_many_arguments)]
     pub fn reuse_incremental_texts(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         entry_len: u32,
         soft_len: u32,
         key_len: u32,
@@ -1298,10 +1306,15 @@ impl ReadMachine {
         request_revalidate: f64,
         consumer: Consumer,
         on_demand: bool,
+        tier_len: f64,
         now: f64,
-    ) -> Result<(), JsValue> {
+    ) -> Result<Option<ReadStepKind>, JsValue> {
         let reuse = TextsReuse::Incremental(is_fetch, request_revalidate, consumer, on_demand, now);
-        self.reuse_texts(engine, (entry_len, soft_len, key_len), reuse)
+        self.reuse_texts(engine, (entry_len, soft_len, key_len), reuse)?;
+        if tier_len < 1.0 || self.fields[ReadField::AsksTier as usize] != 1.0 {
+            return Ok(None);
+        }
+        self.start_then_tier(engine, &None, tier_len, now).map(Some)
     }
 
     /// The entry's Redis key: the key `Get` reads and the tier's key.

@@ -703,18 +703,24 @@ fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strin
             let texts = [entry.as_str(), soft, "/p"].concat();
             used.texts_area()[..texts.len()].copy_from_slice(texts.as_bytes());
             let (entry_len, soft_len) = (entry.len() as u32, soft.len() as u32);
-            used.reuse_incremental_texts(
-                &e,
-                entry_len,
-                soft_len,
-                2,
-                true,
-                30.0,
-                Consumer::Serves,
-                false,
-                NOW,
-            )
-            .unwrap();
+            // A tier copy offered to a read that does not ask for the tier first (this
+            // engine pulls its tag state: a refresh first) starts nothing.
+            let started = used
+                .reuse_incremental_texts(
+                    &mut e,
+                    entry_len,
+                    soft_len,
+                    2,
+                    true,
+                    30.0,
+                    Consumer::Serves,
+                    false,
+                    page.len() as f64,
+                    NOW,
+                )
+                .unwrap();
+            assert_eq!(started, None);
+            assert_eq!(used.fields_area()[ReadField::AsksTier as usize], 0.0);
             assert_eq!(used.entry_key(), fresh.entry_key());
             assert_eq!(to_answer(&mut e, &mut used, Some(&page), 0.0), want);
             assert_eq!((used.log(), used.error()), (fresh.log(), fresh.error()));
@@ -724,10 +730,10 @@ fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strin
     }
     // Lengths past the area, or bytes that are not UTF-8: refused, the machine as it was.
     let before = used.entry_key();
-    let refused = |m: &mut ReadMachine, soft_len: u32, key_len: u32| {
+    let mut refused = |m: &mut ReadMachine, soft_len: u32, key_len: u32| {
         let err = m
             .reuse_incremental_texts(
-                &e,
+                &mut e,
                 0,
                 soft_len,
                 key_len,
@@ -735,6 +741,7 @@ fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strin
                 30.0,
                 Consumer::Serves,
                 false,
+                0.0,
                 NOW,
             )
             .err()
@@ -745,6 +752,81 @@ fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strin
     used.texts_area()[..2].copy_from_slice(&[b'/', 0xFF]);
     refused(&mut used, 0, 2);
     assert_eq!(used.entry_key(), before);
+}
+
+/// Netstrings, as a tag pull's reply carries them.
+fn netstrings(items: &[&str]) -> Vec<u8> {
+    items
+        .iter()
+        .flat_map(|i| format!("{}:{i},", i.len()).into_bytes())
+        .collect()
+}
+
+/// A singular read reused through the texts area with a tier copy's length (`tierLen`) starts
+/// itself when it asks for the tier first (following by push, caught up): the same step and
+/// fields as the reuse then `startWithTier` with the prefix left out, in two calls.
+#[wasm_bindgen_test]
+fn a_singular_reuse_given_a_tier_copy_starts_the_read_as_start_with_tier_would() {
+    let mut e = engine_debugging(false);
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    e.confirm_plain_redis();
+    e.plan_tag_pull(NOW - 10.0);
+    // The first pull of epoch E at version 1, after page write 1: the mirror is synced.
+    let reply = netstrings(&["E", "1", "v1", "1", "1", "w1", "0"]);
+    e.apply_refresh(&reply, NOW - 9.0).unwrap();
+    assert!(e.tags_caught_up(NOW));
+    let parts = [7u32, 10];
+    let mut page = e
+        .plan_incremental_entry("/p", ValueKind::Fetch, 0, 0, "t", 60.0, 3600.0, &parts, NOW)
+        .unwrap()
+        .header();
+    page.extend(std::iter::repeat_n(b'x', 17));
+    let made = |e: &Engine| {
+        let key = js_sys::JsString::from("/p");
+        let serves = Consumer::Serves;
+        let token = TOKEN.to_owned();
+        ReadMachine::incremental(e, &key, false, "", f64::NAN, serves, false, token, NOW).unwrap()
+    };
+    let (mut one, mut two) = (made(&e), made(&e));
+    let entry = one.entry_key();
+    e.memory_insert(&entry, page.len() as f64, NOW + 60_000.0, 0.0);
+    let total = page.len() as f64;
+    let texts = [entry.as_str(), "/p"].concat();
+    let reuse = |m: &mut ReadMachine, e: &mut Engine, tier_len: f64| {
+        m.texts_area()[..texts.len()].copy_from_slice(texts.as_bytes());
+        let entry_len = entry.len() as u32;
+        let serves = Consumer::Serves;
+        m.reuse_incremental_texts(
+            e,
+            entry_len,
+            0,
+            2,
+            false,
+            f64::NAN,
+            serves,
+            false,
+            tier_len,
+            NOW,
+        )
+        .unwrap()
+    };
+    // Without a copy's length nothing is started; the host starts the read.
+    assert_eq!(reuse(&mut two, &mut e, 0.0), None);
+    assert_eq!(two.fields_area()[ReadField::AsksTier as usize], 1.0);
+    let want = two.start_with_tier(&mut e, None, total, NOW).unwrap();
+    let got = reuse(&mut one, &mut e, total);
+    assert_eq!(got, Some(want));
+    let took = |m: &ReadMachine| m.fields_area()[ReadField::TookTier as usize];
+    assert_eq!((took(&one), took(&two)), (1.0, 1.0));
+    let (a, b) = (one.fields_area(), two.fields_area());
+    for i in 0..a.len() {
+        // The addresses of each machine's own buffers differ, and only they.
+        if i == ReadField::TagsAt as usize || i == ReadField::PartsAt as usize {
+            continue;
+        }
+        assert!(a[i] == b[i] || (a[i].is_nan() && b[i].is_nan()), "slot {i}");
+    }
 }
 
 #[wasm_bindgen_test]
