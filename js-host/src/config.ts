@@ -171,6 +171,7 @@ export function resolveOptions(given: FleetcacheOptions, givenSource = 'options'
     },
     debug: options.debug ?? false,
     tagSync: tagSync(options.tagSync),
+    uniformEnvVars: uniformEnvVars(options.uniformEnvVars),
     deploymentSource,
     givenInCode: givenSource === 'options',
   }
@@ -180,4 +181,13 @@ function tagSync(given: unknown): 'pull' | 'push' {
   if (given === undefined || given === 'pull' || given === 'push') return given ?? 'pull'
   const shown = typeof given === 'string' ? `'${given}'` : typeof given
   throw new ConfigError('tagSync', `must be 'pull' or 'push', got ${shown}`)
+}
+
+/** `uniformEnvVars` as given in code: names of environment variables, in any order. */
+function uniformEnvVars(given: unknown): string[] {
+  if (given === undefined) return []
+  if (!Array.isArray(given) || !given.every((n) => typeof n === 'string' && n !== '')) {
+    throw new ConfigError('uniformEnvVars', 'must be an array of environment variable names')
+  }
+  return [...(given as string[])]
 }

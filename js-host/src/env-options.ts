@@ -187,6 +187,10 @@ export function optionsFromEnv(
     leaseWaitMs: nonNegativeNumberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
     debug: booleanFromEnv(env, 'FLEETCACHE_DEBUG') ?? false,
     tagSync: tagSyncFromEnv(env.FLEETCACHE_TAG_SYNC),
+    uniformEnvVars: (env.FLEETCACHE_UNIFORM_ENV_VARS ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== ''),
     deploymentSource,
   }
 }

@@ -119,6 +119,15 @@ export interface FleetcacheOptions {
   /** One log line per cache decision. Default off. */
   debug?: boolean | undefined
   /**
+   * Environment variables known to have the same value (or, for the ones Next keys by being
+   * set, the same state) on every instance. A server whose durable `'use cache'` keys carry
+   * environment variables warns once at start naming them (docs/configuration.md, "Deployment
+   * namespace"); the ones listed here are left out of that warning, which is not printed when
+   * none is left. For an app that chose `experimental.durableUseCacheEntries` deliberately.
+   * Default none.
+   */
+  uniformEnvVars?: readonly string[] | undefined
+  /**
    * How this process follows other instances' revalidations (docs/failures.md, "Freshness").
    * `'pull'` (default): every request pulls the changes, so it sees every revalidation that
    * resolved before it started. `'push'`: tag updates announce themselves on a sharded
@@ -222,6 +231,8 @@ export interface ResolvedOptions {
   debug: boolean
   /** How other instances' revalidations are followed. */
   tagSync: 'pull' | 'push'
+  /** Left out of the warning about durable `'use cache'` keys (`uniformEnvVars`). */
+  uniformEnvVars: string[]
   /** Where the deployment id came from, for the start-up line. */
   deploymentSource: string
   /**

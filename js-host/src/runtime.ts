@@ -165,29 +165,46 @@ function pushWithCheck(
     : askingClusterSlots(subscribe, engine, transport, log)
 }
 
+/** Set once this process has warned about the variables in durable `'use cache'` keys. */
+const KEY_VARS_WARNED = Symbol.for('fleetcache.key-env-vars-warned')
+
 /**
  * Durable `'use cache'` keys carry a hash of some environment variables: one that differs per
- * instance splits the fleet's entries without any error, so this warns once at start, naming
- * them and the fix (docs/decisions/0032). Whether the values differ between instances, or
- * whether the app chose durable entries (the recorded config has Next's defaults merged in),
- * a process cannot tell: it warns whenever there are any.
+ * instance splits the fleet's entries without any error, so a server warns once at start,
+ * naming them and the fix (docs/decisions/0032). Whether the values differ between instances,
+ * or whether the app chose durable entries (the recorded config has Next's defaults merged in),
+ * a process cannot tell: it warns whenever there are any, but for those the app declared the
+ * same on every instance (`uniformEnvVars`). Once per process, however many runtimes it opens
+ * (handlers configured in code beside the handler modules).
  */
-function logKeyEnvVars(log: Logger): void {
-  const vars = useCacheKeyEnvVars()
-  if (vars.read.length === 0 && vars.existence.length === 0) return
+function logKeyEnvVars(log: Logger, uniform: readonly string[]): void {
+  const g = globalThis as unknown as Record<symbol, boolean | undefined>
+  if (g[KEY_VARS_WARNED] === true) return
+  const known = new Set(uniform)
+  const all = useCacheKeyEnvVars()
+  const read = all.read.filter((n) => !known.has(n))
+  const existence = all.existence.filter((n) => !known.has(n))
+  if (read.length === 0 && existence.length === 0) return
+  g[KEY_VARS_WARNED] = true
   const parts = [
-    ...(vars.read.length > 0 ? [`the values of ${vars.read.join(', ')}`] : []),
-    ...(vars.existence.length > 0
-      ? [`whether ${vars.existence.join(', ')} ${vars.existence.length === 1 ? 'is' : 'are'} set`]
+    ...(read.length > 0 ? [`the values of ${read.join(', ')}`] : []),
+    ...(existence.length > 0
+      ? [`whether ${existence.join(', ')} ${existence.length === 1 ? 'is' : 'are'} set`]
       : []),
   ]
   log.warn(
-    `'use cache' keys (experimental.durableUseCacheEntries) include ${parts.join(' and ')} (environment variables, from server-reference-manifest.json): instances where these differ share no 'use cache' entry; to share them, set experimental.durableUseCacheEntries: false in next.config (withFleetcache does unless the config sets it)`,
+    `'use cache' keys (experimental.durableUseCacheEntries) include ${parts.join(' and ')} (environment variables, from server-reference-manifest.json): instances where these differ share no 'use cache' entry; to share them, set experimental.durableUseCacheEntries: false in next.config (withFleetcache does unless the config sets it), or, if they are the same on every instance, list them in FLEETCACHE_UNIFORM_ENV_VARS (option uniformEnvVars)`,
   )
 }
 
+/**
+ * Who opens a runtime: a server (the handlers), or `fleetcache seed`, which writes only the
+ * singular handler's entries and is no place for the server's start-up warnings.
+ */
+export type RuntimeRole = 'server' | 'seed'
+
 /** The runtime for these options, created on first use. */
-export function runtimeFor(given: ResolvedOptions): Runtime {
+export function runtimeFor(given: ResolvedOptions, role: RuntimeRole = 'server'): Runtime {
   const build = isBuildPhase()
   const options = forThisProcess(given)
   const id = JSON.stringify(options)
@@ -272,7 +289,7 @@ export function runtimeFor(given: ResolvedOptions): Runtime {
       ? `next build: in-process store, Redis is not used during a build${given.redisUrl === undefined ? '' : ' (REDIS_URL is read by the server at start)'}`
       : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource})${engine.useCacheSegment === engine.deployment ? '' : `, 'use cache' entries under ${engine.prefix}:${engine.useCacheSegment} (experimental.durableUseCacheEntries)`}, store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
-  if (durable) logKeyEnvVars(log)
+  if (durable && role === 'server') logKeyEnvVars(log, options.uniformEnvVars)
   registry().set(id, runtime)
   primeStats(engine)
   // OpenTelemetry (optional peer dependency) is looked up here, once per process.

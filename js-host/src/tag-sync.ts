@@ -18,6 +18,7 @@ export interface TagEngine {
   /** The `EVALSHA` argvs come NUL-joined (`splitArgv`). */
   planTagRefresh(): string
   planTagPull(now: number): string
+  tagPullFailed(): void
   followTagsByPush(maxPullIntervalMs: number): void
   readonly tagAnnounceChannel: string
   tagChannelUp(): void
@@ -553,6 +554,9 @@ export class TagSync {
       this.pullIfLearned()
       return true
     } catch (err) {
+      // Following by push, a revalidation this pull was to answer stays due, after a backoff:
+      // the retry timer set below (`watch`) comes that soon, not a second later.
+      this.engine.tagPullFailed()
       // An open breaker was logged when it opened; one line per request would flood the logs.
       if (isCircuitOpen(err)) this.log.debug('tag refresh skipped: redis circuit open')
       else if (isReplyError(err) && this.engine.missingPermission(err.message) !== '') {

@@ -11,7 +11,7 @@ import { test } from 'node:test'
 
 const require = createRequire(import.meta.url)
 const { parseNextVersion } = require('../dist/next-release.js')
-const { durableUseCacheEntries, useCacheKeyEnvVars } = require('../dist/config.js')
+const { durableUseCacheEntries, resolveOptions, useCacheKeyEnvVars } = require('../dist/config.js')
 const wasm = require('../wasm/node/fleetcache_wasm.js')
 
 test('versions convert to the engine setting; anything else is left out', () => {
@@ -199,10 +199,10 @@ test('the variables Next puts into durable keys are read from the server referen
  * What a server process started in the fake app `dir` logs when it creates a handler: its
  * information (stdout) and its warnings (stderr).
  */
-function startStreams(dir) {
+function startStreams(dir, options = { debug: true }) {
   const script = `
     const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
-    createUseCacheHandler({ debug: true })
+    createUseCacheHandler(${JSON.stringify(options)})
   `
   const out = spawnSync(process.execPath, ['-e', script], {
     cwd: dir,
@@ -214,8 +214,8 @@ function startStreams(dir) {
 }
 
 /** Both streams of `startStreams`, as one text. */
-function startLog(dir) {
-  const { stdout, stderr } = startStreams(dir)
+function startLog(dir, options) {
+  const { stdout, stderr } = startStreams(dir, options)
   return `${stdout}${stderr}`
 }
 
@@ -272,6 +272,73 @@ test('with durable entries on, the start-up log names the variables Next puts in
     assert.deepEqual(line(startLog(webpack)), [])
   } finally {
     for (const d of [durable, off, webpack]) fs.rmSync(d, { recursive: true, force: true })
+  }
+})
+
+// An app that chose durable entries and knows some variables are the same on every instance
+// says so (`uniformEnvVars`, `FLEETCACHE_UNIFORM_ENV_VARS`): the warning names only the others,
+// and none when it names them all; a new variable in a cached module brings it back.
+test('variables declared the same on every instance are left out of the warning', () => {
+  const line = (log) => log.split('\n').filter((l) => l.includes('environment variables'))
+  const app = fakeApp('16.5.0', { durableUseCacheEntries: true }, { manifest: turbopackManifest })
+  try {
+    const some = line(startLog(app, { uniformEnvVars: ['API_URL', 'NEXT_PRIVATE_DEBUG_CACHE'] }))
+    assert.equal(some.length, 1, some.join('\n'))
+    assert.match(some[0], /include the values of INSTANCE_NAME, ORIGIN_URL \(/)
+    assert.doesNotMatch(some[0], /API_URL|NEXT_PRIVATE_DEBUG_CACHE/)
+    assert.match(some[0], /list them in FLEETCACHE_UNIFORM_ENV_VARS \(option uniformEnvVars\)/)
+    const all = ['API_URL', 'INSTANCE_NAME', 'NEXT_PRIVATE_DEBUG_CACHE', 'ORIGIN_URL']
+    assert.deepEqual(line(startLog(app, { uniformEnvVars: all })), [])
+    // The handler modules read the environment: the same list, comma-separated.
+    const fromModule = (value) => {
+      const script = `require(${JSON.stringify(require.resolve('../dist/use-cache.js'))})`
+      const out = spawnSync(process.execPath, ['-e', script], {
+        cwd: app,
+        encoding: 'utf8',
+        env: {
+          PATH: process.env.PATH,
+          ...(value === undefined ? {} : { FLEETCACHE_UNIFORM_ENV_VARS: value }),
+        },
+      })
+      assert.equal(out.status, 0, out.stderr)
+      return line(out.stderr)
+    }
+    assert.equal(fromModule(undefined).length, 1, 'the module warns as the handler does')
+    assert.deepEqual(fromModule(' API_URL,INSTANCE_NAME , NEXT_PRIVATE_DEBUG_CACHE,ORIGIN_URL'), [])
+    const rest = fromModule('API_URL,INSTANCE_NAME,NEXT_PRIVATE_DEBUG_CACHE')
+    assert.equal(rest.length, 1, rest.join('\n'))
+    assert.match(rest[0], /include the values of ORIGIN_URL \(/)
+    assert.throws(
+      () => resolveOptions({ uniformEnvVars: 'API_URL' }),
+      /uniformEnvVars: must be an array of environment variable names/,
+    )
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
+  }
+})
+
+// A server process may open several runtimes (the handler modules from the environment, a
+// handler configured in code): the warning is for the process, once.
+test('the warning is printed once per process, however many runtimes it opens', () => {
+  const app = fakeApp('16.5.0', { durableUseCacheEntries: true }, { manifest: turbopackManifest })
+  try {
+    const script = `
+      const { createUseCacheHandler } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
+      createUseCacheHandler({ prefix: 'one' })
+      createUseCacheHandler({ prefix: 'two' })
+    `
+    const out = spawnSync(process.execPath, ['-e', script], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    })
+    assert.equal(out.status, 0, out.stderr)
+    const namespaces = out.stdout.split('\n').filter((l) => l.includes('] namespace '))
+    assert.equal(namespaces.length, 2, 'two runtimes were opened')
+    const warnings = out.stderr.split('\n').filter((l) => l.includes('environment variables'))
+    assert.equal(warnings.length, 1, warnings.join('\n'))
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
   }
 })
 

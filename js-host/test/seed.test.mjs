@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -15,6 +16,7 @@ import { createIncrementalCacheHandler, close } from '../esm/index.mjs'
 import { readSeeds } from '../dist/cli/seed.js'
 import { startRedis } from '../../tests/support/redis.mjs'
 
+const require = createRequire(import.meta.url)
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const run = promisify(execFile)
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -247,6 +249,58 @@ describe('fleetcache seed', () => {
     const failed = await cli(['seed', path.join(logDir, 'no-such-dir'), '--quiet'])
     assert.equal(failed.code, 1)
     assert.match(failed.stderr, /^fleetcache: .*no-such-dir/)
+  })
+
+  // Run in the app's directory, the seed finds the build's durable 'use cache' setting as a
+  // server there would; the server's warning about the variables in those keys is not the
+  // seed's to print (it writes no 'use cache' entry).
+  test("a seed run in an app directory does not print the server's durable-keys warning", async () => {
+    const app = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-seed-app-'))
+    try {
+      const appDist = path.join(app, '.next')
+      writeBuild(appDist, Date.now() - 60_000)
+      fs.mkdirSync(path.join(app, 'node_modules', 'next'), { recursive: true })
+      fs.writeFileSync(
+        path.join(app, 'node_modules', 'next', 'package.json'),
+        JSON.stringify({ name: 'next', version: '16.5.0' }),
+      )
+      fs.writeFileSync(
+        path.join(appDist, 'required-server-files.json'),
+        JSON.stringify({ version: 1, config: { experimental: { durableUseCacheEntries: true } } }),
+      )
+      fs.writeFileSync(
+        path.join(appDist, 'server', 'server-reference-manifest.json'),
+        JSON.stringify({
+          node: { fn: { durability: { d: { runtimeEnvVarsRead: ['HOSTNAME'] } } } },
+        }),
+      )
+      const base = Object.fromEntries(
+        Object.entries(process.env).filter(
+          ([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k),
+        ),
+      )
+      const env = { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX }
+      // A server started there warns (the fixture is one that does).
+      const handler = require.resolve('../dist/index.js')
+      const server = await run(
+        process.execPath,
+        ['-e', `require(${JSON.stringify(handler)}).createUseCacheHandler({ prefix: 'x' })`],
+        { cwd: app, env, timeout: 60_000 },
+      )
+      assert.match(server.stderr, /include the values of HOSTNAME \(environment variables/)
+      const seeded = await run(process.execPath, [CLI, 'seed', '.next'], {
+        cwd: app,
+        env,
+        timeout: 60_000,
+      })
+      // The seed read the setting (its namespace line says where 'use cache' entries go) ...
+      assert.match(seeded.stderr, /'use cache' entries under /)
+      // ... and printed no warning about it.
+      assert.doesNotMatch(seeded.stderr, /environment variables/)
+      assert.match(seeded.stdout, /^seeded 1 prerendered route for deployment b1\n$/)
+    } finally {
+      fs.rmSync(app, { recursive: true, force: true })
+    }
   })
 
   test('counts the CLI prints are singular for one and plural otherwise', async () => {

@@ -523,6 +523,52 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  test('following by push, a failed pull on a revalidation learned is retried after its backoff, not a second later', async () => {
+    // The pull an announcement makes due fails: what it was to answer stays due (the
+    // engine's PushFollow::pull_failed), and the retry timer comes after the backoff from
+    // that pull's start (100 ms, then 200 ms), not at the 1 s it waits when nothing is learned.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    let fail = false
+    const { engine, clock, script, sync } = setup(
+      async (_, kind) => {
+        if (kind !== 'read') return null
+        if (fail) return new Error('command timed out')
+        return engine.tagsSynced ? netstrings(['e1', '2', 'v2', '0', '0', '']) : SYNCED
+      },
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    ch.events.up()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    const before = reads()
+    const retries = () => timer.pending.map((h) => h.ms).filter((ms) => ms < 700)
+    assert.deepEqual(retries(), [], 'only the periodic pull pending')
+    clock.t = T0 + 100
+    fail = true
+    ch.events.message(announcement(2, 'x', T0 + 90))
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1, 'the pull it makes due, at once')
+    assert.deepEqual(retries(), [100], 'retried 100 ms after the failed pull began')
+    assert.equal(engine.tagPullInMs(clock.t), 100, 'not due at once: no loop on a failing Redis')
+    // The retry fails too: twice the wait.
+    clock.t = T0 + 200
+    timer.pending = timer.pending.filter((h) => h.ms === 100)
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 2)
+    assert.deepEqual(retries(), [200])
+    // Redis answers: the pull is applied and the periodic one is next.
+    clock.t = T0 + 400
+    fail = false
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 3)
+    assert.ok(engine.tagPullInMs(clock.t) > 700, String(engine.tagPullInMs(clock.t)))
+    await sync.stop()
+  })
+
   test('following by push, a message of a kind this build does not know takes the channel down', async () => {
     // A later release may announce something new: an older process must not go on as if
     // caught up (decision 0031), only slower until its subscription is confirmed again.

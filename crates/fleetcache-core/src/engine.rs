@@ -445,6 +445,16 @@ impl Engine {
         self.tag_sync.plan_pull(&mut self.mirror, now)
     }
 
+    /// The pull planned last ([`Engine::plan_tag_pull`]) failed: its reply will not come.
+    /// Following by push, a revalidation it was to answer stays due, after a backoff
+    /// ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)), and the host's
+    /// retry timer ([`Engine::retry_in_ms`]) comes that soon.
+    pub fn tag_pull_failed(&mut self) {
+        if let Some(p) = self.tag_sync.push_mut() {
+            p.pull_failed();
+        }
+    }
+
     /// Merges the reply of a [`TAG_REFRESH`](crate::TAG_REFRESH) call, received at `now`, into
     /// the mirror (and prunes the mirror by age, at most once a minute).
     pub fn apply_refresh(
@@ -938,9 +948,20 @@ impl Engine {
     }
 
     /// When the host's timer should next refresh the tag state and replay the outbox, in ms
-    /// from `now` ([`Outbox::timer_ms`]).
+    /// from `now` ([`Outbox::timer_ms`]). While the breaker is closed and a revalidation
+    /// learned waits for a pull that failed ([`Engine::tag_pull_failed`]), sooner: after that
+    /// pull's backoff, at least [`MIN_RETRY_MS`](crate::outbox::MIN_RETRY_MS). While it is
+    /// not closed, its probe rules, as for everything else.
     pub fn retry_in_ms(&self, now: Millis) -> f64 {
-        self.outbox.timer_ms(self.breaker.next_probe_at(), now)
+        let probe_at = self.breaker.next_probe_at();
+        let ms = self.outbox.timer_ms(probe_at, now);
+        match (
+            probe_at,
+            self.tag_sync.push().and_then(|p| p.retry_in_ms(now)),
+        ) {
+            (None, Some(pull)) => ms.min(pull.max(crate::outbox::MIN_RETRY_MS)),
+            _ => ms,
+        }
     }
 
     /// What a permission error says the ACL user lacks, with this engine's key prefix: see
@@ -1770,6 +1791,70 @@ mod tests {
         assert!(e.tags_caught_up(Millis(1045.0)));
         e.tag_channel_down();
         assert!(!e.tags_caught_up(Millis(1044.0)));
+    }
+
+    /// Following by push, a pull on a revalidation learned that fails leaves it due: the
+    /// host's retry timer comes after the backoff (not the 1 s it waits when nothing is
+    /// learned), and never before the breaker's probe.
+    #[test]
+    fn a_failed_learned_pull_is_retried_after_its_backoff_and_the_breaker() {
+        let mut e = engine();
+        e.follow_tags_by_push(1000.0).unwrap();
+        e.tag_channel_up();
+        e.plan_tag_pull(Millis(20.0));
+        let synced = netstring::encode(["E", "1", "v1", "1", "0", "", "0"]);
+        e.apply_refresh(&synced, Millis(21.0)).unwrap();
+        assert!(e.tags_caught_up(Millis(22.0)));
+        assert_eq!(e.retry_in_ms(Millis(22.0)), 1000.0);
+        // Failed with nothing learned: the usual retry.
+        e.plan_tag_pull(Millis(30.0));
+        e.tag_pull_failed();
+        assert_eq!(e.retry_in_ms(Millis(31.0)), 1000.0);
+        let next = netstring::encode(["a", "E", "2", "v2", "a", "5,5,0,0,5"]);
+        assert_eq!(
+            e.apply_announcement(&next, Millis(40.0)),
+            Ok(Announced::Applied(1))
+        );
+        assert_eq!(
+            e.tag_pull_in_ms(Millis(40.0)),
+            90.0,
+            "from the failed pull: 30 + 100"
+        );
+        e.plan_tag_pull(Millis(240.0));
+        e.tag_pull_failed();
+        assert_eq!(
+            e.tag_pull_in_ms(Millis(250.0)),
+            190.0,
+            "the second in a row: 240 + 200"
+        );
+        assert_eq!(e.retry_in_ms(Millis(250.0)), 190.0);
+        // Open breaker: its probe rules.
+        for t in 0..5 {
+            let Admission::Send { permit, .. } = e.admit(OpKind::Read, Millis(251.0 + t as f64))
+            else {
+                panic!("closed breaker admits");
+            };
+            e.report(permit, CallResult::Failure, Millis(251.0 + t as f64));
+        }
+        assert_eq!(e.breaker_state(Millis(260.0)), BreakerState::Open);
+        let probe = e.breaker().next_probe_at().unwrap().0 - 260.0;
+        assert!(probe > 190.0, "{probe}");
+        assert_eq!(e.retry_in_ms(Millis(260.0)), probe.min(1000.0));
+        // Applied: what was learned is answered, the next pull is the periodic one.
+        e.plan_tag_pull(Millis(2_000.0));
+        e.apply_refresh(
+            &netstring::encode(["E", "2", "v2", "0", "0", ""]),
+            Millis(2_001.0),
+        )
+        .unwrap();
+        assert!(e.tags_caught_up(Millis(2_002.0)));
+        assert_eq!(e.tag_pull_in_ms(Millis(2_002.0)), 998.0);
+        assert_eq!(
+            e.tag_sync
+                .push()
+                .and_then(|p| p.retry_in_ms(Millis(2_002.0))),
+            None
+        );
     }
 
     #[test]

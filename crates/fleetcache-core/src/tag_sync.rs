@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use crate::error::{PlanError, ProtocolError};
 use crate::keys::TagKeys;
+use crate::outbox::MIN_RETRY_MS;
 use crate::scripts::{
     tag_merge_args, tag_refresh_args, tag_update_args, ScriptCall, PAGE_READ, TAG_MERGE, TAG_PAGE,
     TAG_REFRESH, TAG_UPDATE,
@@ -104,6 +105,12 @@ pub struct PushFollow {
     /// The mirror learned a revalidation other than by a pull ([`PushFollow::learned`]): a pull
     /// is due at once until one is planned after the time it is recorded at.
     learned: Option<Millis>,
+    /// What the pull planned last took over from `learned`: given back if it fails
+    /// ([`PushFollow::pull_failed`]).
+    answering: Option<Millis>,
+    /// Since the last pull applied: the start of the last that failed, and how many failed in
+    /// a row ([`PushFollow::retry_in_ms`]).
+    failed: Option<(Millis, u32)>,
     /// The last [`RECENT_PULLS`] announcements of revalidations applied as the next version,
     /// oldest first: when each was applied and when its revalidation was made
     /// ([`PushFollow::vouched_from`]).
@@ -151,6 +158,8 @@ impl PushFollow {
             page_write: None,
             page_write_heard_at: 0,
             learned: None,
+            answering: None,
+            failed: None,
             recent_heard: Vec::new(),
         }
     }
@@ -282,9 +291,38 @@ impl PushFollow {
     pub fn pull_planned(&mut self, now: Millis) {
         let t = self.next_tick();
         self.planned = Some((t, now));
+        self.answering = None;
         if self.learned.is_some_and(|at| now.0 > at.0) {
-            self.learned = None;
+            self.answering = self.learned.take();
         }
+    }
+
+    /// The pull planned last failed (a timeout, an error reply, no connection, kept back by the
+    /// breaker): it will not be applied. A revalidation it was planned to answer
+    /// ([`PushFollow::learned`]) is due again, after a backoff from that pull's start
+    /// ([`PushFollow::retry_in_ms`]): given up, the next pull would wait for the periodic one,
+    /// and what is regenerated meanwhile would be stale as it is written, made again (extra
+    /// origin calls, never a stale serve). Nothing when no pull is planned.
+    pub fn pull_failed(&mut self) {
+        if let Some((_, start)) = self.planned.take() {
+            let row = self.failed.map_or(1, |(_, n)| n.saturating_add(1));
+            self.failed = Some((start, row));
+            if let Some(at) = self.answering.take() {
+                self.learned(at);
+            }
+        }
+    }
+
+    /// Ms from `now` until a revalidation learned, whose pull failed, is due again: the start
+    /// of the last failed pull plus [`MIN_RETRY_MS`], doubled with each failure in a row, at
+    /// most the pull interval (and not before the ms after the time it is recorded at).
+    /// `None` when no pull failed since the last one applied, or nothing learned waits: the
+    /// host then retries on its usual terms (the breaker's probe, 1 s: [`crate::Outbox::timer_ms`]).
+    pub fn retry_in_ms(&self, now: Millis) -> Option<f64> {
+        let ((start, row), learned) = self.failed.zip(self.learned)?;
+        let backoff =
+            (MIN_RETRY_MS * f64::from(1u32 << (row.min(16) - 1))).min(self.max_pull_interval_ms);
+        Some(((start.0 + backoff).max(learned.0 + 1.0) - now.0).max(0.0))
     }
 
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
@@ -292,6 +330,8 @@ impl PushFollow {
     pub fn pull_applied(&mut self, now: Millis, whole: bool) {
         if let Some(p) = self.planned.take() {
             self.pulled = Some(p);
+            self.failed = None;
+            self.answering = None;
             if !whole {
                 return;
             }
@@ -385,8 +425,12 @@ impl PushFollow {
         match self.pulled {
             Some((_, at)) if self.caught_up(mirror, now) => {
                 let periodic = (at.0 + self.max_pull_interval_ms - now.0).max(0.0);
-                self.learned
-                    .map_or(periodic, |l| (l.0 + 1.0 - now.0).clamp(0.0, periodic))
+                let learned = self.learned.map(|l| {
+                    self.retry_in_ms(now)
+                        .unwrap_or(l.0 + 1.0 - now.0)
+                        .clamp(0.0, periodic)
+                });
+                learned.unwrap_or(periodic)
             }
             _ => 0.0,
         }
@@ -819,5 +863,82 @@ mod tests {
         // A reply with no pull planned (none in flight) records nothing.
         p.pull_applied(Millis(20_000.0), true);
         assert_eq!(p.vouched_from(Millis(20_000.0)), Millis(14_100.0));
+    }
+
+    /// A caught-up follower: subscribed, then a whole pull started at `at` applied.
+    fn caught_up_at(at: f64) -> (PushFollow, TagMirror) {
+        let mut mirror = TagMirror::new();
+        let synced = crate::netstring::encode(["E", "1", "v1", "1", "0", "", "0"]);
+        mirror.apply_refresh(&synced, Millis(at), 1e9).unwrap();
+        assert!(mirror.is_synced());
+        let mut p = PushFollow::new(1_000.0);
+        p.subscribed();
+        p.pull_planned(Millis(at));
+        p.pull_applied(Millis(at + 1.0), true);
+        (p, mirror)
+    }
+
+    /// A pull planned on a revalidation learned otherwise, that fails (a timeout, an error
+    /// reply, no connection, the breaker), gives back what it was to answer: the next pull is
+    /// due after the backoff from that pull's start (100 ms, doubling with each failure in a
+    /// row, never past the periodic one), not at the periodic pull; one applied ends it.
+    #[test]
+    fn a_failed_pull_keeps_what_was_learned_due_after_a_backoff() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        assert!(p.caught_up(&mirror, Millis(1_010.0)));
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_010.0)), 990.0);
+        p.learned(Millis(1_010.0));
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_011.0)), 0.0);
+        p.pull_planned(Millis(1_011.0));
+        assert_eq!(
+            p.pull_in_ms(&mirror, Millis(1_012.0)),
+            988.0,
+            "planned: not due again"
+        );
+        p.pull_failed();
+        assert!(
+            p.caught_up(&mirror, Millis(1_020.0)),
+            "a failed pull leaves the bound as it was"
+        );
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_020.0)), 91.0, "1,011 + 100");
+        assert_eq!(p.retry_in_ms(Millis(1_020.0)), Some(91.0));
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_111.0)), 0.0);
+        // Failed again: twice the wait, from that pull's start.
+        p.pull_planned(Millis(1_111.0));
+        p.pull_failed();
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_120.0)), 191.0, "1,111 + 200");
+        // Learned again meanwhile: still after the backoff, not at once.
+        p.learned(Millis(1_130.0));
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_131.0)), 180.0);
+        // Never later than the periodic pull.
+        for _ in 0..6 {
+            p.pull_planned(Millis(1_311.0));
+            p.pull_failed();
+        }
+        assert_eq!(
+            p.pull_in_ms(&mirror, Millis(1_400.0)),
+            600.0,
+            "1,000 + 1,000"
+        );
+        // A pull that succeeds ends the backoff and answers what was learned.
+        p.pull_planned(Millis(1_500.0));
+        p.pull_applied(Millis(1_501.0), true);
+        assert_eq!(p.retry_in_ms(Millis(1_502.0)), None);
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_502.0)), 998.0);
+        // A failed pull with nothing learned asks for no retry of its own (the periodic one).
+        p.pull_planned(Millis(1_600.0));
+        p.pull_failed();
+        assert_eq!(p.retry_in_ms(Millis(1_601.0)), None);
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_601.0)), 899.0);
+        // One of this process's own, recorded at 1,700: a pull planned in that ms answers
+        // nothing (it stays due), and as the second failure in a row, it waits 200 ms.
+        p.learned(Millis(1_700.0));
+        p.pull_planned(Millis(1_700.0));
+        p.pull_failed();
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_700.0)), 200.0);
+        // A failure reported with no pull planned changes nothing.
+        let before = p.clone();
+        p.pull_failed();
+        assert_eq!(format!("{p:?}"), format!("{before:?}"));
     }
 }

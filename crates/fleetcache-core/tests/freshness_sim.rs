@@ -2162,6 +2162,8 @@ impl World {
     fn refresh(&mut self, i: usize) -> bool {
         let call = self.insts[i].engine.plan_tag_pull(Millis(self.now));
         let Some(reply) = self.send(i, OpKind::Read, |r| r.run(&call)) else {
+            // As the host does (tag-sync.ts `page`): what the pull was to answer stays due.
+            self.insts[i].engine.tag_pull_failed();
             return false;
         };
         let held = self.redis.tags.clone();
@@ -3518,13 +3520,16 @@ impl World {
                 Ok(())
             }
             // Kept back by the breaker: the reads go on with the mirror as it is.
-            Err(_) => self.resolve(
-                ticket,
-                Refreshed {
-                    ok: false,
-                    held: None,
-                },
-            ),
+            Err(_) => {
+                self.insts[inst].engine.tag_pull_failed();
+                self.resolve(
+                    ticket,
+                    Refreshed {
+                        ok: false,
+                        held: None,
+                    },
+                )
+            }
         }
     }
 
@@ -4006,6 +4011,8 @@ impl World {
                 let ok = matches!(reply, Some(Reply::Bytes(Some(_))));
                 if let Some(Reply::Bytes(Some(b))) = reply {
                     self.refreshed(inst, &b, &held, held_step, planned);
+                } else {
+                    self.insts[inst].engine.tag_pull_failed();
                 }
                 // The host's pull asks for the next part at once (tag-sync.ts `pull`, up to
                 // LOAD_STEPS calls): the reads waiting on it go on after the last.

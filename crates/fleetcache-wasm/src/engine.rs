@@ -212,6 +212,7 @@ enum Event {
     TagChannelDown,
     AckResend,
     MarkStandalone,
+    TagPullFailed,
 }
 
 impl Engine {
@@ -227,6 +228,7 @@ impl Engine {
             Event::TagChannelDown => self.inner.tag_channel_down(),
             Event::AckResend => self.inner.ack_resend(),
             Event::MarkStandalone => self.inner.mark_standalone(),
+            Event::TagPullFailed => self.inner.tag_pull_failed(),
         }
     }
 
@@ -513,6 +515,13 @@ impl Engine {
     #[wasm_bindgen(js_name = tagChannelDown)]
     pub fn tag_channel_down(&mut self) {
         self.note(Event::TagChannelDown);
+    }
+
+    /// The pull planned last (`planTagPull`) failed: no reply of it will be applied. A
+    /// revalidation it was to answer stays due, after a backoff (`tagPullInMs`, `retryInMs`).
+    #[wasm_bindgen(js_name = tagPullFailed)]
+    pub fn tag_pull_failed(&mut self) {
+        self.note(Event::TagPullFailed);
     }
 
     /// Applies a message of the announcement channel, heard at `now`: applied, known already,

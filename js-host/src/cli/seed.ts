@@ -331,7 +331,8 @@ export async function seed(
   deploymentSource = 'options',
 ): Promise<SeedResult> {
   const { seeds, skipped } = readSeeds(distDir)
-  const rt = runtimeFor(resolveOptions(options, deploymentSource))
+  // Not a server: the warning about durable 'use cache' keys is for `next start` (decision 0032).
+  const rt = runtimeFor(resolveOptions(options, deploymentSource), 'seed')
   const { transport } = rt
   const engine = toolsEngine(rt.engine)
   // Seeded routes are the singular handler's entries.
