@@ -299,6 +299,8 @@ export class TagSync {
   private foldNoted = false
   /** The timer of `watch`, while one is pending. */
   private retry: unknown
+  /** When the retry timer is due (this process's clock). */
+  private retryAt = 0
   private stopped = false
   /** `stop()`'s work, once: a second call waits for the first. */
   private stopping: Promise<void> | undefined
@@ -841,17 +843,25 @@ export class TagSync {
 
   /**
    * Keeps trying on its own while Redis is out of reach or something waits to be sent: one
-   * timer at a time, due when the engine's breaker admits its next probe (at least 100 ms,
-   * 1 s while the breaker is closed). It refreshes the tag state (the probe) and sends what
+   * timer at a time (a pending one replaced only by one due sooner), due when the engine's
+   * breaker admits its next probe (at least 100 ms, 1 s while the breaker is closed, sooner
+   * for a revalidation a failed pull gave back). It refreshes the tag state (the probe) and sends what
    * waits, so an idle instance catches up, and replays its outbox, within about the breaker's
    * open time after Redis answers, not on its next request. Without a timer, does nothing.
    */
   watch(): void {
     const timer = this.timer
     if (timer === undefined || this.script === undefined || this.stopped) return
-    if (this.retry !== undefined) return
-    // The engine's decision: the breaker's next probe, or the outbox's backoff (100 ms to 5 s).
+    // The engine's decision: the breaker's next probe, the outbox's backoff (100 ms to 5 s), or
+    // the backoff of a failed pull that gave back a revalidation it was to answer.
     const delay = this.engine.retryInMs(this.now())
+    // A pending timer stays unless this one is due sooner: the second it waits when nothing is
+    // learned would otherwise hold back a given-back revalidation's pull past its backoff.
+    if (this.retry !== undefined) {
+      if (this.retryAt <= this.now() + delay) return
+      timer.clear(this.retry)
+    }
+    this.retryAt = this.now() + delay
     this.retry = timer.set(() => {
       this.retry = undefined
       // Not `refresh()`: the timer runs in the async context of the request that set it, and

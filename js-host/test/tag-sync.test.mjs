@@ -569,6 +569,49 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  test('following by push, a failed pull that gives back a revalidation brings a pending longer retry forward', async () => {
+    // The periodic pull fails with nothing learned: the retry timer waits a second. Then an
+    // announcement's pull fails too, and gives its revalidation back due 200 ms after it
+    // began (the second failure in a row): the retry comes then, not at the pending second.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    let fail = false
+    const { engine, clock, script, sync } = setup(
+      async (_, kind) => {
+        if (kind !== 'read') return null
+        if (fail) return new Error('command timed out')
+        return engine.tagsSynced ? netstrings(['e1', '2', 'v2', '0', '0', '']) : SYNCED
+      },
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    ch.events.up()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    clock.t = T0 + 50
+    fail = true
+    const before = reads()
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1, 'the periodic pull, failed')
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [1000],
+      'nothing learned: the retry waits a second',
+    )
+    clock.t = T0 + 200
+    ch.events.message(announcement(2, 'x', T0 + 190))
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 2, "the announcement's pull, at once, failed")
+    assert.equal(engine.tagPullInMs(clock.t), 200, 'due 200 ms after it began')
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [200],
+      'the pending second replaced by the sooner retry',
+    )
+    await sync.stop()
+  })
+
   test('following by push, a message of a kind this build does not know takes the channel down', async () => {
     // A later release may announce something new: an older process must not go on as if
     // caught up (decision 0031), only slower until its subscription is confirmed again.
