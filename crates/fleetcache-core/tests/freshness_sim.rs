@@ -1142,6 +1142,9 @@ struct KnewThen {
     knew: Knew,
     /// It was caught up then (following by push): its reads judged by the mirror alone.
     caught_up: bool,
+    /// How many revalidations it had learnt and heard: both only grow in a process's life, so
+    /// equal counts mean the same sets, and the step's snapshot need not be built.
+    counts: (usize, usize),
 }
 
 /// The earliest update time among the records of a tag announcement (none for a page
@@ -2625,22 +2628,25 @@ impl World {
         self.times.drain(..old.saturating_sub(1));
         let oldest_step = self.times.first().map_or(0, |(_, s)| *s);
         for i in 0..self.insts.len() {
-            let knew = self.knew(i, false);
-            let caught_up = self.insts[i].engine.tags_caught_up(Millis(now));
-            let history = &mut self.insts[i].history;
-            let same = history.last().is_some_and(|h| {
+            let inst = &self.insts[i];
+            let caught_up = inst.engine.tags_caught_up(Millis(now));
+            let counts = (inst.learned.len(), inst.heard.len());
+            let same = inst.history.last().is_some_and(|h| {
                 h.caught_up == caught_up
-                    && h.knew.pulled_from == knew.pulled_from
-                    && h.knew.heard_from == knew.heard_from
-                    && h.knew.revs == knew.revs
+                    && h.counts == counts
+                    && h.knew.pulled_from == inst.pulled_from
+                    && h.knew.heard_from == inst.heard_from
             });
             if !same {
-                history.push(KnewThen {
+                let knew = self.knew(i, false);
+                self.insts[i].history.push(KnewThen {
                     step,
                     knew,
                     caught_up,
+                    counts,
                 });
             }
+            let history = &mut self.insts[i].history;
             let old = history.iter().take_while(|h| h.step < oldest_step).count();
             history.drain(..old.saturating_sub(1));
         }
