@@ -33,6 +33,11 @@ export interface TimerHost {
   start(fire: () => void, ms: number): TimerHandle
   /** Cancels a timer `start` returned that has not fired. */
   stop(timer: TimerHandle): void
+  /**
+   * Calls `fn` once the I/O that is waiting has been read (Node: `setImmediate`, after the
+   * event loop's poll phase). Without it a fired timer is handled at once.
+   */
+  defer?(fn: () => void): void
 }
 
 /** Node's own: clock.ts's clock (monotonic: a fixed origin plus `performance.now()`). */
@@ -41,6 +46,9 @@ const NODE_TIMERS: TimerHost = {
   start: (fire, ms) => setTimeout(fire, ms),
   stop: (timer) => {
     clearTimeout(timer as ReturnType<typeof setTimeout>)
+  },
+  defer: (fn) => {
+    setImmediate(fn)
   },
 }
 
@@ -154,7 +162,18 @@ export class DeadlineQueue {
     if (this.timer !== undefined) this.host.stop(this.timer)
     const delay = Math.min(Math.max(1, Math.ceil(at - this.host.now())), MAX_DELAY_MS)
     this.timer = this.host.start(() => {
-      this.fire()
+      this.timer = undefined
+      this.timerAt = Number.POSITIVE_INFINITY
+      // Replies that came in while the event loop was blocked (a long synchronous render, a
+      // garbage collection) are read in the poll phase after this timer's: the deadlines are
+      // called back only then, so a stall of this process is not taken for a Redis that did
+      // not answer (no read missed, nothing counted by the breaker). A deadline is met at most
+      // one turn of the event loop later for it.
+      if (this.host.defer === undefined) this.fire()
+      else
+        this.host.defer(() => {
+          this.fire()
+        })
     }, delay)
     this.timerAt = at
     this.held = true
@@ -162,8 +181,7 @@ export class DeadlineQueue {
 
   /** The timer fired: calls back every entry due, in deadline order, and arms for the next. */
   private fire(): void {
-    this.timer = undefined
-    this.timerAt = Number.POSITIVE_INFINITY
+    // A registration since the timer fired may have armed another: `arm` below replaces it.
     this.held = false
     // Node's timers count whole milliseconds of the event loop's clock: one fires up to 1 ms
     // early by this clock (setTimeout(10) after 9.2 ms, measured). What is not due by this
@@ -196,6 +214,12 @@ export class DeadlineQueue {
     }
     this.live -= calls.length
     if (next !== Number.POSITIVE_INFINITY) this.arm(next)
+    else if (this.timer !== undefined) {
+      // Armed since the timer fired, for deadlines settled since: none is pending.
+      this.host.stop(this.timer)
+      this.timer = undefined
+      this.timerAt = Number.POSITIVE_INFINITY
+    }
     let failed = false
     let error: unknown
     for (const f of calls) {

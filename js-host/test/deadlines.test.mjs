@@ -85,6 +85,33 @@ describe('deadline queue', () => {
     assert.equal(q.retained, 0)
   })
 
+  test('a fired timer calls back only after the waiting I/O is read: what settled by then is not called back', () => {
+    // The host defers the callbacks as Node's setImmediate does, after the poll phase: a reply
+    // read there (after a stall of the event loop) settles its deadline first.
+    const host = fakeHost()
+    const deferred = []
+    host.defer = (fn) => deferred.push(fn)
+    const q = new DeadlineQueue(host)
+    const calls = []
+    const a = q.add(100, () => calls.push('a'))
+    q.add(100, () => calls.push('b'))
+    host.advance(1500) // the loop was blocked past both deadlines
+    assert.deepEqual(calls, [], 'nothing called back in the timer itself')
+    assert.equal(deferred.length, 1)
+    q.settle(a) // its reply, read in the poll phase
+    // A registration meanwhile arms a timer of its own, which the deferred call takes over.
+    const c = q.add(100, () => calls.push('c'))
+    deferred.shift()()
+    assert.deepEqual(calls, ['b'])
+    assert.equal(host.armed().length, 1, 'one timer, for c')
+    q.settle(c)
+    host.advance(1700)
+    deferred.shift()()
+    assert.deepEqual(calls, ['b'])
+    assert.equal(q.pending, 0)
+    assert.equal(host.armed().length, 0, 'no timer left armed once none is pending')
+  })
+
   test('a timer that fires early is armed again: no callback before its deadline', () => {
     const host = fakeHost({ early: 3 })
     const q = new DeadlineQueue(host)
