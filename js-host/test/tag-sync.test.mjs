@@ -143,6 +143,28 @@ async function isSettled(p) {
 /** Lets every settled promise's callbacks run (the fakes answer at once). */
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
+/**
+ * Following by push (1 s pull interval), caught up after its first pull; `fail` makes every
+ * later read of the tag state time out. `reads()` counts those reads.
+ */
+async function caughtUpFailingPulls() {
+  const f = { fail: false, ch: fakeChannel(), timer: fakeTimer() }
+  const { engine, clock, script, sync } = setup(
+    async (_, kind) => {
+      if (kind !== 'read') return null
+      if (f.fail) return new Error('command timed out')
+      return engine.tagsSynced ? netstrings(['e1', '2', 'v2', '0', '0', '']) : SYNCED
+    },
+    { timer: f.timer, push: { subscribe: f.ch.subscribe, maxPullIntervalMs: 1000 } },
+  )
+  Object.assign(f, { engine, clock, sync })
+  f.reads = () => script.calls.filter((c) => c.kind === 'read').length
+  f.ch.events.up()
+  for (let i = 0; i < 4; i++) await settle()
+  assert.equal(engine.tagsCaughtUp(clock.t), true)
+  return f
+}
+
 describe('TagSync, fake transport and clock', () => {
   test('concurrent refreshes are coalesced: a burst costs two round trips', async () => {
     const gates = []
@@ -527,26 +549,13 @@ describe('TagSync, fake transport and clock', () => {
     // The pull an announcement makes due fails: what it was to answer stays due (the
     // engine's PushFollow::pull_failed), and the retry timer comes after the backoff from
     // that pull's start (100 ms, then 200 ms), not at the 1 s it waits when nothing is learned.
-    const ch = fakeChannel()
-    const timer = fakeTimer()
-    let fail = false
-    const { engine, clock, script, sync } = setup(
-      async (_, kind) => {
-        if (kind !== 'read') return null
-        if (fail) return new Error('command timed out')
-        return engine.tagsSynced ? netstrings(['e1', '2', 'v2', '0', '0', '']) : SYNCED
-      },
-      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
-    )
-    const reads = () => script.calls.filter((c) => c.kind === 'read').length
-    ch.events.up()
-    for (let i = 0; i < 4; i++) await settle()
-    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    const f = await caughtUpFailingPulls()
+    const { ch, timer, engine, clock, sync, reads } = f
     const before = reads()
     const retries = () => timer.pending.map((h) => h.ms).filter((ms) => ms < 700)
     assert.deepEqual(retries(), [], 'only the periodic pull pending')
     clock.t = T0 + 100
-    fail = true
+    f.fail = true
     ch.events.message(announcement(2, 'x', T0 + 90))
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'the pull it makes due, at once')
@@ -561,7 +570,7 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(retries(), [200])
     // Redis answers: the pull is applied and the periodic one is next.
     clock.t = T0 + 400
-    fail = false
+    f.fail = false
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 3)
@@ -573,23 +582,10 @@ describe('TagSync, fake transport and clock', () => {
     // The periodic pull fails with nothing learned: the retry timer waits a second. Then an
     // announcement's pull fails too, and gives its revalidation back due 200 ms after it
     // began (the second failure in a row): the retry comes then, not at the pending second.
-    const ch = fakeChannel()
-    const timer = fakeTimer()
-    let fail = false
-    const { engine, clock, script, sync } = setup(
-      async (_, kind) => {
-        if (kind !== 'read') return null
-        if (fail) return new Error('command timed out')
-        return engine.tagsSynced ? netstrings(['e1', '2', 'v2', '0', '0', '']) : SYNCED
-      },
-      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
-    )
-    const reads = () => script.calls.filter((c) => c.kind === 'read').length
-    ch.events.up()
-    for (let i = 0; i < 4; i++) await settle()
-    assert.equal(engine.tagsCaughtUp(clock.t), true)
+    const f = await caughtUpFailingPulls()
+    const { ch, timer, engine, clock, sync, reads } = f
     clock.t = T0 + 50
-    fail = true
+    f.fail = true
     const before = reads()
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
