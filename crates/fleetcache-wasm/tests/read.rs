@@ -659,6 +659,17 @@ fn a_tier_hit_in_one_call_answers_what_the_read_answers() {
     assert_eq!(used.entry_key(), before);
 }
 
+/// A stored fetch entry of `/p` tagged `t`, as `e` plans it: its header and 17 payload bytes.
+fn fetch_page(e: &mut Engine) -> Vec<u8> {
+    let parts = [7u32, 10];
+    let mut page = e
+        .plan_incremental_entry("/p", ValueKind::Fetch, 0, 0, "t", 60.0, 3600.0, &parts, NOW)
+        .unwrap()
+        .header();
+    page.extend(std::iter::repeat_n(b'x', 17));
+    page
+}
+
 #[wasm_bindgen_test]
 fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strings() {
     // Without leases: a miss then answers at once, with nothing held between the reads.
@@ -668,12 +679,7 @@ fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strin
     js_sys::Reflect::set(&obj, &"leases".into(), &false.into()).unwrap();
     let mut e = Engine::new(obj.into()).unwrap();
     e.mark_standalone();
-    let parts = [7u32, 10];
-    let mut page = e
-        .plan_incremental_entry("/p", ValueKind::Fetch, 0, 0, "t", 60.0, 3600.0, &parts, NOW)
-        .unwrap()
-        .header();
-    page.extend(std::iter::repeat_n(b'x', 17));
+    let page = fetch_page(&mut e);
     let made_for = |e: &Engine, key: &str, soft: &str| {
         ReadMachine::incremental(
             e,
@@ -776,12 +782,7 @@ fn a_singular_reuse_given_a_tier_copy_starts_the_read_as_start_with_tier_would()
     let reply = netstrings(&["E", "1", "v1", "1", "1", "w1", "0"]);
     e.apply_refresh(&reply, NOW - 9.0).unwrap();
     assert!(e.tags_caught_up(NOW));
-    let parts = [7u32, 10];
-    let mut page = e
-        .plan_incremental_entry("/p", ValueKind::Fetch, 0, 0, "t", 60.0, 3600.0, &parts, NOW)
-        .unwrap()
-        .header();
-    page.extend(std::iter::repeat_n(b'x', 17));
+    let page = fetch_page(&mut e);
     let made = |e: &Engine| {
         let key = js_sys::JsString::from("/p");
         let serves = Consumer::Serves;
