@@ -557,24 +557,43 @@ export class TagSync {
       return true
     } catch (err) {
       // Following by push, a revalidation this pull was to answer stays due, after a backoff:
-      // the retry timer set below (`watch`) comes that soon, not a second later.
-      this.engine.tagPullFailed()
-      // An open breaker was logged when it opened; one line per request would flood the logs.
-      if (isCircuitOpen(err)) this.log.debug('tag refresh skipped: redis circuit open')
-      else if (isReplyError(err) && this.engine.missingPermission(err.message) !== '') {
-        // Refused for want of a permission: every request would fail alike, one line is enough.
-        if (!this.refreshRefused) {
-          this.refreshRefused = true
-          this.log.error(
-            `tag refresh refused by Redis: the ACL user needs ${this.engine.missingPermission(err.message)} ` +
-              `(see ${ACL_DOC}); this instance does not see other instances' revalidations until that is fixed ` +
-              `(before it has loaded the tag state once, it serves no tagged entry), and says so once: ${err.message}`,
-          )
-        } else this.log.debug(`tag refresh refused: ${err.message}`)
-      } else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
-      this.watch()
+      // the retry timer set below (`watch`) comes that soon, not a second later. An engine that
+      // trapped (here or while the pull was out) throws on this call as on every other: the
+      // failure below is logged all the same, without asking the engine anything more.
+      let trapped = false
+      try {
+        this.engine.tagPullFailed()
+      } catch (trap) {
+        trapped = true
+        this.engineFailed('tag refresh', trap)
+      }
+      this.logPullFailure(err, trapped)
+      // No retry for a trapped engine: it stays trapped (docs/failures.md, "A trap in the
+      // engine"), so each retry would only fail alike, and the timer's delay is the engine's.
+      if (!trapped) this.watch()
       return false
     }
+  }
+
+  /** The log line for a failed pull; `trapped`: the engine cannot be asked about the error. */
+  private logPullFailure(err: unknown, trapped: boolean): void {
+    // An open breaker was logged when it opened; one line per request would flood the logs.
+    if (isCircuitOpen(err)) {
+      this.log.debug('tag refresh skipped: redis circuit open')
+      return
+    }
+    const missing = !trapped && isReplyError(err) ? this.engine.missingPermission(err.message) : ''
+    if (isReplyError(err) && missing !== '') {
+      // Refused for want of a permission: every request would fail alike, one line is enough.
+      if (!this.refreshRefused) {
+        this.refreshRefused = true
+        this.log.error(
+          `tag refresh refused by Redis: the ACL user needs ${missing} ` +
+            `(see ${ACL_DOC}); this instance does not see other instances' revalidations until that is fixed ` +
+            `(before it has loaded the tag state once, it serves no tagged entry), and says so once: ${err.message}`,
+        )
+      } else this.log.debug(`tag refresh refused: ${err.message}`)
+    } else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
   }
 
   /**

@@ -700,6 +700,69 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  // A trap while a pull is out (a request's, on another path) leaves every engine call
+  // throwing, `tagPullFailed` first in the failed pull's catch: the pull's own failure must
+  // still be logged, and nothing there may go on to call into the engine (the retry timer
+  // asks it for its delay).
+  test('a pull that fails after the engine trapped logs its failure and the trap, and sets no retry', async () => {
+    const gate = []
+    let failing = false
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const parts = setup(
+      (_, kind) => {
+        if (kind !== 'read') return null
+        if (failing) return new Promise((_r, reject) => gate.push(reject))
+        return parts.engine.tagsSynced ? netstrings(['e1', '1', 'v1', '0', '0', '']) : SYNCED
+      },
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    const { engine, sync, log } = parts
+    ch.events.up()
+    await settle()
+    const periodic = timer.pending.find((h) => h.ms > 0 && h.ms < 1000)
+    assert.ok(periodic, 'a pull is scheduled within the bound')
+    failing = true
+    timer.pending = timer.pending.filter((h) => h !== periodic)
+    periodic.fn()
+    await settle()
+    assert.equal(gate.length, 1, 'the pull is out')
+    const trap = () => {
+      throw new WebAssembly.RuntimeError('unreachable')
+    }
+    for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(engine))) {
+      if (name === 'constructor') continue
+      Object.defineProperty(engine, name, { get: trap })
+    }
+    const pendingBefore = timer.pending.length
+    const unhandled = []
+    const onUnhandled = (err) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      gate[0](Object.assign(new Error('connection reset'), { code: 'ECONNRESET' }))
+      for (let i = 0; i < 5; i++) await settle()
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+    assert.deepEqual(unhandled, [])
+    assert.ok(
+      log.lines.some((l) =>
+        /^error tag refresh failed, using the last known tag state: .*connection reset/.test(l),
+      ),
+      log.lines.join('\n'),
+    )
+    assert.ok(
+      log.lines.some((l) => /^error tag refresh failed in the engine: .*unreachable/.test(l)),
+      log.lines.join('\n'),
+    )
+    assert.equal(
+      timer.pending.length,
+      pendingBefore,
+      'no retry timer for an engine that stays trapped',
+    )
+    await sync.stop()
+  })
+
   test('without a timer (the workers entry), push is not followed: every request pulls', async () => {
     const ch = fakeChannel()
     const { script, sync } = setup(() => SYNCED, {
