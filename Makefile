@@ -89,9 +89,9 @@ wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 # keeps its formatting panic paths (no immediate abort, above): its module has the budget from
 # before that cut, lowered since by what later cuts took off the other (not measured there).
 ifeq ($(PREBUILT_STD),yes)
-WASM_BUDGET_BYTES := 226200
+WASM_BUDGET_BYTES := 226300
 else
-WASM_BUDGET_BYTES := 215800
+WASM_BUDGET_BYTES := 215900
 endif
 wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt) exceeds WASM_BUDGET_BYTES
 	@size=$$(stat -c %s pkg/$(WASM_CRATE)_bg.wasm); \

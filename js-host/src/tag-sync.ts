@@ -18,7 +18,7 @@ export interface TagEngine {
   /** The `EVALSHA` argvs come NUL-joined (`splitArgv`). */
   planTagRefresh(): string
   planTagPull(now: number): string
-  tagPullFailed(): void
+  tagPullFailed(now: number): void
   followTagsByPush(maxPullIntervalMs: number): void
   readonly tagAnnounceChannel: string
   tagChannelUp(): void
@@ -562,7 +562,7 @@ export class TagSync {
       // failure below is logged all the same, without asking the engine anything more.
       let trapped = false
       try {
-        this.engine.tagPullFailed()
+        this.engine.tagPullFailed(this.now())
       } catch (trap) {
         trapped = true
         this.engineFailed('tag refresh', trap)

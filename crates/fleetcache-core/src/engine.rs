@@ -445,13 +445,13 @@ impl Engine {
         self.tag_sync.plan_pull(&mut self.mirror, now)
     }
 
-    /// The pull planned last ([`Engine::plan_tag_pull`]) failed: its reply will not come.
-    /// Following by push, a revalidation it was to answer stays due, after a backoff
-    /// ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)), and the host's
-    /// retry timer ([`Engine::retry_in_ms`]) comes that soon.
-    pub fn tag_pull_failed(&mut self) {
+    /// The pull planned last ([`Engine::plan_tag_pull`]) failed, reported at `now`: its reply
+    /// will not come. Following by push, a revalidation it was to answer stays due, after a
+    /// backoff from `now` ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)),
+    /// and the host's retry timer ([`Engine::retry_in_ms`]) comes that soon.
+    pub fn tag_pull_failed(&mut self, now: Millis) {
         if let Some(p) = self.tag_sync.push_mut() {
-            p.pull_failed();
+            p.pull_failed(now);
         }
     }
 
@@ -1808,7 +1808,7 @@ mod tests {
         assert_eq!(e.retry_in_ms(Millis(22.0)), 1000.0);
         // Failed with nothing learned: the usual retry.
         e.plan_tag_pull(Millis(30.0));
-        e.tag_pull_failed();
+        e.tag_pull_failed(Millis(30.0));
         assert_eq!(e.retry_in_ms(Millis(31.0)), 1000.0);
         let next = netstring::encode(["a", "E", "2", "v2", "a", "5,5,0,0,5"]);
         assert_eq!(
@@ -1821,7 +1821,7 @@ mod tests {
             "from the failed pull: 30 + 100"
         );
         e.plan_tag_pull(Millis(240.0));
-        e.tag_pull_failed();
+        e.tag_pull_failed(Millis(240.0));
         assert_eq!(
             e.tag_pull_in_ms(Millis(250.0)),
             190.0,

@@ -108,8 +108,8 @@ pub struct PushFollow {
     /// What the pull planned last took over from `learned`: given back if it fails
     /// ([`PushFollow::pull_failed`]).
     answering: Option<Millis>,
-    /// Since the last pull applied: the start of the last that failed, and how many failed in
-    /// a row ([`PushFollow::retry_in_ms`]).
+    /// Since the last pull applied: when the last failure was reported, and how many pulls
+    /// failed in a row ([`PushFollow::retry_in_ms`]).
     failed: Option<(Millis, u32)>,
     /// The last [`RECENT_PULLS`] announcements of revalidations applied as the next version,
     /// oldest first: when each was applied and when its revalidation was made
@@ -298,31 +298,35 @@ impl PushFollow {
     }
 
     /// The pull planned last failed (a timeout, an error reply, no connection, kept back by the
-    /// breaker): it will not be applied. A revalidation it was planned to answer
-    /// ([`PushFollow::learned`]) is due again, after a backoff from that pull's start
+    /// breaker), reported at `now`: it will not be applied. A revalidation it was planned to
+    /// answer ([`PushFollow::learned`]) is due again, after a backoff from `now`
     /// ([`PushFollow::retry_in_ms`]): given up, the next pull would wait for the periodic one,
     /// and what is regenerated meanwhile would be stale as it is written, made again (extra
-    /// origin calls, never a stale serve). Nothing when no pull is planned.
-    pub fn pull_failed(&mut self) {
-        if let Some((_, start)) = self.planned.take() {
+    /// origin calls, never a stale serve). From the failure, not the pull's start: a pull that
+    /// timed out took the whole budget, so a backoff from its start would be over by then, and
+    /// every announcement heard would start the next pull at once until the breaker opened.
+    /// Nothing when no pull is planned.
+    pub fn pull_failed(&mut self, now: Millis) {
+        if self.planned.take().is_some() {
             let row = self.failed.map_or(1, |(_, n)| n.saturating_add(1));
-            self.failed = Some((start, row));
+            self.failed = Some((now, row));
             if let Some(at) = self.answering.take() {
                 self.learned(at);
             }
         }
     }
 
-    /// Ms from `now` until a revalidation learned, whose pull failed, is due again: the start
-    /// of the last failed pull plus [`MIN_RETRY_MS`], doubled with each failure in a row, at
-    /// most the pull interval (and not before the ms after the time it is recorded at).
+    /// Ms from `now` until a revalidation learned, whose pull failed, is due again: the time
+    /// the last failure was reported plus [`MIN_RETRY_MS`], doubled with each failure in a
+    /// row, at most the pull interval (and not before the ms after the time it is recorded at;
+    /// [`PushFollow::pull_in_ms`] never past the periodic pull).
     /// `None` when no pull failed since the last one applied, or nothing learned waits: the
     /// host then retries on its usual terms (the breaker's probe, 1 s: [`crate::Outbox::timer_ms`]).
     pub fn retry_in_ms(&self, now: Millis) -> Option<f64> {
-        let ((start, row), learned) = self.failed.zip(self.learned)?;
+        let ((failed_at, row), learned) = self.failed.zip(self.learned)?;
         let backoff =
             (MIN_RETRY_MS * f64::from(1u32 << (row.min(16) - 1))).min(self.max_pull_interval_ms);
-        Some(((start.0 + backoff).max(learned.0 + 1.0) - now.0).max(0.0))
+        Some(((failed_at.0 + backoff).max(learned.0 + 1.0) - now.0).max(0.0))
     }
 
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
@@ -880,8 +884,8 @@ mod tests {
 
     /// A pull planned on a revalidation learned otherwise, that fails (a timeout, an error
     /// reply, no connection, the breaker), gives back what it was to answer: the next pull is
-    /// due after the backoff from that pull's start (100 ms, doubling with each failure in a
-    /// row, never past the periodic one), not at the periodic pull; one applied ends it.
+    /// due after the backoff from the failure (100 ms, doubling with each failure in a row,
+    /// never past the periodic one), not at the periodic pull; one applied ends it.
     #[test]
     fn a_failed_pull_keeps_what_was_learned_due_after_a_backoff() {
         let (mut p, mirror) = caught_up_at(1_000.0);
@@ -895,7 +899,7 @@ mod tests {
             988.0,
             "planned: not due again"
         );
-        p.pull_failed();
+        p.pull_failed(Millis(1_011.0));
         assert!(
             p.caught_up(&mirror, Millis(1_020.0)),
             "a failed pull leaves the bound as it was"
@@ -903,9 +907,9 @@ mod tests {
         assert_eq!(p.pull_in_ms(&mirror, Millis(1_020.0)), 91.0, "1,011 + 100");
         assert_eq!(p.retry_in_ms(Millis(1_020.0)), Some(91.0));
         assert_eq!(p.pull_in_ms(&mirror, Millis(1_111.0)), 0.0);
-        // Failed again: twice the wait, from that pull's start.
+        // Failed again: twice the wait, from the failure.
         p.pull_planned(Millis(1_111.0));
-        p.pull_failed();
+        p.pull_failed(Millis(1_111.0));
         assert_eq!(p.pull_in_ms(&mirror, Millis(1_120.0)), 191.0, "1,111 + 200");
         // Learned again meanwhile: still after the backoff, not at once.
         p.learned(Millis(1_130.0));
@@ -913,7 +917,7 @@ mod tests {
         // Never later than the periodic pull.
         for _ in 0..6 {
             p.pull_planned(Millis(1_311.0));
-            p.pull_failed();
+            p.pull_failed(Millis(1_311.0));
         }
         assert_eq!(
             p.pull_in_ms(&mirror, Millis(1_400.0)),
@@ -927,18 +931,62 @@ mod tests {
         assert_eq!(p.pull_in_ms(&mirror, Millis(1_502.0)), 998.0);
         // A failed pull with nothing learned asks for no retry of its own (the periodic one).
         p.pull_planned(Millis(1_600.0));
-        p.pull_failed();
+        p.pull_failed(Millis(1_600.0));
         assert_eq!(p.retry_in_ms(Millis(1_601.0)), None);
         assert_eq!(p.pull_in_ms(&mirror, Millis(1_601.0)), 899.0);
         // One of this process's own, recorded at 1,700: a pull planned in that ms answers
         // nothing (it stays due), and as the second failure in a row, it waits 200 ms.
         p.learned(Millis(1_700.0));
         p.pull_planned(Millis(1_700.0));
-        p.pull_failed();
+        p.pull_failed(Millis(1_700.0));
         assert_eq!(p.pull_in_ms(&mirror, Millis(1_700.0)), 200.0);
         // A failure reported with no pull planned changes nothing.
         let before = p.clone();
-        p.pull_failed();
+        p.pull_failed(Millis(1_700.0));
         assert_eq!(format!("{p:?}"), format!("{before:?}"));
+    }
+
+    /// Pulls that time out take their whole budget each: counted from a pull's start, the
+    /// backoff would have run out by the time the pull was reported failed, and an
+    /// announcement heard then would start the next pull at once, pull after pull, until the
+    /// breaker opens. Counted from the failure, the next pull waits at least 100 ms after it,
+    /// doubled with each failure in a row, and never past the periodic pull.
+    #[test]
+    fn pulls_that_time_out_wait_their_backoff_from_the_failure() {
+        const BUDGET_MS: f64 = 150.0;
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        let mut now = 1_010.0;
+        // Announcements every ms (applied ones are learned as of no time of their own).
+        p.learned(Millis::ZERO);
+        let mut failed: Option<f64> = None;
+        let mut row = 0;
+        let mut pulls = Vec::new();
+        while now < 1_761.0 {
+            if p.pull_in_ms(&mirror, Millis(now)) == 0.0 {
+                if let Some(at) = failed {
+                    let backoff = 100.0 * f64::from(1u32 << (row - 1));
+                    assert!(
+                        now - at >= backoff.min(2_000.0 - at),
+                        "pull at {now}, {} ms after failure {row} at {at}",
+                        now - at
+                    );
+                }
+                pulls.push(now);
+                p.pull_planned(Millis(now));
+                now += BUDGET_MS;
+                p.pull_failed(Millis(now));
+                row += 1;
+                failed = Some(now);
+            }
+            now += 1.0;
+            p.learned(Millis::ZERO);
+        }
+        // 1,010 fails at 1,160; 1,260 at 1,410; 1,610 at 1,760.
+        assert_eq!(pulls, vec![1_010.0, 1_260.0, 1_610.0]);
+        assert_eq!(
+            p.pull_in_ms(&mirror, Millis(1_761.0)),
+            239.0,
+            "the fourth is the periodic pull at 2,000, not later (1,760 + 400)"
+        );
     }
 }

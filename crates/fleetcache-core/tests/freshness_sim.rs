@@ -2166,7 +2166,7 @@ impl World {
         let call = self.insts[i].engine.plan_tag_pull(Millis(self.now));
         let Some(reply) = self.send(i, OpKind::Read, |r| r.run(&call)) else {
             // As the host does (tag-sync.ts `page`): what the pull was to answer stays due.
-            self.insts[i].engine.tag_pull_failed();
+            self.insts[i].engine.tag_pull_failed(Millis(self.now));
             return false;
         };
         let held = self.redis.tags.clone();
@@ -3527,7 +3527,7 @@ impl World {
             }
             // Kept back by the breaker: the reads go on with the mirror as it is.
             Err(_) => {
-                self.insts[inst].engine.tag_pull_failed();
+                self.insts[inst].engine.tag_pull_failed(Millis(self.now));
                 self.resolve(
                     ticket,
                     Refreshed {
@@ -4018,7 +4018,7 @@ impl World {
                 if let Some(Reply::Bytes(Some(b))) = reply {
                     self.refreshed(inst, &b, &held, held_step, planned);
                 } else {
-                    self.insts[inst].engine.tag_pull_failed();
+                    self.insts[inst].engine.tag_pull_failed(Millis(self.now));
                 }
                 // The host's pull asks for the next part at once (tag-sync.ts `pull`, up to
                 // LOAD_STEPS calls): the reads waiting on it go on after the last.

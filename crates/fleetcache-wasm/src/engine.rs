@@ -212,7 +212,6 @@ enum Event {
     TagChannelDown,
     AckResend,
     MarkStandalone,
-    TagPullFailed,
 }
 
 impl Engine {
@@ -228,7 +227,6 @@ impl Engine {
             Event::TagChannelDown => self.inner.tag_channel_down(),
             Event::AckResend => self.inner.ack_resend(),
             Event::MarkStandalone => self.inner.mark_standalone(),
-            Event::TagPullFailed => self.inner.tag_pull_failed(),
         }
     }
 
@@ -517,11 +515,12 @@ impl Engine {
         self.note(Event::TagChannelDown);
     }
 
-    /// The pull planned last (`planTagPull`) failed: no reply of it will be applied. A
-    /// revalidation it was to answer stays due, after a backoff (`tagPullInMs`, `retryInMs`).
+    /// The pull planned last (`planTagPull`) failed, reported at `now`: no reply of it will
+    /// be applied. A revalidation it was to answer stays due, after a backoff from `now`
+    /// (`tagPullInMs`, `retryInMs`).
     #[wasm_bindgen(js_name = tagPullFailed)]
-    pub fn tag_pull_failed(&mut self) {
-        self.note(Event::TagPullFailed);
+    pub fn tag_pull_failed(&mut self, now: f64) {
+        self.inner.tag_pull_failed(Millis(now));
     }
 
     /// Applies a message of the announcement channel, heard at `now`: applied, known already,
