@@ -55,7 +55,8 @@ export type CommandResult = 'ok' | 'reply-error' | 'timeout' | 'connection-error
  * MeterProvider, spans started by the registered TracerProvider's tracer; since an application
  * may register its SDK after fleetcache started (Next's `instrumentation.ts` and the handlers
  * load in no fixed order), commands check at most once a second whether either provider
- * changed, and rebind.
+ * changed, and rebind; until a TracerProvider is registered, every command also asks the
+ * proxy provider for its delegate, so the first one registered traces the next command.
  */
 export class Telemetry {
   private readonly engines = new Set<Engine>()
@@ -65,6 +66,12 @@ export class Telemetry {
   private nextCheck = 0
   /** The registered TracerProvider's tracer; undefined while none is registered. */
   private tracer: OtelApi.Tracer | undefined
+  /**
+   * While no TracerProvider is registered: the API's proxy provider found at the last check,
+   * whose delegate every command asks for (an identity check), so that a provider registered
+   * on it traces the very next command. Undefined while a tracer is bound.
+   */
+  private proxy: OtelApi.TracerDelegator | undefined
 
   constructor(private readonly api: Api) {
     this.bind()
@@ -81,7 +88,9 @@ export class Telemetry {
   }
 
   private bind(): void {
-    this.tracer = registeredTracer(this.api)
+    const found = registeredTracer(this.api)
+    this.tracer = found.tracer
+    this.proxy = found.tracer === undefined ? found.proxy : undefined
     const provider = this.api.metrics.getMeterProvider()
     if (provider === this.provider) return
     this.provider = provider
@@ -105,12 +114,19 @@ export class Telemetry {
   /**
    * Called as a command is sent, at `t` (ms): a client span for it (a child of the active span,
    * if any), or `undefined` while no TracerProvider is registered. Checks first, at most once
-   * a second, whether the application registered or replaced a provider.
+   * a second, whether the application registered or replaced a provider; while none is
+   * registered, also whether one was registered since on the API's proxy provider, at every
+   * command: the application's first provider traces the next command, not one a second
+   * later (one registered through another copy of the API puts that copy's proxy on the
+   * global, which only the once-a-second check reads).
    */
   startSpan(command: string, t: number): OtelApi.Span | undefined {
     if (t >= this.nextCheck) {
       this.nextCheck = t + REBIND_CHECK_MS
       this.bind()
+    } else if (this.proxy !== undefined) {
+      this.tracer = this.proxy.getDelegateTracer('fleetcache', VERSION)
+      if (this.tracer !== undefined) this.proxy = undefined
     }
     return this.tracer?.startSpan(command, {
       kind: this.api.SpanKind.CLIENT,
@@ -141,19 +157,25 @@ export class Telemetry {
 
 /**
  * The tracer of the TracerProvider the application registered, or `undefined` while it has
- * registered none. In `@opentelemetry/api` 1.x `trace.getTracerProvider()` is a
- * ProxyTracerProvider: the one `trace.setGlobalTracerProvider` put on the process's global
- * (seen by every copy of the API compatible with the one that registered it), else this copy's
- * own. Its `getDelegateTracer` (the API's `TracerDelegator` interface, the one its ProxyTracers
- * ask) answers `undefined` until a provider is registered: that is how the API itself decides
- * to hand out no-op spans. A global provider without that method is used as it is.
+ * registered none, with the proxy provider asked (`undefined` for a provider that is no
+ * proxy). In `@opentelemetry/api` 1.x `trace.getTracerProvider()` is a ProxyTracerProvider:
+ * the one `trace.setGlobalTracerProvider` put on the process's global (seen by every copy of
+ * the API compatible with the one that registered it), else this copy's own. Its
+ * `getDelegateTracer` (the API's `TracerDelegator` interface, the one its ProxyTracers ask)
+ * answers `undefined` until a provider is registered: that is how the API itself decides to
+ * hand out no-op spans. A global provider without that method is used as it is.
  */
-function registeredTracer(api: Api): OtelApi.Tracer | undefined {
+function registeredTracer(api: Api): {
+  tracer: OtelApi.Tracer | undefined
+  proxy: OtelApi.TracerDelegator | undefined
+} {
   const provider: OtelApi.TracerProvider & Partial<OtelApi.TracerDelegator> =
     api.trace.getTracerProvider()
-  return typeof provider.getDelegateTracer === 'function'
-    ? provider.getDelegateTracer('fleetcache', VERSION)
-    : provider.getTracer('fleetcache', VERSION)
+  if (typeof provider.getDelegateTracer !== 'function') {
+    return { tracer: provider.getTracer('fleetcache', VERSION), proxy: undefined }
+  }
+  const proxy = provider as OtelApi.TracerDelegator
+  return { tracer: proxy.getDelegateTracer('fleetcache', VERSION), proxy }
 }
 
 const SLOT = Symbol.for('fleetcache.telemetry')
