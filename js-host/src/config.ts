@@ -21,7 +21,11 @@ export type {
   TransportOptions,
 } from './options'
 export { isBuildPhase, optionsFromEnv, transportOptionsFromEnv } from './env-options'
-export { durableUseCacheEntries, useCacheKeyEnvVars } from './next-build-files'
+export {
+  durableUseCacheEntries,
+  durableUseCacheEntriesIn,
+  useCacheKeyEnvVars,
+} from './next-build-files'
 
 const FAILURE_SETTINGS = [
   'readTimeoutMs',

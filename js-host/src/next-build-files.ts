@@ -33,7 +33,12 @@ export function distDir(env: Env): string {
 function recordedConfig(env: Env, cwd: string): unknown {
   const standalone = env.__NEXT_PRIVATE_STANDALONE_CONFIG
   if (standalone) return JSON.parse(standalone)
-  const file = join(cwd, distDir(env), 'required-server-files.json')
+  return configIn(join(cwd, distDir(env)))
+}
+
+/** The configuration `next build` recorded in the build output directory `dir`. */
+function configIn(dir: string): unknown {
+  const file = join(dir, 'required-server-files.json')
   return (JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown }).config
 }
 
@@ -47,7 +52,18 @@ function recordedConfig(env: Env, cwd: string): unknown {
  * `<distDir>/turbopack` marker Turbopack writes: `output: 'standalone'` does not copy it.
  */
 export function builtWithWebpack(env: Env = process.env, cwd: string = process.cwd()): boolean {
-  return existsSync(join(cwd, distDir(env), 'server', 'webpack-runtime.js'))
+  return webpackBuildIn(join(cwd, distDir(env)))
+}
+
+/** `builtWithWebpack` of the build output directory `dir`. */
+function webpackBuildIn(dir: string): boolean {
+  return existsSync(join(dir, 'server', 'webpack-runtime.js'))
+}
+
+/** Whether `config` and the build in `dir` key durably (`durableUseCacheEntries`). */
+function durableBuild(config: unknown, dir: string): boolean {
+  const c = config as { experimental?: { durableUseCacheEntries?: unknown } } | null | undefined
+  return c?.experimental?.durableUseCacheEntries === true && !webpackBuildIn(dir)
 }
 
 /**
@@ -64,10 +80,21 @@ export function durableUseCacheEntries(
   cwd: string = process.cwd(),
 ): boolean {
   try {
-    const config = recordedConfig(env, cwd) as {
-      experimental?: { durableUseCacheEntries?: unknown }
-    } | null
-    return config?.experimental?.durableUseCacheEntries === true && !builtWithWebpack(env, cwd)
+    return durableBuild(recordedConfig(env, cwd), join(cwd, distDir(env)))
+  } catch {
+    return false
+  }
+}
+
+/**
+ * `durableUseCacheEntries` of the build in the build output directory `dir`, wherever the
+ * process runs (`fleetcache seed <dir>`): from `dir`'s own `required-server-files.json` and
+ * `server/` output, not the working directory's or a standalone server's environment. False
+ * when the configuration cannot be read.
+ */
+export function durableUseCacheEntriesIn(dir: string): boolean {
+  try {
+    return durableBuild(configIn(dir), dir)
   } catch {
     return false
   }

@@ -1,5 +1,6 @@
 import {
   durableUseCacheEntries,
+  durableUseCacheEntriesIn,
   isBuildPhase,
   useCacheKeyEnvVars,
   type ResolvedOptions,
@@ -203,8 +204,16 @@ function logKeyEnvVars(log: Logger, uniform: readonly string[]): void {
  */
 export type RuntimeRole = 'server' | 'seed'
 
-/** The runtime for these options, created on first use. */
-export function runtimeFor(given: ResolvedOptions, role: RuntimeRole = 'server'): Runtime {
+/**
+ * The runtime for these options, created on first use. `buildDir`: the build output directory
+ * it serves (`fleetcache seed`'s argument), where whether Next keys `'use cache'` entries
+ * durably is read; by default the server's, found from the working directory.
+ */
+export function runtimeFor(
+  given: ResolvedOptions,
+  role: RuntimeRole = 'server',
+  buildDir?: string,
+): Runtime {
   const build = isBuildPhase()
   const options = forThisProcess(given)
   const id = JSON.stringify(options)
@@ -215,7 +224,9 @@ export function runtimeFor(given: ResolvedOptions, role: RuntimeRole = 'server')
   const next = detectNextRelease()
   if (next !== null && next.release === undefined)
     log.warn(`next ${next.version}: version not understood, judged like the newest release`)
-  const durable = !build && durableUseCacheEntries()
+  const durable =
+    !build &&
+    (buildDir === undefined ? durableUseCacheEntries() : durableUseCacheEntriesIn(buildDir))
   const engine = new wasm.Engine({
     ...options.engine,
     ...(next?.release === undefined ? {} : { nextRelease: next.release }),

@@ -303,6 +303,59 @@ describe('fleetcache seed', () => {
     }
   })
 
+  // Whether 'use cache' keys are durable (the namespace line says where those entries go) is
+  // the seeded build's: the directory the command is given, not the one it runs in.
+  test("the namespace line follows the seeded build's durable 'use cache' setting, not the working directory's", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-seed-apps-'))
+    try {
+      /** An app directory whose build has `experimental.durableUseCacheEntries` at `durable`. */
+      const app = (name, durable) => {
+        const dir = path.join(root, name)
+        writeBuild(path.join(dir, '.next'), Date.now() - 60_000)
+        fs.writeFileSync(
+          path.join(dir, '.next', 'required-server-files.json'),
+          JSON.stringify({
+            version: 1,
+            config: { experimental: { durableUseCacheEntries: durable } },
+          }),
+        )
+        return dir
+      }
+      // Found from either app's directory (16.4.0 on keys durably when the setting is on).
+      fs.mkdirSync(path.join(root, 'node_modules', 'next'), { recursive: true })
+      fs.writeFileSync(
+        path.join(root, 'node_modules', 'next', 'package.json'),
+        JSON.stringify({ name: 'next', version: '16.5.0' }),
+      )
+      const durableApp = app('durable', true)
+      const plainApp = app('plain', false)
+      const base = Object.fromEntries(
+        Object.entries(process.env).filter(
+          ([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k),
+        ),
+      )
+      const env = { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX }
+      const namespaceLine = async (cwd, target) => {
+        const r = await run(process.execPath, [CLI, 'seed', target], { cwd, env, timeout: 60_000 })
+        const line = r.stderr.split('\n').find((l) => l.includes('] namespace '))
+        assert.ok(line, `a namespace line in:\n${r.stderr}`)
+        return line
+      }
+      // Run elsewhere, given the durable build: its entries go under the release.
+      assert.match(
+        await namespaceLine(root, path.join(durableApp, '.next')),
+        /'use cache' entries under /,
+      )
+      // Run in the durable app, given the other build: under the deployment, as its servers.
+      assert.doesNotMatch(
+        await namespaceLine(durableApp, path.join(plainApp, '.next')),
+        /'use cache' entries under /,
+      )
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  })
+
   test('counts the CLI prints are singular for one and plural otherwise', async () => {
     writeBuild(dist, Date.now() - 60_000)
     await redis.command('FLUSHALL')

@@ -332,7 +332,9 @@ export async function seed(
 ): Promise<SeedResult> {
   const { seeds, skipped } = readSeeds(distDir)
   // Not a server: the warning about durable 'use cache' keys is for `next start` (decision 0032).
-  const rt = runtimeFor(resolveOptions(options, deploymentSource), 'seed')
+  // Whether they are durable (the start line says where they go) is the seeded build's, not
+  // that of whatever app the command runs in.
+  const rt = runtimeFor(resolveOptions(options, deploymentSource), 'seed', distDir)
   const { transport } = rt
   const engine = toolsEngine(rt.engine)
   // Seeded routes are the singular handler's entries.
