@@ -88,6 +88,8 @@ wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 # where the bytes go and how to look: docs/decisions/0028-wasm-size-budget.md. A prebuilt std
 # keeps its formatting panic paths (no immediate abort, above): its module has the budget from
 # before that cut, lowered since by what later cuts took off the other (not measured there).
+# 0028's "Current state" restates both values: `make lint` fails when it differs
+# (scripts/check-budget-line.mjs).
 ifeq ($(PREBUILT_STD),yes)
 WASM_BUDGET_BYTES := 226300
 else
@@ -244,7 +246,7 @@ fuzz: ## fuzz the envelope decoder and the tag-reply parser, FUZZ_SECONDS each (
 	    cargo-fuzz run --sanitizer none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 || exit 1; \
 	done
 
-lint: setup js wasm-budget ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types), the wasm size budget, links and paths in the docs
+lint: setup js wasm-budget ## rustfmt, clippy, tsc, eslint, prettier (tsc needs the built wasm glue types), the wasm size budget, links and paths in the docs, 0028's budget line
 	$(HOST_CARGO) fmt --all -- --check
 	$(HOST_CARGO) clippy --workspace --all-targets -- -D warnings
 	$(HOST_CARGO) clippy -p fleetcache-wasm --all-targets --features tools -- -D warnings
@@ -252,6 +254,7 @@ lint: setup js wasm-budget ## rustfmt, clippy, tsc, eslint, prettier (tsc needs 
 	js-host/node_modules/.bin/prettier --check bench tests scripts
 	node scripts/compat-table.mjs --check
 	node scripts/check-doc-links.mjs
+	node scripts/check-budget-line.mjs
 
 fmt: ## format Rust and TypeScript
 	$(HOST_CARGO) fmt --all
