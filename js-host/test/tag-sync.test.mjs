@@ -152,6 +152,7 @@ async function caughtUpFailingPulls() {
   const { engine, clock, script, sync } = setup(
     async (_, kind) => {
       if (kind !== 'read') return null
+      if (f.hold !== undefined) return new Promise((_r, reject) => f.hold(reject))
       if (f.fail) return new Error('command timed out')
       return engine.tagsSynced ? netstrings(['e1', '2', 'v2', '0', '0', '']) : SYNCED
     },
@@ -559,7 +560,7 @@ describe('TagSync, fake transport and clock', () => {
     ch.events.message(announcement(2, 'x', T0 + 90))
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'the pull it makes due, at once')
-    assert.deepEqual(retries(), [100], 'retried 100 ms after the failed pull began')
+    assert.deepEqual(retries(), [100], 'retried 100 ms after the pull failed')
     assert.equal(engine.tagPullInMs(clock.t), 100, 'not due at once: no loop on a failing Redis')
     // The retry fails too: twice the wait.
     clock.t = T0 + 200
@@ -578,10 +579,37 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  // A pull that times out has taken the whole read budget: counted from its start, the
+  // backoff would be over when it fails, and the next announcement would pull at once.
+  test('following by push, a pull that fails late is retried after the backoff from its failure', async () => {
+    const f = await caughtUpFailingPulls()
+    const { ch, timer, engine, clock, sync, reads } = f
+    const gate = []
+    // Pulls stay out until the test fails them.
+    f.hold = (reject) => gate.push(reject)
+    const before = reads()
+    clock.t = T0 + 100
+    ch.events.message(announcement(2, 'x', T0 + 90))
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1, 'the pull it makes due, at once')
+    assert.equal(gate.length, 1, 'the pull is out')
+    // It times out 300 ms after it began.
+    clock.t = T0 + 400
+    gate[0](Object.assign(new Error('timed out'), { code: 'ERR_REDIS_TIMEOUT' }))
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(engine.tagPullInMs(clock.t), 100, '100 ms after the failure, not at once')
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms).filter((ms) => ms < 700),
+      [100],
+      'the retry timer comes then',
+    )
+    await sync.stop()
+  })
+
   test('following by push, a failed pull that gives back a revalidation brings a pending longer retry forward', async () => {
     // The periodic pull fails with nothing learned: the retry timer waits a second. Then an
     // announcement's pull fails too, and gives its revalidation back due 200 ms after it
-    // began (the second failure in a row): the retry comes then, not at the pending second.
+    // failed (the second failure in a row): the retry comes then, not at the pending second.
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
     clock.t = T0 + 50
@@ -599,7 +627,7 @@ describe('TagSync, fake transport and clock', () => {
     ch.events.message(announcement(2, 'x', T0 + 190))
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 2, "the announcement's pull, at once, failed")
-    assert.equal(engine.tagPullInMs(clock.t), 200, 'due 200 ms after it began')
+    assert.equal(engine.tagPullInMs(clock.t), 200, 'due 200 ms after it failed')
     assert.deepEqual(
       timer.pending.map((h) => h.ms),
       [200],
