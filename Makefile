@@ -35,7 +35,10 @@ endif
 HOST_CARGO := $(shell command -v cargo >/dev/null 2>&1 && echo cargo || echo "env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo")
 
 WASM_CRATE := fleetcache_wasm
-WASM_RAW := target/$(WASM_TARGET)/release/$(WASM_CRATE).wasm
+# Where cargo writes: CARGO_TARGET_DIR when the caller set one (a build beside another
+# checkout's), else the workspace's target/.
+CARGO_OUT := $(or $(CARGO_TARGET_DIR),target)
+WASM_RAW := $(CARGO_OUT)/$(WASM_TARGET)/release/$(WASM_CRATE).wasm
 WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' crates/fleetcache-wasm/Cargo.toml)
 RUST_SOURCES := $(shell find crates -name '*.rs' -o -name '*.lua' -o -name Cargo.toml) Cargo.toml Cargo.lock
 JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>/dev/null) js-host/package.json js-host/tsconfig.json js-host/tsconfig.worker.json
