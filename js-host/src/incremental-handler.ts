@@ -245,31 +245,29 @@ function noteIn(reads: Map<string, OwnRead>, key: string): OwnRead {
  * and `writtenBackMade`, when the value was made.
  */
 class OwnReads {
-  // Each made at its first use: Next constructs two or three instances per request, most of
-  // which read nothing, and a page read from the tier fills at most one of them.
   /** Page and route entries (no call), by cache key. */
-  private reads: Map<string, OwnRead> | undefined
+  private readonly reads = new Map<string, OwnRead>()
   /** `fetch` and `unstable_cache` reads, by `fetchIdx` and cache key, per render or request. */
-  private calls: WeakMap<object, Map<string, OwnRead>> | undefined
+  private readonly calls = new WeakMap<object, Map<string, OwnRead>>()
   /** The same for calls outside any render or request. */
-  private unowned: Map<string, OwnRead> | undefined
-  private served: WeakMap<object, WrittenBack> | undefined
+  private readonly unowned = new Map<string, OwnRead>()
+  private readonly served = new WeakMap<object, WrittenBack>()
 
   /** The map the reads of `call` (or of keys without one) are kept in. */
   private mapOf(call: Call | undefined, create: boolean): Map<string, OwnRead> | undefined {
-    if (call === undefined) return create ? (this.reads ??= new Map()) : this.reads
-    if (call.owner === undefined) return create ? (this.unowned ??= new Map()) : this.unowned
-    let map = this.calls?.get(call.owner)
+    if (call === undefined) return this.reads
+    if (call.owner === undefined) return this.unowned
+    let map = this.calls.get(call.owner)
     if (map === undefined && create) {
       map = new Map()
-      ;(this.calls ??= new WeakMap()).set(call.owner, map)
+      this.calls.set(call.owner, map)
     }
     return map
   }
 
   note(cacheKey: string, call: Call | undefined, answer: OwnAnswer, value: unknown): void {
     if (typeof value === 'object' && value !== null && !Number.isNaN(answer.writtenBack)) {
-      ;(this.served ??= new WeakMap()).set(value, [answer.writtenBack, answer.writtenBackMade])
+      this.served.set(value, [answer.writtenBack, answer.writtenBackMade])
     }
     const { ownStart, ownFreshAt, ownFreshDue } = answer
     if (Number.isNaN(ownStart) && Number.isNaN(ownFreshAt)) return
@@ -294,10 +292,10 @@ class OwnReads {
     // A call whose read named none (a caller other than Next's fetch and unstable_cache):
     // the instance's reads of the key that named none either.
     if (got === undefined) {
-      got = this.reads?.get(cacheKey)
-      if (got !== undefined) this.reads?.delete(cacheKey)
+      got = this.reads.get(cacheKey)
+      if (got !== undefined) this.reads.delete(cacheKey)
     }
-    const shown = typeof data === 'object' && data !== null ? this.served?.get(data) : undefined
+    const shown = typeof data === 'object' && data !== null ? this.served.get(data) : undefined
     return [got ?? NO_OWN_READ, shown ?? NOT_WRITTEN_BACK]
   }
 }
