@@ -26,9 +26,11 @@
 //   node bench/page-cost.mjs     (after `make pack`; builds the example when it is not current)
 //
 // Knobs: PAGECOST_ROUNDS (default 300), PAGECOST_SOLO (200), PAGECOST_PAGE
-// (/products?list=probe), PAGECOST_TIME_CAP_S (each measuring loop stops after this, 240).
+// (/products?list=probe), PAGECOST_TIME_CAP_S (each measuring loop stops after this, 240),
+// PAGECOST_PROBE_WRAPS=2 (the probe's A/A: every wrapper doubled, bench/lib/page-cost-probe.cjs).
 // Prints the tables and puts them on top of bench/PAGE-COST.md; the raw numbers and the
 // profiles go to the log directory it names.
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -37,6 +39,7 @@ import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_CACHE_ENV,
   appDir,
+  findTarball,
   makeLogDir,
   parseDataElement,
   prepareApp,
@@ -372,6 +375,9 @@ async function main() {
   let origin
   try {
     const loadAtStart = os.loadavg()[0]
+    // Which build the fleetcache instances run: the one prepareApp installs.
+    const tarball = findTarball()
+    const tarballSha = createHash('sha256').update(fs.readFileSync(tarball)).digest('hex')
     await prepareApp({ log: progress, logDir })
     await prepareDefaultCache({ log: progress, logDir })
     redis = await startRedis({ logDir })
@@ -462,7 +468,7 @@ async function main() {
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, Next ${nextVersion}, redis-server ${redisVersion}; load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end (the cores are shared: absolute times move with the load, the interleaved differences much less).`,
     )
     say(
-      `Method: \`node bench/page-cost.mjs\` (PAGECOST_ROUNDS=${String(ROUNDS)}, PAGECOST_SOLO=${String(SOLO)}). Three \`next start\` instances of examples/next-app: pull (fleetcache, default tag sync), push (fleetcache, FLEETCACHE_TAG_SYNC=push), default (the app built without fleetcache); each warmed with ${String(WARM)} requests, then asked for the page one request at a time, one instance after the other, the order rotating every round. Client: Node's fetch (it asks for gzip, as browsers do). Origin calls during the measurement: ${String(originCalls)} (0: every request was a cache hit).`,
+      `Method: \`node bench/page-cost.mjs\` (PAGECOST_ROUNDS=${String(ROUNDS)}, PAGECOST_SOLO=${String(SOLO)}${process.env.PAGECOST_PROBE_WRAPS === '2' ? ', PAGECOST_PROBE_WRAPS=2: every probe wrapper doubled, the inner one recorded as "(inner)"' : ''}). fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}; FLEETCACHE_TARBALL chooses another build, so that runs of two builds can alternate). Three \`next start\` instances of examples/next-app: pull (fleetcache, default tag sync), push (fleetcache, FLEETCACHE_TAG_SYNC=push), default (the app built without fleetcache); each warmed with ${String(WARM)} requests, then asked for the page one request at a time, one instance after the other, the order rotating every round. Client: Node's fetch (it asks for gzip, as browsers do). Origin calls during the measurement: ${String(originCalls)} (0: every request was a cache hit).`,
     )
     say()
     const ms = (k, set) => set[k].map((r) => r.ms)

@@ -10,7 +10,7 @@
 //                                                 refreshTags, getExpiration ("uc.*"), both variants
 //   fleetcache/dist/incremental-handler.js        the singular handler class's get ("fc.inc.get")
 //   fleetcache/dist/value-codec.js                decodeValue ("fc.decode")
-//   fleetcache/dist/read-driver.js                readEntry ("fc.readEntry")
+//   fleetcache/dist/read-driver.js                readEntry, readNow ("fc.readEntry")
 //   fleetcache/dist/tag-sync.js                   TagSync#refresh ("fc.tags.refresh"), #page
 //                                                 (one pull round trip, "fc.tags.pull")
 //   fleetcache/dist/store.js                      RedisStore#get ("fc.store.get")
@@ -56,10 +56,20 @@ function byteLength(reply) {
   return 0
 }
 
+// PAGECOST_PROBE_WRAPS=2: every wrapper is put around a second one of its own, recorded as
+// "<name> (inner)": the outer's time less the inner's is one wrapper's own cost (an A/A of the
+// probe), and the run's totals against a run without it show what the wrappers add.
+const WRAPS = process.env.PAGECOST_PROBE_WRAPS === '2' ? 2 : 1
+
 // Times fn's calls until its promise settles (or it returns); `bytes(result)` for replies.
 function timed(name, fn, bytes) {
   if (typeof fn !== 'function' || fn.__pagecost) return fn
   const label = typeof name === 'function' ? name : () => name
+  if (WRAPS === 2) fn = wrap((args) => `${label(args)} (inner)`, fn, bytes)
+  return wrap(label, fn, bytes)
+}
+
+function wrap(label, fn, bytes) {
   const wrapped = function (...args) {
     if (!on) return fn.apply(this, args)
     const start = nowMs()
@@ -155,7 +165,10 @@ const patches = [
   [
     new RegExp(`${sep}fleetcache${sep}dist${sep}read-driver\\.js$`),
     (m) => {
+      // The singular handler reads through readNow (a hit from the tier is answered without a
+      // promise), the 'use cache' handler through readNow or tierHit: both count as a read.
       m.readEntry = timed('fc.readEntry', m.readEntry)
+      m.readNow = timed('fc.readEntry', m.readNow)
     },
   ],
   [

@@ -10,11 +10,12 @@ import { runtimeFor, type Runtime } from './runtime'
 import {
   leaseToken,
   ReadMachines,
-  readEntry,
+  readNow,
   tierCopyKept,
   writeTexts,
   type Answer,
   type ReadIo,
+  type ReadResult,
 } from './read-driver'
 import { logAnswer, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
@@ -320,13 +321,13 @@ class IncrementalCore {
     this.machines = new ReadMachines(this.io.binding)
   }
 
-  async get(
+  get(
     cacheKey: string,
     ctx: IncrementalGetContext = {},
     onDemand = false,
     own?: OwnReads,
   ): Promise<IncrementalCacheEntry | null> {
-    const { engine, log } = this.rt
+    const { engine } = this.rt
     try {
       // Before any await: a FETCH read inside a page's regeneration is baked into the page.
       const consumer = readConsumer()
@@ -385,7 +386,7 @@ class IncrementalCore {
         },
       )
       const entryKey = this.machines.entryKey(cacheKey, machine)
-      const { answer, value, readError } = await readEntry(engine, machine, this.io, {
+      const read = readNow(engine, machine, this.io, {
         entryKey,
         startedAt: t,
         started,
@@ -395,18 +396,45 @@ class IncrementalCore {
           this.machines.release(machine)
         },
       })
-      if (answer === undefined) return null
-      try {
-        own?.note(cacheKey, call, answer, value?.value)
-        logAnswer(log, answer, readError)
-        return value ?? null
-      } finally {
-        answer.free()
+      // A read that needed no I/O (a page from the tier) is answered in this turn, as the
+      // 'use cache' handler takes it: no await of a promise around it, whose turn and
+      // promises (each one seen by the promise hooks Next's async storage enables) cost a
+      // page hit more than its calls into wasm.
+      if (read instanceof Promise) {
+        return read.then(
+          (done) => this.served(cacheKey, call, own, done),
+          (err: unknown) => this.failed(err),
+        )
       }
+      return Promise.resolve(this.served(cacheKey, call, own, read))
     } catch (err) {
-      log.error(`inc get failed, treated as a miss: ${describe(err)}`)
-      return null
+      return Promise.resolve(this.failed(err))
     }
+  }
+
+  /** What `get` resolves to for a read's result: its value, once the answer is noted and freed. */
+  private served(
+    cacheKey: string,
+    call: Call | undefined,
+    own: OwnReads | undefined,
+    { answer, value, readError }: ReadResult<IncrementalCacheEntry>,
+  ): IncrementalCacheEntry | null {
+    if (answer === undefined) return null
+    try {
+      own?.note(cacheKey, call, answer, value?.value)
+      logAnswer(this.rt.log, answer, readError)
+      return value ?? null
+    } catch (err) {
+      return this.failed(err)
+    } finally {
+      answer.free()
+    }
+  }
+
+  /** A `get` that failed: a miss and an error line. */
+  private failed(err: unknown): null {
+    this.rt.log.error(`inc get failed, treated as a miss: ${describe(err)}`)
+    return null
   }
 
   /**

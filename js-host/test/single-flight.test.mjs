@@ -719,6 +719,48 @@ describe('in-process tier', () => {
     assert.fail(`every round also ran a pull (pulls per round: ${rounds.join(', ')})`)
   })
 
+  test("tagSync 'push': a page served from the tier settles in its get's own turn, as a 'use cache' hit does", async (t) => {
+    if (redis.cluster) {
+      t.skip('push follows a single Redis URL only in this release')
+      return
+    }
+    const gets = async () => {
+      let n = 0
+      for (const info of await redis.eachNode('INFO', 'commandstats')) {
+        const m = /cmdstat_get:calls=(\d+)/.exec(String(info))
+        if (m) n += Number(m[1])
+      }
+      return n
+    }
+    const key = '/app-push-turn'
+    const value = { ...appPage('t1'), headers: { 'x-next-cache-tags': '_N_T_/app-push-turn' } }
+    await incremental()().set(key, value, APP_PAGE_CTX)
+    const B = incremental({ tagSync: 'push' })
+    let fromTier = false
+    for (let i = 0; i < 2000 && !fromTier; i++) {
+      const before = await gets()
+      fromTier = (await pageHtml(B, key)) === '<p>t1</p>' && (await gets()) === before
+      if (!fromTier) await new Promise((r) => setImmediate(r))
+    }
+    assert.ok(fromTier, 'B serves the page from its tier (no GET)')
+    const before = await gets()
+    // A reaction to the get runs before one queued after the call: the get's promise was
+    // settled when the call returned (no await inside it), so Next's own await of it costs one
+    // turn, as with its own handler's hit.
+    const order = []
+    const got = B()
+      .get(key, { kind: 'APP_PAGE' })
+      .then((e) => {
+        order.push('get')
+        return e
+      })
+    void Promise.resolve().then(() => order.push('queued after'))
+    const entry = await got
+    assert.equal(await gets(), before, 'served from the tier')
+    assert.equal(String(entry?.value?.html), '<p>t1</p>')
+    assert.deepEqual(order, ['get', 'queued after'])
+  })
+
   test('while the breaker is open, reads are served from the tier', async () => {
     const fast = {
       readTimeoutMs: 150,
