@@ -36,7 +36,10 @@ after(async () => {
   await redis?.stop()
 })
 
-const timeouts = { readTimeoutMs: 300, writeTimeoutMs: 300, connectTimeoutMs: 300 }
+// Far above any round trip here: no step waits a budget out (the outage below is a refused
+// connection, which fails at once), and on a loaded machine a 300 ms budget ran out before the
+// first connection was up, which failed the writes and opened the breaker.
+const timeouts = { readTimeoutMs: 10_000, writeTimeoutMs: 10_000, connectTimeoutMs: 10_000 }
 
 /**
  * Reads page `key` through `h` until a read sends the proxy no `GET` and no page read: served
@@ -108,7 +111,11 @@ test("a 'use cache' read sent before this process's write of the key, answered a
   const base = { prefix: 'oc-uc', deploymentId: 'd1', leases: false, ...timeouts }
   // Another instance (its own runtime: another setting) wrote v1, so this process's read
   // finds no copy of its own and asks Redis.
-  const other = createUseCacheHandler({ ...base, redisUrl: redis.url, connectTimeoutMs: 301 })
+  const other = createUseCacheHandler({
+    ...base,
+    redisUrl: redis.url,
+    connectTimeoutMs: timeouts.connectTimeoutMs + 1,
+  })
   const entry = (v) => useCacheEntry(v, { tags: [], revalidate: 600 })
   await other.set('k', Promise.resolve(entry('v1')))
   const h = createUseCacheHandler({ ...base, redisUrl: proxy.url })
