@@ -215,9 +215,12 @@ export function inWorkUnit(type, fn, fields = {}) {
  * (`EVALSHA` of page_read.lua, what a push process sends for a page while its copies may
  * serve) counts as a `GET`, not as an `EVALSHA` or a write.
  * - `replied(marker)` resolves once held replies contain `marker` (Redis has executed the
- *   command that produced it); `getsSent(n)` once `n` `GET`s in all have passed; `sentGet()` /
- *   `sentEval()` when the next `GET` / `EVALSHA` passes while holding; `sentWrite()` when the
- *   next `SET` or `EVALSHA` does (each rejects when none has in 20 s).
+ *   command that produced it; rejects when none has in 20 s). A command passing the proxy is
+ *   not yet one Redis has run: an `EVALSHA` of a script Redis has not cached is answered
+ *   `NOSCRIPT`, and the host sends it again as `EVAL` only once that reply is delivered.
+ *   `getsSent(n)` resolves once `n` `GET`s in all have passed; `sentGet()` / `sentEval()` when
+ *   the next `GET` / `EVALSHA` passes while holding; `sentWrite()` when the next `SET` or
+ *   `EVALSHA` does (each rejects when none has in 20 s).
  * - `releaseData()` delivers what is held on every connection but a subscriber's (the one that
  *   sent `SSUBSCRIBE`) and lets them pass from then on; `release()` delivers everything held,
  *   in order, and stops holding.
@@ -276,24 +279,23 @@ export async function startHoldingProxy(target) {
       p.waiters.push({ test, resolve })
       check()
     })
-  p.replied = (marker) =>
-    until(() => [...p.conns].some((c) => Buffer.concat(c.held).includes(marker)))
   p.getsSent = (n) => until(() => p.gets >= n)
   // Bounded: a command that never comes fails the test with its name instead of hanging it.
   const next = (what, set) =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no ${what} passed the proxy in 20 s`)),
-        20_000,
-      )
+      const timer = setTimeout(() => reject(new Error(`no ${what} in 20 s`)), 20_000)
       set(() => {
         clearTimeout(timer)
         resolve()
       })
     })
-  p.sentGet = () => next('GET', (f) => (p.onGet = f))
-  p.sentEval = () => next('EVALSHA', (f) => (p.onEval = f))
-  p.sentWrite = () => next('SET or EVALSHA', (f) => (p.onWrite = f))
+  p.replied = (marker) =>
+    next(`held reply carrying ${String(marker)}`, (f) =>
+      until(() => [...p.conns].some((c) => Buffer.concat(c.held).includes(marker))).then(f),
+    )
+  p.sentGet = () => next('GET passed the proxy', (f) => (p.onGet = f))
+  p.sentEval = () => next('EVALSHA passed the proxy', (f) => (p.onEval = f))
+  p.sentWrite = () => next('SET or EVALSHA passed the proxy', (f) => (p.onWrite = f))
   p.releaseData = () => {
     for (const c of p.conns) {
       if (c.sub) continue
