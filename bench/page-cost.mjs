@@ -5,7 +5,7 @@
 //   push     fleetcache, FLEETCACHE_TAG_SYNC=push
 //   floor    the same app built with the least custom handlers there can be, a Map in the
 //            process for `cacheHandler` and for `cacheHandlers.default`/`.remote`
-//            (bench/lib/floor-*.cjs; .next-floor/): what Next's custom-handler path costs by
+//            (bench/lib/floor-*.cjs, copied into the app; .next-floor/): what Next's custom-handler path costs by
 //            itself, whatever the handler does (Next imports the handler module and constructs
 //            its class for every request, which its own cache does not)
 //   default  the same app built without fleetcache: Next's per-process cache (.next-default/)
@@ -62,11 +62,13 @@ import { pct } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
-// The floor's handlers (examples/next-app/next.config.mjs reads EXAMPLE_FLOOR_HANDLERS).
-const FLOOR_ENV = { EXAMPLE_FLOOR_HANDLERS: path.join(here, 'lib') }
-const FLOOR_FILES = ['floor-incremental-handler.cjs', 'floor-use-cache-handler.cjs'].map((f) =>
-  path.join(here, 'lib', f),
-)
+// The floor's handlers, written in bench/lib/ and copied into the app, where the build takes
+// them from (Turbopack traces a cacheHandler and refuses a file outside the project's root);
+// examples/next-app/next.config.mjs reads EXAMPLE_FLOOR_HANDLERS.
+const FLOOR_NAMES = ['floor-incremental-handler.cjs', 'floor-use-cache-handler.cjs']
+const FLOOR_FILES = FLOOR_NAMES.map((f) => path.join(here, 'lib', f))
+const FLOOR_DIR = path.join(appDir, 'node_modules', '.fleetcache-floor')
+const FLOOR_ENV = { EXAMPLE_FLOOR_HANDLERS: FLOOR_DIR }
 
 // Each run's section goes on top of this file, earlier runs kept below.
 const REPORT = path.join(here, 'PAGE-COST.md')
@@ -106,6 +108,12 @@ const FLEETCACHE = ['pull', 'push']
 // build (prepareApp rebuilds that one when a source of the app changed) or than the floor's
 // handlers.
 async function prepareFloor({ log, logDir }) {
+  fs.mkdirSync(FLOOR_DIR, { recursive: true })
+  for (const name of FLOOR_NAMES) {
+    const src = fs.readFileSync(path.join(here, 'lib', name))
+    const dst = path.join(FLOOR_DIR, name)
+    if (!fs.existsSync(dst) || !src.equals(fs.readFileSync(dst))) fs.writeFileSync(dst, src)
+  }
   const buildId = (dir) => path.join(appDir, dir, 'BUILD_ID')
   const mtime = (f) => (fs.existsSync(f) ? fs.statSync(f).mtimeMs : 0)
   const builtAt = mtime(buildId('.next-floor'))
@@ -354,7 +362,7 @@ function where(frame) {
   if (/[\\/]node_modules[\\/]@?redis/.test(url)) return 'node-redis'
   if (url.startsWith('node:')) return 'node core'
   if (/[\\/]\.next(-default|-floor)?[\\/]/.test(url)) return 'app build output'
-  if (/[\\/]bench[\\/]lib[\\/]floor-/.test(url)) return "floor's handlers"
+  if (/[\\/]\.fleetcache-floor[\\/]/.test(url)) return "floor's handlers"
   return 'other'
 }
 

@@ -21,7 +21,8 @@
 // EXAMPLE_FLOOR_HANDLERS=<dir> (at build time and at `next start`) builds and serves it, in
 // .next-floor/, with the minimal in-process handlers <dir>/floor-incremental-handler.cjs and
 // <dir>/floor-use-cache-handler.cjs configured as fleetcache's are: the floor that any custom
-// cacheHandler pays, in bench/page-cost.mjs (its handlers are in bench/lib/).
+// cacheHandler pays, in bench/page-cost.mjs (its handlers are in bench/lib/, which it copies
+// to a <dir> inside this app: Turbopack refuses a cacheHandler outside the project's root).
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
