@@ -5,9 +5,9 @@
 //   push     fleetcache, FLEETCACHE_TAG_SYNC=push
 //   floor    the same app built with the least custom handlers there can be, a Map in the
 //            process for `cacheHandler` and for `cacheHandlers.default`/`.remote`
-//            (bench/lib/floor-*.cjs, copied into the app; .next-floor/): what Next's custom-handler path costs by
-//            itself, whatever the handler does (Next imports the handler module and constructs
-//            its class for every request, which its own cache does not)
+//            (bench/lib/floor-*.cjs, copied into the app; .next-floor/): what Next's
+//            custom-handler path costs by itself, whatever the handler does (Next awaits an
+//            import of the cacheHandler module on every request, which its own cache skips)
 //   default  the same app built without fleetcache: Next's per-process cache (.next-default/)
 // Each instance preloads bench/lib/page-cost-probe.cjs (timing wrappers put around fleetcache's
 // and Next's cache calls from the outside; nothing in js-host/src is instrumented).

@@ -1,6 +1,6 @@
 // The floor of bench/page-cost.mjs: the least a custom singular `cacheHandler` can be, a Map in
 // this process. Whatever it costs over Next's own cache is the price of Next's custom-handler
-// path (it imports this module and constructs this class for every request), not of any store.
+// path (it awaits an import of this module on every request), not of any store.
 // It keeps Next's contract (next/dist/server/lib/incremental-cache/index.d.ts): the stored
 // cacheControl is returned, and a tag revalidated after an entry was stored makes it a miss.
 'use strict'
