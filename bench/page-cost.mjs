@@ -1,16 +1,22 @@
 // Where the time of a cached page request goes, against Next's own cache: one redis-server, the
-// counting origin and three `next start` instances of examples/next-app on loopback, started
+// counting origin and four `next start` instances of examples/next-app on loopback, started
 // here and stopped by PID at the end (also on errors):
 //   pull     fleetcache, the default tag sync (a tag pull per render)
 //   push     fleetcache, FLEETCACHE_TAG_SYNC=push
+//   floor    the same app built with the least custom handlers there can be, a Map in the
+//            process for `cacheHandler` and for `cacheHandlers.default`/`.remote`
+//            (bench/lib/floor-*.cjs, copied into the app; .next-floor/): what Next's
+//            custom-handler path costs by itself, whatever the handler does (Next awaits an
+//            import of the cacheHandler module on every request, which its own cache skips)
 //   default  the same app built without fleetcache: Next's per-process cache (.next-default/)
 // Each instance preloads bench/lib/page-cost-probe.cjs (timing wrappers put around fleetcache's
 // and Next's cache calls from the outside; nothing in js-host/src is instrumented).
 //
 // After warming PAGE on every instance:
 // 1. Latency: ROUNDS rounds, one request to each instance per round, one at a time, the order
-//    rotating every round, so that the load of the shared machine falls on all three alike;
-//    the probe records nothing. p50/p90 per variant and the differences to `default`.
+//    rotating every round, so that the load of the shared machine falls on all four alike;
+//    the probe records nothing. p50/p90 per variant and the differences to `default`, and of
+//    the fleetcache variants to `floor` (the part that is fleetcache's own).
 // 2. Breakdown: the same with the probe recording; each recorded call is put into the request
 //    whose time window holds it (one clock, CLOCK_MONOTONIC, for all processes), then per
 //    request: time in each cache call, Redis commands and reply bytes, decoding, wasm, and what
@@ -19,7 +25,7 @@
 // 3. Redis's own count: per fleetcache variant, SOLO requests to it alone between two
 //    `INFO commandstats` / `INFO stats` (after `CONFIG RESETSTAT`), less an idle window of the
 //    same length (the push instance's periodic pull, say).
-// 4. CPU profiles (V8's sampling profiler through the probe, 200 µs) of all three at once over
+// 4. CPU profiles (V8's sampling profiler through the probe, 200 µs) of all four at once over
 //    SOLO interleaved rounds: self time per request by where the code lives, the top
 //    fleetcache functions.
 //
@@ -39,11 +45,14 @@ import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_CACHE_ENV,
   appDir,
+  cleanEnv,
   findTarball,
   makeLogDir,
+  nextBinOf,
   parseDataElement,
   prepareApp,
   prepareDefaultCache,
+  runLogged,
   startInstance,
 } from '../tests/support/fleet.mjs'
 import { startOrigin } from '../tests/support/origin.mjs'
@@ -53,6 +62,13 @@ import { pct } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
+// The floor's handlers, written in bench/lib/ and copied into the app, where the build takes
+// them from (Turbopack traces a cacheHandler and refuses a file outside the project's root);
+// examples/next-app/next.config.mjs reads EXAMPLE_FLOOR_HANDLERS.
+const FLOOR_NAMES = ['floor-incremental-handler.cjs', 'floor-use-cache-handler.cjs']
+const FLOOR_FILES = FLOOR_NAMES.map((f) => path.join(here, 'lib', f))
+const FLOOR_DIR = path.join(appDir, 'node_modules', '.fleetcache-floor')
+const FLOOR_ENV = { EXAMPLE_FLOOR_HANDLERS: FLOOR_DIR }
 
 // Each run's section goes on top of this file, earlier runs kept below.
 const REPORT = path.join(here, 'PAGE-COST.md')
@@ -82,8 +98,39 @@ const VARIANTS = [
       FLEETCACHE_TAG_SYNC: 'push',
     }),
   },
+  { key: 'floor', env: () => FLOOR_ENV },
   { key: 'default', env: () => DEFAULT_CACHE_ENV },
 ]
+// The variants whose handler is fleetcache (Redis counts, decoding, top functions).
+const FLEETCACHE = ['pull', 'push']
+
+// The floor's build in .next-floor/, made again when it is older than the app's fleetcache
+// build (prepareApp rebuilds that one when a source of the app changed) or than the floor's
+// handlers.
+async function prepareFloor({ log, logDir }) {
+  fs.mkdirSync(FLOOR_DIR, { recursive: true })
+  for (const name of FLOOR_NAMES) {
+    const src = fs.readFileSync(path.join(here, 'lib', name))
+    const dst = path.join(FLOOR_DIR, name)
+    if (!fs.existsSync(dst) || !src.equals(fs.readFileSync(dst))) fs.writeFileSync(dst, src)
+  }
+  const buildId = (dir) => path.join(appDir, dir, 'BUILD_ID')
+  const mtime = (f) => (fs.existsSync(f) ? fs.statSync(f).mtimeMs : 0)
+  const builtAt = mtime(buildId('.next-floor'))
+  const newer = [buildId('.next'), ...FLOOR_FILES].filter((f) => mtime(f) > builtAt)
+  if (builtAt && !newer.length) return
+  const logFile = path.join(logDir, 'floor-build.log')
+  log(
+    `next build with the floor's handlers (${builtAt ? `${path.basename(newer[0])} is newer` : 'no .next-floor/BUILD_ID'}; log: ${logFile})`,
+  )
+  await runLogged(process.execPath, [nextBinOf(appDir), 'build'], {
+    cwd: appDir,
+    env: cleanEnv(FLOOR_ENV),
+    logFile,
+    timeoutMs: 15 * 60_000,
+    what: "next build (the floor's handlers)",
+  })
+}
 
 async function probe(inst, pathname, method = 'POST') {
   const res = await fetch(`http://127.0.0.1:${String(inst.probePort)}${pathname}`, {
@@ -314,7 +361,8 @@ function where(frame) {
   if (/[\\/]node_modules[\\/]next[\\/]/.test(url)) return 'next server'
   if (/[\\/]node_modules[\\/]@?redis/.test(url)) return 'node-redis'
   if (url.startsWith('node:')) return 'node core'
-  if (/[\\/]\.next(-default)?[\\/]/.test(url)) return 'app build output'
+  if (/[\\/]\.next(-default|-floor)?[\\/]/.test(url)) return 'app build output'
+  if (/[\\/]\.fleetcache-floor[\\/]/.test(url)) return "floor's handlers"
   return 'other'
 }
 
@@ -380,6 +428,7 @@ async function main() {
     const tarballSha = createHash('sha256').update(fs.readFileSync(tarball)).digest('hex')
     await prepareApp({ log: progress, logDir })
     await prepareDefaultCache({ log: progress, logDir })
+    await prepareFloor({ log: progress, logDir })
     redis = await startRedis({ logDir })
     origin = await startOrigin()
     progress(`redis ${redis.url} (pid ${String(redis.pid)}), origin ${origin.url}`)
@@ -426,15 +475,15 @@ async function main() {
 
     // The page's value as fleetcache stored it, decoded again in the server between requests.
     const decodeBench = {}
-    for (const inst of fleet.slice(0, 2))
+    for (const inst of fleet.filter((i) => FLEETCACHE.includes(i.name)))
       decodeBench[inst.name] = await probe(inst, '/decode-bench', 'GET')
 
     // 3. Redis's own count.
     progress(`redis counts: ${String(SOLO)} requests per fleetcache variant, and an idle window`)
     const windows = {}
-    for (const inst of fleet.slice(0, 2))
+    for (const inst of fleet.filter((i) => FLEETCACHE.includes(i.name)))
       windows[inst.name] = await redisWindow(redis, async () => (await solo(inst, SOLO)).length)
-    const idleMs = Math.max(windows.pull.ms, windows.push.ms)
+    const idleMs = Math.max(...Object.values(windows).map((w) => w.ms))
     const idle = await redisWindow(redis, async () => {
       await new Promise((resolve) => setTimeout(resolve, idleMs))
       return 0
@@ -443,7 +492,7 @@ async function main() {
       Object.entries(windows).map(([k, w]) => [k, perRequest(w, idle)]),
     )
 
-    // 4. CPU profiles, all three at once over interleaved rounds: the profiler's overhead and
+    // 4. CPU profiles, all four at once over interleaved rounds: the profiler's overhead and
     // the machine's load fall on them alike.
     progress(`cpu profiles: ${String(SOLO)} rounds`)
     for (const inst of fleet) await probe(inst, '/profile/start')
@@ -468,7 +517,7 @@ async function main() {
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, Next ${nextVersion}, redis-server ${redisVersion}; load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end (the cores are shared: absolute times move with the load, the interleaved differences much less).`,
     )
     say(
-      `Method: \`node bench/page-cost.mjs\` (PAGECOST_ROUNDS=${String(ROUNDS)}, PAGECOST_SOLO=${String(SOLO)}${process.env.PAGECOST_PROBE_WRAPS === '2' ? ', PAGECOST_PROBE_WRAPS=2: every probe wrapper doubled, the inner one recorded as "(inner)"' : ''}). fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}; FLEETCACHE_TARBALL chooses another build, so that runs of two builds can alternate). Three \`next start\` instances of examples/next-app: pull (fleetcache, default tag sync), push (fleetcache, FLEETCACHE_TAG_SYNC=push), default (the app built without fleetcache); each warmed with ${String(WARM)} requests, then asked for the page one request at a time, one instance after the other, the order rotating every round. Client: Node's fetch (it asks for gzip, as browsers do). Origin calls during the measurement: ${String(originCalls)} (0: every request was a cache hit).`,
+      `Method: \`node bench/page-cost.mjs\` (PAGECOST_ROUNDS=${String(ROUNDS)}, PAGECOST_SOLO=${String(SOLO)}${process.env.PAGECOST_PROBE_WRAPS === '2' ? ', PAGECOST_PROBE_WRAPS=2: every probe wrapper doubled, the inner one recorded as "(inner)"' : ''}). fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}; FLEETCACHE_TARBALL chooses another build, so that runs of two builds can alternate). Four \`next start\` instances of examples/next-app: pull (fleetcache, default tag sync), push (fleetcache, FLEETCACHE_TAG_SYNC=push), floor (the app built with the least custom handlers there can be, a Map in the process for \`cacheHandler\` and \`cacheHandlers\`, bench/lib/floor-*.cjs, configured as fleetcache's are: what any custom handler pays on Next's custom-handler path), default (the app built without fleetcache); each warmed with ${String(WARM)} requests, then asked for the page one request at a time, one instance after the other, the order rotating every round. Client: Node's fetch (it asks for gzip, as browsers do). Origin calls during the measurement: ${String(originCalls)} (0: every request was a cache hit).`,
     )
     say()
     const ms = (k, set) => set[k].map((r) => r.ms)
@@ -524,6 +573,60 @@ async function main() {
       ),
     )
     say()
+    // The pairs the target is read from: each against Next's own cache, the floor against it
+    // (Next's custom-handler path by itself), and fleetcache against the floor (its own part).
+    const PAIRS = [
+      ['pull', 'default'],
+      ['push', 'default'],
+      ['floor', 'default'],
+      ['pull', 'floor'],
+      ['push', 'floor'],
+    ]
+    const diffRows = []
+    for (const [label, set] of [
+      ['latency, nothing recorded', lat],
+      ['breakdown pass, recording', rec],
+      ['profiled pass', profiled],
+    ]) {
+      for (const [a, b] of PAIRS) {
+        const x = ms(a, set)
+        const y = ms(b, set)
+        const ci = bootstrapDiff(x, y)
+        diffRows.push([
+          label,
+          `${a} − ${b}`,
+          f2(p(x, 10) - p(y, 10)),
+          `${f2(p(x, 50) - p(y, 50))} (${f2(ci[0])} to ${f2(ci[1])})`,
+          f2(p(x, 90) - p(y, 90)),
+          f2(
+            p(
+              x.map((v, i) => v - y[i]).filter((v) => !Number.isNaN(v)),
+              50,
+            ),
+          ),
+        ])
+      }
+    }
+    say("### Differences (client side, ms): against Next's own cache and against the floor")
+    say()
+    say(
+      '"floor − default" is what the custom-handler path costs by itself (any `cacheHandler`, whatever it does); "pull − floor" and "push − floor" are the part that is fleetcache\'s own.',
+    )
+    say()
+    say(
+      table(
+        [
+          'pass',
+          'difference',
+          'p10',
+          'p50 (95% bootstrap)',
+          'p90',
+          'median of paired differences (same round)',
+        ],
+        diffRows,
+      ),
+    )
+    say()
     say('### Summary: per request, p50 over the breakdown pass (ms unless named otherwise)')
     say()
     const names = fleet.map((i) => i.name)
@@ -533,6 +636,7 @@ async function main() {
           'component',
           ...names,
           ...names.filter((n) => n !== 'default').map((n) => `${n} − default`),
+          ...FLEETCACHE.map((n) => `${n} − floor`),
         ],
         COMPONENTS.map(([label, get]) => {
           const v = Object.fromEntries(names.map((n) => [n, p(attributed[n].map(get), 50)]))
@@ -540,6 +644,7 @@ async function main() {
             label,
             ...names.map((n) => f3(v[n])),
             ...names.filter((n) => n !== 'default').map((n) => f3(v[n] - v.default)),
+            ...FLEETCACHE.map((n) => f3(v[n] - v.floor)),
           ]
         }),
       ),
@@ -611,27 +716,37 @@ async function main() {
     const others = names.filter((n) => n !== 'default')
     say(
       table(
-        ['self time in', ...names, ...others.map((n) => `${n} − default`)],
+        [
+          'self time in',
+          ...names,
+          ...others.map((n) => `${n} − default`),
+          ...FLEETCACHE.map((n) => `${n} − floor`),
+        ],
         [
           ...placeNames.map((k) => [
             k,
             ...names.map((n) => f3(placeOf(n, k))),
             ...others.map((n) => f3(placeOf(n, k) - placeOf('default', k))),
+            ...FLEETCACHE.map((n) => f3(placeOf(n, k) - placeOf('floor', k))),
           ]),
           [
             '(busy: all but idle and program)',
             ...names.map((n) => f3(profiles[n].busyPerRequest)),
             ...others.map((n) => f3(profiles[n].busyPerRequest - profiles.default.busyPerRequest)),
+            ...FLEETCACHE.map((n) =>
+              f3(profiles[n].busyPerRequest - profiles.floor.busyPerRequest),
+            ),
           ],
           [
             '(a fleetcache frame on the stack)',
             ...names.map((n) => f3(profiles[n].fleetcacheInclusivePerRequest)),
             ...others.map(() => ''),
+            ...FLEETCACHE.map(() => ''),
           ],
         ],
       ),
     )
-    for (const n of others) {
+    for (const n of FLEETCACHE) {
       say()
       say(`#### ${n}: top fleetcache functions by self time`)
       say()

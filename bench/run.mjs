@@ -579,7 +579,7 @@ async function main() {
         ],
       ),
       '',
-      'Target 1 of issue 17 (the cost of a cached page against Next\'s own cache) is measured by `bench/page-cost.mjs` into `bench/PAGE-COST.md`, and target 4 by `bench/fleet.mjs` (its "Fleet" sections in this report).',
+      'Target 1 of issue 17 (the cost of a cached page against Next\'s own cache) is measured by `bench/page-cost.mjs` into `bench/PAGE-COST.md`, and target 4 by `bench/fleet.mjs` (its "Fleet" sections in this report). For target 1, read its "floor" rows beside the ones against Next\'s own cache: "floor − default" is what the custom-handler path costs by itself (Next awaits an import of the `cacheHandler` module on every request, whatever the handler does; the floor is a Map in the process), "pull − floor" and "push − floor" the part that is fleetcache\'s own.',
       '',
       'The baseline "raw GET" is node-redis with nothing armed per command (`commandOptions: { timeout: 0 }`), the least a GET through node-redis costs; the client as `createClient()` makes it, with an `AbortSignal.timeout` per command, has its own row. Every `\'use cache\'` read must hand Next a new `ReadableStream`, which Next reads. "new stream + read, no I/O" is that alone; "floor" is a raw GET plus it, the least any handler of this interface can cost. "Next\'s built-in default handler" is the in-memory handler Next uses without a `cacheHandlers` setting, loaded from the example app\'s `next` package and measured in the same run.',
       '',

@@ -17,8 +17,14 @@
 // EXAMPLE_DEFAULT_CACHE=1 (at build time and at `next start`) builds and serves the same app
 // WITHOUT fleetcache, with Next's default per-process cache, in .next-default/: the baseline of
 // the fleet benchmark (bench/fleet.mjs).
+//
+// EXAMPLE_FLOOR_HANDLERS=<dir> (at build time and at `next start`) builds and serves it, in
+// .next-floor/, with the minimal in-process handlers <dir>/floor-incremental-handler.cjs and
+// <dir>/floor-use-cache-handler.cjs configured as fleetcache's are: the floor that any custom
+// cacheHandler pays, in bench/page-cost.mjs (its handlers are in bench/lib/, which it copies
+// to a <dir> inside this app: Turbopack refuses a cacheHandler outside the project's root).
 import { createRequire } from 'node:module'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { withFleetcache } from 'fleetcache/config'
 
@@ -36,6 +42,7 @@ const nextAtLeast = (...v) => {
 }
 const standalone = process.env.EXAMPLE_STANDALONE === '1'
 const defaultCache = process.env.EXAMPLE_DEFAULT_CACHE === '1'
+const floorDir = process.env.EXAMPLE_FLOOR_HANDLERS
 
 const config = {
   cacheComponents: true,
@@ -50,4 +57,21 @@ const config = {
   ...(process.env.EXAMPLE_DIST_DIR ? { distDir: process.env.EXAMPLE_DIST_DIR } : {}),
 }
 
-export default defaultCache ? config : withFleetcache(config)
+// The same settings withFleetcache makes, with the floor's handlers in place of fleetcache's.
+function withFloorHandlers(config, dir) {
+  const useCache = join(dir, 'floor-use-cache-handler.cjs')
+  return {
+    ...config,
+    distDir: '.next-floor',
+    cacheHandler: join(dir, 'floor-incremental-handler.cjs'),
+    cacheMaxMemorySize: 0,
+    cacheHandlers: { default: useCache, remote: useCache },
+    ...(nextAtLeast(16, 4, 0) ? { experimental: { durableUseCacheEntries: false } } : {}),
+  }
+}
+
+export default defaultCache
+  ? config
+  : floorDir
+    ? withFloorHandlers(config, floorDir)
+    : withFleetcache(config)

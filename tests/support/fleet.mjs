@@ -38,7 +38,7 @@ const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
 // never inherited from the shell that runs the tests; the build gets none of them (a build needs
 // no Redis and no origin).
 const CONFIG_VARS =
-  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE|EXAMPLE_DEFAULT_CACHE|EXAMPLE_DIST_DIR|EXAMPLE_ADAPTER)$/
+  /^(REDIS_URL|FLEETCACHE_.*|ORIGIN_URL|NEXT_DEPLOYMENT_ID|INSTANCE_NAME|EXAMPLE_STANDALONE|EXAMPLE_DEFAULT_CACHE|EXAMPLE_FLOOR_HANDLERS|EXAMPLE_DIST_DIR|EXAMPLE_ADAPTER)$/
 
 export function cleanEnv(extra = {}) {
   const env = {}
