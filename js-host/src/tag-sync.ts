@@ -324,6 +324,17 @@ export class TagSync {
   private periodic: unknown
   /** When the periodic pull's timer is due (this process's clock). */
   private periodicAt = 0
+  /**
+   * The periodic timer waits for the pull a revalidation learned otherwise made due (or its
+   * backoff), not for the bound: a pull before that time answers nothing.
+   */
+  private periodicExact = false
+  /** Pulls started when the periodic timer was set: one started since moved the bound. */
+  private periodicStarted = 0
+  /** Following by push, the longest time between pulls. */
+  private readonly maxPullIntervalMs: number
+  /** When the last pull the mirror applied was planned (the engine counts the bound from it). */
+  private pulledAt = Number.NEGATIVE_INFINITY
 
   constructor(
     private readonly engine: TagEngine,
@@ -337,6 +348,7 @@ export class TagSync {
     this.timer = options.timer
     this.request = options.request
     const push = options.push
+    this.maxPullIntervalMs = push?.maxPullIntervalMs ?? 0
     if (push !== undefined && this.script !== undefined && this.timer !== undefined) {
       engine.followTagsByPush(push.maxPullIntervalMs)
       this.unsubscribe = push.subscribe(engine.tagAnnounceChannel, {
@@ -518,6 +530,7 @@ export class TagSync {
       const catchUp = this.engine.tagsCatchingUp
       const lost = this.engine.tagRecordsLost
       const changed = this.engine.applyRefresh(reply, this.now())
+      this.pulledAt = t
       if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
       this.refreshRefused = false
       if (this.engine.tagRecordsLost > lost) {
@@ -909,33 +922,61 @@ export class TagSync {
       void this.pullAfterNow()
       return
     }
-    // One of this process's own is due the ms after the one it is recorded at (a pull planned
-    // in that ms vouches for nothing against it): the periodic timer, sooner. Only sooner: set
-    // again for whatever learns nothing (a page write's announcement), it would be put off
-    // past the bound, and requests would pull.
-    const due = this.now() + this.engine.tagPullInMs(this.now()) * 0.8
-    if (this.periodic !== undefined && this.periodicAt <= due) return
-    if (this.periodic !== undefined) this.timer?.clear(this.periodic)
-    this.periodic = undefined
     this.schedulePull()
   }
 
   /**
-   * Following by push and caught up: pulls in the background when the engine's bound says,
-   * so no request waits for it. One timer at a time.
+   * Following by push and caught up: pulls in the background when the engine says, so no
+   * request waits for it. One timer at a time, only ever brought forward: set again for
+   * whatever learns nothing (a page write's announcement), it would be put off past the
+   * bound, and requests would pull.
+   *
+   * For the bound, a little before it, so the pull lands before requests would have to make
+   * it. For a pull due sooner (one of this process's own revalidations, due the ms after the
+   * one it is recorded at, or a backoff), at that time, not before: a pull planned earlier
+   * answers nothing, and the next would be due all the same.
    */
   private schedulePull(): void {
     const timer = this.timer
     if (timer === undefined || this.unsubscribe === undefined || this.stopped) return
-    if (this.periodic !== undefined) return
-    if (!this.engine.tagsCaughtUp(this.now())) return
-    // A little before the bound, so the pull lands before requests would have to make it.
-    const due = Math.max(0, this.engine.tagPullInMs(this.now()) * 0.8)
-    this.periodicAt = this.now() + due
+    const now = this.now()
+    if (!this.engine.tagsCaughtUp(now)) return
+    const inMs = this.engine.tagPullInMs(now)
+    const exact = inMs < this.pulledAt + this.maxPullIntervalMs - now
+    const due = Math.max(0, exact ? inMs : inMs * 0.8)
+    if (this.periodic !== undefined) {
+      if (this.periodicAt <= now + due) return
+      timer.clear(this.periodic)
+    }
+    this.periodicAt = now + due
+    this.periodicExact = exact
+    this.periodicStarted = this.started
     this.periodic = timer.set(() => {
       this.periodic = undefined
-      void this.pullAfterNow()
+      try {
+        this.periodicDue()
+      } catch (err) {
+        this.engineFailed('periodic tag pull', err)
+      }
     }, due)
+  }
+
+  /**
+   * The periodic timer fired. Node runs a timer by the event loop's cached clock, which lags
+   * by the turn that set it, so a short one may fire before its time: set again then. And a
+   * pull started since it was set (an announcement's, a request's) moved the bound it was
+   * set for: set again from there rather than pull for nothing.
+   */
+  private periodicDue(): void {
+    if (this.stopped) return
+    const inMs = this.engine.tagPullInMs(this.now())
+    const early = this.periodicExact ? inMs > 0 : inMs > 0 && this.started !== this.periodicStarted
+    if (!early) {
+      void this.pullAfterNow()
+      return
+    }
+    // A pull in flight sets the timer again when its reply is applied.
+    if (this.inflight === undefined) this.schedulePull()
   }
 
   /**

@@ -116,6 +116,13 @@ const FAST = {
   breakerMaxOpenMs: 600,
 }
 
+/**
+ * FAST with command and connect budgets far above any round trip, for the tests whose Redis
+ * answers (an error reply, a killed connection) or refuses connections, which fails at once:
+ * no budget runs out in them, and under load a short one ran out while Redis was up.
+ */
+const ROOMY = { ...FAST, readTimeoutMs: 10_000, writeTimeoutMs: 10_000, connectTimeoutMs: 10_000 }
+
 describe('Redis hangs (SIGSTOP)', () => {
   test('reads give up at their budget, the breaker stops the waiting, and recovery is automatic', async () => {
     const h = instance(FAST)
@@ -231,7 +238,7 @@ describe('Redis dies and comes back', () => {
   })
 
   test('CLIENT KILL: the connection heals itself', async () => {
-    const h = instance(FAST)
+    const h = instance(ROOMY)
     await h.set('ck-k', Promise.resolve(entry('x')))
     assert.equal(await hit(h, 'ck-k'), 'x')
     await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'])
@@ -283,8 +290,8 @@ describe('Redis dies and comes back', () => {
 
 describe('revalidation outbox', () => {
   test('a revalidation during an outage applies locally at once and reaches the fleet after', async () => {
-    const a = instance(FAST)
-    const b = instance(FAST)
+    const a = instance(ROOMY)
+    const b = instance(ROOMY)
     await a.set('ob-k', Promise.resolve(entry('old', { tags: ['ob1', 'ob2', 'ob3'] })))
     await b.refreshTags()
     assert.equal(await hit(b, 'ob-k'), 'old')
@@ -323,8 +330,8 @@ describe('revalidation outbox', () => {
     // at its ZADD with WRONGTYPE, which no retry fixes.
     const prefix = 'wrongtype'
     const log = `${prefix}:tags:{${prefix}}:log`
-    const a = instance({ ...FAST, prefix })
-    const b = instance({ ...FAST, prefix })
+    const a = instance({ ...ROOMY, prefix })
+    const b = instance({ ...ROOMY, prefix })
     await a.refreshTags()
     await b.refreshTags()
     await redisCommand(redis.port, ['SET', log, 'oops'])

@@ -36,7 +36,11 @@ after(async () => {
   await redis?.stop()
 })
 
-const timeouts = { readTimeoutMs: 300, writeTimeoutMs: 300, connectTimeoutMs: 300 }
+// Far above any round trip here: no step waits a budget out (replies are held only until the
+// write goes out, and the outage is a refused connection, which fails at once), and on a
+// loaded machine a 300 ms budget can run out while a reply is held or before the first
+// connection is up.
+const timeouts = { readTimeoutMs: 10_000, writeTimeoutMs: 10_000, connectTimeoutMs: 10_000 }
 const filler = 'x'.repeat(4000)
 
 for (const evict of [false, true]) {
@@ -55,7 +59,7 @@ for (const evict of [false, true]) {
       ...base,
       redisUrl: redis.url,
       compressMinBytes: 1,
-      connectTimeoutMs: 301,
+      connectTimeoutMs: timeouts.connectTimeoutMs + 1,
     })
     const entry = (v) => useCacheEntry(v, { tags: [], revalidate: 600 })
     await other.set('k', Promise.resolve(entry(`v1${filler}`)))
@@ -109,7 +113,7 @@ test("a page read sent before this process's write of the page, judged after the
     ...base,
     redisUrl: redis.url,
     compressMinBytes: 1,
-    connectTimeoutMs: 301,
+    connectTimeoutMs: timeouts.connectTimeoutMs + 1,
   })
   await new Other({}).set('/o', value('v1'), ctx)
   const H = createIncrementalCacheHandler({

@@ -98,8 +98,10 @@ const OPTIONS = {
   breakerFailures: 2,
   breakerOpenMs: 200,
   breakerMaxOpenMs: 400,
-  connectTimeoutMs: 300,
-  readTimeoutMs: 300,
+  // Far above any round trip: Redis killed refuses connections at once, so no budget runs
+  // out here, and under load a short one ran out while Redis was up.
+  connectTimeoutMs: 10_000,
+  readTimeoutMs: 10_000,
 }
 
 describe('OpenTelemetry metrics and spans, real SDK, real Redis', () => {
