@@ -147,23 +147,37 @@ const settle = () => new Promise((resolve) => setImmediate(resolve))
  * Following by push (1 s pull interval), caught up after its first pull; `fail` makes every
  * later read of the tag state time out. `reads()` counts those reads.
  */
-async function caughtUpFailingPulls() {
-  const f = { fail: false, ch: fakeChannel(), timer: fakeTimer() }
+/**
+ * Following by push (1 s bound), its channel not up yet. `answer(f)` gives a pull's reply once
+ * the state is loaded (before, the load's); `f.reads()` counts the pulls sent.
+ */
+async function pushFollower(f, answer) {
+  Object.assign(f, { ch: fakeChannel(), timer: fakeTimer() })
   const { engine, clock, script, sync } = setup(
-    async (_, kind) => {
-      if (kind !== 'read') return null
-      if (f.hold !== undefined) return new Promise((_r, reject) => f.hold(reject))
-      if (f.fail) return new Error('command timed out')
-      return engine.tagsSynced ? netstrings(['e1', '2', 'v2', '0', '0', '']) : SYNCED
-    },
+    (_, kind) => (kind !== 'read' ? null : engine.tagsSynced ? answer(f) : SYNCED),
     { timer: f.timer, push: { subscribe: f.ch.subscribe, maxPullIntervalMs: 1000 } },
   )
   Object.assign(f, { engine, clock, sync })
   f.reads = () => script.calls.filter((c) => c.kind === 'read').length
+  return f
+}
+
+/** `pushFollower` once its channel is up and the state loaded. */
+async function upAndCaughtUp(f) {
   f.ch.events.up()
   for (let i = 0; i < 4; i++) await settle()
-  assert.equal(engine.tagsCaughtUp(clock.t), true)
+  assert.equal(f.engine.tagsCaughtUp(f.clock.t), true)
   return f
+}
+
+/** Following by push, caught up; its pulls fail while `f.fail` (or wait while `f.hold`). */
+async function caughtUpFailingPulls() {
+  const f = await pushFollower({ fail: false }, (f) => {
+    if (f.hold !== undefined) return new Promise((_r, reject) => f.hold(reject))
+    if (f.fail) return new Error('command timed out')
+    return netstrings(['e1', '2', 'v2', '0', '0', ''])
+  })
+  return upAndCaughtUp(f)
 }
 
 describe('TagSync, fake transport and clock', () => {
@@ -687,25 +701,13 @@ describe('TagSync, fake transport and clock', () => {
 
   /** Following by push (1 s bound), caught up; the pulls answer version `f.version` of e1. */
   async function timedFollower() {
-    const f = { version: 1, ch: fakeChannel(), timer: fakeTimer() }
-    const { engine, clock, script, sync } = setup(
-      (_, kind) =>
-        kind !== 'read'
-          ? null
-          : engine.tagsSynced
-            ? netstrings(['e1', String(f.version), `v${String(f.version)}`, '0', '0', ''])
-            : SYNCED,
-      { timer: f.timer, push: { subscribe: f.ch.subscribe, maxPullIntervalMs: 1000 } },
+    const f = await pushFollower({ version: 1 }, (f) =>
+      netstrings(['e1', String(f.version), `v${String(f.version)}`, '0', '0', '']),
     )
     // Each handle records when it is due on the process's clock.
     const set = f.timer.set
-    f.timer.set = (fn, ms) => Object.assign(set(fn, ms), { due: clock.t + ms })
-    Object.assign(f, { engine, clock, sync })
-    f.reads = () => script.calls.filter((c) => c.kind === 'read').length
-    f.ch.events.up()
-    for (let i = 0; i < 4; i++) await settle()
-    assert.equal(engine.tagsCaughtUp(clock.t), true)
-    return f
+    f.timer.set = (fn, ms) => Object.assign(set(fn, ms), { due: f.clock.t + ms })
+    return upAndCaughtUp(f)
   }
 
   test('following by push, a timer that fires before an own revalidation is answerable pulls nothing', async () => {
