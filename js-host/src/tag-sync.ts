@@ -979,6 +979,10 @@ export class TagSync {
     // A pull in flight moves the bound and sets the timer again when its reply is applied,
     // or fails and the retry timer comes: one queued behind it would pull for nothing.
     if (this.inflight !== undefined) return
+    // The retry timer, due no later (a failed pull's backoff, which both wait for: two timers
+    // due in one ms run in either order), pulls when it comes, and a pull queued behind its
+    // would go for nothing. That pull's reply sets this timer again.
+    if (this.retry !== undefined && this.retryAt <= this.periodicAt) return
     const inMs = this.engine.tagPullInMs(this.now())
     const moved = this.started !== this.periodicStarted || this.pulledAt !== this.periodicPulledAt
     const early = this.periodicExact ? inMs > 0 : inMs > 0 && moved

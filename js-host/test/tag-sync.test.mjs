@@ -580,6 +580,39 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  test('following by push, a backoff the periodic timer and the retry timer both wait for costs one pull', async () => {
+    // A failed pull gives back its revalidation: the retry timer comes after the backoff. A
+    // known announcement meanwhile sets the periodic timer for the same ms (the pull due
+    // soonest). Two timers due in one ms run in no order the process can count on; whichever
+    // runs first pulls, and the other must not queue a second pull behind it.
+    const f = await caughtUpFailingPulls()
+    const { ch, timer, engine, clock, sync, reads } = f
+    clock.t = T0 + 100
+    f.fail = true
+    ch.events.message(announcement(2, 'x', T0 + 90))
+    for (let i = 0; i < 4; i++) await settle()
+    const retry = timer.pending.find((h) => h.ms === 100)
+    assert.ok(retry !== undefined, 'the retry timer, 100 ms after the failure')
+    clock.t = T0 + 150
+    ch.events.message(announcement(2, 'x', T0 + 90))
+    const periodic = timer.pending.filter((h) => h !== retry)
+    assert.deepEqual(
+      periodic.map((h) => h.ms),
+      [50],
+      'the periodic timer, for the same ms',
+    )
+    clock.t = T0 + 200
+    f.fail = false
+    const before = reads()
+    timer.pending = []
+    periodic[0].fn()
+    retry.fn()
+    for (let i = 0; i < 8; i++) await settle()
+    assert.equal(reads(), before + 1, 'one pull')
+    assert.ok(engine.tagPullInMs(clock.t) > 700, String(engine.tagPullInMs(clock.t)))
+    await sync.stop()
+  })
+
   // A pull that times out has taken the whole read budget: counted from its start, the
   // backoff would be over when it fails, and the next announcement would pull at once.
   test('following by push, a pull that fails late is retried after the backoff from its failure', async () => {
