@@ -331,6 +331,11 @@ export class TagSync {
   private periodicExact = false
   /** Pulls started when the periodic timer was set: one started since moved the bound. */
   private periodicStarted = 0
+  /**
+   * `pulledAt` when the periodic timer was set: a pull in flight then, applied since, moved
+   * the bound too, with no pull started since.
+   */
+  private periodicPulledAt = Number.NEGATIVE_INFINITY
   /** Following by push, the longest time between pulls. */
   private readonly maxPullIntervalMs: number
   /** When the last pull the mirror applied was planned (the engine counts the bound from it). */
@@ -951,6 +956,7 @@ export class TagSync {
     this.periodicAt = now + due
     this.periodicExact = exact
     this.periodicStarted = this.started
+    this.periodicPulledAt = this.pulledAt
     this.periodic = timer.set(() => {
       this.periodic = undefined
       try {
@@ -964,19 +970,24 @@ export class TagSync {
   /**
    * The periodic timer fired. Node runs a timer by the event loop's cached clock, which lags
    * by the turn that set it, so a short one may fire before its time: set again then. And a
-   * pull started since it was set (an announcement's, a request's) moved the bound it was
-   * set for: set again from there rather than pull for nothing.
+   * pull started since it was set (an announcement's, a request's), or one in flight then and
+   * applied since, moved the bound it was set for: set again from there rather than pull for
+   * nothing.
    */
   private periodicDue(): void {
     if (this.stopped) return
+    // A pull in flight moves the bound and sets the timer again when its reply is applied,
+    // or fails and the retry timer comes: one queued behind it would pull for nothing.
+    if (this.inflight !== undefined) return
+    // The retry timer, due no later (a failed pull's backoff, which both wait for: two timers
+    // due in one ms run in either order), pulls when it comes, and a pull queued behind its
+    // would go for nothing. That pull's reply sets this timer again.
+    if (this.retry !== undefined && this.retryAt <= this.periodicAt) return
     const inMs = this.engine.tagPullInMs(this.now())
-    const early = this.periodicExact ? inMs > 0 : inMs > 0 && this.started !== this.periodicStarted
-    if (!early) {
-      void this.pullAfterNow()
-      return
-    }
-    // A pull in flight sets the timer again when its reply is applied.
-    if (this.inflight === undefined) this.schedulePull()
+    const moved = this.started !== this.periodicStarted || this.pulledAt !== this.periodicPulledAt
+    const early = this.periodicExact ? inMs > 0 : inMs > 0 && moved
+    if (early) this.schedulePull()
+    else void this.pullAfterNow()
   }
 
   /**

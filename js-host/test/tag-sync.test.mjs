@@ -594,6 +594,39 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  test('following by push, a backoff the periodic timer and the retry timer both wait for costs one pull', async () => {
+    // A failed pull gives back its revalidation: the retry timer comes after the backoff. A
+    // known announcement meanwhile sets the periodic timer for the same ms (the pull due
+    // soonest). Two timers due in one ms run in no order the process can count on; whichever
+    // runs first pulls, and the other must not queue a second pull behind it.
+    const f = await caughtUpFailingPulls()
+    const { ch, timer, engine, clock, sync, reads } = f
+    clock.t = T0 + 100
+    f.fail = true
+    ch.events.message(announcement(2, 'x', T0 + 90))
+    for (let i = 0; i < 4; i++) await settle()
+    const retry = timer.pending.find((h) => h.ms === 100)
+    assert.ok(retry !== undefined, 'the retry timer, 100 ms after the failure')
+    clock.t = T0 + 150
+    ch.events.message(announcement(2, 'x', T0 + 90))
+    const periodic = timer.pending.filter((h) => h !== retry)
+    assert.deepEqual(
+      periodic.map((h) => h.ms),
+      [50],
+      'the periodic timer, for the same ms',
+    )
+    clock.t = T0 + 200
+    f.fail = false
+    const before = reads()
+    timer.pending = []
+    periodic[0].fn()
+    retry.fn()
+    for (let i = 0; i < 8; i++) await settle()
+    assert.equal(reads(), before + 1, 'one pull')
+    assert.ok(engine.tagPullInMs(clock.t) > 700, String(engine.tagPullInMs(clock.t)))
+    await sync.stop()
+  })
+
   // A pull that times out has taken the whole read budget: counted from its start, the
   // backoff would be over when it fails, and the next announcement would pull at once.
   test('following by push, a pull that fails late is retried after the backoff from its failure', async () => {
@@ -699,10 +732,15 @@ describe('TagSync, fake transport and clock', () => {
     return { ch, timer, periodic, ...parts }
   }
 
-  /** Following by push (1 s bound), caught up; the pulls answer version `f.version` of e1. */
+  /**
+   * Following by push (1 s bound), caught up; the pulls answer version `f.version` of e1, each
+   * once `f.gate` (a promise, when the test sets one) has resolved.
+   */
   async function timedFollower() {
-    const f = await pushFollower({ version: 1 }, (f) =>
-      netstrings(['e1', String(f.version), `v${String(f.version)}`, '0', '0', '']),
+    const reply = (f) =>
+      netstrings(['e1', String(f.version), `v${String(f.version)}`, '0', '0', ''])
+    const f = await pushFollower({ version: 1, gate: undefined }, (f) =>
+      f.gate !== undefined ? f.gate.then(() => reply(f)) : reply(f),
     )
     // Each handle records when it is due on the process's clock.
     const set = f.timer.set
@@ -762,6 +800,72 @@ describe('TagSync, fake transport and clock', () => {
     f.timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.reads(), before + 1, 'the periodic pull, before the bound')
+    await f.sync.stop()
+  })
+
+  test('following by push, a timer set while a pull is in flight does not pull again once that pull moved the bound', async () => {
+    // The periodic pull is out when a page write's announcement (which learns nothing) sets
+    // the timer again, from the bound the pull in flight is about to move. No pull starts
+    // after the timer is set: only the moved bound tells that it fires for nothing.
+    const f = await timedFollower()
+    let release
+    f.gate = new Promise((resolve) => (release = resolve))
+    const periodic = f.timer.pending.map((h) => h.due - T0)
+    assert.ok(periodic.length === 1 && periodic[0] > 700, periodic.join(', '))
+    f.clock.t = T0 + periodic[0]
+    f.timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(f.timer.pending.length, 0, 'the periodic pull is out')
+    // Version 1 again: known, learns nothing.
+    f.clock.t += 1
+    f.ch.events.message(announcement(1, 'a1', T0 - 100))
+    const set = f.timer.pending.map((h) => h.due - T0)
+    assert.ok(set.length === 1 && set[0] < 1000, `a timer for the old bound: ${set.join(', ')}`)
+    f.clock.t += 4
+    release()
+    for (let i = 0; i < 4; i++) await settle()
+    const before = f.reads()
+    assert.ok(f.engine.tagPullInMs(f.clock.t) > 900, 'the pull moved the bound')
+    f.clock.t = T0 + set[0]
+    f.timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(f.reads(), before, 'no pull: the bound moved')
+    const next = f.timer.pending.map((h) => h.due - T0)
+    const bound = periodic[0] + 1000
+    assert.ok(
+      next.length === 1 && next[0] > bound - 400 && next[0] < bound,
+      `one timer, before the bound at ${String(bound)}: ${next.join(', ')}`,
+    )
+    await f.sync.stop()
+  })
+
+  test('following by push, a timer set while a pull is in flight, firing before its reply, does not queue a pull behind it', async () => {
+    // As above, with Redis slow enough that the timer comes while the pull is still out: a
+    // pull queued behind it would start as soon as the reply moved the bound.
+    const f = await timedFollower()
+    let release
+    f.gate = new Promise((resolve) => (release = resolve))
+    const periodic = f.timer.pending.map((h) => h.due - T0)
+    f.clock.t = T0 + periodic[0]
+    f.timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    f.clock.t += 1
+    f.ch.events.message(announcement(1, 'a1', T0 - 100))
+    const set = f.timer.pending.map((h) => h.due - T0)
+    assert.ok(set.length === 1 && set[0] < 1000, `a timer for the old bound: ${set.join(', ')}`)
+    const before = f.reads()
+    f.clock.t = T0 + set[0]
+    f.timer.fire()
+    release()
+    for (let i = 0; i < 8; i++) await settle()
+    assert.equal(f.reads(), before, 'no pull behind the one in flight')
+    assert.ok(f.engine.tagPullInMs(f.clock.t) > 800, 'the pull in flight moved the bound')
+    const next = f.timer.pending.map((h) => h.due - T0)
+    const bound = periodic[0] + 1000
+    assert.ok(
+      next.length === 1 && next[0] > bound - 400 && next[0] < bound,
+      `one timer, before the bound at ${String(bound)}: ${next.join(', ')}`,
+    )
     await f.sync.stop()
   })
 
