@@ -803,10 +803,21 @@ describe('TagSync, fake transport and clock', () => {
     await f.sync.stop()
   })
 
-  test('following by push, a timer set while a pull is in flight does not pull again once that pull moved the bound', async () => {
-    // The periodic pull is out when a page write's announcement (which learns nothing) sets
-    // the timer again, from the bound the pull in flight is about to move. No pull starts
-    // after the timer is set: only the moved bound tells that it fires for nothing.
+  /** One timer pending, due in the 400 ms before `bound` (ms after T0). */
+  function oneTimerBeforeTheBound(f, bound) {
+    const next = f.timer.pending.map((h) => h.due - T0)
+    assert.ok(
+      next.length === 1 && next[0] > bound - 400 && next[0] < bound,
+      `one timer, before the bound at ${String(bound)}: ${next.join(', ')}`,
+    )
+  }
+
+  /**
+   * A timed follower whose periodic pull is out (its reply held until `release()`), and a known
+   * announcement (which learns nothing) that set the timer again, for the bound that pull is
+   * about to move (due at `set[0]`, ms after T0).
+   */
+  async function timerSetWhilePullOut() {
     const f = await timedFollower()
     let release
     f.gate = new Promise((resolve) => (release = resolve))
@@ -821,6 +832,14 @@ describe('TagSync, fake transport and clock', () => {
     f.ch.events.message(announcement(1, 'a1', T0 - 100))
     const set = f.timer.pending.map((h) => h.due - T0)
     assert.ok(set.length === 1 && set[0] < 1000, `a timer for the old bound: ${set.join(', ')}`)
+    return { f, release, periodic, set }
+  }
+
+  test('following by push, a timer set while a pull is in flight does not pull again once that pull moved the bound', async () => {
+    // The periodic pull is out when a page write's announcement (which learns nothing) sets
+    // the timer again, from the bound the pull in flight is about to move. No pull starts
+    // after the timer is set: only the moved bound tells that it fires for nothing.
+    const { f, release, periodic, set } = await timerSetWhilePullOut()
     f.clock.t += 4
     release()
     for (let i = 0; i < 4; i++) await settle()
@@ -830,29 +849,14 @@ describe('TagSync, fake transport and clock', () => {
     f.timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.reads(), before, 'no pull: the bound moved')
-    const next = f.timer.pending.map((h) => h.due - T0)
-    const bound = periodic[0] + 1000
-    assert.ok(
-      next.length === 1 && next[0] > bound - 400 && next[0] < bound,
-      `one timer, before the bound at ${String(bound)}: ${next.join(', ')}`,
-    )
+    oneTimerBeforeTheBound(f, periodic[0] + 1000)
     await f.sync.stop()
   })
 
   test('following by push, a timer set while a pull is in flight, firing before its reply, does not queue a pull behind it', async () => {
     // As above, with Redis slow enough that the timer comes while the pull is still out: a
     // pull queued behind it would start as soon as the reply moved the bound.
-    const f = await timedFollower()
-    let release
-    f.gate = new Promise((resolve) => (release = resolve))
-    const periodic = f.timer.pending.map((h) => h.due - T0)
-    f.clock.t = T0 + periodic[0]
-    f.timer.fire()
-    for (let i = 0; i < 4; i++) await settle()
-    f.clock.t += 1
-    f.ch.events.message(announcement(1, 'a1', T0 - 100))
-    const set = f.timer.pending.map((h) => h.due - T0)
-    assert.ok(set.length === 1 && set[0] < 1000, `a timer for the old bound: ${set.join(', ')}`)
+    const { f, release, periodic, set } = await timerSetWhilePullOut()
     const before = f.reads()
     f.clock.t = T0 + set[0]
     f.timer.fire()
@@ -860,12 +864,7 @@ describe('TagSync, fake transport and clock', () => {
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(f.reads(), before, 'no pull behind the one in flight')
     assert.ok(f.engine.tagPullInMs(f.clock.t) > 800, 'the pull in flight moved the bound')
-    const next = f.timer.pending.map((h) => h.due - T0)
-    const bound = periodic[0] + 1000
-    assert.ok(
-      next.length === 1 && next[0] > bound - 400 && next[0] < bound,
-      `one timer, before the bound at ${String(bound)}: ${next.join(', ')}`,
-    )
+    oneTimerBeforeTheBound(f, periodic[0] + 1000)
     await f.sync.stop()
   })
 
