@@ -526,3 +526,33 @@ export async function commandMonitor(redis) {
     },
   }
 }
+
+/**
+ * Runs `step`, an idempotent set-up step of a test that later pauses Redis (SIGSTOP), until
+ * one run of it meets no Redis failure: `stats()` (the package's) counts no timeout,
+ * connection error, error reply or refused command during it, and the breaker stays closed.
+ * The step's commands run under the short budgets the pause must exhaust, and on a loaded
+ * machine one of them can run out; its retry needs no wait (a success resets the breaker's
+ * consecutive count), and a breaker it opened fails the test, naming the step. At most
+ * `attempts` runs. Returns what the last run of `step` returned.
+ */
+export async function settled(stats, what, step, { attempts = 10 } = {}) {
+  const failures = () => {
+    const s = stats()
+    if (s === undefined) return 0
+    return s.redis.timeouts + s.redis.connectionErrors + s.redis.replyErrors + s.breaker.rejected
+  }
+  const seen = []
+  for (let i = 0; i < attempts; i++) {
+    const before = failures()
+    const value = await step()
+    const state = stats()?.breaker.state ?? 'closed'
+    if (state !== 'closed') throw new Error(`set-up step ${what}: the breaker is ${state}`)
+    const failed = failures() - before
+    if (failed === 0) return value
+    seen.push(failed)
+  }
+  throw new Error(
+    `set-up step ${what} met a Redis failure in each of ${String(attempts)} runs (${seen.join(', ')})`,
+  )
+}
