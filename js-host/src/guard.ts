@@ -30,14 +30,23 @@ const RESULT_NAMES: Record<number, CommandResult> = {
 }
 
 /**
- * Bytes of an entry moved by a command, for the size histogram: GET replies, SET values, and
- * the value a script writes (page and route writes go through entry_write.lua on a single
- * Redis, lease writes through lease_write.lua): store.ts `sendWithValue` appends it as the one
- * Buffer argument, last; the tag scripts' arguments are strings.
+ * Bytes of an entry moved by a command, for the size histogram: GET replies, the entry a
+ * script read (`entryReply`: the first element of a lease poll's or a page read's reply),
+ * SET values, and the value a script writes (page and route writes go through entry_write.lua
+ * on a single Redis, lease writes through lease_write.lua): store.ts `sendWithValue` appends
+ * it as the one Buffer argument, last; the tag scripts' arguments are strings.
  */
-function entryBytes(argv: readonly (string | Buffer)[], reply: unknown): number | undefined {
+function entryBytes(
+  argv: readonly (string | Buffer)[],
+  reply: unknown,
+  entryReply: boolean,
+): number | undefined {
   const cmd = argv[0]
   if (cmd === 'GET') return Buffer.isBuffer(reply) ? reply.byteLength : undefined
+  if (entryReply) {
+    const read: unknown = Array.isArray(reply) ? reply[0] : undefined
+    return Buffer.isBuffer(read) ? read.byteLength : undefined
+  }
   const v = cmd === 'SET' ? argv[2] : cmd === 'EVALSHA' || cmd === 'EVAL' ? argv.at(-1) : undefined
   return Buffer.isBuffer(v) ? v.byteLength : undefined
 }
@@ -117,7 +126,7 @@ export class GuardedTransport implements Transport {
             ? inner
             : withDeadline(inner, outer, `redis ${String(argv[0])}`)
       } catch (err) {
-        this.ended(permit, Result.NoAnswer, argv, t0, span, undefined)
+        this.ended(permit, Result.NoAnswer, argv, t0, span, undefined, false)
         throw err
       }
     } catch (err) {
@@ -125,7 +134,7 @@ export class GuardedTransport implements Transport {
     }
     return sent.then(
       (reply) => {
-        this.ended(permit, Result.Reply, argv, t0, span, reply)
+        this.ended(permit, Result.Reply, argv, t0, span, reply, options?.entryReply === true)
         return reply
       },
       (err: unknown) => {
@@ -135,7 +144,7 @@ export class GuardedTransport implements Transport {
             : err instanceof RedisTimeoutError
               ? Result.Timeout
               : Result.NoAnswer
-        this.ended(permit, result, argv, t0, span, undefined)
+        this.ended(permit, result, argv, t0, span, undefined, false)
         throw err
       },
     )
@@ -149,6 +158,7 @@ export class GuardedTransport implements Transport {
     t0: number,
     span: CommandSpan | undefined,
     reply: unknown,
+    entryReply: boolean,
   ): void {
     const t = this.settle(permit, result, argv)
     const tel = this.telemetry
@@ -157,7 +167,7 @@ export class GuardedTransport implements Transport {
         String(argv[0]),
         RESULT_NAMES[result] ?? 'connection-error',
         (t - t0) / 1000,
-        result === Result.Reply ? entryBytes(argv, reply) : undefined,
+        result === Result.Reply ? entryBytes(argv, reply, entryReply) : undefined,
         span,
       )
     }

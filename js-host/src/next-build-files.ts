@@ -5,6 +5,22 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
+/**
+ * The Next release that built the build output directory `dir`, from
+ * `diagnostics/framework.json` (which every 16.x build writes); undefined when that file is
+ * missing, unreadable or names no `major.minor.patch` version.
+ */
+export function builtWithNext(dir: string): string | undefined {
+  try {
+    const f = JSON.parse(readFileSync(join(dir, 'diagnostics', 'framework.json'), 'utf8')) as {
+      version?: unknown
+    }
+    return typeof f.version === 'string' && /^\d+\.\d+\.\d+/.test(f.version) ? f.version : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Environment variables, as `process.env` holds them. */
 export type Env = Record<string, string | undefined>
 

@@ -1,3 +1,4 @@
+import { builtWithNext } from './next-build-files'
 import { installedNextVersion } from './next-version'
 
 /**
@@ -36,4 +37,16 @@ export function detectNextRelease(): { version: string; release: NextRelease | u
   const version = installedNextVersion()
   detected = version === undefined ? null : { version, release: parseNextVersion(version) }
   return detected
+}
+
+/**
+ * The release that built the build output directory `dir` (`builtWithNext`), in
+ * `detectNextRelease`'s shape; null when the build names none. For `fleetcache seed`, which
+ * writes what a server of that release asks for, wherever the command runs.
+ */
+export function buildNextRelease(
+  dir: string,
+): { version: string; release: NextRelease | undefined } | null {
+  const version = builtWithNext(dir)
+  return version === undefined ? null : { version, release: parseNextVersion(version) }
 }

@@ -287,9 +287,16 @@ export interface ReadIo {
   announcementsHeard?: (() => number) | undefined
   /**
    * Runs a script argv of the lease protocol (`kind` `'lease'`) or a page read (`'read'`:
-   * page_read.lua, in place of a `GET`); rejects like `get`.
+   * page_read.lua, in place of a `GET`); rejects like `get`. `readsEntry`: the reply is
+   * `[entry or nil, ...]` (a lease poll, a page read), an entry read from Redis as a `GET`'s
+   * reply is, for the host's entry-size histogram.
    */
-  script(argv: string[], budgetMs: number, kind?: 'read' | 'lease'): Promise<Reply>
+  script(
+    argv: string[],
+    budgetMs: number,
+    kind?: 'read' | 'lease',
+    readsEntry?: boolean,
+  ): Promise<Reply>
   /** A debug line of the driver's own or of the renewal machine (the answer's come with it). */
   debug(line: string): void
   /**
@@ -719,7 +726,7 @@ function poll(
   kind: 'read' | 'lease',
 ): [Promise<[Uint8Array | null, boolean]>, boolean, number] {
   const send = (): Promise<[Uint8Array | null, boolean]> =>
-    io.script(splitArgv(argv), budgetMs, kind).then((reply): [Uint8Array | null, boolean] => {
+    io.script(splitArgv(argv), budgetMs, kind, true).then((reply): [Uint8Array | null, boolean] => {
       if (!Array.isArray(reply)) {
         const what = kind === 'read' ? 'page read' : 'lease poll'
         throw Object.assign(new Error(`${what}: unexpected reply`), { code: 'ERR_REDIS_REPLY' })

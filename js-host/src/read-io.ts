@@ -52,10 +52,13 @@ export function nodeReadIo(rt: Runtime): ReadIo {
     shares: true,
     // The engine's count: announcements, gaps and this process's own page writes.
     announcementsHeard: () => engine.pageHeard,
-    script: (argv, _budgetMs, kind = 'lease') =>
+    script: (argv, _budgetMs, kind = 'lease', readsEntry = false) =>
       transport === undefined
         ? Promise.reject(new NoRedisError())
-        : runScript(transport, argv, (sha) => engine.scriptSource(sha), { kind }),
+        : runScript(transport, argv, (sha) => engine.scriptSource(sha), {
+            kind,
+            entryReply: readsEntry,
+          }),
     debug: (line) => {
       log.debug(line)
     },

@@ -11,7 +11,7 @@ import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
 import { redisSubscribe } from './tag-channel'
 import type { Subscribe } from './tag-sync'
-import { detectNextRelease } from './next-release'
+import { buildNextRelease, detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { nodeTagSync, type TagSync } from './tags'
 import type { FleetcacheStats } from './stats'
@@ -207,7 +207,9 @@ export type RuntimeRole = 'server' | 'seed'
 /**
  * The runtime for these options, created on first use. `buildDir`: the build output directory
  * it serves (`fleetcache seed`'s argument), where whether Next keys `'use cache'` entries
- * durably is read; by default the server's, found from the working directory.
+ * durably and which Next release built it (`diagnostics/framework.json`; none named: judged
+ * like the newest) are read; by default the server's, found from the working directory, and
+ * the `next` it resolves.
  */
 export function runtimeFor(
   given: ResolvedOptions,
@@ -216,12 +218,15 @@ export function runtimeFor(
 ): Runtime {
   const build = isBuildPhase()
   const options = forThisProcess(given)
-  const id = JSON.stringify(options)
+  // A build directory decides the release and the 'use cache' keys: one runtime per build.
+  const id = buildDir === undefined ? JSON.stringify(options) : JSON.stringify([options, buildDir])
   const existing = registry().get(id)
   if (existing !== undefined) return existing
   const log = createLogger(options.debug)
   // How Next uses what a handler returns changed across 16.x: the core decides per release.
-  const next = detectNextRelease()
+  // A seed writes for the release that built what it seeds (docs/decisions/0024), not for the
+  // `next` its working directory happens to resolve.
+  const next = buildDir === undefined ? detectNextRelease() : buildNextRelease(buildDir)
   if (next !== null && next.release === undefined)
     log.warn(`next ${next.version}: version not understood, judged like the newest release`)
   const durable =

@@ -134,7 +134,10 @@ export class Telemetry {
     })
   }
 
-  /** Records one finished command: its duration, the entry size for GET/SET; ends its span. */
+  /**
+   * Records one finished command: its duration, the size of the entry it read or wrote (GET,
+   * SET, a script's: guard.ts `entryBytes`); ends its span.
+   */
   recordCommand(
     command: string,
     result: CommandResult,

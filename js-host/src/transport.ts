@@ -48,6 +48,12 @@ export interface SendOptions {
    * instance would learn otherwise.
    */
   force?: boolean | undefined
+  /**
+   * A script whose reply is `[entry or nil, ...]`: its first element is an entry read from
+   * Redis (lease_poll.lua, page_read.lua), measured like a `GET`'s reply
+   * (`fleetcache.entry.size`, docs/observability.md). A transport may ignore it.
+   */
+  entryReply?: boolean | undefined
 }
 
 /** Redis answered with an error reply (`NOSCRIPT`, `WRONGTYPE`, ...): Redis itself is healthy. */

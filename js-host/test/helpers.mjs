@@ -27,6 +27,7 @@ export const REDIS_CLUSTER = process.env.JS_REDIS_CLUSTER === '1'
  * - `command(...argv)`: one command behind the handler's back, sent to the node that owns the
  *   key in argv[1] (DBSIZE and SCAN from cursor 0 cover every master);
  * - `eachNode(...argv)`: the replies of every master (one on a single server), for INFO;
+ *   `ports`: their ports, in the same order;
  * - `pids`: the server processes (to SIGSTOP them all); `client()`: a connected node-redis
  *   client or cluster client (imported on use), for Buffers; `stop()`, `describe()`.
  */
@@ -39,6 +40,7 @@ export async function startTestRedis({ logDir }) {
       options: { cluster: true },
       command: (...argv) => cluster.command(...argv),
       eachNode: (...argv) => Promise.all(cluster.nodes.map((n) => n.command(...argv))),
+      ports: cluster.nodes.map((n) => n.port),
       get pids() {
         return cluster.nodes.map((n) => n.child.pid)
       },
@@ -57,6 +59,7 @@ export async function startTestRedis({ logDir }) {
     options: {},
     command: (...argv) => redis.command(...argv),
     eachNode: async (...argv) => [await redis.command(...argv)],
+    ports: [redis.port],
     get pids() {
       return [redis.pid]
     },
@@ -429,4 +432,127 @@ export async function resumeAndStop(redis) {
     // not running
   }
   await redis?.stop()
+}
+
+/**
+ * The commands each simulated instance sends, counted apart: one MONITOR connection per node
+ * of `redis` (startTestRedis), and an ACL user per instance (`user()`: its name and a
+ * `redisUrl` with it, before the instance's first command), whose connections CLIENT LIST
+ * names. `sent(user, command)`: how many `command`s (`'evalsha'`, `'get'`) that user's
+ * connections have sent so far, each once: Redis's own calls from a script (MONITOR's `lua`
+ * client) and other clients' commands are not counted, where INFO commandstats counts every
+ * client's and every script's. Every node is PINGed first (a PING of its own argument) and its
+ * MONITOR read up to that PING, so a command whose reply the caller has is in the count. A connection closed before
+ * `sent` leaves its commands out (CLIENT LIST no longer names it): an undercount, never a
+ * count of another's. `close()`.
+ */
+export async function commandMonitor(redis) {
+  const net = await import('node:net')
+  const nodes = []
+  for (const port of redis.ports) {
+    const sock = net.connect(port, '127.0.0.1')
+    await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
+    // addr -> command -> calls; `marks`: the barrier PINGs seen.
+    const node = { sock, calls: new Map(), marks: new Set(), ok: false, waiters: [] }
+    let buf = ''
+    sock.setEncoding('utf8')
+    sock.on('data', (d) => {
+      buf += d
+      let i
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i)
+        buf = buf.slice(i + 2)
+        if (line === '+OK') node.ok = true
+        // `1733470000.123456 [0 127.0.0.1:43210] "evalsha" "..."`; a script's calls: `[0 lua]`.
+        const m = /^\+?\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"/.exec(line)
+        if (m === null) continue
+        const [, addr, cmd] = m
+        const command = cmd.toLowerCase()
+        // The barrier's own PING, by its argument (another client's PING is no barrier).
+        const mark = /^"ping" "(monitor-mark-\d+)"$/i.exec(line.slice(line.indexOf('] ') + 2))
+        if (mark !== null) node.marks.add(mark[1])
+        let byCommand = node.calls.get(addr)
+        if (byCommand === undefined) node.calls.set(addr, (byCommand = new Map()))
+        byCommand.set(command, (byCommand.get(command) ?? 0) + 1)
+      }
+      node.waiters = node.waiters.filter((w) => !w())
+    })
+    sock.write('MONITOR\r\n')
+    nodes.push(node)
+  }
+  const until = (node, test, what) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`MONITOR: no ${what} in 10 s`)), 10_000)
+      const check = () => {
+        if (!test()) return false
+        clearTimeout(timer)
+        resolve()
+        return true
+      }
+      if (!check()) node.waiters.push(check)
+    })
+  await Promise.all(nodes.map((n) => until(n, () => n.ok, 'OK')))
+  let users = 0
+  let marks = 0
+  return {
+    async user() {
+      users += 1
+      const name = `instance-${String(process.pid)}-${String(users)}`
+      await redis.eachNode('ACL', 'SETUSER', name, 'on', 'nopass', '~*', '&*', '+@all')
+      const url = new URL(redis.url)
+      url.username = name
+      url.password = 'any'
+      return { name, redisUrl: url.toString() }
+    },
+    async sent(user, command) {
+      const name = typeof user === 'string' ? user : user.name
+      marks += 1
+      const mark = `monitor-mark-${String(marks)}`
+      await redis.eachNode('PING', mark)
+      await Promise.all(nodes.map((n) => until(n, () => n.marks.delete(mark), 'PING')))
+      const lists = await redis.eachNode('CLIENT', 'LIST')
+      let total = 0
+      nodes.forEach((node, i) => {
+        for (const line of String(lists[i]).split('\n')) {
+          if (!line.includes(` user=${name} `)) continue
+          const addr = /(?:^| )addr=(\S+)/.exec(line)?.[1]
+          total += node.calls.get(addr)?.get(command.toLowerCase()) ?? 0
+        }
+      })
+      return total
+    },
+    close() {
+      for (const n of nodes) n.sock.destroy()
+    },
+  }
+}
+
+/**
+ * Runs `step`, an idempotent set-up step of a test that later pauses Redis (SIGSTOP), until
+ * one run of it meets no Redis failure: `stats()` (the package's) counts no timeout,
+ * connection error, error reply or refused command during it, and the breaker stays closed.
+ * The step's commands run under the short budgets the pause must exhaust, and on a loaded
+ * machine one of them can run out; its retry needs no wait (a success resets the breaker's
+ * consecutive count), and a breaker it opened fails the test, naming the step. At most
+ * `attempts` runs. Returns what the last run of `step` returned.
+ */
+export async function settled(stats, what, step, { attempts = 10 } = {}) {
+  const failures = () => {
+    const s = stats()
+    if (s === undefined) return 0
+    return s.redis.timeouts + s.redis.connectionErrors + s.redis.replyErrors + s.breaker.rejected
+  }
+  const seen = []
+  for (let i = 0; i < attempts; i++) {
+    const before = failures()
+    const value = await step()
+    const state = stats()?.breaker.state ?? 'closed'
+    if (state !== 'closed') throw new Error(`set-up step ${what}: the breaker is ${state}`)
+    const failed = failures() - before
+    if (failed === 0) return value
+    seen.push(failed)
+  }
+  throw new Error(
+    `set-up step ${what} met a Redis failure in each of ${String(attempts)} runs (${seen.join(', ')})`,
+  )
 }

@@ -11,9 +11,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture, now, resumeAndStop, useCacheEntry } from './helpers.mjs'
+import { capture, now, resumeAndStop, settled, useCacheEntry } from './helpers.mjs'
 
 let redis
 
@@ -27,15 +27,18 @@ after(async () => {
   await resumeAndStop(redis)
 })
 
-/** One instance of the fleet: a runtime of its own (the odd connect budget keeps them apart). */
-function instance(n) {
+/**
+ * One instance of the fleet: a runtime of its own (the odd connect budget keeps them apart).
+ * `budgetMs`: its read and write budgets, short by default (the pause must exhaust them).
+ */
+function instance(n, budgetMs = 200) {
   return createUseCacheHandler({
     redisUrl: redis.url,
     prefix: 'obxclose',
     deploymentId: 'd1',
     leases: false,
-    readTimeoutMs: 200,
-    writeTimeoutMs: 200,
+    readTimeoutMs: budgetMs,
+    writeTimeoutMs: budgetMs,
     breakerFailures: 2,
     // Long enough that the retry timer cannot fire between the resume and close().
     breakerOpenMs: 5_000,
@@ -44,14 +47,29 @@ function instance(n) {
   })
 }
 
+/**
+ * Set-up that no budget of the instance under test can fail: another instance, with long
+ * budgets, runs every script the test sends first (Redis loads it) and `prepare(w)`; then it
+ * is closed, so that the test's close() has only the instance under test to close.
+ */
+async function warmed(n, prepare = async () => {}) {
+  const w = instance(n, 10_000)
+  await w.refreshTags()
+  await w.updateTags([`obx-warm-${String(n)}`])
+  await prepare(w)
+  await close()
+}
+
 test('a revalidation queued when the process closes reaches Redis', async () => {
+  await warmed(11, async (w) => {
+    await w.set(
+      'page-data',
+      Promise.resolve(useCacheEntry('old', { tags: ['obx-t'], timestamp: now() - 5 })),
+    )
+    assert.ok(await w.get('page-data', []), 'stored before the outage')
+  })
   const a = instance(1)
-  await a.refreshTags()
-  await a.set(
-    'page-data',
-    Promise.resolve(useCacheEntry('old', { tags: ['obx-t'], timestamp: now() - 5 })),
-  )
-  assert.ok(await a.get('page-data', []), 'stored before the outage')
+  await settled(stats, 'refreshTags', () => a.refreshTags())
 
   process.kill(redis.pid, 'SIGSTOP')
   let lines
@@ -90,8 +108,9 @@ test('a revalidation queued when the process closes reaches Redis', async () => 
 })
 
 test('a revalidation close() cannot send is reported lost within its budget', async () => {
+  await warmed(13)
   const a = instance(3)
-  await a.refreshTags()
+  await settled(stats, 'refreshTags', () => a.refreshTags())
   process.kill(redis.pid, 'SIGSTOP')
   try {
     const queued = await capture(async () => {

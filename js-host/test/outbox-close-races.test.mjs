@@ -16,9 +16,9 @@ import { after, before, test } from 'node:test'
 
 import { createClient } from 'redis'
 
-import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture, resumeAndStop } from './helpers.mjs'
+import { capture, resumeAndStop, settled } from './helpers.mjs'
 
 let redis
 let raw
@@ -36,14 +36,15 @@ after(async () => {
   await resumeAndStop(redis)
 })
 
-function instance(prefix, n) {
+/** An instance: read and write budgets of `budgetMs`, short by default (the pause exhausts them). */
+function instance(prefix, n, budgetMs = 200) {
   return createUseCacheHandler({
     redisUrl: redis.url,
     prefix,
     deploymentId: 'd1',
     leases: false,
-    readTimeoutMs: 200,
-    writeTimeoutMs: 200,
+    readTimeoutMs: budgetMs,
+    writeTimeoutMs: budgetMs,
     // The breaker stays closed: the queued revalidation failed by a timeout only.
     breakerFailures: 1000,
     connectTimeoutMs: 3_000 + n,
@@ -57,12 +58,24 @@ async function updates(prefix) {
   return Number((await raw.hGet(key, 'ver')) ?? 0)
 }
 
+/**
+ * Set-up no budget of the instance under test can fail: an instance of `prefix` with long
+ * budgets pulls and revalidates first (Redis loads both scripts, and the tag state exists),
+ * then is closed, so that the test's close() has only the instance under test to close.
+ */
+async function warmed(prefix, n) {
+  const w = instance(prefix, n, 10_000)
+  await w.refreshTags()
+  await w.updateTags([`${prefix}-warm`])
+  await close()
+}
+
 test('close() sends a queued revalidation once more, not twice', async () => {
-  const a = instance('races1', 1)
-  await a.refreshTags()
   // Loads the update script: the command abandoned below runs once Redis resumes (a NOSCRIPT
   // reply would leave it unrun, and its EVAL fallback is never sent).
-  await a.updateTags(['races-warm'])
+  await warmed('races1', 11)
+  const a = instance('races1', 1)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
   const before = await updates('races1')
   process.kill(redis.pid, 'SIGSTOP')
   let lines
@@ -97,8 +110,9 @@ test('close() sends a queued revalidation once more, not twice', async () => {
 })
 
 test('a second close() waits for the first one', async () => {
+  await warmed('races2', 12)
   const a = instance('races2', 2)
-  await a.refreshTags()
+  await settled(stats, 'refreshTags', () => a.refreshTags())
   process.kill(redis.pid, 'SIGSTOP')
   let first
   try {

@@ -356,6 +356,81 @@ describe('fleetcache seed', () => {
     }
   })
 
+  // The release is the seeded build's (diagnostics/framework.json): the `next` the working
+  // directory resolves may be another one, or none; the namespace line shows what the seed
+  // derived from it ('use cache' keys under the release from 16.4.0 on, docs/decisions/0024).
+  test("the release is the seeded build's, not the one the working directory resolves", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-seed-release-'))
+    try {
+      /** A durable Turbopack build by Next `version`, in `<root>/<name>/.next`. */
+      const build = (name, version) => {
+        const d = path.join(root, name, '.next')
+        writeBuild(d, Date.now() - 60_000)
+        fs.mkdirSync(path.join(d, 'diagnostics'), { recursive: true })
+        fs.writeFileSync(
+          path.join(d, 'diagnostics', 'framework.json'),
+          JSON.stringify({ name: 'Next.js', version }),
+        )
+        fs.writeFileSync(
+          path.join(d, 'required-server-files.json'),
+          JSON.stringify({
+            version: 1,
+            config: { experimental: { durableUseCacheEntries: true } },
+          }),
+        )
+        return d
+      }
+      /** A directory whose `next` is `version` (none when undefined). */
+      const cwd = (name, version) => {
+        const d = path.join(root, name)
+        fs.mkdirSync(d, { recursive: true })
+        if (version !== undefined) {
+          fs.mkdirSync(path.join(d, 'node_modules', 'next'), { recursive: true })
+          fs.writeFileSync(
+            path.join(d, 'node_modules', 'next', 'package.json'),
+            JSON.stringify({ name: 'next', version }),
+          )
+        }
+        return d
+      }
+      const base = Object.fromEntries(
+        Object.entries(process.env).filter(
+          ([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k),
+        ),
+      )
+      const env = { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX }
+      const namespaceLine = async (dir, target) => {
+        // Each run stores the page (none is kept from the last one).
+        await redis.command('FLUSHALL')
+        const r = await run(process.execPath, [CLI, 'seed', target], {
+          cwd: dir,
+          env,
+          timeout: 60_000,
+        })
+        assert.match(r.stdout, /^seeded 1 prerendered route for deployment b1\n$/)
+        const line = r.stderr.split('\n').find((l) => l.includes('] namespace '))
+        assert.ok(line, `a namespace line in:\n${r.stderr}`)
+        return line
+      }
+      const by165 = build('built-16.5.0', '16.5.0')
+      const by163 = build('built-16.3.8', '16.3.8')
+      // The release's segment, whatever the working directory resolves.
+      const under165 = new RegExp(`'use cache' entries under ${PREFIX}:next-16\\.5\\.0 `)
+      assert.match(await namespaceLine(cwd('older', '16.4.6'), by165), under165)
+      assert.match(await namespaceLine(cwd('newer', '16.6.0'), by165), under165)
+      // fleetcache's own directory resolves no `next` either (an optional peer dependency).
+      assert.match(await namespaceLine(cwd('none', undefined), by165), under165)
+      // Before 16.4.0 the setting does not exist: the build's entries stay under the
+      // deployment, though the working directory's release would key them durably.
+      assert.doesNotMatch(
+        await namespaceLine(cwd('newer', '16.6.0'), by163),
+        /'use cache' entries under /,
+      )
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  })
+
   test('counts the CLI prints are singular for one and plural otherwise', async () => {
     writeBuild(dist, Date.now() - 60_000)
     await redis.command('FLUSHALL')

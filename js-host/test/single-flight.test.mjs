@@ -22,6 +22,7 @@ import {
   APP_PAGE_CTX,
   appPage,
   assertServedStale,
+  commandMonitor,
   inWorkUnit,
   now,
   onDemand,
@@ -38,13 +39,17 @@ let redis
 let logDir
 let seq = 0
 
+let monitor
+
 before(async () => {
   logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-sf-'))
   redis = await startTestRedis({ logDir })
+  monitor = await commandMonitor(redis)
 })
 
 after(async () => {
   await close()
+  monitor?.close()
   await redis?.stop()
 })
 
@@ -105,14 +110,14 @@ async function followersWaiting(before, n, lease) {
   })
 }
 
-/** GETs served so far, summed over the masters of a cluster. */
-async function getCalls() {
-  let calls = 0
-  for (const info of await redis.eachNode('INFO', 'commandstats')) {
-    calls += Number(/cmdstat_get:calls=(\d+)/.exec(info)?.[1] ?? 0)
-  }
-  return calls
-}
+/** Options of an instance whose commands `getCalls` counts apart (its own ACL user). */
+const counted = async () => ({ redisUrl: (await monitor.user()).redisUrl })
+
+/**
+ * GETs the instance of `opts` (`counted()`) has sent so far, over every node of a cluster:
+ * neither another instance's nor those a script runs in Redis (`redis.call('GET')`).
+ */
+const getCalls = (opts) => monitor.sent(new URL(opts.redisUrl).username, 'get')
 
 describe("'use cache': leases", () => {
   test('on a miss one instance regenerates; the others wait for its write and return it', async () => {
@@ -540,15 +545,17 @@ describe('singular handler: leases', () => {
 
 describe('in-process tier', () => {
   test('hits without Redis, honours revalidations from other instances, and coalesces reads', async () => {
-    const [A, B] = [useCache(), useCache()]
+    const bOpts = await counted()
+    const [A, B] = [useCache(), useCache(bOpts)]
     await A.set('tier-1', Promise.resolve(entry('tiered')))
     await B.refreshTags()
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
     // Gone from Redis: B still has it in memory, and serves it without a GET.
     await redis.command('DEL', engine.entryKey(wasm.Interface.useCache('default'), 'tier-1'))
-    const before = await getCalls()
+    const before = await getCalls(bOpts)
+    assert.ok(before > 0, "B's own GETs are counted")
     assert.equal(await text((await B.get('tier-1', [])).value), 'tiered')
-    assert.equal(await getCalls(), before, 'a tier hit sends no GET')
+    assert.equal(await getCalls(bOpts), before, 'a tier hit sends no GET')
     // A revalidation on A reaches B's tier through the tag mirror.
     await A.updateTags(['sf'])
     await B.refreshTags()
@@ -557,19 +564,15 @@ describe('in-process tier', () => {
     // Concurrent reads of one key in one process share one GET. Its tag state loaded first:
     // reads of a handler that never pulled it wait for a pull, the first caller's or the one
     // queued behind it, and those waiting on different pulls reach Redis apart.
-    const C = useCache({ leases: false })
+    const cOpts = await counted()
+    const C = useCache({ leases: false, ...cOpts })
     await A.set('tier-2', Promise.resolve(entry('shared')))
     // C's tag state loaded: a read of another key sends no tag pull. One refreshTags may leave
     // it loading (a pull that timed out on a loaded machine, or a state of many pages), and
     // then the ten reads below would wait on two pulls and reach Redis apart (bounded).
     const pulls = async () => {
-      let n = 0
-      for (const info of await redis.eachNode('INFO', 'commandstats')) {
-        for (const c of ['evalsha', 'eval']) {
-          n += Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(String(info))?.[1] ?? 0)
-        }
-      }
-      return n
+      const user = new URL(cOpts.redisUrl).username
+      return (await monitor.sent(user, 'evalsha')) + (await monitor.sent(user, 'eval'))
     }
     let loaded = false
     for (let i = 0; i < 20 && !loaded; i++) {
@@ -579,10 +582,10 @@ describe('in-process tier', () => {
       loaded = (await pulls()) === before
     }
     assert.ok(loaded, "C's tag state never loaded")
-    const start = await getCalls()
+    const start = await getCalls(cOpts)
     const all = await Promise.all(Array.from({ length: 10 }, () => C.get('tier-2', [])))
     assert.ok(all.every((e) => e !== undefined))
-    assert.equal((await getCalls()) - start, 1, 'one GET for ten readers')
+    assert.equal((await getCalls(cOpts)) - start, 1, 'one GET for ten readers')
   })
 
   test('Pages ISR values are never served from the tier while Redis answers: an on-demand re-render elsewhere is seen at once', async () => {

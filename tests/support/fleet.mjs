@@ -119,7 +119,9 @@ function readJson(file) {
 }
 
 // Newest mtime among the app's own files (not node_modules, not build output or generated files).
-function newestSourceMtime(dir = appDir) {
+// The newest file of the app's own sources (build outputs and node_modules left out): what a
+// build of the app is made again after.
+export function newestSourceMtime(dir = appDir) {
   let newest = 0
   let newestFile = null
   const skip = new Set([
@@ -127,6 +129,8 @@ function newestSourceMtime(dir = appDir) {
     '.next',
     '.next-standalone',
     '.next-default',
+    // bench/page-cost.mjs's floor build: an output, not a source of the app.
+    '.next-floor',
     ADAPTER_DIST_DIR,
     BUILD_PHASE_DIST_DIR,
     'next-env.d.ts',

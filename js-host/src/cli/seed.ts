@@ -26,6 +26,7 @@ import { resolveOptions } from '../config'
 import type { CacheControl, IncrementalSetContext } from '../incremental-handler'
 import { encodeIncrementalEnvelope } from '../incremental-envelope'
 import { describe } from '../log'
+import { builtWithNext } from '../next-build-files'
 import { close, runtimeFor } from '../runtime'
 import { sendWithValue } from '../store'
 import type { IncrementalValue } from '../value-codec'
@@ -85,19 +86,6 @@ export function olderThan(version: string, than: string): boolean {
   if (a === undefined || b === undefined) return false
   for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return (a[i] ?? 0) < (b[i] ?? 0)
   return false
-}
-
-/** The Next release that built `distDir`, from `diagnostics/framework.json`; undefined if unknown. */
-export function builtWithNext(distDir: string): string | undefined {
-  try {
-    const f = JSON.parse(readFileSync(join(distDir, 'diagnostics', 'framework.json'), 'utf8')) as {
-      name?: unknown
-      version?: unknown
-    }
-    return typeof f.version === 'string' && versionTriple(f.version) ? f.version : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /** The pathname of a `normalizePagePath` key: `/index` is `/`, `/index/x` is `/x`. */
