@@ -56,6 +56,30 @@ export function isBuildPhase(env: Env = process.env): boolean {
   return env.NEXT_PHASE === 'phase-production-build'
 }
 
+/**
+ * Whether this process is a development server (`next dev`, or a custom server created with
+ * `next({ dev: true })`): Next sets `__NEXT_DEV_SERVER` there from 16.5 (not in 16.0), and
+ * `next dev` sets `NODE_ENV=development` unless the shell already set `NODE_ENV` (every 16.x).
+ * A build is never one, whatever `NODE_ENV` says.
+ */
+export function isDevServer(env: Env = process.env): boolean {
+  if (isBuildPhase(env)) return false
+  return env.__NEXT_DEV_SERVER === '1' || env.NODE_ENV === 'development'
+}
+
+/**
+ * Why this process keeps its entries in memory whatever the settings say, or undefined when it
+ * uses the Redis it is given. A `next build` worker: nothing it renders would land under a
+ * namespace a server reads (docs/decisions/0022). A development server: its entries are made by
+ * code being edited, its `.next/BUILD_ID` (when there is one) is a production build's, and a
+ * `revalidateTag` in it would reach every deployment on that Redis.
+ */
+export function localOnlyPhase(env: Env = process.env): 'next build' | 'next dev' | undefined {
+  if (isBuildPhase(env)) return 'next build'
+  if (isDevServer(env)) return 'next dev'
+  return undefined
+}
+
 /** The contents of the PEM file a variable names, or undefined when it is unset. */
 function pemFile(env: Env, name: string): string | undefined {
   const file = env[name]

@@ -195,6 +195,17 @@ describe('fleetcache seed', () => {
     assert.equal(Number(await redis.command('DBSIZE')), 0)
   })
 
+  // The handlers keep to the process in a development server, which `NODE_ENV=development`
+  // signals on its own (docs/configuration.md); a shell that exports it must not turn the CLI's
+  // writes into writes to nowhere.
+  test('a shell with NODE_ENV=development still seeds Redis', async () => {
+    await redis.command('FLUSHALL')
+    writeBuild(dist, Date.now() - 60_000)
+    const r = JSON.parse((await runSeed(undefined, { NODE_ENV: 'development' })).stdout)
+    assert.equal(r.written, 1, JSON.stringify(r))
+    assert.equal(Number(await redis.command('DBSIZE')) > 0, true)
+  })
+
   test('the namespace line names where the deployment id came from', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const from = async (args, env) => {
