@@ -58,9 +58,9 @@ export function isBuildPhase(env: Env = process.env): boolean {
 
 /**
  * Whether this process is a development server (`next dev`, or a custom server created with
- * `next({ dev: true })`): Next sets `__NEXT_DEV_SERVER` there from 16.5 (not in 16.0), and
- * `next dev` sets `NODE_ENV=development` unless the shell already set `NODE_ENV` (every 16.x).
- * A build is never one, whatever `NODE_ENV` says.
+ * `next({ dev: true })`): Next sets `__NEXT_DEV_SERVER` there (16.4.6 and 16.5.0 do, 16.0.0 does
+ * not), and `next dev` sets `NODE_ENV=development` unless the shell already set `NODE_ENV`
+ * (every 16.x). A build is never one, whatever `NODE_ENV` says.
  */
 export function isDevServer(env: Env = process.env): boolean {
   if (isBuildPhase(env)) return false
@@ -72,11 +72,16 @@ export function isDevServer(env: Env = process.env): boolean {
  * uses the Redis it is given. A `next build` worker: nothing it renders would land under a
  * namespace a server reads (docs/decisions/0022). A development server: its entries are made by
  * code being edited, its `.next/BUILD_ID` (when there is one) is a production build's, and a
- * `revalidateTag` in it would reach every deployment on that Redis.
+ * `revalidateTag` in it would reach every deployment on that Redis. The value names the phase
+ * in the start line; a development server known only by `NODE_ENV` says so, for the `next
+ * start` whose shell exported `NODE_ENV=development`.
  */
-export function localOnlyPhase(env: Env = process.env): 'next build' | 'next dev' | undefined {
+export function localOnlyPhase(
+  env: Env = process.env,
+): 'next build' | 'next dev' | 'next dev (NODE_ENV=development)' | undefined {
   if (isBuildPhase(env)) return 'next build'
-  if (isDevServer(env)) return 'next dev'
+  if (env.__NEXT_DEV_SERVER === '1') return 'next dev'
+  if (isDevServer(env)) return 'next dev (NODE_ENV=development)'
   return undefined
 }
 

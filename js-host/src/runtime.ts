@@ -303,8 +303,8 @@ export function runtimeFor(
   log.info(
     build
       ? `next build: in-process store, Redis is not used during a build${given.redisUrl === undefined ? '' : ' (REDIS_URL is read by the server at start)'}`
-      : phase === 'next dev'
-        ? `next dev: in-process store, Redis is not used by a development server${given.redisUrl === undefined ? '' : ' (next start uses REDIS_URL)'}`
+      : phase !== undefined
+        ? `${phase}: in-process store, Redis is not used by a development server${given.redisUrl === undefined ? '' : ` (next start uses ${given.givenInCode ? 'redisUrl' : 'REDIS_URL'})`}`
         : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource})${engine.useCacheSegment === engine.deployment ? '' : `, 'use cache' entries under ${engine.prefix}:${engine.useCacheSegment} (experimental.durableUseCacheEntries)`}, store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
   if (durable && role === 'server') logKeyEnvVars(log, options.uniformEnvVars)

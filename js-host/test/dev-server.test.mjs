@@ -1,9 +1,9 @@
 // Under a development server (`next dev`) the handlers keep their entries in the process and
-// open no Redis connection, with one line that says so (env-options.ts, `localOnlyPhase`). Each
-// case runs the two modules a Next server loads (fleetcache/use-cache, fleetcache/incremental)
-// in a child process with REDIS_URL pointing at a real redis-server, as `next dev` would with a
-// `.env` that names the production Redis; the same script without the dev signals is the
-// control that writes there.
+// open no Redis connection, with one line that says so (env-options.ts, `localOnlyPhase`). The
+// cases run the two modules a Next server loads (fleetcache/use-cache, fleetcache/incremental),
+// or handlers configured in code, in a child process with the URL of a real redis-server, as
+// `next dev` would with a `.env` that names the production Redis; the same script without the
+// dev signals is the control that writes there.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -44,14 +44,38 @@ async function main() {
 main().catch((err) => { console.error(err); process.exit(1) })
 `
 
-/** Runs SCRIPT with `env` added to a clean environment; resolves with its exit and output. */
-function runScript(env) {
+// The handlers a user configures in code (README, "configure in code"), with the URL in code.
+const CODE_SCRIPT = `
+const { createUseCacheHandler, createIncrementalCacheHandler, close } = require(${JSON.stringify(path.join(dist, 'index.js'))})
+async function main() {
+  const useCache = createUseCacheHandler({ redisUrl: process.env.TEST_REDIS_URL })
+  const payload = Buffer.from('dev entry')
+  await useCache.set('["dev","code",[]]', Promise.resolve({
+    value: new ReadableStream({ start(c) { c.enqueue(payload); c.close() } }),
+    tags: ['dev-tag'], stale: 30, timestamp: Date.now(), expire: 3600, revalidate: 900,
+  }))
+  const got = await useCache.get('["dev","code",[]]', [])
+  const Incremental = createIncrementalCacheHandler({ redisUrl: process.env.TEST_REDIS_URL })
+  const h = new Incremental()
+  await h.set('/dev-route', { kind: 'APP_ROUTE', body: Buffer.from('route'), status: 200, headers: {} }, {
+    kind: 'APP_ROUTE', isRoutePPREnabled: false, isFallback: false,
+    cacheControl: { revalidate: 60, expire: 3600 },
+  })
+  const inc = await h.get('/dev-route', { kind: 'APP_ROUTE', isRoutePPREnabled: false, isFallback: false })
+  await close()
+  console.log(JSON.stringify({ useCacheHit: got !== undefined, incrementalHit: inc !== null }))
+}
+main().catch((err) => { console.error(err); process.exit(1) })
+`
+
+/** Runs `script` with `env` added to a clean environment; resolves with its exit and output. */
+function runScript(env, script = SCRIPT) {
   const clean = {}
   for (const [k, v] of Object.entries(process.env)) {
     if (!/^(REDIS_URL|FLEETCACHE_.*|NEXT_PHASE|NODE_ENV|__NEXT_DEV_SERVER)$/.test(k)) clean[k] = v
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', SCRIPT], { env: { ...clean, ...env } })
+    const child = spawn(process.execPath, ['-e', script], { env: { ...clean, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -89,9 +113,17 @@ describe('under a development server', () => {
     return { keys, clients }
   }
 
-  for (const [what, env] of [
-    ['next dev (16.5 on: __NEXT_DEV_SERVER)', { __NEXT_DEV_SERVER: '1', NODE_ENV: 'development' }],
-    ['next dev (16.0: NODE_ENV=development only)', { NODE_ENV: 'development' }],
+  for (const [what, env, phase] of [
+    [
+      'next dev (16.4.6, 16.5.0: __NEXT_DEV_SERVER)',
+      { __NEXT_DEV_SERVER: '1', NODE_ENV: 'development' },
+      'next dev',
+    ],
+    [
+      'next dev (16.0.0: NODE_ENV=development only)',
+      { NODE_ENV: 'development' },
+      'next dev (NODE_ENV=development)',
+    ],
   ]) {
     test(`${what}: in-process entries, no Redis connection, one line that says so`, async () => {
       await redis.command('FLUSHALL')
@@ -106,13 +138,30 @@ describe('under a development server', () => {
       assert.deepEqual(
         lines,
         [
-          '[fleetcache] next dev: in-process store, Redis is not used by a development server (next start uses REDIS_URL)',
+          `[fleetcache] ${phase}: in-process store, Redis is not used by a development server (next start uses REDIS_URL)`,
         ],
         `${r.stdout}${r.stderr}`,
       )
       assert.deepEqual(await redisState(), { keys: [], clients: [] })
     })
   }
+
+  test('a redisUrl given in code is not used either, and the line names it', async () => {
+    await redis.command('FLUSHALL')
+    const r = await runScript(
+      { __NEXT_DEV_SERVER: '1', NODE_ENV: 'development', TEST_REDIS_URL: redis.url },
+      CODE_SCRIPT,
+    )
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()), {
+      useCacheHit: true,
+      incrementalHit: true,
+    })
+    assert.deepEqual(fleetcacheLines(r), [
+      '[fleetcache] next dev: in-process store, Redis is not used by a development server (next start uses redisUrl)',
+    ])
+    assert.deepEqual(await redisState(), { keys: [], clients: [] })
+  })
 
   test('an invalid setting still stops a development server, with the variable named', async () => {
     const r = await runScript({
