@@ -227,6 +227,9 @@ describe('fleetcache e2e: installed by pnpm', () => {
       const first = await value(A, 'shared')
       const keys = await redis.command('KEYS', `${namespace}:uc-default:*`)
       assert.ok(keys.length >= 2, `'use cache' entries under ${namespace}: ${keys.join(', ')}`)
+      // The singular handler (loaded on the first request) stored /cached's prerendered shell.
+      const pages = await redis.command('KEYS', `${namespace}:inc:*`)
+      assert.ok(pages.length >= 1, `no cacheHandler entry under ${namespace}`)
       // S never ran getValue('shared'): the same id is A's entry, read from Redis.
       assert.deepEqual(await value(S, 'shared'), first)
       const expired = await S.request('/api/expire', { method: 'POST' })
