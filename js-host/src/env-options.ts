@@ -57,14 +57,15 @@ export function isBuildPhase(env: Env = process.env): boolean {
 }
 
 /**
- * Whether this process is a development server (`next dev`, or a custom server created with
- * `next({ dev: true })`): Next sets `__NEXT_DEV_SERVER` there (16.4.6 and 16.5.0 do, 16.0.0 does
- * not), and `next dev` sets `NODE_ENV=development` unless the shell already set `NODE_ENV`
- * (every 16.x). A build is never one, whatever `NODE_ENV` says.
+ * Whether this process is the server `next dev` runs: `next dev` forks it with
+ * `NEXT_PRIVATE_WORKER=1` (every 16.x), and 16.4.6 and later also set `__NEXT_DEV_SERVER=1`.
+ * `NODE_ENV` is not asked: `next start` keeps a `NODE_ENV=development` its shell exported, and a
+ * production server must not leave the fleet over it. A custom server made with
+ * `next({ dev: true })` sets neither and is not recognised. A build is never one.
  */
 export function isDevServer(env: Env = process.env): boolean {
   if (isBuildPhase(env)) return false
-  return env.__NEXT_DEV_SERVER === '1' || env.NODE_ENV === 'development'
+  return env.__NEXT_DEV_SERVER === '1' || env.NEXT_PRIVATE_WORKER === '1'
 }
 
 /**
@@ -73,15 +74,11 @@ export function isDevServer(env: Env = process.env): boolean {
  * namespace a server reads (docs/decisions/0022). A development server: its entries are made by
  * code being edited, its `.next/BUILD_ID` (when there is one) is a production build's, and a
  * `revalidateTag` in it would reach every deployment on that Redis. The value names the phase
- * in the start line; a development server known only by `NODE_ENV` says so, for the `next
- * start` whose shell exported `NODE_ENV=development`.
+ * in the start line.
  */
-export function localOnlyPhase(
-  env: Env = process.env,
-): 'next build' | 'next dev' | 'next dev (NODE_ENV=development)' | undefined {
+export function localOnlyPhase(env: Env = process.env): 'next build' | 'next dev' | undefined {
   if (isBuildPhase(env)) return 'next build'
-  if (env.__NEXT_DEV_SERVER === '1') return 'next dev'
-  if (isDevServer(env)) return 'next dev (NODE_ENV=development)'
+  if (isDevServer(env)) return 'next dev'
   return undefined
 }
 

@@ -217,7 +217,7 @@ export function runtimeFor(
   role: RuntimeRole = 'server',
   buildDir?: string,
 ): Runtime {
-  // `fleetcache seed` writes to the Redis it is given, whatever NODE_ENV its shell exports.
+  // `fleetcache seed` writes to the Redis it is given, even when run from a `next dev` shell.
   const phase = role === 'server' ? localOnlyPhase() : undefined
   const build = phase === 'next build'
   const options = forThisProcess(given, phase)

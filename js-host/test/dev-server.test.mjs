@@ -72,7 +72,12 @@ main().catch((err) => { console.error(err); process.exit(1) })
 function runScript(env, script = SCRIPT) {
   const clean = {}
   for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(REDIS_URL|FLEETCACHE_.*|NEXT_PHASE|NODE_ENV|__NEXT_DEV_SERVER)$/.test(k)) clean[k] = v
+    if (
+      !/^(REDIS_URL|FLEETCACHE_.*|NEXT_PHASE|NODE_ENV|__NEXT_DEV_SERVER|NEXT_PRIVATE_WORKER)$/.test(
+        k,
+      )
+    )
+      clean[k] = v
   }
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', script], { env: { ...clean, ...env } })
@@ -115,14 +120,14 @@ describe('under a development server', () => {
 
   for (const [what, env, phase] of [
     [
-      'next dev (16.4.6, 16.5.0: __NEXT_DEV_SERVER)',
-      { __NEXT_DEV_SERVER: '1', NODE_ENV: 'development' },
+      'next dev (16.4.6, 16.5.0: __NEXT_DEV_SERVER and NEXT_PRIVATE_WORKER)',
+      { __NEXT_DEV_SERVER: '1', NEXT_PRIVATE_WORKER: '1', NODE_ENV: 'development' },
       'next dev',
     ],
     [
-      'next dev (16.0.0: NODE_ENV=development only)',
-      { NODE_ENV: 'development' },
-      'next dev (NODE_ENV=development)',
+      'next dev (16.0.0: NEXT_PRIVATE_WORKER only)',
+      { NEXT_PRIVATE_WORKER: '1', NODE_ENV: 'development' },
+      'next dev',
     ],
   ]) {
     test(`${what}: in-process entries, no Redis connection, one line that says so`, async () => {
@@ -176,24 +181,28 @@ describe('under a development server', () => {
     ])
   })
 
-  test('the control: the same script under next start writes to Redis', async () => {
-    await redis.command('FLUSHALL')
-    const r = await runScript({ REDIS_URL: redis.url, NODE_ENV: 'production' })
-    assert.equal(r.code, 0, r.stderr)
-    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()), {
-      useCacheHit: true,
-      incrementalHit: true,
+  // `next start` keeps a NODE_ENV its shell exported (Next warns about it): such a production
+  // server stays in the fleet.
+  for (const nodeEnv of ['production', 'development']) {
+    test(`the control: the same script under next start (NODE_ENV=${nodeEnv}) writes to Redis`, async () => {
+      await redis.command('FLUSHALL')
+      const r = await runScript({ REDIS_URL: redis.url, NODE_ENV: nodeEnv })
+      assert.equal(r.code, 0, r.stderr)
+      assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()), {
+        useCacheHit: true,
+        incrementalHit: true,
+      })
+      const lines = fleetcacheLines(r)
+      assert.equal(lines.length, 1, lines.join('\n'))
+      assert.match(lines[0], /^\[fleetcache\] namespace fleetcache:default \(deployment from none/)
+      const { keys } = await redisState()
+      assert.ok(
+        keys.some((k) => /^fleetcache:default:uc-default:/.test(k)) &&
+          keys.some((k) => /^fleetcache:default:inc:/.test(k)),
+        `keys: ${keys.join(', ')}`,
+      )
     })
-    const lines = fleetcacheLines(r)
-    assert.equal(lines.length, 1, lines.join('\n'))
-    assert.match(lines[0], /^\[fleetcache\] namespace fleetcache:default \(deployment from none/)
-    const { keys } = await redisState()
-    assert.ok(
-      keys.some((k) => /^fleetcache:default:uc-default:/.test(k)) &&
-        keys.some((k) => /^fleetcache:default:inc:/.test(k)),
-      `keys: ${keys.join(', ')}`,
-    )
-  })
+  }
 
   test('a build stays in-process even with NODE_ENV=development, and says it is a build', async () => {
     await redis.command('FLUSHALL')
