@@ -199,7 +199,7 @@ test-node-lts: pack ## the JS unit suite on the current Node.js LTS (24) too: pa
 
 # publint and @arethetypeswrong/cli are pinned in tests/package (its own lockfile, installed by
 # scripts/setup.sh); the rules ignored on purpose are named, with reasons, in tests/package/run.mjs.
-test-package: setup pack ## the tarball as a user gets it: publint, attw, a fresh project importing every entry point (CJS, ESM, TypeScript)
+test-package: setup pack ## the tarball as a user gets it: publint, attw, a fresh project importing every entry point (CJS, ESM, TypeScript), and one installed by pnpm
 	node tests/package/run.mjs
 
 test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster

@@ -20,7 +20,13 @@ export type {
   TlsOptions,
   TransportOptions,
 } from './options'
-export { isBuildPhase, optionsFromEnv, transportOptionsFromEnv } from './env-options'
+export {
+  isBuildPhase,
+  isDevServer,
+  localOnlyPhase,
+  optionsFromEnv,
+  transportOptionsFromEnv,
+} from './env-options'
 export {
   durableUseCacheEntries,
   durableUseCacheEntriesIn,

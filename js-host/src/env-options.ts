@@ -56,6 +56,32 @@ export function isBuildPhase(env: Env = process.env): boolean {
   return env.NEXT_PHASE === 'phase-production-build'
 }
 
+/**
+ * Whether this process is the server `next dev` runs: `next dev` forks it with
+ * `NEXT_PRIVATE_WORKER=1` (every 16.x), and 16.4.6 and later also set `__NEXT_DEV_SERVER=1`.
+ * `NODE_ENV` is not asked: `next start` keeps a `NODE_ENV=development` its shell exported, and a
+ * production server must not leave the fleet over it. A custom server made with
+ * `next({ dev: true })` sets neither and is not recognised. A build is never one.
+ */
+export function isDevServer(env: Env = process.env): boolean {
+  if (isBuildPhase(env)) return false
+  return env.__NEXT_DEV_SERVER === '1' || env.NEXT_PRIVATE_WORKER === '1'
+}
+
+/**
+ * Why this process keeps its entries in memory whatever the settings say, or undefined when it
+ * uses the Redis it is given. A `next build` worker: nothing it renders would land under a
+ * namespace a server reads (docs/decisions/0022). A development server: its entries are made by
+ * code being edited, its `.next/BUILD_ID` (when there is one) is a production build's, and a
+ * `revalidateTag` in it would reach every deployment on that Redis. The value names the phase
+ * in the start line.
+ */
+export function localOnlyPhase(env: Env = process.env): 'next build' | 'next dev' | undefined {
+  if (isBuildPhase(env)) return 'next build'
+  if (isDevServer(env)) return 'next dev'
+  return undefined
+}
+
 /** The contents of the PEM file a variable names, or undefined when it is unset. */
 function pemFile(env: Env, name: string): string | undefined {
   const file = env[name]

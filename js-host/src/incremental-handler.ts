@@ -1,5 +1,6 @@
 import { currentTurn, now } from './clock'
 import {
+  localOnlyPhase,
   optionsFromEnv,
   resolveOptions,
   type FleetcacheOptions,
@@ -158,11 +159,6 @@ export type IncrementalCacheHandlerOptions = FleetcacheOptions
 
 /** The singular handler's key space (segment `inc`), a typed value: never a handler name. */
 const IFACE = wasm.Interface.incremental()
-
-/** Whether this process is a `next build` worker (NEXT_PHASE is unset under `next start`). */
-function isBuildPhase(): boolean {
-  return process.env.NEXT_PHASE === 'phase-production-build'
-}
 
 function uniq(tags: Iterable<string>): string[] {
   return [...new Set(tags)]
@@ -582,9 +578,9 @@ function isOnDemandRevalidation(ctx: unknown): boolean {
   return typeof v === 'string' ? v !== '' : Array.isArray(v) && v.length > 0
 }
 
-/** Options for the build phase: no Redis (see docs/decisions/0006). */
+/** Options for the build phase and a development server: no Redis (see docs/decisions/0006). */
 function forPhase(resolved: ResolvedOptions): ResolvedOptions {
-  return isBuildPhase() && resolved.redisUrl !== undefined
+  return localOnlyPhase() !== undefined && resolved.redisUrl !== undefined
     ? { ...resolved, redisUrl: undefined }
     : resolved
 }

@@ -1,7 +1,7 @@
 import {
   durableUseCacheEntries,
   durableUseCacheEntriesIn,
-  isBuildPhase,
+  localOnlyPhase,
   useCacheKeyEnvVars,
   type ResolvedOptions,
 } from './config'
@@ -53,10 +53,13 @@ function registry(): Registry {
  * The options as this process uses them: a `next build` worker never talks to Redis, whichever
  * handler asks (docs/decisions/0022). Its entries stay in the process, so nothing a build
  * renders lands under a namespace (the build's own deployment id does not exist yet while it
- * runs) that no server reads.
+ * runs) that no server reads. Nor does a development server (`localOnlyPhase`).
  */
-function forThisProcess(options: ResolvedOptions): ResolvedOptions {
-  return isBuildPhase() && options.redisUrl !== undefined
+function forThisProcess(
+  options: ResolvedOptions,
+  phase: ReturnType<typeof localOnlyPhase>,
+): ResolvedOptions {
+  return phase !== undefined && options.redisUrl !== undefined
     ? { ...options, redisUrl: undefined }
     : options
 }
@@ -216,8 +219,10 @@ export function runtimeFor(
   role: RuntimeRole = 'server',
   buildDir?: string,
 ): Runtime {
-  const build = isBuildPhase()
-  const options = forThisProcess(given)
+  // `fleetcache seed` writes to the Redis it is given, even when run from a `next dev` shell.
+  const phase = role === 'server' ? localOnlyPhase() : undefined
+  const build = phase === 'next build'
+  const options = forThisProcess(given, phase)
   // A build directory decides the release and the 'use cache' keys: one runtime per build.
   const id = buildDir === undefined ? JSON.stringify(options) : JSON.stringify([options, buildDir])
   const existing = registry().get(id)
@@ -230,14 +235,14 @@ export function runtimeFor(
   if (next !== null && next.release === undefined)
     log.warn(`next ${next.version}: version not understood, judged like the newest release`)
   const durable =
-    !build &&
+    phase === undefined &&
     (buildDir === undefined ? durableUseCacheEntries() : durableUseCacheEntriesIn(buildDir))
   const engine = new wasm.Engine({
     ...options.engine,
     ...(next?.release === undefined ? {} : { nextRelease: next.release }),
     // Next keys durable 'use cache' entries by code hash and release, not by build: the core
     // then stores them where the next deployment finds them.
-    ...(build ? {} : { durableUseCache: durable }),
+    ...(phase === undefined ? { durableUseCache: durable } : {}),
     // Without it the read machines write no debug line: the logger would drop them.
     debug: options.debug,
   })
@@ -269,7 +274,7 @@ export function runtimeFor(
     transport === undefined
       ? new MemoryStore(engine)
       : new RedisStore(transport, engine, options.engine.memoryBytes ?? coreDefaults().memoryBytes)
-  if (transport === undefined && !build) {
+  if (transport === undefined && phase === undefined) {
     log.warn(
       options.givenInCode
         ? 'no redisUrl in the options given in code (the environment, REDIS_URL included, is not read then): using an in-process store, so this instance shares nothing with the rest of the fleet'
@@ -303,7 +308,9 @@ export function runtimeFor(
   log.info(
     build
       ? `next build: in-process store, Redis is not used during a build${given.redisUrl === undefined ? '' : ' (REDIS_URL is read by the server at start)'}`
-      : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource})${engine.useCacheSegment === engine.deployment ? '' : `, 'use cache' entries under ${engine.prefix}:${engine.useCacheSegment} (experimental.durableUseCacheEntries)`}, store ${describeMode(options)}${describeStore(options.redisUrl)}`,
+      : phase !== undefined
+        ? `${phase}: in-process store, Redis is not used by a development server${given.redisUrl === undefined ? '' : ` (next start uses ${given.givenInCode ? 'redisUrl' : 'REDIS_URL'})`}`
+        : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource})${engine.useCacheSegment === engine.deployment ? '' : `, 'use cache' entries under ${engine.prefix}:${engine.useCacheSegment} (experimental.durableUseCacheEntries)`}, store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
   if (durable && role === 'server') logKeyEnvVars(log, options.uniformEnvVars)
   registry().set(id, runtime)

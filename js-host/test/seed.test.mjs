@@ -195,6 +195,18 @@ describe('fleetcache seed', () => {
     assert.equal(Number(await redis.command('DBSIZE')), 0)
   })
 
+  // The handlers keep to the process in a development server, which `next dev` marks in its
+  // server's environment (docs/configuration.md); a seed run from that environment must not turn
+  // the CLI's writes into writes to nowhere.
+  test('a shell with the variables next dev sets still seeds Redis', async () => {
+    await redis.command('FLUSHALL')
+    writeBuild(dist, Date.now() - 60_000)
+    const env = { NODE_ENV: 'development', NEXT_PRIVATE_WORKER: '1', __NEXT_DEV_SERVER: '1' }
+    const r = JSON.parse((await runSeed(undefined, env)).stdout)
+    assert.equal(r.written, 1, JSON.stringify(r))
+    assert.equal(Number(await redis.command('DBSIZE')) > 0, true)
+  })
+
   test('the namespace line names where the deployment id came from', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const from = async (args, env) => {

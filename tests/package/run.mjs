@@ -8,7 +8,9 @@
 // - a fresh project in a temp dir installs the tarball from its path (its dependencies come
 //   from the npm registry) and uses every entry point from CommonJS, ESM and the `fleetcache`
 //   bin, and TypeScript checks them with `module: node16`, `nodenext` and `bundler` resolution,
-//   and with the `workerd` condition.
+//   and with the `workerd` condition;
+// - the same installed by pnpm (isolated node_modules): every entry point from CommonJS and ESM,
+//   and withFleetcache's handler paths and tracing glob reach the files in pnpm's layout.
 //
 // Prints one line per check and `package: N passed, M failed`; exits 1 on any failure and then
 // keeps the temp project. Env: FLEETCACHE_TARBALL (default: the one `make pack` writes).
@@ -245,10 +247,78 @@ for (const config of ['node16', 'nodenext', 'bundler', 'workerd']) {
   })
 }
 
+// ---- the same, installed by pnpm ---------------------------------------------------------------
+
+// pnpm's default layout: node_modules/fleetcache is a symlink into
+// node_modules/.pnpm/fleetcache@<spec>_<peers>/node_modules/fleetcache, and a package sees only
+// its declared dependencies. The version tests/e2e/pnpm-app pins (its `packageManager`), from the
+// npm registry through npx. tests/e2e/pnpm.test.mjs builds and runs a Next app on such an install.
+const pnpmSpec = JSON.parse(
+  fs.readFileSync(path.join(repoRoot, 'tests', 'e2e', 'pnpm-app', 'package.json'), 'utf8'),
+).packageManager
+const pnpmProject = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-package-pnpm-'))
+let pnpmInstalled = false
+
+await check(
+  `${pnpmSpec}: a fresh project installs the tarball (isolated node_modules)`,
+  async () => {
+    fs.writeFileSync(
+      path.join(pnpmProject, 'package.json'),
+      JSON.stringify({ name: 'consumer-pnpm', version: '0.0.0', private: true }),
+    )
+    await sh('npx', ['-y', pnpmSpec, 'add', tarball, '--reporter=append-only'], {
+      cwd: pnpmProject,
+      env,
+    })
+    const real = fs.realpathSync(path.join(pnpmProject, 'node_modules', 'fleetcache'))
+    if (!real.includes(`${path.sep}.pnpm${path.sep}`)) {
+      throw new Error(`node_modules/fleetcache is ${real}, not in pnpm's node_modules/.pnpm`)
+    }
+    pnpmInstalled = true
+    return path.relative(pnpmProject, real)
+  },
+)
+
+for (const f of ['cjs.cjs', 'esm.mjs']) {
+  fs.copyFileSync(path.join(here, 'consumer', f), path.join(pnpmProject, f))
+}
+const pnpmNode = async (file) =>
+  (await sh(process.execPath, [file], { cwd: pnpmProject, env })).stdout.trim().split('\n').pop()
+
+await check(`${pnpmSpec}: CommonJS and ESM use every entry point`, async () => {
+  if (!pnpmInstalled) throw new Error('not installed')
+  return `${await pnpmNode('cjs.cjs')}; ${await pnpmNode('esm.mjs')}`
+})
+
+// What Next is told: the handlers by absolute path, and a tracing glob, relative to the project,
+// that reaches the .wasm through pnpm's directory (Next's tracing cannot see the glue's fs read).
+await check(
+  `${pnpmSpec}: withFleetcache's handler paths and tracing glob reach the files`,
+  async () => {
+    if (!pnpmInstalled) throw new Error('not installed')
+    const script = `
+    const fs = require('node:fs')
+    const path = require('node:path')
+    const { withFleetcache } = require('fleetcache/config')
+    const c = withFleetcache({}, { nextVersion: '16.5.0' })
+    const files = [c.cacheHandler, c.cacheHandlers.default, c.cacheHandlers.remote]
+    const globs = c.outputFileTracingIncludes['/*']
+    if (globs.length !== 1 || !globs[0].endsWith('/wasm/**')) throw new Error('globs: ' + globs)
+    files.push(path.join(process.cwd(), globs[0].slice(0, -3), 'fleetcache_wasm_bg.wasm'))
+    for (const f of files) if (!fs.existsSync(f)) throw new Error('no file at ' + f)
+    if (!globs[0].startsWith('node_modules/.pnpm/')) throw new Error('glob ' + globs[0])
+    console.log(globs[0])
+  `
+    const r = await sh(process.execPath, ['-e', script], { cwd: pnpmProject, env })
+    return r.stdout.trim()
+  },
+)
+
 console.log(`package: ${passed} passed, ${failed} failed`)
 if (failed > 0) {
-  console.log(`kept the project: ${project}`)
+  console.log(`kept the projects: ${project} ${pnpmProject}`)
   process.exitCode = 1
 } else {
   fs.rmSync(project, { recursive: true, force: true })
+  fs.rmSync(pnpmProject, { recursive: true, force: true })
 }

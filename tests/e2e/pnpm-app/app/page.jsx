@@ -1,0 +1,3 @@
+export default function Home() {
+  return <p id="home">fleetcache, installed by pnpm</p>
+}
