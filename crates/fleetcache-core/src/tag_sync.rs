@@ -183,7 +183,8 @@ impl PushFollow {
     /// `at`: the time the revalidation is recorded at, when known (one of this process's own:
     /// its ms rounded up). A pull planned no later than that vouches for nothing against it
     /// (an entry made at its time is expired), and one made at once would start in that ms:
-    /// the pull is due the ms after it instead, and stays due until one is planned past it.
+    /// the pull is due just after it instead ([`Millis::just_after`]: any pull planned later
+    /// answers it), and stays due until one is planned past it.
     pub fn learned(&mut self, at: Millis) {
         self.learned = Some(self.learned.map_or(at, |l| Millis(l.0.max(at.0))));
     }
@@ -318,7 +319,7 @@ impl PushFollow {
 
     /// Ms from `now` until a revalidation learned, whose pull failed, is due again: the time
     /// the last failure was reported plus [`MIN_RETRY_MS`], doubled with each failure in a
-    /// row, at most the pull interval (and not before the ms after the time it is recorded at;
+    /// row, at most the pull interval (and not before just after the time it is recorded at;
     /// [`PushFollow::pull_in_ms`] never past the periodic pull).
     /// `None` when no pull failed since the last one applied, or nothing learned waits: the
     /// host then retries on its usual terms (the breaker's probe, 1 s: [`crate::Outbox::timer_ms`]).
@@ -326,7 +327,7 @@ impl PushFollow {
         let ((failed_at, row), learned) = self.failed.zip(self.learned)?;
         let backoff =
             (MIN_RETRY_MS * f64::from(1u32 << (row.min(16) - 1))).min(self.max_pull_interval_ms);
-        Some(((failed_at.0 + backoff).max(learned.0 + 1.0) - now.0).max(0.0))
+        Some(((failed_at.0 + backoff).max(learned.just_after().0) - now.0).max(0.0))
     }
 
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
@@ -423,7 +424,7 @@ impl PushFollow {
     }
 
     /// Ms until the periodic pull is due at `now` (0: now, also while not caught up), or,
-    /// once a revalidation was learned otherwise, the pull that follows it (at once, or the ms
+    /// once a revalidation was learned otherwise, the pull that follows it (at once, or just
     /// after the time it is recorded at: [`PushFollow::learned`]).
     pub fn pull_in_ms(&self, mirror: &TagMirror, now: Millis) -> f64 {
         match self.pulled {
@@ -431,7 +432,7 @@ impl PushFollow {
                 let periodic = (at.0 + self.max_pull_interval_ms - now.0).max(0.0);
                 let learned = self.learned.map(|l| {
                     self.retry_in_ms(now)
-                        .unwrap_or(l.0 + 1.0 - now.0)
+                        .unwrap_or(l.just_after().0 - now.0)
                         .clamp(0.0, periodic)
                 });
                 learned.unwrap_or(periodic)
@@ -944,6 +945,30 @@ mod tests {
         let before = p.clone();
         p.pull_failed(Millis(1_700.0));
         assert_eq!(format!("{p:?}"), format!("{before:?}"));
+    }
+
+    /// One of this process's own, recorded at a whole ms, is answered by any pull planned
+    /// after that time: it is due then, not the ms after, alone and after a failed pull's
+    /// backoff alike.
+    #[test]
+    fn an_own_revalidation_is_due_just_after_its_recorded_time() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        p.learned(Millis(1_101.0));
+        let due = p.pull_in_ms(&mirror, Millis(1_100.5));
+        assert!(due > 0.5 && due < 0.501, "{due}");
+        assert!(
+            p.pull_in_ms(&mirror, Millis(1_101.0)) > 0.0,
+            "a pull planned at 1,101 answers nothing"
+        );
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_101.25)), 0.0);
+        // Planned in that ms: it answers nothing, and fails; learned again, later than the
+        // backoff's end (1,201).
+        p.pull_planned(Millis(1_101.0));
+        p.pull_failed(Millis(1_101.0));
+        p.learned(Millis(1_300.0));
+        let retry = p.retry_in_ms(Millis(1_250.0)).unwrap_or_default();
+        assert!(retry > 50.0 && retry < 50.001, "{retry}");
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_300.25)), 0.0);
     }
 
     /// Pulls that time out take their whole budget each: counted from a pull's start, the
