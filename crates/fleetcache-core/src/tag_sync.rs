@@ -32,6 +32,13 @@ pub const RECENT_PULLS: usize = 32;
 /// ([`PushFollow::pull_applied`]).
 pub const RECENT_PULLS_SPACING: f64 = 1.0 / 16.0;
 
+/// The part of the pull interval, counted from the last pull's start, at which the pull timer
+/// wakes for the periodic pull ([`PushFollow::pull_timeout`]): the rest is the margin in
+/// which that pull's round trip lands before the bound lapses and requests would have to
+/// pull (200 ms of the host's 1 s interval, above a healthy Redis's round trip and the
+/// lateness of a loaded event loop's timer).
+pub const PERIODIC_PULL_AT: f64 = 0.8;
+
 /// The bookkeeping of one process's exchange with the shared tag state.
 #[derive(Clone, Debug)]
 pub struct TagSync {
@@ -325,8 +332,7 @@ impl PushFollow {
     /// host then retries on its usual terms (the breaker's probe, 1 s: [`crate::Outbox::timer_ms`]).
     pub fn retry_in_ms(&self, now: Millis) -> Option<f64> {
         let ((failed_at, row), learned) = self.failed.zip(self.learned)?;
-        let backoff =
-            (MIN_RETRY_MS * f64::from(1u32 << (row.min(16) - 1))).min(self.max_pull_interval_ms);
+        let backoff = self.backoff_ms(row);
         Some(((failed_at.0 + backoff).max(learned.just_after().0) - now.0).max(0.0))
     }
 
@@ -439,6 +445,44 @@ impl PushFollow {
             }
             _ => 0.0,
         }
+    }
+
+    /// When the host's pull timer should next wake, at `now`: the one time the host sets its
+    /// timer for, and pulls at once when it has come (quinn's `poll_timeout`: the host keeps
+    /// no pull timing of its own). `None` while a pull is planned and neither applied nor
+    /// failed (its outcome moves the time: ask again then), and while not caught up (requests
+    /// pull; the channel's confirmation and a gap start their own pull).
+    ///
+    /// Otherwise the earliest of:
+    /// - the periodic pull, [`PERIODIC_PULL_AT`] of the pull interval after the last pull's
+    ///   start, so that it lands before the bound;
+    /// - a revalidation learned otherwise ([`PushFollow::learned`]): at once, or just after
+    ///   the time it is recorded at;
+    ///
+    /// and, after a failed pull, never before its backoff from the failure
+    /// ([`PushFollow::retry_in_ms`]'s 100 ms doubled per failure in a row): the backoff wins
+    /// over an earlier periodic or learned time, so a failing Redis is not asked in a loop.
+    /// A time at or past the bound is `None`: the mirror is not caught up then, requests pull,
+    /// and the host's retry timer retries ([`crate::Engine::retry_in_ms`]).
+    pub fn pull_timeout(&self, mirror: &TagMirror, now: Millis) -> Option<Millis> {
+        if self.planned.is_some() || !self.caught_up(mirror, now) {
+            return None;
+        }
+        let (_, start) = self.pulled?;
+        let mut wake = start.0 + self.max_pull_interval_ms * PERIODIC_PULL_AT;
+        if let Some(at) = self.learned {
+            wake = wake.min(at.just_after().0);
+        }
+        if let Some((failed_at, row)) = self.failed {
+            wake = wake.max(failed_at.0 + self.backoff_ms(row));
+        }
+        (wake < start.0 + self.max_pull_interval_ms).then_some(Millis(wake))
+    }
+
+    /// The wait after `row` failed pulls in a row: [`MIN_RETRY_MS`] doubled per failure after
+    /// the first, at most the pull interval.
+    fn backoff_ms(&self, row: u32) -> f64 {
+        (MIN_RETRY_MS * f64::from(1u32 << (row.clamp(1, 16) - 1))).min(self.max_pull_interval_ms)
     }
 }
 
@@ -969,6 +1013,133 @@ mod tests {
         let retry = p.retry_in_ms(Millis(1_250.0)).unwrap_or_default();
         assert!(retry > 50.0 && retry < 50.001, "{retry}");
         assert_eq!(p.pull_in_ms(&mirror, Millis(1_300.25)), 0.0);
+    }
+
+    /// The host's one pull timer, as [`PushFollow::pull_timeout`] sets it: each failure of
+    /// the host logic it replaces, with a fake clock (caught up by a pull started at 1,000,
+    /// a 1 s interval: the periodic wake at 1,800, the bound at 2,000).
+    #[test]
+    fn the_pull_timer_wakes_once_per_pull_due_and_pulls_only_when_it_has_come() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        let due = |p: &PushFollow, now: f64| {
+            p.pull_timeout(&mirror, Millis(now))
+                .is_some_and(|at| at.0 <= now)
+        };
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_010.0)),
+            Some(Millis(1_800.0))
+        );
+        // Asked again later (an event that learns nothing, a page write's announcement):
+        // the same time, so the host keeps its timer.
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_500.0)),
+            Some(Millis(1_800.0))
+        );
+        // Woken early by less than a ms (Node's cached loop clock): not yet, the same time.
+        assert!(!due(&p, 1_799.4));
+        assert!(due(&p, 1_800.0));
+
+        // One of this process's own, recorded at 1,101 (made at 1,100.3): due just after.
+        p.learned(Millis(1_101.0));
+        let own = p.pull_timeout(&mirror, Millis(1_100.3));
+        assert_eq!(own, Some(Millis(1_101.0).just_after()));
+        assert!(
+            !due(&p, 1_101.0),
+            "a pull planned at 1,101 would answer nothing"
+        );
+        assert!(due(&p, 1_101.25));
+
+        // A pull out: no timer, and a wake meanwhile (set for the old time) pulls nothing.
+        p.pull_planned(Millis(1_101.25));
+        assert_eq!(p.pull_timeout(&mirror, Millis(1_101.5)), None);
+        assert!(
+            !due(&p, 1_800.0),
+            "the old periodic time, the pull still out"
+        );
+        // Applied: the bound moved, and the periodic wake with it.
+        p.pull_applied(Millis(1_130.0), true);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_800.0)),
+            Some(Millis(1_901.25))
+        );
+        assert!(
+            !due(&p, 1_800.0),
+            "the timer set before that pull pulls nothing"
+        );
+
+        // Learned by announcement, its pull fails at 1,801 (the first in a row): the backoff
+        // ends at 1,901, the periodic wake is 1,901.25. One time, one pull.
+        p.learned(Millis::ZERO);
+        assert!(due(&p, 1_700.0));
+        p.pull_planned(Millis(1_700.0));
+        p.pull_failed(Millis(1_801.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_801.0)),
+            Some(Millis(1_901.0))
+        );
+        assert_eq!(
+            p.retry_in_ms(Millis(1_801.0)),
+            Some(100.0),
+            "the retry timer's time too"
+        );
+        assert!(due(&p, 1_901.0));
+        p.pull_planned(Millis(1_901.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_901.0)),
+            None,
+            "the second wake in that ms finds the pull out"
+        );
+        p.pull_applied(Millis(1_905.0), true);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_905.0)),
+            Some(Millis(2_701.0))
+        );
+    }
+
+    /// After a failed pull, no wake before its backoff from the failure, whatever came due
+    /// earlier (the periodic time passed, a revalidation learned: the rule of
+    /// [`PushFollow::retry_in_ms`]); a wake that would come at or past the bound is none: the
+    /// mirror is not caught up then, and requests and the retry timer pull.
+    #[test]
+    fn a_failed_pulls_backoff_holds_the_pull_timer_back_up_to_the_bound() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        // The periodic pull fails at 1,810, nothing learned: not at once again, but 100 ms on.
+        p.pull_planned(Millis(1_800.0));
+        p.pull_failed(Millis(1_810.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_810.0)),
+            Some(Millis(1_910.0))
+        );
+        // A revalidation learned meanwhile waits for the same backoff, as the retry timer does.
+        p.learned(Millis::ZERO);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_850.0)),
+            Some(Millis(1_910.0))
+        );
+        assert_eq!(p.retry_in_ms(Millis(1_850.0)), Some(60.0));
+        // Fails again: 200 ms from 1,915 is past the bound at 2,000.
+        p.pull_planned(Millis(1_910.0));
+        p.pull_failed(Millis(1_915.0));
+        assert_eq!(p.pull_timeout(&mirror, Millis(1_920.0)), None);
+        assert!(p.caught_up(&mirror, Millis(1_920.0)));
+        // A backoff that ends before the periodic time does not hold it back.
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        p.learned(Millis::ZERO);
+        p.pull_planned(Millis(1_100.0));
+        p.pull_failed(Millis(1_150.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_150.0)),
+            Some(Millis(1_250.0))
+        );
+        p.pull_planned(Millis(1_250.0));
+        p.pull_applied(Millis(1_260.0), true);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_260.0)),
+            Some(Millis(2_050.0))
+        );
+        // Not caught up (the channel down): no timer.
+        p.channel_down();
+        assert_eq!(p.pull_timeout(&mirror, Millis(1_300.0)), None);
     }
 
     /// Pulls that time out take their whole budget each: counted from a pull's start, the
