@@ -1142,6 +1142,50 @@ mod tests {
         assert_eq!(p.pull_timeout(&mirror, Millis(1_300.0)), None);
     }
 
+    /// Woken by nothing but its pull timer (a timer late by up to 2 ms), with pulls that take
+    /// up to 189.5 ms and revalidations learned now and then, a follower stays caught up the
+    /// whole time: the periodic pull lands within the margin before the bound. A margin too
+    /// small (0.9 of the interval: not caught up at 23,668.75 ms) lets the bound lapse between
+    /// a pull's start and its reply.
+    #[test]
+    fn the_pull_timer_keeps_a_follower_caught_up_when_pulls_land_within_the_margin() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        // xorshift64: a fixed sequence, no dependency.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut draw = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut now = 1_001.0;
+        let mut reply_at: Option<f64> = None;
+        let mut pulls = 0;
+        while now < 61_000.0 {
+            assert!(p.caught_up(&mirror, Millis(now)), "at {now}, {pulls} pulls");
+            match draw(400) {
+                0 => p.learned(Millis::ZERO),
+                1 => p.learned(Millis(now).ceil()),
+                _ => {}
+            }
+            if reply_at.is_some_and(|at| at <= now) {
+                p.pull_applied(Millis(now), true);
+                reply_at = None;
+            }
+            if reply_at.is_none()
+                && p.pull_timeout(&mirror, Millis(now))
+                    .is_some_and(|at| at.0 <= now)
+            {
+                p.pull_planned(Millis(now));
+                pulls += 1;
+                reply_at = Some(now + 0.5 + draw(190) as f64);
+            }
+            now += 0.25 * (1 + draw(8)) as f64;
+        }
+        // At least one per 800 ms over 60 s.
+        assert!(pulls >= 75, "{pulls}");
+    }
+
     /// Pulls that time out take their whole budget each: counted from a pull's start, the
     /// backoff would have run out by the time the pull was reported failed, and an
     /// announcement heard then would start the next pull at once, pull after pull, until the
