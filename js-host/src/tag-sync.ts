@@ -25,7 +25,8 @@ export interface TagEngine {
   tagChannelDown(): void
   applyAnnouncement(msg: Uint8Array, now: number): AnnouncementCode
   tagsCaughtUp(now: number): boolean
-  tagPullInMs(now: number): number
+  /** When the pull timer should next wake (this process's clock), or negative for none. */
+  tagPullTimeout(now: number): number
   applyRefresh(reply: Uint8Array, now: number): number
   missingPermission(message: string): string
   revalidate(
@@ -320,26 +321,10 @@ export class TagSync {
   private readonly request: (() => object | undefined) | undefined
   /** Ends the announcement subscription (following by push). */
   private unsubscribe: (() => Promise<void>) | undefined
-  /** The periodic pull's timer, while one is pending (following by push). */
-  private periodic: unknown
-  /** When the periodic pull's timer is due (this process's clock). */
-  private periodicAt = 0
-  /**
-   * The periodic timer waits for the pull a revalidation learned otherwise made due (or its
-   * backoff), not for the bound: a pull before that time answers nothing.
-   */
-  private periodicExact = false
-  /** Pulls started when the periodic timer was set: one started since moved the bound. */
-  private periodicStarted = 0
-  /**
-   * `pulledAt` when the periodic timer was set: a pull in flight then, applied since, moved
-   * the bound too, with no pull started since.
-   */
-  private periodicPulledAt = Number.NEGATIVE_INFINITY
-  /** Following by push, the longest time between pulls. */
-  private readonly maxPullIntervalMs: number
-  /** When the last pull the mirror applied was planned (the engine counts the bound from it). */
-  private pulledAt = Number.NEGATIVE_INFINITY
+  /** The pull timer, while one is pending (following by push: `pollPull`). */
+  private pullTimer: unknown
+  /** The time `pullTimer` was set for, as the engine gave it. */
+  private pullTimerAt = 0
 
   constructor(
     private readonly engine: TagEngine,
@@ -353,7 +338,6 @@ export class TagSync {
     this.timer = options.timer
     this.request = options.request
     const push = options.push
-    this.maxPullIntervalMs = push?.maxPullIntervalMs ?? 0
     if (push !== undefined && this.script !== undefined && this.timer !== undefined) {
       engine.followTagsByPush(push.maxPullIntervalMs)
       this.unsubscribe = push.subscribe(engine.tagAnnounceChannel, {
@@ -372,7 +356,7 @@ export class TagSync {
               this.log.debug(`tag announcement: ${what}`)
             }
             if (applied === Announcement.Gap) void this.pullAfterNow()
-            else this.pullIfLearned()
+            else this.pollPull()
           } catch (err) {
             this.log.error(`unexpected tag announcement: ${describe(err)}`)
             this.channelCall('down', () => {
@@ -535,7 +519,6 @@ export class TagSync {
       const catchUp = this.engine.tagsCatchingUp
       const lost = this.engine.tagRecordsLost
       const changed = this.engine.applyRefresh(reply, this.now())
-      this.pulledAt = t
       if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
       this.refreshRefused = false
       if (this.engine.tagRecordsLost > lost) {
@@ -568,16 +551,16 @@ export class TagSync {
         if (catchUp && merging) this.watch()
         else void this.pullAfterNow()
       }
-      this.schedulePull()
-      // Planned no later than the ms a revalidation of this process's own is recorded at
-      // (a request's, say), and the one it made due not planned yet: due the ms after.
-      this.pullIfLearned()
+      // The bound moved, and a revalidation learned while the pull was out (or recorded in
+      // the ms it was planned in) may be due now.
+      this.pollPull()
       return true
     } catch (err) {
-      // Following by push, a revalidation this pull was to answer stays due, after a backoff:
-      // the retry timer set below (`watch`) comes that soon, not a second later. An engine that
-      // trapped (here or while the pull was out) throws on this call as on every other: the
-      // failure below is logged all the same, without asking the engine anything more.
+      // Following by push and still caught up, the pull timer comes after the engine's
+      // backoff (a revalidation this pull was to answer stays due); otherwise the retry timer
+      // (`watch`). An engine that trapped (here or while the pull was out) throws on this call
+      // as on every other: the failure below is logged all the same, without asking the engine
+      // anything more.
       let trapped = false
       try {
         this.engine.tagPullFailed(this.now())
@@ -588,7 +571,7 @@ export class TagSync {
       this.logPullFailure(err, trapped)
       // No retry for a trapped engine: it stays trapped (docs/failures.md, "A trap in the
       // engine"), so each retry would only fail alike, and the timer's delay is the engine's.
-      if (!trapped) this.watch()
+      if (!trapped && !this.pollPull()) this.watch()
       return false
     }
   }
@@ -696,7 +679,7 @@ export class TagSync {
       )
       return
     }
-    this.pullIfLearned()
+    this.pollPull()
     // Tags past the core's byte limit are dropped one by one; the others apply.
     if (recorded.droppedTags !== '') {
       this.log.warn(`revalidation of ${shortList(tags)}: ${recorded.droppedTags}`)
@@ -882,7 +865,8 @@ export class TagSync {
    * Keeps trying on its own while Redis is out of reach or something waits to be sent: one
    * timer at a time (a pending one replaced only by one due sooner), due when the engine's
    * breaker admits its next probe (at least 100 ms, 1 s while the breaker is closed, sooner
-   * for a revalidation a failed pull gave back). It refreshes the tag state (the probe) and sends what
+   * for a revalidation a failed pull gave back, when the pull timer does not retry it:
+   * `pollPull`). It refreshes the tag state (the probe) and sends what
    * waits, so an idle instance catches up, and replays its outbox, within about the breaker's
    * open time after Redis answers, not on its next request. Without a timer, does nothing.
    */
@@ -902,8 +886,10 @@ export class TagSync {
     this.retry = timer.set(() => {
       this.retry = undefined
       // Not `refresh()`: the timer runs in the async context of the request that set it, and
-      // that request's refresh must not stand in for this probe.
-      void this.pullAfterNow()
+      // that request's refresh must not stand in for this probe. A pull out already is one
+      // (the pull timer's, due in the same ms, say): one queued behind it would ask Redis
+      // twice for one answer.
+      void (this.inflight ?? this.pullAfterNow())
         .then(() => this.drain())
         .then(() => {
           const open = this.engine.breakerState(this.now()) !== this.enums.BreakerState.Closed
@@ -915,79 +901,46 @@ export class TagSync {
   }
 
   /**
-   * Following by push: a revalidation learned from an announcement or made here makes the
-   * next pull due at once (the engine's `tagPullInMs` says 0), so that what is regenerated
-   * from then on is judged with a pull started after it, and not regenerated once more
-   * (docs/failures.md, "Regenerations"). Coalesced with the pull in flight.
+   * Following by push: pulls now, or sets the one pull timer, as the engine's
+   * `tagPullTimeout` says. The engine decides every part of it (the periodic pull a margin
+   * before the bound, a revalidation learned from an announcement or made here, after a failed
+   * pull its backoff; none while a pull is out or the mirror is not caught up:
+   * docs/internals.md, "Following by push"); this keeps only the timer and the time it is set
+   * for, so that an event that moves nothing (a page write's announcement) does not set it
+   * again. Called on every event that can move it, and when the timer fires: one that fires
+   * early (Node runs a timer by the event loop's cached clock) finds the time not come and
+   * sets the timer again. True when the engine asked for a pull, now or on the timer.
    */
-  private pullIfLearned(): void {
-    if (this.unsubscribe === undefined || this.stopped) return
-    if (!this.engine.tagsCaughtUp(this.now())) return
-    if (this.engine.tagPullInMs(this.now()) === 0) {
-      void this.pullAfterNow()
-      return
-    }
-    this.schedulePull()
-  }
-
-  /**
-   * Following by push and caught up: pulls in the background when the engine says, so no
-   * request waits for it. One timer at a time, only ever brought forward: set again for
-   * whatever learns nothing (a page write's announcement), it would be put off past the
-   * bound, and requests would pull.
-   *
-   * For the bound, a little before it, so the pull lands before requests would have to make
-   * it. For a pull due sooner (one of this process's own revalidations, due the ms after the
-   * one it is recorded at, or a backoff), at that time, not before: a pull planned earlier
-   * answers nothing, and the next would be due all the same.
-   */
-  private schedulePull(): void {
+  private pollPull(): boolean {
     const timer = this.timer
-    if (timer === undefined || this.unsubscribe === undefined || this.stopped) return
+    if (timer === undefined || this.unsubscribe === undefined || this.stopped) return false
     const now = this.now()
-    if (!this.engine.tagsCaughtUp(now)) return
-    const inMs = this.engine.tagPullInMs(now)
-    const exact = inMs < this.pulledAt + this.maxPullIntervalMs - now
-    const due = Math.max(0, exact ? inMs : inMs * 0.8)
-    if (this.periodic !== undefined) {
-      if (this.periodicAt <= now + due) return
-      timer.clear(this.periodic)
+    const at = this.engine.tagPullTimeout(now)
+    const wake = at > now
+    if (this.pullTimer !== undefined && !(wake && at === this.pullTimerAt)) {
+      timer.clear(this.pullTimer)
+      this.pullTimer = undefined
     }
-    this.periodicAt = now + due
-    this.periodicExact = exact
-    this.periodicStarted = this.started
-    this.periodicPulledAt = this.pulledAt
-    this.periodic = timer.set(() => {
-      this.periodic = undefined
-      try {
-        this.periodicDue()
-      } catch (err) {
-        this.engineFailed('periodic tag pull', err)
-      }
-    }, due)
-  }
-
-  /**
-   * The periodic timer fired. Node runs a timer by the event loop's cached clock, which lags
-   * by the turn that set it, so a short one may fire before its time: set again then. And a
-   * pull started since it was set (an announcement's, a request's), or one in flight then and
-   * applied since, moved the bound it was set for: set again from there rather than pull for
-   * nothing.
-   */
-  private periodicDue(): void {
-    if (this.stopped) return
-    // A pull in flight moves the bound and sets the timer again when its reply is applied,
-    // or fails and the retry timer comes: one queued behind it would pull for nothing.
-    if (this.inflight !== undefined) return
-    // The retry timer, due no later (a failed pull's backoff, which both wait for: two timers
-    // due in one ms run in either order), pulls when it comes, and a pull queued behind its
-    // would go for nothing. That pull's reply sets this timer again.
-    if (this.retry !== undefined && this.retryAt <= this.periodicAt) return
-    const inMs = this.engine.tagPullInMs(this.now())
-    const moved = this.started !== this.periodicStarted || this.pulledAt !== this.periodicPulledAt
-    const early = this.periodicExact ? inMs > 0 : inMs > 0 && moved
-    if (early) this.schedulePull()
-    else void this.pullAfterNow()
+    if (at < 0) return false
+    if (!wake) {
+      void this.pullAfterNow()
+      return true
+    }
+    if (this.pullTimer === undefined) {
+      this.pullTimerAt = at
+      const handle = timer.set(() => {
+        // Only this timer's own wake forgets it: a late one of a timer replaced since must
+        // leave the pending one known, or the next poll would set a second.
+        if (this.pullTimer === handle) this.pullTimer = undefined
+        try {
+          this.pollPull()
+        } catch (err) {
+          this.engineFailed('periodic tag pull', err)
+        }
+      }, at - now)
+      this.pullTimer = handle
+    }
+    return true
   }
 
   /**
@@ -1006,8 +959,8 @@ export class TagSync {
     this.stopped = true
     if (this.retry !== undefined) this.timer?.clear(this.retry)
     this.retry = undefined
-    if (this.periodic !== undefined) this.timer?.clear(this.periodic)
-    this.periodic = undefined
+    if (this.pullTimer !== undefined) this.timer?.clear(this.pullTimer)
+    this.pullTimer = undefined
     const unsubscribe = this.unsubscribe
     this.unsubscribe = undefined
     try {

@@ -143,6 +143,12 @@ async function isSettled(p) {
 /** Lets every settled promise's callbacks run (the fakes answer at once). */
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
+/** Ms from `now` until the engine's pull timer is due (`tagPullTimeout`); undefined: none. */
+function pullIn(engine, now) {
+  const at = engine.tagPullTimeout(now)
+  return at < 0 ? undefined : at - now
+}
+
 /**
  * Following by push (1 s pull interval), caught up after its first pull; `fail` makes every
  * later read of the tag state time out. `reads()` counts those reads.
@@ -409,12 +415,13 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(reads(), 4)
     await sync.refresh()
     assert.equal(reads(), 4, 'the pull after the gap caught up')
-    // This process's own revalidation: one pull follows too, the ms after the one it is
+    // This process's own revalidation: one pull follows too, just after the time it is
     // recorded at (PushFollow::learned).
     await sync.update(['w'], undefined, clock.t)
     await settle()
     assert.equal(reads(), 4)
-    assert.ok(engine.tagPullInMs(clock.t) <= 1)
+    const own = pullIn(engine, clock.t)
+    assert.ok(own !== undefined && own > 0 && own <= 1, String(own))
     clock.t += 1.5
     timer.fire()
     await settle()
@@ -507,54 +514,57 @@ describe('TagSync, fake transport and clock', () => {
       { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
     )
     const reads = () => script.calls.filter((c) => c.kind === 'read').length
-    const planned = () => script.calls.filter((c) => c.kind === 'read').at(-1)
     ch.events.up()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(engine.tagsCaughtUp(clock.t), true)
-    // A pull in flight, planned at 10.1; the revalidation at 10.3 (recorded at 11).
+    // The periodic pull in flight, planned at 800.1; the revalidation at 800.3 (recorded at
+    // 801).
     let release
     hold = new Promise((resolve) => (release = resolve))
-    clock.t = T0 + 10.1
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [800],
+    )
+    clock.t = T0 + 800.1
     timer.fire()
     await settle()
     const before = reads()
-    assert.ok(planned() !== undefined)
-    clock.t = T0 + 10.3
+    assert.equal(pullIn(engine, clock.t), undefined, 'the pull is out')
+    clock.t = T0 + 800.3
     await sync.update(['w'], undefined, clock.t)
     hold = undefined
-    clock.t = T0 + 10.5
+    clock.t = T0 + 800.5
     release()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before, 'not again in the same ms')
-    // Set at 10.3, for when the engine says the pull is due: 12, the ms after 11.
-    const soon = timer.pending.map((h) => h.ms)
+    // Set when the reply was applied, for when the engine says the pull is due: past 801.
+    const soon = timer.pending.map((h) => clock.t + h.ms - T0)
     assert.ok(
-      soon.some((ms) => ms > 0.7 && ms <= 1.7),
-      `a pull due past 11: ${soon.join(', ')}`,
+      soon.length === 1 && soon[0] > 801 && soon[0] < 801.01,
+      `one timer, past 801: ${soon.join(', ')}`,
     )
-    clock.t = T0 + 12
+    clock.t = T0 + 802
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1)
-    assert.ok(engine.tagPullInMs(clock.t) > 900, 'the periodic pull next')
-    // With no pull in flight, the periodic timer pending: it is brought forward.
+    assert.ok(pullIn(engine, clock.t) > 700, 'the periodic pull next')
     assert.ok(timer.pending.every((h) => h.ms > 500))
     // Not put off by what learns nothing (an announcement already known, as every page
     // write's is): the periodic pull stays where it was, before the bound.
     const periodic = timer.pending[0]
-    clock.t = T0 + 500
+    clock.t = T0 + 1300
     ch.events.message(announcement(1, 'old', T0 - 100))
     assert.deepEqual(timer.pending, [periodic])
-    clock.t = T0 + 520.3
+    clock.t = T0 + 1320.3
     await sync.update(['w'], undefined, clock.t)
     await settle()
     assert.equal(reads(), before + 1, 'not in the same ms')
     const due = timer.pending.map((h) => h.ms)
     assert.ok(
-      due.length === 1 && due[0] > 0 && due[0] <= 1.7,
-      `one timer, due past 521: ${due.join(', ')}`,
+      due.length === 1 && due[0] > 0.7 && due[0] < 0.71,
+      `one timer, due past 1321: ${due.join(', ')}`,
     )
-    clock.t = T0 + 522
+    clock.t = T0 + 1322
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 2)
@@ -576,7 +586,7 @@ describe('TagSync, fake transport and clock', () => {
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'the pull it makes due, at once')
     assert.deepEqual(retries(), [100], 'retried 100 ms after the pull failed')
-    assert.equal(engine.tagPullInMs(clock.t), 100, 'not due at once: no loop on a failing Redis')
+    assert.equal(pullIn(engine, clock.t), 100, 'not due at once: no loop on a failing Redis')
     // The retry fails too: twice the wait.
     clock.t = T0 + 200
     timer.pending = timer.pending.filter((h) => h.ms === 100)
@@ -590,40 +600,43 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 3)
-    assert.ok(engine.tagPullInMs(clock.t) > 700, String(engine.tagPullInMs(clock.t)))
+    assert.ok(pullIn(engine, clock.t) > 700, String(pullIn(engine, clock.t)))
     await sync.stop()
   })
 
-  test('following by push, a backoff the periodic timer and the retry timer both wait for costs one pull', async () => {
-    // A failed pull gives back its revalidation: the retry timer comes after the backoff. A
-    // known announcement meanwhile sets the periodic timer for the same ms (the pull due
-    // soonest). Two timers due in one ms run in no order the process can count on; whichever
-    // runs first pulls, and the other must not queue a second pull behind it.
+  test('following by push, a backoff the pull timer and the retry timer both wait for costs one pull', async () => {
+    // A failed pull gives back its revalidation: the pull timer comes after the backoff. The
+    // retry timer, set by another failure (a revalidation's send), waits for the same backoff
+    // (the engine's retryInMs). Two timers due in one ms run in no order the process can count
+    // on; whichever runs first pulls, and the other must not queue a second pull behind it.
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
     clock.t = T0 + 100
     f.fail = true
     ch.events.message(announcement(2, 'x', T0 + 90))
     for (let i = 0; i < 4; i++) await settle()
-    const retry = timer.pending.find((h) => h.ms === 100)
-    assert.ok(retry !== undefined, 'the retry timer, 100 ms after the failure')
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [100],
+      'the pull timer, 100 ms after the failure',
+    )
+    const [pull] = timer.pending
+    sync.watch()
+    const retry = timer.pending.find((h) => h !== pull)
+    assert.equal(retry?.ms, 100, 'the retry timer, for the same ms')
+    // A known announcement meanwhile sets nothing again.
     clock.t = T0 + 150
     ch.events.message(announcement(2, 'x', T0 + 90))
-    const periodic = timer.pending.filter((h) => h !== retry)
-    assert.deepEqual(
-      periodic.map((h) => h.ms),
-      [50],
-      'the periodic timer, for the same ms',
-    )
+    assert.deepEqual(timer.pending, [pull, retry])
     clock.t = T0 + 200
     f.fail = false
     const before = reads()
     timer.pending = []
-    periodic[0].fn()
+    pull.fn()
     retry.fn()
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(reads(), before + 1, 'one pull')
-    assert.ok(engine.tagPullInMs(clock.t) > 700, String(engine.tagPullInMs(clock.t)))
+    assert.ok(pullIn(engine, clock.t) > 700, String(pullIn(engine, clock.t)))
     await sync.stop()
   })
 
@@ -645,7 +658,7 @@ describe('TagSync, fake transport and clock', () => {
     clock.t = T0 + 400
     gate[0](Object.assign(new Error('timed out'), { code: 'ERR_REDIS_TIMEOUT' }))
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(engine.tagPullInMs(clock.t), 100, '100 ms after the failure, not at once')
+    assert.equal(pullIn(engine, clock.t), 100, '100 ms after the failure, not at once')
     assert.deepEqual(
       timer.pending.map((h) => h.ms).filter((ms) => ms < 700),
       [100],
@@ -654,33 +667,41 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
-  test('following by push, a failed pull that gives back a revalidation brings a pending longer retry forward', async () => {
-    // The periodic pull fails with nothing learned: the retry timer waits a second. Then an
-    // announcement's pull fails too, and gives its revalidation back due 200 ms after it
-    // failed (the second failure in a row): the retry comes then, not at the pending second.
+  test('following by push, a failed periodic pull is retried on the pull timer after its backoff, past the bound on the retry timer', async () => {
+    // The pull timer's backoff after a failure holds back every pull it would make, periodic
+    // or learned (no loop on a failing Redis); one that would come at or past the bound is the
+    // retry timer's (the mirror is not caught up then, and requests pull).
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
-    clock.t = T0 + 50
-    f.fail = true
     const before = reads()
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [800],
+    )
+    clock.t = T0 + 800
+    f.fail = true
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'the periodic pull, failed')
     assert.deepEqual(
       timer.pending.map((h) => h.ms),
-      [1000],
-      'nothing learned: the retry waits a second',
+      [100],
+      'the pull timer, after the backoff; no retry timer',
     )
-    clock.t = T0 + 200
-    ch.events.message(announcement(2, 'x', T0 + 190))
+    // A revalidation learned meanwhile waits for the same backoff.
+    clock.t = T0 + 850
+    ch.events.message(announcement(2, 'x', T0 + 840))
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(reads(), before + 2, "the announcement's pull, at once, failed")
-    assert.equal(engine.tagPullInMs(clock.t), 200, 'due 200 ms after it failed')
-    assert.deepEqual(
-      timer.pending.map((h) => h.ms),
-      [200],
-      'the pending second replaced by the sooner retry',
-    )
+    assert.equal(reads(), before + 1, 'not at once')
+    assert.equal(pullIn(engine, clock.t), 50)
+    clock.t = T0 + 900
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 2, 'the retry, failed')
+    // 200 ms from 900 is past the bound at 1000: the retry timer's.
+    assert.equal(pullIn(engine, clock.t), undefined)
+    assert.equal(timer.pending.length, 1)
+    assert.ok(timer.pending[0].ms >= 200, String(timer.pending[0].ms))
     await sync.stop()
   })
 
@@ -771,7 +792,7 @@ describe('TagSync, fake transport and clock', () => {
     f.timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.reads(), before + 1, 'one pull once it can answer the revalidation')
-    assert.ok(f.engine.tagPullInMs(f.clock.t) > 900, 'it did')
+    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'it did')
     await f.sync.stop()
   })
 
@@ -785,7 +806,7 @@ describe('TagSync, fake transport and clock', () => {
     f.ch.events.message(announcement(2, 'a2', T0 + 400))
     for (let i = 0; i < 4; i++) await settle()
     const before = f.reads()
-    assert.ok(f.engine.tagPullInMs(f.clock.t) > 900, 'the announcement was pulled after')
+    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'the announcement was pulled after')
     // The timer set after the first pull comes; a pull now would be 500 ms early.
     f.clock.t = T0 + periodic[0]
     f.timer.fire()
@@ -813,63 +834,64 @@ describe('TagSync, fake transport and clock', () => {
   }
 
   /**
-   * A timed follower whose periodic pull is out (its reply held until `release()`), and a known
-   * announcement (which learns nothing) that set the timer again, for the bound that pull is
-   * about to move (due at `set[0]`, ms after T0).
+   * A timed follower whose periodic pull is out (its reply held until `release()`): no timer
+   * pending meanwhile, even after a known announcement (which learns nothing). `periodic`: the
+   * timer that started it, whose wake may come again (a late or duplicate timer).
    */
-  async function timerSetWhilePullOut() {
+  async function periodicPullOut() {
     const f = await timedFollower()
     let release
     f.gate = new Promise((resolve) => (release = resolve))
-    const periodic = f.timer.pending.map((h) => h.due - T0)
-    assert.ok(periodic.length === 1 && periodic[0] > 700, periodic.join(', '))
-    f.clock.t = T0 + periodic[0]
+    const [periodic] = f.timer.pending
+    assert.ok(periodic !== undefined && periodic.due - T0 > 700, String(periodic?.due))
+    f.clock.t = periodic.due
     f.timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.timer.pending.length, 0, 'the periodic pull is out')
     // Version 1 again: known, learns nothing.
     f.clock.t += 1
     f.ch.events.message(announcement(1, 'a1', T0 - 100))
-    const set = f.timer.pending.map((h) => h.due - T0)
-    assert.ok(set.length === 1 && set[0] < 1000, `a timer for the old bound: ${set.join(', ')}`)
-    return { f, release, periodic, set }
+    assert.equal(f.timer.pending.length, 0, 'no timer while the pull is out')
+    return { f, release, periodic }
   }
 
-  test('following by push, a timer set while a pull is in flight does not pull again once that pull moved the bound', async () => {
-    // The periodic pull is out when a page write's announcement (which learns nothing) sets
-    // the timer again, from the bound the pull in flight is about to move. No pull starts
-    // after the timer is set: only the moved bound tells that it fires for nothing.
-    const { f, release, periodic, set } = await timerSetWhilePullOut()
+  test('following by push, the pull timer set once a pull moved the bound is for the moved bound', async () => {
+    // A timer set from the bound a pull in flight is about to move fired for nothing: none is
+    // set while it is out, and its reply sets the one for the bound it moved.
+    const { f, release, periodic } = await periodicPullOut()
     f.clock.t += 4
     release()
     for (let i = 0; i < 4; i++) await settle()
     const before = f.reads()
-    assert.ok(f.engine.tagPullInMs(f.clock.t) > 900, 'the pull moved the bound')
-    f.clock.t = T0 + set[0]
-    f.timer.fire()
+    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'the pull moved the bound')
+    oneTimerBeforeTheBound(f, periodic.due - T0 + 1000)
+    // A late wake of the timer that started it pulls nothing either.
+    f.clock.t = T0 + 960
+    periodic.fn()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.reads(), before, 'no pull: the bound moved')
-    oneTimerBeforeTheBound(f, periodic[0] + 1000)
+    oneTimerBeforeTheBound(f, periodic.due - T0 + 1000)
     await f.sync.stop()
   })
 
-  test('following by push, a timer set while a pull is in flight, firing before its reply, does not queue a pull behind it', async () => {
-    // As above, with Redis slow enough that the timer comes while the pull is still out: a
-    // pull queued behind it would start as soon as the reply moved the bound.
-    const { f, release, periodic, set } = await timerSetWhilePullOut()
+  test('following by push, a wake while a pull is in flight does not queue a pull behind it', async () => {
+    // Redis slow enough that a wake (a late or duplicate timer) comes while the pull is still
+    // out: a pull queued behind it would start as soon as the reply moved the bound.
+    const { f, release, periodic } = await periodicPullOut()
     const before = f.reads()
-    f.clock.t = T0 + set[0]
-    f.timer.fire()
+    f.clock.t = T0 + 960
+    periodic.fn()
     release()
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(f.reads(), before, 'no pull behind the one in flight')
-    assert.ok(f.engine.tagPullInMs(f.clock.t) > 800, 'the pull in flight moved the bound')
-    oneTimerBeforeTheBound(f, periodic[0] + 1000)
+    assert.ok(pullIn(f.engine, f.clock.t) > 600, 'the pull in flight moved the bound')
+    oneTimerBeforeTheBound(f, periodic.due - T0 + 1000)
     await f.sync.stop()
   })
 
   test('following by push, the periodic pull runs on the timer, not on a request', async () => {
-    const { timer, script, sync, periodic } = await caughtUpFollower()
+    const { timer, script, sync, periodic, clock } = await caughtUpFollower()
+    clock.t += periodic.ms
     const before = script.calls.length
     timer.pending = timer.pending.filter((h) => h !== periodic)
     periodic.fn()
@@ -882,7 +904,8 @@ describe('TagSync, fake transport and clock', () => {
   // engine"). The timers and the channel's events run outside any caller: a throw or a rejection
   // there would end the process (fixed in 2c50eda).
   test('an engine that throws ends no timer or channel event in a throw or an unhandled rejection', async () => {
-    const { ch, timer, engine, sync, log, periodic } = await caughtUpFollower()
+    const { ch, timer, engine, sync, log, periodic, clock } = await caughtUpFollower()
+    clock.t += periodic.ms
     const trapped = () => {
       throw new Error('recursive use of an object detected')
     }
@@ -929,11 +952,12 @@ describe('TagSync, fake transport and clock', () => {
       },
       { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
     )
-    const { engine, sync, log } = parts
+    const { engine, sync, log, clock } = parts
     ch.events.up()
     await settle()
     const periodic = timer.pending.find((h) => h.ms > 0 && h.ms < 1000)
     assert.ok(periodic, 'a pull is scheduled within the bound')
+    clock.t += periodic.ms
     failing = true
     timer.pending = timer.pending.filter((h) => h !== periodic)
     periodic.fn()

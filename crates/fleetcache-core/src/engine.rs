@@ -439,6 +439,19 @@ impl Engine {
             .map_or(0.0, |p| p.pull_in_ms(&self.mirror, now))
     }
 
+    /// Following by push, when the host's one pull timer should next wake, at `now`
+    /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)): a time
+    /// not later than `now` means plan a pull now ([`Engine::plan_tag_pull`]). The host asks
+    /// on every event that can move it (a pull applied or failed, a revalidation learned or
+    /// made) and when the timer fires; a timer that fires early finds a later time, and is set
+    /// again. `None`: no timer (a pull is out, the mirror is not caught up, or pulling per
+    /// request).
+    pub fn tag_pull_timeout(&self, now: Millis) -> Option<Millis> {
+        self.tag_sync
+            .push()
+            .and_then(|p| p.pull_timeout(&self.mirror, now))
+    }
+
     /// [`Engine::plan_tag_refresh`] (one at a time, as it says), planned at `now`: following
     /// by push, the pull's start is what bounds how far the mirror may be behind.
     pub fn plan_tag_pull(&mut self, now: Millis) -> ScriptCall {
@@ -1783,11 +1796,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.tag_pull_in_ms(Millis(1044.0)), 999.0);
-        // And by one of this process's own: the ms after the one it is recorded at (a pull
-        // planned in it would vouch for nothing against it).
+        // And by one of this process's own: just after the time it is recorded at (a pull
+        // planned at that time would vouch for nothing against it).
         e.queue_tag_update(&["b"], &Revalidation::Expire, Millis(1045.0))
             .unwrap();
-        assert_eq!(e.tag_pull_in_ms(Millis(1045.0)), 1.0);
+        let due = e.tag_pull_in_ms(Millis(1045.0));
+        assert!(due > 0.0 && due < 1e-9, "{due}");
+        assert_eq!(e.tag_pull_in_ms(Millis(1045.001)), 0.0);
         assert!(e.tags_caught_up(Millis(1045.0)));
         e.tag_channel_down();
         assert!(!e.tags_caught_up(Millis(1044.0)));

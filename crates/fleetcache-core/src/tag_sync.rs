@@ -32,6 +32,13 @@ pub const RECENT_PULLS: usize = 32;
 /// ([`PushFollow::pull_applied`]).
 pub const RECENT_PULLS_SPACING: f64 = 1.0 / 16.0;
 
+/// The part of the pull interval, counted from the last pull's start, at which the pull timer
+/// wakes for the periodic pull ([`PushFollow::pull_timeout`]): the rest is the margin in
+/// which that pull's round trip lands before the bound lapses and requests would have to
+/// pull (200 ms of the host's 1 s interval, above a healthy Redis's round trip and the
+/// lateness of a loaded event loop's timer).
+pub const PERIODIC_PULL_AT: f64 = 0.8;
+
 /// The bookkeeping of one process's exchange with the shared tag state.
 #[derive(Clone, Debug)]
 pub struct TagSync {
@@ -183,7 +190,8 @@ impl PushFollow {
     /// `at`: the time the revalidation is recorded at, when known (one of this process's own:
     /// its ms rounded up). A pull planned no later than that vouches for nothing against it
     /// (an entry made at its time is expired), and one made at once would start in that ms:
-    /// the pull is due the ms after it instead, and stays due until one is planned past it.
+    /// the pull is due just after it instead ([`Millis::just_after`]: any pull planned later
+    /// answers it), and stays due until one is planned past it.
     pub fn learned(&mut self, at: Millis) {
         self.learned = Some(self.learned.map_or(at, |l| Millis(l.0.max(at.0))));
     }
@@ -318,15 +326,14 @@ impl PushFollow {
 
     /// Ms from `now` until a revalidation learned, whose pull failed, is due again: the time
     /// the last failure was reported plus [`MIN_RETRY_MS`], doubled with each failure in a
-    /// row, at most the pull interval (and not before the ms after the time it is recorded at;
+    /// row, at most the pull interval (and not before just after the time it is recorded at;
     /// [`PushFollow::pull_in_ms`] never past the periodic pull).
     /// `None` when no pull failed since the last one applied, or nothing learned waits: the
     /// host then retries on its usual terms (the breaker's probe, 1 s: [`crate::Outbox::timer_ms`]).
     pub fn retry_in_ms(&self, now: Millis) -> Option<f64> {
         let ((failed_at, row), learned) = self.failed.zip(self.learned)?;
-        let backoff =
-            (MIN_RETRY_MS * f64::from(1u32 << (row.min(16) - 1))).min(self.max_pull_interval_ms);
-        Some(((failed_at.0 + backoff).max(learned.0 + 1.0) - now.0).max(0.0))
+        let backoff = self.backoff_ms(row);
+        Some(((failed_at.0 + backoff).max(learned.just_after().0) - now.0).max(0.0))
     }
 
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
@@ -423,7 +430,7 @@ impl PushFollow {
     }
 
     /// Ms until the periodic pull is due at `now` (0: now, also while not caught up), or,
-    /// once a revalidation was learned otherwise, the pull that follows it (at once, or the ms
+    /// once a revalidation was learned otherwise, the pull that follows it (at once, or just
     /// after the time it is recorded at: [`PushFollow::learned`]).
     pub fn pull_in_ms(&self, mirror: &TagMirror, now: Millis) -> f64 {
         match self.pulled {
@@ -431,13 +438,51 @@ impl PushFollow {
                 let periodic = (at.0 + self.max_pull_interval_ms - now.0).max(0.0);
                 let learned = self.learned.map(|l| {
                     self.retry_in_ms(now)
-                        .unwrap_or(l.0 + 1.0 - now.0)
+                        .unwrap_or(l.just_after().0 - now.0)
                         .clamp(0.0, periodic)
                 });
                 learned.unwrap_or(periodic)
             }
             _ => 0.0,
         }
+    }
+
+    /// When the host's pull timer should next wake, at `now`: the one time the host sets its
+    /// timer for, and pulls at once when it has come (quinn's `poll_timeout`: the host keeps
+    /// no pull timing of its own). `None` while a pull is planned and neither applied nor
+    /// failed (its outcome moves the time: ask again then), and while not caught up (requests
+    /// pull; the channel's confirmation and a gap start their own pull).
+    ///
+    /// Otherwise the earliest of:
+    /// - the periodic pull, [`PERIODIC_PULL_AT`] of the pull interval after the last pull's
+    ///   start, so that it lands before the bound;
+    /// - a revalidation learned otherwise ([`PushFollow::learned`]): at once, or just after
+    ///   the time it is recorded at;
+    ///
+    /// and, after a failed pull, never before its backoff from the failure
+    /// ([`PushFollow::retry_in_ms`]'s 100 ms doubled per failure in a row): the backoff wins
+    /// over an earlier periodic or learned time, so a failing Redis is not asked in a loop.
+    /// A time at or past the bound is `None`: the mirror is not caught up then, requests pull,
+    /// and the host's retry timer retries ([`crate::Engine::retry_in_ms`]).
+    pub fn pull_timeout(&self, mirror: &TagMirror, now: Millis) -> Option<Millis> {
+        if self.planned.is_some() || !self.caught_up(mirror, now) {
+            return None;
+        }
+        let (_, start) = self.pulled?;
+        let mut wake = start.0 + self.max_pull_interval_ms * PERIODIC_PULL_AT;
+        if let Some(at) = self.learned {
+            wake = wake.min(at.just_after().0);
+        }
+        if let Some((failed_at, row)) = self.failed {
+            wake = wake.max(failed_at.0 + self.backoff_ms(row));
+        }
+        (wake < start.0 + self.max_pull_interval_ms).then_some(Millis(wake))
+    }
+
+    /// The wait after `row` failed pulls in a row: [`MIN_RETRY_MS`] doubled per failure after
+    /// the first, at most the pull interval.
+    fn backoff_ms(&self, row: u32) -> f64 {
+        (MIN_RETRY_MS * f64::from(1u32 << (row.clamp(1, 16) - 1))).min(self.max_pull_interval_ms)
     }
 }
 
@@ -944,6 +989,201 @@ mod tests {
         let before = p.clone();
         p.pull_failed(Millis(1_700.0));
         assert_eq!(format!("{p:?}"), format!("{before:?}"));
+    }
+
+    /// One of this process's own, recorded at a whole ms, is answered by any pull planned
+    /// after that time: it is due then, not the ms after, alone and after a failed pull's
+    /// backoff alike.
+    #[test]
+    fn an_own_revalidation_is_due_just_after_its_recorded_time() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        p.learned(Millis(1_101.0));
+        let due = p.pull_in_ms(&mirror, Millis(1_100.5));
+        assert!(due > 0.5 && due < 0.501, "{due}");
+        assert!(
+            p.pull_in_ms(&mirror, Millis(1_101.0)) > 0.0,
+            "a pull planned at 1,101 answers nothing"
+        );
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_101.25)), 0.0);
+        // Planned in that ms: it answers nothing, and fails; learned again, later than the
+        // backoff's end (1,201).
+        p.pull_planned(Millis(1_101.0));
+        p.pull_failed(Millis(1_101.0));
+        p.learned(Millis(1_300.0));
+        let retry = p.retry_in_ms(Millis(1_250.0)).unwrap_or_default();
+        assert!(retry > 50.0 && retry < 50.001, "{retry}");
+        assert_eq!(p.pull_in_ms(&mirror, Millis(1_300.25)), 0.0);
+    }
+
+    /// The host's one pull timer, as [`PushFollow::pull_timeout`] sets it: each failure of
+    /// the host logic it replaces, with a fake clock (caught up by a pull started at 1,000,
+    /// a 1 s interval: the periodic wake at 1,800, the bound at 2,000).
+    #[test]
+    fn the_pull_timer_wakes_once_per_pull_due_and_pulls_only_when_it_has_come() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        let due = |p: &PushFollow, now: f64| {
+            p.pull_timeout(&mirror, Millis(now))
+                .is_some_and(|at| at.0 <= now)
+        };
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_010.0)),
+            Some(Millis(1_800.0))
+        );
+        // Asked again later (an event that learns nothing, a page write's announcement):
+        // the same time, so the host keeps its timer.
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_500.0)),
+            Some(Millis(1_800.0))
+        );
+        // Woken early by less than a ms (Node's cached loop clock): not yet, the same time.
+        assert!(!due(&p, 1_799.4));
+        assert!(due(&p, 1_800.0));
+
+        // One of this process's own, recorded at 1,101 (made at 1,100.3): due just after.
+        p.learned(Millis(1_101.0));
+        let own = p.pull_timeout(&mirror, Millis(1_100.3));
+        assert_eq!(own, Some(Millis(1_101.0).just_after()));
+        assert!(
+            !due(&p, 1_101.0),
+            "a pull planned at 1,101 would answer nothing"
+        );
+        assert!(due(&p, 1_101.25));
+
+        // A pull out: no timer, and a wake meanwhile (set for the old time) pulls nothing.
+        p.pull_planned(Millis(1_101.25));
+        assert_eq!(p.pull_timeout(&mirror, Millis(1_101.5)), None);
+        assert!(
+            !due(&p, 1_800.0),
+            "the old periodic time, the pull still out"
+        );
+        // Applied: the bound moved, and the periodic wake with it.
+        p.pull_applied(Millis(1_130.0), true);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_800.0)),
+            Some(Millis(1_901.25))
+        );
+        assert!(
+            !due(&p, 1_800.0),
+            "the timer set before that pull pulls nothing"
+        );
+
+        // Learned by announcement, its pull fails at 1,801 (the first in a row): the backoff
+        // ends at 1,901, the periodic wake is 1,901.25. One time, one pull.
+        p.learned(Millis::ZERO);
+        assert!(due(&p, 1_700.0));
+        p.pull_planned(Millis(1_700.0));
+        p.pull_failed(Millis(1_801.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_801.0)),
+            Some(Millis(1_901.0))
+        );
+        assert_eq!(
+            p.retry_in_ms(Millis(1_801.0)),
+            Some(100.0),
+            "the retry timer's time too"
+        );
+        assert!(due(&p, 1_901.0));
+        p.pull_planned(Millis(1_901.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_901.0)),
+            None,
+            "the second wake in that ms finds the pull out"
+        );
+        p.pull_applied(Millis(1_905.0), true);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_905.0)),
+            Some(Millis(2_701.0))
+        );
+    }
+
+    /// After a failed pull, no wake before its backoff from the failure, whatever came due
+    /// earlier (the periodic time passed, a revalidation learned: the rule of
+    /// [`PushFollow::retry_in_ms`]); a wake that would come at or past the bound is none: the
+    /// mirror is not caught up then, and requests and the retry timer pull.
+    #[test]
+    fn a_failed_pulls_backoff_holds_the_pull_timer_back_up_to_the_bound() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        // The periodic pull fails at 1,810, nothing learned: not at once again, but 100 ms on.
+        p.pull_planned(Millis(1_800.0));
+        p.pull_failed(Millis(1_810.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_810.0)),
+            Some(Millis(1_910.0))
+        );
+        // A revalidation learned meanwhile waits for the same backoff, as the retry timer does.
+        p.learned(Millis::ZERO);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_850.0)),
+            Some(Millis(1_910.0))
+        );
+        assert_eq!(p.retry_in_ms(Millis(1_850.0)), Some(60.0));
+        // Fails again: 200 ms from 1,915 is past the bound at 2,000.
+        p.pull_planned(Millis(1_910.0));
+        p.pull_failed(Millis(1_915.0));
+        assert_eq!(p.pull_timeout(&mirror, Millis(1_920.0)), None);
+        assert!(p.caught_up(&mirror, Millis(1_920.0)));
+        // A backoff that ends before the periodic time does not hold it back.
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        p.learned(Millis::ZERO);
+        p.pull_planned(Millis(1_100.0));
+        p.pull_failed(Millis(1_150.0));
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_150.0)),
+            Some(Millis(1_250.0))
+        );
+        p.pull_planned(Millis(1_250.0));
+        p.pull_applied(Millis(1_260.0), true);
+        assert_eq!(
+            p.pull_timeout(&mirror, Millis(1_260.0)),
+            Some(Millis(2_050.0))
+        );
+        // Not caught up (the channel down): no timer.
+        p.channel_down();
+        assert_eq!(p.pull_timeout(&mirror, Millis(1_300.0)), None);
+    }
+
+    /// Woken by nothing but its pull timer (a timer late by up to 2 ms), with pulls that take
+    /// up to 189.5 ms and revalidations learned now and then, a follower stays caught up the
+    /// whole time: the periodic pull lands within the margin before the bound. A margin too
+    /// small (0.9 of the interval: not caught up at 23,668.75 ms) lets the bound lapse between
+    /// a pull's start and its reply.
+    #[test]
+    fn the_pull_timer_keeps_a_follower_caught_up_when_pulls_land_within_the_margin() {
+        let (mut p, mirror) = caught_up_at(1_000.0);
+        // xorshift64: a fixed sequence, no dependency.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut draw = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut now = 1_001.0;
+        let mut reply_at: Option<f64> = None;
+        let mut pulls = 0;
+        while now < 61_000.0 {
+            assert!(p.caught_up(&mirror, Millis(now)), "at {now}, {pulls} pulls");
+            match draw(400) {
+                0 => p.learned(Millis::ZERO),
+                1 => p.learned(Millis(now).ceil()),
+                _ => {}
+            }
+            if reply_at.is_some_and(|at| at <= now) {
+                p.pull_applied(Millis(now), true);
+                reply_at = None;
+            }
+            if reply_at.is_none()
+                && p.pull_timeout(&mirror, Millis(now))
+                    .is_some_and(|at| at.0 <= now)
+            {
+                p.pull_planned(Millis(now));
+                pulls += 1;
+                reply_at = Some(now + 0.5 + draw(190) as f64);
+            }
+            now += 0.25 * (1 + draw(8)) as f64;
+        }
+        // At least one per 800 ms over 60 s.
+        assert!(pulls >= 75, "{pulls}");
     }
 
     /// Pulls that time out take their whole budget each: counted from a pull's start, the

@@ -22,6 +22,21 @@ impl Millis {
         Millis(self.0.ceil())
     }
 
+    /// The earliest time later than this one (the next `f64` up): what a comparison that must
+    /// be strictly later, such as "planned after the time a revalidation is recorded at",
+    /// first admits. NaN and infinity are returned as they are.
+    pub fn just_after(self) -> Millis {
+        let x = self.0;
+        if !x.is_finite() {
+            return self;
+        }
+        if x == 0.0 {
+            return Millis(f64::from_bits(1));
+        }
+        let bits = x.to_bits();
+        Millis(f64::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 }))
+    }
+
     /// This time plus `s` seconds.
     pub fn plus_seconds(self, s: f64) -> Millis {
         Millis(self.0 + s * 1000.0)
@@ -112,5 +127,20 @@ mod tests {
         assert!(is_unlimited(f64::INFINITY));
         assert!(!is_unlimited(f64::NEG_INFINITY));
         assert!(!is_unlimited(f64::NAN));
+    }
+
+    /// The next time up, and nothing between: a clock at 1.8e12 ms steps by 2^-12 ms.
+    #[test]
+    fn just_after_is_the_next_time_up() {
+        let t = Millis(1_800_000_000_011.0);
+        let next = t.just_after();
+        assert!(next.0 > t.0);
+        assert_eq!(next.0 - t.0, 1.0 / 4096.0);
+        assert!(Millis::ZERO.just_after().0 > 0.0);
+        assert!(Millis(-0.0).just_after().0 > 0.0);
+        assert_eq!(Millis(f64::MAX).just_after().0, f64::INFINITY);
+        assert_eq!(Millis(-1.0).just_after().0, -1.0 + f64::EPSILON / 2.0);
+        assert_eq!(Millis(f64::INFINITY).just_after().0, f64::INFINITY);
+        assert!(Millis(f64::NAN).just_after().0.is_nan());
     }
 }

@@ -177,7 +177,7 @@ enum Count {
     Folded,
 }
 
-/// Which wait [`Engine::wait_ms`] reckons.
+/// Which wait [`Engine::wait_ms`] reckons (the pull timer's: a time, not a wait).
 #[derive(Clone, Copy)]
 enum Wait {
     TagPull,
@@ -266,7 +266,10 @@ impl Engine {
     #[inline(never)]
     fn wait_ms(&self, which: Wait, now: f64) -> f64 {
         match which {
-            Wait::TagPull => self.inner.tag_pull_in_ms(Millis(now)),
+            Wait::TagPull => self
+                .inner
+                .tag_pull_timeout(Millis(now))
+                .map_or(-1.0, |at| at.0),
             #[cfg(feature = "tools")]
             Wait::Probe => match self.inner.breaker().next_probe_at() {
                 Some(at) => (at.0 - now).max(0.0),
@@ -517,7 +520,7 @@ impl Engine {
 
     /// The pull planned last (`planTagPull`) failed, reported at `now`: no reply of it will
     /// be applied. A revalidation it was to answer stays due, after a backoff from `now`
-    /// (`tagPullInMs`, `retryInMs`).
+    /// (`tagPullTimeout`, `retryInMs`).
     #[wasm_bindgen(js_name = tagPullFailed)]
     pub fn tag_pull_failed(&mut self, now: f64) {
         self.inner.tag_pull_failed(Millis(now));
@@ -545,9 +548,12 @@ impl Engine {
         self.inner.tags_caught_up(Millis(now))
     }
 
-    /// Ms until the next pull is due at `now` (0: now; always 0 when pulling per request).
-    #[wasm_bindgen(js_name = tagPullInMs)]
-    pub fn tag_pull_in_ms(&self, now: f64) -> f64 {
+    /// Following by push, when the one pull timer should next wake, asked at `now` (the
+    /// same clock): at or before `now`, pull now (`planTagPull`); negative, no timer (a pull
+    /// is out, the mirror is not caught up, or pulling per request). Ask again after every
+    /// event that can move it and when the timer fires (core `Engine::tag_pull_timeout`).
+    #[wasm_bindgen(js_name = tagPullTimeout)]
+    pub fn tag_pull_timeout(&self, now: f64) -> f64 {
         self.wait_ms(Wait::TagPull, now)
     }
 

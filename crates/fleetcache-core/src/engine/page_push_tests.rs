@@ -1184,6 +1184,34 @@ fn pulling_a_regenerated_page_is_judged_by_its_start() {
     assert_eq!(meta.made_at, None);
 }
 
+/// A revalidation of this process's own is recorded at its ms rounded up; a pull planned any
+/// time after that answers it, so it is due from then on, not a whole ms later.
+#[test]
+fn an_own_revalidations_pull_is_due_as_soon_as_one_planned_would_answer_it() {
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    e.queue_tag_update(
+        &["p"],
+        &crate::tags::Revalidation::Expire,
+        Millis(NOW + 100.3),
+    )
+    .unwrap();
+    assert!(
+        e.tag_pull_in_ms(Millis(NOW + 101.0)) > 0.0,
+        "not in its recorded ms"
+    );
+    assert_eq!(
+        e.tag_pull_in_ms(Millis(NOW + 101.25)),
+        0.0,
+        "due once a pull planned would answer it"
+    );
+    pull(&mut e, "2", NOW + 101.25);
+    assert!(
+        e.tag_pull_in_ms(Millis(NOW + 102.0)) > 900.0,
+        "that pull answered it"
+    );
+}
+
 /// Pulling on learning (`PushFollow::learned`), a busy fleet's announcements, of any tags,
 /// each bring a pull: a regeneration that runs while more than `RECENT_PULLS` are applied
 /// must still be judged by the pull applied last before it began, not by its start less the
@@ -1201,7 +1229,8 @@ fn a_long_regeneration_keeps_the_pull_it_began_after_through_many_learned_pulls(
         Millis(NOW + 100.0),
     )
     .unwrap();
-    assert_eq!(e.tag_pull_in_ms(Millis(NOW + 100.0)), 1.0);
+    let due = e.tag_pull_in_ms(Millis(NOW + 100.0));
+    assert!(due > 0.0 && due < 0.001, "{due}");
     pull(&mut e, "2", NOW + 101.0);
     // The page, regenerated for it, begins after that pull; meanwhile the fleet revalidates
     // other tags, announced, each followed by a pull (twice RECENT_PULLS of them, within a pull interval).
@@ -1231,8 +1260,8 @@ fn a_long_regeneration_keeps_the_pull_it_began_after_through_many_learned_pulls(
 /// A revalidation of this process's own is recorded at its ms rounded up, and a pull made due
 /// at once would start in that very ms, before that time: it would vouch for no regeneration
 /// against it, and what is regenerated of its tags would be stale as it is written until the
-/// periodic pull, a pull interval later, not a round trip. The pull is due the ms after, and
-/// stays due until one planned past that time.
+/// periodic pull, a pull interval later, not a round trip. The pull is due just after that
+/// time, and stays due until one planned past it.
 #[test]
 fn an_own_revalidation_keeps_a_pull_due_until_one_starts_after_its_recorded_time() {
     use crate::tags::Freshness;
@@ -1245,7 +1274,7 @@ fn an_own_revalidation_keeps_a_pull_due_until_one_starts_after_its_recorded_time
     )
     .unwrap();
     let due = e.tag_pull_in_ms(Millis(NOW + 100.3));
-    assert!((1.6..=1.7).contains(&due), "{due}");
+    assert!((0.7..0.701).contains(&due), "{due}");
     // A pull planned in the same ms (a request's, say).
     pull(&mut e, "2", NOW + 100.5);
     let tags = ["_N_T_/p", "p"];
@@ -1255,10 +1284,10 @@ fn an_own_revalidation_keeps_a_pull_due_until_one_starts_after_its_recorded_time
         Freshness::Fresh,
         "judged by a pull started before the revalidation's recorded time"
     );
-    let due = e.tag_pull_in_ms(Millis(NOW + 101.6));
-    assert!(
-        (0.3..=0.5).contains(&due),
-        "a pull that vouches past the revalidation is still due: in {due}"
+    assert_eq!(
+        e.tag_pull_in_ms(Millis(NOW + 101.6)),
+        0.0,
+        "a pull that vouches past the revalidation is still due"
     );
     pull(&mut e, "2", NOW + 102.0);
     assert!(e.tag_pull_in_ms(Millis(NOW + 103.0)) > 900.0);
