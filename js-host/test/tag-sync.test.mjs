@@ -735,6 +735,29 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  test('following by push, a failed pull left to the pull timer, which fires late past the bound, is retried on the retry timer', async () => {
+    // A loaded event loop: the timer for 900 ms runs at the bound. Not caught up, the engine
+    // wants no pull timer; the failed pull's retry goes to the retry timer.
+    const f = await caughtUpFailingPulls()
+    const { timer, engine, clock, sync, reads } = f
+    clock.t = T0 + 800
+    f.fail = true
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [100],
+    )
+    clock.t = T0 + 1000
+    assert.equal(engine.tagsCaughtUp(clock.t), false)
+    const before = reads()
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before)
+    assert.equal(timer.pending.length, 1, 'the retry timer is set')
+    await sync.stop()
+  })
+
   test('following by push, a message of a kind this build does not know takes the channel down', async () => {
     // A later release may announce something new: an older process must not go on as if
     // caught up (decision 0031), only slower until its subscription is confirmed again.
