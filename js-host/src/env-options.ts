@@ -61,7 +61,8 @@ export function isBuildPhase(env: Env = process.env): boolean {
  * `NEXT_PRIVATE_WORKER=1` (every 16.x), and 16.4.6 and later also set `__NEXT_DEV_SERVER=1`.
  * `NODE_ENV` is not asked: `next start` keeps a `NODE_ENV=development` its shell exported, and a
  * production server must not leave the fleet over it. A custom server made with
- * `next({ dev: true })` sets neither and is not recognised. A build is never one.
+ * `next({ dev: true })` is recognised where its `prepare()` sets `__NEXT_DEV_SERVER` (16.4.6,
+ * 16.5.0), not under 16.0.0, which sets neither. A build is never one.
  */
 export function isDevServer(env: Env = process.env): boolean {
   if (isBuildPhase(env)) return false

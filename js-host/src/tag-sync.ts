@@ -325,6 +325,13 @@ export class TagSync {
   private pullTimer: unknown
   /** The time `pullTimer` was set for, as the engine gave it. */
   private pullTimerAt = 0
+  /**
+   * The pull timer stands in for the retry timer: a failed pull's retry (its backoff ends
+   * before the bound), with no pull planned since. Should the engine then want no pull timer
+   * (the channel went down, the timer ran past the bound), the retry timer takes it back:
+   * nothing else would ask Redis again until a request came or the channel was up.
+   */
+  private retryOnPullTimer = false
 
   constructor(
     private readonly engine: TagEngine,
@@ -511,6 +518,8 @@ export class TagSync {
     if (this.engine.outboxLength > 0) void this.drain()
     const t = this.now()
     this.checkClock(t)
+    // This pull's outcome decides the next retry.
+    this.retryOnPullTimer = false
     try {
       const reply = await this.script(splitArgv(this.engine.planTagPull(t)), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
@@ -571,7 +580,10 @@ export class TagSync {
       this.logPullFailure(err, trapped)
       // No retry for a trapped engine: it stays trapped (docs/failures.md, "A trap in the
       // engine"), so each retry would only fail alike, and the timer's delay is the engine's.
-      if (!trapped && !this.pollPull()) this.watch()
+      if (!trapped) {
+        this.retryOnPullTimer = this.pollPull()
+        if (!this.retryOnPullTimer) this.watch()
+      }
       return false
     }
   }
@@ -909,7 +921,9 @@ export class TagSync {
    * for, so that an event that moves nothing (a page write's announcement) does not set it
    * again. Called on every event that can move it, and when the timer fires: one that fires
    * early (Node runs a timer by the event loop's cached clock) finds the time not come and
-   * sets the timer again. True when the engine asked for a pull, now or on the timer.
+   * sets the timer again. True when the engine asked for a pull, now or on the timer. When it
+   * wants none and the pull timer stood for a failed pull's retry (`retryOnPullTimer`), the
+   * retry timer is set (`watch`).
    */
   private pollPull(): boolean {
     const timer = this.timer
@@ -921,7 +935,13 @@ export class TagSync {
       timer.clear(this.pullTimer)
       this.pullTimer = undefined
     }
-    if (at < 0) return false
+    if (at < 0) {
+      if (this.retryOnPullTimer) {
+        this.retryOnPullTimer = false
+        this.watch()
+      }
+      return false
+    }
     if (!wake) {
       void this.pullAfterNow()
       return true

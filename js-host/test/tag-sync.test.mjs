@@ -705,6 +705,59 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  test('following by push, a failed pull left to the pull timer is retried on the retry timer when that finds the mirror no longer caught up', async () => {
+    // The failed pull set the pull timer, not the retry timer. The channel goes down before it
+    // fires (as it does when Redis goes away): the engine then wants no pull timer, and
+    // nothing else would probe Redis until a request came or the channel was up again.
+    const f = await caughtUpFailingPulls()
+    const { ch, timer, clock, sync, reads } = f
+    clock.t = T0 + 800
+    f.fail = true
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [100],
+      'the pull timer only',
+    )
+    ch.events.down()
+    clock.t = T0 + 900
+    const before = reads()
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before, 'the pull timer pulls nothing once not caught up')
+    assert.equal(timer.pending.length, 1, 'the retry timer is set')
+    f.fail = false
+    clock.t = T0 + 900 + timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1, "the retry timer's probe")
+    await sync.stop()
+  })
+
+  test('following by push, a failed pull left to the pull timer, which fires late past the bound, is retried on the retry timer', async () => {
+    // A loaded event loop: the timer for 900 ms runs at the bound. Not caught up, the engine
+    // wants no pull timer; the failed pull's retry goes to the retry timer.
+    const f = await caughtUpFailingPulls()
+    const { timer, engine, clock, sync, reads } = f
+    clock.t = T0 + 800
+    f.fail = true
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [100],
+    )
+    clock.t = T0 + 1000
+    assert.equal(engine.tagsCaughtUp(clock.t), false)
+    const before = reads()
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before)
+    assert.equal(timer.pending.length, 1, 'the retry timer is set')
+    await sync.stop()
+  })
+
   test('following by push, a message of a kind this build does not know takes the channel down', async () => {
     // A later release may announce something new: an older process must not go on as if
     // caught up (decision 0031), only slower until its subscription is confirmed again.

@@ -431,14 +431,6 @@ impl Engine {
         self.tag_sync.caught_up(&self.mirror, now)
     }
 
-    /// Ms until the next pull is due at `now` when following by push (0: due now, and always
-    /// when pulling per request).
-    pub fn tag_pull_in_ms(&self, now: Millis) -> f64 {
-        self.tag_sync
-            .push()
-            .map_or(0.0, |p| p.pull_in_ms(&self.mirror, now))
-    }
-
     /// Following by push, when the host's one pull timer should next wake, at `now`
     /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)): a time
     /// not later than `now` means plan a pull now ([`Engine::plan_tag_pull`]). The host asks
@@ -1405,6 +1397,13 @@ mod tests {
     const NOW: f64 = 1_795_690_530_000.0;
     const DEFAULT: Interface<'static> = Interface::UseCache("default");
 
+    /// Ms from `now` until the pull timer's time ([`Engine::tag_pull_timeout`], 0 when it has
+    /// come); `None`: no pull timer.
+    fn pull_in(e: &Engine, now: f64) -> Option<f64> {
+        e.tag_pull_timeout(Millis(now))
+            .map(|at| (at.0 - now).max(0.0))
+    }
+
     /// An engine that follows no shared state (its tag mirror is complete as it is).
     fn engine() -> Engine {
         let mut e = shared_engine();
@@ -1748,10 +1747,10 @@ mod tests {
         )
         .unwrap();
         assert!(e.tags_caught_up(Millis(22.0)));
-        assert_eq!(e.tag_pull_in_ms(Millis(500.0)), 520.0);
-        // The periodic pull is due.
+        assert_eq!(pull_in(&e, 500.0), Some(320.0), "20 + 800");
+        // Past the bound: requests pull, no pull timer.
         assert!(!e.tags_caught_up(Millis(1020.0)));
-        assert_eq!(e.tag_pull_in_ms(Millis(1020.0)), 0.0);
+        assert_eq!(pull_in(&e, 1020.0), None);
         e.plan_tag_pull(Millis(1020.0));
         e.apply_refresh(
             &netstring::encode(["E", "1", "v1", "0", "0", ""]),
@@ -1779,7 +1778,7 @@ mod tests {
         )
         .unwrap();
         assert!(e.tags_caught_up(Millis(1042.0)));
-        assert_eq!(e.tag_pull_in_ms(Millis(1042.0)), 998.0);
+        assert_eq!(pull_in(&e, 1042.0), Some(798.0));
         let next = netstring::encode(["a", "E", "4", "v4", "a", "5,5,0,0,5"]);
         assert_eq!(
             e.apply_announcement(&next, Millis(1_000.0)),
@@ -1788,21 +1787,21 @@ mod tests {
         assert!(e.tags_caught_up(Millis(1043.0)));
         // Learned by announcement: the next pull, which vouches past it, is due at once
         // (regen::use_cache_made); planning it is enough, the periodic one follows as before.
-        assert_eq!(e.tag_pull_in_ms(Millis(1043.0)), 0.0);
+        assert_eq!(pull_in(&e, 1043.0), Some(0.0));
         e.plan_tag_pull(Millis(1043.0));
         e.apply_refresh(
             &netstring::encode(["E", "4", "v4", "0", "0", ""]),
             Millis(1044.0),
         )
         .unwrap();
-        assert_eq!(e.tag_pull_in_ms(Millis(1044.0)), 999.0);
+        assert_eq!(pull_in(&e, 1044.0), Some(799.0));
         // And by one of this process's own: just after the time it is recorded at (a pull
         // planned at that time would vouch for nothing against it).
         e.queue_tag_update(&["b"], &Revalidation::Expire, Millis(1045.0))
             .unwrap();
-        let due = e.tag_pull_in_ms(Millis(1045.0));
+        let due = pull_in(&e, 1045.0).unwrap_or_default();
         assert!(due > 0.0 && due < 1e-9, "{due}");
-        assert_eq!(e.tag_pull_in_ms(Millis(1045.001)), 0.0);
+        assert_eq!(pull_in(&e, 1045.001), Some(0.0));
         assert!(e.tags_caught_up(Millis(1045.0)));
         e.tag_channel_down();
         assert!(!e.tags_caught_up(Millis(1044.0)));
@@ -1831,15 +1830,15 @@ mod tests {
             Ok(Announced::Applied(1))
         );
         assert_eq!(
-            e.tag_pull_in_ms(Millis(40.0)),
-            90.0,
+            pull_in(&e, 40.0),
+            Some(90.0),
             "from the failed pull: 30 + 100"
         );
         e.plan_tag_pull(Millis(240.0));
         e.tag_pull_failed(Millis(240.0));
         assert_eq!(
-            e.tag_pull_in_ms(Millis(250.0)),
-            190.0,
+            pull_in(&e, 250.0),
+            Some(190.0),
             "the second in a row: 240 + 200"
         );
         assert_eq!(e.retry_in_ms(Millis(250.0)), 190.0);
@@ -1863,7 +1862,7 @@ mod tests {
         )
         .unwrap();
         assert!(e.tags_caught_up(Millis(2_002.0)));
-        assert_eq!(e.tag_pull_in_ms(Millis(2_002.0)), 998.0);
+        assert_eq!(pull_in(&e, 2_002.0), Some(798.0));
         assert_eq!(
             e.tag_sync
                 .push()

@@ -184,7 +184,7 @@ impl PushFollow {
     /// process's own. What is regenerated from now on is judged by the start of the last pull
     /// applied before it began ([`PushFollow::vouched_from`]), earlier than the revalidation,
     /// so it would be stale as it is written, and regenerated again, until a pull started
-    /// after it is applied: that pull is due at once ([`PushFollow::pull_in_ms`]), so the
+    /// after it is applied: that pull is due at once ([`PushFollow::pull_timeout`]), so the
     /// window is a round trip rather than the pull interval.
     ///
     /// `at`: the time the revalidation is recorded at, when known (one of this process's own:
@@ -326,8 +326,7 @@ impl PushFollow {
 
     /// Ms from `now` until a revalidation learned, whose pull failed, is due again: the time
     /// the last failure was reported plus [`MIN_RETRY_MS`], doubled with each failure in a
-    /// row, at most the pull interval (and not before just after the time it is recorded at;
-    /// [`PushFollow::pull_in_ms`] never past the periodic pull).
+    /// row, at most the pull interval (and not before just after the time it is recorded at).
     /// `None` when no pull failed since the last one applied, or nothing learned waits: the
     /// host then retries on its usual terms (the breaker's probe, 1 s: [`crate::Outbox::timer_ms`]).
     pub fn retry_in_ms(&self, now: Millis) -> Option<f64> {
@@ -427,24 +426,6 @@ impl PushFollow {
             && now.0 >= at.0
             && mirror.is_synced()
             && !mirror.is_loading()
-    }
-
-    /// Ms until the periodic pull is due at `now` (0: now, also while not caught up), or,
-    /// once a revalidation was learned otherwise, the pull that follows it (at once, or just
-    /// after the time it is recorded at: [`PushFollow::learned`]).
-    pub fn pull_in_ms(&self, mirror: &TagMirror, now: Millis) -> f64 {
-        match self.pulled {
-            Some((_, at)) if self.caught_up(mirror, now) => {
-                let periodic = (at.0 + self.max_pull_interval_ms - now.0).max(0.0);
-                let learned = self.learned.map(|l| {
-                    self.retry_in_ms(now)
-                        .unwrap_or(l.just_after().0 - now.0)
-                        .clamp(0.0, periodic)
-                });
-                learned.unwrap_or(periodic)
-            }
-            _ => 0.0,
-        }
     }
 
     /// When the host's pull timer should next wake, at `now`: the one time the host sets its
@@ -927,64 +908,68 @@ mod tests {
         (p, mirror)
     }
 
+    /// Ms from `now` until the pull timer's time ([`PushFollow::pull_timeout`], 0 when it has
+    /// come); `None`: no pull timer.
+    fn pull_in(p: &PushFollow, mirror: &TagMirror, now: f64) -> Option<f64> {
+        p.pull_timeout(mirror, Millis(now))
+            .map(|at| (at.0 - now).max(0.0))
+    }
+
     /// A pull planned on a revalidation learned otherwise, that fails (a timeout, an error
     /// reply, no connection, the breaker), gives back what it was to answer: the next pull is
-    /// due after the backoff from the failure (100 ms, doubling with each failure in a row,
-    /// never past the periodic one), not at the periodic pull; one applied ends it.
+    /// due after the backoff from the failure (100 ms, doubling with each failure in a row; at
+    /// or past the bound, not on the pull timer), not at the periodic pull; one applied ends it.
     #[test]
     fn a_failed_pull_keeps_what_was_learned_due_after_a_backoff() {
         let (mut p, mirror) = caught_up_at(1_000.0);
         assert!(p.caught_up(&mirror, Millis(1_010.0)));
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_010.0)), 990.0);
+        assert_eq!(pull_in(&p, &mirror, 1_010.0), Some(790.0));
         p.learned(Millis(1_010.0));
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_011.0)), 0.0);
+        assert_eq!(pull_in(&p, &mirror, 1_011.0), Some(0.0));
         p.pull_planned(Millis(1_011.0));
         assert_eq!(
-            p.pull_in_ms(&mirror, Millis(1_012.0)),
-            988.0,
-            "planned: not due again"
+            pull_in(&p, &mirror, 1_012.0),
+            None,
+            "planned: no timer until its outcome"
         );
         p.pull_failed(Millis(1_011.0));
         assert!(
             p.caught_up(&mirror, Millis(1_020.0)),
             "a failed pull leaves the bound as it was"
         );
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_020.0)), 91.0, "1,011 + 100");
+        assert_eq!(pull_in(&p, &mirror, 1_020.0), Some(91.0), "1,011 + 100");
         assert_eq!(p.retry_in_ms(Millis(1_020.0)), Some(91.0));
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_111.0)), 0.0);
+        assert_eq!(pull_in(&p, &mirror, 1_111.0), Some(0.0));
         // Failed again: twice the wait, from the failure.
         p.pull_planned(Millis(1_111.0));
         p.pull_failed(Millis(1_111.0));
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_120.0)), 191.0, "1,111 + 200");
+        assert_eq!(pull_in(&p, &mirror, 1_120.0), Some(191.0), "1,111 + 200");
         // Learned again meanwhile: still after the backoff, not at once.
         p.learned(Millis(1_130.0));
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_131.0)), 180.0);
-        // Never later than the periodic pull.
+        assert_eq!(pull_in(&p, &mirror, 1_131.0), Some(180.0));
+        // A backoff that ends at or past the bound (2,000) is not the pull timer's.
         for _ in 0..6 {
             p.pull_planned(Millis(1_311.0));
             p.pull_failed(Millis(1_311.0));
         }
-        assert_eq!(
-            p.pull_in_ms(&mirror, Millis(1_400.0)),
-            600.0,
-            "1,000 + 1,000"
-        );
+        assert_eq!(pull_in(&p, &mirror, 1_400.0), None, "1,311 + 1,000");
         // A pull that succeeds ends the backoff and answers what was learned.
         p.pull_planned(Millis(1_500.0));
         p.pull_applied(Millis(1_501.0), true);
         assert_eq!(p.retry_in_ms(Millis(1_502.0)), None);
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_502.0)), 998.0);
-        // A failed pull with nothing learned asks for no retry of its own (the periodic one).
+        assert_eq!(pull_in(&p, &mirror, 1_502.0), Some(798.0));
+        // A failed pull with nothing learned asks for no retry of its own: the periodic one,
+        // not before the backoff.
         p.pull_planned(Millis(1_600.0));
         p.pull_failed(Millis(1_600.0));
         assert_eq!(p.retry_in_ms(Millis(1_601.0)), None);
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_601.0)), 899.0);
+        assert_eq!(pull_in(&p, &mirror, 1_601.0), Some(699.0));
         // One of this process's own, recorded at 1,700: a pull planned in that ms answers
         // nothing (it stays due), and as the second failure in a row, it waits 200 ms.
         p.learned(Millis(1_700.0));
         p.pull_planned(Millis(1_700.0));
         p.pull_failed(Millis(1_700.0));
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_700.0)), 200.0);
+        assert_eq!(pull_in(&p, &mirror, 1_700.0), Some(200.0));
         // A failure reported with no pull planned changes nothing.
         let before = p.clone();
         p.pull_failed(Millis(1_700.0));
@@ -998,13 +983,13 @@ mod tests {
     fn an_own_revalidation_is_due_just_after_its_recorded_time() {
         let (mut p, mirror) = caught_up_at(1_000.0);
         p.learned(Millis(1_101.0));
-        let due = p.pull_in_ms(&mirror, Millis(1_100.5));
+        let due = pull_in(&p, &mirror, 1_100.5).unwrap_or_default();
         assert!(due > 0.5 && due < 0.501, "{due}");
         assert!(
-            p.pull_in_ms(&mirror, Millis(1_101.0)) > 0.0,
+            pull_in(&p, &mirror, 1_101.0).unwrap_or_default() > 0.0,
             "a pull planned at 1,101 answers nothing"
         );
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_101.25)), 0.0);
+        assert_eq!(pull_in(&p, &mirror, 1_101.25), Some(0.0));
         // Planned in that ms: it answers nothing, and fails; learned again, later than the
         // backoff's end (1,201).
         p.pull_planned(Millis(1_101.0));
@@ -1012,7 +997,7 @@ mod tests {
         p.learned(Millis(1_300.0));
         let retry = p.retry_in_ms(Millis(1_250.0)).unwrap_or_default();
         assert!(retry > 50.0 && retry < 50.001, "{retry}");
-        assert_eq!(p.pull_in_ms(&mirror, Millis(1_300.25)), 0.0);
+        assert_eq!(pull_in(&p, &mirror, 1_300.25), Some(0.0));
     }
 
     /// The host's one pull timer, as [`PushFollow::pull_timeout`] sets it: each failure of
@@ -1190,7 +1175,8 @@ mod tests {
     /// backoff would have run out by the time the pull was reported failed, and an
     /// announcement heard then would start the next pull at once, pull after pull, until the
     /// breaker opens. Counted from the failure, the next pull waits at least 100 ms after it,
-    /// doubled with each failure in a row, and never past the periodic pull.
+    /// doubled with each failure in a row; one that ends at or past the bound is not the pull
+    /// timer's.
     #[test]
     fn pulls_that_time_out_wait_their_backoff_from_the_failure() {
         const BUDGET_MS: f64 = 150.0;
@@ -1202,7 +1188,7 @@ mod tests {
         let mut row = 0;
         let mut pulls = Vec::new();
         while now < 1_761.0 {
-            if p.pull_in_ms(&mirror, Millis(now)) == 0.0 {
+            if pull_in(&p, &mirror, now) == Some(0.0) {
                 if let Some(at) = failed {
                     let backoff = 100.0 * f64::from(1u32 << (row - 1));
                     assert!(
@@ -1224,9 +1210,9 @@ mod tests {
         // 1,010 fails at 1,160; 1,260 at 1,410; 1,610 at 1,760.
         assert_eq!(pulls, vec![1_010.0, 1_260.0, 1_610.0]);
         assert_eq!(
-            p.pull_in_ms(&mirror, Millis(1_761.0)),
-            239.0,
-            "the fourth is the periodic pull at 2,000, not later (1,760 + 400)"
+            pull_in(&p, &mirror, 1_761.0),
+            None,
+            "the fourth (1,760 + 400) is past the bound at 2,000: the retry timer's"
         );
     }
 }
