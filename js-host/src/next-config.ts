@@ -16,6 +16,7 @@ export interface NextConfigLike {
   cacheHandlers?: Record<string, string | undefined> | undefined
   serverExternalPackages?: string[] | undefined
   outputFileTracingIncludes?: Record<string, string[]> | undefined
+  outputFileTracingExcludes?: Record<string, string[]> | undefined
   // `object`, not the one field read here: Next 16.0-16.3's `ExperimentalConfig` lacks
   // `durableUseCacheEntries`, and a type with no field in common with an all-optional one is
   // not assignable to it.
@@ -111,14 +112,32 @@ export function withFleetcache<T extends NextConfigLike>(
   // Bundling would inline the wasm glue and break its path to the .wasm file.
   const externals = config.serverExternalPackages ?? []
   out.serverExternalPackages = externals.includes(PACKAGE) ? externals : [...externals, PACKAGE]
-  // The glue reads the .wasm with fs at run time, which tracing for `output: 'standalone'`
-  // cannot see: list the package's runtime files explicitly.
+  // What `output: 'standalone'` copies of the package. Next's tracing follows the glue's fs
+  // read of the server module (measured on 16.x), but a read it cannot resolve would leave the
+  // server without its engine: that one file is listed explicitly. Tracing also follows both
+  // branches of wasm.ts's require, so it picks up the CLI's tools module, which no server
+  // loads, and the CLI's own code: both are excluded (about 400 KB).
   const packageDir = dirname(require.resolve(`${PACKAGE}/package.json`))
   const projectDir = options.projectDir ?? process.cwd()
-  const glob = relative(projectDir, join(packageDir, 'wasm')).split(sep).join('/') + '/**'
-  const includes = { ...config.outputFileTracingIncludes }
-  const all = includes['/*'] ?? []
-  includes['/*'] = all.includes(glob) ? all : [...all, glob]
-  out.outputFileTracingIncludes = includes
+  const inPackage = (sub: string): string =>
+    relative(projectDir, join(packageDir, sub)).split(sep).join('/')
+  out.outputFileTracingIncludes = withGlobs(config.outputFileTracingIncludes, [
+    inPackage('wasm/fleetcache_wasm_bg.wasm'),
+  ])
+  out.outputFileTracingExcludes = withGlobs(config.outputFileTracingExcludes, [
+    `${inPackage('wasm/tools')}/**`,
+    `${inPackage('dist/cli')}/**`,
+  ])
   return out as T
+}
+
+/** A copy of `globs` with `add` appended to the globs for every route (`/*`), each once. */
+function withGlobs(
+  globs: Record<string, string[]> | undefined,
+  add: readonly string[],
+): Record<string, string[]> {
+  const out = { ...globs }
+  const all = out['/*'] ?? []
+  out['/*'] = [...all, ...add.filter((g) => !all.includes(g))]
+  return out
 }

@@ -14,6 +14,7 @@ test('sets both cache interfaces by absolute path and keeps the rest of the conf
     serverExternalPackages: ['sharp'],
     cacheHandlers: { custom: '/somewhere/else.js' },
     outputFileTracingIncludes: { '/api/*': ['./data/**'] },
+    outputFileTracingExcludes: { '/*': ['./fixtures/**'] },
   }
   const out = withFleetcache(user, { projectDir: path.resolve('..') })
   assert.equal(out.reactStrictMode, true)
@@ -26,7 +27,14 @@ test('sets both cache interfaces by absolute path and keeps the rest of the conf
   assert.equal(out.cacheHandlers.custom, '/somewhere/else.js')
   assert.deepEqual(out.serverExternalPackages, ['sharp', 'fleetcache'])
   assert.deepEqual(out.outputFileTracingIncludes['/api/*'], ['./data/**'])
-  assert.deepEqual(out.outputFileTracingIncludes['/*'], ['js-host/wasm/**'])
+  // For output: 'standalone': the server module (the one file read with fs), and not the CLI's
+  // tools module or code, which tracing reaches through wasm.ts's require of either module.
+  assert.deepEqual(out.outputFileTracingIncludes['/*'], ['js-host/wasm/fleetcache_wasm_bg.wasm'])
+  assert.deepEqual(out.outputFileTracingExcludes['/*'], [
+    './fixtures/**',
+    'js-host/wasm/tools/**',
+    'js-host/dist/cli/**',
+  ])
   // The caller's object is untouched, and applying twice changes nothing more.
   assert.deepEqual(user.serverExternalPackages, ['sharp'])
   assert.equal(user.cacheHandler, undefined)

@@ -19,7 +19,18 @@ import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
-const WASM = path.join('node_modules', 'fleetcache', 'wasm', 'fleetcache_wasm_bg.wasm')
+const PACKAGE = path.join('node_modules', 'fleetcache')
+// What a server process loads of the package's wasm: the server module and its Node glue.
+const SERVER_WASM = ['wasm/fleetcache_wasm_bg.wasm', 'wasm/node/fleetcache_wasm.js']
+
+// Every file under dir, relative to it, with '/' separators.
+function filesUnder(dir) {
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+    .sort()
+}
 
 let logDir
 let build
@@ -94,13 +105,15 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
   )
 
   test(
-    'the traced tree holds the .wasm, and the engine starts from it with the namespace of the build',
+    'the traced tree holds the server module only, and the engine starts from it with the namespace of the build',
     { timeout: 30_000 },
     withDiagnostics(async () => {
-      assert.ok(
-        fs.existsSync(path.join(path.dirname(serverJs), WASM)),
-        `${WASM} is missing from the standalone tree`,
-      )
+      const traced = filesUnder(path.join(path.dirname(serverJs), PACKAGE))
+      for (const f of SERVER_WASM) assert.ok(traced.includes(f), `${f} is missing: ${traced}`)
+      // Nothing a server process never loads: the CLI's tools module and its code, the
+      // workers glue, type declarations.
+      const unused = traced.filter((f) => /^wasm\/(tools|web)\/|^dist\/cli\/|\.d\.ts$/.test(f))
+      assert.deepEqual(unused, [], 'files no server process loads')
       const first = await S1.request('/')
       assert.equal(first.status, 200)
       const line = S1.logTail(200)

@@ -303,10 +303,15 @@ await check(
     const c = withFleetcache({}, { nextVersion: '16.5.0' })
     const files = [c.cacheHandler, c.cacheHandlers.default, c.cacheHandlers.remote]
     const globs = c.outputFileTracingIncludes['/*']
-    if (globs.length !== 1 || !globs[0].endsWith('/wasm/**')) throw new Error('globs: ' + globs)
-    files.push(path.join(process.cwd(), globs[0].slice(0, -3), 'fleetcache_wasm_bg.wasm'))
+    if (globs.length !== 1 || !globs[0].endsWith('/wasm/fleetcache_wasm_bg.wasm'))
+      throw new Error('globs: ' + globs)
+    files.push(path.join(process.cwd(), globs[0]))
+    // The excluded directories (the CLI's tools module and code) are the package's own.
+    const excludes = c.outputFileTracingExcludes['/*']
+    for (const g of excludes) files.push(path.join(process.cwd(), g.slice(0, -3)))
     for (const f of files) if (!fs.existsSync(f)) throw new Error('no file at ' + f)
-    if (!globs[0].startsWith('node_modules/.pnpm/')) throw new Error('glob ' + globs[0])
+    for (const g of [...globs, ...excludes])
+      if (!g.startsWith('node_modules/.pnpm/')) throw new Error('glob ' + g)
     console.log(globs[0])
   `
     const r = await sh(process.execPath, ['-e', script], { cwd: pnpmProject, env })
