@@ -45,34 +45,27 @@ import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_CACHE_ENV,
   appDir,
-  cleanEnv,
   findTarball,
   makeLogDir,
-  nextBinOf,
   parseDataElement,
   prepareApp,
   prepareDefaultCache,
-  runLogged,
   startInstance,
 } from '../tests/support/fleet.mjs'
 import { startOrigin } from '../tests/support/origin.mjs'
 import { freePort } from '../tests/support/ports.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
+import { FLOOR_ENV, prepareFloor } from './lib/floor-build.mjs'
 import { pct } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
-// The floor's handlers, written in bench/lib/ and copied into the app, where the build takes
-// them from (Turbopack traces a cacheHandler and refuses a file outside the project's root);
-// examples/next-app/next.config.mjs reads EXAMPLE_FLOOR_HANDLERS.
-const FLOOR_NAMES = ['floor-incremental-handler.cjs', 'floor-use-cache-handler.cjs']
-const FLOOR_FILES = FLOOR_NAMES.map((f) => path.join(here, 'lib', f))
-const FLOOR_DIR = path.join(appDir, 'node_modules', '.fleetcache-floor')
-const FLOOR_ENV = { EXAMPLE_FLOOR_HANDLERS: FLOOR_DIR }
 
 // Each run's section goes on top of this file, earlier runs kept below.
 const REPORT = path.join(here, 'PAGE-COST.md')
 const REPORT_HEADER =
+  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`; never edited by hand. Newest run first.\n\n'
+const OLD_HEADER =
   '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs`; never edited by hand. Newest run first.\n\n'
 
 const ROUNDS = Number(process.env.PAGECOST_ROUNDS ?? 300)
@@ -103,34 +96,6 @@ const VARIANTS = [
 ]
 // The variants whose handler is fleetcache (Redis counts, decoding, top functions).
 const FLEETCACHE = ['pull', 'push']
-
-// The floor's build in .next-floor/, made again when it is older than the app's fleetcache
-// build (prepareApp rebuilds that one when a source of the app changed) or than the floor's
-// handlers.
-async function prepareFloor({ log, logDir }) {
-  fs.mkdirSync(FLOOR_DIR, { recursive: true })
-  for (const name of FLOOR_NAMES) {
-    const src = fs.readFileSync(path.join(here, 'lib', name))
-    const dst = path.join(FLOOR_DIR, name)
-    if (!fs.existsSync(dst) || !src.equals(fs.readFileSync(dst))) fs.writeFileSync(dst, src)
-  }
-  const buildId = (dir) => path.join(appDir, dir, 'BUILD_ID')
-  const mtime = (f) => (fs.existsSync(f) ? fs.statSync(f).mtimeMs : 0)
-  const builtAt = mtime(buildId('.next-floor'))
-  const newer = [buildId('.next'), ...FLOOR_FILES].filter((f) => mtime(f) > builtAt)
-  if (builtAt && !newer.length) return
-  const logFile = path.join(logDir, 'floor-build.log')
-  log(
-    `next build with the floor's handlers (${builtAt ? `${path.basename(newer[0])} is newer` : 'no .next-floor/BUILD_ID'}; log: ${logFile})`,
-  )
-  await runLogged(process.execPath, [nextBinOf(appDir), 'build'], {
-    cwd: appDir,
-    env: cleanEnv(FLOOR_ENV),
-    logFile,
-    timeoutMs: 15 * 60_000,
-    what: "next build (the floor's handlers)",
-  })
-}
 
 async function probe(inst, pathname, method = 'POST') {
   const res = await fetch(`http://127.0.0.1:${String(inst.probePort)}${pathname}`, {
@@ -761,7 +726,7 @@ async function main() {
     console.log(report)
     fs.writeFileSync(path.join(logDir, 'report.md'), report + '\n')
     const previous = fs.existsSync(REPORT)
-      ? fs.readFileSync(REPORT, 'utf8').replace(REPORT_HEADER, '')
+      ? fs.readFileSync(REPORT, 'utf8').replace(REPORT_HEADER, '').replace(OLD_HEADER, '')
       : ''
     fs.writeFileSync(REPORT, REPORT_HEADER + report + '\n\n' + previous)
     progress(`section added to ${path.relative(process.cwd(), REPORT)}`)
