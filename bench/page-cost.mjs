@@ -64,9 +64,12 @@ const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
 // Each run's section goes on top of this file, earlier runs kept below.
 const REPORT = path.join(here, 'PAGE-COST.md')
 const REPORT_HEADER =
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`; never edited by hand. Newest run first.\n\n'
-const OLD_HEADER =
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs`; never edited by hand. Newest run first.\n\n'
+  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`, newest run first; a section titled "conclusion (by hand)" is an engineer\'s reading of the runs next to it, and says which.\n\n'
+// The headers earlier versions wrote, replaced by this one.
+const OLD_HEADERS = [
+  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs`; never edited by hand. Newest run first.\n\n',
+  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`; never edited by hand. Newest run first.\n\n',
+]
 
 const ROUNDS = Number(process.env.PAGECOST_ROUNDS ?? 300)
 const SOLO = Number(process.env.PAGECOST_SOLO ?? 200)
@@ -725,9 +728,10 @@ async function main() {
     const report = lines.join('\n')
     console.log(report)
     fs.writeFileSync(path.join(logDir, 'report.md'), report + '\n')
-    const previous = fs.existsSync(REPORT)
-      ? fs.readFileSync(REPORT, 'utf8').replace(REPORT_HEADER, '').replace(OLD_HEADER, '')
+    let previous = fs.existsSync(REPORT)
+      ? fs.readFileSync(REPORT, 'utf8').replace(REPORT_HEADER, '')
       : ''
+    for (const h of OLD_HEADERS) previous = previous.replace(h, '')
     fs.writeFileSync(REPORT, REPORT_HEADER + report + '\n\n' + previous)
     progress(`section added to ${path.relative(process.cwd(), REPORT)}`)
     fs.writeFileSync(

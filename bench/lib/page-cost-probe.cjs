@@ -58,6 +58,12 @@
 //                 are the floor's
 //   uc-floor-get  only its get and set are the floor's
 //   uc-no-refresh its refreshTags resolves at once (no tag refresh)
+//   uc-same       its get answers every hit of a key with the first entry's fields and a new
+//                 stream over the first entry's bytes (no read, no call into wasm)
+//   uc-await      its get's answer is handed back two microtask turns later, as the floor's
+//                 (which awaits its stored promise)
+//   uc-own-buffer its get's entry carries a new stream of one chunk, a copy of its bytes into a
+//                 Buffer of their own, as the floor's (the chunk's type is written to the output)
 // and for the floor's singular handler, the other way round:
 //   als-scope     its resetRequestCache opens a request scope as fleetcache's does (consumer.ts
 //                 openRequestScope: an AsyncLocalStorage of its own, `enterWith`)
@@ -272,7 +278,76 @@ function ucExperiments(handler) {
   }
   if (EXPERIMENT.has('uc-floor-get')) for (const n of ['get', 'set']) handler[n] = floor[n]
   if (EXPERIMENT.has('uc-no-refresh')) handler.refreshTags = () => Promise.resolve()
-  for (const n of ['uc-floor', 'uc-floor-get', 'uc-no-refresh']) if (EXPERIMENT.has(n)) applied(n)
+  if (EXPERIMENT.has('uc-same')) {
+    const get = handler.get
+    const first = new Map()
+    handler.get = async function (key, ...rest) {
+      const had = first.get(key)
+      if (had !== undefined) {
+        const { bytes, ...meta } = had
+        return {
+          ...meta,
+          value: new ReadableStream({
+            start(c) {
+              c.enqueue(bytes)
+              c.close()
+            },
+          }),
+        }
+      }
+      const entry = await get.call(this, key, ...rest)
+      if (entry === undefined) return entry
+      const chunks = []
+      for await (const c of entry.value) chunks.push(c)
+      const { value, ...meta } = entry
+      first.set(key, { ...meta, bytes: Buffer.concat(chunks) })
+      return handler.get(key, ...rest)
+    }
+  }
+  if (EXPERIMENT.has('uc-await')) {
+    const get = handler.get
+    handler.get = async function (...args) {
+      const entry = await get.apply(this, args)
+      await null
+      return entry
+    }
+  }
+  if (EXPERIMENT.has('uc-own-buffer')) {
+    const get = handler.get
+    let told = false
+    handler.get = async function (...args) {
+      const entry = await get.apply(this, args)
+      if (entry === undefined) return entry
+      const chunks = []
+      for await (const c of entry.value) chunks.push(c)
+      if (!told) {
+        told = true
+        const c = chunks[0]
+        process.stderr.write(
+          `[page-cost-probe] uc-own-buffer: ${String(chunks.length)} chunk(s), the first a ${c?.constructor?.name} at ${String(c?.byteOffset)} of ${String(c?.buffer.byteLength)}\n`,
+        )
+      }
+      const bytes = Buffer.concat(chunks)
+      return {
+        ...entry,
+        value: new ReadableStream({
+          start(c) {
+            c.enqueue(bytes)
+            c.close()
+          },
+        }),
+      }
+    }
+  }
+  for (const n of [
+    'uc-floor',
+    'uc-floor-get',
+    'uc-no-refresh',
+    'uc-same',
+    'uc-await',
+    'uc-own-buffer',
+  ])
+    if (EXPERIMENT.has(n)) applied(n)
 }
 
 // ---- per-request CPU, event loop and GC (GET /cpu) ----
