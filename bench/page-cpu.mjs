@@ -44,6 +44,10 @@
 // the cache calls Next makes (next.inc.get, uc.*; summed) and CPU in the request outside them.
 // The wrappers cost a little CPU of their own (a getrusage call per wrapped call among them).
 //
+// PAGECPU_PROFILE=<n>: after the rounds, n more with V8's sampling profiler on in every
+// instance (the probe's /profile), a .cpuprofile per instance in the log directory, for
+// bench/profile-diff.mjs (where two arms' CPU differs, by function).
+//
 // Knobs: PAGECPU_ROUNDS (1000), PAGECPU_WARM (200), PAGECPU_VARIANTS, PAGECPU_REF, PAGECOST_PAGE
 // (/products?list=probe), PAGECPU_NOTE (a line put under the section's title).
 // Prints the table and puts it on top of bench/PAGE-COST.md; the raw rows go to the log
@@ -87,6 +91,7 @@ const VARIANTS = (process.env.PAGECPU_VARIANTS ?? 'push,floor').split(',').filte
 const REF = process.env.PAGECPU_REF ?? 'floor'
 const WARM = Number(process.env.PAGECPU_WARM ?? 200)
 const CALLS = process.env.PAGECPU_CALLS === '1'
+const PROFILE = Number(process.env.PAGECPU_PROFILE ?? 0)
 
 const progress = (msg) =>
   console.error(`[page-cpu ${new Date().toISOString().slice(11, 19)}] ${msg}`)
@@ -294,6 +299,22 @@ async function main() {
       per[inst.variant] = perRequest(got.requests, got.gcs, client[inst.variant], got.events)
     }
     const originDuring = originCalls() - originBefore
+    if (PROFILE > 0) {
+      // After the counted rounds (their rows are read already): the profiler's overhead falls
+      // on no number of the tables, and on every instance alike.
+      progress(`cpu profiles: ${String(PROFILE)} rounds`)
+      for (const inst of fleet) await probe(inst, '/profile/start', 'POST')
+      for (let r = 0; r < PROFILE; r++) {
+        for (let j = 0; j < fleet.length; j++) await request(fleet[(r + j) % fleet.length])
+      }
+      for (const inst of fleet) {
+        const file = path.join(logDir, `${inst.name}.cpuprofile`)
+        await probe(inst, `/profile/stop?out=${encodeURIComponent(file)}`, 'POST')
+      }
+      progress(
+        `profiles in ${logDir} (${String(PROFILE)} requests each): node bench/profile-diff.mjs`,
+      )
+    }
     const loadEnd = os.loadavg()
 
     const ref = per[REF]
