@@ -48,8 +48,9 @@
 // instance (the probe's /profile), a .cpuprofile per instance in the log directory, for
 // bench/profile-diff.mjs (where two arms' CPU differs, by function).
 //
-// Knobs: PAGECPU_ROUNDS (1000), PAGECPU_WARM (200), PAGECPU_VARIANTS, PAGECPU_REF, PAGECOST_PAGE
-// (/products?list=probe), PAGECPU_NOTE (a line put under the section's title).
+// Knobs: PAGECPU_ROUNDS (1000), PAGECPU_WARM (200), PAGECPU_VARIANTS, PAGECPU_REF,
+// PAGECPU_SHUFFLE, PAGECOST_PAGE (/products?list=probe), PAGECPU_NOTE (a line put under the
+// section's title).
 // Prints the table and puts it on top of bench/PAGE-COST.md; the raw rows go to the log
 // directory it names.
 import { createHash } from 'node:crypto'
@@ -92,6 +93,9 @@ const REF = process.env.PAGECPU_REF ?? 'floor'
 const WARM = Number(process.env.PAGECPU_WARM ?? 200)
 const CALLS = process.env.PAGECPU_CALLS === '1'
 const PROFILE = Number(process.env.PAGECPU_PROFILE ?? 0)
+// PAGECPU_SHUFFLE=<seed>: the order the instances start in, and are asked in every round, is
+// the list shuffled with this seed, not the list's own.
+const SHUFFLE = process.env.PAGECPU_SHUFFLE
 
 const progress = (msg) =>
   console.error(`[page-cpu ${new Date().toISOString().slice(11, 19)}] ${msg}`)
@@ -179,6 +183,21 @@ function bootstrap(ds, stat) {
   return [out[25], out[974]]
 }
 
+// The variants with their index in the list (their Redis prefix), in the order they start and
+// are asked in: the list's, or shuffled (PAGECPU_SHUFFLE). An instance's place in that order
+// changes what it costs (PAGE-COST.md, the conclusion of runs 12 to 16: GCs per request fall
+// with it), so arms compared must not always hold the same places.
+function startOrder() {
+  const out = [...VARIANTS.entries()]
+  if (SHUFFLE === undefined) return out
+  const rand = rng(Number(SHUFFLE))
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1))
+    ;[out[i], out[j]] = [out[j], out[i]]
+  }
+  return out
+}
+
 // Per request of one instance: its measures, from the probe's rows and GC pauses.
 function perRequest(rows, gcs, clientMs, events) {
   const out = []
@@ -239,7 +258,7 @@ async function main() {
     await prepareFloor({ log: progress, logDir })
     redis = await startRedis({ logDir })
     origin = await startOrigin()
-    for (const [i, v] of VARIANTS.entries()) {
+    for (const [i, v] of startOrder()) {
       const probePort = await freePort()
       const inst = await startInstance({
         name: v.replace(/\+/g, '_'),
@@ -323,7 +342,7 @@ async function main() {
     if (process.env.PAGECPU_NOTE) lines.push(process.env.PAGECPU_NOTE, '')
     lines.push(
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}; load averages (1, 5, 15 min) ${loadStart.map((x) => x.toFixed(2)).join(' ')} at the start, ${loadEnd.map((x) => x.toFixed(2)).join(' ')} at the end (cores shared with other builds: CPU time and paired differences move less than latency).`,
-      `Method: \`node bench/page-cpu.mjs\` (PAGECPU_ROUNDS=${String(ROUNDS)}, PAGECPU_VARIANTS=${VARIANTS.join(',')}, PAGECPU_REF=${REF}${CALLS ? ', PAGECPU_CALLS=1' : ''}); fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}). One \`next start\` per variant, warmed with ${String(WARM)} requests, then one request at a time, the order rotating every round; ${String(ROUNDS)} rounds in ${seconds.toFixed(0)} s. Server counts from bench/lib/page-cost-probe.cjs (GET /cpu). Origin calls during the rounds: ${String(originDuring)}.`,
+      `Method: \`node bench/page-cpu.mjs\` (PAGECPU_ROUNDS=${String(ROUNDS)}, PAGECPU_VARIANTS=${VARIANTS.join(',')}, PAGECPU_REF=${REF}${CALLS ? ', PAGECPU_CALLS=1' : ''}${SHUFFLE === undefined ? '' : `, PAGECPU_SHUFFLE=${SHUFFLE}: started and asked in the order ${fleet.map((inst) => inst.variant).join(', ')}`}); fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}). One \`next start\` per variant, warmed with ${String(WARM)} requests, then one request at a time, the order rotating every round; ${String(ROUNDS)} rounds in ${seconds.toFixed(0)} s. Server counts from bench/lib/page-cost-probe.cjs (GET /cpu). Origin calls during the rounds: ${String(originDuring)}.`,
       '',
       `| measure | variant | mean | p50 | mean − ${REF} (95% bootstrap) | median of paired differences |`,
       '|---|---|---:|---:|---:|---:|',
