@@ -45,35 +45,31 @@ import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_CACHE_ENV,
   appDir,
-  cleanEnv,
   findTarball,
   makeLogDir,
-  newestSourceMtime,
-  nextBinOf,
   parseDataElement,
   prepareApp,
   prepareDefaultCache,
-  runLogged,
   startInstance,
 } from '../tests/support/fleet.mjs'
 import { startOrigin } from '../tests/support/origin.mjs'
 import { freePort } from '../tests/support/ports.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
+import { FLOOR_ENV, prepareFloor } from './lib/floor-build.mjs'
 import { pct } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
-// The floor's handlers, written in bench/lib/ and copied into the app, where the build takes
-// them from (Turbopack traces a cacheHandler and refuses a file outside the project's root);
-// examples/next-app/next.config.mjs reads EXAMPLE_FLOOR_HANDLERS.
-const FLOOR_NAMES = ['floor-incremental-handler.cjs', 'floor-use-cache-handler.cjs']
-const FLOOR_DIR = path.join(appDir, 'node_modules', '.fleetcache-floor')
-const FLOOR_ENV = { EXAMPLE_FLOOR_HANDLERS: FLOOR_DIR }
 
 // Each run's section goes on top of this file, earlier runs kept below.
 const REPORT = path.join(here, 'PAGE-COST.md')
 const REPORT_HEADER =
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs`; never edited by hand. Newest run first.\n\n'
+  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`, newest run first; a section titled "conclusion (by hand)" is an engineer\'s reading of the runs next to it, and says which.\n\n'
+// The headers earlier versions wrote, replaced by this one.
+const OLD_HEADERS = [
+  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs`; never edited by hand. Newest run first.\n\n',
+  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`; never edited by hand. Newest run first.\n\n',
+]
 
 const ROUNDS = Number(process.env.PAGECOST_ROUNDS ?? 300)
 const SOLO = Number(process.env.PAGECOST_SOLO ?? 200)
@@ -103,67 +99,6 @@ const VARIANTS = [
 ]
 // The variants whose handler is fleetcache (Redis counts, decoding, top functions).
 const FLEETCACHE = ['pull', 'push']
-
-// What the floor's build in .next-floor/ was made from, besides the app's sources: the Next
-// release installed and the floor's handlers (written after each build; npm ci, which changes
-// Next, removes it with node_modules).
-const FLOOR_STAMP = path.join(FLOOR_DIR, 'build.json')
-
-/**
- * Why the floor's build must be made again, or null when it is current. Its inputs are the
- * app's sources, the floor's handlers and the installed Next: not fleetcache, which the floor
- * does not run, so a reinstalled tarball (after which prepareApp rebuilds .next/) leaves it be.
- */
-function floorBuildReason(inputs) {
-  const buildId = path.join(appDir, '.next-floor', 'BUILD_ID')
-  const builtAt = fs.existsSync(buildId) ? fs.statSync(buildId).mtimeMs : 0
-  if (!builtAt) return 'no .next-floor/BUILD_ID'
-  let stamp = null
-  try {
-    stamp = JSON.parse(fs.readFileSync(FLOOR_STAMP, 'utf8'))
-  } catch {
-    return `no ${path.relative(appDir, FLOOR_STAMP)}: what it was built from is unknown`
-  }
-  if (stamp.next !== inputs.next) return `next ${String(stamp.next)} then, ${inputs.next} now`
-  for (const name of FLOOR_NAMES) {
-    if (stamp.handlers?.[name] !== inputs.handlers[name]) return `bench/lib/${name} changed`
-  }
-  const sources = newestSourceMtime(appDir)
-  if (sources.mtimeMs > builtAt) {
-    return `${path.relative(appDir, sources.file)} changed after the last build`
-  }
-  return null
-}
-
-// The floor's build in .next-floor/, made again when one of its own inputs changed
-// (floorBuildReason).
-async function prepareFloor({ log, logDir }) {
-  fs.mkdirSync(FLOOR_DIR, { recursive: true })
-  const inputs = {
-    next: JSON.parse(
-      fs.readFileSync(path.join(appDir, 'node_modules', 'next', 'package.json'), 'utf8'),
-    ).version,
-    handlers: {},
-  }
-  for (const name of FLOOR_NAMES) {
-    const src = fs.readFileSync(path.join(here, 'lib', name))
-    const dst = path.join(FLOOR_DIR, name)
-    if (!fs.existsSync(dst) || !src.equals(fs.readFileSync(dst))) fs.writeFileSync(dst, src)
-    inputs.handlers[name] = createHash('sha256').update(src).digest('hex')
-  }
-  const reason = floorBuildReason(inputs)
-  if (reason === null) return
-  const logFile = path.join(logDir, 'floor-build.log')
-  log(`next build with the floor's handlers (${reason}; log: ${logFile})`)
-  await runLogged(process.execPath, [nextBinOf(appDir), 'build'], {
-    cwd: appDir,
-    env: cleanEnv(FLOOR_ENV),
-    logFile,
-    timeoutMs: 15 * 60_000,
-    what: "next build (the floor's handlers)",
-  })
-  fs.writeFileSync(FLOOR_STAMP, `${JSON.stringify(inputs, null, 2)}\n`)
-}
 
 async function probe(inst, pathname, method = 'POST') {
   const res = await fetch(`http://127.0.0.1:${String(inst.probePort)}${pathname}`, {
@@ -793,9 +728,10 @@ async function main() {
     const report = lines.join('\n')
     console.log(report)
     fs.writeFileSync(path.join(logDir, 'report.md'), report + '\n')
-    const previous = fs.existsSync(REPORT)
+    let previous = fs.existsSync(REPORT)
       ? fs.readFileSync(REPORT, 'utf8').replace(REPORT_HEADER, '')
       : ''
+    for (const h of OLD_HEADERS) previous = previous.replace(h, '')
     fs.writeFileSync(REPORT, REPORT_HEADER + report + '\n\n' + previous)
     progress(`section added to ${path.relative(process.cwd(), REPORT)}`)
     fs.writeFileSync(

@@ -20,6 +20,9 @@
 //   fleetcache/wasm/node/fleetcache_wasm.js       every ReadMachine method and Engine method
 //                                                 called on the way ("wasm.<name>", synchronous)
 //
+// Each recorded call also carries the process's CPU time during it (process.cpuUsage at both
+// ends: one getrusage call more per wrapped call while recording).
+//
 // Timestamps are process.hrtime (CLOCK_MONOTONIC, the same clock in every process on the
 // machine), in ms, so the harness can put each call into the request it belongs to.
 //
@@ -30,13 +33,53 @@
 //                         call (p10, p50 over blocks of 200)
 //   POST /profile/start   starts the V8 CPU profiler (200 µs sampling)
 //   POST /profile/stop?out=<file>   stops it and writes the .cpuprofile there
+//   GET  /shape           what the last call of each recorded name resolved to: types, keys in
+//                         order, and for byte views their offset and buffer's size
+//   GET  /cpu             per request of the server since the last GET (cleared): when it began
+//                         and finished (performance.now, ms), the process's CPU time
+//                         (process.cpuUsage, user + system, every thread, µs) and the event
+//                         loop's active time (performance.eventLoopUtilization, ms) at both
+//                         ends, and the shared clock of the events (ms) at both ends (a row:
+//                         [start, cpu, loop, finish, cpu, loop, clock start, clock finish]);
+//                         and the GC pauses (PerformanceObserver 'gc': start, duration)
+//                         since then. Always counted (a few µs per request, alike in every
+//                         variant), for bench/page-cpu.mjs.
+//
+// PAGECOST_EXPERIMENT=<name>[,<name>...] (bench/page-cpu.mjs): fleetcache's handlers made to do
+// less, to find what a page costs (the floor's handlers are bench/lib/floor-*.cjs):
+//   inc-floor     the singular handler's get, set and revalidateTag are the floor's (its
+//                 resetRequestCache, which opens the request's tag scope, stays fleetcache's)
+//   inc-same      the singular handler's get answers every hit of a key with the first entry it
+//                 served, as the floor does (no read, no decode, no copy)
+//   inc-work-same the singular handler's get does all its work, but every hit of a key is
+//                 answered with the first entry it served (what Next gets, not what it costs)
+//   no-begin      resetRequestCache does nothing (no request scope, no requestBegan)
+//   uc-floor      the 'use cache' handler's get, set, refreshTags, getExpiration and updateTags
+//                 are the floor's
+//   uc-floor-get  only its get and set are the floor's
+//   uc-no-refresh its refreshTags resolves at once (no tag refresh)
+//   uc-same       its get answers every hit of a key with the first entry's fields and a new
+//                 stream over the first entry's bytes (no read, no call into wasm)
+//   uc-await      its get's answer is handed back two microtask turns later, as the floor's
+//                 (which awaits its stored promise)
+//   uc-own-buffer its get's entry carries a new stream of one chunk, a copy of its bytes into a
+//                 Buffer of their own, as the floor's (the chunk's type is written to the output)
+// and for the floor's singular handler, the other way round:
+//   als-scope     its resetRequestCache opens a request scope as fleetcache's does (consumer.ts
+//                 openRequestScope: an AsyncLocalStorage of its own, `enterWith`)
+// Any other name does nothing (an A/A pair: `floor` and `floor+aa`). Each experiment applied
+// is written to the server's output.
 'use strict'
 const http = require('node:http')
 const inspector = require('node:inspector')
 const fs = require('node:fs')
 const Module = require('node:module')
 
+const path = require('node:path')
+const { performance, PerformanceObserver } = require('node:perf_hooks')
+
 const port = Number(process.env.PAGECOST_PROBE_PORT)
+const EXPERIMENT = new Set((process.env.PAGECOST_EXPERIMENT ?? '').split(',').filter(Boolean))
 const MAX_EVENTS = 200_000
 
 let on = false
@@ -44,9 +87,46 @@ let on = false
 let lastDecode
 let events = []
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6
+/** The process's CPU time so far (user + system, every thread), µs. */
+const cpuNow = () => {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
 
-function record(name, start, bytes) {
-  if (events.length < MAX_EVENTS) events.push([name, start, nowMs() - start, bytes ?? 0])
+// An event: [name, start ms, duration ms, reply bytes, process CPU during it (ms)].
+function record(name, start, bytes, cpu0) {
+  if (events.length < MAX_EVENTS) {
+    events.push([name, start, nowMs() - start, bytes ?? 0, (cpuNow() - cpu0) / 1000])
+  }
+}
+
+/** The last value each recorded call returned (for GET /shape). */
+const last = new Map()
+
+/** What a value looks like to code that takes it: types, keys in order, byte views' buffers. */
+function shapeOf(v, depth = 0) {
+  if (v === null || v === undefined) return String(v)
+  if (typeof v === 'number') return `number ${String(v)}${Number.isInteger(v) ? '' : ' (fraction)'}`
+  if (typeof v === 'string') return `string(${String(v.length)})`
+  if (typeof v !== 'object') return typeof v
+  const name = v.constructor?.name ?? 'Object'
+  if (ArrayBuffer.isView(v)) {
+    return `${name}(${String(v.byteLength)}) at ${String(v.byteOffset)} of ${String(v.buffer.byteLength)}`
+  }
+  if (depth > 3) return name
+  if (v instanceof Map) {
+    return {
+      [`${name}(${String(v.size)})`]: [...v]
+        .slice(0, 4)
+        .map(([k, x]) => [k, shapeOf(x, depth + 1)]),
+    }
+  }
+  if (Array.isArray(v))
+    return { [`Array(${String(v.length)})`]: v.slice(0, 4).map((x) => shapeOf(x, depth + 1)) }
+  if (typeof v.getReader === 'function') return name
+  const out = { '(class)': name }
+  for (const k of Object.keys(v)) out[k] = shapeOf(v[k], depth + 1)
+  return out
 }
 
 function byteLength(reply) {
@@ -73,26 +153,28 @@ function wrap(label, fn, bytes) {
   const wrapped = function (...args) {
     if (!on) return fn.apply(this, args)
     const start = nowMs()
+    const cpu0 = cpuNow()
     let result
     try {
       result = fn.apply(this, args)
     } catch (err) {
-      record(label(args), start)
+      record(label(args), start, 0, cpu0)
       throw err
     }
     if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
       return result.then(
         (v) => {
-          record(label(args), start, bytes ? bytes(v) : 0)
+          record(label(args), start, bytes ? bytes(v) : 0, cpu0)
+          last.set(label(args), v)
           return v
         },
         (err) => {
-          record(label(args), start)
+          record(label(args), start, 0, cpu0)
           throw err
         },
       )
     }
-    record(label(args), start, bytes ? bytes(result) : 0)
+    record(label(args), start, bytes ? bytes(result) : 0, cpu0)
     return result
   }
   Object.defineProperty(wrapped, '__pagecost', { value: true })
@@ -135,6 +217,165 @@ function wrapCacheHandlers() {
   }
 }
 
+// ---- experiments (PAGECOST_EXPERIMENT) ----
+
+function incExperiments(proto) {
+  if (EXPERIMENT.has('inc-floor')) {
+    const Floor = require(path.join(__dirname, 'floor-incremental-handler.cjs'))
+    for (const n of ['get', 'set', 'revalidateTag']) proto[n] = Floor.prototype[n]
+  }
+  if (EXPERIMENT.has('inc-same')) {
+    const get = proto.get
+    const first = new Map()
+    proto.get = function (key, ctx) {
+      const had = first.get(key)
+      if (had !== undefined) return Promise.resolve(had)
+      return get.call(this, key, ctx).then((entry) => {
+        if (entry !== null) first.set(key, entry)
+        return entry
+      })
+    }
+  }
+  if (EXPERIMENT.has('inc-work-same')) {
+    const get = proto.get
+    const first = new Map()
+    proto.get = function (key, ctx) {
+      return get.call(this, key, ctx).then((entry) => {
+        const had = first.get(key)
+        if (had !== undefined) return had
+        if (entry !== null) first.set(key, entry)
+        return entry
+      })
+    }
+  }
+  if (EXPERIMENT.has('no-begin')) proto.resetRequestCache = function () {}
+  for (const n of ['inc-floor', 'inc-same', 'inc-work-same', 'no-begin'])
+    if (EXPERIMENT.has(n)) applied(n)
+}
+
+function applied(name) {
+  process.stderr.write(`[page-cost-probe] experiment applied: ${name}\n`)
+}
+
+function floorExperiments(Floor) {
+  if (EXPERIMENT.has('als-scope')) {
+    const { AsyncLocalStorage } = require('node:async_hooks')
+    const scopes = new AsyncLocalStorage()
+    Floor.prototype.resetRequestCache = function () {
+      const earlier = scopes.getStore()?.handlers ?? []
+      scopes.enterWith({ handlers: [...earlier.slice(-7), this] })
+    }
+    applied('als-scope')
+  }
+}
+
+function ucExperiments(handler) {
+  const floor = require(path.join(__dirname, 'floor-use-cache-handler.cjs'))
+  if (EXPERIMENT.has('uc-floor')) {
+    for (const n of ['get', 'set', 'refreshTags', 'getExpiration', 'updateTags']) {
+      handler[n] = floor[n]
+    }
+  }
+  if (EXPERIMENT.has('uc-floor-get')) for (const n of ['get', 'set']) handler[n] = floor[n]
+  if (EXPERIMENT.has('uc-no-refresh')) handler.refreshTags = () => Promise.resolve()
+  if (EXPERIMENT.has('uc-same')) {
+    const get = handler.get
+    const first = new Map()
+    handler.get = async function (key, ...rest) {
+      const had = first.get(key)
+      if (had !== undefined) {
+        const { bytes, ...meta } = had
+        return {
+          ...meta,
+          value: new ReadableStream({
+            start(c) {
+              c.enqueue(bytes)
+              c.close()
+            },
+          }),
+        }
+      }
+      const entry = await get.call(this, key, ...rest)
+      if (entry === undefined) return entry
+      const chunks = []
+      for await (const c of entry.value) chunks.push(c)
+      const { value, ...meta } = entry
+      first.set(key, { ...meta, bytes: Buffer.concat(chunks) })
+      return handler.get(key, ...rest)
+    }
+  }
+  if (EXPERIMENT.has('uc-await')) {
+    const get = handler.get
+    handler.get = async function (...args) {
+      const entry = await get.apply(this, args)
+      await null
+      return entry
+    }
+  }
+  if (EXPERIMENT.has('uc-own-buffer')) {
+    const get = handler.get
+    let told = false
+    handler.get = async function (...args) {
+      const entry = await get.apply(this, args)
+      if (entry === undefined) return entry
+      const chunks = []
+      for await (const c of entry.value) chunks.push(c)
+      if (!told) {
+        told = true
+        const c = chunks[0]
+        process.stderr.write(
+          `[page-cost-probe] uc-own-buffer: ${String(chunks.length)} chunk(s), the first a ${c?.constructor?.name} at ${String(c?.byteOffset)} of ${String(c?.buffer.byteLength)}\n`,
+        )
+      }
+      const bytes = Buffer.concat(chunks)
+      return {
+        ...entry,
+        value: new ReadableStream({
+          start(c) {
+            c.enqueue(bytes)
+            c.close()
+          },
+        }),
+      }
+    }
+  }
+  for (const n of [
+    'uc-floor',
+    'uc-floor-get',
+    'uc-no-refresh',
+    'uc-same',
+    'uc-await',
+    'uc-own-buffer',
+  ])
+    if (EXPERIMENT.has(n)) applied(n)
+}
+
+// ---- per-request CPU, event loop and GC (GET /cpu) ----
+
+let gcs = []
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries())
+    if (gcs.length < MAX_EVENTS) gcs.push([e.startTime, e.duration])
+}).observe({ entryTypes: ['gc'] })
+
+let requests = []
+let probeServer
+const emit = http.Server.prototype.emit
+http.Server.prototype.emit = function (event, req, res) {
+  if (event === 'request' && this !== probeServer && requests.length < MAX_EVENTS) {
+    const row = [performance.now(), cpuNow(), performance.eventLoopUtilization().active, 0, 0, 0]
+    row.push(nowMs(), 0)
+    requests.push(row)
+    res.once('finish', () => {
+      row[3] = performance.now()
+      row[4] = cpuNow()
+      row[5] = performance.eventLoopUtilization().active
+      row[7] = nowMs()
+    })
+  }
+  return emit.apply(this, arguments)
+}
+
 const sep = '[\\\\/]'
 const patches = [
   [
@@ -147,11 +388,14 @@ const patches = [
       const create = m.createIncrementalCacheHandler
       m.createIncrementalCacheHandler = function (...args) {
         const Cls = create.apply(this, args)
+        incExperiments(Cls.prototype)
         wrapMethods(Cls.prototype, ['get'], 'fc.inc.')
         return Cls
       }
     },
   ],
+  [new RegExp(`${sep}floor-incremental-handler\\.cjs$`), (m) => floorExperiments(m)],
+  [new RegExp(`${sep}fleetcache${sep}dist${sep}use-cache\\.js$`), (m) => ucExperiments(m)],
   [
     new RegExp(`${sep}fleetcache${sep}dist${sep}value-codec\\.js$`),
     (m) => {
@@ -235,7 +479,7 @@ function post(method, params) {
 }
 
 if (port > 0) {
-  const server = http.createServer(async (req, res) => {
+  const server = (probeServer = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://probe')
     const reply = (status, body) => {
       res.writeHead(status, { 'content-type': 'application/json' })
@@ -246,6 +490,15 @@ if (port > 0) {
         wrapCacheHandlers()
         on = url.searchParams.get('on') === '1'
         return reply(200, { on, patched: [...done].length })
+      }
+      if (url.pathname === '/shape') {
+        return reply(200, Object.fromEntries([...last].map(([k, v]) => [k, shapeOf(v)])))
+      }
+      if (url.pathname === '/cpu') {
+        const out = { pid: process.pid, requests, gcs, now: [performance.now(), cpuNow()] }
+        requests = []
+        gcs = []
+        return reply(200, out)
       }
       if (url.pathname === '/events') {
         const out = events
@@ -292,7 +545,7 @@ if (port > 0) {
     } catch (err) {
       reply(500, { error: String(err && err.stack) })
     }
-  })
+  }))
   // A child process of the server inherits NODE_OPTIONS: only the first one listens.
   server.on('error', () => {})
   server.listen(port, '127.0.0.1')
