@@ -44,7 +44,7 @@ import { startOrigin } from '../tests/support/origin.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { sleep } from '../tests/support/util.mjs'
 import { PEERS, failureText, preparePeerApp } from './lib/peers.mjs'
-import { pct } from './lib/stats.mjs'
+import { pct, rng } from './lib/stats.mjs'
 import { prependReport } from './lib/report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -86,18 +86,6 @@ const WITH_PUSH = process.env.BENCH_FLEET_PUSH !== '0'
 const progress = (msg) => console.log(`[fleet ${new Date().toISOString().slice(11, 19)}] ${msg}`)
 
 // ---- the plan ------------------------------------------------------------------------------
-
-// mulberry32: a small seeded PRNG, so the plan is the same on every run and every machine.
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // REQUESTS arrivals (Poisson at RATE), keys Zipf(s) over ranks 1..KEYS, instance i % 3.
 function makePlan() {

@@ -56,20 +56,11 @@ import { startOrigin } from '../tests/support/origin.mjs'
 import { freePort } from '../tests/support/ports.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { FLOOR_ENV, prepareFloor } from './lib/floor-build.mjs'
-import { pct } from './lib/stats.mjs'
+import { PAGE_COST_REPORT, prependPageCostReport, probe } from './lib/page-report.mjs'
+import { pct, rng } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
-
-// Each run's section goes on top of this file, earlier runs kept below.
-const REPORT = path.join(here, 'PAGE-COST.md')
-const REPORT_HEADER =
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`, newest run first; a section titled "conclusion (by hand)" is an engineer\'s reading of the runs next to it, and says which.\n\n'
-// The headers earlier versions wrote, replaced by this one.
-const OLD_HEADERS = [
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs`; never edited by hand. Newest run first.\n\n',
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`; never edited by hand. Newest run first.\n\n',
-]
 
 const ROUNDS = Number(process.env.PAGECOST_ROUNDS ?? 300)
 const SOLO = Number(process.env.PAGECOST_SOLO ?? 200)
@@ -99,16 +90,6 @@ const VARIANTS = [
 ]
 // The variants whose handler is fleetcache (Redis counts, decoding, top functions).
 const FLEETCACHE = ['pull', 'push']
-
-async function probe(inst, pathname, method = 'POST') {
-  const res = await fetch(`http://127.0.0.1:${String(inst.probePort)}${pathname}`, {
-    method,
-    signal: AbortSignal.timeout(30_000),
-  })
-  const body = await res.json()
-  if (res.status !== 200) throw new Error(`probe ${pathname} on ${inst.name}: ${body.error}`)
-  return body
-}
 
 // One request; its window on the shared clock and its latency. Throws unless the page rendered.
 async function request(inst) {
@@ -156,18 +137,6 @@ function table(header, rows) {
     `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ].join('\n')
-}
-
-// mulberry32: a seeded PRNG, so the bootstrap gives the same interval for the same numbers.
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 // 95% bootstrap interval of p50(xs) − p50(ys), 1000 resamples of each.
@@ -431,10 +400,10 @@ async function main() {
 
     // 2. Breakdown, recording.
     progress(`breakdown: ${String(ROUNDS)} rounds, recording`)
-    for (const inst of fleet) await probe(inst, '/record?on=1')
+    for (const inst of fleet) await probe(inst, '/record?on=1', 'POST')
     for (const inst of fleet) await probe(inst, '/events', 'GET')
     const rec = await interleaved(fleet, ROUNDS)
-    for (const inst of fleet) await probe(inst, '/record?on=0')
+    for (const inst of fleet) await probe(inst, '/record?on=0', 'POST')
     const attributed = {}
     for (const inst of fleet) {
       const events = await probe(inst, '/events', 'GET')
@@ -463,12 +432,12 @@ async function main() {
     // 4. CPU profiles, all four at once over interleaved rounds: the profiler's overhead and
     // the machine's load fall on them alike.
     progress(`cpu profiles: ${String(SOLO)} rounds`)
-    for (const inst of fleet) await probe(inst, '/profile/start')
+    for (const inst of fleet) await probe(inst, '/profile/start', 'POST')
     const profiled = await interleaved(fleet, SOLO)
     const profiles = {}
     for (const inst of fleet) {
       const file = path.join(logDir, `${inst.name}.cpuprofile`)
-      await probe(inst, `/profile/stop?out=${encodeURIComponent(file)}`)
+      await probe(inst, `/profile/stop?out=${encodeURIComponent(file)}`, 'POST')
       profiles[inst.name] = analyzeProfile(
         JSON.parse(fs.readFileSync(file, 'utf8')),
         profiled[inst.name].length,
@@ -728,12 +697,8 @@ async function main() {
     const report = lines.join('\n')
     console.log(report)
     fs.writeFileSync(path.join(logDir, 'report.md'), report + '\n')
-    let previous = fs.existsSync(REPORT)
-      ? fs.readFileSync(REPORT, 'utf8').replace(REPORT_HEADER, '')
-      : ''
-    for (const h of OLD_HEADERS) previous = previous.replace(h, '')
-    fs.writeFileSync(REPORT, REPORT_HEADER + report + '\n\n' + previous)
-    progress(`section added to ${path.relative(process.cwd(), REPORT)}`)
+    prependPageCostReport(report)
+    progress(`section added to ${path.relative(process.cwd(), PAGE_COST_REPORT)}`)
     fs.writeFileSync(
       path.join(logDir, 'raw.json'),
       JSON.stringify(

@@ -73,18 +73,11 @@ import { startOrigin } from '../tests/support/origin.mjs'
 import { freePort } from '../tests/support/ports.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { FLOOR_ENV, prepareFloor } from './lib/floor-build.mjs'
-import { pct } from './lib/stats.mjs'
+import { PAGE_COST_REPORT, prependPageCostReport, probe } from './lib/page-report.mjs'
+import { pct, rng } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
-const REPORT = path.join(here, 'PAGE-COST.md')
-const REPORT_HEADER =
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`, newest run first; a section titled "conclusion (by hand)" is an engineer\'s reading of the runs next to it, and says which.\n\n'
-// The headers earlier versions wrote, replaced by this one.
-const OLD_HEADERS = [
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs`; never edited by hand. Newest run first.\n\n',
-  '# Page cost: where the time of a cached page request goes\n\nWritten by `node bench/page-cost.mjs` and `node bench/page-cpu.mjs`; never edited by hand. Newest run first.\n\n',
-]
 
 const ROUNDS = Number(process.env.PAGECPU_ROUNDS ?? 1000)
 const PAGE = process.env.PAGECOST_PAGE ?? '/products?list=probe'
@@ -133,16 +126,6 @@ function threadCpu(pid) {
   return out
 }
 
-async function probe(inst, pathname, method = 'GET') {
-  const res = await fetch(`http://127.0.0.1:${String(inst.probePort)}${pathname}`, {
-    method,
-    signal: AbortSignal.timeout(30_000),
-  })
-  const body = await res.json()
-  if (res.status !== 200) throw new Error(`probe ${pathname} on ${inst.name}: ${body.error}`)
-  return body
-}
-
 async function request(inst) {
   const start = nowMs()
   const res = await fetch(inst.url + PAGE, { signal: AbortSignal.timeout(15_000) })
@@ -159,18 +142,6 @@ const sorted = (xs) => [...xs].sort((a, b) => a - b)
 const p50 = (xs) => (xs.length ? pct(sorted(xs), 50) : NaN)
 const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN)
 const f = (n, d = 3) => (Number.isNaN(n) ? '-' : n.toFixed(d))
-
-// mulberry32: a seeded PRNG, so the bootstrap gives the same interval for the same numbers.
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // 95% bootstrap interval of stat(ds), rounds resampled 1000 times.
 function bootstrap(ds, stat) {
@@ -277,10 +248,10 @@ async function main() {
       progress(`${v}: ${inst.url} (pid ${String(inst.pid)})`)
     }
     for (const inst of fleet) for (let i = 0; i < WARM; i++) await request(inst)
-    for (const inst of fleet) inst.serverPid = (await probe(inst, '/cpu')).pid
+    for (const inst of fleet) inst.serverPid = (await probe(inst, '/cpu', 'GET')).pid
     if (CALLS) {
       for (const inst of fleet) await probe(inst, '/record?on=1', 'POST')
-      for (const inst of fleet) await probe(inst, '/events')
+      for (const inst of fleet) await probe(inst, '/events', 'GET')
     }
     const originCalls = () => Object.values(origin.stats().calls).reduce((a, b) => a + b, 0)
     const originBefore = originCalls()
@@ -309,8 +280,8 @@ async function main() {
     const raw = {}
     const per = {}
     for (const inst of fleet) {
-      const got = await probe(inst, '/cpu')
-      got.events = CALLS ? await probe(inst, '/events') : []
+      const got = await probe(inst, '/cpu', 'GET')
+      got.events = CALLS ? await probe(inst, '/events', 'GET') : []
       raw[inst.variant] = got
       if (got.requests.length !== ROUNDS + 1) {
         throw new Error(`${inst.variant}: ${String(got.requests.length)} requests counted`)
@@ -410,12 +381,10 @@ async function main() {
     console.log(report)
     fs.writeFileSync(path.join(logDir, 'report.md'), report + '\n')
     fs.writeFileSync(path.join(logDir, 'raw.json'), JSON.stringify({ client, raw, threads }))
-    let previous = fs.existsSync(REPORT)
-      ? fs.readFileSync(REPORT, 'utf8').replace(REPORT_HEADER, '')
-      : ''
-    for (const h of OLD_HEADERS) previous = previous.replace(h, '')
-    fs.writeFileSync(REPORT, REPORT_HEADER + report + '\n\n' + previous)
-    progress(`section added to ${path.relative(process.cwd(), REPORT)}; raw rows in ${logDir}`)
+    prependPageCostReport(report)
+    progress(
+      `section added to ${path.relative(process.cwd(), PAGE_COST_REPORT)}; raw rows in ${logDir}`,
+    )
   } finally {
     await Promise.allSettled(fleet.map((i) => i.stop()))
     await origin?.close()

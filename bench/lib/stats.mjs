@@ -88,3 +88,15 @@ export function pairedRatio(a, b, field) {
   const ratios = a.rounds.map((r, i) => r[field] / b.rounds[i][field])
   return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) }
 }
+
+/** mulberry32: a small seeded PRNG, so a run draws the same numbers for the same seed. */
+export function rng(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

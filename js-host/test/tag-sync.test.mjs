@@ -186,6 +186,22 @@ async function caughtUpFailingPulls() {
   return upAndCaughtUp(f)
 }
 
+// caughtUpFailingPulls, with its periodic pull (at 800 ms) failed: Redis still failing, the
+// pull timer set for the backoff (100 ms) and no other timer.
+async function periodicPullFailed() {
+  const f = await caughtUpFailingPulls()
+  f.clock.t = T0 + 800
+  f.fail = true
+  f.timer.fire()
+  for (let i = 0; i < 4; i++) await settle()
+  assert.deepEqual(
+    f.timer.pending.map((h) => h.ms),
+    [100],
+    'the pull timer only',
+  )
+  return f
+}
+
 describe('TagSync, fake transport and clock', () => {
   test('concurrent refreshes are coalesced: a burst costs two round trips', async () => {
     const gates = []
@@ -709,17 +725,8 @@ describe('TagSync, fake transport and clock', () => {
     // The failed pull set the pull timer, not the retry timer. The channel goes down before it
     // fires (as it does when Redis goes away): the engine then wants no pull timer, and
     // nothing else would probe Redis until a request came or the channel was up again.
-    const f = await caughtUpFailingPulls()
+    const f = await periodicPullFailed()
     const { ch, timer, clock, sync, reads } = f
-    clock.t = T0 + 800
-    f.fail = true
-    timer.fire()
-    for (let i = 0; i < 4; i++) await settle()
-    assert.deepEqual(
-      timer.pending.map((h) => h.ms),
-      [100],
-      'the pull timer only',
-    )
     ch.events.down()
     clock.t = T0 + 900
     const before = reads()
@@ -738,16 +745,8 @@ describe('TagSync, fake transport and clock', () => {
   test('following by push, a failed pull left to the pull timer, which fires late past the bound, is retried on the retry timer', async () => {
     // A loaded event loop: the timer for 900 ms runs at the bound. Not caught up, the engine
     // wants no pull timer; the failed pull's retry goes to the retry timer.
-    const f = await caughtUpFailingPulls()
+    const f = await periodicPullFailed()
     const { timer, engine, clock, sync, reads } = f
-    clock.t = T0 + 800
-    f.fail = true
-    timer.fire()
-    for (let i = 0; i < 4; i++) await settle()
-    assert.deepEqual(
-      timer.pending.map((h) => h.ms),
-      [100],
-    )
     clock.t = T0 + 1000
     assert.equal(engine.tagsCaughtUp(clock.t), false)
     const before = reads()

@@ -1191,10 +1191,9 @@ fn pulling_a_regenerated_page_is_judged_by_its_start() {
     assert_eq!(meta.made_at, None);
 }
 
-/// A revalidation of this process's own is recorded at its ms rounded up; a pull planned any
-/// time after that answers it, so it is due from then on, not a whole ms later.
-#[test]
-fn an_own_revalidations_pull_is_due_as_soon_as_one_planned_would_answer_it() {
+/// `push_engine`, pulled at `NOW + 50`, then `p` expired by this process at `NOW + 100.3`,
+/// a time within a ms (the engine records it rounded up).
+fn own_expiry_at_a_fraction_of_a_ms() -> Engine {
     let mut e = push_engine();
     pull(&mut e, "1", NOW + 50.0);
     e.queue_tag_update(
@@ -1203,6 +1202,14 @@ fn an_own_revalidations_pull_is_due_as_soon_as_one_planned_would_answer_it() {
         Millis(NOW + 100.3),
     )
     .unwrap();
+    e
+}
+
+/// A revalidation of this process's own is recorded at its ms rounded up; a pull planned any
+/// time after that answers it, so it is due from then on, not a whole ms later.
+#[test]
+fn an_own_revalidations_pull_is_due_as_soon_as_one_planned_would_answer_it() {
+    let mut e = own_expiry_at_a_fraction_of_a_ms();
     assert!(
         pull_in(&e, NOW + 101.0).unwrap_or_default() > 0.0,
         "not in its recorded ms"
@@ -1272,14 +1279,7 @@ fn a_long_regeneration_keeps_the_pull_it_began_after_through_many_learned_pulls(
 #[test]
 fn an_own_revalidation_keeps_a_pull_due_until_one_starts_after_its_recorded_time() {
     use crate::tags::Freshness;
-    let mut e = push_engine();
-    pull(&mut e, "1", NOW + 50.0);
-    e.queue_tag_update(
-        &["p"],
-        &crate::tags::Revalidation::Expire,
-        Millis(NOW + 100.3),
-    )
-    .unwrap();
+    let mut e = own_expiry_at_a_fraction_of_a_ms();
     let due = pull_in(&e, NOW + 100.3).unwrap_or_default();
     assert!((0.7..0.701).contains(&due), "{due}");
     // A pull planned in the same ms (a request's, say).
