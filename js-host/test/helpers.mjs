@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 
 import { startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
-import { scriptSha } from '../../tests/support/observe.mjs'
+import { monitorLines, scriptSha } from '../../tests/support/observe.mjs'
 
 /**
  * JS_REDIS_CLUSTER=1 runs the suites that use startTestRedis on a 3-master Redis Cluster
@@ -447,25 +447,15 @@ export async function resumeAndStop(redis) {
  * count of another's. `close()`.
  */
 export async function commandMonitor(redis) {
-  const net = await import('node:net')
   const nodes = []
   for (const port of redis.ports) {
-    const sock = net.connect(port, '127.0.0.1')
-    await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
     // addr -> command -> calls; `marks`: the barrier PINGs seen.
-    const node = { sock, calls: new Map(), marks: new Set(), ok: false, waiters: [] }
-    let buf = ''
-    sock.setEncoding('utf8')
-    sock.on('data', (d) => {
-      buf += d
-      let i
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i)
-        buf = buf.slice(i + 2)
-        if (line === '+OK') node.ok = true
-        // `1733470000.123456 [0 127.0.0.1:43210] "evalsha" "..."`; a script's calls: `[0 lua]`.
-        const m = /^\+?\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"/.exec(line)
-        if (m === null) continue
+    const node = { sock: undefined, calls: new Map(), marks: new Set(), ok: false, waiters: [] }
+    node.sock = await monitorLines(port, (line) => {
+      if (line === '+OK') node.ok = true
+      // `1733470000.123456 [0 127.0.0.1:43210] "evalsha" "..."`; a script's calls: `[0 lua]`.
+      const m = /^\+?\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"/.exec(line)
+      if (m !== null) {
         const [, addr, cmd] = m
         const command = cmd.toLowerCase()
         // The barrier's own PING, by its argument (another client's PING is no barrier).
@@ -477,7 +467,6 @@ export async function commandMonitor(redis) {
       }
       node.waiters = node.waiters.filter((w) => !w())
     })
-    sock.write('MONITOR\r\n')
     nodes.push(node)
   }
   const until = (node, test, what) =>

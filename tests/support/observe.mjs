@@ -45,16 +45,12 @@ export function scriptSha(file) {
 export const tagPullShas = () => new Set([scriptSha('tag_refresh.lua'), scriptSha('tag_page.lua')])
 
 /**
- * A MONITOR connection to the redis-server `redis` (tests/support/redis.mjs) counting the tag
- * pulls it runs (`EVALSHA` of tagPullShas). `pullsDuring(fn)`: the pulls made while `fn` ran,
- * its commands ended by a PING through Redis, which MONITOR reports after them.
+ * A MONITOR connection to the server on `port` (127.0.0.1): `onLine` gets each line it reports,
+ * `+OK` first. Resolves with the socket once connected and MONITOR sent; `destroy()` ends it.
  */
-export async function tagPullMonitor(redis) {
-  const shas = tagPullShas()
-  const sock = net.connect(redis.port, '127.0.0.1')
+export async function monitorLines(port, onLine) {
+  const sock = net.connect(port, '127.0.0.1')
   await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
-  let pulls = 0
-  let pings = 0
   let buf = ''
   sock.setEncoding('utf8')
   sock.on('data', (d) => {
@@ -63,12 +59,27 @@ export async function tagPullMonitor(redis) {
     while ((i = buf.indexOf('\r\n')) >= 0) {
       const line = buf.slice(0, i)
       buf = buf.slice(i + 2)
-      if (/"ping"/i.test(line)) pings += 1
-      const m = /"evalsha" "([0-9a-f]{40})"/i.exec(line)
-      if (m && shas.has(m[1].toLowerCase())) pulls += 1
+      onLine(line)
     }
   })
   sock.write('MONITOR\r\n')
+  return sock
+}
+
+/**
+ * A MONITOR connection to the redis-server `redis` (tests/support/redis.mjs) counting the tag
+ * pulls it runs (`EVALSHA` of tagPullShas). `pullsDuring(fn)`: the pulls made while `fn` ran,
+ * its commands ended by a PING through Redis, which MONITOR reports after them.
+ */
+export async function tagPullMonitor(redis) {
+  const shas = tagPullShas()
+  let pulls = 0
+  let pings = 0
+  const sock = await monitorLines(redis.port, (line) => {
+    if (/"ping"/i.test(line)) pings += 1
+    const m = /"evalsha" "([0-9a-f]{40})"/i.exec(line)
+    if (m && shas.has(m[1].toLowerCase())) pulls += 1
+  })
   return {
     async pullsDuring(fn) {
       const before = pulls
