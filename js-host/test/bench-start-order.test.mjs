@@ -1,11 +1,13 @@
 // bench/fleet.mjs's one-at-a-time comparison (bench/lib/interleaved.mjs), on fake instances
 // whose latency depends only on their place in the start order, as bench/PAGE-COST.md found
 // (runs 12 to 17): in one fixed order the first-started variant looks slower; over blocks
-// started in rotated orders no variant is favoured.
+// started in rotated orders no variant is favoured. And the start order of bench/page-cost.mjs
+// and bench/page-cpu.mjs (bench/lib/page-report.mjs startOrder).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
 import { interleavedBlocks, p50Difference } from '../../bench/lib/interleaved.mjs'
+import { startOrder } from '../../bench/lib/page-report.mjs'
 import { pct, rng } from '../../bench/lib/stats.mjs'
 
 const VARIANTS = [{ key: 'pull' }, { key: 'default' }, { key: 'push' }]
@@ -102,4 +104,31 @@ test('the time cap is split among the blocks', async () => {
   })
   assert.deepEqual(got.blockOf, [], "no round starts after its block's share of the cap")
   await assert.rejects(run(fakeFleet(), 0, 10), /blocks must be ≥ 1/)
+})
+
+test('page-cost and page-cpu: a seeded shuffle by default, the seed named; list on request', () => {
+  const items = ['push', 'push+aa', 'push+ab', 'floor', 'floor+aa', 'floor+ab']
+  const drawn = startOrder(items, 'PAGECPU_SHUFFLE', undefined)
+  const seed = /PAGECPU_SHUFFLE=(\d+) repeats it/.exec(drawn.how)?.[1]
+  assert.ok(seed, drawn.how)
+  assert.deepEqual(startOrder(items, 'PAGECPU_SHUFFLE', seed).order, drawn.order)
+  assert.deepEqual([...drawn.order].sort(), [...items].sort())
+  assert.ok(drawn.how.endsWith(drawn.order.join(', ')), 'the Method line names the order')
+
+  // The seed of run 17 (bench/PAGE-COST.md, 10:19, PAGECPU_SHUFFLE=7, before the shuffle was
+  // the default) gives the order that run reports.
+  const run17 =
+    'floor,push,push+uc-floor-get,floor+aa,push+aa,push+uc-floor-get+aa,floor+ab,push+ab,push+uc-floor-get+ab'
+  assert.deepEqual(
+    startOrder([...run17.split(',').entries()], 'PAGECPU_SHUFFLE', '7', ([, v]) => v).order.map(
+      ([, v]) => v,
+    ),
+    'push+uc-floor-get+aa, push+ab, floor+aa, push, push+uc-floor-get, push+aa, floor+ab, push+uc-floor-get+ab, floor'.split(
+      ', ',
+    ),
+  )
+  const list = startOrder(items, 'PAGECPU_SHUFFLE', 'list')
+  assert.deepEqual(list.order, items)
+  assert.match(list.how, /PAGECPU_SHUFFLE=list/)
+  assert.throws(() => startOrder(items, 'PAGECOST_SHUFFLE', 'x'), /PAGECOST_SHUFFLE=x/)
 })
