@@ -881,7 +881,7 @@ async function main() {
           ],
           [
             `the same, cached-page requests one at a time, interleaved with Next's per-process cache (${String(quietFc.n)} rounds, ${startOrderShort}; no contention)`,
-            `${f2(quietFc.diff)} ms (95% bootstrap ${f2(quietFc.lo)} to ${f2(quietFc.hi)}; median of the rounds' own differences ${f2(quietFc.paired)}; p50 ${f2(p50Of(quiet.fleetcache))} vs ${f2(p50Of(quiet['default-cache']))} ms; ${blockCount > 1 ? `by block: ${byBlock(quietFc)}; ` : ''}after each replay, on its own: ${quietOverheads.map(f2).join(', ')})`,
+            `${f2(quietFc.diff)} ms (95% bootstrap ${f2(quietFc.lo)} to ${f2(quietFc.hi)}; rounds' own differences, median per block averaged over blocks ${f2(quietFc.paired)}; p50 ${f2(p50Of(quiet.fleetcache))} vs ${f2(p50Of(quiet['default-cache']))} ms; ${blockCount > 1 ? `by block: ${byBlock(quietFc)}; ` : ''}after each replay, on its own: ${quietOverheads.map(f2).join(', ')})`,
             quietFc.diff < 1 ? 'yes' : 'no',
           ],
           ...(push
@@ -893,7 +893,7 @@ async function main() {
                 ],
                 [
                   `with tagSync push: the same, one at a time, interleaved, at most 0.2 ms (issue 17)`,
-                  `${f2(quietPush.diff)} ms (95% bootstrap ${f2(quietPush.lo)} to ${f2(quietPush.hi)}; median of the rounds' own differences ${f2(quietPush.paired)}; p50 ${f2(p50Of(quiet['fleetcache-push']))} vs ${f2(p50Of(quiet['default-cache']))} ms; ${blockCount > 1 ? `by block: ${byBlock(quietPush)}; ` : ''}after each replay, on its own: ${pushQuietOverheads.map(f2).join(', ')})`,
+                  `${f2(quietPush.diff)} ms (95% bootstrap ${f2(quietPush.lo)} to ${f2(quietPush.hi)}; rounds' own differences, median per block averaged over blocks ${f2(quietPush.paired)}; p50 ${f2(p50Of(quiet['fleetcache-push']))} vs ${f2(p50Of(quiet['default-cache']))} ms; ${blockCount > 1 ? `by block: ${byBlock(quietPush)}; ` : ''}after each replay, on its own: ${pushQuietOverheads.map(f2).join(', ')})`,
                   quietPush.diff <= 0.2 ? 'yes' : 'no',
                 ],
               ]

@@ -89,6 +89,10 @@ test('over rotated start orders the place favours no variant; in one order it do
     [b.lo, b.hi].map((x) => Number(x.toFixed(3))),
     [0, 0],
   )
+  // The rounds' own differences too: averaged over the blocks' medians, not pooled (the pooled
+  // median of -0.1, -0.1, +0.2 per block is -0.1).
+  assert.equal(Number(b.paired.toFixed(3)), 0)
+  assert.equal(Number(a.paired.toFixed(3)), -0.1)
 })
 
 test('the time cap is split among the blocks', async () => {
