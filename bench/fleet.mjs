@@ -22,7 +22,10 @@
 // left. Appends a dated "Fleet" section to bench/REPORT.md (newest first). Knobs:
 // BENCH_FLEET_REQUESTS, BENCH_FLEET_RATE (requests per second), BENCH_FLEET_SEED,
 // BENCH_FLEET_RUNS (replays per cache), BENCH_PEERS=0 (leave the peers out), BENCH_FLEET_PUSH=0
-// (leave out the replays with tagSync push).
+// (leave out the replays with tagSync push), BENCH_FLEET_INTERLEAVED (rounds of the one at a
+// time comparison, 300), BENCH_FLEET_INTERLEAVED_BLOCKS (its blocks of fresh instances, one per
+// variant; 1: the instances started in the list's order and kept for every round, as before
+// 2026-12-06).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -43,6 +46,7 @@ import {
 import { startOrigin } from '../tests/support/origin.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { sleep } from '../tests/support/util.mjs'
+import { interleavedBlocks, p50Difference } from './lib/interleaved.mjs'
 import { PEERS, failureText, preparePeerApp } from './lib/peers.mjs'
 import { pct, rng } from './lib/stats.mjs'
 import { prependReport } from './lib/report.mjs'
@@ -76,9 +80,15 @@ const SEQUENTIAL = 200
 // Then, one instance each of fleetcache, fleetcache push and Next's default cache up at once,
 // asked for the probe page in turn, one request at a time, the order rotating every round:
 // the machine's drift between replays (more than the 0.2 ms issue 17 asks about) falls on all
-// alike, and each round gives one paired difference. Bounded in rounds and time.
+// alike, and each round gives one paired difference. Bounded in rounds and time, both split
+// among blocks of fresh instances, each block's started in an order rotated by one: an
+// instance's place in the start order changes its cost by as much as issue 17's 0.2 ms
+// (bench/PAGE-COST.md, runs 12 to 17). BENCH_FLEET_INTERLEAVED_BLOCKS (default: one per
+// variant, so each starts first once); 1: one block in the list's order (runs before
+// 2026-12-06).
 const INTERLEAVED_ROUNDS = Number(process.env.BENCH_FLEET_INTERLEAVED ?? 300)
 const INTERLEAVED_CAP_MS = 120_000
+const INTERLEAVED_BLOCKS_ENV = process.env.BENCH_FLEET_INTERLEAVED_BLOCKS
 const NAMES = ['A', 'B', 'C']
 const WITH_PEERS = process.env.BENCH_PEERS !== '0'
 const WITH_PUSH = process.env.BENCH_FLEET_PUSH !== '0'
@@ -152,65 +162,28 @@ async function fetchPage(inst, pathname) {
 
 /**
  * One `next start` instance per variant, all up at once, each asked for the probe page one
- * request at a time in turn, the order rotating every round (after 20 warming requests each).
- * Returns per variant key its latencies, in round order.
+ * request at a time in turn, the order rotating every round (after 20 warming requests each),
+ * in BENCH_FLEET_INTERLEAVED_BLOCKS blocks of fresh instances (default: one per variant), each
+ * block's started in an order rotated by one (bench/lib/interleaved.mjs: the start order
+ * favours no variant). Returns per variant key its latencies in pooled round order, the block
+ * of each round and each block's start order.
  */
-async function interleavedQuiet(variants, launch, stopFleet) {
-  const fleets = []
-  try {
-    for (const v of variants) {
-      fleets.push(await launch(`quiet-${v.key}`, v.env('quiet'), undefined, ['Q']))
-    }
-    for (const f of fleets)
-      for (let i = 0; i < 20; i++) await fetchPage(f[0], '/products?list=probe')
-    const out = variants.map(() => [])
-    const deadline = performance.now() + INTERLEAVED_CAP_MS
-    for (let r = 0; r < INTERLEAVED_ROUNDS && performance.now() < deadline; r++) {
-      for (let j = 0; j < fleets.length; j++) {
-        const k = (r + j) % fleets.length
-        const s = performance.now()
-        await fetchPage(fleets[k][0], '/products?list=probe')
-        out[k].push(performance.now() - s)
-      }
-    }
-    return Object.fromEntries(variants.map((v, k) => [v.key, out[k]]))
-  } finally {
-    for (const f of fleets) await stopFleet(f)
-  }
-}
-
-/**
- * `a`'s p50 less `b`'s (latencies of the same rounds), with a 95% bootstrap interval over the
- * rounds (seeded, so a report reads the same for the same data).
- */
-function p50Difference(a, b) {
-  const p50 = (xs) =>
-    pct(
-      [...xs].sort((x, y) => x - y),
-      50,
-    )
-  const n = Math.min(a.length, b.length)
-  const diff = p50(a.slice(0, n)) - p50(b.slice(0, n))
-  const random = rng(7)
-  const draws = []
-  for (let i = 0; i < 1000; i++) {
-    const ra = []
-    const rb = []
-    for (let j = 0; j < n; j++) {
-      const k = Math.floor(random() * n)
-      ra.push(a[k])
-      rb.push(b[k])
-    }
-    draws.push(p50(ra) - p50(rb))
-  }
-  draws.sort((x, y) => x - y)
-  // Beside it, the median of the differences within each round: the two requests of a round
-  // run back to back, so the machine's drift between rounds cancels in each difference.
-  const within = a
-    .slice(0, n)
-    .map((x, k) => x - b[k])
-    .sort((x, y) => x - y)
-  return { diff, lo: draws[25], hi: draws[974], n, paired: n ? pct(within, 50) : NaN }
+function interleavedQuiet(variants, launch, stopFleet) {
+  return interleavedBlocks({
+    variants,
+    blocks: INTERLEAVED_BLOCKS_ENV === undefined ? variants.length : Number(INTERLEAVED_BLOCKS_ENV),
+    rounds: INTERLEAVED_ROUNDS,
+    capMs: INTERLEAVED_CAP_MS,
+    warm: 20,
+    start: (v, b) =>
+      launch(`quiet-${String(b)}-${v.key}`, v.env(`quiet-${String(b)}`), undefined, ['Q']),
+    stop: stopFleet,
+    ask: async (fleet) => {
+      const s = performance.now()
+      await fetchPage(fleet[0], '/products?list=probe')
+      return performance.now() - s
+    },
+  })
 }
 
 // Asks every instance for the probe page until it shows the new origin version, each within
@@ -654,11 +627,29 @@ async function main() {
         [...(xs ?? [])].sort((a, b) => a - b),
         50,
       )
-    const quietFc = p50Difference(interleaved.fleetcache ?? [], interleaved['default-cache'] ?? [])
-    const quietPush = p50Difference(
-      interleaved['fleetcache-push'] ?? [],
-      interleaved['default-cache'] ?? [],
-    )
+    const quiet = interleaved.byKey
+    const quietDiff = (key) =>
+      p50Difference(quiet[key] ?? [], quiet['default-cache'] ?? [], interleaved.blockOf, {
+        pct,
+        random: rng(7),
+      })
+    const quietFc = quietDiff('fleetcache')
+    const quietPush = quietDiff('fleetcache-push')
+    const blockCount = interleaved.orders.length
+    // How the start order was handled, for the rows and the method: a reader must be able to
+    // tell (an instance's place in it moves its cost by as much as the 0.2 ms looked for).
+    const shortKey = (k) =>
+      ({ fleetcache: 'pull', 'default-cache': 'default', 'fleetcache-push': 'push' })[k] ?? k
+    const startOrders = interleaved.orders.map((o) => o.map(shortKey).join(', ')).join('; ')
+    const startOrderShort =
+      blockCount === 1
+        ? `one start order, ${startOrders}, kept for every round`
+        : `${String(blockCount)} blocks of fresh instances, start order rotated`
+    // Each block's p50 difference, by the variant started first in it.
+    const byBlock = (d) =>
+      d.perBlock
+        .map((x) => `${shortKey(interleaved.orders[x.block][0])} first ${f2(x.diff)}`)
+        .join(', ')
     const seenCount = (r) => r.revalidation.seen.filter((x) => x !== null).length
     const seenShare = (r) => `${String(seenCount(r))}/${String(NAMES.length)}`
     const seenTimes = (r) =>
@@ -871,7 +862,7 @@ async function main() {
       `## ${new Date(started).toISOString()} — Fleet`,
       '',
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? 'cpu'}, ${String(Math.round(os.totalmem() / 2 ** 30))} GiB, ${os.type()} ${os.release()}, Node ${process.version}; load average ${load.toFixed(2)} when the run started. redis-server ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]?.replace('v=', '') ?? '?'}, three \`next start\` instances of examples/next-app (Next ${readNextVersion()}) and the counting origin, all on loopback on this machine, started by the benchmark.`,
-      `Method: one seeded plan (seed ${String(SEED)}): ${String(REQUESTS)} requests, Poisson arrivals at ${String(RATE)}/s, keys Zipf(s = ${String(ZIPF_S)}) over ${String(KEYS)} pages \`/products?list=p<N>&life=short\` ('use cache', revalidate ${String(REVALIDATE_S)} s, expire ${String(EXPIRE_S)} s), round-robin over 3 instances, at most ${String(CONCURRENCY)} in flight, stopped after ${String(RUN_LIMIT_MS / 1000)} s. Replayed ${String(RUNS)} times with fleetcache (build ${app.buildId}) and ${String(RUNS)} times with Next's default per-process cache (same app built without fleetcache, ${baseline.buildId})${peerResults.length ? `, ${String(RUNS)} times with each published peer (below)` : ''}, rotating which goes first, each replay on fresh processes and an empty cache. One request at a time: after each replay, ${String(SEQUENTIAL)} requests for the probe page on its instance A; and once after all replays, one instance each of fleetcache, fleetcache push and Next's default cache up at once, asked for the probe page in turn (${String(INTERLEAVED_ROUNDS)} rounds at most, ${String(INTERLEAVED_CAP_MS / 1000)} s at most, the order rotating every round, after 20 warming requests each), which the targets use: the drift of the machine between replays falls on all three alike there. Midway through each replay, \`revalidateTag('products', 'max')\` on instance A after the origin data of a long-lived probe page changed; each instance then gets ${String(SEEN_WINDOW_MS / 1000)} s to show the new data. Latency: client-side, per request, all instances; p50 spread within a run = the lowest–highest per-instance p50; medians over runs with the min–max of the runs in brackets. One replay takes about ${f1(fcRuns[0].elapsedMs / 1000)} s.`,
+      `Method: one seeded plan (seed ${String(SEED)}): ${String(REQUESTS)} requests, Poisson arrivals at ${String(RATE)}/s, keys Zipf(s = ${String(ZIPF_S)}) over ${String(KEYS)} pages \`/products?list=p<N>&life=short\` ('use cache', revalidate ${String(REVALIDATE_S)} s, expire ${String(EXPIRE_S)} s), round-robin over 3 instances, at most ${String(CONCURRENCY)} in flight, stopped after ${String(RUN_LIMIT_MS / 1000)} s. Replayed ${String(RUNS)} times with fleetcache (build ${app.buildId}) and ${String(RUNS)} times with Next's default per-process cache (same app built without fleetcache, ${baseline.buildId})${peerResults.length ? `, ${String(RUNS)} times with each published peer (below)` : ''}, rotating which goes first, each replay on fresh processes and an empty cache. One request at a time: after each replay, ${String(SEQUENTIAL)} requests for the probe page on its instance A; and once after all replays, one instance each of fleetcache, fleetcache push and Next's default cache up at once, asked for the probe page in turn (${String(INTERLEAVED_ROUNDS)} rounds at most, ${String(INTERLEAVED_CAP_MS / 1000)} s at most, the order rotating every round, after 20 warming requests each), which the targets use: the drift of the machine between replays falls on all three alike there. ${blockCount === 1 ? `Start order: the instances were started in one order, ${startOrders}, and kept for every round (BENCH_FLEET_INTERLEAVED_BLOCKS=1; an instance's place in the start order can move its cost by as much as 0.2 ms, bench/PAGE-COST.md runs 12 to 17).` : `Start order: the rounds (and the time cap) split evenly into ${String(blockCount)} blocks, each on fresh instances started in an order rotated by one (${startOrders}), so that no variant holds the same place in every block (an instance's place in the start order can move its cost by as much as 0.2 ms, bench/PAGE-COST.md runs 12 to 17); the rounds pooled, the bootstrap resampling rounds within each block, and "by block" the p50 difference of each block, named by the variant started first.`} Midway through each replay, \`revalidateTag('products', 'max')\` on instance A after the origin data of a long-lived probe page changed; each instance then gets ${String(SEEN_WINDOW_MS / 1000)} s to show the new data. Latency: client-side, per request, all instances; p50 spread within a run = the lowest–highest per-instance p50; medians over runs with the min–max of the runs in brackets. One replay takes about ${f1(fcRuns[0].elapsedMs / 1000)} s.`,
       '',
       '### Targets',
       '',
@@ -889,8 +880,8 @@ async function main() {
             overhead < 1 ? 'yes' : 'no',
           ],
           [
-            `the same, cached-page requests one at a time, interleaved with Next's per-process cache (${String(quietFc.n)} rounds; no contention)`,
-            `${f2(quietFc.diff)} ms (95% bootstrap ${f2(quietFc.lo)} to ${f2(quietFc.hi)}; median of the rounds' own differences ${f2(quietFc.paired)}; p50 ${f2(p50Of(interleaved.fleetcache))} vs ${f2(p50Of(interleaved['default-cache']))} ms; after each replay, on its own: ${quietOverheads.map(f2).join(', ')})`,
+            `the same, cached-page requests one at a time, interleaved with Next's per-process cache (${String(quietFc.n)} rounds, ${startOrderShort}; no contention)`,
+            `${f2(quietFc.diff)} ms (95% bootstrap ${f2(quietFc.lo)} to ${f2(quietFc.hi)}; rounds' own differences, median per block averaged over blocks ${f2(quietFc.paired)}; p50 ${f2(p50Of(quiet.fleetcache))} vs ${f2(p50Of(quiet['default-cache']))} ms; ${blockCount > 1 ? `by block: ${byBlock(quietFc)}; ` : ''}after each replay, on its own: ${quietOverheads.map(f2).join(', ')})`,
             quietFc.diff < 1 ? 'yes' : 'no',
           ],
           ...(push
@@ -902,7 +893,7 @@ async function main() {
                 ],
                 [
                   `with tagSync push: the same, one at a time, interleaved, at most 0.2 ms (issue 17)`,
-                  `${f2(quietPush.diff)} ms (95% bootstrap ${f2(quietPush.lo)} to ${f2(quietPush.hi)}; median of the rounds' own differences ${f2(quietPush.paired)}; p50 ${f2(p50Of(interleaved['fleetcache-push']))} vs ${f2(p50Of(interleaved['default-cache']))} ms; after each replay, on its own: ${pushQuietOverheads.map(f2).join(', ')})`,
+                  `${f2(quietPush.diff)} ms (95% bootstrap ${f2(quietPush.lo)} to ${f2(quietPush.hi)}; rounds' own differences, median per block averaged over blocks ${f2(quietPush.paired)}; p50 ${f2(p50Of(quiet['fleetcache-push']))} vs ${f2(p50Of(quiet['default-cache']))} ms; ${blockCount > 1 ? `by block: ${byBlock(quietPush)}; ` : ''}after each replay, on its own: ${pushQuietOverheads.map(f2).join(', ')})`,
                   quietPush.diff <= 0.2 ? 'yes' : 'no',
                 ],
               ]

@@ -1,6 +1,6 @@
 // Where the time of a cached page request goes, against Next's own cache: one redis-server, the
-// counting origin and four `next start` instances of examples/next-app on loopback, started
-// here and stopped by PID at the end (also on errors):
+// counting origin and PAGECOST_INSTANCES (3) `next start` instances of examples/next-app per
+// variant on loopback, started here and stopped by PID at the end (also on errors):
 //   pull     fleetcache, the default tag sync (a tag pull per render)
 //   push     fleetcache, FLEETCACHE_TAG_SYNC=push
 //   floor    the same app built with the least custom handlers there can be, a Map in the
@@ -12,9 +12,17 @@
 // Each instance preloads bench/lib/page-cost-probe.cjs (timing wrappers put around fleetcache's
 // and Next's cache calls from the outside; nothing in js-host/src is instrumented).
 //
+// The instances start one after the other in an order shuffled with a seed drawn for the run
+// (PAGECOST_SHUFFLE=<seed> repeats one; PAGECOST_SHUFFLE=list keeps the list's order): an
+// instance's place in that order changes its cost by as much as is looked for (PAGE-COST.md,
+// runs 12 to 17), and two instances of one build differ by up to 0.3 ms by themselves, so each
+// variant's numbers pool its instances' requests (its k-th instance paired with the other
+// variants' k-th in each round). PAGECOST_INSTANCES=1 PAGECOST_SHUFFLE=list: one instance per
+// variant in the list's order, as every run before 2026-12-06.
+//
 // After warming PAGE on every instance:
 // 1. Latency: ROUNDS rounds, one request to each instance per round, one at a time, the order
-//    rotating every round, so that the load of the shared machine falls on all four alike;
+//    rotating every round, so that the load of the shared machine falls on all alike;
 //    the probe records nothing. p50/p90 per variant and the differences to `default`, and of
 //    the fleetcache variants to `floor` (the part that is fleetcache's own).
 // 2. Breakdown: the same with the probe recording; each recorded call is put into the request
@@ -24,14 +32,15 @@
 //    Then the page's stored value, decoded again in each fleetcache server (decodeValue alone).
 // 3. Redis's own count: per fleetcache variant, SOLO requests to it alone between two
 //    `INFO commandstats` / `INFO stats` (after `CONFIG RESETSTAT`), less an idle window of the
-//    same length (the push instance's periodic pull, say).
-// 4. CPU profiles (V8's sampling profiler through the probe, 200 µs) of all four at once over
+//    same length (the push instance's periodic pull, say); its first instance only.
+// 4. CPU profiles (V8's sampling profiler through the probe, 200 µs) of all at once over
 //    SOLO interleaved rounds: self time per request by where the code lives, the top
 //    fleetcache functions.
 //
 //   node bench/page-cost.mjs     (after `make pack`; builds the example when it is not current)
 //
-// Knobs: PAGECOST_ROUNDS (default 300), PAGECOST_SOLO (200), PAGECOST_PAGE
+// Knobs: PAGECOST_ROUNDS (default 300), PAGECOST_SOLO (200), PAGECOST_INSTANCES (3 per variant),
+// PAGECOST_SHUFFLE (a seed, or list), PAGECOST_PAGE
 // (/products?list=probe), PAGECOST_TIME_CAP_S (each measuring loop stops after this, 240),
 // PAGECOST_PROBE_WRAPS=2 (the probe's A/A: every wrapper doubled, bench/lib/page-cost-probe.cjs).
 // Prints the tables and puts them on top of bench/PAGE-COST.md; the raw numbers and the
@@ -56,7 +65,7 @@ import { startOrigin } from '../tests/support/origin.mjs'
 import { freePort } from '../tests/support/ports.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { FLOOR_ENV, prepareFloor } from './lib/floor-build.mjs'
-import { PAGE_COST_REPORT, prependPageCostReport, probe } from './lib/page-report.mjs'
+import { PAGE_COST_REPORT, prependPageCostReport, probe, startOrder } from './lib/page-report.mjs'
 import { pct, rng } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -67,6 +76,8 @@ const SOLO = Number(process.env.PAGECOST_SOLO ?? 200)
 const PAGE = process.env.PAGECOST_PAGE ?? '/products?list=probe'
 const TIME_CAP_MS = Number(process.env.PAGECOST_TIME_CAP_S ?? 240) * 1000
 const WARM = 20
+const INSTANCES = Number(process.env.PAGECOST_INSTANCES ?? 3)
+if (!Number.isInteger(INSTANCES) || INSTANCES < 1) throw new Error('PAGECOST_INSTANCES: 1 or more')
 const REQUEST_TIMEOUT_MS = 15_000
 
 const progress = (msg) =>
@@ -90,6 +101,14 @@ const VARIANTS = [
 ]
 // The variants whose handler is fleetcache (Redis counts, decoding, top functions).
 const FLEETCACHE = ['pull', 'push']
+// Their instances: INSTANCES each, named <variant>-<k> (the variant's own name when one).
+const INSTANCE_LIST = VARIANTS.flatMap((v) =>
+  Array.from({ length: INSTANCES }, (_, k) => ({
+    variant: v,
+    k,
+    name: INSTANCES === 1 ? v.key : `${v.key}-${String(k + 1)}`,
+  })),
+)
 
 // One request; its window on the shared clock and its latency. Throws unless the page rendered.
 async function request(inst) {
@@ -113,6 +132,14 @@ async function interleaved(fleet, rounds) {
       out[inst.name].push(await request(inst))
     }
   }
+  return out
+}
+
+// Per-instance sets of interleaved(), pooled per variant: its instances' requests one after the
+// other in instance order, so that the i-th of two variants are of the same round.
+function pooled(set, fleet) {
+  const out = Object.fromEntries(VARIANTS.map((v) => [v.key, []]))
+  for (const inst of [...fleet].sort((a, b) => a.k - b.k)) out[inst.variant].push(...set[inst.name])
   return out
 }
 
@@ -343,10 +370,25 @@ function analyzeProfile(profile, requests) {
     busyPerRequest: per(busy),
     fleetcacheInclusivePerRequest: per(fleetcacheInclusive),
     places: [...places].map(([k, ms]) => [k, per(ms)]).sort((a, b) => b[1] - a[1]),
-    top: [...fns]
-      .map(([k, ms]) => [k, per(ms)])
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 15),
+    fns: [...fns].map(([k, ms]) => [k, per(ms)]),
+  }
+}
+
+// One variant's profiles (analyzeProfile of each of its instances) as one: per request, the
+// mean over its instances; the top 15 fleetcache functions.
+function mergeProfiles(list) {
+  const meanOf = (pick) => mean(list.map(pick))
+  const merged = (pick) => {
+    const m = new Map()
+    for (const prof of list) for (const [k, v] of pick(prof)) m.set(k, (m.get(k) ?? 0) + v)
+    return [...m].map(([k, v]) => [k, v / list.length]).sort((a, b) => b[1] - a[1])
+  }
+  return {
+    requests: list.reduce((a, prof) => a + prof.requests, 0),
+    busyPerRequest: meanOf((prof) => prof.busyPerRequest),
+    fleetcacheInclusivePerRequest: meanOf((prof) => prof.fleetcacheInclusivePerRequest),
+    places: merged((prof) => prof.places),
+    top: merged((prof) => prof.fns).slice(0, 15),
   }
 }
 
@@ -373,10 +415,16 @@ async function main() {
     const nextVersion = JSON.parse(
       fs.readFileSync(path.join(appDir, 'node_modules', 'next', 'package.json'), 'utf8'),
     ).version
-    for (const v of VARIANTS) {
+    const order = startOrder(
+      INSTANCE_LIST,
+      'PAGECOST_SHUFFLE',
+      process.env.PAGECOST_SHUFFLE,
+      (x) => x.name,
+    )
+    for (const { variant: v, k, name } of order.order) {
       const probePort = await freePort()
       const inst = await startInstance({
-        name: v.key,
+        name,
         env: {
           ORIGIN_URL: origin.url,
           ...v.env(redis),
@@ -387,8 +435,10 @@ async function main() {
         startTimeoutMs: 90_000,
       })
       inst.probePort = probePort
+      inst.variant = v.key
+      inst.k = k
       fleet.push(inst)
-      progress(`${v.key}: ${inst.url} (pid ${String(inst.pid)})`)
+      progress(`${name}: ${inst.url} (pid ${String(inst.pid)})`)
     }
     for (const inst of fleet) for (let i = 0; i < WARM; i++) await request(inst)
     const originTotal = () => Object.values(origin.stats().calls).reduce((a, b) => a + b, 0)
@@ -396,30 +446,34 @@ async function main() {
 
     // 1. Latency, nothing recorded.
     progress(`latency: ${String(ROUNDS)} rounds`)
-    const lat = await interleaved(fleet, ROUNDS)
+    const lat = pooled(await interleaved(fleet, ROUNDS), fleet)
 
     // 2. Breakdown, recording.
     progress(`breakdown: ${String(ROUNDS)} rounds, recording`)
     for (const inst of fleet) await probe(inst, '/record?on=1', 'POST')
     for (const inst of fleet) await probe(inst, '/events', 'GET')
-    const rec = await interleaved(fleet, ROUNDS)
+    const recOf = await interleaved(fleet, ROUNDS)
+    const rec = pooled(recOf, fleet)
     for (const inst of fleet) await probe(inst, '/record?on=0', 'POST')
-    const attributed = {}
+    const attributedOf = {}
     for (const inst of fleet) {
       const events = await probe(inst, '/events', 'GET')
-      attributed[inst.name] = attribute(rec[inst.name], events)
+      attributedOf[inst.name] = attribute(recOf[inst.name], events)
     }
+    const attributed = pooled(attributedOf, fleet)
+    // What runs on one instance of a variant: its first.
+    const firstOf = (key) => fleet.find((i) => i.variant === key && i.k === 0)
 
     // The page's value as fleetcache stored it, decoded again in the server between requests.
     const decodeBench = {}
-    for (const inst of fleet.filter((i) => FLEETCACHE.includes(i.name)))
-      decodeBench[inst.name] = await probe(inst, '/decode-bench', 'GET')
+    for (const key of FLEETCACHE)
+      decodeBench[key] = await probe(firstOf(key), '/decode-bench', 'GET')
 
     // 3. Redis's own count.
     progress(`redis counts: ${String(SOLO)} requests per fleetcache variant, and an idle window`)
     const windows = {}
-    for (const inst of fleet.filter((i) => FLEETCACHE.includes(i.name)))
-      windows[inst.name] = await redisWindow(redis, async () => (await solo(inst, SOLO)).length)
+    for (const key of FLEETCACHE)
+      windows[key] = await redisWindow(redis, async () => (await solo(firstOf(key), SOLO)).length)
     const idleMs = Math.max(...Object.values(windows).map((w) => w.ms))
     const idle = await redisWindow(redis, async () => {
       await new Promise((resolve) => setTimeout(resolve, idleMs))
@@ -433,16 +487,23 @@ async function main() {
     // the machine's load fall on them alike.
     progress(`cpu profiles: ${String(SOLO)} rounds`)
     for (const inst of fleet) await probe(inst, '/profile/start', 'POST')
-    const profiled = await interleaved(fleet, SOLO)
-    const profiles = {}
+    const profiledOf = await interleaved(fleet, SOLO)
+    const profiled = pooled(profiledOf, fleet)
+    const profilesOf = {}
     for (const inst of fleet) {
       const file = path.join(logDir, `${inst.name}.cpuprofile`)
       await probe(inst, `/profile/stop?out=${encodeURIComponent(file)}`, 'POST')
-      profiles[inst.name] = analyzeProfile(
+      profilesOf[inst.name] = analyzeProfile(
         JSON.parse(fs.readFileSync(file, 'utf8')),
-        profiled[inst.name].length,
+        profiledOf[inst.name].length,
       )
     }
+    const profiles = Object.fromEntries(
+      VARIANTS.map((v) => [
+        v.key,
+        mergeProfiles(fleet.filter((i) => i.variant === v.key).map((i) => profilesOf[i.name])),
+      ]),
+    )
     const originCalls = originTotal() - originBefore
 
     // ---- report ----
@@ -454,7 +515,7 @@ async function main() {
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, Next ${nextVersion}, redis-server ${redisVersion}; load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end (the cores are shared: absolute times move with the load, the interleaved differences much less).`,
     )
     say(
-      `Method: \`node bench/page-cost.mjs\` (PAGECOST_ROUNDS=${String(ROUNDS)}, PAGECOST_SOLO=${String(SOLO)}${process.env.PAGECOST_PROBE_WRAPS === '2' ? ', PAGECOST_PROBE_WRAPS=2: every probe wrapper doubled, the inner one recorded as "(inner)"' : ''}). fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}; FLEETCACHE_TARBALL chooses another build, so that runs of two builds can alternate). Four \`next start\` instances of examples/next-app: pull (fleetcache, default tag sync), push (fleetcache, FLEETCACHE_TAG_SYNC=push), floor (the app built with the least custom handlers there can be, a Map in the process for \`cacheHandler\` and \`cacheHandlers\`, bench/lib/floor-*.cjs, configured as fleetcache's are: what any custom handler pays on Next's custom-handler path), default (the app built without fleetcache); each warmed with ${String(WARM)} requests, then asked for the page one request at a time, one instance after the other, the order rotating every round. Client: Node's fetch (it asks for gzip, as browsers do). Origin calls during the measurement: ${String(originCalls)} (0: every request was a cache hit).`,
+      `Method: \`node bench/page-cost.mjs\` (PAGECOST_ROUNDS=${String(ROUNDS)}, PAGECOST_SOLO=${String(SOLO)}, PAGECOST_INSTANCES=${String(INSTANCES)}${process.env.PAGECOST_PROBE_WRAPS === '2' ? ', PAGECOST_PROBE_WRAPS=2: every probe wrapper doubled, the inner one recorded as "(inner)"' : ''}). fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}; FLEETCACHE_TARBALL chooses another build, so that runs of two builds can alternate). ${String(INSTANCES)} \`next start\` instance${INSTANCES > 1 ? 's' : ''} of examples/next-app per variant${INSTANCES > 1 ? " (each variant's numbers pool its instances' requests, its k-th instance paired with the others' k-th in each round; Redis's count and decodeValue from its first; CPU profiles averaged over its instances)" : ''}, ${order.how}. The variants: pull (fleetcache, default tag sync), push (fleetcache, FLEETCACHE_TAG_SYNC=push), floor (the app built with the least custom handlers there can be, a Map in the process for \`cacheHandler\` and \`cacheHandlers\`, bench/lib/floor-*.cjs, configured as fleetcache's are: what any custom handler pays on Next's custom-handler path), default (the app built without fleetcache); each instance warmed with ${String(WARM)} requests, then asked for the page one request at a time, one instance after the other, the order rotating every round (from the start order). Client: Node's fetch (it asks for gzip, as browsers do). Origin calls during the measurement: ${String(originCalls)} (0: every request was a cache hit).`,
     )
     say()
     const ms = (k, set) => set[k].map((r) => r.ms)
@@ -465,13 +526,13 @@ async function main() {
       ['profiled pass', profiled],
     ]) {
       const d = ms('default', set)
-      for (const inst of fleet) {
-        const x = ms(inst.name, set)
-        const other = inst.name !== 'default'
+      for (const { key } of VARIANTS) {
+        const x = ms(key, set)
+        const other = key !== 'default'
         const ci = other ? bootstrapDiff(x, d) : undefined
         latRows.push([
           label,
-          inst.name,
+          key,
           String(x.length),
           f2(p(x, 10)),
           f2(p(x, 50)),
@@ -566,7 +627,7 @@ async function main() {
     say()
     say('### Summary: per request, p50 over the breakdown pass (ms unless named otherwise)')
     say()
-    const names = fleet.map((i) => i.name)
+    const names = VARIANTS.map((v) => v.key)
     say(
       table(
         [
@@ -599,10 +660,10 @@ async function main() {
     )
     say()
     say('### Per request, by call (breakdown pass; p50 and mean per request of the summed time)')
-    for (const inst of fleet) {
-      const att = attributed[inst.name]
+    for (const name of names) {
+      const att = attributed[name]
       say()
-      say(`#### ${inst.name}`)
+      say(`#### ${name}`)
       say()
       const rows = breakdownRows(att).map((r) => [
         r.name,
@@ -702,7 +763,18 @@ async function main() {
     fs.writeFileSync(
       path.join(logDir, 'raw.json'),
       JSON.stringify(
-        { lat, rec, profiled, decodeBench, redisPer, windows, idle, profiles },
+        {
+          order: order.order.map((x) => x.name),
+          lat,
+          rec,
+          profiled,
+          decodeBench,
+          redisPer,
+          windows,
+          idle,
+          profiles,
+          profilesOf,
+        },
         null,
         1,
       ),

@@ -7,12 +7,17 @@
 // helpers and libuv's too), performance.eventLoopUtilization's active time (the main thread's
 // work) and PerformanceObserver 'gc' pauses, at the request's start and at its 'finish'.
 //
-// Variants (PAGECPU_VARIANTS, comma-separated; default "push,floor"): a base, `push`, `pull`,
+// Variants (PAGECPU_VARIANTS, comma-separated; default "push,push+aa,push+ab,floor,floor+aa,
+// floor+ab": three instances per arm, pooled below): a base, `push`, `pull`,
 // `floor` (bench/lib/floor-*.cjs, as page-cost's) or `default`, followed by `+<experiment>`s
 // of the probe (PAGECOST_EXPERIMENT, bench/lib/page-cost-probe.cjs: e.g. `push+inc-floor`,
 // fleetcache's singular handler answering with the floor's get). Every variant of a base
 // `push`/`pull` has a Redis prefix of its own.
 //
+// The instances start one after the other in an order shuffled with a seed drawn for the
+// run (PAGECPU_SHUFFLE=<seed> repeats one; PAGECPU_SHUFFLE=list keeps the list's order, as
+// every run before 2026-12-06): an instance's place in that order changes its cost
+// (PAGE-COST.md, runs 12 to 17), so no arm may hold the same places in every run.
 // After warming PAGE on every instance, ROUNDS rounds, one request to each instance per round,
 // one at a time, the order rotating every round (the shared machine's load falls on all alike).
 // Per request, and paired by round against the reference variant (PAGECPU_REF, default floor):
@@ -35,7 +40,7 @@
 // as much as what is looked for. So a variant may be run as several instances: names that
 // differ only by a last `+aa`, `+ab`, ... (no experiment of the probe) are one arm, and the
 // second table pools them: per round, the arm's instances' mean less the reference arm's, its
-// median with a 95% bootstrap interval.
+// median with a 95% bootstrap interval. By default every arm has three.
 //
 //   node bench/page-cpu.mjs     (after `make pack`; builds the example when it is not current)
 //
@@ -49,8 +54,8 @@
 // bench/profile-diff.mjs (where two arms' CPU differs, by function).
 //
 // Knobs: PAGECPU_ROUNDS (1000), PAGECPU_WARM (200), PAGECPU_VARIANTS, PAGECPU_REF,
-// PAGECPU_SHUFFLE, PAGECOST_PAGE (/products?list=probe), PAGECPU_NOTE (a line put under the
-// section's title).
+// PAGECPU_SHUFFLE (a seed, or list), PAGECOST_PAGE (/products?list=probe), PAGECPU_NOTE (a
+// line put under the section's title).
 // Prints the table and puts it on top of bench/PAGE-COST.md; the raw rows go to the log
 // directory it names.
 import { createHash } from 'node:crypto'
@@ -73,7 +78,7 @@ import { startOrigin } from '../tests/support/origin.mjs'
 import { freePort } from '../tests/support/ports.mjs'
 import { startRedis } from '../tests/support/redis.mjs'
 import { FLOOR_ENV, prepareFloor } from './lib/floor-build.mjs'
-import { PAGE_COST_REPORT, prependPageCostReport, probe } from './lib/page-report.mjs'
+import { PAGE_COST_REPORT, prependPageCostReport, probe, startOrder } from './lib/page-report.mjs'
 import { pct, rng } from './lib/stats.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -81,14 +86,13 @@ const PROBE = path.join(here, 'lib', 'page-cost-probe.cjs')
 
 const ROUNDS = Number(process.env.PAGECPU_ROUNDS ?? 1000)
 const PAGE = process.env.PAGECOST_PAGE ?? '/products?list=probe'
-const VARIANTS = (process.env.PAGECPU_VARIANTS ?? 'push,floor').split(',').filter(Boolean)
+const VARIANTS = (process.env.PAGECPU_VARIANTS ?? 'push,push+aa,push+ab,floor,floor+aa,floor+ab')
+  .split(',')
+  .filter(Boolean)
 const REF = process.env.PAGECPU_REF ?? 'floor'
 const WARM = Number(process.env.PAGECPU_WARM ?? 200)
 const CALLS = process.env.PAGECPU_CALLS === '1'
 const PROFILE = Number(process.env.PAGECPU_PROFILE ?? 0)
-// PAGECPU_SHUFFLE=<seed>: the order the instances start in, and are asked in every round, is
-// the list shuffled with this seed, not the list's own.
-const SHUFFLE = process.env.PAGECPU_SHUFFLE
 
 const progress = (msg) =>
   console.error(`[page-cpu ${new Date().toISOString().slice(11, 19)}] ${msg}`)
@@ -154,21 +158,6 @@ function bootstrap(ds, stat) {
   return [out[25], out[974]]
 }
 
-// The variants with their index in the list (their Redis prefix), in the order they start and
-// are asked in: the list's, or shuffled (PAGECPU_SHUFFLE). An instance's place in that order
-// changes what it costs (PAGE-COST.md, the conclusion of runs 12 to 16: GCs per request fall
-// with it), so arms compared must not always hold the same places.
-function startOrder() {
-  const out = [...VARIANTS.entries()]
-  if (SHUFFLE === undefined) return out
-  const rand = rng(Number(SHUFFLE))
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1))
-    ;[out[i], out[j]] = [out[j], out[i]]
-  }
-  return out
-}
-
 // Per request of one instance: its measures, from the probe's rows and GC pauses.
 function perRequest(rows, gcs, clientMs, events) {
   const out = []
@@ -229,7 +218,16 @@ async function main() {
     await prepareFloor({ log: progress, logDir })
     redis = await startRedis({ logDir })
     origin = await startOrigin()
-    for (const [i, v] of startOrder()) {
+    // The variants with their index in the list (their Redis prefix), in the order they start
+    // in and are asked in (PAGECPU_SHUFFLE; the same seed gives the order it gave before it
+    // was the default).
+    const order = startOrder(
+      [...VARIANTS.entries()],
+      'PAGECPU_SHUFFLE',
+      process.env.PAGECPU_SHUFFLE,
+      ([, v]) => v,
+    )
+    for (const [i, v] of order.order) {
       const probePort = await freePort()
       const inst = await startInstance({
         name: v.replace(/\+/g, '_'),
@@ -313,7 +311,7 @@ async function main() {
     if (process.env.PAGECPU_NOTE) lines.push(process.env.PAGECPU_NOTE, '')
     lines.push(
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}; load averages (1, 5, 15 min) ${loadStart.map((x) => x.toFixed(2)).join(' ')} at the start, ${loadEnd.map((x) => x.toFixed(2)).join(' ')} at the end (cores shared with other builds: CPU time and paired differences move less than latency).`,
-      `Method: \`node bench/page-cpu.mjs\` (PAGECPU_ROUNDS=${String(ROUNDS)}, PAGECPU_VARIANTS=${VARIANTS.join(',')}, PAGECPU_REF=${REF}${CALLS ? ', PAGECPU_CALLS=1' : ''}${SHUFFLE === undefined ? '' : `, PAGECPU_SHUFFLE=${SHUFFLE}: started and asked in the order ${fleet.map((inst) => inst.variant).join(', ')}`}); fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}). One \`next start\` per variant, warmed with ${String(WARM)} requests, then one request at a time, the order rotating every round; ${String(ROUNDS)} rounds in ${seconds.toFixed(0)} s. Server counts from bench/lib/page-cost-probe.cjs (GET /cpu). Origin calls during the rounds: ${String(originDuring)}.`,
+      `Method: \`node bench/page-cpu.mjs\` (PAGECPU_ROUNDS=${String(ROUNDS)}, PAGECPU_VARIANTS=${VARIANTS.join(',')}, PAGECPU_REF=${REF}${CALLS ? ', PAGECPU_CALLS=1' : ''}); fleetcache from ${path.basename(tarball)} (sha256 ${tarballSha.slice(0, 12)}). One \`next start\` per variant, ${order.how}; each warmed with ${String(WARM)} requests, then one request at a time, the order rotating every round (from the start order); ${String(ROUNDS)} rounds in ${seconds.toFixed(0)} s. Server counts from bench/lib/page-cost-probe.cjs (GET /cpu). Origin calls during the rounds: ${String(originDuring)}.`,
       '',
       `| measure | variant | mean | p50 | mean − ${REF} (95% bootstrap) | median of paired differences |`,
       '|---|---|---:|---:|---:|---:|',

@@ -7,10 +7,13 @@ import { fileURLToPath } from 'node:url'
 
 import {
   appDir,
+  buildStaleReason,
   cleanEnv,
-  newestSourceMtime,
+  dropBuildStamp,
+  installedNextVersion,
   nextBinOf,
   runLogged,
+  writeBuildStamp,
 } from '../../tests/support/fleet.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -26,50 +29,27 @@ export const FLOOR_ENV = { EXAMPLE_FLOOR_HANDLERS: FLOOR_DIR }
 // Next, removes it with node_modules).
 const FLOOR_STAMP = path.join(FLOOR_DIR, 'build.json')
 
-/**
- * Why the floor's build must be made again, or null when it is current. Its inputs are the
- * app's sources, the floor's handlers and the installed Next: not fleetcache, which the floor
- * does not run, so a reinstalled tarball (after which prepareApp rebuilds .next/) leaves it be.
- */
-function floorBuildReason(inputs) {
-  const buildId = path.join(appDir, '.next-floor', 'BUILD_ID')
-  const builtAt = fs.existsSync(buildId) ? fs.statSync(buildId).mtimeMs : 0
-  if (!builtAt) return 'no .next-floor/BUILD_ID'
-  let stamp = null
-  try {
-    stamp = JSON.parse(fs.readFileSync(FLOOR_STAMP, 'utf8'))
-  } catch {
-    return `no ${path.relative(appDir, FLOOR_STAMP)}: what it was built from is unknown`
-  }
-  if (stamp.next !== inputs.next) return `next ${String(stamp.next)} then, ${inputs.next} now`
-  for (const name of FLOOR_NAMES) {
-    if (stamp.handlers?.[name] !== inputs.handlers[name]) return `bench/lib/${name} changed`
-  }
-  const sources = newestSourceMtime(appDir)
-  if (sources.mtimeMs > builtAt) {
-    return `${path.relative(appDir, sources.file)} changed after the last build`
-  }
-  return null
-}
-
-// The floor's build in .next-floor/, made again when one of its own inputs changed
-// (floorBuildReason).
+// The floor's build in .next-floor/, made again when one of its inputs changed: the app's
+// sources, the floor's handlers and the installed Next (tests/support/fleet.mjs
+// buildStaleReason); not fleetcache, which the floor does not run, so a reinstalled tarball
+// (after which prepareApp rebuilds .next/) leaves it be.
 export async function prepareFloor({ log, logDir }) {
   fs.mkdirSync(FLOOR_DIR, { recursive: true })
-  const inputs = {
-    next: JSON.parse(
-      fs.readFileSync(path.join(appDir, 'node_modules', 'next', 'package.json'), 'utf8'),
-    ).version,
-    handlers: {},
-  }
+  const inputs = { next: installedNextVersion(appDir), handlers: {} }
   for (const name of FLOOR_NAMES) {
     const src = fs.readFileSync(path.join(here, name))
     const dst = path.join(FLOOR_DIR, name)
     if (!fs.existsSync(dst) || !src.equals(fs.readFileSync(dst))) fs.writeFileSync(dst, src)
     inputs.handlers[name] = createHash('sha256').update(src).digest('hex')
   }
-  const reason = floorBuildReason(inputs)
+  const reason = buildStaleReason({
+    dir: appDir,
+    distDir: '.next-floor',
+    stampFile: FLOOR_STAMP,
+    inputs,
+  })
   if (reason === null) return
+  dropBuildStamp(FLOOR_STAMP)
   const logFile = path.join(logDir, 'floor-build.log')
   log(`next build with the floor's handlers (${reason}; log: ${logFile})`)
   await runLogged(process.execPath, [nextBinOf(appDir), 'build'], {
@@ -79,5 +59,5 @@ export async function prepareFloor({ log, logDir }) {
     timeoutMs: 15 * 60_000,
     what: "next build (the floor's handlers)",
   })
-  fs.writeFileSync(FLOOR_STAMP, `${JSON.stringify(inputs, null, 2)}\n`)
+  writeBuildStamp(FLOOR_STAMP, inputs)
 }

@@ -150,6 +150,66 @@ export function newestSourceMtime(dir = appDir) {
   return { mtimeMs: newest, file: newestFile }
 }
 
+// ---- build stamps --------------------------------------------------------------------------
+// A build made without fleetcache (the default-cache one below, bench/lib/floor-build.mjs's)
+// cannot be dated by the tarball's install, as prepareApp's is: what it was made from besides
+// the app's sources is written beside it (a stamp), and it is made again when that differs.
+// `npm ci` to another Next release leaves every source's mtime be, so the release is an input.
+
+/** The Next release installed in `dir`'s node_modules, or null when there is none. */
+export function installedNextVersion(dir = appDir) {
+  return readJson(path.join(dir, 'node_modules', 'next', 'package.json'))?.version ?? null
+}
+
+// The first input that differs between a stamp's and now's, described (nested keys joined by
+// '.'), or null.
+function inputChange(then, now, prefix = '') {
+  for (const key of new Set([...Object.keys(then ?? {}), ...Object.keys(now)])) {
+    const name = prefix + key
+    const [a, b] = [then?.[key], now[key]]
+    if (b !== null && typeof b === 'object') {
+      const inner = inputChange(a !== null && typeof a === 'object' ? a : {}, b, `${name}.`)
+      if (inner) return inner
+    } else if (a !== b) {
+      const short = (v) => (typeof v === 'string' && v.length > 24 ? `${v.slice(0, 12)}…` : v)
+      return `${name} ${String(short(a))} then, ${String(short(b))} now`
+    }
+  }
+  return null
+}
+
+/**
+ * Why the build in `distDir` (dir/<distDir>/BUILD_ID) must be made again, or null when it is
+ * current: no BUILD_ID; no stamp at `stampFile` (what it was made from is unknown); an input
+ * in `inputs` (JSON values) other than the stamp's; or a source of `dir` newer than BUILD_ID.
+ */
+export function buildStaleReason({ dir, distDir, stampFile, inputs }) {
+  const buildIdFile = path.join(dir, distDir, 'BUILD_ID')
+  const builtAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
+  if (!builtAt) return `no ${distDir}/BUILD_ID`
+  const stamp = readJson(stampFile)
+  if (!stamp) return `no ${path.relative(dir, stampFile)}: what it was built from is unknown`
+  const change = inputChange(stamp, inputs)
+  if (change) return change
+  const sources = newestSourceMtime(dir)
+  if (sources.mtimeMs > builtAt)
+    return `${path.relative(dir, sources.file)} changed after the last build`
+  return null
+}
+
+/**
+ * Records what a build was made from (buildStaleReason's `inputs`), once it succeeded; remove
+ * the stamp (dropBuildStamp) before building, so that a failed build leaves none.
+ */
+export function writeBuildStamp(stampFile, inputs) {
+  fs.mkdirSync(path.dirname(stampFile), { recursive: true })
+  fs.writeFileSync(stampFile, `${JSON.stringify(inputs, null, 2)}\n`)
+}
+
+export function dropBuildStamp(stampFile) {
+  fs.rmSync(stampFile, { force: true })
+}
+
 function nextInstalledMatchesLock(appDir) {
   const lock = readJson(path.join(appDir, 'package-lock.json'))
   const installed = readJson(path.join(appDir, 'node_modules', 'next', 'package.json'))
@@ -551,8 +611,18 @@ export async function prepareStandalone({
 export const DEFAULT_CACHE_DIST_DIR = '.next-default'
 export const DEFAULT_CACHE_ENV = { EXAMPLE_DEFAULT_CACHE: '1' }
 
-// Makes sure the app has its dependencies and a current default-cache build. Returns
-// { buildId, built, buildMs }.
+// The default-cache build of `dir`: its stamp (in the build's directory, written after each
+// build), what it is made from besides the app's sources (the installed Next release; not
+// fleetcache, which it leaves out) and why it must be made again (null: it is current).
+export function defaultCacheBuildState(dir) {
+  const stampFile = path.join(dir, DEFAULT_CACHE_DIST_DIR, 'fleetcache-build.json')
+  const inputs = { next: installedNextVersion(dir) }
+  const reason = buildStaleReason({ dir, distDir: DEFAULT_CACHE_DIST_DIR, stampFile, inputs })
+  return { stampFile, inputs, reason }
+}
+
+// Makes sure the app has its dependencies and a current default-cache build
+// (defaultCacheBuildState). Returns { buildId, built, buildMs }.
 export async function prepareDefaultCache({
   log = defaultLog,
   logDir,
@@ -562,17 +632,11 @@ export async function prepareDefaultCache({
   const dir = releaseAppDir(appDirArg)
   const app = await prepareApp({ log, logDir, appDir: dir })
   const buildIdFile = path.join(dir, DEFAULT_CACHE_DIST_DIR, 'BUILD_ID')
-  const builtAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
-  const sources = newestSourceMtime(dir)
-  const reason = force
-    ? 'forced'
-    : !builtAt
-      ? `no ${DEFAULT_CACHE_DIST_DIR}/BUILD_ID`
-      : sources.mtimeMs > builtAt
-        ? `${path.relative(dir, sources.file)} changed after the last build`
-        : null
+  const stale = defaultCacheBuildState(dir)
+  const reason = force ? 'forced' : stale.reason
   let buildMs = 0
   if (reason) {
+    dropBuildStamp(stale.stampFile)
     const logFile = path.join(logDir ?? makeLogDir('fleetcache-build-'), 'default-cache-build.log')
     log(`next build without fleetcache (${reason}; log: ${logFile})`)
     const t0 = Date.now()
@@ -585,6 +649,7 @@ export async function prepareDefaultCache({
     })
     buildMs = Date.now() - t0
     log(`default-cache build done in ${(buildMs / 1000).toFixed(1)} s`)
+    writeBuildStamp(stale.stampFile, stale.inputs)
   }
   const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
   if (buildId === app.buildId) throw new Error(`the default-cache build reused build id ${buildId}`)
