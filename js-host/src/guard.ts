@@ -21,6 +21,12 @@ const STATE_NAMES: Record<number, string> = {
   [BreakerState.HalfOpen]: 'half-open',
 }
 
+/**
+ * Whether a failure of the application's OpenTelemetry SDK was logged: once per process, since
+ * every command records (a broken exporter would add a line to each).
+ */
+let telemetryFailureLogged = false
+
 /** Telemetry's name of how the command ended. */
 const RESULT_NAMES: Record<number, CommandResult> = {
   [Result.Reply]: 'ok',
@@ -118,7 +124,7 @@ export class GuardedTransport implements Transport {
       // is not cancelled: node-redis keeps it queued); this outer deadline bounds one that does
       // not, plus one wait for a connection.
       const outer = budget + this.connectBudgetMs
-      span = tel?.startSpan(String(argv[0]), t0)
+      span = tel === undefined ? undefined : this.startSpan(tel, argv, t0)
       try {
         const inner = this.inner.send(argv, { kind, timeoutMs: budget, startedAt: t0 })
         sent =
@@ -163,14 +169,41 @@ export class GuardedTransport implements Transport {
     const t = this.settle(permit, result, argv)
     const tel = this.telemetry
     if (tel !== undefined) {
-      tel.recordCommand(
-        String(argv[0]),
-        RESULT_NAMES[result] ?? 'connection-error',
-        (t - t0) / 1000,
-        result === Result.Reply ? entryBytes(argv, reply, entryReply) : undefined,
-        span,
-      )
+      // The reply is the caller's whatever the SDK does with its record.
+      try {
+        tel.recordCommand(
+          String(argv[0]),
+          RESULT_NAMES[result] ?? 'connection-error',
+          (t - t0) / 1000,
+          result === Result.Reply ? entryBytes(argv, reply, entryReply) : undefined,
+          span,
+        )
+      } catch (err) {
+        this.telemetryFailed(err)
+      }
     }
+  }
+
+  /**
+   * The command's span, or none when the SDK throws: the engine admitted the command already,
+   * so it is sent, and the engine hears how it went (`report`), as for any other.
+   */
+  private startSpan(tel: Telemetry, argv: readonly (string | Buffer)[], t0: number): CommandSpan {
+    try {
+      return tel.startSpan(String(argv[0]), t0)
+    } catch (err) {
+      this.telemetryFailed(err)
+      return undefined
+    }
+  }
+
+  /** An OpenTelemetry SDK call threw: said once per process. */
+  private telemetryFailed(err: unknown): void {
+    if (telemetryFailureLogged) return
+    telemetryFailureLogged = true
+    this.log.error(
+      `OpenTelemetry failed recording a Redis command (${describe(err)}); the command's result is kept, and further failures are not logged`,
+    )
   }
 
   /** Reports the outcome to the engine; returns the time it did so. */

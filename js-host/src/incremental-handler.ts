@@ -18,7 +18,7 @@ import {
   type ReadIo,
   type ReadResult,
 } from './read-driver'
-import { logAnswer, nodeReadIo, readConsumer } from './read-io'
+import { freeAnswer, logAnswerSafely, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import type { Durations } from './tags'
@@ -408,7 +408,10 @@ class IncrementalCore {
     }
   }
 
-  /** What `get` resolves to for a read's result: its value, once the answer is noted and freed. */
+  /**
+   * What `get` resolves to for a read's result: its value, once the answer is noted, logged and
+   * freed. Never throws.
+   */
   private served(
     cacheKey: string,
     call: Call | undefined,
@@ -416,15 +419,18 @@ class IncrementalCore {
     { answer, value, readError }: ReadResult<IncrementalCacheEntry>,
   ): IncrementalCacheEntry | null {
     if (answer === undefined) return null
+    const { log } = this.rt
+    // Bookkeeping, past the read: what it throws costs the value nothing.
     try {
       own?.note(cacheKey, call, answer, value?.value)
-      logAnswer(this.rt.log, answer, readError)
-      return value ?? null
     } catch (err) {
-      return this.failed(err)
-    } finally {
-      answer.free()
+      log.error(
+        `inc get of ${cacheKey}: its read not noted for this request's write, its value served: ${describe(err)}`,
+      )
     }
+    logAnswerSafely(log, answer, 'inc get', cacheKey, readError)
+    freeAnswer(log, answer, 'inc get', cacheKey)
+    return value ?? null
   }
 
   /** A `get` that failed: a miss and an error line. */

@@ -11,20 +11,34 @@ export interface Logger {
 export function createLogger(debug: boolean): Logger {
   return {
     info: (m) => {
-      console.log(prefixed(m))
+      quietly('log', m)
     },
     warn: (m) => {
-      console.warn(prefixed(m))
+      quietly('warn', m)
     },
     error: (m) => {
-      console.error(prefixed(m))
+      quietly('error', m)
     },
     debug: debug
       ? (m) => {
-          console.log(prefixed(m))
+          quietly('log', m)
         }
       : () => undefined,
     debugEnabled: debug,
+  }
+}
+
+/**
+ * Writes `message` with the console's `level` method, swallowing what it throws. The console is
+ * the application's (Next's dev server and logging libraries replace its methods), and a log
+ * line is bookkeeping: its throw must not fail the cache call that wrote it (a rejected `get`
+ * is a failed render). There is nowhere left to report it.
+ */
+function quietly(level: 'log' | 'warn' | 'error', message: string): void {
+  try {
+    console[level](prefixed(message))
+  } catch {
+    // The console itself failed.
   }
 }
 

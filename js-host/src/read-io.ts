@@ -85,3 +85,39 @@ export function logAnswer(log: Logger, answer: Answer, readError?: unknown): voi
   if (line !== '') log.debug(error === '' ? line + detail : line)
   if (error !== '') log.error(error + detail)
 }
+
+/**
+ * `logAnswer` for a read whose value is decided: what it throws (the machine behind the answer
+ * left borrowed by a trap) is logged, not passed on. A `get` must not fail, nor lose its value,
+ * over its log lines (Next turns a rejected `get` into a failed render).
+ */
+export function logAnswerSafely(
+  log: Logger,
+  answer: Answer,
+  what: string,
+  key: string,
+  readError?: unknown,
+): void {
+  try {
+    logAnswer(log, answer, readError)
+  } catch (err) {
+    log.error(
+      `${what} of ${key}: its log lines could not be read, its value served: ${describe(err)}`,
+    )
+  }
+}
+
+/**
+ * Frees a read's answer (its machine released to the pool), logging what that throws instead of
+ * passing it on (`what` of `key` names the call in the line): the value is read by then, and the machine is the pool's loss (it drops one a
+ * trap left borrowed), not the caller's.
+ */
+export function freeAnswer(log: Logger, answer: { free(): void }, what: string, key: string): void {
+  try {
+    answer.free()
+  } catch (err) {
+    log.error(
+      `${what} of ${key}: its read machine could not be released, its value served: ${describe(err)}`,
+    )
+  }
+}

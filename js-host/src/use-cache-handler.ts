@@ -12,7 +12,7 @@ import {
   type ReadHooks,
   type ReadIo,
 } from './read-driver'
-import { logAnswer, nodeReadIo, readConsumer } from './read-io'
+import { freeAnswer, logAnswerSafely, nodeReadIo, readConsumer } from './read-io'
 import { abandon, writeIo } from './write-io'
 import { writeEntry } from './write-driver'
 import { bufferToStream, EarlyStream, streamToBuffer } from './streams'
@@ -194,7 +194,7 @@ class UseCacheHandler implements CacheHandler {
         return undefined
       }
       try {
-        logAnswer(log, answer, readError)
+        logAnswerSafely(log, answer, 'get', cacheKey, readError)
         const served = bytes !== null && answer.served !== MISS
         if (!served) {
           early?.discard()
@@ -210,7 +210,8 @@ class UseCacheHandler implements CacheHandler {
         const value = early === undefined ? bufferToStream(payload) : early.fill(payload)
         return entryOf(value, tags, answer)
       } finally {
-        answer.free()
+        // Never throws: the entry built above is returned.
+        freeAnswer(log, answer, 'get', cacheKey)
       }
     } catch (err) {
       hooks?.early?.discard()
@@ -247,7 +248,14 @@ class UseCacheHandler implements CacheHandler {
       const { payload, tags } = shownOf(hit.bytes, hit.answer)
       return entryOf(bufferToStream(payload), tags, hit.answer)
     } finally {
-      this.machines.release(m)
+      // Bookkeeping: what it throws costs the hit built above, or the read, nothing.
+      try {
+        this.machines.release(m)
+      } catch (err) {
+        this.rt.log.error(
+          `get of ${cacheKey}: a read machine could not be released: ${describe(err)}`,
+        )
+      }
     }
   }
 

@@ -20,6 +20,7 @@ import { now, resumeAndStop, text, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+const { engineStats } = require('../dist/stats-sum.js')
 const { createClient, RESP_TYPES } = require('redis')
 
 let logDir
@@ -131,8 +132,28 @@ const ROOMY = { ...FAST, readTimeoutMs: 10_000, writeTimeoutMs: 10_000, connectT
 describe('Redis hangs (SIGSTOP)', () => {
   test('reads give up at their budget, the breaker stops the waiting, and recovery is automatic', async () => {
     const h = instance(FAST)
+    // The same outage seen by an instance whose read budget is so long that a read waiting on
+    // Redis would be unmistakable, and whose breaker, once open, stays open (no probe) for the
+    // rest of the test: it opens on writes, which time out at FAST's budget.
+    const slow = instance({
+      ...FAST,
+      readTimeoutMs: 60_000,
+      breakerOpenMs: 3_600_000,
+      breakerMaxOpenMs: 3_600_000,
+    })
     await h.set('hang-k', Promise.resolve(entry('before')))
     assert.equal(await hit(h, 'hang-k'), 'before')
+    await slow.set('hang-k', Promise.resolve(entry('before')))
+    assert.equal(await hit(slow, 'hang-k'), 'before')
+    // Every command `slow` hands to the Redis client, past its breaker.
+    const inner = slow.rt.transport.inner
+    const send = inner.send.bind(inner)
+    let sent = 0
+    inner.send = (...args) => {
+      sent += 1
+      return send(...args)
+    }
+    const breaker = () => engineStats(slow.rt.engine).breaker
     process.kill(redis.pid, 'SIGSTOP')
     try {
       // Each failing read waits at most its budget, until the breaker opens.
@@ -141,15 +162,23 @@ describe('Redis hangs (SIGSTOP)', () => {
         assert.equal(value, undefined)
         assert.ok(ms < 200 + 150, `read ${i} took ${ms.toFixed(0)} ms, budget 200`)
       }
-      // Open: nothing waits on Redis.
-      for (let i = 0; i < 20; i++) {
-        const { value, ms } = await timed(() => h.get('hang-k', []))
-        assert.equal(value, undefined)
-        assert.ok(ms < 20, `read with an open breaker took ${ms.toFixed(0)} ms`)
-      }
-      const { ms } = await timed(() => h.refreshTags())
-      assert.ok(ms < 20, `refreshTags with an open breaker took ${ms.toFixed(0)} ms`)
       assert.ok(logged(/circuit open/).length >= 1, 'the breaker opening is logged')
+      for (let i = 0; i < FAST.breakerFailures; i++) {
+        await slow.set(`hang-w${String(i)}`, Promise.resolve(entry('w')))
+      }
+      await eventually(() => breaker().state === 'open', 5000, "slow's breaker opens")
+      // Open: nothing goes to Redis, and nothing waits for its 60 s read budget.
+      const before = { sent, rejected: breaker().rejected }
+      for (let i = 0; i < 20; i++) {
+        const { value, wall } = await timed(() => slow.get('hang-k', []))
+        assert.equal(value, undefined)
+        assert.ok(wall < 30_000, `read with an open breaker took ${wall.toFixed(0)} ms`)
+      }
+      const { wall } = await timed(() => slow.refreshTags())
+      assert.ok(wall < 30_000, `refreshTags with an open breaker took ${wall.toFixed(0)} ms`)
+      assert.equal(sent - before.sent, 0, 'commands sent to Redis with the breaker open')
+      assert.ok(breaker().rejected - before.rejected >= 21, 'each read and the refresh refused')
+      assert.equal(breaker().state, 'open')
     } finally {
       process.kill(redis.pid, 'SIGCONT')
     }

@@ -442,15 +442,35 @@ export async function resumeAndStop(redis) {
  * connections have sent so far, each once: Redis's own calls from a script (MONITOR's `lua`
  * client) and other clients' commands are not counted, where INFO commandstats counts every
  * client's and every script's. Every node is PINGed first (a PING of its own argument) and its
- * MONITOR read up to that PING, so a command whose reply the caller has is in the count. A connection closed before
- * `sent` leaves its commands out (CLIENT LIST no longer names it): an undercount, never a
- * count of another's. `close()`.
+ * MONITOR read up to that PING, so a command whose reply the caller has is in the count.
+ *
+ * MONITOR names a command's connection by address only, and CLIENT LIST names only the
+ * connections still open. So a connection is told whose it is as soon as MONITOR shows it
+ * authenticate (AUTH, HELLO ... AUTH: the users' connections do, the test's own do not): a
+ * CLIENT LIST then, remembered, so its commands count after it closed (a reconnect). One that
+ * closed before even that CLIENT LIST saw it cannot be told: `sent` throws when such a
+ * connection, seen after the user was made, sent `command`, rather than count it for nobody.
+ * `close()`.
  */
 export async function commandMonitor(redis) {
   const nodes = []
+  // The CLIENT LISTs asked for connections that authenticated, until they answer.
+  const asked = new Set()
+  // Connections seen so far (all nodes), and how many there were when each user was made: a
+  // connection seen before cannot be the user's.
+  let seen = 0
+  const madeAt = new Map()
   for (const port of redis.ports) {
-    // addr -> command -> calls; `marks`: the barrier PINGs seen.
-    const node = { sock: undefined, calls: new Map(), marks: new Set(), ok: false, waiters: [] }
+    // `conns`: addr -> the connection there now ({ calls: command -> count, user, authed });
+    // `all`: every connection seen; `marks`: the barrier PINGs seen.
+    const node = {
+      sock: undefined,
+      conns: new Map(),
+      all: [],
+      marks: new Set(),
+      ok: false,
+      waiters: [],
+    }
     node.sock = await monitorLines(port, (line) => {
       if (line === '+OK') node.ok = true
       // `1733470000.123456 [0 127.0.0.1:43210] "evalsha" "..."`; a script's calls: `[0 lua]`.
@@ -458,16 +478,45 @@ export async function commandMonitor(redis) {
       if (m !== null) {
         const [, addr, cmd] = m
         const command = cmd.toLowerCase()
+        const args = line.slice(line.indexOf('] ') + 2)
         // The barrier's own PING, by its argument (another client's PING is no barrier).
-        const mark = /^"ping" "(monitor-mark-\d+)"$/i.exec(line.slice(line.indexOf('] ') + 2))
+        const mark = /^"ping" "(monitor-mark-\d+)"$/i.exec(args)
         if (mark !== null) node.marks.add(mark[1])
-        let byCommand = node.calls.get(addr)
-        if (byCommand === undefined) node.calls.set(addr, (byCommand = new Map()))
-        byCommand.set(command, (byCommand.get(command) ?? 0) + 1)
+        // Authentication starts a user's session: a connection of its own, even at an address
+        // an earlier one (closed) had.
+        const authenticates =
+          command === 'auth' || (command === 'hello' && / "auth" /i.test(`${args} `))
+        let conn = node.conns.get(addr)
+        if (conn === undefined || authenticates) {
+          conn = { addr, calls: new Map(), user: undefined, authed: authenticates, at: seen++ }
+          node.conns.set(addr, conn)
+          node.all.push(conn)
+        }
+        conn.calls.set(command, (conn.calls.get(command) ?? 0) + 1)
+        if (authenticates) {
+          // MONITOR reports a command once it ran: the connection's user is set by now. A
+          // CLIENT LIST that fails (Redis paused) leaves it to `sent`'s own, if still open.
+          const ask = attribute()
+            .catch(() => undefined)
+            .finally(() => asked.delete(ask))
+          asked.add(ask)
+        }
       }
       node.waiters = node.waiters.filter((w) => !w())
     })
     nodes.push(node)
+  }
+  /** Names the user of every connection open now that has none yet (CLIENT LIST). */
+  async function attribute() {
+    const lists = await redis.eachNode('CLIENT', 'LIST')
+    nodes.forEach((node, i) => {
+      for (const line of String(lists[i]).split('\n')) {
+        const addr = /(?:^| )addr=(\S+)/.exec(line)?.[1]
+        const user = /(?:^| )user=(\S+)/.exec(line)?.[1]
+        const conn = addr === undefined ? undefined : node.conns.get(addr)
+        if (conn !== undefined && conn.user === undefined) conn.user = user
+      }
+    })
   }
   const until = (node, test, what) =>
     new Promise((resolve, reject) => {
@@ -488,6 +537,7 @@ export async function commandMonitor(redis) {
       users += 1
       const name = `instance-${String(process.pid)}-${String(users)}`
       await redis.eachNode('ACL', 'SETUSER', name, 'on', 'nopass', '~*', '&*', '+@all')
+      madeAt.set(name, seen)
       const url = new URL(redis.url)
       url.username = name
       url.password = 'any'
@@ -495,19 +545,30 @@ export async function commandMonitor(redis) {
     },
     async sent(user, command) {
       const name = typeof user === 'string' ? user : user.name
+      const cmd = command.toLowerCase()
       marks += 1
       const mark = `monitor-mark-${String(marks)}`
       await redis.eachNode('PING', mark)
       await Promise.all(nodes.map((n) => until(n, () => n.marks.delete(mark), 'PING')))
-      const lists = await redis.eachNode('CLIENT', 'LIST')
+      await Promise.all([...asked])
+      await attribute()
       let total = 0
-      nodes.forEach((node, i) => {
-        for (const line of String(lists[i]).split('\n')) {
-          if (!line.includes(` user=${name} `)) continue
-          const addr = /(?:^| )addr=(\S+)/.exec(line)?.[1]
-          total += node.calls.get(addr)?.get(command.toLowerCase()) ?? 0
+      const unknown = []
+      const since = madeAt.get(name) ?? 0
+      for (const node of nodes) {
+        for (const conn of node.all) {
+          const calls = conn.calls.get(cmd) ?? 0
+          if (conn.user === name) total += calls
+          else if (conn.user === undefined && conn.authed && conn.at >= since && calls > 0) {
+            unknown.push(conn.addr)
+          }
         }
-      })
+      }
+      if (unknown.length > 0) {
+        throw new Error(
+          `MONITOR: connection(s) ${unknown.join(', ')} authenticated, sent ${cmd} and closed before CLIENT LIST could name their user: ${name}'s count would be a guess`,
+        )
+      }
       return total
     },
     close() {

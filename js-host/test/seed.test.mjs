@@ -174,6 +174,34 @@ describe('fleetcache seed', () => {
     assert.deepEqual(twice.kept, ['/isr'])
   })
 
+  // A throw after the seed's runtime connected (its tag refresh is its first command) must
+  // close it: its Redis connection would keep the process from ever exiting. The refresh is
+  // made to reject after its pull, as anything that throws between the two would. A child
+  // process of its own, which loads the tools module as the CLI does.
+  test('a seed that throws before its first write closes its runtime: the process exits', async () => {
+    writeBuild(dist, Date.now())
+    const dir = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)))
+    const script = `
+      require(${dir('../dist/cli/use-tools.js')})
+      const { TagSync } = require(${dir('../dist/tag-sync.js')})
+      const refresh = TagSync.prototype.refresh
+      TagSync.prototype.refresh = function () {
+        return refresh.call(this).then(() => { throw new Error('thrown after the pull') })
+      }
+      const { seed } = require(${dir('../dist/cli/seed.js')})
+      const noop = { tick() {}, done() {} }
+      const options = { redisUrl: ${JSON.stringify(redis.url)}, prefix: 'seedthrow', deploymentId: 'd1' }
+      seed(${JSON.stringify(dist)}, options, { send: async () => 1 }, noop).then(
+        () => console.log('resolved'),
+        (err) => console.log('rejected: ' + err.message),
+      )
+    `
+    // A process the runtime kept alive would run until this timeout ends it (SIGTERM).
+    const out = await run(process.execPath, ['-e', script], { timeout: 30_000 }).catch((err) => err)
+    assert.equal(out.signal ?? null, null, 'the process did not exit by itself')
+    assert.match(out.stdout, /^rejected: thrown after the pull$/m)
+  })
+
   test('a page whose expire is over, counted from the build, is not stored', async () => {
     await redis.command('FLUSHALL')
     const pages = path.join(dist, 'server', 'pages')

@@ -323,12 +323,6 @@ export async function seed(
   // Whether they are durable (the start line says where they go) is the seeded build's, not
   // that of whatever app the command runs in.
   const rt = runtimeFor(resolveOptions(options, deploymentSource), 'seed', distDir)
-  const { transport } = rt
-  const engine = toolsEngine(rt.engine)
-  // Seeded routes are the singular handler's entries.
-  const incremental = tools().Interface.incremental()
-  if (transport === undefined) throw new Error('seed needs a Redis URL')
-  await rt.tags.refresh()
   const outdated: string[] = []
   const kept: string[] = []
   const expired: string[] = []
@@ -336,7 +330,15 @@ export async function seed(
   /** Each written seed with its Redis key. */
   const written: [Seed, string][] = []
   let done = 0
+  // From the runtime on, whatever throws closes it: its Redis connection (open from the tag
+  // refresh on) would keep the process from exiting.
   try {
+    const { transport } = rt
+    const engine = toolsEngine(rt.engine)
+    // Seeded routes are the singular handler's entries.
+    const incremental = tools().Interface.incremental()
+    if (transport === undefined) throw new Error('seed needs a Redis URL')
+    await rt.tags.refresh()
     for (const s of seeds) {
       done += 1
       progress.tick(() => `seeded ${String(done)} of ${counted(seeds.length, 'route')}`)

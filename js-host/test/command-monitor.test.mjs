@@ -1,0 +1,92 @@
+// The test helper commandMonitor (helpers.mjs) counts every command a user's connections sent,
+// those of connections closed before the count too: an "at most N commands" assertion must not
+// pass because a reconnect hid the first connection's commands. Against a real redis-server
+// (or a Redis Cluster with JS_REDIS_CLUSTER=1: ECHO, keyless, runs on whichever node it reaches).
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { commandMonitor, startTestRedis } from './helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const { createClient } = require('redis')
+
+let redis
+let monitor
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-monitor-'))
+  redis = await startTestRedis({ logDir })
+  monitor = await commandMonitor(redis)
+})
+
+after(async () => {
+  monitor?.close()
+  await redis?.stop()
+})
+
+/** A node-redis client of `user` on the first node, connected. */
+function connect(user) {
+  const url = new URL(user.redisUrl)
+  url.port = String(redis.ports[0])
+  return createClient({ url: url.toString() }).connect()
+}
+
+describe('commandMonitor', () => {
+  test("a connection closed before sent() still counts: one user's reconnect", async () => {
+    const user = await monitor.user()
+    const first = await connect(user)
+    for (let i = 0; i < 3; i++) await first.echo('a')
+    assert.equal(await monitor.sent(user, 'echo'), 3)
+    await first.close()
+    const second = await connect(user)
+    for (let i = 0; i < 2; i++) await second.echo('b')
+    // Before: 2, the closed connection's three left out.
+    assert.equal(await monitor.sent(user, 'echo'), 5)
+    await second.close()
+    assert.equal(await monitor.sent(user, 'echo'), 5, 'and still after both closed')
+  })
+
+  test('a connection never seen open: counted or refused, never left out', async () => {
+    const user = await monitor.user()
+    // Authenticates, sends one ECHO and quits in one write: it may close before any CLIENT
+    // LIST names it.
+    const sock = net.connect(redis.ports[0], '127.0.0.1')
+    const closed = new Promise((resolve) => sock.on('close', resolve))
+    sock.on('error', () => undefined)
+    // Its replies read and dropped: an unread socket never sees the server close it.
+    sock.resume()
+    sock.write(`AUTH ${user.name} any\r\nECHO x\r\nQUIT\r\n`)
+    await closed
+    // The test's own connections (no AUTH) are nobody's: never counted, never a doubt.
+    await redis.eachNode('ECHO', 'mine')
+    let counted
+    try {
+      counted = await monitor.sent(user, 'echo')
+    } catch (err) {
+      assert.match(err.message, /closed before CLIENT LIST could name their user/)
+      return
+    }
+    // Before: 0 whenever it closed before the count (here, always).
+    assert.equal(counted, 1)
+  })
+
+  test('other users and the test itself are not counted', async () => {
+    const mine = await monitor.user()
+    const other = await monitor.user()
+    const a = await connect(mine)
+    const b = await connect(other)
+    await a.echo('a')
+    await b.echo('b')
+    await b.echo('b')
+    await redis.eachNode('ECHO', 'mine')
+    assert.equal(await monitor.sent(mine, 'echo'), 1)
+    assert.equal(await monitor.sent(other, 'echo'), 2)
+    await a.close()
+    await b.close()
+  })
+})
