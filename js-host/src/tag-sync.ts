@@ -25,8 +25,12 @@ export interface TagEngine {
   tagChannelDown(): void
   applyAnnouncement(msg: Uint8Array, now: number): AnnouncementCode
   tagsCaughtUp(now: number): boolean
-  /** When the pull timer should next wake (this process's clock), or negative for none. */
-  tagPullTimeout(now: number): number
+  /** Arms the retry (the engine keeps its time: `pollTimeout`). */
+  armRetry(now: number): void
+  /** When the one timer should next wake (this process's clock), or negative for none. */
+  pollTimeout(now: number): number
+  /** What the one timer does now (`TagEnums.Wake`), or undefined: nothing is due. */
+  handleTimeout(now: number): WakeCode | undefined
   applyRefresh(reply: Uint8Array, now: number): number
   missingPermission(message: string): string
   revalidate(
@@ -53,7 +57,6 @@ export interface TagEngine {
   ackResend(): void
   readonly tagsSynced: boolean
   readonly tagsCatchingUp: boolean
-  retryInMs(now: number): number
   outboxRetryInMs(now: number): number
   breakerState(now: number): BreakerStateCode
 }
@@ -63,6 +66,7 @@ type RevalidationModeCode = number
 type OutboxRefusalCode = number
 type BreakerStateCode = number
 type AnnouncementCode = number
+type WakeCode = number
 
 /**
  * The binding's enums tag synchronisation reads (numeric, as wasm-bindgen exports them): the
@@ -77,6 +81,7 @@ export interface TagEnums {
   }
   readonly BreakerState: { readonly Closed: number }
   readonly Announcement: { readonly Known: number; readonly Gap: number }
+  readonly Wake: { readonly Pull: number; readonly Retry: number }
 }
 
 /**
@@ -269,7 +274,7 @@ export function engineFailure(
  * Revalidations are applied locally at once and queued in the engine; the queue is sent in
  * order, one update at a time, whenever Redis answers (on the revalidation itself, before
  * every refresh, and after any successful command while something waits), except while the
- * head waits the engine's backoff after a failed attempt: then the timer of `watch` sends it
+ * head waits the engine's backoff after a failed attempt: then the retry (`watch`) sends it
  * (without a timer, the next revalidation or refresh after the backoff does).
  * What cannot be sent stays queued and is logged once; what the bounded queue drops is logged
  * as an error. One that Redis refuses for want of an ACL permission is dropped, and one that
@@ -298,10 +303,6 @@ export class TagSync {
   private refreshRefused = false
   /** The mirror's first fold past `tagMirrorMaxTags` was logged (once per process). */
   private foldNoted = false
-  /** The timer of `watch`, while one is pending. */
-  private retry: unknown
-  /** When the retry timer is due (this process's clock). */
-  private retryAt = 0
   private stopped = false
   /** `stop()`'s work, once: a second call waits for the first. */
   private stopping: Promise<void> | undefined
@@ -321,17 +322,10 @@ export class TagSync {
   private readonly request: (() => object | undefined) | undefined
   /** Ends the announcement subscription (following by push). */
   private unsubscribe: (() => Promise<void>) | undefined
-  /** The pull timer, while one is pending (following by push: `pollPull`). */
-  private pullTimer: unknown
-  /** The time `pullTimer` was set for, as the engine gave it. */
-  private pullTimerAt = 0
-  /**
-   * The pull timer stands in for the retry timer: a failed pull's retry (its backoff ends
-   * before the bound), with no pull planned since. Should the engine then want no pull timer
-   * (the channel went down, the timer ran past the bound), the retry timer takes it back:
-   * nothing else would ask Redis again until a request came or the channel was up.
-   */
-  private retryOnPullTimer = false
+  /** The one timer (`poll`), while one is pending. */
+  private wakeTimer: unknown
+  /** The time `wakeTimer` was set for, as the engine gave it. */
+  private wakeAt = 0
 
   constructor(
     private readonly engine: TagEngine,
@@ -363,7 +357,7 @@ export class TagSync {
               this.log.debug(`tag announcement: ${what}`)
             }
             if (applied === Announcement.Gap) void this.pullAfterNow()
-            else this.pollPull()
+            else this.poll()
           } catch (err) {
             this.log.error(`unexpected tag announcement: ${describe(err)}`)
             this.channelCall('down', () => {
@@ -381,6 +375,9 @@ export class TagSync {
         down: () => {
           this.channelCall('down', () => {
             this.engine.tagChannelDown()
+            // No pull timer while not caught up: a failed pull it was to retry goes to the
+            // retry now (the engine's).
+            this.poll()
           })
         },
       })
@@ -518,8 +515,6 @@ export class TagSync {
     if (this.engine.outboxLength > 0) void this.drain()
     const t = this.now()
     this.checkClock(t)
-    // This pull's outcome decides the next retry.
-    this.retryOnPullTimer = false
     try {
       const reply = await this.script(splitArgv(this.engine.planTagPull(t)), 'read')
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
@@ -552,7 +547,7 @@ export class TagSync {
       // for one step at most, and judge nothing tagged fresh until it is done. Catching up
       // is `pull`'s. A catch-up answered in full while a merge waits (records without an
       // epoch, whose meta hash only that merge makes anew, are answered in full to every
-      // refresh) starts the next load on the retry timer, after the merge: chained at once,
+      // refresh) starts the next load on the retry (`watch`), after the merge: chained at once,
       // a merge that keeps failing (writes refused: OOM under noeviction, a read-only
       // replica) would have the process load the whole state again and again, as fast as
       // Redis answers, with nothing new to learn.
@@ -562,12 +557,12 @@ export class TagSync {
       }
       // The bound moved, and a revalidation learned while the pull was out (or recorded in
       // the ms it was planned in) may be due now.
-      this.pollPull()
+      this.poll()
       return true
     } catch (err) {
-      // Following by push and still caught up, the pull timer comes after the engine's
-      // backoff (a revalidation this pull was to answer stays due); otherwise the retry timer
-      // (`watch`). An engine that trapped (here or while the pull was out) throws on this call
+      // The engine retries it on the one timer: following by push and still caught up, the
+      // pull after its backoff (a revalidation this pull was to answer stays due); otherwise
+      // the retry. An engine that trapped (here or while the pull was out) throws on this call
       // as on every other: the failure below is logged all the same, without asking the engine
       // anything more.
       let trapped = false
@@ -580,10 +575,7 @@ export class TagSync {
       this.logPullFailure(err, trapped)
       // No retry for a trapped engine: it stays trapped (docs/failures.md, "A trap in the
       // engine"), so each retry would only fail alike, and the timer's delay is the engine's.
-      if (!trapped) {
-        this.retryOnPullTimer = this.pollPull()
-        if (!this.retryOnPullTimer) this.watch()
-      }
+      if (!trapped) this.poll()
       return false
     }
   }
@@ -691,7 +683,7 @@ export class TagSync {
       )
       return
     }
-    this.pollPull()
+    this.poll()
     // Tags past the core's byte limit are dropped one by one; the others apply.
     if (recorded.droppedTags !== '') {
       this.log.warn(`revalidation of ${shortList(tags)}: ${recorded.droppedTags}`)
@@ -769,7 +761,7 @@ export class TagSync {
     // Bounded: every pass removes the head or returns, and the outbox is bounded.
     while (this.engine.outboxLength > 0) {
       // The head failed a moment ago: the engine's backoff says when to try it again, and the
-      // timer of `watch` does (not the next successful command, nor the next request).
+      // retry (`watch`) does (not the next successful command, nor the next request).
       if (this.backingOff && !last) {
         this.watch()
         return false
@@ -874,93 +866,75 @@ export class TagSync {
   }
 
   /**
-   * Keeps trying on its own while Redis is out of reach or something waits to be sent: one
-   * timer at a time (a pending one replaced only by one due sooner), due when the engine's
+   * Keeps trying on its own while Redis is out of reach or something waits to be sent: arms
+   * the engine's retry (an armed one stays unless this one is due sooner), due when the
    * breaker admits its next probe (at least 100 ms, 1 s while the breaker is closed, sooner
-   * for a revalidation a failed pull gave back, when the pull timer does not retry it:
-   * `pollPull`). It refreshes the tag state (the probe) and sends what
-   * waits, so an idle instance catches up, and replays its outbox, within about the breaker's
-   * open time after Redis answers, not on its next request. Without a timer, does nothing.
+   * for a revalidation a failed pull gave back), and sets the one timer (`poll`). The retry
+   * refreshes the tag state (the probe) and sends what waits, so an idle instance catches up,
+   * and replays its outbox, within about the breaker's open time after Redis answers, not on
+   * its next request. Without a timer, does nothing.
    */
   watch(): void {
-    const timer = this.timer
-    if (timer === undefined || this.script === undefined || this.stopped) return
-    // The engine's decision: the breaker's next probe, the outbox's backoff (100 ms to 5 s), or
-    // the backoff of a failed pull that gave back a revalidation it was to answer.
-    const delay = this.engine.retryInMs(this.now())
-    // A pending timer stays unless this one is due sooner: the second it waits when nothing is
-    // learned would otherwise hold back a given-back revalidation's pull past its backoff.
-    if (this.retry !== undefined) {
-      if (this.retryAt <= this.now() + delay) return
-      timer.clear(this.retry)
-    }
-    this.retryAt = this.now() + delay
-    this.retry = timer.set(() => {
-      this.retry = undefined
-      // Not `refresh()`: the timer runs in the async context of the request that set it, and
-      // that request's refresh must not stand in for this probe. A pull out already is one
-      // (the pull timer's, due in the same ms, say): one queued behind it would ask Redis
-      // twice for one answer.
-      void (this.inflight ?? this.pullAfterNow())
-        .then(() => this.drain())
-        .then(() => {
-          const open = this.engine.breakerState(this.now()) !== this.enums.BreakerState.Closed
-          const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
-          if (open || waiting) this.watch()
-        })
-        .catch((err: unknown) => this.engineFailed('retry', err))
-    }, delay)
+    if (this.timer === undefined || this.script === undefined || this.stopped) return
+    this.engine.armRetry(this.now())
+    this.poll()
   }
 
   /**
-   * Following by push: pulls now, or sets the one pull timer, as the engine's
-   * `tagPullTimeout` says. The engine decides every part of it (the periodic pull a margin
-   * before the bound, a revalidation learned from an announcement or made here, after a failed
-   * pull its backoff; none while a pull is out or the mirror is not caught up:
-   * docs/internals.md, "Following by push"); this keeps only the timer and the time it is set
-   * for, so that an event that moves nothing (a page write's announcement) does not set it
-   * again. Called on every event that can move it, and when the timer fires: one that fires
-   * early (Node runs a timer by the event loop's cached clock) finds the time not come and
-   * sets the timer again. True when the engine asked for a pull, now or on the timer. When it
-   * wants none and the pull timer stood for a failed pull's retry (`retryOnPullTimer`), the
-   * retry timer is set (`watch`).
+   * The one timer: does what is due now, and sets the timer for the engine's next time
+   * (`pollTimeout`). The engine decides every part of it (docs/internals.md, "The one
+   * timer"): the periodic pull a margin before the bound, a revalidation learned from an
+   * announcement or made here, after a failed pull its backoff (none while a pull is out or
+   * the mirror is not caught up), and the retry (`watch`; a failed pull's retry when the
+   * pull timer has no time). This keeps only the timer and the time it is set for, so that
+   * an event that moves nothing (a page write's announcement) does not set it again. Called
+   * on every event that can move it, and when the timer fires: one that fires early (Node
+   * runs a timer by the event loop's cached clock) finds nothing due and sets it again.
    */
-  private pollPull(): boolean {
+  private poll(): void {
     const timer = this.timer
-    if (timer === undefined || this.unsubscribe === undefined || this.stopped) return false
+    if (timer === undefined || this.script === undefined || this.stopped) return
     const now = this.now()
-    const at = this.engine.tagPullTimeout(now)
-    const wake = at > now
-    if (this.pullTimer !== undefined && !(wake && at === this.pullTimerAt)) {
-      timer.clear(this.pullTimer)
-      this.pullTimer = undefined
+    const { Wake } = this.enums
+    const wake = this.engine.handleTimeout(now)
+    if (wake === Wake.Pull) void this.pullAfterNow()
+    else if (wake === Wake.Retry) this.retryNow()
+    const at = this.engine.pollTimeout(now)
+    if (this.wakeTimer !== undefined && !(at >= 0 && at === this.wakeAt)) {
+      timer.clear(this.wakeTimer)
+      this.wakeTimer = undefined
     }
-    if (at < 0) {
-      if (this.retryOnPullTimer) {
-        this.retryOnPullTimer = false
-        this.watch()
-      }
-      return false
-    }
-    if (!wake) {
-      void this.pullAfterNow()
-      return true
-    }
-    if (this.pullTimer === undefined) {
-      this.pullTimerAt = at
-      const handle = timer.set(() => {
+    if (at < 0 || this.wakeTimer !== undefined) return
+    this.wakeAt = at
+    const handle = timer.set(
+      () => {
         // Only this timer's own wake forgets it: a late one of a timer replaced since must
         // leave the pending one known, or the next poll would set a second.
-        if (this.pullTimer === handle) this.pullTimer = undefined
+        if (this.wakeTimer === handle) this.wakeTimer = undefined
         try {
-          this.pollPull()
+          this.poll()
         } catch (err) {
-          this.engineFailed('periodic tag pull', err)
+          this.engineFailed('tag sync timer', err)
         }
-      }, at - now)
-      this.pullTimer = handle
-    }
-    return true
+      },
+      Math.max(0, at - now),
+    )
+    this.wakeTimer = handle
+  }
+
+  /** The retry, its time come: the breaker's probe (a pull), then what waits is sent. */
+  private retryNow(): void {
+    // Not `refresh()`: the timer runs in the async context of the request that set it, and
+    // that request's refresh must not stand in for this probe. A pull out already is one: one
+    // queued behind it would ask Redis twice for one answer.
+    void (this.inflight ?? this.pullAfterNow())
+      .then(() => this.drain())
+      .then(() => {
+        const open = this.engine.breakerState(this.now()) !== this.enums.BreakerState.Closed
+        const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
+        if (open || waiting) this.watch()
+      })
+      .catch((err: unknown) => this.engineFailed('retry', err))
   }
 
   /**
@@ -977,10 +951,8 @@ export class TagSync {
 
   private async stopNow(): Promise<void> {
     this.stopped = true
-    if (this.retry !== undefined) this.timer?.clear(this.retry)
-    this.retry = undefined
-    if (this.pullTimer !== undefined) this.timer?.clear(this.pullTimer)
-    this.pullTimer = undefined
+    if (this.wakeTimer !== undefined) this.timer?.clear(this.wakeTimer)
+    this.wakeTimer = undefined
     const unsubscribe = this.unsubscribe
     this.unsubscribe = undefined
     try {

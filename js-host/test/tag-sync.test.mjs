@@ -370,7 +370,7 @@ describe('TagSync, fake transport and clock', () => {
     const timer = fakeTimer()
     const req = fakeRequests()
     let sendFails = true
-    const { script, sync } = setup(
+    const { clock, script, sync } = setup(
       (_, kind) => (kind === 'read' ? SYNCED : sendFails ? new Error('lost') : SYNCED),
       { timer, request: req.get },
     )
@@ -381,6 +381,8 @@ describe('TagSync, fake transport and clock', () => {
     const reads = () => script.calls.filter((c) => c.kind === 'read').length
     const before = reads()
     sendFails = false
+    // The retry's time (the engine's): a timer that fires before it does nothing.
+    clock.t += timer.pending[0].ms
     timer.fire()
     await settle()
     await settle()
@@ -622,9 +624,9 @@ describe('TagSync, fake transport and clock', () => {
 
   test('following by push, a backoff the pull timer and the retry timer both wait for costs one pull', async () => {
     // A failed pull gives back its revalidation: the pull timer comes after the backoff. The
-    // retry timer, set by another failure (a revalidation's send), waits for the same backoff
-    // (the engine's retryInMs). Two timers due in one ms run in no order the process can count
-    // on; whichever runs first pulls, and the other must not queue a second pull behind it.
+    // retry, armed by another failure (a revalidation's send), waits for the same backoff
+    // (the engine's retry_in_ms). One timer for both (the engine's pollTimeout: the retry's on
+    // a tie, which pulls); its wake, and a late duplicate of it, must not pull twice.
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
     clock.t = T0 + 100
@@ -638,18 +640,18 @@ describe('TagSync, fake transport and clock', () => {
     )
     const [pull] = timer.pending
     sync.watch()
-    const retry = timer.pending.find((h) => h !== pull)
-    assert.equal(retry?.ms, 100, 'the retry timer, for the same ms')
+    assert.equal(engine.pollTimeout(clock.t), T0 + 200, 'the retry, for the same ms')
+    assert.deepEqual(timer.pending, [pull], 'one timer for both')
     // A known announcement meanwhile sets nothing again.
     clock.t = T0 + 150
     ch.events.message(announcement(2, 'x', T0 + 90))
-    assert.deepEqual(timer.pending, [pull, retry])
+    assert.deepEqual(timer.pending, [pull])
     clock.t = T0 + 200
     f.fail = false
     const before = reads()
     timer.pending = []
     pull.fn()
-    retry.fn()
+    pull.fn()
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(reads(), before + 1, 'one pull')
     assert.ok(pullIn(engine, clock.t) > 700, String(pullIn(engine, clock.t)))
@@ -1192,7 +1194,7 @@ describe('TagSync, fake transport and clock', () => {
     await sync.update(['a'], undefined, clock.t)
     assert.equal(engine.outboxLength, 1)
     assert.equal(timer.pending.length, 1, 'one retry timer')
-    assert.equal(timer.pending[0].ms, engine.retryInMs(clock.t))
+    assert.equal(timer.pending[0].ms, engine.pollTimeout(clock.t) - clock.t)
     down = false
     const before = updates(script).length
     await sync.update(['b'], undefined, clock.t)

@@ -88,6 +88,24 @@ pub struct Engine {
     write_ids: Cell<u64>,
     /// The seed of the maps keyed by request input ([`Engine::with_hash_seed`]).
     hash_seed: HashSeed,
+    /// When the host's timer retries ([`Wake::Retry`]), once armed ([`Engine::arm_retry`]).
+    retry_at: Option<Millis>,
+    /// A failed pull's retry is owed, left to the pull timer while there is one
+    /// ([`Engine::poll_timeout`]); a pull planned since answers it.
+    retry_owed: bool,
+}
+
+/// What the host's one timer does when its time ([`Engine::poll_timeout`]) has come
+/// ([`Engine::handle_timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Pull the tag state ([`Engine::plan_tag_pull`]): following by push, the periodic pull,
+    /// or one a revalidation learned made due ([`Engine::tag_pull_timeout`]).
+    Pull,
+    /// Retry: join the pull out or start one (the breaker's probe, a failed pull's retry),
+    /// then send what waits (the outbox, the records to give back); armed again while the
+    /// breaker is not closed or something waits.
+    Retry,
 }
 
 impl Engine {
@@ -136,6 +154,8 @@ impl Engine {
             write_id_seed: String::new(),
             write_ids: Cell::new(0),
             hash_seed: seed,
+            retry_at: None,
+            retry_owed: false,
             config,
         })
     }
@@ -447,6 +467,8 @@ impl Engine {
     /// [`Engine::plan_tag_refresh`] (one at a time, as it says), planned at `now`: following
     /// by push, the pull's start is what bounds how far the mirror may be behind.
     pub fn plan_tag_pull(&mut self, now: Millis) -> ScriptCall {
+        // This pull's outcome decides the next retry.
+        self.retry_owed = false;
         self.tag_sync.plan_pull(&mut self.mirror, now)
     }
 
@@ -454,10 +476,67 @@ impl Engine {
     /// will not come. Following by push, a revalidation it was to answer stays due, after a
     /// backoff from `now` ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)),
     /// and the host's retry timer ([`Engine::retry_in_ms`]) comes that soon.
+    ///
+    /// The failure is retried on the host's timer ([`Engine::poll_timeout`]): by the pull
+    /// timer while there is one (following by push, caught up), else by the retry, armed from
+    /// the moment the pull timer is found gone.
     pub fn tag_pull_failed(&mut self, now: Millis) {
         if let Some(p) = self.tag_sync.push_mut() {
             p.pull_failed(now);
         }
+        self.retry_owed = true;
+    }
+
+    /// Arms the retry at `now` ([`Wake::Retry`]), due after [`Engine::retry_in_ms`]: the host
+    /// calls it when something it could not do must be tried again on its own (a send that
+    /// failed or waits its backoff, records not given back, a load left to run after a
+    /// merge, the breaker not closed or something waiting after a retry). An armed retry
+    /// stays unless this one is due sooner: the second it waits when nothing is learned
+    /// would otherwise hold back a failed pull's retry past its backoff.
+    pub fn arm_retry(&mut self, now: Millis) {
+        let at = Millis(now.0 + self.retry_in_ms(now));
+        if self.retry_at.map_or(true, |r| at.0 < r.0) {
+            self.retry_at = Some(at);
+        }
+    }
+
+    /// When the host's one timer should next wake, asked at `now`, and for what: the earlier
+    /// of the pull timer's time ([`Engine::tag_pull_timeout`]) and the retry's
+    /// ([`Engine::arm_retry`]), the retry on a tie (it pulls too: one pull). A time not later
+    /// than `now` has come: [`Engine::handle_timeout`] says what to do. `None`: no timer.
+    ///
+    /// A failed pull's retry ([`Engine::tag_pull_failed`]) is the pull timer's while it has a
+    /// time; asked when it has none (the channel went down, the bound passed, pulling per
+    /// request), this arms the retry at `now`: nothing else would ask Redis again until a
+    /// request came. The host asks after every event that can move either time (a pull planned,
+    /// applied or failed, a revalidation learned or made, the retry armed) and when the timer
+    /// fires; a timer that fires early finds its time not come, and is set again.
+    pub fn poll_timeout(&mut self, now: Millis) -> Option<(Millis, Wake)> {
+        let pull = self.tag_pull_timeout(now);
+        if self.retry_owed && pull.is_none() {
+            self.retry_owed = false;
+            self.arm_retry(now);
+        }
+        match (pull, self.retry_at) {
+            (Some(p), Some(r)) if p.0 < r.0 => Some((p, Wake::Pull)),
+            (_, Some(r)) => Some((r, Wake::Retry)),
+            (Some(p), None) => Some((p, Wake::Pull)),
+            (None, None) => None,
+        }
+    }
+
+    /// The wake whose time has come at `now` ([`Engine::poll_timeout`]), for the host to do
+    /// at once; a retry is handed out once (disarmed: the host arms it again if what it does
+    /// fails). `None`: nothing is due (a timer that fired early, or late after what it was
+    /// set for was done or moved).
+    pub fn handle_timeout(&mut self, now: Millis) -> Option<Wake> {
+        let (at, wake) = self.poll_timeout(now)?;
+        // A retry due with the pull is the one: it pulls too.
+        if self.retry_at.is_some_and(|r| r.0 <= now.0) {
+            self.retry_at = None;
+            return Some(Wake::Retry);
+        }
+        (at.0 <= now.0).then_some(wake)
     }
 
     /// Merges the reply of a [`TAG_REFRESH`](crate::TAG_REFRESH) call, received at `now`, into
@@ -2384,3 +2463,6 @@ mod page_push_tests;
 
 #[cfg(test)]
 mod write_tests;
+
+#[cfg(test)]
+mod timeout_tests;

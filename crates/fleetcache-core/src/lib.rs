@@ -58,7 +58,7 @@ pub mod write_machine;
 pub use breaker::{Breaker, BreakerConfig, BreakerState, CallResult, Permit};
 pub use compression::{Compress, Inflation};
 pub use config::Config;
-pub use engine::Engine;
+pub use engine::{Engine, Wake};
 pub use envelope::{
     decode_header, decode_stored_header, encode_compressed_header, encode_header, Codec,
     Compression, DecodedHeader, EntryKind, EntryMeta, Limits, FIXED_HEADER_LEN, FLAG_COMPRESSED,

@@ -192,6 +192,18 @@ pub enum Announcement {
     Gap = 2,
 }
 
+/// What the host's one timer does now its time has come (`Engine.handleTimeout`, core
+/// `Wake`).
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Pull the tag state (`planTagPull`): the periodic pull, or one a revalidation made due.
+    Pull = 0,
+    /// Retry: join the pull out or start one, then send what waits; arm the retry again
+    /// (`armRetry`) while the breaker is not closed or something waits.
+    Retry = 1,
+}
+
 /// The codec of a compressed entry (the write machine's Compress step, `Engine.planInflation`);
 /// the host maps it to its runtime's implementation.
 #[wasm_bindgen]

@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::codes::{
     Announcement, BreakerState, CommandKind, CommandResult, OutboxRefusal, Reported,
-    RevalidationMode,
+    RevalidationMode, Wake,
 };
 use crate::error::{js_error, BindingError};
 use crate::list::{join, split, SEP};
@@ -185,7 +185,6 @@ enum Wait {
     #[cfg(feature = "tools")]
     Probe,
     OutboxRetry,
-    Retry,
 }
 
 /// Which number [`Engine::figure`] reads.
@@ -276,7 +275,6 @@ impl Engine {
                 None => -1.0,
             },
             Wait::OutboxRetry => self.inner.outbox().retry_in(Millis(now)),
-            Wait::Retry => self.inner.retry_in_ms(Millis(now)),
         }
     }
 
@@ -520,10 +518,41 @@ impl Engine {
 
     /// The pull planned last (`planTagPull`) failed, reported at `now`: no reply of it will
     /// be applied. A revalidation it was to answer stays due, after a backoff from `now`
-    /// (`tagPullTimeout`, `retryInMs`).
+    /// (`tagPullTimeout`), and the failure is retried on the one timer
+    /// (`pollTimeout`).
     #[wasm_bindgen(js_name = tagPullFailed)]
     pub fn tag_pull_failed(&mut self, now: f64) {
         self.inner.tag_pull_failed(Millis(now));
+    }
+
+    /// Arms the retry at `now`, due after core `Engine::retry_in_ms` unless an armed one is due sooner: a
+    /// send that failed or waits its backoff, the breaker tripped, something still waiting
+    /// after a retry (core `Engine::arm_retry`).
+    #[wasm_bindgen(js_name = armRetry)]
+    pub fn arm_retry(&mut self, now: f64) {
+        self.inner.arm_retry(Millis(now));
+    }
+
+    /// When the host's one timer should next wake, asked at `now` (the same clock): the
+    /// pull timer's time or the retry's, whichever is earlier; negative, no timer. At or
+    /// before `now`, `handleTimeout` says what to do. Ask again after every event that can
+    /// move it and when the timer fires (core `Engine::poll_timeout`).
+    #[wasm_bindgen(js_name = pollTimeout)]
+    pub fn poll_timeout(&mut self, now: f64) -> f64 {
+        self.inner
+            .poll_timeout(Millis(now))
+            .map_or(-1.0, |(at, _)| at.0)
+    }
+
+    /// What the one timer does at `now`: `undefined` when nothing is due (it fired early, or
+    /// what it was set for was done or moved). A retry is handed out once (core
+    /// `Engine::handle_timeout`).
+    #[wasm_bindgen(js_name = handleTimeout)]
+    pub fn handle_timeout(&mut self, now: f64) -> Option<Wake> {
+        self.inner.handle_timeout(Millis(now)).map(|w| match w {
+            fleetcache_core::Wake::Pull => Wake::Pull,
+            fleetcache_core::Wake::Retry => Wake::Retry,
+        })
     }
 
     /// Applies a message of the announcement channel, heard at `now`: applied, known already,
@@ -923,7 +952,7 @@ impl Engine {
     }
 
     /// Redis answered revalidation `seq` with the error reply `message` at `now`. `Kept`:
-    /// replayed after the backoff (`retryInMs`). A permission error (`NOPERM` and its script
+    /// replayed after the backoff (`armRetry`, `pollTimeout`). A permission error (`NOPERM` and its script
     /// forms) does not pass by retrying, so the revalidation is dropped (it holds on this
     /// instance only): `Dropped` for the first such refusal since a revalidation last went
     /// through (log it, with `missingPermission`), `DroppedAgain` for the ones after it (count
@@ -941,7 +970,7 @@ impl Engine {
     }
 
     /// Revalidation `seq` got no reply at `now` (timeout, lost connection, open breaker): it
-    /// stays queued and waits the backoff (`retryInMs`).
+    /// stays queued and waits the backoff (`armRetry`, `pollTimeout`).
     #[wasm_bindgen(js_name = failOutbox)]
     pub fn fail_outbox(&mut self, seq: f64, now: f64) {
         if seq.is_finite() && seq >= 1.0 {
@@ -954,13 +983,6 @@ impl Engine {
     #[wasm_bindgen(js_name = outboxRetryInMs)]
     pub fn outbox_retry_in_ms(&self, now: f64) -> f64 {
         self.wait_ms(Wait::OutboxRetry, now)
-    }
-
-    /// When the host's timer should next refresh the tag state and replay the outbox, in ms
-    /// from `now` (the breaker's next probe or the outbox's backoff, 100 ms to 5 s).
-    #[wasm_bindgen(js_name = retryInMs)]
-    pub fn retry_in_ms(&self, now: f64) -> f64 {
-        self.wait_ms(Wait::Retry, now)
     }
 
     /// Revalidations parked because Redis kept answering them with an error retrying does not

@@ -29,7 +29,7 @@ mod write;
 
 pub use codes::{
     Announcement, BreakerState, Codec, CommandKind, CommandResult, Freshness, OutboxRefusal,
-    Reported, RevalidationMode, ValueFlag, ValueKind,
+    Reported, RevalidationMode, ValueFlag, ValueKind, Wake,
 };
 pub use config::{bounds, defaults};
 #[cfg(feature = "tools")]
