@@ -474,8 +474,7 @@ impl Engine {
 
     /// The pull planned last ([`Engine::plan_tag_pull`]) failed, reported at `now`: its reply
     /// will not come. Following by push, a revalidation it was to answer stays due, after a
-    /// backoff from `now` ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)),
-    /// and the host's retry timer ([`Engine::retry_in_ms`]) comes that soon.
+    /// backoff from `now` ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)).
     ///
     /// The failure is retried on the host's timer ([`Engine::poll_timeout`]): by the pull
     /// timer while there is one (following by push, caught up), else by the retry, armed from
