@@ -43,6 +43,7 @@ const NOT_COPIED = new Set([
   'node_modules',
   '.next',
   '.next-standalone',
+  '.next-webpack',
   '.next-default',
   '.next-adapter',
   '.next-build-phase',

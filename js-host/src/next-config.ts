@@ -114,30 +114,45 @@ export function withFleetcache<T extends NextConfigLike>(
   out.serverExternalPackages = externals.includes(PACKAGE) ? externals : [...externals, PACKAGE]
   // What `output: 'standalone'` copies of the package. Next's tracing follows the glue's fs
   // read of the server module (measured on 16.x), but a read it cannot resolve would leave the
-  // server without its engine: that one file is listed explicitly. Tracing also follows both
-  // branches of wasm.ts's require, so it picks up the CLI's tools module, which no server
-  // loads, and the CLI's own code: both are excluded (about 400 KB).
+  // server without its engine: that one file is listed explicitly. Both exclusions are files
+  // no server loads (about 400 KB), which tracing takes although no server code needs them
+  // (16.4.6, measured with the exclusions removed): the tools module through both branches of
+  // wasm.ts's require (Turbopack and webpack alike), and the CLI's code because Turbopack's
+  // trace holds every file under dist/, whatever refers to it: a `.txt` placed there is
+  // traced, one placed in another directory of the package is not. No reference in the
+  // package leads there: with the server modules' `createRequire`, templated `require.resolve`,
+  // `__dirname` lookups and fs reads removed, and package.json's `main`, `bin` and `files`, dist/
+  // was still traced whole (docs/decisions/0011). webpack's tracer takes no dist/cli/ file.
   const packageDir = dirname(require.resolve(`${PACKAGE}/package.json`))
   const projectDir = options.projectDir ?? process.cwd()
   const inPackage = (sub: string): string =>
     relative(projectDir, join(packageDir, sub)).split(sep).join('/')
-  out.outputFileTracingIncludes = withGlobs(config.outputFileTracingIncludes, [
+  out.outputFileTracingIncludes = withGlobs(config.outputFileTracingIncludes, '/*', [
     inPackage('wasm/fleetcache_wasm_bg.wasm'),
   ])
-  out.outputFileTracingExcludes = withGlobs(config.outputFileTracingExcludes, [
-    `${inPackage('wasm/tools')}/**`,
-    `${inPackage('dist/cli')}/**`,
-  ])
+  const unused = [`${inPackage('wasm/tools')}/**`, `${inPackage('dist/cli')}/**`]
+  // A webpack build (`next build --webpack`) traces the cache handlers as entries of the server
+  // itself, into `next-server.js.nft.json`, where Next applies the excludes of keys matching
+  // 'next-server' and no route key's (`collect-build-traces.js`, 16.0.0 to 16.5.0). Those globs
+  // are matched anywhere in a path relative to the tracing root (picomatch `contains`), not
+  // resolved from the project directory: a leading `../` (a package hoisted above the project)
+  // would never match there, and without it the rest matches wherever the root is.
+  out.outputFileTracingExcludes = withGlobs(
+    withGlobs(config.outputFileTracingExcludes, '/*', unused),
+    'next-server',
+    unused.map((g) => g.replace(/^(\.\.\/)+/, '')),
+  )
   return out as T
 }
 
-/** A copy of `globs` with `add` appended to the globs for every route (`/*`), each once. */
+/** A copy of `globs` with `add` appended to the globs of `key`, each once. */
 function withGlobs(
   globs: Record<string, string[]> | undefined,
+  key: string,
   add: readonly string[],
 ): Record<string, string[]> {
   const out = { ...globs }
-  const all = out['/*'] ?? []
-  out['/*'] = [...all, ...add.filter((g) => !all.includes(g))]
+  const had = out[key] ?? []
+  out[key] = [...had, ...add.filter((g) => !had.includes(g))]
   return out
 }

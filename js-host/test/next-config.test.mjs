@@ -35,10 +35,32 @@ test('sets both cache interfaces by absolute path and keeps the rest of the conf
     'js-host/wasm/tools/**',
     'js-host/dist/cli/**',
   ])
+  // A webpack build (`next build --webpack`) traces the cache handlers into next-server.js.nft.json,
+  // where Next applies only the excludes of a key matching 'next-server' (not '/*'), matched
+  // anywhere in a path relative to the tracing root.
+  assert.deepEqual(out.outputFileTracingExcludes['next-server'], [
+    'js-host/wasm/tools/**',
+    'js-host/dist/cli/**',
+  ])
   // The caller's object is untouched, and applying twice changes nothing more.
   assert.deepEqual(user.serverExternalPackages, ['sharp'])
   assert.equal(user.cacheHandler, undefined)
   assert.deepEqual(withFleetcache(out, { projectDir: path.resolve('..') }), out)
+})
+
+test("the 'next-server' excludes hold no leading '..', which a path under the tracing root never has", () => {
+  // The package above the project directory (hoisted in a monorepo): the route key's globs are
+  // resolved from the project directory, the 'next-server' key's are matched against paths
+  // relative to the tracing root (the monorepo's root there).
+  const out = withFleetcache({}, { projectDir: path.resolve('../examples/next-app') })
+  assert.deepEqual(out.outputFileTracingExcludes['/*'], [
+    '../../js-host/wasm/tools/**',
+    '../../js-host/dist/cli/**',
+  ])
+  assert.deepEqual(out.outputFileTracingExcludes['next-server'], [
+    'js-host/wasm/tools/**',
+    'js-host/dist/cli/**',
+  ])
 })
 
 test('options choose the interfaces and add named handlers', () => {

@@ -128,6 +128,7 @@ export function newestSourceMtime(dir = appDir) {
     'node_modules',
     '.next',
     '.next-standalone',
+    WEBPACK_DIST_DIR,
     '.next-default',
     // bench/page-cost.mjs's floor build: an output, not a source of the app.
     '.next-floor',
@@ -544,23 +545,35 @@ function unescapeHtml(s) {
 // side by side (two builds of one app, with two build ids).
 export const STANDALONE_DIST_DIR = '.next-standalone'
 
+// The same standalone build made by webpack (`next build --webpack`), in its own directory
+// (EXAMPLE_DIST_DIR): a third build beside the two Turbopack ones. `next start` serves it too when
+// given WEBPACK_ENV (next.config is read again at start, and must name the same directory).
+export const WEBPACK_DIST_DIR = '.next-webpack'
+export const WEBPACK_ENV = { EXAMPLE_STANDALONE: '1', EXAMPLE_DIST_DIR: WEBPACK_DIST_DIR }
+
 // The throwaway build of tests/e2e/settings.test.mjs (EXAMPLE_DIST_DIR), never a source.
 export const BUILD_PHASE_DIST_DIR = '.next-build-phase'
 
 // Makes sure the app has its dependencies, the fleetcache tarball and a current standalone build;
 // copies the static assets into the standalone tree as Next's docs prescribe. Returns
-// { buildId, serverJs, standaloneDir, built, buildMs }. Start instances with
-// startInstance({ serverJs, ... }).
+// { buildId, serverJs, standaloneDir, distDir, built, buildMs }. Start instances with
+// startInstance({ serverJs, ... }). `webpack: true`: the webpack build in WEBPACK_DIST_DIR
+// instead of Turbopack's.
 export async function prepareStandalone({
   log = defaultLog,
   logDir,
   force = false,
   appDir: appDirArg = appDir,
+  webpack = false,
 } = {}) {
   const dir = releaseAppDir(appDirArg)
   // Dependencies and the tarball (and the regular build, which the other e2e tests use too).
   const app = await prepareApp({ log, logDir, appDir: dir })
-  const distDir = path.join(dir, STANDALONE_DIST_DIR)
+  const distName = webpack ? WEBPACK_DIST_DIR : STANDALONE_DIST_DIR
+  const what = webpack
+    ? "next build --webpack, output: 'standalone'"
+    : "next build, output: 'standalone'"
+  const distDir = path.join(dir, distName)
   const buildIdFile = path.join(distDir, 'BUILD_ID')
   const standaloneDir = path.join(distDir, 'standalone')
   const serverJs = path.join(standaloneDir, 'server.js')
@@ -570,7 +583,7 @@ export async function prepareStandalone({
   const reason = force
     ? 'forced'
     : !builtAt || !fs.existsSync(serverJs)
-      ? `no ${STANDALONE_DIST_DIR}/standalone/server.js`
+      ? `no ${distName}/standalone/server.js`
       : installedAt > builtAt
         ? 'fleetcache was (re)installed after the last build'
         : sources.mtimeMs > builtAt
@@ -578,29 +591,32 @@ export async function prepareStandalone({
           : null
   let buildMs = 0
   if (reason) {
-    const logFile = path.join(logDir ?? makeLogDir('fleetcache-build-'), 'standalone-build.log')
-    log(`next build, output: 'standalone' (${reason}; log: ${logFile})`)
+    const logFile = path.join(
+      logDir ?? makeLogDir('fleetcache-build-'),
+      webpack ? 'webpack-build.log' : 'standalone-build.log',
+    )
+    log(`${what} (${reason}; log: ${logFile})`)
     const t0 = Date.now()
-    await runLogged(process.execPath, [nextBinOf(dir), 'build'], {
-      cwd: dir,
-      env: cleanEnv({ EXAMPLE_STANDALONE: '1' }),
-      logFile,
-      timeoutMs: 15 * 60_000,
-      what: "next build (output: 'standalone')",
-    })
-    buildMs = Date.now() - t0
-    log(`standalone build done in ${(buildMs / 1000).toFixed(1)} s`)
-    fs.cpSync(
-      path.join(distDir, 'static'),
-      path.join(standaloneDir, STANDALONE_DIST_DIR, 'static'),
+    await runLogged(
+      process.execPath,
+      [nextBinOf(dir), 'build', ...(webpack ? ['--webpack'] : [])],
       {
-        recursive: true,
+        cwd: dir,
+        env: cleanEnv(webpack ? WEBPACK_ENV : { EXAMPLE_STANDALONE: '1' }),
+        logFile,
+        timeoutMs: 15 * 60_000,
+        what,
       },
     )
+    buildMs = Date.now() - t0
+    log(`${what} done in ${(buildMs / 1000).toFixed(1)} s`)
+    fs.cpSync(path.join(distDir, 'static'), path.join(standaloneDir, distName, 'static'), {
+      recursive: true,
+    })
   }
   const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
   if (buildId === app.buildId) throw new Error(`the standalone build reused build id ${buildId}`)
-  return { buildId, serverJs, standaloneDir, built: Boolean(reason), buildMs }
+  return { buildId, serverJs, standaloneDir, distDir, built: Boolean(reason), buildMs }
 }
 
 // ---- Next's default cache (no fleetcache) --------------------------------------------------------

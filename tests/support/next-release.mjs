@@ -37,6 +37,7 @@ const NOT_COPIED = new Set([
   'node_modules',
   '.next',
   '.next-standalone',
+  '.next-webpack',
   '.next-default',
   '.next-adapter',
   '.next-build-phase',
