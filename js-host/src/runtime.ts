@@ -224,9 +224,16 @@ export function runtimeFor(
   const build = phase === 'next build'
   const options = forThisProcess(given, phase)
   // A build directory decides the release and the 'use cache' keys: one runtime per build.
-  const id = buildDir === undefined ? JSON.stringify(options) : JSON.stringify([options, buildDir])
-  const existing = registry().get(id)
-  if (existing !== undefined) return existing
+  const key = buildDir === undefined ? JSON.stringify(options) : JSON.stringify([options, buildDir])
+  let id = key
+  if (role === 'seed') {
+    // Never shared: a seed closes its runtime when done (`closeRuntime`), which must not end
+    // another seed's of the same build. Registered still, so `close()` and `stats()` see it.
+    for (let n = 0; registry().has(id); n++) id = `${key}#${String(n)}`
+  } else {
+    const existing = registry().get(id)
+    if (existing !== undefined) return existing
+  }
   const log = createLogger(options.debug)
   // How Next uses what a handler returns changed across 16.x: the core decides per release.
   // A seed writes for the release that built what it seeds (docs/decisions/0024), not for the
@@ -360,6 +367,31 @@ const CLOSING = Symbol.for('fleetcache.closing')
 export function close(): Promise<void> {
   const runtimes = [...registry().values()]
   registry().clear()
+  return closing(runtimes).all
+}
+
+/**
+ * Closes one runtime as `close()` closes each (a `seed` done with its own, in a process whose
+ * handlers go on serving); the others are left open. Resolves when it is closed (a `close()`
+ * called meanwhile waits for it too); for a runtime closed already, when the closes in
+ * progress are done.
+ */
+export function closeRuntime(runtime: Runtime): Promise<void> {
+  const reg = registry()
+  const id = [...reg].find(([, r]) => r === runtime)?.[0]
+  if (id === undefined) {
+    const g = globalThis as unknown as Record<symbol, Promise<void> | undefined>
+    return g[CLOSING] ?? Promise.resolve()
+  }
+  reg.delete(id)
+  return closing([runtime]).mine
+}
+
+/**
+ * Closes `runtimes`, taken out of the registry by the caller: `mine` settles when they are
+ * closed, `all` when every close in progress is done too.
+ */
+function closing(runtimes: Runtime[]): { mine: Promise<void>; all: Promise<void> } {
   for (const r of runtimes) {
     telemetry()?.untrack(r.engine)
   }
@@ -385,5 +417,5 @@ export function close(): Promise<void> {
     if (g[CLOSING] === all) g[CLOSING] = undefined
   }
   all.then(done, done)
-  return all
+  return { mine, all }
 }

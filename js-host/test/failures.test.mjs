@@ -98,6 +98,26 @@ async function timed(fn) {
   }
 }
 
+/**
+ * What `promise` resolves to, or a failure naming `what` once `ms` passed without it settling:
+ * a bound that ends a test whose call waits for a Redis that never answers.
+ */
+async function within(ms, promise, what) {
+  let timer
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new assert.AssertionError({ message: `${what} did not settle within ${String(ms)} ms` }),
+      )
+    }, ms)
+  })
+  try {
+    return await Promise.race([promise, limit])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 // Waits until fn() resolves truthy, at most timeoutMs, polling every 50 ms.
 async function eventually(fn, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs
@@ -154,15 +174,28 @@ describe('Redis hangs (SIGSTOP)', () => {
       return send(...args)
     }
     const breaker = () => engineStats(slow.rt.engine).breaker
+    const commands = () => engineStats(h.rt.engine).redis
+    const ended = commands()
     process.kill(redis.pid, 'SIGSTOP')
     try {
-      // Each failing read waits at most its budget, until the breaker opens.
+      // Each failing read gives up at its deadline, a miss, until the breaker opens. Redis is
+      // paused until the end of this block, so a read that waited for it would not settle at
+      // all: the limit, 50 times the 200 ms budget, only ends such a test, and no load on the
+      // machine comes near it. That the deadline ended the reads is the engine's count.
       for (let i = 0; i < 3; i++) {
-        const { value, ms } = await timed(() => h.get('hang-k', []))
-        assert.equal(value, undefined)
-        assert.ok(ms < 200 + 150, `read ${i} took ${ms.toFixed(0)} ms, budget 200`)
+        assert.equal(await within(10_000, h.get('hang-k', []), `read ${String(i)}`), undefined)
       }
       assert.ok(logged(/circuit open/).length >= 1, 'the breaker opening is logged')
+      const now = commands()
+      assert.ok(
+        now.timeouts - ended.timeouts >= FAST.breakerFailures,
+        `commands abandoned at their deadline: ${JSON.stringify({ ended, now })}`,
+      )
+      assert.deepEqual(
+        [now.ok, now.connectionErrors, now.replyErrors],
+        [ended.ok, ended.connectionErrors, ended.replyErrors],
+        'every command sent while Redis was paused timed out',
+      )
       for (let i = 0; i < FAST.breakerFailures; i++) {
         await slow.set(`hang-w${String(i)}`, Promise.resolve(entry('w')))
       }

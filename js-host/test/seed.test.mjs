@@ -202,6 +202,97 @@ describe('fleetcache seed', () => {
     assert.match(out.stdout, /^rejected: thrown after the pull$/m)
   })
 
+  // seed() as a library call: it closes its own runtime, not every runtime of the process. A
+  // handler opened before it still reads Redis after it, and the seed's runtime is gone (the
+  // handler's is the only one left). A child process of its own, which loads the tools
+  // module as the CLI does.
+  test('seed() closes its own runtime only: a handler opened before it still serves', async () => {
+    await redis.command('FLUSHALL')
+    writeBuild(dist, Date.now() - 60_000)
+    const dir = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)))
+    const url = JSON.stringify(redis.url)
+    const script = `
+      require(${dir('../dist/cli/use-tools.js')})
+      const { createUseCacheHandler, close } = require(${dir('../dist/index.js')})
+      const { seed } = require(${dir('../dist/cli/seed.js')})
+      const noop = { tick() {}, done() {} }
+      const options = { redisUrl: ${url}, prefix: 'seedlib', deploymentId: 'd1' }
+      // No in-process tier: every get reads Redis.
+      const h = createUseCacheHandler({ ...options, memoryBytes: 0, leases: false })
+      const entry = {
+        value: new Response('v').body,
+        tags: [],
+        stale: 30,
+        timestamp: performance.timeOrigin + performance.now(),
+        expire: 3600,
+        revalidate: 900,
+      }
+      const read = async () => {
+        const got = await h.get('k', [])
+        return got === undefined ? 'miss' : await new Response(got.value).text()
+      }
+      ;(async () => {
+        await h.set('k', Promise.resolve(entry))
+        const before = await read()
+        const r = await seed(${JSON.stringify(dist)}, options, { send: async () => 1 }, noop)
+        const after = await read()
+        const left = [...globalThis[Symbol.for('fleetcache.runtimes')].values()]
+        console.log(JSON.stringify({ before, written: r.written, after, left: left.length, handlers: left[0] === h.rt }))
+        await close()
+      })().catch((err) => console.log('rejected: ' + err.message))
+    `
+    const out = await run(process.execPath, ['-e', script], { timeout: 30_000 }).catch((err) => err)
+    assert.equal(out.signal ?? null, null, 'the process did not exit by itself')
+    assert.deepEqual(JSON.parse(out.stdout.trim().split('\n').at(-1)), {
+      before: 'v',
+      written: 1,
+      after: 'v',
+      left: 1,
+      handlers: true,
+    })
+  })
+
+  // Two seeds of one build in one process: each has a runtime of its own, so the first to end
+  // closes none the other still uses. The second is held after its tag refresh until the first
+  // has resolved (its runtime closed), then writes.
+  test('two seed() calls of one build: the first to end leaves the other its runtime', async () => {
+    await redis.command('FLUSHALL')
+    writeBuild(dist, Date.now() - 60_000)
+    const dir = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)))
+    const script = `
+      require(${dir('../dist/cli/use-tools.js')})
+      const { TagSync } = require(${dir('../dist/tag-sync.js')})
+      const { seed } = require(${dir('../dist/cli/seed.js')})
+      const refresh = TagSync.prototype.refresh
+      let calls = 0
+      let release
+      const gate = new Promise((resolve) => { release = resolve })
+      TagSync.prototype.refresh = function () {
+        calls += 1
+        const pulled = refresh.call(this)
+        return calls === 2 ? pulled.then(() => gate) : pulled
+      }
+      const noop = { tick() {}, done() {} }
+      const options = { redisUrl: ${JSON.stringify(redis.url)}, prefix: 'seedtwice', deploymentId: 'd1' }
+      const verify = { send: async () => 1 }
+      ;(async () => {
+        const first = seed(${JSON.stringify(dist)}, options, verify, noop)
+        const second = seed(${JSON.stringify(dist)}, options, verify, noop)
+        const a = await first
+        release()
+        const b = await second
+        const sum = (r) => ({ stored: r.written + r.kept.length, failed: r.failed })
+        console.log(JSON.stringify([sum(a), sum(b)]))
+      })().catch((err) => console.log('rejected: ' + err.message))
+    `
+    const out = await run(process.execPath, ['-e', script], { timeout: 30_000 }).catch((err) => err)
+    assert.equal(out.signal ?? null, null, 'the process did not exit by itself')
+    assert.deepEqual(JSON.parse(out.stdout.trim().split('\n').at(-1)), [
+      { stored: 1, failed: [] },
+      { stored: 1, failed: [] },
+    ])
+  })
+
   test('a page whose expire is over, counted from the build, is not stored', async () => {
     await redis.command('FLUSHALL')
     const pages = path.join(dist, 'server', 'pages')

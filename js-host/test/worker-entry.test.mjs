@@ -2,13 +2,14 @@
 // no timers waited on. What it must do as the Node handlers do: drop a revalidation Redis
 // refuses for want of a permission (NOPERM) instead of blocking the outbox behind it, report
 // error replies to the engine as error replies (not as successes), and read the clock it is
-// given for every decision.
+// given for every decision. And, as the Node handlers' logger: an `onError` that throws costs the
+// call that reported nothing (a rejected `get` is a failed render).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { describe, test } from 'node:test'
 
 import { createCache } from 'fleetcache/worker'
-import { useCacheEntry } from './helpers.mjs'
+import { text, useCacheEntry } from './helpers.mjs'
 
 const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
 const T0 = 1_800_000_000_000
@@ -120,5 +121,108 @@ describe('fleetcache/worker, fake transport', () => {
     assert.equal(hit.revalidate, 60)
     clock.t += 2 * 3600_000
     assert.equal(await c.get('k', []), undefined, 'past its expire on the given clock')
+  })
+})
+
+/**
+ * A transport over a Map for GET and SET that fails every script (the tag state's pulls and
+ * pushes), and every SET once `writesDown` is set, as a connection that was lost does.
+ */
+function halfDownTransport() {
+  const kv = new Map()
+  const lost = () => new Error('connection reset')
+  const transport = fakeTransport((argv) => {
+    if (argv[0] === 'GET') return kv.get(argv[1]) ?? null
+    if (argv[0] === 'SET') {
+      if (transport.writesDown) return lost()
+      kv.set(argv[1], argv[2])
+      return 'OK'
+    }
+    return lost()
+  })
+  transport.writesDown = false
+  return transport
+}
+
+describe('fleetcache/worker, an onError that throws', () => {
+  /**
+   * Each call with what it settles to, each of them reporting at least once: the throw is
+   * provoked. A failed set and a failed revalidation resolve too, as with a working onError.
+   */
+  async function eachCallSettles(c, transport, reports) {
+    const clock = { t: T0 }
+    const out = []
+    const step = async (name, fn) => {
+      const before = reports.count
+      let result
+      try {
+        result = { value: await fn() }
+      } catch (err) {
+        result = { rejected: String(err) }
+      }
+      out.push([name, result, reports.count > before ? 'reported' : 'not reported'])
+    }
+    // Written while Redis answers (no script needed for an untagged entry), then read while
+    // the tag state cannot be pulled: the hit is served, the failed pull reported.
+    await c.set('k', useCacheEntry('v', { tags: [], timestamp: clock.t }))
+    await step('get, tag pull failing', async () => {
+      const hit = await c.get('k', [])
+      return hit === undefined ? undefined : text(hit.value)
+    })
+    await step('get, key refused', () => c.get('bad\ud800', []))
+    await step('set, key refused', () => c.set('bad\ud800', useCacheEntry('x', { tags: [] })))
+    transport.writesDown = true
+    await step('set, write failing', () =>
+      c.set('k2', useCacheEntry('x', { tags: [], timestamp: clock.t })),
+    )
+    await step('updateTags, push failing', () => c.updateTags(['t']))
+    await step('refreshTags, pull failing', () => c.refreshTags())
+    return out
+  }
+
+  const expected = [
+    ['get, tag pull failing', { value: 'v' }, 'reported'],
+    ['get, key refused', { value: undefined }, 'reported'],
+    ['set, key refused', { value: undefined }, 'reported'],
+    ['set, write failing', { value: undefined }, 'reported'],
+    ['updateTags, push failing', { value: undefined }, 'reported'],
+    ['refreshTags, pull failing', { value: undefined }, 'reported'],
+  ]
+
+  test("the application's onError: every call settles as it would have", async () => {
+    const transport = halfDownTransport()
+    const c = createCache({
+      module: wasmBytes,
+      transport,
+      deploymentId: 'd1',
+      now: fakeClock().now,
+    })
+    const reports = { count: 0 }
+    c.onError = () => {
+      reports.count += 1
+      throw new Error('onError broke')
+    }
+    assert.deepEqual(await eachCallSettles(c, transport, reports), expected)
+  })
+
+  test('the default onError over a console.error that throws: likewise', async () => {
+    const transport = halfDownTransport()
+    const c = createCache({
+      module: wasmBytes,
+      transport,
+      deploymentId: 'd1',
+      now: fakeClock().now,
+    })
+    const reports = { count: 0 }
+    const { error } = console
+    console.error = () => {
+      reports.count += 1
+      throw new Error('console broke')
+    }
+    try {
+      assert.deepEqual(await eachCallSettles(c, transport, reports), expected)
+    } finally {
+      console.error = error
+    }
   })
 })

@@ -319,10 +319,25 @@ export class WorkerCache {
   private seeded: boolean
   /**
    * Called with a message when something failed and was turned into a miss or a skip, and with
-   * the tag synchronisation's warnings and errors (the Node handlers' log lines).
+   * the tag synchronisation's warnings and errors (the Node handlers' log lines). What it throws
+   * is ignored: the call that reported settles as it would have, a hit still served.
    */
   onError: (message: string) => void = (m) => {
     console.error(prefixed(m))
+  }
+
+  /**
+   * Passes `message` to `onError`, swallowing what it throws. `onError` is the application's
+   * (the default writes to a console the application may have replaced), and a report is
+   * bookkeeping: its throw must not fail the call that made it (a rejected `get` is a failed
+   * render), as the Node handlers' logger does not (`log.ts`). Nowhere is left to report it.
+   */
+  private report(message: string): void {
+    try {
+      this.onError(message)
+    } catch {
+      // The application's onError failed.
+    }
   }
 
   constructor(options: WorkerCacheOptions) {
@@ -338,7 +353,7 @@ export class WorkerCache {
     if (this.guarded === undefined) this.engine.markStandalone()
     const guarded = this.guarded
     const report = (m: string): void => {
-      this.onError(m)
+      this.report(m)
     }
     const log: Logger = {
       info: () => undefined,
@@ -445,7 +460,7 @@ export class WorkerCache {
         // The machine's error line, with the failed read's own text when there was one.
         const detail = readError === undefined ? '' : ` [${describe(readError)}]`
         const error = answer.error()
-        if (error !== '') this.onError(error + detail)
+        if (error !== '') this.report(error + detail)
         if (bytes === null || answer.served === (Served.Miss as number)) return undefined
         return {
           value: streamOf(bytes.subarray(answer.payloadOffset)),
@@ -459,7 +474,7 @@ export class WorkerCache {
         answer.free()
       }
     } catch (err) {
-      this.onError(`get failed, treated as a miss: ${describe(err)}`)
+      this.report(`get failed, treated as a miss: ${describe(err)}`)
       return undefined
     }
   }
@@ -484,7 +499,7 @@ export class WorkerCache {
       )
       await writeEntry(engine, machine, payload, this.writeIo)
     } catch (err) {
-      this.onError(`set failed, entry not stored: ${describe(err)}`)
+      this.report(`set failed, entry not stored: ${describe(err)}`)
     }
   }
 
@@ -506,10 +521,10 @@ export class WorkerCache {
     log: {
       debug: () => undefined,
       warn: (line) => {
-        this.onError(line)
+        this.report(line)
       },
       error: (line) => {
-        this.onError(line)
+        this.report(line)
       },
     },
   }
@@ -535,7 +550,7 @@ export class WorkerCache {
     try {
       return Promise.resolve(this.engine.getExpiration(tags.join('\0'), now))
     } catch (err) {
-      this.onError(`getExpiration failed, answered as revalidated now: ${describe(err)}`)
+      this.report(`getExpiration failed, answered as revalidated now: ${describe(err)}`)
       return Promise.resolve(now)
     }
   }

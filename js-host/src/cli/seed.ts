@@ -27,7 +27,7 @@ import type { CacheControl, IncrementalSetContext } from '../incremental-handler
 import { encodeIncrementalEnvelope } from '../incremental-envelope'
 import { describe } from '../log'
 import { builtWithNext } from '../next-build-files'
-import { close, runtimeFor } from '../runtime'
+import { closeRuntime, runtimeFor } from '../runtime'
 import { sendWithValue } from '../store'
 import type { IncrementalValue } from '../value-codec'
 import { headerTags } from '../value-codec'
@@ -331,7 +331,8 @@ export async function seed(
   const written: [Seed, string][] = []
   let done = 0
   // From the runtime on, whatever throws closes it: its Redis connection (open from the tag
-  // refresh on) would keep the process from exiting.
+  // refresh on) would keep the process from exiting. Only it: the process's other runtimes
+  // (a server's handlers, when seed is called as a function) go on serving.
   try {
     const { transport } = rt
     const engine = toolsEngine(rt.engine)
@@ -382,7 +383,7 @@ export async function seed(
       }
     }
   } finally {
-    await close()
+    await closeRuntime(rt)
   }
   let missing = 0
   for (const [s, key] of written) {
