@@ -29,6 +29,8 @@ export const SUITES = [
   'tests/e2e/incremental.test.mjs',
   'tests/e2e/cli.test.mjs',
   'tests/e2e/tag-pulls.test.mjs',
+  // `next build --webpack`: its trace obeys other exclusion keys than Turbopack's.
+  'tests/e2e/webpack.test.mjs',
   // Own-read stamping driven by the release's own fetch patch, IncrementalCache and
   // unstable_cache: the Next internals it relies on are the release's.
   'js-host/test/next-modules-stamping.test.mjs',
