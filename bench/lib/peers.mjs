@@ -11,6 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { cleanEnv, nextBinOf, repoRoot, runLogged } from '../../tests/support/fleet.mjs'
+import { BUILD_OUTPUTS } from '../../tests/support/next-release.mjs'
 
 const peersDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'peers')
 const exampleDir = path.join(repoRoot, 'examples', 'next-app')
@@ -41,13 +42,7 @@ export const PEERS = [
 // bench/peers/<id>/ provides instead.
 const NOT_COPIED = new Set([
   'node_modules',
-  '.next',
-  '.next-standalone',
-  '.next-webpack',
-  '.next-default',
-  '.next-adapter',
-  '.next-build-phase',
-  'next-env.d.ts',
+  ...BUILD_OUTPUTS,
   'next.config.mjs',
   'package.json',
   'package-lock.json',

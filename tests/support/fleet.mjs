@@ -19,7 +19,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { exampleSourceOf, releaseAppDir, syncReleaseApp } from './next-release.mjs'
+import { BUILD_OUTPUTS, exampleSourceOf, releaseAppDir, syncReleaseApp } from './next-release.mjs'
 import { freePort } from './ports.mjs'
 import { indent, stopChild, tailFile, trackChild, waitFor } from './util.mjs'
 
@@ -124,18 +124,7 @@ function readJson(file) {
 export function newestSourceMtime(dir = appDir) {
   let newest = 0
   let newestFile = null
-  const skip = new Set([
-    'node_modules',
-    '.next',
-    '.next-standalone',
-    WEBPACK_DIST_DIR,
-    '.next-default',
-    // bench/page-cost.mjs's floor build: an output, not a source of the app.
-    '.next-floor',
-    ADAPTER_DIST_DIR,
-    BUILD_PHASE_DIST_DIR,
-    'next-env.d.ts',
-  ])
+  const skip = new Set(['node_modules', ...BUILD_OUTPUTS])
   const walk = (d) => {
     for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
       if (skip.has(entry.name) || /\.(tsbuildinfo|md)$/.test(entry.name)) continue
@@ -687,6 +676,11 @@ export async function rscRequest(inst, pathname, headers) {
 // builds into .next-adapter/ (examples/next-incremental/next.config.mjs): the layout Next 16.3.8
 // and later write with an adapter, prerenders under server/route-cache/.
 export const ADAPTER_DIST_DIR = '.next-adapter'
+// Every build directory above is an output (BUILD_OUTPUTS): one missing there would count as a
+// source of the app, and its own build would make every other build stale.
+for (const dir of [WEBPACK_DIST_DIR, BUILD_PHASE_DIST_DIR, ADAPTER_DIST_DIR]) {
+  if (!BUILD_OUTPUTS.includes(dir)) throw new Error(`${dir} is missing from BUILD_OUTPUTS`)
+}
 export const ADAPTER_ENV = { EXAMPLE_ADAPTER: '1' }
 
 // Makes sure the app has its dependencies and a current adapter build. Returns

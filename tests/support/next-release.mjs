@@ -31,20 +31,25 @@ export const releaseRootOf = (version) => path.join(repoRoot, 'target', 'next-re
 export const lockfileOf = (version, app) =>
   path.join(repoRoot, 'tests', 'compat', version, app, 'package-lock.json')
 
-// Files of an example that are not sources of the copy: build output, installed packages and
-// what the copy gets from elsewhere (package.json is rewritten, the lockfile is the release's).
-const NOT_COPIED = new Set([
-  'node_modules',
+/**
+ * What the tests and benchmarks build into an example app's directory: outputs, never sources
+ * of the app (a change in them rebuilds nothing, a copy of the app leaves them behind).
+ */
+export const BUILD_OUTPUTS = [
   '.next',
   '.next-standalone',
   '.next-webpack',
   '.next-default',
+  // bench/page-cost.mjs's and page-cpu.mjs's floor build.
+  '.next-floor',
   '.next-adapter',
   '.next-build-phase',
   'next-env.d.ts',
-  'package.json',
-  'package-lock.json',
-])
+]
+
+// Files of an example that are not sources of the copy: build output, installed packages and
+// what the copy gets from elsewhere (package.json is rewritten, the lockfile is the release's).
+const NOT_COPIED = new Set(['node_modules', ...BUILD_OUTPUTS, 'package.json', 'package-lock.json'])
 const notCopied = (name) => NOT_COPIED.has(name) || name.endsWith('.tsbuildinfo')
 
 /**
