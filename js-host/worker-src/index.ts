@@ -471,7 +471,15 @@ export class WorkerCache {
           revalidate: answer.revalidate,
         }
       } finally {
-        answer.free()
+        // The value is built by now: a release that throws (a machine a trap left borrowed)
+        // is the pool's loss, not the caller's hit.
+        try {
+          answer.free()
+        } catch (err) {
+          this.report(
+            `get of ${cacheKey}: its read machine could not be released, its value served: ${describe(err)}`,
+          )
+        }
       }
     } catch (err) {
       this.report(`get failed, treated as a miss: ${describe(err)}`)
