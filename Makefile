@@ -211,7 +211,7 @@ test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance s
 # release, COMPAT_TIMEOUT_MINUTES each (25; 10 for the oldest in make test); tests/compat/run.mjs
 # lists the releases.
 # The README's compatibility table is rewritten from the results even when a release failed.
-test-compat: pack ## the two-instance e2e suites, seed, tag pulls and own-read stamping on every Next 16 release (oldest, last patch of each minor, a canary only when newer than the newest release); writes tests/compat/RESULTS.json and the README table
+test-compat: pack ## the two-instance e2e suites, seed, tag pulls, own-read stamping and a webpack standalone build on every Next 16 release (oldest, last patch of each minor, a canary only when newer than the newest release); writes tests/compat/RESULTS.json and the README table
 	status=0; node tests/compat/run.mjs || status=$$?; node scripts/compat-table.mjs; exit $$status
 
 COMPAT_OLDEST := 16.0.0

@@ -1,6 +1,6 @@
 // make test-compat: the two-instance e2e suites (both cache interfaces, the three revalidation
-// modes, seed and the CLI), the tag pulls per page request and the own-read stamping through
-// Next's own modules against each Next release, one release after another, each with its own
+// modes, seed and the CLI), the tag pulls per page request, the own-read stamping through
+// Next's own modules and a webpack standalone build against each Next release, one release after another, each with its own
 // build of the example apps (tests/support/next-release.mjs) and a time budget.
 //
 // Writes a machine-readable result, release -> suite -> pass/fail/skip counts with the failing
