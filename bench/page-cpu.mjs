@@ -11,8 +11,10 @@
 // floor+ab": three instances per arm, pooled below): a base, `push`, `pull`,
 // `floor` (bench/lib/floor-*.cjs, as page-cost's) or `default`, followed by `+<experiment>`s
 // of the probe (PAGECOST_EXPERIMENT, bench/lib/page-cost-probe.cjs: e.g. `push+inc-floor`,
-// fleetcache's singular handler answering with the floor's get). Every variant of a base
-// `push`/`pull` has a Redis prefix of its own.
+// fleetcache's singular handler answering with the floor's get; `push+alt` and `push+altbase`,
+// another build of fleetcache against the installed one loaded the same way: two builds paired
+// in one run, PAGECPU_REF=push+altbase). Every variant of a base `push`/`pull` has a Redis
+// prefix of its own.
 //
 // The instances start one after the other in an order shuffled with a seed drawn for the
 // run (PAGECPU_SHUFFLE=<seed> repeats one; PAGECPU_SHUFFLE=list keeps the list's order, as

@@ -67,6 +67,19 @@
 // and for the floor's singular handler, the other way round:
 //   als-scope     its resetRequestCache opens a request scope as fleetcache's does (consumer.ts
 //                 openRequestScope: an AsyncLocalStorage of its own, `enterWith`)
+// and to pair two builds of fleetcache in one run (bench/page-cpu.mjs with PAGECPU_REF set to
+// the base's arm, say `PAGECPU_VARIANTS=push+altbase,push+altbase+aa,push+alt,push+alt+aa`):
+//   alt           every CommonJS require of a file of the app's node_modules/fleetcache loads
+//                 the same file of $PAGECOST_ALT instead: another build's package directory,
+//                 named `fleetcache` (the patches above match that name), with a node_modules
+//                 beside it that resolves its dependencies (a symlink to the app's), e.g.
+//                 /tmp/x/fleetcache (js-host's dist, esm, worker, wasm, package.json) and
+//                 /tmp/x/node_modules -> examples/next-app/node_modules. The ESM loader's own
+//                 loads are not redirected: next.config's `fleetcache/config` stays the app's,
+//                 and the handler entries it resolves, which Next then loads, are the other's.
+//   altbase       the same from $PAGECOST_ALTBASE: the base build (a copy of the app's
+//                 node_modules/fleetcache) loaded the same way, as the reference, because an
+//                 instance loading its handlers from outside the app may differ by itself
 // Any other name does nothing (an A/A pair: `floor` and `floor+aa`). Each experiment applied
 // is written to the server's output.
 'use strict'
@@ -449,6 +462,26 @@ const patches = [
     },
   ],
 ]
+
+// `alt` / `altbase`: fleetcache resolved from another package directory (see the header).
+const altDir = EXPERIMENT.has('altbase')
+  ? process.env.PAGECOST_ALTBASE
+  : EXPERIMENT.has('alt')
+    ? process.env.PAGECOST_ALT
+    : undefined
+if (EXPERIMENT.has('alt') || EXPERIMENT.has('altbase')) {
+  if (!altDir) throw new Error('page-cost-probe: alt needs PAGECOST_ALT, altbase PAGECOST_ALTBASE')
+  const marker = `${path.sep}node_modules${path.sep}fleetcache${path.sep}`
+  const resolve = Module._resolveFilename
+  Module._resolveFilename = function (...args) {
+    const file = resolve.apply(this, args)
+    // Without a parent: the ESM loader loading a file it resolved itself, whose exports it then
+    // reads back under that file's name, so it is left as it is.
+    const at = args[1] ? file.lastIndexOf(marker) : -1
+    return at < 0 ? file : path.join(altDir, file.slice(at + marker.length))
+  }
+  applied(EXPERIMENT.has('altbase') ? 'altbase' : 'alt')
+}
 
 const done = new Set()
 const load = Module._load
