@@ -68,6 +68,10 @@ function options(extra = {}) {
     deploymentId: 'd1',
     leases: false,
     connectTimeoutMs: 3000 + seq,
+    // Budgets no loaded machine reaches: a `set` waits for its write to land up to the read
+    // budget (write-driver.ts writeEntry), and a read after one that did not finds nothing.
+    readTimeoutMs: 10_000,
+    writeTimeoutMs: 10_000,
     ...redis.options,
     ...extra,
   }
