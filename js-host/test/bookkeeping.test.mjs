@@ -68,6 +68,10 @@ function options(extra = {}) {
     deploymentId: 'd1',
     leases: false,
     connectTimeoutMs: 3000 + seq,
+    // Budgets no loaded machine reaches: a `set` waits for its write to land up to the read
+    // budget (write-driver.ts writeEntry), and a read after one that did not finds nothing.
+    readTimeoutMs: 10_000,
+    writeTimeoutMs: 10_000,
     ...redis.options,
     ...extra,
   }
@@ -241,9 +245,12 @@ describe('a tracer that throws', () => {
     assert.equal(said.length, 1, lines.join('\n'))
   })
 
-  test('when a span starts: the command is sent and its reply served', async () => {
+  test('when a span starts: the command is sent, its reply served and its end reported', async () => {
     const h = createUseCacheHandler(options({ memoryBytes: 0 }))
     await h.set('k', Promise.resolve(useCacheEntry('v')))
+    // The engine admitted each command before its span started: unreported, a half-open
+    // breaker's probe would hold every other command back until its probe timeout.
+    const ok = stats().redis.ok
     tracing.failsAtStart = true
     const { error } = console
     console.error = () => undefined
@@ -258,5 +265,6 @@ describe('a tracer that throws', () => {
       console.error = error
     }
     assert.deepEqual(out, { value: ['v', 'v'] })
+    assert.ok(stats().redis.ok - ok >= 2, 'each GET reported to the engine as answered')
   })
 })

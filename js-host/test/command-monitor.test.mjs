@@ -89,4 +89,27 @@ describe('commandMonitor', () => {
     await a.close()
     await b.close()
   })
+
+  // A loaded machine can keep Redis from answering for seconds (tags.test.mjs, both cores
+  // busy: 'redis CLIENT timed out after 2000 ms' from the count's CLIENT LIST). The count
+  // waits for MONITOR up to 10 s; its own commands must wait as long, not fail at 2 s.
+  test('a Redis that answers after more than 2 s delays the count, and does not fail it', async () => {
+    const user = await monitor.user()
+    const client = await connect(user)
+    await client.echo('a')
+    for (const pid of redis.pids) process.kill(pid, 'SIGSTOP')
+    // The outage the test is about: Redis paused for 3 s, while the count runs.
+    const resumed = new Promise((resolve) => {
+      setTimeout(() => {
+        for (const pid of redis.pids) process.kill(pid, 'SIGCONT')
+        resolve()
+      }, 3000)
+    })
+    try {
+      assert.equal(await monitor.sent(user, 'echo'), 1)
+    } finally {
+      await resumed
+      await client.close()
+    }
+  })
 })

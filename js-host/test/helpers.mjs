@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { startRedis } from '../../tests/support/redis.mjs'
+import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { monitorLines, scriptSha } from '../../tests/support/observe.mjs'
 
@@ -453,6 +453,12 @@ export async function resumeAndStop(redis) {
  * `close()`.
  */
 export async function commandMonitor(redis) {
+  // The helper's own commands to every node, in `redis.ports` order (the nodes' below). They
+  // wait as long as the count waits for MONITOR (10 s): a loaded machine can keep Redis from
+  // answering for seconds, and a count that failed at a command's usual 2 s ('redis CLIENT
+  // timed out after 2000 ms') failed a test over nothing it checks.
+  const eachNode = (...argv) =>
+    Promise.all(redis.ports.map((port) => redisCommand(port, argv, { timeoutMs: 10_000 })))
   const nodes = []
   // The CLIENT LISTs asked for connections that authenticated, until they answer.
   const asked = new Set()
@@ -508,7 +514,7 @@ export async function commandMonitor(redis) {
   }
   /** Names the user of every connection open now that has none yet (CLIENT LIST). */
   async function attribute() {
-    const lists = await redis.eachNode('CLIENT', 'LIST')
+    const lists = await eachNode('CLIENT', 'LIST')
     nodes.forEach((node, i) => {
       for (const line of String(lists[i]).split('\n')) {
         const addr = /(?:^| )addr=(\S+)/.exec(line)?.[1]
@@ -536,7 +542,7 @@ export async function commandMonitor(redis) {
     async user() {
       users += 1
       const name = `instance-${String(process.pid)}-${String(users)}`
-      await redis.eachNode('ACL', 'SETUSER', name, 'on', 'nopass', '~*', '&*', '+@all')
+      await eachNode('ACL', 'SETUSER', name, 'on', 'nopass', '~*', '&*', '+@all')
       madeAt.set(name, seen)
       const url = new URL(redis.url)
       url.username = name
@@ -548,7 +554,7 @@ export async function commandMonitor(redis) {
       const cmd = command.toLowerCase()
       marks += 1
       const mark = `monitor-mark-${String(marks)}`
-      await redis.eachNode('PING', mark)
+      await eachNode('PING', mark)
       await Promise.all(nodes.map((n) => until(n, () => n.marks.delete(mark), 'PING')))
       await Promise.all([...asked])
       await attribute()
