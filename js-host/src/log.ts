@@ -53,12 +53,18 @@ export function prefixed(message: string): string {
 
 /** Text of an unknown thrown value, for log lines. */
 export function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as Error & { code?: unknown }).code
-    const text = typeof code === 'string' ? `${code}: ${err.message}` : err.message
-    return text + hint(err.message)
+  // It runs in catch blocks, after a read's value is decided: a thrown value without a string
+  // form (`Object.create(null)`, a throwing `toString` or `message`) must not throw again there.
+  try {
+    if (err instanceof Error) {
+      const code = (err as Error & { code?: unknown }).code
+      const text = typeof code === 'string' ? `${code}: ${err.message}` : err.message
+      return text + hint(err.message)
+    }
+    return String(err)
+  } catch {
+    return `a thrown ${err instanceof Error ? 'error' : typeof err} without a readable message`
   }
-  return String(err)
 }
 
 /** What to do about Redis's access-control replies, which only configuration can fix. */

@@ -235,3 +235,23 @@ describe('every line is prefixed, whatever the message spans', () => {
     assert.deepEqual(unprefixed(lines), [])
   })
 })
+
+test('describe() names any thrown value and never throws itself (it runs in catch blocks)', () => {
+  const { describe: describeError } = require('../dist/log.js')
+  const noString = Object.create(null)
+  const badToString = {
+    toString() {
+      throw new Error('no')
+    },
+  }
+  const badMessage = Object.defineProperty(new Error('x'), 'message', {
+    get() {
+      throw new Error('no')
+    },
+  })
+  for (const v of [noString, badToString, badMessage]) {
+    assert.equal(typeof describeError(v), 'string')
+  }
+  assert.equal(describeError(new Error('boom')), 'boom')
+  assert.equal(describeError('plain'), 'plain')
+})
