@@ -1317,6 +1317,51 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(clockLines(near.log), [])
   })
 
+  test('a retry that joins a pull in flight which then fails is armed again, and pulls once', async () => {
+    const timer = fakeTimer()
+    const req = fakeRequests()
+    // Each read waits for the test: `answer(reply)` settles the oldest.
+    const waiting = []
+    const answer = (reply) => waiting.shift()(reply)
+    const { clock, script, sync } = setup(
+      (_, kind) => (kind === 'read' ? new Promise((r) => waiting.push(r)) : null),
+      { timer, request: req.get },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    req.current = {}
+    const loaded = sync.refresh()
+    answer(SYNCED)
+    await loaded
+    // A request's pull fails: the retry is armed (the plain 1 s, the breaker closed).
+    req.current = {}
+    const failed = sync.refresh()
+    answer(new Error('lost'))
+    await failed
+    assert.equal(timer.pending.length, 1, 'the retry')
+    // Another request's pull goes out and hangs past the retry's time.
+    req.current = {}
+    const hanging = sync.refresh()
+    await settle()
+    assert.equal(reads(), 3)
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    await settle()
+    assert.equal(reads(), 3, 'the retry joined the pull out')
+    // That pull fails: the retry it stood for is owed again, on the one timer.
+    answer(new Error('lost'))
+    await hanging
+    await settle()
+    assert.equal(timer.pending.length, 1, 'armed again')
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    await settle()
+    assert.equal(reads(), 4, 'one pull for it')
+    answer(SYNCED)
+    await settle()
+    await settle()
+    assert.equal(timer.pending.length, 0, 'Redis answers: nothing left to retry')
+  })
+
   test('stop cancels the retry timer', async () => {
     const timer = fakeTimer()
     const { sync } = setup(() => new Error('connection reset'), { timer })
