@@ -159,11 +159,11 @@ function pullIn(engine, now) {
  */
 async function pushFollower(f, answer) {
   Object.assign(f, { ch: fakeChannel(), timer: fakeTimer() })
-  const { engine, clock, script, sync } = setup(
+  const { engine, clock, log, script, sync } = setup(
     (_, kind) => (kind !== 'read' ? null : engine.tagsSynced ? answer(f) : SYNCED),
     { timer: f.timer, push: { subscribe: f.ch.subscribe, maxPullIntervalMs: 1000 } },
   )
-  Object.assign(f, { engine, clock, sync })
+  Object.assign(f, { engine, clock, log, sync })
   f.reads = () => script.calls.filter((c) => c.kind === 'read').length
   return f
 }
@@ -1050,6 +1050,41 @@ describe('TagSync, fake transport and clock', () => {
       pendingBefore,
       'no retry timer for an engine that stays trapped',
     )
+    await sync.stop()
+  })
+
+  test('an engine that traps as the one timer fires is logged once, and the timer is not set again', async () => {
+    const f = await pushFollower({}, () => netstrings(['e1', '1', 'v1', '0', '0', '']))
+    await upAndCaughtUp(f)
+    const { engine, sync, clock, timer } = f
+    assert.equal(timer.pending.length, 1, 'the periodic pull')
+    const reads = f.reads()
+    for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(engine))) {
+      if (name === 'constructor') continue
+      Object.defineProperty(engine, name, {
+        get: () => {
+          throw new WebAssembly.RuntimeError('unreachable')
+        },
+      })
+    }
+    const unhandled = []
+    const onUnhandled = (err) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      clock.t += timer.pending[0].ms
+      timer.fire()
+      for (let i = 0; i < 5; i++) await settle()
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+    assert.deepEqual(unhandled, [])
+    const trapLines = f.log.lines.filter((l) =>
+      /^error tag sync timer failed in the engine: .*unreachable/.test(l),
+    )
+    assert.equal(trapLines.length, 1, f.log.lines.join('\n'))
+    assert.equal(timer.pending.length, 0, 'no timer set again, at 0 ms or any other')
+    assert.equal(f.reads(), reads, 'nothing sent')
+    await assert.rejects(sync.update(['t'], undefined, clock.t), { code: 'ERR_ENGINE_FAILED' })
     await sync.stop()
   })
 
