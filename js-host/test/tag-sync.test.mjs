@@ -159,11 +159,11 @@ function pullIn(engine, now) {
  */
 async function pushFollower(f, answer) {
   Object.assign(f, { ch: fakeChannel(), timer: fakeTimer() })
-  const { engine, clock, script, sync } = setup(
+  const { engine, clock, log, script, sync } = setup(
     (_, kind) => (kind !== 'read' ? null : engine.tagsSynced ? answer(f) : SYNCED),
     { timer: f.timer, push: { subscribe: f.ch.subscribe, maxPullIntervalMs: 1000 } },
   )
-  Object.assign(f, { engine, clock, sync })
+  Object.assign(f, { engine, clock, log, sync })
   f.reads = () => script.calls.filter((c) => c.kind === 'read').length
   return f
 }
@@ -1053,6 +1053,41 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
+  test('an engine that traps as the one timer fires is logged once, and the timer is not set again', async () => {
+    const f = await pushFollower({}, () => netstrings(['e1', '1', 'v1', '0', '0', '']))
+    await upAndCaughtUp(f)
+    const { engine, sync, clock, timer } = f
+    assert.equal(timer.pending.length, 1, 'the periodic pull')
+    const reads = f.reads()
+    for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(engine))) {
+      if (name === 'constructor') continue
+      Object.defineProperty(engine, name, {
+        get: () => {
+          throw new WebAssembly.RuntimeError('unreachable')
+        },
+      })
+    }
+    const unhandled = []
+    const onUnhandled = (err) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      clock.t += timer.pending[0].ms
+      timer.fire()
+      for (let i = 0; i < 5; i++) await settle()
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+    assert.deepEqual(unhandled, [])
+    const trapLines = f.log.lines.filter((l) =>
+      /^error tag sync timer failed in the engine: .*unreachable/.test(l),
+    )
+    assert.equal(trapLines.length, 1, f.log.lines.join('\n'))
+    assert.equal(timer.pending.length, 0, 'no timer set again, at 0 ms or any other')
+    assert.equal(f.reads(), reads, 'nothing sent')
+    await assert.rejects(sync.update(['t'], undefined, clock.t), { code: 'ERR_ENGINE_FAILED' })
+    await sync.stop()
+  })
+
   test('without a timer (the workers entry), push is not followed: every request pulls', async () => {
     const ch = fakeChannel()
     const { script, sync } = setup(() => SYNCED, {
@@ -1315,6 +1350,51 @@ describe('TagSync, fake transport and clock', () => {
       near.clock.t += 60_000
     }
     assert.deepEqual(clockLines(near.log), [])
+  })
+
+  test('a retry that joins a pull in flight which then fails is armed again, and pulls once', async () => {
+    const timer = fakeTimer()
+    const req = fakeRequests()
+    // Each read waits for the test: `answer(reply)` settles the oldest.
+    const waiting = []
+    const answer = (reply) => waiting.shift()(reply)
+    const { clock, script, sync } = setup(
+      (_, kind) => (kind === 'read' ? new Promise((r) => waiting.push(r)) : null),
+      { timer, request: req.get },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    req.current = {}
+    const loaded = sync.refresh()
+    answer(SYNCED)
+    await loaded
+    // A request's pull fails: the retry is armed (the plain 1 s, the breaker closed).
+    req.current = {}
+    const failed = sync.refresh()
+    answer(new Error('lost'))
+    await failed
+    assert.equal(timer.pending.length, 1, 'the retry')
+    // Another request's pull goes out and hangs past the retry's time.
+    req.current = {}
+    const hanging = sync.refresh()
+    await settle()
+    assert.equal(reads(), 3)
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    await settle()
+    assert.equal(reads(), 3, 'the retry joined the pull out')
+    // That pull fails: the retry it stood for is owed again, on the one timer.
+    answer(new Error('lost'))
+    await hanging
+    await settle()
+    assert.equal(timer.pending.length, 1, 'armed again')
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    await settle()
+    assert.equal(reads(), 4, 'one pull for it')
+    answer(SYNCED)
+    await settle()
+    await settle()
+    assert.equal(timer.pending.length, 0, 'Redis answers: nothing left to retry')
   })
 
   test('stop cancels the retry timer', async () => {

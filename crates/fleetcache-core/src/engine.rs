@@ -451,13 +451,12 @@ impl Engine {
         self.tag_sync.caught_up(&self.mirror, now)
     }
 
-    /// Following by push, when the host's one pull timer should next wake, at `now`
+    /// Following by push, the pull time at `now`
     /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)): a time
-    /// not later than `now` means plan a pull now ([`Engine::plan_tag_pull`]). The host asks
-    /// on every event that can move it (a pull applied or failed, a revalidation learned or
-    /// made) and when the timer fires; a timer that fires early finds a later time, and is set
-    /// again. `None`: no timer (a pull is out, the mirror is not caught up, or pulling per
-    /// request).
+    /// not later than `now` means a pull is due ([`Engine::plan_tag_pull`]). The host's one
+    /// timer takes the earlier of this and the retry's time ([`Engine::poll_timeout`], which
+    /// the host asks, not this). `None`: no pull time (a pull is out, the mirror is not caught
+    /// up, or pulling per request).
     pub fn tag_pull_timeout(&self, now: Millis) -> Option<Millis> {
         self.tag_sync
             .push()

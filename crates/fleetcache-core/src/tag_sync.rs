@@ -428,9 +428,9 @@ impl PushFollow {
             && !mirror.is_loading()
     }
 
-    /// When the host's pull timer should next wake, at `now`: the one time the host sets its
-    /// timer for, and pulls at once when it has come (quinn's `poll_timeout`: the host keeps
-    /// no pull timing of its own). `None` while a pull is planned and neither applied nor
+    /// The pull time at `now`: a pull is due when it has come; the host's one timer takes the
+    /// earlier of it and the retry's time ([`crate::Engine::poll_timeout`]: the host keeps no
+    /// pull timing of its own). `None` while a pull is planned and neither applied nor
     /// failed (its outcome moves the time: ask again then), and while not caught up (requests
     /// pull; the channel's confirmation and a gap start their own pull).
     ///
@@ -444,7 +444,7 @@ impl PushFollow {
     /// ([`PushFollow::retry_in_ms`]'s 100 ms doubled per failure in a row): the backoff wins
     /// over an earlier periodic or learned time, so a failing Redis is not asked in a loop.
     /// A time at or past the bound is `None`: the mirror is not caught up then, requests pull,
-    /// and the host's retry timer retries ([`crate::Engine::retry_in_ms`]).
+    /// and a failed pull is retried by the retry ([`crate::Engine::poll_timeout`] arms it).
     pub fn pull_timeout(&self, mirror: &TagMirror, now: Millis) -> Option<Millis> {
         if self.planned.is_some() || !self.caught_up(mirror, now) {
             return None;

@@ -446,6 +446,13 @@ impl Host {
                 None => {}
             }
             self.poll();
+            // No 0 ms loop: what the wake did (or nothing due) leaves no time already come.
+            assert!(
+                self.timer.map_or(true, |(at, _)| at > self.now),
+                "at {}: the timer set again for {:?}, a time come",
+                self.now,
+                self.timer
+            );
         }
     }
 
