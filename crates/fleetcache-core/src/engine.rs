@@ -269,7 +269,7 @@ impl Engine {
     }
 
     /// Plans a write: the key, the header to put before the payload, and the TTL
-    /// ([`write::plan`]).
+    /// ([`crate::write::plan`]).
     pub fn plan_set(
         &self,
         iface: &Interface<'_>,
@@ -652,7 +652,7 @@ impl Engine {
         tier::tier_use_kept(&mut self.lru, redis_answers, pages, key, now, total_len)
     }
 
-    /// Takes note of the reply of a [`TAG_UPDATE`] call (optional: it only saves the next
+    /// Takes note of the reply of a [`TAG_UPDATE`](crate::TAG_UPDATE) call (optional: it only saves the next
     /// refresh from fetching this process's own update again). Never feed it to
     /// [`Engine::apply_refresh`]: it carries no tags, and would skip other instances' updates.
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {

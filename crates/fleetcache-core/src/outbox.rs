@@ -92,7 +92,7 @@ fn error_code(error: &str) -> &str {
 }
 
 /// True when an error reply comes from a server that cannot take the command now but will
-/// ([`TRANSIENT_ERRORS`]): an update that meets it is retried, never parked.
+/// (`TRANSIENT_ERRORS`): an update that meets it is retried, never parked.
 pub fn is_transient_error(error: &str) -> bool {
     TRANSIENT_ERRORS.contains(&error_code(error))
 }

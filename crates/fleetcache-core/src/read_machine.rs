@@ -629,7 +629,7 @@ fn excess(capacity: usize, need: usize) -> bool {
 }
 
 /// Empties `buf` for a reuse needing `need` bytes, and gives back its whole allocation when
-/// that is far more than the reuse needs ([`excess`]): a host pools machines for the life of
+/// that is far more than the reuse needs (`excess`): a host pools machines for the life of
 /// the process, and a `'use cache'` key (the function's serialized arguments) may be of any
 /// length, so a buffer that once held a long one would otherwise keep room for it in every
 /// pooled machine (the wasm memory never shrinks). The whole block, not its tail: a tail cut

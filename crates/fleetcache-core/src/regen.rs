@@ -72,9 +72,9 @@ pub const WIDE_HANDOUT_TAGS: usize = 1_000;
 ///
 /// Bounded without ever stamping a page later than the hand-outs it was told of would: a tag
 /// keeps its hand-outs of the last [`MAX_REGENERATION_MS`] (no regeneration began earlier) in
-/// [`HANDOUTS_PER_TAG`] time buckets, each with its latest hand-out time and the earliest
+/// `HANDOUTS_PER_TAG` time buckets, each with its latest hand-out time and the earliest
 /// creation time handed out in it, so a page may be stamped with a hand-out up to one bucket
-/// ([`HANDOUT_BUCKET_MS`]) older than its start: too early (judged stale when it need not be),
+/// (`HANDOUT_BUCKET_MS`) older than its start: too early (judged stale when it need not be),
 /// never too late. Tags dropped for [`MAX_STALE_TAGS`] leave their buckets to one shared set
 /// that every page is judged against, for the same reason.
 #[derive(Clone, Debug, Default)]
@@ -712,8 +712,8 @@ impl Regenerations {
 
     /// The start of the regeneration of `key` written at `now` by a request whose own reads of
     /// it left `own` ([`Own`]): a value written back, as it was served; else the request's
-    /// read when one counts ([`Own::counting`]), else what the table knows
-    /// ([`Regenerations::started_of`]). The table's records of the request's reads are
+    /// read when one counts (`Own::counting`), else what the table knows
+    /// (`Regenerations::started_of`). The table's records of the request's reads are
     /// consumed; another request's are left for its own write.
     pub fn started_for(&mut self, key: &str, own: Own, now: Millis) -> Option<Millis> {
         if own.written_back.is_finite() {

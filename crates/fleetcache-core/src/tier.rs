@@ -22,7 +22,7 @@ pub enum TierUse {
 
 /// What the tier may do with its copy of `key` at `now`; `redis_answers` while the breaker is
 /// closed, `page_serving` the page generation that may serve now
-/// ([`PushFollow::page_serving`](crate::tag_sync::PushFollow::page_serving)). While Redis
+/// ([`PushFollow::page_view`](crate::tag_sync::PushFollow::page_view)). While Redis
 /// answers, this process's own copy that never reached Redis is dropped (the fleet's value
 /// wins: read Redis), and a copy kept for outages only, or a page copy bound to another
 /// generation than `page_serving`, stays unused; otherwise a live copy is served (and marked

@@ -407,7 +407,7 @@ fn ttl_seconds(ttl_ms: u64) -> u64 {
 }
 
 /// Creates the machine for `request` at `now` and plans it. Nothing is sent before
-/// [`write_step`] is called with [`WriteInput`]s; the first step comes from
+/// [`WriteMachine::step`] is called with [`WriteInput`]s; the first step comes from
 /// [`WriteMachine::start`].
 pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) -> WriteMachine {
     let (iface, cache_key) = match request {

@@ -11,7 +11,7 @@ use crate::codes::{
 use crate::error::{js_error, BindingError};
 use crate::list::{join, split, SEP};
 
-/// What [`Engine::inspect_entry`] decided about a stored value.
+/// What `inspectEntry` ([`fleetcache_core::Engine::inspect`]) decided about a stored value.
 #[wasm_bindgen]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

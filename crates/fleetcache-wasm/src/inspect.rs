@@ -63,7 +63,7 @@ impl Inspection {
 
 #[wasm_bindgen]
 impl Engine {
-    /// `inspectEntry`: [`Engine::inspect_entry`], packed (`Inspection`).
+    /// `inspectEntry`: [`fleetcache_core::Engine::inspect`], packed (`Inspection`).
     #[wasm_bindgen(js_name = inspectEntry)]
     pub fn inspect_entry_packed(
         &mut self,
