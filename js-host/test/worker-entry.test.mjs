@@ -144,6 +144,18 @@ function halfDownTransport() {
   return transport
 }
 
+/** A cache over `halfDownTransport()` on a fake clock. */
+const halfDownCache = () => {
+  const transport = halfDownTransport()
+  const c = createCache({
+    module: wasmBytes,
+    transport,
+    deploymentId: 'd1',
+    now: fakeClock().now,
+  })
+  return { transport, c }
+}
+
 describe('fleetcache/worker, an onError that throws', () => {
   /**
    * Each call with what it settles to, each of them reporting at least once: the throw is
@@ -190,13 +202,7 @@ describe('fleetcache/worker, an onError that throws', () => {
   ]
 
   test("the application's onError: every call settles as it would have", async () => {
-    const transport = halfDownTransport()
-    const c = createCache({
-      module: wasmBytes,
-      transport,
-      deploymentId: 'd1',
-      now: fakeClock().now,
-    })
+    const { transport, c } = halfDownCache()
     const reports = { count: 0 }
     c.onError = () => {
       reports.count += 1
@@ -206,13 +212,7 @@ describe('fleetcache/worker, an onError that throws', () => {
   })
 
   test('the default onError over a console.error that throws: likewise', async () => {
-    const transport = halfDownTransport()
-    const c = createCache({
-      module: wasmBytes,
-      transport,
-      deploymentId: 'd1',
-      now: fakeClock().now,
-    })
+    const { transport, c } = halfDownCache()
     const reports = { count: 0 }
     const { error } = console
     console.error = () => {
@@ -228,8 +228,7 @@ describe('fleetcache/worker, an onError that throws', () => {
 })
 
 test('fleetcache/worker: a hit whose answer cannot be freed is still served, the failure reported', async () => {
-  const transport = halfDownTransport()
-  const c = createCache({ module: wasmBytes, transport, deploymentId: 'd1', now: fakeClock().now })
+  const { c } = halfDownCache()
   const reports = []
   c.onError = (m) => reports.push(m)
   await c.set('k', useCacheEntry('v', { tags: [], timestamp: T0 }))

@@ -1489,7 +1489,7 @@ mod tests {
     }
 
     /// An engine whose mirror waits for its first refresh from Redis.
-    fn shared_engine() -> Engine {
+    pub(super) fn shared_engine() -> Engine {
         Engine::new(Config {
             prefix: "fc".into(),
             deployment: "d1".into(),

@@ -2,7 +2,6 @@
 //! timer's time and the retry's, both the engine's, the host keeping only the timer.
 
 use crate::breaker::{BreakerState, CallResult};
-use crate::config::Config;
 use crate::engine::{Engine, Wake};
 use crate::guard::{Admission, OpKind};
 use crate::netstring;
@@ -10,16 +9,9 @@ use crate::outbox::MIN_RETRY_MS;
 use crate::tags::Revalidation;
 use crate::time::Millis;
 
-const NOW: f64 = 1_795_690_530_000.0;
+use super::tests::shared_engine;
 
-fn shared_engine() -> Engine {
-    Engine::new(Config {
-        prefix: "fc".into(),
-        deployment: "d1".into(),
-        ..Config::default()
-    })
-    .unwrap()
-}
+const NOW: f64 = 1_795_690_530_000.0;
 
 /// A pull planned at `at` and applied 1 ms later (the state of epoch `E`, version 1).
 fn pull(e: &mut Engine, at: f64) {
