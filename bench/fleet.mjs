@@ -25,7 +25,7 @@
 // (leave out the replays with tagSync push), BENCH_FLEET_INTERLEAVED (rounds of the one at a
 // time comparison, 300), BENCH_FLEET_INTERLEAVED_BLOCKS (its blocks of fresh instances, one per
 // variant; 1: the instances started in the list's order and kept for every round, as before
-// 2026-12-06).
+// 2026-12-06), BENCH_FLEET_INTERLEAVED_WARM (warming requests per instance before them, 20).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -89,6 +89,8 @@ const SEQUENTIAL = 200
 const INTERLEAVED_ROUNDS = Number(process.env.BENCH_FLEET_INTERLEAVED ?? 300)
 const INTERLEAVED_CAP_MS = 120_000
 const INTERLEAVED_BLOCKS_ENV = process.env.BENCH_FLEET_INTERLEAVED_BLOCKS
+// Warming requests per instance before a block's rounds (BENCH_FLEET_INTERLEAVED_WARM).
+const INTERLEAVED_WARM = Number(process.env.BENCH_FLEET_INTERLEAVED_WARM ?? 20)
 const NAMES = ['A', 'B', 'C']
 const WITH_PEERS = process.env.BENCH_PEERS !== '0'
 const WITH_PUSH = process.env.BENCH_FLEET_PUSH !== '0'
@@ -162,7 +164,7 @@ async function fetchPage(inst, pathname) {
 
 /**
  * One `next start` instance per variant, all up at once, each asked for the probe page one
- * request at a time in turn, the order rotating every round (after 20 warming requests each),
+ * request at a time in turn, the order rotating every round (after BENCH_FLEET_INTERLEAVED_WARM warming requests each),
  * in BENCH_FLEET_INTERLEAVED_BLOCKS blocks of fresh instances (default: one per variant), each
  * block's started in an order rotated by one (bench/lib/interleaved.mjs: the start order
  * favours no variant). Returns per variant key its latencies in pooled round order, the block
@@ -174,7 +176,7 @@ function interleavedQuiet(variants, launch, stopFleet) {
     blocks: INTERLEAVED_BLOCKS_ENV === undefined ? variants.length : Number(INTERLEAVED_BLOCKS_ENV),
     rounds: INTERLEAVED_ROUNDS,
     capMs: INTERLEAVED_CAP_MS,
-    warm: 20,
+    warm: INTERLEAVED_WARM,
     start: (v, b) =>
       launch(`quiet-${String(b)}-${v.key}`, v.env(`quiet-${String(b)}`), undefined, ['Q']),
     stop: stopFleet,
@@ -862,7 +864,7 @@ async function main() {
       `## ${new Date(started).toISOString()} — Fleet`,
       '',
       `Machine: ${String(os.cpus().length)} × ${os.cpus()[0]?.model ?? 'cpu'}, ${String(Math.round(os.totalmem() / 2 ** 30))} GiB, ${os.type()} ${os.release()}, Node ${process.version}; load average ${load.toFixed(2)} when the run started. redis-server ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' ')[2]?.replace('v=', '') ?? '?'}, three \`next start\` instances of examples/next-app (Next ${readNextVersion()}) and the counting origin, all on loopback on this machine, started by the benchmark.`,
-      `Method: one seeded plan (seed ${String(SEED)}): ${String(REQUESTS)} requests, Poisson arrivals at ${String(RATE)}/s, keys Zipf(s = ${String(ZIPF_S)}) over ${String(KEYS)} pages \`/products?list=p<N>&life=short\` ('use cache', revalidate ${String(REVALIDATE_S)} s, expire ${String(EXPIRE_S)} s), round-robin over 3 instances, at most ${String(CONCURRENCY)} in flight, stopped after ${String(RUN_LIMIT_MS / 1000)} s. Replayed ${String(RUNS)} times with fleetcache (build ${app.buildId}) and ${String(RUNS)} times with Next's default per-process cache (same app built without fleetcache, ${baseline.buildId})${peerResults.length ? `, ${String(RUNS)} times with each published peer (below)` : ''}, rotating which goes first, each replay on fresh processes and an empty cache. One request at a time: after each replay, ${String(SEQUENTIAL)} requests for the probe page on its instance A; and once after all replays, one instance each of fleetcache, fleetcache push and Next's default cache up at once, asked for the probe page in turn (${String(INTERLEAVED_ROUNDS)} rounds at most, ${String(INTERLEAVED_CAP_MS / 1000)} s at most, the order rotating every round, after 20 warming requests each), which the targets use: the drift of the machine between replays falls on all three alike there. ${blockCount === 1 ? `Start order: the instances were started in one order, ${startOrders}, and kept for every round (BENCH_FLEET_INTERLEAVED_BLOCKS=1; an instance's place in the start order can move its cost by as much as 0.2 ms, bench/PAGE-COST.md runs 12 to 17).` : `Start order: the rounds (and the time cap) split evenly into ${String(blockCount)} blocks, each on fresh instances started in an order rotated by one (${startOrders}), so that no variant holds the same place in every block (an instance's place in the start order can move its cost by as much as 0.2 ms, bench/PAGE-COST.md runs 12 to 17); the rounds pooled, the bootstrap resampling rounds within each block, and "by block" the p50 difference of each block, named by the variant started first.`} Midway through each replay, \`revalidateTag('products', 'max')\` on instance A after the origin data of a long-lived probe page changed; each instance then gets ${String(SEEN_WINDOW_MS / 1000)} s to show the new data. Latency: client-side, per request, all instances; p50 spread within a run = the lowest–highest per-instance p50; medians over runs with the min–max of the runs in brackets. One replay takes about ${f1(fcRuns[0].elapsedMs / 1000)} s.`,
+      `Method: one seeded plan (seed ${String(SEED)}): ${String(REQUESTS)} requests, Poisson arrivals at ${String(RATE)}/s, keys Zipf(s = ${String(ZIPF_S)}) over ${String(KEYS)} pages \`/products?list=p<N>&life=short\` ('use cache', revalidate ${String(REVALIDATE_S)} s, expire ${String(EXPIRE_S)} s), round-robin over 3 instances, at most ${String(CONCURRENCY)} in flight, stopped after ${String(RUN_LIMIT_MS / 1000)} s. Replayed ${String(RUNS)} times with fleetcache (build ${app.buildId}) and ${String(RUNS)} times with Next's default per-process cache (same app built without fleetcache, ${baseline.buildId})${peerResults.length ? `, ${String(RUNS)} times with each published peer (below)` : ''}, rotating which goes first, each replay on fresh processes and an empty cache. One request at a time: after each replay, ${String(SEQUENTIAL)} requests for the probe page on its instance A; and once after all replays, one instance each of fleetcache, fleetcache push and Next's default cache up at once, asked for the probe page in turn (${String(INTERLEAVED_ROUNDS)} rounds at most, ${String(INTERLEAVED_CAP_MS / 1000)} s at most, the order rotating every round, after ${String(INTERLEAVED_WARM)} warming requests each), which the targets use: the drift of the machine between replays falls on all three alike there. ${blockCount === 1 ? `Start order: the instances were started in one order, ${startOrders}, and kept for every round (BENCH_FLEET_INTERLEAVED_BLOCKS=1; an instance's place in the start order can move its cost by as much as 0.2 ms, bench/PAGE-COST.md runs 12 to 17).` : `Start order: the rounds (and the time cap) split evenly into ${String(blockCount)} blocks, each on fresh instances started in an order rotated by one (${startOrders}), so that no variant holds the same place in every block (an instance's place in the start order can move its cost by as much as 0.2 ms, bench/PAGE-COST.md runs 12 to 17); the rounds pooled, the bootstrap resampling rounds within each block, and "by block" the p50 difference of each block, named by the variant started first.`} Midway through each replay, \`revalidateTag('products', 'max')\` on instance A after the origin data of a long-lived probe page changed; each instance then gets ${String(SEEN_WINDOW_MS / 1000)} s to show the new data. Latency: client-side, per request, all instances; p50 spread within a run = the lowest–highest per-instance p50; medians over runs with the min–max of the runs in brackets. One replay takes about ${f1(fcRuns[0].elapsedMs / 1000)} s.`,
       '',
       '### Targets',
       '',
