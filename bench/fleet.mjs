@@ -25,7 +25,8 @@
 // (leave out the replays with tagSync push), BENCH_FLEET_INTERLEAVED (rounds of the one at a
 // time comparison, 300), BENCH_FLEET_INTERLEAVED_BLOCKS (its blocks of fresh instances, one per
 // variant; 1: the instances started in the list's order and kept for every round, as before
-// 2026-12-06), BENCH_FLEET_INTERLEAVED_WARM (warming requests per instance before them, 20).
+// 2026-12-06), BENCH_FLEET_INTERLEAVED_WARM (warming requests per instance before them, 200; 20 before
+// 2026-12-06T13:35Z).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -89,8 +90,11 @@ const SEQUENTIAL = 200
 const INTERLEAVED_ROUNDS = Number(process.env.BENCH_FLEET_INTERLEAVED ?? 300)
 const INTERLEAVED_CAP_MS = 120_000
 const INTERLEAVED_BLOCKS_ENV = process.env.BENCH_FLEET_INTERLEAVED_BLOCKS
-// Warming requests per instance before a block's rounds (BENCH_FLEET_INTERLEAVED_WARM).
-const INTERLEAVED_WARM = Number(process.env.BENCH_FLEET_INTERLEAVED_WARM ?? 20)
+// Warming requests per instance before a block's rounds (BENCH_FLEET_INTERLEAVED_WARM): the
+// target is a server that has run a while. After 20, the young processes of a block still
+// paid for JIT warm-up: push − default 0.98, 0.77 ms and pull − default 1.72, 1.60 ms in runs of
+// 2026-12-06, against 0.28, 0.51, 0.35 and 1.20, 0.90, 0.97 ms after 200 (3 blocks each).
+const INTERLEAVED_WARM = Number(process.env.BENCH_FLEET_INTERLEAVED_WARM ?? 200)
 const NAMES = ['A', 'B', 'C']
 const WITH_PEERS = process.env.BENCH_PEERS !== '0'
 const WITH_PUSH = process.env.BENCH_FLEET_PUSH !== '0'
