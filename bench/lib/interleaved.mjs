@@ -14,7 +14,8 @@ export const rotated = (items, by) => items.map((_, i) => items[(i + by) % items
 /**
  * `rounds` rounds in `blocks` blocks (the rounds and the time cap `capMs` split evenly among
  * them). Per block: `start(variant, block)` for each variant in the block's order, one after
- * the other, `warm` calls of `ask` on each, the block's rounds (one `ask` per instance per
+ * the other, `warm` calls of `ask` on each (the instances side by side, each one call at a
+ * time), the block's rounds (one `ask` per instance per
  * round, the order rotating every round), then `stop` on each. `ask(instance)` returns a
  * request's latency (ms).
  *
@@ -43,7 +44,13 @@ export async function interleavedBlocks({
     const instances = []
     try {
       for (const v of order) instances.push(await start(v, b))
-      for (const inst of instances) for (let i = 0; i < warm; i++) await ask(inst)
+      // Side by side, each instance one request at a time: warming thousands of requests one
+      // instance after the other would take minutes, and the JIT counts calls, not overlap.
+      await Promise.all(
+        instances.map(async (inst) => {
+          for (let i = 0; i < warm; i++) await ask(inst)
+        }),
+      )
       const deadline = performance.now() + capMs / blocks
       for (let r = 0; r < blockRounds && performance.now() < deadline; r++) {
         for (let j = 0; j < order.length; j++) {

@@ -110,6 +110,40 @@ test('the time cap is split among the blocks', async () => {
   await assert.rejects(run(fakeFleet(), 0, 10), /blocks must be ≥ 1/)
 })
 
+test("a block's instances warm at once, each by its own count of requests one at a time", async () => {
+  // Each instance's warming requests one at a time (as a round asks it), the instances side by
+  // side: warming thousands of requests one instance after the other would take minutes.
+  const inFlight = new Map() // key -> its requests in flight
+  let most = 0
+  let mostPerInstance = 0
+  const asked = new Map() // key -> its requests, warming and rounds
+  const got = await interleavedBlocks({
+    variants: VARIANTS,
+    blocks: 1,
+    rounds: 3,
+    capMs: 60_000,
+    warm: 5,
+    start: async (v) => ({ key: v.key }),
+    stop: async () => {},
+    ask: async (inst) => {
+      const mine = (inFlight.get(inst.key) ?? 0) + 1
+      inFlight.set(inst.key, mine)
+      const total = [...inFlight.values()].reduce((s, x) => s + x, 0)
+      most = Math.max(most, total)
+      mostPerInstance = Math.max(mostPerInstance, mine)
+      asked.set(inst.key, (asked.get(inst.key) ?? 0) + 1)
+      await new Promise((resolve) => setImmediate(resolve))
+      inFlight.set(inst.key, (inFlight.get(inst.key) ?? 0) - 1)
+      return 1
+    },
+  })
+  assert.equal(most, 3, 'the three instances warm side by side')
+  assert.equal(mostPerInstance, 1, 'each one request at a time')
+  // 5 warming and 3 rounds each.
+  assert.deepEqual(Object.fromEntries(asked), { pull: 8, default: 8, push: 8 })
+  assert.deepEqual(got.blockOf, [0, 0, 0])
+})
+
 test('page-cost and page-cpu: a seeded shuffle by default, the seed named; list on request', () => {
   const items = ['push', 'push+aa', 'push+ab', 'floor', 'floor+aa', 'floor+ab']
   const drawn = startOrder(items, 'PAGECPU_SHUFFLE', undefined)
