@@ -143,9 +143,9 @@ async function isSettled(p) {
 /** Lets every settled promise's callbacks run (the fakes answer at once). */
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
-/** Ms from `now` until the engine's pull timer is due (`tagPullTimeout`); undefined: none. */
-function pullIn(engine, now) {
-  const at = engine.tagPullTimeout(now)
+/** Ms from `now` until the engine's one timer is due (`pollTimeout`); undefined: none. */
+function wakeIn(engine, now) {
+  const at = engine.pollTimeout(now)
   return at < 0 ? undefined : at - now
 }
 
@@ -438,7 +438,7 @@ describe('TagSync, fake transport and clock', () => {
     await sync.update(['w'], undefined, clock.t)
     await settle()
     assert.equal(reads(), 4)
-    const own = pullIn(engine, clock.t)
+    const own = wakeIn(engine, clock.t)
     assert.ok(own !== undefined && own > 0 && own <= 1, String(own))
     clock.t += 1.5
     timer.fire()
@@ -547,7 +547,7 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     await settle()
     const before = reads()
-    assert.equal(pullIn(engine, clock.t), undefined, 'the pull is out')
+    assert.equal(wakeIn(engine, clock.t), undefined, 'the pull is out')
     clock.t = T0 + 800.3
     await sync.update(['w'], undefined, clock.t)
     hold = undefined
@@ -565,7 +565,7 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1)
-    assert.ok(pullIn(engine, clock.t) > 700, 'the periodic pull next')
+    assert.ok(wakeIn(engine, clock.t) > 700, 'the periodic pull next')
     assert.ok(timer.pending.every((h) => h.ms > 500))
     // Not put off by what learns nothing (an announcement already known, as every page
     // write's is): the periodic pull stays where it was, before the bound.
@@ -604,7 +604,7 @@ describe('TagSync, fake transport and clock', () => {
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'the pull it makes due, at once')
     assert.deepEqual(retries(), [100], 'retried 100 ms after the pull failed')
-    assert.equal(pullIn(engine, clock.t), 100, 'not due at once: no loop on a failing Redis')
+    assert.equal(wakeIn(engine, clock.t), 100, 'not due at once: no loop on a failing Redis')
     // The retry fails too: twice the wait.
     clock.t = T0 + 200
     timer.pending = timer.pending.filter((h) => h.ms === 100)
@@ -618,7 +618,7 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 3)
-    assert.ok(pullIn(engine, clock.t) > 700, String(pullIn(engine, clock.t)))
+    assert.ok(wakeIn(engine, clock.t) > 700, String(wakeIn(engine, clock.t)))
     await sync.stop()
   })
 
@@ -654,7 +654,7 @@ describe('TagSync, fake transport and clock', () => {
     pull.fn()
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(reads(), before + 1, 'one pull')
-    assert.ok(pullIn(engine, clock.t) > 700, String(pullIn(engine, clock.t)))
+    assert.ok(wakeIn(engine, clock.t) > 700, String(wakeIn(engine, clock.t)))
     await sync.stop()
   })
 
@@ -676,7 +676,7 @@ describe('TagSync, fake transport and clock', () => {
     clock.t = T0 + 400
     gate[0](Object.assign(new Error('timed out'), { code: 'ERR_REDIS_TIMEOUT' }))
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(pullIn(engine, clock.t), 100, '100 ms after the failure, not at once')
+    assert.equal(wakeIn(engine, clock.t), 100, '100 ms after the failure, not at once')
     assert.deepEqual(
       timer.pending.map((h) => h.ms).filter((ms) => ms < 700),
       [100],
@@ -711,15 +711,19 @@ describe('TagSync, fake transport and clock', () => {
     ch.events.message(announcement(2, 'x', T0 + 840))
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'not at once')
-    assert.equal(pullIn(engine, clock.t), 50)
+    assert.equal(wakeIn(engine, clock.t), 50)
     clock.t = T0 + 900
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 2, 'the retry, failed')
-    // 200 ms from 900 is past the bound at 1000: the retry timer's.
-    assert.equal(pullIn(engine, clock.t), undefined)
-    assert.equal(timer.pending.length, 1)
-    assert.ok(timer.pending[0].ms >= 200, String(timer.pending[0].ms))
+    // 200 ms from 900 is past the bound at 1000: the retry's, not a pull time.
+    const retry = wakeIn(engine, clock.t)
+    assert.ok(retry >= 200, String(retry))
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [retry],
+    )
+    assert.equal(engine.handleTimeout(clock.t + retry), wasm.Wake.Retry)
     await sync.stop()
   })
 
@@ -846,7 +850,7 @@ describe('TagSync, fake transport and clock', () => {
     f.timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.reads(), before + 1, 'one pull once it can answer the revalidation')
-    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'it did')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 700, 'it did')
     await f.sync.stop()
   })
 
@@ -860,7 +864,7 @@ describe('TagSync, fake transport and clock', () => {
     f.ch.events.message(announcement(2, 'a2', T0 + 400))
     for (let i = 0; i < 4; i++) await settle()
     const before = f.reads()
-    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'the announcement was pulled after')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 700, 'the announcement was pulled after')
     // The timer set after the first pull comes; a pull now would be 500 ms early.
     f.clock.t = T0 + periodic[0]
     f.timer.fire()
@@ -917,7 +921,7 @@ describe('TagSync, fake transport and clock', () => {
     release()
     for (let i = 0; i < 4; i++) await settle()
     const before = f.reads()
-    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'the pull moved the bound')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 700, 'the pull moved the bound')
     oneTimerBeforeTheBound(f, periodic.due - T0 + 1000)
     // A late wake of the timer that started it pulls nothing either.
     f.clock.t = T0 + 960
@@ -938,7 +942,7 @@ describe('TagSync, fake transport and clock', () => {
     release()
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(f.reads(), before, 'no pull behind the one in flight')
-    assert.ok(pullIn(f.engine, f.clock.t) > 600, 'the pull in flight moved the bound')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 600, 'the pull in flight moved the bound')
     oneTimerBeforeTheBound(f, periodic.due - T0 + 1000)
     await f.sync.stop()
   })

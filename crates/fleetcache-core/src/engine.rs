@@ -100,7 +100,8 @@ pub struct Engine {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// Pull the tag state ([`Engine::plan_tag_pull`]): following by push, the periodic pull,
-    /// or one a revalidation learned made due ([`Engine::tag_pull_timeout`]).
+    /// or one a revalidation learned made due
+    /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)).
     Pull,
     /// Retry: join the pull out or start one (the breaker's probe, a failed pull's retry),
     /// then send what waits (the outbox, the records to give back); armed again while the
@@ -455,9 +456,9 @@ impl Engine {
     /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)): a time
     /// not later than `now` means a pull is due ([`Engine::plan_tag_pull`]). The host's one
     /// timer takes the earlier of this and the retry's time ([`Engine::poll_timeout`], which
-    /// the host asks, not this). `None`: no pull time (a pull is out, the mirror is not caught
-    /// up, or pulling per request).
-    pub fn tag_pull_timeout(&self, now: Millis) -> Option<Millis> {
+    /// the host asks: this is the crate's, for it and the tests). `None`: no pull time (a pull
+    /// is out, the mirror is not caught up, or pulling per request).
+    pub(crate) fn tag_pull_timeout(&self, now: Millis) -> Option<Millis> {
         self.tag_sync
             .push()
             .and_then(|p| p.pull_timeout(&self.mirror, now))
@@ -499,7 +500,8 @@ impl Engine {
     }
 
     /// When the host's one timer should next wake, asked at `now`, and for what: the earlier
-    /// of the pull timer's time ([`Engine::tag_pull_timeout`]) and the retry's
+    /// of the pull time (following by push:
+    /// [`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)) and the retry's
     /// ([`Engine::arm_retry`]), the retry on a tie (it pulls too: one pull). A time not later
     /// than `now` has come: [`Engine::handle_timeout`] says what to do. `None`: no timer.
     ///
