@@ -1401,6 +1401,35 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(timer.pending.length, 0, 'Redis answers: nothing left to retry')
   })
 
+  test('a pull that succeeds disarms the retry a failed pull armed: no pull more per recovery', async () => {
+    const timer = fakeTimer()
+    let fail = false
+    const { clock, script, sync } = setup(
+      (_, kind) => (kind !== 'read' ? null : fail ? new Error('lost') : SYNCED),
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    for (let round = 1; round <= 3; round++) {
+      // Redis goes away: a request's pull fails, and the retry is armed for it.
+      fail = true
+      await sync.refresh()
+      assert.equal(timer.pending.length, 1, 'the retry')
+      const due = clock.t + timer.pending[0].ms
+      // Redis is back: a request's pull succeeds before the retry's time.
+      fail = false
+      clock.t += 10
+      await sync.refresh()
+      const after = reads()
+      clock.t = due
+      timer.fire()
+      for (let i = 0; i < 4; i++) await settle()
+      assert.equal(reads(), after, `round ${String(round)}: no pull but the requests'`)
+      assert.deepEqual(timer.pending, [], 'nothing left to retry')
+    }
+    assert.equal(reads(), 1 + 3 * 2)
+  })
+
   test('stop cancels the retry timer', async () => {
     const timer = fakeTimer()
     const { sync } = setup(() => new Error('connection reset'), { timer })

@@ -93,6 +93,9 @@ pub struct Engine {
     /// A failed pull's retry is owed, left to the pull timer while there is one
     /// ([`Engine::poll_timeout`]); a pull planned since answers it.
     retry_owed: bool,
+    /// The last pull failed and none was applied since: an armed retry still has it to
+    /// answer ([`Engine::poll_timeout`]).
+    pull_failed: bool,
 }
 
 /// What the host's one timer does when its time ([`Engine::poll_timeout`]) has come
@@ -157,6 +160,7 @@ impl Engine {
             hash_seed: seed,
             retry_at: None,
             retry_owed: false,
+            pull_failed: false,
             config,
         })
     }
@@ -484,14 +488,16 @@ impl Engine {
             p.pull_failed(now);
         }
         self.retry_owed = true;
+        self.pull_failed = true;
     }
 
     /// Arms the retry at `now` ([`Wake::Retry`]), due after [`Engine::retry_in_ms`]: the host
     /// calls it when something it could not do must be tried again on its own (a send that
     /// failed or waits its backoff, records not given back, a load left to run after a
     /// merge, the breaker not closed or something waiting after a retry). An armed retry
-    /// stays unless this one is due sooner: the second it waits when nothing is learned
-    /// would otherwise hold back a failed pull's retry past its backoff.
+    /// stays unless this one is due sooner (the second it waits when nothing is learned
+    /// would otherwise hold back a failed pull's retry past its backoff), or until nothing is
+    /// left for it to do ([`Engine::poll_timeout`] disarms it then).
     pub fn arm_retry(&mut self, now: Millis) {
         let at = Millis(now.0 + self.retry_in_ms(now));
         if self.retry_at.map_or(true, |r| at.0 < r.0) {
@@ -511,11 +517,19 @@ impl Engine {
     /// request came. The host asks after every event that can move either time (a pull planned,
     /// applied or failed, a revalidation learned or made, the retry armed) and when the timer
     /// fires; a timer that fires early finds its time not come, and is set again.
+    ///
+    /// An armed retry left with nothing to do is disarmed: no failed pull since the last one
+    /// applied, the breaker closed, the mirror synced, no revalidation nor record to send (a
+    /// request's pull or command succeeded, a later revalidation's send went through). Its
+    /// wake would otherwise pull once more after every recovery.
     pub fn poll_timeout(&mut self, now: Millis) -> Option<(Millis, Wake)> {
         let pull = self.tag_pull_timeout(now);
         if self.retry_owed && pull.is_none() {
             self.retry_owed = false;
             self.arm_retry(now);
+        }
+        if self.retry_at.is_some() && !self.retry_needed(now) {
+            self.retry_at = None;
         }
         match (pull, self.retry_at) {
             (Some(p), Some(r)) if p.0 < r.0 => Some((p, Wake::Pull)),
@@ -523,6 +537,17 @@ impl Engine {
             (Some(p), None) => Some((p, Wake::Pull)),
             (None, None) => None,
         }
+    }
+
+    /// Whether the retry has something to do at `now`: a failed pull to retry (none applied
+    /// since), the breaker's probe, the state to load (a load left to run after a merge),
+    /// revalidations or lost records to send. Each is what the host arms it for.
+    fn retry_needed(&self, now: Millis) -> bool {
+        self.pull_failed
+            || self.breaker.state(now) != BreakerState::Closed
+            || !self.mirror.is_synced()
+            || !self.outbox.is_empty()
+            || self.resend_len() > 0
     }
 
     /// The wake whose time has come at `now` ([`Engine::poll_timeout`]), for the host to do
@@ -547,8 +572,11 @@ impl Engine {
         now: Millis,
     ) -> Result<RefreshSummary, ProtocolError> {
         let keep_ms = self.config.prune_after_ms();
-        self.tag_sync
-            .apply_refresh(&mut self.mirror, reply, now, keep_ms)
+        let summary = self
+            .tag_sync
+            .apply_refresh(&mut self.mirror, reply, now, keep_ms)?;
+        self.pull_failed = false;
+        Ok(summary)
     }
 
     /// Tag records Redis lost that this process knew ([`TagMirror::lost`]).

@@ -126,9 +126,55 @@ fn a_failed_pull_is_retried_on_the_retry_when_pulling_per_request() {
     // Armed by the first poll after the failure, from then: the plain 1 s.
     assert_eq!(wake_in(&mut e, NOW + 20.0), Some((1000.0, Wake::Retry)));
     assert_eq!(wake_in(&mut e, NOW + 500.0), Some((520.0, Wake::Retry)));
-    // A pull planned and applied meanwhile (a request's) leaves the armed retry: it probes.
+}
+
+#[test]
+fn a_pull_that_succeeds_disarms_a_retry_nothing_else_needs() {
+    // A failed pull armed the retry; a request's pull then succeeds: nothing is left for the
+    // retry to answer, and its wake would be one more pull per recovery.
+    let mut e = pulling_engine();
+    e.plan_tag_pull(Millis(NOW + 10.0));
+    e.tag_pull_failed(Millis(NOW + 20.0));
+    assert_eq!(wake_in(&mut e, NOW + 20.0), Some((1000.0, Wake::Retry)));
     pull(&mut e, NOW + 600.0);
-    assert_eq!(wake_in(&mut e, NOW + 700.0), Some((320.0, Wake::Retry)));
+    assert_eq!(wake_in(&mut e, NOW + 700.0), None);
+    assert_eq!(e.handle_timeout(Millis(NOW + 1020.0)), None);
+    // The breaker's probe: a request's command succeeded as the probe and closed it.
+    let mut e = pulling_engine();
+    open_breaker(&mut e, NOW);
+    e.arm_retry(Millis(NOW));
+    let probe = e.breaker().next_probe_at().unwrap().0;
+    let Admission::Send { permit, .. } = e.admit(OpKind::Read, Millis(probe)) else {
+        panic!("the probe is admitted");
+    };
+    e.report(permit, CallResult::Success, Millis(probe + 1.0));
+    assert_eq!(e.breaker_state(Millis(probe + 1.0)), BreakerState::Closed);
+    assert_eq!(wake_in(&mut e, probe + 1.0), None);
+}
+
+#[test]
+fn a_pull_that_succeeds_leaves_the_retry_armed_for_what_still_waits() {
+    // A failed pull armed the retry while a revalidation waits its send's backoff: the pull
+    // that succeeds answers the first, not the second.
+    let mut e = pulling_engine();
+    e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+        .unwrap();
+    e.fail_outbox(1, Millis(NOW));
+    e.plan_tag_pull(Millis(NOW + 10.0));
+    e.tag_pull_failed(Millis(NOW + 20.0));
+    let (at, _) = wake_in(&mut e, NOW + 20.0).unwrap();
+    pull(&mut e, NOW + 30.0);
+    assert_eq!(
+        wake_in(&mut e, NOW + 40.0).map(|(ms, _)| ms),
+        Some(at - 20.0)
+    );
+    // Sent (by a later revalidation's drain) before the retry's time: nothing waits.
+    e.ack_outbox(1);
+    assert_eq!(wake_in(&mut e, NOW + 50.0), None);
+    // Not synced (a load left to run after a merge): the retry stays for the pull.
+    let mut e = shared_engine();
+    e.arm_retry(Millis(NOW));
+    assert_eq!(wake_in(&mut e, NOW), Some((1000.0, Wake::Retry)));
 }
 
 #[test]
@@ -432,6 +478,14 @@ impl Host {
                 }
                 Some(Wake::Retry) => {
                     self.wakes[1] += 1;
+                    // A pull or a send since it was armed may have done what it was for.
+                    assert!(
+                        self.last_failed
+                            || !self.e.outbox().is_empty()
+                            || self.e.breaker_state(Millis(self.now)) != BreakerState::Closed,
+                        "at {}: a retry with nothing left to do",
+                        self.now
+                    );
                     self.retry_after_pull = true;
                     self.start_pull(Some(Wake::Retry));
                 }
