@@ -370,17 +370,33 @@ describe('TagSync, fake transport and clock', () => {
     const timer = fakeTimer()
     const req = fakeRequests()
     let sendFails = true
+    let readFails = false
     const { clock, script, sync } = setup(
-      (_, kind) => (kind === 'read' ? SYNCED : sendFails ? new Error('lost') : SYNCED),
+      (_, kind) =>
+        kind === 'read'
+          ? readFails
+            ? new Error('lost')
+            : SYNCED
+          : sendFails
+            ? new Error('lost')
+            : SYNCED,
       { timer, request: req.get },
     )
-    req.current = {}
+    const request = {}
+    req.current = request
     await sync.refresh()
     await sync.update(['t'], undefined, T0)
     assert.equal(timer.pending.length, 1, 'the failed send set the retry timer')
+    // A pull outside the request fails: the retry has a pull to do as well as the send.
+    req.current = undefined
+    readFails = true
+    await sync.refresh()
+    assert.equal(timer.pending.length, 1, 'one timer')
+    req.current = request
     const reads = () => script.calls.filter((c) => c.kind === 'read').length
     const before = reads()
     sendFails = false
+    readFails = false
     // The retry's time (the engine's): a timer that fires before it does nothing.
     clock.t += timer.pending[0].ms
     timer.fire()
@@ -1428,6 +1444,66 @@ describe('TagSync, fake transport and clock', () => {
       assert.deepEqual(timer.pending, [], 'nothing left to retry')
     }
     assert.equal(reads(), 1 + 3 * 2)
+  })
+
+  test('a retry armed only for a revalidation to send sends it and pulls nothing', async () => {
+    const timer = fakeTimer()
+    let sendFails = true
+    const { clock, engine, script, sync } = setup(
+      (_, kind) => (kind === 'read' ? SYNCED : sendFails ? new Error('lost') : null),
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    await sync.update(['t'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 1)
+    assert.equal(timer.pending.length, 1, 'the retry')
+    const before = reads()
+    const sent = updates(script).length
+    sendFails = false
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(updates(script).length, sent + 1, 'sent')
+    assert.equal(engine.outboxLength, 0)
+    assert.equal(reads(), before, 'the tag state had nothing to pull')
+    assert.deepEqual(timer.pending, [])
+  })
+
+  test('a retry that only sent, its update reaching another state, pulls after it', async () => {
+    // A failover or a flush: only a pull compares the new state with the mirror and gives
+    // back what it lost, and an idle process has no request to pull.
+    const timer = fakeTimer()
+    let sendFails = true
+    // Redis answers again as a new state, e2.
+    const e2 = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    const { clock, engine, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? sendFails
+            ? SYNCED
+            : e2
+          : sendFails
+            ? new Error('lost')
+            : netstrings(['e2', '1', 'v1', '0']),
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    await sync.update(['t'], undefined, clock.t)
+    const before = reads()
+    sendFails = false
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(engine.outboxLength, 0, 'sent')
+    assert.equal(reads(), before, 'no pull with the send')
+    assert.equal(timer.pending.length, 1, 'the retry, for the pull')
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1)
+    assert.deepEqual(timer.pending, [])
   })
 
   test('stop cancels the retry timer', async () => {

@@ -93,8 +93,8 @@ pub struct Engine {
     /// A failed pull's retry is owed, left to the pull timer while there is one
     /// ([`Engine::poll_timeout`]); a pull planned since answers it.
     retry_owed: bool,
-    /// The last pull failed and none was applied since: an armed retry still has it to
-    /// answer ([`Engine::poll_timeout`]).
+    /// The last pull failed, or an update reached another state, and no pull was applied
+    /// since: an armed retry still has a pull to do ([`Engine::poll_timeout`]).
     pull_failed: bool,
 }
 
@@ -106,10 +106,13 @@ pub enum Wake {
     /// or one a revalidation learned made due
     /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)).
     Pull,
-    /// Retry: join the pull out or start one (the breaker's probe, a failed pull's retry),
-    /// then send what waits (the outbox, the records to give back); armed again while the
-    /// breaker is not closed or something waits.
+    /// Retry: join the pull out or start one (the breaker's probe, a failed pull's retry, the
+    /// state to load, or the pull time come with it), then send what waits (the outbox, the
+    /// records to give back); armed again while the breaker is not closed or something waits.
     Retry,
+    /// The retry with nothing to pull for: send what waits (the outbox, the records to give
+    /// back), and pull nothing; armed again while something waits.
+    Send,
 }
 
 impl Engine {
@@ -523,31 +526,47 @@ impl Engine {
     /// request's pull or command succeeded, a later revalidation's send went through). Its
     /// wake would otherwise pull once more after every recovery.
     pub fn poll_timeout(&mut self, now: Millis) -> Option<(Millis, Wake)> {
-        let pull = self.tag_pull_timeout(now);
-        if self.retry_owed && pull.is_none() {
-            self.retry_owed = false;
-            self.arm_retry(now);
-        }
-        if self.retry_at.is_some() && !self.retry_needed(now) {
-            self.retry_at = None;
-        }
-        match (pull, self.retry_at) {
+        let (pull, retry) = self.wake_times(now);
+        match (pull, retry) {
             (Some(p), Some(r)) if p.0 < r.0 => Some((p, Wake::Pull)),
-            (_, Some(r)) => Some((r, Wake::Retry)),
+            (_, Some(r)) => Some((r, self.retry_wake(pull, r, now))),
             (Some(p), None) => Some((p, Wake::Pull)),
             (None, None) => None,
         }
     }
 
-    /// Whether the retry has something to do at `now`: a failed pull to retry (none applied
-    /// since), the breaker's probe, the state to load (a load left to run after a merge),
-    /// revalidations or lost records to send. Each is what the host arms it for.
-    fn retry_needed(&self, now: Millis) -> bool {
+    /// The pull time and the retry's at `now`, the retry armed for a failed pull that has no
+    /// pull time, and disarmed when nothing is left for it ([`Engine::poll_timeout`]).
+    fn wake_times(&mut self, now: Millis) -> (Option<Millis>, Option<Millis>) {
+        let pull = self.tag_pull_timeout(now);
+        if self.retry_owed && pull.is_none() {
+            self.retry_owed = false;
+            self.arm_retry(now);
+        }
+        let sends = !self.outbox.is_empty() || self.resend_len() > 0;
+        if self.retry_at.is_some() && !sends && !self.retry_pulls(now) {
+            self.retry_at = None;
+        }
+        (pull, self.retry_at)
+    }
+
+    /// Whether the retry pulls, asked at `now`: for a failed pull (none applied since), the
+    /// breaker's probe, or the state to load (a load left to run after a merge). Otherwise it
+    /// is armed for revalidations or lost records to send, and sends them alone.
+    fn retry_pulls(&self, now: Millis) -> bool {
         self.pull_failed
             || self.breaker.state(now) != BreakerState::Closed
             || !self.mirror.is_synced()
-            || !self.outbox.is_empty()
-            || self.resend_len() > 0
+    }
+
+    /// The retry's wake, due at `at` and asked at `now`: it pulls when [`Engine::retry_pulls`]
+    /// says so or the pull time has come by then (one wake, one pull), else it only sends.
+    fn retry_wake(&self, pull: Option<Millis>, at: Millis, now: Millis) -> Wake {
+        if self.retry_pulls(now) || pull.is_some_and(|p| p.0 <= at.0) {
+            Wake::Retry
+        } else {
+            Wake::Send
+        }
     }
 
     /// The wake whose time has come at `now` ([`Engine::poll_timeout`]), for the host to do
@@ -555,13 +574,12 @@ impl Engine {
     /// fails). `None`: nothing is due (a timer that fired early, or late after what it was
     /// set for was done or moved).
     pub fn handle_timeout(&mut self, now: Millis) -> Option<Wake> {
-        let (at, wake) = self.poll_timeout(now)?;
-        // A retry due with the pull is the one: it pulls too.
-        if self.retry_at.is_some_and(|r| r.0 <= now.0) {
+        let (pull, retry) = self.wake_times(now);
+        if retry.is_some_and(|r| r.0 <= now.0) {
             self.retry_at = None;
-            return Some(Wake::Retry);
+            return Some(self.retry_wake(pull, now, now));
         }
-        (at.0 <= now.0).then_some(wake)
+        pull.filter(|p| p.0 <= now.0).map(|_| Wake::Pull)
     }
 
     /// Merges the reply of a [`TAG_REFRESH`](crate::TAG_REFRESH) call, received at `now`, into
@@ -685,8 +703,19 @@ impl Engine {
     /// Takes note of the reply of a [`TAG_UPDATE`](crate::TAG_UPDATE) call (optional: it only saves the next
     /// refresh from fetching this process's own update again). Never feed it to
     /// [`Engine::apply_refresh`]: it carries no tags, and would skip other instances' updates.
+    ///
+    /// An update that reached another state than the one the mirror follows (a failover, a
+    /// flush) owes a pull, as a failed pull does ([`Engine::poll_timeout`]): only a pull
+    /// compares that state with the mirror and gives back what it lost, and a retry that only
+    /// sent ([`Wake::Send`]) would otherwise leave an idle process waiting for a request.
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
-        self.mirror.apply_update_reply(reply)
+        let followed = !self.mirror.epoch().is_empty();
+        let summary = self.mirror.apply_update_reply(reply)?;
+        if followed && self.mirror.epoch().is_empty() {
+            self.pull_failed = true;
+            self.retry_owed = true;
+        }
+        Ok(summary)
     }
 
     /// Next's `getExpiration(tags)`: the latest expiry over `tags`, 0 when none is known.

@@ -546,6 +546,7 @@ impl Engine {
         self.inner.handle_timeout(Millis(now)).map(|w| match w {
             fleetcache_core::Wake::Pull => Wake::Pull,
             fleetcache_core::Wake::Retry => Wake::Retry,
+            fleetcache_core::Wake::Send => Wake::Send,
         })
     }
 

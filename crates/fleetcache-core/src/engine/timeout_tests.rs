@@ -112,10 +112,91 @@ fn the_outbox_backoff_is_the_retrys_time() {
     let backoff = e.outbox().retry_in(Millis(NOW));
     assert!(backoff > MIN_RETRY_MS, "{backoff}");
     e.arm_retry(Millis(NOW));
-    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Retry)));
+    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Send)));
     // Armed again later for a later time: the armed one stays.
     e.arm_retry(Millis(NOW + 50.0));
-    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Retry)));
+    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Send)));
+}
+
+#[test]
+fn a_retry_with_only_a_send_to_do_pulls_nothing() {
+    // Armed for a revalidation whose send failed: the tag state has nothing to pull for it.
+    let send_failed = |e: &mut Engine| {
+        e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+            .unwrap();
+        e.fail_outbox(1, Millis(NOW));
+        e.arm_retry(Millis(NOW));
+        wake_in(e, NOW).unwrap().0
+    };
+    let mut e = pulling_engine();
+    let at = NOW + send_failed(&mut e);
+    assert_eq!(e.handle_timeout(Millis(at)), Some(Wake::Send));
+    assert_eq!(wake_in(&mut e, at), None, "handed out once");
+    // A failed pull as well: the retry pulls.
+    let mut e = pulling_engine();
+    let at = NOW + send_failed(&mut e);
+    e.plan_tag_pull(Millis(NOW + 1.0));
+    e.tag_pull_failed(Millis(NOW + 2.0));
+    assert_eq!(e.handle_timeout(Millis(at)), Some(Wake::Retry));
+    // The breaker not closed: the retry is its probe, a pull.
+    let mut e = pulling_engine();
+    send_failed(&mut e);
+    open_breaker(&mut e, NOW);
+    let (ms, wake) = wake_in(&mut e, NOW).unwrap();
+    assert_eq!(wake, Wake::Retry);
+    assert_eq!(e.handle_timeout(Millis(NOW + ms)), Some(Wake::Retry));
+    // The mirror not synced (the state never loaded, a load left to run): the retry pulls.
+    let mut e = shared_engine();
+    let at = NOW + send_failed(&mut e);
+    assert_eq!(e.handle_timeout(Millis(at)), Some(Wake::Retry));
+    // Following by push: the retry before the periodic pull (at 802) sends only; one that
+    // wakes with the pull time come (a late timer) is one wake, which pulls.
+    let push_send_failed = || {
+        let mut e = push_engine();
+        e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW + 1.0))
+            .unwrap();
+        pull(&mut e, NOW + 2.0);
+        e.fail_outbox(1, Millis(NOW + 600.0));
+        e.arm_retry(Millis(NOW + 600.0));
+        assert_eq!(wake_in(&mut e, NOW + 600.0), Some((100.0, Wake::Send)));
+        e
+    };
+    let mut e = push_send_failed();
+    assert_eq!(e.handle_timeout(Millis(NOW + 700.0)), Some(Wake::Send));
+    let mut e = push_send_failed();
+    assert_eq!(e.handle_timeout(Millis(NOW + 802.0)), Some(Wake::Retry));
+    e.plan_tag_pull(Millis(NOW + 802.0));
+    assert_eq!(e.handle_timeout(Millis(NOW + 802.0)), None, "one pull");
+}
+
+#[test]
+fn a_send_that_finds_another_state_owes_a_pull() {
+    // The retry only sent: its update reached a state other than the one the mirror follows
+    // (a failover, a flush). Only a pull compares that state with the mirror and gives back
+    // what it lost; an idle process would otherwise wait for its next request.
+    let mut e = pulling_engine();
+    e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+        .unwrap();
+    e.fail_outbox(1, Millis(NOW));
+    e.arm_retry(Millis(NOW));
+    let (ms, _) = wake_in(&mut e, NOW).unwrap();
+    assert_eq!(e.handle_timeout(Millis(NOW + ms)), Some(Wake::Send));
+    e.ack_outbox(1);
+    e.apply_update_reply(&netstring::encode(["F", "1", "v1", "0"]))
+        .unwrap();
+    assert_eq!(
+        wake_in(&mut e, NOW + ms),
+        Some((1000.0, Wake::Retry)),
+        "the retry, armed for the pull"
+    );
+    // The same state: nothing owed.
+    let mut e = pulling_engine();
+    e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+        .unwrap();
+    e.ack_outbox(1);
+    e.apply_update_reply(&netstring::encode(["E", "2", "v2", "0"]))
+        .unwrap();
+    assert_eq!(wake_in(&mut e, NOW), None);
 }
 
 #[test]
@@ -235,8 +316,8 @@ fn the_earliest_wins_and_a_tie_is_the_retrys() {
     .unwrap();
     e.fail_outbox(1, Millis(NOW + 20.0));
     e.arm_retry(Millis(NOW + 20.0));
-    assert_eq!(wake_in(&mut e, NOW + 20.0), Some((100.0, Wake::Retry)));
-    assert_eq!(e.handle_timeout(Millis(NOW + 120.0)), Some(Wake::Retry));
+    assert_eq!(wake_in(&mut e, NOW + 20.0), Some((100.0, Wake::Send)));
+    assert_eq!(e.handle_timeout(Millis(NOW + 120.0)), Some(Wake::Send));
     // The periodic pull (11 + 800) next.
     assert_eq!(wake_in(&mut e, NOW + 120.0), Some((691.0, Wake::Pull)));
     // A retry armed for the very ms of the pull timer: one wake, the retry's (it pulls).
@@ -293,7 +374,8 @@ struct Host {
     retry_reason: bool,
     last_pull: f64,
     pulls: u32,
-    wakes: [u32; 2],
+    /// Pulls, retries that pull, retries that send only.
+    wakes: [u32; 3],
     failed_pulls: u32,
     /// The last pull failed (no pull succeeded since).
     last_failed: bool,
@@ -478,16 +560,40 @@ impl Host {
                 }
                 Some(Wake::Retry) => {
                     self.wakes[1] += 1;
-                    // A pull or a send since it was armed may have done what it was for.
+                    // A pull or a send since it was armed may have done what it was for; a
+                    // retry left only a send to do pulls nothing.
+                    let closed = self.e.breaker_state(Millis(self.now)) == BreakerState::Closed;
+                    assert!(
+                        self.last_failed || !self.e.outbox().is_empty() || !closed,
+                        "at {}: a retry with nothing left to do",
+                        self.now
+                    );
                     assert!(
                         self.last_failed
-                            || !self.e.outbox().is_empty()
-                            || self.e.breaker_state(Millis(self.now)) != BreakerState::Closed,
-                        "at {}: a retry with nothing left to do",
+                            || !closed
+                            || self
+                                .e
+                                .tag_pull_timeout(Millis(self.now))
+                                .is_some_and(|p| p.0 <= self.now),
+                        "at {}: a retry that pulls with only a send to do",
                         self.now
                     );
                     self.retry_after_pull = true;
                     self.start_pull(Some(Wake::Retry));
+                }
+                Some(Wake::Send) => {
+                    self.wakes[2] += 1;
+                    assert!(
+                        std::mem::take(&mut self.retry_reason),
+                        "at {}: a retry nothing armed",
+                        self.now
+                    );
+                    assert!(
+                        !self.e.outbox().is_empty(),
+                        "at {}: a send with nothing to send",
+                        self.now
+                    );
+                    self.drain();
                 }
                 None => {}
             }
@@ -542,7 +648,7 @@ fn the_one_timer_never_leaves_a_wait_unwoken_nor_pulls_twice_for_one_answer() {
         retry_reason: false,
         last_pull: NOW,
         pulls: 0,
-        wakes: [0, 0],
+        wakes: [0, 0, 0],
         failed_pulls: 0,
         last_failed: false,
     };
@@ -556,6 +662,7 @@ fn the_one_timer_never_leaves_a_wait_unwoken_nor_pulls_twice_for_one_answer() {
     // Every source was there: periodic and learned pulls, retries, failed pulls.
     assert!(h.wakes[0] >= 15, "{:?}", h.wakes);
     assert!(h.wakes[1] >= 30, "{:?}", h.wakes);
+    assert!(h.wakes[2] >= 5, "{:?}", h.wakes);
     assert!(h.failed_pulls >= 30, "{}", h.failed_pulls);
     assert!(h.pulls >= 80, "{}", h.pulls);
 }
