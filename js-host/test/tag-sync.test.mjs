@@ -187,7 +187,7 @@ async function caughtUpFailingPulls() {
 }
 
 // caughtUpFailingPulls, with its periodic pull (at 800 ms) failed: Redis still failing, the
-// pull timer set for the backoff (100 ms) and no other timer.
+// one timer set for the pull time after the backoff (100 ms), and no retry.
 async function periodicPullFailed() {
   const f = await caughtUpFailingPulls()
   f.clock.t = T0 + 800
@@ -197,7 +197,7 @@ async function periodicPullFailed() {
   assert.deepEqual(
     f.timer.pending.map((h) => h.ms),
     [100],
-    'the pull timer only',
+    'the pull time only',
   )
   return f
 }
@@ -365,7 +365,7 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 2, 'the second call pulled again, the third shared it')
   })
 
-  test("the retry timer's probe is never served by the request that set it", async () => {
+  test("the retry's probe is never served by the request that set the timer", async () => {
     // Timers run in the async context of whoever set them: in Node that is a request's.
     const timer = fakeTimer()
     const req = fakeRequests()
@@ -386,7 +386,7 @@ describe('TagSync, fake transport and clock', () => {
     req.current = request
     await sync.refresh()
     await sync.update(['t'], undefined, T0)
-    assert.equal(timer.pending.length, 1, 'the failed send set the retry timer')
+    assert.equal(timer.pending.length, 1, 'the failed send armed the retry')
     // A pull outside the request fails: the retry has a pull to do as well as the send.
     req.current = undefined
     readFails = true
@@ -607,7 +607,7 @@ describe('TagSync, fake transport and clock', () => {
 
   test('following by push, a failed pull on a revalidation learned is retried after its backoff, not a second later', async () => {
     // The pull an announcement makes due fails: what it was to answer stays due (the
-    // engine's PushFollow::pull_failed), and the retry timer comes after the backoff from
+    // engine's PushFollow::pull_failed), and the timer comes after the backoff from
     // that pull's start (100 ms, then 200 ms), not at the 1 s it waits when nothing is learned.
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
@@ -638,8 +638,8 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
-  test('following by push, a backoff the pull timer and the retry timer both wait for costs one pull', async () => {
-    // A failed pull gives back its revalidation: the pull timer comes after the backoff. The
+  test('following by push, a pull time and a retry that come in the same ms after a backoff cost one wake and one pull', async () => {
+    // A failed pull gives back its revalidation: its pull time comes after the backoff. The
     // retry, armed by another failure (a revalidation's send), waits for the same backoff
     // (the engine's retry_in_ms). One timer for both (the engine's pollTimeout: the retry's on
     // a tie, which pulls); its wake, and a late duplicate of it, must not pull twice.
@@ -652,7 +652,7 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(
       timer.pending.map((h) => h.ms),
       [100],
-      'the pull timer, 100 ms after the failure',
+      'the pull time, 100 ms after the failure',
     )
     const [pull] = timer.pending
     sync.watch()
@@ -696,15 +696,15 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(
       timer.pending.map((h) => h.ms).filter((ms) => ms < 700),
       [100],
-      'the retry timer comes then',
+      'the timer comes then',
     )
     await sync.stop()
   })
 
-  test('following by push, a failed periodic pull is retried on the pull timer after its backoff, past the bound on the retry timer', async () => {
-    // The pull timer's backoff after a failure holds back every pull it would make, periodic
+  test('following by push, a failed periodic pull is retried at the pull time after its backoff, and by the retry past the bound', async () => {
+    // The backoff after a failure holds back every pull time, periodic
     // or learned (no loop on a failing Redis); one that would come at or past the bound is the
-    // retry timer's (the mirror is not caught up then, and requests pull).
+    // retry's (the mirror is not caught up then, and requests pull).
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
     const before = reads()
@@ -720,7 +720,7 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(
       timer.pending.map((h) => h.ms),
       [100],
-      'the pull timer, after the backoff; no retry timer',
+      'the pull time, after the backoff; no retry',
     )
     // A revalidation learned meanwhile waits for the same backoff.
     clock.t = T0 + 850
@@ -743,9 +743,9 @@ describe('TagSync, fake transport and clock', () => {
     await sync.stop()
   })
 
-  test('following by push, a failed pull left to the pull timer is retried on the retry timer when that finds the mirror no longer caught up', async () => {
-    // The failed pull set the pull timer, not the retry timer. The channel goes down before it
-    // fires (as it does when Redis goes away): the engine then wants no pull timer, and
+  test('following by push, a failed pull left to the pull time is retried by the retry once the mirror is no longer caught up', async () => {
+    // The failed pull is left to the pull time, no retry armed. The channel goes down before
+    // the timer fires (as it does when Redis goes away): the engine then has no pull time, and
     // nothing else would probe Redis until a request came or the channel was up again.
     const f = await periodicPullFailed()
     const { ch, timer, clock, sync, reads } = f
@@ -754,19 +754,19 @@ describe('TagSync, fake transport and clock', () => {
     const before = reads()
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(reads(), before, 'the pull timer pulls nothing once not caught up')
-    assert.equal(timer.pending.length, 1, 'the retry timer is set')
+    assert.equal(reads(), before, 'the timer pulls nothing once not caught up')
+    assert.equal(timer.pending.length, 1, 'the timer is set for the retry')
     f.fail = false
     clock.t = T0 + 900 + timer.pending[0].ms
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(reads(), before + 1, "the retry timer's probe")
+    assert.equal(reads(), before + 1, "the retry's probe")
     await sync.stop()
   })
 
-  test('following by push, a failed pull left to the pull timer, which fires late past the bound, is retried on the retry timer', async () => {
+  test('following by push, a failed pull left to the pull time is retried by the retry when the timer fires late past the bound', async () => {
     // A loaded event loop: the timer for 900 ms runs at the bound. Not caught up, the engine
-    // wants no pull timer; the failed pull's retry goes to the retry timer.
+    // has no pull time; the failed pull's retry goes to the retry.
     const f = await periodicPullFailed()
     const { timer, engine, clock, sync, reads } = f
     clock.t = T0 + 1000
@@ -775,7 +775,7 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before)
-    assert.equal(timer.pending.length, 1, 'the retry timer is set')
+    assert.equal(timer.pending.length, 1, 'the timer is set for the retry')
     await sync.stop()
   })
 
@@ -870,7 +870,7 @@ describe('TagSync, fake transport and clock', () => {
     await f.sync.stop()
   })
 
-  test('following by push, the periodic timer set before another pull does not pull again when it fires', async () => {
+  test('following by push, the timer set for the periodic pull pulls nothing when it fires after another pull moved the bound', async () => {
     const f = await timedFollower()
     const periodic = f.timer.pending.map((h) => h.due - T0)
     assert.ok(periodic.length === 1 && periodic[0] > 700, periodic.join(', '))
@@ -929,7 +929,7 @@ describe('TagSync, fake transport and clock', () => {
     return { f, release, periodic }
   }
 
-  test('following by push, the pull timer set once a pull moved the bound is for the moved bound', async () => {
+  test('following by push, the timer set once a pull moved the bound is for the moved bound', async () => {
     // A timer set from the bound a pull in flight is about to move fired for nothing: none is
     // set while it is out, and its reply sets the one for the bound it moved.
     const { f, release, periodic } = await periodicPullOut()
@@ -1011,7 +1011,7 @@ describe('TagSync, fake transport and clock', () => {
 
   // A trap while a pull is out (a request's, on another path) leaves every engine call
   // throwing, `tagPullFailed` first in the failed pull's catch: the pull's own failure must
-  // still be logged, and nothing there may go on to call into the engine (the retry timer
+  // still be logged, and nothing there may go on to call into the engine (the retry
   // asks it for its delay).
   test('a pull that fails after the engine trapped logs its failure and the trap, and sets no retry', async () => {
     const gate = []
@@ -1065,11 +1065,7 @@ describe('TagSync, fake transport and clock', () => {
       log.lines.some((l) => /^error tag refresh failed in the engine: .*unreachable/.test(l)),
       log.lines.join('\n'),
     )
-    assert.equal(
-      timer.pending.length,
-      pendingBefore,
-      'no retry timer for an engine that stays trapped',
-    )
+    assert.equal(timer.pending.length, pendingBefore, 'no retry for an engine that stays trapped')
     await sync.stop()
   })
 
@@ -1248,7 +1244,7 @@ describe('TagSync, fake transport and clock', () => {
     )
     await sync.update(['a'], undefined, clock.t)
     assert.equal(engine.outboxLength, 1)
-    assert.equal(timer.pending.length, 1, 'one retry timer')
+    assert.equal(timer.pending.length, 1, 'one timer, for the retry')
     assert.equal(timer.pending[0].ms, engine.pollTimeout(clock.t) - clock.t)
     down = false
     const before = updates(script).length
@@ -1506,7 +1502,7 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(timer.pending, [])
   })
 
-  test('stop cancels the retry timer', async () => {
+  test('stop cancels the one timer', async () => {
     const timer = fakeTimer()
     const { sync } = setup(() => new Error('connection reset'), { timer })
     await sync.refresh()

@@ -90,7 +90,7 @@ pub struct Engine {
     hash_seed: HashSeed,
     /// When the host's timer retries ([`Wake::Retry`]), once armed ([`Engine::arm_retry`]).
     retry_at: Option<Millis>,
-    /// A failed pull's retry is owed, left to the pull timer while there is one
+    /// A failed pull's retry is owed, left to the pull time while there is one
     /// ([`Engine::poll_timeout`]); a pull planned since answers it.
     retry_owed: bool,
     /// The last pull failed, or an update reached another state, and no pull was applied
@@ -483,9 +483,9 @@ impl Engine {
     /// will not come. Following by push, a revalidation it was to answer stays due, after a
     /// backoff from `now` ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)).
     ///
-    /// The failure is retried on the host's timer ([`Engine::poll_timeout`]): by the pull
-    /// timer while there is one (following by push, caught up), else by the retry, armed from
-    /// the moment the pull timer is found gone.
+    /// The failure is retried on the host's timer ([`Engine::poll_timeout`]): at the pull
+    /// time while there is one (following by push, caught up), else by the retry, armed from
+    /// the moment the pull time is found gone.
     pub fn tag_pull_failed(&mut self, now: Millis) {
         if let Some(p) = self.tag_sync.push_mut() {
             p.pull_failed(now);
@@ -514,8 +514,8 @@ impl Engine {
     /// ([`Engine::arm_retry`]), the retry on a tie (it pulls too: one pull). A time not later
     /// than `now` has come: [`Engine::handle_timeout`] says what to do. `None`: no timer.
     ///
-    /// A failed pull's retry ([`Engine::tag_pull_failed`]) is the pull timer's while it has a
-    /// time; asked when it has none (the channel went down, the bound passed, pulling per
+    /// A failed pull's retry ([`Engine::tag_pull_failed`]) is left to the pull time while
+    /// there is one; asked when it has none (the channel went down, the bound passed, pulling per
     /// request), this arms the retry at `now`: nothing else would ask Redis again until a
     /// request came. The host asks after every event that can move either time (a pull planned,
     /// applied or failed, a revalidation learned or made, the retry armed) and when the timer
@@ -1533,8 +1533,8 @@ mod tests {
     const NOW: f64 = 1_795_690_530_000.0;
     const DEFAULT: Interface<'static> = Interface::UseCache("default");
 
-    /// Ms from `now` until the pull timer's time ([`Engine::tag_pull_timeout`], 0 when it has
-    /// come); `None`: no pull timer.
+    /// Ms from `now` until the pull time ([`Engine::tag_pull_timeout`], 0 when it has
+    /// come); `None`: no pull time.
     fn pull_in(e: &Engine, now: f64) -> Option<f64> {
         e.tag_pull_timeout(Millis(now))
             .map(|at| (at.0 - now).max(0.0))
@@ -1884,7 +1884,7 @@ mod tests {
         .unwrap();
         assert!(e.tags_caught_up(Millis(22.0)));
         assert_eq!(pull_in(&e, 500.0), Some(320.0), "20 + 800");
-        // Past the bound: requests pull, no pull timer.
+        // Past the bound: requests pull, no pull time.
         assert!(!e.tags_caught_up(Millis(1020.0)));
         assert_eq!(pull_in(&e, 1020.0), None);
         e.plan_tag_pull(Millis(1020.0));
@@ -1944,7 +1944,7 @@ mod tests {
     }
 
     /// Following by push, a pull on a revalidation learned that fails leaves it due: the
-    /// host's retry timer comes after the backoff (not the 1 s it waits when nothing is
+    /// host's retry comes after the backoff (not the 1 s it waits when nothing is
     /// learned), and never before the breaker's probe.
     #[test]
     fn a_failed_learned_pull_is_retried_after_its_backoff_and_the_breaker() {

@@ -259,7 +259,7 @@ fn a_pull_that_succeeds_leaves_the_retry_armed_for_what_still_waits() {
 }
 
 #[test]
-fn a_failed_pull_is_retried_on_the_pull_timer_after_its_backoff_while_caught_up() {
+fn a_failed_pull_is_retried_at_the_pull_time_after_its_backoff_while_caught_up() {
     let mut e = push_engine();
     // A revalidation of this process's own: its pull is due at once, and fails.
     e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW + 100.0))
@@ -270,7 +270,7 @@ fn a_failed_pull_is_retried_on_the_pull_timer_after_its_backoff_while_caught_up(
     assert_eq!(
         wake_in(&mut e, NOW + 110.0),
         Some((100.0, Wake::Pull)),
-        "the backoff from the failure, on the pull timer: no retry armed"
+        "the backoff from the failure, at the pull time: no retry armed"
     );
     // The second failure in a row: 200 ms.
     e.plan_tag_pull(Millis(NOW + 210.0));
@@ -279,17 +279,17 @@ fn a_failed_pull_is_retried_on_the_pull_timer_after_its_backoff_while_caught_up(
 }
 
 #[test]
-fn a_failed_pull_left_to_the_pull_timer_goes_to_the_retry_when_that_has_no_time() {
+fn a_failed_pull_left_to_the_pull_time_goes_to_the_retry_when_there_is_none() {
     let mut e = push_engine();
     e.plan_tag_pull(Millis(NOW + 800.0));
     e.tag_pull_failed(Millis(NOW + 810.0));
     assert_eq!(wake_in(&mut e, NOW + 810.0), Some((100.0, Wake::Pull)));
-    // The channel goes down: no pull timer, and nothing else would ask Redis again.
+    // The channel goes down: no pull time, and nothing else would ask Redis again.
     e.tag_channel_down();
     assert_eq!(wake_in(&mut e, NOW + 850.0), Some((1000.0, Wake::Retry)));
     // Armed once: asking again does not put it off.
     assert_eq!(wake_in(&mut e, NOW + 900.0), Some((950.0, Wake::Retry)));
-    // The same when the bound passes before the pull timer's time (a late timer).
+    // The same when the bound passes before the pull time (a late timer).
     let mut e = push_engine();
     e.plan_tag_pull(Millis(NOW + 800.0));
     e.tag_pull_failed(Millis(NOW + 810.0));
@@ -320,7 +320,7 @@ fn the_earliest_wins_and_a_tie_is_the_retrys() {
     assert_eq!(e.handle_timeout(Millis(NOW + 120.0)), Some(Wake::Send));
     // The periodic pull (11 + 800) next.
     assert_eq!(wake_in(&mut e, NOW + 120.0), Some((691.0, Wake::Pull)));
-    // A retry armed for the very ms of the pull timer: one wake, the retry's (it pulls).
+    // A retry armed for the very ms of the pull time: one wake, the retry's (it pulls).
     let mut e = push_engine();
     e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW + 100.0))
         .unwrap();
@@ -620,7 +620,7 @@ impl Host {
             || self.e.tag_pull_timeout(Millis(self.now)).is_some();
         assert!(
             !waits || self.timer.is_some(),
-            "at {}: no timer, the last pull failed {}, {} queued, the breaker {:?}, the pull timer at {:?}",
+            "at {}: no timer, the last pull failed {}, {} queued, the breaker {:?}, the pull time {:?}",
             self.now,
             self.last_failed,
             self.e.outbox().len(),
