@@ -81,7 +81,7 @@ export interface TagEnums {
   }
   readonly BreakerState: { readonly Closed: number }
   readonly Announcement: { readonly Known: number; readonly Gap: number }
-  readonly Wake: { readonly Pull: number; readonly Retry: number }
+  readonly Wake: { readonly Pull: number; readonly Retry: number; readonly Send: number }
 }
 
 /**
@@ -870,9 +870,10 @@ export class TagSync {
    * the engine's retry (an armed one stays unless this one is due sooner), due when the
    * breaker admits its next probe (at least 100 ms, 1 s while the breaker is closed, sooner
    * for a revalidation a failed pull gave back), and sets the one timer (`poll`). The retry
-   * refreshes the tag state (the probe) and sends what waits, so an idle instance catches up,
-   * and replays its outbox, within about the breaker's open time after Redis answers, not on
-   * its next request. Without a timer, does nothing.
+   * refreshes the tag state (the probe, a failed pull's retry, a load to run) and sends what
+   * waits, so an idle instance catches up, and replays its outbox, within about the breaker's
+   * open time after Redis answers, not on its next request; armed for a send alone, it only
+   * sends. The engine disarms it once nothing is left for it. Without a timer, does nothing.
    */
   watch(): void {
     if (this.timer === undefined || this.script === undefined || this.stopped) return
@@ -898,7 +899,8 @@ export class TagSync {
     const { Wake } = this.enums
     const wake = this.engine.handleTimeout(now)
     if (wake === Wake.Pull) void this.pullAfterNow()
-    else if (wake === Wake.Retry) this.retryNow()
+    else if (wake === Wake.Retry) this.retryNow(true)
+    else if (wake === Wake.Send) this.retryNow(false)
     const at = this.engine.pollTimeout(now)
     if (this.wakeTimer !== undefined && !(at >= 0 && at === this.wakeAt)) {
       timer.clear(this.wakeTimer)
@@ -922,17 +924,22 @@ export class TagSync {
     this.wakeTimer = handle
   }
 
-  /** The retry, its time come: the breaker's probe (a pull), then what waits is sent. */
-  private retryNow(): void {
+  /**
+   * The retry, its time come: the breaker's probe or a failed pull's retry (a pull), when the
+   * engine says it pulls (`Wake.Retry`; `Wake.Send`: only a send waits), then what waits is sent.
+   */
+  private retryNow(pull: boolean): void {
     // Not `refresh()`: the timer runs in the async context of the request that set it, and
     // that request's refresh must not stand in for this probe. A pull out already is one: one
     // queued behind it would ask Redis twice for one answer.
-    void (this.inflight ?? this.pullAfterNow())
+    void (pull ? (this.inflight ?? this.pullAfterNow()) : Promise.resolve())
       .then(() => this.drain())
       .then(() => {
         const open = this.engine.breakerState(this.now()) !== this.enums.BreakerState.Closed
         const waiting = this.engine.outboxLength > 0 || this.engine.resendLength > 0
         if (open || waiting) this.watch()
+        // A send that reached another state owes a pull (the engine arms the retry for it).
+        else this.poll()
       })
       .catch((err: unknown) => this.engineFailed('retry', err))
   }

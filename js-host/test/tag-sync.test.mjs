@@ -143,9 +143,9 @@ async function isSettled(p) {
 /** Lets every settled promise's callbacks run (the fakes answer at once). */
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
-/** Ms from `now` until the engine's pull timer is due (`tagPullTimeout`); undefined: none. */
-function pullIn(engine, now) {
-  const at = engine.tagPullTimeout(now)
+/** Ms from `now` until the engine's one timer is due (`pollTimeout`); undefined: none. */
+function wakeIn(engine, now) {
+  const at = engine.pollTimeout(now)
   return at < 0 ? undefined : at - now
 }
 
@@ -187,7 +187,7 @@ async function caughtUpFailingPulls() {
 }
 
 // caughtUpFailingPulls, with its periodic pull (at 800 ms) failed: Redis still failing, the
-// pull timer set for the backoff (100 ms) and no other timer.
+// one timer set for the pull time after the backoff (100 ms), and no retry.
 async function periodicPullFailed() {
   const f = await caughtUpFailingPulls()
   f.clock.t = T0 + 800
@@ -197,7 +197,7 @@ async function periodicPullFailed() {
   assert.deepEqual(
     f.timer.pending.map((h) => h.ms),
     [100],
-    'the pull timer only',
+    'the pull time only',
   )
   return f
 }
@@ -365,22 +365,38 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(script.calls.length, 2, 'the second call pulled again, the third shared it')
   })
 
-  test("the retry timer's probe is never served by the request that set it", async () => {
+  test("the retry's probe is never served by the request that set the timer", async () => {
     // Timers run in the async context of whoever set them: in Node that is a request's.
     const timer = fakeTimer()
     const req = fakeRequests()
     let sendFails = true
+    let readFails = false
     const { clock, script, sync } = setup(
-      (_, kind) => (kind === 'read' ? SYNCED : sendFails ? new Error('lost') : SYNCED),
+      (_, kind) =>
+        kind === 'read'
+          ? readFails
+            ? new Error('lost')
+            : SYNCED
+          : sendFails
+            ? new Error('lost')
+            : SYNCED,
       { timer, request: req.get },
     )
-    req.current = {}
+    const request = {}
+    req.current = request
     await sync.refresh()
     await sync.update(['t'], undefined, T0)
-    assert.equal(timer.pending.length, 1, 'the failed send set the retry timer')
+    assert.equal(timer.pending.length, 1, 'the failed send armed the retry')
+    // A pull outside the request fails: the retry has a pull to do as well as the send.
+    req.current = undefined
+    readFails = true
+    await sync.refresh()
+    assert.equal(timer.pending.length, 1, 'one timer')
+    req.current = request
     const reads = () => script.calls.filter((c) => c.kind === 'read').length
     const before = reads()
     sendFails = false
+    readFails = false
     // The retry's time (the engine's): a timer that fires before it does nothing.
     clock.t += timer.pending[0].ms
     timer.fire()
@@ -438,7 +454,7 @@ describe('TagSync, fake transport and clock', () => {
     await sync.update(['w'], undefined, clock.t)
     await settle()
     assert.equal(reads(), 4)
-    const own = pullIn(engine, clock.t)
+    const own = wakeIn(engine, clock.t)
     assert.ok(own !== undefined && own > 0 && own <= 1, String(own))
     clock.t += 1.5
     timer.fire()
@@ -547,7 +563,7 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     await settle()
     const before = reads()
-    assert.equal(pullIn(engine, clock.t), undefined, 'the pull is out')
+    assert.equal(wakeIn(engine, clock.t), undefined, 'the pull is out')
     clock.t = T0 + 800.3
     await sync.update(['w'], undefined, clock.t)
     hold = undefined
@@ -565,7 +581,7 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1)
-    assert.ok(pullIn(engine, clock.t) > 700, 'the periodic pull next')
+    assert.ok(wakeIn(engine, clock.t) > 700, 'the periodic pull next')
     assert.ok(timer.pending.every((h) => h.ms > 500))
     // Not put off by what learns nothing (an announcement already known, as every page
     // write's is): the periodic pull stays where it was, before the bound.
@@ -591,7 +607,7 @@ describe('TagSync, fake transport and clock', () => {
 
   test('following by push, a failed pull on a revalidation learned is retried after its backoff, not a second later', async () => {
     // The pull an announcement makes due fails: what it was to answer stays due (the
-    // engine's PushFollow::pull_failed), and the retry timer comes after the backoff from
+    // engine's PushFollow::pull_failed), and the timer comes after the backoff from
     // that pull's start (100 ms, then 200 ms), not at the 1 s it waits when nothing is learned.
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
@@ -604,7 +620,7 @@ describe('TagSync, fake transport and clock', () => {
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'the pull it makes due, at once')
     assert.deepEqual(retries(), [100], 'retried 100 ms after the pull failed')
-    assert.equal(pullIn(engine, clock.t), 100, 'not due at once: no loop on a failing Redis')
+    assert.equal(wakeIn(engine, clock.t), 100, 'not due at once: no loop on a failing Redis')
     // The retry fails too: twice the wait.
     clock.t = T0 + 200
     timer.pending = timer.pending.filter((h) => h.ms === 100)
@@ -618,12 +634,12 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 3)
-    assert.ok(pullIn(engine, clock.t) > 700, String(pullIn(engine, clock.t)))
+    assert.ok(wakeIn(engine, clock.t) > 700, String(wakeIn(engine, clock.t)))
     await sync.stop()
   })
 
-  test('following by push, a backoff the pull timer and the retry timer both wait for costs one pull', async () => {
-    // A failed pull gives back its revalidation: the pull timer comes after the backoff. The
+  test('following by push, a pull time and a retry that come in the same ms after a backoff cost one wake and one pull', async () => {
+    // A failed pull gives back its revalidation: its pull time comes after the backoff. The
     // retry, armed by another failure (a revalidation's send), waits for the same backoff
     // (the engine's retry_in_ms). One timer for both (the engine's pollTimeout: the retry's on
     // a tie, which pulls); its wake, and a late duplicate of it, must not pull twice.
@@ -636,7 +652,7 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(
       timer.pending.map((h) => h.ms),
       [100],
-      'the pull timer, 100 ms after the failure',
+      'the pull time, 100 ms after the failure',
     )
     const [pull] = timer.pending
     sync.watch()
@@ -654,7 +670,7 @@ describe('TagSync, fake transport and clock', () => {
     pull.fn()
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(reads(), before + 1, 'one pull')
-    assert.ok(pullIn(engine, clock.t) > 700, String(pullIn(engine, clock.t)))
+    assert.ok(wakeIn(engine, clock.t) > 700, String(wakeIn(engine, clock.t)))
     await sync.stop()
   })
 
@@ -676,19 +692,19 @@ describe('TagSync, fake transport and clock', () => {
     clock.t = T0 + 400
     gate[0](Object.assign(new Error('timed out'), { code: 'ERR_REDIS_TIMEOUT' }))
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(pullIn(engine, clock.t), 100, '100 ms after the failure, not at once')
+    assert.equal(wakeIn(engine, clock.t), 100, '100 ms after the failure, not at once')
     assert.deepEqual(
       timer.pending.map((h) => h.ms).filter((ms) => ms < 700),
       [100],
-      'the retry timer comes then',
+      'the timer comes then',
     )
     await sync.stop()
   })
 
-  test('following by push, a failed periodic pull is retried on the pull timer after its backoff, past the bound on the retry timer', async () => {
-    // The pull timer's backoff after a failure holds back every pull it would make, periodic
+  test('following by push, a failed periodic pull is retried at the pull time after its backoff, and by the retry past the bound', async () => {
+    // The backoff after a failure holds back every pull time, periodic
     // or learned (no loop on a failing Redis); one that would come at or past the bound is the
-    // retry timer's (the mirror is not caught up then, and requests pull).
+    // retry's (the mirror is not caught up then, and requests pull).
     const f = await caughtUpFailingPulls()
     const { ch, timer, engine, clock, sync, reads } = f
     const before = reads()
@@ -704,28 +720,32 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(
       timer.pending.map((h) => h.ms),
       [100],
-      'the pull timer, after the backoff; no retry timer',
+      'the pull time, after the backoff; no retry',
     )
     // A revalidation learned meanwhile waits for the same backoff.
     clock.t = T0 + 850
     ch.events.message(announcement(2, 'x', T0 + 840))
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1, 'not at once')
-    assert.equal(pullIn(engine, clock.t), 50)
+    assert.equal(wakeIn(engine, clock.t), 50)
     clock.t = T0 + 900
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 2, 'the retry, failed')
-    // 200 ms from 900 is past the bound at 1000: the retry timer's.
-    assert.equal(pullIn(engine, clock.t), undefined)
-    assert.equal(timer.pending.length, 1)
-    assert.ok(timer.pending[0].ms >= 200, String(timer.pending[0].ms))
+    // 200 ms from 900 is past the bound at 1000: the retry's, not a pull time.
+    const retry = wakeIn(engine, clock.t)
+    assert.ok(retry >= 200, String(retry))
+    assert.deepEqual(
+      timer.pending.map((h) => h.ms),
+      [retry],
+    )
+    assert.equal(engine.handleTimeout(clock.t + retry), wasm.Wake.Retry)
     await sync.stop()
   })
 
-  test('following by push, a failed pull left to the pull timer is retried on the retry timer when that finds the mirror no longer caught up', async () => {
-    // The failed pull set the pull timer, not the retry timer. The channel goes down before it
-    // fires (as it does when Redis goes away): the engine then wants no pull timer, and
+  test('following by push, a failed pull left to the pull time is retried by the retry once the mirror is no longer caught up', async () => {
+    // The failed pull is left to the pull time, no retry armed. The channel goes down before
+    // the timer fires (as it does when Redis goes away): the engine then has no pull time, and
     // nothing else would probe Redis until a request came or the channel was up again.
     const f = await periodicPullFailed()
     const { ch, timer, clock, sync, reads } = f
@@ -734,19 +754,19 @@ describe('TagSync, fake transport and clock', () => {
     const before = reads()
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(reads(), before, 'the pull timer pulls nothing once not caught up')
-    assert.equal(timer.pending.length, 1, 'the retry timer is set')
+    assert.equal(reads(), before, 'the timer pulls nothing once not caught up')
+    assert.equal(timer.pending.length, 1, 'the timer is set for the retry')
     f.fail = false
     clock.t = T0 + 900 + timer.pending[0].ms
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
-    assert.equal(reads(), before + 1, "the retry timer's probe")
+    assert.equal(reads(), before + 1, "the retry's probe")
     await sync.stop()
   })
 
-  test('following by push, a failed pull left to the pull timer, which fires late past the bound, is retried on the retry timer', async () => {
+  test('following by push, a failed pull left to the pull time is retried by the retry when the timer fires late past the bound', async () => {
     // A loaded event loop: the timer for 900 ms runs at the bound. Not caught up, the engine
-    // wants no pull timer; the failed pull's retry goes to the retry timer.
+    // has no pull time; the failed pull's retry goes to the retry.
     const f = await periodicPullFailed()
     const { timer, engine, clock, sync, reads } = f
     clock.t = T0 + 1000
@@ -755,7 +775,7 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before)
-    assert.equal(timer.pending.length, 1, 'the retry timer is set')
+    assert.equal(timer.pending.length, 1, 'the timer is set for the retry')
     await sync.stop()
   })
 
@@ -846,11 +866,11 @@ describe('TagSync, fake transport and clock', () => {
     f.timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.reads(), before + 1, 'one pull once it can answer the revalidation')
-    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'it did')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 700, 'it did')
     await f.sync.stop()
   })
 
-  test('following by push, the periodic timer set before another pull does not pull again when it fires', async () => {
+  test('following by push, the timer set for the periodic pull pulls nothing when it fires after another pull moved the bound', async () => {
     const f = await timedFollower()
     const periodic = f.timer.pending.map((h) => h.due - T0)
     assert.ok(periodic.length === 1 && periodic[0] > 700, periodic.join(', '))
@@ -860,7 +880,7 @@ describe('TagSync, fake transport and clock', () => {
     f.ch.events.message(announcement(2, 'a2', T0 + 400))
     for (let i = 0; i < 4; i++) await settle()
     const before = f.reads()
-    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'the announcement was pulled after')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 700, 'the announcement was pulled after')
     // The timer set after the first pull comes; a pull now would be 500 ms early.
     f.clock.t = T0 + periodic[0]
     f.timer.fire()
@@ -909,7 +929,7 @@ describe('TagSync, fake transport and clock', () => {
     return { f, release, periodic }
   }
 
-  test('following by push, the pull timer set once a pull moved the bound is for the moved bound', async () => {
+  test('following by push, the timer set once a pull moved the bound is for the moved bound', async () => {
     // A timer set from the bound a pull in flight is about to move fired for nothing: none is
     // set while it is out, and its reply sets the one for the bound it moved.
     const { f, release, periodic } = await periodicPullOut()
@@ -917,7 +937,7 @@ describe('TagSync, fake transport and clock', () => {
     release()
     for (let i = 0; i < 4; i++) await settle()
     const before = f.reads()
-    assert.ok(pullIn(f.engine, f.clock.t) > 700, 'the pull moved the bound')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 700, 'the pull moved the bound')
     oneTimerBeforeTheBound(f, periodic.due - T0 + 1000)
     // A late wake of the timer that started it pulls nothing either.
     f.clock.t = T0 + 960
@@ -938,7 +958,7 @@ describe('TagSync, fake transport and clock', () => {
     release()
     for (let i = 0; i < 8; i++) await settle()
     assert.equal(f.reads(), before, 'no pull behind the one in flight')
-    assert.ok(pullIn(f.engine, f.clock.t) > 600, 'the pull in flight moved the bound')
+    assert.ok(wakeIn(f.engine, f.clock.t) > 600, 'the pull in flight moved the bound')
     oneTimerBeforeTheBound(f, periodic.due - T0 + 1000)
     await f.sync.stop()
   })
@@ -991,7 +1011,7 @@ describe('TagSync, fake transport and clock', () => {
 
   // A trap while a pull is out (a request's, on another path) leaves every engine call
   // throwing, `tagPullFailed` first in the failed pull's catch: the pull's own failure must
-  // still be logged, and nothing there may go on to call into the engine (the retry timer
+  // still be logged, and nothing there may go on to call into the engine (the retry
   // asks it for its delay).
   test('a pull that fails after the engine trapped logs its failure and the trap, and sets no retry', async () => {
     const gate = []
@@ -1045,11 +1065,7 @@ describe('TagSync, fake transport and clock', () => {
       log.lines.some((l) => /^error tag refresh failed in the engine: .*unreachable/.test(l)),
       log.lines.join('\n'),
     )
-    assert.equal(
-      timer.pending.length,
-      pendingBefore,
-      'no retry timer for an engine that stays trapped',
-    )
+    assert.equal(timer.pending.length, pendingBefore, 'no retry for an engine that stays trapped')
     await sync.stop()
   })
 
@@ -1228,7 +1244,7 @@ describe('TagSync, fake transport and clock', () => {
     )
     await sync.update(['a'], undefined, clock.t)
     assert.equal(engine.outboxLength, 1)
-    assert.equal(timer.pending.length, 1, 'one retry timer')
+    assert.equal(timer.pending.length, 1, 'one timer, for the retry')
     assert.equal(timer.pending[0].ms, engine.pollTimeout(clock.t) - clock.t)
     down = false
     const before = updates(script).length
@@ -1397,7 +1413,96 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(timer.pending.length, 0, 'Redis answers: nothing left to retry')
   })
 
-  test('stop cancels the retry timer', async () => {
+  test('a pull that succeeds disarms the retry a failed pull armed: no pull more per recovery', async () => {
+    const timer = fakeTimer()
+    let fail = false
+    const { clock, script, sync } = setup(
+      (_, kind) => (kind !== 'read' ? null : fail ? new Error('lost') : SYNCED),
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    for (let round = 1; round <= 3; round++) {
+      // Redis goes away: a request's pull fails, and the retry is armed for it.
+      fail = true
+      await sync.refresh()
+      assert.equal(timer.pending.length, 1, 'the retry')
+      const due = clock.t + timer.pending[0].ms
+      // Redis is back: a request's pull succeeds before the retry's time.
+      fail = false
+      clock.t += 10
+      await sync.refresh()
+      const after = reads()
+      clock.t = due
+      timer.fire()
+      for (let i = 0; i < 4; i++) await settle()
+      assert.equal(reads(), after, `round ${String(round)}: no pull but the requests'`)
+      assert.deepEqual(timer.pending, [], 'nothing left to retry')
+    }
+    assert.equal(reads(), 1 + 3 * 2)
+  })
+
+  test('a retry armed only for a revalidation to send sends it and pulls nothing', async () => {
+    const timer = fakeTimer()
+    let sendFails = true
+    const { clock, engine, script, sync } = setup(
+      (_, kind) => (kind === 'read' ? SYNCED : sendFails ? new Error('lost') : null),
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    await sync.update(['t'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 1)
+    assert.equal(timer.pending.length, 1, 'the retry')
+    const before = reads()
+    const sent = updates(script).length
+    sendFails = false
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(updates(script).length, sent + 1, 'sent')
+    assert.equal(engine.outboxLength, 0)
+    assert.equal(reads(), before, 'the tag state had nothing to pull')
+    assert.deepEqual(timer.pending, [])
+  })
+
+  test('a retry that only sent, its update reaching another state, pulls after it', async () => {
+    // A failover or a flush: only a pull compares the new state with the mirror and gives
+    // back what it lost, and an idle process has no request to pull.
+    const timer = fakeTimer()
+    let sendFails = true
+    // Redis answers again as a new state, e2.
+    const e2 = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    const { clock, engine, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? sendFails
+            ? SYNCED
+            : e2
+          : sendFails
+            ? new Error('lost')
+            : netstrings(['e2', '1', 'v1', '0']),
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    await sync.update(['t'], undefined, clock.t)
+    const before = reads()
+    sendFails = false
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(engine.outboxLength, 0, 'sent')
+    assert.equal(reads(), before, 'no pull with the send')
+    assert.equal(timer.pending.length, 1, 'the retry, for the pull')
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1)
+    assert.deepEqual(timer.pending, [])
+  })
+
+  test('stop cancels the one timer', async () => {
     const timer = fakeTimer()
     const { sync } = setup(() => new Error('connection reset'), { timer })
     await sync.refresh()

@@ -90,9 +90,12 @@ pub struct Engine {
     hash_seed: HashSeed,
     /// When the host's timer retries ([`Wake::Retry`]), once armed ([`Engine::arm_retry`]).
     retry_at: Option<Millis>,
-    /// A failed pull's retry is owed, left to the pull timer while there is one
+    /// A failed pull's retry is owed, left to the pull time while there is one
     /// ([`Engine::poll_timeout`]); a pull planned since answers it.
     retry_owed: bool,
+    /// The last pull failed, or an update reached another state, and no pull was applied
+    /// since: an armed retry still has a pull to do ([`Engine::poll_timeout`]).
+    pull_failed: bool,
 }
 
 /// What the host's one timer does when its time ([`Engine::poll_timeout`]) has come
@@ -100,12 +103,16 @@ pub struct Engine {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// Pull the tag state ([`Engine::plan_tag_pull`]): following by push, the periodic pull,
-    /// or one a revalidation learned made due ([`Engine::tag_pull_timeout`]).
+    /// or one a revalidation learned made due
+    /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)).
     Pull,
-    /// Retry: join the pull out or start one (the breaker's probe, a failed pull's retry),
-    /// then send what waits (the outbox, the records to give back); armed again while the
-    /// breaker is not closed or something waits.
+    /// Retry: join the pull out or start one (the breaker's probe, a failed pull's retry, the
+    /// state to load, or the pull time come with it), then send what waits (the outbox, the
+    /// records to give back); armed again while the breaker is not closed or something waits.
     Retry,
+    /// The retry with nothing to pull for: send what waits (the outbox, the records to give
+    /// back), and pull nothing; armed again while something waits.
+    Send,
 }
 
 impl Engine {
@@ -156,6 +163,7 @@ impl Engine {
             hash_seed: seed,
             retry_at: None,
             retry_owed: false,
+            pull_failed: false,
             config,
         })
     }
@@ -455,9 +463,9 @@ impl Engine {
     /// ([`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)): a time
     /// not later than `now` means a pull is due ([`Engine::plan_tag_pull`]). The host's one
     /// timer takes the earlier of this and the retry's time ([`Engine::poll_timeout`], which
-    /// the host asks, not this). `None`: no pull time (a pull is out, the mirror is not caught
-    /// up, or pulling per request).
-    pub fn tag_pull_timeout(&self, now: Millis) -> Option<Millis> {
+    /// the host asks: this is the crate's, for it and the tests). `None`: no pull time (a pull
+    /// is out, the mirror is not caught up, or pulling per request).
+    pub(crate) fn tag_pull_timeout(&self, now: Millis) -> Option<Millis> {
         self.tag_sync
             .push()
             .and_then(|p| p.pull_timeout(&self.mirror, now))
@@ -475,22 +483,24 @@ impl Engine {
     /// will not come. Following by push, a revalidation it was to answer stays due, after a
     /// backoff from `now` ([`PushFollow::pull_failed`](crate::tag_sync::PushFollow::pull_failed)).
     ///
-    /// The failure is retried on the host's timer ([`Engine::poll_timeout`]): by the pull
-    /// timer while there is one (following by push, caught up), else by the retry, armed from
-    /// the moment the pull timer is found gone.
+    /// The failure is retried on the host's timer ([`Engine::poll_timeout`]): at the pull
+    /// time while there is one (following by push, caught up), else by the retry, armed from
+    /// the moment the pull time is found gone.
     pub fn tag_pull_failed(&mut self, now: Millis) {
         if let Some(p) = self.tag_sync.push_mut() {
             p.pull_failed(now);
         }
         self.retry_owed = true;
+        self.pull_failed = true;
     }
 
     /// Arms the retry at `now` ([`Wake::Retry`]), due after [`Engine::retry_in_ms`]: the host
     /// calls it when something it could not do must be tried again on its own (a send that
     /// failed or waits its backoff, records not given back, a load left to run after a
     /// merge, the breaker not closed or something waiting after a retry). An armed retry
-    /// stays unless this one is due sooner: the second it waits when nothing is learned
-    /// would otherwise hold back a failed pull's retry past its backoff.
+    /// stays unless this one is due sooner (the second it waits when nothing is learned
+    /// would otherwise hold back a failed pull's retry past its backoff), or until nothing is
+    /// left for it to do ([`Engine::poll_timeout`] disarms it then).
     pub fn arm_retry(&mut self, now: Millis) {
         let at = Millis(now.0 + self.retry_in_ms(now));
         if self.retry_at.map_or(true, |r| at.0 < r.0) {
@@ -499,27 +509,63 @@ impl Engine {
     }
 
     /// When the host's one timer should next wake, asked at `now`, and for what: the earlier
-    /// of the pull timer's time ([`Engine::tag_pull_timeout`]) and the retry's
+    /// of the pull time (following by push:
+    /// [`PushFollow::pull_timeout`](crate::tag_sync::PushFollow::pull_timeout)) and the retry's
     /// ([`Engine::arm_retry`]), the retry on a tie (it pulls too: one pull). A time not later
     /// than `now` has come: [`Engine::handle_timeout`] says what to do. `None`: no timer.
     ///
-    /// A failed pull's retry ([`Engine::tag_pull_failed`]) is the pull timer's while it has a
-    /// time; asked when it has none (the channel went down, the bound passed, pulling per
+    /// A failed pull's retry ([`Engine::tag_pull_failed`]) is left to the pull time while
+    /// there is one; asked when it has none (the channel went down, the bound passed, pulling per
     /// request), this arms the retry at `now`: nothing else would ask Redis again until a
     /// request came. The host asks after every event that can move either time (a pull planned,
     /// applied or failed, a revalidation learned or made, the retry armed) and when the timer
     /// fires; a timer that fires early finds its time not come, and is set again.
+    ///
+    /// An armed retry left with nothing to do is disarmed: no failed pull since the last one
+    /// applied, the breaker closed, the mirror synced, no revalidation nor record to send (a
+    /// request's pull or command succeeded, a later revalidation's send went through). Its
+    /// wake would otherwise pull once more after every recovery.
     pub fn poll_timeout(&mut self, now: Millis) -> Option<(Millis, Wake)> {
+        let (pull, retry) = self.wake_times(now);
+        match (pull, retry) {
+            (Some(p), Some(r)) if p.0 < r.0 => Some((p, Wake::Pull)),
+            (_, Some(r)) => Some((r, self.retry_wake(pull, r, now))),
+            (Some(p), None) => Some((p, Wake::Pull)),
+            (None, None) => None,
+        }
+    }
+
+    /// The pull time and the retry's at `now`, the retry armed for a failed pull that has no
+    /// pull time, and disarmed when nothing is left for it ([`Engine::poll_timeout`]).
+    fn wake_times(&mut self, now: Millis) -> (Option<Millis>, Option<Millis>) {
         let pull = self.tag_pull_timeout(now);
         if self.retry_owed && pull.is_none() {
             self.retry_owed = false;
             self.arm_retry(now);
         }
-        match (pull, self.retry_at) {
-            (Some(p), Some(r)) if p.0 < r.0 => Some((p, Wake::Pull)),
-            (_, Some(r)) => Some((r, Wake::Retry)),
-            (Some(p), None) => Some((p, Wake::Pull)),
-            (None, None) => None,
+        let sends = !self.outbox.is_empty() || self.resend_len() > 0;
+        if self.retry_at.is_some() && !sends && !self.retry_pulls(now) {
+            self.retry_at = None;
+        }
+        (pull, self.retry_at)
+    }
+
+    /// Whether the retry pulls, asked at `now`: for a failed pull (none applied since), the
+    /// breaker's probe, or the state to load (a load left to run after a merge). Otherwise it
+    /// is armed for revalidations or lost records to send, and sends them alone.
+    fn retry_pulls(&self, now: Millis) -> bool {
+        self.pull_failed
+            || self.breaker.state(now) != BreakerState::Closed
+            || !self.mirror.is_synced()
+    }
+
+    /// The retry's wake, due at `at` and asked at `now`: it pulls when [`Engine::retry_pulls`]
+    /// says so or the pull time has come by then (one wake, one pull), else it only sends.
+    fn retry_wake(&self, pull: Option<Millis>, at: Millis, now: Millis) -> Wake {
+        if self.retry_pulls(now) || pull.is_some_and(|p| p.0 <= at.0) {
+            Wake::Retry
+        } else {
+            Wake::Send
         }
     }
 
@@ -528,13 +574,12 @@ impl Engine {
     /// fails). `None`: nothing is due (a timer that fired early, or late after what it was
     /// set for was done or moved).
     pub fn handle_timeout(&mut self, now: Millis) -> Option<Wake> {
-        let (at, wake) = self.poll_timeout(now)?;
-        // A retry due with the pull is the one: it pulls too.
-        if self.retry_at.is_some_and(|r| r.0 <= now.0) {
+        let (pull, retry) = self.wake_times(now);
+        if retry.is_some_and(|r| r.0 <= now.0) {
             self.retry_at = None;
-            return Some(Wake::Retry);
+            return Some(self.retry_wake(pull, now, now));
         }
-        (at.0 <= now.0).then_some(wake)
+        pull.filter(|p| p.0 <= now.0).map(|_| Wake::Pull)
     }
 
     /// Merges the reply of a [`TAG_REFRESH`](crate::TAG_REFRESH) call, received at `now`, into
@@ -545,8 +590,11 @@ impl Engine {
         now: Millis,
     ) -> Result<RefreshSummary, ProtocolError> {
         let keep_ms = self.config.prune_after_ms();
-        self.tag_sync
-            .apply_refresh(&mut self.mirror, reply, now, keep_ms)
+        let summary = self
+            .tag_sync
+            .apply_refresh(&mut self.mirror, reply, now, keep_ms)?;
+        self.pull_failed = false;
+        Ok(summary)
     }
 
     /// Tag records Redis lost that this process knew ([`TagMirror::lost`]).
@@ -655,8 +703,19 @@ impl Engine {
     /// Takes note of the reply of a [`TAG_UPDATE`](crate::TAG_UPDATE) call (optional: it only saves the next
     /// refresh from fetching this process's own update again). Never feed it to
     /// [`Engine::apply_refresh`]: it carries no tags, and would skip other instances' updates.
+    ///
+    /// An update that reached another state than the one the mirror follows (a failover, a
+    /// flush) owes a pull, as a failed pull does ([`Engine::poll_timeout`]): only a pull
+    /// compares that state with the mirror and gives back what it lost, and a retry that only
+    /// sent ([`Wake::Send`]) would otherwise leave an idle process waiting for a request.
     pub fn apply_update_reply(&mut self, reply: &[u8]) -> Result<RefreshSummary, ProtocolError> {
-        self.mirror.apply_update_reply(reply)
+        let followed = !self.mirror.epoch().is_empty();
+        let summary = self.mirror.apply_update_reply(reply)?;
+        if followed && self.mirror.epoch().is_empty() {
+            self.pull_failed = true;
+            self.retry_owed = true;
+        }
+        Ok(summary)
     }
 
     /// Next's `getExpiration(tags)`: the latest expiry over `tags`, 0 when none is known.
@@ -1474,8 +1533,8 @@ mod tests {
     const NOW: f64 = 1_795_690_530_000.0;
     const DEFAULT: Interface<'static> = Interface::UseCache("default");
 
-    /// Ms from `now` until the pull timer's time ([`Engine::tag_pull_timeout`], 0 when it has
-    /// come); `None`: no pull timer.
+    /// Ms from `now` until the pull time ([`Engine::tag_pull_timeout`], 0 when it has
+    /// come); `None`: no pull time.
     fn pull_in(e: &Engine, now: f64) -> Option<f64> {
         e.tag_pull_timeout(Millis(now))
             .map(|at| (at.0 - now).max(0.0))
@@ -1825,7 +1884,7 @@ mod tests {
         .unwrap();
         assert!(e.tags_caught_up(Millis(22.0)));
         assert_eq!(pull_in(&e, 500.0), Some(320.0), "20 + 800");
-        // Past the bound: requests pull, no pull timer.
+        // Past the bound: requests pull, no pull time.
         assert!(!e.tags_caught_up(Millis(1020.0)));
         assert_eq!(pull_in(&e, 1020.0), None);
         e.plan_tag_pull(Millis(1020.0));
@@ -1885,7 +1944,7 @@ mod tests {
     }
 
     /// Following by push, a pull on a revalidation learned that fails leaves it due: the
-    /// host's retry timer comes after the backoff (not the 1 s it waits when nothing is
+    /// host's retry comes after the backoff (not the 1 s it waits when nothing is
     /// learned), and never before the breaker's probe.
     #[test]
     fn a_failed_learned_pull_is_retried_after_its_backoff_and_the_breaker() {

@@ -32,8 +32,8 @@ pub const RECENT_PULLS: usize = 32;
 /// ([`PushFollow::pull_applied`]).
 pub const RECENT_PULLS_SPACING: f64 = 1.0 / 16.0;
 
-/// The part of the pull interval, counted from the last pull's start, at which the pull timer
-/// wakes for the periodic pull ([`PushFollow::pull_timeout`]): the rest is the margin in
+/// The part of the pull interval, counted from the last pull's start, at which the pull time
+/// comes for the periodic pull ([`PushFollow::pull_timeout`]): the rest is the margin in
 /// which that pull's round trip lands before the bound lapses and requests would have to
 /// pull (200 ms of the host's 1 s interval, above a healthy Redis's round trip and the
 /// lateness of a loaded event loop's timer).
@@ -908,8 +908,8 @@ mod tests {
         (p, mirror)
     }
 
-    /// Ms from `now` until the pull timer's time ([`PushFollow::pull_timeout`], 0 when it has
-    /// come); `None`: no pull timer.
+    /// Ms from `now` until the pull time ([`PushFollow::pull_timeout`], 0 when it has
+    /// come); `None`: no pull time.
     fn pull_in(p: &PushFollow, mirror: &TagMirror, now: f64) -> Option<f64> {
         p.pull_timeout(mirror, Millis(now))
             .map(|at| (at.0 - now).max(0.0))
@@ -918,7 +918,7 @@ mod tests {
     /// A pull planned on a revalidation learned otherwise, that fails (a timeout, an error
     /// reply, no connection, the breaker), gives back what it was to answer: the next pull is
     /// due after the backoff from the failure (100 ms, doubling with each failure in a row; at
-    /// or past the bound, not on the pull timer), not at the periodic pull; one applied ends it.
+    /// or past the bound, no pull time), not at the periodic pull; one applied ends it.
     #[test]
     fn a_failed_pull_keeps_what_was_learned_due_after_a_backoff() {
         let (mut p, mirror) = caught_up_at(1_000.0);
@@ -947,7 +947,7 @@ mod tests {
         // Learned again meanwhile: still after the backoff, not at once.
         p.learned(Millis(1_130.0));
         assert_eq!(pull_in(&p, &mirror, 1_131.0), Some(180.0));
-        // A backoff that ends at or past the bound (2,000) is not the pull timer's.
+        // A backoff that ends at or past the bound (2,000) is no pull time.
         for _ in 0..6 {
             p.pull_planned(Millis(1_311.0));
             p.pull_failed(Millis(1_311.0));
@@ -1000,11 +1000,11 @@ mod tests {
         assert_eq!(pull_in(&p, &mirror, 1_300.25), Some(0.0));
     }
 
-    /// The host's one pull timer, as [`PushFollow::pull_timeout`] sets it: each failure of
+    /// The pull time [`PushFollow::pull_timeout`] gives the host's one timer: each failure of
     /// the host logic it replaces, with a fake clock (caught up by a pull started at 1,000,
     /// a 1 s interval: the periodic wake at 1,800, the bound at 2,000).
     #[test]
-    fn the_pull_timer_wakes_once_per_pull_due_and_pulls_only_when_it_has_come() {
+    fn the_pull_time_comes_once_per_pull_due_and_a_pull_only_when_it_has_come() {
         let (mut p, mirror) = caught_up_at(1_000.0);
         let due = |p: &PushFollow, now: f64| {
             p.pull_timeout(&mirror, Millis(now))
@@ -1065,7 +1065,7 @@ mod tests {
         assert_eq!(
             p.retry_in_ms(Millis(1_801.0)),
             Some(100.0),
-            "the retry timer's time too"
+            "the retry's time too"
         );
         assert!(due(&p, 1_901.0));
         p.pull_planned(Millis(1_901.0));
@@ -1084,9 +1084,9 @@ mod tests {
     /// After a failed pull, no wake before its backoff from the failure, whatever came due
     /// earlier (the periodic time passed, a revalidation learned: the rule of
     /// [`PushFollow::retry_in_ms`]); a wake that would come at or past the bound is none: the
-    /// mirror is not caught up then, and requests and the retry timer pull.
+    /// mirror is not caught up then, and requests and the retry pull.
     #[test]
-    fn a_failed_pulls_backoff_holds_the_pull_timer_back_up_to_the_bound() {
+    fn a_failed_pulls_backoff_holds_the_pull_time_back_up_to_the_bound() {
         let (mut p, mirror) = caught_up_at(1_000.0);
         // The periodic pull fails at 1,810, nothing learned: not at once again, but 100 ms on.
         p.pull_planned(Millis(1_800.0));
@@ -1095,7 +1095,7 @@ mod tests {
             p.pull_timeout(&mirror, Millis(1_810.0)),
             Some(Millis(1_910.0))
         );
-        // A revalidation learned meanwhile waits for the same backoff, as the retry timer does.
+        // A revalidation learned meanwhile waits for the same backoff, as the retry does.
         p.learned(Millis::ZERO);
         assert_eq!(
             p.pull_timeout(&mirror, Millis(1_850.0)),
@@ -1127,13 +1127,13 @@ mod tests {
         assert_eq!(p.pull_timeout(&mirror, Millis(1_300.0)), None);
     }
 
-    /// Woken by nothing but its pull timer (a timer late by up to 2 ms), with pulls that take
+    /// Woken by nothing but its pull time (a timer late by up to 2 ms), with pulls that take
     /// up to 189.5 ms and revalidations learned now and then, a follower stays caught up the
     /// whole time: the periodic pull lands within the margin before the bound. A margin too
     /// small (0.9 of the interval: not caught up at 23,668.75 ms) lets the bound lapse between
     /// a pull's start and its reply.
     #[test]
-    fn the_pull_timer_keeps_a_follower_caught_up_when_pulls_land_within_the_margin() {
+    fn pulls_at_the_pull_time_keep_a_follower_caught_up_when_they_land_within_the_margin() {
         let (mut p, mirror) = caught_up_at(1_000.0);
         // xorshift64: a fixed sequence, no dependency.
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -1212,7 +1212,7 @@ mod tests {
         assert_eq!(
             pull_in(&p, &mirror, 1_761.0),
             None,
-            "the fourth (1,760 + 400) is past the bound at 2,000: the retry timer's"
+            "the fourth (1,760 + 400) is past the bound at 2,000: the retry's"
         );
     }
 }

@@ -202,6 +202,9 @@ pub enum Wake {
     /// Retry: join the pull out or start one, then send what waits; arm the retry again
     /// (`armRetry`) while the breaker is not closed or something waits.
     Retry = 1,
+    /// The retry with nothing to pull for: send what waits (the outbox, the records to give
+    /// back), and pull nothing; arm it again (`armRetry`) while something waits.
+    Send = 2,
 }
 
 /// The codec of a compressed entry (the write machine's Compress step, `Engine.planInflation`);

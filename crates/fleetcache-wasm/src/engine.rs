@@ -177,10 +177,9 @@ enum Count {
     Folded,
 }
 
-/// Which wait [`Engine::wait_ms`] reckons (the pull timer's: a time, not a wait).
+/// Which wait [`Engine::wait_ms`] reckons.
 #[derive(Clone, Copy)]
 enum Wait {
-    TagPull,
     // Read by `probeInMs` only, which no server path calls.
     #[cfg(feature = "tools")]
     Probe,
@@ -265,10 +264,6 @@ impl Engine {
     #[inline(never)]
     fn wait_ms(&self, which: Wait, now: f64) -> f64 {
         match which {
-            Wait::TagPull => self
-                .inner
-                .tag_pull_timeout(Millis(now))
-                .map_or(-1.0, |at| at.0),
             #[cfg(feature = "tools")]
             Wait::Probe => match self.inner.breaker().next_probe_at() {
                 Some(at) => (at.0 - now).max(0.0),
@@ -517,9 +512,8 @@ impl Engine {
     }
 
     /// The pull planned last (`planTagPull`) failed, reported at `now`: no reply of it will
-    /// be applied. A revalidation it was to answer stays due, after a backoff from `now`
-    /// (`tagPullTimeout`), and the failure is retried on the one timer
-    /// (`pollTimeout`).
+    /// be applied. A revalidation it was to answer stays due, after a backoff from `now`, and
+    /// the failure is retried on the one timer (`pollTimeout`).
     #[wasm_bindgen(js_name = tagPullFailed)]
     pub fn tag_pull_failed(&mut self, now: f64) {
         self.inner.tag_pull_failed(Millis(now));
@@ -534,7 +528,7 @@ impl Engine {
     }
 
     /// When the host's one timer should next wake, asked at `now` (the same clock): the
-    /// pull timer's time or the retry's, whichever is earlier; negative, no timer. At or
+    /// pull time (following by push) or the retry's, whichever is earlier; negative, no timer. At or
     /// before `now`, `handleTimeout` says what to do. Ask again after every event that can
     /// move it and when the timer fires (core `Engine::poll_timeout`).
     #[wasm_bindgen(js_name = pollTimeout)]
@@ -552,6 +546,7 @@ impl Engine {
         self.inner.handle_timeout(Millis(now)).map(|w| match w {
             fleetcache_core::Wake::Pull => Wake::Pull,
             fleetcache_core::Wake::Retry => Wake::Retry,
+            fleetcache_core::Wake::Send => Wake::Send,
         })
     }
 
@@ -575,15 +570,6 @@ impl Engine {
     #[wasm_bindgen(js_name = tagsCaughtUp)]
     pub fn tags_caught_up(&self, now: f64) -> bool {
         self.inner.tags_caught_up(Millis(now))
-    }
-
-    /// Following by push, when the one pull timer should next wake, asked at `now` (the
-    /// same clock): at or before `now`, pull now (`planTagPull`); negative, no timer (a pull
-    /// is out, the mirror is not caught up, or pulling per request). Ask again after every
-    /// event that can move it and when the timer fires (core `Engine::tag_pull_timeout`).
-    #[wasm_bindgen(js_name = tagPullTimeout)]
-    pub fn tag_pull_timeout(&self, now: f64) -> f64 {
-        self.wait_ms(Wait::TagPull, now)
     }
 
     /// Merges a tag-refresh reply received at `now` into the mirror; returns how many tags

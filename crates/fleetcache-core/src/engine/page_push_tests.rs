@@ -16,8 +16,8 @@ use crate::time::Millis;
 const NOW: f64 = 1_795_690_530_000.0;
 const TOKEN: &str = "0123456789abcdef";
 
-/// Ms from `now` until the pull timer's time (`Engine::tag_pull_timeout`, 0 when it has come);
-/// `None`: no pull timer.
+/// Ms from `now` until the pull time (`Engine::tag_pull_timeout`, 0 when it has come);
+/// `None`: no pull time.
 fn pull_in(e: &Engine, now: f64) -> Option<f64> {
     e.tag_pull_timeout(Millis(now))
         .map(|at| (at.0 - now).max(0.0))

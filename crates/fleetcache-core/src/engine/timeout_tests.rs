@@ -112,10 +112,91 @@ fn the_outbox_backoff_is_the_retrys_time() {
     let backoff = e.outbox().retry_in(Millis(NOW));
     assert!(backoff > MIN_RETRY_MS, "{backoff}");
     e.arm_retry(Millis(NOW));
-    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Retry)));
+    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Send)));
     // Armed again later for a later time: the armed one stays.
     e.arm_retry(Millis(NOW + 50.0));
-    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Retry)));
+    assert_eq!(wake_in(&mut e, NOW), Some((backoff, Wake::Send)));
+}
+
+#[test]
+fn a_retry_with_only_a_send_to_do_pulls_nothing() {
+    // Armed for a revalidation whose send failed: the tag state has nothing to pull for it.
+    let send_failed = |e: &mut Engine| {
+        e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+            .unwrap();
+        e.fail_outbox(1, Millis(NOW));
+        e.arm_retry(Millis(NOW));
+        wake_in(e, NOW).unwrap().0
+    };
+    let mut e = pulling_engine();
+    let at = NOW + send_failed(&mut e);
+    assert_eq!(e.handle_timeout(Millis(at)), Some(Wake::Send));
+    assert_eq!(wake_in(&mut e, at), None, "handed out once");
+    // A failed pull as well: the retry pulls.
+    let mut e = pulling_engine();
+    let at = NOW + send_failed(&mut e);
+    e.plan_tag_pull(Millis(NOW + 1.0));
+    e.tag_pull_failed(Millis(NOW + 2.0));
+    assert_eq!(e.handle_timeout(Millis(at)), Some(Wake::Retry));
+    // The breaker not closed: the retry is its probe, a pull.
+    let mut e = pulling_engine();
+    send_failed(&mut e);
+    open_breaker(&mut e, NOW);
+    let (ms, wake) = wake_in(&mut e, NOW).unwrap();
+    assert_eq!(wake, Wake::Retry);
+    assert_eq!(e.handle_timeout(Millis(NOW + ms)), Some(Wake::Retry));
+    // The mirror not synced (the state never loaded, a load left to run): the retry pulls.
+    let mut e = shared_engine();
+    let at = NOW + send_failed(&mut e);
+    assert_eq!(e.handle_timeout(Millis(at)), Some(Wake::Retry));
+    // Following by push: the retry before the periodic pull (at 802) sends only; one that
+    // wakes with the pull time come (a late timer) is one wake, which pulls.
+    let push_send_failed = || {
+        let mut e = push_engine();
+        e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW + 1.0))
+            .unwrap();
+        pull(&mut e, NOW + 2.0);
+        e.fail_outbox(1, Millis(NOW + 600.0));
+        e.arm_retry(Millis(NOW + 600.0));
+        assert_eq!(wake_in(&mut e, NOW + 600.0), Some((100.0, Wake::Send)));
+        e
+    };
+    let mut e = push_send_failed();
+    assert_eq!(e.handle_timeout(Millis(NOW + 700.0)), Some(Wake::Send));
+    let mut e = push_send_failed();
+    assert_eq!(e.handle_timeout(Millis(NOW + 802.0)), Some(Wake::Retry));
+    e.plan_tag_pull(Millis(NOW + 802.0));
+    assert_eq!(e.handle_timeout(Millis(NOW + 802.0)), None, "one pull");
+}
+
+#[test]
+fn a_send_that_finds_another_state_owes_a_pull() {
+    // The retry only sent: its update reached a state other than the one the mirror follows
+    // (a failover, a flush). Only a pull compares that state with the mirror and gives back
+    // what it lost; an idle process would otherwise wait for its next request.
+    let mut e = pulling_engine();
+    e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+        .unwrap();
+    e.fail_outbox(1, Millis(NOW));
+    e.arm_retry(Millis(NOW));
+    let (ms, _) = wake_in(&mut e, NOW).unwrap();
+    assert_eq!(e.handle_timeout(Millis(NOW + ms)), Some(Wake::Send));
+    e.ack_outbox(1);
+    e.apply_update_reply(&netstring::encode(["F", "1", "v1", "0"]))
+        .unwrap();
+    assert_eq!(
+        wake_in(&mut e, NOW + ms),
+        Some((1000.0, Wake::Retry)),
+        "the retry, armed for the pull"
+    );
+    // The same state: nothing owed.
+    let mut e = pulling_engine();
+    e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+        .unwrap();
+    e.ack_outbox(1);
+    e.apply_update_reply(&netstring::encode(["E", "2", "v2", "0"]))
+        .unwrap();
+    assert_eq!(wake_in(&mut e, NOW), None);
 }
 
 #[test]
@@ -126,13 +207,59 @@ fn a_failed_pull_is_retried_on_the_retry_when_pulling_per_request() {
     // Armed by the first poll after the failure, from then: the plain 1 s.
     assert_eq!(wake_in(&mut e, NOW + 20.0), Some((1000.0, Wake::Retry)));
     assert_eq!(wake_in(&mut e, NOW + 500.0), Some((520.0, Wake::Retry)));
-    // A pull planned and applied meanwhile (a request's) leaves the armed retry: it probes.
-    pull(&mut e, NOW + 600.0);
-    assert_eq!(wake_in(&mut e, NOW + 700.0), Some((320.0, Wake::Retry)));
 }
 
 #[test]
-fn a_failed_pull_is_retried_on_the_pull_timer_after_its_backoff_while_caught_up() {
+fn a_pull_that_succeeds_disarms_a_retry_nothing_else_needs() {
+    // A failed pull armed the retry; a request's pull then succeeds: nothing is left for the
+    // retry to answer, and its wake would be one more pull per recovery.
+    let mut e = pulling_engine();
+    e.plan_tag_pull(Millis(NOW + 10.0));
+    e.tag_pull_failed(Millis(NOW + 20.0));
+    assert_eq!(wake_in(&mut e, NOW + 20.0), Some((1000.0, Wake::Retry)));
+    pull(&mut e, NOW + 600.0);
+    assert_eq!(wake_in(&mut e, NOW + 700.0), None);
+    assert_eq!(e.handle_timeout(Millis(NOW + 1020.0)), None);
+    // The breaker's probe: a request's command succeeded as the probe and closed it.
+    let mut e = pulling_engine();
+    open_breaker(&mut e, NOW);
+    e.arm_retry(Millis(NOW));
+    let probe = e.breaker().next_probe_at().unwrap().0;
+    let Admission::Send { permit, .. } = e.admit(OpKind::Read, Millis(probe)) else {
+        panic!("the probe is admitted");
+    };
+    e.report(permit, CallResult::Success, Millis(probe + 1.0));
+    assert_eq!(e.breaker_state(Millis(probe + 1.0)), BreakerState::Closed);
+    assert_eq!(wake_in(&mut e, probe + 1.0), None);
+}
+
+#[test]
+fn a_pull_that_succeeds_leaves_the_retry_armed_for_what_still_waits() {
+    // A failed pull armed the retry while a revalidation waits its send's backoff: the pull
+    // that succeeds answers the first, not the second.
+    let mut e = pulling_engine();
+    e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW))
+        .unwrap();
+    e.fail_outbox(1, Millis(NOW));
+    e.plan_tag_pull(Millis(NOW + 10.0));
+    e.tag_pull_failed(Millis(NOW + 20.0));
+    let (at, _) = wake_in(&mut e, NOW + 20.0).unwrap();
+    pull(&mut e, NOW + 30.0);
+    assert_eq!(
+        wake_in(&mut e, NOW + 40.0).map(|(ms, _)| ms),
+        Some(at - 20.0)
+    );
+    // Sent (by a later revalidation's drain) before the retry's time: nothing waits.
+    e.ack_outbox(1);
+    assert_eq!(wake_in(&mut e, NOW + 50.0), None);
+    // Not synced (a load left to run after a merge): the retry stays for the pull.
+    let mut e = shared_engine();
+    e.arm_retry(Millis(NOW));
+    assert_eq!(wake_in(&mut e, NOW), Some((1000.0, Wake::Retry)));
+}
+
+#[test]
+fn a_failed_pull_is_retried_at_the_pull_time_after_its_backoff_while_caught_up() {
     let mut e = push_engine();
     // A revalidation of this process's own: its pull is due at once, and fails.
     e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW + 100.0))
@@ -143,7 +270,7 @@ fn a_failed_pull_is_retried_on_the_pull_timer_after_its_backoff_while_caught_up(
     assert_eq!(
         wake_in(&mut e, NOW + 110.0),
         Some((100.0, Wake::Pull)),
-        "the backoff from the failure, on the pull timer: no retry armed"
+        "the backoff from the failure, at the pull time: no retry armed"
     );
     // The second failure in a row: 200 ms.
     e.plan_tag_pull(Millis(NOW + 210.0));
@@ -152,17 +279,17 @@ fn a_failed_pull_is_retried_on_the_pull_timer_after_its_backoff_while_caught_up(
 }
 
 #[test]
-fn a_failed_pull_left_to_the_pull_timer_goes_to_the_retry_when_that_has_no_time() {
+fn a_failed_pull_left_to_the_pull_time_goes_to_the_retry_when_there_is_none() {
     let mut e = push_engine();
     e.plan_tag_pull(Millis(NOW + 800.0));
     e.tag_pull_failed(Millis(NOW + 810.0));
     assert_eq!(wake_in(&mut e, NOW + 810.0), Some((100.0, Wake::Pull)));
-    // The channel goes down: no pull timer, and nothing else would ask Redis again.
+    // The channel goes down: no pull time, and nothing else would ask Redis again.
     e.tag_channel_down();
     assert_eq!(wake_in(&mut e, NOW + 850.0), Some((1000.0, Wake::Retry)));
     // Armed once: asking again does not put it off.
     assert_eq!(wake_in(&mut e, NOW + 900.0), Some((950.0, Wake::Retry)));
-    // The same when the bound passes before the pull timer's time (a late timer).
+    // The same when the bound passes before the pull time (a late timer).
     let mut e = push_engine();
     e.plan_tag_pull(Millis(NOW + 800.0));
     e.tag_pull_failed(Millis(NOW + 810.0));
@@ -189,11 +316,11 @@ fn the_earliest_wins_and_a_tie_is_the_retrys() {
     .unwrap();
     e.fail_outbox(1, Millis(NOW + 20.0));
     e.arm_retry(Millis(NOW + 20.0));
-    assert_eq!(wake_in(&mut e, NOW + 20.0), Some((100.0, Wake::Retry)));
-    assert_eq!(e.handle_timeout(Millis(NOW + 120.0)), Some(Wake::Retry));
+    assert_eq!(wake_in(&mut e, NOW + 20.0), Some((100.0, Wake::Send)));
+    assert_eq!(e.handle_timeout(Millis(NOW + 120.0)), Some(Wake::Send));
     // The periodic pull (11 + 800) next.
     assert_eq!(wake_in(&mut e, NOW + 120.0), Some((691.0, Wake::Pull)));
-    // A retry armed for the very ms of the pull timer: one wake, the retry's (it pulls).
+    // A retry armed for the very ms of the pull time: one wake, the retry's (it pulls).
     let mut e = push_engine();
     e.queue_tag_update(&["a"], &Revalidation::Expire, Millis(NOW + 100.0))
         .unwrap();
@@ -247,7 +374,8 @@ struct Host {
     retry_reason: bool,
     last_pull: f64,
     pulls: u32,
-    wakes: [u32; 2],
+    /// Pulls, retries that pull, retries that send only.
+    wakes: [u32; 3],
     failed_pulls: u32,
     /// The last pull failed (no pull succeeded since).
     last_failed: bool,
@@ -432,8 +560,40 @@ impl Host {
                 }
                 Some(Wake::Retry) => {
                     self.wakes[1] += 1;
+                    // A pull or a send since it was armed may have done what it was for; a
+                    // retry left only a send to do pulls nothing.
+                    let closed = self.e.breaker_state(Millis(self.now)) == BreakerState::Closed;
+                    assert!(
+                        self.last_failed || !self.e.outbox().is_empty() || !closed,
+                        "at {}: a retry with nothing left to do",
+                        self.now
+                    );
+                    assert!(
+                        self.last_failed
+                            || !closed
+                            || self
+                                .e
+                                .tag_pull_timeout(Millis(self.now))
+                                .is_some_and(|p| p.0 <= self.now),
+                        "at {}: a retry that pulls with only a send to do",
+                        self.now
+                    );
                     self.retry_after_pull = true;
                     self.start_pull(Some(Wake::Retry));
+                }
+                Some(Wake::Send) => {
+                    self.wakes[2] += 1;
+                    assert!(
+                        std::mem::take(&mut self.retry_reason),
+                        "at {}: a retry nothing armed",
+                        self.now
+                    );
+                    assert!(
+                        !self.e.outbox().is_empty(),
+                        "at {}: a send with nothing to send",
+                        self.now
+                    );
+                    self.drain();
                 }
                 None => {}
             }
@@ -460,7 +620,7 @@ impl Host {
             || self.e.tag_pull_timeout(Millis(self.now)).is_some();
         assert!(
             !waits || self.timer.is_some(),
-            "at {}: no timer, the last pull failed {}, {} queued, the breaker {:?}, the pull timer at {:?}",
+            "at {}: no timer, the last pull failed {}, {} queued, the breaker {:?}, the pull time {:?}",
             self.now,
             self.last_failed,
             self.e.outbox().len(),
@@ -488,7 +648,7 @@ fn the_one_timer_never_leaves_a_wait_unwoken_nor_pulls_twice_for_one_answer() {
         retry_reason: false,
         last_pull: NOW,
         pulls: 0,
-        wakes: [0, 0],
+        wakes: [0, 0, 0],
         failed_pulls: 0,
         last_failed: false,
     };
@@ -502,6 +662,7 @@ fn the_one_timer_never_leaves_a_wait_unwoken_nor_pulls_twice_for_one_answer() {
     // Every source was there: periodic and learned pulls, retries, failed pulls.
     assert!(h.wakes[0] >= 15, "{:?}", h.wakes);
     assert!(h.wakes[1] >= 30, "{:?}", h.wakes);
+    assert!(h.wakes[2] >= 5, "{:?}", h.wakes);
     assert!(h.failed_pulls >= 30, "{}", h.failed_pulls);
     assert!(h.pulls >= 80, "{}", h.pulls);
 }
