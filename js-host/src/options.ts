@@ -134,8 +134,9 @@ export interface FleetcacheOptions {
    * pub/sub channel (Redis 7.0+, Valkey; every instance must then run with `'push'` or a
    * release that knows it), and a request pulls only while the announcements cannot be
    * trusted; a revalidation may then take up to the announcement delay to reach a request,
-   * and never longer than one second. Single Redis URL only: with Cluster or Sentinel every
-   * request still pulls.
+   * and never longer than one second. On Redis Cluster the subscription follows the master
+   * of the channel's slot, through Sentinel the master; pages are read from Redis on every
+   * request on a cluster.
    */
   tagSync?: 'pull' | 'push' | undefined
   /**

@@ -70,11 +70,13 @@ function forThisProcess(
  */
 function pushFor(options: ResolvedOptions, engine: Engine, log: Logger): Subscribe | undefined {
   if (options.tagSync !== 'push' || options.redisUrl === undefined) return undefined
-  const subscribe = redisSubscribe({
+  return redisSubscribe({
     url: options.redisUrl,
     cluster: options.cluster,
     seeds: options.redisSeeds,
     sentinels: options.sentinels,
+    sentinelUsername: options.sentinelUsername,
+    sentinelPassword: options.sentinelPassword,
     tlsCa: options.tlsCa,
     tlsCert: options.tlsCert,
     tlsKey: options.tlsKey,
@@ -82,12 +84,6 @@ function pushFor(options: ResolvedOptions, engine: Engine, log: Logger): Subscri
     connectTimeoutMs: engine.connectBudgetMs,
     log,
   })
-  if (subscribe === undefined) {
-    log.warn(
-      "tagSync 'push' follows a single Redis URL only in this release (not Cluster or Sentinel): every request pulls the tag state",
-    )
-  }
-  return subscribe
 }
 
 /** The first wait before `CLUSTER SLOTS` is asked again after an answer that settles nothing. */
@@ -156,7 +152,10 @@ function askingClusterSlots(
     })
 }
 
-/** `pushFor`, asking `CLUSTER SLOTS` once subscribed (`askingClusterSlots`). */
+/**
+ * `pushFor`, asking `CLUSTER SLOTS` once subscribed (`askingClusterSlots`), but on a Redis Cluster
+ * (`cluster: true`), which is known not to be plain.
+ */
 function pushWithCheck(
   options: ResolvedOptions,
   engine: Engine,
@@ -164,7 +163,9 @@ function pushWithCheck(
   log: Logger,
 ): Subscribe | undefined {
   const subscribe = pushFor(options, engine, log)
-  return subscribe === undefined || transport === undefined
+  // On Redis Cluster (`cluster: true`) nothing is asked: page writes are not announced there
+  // (the script would span two slots), so the tier never serves page copies by push.
+  return subscribe === undefined || transport === undefined || options.cluster
     ? subscribe
     : askingClusterSlots(subscribe, engine, transport, log)
 }

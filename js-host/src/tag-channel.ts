@@ -4,19 +4,28 @@
  * and every change of the subscription to the tag synchronisation. The core decides what
  * they mean (docs/failures.md, "Freshness").
  */
-import { createClient } from 'redis'
+import { createClient, ErrorReply } from 'redis'
 
 import { describe } from './log'
-import { socketOptions, type RedisTransportOptions } from './redis-client'
+import { reconnectDelay, socketOptions, type RedisTransportOptions } from './redis-client'
+import { sentinelNode } from './redis-sentinel'
 import type { ChannelEvents, Subscribe } from './tag-sync'
 import { withDeadline } from './transport'
 
 /**
- * The subscription for `options`, or undefined where this release cannot follow by push (Redis
- * Cluster and Sentinel: each request pulls, as with `tagSync: 'pull'`).
+ * The subscription for `options`: on the one server of a single URL; on the master of the
+ * channel's slot of a Redis Cluster; on the master the sentinels name.
  */
-export function redisSubscribe(options: RedisTransportOptions): Subscribe | undefined {
-  if (options.cluster === true || (options.sentinels?.length ?? 0) > 0) return undefined
+export function redisSubscribe(options: RedisTransportOptions): Subscribe {
+  const sentinels = options.sentinels ?? []
+  if (sentinels.length > 0) {
+    return (channel, events) =>
+      subscribeFollowing(options, channel, events, sentinelFinder(options, sentinels))
+  }
+  if (options.cluster === true) {
+    return (channel, events) =>
+      subscribeFollowing(options, channel, events, clusterFinder(options, channel))
+  }
   return (channel, events) => subscribeSingle(options, channel, events)
 }
 
@@ -86,5 +95,387 @@ function subscribeSingle(
     } catch {
       client.destroy()
     }
+  }
+}
+
+/**
+ * A connection for a subscription that follows its server (`subscribeFollowing`) to `at`:
+ * never reconnected, with the credentials and TLS of the first URL (as the transport's cluster
+ * client gives every node).
+ */
+function connectionTo(options: RedisTransportOptions, at: NodeAddress) {
+  const u = new URL(options.url)
+  return createClient({
+    socket: {
+      ...socketOptions(options),
+      host: at.host,
+      port: at.port,
+      reconnectStrategy: false,
+      ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
+    },
+    ...(u.username === '' ? {} : { username: decodeURIComponent(u.username) }),
+    ...(u.password === '' ? {} : { password: decodeURIComponent(u.password) }),
+    disableOfflineQueue: true,
+    disableClientInfo: true,
+    maintNotifications: 'disabled',
+    commandOptions: { timeout: 0 },
+  })
+}
+
+/** One connection of a subscription that follows its server. */
+type NodeClient = ReturnType<typeof connectionTo>
+
+/** A Redis server by address. */
+export interface NodeAddress {
+  host: string
+  port: number
+}
+
+/** `host:port` (or `[v6]:port`, or `host` alone: port 6379) as a node address. */
+export function nodeAddress(address: string): NodeAddress {
+  const colon = address.lastIndexOf(':')
+  if (colon < 0 || address.endsWith(']'))
+    return { host: address.replace(/^\[|\]$/g, ''), port: 6379 }
+  return {
+    host: address.slice(0, colon).replace(/^\[|\]$/g, ''),
+    port: Number(address.slice(colon + 1)),
+  }
+}
+
+/**
+ * Finds the server the channel lives on and subscribes there: `open` connects to one (a
+ * connection that never reconnects), `subscribe` subscribes on such a connection. Resolves
+ * with the connection once Redis confirmed the subscription on it; rejects when no server
+ * took it this time (tried again later).
+ */
+type Finder = (
+  open: (at: NodeAddress) => Promise<NodeClient>,
+  subscribe: (client: NodeClient) => Promise<void>,
+) => Promise<NodeClient>
+
+/**
+ * The subscription where the channel's server changes (Cluster: the master of the channel's
+ * slot; Sentinel: the current master), on a connection of its own that `find` opens. A
+ * connection is never reconnected: node-redis would resubscribe on its own, on the old
+ * server, and a cluster client moves a subscription without telling anyone (no event says a
+ * sharded subscription is gone or back: node-redis issue 2725), so a gap could go unseen.
+ * Instead every loss (an error, the connection closed, Redis moving the channel away with an
+ * unasked SUNSUBSCRIBE) reports the subscription down at once, drops the connection, and
+ * `find` looks for the server again after the reconnection delay; up only once Redis confirmed
+ * a new SSUBSCRIBE.
+ */
+function subscribeFollowing(
+  options: RedisTransportOptions,
+  channel: string,
+  events: ChannelEvents,
+  find: Finder,
+): () => Promise<void> {
+  const log = options.log
+  const clients = new Set<NodeClient>()
+  const lost = new WeakSet<NodeClient>()
+  let current: NodeClient | undefined
+  let closed = false
+  let up = false
+  let failures = 0
+  let retries = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const down = () => {
+    if (up) events.down()
+    up = false
+  }
+  const warnOnce = (what: string, err: unknown) => {
+    if (failures++ === 0 && !closed)
+      log.warn(`tag announcements: ${what}, pulling per request: ${describe(err)}`)
+  }
+  const drop = (client: NodeClient) => {
+    clients.delete(client)
+    client.destroy()
+  }
+  const again = () => {
+    if (closed || timer !== undefined) return
+    timer = setTimeout(() => {
+      timer = undefined
+      void attempt()
+    }, reconnectDelay(retries++))
+    timer.unref()
+  }
+  const onLoss = (client: NodeClient, err?: unknown) => {
+    if (lost.has(client)) return
+    lost.add(client)
+    if (client !== current) return
+    current = undefined
+    down()
+    drop(client)
+    warnOnce('channel down', err ?? new Error('connection closed'))
+    again()
+  }
+  const open = async (at: NodeAddress): Promise<NodeClient> => {
+    const client = connectionTo(options, at)
+    clients.add(client)
+    // Listened to from the start: an 'error' without a listener would throw, and a loss
+    // between the confirmation and the adoption must not go unseen.
+    client.on('error', (err: unknown) => {
+      onLoss(client, err)
+    })
+    client.on('end', () => {
+      onLoss(client)
+    })
+    client.on('sharded-channel-moved', () => {
+      onLoss(client, new Error(`Redis moved ${channel} away (SUNSUBSCRIBE)`))
+    })
+    try {
+      await client.connect()
+    } catch (err) {
+      drop(client)
+      throw err
+    }
+    if (closed) {
+      drop(client)
+      throw new Error('closed')
+    }
+    return client
+  }
+  const listener = (msg: Buffer) => {
+    events.message(msg)
+  }
+  // Bounded like the connection: an attempt stuck on a hung server would never try another.
+  const subscribe = (client: NodeClient) =>
+    withDeadline(client.sSubscribe(channel, listener, true), options.connectTimeoutMs, 'SSUBSCRIBE')
+  const attempt = async () => {
+    let client: NodeClient
+    try {
+      client = await find(open, subscribe)
+    } catch (err) {
+      // No connection of a failed attempt is current: none is left open.
+      for (const other of clients) drop(other)
+      warnOnce('subscription failed', err)
+      again()
+      return
+    }
+    if (closed || lost.has(client) || !client.isReady) {
+      drop(client)
+      again()
+      return
+    }
+    for (const other of clients) if (other !== client) drop(other)
+    current = client
+    failures = 0
+    retries = 0
+    up = true
+    events.up()
+  }
+  void attempt()
+  return async () => {
+    closed = true
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+    down()
+    const last = current
+    current = undefined
+    for (const client of clients) if (client !== last) drop(client)
+    if (last === undefined) return
+    clients.delete(last)
+    try {
+      // A graceful close waits for pending replies: bounded, since a hung Redis never sends them.
+      await withDeadline(last.close(), 1000, 'redis close')
+    } catch {
+      last.destroy()
+    }
+  }
+}
+
+/** How many other nodes one subscription attempt is sent on to from a node it asked. */
+const MAX_REDIRECTIONS = 3
+
+/**
+ * Redis Cluster: the master of the channel's slot, found by asking a node known (the seeds,
+ * then every node the last `CLUSTER SLOTS` named, so a dead seed or a failed master does not
+ * end the search) for the layout and going on to the master it names, until a node names
+ * itself: only there is the channel subscribed. A replica would take the SSUBSCRIBE as well
+ * (Redis serves sharded pub/sub on a slot's replicas without READONLY) and pass on what its
+ * master publishes, but only while its replication link lasts, which nothing here would see
+ * break. A MOVED answer to the SSUBSCRIBE (the slot moved in between) is followed too.
+ */
+function clusterFinder(options: RedisTransportOptions, channel: string): Finder {
+  const slot = keySlot(channel)
+  const seeds = [options.url, ...(options.seeds ?? [])].map((url) => {
+    const u = new URL(url)
+    return `${u.hostname}:${u.port === '' ? '6379' : u.port}`
+  })
+  let known = [...new Set(seeds)]
+  let start = 0
+  return async (open, subscribe) => {
+    let lastError: unknown = new Error('no cluster node known')
+    const order = known.map((_, i) => known[(start + i) % known.length] ?? '')
+    // The next attempt starts one node further: a node that keeps failing is not always first.
+    start = (start + 1) % Math.max(known.length, 1)
+    for (const address of order) {
+      let at = nodeAddress(address)
+      for (let hop = 0; hop <= MAX_REDIRECTIONS; hop++) {
+        let client: NodeClient
+        try {
+          client = await open(at)
+        } catch (err) {
+          lastError = err
+          break
+        }
+        let owner: NodeAddress | undefined
+        try {
+          const layout = await withDeadline(
+            client.sendCommand(['CLUSTER', 'SLOTS']),
+            options.connectTimeoutMs,
+            'CLUSTER SLOTS',
+          )
+          const nodes = nodesOfSlots(layout)
+          if (nodes.length > 0) known = [...new Set([...nodes, ...seeds])]
+          owner = masterOfSlot(layout, slot, at.host)
+        } catch (err) {
+          client.destroy()
+          lastError = err
+          break
+        }
+        if (owner === undefined) {
+          client.destroy()
+          lastError = new Error(
+            `node ${at.host}:${String(at.port)} names no master of slot ${String(slot)}`,
+          )
+          break
+        }
+        if (owner.host !== at.host || owner.port !== at.port) {
+          client.destroy()
+          at = owner
+          continue
+        }
+        try {
+          await subscribe(client)
+          return client
+        } catch (err) {
+          client.destroy()
+          lastError = err
+          const moved =
+            err instanceof ErrorReply ? /^MOVED \d+ (\S*):(\d+)$/.exec(err.message) : null
+          if (moved === null) break
+          at = { host: moved[1] === '' ? at.host : (moved[1] ?? at.host), port: Number(moved[2]) }
+        }
+      }
+    }
+    throw lastError
+  }
+}
+
+/**
+ * The master a `CLUSTER SLOTS` reply names for `slot`; `asked`: the host of the node that
+ * replied, for a master it names without an endpoint.
+ */
+export function masterOfSlot(reply: unknown, slot: number, asked: string): NodeAddress | undefined {
+  if (!Array.isArray(reply)) return undefined
+  for (const range of reply) {
+    if (!Array.isArray(range)) continue
+    const [from, to, master] = range as unknown[]
+    if (typeof from !== 'number' || typeof to !== 'number' || slot < from || slot > to) continue
+    if (!Array.isArray(master)) return undefined
+    const [host, port] = master as unknown[]
+    if (typeof port !== 'number') return undefined
+    return { host: typeof host === 'string' && host !== '' ? host : asked, port }
+  }
+  return undefined
+}
+
+/** The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag, else of all of it. */
+export function keySlot(key: string): number {
+  let bytes = Buffer.from(key, 'utf8')
+  const open = bytes.indexOf(0x7b)
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1)
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close)
+  }
+  let crc = 0
+  for (const byte of bytes) {
+    crc ^= byte << 8
+    for (let i = 0; i < 8; i++)
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+  }
+  return crc % 16384
+}
+
+/** Every node (`host:port`) a `CLUSTER SLOTS` reply names, masters and replicas. */
+export function nodesOfSlots(reply: unknown): string[] {
+  const nodes: string[] = []
+  if (!Array.isArray(reply)) return nodes
+  for (const range of reply) {
+    if (!Array.isArray(range)) continue
+    for (const node of range.slice(2)) {
+      if (!Array.isArray(node)) continue
+      const [host, port] = node as unknown[]
+      if (typeof port !== 'number' || typeof host !== 'string' || host === '') continue
+      nodes.push(host.includes(':') ? `[${host}]:${String(port)}` : `${host}:${String(port)}`)
+    }
+  }
+  return nodes
+}
+
+/**
+ * Redis Sentinel: the master the sentinels name now (`SENTINEL GET-MASTER-ADDR-BY-NAME`, asked
+ * of each in turn, with the sentinels' own credentials, as the transport asks them). A
+ * sentinel that names the old master for a moment after a failover costs one more attempt:
+ * Sentinel closes the clients of a master it turns into a replica (CLIENT KILL), which ends
+ * that subscription too.
+ */
+function sentinelFinder(options: RedisTransportOptions, sentinels: readonly string[]): Finder {
+  const name = decodeURIComponent(new URL(options.url).hostname)
+  let start = 0
+  const ask = async (at: NodeAddress): Promise<NodeAddress> => {
+    const client = createClient({
+      socket: {
+        host: at.host,
+        port: at.port,
+        connectTimeout: options.connectTimeoutMs,
+        reconnectStrategy: false,
+      },
+      ...(options.sentinelUsername === undefined ? {} : { username: options.sentinelUsername }),
+      ...(options.sentinelPassword === undefined ? {} : { password: options.sentinelPassword }),
+      disableClientInfo: true,
+      maintNotifications: 'disabled',
+      commandOptions: { timeout: 0 },
+    })
+    client.on('error', () => undefined)
+    try {
+      await client.connect()
+      const reply = await withDeadline(
+        client.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name]),
+        options.connectTimeoutMs,
+        'sentinel',
+      )
+      if (!Array.isArray(reply) || reply.length < 2) {
+        throw new Error(`sentinel ${at.host}:${String(at.port)} monitors no master named "${name}"`)
+      }
+      return { host: String(reply[0]), port: Number(reply[1]) }
+    } finally {
+      client.destroy()
+    }
+  }
+  return async (open, subscribe) => {
+    let lastError: unknown = new Error('no sentinel')
+    const order = sentinels.map((_, i) => sentinels[(start + i) % sentinels.length] ?? '')
+    start = (start + 1) % sentinels.length
+    for (const address of order) {
+      let master: NodeAddress
+      try {
+        master = await ask(sentinelNode(address))
+      } catch (err) {
+        lastError = err
+        continue
+      }
+      let client: NodeClient
+      try {
+        client = await open(master)
+      } catch (err) {
+        lastError = err
+        continue
+      }
+      await subscribe(client)
+      return client
+    }
+    throw lastError
   }
 }

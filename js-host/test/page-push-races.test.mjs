@@ -136,7 +136,11 @@ async function proxied() {
 
 test(
   "tagSync 'push': a read that begins more than 1 s after a page rewrite resolved gets it, though a GET sent before the rewrite is in flight",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     const announced = announcements(t)
     const [proxy, proxyUrl] = await proxied()
@@ -196,7 +200,11 @@ test(
 
 test(
   "tagSync 'push': the writer's own page write, once resolved, is what its next read gets, though a GET sent before it replied after",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     const announced = announcements(t)
     const [proxy, proxyUrl] = await proxied()
@@ -251,7 +259,11 @@ test(
 // The gap rule after an outage.
 test(
   "tagSync 'push': a page copy served while Redis was out of reach does not serve again once caught up, when a rewrite was missed meanwhile",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async () => {
     const [proxy, proxyUrl] = await proxied()
     const W = writer('rv2d', 4401)
@@ -288,7 +300,11 @@ test(
 // compressed entry, not when the reply arrives.
 test(
   "tagSync 'push': a compressed page read while its rewrite is announced is not kept over the announcement",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     const announced = announcements(t)
     const [proxy, proxyUrl] = await proxied()
@@ -335,7 +351,11 @@ test(
 
 test(
   "tagSync 'push', not caught up (0031: such reads read Redis as in 0021): a read that begins after a page rewrite resolved gets it, though a GET sent before the rewrite is in flight",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     const cutSubscriber = subscriberCutter(t)
     const [proxy, proxyUrl] = await proxied()
@@ -370,7 +390,11 @@ test(
 // push instance reaches a page copy the tier serves, once announced.
 test(
   "tagSync 'push': a page served from the tier is not served fresh once a revalidation of its path is announced",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     const announced = announcements(t)
     const common = { prefix: 'rv2g', deploymentId: 'd1', ...redis.options, redisUrl: redis.url }
@@ -411,7 +435,11 @@ test(
 
 test(
   "tagSync 'push': caught up, a page read served from the tier asks for no tag refresh and is started by its machine's reuse, with the tier's bytes",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     // The glue the runtime uses (one module instance per process: js-host/src/wasm.ts).
     const { ReadMachine } = createRequire(import.meta.url)('../wasm/node/fleetcache_wasm.js')
@@ -485,7 +513,11 @@ async function servedFromTierBehindProxy(t, name, port) {
 // looked up and copied for nothing.
 test(
   "tagSync 'push' with the channel down: a page read refreshes first and offers no tier bytes with its start",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     const { R, cut } = await servedFromTierBehindProxy(t, 'nooffer', 4801)
     await cut()
@@ -512,7 +544,11 @@ test('pulling the tag state (push asked for on a Redis Cluster pulls too): a pag
 // not the tier's copy nor its memo.
 test(
   "tagSync 'push': a page served from the tier while caught up is not served again once the channel drops, when a rewrite is made meanwhile",
-  { skip: REDIS_CLUSTER && 'push follows a single Redis URL only in this release' },
+  {
+    skip:
+      REDIS_CLUSTER &&
+      'page writes are not announced on Redis Cluster: pages are read from Redis there',
+  },
   async (t) => {
     const { W, R, cut } = await servedFromTierBehindProxy(t, 'hitdown', 4701)
     // A second tier hit: the one that serves the memo.

@@ -16,11 +16,28 @@ import { promisify } from 'node:util'
 
 import { createClient } from 'redis'
 
-import { close, createUseCacheHandler, optionsFromEnv } from '../esm/index.mjs'
+import {
+  close,
+  createIncrementalCacheHandler,
+  createUseCacheHandler,
+  optionsFromEnv,
+} from '../esm/index.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
-import { SLOW_CONNECT_MS, now, text, useCacheEntry } from './helpers.mjs'
+import {
+  APP_PAGE_CTX,
+  SLOW_CONNECT_MS,
+  appPage,
+  capture,
+  commandMonitor,
+  now,
+  onDemand,
+  pageHtml,
+  text,
+  useCacheEntry,
+} from './helpers.mjs'
+import { caughtUp, learnsByAnnouncement } from './push-follow.mjs'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const run = promisify(execFile)
@@ -259,6 +276,180 @@ describe('Redis Sentinel', () => {
       0,
       'purged on the new master',
     )
+  })
+})
+
+describe("tagSync 'push' through the sentinel", () => {
+  const CHANNEL = 'snpush:tags:{snpush}:announce'
+  let monitor
+  before(async () => {
+    monitor = await commandMonitor({ url: 'redis://mymaster', ports: [master.port, replica.port] })
+  })
+  after(() => monitor?.close())
+  afterEach(() => close())
+
+  /** One simulated instance following by push, with an ACL user of its own (counted apart). */
+  async function instance() {
+    seq += 1
+    const user = await monitor.user()
+    const opts = {
+      redisUrl: user.redisUrl,
+      sentinels: [`127.0.0.1:${sentinelPort}`],
+      prefix: 'snpush',
+      deploymentId: 'd1',
+      memoryBytes: 0,
+      leases: false,
+      tagSync: 'push',
+      connectTimeoutMs: 2000 + seq,
+    }
+    return { user, opts, handler: createUseCacheHandler(opts) }
+  }
+
+  /** The server the sentinel names master now, and the other one. */
+  async function roles() {
+    const [, port] = await redisCommand(sentinelPort, [
+      'SENTINEL',
+      'GET-MASTER-ADDR-BY-NAME',
+      'mymaster',
+    ])
+    return Number(port) === master.port
+      ? { now: master, other: replica }
+      : { now: replica, other: master }
+  }
+
+  /** Whether a connection of user `name` holds a sharded subscription on `server`. */
+  async function subscribedOn(server, name) {
+    const list = String(await server.command('CLIENT', 'LIST'))
+    return list.split('\n').some((l) => / ssub=[1-9]/.test(l) && l.includes(` user=${name} `))
+  }
+
+  /** Subscribers of the channel on `server` (PUBSUB SHARDNUMSUB). */
+  async function subscribers(server) {
+    const [, n] = await server.command('PUBSUB', 'SHARDNUMSUB', CHANNEL)
+    return Number(n)
+  }
+
+  test('a revalidation reaches another instance by announcement; a caught-up request makes no round trip', async () => {
+    const a = await instance()
+    const b = await instance()
+    await a.handler.updateTags(['warm'])
+    await learnsByAnnouncement(monitor, [a.handler, a.opts], [b.handler, b.opts], 'sentinel')
+  })
+
+  test("a push instance serves a page from its tier, and another instance's rewrite once announced", async () => {
+    const w = await instance()
+    const r = await instance()
+    const W = onDemand(createIncrementalCacheHandler({ ...w.opts, tagSync: 'pull' }))
+    const RH = createIncrementalCacheHandler({ ...r.opts, memoryBytes: 16 * 1024 * 1024 })
+    const R = () => new RH({})
+    await W().set('/sn/page', appPage('v1'), APP_PAGE_CTX)
+    // The commands r's connections ran for one read: none once it serves from its tier.
+    const sent = async () =>
+      (await monitor.sent(r.user.name, 'get')) + (await monitor.sent(r.user.name, 'evalsha'))
+    await waitFor(
+      async () => {
+        const before = await sent()
+        assert.equal(await pageHtml(R, '/sn/page'), '<p>v1</p>')
+        return (await sent()) === before
+      },
+      { timeoutMs: 15_000, intervalMs: 10, what: 'r to serve the page from its tier' },
+    )
+    // The rewrite is announced (decision 0031): r serves it, within the bound.
+    await W().set('/sn/page', appPage('v2'), APP_PAGE_CTX)
+    await waitFor(async () => (await pageHtml(R, '/sn/page')) === '<p>v2</p>', {
+      timeoutMs: 1000,
+      intervalMs: 5,
+      what: 'r to serve the rewrite',
+    })
+  })
+
+  test('after SENTINEL FAILOVER the subscription goes down (requests pull) and comes back on the new master', async () => {
+    const a = await instance()
+    const b = await instance()
+    await a.handler.updateTags(['warm'])
+    await caughtUp(monitor, a.handler, a.opts)
+    await caughtUp(monitor, b.handler, b.opts)
+    const { now: old, other: next } = await roles()
+    assert.ok(await subscribedOn(old, a.user.name), 'a subscribed on the master')
+    assert.ok(await subscribedOn(old, b.user.name), 'b subscribed on the master')
+    // b may not subscribe on the replica once it is promoted: its gap stays open until allowed.
+    await next.command('ACL', 'SETUSER', b.user.name, 'resetchannels')
+    await next.command('ACL', 'LOG', 'RESET')
+    const lines = await capture(async () => {
+      // The replica must be in sync for the sentinel to pick it.
+      await waitFor(
+        async () => {
+          await redisCommand(sentinelPort, ['SENTINEL', 'FAILOVER', 'mymaster'])
+          return true
+        },
+        { timeoutMs: 15_000, intervalMs: 100, what: 'the sentinel to start a failover' },
+      )
+      await waitFor(async () => (await roles()).now === next, {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+        what: 'the sentinel to promote the replica',
+      })
+      // b tried to subscribe on the new master and was refused: its subscription is down.
+      await waitFor(
+        async () =>
+          (await next.command('ACL', 'LOG')).some(
+            (e) => e.includes(b.user.name) && e.includes(CHANNEL),
+          ),
+        { timeoutMs: 15_000, intervalMs: 20, what: "b's refused SSUBSCRIBE on the new master" },
+      )
+    })
+    assert.ok(
+      lines.some((l) => /tag announcements: channel down, pulling per request/.test(l)),
+      `the loss is logged (${lines.join(' | ')})`,
+    )
+    // Sentinel closed every client of both servers (CLIENT KILL TYPE normal), MONITOR's too:
+    // the commands from here on are counted on the new master by a monitor of its own.
+    const counts = await commandMonitor({ url: 'redis://mymaster', ports: [next.port] })
+    try {
+      // While down, every request of b pulls.
+      await waitFor(
+        async () => {
+          await a.handler.set('k-fo2', Promise.resolve(entry('before', ['t-fo'])))
+          return (await b.handler.get('k-fo2', [])) !== undefined
+        },
+        { timeoutMs: 15_000, intervalMs: 100, what: 'a write and read through the new master' },
+      )
+      // It serves what a revalidated just before, which it cannot have heard of (it is
+      // subscribed nowhere).
+      for (let i = 0; i < 3; i++) {
+        const [key, tag] = [`k-gap-${String(i)}`, `t-gap-${String(i)}`]
+        // A write the failover cut off is lost (writes are not retried): written again until b
+        // reads it.
+        await waitFor(
+          async () => {
+            await a.handler.set(key, Promise.resolve(entry('before', [tag])))
+            return (await b.handler.get(key, [])) !== undefined
+          },
+          { timeoutMs: 15_000, intervalMs: 100, what: `${key} written and read` },
+        )
+        await a.handler.updateTags([tag])
+        await b.handler.refreshTags()
+        assert.equal(
+          await b.handler.get(key, []),
+          undefined,
+          `request ${String(i)}: fresh in the gap`,
+        )
+      }
+      assert.equal(await subscribedOn(next, b.user.name), false, 'b is subscribed nowhere')
+      assert.equal(await subscribedOn(old, b.user.name), false, 'not on the old master either')
+      // Allowed again, b subscribes on the new master and follows by push once more.
+      await next.command('ACL', 'SETUSER', b.user.name, 'allchannels')
+      await waitFor(() => subscribedOn(next, b.user.name), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'b subscribed on the new master',
+      })
+      assert.ok(await subscribedOn(next, a.user.name), 'a subscribed on the new master')
+      assert.equal(await subscribers(old), 0, 'no subscription left on the old master')
+      await learnsByAnnouncement(counts, [a.handler, a.opts], [b.handler, b.opts], 'failed-over')
+    } finally {
+      counts.close()
+    }
   })
 })
 

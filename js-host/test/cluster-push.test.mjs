@@ -1,0 +1,201 @@
+// `tagSync: 'push'` on a Redis Cluster (3 masters, 1 replica each): the subscription follows
+// the master of the announcement channel's slot (the tag state's), through a failover of that
+// master; pages keep being read from Redis (no page write is announced on a cluster).
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
+import { waitFor } from '../../tests/support/util.mjs'
+import {
+  APP_PAGE_CTX,
+  appPage,
+  capture,
+  commandCalls,
+  commandMonitor,
+  onDemand,
+  pageHtml,
+  useCacheEntry,
+} from './helpers.mjs'
+import { caughtUp, learnsByAnnouncement } from './push-follow.mjs'
+
+const PREFIX = 'cpush'
+const CHANNEL = `${PREFIX}:tags:{${PREFIX}}:announce`
+let cluster
+let monitor
+let seq = 0
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-cluster-push-'))
+  cluster = await startRedisCluster({ logDir, masters: 3, replicas: 1 })
+  monitor = await commandMonitor({ url: cluster.url, ports: cluster.nodes.map((n) => n.port) })
+})
+
+after(async () => {
+  await close()
+  monitor?.close()
+  await cluster?.stop()
+})
+
+/** One simulated instance following by push, with an ACL user of its own (counted apart). */
+async function instance() {
+  seq += 1
+  const user = await monitor.user()
+  const opts = {
+    redisUrl: user.redisUrl,
+    cluster: true,
+    prefix: PREFIX,
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    tagSync: 'push',
+    connectTimeoutMs: 2000 + seq,
+  }
+  return { user, opts, handler: createUseCacheHandler(opts) }
+}
+
+/** The node serving the channel's slot as master now, and its replica. */
+async function masterAndReplica() {
+  const node = cluster.nodes[0]
+  const slot = await node.command('CLUSTER', 'KEYSLOT', CHANNEL)
+  const shards = await node.command('CLUSTER', 'SLOTS')
+  const [, , master] = shards.find(([from, to]) => slot >= from && slot <= to)
+  const port = Number(master[1])
+  for (const n of cluster.nodes) {
+    const role = await n.command('ROLE')
+    if (role[0] === 'slave' && Number(role[2]) === port) {
+      return { master: cluster.nodes.find((m) => m.port === port), replica: n }
+    }
+  }
+  throw new Error(`no replica of the master on port ${String(port)}`)
+}
+
+/** Whether a connection of user `name` holds a sharded subscription on `node` (CLIENT LIST). */
+async function subscribedOn(node, name) {
+  const list = String(await node.command('CLIENT', 'LIST'))
+  return list.split('\n').some((l) => / ssub=[1-9]/.test(l) && l.includes(` user=${name} `))
+}
+
+/** Subscribers of the channel on `node` (PUBSUB SHARDNUMSUB). */
+async function subscribers(node) {
+  const [, n] = await node.command('PUBSUB', 'SHARDNUMSUB', CHANNEL)
+  return Number(n)
+}
+
+describe("tagSync 'push' on Redis Cluster", () => {
+  test('a revalidation reaches another instance by announcement; a caught-up request makes no round trip', async () => {
+    const a = await instance()
+    const b = await instance()
+    // The state exists and the update script is loaded.
+    await a.handler.updateTags(['warm'])
+    await learnsByAnnouncement(monitor, [a.handler, a.opts], [b.handler, b.opts], 'cluster')
+  })
+
+  test("after the channel slot's master fails over, the subscription goes down (requests pull) and comes back on the new master", async () => {
+    const a = await instance()
+    const b = await instance()
+    await a.handler.updateTags(['warm'])
+    await caughtUp(monitor, a.handler, a.opts)
+    await caughtUp(monitor, b.handler, b.opts)
+    const { master, replica } = await masterAndReplica()
+    assert.ok(await subscribedOn(master, a.user.name), 'a subscribed on the master')
+    assert.ok(await subscribedOn(master, b.user.name), 'b subscribed on the master')
+    // b may not subscribe on the replica once it is promoted: its gap stays open until allowed.
+    await replica.command('ACL', 'SETUSER', b.user.name, 'resetchannels')
+    const lines = await capture(async (lines) => {
+      await replica.command('CLUSTER', 'FAILOVER')
+      await waitFor(async () => (await replica.command('ROLE'))[0] === 'master', {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the replica to become master',
+      })
+      // b tried to subscribe on the new master and was refused: its subscription is down.
+      await waitFor(
+        async () =>
+          (await replica.command('ACL', 'LOG')).some(
+            (entry) => entry.includes(b.user.name) && entry.includes(CHANNEL),
+          ),
+        { timeoutMs: 10_000, intervalMs: 20, what: "b's refused SSUBSCRIBE on the new master" },
+      )
+      void lines
+    })
+    assert.ok(
+      lines.some((l) => /tag announcements: channel down, pulling per request/.test(l)),
+      `the loss is logged (${lines.join(' | ')})`,
+    )
+    // While down, every request of b pulls: it serves what a revalidated just before, which
+    // it cannot have heard of (it is subscribed nowhere).
+    for (let i = 0; i < 3; i++) {
+      const [key, tag] = [`k-gap-${String(i)}`, `t-gap-${String(i)}`]
+      // A write the failover cut off is lost (writes are not retried): written again until b
+      // reads it.
+      await waitFor(
+        async () => {
+          await a.handler.set(key, Promise.resolve(entryWith('before', [tag])))
+          return (await b.handler.get(key, [])) !== undefined
+        },
+        { timeoutMs: 15_000, intervalMs: 100, what: `${key} written and read` },
+      )
+      await a.handler.updateTags([tag])
+      await b.handler.refreshTags()
+      assert.equal(
+        await b.handler.get(key, []),
+        undefined,
+        `request ${String(i)}: fresh in the gap`,
+      )
+    }
+    assert.equal(await subscribedOn(replica, b.user.name), false, 'b is subscribed nowhere')
+    assert.equal(await subscribedOn(master, b.user.name), false, 'not on the old master either')
+    // Allowed again, b subscribes on the new master and follows by push once more.
+    await replica.command('ACL', 'SETUSER', b.user.name, 'allchannels')
+    await waitFor(() => subscribedOn(replica, b.user.name), {
+      timeoutMs: 15_000,
+      intervalMs: 20,
+      what: 'b subscribed on the new master',
+    })
+    assert.ok(await subscribedOn(replica, a.user.name), 'a subscribed on the new master')
+    assert.equal(await subscribers(master), 0, 'no subscription left on the old master')
+    // A MONITOR count of its own from here: connections opened during the failover are named
+    // by CLIENT LIST when first counted.
+    const counts = await commandMonitor({
+      url: cluster.url,
+      ports: cluster.nodes.map((n) => n.port),
+    })
+    try {
+      await learnsByAnnouncement(counts, [a.handler, a.opts], [b.handler, b.opts], 'failed-over')
+    } finally {
+      counts.close()
+    }
+  })
+
+  test('pages are still read from Redis by a push instance (no page write is announced)', async () => {
+    const w = await instance()
+    const r = await instance()
+    const W = onDemand(createIncrementalCacheHandler(w.opts))
+    // A tier, which a push instance on a single Redis serves caught-up pages from.
+    const RH = createIncrementalCacheHandler({ ...r.opts, memoryBytes: 16 * 1024 * 1024 })
+    const R = () => new RH({})
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
+    await caughtUp(monitor, r.handler, r.opts)
+    // GETs run by every node (only r reads here).
+    const gets = async () => {
+      let n = 0
+      for (const node of cluster.nodes) n += await commandCalls(node, 'get')
+      return n
+    }
+    for (let i = 0; i < 10; i++) {
+      const g = await gets()
+      assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
+      assert.equal(await gets(), g + 1, `read ${String(i)} was served without a GET`)
+    }
+    await W().set('/p', appPage('v2'), APP_PAGE_CTX)
+    assert.equal(await pageHtml(R, '/p'), '<p>v2</p>', 'a write is read at once')
+  })
+})
+
+function entryWith(value, tags) {
+  return useCacheEntry(value, { tags })
+}

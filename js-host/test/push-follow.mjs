@@ -1,0 +1,71 @@
+// What the push tests on Redis Cluster and Sentinel share: instances that follow the tag state
+// by push, each counted apart (`commandMonitor`), and the checks that one of them is caught up
+// (a request makes no round trip) and learns another's revalidation by announcement alone.
+import assert from 'node:assert/strict'
+
+import { waitFor } from '../../tests/support/util.mjs'
+import { useCacheEntry } from './helpers.mjs'
+
+/** EVALSHA calls the instance of `opts` has sent (every tag pull is one). */
+export const scriptCalls = (monitor, opts) =>
+  monitor.sent(new URL(opts.redisUrl).username, 'evalsha')
+
+/** Waits until one refresh of `handler` makes no round trip: the instance is caught up. */
+export async function caughtUp(monitor, handler, opts, what = 'caught up') {
+  await waitFor(
+    async () => {
+      const before = await scriptCalls(monitor, opts)
+      await handler.refreshTags()
+      return (await scriptCalls(monitor, opts)) === before
+    },
+    { timeoutMs: 15_000, intervalMs: 20, what },
+  )
+}
+
+/**
+ * `a` revalidates; `b` learns it by the announcement: freshness every round, and at least one
+ * round where b's caught-up request ran no script and b pulled once in the background (each
+ * instance also pulls on its own before its caught-up bound runs out, and on a busy machine
+ * such a pull can land inside a round and prove nothing about the announcement).
+ */
+export async function learnsByAnnouncement(monitor, [a, aOpts], [b, bOpts], name) {
+  const rounds = []
+  for (let round = 0; round < 5; round++) {
+    const key = `k-${name}-${String(round)}`
+    const tag = `t-${name}-${String(round)}`
+    // Written again until b reads it: a write cut off by a failover just before is lost.
+    await waitFor(
+      async () => {
+        await a.set(key, Promise.resolve(useCacheEntry('pushed', { tags: [tag] })))
+        return (await b.get(key, [])) !== undefined
+      },
+      { timeoutMs: 15_000, intervalMs: 100, what: `${key} written and read` },
+    )
+    await caughtUp(monitor, a, aOpts)
+    await caughtUp(monitor, b, bOpts)
+    const bBefore = await scriptCalls(monitor, bOpts)
+    const bCalls = async () => (await scriptCalls(monitor, bOpts)) - bBefore
+    await a.updateTags([tag])
+    await waitFor(async () => (await b.getExpiration([tag])) > 0, {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'the announcement',
+    })
+    // One pull in the background by b, which learned it otherwise than by a pull, so that what
+    // it regenerates afterwards is judged with a pull after it (docs/failures.md).
+    await waitFor(async () => (await bCalls()) >= 1, {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: "b's pull after the announcement",
+    })
+    const bBackground = await bCalls()
+    await b.refreshTags()
+    assert.equal(await b.get(key, []), undefined, 'invalidated on the other instance')
+    const bRequest = (await bCalls()) - bBackground
+    rounds.push(`b ${String(bBackground)}+${String(bRequest)}`)
+    if (bBackground === 1 && bRequest === 0) return
+  }
+  assert.fail(
+    `every round also ran another pull (b's script calls per round, in the background + by the request: ${rounds.join('; ')})`,
+  )
+}
