@@ -3,6 +3,7 @@
 // master; pages keep being read from Redis (no page write is announced on a cluster).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -21,6 +22,9 @@ import {
   useCacheEntry,
 } from './helpers.mjs'
 import { caughtUp, learnsByAnnouncement } from './push-follow.mjs'
+
+const require = createRequire(import.meta.url)
+const { keySlot } = require('../dist/tag-channel.js')
 
 const PREFIX = 'cpush'
 const CHANNEL = `${PREFIX}:tags:{${PREFIX}}:announce`
@@ -86,6 +90,39 @@ async function subscribers(node) {
 }
 
 describe("tagSync 'push' on Redis Cluster", () => {
+  test('the slot the subscription looks for is the one Redis gives the channel (CLUSTER KEYSLOT)', async () => {
+    // The channels the engine names for prefixes of every allowed character and length
+    // ([A-Za-z0-9._-]{1,64}), and the hash-tag rules: the first '{' and the first '}' after it,
+    // a tag only when not empty; bytes of UTF-8, not UTF-16 code units.
+    const prefixes = ['fc', 'cpush', 'a', 'A.b_c-9', 'x'.repeat(64), '0', '-', '.', '_']
+    const names = [
+      ...prefixes.map((p) => `${p}:tags:{${p}}:announce`),
+      ...prefixes.map((p) => `${p}:tags:{${p}}:state`),
+      'plain',
+      '',
+      '{}',
+      '{',
+      '}',
+      '}{',
+      '{}{x}',
+      'a{b}c{d}',
+      '{{x}}',
+      'x{}y',
+      'x{y',
+      'x}y{z}',
+      'é',
+      '{é}:announce',
+      'ünï:tags:{ünï}:announce',
+      '日本:tags:{日本}:announce',
+      '😀{😀}',
+      '{😀}x',
+    ]
+    const node = cluster.nodes[0]
+    for (const name of names) {
+      assert.equal(keySlot(name), await node.command('CLUSTER', 'KEYSLOT', name), name)
+    }
+  })
+
   test('a revalidation reaches another instance by announcement; a caught-up request makes no round trip', async () => {
     const a = await instance()
     const b = await instance()
