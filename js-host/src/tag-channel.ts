@@ -224,7 +224,10 @@ function subscribeFollowing(
       onLoss(client, new Error(`Redis moved ${channel} away (SUNSUBSCRIBE)`))
     })
     try {
-      await client.connect()
+      // Bounded as a whole: node-redis's connectTimeout ends with the TCP connection, and the
+      // handshake (AUTH, with credentials) waits forever on a server that accepted it but
+      // hangs, which would stall every later attempt.
+      await withDeadline(client.connect(), options.connectTimeoutMs, 'connect')
     } catch (err) {
       drop(client)
       throw err
@@ -440,7 +443,8 @@ function sentinelFinder(options: RedisTransportOptions, sentinels: readonly stri
     })
     client.on('error', () => undefined)
     try {
-      await client.connect()
+      // The handshake too (AUTH with the sentinels' credentials): see `open`.
+      await withDeadline(client.connect(), options.connectTimeoutMs, 'sentinel connect')
       const reply = await withDeadline(
         client.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name]),
         options.connectTimeoutMs,

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
+import { startRedis } from '../../tests/support/redis.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
 import {
   APP_PAGE_CTX,
@@ -29,11 +30,12 @@ const { keySlot } = require('../dist/tag-channel.js')
 const PREFIX = 'cpush'
 const CHANNEL = `${PREFIX}:tags:{${PREFIX}}:announce`
 let cluster
+let logDir
 let monitor
 let seq = 0
 
 before(async () => {
-  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-cluster-push-'))
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-cluster-push-'))
   cluster = await startRedisCluster({ logDir, masters: 3, replicas: 1 })
   monitor = await commandMonitor({ url: cluster.url, ports: cluster.nodes.map((n) => n.port) })
 })
@@ -120,6 +122,40 @@ describe("tagSync 'push' on Redis Cluster", () => {
     const node = cluster.nodes[0]
     for (const name of names) {
       assert.equal(keySlot(name), await node.command('CLUSTER', 'KEYSLOT', name), name)
+    }
+  })
+
+  test('a seed that accepts the connection but never answers (hung) does not stop the subscription from reaching the master through the next seed', async () => {
+    const hung = await startRedis({ logDir })
+    process.kill(hung.pid, 'SIGSTOP')
+    try {
+      const user = await monitor.user()
+      // The credentials of the instance's URL make node-redis send AUTH on connecting: the
+      // hung server accepts the TCP connection (the kernel does) and never answers it.
+      const first = new URL(user.redisUrl)
+      first.port = String(hung.port)
+      const h = createUseCacheHandler({
+        redisUrl: first.toString(),
+        redisNodes: [user.redisUrl],
+        cluster: true,
+        prefix: PREFIX,
+        deploymentId: 'd1',
+        memoryBytes: 0,
+        leases: false,
+        tagSync: 'push',
+        connectTimeoutMs: 1000,
+      })
+      void h.refreshTags().catch(() => undefined)
+      const { master } = await masterAndReplica()
+      await waitFor(() => subscribedOn(master, user.name), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'the subscription on the master of the channel, through the seed that answers',
+      })
+    } finally {
+      process.kill(hung.pid, 'SIGCONT')
+      await close()
+      await hung.stop()
     }
   })
 

@@ -543,6 +543,27 @@ describe('Sentinel and master with passwords', () => {
     assert.equal(await b.get('k-auth', []), undefined)
   })
 
+  test("tagSync 'push': a sentinel that accepts the connection but never answers the login (hung) does not stop the subscription from going on to the next", async () => {
+    const hung = await startRedis({ logDir: dir })
+    process.kill(hung.pid, 'SIGSTOP')
+    try {
+      authHandler({
+        sentinels: [`127.0.0.1:${String(hung.port)}`, `127.0.0.1:${sentinel2Port}`],
+        tagSync: 'push',
+        connectTimeoutMs: 1000,
+      })
+      await waitFor(async () => / ssub=[1-9]/.test(String(await onMaster('CLIENT', 'LIST'))), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'the subscription on the master the second sentinel names',
+      })
+    } finally {
+      process.kill(hung.pid, 'SIGCONT')
+      await close()
+      await hung.stop()
+    }
+  })
+
   for (const [what, extra, expect] of [
     [
       'no sentinel password',
