@@ -267,6 +267,80 @@ describe("tagSync 'push' on Redis Cluster", () => {
     await W().set('/p', appPage('v2'), APP_PAGE_CTX)
     assert.equal(await pageHtml(R, '/p'), '<p>v2</p>', 'a write is read at once')
   })
+
+  test("the channel's slot migrated to another master (no failover): down on the old master's SUNSUBSCRIBE, up on the new one, and no connection left behind", async () => {
+    const a = await instance()
+    const b = await instance()
+    await a.handler.updateTags(['warm'])
+    await caughtUp(monitor, a.handler, a.opts)
+    await caughtUp(monitor, b.handler, b.opts)
+    const { master: from } = await masterAndReplica()
+    let to
+    for (const n of cluster.nodes) {
+      if (n !== from && (await n.command('ROLE'))[0] === 'master') to = n
+    }
+    assert.ok(await subscribedOn(from, a.user.name), 'a subscribed on the master')
+    const slot = await from.command('CLUSTER', 'KEYSLOT', CHANNEL)
+    const toId = await to.command('CLUSTER', 'MYID')
+    const fromId = await from.command('CLUSTER', 'MYID')
+    // Subscription connections of a user on a node, subscribed or no longer (the old master's
+    // SUNSUBSCRIBE leaves ssub=0): the last command they ran is the SSUBSCRIBE.
+    const connections = async (node, name) =>
+      String(await node.command('CLIENT', 'LIST'))
+        .split('\n')
+        .filter((l) => l.includes(` user=${name} `) && / cmd=ssubscribe /.test(l)).length
+    const lines = await capture(async () => {
+      await to.command('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId)
+      await from.command('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId)
+      for (;;) {
+        const keys = await from.command('CLUSTER', 'GETKEYSINSLOT', String(slot), '100')
+        if (keys.length === 0) break
+        await from.command(
+          'MIGRATE',
+          '127.0.0.1',
+          String(to.port),
+          '',
+          '0',
+          '5000',
+          'KEYS',
+          ...keys,
+        )
+      }
+      for (const n of [to, from, ...cluster.nodes.filter((n) => n !== to && n !== from)]) {
+        if ((await n.command('ROLE'))[0] === 'master') {
+          await n.command('CLUSTER', 'SETSLOT', String(slot), 'NODE', toId)
+        }
+      }
+      await waitFor(() => subscribedOn(to, a.user.name), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'a subscribed on the master the slot moved to',
+      })
+      await waitFor(() => subscribedOn(to, b.user.name), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'b subscribed on the master the slot moved to',
+      })
+    })
+    assert.ok(
+      lines.some((l) =>
+        /channel down, pulling per request: .*moved .* away \(SUNSUBSCRIBE\)/.test(l),
+      ),
+      `the loss is logged (${lines.join(' | ')})`,
+    )
+    for (const user of [a.user, b.user]) {
+      assert.equal(await connections(from, user.name), 0, 'nothing left on the old master')
+      assert.equal(await connections(to, user.name), 1, 'one subscription on the new master')
+    }
+    await learnsByAnnouncement(monitor, [a.handler, a.opts], [b.handler, b.opts], 'migrated')
+    // close() (of every instance: the last test here) leaves no subscription connection.
+    await close()
+    for (const n of cluster.nodes) {
+      for (const user of [a.user, b.user]) {
+        assert.equal(await connections(n, user.name), 0, `none left on ${String(n.port)}`)
+      }
+    }
+  })
 })
 
 function entryWith(value, tags) {
