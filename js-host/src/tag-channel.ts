@@ -224,7 +224,10 @@ function subscribeFollowing(
       onLoss(client, new Error(`Redis moved ${channel} away (SUNSUBSCRIBE)`))
     })
     try {
-      await client.connect()
+      // Bounded as a whole: node-redis's connectTimeout ends with the TCP connection, and the
+      // handshake (AUTH, with credentials) waits forever on a server that accepted it but
+      // hangs, which would stall every later attempt.
+      await withDeadline(client.connect(), options.connectTimeoutMs, 'connect')
     } catch (err) {
       drop(client)
       throw err
@@ -416,7 +419,8 @@ export function nodesOfSlots(reply: unknown): string[] {
 
 /**
  * Redis Sentinel: the master the sentinels name now (`SENTINEL GET-MASTER-ADDR-BY-NAME`, asked
- * of each in turn, with the sentinels' own credentials, as the transport asks them). A
+ * of each in turn, with the sentinels' own credentials, as the transport asks them), once the
+ * server named says it is a master (`INFO replication`; else the next sentinel is asked). A
  * sentinel that names the old master for a moment after a failover costs one more attempt:
  * Sentinel closes the clients of a master it turns into a replica (CLIENT KILL), which ends
  * that subscription too.
@@ -440,7 +444,8 @@ function sentinelFinder(options: RedisTransportOptions, sentinels: readonly stri
     })
     client.on('error', () => undefined)
     try {
-      await client.connect()
+      // The handshake too (AUTH with the sentinels' credentials): see `open`.
+      await withDeadline(client.connect(), options.connectTimeoutMs, 'sentinel connect')
       const reply = await withDeadline(
         client.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name]),
         options.connectTimeoutMs,
@@ -471,6 +476,32 @@ function sentinelFinder(options: RedisTransportOptions, sentinels: readonly stri
         client = await open(master)
       } catch (err) {
         lastError = err
+        continue
+      }
+      // A sentinel may name a replica (a stale view: one that was cut off, or that no later
+      // configuration reached); a subscription there would hear its master only while its
+      // replication link lasts. Asked before the SSUBSCRIBE (a subscribed RESP2 connection
+      // takes no INFO): a demotion after it is Sentinel's, which closes this connection.
+      let role: string | undefined
+      try {
+        const info = await withDeadline(
+          client.sendCommand(['INFO', 'replication']),
+          options.connectTimeoutMs,
+          'INFO replication',
+        )
+        const text =
+          typeof info === 'string' ? info : Buffer.isBuffer(info) ? info.toString('utf8') : ''
+        role = /^role:(\w+)/m.exec(text)?.[1]
+      } catch (err) {
+        client.destroy()
+        lastError = err
+        continue
+      }
+      if (role !== 'master') {
+        client.destroy()
+        lastError = new Error(
+          `sentinel ${address} names ${master.host}:${String(master.port)}, which is a ${role ?? 'server of unknown role'}, not a master`,
+        )
         continue
       }
       await subscribe(client)

@@ -451,6 +451,60 @@ describe("tagSync 'push' through the sentinel", () => {
       counts.close()
     }
   })
+
+  test('a sentinel that names a replica as the master: the subscription is never taken there, it goes on to the next sentinel', async () => {
+    const { now, other } = await roles()
+    await waitFor(async () => (await other.command('ROLE'))[0] === 'slave', {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: 'the other server to be a replica',
+    })
+    // A stale view that lasts: a sentinel of its own that monitors the replica under the
+    // name; it never fails it over (no agreement, a long down-after), and no sentinel with a
+    // later configuration epoch for that name corrects it. The next sentinel names the master.
+    const name = 'snstale'
+    const names = (port) => async (sentinelAt) => {
+      const reply = await redisCommand(sentinelAt, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name], {
+        timeoutMs: 500,
+      })
+      return Array.isArray(reply) && Number(reply[1]) === port
+    }
+    const conf = (port) => [
+      `sentinel monitor ${name} 127.0.0.1 ${String(port)} 2`,
+      `sentinel down-after-milliseconds ${name} 600000`,
+    ]
+    const stale = await startSentinel('stale', conf(other.port), names(other.port))
+    try {
+      const good = await startSentinel('good', conf(now.port), names(now.port))
+      try {
+        const user = await monitor.user()
+        const url = new URL(user.redisUrl)
+        url.hostname = name
+        const h = createUseCacheHandler({
+          redisUrl: url.toString(),
+          sentinels: [`127.0.0.1:${String(stale.port)}`, `127.0.0.1:${String(good.port)}`],
+          prefix: 'snpush',
+          deploymentId: 'd1',
+          memoryBytes: 0,
+          leases: false,
+          tagSync: 'push',
+          connectTimeoutMs: 2000,
+        })
+        await h.refreshTags().catch(() => undefined)
+        await waitFor(
+          async () => (await subscribedOn(now, user.name)) || subscribedOn(other, user.name),
+          { timeoutMs: 15_000, intervalMs: 20, what: 'a subscription of the instance' },
+        )
+        assert.equal(await subscribedOn(other, user.name), false, 'not subscribed on the replica')
+        assert.ok(await subscribedOn(now, user.name), 'subscribed on the master')
+      } finally {
+        await close()
+        await stopChild(good.child, { termTimeoutMs: 5000 })
+      }
+    } finally {
+      await stopChild(stale.child, { termTimeoutMs: 5000 })
+    }
+  })
 })
 
 describe('Sentinel and master with passwords', () => {
@@ -541,6 +595,27 @@ describe('Sentinel and master with passwords', () => {
     await a.updateTags(['t-auth'])
     await b.refreshTags()
     assert.equal(await b.get('k-auth', []), undefined)
+  })
+
+  test("tagSync 'push': a sentinel that accepts the connection but never answers the login (hung) does not stop the subscription from going on to the next", async () => {
+    const hung = await startRedis({ logDir: dir })
+    process.kill(hung.pid, 'SIGSTOP')
+    try {
+      authHandler({
+        sentinels: [`127.0.0.1:${String(hung.port)}`, `127.0.0.1:${sentinel2Port}`],
+        tagSync: 'push',
+        connectTimeoutMs: 1000,
+      })
+      await waitFor(async () => / ssub=[1-9]/.test(String(await onMaster('CLIENT', 'LIST'))), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: 'the subscription on the master the second sentinel names',
+      })
+    } finally {
+      process.kill(hung.pid, 'SIGCONT')
+      await close()
+      await hung.stop()
+    }
   })
 
   for (const [what, extra, expect] of [
