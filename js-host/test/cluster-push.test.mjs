@@ -20,9 +20,14 @@ import {
   commandMonitor,
   onDemand,
   pageHtml,
-  useCacheEntry,
 } from './helpers.mjs'
-import { caughtUp, learnsByAnnouncement } from './push-follow.mjs'
+import {
+  caughtUp,
+  freshInTheGap,
+  learnsByAnnouncement,
+  subscribedOn,
+  subscribers,
+} from './push-follow.mjs'
 
 const require = createRequire(import.meta.url)
 const { keySlot } = require('../dist/tag-channel.js')
@@ -77,18 +82,6 @@ async function masterAndReplica() {
     }
   }
   throw new Error(`no replica of the master on port ${String(port)}`)
-}
-
-/** Whether a connection of user `name` holds a sharded subscription on `node` (CLIENT LIST). */
-async function subscribedOn(node, name) {
-  const list = String(await node.command('CLIENT', 'LIST'))
-  return list.split('\n').some((l) => / ssub=[1-9]/.test(l) && l.includes(` user=${name} `))
-}
-
-/** Subscribers of the channel on `node` (PUBSUB SHARDNUMSUB). */
-async function subscribers(node) {
-  const [, n] = await node.command('PUBSUB', 'SHARDNUMSUB', CHANNEL)
-  return Number(n)
 }
 
 describe("tagSync 'push' on Redis Cluster", () => {
@@ -201,25 +194,7 @@ describe("tagSync 'push' on Redis Cluster", () => {
     )
     // While down, every request of b pulls: it serves what a revalidated just before, which
     // it cannot have heard of (it is subscribed nowhere).
-    for (let i = 0; i < 3; i++) {
-      const [key, tag] = [`k-gap-${String(i)}`, `t-gap-${String(i)}`]
-      // A write the failover cut off is lost (writes are not retried): written again until b
-      // reads it.
-      await waitFor(
-        async () => {
-          await a.handler.set(key, Promise.resolve(entryWith('before', [tag])))
-          return (await b.handler.get(key, [])) !== undefined
-        },
-        { timeoutMs: 15_000, intervalMs: 100, what: `${key} written and read` },
-      )
-      await a.handler.updateTags([tag])
-      await b.handler.refreshTags()
-      assert.equal(
-        await b.handler.get(key, []),
-        undefined,
-        `request ${String(i)}: fresh in the gap`,
-      )
-    }
+    await freshInTheGap(a.handler, b.handler)
     assert.equal(await subscribedOn(replica, b.user.name), false, 'b is subscribed nowhere')
     assert.equal(await subscribedOn(master, b.user.name), false, 'not on the old master either')
     // Allowed again, b subscribes on the new master and follows by push once more.
@@ -230,7 +205,7 @@ describe("tagSync 'push' on Redis Cluster", () => {
       what: 'b subscribed on the new master',
     })
     assert.ok(await subscribedOn(replica, a.user.name), 'a subscribed on the new master')
-    assert.equal(await subscribers(master), 0, 'no subscription left on the old master')
+    assert.equal(await subscribers(master, CHANNEL), 0, 'no subscription left on the old master')
     // A MONITOR count of its own from here: connections opened during the failover are named
     // by CLIENT LIST when first counted.
     const counts = await commandMonitor({
@@ -342,7 +317,3 @@ describe("tagSync 'push' on Redis Cluster", () => {
     }
   })
 })
-
-function entryWith(value, tags) {
-  return useCacheEntry(value, { tags })
-}

@@ -22,6 +22,43 @@ export async function caughtUp(monitor, handler, opts, what = 'caught up') {
   )
 }
 
+/** Whether a connection of user `name` holds a sharded subscription on `server` (CLIENT LIST). */
+export async function subscribedOn(server, name) {
+  const list = String(await server.command('CLIENT', 'LIST'))
+  return list.split('\n').some((l) => / ssub=[1-9]/.test(l) && l.includes(` user=${name} `))
+}
+
+/** Subscribers of `channel` on `server` (PUBSUB SHARDNUMSUB). */
+export async function subscribers(server, channel) {
+  const [, n] = await server.command('PUBSUB', 'SHARDNUMSUB', channel)
+  return Number(n)
+}
+
+/** `a` writes `key` with `tag` again until `b` reads it: a write a failover cut off is lost. */
+async function writtenAndRead(a, b, key, tag, value) {
+  await waitFor(
+    async () => {
+      await a.set(key, Promise.resolve(useCacheEntry(value, { tags: [tag] })))
+      return (await b.get(key, [])) !== undefined
+    },
+    { timeoutMs: 15_000, intervalMs: 100, what: `${key} written and read` },
+  )
+}
+
+/**
+ * While `b` hears no announcement (subscribed nowhere), each of its requests pulls: it serves
+ * what `a` revalidated just before, which it cannot have heard of. Three rounds.
+ */
+export async function freshInTheGap(a, b) {
+  for (let i = 0; i < 3; i++) {
+    const [key, tag] = [`k-gap-${String(i)}`, `t-gap-${String(i)}`]
+    await writtenAndRead(a, b, key, tag, 'before')
+    await a.updateTags([tag])
+    await b.refreshTags()
+    assert.equal(await b.get(key, []), undefined, `request ${String(i)}: fresh in the gap`)
+  }
+}
+
 /**
  * `a` revalidates; `b` learns it by the announcement: freshness every round, and at least one
  * round where b's caught-up request ran no script and b pulled once in the background (each
@@ -33,14 +70,7 @@ export async function learnsByAnnouncement(monitor, [a, aOpts], [b, bOpts], name
   for (let round = 0; round < 5; round++) {
     const key = `k-${name}-${String(round)}`
     const tag = `t-${name}-${String(round)}`
-    // Written again until b reads it: a write cut off by a failover just before is lost.
-    await waitFor(
-      async () => {
-        await a.set(key, Promise.resolve(useCacheEntry('pushed', { tags: [tag] })))
-        return (await b.get(key, [])) !== undefined
-      },
-      { timeoutMs: 15_000, intervalMs: 100, what: `${key} written and read` },
-    )
+    await writtenAndRead(a, b, key, tag, 'pushed')
     await caughtUp(monitor, a, aOpts)
     await caughtUp(monitor, b, bOpts)
     const bBefore = await scriptCalls(monitor, bOpts)

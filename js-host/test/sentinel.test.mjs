@@ -37,7 +37,13 @@ import {
   text,
   useCacheEntry,
 } from './helpers.mjs'
-import { caughtUp, learnsByAnnouncement } from './push-follow.mjs'
+import {
+  caughtUp,
+  freshInTheGap,
+  learnsByAnnouncement,
+  subscribedOn,
+  subscribers,
+} from './push-follow.mjs'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const run = promisify(execFile)
@@ -317,18 +323,6 @@ describe("tagSync 'push' through the sentinel", () => {
       : { now: replica, other: master }
   }
 
-  /** Whether a connection of user `name` holds a sharded subscription on `server`. */
-  async function subscribedOn(server, name) {
-    const list = String(await server.command('CLIENT', 'LIST'))
-    return list.split('\n').some((l) => / ssub=[1-9]/.test(l) && l.includes(` user=${name} `))
-  }
-
-  /** Subscribers of the channel on `server` (PUBSUB SHARDNUMSUB). */
-  async function subscribers(server) {
-    const [, n] = await server.command('PUBSUB', 'SHARDNUMSUB', CHANNEL)
-    return Number(n)
-  }
-
   test('a revalidation reaches another instance by announcement; a caught-up request makes no round trip', async () => {
     const a = await instance()
     const b = await instance()
@@ -416,25 +410,7 @@ describe("tagSync 'push' through the sentinel", () => {
       )
       // It serves what a revalidated just before, which it cannot have heard of (it is
       // subscribed nowhere).
-      for (let i = 0; i < 3; i++) {
-        const [key, tag] = [`k-gap-${String(i)}`, `t-gap-${String(i)}`]
-        // A write the failover cut off is lost (writes are not retried): written again until b
-        // reads it.
-        await waitFor(
-          async () => {
-            await a.handler.set(key, Promise.resolve(entry('before', [tag])))
-            return (await b.handler.get(key, [])) !== undefined
-          },
-          { timeoutMs: 15_000, intervalMs: 100, what: `${key} written and read` },
-        )
-        await a.handler.updateTags([tag])
-        await b.handler.refreshTags()
-        assert.equal(
-          await b.handler.get(key, []),
-          undefined,
-          `request ${String(i)}: fresh in the gap`,
-        )
-      }
+      await freshInTheGap(a.handler, b.handler)
       assert.equal(await subscribedOn(next, b.user.name), false, 'b is subscribed nowhere')
       assert.equal(await subscribedOn(old, b.user.name), false, 'not on the old master either')
       // Allowed again, b subscribes on the new master and follows by push once more.
@@ -445,7 +421,7 @@ describe("tagSync 'push' through the sentinel", () => {
         what: 'b subscribed on the new master',
       })
       assert.ok(await subscribedOn(next, a.user.name), 'a subscribed on the new master')
-      assert.equal(await subscribers(old), 0, 'no subscription left on the old master')
+      assert.equal(await subscribers(old, CHANNEL), 0, 'no subscription left on the old master')
       await learnsByAnnouncement(counts, [a.handler, a.opts], [b.handler, b.opts], 'failed-over')
     } finally {
       counts.close()
