@@ -1502,6 +1502,39 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(timer.pending, [])
   })
 
+  test("a request's revalidation whose send reaches another state pulls after it, with no request", async () => {
+    // The send that finds a failover or a flush is the request's own (or the drain a reply's
+    // backlog signal starts), not the retry's: the pull it owes must not wait for the next
+    // request either.
+    const timer = fakeTimer()
+    const e2 = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    let failedOver = false
+    const { clock, engine, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? failedOver
+            ? e2
+            : SYNCED
+          : failedOver
+            ? netstrings(['e2', '1', 'v1', '0'])
+            : null,
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    failedOver = true
+    await sync.update(['t'], undefined, clock.t)
+    await settle()
+    assert.equal(engine.outboxLength, 0, 'sent')
+    const before = reads()
+    assert.equal(timer.pending.length, 1, 'the retry, for the pull the send owes')
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1, 'one pull')
+    assert.deepEqual(timer.pending, [])
+  })
+
   test('stop cancels the one timer', async () => {
     const timer = fakeTimer()
     const { sync } = setup(() => new Error('connection reset'), { timer })
