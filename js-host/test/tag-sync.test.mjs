@@ -843,6 +843,36 @@ describe('TagSync, fake transport and clock', () => {
     return upAndCaughtUp(f)
   }
 
+  test('following by push, an own revalidation sets the one timer for its pull while its send is still out', async () => {
+    // The pull it makes due (just after the ms it is recorded at) must not wait for the send,
+    // which may take the whole write budget: the host asks for the timer as it records it.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    // Sends never answer.
+    const f = setup(
+      (_, kind) =>
+        kind !== 'read'
+          ? new Promise(() => {})
+          : f.engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    Object.assign(f, { ch, timer })
+    await upAndCaughtUp(f)
+    const periodic = f.timer.pending.map((h) => h.ms)
+    assert.ok(periodic.length === 1 && periodic[0] > 700, periodic.join(', '))
+    f.clock.t = T0 + 100.3
+    void f.sync.update(['w'], undefined, f.clock.t)
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(f.engine.outboxLength, 1, 'the send is out')
+    const next = f.timer.pending.map((h) => h.ms)
+    assert.ok(
+      next.length === 1 && next[0] > 0 && next[0] <= 1,
+      `one timer, for the pull after the revalidation: ${next.join(', ')}`,
+    )
+  })
+
   test('following by push, a timer that fires before an own revalidation is answerable pulls nothing', async () => {
     // Node runs a timer when the event loop's cached clock says so, and that clock lags
     // `performance.now()` by the length of the turn that set it: a timer of a ms or two can
