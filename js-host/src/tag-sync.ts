@@ -747,6 +747,14 @@ export class TagSync {
       return Promise.resolve(true)
     }
     const run = this.replay(this.script)
+      .then((ok) => {
+        // An update or merge reply that named another state than the one the mirror follows
+        // (a failover, a flush) owes a pull, which the engine arms the retry for when asked:
+        // whoever drained (a request's revalidation, a reply's backlog signal, a pull, the
+        // retry), an idle process must not wait for its next request to make it.
+        this.poll()
+        return ok
+      })
       .catch((err: unknown) => this.engineFailed('revalidation replay', err))
       .finally(() => {
         if (this.draining === run) this.draining = undefined

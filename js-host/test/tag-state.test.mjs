@@ -116,6 +116,29 @@ describe('tag state', () => {
     assert.ok(!lines.some((l) => l.includes('meta hash')), lines.join('\n'))
   })
 
+  test('a revalidation sent to a flushed Redis: the idle sender pulls after it and gives back what was lost', async () => {
+    // Its update's reply names the new state: the pull it owes finds the state lacking the
+    // record of B's revalidation and gives it back, with no request on A after its send.
+    const A = instance('flushsend', { tagSync: 'pull' })
+    const B = instance('flushsend', { tagSync: 'pull' })
+    await A.refreshTags()
+    await B.refreshTags()
+    await B.updateTags(['products'])
+    await A.refreshTags()
+    assert.ok((await A.getExpiration(['products'])) > 0, 'A learned it')
+    await redis.command('FLUSHALL')
+    await A.updateTags(['other'])
+    const C = instance('flushsend', { tagSync: 'pull' })
+    await until(
+      async () => {
+        await C.refreshTags()
+        return (await C.getExpiration(['products'])) > 0
+      },
+      5000,
+      "A's pull after its send to give the lost revalidation back",
+    )
+  })
+
   test('a meta hash lost alone: a process that starts then judges by the records, and makes it anew', async () => {
     const A = instance('nometa')
     await A.refreshTags()

@@ -843,6 +843,36 @@ describe('TagSync, fake transport and clock', () => {
     return upAndCaughtUp(f)
   }
 
+  test('following by push, an own revalidation sets the one timer for its pull while its send is still out', async () => {
+    // The pull it makes due (just after the ms it is recorded at) must not wait for the send,
+    // which may take the whole write budget: the host asks for the timer as it records it.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    // Sends never answer.
+    const f = setup(
+      (_, kind) =>
+        kind !== 'read'
+          ? new Promise(() => {})
+          : f.engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED,
+      { timer, push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 } },
+    )
+    Object.assign(f, { ch, timer })
+    await upAndCaughtUp(f)
+    const periodic = f.timer.pending.map((h) => h.ms)
+    assert.ok(periodic.length === 1 && periodic[0] > 700, periodic.join(', '))
+    f.clock.t = T0 + 100.3
+    void f.sync.update(['w'], undefined, f.clock.t)
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(f.engine.outboxLength, 1, 'the send is out')
+    const next = f.timer.pending.map((h) => h.ms)
+    assert.ok(
+      next.length === 1 && next[0] > 0 && next[0] <= 1,
+      `one timer, for the pull after the revalidation: ${next.join(', ')}`,
+    )
+  })
+
   test('following by push, a timer that fires before an own revalidation is answerable pulls nothing', async () => {
     // Node runs a timer when the event loop's cached clock says so, and that clock lags
     // `performance.now()` by the length of the turn that set it: a timer of a ms or two can
@@ -1499,6 +1529,39 @@ describe('TagSync, fake transport and clock', () => {
     timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(reads(), before + 1)
+    assert.deepEqual(timer.pending, [])
+  })
+
+  test("a request's revalidation whose send reaches another state pulls after it, with no request", async () => {
+    // The send that finds a failover or a flush is the request's own (or the drain a reply's
+    // backlog signal starts), not the retry's: the pull it owes must not wait for the next
+    // request either.
+    const timer = fakeTimer()
+    const e2 = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    let failedOver = false
+    const { clock, engine, script, sync } = setup(
+      (_, kind) =>
+        kind === 'read'
+          ? failedOver
+            ? e2
+            : SYNCED
+          : failedOver
+            ? netstrings(['e2', '1', 'v1', '0'])
+            : null,
+      { timer },
+    )
+    const reads = () => script.calls.filter((c) => c.kind === 'read').length
+    await sync.refresh()
+    failedOver = true
+    await sync.update(['t'], undefined, clock.t)
+    await settle()
+    assert.equal(engine.outboxLength, 0, 'sent')
+    const before = reads()
+    assert.equal(timer.pending.length, 1, 'the retry, for the pull the send owes')
+    clock.t += timer.pending[0].ms
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(reads(), before + 1, 'one pull')
     assert.deepEqual(timer.pending, [])
   })
 

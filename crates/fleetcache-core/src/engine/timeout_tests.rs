@@ -170,6 +170,40 @@ fn a_retry_with_only_a_send_to_do_pulls_nothing() {
 }
 
 #[test]
+fn a_retry_armed_for_records_to_give_back_stays_armed_and_only_sends() {
+    // A flush lost b's record; the merge giving it back fails with Redis answering (an error
+    // reply: the breaker stays closed) and the host arms the retry for it. Nothing else waits:
+    // no pull failed, the mirror synced, the outbox empty. Disarmed, the record would reach
+    // Redis only after the next request's pull.
+    let mut e = shared_engine();
+    let full = |epoch: &str, record: &[&str]| {
+        let mut items = vec![epoch, "1", "v1", "1", "0", "", "0"];
+        items.extend_from_slice(record);
+        netstring::encode(items)
+    };
+    e.plan_tag_pull(Millis(NOW));
+    // An expiry 100 ms before NOW (a record far older would be pruned, not given back).
+    let b = "1795690529900,1795690529900,0,0,1795690529900";
+    e.apply_refresh(&full("E", &["b", b]), Millis(NOW)).unwrap();
+    e.plan_tag_pull(Millis(NOW + 10.0));
+    e.apply_refresh(&full("F", &[]), Millis(NOW + 10.0))
+        .unwrap();
+    assert!(e.mirror().is_synced());
+    assert_eq!(e.resend_len(), 1, "b's record to give back");
+    assert!(
+        e.plan_resend("c").unwrap().is_some(),
+        "the merge goes out, and fails"
+    );
+    e.arm_retry(Millis(NOW + 20.0));
+    assert_eq!(wake_in(&mut e, NOW + 20.0), Some((1000.0, Wake::Send)));
+    assert_eq!(
+        e.handle_timeout(Millis(NOW + 1020.0)),
+        Some(Wake::Send),
+        "the merge is retried, and nothing is pulled for it"
+    );
+}
+
+#[test]
 fn a_send_that_finds_another_state_owes_a_pull() {
     // The retry only sent: its update reached a state other than the one the mirror follows
     // (a failover, a flush). Only a pull compares that state with the mirror and gives back
