@@ -60,6 +60,24 @@ export async function freshInTheGap(a, b) {
 }
 
 /**
+ * After a failover that left `b` refused the channel on the new master (`newMaster`): `b` is
+ * subscribed nowhere; allowed again, it subscribes on the new master, beside `a`, and none is
+ * left on the old one.
+ */
+export async function resubscribesOnceAllowed({ a, b, newMaster, oldMaster, channel }) {
+  assert.equal(await subscribedOn(newMaster, b.user.name), false, 'b is subscribed nowhere')
+  assert.equal(await subscribedOn(oldMaster, b.user.name), false, 'not on the old master either')
+  await newMaster.command('ACL', 'SETUSER', b.user.name, 'allchannels')
+  await waitFor(() => subscribedOn(newMaster, b.user.name), {
+    timeoutMs: 15_000,
+    intervalMs: 20,
+    what: 'b subscribed on the new master',
+  })
+  assert.ok(await subscribedOn(newMaster, a.user.name), 'a subscribed on the new master')
+  assert.equal(await subscribers(oldMaster, channel), 0, 'no subscription left on the old master')
+}
+
+/**
  * `a` revalidates; `b` learns it by the announcement: freshness every round, and at least one
  * round where b's caught-up request ran no script and b pulled once in the background (each
  * instance also pulls on its own before its caught-up bound runs out, and on a busy machine
