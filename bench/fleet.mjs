@@ -93,7 +93,8 @@ const INTERLEAVED_BLOCKS_ENV = process.env.BENCH_FLEET_INTERLEAVED_BLOCKS
 // Warming requests per instance before a block's rounds (BENCH_FLEET_INTERLEAVED_WARM): the
 // target is a server that has run a while. After 20, the young processes of a block still
 // paid for JIT warm-up: push − default 0.98, 0.77 ms and pull − default 1.72, 1.60 ms in runs of
-// 2026-12-06, against 0.28, 0.51, 0.35 and 1.20, 0.90, 0.97 ms after 200 (3 blocks each).
+// 2026-12-06, against 0.28, 0.51, 0.35 and 1.20, 0.90, 0.97 ms after 200 (3 blocks each). 2,000
+// changed little (push − default 0.45 against 0.57 ms over 900 rounds; bench/PAGE-COST.md).
 const INTERLEAVED_WARM = Number(process.env.BENCH_FLEET_INTERLEAVED_WARM ?? 200)
 const NAMES = ['A', 'B', 'C']
 const WITH_PEERS = process.env.BENCH_PEERS !== '0'
