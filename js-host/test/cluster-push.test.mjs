@@ -84,6 +84,23 @@ async function masterAndReplica() {
   throw new Error(`no replica of the master on port ${String(port)}`)
 }
 
+/**
+ * `check` with a MONITOR count of its own, opened now: the file's count, open since the first
+ * test, missed a pull of b's after an announcement in 3 of 18 runs of the whole file (none in
+ * 10 of the test alone; none in 16 with a count of its own), as it can after a failover (below).
+ */
+async function withOwnCount(check) {
+  const counts = await commandMonitor({
+    url: cluster.url,
+    ports: cluster.nodes.map((n) => n.port),
+  })
+  try {
+    await check(counts)
+  } finally {
+    counts.close()
+  }
+}
+
 describe("tagSync 'push' on Redis Cluster", () => {
   test('the slot the subscription looks for is the one Redis gives the channel (CLUSTER KEYSLOT)', async () => {
     // The channels the engine names for prefixes of every allowed character and length
@@ -157,7 +174,9 @@ describe("tagSync 'push' on Redis Cluster", () => {
     const b = await instance()
     // The state exists and the update script is loaded.
     await a.handler.updateTags(['warm'])
-    await learnsByAnnouncement(monitor, [a.handler, a.opts], [b.handler, b.opts], 'cluster')
+    await withOwnCount((counts) =>
+      learnsByAnnouncement(counts, [a.handler, a.opts], [b.handler, b.opts], 'cluster'),
+    )
   })
 
   test("after the channel slot's master fails over, the subscription goes down (requests pull) and comes back on the new master", async () => {
@@ -297,7 +316,9 @@ describe("tagSync 'push' on Redis Cluster", () => {
       assert.equal(await connections(from, user.name), 0, 'nothing left on the old master')
       assert.equal(await connections(to, user.name), 1, 'one subscription on the new master')
     }
-    await learnsByAnnouncement(monitor, [a.handler, a.opts], [b.handler, b.opts], 'migrated')
+    await withOwnCount((counts) =>
+      learnsByAnnouncement(counts, [a.handler, a.opts], [b.handler, b.opts], 'migrated'),
+    )
     // close() (of every instance: the last test here) leaves no subscription connection.
     await close()
     for (const n of cluster.nodes) {
