@@ -59,6 +59,23 @@ export async function freshInTheGap(a, b) {
   }
 }
 
+/** Waits until `server`'s ACL log holds user `name`'s refused subscription to `channel`. */
+export async function refusedOn(server, name, channel) {
+  await waitFor(
+    async () =>
+      (await server.command('ACL', 'LOG')).some((e) => e.includes(name) && e.includes(channel)),
+    { timeoutMs: 15_000, intervalMs: 20, what: `${name}'s refused SSUBSCRIBE on the new master` },
+  )
+}
+
+/** The loss of the channel is logged among `lines`. */
+export function lossLogged(lines) {
+  assert.ok(
+    lines.some((l) => /tag announcements: channel down, pulling per request/.test(l)),
+    `the loss is logged (${lines.join(' | ')})`,
+  )
+}
+
 /**
  * After a failover that left `b` refused the channel on the new master (`newMaster`): `b` is
  * subscribed nowhere; allowed again, it subscribes on the new master, beside `a`, and none is
