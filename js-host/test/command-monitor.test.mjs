@@ -36,6 +36,28 @@ function connect(user) {
   return createClient({ url: url.toString() }).connect()
 }
 
+/**
+ * A raw connection of `user` to `port` that connects, authenticates within 5 ms, sends one
+ * ECHO, and resolves, open, once the ECHO is answered: a window between connect and AUTH, as a
+ * client has while it sets up the connection.
+ */
+function authenticatedEcho(port, user) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1')
+    sock.on('error', reject)
+    sock.setEncoding('utf8')
+    let replies = ''
+    sock.on('connect', () => {
+      setTimeout(() => sock.write(`AUTH ${user.name} any\r\n`), Math.random() * 5)
+    })
+    sock.on('data', (data) => {
+      replies += data
+      if (replies === '+OK\r\n') sock.write('ECHO x\r\n')
+      else if (replies === '+OK\r\n$1\r\nx\r\n') resolve(sock)
+    })
+  })
+}
+
 describe('commandMonitor', () => {
   test("a connection closed before sent() still counts: one user's reconnect", async () => {
     const user = await monitor.user()
@@ -88,6 +110,31 @@ describe('commandMonitor', () => {
     assert.equal(await monitor.sent(other, 'echo'), 2)
     await a.close()
     await b.close()
+  })
+
+  // A cluster handler opens a connection to every master at once, and each AUTH starts a
+  // CLIENT LIST. One that ran while another connection was open but not yet authenticated
+  // names its address with `default`; its reply could arrive after MONITOR's line of that
+  // AUTH, and the connection's commands were then counted for nobody (single-flight.test.mjs
+  // in CI: "B's own GETs are counted" with B's GET counted 0).
+  test('connections authenticating together are each counted for their user', async () => {
+    const wrong = []
+    for (let round = 0; round < 3; round++) {
+      const users = await Promise.all(Array.from({ length: 20 }, () => monitor.user()))
+      const socks = await Promise.all(
+        users.map((user, i) => authenticatedEcho(redis.ports[i % redis.ports.length], user)),
+      )
+      try {
+        for (const user of users) {
+          const counted = await monitor.sent(user, 'echo')
+          if (counted !== 1) wrong.push(`${user.name}: ${String(counted)}`)
+        }
+      } finally {
+        for (const sock of socks) sock.destroy()
+      }
+    }
+    // Before: 2 to 16 of the 60 counted 0 (6 runs, one Redis and a cluster).
+    assert.deepEqual(wrong, [])
   })
 
   // A loaded machine can keep Redis from answering for seconds (tags.test.mjs, both cores

@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
+import { redisCommand, redisPipeline, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { monitorLines, scriptSha } from '../../tests/support/observe.mjs'
 
@@ -450,6 +450,13 @@ export async function resumeAndStop(redis) {
  * CLIENT LIST then, remembered, so its commands count after it closed (a reconnect). One that
  * closed before even that CLIENT LIST saw it cannot be told: `sent` throws when such a
  * connection, seen after the user was made, sent `command`, rather than count it for nobody.
+ *
+ * A CLIENT LIST names a connection only if it ran after that connection authenticated: the
+ * list is sent between two PINGs of its own on one connection, so MONITOR shows where it ran
+ * among the commands. A list from before the AUTH names the connection's address with the
+ * user it had then (`default`), and its reply can reach this process after MONITOR's line of
+ * the AUTH; taken as the connection's user, it counted another user's commands for nobody
+ * (2 to 16 of 60 connections authenticating together, command-monitor.test.mjs).
  * `close()`.
  */
 export async function commandMonitor(redis) {
@@ -459,6 +466,7 @@ export async function commandMonitor(redis) {
   // timed out after 2000 ms') failed a test over nothing it checks.
   const eachNode = (...argv) =>
     Promise.all(redis.ports.map((port) => redisCommand(port, argv, { timeoutMs: 10_000 })))
+  const options = { timeoutMs: 10_000 }
   const nodes = []
   // The CLIENT LISTs asked for connections that authenticated, until they answer.
   const asked = new Set()
@@ -466,14 +474,30 @@ export async function commandMonitor(redis) {
   // connection seen before cannot be the user's.
   let seen = 0
   const madeAt = new Map()
+  // Resolves once `test()` holds for a line of `node`'s MONITOR (checked after each line).
+  const until = (node, test, what) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`MONITOR: no ${what} in 10 s`)), 10_000)
+      const check = () => {
+        if (!test()) return false
+        clearTimeout(timer)
+        resolve()
+        return true
+      }
+      if (!check()) node.waiters.push(check)
+    })
   for (const port of redis.ports) {
-    // `conns`: addr -> the connection there now ({ calls: command -> count, user, authed });
-    // `all`: every connection seen; `marks`: the barrier PINGs seen.
+    // `conns`: addr -> the connection there now ({ calls: command -> count, user, authed,
+    // from, until: where in this node's MONITOR it began and was replaced by a later one at
+    // its address }); `all`: every connection seen; `at`: addr -> those seen there;
+    // `lines`: commands seen; `marks`: the helper's own PINGs seen -> where.
     const node = {
       sock: undefined,
       conns: new Map(),
       all: [],
-      marks: new Set(),
+      at: new Map(),
+      lines: 0,
+      marks: new Map(),
       ok: false,
       waiters: [],
     }
@@ -485,18 +509,29 @@ export async function commandMonitor(redis) {
         const [, addr, cmd] = m
         const command = cmd.toLowerCase()
         const args = line.slice(line.indexOf('] ') + 2)
-        // The barrier's own PING, by its argument (another client's PING is no barrier).
-        const mark = /^"ping" "(monitor-mark-\d+)"$/i.exec(args)
-        if (mark !== null) node.marks.add(mark[1])
+        node.lines += 1
+        // The helper's own PINGs, by their argument (another client's PING is no mark).
+        const mark = /^"ping" "(monitor-(?:mark|list)-[\d-]+)"$/i.exec(args)
+        if (mark !== null) node.marks.set(mark[1], node.lines)
         // Authentication starts a user's session: a connection of its own, even at an address
         // an earlier one (closed) had.
         const authenticates =
           command === 'auth' || (command === 'hello' && / "auth" /i.test(`${args} `))
         let conn = node.conns.get(addr)
         if (conn === undefined || authenticates) {
-          conn = { addr, calls: new Map(), user: undefined, authed: authenticates, at: seen++ }
+          if (conn !== undefined) conn.until = node.lines
+          conn = {
+            addr,
+            calls: new Map(),
+            user: undefined,
+            authed: authenticates,
+            at: seen++,
+            from: node.lines,
+            until: Infinity,
+          }
           node.conns.set(addr, conn)
           node.all.push(conn)
+          node.at.set(addr, [...(node.at.get(addr) ?? []), conn])
         }
         conn.calls.set(command, (conn.calls.get(command) ?? 0) + 1)
         if (authenticates) {
@@ -512,29 +547,43 @@ export async function commandMonitor(redis) {
     })
     nodes.push(node)
   }
-  /** Names the user of every connection open now that has none yet (CLIENT LIST). */
+  let lists = 0
+  /**
+   * Names the user of every connection open now that has none yet: CLIENT LIST between two
+   * PINGs of its own, so that only the connections that authenticated before the first and
+   * were still the latest at their address after the second are named from it.
+   */
   async function attribute() {
-    const lists = await eachNode('CLIENT', 'LIST')
+    lists += 1
+    const [first, last] = [`monitor-list-${String(lists)}-1`, `monitor-list-${String(lists)}-2`]
+    const replies = await Promise.all(
+      redis.ports.map((port) =>
+        redisPipeline(
+          port,
+          [
+            ['PING', first],
+            ['CLIENT', 'LIST'],
+            ['PING', last],
+          ],
+          options,
+        ),
+      ),
+    )
+    // One connection runs its commands in order: once MONITOR showed the last, it showed both.
+    await Promise.all(nodes.map((n) => until(n, () => n.marks.has(last), 'PING')))
     nodes.forEach((node, i) => {
-      for (const line of String(lists[i]).split('\n')) {
+      const [from, to] = [node.marks.get(first), node.marks.get(last)]
+      node.marks.delete(first)
+      node.marks.delete(last)
+      for (const line of String(replies[i][1]).split('\n')) {
         const addr = /(?:^| )addr=(\S+)/.exec(line)?.[1]
         const user = /(?:^| )user=(\S+)/.exec(line)?.[1]
-        const conn = addr === undefined ? undefined : node.conns.get(addr)
-        if (conn !== undefined && conn.user === undefined) conn.user = user
+        for (const conn of (addr === undefined ? undefined : node.at.get(addr)) ?? []) {
+          if (conn.user === undefined && conn.from < from && conn.until > to) conn.user = user
+        }
       }
     })
   }
-  const until = (node, test, what) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`MONITOR: no ${what} in 10 s`)), 10_000)
-      const check = () => {
-        if (!test()) return false
-        clearTimeout(timer)
-        resolve()
-        return true
-      }
-      if (!check()) node.waiters.push(check)
-    })
   await Promise.all(nodes.map((n) => until(n, () => n.ok, 'OK')))
   let users = 0
   let marks = 0

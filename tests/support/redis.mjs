@@ -58,33 +58,45 @@ function parseReply(buf, offset = 0) {
 export class RedisError extends Error {}
 
 // Sends one command on a new connection and resolves with the reply (RedisError replies reject).
-export function redisCommand(port, args, { host = '127.0.0.1', timeoutMs = 2000 } = {}) {
+export async function redisCommand(port, args, options) {
+  const [reply] = await redisPipeline(port, [args], options)
+  if (reply instanceof RedisError) throw reply
+  return reply
+}
+
+// Sends `commands` in one write on a new connection, which Redis runs in that order, and
+// resolves with their replies (a RedisError for an error reply) once all have arrived.
+export function redisPipeline(port, commands, { host = '127.0.0.1', timeoutMs = 2000 } = {}) {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host })
     let buf = Buffer.alloc(0)
+    const replies = []
     const done = (err, value) => {
       socket.destroy()
       if (err) reject(err)
       else resolve(value)
     }
+    const what = commands.map((c) => c[0]).join(', ')
     socket.setTimeout(timeoutMs, () =>
-      done(new Error(`redis ${args[0]} timed out after ${timeoutMs} ms`)),
+      done(new Error(`redis ${what} timed out after ${timeoutMs} ms`)),
     )
     socket.once('error', (err) => done(err))
     socket.on('data', (chunk) => {
       buf = Buffer.concat([buf, chunk])
-      let parsed
-      try {
-        parsed = parseReply(buf)
-      } catch (err) {
-        return done(err)
+      for (;;) {
+        let parsed
+        try {
+          parsed = parseReply(buf)
+        } catch (err) {
+          return done(err)
+        }
+        if (!parsed) return
+        replies.push(parsed[0])
+        buf = buf.subarray(parsed[1])
+        if (replies.length === commands.length) return done(null, replies)
       }
-      if (!parsed) return
-      const [value] = parsed
-      if (value instanceof RedisError) done(value)
-      else done(null, value)
     })
-    socket.write(encodeCommand(args))
+    socket.write(commands.map(encodeCommand).join(''))
   })
 }
 
