@@ -26,7 +26,7 @@ export const MAX_QUEUED_COMMANDS = 1000
 export const MAX_UNANSWERED_VALUE_BYTES = 64 * 1024 * 1024
 
 /** Longest pause between reconnection attempts, in ms. */
-const MAX_RECONNECT_DELAY_MS = 2000
+export const MAX_RECONNECT_DELAY_MS = 2000
 
 export interface RedisTransportOptions {
   url: string

@@ -4,11 +4,12 @@
  * mapping, and the throttled connection-error log. Which client it drives (single, cluster,
  * Sentinel) is built by the modules named for them.
  */
-import { ConnectionTimeoutError, ErrorReply, TimeoutError } from 'redis'
+import { ConnectionTimeoutError, DisconnectsClientError, ErrorReply, TimeoutError } from 'redis'
 
 import { deadlines } from './deadlines'
 import { describe } from './log'
 import {
+  MAX_RECONNECT_DELAY_MS,
   MAX_UNANSWERED_VALUE_BYTES,
   singleClient,
   type Client,
@@ -56,10 +57,19 @@ const PLAIN_RESET_HINT =
   ' (the URL is redis://: does the server require TLS? A Redis with TLS only resets a connection that does not begin with the handshake: use rediss://)'
 
 /**
+ * How long a connection may stay open and answer nothing before it is given up, beyond the
+ * longer of the command and connect budgets: node-redis's longest pause between reconnection
+ * attempts, so that a connection it is still retrying on its own is left to it.
+ */
+const HUNG_MARGIN_MS = MAX_RECONNECT_DELAY_MS
+
+/**
  * node-redis transport: one client per process, connected on first use and reconnected in
  * the background forever. Commands issued while disconnected fail at once instead of
  * queueing (`disableOfflineQueue`), the queue of commands sent but unanswered is bounded
- * (a hung Redis), and every command carries a deadline after which it is abandoned.
+ * (a hung Redis), and every command carries a deadline after which it is abandoned. A
+ * connection that stays open and answers nothing is given up and a new one made
+ * ({@link RedisTransport.hungAfterMs}).
  */
 export class RedisTransport implements Transport {
   readonly enforcesDeadlines = true
@@ -88,8 +98,26 @@ export class RedisTransport implements Transport {
   /** When the held-back line was last logged, and the writes held back since. */
   private lastHeldBackLog = Number.NEGATIVE_INFINITY
   private heldBack = 0
+  /**
+   * A connection that answers nothing for this long (ms) is given up and a new one made: no
+   * reply to any command since one that timed out was sent that long ago, or not usable that
+   * long after a connection attempt or node-redis's last connection error (a login never
+   * answered). node-redis reconnects only once its socket fails, and a proxy or load balancer
+   * that keeps the client's end of a connection whose other end is gone, or a route lost
+   * without a reset, may never fail it (test/hung-connection.test.mjs).
+   */
+  private readonly hungAfterMs: number
+  /** Replies (values or error replies) so far: a command that timed out with none since it was sent heard nothing. */
+  private answers = 0
+  /** When the oldest command that timed out with no reply since it was sent was sent, if one did since the last reply (performance.now()). */
+  private silentSince: number | undefined
+  /** When a connection attempt began or node-redis last reported a connection error (performance.now()). */
+  private lastConnectEvent = 0
+  /** A connection was given up (`recycle`) and Redis has answered nothing since. */
+  private recycledUnanswered = false
 
   constructor(private readonly options: RedisTransportOptions) {
+    this.hungAfterMs = Math.max(options.commandTimeoutMs, options.connectTimeoutMs) + HUNG_MARGIN_MS
     this.timeoutHint = /^rediss:/i.test(options.url) ? TLS_TIMEOUT_HINT : ''
     this.resetHint = /^redis:/i.test(options.url) ? PLAIN_RESET_HINT : ''
     this.client =
@@ -105,6 +133,9 @@ export class RedisTransport implements Transport {
     // listener that throws stops reconnection (vercel/next.js#68221): this one cannot throw.
     // At most one line per 10 s, so an outage does not flood the logs.
     const onError = (err: unknown): void => {
+      // This transport's own destroy() (`recycle`, `close`): said already, or nothing to say.
+      if (err instanceof DisconnectsClientError) return
+      this.lastConnectEvent = performance.now()
       const resetHint = !this.connectedOnce && isReset(err) ? this.resetHint : ''
       if (this.failConnect !== undefined && isRefusal(err)) {
         // A connection failure for the breaker (not a reply error: Redis is not usable), so
@@ -156,11 +187,14 @@ export class RedisTransport implements Transport {
     if (this.closed) return Promise.reject(new Error('redis transport is closed'))
     if (!this.client.isOpen) {
       this.connectDeadline = Date.now() + this.options.connectTimeoutMs
+      this.lastConnectEvent = performance.now()
       // An error reply while connecting (WRONGPASS, NOPERM on HELLO) ends the wait at once;
       // node-redis itself keeps retrying in the background.
+      let fail: ((err: Error) => void) | undefined
       const refused = new Promise<never>((_, reject) => {
-        this.failConnect = reject
+        fail = reject
       })
+      this.failConnect = fail
       const attempt = Promise.race([
         this.client.connect().then(() => {
           if (this.connectedOnce) return
@@ -169,11 +203,21 @@ export class RedisTransport implements Transport {
         }),
         refused,
       ])
-      attempt.catch(() => undefined).finally(() => (this.failConnect = undefined))
+      // An attempt given up for a new one (`recycle`) may settle after the new one began.
+      attempt
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.failConnect === fail) this.failConnect = undefined
+        })
       this.connecting = attempt
     }
     const remaining = this.connectDeadline - Date.now()
     if (this.connecting === undefined || remaining <= 0) {
+      if (performance.now() - this.lastConnectEvent >= this.hungAfterMs) {
+        this.recycle(
+          `not usable ${String(this.hungAfterMs)} ms after connecting (no answer to its login)`,
+        )
+      }
       return Promise.reject(new Error('redis is not connected (reconnecting in the background)'))
     }
     // The message names the configured budget, not what was left of it for this command.
@@ -183,6 +227,47 @@ export class RedisTransport implements Transport {
       'redis connect',
       `redis connect took longer than ${String(this.options.connectTimeoutMs)} ms${this.timeoutHint}`,
     )
+  }
+
+  /**
+   * A command whose budget began at `sentAt` (performance.now()) timed out; `heard`: a reply
+   * to some command came since. A connection silent for `hungAfterMs` is given up.
+   */
+  private timedOut(sentAt: number, heard: boolean): void {
+    if (heard) return
+    if (this.silentSince === undefined || sentAt < this.silentSince) this.silentSince = sentAt
+    const silent = performance.now() - this.silentSince
+    if (silent >= this.hungAfterMs) {
+      this.recycle(`no reply for ${String(Math.round(silent))} ms`)
+    }
+  }
+
+  /**
+   * Gives up the connection (`why`, for the log line) and begins a new one: node-redis would
+   * wait on it for as long as its socket lives. Its unanswered commands fail as disconnected;
+   * those past their deadline already failed.
+   */
+  private recycle(why: string): void {
+    if (this.closed) return
+    this.silentSince = undefined
+    // One line per outage: a Redis that stays paused leaves every new connection's login
+    // unanswered too, and each is given up in turn.
+    const line = `redis connection: ${why}, though still open; closing it and connecting anew`
+    if (this.recycledUnanswered) this.options.log.debug(line)
+    else this.options.log.warn(line)
+    this.recycledUnanswered = true
+    let destroyed: unknown
+    try {
+      // A Sentinel client's destroy() settles once it is torn down.
+      destroyed = this.client.destroy()
+    } catch {
+      // Already closed.
+    }
+    // Begun now, not by the next command: that one then finds it ready.
+    Promise.resolve(destroyed)
+      .catch(() => undefined)
+      .then(() => this.ensureConnected())
+      .catch(() => undefined)
   }
 
   send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {
@@ -208,6 +293,7 @@ export class RedisTransport implements Transport {
     // abandoned here stays in node-redis's bounded queue until Redis answers or the socket
     // closes, and the breaker stops new ones while Redis hangs.
     const bytes = valueBytes(argv)
+    const answers = this.answers
     return new Promise((resolve, reject) => {
       const deadline = deadlines.add(
         timeout,
@@ -217,10 +303,13 @@ export class RedisTransport implements Transport {
               `redis ${String(argv[0])} took longer than ${String(timeout)} ms`,
             ),
           )
+          // When its budget began: `timeout` ago (no clock is read per command for this).
+          this.timedOut(performance.now() - timeout, this.answers !== answers)
         },
         startedAt,
       )
       const failed = (err: unknown): void => {
+        if (err instanceof ErrorReply) this.answered()
         deadlines.settle(deadline)
         reject(commandError(err, argv, timeout))
       }
@@ -240,10 +329,18 @@ export class RedisTransport implements Transport {
         sent.then(answered, answered)
       }
       sent.then((reply) => {
+        this.answered()
         deadlines.settle(deadline)
         resolve(reply)
       }, failed)
     })
+  }
+
+  /** Redis answered a command: the connection is not silent. */
+  private answered(): void {
+    this.answers += 1
+    this.silentSince = undefined
+    this.recycledUnanswered = false
   }
 
   holdsBack(argv: readonly (string | Buffer)[]): HeldBackError | undefined {
@@ -282,7 +379,8 @@ export class RedisTransport implements Transport {
     }
     // A client that is (re)connecting or hung has nothing to flush; stop it at once.
     try {
-      this.client.destroy()
+      // Not awaited; a Sentinel client's teardown that fails has nothing left to stop.
+      Promise.resolve(this.client.destroy()).catch(() => undefined)
     } catch {
       // Already closed.
     }

@@ -661,3 +661,57 @@ export async function settled(stats, what, step, { attempts = 10 } = {}) {
     `set-up step ${what} met a Redis failure in each of ${String(attempts)} runs (${seen.join(', ')})`,
   )
 }
+
+/**
+ * A TCP proxy to `port`. `hold()`: every connection open now passes nothing any more, either
+ * way, and stays open; `holdNew`: connections made from now on are held from the start (a
+ * login never answered). `held`: the held connections, each with `closed` once the client
+ * closed its end.
+ */
+export async function holdingProxy(port) {
+  const net = await import('node:net')
+  const p = { holdNew: false, conns: [], held: [] }
+  p.server = net.createServer((client) => {
+    const up = net.connect(port, '127.0.0.1')
+    const c = { client, up, held: false, closed: false }
+    p.conns.push(c)
+    if (p.holdNew) {
+      c.held = true
+      p.held.push(c)
+    }
+    client.on('data', (d) => {
+      if (!c.held) up.write(d)
+    })
+    up.on('data', (d) => {
+      if (!c.held) client.write(d)
+    })
+    client.on('close', () => {
+      c.closed = true
+      up.destroy()
+    })
+    // A held connection's upstream end closing is not passed on: the client's end stays open.
+    up.on('close', () => {
+      if (!c.held) client.destroy()
+    })
+    client.on('error', () => undefined)
+    up.on('error', () => undefined)
+  })
+  await new Promise((resolve) => p.server.listen(0, '127.0.0.1', resolve))
+  p.url = `redis://127.0.0.1:${String(p.server.address().port)}`
+  p.hold = () => {
+    for (const c of p.conns) {
+      if (!c.held && !c.closed) {
+        c.held = true
+        p.held.push(c)
+      }
+    }
+  }
+  p.stop = () => {
+    p.server.close()
+    for (const c of p.conns) {
+      c.client.destroy()
+      c.up.destroy()
+    }
+  }
+  return p
+}

@@ -31,6 +31,7 @@ import {
   appPage,
   capture,
   commandMonitor,
+  holdingProxy,
   now,
   onDemand,
   pageHtml,
@@ -463,6 +464,80 @@ describe("tagSync 'push' through the sentinel", () => {
     } finally {
       await stopChild(stale.child, { termTimeoutMs: 5000 })
     }
+  })
+})
+
+// The master's connection held open and silent (a proxy between the handler and the master,
+// docs/failures.md "A connection that stays open and answers nothing"): the Sentinel client
+// is given up and made anew, asking the sentinel for the master again. The sentinel here
+// monitors the master at the proxy's address, and takes 60 s to judge it down: it starts no
+// failover during the test, though its own connections through the proxy are held too.
+describe('a master connection that stays open and answers nothing', () => {
+  let master3
+  let proxy
+  let sentinel3
+  let sentinel3Port
+
+  before(async () => {
+    master3 = await startRedis({ logDir: dir })
+    proxy = await holdingProxy(master3.port)
+    const proxyPort = new URL(proxy.url).port
+    ;({ child: sentinel3, port: sentinel3Port } = await startSentinel(
+      'sentinel-held',
+      [
+        `sentinel monitor heldmaster 127.0.0.1 ${proxyPort} 1`,
+        'sentinel down-after-milliseconds heldmaster 60000',
+      ],
+      async (port) => {
+        const info = await redisCommand(port, ['SENTINEL', 'MASTER', 'heldmaster'], {
+          timeoutMs: 500,
+        })
+        // RESP2: a flat list of names and values.
+        return info[info.indexOf('flags') + 1] === 'master'
+      },
+    ))
+  })
+
+  after(async () => {
+    await close()
+    await stopChild(sentinel3, { termTimeoutMs: 5000 })
+    proxy?.stop()
+    await master3?.stop()
+  })
+
+  test('the Sentinel client is given up and made anew: hits come back from the master', async () => {
+    seq += 1
+    const h = createUseCacheHandler({
+      redisUrl: 'redis://heldmaster',
+      sentinels: [`127.0.0.1:${sentinel3Port}`],
+      prefix: 'sntest',
+      deploymentId: 'd1',
+      memoryBytes: 0,
+      leases: false,
+      connectTimeoutMs: 400 + seq,
+      readTimeoutMs: 150,
+      writeTimeoutMs: 400,
+      breakerOpenMs: 200,
+      breakerMaxOpenMs: 400,
+    })
+    await h.set('held-1', Promise.resolve(entry('v-held')))
+    const read = async () => {
+      const e = await h.get('held-1', [])
+      return e === undefined ? undefined : text(e.value)
+    }
+    assert.equal(await read(), 'v-held')
+    proxy.hold()
+    let got
+    const until = Date.now() + 10_000
+    while ((got = await read()) === undefined && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    // Before: a miss for as long as the proxy held the connection.
+    assert.equal(got, 'v-held')
+    assert.ok(
+      proxy.held.some((c) => c.closed),
+      'a held connection was closed by the instance',
+    )
   })
 })
 

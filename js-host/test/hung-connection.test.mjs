@@ -1,0 +1,173 @@
+// A connection that stays open and answers nothing while Redis answers new ones: a proxy or
+// load balancer in front of Redis that keeps the client's side of a connection whose other
+// side is gone, or a route lost without a reset. TCP may never end such a connection
+// (a proxy acknowledges every byte), and node-redis reconnects only after its socket fails:
+// the instance stayed without Redis until restarted. Against a real redis-server behind a
+// proxy in this process that can hold connections (nothing passes either way, both ends open).
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, afterEach, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
+import { startRedis } from '../../tests/support/redis.mjs'
+import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
+import { holdingProxy, text, useCacheEntry } from './helpers.mjs'
+
+let redis
+let logDir
+
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-hung-'))
+  redis = await startRedis({ logDir })
+})
+
+afterEach(() => close())
+
+after(async () => {
+  await close()
+  await redis?.stop()
+})
+
+// Short budgets, so the tests take seconds: the rule under test is stated in their terms.
+const BUDGETS = {
+  connectTimeoutMs: 400,
+  readTimeoutMs: 150,
+  writeTimeoutMs: 400,
+  breakerOpenMs: 200,
+  breakerMaxOpenMs: 400,
+}
+
+let seq = 0
+function instance(redisUrl, extra = {}) {
+  seq += 1
+  return createUseCacheHandler({
+    redisUrl,
+    ...extra,
+    prefix: 'hung',
+    deploymentId: 'd1',
+    // A runtime of its own per handler (the odd setting keeps them apart).
+    maxTtlSeconds: 30 * 24 * 3600 - seq,
+    memoryBytes: 0,
+    leases: false,
+    ...BUDGETS,
+  })
+}
+
+/** Captures fleetcache's warning lines while `fn` runs. */
+async function warnings(fn) {
+  const seen = []
+  const original = console.warn
+  console.warn = (...args) => {
+    seen.push(args.join(' '))
+    original(...args)
+  }
+  try {
+    await fn()
+  } finally {
+    console.warn = original
+  }
+  return seen
+}
+
+/** The entry's text, or undefined on a miss. */
+async function read(h, key) {
+  const e = await h.get(key, [])
+  return e === undefined ? undefined : text(e.value)
+}
+
+/**
+ * Reads `key` through `h` every 100 ms until a hit, for at most `ms`: the reads are what a
+ * site under traffic would send (the breaker lets one probe through now and then).
+ */
+async function hitWithin(h, key, ms) {
+  const until = Date.now() + ms
+  for (;;) {
+    const got = await read(h, key)
+    if (got !== undefined) return got
+    if (Date.now() > until) return undefined
+    await sleep(100)
+  }
+}
+
+describe('a connection that stays open and answers nothing', () => {
+  test('one in use is given up and a new one made: hits come back from Redis', async () => {
+    const proxy = await holdingProxy(redis.port)
+    try {
+      const h = instance(proxy.url)
+      await h.set('k1', Promise.resolve(useCacheEntry('v1', { tags: ['t'] })))
+      assert.equal(await read(h, 'k1'), 'v1')
+      proxy.hold()
+      assert.equal(proxy.held.length, 1)
+      // Before: a miss for as long as the proxy held the connection (30 s, by hand).
+      assert.equal(await hitWithin(h, 'k1', 10_000), 'v1')
+      assert.ok(proxy.held[0].closed, 'the held connection was closed by the instance')
+      assert.equal(stats().breaker.state, 'closed')
+    } finally {
+      proxy.stop()
+    }
+  })
+
+  test('one whose login is never answered is given up and a new one made', async () => {
+    const writer = instance(redis.url)
+    await writer.set('k2', Promise.resolve(useCacheEntry('v2', { tags: ['t'] })))
+    const proxy = await holdingProxy(redis.port)
+    try {
+      proxy.holdNew = true
+      const h = instance(proxy.url)
+      assert.equal(await read(h, 'k2'), undefined, 'no answer within the connect budget')
+      assert.equal(proxy.held.length, 1)
+      proxy.holdNew = false
+      // Before: every read failed at once ("redis is not connected"), the login still waited.
+      assert.equal(await hitWithin(h, 'k2', 10_000), 'v2')
+      assert.ok(proxy.held[0].closed, 'the held connection was closed by the instance')
+    } finally {
+      proxy.stop()
+    }
+  })
+})
+
+describe('on Redis Cluster', () => {
+  // No proxy here (the layout names the nodes' own addresses): every node is paused for longer
+  // than a connection may answer nothing, so the cluster client is given up and connected
+  // anew while Redis cannot answer, and must find the layout again once it can.
+  test('a cluster client given up while every node is paused connects anew: hits come back', async () => {
+    const cluster = await startRedisCluster({ logDir })
+    const pids = cluster.nodes.map((n) => n.child.pid)
+    try {
+      const h = instance(cluster.url, { cluster: true })
+      await h.set('k3', Promise.resolve(useCacheEntry('v3', { tags: ['t'] })))
+      assert.equal(await read(h, 'k3'), 'v3')
+      const lines = await warnings(async () => {
+        for (const pid of pids) process.kill(pid, 'SIGSTOP')
+        try {
+          // Longer than the 2.4 s a connection may answer nothing with these budgets.
+          const until = Date.now() + 4000
+          while (Date.now() < until) {
+            assert.equal(await read(h, 'k3'), undefined)
+            await sleep(100)
+          }
+        } finally {
+          for (const pid of pids) process.kill(pid, 'SIGCONT')
+        }
+        assert.equal(await hitWithin(h, 'k3', 10_000), 'v3')
+      })
+      assert.ok(
+        lines.some((l) => /closing it and connecting anew/.test(l)),
+        `the client was given up:\n${lines.join('\n')}`,
+      )
+    } finally {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGCONT')
+        } catch {
+          // Stopped already.
+        }
+      }
+      await close()
+      await cluster.stop()
+    }
+  })
+})
