@@ -101,6 +101,15 @@ async function runRelease(version) {
   }, timeoutMs)
   const code = await new Promise((resolve) => child.once('exit', (c, s) => resolve(c ?? s)))
   clearTimeout(timer)
+  if (timedOut) {
+    // What the test runner started may outlive it: an `npm ci` stalled on the registry
+    // survived the SIGTERM, and this process ended before the SIGKILL above was due.
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // The whole group is gone.
+    }
+  }
   const seconds = Math.round((Date.now() - t0) / 1000)
   let suites = {}
   try {

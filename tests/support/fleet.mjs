@@ -239,7 +239,9 @@ async function installDeps(appDir, { log, getLogFile }) {
 
   if (!nextInstalledMatchesLock(appDir)) {
     log(`npm ci in ${shown(appDir)} (log: ${getLogFile()})`)
-    await runLogged('npm', ['ci', '--no-audit', '--no-fund'], {
+    // A request the registry stalls ends after 2 minutes and is retried (npm's default is 5
+    // minutes, 3 tries): one such stall held a compat run's `npm ci` past its 10 minutes.
+    await runLogged('npm', ['ci', '--no-audit', '--no-fund', '--fetch-timeout=120000'], {
       cwd: appDir,
       env: cleanEnv(),
       logFile: getLogFile(),
