@@ -389,6 +389,62 @@ describe('Redis dies and comes back', () => {
     )
   })
 
+  test('a Redis that is gone: probes that fail for want of a connection add no error or warning line', async () => {
+    // A Redis of its own, killed and started again on its port.
+    let own = await startRedis({ logDir })
+    const port = own.port
+    const h = instance({ ...ROOMY, redisUrl: own.url, debug: true })
+    const loud = []
+    const capturing = { error: console.error, warn: console.warn }
+    for (const level of ['error', 'warn']) {
+      console[level] = (...args) => {
+        loud.push(args.join(' '))
+        capturing[level](...args)
+      }
+    }
+    const from = lines.length
+    const since = (re) => lines.slice(from).filter((l) => re.test(l))
+    const breaker = () => engineStats(h.rt.engine).breaker
+    try {
+      await h.set('gone-k', Promise.resolve(entry('v')))
+      assert.equal(await hit(h, 'gone-k'), 'v')
+      process.kill(own.pid, 'SIGKILL')
+      assert.ok(await waitForExit(own.child, 10_000), 'redis-server gone')
+      // Reads fail at once, for want of a connection, until the breaker opens.
+      await eventually(
+        async () => {
+          assert.equal(await h.get('gone-k', []), undefined)
+          return breaker().state !== 'closed'
+        },
+        5000,
+        'the breaker opens',
+      )
+      const opened = loud.length
+      const failed = since(/circuit stays open after a failure of the probe/).length
+      await eventually(
+        () => since(/circuit stays open after a failure of the probe/).length >= failed + 2,
+        5000,
+        'two probes failed',
+      )
+      own = await startRedisOnPort({ port, logDir })
+      await eventually(() => since(/circuit closed/).length > 0, 5000, 'the breaker closes')
+      // The connection's own line (at most one per 10 s) is not a probe's.
+      assert.deepEqual(
+        loud.slice(opened).filter((l) => !/redis connection: /.test(l)),
+        [],
+        `error or warning lines while the breaker was open:\n${lines.slice(from).join('\n')}`,
+      )
+      assert.ok(
+        since(/tag refresh failed as the breaker's probe: /).length >= 2,
+        lines.slice(from).join('\n'),
+      )
+    } finally {
+      Object.assign(console, capturing)
+      await close()
+      await own.stop()
+    }
+  })
+
   test('CLIENT KILL: the connection heals itself', async () => {
     const h = instance(ROOMY)
     await h.set('ck-k', Promise.resolve(entry('x')))
