@@ -3,7 +3,13 @@ import type { Logger } from './log'
 import { describe } from './log'
 import { telemetry, type CommandResult, type Telemetry } from './telemetry'
 import type { OpKind, SendOptions, Transport } from './transport'
-import { CircuitOpenError, RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
+import {
+  CircuitOpenError,
+  FailedProbeError,
+  RedisReplyError,
+  RedisTimeoutError,
+  withDeadline,
+} from './transport'
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
 import { wasm, type Engine } from './wasm'
 
@@ -80,6 +86,12 @@ export class GuardedTransport implements Transport {
   private tripsLogged = 0
   /** Probes that failed since the breaker last opened, for the debug line. */
   private failedProbes = 0
+  /**
+   * Set by `breakerChanged` when the command just reported was a probe that failed, read (and
+   * cleared) by its `send` in the same turn: a field, not a value returned through `settle`
+   * and `ended`, which every command's reply passes.
+   */
+  private probeFailed = false
 
   constructor(
     private readonly engine: Engine,
@@ -133,7 +145,7 @@ export class GuardedTransport implements Transport {
             : withDeadline(inner, outer, `redis ${String(argv[0])}`)
       } catch (err) {
         this.ended(permit, Result.NoAnswer, argv, t0, span, undefined, false)
-        throw err
+        throw this.failure(err)
       }
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)))
@@ -151,9 +163,20 @@ export class GuardedTransport implements Transport {
               ? Result.Timeout
               : Result.NoAnswer
         this.ended(permit, result, argv, t0, span, undefined, false)
-        throw err
+        throw this.failure(err)
       },
     )
+  }
+
+  /**
+   * What a failed command rejects with: its error, or for the breaker's probe (`probeFailed`,
+   * set as the engine heard it) a {@link FailedProbeError}, so its caller's line goes to
+   * debug: the outage was logged when it began.
+   */
+  private failure(err: unknown): unknown {
+    if (!this.probeFailed) return err
+    this.probeFailed = false
+    return new FailedProbeError(err)
   }
 
   /** A command's end: the engine hears it (`settle`), then telemetry when there is some. */
@@ -213,6 +236,7 @@ export class GuardedTransport implements Transport {
     argv: readonly (string | Buffer)[],
   ): number {
     const t = now()
+    this.probeFailed = false
     const reported = this.engine.report(permit, result, t)
     if ((reported & Reported.BreakerChanged) !== 0) this.breakerChanged(result, argv, t)
     // Any answer, error replies included, means Redis is reachable: send what waits.
@@ -248,6 +272,7 @@ export class GuardedTransport implements Transport {
     const how = result === Result.Timeout ? 'a timeout' : 'a failure'
     const trips = this.engine.breakerTrips
     if (trips === this.tripsLogged) {
+      this.probeFailed = true
       this.failedProbes += 1
       this.log.debug(
         `redis circuit stays open after ${how} of the probe ${String(argv[0])} ` +

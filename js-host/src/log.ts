@@ -67,6 +67,19 @@ export function describe(err: unknown): string {
   }
 }
 
+/**
+ * True for the failure of the circuit breaker's probe (transport.ts `FailedProbeError`, told by
+ * its `failedProbe` mark, since this module also goes into the workers bundle): the breaker
+ * stays open in an outage already logged, so the command's own line is a debug line.
+ */
+export function isFailedProbe(err: unknown): boolean {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    (err as { failedProbe?: unknown }).failedProbe === true
+  )
+}
+
 /** What to do about Redis's access-control replies, which only configuration can fix. */
 function hint(message: string): string {
   if (/\b(WRONGPASS|NOAUTH)\b/.test(message)) {

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { now } from './clock'
 import { inflateStored } from './compression'
 import { consumerWillServerCache } from './consumer'
-import { describe, type Logger } from './log'
+import { describe, isFailedProbe, type Logger } from './log'
 import { nodeCodecs } from './node-codecs'
 import type { Answer, ReadIo } from './read-driver'
 import type { Runtime } from './runtime'
@@ -76,14 +76,19 @@ export function readConsumer(): Consumer {
 
 /**
  * The answer's own lines: what it found (debug) and what was wrong (error). When a `GET` or a
- * poll failed (`readError`), the machine's line about it gets the error's own text.
+ * poll failed (`readError`), the machine's line about it gets the error's own text. A read
+ * whose command was the breaker's probe, and failed, says so at debug: the breaker stays open
+ * in an outage already logged, and in a long one each probe would add an error line.
  */
 export function logAnswer(log: Logger, answer: Answer, readError?: unknown): void {
   const detail = readError === undefined ? '' : ` [${describe(readError)}]`
   const error = answer.error()
   const line = log.debugEnabled || error !== '' ? answer.log() : ''
   if (line !== '') log.debug(error === '' ? line + detail : line)
-  if (error !== '') log.error(error + detail)
+  if (error === '') return
+  if (isFailedProbe(readError)) {
+    if (log.debugEnabled) log.debug(`${error}${detail} (the breaker's probe)`)
+  } else log.error(error + detail)
 }
 
 /**

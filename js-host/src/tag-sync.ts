@@ -5,7 +5,7 @@
  * timer.
  */
 import type { Logger } from './log.js'
-import { describe } from './log.js'
+import { describe, isFailedProbe } from './log.js'
 import { splitArgv } from './argv.js'
 import { revalidated } from './packed.js'
 
@@ -587,6 +587,13 @@ export class TagSync {
       this.log.debug('tag refresh skipped: redis circuit open')
       return
     }
+    // The breaker's probe (the retry's, or a request's refresh that came first): it keeps the
+    // breaker open in the outage already logged, once a `breakerMaxOpenMs` for as long as it
+    // lasts; the guard's debug line says so.
+    if (isFailedProbe(err)) {
+      this.log.debug(`tag refresh failed as the breaker's probe: ${describe(err)}`)
+      return
+    }
     const missing = !trapped && isReplyError(err) ? this.engine.missingPermission(err.message) : ''
     if (isReplyError(err) && missing !== '') {
       // Refused for want of a permission: every request would fail alike, one line is enough.
@@ -797,8 +804,10 @@ export class TagSync {
         if (outcome !== OutboxRefusal.Kept) continue
         this.headRefused = refused
         this.sendFailure = err
-        // One line per run of failures of one revalidation, not one per attempt.
-        if (!isCircuitOpen(err) && this.engine.outboxLength > 0 && !this.backlogged) {
+        // One line per run of failures of one revalidation, not one per attempt; none for the
+        // breaker's probe, which fails in an outage already logged.
+        const quiet = isCircuitOpen(err) || isFailedProbe(err)
+        if (!quiet && this.engine.outboxLength > 0 && !this.backlogged) {
           this.log.error(
             `revalidation not sent to Redis, kept in the outbox and retried (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
           )
@@ -842,7 +851,11 @@ export class TagSync {
       try {
         reply = await script(argv, 'write')
       } catch (err) {
-        if (!isCircuitOpen(err)) {
+        if (isFailedProbe(err)) {
+          this.log.debug(
+            `lost tag records not yet given back to Redis (the breaker's probe): ${describe(err)}`,
+          )
+        } else if (!isCircuitOpen(err)) {
           this.log.error(
             batch === 0
               ? `the tag state's lost meta hash not yet made anew in Redis: ${describe(err)}`

@@ -5,6 +5,7 @@
  * workers entry both run it, each with its runtime's codec (compression.ts).
  */
 import { splitArgv } from './argv.js'
+import { isFailedProbe } from './log.js'
 import { Unpacker } from './packed.js'
 
 /** The binding's enums this driver compares against (the module's own objects). */
@@ -343,6 +344,9 @@ function finish(step: Step, lastError: unknown, io: WriteIo): void {
   if (step.log !== '') log.debug(step.log)
   if (step.error !== '') {
     const failed = step.outcome === io.enums.WriteOutcome.Failed && lastError !== undefined
-    log.error(failed ? `${step.error}: ${io.describe(lastError)}` : step.error)
+    const line = failed ? `${step.error}: ${io.describe(lastError)}` : step.error
+    // The breaker's probe: it stays open in an outage already logged (docs/failures.md).
+    if (failed && isFailedProbe(lastError)) log.debug(`${line} (the breaker's probe)`)
+    else log.error(line)
   }
 }

@@ -246,51 +246,113 @@ describe('Redis hangs (SIGSTOP)', () => {
     // A Redis of its own: only this handler sees the hang, so every line and timeout is its.
     const own = await startRedis({ logDir })
     const h = instance({ ...FAST, redisUrl: own.url, debug: true })
-    const errors = []
-    const capturing = console.error
-    console.error = (...args) => {
-      errors.push(args.join(' '))
-      capturing(...args)
+    // Error and warning lines, in order.
+    const loud = []
+    const capturing = { error: console.error, warn: console.warn }
+    for (const level of ['error', 'warn']) {
+      console[level] = (...args) => {
+        loud.push(args.join(' '))
+        capturing[level](...args)
+      }
     }
     const from = lines.length
     const since = (re) => lines.slice(from).filter((l) => re.test(l))
-    const errorLines = (re) => errors.filter((l) => re.test(l))
-    // One outage: three reads time out and open the breaker; the instance's own probes follow.
-    const outage = async () => {
+    const errorLines = (re) => loud.filter((l) => re.test(l))
+    const breaker = () => engineStats(h.rt.engine).breaker
+    /**
+     * `send()` as the breaker's probe: called once the breaker's open time is up, in the same
+     * turn, before the instance's own timer can send its tag refresh as the probe (a timer
+     * cannot fire while this loop runs).
+     */
+    const asProbe = (send) => {
+      for (;;) if (breaker().state === 'half-open') return send()
+    }
+    // One outage: two reads and a tag refresh time out, the third failure opens the breaker;
+    // then probes fail, the instance's own (tag refreshes on its timer) and, with `requests`,
+    // a read's and a write's, until Redis answers again.
+    const outage = async ({ requests }) => {
       const timeouts = stats().redis.timeouts
       process.kill(own.pid, 'SIGSTOP')
-      for (let i = 0; i < FAST.breakerFailures; i++) assert.equal(await h.get('o-k', []), undefined)
-      // Two probes after the three reads have timed out: two failed probes.
-      await eventually(
-        () => stats().redis.timeouts >= timeouts + FAST.breakerFailures + 2,
-        5000,
-        'two probes failed',
+      const leading = loud.length
+      for (let i = 0; i < FAST.breakerFailures - 1; i++) {
+        assert.equal(await h.get('o-k', []), undefined)
+      }
+      await h.refreshTags()
+      assert.equal(breaker().state, 'open')
+      // The failures that opened it, the breaker closed when each was sent, are errors.
+      const opening = loud.slice(leading)
+      assert.equal(
+        opening.filter((l) => /get failed, treated as a miss: .*\(timeout\)/.test(l)).length,
+        FAST.breakerFailures - 1,
+        `each read that failed before the opening is an error line:\n${opening.join('\n')}`,
       )
+      assert.equal(
+        opening.filter((l) => /tag refresh failed, using the last known tag state/.test(l)).length,
+        1,
+        `the tag refresh that opened it is an error line:\n${opening.join('\n')}`,
+      )
+      const opened = loud.length
+      let probes = 2
+      if (requests) {
+        assert.equal(await asProbe(() => h.get('o-k', [])), undefined)
+        await asProbe(() => h.set('o-w', Promise.resolve(entry('w'))))
+        probes += 2
+      }
+      // Two more probes, the instance's own: tag refreshes on its timer.
+      await eventually(
+        () => stats().redis.timeouts >= timeouts + FAST.breakerFailures + probes,
+        5000,
+        `${String(probes)} probes failed`,
+      )
+      const closings = since(/circuit closed/).length
       process.kill(own.pid, 'SIGCONT')
+      await eventually(() => since(/circuit closed/).length > closings, 3000, 'the breaker closes')
+      // Between the opening and the closing, failed probes are debug lines only.
+      assert.deepEqual(
+        loud.slice(opened),
+        [],
+        `error or warning lines while the breaker was open:\n${lines.slice(from).join('\n')}`,
+      )
     }
     try {
       await h.set('o-k', Promise.resolve(entry('v')))
       assert.equal(await hit(h, 'o-k'), 'v')
-      await outage()
-      await eventually(() => since(/circuit closed/).length > 0, 3000, 'the breaker closes')
+      await outage({ requests: false })
       const opened = errorLines(/circuit open/)
-      assert.equal(opened.length, 1, `one error line for the opening:\n${errors.join('\n')}`)
+      assert.equal(opened.length, 1, `one error line for the opening:\n${loud.join('\n')}`)
       assert.match(opened[0], /\(opened once so far\)/)
       assert.ok(
         since(/circuit stays open/).length >= 2,
         `each failed probe is a debug line:\n${lines.slice(from).join('\n')}`,
       )
+      assert.ok(
+        since(/tag refresh failed as the breaker's probe: ERR_REDIS_TIMEOUT/).length >= 2,
+        `the timer's probes are the tag refreshes:\n${lines.slice(from).join('\n')}`,
+      )
       assert.equal(since(/circuit closed/).length, 1)
-      // The next outage is the second: failed probes are not counted as openings.
-      await outage()
-      await eventually(() => since(/circuit closed/).length > 1, 3000, 'the breaker closes again')
+      // The next outage is the second: failed probes are not counted as openings. A read's
+      // and a write's probe fail in it too.
+      const stays = since(/circuit stays open/).length
+      await outage({ requests: true })
       assert.deepEqual(
         errorLines(/circuit open/).map((l) => /\(opened ([^)]*) so far\)/.exec(l)?.[1]),
         ['once', '2 times'],
       )
+      const probeLines = lines.slice(from).join('\n')
+      assert.ok(since(/circuit stays open/).length >= stays + 4, probeLines)
+      assert.equal(
+        since(/get failed, treated as a miss: .*\(timeout\).*\(the breaker's probe\)/).length,
+        1,
+        `the read's probe is a debug line:\n${probeLines}`,
+      )
+      assert.equal(
+        since(/set failed, entry not stored: ERR_REDIS_TIMEOUT.*\(the breaker's probe\)/).length,
+        1,
+        `the write's probe is a debug line:\n${probeLines}`,
+      )
       assert.equal(since(/circuit closed/).length, 2)
     } finally {
-      console.error = capturing
+      Object.assign(console, capturing)
       process.kill(own.pid, 'SIGCONT')
       // Closed before its Redis goes, so it does not log reconnection errors into later tests.
       await close()
@@ -325,6 +387,62 @@ describe('Redis dies and comes back', () => {
       5000,
       'writes and hits resume after the restart',
     )
+  })
+
+  test('a Redis that is gone: probes that fail for want of a connection add no error or warning line', async () => {
+    // A Redis of its own, killed and started again on its port.
+    let own = await startRedis({ logDir })
+    const port = own.port
+    const h = instance({ ...ROOMY, redisUrl: own.url, debug: true })
+    const loud = []
+    const capturing = { error: console.error, warn: console.warn }
+    for (const level of ['error', 'warn']) {
+      console[level] = (...args) => {
+        loud.push(args.join(' '))
+        capturing[level](...args)
+      }
+    }
+    const from = lines.length
+    const since = (re) => lines.slice(from).filter((l) => re.test(l))
+    const breaker = () => engineStats(h.rt.engine).breaker
+    try {
+      await h.set('gone-k', Promise.resolve(entry('v')))
+      assert.equal(await hit(h, 'gone-k'), 'v')
+      process.kill(own.pid, 'SIGKILL')
+      assert.ok(await waitForExit(own.child, 10_000), 'redis-server gone')
+      // Reads fail at once, for want of a connection, until the breaker opens.
+      await eventually(
+        async () => {
+          assert.equal(await h.get('gone-k', []), undefined)
+          return breaker().state !== 'closed'
+        },
+        5000,
+        'the breaker opens',
+      )
+      const opened = loud.length
+      const failed = since(/circuit stays open after a failure of the probe/).length
+      await eventually(
+        () => since(/circuit stays open after a failure of the probe/).length >= failed + 2,
+        5000,
+        'two probes failed',
+      )
+      own = await startRedisOnPort({ port, logDir })
+      await eventually(() => since(/circuit closed/).length > 0, 5000, 'the breaker closes')
+      // The connection's own line (at most one per 10 s) is not a probe's.
+      assert.deepEqual(
+        loud.slice(opened).filter((l) => !/redis connection: /.test(l)),
+        [],
+        `error or warning lines while the breaker was open:\n${lines.slice(from).join('\n')}`,
+      )
+      assert.ok(
+        since(/tag refresh failed as the breaker's probe: /).length >= 2,
+        lines.slice(from).join('\n'),
+      )
+    } finally {
+      Object.assign(console, capturing)
+      await close()
+      await own.stop()
+    }
   })
 
   test('CLIENT KILL: the connection heals itself', async () => {
