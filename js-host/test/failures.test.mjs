@@ -245,7 +245,9 @@ describe('Redis hangs (SIGSTOP)', () => {
   test('an outage logs its opening and its closing once, however many probes fail', async () => {
     // A Redis of its own: only this handler sees the hang, so every line and timeout is its.
     const own = await startRedis({ logDir })
-    const h = instance({ ...FAST, redisUrl: own.url, debug: true })
+    // A connect budget that keeps the connection from being given up during these outages
+    // (3 s and more with FAST's; hung-connection.test.mjs): the probes here time out on it.
+    const h = instance({ ...FAST, connectTimeoutMs: 10_000, redisUrl: own.url, debug: true })
     // Error and warning lines, in order.
     const loud = []
     const capturing = { error: console.error, warn: console.warn }
