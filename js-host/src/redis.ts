@@ -57,11 +57,14 @@ const PLAIN_RESET_HINT =
   ' (the URL is redis://: does the server require TLS? A Redis with TLS only resets a connection that does not begin with the handshake: use rediss://)'
 
 /**
- * How long a connection may stay open and answer nothing before it is given up, beyond the
- * longer of the command and connect budgets: node-redis's longest pause between reconnection
- * attempts, so that a connection it is still retrying on its own is left to it.
+ * How long a connection may stay open and answer nothing before it is given up, in ms: longer
+ * than any command's budget, and than node-redis's longest wait between two connection errors
+ * while it retries on its own (a pause of up to MAX_RECONNECT_DELAY_MS, then an attempt of up to
+ * the connect budget), so that a connection it is still retrying is left to it.
  */
-const HUNG_MARGIN_MS = MAX_RECONNECT_DELAY_MS
+function hungAfter(commandTimeoutMs: number, connectTimeoutMs: number): number {
+  return Math.max(commandTimeoutMs, connectTimeoutMs) + connectTimeoutMs + MAX_RECONNECT_DELAY_MS
+}
 
 /**
  * node-redis transport: one client per process, connected on first use and reconnected in
@@ -117,7 +120,7 @@ export class RedisTransport implements Transport {
   private recycledUnanswered = false
 
   constructor(private readonly options: RedisTransportOptions) {
-    this.hungAfterMs = Math.max(options.commandTimeoutMs, options.connectTimeoutMs) + HUNG_MARGIN_MS
+    this.hungAfterMs = hungAfter(options.commandTimeoutMs, options.connectTimeoutMs)
     this.timeoutHint = /^rediss:/i.test(options.url) ? TLS_TIMEOUT_HINT : ''
     this.resetHint = /^redis:/i.test(options.url) ? PLAIN_RESET_HINT : ''
     this.client =

@@ -143,7 +143,7 @@ describe('on Redis Cluster', () => {
       const lines = await warnings(async () => {
         for (const pid of pids) process.kill(pid, 'SIGSTOP')
         try {
-          // Longer than the 2.4 s a connection may answer nothing with these budgets.
+          // Longer than the 2.8 s a connection may answer nothing with these budgets.
           const until = Date.now() + 4000
           while (Date.now() < until) {
             assert.equal(await read(h, 'k3'), undefined)
