@@ -77,6 +77,22 @@ function instance(extra = {}) {
 const entry = (value, over = {}) =>
   useCacheEntry(value, { tags: ['products'], revalidate: 60, ...over })
 
+/**
+ * Error and warning lines from now on, in order (`loud`), still printed; `restore()` stops
+ * collecting them.
+ */
+function loudLines() {
+  const loud = []
+  const capturing = { error: console.error, warn: console.warn }
+  for (const level of ['error', 'warn']) {
+    console[level] = (...args) => {
+      loud.push(args.join(' '))
+      capturing[level](...args)
+    }
+  }
+  return { loud, restore: () => Object.assign(console, capturing) }
+}
+
 /** The resolution of `timed`'s event-loop delay samples, in ms. */
 const LOOP_SAMPLE_MS = 10
 
@@ -248,15 +264,7 @@ describe('Redis hangs (SIGSTOP)', () => {
     // A connect budget that keeps the connection from being given up during these outages
     // (3 s and more with FAST's; hung-connection.test.mjs): the probes here time out on it.
     const h = instance({ ...FAST, connectTimeoutMs: 10_000, redisUrl: own.url, debug: true })
-    // Error and warning lines, in order.
-    const loud = []
-    const capturing = { error: console.error, warn: console.warn }
-    for (const level of ['error', 'warn']) {
-      console[level] = (...args) => {
-        loud.push(args.join(' '))
-        capturing[level](...args)
-      }
-    }
+    const { loud, restore } = loudLines()
     const from = lines.length
     const since = (re) => lines.slice(from).filter((l) => re.test(l))
     const errorLines = (re) => loud.filter((l) => re.test(l))
@@ -354,7 +362,7 @@ describe('Redis hangs (SIGSTOP)', () => {
       )
       assert.equal(since(/circuit closed/).length, 2)
     } finally {
-      Object.assign(console, capturing)
+      restore()
       process.kill(own.pid, 'SIGCONT')
       // Closed before its Redis goes, so it does not log reconnection errors into later tests.
       await close()
@@ -396,14 +404,7 @@ describe('Redis dies and comes back', () => {
     let own = await startRedis({ logDir })
     const port = own.port
     const h = instance({ ...ROOMY, redisUrl: own.url, debug: true })
-    const loud = []
-    const capturing = { error: console.error, warn: console.warn }
-    for (const level of ['error', 'warn']) {
-      console[level] = (...args) => {
-        loud.push(args.join(' '))
-        capturing[level](...args)
-      }
-    }
+    const { loud, restore } = loudLines()
     const from = lines.length
     const since = (re) => lines.slice(from).filter((l) => re.test(l))
     const breaker = () => engineStats(h.rt.engine).breaker
@@ -441,7 +442,7 @@ describe('Redis dies and comes back', () => {
         lines.slice(from).join('\n'),
       )
     } finally {
-      Object.assign(console, capturing)
+      restore()
       await close()
       await own.stop()
     }
