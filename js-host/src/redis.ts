@@ -58,8 +58,8 @@ const PLAIN_RESET_HINT =
 
 /**
  * How long a connection may stay open and answer nothing before it is given up, beyond the
- * longer of the command and connect budgets: node-redis's longest pause between reconnection
- * attempts, so that a connection it is still retrying on its own is left to it.
+ * longest of the command budgets and the connect budget: node-redis's longest pause between
+ * reconnection attempts, so that a connection it is still retrying on its own is left to it.
  */
 const HUNG_MARGIN_MS = MAX_RECONNECT_DELAY_MS
 
@@ -117,7 +117,9 @@ export class RedisTransport implements Transport {
   private recycledUnanswered = false
 
   constructor(private readonly options: RedisTransportOptions) {
-    this.hungAfterMs = Math.max(options.commandTimeoutMs, options.connectTimeoutMs) + HUNG_MARGIN_MS
+    this.hungAfterMs =
+      Math.max(options.commandTimeoutMs, options.longestCommandMs ?? 0, options.connectTimeoutMs) +
+      HUNG_MARGIN_MS
     this.timeoutHint = /^rediss:/i.test(options.url) ? TLS_TIMEOUT_HINT : ''
     this.resetHint = /^redis:/i.test(options.url) ? PLAIN_RESET_HINT : ''
     this.client =

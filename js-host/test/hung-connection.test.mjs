@@ -12,7 +12,7 @@ import { after, afterEach, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
-import { startRedis } from '../../tests/support/redis.mjs'
+import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { holdingProxy, text, useCacheEntry } from './helpers.mjs'
 
@@ -45,7 +45,6 @@ function instance(redisUrl, extra = {}) {
   seq += 1
   return createUseCacheHandler({
     redisUrl,
-    ...extra,
     prefix: 'hung',
     deploymentId: 'd1',
     // A runtime of its own per handler (the odd setting keeps them apart).
@@ -53,6 +52,7 @@ function instance(redisUrl, extra = {}) {
     memoryBytes: 0,
     leases: false,
     ...BUDGETS,
+    ...extra,
   })
 }
 
@@ -126,6 +126,58 @@ describe('a connection that stays open and answers nothing', () => {
     } finally {
       proxy.stop()
     }
+  })
+})
+
+describe('a connection that answers, slowly', () => {
+  // A read budget longer than the write and connect budgets (nothing requires the read budget
+  // to be the shorter): Redis runs another client's slow command for 3 s, so the reads and
+  // writes sent meanwhile are answered after it, the read within its 6 s budget. The writes
+  // time out, hearing nothing for longer than the write and connect budgets plus 2 s; the
+  // read must still get its value.
+  test('a read still within its budget is not cut off by the connection being given up', async () => {
+    const h = instance(redis.url, {
+      readTimeoutMs: 6000,
+      writeTimeoutMs: 200,
+      connectTimeoutMs: 200,
+      // Every timed-out write is sent (none kept back by an open breaker).
+      breakerFailures: 1000,
+      breakerMinCalls: 1000,
+    })
+    await h.set('slow-1', Promise.resolve(useCacheEntry('v-slow', { tags: ['t'] })))
+    assert.equal(await read(h, 'slow-1'), 'v-slow')
+    // Busy for 3 s by Redis's own clock (a script: Redis runs nothing else meanwhile).
+    const busy = redisCommand(
+      redis.port,
+      [
+        'EVAL',
+        "local function us() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end " +
+          'local s = us() while us() - s < 3000000 do end return 1',
+        '0',
+      ],
+      { timeoutMs: 10_000 },
+    )
+    // The script is running once a PING on another connection goes unanswered for 50 ms.
+    for (;;) {
+      const answered = await redisCommand(redis.port, ['PING'], { timeoutMs: 50 }).then(
+        () => true,
+        () => false,
+      )
+      if (!answered) break
+    }
+    const lines = await warnings(async () => {
+      const slowRead = read(h, 'slow-1')
+      for (let i = 0; i < 28; i++) {
+        await h.set(`slow-w${String(i)}`, Promise.resolve(useCacheEntry('w', { tags: ['t'] })))
+        await sleep(100)
+      }
+      assert.equal(await busy, 1)
+      assert.equal(await slowRead, 'v-slow', 'the read within its budget got its value')
+    })
+    assert.ok(
+      !lines.some((l) => /closing it and connecting anew/.test(l)),
+      `the connection was not given up:\n${lines.join('\n')}`,
+    )
   })
 })
 
