@@ -181,6 +181,33 @@ describe('a connection that answers, slowly', () => {
   })
 })
 
+describe('logins that stay unanswered for several periods', () => {
+  test('each connection given up is closed: one connection is left once logins are answered', async () => {
+    const writer = instance(redis.url)
+    await writer.set('k4', Promise.resolve(useCacheEntry('v4', { tags: ['t'] })))
+    const proxy = await holdingProxy(redis.port)
+    try {
+      proxy.holdNew = true
+      const h = instance(proxy.url)
+      // Longer than twice the 2.4 s a connection may answer nothing with these budgets.
+      const until = Date.now() + 6000
+      while (Date.now() < until) {
+        assert.equal(await read(h, 'k4'), undefined)
+        await sleep(100)
+      }
+      assert.ok(proxy.held.length >= 2, `${String(proxy.held.length)} logins held`)
+      proxy.holdNew = false
+      assert.equal(await hitWithin(h, 'k4', 10_000), 'v4')
+      // Whatever node-redis's reconnection loop of a connection given up does after it.
+      await sleep(2500)
+      assert.equal(await read(h, 'k4'), 'v4')
+      assert.equal(proxy.open(), 1, 'connections the instance keeps open')
+    } finally {
+      proxy.stop()
+    }
+  })
+})
+
 describe('on Redis Cluster', () => {
   // No proxy here (the layout names the nodes' own addresses): every node is paused for longer
   // than a connection may answer nothing, so the cluster client is given up and connected
