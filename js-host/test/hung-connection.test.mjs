@@ -181,6 +181,38 @@ describe('a connection that answers, slowly', () => {
   })
 })
 
+describe('a stall of this process', () => {
+  // The event loop blocked for longer than a connection may answer nothing (a long synchronous
+  // render), replies on their way meanwhile: read before any deadline is called back, so no
+  // command timed out and the connection is not given up.
+  test('a stall longer than the silence allowed gives up no connection', async () => {
+    const h = instance(redis.url)
+    const keys = Array.from({ length: 8 }, (_, i) => `stall-${String(i)}`)
+    for (const key of keys) await h.set(key, Promise.resolve(useCacheEntry(key, { tags: ['t'] })))
+    for (const key of keys) assert.equal(await read(h, key), key)
+    const lines = await warnings(async () => {
+      const reads = keys.map((key) => read(h, key))
+      await new Promise((resolve) => {
+        setImmediate(() => {
+          // Longer than the 2.4 s a connection may answer nothing with these budgets.
+          const end = performance.now() + 3000
+          while (performance.now() < end) {
+            // busy
+          }
+          resolve()
+        })
+      })
+      assert.deepEqual(await Promise.all(reads), keys)
+      // And the commands sent right after it.
+      for (const key of keys) assert.equal(await read(h, key), key)
+    })
+    assert.ok(
+      !lines.some((l) => /closing it and connecting anew/.test(l)),
+      `the connection was not given up:\n${lines.join('\n')}`,
+    )
+  })
+})
+
 describe('logins that stay unanswered for several periods', () => {
   test('each connection given up is closed: one connection is left once logins are answered', async () => {
     const writer = instance(redis.url)
@@ -203,6 +235,39 @@ describe('logins that stay unanswered for several periods', () => {
       assert.equal(await read(h, 'k4'), 'v4')
       assert.equal(proxy.open(), 1, 'connections the instance keeps open')
     } finally {
+      proxy.stop()
+    }
+  })
+})
+
+describe('close() and connections given up', () => {
+  test('close() right after a login is given up returns, with nothing left open', async () => {
+    const proxy = await holdingProxy(redis.port)
+    const unhandled = []
+    const onUnhandled = (err) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      proxy.holdNew = true
+      const h = instance(proxy.url)
+      const lines = await warnings(async () => {
+        // Until the first login is given up (a new one begun, held too).
+        while (proxy.held.length < 2) {
+          assert.equal(await read(h, 'k5'), undefined)
+          await sleep(50)
+        }
+      })
+      assert.ok(lines.some((l) => /closing it and connecting anew/.test(l)))
+      const outcome = await Promise.race([
+        close().then(() => 'closed'),
+        sleep(3000).then(() => 'still closing after 3 s'),
+      ])
+      assert.equal(outcome, 'closed')
+      // Closed by the time the proxy sees it (its close event comes a turn later).
+      for (let i = 0; i < 100 && proxy.open() > 0; i++) await sleep(20)
+      assert.equal(proxy.open(), 0, 'connections left open')
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
       proxy.stop()
     }
   })
