@@ -54,6 +54,12 @@ export interface RedisTransportOptions {
   commandTimeoutMs: number
   /** How long a command may wait for the first connection, in ms. */
   connectTimeoutMs: number
+  /**
+   * The longest budget a command is sent with, in ms (`commandTimeoutMs` when not given): a
+   * connection is given up only once it has answered nothing for longer than that, so no
+   * command still within its budget is cut off by it (RedisTransport `hungAfterMs`).
+   */
+  longestCommandMs?: number | undefined
   log: Logger
   /** Called once, when the first connection is ready (nothing connects before a command). */
   onFirstReady?: (() => void) | undefined

@@ -76,7 +76,10 @@ function hungAfter(commandTimeoutMs: number, connectTimeoutMs: number): number {
  */
 export class RedisTransport implements Transport {
   readonly enforcesDeadlines = true
-  private readonly client: Client
+  /** The node-redis client in use: a new one replaces one given up (`recycle`). */
+  private client: Client
+  /** Reports a connection error of the client in use (made in the constructor). */
+  private readonly onError: (err: unknown) => void
   private connecting: Promise<void> | undefined
   /** Fails the pending first connection at once (a refused login will not heal by waiting). */
   private failConnect: ((err: Error) => void) | undefined
@@ -120,22 +123,19 @@ export class RedisTransport implements Transport {
   private recycledUnanswered = false
 
   constructor(private readonly options: RedisTransportOptions) {
-    this.hungAfterMs = hungAfter(options.commandTimeoutMs, options.connectTimeoutMs)
+    this.hungAfterMs = hungAfter(
+      Math.max(options.commandTimeoutMs, options.longestCommandMs ?? 0),
+      options.connectTimeoutMs,
+    )
     this.timeoutHint = /^rediss:/i.test(options.url) ? TLS_TIMEOUT_HINT : ''
     this.resetHint = /^redis:/i.test(options.url) ? PLAIN_RESET_HINT : ''
-    this.client =
-      options.sentinels !== undefined && options.sentinels.length > 0
-        ? sentinelClient(options, options.sentinels)
-        : options.cluster === true
-          ? clusterClient(options)
-          : singleClient(options)
     this.oneAddress =
       (options.sentinels === undefined || options.sentinels.length === 0) &&
       options.cluster !== true
     // Without a listener node-redis would throw on 'error' and crash the server, and a
     // listener that throws stops reconnection (vercel/next.js#68221): this one cannot throw.
     // At most one line per 10 s, so an outage does not flood the logs.
-    const onError = (err: unknown): void => {
+    this.onError = (err: unknown): void => {
       // This transport's own destroy() (`recycle`, `close`): said already, or nothing to say.
       if (err instanceof DisconnectsClientError) return
       this.lastConnectEvent = performance.now()
@@ -173,10 +173,29 @@ export class RedisTransport implements Transport {
         // Logging itself failed (closed stderr, say): nothing better to do than go on.
       }
     }
-    this.client.on('error', onError)
+    this.client = this.newClient()
+  }
+
+  /**
+   * A node-redis client for the options, whose errors are reported while it is the one in use:
+   * one given up (`recycle`) is left to its teardown and says nothing more.
+   */
+  private newClient(): Client {
+    const options = this.options
+    const client =
+      options.sentinels !== undefined && options.sentinels.length > 0
+        ? sentinelClient(options, options.sentinels)
+        : options.cluster === true
+          ? clusterClient(options)
+          : singleClient(options)
+    const onError = (err: unknown): void => {
+      if (client === this.client) this.onError(err)
+    }
+    client.on('error', onError)
     // A cluster reports node connection errors as 'node-error', Sentinel as 'client-error'.
-    this.client.on('node-error', onError)
-    this.client.on('client-error', onError)
+    client.on('node-error', onError)
+    client.on('client-error', onError)
+    return client
   }
 
   /**
@@ -259,18 +278,22 @@ export class RedisTransport implements Transport {
     if (this.recycledUnanswered) this.options.log.debug(line)
     else this.options.log.warn(line)
     this.recycledUnanswered = true
-    let destroyed: unknown
+    // A new client, not the old one connected again: node-redis's reconnection loop of a
+    // connection given up while it waited for its login resumes once its client is open
+    // again, beside the new attempt, and the connection it opens is never closed (four left
+    // open after three logins given up: test/hung-connection.test.mjs); and a Sentinel
+    // client's destroy() waits for its connection attempt, which a login never answered
+    // never ends.
+    const old = this.client
+    this.client = this.newClient()
     try {
-      // A Sentinel client's destroy() settles once it is torn down.
-      destroyed = this.client.destroy()
+      // A Sentinel client's destroy() is asynchronous.
+      Promise.resolve(old.destroy()).catch(() => undefined)
     } catch {
       // Already closed.
     }
     // Begun now, not by the next command: that one then finds it ready.
-    Promise.resolve(destroyed)
-      .catch(() => undefined)
-      .then(() => this.ensureConnected())
-      .catch(() => undefined)
+    this.ensureConnected().catch(() => undefined)
   }
 
   send(argv: readonly (string | Buffer)[], options?: SendOptions): Promise<unknown> {

@@ -269,6 +269,13 @@ export function runtimeFor(
           tlsKey: options.tlsKey,
           // Only for a command sent without a budget (every guarded one has its kind's).
           commandTimeoutMs: options.engine.writeTimeoutMs ?? coreDefaults().writeTimeoutMs,
+          // The read budget may be the longest: a read within it is not cut off by the
+          // connection being given up (test/hung-connection.test.mjs, "answers, slowly").
+          longestCommandMs: Math.max(
+            engine.budgetMs(wasm.CommandKind.Read),
+            engine.budgetMs(wasm.CommandKind.Write),
+            engine.budgetMs(wasm.CommandKind.Lease),
+          ),
           connectTimeoutMs: engine.connectBudgetMs,
           log,
           // Once Redis is used at all: loading the handler opens no connection.

@@ -664,22 +664,24 @@ export async function settled(stats, what, step, { attempts = 10 } = {}) {
 
 /**
  * A TCP proxy to `port`. `hold()`: every connection open now passes nothing any more, either
- * way, and stays open; `holdNew`: connections made from now on are held from the start (a
- * login never answered). `held`: the held connections, each with `closed` once the client
- * closed its end.
+ * way, and stays open; `holdSubscriber()`: the same for the connections that sent `SSUBSCRIBE`
+ * only; `holdNew`: connections made from now on are held from the start (a login never
+ * answered). `held`: the held connections, each with `closed` once the client closed its end;
+ * `open()`: how many connections the client has not closed.
  */
 export async function holdingProxy(port) {
   const net = await import('node:net')
   const p = { holdNew: false, conns: [], held: [] }
   p.server = net.createServer((client) => {
     const up = net.connect(port, '127.0.0.1')
-    const c = { client, up, held: false, closed: false }
+    const c = { client, up, held: false, closed: false, sub: false }
     p.conns.push(c)
     if (p.holdNew) {
       c.held = true
       p.held.push(c)
     }
     client.on('data', (d) => {
+      if (/\r\nSSUBSCRIBE\r\n/i.test(d.toString('latin1'))) c.sub = true
       if (!c.held) up.write(d)
     })
     up.on('data', (d) => {
@@ -706,6 +708,15 @@ export async function holdingProxy(port) {
       }
     }
   }
+  p.holdSubscriber = () => {
+    for (const c of p.conns) {
+      if (c.sub && !c.held && !c.closed) {
+        c.held = true
+        p.held.push(c)
+      }
+    }
+  }
+  p.open = () => p.conns.filter((c) => !c.closed).length
   p.stop = () => {
     p.server.close()
     for (const c of p.conns) {

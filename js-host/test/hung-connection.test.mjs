@@ -12,7 +12,7 @@ import { after, afterEach, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
-import { startRedis } from '../../tests/support/redis.mjs'
+import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { holdingProxy, text, useCacheEntry } from './helpers.mjs'
 
@@ -45,7 +45,6 @@ function instance(redisUrl, extra = {}) {
   seq += 1
   return createUseCacheHandler({
     redisUrl,
-    ...extra,
     prefix: 'hung',
     deploymentId: 'd1',
     // A runtime of its own per handler (the odd setting keeps them apart).
@@ -53,6 +52,7 @@ function instance(redisUrl, extra = {}) {
     memoryBytes: 0,
     leases: false,
     ...BUDGETS,
+    ...extra,
   })
 }
 
@@ -124,6 +124,150 @@ describe('a connection that stays open and answers nothing', () => {
       assert.equal(await hitWithin(h, 'k2', 10_000), 'v2')
       assert.ok(proxy.held[0].closed, 'the held connection was closed by the instance')
     } finally {
+      proxy.stop()
+    }
+  })
+})
+
+describe('a connection that answers, slowly', () => {
+  // A read budget longer than the write and connect budgets (nothing requires the read budget
+  // to be the shorter): Redis runs another client's slow command for 3 s, so the reads and
+  // writes sent meanwhile are answered after it, the read within its 6 s budget. The writes
+  // time out, hearing nothing for 3 s, longer than a bound that left the read budget out
+  // (2.4 s with these budgets); the read must still get its value.
+  test('a read still within its budget is not cut off by the connection being given up', async () => {
+    const h = instance(redis.url, {
+      readTimeoutMs: 6000,
+      writeTimeoutMs: 200,
+      connectTimeoutMs: 200,
+      // Every timed-out write is sent (none kept back by an open breaker).
+      breakerFailures: 1000,
+      breakerMinCalls: 1000,
+    })
+    await h.set('slow-1', Promise.resolve(useCacheEntry('v-slow', { tags: ['t'] })))
+    assert.equal(await read(h, 'slow-1'), 'v-slow')
+    // Busy for 3 s by Redis's own clock (a script: Redis runs nothing else meanwhile).
+    const busy = redisCommand(
+      redis.port,
+      [
+        'EVAL',
+        "local function us() local t = redis.call('TIME') return t[1] * 1000000 + t[2] end " +
+          'local s = us() while us() - s < 3000000 do end return 1',
+        '0',
+      ],
+      { timeoutMs: 10_000 },
+    )
+    // The script is running once a PING on another connection goes unanswered for 50 ms.
+    for (;;) {
+      const answered = await redisCommand(redis.port, ['PING'], { timeoutMs: 50 }).then(
+        () => true,
+        () => false,
+      )
+      if (!answered) break
+    }
+    const lines = await warnings(async () => {
+      const slowRead = read(h, 'slow-1')
+      for (let i = 0; i < 28; i++) {
+        await h.set(`slow-w${String(i)}`, Promise.resolve(useCacheEntry('w', { tags: ['t'] })))
+        await sleep(100)
+      }
+      assert.equal(await busy, 1)
+      assert.equal(await slowRead, 'v-slow', 'the read within its budget got its value')
+    })
+    assert.ok(
+      !lines.some((l) => /closing it and connecting anew/.test(l)),
+      `the connection was not given up:\n${lines.join('\n')}`,
+    )
+  })
+})
+
+describe('a stall of this process', () => {
+  // The event loop blocked for longer than a connection may answer nothing (a long synchronous
+  // render), replies on their way meanwhile: read before any deadline is called back, so no
+  // command timed out and the connection is not given up.
+  test('a stall longer than the silence allowed gives up no connection', async () => {
+    const h = instance(redis.url)
+    const keys = Array.from({ length: 8 }, (_, i) => `stall-${String(i)}`)
+    for (const key of keys) await h.set(key, Promise.resolve(useCacheEntry(key, { tags: ['t'] })))
+    for (const key of keys) assert.equal(await read(h, key), key)
+    const lines = await warnings(async () => {
+      const reads = keys.map((key) => read(h, key))
+      await new Promise((resolve) => {
+        setImmediate(() => {
+          // Longer than the 2.8 s a connection may answer nothing with these budgets.
+          const end = performance.now() + 3000
+          while (performance.now() < end) {
+            // busy
+          }
+          resolve()
+        })
+      })
+      assert.deepEqual(await Promise.all(reads), keys)
+      // And the commands sent right after it.
+      for (const key of keys) assert.equal(await read(h, key), key)
+    })
+    assert.ok(
+      !lines.some((l) => /closing it and connecting anew/.test(l)),
+      `the connection was not given up:\n${lines.join('\n')}`,
+    )
+  })
+})
+
+describe('logins that stay unanswered for several periods', () => {
+  test('each connection given up is closed: one connection is left once logins are answered', async () => {
+    const writer = instance(redis.url)
+    await writer.set('k4', Promise.resolve(useCacheEntry('v4', { tags: ['t'] })))
+    const proxy = await holdingProxy(redis.port)
+    try {
+      proxy.holdNew = true
+      const h = instance(proxy.url)
+      // Longer than twice the 2.8 s a connection may answer nothing with these budgets.
+      const until = Date.now() + 6000
+      while (Date.now() < until) {
+        assert.equal(await read(h, 'k4'), undefined)
+        await sleep(100)
+      }
+      assert.ok(proxy.held.length >= 2, `${String(proxy.held.length)} logins held`)
+      proxy.holdNew = false
+      assert.equal(await hitWithin(h, 'k4', 10_000), 'v4')
+      // Whatever node-redis's reconnection loop of a connection given up does after it.
+      await sleep(2500)
+      assert.equal(await read(h, 'k4'), 'v4')
+      assert.equal(proxy.open(), 1, 'connections the instance keeps open')
+    } finally {
+      proxy.stop()
+    }
+  })
+})
+
+describe('close() and connections given up', () => {
+  test('close() right after a login is given up returns, with nothing left open', async () => {
+    const proxy = await holdingProxy(redis.port)
+    const unhandled = []
+    const onUnhandled = (err) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      proxy.holdNew = true
+      const h = instance(proxy.url)
+      const lines = await warnings(async () => {
+        // Until the first login is given up (a new one begun, held too).
+        while (proxy.held.length < 2) {
+          assert.equal(await read(h, 'k5'), undefined)
+          await sleep(50)
+        }
+      })
+      assert.ok(lines.some((l) => /closing it and connecting anew/.test(l)))
+      const outcome = await Promise.race([
+        close().then(() => 'closed'),
+        sleep(3000).then(() => 'still closing after 3 s'),
+      ])
+      assert.equal(outcome, 'closed')
+      // Closed by the time the proxy sees it (its close event comes a turn later).
+      for (let i = 0; i < 100 && proxy.open() > 0; i++) await sleep(20)
+      assert.equal(proxy.open(), 0, 'connections left open')
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
       proxy.stop()
     }
   })

@@ -539,6 +539,54 @@ describe('a master connection that stays open and answers nothing', () => {
       'a held connection was closed by the instance',
     )
   })
+
+  // The master's login never answered (a proxy that holds connections from the start): the
+  // Sentinel client's connection attempt never ends by itself, and is given up as a single
+  // URL's is (docs/failures.md).
+  test('a master login never answered is given up: hits come back once logins are answered', async () => {
+    seq += 1
+    const writer = createUseCacheHandler({
+      redisUrl: master3.url,
+      prefix: 'sntest',
+      deploymentId: 'd1',
+      memoryBytes: 0,
+      leases: false,
+    })
+    await writer.set('held-2', Promise.resolve(entry('v-held-2')))
+    proxy.holdNew = true
+    const heldBefore = proxy.held.length
+    const h = createUseCacheHandler({
+      redisUrl: 'redis://heldmaster',
+      sentinels: [`127.0.0.1:${sentinel3Port}`],
+      prefix: 'sntest',
+      deploymentId: 'd1',
+      memoryBytes: 0,
+      leases: false,
+      connectTimeoutMs: 400 + seq,
+      readTimeoutMs: 150,
+      writeTimeoutMs: 400,
+      breakerOpenMs: 200,
+      breakerMaxOpenMs: 400,
+    })
+    const read = async () => {
+      const e = await h.get('held-2', [])
+      return e === undefined ? undefined : text(e.value)
+    }
+    // Longer than the 2.8 s a connection may answer nothing with these budgets.
+    const until = Date.now() + 4000
+    while (Date.now() < until) {
+      assert.equal(await read(), undefined)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.ok(proxy.held.length > heldBefore, 'a master login was held')
+    proxy.holdNew = false
+    let got
+    const end = Date.now() + 10_000
+    while ((got = await read()) === undefined && Date.now() < end) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.equal(got, 'v-held-2')
+  })
 })
 
 describe('Sentinel and master with passwords', () => {
