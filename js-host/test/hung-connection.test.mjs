@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
-import { holdingProxy, text, useCacheEntry } from './helpers.mjs'
+import { capture, holdingProxy, text, useCacheEntry } from './helpers.mjs'
 
 let redis
 let logDir
@@ -54,22 +54,6 @@ function instance(redisUrl, extra = {}) {
     ...BUDGETS,
     ...extra,
   })
-}
-
-/** Captures fleetcache's warning lines while `fn` runs. */
-async function warnings(fn) {
-  const seen = []
-  const original = console.warn
-  console.warn = (...args) => {
-    seen.push(args.join(' '))
-    original(...args)
-  }
-  try {
-    await fn()
-  } finally {
-    console.warn = original
-  }
-  return seen
 }
 
 /** The entry's text, or undefined on a miss. */
@@ -165,7 +149,7 @@ describe('a connection that answers, slowly', () => {
       )
       if (!answered) break
     }
-    const lines = await warnings(async () => {
+    const lines = await capture(async () => {
       const slowRead = read(h, 'slow-1')
       for (let i = 0; i < 28; i++) {
         await h.set(`slow-w${String(i)}`, Promise.resolve(useCacheEntry('w', { tags: ['t'] })))
@@ -190,7 +174,7 @@ describe('a stall of this process', () => {
     const keys = Array.from({ length: 8 }, (_, i) => `stall-${String(i)}`)
     for (const key of keys) await h.set(key, Promise.resolve(useCacheEntry(key, { tags: ['t'] })))
     for (const key of keys) assert.equal(await read(h, key), key)
-    const lines = await warnings(async () => {
+    const lines = await capture(async () => {
       const reads = keys.map((key) => read(h, key))
       await new Promise((resolve) => {
         setImmediate(() => {
@@ -249,7 +233,7 @@ describe('close() and connections given up', () => {
     try {
       proxy.holdNew = true
       const h = instance(proxy.url)
-      const lines = await warnings(async () => {
+      const lines = await capture(async () => {
         // Until the first login is given up (a new one begun, held too).
         while (proxy.held.length < 2) {
           assert.equal(await read(h, 'k5'), undefined)
@@ -284,7 +268,7 @@ describe('on Redis Cluster', () => {
       const h = instance(cluster.url, { cluster: true })
       await h.set('k3', Promise.resolve(useCacheEntry('v3', { tags: ['t'] })))
       assert.equal(await read(h, 'k3'), 'v3')
-      const lines = await warnings(async () => {
+      const lines = await capture(async () => {
         for (const pid of pids) process.kill(pid, 'SIGSTOP')
         try {
           // Longer than the 2.8 s a connection may answer nothing with these budgets.

@@ -17,6 +17,7 @@ import { startRedis } from '../../tests/support/redis.mjs'
 import {
   APP_PAGE_CTX,
   appPage,
+  capture,
   commandCalls,
   holdingProxy,
   onDemand,
@@ -57,22 +58,6 @@ async function subscribed(proxy) {
   throw new Error('the push follower never subscribed')
 }
 
-/** Captures warning lines while `fn` runs. */
-async function warnings(fn) {
-  const seen = []
-  const original = console.warn
-  console.warn = (...args) => {
-    seen.push(args.join(' '))
-    original(...args)
-  }
-  try {
-    await fn()
-  } finally {
-    console.warn = original
-  }
-  return seen
-}
-
 test("'use cache': a revalidation is honoured within the bound while the subscription is held silent", async () => {
   const proxy = await holdingProxy(redis.port)
   try {
@@ -83,7 +68,7 @@ test("'use cache': a revalidation is honoured within the bound while the subscri
     await subscribed(proxy)
     proxy.holdSubscriber()
     assert.equal(proxy.held.length, 1, 'the subscription is held')
-    const lines = await warnings(async () => {
+    const lines = await capture(async () => {
       for (let i = 0; i < 3; i++) {
         const [key, tag] = [`k${String(i)}`, `t${String(i)}`]
         await W.set(key, Promise.resolve(useCacheEntry('v', { tags: [tag] })))

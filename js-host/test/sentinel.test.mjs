@@ -505,9 +505,10 @@ describe('a master connection that stays open and answers nothing', () => {
     await master3?.stop()
   })
 
-  test('the Sentinel client is given up and made anew: hits come back from the master', async () => {
+  /** A handler through the sentinel here, with budgets short enough for a test of seconds. */
+  function heldHandler() {
     seq += 1
-    const h = createUseCacheHandler({
+    return createUseCacheHandler({
       redisUrl: 'redis://heldmaster',
       sentinels: [`127.0.0.1:${sentinel3Port}`],
       prefix: 'sntest',
@@ -520,6 +521,10 @@ describe('a master connection that stays open and answers nothing', () => {
       breakerOpenMs: 200,
       breakerMaxOpenMs: 400,
     })
+  }
+
+  test('the Sentinel client is given up and made anew: hits come back from the master', async () => {
+    const h = heldHandler()
     await h.set('held-1', Promise.resolve(entry('v-held')))
     const read = async () => {
       const e = await h.get('held-1', [])
@@ -555,19 +560,7 @@ describe('a master connection that stays open and answers nothing', () => {
     await writer.set('held-2', Promise.resolve(entry('v-held-2')))
     proxy.holdNew = true
     const heldBefore = proxy.held.length
-    const h = createUseCacheHandler({
-      redisUrl: 'redis://heldmaster',
-      sentinels: [`127.0.0.1:${sentinel3Port}`],
-      prefix: 'sntest',
-      deploymentId: 'd1',
-      memoryBytes: 0,
-      leases: false,
-      connectTimeoutMs: 400 + seq,
-      readTimeoutMs: 150,
-      writeTimeoutMs: 400,
-      breakerOpenMs: 200,
-      breakerMaxOpenMs: 400,
-    })
+    const h = heldHandler()
     const read = async () => {
       const e = await h.get('held-2', [])
       return e === undefined ? undefined : text(e.value)
