@@ -350,6 +350,7 @@ impl Engine {
         self.mirror.apply_local(&tags, rev, now);
         if let Some(push) = self.tag_sync.push_mut() {
             push.learned(now.ceil());
+            push.own_update(epoch_candidate);
         }
         self.stats
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
@@ -825,15 +826,19 @@ impl Engine {
     /// The update script call for the outbox's head, with its sequence number for
     /// [`Engine::ack_outbox`]; `None` when nothing waits ([`Outbox::plan_head`]).
     pub fn plan_outbox_head(
-        &self,
+        &mut self,
         epoch_candidate: &str,
     ) -> Result<Option<(u64, ScriptCall)>, PlanError> {
         check_epoch_candidate(epoch_candidate)?;
-        Ok(self.outbox.plan_head(
+        let head = self.outbox.plan_head(
             self.tag_sync.update_keys(),
             self.config.prune_after_ms(),
             epoch_candidate,
-        ))
+        );
+        if let (Some(_), Some(push)) = (&head, self.tag_sync.push_mut()) {
+            push.own_update(epoch_candidate);
+        }
+        Ok(head)
     }
 
     /// Redis applied outbox update `seq`; false when it was no longer the head.

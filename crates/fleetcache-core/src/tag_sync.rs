@@ -28,6 +28,10 @@ pub const PRUNE_EVERY_MS: f64 = 60_000.0;
 /// back past most regenerations' starts (about two pull intervals at least).
 pub const RECENT_PULLS: usize = 32;
 
+/// Updates of its own a process following by push remembers until their announcement is
+/// heard ([`PushFollow::own_update`]): more than are usually in flight at once.
+pub const OWN_UPDATES: usize = 16;
+
 /// The part of the pull interval by which the pulls kept are spaced, at least, but the last
 /// ([`PushFollow::pull_applied`]).
 pub const RECENT_PULLS_SPACING: f64 = 1.0 / 16.0;
@@ -122,6 +126,9 @@ pub struct PushFollow {
     /// oldest first: when each was applied and when its revalidation was made
     /// ([`PushFollow::vouched_from`]).
     recent_heard: Vec<(Millis, Millis)>,
+    /// The ids of the last [`OWN_UPDATES`] updates this process sent, oldest first
+    /// ([`PushFollow::own_update`]).
+    own_updates: Vec<String>,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -168,7 +175,30 @@ impl PushFollow {
             answering: None,
             failed: None,
             recent_heard: Vec::new(),
+            own_updates: Vec::new(),
         }
+    }
+
+    /// This process sends an update whose version will have id `id` (its epoch candidate: a
+    /// fresh random token per call, tag_update.lua). Its announcement, if heard, makes no
+    /// pull due: the revalidation's records were in the mirror from the start
+    /// ([`TagMirror::apply_local`]),
+    /// and the pull the revalidation made due ([`PushFollow::learned`]), planned past their
+    /// time, vouches for what is regenerated after it. Heard after that pull was planned, it
+    /// made a second one due. One forgotten (more than [`OWN_UPDATES`] sent since) is taken
+    /// for another process's: a pull more, no less.
+    pub fn own_update(&mut self, id: &str) {
+        if self.own_updates.len() >= OWN_UPDATES {
+            self.own_updates.remove(0);
+        }
+        self.own_updates.push(id.to_owned());
+    }
+
+    /// Whether `id` is one of this process's updates sent ([`PushFollow::own_update`]), each
+    /// answered once.
+    fn heard_own(&mut self, id: &str) -> bool {
+        let i = self.own_updates.iter().position(|o| o == id);
+        i.map(|i| self.own_updates.remove(i)).is_some()
     }
 
     /// An announcement of the next version was applied at `now`, its revalidation made at
@@ -612,6 +642,7 @@ impl TagSync {
         Result<Announced, ProtocolError>,
         std::vec::IntoIter<&'m [u8]>,
     ) {
+        let mut id = "";
         let result = match parse_announcement(msg) {
             Ok(head) if head.kind == b"p" => {
                 let Some(push) = self.push.as_mut() else {
@@ -643,16 +674,22 @@ impl TagSync {
                 };
                 return (Ok(gap), Vec::from_iter(key).into_iter());
             }
-            Ok(head) => mirror.apply_parsed(head),
+            Ok(head) => {
+                id = head.id;
+                mirror.apply_parsed(head)
+            }
             Err(e) => Err(e),
         };
         if let Some(push) = self.push.as_mut() {
             match &result {
                 // The announced times are another instance's clock: any pull planned from
                 // now on counts; until one is applied, what it regenerates counts from the
-                // announced revalidation (`PushFollow::vouched_from`).
+                // announced revalidation (`PushFollow::vouched_from`). This process's own
+                // made its pull due when it was sent.
                 Ok(Announced::Applied(_)) => {
-                    push.learned(Millis::ZERO);
+                    if !push.heard_own(id) {
+                        push.learned(Millis::ZERO);
+                    }
                     if let Some(at) = mirror.take_announced_at() {
                         push.heard_next(now, at);
                     }

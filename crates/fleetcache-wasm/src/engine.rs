@@ -896,7 +896,7 @@ impl Engine {
     /// The `EVALSHA` argv of the outbox's oldest revalidation, or an empty array when the
     /// outbox is empty. Its sequence number is `outboxHeadSeq`.
     #[wasm_bindgen(js_name = planOutboxHead)]
-    pub fn plan_outbox_head(&self) -> Result<String, JsValue> {
+    pub fn plan_outbox_head(&mut self) -> Result<String, JsValue> {
         let epoch = random_token()?;
         let head = self
             .inner

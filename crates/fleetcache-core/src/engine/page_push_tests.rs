@@ -1304,3 +1304,54 @@ fn an_own_revalidation_keeps_a_pull_due_until_one_starts_after_its_recorded_time
         Freshness::Fresh
     );
 }
+
+/// The announcement of one of this process's own revalidations tells it nothing it did not
+/// know when it sent the update: the pull its revalidation made due, planned after the update
+/// went out (one connection, in order), answers it. Heard after that pull was planned (a round
+/// trip longer than what was left of the revalidation's ms), it made another pull due at once:
+/// two pulls per own revalidation where one answers it. Another process's announcement heard
+/// then still makes one due (`PushFollow::learned`).
+#[test]
+fn the_announcement_of_an_own_revalidation_makes_no_pull_due() {
+    for own in [true, false] {
+        let mut e = own_expiry_at_a_fraction_of_a_ms();
+        let sent = "0123456789abcdef0123456789abcdef";
+        assert!(e.plan_outbox_head(sent).unwrap().is_some());
+        assert_eq!(pull_in(&e, NOW + 101.25), Some(0.0));
+        e.plan_tag_pull(Millis(NOW + 101.25));
+        let id = if own {
+            sent
+        } else {
+            "fedcba9876543210fedcba9876543210"
+        };
+        let mut rec = crate::tags::TagRecord::default();
+        rec.apply(&crate::tags::Revalidation::Expire, Millis(NOW + 100.3));
+        let msg = netstring::encode([
+            "a".to_owned(),
+            "E".to_owned(),
+            "2".to_owned(),
+            id.to_owned(),
+            "p".to_owned(),
+            rec.encode(),
+        ]);
+        assert!(matches!(
+            e.apply_announcement(&msg, Millis(NOW + 101.4)),
+            Ok(Announced::Applied(_))
+        ));
+        e.apply_refresh(
+            &netstring::encode(["E", "2", id, "0", "1", "w1"]),
+            Millis(NOW + 101.5),
+        )
+        .unwrap();
+        assert!(e.tags_caught_up(Millis(NOW + 102.0)));
+        let due = pull_in(&e, NOW + 102.0).unwrap_or_default();
+        if own {
+            assert!(
+                due > 700.0,
+                "own: the periodic pull is next, not one in {due} ms"
+            );
+        } else {
+            assert_eq!(due, 0.0, "another's: due at once");
+        }
+    }
+}
