@@ -85,6 +85,11 @@ export interface Client {
   on(event: string, listener: (err: unknown) => void): unknown
   /** Sends one raw command; bulk replies as Buffers. */
   run(argv: readonly (string | Buffer)[]): Promise<unknown>
+  /**
+   * The node (`host:port`) `argv` goes to, for a client with a connection per node (Cluster);
+   * absent where every command shares one connection. Undefined: not known.
+   */
+  nodeOf?(argv: readonly (string | Buffer)[]): string | undefined
 }
 
 /** Socket settings shared by a single client and every node of a cluster. */

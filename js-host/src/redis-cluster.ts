@@ -9,6 +9,27 @@ import {
   type RedisTransportOptions,
 } from './redis-client'
 
+/** CRC16 (XMODEM) of every byte value: a slot is computed per command (`nodeOf`). */
+const CRC16 = Array.from({ length: 256 }, (_, byte) => {
+  let crc = byte << 8
+  for (let i = 0; i < 8; i++)
+    crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+  return crc
+})
+
+/** The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag, else of all of it. */
+export function keySlot(key: string | Buffer): number {
+  let bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : key
+  const open = bytes.indexOf(0x7b)
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1)
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close)
+  }
+  let crc = 0
+  for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ (CRC16[((crc >> 8) ^ byte) & 0xff] ?? 0)
+  return crc % 16384
+}
+
 /** How often a cluster client re-reads the slot layout while a node is unreachable, in ms. */
 const TOPOLOGY_REFRESH_MS = 1000
 
@@ -70,5 +91,11 @@ export function clusterClient(options: RedisTransportOptions): Client {
         typeMapping: BUFFERS,
         timeout: 0,
       }),
+    // The master of the key's slot in the layout known now; a key-less command goes to any
+    // node (undefined), and one redirected (MOVED, ASK) is answered by another than this.
+    nodeOf: (argv) => {
+      const key = firstKey(argv)
+      return key === undefined ? undefined : cluster.slots[keySlot(key)]?.master.address
+    },
   }
 }

@@ -66,6 +66,23 @@ function hungAfter(commandTimeoutMs: number, connectTimeoutMs: number): number {
   return Math.max(commandTimeoutMs, connectTimeoutMs) + connectTimeoutMs + MAX_RECONNECT_DELAY_MS
 }
 
+/** The replies of a connection (or of all): how many so far, and since when it has been silent. */
+interface Line {
+  /** `host:port` of a Cluster node's connection; '' for all of the transport's. */
+  readonly node: string
+  /** Replies (values or error replies): a command that timed out with none since it was sent heard nothing. */
+  answers: number
+  /** When the oldest command that timed out with no reply since it was sent was sent, if one did since the last reply (performance.now()). */
+  silentSince: number | undefined
+}
+
+function newLine(node = ''): Line {
+  return { node, answers: 0, silentSince: undefined }
+}
+
+/** Cluster nodes whose replies are counted apart, at most (the others start over). */
+const MAX_NODE_LINES = 64
+
 /**
  * node-redis transport: one client per process, connected on first use and reconnected in
  * the background forever. Commands issued while disconnected fail at once instead of
@@ -113,10 +130,13 @@ export class RedisTransport implements Transport {
    * without a reset, may never fail it (test/hung-connection.test.mjs).
    */
   private readonly hungAfterMs: number
-  /** Replies (values or error replies) so far: a command that timed out with none since it was sent heard nothing. */
-  private answers = 0
-  /** When the oldest command that timed out with no reply since it was sent was sent, if one did since the last reply (performance.now()). */
-  private silentSince: number | undefined
+  /**
+   * The replies of every connection (one, but on a Cluster); on a Cluster, also those of each
+   * node's apart (`Client.nodeOf`): one node's connection that answers nothing while the
+   * others answer is silent too.
+   */
+  private line: Line = newLine()
+  private nodes = new Map<string, Line>()
   /** When a connection attempt began or node-redis last reported a connection error (performance.now()). */
   private lastConnectEvent = 0
   /** A connection was given up (`recycle`) and Redis has answered nothing since. */
@@ -252,16 +272,19 @@ export class RedisTransport implements Transport {
   }
 
   /**
-   * A command whose budget began at `sentAt` (performance.now()) timed out; `heard`: a reply
-   * to some command came since. A connection silent for `hungAfterMs` is given up.
+   * A command whose budget began at `sentAt` (performance.now()) timed out on `line` (all of
+   * the transport's, {@link RedisTransport.line}, or a Cluster node's); `heard`: that line had
+   * a reply since it was sent. Silent for `hungAfterMs`, it is given up (true): on a Cluster,
+   * the whole client, every node's connection with it.
    */
-  private timedOut(sentAt: number, heard: boolean): void {
-    if (heard) return
-    if (this.silentSince === undefined || sentAt < this.silentSince) this.silentSince = sentAt
-    const silent = performance.now() - this.silentSince
-    if (silent >= this.hungAfterMs) {
-      this.recycle(`no reply for ${String(Math.round(silent))} ms`)
-    }
+  private timedOut(line: Line, sentAt: number, heard: boolean): boolean {
+    if (heard) return false
+    if (line.silentSince === undefined || sentAt < line.silentSince) line.silentSince = sentAt
+    const silent = performance.now() - line.silentSince
+    if (silent < this.hungAfterMs) return false
+    const from = line.node === '' ? '' : ` from ${line.node}`
+    this.recycle(`no reply for ${String(Math.round(silent))} ms${from}`)
+    return true
   }
 
   /**
@@ -271,7 +294,8 @@ export class RedisTransport implements Transport {
    */
   private recycle(why: string): void {
     if (this.closed) return
-    this.silentSince = undefined
+    this.line = newLine()
+    this.nodes = new Map()
     // One line per outage: a Redis that stays paused leaves every new connection's login
     // unanswered too, and each is given up in turn.
     const line = `redis connection: ${why}, though still open; closing it and connecting anew`
@@ -319,7 +343,11 @@ export class RedisTransport implements Transport {
     // abandoned here stays in node-redis's bounded queue until Redis answers or the socket
     // closes, and the breaker stops new ones while Redis hangs.
     const bytes = valueBytes(argv)
-    const answers = this.answers
+    // No allocation per command for this: two lines at most, their counts in locals.
+    const all = this.line
+    const node = this.nodeLineOf(argv)
+    const allAnswers = all.answers
+    const nodeAnswers = node?.answers ?? 0
     return new Promise((resolve, reject) => {
       const deadline = deadlines.add(
         timeout,
@@ -330,12 +358,16 @@ export class RedisTransport implements Transport {
             ),
           )
           // When its budget began: `timeout` ago (no clock is read per command for this).
-          this.timedOut(performance.now() - timeout, this.answers !== answers)
+          const sentAt = performance.now() - timeout
+          // One give-up per timeout: the node's line is no longer the transport's after one.
+          if (!this.timedOut(all, sentAt, all.answers !== allAnswers) && node !== undefined) {
+            this.timedOut(node, sentAt, node.answers !== nodeAnswers)
+          }
         },
         startedAt,
       )
       const failed = (err: unknown): void => {
-        if (err instanceof ErrorReply) this.answered()
+        if (err instanceof ErrorReply) this.answered(all, node)
         deadlines.settle(deadline)
         reject(commandError(err, argv, timeout))
       }
@@ -355,17 +387,35 @@ export class RedisTransport implements Transport {
         sent.then(answered, answered)
       }
       sent.then((reply) => {
-        this.answered()
+        this.answered(all, node)
         deadlines.settle(deadline)
         resolve(reply)
       }, failed)
     })
   }
 
-  /** Redis answered a command: the connection is not silent. */
-  private answered(): void {
-    this.answers += 1
-    this.silentSince = undefined
+  /** The line of the Cluster node `argv` goes to; undefined: one connection, or not known. */
+  private nodeLineOf(argv: readonly (string | Buffer)[]): Line | undefined {
+    const node = this.client.nodeOf?.(argv)
+    if (node === undefined) return undefined
+    let line = this.nodes.get(node)
+    if (line === undefined) {
+      // Addresses come and go with failovers: bounded, a command in flight keeps its own.
+      if (this.nodes.size >= MAX_NODE_LINES) this.nodes.clear()
+      line = newLine(node)
+      this.nodes.set(node, line)
+    }
+    return line
+  }
+
+  /** Redis answered a command: its lines are not silent. */
+  private answered(all: Line, node: Line | undefined): void {
+    all.answers += 1
+    all.silentSince = undefined
+    if (node !== undefined) {
+      node.answers += 1
+      node.silentSince = undefined
+    }
     this.recycledUnanswered = false
   }
 

@@ -8,6 +8,7 @@ import { createClient, ErrorReply } from 'redis'
 
 import { describe } from './log'
 import { reconnectDelay, socketOptions, type RedisTransportOptions } from './redis-client'
+import { keySlot } from './redis-cluster'
 import { sentinelNode } from './redis-sentinel'
 import type { ChannelEvents, Subscribe } from './tag-sync'
 import { withDeadline } from './transport'
@@ -382,23 +383,6 @@ export function masterOfSlot(reply: unknown, slot: number, asked: string): NodeA
     return { host: typeof host === 'string' && host !== '' ? host : asked, port }
   }
   return undefined
-}
-
-/** The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag, else of all of it. */
-export function keySlot(key: string): number {
-  let bytes = Buffer.from(key, 'utf8')
-  const open = bytes.indexOf(0x7b)
-  if (open >= 0) {
-    const close = bytes.indexOf(0x7d, open + 1)
-    if (close > open + 1) bytes = bytes.subarray(open + 1, close)
-  }
-  let crc = 0
-  for (const byte of bytes) {
-    crc ^= byte << 8
-    for (let i = 0; i < 8; i++)
-      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
-  }
-  return crc % 16384
 }
 
 /** Every node (`host:port`) a `CLUSTER SLOTS` reply names, masters and replicas. */
