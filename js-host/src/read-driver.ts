@@ -12,6 +12,7 @@
 import { storedCompressed } from './compression.js'
 import { splitArgv } from './argv.js'
 import { Unpacker } from './packed.js'
+import { describe, isFailedProbe, type Logger } from './log.js'
 
 /** The binding's enums the driver reads steps with (numeric, as wasm-bindgen exports them). */
 export interface Binding {
@@ -191,6 +192,24 @@ export interface Answer {
   /** Error lines, `''` when none: no call into wasm then. */
   error(): string
   free(): void
+}
+
+/**
+ * The answer's own lines, for every host (the workers entry drops debug lines): what it found
+ * (debug) and what was wrong (error). When a `GET` or a poll failed (`readError`), the
+ * machine's line about it gets the error's own text. A read whose command was the breaker's
+ * probe, and failed, says so at debug: the breaker stays open in an outage already logged, and
+ * in a long one each probe would add an error line.
+ */
+export function logAnswer(log: Logger, answer: Answer, readError?: unknown): void {
+  const detail = readError === undefined ? '' : ` [${describe(readError)}]`
+  const error = answer.error()
+  const line = log.debugEnabled || error !== '' ? answer.log() : ''
+  if (line !== '') log.debug(error === '' ? line + detail : line)
+  if (error === '') return
+  if (isFailedProbe(readError)) {
+    if (log.debugEnabled) log.debug(`${error}${detail} (the breaker's probe)`)
+  } else log.error(error + detail)
 }
 
 /** One step of a renewal machine, as `renewStep` decodes it (the binding's `RenewStep`). */
