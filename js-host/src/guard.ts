@@ -1,15 +1,10 @@
+import { BreakerLog, FailedProbeError } from './breaker-log'
 import { now } from './clock'
 import type { Logger } from './log'
 import { describe } from './log'
 import { telemetry, type CommandResult, type Telemetry } from './telemetry'
 import type { OpKind, SendOptions, Transport } from './transport'
-import {
-  CircuitOpenError,
-  FailedProbeError,
-  RedisReplyError,
-  RedisTimeoutError,
-  withDeadline,
-} from './transport'
+import { CircuitOpenError, RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
 import type * as Wasm from '../wasm/node/fleetcache_wasm'
 import { wasm, type Engine } from './wasm'
 
@@ -19,13 +14,7 @@ type CommandSpan = ReturnType<Telemetry['startSpan']>
 /** Commands that only read; everything else gets the write budget. */
 const READS = new Set(['GET', 'MGET', 'EXISTS', 'PTTL', 'TTL', 'STRLEN', 'GETRANGE', 'PING'])
 
-const { BreakerState, CommandKind, CommandResult: Result, Reported } = wasm
-
-const STATE_NAMES: Record<number, string> = {
-  [BreakerState.Closed]: 'closed',
-  [BreakerState.Open]: 'open',
-  [BreakerState.HalfOpen]: 'half-open',
-}
+const { CommandKind, CommandResult: Result, Reported } = wasm
 
 /**
  * Whether a failure of the application's OpenTelemetry SDK was logged: once per process, since
@@ -82,14 +71,12 @@ export class GuardedTransport implements Transport {
    */
   private readonly budgets: readonly number[]
   private readonly connectBudgetMs: number
-  /** The engine's trip count when the breaker's last opening was logged. */
-  private tripsLogged = 0
-  /** Probes that failed since the breaker last opened, for the debug line. */
-  private failedProbes = 0
+  /** The breaker's lines, shared with the workers entry. */
+  private readonly breaker: BreakerLog
   /**
-   * Set by `breakerChanged` when the command just reported was a probe that failed, read (and
-   * cleared) by its `send` in the same turn: a field, not a value returned through `settle`
-   * and `ended`, which every command's reply passes.
+   * Set by `settle` when the command just reported was a probe that failed, read (and cleared)
+   * by its `send` in the same turn: a field, not a value returned through `settle` and
+   * `ended`, which every command's reply passes.
    */
   private probeFailed = false
 
@@ -103,6 +90,7 @@ export class GuardedTransport implements Transport {
       budgets[kind] = engine.budgetMs(kind)
     this.budgets = budgets
     this.connectBudgetMs = engine.connectBudgetMs
+    this.breaker = new BreakerLog(engine, wasm, log)
   }
 
   /**
@@ -238,7 +226,11 @@ export class GuardedTransport implements Transport {
     const t = now()
     this.probeFailed = false
     const reported = this.engine.report(permit, result, t)
-    if ((reported & Reported.BreakerChanged) !== 0) this.breakerChanged(result, argv, t)
+    if ((reported & Reported.BreakerChanged) !== 0) {
+      const change = this.breaker.changed(result, String(argv[0]), t)
+      if (change !== 'closed') this.onTrip?.()
+      this.probeFailed = change === 'probe-failed'
+    }
     // Any answer, error replies included, means Redis is reachable: send what waits.
     const answered = result === Result.Reply || result === Result.ErrorReply
     if (answered && (reported & Reported.Backlog) !== 0 && this.onBacklog !== undefined) {
@@ -249,45 +241,6 @@ export class GuardedTransport implements Transport {
       }
     }
     return t
-  }
-
-  /**
-   * Logs a change of the breaker's state once per outage: its opening as an error, its
-   * closing as info. A failed probe also changes the state (half-open to open) but starts no
-   * new outage (the engine's trip count does not move), so it is a debug line only: during a
-   * long outage the probes fail once per `breakerMaxOpenMs`.
-   */
-  private breakerChanged(
-    result: Wasm.CommandResult,
-    argv: readonly (string | Buffer)[],
-    t: number,
-  ): void {
-    const state = STATE_NAMES[this.engine.breakerState(t)] ?? 'unknown'
-    if (state === 'closed') {
-      this.failedProbes = 0
-      this.log.info('redis circuit closed: Redis answers again, cache reads and writes resume')
-      return
-    }
-    this.onTrip?.()
-    const how = result === Result.Timeout ? 'a timeout' : 'a failure'
-    const trips = this.engine.breakerTrips
-    if (trips === this.tripsLogged) {
-      this.probeFailed = true
-      this.failedProbes += 1
-      this.log.debug(
-        `redis circuit stays open after ${how} of the probe ${String(argv[0])} ` +
-          `(${String(this.failedProbes)} failed probe(s) in this outage)`,
-      )
-      return
-    }
-    this.tripsLogged = trips
-    this.failedProbes = 0
-    const opened = trips === 1 ? 'once' : `${String(trips)} times`
-    this.log.error(
-      `redis circuit ${state} after ${how} of ${String(argv[0])} ` +
-        `(opened ${opened} so far): reads are misses and writes are skipped ` +
-        `until a probe succeeds; revalidations are applied locally and queued`,
-    )
   }
 
   close(): Promise<void> {

@@ -68,9 +68,9 @@ export function describe(err: unknown): string {
 }
 
 /**
- * True for the failure of the circuit breaker's probe (transport.ts `FailedProbeError`, told by
- * its `failedProbe` mark, since this module also goes into the workers bundle): the breaker
- * stays open in an outage already logged, so the command's own line is a debug line.
+ * True for the failure of the circuit breaker's probe (breaker-log.ts `FailedProbeError`): told
+ * by its `failedProbe` mark, not its class, since both bundles hold a copy of the class. The
+ * breaker stays open in an outage already logged, so the command's own line is a debug line.
  */
 export function isFailedProbe(err: unknown): boolean {
   return (

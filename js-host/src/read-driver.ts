@@ -12,6 +12,7 @@
 import { storedCompressed } from './compression.js'
 import { splitArgv } from './argv.js'
 import { Unpacker } from './packed.js'
+import { describe, isFailedProbe, type Logger } from './log.js'
 
 /** The binding's enums the driver reads steps with (numeric, as wasm-bindgen exports them). */
 export interface Binding {
@@ -191,6 +192,41 @@ export interface Answer {
   /** Error lines, `''` when none: no call into wasm then. */
   error(): string
   free(): void
+}
+
+/**
+ * The read machine's line for a `GET` or a poll that failed for want of an answer
+ * (read_machine.rs `failed_miss` and the poll's failure; a probe fails only so): the last of an
+ * answer's error lines, since the read ends there.
+ */
+const READ_FAILED =
+  / failed, treated as a miss: (?:redis read|lease poll) of .+ failed \((?:timeout|no connection)\)$/
+
+/**
+ * The answer's own lines, for every host (the workers entry drops debug lines): what it found
+ * (debug) and what was wrong (error). When a `GET` or a poll failed (`readError`), the
+ * machine's line about it gets the error's own text. A read whose command was the breaker's
+ * probe, and failed, says so at debug: the breaker stays open in an outage already logged, and
+ * in a long one each probe would add an error line. Only that line: the answer's others are
+ * about what the read found before (a copy this process holds of another kind, say), which
+ * the outage has nothing to do with, and stay errors.
+ */
+export function logAnswer(log: Logger, answer: Answer, readError?: unknown): void {
+  const detail = readError === undefined ? '' : ` [${describe(readError)}]`
+  const error = answer.error()
+  const line = log.debugEnabled || error !== '' ? answer.log() : ''
+  if (line !== '') log.debug(error === '' ? line + detail : line)
+  if (error === '') return
+  if (isFailedProbe(readError)) {
+    const cut = error.lastIndexOf('\n')
+    const failed = error.slice(cut + 1)
+    if (READ_FAILED.test(failed)) {
+      if (cut >= 0) log.error(error.slice(0, cut))
+      if (log.debugEnabled) log.debug(`${failed}${detail} (the breaker's probe)`)
+      return
+    }
+  }
+  log.error(error + detail)
 }
 
 /** One step of a renewal machine, as `renewStep` decodes it (the binding's `RenewStep`). */

@@ -3,9 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { now } from './clock'
 import { inflateStored } from './compression'
 import { consumerWillServerCache } from './consumer'
-import { describe, isFailedProbe, type Logger } from './log'
+import { describe, type Logger } from './log'
 import { nodeCodecs } from './node-codecs'
-import type { Answer, ReadIo } from './read-driver'
+import { logAnswer, type Answer, type ReadIo } from './read-driver'
 import type { Runtime } from './runtime'
 import { runScript } from './transport'
 import { wasm } from './wasm'
@@ -72,23 +72,6 @@ export function nodeReadIo(rt: Runtime): ReadIo {
  */
 export function readConsumer(): Consumer {
   return consumerWillServerCache() ? wasm.Consumer.Caches : wasm.Consumer.Serves
-}
-
-/**
- * The answer's own lines: what it found (debug) and what was wrong (error). When a `GET` or a
- * poll failed (`readError`), the machine's line about it gets the error's own text. A read
- * whose command was the breaker's probe, and failed, says so at debug: the breaker stays open
- * in an outage already logged, and in a long one each probe would add an error line.
- */
-export function logAnswer(log: Logger, answer: Answer, readError?: unknown): void {
-  const detail = readError === undefined ? '' : ` [${describe(readError)}]`
-  const error = answer.error()
-  const line = log.debugEnabled || error !== '' ? answer.log() : ''
-  if (line !== '') log.debug(error === '' ? line + detail : line)
-  if (error === '') return
-  if (isFailedProbe(readError)) {
-    if (log.debugEnabled) log.debug(`${error}${detail} (the breaker's probe)`)
-  } else log.error(error + detail)
 }
 
 /**

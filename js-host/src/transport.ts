@@ -84,27 +84,6 @@ export class CircuitOpenError extends Error {
 }
 
 /**
- * The circuit breaker's probe failed (a timeout or no connection): the breaker stays open, in
- * the same outage, which the guard logs as a debug line only (docs/failures.md, "Circuit
- * breaker"). A fresh object, not the transport's error marked: node-redis may reject several
- * commands with one error object, and only the probe's failure is this. It keeps the failure's
- * `code` and message, so it is told apart as that failure is (a timeout stays a timeout), and
- * the failure itself is its `cause`. What a request's or the timer's command logs when it fails
- * goes to debug for it ({@link isFailedProbe}): the outage was logged when it began.
- */
-export class FailedProbeError extends Error {
-  readonly failedProbe = true
-  readonly code: string | undefined
-  constructor(cause: unknown) {
-    const failure = cause instanceof Error ? cause : new Error(String(cause))
-    super(failure.message, { cause })
-    const code = (failure as Error & { code?: unknown }).code
-    this.code = typeof code === 'string' ? code : undefined
-    this.name = 'FailedProbeError'
-  }
-}
-
-/**
  * A command held back by the transport's own bound ({@link Transport.holdsBack}), not sent.
  * Like the breaker's refusal, it is no failure of Redis: the breaker does not count it, and a
  * write it stops is skipped without an error line of its own (the transport logs the bound).

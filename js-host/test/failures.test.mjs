@@ -12,7 +12,13 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-import { createUseCacheHandler, ConfigError, close, stats } from '../esm/index.mjs'
+import {
+  createIncrementalCacheHandler,
+  createUseCacheHandler,
+  ConfigError,
+  close,
+  stats,
+} from '../esm/index.mjs'
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { waitForExit } from '../../tests/support/util.mjs'
@@ -443,6 +449,90 @@ describe('Redis dies and comes back', () => {
       )
     } finally {
       restore()
+      await close()
+      await own.stop()
+    }
+  })
+
+  test('a read whose GET is the failed probe logs only that failure at debug, not what else its answer found wrong', async () => {
+    // A Redis of its own, paused: the GET times out.
+    const own = await startRedis({ logDir })
+    seq += 1
+    const opts = {
+      ...FAST,
+      // The connection is not given up during this outage (hung-connection.test.mjs).
+      connectTimeoutMs: 10_000,
+      redisUrl: own.url,
+      prefix: 'faults-inc',
+      deploymentId: 'd1',
+      maxTtlSeconds: 30 * 24 * 3600 - seq,
+      // The tier on: it holds the route's copy, which the read below judges before its GET.
+      memoryBytes: 1 << 20,
+      leases: false,
+      // Following by push, caught up: a read sends no tag pull of its own, so its GET is the
+      // command the breaker lets through as its probe.
+      tagSync: 'push',
+      debug: true,
+    }
+    const Inc = createIncrementalCacheHandler(opts)
+    const inc = () => new Inc({ dev: false, revalidatedTags: [] })
+    // The same options: the same runtime, whose engine tells the breaker's state.
+    const uc = createUseCacheHandler(opts)
+    const engine = uc.rt.engine
+    const breaker = () => engineStats(engine).breaker
+    const asProbe = (send) => {
+      for (;;) if (breaker().state === 'half-open') return send()
+    }
+    const { loud, restore } = loudLines()
+    const from = lines.length
+    const since = (re) => lines.slice(from).filter((l) => re.test(l))
+    try {
+      const route = {
+        kind: 'APP_ROUTE',
+        body: Buffer.from('route body'),
+        status: 200,
+        headers: { 'content-type': 'text/plain' },
+      }
+      const ctx = { kind: 'APP_ROUTE', isRoutePPREnabled: false, isFallback: false }
+      await inc().set('/r', route, { ...ctx, cacheControl: { revalidate: 60, expire: 3600 } })
+      assert.equal((await inc().get('/r', ctx))?.value.kind, 'APP_ROUTE')
+      await eventually(() => engine.tagsCaughtUp(now()), 5000, 'caught up by push')
+      // Caught up lasts a pull interval (1 s) from the last pull's start: paused just after the
+      // instance's own periodic pull (the only command now) answered, the probe below comes
+      // within about a read budget and the breaker's open time of it.
+      const ok = engineStats(engine).redis.ok
+      await eventually(() => engineStats(engine).redis.ok > ok, 5000, 'a periodic pull')
+      process.kill(own.pid, 'SIGSTOP')
+      // Reads of keys of their own, at once: each one's command times out, and the breaker opens.
+      const reads = Array.from({ length: FAST.breakerFailures }, (_, i) =>
+        inc().get(`/other-${String(i)}`, ctx),
+      )
+      assert.deepEqual(
+        await Promise.all(reads),
+        reads.map(() => null),
+      )
+      assert.equal(breaker().state, 'open')
+      assert.ok(engine.tagsCaughtUp(now()), 'still caught up: no read sends a tag pull')
+      const opened = loud.length
+      // Read as a FETCH, the route's copy this process holds is of another kind: a line of its
+      // own, whatever became of the GET that followed, which is the breaker's probe and fails.
+      const fetchCtx = { kind: 'FETCH', revalidate: 60, tags: [], softTags: [] }
+      assert.equal(await asProbe(() => inc().get('/r', fetchCtx)), null)
+      const probe = lines.slice(from).join('\n')
+      assert.equal(
+        since(/inc get failed, treated as a miss: redis read of .* \(the breaker's probe\)$/)
+          .length,
+        1,
+        `the probe's failure is a debug line:\n${probe}`,
+      )
+      assert.deepEqual(
+        loud.slice(opened).map((l) => /has value kind \d+, read as FETCH: miss$/.test(l)),
+        [true],
+        `the kind mismatch is an error line, and it alone:\n${probe}`,
+      )
+    } finally {
+      restore()
+      process.kill(own.pid, 'SIGCONT')
       await close()
       await own.stop()
     }

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createClient, ErrorReply, RESP_TYPES } from 'redis'
 
-import { createCache } from 'fleetcache/worker'
+import { createCache, defaults } from 'fleetcache/worker'
 import { createUseCacheHandler, close } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
 import { useCacheEntry } from './helpers.mjs'
@@ -101,5 +101,89 @@ describe('fleetcache/worker with a host transport', () => {
     await worker.updateTags(['products'])
     await node.refreshTags()
     assert.equal(await node.get('from-worker', []), undefined, "the worker's revalidation")
+  })
+  test('an outage reports its opening once and nothing for its failed probes, as the Node handlers log them', async () => {
+    // The host's transport to a Redis that is gone: every command refused at once, for want of
+    // a connection. The clock is the test's: the breaker's open time passes when it says so.
+    const clock = { t: Date.now() }
+    let down = false
+    let attempts = 0
+    const flaky = {
+      send(argv, options) {
+        if (!down) return transport.send(argv, options)
+        attempts += 1
+        return Promise.reject(
+          Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+        )
+      },
+    }
+    const c = createCache({
+      module: wasmBytes,
+      transport: flaky,
+      prefix: 'wt-outage',
+      deploymentId: 'd1',
+      now: () => clock.t,
+    })
+    const reports = []
+    c.onError = (m) => reports.push(m)
+    const { breakerMaxOpenMs } = defaults()
+    const closed = () => c.engine.breakerState(clock.t) === 0
+    const trips = () => c.engine.breakerTrips
+    await c.set('k', entry('v', ['products'], clock.t))
+    assert.equal(await text(await c.get('k', [])), 'v')
+    const outage = async (n) => {
+      down = true
+      const leading = reports.length
+      while (closed()) assert.equal(await c.get('k', []), undefined)
+      // The failures that opened it, the breaker closed when each was sent, are reported.
+      const opening = reports.slice(leading)
+      assert.ok(
+        opening.some((m) => /get failed, treated as a miss: .*ECONNREFUSED/.test(m)),
+        opening.join('\n'),
+      )
+      assert.deepEqual(
+        opening
+          .filter((m) => /redis circuit open/.test(m))
+          .map(
+            (m) => /^redis circuit open after a failure of \S+ \(opened (.*) so far\)/.exec(m)?.[1],
+          ),
+        [n],
+        `one report of the opening:\n${opening.join('\n')}`,
+      )
+      const opened = reports.length
+      // Probes, each once the breaker's open time is up: a read's, a write's, a tag refresh's
+      // and, after a revalidation queued meanwhile, whatever the next refresh sends first.
+      const probes = [
+        () => c.get('k', []),
+        () => c.set('w', entry('w', ['products'], clock.t)),
+        () => c.refreshTags(),
+        () => c.updateTags(['products']),
+        () => c.refreshTags(),
+      ]
+      for (const probe of probes) {
+        clock.t += breakerMaxOpenMs
+        const before = attempts
+        await probe()
+        assert.equal(attempts, before + 1, 'the probe: one command let through, and failed')
+      }
+      assert.equal(trips(), Number(/\d+/.exec(n)?.[0] ?? 1), 'a failed probe is not an opening')
+      // The revalidation made during the outage says it is queued; nothing else is reported.
+      assert.deepEqual(
+        reports
+          .slice(opened)
+          .filter((m) => !/^revalidation of products .*applied on this instance;/.test(m)),
+        [],
+        `reported while the breaker was open:\n${reports.slice(leading).join('\n')}`,
+      )
+      down = false
+      for (let i = 0; i < 5 && !closed(); i++) {
+        clock.t += breakerMaxOpenMs
+        await c.refreshTags()
+      }
+      assert.ok(closed(), 'a probe that succeeds closes the breaker')
+      assert.equal(c.engine.outboxLength, 0, 'the queued revalidation was sent')
+    }
+    await outage('once')
+    await outage('2 times')
   })
 })

@@ -24,9 +24,10 @@ import {
   Served,
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
+import { BreakerLog, FailedProbeError, type BreakerChange } from './breaker-log.js'
 import { inflateStored, streamCodecs } from './compression.js'
 import { describe, prefixed, type Logger } from './log.js'
-import { leaseToken, ReadMachines, readEntry, type ReadIo } from './read-driver.js'
+import { leaseToken, logAnswer, ReadMachines, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
 import { writeEntry, type WriteIo } from './write-driver.js'
 
@@ -188,14 +189,21 @@ export class CircuitOpenError extends Error {
 
 /**
  * Puts the engine's breaker and budgets in front of the host's transport: the engine admits
- * each command, gives its deadline, and hears how it ended.
+ * each command, gives its deadline, and hears how it ended. The breaker's lines are the Node
+ * guard's (`BreakerLog`), and so is a failed probe's rejection (`FailedProbeError`: the lines
+ * of the command that was the probe are debug lines, which this entry drops).
  */
 class Guarded {
+  private readonly breaker: BreakerLog
+
   constructor(
     private readonly engine: Engine,
     private readonly inner: Transport,
     private readonly now: () => number,
-  ) {}
+    log: Logger,
+  ) {
+    this.breaker = new BreakerLog(engine, binding, log)
+  }
 
   /** `lease`: the lease protocol, with the engine's lease budget (a write for the transport). */
   async send(
@@ -208,8 +216,8 @@ class Guarded {
     const permit = this.engine.admit(k, this.now())
     if (permit === 0) throw new CircuitOpenError()
     const timeoutMs = this.engine.budgetMs(k)
-    let result = CommandResult.NoAnswer
     let timer: ReturnType<typeof setTimeout> | undefined
+    let reply: Reply
     try {
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
@@ -222,17 +230,33 @@ class Guarded {
         }, timeoutMs + this.engine.connectBudgetMs)
       })
       const sent = this.inner.send(argv, { kind: kind === 'read' ? 'read' : 'write', timeoutMs })
-      const reply = await Promise.race([sent, deadline])
-      result = CommandResult.Reply
-      return reply
+      reply = await Promise.race([sent, deadline])
     } catch (err) {
-      if (code(err) === 'ERR_REDIS_REPLY') result = CommandResult.ErrorReply
-      else if (code(err) === 'ERR_REDIS_TIMEOUT') result = CommandResult.Timeout
-      throw err
-    } finally {
       clearTimeout(timer)
-      this.engine.report(permit, result, this.now())
+      const result =
+        code(err) === 'ERR_REDIS_REPLY'
+          ? CommandResult.ErrorReply
+          : code(err) === 'ERR_REDIS_TIMEOUT'
+            ? CommandResult.Timeout
+            : CommandResult.NoAnswer
+      if (this.settle(permit, result, argv) === 'probe-failed') throw new FailedProbeError(err)
+      throw err
     }
+    clearTimeout(timer)
+    this.settle(permit, CommandResult.Reply, argv)
+    return reply
+  }
+
+  /** Reports how the command ended to the engine, and a change of the breaker's state it made. */
+  private settle(
+    permit: number,
+    result: binding.CommandResult,
+    argv: readonly (string | Uint8Array)[],
+  ): BreakerChange | undefined {
+    const t = this.now()
+    const reported = this.engine.report(permit, result, t)
+    if ((reported & binding.Reported.BreakerChanged) === 0) return undefined
+    return this.breaker.changed(result, String(argv[0]), t)
   }
 
   /** An `EVALSHA` planned by the engine, loading the script on `NOSCRIPT`. */
@@ -311,6 +335,8 @@ export class WorkerCache {
   private readonly iface: Interface
   private readonly now: () => number
   private readonly tags: TagSync
+  /** Where the shared modules' lines go: warnings and errors to `onError`. */
+  private readonly log: Logger
   /** What the read driver sends and awaits through: this isolate's store or the transport. */
   private readonly io: ReadIo
   /** Read machines done with, for the next reads (`reuseUseCache`), and entry keys. */
@@ -345,23 +371,25 @@ export class WorkerCache {
     this.seeded = this.engine.hashSeeded
     this.iface = Interface.useCache(options.name ?? 'default')
     this.now = options.now ?? performanceNow
-    this.guarded = options.transport
-      ? new Guarded(this.engine, options.transport, this.now)
-      : undefined
-    this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
-    // In memory only, this isolate's own revalidations are the whole tag state.
-    if (this.guarded === undefined) this.engine.markStandalone()
-    const guarded = this.guarded
     const report = (m: string): void => {
       this.report(m)
     }
-    const log: Logger = {
+    // Warnings and errors to onError; this entry has no channel for info and debug lines.
+    this.log = {
       info: () => undefined,
       warn: report,
       error: report,
       debug: () => undefined,
       debugEnabled: false,
     }
+    const log = this.log
+    this.guarded = options.transport
+      ? new Guarded(this.engine, options.transport, this.now, log)
+      : undefined
+    this.store = this.guarded ? new TransportStore(this.guarded) : new MemoryStore(this.engine)
+    // In memory only, this isolate's own revalidations are the whole tag state.
+    if (this.guarded === undefined) this.engine.markStandalone()
+    const guarded = this.guarded
     // No timer: an isolate's background work may be cut off with the response, so loading the
     // tag state and retrying the outbox happen on requests (see `TagSyncOptions.timer`).
     this.tags = new TagSync(this.engine, {
@@ -457,10 +485,9 @@ export class WorkerCache {
       })
       if (answer === undefined) return undefined
       try {
-        // The machine's error line, with the failed read's own text when there was one.
-        const detail = readError === undefined ? '' : ` [${describe(readError)}]`
-        const error = answer.error()
-        if (error !== '') this.report(error + detail)
+        // The machine's error lines, with the failed read's own text when there was one, as
+        // the Node handlers log them.
+        logAnswer(this.log, answer, readError)
         if (bytes === null || answer.served === (Served.Miss as number)) return undefined
         return {
           value: streamOf(bytes.subarray(answer.payloadOffset)),
