@@ -11,6 +11,7 @@ import path from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 
+import { MAX_RECONNECT_DELAY_MS } from '../dist/redis-client.js'
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
@@ -214,8 +215,11 @@ describe('logins that stay unanswered for several periods', () => {
       assert.ok(proxy.held.length >= 2, `${String(proxy.held.length)} logins held`)
       proxy.holdNew = false
       assert.equal(await hitWithin(h, 'k4', 10_000), 'v4')
-      // Whatever node-redis's reconnection loop of a connection given up does after it.
-      await sleep(2500)
+      // A reconnection loop left running by a client given up opens its next connection at most
+      // node-redis's longest pause between attempts plus a connect budget after its previous
+      // one closed: once the proxy has seen no connection opened or closed for that long, none
+      // is on its way.
+      await proxy.quiet(MAX_RECONNECT_DELAY_MS + BUDGETS.connectTimeoutMs, { timeoutMs: 10_000 })
       assert.equal(await read(h, 'k4'), 'v4')
       assert.equal(proxy.open(), 1, 'connections the instance keeps open')
     } finally {
