@@ -235,9 +235,10 @@ export class RedisTransport implements Transport {
     }
     const remaining = this.connectDeadline - Date.now()
     if (this.connecting === undefined || remaining <= 0) {
-      if (performance.now() - this.lastConnectEvent >= this.hungAfterMs) {
+      const unusable = performance.now() - this.lastConnectEvent
+      if (unusable >= this.hungAfterMs) {
         this.recycle(
-          `not usable ${String(this.hungAfterMs)} ms after connecting (no answer to its login)`,
+          `not usable ${String(Math.round(unusable))} ms after connecting (no answer to its login)`,
         )
       }
       return Promise.reject(new Error('redis is not connected (reconnecting in the background)'))

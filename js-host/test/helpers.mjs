@@ -671,8 +671,8 @@ export async function settled(stats, what, step, { attempts = 10 } = {}) {
  * A TCP proxy to `port`. `hold()`: every connection open now passes nothing any more, either
  * way, and stays open; `holdSubscriber()`: the same for the connections that sent `SSUBSCRIBE`
  * only; `holdNew`: connections made from now on are held from the start (a login never
- * answered). `held`: the held connections, each with `closed` once the client closed its end;
- * `open()`: how many connections the client has not closed; `quiet(ms, { timeoutMs })`: resolves
+ * answered). `held`: the held connections, each with `closed` once the client closed its end
+ * and `openedAt` (performance.now() when the proxy accepted it); `open()`: how many connections the client has not closed; `quiet(ms, { timeoutMs })`: resolves
  * once the client has opened and closed no connection for `ms`, rejects if that takes longer
  * than `timeoutMs` (with the open count then).
  */
@@ -682,7 +682,7 @@ export async function holdingProxy(port) {
   p.server = net.createServer((client) => {
     p.changedAt = performance.now()
     const up = net.connect(port, '127.0.0.1')
-    const c = { client, up, held: false, closed: false, sub: false }
+    const c = { client, up, held: false, closed: false, sub: false, openedAt: p.changedAt }
     p.conns.push(c)
     if (p.holdNew) {
       c.held = true
