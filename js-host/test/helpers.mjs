@@ -672,9 +672,11 @@ export async function settled(stats, what, step, { attempts = 10 } = {}) {
  * way, and stays open; `holdSubscriber()`: the same for the connections that sent `SSUBSCRIBE`
  * only; `holdNew`: connections made from now on are held from the start (a login never
  * answered). `held`: the held connections, each with `closed` once the client closed its end
- * and `openedAt` (performance.now() when the proxy accepted it); `open()`: how many connections the client has not closed; `quiet(ms, { timeoutMs })`: resolves
- * once the client has opened and closed no connection for `ms`, rejects if that takes longer
- * than `timeoutMs` (with the open count then).
+ * and `openedAt` (performance.now() when the proxy accepted it); `conns`: every connection, with
+ * `sent` (the first 4 KiB it sent, latin1, whether passed on or held); `open()`: how many
+ * connections the client has not closed; `quiet(ms, { timeoutMs })`: resolves once the client
+ * has opened and closed no connection for `ms`, rejects if that takes longer than `timeoutMs`
+ * (with the open count then).
  */
 export async function holdingProxy(port) {
   const net = await import('node:net')
@@ -682,13 +684,22 @@ export async function holdingProxy(port) {
   p.server = net.createServer((client) => {
     p.changedAt = performance.now()
     const up = net.connect(port, '127.0.0.1')
-    const c = { client, up, held: false, closed: false, sub: false, openedAt: p.changedAt }
+    const c = {
+      client,
+      up,
+      held: false,
+      closed: false,
+      sub: false,
+      openedAt: p.changedAt,
+      sent: '',
+    }
     p.conns.push(c)
     if (p.holdNew) {
       c.held = true
       p.held.push(c)
     }
     client.on('data', (d) => {
+      if (c.sent.length < 4096) c.sent += d.toString('latin1', 0, 4096 - c.sent.length)
       if (/\r\nSSUBSCRIBE\r\n/i.test(d.toString('latin1'))) c.sub = true
       if (!c.held) up.write(d)
     })

@@ -580,6 +580,72 @@ describe('a master connection that stays open and answers nothing', () => {
     }
     assert.equal(got, 'v-held-2')
   })
+
+  // A Sentinel client given up while its master's login waits, and the one made after it,
+  // whose login waits too: close() leaves none of their connections open, to the master
+  // (through the proxy) or to the sentinel, so that nothing of them keeps the process alive.
+  test('close() after a master login was given up leaves no connection open', async () => {
+    /** The connections to the sentinel here made after `after` (an id), this one excepted. */
+    const sentinelClients = async (after) =>
+      String(await redisCommand(sentinel3Port, ['CLIENT', 'LIST'], { timeoutMs: 1000 }))
+        .split('\n')
+        .filter((l) => Number(/^id=(\d+)/.exec(l)?.[1]) > after && !/cmd=client\|list/.test(l))
+    const lastId = Math.max(
+      0,
+      ...String(await redisCommand(sentinel3Port, ['CLIENT', 'LIST'], { timeoutMs: 1000 }))
+        .split('\n')
+        .map((l) => Number(/^id=(\d+)/.exec(l)?.[1] ?? 0)),
+    )
+    proxy.holdNew = true
+    const from = proxy.conns.length
+    // The handler's connections to the master, not the sentinel's own links (which it names).
+    const mine = () =>
+      proxy.conns.slice(from).filter((c) => !/sentinel-[0-9a-f]+-(cmd|pubsub)/i.test(c.sent))
+    try {
+      const h = heldHandler()
+      await capture(async (lines) => {
+        await waitFor(
+          async () => {
+            assert.equal(await h.get('held-3', []), undefined)
+            return lines.some((l) => /closing it and connecting anew/.test(l)) && mine().length >= 2
+          },
+          { timeoutMs: 10_000, intervalMs: 100, what: 'a master login given up and another held' },
+        )
+      })
+      /** What is open of the first client's master connection, and to the sentinel. */
+      const open = async () => ({
+        givenUp: mine()[0].closed ? 0 : 1,
+        master: mine().filter((c) => !c.closed).length,
+        sentinel: (await sentinelClients(lastId)).length,
+      })
+      // Closed once the proxy and the sentinel see it (their close events come a turn later).
+      const settles = async (want) => {
+        let left
+        for (let i = 0; i < 100; i++) {
+          left = await open()
+          if (Object.keys(want).every((k) => left[k] === want[k])) return left
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+        return left
+      }
+      // The client given up keeps nothing open; the one made after it has one connection to
+      // the sentinel (it watches the master through it).
+      const given = await settles({ givenUp: 0, sentinel: 1 })
+      assert.deepEqual(
+        { givenUp: given.givenUp, sentinel: given.sentinel },
+        { givenUp: 0, sentinel: 1 },
+        'connections open once the first client was given up',
+      )
+      await close()
+      assert.deepEqual(
+        await settles({ master: 0, sentinel: 0 }),
+        { givenUp: 0, master: 0, sentinel: 0 },
+        'connections left open after close()',
+      )
+    } finally {
+      proxy.holdNew = false
+    }
+  })
 })
 
 describe('Sentinel and master with passwords', () => {
