@@ -646,6 +646,69 @@ describe('a master connection that stays open and answers nothing', () => {
       proxy.holdNew = false
     }
   })
+
+  // The same, in a process of its own: once close() returns, nothing of the transport keeps it
+  // alive (before, the sockets of the clients whose logins were held did, for as long as the
+  // proxy held them). node-redis's Sentinel connection loop may still wait 1 s on a timer.
+  test('a process whose master login was given up exits after close()', async () => {
+    proxy.holdNew = true
+    const script = `
+      const { close, createUseCacheHandler } = await import(${JSON.stringify(new URL('../esm/index.mjs', import.meta.url).href)})
+      const lines = []
+      console.warn = (...a) => lines.push(a.join(' '))
+      console.error = (...a) => lines.push(a.join(' '))
+      const h = createUseCacheHandler(${JSON.stringify({
+        redisUrl: 'redis://heldmaster',
+        sentinels: [`127.0.0.1:${sentinel3Port}`],
+        prefix: 'sntest',
+        deploymentId: 'd1',
+        memoryBytes: 0,
+        leases: false,
+        connectTimeoutMs: 400,
+        readTimeoutMs: 150,
+        writeTimeoutMs: 400,
+        breakerOpenMs: 200,
+        breakerMaxOpenMs: 400,
+      })})
+      const until = Date.now() + 10000
+      while (!lines.some((l) => /closing it and connecting anew/.test(l))) {
+        if (Date.now() > until) {
+          process.stdout.write('not given up\\n' + lines.join('\\n'))
+          process.exit(2)
+        }
+        await h.get('held-4', [])
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      await close()
+      process.stdout.write('closed\\n')
+    `
+    try {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      })
+      let out = ''
+      let closedAt
+      child.stdout.on('data', (d) => {
+        out += d
+        if (closedAt === undefined && out.includes('closed\n')) closedAt = performance.now()
+      })
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+      const [code, signal] = await new Promise((resolve) =>
+        child.once('exit', (c, sig) => resolve([c, sig])),
+      )
+      clearTimeout(killer)
+      const exitedAt = performance.now()
+      assert.deepEqual({ code, signal }, { code: 0, signal: null }, out)
+      assert.ok(closedAt !== undefined, out)
+      // The 1 s of that loop, and the process's own end.
+      assert.ok(
+        exitedAt - closedAt < 3000,
+        `exited ${String(Math.round(exitedAt - closedAt))} ms after close() returned`,
+      )
+    } finally {
+      proxy.holdNew = false
+    }
+  })
 })
 
 describe('Sentinel and master with passwords', () => {
