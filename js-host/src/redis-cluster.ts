@@ -46,7 +46,8 @@ export function firstKey(argv: readonly (string | Buffer)[]): string | Buffer | 
   return argv[1]
 }
 
-export function clusterClient(options: RedisTransportOptions): Client {
+/** A cluster client; `sockets` ends every node's sockets (socketOptions). */
+export function clusterClient(options: RedisTransportOptions, sockets: AbortSignal): Client {
   // Discovered nodes get `defaults` only (nothing from the seed URLs): credentials and TLS go
   // there, taken from the first seed.
   const seed = new URL(options.url)
@@ -65,7 +66,7 @@ export function clusterClient(options: RedisTransportOptions): Client {
       disableClientInfo: true,
       maintNotifications: 'disabled',
       socket: {
-        ...socketOptions(options),
+        ...socketOptions(options, sockets),
         ...(seed.protocol === 'rediss:' ? { tls: true as const } : {}),
       },
     },

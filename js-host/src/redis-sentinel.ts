@@ -57,9 +57,15 @@ export function sentinelNode(address: string): { host: string; port: number } {
   }
 }
 
+/**
+ * A Sentinel client; `sockets` ends the sockets of the master's clients and of the sentinels'
+ * (socketOptions): its destroy() waits for its connection attempt, which a login never
+ * answered never ends, so that is what closes them then.
+ */
 export function sentinelClient(
   options: RedisTransportOptions,
   sentinels: readonly string[],
+  sockets: AbortSignal,
 ): Client {
   const u = new URL(options.url)
   const db = u.pathname.replace(/^\//, '')
@@ -75,7 +81,7 @@ export function sentinelClient(
       disableClientInfo: true,
       maintNotifications: 'disabled',
       socket: {
-        ...socketOptions(options),
+        ...socketOptions(options, sockets),
         ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
       },
     },
@@ -85,7 +91,8 @@ export function sentinelClient(
       maintNotifications: 'disabled',
       ...(options.sentinelUsername === undefined ? {} : { username: options.sentinelUsername }),
       ...(options.sentinelPassword === undefined ? {} : { password: options.sentinelPassword }),
-      socket: { connectTimeout: options.connectTimeoutMs },
+      // node-redis reconnects no sentinel client (it asks the next sentinel instead).
+      socket: { connectTimeout: options.connectTimeoutMs, signal: sockets },
     },
     commandOptions: { timeout: 0 },
   })

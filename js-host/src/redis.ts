@@ -95,6 +95,12 @@ export class RedisTransport implements Transport {
   readonly enforcesDeadlines = true
   /** The node-redis client in use: a new one replaces one given up (`recycle`). */
   private client: Client
+  /**
+   * Destroys every socket the client in use made (socketOptions): aborted when it is given up
+   * or the transport closed, since a Sentinel client's own teardown leaves its sockets open
+   * while a login waits (`recycle`).
+   */
+  private sockets = new AbortController()
   /** Reports a connection error of the client in use (made in the constructor). */
   private readonly onError: (err: unknown) => void
   private connecting: Promise<void> | undefined
@@ -193,23 +199,24 @@ export class RedisTransport implements Transport {
         // Logging itself failed (closed stderr, say): nothing better to do than go on.
       }
     }
-    this.client = this.newClient()
+    this.client = this.newClient(this.sockets.signal)
   }
 
   /**
-   * A node-redis client for the options, whose errors are reported while it is the one in use:
-   * one given up (`recycle`) is left to its teardown and says nothing more.
+   * A node-redis client for the options, whose sockets `sockets` destroys, and whose errors
+   * are reported while it is the one in use and the transport open: one given up (`recycle`)
+   * is left to its teardown and says nothing more.
    */
-  private newClient(): Client {
+  private newClient(sockets: AbortSignal): Client {
     const options = this.options
     const client =
       options.sentinels !== undefined && options.sentinels.length > 0
-        ? sentinelClient(options, options.sentinels)
+        ? sentinelClient(options, options.sentinels, sockets)
         : options.cluster === true
-          ? clusterClient(options)
-          : singleClient(options)
+          ? clusterClient(options, sockets)
+          : singleClient(options, sockets)
     const onError = (err: unknown): void => {
-      if (client === this.client) this.onError(err)
+      if (client === this.client && !this.closed) this.onError(err)
     }
     client.on('error', onError)
     // A cluster reports node connection errors as 'node-error', Sentinel as 'client-error'.
@@ -237,9 +244,11 @@ export class RedisTransport implements Transport {
         fail = reject
       })
       this.failConnect = fail
+      const client = this.client
       const attempt = Promise.race([
-        this.client.connect().then(() => {
-          if (this.connectedOnce) return
+        client.connect().then(() => {
+          // A Sentinel client given up (`recycle`) ends its attempt without connecting.
+          if (this.connectedOnce || client !== this.client) return
           this.connectedOnce = true
           this.options.onFirstReady?.()
         }),
@@ -255,9 +264,10 @@ export class RedisTransport implements Transport {
     }
     const remaining = this.connectDeadline - Date.now()
     if (this.connecting === undefined || remaining <= 0) {
-      if (performance.now() - this.lastConnectEvent >= this.hungAfterMs) {
+      const unusable = performance.now() - this.lastConnectEvent
+      if (unusable >= this.hungAfterMs) {
         this.recycle(
-          `not usable ${String(this.hungAfterMs)} ms after connecting (no answer to its login)`,
+          `not usable ${String(Math.round(unusable))} ms after connecting (no answer to its login)`,
         )
       }
       return Promise.reject(new Error('redis is not connected (reconnecting in the background)'))
@@ -309,13 +319,10 @@ export class RedisTransport implements Transport {
     // client's destroy() waits for its connection attempt, which a login never answered
     // never ends.
     const old = this.client
-    this.client = this.newClient()
-    try {
-      // A Sentinel client's destroy() is asynchronous.
-      Promise.resolve(old.destroy()).catch(() => undefined)
-    } catch {
-      // Already closed.
-    }
+    const oldSockets = this.sockets
+    this.sockets = new AbortController()
+    this.client = this.newClient(this.sockets.signal)
+    this.destroy(old, oldSockets)
     // Begun now, not by the next command: that one then finds it ready.
     this.ensureConnected().catch(() => undefined)
   }
@@ -441,9 +448,28 @@ export class RedisTransport implements Transport {
     )
   }
 
+  /**
+   * Stops `client` at once, and its sockets with it: a Sentinel client's destroy() first waits
+   * for its connection attempt, which a login never answered never ends, and until then keeps
+   * its sockets to the master and a sentinel open (test/sentinel.test.mjs). destroy() comes
+   * first, so that its connection attempt, ended by the sockets' errors, makes no new one.
+   */
+  private destroy(client: Client, sockets: AbortController): void {
+    try {
+      // Not awaited; a Sentinel client's teardown that fails has nothing left to stop.
+      Promise.resolve(client.destroy()).catch(() => undefined)
+    } catch {
+      // Already closed.
+    }
+    sockets.abort()
+  }
+
   async close(): Promise<void> {
     this.closed = true
-    if (!this.client.isOpen) return
+    if (!this.client.isOpen) {
+      this.sockets.abort()
+      return
+    }
     if (this.client.isReady) {
       // A graceful close waits for pending replies: bounded, since a hung Redis never sends them.
       try {
@@ -454,11 +480,6 @@ export class RedisTransport implements Transport {
       }
     }
     // A client that is (re)connecting or hung has nothing to flush; stop it at once.
-    try {
-      // Not awaited; a Sentinel client's teardown that fails has nothing left to stop.
-      Promise.resolve(this.client.destroy()).catch(() => undefined)
-    } catch {
-      // Already closed.
-    }
+    this.destroy(this.client, this.sockets)
   }
 }

@@ -671,21 +671,35 @@ export async function settled(stats, what, step, { attempts = 10 } = {}) {
  * A TCP proxy to `port`. `hold()`: every connection open now passes nothing any more, either
  * way, and stays open; `holdSubscriber()`: the same for the connections that sent `SSUBSCRIBE`
  * only; `holdNew`: connections made from now on are held from the start (a login never
- * answered). `held`: the held connections, each with `closed` once the client closed its end;
- * `open()`: how many connections the client has not closed.
+ * answered). `held`: the held connections, each with `closed` once the client closed its end
+ * and `openedAt` (performance.now() when the proxy accepted it); `conns`: every connection, with
+ * `sent` (the first 4 KiB it sent, latin1, whether passed on or held); `open()`: how many
+ * connections the client has not closed; `quiet(ms, { timeoutMs })`: resolves once the client
+ * has opened and closed no connection for `ms`, rejects if that takes longer than `timeoutMs`
+ * (with the open count then).
  */
 export async function holdingProxy(port) {
   const net = await import('node:net')
-  const p = { holdNew: false, conns: [], held: [] }
+  const p = { holdNew: false, conns: [], held: [], changedAt: performance.now() }
   p.server = net.createServer((client) => {
+    p.changedAt = performance.now()
     const up = net.connect(port, '127.0.0.1')
-    const c = { client, up, held: false, closed: false, sub: false }
+    const c = {
+      client,
+      up,
+      held: false,
+      closed: false,
+      sub: false,
+      openedAt: p.changedAt,
+      sent: '',
+    }
     p.conns.push(c)
     if (p.holdNew) {
       c.held = true
       p.held.push(c)
     }
     client.on('data', (d) => {
+      if (c.sent.length < 4096) c.sent += d.toString('latin1', 0, 4096 - c.sent.length)
       if (/\r\nSSUBSCRIBE\r\n/i.test(d.toString('latin1'))) c.sub = true
       if (!c.held) up.write(d)
     })
@@ -694,6 +708,7 @@ export async function holdingProxy(port) {
     })
     client.on('close', () => {
       c.closed = true
+      p.changedAt = performance.now()
       up.destroy()
     })
     // A held connection's upstream end closing is not passed on: the client's end stays open.
@@ -722,6 +737,19 @@ export async function holdingProxy(port) {
     }
   }
   p.open = () => p.conns.filter((c) => !c.closed).length
+  p.quiet = async (ms, { timeoutMs }) => {
+    const until = performance.now() + timeoutMs
+    for (;;) {
+      const left = p.changedAt + ms - performance.now()
+      if (left <= 0) return
+      if (performance.now() + left > until) {
+        throw new Error(
+          `connections through the proxy still opened or closed ${String(timeoutMs)} ms on (${String(p.conns.length)} made, ${String(p.open())} open)`,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(left, 50)))
+    }
+  }
   p.stop = () => {
     p.server.close()
     for (const c of p.conns) {

@@ -11,6 +11,8 @@ import path from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 
+import { RedisTransport } from '../dist/redis.js'
+import { MAX_RECONNECT_DELAY_MS } from '../dist/redis-client.js'
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
@@ -108,6 +110,55 @@ describe('a connection that stays open and answers nothing', () => {
       assert.equal(await hitWithin(h, 'k2', 10_000), 'v2')
       assert.ok(proxy.held[0].closed, 'the held connection was closed by the instance')
     } finally {
+      proxy.stop()
+    }
+  })
+})
+
+describe('the line of a login given up', () => {
+  // The transport alone (a handler's tag sync sends commands on its own timer, and the check
+  // runs on every command): its traffic is the test's.
+  test('says how long the connection was not usable, not the bound', async () => {
+    const proxy = await holdingProxy(redis.port)
+    const lines = []
+    const log = {
+      info: (l) => lines.push(l),
+      warn: (l) => lines.push(l),
+      error: (l) => lines.push(l),
+      debug: (l) => lines.push(l),
+      debugEnabled: true,
+    }
+    const transport = new RedisTransport({
+      url: proxy.url,
+      commandTimeoutMs: 150,
+      longestCommandMs: 400,
+      connectTimeoutMs: 400,
+      log,
+    })
+    // RedisTransport hungAfter: the longest budget, plus the connect budget, plus node-redis's
+    // longest pause between reconnection attempts.
+    const bound = 400 + 400 + MAX_RECONNECT_DELAY_MS
+    try {
+      proxy.holdNew = true
+      const began = performance.now()
+      await assert.rejects(transport.send(['PING']), /redis connect took longer than 400 ms/)
+      assert.equal(proxy.held.length, 1)
+      // The attempt began after `began` and before the proxy accepted its connection.
+      const accepted = proxy.held[0].openedAt
+      // The traffic under test: no command until 1 s after the bound, then one, which finds
+      // the login unanswered for that long and gives it up.
+      await sleep(accepted + bound + 1000 - performance.now())
+      await assert.rejects(transport.send(['PING']), /redis is not connected/)
+      const elapsed = performance.now() - began
+      const given = lines.filter((l) => /closing it and connecting anew/.test(l))
+      assert.equal(given.length, 1, lines.join('\n'))
+      const ms = Number(/not usable (\d+) ms after connecting/.exec(given[0])?.[1])
+      assert.ok(
+        ms >= bound + 1000 && ms <= elapsed,
+        `${given[0]}: at least ${String(bound + 1000)} ms, at most the ${String(Math.round(elapsed))} ms since the first command`,
+      )
+    } finally {
+      await transport.close()
       proxy.stop()
     }
   })
@@ -214,8 +265,11 @@ describe('logins that stay unanswered for several periods', () => {
       assert.ok(proxy.held.length >= 2, `${String(proxy.held.length)} logins held`)
       proxy.holdNew = false
       assert.equal(await hitWithin(h, 'k4', 10_000), 'v4')
-      // Whatever node-redis's reconnection loop of a connection given up does after it.
-      await sleep(2500)
+      // A reconnection loop left running by a client given up opens its next connection at most
+      // node-redis's longest pause between attempts plus a connect budget after its previous
+      // one closed: once the proxy has seen no connection opened or closed for that long, none
+      // is on its way.
+      await proxy.quiet(MAX_RECONNECT_DELAY_MS + BUDGETS.connectTimeoutMs, { timeoutMs: 10_000 })
       assert.equal(await read(h, 'k4'), 'v4')
       assert.equal(proxy.open(), 1, 'connections the instance keeps open')
     } finally {

@@ -580,6 +580,135 @@ describe('a master connection that stays open and answers nothing', () => {
     }
     assert.equal(got, 'v-held-2')
   })
+
+  // A Sentinel client given up while its master's login waits, and the one made after it,
+  // whose login waits too: close() leaves none of their connections open, to the master
+  // (through the proxy) or to the sentinel, so that nothing of them keeps the process alive.
+  test('close() after a master login was given up leaves no connection open', async () => {
+    /** The connections to the sentinel here made after `after` (an id), this one excepted. */
+    const sentinelClients = async (after) =>
+      String(await redisCommand(sentinel3Port, ['CLIENT', 'LIST'], { timeoutMs: 1000 }))
+        .split('\n')
+        .filter((l) => Number(/^id=(\d+)/.exec(l)?.[1]) > after && !/cmd=client\|list/.test(l))
+    const lastId = Math.max(
+      0,
+      ...String(await redisCommand(sentinel3Port, ['CLIENT', 'LIST'], { timeoutMs: 1000 }))
+        .split('\n')
+        .map((l) => Number(/^id=(\d+)/.exec(l)?.[1] ?? 0)),
+    )
+    proxy.holdNew = true
+    const from = proxy.conns.length
+    // The handler's connections to the master, not the sentinel's own links (which it names).
+    const mine = () =>
+      proxy.conns.slice(from).filter((c) => !/sentinel-[0-9a-f]+-(cmd|pubsub)/i.test(c.sent))
+    try {
+      const h = heldHandler()
+      await capture(async (lines) => {
+        await waitFor(
+          async () => {
+            assert.equal(await h.get('held-3', []), undefined)
+            return lines.some((l) => /closing it and connecting anew/.test(l)) && mine().length >= 2
+          },
+          { timeoutMs: 10_000, intervalMs: 100, what: 'a master login given up and another held' },
+        )
+      })
+      /** What is open of the first client's master connection, and to the sentinel. */
+      const open = async () => ({
+        givenUp: mine()[0].closed ? 0 : 1,
+        master: mine().filter((c) => !c.closed).length,
+        sentinel: (await sentinelClients(lastId)).length,
+      })
+      // Closed once the proxy and the sentinel see it (their close events come a turn later).
+      const settles = async (want) => {
+        let left
+        for (let i = 0; i < 100; i++) {
+          left = await open()
+          if (Object.keys(want).every((k) => left[k] === want[k])) return left
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+        return left
+      }
+      // The client given up keeps nothing open; the one made after it has one connection to
+      // the sentinel (it watches the master through it).
+      const given = await settles({ givenUp: 0, sentinel: 1 })
+      assert.deepEqual(
+        { givenUp: given.givenUp, sentinel: given.sentinel },
+        { givenUp: 0, sentinel: 1 },
+        'connections open once the first client was given up',
+      )
+      await close()
+      assert.deepEqual(
+        await settles({ master: 0, sentinel: 0 }),
+        { givenUp: 0, master: 0, sentinel: 0 },
+        'connections left open after close()',
+      )
+    } finally {
+      proxy.holdNew = false
+    }
+  })
+
+  // The same, in a process of its own: once close() returns, nothing of the transport keeps it
+  // alive (before, the sockets of the clients whose logins were held did, for as long as the
+  // proxy held them). node-redis's Sentinel connection loop may still wait 1 s on a timer.
+  test('a process whose master login was given up exits after close()', async () => {
+    proxy.holdNew = true
+    const script = `
+      const { close, createUseCacheHandler } = await import(${JSON.stringify(new URL('../esm/index.mjs', import.meta.url).href)})
+      const lines = []
+      console.warn = (...a) => lines.push(a.join(' '))
+      console.error = (...a) => lines.push(a.join(' '))
+      const h = createUseCacheHandler(${JSON.stringify({
+        redisUrl: 'redis://heldmaster',
+        sentinels: [`127.0.0.1:${sentinel3Port}`],
+        prefix: 'sntest',
+        deploymentId: 'd1',
+        memoryBytes: 0,
+        leases: false,
+        connectTimeoutMs: 400,
+        readTimeoutMs: 150,
+        writeTimeoutMs: 400,
+        breakerOpenMs: 200,
+        breakerMaxOpenMs: 400,
+      })})
+      const until = Date.now() + 10000
+      while (!lines.some((l) => /closing it and connecting anew/.test(l))) {
+        if (Date.now() > until) {
+          process.stdout.write('not given up\\n' + lines.join('\\n'))
+          process.exit(2)
+        }
+        await h.get('held-4', [])
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      await close()
+      process.stdout.write('closed\\n')
+    `
+    try {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      })
+      let out = ''
+      let closedAt
+      child.stdout.on('data', (d) => {
+        out += d
+        if (closedAt === undefined && out.includes('closed\n')) closedAt = performance.now()
+      })
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+      const [code, signal] = await new Promise((resolve) =>
+        child.once('exit', (c, sig) => resolve([c, sig])),
+      )
+      clearTimeout(killer)
+      const exitedAt = performance.now()
+      assert.deepEqual({ code, signal }, { code: 0, signal: null }, out)
+      assert.ok(closedAt !== undefined, out)
+      // The 1 s of that loop, and the process's own end.
+      assert.ok(
+        exitedAt - closedAt < 3000,
+        `exited ${String(Math.round(exitedAt - closedAt))} ms after close() returned`,
+      )
+    } finally {
+      proxy.holdNew = false
+    }
+  })
 })
 
 describe('Sentinel and master with passwords', () => {
