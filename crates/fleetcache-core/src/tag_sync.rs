@@ -126,9 +126,9 @@ pub struct PushFollow {
     /// oldest first: when each was applied and when its revalidation was made
     /// ([`PushFollow::vouched_from`]).
     recent_heard: Vec<(Millis, Millis)>,
-    /// The ids of the last [`OWN_UPDATES`] updates this process sent, oldest first
-    /// ([`PushFollow::own_update`]).
-    own_updates: Vec<String>,
+    /// The ids of the last [`OWN_UPDATES`] updates this process sent, oldest first, each with
+    /// the tick at which it was sent ([`PushFollow::own_update`]).
+    own_updates: Vec<(String, u64)>,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -180,25 +180,43 @@ impl PushFollow {
     }
 
     /// This process sends an update whose version will have id `id` (its epoch candidate: a
-    /// fresh random token per call, tag_update.lua). Its announcement, if heard, makes no
-    /// pull due: the revalidation's records were in the mirror from the start
-    /// ([`TagMirror::apply_local`]),
-    /// and the pull the revalidation made due ([`PushFollow::learned`]), planned past their
-    /// time, vouches for what is regenerated after it. Heard after that pull was planned, it
-    /// made a second one due. One forgotten (more than [`OWN_UPDATES`] sent since) is taken
-    /// for another process's: a pull more, no less.
+    /// fresh random token per call, tag_update.lua). Its announcement, applied as the next
+    /// version, makes no pull due when a pull planned after the update was sent is applied or
+    /// in flight (`heard_own`): the revalidation's records were in the mirror from
+    /// the start ([`TagMirror::apply_local`]), and that pull, planned past their time if it is
+    /// the one the revalidation made due ([`PushFollow::learned`]), vouches for what is
+    /// regenerated after it. Heard after that pull was planned, it made a second one due. One
+    /// forgotten (more than [`OWN_UPDATES`] sent since) is taken for another process's: a pull
+    /// more, no less.
     pub fn own_update(&mut self, id: &str) {
         if self.own_updates.len() >= OWN_UPDATES {
             self.own_updates.remove(0);
         }
-        self.own_updates.push(id.to_owned());
+        let sent = self.next_tick();
+        self.own_updates.push((id.to_owned(), sent));
     }
 
-    /// Whether `id` is one of this process's updates sent ([`PushFollow::own_update`]), each
-    /// answered once.
+    /// Whether the announcement of version id `id`, applied as the next version, needs no pull
+    /// of its own: it is one of this process's updates ([`PushFollow::own_update`], each
+    /// answered once) and a pull planned after that update was sent is applied or in flight
+    /// (not failed). That pull, on the connection the update went out on, runs after it, and
+    /// so checks the version the announcement followed ([`TagMirror::apply_parsed`]: a rollback
+    /// may have given it to another update, whose announcement was lost) as the pull an
+    /// announcement makes due does; until it is answered, what is regenerated is judged from
+    /// the announced revalidation ([`PushFollow::vouched_from`]). A pull planned before the
+    /// update was sent (its outbox queued behind earlier updates) checked nothing of it: the
+    /// announcement makes one due, as another process's does. One in flight that fails gives
+    /// the check back ([`PushFollow::pull_failed`]).
     fn heard_own(&mut self, id: &str) -> bool {
-        let i = self.own_updates.iter().position(|o| o == id);
-        i.map(|i| self.own_updates.remove(i)).is_some()
+        let Some(i) = self.own_updates.iter().position(|(o, _)| o == id) else {
+            return false;
+        };
+        let (_, sent) = self.own_updates.remove(i);
+        if self.planned.is_some_and(|(t, _)| t > sent) {
+            self.answering.get_or_insert(Millis::ZERO);
+            return true;
+        }
+        self.pulled.is_some_and(|(t, _)| t > sent)
     }
 
     /// An announcement of the next version was applied at `now`, its revalidation made at
