@@ -970,6 +970,35 @@ mod tests {
             .map(|at| (at.0 - now).max(0.0))
     }
 
+    /// An update of this process's own spares its announcement a pull only when a pull
+    /// planned after it was sent is in flight or applied (one planned before it, or one that
+    /// failed, checked nothing of the version the announcement followed), once per id, and
+    /// only for the last [`OWN_UPDATES`] sent: an older one's brings a pull, as another
+    /// process's does.
+    #[test]
+    fn an_own_update_spares_a_pull_once_and_only_when_one_planned_after_it_checks_it() {
+        let (mut p, _mirror) = caught_up_at(1_000.0);
+        p.own_update("u0");
+        assert!(!p.heard_own("u0"), "no pull planned since it was sent");
+        p.own_update("u1");
+        p.pull_planned(Millis(1_010.0));
+        assert!(p.heard_own("u1"), "in flight");
+        assert!(!p.heard_own("u1"), "answered once");
+        p.pull_applied(Millis(1_011.0), true);
+        for i in 0..=OWN_UPDATES {
+            p.own_update(&format!("v{i}"));
+        }
+        p.pull_planned(Millis(1_020.0));
+        p.pull_applied(Millis(1_021.0), true);
+        assert!(!p.heard_own("v0"), "forgotten");
+        assert!(p.heard_own("v1"), "applied");
+        assert!(p.heard_own(&format!("v{OWN_UPDATES}")));
+        p.own_update("w");
+        p.pull_planned(Millis(1_030.0));
+        p.pull_failed(Millis(1_031.0));
+        assert!(!p.heard_own("w"), "failed");
+    }
+
     /// A pull planned on a revalidation learned otherwise, that fails (a timeout, an error
     /// reply, no connection, the breaker), gives back what it was to answer: the next pull is
     /// due after the backoff from the failure (100 ms, doubling with each failure in a row; at

@@ -1441,3 +1441,37 @@ fn an_own_announcement_makes_a_pull_due_unless_one_planned_after_its_update_chec
     e.tag_pull_failed(Millis(NOW + 103.0));
     assert_eq!(pull_in(&e, NOW + 103.5), Some(99.5));
 }
+
+/// The same for an update planned and sent at once (`Engine::plan_tag_update`, no outbox): its
+/// announcement, heard while the pull planned after it is out, makes no other pull due.
+#[test]
+fn the_announcement_of_an_update_sent_at_once_makes_no_pull_due_behind_its_pull() {
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    let sent = "0123456789abcdef0123456789abcdef";
+    e.plan_tag_update(
+        &["p"],
+        &crate::tags::Revalidation::Expire,
+        Millis(NOW + 100.3),
+        sent,
+    )
+    .unwrap();
+    e.plan_tag_pull(Millis(NOW + 101.25));
+    assert!(matches!(
+        e.apply_announcement(
+            &announcement_of("2", sent, "p", NOW + 101.0),
+            Millis(NOW + 101.4)
+        ),
+        Ok(Announced::Applied(_))
+    ));
+    e.apply_refresh(
+        &netstring::encode(["E", "2", sent, "0", "1", "w1"]),
+        Millis(NOW + 101.5),
+    )
+    .unwrap();
+    let due = pull_in(&e, NOW + 102.0).unwrap_or_default();
+    assert!(
+        due > 700.0,
+        "the periodic pull is next, not one in {due} ms"
+    );
+}
