@@ -702,8 +702,9 @@ impl TagSync {
             match &result {
                 // The announced times are another instance's clock: any pull planned from
                 // now on counts; until one is applied, what it regenerates counts from the
-                // announced revalidation (`PushFollow::vouched_from`). This process's own
-                // made its pull due when it was sent.
+                // announced revalidation (`PushFollow::vouched_from`), and the pull checks the
+                // version the announcement followed. This process's own needs none while a
+                // pull planned after its update was sent is out or applied: that one does both.
                 Ok(Announced::Applied(_)) => {
                     if !push.heard_own(id) {
                         push.learned(Millis::ZERO);
