@@ -126,9 +126,9 @@ pub struct PushFollow {
     /// oldest first: when each was applied and when its revalidation was made
     /// ([`PushFollow::vouched_from`]).
     recent_heard: Vec<(Millis, Millis)>,
-    /// The ids of the last [`OWN_UPDATES`] updates this process sent, oldest first
-    /// ([`PushFollow::own_update`]).
-    own_updates: Vec<String>,
+    /// The ids of the last [`OWN_UPDATES`] updates this process sent, oldest first, each with
+    /// the tick at which it was sent ([`PushFollow::own_update`]).
+    own_updates: Vec<(String, u64)>,
 }
 
 /// The page announcements as seen at one time, while caught up ([`PushFollow::page_view`]).
@@ -180,25 +180,43 @@ impl PushFollow {
     }
 
     /// This process sends an update whose version will have id `id` (its epoch candidate: a
-    /// fresh random token per call, tag_update.lua). Its announcement, if heard, makes no
-    /// pull due: the revalidation's records were in the mirror from the start
-    /// ([`TagMirror::apply_local`]),
-    /// and the pull the revalidation made due ([`PushFollow::learned`]), planned past their
-    /// time, vouches for what is regenerated after it. Heard after that pull was planned, it
-    /// made a second one due. One forgotten (more than [`OWN_UPDATES`] sent since) is taken
-    /// for another process's: a pull more, no less.
+    /// fresh random token per call, tag_update.lua). Its announcement, applied as the next
+    /// version, makes no pull due when a pull planned after the update was sent is applied or
+    /// in flight (`heard_own`): the revalidation's records were in the mirror from
+    /// the start ([`TagMirror::apply_local`]), and that pull, planned past their time if it is
+    /// the one the revalidation made due ([`PushFollow::learned`]), vouches for what is
+    /// regenerated after it. Heard after that pull was planned, it made a second one due. One
+    /// forgotten (more than [`OWN_UPDATES`] sent since) is taken for another process's: a pull
+    /// more, no less.
     pub fn own_update(&mut self, id: &str) {
         if self.own_updates.len() >= OWN_UPDATES {
             self.own_updates.remove(0);
         }
-        self.own_updates.push(id.to_owned());
+        let sent = self.next_tick();
+        self.own_updates.push((id.to_owned(), sent));
     }
 
-    /// Whether `id` is one of this process's updates sent ([`PushFollow::own_update`]), each
-    /// answered once.
+    /// Whether the announcement of version id `id`, applied as the next version, needs no pull
+    /// of its own: it is one of this process's updates ([`PushFollow::own_update`], each
+    /// answered once) and a pull planned after that update was sent is applied or in flight
+    /// (not failed). That pull, on the connection the update went out on, runs after it, and
+    /// so checks the version the announcement followed ([`TagMirror::apply_parsed`]: a rollback
+    /// may have given it to another update, whose announcement was lost) as the pull an
+    /// announcement makes due does; until it is answered, what is regenerated is judged from
+    /// the announced revalidation ([`PushFollow::vouched_from`]). A pull planned before the
+    /// update was sent (its outbox queued behind earlier updates) checked nothing of it: the
+    /// announcement makes one due, as another process's does. One in flight that fails gives
+    /// the check back ([`PushFollow::pull_failed`]).
     fn heard_own(&mut self, id: &str) -> bool {
-        let i = self.own_updates.iter().position(|o| o == id);
-        i.map(|i| self.own_updates.remove(i)).is_some()
+        let Some(i) = self.own_updates.iter().position(|(o, _)| o == id) else {
+            return false;
+        };
+        let (_, sent) = self.own_updates.remove(i);
+        if self.planned.is_some_and(|(t, _)| t > sent) {
+            self.answering.get_or_insert(Millis::ZERO);
+            return true;
+        }
+        self.pulled.is_some_and(|(t, _)| t > sent)
     }
 
     /// An announcement of the next version was applied at `now`, its revalidation made at
@@ -684,8 +702,9 @@ impl TagSync {
             match &result {
                 // The announced times are another instance's clock: any pull planned from
                 // now on counts; until one is applied, what it regenerates counts from the
-                // announced revalidation (`PushFollow::vouched_from`). This process's own
-                // made its pull due when it was sent.
+                // announced revalidation (`PushFollow::vouched_from`), and the pull checks the
+                // version the announcement followed. This process's own needs none while a
+                // pull planned after its update was sent is out or applied: that one does both.
                 Ok(Announced::Applied(_)) => {
                     if !push.heard_own(id) {
                         push.learned(Millis::ZERO);
@@ -950,6 +969,35 @@ mod tests {
     fn pull_in(p: &PushFollow, mirror: &TagMirror, now: f64) -> Option<f64> {
         p.pull_timeout(mirror, Millis(now))
             .map(|at| (at.0 - now).max(0.0))
+    }
+
+    /// An update of this process's own spares its announcement a pull only when a pull
+    /// planned after it was sent is in flight or applied (one planned before it, or one that
+    /// failed, checked nothing of the version the announcement followed), once per id, and
+    /// only for the last [`OWN_UPDATES`] sent: an older one's brings a pull, as another
+    /// process's does.
+    #[test]
+    fn an_own_update_spares_a_pull_once_and_only_when_one_planned_after_it_checks_it() {
+        let (mut p, _mirror) = caught_up_at(1_000.0);
+        p.own_update("u0");
+        assert!(!p.heard_own("u0"), "no pull planned since it was sent");
+        p.own_update("u1");
+        p.pull_planned(Millis(1_010.0));
+        assert!(p.heard_own("u1"), "in flight");
+        assert!(!p.heard_own("u1"), "answered once");
+        p.pull_applied(Millis(1_011.0), true);
+        for i in 0..=OWN_UPDATES {
+            p.own_update(&format!("v{i}"));
+        }
+        p.pull_planned(Millis(1_020.0));
+        p.pull_applied(Millis(1_021.0), true);
+        assert!(!p.heard_own("v0"), "forgotten");
+        assert!(p.heard_own("v1"), "applied");
+        assert!(p.heard_own(&format!("v{OWN_UPDATES}")));
+        p.own_update("w");
+        p.pull_planned(Millis(1_030.0));
+        p.pull_failed(Millis(1_031.0));
+        assert!(!p.heard_own("w"), "failed");
     }
 
     /// A pull planned on a revalidation learned otherwise, that fails (a timeout, an error

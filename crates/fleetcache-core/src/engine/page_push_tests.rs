@@ -1355,3 +1355,123 @@ fn the_announcement_of_an_own_revalidation_makes_no_pull_due() {
         }
     }
 }
+
+/// The announcement of `version` (epoch `E`), of id `id`: `tag` expired at `rev_at`.
+fn announcement_of(version: &str, id: &str, tag: &str, rev_at: f64) -> Vec<u8> {
+    let mut rec = crate::tags::TagRecord::default();
+    rec.apply(&crate::tags::Revalidation::Expire, Millis(rev_at));
+    netstring::encode([
+        "a".to_owned(),
+        "E".to_owned(),
+        version.to_owned(),
+        id.to_owned(),
+        tag.to_owned(),
+        rec.encode(),
+    ])
+}
+
+/// The pull an announcement makes due also checks the version it followed: a rollback with
+/// the subscription up may have given that version to another update, whose announcement was
+/// lost, and until a pull finds that, what is regenerated is judged from the announced
+/// revalidation, past the one the mirror lacks. The pull of an own revalidation does that
+/// check only when it was planned after the update went out (one connection, in order): one
+/// planned before it (the outbox queued behind earlier updates, or a pull already past the
+/// revalidation's time) ran before the update, so the update's announcement makes a pull due
+/// at once, as another process's does; without it the check waited for the periodic pull, a
+/// pull interval of regenerations stamped past a revalidation this process never learnt.
+/// A pull planned after the update that fails gives the check back.
+#[test]
+fn an_own_announcement_makes_a_pull_due_unless_one_planned_after_its_update_checks_it() {
+    use crate::tags::Freshness;
+    // The pull that answers the revalidation is planned (and applied) before the update goes
+    // out: it checked version 1 before the update ran.
+    let mut e = own_expiry_at_a_fraction_of_a_ms();
+    pull(&mut e, "1", NOW + 101.25);
+    let sent = "0123456789abcdef0123456789abcdef";
+    assert!(e.plan_outbox_head(sent).unwrap().is_some());
+    assert!(pull_in(&e, NOW + 102.5).unwrap_or_default() > 700.0);
+    // Version 1 was rolled back and given to another update (`b` at NOW + 101), whose
+    // announcement was lost; this update's, version 2, follows it.
+    let msg = announcement_of("2", sent, "p", NOW + 101.0);
+    assert!(matches!(
+        e.apply_announcement(&msg, Millis(NOW + 103.0)),
+        Ok(Announced::Applied(_))
+    ));
+    // What is regenerated now goes by the announced revalidation: past `b`'s, unknown here.
+    let page = regenerated_page(&mut e, &["_N_T_/p", "b"], NOW + 103.5, NOW + 104.0);
+    let mut b = crate::tags::TagRecord::default();
+    b.apply(&crate::tags::Revalidation::Expire, Millis(NOW + 101.0));
+    assert_eq!(
+        b.freshness(page.made(), Millis(NOW + 105.0)),
+        Freshness::Fresh,
+        "judged from {}",
+        page.made().0 - NOW
+    );
+    assert_eq!(
+        pull_in(&e, NOW + 103.0),
+        Some(0.0),
+        "the version the update followed is checked at once"
+    );
+
+    // Planned after the update went out: that pull checks it, no other is due.
+    let mut e = own_expiry_at_a_fraction_of_a_ms();
+    assert!(e.plan_outbox_head(sent).unwrap().is_some());
+    e.plan_tag_pull(Millis(NOW + 101.25));
+    assert!(matches!(
+        e.apply_announcement(&msg, Millis(NOW + 101.4)),
+        Ok(Announced::Applied(_))
+    ));
+    e.apply_refresh(
+        &netstring::encode(["E", "2", sent, "0", "1", "w1"]),
+        Millis(NOW + 101.5),
+    )
+    .unwrap();
+    assert!(pull_in(&e, NOW + 102.0).unwrap_or_default() > 700.0);
+
+    // The pull planned after the update (a request's, the revalidation's own pull applied
+    // before the update went out) fails: the check is due again, after the backoff.
+    let mut e = own_expiry_at_a_fraction_of_a_ms();
+    pull(&mut e, "1", NOW + 101.25);
+    assert!(e.plan_outbox_head(sent).unwrap().is_some());
+    e.plan_tag_pull(Millis(NOW + 102.0));
+    assert!(matches!(
+        e.apply_announcement(&msg, Millis(NOW + 102.5)),
+        Ok(Announced::Applied(_))
+    ));
+    e.tag_pull_failed(Millis(NOW + 103.0));
+    assert_eq!(pull_in(&e, NOW + 103.5), Some(99.5));
+}
+
+/// The same for an update planned and sent at once (`Engine::plan_tag_update`, no outbox): its
+/// announcement, heard while the pull planned after it is out, makes no other pull due.
+#[test]
+fn the_announcement_of_an_update_sent_at_once_makes_no_pull_due_behind_its_pull() {
+    let mut e = push_engine();
+    pull(&mut e, "1", NOW + 50.0);
+    let sent = "0123456789abcdef0123456789abcdef";
+    e.plan_tag_update(
+        &["p"],
+        &crate::tags::Revalidation::Expire,
+        Millis(NOW + 100.3),
+        sent,
+    )
+    .unwrap();
+    e.plan_tag_pull(Millis(NOW + 101.25));
+    assert!(matches!(
+        e.apply_announcement(
+            &announcement_of("2", sent, "p", NOW + 101.0),
+            Millis(NOW + 101.4)
+        ),
+        Ok(Announced::Applied(_))
+    ));
+    e.apply_refresh(
+        &netstring::encode(["E", "2", sent, "0", "1", "w1"]),
+        Millis(NOW + 101.5),
+    )
+    .unwrap();
+    let due = pull_in(&e, NOW + 102.0).unwrap_or_default();
+    assert!(
+        due > 700.0,
+        "the periodic pull is next, not one in {due} ms"
+    );
+}
