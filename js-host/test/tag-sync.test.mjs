@@ -122,6 +122,8 @@ const announcement = (ver, tag, t) =>
     'e1',
     String(ver),
     `v${String(ver)}`,
+    // The id of the version it follows, as the pulls here name versions.
+    `v${String(ver - 1)}`,
     tag,
     `${String(t)},${String(t)},0,0,${String(t)}`,
   ])

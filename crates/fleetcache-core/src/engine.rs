@@ -1901,7 +1901,7 @@ mod tests {
         assert!(e.tags_caught_up(Millis(1022.0)));
         // A gap: pull again, and only a pull planned after it counts.
         e.plan_tag_pull(Millis(1030.0));
-        let gap = netstring::encode(["a", "E", "3", "v3", "a", "5,5,0,0,5"]);
+        let gap = netstring::encode(["a", "E", "3", "v3", "", "a", "5,5,0,0,5"]);
         assert_eq!(
             e.apply_announcement(&gap, Millis(1_000.0)),
             Ok(Announced::Gap)
@@ -1920,7 +1920,7 @@ mod tests {
         .unwrap();
         assert!(e.tags_caught_up(Millis(1042.0)));
         assert_eq!(pull_in(&e, 1042.0), Some(798.0));
-        let next = netstring::encode(["a", "E", "4", "v4", "a", "5,5,0,0,5"]);
+        let next = netstring::encode(["a", "E", "4", "v4", "", "a", "5,5,0,0,5"]);
         assert_eq!(
             e.apply_announcement(&next, Millis(1_000.0)),
             Ok(Announced::Applied(1))
@@ -1965,7 +1965,7 @@ mod tests {
         e.plan_tag_pull(Millis(30.0));
         e.tag_pull_failed(Millis(30.0));
         assert_eq!(e.retry_in_ms(Millis(31.0)), 1000.0);
-        let next = netstring::encode(["a", "E", "2", "v2", "a", "5,5,0,0,5"]);
+        let next = netstring::encode(["a", "E", "2", "v2", "", "a", "5,5,0,0,5"]);
         assert_eq!(
             e.apply_announcement(&next, Millis(40.0)),
             Ok(Announced::Applied(1))

@@ -255,7 +255,8 @@ const fn sha1_hex(data: &[u8]) -> [u8; 40] {
 
 /// Applies a revalidation to tags. `KEYS = [state, log, meta]` and, for a process that
 /// follows the state by push, the announcement channel as a fourth (the update then
-/// `SPUBLISH`es `'a', epoch, ver, vid, tag, record, ...`),
+/// `SPUBLISH`es `'a', epoch, ver, vid, prev, tag, record, ...`, `prev` the id of the
+/// version it follows),
 /// `ARGV = [now_ms, prune_after_ms, epoch_candidate, mode, expire_ms, tag...]`; returns the
 /// netstrings `epoch, ver, vid, 0` (`vid` is the id of that version: the epoch candidate).
 pub static TAG_UPDATE: Script = lua!("tag_update", "lua/tag_update.lua");

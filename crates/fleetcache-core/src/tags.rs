@@ -1187,6 +1187,8 @@ impl TagMirror {
         if kind != b"a" {
             return Err(ProtocolError::ReplyShape);
         }
+        // The id of the version it follows (tag_update.lua), then the records.
+        let prev = it.next().ok_or(ProtocolError::ReplyShape)?;
         let mut pairs = Vec::new();
         while let Some(tag) = it.next() {
             pairs.push((tag, it.next().ok_or(ProtocolError::ReplyShape)?));
@@ -1202,14 +1204,20 @@ impl TagMirror {
         // checks the versions.
         let known = version <= self.version;
         if !known {
-            if version != self.version + 1 {
+            // The next version of another than the mirror's own: a rollback with the
+            // subscription up gave the mirror's number to another update, whose announcement
+            // did not come. Applied, what is regenerated from now on would be judged from
+            // this announcement's revalidation (`PushFollow::vouched_from`), past the one the
+            // mirror lacks. An id unknown on either side tells nothing.
+            if version != self.version + 1
+                || (!self.vid.is_empty() && !prev.is_empty() && prev != self.vid.as_bytes())
+            {
                 return Ok(Announced::Gap);
             }
-            // The mirror's own version may be one a failover has since given to another
-            // update (the mirror saw it just before): the announcement of the next one cannot
-            // tell, so the next pull checks the state still holds it, as it checks this
-            // process's updates. Past the bound, or with updates of another state pending,
-            // only a pull goes on.
+            // The mirror's own version may still be one a failover has since given to another
+            // update with the same id unknown, or rolled back with no update after it: the
+            // next pull checks the state still holds it, as it checks this process's updates.
+            // Past the bound, or with updates of another state pending, only a pull goes on.
             if (self.acked_epoch != self.epoch && !self.acked.is_empty())
                 || self.acked.len() >= MAX_UNCONFIRMED_UPDATES
             {
@@ -2773,6 +2781,8 @@ mod tests {
             epoch.to_owned(),
             ver.to_string(),
             format!("id{ver}"),
+            // The id of the version it follows: none, so the mirror's is not checked.
+            String::new(),
         ];
         for (t, r) in pairs {
             items.push((*t).to_owned());
@@ -2926,6 +2936,39 @@ mod tests {
             m.apply_announcement(&announcement("E1", 6, &[("u", x)])),
             Ok(Announced::Known)
         );
+    }
+
+    /// The next version's announcement names the id of the version it follows
+    /// (tag_update.lua): another than the mirror's own is a rollback with the subscription up
+    /// that gave the mirror's number to another update, whose announcement did not come.
+    /// Applied, what the process regenerates next would be judged from this announcement's
+    /// revalidation, past the one it lacks (engine `page_push_tests.rs`
+    /// `an_announcement_following_another_version_than_the_mirrors_vouches_for_nothing`).
+    #[test]
+    fn an_announcement_following_another_version_than_the_mirrors_is_a_gap() {
+        let mut m = TagMirror::new();
+        refresh(&mut m, &reply("E1", 6, true, &[])).unwrap();
+        let x = rec(Revalidation::Expire, 700.0);
+        let following = |prev: &str| {
+            let mut items = netstring::decode(&announcement("E1", 7, &[("t", x)]))
+                .unwrap()
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>();
+            items[4] = prev.as_bytes().to_vec();
+            netstring::encode(items)
+        };
+        assert_eq!(
+            m.apply_announcement(&following("another")),
+            Ok(Announced::Gap)
+        );
+        assert_eq!((m.version(), m.version_id()), (6, "id6"));
+        assert_eq!(
+            m.apply_announcement(&following("id6")),
+            Ok(Announced::Applied(1))
+        );
+        assert_eq!((m.version(), m.version_id()), (7, "id7"));
+        assert_eq!(m.record("t"), Some(&x));
     }
 
     #[test]

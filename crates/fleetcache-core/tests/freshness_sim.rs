@@ -471,6 +471,11 @@ impl TagState {
             self.epoch.clone().unwrap_or_default(),
             self.ver.to_string(),
             self.ids.get(&self.ver).cloned().unwrap_or_default(),
+            // The id of the version it follows, as the script reads it.
+            self.ids
+                .get(&self.ver.wrapping_sub(1))
+                .cloned()
+                .unwrap_or_default(),
         ];
         for tag in tags {
             items.push(tag.clone());
@@ -1156,7 +1161,7 @@ fn announced_at(msg: &[u8]) -> Option<f64> {
     }
     items
         .iter()
-        .skip(5)
+        .skip(6)
         .step_by(2)
         .filter_map(|r| fleetcache_core::tag_record::TagRecord::parse(r).ok())
         .map(|r| r.updated_at.0)

@@ -1405,6 +1405,42 @@ fn an_update_announces_what_a_refresh_from_the_version_before_returns() {
     }
 }
 
+/// An announcement names the id of the version it follows as the state records it: after a
+/// rollback with the subscription up gave version 1 to another update (its id written here
+/// by hand), the next version's announcement is a gap for a follower that saw the first
+/// version 1, and the next version for one that saw the other.
+#[test]
+fn an_update_announces_the_id_of_the_version_it_follows() {
+    use fleetcache_core::tags::Announced;
+    let mut server = start();
+    let mut writer = engine();
+    writer.follow_tags_by_push(1000.0).unwrap();
+    let keys = writer.namespace().tag_keys();
+    let (meta, channel) = (keys.meta.clone(), keys.announce.clone());
+    let mut sub = server.connect();
+    sub.cmd(&["SSUBSCRIBE", &channel]);
+    let conn = &mut server.conn;
+    let mut first = engine();
+    update(conn, &mut first, &["x"], Revalidation::Expire, 500.0);
+    let mut saw_first = engine();
+    refresh(conn, &mut saw_first);
+    assert_eq!(conn.cmd(&["HSET", &meta, "v:1", "another"]), Reply::Int(0));
+    let mut saw_other = engine();
+    refresh(conn, &mut saw_other);
+    assert_eq!(saw_other.mirror().version_id(), "another");
+    update(conn, &mut writer, &["a"], Revalidation::Expire, 1000.0);
+    let msg = message(&mut sub);
+    assert_eq!(netstring::decode(&msg).unwrap()[4], b"another");
+    assert_eq!(
+        saw_first.apply_announcement(&msg, Millis(0.0)),
+        Ok(Announced::Gap)
+    );
+    assert_eq!(
+        saw_other.apply_announcement(&msg, Millis(0.0)),
+        Ok(Announced::Applied(1))
+    );
+}
+
 /// The next message on a subscriber's connection.
 fn message(sub: &mut Conn) -> Vec<u8> {
     match sub.read() {
@@ -3464,12 +3500,12 @@ fn orphans(conn: &mut Conn, keys: &fleetcache_core::TagKeys) -> Vec<String> {
         .collect()
 }
 
-/// The tags of an announcement (`a`, epoch, ver, vid, then tag, record, ...) with their
-/// records, and its version.
+/// The tags of an announcement (`a`, epoch, ver, vid, prev, then tag, record, ...) with
+/// their records, and its version.
 fn announced(msg: &[u8]) -> (String, Vec<(String, String)>) {
     let items = netstring::decode(msg).unwrap();
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-    let pairs = items[4..]
+    let pairs = items[5..]
         .chunks(2)
         .map(|p| (text(p[0]), text(p[1])))
         .collect();

@@ -356,7 +356,7 @@ fn tag_versions_and_page_writes_are_separate_sequences() {
     assert_eq!(e.tier_use(&key, Millis(NOW + 3.0)), TierUse::Serve);
     assert_eq!(e.mirror().version(), 5);
     // The next tag version is still applied, not a gap.
-    let next = netstring::encode(["a", "E", "6", "v6", "t", "5,5,0,0,5"]);
+    let next = netstring::encode(["a", "E", "6", "v6", "", "t", "5,5,0,0,5"]);
     assert_eq!(
         e.apply_announcement(&next, Millis(NOW)),
         Ok(Announced::Applied(1))
@@ -940,6 +940,7 @@ fn expiry_announcement(version: &str, tag: &str, rev_at: f64) -> Vec<u8> {
         "E".to_owned(),
         version.to_owned(),
         format!("v{version}"),
+        String::new(),
         tag.to_owned(),
         rec.encode(),
     ])
@@ -1331,6 +1332,7 @@ fn the_announcement_of_an_own_revalidation_makes_no_pull_due() {
             "E".to_owned(),
             "2".to_owned(),
             id.to_owned(),
+            String::new(),
             "p".to_owned(),
             rec.encode(),
         ]);
@@ -1365,6 +1367,7 @@ fn announcement_of(version: &str, id: &str, tag: &str, rev_at: f64) -> Vec<u8> {
         "E".to_owned(),
         version.to_owned(),
         id.to_owned(),
+        String::new(),
         tag.to_owned(),
         rec.encode(),
     ])
@@ -1474,4 +1477,42 @@ fn the_announcement_of_an_update_sent_at_once_makes_no_pull_due_behind_its_pull(
         due > 700.0,
         "the periodic pull is next, not one in {due} ms"
     );
+}
+
+/// A rollback with the subscription up gave version 1, the mirror's, to another update (`b`
+/// revalidated at NOW + 101) whose announcement was lost; version 2's announcement names that
+/// update's id as the one it follows (tag_update.lua): a gap, so what is regenerated next is
+/// not judged from version 2's revalidation, past `b`'s. Following the mirror's own version
+/// (or with the id unknown), it is applied and vouches for what comes after it.
+#[test]
+fn an_announcement_following_another_version_than_the_mirrors_vouches_for_nothing() {
+    use crate::tags::{Freshness, Revalidation, TagRecord};
+    let mut b = TagRecord::default();
+    b.apply(&Revalidation::Expire, Millis(NOW + 101.0));
+    for (prev, expected) in [("vX", Announced::Gap), ("v1", Announced::Applied(1))] {
+        // Version 1 ("v1") pulled at NOW - 10.
+        let mut e = push_engine();
+        let mut p = TagRecord::default();
+        p.apply(&Revalidation::Expire, Millis(NOW + 101.0));
+        let msg = netstring::encode([
+            "a".to_owned(),
+            "E".to_owned(),
+            "2".to_owned(),
+            "v2".to_owned(),
+            prev.to_owned(),
+            "p".to_owned(),
+            p.encode(),
+        ]);
+        assert_eq!(
+            e.apply_announcement(&msg, Millis(NOW + 103.0)),
+            Ok(expected)
+        );
+        let page = regenerated_page(&mut e, &["_N_T_/p", "b"], NOW + 103.5, NOW + 104.0);
+        let judged = b.freshness(page.made(), Millis(NOW + 105.0));
+        if expected == Announced::Gap {
+            assert_ne!(judged, Freshness::Fresh, "made {}", page.made().0 - NOW);
+        } else {
+            assert_eq!(judged, Freshness::Fresh, "made {}", page.made().0 - NOW);
+        }
+    }
 }

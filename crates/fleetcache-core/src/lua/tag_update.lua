@@ -80,6 +80,10 @@ if not redis.call('HGET', meta, 'ver') then
 end
 local ver = redis.call('HINCRBY', meta, 'ver', 1)
 local epoch = redis.call('HGET', meta, 'epoch')
+-- The id of the version this one follows, announced with it: a reader that applies the
+-- announcement as its next version checks it followed the version the reader knows, not one
+-- a rollback gave that number to ('' when none is recorded).
+local prev = redis.call('HGET', meta, 'v:' .. int(ver - 1)) or ''
 -- The ids of the last 1024 versions: enough for any reader that refreshes per request.
 redis.call('HSET', meta, 'v:' .. int(ver), candidate)
 redis.call('HDEL', meta, 'v:' .. int(ver - 1024))
@@ -92,8 +96,9 @@ else
   delay = expire_ms
 end
 
--- The announcement: 'a', epoch, ver, vid, then tag, record for every tag written, and every
--- one the sweep (below) logs; the same records a refresh from version ver - 1 would return.
+-- The announcement: 'a', epoch, ver, vid, prev (above), then tag, record for every tag written,
+-- and every one the sweep (below) logs; the same records a refresh from version ver - 1 would
+-- return.
 local announced = {}
 
 for i = 6, #ARGV do
@@ -182,7 +187,7 @@ end
 
 if channel then
   redis.call('SPUBLISH', channel, netstring('a') .. netstring(epoch) .. netstring(int(ver))
-    .. netstring(candidate) .. table.concat(announced))
+    .. netstring(candidate) .. netstring(prev) .. table.concat(announced))
 end
 
 -- Prune a bounded batch of the least recently updated tags; stop at the first young one.
