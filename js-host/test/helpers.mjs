@@ -668,6 +668,19 @@ export async function settled(stats, what, step, { attempts = 10 } = {}) {
 }
 
 /**
+ * Budgets short enough for the tests of a connection that answers nothing to take seconds: a
+ * connection may answer nothing for max(400, 150, 400) + 400 + 2000 = 2.8 s with them
+ * (hung-connection, hung-cluster-node and sentinel tests).
+ */
+export const HUNG_BUDGETS = {
+  connectTimeoutMs: 400,
+  readTimeoutMs: 150,
+  writeTimeoutMs: 400,
+  breakerOpenMs: 200,
+  breakerMaxOpenMs: 400,
+}
+
+/**
  * A TCP proxy to `port`. `hold()`: every connection open now passes nothing any more, either
  * way, and stays open; `holdSubscriber()`: the same for the connections that sent `SSUBSCRIBE`
  * only; `holdNew`: connections made from now on are held from the start (a login never

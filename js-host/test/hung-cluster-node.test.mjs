@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
-import { capture, holdingProxy, text, useCacheEntry } from './helpers.mjs'
+import { HUNG_BUDGETS, capture, holdingProxy, text, useCacheEntry } from './helpers.mjs'
 
 let cluster
 let proxy
@@ -52,12 +52,7 @@ test('a master that answers nothing while the others answer is given up: its key
     deploymentId: 'd1',
     memoryBytes: 0,
     leases: false,
-    // Short budgets: a connection may answer nothing for max(400, 400) + 400 + 2000 = 2.8 s.
-    connectTimeoutMs: 400,
-    readTimeoutMs: 150,
-    writeTimeoutMs: 400,
-    breakerOpenMs: 200,
-    breakerMaxOpenMs: 400,
+    ...HUNG_BUDGETS,
   })
   // Keys on every master (24 keys over 3 masters: the held one's share is checked below).
   const keys = Array.from({ length: 24 }, (_, i) => `k${String(i)}`)

@@ -16,7 +16,7 @@ import { MAX_RECONNECT_DELAY_MS } from '../dist/redis-client.js'
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
-import { capture, holdingProxy, text, useCacheEntry } from './helpers.mjs'
+import { HUNG_BUDGETS, capture, holdingProxy, text, useCacheEntry } from './helpers.mjs'
 
 let redis
 let logDir
@@ -34,13 +34,7 @@ after(async () => {
 })
 
 // Short budgets, so the tests take seconds: the rule under test is stated in their terms.
-const BUDGETS = {
-  connectTimeoutMs: 400,
-  readTimeoutMs: 150,
-  writeTimeoutMs: 400,
-  breakerOpenMs: 200,
-  breakerMaxOpenMs: 400,
-}
+const BUDGETS = HUNG_BUDGETS
 
 let seq = 0
 function instance(redisUrl, extra = {}) {

@@ -29,6 +29,7 @@ import {
   APP_PAGE_CTX,
   SLOW_CONNECT_MS,
   appPage,
+  HUNG_BUDGETS,
   capture,
   commandMonitor,
   holdingProxy,
@@ -505,21 +506,23 @@ describe('a master connection that stays open and answers nothing', () => {
     await master3?.stop()
   })
 
-  /** A handler through the sentinel here, with budgets short enough for a test of seconds. */
+  /** Options of a handler through the sentinel here, with budgets for a test of seconds. */
+  const heldOptions = () => ({
+    redisUrl: 'redis://heldmaster',
+    sentinels: [`127.0.0.1:${sentinel3Port}`],
+    prefix: 'sntest',
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    ...HUNG_BUDGETS,
+  })
+
+  /** A handler with `heldOptions()`, on a runtime of its own. */
   function heldHandler() {
     seq += 1
     return createUseCacheHandler({
-      redisUrl: 'redis://heldmaster',
-      sentinels: [`127.0.0.1:${sentinel3Port}`],
-      prefix: 'sntest',
-      deploymentId: 'd1',
-      memoryBytes: 0,
-      leases: false,
-      connectTimeoutMs: 400 + seq,
-      readTimeoutMs: 150,
-      writeTimeoutMs: 400,
-      breakerOpenMs: 200,
-      breakerMaxOpenMs: 400,
+      ...heldOptions(),
+      connectTimeoutMs: HUNG_BUDGETS.connectTimeoutMs + seq,
     })
   }
 
@@ -657,19 +660,7 @@ describe('a master connection that stays open and answers nothing', () => {
       const lines = []
       console.warn = (...a) => lines.push(a.join(' '))
       console.error = (...a) => lines.push(a.join(' '))
-      const h = createUseCacheHandler(${JSON.stringify({
-        redisUrl: 'redis://heldmaster',
-        sentinels: [`127.0.0.1:${sentinel3Port}`],
-        prefix: 'sntest',
-        deploymentId: 'd1',
-        memoryBytes: 0,
-        leases: false,
-        connectTimeoutMs: 400,
-        readTimeoutMs: 150,
-        writeTimeoutMs: 400,
-        breakerOpenMs: 200,
-        breakerMaxOpenMs: 400,
-      })})
+      const h = createUseCacheHandler(${JSON.stringify(heldOptions())})
       const until = Date.now() + 10000
       while (!lines.some((l) => /closing it and connecting anew/.test(l))) {
         if (Date.now() > until) {

@@ -933,17 +933,7 @@ fn regenerated_page(
 
 /// The announcement of version `version` of epoch `E`: `tag` expired at `rev_at`.
 fn expiry_announcement(version: &str, tag: &str, rev_at: f64) -> Vec<u8> {
-    let mut rec = crate::tags::TagRecord::default();
-    rec.apply(&crate::tags::Revalidation::Expire, Millis(rev_at));
-    netstring::encode([
-        "a".to_owned(),
-        "E".to_owned(),
-        version.to_owned(),
-        format!("v{version}"),
-        String::new(),
-        tag.to_owned(),
-        rec.encode(),
-    ])
+    announcement_of(version, &format!("v{version}"), tag, rev_at)
 }
 
 /// A pull at `at` that finds `tag` revalidated (expired) at `rev_at`, as version `version`.
@@ -1325,26 +1315,8 @@ fn the_announcement_of_an_own_revalidation_makes_no_pull_due() {
         } else {
             "fedcba9876543210fedcba9876543210"
         };
-        let mut rec = crate::tags::TagRecord::default();
-        rec.apply(&crate::tags::Revalidation::Expire, Millis(NOW + 100.3));
-        let msg = netstring::encode([
-            "a".to_owned(),
-            "E".to_owned(),
-            "2".to_owned(),
-            id.to_owned(),
-            String::new(),
-            "p".to_owned(),
-            rec.encode(),
-        ]);
-        assert!(matches!(
-            e.apply_announcement(&msg, Millis(NOW + 101.4)),
-            Ok(Announced::Applied(_))
-        ));
-        e.apply_refresh(
-            &netstring::encode(["E", "2", id, "0", "1", "w1"]),
-            Millis(NOW + 101.5),
-        )
-        .unwrap();
+        let msg = announcement_of("2", id, "p", NOW + 100.3);
+        heard_then_pulled(&mut e, &msg, id, NOW + 101.4);
         assert!(e.tags_caught_up(Millis(NOW + 102.0)));
         let due = pull_in(&e, NOW + 102.0).unwrap_or_default();
         if own {
@@ -1358,8 +1330,28 @@ fn the_announcement_of_an_own_revalidation_makes_no_pull_due() {
     }
 }
 
-/// The announcement of `version` (epoch `E`), of id `id`: `tag` expired at `rev_at`.
+/// `msg`, the announcement of version 2 (id `id`), heard at `heard` while a pull is out, then
+/// that pull's reply, which finds version 2 under `id`, 0.1 ms later.
+fn heard_then_pulled(e: &mut Engine, msg: &[u8], id: &str, heard: f64) {
+    assert!(matches!(
+        e.apply_announcement(msg, Millis(heard)),
+        Ok(Announced::Applied(_))
+    ));
+    e.apply_refresh(
+        &netstring::encode(["E", "2", id, "0", "1", "w1"]),
+        Millis(heard + 0.1),
+    )
+    .unwrap();
+}
+
+/// The announcement of `version` (epoch `E`), of id `id`: `tag` expired at `rev_at`; the id
+/// of the version it follows unknown.
 fn announcement_of(version: &str, id: &str, tag: &str, rev_at: f64) -> Vec<u8> {
+    announcement_following(version, id, "", tag, rev_at)
+}
+
+/// The same, following the version of id `prev`.
+fn announcement_following(version: &str, id: &str, prev: &str, tag: &str, rev_at: f64) -> Vec<u8> {
     let mut rec = crate::tags::TagRecord::default();
     rec.apply(&crate::tags::Revalidation::Expire, Millis(rev_at));
     netstring::encode([
@@ -1367,7 +1359,7 @@ fn announcement_of(version: &str, id: &str, tag: &str, rev_at: f64) -> Vec<u8> {
         "E".to_owned(),
         version.to_owned(),
         id.to_owned(),
-        String::new(),
+        prev.to_owned(),
         tag.to_owned(),
         rec.encode(),
     ])
@@ -1420,15 +1412,7 @@ fn an_own_announcement_makes_a_pull_due_unless_one_planned_after_its_update_chec
     let mut e = own_expiry_at_a_fraction_of_a_ms();
     assert!(e.plan_outbox_head(sent).unwrap().is_some());
     e.plan_tag_pull(Millis(NOW + 101.25));
-    assert!(matches!(
-        e.apply_announcement(&msg, Millis(NOW + 101.4)),
-        Ok(Announced::Applied(_))
-    ));
-    e.apply_refresh(
-        &netstring::encode(["E", "2", sent, "0", "1", "w1"]),
-        Millis(NOW + 101.5),
-    )
-    .unwrap();
+    heard_then_pulled(&mut e, &msg, sent, NOW + 101.4);
     assert!(pull_in(&e, NOW + 102.0).unwrap_or_default() > 700.0);
 
     // The pull planned after the update (a request's, the revalidation's own pull applied
@@ -1460,18 +1444,8 @@ fn the_announcement_of_an_update_sent_at_once_makes_no_pull_due_behind_its_pull(
     )
     .unwrap();
     e.plan_tag_pull(Millis(NOW + 101.25));
-    assert!(matches!(
-        e.apply_announcement(
-            &announcement_of("2", sent, "p", NOW + 101.0),
-            Millis(NOW + 101.4)
-        ),
-        Ok(Announced::Applied(_))
-    ));
-    e.apply_refresh(
-        &netstring::encode(["E", "2", sent, "0", "1", "w1"]),
-        Millis(NOW + 101.5),
-    )
-    .unwrap();
+    let msg = announcement_of("2", sent, "p", NOW + 101.0);
+    heard_then_pulled(&mut e, &msg, sent, NOW + 101.4);
     let due = pull_in(&e, NOW + 102.0).unwrap_or_default();
     assert!(
         due > 700.0,
@@ -1492,17 +1466,7 @@ fn an_announcement_following_another_version_than_the_mirrors_vouches_for_nothin
     for (prev, expected) in [("vX", Announced::Gap), ("v1", Announced::Applied(1))] {
         // Version 1 ("v1") pulled at NOW - 10.
         let mut e = push_engine();
-        let mut p = TagRecord::default();
-        p.apply(&Revalidation::Expire, Millis(NOW + 101.0));
-        let msg = netstring::encode([
-            "a".to_owned(),
-            "E".to_owned(),
-            "2".to_owned(),
-            "v2".to_owned(),
-            prev.to_owned(),
-            "p".to_owned(),
-            p.encode(),
-        ]);
+        let msg = announcement_following("2", "v2", prev, "p", NOW + 101.0);
         assert_eq!(
             e.apply_announcement(&msg, Millis(NOW + 103.0)),
             Ok(expected)
