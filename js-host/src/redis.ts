@@ -74,10 +74,16 @@ interface Line {
   answers: number
   /** When the oldest command that timed out with no reply since it was sent was sent, if one did since the last reply (performance.now()). */
   silentSince: number | undefined
+  /**
+   * Given up: the commands still counted on it were sent on a client since replaced, and
+   * those timing out with the one that gave it up (one call of the deadline queue) tell
+   * nothing of the new one.
+   */
+  given: boolean
 }
 
 function newLine(node = ''): Line {
-  return { node, answers: 0, silentSince: undefined }
+  return { node, answers: 0, silentSince: undefined, given: false }
 }
 
 /** Cluster nodes whose replies are counted apart, at most (the others start over). */
@@ -288,7 +294,7 @@ export class RedisTransport implements Transport {
    * the whole client, every node's connection with it.
    */
   private timedOut(line: Line, sentAt: number, heard: boolean): boolean {
-    if (heard) return false
+    if (heard || line.given) return false
     if (line.silentSince === undefined || sentAt < line.silentSince) line.silentSince = sentAt
     const silent = performance.now() - line.silentSince
     if (silent < this.hungAfterMs) return false
@@ -304,6 +310,8 @@ export class RedisTransport implements Transport {
    */
   private recycle(why: string): void {
     if (this.closed) return
+    this.line.given = true
+    for (const node of this.nodes.values()) node.given = true
     this.line = newLine()
     this.nodes = new Map()
     // One line per outage: a Redis that stays paused leaves every new connection's login

@@ -348,3 +348,51 @@ describe('on Redis Cluster', () => {
     }
   })
 })
+
+describe('a silence given up once', () => {
+  // Commands sent together on a connection that answers nothing time out together (one call
+  // of the deadline queue): the first gives the connection up, and those after it were sent
+  // on the connection given up, not on the new one. Each used to count the silence of the
+  // old connection again, and give up the new one in turn: a new client per command.
+  test('commands timing out together on a silent connection give it up once', async () => {
+    const proxy = await holdingProxy(redis.port)
+    const lines = []
+    const log = {
+      info: (l) => lines.push(l),
+      warn: (l) => lines.push(l),
+      error: (l) => lines.push(l),
+      debug: (l) => lines.push(l),
+      debugEnabled: true,
+    }
+    const transport = new RedisTransport({
+      url: proxy.url,
+      commandTimeoutMs: 150,
+      longestCommandMs: 400,
+      connectTimeoutMs: 400,
+      log,
+    })
+    const bound = 400 + 400 + MAX_RECONNECT_DELAY_MS
+    try {
+      assert.equal(String(await transport.send(['PING'])), 'PONG')
+      proxy.hold()
+      const first = performance.now()
+      await assert.rejects(transport.send(['PING']), /took longer than 150 ms/)
+      await sleep(first + bound + 200 - performance.now())
+      const together = await Promise.allSettled([1, 2, 3, 4].map(() => transport.send(['PING'])))
+      assert.ok(together.every((r) => r.status === 'rejected'))
+      const given = lines.filter((l) => /closing it and connecting anew/.test(l))
+      assert.equal(given.length, 1, lines.join('\n'))
+      // The new connection answers, and it is the only one made since.
+      for (let i = 0; ; i++) {
+        const r = await transport.send(['PING']).then(String, () => undefined)
+        if (r === 'PONG') break
+        assert.ok(i < 50, 'the new connection answers')
+        await sleep(20)
+      }
+      assert.equal(proxy.conns.length, 2, 'one new connection')
+    } finally {
+      await transport.close()
+      proxy.stop()
+    }
+  })
+})
