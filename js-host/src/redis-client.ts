@@ -90,6 +90,12 @@ export interface Client {
    * absent where every command shares one connection. Undefined: not known.
    */
   nodeOf?(argv: readonly (string | Buffer)[]): string | undefined
+  /**
+   * Whether `node` (`host:port`, as `nodeOf` names it) answers a new connection within
+   * `timeoutMs`: a login and a PING. For a client whose connection to one node may be silent
+   * while the node answers (Cluster).
+   */
+  answersAnew?(node: string, timeoutMs: number): Promise<boolean>
 }
 
 /**

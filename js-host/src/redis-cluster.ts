@@ -1,5 +1,5 @@
 /** Redis Cluster: which node a command goes to, and the cluster client. */
-import { createCluster } from 'redis'
+import { createClient, createCluster } from 'redis'
 
 import {
   BUFFERS,
@@ -8,6 +8,7 @@ import {
   type Client,
   type RedisTransportOptions,
 } from './redis-client'
+import { withDeadline } from './transport'
 
 /** CRC16 (XMODEM) of every byte value: a slot is computed per command (`nodeOf`). */
 const CRC16 = Array.from({ length: 256 }, (_, byte) => {
@@ -52,6 +53,14 @@ export function clusterClient(options: RedisTransportOptions, sockets: AbortSign
   // there, taken from the first seed.
   const seed = new URL(options.url)
   const seeds = [options.url, ...(options.seeds ?? [])]
+  const login = {
+    ...(seed.username === '' ? {} : { username: decodeURIComponent(seed.username) }),
+    ...(seed.password === '' ? {} : { password: decodeURIComponent(seed.password) }),
+    disableOfflineQueue: true,
+    disableClientInfo: true,
+    maintNotifications: 'disabled' as const,
+  }
+  const tls = seed.protocol === 'rediss:' ? { tls: true as const } : {}
   const cluster = createCluster({
     rootNodes: seeds.map((url) => ({ url })),
     // While a node cannot be reached, ask the cluster for its layout every second (node-redis
@@ -59,16 +68,9 @@ export function clusterClient(options: RedisTransportOptions, sockets: AbortSign
     // promotion, not 5 (tests/e2e/cluster-failover.test.mjs measures it).
     topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
     defaults: {
-      ...(seed.username === '' ? {} : { username: decodeURIComponent(seed.username) }),
-      ...(seed.password === '' ? {} : { password: decodeURIComponent(seed.password) }),
-      disableOfflineQueue: true,
+      ...login,
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
-      disableClientInfo: true,
-      maintNotifications: 'disabled',
-      socket: {
-        ...socketOptions(options, sockets),
-        ...(seed.protocol === 'rediss:' ? { tls: true as const } : {}),
-      },
+      socket: { ...socketOptions(options, sockets), ...tls },
     },
     commandOptions: { timeout: 0 },
   })
@@ -97,6 +99,41 @@ export function clusterClient(options: RedisTransportOptions, sockets: AbortSign
     nodeOf: (argv) => {
       const key = firstKey(argv)
       return key === undefined ? undefined : cluster.slots[keySlot(key)]?.master.address
+    },
+    // A connection of its own, logged in as the cluster's, that PINGs once: no reconnection,
+    // destroyed at the deadline, and with the client's sockets when it is given up or closed.
+    answersAnew: async (node, timeoutMs) => {
+      const colon = node.lastIndexOf(':')
+      const own = new AbortController()
+      const probe = createClient({
+        ...login,
+        socket: {
+          ...socketOptions(options, AbortSignal.any([sockets, own.signal])),
+          ...tls,
+          host: node.slice(0, colon),
+          port: Number(node.slice(colon + 1)),
+          connectTimeout: timeoutMs,
+          reconnectStrategy: false,
+        },
+      })
+      probe.on('error', () => undefined)
+      try {
+        const pong = withDeadline(
+          probe.connect().then((c) => c.ping()),
+          timeoutMs,
+          'redis probe of a silent node',
+        )
+        return (await pong) === 'PONG'
+      } catch {
+        return false
+      } finally {
+        try {
+          probe.destroy()
+        } catch {
+          // Never opened.
+        }
+        own.abort()
+      }
     },
   }
 }

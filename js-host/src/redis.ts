@@ -80,10 +80,12 @@ interface Line {
    * nothing of the new one.
    */
   given: boolean
+  /** A Cluster node's: a new connection to the node is being tried (`Client.answersAnew`). */
+  probing: boolean
 }
 
 function newLine(node = ''): Line {
-  return { node, answers: 0, silentSince: undefined, given: false }
+  return { node, answers: 0, silentSince: undefined, given: false, probing: false }
 }
 
 /** Cluster nodes whose replies are counted apart, at most (the others start over). */
@@ -291,16 +293,40 @@ export class RedisTransport implements Transport {
    * A command whose budget began at `sentAt` (performance.now()) timed out on `line` (all of
    * the transport's, {@link RedisTransport.line}, or a Cluster node's); `heard`: that line had
    * a reply since it was sent. Silent for `hungAfterMs`, it is given up (true): on a Cluster,
-   * the whole client, every node's connection with it.
+   * the whole client, every node's connection with it. A Cluster node's line alone only once
+   * the node answers a new connection (`Client.answersAnew`): a node that answers nothing at
+   * all (paused, hung) would hold a new cluster client's connect() too, which waits for every
+   * master, and the other masters' keys would miss with it.
    */
   private timedOut(line: Line, sentAt: number, heard: boolean): boolean {
-    if (heard || line.given) return false
+    if (heard || line.given || line.probing) return false
     if (line.silentSince === undefined || sentAt < line.silentSince) line.silentSince = sentAt
     const silent = performance.now() - line.silentSince
     if (silent < this.hungAfterMs) return false
-    const from = line.node === '' ? '' : ` from ${line.node}`
-    this.recycle(`no reply for ${String(Math.round(silent))} ms${from}`)
-    return true
+    if (line.node === '') {
+      this.recycle(`no reply for ${String(Math.round(silent))} ms`)
+      return true
+    }
+    const client = this.client
+    if (client.answersAnew === undefined) return false
+    line.probing = true
+    client
+      .answersAnew(line.node, this.options.connectTimeoutMs)
+      .catch(() => false)
+      .then((answers) => {
+        line.probing = false
+        // Answered since, given up or closed meanwhile: nothing to do.
+        if (line.silentSince === undefined || line.given || client !== this.client) return
+        if (!answers) {
+          // The node itself answers nothing: asked again a silence later.
+          line.silentSince = undefined
+          return
+        }
+        const since = Math.round(performance.now() - line.silentSince)
+        this.recycle(`no reply for ${String(since)} ms from ${line.node}`)
+      })
+      .catch(() => undefined)
+    return false
   }
 
   /**

@@ -93,3 +93,48 @@ test('a master that answers nothing while the others answer is given up: its key
     'the held connection was closed by the instance',
   )
 })
+
+test('a master that answers nothing at all (new connections too) is not given up: the other masters keep serving', async () => {
+  const h = createUseCacheHandler({
+    redisUrl: cluster.nodes[0].url,
+    cluster: true,
+    prefix: 'hung-node-2',
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    ...HUNG_BUDGETS,
+  })
+  const keys = Array.from({ length: 24 }, (_, i) => `k${String(i)}`)
+  for (const k of keys) await h.set(k, Promise.resolve(useCacheEntry(`v-${k}`, { tags: ['t'] })))
+  for (const k of keys) assert.equal(await text((await h.get(k, [])).value), `v-${k}`)
+  const lines = await capture(async () => {
+    // Paused, as far as this instance can tell: what is open and what opens next, held.
+    proxy.holdNew = true
+    proxy.hold()
+    const heldAtFirst = proxy.held.length
+    const rounds = []
+    // Until two new connections to it were tried (each tells the silent connection from a
+    // silent node) and held, as traffic reads every key one at a time; bounded.
+    const until = Date.now() + 15_000
+    while (proxy.held.length < heldAtFirst + 2 && Date.now() < until) {
+      const got = []
+      for (const k of keys) got.push(await h.get(k, []))
+      rounds.push(keys.filter((_, i) => got[i] === undefined))
+      await sleep(100)
+    }
+    assert.ok(proxy.held.length >= heldAtFirst + 2, 'new connections to the held master tried')
+    // Before: the client was given up, and the new one, whose connect() waits for every
+    // master's login, left every key a miss, the other masters' too (review 46).
+    const held = new Set(rounds.at(-1))
+    assert.ok(held.size > 0 && held.size < keys.length, `keys on the held master: ${held.size}`)
+    assert.deepEqual(
+      rounds.map((r) => r.filter((k) => !held.has(k))),
+      rounds.map(() => []),
+      'the other masters keys hit in every round',
+    )
+  })
+  assert.ok(
+    !lines.some((l) => /closing it and connecting anew/.test(l)),
+    `no client given up:\n${lines.join('\n')}`,
+  )
+})
