@@ -44,20 +44,28 @@ after(async () => {
   await cluster?.stop()
 })
 
-test('a master that answers nothing while the others answer is given up: its keys hit again', async () => {
+/**
+ * A handler on the cluster (key prefix `prefix`, a runtime of its own) and 24 keys it stored
+ * and reads back: on every master, the held one's share found by the test.
+ */
+async function filled(prefix) {
   const h = createUseCacheHandler({
     redisUrl: cluster.nodes[0].url,
     cluster: true,
-    prefix: 'hung-node',
+    prefix,
     deploymentId: 'd1',
     memoryBytes: 0,
     leases: false,
     ...HUNG_BUDGETS,
   })
-  // Keys on every master (24 keys over 3 masters: the held one's share is checked below).
   const keys = Array.from({ length: 24 }, (_, i) => `k${String(i)}`)
   for (const k of keys) await h.set(k, Promise.resolve(useCacheEntry(`v-${k}`, { tags: ['t'] })))
   for (const k of keys) assert.equal(await text((await h.get(k, [])).value), `v-${k}`)
+  return { h, keys }
+}
+
+test('a master that answers nothing while the others answer is given up: its keys hit again', async () => {
+  const { h, keys } = await filled('hung-node')
   assert.ok(
     proxy.conns.some((c) => !c.closed),
     'the instance reaches the held master through the proxy',
@@ -95,18 +103,7 @@ test('a master that answers nothing while the others answer is given up: its key
 })
 
 test('a master that answers nothing at all (new connections too) is not given up: the other masters keep serving', async () => {
-  const h = createUseCacheHandler({
-    redisUrl: cluster.nodes[0].url,
-    cluster: true,
-    prefix: 'hung-node-2',
-    deploymentId: 'd1',
-    memoryBytes: 0,
-    leases: false,
-    ...HUNG_BUDGETS,
-  })
-  const keys = Array.from({ length: 24 }, (_, i) => `k${String(i)}`)
-  for (const k of keys) await h.set(k, Promise.resolve(useCacheEntry(`v-${k}`, { tags: ['t'] })))
-  for (const k of keys) assert.equal(await text((await h.get(k, [])).value), `v-${k}`)
+  const { h, keys } = await filled('hung-node-2')
   const lines = await capture(async () => {
     // Paused, as far as this instance can tell: what is open and what opens next, held.
     proxy.holdNew = true

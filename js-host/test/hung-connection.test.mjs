@@ -109,26 +109,35 @@ describe('a connection that stays open and answers nothing', () => {
   })
 })
 
+/**
+ * A transport alone (no handler: a handler's tag sync sends commands on its own timer) on
+ * `url`, with a read budget of 150 ms and the others 400 ms, every line it logs in `lines`.
+ */
+function transportOn(url) {
+  const lines = []
+  const log = {
+    info: (l) => lines.push(l),
+    warn: (l) => lines.push(l),
+    error: (l) => lines.push(l),
+    debug: (l) => lines.push(l),
+    debugEnabled: true,
+  }
+  const transport = new RedisTransport({
+    url,
+    commandTimeoutMs: 150,
+    longestCommandMs: 400,
+    connectTimeoutMs: 400,
+    log,
+  })
+  return { transport, lines }
+}
+
 describe('the line of a login given up', () => {
   // The transport alone (a handler's tag sync sends commands on its own timer, and the check
   // runs on every command): its traffic is the test's.
   test('says how long the connection was not usable, not the bound', async () => {
     const proxy = await holdingProxy(redis.port)
-    const lines = []
-    const log = {
-      info: (l) => lines.push(l),
-      warn: (l) => lines.push(l),
-      error: (l) => lines.push(l),
-      debug: (l) => lines.push(l),
-      debugEnabled: true,
-    }
-    const transport = new RedisTransport({
-      url: proxy.url,
-      commandTimeoutMs: 150,
-      longestCommandMs: 400,
-      connectTimeoutMs: 400,
-      log,
-    })
+    const { transport, lines } = transportOn(proxy.url)
     // RedisTransport hungAfter: the longest budget, plus the connect budget, plus node-redis's
     // longest pause between reconnection attempts.
     const bound = 400 + 400 + MAX_RECONNECT_DELAY_MS
@@ -356,21 +365,7 @@ describe('a silence given up once', () => {
   // old connection again, and give up the new one in turn: a new client per command.
   test('commands timing out together on a silent connection give it up once', async () => {
     const proxy = await holdingProxy(redis.port)
-    const lines = []
-    const log = {
-      info: (l) => lines.push(l),
-      warn: (l) => lines.push(l),
-      error: (l) => lines.push(l),
-      debug: (l) => lines.push(l),
-      debugEnabled: true,
-    }
-    const transport = new RedisTransport({
-      url: proxy.url,
-      commandTimeoutMs: 150,
-      longestCommandMs: 400,
-      connectTimeoutMs: 400,
-      log,
-    })
+    const { transport, lines } = transportOn(proxy.url)
     const bound = 400 + 400 + MAX_RECONNECT_DELAY_MS
     try {
       assert.equal(String(await transport.send(['PING'])), 'PONG')
