@@ -35,13 +35,16 @@ function subscribeSingle(
   channel: string,
   events: ChannelEvents,
 ): () => Promise<void> {
+  // Aborted at close: node-redis's destroy() leaves a socket that has not connected yet (a TLS
+  // handshake under way) to its connect budget, and one that connects after it ready and open.
+  const sockets = new AbortController()
   const client = createClient({
     url: options.url,
     disableOfflineQueue: true,
     disableClientInfo: true,
     maintNotifications: 'disabled',
     commandOptions: { timeout: 0 },
-    socket: socketOptions(options),
+    socket: socketOptions(options, sockets.signal),
   })
   const log = options.log
   let closed = false
@@ -96,19 +99,20 @@ function subscribeSingle(
     } catch {
       client.destroy()
     }
+    sockets.abort()
   }
 }
 
 /**
  * A connection for a subscription that follows its server (`subscribeFollowing`) to `at`:
  * never reconnected, with the credentials and TLS of the first URL (as the transport's cluster
- * client gives every node).
+ * client gives every node). Its socket is destroyed when `sockets` is aborted, in any state.
  */
-function connectionTo(options: RedisTransportOptions, at: NodeAddress) {
+function connectionTo(options: RedisTransportOptions, at: NodeAddress, sockets: AbortSignal) {
   const u = new URL(options.url)
   return createClient({
     socket: {
-      ...socketOptions(options),
+      ...socketOptions(options, sockets),
       host: at.host,
       port: at.port,
       reconnectStrategy: false,
@@ -172,7 +176,8 @@ function subscribeFollowing(
   find: Finder,
 ): () => Promise<void> {
   const log = options.log
-  const clients = new Set<NodeClient>()
+  // Each connection with what aborts its socket (see subscribeSingle).
+  const clients = new Map<NodeClient, AbortController>()
   const lost = new WeakSet<NodeClient>()
   let current: NodeClient | undefined
   let closed = false
@@ -189,8 +194,10 @@ function subscribeFollowing(
       log.warn(`tag announcements: ${what}, pulling per request: ${describe(err)}`)
   }
   const drop = (client: NodeClient) => {
+    const sockets = clients.get(client)
     clients.delete(client)
     client.destroy()
+    sockets?.abort()
   }
   const again = () => {
     if (closed || timer !== undefined) return
@@ -211,8 +218,9 @@ function subscribeFollowing(
     again()
   }
   const open = async (at: NodeAddress): Promise<NodeClient> => {
-    const client = connectionTo(options, at)
-    clients.add(client)
+    const sockets = new AbortController()
+    const client = connectionTo(options, at, sockets.signal)
+    clients.set(client, sockets)
     // Listened to from the start: an 'error' without a listener would throw, and a loss
     // between the confirmation and the adoption must not go unseen.
     client.on('error', (err: unknown) => {
@@ -251,7 +259,7 @@ function subscribeFollowing(
       client = await find(open, subscribe)
     } catch (err) {
       // No connection of a failed attempt is current: none is left open.
-      for (const other of clients) drop(other)
+      for (const other of clients.keys()) drop(other)
       warnOnce('subscription failed', err)
       again()
       return
@@ -261,7 +269,7 @@ function subscribeFollowing(
       again()
       return
     }
-    for (const other of clients) if (other !== client) drop(other)
+    for (const other of clients.keys()) if (other !== client) drop(other)
     current = client
     failures = 0
     retries = 0
@@ -276,8 +284,9 @@ function subscribeFollowing(
     down()
     const last = current
     current = undefined
-    for (const client of clients) if (client !== last) drop(client)
+    for (const client of clients.keys()) if (client !== last) drop(client)
     if (last === undefined) return
+    const sockets = clients.get(last)
     clients.delete(last)
     try {
       // A graceful close waits for pending replies: bounded, since a hung Redis never sends them.
@@ -285,6 +294,7 @@ function subscribeFollowing(
     } catch {
       last.destroy()
     }
+    sockets?.abort()
   }
 }
 
@@ -413,12 +423,14 @@ function sentinelFinder(options: RedisTransportOptions, sentinels: readonly stri
   const name = decodeURIComponent(new URL(options.url).hostname)
   let start = 0
   const ask = async (at: NodeAddress): Promise<NodeAddress> => {
+    const sockets = new AbortController()
     const client = createClient({
       socket: {
         host: at.host,
         port: at.port,
         connectTimeout: options.connectTimeoutMs,
         reconnectStrategy: false,
+        signal: sockets.signal,
       },
       ...(options.sentinelUsername === undefined ? {} : { username: options.sentinelUsername }),
       ...(options.sentinelPassword === undefined ? {} : { password: options.sentinelPassword }),
@@ -441,6 +453,7 @@ function sentinelFinder(options: RedisTransportOptions, sentinels: readonly stri
       return { host: String(reply[0]), port: Number(reply[1]) }
     } finally {
       client.destroy()
+      sockets.abort()
     }
   }
   return async (open, subscribe) => {
