@@ -292,11 +292,12 @@ export class RedisTransport implements Transport {
   /**
    * A command whose budget began at `sentAt` (performance.now()) timed out on `line` (all of
    * the transport's, {@link RedisTransport.line}, or a Cluster node's); `heard`: that line had
-   * a reply since it was sent. Silent for `hungAfterMs`, it is given up (true): on a Cluster,
-   * the whole client, every node's connection with it. A Cluster node's line alone only once
-   * the node answers a new connection (`Client.answersAnew`): a node that answers nothing at
-   * all (paused, hung) would hold a new cluster client's connect() too, which waits for every
-   * master, and the other masters' keys would miss with it.
+   * a reply since it was sent. True when this call gave the client up: the transport's line
+   * silent for `hungAfterMs` (on a Cluster, the whole client, every node's connection with
+   * it). A Cluster node's line silent that long returns false: the client is given up later,
+   * and only if the node answers a new connection (`Client.answersAnew`). A node that answers
+   * nothing at all (paused, hung) would hold a new cluster client's connect() too, which
+   * waits for every master, and the other masters' keys would miss with it.
    */
   private timedOut(line: Line, sentAt: number, heard: boolean): boolean {
     if (heard || line.given || line.probing) return false
