@@ -42,7 +42,7 @@ test('close() in push mode returns while Redis hangs', async () => {
       // Starts the runtime (and its subscriber) against the hung Redis: a miss.
       assert.equal(await h.get('k', []), undefined)
       // The bound: the connection's grace (1 s) and a connect budget (1 s), with room to spare.
-      const bound = delay(8_000, 'still closing after 8 s')
+      const bound = delay(8_000, 'still closing after 8 s', { ref: false })
       outcome = await Promise.race([close().then(() => 'closed'), bound])
     })
   } finally {
