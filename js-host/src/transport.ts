@@ -1,4 +1,13 @@
 import { deadlines } from './deadlines'
+import { CircuitOpenError, RedisTimeoutError, type HeldBackError } from './transport-errors'
+
+// Defined in a Node-free module the worker bundle compiles too; exported from here as before.
+export {
+  CircuitOpenError,
+  HeldBackError,
+  RedisReplyError,
+  RedisTimeoutError,
+} from './transport-errors'
 
 /**
  * What the engine needs from a Redis connection: raw commands with binary replies. node-redis
@@ -54,46 +63,6 @@ export interface SendOptions {
    * (`fleetcache.entry.size`, docs/observability.md). A transport may ignore it.
    */
   entryReply?: boolean | undefined
-}
-
-/** Redis answered with an error reply (`NOSCRIPT`, `WRONGTYPE`, ...): Redis itself is healthy. */
-export class RedisReplyError extends Error {
-  readonly code = 'ERR_REDIS_REPLY'
-  constructor(message: string) {
-    super(message)
-    this.name = 'RedisReplyError'
-  }
-}
-
-/** No reply within the command's budget; the command was abandoned. */
-export class RedisTimeoutError extends Error {
-  readonly code = 'ERR_REDIS_TIMEOUT'
-  constructor(message: string) {
-    super(message)
-    this.name = 'RedisTimeoutError'
-  }
-}
-
-/** The circuit breaker is open: Redis was not asked (a read is a miss, a write is skipped). */
-export class CircuitOpenError extends Error {
-  readonly code = 'ERR_REDIS_CIRCUIT_OPEN'
-  constructor() {
-    super('redis circuit breaker is open: Redis not asked')
-    this.name = 'CircuitOpenError'
-  }
-}
-
-/**
- * A command held back by the transport's own bound ({@link Transport.holdsBack}), not sent.
- * Like the breaker's refusal, it is no failure of Redis: the breaker does not count it, and a
- * write it stops is skipped without an error line of its own (the transport logs the bound).
- */
-export class HeldBackError extends Error {
-  readonly code = 'ERR_REDIS_HELD_BACK'
-  constructor(message: string) {
-    super(message)
-    this.name = 'HeldBackError'
-  }
 }
 
 /** True for the error a guarded transport throws instead of touching an unhealthy Redis. */

@@ -236,6 +236,26 @@ describe('every line is prefixed, whatever the message spans', () => {
   })
 })
 
+test("a Worker cache's default onLog prints its lines with the prefix, through console.log", async () => {
+  const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
+  const c = createCache({ module: wasmBytes, deploymentId: 'd1', debug: true })
+  const printed = { log: [], other: [] }
+  const saved = { log: console.log, warn: console.warn, error: console.error }
+  console.log = (...a) => printed.log.push(...a.join(' ').split('\n'))
+  console.warn = console.error = (...a) => printed.other.push(...a.join(' ').split('\n'))
+  try {
+    assert.equal(await c.get('k', []), undefined)
+  } finally {
+    Object.assign(console, saved)
+  }
+  assert.ok(
+    printed.log.some((l) => /^\[fleetcache\] get \S+ miss/.test(l)),
+    `the miss is printed:\n${printed.log.join('\n')}`,
+  )
+  assert.deepEqual(unprefixed(printed.log), [])
+  assert.deepEqual(printed.other, [], 'a debug line is no warning nor error')
+})
+
 test('describe() names any thrown value and never throws itself (it runs in catch blocks)', () => {
   const { describe: describeError } = require('../dist/log.js')
   const noString = Object.create(null)

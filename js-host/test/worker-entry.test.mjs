@@ -250,3 +250,61 @@ test('fleetcache/worker: a hit whose answer cannot be freed is still served, the
     reports.join('\n'),
   )
 })
+
+describe('fleetcache/worker, the lines that report no failure (onLog)', () => {
+  /** An in-memory cache (no transport) whose onLog lines are collected as `level: message`. */
+  function logged(options) {
+    const c = createCache({
+      module: wasmBytes,
+      deploymentId: 'd1',
+      now: fakeClock().now,
+      ...options,
+    })
+    const lines = []
+    c.onLog = (level, m) => lines.push(`${level}: ${m}`)
+    c.onError = (m) => assert.fail(`onError: ${m}`)
+    return { c, lines }
+  }
+
+  test('debug: true passes each cache decision to onLog at debug, as the Node debug option prints them', async () => {
+    const { c, lines } = logged({ debug: true })
+    await c.set('k', useCacheEntry('v', { tags: [], timestamp: T0 }))
+    const hit = await c.get('k', [])
+    assert.equal(hit === undefined ? undefined : await text(hit.value), 'v')
+    assert.equal(await c.get('absent', []), undefined)
+    assert.ok(
+      lines.some((l) => /^debug: get \S+:uc-default:\{[0-9a-f]+\}:e hit$/.test(l)),
+      lines.join('\n'),
+    )
+    assert.ok(
+      lines.some((l) => /^debug: get \S+ miss/.test(l)),
+      lines.join('\n'),
+    )
+  })
+
+  test('without debug, no debug line is built or passed', async () => {
+    const { c, lines } = logged({})
+    await c.set('k', useCacheEntry('v', { tags: [], timestamp: T0 }))
+    assert.ok(await c.get('k', []))
+    assert.equal(await c.get('absent', []), undefined)
+    assert.deepEqual(lines, [])
+  })
+
+  test('an onLog that throws costs the call nothing: the hit is served', async () => {
+    const c = createCache({
+      module: wasmBytes,
+      deploymentId: 'd1',
+      now: fakeClock().now,
+      debug: true,
+    })
+    let calls = 0
+    c.onLog = () => {
+      calls += 1
+      throw new Error('onLog broke')
+    }
+    await c.set('k', useCacheEntry('v', { tags: [], timestamp: T0 }))
+    const hit = await c.get('k', [])
+    assert.equal(hit === undefined ? undefined : await text(hit.value), 'v')
+    assert.ok(calls > 0, 'onLog was called')
+  })
+})

@@ -102,7 +102,7 @@ describe('fleetcache/worker with a host transport', () => {
     await node.refreshTags()
     assert.equal(await node.get('from-worker', []), undefined, "the worker's revalidation")
   })
-  test('an outage reports its opening once and nothing for its failed probes, as the Node handlers log them', async () => {
+  test('an outage reports its opening once to onError, nothing for its failed probes, and its closing once to onLog, as the Node handlers log them', async () => {
     // The host's transport to a Redis that is gone: every command refused at once, for want of
     // a connection. The clock is the test's: the breaker's open time passes when it says so.
     const clock = { t: Date.now() }
@@ -126,6 +126,9 @@ describe('fleetcache/worker with a host transport', () => {
     })
     const reports = []
     c.onError = (m) => reports.push(m)
+    // The lines that report no failure; debug is off, so info lines only.
+    const infos = []
+    c.onLog = (level, m) => infos.push(`${level}: ${m}`)
     const { breakerMaxOpenMs } = defaults()
     const closed = () => c.engine.breakerState(clock.t) === 0
     const trips = () => c.engine.breakerTrips
@@ -134,6 +137,7 @@ describe('fleetcache/worker with a host transport', () => {
     const outage = async (n) => {
       down = true
       const leading = reports.length
+      const quiet = infos.length
       while (closed()) assert.equal(await c.get('k', []), undefined)
       // The failures that opened it, the breaker closed when each was sent, are reported.
       const opening = reports.slice(leading)
@@ -182,6 +186,21 @@ describe('fleetcache/worker with a host transport', () => {
       }
       assert.ok(closed(), 'a probe that succeeds closes the breaker')
       assert.equal(c.engine.outboxLength, 0, 'the queued revalidation was sent')
+      // The operator who saw the opening sees the outage end: the closing once, as Node's
+      // info line, and the queued revalidation's replay; no failure among them.
+      assert.deepEqual(
+        infos.slice(quiet),
+        [
+          'info: redis circuit closed: Redis answers again, cache reads and writes resume',
+          'info: redis is back: sent 1 queued revalidation(s), in order',
+        ],
+        `onLog during the outage:\n${infos.slice(quiet).join('\n')}`,
+      )
+      assert.deepEqual(
+        reports.filter((m) => /circuit closed|redis is back/.test(m)),
+        [],
+        'no line of recovery is passed to onError',
+      )
     }
     await outage('once')
     await outage('2 times')

@@ -29,6 +29,7 @@ import { inflateStored, streamCodecs } from './compression.js'
 import { describe, prefixed, type Logger } from './log.js'
 import { leaseToken, logAnswer, ReadMachines, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
+import { CircuitOpenError, RedisTimeoutError } from './transport-errors.js'
 import { writeEntry, type WriteIo } from './write-driver.js'
 
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
@@ -89,6 +90,11 @@ export interface WorkerCacheOptions {
    * performance.now()`, the scale Next stamps entries with (as the Node handlers use).
    */
   now?: (() => number) | undefined
+  /**
+   * One line per cache decision, passed to `onLog` at `debug`, as the Node handlers' `debug`
+   * option prints them. Default off: the engine then builds none.
+   */
+  debug?: boolean | undefined
 }
 
 /**
@@ -96,6 +102,12 @@ export interface WorkerCacheOptions {
  * engine checks them against. Call after the module is instantiated (`createEngine`).
  */
 export { bounds, defaults, Engine, Interface, Outcome }
+
+/**
+ * What the guard throws instead of sending while the engine's circuit breaker is open (`code`
+ * `ERR_REDIS_CIRCUIT_OPEN`): the Node handlers' class itself (`src/transport-errors.ts`).
+ */
+export { CircuitOpenError }
 
 /** This runtime's codecs for compressed entries (the web platform's streams). */
 const codecs = streamCodecs(binding.Codec)
@@ -120,7 +132,7 @@ export function createEngine(
 ): Engine {
   initSync({ module })
   // Only the settings given: every default is the engine's own, as in Node.
-  const settings: Record<string, string | number> = {}
+  const settings: Record<string, string | number | boolean> = {}
   if (config.prefix !== undefined) settings.prefix = config.prefix
   if (config.deploymentId !== undefined) settings.deployment = config.deploymentId
   if (config.maxEntryBytes !== undefined) settings.maxEntryBytes = config.maxEntryBytes
@@ -129,6 +141,8 @@ export function createEngine(
   if (config.compressMinBytes !== undefined) {
     settings.compressMinBytes = config.compressMinBytes === false ? 0 : config.compressMinBytes
   }
+  // Without it the read machines write no debug line (as in Node, runtime.ts).
+  if (config.debug === true) settings.debug = true
   return new Engine(settings)
 }
 
@@ -178,20 +192,11 @@ function code(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
 }
 
-/** Thrown instead of sending while the engine's circuit breaker is open. */
-export class CircuitOpenError extends Error {
-  readonly code = 'ERR_REDIS_CIRCUIT_OPEN'
-  constructor() {
-    super('redis circuit breaker is open: Redis not asked')
-    this.name = 'CircuitOpenError'
-  }
-}
-
 /**
  * Puts the engine's breaker and budgets in front of the host's transport: the engine admits
  * each command, gives its deadline, and hears how it ended. The breaker's lines are the Node
  * guard's (`BreakerLog`), and so is a failed probe's rejection (`FailedProbeError`: the lines
- * of the command that was the probe are debug lines, which this entry drops).
+ * of the command that was the probe are debug lines, passed to `onLog` only with `debug` on).
  */
 class Guarded {
   private readonly breaker: BreakerLog
@@ -222,9 +227,8 @@ class Guarded {
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           reject(
-            Object.assign(
-              new Error(`redis ${String(argv[0])} took longer than ${String(timeoutMs)} ms`),
-              { code: 'ERR_REDIS_TIMEOUT' },
+            new RedisTimeoutError(
+              `redis ${String(argv[0])} took longer than ${String(timeoutMs)} ms`,
             ),
           )
         }, timeoutMs + this.engine.connectBudgetMs)
@@ -335,7 +339,10 @@ export class WorkerCache {
   private readonly iface: Interface
   private readonly now: () => number
   private readonly tags: TagSync
-  /** Where the shared modules' lines go: warnings and errors to `onError`. */
+  /**
+   * Where the shared modules' lines go: warnings and errors to `onError`, info lines to
+   * `onLog`, and debug lines to `onLog` with `debug` on.
+   */
   private readonly log: Logger
   /** What the read driver sends and awaits through: this isolate's store or the transport. */
   private readonly io: ReadIo
@@ -353,6 +360,19 @@ export class WorkerCache {
   }
 
   /**
+   * Called with the lines that report no failure, as the Node handlers print them with
+   * `console.log`: at `info`, the end of an outage (the circuit breaker's closing, `redis
+   * circuit closed: ...`, and the queued revalidations' replay, `redis is back: ...`) and the
+   * tag state's repair; at `debug`, with the `debug` option only, one line per cache decision
+   * and a failed probe's lines. Default: `console.log` with the `[fleetcache]` prefix, where
+   * the default `onError` writes with `console.error`. What it throws is ignored, as for
+   * `onError`.
+   */
+  onLog: (level: 'info' | 'debug', message: string) => void = (_level, m) => {
+    console.log(prefixed(m))
+  }
+
+  /**
    * Passes `message` to `onError`, swallowing what it throws. `onError` is the application's
    * (the default writes to a console the application may have replaced), and a report is
    * bookkeeping: its throw must not fail the call that made it (a rejected `get` is a failed
@@ -366,6 +386,15 @@ export class WorkerCache {
     }
   }
 
+  /** Passes a line to `onLog`, swallowing what it throws, for the reason `report` does. */
+  private note(level: 'info' | 'debug', message: string): void {
+    try {
+      this.onLog(level, message)
+    } catch {
+      // The application's onLog failed.
+    }
+  }
+
   constructor(options: WorkerCacheOptions) {
     this.engine = createEngine(options.module, options)
     this.seeded = this.engine.hashSeeded
@@ -374,13 +403,21 @@ export class WorkerCache {
     const report = (m: string): void => {
       this.report(m)
     }
-    // Warnings and errors to onError; this entry has no channel for info and debug lines.
+    const debug = options.debug === true
+    // As the Node handlers' logger (log.ts `createLogger`), with onError for console.error
+    // and onLog for console.log.
     this.log = {
-      info: () => undefined,
+      info: (m) => {
+        this.note('info', m)
+      },
       warn: report,
       error: report,
-      debug: () => undefined,
-      debugEnabled: false,
+      debug: debug
+        ? (m) => {
+            this.note('debug', m)
+          }
+        : () => undefined,
+      debugEnabled: debug,
     }
     const log = this.log
     this.guarded = options.transport
@@ -417,7 +454,9 @@ export class WorkerCache {
       // its own GET and poll.
       script: (argv) =>
         guarded === undefined ? Promise.reject(noRedis()) : guarded.script(argv, 'lease'),
-      debug: () => undefined,
+      debug: (line) => {
+        log.debug(line)
+      },
       inflate: (stored) => inflateStored(this.engine, stored, codecs),
     }
   }
@@ -538,7 +577,7 @@ export class WorkerCache {
     }
   }
 
-  /** The write driver's host side: this isolate's store, no tier, lines to `onError`. */
+  /** The write driver's host side: this isolate's store, no tier, lines as `log`'s. */
   private readonly writeIo: WriteIo = {
     enums: binding,
     now: () => this.now(),
@@ -552,9 +591,12 @@ export class WorkerCache {
     compress: (codec, level, data) => codecs.compress(codec, level, data),
     // No `ordersWrites`: a write here would await another request's (see `shares` above).
     describe,
-    // Warnings reach onError too, as the tag synchronisation's do.
+    // Warnings reach onError too, as the tag synchronisation's do. Read when `set` runs, by
+    // which the constructor has made `log`.
     log: {
-      debug: () => undefined,
+      debug: (line) => {
+        this.log.debug(line)
+      },
       warn: (line) => {
         this.report(line)
       },

@@ -1,7 +1,17 @@
 // TypeScript with the `workerd` condition (`customConditions`, as for Cloudflare Workers): the
 // root entry is the workers build, whose `createCache` needs no module.
-import { createCache, module, type WorkerCache } from 'fleetcache'
+import { CircuitOpenError, createCache, module, type WorkerCache } from 'fleetcache'
 import wasm from 'fleetcache/wasm'
 
 export const cache: WorkerCache = createCache({ prefix: 'shop', deploymentId: 'v1' })
 export const same: WebAssembly.Module[] = [module, wasm]
+
+// Where the lines go: failures to onError, the rest to onLog (debug lines with `debug` on).
+export const debugging: WorkerCache = createCache({ prefix: 'shop', debug: true })
+debugging.onError = (message: string) => {
+  console.error(message)
+}
+debugging.onLog = (level: 'info' | 'debug', message: string) => {
+  console.log(level, message)
+}
+export const refused: 'ERR_REDIS_CIRCUIT_OPEN' = new CircuitOpenError().code
