@@ -130,8 +130,9 @@ pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tg
 
 test: setup lint test-rust test-crates test-wasm test-js test-node-lts test-package test-e2e test-compat-oldest test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
 
+# --profile checked: optimised, assertions and overflow checks on (Cargo.toml says why).
 test-rust: ## core and binding, native
-	$(HOST_CARGO) test --workspace
+	$(HOST_CARGO) test --workspace --profile checked
 
 # --allow-dirty: this checks what the crates contain and that they build from it, on any tree.
 # cargo serves the packaged fleetcache-core to fleetcache-wasm's verify build from a local
@@ -229,7 +230,7 @@ test-valkey: setup pack ## the Lua scripts, the package's Redis suites and the t
 	@if [ ! -x $(VALKEY_BIN)/valkey-server ] && ! command -v apt-get >/dev/null; then \
 	  echo "test-valkey: SKIPPED, no Valkey at $(VALKEY_BIN) (scripts/setup.sh fetches it on Debian; set VALKEY_BIN elsewhere)"; exit 0; fi; \
 	$(VALKEY_BIN)/valkey-server --version && \
-	$(VALKEY_ENV) $(HOST_CARGO) test -p fleetcache-core --test lua_scripts && \
+	$(VALKEY_ENV) $(HOST_CARGO) test -p fleetcache-core --profile checked --test lua_scripts && \
 	(cd js-host && $(VALKEY_ENV) node --test --test-concurrency=1 $(VALKEY_JS_TESTS:%=test/%.test.mjs)) && \
 	$(VALKEY_ENV) node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
 
