@@ -68,7 +68,8 @@ test(
     // B's own GET, had it joined A's none would come: then the read's value below fails it.
     await Promise.race([
       proxy.getsSent(gets + 2),
-      new Promise((resolve) => setTimeout(resolve, 2000)),
+      // Unref'd: once the GET came, this wait must not hold the process for its 2 s.
+      new Promise((resolve) => setTimeout(resolve, 2000).unref()),
     ])
     proxy.release()
     assert.equal(await a, '<p>first-version</p>', 'A read Redis before the rewrite')

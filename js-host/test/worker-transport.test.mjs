@@ -102,6 +102,22 @@ describe('fleetcache/worker with a host transport', () => {
     await node.refreshTags()
     assert.equal(await node.get('from-worker', []), undefined, "the worker's revalidation")
   })
+  test('a lease renewal keeps no Node process alive: its wait does not hold the event loop', async () => {
+    // A miss with leases on takes the regeneration's lease and renews it while the caller
+    // regenerates; a host on Node (Next's edge runtime, a test) must still exit at its end,
+    // as the Node handlers' renewals let it (read-io.ts).
+    const c = createCache({ module: wasmBytes, transport, prefix: 'wt-renew', deploymentId: 'd1' })
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const idle = timers()
+    const leases = sent.length
+    assert.equal(await c.get('renewed', []), undefined)
+    assert.ok(
+      sent.slice(leases).some((s) => s.kind === 'write' && s.command === 'EVALSHA'),
+      'the miss took the lease',
+    )
+    assert.equal(timers(), idle, 'a timer holds the process open while the lease is renewed')
+    await c.set('renewed', entry('v'))
+  })
   test('an outage reports its opening once to onError, nothing for its failed probes, and its closing once to onLog, as the Node handlers log them', async () => {
     // The host's transport to a Redis that is gone: every command refused at once, for want of
     // a connection. The clock is the test's: the breaker's open time passes when it says so.

@@ -439,9 +439,12 @@ export class WorkerCache {
     this.io = {
       binding,
       now: this.now,
+      // Unref'd where the runtime has it (Node, Next's edge runtime there), as `ReadIo.sleep`
+      // requires: a lease renewal's wait kept a process open for up to its interval (3.3 s).
       sleep: (ms) =>
         new Promise((resolve) => {
-          setTimeout(resolve, ms)
+          const timer: unknown = setTimeout(resolve, ms)
+          ;(timer as { unref?: () => void }).unref?.()
         }),
       refresh: () => this.refreshTags(),
       // No in-process tier here, and no writes in flight to read: `set` awaits its write.
