@@ -60,3 +60,63 @@ describe('closed during a TLS handshake, the subscription leaves no connection o
 
   test('a Redis Cluster seed', () => closedWhileHeld(() => ({ cluster: true })))
 })
+
+// Closed while a search for the channel's server is under way: the search opens no connection
+// after close() (a connection it opened then would be left to its connect budget), and one it
+// has open (a Sentinel's, asked for the master) is closed with it.
+describe('closed during a search for the server, the subscription opens and leaves no connection', () => {
+  test('a Redis Cluster seed held, another seed not yet tried', async () => {
+    const first = await holdingProxy(redis.port)
+    const second = await holdingProxy(redis.port)
+    first.holdNew = true
+    second.holdNew = true
+    try {
+      const subscribe = redisSubscribe({
+        url: first.url.replace(/^redis:/, 'rediss:'),
+        seeds: [second.url],
+        cluster: true,
+        commandTimeoutMs: 500,
+        connectTimeoutMs: SLOW_CONNECT_MS,
+        log: silent,
+      })
+      const stop = subscribe('{t}:announce', events)
+      await waitFor(() => first.held.length > 0, { timeoutMs: 5000, what: 'a held connection' })
+      await stop()
+      // Either seed's proxy sees nothing new for 1 s: the search has ended.
+      await first.quiet(1000, { timeoutMs: 3000 })
+      await second.quiet(1000, { timeoutMs: 3000 })
+      assert.deepEqual(
+        [first.open(), second.conns.length],
+        [0, 0],
+        'connections open on the first seed, made to the second',
+      )
+    } finally {
+      first.stop()
+      second.stop()
+    }
+  })
+
+  test('a sentinel that leaves the question for the master unanswered', async () => {
+    const sentinel = await holdingProxy(redis.port)
+    sentinel.holdNew = true
+    try {
+      const subscribe = redisSubscribe({
+        url: 'redis://mymaster',
+        sentinels: [sentinel.url.replace(/^redis:\/\//, '')],
+        commandTimeoutMs: 500,
+        connectTimeoutMs: SLOW_CONNECT_MS,
+        log: silent,
+      })
+      const stop = subscribe('{t}:announce', events)
+      await waitFor(() => sentinel.held.length > 0, { timeoutMs: 5000, what: 'a held connection' })
+      await stop()
+      const held = sentinel.held[0]
+      // Far below the budget of the question (20 s) that would end it otherwise.
+      await waitFor(() => held.closed, { timeoutMs: 3000, what: 'the held connection closed' })
+      await sentinel.quiet(1000, { timeoutMs: 3000 })
+      assert.deepEqual([sentinel.open(), sentinel.conns.length], [0, 1])
+    } finally {
+      sentinel.stop()
+    }
+  })
+})
