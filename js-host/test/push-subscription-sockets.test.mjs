@@ -120,3 +120,57 @@ describe('closed during a search for the server, the subscription opens and leav
     }
   })
 })
+
+// The single Redis's subscription keeps one client, which node-redis reconnects, and so one
+// abort signal, for its whole life; Node 20.20 leaves a socket's listener on its signal once the
+// socket closed, each holding that socket. A Redis down for a while would pile them up, one a
+// reconnection (the process warns past 10: MaxListenersExceededWarning).
+test('a single Redis that drops every connection: reconnections leave no listener on the signal, a held one is still closed at close', async () => {
+  const net = await import('node:net')
+  const { EventEmitter } = await import('node:events')
+  const dropped = 6
+  const conns = []
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined)
+    // Read, so that the client's end closing is seen.
+    socket.resume()
+    const c = { socket, closed: false }
+    socket.on('close', () => {
+      c.closed = true
+    })
+    conns.push(c)
+    // The first few are dropped at once (during the TLS handshake), the next held unanswered.
+    if (conns.length <= dropped) socket.destroy()
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const warnings = []
+  const onWarning = (w) => {
+    if (/abort listeners added to \[AbortSignal\]/.test(w.message)) warnings.push(w.message)
+  }
+  process.on('warning', onWarning)
+  // Read by every EventTarget (the subscription's AbortSignal) when it is made: a lower bound
+  // shows a pile-up within a few reconnections.
+  const max = EventEmitter.defaultMaxListeners
+  EventEmitter.defaultMaxListeners = 3
+  try {
+    const stop = redisSubscribe({
+      url: `rediss://127.0.0.1:${String(server.address().port)}`,
+      commandTimeoutMs: 500,
+      connectTimeoutMs: SLOW_CONNECT_MS,
+      log: silent,
+    })('{t}:announce', events)
+    EventEmitter.defaultMaxListeners = max
+    await waitFor(() => conns.length > dropped, { timeoutMs: 10_000, what: 'a connection held' })
+    await stop()
+    const held = conns[dropped]
+    await waitFor(() => held.closed, { timeoutMs: 3000, what: 'the held connection closed' })
+    // A warning is emitted on a later tick than the listener it counts.
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(warnings, [])
+  } finally {
+    EventEmitter.defaultMaxListeners = max
+    process.off('warning', onWarning)
+    server.close()
+    for (const c of conns) c.socket.destroy()
+  }
+})
