@@ -4,12 +4,15 @@
  * and every change of the subscription to the tag synchronisation. The core decides what
  * they mean (docs/failures.md, "Freshness").
  */
-import { getEventListeners } from 'node:events'
-
 import { createClient, ErrorReply } from 'redis'
 
 import { describe } from './log'
-import { reconnectDelay, socketOptions, type RedisTransportOptions } from './redis-client'
+import {
+  forgetClosedSockets,
+  reconnectDelay,
+  socketOptions,
+  type RedisTransportOptions,
+} from './redis-client'
 import { keySlot } from './redis-cluster'
 import { sentinelNode } from './redis-sentinel'
 import type { ChannelEvents, Subscribe } from './tag-sync'
@@ -85,12 +88,7 @@ function subscribeSingle(
   client.on('end', down)
   client.on('reconnecting', () => {
     down()
-    // Node 20.20 leaves a socket's abort listener on its signal once the socket closed (holding
-    // that socket), so this one signal of the client's life would gather one a reconnection, as
-    // long as Redis stays away. node-redis emits this once every socket it made has ended, and
-    // makes the next one after it: every listener there is a closed socket's.
-    for (const listener of getEventListeners(sockets.signal, 'abort'))
-      sockets.signal.removeEventListener('abort', listener as EventListener)
+    forgetClosedSockets(sockets.signal)
   })
   client.on('ready', () => {
     if (!closed) void subscribe()

@@ -122,8 +122,8 @@ describe('closed during a search for the server, the subscription opens and leav
 })
 
 // The single Redis's subscription keeps one client, which node-redis reconnects, and so one
-// abort signal, for its whole life; Node 20.20 leaves a socket's listener on its signal once the
-// socket closed, each holding that socket. A Redis down for a while would pile them up, one a
+// abort signal, for its whole life; Node (20.20 and 24.22, measured) leaves a socket's listener on
+// its signal once the socket closed, each holding that socket. A Redis down for a while would pile them up, one a
 // reconnection (the process warns past 10: MaxListenersExceededWarning).
 test('a single Redis that drops every connection: reconnections leave no listener on the signal, a held one is still closed at close', async () => {
   const net = await import('node:net')
