@@ -3,6 +3,8 @@
  * shares (single, cluster node, Sentinel master): no offline queue, a bounded command queue,
  * reconnection forever with backoff, no per-command AbortSignal, replies as Buffers.
  */
+import { getEventListeners } from 'node:events'
+
 import { createClient, RESP_TYPES } from 'redis'
 
 import type { Logger } from './log'
@@ -102,7 +104,8 @@ export interface Client {
  * Socket settings shared by a single client and every node of a cluster. With `sockets`, every
  * socket the client makes is destroyed when it is aborted (Node's `signal` option of a socket),
  * and the client stops reconnecting then: a socket made with an already aborted signal still
- * connects (Node 20, measured), until node-redis's connect timeout ends it.
+ * connects (Node 20, measured), until node-redis's connect timeout ends it. A client that
+ * reconnects with it gathers the listeners of its closed sockets: see forgetClosedSockets.
  */
 export function socketOptions(options: RedisTransportOptions, sockets?: AbortSignal) {
   return {
@@ -118,7 +121,19 @@ export function socketOptions(options: RedisTransportOptions, sockets?: AbortSig
   }
 }
 
-/** A client of `options.url`; `sockets`: see socketOptions. */
+/**
+ * Takes off `sockets` the abort listeners of sockets that have closed, for a signal that one
+ * node-redis client alone carries, once it emits 'reconnecting': then every socket it made has
+ * ended, and it makes the next one after that event. Node (20.20 and 24.22, measured) leaves a
+ * socket's listener on its signal after the socket closed, holding that socket, so a client that
+ * keeps one signal for its life gathered one a reconnection for as long as Redis stayed away.
+ */
+export function forgetClosedSockets(sockets: AbortSignal): void {
+  for (const listener of getEventListeners(sockets, 'abort'))
+    sockets.removeEventListener('abort', listener as EventListener)
+}
+
+/** A client of `options.url`; `sockets`: see socketOptions, and none but this client's. */
 export function singleClient(options: RedisTransportOptions, sockets: AbortSignal): Client {
   const client = createClient({
     url: options.url,
@@ -137,6 +152,9 @@ export function singleClient(options: RedisTransportOptions, sockets: AbortSigna
     // command with an entry in the process's deadline queue instead (see there).
     commandOptions: { timeout: 0 },
     socket: socketOptions(options, sockets),
+  })
+  client.on('reconnecting', () => {
+    forgetClosedSockets(sockets)
   })
   return {
     get isReady() {

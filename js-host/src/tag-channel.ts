@@ -7,7 +7,12 @@
 import { createClient, ErrorReply } from 'redis'
 
 import { describe } from './log'
-import { reconnectDelay, socketOptions, type RedisTransportOptions } from './redis-client'
+import {
+  forgetClosedSockets,
+  reconnectDelay,
+  socketOptions,
+  type RedisTransportOptions,
+} from './redis-client'
 import { keySlot } from './redis-cluster'
 import { sentinelNode } from './redis-sentinel'
 import type { ChannelEvents, Subscribe } from './tag-sync'
@@ -81,7 +86,10 @@ function subscribeSingle(
     }
   })
   client.on('end', down)
-  client.on('reconnecting', down)
+  client.on('reconnecting', () => {
+    down()
+    forgetClosedSockets(sockets.signal)
+  })
   client.on('ready', () => {
     if (!closed) void subscribe()
   })
@@ -149,13 +157,16 @@ export function nodeAddress(address: string): NodeAddress {
 
 /**
  * Finds the server the channel lives on and subscribes there: `open` connects to one (a
- * connection that never reconnects), `subscribe` subscribes on such a connection. Resolves
- * with the connection once Redis confirmed the subscription on it; rejects when no server
- * took it this time (tried again later).
+ * connection that never reconnects; it rejects once the subscription is closed), `subscribe`
+ * subscribes on such a connection. Resolves with the connection once Redis confirmed the
+ * subscription on it; rejects when no server took it this time (tried again later). `closing`
+ * fires when the subscription closes: a connection of the finder's own (a sentinel's) is
+ * closed then, and none is made after it.
  */
 type Finder = (
   open: (at: NodeAddress) => Promise<NodeClient>,
   subscribe: (client: NodeClient) => Promise<void>,
+  closing: AbortSignal,
 ) => Promise<NodeClient>
 
 /**
@@ -179,6 +190,7 @@ function subscribeFollowing(
   // Each connection with what aborts its socket (see subscribeSingle).
   const clients = new Map<NodeClient, AbortController>()
   const lost = new WeakSet<NodeClient>()
+  const closing = new AbortController()
   let current: NodeClient | undefined
   let closed = false
   let up = false
@@ -218,6 +230,9 @@ function subscribeFollowing(
     again()
   }
   const open = async (at: NodeAddress): Promise<NodeClient> => {
+    // A search under way at close goes on to its next node: no connection is made for it (one
+    // made then would be closed only once its connect budget ended, after close() returned).
+    if (closing.signal.aborted) throw new Error('closed')
     const sockets = new AbortController()
     const client = connectionTo(options, at, sockets.signal)
     clients.set(client, sockets)
@@ -256,7 +271,7 @@ function subscribeFollowing(
   const attempt = async () => {
     let client: NodeClient
     try {
-      client = await find(open, subscribe)
+      client = await find(open, subscribe, closing.signal)
     } catch (err) {
       // No connection of a failed attempt is current: none is left open.
       for (const other of clients.keys()) drop(other)
@@ -279,6 +294,7 @@ function subscribeFollowing(
   void attempt()
   return async () => {
     closed = true
+    closing.abort()
     if (timer !== undefined) clearTimeout(timer)
     timer = undefined
     down()
@@ -422,8 +438,17 @@ export function nodesOfSlots(reply: unknown): string[] {
 function sentinelFinder(options: RedisTransportOptions, sentinels: readonly string[]): Finder {
   const name = decodeURIComponent(new URL(options.url).hostname)
   let start = 0
-  const ask = async (at: NodeAddress): Promise<NodeAddress> => {
+  const ask = async (at: NodeAddress, closing: AbortSignal): Promise<NodeAddress> => {
+    // Not made once the subscription closed: Node 20.20 connects a socket made with a signal
+    // that already fired.
+    if (closing.aborted) throw new Error('closed')
+    // Aborted when the question ends, or when the subscription closes while it waits (its
+    // budget, connectTimeoutMs twice, would otherwise keep the connection after close()).
     const sockets = new AbortController()
+    const stop = () => {
+      sockets.abort()
+    }
+    closing.addEventListener('abort', stop, { once: true })
     const client = createClient({
       socket: {
         host: at.host,
@@ -452,18 +477,19 @@ function sentinelFinder(options: RedisTransportOptions, sentinels: readonly stri
       }
       return { host: String(reply[0]), port: Number(reply[1]) }
     } finally {
+      closing.removeEventListener('abort', stop)
       client.destroy()
       sockets.abort()
     }
   }
-  return async (open, subscribe) => {
+  return async (open, subscribe, closing) => {
     let lastError: unknown = new Error('no sentinel')
     const order = sentinels.map((_, i) => sentinels[(start + i) % sentinels.length] ?? '')
     start = (start + 1) % sentinels.length
     for (const address of order) {
       let master: NodeAddress
       try {
-        master = await ask(sentinelNode(address))
+        master = await ask(sentinelNode(address), closing)
       } catch (err) {
         lastError = err
         continue

@@ -60,3 +60,117 @@ describe('closed during a TLS handshake, the subscription leaves no connection o
 
   test('a Redis Cluster seed', () => closedWhileHeld(() => ({ cluster: true })))
 })
+
+// Closed while a search for the channel's server is under way: the search opens no connection
+// after close() (a connection it opened then would be left to its connect budget), and one it
+// has open (a Sentinel's, asked for the master) is closed with it.
+describe('closed during a search for the server, the subscription opens and leaves no connection', () => {
+  test('a Redis Cluster seed held, another seed not yet tried', async () => {
+    const first = await holdingProxy(redis.port)
+    const second = await holdingProxy(redis.port)
+    first.holdNew = true
+    second.holdNew = true
+    try {
+      const subscribe = redisSubscribe({
+        url: first.url.replace(/^redis:/, 'rediss:'),
+        seeds: [second.url],
+        cluster: true,
+        commandTimeoutMs: 500,
+        connectTimeoutMs: SLOW_CONNECT_MS,
+        log: silent,
+      })
+      const stop = subscribe('{t}:announce', events)
+      await waitFor(() => first.held.length > 0, { timeoutMs: 5000, what: 'a held connection' })
+      await stop()
+      // Either seed's proxy sees nothing new for 1 s: the search has ended.
+      await first.quiet(1000, { timeoutMs: 3000 })
+      await second.quiet(1000, { timeoutMs: 3000 })
+      assert.deepEqual(
+        [first.open(), second.conns.length],
+        [0, 0],
+        'connections open on the first seed, made to the second',
+      )
+    } finally {
+      first.stop()
+      second.stop()
+    }
+  })
+
+  test('a sentinel that leaves the question for the master unanswered', async () => {
+    const sentinel = await holdingProxy(redis.port)
+    sentinel.holdNew = true
+    try {
+      const subscribe = redisSubscribe({
+        url: 'redis://mymaster',
+        sentinels: [sentinel.url.replace(/^redis:\/\//, '')],
+        commandTimeoutMs: 500,
+        connectTimeoutMs: SLOW_CONNECT_MS,
+        log: silent,
+      })
+      const stop = subscribe('{t}:announce', events)
+      await waitFor(() => sentinel.held.length > 0, { timeoutMs: 5000, what: 'a held connection' })
+      await stop()
+      const held = sentinel.held[0]
+      // Far below the budget of the question (20 s) that would end it otherwise.
+      await waitFor(() => held.closed, { timeoutMs: 3000, what: 'the held connection closed' })
+      await sentinel.quiet(1000, { timeoutMs: 3000 })
+      assert.deepEqual([sentinel.open(), sentinel.conns.length], [0, 1])
+    } finally {
+      sentinel.stop()
+    }
+  })
+})
+
+// The single Redis's subscription keeps one client, which node-redis reconnects, and so one
+// abort signal, for its whole life; Node (20.20 and 24.22, measured) leaves a socket's listener on
+// its signal once the socket closed, each holding that socket. A Redis down for a while would pile them up, one a
+// reconnection (the process warns past 10: MaxListenersExceededWarning).
+test('a single Redis that drops every connection: reconnections leave no listener on the signal, a held one is still closed at close', async () => {
+  const net = await import('node:net')
+  const { EventEmitter } = await import('node:events')
+  const dropped = 6
+  const conns = []
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined)
+    // Read, so that the client's end closing is seen.
+    socket.resume()
+    const c = { socket, closed: false }
+    socket.on('close', () => {
+      c.closed = true
+    })
+    conns.push(c)
+    // The first few are dropped at once (during the TLS handshake), the next held unanswered.
+    if (conns.length <= dropped) socket.destroy()
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const warnings = []
+  const onWarning = (w) => {
+    if (/abort listeners added to \[AbortSignal\]/.test(w.message)) warnings.push(w.message)
+  }
+  process.on('warning', onWarning)
+  // Read by every EventTarget (the subscription's AbortSignal) when it is made: a lower bound
+  // shows a pile-up within a few reconnections.
+  const max = EventEmitter.defaultMaxListeners
+  EventEmitter.defaultMaxListeners = 3
+  try {
+    const stop = redisSubscribe({
+      url: `rediss://127.0.0.1:${String(server.address().port)}`,
+      commandTimeoutMs: 500,
+      connectTimeoutMs: SLOW_CONNECT_MS,
+      log: silent,
+    })('{t}:announce', events)
+    EventEmitter.defaultMaxListeners = max
+    await waitFor(() => conns.length > dropped, { timeoutMs: 10_000, what: 'a connection held' })
+    await stop()
+    const held = conns[dropped]
+    await waitFor(() => held.closed, { timeoutMs: 3000, what: 'the held connection closed' })
+    // A warning is emitted on a later tick than the listener it counts.
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(warnings, [])
+  } finally {
+    EventEmitter.defaultMaxListeners = max
+    process.off('warning', onWarning)
+    server.close()
+    for (const c of conns) c.socket.destroy()
+  }
+})
