@@ -1,5 +1,5 @@
 import { deadlines } from './deadlines'
-import { CircuitOpenError, RedisTimeoutError, type HeldBackError } from './transport-errors'
+import { RedisTimeoutError, type HeldBackError } from './transport-errors'
 
 // Defined in a Node-free module the worker bundle compiles too; exported from here as before.
 export {
@@ -63,11 +63,6 @@ export interface SendOptions {
    * (`fleetcache.entry.size`, docs/observability.md). A transport may ignore it.
    */
   entryReply?: boolean | undefined
-}
-
-/** True for the error a guarded transport throws instead of touching an unhealthy Redis. */
-export function isCircuitOpen(err: unknown): boolean {
-  return err instanceof CircuitOpenError
 }
 
 /**
