@@ -6,35 +6,21 @@
 // reconnection, and past 10 the process warned (MaxListenersExceededWarning).
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
-import net from 'node:net'
 import { test } from 'node:test'
 
 import { singleClient } from '../dist/redis-client.js'
 import { waitFor } from '../../tests/support/util.mjs'
-import { SLOW_CONNECT_MS } from './helpers.mjs'
+import { SLOW_CONNECT_MS, droppingServer } from './helpers.mjs'
 
 const silent = { error() {}, warn() {}, info() {}, debug() {} }
 
 test('a Redis that drops every connection: reconnections leave no listener on the signal, a held one is still closed when it fires', async () => {
   const dropped = 6
-  const conns = []
-  const server = net.createServer((socket) => {
-    socket.on('error', () => undefined)
-    // Read, so that the client's end closing is seen.
-    socket.resume()
-    const c = { socket, closed: false }
-    socket.on('close', () => {
-      c.closed = true
-    })
-    conns.push(c)
-    // The first few are dropped at once (during the TLS handshake), the next held unanswered.
-    if (conns.length <= dropped) socket.destroy()
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { conns, url, stop } = await droppingServer(dropped)
   const sockets = new AbortController()
   const client = singleClient(
     {
-      url: `rediss://127.0.0.1:${String(server.address().port)}`,
+      url,
       commandTimeoutMs: 500,
       connectTimeoutMs: SLOW_CONNECT_MS,
       log: silent,
@@ -57,7 +43,6 @@ test('a Redis that drops every connection: reconnections leave no listener on th
     await waitFor(() => held.closed, { timeoutMs: 3000, what: 'the held connection closed' })
   } finally {
     client.destroy()
-    server.close()
-    for (const c of conns) c.socket.destroy()
+    stop()
   }
 })

@@ -772,3 +772,34 @@ export async function holdingProxy(port) {
   }
   return p
 }
+
+/**
+ * A TCP server on loopback that drops the first `dropped` connections at once (during a TLS
+ * handshake, for a `rediss://` URL to it) and holds the next ones unanswered: a Redis that
+ * keeps a client reconnecting. `url` (rediss://), `conns` (each with `closed` once the client's
+ * end closed), `stop()`.
+ */
+export async function droppingServer(dropped) {
+  const net = await import('node:net')
+  const conns = []
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined)
+    // Read, so that the client's end closing is seen.
+    socket.resume()
+    const c = { socket, closed: false }
+    socket.on('close', () => {
+      c.closed = true
+    })
+    conns.push(c)
+    if (conns.length <= dropped) socket.destroy()
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    conns,
+    url: `rediss://127.0.0.1:${String(server.address().port)}`,
+    stop() {
+      server.close()
+      for (const c of conns) c.socket.destroy()
+    },
+  }
+}

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test'
 import { redisSubscribe } from '../dist/tag-channel.js'
 import { startRedis } from '../../tests/support/redis.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
-import { SLOW_CONNECT_MS, holdingProxy } from './helpers.mjs'
+import { SLOW_CONNECT_MS, droppingServer, holdingProxy } from './helpers.mjs'
 
 let redis
 
@@ -126,23 +126,9 @@ describe('closed during a search for the server, the subscription opens and leav
 // its signal once the socket closed, each holding that socket. A Redis down for a while would pile them up, one a
 // reconnection (the process warns past 10: MaxListenersExceededWarning).
 test('a single Redis that drops every connection: reconnections leave no listener on the signal, a held one is still closed at close', async () => {
-  const net = await import('node:net')
   const { EventEmitter } = await import('node:events')
   const dropped = 6
-  const conns = []
-  const server = net.createServer((socket) => {
-    socket.on('error', () => undefined)
-    // Read, so that the client's end closing is seen.
-    socket.resume()
-    const c = { socket, closed: false }
-    socket.on('close', () => {
-      c.closed = true
-    })
-    conns.push(c)
-    // The first few are dropped at once (during the TLS handshake), the next held unanswered.
-    if (conns.length <= dropped) socket.destroy()
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { conns, url, stop: stopServer } = await droppingServer(dropped)
   const warnings = []
   const onWarning = (w) => {
     if (/abort listeners added to \[AbortSignal\]/.test(w.message)) warnings.push(w.message)
@@ -154,7 +140,7 @@ test('a single Redis that drops every connection: reconnections leave no listene
   EventEmitter.defaultMaxListeners = 3
   try {
     const stop = redisSubscribe({
-      url: `rediss://127.0.0.1:${String(server.address().port)}`,
+      url,
       commandTimeoutMs: 500,
       connectTimeoutMs: SLOW_CONNECT_MS,
       log: silent,
@@ -170,7 +156,6 @@ test('a single Redis that drops every connection: reconnections leave no listene
   } finally {
     EventEmitter.defaultMaxListeners = max
     process.off('warning', onWarning)
-    server.close()
-    for (const c of conns) c.socket.destroy()
+    stopServer()
   }
 })
