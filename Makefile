@@ -225,7 +225,7 @@ test-compat-oldest: pack ## the same suites on the oldest supported Next release
 VALKEY_BIN ?= $(TOOLS)/valkey/usr/bin
 VALKEY_ENV := REDIS_SERVER=$(VALKEY_BIN)/valkey-server REDIS_CLI=$(VALKEY_BIN)/valkey-cli REDIS_SERVER_NAME=valkey
 # The package's tests that start a server (all but next-config and workerd).
-VALKEY_JS_TESTS := use-cache incremental tags single-flight failures acl tls telemetry worker-transport sentinel cluster cluster-failover
+VALKEY_JS_TESTS := use-cache incremental tags single-flight failures acl tls telemetry worker-transport sentinel cluster cluster-tls cluster-failover
 test-valkey: setup pack ## the Lua scripts, the package's Redis suites and the two-instance e2e on Valkey
 	@if [ ! -x $(VALKEY_BIN)/valkey-server ] && ! command -v apt-get >/dev/null; then \
 	  echo "test-valkey: SKIPPED, no Valkey at $(VALKEY_BIN) (scripts/setup.sh fetches it on Debian; set VALKEY_BIN elsewhere)"; exit 0; fi; \

@@ -5,7 +5,7 @@
 // handler presents one (`tls: { cert, key }`, FLEETCACHE_REDIS_CERT_FILE and
 // FLEETCACHE_REDIS_KEY_FILE), and without it gets one clear error line and serves misses.
 import assert from 'node:assert/strict'
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 import { close, createUseCacheHandler, optionsFromEnv, stats } from '../esm/index.mjs'
+import { makeCertificates } from '../../tests/support/certs.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
@@ -27,53 +28,6 @@ let mtlsPort
 let sentinel
 let sentinelPort
 let seq = 0
-
-function openssl(...args) {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', timeout: 20_000 })
-}
-
-const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-
-/** `<name>.key` and `<name>.crt` for `subject`, signed by the test CA; `ext`: an extension file. */
-function issue(name, subject, ext) {
-  openssl('req', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject)
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '2',
-    ...(ext === undefined ? [] : ['-extfile', ext]),
-  )
-}
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by it. */
-function makeCertificates() {
-  openssl(
-    'req',
-    '-x509',
-    ...EC_KEY,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=fleetcache test CA',
-  )
-  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n')
-  issue('server', '/CN=127.0.0.1', 'san.ext')
-  issue('client', '/CN=fleetcache test client')
-}
 
 /** A redis-server listening with TLS only; `authClients`: whether it requires a client certificate. */
 async function startTlsRedis(name, authClients) {
@@ -130,7 +84,7 @@ async function startTlsRedis(name, authClients) {
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-tls-'))
-  makeCertificates()
+  makeCertificates(dir)
   ;({ child: server, port } = await startTlsRedis('redis', false))
   ;({ child: mtlsServer, port: mtlsPort } = await startTlsRedis('redis-mtls', true))
 })

@@ -43,7 +43,7 @@ function run(bin, args, timeoutMs) {
   })
 }
 
-async function startNode({ bin, port, dir, startTimeoutMs }) {
+async function startNode({ bin, port, dir, startTimeoutMs, tls, tlsPort }) {
   const logFile = path.join(dir, `cluster-${port}.log`)
   const out = fs.openSync(logFile, 'a')
   const args = [
@@ -65,6 +65,25 @@ async function startNode({ bin, port, dir, startTimeoutMs }) {
     'no',
     '--daemonize',
     'no',
+    // TLS beside the plain port (which this harness's own commands use): clients and the
+    // cluster bus (`tls-cluster`) speak TLS, and a client connected by TLS is told the nodes'
+    // TLS ports (CLUSTER SLOTS).
+    ...(tls === undefined
+      ? []
+      : [
+          '--tls-port',
+          String(tlsPort),
+          '--tls-cluster',
+          'yes',
+          '--tls-cert-file',
+          tls.cert,
+          '--tls-key-file',
+          tls.key,
+          '--tls-ca-cert-file',
+          tls.ca,
+          '--tls-auth-clients',
+          'no',
+        ]),
   ]
   const child = trackChild(spawn(bin, args, { stdio: ['ignore', out, out] }))
   fs.closeSync(out)
@@ -72,6 +91,7 @@ async function startNode({ bin, port, dir, startTimeoutMs }) {
     port,
     host: '127.0.0.1',
     url: `redis://127.0.0.1:${port}`,
+    ...(tls === undefined ? {} : { tlsUrl: `rediss://127.0.0.1:${tlsPort}` }),
     child,
     logFile,
     command: (...a) => redisCommand(port, a),
@@ -118,7 +138,8 @@ const NODE_COMMANDS = new Set([
 ])
 
 // Starts the cluster; resolves once every node reports cluster_state:ok.
-// options: logDir (required), masters (3), replicas per master (0), bin, cli, startTimeoutMs.
+// options: logDir (required), masters (3), replicas per master (0), bin, cli, startTimeoutMs;
+// tls: { cert, key, ca } file paths, for nodes that also listen with TLS (each node's `tlsUrl`).
 // `nodes` lists every node, masters and replicas alike.
 export async function startRedisCluster({
   logDir,
@@ -127,6 +148,7 @@ export async function startRedisCluster({
   bin = process.env.REDIS_SERVER || 'redis-server',
   cli = process.env.REDIS_CLI || 'redis-cli',
   startTimeoutMs = 15_000,
+  tls,
 } = {}) {
   if (!logDir) throw new Error('startRedisCluster: logDir is required')
   const dir = fs.mkdtempSync(path.join(logDir, 'cluster-'))
@@ -197,7 +219,9 @@ export async function startRedisCluster({
   }
   try {
     for (let i = 0; i < masters * (1 + replicas); i++) {
-      nodes.push(await startNode({ bin, port: await clusterPort(taken), dir, startTimeoutMs }))
+      const port = await clusterPort(taken)
+      const tlsPort = tls === undefined ? undefined : await clusterPort(taken)
+      nodes.push(await startNode({ bin, port, dir, startTimeoutMs, tls, tlsPort }))
     }
     await run(
       cli,
