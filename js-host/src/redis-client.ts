@@ -105,7 +105,8 @@ export interface Client {
  * socket the client makes is destroyed when it is aborted (Node's `signal` option of a socket),
  * and the client stops reconnecting then: a socket made with an already aborted signal still
  * connects (Node 20, measured), until node-redis's connect timeout ends it. A client that
- * reconnects with it gathers the listeners of its closed sockets: see forgetClosedSockets.
+ * reconnects with it gathers the listeners of its closed sockets: see forgetClosedSockets (a
+ * cluster's clients each get a signal derived from it instead: redis-cluster.ts).
  */
 export function socketOptions(options: RedisTransportOptions, sockets?: AbortSignal) {
   return {
