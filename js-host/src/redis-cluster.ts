@@ -3,6 +3,7 @@ import { createClient, createCluster } from 'redis'
 
 import {
   BUFFERS,
+  DerivedSignals,
   forgetClosedSockets,
   MAX_QUEUED_COMMANDS,
   reconnectDelay,
@@ -47,46 +48,6 @@ export function firstKey(argv: readonly (string | Buffer)[]): string | Buffer | 
   }
   if (cmd === 'PING' || cmd === 'SCRIPT' || cmd === 'INFO') return undefined
   return argv[1]
-}
-
-/**
- * Signals derived from `sockets`, each aborted when it is, held weakly: a derived signal that no
- * socket's options hold any longer is collected with the listeners its closed sockets left on it.
- * AbortSignal.any would keep such a signal, and those sockets, for as long as `sockets` is not
- * aborted: Node holds a composite signal that has an abort listener (Node 20.20, measured: one
- * per topology read of a cluster with a master down, every second).
- */
-class DerivedSignals {
-  readonly #sockets: AbortSignal
-  readonly #derived = new Set<WeakRef<AbortSignal>>()
-  readonly #controllers = new WeakMap<AbortSignal, AbortController>()
-
-  constructor(sockets: AbortSignal) {
-    this.#sockets = sockets
-    sockets.addEventListener(
-      'abort',
-      () => {
-        for (const ref of this.#derived) {
-          const signal = ref.deref()
-          if (signal !== undefined) this.#controllers.get(signal)?.abort()
-        }
-        this.#derived.clear()
-      },
-      { once: true },
-    )
-  }
-
-  make(): AbortSignal {
-    const controller = new AbortController()
-    if (this.#sockets.aborted) {
-      controller.abort()
-      return controller.signal
-    }
-    for (const ref of this.#derived) if (ref.deref() === undefined) this.#derived.delete(ref)
-    this.#controllers.set(controller.signal, controller)
-    this.#derived.add(new WeakRef(controller.signal))
-    return controller.signal
-  }
 }
 
 /**
