@@ -171,7 +171,7 @@ endif
 JS_CLUSTER_TESTS := use-cache incremental single-flight telemetry
 # Files that measure retained memory need gc(): they run under node --expose-gc, the others
 # exactly as before (without it).
-JS_GC_TESTS := tier-memory tier-decoded-memo unanswered-values-memory tier-bookkeeping-memory read-pool-memory settled-bytes-memory
+JS_GC_TESTS := tier-memory tier-decoded-memo unanswered-values-memory tier-bookkeeping-memory read-pool-memory settled-bytes-memory cluster-client-sockets sentinel-client-sockets
 JS_PLAIN_TESTS := $(filter-out $(JS_GC_TESTS:%=test/%.test.mjs),$(patsubst js-host/%,%,$(wildcard js-host/test/*.test.mjs)))
 test-js: pack ## the npm package against a real redis-server, then its main suites on a 3-master Redis Cluster
 	cd js-host && node --test --test-concurrency=1 $(JS_PLAIN_TESTS)

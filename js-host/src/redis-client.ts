@@ -105,7 +105,8 @@ export interface Client {
  * socket the client makes is destroyed when it is aborted (Node's `signal` option of a socket),
  * and the client stops reconnecting then: a socket made with an already aborted signal still
  * connects (Node 20, measured), until node-redis's connect timeout ends it. A client that
- * reconnects with it gathers the listeners of its closed sockets: see forgetClosedSockets.
+ * reconnects with it gathers the listeners of its closed sockets: see forgetClosedSockets (a
+ * cluster's clients each get a signal derived from it instead: redis-cluster.ts).
  */
 export function socketOptions(options: RedisTransportOptions, sockets?: AbortSignal) {
   return {
@@ -131,6 +132,83 @@ export function socketOptions(options: RedisTransportOptions, sockets?: AbortSig
 export function forgetClosedSockets(sockets: AbortSignal): void {
   for (const listener of getEventListeners(sockets, 'abort'))
     sockets.removeEventListener('abort', listener as EventListener)
+}
+
+/**
+ * Signals derived from `sockets`, each aborted when it is, held weakly: a derived signal that no
+ * socket's options hold any longer is collected with the listeners its closed sockets left on it.
+ * AbortSignal.any would keep such a signal, and those sockets, for as long as `sockets` is not
+ * aborted: Node holds a composite signal that has an abort listener (Node 20.20, measured: one
+ * per topology read of a cluster with a master down, every second).
+ */
+export class DerivedSignals {
+  readonly #sockets: AbortSignal
+  readonly #derived = new Set<WeakRef<AbortSignal>>()
+  readonly #controllers = new WeakMap<AbortSignal, AbortController>()
+
+  constructor(sockets: AbortSignal) {
+    this.#sockets = sockets
+    sockets.addEventListener(
+      'abort',
+      () => {
+        for (const ref of this.#derived) {
+          const signal = ref.deref()
+          if (signal !== undefined) this.#controllers.get(signal)?.abort()
+        }
+        this.#derived.clear()
+      },
+      { once: true },
+    )
+  }
+
+  make(): AbortSignal {
+    const controller = new AbortController()
+    if (this.#sockets.aborted) {
+      controller.abort()
+      return controller.signal
+    }
+    for (const ref of this.#derived) if (ref.deref() === undefined) this.#derived.delete(ref)
+    this.#controllers.set(controller.signal, controller)
+    this.#derived.add(new WeakRef(controller.signal))
+    return controller.signal
+  }
+}
+
+/**
+ * Socket options that give every client node-redis makes by spreading them (a Sentinel client's
+ * master, replica and sentinel clients: sentinel/index.js #createClient, pub-sub-proxy.js) a
+ * signal of its own from `derived`, and a reconnection strategy that takes the listeners of its
+ * closed sockets off that signal before each new attempt (forgetClosedSockets): the spread reads
+ * `signal`, then `reconnectStrategy` (the order of an object's own properties, which is why the
+ * strategy is no property of the base options), and the strategy's getter takes the signal the
+ * same spread made. A strategy read alone gets none and takes nothing off.
+ */
+export function perClientSocketOptions<Place extends object>(
+  options: RedisTransportOptions,
+  sockets: AbortSignal,
+  derived: DerivedSignals,
+  place: Place,
+) {
+  const base: Partial<ReturnType<typeof socketOptions>> = socketOptions(options)
+  delete base.reconnectStrategy
+  let made: AbortSignal | undefined
+  return {
+    ...base,
+    ...place,
+    get signal(): AbortSignal {
+      made = derived.make()
+      return made
+    },
+    get reconnectStrategy(): (retries: number) => number | false {
+      const mine = made
+      made = undefined
+      return (retries) => {
+        if (sockets.aborted) return false
+        if (mine !== undefined) forgetClosedSockets(mine)
+        return reconnectDelay(retries)
+      }
+    },
+  }
 }
 
 /** A client of `options.url`; `sockets`: see socketOptions, and none but this client's. */

@@ -3,7 +3,10 @@ import { createClient, createCluster } from 'redis'
 
 import {
   BUFFERS,
+  DerivedSignals,
+  forgetClosedSockets,
   MAX_QUEUED_COMMANDS,
+  reconnectDelay,
   socketOptions,
   type Client,
   type RedisTransportOptions,
@@ -47,10 +50,54 @@ export function firstKey(argv: readonly (string | Buffer)[]): string | Buffer | 
   return argv[1]
 }
 
-/** A cluster client; `sockets` ends every node's sockets (socketOptions). */
+/**
+ * Socket options for the clients node-redis makes of a cluster, each with a signal of its own
+ * derived from `sockets` (DerivedSignals): aborting `sockets` still ends every socket, connecting
+ * ones included, and a closed socket's listener, which Node leaves on its signal (20.20 and 24.22,
+ * measured), is held by that client's signal alone, not by the one all node clients share.
+ *
+ * node-redis copies (spreads) a client's socket options once, when it makes the client, so the
+ * `signal` getter runs once a client and gives each its own. That holds because the cluster has
+ * no `defaults.socket`: node-redis then hands these objects to the client as they are (cluster-
+ * slots.js #clientOptionsDefaults), where it would otherwise spread them with the defaults and
+ * keep one signal for every client made from the copy. A topology read started from a node
+ * client (a MOVED reply) reuses that client's options object: it gets a signal of its own from
+ * the getter, never the node client's.
+ *
+ * `own`: the options of one node client (nodeAddressMap), whose first signal is its own, and
+ * which it reconnects with. Its reconnection strategy takes the listeners off that signal before
+ * each new attempt, when every socket it made has ended (forgetClosedSockets); a client made for
+ * a topology read never calls it (node-redis sets no reconnection for those), and its signal is
+ * collected with it.
+ */
+function derivedSocketOptions<Place extends object>(
+  options: RedisTransportOptions,
+  sockets: AbortSignal,
+  derived: DerivedSignals,
+  own: boolean,
+  place: Place,
+) {
+  let first: AbortSignal | undefined
+  return {
+    ...socketOptions(options),
+    ...place,
+    get signal(): AbortSignal {
+      const signal = derived.make()
+      if (own) first ??= signal
+      return signal
+    },
+    reconnectStrategy: (retries: number): number | false => {
+      if (sockets.aborted) return false
+      if (first !== undefined) forgetClosedSockets(first)
+      return reconnectDelay(retries)
+    },
+  }
+}
+
+/** A cluster client; `sockets` ends every node's sockets (socketOptions, derivedSocketOptions). */
 export function clusterClient(options: RedisTransportOptions, sockets: AbortSignal): Client {
-  // Discovered nodes get `defaults` only (nothing from the seed URLs): credentials and TLS go
-  // there, taken from the first seed.
+  // Discovered nodes get `defaults` and nodeAddressMap's options only (nothing from the seed
+  // URLs): credentials and TLS go there, taken from the first seed.
   const seed = new URL(options.url)
   const seeds = [options.url, ...(options.seeds ?? [])]
   const login = {
@@ -61,16 +108,30 @@ export function clusterClient(options: RedisTransportOptions, sockets: AbortSign
     maintNotifications: 'disabled' as const,
   }
   const tls = seed.protocol === 'rediss:' ? { tls: true as const } : {}
+  const derived = new DerivedSignals(sockets)
   const cluster = createCluster({
-    rootNodes: seeds.map((url) => ({ url })),
+    // A seed's URL sets its host, port and TLS.
+    rootNodes: seeds.map((url) => ({
+      url,
+      socket: derivedSocketOptions(options, sockets, derived, false, {}),
+    })),
+    // Called for every client node-redis makes of a known node: its own object each time.
+    nodeAddressMap: (address: string) => {
+      const colon = address.lastIndexOf(':')
+      return derivedSocketOptions(options, sockets, derived, true, {
+        host: address.slice(0, colon),
+        port: Number(address.slice(colon + 1)),
+        ...tls,
+      })
+    },
     // While a node cannot be reached, ask the cluster for its layout every second (node-redis
     // waits 5 s): a promoted replica then takes over this client's commands about 1 s after the
     // promotion, not 5 (tests/e2e/cluster-failover.test.mjs measures it).
     topologyRefreshOnReconnectionAttemptStrategy: TOPOLOGY_REFRESH_MS,
+    // No `socket` here: see derivedSocketOptions.
     defaults: {
       ...login,
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
-      socket: { ...socketOptions(options, sockets), ...tls },
     },
     commandOptions: { timeout: 0 },
   })

@@ -3,8 +3,9 @@ import { createSentinel, ErrorReply } from 'redis'
 
 import {
   BUFFERS,
+  DerivedSignals,
   MAX_QUEUED_COMMANDS,
-  socketOptions,
+  perClientSocketOptions,
   type Client,
   type RedisTransportOptions,
 } from './redis-client'
@@ -59,8 +60,9 @@ export function sentinelNode(address: string): { host: string; port: number } {
 
 /**
  * A Sentinel client; `sockets` ends the sockets of the master's clients and of the sentinels'
- * (socketOptions): its destroy() waits for its connection attempt, which a login never
- * answered never ends, so that is what closes them then.
+ * (socketOptions; each client has a signal of its own derived from it, perClientSocketOptions):
+ * its destroy() waits for its connection attempt, which a login never answered never ends, so
+ * that is what closes them then.
  */
 export function sentinelClient(
   options: RedisTransportOptions,
@@ -69,6 +71,7 @@ export function sentinelClient(
 ): Client {
   const u = new URL(options.url)
   const db = u.pathname.replace(/^\//, '')
+  const derived = new DerivedSignals(sockets)
   const sentinel = createSentinel({
     name: decodeURIComponent(u.hostname),
     sentinelRootNodes: sentinels.map(sentinelNode),
@@ -80,10 +83,13 @@ export function sentinelClient(
       commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
       disableClientInfo: true,
       maintNotifications: 'disabled',
-      socket: {
-        ...socketOptions(options, sockets),
-        ...(u.protocol === 'rediss:' ? { tls: true as const } : {}),
-      },
+      // Each client its own signal, derived from `sockets` (perClientSocketOptions).
+      socket: perClientSocketOptions(
+        options,
+        sockets,
+        derived,
+        u.protocol === 'rediss:' ? { tls: true as const } : {},
+      ),
     },
     sentinelClientOptions: {
       // The sentinels' ACL user is least-privilege too (docs/operating.md).
@@ -92,7 +98,13 @@ export function sentinelClient(
       ...(options.sentinelUsername === undefined ? {} : { username: options.sentinelUsername }),
       ...(options.sentinelPassword === undefined ? {} : { password: options.sentinelPassword }),
       // node-redis reconnects no sentinel client (it asks the next sentinel instead).
-      socket: { connectTimeout: options.connectTimeoutMs, signal: sockets },
+      // Each its own signal, derived from `sockets`: a sentinel client's goes with it.
+      socket: {
+        connectTimeout: options.connectTimeoutMs,
+        get signal(): AbortSignal {
+          return derived.make()
+        },
+      },
     },
     commandOptions: { timeout: 0 },
   })
