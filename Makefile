@@ -94,9 +94,9 @@ wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 # 0028's "Current state" restates both values: `make lint` fails when it differs
 # (scripts/check-budget-line.mjs).
 ifeq ($(PREBUILT_STD),yes)
-WASM_BUDGET_BYTES := 228650
+WASM_BUDGET_BYTES := 228800
 else
-WASM_BUDGET_BYTES := 218250
+WASM_BUDGET_BYTES := 218400
 endif
 wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt) exceeds WASM_BUDGET_BYTES
 	@size=$$(stat -c %s pkg/$(WASM_CRATE)_bg.wasm); \
@@ -168,7 +168,7 @@ endif
 	$(WASM_PACK) test --node --mode no-install crates/fleetcache-wasm --features tools
 
 # JS_REDIS_CLUSTER=1: the main suites again, on a 3-master Redis Cluster (test/helpers.mjs).
-JS_CLUSTER_TESTS := use-cache incremental single-flight telemetry
+JS_CLUSTER_TESTS := use-cache incremental single-flight telemetry page-push-races
 # Files that measure retained memory need gc(): they run under node --expose-gc, the others
 # exactly as before (without it).
 JS_GC_TESTS := tier-memory tier-decoded-memo unanswered-values-memory tier-bookkeeping-memory read-pool-memory settled-bytes-memory cluster-client-sockets sentinel-client-sockets

@@ -527,15 +527,40 @@ test(
   },
 )
 
-test('pulling the tag state (push asked for on a Redis Cluster pulls too): a page read offers no tier bytes with its start', async (t) => {
+test('pulling the tag state: a page read refreshes first and offers no tier bytes with its start', async (t) => {
   const W = writer('pulloffer', 4901)
-  const R = pushReader('pulloffer', redis.url, 4902, { tagSync: REDIS_CLUSTER ? 'push' : 'pull' })
+  const R = pushReader('pulloffer', redis.url, 4902, { tagSync: 'pull' })
   await W().set('/p', appPage('v1'), APP_PAGE_CTX)
   assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
   const calls = countCalls(t, ['refreshed', 'startWithTier', 'start'])
   assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
   assert.deepEqual(calls, { refreshed: 1, startWithTier: 0, start: 1 })
 })
+
+// On Redis Cluster page writes are not announced, so no page copy serves while Redis answers:
+// a caught-up read (no refresh) goes to Redis without the tier's bytes (the core's
+// read_asks_tier_first), which would be looked up and copied for nothing.
+test(
+  "tagSync 'push' on a Redis Cluster: a caught-up page read asks for no refresh and offers no tier bytes with its start",
+  { skip: !REDIS_CLUSTER && 'a single Redis announces page writes: its page copies serve' },
+  async (t) => {
+    const W = writer('clusteroffer', 4903)
+    const R = pushReader('clusteroffer', redis.url, 4904)
+    await W().set('/p', appPage('v1'), APP_PAGE_CTX)
+    assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
+    const calls = countCalls(t, ['refreshed', 'startWithTier', 'start'])
+    // A read with no refresh is one that was caught up at its start; bounded.
+    let caughtUp = false
+    for (let i = 0; i < 100 && !caughtUp; i++) {
+      for (const name of Object.keys(calls)) calls[name] = 0
+      assert.equal(await pageHtml(R, '/p'), '<p>v1</p>')
+      caughtUp = calls.refreshed === 0
+      if (!caughtUp) await new Promise((r) => setTimeout(r, 10))
+    }
+    assert.ok(caughtUp, 'R never caught up')
+    assert.deepEqual(calls, { refreshed: 0, startWithTier: 0, start: 1 })
+  },
+)
 
 // The singular read skips its refresh only while caught up at its start
 // (read_machine.rs, `tags_caught_up`). A copy served from the tier (no GET, its decoded value

@@ -1448,7 +1448,11 @@ impl Engine {
     /// ([`ReadMachine::asks_tier_first`]).
     pub fn read_asks_tier_first(&self, read: &ReadMachine, now: Millis) -> bool {
         let caught_up = self.tag_sync.caught_up(&self.mirror, now);
-        read.asks_tier_first(self.mirror.is_synced(), caught_up)
+        // Caught up, the page view is some exactly when Redis is known plain; the breaker is
+        // read only then (pulling, every read pays this call).
+        let pages = caught_up
+            && (self.tag_sync.plain_redis() || self.breaker.state(now) != BreakerState::Closed);
+        read.asks_tier_first(self.mirror.is_synced(), caught_up, pages)
     }
 
     /// Steps `read` with `input` at `now` ([`ReadMachine::step`]).

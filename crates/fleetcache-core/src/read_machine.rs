@@ -923,14 +923,30 @@ impl ReadMachine {
     }
 
     /// Whether [`ReadInput::Start`] would ask for the tier ([`ReadAction::PeekTier`]) given
-    /// the mirror's state and whether the tag state is followed by push and caught up, as the
-    /// step below decides it: the host offers the tier's bytes with the start only then
-    /// (pulling, they would be looked up and copied for a refresh that comes first).
-    pub fn asks_tier_first(&self, mirror_synced: bool, tags_caught_up: bool) -> bool {
+    /// the mirror's state, whether the tag state is followed by push and caught up, and
+    /// whether a page copy could serve ([`ReadMachine::page_copies_may_serve`]), as the step
+    /// below decides it: the host offers the tier's bytes with the start only then (pulling,
+    /// they would be looked up and copied for a refresh that comes first).
+    pub fn asks_tier_first(
+        &self,
+        mirror_synced: bool,
+        tags_caught_up: bool,
+        page_copies_may_serve: bool,
+    ) -> bool {
         match self.kind {
             Kind::UseCache => mirror_synced && !self.ask_own_write,
-            Kind::Incremental { .. } => tags_caught_up,
+            Kind::Incremental { is_fetch, .. } => {
+                tags_caught_up && (is_fetch || page_copies_may_serve)
+            }
         }
+    }
+
+    /// Whether a page copy in the tier could serve a read: page writes are announced
+    /// (`pages` some), or Redis does not answer (a copy kept for outages serves then).
+    /// Without announcements (Redis Cluster, or a Redis not yet known to be plain) a page read
+    /// while Redis answers goes to Redis whatever the tier holds.
+    pub fn page_copies_may_serve(pages: Option<PageView>, redis_answers: bool) -> bool {
+        pages.is_some() || !redis_answers
     }
 
     /// The host joined the `GET` or poll just asked for ([`ReadAction::Get`],
@@ -1046,7 +1062,13 @@ impl ReadMachine {
                 // only, or of another page generation, while Redis answers) is `Kept` by
                 // `tier_use`, which leads to the same `Get` with no tier action; anything
                 // else is peeked either way. A read not caught up still asks, below.
-                Kind::Incremental { .. } if ctx.tags_caught_up => self.tier_turn(ctx),
+                Kind::Incremental { is_fetch, .. } if ctx.tags_caught_up => {
+                    if is_fetch || Self::page_copies_may_serve(ctx.pages, ctx.redis_answers) {
+                        self.tier_turn(ctx)
+                    } else {
+                        self.get(ctx, TierAction::None)
+                    }
+                }
                 // No refreshTags hook on this interface: the tag changes are pulled alongside
                 // the entry, so the judgement sees every revalidation finished before the
                 // request at no extra round trip.

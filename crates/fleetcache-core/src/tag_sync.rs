@@ -559,6 +559,12 @@ impl TagSync {
         self.plain_redis = true;
     }
 
+    /// Whether Redis is known not to be cluster-enabled: while caught up, page copies may
+    /// serve exactly then ([`TagSync::page_view`] is some).
+    pub fn plain_redis(&self) -> bool {
+        self.plain_redis
+    }
+
     /// Whether Redis is plain is unknown again (the subscription went down or came up: the
     /// URL may lead to another server).
     pub fn unconfirm_plain_redis(&mut self) {

@@ -739,6 +739,44 @@ fn first_step(e: &mut Engine, now: f64) -> ReadAction {
     action
 }
 
+/// Without page announcements (Redis Cluster, or a Redis not yet known to be plain) no page
+/// copy serves while Redis answers: caught up, a page read goes to Redis at once, without
+/// asking for the tier's bytes, which the host would look up and hand over for nothing. A
+/// `fetch` entry, judged by its tags alone, is still looked for in the tier, and so is a page
+/// while Redis does not answer (the tier's copy serves the outage).
+#[test]
+fn without_page_announcements_a_caught_up_page_read_goes_to_redis_without_the_tier() {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(e.tags_caught_up(Millis(NOW)));
+    let action = first_step(&mut e, NOW);
+    assert!(matches!(action, ReadAction::Get { .. }), "{action:?}");
+    let mut fetch = e.read_incremental(
+        "f1",
+        true,
+        Vec::new(),
+        f64::NAN,
+        Consumer::Serves,
+        false,
+        TOKEN.to_owned(),
+        Millis(NOW),
+    );
+    assert!(e.read_asks_tier_first(&fetch, Millis(NOW)));
+    assert_eq!(
+        go(&mut e, &mut fetch, ReadInput::Start, NOW).action,
+        ReadAction::PeekTier
+    );
+    super::read_tests::open_breaker(&mut e, NOW);
+    assert_eq!(first_step(&mut e, NOW), ReadAction::PeekTier);
+}
+
 #[test]
 fn with_the_channel_down_a_read_asks_for_a_refresh_first() {
     let mut e = push_engine();

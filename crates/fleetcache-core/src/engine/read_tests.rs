@@ -210,7 +210,8 @@ fn inc_shown(a: &ReadAnswer) -> &IncrementalShown {
     }
 }
 
-fn open_breaker(e: &mut Engine, now: f64) {
+/// Opens the breaker at `now` (failed reads until it is no longer closed).
+pub(super) fn open_breaker(e: &mut Engine, now: f64) {
     for _ in 0..100 {
         if e.breaker_state(Millis(now)) != BreakerState::Closed {
             return;
