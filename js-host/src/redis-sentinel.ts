@@ -108,26 +108,6 @@ export function sentinelClient(
     },
     commandOptions: { timeout: 0 },
   })
-  const errorListeners: ((err: unknown) => void)[] = []
-  // node-redis retries a master login that Redis refuses (WRONGPASS, NOAUTH) inside its
-  // connect loop and reports it nowhere but to its tracer, so the refusal is taken from there:
-  // a wrong master password then fails at once, with a log line, like on a plain client.
-  const tracer = {
-    push: (...messages: string[]): number => {
-      for (const m of messages) {
-        const reply = /^#connect: exception ((?:WRONGPASS|NOAUTH|NOPERM)\b.*)$/s.exec(m)?.[1]
-        if (reply === undefined) continue
-        // The sentinels accepted the login already (they were asked for the master), so a
-        // refused login is the master's; a refused subscription or SENTINEL command is theirs.
-        const err = /'(p?subscribe|sentinel\b[^']*)'/i.test(reply)
-          ? sentinelError(new ErrorReply(reply))
-          : new ErrorReply(`master: ${reply}`)
-        for (const l of errorListeners) l(err)
-      }
-      return 0
-    },
-  }
-  sentinel.setTracer(tracer as unknown as string[])
   return {
     get isReady() {
       return sentinel.isReady
@@ -140,7 +120,6 @@ export function sentinelClient(
     destroy: () => sentinel.destroy(),
     on: (event, listener) => {
       if (event === 'error') {
-        errorListeners.push(listener)
         sentinel.on('error', (err: unknown) => {
           // A failed sentinel connection is reported twice: as text ("obseve client error:
           // ..."), then as the error itself. The second one is enough.

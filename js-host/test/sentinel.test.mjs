@@ -827,7 +827,7 @@ describe('Sentinel and master with passwords', () => {
     [
       'a wrong master password',
       { redisUrl: 'redis://:wrong@authmaster' },
-      /master: WRONGPASS .*\(check the user name and password in the Redis URL\)/,
+      /master [\d.]+:\d+: WRONGPASS .*\(check the user name and password in the Redis URL\)/,
     ],
   ]) {
     test(`${what}: one clear error line, quick misses`, async () => {
