@@ -2532,3 +2532,6 @@ mod write_tests;
 
 #[cfg(test)]
 mod timeout_tests;
+
+#[cfg(test)]
+mod first_step_tests;
