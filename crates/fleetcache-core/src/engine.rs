@@ -1448,10 +1448,12 @@ impl Engine {
     /// ([`ReadMachine::asks_tier_first`]).
     pub fn read_asks_tier_first(&self, read: &ReadMachine, now: Millis) -> bool {
         let caught_up = self.tag_sync.caught_up(&self.mirror, now);
-        // Caught up, the page view is some exactly when Redis is known plain; the breaker is
-        // read only then (pulling, every read pays this call).
+        // Caught up, the page view is some exactly when Redis is known plain; the breaker and
+        // the index are read only then (pulling, every read pays this call).
         let pages = caught_up
-            && (self.tag_sync.plain_redis() || self.breaker.state(now) != BreakerState::Closed);
+            && (self.tag_sync.plain_redis()
+                || self.breaker.state(now) != BreakerState::Closed
+                || self.lru.is_local(read.entry_key()));
         read.asks_tier_first(self.mirror.is_synced(), caught_up, pages)
     }
 
@@ -2532,3 +2534,6 @@ mod write_tests;
 
 #[cfg(test)]
 mod timeout_tests;
+
+#[cfg(test)]
+mod first_step_tests;

@@ -924,20 +924,20 @@ impl ReadMachine {
 
     /// Whether [`ReadInput::Start`] would ask for the tier ([`ReadAction::PeekTier`]) given
     /// the mirror's state, whether the tag state is followed by push and caught up, and
-    /// whether a page copy could serve ([`ReadMachine::page_copies_may_serve`]), as the step
-    /// below decides it: the host offers the tier's bytes with the start only then (pulling,
-    /// they would be looked up and copied for a refresh that comes first).
+    /// whether a page read's tier has a use (a page copy could serve,
+    /// [`ReadMachine::page_copies_may_serve`], or the index holds this process's own copy of
+    /// the key, which the read drops), as the step below decides it: the host offers the
+    /// tier's bytes with the start only then (pulling, they would be looked up and copied for
+    /// a refresh that comes first).
     pub fn asks_tier_first(
         &self,
         mirror_synced: bool,
         tags_caught_up: bool,
-        page_copies_may_serve: bool,
+        page_tier_has_use: bool,
     ) -> bool {
         match self.kind {
             Kind::UseCache => mirror_synced && !self.ask_own_write,
-            Kind::Incremental { is_fetch, .. } => {
-                tags_caught_up && (is_fetch || page_copies_may_serve)
-            }
+            Kind::Incremental { is_fetch, .. } => tags_caught_up && (is_fetch || page_tier_has_use),
         }
     }
 
@@ -1061,9 +1061,16 @@ impl ReadMachine {
                 // page view; a copy `tier_turn` would skip after a refresh (kept for outages
                 // only, or of another page generation, while Redis answers) is `Kept` by
                 // `tier_use`, which leads to the same `Get` with no tier action; anything
-                // else is peeked either way. A read not caught up still asks, below.
+                // else is peeked either way. A read not caught up still asks, below. A page
+                // read that no copy may serve goes to Redis at once, unless the index holds
+                // this process's own copy, never written to Redis: `tier_use` drops it while
+                // Redis answers (the fleet's value wins), or a read of Redis that fails next
+                // would serve it (the fallback takes what the tier holds).
                 Kind::Incremental { is_fetch, .. } if ctx.tags_caught_up => {
-                    if is_fetch || Self::page_copies_may_serve(ctx.pages, ctx.redis_answers) {
+                    if is_fetch
+                        || Self::page_copies_may_serve(ctx.pages, ctx.redis_answers)
+                        || ctx.lru.is_local(&self.entry_key)
+                    {
                         self.tier_turn(ctx)
                     } else {
                         self.get(ctx, TierAction::None)

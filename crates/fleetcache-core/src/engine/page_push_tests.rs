@@ -777,6 +777,58 @@ fn without_page_announcements_a_caught_up_page_read_goes_to_redis_without_the_ti
     assert_eq!(first_step(&mut e, NOW), ReadAction::PeekTier);
 }
 
+/// This process's own page copy, whose write never reached Redis (a timeout: the breaker
+/// stays closed), is dropped by the first read while Redis answers (docs/failures.md, "What an
+/// instance made while Redis was down is its own"), with page writes announced or not: a
+/// caught-up page read without announcements still asks for the tier then, so that a read of
+/// Redis that fails next serves nothing of it.
+#[test]
+fn without_page_announcements_a_caught_up_page_read_still_drops_this_processs_own_copy() {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(e.tags_caught_up(Millis(NOW)));
+    let key = e.entry_key(&Interface::Incremental, "/p");
+    let v = page_value(&mut e, "/p", NOW - 100.0);
+    // The write's copy (kept for outages only: not announced), then its store timed out.
+    assert!(e
+        .lru_mut()
+        .insert(&key, v.len() as u64, Millis(NOW + 1e6))
+        .is_empty());
+    assert!(e.lru_mut().mark_outage_only(&key));
+    assert!(e.lru_mut().mark_local(&key));
+    assert_eq!(first_step(&mut e, NOW), ReadAction::PeekTier);
+    // Stepped as the host does: the tier's bytes while the index holds the key, Redis's
+    // read timing out.
+    let mut m = read(&e, "/p", NOW);
+    let mut input = ReadInput::Start;
+    let answer = loop {
+        let s = go(&mut e, &mut m, input, NOW);
+        let held = e.lru().contains(&key);
+        input = match s.action {
+            ReadAction::PeekTier => ReadInput::Tier(b(&v).filter(|_| held)),
+            ReadAction::Get { .. } | ReadAction::PageRead { .. } => {
+                ReadInput::Failed(Failure::Timeout)
+            }
+            ReadAction::PeekFallback => ReadInput::Fallback(b(&v).filter(|_| held)),
+            ReadAction::Answer(a) => break a,
+            other => panic!("{other:?}"),
+        };
+    };
+    assert!(!e.lru().contains(&key), "this process's own copy is kept");
+    assert_eq!(
+        (answer.source, answer.served),
+        (Source::None, Served::Miss),
+        "served from this process's own copy"
+    );
+}
+
 #[test]
 fn with_the_channel_down_a_read_asks_for_a_refresh_first() {
     let mut e = push_engine();
