@@ -349,6 +349,10 @@ describe('incremental handler on Redis', () => {
     const opts = options()
     const useCache = createUseCacheHandler(opts)
     const Inc = createIncrementalCacheHandler(opts)
+    // Each handler's first call sets it up, synchronously: on a loaded machine that took over
+    // the 10 ms the pair may be apart (decision 0005), and the pair was written twice.
+    await useCache.updateTags(['warm'], { expire: 300 })
+    await new Inc().revalidateTag(['warm-inc'], { expire: 300 })
     const before = await scriptVersion()
     // What Next 16.4 does: updateTags on every cacheHandlers object, then revalidateTag,
     // all started in the same tick and awaited together.
