@@ -15,8 +15,9 @@
 // What the two releases could disagree on, and what is checked here: Next before 16.2.7 passes
 // tags raw, later releases percent-encode those outside ASCII (docs/internals.md, "Tags");
 // revalidateTag, updateTag (a Server Action) and revalidatePath are called by one release's Next
-// and judged by the other's; before 16.4.0 a page stale by a profile revalidation is regenerated
-// before the answer (crates/fleetcache-core/src/next.rs), from 16.4.0 it is served stale once.
+// and judged by the other's, and must write the same tag records whichever release calls them;
+// before 16.4.0 a page stale by a profile revalidation is regenerated before the answer
+// (crates/fleetcache-core/src/next.rs), from 16.4.0 it is served stale once.
 //
 // Run: node --test tests/e2e/mixed-releases.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs; the
 // first run builds both apps at 16.0.0, as `make test-compat-oldest` does before it runs this)
@@ -238,6 +239,46 @@ describe('fleetcache e2e: two Next.js releases in one fleet on one Redis', { ski
           }
           await quiet(['app-page'])
           assert.equal(origin.calls('app-page') - callsBefore, 2, 'each release regenerates once')
+        }),
+      )
+
+      test(
+        'the same revalidation call writes the same tag record on both releases',
+        { timeout: 60_000 },
+        withDiagnostics(async () => {
+          // What the record says, without the times: which fields are set, and how long a
+          // pending expiry waits in seconds (revalidateTag(tag, 'max') passes the profile's
+          // expire). Not to the ms: a report of the same call that comes more than 10 ms after
+          // the first is written again (docs/decisions/0005), and the pending merge keeps the
+          // earlier end.
+          const shape = (r) => ({
+            stale: r.stale > 0,
+            expired: r.expired > 0,
+            pendingForS: r.pendingExp > 0 ? Math.round((r.pendingExp - r.pendingAt) / 1000) : 0,
+          })
+          const shapes = {}
+          for (const role of ['old', 'new']) {
+            const i = inst(role)
+            const tag = (call) => `record-${call}-${mode}-${role}`
+            const route = (call, q) => `/api/${q}tag=${tag(call)}`
+            await revalidateOn(i, route('max', 'revalidate?profile=max&'), redis, tag('max'), {
+              mode: 'stale',
+              prefix,
+            })
+            await revalidateOn(i, route('expire', 'expire?'), redis, tag('expire'), {
+              mode: 'expire',
+              prefix,
+            })
+            await updateTagOn(i, tag('update'), tag('update'), prefix)
+            shapes[role] = {}
+            for (const call of ['max', 'expire', 'update'])
+              shapes[role][call] = shape(await tagRecord(redis, tag(call), { prefix }))
+          }
+          assert.deepEqual(
+            shapes.new,
+            shapes.old,
+            `Next ${NEW} and ${OLD} record the same calls differently`,
+          )
         }),
       )
 
