@@ -203,8 +203,10 @@ test-node-lts: pack ## the JS unit suite on the current Node.js LTS (24) too: pa
 test-package: setup pack ## the tarball as a user gets it: publint, attw, a fresh project importing every entry point (CJS, ESM, TypeScript), and one installed by pnpm
 	node tests/package/run.mjs
 
+# The mixed-release suite runs in test-compat-oldest, which builds the 16.0.0 copies it needs.
+E2E_MIXED := tests/e2e/mixed-releases.test.mjs
 test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance suite on a 3-master Redis Cluster
-	node --test --test-concurrency=1 tests/e2e/
+	node --test --test-concurrency=1 $(filter-out $(E2E_MIXED),$(wildcard tests/e2e/*.test.mjs))
 	E2E_REDIS_CLUSTER=1 node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
 
 # The e2e suites on other Next releases than the pinned one: each release's copy of the example
@@ -216,8 +218,12 @@ test-compat: pack ## the two-instance e2e suites, seed, tag pulls, own-read stam
 	status=0; node tests/compat/run.mjs || status=$$?; node scripts/compat-table.mjs; exit $$status
 
 COMPAT_OLDEST := 16.0.0
-test-compat-oldest: pack ## the same suites on the oldest supported Next release (16.0.0), beside the pinned one in test-e2e
-	COMPAT_TIMEOUT_MINUTES=$${COMPAT_TIMEOUT_MINUTES:-10} node tests/compat/run.mjs --releases $(COMPAT_OLDEST) --results target/compat/RESULTS-oldest.json
+# Then the mixed-release suite (16.0.0 and the pinned release in one fleet on one Redis), on the
+# builds the suites before it made: it pays no `next build` of its own. Both run even when the
+# first fails; the target fails when either did.
+test-compat-oldest: pack ## the same suites on the oldest supported Next release (16.0.0), beside the pinned one in test-e2e; then 16.0.0 and the pinned release in one fleet
+	status=0; COMPAT_TIMEOUT_MINUTES=$${COMPAT_TIMEOUT_MINUTES:-10} node tests/compat/run.mjs --releases $(COMPAT_OLDEST) --results target/compat/RESULTS-oldest.json || status=$$?; \
+	node --test --test-concurrency=1 --test-reporter=spec $(E2E_MIXED) || status=$$?; exit $$status
 
 # Valkey from bookworm-backports (scripts/setup.sh puts it under $(TOOLS)/valkey). REDIS_SERVER
 # and REDIS_CLI choose the binaries every test starts; REDIS_SERVER_NAME makes each start check

@@ -12,7 +12,8 @@
 //
 // E2E_NEXT_VERSION=<version>: every function here, and `appDir`, use that Next release's copy of
 // the example apps under target/next-releases/<version>/ instead (tests/support/next-release.mjs);
-// a caller passing examples/<app> gets the copy too.
+// a caller passing examples/<app> gets the copy too. exampleDir(name, version) names one
+// release's copy explicitly.
 import { spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -25,8 +26,11 @@ import { indent, stopChild, tailFile, trackChild, waitFor } from './util.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 // An example app by name ('next-app', 'next-incremental'): examples/<name>, or with
-// E2E_NEXT_VERSION set the release's copy of it.
-export const exampleDir = (name) => releaseAppDir(path.join(repoRoot, 'examples', name))
+// E2E_NEXT_VERSION set the release's copy of it. `release` names another release's copy (every
+// function here takes it as `appDir` and keeps it, whatever E2E_NEXT_VERSION says): a suite that
+// runs two releases side by side passes each its own.
+export const exampleDir = (name, release) =>
+  releaseAppDir(path.join(repoRoot, 'examples', name), release)
 // The default app; prepareApp/startInstance/startFleet take `appDir` for the others
 // (exampleDir('next-incremental') for the singular cacheHandler).
 export const appDir = exampleDir('next-app')

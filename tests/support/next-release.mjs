@@ -10,6 +10,10 @@
 // source keeps its mtime and prepareApp (tests/support/fleet.mjs) reuses the release's build:
 // one `next build` per release and app, rebuilt only when a source or the tarball changed.
 //
+// A suite that runs two releases at once (tests/e2e/mixed-releases.test.mjs) names the other one
+// itself: releaseAppDir(dir, version), or exampleDir(name, version) in fleet.mjs. Every copy is
+// kept current from what its directory says (releaseCopyOf), with or without the variable.
+//
 // Tests that check a behaviour a release cannot have skip with skipBefore()/skipFrom(), whose
 // message names the release and the reason.
 import fs from 'node:fs'
@@ -25,7 +29,8 @@ if (nextRelease && !/^16\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(nextRelease))
   throw new Error(`E2E_NEXT_VERSION=${nextRelease}: expected a Next 16 version such as 16.0.11`)
 
 /** Where a release's copies of the example apps are built (under the gitignored target/). */
-export const releaseRootOf = (version) => path.join(repoRoot, 'target', 'next-releases', version)
+const releasesDir = path.join(repoRoot, 'target', 'next-releases')
+export const releaseRootOf = (version) => path.join(releasesDir, version)
 
 /** The committed lockfile of one app at one release. */
 export const lockfileOf = (version, app) =>
@@ -53,25 +58,35 @@ const NOT_COPIED = new Set(['node_modules', ...BUILD_OUTPUTS, 'package.json', 'p
 const notCopied = (name) => NOT_COPIED.has(name) || name.endsWith('.tsbuildinfo')
 
 /**
- * The directory the suites use for an example app: with E2E_NEXT_VERSION set, an app under
- * examples/ maps to the release's copy; any other directory (and every one without the
- * variable) is returned as is.
+ * The directory the suites use for an example app: with a release (`version`, by default
+ * E2E_NEXT_VERSION), an app under examples/ maps to that release's copy; any other directory
+ * (and every one without a release) is returned as is, so a copy passed again stays itself.
  */
-export function releaseAppDir(dir) {
-  if (!nextRelease) return dir
+export function releaseAppDir(dir, version = nextRelease) {
+  if (!version) return dir
   const rel = path.relative(examplesDir, path.resolve(dir))
   if (!rel || rel.startsWith('..') || path.isAbsolute(rel) || rel.includes(path.sep)) return dir
-  return path.join(releaseRootOf(nextRelease), rel)
+  return path.join(releaseRootOf(version), rel)
+}
+
+/**
+ * The release and example app of a directory releaseAppDir returned for a release
+ * ({ version, source }), or null for any other directory.
+ */
+export function releaseCopyOf(dir) {
+  const rel = path.relative(releasesDir, path.resolve(dir))
+  if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) return null
+  const parts = rel.split(path.sep)
+  if (parts.length !== 2) return null
+  const [version, app] = parts
+  if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) return null
+  const source = path.join(examplesDir, app)
+  if (!fs.existsSync(path.join(source, 'package.json'))) return null
+  return { version, source }
 }
 
 /** The example app's source directory for a directory releaseAppDir returned, or null. */
-export function exampleSourceOf(dir) {
-  if (!nextRelease) return null
-  const root = releaseRootOf(nextRelease)
-  const rel = path.relative(root, path.resolve(dir))
-  if (!rel || rel.startsWith('..') || path.isAbsolute(rel) || rel.includes(path.sep)) return null
-  return path.join(examplesDir, rel)
-}
+export const exampleSourceOf = (dir) => releaseCopyOf(dir)?.source ?? null
 
 function writeIfChanged(file, bytes) {
   try {
@@ -120,23 +135,24 @@ export function releasePackageJson(source, version) {
  * Returns { dir, source, lockfileCreated }.
  */
 export async function syncReleaseApp(dir, { run, log = () => {} }) {
-  const source = exampleSourceOf(dir)
-  if (!source) throw new Error(`${dir} is not a copy of an example app`)
+  const copy = releaseCopyOf(dir)
+  if (!copy) throw new Error(`${dir} is not a copy of an example app`)
+  const { version, source } = copy
   const app = path.basename(source)
   mirror(source, dir)
-  writeIfChanged(path.join(dir, 'package.json'), releasePackageJson(source, nextRelease))
-  const lockfile = lockfileOf(nextRelease, app)
+  writeIfChanged(path.join(dir, 'package.json'), releasePackageJson(source, version))
+  const lockfile = lockfileOf(version, app)
   let lockfileCreated = false
   if (!fs.existsSync(lockfile)) {
     log(`no ${path.relative(repoRoot, lockfile)}: resolving one from the example's lockfile`)
     fs.copyFileSync(path.join(source, 'package-lock.json'), path.join(dir, 'package-lock.json'))
     await run('npm', ['install', '--package-lock-only', '--no-audit', '--no-fund'], {
       cwd: dir,
-      what: `npm install --package-lock-only (next@${nextRelease})`,
+      what: `npm install --package-lock-only (next@${version})`,
     })
     const lock = JSON.parse(fs.readFileSync(path.join(dir, 'package-lock.json'), 'utf8'))
     const got = lock.packages?.['node_modules/next']?.version
-    if (got !== nextRelease) throw new Error(`the resolved lockfile has next@${got}`)
+    if (got !== version) throw new Error(`the resolved lockfile has next@${got}`)
     fs.mkdirSync(path.dirname(lockfile), { recursive: true })
     fs.copyFileSync(path.join(dir, 'package-lock.json'), lockfile)
     lockfileCreated = true

@@ -57,3 +57,15 @@ export async function getSharedNested(): Promise<OriginData> {
   cacheLife({ stale: 300, revalidate: 900, expire: 86400 })
   return await getShared()
 }
+
+// The same list with a tag the page names (?tag=), for tags outside ASCII: Next from 16.2.7
+// stores and revalidates them percent-encoded, earlier releases raw
+// (tests/e2e/mixed-releases.test.mjs runs both on one Redis).
+export async function getTagged(tag: string, list: string): Promise<OriginData> {
+  'use cache'
+  cacheTag(tag)
+  const data = await readOrigin(`tagged-${list}`)
+  if (data.error) cacheLife('seconds')
+  else cacheLife({ stale: 300, revalidate: 3600, expire: 86400 })
+  return data
+}

@@ -14,6 +14,17 @@ export function generateStaticParams(): { id: string }[] {
 
 export default async function ItemPage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = await params
-  const name = /^[a-z0-9-]{1,40}$/.test(id) ? `item-${id}` : 'item-invalid'
+  // Letters outside ASCII too (the end-to-end tests revalidate such a path:
+  // tests/e2e/mixed-releases.test.mjs); Next hands the segment over percent-encoded.
+  const decoded = decodeSegment(id)
+  const name = /^[\p{Ll}\p{Nd}-]{1,40}$/u.test(decoded) ? `item-${decoded}` : 'item-invalid'
   return <DataView data={await readOrigin(name)} />
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
 }
