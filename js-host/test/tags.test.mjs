@@ -199,6 +199,24 @@ describe('tags as Next produces them', () => {
     await b.updateTags(['a\0b'])
     await a.refreshTags()
     assert.ok(await a.get('k-nul-a', []), 'a revalidation of a\\0b reached the tag a')
+    // A fetch entry: its tags on the write, and on the read (Next's ctx.tags), raw.
+    const [A, B] = [incremental(), incremental()]
+    const fetchTags = ['a\0b']
+    const getCtx = { kind: 'FETCH', revalidate: 60, tags: fetchTags, softTags: [] }
+    const value = {
+      kind: 'FETCH',
+      data: { headers: {}, body: '', url: 'https://origin.test/nul', status: 200 },
+      tags: fetchTags,
+      revalidate: 60,
+    }
+    await A().set('nul-fetch', value, { fetchCache: true, tags: fetchTags, fetchIdx: 0 })
+    assert.ok((await B().get('nul-fetch', getCtx))?.value, 'fetch entry stored and read')
+    await B().revalidateTag('a%00b')
+    assert.equal(
+      await A().get('nul-fetch', getCtx),
+      null,
+      'fetch entry: a\\0b not reached by a%00b',
+    )
   })
 
   // Next takes the empty tag too (cacheTag(''), revalidateTag('')); joined alone it reads as
