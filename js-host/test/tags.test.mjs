@@ -154,8 +154,8 @@ describe('tags as Next produces them', () => {
     await a.refreshTags()
     assert.equal(await a.get(key, []), undefined, `${entryForm} not reached by ${revalidatedForm}`)
     assert.ok((await a.getExpiration([entryForm])) > 0, 'getExpiration in the entry’s form')
-    // The same for the singular handler's pages, tagged through x-next-cache-tags (an empty
-    // header is no tag: the empty tag rides with another one).
+    // The same for the singular handler's pages, tagged through x-next-cache-tags (Next writes
+    // no header for tags joining to '': the empty tag rides with another one).
     const [A, B] = [incremental(), incremental()]
     await A().set(`/${key}`, page(entryForm === '' ? ['', 'other'] : [entryForm]), setCtx)
     assert.ok(await B().get(`/${key}`, pageCtx), 'page stored and read')
