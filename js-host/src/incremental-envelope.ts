@@ -3,6 +3,7 @@
  * `fleetcache/incremental`'s `set` stores, and `fleetcache seed`, which chooses the time itself
  * (docs/decisions/0023).
  */
+import { joinTags } from './argv'
 import type { CacheControl } from './incremental-handler'
 import { encodeValue, headerTags, type IncrementalValue } from './value-codec'
 import { wasm } from './wasm'
@@ -109,7 +110,7 @@ export function encodeIncrementalEnvelope(
       v.kind,
       v.flags,
       v.segments,
-      v.tags.join('\0'),
+      joinTags(v.tags),
       v.revalidate,
       v.expire,
       Uint32Array.from(v.parts, (p) => p.byteLength),

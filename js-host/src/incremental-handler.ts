@@ -6,6 +6,7 @@ import {
   type FleetcacheOptions,
   type ResolvedOptions,
 } from './config'
+import { joinTags } from './argv'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
 import {
@@ -329,7 +330,7 @@ class IncrementalCore {
       const consumer = readConsumer()
       const call = own === undefined ? undefined : callOf(ctx)
       const isFetch = ctx.kind === 'FETCH'
-      const soft = isFetch ? uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])]).join('\0') : ''
+      const soft = isFetch ? joinTags(uniq([...(ctx.tags ?? []), ...(ctx.softTags ?? [])])) : ''
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
       const t = now()
@@ -520,7 +521,7 @@ class IncrementalCore {
         v.kind,
         v.flags,
         v.segments,
-        v.tags.join('\0'),
+        joinTags(v.tags),
         v.revalidate,
         v.expire,
         Uint32Array.from(v.parts, (p) => p.byteLength),
@@ -552,7 +553,7 @@ class IncrementalCore {
       // synchronous loop; when fleetcache's use-cache handler has just recorded it in this run,
       // it is already on its way to Redis (docs/decisions/0005). Once: another report of the
       // same tags, or one in another run, is another revalidation.
-      if (engine.revalidationRecorded(list.join('\0'), mode, expire, t, currentTurn())) {
+      if (engine.revalidationRecorded(joinTags(list), mode, expire, t, currentTurn())) {
         log.debug(`inc revalidateTag ${list.join(',')}: already recorded by updateTags`)
         return
       }

@@ -6,7 +6,7 @@
  */
 import type { Logger } from './log.js'
 import { describe, isFailedProbe } from './log.js'
-import { splitArgv } from './argv.js'
+import { joinTags, splitArgv } from './argv.js'
 import { revalidated } from './packed.js'
 
 /**
@@ -663,7 +663,7 @@ export class TagSync {
     const expireNow =
       durations === undefined || (durations.expire !== undefined && durations.expire <= 0)
     const expire = durations?.expire ?? Number.NaN
-    const joined = tags.join('\0')
+    const joined = joinTags(tags)
     const what = `${shortList(tags)} (${
       expireNow
         ? 'expire now'

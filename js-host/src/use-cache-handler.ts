@@ -1,5 +1,6 @@
 import { currentTurn, now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
+import { joinTags } from './argv'
 import { describe } from './log'
 import { runtimeFor, type Runtime } from './runtime'
 import {
@@ -164,7 +165,7 @@ class UseCacheHandler implements CacheHandler {
     try {
       // Before any await: Next calls this inside the consumer's work-unit store. Throws
       // ERR_KEY_ILL_FORMED for a key with a lone surrogate: a miss and a log line.
-      const soft = softTags.join('\0')
+      const soft = joinTags(softTags)
       const known = this.machines.remembered(cacheKey)
       const t = now()
       const redis = this.rt.transport !== undefined
@@ -333,7 +334,7 @@ class UseCacheHandler implements CacheHandler {
           engine,
           this.iface,
           cacheKey,
-          entry.tags.join('\0'),
+          joinTags(entry.tags),
           entry.timestamp,
           entry.revalidate,
           entry.expire,
@@ -376,7 +377,7 @@ class UseCacheHandler implements CacheHandler {
   getExpiration(tags: string[]): Promise<number> {
     const t = now()
     try {
-      return Promise.resolve(this.rt.engine.getExpiration(tags.join('\0'), t))
+      return Promise.resolve(this.rt.engine.getExpiration(joinTags(tags), t))
     } catch (err) {
       // Nothing can be judged (a failed engine): as if the tags were revalidated now, so Next
       // discards what its own layers hold for them rather than serve it unjudged.

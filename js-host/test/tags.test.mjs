@@ -154,9 +154,10 @@ describe('tags as Next produces them', () => {
     await a.refreshTags()
     assert.equal(await a.get(key, []), undefined, `${entryForm} not reached by ${revalidatedForm}`)
     assert.ok((await a.getExpiration([entryForm])) > 0, 'getExpiration in the entry’s form')
-    // The same for the singular handler's pages, tagged through x-next-cache-tags.
+    // The same for the singular handler's pages, tagged through x-next-cache-tags (Next writes
+    // no header for tags joining to '': the empty tag rides with another one).
     const [A, B] = [incremental(), incremental()]
-    await A().set(`/${key}`, page([entryForm]), setCtx)
+    await A().set(`/${key}`, page(entryForm === '' ? ['', 'other'] : [entryForm]), setCtx)
     assert.ok(await B().get(`/${key}`, pageCtx), 'page stored and read')
     await B().revalidateTag(revalidatedForm)
     assert.equal(await A().get(`/${key}`, pageCtx), null, `page: ${entryForm} not reached`)
@@ -179,6 +180,56 @@ describe('tags as Next produces them', () => {
         [tag, encode(tag)],
       ])
         await crosses(entryForm, revalidatedForm)
+  })
+
+  // Next before 16.2.7 passes tags raw, NUL included (validateTags checks only type and
+  // length); later releases send it as %00. The engine takes lists NUL-joined.
+  test('a tag with NUL is one tag, raw or as %00, never split at the NUL', async () => {
+    for (const [entryForm, revalidatedForm] of [
+      ['a\0b', 'a\0b'],
+      ['a\0b', 'a%00b'],
+      ['a%00b', 'a\0b'],
+      ['\0', '%00'],
+      ['%00', '\0'],
+    ])
+      await crosses(entryForm, revalidatedForm)
+    // Not two tags either: revalidating a\0b leaves what is tagged a alone.
+    const [a, b] = [useCache(), useCache()]
+    await a.set('k-nul-a', Promise.resolve(useCacheEntry('a', { tags: ['a'] })))
+    await b.updateTags(['a\0b'])
+    await a.refreshTags()
+    assert.ok(await a.get('k-nul-a', []), 'a revalidation of a\\0b reached the tag a')
+    // A fetch entry: its tags on the write, and on the read (Next's ctx.tags), raw.
+    const [A, B] = [incremental(), incremental()]
+    const fetchTags = ['a\0b']
+    const getCtx = { kind: 'FETCH', revalidate: 60, tags: fetchTags, softTags: [] }
+    const value = {
+      kind: 'FETCH',
+      data: { headers: {}, body: '', url: 'https://origin.test/nul', status: 200 },
+      tags: fetchTags,
+      revalidate: 60,
+    }
+    await A().set('nul-fetch', value, { fetchCache: true, tags: fetchTags, fetchIdx: 0 })
+    assert.ok((await B().get('nul-fetch', getCtx))?.value, 'fetch entry stored and read')
+    await B().revalidateTag('a%00b')
+    assert.equal(
+      await A().get('nul-fetch', getCtx),
+      null,
+      'fetch entry: a\\0b not reached by a%00b',
+    )
+  })
+
+  // Next takes the empty tag too (cacheTag(''), revalidateTag('')); joined alone it reads as
+  // no tag at all.
+  test('the empty tag is a tag: an entry carrying it is reached by its revalidation', async () => {
+    await crosses('', '')
+    const [a, b] = [useCache(), useCache()]
+    await a.set('k-empty-alone', Promise.resolve(useCacheEntry('e', { tags: [''] })))
+    await b.refreshTags()
+    assert.ok(await b.get('k-empty-alone', []), 'stored and read')
+    await b.updateTags([''])
+    await a.refreshTags()
+    assert.equal(await a.get('k-empty-alone', []), undefined, 'the empty tag alone not reached')
   })
 
   test('a tag past the byte limit is dropped with one line; the entry and the revalidation go on', async () => {

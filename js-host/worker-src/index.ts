@@ -24,6 +24,7 @@ import {
   Served,
   WriteMachine,
 } from '../wasm/web/fleetcache_wasm.js'
+import { joinTags } from './argv.js'
 import { BreakerLog, FailedProbeError, type BreakerChange } from './breaker-log.js'
 import { inflateStored, streamCodecs } from './compression.js'
 import { describe, prefixed, type Logger } from './log.js'
@@ -492,7 +493,7 @@ export class WorkerCache {
     try {
       // No work-unit store here: the answer goes to the response, so a stale entry is served.
       // No write in flight either (`set` awaits its own): the machine does not ask for one.
-      const soft = softTags.join('\0')
+      const soft = joinTags(softTags)
       const machine = this.machines.open(
         cacheKey,
         () =>
@@ -566,7 +567,7 @@ export class WorkerCache {
         engine,
         this.iface,
         cacheKey,
-        entry.tags.join('\0'),
+        joinTags(entry.tags),
         entry.timestamp,
         entry.revalidate,
         entry.expire,
@@ -628,7 +629,7 @@ export class WorkerCache {
     this.drawSeed()
     const now = this.now()
     try {
-      return Promise.resolve(this.engine.getExpiration(tags.join('\0'), now))
+      return Promise.resolve(this.engine.getExpiration(joinTags(tags), now))
     } catch (err) {
       this.report(`getExpiration failed, answered as revalidated now: ${describe(err)}`)
       return Promise.resolve(now)

@@ -1,5 +1,7 @@
 //! Lists of strings cross the boundary as one NUL-joined string: one copy instead of one per
-//! element. Next never produces NUL inside tags (they are validated as printable text).
+//! element. A tag may hold a NUL (Next checks only its type and length): the host sends it as
+//! `%00`, its canonical form, and the empty tag alone as two empty items (`joinTags`,
+//! js-host/src/argv.ts).
 
 /// The separator between items of a joined list.
 pub(crate) const SEP: char = '\0';

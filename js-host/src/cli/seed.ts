@@ -19,7 +19,7 @@
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 
-import { splitArgv } from '../argv'
+import { joinTags, splitArgv } from '../argv'
 import { now } from '../clock'
 import type { FleetcacheOptions } from '../config'
 import { resolveOptions } from '../config'
@@ -353,7 +353,7 @@ export async function seed(
       }
       const tags = headerTags(s.value)
       const t = now()
-      if (engine.tagFreshness(tags.join('\0'), s.builtAt, t) !== tools().Freshness.Fresh) {
+      if (engine.tagFreshness(joinTags(tags), s.builtAt, t) !== tools().Freshness.Fresh) {
         outdated.push(s.route)
         continue
       }
