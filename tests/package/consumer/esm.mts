@@ -17,6 +17,12 @@ export const handler: CacheHandler = useCache
 export const made: CacheHandler = createUseCacheHandler({ prefix: 'shop' })
 export const IncrementalClass: IncrementalCacheHandlerClass = Incremental
 export const next: { cacheMaxMemorySize?: number } = withFleetcache({ cacheMaxMemorySize: 0 })
+// next.config.ts as the README writes it: the app's own settings inline, whatever their keys,
+// kept in the result's type; a fleetcache setting of the wrong type is still refused.
+export const inline = withFleetcache({ cacheComponents: true, output: 'standalone', images: {} })
+export const kept: boolean = inline.cacheComponents
+// @ts-expect-error cacheHandler is a module path
+export const wrong = withFleetcache({ cacheHandler: 5 })
 export const current: FleetcacheStats | undefined = stats()
 export const module: WebAssembly.Module = wasm
 export const cache: WorkerCache = createCache({ module: wasm, prefix: 'edge' })
