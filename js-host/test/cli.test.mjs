@@ -82,6 +82,16 @@ describe('fleetcache CLI flags', () => {
     )
   })
 
+  // A mistyped command is named as such before anything needs Redis: without a URL it was
+  // reported as "no Redis URL", and with one the CLI connected first.
+  test('an unknown command is a usage error (exit 2) that names it, with or without Redis', async () => {
+    for (const args of [['stat'], ['stat', '--redis', 'redis://127.0.0.1:1']]) {
+      const r = await cli(args)
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /^fleetcache: unknown command "stat"\n/)
+    }
+  })
+
   test('an unknown flag is a usage error (exit 2)', async () => {
     const r = await cli(['--no-such-flag'])
     assert.equal(r.code, 2)

@@ -69,6 +69,8 @@ FLEETCACHE_REDIS_KEY_FILE (docs/configuration.md).
 
 class UsageError extends Error {}
 
+const COMMANDS = new Set(['stats', 'tags', 'inspect', 'purge', 'seed'])
+
 /** The installed package's version: dist/cli/main.js sits two levels below its package.json. */
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
@@ -123,6 +125,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE)
     return command === undefined && !values.help ? 2 : 0
   }
+  // Before the Redis URL is looked for or a connection opened: a mistyped command is named as
+  // such, not reported as a missing URL or a refused connection.
+  if (!COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`)
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
   // logs its start line through console.log, which goes to stderr here like the progress, or
   // nowhere with --quiet. Its warnings and errors (console.warn, console.error) stay.
