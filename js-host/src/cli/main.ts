@@ -43,7 +43,8 @@ const USAGE = `fleetcache <command> [options]
 
 Commands:
   stats                         keys and bytes per deployment and interface, tags, leases
-  tags [--limit N]              the newest revalidations from the tag log (default 20)
+  tags [--limit N]              the most recently revalidated tags, each with its last
+                                revalidation (default 20)
   inspect <redis-key>           decode one stored entry and judge it against the live tag state
   inspect --cache-key K --deployment D [--interface inc|<cacheHandlers name>|uc-<name>]
                                 (default inc, the singular handler; a handler named inc: uc-inc)
