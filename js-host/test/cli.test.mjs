@@ -92,6 +92,18 @@ describe('fleetcache CLI flags', () => {
     }
   })
 
+  // `next start` takes REDIS_URL from the app's .env files (Next loads them into the server's
+  // environment), the CLI does not: its message says so, or "set REDIS_URL" reads as wrong to
+  // someone whose .env sets it.
+  test('without a Redis URL, the usage error says the CLI reads no .env file', async () => {
+    const r = await cli(['stats'])
+    assert.equal(r.code, 2)
+    assert.match(
+      r.stderr,
+      /^fleetcache: no Redis URL: pass --redis, or set REDIS_URL in the CLI's environment \(it does not read \.env files as next start does\)\n/,
+    )
+  })
+
   test('an unknown flag is a usage error (exit 2)', async () => {
     const r = await cli(['--no-such-flag'])
     assert.equal(r.code, 2)

@@ -135,7 +135,13 @@ async function main(argv: string[]): Promise<number> {
   console.log = values.quiet ? () => undefined : console.error
   const env = process.env
   const redisUrl = values.redis ?? (env.FLEETCACHE_REDIS_URL || env.REDIS_URL)
-  if (!redisUrl) throw new UsageError('no Redis URL: pass --redis or set REDIS_URL')
+  // `next start` also takes REDIS_URL from the app's .env files; this command does not, and
+  // someone whose .env sets it needs to hear why it is not found.
+  if (!redisUrl) {
+    throw new UsageError(
+      "no Redis URL: pass --redis, or set REDIS_URL in the CLI's environment (it does not read .env files as next start does)",
+    )
+  }
   // The server's check and words: node-redis's own refusal of `localhost:6379` ("Protocol -
   // localhost: - is not a valid Redis protocol") does not say what to write instead.
   const urlSource =
