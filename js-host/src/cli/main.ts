@@ -30,7 +30,8 @@ import { distDirOf, seed } from './seed'
 
 /**
  * The `--interface` option: `inc` (the default) is the singular handler and a key segment
- * (`uc-<name>`) is read as in Redis keys; anything else is a `cacheHandlers` name.
+ * (`uc-<name>`) is read as in Redis keys; anything else is a handler's `name` (that of
+ * `fleetcache/use-cache` is `default`, whatever `cacheHandlers` key Next loads it under).
  */
 function cliInterface(value: string | undefined): Interface {
   if (value === undefined || value === 'inc' || value.startsWith('uc-')) {
@@ -46,8 +47,10 @@ Commands:
   tags [--limit N]              the most recently revalidated tags, each with its last
                                 revalidation (default 20)
   inspect <redis-key>           decode one stored entry and judge it against the live tag state
-  inspect --cache-key K --deployment D [--interface inc|<cacheHandlers name>|uc-<name>]
-                                (default inc, the singular handler; a handler named inc: uc-inc)
+  inspect --cache-key K --deployment D [--interface inc|<handler name>|uc-<name>]
+                                (default inc, the singular handler; 'use cache' entries of
+                                fleetcache/use-cache, remote and named ones too: default;
+                                a handler named inc: uc-inc)
   purge --deployment <id>       delete one deployment's entries (SCAN + UNLINK, batched)
         [--dry-run] [--batch N]
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
