@@ -164,3 +164,19 @@ export function buildId(cwd: string, env: Env): string | undefined {
     return undefined
   }
 }
+
+/**
+ * The `deploymentId` the config of the build in `dir` set, from its
+ * `required-server-files.json`; undefined when it set none or the file is missing or unreadable.
+ * A server of that build takes it as its namespace (Next sets `NEXT_DEPLOYMENT_ID` from it when it
+ * constructs the server), so `fleetcache seed` must write there rather than under the build id.
+ */
+export function configuredDeploymentIdIn(dir: string): string | undefined {
+  try {
+    const config = configIn(dir) as { deploymentId?: unknown } | undefined
+    const id = config?.deploymentId
+    return typeof id === 'string' && id !== '' ? id : undefined
+  } catch {
+    return undefined
+  }
+}

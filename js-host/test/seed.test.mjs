@@ -354,6 +354,30 @@ describe('fleetcache seed', () => {
     )
   })
 
+  // `deploymentId` in next.config is the server's namespace (Next sets NEXT_DEPLOYMENT_ID from
+  // it when it constructs its server, unless the environment has one), and not the build id: a
+  // seed that took BUILD_ID wrote where no server of that build reads (seen on Next 16.5.0).
+  test('a build whose config set deploymentId is seeded under it, as its servers read', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    fs.writeFileSync(file, JSON.stringify({ version: 1, config: { deploymentId: 'v42' } }))
+    try {
+      const line = async (env) =>
+        (await runSeed([], env)).stderr.split('\n').find((l) => l.includes('] namespace '))
+      assert.match(
+        await line(),
+        new RegExp(`namespace ${PREFIX}:v42 \\(deployment from deploymentId in ${escape(file)}\\)`),
+      )
+      // The environment's NEXT_DEPLOYMENT_ID wins over the config, as Next's own config load has it.
+      assert.match(
+        await line({ NEXT_DEPLOYMENT_ID: 'n7' }),
+        /:n7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
+      )
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  })
+
   test('--quiet leaves stderr to errors: no namespace line, no progress, no timing line', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const seedArgs = ['seed', dist, '--deployment', DEPLOYMENT]

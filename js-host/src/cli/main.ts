@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
+import { configuredDeploymentIdIn } from '../next-build-files'
 import { checkUrl } from '../option-checks'
 import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
@@ -54,7 +55,8 @@ Commands:
   purge --deployment <id>       delete one deployment's entries (SCAN + UNLINK, batched)
         [--dry-run] [--batch N]
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
-        [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, BUILD_ID)
+        [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the
+                                build's next.config deploymentId, BUILD_ID)
 
 Options:
   --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL); with
@@ -229,6 +231,9 @@ async function main(argv: string[]): Promise<number> {
         const dir = rest[0]
         if (dir === undefined) throw new UsageError('seed needs the .next directory')
         const distDir = distDirOf(dir)
+        // The order a server of this build takes: Next's config load puts an exported
+        // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
+        const configured = configuredDeploymentIdIn(distDir)
         // With where it came from, for the namespace line, as the handlers' start line has it.
         const [deploymentId, deploymentSource]: [string, string] =
           values.deployment !== undefined
@@ -237,10 +242,12 @@ async function main(argv: string[]): Promise<number> {
               ? [env.FLEETCACHE_DEPLOYMENT_ID, 'FLEETCACHE_DEPLOYMENT_ID']
               : env.NEXT_DEPLOYMENT_ID
                 ? [env.NEXT_DEPLOYMENT_ID, 'NEXT_DEPLOYMENT_ID']
-                : [
-                    readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
-                    join(distDir, 'BUILD_ID'),
-                  ]
+                : configured !== undefined
+                  ? [configured, `deploymentId in ${join(distDir, 'required-server-files.json')}`]
+                  : [
+                      readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
+                      join(distDir, 'BUILD_ID'),
+                    ]
         const r = await seed(
           distDir,
           { redisUrl, prefix, deploymentId, cluster: conn.cluster === true, ...transport },
