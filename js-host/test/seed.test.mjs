@@ -378,6 +378,20 @@ describe('fleetcache seed', () => {
     }
   })
 
+  // An app built with a custom distDir has no .next: the seed said only
+  // "fleetcache: ENOENT: ENOENT: no such file or directory, open 'BUILD_ID'".
+  test('a directory that holds no build is a usage error naming it and what to pass', async () => {
+    const empty = fs.mkdtempSync(path.join(logDir, 'app-'))
+    const r = await cli(['seed', empty])
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^fleetcache: seed: no Next.js build in ${escape(empty)}: neither it nor its \\.next holds a BUILD_ID \\(with a custom distDir, pass that directory\\)\\n`,
+      ),
+    )
+  })
+
   test('--quiet leaves stderr to errors: no namespace line, no progress, no timing line', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const seedArgs = ['seed', dist, '--deployment', DEPLOYMENT]
@@ -400,9 +414,9 @@ describe('fleetcache seed', () => {
     assert.equal(purged.code, 0, purged.stderr)
     assert.equal(purged.stderr, '')
     assert.match(purged.stdout, new RegExp(`^deleted 1 keys? of deployment ${DEPLOYMENT}\n$`))
-    // An error still reaches stderr.
+    // An error still reaches stderr (a directory with no build is a usage error).
     const failed = await cli(['seed', path.join(logDir, 'no-such-dir'), '--quiet'])
-    assert.equal(failed.code, 1)
+    assert.equal(failed.code, 2)
     assert.match(failed.stderr, /^fleetcache: .*no-such-dir/)
   })
 

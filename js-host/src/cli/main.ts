@@ -6,7 +6,7 @@
 // First: the CLI runs on the tools module, asked for before anything loads ../wasm.
 import './use-tools'
 
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
@@ -231,6 +231,12 @@ async function main(argv: string[]): Promise<number> {
         const dir = rest[0]
         if (dir === undefined) throw new UsageError('seed needs the .next directory')
         const distDir = distDirOf(dir)
+        // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
+        if (!existsSync(join(distDir, 'BUILD_ID'))) {
+          throw new UsageError(
+            `seed: no Next.js build in ${dir}: neither it nor its .next holds a BUILD_ID (with a custom distDir, pass that directory)`,
+          )
+        }
         // The order a server of this build takes: Next's config load puts an exported
         // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
         const configured = configuredDeploymentIdIn(distDir)
