@@ -23,6 +23,10 @@ export const inline = withFleetcache({ cacheComponents: true, output: 'standalon
 export const kept: boolean = inline.cacheComponents
 // @ts-expect-error cacheHandler is a module path
 export const wrong = withFleetcache({ cacheHandler: 5 })
+// No config at all: the result still has the keys fleetcache sets.
+export const bare: string | undefined = withFleetcache().cacheHandler
+// @ts-expect-error cacheHandlers maps names to module paths
+export const wrongHandlers = withFleetcache({ cacheHandlers: 42 })
 export const current: FleetcacheStats | undefined = stats()
 export const module: WebAssembly.Module = wasm
 export const cache: WorkerCache = createCache({ module: wasm, prefix: 'edge' })
