@@ -180,3 +180,19 @@ export function configuredDeploymentIdIn(dir: string): string | undefined {
     return undefined
   }
 }
+
+/**
+ * Whether the config of the build in `dir` set `experimental.useSkewCookie`, from its
+ * `required-server-files.json`; false when the file is missing or unreadable. A server of that
+ * build sets `NEXT_DEPLOYMENT_ID` to '' before it loads the handlers, whatever the config's
+ * `deploymentId` or the environment held (`base-server.js`, read in 16.4.6 and 16.5.0), so its
+ * namespace is the build id (or `FLEETCACHE_DEPLOYMENT_ID`, which Next does not touch).
+ */
+export function skewCookieIn(dir: string): boolean {
+  try {
+    const config = configIn(dir) as { experimental?: { useSkewCookie?: unknown } } | null
+    return config?.experimental?.useSkewCookie === true
+  } catch {
+    return false
+  }
+}

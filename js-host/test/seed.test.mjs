@@ -392,6 +392,37 @@ describe('fleetcache seed', () => {
     )
   })
 
+  // With experimental.useSkewCookie, Next's server sets NEXT_DEPLOYMENT_ID to '' whatever the
+  // config or the environment held, before it loads the handlers (base-server.js; read in 16.4.6
+  // and 16.5.0, 16.0.0 has no such option): its namespace is the build id, so the seed's must be.
+  test('a build with useSkewCookie is seeded under its build id, as its servers read', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        version: 1,
+        config: { deploymentId: 'v42', experimental: { useSkewCookie: true } },
+      }),
+    )
+    try {
+      const line = async (env) =>
+        (await runSeed([], env)).stderr.split('\n').find((l) => l.includes('] namespace '))
+      const fromBuildId = new RegExp(
+        `namespace ${PREFIX}:b1 \\(deployment from ${escape(path.join(dist, 'BUILD_ID'))}\\)`,
+      )
+      assert.match(await line(), fromBuildId)
+      assert.match(await line({ NEXT_DEPLOYMENT_ID: 'n7' }), fromBuildId)
+      // FLEETCACHE_DEPLOYMENT_ID is fleetcache's own: Next does not touch it.
+      assert.match(
+        await line({ FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
+        /:f3 \(deployment from FLEETCACHE_DEPLOYMENT_ID\)/,
+      )
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  })
+
   test('--quiet leaves stderr to errors: no namespace line, no progress, no timing line', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const seedArgs = ['seed', dist, '--deployment', DEPLOYMENT]

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
-import { configuredDeploymentIdIn } from '../next-build-files'
+import { configuredDeploymentIdIn, skewCookieIn } from '../next-build-files'
 import { checkUrl } from '../option-checks'
 import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
@@ -56,7 +56,8 @@ Commands:
         [--dry-run] [--batch N]
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
         [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the
-                                build's next.config deploymentId, BUILD_ID)
+                                build's next.config deploymentId, BUILD_ID; with
+                                useSkewCookie, FLEETCACHE_DEPLOYMENT_ID, BUILD_ID)
 
 Options:
   --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL); with
@@ -240,15 +241,18 @@ async function main(argv: string[]): Promise<number> {
         // The order a server of this build takes: Next's config load puts an exported
         // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
         const configured = configuredDeploymentIdIn(distDir)
+        // Unless the build set useSkewCookie: its server then empties NEXT_DEPLOYMENT_ID, and
+        // neither the variable nor the config's deploymentId reaches the handlers.
+        const skewCookie = skewCookieIn(distDir)
         // With where it came from, for the namespace line, as the handlers' start line has it.
         const [deploymentId, deploymentSource]: [string, string] =
           values.deployment !== undefined
             ? [values.deployment, '--deployment']
             : env.FLEETCACHE_DEPLOYMENT_ID
               ? [env.FLEETCACHE_DEPLOYMENT_ID, 'FLEETCACHE_DEPLOYMENT_ID']
-              : env.NEXT_DEPLOYMENT_ID
+              : env.NEXT_DEPLOYMENT_ID && !skewCookie
                 ? [env.NEXT_DEPLOYMENT_ID, 'NEXT_DEPLOYMENT_ID']
-                : configured !== undefined
+                : configured !== undefined && !skewCookie
                   ? [configured, `deploymentId in ${join(distDir, 'required-server-files.json')}`]
                   : [
                       readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
