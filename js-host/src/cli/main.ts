@@ -135,6 +135,34 @@ async function main(argv: string[]): Promise<number> {
   // Before the Redis URL is looked for or a connection opened: a mistyped command is named as
   // such, not reported as a missing URL or a refused connection.
   if (!COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`)
+  // The command's own arguments too, for the same reason: a `seed` of a directory without a
+  // build was reported as a missing URL, or as a refused connection (exit 1, not 2).
+  const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
+  const limit = positiveInt('limit', values.limit, 20)
+  const batch = positiveInt('batch', values.batch, 500)
+  if (command === 'purge' && values.deployment === undefined) {
+    throw new UsageError('purge needs --deployment <id>')
+  }
+  if (command === 'inspect') {
+    if (values['cache-key'] !== undefined && values.deployment === undefined) {
+      throw new UsageError('inspect --cache-key needs --deployment')
+    }
+    if (values['cache-key'] === undefined && rest[0] === undefined) {
+      throw new UsageError('inspect needs a Redis key or --cache-key')
+    }
+  }
+  let distDir = ''
+  if (command === 'seed') {
+    const dir = rest[0]
+    if (dir === undefined) throw new UsageError('seed needs the .next directory')
+    distDir = distDirOf(dir)
+    // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
+    if (!existsSync(join(distDir, 'BUILD_ID'))) {
+      throw new UsageError(
+        `seed: no Next.js build in ${dir}: neither it nor its .next holds a BUILD_ID (with a custom distDir, pass that directory)`,
+      )
+    }
+  }
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
   // logs its start line through console.log, which goes to stderr here like the progress, or
   // nowhere with --quiet. Its warnings and errors (console.warn, console.error) stay.
@@ -162,7 +190,6 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError((err as Error).message)
   }
   const prefix = values.prefix ?? (env.FLEETCACHE_PREFIX || 'fleetcache')
-  const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
   const progress = new Progress(values.quiet || values.json)
   const out = (text: string, json: unknown): void => {
     process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`)
@@ -179,7 +206,7 @@ async function main(argv: string[]): Promise<number> {
         return 0
       }
       case 'tags': {
-        const list = await recentTags(conn, prefix, positiveInt('limit', values.limit, 20))
+        const list = await recentTags(conn, prefix, limit)
         out(formatTags(list), list)
         return 0
       }
@@ -214,7 +241,7 @@ async function main(argv: string[]): Promise<number> {
           conn,
           prefix,
           deployment,
-          { maxKeys, batch: positiveInt('batch', values.batch, 500), dryRun },
+          { maxKeys, batch, dryRun },
           progress,
         )
         progress.done(
@@ -229,15 +256,6 @@ async function main(argv: string[]): Promise<number> {
         return 0
       }
       case 'seed': {
-        const dir = rest[0]
-        if (dir === undefined) throw new UsageError('seed needs the .next directory')
-        const distDir = distDirOf(dir)
-        // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
-        if (!existsSync(join(distDir, 'BUILD_ID'))) {
-          throw new UsageError(
-            `seed: no Next.js build in ${dir}: neither it nor its .next holds a BUILD_ID (with a custom distDir, pass that directory)`,
-          )
-        }
         // The order a server of this build takes: Next's config load puts an exported
         // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
         const configured = configuredDeploymentIdIn(distDir)
