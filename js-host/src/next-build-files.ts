@@ -164,3 +164,35 @@ export function buildId(cwd: string, env: Env): string | undefined {
     return undefined
   }
 }
+
+/**
+ * The `deploymentId` the config of the build in `dir` set, from its
+ * `required-server-files.json`; undefined when it set none or the file is missing or unreadable.
+ * A server of that build takes it as its namespace (Next sets `NEXT_DEPLOYMENT_ID` from it when it
+ * constructs the server), so `fleetcache seed` must write there rather than under the build id.
+ */
+export function configuredDeploymentIdIn(dir: string): string | undefined {
+  try {
+    const config = configIn(dir) as { deploymentId?: unknown } | undefined
+    const id = config?.deploymentId
+    return typeof id === 'string' && id !== '' ? id : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether the config of the build in `dir` set `experimental.useSkewCookie`, from its
+ * `required-server-files.json`; false when the file is missing or unreadable. A server of that
+ * build sets `NEXT_DEPLOYMENT_ID` to '' before it loads the handlers, whatever the config's
+ * `deploymentId` or the environment held (`base-server.js`, read in 16.4.6 and 16.5.0), so its
+ * namespace is the build id (or `FLEETCACHE_DEPLOYMENT_ID`, which Next does not touch).
+ */
+export function skewCookieIn(dir: string): boolean {
+  try {
+    const config = configIn(dir) as { experimental?: { useSkewCookie?: unknown } } | null
+    return config?.experimental?.useSkewCookie === true
+  } catch {
+    return false
+  }
+}

@@ -52,9 +52,17 @@ function entry(subpath: string): string {
   return require.resolve(`${PACKAGE}/${subpath}`)
 }
 
+// `T & NextConfigLike`, not `T extends NextConfigLike`: an object literal whose keys are
+// Next's own (`withFleetcache({ cacheComponents: true })` in next.config.ts) would fail the
+// constraint, and TypeScript would then check it against NextConfigLike alone and refuse
+// every key that type does not name. The intersection keeps the literal's own keys in T and
+// still refuses a wrong type for a key fleetcache sets. Next's own keys are not checked this
+// way (the package cannot name Next's types): `satisfies NextConfig` does that. The default
+// type argument is for `withFleetcache()`, which infers nothing: its result is then a
+// NextConfigLike, not a bare `object`.
 /** A copy of `config` with fleetcache's handlers set; the caller's object is not modified. */
-export function withFleetcache<T extends NextConfigLike>(
-  config: T = {} as T,
+export function withFleetcache<T extends object = NextConfigLike>(
+  config: T & NextConfigLike = {} as T & NextConfigLike,
   options: WithFleetcacheOptions = {},
 ): T {
   const out: NextConfigLike = { ...config }

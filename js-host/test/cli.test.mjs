@@ -82,6 +82,56 @@ describe('fleetcache CLI flags', () => {
     )
   })
 
+  // A mistyped command is named as such before anything needs Redis: without a URL it was
+  // reported as "no Redis URL", and with one the CLI connected first.
+  test('an unknown command is a usage error (exit 2) that names it, with or without Redis', async () => {
+    for (const args of [['stat'], ['stat', '--redis', 'redis://127.0.0.1:1']]) {
+      const r = await cli(args)
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /^fleetcache: unknown command "stat"\n/)
+    }
+  })
+
+  // A command's own arguments are checked before anything needs Redis, as a command's name is:
+  // `seed` on a directory without a build said "no Redis URL" without one, and with an
+  // unreachable one exited 1 on the refused connection instead of 2 naming the directory.
+  test("a command's usage errors come before the Redis URL is looked for or a connection opened", async () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-cli-'))
+    try {
+      const cases = [
+        [['seed'], 'seed needs the .next directory'],
+        [['seed', empty], `seed: no Next.js build in ${empty}: `],
+        [['purge'], 'purge needs --deployment <id>'],
+        [['inspect'], 'inspect needs a Redis key or --cache-key'],
+        [['inspect', '--cache-key', 'k'], 'inspect --cache-key needs --deployment'],
+        [['tags', '--limit', '0'], '--limit must be a positive integer'],
+        [['purge', '--deployment', 'd', '--batch', 'x'], '--batch must be a positive integer'],
+        [['stats', '--max-keys', '0'], '--max-keys must be a positive integer'],
+      ]
+      for (const [args, message] of cases) {
+        for (const redis of [[], ['--redis', 'redis://127.0.0.1:1']]) {
+          const r = await cli([...args, ...redis])
+          assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+          assert.ok(r.stderr.startsWith(`fleetcache: ${message}`), `${args.join(' ')}: ${r.stderr}`)
+        }
+      }
+    } finally {
+      fs.rmSync(empty, { recursive: true, force: true })
+    }
+  })
+
+  // `next start` takes REDIS_URL from the app's .env files (Next loads them into the server's
+  // environment), the CLI does not: its message says so, or "set REDIS_URL" reads as wrong to
+  // someone whose .env sets it.
+  test('without a Redis URL, the usage error says the CLI reads no .env file', async () => {
+    const r = await cli(['stats'])
+    assert.equal(r.code, 2)
+    assert.match(
+      r.stderr,
+      /^fleetcache: no Redis URL: pass --redis, or set REDIS_URL in the CLI's environment \(it does not read \.env files as next start does\)\n/,
+    )
+  })
+
   test('an unknown flag is a usage error (exit 2)', async () => {
     const r = await cli(['--no-such-flag'])
     assert.equal(r.code, 2)

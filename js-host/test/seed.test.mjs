@@ -354,6 +354,75 @@ describe('fleetcache seed', () => {
     )
   })
 
+  // `deploymentId` in next.config is the server's namespace (Next sets NEXT_DEPLOYMENT_ID from
+  // it when it constructs its server, unless the environment has one), and not the build id: a
+  // seed that took BUILD_ID wrote where no server of that build reads (seen on Next 16.5.0).
+  test('a build whose config set deploymentId is seeded under it, as its servers read', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    fs.writeFileSync(file, JSON.stringify({ version: 1, config: { deploymentId: 'v42' } }))
+    try {
+      const line = async (env) =>
+        (await runSeed([], env)).stderr.split('\n').find((l) => l.includes('] namespace '))
+      assert.match(
+        await line(),
+        new RegExp(`namespace ${PREFIX}:v42 \\(deployment from deploymentId in ${escape(file)}\\)`),
+      )
+      // The environment's NEXT_DEPLOYMENT_ID wins over the config, as Next's own config load has it.
+      assert.match(
+        await line({ NEXT_DEPLOYMENT_ID: 'n7' }),
+        /:n7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
+      )
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  })
+
+  // An app built with a custom distDir has no .next: the seed said only
+  // "fleetcache: ENOENT: ENOENT: no such file or directory, open 'BUILD_ID'".
+  test('a directory that holds no build is a usage error naming it and what to pass', async () => {
+    const empty = fs.mkdtempSync(path.join(logDir, 'app-'))
+    const r = await cli(['seed', empty])
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^fleetcache: seed: no Next.js build in ${escape(empty)}: neither it nor its \\.next holds a BUILD_ID \\(with a custom distDir, pass that directory\\)\\n`,
+      ),
+    )
+  })
+
+  // With experimental.useSkewCookie, Next's server sets NEXT_DEPLOYMENT_ID to '' whatever the
+  // config or the environment held, before it loads the handlers (base-server.js; read in 16.4.6
+  // and 16.5.0, 16.0.0 has no such option): its namespace is the build id, so the seed's must be.
+  test('a build with useSkewCookie is seeded under its build id, as its servers read', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        version: 1,
+        config: { deploymentId: 'v42', experimental: { useSkewCookie: true } },
+      }),
+    )
+    try {
+      const line = async (env) =>
+        (await runSeed([], env)).stderr.split('\n').find((l) => l.includes('] namespace '))
+      const fromBuildId = new RegExp(
+        `namespace ${PREFIX}:b1 \\(deployment from ${escape(path.join(dist, 'BUILD_ID'))}\\)`,
+      )
+      assert.match(await line(), fromBuildId)
+      assert.match(await line({ NEXT_DEPLOYMENT_ID: 'n7' }), fromBuildId)
+      // FLEETCACHE_DEPLOYMENT_ID is fleetcache's own: Next does not touch it.
+      assert.match(
+        await line({ FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
+        /:f3 \(deployment from FLEETCACHE_DEPLOYMENT_ID\)/,
+      )
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  })
+
   test('--quiet leaves stderr to errors: no namespace line, no progress, no timing line', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const seedArgs = ['seed', dist, '--deployment', DEPLOYMENT]
@@ -376,9 +445,9 @@ describe('fleetcache seed', () => {
     assert.equal(purged.code, 0, purged.stderr)
     assert.equal(purged.stderr, '')
     assert.match(purged.stdout, new RegExp(`^deleted 1 keys? of deployment ${DEPLOYMENT}\n$`))
-    // An error still reaches stderr.
+    // An error still reaches stderr (a directory with no build is a usage error).
     const failed = await cli(['seed', path.join(logDir, 'no-such-dir'), '--quiet'])
-    assert.equal(failed.code, 1)
+    assert.equal(failed.code, 2)
     assert.match(failed.stderr, /^fleetcache: .*no-such-dir/)
   })
 

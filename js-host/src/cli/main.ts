@@ -6,12 +6,13 @@
 // First: the CLI runs on the tools module, asked for before anything loads ../wasm.
 import './use-tools'
 
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
+import { configuredDeploymentIdIn, skewCookieIn } from '../next-build-files'
 import { checkUrl } from '../option-checks'
 import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
@@ -30,7 +31,8 @@ import { distDirOf, seed } from './seed'
 
 /**
  * The `--interface` option: `inc` (the default) is the singular handler and a key segment
- * (`uc-<name>`) is read as in Redis keys; anything else is a `cacheHandlers` name.
+ * (`uc-<name>`) is read as in Redis keys; anything else is a handler's `name` (that of
+ * `fleetcache/use-cache` is `default`, whatever `cacheHandlers` key Next loads it under).
  */
 function cliInterface(value: string | undefined): Interface {
   if (value === undefined || value === 'inc' || value.startsWith('uc-')) {
@@ -43,14 +45,19 @@ const USAGE = `fleetcache <command> [options]
 
 Commands:
   stats                         keys and bytes per deployment and interface, tags, leases
-  tags [--limit N]              the newest revalidations from the tag log (default 20)
+  tags [--limit N]              the most recently revalidated tags, each with its last
+                                revalidation (default 20)
   inspect <redis-key>           decode one stored entry and judge it against the live tag state
-  inspect --cache-key K --deployment D [--interface inc|<cacheHandlers name>|uc-<name>]
-                                (default inc, the singular handler; a handler named inc: uc-inc)
+  inspect --cache-key K --deployment D [--interface inc|<handler name>|uc-<name>]
+                                (default inc, the singular handler; 'use cache' entries of
+                                fleetcache/use-cache, remote and named ones too: default;
+                                a handler named inc: uc-inc)
   purge --deployment <id>       delete one deployment's entries (SCAN + UNLINK, batched)
         [--dry-run] [--batch N]
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
-        [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, BUILD_ID)
+        [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the
+                                build's next.config deploymentId, BUILD_ID; with
+                                useSkewCookie, FLEETCACHE_DEPLOYMENT_ID, BUILD_ID)
 
 Options:
   --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL); with
@@ -68,6 +75,8 @@ FLEETCACHE_REDIS_KEY_FILE (docs/configuration.md).
 `
 
 class UsageError extends Error {}
+
+const COMMANDS = new Set(['stats', 'tags', 'inspect', 'purge', 'seed'])
 
 /** The installed package's version: dist/cli/main.js sits two levels below its package.json. */
 function packageVersion(): string {
@@ -123,13 +132,50 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE)
     return command === undefined && !values.help ? 2 : 0
   }
+  // Before the Redis URL is looked for or a connection opened: a mistyped command is named as
+  // such, not reported as a missing URL or a refused connection.
+  if (!COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`)
+  // The command's own arguments too, for the same reason: a `seed` of a directory without a
+  // build was reported as a missing URL, or as a refused connection (exit 1, not 2).
+  const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
+  const limit = positiveInt('limit', values.limit, 20)
+  const batch = positiveInt('batch', values.batch, 500)
+  if (command === 'purge' && values.deployment === undefined) {
+    throw new UsageError('purge needs --deployment <id>')
+  }
+  if (command === 'inspect') {
+    if (values['cache-key'] !== undefined && values.deployment === undefined) {
+      throw new UsageError('inspect --cache-key needs --deployment')
+    }
+    if (values['cache-key'] === undefined && rest[0] === undefined) {
+      throw new UsageError('inspect needs a Redis key or --cache-key')
+    }
+  }
+  let distDir = ''
+  if (command === 'seed') {
+    const dir = rest[0]
+    if (dir === undefined) throw new UsageError('seed needs the .next directory')
+    distDir = distDirOf(dir)
+    // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
+    if (!existsSync(join(distDir, 'BUILD_ID'))) {
+      throw new UsageError(
+        `seed: no Next.js build in ${dir}: neither it nor its .next holds a BUILD_ID (with a custom distDir, pass that directory)`,
+      )
+    }
+  }
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
   // logs its start line through console.log, which goes to stderr here like the progress, or
   // nowhere with --quiet. Its warnings and errors (console.warn, console.error) stay.
   console.log = values.quiet ? () => undefined : console.error
   const env = process.env
   const redisUrl = values.redis ?? (env.FLEETCACHE_REDIS_URL || env.REDIS_URL)
-  if (!redisUrl) throw new UsageError('no Redis URL: pass --redis or set REDIS_URL')
+  // `next start` also takes REDIS_URL from the app's .env files; this command does not, and
+  // someone whose .env sets it needs to hear why it is not found.
+  if (!redisUrl) {
+    throw new UsageError(
+      "no Redis URL: pass --redis, or set REDIS_URL in the CLI's environment (it does not read .env files as next start does)",
+    )
+  }
   // The server's check and words: node-redis's own refusal of `localhost:6379` ("Protocol -
   // localhost: - is not a valid Redis protocol") does not say what to write instead.
   const urlSource =
@@ -144,7 +190,6 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError((err as Error).message)
   }
   const prefix = values.prefix ?? (env.FLEETCACHE_PREFIX || 'fleetcache')
-  const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
   const progress = new Progress(values.quiet || values.json)
   const out = (text: string, json: unknown): void => {
     process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`)
@@ -161,7 +206,7 @@ async function main(argv: string[]): Promise<number> {
         return 0
       }
       case 'tags': {
-        const list = await recentTags(conn, prefix, positiveInt('limit', values.limit, 20))
+        const list = await recentTags(conn, prefix, limit)
         out(formatTags(list), list)
         return 0
       }
@@ -196,7 +241,7 @@ async function main(argv: string[]): Promise<number> {
           conn,
           prefix,
           deployment,
-          { maxKeys, batch: positiveInt('batch', values.batch, 500), dryRun },
+          { maxKeys, batch, dryRun },
           progress,
         )
         progress.done(
@@ -211,21 +256,26 @@ async function main(argv: string[]): Promise<number> {
         return 0
       }
       case 'seed': {
-        const dir = rest[0]
-        if (dir === undefined) throw new UsageError('seed needs the .next directory')
-        const distDir = distDirOf(dir)
+        // The order a server of this build takes: Next's config load puts an exported
+        // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
+        const configured = configuredDeploymentIdIn(distDir)
+        // Unless the build set useSkewCookie: its server then empties NEXT_DEPLOYMENT_ID, and
+        // neither the variable nor the config's deploymentId reaches the handlers.
+        const skewCookie = skewCookieIn(distDir)
         // With where it came from, for the namespace line, as the handlers' start line has it.
         const [deploymentId, deploymentSource]: [string, string] =
           values.deployment !== undefined
             ? [values.deployment, '--deployment']
             : env.FLEETCACHE_DEPLOYMENT_ID
               ? [env.FLEETCACHE_DEPLOYMENT_ID, 'FLEETCACHE_DEPLOYMENT_ID']
-              : env.NEXT_DEPLOYMENT_ID
+              : env.NEXT_DEPLOYMENT_ID && !skewCookie
                 ? [env.NEXT_DEPLOYMENT_ID, 'NEXT_DEPLOYMENT_ID']
-                : [
-                    readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
-                    join(distDir, 'BUILD_ID'),
-                  ]
+                : configured !== undefined && !skewCookie
+                  ? [configured, `deploymentId in ${join(distDir, 'required-server-files.json')}`]
+                  : [
+                      readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
+                      join(distDir, 'BUILD_ID'),
+                    ]
         const r = await seed(
           distDir,
           { redisUrl, prefix, deploymentId, cluster: conn.cluster === true, ...transport },

@@ -9,6 +9,12 @@ const handler: fleetcache.CacheHandler = useCache
 const made: fleetcache.CacheHandler = fleetcache.createUseCacheHandler({ prefix: 'shop' })
 const IncrementalClass: fleetcache.IncrementalCacheHandlerClass = Incremental
 const next: { cacheMaxMemorySize?: number } = config.withFleetcache({ cacheMaxMemorySize: 0 })
+// The app's own keys inline (next.config.ts as the README writes it), kept in the result's type.
+const inline: boolean = config.withFleetcache({ cacheComponents: true }).cacheComponents
+// No config at all: the result still has the keys fleetcache sets.
+const bare: string | undefined = config.withFleetcache().cacheHandler
+// @ts-expect-error cacheHandler is a module path
+config.withFleetcache({ cacheHandler: 5 })
 const stats: fleetcache.FleetcacheStats | undefined = fleetcache.stats()
 
 // ESM only (fleetcache/worker, fleetcache/wasm): a dynamic import from CommonJS.
@@ -19,4 +25,4 @@ async function workers(bytes: Uint8Array): Promise<'memory' | 'transport'> {
   return cache.storeKind
 }
 
-export = { handler, made, IncrementalClass, next, stats, workers }
+export = { handler, made, IncrementalClass, next, inline, bare, stats, workers }

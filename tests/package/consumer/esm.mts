@@ -17,6 +17,16 @@ export const handler: CacheHandler = useCache
 export const made: CacheHandler = createUseCacheHandler({ prefix: 'shop' })
 export const IncrementalClass: IncrementalCacheHandlerClass = Incremental
 export const next: { cacheMaxMemorySize?: number } = withFleetcache({ cacheMaxMemorySize: 0 })
+// next.config.ts as the README writes it: the app's own settings inline, whatever their keys,
+// kept in the result's type; a fleetcache setting of the wrong type is still refused.
+export const inline = withFleetcache({ cacheComponents: true, output: 'standalone', images: {} })
+export const kept: boolean = inline.cacheComponents
+// @ts-expect-error cacheHandler is a module path
+export const wrong = withFleetcache({ cacheHandler: 5 })
+// No config at all: the result still has the keys fleetcache sets.
+export const bare: string | undefined = withFleetcache().cacheHandler
+// @ts-expect-error cacheHandlers maps names to module paths
+export const wrongHandlers = withFleetcache({ cacheHandlers: 42 })
 export const current: FleetcacheStats | undefined = stats()
 export const module: WebAssembly.Module = wasm
 export const cache: WorkerCache = createCache({ module: wasm, prefix: 'edge' })
