@@ -40,6 +40,22 @@ fn push_engine() -> Engine {
     e
 }
 
+/// An engine following the tag state by push, caught up at `NOW`, with Redis not yet known to
+/// be plain (a Redis Cluster's, as far as page announcements go): no page write is announced.
+fn unconfirmed_push_engine() -> Engine {
+    let mut e = Engine::new(Config {
+        prefix: "fc".into(),
+        deployment: "d1".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    e.follow_tags_by_push(1000.0).unwrap();
+    e.tag_channel_up();
+    pull(&mut e, "1", NOW - 10.0);
+    assert!(e.tags_caught_up(Millis(NOW)));
+    e
+}
+
 /// A pull that finds the state of epoch `E` at `version`, after page write 1 (`w1`).
 fn pull(e: &mut Engine, version: &str, at: f64) {
     pull_pages(e, version, "1", "w1", at);
@@ -528,16 +544,7 @@ fn a_joined_get_leaves_the_page_copy_to_the_read_that_sent_it() {
 /// script (CROSSSLOT), so no announcement would come, and no page copy may serve.
 #[test]
 fn until_redis_is_known_plain_page_copies_are_kept_for_outages_only() {
-    let mut e = Engine::new(Config {
-        prefix: "fc".into(),
-        deployment: "d1".into(),
-        ..Config::default()
-    })
-    .unwrap();
-    e.follow_tags_by_push(1000.0).unwrap();
-    e.tag_channel_up();
-    pull(&mut e, "1", NOW - 10.0);
-    assert!(e.tags_caught_up(Millis(NOW)));
+    let mut e = unconfirmed_push_engine();
     let key = e.entry_key(&Interface::Incremental, "/p");
     let v = page_value(&mut e, "/p", NOW - 100.0);
     assert!(!is_bound(read_from_redis(&mut e, &v, NOW)));
@@ -746,16 +753,7 @@ fn first_step(e: &mut Engine, now: f64) -> ReadAction {
 /// while Redis does not answer (the tier's copy serves the outage).
 #[test]
 fn without_page_announcements_a_caught_up_page_read_goes_to_redis_without_the_tier() {
-    let mut e = Engine::new(Config {
-        prefix: "fc".into(),
-        deployment: "d1".into(),
-        ..Config::default()
-    })
-    .unwrap();
-    e.follow_tags_by_push(1000.0).unwrap();
-    e.tag_channel_up();
-    pull(&mut e, "1", NOW - 10.0);
-    assert!(e.tags_caught_up(Millis(NOW)));
+    let mut e = unconfirmed_push_engine();
     let action = first_step(&mut e, NOW);
     assert!(matches!(action, ReadAction::Get { .. }), "{action:?}");
     let mut fetch = e.read_incremental(
@@ -784,16 +782,7 @@ fn without_page_announcements_a_caught_up_page_read_goes_to_redis_without_the_ti
 /// Redis that fails next serves nothing of it.
 #[test]
 fn without_page_announcements_a_caught_up_page_read_still_drops_this_processs_own_copy() {
-    let mut e = Engine::new(Config {
-        prefix: "fc".into(),
-        deployment: "d1".into(),
-        ..Config::default()
-    })
-    .unwrap();
-    e.follow_tags_by_push(1000.0).unwrap();
-    e.tag_channel_up();
-    pull(&mut e, "1", NOW - 10.0);
-    assert!(e.tags_caught_up(Millis(NOW)));
+    let mut e = unconfirmed_push_engine();
     let key = e.entry_key(&Interface::Incremental, "/p");
     let v = page_value(&mut e, "/p", NOW - 100.0);
     // The write's copy (kept for outages only: not announced), then its store timed out.
