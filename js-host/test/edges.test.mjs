@@ -11,7 +11,15 @@ import path from 'node:path'
 import { after, before, beforeEach, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { now, startHoldingProxy, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import {
+  now,
+  startHoldingProxy,
+  startTestRedis,
+  TAGGED_PAGE_CTX as pageCtx,
+  taggedPage as page,
+  text,
+  useCacheEntry,
+} from './helpers.mjs'
 
 let redis
 
@@ -64,17 +72,6 @@ const fetchValue = (tags) => ({
   },
   tags,
   revalidate: 60,
-})
-
-const pageCtx = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
-const page = (tags) => ({
-  kind: 'APP_PAGE',
-  html: '<p>page</p>',
-  rscData: Buffer.from('rsc'),
-  headers: { 'x-next-cache-tags': tags.join(',') },
-  postponed: undefined,
-  status: 200,
-  segmentData: undefined,
 })
 
 /** Blocks the event loop for `ms`, as a long synchronous render does. */

@@ -352,6 +352,20 @@ export function appPage(v, pad = '') {
   }
 }
 
+/** An APP_PAGE value carrying these tags in `x-next-cache-tags`, as Next writes it. */
+export const taggedPage = (tags) => ({
+  kind: 'APP_PAGE',
+  html: '<p>page</p>',
+  rscData: Buffer.from('rsc'),
+  headers: { 'x-next-cache-tags': tags.join(',') },
+  postponed: undefined,
+  status: 200,
+  segmentData: undefined,
+})
+
+/** The context Next reads an APP_PAGE with (no PPR, no fallback). */
+export const TAGGED_PAGE_CTX = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
+
 /** The context Next sets such a page with: never revalidated by time. */
 export const APP_PAGE_CTX = {
   kind: 'APP_PAGE',

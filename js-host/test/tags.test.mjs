@@ -16,6 +16,8 @@ import {
   commandMonitor,
   inRender,
   startTestRedis,
+  TAGGED_PAGE_CTX as pageCtx,
+  taggedPage as page,
   text,
   useCacheEntry,
 } from './helpers.mjs'
@@ -73,17 +75,6 @@ const encode = (tag) =>
 
 const numbered = (n, prefix) => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
 
-/** An APP_PAGE value carrying these tags in `x-next-cache-tags`, as Next writes it. */
-const page = (tags) => ({
-  kind: 'APP_PAGE',
-  html: '<p>page</p>',
-  rscData: Buffer.from('rsc'),
-  headers: { 'x-next-cache-tags': tags.join(',') },
-  postponed: undefined,
-  status: 200,
-  segmentData: undefined,
-})
-const pageCtx = { kind: 'APP_PAGE', isRoutePPREnabled: false, isFallback: false }
 const setCtx = { ...pageCtx, cacheControl: { revalidate: 60, expire: 3600 } }
 
 // 29 CJK characters: within Next's 256-character limit, 261 bytes once encoded.
