@@ -81,16 +81,7 @@ fn read(e: &Engine, kind: Kind, now: f64) -> ReadMachine {
         Kind::Page => ("/p", false),
         Kind::Fetch => ("f1", true),
     };
-    e.read_incremental(
-        key,
-        is_fetch,
-        Vec::new(),
-        f64::NAN,
-        Consumer::Serves,
-        false,
-        TOKEN.to_owned(),
-        Millis(now),
-    )
+    super::read_tests::inc(e, key, is_fetch, false, now)
 }
 
 /// The entry key a read of `kind` reads.

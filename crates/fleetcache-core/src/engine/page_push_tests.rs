@@ -756,16 +756,7 @@ fn without_page_announcements_a_caught_up_page_read_goes_to_redis_without_the_ti
     let mut e = unconfirmed_push_engine();
     let action = first_step(&mut e, NOW);
     assert!(matches!(action, ReadAction::Get { .. }), "{action:?}");
-    let mut fetch = e.read_incremental(
-        "f1",
-        true,
-        Vec::new(),
-        f64::NAN,
-        Consumer::Serves,
-        false,
-        TOKEN.to_owned(),
-        Millis(NOW),
-    );
+    let mut fetch = super::read_tests::inc(&e, "f1", true, false, NOW);
     assert!(e.read_asks_tier_first(&fetch, Millis(NOW)));
     assert_eq!(
         go(&mut e, &mut fetch, ReadInput::Start, NOW).action,

@@ -122,7 +122,8 @@ fn uc(e: &Engine, key: &str, consumer: Consumer, now: f64) -> ReadMachine {
     )
 }
 
-fn inc(e: &Engine, key: &str, is_fetch: bool, on_demand: bool, now: f64) -> ReadMachine {
+/// A singular-handler read of `key` begun at `now`, served to the request that asked.
+pub(super) fn inc(e: &Engine, key: &str, is_fetch: bool, on_demand: bool, now: f64) -> ReadMachine {
     e.read_incremental(
         key,
         is_fetch,
