@@ -127,8 +127,9 @@ export interface TagSyncOptions {
   now: () => number
   /**
    * The wall clock (`Date.now`), where `now` may part from it (Node: `now` follows the
-   * monotonic clock from the process's start). Each pull and revalidation compares the two and
-   * logs a difference of {@link CLOCK_APART_LOG_MS} or more.
+   * monotonic clock from the process's start). A revalidation is stamped at the later of the
+   * two; each pull and revalidation compares them and logs a difference of
+   * {@link CLOCK_APART_LOG_MS} or more.
    */
   wall?: (() => number) | undefined
   log: Logger
@@ -610,10 +611,11 @@ export class TagSync {
 
   /**
    * Logs (at most once a minute) when this process's clock `t` is a second or more from the
-   * wall clock. Its revalidations are then stamped that far off, and its entries look that
-   * much older or newer to the fleet: with a clock behind, an entry another instance wrote
-   * between the stamped and the real time of a revalidation outlives it (docs/failures.md,
-   * "Clocks"). Nothing here can correct it: Next stamps entries on the same clock.
+   * wall clock. Its entries then look that much older or newer to the fleet, and its
+   * revalidations, stamped no earlier than the wall clock, judge its own entries of that many
+   * seconds after them stale when it is behind, or reach that far past their time when it is
+   * ahead (docs/failures.md, "Clocks"). Nothing here can correct the entries: Next stamps them,
+   * and judges them, on this clock.
    */
   private checkClock(t: number): void {
     if (this.wall === undefined) return
@@ -628,9 +630,11 @@ export class TagSync {
     this.log.warn(
       `this process's clock (performance.timeOrigin + performance.now(), the one Next stamps ` +
         `entries with) is ${secs} s ${where} the wall clock, which was stepped after the process ` +
-        `started (an NTP step, a machine resumed after a pause): its revalidations and entries are ` +
-        `stamped ${secs} s ${behind > 0 ? 'early' : 'late'} for the rest of the fleet (docs/failures.md, ` +
-        `"Clocks"); restarting the process realigns it`,
+        `started (an NTP step, a machine resumed after a pause): ${
+          behind > 0
+            ? `its entries are stamped ${secs} s early for the rest of the fleet, and those it writes in the ${secs} s after one of its revalidations (stamped at the wall clock) are regenerated`
+            : `its entries and revalidations are stamped ${secs} s late for the rest of the fleet, so its entries outlive revalidations made in the ${secs} s after them`
+        } (docs/failures.md, "Clocks"); restarting the process realigns it`,
     )
   }
 
@@ -656,6 +660,11 @@ export class TagSync {
       throw failed
     }
     this.checkClock(now)
+    // Stamped no earlier than the wall clock: a process whose clock was left behind by a step
+    // (docs/failures.md, "Clocks") would otherwise stamp its revalidation in the past, and every
+    // entry the fleet wrote in between would outlive it. Later is the safe side: an entry made
+    // meanwhile is judged stale and regenerated.
+    const at = this.wall === undefined ? now : Math.max(now, this.wall())
     const { RevalidationMode } = this.enums
     // Next's arguments as given: the core records `{ expire: 0 }` (or less) as an expiry, as
     // no durations (`Revalidation::from_durations`); the log line says what it recorded.
@@ -675,7 +684,7 @@ export class TagSync {
     try {
       // Without Redis the local mirror is all there is: nothing to queue.
       recorded = revalidated(
-        this.engine.revalidate(joined, mode, expire, now, this.script !== undefined, pairedTurn),
+        this.engine.revalidate(joined, mode, expire, at, this.script !== undefined, pairedTurn),
       )
     } catch (err) {
       const failed = engineFailure(tags, err)

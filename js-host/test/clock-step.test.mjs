@@ -1,0 +1,157 @@
+// A process whose clock runs behind the wall clock: Next stamps entries and revalidations on
+// `performance.timeOrigin + performance.now()`, which follows the monotonic clock from the
+// process's start, so a wall-clock step after that start (an NTP step, a machine resumed after a
+// pause) leaves the process that far behind the fleet. Its revalidations must still reach every
+// entry the fleet wrote before them (docs/failures.md, "Clocks"), on a real redis-server.
+//
+// The step is made by moving `Date.now` (the wall clock fleetcache compares with) ahead of
+// Next's scale in this process; "another instance with a right clock" is an entry whose
+// timestamp is on the wall clock, handed to `set` as Next on that instance would.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+
+import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
+import { capture, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+
+/** How far this process's clock is behind the wall clock while the tests run. */
+const STEP_MS = 5000
+/** How long before a revalidation the other instance wrote its entry (well inside the step). */
+const WRITTEN_BEFORE_MS = 1000
+
+let redis
+const realDateNow = Date.now
+/** The wall clock's distance ahead of this process's clock (negative: the process is ahead). */
+let wallAhead = STEP_MS
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-clock-step-'))
+  redis = await startTestRedis({ logDir })
+  // Before any handler exists: each runtime takes the wall clock when it is made.
+  Date.now = () => realDateNow() + wallAhead
+})
+
+after(async () => {
+  Date.now = realDateNow
+  await close()
+  await redis?.stop()
+})
+
+let seq = 0
+
+/** One simulated instance: its own runtime (engine, tag mirror, connection). */
+function options() {
+  seq += 1
+  return {
+    redisUrl: redis.url,
+    prefix: 'clockstep',
+    deploymentId: 'd1',
+    memoryBytes: 0,
+    leases: false,
+    connectTimeoutMs: 2000 + seq,
+    ...redis.options,
+  }
+}
+
+const useCache = () => createUseCacheHandler(options())
+
+function incremental() {
+  const Handler = createIncrementalCacheHandler(options())
+  return () => new Handler({ dev: false, revalidatedTags: [] })
+}
+
+/**
+ * An entry the other instance (clock right) wrote `WRITTEN_BEFORE_MS` ago, tagged `tag`,
+ * stored and seen fresh by `reader` before the revalidation.
+ */
+async function writtenElsewhere(writer, reader, key, tag) {
+  const timestamp = Date.now() - WRITTEN_BEFORE_MS
+  assert.ok(timestamp > now(), 'the entry is stamped after this process clock reads')
+  await writer.set(key, Promise.resolve(useCacheEntry(`v-${key}`, { tags: [tag], timestamp })))
+  await reader.refreshTags()
+  const before = await reader.get(key, [])
+  assert.ok(before, 'served before the revalidation')
+  assert.equal(await text(before.value), `v-${key}`)
+  assert.equal(before.revalidate, 900, 'fresh before the revalidation')
+  return timestamp
+}
+
+describe('revalidations of a process whose clock is behind the wall clock', () => {
+  test('updateTags reaches an entry another instance wrote before it (expire now)', async () => {
+    const [behind, other] = [useCache(), useCache()]
+    const written = await writtenElsewhere(other, other, 'k-expire', 'step-expire')
+    await capture(() => behind.updateTags(['step-expire']))
+    await other.refreshTags()
+    assert.equal(await other.get('k-expire', []), undefined, 'still served after the revalidation')
+    assert.ok(
+      (await other.getExpiration(['step-expire'])) >= written,
+      'the tag expired no earlier than the entry was written',
+    )
+    assert.equal(await behind.get('k-expire', []), undefined, 'served by the revalidating process')
+  })
+
+  test("a profile revalidation ('max') makes such an entry stale", async () => {
+    const [behind, other] = [useCache(), useCache()]
+    await writtenElsewhere(other, other, 'k-max', 'step-max')
+    await capture(() => behind.updateTags(['step-max'], { expire: 31536000 }))
+    await other.refreshTags()
+    const got = await other.get('k-max', [])
+    assert.ok(got, 'still served (stale)')
+    // Next on the serving instance regenerates past timestamp + revalidate, on its own clock.
+    assert.ok(
+      now() > got.timestamp + got.revalidate * 1000,
+      `served as fresh after the revalidation (timestamp ${got.timestamp}, revalidate ${got.revalidate})`,
+    )
+    assert.equal(await text(got.value), 'v-k-max')
+  })
+
+  test("the singular handler's revalidateTag reaches it too", async () => {
+    const Behind = incremental()
+    const other = useCache()
+    await writtenElsewhere(other, other, 'k-inc', 'step-inc')
+    await capture(() => Behind().revalidateTag(['step-inc']))
+    await other.refreshTags()
+    assert.equal(await other.get('k-inc', []), undefined, 'still served after the revalidation')
+  })
+
+  test('the step is logged as before', async () => {
+    const behind = useCache()
+    const lines = await capture(() => behind.updateTags(['step-log']))
+    assert.ok(
+      lines.some((l) => /5\.0 s behind the wall clock/.test(l)),
+      `no clock line in ${JSON.stringify(lines)}`,
+    )
+  })
+})
+
+describe('revalidations of a process whose clock is ahead of the wall clock', () => {
+  before(() => {
+    wallAhead = -STEP_MS
+  })
+  after(() => {
+    wallAhead = STEP_MS
+  })
+
+  test('keep its own clock: they reach the entries it stamped before them', async () => {
+    const [ahead, other] = [useCache(), useCache()]
+    // Stamped by Next on this process's clock, a second before the revalidation: after the
+    // wall clock's reading, which a revalidation stamped at the wall clock would miss.
+    const timestamp = now() - WRITTEN_BEFORE_MS
+    assert.ok(timestamp > Date.now(), 'the entry is stamped after the wall clock reads')
+    await ahead.set(
+      'k-ahead',
+      Promise.resolve(useCacheEntry('v-ahead', { tags: ['step-ahead'], timestamp })),
+    )
+    await other.refreshTags()
+    assert.ok(await other.get('k-ahead', []), 'served before the revalidation')
+    const lines = await capture(() => ahead.updateTags(['step-ahead']))
+    assert.ok(
+      lines.some((l) => /5\.0 s ahead of the wall clock/.test(l)),
+      `no clock line in ${JSON.stringify(lines)}`,
+    )
+    await other.refreshTags()
+    assert.equal(await other.get('k-ahead', []), undefined, 'still served after the revalidation')
+  })
+})
