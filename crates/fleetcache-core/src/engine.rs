@@ -909,10 +909,9 @@ impl Engine {
     }
 
     /// True when this process's tag mirror already holds this revalidation, recorded by
-    /// `updateTags` in the host's turn `turn` ([`Engine::revalidation_paired`]) no more than
-    /// [`SAME_REVALIDATION_WINDOW_MS`](crate::tags::SAME_REVALIDATION_WINDOW_MS) ago, for
-    /// every tag ([`TagMirror::holds_revalidation`]). Once only: a second report of it is
-    /// another event.
+    /// `updateTags` in the host's turn `turn` ([`Engine::revalidation_paired`]), for every
+    /// tag ([`TagMirror::holds_revalidation`]), however long that turn has run. Once only: a
+    /// third report of it is another event.
     pub fn revalidation_recorded(
         &mut self,
         tags: &[&str],

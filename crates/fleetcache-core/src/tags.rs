@@ -367,12 +367,14 @@ fn parse_reply(reply: &[u8], refresh: bool) -> Result<Reply<'_>, ProtocolError> 
     })
 }
 
-/// Two revalidations of the same tags with the same durations this close together in one
-/// process, the first through `updateTags` and the second through the singular handler's
-/// `revalidateTag` in the same host turn, are one event: Next 16 calls `updateTags` on every
-/// `cacheHandlers` object and then `revalidateTag` on the singular handler for each
-/// revalidation, all in one synchronous loop ([`TagMirror::holds_revalidation`]).
-pub const SAME_REVALIDATION_WINDOW_MS: f64 = 10.0;
+/// How long this process keeps its last revalidation's tags for a second report of it
+/// ([`TagMirror::holds_revalidation`]): Next 16 calls `updateTags` on every `cacheHandlers`
+/// object and then `revalidateTag` on the singular handler for each revalidation, all in one
+/// synchronous loop, so the second report comes in the same host turn, which the turn number
+/// tells; this only bounds how long the tags stay after it (or after no second report). Far
+/// above a synchronous run's length: one that outlasted it would write the revalidation twice,
+/// a round trip too many.
+pub const SAME_REVALIDATION_WINDOW_MS: f64 = 1000.0;
 
 /// This process's last revalidation, for telling a second report of it from another event.
 #[derive(Clone, Debug)]
@@ -576,8 +578,9 @@ impl Default for MaxTags {
 impl TagMirror {
     /// True when this process's last revalidation was recorded by `updateTags` in the host's
     /// turn `turn` ([`TagMirror::mark_paired`]), asked for exactly `rev` for every one of
-    /// `tags` (any form), no more than [`SAME_REVALIDATION_WINDOW_MS`] before `now`, and the
-    /// mirror still holds it: then it is the same event seen through a second handler, and
+    /// `tags` (any form), and the mirror still holds it (as recorded, at its own time: the
+    /// turn's synchronous work may have taken any time since, and the time may be ahead of
+    /// `now`, stamped at the wall clock): then it is the same event seen through a second handler, and
     /// writing it to Redis again would only cost a round trip. A revalidation with other
     /// durations is another event, even one the mirror's records already cover: an entry
     /// created between the two must still be judged against the second. So is one after a
@@ -599,22 +602,15 @@ impl TagMirror {
         };
         if last.paired_turn != Some(turn)
             || last.rev != *rev
-            || now.0 - last.at.0 > SAME_REVALIDATION_WINDOW_MS
             || !tags
                 .iter()
                 .all(|tag| last.tags.contains_key(canonical_tag(tag).as_ref()))
         {
             return false;
         }
-        // What the same revalidation issued at the start of the window would have recorded;
-        // a scheduled expiry may end as late as one issued now.
+        // What it recorded: the mirror holds that unless a load replaced it since.
         let mut probe = TagRecord::default();
-        probe.apply(rev, Millis(now.0 - SAME_REVALIDATION_WINDOW_MS));
-        if probe.has_pending() {
-            if let Some(ms) = rev.expire_ms() {
-                probe.pending_exp = Millis(now.ceil().0 + ms);
-            }
-        }
+        probe.apply(rev, last.at);
         tags.iter().all(|tag| {
             self.record(&canonical_tag(tag))
                 .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
@@ -1794,8 +1790,12 @@ mod tests {
             m.holds_revalidation(&refs, &Revalidation::Expire, Millis(T0 + 5.0), 7),
             "within the window: the same event"
         );
-        m.apply_refresh(&reply("", 0, false, &[]), Millis(T0 + 11.0), KEEP)
-            .unwrap();
+        m.apply_refresh(
+            &reply("", 0, false, &[]),
+            Millis(T0 + SAME_REVALIDATION_WINDOW_MS + 1.0),
+            KEEP,
+        )
+        .unwrap();
         assert!(m.last_local.is_none(), "its tags are not kept");
     }
 

@@ -760,8 +760,8 @@ impl Engine {
 #[wasm_bindgen]
 impl Engine {
     /// True when `updateTags` recorded the same revalidation (tags, `mode`, `expireSeconds`
-    /// as for `planTagUpdate`) in the host's turn `turn` (`revalidate`'s), within the last
-    /// few ms: the singular handler's `revalidateTag` then skips its Redis write, since Next
+    /// as for `planTagUpdate`) in the host's turn `turn` (`revalidate`'s) and the mirror still
+    /// holds it: the singular handler's `revalidateTag` then skips its Redis write, since Next
     /// has just sent the same event through `updateTags`. True once per such revalidation.
     #[wasm_bindgen(js_name = revalidationRecorded)]
     pub fn revalidation_recorded(
