@@ -531,6 +531,8 @@ class IncrementalCore {
         writtenBack,
         writtenBackMade,
         now(),
+        // As for a 'use cache' entry: stamped on the wall clock when this clock runs ahead.
+        Date.now(),
       )
       await writeEntry(engine, machine, v.parts, writeIo(this.rt))
     } catch (err) {

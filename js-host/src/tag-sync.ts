@@ -611,11 +611,10 @@ export class TagSync {
 
   /**
    * Logs (at most once a minute) when this process's clock `t` is a second or more from the
-   * wall clock. Its entries then look that much older or newer to the fleet, and its
-   * revalidations, stamped no earlier than the wall clock, judge its own entries of that many
-   * seconds after them stale when it is behind, or reach that far past their time when it is
-   * ahead (docs/failures.md, "Clocks"). Nothing here can correct the entries: Next stamps them,
-   * and judges them, on this clock.
+   * wall clock. Behind, its entries look that much older to the fleet, and its revalidations,
+   * stamped at the wall clock, judge its own entries of that many seconds after them stale;
+   * ahead, its entries are stored that much older than Next stamped them, so Next here judges
+   * them stale sooner (docs/failures.md, "Clocks"). Restarting realigns the two clocks.
    */
   private checkClock(t: number): void {
     if (this.wall === undefined) return
@@ -633,7 +632,7 @@ export class TagSync {
         `started (an NTP step, a machine resumed after a pause): ${
           behind > 0
             ? `its entries are stamped ${secs} s early for the rest of the fleet, and those it writes in the ${secs} s after one of its revalidations (stamped at the wall clock) are regenerated`
-            : `its entries and revalidations are stamped ${secs} s late for the rest of the fleet, so its entries outlive revalidations made in the ${secs} s after them`
+            : `its entries are stored ${secs} s older than Next stamps them (on the wall clock), so they are stale ${secs} s sooner here, and not stored when their expire is shorter`
         } (docs/failures.md, "Clocks"); restarting the process realigns it`,
     )
   }

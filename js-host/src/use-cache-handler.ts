@@ -341,6 +341,9 @@ class UseCacheHandler implements CacheHandler {
           entry.stale,
           payload.byteLength,
           now(),
+          // A process whose clock a wall-clock step put ahead stamps the entry on the wall clock
+          // (docs/decisions/0036).
+          Date.now(),
         )
         await writeEntry(engine, machine, payload, {
           ...writeIo(this.rt),

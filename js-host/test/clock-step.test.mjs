@@ -8,10 +8,13 @@
 // Next's scale in this process; "another instance with a right clock" is an entry whose
 // timestamp is on the wall clock, handed to `set` as Next on that instance would.
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import { capture, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
@@ -40,6 +43,8 @@ after(async () => {
 })
 
 let seq = 0
+
+const child = fileURLToPath(new URL('./clock-step-child.mjs', import.meta.url))
 
 /** One simulated instance: its own runtime (engine, tag mirror, connection). */
 function options() {
@@ -153,5 +158,70 @@ describe('revalidations of a process whose clock is ahead of the wall clock', ()
     )
     await other.refreshTags()
     assert.equal(await other.get('k-ahead', []), undefined, 'still served after the revalidation')
+  })
+})
+
+/** A FETCH value as Next hands it to the singular handler's `set`, tagged `tag`. */
+const fetchValue = (tag) => ({
+  kind: 'FETCH',
+  data: {
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from('{"ok":true}').toString('base64'),
+    url: 'https://origin.test/data',
+    status: 200,
+  },
+  tags: [tag],
+  revalidate: 900,
+})
+const fetchSetCtx = (tag) => ({ fetchCache: true, tags: [tag], fetchIdx: 0 })
+const fetchGetCtx = (tag) => ({ kind: 'FETCH', revalidate: 900, tags: [tag], softTags: [] })
+
+describe('entries of a process whose clock is ahead of the wall clock', () => {
+  before(() => {
+    wallAhead = -STEP_MS
+  })
+  after(() => {
+    wallAhead = STEP_MS
+  })
+
+  /**
+   * A revalidation of `tags` by another process whose clocks agree with this process's wall
+   * clock (both moved as this one's `Date.now` is), made after the entries of each test.
+   */
+  async function revalidatedElsewhere(tags) {
+    const { redisUrl, ...opts } = options()
+    await promisify(execFile)(
+      process.execPath,
+      [child, redisUrl, JSON.stringify(opts), JSON.stringify(tags), String(-STEP_MS)],
+      { timeout: 60_000 },
+    )
+  }
+
+  test("a 'use cache' entry it wrote is reached by a revalidation the fleet makes after it", async () => {
+    const [ahead, reader] = [useCache(), useCache()]
+    // Stamped by Next on this process's clock, a second before the revalidation.
+    const timestamp = now() - WRITTEN_BEFORE_MS
+    await ahead.set(
+      'k-ahead-uc',
+      Promise.resolve(useCacheEntry('v-ahead-uc', { tags: ['ahead-uc'], timestamp })),
+    )
+    await reader.refreshTags()
+    assert.ok(await reader.get('k-ahead-uc', []), 'served before the revalidation')
+    await revalidatedElsewhere(['ahead-uc'])
+    await reader.refreshTags()
+    assert.equal(await reader.get('k-ahead-uc', []), undefined, 'still served after it')
+  })
+
+  test('a singular value it wrote is reached too', async () => {
+    const Ahead = incremental()
+    await Ahead().set('fetch-ahead', fetchValue('ahead-inc'), fetchSetCtx('ahead-inc'))
+    const before = await Ahead().get('fetch-ahead', fetchGetCtx('ahead-inc'))
+    assert.equal(before?.value?.kind, 'FETCH', 'served before the revalidation')
+    await revalidatedElsewhere(['ahead-inc'])
+    assert.equal(
+      await incremental()().get('fetch-ahead', fetchGetCtx('ahead-inc')),
+      null,
+      'still served after it',
+    )
   })
 })

@@ -574,6 +574,8 @@ export class WorkerCache {
         entry.stale,
         payload.byteLength,
         this.now(),
+        // One clock here: entries keep Next's stamps.
+        Number.NaN,
       )
       await writeEntry(engine, machine, payload, this.writeIo)
     } catch (err) {

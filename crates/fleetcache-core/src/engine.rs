@@ -1257,7 +1257,19 @@ impl Engine {
     /// Plans one `set` at `now` ([`write_machine::write_start`]); its first step comes from
     /// [`Engine::write_first`].
     pub fn write_start(&mut self, request: WriteRequest<'_>, now: Millis) -> WriteMachine {
-        write_machine::write_start(self.write_ctx(), request, now)
+        write_machine::write_start(self.write_ctx(), request, now, now)
+    }
+
+    /// [`Engine::write_start`] where the host's wall clock `wall` may differ from `now`: an
+    /// entry written while `now` runs ahead of it is stamped on it
+    /// ([`crate::time::ahead_of_wall`]).
+    pub fn write_start_at(
+        &mut self,
+        request: WriteRequest<'_>,
+        now: Millis,
+        wall: Millis,
+    ) -> WriteMachine {
+        write_machine::write_start(self.write_ctx(), request, now, wall)
     }
 
     /// The first step of `machine` ([`WriteMachine::start`]).

@@ -8,6 +8,27 @@
 /// `Infinity`.
 pub const INFINITE_CACHE_SECONDS: f64 = 4_294_967_294.0;
 
+/// How far a process's clock may run ahead of its wall clock before the entries it writes are
+/// stamped on the wall clock instead ([`ahead_of_wall`]). Above what `Date.now()`'s whole
+/// milliseconds and the distance between two readings leave between the two clocks in a
+/// process that no step parted (about 2 ms measured), so that such a process's stamps are
+/// Next's own, exactly.
+pub const CLOCK_AHEAD_SLACK_MS: f64 = 10.0;
+
+/// How far `now` (the process's clock, on which Next stamps entries) runs ahead of `wall` (the
+/// wall clock), when more than [`CLOCK_AHEAD_SLACK_MS`]; 0 otherwise. A step of the wall clock
+/// back after the process started puts it ahead: its entries would be stamped in the future and
+/// outlive revalidations made after them (docs/decisions/0036). Moved back by this much, they
+/// are on the wall clock, as the fleet's revalidations are.
+pub fn ahead_of_wall(now: Millis, wall: Millis) -> f64 {
+    let ahead = now.0 - wall.0;
+    if ahead.is_finite() && ahead > CLOCK_AHEAD_SLACK_MS {
+        ahead
+    } else {
+        0.0
+    }
+}
+
 /// A point in time in milliseconds since the Unix epoch, as supplied by the host.
 #[derive(Copy, Clone, Debug, PartialEq, PartialOrd, Default)]
 pub struct Millis(pub f64);

@@ -35,7 +35,7 @@ use crate::stats::{Stats, Surface, WriteOutcome};
 use crate::tag_sync::PushFollow;
 use crate::tags::{admit_tags, DroppedTags, TagMirror};
 use crate::tier::tier_serves_value;
-use crate::time::Millis;
+use crate::time::{ahead_of_wall, Millis};
 use crate::write::{self, surface_of, write_outcome, SetInput, SetPlan};
 
 /// The engine's parts a write machine reads and changes, borrowed for one transition.
@@ -408,8 +408,17 @@ fn ttl_seconds(ttl_ms: u64) -> u64 {
 
 /// Creates the machine for `request` at `now` and plans it. Nothing is sent before
 /// [`WriteMachine::step`] is called with [`WriteInput`]s; the first step comes from
-/// [`WriteMachine::start`].
-pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) -> WriteMachine {
+/// [`WriteMachine::start`]. `wall`: the host's wall clock, when it differs from `now` (else
+/// `now`): where `now` runs ahead of it ([`ahead_of_wall`]), the entry's creation and made
+/// times are moved back onto it.
+pub fn write_start(
+    ctx: WriteCtx<'_>,
+    request: WriteRequest<'_>,
+    now: Millis,
+    wall: Millis,
+) -> WriteMachine {
+    let ahead = ahead_of_wall(now, wall);
+    let onto_wall = |t: Millis| Millis(t.0 - ahead);
     let (iface, cache_key) = match request {
         WriteRequest::UseCache {
             iface, cache_key, ..
@@ -460,8 +469,8 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
             );
             let input = SetInput {
                 kind: EntryKind::UseCache,
-                timestamp,
-                made_at: regen::use_cache_made(timestamp, ctx.push),
+                timestamp: onto_wall(timestamp),
+                made_at: regen::use_cache_made(timestamp, ctx.push).map(onto_wall),
                 revalidate,
                 expire,
                 stale,
@@ -522,8 +531,8 @@ pub fn write_start(ctx: WriteCtx<'_>, request: WriteRequest<'_>, now: Millis) ->
                     expire,
                     tags,
                     parts,
-                    created,
-                    made: regen::incremental_made(desc.kind, own, created, ctx.push),
+                    created: onto_wall(created),
+                    made: regen::incremental_made(desc.kind, own, created, ctx.push).map(onto_wall),
                     now,
                 };
                 let (plan, dropped) =

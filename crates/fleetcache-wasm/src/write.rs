@@ -284,7 +284,10 @@ pub struct WriteMachine {
 #[wasm_bindgen]
 impl WriteMachine {
     /// A `'use cache'` entry of `iface` for `cacheKey` whose payload is `payloadLen` bytes;
-    /// `tags` NUL-joined. Throws `ERR_KEY_ILL_FORMED` for a key with a lone surrogate.
+    /// `tags` NUL-joined. `wall`: the wall clock (`Date.now()`), or NaN where the host has
+    /// one clock: an entry written while `now` runs ahead of it is stamped on it
+    /// (`fleetcache_core::time::ahead_of_wall`). Throws `ERR_KEY_ILL_FORMED` for a key with a
+    /// lone surrogate.
     #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = useCache)]
     pub fn use_cache(
@@ -298,6 +301,7 @@ impl WriteMachine {
         stale: f64,
         payload_len: u32,
         now: f64,
+        wall: f64,
     ) -> Result<WriteMachine, JsValue> {
         let cache_key = utf8_key(cache_key)?;
         let tags = split(tags);
@@ -312,7 +316,9 @@ impl WriteMachine {
             payload_len,
         };
         Ok(WriteMachine {
-            inner: engine.inner.write_start(request, Millis(now)),
+            inner: engine
+                .inner
+                .write_start_at(request, Millis(now), Millis(wall)),
             last: None,
         })
     }
@@ -325,7 +331,7 @@ impl WriteMachine {
     /// `ownFreshAt` and `ownFreshDue` the least of their answers' `OwnStart`/`OwnFreshAt`/
     /// `OwnFreshDue` fields, `ownWrittenBack` and `ownWrittenBackMade` the `WrittenBack` and
     /// `WrittenBackMade` of the answer that served the value written (NaN for each when none),
-    /// else the engine's record of the key. Throws
+    /// else the engine's record of the key; `wall` as for `useCache`. Throws
     /// `ERR_KEY_ILL_FORMED` for a key with a lone surrogate.
     #[allow(clippy::too_many_arguments)]
     pub fn incremental(
@@ -344,6 +350,7 @@ impl WriteMachine {
         own_written_back: f64,
         own_written_back_made: f64,
         now: f64,
+        wall: f64,
     ) -> Result<WriteMachine, JsValue> {
         let cache_key = utf8_key(cache_key)?;
         let tags = split(tags);
@@ -365,7 +372,9 @@ impl WriteMachine {
             },
         };
         Ok(WriteMachine {
-            inner: engine.inner.write_start(request, Millis(now)),
+            inner: engine
+                .inner
+                .write_start_at(request, Millis(now), Millis(wall)),
             last: None,
         })
     }

@@ -936,6 +936,7 @@ fn a_write_machine_plans_a_set_and_ends_on_the_reply() {
         30.0,
         4,
         NOW,
+        NOW,
     )
     .unwrap();
     let packed = m.start(&mut e, NOW);
@@ -980,6 +981,7 @@ fn a_write_machine_refuses_an_ill_formed_key() {
         3600.0,
         30.0,
         4,
+        NOW,
         NOW,
     )
     .unwrap_err();

@@ -404,6 +404,44 @@ fn a_singular_write_is_stamped_with_the_start_of_its_regeneration() {
     assert_eq!(header.meta.timestamp, NOW);
 }
 
+/// A process whose clock runs ahead of its wall clock (a wall-clock step back after it
+/// started) stamps its entries on the wall clock: Next's stamp of a `'use cache'` entry and the
+/// regeneration start of a singular value, moved back by the distance, so that the revalidations
+/// the fleet makes after them reach them (docs/decisions/0036). Within the slack, and behind,
+/// they keep Next's stamps exactly.
+#[test]
+fn entries_written_while_the_clock_runs_ahead_of_the_wall_clock_are_stamped_on_it() {
+    use crate::time::CLOCK_AHEAD_SLACK_MS;
+    for (ahead, moved) in [
+        (5_000.0, 5_000.0),
+        (CLOCK_AHEAD_SLACK_MS, 0.0),
+        (-5_000.0, 0.0),
+    ] {
+        let wall = Millis(NOW.0 - ahead);
+        let mut e = engine();
+        let mut m = e.write_start_at(use_cache(&["a"], 60.0, 3600.0), NOW, wall);
+        let s = store(e.write_first(&mut m, NOW));
+        let header =
+            decode_header(&s.header, s.header.len() + 10).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(
+            header.meta.timestamp,
+            Millis(NOW.0 - moved),
+            "'use cache', ahead by {ahead}"
+        );
+        let started = Millis(NOW.0 - 2_000.0);
+        e.note_incremental_read("/page", Step::Regenerate, false, started);
+        let mut m = e.write_start_at(incremental(2, 0, &[5, 7]), NOW, wall);
+        let s = store(e.write_first(&mut m, NOW));
+        let header =
+            decode_header(&s.header, s.header.len() + 12).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(
+            header.meta.timestamp,
+            Millis(started.0 - moved),
+            "singular, ahead by {ahead}"
+        );
+    }
+}
+
 #[test]
 fn a_singular_value_that_does_not_fit_its_descriptor_is_refused() {
     let mut e = engine();
