@@ -611,11 +611,11 @@ export class TagSync {
 
   /**
    * Logs (at most once a minute) when this process's clock `t` is a second or more from the
-   * wall clock. Its entries then look that much older or newer to the fleet, and its
-   * revalidations, stamped no earlier than the wall clock, judge its own entries of that many
-   * seconds after them stale when it is behind, or reach that far past their time when it is
-   * ahead (docs/failures.md, "Clocks"). Nothing here can correct the entries: Next stamps them,
-   * and judges them, on this clock.
+   * wall clock. Its entries then look that much older or newer to the fleet: behind, those it
+   * writes in that many seconds after a revalidation (its own, stamped no earlier than the wall
+   * clock, included) are judged stale by it; ahead, its revalidations also reach that far past
+   * their time (docs/failures.md, "Clocks"). Nothing here can correct the entries: Next stamps
+   * them, and judges them, on this clock.
    */
   private checkClock(t: number): void {
     if (this.wall === undefined) return
@@ -632,7 +632,7 @@ export class TagSync {
         `entries with) is ${secs} s ${where} the wall clock, which was stepped after the process ` +
         `started (an NTP step, a machine resumed after a pause): ${
           behind > 0
-            ? `its entries are stamped ${secs} s early for the rest of the fleet, and those it writes in the ${secs} s after one of its revalidations (stamped at the wall clock) are regenerated`
+            ? `its entries are stamped ${secs} s early, so those it writes in the ${secs} s after a revalidation (its own are stamped at the wall clock) are judged stale and regenerated`
             : `its entries and revalidations are stamped ${secs} s late for the rest of the fleet, so its entries outlive revalidations made in the ${secs} s after them`
         } (docs/failures.md, "Clocks"); restarting the process realigns it`,
     )
