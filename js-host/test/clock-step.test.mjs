@@ -145,6 +145,33 @@ describe('revalidations of a process whose clock is behind the wall clock', () =
     assert.equal(got.revalidate, 900, 'an entry written past the step is not fresh')
   })
 
+  test('one revalidation seen by updateTags and revalidateTag writes Redis once', async () => {
+    // Decision 0005 from a process behind: `updateTags` records it at the wall clock, and the
+    // singular handler's report of it comes on this process's clock, 5 s earlier.
+    const opts = options()
+    const useCache = createUseCacheHandler(opts)
+    const Inc = createIncrementalCacheHandler(opts)
+    const version = async () =>
+      Number((await redis.command('HGET', 'clockstep:tags:{clockstep}:meta', 'ver')) ?? 0)
+    for (const [tag, durations] of [
+      ['pair-expire', undefined],
+      ['pair-profile', { expire: 300 }],
+    ]) {
+      const before = await version()
+      await capture(() =>
+        Promise.all([
+          useCache.updateTags([tag], durations),
+          new Inc({ dev: false, revalidatedTags: [] }).revalidateTag([tag], durations),
+        ]),
+      )
+      assert.equal(
+        (await version()) - before,
+        1,
+        `TAG_UPDATE calls for ${tag}, as Next reports it to both handlers`,
+      )
+    }
+  })
+
   test('the step is logged as before', async () => {
     const behind = useCache()
     const lines = await capture(() => behind.updateTags(['step-log']))
