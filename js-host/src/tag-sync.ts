@@ -611,10 +611,11 @@ export class TagSync {
 
   /**
    * Logs (at most once a minute) when this process's clock `t` is a second or more from the
-   * wall clock. Behind, its entries look that much older to the fleet, and its revalidations,
-   * stamped at the wall clock, judge its own entries of that many seconds after them stale;
-   * ahead, its entries are stored that much older than Next stamped them, so Next here judges
-   * them stale sooner (docs/failures.md, "Clocks"). Restarting realigns the two clocks.
+   * wall clock. Behind, its entries look that much older to the fleet; ahead, they are stored
+   * that much older than Next stamped them, so Next here judges them stale sooner. Either way,
+   * those it writes in that many seconds after a revalidation (its own, stamped no earlier than
+   * the wall clock, included) are judged stale by it (docs/failures.md, "Clocks"). Restarting
+   * realigns the two clocks.
    */
   private checkClock(t: number): void {
     if (this.wall === undefined) return
@@ -631,8 +632,8 @@ export class TagSync {
         `entries with) is ${secs} s ${where} the wall clock, which was stepped after the process ` +
         `started (an NTP step, a machine resumed after a pause): ${
           behind > 0
-            ? `its entries are stamped ${secs} s early for the rest of the fleet, and those it writes in the ${secs} s after one of its revalidations (stamped at the wall clock) are regenerated`
-            : `its entries are stored ${secs} s older than Next stamps them (on the wall clock), so they are stale ${secs} s sooner here, and not stored when their expire is shorter`
+            ? `its entries are stamped ${secs} s early, so those it writes in the ${secs} s after a revalidation (its own are stamped at the wall clock) are judged stale and regenerated`
+            : `its entries are stored ${secs} s older than Next stamps them (on the wall clock), so those it writes in the ${secs} s after a revalidation are judged stale and regenerated, all are stale ${secs} s sooner here, and none whose expire is shorter is stored`
         } (docs/failures.md, "Clocks"); restarting the process realigns it`,
     )
   }

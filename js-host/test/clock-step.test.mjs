@@ -121,6 +121,62 @@ describe('revalidations of a process whose clock is behind the wall clock', () =
     assert.equal(await other.get('k-inc', []), undefined, 'still served after the revalidation')
   })
 
+  test('what it costs: the entries any process as far behind writes in the step after it are regenerated', async () => {
+    // `alike` is behind by as much (the same machine): Next there stamps its entries on this
+    // clock. With no process on the wall clock to write them again, a whole fleet behind alike
+    // regenerates its entries of the tags for the step after each revalidation
+    // (docs/failures.md, "Clocks").
+    const [behind, alike] = [useCache(), useCache()]
+    await capture(() => behind.updateTags(['step-cost']))
+    const soon = now() + WRITTEN_BEFORE_MS
+    const late = now() + STEP_MS + WRITTEN_BEFORE_MS
+    for (const [key, timestamp] of [
+      ['k-soon', soon],
+      ['k-late', late],
+    ]) {
+      await alike.set(
+        key,
+        Promise.resolve(useCacheEntry(`v-${key}`, { tags: ['step-cost'], timestamp })),
+      )
+    }
+    await behind.refreshTags()
+    assert.equal(
+      await behind.get('k-soon', []),
+      undefined,
+      'an entry written a second after the revalidation is served',
+    )
+    const got = await behind.get('k-late', [])
+    assert.ok(got, 'an entry written past the step after the revalidation is not served')
+    assert.equal(got.revalidate, 900, 'an entry written past the step is not fresh')
+  })
+
+  test('one revalidation seen by updateTags and revalidateTag writes Redis once', async () => {
+    // Decision 0005 from a process behind: `updateTags` records it at the wall clock, and the
+    // singular handler's report of it comes on this process's clock, 5 s earlier.
+    const opts = options()
+    const useCache = createUseCacheHandler(opts)
+    const Inc = createIncrementalCacheHandler(opts)
+    const version = async () =>
+      Number((await redis.command('HGET', 'clockstep:tags:{clockstep}:meta', 'ver')) ?? 0)
+    for (const [tag, durations] of [
+      ['pair-expire', undefined],
+      ['pair-profile', { expire: 300 }],
+    ]) {
+      const before = await version()
+      await capture(() =>
+        Promise.all([
+          useCache.updateTags([tag], durations),
+          new Inc({ dev: false, revalidatedTags: [] }).revalidateTag([tag], durations),
+        ]),
+      )
+      assert.equal(
+        (await version()) - before,
+        1,
+        `TAG_UPDATE calls for ${tag}, as Next reports it to both handlers`,
+      )
+    }
+  })
+
   test('the step is logged as before', async () => {
     const behind = useCache()
     const lines = await capture(() => behind.updateTags(['step-log']))

@@ -15,12 +15,20 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { pathToFileURL } from 'node:url'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
-import { makeLogDir, prepareApp, repoRoot, rscRequest, startFleet } from '../support/fleet.mjs'
+import {
+  makeLogDir,
+  prepareApp,
+  repoRoot,
+  rscRequest,
+  startFleet,
+  startInstance,
+} from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { startRedisCluster } from '../support/redis-cluster.mjs'
-import { revalidateOn, waitForDataEntry, waitForQuiet } from '../support/observe.mjs'
+import { revalidateOn, tagRecord, waitForDataEntry, waitForQuiet } from '../support/observe.mjs'
 import { sleep, waitFor } from '../support/util.mjs'
 
 // Next runs a route handler's revalidateTag/revalidatePath after the HTTP response (waitUntil):
@@ -36,8 +44,12 @@ let redis
 let origin
 let A
 let B
+// The instances' env (each adds INSTANCE_NAME), for an instance started by a test.
+let fleetEnv
+// A third instance a test starts, while it runs.
+let C
 
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, B] }))
+const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, B, C] }))
 const withDiagnostics = report.wrap
 
 function expectOk(d, who) {
@@ -177,16 +189,13 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
         const t1 = Date.now()
         redis = CLUSTER ? await startRedisCluster({ logDir }) : await startRedis({ logDir })
         origin = await startOrigin()
-        ;[A, B] = await startFleet({
-          names: ['A', 'B'],
-          env: {
-            REDIS_URL: redis.url,
-            ...(CLUSTER ? { FLEETCACHE_REDIS_CLUSTER: '1' } : {}),
-            ORIGIN_URL: origin.url,
-            FLEETCACHE_DEBUG: process.env.FLEETCACHE_DEBUG ?? '1',
-          },
-          logDir,
-        })
+        fleetEnv = {
+          REDIS_URL: redis.url,
+          ...(CLUSTER ? { FLEETCACHE_REDIS_CLUSTER: '1' } : {}),
+          ORIGIN_URL: origin.url,
+          FLEETCACHE_DEBUG: process.env.FLEETCACHE_DEBUG ?? '1',
+        }
+        ;[A, B] = await startFleet({ names: ['A', 'B'], env: fleetEnv, logDir })
         process.stderr.write(
           `[e2e] app ${app.built ? `built in ${(app.buildMs / 1000).toFixed(1)} s` : 'build up to date'} (build id ${app.buildId}, ${app.tarball}); ` +
             `prepare ${((t1 - t0) / 1000).toFixed(1)} s, redis + origin + 2 instances ${((Date.now() - t1) / 1000).toFixed(1)} s; ` +
@@ -206,7 +215,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
       logDir,
       failed: report.failed,
       keep: KEEP_LOGS,
-      instances: [A, B],
+      instances: [A, B, C],
       services: [origin, redis],
     }),
   )
@@ -360,6 +369,63 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
       ),
     ),
   )
+  test(
+    'a revalidation on an instance whose clock a wall-clock step left 5 s behind reaches the entry A made just before it',
+    { timeout: 90_000 },
+    withDiagnostics(async () => {
+      // C: Next's clock (and fleetcache's) 5 s behind the wall clock A and Redis run on, as
+      // after a step of the wall clock once it had started (docs/failures.md, "Clocks").
+      const behindMs = 5000
+      C = await startInstance({
+        name: 'C',
+        env: {
+          ...fleetEnv,
+          CLOCK_BEHIND_MS: String(behindMs),
+          NODE_OPTIONS: `--import ${pathToFileURL(path.join(repoRoot, 'tests/support/clock-behind.mjs')).href}`,
+        },
+        logDir,
+      })
+      try {
+        const tag = 'clock-step'
+        const name = `tagged-${tag}`
+        const pathname = `/tagged?tag=${tag}&list=${tag}`
+        const made = await A.getData(pathname)
+        expectOk(made, `A ${pathname}`)
+        assert.equal(made.version, origin.version(name))
+        await waitForQuiet({ redis, origin, names: [name] })
+        const oldV = made.version
+        const newV = origin.bump(name)
+        assert.equal(await tagRecord(redis, tag), null, `the tag ${tag} was revalidated before`)
+        await C.call(`/api/expire?tag=${tag}`)
+        // Whatever time C stamps it with: the test waits for it to reach Redis, not for a time.
+        await waitFor(async () => (await tagRecord(redis, tag)) ?? false, {
+          timeoutMs: 15_000,
+          intervalMs: 25,
+          what: `Redis's tag state to hold C's revalidation of ${tag}`,
+        })
+        // C's revalidation was made less than its distance behind after A's entry: stamped on
+        // C's clock, it would be older than the entry.
+        const sinceEntry = Date.now() - made.generatedAt
+        assert.ok(
+          sinceEntry < behindMs - 500,
+          `the revalidation reached Redis ${sinceEntry} ms after A's entry, too late to tell`,
+        )
+        assert.match(
+          fs.readFileSync(C.logFile, 'utf8'),
+          /is \d+\.\d s behind the wall clock/,
+          "C's clock is not behind the wall clock (the preload did not apply)",
+        )
+        const seen = []
+        const fresh = await pollUntilVersion(A, pathname, { oldV, newV, seen })
+        assert.equal(fresh.generatedBy, 'A', `A's regeneration should have produced ${fmt(fresh)}`)
+      } finally {
+        const c = C
+        C = undefined
+        await c.stop()
+      }
+    }),
+  )
+
   test(
     'PPR: the shell A rendered (APP_PAGE with postponed state, through fleetcache/incremental) is served by B from Redis, and B resumes the hole',
     { timeout: 60_000 },
