@@ -6,7 +6,7 @@
 // First: the CLI runs on the tools module, asked for before anything loads ../wasm.
 import './use-tools'
 
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
@@ -27,7 +27,7 @@ import {
   recentTags,
 } from './commands'
 import { connect, Progress } from './redis'
-import { distDirOf, seed } from './seed'
+import { findBuildDir, seed } from './seed'
 
 /**
  * The `--interface` option: `inc` (the default) is the singular handler and a key segment
@@ -155,13 +155,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'seed') {
     const dir = rest[0]
     if (dir === undefined) throw new UsageError('seed needs the .next directory')
-    distDir = distDirOf(dir)
     // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
-    if (!existsSync(join(distDir, 'BUILD_ID'))) {
-      throw new UsageError(
-        `seed: no Next.js build in ${dir}: neither it nor its .next holds a BUILD_ID (with a custom distDir, pass that directory)`,
-      )
-    }
+    const found = findBuildDir(dir, process.env)
+    if ('problem' in found) throw new UsageError(`seed: ${found.problem}`)
+    distDir = found.distDir
   }
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
   // logs its start line through console.log, which goes to stderr here like the progress, or
