@@ -463,6 +463,48 @@ describe('fleetcache seed', () => {
     }
   })
 
+  // A standalone server.js replaces an exported NEXT_DEPLOYMENT_ID with the deploymentId its
+  // build recorded (or '' and then the build id); `next start` keeps the exported one. The seed
+  // cannot tell which will run the build: it takes the variable, as `next start` does, and says
+  // what a standalone fleet would read instead.
+  test('a NEXT_DEPLOYMENT_ID other than the deploymentId the build recorded is warned about', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    const warning = (stderr) => stderr.split('\n').filter((l) => l.includes('warning'))
+    try {
+      fs.writeFileSync(file, JSON.stringify({ version: 1, config: { deploymentId: 'v42' } }))
+      const differs = await cli(['seed', dist], { NEXT_DEPLOYMENT_ID: 'n7' })
+      assert.equal(differs.code, 0, differs.stderr)
+      assert.deepEqual(warning(differs.stderr), [
+        `fleetcache: warning: seeding namespace ${PREFIX}:n7 (deployment n7 from NEXT_DEPLOYMENT_ID, as next start of this build reads it); a standalone server.js of this build replaces NEXT_DEPLOYMENT_ID with the deploymentId the build recorded, v42 (${file}), and reads namespace ${PREFIX}:v42: for a standalone fleet, seed with --deployment v42, or without NEXT_DEPLOYMENT_ID`,
+      ])
+      // The build recorded none: a standalone server takes the build id.
+      fs.writeFileSync(file, JSON.stringify({ version: 1, config: {} }))
+      const none = await cli(['seed', dist], { NEXT_DEPLOYMENT_ID: 'n7' })
+      assert.deepEqual(warning(none.stderr), [
+        `fleetcache: warning: seeding namespace ${PREFIX}:n7 (deployment n7 from NEXT_DEPLOYMENT_ID, as next start of this build reads it); a standalone server.js of this build empties NEXT_DEPLOYMENT_ID, the build having recorded no deploymentId (${file}), and reads namespace ${PREFIX}:b1 (${path.join(dist, 'BUILD_ID')}): for a standalone fleet, seed with --deployment b1, or without NEXT_DEPLOYMENT_ID`,
+      ])
+      // Nothing to say: the same id, the id given another way, or the variable not read.
+      fs.writeFileSync(file, JSON.stringify({ version: 1, config: { deploymentId: 'v42' } }))
+      const quiet = [
+        [[], { NEXT_DEPLOYMENT_ID: 'v42' }],
+        [[], {}],
+        [['--deployment', 'n7'], { NEXT_DEPLOYMENT_ID: 'n7' }],
+        [[], { FLEETCACHE_DEPLOYMENT_ID: 'f3', NEXT_DEPLOYMENT_ID: 'n7' }],
+      ]
+      for (const [args, env] of quiet) {
+        const r = await cli(['seed', dist, ...args], env)
+        assert.equal(r.code, 0, r.stderr)
+        assert.deepEqual(warning(r.stderr), [], JSON.stringify(env))
+      }
+      // With --quiet too: a warning is not progress.
+      const q = await cli(['seed', dist, '--quiet'], { NEXT_DEPLOYMENT_ID: 'n7' })
+      assert.equal(warning(q.stderr).length, 1, q.stderr)
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  })
+
   // With experimental.useSkewCookie, Next's server sets NEXT_DEPLOYMENT_ID to '' whatever the
   // config or the environment held, before it loads the handlers (base-server.js; read in 16.4.6
   // and 16.5.0, 16.0.0 has no such option): its namespace is the build id, so the seed's must be.
