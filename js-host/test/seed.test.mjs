@@ -608,6 +608,9 @@ describe('fleetcache seed', () => {
       })
       // The seed read the setting (its namespace line says where 'use cache' entries go) ...
       assert.match(seeded.stderr, /'use cache' entries under /)
+      // (A relative build directory is named resolved, as a server's start line names it.)
+      const buildIdFile = path.join(fs.realpathSync(app), '.next', 'BUILD_ID')
+      assert.ok(seeded.stderr.includes(`(deployment from ${buildIdFile})`), seeded.stderr)
       // ... and printed no warning about it.
       assert.doesNotMatch(seeded.stderr, /environment variables/)
       assert.match(seeded.stdout, /^seeded 1 prerendered route for deployment b1\n$/)

@@ -7,7 +7,7 @@
 import './use-tools'
 
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
@@ -192,7 +192,9 @@ async function main(argv: string[]): Promise<number> {
     // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
     const found = findBuildDir(dir, process.env)
     if ('problem' in found) throw new UsageError(`seed: ${found.problem}`)
-    distDir = found.distDir
+    // Resolved: the lines that name its files (the namespace line's BUILD_ID) name them as a
+    // server's start line does.
+    distDir = resolve(found.distDir)
   }
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
   // logs its start line through console.log, which goes to stderr here like the progress, or
