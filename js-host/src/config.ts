@@ -21,6 +21,7 @@ export type {
   TransportOptions,
 } from './options'
 export {
+  DEV_SERVER_VARS,
   isBuildPhase,
   isDevServer,
   localOnlyPhase,

@@ -3,6 +3,7 @@
  * settings it shares with the `fleetcache` CLI (`transportOptionsFromEnv`).
  */
 import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 
 import { buildId, distDir, type Env } from './next-build-files'
 import { checkAddress, checkUrl } from './option-checks'
@@ -55,6 +56,14 @@ function booleanFromEnv(env: Env, name: string): boolean | undefined {
 export function isBuildPhase(env: Env = process.env): boolean {
   return env.NEXT_PHASE === 'phase-production-build'
 }
+
+/**
+ * The variables Next sets only in a development server (`isDevServer`'s marks). A production
+ * server (`next start`, a standalone `server.js`) never has them, so they are the same, unset,
+ * on every instance of a fleet, though Turbopack lists `__NEXT_DEV_SERVER` among those that
+ * Next's own modules read in a cached function's graph (docs/decisions/0032).
+ */
+export const DEV_SERVER_VARS: readonly string[] = ['__NEXT_DEV_SERVER', 'NEXT_PRIVATE_WORKER']
 
 /**
  * Whether this process is the server `next dev` runs: `next dev` forks it with
@@ -163,7 +172,12 @@ export function deploymentFromEnv(env: Env = process.env): {
     return { deploymentId: env.NEXT_DEPLOYMENT_ID, deploymentSource: 'NEXT_DEPLOYMENT_ID' }
   }
   const id = buildId(process.cwd(), env)
-  return { deploymentId: id, deploymentSource: id ? `${distDir(env)}/BUILD_ID` : 'none found' }
+  // The file read, resolved: a standalone server.js changes to its own directory first, and
+  // its config's `./.next` read as the app's `.next` (another build, or none).
+  return {
+    deploymentId: id,
+    deploymentSource: id ? resolve(process.cwd(), distDir(env), 'BUILD_ID') : 'none found',
+  }
 }
 
 /**

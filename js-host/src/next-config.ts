@@ -6,6 +6,7 @@
  */
 import { dirname, join, relative, sep } from 'node:path'
 
+import { createLogger } from './log'
 import { parseNextVersion } from './next-release'
 import { installedNextVersion } from './next-version'
 
@@ -68,6 +69,13 @@ export function withFleetcache<T extends object = NextConfigLike>(
   const out: NextConfigLike = { ...config }
   if (options.incremental ?? true) {
     out.cacheHandler = entry('incremental')
+    replaced(
+      'cacheHandler',
+      config.cacheHandler,
+      out.cacheHandler,
+      'incremental',
+      'pass { incremental: false } to withFleetcache',
+    )
     // Next's per-process memory layer would keep serving this instance's own copy after
     // another instance revalidated (docs/incremental.md); an explicit setting is respected.
     if (config.cacheMaxMemorySize === undefined) out.cacheMaxMemorySize = 0
@@ -87,6 +95,15 @@ export function withFleetcache<T extends object = NextConfigLike>(
           `withFleetcache: '${name}' is not a cacheHandlers name fleetcache accepts ([a-z-], 1 to 32 characters, not 'private')`,
         )
       }
+      replaced(
+        `cacheHandlers.${name}`,
+        handlers[name],
+        useCache,
+        'use-cache',
+        name === 'default' || name === 'remote'
+          ? 'pass { useCache: false } to withFleetcache (it then sets neither default nor remote)'
+          : `leave '${name}' out of withFleetcache's handlers option`,
+      )
       handlers[name] = useCache
     }
     out.cacheHandlers = handlers
@@ -151,6 +168,24 @@ export function withFleetcache<T extends object = NextConfigLike>(
     unused.map((g) => g.replace(/^(\.\.\/)+/, '')),
   )
   return out as T
+}
+
+/**
+ * Warns, in one line, that the config's own `key` held `had` and withFleetcache put `set`
+ * there. Replaced all the same: a throw would fail builds that work today, and a config wrapped
+ * twice, or one spelling out the package's own paths, holds `set` already and is not named.
+ */
+function replaced(
+  key: string,
+  had: string | undefined,
+  set: string,
+  subpath: string,
+  keep: string,
+): void {
+  if (had === undefined || had === set) return
+  createLogger(false).warn(
+    `withFleetcache replaced the config's ${key} ('${had}') with ${PACKAGE}/${subpath}: to keep yours, ${keep}, or set ${key} on the config it returns`,
+  )
 }
 
 /** A copy of `globs` with `add` appended to the globs of `key`, each once. */

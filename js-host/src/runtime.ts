@@ -1,4 +1,5 @@
 import {
+  DEV_SERVER_VARS,
   durableUseCacheEntries,
   durableUseCacheEntriesIn,
   localOnlyPhase,
@@ -179,13 +180,15 @@ const KEY_VARS_WARNED = Symbol.for('fleetcache.key-env-vars-warned')
  * naming them and the fix (docs/decisions/0032). Whether the values differ between instances,
  * or whether the app chose durable entries (the recorded config has Next's defaults merged in),
  * a process cannot tell: it warns whenever there are any, but for those the app declared the
- * same on every instance (`uniformEnvVars`). Once per process, however many runtimes it opens
+ * same on every instance (`uniformEnvVars`) and those only Next's development server sets
+ * (`DEV_SERVER_VARS`), which no production instance has. Once per process, however many runtimes it opens
  * (handlers configured in code beside the handler modules).
  */
 function logKeyEnvVars(log: Logger, uniform: readonly string[]): void {
   const g = globalThis as unknown as Record<symbol, boolean | undefined>
   if (g[KEY_VARS_WARNED] === true) return
-  const known = new Set(uniform)
+  // With those the app vouches for, those only a development server sets: nothing to act on.
+  const known = new Set([...uniform, ...DEV_SERVER_VARS])
   const all = useCacheKeyEnvVars()
   const read = all.read.filter((n) => !known.has(n))
   const existence = all.existence.filter((n) => !known.has(n))

@@ -112,3 +112,55 @@ test('leaves durable entries alone when no cacheHandlers name is routed through 
   const out = withFleetcache({}, { useCache: false, nextVersion: '16.5.0' })
   assert.equal(out.experimental, undefined)
 })
+
+/** What `fn` writes with console.warn, one entry per call, and its result. */
+function warnings(fn) {
+  const seen = []
+  const original = console.warn
+  console.warn = (...args) => seen.push(args.join(' '))
+  try {
+    return { result: fn(), seen }
+  } finally {
+    console.warn = original
+  }
+}
+
+// A config that set its own handlers (its own modules configured in code, say) and then went
+// through withFleetcache lost them without a word. They are still replaced (a throw would break
+// builds that work today), but each replaced key is named once, with the value and how to keep it.
+test("a handler of the config's own that withFleetcache replaces is named in one warning line each", () => {
+  const useCache = require.resolve('fleetcache/use-cache')
+  const incremental = require.resolve('fleetcache/incremental')
+  const user = {
+    cacheHandler: '/app/my-incremental.cjs',
+    cacheHandlers: { default: '/app/my-use-cache.cjs', remote: useCache, products: '/app/p.cjs' },
+  }
+  const { result: out, seen } = warnings(() =>
+    withFleetcache(user, { handlers: ['products'], nextVersion: '16.4.6' }),
+  )
+  // Replaced as before: the config's other cacheHandlers keys are kept, and remote held ours.
+  assert.equal(out.cacheHandler, incremental)
+  assert.deepEqual(out.cacheHandlers, { default: useCache, remote: useCache, products: useCache })
+  assert.equal(seen.length, 3, seen.join('\n'))
+  for (const line of seen) assert.ok(!line.includes('\n'), line)
+  assert.equal(
+    seen[0],
+    "[fleetcache] withFleetcache replaced the config's cacheHandler ('/app/my-incremental.cjs') with fleetcache/incremental: to keep yours, pass { incremental: false } to withFleetcache, or set cacheHandler on the config it returns",
+  )
+  assert.equal(
+    seen[1],
+    "[fleetcache] withFleetcache replaced the config's cacheHandlers.default ('/app/my-use-cache.cjs') with fleetcache/use-cache: to keep yours, pass { useCache: false } to withFleetcache (it then sets neither default nor remote), or set cacheHandlers.default on the config it returns",
+  )
+  assert.equal(
+    seen[2],
+    "[fleetcache] withFleetcache replaced the config's cacheHandlers.products ('/app/p.cjs') with fleetcache/use-cache: to keep yours, leave 'products' out of withFleetcache's handlers option, or set cacheHandlers.products on the config it returns",
+  )
+  // Nothing replaced, nothing said: the package's own paths (a config wrapped twice), and the
+  // keys an option tells withFleetcache to leave alone.
+  assert.deepEqual(warnings(() => withFleetcache(out, { handlers: ['products'] })).seen, [])
+  assert.deepEqual(
+    warnings(() => withFleetcache(user, { incremental: false, useCache: false })).seen,
+    [],
+  )
+  assert.deepEqual(warnings(() => withFleetcache({ cacheHandlers: { x: '/x.cjs' } })).seen, [])
+})

@@ -13,6 +13,7 @@ const require = createRequire(import.meta.url)
 const { parseNextVersion } = require('../dist/next-release.js')
 const { durableUseCacheEntries, resolveOptions, useCacheKeyEnvVars } = require('../dist/config.js')
 const wasm = require('../wasm/node/fleetcache_wasm.js')
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 test('versions convert to the engine setting; anything else is left out', () => {
   assert.deepEqual(parseNextVersion('16.3.8'), {
@@ -317,6 +318,40 @@ test('variables declared the same on every instance are left out of the warning'
   }
 })
 
+// Turbopack lists every variable read in a cached function's module graph, Next's own modules
+// included: `__NEXT_DEV_SERVER` (request/params.js and others read it), which only `next dev`
+// (and a custom server's `next({ dev: true })`) sets. A production server, the only one that
+// warns, never has it, so it is the same on every instance: naming it, as a variable to
+// check or to vouch for, asked the user for something there is nothing to do about.
+test("the warning leaves out the variables only Next's development server sets", () => {
+  const line = (log) => log.split('\n').filter((l) => l.includes('environment variables'))
+  const withVars = (read, existence) =>
+    fakeApp(
+      '16.5.0',
+      { durableUseCacheEntries: true },
+      {
+        manifest: {
+          node: {
+            fn: {
+              durability: { d: { runtimeEnvVarsRead: read, runtimeEnvVarsExistence: existence } },
+            },
+          },
+        },
+      },
+    )
+  const mixed = withVars(['INSTANCE_NAME'], ['__NEXT_DEV_SERVER', 'NEXT_PRIVATE_WORKER', 'FLAG'])
+  const nextOnly = withVars([], ['__NEXT_DEV_SERVER', 'NEXT_PRIVATE_WORKER'])
+  try {
+    const lines = line(startLog(mixed))
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0], /include the values of INSTANCE_NAME and whether FLAG is set \(/)
+    assert.doesNotMatch(lines[0], /__NEXT_DEV_SERVER|NEXT_PRIVATE_WORKER/)
+    assert.deepEqual(line(startLog(nextOnly)), [], 'nothing left to name')
+  } finally {
+    for (const d of [mixed, nextOnly]) fs.rmSync(d, { recursive: true, force: true })
+  }
+})
+
 // A server process may open several runtimes (the handler modules from the environment, a
 // handler configured in code): the warning is for the process, once.
 test('the warning is printed once per process, however many runtimes it opens', () => {
@@ -364,7 +399,10 @@ test('a build in a custom distDir is found when the config went through withFlee
   try {
     assert.match(namespaceLine(undefined), /deployment from none found/)
     const line = namespaceLine({ distDir: 'build' })
-    assert.match(line, /deployment from build\/BUILD_ID/)
+    assert.ok(
+      line.includes(`deployment from ${path.join(fs.realpathSync(app), 'build', 'BUILD_ID')})`),
+      line,
+    )
     assert.match(line, /'use cache' entries under fleetcache:next-16\.5\.0/, 'the config was read')
   } finally {
     fs.rmSync(app, { recursive: true, force: true })
@@ -374,6 +412,38 @@ test('a build in a custom distDir is found when the config went through withFlee
 // Options given in code replace the environment, but a handler given no deployment id must not
 // put every build under one namespace (`default`): a rolling deploy would serve one build's
 // entries to the other. It takes the running server's, as the handler modules do.
+// The line said `deployment from ./.next/BUILD_ID` under a standalone server.js, whose working
+// directory is the standalone tree it changed to (not where the user runs it from), and a
+// relative path under `next start` too: it names the file read, as an absolute path.
+test('the namespace line names the BUILD_ID file it read, resolved', () => {
+  const app = fakeApp('16.4.6', {}, { distDir: 'build' })
+  fs.mkdirSync(path.join(app, '.next'))
+  fs.writeFileSync(path.join(app, '.next', 'BUILD_ID'), 'build-2')
+  const real = fs.realpathSync(app)
+  const namespaceLine = (env) => {
+    const script = `require(${JSON.stringify(require.resolve('../dist/use-cache.js'))})`
+    const out = spawnSync(process.execPath, ['-e', script], {
+      cwd: app,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, ...env },
+    })
+    assert.equal(out.status, 0, out.stderr)
+    return out.stdout.split('\n').find((l) => l.includes('] namespace ')) ?? ''
+  }
+  const from = (dir) =>
+    new RegExp(`\\(deployment from ${escape(path.join(real, dir, 'BUILD_ID'))}\\)`)
+  try {
+    assert.match(namespaceLine({}), from('.next'))
+    assert.match(namespaceLine({ FLEETCACHE_DIST_DIR: 'build' }), /:build-1 /)
+    assert.match(namespaceLine({ FLEETCACHE_DIST_DIR: 'build' }), from('build'))
+    // A standalone server.js announces its config, whose distDir Next records as './<dir>'.
+    const standalone = JSON.stringify({ distDir: './build' })
+    assert.match(namespaceLine({ __NEXT_PRIVATE_STANDALONE_CONFIG: standalone }), from('build'))
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
+  }
+})
+
 test('a handler configured in code without a deployment id is in its build namespace', () => {
   const namespaceLine = (options, env = {}) => {
     const script = `require(${JSON.stringify(require.resolve('../dist/index.js'))}).createUseCacheHandler(${JSON.stringify(options)})`
@@ -389,7 +459,9 @@ test('a handler configured in code without a deployment id is in its build names
   try {
     assert.match(
       namespaceLine({ prefix: 'shop' }),
-      /namespace shop:build-1 \(deployment from \.next\/BUILD_ID\)/,
+      new RegExp(
+        `namespace shop:build-1 \\(deployment from ${escape(path.join(fs.realpathSync(app), '.next', 'BUILD_ID'))}\\)`,
+      ),
     )
     assert.match(
       namespaceLine({ prefix: 'shop' }, { NEXT_DEPLOYMENT_ID: 'dep-7' }),

@@ -76,14 +76,17 @@ async function seed() {
   return JSON.parse((await runSeed()).stdout)
 }
 
-/** Runs the CLI with `args` as a user types them (no `--json` added): exit code and both streams. */
-async function cli(args) {
+/**
+ * Runs the CLI with `args` as a user types them (no `--json` added), `env` added to its
+ * environment: exit code and both streams.
+ */
+async function cli(args, env = {}) {
   const base = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
   )
   try {
     const r = await run(process.execPath, [CLI, ...args], {
-      env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX },
+      env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX, ...env },
       timeout: 60_000,
     })
     return { code: 0, stdout: r.stdout, stderr: r.stderr }
@@ -387,9 +390,119 @@ describe('fleetcache seed', () => {
     assert.match(
       r.stderr,
       new RegExp(
-        `^fleetcache: seed: no Next.js build in ${escape(empty)}: neither it nor its \\.next holds a BUILD_ID \\(with a custom distDir, pass that directory\\)\\n`,
+        `^fleetcache: seed: no Next.js build in ${escape(empty)}: neither it nor a directory directly in it holds a BUILD_ID \\(with a custom distDir deeper down, pass that directory\\)\\n`,
       ),
     )
+  })
+
+  // `seed .` in an app whose next.config sets distDir: 'build-out' took the `.next` an older
+  // build had left there, and seeded that build without a word. It now looks for the build as
+  // a server of the app would, and refuses (exit 2) to guess between two.
+  test('an app directory with a build under its custom distDir and an older .next is refused, naming both', async () => {
+    const app = fs.mkdtempSync(path.join(logDir, 'two-builds-'))
+    /** A build in `app/<name>` whose required-server-files.json records distDir `recorded`. */
+    const build = (name, id, recorded = name) => {
+      const dir = path.join(app, name)
+      writeBuild(dir, Date.now() - 60_000)
+      fs.writeFileSync(path.join(dir, 'BUILD_ID'), id)
+      fs.writeFileSync(
+        path.join(dir, 'required-server-files.json'),
+        JSON.stringify({ version: 1, config: { distDir: recorded } }),
+      )
+      return dir
+    }
+    const namespace = (stderr) => stderr.split('\n').find((l) => l.includes('] namespace ')) ?? ''
+    try {
+      const old = build('.next', 'old')
+      const current = build('build-out', 'new')
+      await redis.command('FLUSHALL')
+      const both = await cli(['seed', app])
+      assert.equal(both.code, 2, both.stderr)
+      assert.match(
+        both.stderr,
+        new RegExp(
+          `^fleetcache: seed: ${escape(app)} holds more than one Next\\.js build: ${escape(old)} \\(BUILD_ID old, built [^)]+\\), ${escape(current)} \\(BUILD_ID new, built [^)]+\\); pass the one your next\\.config's distDir names \\(the servers' build\\), or set FLEETCACHE_DIST_DIR to it\\n`,
+        ),
+      )
+      assert.equal(Number(await redis.command('DBSIZE')), 0, 'nothing seeded')
+      // FLEETCACHE_DIST_DIR, which a server reads first, decides, as the build dir itself does.
+      const chosen = await cli(['seed', app], { FLEETCACHE_DIST_DIR: 'build-out' })
+      assert.equal(chosen.code, 0, chosen.stderr)
+      assert.match(namespace(chosen.stderr), /:new \(deployment from /)
+      const given = await cli(['seed', current])
+      assert.equal(given.code, 0, given.stderr)
+      assert.match(namespace(given.stderr), /:new \(deployment from /)
+      // The custom distDir's build alone: found, not refused for want of a .next.
+      fs.rmSync(old, { recursive: true })
+      const alone = await cli(['seed', app])
+      assert.equal(alone.code, 0, alone.stderr)
+      assert.match(namespace(alone.stderr), /:new \(deployment from /)
+      // A .next whose build recorded another distDir (copied there from it): said, and refused.
+      fs.rmSync(current, { recursive: true })
+      const copied = build('.next', 'copied', 'dist/next')
+      const moved = await cli(['seed', app])
+      assert.equal(moved.code, 2, moved.stderr)
+      assert.match(
+        moved.stderr,
+        new RegExp(
+          `^fleetcache: seed: the build in ${escape(copied)} records distDir 'dist/next' \\(its required-server-files\\.json\\): a server of that config reads ${escape(path.join(app, 'dist', 'next'))}, which holds no build; pass ${escape(copied)} to seed it all the same\\n`,
+        ),
+      )
+      assert.equal((await cli(['seed', copied])).code, 0)
+      // FLEETCACHE_DIST_DIR naming a directory without a build: said, not searched around.
+      const wrong = await cli(['seed', app], { FLEETCACHE_DIST_DIR: 'nowhere' })
+      assert.equal(wrong.code, 2, wrong.stderr)
+      assert.match(
+        wrong.stderr,
+        new RegExp(
+          `^fleetcache: seed: no Next\\.js build in ${escape(path.join(app, 'nowhere'))} \\(FLEETCACHE_DIST_DIR\\)\\n`,
+        ),
+      )
+    } finally {
+      fs.rmSync(app, { recursive: true, force: true })
+    }
+  })
+
+  // A standalone server.js replaces an exported NEXT_DEPLOYMENT_ID with the deploymentId its
+  // build recorded (or '' and then the build id); `next start` keeps the exported one. The seed
+  // cannot tell which will run the build: it takes the variable, as `next start` does, and says
+  // what a standalone fleet would read instead.
+  test('a NEXT_DEPLOYMENT_ID other than the deploymentId the build recorded is warned about', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    const warning = (stderr) => stderr.split('\n').filter((l) => l.includes('warning'))
+    try {
+      fs.writeFileSync(file, JSON.stringify({ version: 1, config: { deploymentId: 'v42' } }))
+      const differs = await cli(['seed', dist], { NEXT_DEPLOYMENT_ID: 'n7' })
+      assert.equal(differs.code, 0, differs.stderr)
+      assert.deepEqual(warning(differs.stderr), [
+        `fleetcache: warning: seeding namespace ${PREFIX}:n7 (deployment n7 from NEXT_DEPLOYMENT_ID, as next start of this build reads it); a standalone server.js of this build replaces NEXT_DEPLOYMENT_ID with the deploymentId the build recorded, v42 (${file}), and reads namespace ${PREFIX}:v42: for a standalone fleet, seed with --deployment v42, or without NEXT_DEPLOYMENT_ID`,
+      ])
+      // The build recorded none: a standalone server takes the build id.
+      fs.writeFileSync(file, JSON.stringify({ version: 1, config: {} }))
+      const none = await cli(['seed', dist], { NEXT_DEPLOYMENT_ID: 'n7' })
+      assert.deepEqual(warning(none.stderr), [
+        `fleetcache: warning: seeding namespace ${PREFIX}:n7 (deployment n7 from NEXT_DEPLOYMENT_ID, as next start of this build reads it); a standalone server.js of this build empties NEXT_DEPLOYMENT_ID, the build having recorded no deploymentId (${file}), and reads namespace ${PREFIX}:b1 (${path.join(dist, 'BUILD_ID')}): for a standalone fleet, seed with --deployment b1, or without NEXT_DEPLOYMENT_ID`,
+      ])
+      // Nothing to say: the same id, the id given another way, or the variable not read.
+      fs.writeFileSync(file, JSON.stringify({ version: 1, config: { deploymentId: 'v42' } }))
+      const quiet = [
+        [[], { NEXT_DEPLOYMENT_ID: 'v42' }],
+        [[], {}],
+        [['--deployment', 'n7'], { NEXT_DEPLOYMENT_ID: 'n7' }],
+        [[], { FLEETCACHE_DEPLOYMENT_ID: 'f3', NEXT_DEPLOYMENT_ID: 'n7' }],
+      ]
+      for (const [args, env] of quiet) {
+        const r = await cli(['seed', dist, ...args], env)
+        assert.equal(r.code, 0, r.stderr)
+        assert.deepEqual(warning(r.stderr), [], JSON.stringify(env))
+      }
+      // With --quiet too: a warning is not progress.
+      const q = await cli(['seed', dist, '--quiet'], { NEXT_DEPLOYMENT_ID: 'n7' })
+      assert.equal(warning(q.stderr).length, 1, q.stderr)
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
   })
 
   // With experimental.useSkewCookie, Next's server sets NEXT_DEPLOYMENT_ID to '' whatever the
@@ -495,6 +608,9 @@ describe('fleetcache seed', () => {
       })
       // The seed read the setting (its namespace line says where 'use cache' entries go) ...
       assert.match(seeded.stderr, /'use cache' entries under /)
+      // (A relative build directory is named resolved, as a server's start line names it.)
+      const buildIdFile = path.join(fs.realpathSync(app), '.next', 'BUILD_ID')
+      assert.ok(seeded.stderr.includes(`(deployment from ${buildIdFile})`), seeded.stderr)
       // ... and printed no warning about it.
       assert.doesNotMatch(seeded.stderr, /environment variables/)
       assert.match(seeded.stdout, /^seeded 1 prerendered route for deployment b1\n$/)

@@ -146,7 +146,9 @@ describe('withFleetcache from next.config.mjs, .ts and .js', () => {
           assert.equal(origin.calls(`products-${list}`), 1)
           assert.match(
             a.logTail(200),
-            new RegExp(`namespace v-${name}:${app.buildId} \\(deployment from \\.next/BUILD_ID\\)`),
+            new RegExp(
+              `namespace v-${name}:${app.buildId} \\(deployment from ${path.join(fs.realpathSync(dir), '.next', 'BUILD_ID').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`,
+            ),
           )
         } catch (err) {
           failed = true

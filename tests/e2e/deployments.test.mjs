@@ -9,9 +9,17 @@
 //
 // Run: node --test tests/e2e/deployments.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
-import { makeLogDir, prepareApp, prepareStandalone, startInstance } from '../support/fleet.mjs'
+import {
+  appDir,
+  makeLogDir,
+  prepareApp,
+  prepareStandalone,
+  startInstance,
+} from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { revalidateOn, waitForQuiet } from '../support/observe.mjs'
@@ -29,6 +37,8 @@ let X
 let Y
 let Z
 let ids
+/** The standalone server's directory, which its server.js changes to. */
+let standaloneDir
 
 const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [X, Y, Z] }))
 const withDiagnostics = report.wrap
@@ -57,6 +67,7 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
       try {
         logDir = makeLogDir('fleetcache-deployments-')
         const standalone = await prepareStandalone({ logDir })
+        standaloneDir = path.dirname(standalone.serverJs)
         const app = await prepareApp({ logDir })
         ids = { X: app.buildId, Y: standalone.buildId, Z: 'override-z' }
         redis = await startRedis({ logDir })
@@ -98,8 +109,9 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
     { timeout: 30_000 },
     withDiagnostics(async () => {
       const sources = {
-        X: '.next/BUILD_ID',
-        Y: './.next-standalone/BUILD_ID',
+        // The file read, resolved: server.js changes to its own directory first.
+        X: path.join(fs.realpathSync(appDir), '.next', 'BUILD_ID'),
+        Y: path.join(fs.realpathSync(standaloneDir), '.next-standalone', 'BUILD_ID'),
         Z: 'FLEETCACHE_DEPLOYMENT_ID',
       }
       for (const inst of [X, Y, Z]) {

@@ -222,7 +222,9 @@ describe('settings of real next build, next start and standalone processes', () 
           .find((l) => l.includes('[fleetcache] namespace'))
         assert.ok(line, `no namespace line:\n${inst.logTail(200)}`)
         assert.ok(
-          line.includes(`:${buildId} (deployment from ${BUILD_PHASE_DIST_DIR}/BUILD_ID)`),
+          line.includes(
+            `:${buildId} (deployment from ${path.join(fs.realpathSync(appDir), BUILD_PHASE_DIST_DIR, 'BUILD_ID')})`,
+          ),
           line,
         )
       } catch (err) {

@@ -120,10 +120,18 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
         .split('\n')
         .find((l) => l.includes('[fleetcache] namespace'))
       assert.ok(line, `S1 logged no namespace line:\n${S1.logTail(40)}`)
+      // The file read, resolved: server.js changes to its own directory, where its config's
+      // distDir ('./.next-standalone') is.
+      const buildIdFile = path.join(
+        fs.realpathSync(path.dirname(serverJs)),
+        '.next-standalone',
+        'BUILD_ID',
+      )
+      const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
       assert.match(
         line,
         new RegExp(
-          `namespace fleetcache:${build.buildId} \\(deployment from \\./\\.next-standalone/BUILD_ID\\), store ${r1.url.replace(/\./g, '\\.')}$`,
+          `namespace fleetcache:${build.buildId} \\(deployment from ${escape(buildIdFile)}\\), store ${escape(r1.url)}$`,
         ),
       )
     }),

@@ -19,6 +19,7 @@ import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import {
   WEBPACK_DIST_DIR,
   WEBPACK_ENV,
+  appDir,
   makeLogDir,
   prepareStandalone,
   startInstance,
@@ -109,11 +110,11 @@ describe('fleetcache e2e: a webpack build (`next build --webpack`), standalone a
       for (const f of SERVER_WASM) assert.ok(traced.includes(f), `${f} is missing: ${traced}`)
       const unused = traced.filter((f) => /^wasm\/(tools|web)\/|^dist\/cli\/|\.d\.ts$/.test(f))
       assert.deepEqual(unused, [], 'files no server process loads')
-      // The standalone server names its distDir from server.js's config, `next start` from
-      // FLEETCACHE_DIST_DIR (withFleetcache).
+      // The standalone server finds its distDir in server.js's config, `next start` in
+      // FLEETCACHE_DIST_DIR (withFleetcache); the line names the file read, resolved.
       const from = new Map([
-        [W1, `./${WEBPACK_DIST_DIR}/BUILD_ID`],
-        [W2, `${WEBPACK_DIST_DIR}/BUILD_ID`],
+        [W1, path.join(fs.realpathSync(copy), WEBPACK_DIST_DIR, 'BUILD_ID')],
+        [W2, path.join(fs.realpathSync(appDir), WEBPACK_DIST_DIR, 'BUILD_ID')],
       ])
       for (const [inst, file] of from) {
         assert.equal((await inst.request('/')).status, 200)

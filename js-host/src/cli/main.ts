@@ -6,8 +6,8 @@
 // First: the CLI runs on the tools module, asked for before anything loads ../wasm.
 import './use-tools'
 
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
@@ -27,7 +27,7 @@ import {
   recentTags,
 } from './commands'
 import { connect, Progress } from './redis'
-import { distDirOf, seed } from './seed'
+import { findBuildDir, seed } from './seed'
 
 /**
  * The `--interface` option: `inc` (the default) is the singular handler and a key segment
@@ -103,6 +103,40 @@ function keyDeployment(prefix: string, id: string): string {
   }
 }
 
+/**
+ * The deployment a standalone `server.js` of the build in `distDir` takes, whatever
+ * `NEXT_DEPLOYMENT_ID` was exported: it starts from the config recorded at build, whose
+ * `deploymentId` (`configured`) replaces the variable, or '' and then the build id
+ * (docs/configuration.md, "Deployment namespace"). Undefined when the build has no readable
+ * `required-server-files.json` (no record to go by) or no build id.
+ */
+function standaloneNamespace(
+  distDir: string,
+  configured: string | undefined,
+): { id: string; why: string; file: string | undefined } | undefined {
+  const record = join(distDir, 'required-server-files.json')
+  try {
+    JSON.parse(readFileSync(record, 'utf8'))
+  } catch {
+    return undefined
+  }
+  if (configured !== undefined) {
+    return {
+      id: configured,
+      why: `replaces NEXT_DEPLOYMENT_ID with the deploymentId the build recorded, ${configured} (${record})`,
+      file: undefined,
+    }
+  }
+  const file = join(distDir, 'BUILD_ID')
+  const id = readFileSync(file, 'utf8').trim()
+  if (id === '') return undefined
+  return {
+    id,
+    why: `empties NEXT_DEPLOYMENT_ID, the build having recorded no deploymentId (${record})`,
+    file,
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -155,13 +189,12 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'seed') {
     const dir = rest[0]
     if (dir === undefined) throw new UsageError('seed needs the .next directory')
-    distDir = distDirOf(dir)
     // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
-    if (!existsSync(join(distDir, 'BUILD_ID'))) {
-      throw new UsageError(
-        `seed: no Next.js build in ${dir}: neither it nor its .next holds a BUILD_ID (with a custom distDir, pass that directory)`,
-      )
-    }
+    const found = findBuildDir(dir, process.env)
+    if ('problem' in found) throw new UsageError(`seed: ${found.problem}`)
+    // Resolved: the lines that name its files (the namespace line's BUILD_ID) name them as a
+    // server's start line does.
+    distDir = resolve(found.distDir)
   }
   // stdout carries the command's output alone (`--json` is parsed): the runtime `seed` opens
   // logs its start line through console.log, which goes to stderr here like the progress, or
@@ -276,6 +309,17 @@ async function main(argv: string[]): Promise<number> {
                       readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
                       join(distDir, 'BUILD_ID'),
                     ]
+        const standalone = standaloneNamespace(distDir, configured)
+        if (deploymentSource === 'NEXT_DEPLOYMENT_ID' && standalone !== undefined) {
+          // Which server runs the build is unknown here: the variable is taken as `next start`
+          // takes it, and what a standalone server.js would read instead is said.
+          if (standalone.id !== deploymentId) {
+            const ns = (id: string): string => `${prefix}:${keyDeployment(prefix, id)}`
+            process.stderr.write(
+              `fleetcache: warning: seeding namespace ${ns(deploymentId)} (deployment ${deploymentId} from NEXT_DEPLOYMENT_ID, as next start of this build reads it); a standalone server.js of this build ${standalone.why}, and reads namespace ${ns(standalone.id)}${standalone.file === undefined ? '' : ` (${standalone.file})`}: for a standalone fleet, seed with --deployment ${standalone.id}, or without NEXT_DEPLOYMENT_ID\n`,
+            )
+          }
+        }
         const r = await seed(
           distDir,
           { redisUrl, prefix, deploymentId, cluster: conn.cluster === true, ...transport },

@@ -17,7 +17,7 @@
  * release that built the tree is read from `.next/diagnostics/framework.json`.
  */
 import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs'
-import { join, relative, sep } from 'node:path'
+import { join, relative, resolve, sep } from 'node:path'
 
 import { joinTags, splitArgv } from '../argv'
 import { now } from '../clock'
@@ -94,9 +94,96 @@ function denormalizePagePath(p: string): string {
   return p.startsWith('/index/') ? p.slice('/index'.length) : p
 }
 
-/** `<app>/.next` when given the app directory, else the directory itself. */
-export function distDirOf(dir: string): string {
-  return existsSync(join(dir, '.next', 'BUILD_ID')) ? join(dir, '.next') : dir
+/** Where `fleetcache seed <dir>` found the build to seed, or why it will not guess. */
+export type FoundBuild = { distDir: string } | { problem: string }
+
+/** Whether `dir` holds a Next.js build: every `next build` writes its BUILD_ID. */
+function holdsBuild(dir: string): boolean {
+  return existsSync(join(dir, 'BUILD_ID'))
+}
+
+/** The `distDir` the build in `dir` recorded (its `required-server-files.json`), if readable. */
+function recordedDistDir(dir: string): string | undefined {
+  try {
+    const rec = JSON.parse(readFileSync(join(dir, 'required-server-files.json'), 'utf8')) as {
+      config?: { distDir?: unknown }
+    }
+    const d = rec.config?.distDir
+    return typeof d === 'string' && d !== '' ? d : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** `<dir> (BUILD_ID <id>, built <time>)`, for telling two builds apart in one message. */
+function describeBuild(dir: string): string {
+  const file = join(dir, 'BUILD_ID')
+  const id = readFileSync(file, 'utf8').trim()
+  return `${dir} (BUILD_ID ${id}, built ${statSync(file).mtime.toISOString()})`
+}
+
+/**
+ * The build `fleetcache seed <dir>` seeds. `dir` itself when it holds one. Otherwise `dir` is
+ * the app's directory, and the build is the one a server of the app reads: under
+ * `FLEETCACHE_DIST_DIR` when set (a server's first choice), else under next.config's
+ * `distDir`, which only Next can evaluate. So every build directly under `dir` is a candidate
+ * (`.next`, and any directory holding a BUILD_ID and a `required-server-files.json`), and one
+ * alone is taken: with a custom `distDir`, a `.next` left by a build from before it is no
+ * evidence of which the servers read, and seeding the wrong one writes under a namespace no
+ * server reads. A build recording another `distDir` than where it lies (copied there) is
+ * refused for the same reason, unless given itself. Deeper custom `distDir`s are not looked for.
+ */
+export function findBuildDir(dir: string, env: Record<string, string | undefined>): FoundBuild {
+  if (holdsBuild(dir)) return { distDir: dir }
+  const chosen = env.FLEETCACHE_DIST_DIR
+  if (chosen) {
+    const d = resolve(dir, chosen)
+    return holdsBuild(d)
+      ? { distDir: d }
+      : { problem: `no Next.js build in ${d} (FLEETCACHE_DIST_DIR)` }
+  }
+  const found: string[] = []
+  let entries: string[] = []
+  try {
+    entries = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort()
+  } catch {
+    // Not a directory (or not readable): no build in it, said below.
+  }
+  for (const name of entries) {
+    const d = resolve(dir, name)
+    if (!holdsBuild(d)) continue
+    if (name === '.next' || existsSync(join(d, 'required-server-files.json'))) found.push(d)
+  }
+  // A build that records another distDir (copied to where it lies) names where its servers
+  // look: a build there is a candidate too, however deep.
+  for (const d of [...found]) {
+    const recorded = recordedDistDir(d)
+    const there = recorded === undefined ? d : resolve(dir, recorded)
+    if (!found.includes(there) && holdsBuild(there)) found.push(there)
+  }
+  // `.next` first, then the rest by name: the order the message lists them in.
+  found.sort((a, b) => Number(b.endsWith(`${sep}.next`)) - Number(a.endsWith(`${sep}.next`)))
+  if (found.length > 1) {
+    return {
+      problem: `${dir} holds more than one Next.js build: ${found.map(describeBuild).join(', ')}; pass the one your next.config's distDir names (the servers' build), or set FLEETCACHE_DIST_DIR to it`,
+    }
+  }
+  const [only] = found
+  if (only === undefined) {
+    return {
+      problem: `no Next.js build in ${dir}: neither it nor a directory directly in it holds a BUILD_ID (with a custom distDir deeper down, pass that directory)`,
+    }
+  }
+  const recorded = recordedDistDir(only)
+  if (recorded !== undefined && resolve(dir, recorded) !== only) {
+    return {
+      problem: `the build in ${only} records distDir '${recorded}' (its required-server-files.json): a server of that config reads ${resolve(dir, recorded)}, which holds no build; pass ${only} to seed it all the same`,
+    }
+  }
+  return { distDir: only }
 }
 
 /**
