@@ -920,12 +920,15 @@ impl TagMirror {
     /// Drops this process's last revalidation once no second report of it can come
     /// ([`SAME_REVALIDATION_WINDOW_MS`]): its tags would otherwise stay until the next one
     /// (sixty thousand strings after a revalidation of as many tags). Called with every
-    /// refresh, which a process makes at least once a request.
+    /// refresh, which a process makes at least once a request. One stamped that far ahead of
+    /// `now` goes too: a process behind stamps its revalidations at the wall clock
+    /// (docs/decisions/0036), and a refresh, answered in a later turn than the report, comes
+    /// after any second report.
     fn forget_last_local(&mut self, now: Millis) {
         if self
             .last_local
             .as_ref()
-            .is_some_and(|l| now.0 - l.at.0 > SAME_REVALIDATION_WINDOW_MS)
+            .is_some_and(|l| (now.0 - l.at.0).abs() > SAME_REVALIDATION_WINDOW_MS)
         {
             self.last_local = None;
         }
@@ -1797,6 +1800,23 @@ mod tests {
         )
         .unwrap();
         assert!(m.last_local.is_none(), "its tags are not kept");
+    }
+
+    /// A process whose clock a wall-clock step left behind stamps its revalidations at the
+    /// wall clock, ahead of the clock its refreshes run on (docs/decisions/0036): its last
+    /// revalidation's tags must not stay until that clock catches up (hours after a machine
+    /// slept), only until the first refresh after the report (which comes in its own turn).
+    #[test]
+    fn a_last_revalidation_stamped_ahead_of_this_clock_is_forgotten_at_the_next_refresh() {
+        let mut m = TagMirror::new();
+        m.apply_local(&["t"], &Revalidation::Expire, Millis(T0 + 3_600_000.0));
+        m.mark_paired(7);
+        m.apply_refresh(&reply("", 0, false, &[]), Millis(T0 + 5.0), KEEP)
+            .unwrap();
+        assert!(
+            m.last_local.is_none(),
+            "the last revalidation's tags are still held"
+        );
     }
 
     /// Vectors from Next 16.4.6's own `encodeHeaderSafe` (dist/server/lib/encode-header-safe.js),
