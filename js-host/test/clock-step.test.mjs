@@ -17,7 +17,16 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { capture, now, startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import {
+  capture,
+  fetchValue,
+  instanceOptions,
+  now,
+  requestInstances,
+  startTestRedis,
+  text,
+  useCacheEntry,
+} from './helpers.mjs'
 
 /** How far this process's clock is behind the wall clock while the tests run. */
 const STEP_MS = 5000
@@ -42,30 +51,11 @@ after(async () => {
   await redis?.stop()
 })
 
-let seq = 0
-
 const child = fileURLToPath(new URL('./clock-step-child.mjs', import.meta.url))
 
-/** One simulated instance: its own runtime (engine, tag mirror, connection). */
-function options() {
-  seq += 1
-  return {
-    redisUrl: redis.url,
-    prefix: 'clockstep',
-    deploymentId: 'd1',
-    memoryBytes: 0,
-    leases: false,
-    connectTimeoutMs: 2000 + seq,
-    ...redis.options,
-  }
-}
-
+const options = () => instanceOptions(redis, 'clockstep')
 const useCache = () => createUseCacheHandler(options())
-
-function incremental() {
-  const Handler = createIncrementalCacheHandler(options())
-  return () => new Handler({ dev: false, revalidatedTags: [] })
-}
+const incremental = () => requestInstances(createIncrementalCacheHandler, redis, 'clockstep')
 
 /**
  * An entry the other instance (clock right) wrote `WRITTEN_BEFORE_MS` ago, tagged `tag`,
@@ -217,20 +207,8 @@ describe('revalidations of a process whose clock is ahead of the wall clock', ()
   })
 })
 
-/** A FETCH value as Next hands it to the singular handler's `set`, tagged `tag`. */
-const fetchValue = (tag) => ({
-  kind: 'FETCH',
-  data: {
-    headers: { 'content-type': 'application/json' },
-    body: Buffer.from('{"ok":true}').toString('base64'),
-    url: 'https://origin.test/data',
-    status: 200,
-  },
-  tags: [tag],
-  revalidate: 900,
-})
 const fetchSetCtx = (tag) => ({ fetchCache: true, tags: [tag], fetchIdx: 0 })
-const fetchGetCtx = (tag) => ({ kind: 'FETCH', revalidate: 900, tags: [tag], softTags: [] })
+const fetchGetCtx = (tag) => ({ kind: 'FETCH', revalidate: 60, tags: [tag], softTags: [] })
 
 describe('entries of a process whose clock is ahead of the wall clock', () => {
   before(() => {
@@ -270,7 +248,7 @@ describe('entries of a process whose clock is ahead of the wall clock', () => {
 
   test('a singular value it wrote is reached too', async () => {
     const Ahead = incremental()
-    await Ahead().set('fetch-ahead', fetchValue('ahead-inc'), fetchSetCtx('ahead-inc'))
+    await Ahead().set('fetch-ahead', fetchValue(['ahead-inc']), fetchSetCtx('ahead-inc'))
     const before = await Ahead().get('fetch-ahead', fetchGetCtx('ahead-inc'))
     assert.equal(before?.value?.kind, 'FETCH', 'served before the revalidation')
     await revalidatedElsewhere(['ahead-inc'])

@@ -12,7 +12,10 @@ import { after, before, beforeEach, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
 import {
+  fetchValue,
+  instanceOptions,
   now,
+  requestInstances,
   startHoldingProxy,
   startTestRedis,
   TAGGED_PAGE_CTX as pageCtx,
@@ -38,41 +41,14 @@ after(async () => {
 let seq = 0
 let ns = 'edges'
 beforeEach(() => {
+  seq += 1
   ns = `edges${String(seq)}`
 })
 
-function options(extra = {}) {
-  seq += 1
-  return {
-    redisUrl: redis.url,
-    prefix: ns,
-    deploymentId: 'd1',
-    memoryBytes: 0,
-    leases: false,
-    connectTimeoutMs: 2000 + seq,
-    ...redis.options,
-    ...extra,
-  }
-}
-const useCache = (extra) => createUseCacheHandler(options(extra))
-function incremental(extra) {
-  const Handler = createIncrementalCacheHandler(options(extra))
-  return () => new Handler({ dev: false, revalidatedTags: [] })
-}
+const useCache = (extra) => createUseCacheHandler(instanceOptions(redis, ns, extra))
+const incremental = (extra) => requestInstances(createIncrementalCacheHandler, redis, ns, extra)
 const numbered = (n, prefix) => Array.from({ length: n }, (_, i) => `${prefix}${String(i)}`)
 const tagKey = (what) => `${ns}:tags:{${ns}}:${what}`
-
-const fetchValue = (tags) => ({
-  kind: 'FETCH',
-  data: {
-    headers: { 'content-type': 'application/json' },
-    body: Buffer.from('{"ok":true}').toString('base64'),
-    url: 'https://origin.test/data',
-    status: 200,
-  },
-  tags,
-  revalidate: 60,
-})
 
 /** Blocks the event loop for `ms`, as a long synchronous render does. */
 function block(ms) {

@@ -403,28 +403,49 @@ export function crossingCounts(redisUrl) {
   return JSON.parse(out.trim().split('\n').pop())
 }
 
-let requestInstanceSeq = 0
+let instanceSeq = 0
 
 /**
- * One simulated server instance of the singular handler (`createIncrementalCacheHandler` of the
- * package under test) on `redis`, key prefix `prefix`, no tier and no leases unless `extra`
- * says so: returns a function that makes a handler instance, as Next does per request.
+ * Handler options for one simulated server instance on `redis`, key prefix `prefix`, deployment
+ * `d1`, no tier and no leases unless `extra` says so. Each call's distinct `connectTimeoutMs`
+ * gives the instance its own runtime (engine, tag mirror, connection).
  */
-export function requestInstances(createIncrementalCacheHandler, redis, prefix, extra = {}) {
-  requestInstanceSeq += 1
-  const Handler = createIncrementalCacheHandler({
+export function instanceOptions(redis, prefix, extra = {}) {
+  instanceSeq += 1
+  return {
     redisUrl: redis.url,
     prefix,
     deploymentId: 'd1',
     memoryBytes: 0,
     leases: false,
-    // A distinct setting per instance gives it its own runtime (engine, mirror, connection).
-    connectTimeoutMs: 3000 + requestInstanceSeq,
+    connectTimeoutMs: 3000 + instanceSeq,
     ...redis.options,
     ...extra,
-  })
+  }
+}
+
+/**
+ * One simulated server instance of the singular handler (`createIncrementalCacheHandler` of the
+ * package under test), with {@link instanceOptions}: returns a function that makes a handler
+ * instance, as Next does per request.
+ */
+export function requestInstances(createIncrementalCacheHandler, redis, prefix, extra = {}) {
+  const Handler = createIncrementalCacheHandler(instanceOptions(redis, prefix, extra))
   return () => new Handler({ dev: false, revalidatedTags: [] })
 }
+
+/** A `fetch` value as Next hands it to the singular handler's `set`, tagged `tags`. */
+export const fetchValue = (tags, revalidate = 60) => ({
+  kind: 'FETCH',
+  data: {
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from('{"ok":true}').toString('base64'),
+    url: 'https://origin.test/data',
+    status: 200,
+  },
+  tags,
+  revalidate,
+})
 
 /**
  * `process.memoryUsage()` after full collections (each followed by a turn, so that finalizers

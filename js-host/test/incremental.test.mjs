@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
 import { close, createIncrementalCacheHandler, createUseCacheHandler } from '../esm/index.mjs'
-import { crossingCounts, REDIS_CLUSTER, startTestRedis } from './helpers.mjs'
+import { crossingCounts, fetchValue, REDIS_CLUSTER, startTestRedis } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -106,17 +106,7 @@ function values() {
       status: 201,
       headers: { 'content-type': 'application/octet-stream', 'x-next-cache-tags': 'route-tag' },
     },
-    FETCH: {
-      kind: 'FETCH',
-      data: {
-        headers: { 'content-type': 'application/json' },
-        body: Buffer.from('{"ok":true}').toString('base64'),
-        url: 'https://origin.test/data',
-        status: 200,
-      },
-      tags: ['products'],
-      revalidate: 60,
-    },
+    FETCH: fetchValue(['products']),
     REDIRECT: { kind: 'REDIRECT', props: { redirect: { destination: '/x', permanent: false } } },
     IMAGE: {
       kind: 'IMAGE',

@@ -15,6 +15,8 @@ import {
   capture,
   commandMonitor,
   inRender,
+  instanceOptions,
+  requestInstances,
   startTestRedis,
   TAGGED_PAGE_CTX as pageCtx,
   taggedPage as page,
@@ -43,26 +45,9 @@ after(async () => {
 
 let seq = 0
 
-/** One simulated instance: its own runtime (engine, tag mirror, connection), no tier, no leases. */
-function options() {
-  seq += 1
-  return {
-    redisUrl: redis.url,
-    prefix: 'tagtest',
-    deploymentId: 'd1',
-    memoryBytes: 0,
-    leases: false,
-    connectTimeoutMs: 2000 + seq,
-    ...redis.options,
-  }
-}
-
+const options = () => instanceOptions(redis, 'tagtest')
 const useCache = () => createUseCacheHandler(options())
-
-function incremental() {
-  const Handler = createIncrementalCacheHandler(options())
-  return () => new Handler({ dev: false, revalidatedTags: [] })
-}
+const incremental = () => requestInstances(createIncrementalCacheHandler, redis, 'tagtest')
 
 const entryKey = (iface, key) =>
   new wasm.Engine({ prefix: 'tagtest', deployment: 'd1' }).entryKey(iface, key)

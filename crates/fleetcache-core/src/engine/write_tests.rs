@@ -419,26 +419,21 @@ fn entries_written_while_the_clock_runs_ahead_of_the_wall_clock_are_stamped_on_i
     ] {
         let wall = Millis(NOW.0 - ahead);
         let mut e = engine();
-        let mut m = e.write_start_at(use_cache(&["a"], 60.0, 3600.0), NOW, wall);
-        let s = store(e.write_first(&mut m, NOW));
-        let header =
-            decode_header(&s.header, s.header.len() + 10).unwrap_or_else(|err| panic!("{err}"));
-        assert_eq!(
-            header.meta.timestamp,
-            Millis(NOW.0 - moved),
-            "'use cache', ahead by {ahead}"
-        );
+        // The creation time the write stores for `req`, whose payload is `payload` bytes.
+        let stored = |e: &mut Engine, req, payload: usize| {
+            let mut m = e.write_start_at(req, NOW, wall);
+            let s = store(e.write_first(&mut m, NOW));
+            decode_header(&s.header, s.header.len() + payload)
+                .unwrap_or_else(|err| panic!("{err}"))
+                .meta
+                .timestamp
+        };
+        let uc = stored(&mut e, use_cache(&["a"], 60.0, 3600.0), 10);
+        assert_eq!(uc, Millis(NOW.0 - moved), "'use cache', ahead by {ahead}");
         let started = Millis(NOW.0 - 2_000.0);
         e.note_incremental_read("/page", Step::Regenerate, false, started);
-        let mut m = e.write_start_at(incremental(2, 0, &[5, 7]), NOW, wall);
-        let s = store(e.write_first(&mut m, NOW));
-        let header =
-            decode_header(&s.header, s.header.len() + 12).unwrap_or_else(|err| panic!("{err}"));
-        assert_eq!(
-            header.meta.timestamp,
-            Millis(started.0 - moved),
-            "singular, ahead by {ahead}"
-        );
+        let inc = stored(&mut e, incremental(2, 0, &[5, 7]), 12);
+        assert_eq!(inc, Millis(started.0 - moved), "singular, ahead by {ahead}");
     }
 }
 
