@@ -1215,7 +1215,7 @@ impl Engine {
             (&key, regen::Own::NONE),
             kind,
             tags,
-            now,
+            (now, 0.0),
         )
     }
 

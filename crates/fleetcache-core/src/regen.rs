@@ -757,15 +757,17 @@ impl Regenerations {
 
 /// The creation time of the singular handler's entry at `key` (its entry key), a value of
 /// `kind` carrying `tags`, written at `now` by a request whose own read of it left `own`: the
-/// start of the regeneration that produced it ([`Regenerations::started_for`]); for pages and routes (what renders `'use cache'`
-/// functions), also no later than any stale `'use cache'` entry with one of its tags handed
-/// out in this process since then ([`StaleHandouts`]; without a known start, within the last
-/// [`MAX_REGENERATION_MS`]), and than any `'use cache'` value written since then that it may
-/// hold and its tags find stale ([`RecentFills`]), by the time its data was judged by
-/// ([`judged_by`]). Not a value written back unchanged: its bytes are an earlier
-/// regeneration's, whose own write took the hand-outs of its time into account (they are in its
-/// made time), and no render of this one reached them (lowering its stamp voided Next's retry
-/// delay; fixed in 7a01957).
+/// start of the regeneration that produced it ([`Regenerations::started_for`]); for pages and
+/// routes (what renders `'use cache'` functions), also no later than any stale `'use cache'`
+/// entry with one of its tags handed out in this process since then ([`StaleHandouts`];
+/// without a known start, within the last [`MAX_REGENERATION_MS`]), and than any
+/// `'use cache'` value written since then that it may hold and its tags find stale
+/// ([`RecentFills`]), by the time its data was judged by ([`judged_by`]) moved back by
+/// `ahead`, as far as the process's clock runs ahead of its wall clock
+/// ([`crate::time::ahead_of_wall`]; the value's entry is stored there). Not a value written
+/// back unchanged: its bytes are an earlier regeneration's, whose own write took the hand-outs
+/// of its time into account (they are in its made time), and no render of this one reached
+/// them (lowering its stamp voided Next's retry delay; fixed in 7a01957).
 pub fn incremental_created(
     regenerations: &mut Regenerations,
     (handouts, fills, mirror, push): (
@@ -777,7 +779,7 @@ pub fn incremental_created(
     (key, own): (&str, Own),
     kind: ValueKind,
     tags: &[&str],
-    now: Millis,
+    (now, ahead): (Millis, f64),
 ) -> Millis {
     let started = regenerations.started_for(key, own, now);
     let created = started.unwrap_or(now);
@@ -788,7 +790,7 @@ pub fn incremental_created(
     // Owned, so the mirror's verdict is the one instantiation an entry's stored tags use.
     let page = canonical_tags(tags);
     let stale = |made: Millis| {
-        let judged = judged_by(made, push);
+        let judged = on_fleet_scale(judged_by(made, push), ahead);
         mirror.evaluate(judged, page.iter().map(String::as_str), now) != Freshness::Fresh
     };
     let mut created = created;
@@ -808,7 +810,8 @@ pub fn incremental_created(
 /// `timestamp` (Next's stamp), written at `now`: no later than any `'use cache'` value this
 /// process wrote since then whose tags are all among the entry's ([`RecentFills`]), nor than
 /// any stale entry with one of its tags handed out since then ([`StaleHandouts`]: the inner
-/// invocation it joined may have been a read answered with one).
+/// invocation it joined may have been a read answered with one). Values whose tags are gone
+/// are judged as for a page ([`incremental_created`], `ahead` likewise).
 ///
 /// Next lets an invocation join an inner one that another request of the process has pending
 /// and adds the inner value's tags to the outer entry, which it stamps with the outer's own
@@ -831,11 +834,11 @@ pub fn use_cache_created(
     ),
     tags: &[&str],
     timestamp: Millis,
-    now: Millis,
+    (now, ahead): (Millis, f64),
 ) -> Millis {
     let own = canonical_tags(tags);
     let stale = |made: Millis| {
-        let judged = judged_by(made, push);
+        let judged = on_fleet_scale(judged_by(made, push), ahead);
         mirror.evaluate(judged, own.iter().map(String::as_str), now) != Freshness::Fresh
     };
     [
@@ -887,6 +890,15 @@ pub fn incremental_made(
 /// judged by the mirror as it was then. Pulling, `None`.
 pub fn use_cache_made(created: Millis, push: Option<&PushFollow>) -> Option<Millis> {
     Some(judged_by(created, push)).filter(|made| made.0 < created.0)
+}
+
+/// `t`, on this process's clock, where the entries it writes are stored: `ahead` earlier
+/// ([`crate::time::ahead_of_wall`]). A value this process wrote ([`RecentFills`]) is judged
+/// there, as its stored entry is: the tag times the mirror holds from the rest of the fleet are
+/// on the wall clock, and on this process's own clock a revalidation the fleet made while the
+/// value was being made would look older than it (docs/decisions/0036).
+fn on_fleet_scale(t: Millis, ahead: f64) -> Millis {
+    Millis(t.0 - ahead)
 }
 
 /// The time by which the tags judge data a regeneration that began at `began` read:

@@ -19,10 +19,12 @@ pub const CLOCK_AHEAD_SLACK_MS: f64 = 10.0;
 /// wall clock), when more than [`CLOCK_AHEAD_SLACK_MS`]; 0 otherwise. A step of the wall clock
 /// back after the process started puts it ahead: its entries would be stamped in the future and
 /// outlive revalidations made after them (docs/decisions/0036). Moved back by this much, they
-/// are on the wall clock, as the fleet's revalidations are.
+/// are on the wall clock, as the fleet's revalidations are. A `wall` that is not a time after
+/// the epoch (NaN where the host has one clock; 0, negative or infinite from a broken or mocked
+/// `Date.now`) is none: trusted, it would stamp every entry before 1970.
 pub fn ahead_of_wall(now: Millis, wall: Millis) -> f64 {
     let ahead = now.0 - wall.0;
-    if ahead.is_finite() && ahead > CLOCK_AHEAD_SLACK_MS {
+    if wall.0 > 0.0 && ahead.is_finite() && ahead > CLOCK_AHEAD_SLACK_MS {
         ahead
     } else {
         0.0
@@ -103,6 +105,33 @@ pub fn duration_seconds_to_ttl_ms(seconds: f64, max_ttl_seconds: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a wall clock that is a time after the epoch, more than the slack behind `now`,
+    /// moves entries: a host without one passes NaN, and one that passes no time at all (0, a
+    /// negative value, an infinity: a mocked `Date.now`) would otherwise stamp every entry
+    /// before 1970, stored for nothing (its TTL gone) and older than every revalidation.
+    #[test]
+    fn only_a_wall_clock_behind_now_by_more_than_the_slack_moves_entries() {
+        let now = Millis(1_765_000_000_000.0);
+        for wall in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -1.0,
+            -5_000.0,
+            now.0,
+            now.0 + 5_000.0,
+            now.0 - CLOCK_AHEAD_SLACK_MS,
+        ] {
+            assert_eq!(ahead_of_wall(now, Millis(wall)), 0.0, "wall {wall}");
+        }
+        assert_eq!(ahead_of_wall(now, Millis(now.0 - 5_000.0)), 5_000.0);
+        assert_eq!(
+            ahead_of_wall(now, Millis(now.0 - 5.0 * 3_600_000.0)),
+            5.0 * 3_600_000.0
+        );
+    }
 
     const MAX: f64 = 30.0 * 86_400.0;
 

@@ -465,7 +465,7 @@ pub fn write_start(
                 (ctx.stale_handouts, ctx.fills, ctx.mirror, ctx.push),
                 tags,
                 timestamp,
-                now,
+                (now, ahead),
             );
             let input = SetInput {
                 kind: EntryKind::UseCache,
@@ -523,7 +523,7 @@ pub fn write_start(
                     (&key, own),
                     desc.kind,
                     tags,
-                    now,
+                    (now, ahead),
                 );
                 let set = IncrementalSet {
                     desc,

@@ -2648,7 +2648,7 @@ fn a_value_written_back_after_an_on_demand_read_is_no_newer_than_the_read() {
         (&key, back),
         ValueKind::AppPage,
         &[],
-        Millis(NOW + 500.0),
+        (Millis(NOW + 500.0), 0.0),
     );
     assert!(
         created.0 <= NOW,
@@ -2698,7 +2698,7 @@ fn a_value_written_back_keeps_when_it_was_made_for_its_tags() {
             (&key, back),
             ValueKind::AppPage,
             &["t"],
-            now,
+            (now, 0.0),
         ),
         made: back.made(),
         now,

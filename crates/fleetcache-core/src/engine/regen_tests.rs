@@ -297,7 +297,7 @@ fn a_page_is_stamped_by_a_hand_out_of_the_same_tag_in_another_form() {
         ("/p", crate::regen::Own::NONE),
         ValueKind::AppPage,
         &[raw],
-        Millis(2_000.0),
+        (Millis(2_000.0), 0.0),
     );
     assert_eq!(created, Millis(100.0));
 }

@@ -437,6 +437,66 @@ fn entries_written_while_the_clock_runs_ahead_of_the_wall_clock_are_stamped_on_i
     }
 }
 
+/// A process ahead of its wall clock judges the `'use cache'` values it wrote, which a page
+/// regenerated here may have joined, on the scale their entries are stored on: the wall clock.
+/// A fill begun (on Next's clock, 5 s ahead) before a revalidation the fleet made while it ran,
+/// on the wall clock, holds data that revalidation invalidated; a page whose regeneration began
+/// after the revalidation and joined the fill must be stored no newer than the fill. Judged on
+/// Next's clock, the revalidation looked older than the fill and the page was stored as fresh,
+/// with the old data, on every instance.
+#[test]
+fn a_page_that_joined_a_fill_the_fleet_revalidated_is_stale_while_the_clock_runs_ahead() {
+    use crate::tags::Revalidation;
+    const AHEAD: f64 = 5_000.0;
+    let wall = |t: f64| Millis(t - AHEAD);
+    for (revalidated, page_stamp) in [
+        // After the fill began on the wall clock (NOW - 5 s), before the page did (NOW - 1.8 s).
+        (NOW.0 - 2_000.0, NOW.0 - AHEAD),
+        // Before the fill began: the fill is fresh, the page keeps its own start.
+        (NOW.0 - 6_000.0, NOW.0 + 3_200.0 - AHEAD),
+    ] {
+        let mut e = engine_debugging(false);
+        e.mark_standalone();
+        // Another instance's revalidation, as the mirror learns it: at its wall-clock time.
+        e.plan_tag_update(
+            &["shared"],
+            &Revalidation::Expire,
+            Millis(revalidated),
+            "ep",
+        )
+        .unwrap_or_else(|err| panic!("{err:?}"));
+        // The page's read that regenerates it, at NOW + 3.2 s on Next's clock.
+        e.note_incremental_read("/page", Step::Regenerate, false, Millis(NOW.0 + 3_200.0));
+        // The fill of `shared`, begun at NOW on Next's clock, written until NOW + 3.3 s.
+        let at = NOW.0 + 3_290.0;
+        let mut m = e.write_start_at(use_cache(&["shared"], 60.0, 3600.0), Millis(at), wall(at));
+        if !matches!(e.write_first(&mut m, Millis(at)), WriteStep::Done(_)) {
+            done(e.write_step(&mut m, WriteInput::Sent, Millis(at + 10.0)));
+        }
+        let req = WriteRequest::Incremental {
+            cache_key: "/page",
+            kind: 2,
+            flags: 0,
+            segments: 0,
+            tags: &["_N_T_/page", "shared"],
+            revalidate: 60.0,
+            expire: 3600.0,
+            parts: &[5, 7],
+            own: crate::regen::Own::NONE,
+        };
+        let at = NOW.0 + 3_400.0;
+        let mut m = e.write_start_at(req, Millis(at), wall(at));
+        let s = store(e.write_first(&mut m, Millis(at)));
+        let header =
+            decode_header(&s.header, s.header.len() + 12).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(
+            header.meta.timestamp,
+            Millis(page_stamp),
+            "revalidated at {revalidated}"
+        );
+    }
+}
+
 #[test]
 fn a_singular_value_that_does_not_fit_its_descriptor_is_refused() {
     let mut e = engine();
