@@ -180,12 +180,15 @@ export function withFleetcache<T extends object = NextConfigLike>(
  */
 function replaced(
   key: string,
-  had: string | undefined,
+  had: string | null | undefined,
   subpath: string,
   keep: string,
   projectDir: string | undefined,
 ): void {
-  if (had === undefined || ownEntry(had, subpath, projectDir ?? process.cwd())) return
+  // No handler there (`null` or '' from a config that sets the key on some condition, which
+  // Next takes for none): nothing of the config's own is lost.
+  if (had === undefined || had === null || had === '') return
+  if (typeof had === 'string' && ownEntry(had, subpath, projectDir ?? process.cwd())) return
   createLogger(false).warn(
     `withFleetcache replaced the config's ${key} ('${had}') with ${PACKAGE}/${subpath}: to keep yours, ${keep}, or set ${key} on the config it returns`,
   )

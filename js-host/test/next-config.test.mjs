@@ -185,6 +185,10 @@ test("the package's own handlers in any spelling Next accepts are not named as r
   assert.ok(own.cacheHandler.startsWith('file://') && own.cacheHandler.endsWith('.mjs'))
   const options = { handlers: ['products', 'extra'], projectDir, nextVersion: '16.4.6' }
   assert.deepEqual(warnings(() => withFleetcache(own, options)).seen, [])
+  // No handler (a config that sets the key only on some condition): nothing to keep, and no
+  // reason to fail the config's evaluation.
+  const none = { cacheHandler: null, cacheHandlers: { default: '', remote: undefined } }
+  assert.deepEqual(warnings(() => withFleetcache(none, options)).seen, [])
   // Another module of the same directory is still named.
   const other = { cacheHandlers: { default: `./${path.basename(packageDir)}/esm/index.mjs` } }
   assert.equal(warnings(() => withFleetcache(other, options)).seen.length, 1)
