@@ -205,3 +205,21 @@ export function skewCookieIn(dir: string): boolean {
     return false
   }
 }
+
+/**
+ * Whether the config of the build in `dir` set `experimental.runtimeServerDeploymentId`, from
+ * its `required-server-files.json` (which then records `deploymentId: ''`); false when the
+ * file is missing or unreadable. A server of that build, `next start` and a standalone
+ * `server.js` alike, takes `NEXT_DEPLOYMENT_ID` from its environment as it is, `useSkewCookie`
+ * or not, and refuses to start without it (`base-server.js`, 16.4.6).
+ */
+export function runtimeDeploymentIdIn(dir: string): boolean {
+  try {
+    const config = configIn(dir) as {
+      experimental?: { runtimeServerDeploymentId?: unknown }
+    } | null
+    return config?.experimental?.runtimeServerDeploymentId === true
+  } catch {
+    return false
+  }
+}

@@ -606,6 +606,45 @@ describe('fleetcache seed', () => {
     }
   })
 
+  // With experimental.runtimeServerDeploymentId, the server takes NEXT_DEPLOYMENT_ID from its
+  // environment as it is (it refuses to start without it), useSkewCookie or not, and the build
+  // records deploymentId '' (base-server.js, config-shared.js's getNextConfigRuntime, 16.4.6):
+  // a standalone server.js reads the variable as next start does. The seed warned that it
+  // would read the build id, and with useSkewCookie seeded under the build id itself.
+  test('a build with runtimeServerDeploymentId is seeded under NEXT_DEPLOYMENT_ID, without a warning', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    const write = (experimental) =>
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ version: 1, config: { deploymentId: '', experimental } }),
+      )
+    try {
+      for (const experimental of [
+        { runtimeServerDeploymentId: true },
+        { runtimeServerDeploymentId: true, useSkewCookie: true },
+      ]) {
+        write(experimental)
+        const r = await cli(['seed', dist], { NEXT_DEPLOYMENT_ID: 'n7' })
+        assert.equal(r.code, 0, r.stderr)
+        const lines = r.stderr.split('\n')
+        assert.deepEqual(
+          lines.filter((l) => l.includes('warning')),
+          [],
+          JSON.stringify(experimental),
+        )
+        const line = lines.find((l) => l.includes('] namespace ')) ?? ''
+        assert.match(
+          line,
+          /:n7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
+          JSON.stringify(experimental),
+        )
+      }
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  })
+
   test('--quiet leaves stderr to errors: no namespace line, no progress, no timing line', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const seedArgs = ['seed', dist, '--deployment', DEPLOYMENT]
