@@ -3,7 +3,7 @@
  * configuration it recorded. Read from disk (or a standalone server's environment) at start.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 
 /**
  * The Next release that built the build output directory `dir`, from
@@ -45,11 +45,20 @@ export function distDir(env: Env): string {
   return '.next'
 }
 
+/**
+ * The build output directory `distDir(env)` names, from the working directory `cwd`: resolved,
+ * not joined, so an absolute `FLEETCACHE_DIST_DIR` (a server started from another directory
+ * than the app's) is that directory, as the namespace line names it.
+ */
+function buildDir(cwd: string, env: Env): string {
+  return resolve(cwd, distDir(env))
+}
+
 /** The configuration `next build` recorded: a standalone server's, else the build's. */
 function recordedConfig(env: Env, cwd: string): unknown {
   const standalone = env.__NEXT_PRIVATE_STANDALONE_CONFIG
   if (standalone) return JSON.parse(standalone)
-  return configIn(join(cwd, distDir(env)))
+  return configIn(buildDir(cwd, env))
 }
 
 /** The configuration `next build` recorded in the build output directory `dir`. */
@@ -68,7 +77,7 @@ function configIn(dir: string): unknown {
  * `<distDir>/turbopack` marker Turbopack writes: `output: 'standalone'` does not copy it.
  */
 export function builtWithWebpack(env: Env = process.env, cwd: string = process.cwd()): boolean {
-  return webpackBuildIn(join(cwd, distDir(env)))
+  return webpackBuildIn(buildDir(cwd, env))
 }
 
 /** `builtWithWebpack` of the build output directory `dir`. */
@@ -96,7 +105,7 @@ export function durableUseCacheEntries(
   cwd: string = process.cwd(),
 ): boolean {
   try {
-    return durableBuild(recordedConfig(env, cwd), join(cwd, distDir(env)))
+    return durableBuild(recordedConfig(env, cwd), buildDir(cwd, env))
   } catch {
     return false
   }
@@ -140,7 +149,7 @@ export function useCacheKeyEnvVars(
     if (Array.isArray(list)) for (const n of list) if (typeof n === 'string') into.add(n)
   }
   try {
-    const file = join(cwd, distDir(env), 'server', 'server-reference-manifest.json')
+    const file = join(buildDir(cwd, env), 'server', 'server-reference-manifest.json')
     const manifest = JSON.parse(readFileSync(file, 'utf8')) as { node?: unknown }
     // Any field may be missing or not an object in a manifest of another shape.
     const fields = (v: unknown): Record<string, unknown> =>
@@ -159,7 +168,7 @@ export function useCacheKeyEnvVars(
 
 export function buildId(cwd: string, env: Env): string | undefined {
   try {
-    return readFileSync(join(cwd, distDir(env), 'BUILD_ID'), 'utf8').trim() || undefined
+    return readFileSync(join(buildDir(cwd, env), 'BUILD_ID'), 'utf8').trim() || undefined
   } catch {
     return undefined
   }
@@ -192,6 +201,24 @@ export function skewCookieIn(dir: string): boolean {
   try {
     const config = configIn(dir) as { experimental?: { useSkewCookie?: unknown } } | null
     return config?.experimental?.useSkewCookie === true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether the config of the build in `dir` set `experimental.runtimeServerDeploymentId`, from
+ * its `required-server-files.json` (which then records `deploymentId: ''`); false when the
+ * file is missing or unreadable. A server of that build, `next start` and a standalone
+ * `server.js` alike, takes `NEXT_DEPLOYMENT_ID` from its environment as it is, `useSkewCookie`
+ * or not, and refuses to start without it (`base-server.js`, 16.4.6).
+ */
+export function runtimeDeploymentIdIn(dir: string): boolean {
+  try {
+    const config = configIn(dir) as {
+      experimental?: { runtimeServerDeploymentId?: unknown }
+    } | null
+    return config?.experimental?.runtimeServerDeploymentId === true
   } catch {
     return false
   }

@@ -4,7 +4,9 @@
  * their settings from the environment when the server starts. Its one effect beyond the copy
  * it returns: a custom `distDir` is put into `FLEETCACHE_DIST_DIR` for the handlers.
  */
-import { dirname, join, relative, sep } from 'node:path'
+import { realpathSync } from 'node:fs'
+import { dirname, isAbsolute, join, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 import { createLogger } from './log'
 import { parseNextVersion } from './next-release'
@@ -72,9 +74,9 @@ export function withFleetcache<T extends object = NextConfigLike>(
     replaced(
       'cacheHandler',
       config.cacheHandler,
-      out.cacheHandler,
       'incremental',
       'pass { incremental: false } to withFleetcache',
+      options.projectDir,
     )
     // Next's per-process memory layer would keep serving this instance's own copy after
     // another instance revalidated (docs/incremental.md); an explicit setting is respected.
@@ -98,11 +100,11 @@ export function withFleetcache<T extends object = NextConfigLike>(
       replaced(
         `cacheHandlers.${name}`,
         handlers[name],
-        useCache,
         'use-cache',
         name === 'default' || name === 'remote'
           ? 'pass { useCache: false } to withFleetcache (it then sets neither default nor remote)'
           : `leave '${name}' out of withFleetcache's handlers option`,
+        options.projectDir,
       )
       handlers[name] = useCache
     }
@@ -171,21 +173,55 @@ export function withFleetcache<T extends object = NextConfigLike>(
 }
 
 /**
- * Warns, in one line, that the config's own `key` held `had` and withFleetcache put `set`
- * there. Replaced all the same: a throw would fail builds that work today, and a config wrapped
- * twice, or one spelling out the package's own paths, holds `set` already and is not named.
+ * Warns, in one line, that the config's own `key` held `had` and withFleetcache put
+ * `fleetcache/<subpath>` there. Replaced all the same: a throw would fail builds that work
+ * today. Not named: a config wrapped twice, or one wired by hand with the package's own entry
+ * (`ownEntry`), which loads the handler withFleetcache sets.
  */
 function replaced(
   key: string,
-  had: string | undefined,
-  set: string,
+  had: string | null | undefined,
   subpath: string,
   keep: string,
+  projectDir: string | undefined,
 ): void {
-  if (had === undefined || had === set) return
+  // No handler there (`null` or '' from a config that sets the key on some condition, which
+  // Next takes for none): nothing of the config's own is lost.
+  if (had === undefined || had === null || had === '') return
+  if (typeof had === 'string' && ownEntry(had, subpath, projectDir ?? process.cwd())) return
   createLogger(false).warn(
     `withFleetcache replaced the config's ${key} ('${had}') with ${PACKAGE}/${subpath}: to keep yours, ${keep}, or set ${key} on the config it returns`,
   )
+}
+
+/**
+ * Whether the handler path `had` names this package's `subpath` entry, in any spelling Next
+ * loads (`formatDynamicImportPath`: a `file://` URL, as `import.meta.resolve` gives, or a path
+ * relative to the project directory), CommonJS or ESM (`esm/<subpath>.mjs`, what an ESM
+ * config's `import.meta.resolve` finds, re-exports the CommonJS handler: one module graph),
+ * through symlinks (a pnpm store) alike.
+ */
+function ownEntry(had: string, subpath: string, projectDir: string): boolean {
+  const cjs = entry(subpath)
+  if (had === cjs) return true
+  const real = (p: string): string | undefined => {
+    try {
+      return realpathSync(p)
+    } catch {
+      return undefined
+    }
+  }
+  let file: string
+  try {
+    file = had.startsWith('file://') ? fileURLToPath(had) : had
+  } catch {
+    // A URL Node cannot map to a file: not one of ours, whatever Next makes of it.
+    return false
+  }
+  const target = real(isAbsolute(file) ? file : join(projectDir, file))
+  if (target === undefined) return false
+  const esm = join(dirname(require.resolve(`${PACKAGE}/package.json`)), 'esm', `${subpath}.mjs`)
+  return target === real(cjs) || target === real(esm)
 }
 
 /** A copy of `globs` with `add` appended to the globs of `key`, each once. */

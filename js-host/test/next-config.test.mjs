@@ -164,3 +164,32 @@ test("a handler of the config's own that withFleetcache replaces is named in one
   )
   assert.deepEqual(warnings(() => withFleetcache({ cacheHandlers: { x: '/x.cjs' } })).seen, [])
 })
+
+// The package's own handler, spelled as Next accepts it (a `file://` URL, a path relative to
+// the project directory: `formatDynamicImportPath`), or its ESM entry (`import.meta.resolve`
+// in a next.config.mjs wired by hand, which loads the same class as the CommonJS entry), is
+// not the config's own handler: the warning told such a config to pass `{ useCache: false }`
+// to keep what withFleetcache sets anyway.
+test("the package's own handlers in any spelling Next accepts are not named as replaced", () => {
+  const packageDir = path.dirname(require.resolve('fleetcache/package.json'))
+  const projectDir = path.dirname(packageDir)
+  const own = {
+    cacheHandler: import.meta.resolve('fleetcache/incremental'),
+    cacheHandlers: {
+      default: import.meta.resolve('fleetcache/use-cache'),
+      remote: new URL(import.meta.resolve('fleetcache/use-cache')).pathname,
+      products: path.relative(projectDir, require.resolve('fleetcache/use-cache')),
+      extra: `./${path.basename(packageDir)}/esm/use-cache.mjs`,
+    },
+  }
+  assert.ok(own.cacheHandler.startsWith('file://') && own.cacheHandler.endsWith('.mjs'))
+  const options = { handlers: ['products', 'extra'], projectDir, nextVersion: '16.4.6' }
+  assert.deepEqual(warnings(() => withFleetcache(own, options)).seen, [])
+  // No handler (a config that sets the key only on some condition): nothing to keep, and no
+  // reason to fail the config's evaluation.
+  const none = { cacheHandler: null, cacheHandlers: { default: '', remote: undefined } }
+  assert.deepEqual(warnings(() => withFleetcache(none, options)).seen, [])
+  // Another module of the same directory is still named.
+  const other = { cacheHandlers: { default: `./${path.basename(packageDir)}/esm/index.mjs` } }
+  assert.equal(warnings(() => withFleetcache(other, options)).seen.length, 1)
+})

@@ -436,6 +436,12 @@ test('the namespace line names the BUILD_ID file it read, resolved', () => {
     assert.match(namespaceLine({}), from('.next'))
     assert.match(namespaceLine({ FLEETCACHE_DIST_DIR: 'build' }), /:build-1 /)
     assert.match(namespaceLine({ FLEETCACHE_DIST_DIR: 'build' }), from('build'))
+    // An absolute one (a server started from another directory than the app's) is that
+    // directory: it was joined under the working directory, found no build, and put the
+    // process under the namespace `default`, which every build without an id shares.
+    const absolute = { FLEETCACHE_DIST_DIR: path.join(real, 'build') }
+    assert.match(namespaceLine(absolute), /:build-1 /)
+    assert.match(namespaceLine(absolute), from('build'))
     // A standalone server.js announces its config, whose distDir Next records as './<dir>'.
     const standalone = JSON.stringify({ distDir: './build' })
     assert.match(namespaceLine({ __NEXT_PRIVATE_STANDALONE_CONFIG: standalone }), from('build'))

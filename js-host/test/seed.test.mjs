@@ -390,7 +390,7 @@ describe('fleetcache seed', () => {
     assert.match(
       r.stderr,
       new RegExp(
-        `^fleetcache: seed: no Next.js build in ${escape(empty)}: neither it nor a directory directly in it holds a BUILD_ID \\(with a custom distDir deeper down, pass that directory\\)\\n`,
+        `^fleetcache: seed: no Next.js build in ${escape(empty)}: neither it nor a directory directly in it holds a BUILD_ID, nor a custom distDir up to 4 levels down \\(with a build elsewhere, pass that directory\\)\\n`,
       ),
     )
   })
@@ -463,6 +463,76 @@ describe('fleetcache seed', () => {
     }
   })
 
+  // distDir: 'out/build' (two levels down) and a `.next` an older build left: `seed .` took
+  // that `.next` without a word, the case the search for builds refuses one level down. A
+  // build lying where its own required-server-files.json says (from the directory searched) is
+  // the app's, however deep; one lying elsewhere (a fixture's copy) is not.
+  test('a build under a distDir two levels down is found, and refused beside an older .next', async () => {
+    const app = fs.mkdtempSync(path.join(logDir, 'nested-'))
+    const build = (rel, id, recorded) => {
+      const dir = path.join(app, rel)
+      writeBuild(dir, Date.now() - 60_000)
+      fs.writeFileSync(path.join(dir, 'BUILD_ID'), id)
+      fs.writeFileSync(
+        path.join(dir, 'required-server-files.json'),
+        JSON.stringify({ version: 1, config: { distDir: recorded } }),
+      )
+      return dir
+    }
+    const namespace = (stderr) => stderr.split('\n').find((l) => l.includes('] namespace ')) ?? ''
+    try {
+      const old = build('.next', 'old', '.next')
+      const current = build(path.join('out', 'build'), 'new', 'out/build')
+      build(path.join('fixtures', 'copy', '.next'), 'fixture', '.next')
+      // A standalone tree of it: server.js's directory, with the build at out/build inside.
+      const standalone = path.join(current, 'standalone')
+      build(path.join('out', 'build', 'standalone', 'out', 'build'), 'new', 'out/build')
+      await redis.command('FLUSHALL')
+      const both = await cli(['seed', app])
+      assert.equal(both.code, 2, both.stderr)
+      assert.match(
+        both.stderr,
+        new RegExp(
+          `^fleetcache: seed: ${escape(app)} holds more than one Next\\.js build: ${escape(old)} \\(BUILD_ID old, built [^)]+\\), ${escape(current)} \\(BUILD_ID new, built [^)]+\\); `,
+        ),
+      )
+      assert.equal(Number(await redis.command('DBSIZE')), 0, 'nothing seeded')
+      fs.rmSync(old, { recursive: true })
+      const alone = await cli(['seed', app])
+      assert.equal(alone.code, 0, alone.stderr)
+      assert.ok(namespace(alone.stderr).includes(`:new (deployment from ${current}`), alone.stderr)
+      const tree = await cli(['seed', standalone])
+      assert.equal(tree.code, 0, tree.stderr)
+      assert.match(namespace(tree.stderr), /:new \(deployment from /)
+    } finally {
+      fs.rmSync(app, { recursive: true, force: true })
+    }
+  })
+
+  // A deploy that keeps its builds elsewhere and links the app's `.next` to the current one
+  // (`.next -> /releases/<n>/.next`): `seed <app>` took it up to the search for builds, which
+  // looked at directories only and refused (exit 2: no build), though a server reads it.
+  test('an app directory whose .next is a symlink to the build is seeded from it', async () => {
+    const app = fs.mkdtempSync(path.join(logDir, 'linked-'))
+    const release = fs.mkdtempSync(path.join(logDir, 'release-'))
+    try {
+      writeBuild(path.join(release, '.next'), Date.now() - 60_000)
+      fs.symlinkSync(path.join(release, '.next'), path.join(app, '.next'))
+      // A file and a dangling link beside it are no builds, and no reason to fail.
+      fs.writeFileSync(path.join(app, 'package.json'), '{}')
+      fs.symlinkSync(path.join(release, 'gone'), path.join(app, 'gone'))
+      await redis.command('FLUSHALL')
+      const r = await cli(['seed', app, '--deployment', DEPLOYMENT])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, /^seeded 1 prerendered route for deployment seed-test\n$/)
+      const line = r.stderr.split('\n').find((l) => l.includes('] namespace ')) ?? ''
+      assert.ok(line.includes(`:${DEPLOYMENT} (deployment from --deployment)`), r.stderr)
+    } finally {
+      fs.rmSync(app, { recursive: true, force: true })
+      fs.rmSync(release, { recursive: true, force: true })
+    }
+  })
+
   // A standalone server.js replaces an exported NEXT_DEPLOYMENT_ID with the deploymentId its
   // build recorded (or '' and then the build id); `next start` keeps the exported one. The seed
   // cannot tell which will run the build: it takes the variable, as `next start` does, and says
@@ -531,6 +601,45 @@ describe('fleetcache seed', () => {
         await line({ FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
         /:f3 \(deployment from FLEETCACHE_DEPLOYMENT_ID\)/,
       )
+    } finally {
+      fs.rmSync(file, { force: true })
+    }
+  })
+
+  // With experimental.runtimeServerDeploymentId, the server takes NEXT_DEPLOYMENT_ID from its
+  // environment as it is (it refuses to start without it), useSkewCookie or not, and the build
+  // records deploymentId '' (base-server.js, config-shared.js's getNextConfigRuntime, 16.4.6):
+  // a standalone server.js reads the variable as next start does. The seed warned that it
+  // would read the build id, and with useSkewCookie seeded under the build id itself.
+  test('a build with runtimeServerDeploymentId is seeded under NEXT_DEPLOYMENT_ID, without a warning', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    const write = (experimental) =>
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ version: 1, config: { deploymentId: '', experimental } }),
+      )
+    try {
+      for (const experimental of [
+        { runtimeServerDeploymentId: true },
+        { runtimeServerDeploymentId: true, useSkewCookie: true },
+      ]) {
+        write(experimental)
+        const r = await cli(['seed', dist], { NEXT_DEPLOYMENT_ID: 'n7' })
+        assert.equal(r.code, 0, r.stderr)
+        const lines = r.stderr.split('\n')
+        assert.deepEqual(
+          lines.filter((l) => l.includes('warning')),
+          [],
+          JSON.stringify(experimental),
+        )
+        const line = lines.find((l) => l.includes('] namespace ')) ?? ''
+        assert.match(
+          line,
+          /:n7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
+          JSON.stringify(experimental),
+        )
+      }
     } finally {
       fs.rmSync(file, { force: true })
     }

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../config'
 import { describe } from '../log'
-import { configuredDeploymentIdIn, skewCookieIn } from '../next-build-files'
+import { configuredDeploymentIdIn, runtimeDeploymentIdIn, skewCookieIn } from '../next-build-files'
 import { checkUrl } from '../option-checks'
 import { connectionError } from '../redis-errors'
 import { wasm, type Interface } from '../wasm'
@@ -293,8 +293,10 @@ async function main(argv: string[]): Promise<number> {
         // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
         const configured = configuredDeploymentIdIn(distDir)
         // Unless the build set useSkewCookie: its server then empties NEXT_DEPLOYMENT_ID, and
-        // neither the variable nor the config's deploymentId reaches the handlers.
-        const skewCookie = skewCookieIn(distDir)
+        // neither the variable nor the config's deploymentId reaches the handlers. With
+        // runtimeServerDeploymentId, every server of the build takes the variable as it is.
+        const runtimeId = runtimeDeploymentIdIn(distDir)
+        const skewCookie = skewCookieIn(distDir) && !runtimeId
         // With where it came from, for the namespace line, as the handlers' start line has it.
         const [deploymentId, deploymentSource]: [string, string] =
           values.deployment !== undefined
@@ -309,7 +311,7 @@ async function main(argv: string[]): Promise<number> {
                       readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
                       join(distDir, 'BUILD_ID'),
                     ]
-        const standalone = standaloneNamespace(distDir, configured)
+        const standalone = runtimeId ? undefined : standaloneNamespace(distDir, configured)
         if (deploymentSource === 'NEXT_DEPLOYMENT_ID' && standalone !== undefined) {
           // Which server runs the build is unknown here: the variable is taken as `next start`
           // takes it, and what a standalone server.js would read instead is said.

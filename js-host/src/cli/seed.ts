@@ -122,6 +122,42 @@ function describeBuild(dir: string): string {
   return `${dir} (BUILD_ID ${id}, built ${statSync(file).mtime.toISOString()})`
 }
 
+/** How many levels below an app directory `findBuildDir` looks for a custom `distDir`. */
+const DIST_DIR_DEPTH = 4
+
+/**
+ * The directories 2 to `DIST_DIR_DEPTH` levels below `dir` that hold a BUILD_ID and a
+ * `required-server-files.json`, sorted. Not searched: `node_modules` and `.git` (large, and
+ * no distDir of the app), and a build's own tree (its `standalone` copy is the build again).
+ */
+function deeperBuilds(dir: string): string[] {
+  const out: string[] = []
+  const walk = (d: string, depth: number): void => {
+    let names: string[]
+    try {
+      names = readdirSync(d).sort()
+    } catch {
+      return
+    }
+    for (const name of names) {
+      if (name === 'node_modules' || name === '.git') continue
+      const child = join(d, name)
+      try {
+        if (!statSync(child).isDirectory()) continue
+      } catch {
+        continue
+      }
+      if (holdsBuild(child)) {
+        if (depth >= 2 && existsSync(join(child, 'required-server-files.json'))) out.push(child)
+        continue
+      }
+      if (depth < DIST_DIR_DEPTH) walk(child, depth + 1)
+    }
+  }
+  walk(resolve(dir), 1)
+  return out
+}
+
 /**
  * The build `fleetcache seed <dir>` seeds. `dir` itself when it holds one. Otherwise `dir` is
  * the app's directory, and the build is the one a server of the app reads: under
@@ -131,7 +167,8 @@ function describeBuild(dir: string): string {
  * alone is taken: with a custom `distDir`, a `.next` left by a build from before it is no
  * evidence of which the servers read, and seeding the wrong one writes under a namespace no
  * server reads. A build recording another `distDir` than where it lies (copied there) is
- * refused for the same reason, unless given itself. Deeper custom `distDir`s are not looked for.
+ * refused for the same reason, unless given itself. Deeper down (to `DIST_DIR_DEPTH` levels),
+ * a build is a candidate where its record puts it: `distDir: 'out/build'`.
  */
 export function findBuildDir(dir: string, env: Record<string, string | undefined>): FoundBuild {
   if (holdsBuild(dir)) return { distDir: dir }
@@ -145,10 +182,9 @@ export function findBuildDir(dir: string, env: Record<string, string | undefined
   const found: string[] = []
   let entries: string[] = []
   try {
-    entries = readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isDirectory())
-      .map((e) => e.name)
-      .sort()
+    // Every name, links too (`.next -> /releases/<n>/.next`): `holdsBuild` follows them, and
+    // a file or a dangling link holds no BUILD_ID.
+    entries = readdirSync(dir).sort()
   } catch {
     // Not a directory (or not readable): no build in it, said below.
   }
@@ -156,6 +192,12 @@ export function findBuildDir(dir: string, env: Record<string, string | undefined
     const d = resolve(dir, name)
     if (!holdsBuild(d)) continue
     if (name === '.next' || existsSync(join(d, 'required-server-files.json'))) found.push(d)
+  }
+  // Deeper, a build is a candidate only where its own record puts it (a fixture's copy of a
+  // `.next` is not one): `distDir: 'out/build'` beside an older `.next` is two builds too.
+  for (const d of deeperBuilds(dir)) {
+    const recorded = recordedDistDir(d)
+    if (recorded !== undefined && resolve(dir, recorded) === d && !found.includes(d)) found.push(d)
   }
   // A build that records another distDir (copied to where it lies) names where its servers
   // look: a build there is a candidate too, however deep.
@@ -174,7 +216,7 @@ export function findBuildDir(dir: string, env: Record<string, string | undefined
   const [only] = found
   if (only === undefined) {
     return {
-      problem: `no Next.js build in ${dir}: neither it nor a directory directly in it holds a BUILD_ID (with a custom distDir deeper down, pass that directory)`,
+      problem: `no Next.js build in ${dir}: neither it nor a directory directly in it holds a BUILD_ID, nor a custom distDir up to ${DIST_DIR_DEPTH} levels down (with a build elsewhere, pass that directory)`,
     }
   }
   const recorded = recordedDistDir(only)
