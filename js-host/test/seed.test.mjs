@@ -395,23 +395,32 @@ describe('fleetcache seed', () => {
     )
   })
 
+  /**
+   * A build in `app/<rel>` with build id `id`, whose required-server-files.json records distDir
+   * `recorded`, made a minute ago.
+   */
+  function recordedBuild(app, rel, id, recorded) {
+    const dir = path.join(app, rel)
+    writeBuild(dir, Date.now() - 60_000)
+    fs.writeFileSync(path.join(dir, 'BUILD_ID'), id)
+    fs.writeFileSync(
+      path.join(dir, 'required-server-files.json'),
+      JSON.stringify({ version: 1, config: { distDir: recorded } }),
+    )
+    return dir
+  }
+  /** The start of seed's refusal of `app` for holding the builds `old` and `current` (a RegExp source). */
+  const twoBuilds = (app, old, current) =>
+    `^fleetcache: seed: ${escape(app)} holds more than one Next\\.js build: ${escape(old)} \\(BUILD_ID old, built [^)]+\\), ${escape(current)} \\(BUILD_ID new, built [^)]+\\); `
+  /** The seed's namespace line in `stderr`. */
+  const namespace = (stderr) => stderr.split('\n').find((l) => l.includes('] namespace ')) ?? ''
+
   // `seed .` in an app whose next.config sets distDir: 'build-out' took the `.next` an older
   // build had left there, and seeded that build without a word. It now looks for the build as
   // a server of the app would, and refuses (exit 2) to guess between two.
   test('an app directory with a build under its custom distDir and an older .next is refused, naming both', async () => {
     const app = fs.mkdtempSync(path.join(logDir, 'two-builds-'))
-    /** A build in `app/<name>` whose required-server-files.json records distDir `recorded`. */
-    const build = (name, id, recorded = name) => {
-      const dir = path.join(app, name)
-      writeBuild(dir, Date.now() - 60_000)
-      fs.writeFileSync(path.join(dir, 'BUILD_ID'), id)
-      fs.writeFileSync(
-        path.join(dir, 'required-server-files.json'),
-        JSON.stringify({ version: 1, config: { distDir: recorded } }),
-      )
-      return dir
-    }
-    const namespace = (stderr) => stderr.split('\n').find((l) => l.includes('] namespace ')) ?? ''
+    const build = (name, id, recorded = name) => recordedBuild(app, name, id, recorded)
     try {
       const old = build('.next', 'old')
       const current = build('build-out', 'new')
@@ -421,7 +430,7 @@ describe('fleetcache seed', () => {
       assert.match(
         both.stderr,
         new RegExp(
-          `^fleetcache: seed: ${escape(app)} holds more than one Next\\.js build: ${escape(old)} \\(BUILD_ID old, built [^)]+\\), ${escape(current)} \\(BUILD_ID new, built [^)]+\\); pass the one your next\\.config's distDir names \\(the servers' build\\), or set FLEETCACHE_DIST_DIR to it\\n`,
+          `${twoBuilds(app, old, current)}pass the one your next\\.config's distDir names \\(the servers' build\\), or set FLEETCACHE_DIST_DIR to it\\n`,
         ),
       )
       assert.equal(Number(await redis.command('DBSIZE')), 0, 'nothing seeded')
@@ -469,17 +478,7 @@ describe('fleetcache seed', () => {
   // the app's, however deep; one lying elsewhere (a fixture's copy) is not.
   test('a build under a distDir two levels down is found, and refused beside an older .next', async () => {
     const app = fs.mkdtempSync(path.join(logDir, 'nested-'))
-    const build = (rel, id, recorded) => {
-      const dir = path.join(app, rel)
-      writeBuild(dir, Date.now() - 60_000)
-      fs.writeFileSync(path.join(dir, 'BUILD_ID'), id)
-      fs.writeFileSync(
-        path.join(dir, 'required-server-files.json'),
-        JSON.stringify({ version: 1, config: { distDir: recorded } }),
-      )
-      return dir
-    }
-    const namespace = (stderr) => stderr.split('\n').find((l) => l.includes('] namespace ')) ?? ''
+    const build = (rel, id, recorded) => recordedBuild(app, rel, id, recorded)
     try {
       const old = build('.next', 'old', '.next')
       const current = build(path.join('out', 'build'), 'new', 'out/build')
@@ -490,12 +489,7 @@ describe('fleetcache seed', () => {
       await redis.command('FLUSHALL')
       const both = await cli(['seed', app])
       assert.equal(both.code, 2, both.stderr)
-      assert.match(
-        both.stderr,
-        new RegExp(
-          `^fleetcache: seed: ${escape(app)} holds more than one Next\\.js build: ${escape(old)} \\(BUILD_ID old, built [^)]+\\), ${escape(current)} \\(BUILD_ID new, built [^)]+\\); `,
-        ),
-      )
+      assert.match(both.stderr, new RegExp(twoBuilds(app, old, current)))
       assert.equal(Number(await redis.command('DBSIZE')), 0, 'nothing seeded')
       fs.rmSync(old, { recursive: true })
       const alone = await cli(['seed', app])
