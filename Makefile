@@ -67,21 +67,23 @@ FORCE:
 # Two modules from one build: the tools module (the binding's `tools` feature: the CLI's and the
 # tests' exports) and the server module without them, which every server process compiles. The
 # second cargo run shares std, the core and every dependency with the first and recompiles only
-# the binding; the tools module is built first and copied aside, so $(WASM_RAW) is the server
-# module (docs/decisions/0028-wasm-size-budget.md, eighth pass).
+# the binding (docs/decisions/0028-wasm-size-budget.md, eighth pass). Each is copied into this
+# checkout's target/ as it is built: cargo's output file is one for every checkout that points
+# CARGO_TARGET_DIR at the same place, and another checkout's newer build there would look up
+# to date here and be packaged instead of this one's.
 WASM_TOOLS_RAW := target/wasm-tools/$(WASM_CRATE).wasm
-$(WASM_RAW): $(RUST_SOURCES) $(WASM_FLAGS)
+WASM_SERVER_RAW := target/wasm-server/$(WASM_CRATE).wasm
+$(WASM_SERVER_RAW): $(RUST_SOURCES) $(WASM_FLAGS)
 	$(WASM_RELEASE_CARGO) build --release --target $(WASM_TARGET) -p fleetcache-wasm --features tools
 	mkdir -p $(dir $(WASM_TOOLS_RAW)) && cp $(WASM_RAW) $(WASM_TOOLS_RAW)
 	$(WASM_RELEASE_CARGO) build --release --target $(WASM_TARGET) -p fleetcache-wasm
-	@# cargo leaves an up-to-date module untouched: mark it newer than what it was checked against.
-	@touch $@
+	mkdir -p $(dir $@) && cp $(WASM_RAW) $@
 
-pkg/.stamp: $(WASM_RAW) scripts/mkpkg.sh
+pkg/.stamp: $(WASM_SERVER_RAW) scripts/mkpkg.sh
 	@have=$$(wasm-bindgen --version | awk '{print $$2}'); \
 	  if [ "$$have" != "$(WASM_BINDGEN_VERSION)" ]; then \
 	    echo "wasm-bindgen-cli $$have does not match the crate's $(WASM_BINDGEN_VERSION): run make setup"; exit 1; fi
-	scripts/mkpkg.sh $(WASM_RAW) pkg
+	scripts/mkpkg.sh $(WASM_SERVER_RAW) pkg
 	scripts/mkpkg.sh $(WASM_TOOLS_RAW) pkg/tools tools
 	@touch $@
 
