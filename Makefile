@@ -222,7 +222,8 @@ test-e2e: pack ## real `next start` fleets on one Redis, then the two-instance s
 test-compat: pack ## the two-instance e2e suites, seed, tag pulls, own-read stamping and a webpack standalone build on every Next 16 release (oldest, last patch of each minor, a canary only when newer than the newest release); writes tests/compat/RESULTS.json and the README table
 	status=0; node tests/compat/run.mjs || status=$$?; node scripts/compat-table.mjs; exit $$status
 
-COMPAT_OLDEST := 16.0.0
+# The lower bound of the package's `next` peer range, which the mixed-release suite reads too.
+COMPAT_OLDEST := $(shell node -p 'require("./js-host/package.json").peerDependencies.next.split(" ")[0].slice(2)')
 # Then the mixed-release suite (16.0.0 and the pinned release in one fleet on one Redis), on the
 # builds the suites before it made: it pays no `next build` of its own. Both run even when the
 # first fails; the target fails when either did.

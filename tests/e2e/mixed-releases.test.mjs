@@ -25,7 +25,11 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { exampleDir, makeLogDir, prepareApp, startInstance } from '../support/fleet.mjs'
-import { compareVersions, testedNextVersion } from '../support/next-release.mjs'
+import {
+  compareVersions,
+  oldestSupportedNext,
+  testedNextVersion,
+} from '../support/next-release.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import {
@@ -38,7 +42,7 @@ import {
 import { sleep } from '../support/util.mjs'
 
 const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
-const OLD = '16.0.0'
+const OLD = oldestSupportedNext()
 const NEW = testedNextVersion()
 const SKIP =
   compareVersions(NEW, OLD) <= 0 ? `Next ${NEW} is not newer than ${OLD}: nothing to mix` : false

@@ -202,6 +202,17 @@ export function testedNextVersion() {
   return pkg.dependencies.next
 }
 
+/**
+ * The oldest Next release the package supports: the lower bound of its `next` peer range
+ * (js-host/package.json), which the Makefile's `COMPAT_OLDEST` reads too.
+ */
+export function oldestSupportedNext() {
+  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'js-host', 'package.json'), 'utf8'))
+  const found = /^>=(\d+\.\d+\.\d+)\s/.exec(pkg.peerDependencies.next)
+  if (!found) throw new Error(`js-host/package.json: no lower bound in next's peer range`)
+  return found[1]
+}
+
 /** True when the tested release is `version` or newer (a canary of it counts as newer). */
 export const nextAtLeast = (version) => compareVersions(testedNextVersion(), version) >= 0
 
