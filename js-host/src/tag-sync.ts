@@ -741,9 +741,11 @@ export class TagSync {
       // happened); it is sent, or the failing one parked, after the engine's backoff. Said with
       // its tags as any queued one is: an error that lasts (OOM, MISCONF) holds the queue as an
       // outage does, and these lines name what a close() or a crash then loses.
+      // Retried, not promised: one that meets an error no retry fixes (WRONGTYPE) is parked,
+      // with a line of its own.
       this.log.warn(
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
-          `(${String(waiting)} waiting) and will be sent when Redis takes it`,
+          `(${String(waiting)} waiting) and retried`,
       )
     } else if (!sent && this.stopped) {
       this.log.warn(
