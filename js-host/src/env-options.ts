@@ -153,6 +153,14 @@ export function transportOptionsFromEnv(env: Env = process.env): TransportOption
   }
 }
 
+/** `deploymentSource` when neither a deployment id nor a build id was found. */
+export const NO_DEPLOYMENT_FOUND = 'none found'
+
+/** The build id file a server looks for, resolved (named when it is missing). */
+export function buildIdFile(env: Env = process.env): string {
+  return resolve(process.cwd(), distDir(env), 'BUILD_ID')
+}
+
 /**
  * The running server's deployment id, and where it was found: `FLEETCACHE_DEPLOYMENT_ID`, else
  * `NEXT_DEPLOYMENT_ID`, else the build id in the dist directory; undefined (`none found`, the
@@ -176,7 +184,7 @@ export function deploymentFromEnv(env: Env = process.env): {
   // its config's `./.next` read as the app's `.next` (another build, or none).
   return {
     deploymentId: id,
-    deploymentSource: id ? resolve(process.cwd(), distDir(env), 'BUILD_ID') : 'none found',
+    deploymentSource: id ? buildIdFile(env) : NO_DEPLOYMENT_FOUND,
   }
 }
 

@@ -6,6 +6,7 @@ import {
   useCacheKeyEnvVars,
   type ResolvedOptions,
 } from './config'
+import { buildIdFile, NO_DEPLOYMENT_FOUND } from './env-options'
 import { checkEvictionPolicy } from './eviction-policy'
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
@@ -330,6 +331,18 @@ export function runtimeFor(
         ? `${phase}: in-process store, Redis is not used by a development server${given.redisUrl === undefined ? '' : ` (next start uses ${given.givenInCode ? 'redisUrl' : 'REDIS_URL'})`}`
         : `namespace ${engine.prefix}:${engine.deployment} (deployment from ${options.deploymentSource})${engine.useCacheSegment === engine.deployment ? '' : `, 'use cache' entries under ${engine.prefix}:${engine.useCacheSegment} (experimental.durableUseCacheEntries)`}, store ${describeMode(options)}${describeStore(options.redisUrl)}`,
   )
+  if (
+    transport !== undefined &&
+    role === 'server' &&
+    options.deploymentSource === NO_DEPLOYMENT_FOUND
+  ) {
+    // Every build that finds no id shares this namespace on the Redis: one build would serve
+    // another's pages and RSC payloads. Not an invalid setting (nothing names a build), so
+    // the server starts, but the start line's `none found` alone went to stdout.
+    log.warn(
+      `no deployment id and no build id (${buildIdFile()} does not exist): entries are stored under ${engine.prefix}:${engine.deployment}, which every build that finds none shares, so one build may serve another's pages; start the server from the app directory, or set FLEETCACHE_DIST_DIR to the build directory or FLEETCACHE_DEPLOYMENT_ID (docs/troubleshooting.md)`,
+    )
+  }
   if (durable && role === 'server') logKeyEnvVars(log, options.uniformEnvVars)
   registry().set(id, runtime)
   primeStats(engine)

@@ -206,6 +206,12 @@ function isTimeout(err: unknown): boolean {
 function whyUnsent(err: unknown): string {
   if (isTimeout(err)) return 'Redis did not answer it in time'
   if (isCircuitOpen(err)) return 'the Redis circuit breaker is open'
+  if (isReplyError(err)) {
+    // The reply's first word is Redis's error code (OOM, MISCONF, READONLY, WRONGTYPE); its
+    // whole text is in the line that logged the failure.
+    const word = /^\S+/.exec(err.message)?.[0] ?? 'an error'
+    return `Redis answered the first queued revalidation with ${word.slice(0, 40)}`
+  }
   return 'Redis is unreachable'
 }
 
@@ -731,10 +737,15 @@ export class TagSync {
       throw failed
     }
     if (!sent && this.headRefused && this.backingOff) {
-      // Queued behind a revalidation Redis answered with an error (logged when it happened);
-      // it is sent, or the failing one parked, after the engine's backoff.
-      this.log.debug(
-        `revalidation of ${what} applied on this instance, queued (${String(waiting)} waiting)`,
+      // Queued behind (or as) a revalidation Redis answered with an error (logged when it
+      // happened); it is sent, or the failing one parked, after the engine's backoff. Said with
+      // its tags as any queued one is: an error that lasts (OOM, MISCONF) holds the queue as an
+      // outage does, and these lines name what a close() or a crash then loses.
+      // Retried, not promised: one that meets an error no retry fixes (WRONGTYPE) is parked,
+      // with a line of its own.
+      this.log.warn(
+        `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
+          `(${String(waiting)} waiting) and retried`,
       )
     } else if (!sent && this.stopped) {
       this.log.warn(

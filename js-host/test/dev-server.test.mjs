@@ -193,8 +193,10 @@ describe('under a development server', () => {
         incrementalHit: true,
       })
       const lines = fleetcacheLines(r)
-      assert.equal(lines.length, 1, lines.join('\n'))
+      // No build where it runs: the namespace line, and the warning that goes with `none found`.
+      assert.equal(lines.length, 2, lines.join('\n'))
       assert.match(lines[0], /^\[fleetcache\] namespace fleetcache:default \(deployment from none/)
+      assert.match(lines[1], /^\[fleetcache\] no deployment id and no build id /)
       const { keys } = await redisState()
       assert.ok(
         keys.some((k) => /^fleetcache:default:uc-default:/.test(k)) &&

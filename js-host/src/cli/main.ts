@@ -104,6 +104,18 @@ function keyDeployment(prefix: string, id: string): string {
 }
 
 /**
+ * The deployment segment `--deployment` names for `purge` and `inspect`: the id as configured
+ * (spelled as keys spell it), or a hashed segment (`h` + 16 hex digits) as the namespace line
+ * and `stats` print it, taken as is. The engine hashes an id of that shape again, so no
+ * configured id keeps it: an operator who knows the deployment only from those lines (an id
+ * with a space, a long one) must reach it by them. Not for `seed`, which writes where a server
+ * given the same id reads.
+ */
+function namedDeployment(prefix: string, given: string): string {
+  return /^h[0-9a-f]{16}$/.test(given) ? given : keyDeployment(prefix, given)
+}
+
+/**
  * The deployment a standalone `server.js` of the build in `distDir` takes, whatever
  * `NEXT_DEPLOYMENT_ID` was exported: it starts from the config recorded at build, whose
  * `deploymentId` (`configured`) replaces the variable, or '' and then the build id
@@ -253,6 +265,12 @@ async function main(argv: string[]): Promise<number> {
           const engine = new wasm.Engine({ prefix, deployment: values.deployment })
           try {
             key = engine.entryKey(cliInterface(values.interface), cacheKey)
+            // The engine spells the id given; a segment given as printed replaces it.
+            const segment = namedDeployment(prefix, values.deployment)
+            const spelled = `${prefix}:${engine.deployment}:`
+            if (segment !== engine.deployment && key.startsWith(spelled)) {
+              key = `${prefix}:${segment}:${key.slice(spelled.length)}`
+            }
           } finally {
             engine.free()
           }
@@ -268,7 +286,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'purge': {
         if (values.deployment === undefined) throw new UsageError('purge needs --deployment <id>')
-        const deployment = keyDeployment(prefix, values.deployment)
+        const deployment = namedDeployment(prefix, values.deployment)
         const dryRun = values['dry-run']
         const r = await purgeDeployment(
           conn,

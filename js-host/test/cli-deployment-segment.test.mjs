@@ -1,0 +1,107 @@
+// A deployment id outside `[A-Za-z0-9._-]{1,64}` (a space, a long id) is hashed into its key
+// segment, `h` + 16 hex digits, and that segment is all an operator sees of it: the server's
+// namespace line and `fleetcache stats` print it. `purge --deployment` and `inspect
+// --deployment` must find the deployment by that segment as well as by the id itself; they
+// hashed the segment again and reported 0 keys (exit 0), so the old deployment was never purged.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+import { close, createUseCacheHandler } from '../esm/index.mjs'
+import { startRedis } from '../../tests/support/redis.mjs'
+import { useCacheEntry } from './helpers.mjs'
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const run = promisify(execFile)
+const DEPLOYMENT = 'release 7 (blue)'
+
+let redis
+let logDir
+
+before(async () => {
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-cli-segment-'))
+  redis = await startRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+  fs.rmSync(logDir, { recursive: true, force: true })
+})
+
+async function cli(prefix, ...args) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
+  )
+  const { stdout } = await run(process.execPath, [CLI, ...args, '--json'], {
+    env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: prefix },
+    timeout: 60_000,
+  })
+  return JSON.parse(stdout)
+}
+
+async function store(prefix, key) {
+  const Handler = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix,
+    deploymentId: DEPLOYMENT,
+  })
+  await Handler.set(key, Promise.resolve(useCacheEntry('v')))
+}
+
+/** The deployment column `stats` prints for the one deployment stored. */
+async function shownSegment(prefix) {
+  const rows = (await cli(prefix, 'stats')).rows
+  assert.equal(rows.length, 1, JSON.stringify(rows))
+  return rows[0].deployment
+}
+
+test('purge and inspect take a hashed deployment as stats prints it', async () => {
+  const prefix = 'shown'
+  await store(prefix, 'k1')
+  const segment = await shownSegment(prefix)
+  assert.match(segment, /^h[0-9a-f]{16}$/)
+
+  const inspected = await cli(
+    prefix,
+    'inspect',
+    '--cache-key',
+    'k1',
+    '--deployment',
+    segment,
+    '--interface',
+    'default',
+  )
+  assert.equal(inspected.key, `${prefix}:${segment}:uc-default:${inspected.key.split(':')[3]}:e`)
+
+  const dry = await cli(prefix, 'purge', '--deployment', segment, '--dry-run')
+  assert.equal(dry.matched, 1, JSON.stringify(dry))
+  const purged = await cli(prefix, 'purge', '--deployment', segment)
+  assert.deepEqual([purged.deployment, purged.deleted], [segment, 1])
+  assert.deepEqual((await cli(prefix, 'stats')).rows, [])
+})
+
+test('purge and inspect still take the deployment id as configured', async () => {
+  const prefix = 'configured'
+  await store(prefix, 'k2')
+  const segment = await shownSegment(prefix)
+  const inspected = await cli(
+    prefix,
+    'inspect',
+    '--cache-key',
+    'k2',
+    '--deployment',
+    DEPLOYMENT,
+    '--interface',
+    'default',
+  )
+  assert.ok(inspected.key.startsWith(`${prefix}:${segment}:uc-default:`), inspected.key)
+  const purged = await cli(prefix, 'purge', '--deployment', DEPLOYMENT)
+  assert.deepEqual([purged.deployment, purged.deleted], [segment, 1])
+  assert.deepEqual((await cli(prefix, 'stats')).rows, [])
+})

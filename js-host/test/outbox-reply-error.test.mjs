@@ -1,0 +1,64 @@
+// A revalidation Redis answers with an error that waiting fixes (OOM under `noeviction` at
+// `maxmemory`, MISCONF when a snapshot cannot be written) stays queued, and the ones made after
+// it queue behind it. The operator's only record of which revalidations have not reached the
+// fleet is the line each one logged as it was queued (`close()` points to them: "the lines
+// that queued them name their tags"); these were logged at debug only, so with debugging off
+// no line named their tags. Against a real redis-server set to `maxmemory 1`.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+
+import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
+import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
+import { capture, settled } from './helpers.mjs'
+
+let redis
+
+before(async () => {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-outbox-reply-'))
+  redis = await startRedis({ logDir })
+})
+
+after(async () => {
+  await close()
+  await redis?.stop()
+})
+
+test('each revalidation queued behind an OOM reply is logged with its tags', async () => {
+  const a = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'obxreply',
+    deploymentId: 'd1',
+    readTimeoutMs: 10_000,
+    writeTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
+  })
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+  let lines
+  try {
+    lines = await capture(async () => {
+      await a.updateTags(['oom-first'])
+      await a.updateTags(['oom-second'])
+    })
+    assert.equal(stats().outbox.length, 2, 'both wait in the outbox')
+  } finally {
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
+  }
+  for (const tag of ['oom-first', 'oom-second']) {
+    const named = lines.filter((l) => l.includes(tag) && /queued/.test(l))
+    assert.equal(named.length, 1, `one line names ${tag} as queued:\n${lines.join('\n')}`)
+    assert.match(named[0], /Redis answered .*OOM/, 'the line says why')
+  }
+  // Redis takes writes again: close() sends the queue, whatever the backoff, and has nothing
+  // to report as lost.
+  const closing = await capture(() => close())
+  assert.deepEqual(
+    closing.filter((l) => /closing with/.test(l)),
+    [],
+    'the queue reached Redis at close',
+  )
+})
