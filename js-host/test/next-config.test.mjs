@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import { withFleetcache } from '../esm/config.mjs'
@@ -210,9 +210,15 @@ const packageDir = fs.realpathSync(fileURLToPath(new URL('..', import.meta.url))
 const esmEntry = pathToFileURL(fileURLToPath(new URL('../esm/config.mjs', import.meta.url))).href
 const cjsEntry = fileURLToPath(new URL('../dist/next-config.js', import.meta.url))
 
+const trees = []
+after(() => {
+  for (const root of trees) fs.rmSync(root, { recursive: true, force: true })
+})
+
 /** A temp directory (its real path: the loaders name modules by it), with `files` written. */
 function tree(files) {
   const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-config-dir-')))
+  trees.push(root)
   for (const [name, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(root, name)), { recursive: true })
     fs.writeFileSync(path.join(root, name), text)
