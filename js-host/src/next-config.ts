@@ -2,10 +2,10 @@
  * `withFleetcache(nextConfig)`: wires fleetcache into a Next.js 16 config. This module loads no
  * wasm and opens no connection, so `next.config` stays cheap to evaluate; the handlers read
  * their settings from the environment when the server starts. Its one effect beyond the copy
- * it returns: a custom `distDir` is put into `FLEETCACHE_DIST_DIR` for the handlers.
+ * it returns: the build output directory is put into `FLEETCACHE_DIST_DIR` for the handlers.
  */
 import { realpathSync } from 'node:fs'
-import { dirname, isAbsolute, join, relative, sep } from 'node:path'
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { createLogger } from './log'
@@ -39,7 +39,10 @@ export interface WithFleetcacheOptions {
   useCache?: boolean | undefined
   /** More `cacheHandlers` names (`'use cache: <name>'`) to route through fleetcache. */
   handlers?: readonly string[] | undefined
-  /** Project directory, for tracing globs. Default `process.cwd()` (where Next evaluates the config). */
+  /**
+   * Project directory, for tracing globs. Default: the directory of the next.config file that
+   * called withFleetcache (`appDirFromStack`), else `process.cwd()`.
+   */
   projectDir?: string | undefined
   /**
    * The Next.js version the config is for. Default: the `next` installed for `projectDir` (Next
@@ -69,6 +72,8 @@ export function withFleetcache<T extends object = NextConfigLike>(
   options: WithFleetcacheOptions = {},
 ): T {
   const out: NextConfigLike = { ...config }
+  const appDir = appDirFromStack()
+  const projectDir = options.projectDir ?? appDir ?? process.cwd()
   if (options.incremental ?? true) {
     out.cacheHandler = entry('incremental')
     replaced(
@@ -76,7 +81,7 @@ export function withFleetcache<T extends object = NextConfigLike>(
       config.cacheHandler,
       'incremental',
       'pass { incremental: false } to withFleetcache',
-      options.projectDir,
+      projectDir,
     )
     // Next's per-process memory layer would keep serving this instance's own copy after
     // another instance revalidated (docs/incremental.md); an explicit setting is respected.
@@ -104,7 +109,7 @@ export function withFleetcache<T extends object = NextConfigLike>(
         name === 'default' || name === 'remote'
           ? 'pass { useCache: false } to withFleetcache (it then sets neither default nor remote)'
           : `leave '${name}' out of withFleetcache's handlers option`,
-        options.projectDir,
+        projectDir,
       )
       handlers[name] = useCache
     }
@@ -116,9 +121,7 @@ export function withFleetcache<T extends object = NextConfigLike>(
   // keys, and the fleet no longer shares the entries. Off, the keys carry the build or deployment
   // id, as on 16.4 and before. An explicit choice of the app stands (docs/decisions/0032).
   const experimental = (config.experimental ?? {}) as { durableUseCacheEntries?: unknown }
-  const release = parseNextVersion(
-    options.nextVersion ?? installedNextVersion(options.projectDir ?? process.cwd()),
-  )
+  const release = parseNextVersion(options.nextVersion ?? installedNextVersion(projectDir))
   // 16.4.0 introduced the option: older releases would warn about an unknown key.
   const knowsDurable =
     release !== undefined && (release.major > 16 || (release.major === 16 && release.minor >= 4))
@@ -129,13 +132,20 @@ export function withFleetcache<T extends object = NextConfigLike>(
   // and then only at construction: the build id (the deployment's namespace) and the build's
   // bundler are found through the build output directory, which `next start` only knows from
   // this config. Next evaluates it in the server process itself (`next start` and the build's
-  // workers inherit the variable); a value the environment already has stands.
-  if (
-    typeof config.distDir === 'string' &&
-    config.distDir !== '' &&
-    !process.env.FLEETCACHE_DIST_DIR
-  )
-    process.env.FLEETCACHE_DIST_DIR = config.distDir
+  // workers inherit the variable); a value the environment already has stands. Next resolves
+  // `distDir` against the app directory, which the handlers only know as their working
+  // directory: from another one (`next start /srv/app`), the app's is passed on, absolute. A
+  // standalone server.js evaluates no config (it announces the recorded one, whose distDir
+  // this leaves as it is), so nothing of the build's directories reaches it.
+  const customDist =
+    typeof config.distDir === 'string' && config.distDir !== '' ? config.distDir : undefined
+  if (!process.env.FLEETCACHE_DIST_DIR) {
+    if (appDir !== undefined) {
+      process.env.FLEETCACHE_DIST_DIR = resolve(appDir, customDist ?? '.next')
+    } else if (customDist !== undefined) {
+      process.env.FLEETCACHE_DIST_DIR = customDist
+    }
+  }
   // Bundling would inline the wasm glue and break its path to the .wasm file.
   const externals = config.serverExternalPackages ?? []
   out.serverExternalPackages = externals.includes(PACKAGE) ? externals : [...externals, PACKAGE]
@@ -151,7 +161,6 @@ export function withFleetcache<T extends object = NextConfigLike>(
   // `__dirname` lookups and fs reads removed, and package.json's `main`, `bin` and `files`, dist/
   // was still traced whole (docs/decisions/0011). webpack's tracer takes no dist/cli/ file.
   const packageDir = dirname(require.resolve(`${PACKAGE}/package.json`))
-  const projectDir = options.projectDir ?? process.cwd()
   const inPackage = (sub: string): string =>
     relative(projectDir, join(packageDir, sub)).split(sep).join('/')
   out.outputFileTracingIncludes = withGlobs(config.outputFileTracingIncludes, '/*', [
@@ -183,12 +192,12 @@ function replaced(
   had: string | null | undefined,
   subpath: string,
   keep: string,
-  projectDir: string | undefined,
+  projectDir: string,
 ): void {
   // No handler there (`null` or '' from a config that sets the key on some condition, which
   // Next takes for none): nothing of the config's own is lost.
   if (had === undefined || had === null || had === '') return
-  if (typeof had === 'string' && ownEntry(had, subpath, projectDir ?? process.cwd())) return
+  if (typeof had === 'string' && ownEntry(had, subpath, projectDir)) return
   createLogger(false).warn(
     `withFleetcache replaced the config's ${key} ('${had}') with ${PACKAGE}/${subpath}: to keep yours, ${keep}, or set ${key} on the config it returns`,
   )
@@ -222,6 +231,104 @@ function ownEntry(had: string, subpath: string, projectDir: string): boolean {
   if (target === undefined) return false
   const esm = join(dirname(require.resolve(`${PACKAGE}/package.json`)), 'esm', `${subpath}.mjs`)
   return target === real(cjs) || target === real(esm)
+}
+
+/**
+ * The module names under which Next 16.0.0 to 16.5.0 evaluate a config (`CONFIG_FILES` in
+ * `next/dist/shared/lib/constants.js`; `.mts` with Node's TypeScript support), each loaded by
+ * `import()` of its file. Not the compiled name of a `next.config.ts`: `COMPILED_CONFIG`.
+ */
+const CONFIG_FILES = new Set([
+  'next.config.js',
+  'next.config.mjs',
+  'next.config.ts',
+  'next.config.mts',
+])
+
+/**
+ * What Next names a `next.config.ts` compiled to CommonJS: `<dir>/next.config.compiled.js`,
+ * `dir` being the project directory it was given, wherever the config file was found
+ * (`requireFromString` in `next/dist/build/next-config-ts/transpile-config.js`, 16.0.0 to 16.5.0).
+ */
+const COMPILED_CONFIG = 'next.config.compiled.js'
+
+/**
+ * The app directory Next evaluates the config for, when the call stack tells it and the working
+ * directory does not: undefined when no frame is a Next config module's (withFleetcache called
+ * from a module evaluated by itself), or when the config's directory is the working directory
+ * or holds it. Next looks for the config in its project directory and then in each parent
+ * (`findUp`), so from there the project directory may well be the working directory, as a plain
+ * `next start` has it; from outside the config's directory it cannot be. The outermost config
+ * frame counts, the module Next loaded: a helper the config calls is passed over, and so is a
+ * config-named module of another directory that the config requires.
+ *
+ * Read from V8's call sites (file paths, `file://` URLs for ESM), not the formatted stack,
+ * which another `Error.prepareStackTrace` (source maps) may have rewritten.
+ */
+function appDirFromStack(cwd: string = process.cwd()): string | undefined {
+  const file = configFileOnStack()
+  if (file === undefined) return undefined
+  const dir = realDir(dirname(file))
+  const here = realDir(cwd)
+  if (basename(file) === COMPILED_CONFIG) return dir === here ? undefined : dir
+  const fromConfig = relative(dir, here)
+  const within =
+    fromConfig === '' ||
+    (fromConfig !== '..' && !fromConfig.startsWith(`..${sep}`) && !isAbsolute(fromConfig))
+  return within ? undefined : dir
+}
+
+/** `dir` through its symlinks (the module loaders name files by their real path). */
+function realDir(dir: string): string {
+  try {
+    return realpathSync(dir)
+  } catch {
+    return resolve(dir)
+  }
+}
+
+/** The path of the outermost Next config module on the call stack, if any. */
+function configFileOnStack(): string | undefined {
+  // The descriptor, put back as it was: Node's own formatter (source maps), another's, or none.
+  const prepare = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace')
+  const limit = Error.stackTraceLimit
+  const holder: { stack?: unknown } = {}
+  let sites: unknown
+  try {
+    // Every frame: the config Next loaded is the outermost of its kind, below the config's
+    // own helpers and requires.
+    Error.stackTraceLimit = Infinity
+    Error.prepareStackTrace = (_e, callSites) => callSites
+    Error.captureStackTrace(holder, configFileOnStack)
+    sites = holder.stack
+  } catch {
+    // Frozen intrinsics or a foreign stack API: no frame to go by.
+    return undefined
+  } finally {
+    try {
+      if (prepare === undefined) Reflect.deleteProperty(Error, 'prepareStackTrace')
+      else Object.defineProperty(Error, 'prepareStackTrace', prepare)
+      Error.stackTraceLimit = limit
+    } catch {
+      // A frozen Error: nothing above was changed either.
+    }
+  }
+  if (!Array.isArray(sites)) return undefined
+  let found: string | undefined
+  for (const site of sites as NodeJS.CallSite[]) {
+    const name = site.getFileName()
+    if (typeof name !== 'string') continue
+    let file: string
+    try {
+      file = name.startsWith('file://') ? fileURLToPath(name) : name
+    } catch {
+      continue
+    }
+    if (!isAbsolute(file)) continue
+    const base = basename(file)
+    if (CONFIG_FILES.has(base) || base === COMPILED_CONFIG) found = file
+  }
+  return found
 }
 
 /** A copy of `globs` with `add` appended to the globs of `key`, each once. */

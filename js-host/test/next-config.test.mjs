@@ -1,8 +1,12 @@
 // withFleetcache: what it sets, what it leaves alone.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
+import os from 'node:os'
 import path from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import { withFleetcache } from '../esm/config.mjs'
 
@@ -192,4 +196,203 @@ test("the package's own handlers in any spelling Next accepts are not named as r
   // Another module of the same directory is still named.
   const other = { cacheHandlers: { default: `./${path.basename(packageDir)}/esm/index.mjs` } }
   assert.equal(warnings(() => withFleetcache(other, options)).seen.length, 1)
+})
+
+// ---- the app directory, from the config file that called withFleetcache --------------------
+// `next start /srv/app` and `next build /srv/app` do not change into the app directory: Next
+// evaluates `<app>/next.config.*` in a process whose working directory is another one (a
+// systemd unit without WorkingDirectory, a script at a monorepo's root). The handlers then
+// looked for `.next/BUILD_ID` under that directory and started in the namespace
+// `fleetcache:default`, shared by every release; the tracing globs, relative to the working
+// directory, carried the CLI into a standalone output.
+
+const packageDir = fs.realpathSync(fileURLToPath(new URL('..', import.meta.url)))
+const esmEntry = pathToFileURL(fileURLToPath(new URL('../esm/config.mjs', import.meta.url))).href
+const cjsEntry = fileURLToPath(new URL('../dist/next-config.js', import.meta.url))
+
+const trees = []
+after(() => {
+  for (const root of trees) fs.rmSync(root, { recursive: true, force: true })
+})
+
+/** A temp directory (its real path: the loaders name modules by it), with `files` written. */
+function tree(files) {
+  const root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-config-dir-')))
+  trees.push(root)
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, name)), { recursive: true })
+    fs.writeFileSync(path.join(root, name), text)
+  }
+  return root
+}
+
+// Loads a config module as Next's loadConfig does (next/dist/server/config.js, 16.0.0 to
+// 16.5.0): `import()` of its file URL, or for a next.config.ts, its code compiled to CommonJS
+// and compiled as the module `<dir>/next.config.compiled.js`, `dir` being the directory Next
+// was given (next/dist/build/next-config-ts/transpile-config.js, `requireFromString`). A
+// config that exports a function is called with the phase. In a child process whose working
+// directory is `cwd`; returns FLEETCACHE_DIST_DIR as the config left it and the '/*' globs.
+function evaluate({ file, cwd, env = {}, compiledIn }) {
+  const driver = `
+    import Module from 'node:module'
+    import path from 'node:path'
+    import fs from 'node:fs'
+    import { pathToFileURL } from 'node:url'
+    const [file, compiledIn] = process.argv.slice(1)
+    let config
+    if (compiledIn) {
+      const filename = path.resolve(compiledIn, 'next.config.compiled.js')
+      const m = new Module(filename)
+      m.paths = Module._nodeModulePaths(path.dirname(filename))
+      m._compile(fs.readFileSync(file, 'utf8'), filename)
+      config = m.exports.default ?? m.exports
+    } else {
+      config = (await import(pathToFileURL(file).href)).default
+    }
+    if (typeof config === 'function') config = await config('phase-production-server', {})
+    process.stdout.write(JSON.stringify({
+      distDir: process.env.FLEETCACHE_DIST_DIR ?? null,
+      includes: config.outputFileTracingIncludes['/*'],
+      excludes: config.outputFileTracingExcludes['/*'],
+    }))
+  `
+  const childEnv = { ...process.env, ...env }
+  if (!('FLEETCACHE_DIST_DIR' in env)) delete childEnv.FLEETCACHE_DIST_DIR
+  const out = execFileSync(
+    process.execPath,
+    ['--input-type=module', '-e', driver, file, compiledIn ?? ''],
+    { cwd, env: childEnv, encoding: 'utf8' },
+  )
+  return JSON.parse(out)
+}
+
+/** The '/*' globs withFleetcache writes for the project directory `dir`. */
+function globsFor(dir) {
+  const inPackage = (sub) =>
+    path.relative(dir, path.join(packageDir, sub)).split(path.sep).join('/')
+  return {
+    includes: [inPackage('wasm/fleetcache_wasm_bg.wasm')],
+    excludes: [`${inPackage('wasm/tools')}/**`, `${inPackage('dist/cli')}/**`],
+  }
+}
+
+const mjsConfig = (body) =>
+  `import { withFleetcache } from ${JSON.stringify(esmEntry)}\nexport default ${body}\n`
+
+test('a next.config evaluated from another directory names its own directory: dist dir and tracing globs', () => {
+  const root = tree({
+    'apps/web/next.config.mjs': mjsConfig("withFleetcache({ distDir: 'out/build' })"),
+    'plain/next.config.js': `const { withFleetcache } = require(${JSON.stringify(cjsEntry)})\nmodule.exports = withFleetcache({})\n`,
+    'elsewhere/.keep': '',
+  })
+  const app = path.join(root, 'apps', 'web')
+  const elsewhere = path.join(root, 'elsewhere')
+  // ESM, a custom distDir: absolute, under the app, whatever the working directory.
+  assert.deepEqual(evaluate({ file: path.join(app, 'next.config.mjs'), cwd: elsewhere }), {
+    distDir: path.join(app, 'out', 'build'),
+    ...globsFor(app),
+  })
+  // CommonJS, Next's default distDir, started from the filesystem's root.
+  const plain = path.join(root, 'plain')
+  assert.deepEqual(evaluate({ file: path.join(plain, 'next.config.js'), cwd: '/' }), {
+    distDir: path.join(plain, '.next'),
+    ...globsFor(plain),
+  })
+})
+
+test("a next.config.ts, compiled under the project directory's name, names that directory", () => {
+  // Next compiles a next.config.ts to `<the directory it was given>/next.config.compiled.js`:
+  // that name is the project directory even where the config file is found above it.
+  const root = tree({
+    'apps/web/next.config.ts': `const { withFleetcache } = require(${JSON.stringify(cjsEntry)})\nexports.default = withFleetcache({})\n`,
+    'apps/web/sub/.keep': '',
+    'elsewhere/.keep': '',
+  })
+  const app = path.join(root, 'apps', 'web')
+  for (const cwd of [path.join(root, 'elsewhere'), path.join(app, 'sub')]) {
+    assert.deepEqual(
+      evaluate({ file: path.join(app, 'next.config.ts'), cwd, compiledIn: app }),
+      { distDir: path.join(app, '.next'), ...globsFor(app) },
+      cwd,
+    )
+  }
+})
+
+test('a config function, sync or after an await, a helper it calls and a config it requires are found the same way', () => {
+  const root = tree({
+    'shared/with-cache.mjs': `import { withFleetcache } from ${JSON.stringify(esmEntry)}\nexport const make = (c) => withFleetcache(c)\n`,
+    'shared/next.config.js': `const { withFleetcache } = require(${JSON.stringify(cjsEntry)})\nmodule.exports = withFleetcache({})\n`,
+    'apps/web/next.config.mjs': `import { make } from '../../shared/with-cache.mjs'\nexport default async () => { await null; return make({}) }\n`,
+    'apps/fn/next.config.mjs': mjsConfig('(phase) => withFleetcache({})'),
+    // The config Next loads is the outermost config module on the stack.
+    'apps/base/next.config.js': `module.exports = require('../../shared/next.config.js')\n`,
+    'elsewhere/.keep': '',
+  })
+  const elsewhere = path.join(root, 'elsewhere')
+  for (const [dir, name] of [
+    ['web', 'next.config.mjs'],
+    ['fn', 'next.config.mjs'],
+    ['base', 'next.config.js'],
+  ]) {
+    const app = path.join(root, 'apps', dir)
+    assert.deepEqual(
+      evaluate({ file: path.join(app, name), cwd: elsewhere }),
+      { distDir: path.join(app, '.next'), ...globsFor(app) },
+      dir,
+    )
+  }
+})
+
+test('without a config file on the stack, or from within its directory, the working directory stands', () => {
+  const root = tree({
+    'shared/config.mjs': mjsConfig("withFleetcache({ distDir: 'out' })"),
+    'apps/web/next.config.mjs': mjsConfig('withFleetcache({})'),
+    'apps/web/custom/next.config.mjs': mjsConfig("withFleetcache({ distDir: 'out' })"),
+    'apps/web/sub/.keep': '',
+    'elsewhere/.keep': '',
+  })
+  const app = path.join(root, 'apps', 'web')
+  const elsewhere = path.join(root, 'elsewhere')
+  // A module of another name (a helper evaluated by itself): as before, the working directory.
+  assert.deepEqual(evaluate({ file: path.join(root, 'shared', 'config.mjs'), cwd: elsewhere }), {
+    distDir: 'out',
+    ...globsFor(elsewhere),
+  })
+  // Started in the app directory, or below the config's (Next finds a config in its project
+  // directory or above it: `next start` there has its project directory as working directory).
+  assert.deepEqual(evaluate({ file: path.join(app, 'next.config.mjs'), cwd: app }), {
+    distDir: null,
+    ...globsFor(app),
+  })
+  const sub = path.join(app, 'sub')
+  assert.deepEqual(evaluate({ file: path.join(app, 'next.config.mjs'), cwd: sub }), {
+    distDir: null,
+    ...globsFor(sub),
+  })
+  const custom = path.join(app, 'custom')
+  assert.deepEqual(evaluate({ file: path.join(custom, 'next.config.mjs'), cwd: custom }), {
+    distDir: 'out',
+    ...globsFor(custom),
+  })
+})
+
+test('a FLEETCACHE_DIST_DIR of the environment and an explicit projectDir stand', () => {
+  const root = tree({
+    'apps/web/next.config.mjs': mjsConfig(
+      "withFleetcache({ distDir: 'out' }, { projectDir: process.env.PROJECT_DIR })",
+    ),
+    'elsewhere/.keep': '',
+  })
+  const app = path.join(root, 'apps', 'web')
+  const elsewhere = path.join(root, 'elsewhere')
+  const file = path.join(app, 'next.config.mjs')
+  assert.deepEqual(
+    evaluate({ file, cwd: elsewhere, env: { FLEETCACHE_DIST_DIR: 'mine', PROJECT_DIR: root } }),
+    { distDir: 'mine', ...globsFor(root) },
+  )
+  // The explicit projectDir is the tracing globs' base; the dist dir is still the config's.
+  assert.deepEqual(evaluate({ file, cwd: elsewhere, env: { PROJECT_DIR: root } }), {
+    distDir: path.join(app, 'out'),
+    ...globsFor(root),
+  })
 })

@@ -334,7 +334,8 @@ export async function prepareApp({
 }
 
 // Starts one `next start` on a free loopback port with the given env (plus INSTANCE_NAME=name) and
-// waits until it answers readyPath with 200. Output goes to <logDir>/<name>.log.
+// waits until it answers readyPath with 200. Output goes to <logDir>/<name>.log. `fromDir`:
+// `next start <app dir>` run in that working directory instead of the app's own.
 export async function startInstance({
   name,
   env = {},
@@ -344,6 +345,7 @@ export async function startInstance({
   attempts = 3,
   appDir: dir = appDir,
   serverJs,
+  fromDir,
 }) {
   if (!logDir) throw new Error('startInstance: logDir is required')
   let lastError
@@ -360,6 +362,7 @@ export async function startInstance({
         startTimeoutMs,
         appDir: releaseAppDir(dir),
         serverJs,
+        fromDir,
       })
     } catch (err) {
       lastError = err
@@ -378,17 +381,26 @@ async function startInstanceOnPort({
   startTimeoutMs,
   appDir,
   serverJs,
+  fromDir,
 }) {
   const out = fs.openSync(logFile, 'a')
   // `serverJs`: an `output: 'standalone'` server.js, configured by PORT and HOSTNAME.
   const argv = serverJs
     ? [serverJs]
-    : [nextBinOf(appDir), 'start', '-p', String(port), '-H', '127.0.0.1']
+    : [
+        nextBinOf(appDir),
+        'start',
+        ...(fromDir ? [appDir] : []),
+        '-p',
+        String(port),
+        '-H',
+        '127.0.0.1',
+      ]
   const serverEnv = serverJs ? { PORT: String(port), HOSTNAME: '127.0.0.1' } : {}
   fs.writeSync(out, `--- ${new Date().toISOString()} ${name}: node ${argv.join(' ')}\n`)
   const child = trackChild(
     spawn(process.execPath, argv, {
-      cwd: serverJs ? path.dirname(serverJs) : appDir,
+      cwd: serverJs ? path.dirname(serverJs) : (fromDir ?? appDir),
       env: cleanEnv({ ...tagSyncEnv(), ...env, ...serverEnv, INSTANCE_NAME: name }),
       stdio: ['ignore', out, out],
     }),
@@ -548,6 +560,10 @@ export const WEBPACK_ENV = { EXAMPLE_STANDALONE: '1', EXAMPLE_DIST_DIR: WEBPACK_
 
 // The throwaway build of tests/e2e/settings.test.mjs (EXAMPLE_DIST_DIR), never a source.
 export const BUILD_PHASE_DIST_DIR = '.next-build-phase'
+
+// The throwaway standalone build of tests/e2e/start-elsewhere.test.mjs (EXAMPLE_DIST_DIR), made
+// by `next build <app dir>` from another directory; never a source.
+export const ELSEWHERE_DIST_DIR = '.next-elsewhere'
 
 // Makes sure the app has its dependencies, the fleetcache tarball and a current standalone build;
 // copies the static assets into the standalone tree as Next's docs prescribe. Returns

@@ -57,7 +57,8 @@ Commands:
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
         [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the
                                 build's next.config deploymentId, BUILD_ID; with
-                                useSkewCookie, FLEETCACHE_DEPLOYMENT_ID, BUILD_ID)
+                                useSkewCookie, FLEETCACHE_DEPLOYMENT_ID, BUILD_ID, unless
+                                runtimeServerDeploymentId is on too)
 
 Options:
   --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL); with

@@ -1,0 +1,155 @@
+// End to end: `next start <app dir>` run from another working directory (a systemd unit
+// without WorkingDirectory, a script at a monorepo's root). Next does not change into the app
+// directory; withFleetcache passes the app's build output directory on to the handlers, so
+// both instances take the build's namespace (not `fleetcache:default`, which every release
+// would share) and share its entries and revalidations. And `next build <app dir>` from
+// another directory, `output: 'standalone'`: the tracing globs are the app's (they were
+// relative to the working directory, and Turbopack refused the build), and the config the
+// standalone server.js announces holds nothing of the directory the build ran in.
+//
+// Run: node --test tests/e2e/start-elsewhere.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import {
+  appDir,
+  cleanEnv,
+  ELSEWHERE_DIST_DIR,
+  makeLogDir,
+  nextBinOf,
+  prepareApp,
+  runLogged,
+  startFleet,
+} from '../support/fleet.mjs'
+import { startOrigin } from '../support/origin.mjs'
+import { startRedis } from '../support/redis.mjs'
+import { revalidateOn, scanKeys, waitForQuiet } from '../support/observe.mjs'
+
+const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
+const PATHNAME = '/products?list=elsewhere'
+const NAME = 'products-elsewhere'
+
+let logDir
+let redis
+let origin
+let A
+let B
+let buildId
+
+const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, B] }))
+const withDiagnostics = report.wrap
+
+async function read(inst) {
+  const d = await inst.getData(PATHNAME)
+  assert.equal(d.error, null, `${inst.name}: the page rendered an origin error: ${d.error}`)
+  return d
+}
+
+describe('fleetcache e2e: next start <app dir> from another directory', () => {
+  before(
+    async () => {
+      try {
+        logDir = makeLogDir('fleetcache-start-elsewhere-')
+        ;({ buildId } = await prepareApp({ logDir }))
+        redis = await startRedis({ logDir })
+        origin = await startOrigin()
+        // The log directory: a temp directory with no build in it, outside the app.
+        ;[A, B] = await startFleet({
+          names: ['A', 'B'],
+          env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url },
+          logDir,
+          fromDir: logDir,
+        })
+      } catch (err) {
+        report.failed = true
+        throw err
+      }
+    },
+    { timeout: 20 * 60_000 },
+  )
+
+  after(() =>
+    tearDown({
+      tag: 'start-elsewhere',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances: [A, B],
+      services: [origin, redis],
+    }),
+  )
+
+  test(
+    "both take the build's namespace, read from the app's build",
+    { timeout: 30_000 },
+    withDiagnostics(async () => {
+      const source = path.join(fs.realpathSync(appDir), '.next', 'BUILD_ID')
+      for (const inst of [A, B]) {
+        // The first request loads the handlers (and so logs the line) if start-up did not.
+        await inst.request('/')
+        const lines = inst
+          .logTail(500)
+          .split('\n')
+          .filter((l) => l.includes('[fleetcache] namespace'))
+        assert.equal(lines.length, 1, `${inst.name} logged ${lines.length} namespace lines`)
+        assert.ok(
+          lines[0].includes(`namespace fleetcache:${buildId} (deployment from ${source})`),
+          `${inst.name}: ${lines[0]}`,
+        )
+      }
+    }),
+  )
+
+  test(
+    "they share the build's entries, and a revalidation on one reaches the other",
+    { timeout: 60_000 },
+    withDiagnostics(async () => {
+      const a = await read(A)
+      assert.equal(a.generatedBy, 'A')
+      await waitForQuiet({ redis, origin, names: [NAME] })
+      const keys = await scanKeys(redis, `fleetcache:${buildId}:uc-default:*`)
+      assert.ok(keys.length > 0, `no 'use cache' entry under the build's namespace`)
+      const b = await read(B)
+      assert.equal(b.generatedBy, 'A', "B did not serve A's entry")
+      const newV = origin.bump(NAME)
+      await revalidateOn(A, '/api/expire?tag=products', redis, 'products', { mode: 'expire' })
+      const after = await read(B)
+      assert.equal(after.version, newV, `B served v${after.version} after the revalidation on A`)
+    }),
+  )
+
+  test(
+    "next build <app dir> from another directory: a standalone tree with the server's .wasm and not the CLI",
+    { timeout: 10 * 60_000 },
+    withDiagnostics(async () => {
+      const distDir = path.join(appDir, ELSEWHERE_DIST_DIR)
+      fs.rmSync(distDir, { recursive: true, force: true })
+      await runLogged(process.execPath, [nextBinOf(appDir), 'build', appDir], {
+        cwd: logDir,
+        env: cleanEnv({ EXAMPLE_STANDALONE: '1', EXAMPLE_DIST_DIR: ELSEWHERE_DIST_DIR }),
+        logFile: path.join(logDir, 'build-elsewhere.log'),
+        timeoutMs: 10 * 60_000,
+        what: 'next build <app dir> from another directory',
+      })
+      const standaloneDir = path.join(distDir, 'standalone')
+      const pkg = path.join(standaloneDir, 'node_modules', 'fleetcache')
+      assert.ok(fs.existsSync(path.join(pkg, 'wasm', 'fleetcache_wasm_bg.wasm')), 'no .wasm')
+      for (const unused of ['wasm/tools', 'dist/cli']) {
+        assert.ok(!fs.existsSync(path.join(pkg, unused)), `the standalone tree holds ${unused}`)
+      }
+      // server.js announces the config the build recorded, whose distDir is the config's own:
+      // the build's absolute directory reaches no standalone server. (Not started here: Next
+      // bakes the project directory into the build relative to the build's working directory,
+      // `relativeProjectDir`, and a standalone server.js of a build made from elsewhere then
+      // looks for the cache handlers' modules outside its tree: seen on 16.4.6.)
+      const serverJs = fs.readFileSync(path.join(standaloneDir, 'server.js'), 'utf8')
+      assert.match(
+        serverJs,
+        new RegExp(`"distDir":"(\\./)?${ELSEWHERE_DIST_DIR.replaceAll('.', '\\.')}"`),
+      )
+      assert.ok(!serverJs.includes(fs.realpathSync(distDir)), "the build's directory is recorded")
+    }),
+  )
+})
