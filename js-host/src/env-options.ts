@@ -162,6 +162,23 @@ export function buildIdFile(env: Env = process.env): string {
 }
 
 /**
+ * Why no build id was read from `buildIdFile`, for the warning: the file may be there, empty
+ * (a build cut short) or unreadable, and "does not exist" would send the operator looking for
+ * a file that does.
+ */
+export function buildIdFileProblem(env: Env = process.env): string {
+  const file = buildIdFile(env)
+  try {
+    readFileSync(file, 'utf8')
+    return `${file} is empty`
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return `${file} does not exist`
+    return `${file} cannot be read: ${typeof code === 'string' ? code : (err as Error).message}`
+  }
+}
+
+/**
  * The running server's deployment id, and where it was found: `FLEETCACHE_DEPLOYMENT_ID`, else
  * `NEXT_DEPLOYMENT_ID`, else the build id in the dist directory; undefined (`none found`, the
  * namespace `default`) when there is none of them.

@@ -6,7 +6,7 @@ import {
   useCacheKeyEnvVars,
   type ResolvedOptions,
 } from './config'
-import { buildIdFile, NO_DEPLOYMENT_FOUND } from './env-options'
+import { buildIdFileProblem, NO_DEPLOYMENT_FOUND } from './env-options'
 import { checkEvictionPolicy } from './eviction-policy'
 import { createLogger, type Logger } from './log'
 import { GuardedTransport } from './guard'
@@ -340,7 +340,7 @@ export function runtimeFor(
     // another's pages and RSC payloads. Not an invalid setting (nothing names a build), so
     // the server starts, but the start line's `none found` alone went to stdout.
     log.warn(
-      `no deployment id and no build id (${buildIdFile()} does not exist): entries are stored under ${engine.prefix}:${engine.deployment}, which every build that finds none shares, so one build may serve another's pages; start the server from the app directory, or set FLEETCACHE_DIST_DIR to the build directory or FLEETCACHE_DEPLOYMENT_ID (docs/troubleshooting.md)`,
+      `no deployment id and no build id (${buildIdFileProblem()}): entries are stored under ${engine.prefix}:${engine.deployment}, which every build that finds none shares, so one build may serve another's pages; start the server from the app directory, or set FLEETCACHE_DIST_DIR to the build directory or FLEETCACHE_DEPLOYMENT_ID (docs/troubleshooting.md)`,
     )
   }
   if (durable && role === 'server') logKeyEnvVars(log, options.uniformEnvVars)

@@ -34,22 +34,25 @@ after(async () => {
   fs.rmSync(logDir, { recursive: true, force: true })
 })
 
-async function cli(prefix, ...args) {
+async function cliRun(prefix, ...args) {
   const base = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
   )
-  const { stdout } = await run(process.execPath, [CLI, ...args, '--json'], {
+  return run(process.execPath, [CLI, ...args, '--json'], {
     env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: prefix },
     timeout: 60_000,
   })
-  return JSON.parse(stdout)
 }
 
-async function store(prefix, key) {
+async function cli(prefix, ...args) {
+  return JSON.parse((await cliRun(prefix, ...args)).stdout)
+}
+
+async function store(prefix, key, deploymentId = DEPLOYMENT) {
   const Handler = createUseCacheHandler({
     redisUrl: redis.url,
     prefix,
-    deploymentId: DEPLOYMENT,
+    deploymentId,
   })
   await Handler.set(key, Promise.resolve(useCacheEntry('v')))
 }
@@ -104,4 +107,56 @@ test('purge and inspect still take the deployment id as configured', async () =>
   const purged = await cli(prefix, 'purge', '--deployment', DEPLOYMENT)
   assert.deepEqual([purged.deployment, purged.deleted], [segment, 1])
   assert.deepEqual((await cli(prefix, 'stats')).rows, [])
+})
+
+// An id configured with the hashed shape (`h` + 16 lowercase hex digits) is stored hashed
+// again, so `--deployment` given that id names another segment: the printed form wins, as
+// the docs say. A purge or inspect that finds nothing under it said only `0 keys` (exit 0),
+// and the operator who passed the id as configured believed the deployment gone.
+test('a configured id of the hashed shape: the CLI names the segment it is stored under', async () => {
+  const prefix = 'shaped'
+  const configured = 'h0123456789abcdef'
+  await store(prefix, 'k3', configured)
+  const segment = await shownSegment(prefix)
+  assert.notEqual(segment, configured)
+  const dry = await cliRun(prefix, 'purge', '--deployment', configured, '--dry-run')
+  assert.equal(JSON.parse(dry.stdout).matched, 0, dry.stdout)
+  assert.match(
+    dry.stderr,
+    new RegExp(
+      `fleetcache: warning: .*${configured}.* stored under ${prefix}:${segment}: .*--deployment ${segment}`,
+    ),
+    dry.stderr,
+  )
+  const purged = await cliRun(prefix, 'purge', '--deployment', configured)
+  assert.equal(JSON.parse(purged.stdout).deleted, 0)
+  assert.match(purged.stderr, new RegExp(`--deployment ${segment}`), purged.stderr)
+  assert.equal((await cli(prefix, 'stats')).rows.length, 1, 'nothing was deleted')
+  const missed = await cliRun(
+    prefix,
+    'inspect',
+    '--cache-key',
+    'k3',
+    '--deployment',
+    configured,
+    '--interface',
+    'default',
+  ).catch((err) => err)
+  assert.equal(missed.code, 1)
+  assert.match(missed.stderr, new RegExp(`--deployment ${segment}`), missed.stderr)
+  // By its printed form it is found, with no such line.
+  const found = await cliRun(prefix, 'purge', '--deployment', segment)
+  assert.equal(JSON.parse(found.stdout).deleted, 1)
+  assert.doesNotMatch(found.stderr, /warning/, found.stderr)
+})
+
+// A hashed-looking id in upper case is a valid id the engine keeps as is (the hashed form is
+// lower case only), and the CLI takes it as configured.
+test('an upper-case hashed-looking id is kept as is, and purged by it', async () => {
+  const prefix = 'upper'
+  const configured = 'h0123456789ABCDEF'
+  await store(prefix, 'k4', configured)
+  assert.equal(await shownSegment(prefix), configured)
+  const purged = await cli(prefix, 'purge', '--deployment', configured)
+  assert.deepEqual([purged.deployment, purged.deleted], [configured, 1])
 })

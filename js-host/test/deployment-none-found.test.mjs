@@ -69,3 +69,18 @@ test('no such warning with a build id, a deployment id, or no Redis', () => {
   // Without Redis each process keeps its own entries: nothing is shared with another build.
   quiet(start(dir, {}))
 })
+
+// The warning said `(<dir>/.next/BUILD_ID does not exist)` whatever kept the build id from
+// being read: a BUILD_ID that is there but empty (a build interrupted as it wrote it) sent
+// the operator looking for a file that exists.
+test('a BUILD_ID that exists but is empty is named as such, not as missing', () => {
+  const app = fs.mkdtempSync(path.join(dir, 'empty-'))
+  fs.mkdirSync(path.join(app, '.next'))
+  fs.writeFileSync(path.join(app, '.next', 'BUILD_ID'), '\n')
+  const out = start(app, { REDIS_URL: redis.url })
+  const warned = out.stderr.split('\n').filter((l) => l.includes('no build id'))
+  assert.equal(warned.length, 1, out.stderr)
+  const file = path.join(fs.realpathSync(app), '.next', 'BUILD_ID')
+  assert.ok(warned[0].includes(`(${file} is empty)`), warned[0])
+  assert.doesNotMatch(warned[0], /does not exist/)
+})

@@ -104,16 +104,34 @@ function keyDeployment(prefix: string, id: string): string {
   }
 }
 
+/** The shape of a hashed deployment segment (the engine writes lower-case hex only). */
+const HASHED = /^h[0-9a-f]{16}$/
+
 /**
  * The deployment segment `--deployment` names for `purge` and `inspect`: the id as configured
  * (spelled as keys spell it), or a hashed segment (`h` + 16 hex digits) as the namespace line
  * and `stats` print it, taken as is. The engine hashes an id of that shape again, so no
  * configured id keeps it: an operator who knows the deployment only from those lines (an id
- * with a space, a long one) must reach it by them. Not for `seed`, which writes where a server
- * given the same id reads.
+ * with a space, a long one) must reach it by them, and one configured in that shape by its
+ * own printed form (`hashedShapeHint` names it when the given one finds nothing). Not for
+ * `seed`, which writes where a server given the same id reads.
  */
 function namedDeployment(prefix: string, given: string): string {
-  return /^h[0-9a-f]{16}$/.test(given) ? given : keyDeployment(prefix, given)
+  return HASHED.test(given) ? given : keyDeployment(prefix, given)
+}
+
+/**
+ * When `--deployment` had the hashed shape and nothing was found under it: the segment a
+ * deployment configured with that very id is stored under, which the operator may have meant
+ * (the printed form wins, so such an id is reached only by its own printed form). A warning,
+ * since a purge that deletes 0 keys otherwise reads as done.
+ */
+function hashedShapeHint(prefix: string, given: string): void {
+  if (!HASHED.test(given)) return
+  const stored = keyDeployment(prefix, given)
+  process.stderr.write(
+    `fleetcache: warning: nothing under ${prefix}:${given}, read as a hashed deployment as stats prints it; a deployment configured with the id ${given} is stored under ${prefix}:${stored}: for that one, pass --deployment ${stored}\n`,
+  )
 }
 
 /**
@@ -280,6 +298,9 @@ async function main(argv: string[]): Promise<number> {
         const r = await inspectKey(conn, key, prefix)
         if (r === null) {
           process.stderr.write(`no value at ${key}\n`)
+          if (cacheKey !== undefined && values.deployment !== undefined) {
+            hashedShapeHint(prefix, values.deployment)
+          }
           return 1
         }
         out(formatInspect(r), r)
@@ -299,6 +320,7 @@ async function main(argv: string[]): Promise<number> {
         progress.done(
           `${dryRun ? 'found' : 'deleted'} ${counted(dryRun ? r.matched : r.deleted, 'key')} of deployment ${deployment}`,
         )
+        if (r.matched === 0) hashedShapeHint(prefix, values.deployment)
         out(
           dryRun
             ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted`
