@@ -4,7 +4,7 @@
  * their settings from the environment when the server starts. Its one effect beyond the copy
  * it returns: the build output directory is put into `FLEETCACHE_DIST_DIR` for the handlers.
  */
-import { realpathSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -255,12 +255,15 @@ const COMPILED_CONFIG = 'next.config.compiled.js'
 /**
  * The app directory Next evaluates the config for, when the call stack tells it and the working
  * directory does not: undefined when no frame is a Next config module's (withFleetcache called
- * from a module evaluated by itself), or when the config's directory is the working directory
- * or holds it. Next looks for the config in its project directory and then in each parent
- * (`findUp`), so from there the project directory may well be the working directory, as a plain
- * `next start` has it; from outside the config's directory it cannot be. The outermost config
- * frame counts, the module Next loaded: a helper the config calls is passed over, and so is a
- * config-named module of another directory that the config requires.
+ * from a module evaluated by itself), or when Next, given no directory, would find a config from
+ * the working directory: it looks in its project directory and then in each parent (`findUp`),
+ * so from there the project directory may well be the working directory, as a plain `next
+ * start` has it. The frame's file cannot tell that case apart: the loaders name a module by its
+ * real path (a next.config that is a symlink to a shared file is named by its target), and an
+ * ES module's imports run before it, not below it on the stack (a shared module named
+ * next.config.* that the app's config re-exports is the only config frame). The outermost
+ * config frame counts, the module Next loaded: a helper the config calls is passed over, and so
+ * is a config-named module of another directory that the config requires.
  *
  * Read from V8's call sites (file paths, `file://` URLs for ESM), not the formatted stack,
  * which another `Error.prepareStackTrace` (source maps) may have rewritten.
@@ -269,13 +272,19 @@ function appDirFromStack(cwd: string = process.cwd()): string | undefined {
   const file = configFileOnStack()
   if (file === undefined) return undefined
   const dir = realDir(dirname(file))
-  const here = realDir(cwd)
-  if (basename(file) === COMPILED_CONFIG) return dir === here ? undefined : dir
-  const fromConfig = relative(dir, here)
-  const within =
-    fromConfig === '' ||
-    (fromConfig !== '..' && !fromConfig.startsWith(`..${sep}`) && !isAbsolute(fromConfig))
-  return within ? undefined : dir
+  // The compiled name is the project directory Next was given, wherever the file was found.
+  if (basename(file) === COMPILED_CONFIG) return dir === realDir(cwd) ? undefined : dir
+  return configFoundFrom(cwd) ? undefined : dir
+}
+
+/** Whether `dir` or one of its parents holds a file of a name Next loads a config from. */
+function configFoundFrom(dir: string): boolean {
+  for (let at = resolve(dir); ;) {
+    for (const name of CONFIG_FILES) if (existsSync(join(at, name))) return true
+    const up = dirname(at)
+    if (up === at) return false
+    at = up
+  }
 }
 
 /** `dir` through its symlinks (the module loaders name files by their real path). */
