@@ -299,11 +299,16 @@ function realDir(dir: string): string {
 /** The path of the outermost Next config module on the call stack, if any. */
 function configFileOnStack(): string | undefined {
   // The descriptor, put back as it was: Node's own formatter (source maps), another's, or none.
+  // An accessor (a tool that wraps what is assigned to it) keeps what its setter was given, so
+  // it is given back, through its setter, the function its getter returned.
   const prepare = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace')
+  const accessor = prepare !== undefined && !('value' in prepare)
+  let previous: { value: unknown } | undefined
   const limit = Error.stackTraceLimit
   const holder: { stack?: unknown } = {}
   let sites: unknown
   try {
+    if (accessor) previous = { value: Reflect.get(Error, 'prepareStackTrace') as unknown }
     // Every frame: the config Next loaded is the outermost of its kind, below the config's
     // own helpers and requires.
     Error.stackTraceLimit = Infinity
@@ -314,12 +319,19 @@ function configFileOnStack(): string | undefined {
     // Frozen intrinsics or a foreign stack API: no frame to go by.
     return undefined
   } finally {
+    // Each on its own, so that one that cannot be put back does not keep the other as it is.
     try {
-      if (prepare === undefined) Reflect.deleteProperty(Error, 'prepareStackTrace')
-      else Object.defineProperty(Error, 'prepareStackTrace', prepare)
       Error.stackTraceLimit = limit
     } catch {
-      // A frozen Error: nothing above was changed either.
+      // Not writable: not changed above either.
+    }
+    try {
+      if (prepare === undefined) Reflect.deleteProperty(Error, 'prepareStackTrace')
+      else if (!accessor) Object.defineProperty(Error, 'prepareStackTrace', prepare)
+      else if (previous !== undefined)
+        Error.prepareStackTrace = previous.value as typeof Error.prepareStackTrace
+    } catch {
+      // Not configurable, or an accessor without a setter: not changed above either.
     }
   }
   if (!Array.isArray(sites)) return undefined

@@ -435,3 +435,27 @@ test("a shared next.config.mjs the app's config re-exports, evaluated in the app
     ...globsFor(app),
   })
 })
+
+// withFleetcache reads the call stack through Error.prepareStackTrace and puts back what was
+// there. One defined as an accessor (a tool that wraps whatever is assigned to it) kept the
+// function assigned through its setter: every later error's stack was an array of call sites.
+test('an Error.prepareStackTrace accessor is given back its own function', () => {
+  const before = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace')
+  let stored = (_e, sites) => `stack of ${sites.length} frames`
+  const own = stored
+  Object.defineProperty(Error, 'prepareStackTrace', {
+    configurable: true,
+    get: () => stored,
+    set: (v) => {
+      stored = v
+    },
+  })
+  try {
+    withFleetcache({})
+    assert.equal(stored, own)
+    assert.match(new Error('x').stack, /^stack of \d+ frames$/)
+  } finally {
+    if (before === undefined) delete Error.prepareStackTrace
+    else Object.defineProperty(Error, 'prepareStackTrace', before)
+  }
+})
