@@ -40,8 +40,9 @@ export interface WithFleetcacheOptions {
   /** More `cacheHandlers` names (`'use cache: <name>'`) to route through fleetcache. */
   handlers?: readonly string[] | undefined
   /**
-   * Project directory, for tracing globs. Default: the directory of the next.config file that
-   * called withFleetcache (`appDirFromStack`), else `process.cwd()`.
+   * Project directory, for tracing globs. Default: the directory of the next.config module that
+   * called withFleetcache when neither the working directory nor a parent of it holds a
+   * next.config (Next was given another directory), else `process.cwd()`.
    */
   projectDir?: string | undefined
   /**
