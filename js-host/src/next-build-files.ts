@@ -25,9 +25,10 @@ export function builtWithNext(dir: string): string | undefined {
 export type Env = Record<string, string | undefined>
 
 /**
- * The build output directory of the running app, relative to the server's working directory:
- * `FLEETCACHE_DIST_DIR` (which `withFleetcache` sets from the config's `distDir` when Next
- * evaluates the config, in the `next start` process itself), else the `distDir` a standalone
+ * The build output directory of the running app, relative to the server's working directory
+ * or absolute: `FLEETCACHE_DIST_DIR` (which `withFleetcache` sets from the config's `distDir`,
+ * or to the app's, absolute, for a server started from another directory, when Next evaluates
+ * the config, in the `next start` process itself), else the `distDir` a standalone
  * server.js announces (it puts the whole config in `__NEXT_PRIVATE_STANDALONE_CONFIG`), else
  * `.next`.
  */

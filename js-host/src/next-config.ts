@@ -4,7 +4,7 @@
  * their settings from the environment when the server starts. Its one effect beyond the copy
  * it returns: the build output directory is put into `FLEETCACHE_DIST_DIR` for the handlers.
  */
-import { realpathSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -40,8 +40,9 @@ export interface WithFleetcacheOptions {
   /** More `cacheHandlers` names (`'use cache: <name>'`) to route through fleetcache. */
   handlers?: readonly string[] | undefined
   /**
-   * Project directory, for tracing globs. Default: the directory of the next.config file that
-   * called withFleetcache (`appDirFromStack`), else `process.cwd()`.
+   * Project directory, for tracing globs. Default: the directory of the next.config module that
+   * called withFleetcache when neither the working directory nor a parent of it holds a
+   * next.config (Next was given another directory), else `process.cwd()`.
    */
   projectDir?: string | undefined
   /**
@@ -255,12 +256,15 @@ const COMPILED_CONFIG = 'next.config.compiled.js'
 /**
  * The app directory Next evaluates the config for, when the call stack tells it and the working
  * directory does not: undefined when no frame is a Next config module's (withFleetcache called
- * from a module evaluated by itself), or when the config's directory is the working directory
- * or holds it. Next looks for the config in its project directory and then in each parent
- * (`findUp`), so from there the project directory may well be the working directory, as a plain
- * `next start` has it; from outside the config's directory it cannot be. The outermost config
- * frame counts, the module Next loaded: a helper the config calls is passed over, and so is a
- * config-named module of another directory that the config requires.
+ * from a module evaluated by itself), or when Next, given no directory, would find a config from
+ * the working directory: it looks in its project directory and then in each parent (`findUp`),
+ * so from there the project directory may well be the working directory, as a plain `next
+ * start` has it. The frame's file cannot tell that case apart: the loaders name a module by its
+ * real path (a next.config that is a symlink to a shared file is named by its target), and an
+ * ES module's imports run before it, not below it on the stack (a shared module named
+ * next.config.* that the app's config re-exports is the only config frame). The outermost
+ * config frame counts, the module Next loaded: a helper the config calls is passed over, and so
+ * is a config-named module of another directory that the config requires.
  *
  * Read from V8's call sites (file paths, `file://` URLs for ESM), not the formatted stack,
  * which another `Error.prepareStackTrace` (source maps) may have rewritten.
@@ -269,13 +273,19 @@ function appDirFromStack(cwd: string = process.cwd()): string | undefined {
   const file = configFileOnStack()
   if (file === undefined) return undefined
   const dir = realDir(dirname(file))
-  const here = realDir(cwd)
-  if (basename(file) === COMPILED_CONFIG) return dir === here ? undefined : dir
-  const fromConfig = relative(dir, here)
-  const within =
-    fromConfig === '' ||
-    (fromConfig !== '..' && !fromConfig.startsWith(`..${sep}`) && !isAbsolute(fromConfig))
-  return within ? undefined : dir
+  // The compiled name is the project directory Next was given, wherever the file was found.
+  if (basename(file) === COMPILED_CONFIG) return dir === realDir(cwd) ? undefined : dir
+  return configFoundFrom(cwd) ? undefined : dir
+}
+
+/** Whether `dir` or one of its parents holds a file of a name Next loads a config from. */
+function configFoundFrom(dir: string): boolean {
+  for (let at = resolve(dir); ;) {
+    for (const name of CONFIG_FILES) if (existsSync(join(at, name))) return true
+    const up = dirname(at)
+    if (up === at) return false
+    at = up
+  }
 }
 
 /** `dir` through its symlinks (the module loaders name files by their real path). */
@@ -290,11 +300,16 @@ function realDir(dir: string): string {
 /** The path of the outermost Next config module on the call stack, if any. */
 function configFileOnStack(): string | undefined {
   // The descriptor, put back as it was: Node's own formatter (source maps), another's, or none.
+  // An accessor (a tool that wraps what is assigned to it) keeps what its setter was given, so
+  // it is given back, through its setter, the function its getter returned.
   const prepare = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace')
+  const accessor = prepare !== undefined && !('value' in prepare)
+  let previous: { value: unknown } | undefined
   const limit = Error.stackTraceLimit
   const holder: { stack?: unknown } = {}
   let sites: unknown
   try {
+    if (accessor) previous = { value: Reflect.get(Error, 'prepareStackTrace') as unknown }
     // Every frame: the config Next loaded is the outermost of its kind, below the config's
     // own helpers and requires.
     Error.stackTraceLimit = Infinity
@@ -305,12 +320,19 @@ function configFileOnStack(): string | undefined {
     // Frozen intrinsics or a foreign stack API: no frame to go by.
     return undefined
   } finally {
+    // Each on its own, so that one that cannot be put back does not keep the other as it is.
     try {
-      if (prepare === undefined) Reflect.deleteProperty(Error, 'prepareStackTrace')
-      else Object.defineProperty(Error, 'prepareStackTrace', prepare)
       Error.stackTraceLimit = limit
     } catch {
-      // A frozen Error: nothing above was changed either.
+      // Not writable: not changed above either.
+    }
+    try {
+      if (prepare === undefined) Reflect.deleteProperty(Error, 'prepareStackTrace')
+      else if (!accessor) Object.defineProperty(Error, 'prepareStackTrace', prepare)
+      else if (previous !== undefined)
+        Error.prepareStackTrace = previous.value as typeof Error.prepareStackTrace
+    } catch {
+      // Not configurable, or an accessor without a setter: not changed above either.
     }
   }
   if (!Array.isArray(sites)) return undefined

@@ -396,3 +396,66 @@ test('a FLEETCACHE_DIST_DIR of the environment and an explicit projectDir stand'
     ...globsFor(root),
   })
 })
+
+// The module loaders name a module by its real path: a next.config that is a symlink (one config
+// shared by a monorepo's apps) is on the stack under its target's directory, which is not the
+// app's. From the app directory, a plain `next start`, the working directory is the app's.
+test('a next.config that is a symlink to a shared file, evaluated in the app directory, leaves the working directory', () => {
+  const root = tree({
+    'shared/next.config.mjs': mjsConfig('withFleetcache({})'),
+    'shared/custom.mjs': mjsConfig("withFleetcache({ distDir: 'out' })"),
+    'apps/web/.keep': '',
+    'apps/custom/.keep': '',
+  })
+  const app = path.join(root, 'apps', 'web')
+  fs.symlinkSync(path.join(root, 'shared', 'next.config.mjs'), path.join(app, 'next.config.mjs'))
+  assert.deepEqual(evaluate({ file: path.join(app, 'next.config.mjs'), cwd: app }), {
+    distDir: null,
+    ...globsFor(app),
+  })
+  const custom = path.join(root, 'apps', 'custom')
+  fs.symlinkSync(path.join(root, 'shared', 'custom.mjs'), path.join(custom, 'next.config.mjs'))
+  assert.deepEqual(evaluate({ file: path.join(custom, 'next.config.mjs'), cwd: custom }), {
+    distDir: 'out',
+    ...globsFor(custom),
+  })
+})
+
+// An ES module's imports are evaluated before it, not below it on the stack: a shared config
+// module that is itself named next.config.* and calls withFleetcache at its top level is the
+// only config frame there, and its directory is not the app's.
+test("a shared next.config.mjs the app's config re-exports, evaluated in the app directory, leaves the working directory", () => {
+  const root = tree({
+    'packages/config/next.config.mjs': mjsConfig('withFleetcache({})'),
+    'apps/web/next.config.mjs': "export { default } from '../../packages/config/next.config.mjs'\n",
+  })
+  const app = path.join(root, 'apps', 'web')
+  assert.deepEqual(evaluate({ file: path.join(app, 'next.config.mjs'), cwd: app }), {
+    distDir: null,
+    ...globsFor(app),
+  })
+})
+
+// withFleetcache reads the call stack through Error.prepareStackTrace and puts back what was
+// there. One defined as an accessor (a tool that wraps whatever is assigned to it) kept the
+// function assigned through its setter: every later error's stack was an array of call sites.
+test('an Error.prepareStackTrace accessor is given back its own function', () => {
+  const before = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace')
+  let stored = (_e, sites) => `stack of ${sites.length} frames`
+  const own = stored
+  Object.defineProperty(Error, 'prepareStackTrace', {
+    configurable: true,
+    get: () => stored,
+    set: (v) => {
+      stored = v
+    },
+  })
+  try {
+    withFleetcache({})
+    assert.equal(stored, own)
+    assert.match(new Error('x').stack, /^stack of \d+ frames$/)
+  } finally {
+    if (before === undefined) delete Error.prepareStackTrace
+    else Object.defineProperty(Error, 'prepareStackTrace', before)
+  }
+})

@@ -561,10 +561,6 @@ export const WEBPACK_ENV = { EXAMPLE_STANDALONE: '1', EXAMPLE_DIST_DIR: WEBPACK_
 // The throwaway build of tests/e2e/settings.test.mjs (EXAMPLE_DIST_DIR), never a source.
 export const BUILD_PHASE_DIST_DIR = '.next-build-phase'
 
-// The throwaway standalone build of tests/e2e/start-elsewhere.test.mjs (EXAMPLE_DIST_DIR), made
-// by `next build <app dir>` from another directory; never a source.
-export const ELSEWHERE_DIST_DIR = '.next-elsewhere'
-
 // Makes sure the app has its dependencies, the fleetcache tarball and a current standalone build;
 // copies the static assets into the standalone tree as Next's docs prescribe. Returns
 // { buildId, serverJs, standaloneDir, distDir, built, buildMs }. Start instances with

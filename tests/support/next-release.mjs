@@ -49,8 +49,6 @@ export const BUILD_OUTPUTS = [
   '.next-floor',
   '.next-adapter',
   '.next-build-phase',
-  // tests/e2e/start-elsewhere.test.mjs's build from another directory.
-  '.next-elsewhere',
   'next-env.d.ts',
 ]
 
