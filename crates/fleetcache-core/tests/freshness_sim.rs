@@ -175,6 +175,7 @@ use fleetcache_core::regen::{Own, MAX_REGENERATION_MS};
 use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
 use fleetcache_core::tag_fold::{DEFAULT_MAX_TAGS, FOLDED_TAG};
 use fleetcache_core::tags::{Announced, EPOCH_WITHOUT_META, PART_TAGS};
+use fleetcache_core::time::CLOCK_AHEAD_SLACK_MS;
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
@@ -1310,7 +1311,10 @@ enum Op {
     /// Forward: its machine was paused that long (a suspended machine resumed): the fleet's
     /// time moves on, its process's clock does not, and runs that much further behind. Back
     /// (negative): its process's clock runs that much further ahead of the wall clock from now
-    /// on (here its clock jumps, as a process's own stall would look to it).
+    /// on (here its clock jumps, as a process's own stall would look to it). One that would
+    /// leave its clock ahead by the 10 ms slack or less leaves it 11 ms ahead: within the
+    /// slack an entry keeps Next's stamp, which decision 0036 leaves, as what NTP leaves
+    /// between hosts.
     ClockStep {
         inst: usize,
         ms: i16,
@@ -2336,7 +2340,15 @@ impl World {
                 if ms > 0.0 {
                     self.now += ms;
                 }
-                self.insts[inst].offset -= ms;
+                let offset = self.insts[inst].offset - ms;
+                // Ahead by the slack or less, an entry keeps Next's stamp (decision 0036): what
+                // that leaves, as what NTP leaves between hosts, is outside the contract checked
+                // here. Past it instead (a clock that only moves on).
+                self.insts[inst].offset = if offset > 0.0 && offset <= CLOCK_AHEAD_SLACK_MS {
+                    CLOCK_AHEAD_SLACK_MS + 1.0
+                } else {
+                    offset
+                };
                 self.clocks_parted = true;
             }
             Op::Down => {
