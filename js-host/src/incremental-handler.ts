@@ -334,6 +334,8 @@ class IncrementalCore {
       const requestRevalidate =
         isFetch && typeof ctx.revalidate === 'number' ? ctx.revalidate : Number.NaN
       const t = now()
+      // A step of the wall clock since (a pause) asks for a pull first (docs/decisions/0036).
+      this.rt.tags.noteClocks()
       // Set when the reuse started the read with the tier's copy (one call into wasm for both).
       let started: number | undefined
       let offered: Uint8Array | null = null

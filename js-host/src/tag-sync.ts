@@ -25,6 +25,7 @@ export interface TagEngine {
   tagChannelDown(): void
   applyAnnouncement(msg: Uint8Array, now: number): AnnouncementCode
   tagsCaughtUp(now: number): boolean
+  noteClocks(now: number, wall: number): void
   /** Arms the retry (the engine keeps its time: `pollTimeout`). */
   armRetry(now: number): void
   /** When the one timer should next wake (this process's clock), or negative for none. */
@@ -38,6 +39,7 @@ export interface TagEngine {
     mode: RevalidationModeCode,
     expireSeconds: number,
     now: number,
+    wall: number,
     queue: boolean,
     pairedTurn: number,
   ): Uint8Array
@@ -170,6 +172,14 @@ export interface Durations {
 export const CLOCK_APART_LOG_MS = 1000
 /** At most one line about the clocks per this many ms of wall clock. */
 const CLOCK_LOG_EVERY_MS = 60_000
+
+/**
+ * How far the clocks' distance may move before a request tells the engine (`noteClocks`):
+ * below the core's slack (10 ms, `CLOCK_AHEAD_SLACK_MS`), so every step it acts on reaches it,
+ * and above what `Date.now()`'s whole milliseconds leave, so a request that finds the clocks as
+ * they were makes no call into wasm (a tier hit is one).
+ */
+const CLOCK_NOTE_MS = 5
 
 /**
  * Calls one pull makes at most: while the whole tag state loads without a timer, and while it
@@ -324,6 +334,8 @@ export class TagSync {
   private readonly wall: (() => number) | undefined
   /** When the clocks' difference was last logged (wall clock). */
   private clockLoggedAt = Number.NEGATIVE_INFINITY
+  /** The clocks' distance (wall clock minus `now`) last told the engine by `noteClocks`. */
+  private clocksNoted: number | undefined
   private readonly log: Logger
   private readonly timer: Timer | undefined
   private readonly request: (() => object | undefined) | undefined
@@ -428,6 +440,7 @@ export class TagSync {
    */
   refresh(): Promise<void> {
     if (this.script === undefined) return Promise.resolve()
+    this.noteClocks()
     // Following by push and caught up: the mirror holds every revalidation announced, and
     // every one that resolved before the last pull, which started within the bound.
     if (this.engine.tagsCaughtUp(this.now())) return Promise.resolve()
@@ -616,7 +629,26 @@ export class TagSync {
   }
 
   /**
-   * Logs (at most once a minute) when this process's clock `t` is a second or more from the
+   * Tells the engine both clocks as a request begins: following by push, a step of the wall
+   * clock since the last time (a machine resumed after a pause, Next's clock held still) asks
+   * for a pull before the mirror counts as caught up again (docs/decisions/0036). Without a
+   * wall clock (the workers entry), nothing.
+   */
+  noteClocks(): void {
+    if (this.wall === undefined) return
+    const t = this.now()
+    const wall = this.wall()
+    const apart = wall - t
+    if (this.clocksNoted !== undefined && Math.abs(apart - this.clocksNoted) <= CLOCK_NOTE_MS) {
+      return
+    }
+    this.clocksNoted = apart
+    this.engine.noteClocks(t, wall)
+  }
+
+  /**
+   * Tells the engine both clocks (`noteClocks`), and logs (at most once a minute) when this
+   * process's clock `t` is a second or more from the
    * wall clock. Behind, its entries look that much older to the fleet; ahead, they are stored
    * that much older than Next stamped them, so Next here judges them stale sooner. Either way,
    * those it writes in that many seconds after a revalidation (its own, stamped no earlier than
@@ -626,6 +658,7 @@ export class TagSync {
   private checkClock(t: number): void {
     if (this.wall === undefined) return
     const wall = this.wall()
+    this.engine.noteClocks(t, wall)
     const behind = wall - t
     if (Math.abs(behind) < CLOCK_APART_LOG_MS || wall < this.clockLoggedAt + CLOCK_LOG_EVERY_MS) {
       return
@@ -666,11 +699,9 @@ export class TagSync {
       throw failed
     }
     this.checkClock(now)
-    // Stamped no earlier than the wall clock: a process whose clock was left behind by a step
-    // (docs/failures.md, "Clocks") would otherwise stamp its revalidation in the past, and every
-    // entry the fleet wrote in between would outlive it. Later is the safe side: an entry made
-    // meanwhile is judged stale and regenerated.
-    const at = this.wall === undefined ? now : Math.max(now, this.wall())
+    // The core stamps it at the later of `now` and the wall clock (docs/decisions/0036): a
+    // process whose clock a step left behind would otherwise stamp it in the past. NaN: none.
+    const wall = this.wall === undefined ? Number.NaN : this.wall()
     const { RevalidationMode } = this.enums
     // Next's arguments as given: the core records `{ expire: 0 }` (or less) as an expiry, as
     // no durations (`Revalidation::from_durations`); the log line says what it recorded.
@@ -690,7 +721,15 @@ export class TagSync {
     try {
       // Without Redis the local mirror is all there is: nothing to queue.
       recorded = revalidated(
-        this.engine.revalidate(joined, mode, expire, at, this.script !== undefined, pairedTurn),
+        this.engine.revalidate(
+          joined,
+          mode,
+          expire,
+          now,
+          wall,
+          this.script !== undefined,
+          pairedTurn,
+        ),
       )
     } catch (err) {
       const failed = engineFailure(tags, err)

@@ -168,6 +168,8 @@ class UseCacheHandler implements CacheHandler {
       const soft = joinTags(softTags)
       const known = this.machines.remembered(cacheKey)
       const t = now()
+      // A step of the wall clock since (a pause) asks for a pull first (docs/decisions/0036).
+      this.rt.tags.noteClocks()
       const redis = this.rt.transport !== undefined
       // A hit from the tier or the embedded store, with no write of this process in flight:
       // one call into wasm and no read (`tierHit`), its checks a read's; else a read, below.

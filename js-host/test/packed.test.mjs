@@ -159,7 +159,9 @@ test('planned entries, inspections and revalidations of the real binding decode 
     lookup: 'hit',
     error: '',
   })
-  const r = revalidated(e.revalidate('a', wasm.RevalidationMode.Expire, Number.NaN, t + 1, false))
+  const r = revalidated(
+    e.revalidate('a', wasm.RevalidationMode.Expire, Number.NaN, t + 1, Number.NaN, false),
+  )
   assert.deepEqual(r, { droppedTags: '', evicted: '' })
   // Each refuses a buffer cut short, and one with bytes left over.
   for (const [decode, packed] of [

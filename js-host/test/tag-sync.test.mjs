@@ -1374,6 +1374,41 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('following by push, a request after a step of the wall clock (a machine resumed after a pause) pulls first', async () => {
+    // The machine paused for 900 ms: Next's clock held still, the wall clock did not. Counted
+    // on Next's clock alone, the mirror was caught up, and the request skipped its pull with a
+    // mirror older than the bound (docs/decisions/0036).
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const apart = { by: 0 }
+    const f = setup(
+      (_, kind) =>
+        kind !== 'read'
+          ? null
+          : f.engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED,
+      {
+        timer,
+        push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 },
+        wall: (c) => () => c.t + apart.by,
+      },
+    )
+    Object.assign(f, { ch, timer })
+    f.reads = () => f.script.calls.filter((c) => c.kind === 'read').length
+    await upAndCaughtUp(f)
+    const reads = f.reads()
+    f.clock.t += 1
+    await f.sync.refresh()
+    assert.equal(f.reads(), reads, 'caught up: no pull')
+    apart.by = 900
+    f.clock.t += 1
+    await f.sync.refresh()
+    assert.equal(f.reads(), reads + 1, 'the step asks for a pull')
+    assert.equal(f.engine.tagsCaughtUp(f.clock.t), true, 'caught up again by it')
+    await f.sync.stop()
+  })
+
   test('a process clock a second or more from the wall clock is logged, at most once a minute', async () => {
     const clockLines = (log) => log.lines.filter((l) => l.includes('wall clock'))
     // Behind by 5 s: a step of the wall clock after the process started.

@@ -96,6 +96,13 @@ pub struct Engine {
     /// The last pull failed, or an update reached another state, and no pull was applied
     /// since: an armed retry still has a pull to do ([`Engine::poll_timeout`]).
     pull_failed: bool,
+    /// How far the host's wall clock was ahead of its process's clock when last told
+    /// ([`Engine::note_clocks`]).
+    wall_ahead: Option<f64>,
+    /// The farthest its process's clock was told to run ahead of the wall clock
+    /// ([`crate::time::ahead_of_wall`]), and when (its clock) it last was: a regeneration's
+    /// times taken then are on a scale that far ahead ([`Engine::write_start_at`]).
+    ahead_seen: Option<(f64, Millis)>,
 }
 
 /// What the host's one timer does when its time ([`Engine::poll_timeout`]) has come
@@ -164,6 +171,8 @@ impl Engine {
             retry_at: None,
             retry_owed: false,
             pull_failed: false,
+            wall_ahead: None,
+            ahead_seen: None,
             config,
         })
     }
@@ -333,6 +342,21 @@ impl Engine {
         )
     }
 
+    /// [`Engine::plan_tag_update`] for a revalidation recorded at `now` with the wall clock
+    /// `wall`, stamped as [`Engine::queue_tag_update_at`] stamps it.
+    pub fn plan_tag_update_at(
+        &mut self,
+        tags: &[&str],
+        rev: &Revalidation,
+        now: Millis,
+        wall: Millis,
+        epoch_candidate: &str,
+    ) -> Result<ScriptCall, PlanError> {
+        self.note_clocks(now, wall);
+        let at = crate::time::revalidation_stamp(now, wall);
+        self.plan_tag_update(tags, rev, at, epoch_candidate)
+    }
+
     /// Plans a revalidation of `tags` and applies it to the local mirror at once, so this
     /// process sees it even before (or if never) Redis does. `epoch_candidate` is a random
     /// token from the host, used only if the shared state does not exist yet.
@@ -452,6 +476,44 @@ impl Engine {
             }
         }
         result
+    }
+
+    /// The host's two clocks at a request's start, a write or a revalidation: `now` (its
+    /// process's clock, on which the engine counts the pull bound) and `wall` (the wall
+    /// clock). Where their distance moved by more than [`crate::time::CLOCK_AHEAD_SLACK_MS`]
+    /// since the last time it was told, the wall clock was stepped: a machine resumed after a
+    /// pause, whose process's clock stood still meanwhile, would otherwise count the pause as
+    /// no time, take itself as caught up by push with a mirror the pause made older than the
+    /// bound, serve what the fleet revalidated meanwhile as fresh, and vouch for it as of now
+    /// in the entries it writes (docs/decisions/0036). Following by push, the mirror is then
+    /// judged as after a gap ([`crate::tag_sync::PushFollow::heard_gap`]): only a pull
+    /// planned from now on catches up. A `wall` that is not a time after the epoch is none.
+    pub fn note_clocks(&mut self, now: Millis, wall: Millis) {
+        let ahead = wall.0 - now.0;
+        if !(wall.0 > 0.0 && ahead.is_finite()) {
+            return;
+        }
+        let stepped = self
+            .wall_ahead
+            .is_some_and(|was| (ahead - was).abs() > crate::time::CLOCK_AHEAD_SLACK_MS);
+        if stepped {
+            if let Some(push) = self.tag_sync.push_mut() {
+                push.heard_gap();
+            }
+        }
+        self.wall_ahead = Some(ahead);
+        let apart = crate::time::ahead_of_wall(now, wall);
+        if apart > 0.0 && self.recent_ahead(now) <= apart {
+            self.ahead_seen = Some((apart, now));
+        }
+    }
+
+    /// How far ahead of the wall clock its process's clock was told to run, at most, within
+    /// the longest a regeneration runs ([`crate::regen::MAX_REGENERATION_MS`]) before `now`.
+    fn recent_ahead(&self, now: Millis) -> f64 {
+        self.ahead_seen
+            .filter(|(_, at)| now.0 - at.0 <= crate::regen::MAX_REGENERATION_MS)
+            .map_or(0.0, |(ahead, _)| ahead)
     }
 
     /// Whether a request at `now` may be judged without pulling the tag state: it follows the
@@ -798,6 +860,22 @@ impl Engine {
     /// The breaker's state at `now`.
     pub fn breaker_state(&self, now: Millis) -> BreakerState {
         self.breaker.state(now)
+    }
+
+    /// [`Engine::queue_tag_update`] for a revalidation the host records at `now` (its
+    /// process's clock), with its wall clock `wall` (NaN where it has one clock): stamped at
+    /// [`crate::time::revalidation_stamp`], the later of the two, everywhere it goes (the
+    /// mirror, the outbox, Redis), so no revalidation is stamped before its host's wall clock
+    /// (docs/decisions/0036).
+    pub fn queue_tag_update_at(
+        &mut self,
+        tags: &[&str],
+        rev: &Revalidation,
+        now: Millis,
+        wall: Millis,
+    ) -> Result<Option<PendingUpdate>, PlanError> {
+        self.note_clocks(now, wall);
+        self.queue_tag_update(tags, rev, crate::time::revalidation_stamp(now, wall))
     }
 
     /// Records a revalidation: applied to the mirror at once, and queued for Redis behind
@@ -1262,13 +1340,25 @@ impl Engine {
 
     /// [`Engine::write_start`] where the host's wall clock `wall` may differ from `now`: an
     /// entry written while `now` runs ahead of it is stamped on it
-    /// ([`crate::time::ahead_of_wall`]).
+    /// ([`crate::time::ahead_of_wall`]). Its times may have been taken before (the read that
+    /// began its regeneration, the pull that vouched for its data), while `now` ran farther
+    /// ahead: a step of the wall clock in between (a pause of the machine) brought the two
+    /// closer. They are moved back by the farthest distance told ([`Engine::note_clocks`]) within
+    /// the longest a regeneration runs, so that none is stamped after the wall clock of its
+    /// time (older, the safe side, for a while after such a step).
     pub fn write_start_at(
         &mut self,
         request: WriteRequest<'_>,
         now: Millis,
         wall: Millis,
     ) -> WriteMachine {
+        self.note_clocks(now, wall);
+        let ahead = self.recent_ahead(now);
+        let wall = if ahead > 0.0 {
+            Millis(now.0 - ahead)
+        } else {
+            wall
+        };
         write_machine::write_start(self.write_ctx(), request, now, wall)
     }
 
@@ -1870,6 +1960,42 @@ mod tests {
         );
         let plan = e.plan_set(&DEFAULT, "k", input(&[], &[])).unwrap();
         assert_eq!(plan.key, e.entry_key(&DEFAULT, "k"));
+    }
+
+    /// A step of the wall clock against the process's clock (a machine resumed after a pause,
+    /// its process's clock held still) is a gap following by push: only a pull planned after
+    /// it catches up. Within the slack, a first reading, or a wall clock that is no time, is not.
+    #[test]
+    fn following_by_push_a_step_of_the_wall_clock_asks_for_a_pull() {
+        let caught_up_pull = |e: &mut Engine, at: f64| {
+            e.plan_tag_pull(Millis(at));
+            e.apply_refresh(
+                &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+                Millis(at + 1.0),
+            )
+            .unwrap();
+        };
+        let mut e = engine();
+        e.follow_tags_by_push(1000.0).unwrap();
+        e.tag_channel_up();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "1", "0", "", "0"]),
+            Millis(1.0),
+        )
+        .unwrap();
+        caught_up_pull(&mut e, 10.0);
+        assert!(e.tags_caught_up(Millis(12.0)));
+        // The first reading, the slack, and no wall clock leave it caught up.
+        e.note_clocks(Millis(12.0), Millis(5_012.0));
+        e.note_clocks(Millis(13.0), Millis(5_023.0));
+        e.note_clocks(Millis(14.0), Millis(f64::NAN));
+        e.note_clocks(Millis(14.0), Millis(0.0));
+        assert!(e.tags_caught_up(Millis(15.0)));
+        // Paused 900 ms: Next's clock moved 1 ms, the wall clock 901.
+        e.note_clocks(Millis(16.0), Millis(5_924.0));
+        assert!(!e.tags_caught_up(Millis(17.0)));
+        caught_up_pull(&mut e, 20.0);
+        assert!(e.tags_caught_up(Millis(22.0)));
     }
 
     #[test]

@@ -31,6 +31,21 @@ pub fn ahead_of_wall(now: Millis, wall: Millis) -> f64 {
     }
 }
 
+/// The time a revalidation recorded at `now` (the process's clock) is stamped at: the later
+/// of `now` and `wall` (the wall clock). A process that a step of the wall clock left behind
+/// would otherwise stamp its revalidation in the past, and every entry the fleet wrote in
+/// between on the wall clock would outlive it; later is the safe side of every comparison a
+/// tag time takes part in (docs/decisions/0036). A `wall` that is not a time after the epoch
+/// (NaN where the host has one clock; 0, negative or infinite from a broken or mocked
+/// `Date.now`) is none, as for [`ahead_of_wall`]: `now` is kept as it is.
+pub fn revalidation_stamp(now: Millis, wall: Millis) -> Millis {
+    if wall.0 > 0.0 && wall.0.is_finite() && wall.0 > now.0 {
+        wall
+    } else {
+        now
+    }
+}
+
 /// A point in time in milliseconds since the Unix epoch, as supplied by the host.
 #[derive(Copy, Clone, Debug, PartialEq, PartialOrd, Default)]
 pub struct Millis(pub f64);
@@ -130,6 +145,33 @@ mod tests {
         assert_eq!(
             ahead_of_wall(now, Millis(now.0 - 5.0 * 3_600_000.0)),
             5.0 * 3_600_000.0
+        );
+    }
+
+    /// The later of the two clocks, and only a wall clock that is a time after the epoch:
+    /// NaN, infinities, 0 and negatives leave `now` as it is (an infinite stamp would make
+    /// every entry of the tags stale for good).
+    #[test]
+    fn a_revalidation_is_stamped_no_earlier_than_a_usable_wall_clock() {
+        let now = Millis(1_765_000_000_000.0);
+        for wall in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -1.0,
+            now.0 - 5_000.0,
+            now.0,
+        ] {
+            assert_eq!(revalidation_stamp(now, Millis(wall)), now, "wall {wall}");
+        }
+        assert_eq!(
+            revalidation_stamp(now, Millis(now.0 + 5_000.0)),
+            Millis(now.0 + 5_000.0)
+        );
+        assert_eq!(
+            revalidation_stamp(now, Millis(now.0 + 0.5)),
+            Millis(now.0 + 0.5)
         );
     }
 

@@ -141,6 +141,21 @@
 //! page read twice by one request, a write-back of a value the request read twice, a
 //! write-back on a release before 16.5 (which does not write back).
 //!
+//! Clocks (docs/decisions/0036): each instance has a process clock (Next's, on which the host
+//! hands its engine `now`) apart from its wall clock by an offset, and the wall clock is the
+//! true time, exact. The properties draw each instance's offset as a history begins (0 mostly,
+//! else 11 ms to 5 s behind or ahead: past the 10 ms slack) and steps of it mid-history
+//! ([`Op::ClockStep`]: a pause of the machine, whose process clock stands still while the
+//! fleet's time goes on; or its clock jumping ahead); a restart realigns it. Every engine call
+//! gets the instance's process clock and, where the host passes one, its wall clock
+//! (revalidations, writes, and `Engine::note_clocks` at each request's start and pull), as the
+//! Node host does. The invariant stays in true time: a revalidation's required verdict is
+//! that of its record at the true time it was made; only its expiry after a delay may come as
+//! late as its stamp is after that time plus how far the judging process's clock ran behind
+//! (each compares on its own clock). Next's second look is on the reading process's clock.
+//! Next's retry delay for a written-back value is not checked in a history whose clocks
+//! parted.
+//!
 //! A page served in an outage, or from the copy kept after a failed read, is held to the
 //! outage copy's rule instead (docs/failures.md, "The copy an outage serves"): never a value
 //! that a write of the same instance, whose reply it got before the read began, replaced in
@@ -160,6 +175,7 @@ use fleetcache_core::regen::{Own, MAX_REGENERATION_MS};
 use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
 use fleetcache_core::tag_fold::{DEFAULT_MAX_TAGS, FOLDED_TAG};
 use fleetcache_core::tags::{Announced, EPOCH_WITHOUT_META, PART_TAGS};
+use fleetcache_core::time::CLOCK_AHEAD_SLACK_MS;
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
@@ -932,16 +948,28 @@ impl Redis {
 struct Rev {
     tags: Vec<&'static str>,
     rev: Revalidation,
+    /// The time it was stamped at (what the mirror, the outbox and Redis hold): the later of
+    /// its process's clock and the wall clock ([`fleetcache_core::time::revalidation_stamp`]).
     at: Millis,
+    /// The true time it was made at (the wall clock): the contract is judged by it.
+    true_at: f64,
     resolved: Option<usize>,
     /// The time it resolved.
     resolved_at: Option<f64>,
 }
 
 impl Rev {
+    /// Its record as stamped, as Redis holds it.
     fn single(&self) -> TagRecord {
         let mut r = TagRecord::default();
         r.apply(&self.rev, self.at);
+        r
+    }
+
+    /// Its record at the true time it was made: what the contract requires.
+    fn at_true_time(&self) -> TagRecord {
+        let mut r = TagRecord::default();
+        r.apply(&self.rev, Millis(self.true_at));
         r
     }
 }
@@ -1137,6 +1165,11 @@ struct Instance {
     /// `'use cache'` write whose regeneration began earlier is checked by what it knew then
     /// ([`World::knew_at`]). A restart starts it over, as it does the process.
     history: Vec<KnewThen>,
+    /// How far its process's clock (Next's, `performance.timeOrigin + performance.now()`)
+    /// runs ahead of its wall clock, which is the true time (negative: behind): a step of
+    /// the wall clock after the process started ([`Op::ClockStep`]), or one before the
+    /// history began (the property's drawn offsets). A restart realigns it.
+    offset: f64,
 }
 
 /// What an instance knew at the end of a step ([`Instance::history`]).
@@ -1232,6 +1265,7 @@ impl Instance {
             heard: HashSet::new(),
             heard_from: f64::NEG_INFINITY,
             history: Vec::new(),
+            offset: 0.0,
         }
     }
 }
@@ -1272,6 +1306,18 @@ enum Op {
     /// The instance's retry timer: refresh and send what waits.
     Tick {
         inst: usize,
+    },
+    /// The instance's wall clock is stepped `ms` after the process started (docs/decisions/0036).
+    /// Forward: its machine was paused that long (a suspended machine resumed): the fleet's
+    /// time moves on, its process's clock does not, and runs that much further behind. Back
+    /// (negative): its process's clock runs that much further ahead of the wall clock from now
+    /// on (here its clock jumps, as a process's own stall would look to it). One that would
+    /// leave its clock ahead by the 10 ms slack or less leaves it 11 ms ahead: within the
+    /// slack an entry keeps Next's stamp, which decision 0036 leaves, as what NTP leaves
+    /// between hosts.
+    ClockStep {
+        inst: usize,
+        ms: i16,
     },
     /// The instance's retry timer, until its mirror has loaded the whole state (or a refresh
     /// failed), then what waits is sent: a whole load in one op.
@@ -1421,6 +1467,7 @@ fn op(push: bool) -> impl Strategy<Value = Op> {
         subscribe => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
         1 => (0..3usize).prop_map(|inst| Op::DropChannel { inst }),
         1 => (0..3usize).prop_map(|inst| Op::NoticeDown { inst }),
+        1 => (0..3usize, clock_step()).prop_map(|(inst, ms)| Op::ClockStep { inst, ms }),
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
     ]
 }
@@ -1461,6 +1508,7 @@ fn mixed_op() -> impl Strategy<Value = Op> {
         3 => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
         1 => (0..3usize).prop_map(|inst| Op::DropChannel { inst }),
         1 => (0..3usize).prop_map(|inst| Op::NoticeDown { inst }),
+        1 => (0..3usize, clock_step()).prop_map(|(inst, ms)| Op::ClockStep { inst, ms }),
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
     ]
 }
@@ -1528,6 +1576,7 @@ fn page_op() -> impl Strategy<Value = Op> {
         2 => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
         4 => (0..3usize).prop_map(|inst| Op::DropChannel { inst }),
         3 => (0..3usize).prop_map(|inst| Op::NoticeDown { inst }),
+        1 => (0..3usize, clock_step()).prop_map(|(inst, ms)| Op::ClockStep { inst, ms }),
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
     ]
 }
@@ -1553,6 +1602,7 @@ fn fold_op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Failover),
         2 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
+        1 => (0..3usize, clock_step()).prop_map(|(inst, ms)| Op::ClockStep { inst, ms }),
         2 => (0u16..1500).prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -1580,6 +1630,7 @@ fn regen_op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(|inst| Op::Tick { inst }),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
         1 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
+        1 => (0..3usize, clock_step()).prop_map(|(inst, ms)| Op::ClockStep { inst, ms }),
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
     ]
 }
@@ -1612,9 +1663,32 @@ fn write_back_op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(|inst| Op::Tick { inst }),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
         1 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
+        1 => (0..3usize, clock_step()).prop_map(|(inst, ms)| Op::ClockStep { inst, ms }),
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
     ]
 }
+
+/// A step of an instance's wall clock ([`Op::ClockStep`]): forward or back by more than the
+/// 10 ms slack (`CLOCK_AHEAD_SLACK_MS`, within which an entry keeps Next's stamp), up to 5 s.
+fn clock_step() -> impl Strategy<Value = i16> {
+    prop_oneof![(11i16..5000), (11i16..5000).prop_map(|ms| -ms)]
+}
+
+/// How far each instance's process clock runs from the wall clock when a history begins (a
+/// step before it): on it mostly, else behind or ahead by more than the slack, up to 5 s.
+fn clock_offsets() -> impl Strategy<Value = [f64; 3]> {
+    let one = || {
+        prop_oneof![
+            6 => Just(0.0),
+            1 => (11u16..5000).prop_map(|ms| -f64::from(ms)),
+            1 => (11u16..5000).prop_map(f64::from),
+        ]
+    };
+    [one(), one(), one()]
+}
+
+/// Every process's clock on the wall clock.
+const ALIGNED: [f64; 3] = [0.0; 3];
 
 /// The state hash or the version log lost alone ([`Op::LoseKey`]).
 fn lose_key() -> impl Strategy<Value = Op> {
@@ -1629,7 +1703,8 @@ fn mask(bits: u8) -> Vec<&'static str> {
         .collect()
 }
 
-/// A command on its way: sent at `sent` under `budget_ms`, with the breaker's permit.
+/// A command on its way: sent at `sent` (its process's clock) under `budget_ms`, with the
+/// breaker's permit.
 struct InFlight {
     cmd: Cmd,
     sent: f64,
@@ -1688,6 +1763,9 @@ struct ReadTask {
     /// Whether, then, the instance's breaker was not closed (an outage) and its mirror was
     /// synced: the engine judges by both at that moment, not at the answer's.
     outage_at: [bool; 6],
+    /// How far, then, its process's clock ran behind the wall clock (0 when not): it judges
+    /// a revalidation's expiry that much late.
+    behind_at: [f64; 6],
     synced_at: [bool; 6],
     /// For each source, the event at which the machine was given its bytes, and the
     /// instance's last successful refresh then (its step and what Redis held).
@@ -1951,6 +2029,8 @@ struct World {
     /// The time at the end of past steps, oldest first: each distinct time with the last step
     /// that ended at it ([`World::knew_at`]).
     times: Vec<(f64, usize)>,
+    /// A process's clock has run apart from the wall clock in this history.
+    clocks_parted: bool,
 }
 
 impl World {
@@ -2010,7 +2090,39 @@ impl World {
             write_backs: HashMap::new(),
             regenerated: HashMap::new(),
             times: Vec::new(),
+            clocks_parted: false,
         }
+    }
+
+    /// Sets how far each process's clock runs from the wall clock as the history begins.
+    fn clocks(&mut self, offsets: [f64; 3]) {
+        for (inst, offset) in self.insts.iter_mut().zip(offsets) {
+            inst.offset = offset;
+        }
+        self.clocks_parted |= offsets.iter().any(|o| *o != 0.0);
+    }
+
+    /// How far instance `i`'s process clock runs ahead of the true time (0 for the seeder,
+    /// whose clock is its own).
+    fn offset(&self, i: usize) -> f64 {
+        self.insts.get(i).map_or(0.0, |inst| inst.offset)
+    }
+
+    /// Instance `i`'s process clock: the `now` the host hands its engine.
+    fn clock(&self, i: usize) -> f64 {
+        self.now + self.offset(i)
+    }
+
+    /// A request begins on instance `i`, or it plans a pull: the host tells its engine both
+    /// clocks (`Engine::note_clocks`), as `TagSync` does.
+    fn note_clocks(&mut self, i: usize) {
+        let (now, wall) = (Millis(self.clock(i)), Millis(self.wall(i)));
+        self.insts[i].engine.note_clocks(now, wall);
+    }
+
+    /// Instance `i`'s wall clock (`Date.now()`): the true time.
+    fn wall(&self, _i: usize) -> f64 {
+        self.now
     }
 
     /// The next event's number.
@@ -2055,7 +2167,7 @@ impl World {
         kind: OpKind,
         run: impl FnOnce(&mut Redis) -> Vec<u8>,
     ) -> Option<Vec<u8>> {
-        let now = Millis(self.now);
+        let now = Millis(self.clock(i));
         let Admission::Send { permit, .. } = self.insts[i].engine.admit(kind, now) else {
             return None;
         };
@@ -2113,10 +2225,8 @@ impl World {
         held_step: usize,
         planned: f64,
     ) {
-        self.insts[i]
-            .engine
-            .apply_refresh(reply, Millis(self.now))
-            .unwrap();
+        let clock = Millis(self.clock(i));
+        self.insts[i].engine.apply_refresh(reply, clock).unwrap();
         self.insts[i].pulled = Some((held_step, held.clone()));
         let from = &mut self.insts[i].pulled_from;
         *from = from.max(planned);
@@ -2168,10 +2278,13 @@ impl World {
 
     /// The retry timer's tag refresh; true when it succeeded.
     fn refresh(&mut self, i: usize) -> bool {
-        let call = self.insts[i].engine.plan_tag_pull(Millis(self.now));
+        self.note_clocks(i);
+        let clock = Millis(self.clock(i));
+        let call = self.insts[i].engine.plan_tag_pull(clock);
         let Some(reply) = self.send(i, OpKind::Read, |r| r.run(&call)) else {
             // As the host does (tag-sync.ts `page`): what the pull was to answer stays due.
-            self.insts[i].engine.tag_pull_failed(Millis(self.now));
+            let clock = Millis(self.clock(i));
+            self.insts[i].engine.tag_pull_failed(clock);
             return false;
         };
         let held = self.redis.tags.clone();
@@ -2220,9 +2333,24 @@ impl World {
         self.step += 1;
         self.trace
             .push(format!("step {} at {}: {:?}", self.step, self.now - T0, op));
-        let now = Millis(self.now);
         match *op {
             Op::Advance { ms } | Op::Stall { ms } => self.now += f64::from(ms),
+            Op::ClockStep { inst, ms } => {
+                let ms = f64::from(ms);
+                if ms > 0.0 {
+                    self.now += ms;
+                }
+                let offset = self.insts[inst].offset - ms;
+                // Ahead by the slack or less, an entry keeps Next's stamp (decision 0036): what
+                // that leaves, as what NTP leaves between hosts, is outside the contract checked
+                // here. Past it instead (a clock that only moves on).
+                self.insts[inst].offset = if offset > 0.0 && offset <= CLOCK_AHEAD_SLACK_MS {
+                    CLOCK_AHEAD_SLACK_MS + 1.0
+                } else {
+                    offset
+                };
+                self.clocks_parted = true;
+            }
             Op::Down => {
                 self.up = false;
                 self.drop_channels();
@@ -2278,9 +2406,10 @@ impl World {
             }
             Op::Deliver { inst } => {
                 if let Some((msg, rev, page)) = self.insts[inst].inbox.pop_front() {
+                    let clock = Millis(self.clock(inst));
                     let applied = self.insts[inst]
                         .engine
-                        .apply_announcement(&msg, Millis(self.now))
+                        .apply_announcement(&msg, clock)
                         .unwrap();
                     if let (Announced::Applied(_), Some(at)) = (applied, announced_at(&msg)) {
                         let from = &mut self.insts[inst].heard_from;
@@ -2353,9 +2482,11 @@ impl World {
                         expire_seconds: Some(1.0),
                     },
                 };
+                // As the host records it: on its process's clock, with its wall clock.
+                let (clock, wall) = (Millis(self.clock(inst)), Millis(self.wall(inst)));
                 let dropped = self.insts[inst]
                     .engine
-                    .queue_tag_update(&tags, &rev, now)
+                    .queue_tag_update_at(&tags, &rev, clock, wall)
                     .unwrap();
                 prop_assert!(
                     dropped.is_none(),
@@ -2364,7 +2495,8 @@ impl World {
                 self.revs.push(Rev {
                     tags,
                     rev,
-                    at: now,
+                    at: fleetcache_core::time::revalidation_stamp(clock, wall),
+                    true_at: self.now,
                     resolved: None,
                     resolved_at: None,
                 });
@@ -2430,8 +2562,11 @@ impl World {
                 // record stamps its write.
                 self.now += 1.0;
                 self.regens.retain(|r| !(r.inst == inst && r.key == 0));
+                self.note_clocks(inst);
                 let mut knew = self.knew(inst, false);
-                knew.pulls_itself = !self.insts[inst].engine.tags_caught_up(Millis(self.now));
+                knew.pulls_itself = !self.insts[inst]
+                    .engine
+                    .tags_caught_up(Millis(self.clock(inst)));
                 self.regens.push(Regen {
                     inst,
                     key: 0,
@@ -2462,11 +2597,11 @@ impl World {
     /// Sends `cmd` for instance `i` through its breaker: what the request waits for, or the
     /// failure to hand its machine at once (the breaker kept it back).
     fn dispatch(&mut self, i: usize, kind: OpKind, cmd: Cmd) -> Result<Wait, Failure> {
-        let now = Millis(self.now);
+        let now = Millis(self.clock(i));
         match self.insts[i].engine.admit(kind, now) {
             Admission::Send { permit, budget_ms } => Ok(Wait::Cmd(InFlight {
                 cmd,
-                sent: self.now,
+                sent: now.0,
                 budget_ms,
                 permit,
                 reply: None,
@@ -2487,23 +2622,30 @@ impl World {
         began: u16,
     ) -> Result<(), TestCaseError> {
         let tags = mask(tags);
-        let now = Millis(self.now);
+        let now = Millis(self.clock(inst));
+        let wall = Millis(self.wall(inst));
         let cache_key = KEYS[key];
-        let created = self.now - f64::from(began);
+        // The payload carries the true time; Next stamps the entry on its process's clock. A
+        // regeneration begins no earlier than its process started.
+        let began = f64::from(began)
+            .min(self.now - self.insts[inst].started)
+            .max(0.0);
+        let created = self.now - began;
         let payload = created.to_le_bytes().to_vec();
         let engine = &mut self.insts[inst].engine;
-        let mut machine = engine.write_start(
+        let mut machine = engine.write_start_at(
             WriteRequest::UseCache {
                 iface: IFACE,
                 cache_key,
                 tags: &tags,
-                timestamp: Millis(created),
+                timestamp: Millis(now.0 - began),
                 revalidate: 900.0,
                 expire: 3600.0,
                 stale: 30.0,
                 payload_len: 8,
             },
             now,
+            wall,
         );
         let step = engine.write_first(&mut machine, now);
         let caught_up = engine.tags_caught_up(now);
@@ -2512,7 +2654,7 @@ impl World {
         // Its function may have read other entries (a nested `'use cache'`), judged by the
         // instance's mirror as it was when the regeneration began: checked as a page
         // regeneration is. (Not caught up then, those reads pulled.)
-        if began == 0 {
+        if began == 0.0 {
             let mut knew = self.knew(inst, false);
             knew.pulls_itself = !caught_up;
             self.regenerated.insert(id, (inst, self.now, knew));
@@ -2528,7 +2670,7 @@ impl World {
                 payload,
                 own: true,
             },
-            wait: Wait::Timer(self.now),
+            wait: Wait::Timer(now.0),
         };
         self.write_steps(task, step)
     }
@@ -2634,7 +2776,7 @@ impl World {
         let oldest_step = self.times.first().map_or(0, |(_, s)| *s);
         for i in 0..self.insts.len() {
             let inst = &self.insts[i];
-            let caught_up = inst.engine.tags_caught_up(Millis(now));
+            let caught_up = inst.engine.tags_caught_up(Millis(now + inst.offset));
             let counts = (inst.learned.len(), inst.heard.len());
             let same = inst.history.last().is_some_and(|h| {
                 h.caught_up == caught_up
@@ -2711,20 +2853,24 @@ impl World {
             if tagged
                 && r.resolved.is_some_and(|s| s < knew.step)
                 && !knew.revs.contains(&n)
-                && r.at.0 > knew.pulled_from.max(knew.heard_from)
+                && r.true_at > knew.pulled_from
+                && r.at.0 > knew.heard_from
             {
                 prop_assert!(
                     judged_by <= r.at.0,
                     "{}\ninstance {} stored an entry regenerated from {} judged by its tags from \
                      {}, after revalidation #{} at {} of its tags, resolved before the \
-                     regeneration began, which it had not heard of (its last refresh started at {})",
+                     regeneration began, which it had not heard of (its last refresh started at {}; \
+                     stamped {}; its clock {} ahead)",
                     self.trace.join("\n"),
                     inst,
                     began - T0,
                     judged_by - T0,
                     n,
                     r.at.0 - T0,
-                    knew.pulled_from - T0
+                    knew.pulled_from - T0,
+                    written.meta.timestamp.0 - T0,
+                    self.offset(inst)
                 );
             }
         }
@@ -2834,9 +2980,10 @@ impl World {
         payload: Vec<u8>,
         noted: impl FnOnce(&mut World, usize),
     ) -> Result<(), TestCaseError> {
-        let at = Millis(self.now);
+        let at = Millis(self.clock(inst));
+        let wall = Millis(self.wall(inst));
         let engine = &mut self.insts[inst].engine;
-        let mut machine = engine.write_start(request, at);
+        let mut machine = engine.write_start_at(request, at, wall);
         let step = engine.write_first(&mut machine, at);
         let id = self.next_task;
         self.next_task += 1;
@@ -2850,7 +2997,7 @@ impl World {
                 payload,
                 own: false,
             },
-            wait: Wait::Timer(self.now),
+            wait: Wait::Timer(at.0),
         };
         self.write_steps(task, step)
     }
@@ -2928,11 +3075,15 @@ impl World {
     ) -> Result<(), TestCaseError> {
         let engine = &self.insts[inst].engine;
         // A copy served because Redis could not be asked is shown stale by design
-        // (docs/failures.md, "The copy an outage serves").
+        // (docs/failures.md, "The copy an outage serves"). Next's retry delay is its own
+        // comparison, on its own clock, of times other processes stamped: not checked once
+        // the clocks part.
         if source == Source::Kept
             || rt.refresh_failed
             || !engine.mirror().is_synced()
-            || engine.breaker_state(Millis(self.now)) != fleetcache_core::BreakerState::Closed
+            || engine.breaker_state(Millis(self.clock(inst)))
+                != fleetcache_core::BreakerState::Closed
+            || self.clocks_parted
         {
             return Ok(());
         }
@@ -3001,7 +3152,7 @@ impl World {
         let anywhere = T0 - 10_000.0 + (self.now - T0 + 10_000.0) * x / f64::from(u16::MAX);
         let near = |d: f64| {
             let n = self.revs.len();
-            (n > 0).then(|| self.revs[x as usize % n].at.0 + d)
+            (n > 0).then(|| self.revs[x as usize % n].true_at + d)
         };
         let t = match mode {
             1 => near(-1.0),
@@ -3239,7 +3390,7 @@ impl World {
                     return Ok(());
                 }
                 Err(f) => {
-                    let now = Millis(self.now);
+                    let now = Millis(self.clock(inst));
                     step = self.insts[inst]
                         .engine
                         .write_step(machine, WriteInput::Failed(f), now);
@@ -3323,7 +3474,8 @@ impl World {
     ) -> Result<(), TestCaseError> {
         let soft = mask(soft);
         let cache_key = KEYS[key];
-        let now = Millis(self.now);
+        let now = Millis(self.clock(inst));
+        self.note_clocks(inst);
         let token = self.token();
         let engine = &self.insts[inst].engine;
         let key_name = engine.entry_key(&IFACE, cache_key);
@@ -3377,7 +3529,8 @@ impl World {
         } else {
             f64::NAN
         };
-        let now = Millis(self.now);
+        let now = Millis(self.clock(inst));
+        self.note_clocks(inst);
         let token = self.token();
         let engine = &self.insts[inst].engine;
         let key_name = engine.entry_key(&Interface::Incremental, cache_key);
@@ -3443,7 +3596,8 @@ impl World {
         caches: bool,
         inc: Option<IncRead>,
     ) -> Task {
-        let caught_up = self.insts[inst].engine.tags_caught_up(Millis(self.now));
+        let clock = self.clock(inst);
+        let caught_up = self.insts[inst].engine.tags_caught_up(Millis(clock));
         let (held, held_step) = match &self.insts[inst].pulled {
             Some((step, tags)) if caught_up => (tags.clone(), *step),
             _ => (self.redis.tags.clone(), self.step),
@@ -3474,12 +3628,13 @@ impl World {
                 polled: None,
                 at: [self.now; 6],
                 outage_at: [false; 6],
+                behind_at: [0.0; 6],
                 synced_at: [true; 6],
                 judged: vec![(0, None); 6],
                 inc,
                 ticket: None,
             })),
-            wait: Wait::Timer(self.now),
+            wait: Wait::Timer(clock),
         }
     }
 
@@ -3510,7 +3665,9 @@ impl World {
 
     /// Sends instance `inst`'s tag refresh for the reads waiting on `ticket`.
     fn start_refresh(&mut self, inst: usize, ticket: usize) -> Result<(), TestCaseError> {
-        let call = self.insts[inst].engine.plan_tag_pull(Millis(self.now));
+        self.note_clocks(inst);
+        let clock = Millis(self.clock(inst));
+        let call = self.insts[inst].engine.plan_tag_pull(clock);
         match self.dispatch(inst, OpKind::Read, Cmd::Refresh(call)) {
             Ok(wait) => {
                 let id = self.next_task;
@@ -3532,7 +3689,8 @@ impl World {
             }
             // Kept back by the breaker: the reads go on with the mirror as it is.
             Err(_) => {
-                self.insts[inst].engine.tag_pull_failed(Millis(self.now));
+                let clock = Millis(self.clock(inst));
+                self.insts[inst].engine.tag_pull_failed(clock);
                 self.resolve(
                     ticket,
                     Refreshed {
@@ -3594,7 +3752,7 @@ impl World {
                     }
                 }
             }
-            let now = Millis(self.now);
+            let now = Millis(self.clock(inst));
             // Judged when the machine is given the bytes.
             let at = match &input {
                 In::Own(_) => &[Source::OwnWrite][..],
@@ -3606,11 +3764,12 @@ impl World {
             if !at.is_empty() {
                 let judged = (self.event(), self.insts[inst].pulled.clone());
                 let engine = &self.insts[inst].engine;
-                let outage =
-                    engine.breaker_state(Millis(self.now)) != fleetcache_core::BreakerState::Closed;
+                let outage = engine.breaker_state(now) != fleetcache_core::BreakerState::Closed;
                 let synced = engine.mirror().is_synced();
+                let behind = (-self.insts[inst].offset).max(0.0);
                 for source in at {
                     rt.at[*source as usize] = self.now;
+                    rt.behind_at[*source as usize] = behind;
                     rt.outage_at[*source as usize] = outage;
                     rt.synced_at[*source as usize] = synced;
                     rt.judged[*source as usize].clone_from(&judged);
@@ -3731,7 +3890,7 @@ impl World {
                     return Ok(());
                 }
                 ReadAction::Wait { delay_ms } => {
-                    task.wait = Wait::Timer(self.now + delay_ms);
+                    task.wait = Wait::Timer(now.0 + delay_ms);
                     self.tasks.push(task);
                     return Ok(());
                 }
@@ -3773,7 +3932,8 @@ impl World {
                             (Shown::Incremental(shown), Some(value)) if !a.regenerates => {
                                 let stored = fleetcache_core::decode_header(value, value.len())
                                     .map_or(f64::NAN, |h| h.meta.revalidate);
-                                seen_by_next(shown, &inc, stored, self.release, self.now)
+                                let next_now = self.clock(inst);
+                                seen_by_next(shown, &inc, stored, self.release, next_now)
                                     != Freshness::Fresh
                             }
                             _ => false,
@@ -3891,7 +4051,8 @@ impl World {
         let inst = task.inst;
         let mut flight = match std::mem::replace(&mut task.wait, Wait::Timer(0.0)) {
             Wait::Timer(until) => {
-                self.now = self.now.max(until);
+                // Set on its process's clock.
+                self.now = self.now.max(until - self.offset(inst));
                 if matches!(task.job, Job::Seed { .. }) {
                     return self.seed_write(task);
                 }
@@ -3958,9 +4119,12 @@ impl World {
             return Ok(());
         };
         // The host's timer fires at the budget's end before a late reply is read.
-        let reply = reply.filter(|_| self.now - flight.sent <= flight.budget_ms);
+        // On its process's clock, which a pause of its machine held still.
+        let reply = reply.filter(|_| self.clock(inst) - flight.sent <= flight.budget_ms);
         if reply.is_none() {
-            self.now = self.now.max(flight.sent + flight.budget_ms);
+            self.now = self
+                .now
+                .max(flight.sent + flight.budget_ms - self.offset(inst));
         }
         self.trace.push(format!(
             "  task {} (inst {}) {} delivered at {} (sent {}): {}",
@@ -3971,7 +4135,7 @@ impl World {
             flight.sent - T0,
             if reply.is_some() { "ok" } else { "timeout" }
         ));
-        let now = Millis(self.now);
+        let now = Millis(self.clock(inst));
         let outcome = if reply.is_some() {
             CallResult::Success
         } else {
@@ -4023,7 +4187,7 @@ impl World {
                 if let Some(Reply::Bytes(Some(b))) = reply {
                     self.refreshed(inst, &b, &held, held_step, planned);
                 } else {
-                    self.insts[inst].engine.tag_pull_failed(Millis(self.now));
+                    self.insts[inst].engine.tag_pull_failed(now);
                 }
                 // The host's pull asks for the next part at once (tag-sync.ts `pull`, up to
                 // LOAD_STEPS calls): the reads waiting on it go on after the last.
@@ -4129,7 +4293,9 @@ impl World {
         answer: &ReadAnswer,
         value: &[u8],
     ) -> Result<(), TestCaseError> {
-        let closed = self.insts[inst].engine.breaker_state(Millis(self.now))
+        let closed = self.insts[inst]
+            .engine
+            .breaker_state(Millis(self.clock(inst)))
             == fleetcache_core::BreakerState::Closed;
         if answer.source == Source::Kept || !closed {
             return self.check_outage_page(inst, rt, answer, value);
@@ -4269,7 +4435,8 @@ impl World {
         // the lease, as the single-flight design says); a read whose answer is cached never.
         let seen = match (&answer.shown, &rt.inc) {
             (Shown::Incremental(shown), Some(inc)) => {
-                seen_by_next(shown, inc, header.meta.revalidate, self.release, self.now)
+                let next_now = self.clock(inst);
+                seen_by_next(shown, inc, header.meta.revalidate, self.release, next_now)
             }
             _ if served == Served::Stale => Freshness::Stale,
             _ => Freshness::Fresh,
@@ -4285,10 +4452,16 @@ impl World {
                 continue;
             }
             let single = r.single();
+            // In true time: what the revalidation requires of an entry made before it. Its
+            // expiry after a delay (a profile's `expire`) comes as late as the stamp is after the
+            // true time (a process ahead stamps it on its clock) and as the judging process's
+            // clock is behind (it compares on its clock): a lateness 0036 leaves.
+            let late = (r.at.0 - r.true_at) + rt.behind_at[answer.source as usize];
+            let required_record = r.at_true_time();
             for tag in r.tags.iter().filter(|t| tags.contains(t)) {
                 // Judged when the machine was given the bytes: an answer may come a lease
                 // request later, past a profile's `expire` by up to that command's budget.
-                let required = single.freshness(created, read_at);
+                let required = required_record.freshness(created, Millis(read_at.0 - late));
                 // Not yet heard of when the machine judged the entry, and not in Redis when this
                 // read's refresh ran there, or when the instance's last refresh before that
                 // judgement did (a read may be judged after a later one: one whose refresh was
@@ -4309,8 +4482,9 @@ impl World {
                 // Before the tag state is loaded (or while it reloads), while Redis is out of
                 // reach: this instance's own entries, made since it started, are judged by its
                 // own revalidations. (Requests overlap: a refresh that succeeded may have been
-                // sent before the breaker opened.)
-                let own = !synced && outage && created.0 > self.insts[inst].started;
+                // sent before the breaker opened. Made in the very ms it started counts: a step of
+                // its clock may time a command out, and open the breaker, in no time at all.)
+                let own = !synced && outage && created.0 >= self.insts[inst].started;
                 // Caught up without a pull: within the bound of the read's start, and its
                 // announcement had not reached the instance then.
                 let within = rt.caught_up
@@ -4441,10 +4615,15 @@ fn seen_by_next(
     }
 }
 
-/// Runs `ops` on three instances that pull, with leases and mirrors bounded by `max_tags`,
-/// finishes the requests and settles: every check of [`World`] holds on the way and at the end.
-fn pulling_history_settles(ops: &[Op], max_tags: u32) -> Result<(), TestCaseError> {
+/// Runs `ops` on three instances that pull, with leases and mirrors bounded by `max_tags` and
+/// process clocks `clocks` apart from the wall clock, finishes the requests and settles: every check of [`World`] holds on the way and at the end.
+fn pulling_history_settles(
+    ops: &[Op],
+    max_tags: u32,
+    clocks: [f64; 3],
+) -> Result<(), TestCaseError> {
     let mut w = World::new(false, None, true, max_tags);
+    w.clocks(clocks);
     for op in ops {
         w.apply(op)?;
     }
@@ -4502,7 +4681,8 @@ fn follows_in_part(w: &mut World) -> Result<(), TestCaseError> {
         w.trace.join("\n")
     );
     for i in 0..w.insts.len() {
-        let call = w.insts[i].engine.plan_tag_pull(Millis(w.now));
+        let clock = Millis(w.clock(i));
+        let call = w.insts[i].engine.plan_tag_pull(clock);
         let reply = w.redis.run(&call);
         let flag = netstring::decode(&reply).unwrap()[3].to_vec();
         prop_assert!(
@@ -4544,8 +4724,9 @@ proptest! {
     fn no_read_serves_what_a_resolved_revalidation_invalidated(
         ops in proptest::collection::vec(op(false), 1..80),
         max_tags in mirror_bound(),
+        clocks in clock_offsets(),
     ) {
-        pulling_history_settles(&ops, max_tags)?;
+        pulling_history_settles(&ops, max_tags, clocks)?;
     }
 }
 
@@ -4558,8 +4739,10 @@ proptest! {
     fn following_by_push_a_read_is_within_the_bound_or_pulled(
         ops in proptest::collection::vec(op(true), 1..80),
         max_tags in mirror_bound(),
+        clocks in clock_offsets(),
     ) {
         let mut w = World::new(true, None, true, max_tags);
+        w.clocks(clocks);
         for op in &ops {
             w.apply(op)?;
         }
@@ -4581,13 +4764,14 @@ proptest! {
         leases in prop::bool::weighted(0.75),
         ops in proptest::collection::vec(mixed_op(), 1..160),
         max_tags in mirror_bound(),
+        clocks in clock_offsets(),
     ) {
         let release = if before_16_4 {
             NextRelease::new(16, 3, 8, false)
         } else {
             NextRelease::new(16, 4, 6, false)
         };
-        run_up_bounded(push, release, leases, max_tags, &ops)?;
+        run_up_bounded(push, release, leases, max_tags, clocks, &ops)?;
     }
 }
 
@@ -4603,8 +4787,9 @@ proptest! {
         leases in any::<bool>(),
         ops in proptest::collection::vec(regen_op(), 1..120),
         max_tags in mirror_bound(),
+        clocks in clock_offsets(),
     ) {
-        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, max_tags, &ops)?;
+        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, max_tags, clocks, &ops)?;
     }
 }
 
@@ -4622,11 +4807,12 @@ proptest! {
         life in 0u8..4,
         ops in proptest::collection::vec(write_back_op(), 1..120),
         max_tags in mirror_bound(),
+        clocks in clock_offsets(),
     ) {
         // The page exists: a read that finds it stale, by time or a tag, is a few steps away.
         let mut all = vec![Op::Rewrite { inst: 0, life, held: false }];
         all.extend(ops);
-        run_up_bounded(push, NextRelease::new(16, 5, 0, false), leases, max_tags, &all)?;
+        run_up_bounded(push, NextRelease::new(16, 5, 0, false), leases, max_tags, clocks, &all)?;
     }
 }
 
@@ -4640,7 +4826,7 @@ proptest! {
         ops in proptest::collection::vec(fold_op(), 1..60),
         max_tags in prop_oneof![Just(1u32), Just(2)],
     ) {
-        pulling_history_settles(&ops, max_tags)?;
+        pulling_history_settles(&ops, max_tags, ALIGNED)?;
     }
 }
 
@@ -4839,18 +5025,21 @@ fn two_renders_of_one_ms_are_told_apart() -> Result<(), TestCaseError> {
 /// begins cold) and, following by push, subscribed first; then lets every request finish and
 /// the fleet settle.
 fn run_up(push: bool, release: NextRelease, leases: bool, ops: &[Op]) -> Result<(), TestCaseError> {
-    run_up_bounded(push, release, leases, DEFAULT_MAX_TAGS, ops)
+    run_up_bounded(push, release, leases, DEFAULT_MAX_TAGS, ALIGNED, ops)
 }
 
-/// [`run_up`] with every process's tag mirror bounded to `max_tags` records.
+/// [`run_up`] with every process's tag mirror bounded to `max_tags` records, and its clock
+/// `clocks` apart from the wall clock.
 fn run_up_bounded(
     push: bool,
     release: NextRelease,
     leases: bool,
     max_tags: u32,
+    clocks: [f64; 3],
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let mut w = World::new(push, Some(release), leases, max_tags);
+    w.clocks(clocks);
     for i in 0..w.insts.len() {
         w.apply(&Op::Subscribe { inst: i })?;
         w.refresh(i);
@@ -7082,7 +7271,7 @@ proptest! {
         scan in scan_tape(),
     ) {
         set_scan_tape(&scan);
-        pulling_history_settles(&ops, max_tags)?;
+        pulling_history_settles(&ops, max_tags, ALIGNED)?;
     }
 
     #[test]
@@ -7109,7 +7298,7 @@ proptest! {
         scan in scan_tape(),
     ) {
         set_scan_tape(&scan);
-        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, max_tags, &ops)?;
+        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, max_tags, ALIGNED, &ops)?;
     }
 
     #[test]
@@ -7119,7 +7308,7 @@ proptest! {
         scan in scan_tape(),
     ) {
         set_scan_tape(&scan);
-        pulling_history_settles(&ops, max_tags)?;
+        pulling_history_settles(&ops, max_tags, ALIGNED)?;
     }
 
     #[test]
@@ -7337,7 +7526,7 @@ proptest! {
         ops in proptest::collection::vec(world_loss_op(false), 1..60),
         max_tags in mirror_bound(),
     ) {
-        pulling_history_settles(&ops, max_tags)?;
+        pulling_history_settles(&ops, max_tags, ALIGNED)?;
     }
 
     /// [`following_by_push_a_read_is_within_the_bound_or_pulled`] across lost keys.
@@ -7525,4 +7714,192 @@ fn a_log_lost_again_and_again_during_a_sweep_still_has_every_record_reached(
     prop_assert!(state.sweep.is_none());
     prop_assert_eq!(state.orphans(), Vec::<&String>::new());
     Ok(())
+}
+
+/// A page read for a response, with no soft tags (`IncRead`).
+fn inc_read(inst: usize, key: usize) -> Op {
+    Op::IncRead {
+        inst,
+        key,
+        soft: 0,
+        caches: false,
+        revalidate: 0,
+        on_demand: false,
+    }
+}
+
+/// Found by the clocks the simulation draws (decision 0036): following by push, instance 2's
+/// machine is paused for the bound (its process's clock stands still) while instance 0
+/// rewrites the page, whose announcement it has not applied. Resumed, it counted the pause as
+/// no time: caught up by its own clock, its tier served the page the rewrite had replaced a
+/// second before (failed before `Engine::note_clocks`: "inst 2 served a page from Tier that
+/// page write 118 (resolved at 2) replaced before the read began at 1002").
+#[test]
+fn a_process_resumed_after_a_pause_pulls_before_its_tier_serves_a_page() -> Result<(), TestCaseError>
+{
+    use Op::*;
+    page_rewrite_history_settles(
+        &[
+            Rewrite {
+                inst: 0,
+                life: 0,
+                held: false,
+            },
+            ClockStep { inst: 2, ms: 1000 },
+            page_read(2),
+        ],
+        DEFAULT_MAX_TAGS,
+    )
+}
+
+/// Found by the clocks the simulation draws: following by push, instance 1 (1001 ms ahead of
+/// the wall clock) pulled, instance 2 revalidated `b`, and instance 1's machine was paused
+/// 1001 ms before a read of the page began a regeneration. Counting the pause as no time, the
+/// read took the mirror as caught up, and the page (`b`) was stored judged from 2, after the
+/// revalidation at 1 it had not heard of: fresh on every instance (failed with neither the
+/// pull `Engine::note_clocks` asks for after the step nor the times `Engine::write_start_at`
+/// moves back by the distance before it: "instance 1 stored an entry regenerated from 1002
+/// judged by its tags from 2, after revalidation #0 at 1 of its tags").
+#[test]
+fn a_regeneration_after_a_pause_is_not_vouched_for_by_the_pull_before_it(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        inc_read(0, 1),
+        LateAnswer { inst: 0, ms: 1 },
+        LateAnswer { inst: 0, ms: 1 },
+        IncWrite {
+            pick: 0,
+            tags: 0,
+            life: 0,
+        },
+        Advance { ms: 1 },
+        Revalidate {
+            inst: 2,
+            tags: 2,
+            mode: 0,
+        },
+        Step { pick: 0 },
+        inc_read(0, 0),
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        ClockStep { inst: 1, ms: 1001 },
+        inc_read(1, 0),
+        Step { pick: 0 },
+        Step { pick: 0 },
+        IncWrite {
+            pick: 2,
+            tags: 2,
+            life: 0,
+        },
+    ];
+    let release = NextRelease::new(16, 4, 6, false);
+    run_up_bounded(
+        true,
+        release,
+        false,
+        DEFAULT_MAX_TAGS,
+        [0.0, 1001.0, 0.0],
+        &ops,
+    )
+}
+
+/// Found by the clocks the simulation draws: following by push, instance 1's clock runs
+/// 1001 ms ahead of the wall clock when a read of the page begins a regeneration (its times
+/// on that scale), then its machine is paused 1001 ms (the clocks agree again) before the
+/// write. Moved back by the distance at the write (none), the page was stored judged from the
+/// read's vouched time on the scale ahead (stamped 1002, judged from 2), after instance 2's
+/// revalidation at 1 of `a`, which instance 1 had not heard of (failed before
+/// `Engine::write_start_at` moved the times back by the farthest distance told within a
+/// regeneration's life: "instance 1 stored an entry regenerated from 2 judged by its tags from 2,
+/// after revalidation #0 at 1 of its tags ...; stamped 1002; its clock 0 ahead").
+#[test]
+fn a_regeneration_begun_while_the_clock_ran_ahead_is_stamped_on_the_wall_clock_of_its_start(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        inc_read(0, 1),
+        Step { pick: 0 },
+        Step { pick: 0 },
+        IncWrite {
+            pick: 0,
+            tags: 0,
+            life: 0,
+        },
+        Advance { ms: 1 },
+        Revalidate {
+            inst: 2,
+            tags: 1,
+            mode: 0,
+        },
+        Step { pick: 0 },
+        inc_read(1, 1),
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        LateAnswer { inst: 0, ms: 1 },
+        inc_read(1, 0),
+        inc_read(0, 0),
+        inc_read(0, 1),
+        Step { pick: 1 },
+        Step { pick: 0 },
+        Step { pick: 2 },
+        Step { pick: 0 },
+        ClockStep { inst: 1, ms: 1001 },
+        IncWrite {
+            pick: 1,
+            tags: 1,
+            life: 0,
+        },
+        inc_read(0, 0),
+    ];
+    let release = NextRelease::new(16, 4, 6, false);
+    run_up_bounded(
+        true,
+        release,
+        false,
+        DEFAULT_MAX_TAGS,
+        [0.0, 1001.0, 0.0],
+        &ops,
+    )
+}
+
+/// The converse (decision 0036's rules disabled: a revalidation stamped on the process's clock,
+/// entries not moved back) fails here: instance 1's clock is stepped 1569 ms ahead, it writes
+/// `k0` (stamped 1569), instance 2's revalidation of `a` at 0 resolves, and instance 0 reads
+/// `k0` with the soft tag `a`: served fresh ("instance 0 served Fresh ... an entry of k0 created
+/// at 0 tagged a, invalidated (Expired) by revalidation #0 Expire at 0"). Found by the
+/// simulation in under 200 cases with the rules disabled.
+#[test]
+fn an_entry_written_ahead_of_the_wall_clock_is_reached_by_a_revalidation_after_it(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        ClockStep { inst: 1, ms: -1569 },
+        Revalidate {
+            inst: 2,
+            tags: 1,
+            mode: 0,
+        },
+        Write {
+            inst: 0,
+            key: 0,
+            tags: 0,
+            began: 0,
+        },
+        Write {
+            inst: 1,
+            key: 0,
+            tags: 0,
+            began: 0,
+        },
+        Read {
+            inst: 0,
+            key: 0,
+            soft: 1,
+            caches: false,
+        },
+    ];
+    pulling_history_settles(&ops, DEFAULT_MAX_TAGS, ALIGNED)
 }

@@ -566,6 +566,15 @@ impl Engine {
         }
     }
 
+    /// The host's two clocks at a request's start or a pull: `now` (Next's) and `wall`
+    /// (`Date.now()`). A step of one against the other since the last call (a machine resumed
+    /// after a pause) takes the mirror out of caught up by push until a pull
+    /// (`fleetcache_core::Engine::note_clocks`).
+    #[wasm_bindgen(js_name = noteClocks)]
+    pub fn note_clocks(&mut self, now: f64, wall: f64) {
+        self.inner.note_clocks(Millis(now), Millis(wall));
+    }
+
     /// Whether a request at `now` may skip the tag pull (following by push, caught up).
     #[wasm_bindgen(js_name = tagsCaughtUp)]
     pub fn tags_caught_up(&self, now: f64) -> bool {

@@ -35,17 +35,21 @@ impl Engine {
     /// `revalidate`: [`Engine::record_revalidation`], packed (`Revalidated`). `pairedTurn`:
     /// the host's turn number when the `'use cache'` interface's `updateTags` records it (the
     /// singular handler's `revalidateTag` of the same event then finds it,
-    /// `revalidationRecorded`), 0 otherwise.
+    /// `revalidationRecorded`), 0 otherwise. `wall`: the wall clock (`Date.now()`), or NaN
+    /// where the host has one clock (the workers entry): the revalidation is stamped at the
+    /// later of it and `now` (`fleetcache_core::time::revalidation_stamp`).
+    #[allow(clippy::too_many_arguments)]
     pub fn revalidate(
         &mut self,
         tags: &str,
         mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
+        wall: f64,
         queue: bool,
         paired_turn: u32,
     ) -> Result<Vec<u8>, JsValue> {
-        let r = self.record_revalidation(tags, mode, expire_seconds, now, queue)?;
+        let r = self.record_revalidation(tags, mode, expire_seconds, now, wall, queue)?;
         if paired_turn != 0 {
             self.inner.revalidation_paired(u64::from(paired_turn));
         }
@@ -57,7 +61,8 @@ impl Engine {
 }
 
 impl Engine {
-    /// Records a revalidation of the NUL-joined `tags` at `now`: in the local mirror at once
+    /// Records a revalidation of the NUL-joined `tags` at `now` with the wall clock `wall`
+    /// (stamped at the later of the two, `Engine::queue_tag_update_at`): in the local mirror at once
     /// and, with `queue`, in the outbox behind earlier ones, for Redis (without, this process's
     /// revalidations are the whole tag state), with `expireSeconds` NaN when a `Stale` profile
     /// has no expire. Throws when no tag is within the core's limits.
@@ -67,19 +72,20 @@ impl Engine {
         mode: RevalidationMode,
         expire_seconds: f64,
         now: f64,
+        wall: f64,
         queue: bool,
     ) -> Result<Revalidated, JsValue> {
         let rev = mode.with_expire(expire_seconds);
         let tags = split(tags);
         let evicted = if queue {
             self.inner
-                .queue_tag_update(&tags, &rev, Millis(now))
+                .queue_tag_update_at(&tags, &rev, Millis(now), Millis(wall))
                 .map_err(|e| js_error(&e))?
                 .map_or_else(String::new, |d| join(&d.tags))
         } else {
             let epoch = random_token()?;
             self.inner
-                .plan_tag_update(&tags, &rev, Millis(now), &epoch)
+                .plan_tag_update_at(&tags, &rev, Millis(now), Millis(wall), &epoch)
                 .map_err(|e| js_error(&e))?;
             String::new()
         };

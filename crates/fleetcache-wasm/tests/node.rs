@@ -535,8 +535,15 @@ fn a_seed_drawn_later_keeps_every_entry_and_tag() {
         let k = i.to_string();
         assert_eq!(e.memory_insert(&k, 1.0, NOW + 1000.0, 0.0), "");
     }
-    e.record_revalidation("a\0b", RevalidationMode::Expire, f64::NAN, NOW, false)
-        .unwrap();
+    e.record_revalidation(
+        "a\0b",
+        RevalidationMode::Expire,
+        f64::NAN,
+        NOW,
+        f64::NAN,
+        false,
+    )
+    .unwrap();
     let entry = e.entry_key(&uc("default"), &key("k")).unwrap();
     assert!(e.draw_hash_seed());
     assert!(e.hash_seeded());
@@ -627,8 +634,15 @@ fn breaker_opens_and_probes_through_the_binding() {
     assert_eq!(e.report(f64::NAN, CommandResult::NoAnswer, NOW), 0);
     assert_eq!(e.report(-3.0, CommandResult::NoAnswer, NOW), 0);
     // A revalidation waiting in the outbox: every report says so, the breaker unchanged.
-    e.record_revalidation("a", RevalidationMode::Expire, f64::NAN, NOW + 1003.0, true)
-        .unwrap();
+    e.record_revalidation(
+        "a",
+        RevalidationMode::Expire,
+        f64::NAN,
+        NOW + 1003.0,
+        f64::NAN,
+        true,
+    )
+    .unwrap();
     let p = e.admit(CommandKind::Write, NOW + 1004.0);
     assert_eq!(
         e.report(p, CommandResult::ErrorReply, NOW + 1005.0),
@@ -643,7 +657,7 @@ fn outbox_through_the_binding() {
     assert!(e.plan_outbox_head().unwrap().is_empty());
     assert_eq!(e.outbox_head_seq(), 0.0);
     let queue = |e: &mut Engine, tags: &str, mode: RevalidationMode, expire: f64| {
-        e.record_revalidation(tags, mode, expire, NOW, true)
+        e.record_revalidation(tags, mode, expire, NOW, f64::NAN, true)
     };
     assert_eq!(
         queue(&mut e, "a", RevalidationMode::Expire, f64::NAN)
@@ -703,7 +717,14 @@ fn outbox_through_the_binding() {
     // Without the outbox: applied here only, nothing queued.
     let length = e.outbox_length();
     let local = e
-        .record_revalidation("local", RevalidationMode::Expire, f64::NAN, NOW, false)
+        .record_revalidation(
+            "local",
+            RevalidationMode::Expire,
+            f64::NAN,
+            NOW,
+            f64::NAN,
+            false,
+        )
         .unwrap();
     assert_eq!(
         (local.dropped_tags(), local.evicted()),
@@ -788,6 +809,7 @@ fn incremental_stale_tag_moves_last_modified_back() {
         RevalidationMode::Stale,
         31_536_000.0,
         NOW + 10.0,
+        f64::NAN,
         false,
         3,
     )

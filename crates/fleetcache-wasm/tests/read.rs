@@ -700,8 +700,15 @@ fn a_singular_machine_reused_through_its_texts_area_reads_as_one_made_with_strin
     to_answer(&mut e, &mut used, None, 1.0);
     let remembered = made(&e, "").entry_key();
     // A revalidated soft tag makes the FETCH read a miss: the soft tags are read, not dropped.
-    e.record_revalidation("_N_T_/gone", RevalidationMode::Expire, f64::NAN, NOW, false)
-        .unwrap();
+    e.record_revalidation(
+        "_N_T_/gone",
+        RevalidationMode::Expire,
+        f64::NAN,
+        NOW,
+        f64::NAN,
+        false,
+    )
+    .unwrap();
     for soft in ["_N_T_/x\0_N_T_/y", "_N_T_/gone"] {
         for entry in [String::new(), remembered.clone()] {
             let mut fresh = made(&e, soft);

@@ -437,6 +437,37 @@ fn entries_written_while_the_clock_runs_ahead_of_the_wall_clock_are_stamped_on_i
     }
 }
 
+/// A regeneration's times are taken on Next's clock when it begins; a step of the wall clock
+/// before its write (the machine paused while its clock ran 5 s ahead: the two agree again)
+/// must not leave them 5 s in the future: the write moves them back by the farthest distance
+/// the host told (`Engine::note_clocks`) within a regeneration's longest life, and by none
+/// once that has passed.
+#[test]
+fn a_write_after_a_step_of_the_wall_clock_moves_back_by_the_distance_before_it() {
+    use crate::regen::MAX_REGENERATION_MS;
+    let stored = |e: &mut Engine, now: Millis| {
+        let mut m = e.write_start_at(use_cache(&["a"], 60.0, 3600.0), now, now);
+        let s = store(e.write_first(&mut m, now));
+        decode_header(&s.header, s.header.len() + 10)
+            .unwrap_or_else(|err| panic!("{err}"))
+            .meta
+            .timestamp
+    };
+    let mut e = engine();
+    // A request begins 5 s ahead; the clocks agree at the write, 1 s later on Next's clock.
+    // The entry's stamp (Next's, `NOW`) was taken on the scale ahead.
+    e.note_clocks(NOW, Millis(NOW.0 - 5_000.0));
+    let later = Millis(NOW.0 + 1_000.0);
+    assert_eq!(stored(&mut e, later), Millis(NOW.0 - 5_000.0));
+    // Past a regeneration's longest life, the clocks' distance is the write's own.
+    let past = Millis(NOW.0 + MAX_REGENERATION_MS + 1.0);
+    assert_eq!(stored(&mut e, past), NOW);
+    // Within the slack, nothing is moved.
+    let mut e = engine();
+    e.note_clocks(NOW, Millis(NOW.0 - 10.0));
+    assert_eq!(stored(&mut e, later), NOW);
+}
+
 /// A process ahead of its wall clock judges the `'use cache'` values it wrote, which a page
 /// regenerated here may have joined, on the scale their entries are stored on: the wall clock.
 /// A fill begun (on Next's clock, 5 s ahead) before a revalidation the fleet made while it ran,
