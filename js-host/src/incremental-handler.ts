@@ -516,6 +516,7 @@ class IncrementalCore {
         NOT_WRITTEN_BACK,
       ]
       const v = describeIncrementalValue(data, ctx)
+      const [t, wall] = [now(), Date.now()]
       // Refuses a key that is not well-formed UTF-16 (ERR_KEY_ILL_FORMED).
       machine = wasm.WriteMachine.incremental(
         engine,
@@ -532,10 +533,12 @@ class IncrementalCore {
         read.freshDue,
         writtenBack,
         writtenBackMade,
-        now(),
+        t,
         // As for a 'use cache' entry: stamped on the wall clock when this clock runs ahead.
-        Date.now(),
+        wall,
       )
+      // The engine noted both clocks: a request compares against what it last saw.
+      this.rt.tags.clocksTold(t, wall)
       await writeEntry(engine, machine, v.parts, writeIo(this.rt))
     } catch (err) {
       log.error(`inc set failed, entry not stored: ${describe(err)}`)

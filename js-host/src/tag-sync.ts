@@ -334,7 +334,13 @@ export class TagSync {
   private readonly wall: (() => number) | undefined
   /** When the clocks' difference was last logged (wall clock). */
   private clockLoggedAt = Number.NEGATIVE_INFINITY
-  /** The clocks' distance (wall clock minus `now`) last told the engine by `noteClocks`. */
+  /**
+   * The clocks' distance (wall clock minus `now`) last told the engine, by any call that hands
+   * it both (`noteClocks`, a pull's, a revalidation's, a write's: `clocksTold`). The engine takes
+   * a move from the distance it last saw as a step; compared against anything else (this
+   * class's own last `noteClocks`), a step back seen by a pull and a pause bringing the clocks
+   * back would look like no move here, and the engine would not hear of the pause.
+   */
   private clocksNoted: number | undefined
   private readonly log: Logger
   private readonly timer: Timer | undefined
@@ -642,8 +648,18 @@ export class TagSync {
     if (this.clocksNoted !== undefined && Math.abs(apart - this.clocksNoted) <= CLOCK_NOTE_MS) {
       return
     }
-    this.clocksNoted = apart
     this.engine.noteClocks(t, wall)
+    this.clocksTold(t, wall)
+  }
+
+  /**
+   * Records the clocks an engine call other than `noteClocks` handed the engine (a write's
+   * start: `now` and `Date.now()`), as the engine keeps them (a wall clock that is a time after
+   * the epoch), so a request compares against the distance the engine last saw.
+   */
+  clocksTold(t: number, wall: number): void {
+    const apart = wall - t
+    if (wall > 0 && Number.isFinite(apart)) this.clocksNoted = apart
   }
 
   /**
@@ -659,6 +675,7 @@ export class TagSync {
     if (this.wall === undefined) return
     const wall = this.wall()
     this.engine.noteClocks(t, wall)
+    this.clocksTold(t, wall)
     const behind = wall - t
     if (Math.abs(behind) < CLOCK_APART_LOG_MS || wall < this.clockLoggedAt + CLOCK_LOG_EVERY_MS) {
       return
@@ -718,6 +735,8 @@ export class TagSync {
           : `stale, expire in ${String(durations.expire)} s`
     })`
     let recorded: { droppedTags: string; evicted: string }
+    // The engine takes both clocks before it plans (`Engine::queue_tag_update_at`).
+    this.clocksTold(now, wall)
     try {
       // Without Redis the local mirror is all there is: nothing to queue.
       recorded = revalidated(

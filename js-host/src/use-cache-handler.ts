@@ -332,6 +332,7 @@ class UseCacheHandler implements CacheHandler {
       try {
         const entry = await pendingEntry
         const payload = await streamToBuffer(entry.value)
+        const [t, wall] = [now(), Date.now()]
         machine = wasm.WriteMachine.useCache(
           engine,
           this.iface,
@@ -342,11 +343,13 @@ class UseCacheHandler implements CacheHandler {
           entry.expire,
           entry.stale,
           payload.byteLength,
-          now(),
+          t,
           // A process whose clock a wall-clock step put ahead stamps the entry on the wall clock
           // (docs/decisions/0036).
-          Date.now(),
+          wall,
         )
+        // The engine noted both clocks: a request compares against what it last saw.
+        this.rt.tags.clocksTold(t, wall)
         await writeEntry(engine, machine, payload, {
           ...writeIo(this.rt),
           built: (value, landed) => {

@@ -1409,6 +1409,50 @@ describe('TagSync, fake transport and clock', () => {
     await f.sync.stop()
   })
 
+  test('following by push, a pause after a pull saw the wall clock stepped back pulls first', async () => {
+    // The distance the request compares against must be the one the engine last saw: a pull
+    // (its timer's) told the engine the wall clock was stepped back 5 s; a pause of 5 s then
+    // brought the clocks back to where the last request found them. The engine takes that as
+    // a step (0036), but only if it is told: a request comparing against its own last reading
+    // finds nothing moved and skips both the call and the pull.
+    const ch = fakeChannel()
+    const timer = fakeTimer()
+    const apart = { by: 0 }
+    const f = setup(
+      (_, kind) =>
+        kind !== 'read'
+          ? null
+          : f.engine.tagsSynced
+            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
+            : SYNCED,
+      {
+        timer,
+        push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 },
+        wall: (c) => () => c.t + apart.by,
+      },
+    )
+    Object.assign(f, { ch, timer })
+    f.reads = () => f.script.calls.filter((c) => c.kind === 'read').length
+    await upAndCaughtUp(f)
+    f.clock.t += 1
+    await f.sync.refresh()
+    // The wall clock stepped back 5 s; the periodic pull sees it and catches up.
+    apart.by = -5000
+    f.clock.t += 900
+    const before = f.reads()
+    timer.fire()
+    for (let i = 0; i < 4; i++) await settle()
+    assert.equal(f.reads(), before + 1, 'the periodic pull')
+    assert.equal(f.engine.tagsCaughtUp(f.clock.t), true, 'caught up by it')
+    // Paused 5 s: Next's clock held still, the wall clock moved on.
+    apart.by = 0
+    f.clock.t += 1
+    const reads = f.reads()
+    await f.sync.refresh()
+    assert.equal(f.reads(), reads + 1, 'the step asks for a pull')
+    await f.sync.stop()
+  })
+
   test('a process clock a second or more from the wall clock is logged, at most once a minute', async () => {
     const clockLines = (log) => log.lines.filter((l) => l.includes('wall clock'))
     // Behind by 5 s: a step of the wall clock after the process started.

@@ -99,11 +99,19 @@ pub struct Engine {
     /// How far the host's wall clock was ahead of its process's clock when last told
     /// ([`Engine::note_clocks`]).
     wall_ahead: Option<f64>,
-    /// The farthest its process's clock was told to run ahead of the wall clock
-    /// ([`crate::time::ahead_of_wall`]), and when (its clock) it last was: a regeneration's
-    /// times taken then are on a scale that far ahead ([`Engine::write_start_at`]).
-    ahead_seen: Option<(f64, Millis)>,
+    /// How far its process's clock was told to run ahead of the wall clock
+    /// ([`crate::time::ahead_of_wall`]), and when (its clock) last, within the longest a
+    /// regeneration runs: a regeneration's times taken then are on a scale that far ahead
+    /// ([`Engine::write_start_at`]). Each is farther than every one told after it, so the
+    /// first within a window is the farthest in it: one farthest distance alone would forget
+    /// a nearer one told after it, though that one outlives it. At most [`AHEAD_KEPT`], the
+    /// oldest two merged into the farther at the later time (farther for longer: the safe side).
+    ahead_seen: Vec<(f64, Millis)>,
 }
+
+/// How many distances ahead of the wall clock an engine keeps ([`Engine::note_clocks`]): a
+/// few steps within a regeneration's life; more are merged, farther for longer.
+const AHEAD_KEPT: usize = 4;
 
 /// What the host's one timer does when its time ([`Engine::poll_timeout`]) has come
 /// ([`Engine::handle_timeout`]).
@@ -172,7 +180,7 @@ impl Engine {
             retry_owed: false,
             pull_failed: false,
             wall_ahead: None,
-            ahead_seen: None,
+            ahead_seen: Vec::new(),
             config,
         })
     }
@@ -503,8 +511,18 @@ impl Engine {
         }
         self.wall_ahead = Some(ahead);
         let apart = crate::time::ahead_of_wall(now, wall);
-        if apart > 0.0 && self.recent_ahead(now) <= apart {
-            self.ahead_seen = Some((apart, now));
+        // Past a regeneration's life, or no farther than this one (told later): never the
+        // farthest of a window again.
+        self.ahead_seen
+            .retain(|(a, at)| now.0 - at.0 <= crate::regen::MAX_REGENERATION_MS && *a > apart);
+        if apart > 0.0 {
+            self.ahead_seen.push((apart, now));
+            if self.ahead_seen.len() > AHEAD_KEPT {
+                let (_, at) = self.ahead_seen.remove(1);
+                if let Some(first) = self.ahead_seen.first_mut() {
+                    first.1 = at;
+                }
+            }
         }
     }
 
@@ -512,8 +530,9 @@ impl Engine {
     /// the longest a regeneration runs ([`crate::regen::MAX_REGENERATION_MS`]) before `now`.
     fn recent_ahead(&self, now: Millis) -> f64 {
         self.ahead_seen
-            .filter(|(_, at)| now.0 - at.0 <= crate::regen::MAX_REGENERATION_MS)
-            .map_or(0.0, |(ahead, _)| ahead)
+            .iter()
+            .find(|(_, at)| now.0 - at.0 <= crate::regen::MAX_REGENERATION_MS)
+            .map_or(0.0, |(ahead, _)| *ahead)
     }
 
     /// Whether a request at `now` may be judged without pulling the tag state: it follows the
@@ -1996,6 +2015,36 @@ mod tests {
         assert!(!e.tags_caught_up(Millis(17.0)));
         caught_up_pull(&mut e, 20.0);
         assert!(e.tags_caught_up(Millis(22.0)));
+    }
+
+    /// The distance a write moves a regeneration's times back by is never less than the
+    /// farthest told within a regeneration's life before it, past [`AHEAD_KEPT`] nearer ones
+    /// told one after another (merged: farther for longer), and none once all are older.
+    #[test]
+    fn the_distance_ahead_kept_is_the_farthest_within_a_regenerations_life() {
+        use crate::regen::MAX_REGENERATION_MS;
+        let base = 1_795_690_530_000.0;
+        let step = MAX_REGENERATION_MS / 8.0;
+        let told: Vec<(f64, f64)> = (0..7u32)
+            .map(|i| (7_000.0 - 1_000.0 * f64::from(i), base + step * f64::from(i)))
+            .collect();
+        let mut e = engine();
+        for (ahead, at) in &told {
+            e.note_clocks(Millis(*at), Millis(at - ahead));
+        }
+        for k in 0..24u32 {
+            let now = base + step * 6.0 + step * f64::from(k) / 2.0;
+            let farthest = told
+                .iter()
+                .filter(|(_, at)| now - at <= MAX_REGENERATION_MS)
+                .map(|(ahead, _)| *ahead)
+                .fold(0.0, f64::max);
+            let kept = e.recent_ahead(Millis(now));
+            assert!(kept >= farthest, "at {k}: {kept} < {farthest}");
+            if farthest == 0.0 {
+                assert_eq!(kept, 0.0, "at {k}");
+            }
+        }
     }
 
     #[test]

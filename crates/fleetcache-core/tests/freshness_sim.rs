@@ -148,8 +148,9 @@
 //! ([`Op::ClockStep`]: a pause of the machine, whose process clock stands still while the
 //! fleet's time goes on; or its clock jumping ahead); a restart realigns it. Every engine call
 //! gets the instance's process clock and, where the host passes one, its wall clock
-//! (revalidations, writes, and `Engine::note_clocks` at each request's start and pull), as the
-//! Node host does. The invariant stays in true time: a revalidation's required verdict is
+//! (revalidations, writes, and `Engine::note_clocks` at each pull, and at a request's start
+//! only when the clocks' distance moved by more than 5 ms from the last the engine was handed),
+//! as the Node host does. The invariant stays in true time: a revalidation's required verdict is
 //! that of its record at the true time it was made; only its expiry after a delay may come as
 //! late as its stamp is after that time plus how far the judging process's clock ran behind
 //! (each compares on its own clock). Next's second look is on the reading process's clock.
@@ -1170,6 +1171,10 @@ struct Instance {
     /// the wall clock after the process started ([`Op::ClockStep`]), or one before the
     /// history began (the property's drawn offsets). A restart realigns it.
     offset: f64,
+    /// The clocks' distance its host last handed the engine (`TagSync`'s `clocksNoted`): a
+    /// request's start tells the engine only when the distance moved by more than
+    /// [`CLOCK_NOTE_MS`] from it ([`World::note_clocks_at_request`]).
+    clocks_told: Option<f64>,
 }
 
 /// What an instance knew at the end of a step ([`Instance::history`]).
@@ -1266,6 +1271,7 @@ impl Instance {
             heard_from: f64::NEG_INFINITY,
             history: Vec::new(),
             offset: 0.0,
+            clocks_told: None,
         }
     }
 }
@@ -1686,6 +1692,10 @@ fn clock_offsets() -> impl Strategy<Value = [f64; 3]> {
     };
     [one(), one(), one()]
 }
+
+/// How far the clocks' distance may move before a request's start tells the engine
+/// (js-host/src/tag-sync.ts, `CLOCK_NOTE_MS`).
+const CLOCK_NOTE_MS: f64 = 5.0;
 
 /// Every process's clock on the wall clock.
 const ALIGNED: [f64; 3] = [0.0; 3];
@@ -2113,11 +2123,34 @@ impl World {
         self.now + self.offset(i)
     }
 
-    /// A request begins on instance `i`, or it plans a pull: the host tells its engine both
-    /// clocks (`Engine::note_clocks`), as `TagSync` does.
+    /// Instance `i` plans a pull: the host tells its engine both clocks
+    /// (`Engine::note_clocks`), as `TagSync`'s `checkClock` does, every time.
     fn note_clocks(&mut self, i: usize) {
         let (now, wall) = (Millis(self.clock(i)), Millis(self.wall(i)));
         self.insts[i].engine.note_clocks(now, wall);
+        self.clocks_told(i, now, wall);
+    }
+
+    /// A request begins on instance `i`: as `TagSync.noteClocks`, the host tells its engine
+    /// both clocks only when their distance moved by more than [`CLOCK_NOTE_MS`] from the last
+    /// it handed the engine (a tier hit stays one call into wasm).
+    fn note_clocks_at_request(&mut self, i: usize) {
+        let apart = self.wall(i) - self.clock(i);
+        if self.insts[i]
+            .clocks_told
+            .is_some_and(|told| (apart - told).abs() <= CLOCK_NOTE_MS)
+        {
+            return;
+        }
+        self.note_clocks(i);
+    }
+
+    /// The host handed instance `i`'s engine both clocks (a pull, a request's start, a write,
+    /// a revalidation): `TagSync.clocksTold`.
+    fn clocks_told(&mut self, i: usize, now: Millis, wall: Millis) {
+        if wall.0 > 0.0 {
+            self.insts[i].clocks_told = Some(wall.0 - now.0);
+        }
     }
 
     /// Instance `i`'s wall clock (`Date.now()`): the true time.
@@ -2484,6 +2517,7 @@ impl World {
                 };
                 // As the host records it: on its process's clock, with its wall clock.
                 let (clock, wall) = (Millis(self.clock(inst)), Millis(self.wall(inst)));
+                self.clocks_told(inst, clock, wall);
                 let dropped = self.insts[inst]
                     .engine
                     .queue_tag_update_at(&tags, &rev, clock, wall)
@@ -2562,7 +2596,7 @@ impl World {
                 // record stamps its write.
                 self.now += 1.0;
                 self.regens.retain(|r| !(r.inst == inst && r.key == 0));
-                self.note_clocks(inst);
+                self.note_clocks_at_request(inst);
                 let mut knew = self.knew(inst, false);
                 knew.pulls_itself = !self.insts[inst]
                     .engine
@@ -2632,6 +2666,7 @@ impl World {
             .max(0.0);
         let created = self.now - began;
         let payload = created.to_le_bytes().to_vec();
+        self.clocks_told(inst, now, wall);
         let engine = &mut self.insts[inst].engine;
         let mut machine = engine.write_start_at(
             WriteRequest::UseCache {
@@ -2982,6 +3017,7 @@ impl World {
     ) -> Result<(), TestCaseError> {
         let at = Millis(self.clock(inst));
         let wall = Millis(self.wall(inst));
+        self.clocks_told(inst, at, wall);
         let engine = &mut self.insts[inst].engine;
         let mut machine = engine.write_start_at(request, at, wall);
         let step = engine.write_first(&mut machine, at);
@@ -3475,7 +3511,7 @@ impl World {
         let soft = mask(soft);
         let cache_key = KEYS[key];
         let now = Millis(self.clock(inst));
-        self.note_clocks(inst);
+        self.note_clocks_at_request(inst);
         let token = self.token();
         let engine = &self.insts[inst].engine;
         let key_name = engine.entry_key(&IFACE, cache_key);
@@ -3530,7 +3566,7 @@ impl World {
             f64::NAN
         };
         let now = Millis(self.clock(inst));
-        self.note_clocks(inst);
+        self.note_clocks_at_request(inst);
         let token = self.token();
         let engine = &self.insts[inst].engine;
         let key_name = engine.entry_key(&Interface::Incremental, cache_key);

@@ -468,6 +468,34 @@ fn a_write_after_a_step_of_the_wall_clock_moves_back_by_the_distance_before_it()
     assert_eq!(stored(&mut e, later), NOW);
 }
 
+/// The distance ahead at a regeneration's start counts even when a farther one was told
+/// before it: a process 5 s ahead, then 4999 ms ahead as a regeneration begins 4 min 59 s
+/// later, then paused 5 s before its write (the clocks agree again). Kept as one farthest
+/// distance and its time, the 5 s expired at the write, the 4999 ms was never kept (less than
+/// the farthest then), and the entry was stored 5 s in the future.
+#[test]
+fn a_write_after_a_step_moves_back_by_the_distance_at_its_start_below_an_older_farthest() {
+    use crate::regen::MAX_REGENERATION_MS;
+    let mut e = engine();
+    let earlier = Millis(NOW.0 - (MAX_REGENERATION_MS - 1_000.0));
+    e.note_clocks(earlier, Millis(earlier.0 - 5_000.0));
+    // The regeneration begins (Next's stamp, `NOW`), 4999 ms ahead.
+    e.note_clocks(NOW, Millis(NOW.0 - 4_999.0));
+    // Written 2 s later on Next's clock, after the pause: both clocks agree.
+    let later = Millis(NOW.0 + 2_000.0);
+    let mut m = e.write_start_at(use_cache(&["a"], 60.0, 3600.0), later, later);
+    let s = store(e.write_first(&mut m, later));
+    let stamped = decode_header(&s.header, s.header.len() + 10)
+        .unwrap_or_else(|err| panic!("{err}"))
+        .meta
+        .timestamp;
+    assert!(
+        stamped.0 <= NOW.0 - 4_999.0,
+        "stamped {} ms after the wall clock of its start",
+        stamped.0 - (NOW.0 - 4_999.0)
+    );
+}
+
 /// A process ahead of its wall clock judges the `'use cache'` values it wrote, which a page
 /// regenerated here may have joined, on the scale their entries are stored on: the wall clock.
 /// A fill begun (on Next's clock, 5 s ahead) before a revalidation the fleet made while it ran,
