@@ -1374,10 +1374,11 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
-  test('following by push, a request after a step of the wall clock (a machine resumed after a pause) pulls first', async () => {
-    // The machine paused for 900 ms: Next's clock held still, the wall clock did not. Counted
-    // on Next's clock alone, the mirror was caught up, and the request skipped its pull with a
-    // mirror older than the bound (docs/decisions/0036).
+  /**
+   * A sync following by push and caught up, whose wall clock is its clock plus `apart.by`
+   * (a step of the wall clock is a change of `apart.by`); `f.reads()` counts its pulls.
+   */
+  async function caughtUpByPushWithWall() {
     const ch = fakeChannel()
     const timer = fakeTimer()
     const apart = { by: 0 }
@@ -1397,6 +1398,14 @@ describe('TagSync, fake transport and clock', () => {
     Object.assign(f, { ch, timer })
     f.reads = () => f.script.calls.filter((c) => c.kind === 'read').length
     await upAndCaughtUp(f)
+    return { f, apart }
+  }
+
+  test('following by push, a request after a step of the wall clock (a machine resumed after a pause) pulls first', async () => {
+    // The machine paused for 900 ms: Next's clock held still, the wall clock did not. Counted
+    // on Next's clock alone, the mirror was caught up, and the request skipped its pull with a
+    // mirror older than the bound (docs/decisions/0036).
+    const { f, apart } = await caughtUpByPushWithWall()
     const reads = f.reads()
     f.clock.t += 1
     await f.sync.refresh()
@@ -1415,32 +1424,14 @@ describe('TagSync, fake transport and clock', () => {
     // brought the clocks back to where the last request found them. The engine takes that as
     // a step (0036), but only if it is told: a request comparing against its own last reading
     // finds nothing moved and skips both the call and the pull.
-    const ch = fakeChannel()
-    const timer = fakeTimer()
-    const apart = { by: 0 }
-    const f = setup(
-      (_, kind) =>
-        kind !== 'read'
-          ? null
-          : f.engine.tagsSynced
-            ? netstrings(['e1', '1', 'v1', '0', '0', ''])
-            : SYNCED,
-      {
-        timer,
-        push: { subscribe: ch.subscribe, maxPullIntervalMs: 1000 },
-        wall: (c) => () => c.t + apart.by,
-      },
-    )
-    Object.assign(f, { ch, timer })
-    f.reads = () => f.script.calls.filter((c) => c.kind === 'read').length
-    await upAndCaughtUp(f)
+    const { f, apart } = await caughtUpByPushWithWall()
     f.clock.t += 1
     await f.sync.refresh()
     // The wall clock stepped back 5 s; the periodic pull sees it and catches up.
     apart.by = -5000
     f.clock.t += 900
     const before = f.reads()
-    timer.fire()
+    f.timer.fire()
     for (let i = 0; i < 4; i++) await settle()
     assert.equal(f.reads(), before + 1, 'the periodic pull')
     assert.equal(f.engine.tagsCaughtUp(f.clock.t), true, 'caught up by it')
