@@ -12,9 +12,9 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { promisify } from 'node:util'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import {
   ADAPTER_ENV,
   exampleDir,
@@ -33,7 +33,6 @@ import { indent, waitFor } from '../support/util.mjs'
 const APP_DIR = exampleDir('next-incremental')
 // The CLI as installed in the app from the tarball (its `bin`), not the working tree.
 const CLI = path.join(APP_DIR, 'node_modules', 'fleetcache', 'dist', 'cli', 'main.js')
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const run = promisify(execFile)
 
 let logDir
@@ -43,9 +42,6 @@ let A
 // An instance of the adapterPath build (the last test).
 let D
 let buildId
-
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, D] }))
-const withDiagnostics = report.wrap
 
 async function cli(args, { ok = true } = {}) {
   try {
@@ -67,27 +63,17 @@ async function cli(args, { ok = true } = {}) {
 const cliJson = async (args) => JSON.parse((await cli([...args, '--json'])).stdout)
 
 describe('fleetcache CLI against a real Redis and a real next start', () => {
-  before(
-    async () => {
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'cli',
+    scene: () => ({ logDir, origin, redis: [redis], instances: [A, D] }),
+    setUp: async () => {
       logDir = makeLogDir('fleetcache-e2e-cli-')
       const app = await prepareApp({ logDir, appDir: APP_DIR })
       buildId = app.buildId
       redis = await startRedis({ logDir })
       origin = await startOrigin()
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'cli',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [A, D],
-      services: [origin, redis],
-    }),
-  )
+  })
 
   test(
     'seed: a fresh instance answers its first requests from the build, without rendering',

@@ -14,14 +14,13 @@
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { after, before, describe, test } from 'node:test'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { describe, test } from 'node:test'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedisCluster } from '../support/redis-cluster.mjs'
 import { sleep, waitFor, waitForExit } from '../support/util.mjs'
 
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const PREFIX = 'fleetcache'
 // The tag state's slot: the `{fleetcache}` hash tag (docs/internals.md).
 const TAG_KEY = `${PREFIX}:tags:{${PREFIX}}:meta`
@@ -46,9 +45,6 @@ let cluster
 let origin
 let A
 let B
-
-const report = failureReport(() => ({ logDir, origin, redis: [cluster], instances: [A, B] }))
-const withDiagnostics = report.wrap
 
 const alive = (n) => n.child.exitCode === null && n.child.signalCode === null
 const liveNodes = () => cluster.nodes.filter(alive)
@@ -301,43 +297,28 @@ async function scenario(label, failover) {
 }
 
 describe('fleetcache e2e: Redis Cluster failover under `next start` load', () => {
-  before(
-    async () => {
-      try {
-        logDir = makeLogDir('fleetcache-failover-')
-        const t0 = Date.now()
-        const app = await prepareApp({ logDir })
-        const t1 = Date.now()
-        cluster = await startRedisCluster({ logDir, masters: 3, replicas: 1 })
-        origin = await startOrigin()
-        ;[A, B] = await startFleet({
-          names: ['A', 'B'],
-          env: { REDIS_URL: cluster.url, FLEETCACHE_REDIS_CLUSTER: '1', ORIGIN_URL: origin.url },
-          logDir,
-        })
-        process.stderr.write(
-          `[failover] app ${app.built ? `built in ${(app.buildMs / 1000).toFixed(1)} s` : 'build up to date'}; ` +
-            `prepare ${((t1 - t0) / 1000).toFixed(1)} s, cluster + origin + 2 instances ${((Date.now() - t1) / 1000).toFixed(1)} s; ` +
-            `nodes ${cluster.nodes.map((n) => n.port).join(', ')}; logs ${logDir}\n`,
-        )
-      } catch (err) {
-        report.failed = true
-        throw err
-      }
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'failover',
+    scene: () => ({ logDir, origin, redis: [cluster], instances: [A, B] }),
+    setUp: async () => {
+      logDir = makeLogDir('fleetcache-failover-')
+      const t0 = Date.now()
+      const app = await prepareApp({ logDir })
+      const t1 = Date.now()
+      cluster = await startRedisCluster({ logDir, masters: 3, replicas: 1 })
+      origin = await startOrigin()
+      ;[A, B] = await startFleet({
+        names: ['A', 'B'],
+        env: { REDIS_URL: cluster.url, FLEETCACHE_REDIS_CLUSTER: '1', ORIGIN_URL: origin.url },
+        logDir,
+      })
+      process.stderr.write(
+        `[failover] app ${app.built ? `built in ${(app.buildMs / 1000).toFixed(1)} s` : 'build up to date'}; ` +
+          `prepare ${((t1 - t0) / 1000).toFixed(1)} s, cluster + origin + 2 instances ${((Date.now() - t1) / 1000).toFixed(1)} s; ` +
+          `nodes ${cluster.nodes.map((n) => n.port).join(', ')}; logs ${logDir}\n`,
+      )
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'failover',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [A, B],
-      services: [origin, cluster],
-    }),
-  )
+  })
 
   test(
     '`CLUSTER FAILOVER` of the tag master under load: no 5xx, the revalidation issued during it reaches both instances',

@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { describe, test } from 'node:test'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import {
   appDir,
   makeLogDir,
@@ -24,7 +24,6 @@ import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { revalidateOn, waitForQuiet } from '../support/observe.mjs'
 
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 // Next runs a route handler's revalidateTag after the response (waitUntil): the reads that must
 // see it wait until Redis's tag state holds it (revalidateOn).
 const PATHNAME = '/products?list=deploy'
@@ -39,9 +38,6 @@ let Z
 let ids
 /** The standalone server's directory, which its server.js changes to. */
 let standaloneDir
-
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [X, Y, Z] }))
-const withDiagnostics = report.wrap
 
 async function entryKeys() {
   const keys = []
@@ -62,47 +58,32 @@ async function read(inst) {
 }
 
 describe('fleetcache e2e: deployments side by side on one Redis', () => {
-  before(
-    async () => {
-      try {
-        logDir = makeLogDir('fleetcache-deployments-')
-        const standalone = await prepareStandalone({ logDir })
-        standaloneDir = path.dirname(standalone.serverJs)
-        const app = await prepareApp({ logDir })
-        ids = { X: app.buildId, Y: standalone.buildId, Z: 'override-z' }
-        redis = await startRedis({ logDir })
-        origin = await startOrigin()
-        const env = { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' }
-        ;[X, Y, Z] = await Promise.all([
-          startInstance({ name: 'X', env, logDir }),
-          startInstance({ name: 'Y', env, logDir, serverJs: standalone.serverJs }),
-          startInstance({
-            name: 'Z',
-            env: { ...env, FLEETCACHE_DEPLOYMENT_ID: ids.Z },
-            logDir,
-          }),
-        ])
-        process.stderr.write(
-          `[deployments] X=${X.url} (${ids.X}) Y=${Y.url} (${ids.Y}) Z=${Z.url} (${ids.Z}) redis=${redis.url} logs=${logDir}\n`,
-        )
-      } catch (err) {
-        report.failed = true
-        throw err
-      }
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'deployments',
+    scene: () => ({ logDir, origin, redis: [redis], instances: [X, Y, Z] }),
+    setUp: async () => {
+      logDir = makeLogDir('fleetcache-deployments-')
+      const standalone = await prepareStandalone({ logDir })
+      standaloneDir = path.dirname(standalone.serverJs)
+      const app = await prepareApp({ logDir })
+      ids = { X: app.buildId, Y: standalone.buildId, Z: 'override-z' }
+      redis = await startRedis({ logDir })
+      origin = await startOrigin()
+      const env = { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' }
+      ;[X, Y, Z] = await Promise.all([
+        startInstance({ name: 'X', env, logDir }),
+        startInstance({ name: 'Y', env, logDir, serverJs: standalone.serverJs }),
+        startInstance({
+          name: 'Z',
+          env: { ...env, FLEETCACHE_DEPLOYMENT_ID: ids.Z },
+          logDir,
+        }),
+      ])
+      process.stderr.write(
+        `[deployments] X=${X.url} (${ids.X}) Y=${Y.url} (${ids.Y}) Z=${Z.url} (${ids.Z}) redis=${redis.url} logs=${logDir}\n`,
+      )
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'deployments',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [X, Y, Z],
-      services: [origin, redis],
-    }),
-  )
+  })
 
   test(
     'each instance logs the namespace it uses, once, with where the id came from',

@@ -9,14 +9,13 @@
 // Run: node --test --test-concurrency=1 tests/e2e/fresh-regen.test.mjs
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { describe, test } from 'node:test'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareApp, startFleet } from '../support/fleet.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { sleep, waitFor } from '../support/util.mjs'
 
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 // The promise under test: every instance fresh on both routes this soon after the trigger
 // answered (Next runs the revalidation itself after that response, through waitUntil).
 const FRESH_WITHIN_MS = 2000
@@ -34,8 +33,6 @@ let logDir
 let redis
 let origin
 let nodes = []
-
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: nodes }))
 
 const short = (seen) => {
   const out = []
@@ -123,8 +120,11 @@ async function freshEverywhere(trigger) {
 }
 
 describe('a prerendered page and a dynamic one share a tagged use-cache entry', () => {
-  before(
-    async () => {
+  const report = fleetSuite({
+    tag: 'e2e-fresh-regen',
+    scene: () => ({ logDir, origin, redis: [redis], instances: nodes }),
+    timeout: 15 * 60_000,
+    setUp: async () => {
       logDir = makeLogDir('fleetcache-e2e-fresh-regen-')
       const app = await prepareApp({ logDir })
       redis = await startRedis({ logDir })
@@ -142,18 +142,7 @@ describe('a prerendered page and a dynamic one share a tagged use-cache entry', 
         `[e2e-fresh-regen] app ${app.built ? 'built' : 'up to date'} (${app.buildId}); logs=${logDir}\n`,
       )
     },
-    { timeout: 15 * 60_000 },
-  )
-  after(() =>
-    tearDown({
-      tag: 'e2e-fresh-regen',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: nodes,
-      services: [redis, origin],
-    }),
-  )
+  })
 
   test(
     'revalidateTag(tag, { expire: 0 }): fresh everywhere',

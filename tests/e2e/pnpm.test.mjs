@@ -23,8 +23,8 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { describe, test } from 'node:test'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import {
   cleanEnv,
   findTarball,
@@ -37,7 +37,6 @@ import { freePort } from '../support/ports.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../support/util.mjs'
 
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const fixture = path.join(repoRoot, 'tests', 'e2e', 'pnpm-app')
 const appDir = path.join(os.tmpdir(), 'fleetcache-pnpm-app')
 const stampFile = path.join(appDir, 'node_modules', '.fleetcache-pnpm.json')
@@ -147,38 +146,20 @@ let A
 let S
 let dev
 
-const report = failureReport(() => ({ logDir, redis: [redis], instances: [A, S, dev] }))
-const withDiagnostics = report.wrap
-
 describe('fleetcache e2e: installed by pnpm', () => {
-  before(
-    async () => {
-      try {
-        logDir = makeLogDir('fleetcache-pnpm-')
-        prepared = await prepare(logDir)
-        redis = await startRedis({ logDir })
-        process.stderr.write(
-          `[pnpm] ${pnpmSpec}: install ${prepared.installMs ? `${(prepared.installMs / 1000).toFixed(1)} s` : 'up to date'}, ` +
-            `build ${prepared.buildId} ${prepared.buildMs ? `in ${(prepared.buildMs / 1000).toFixed(1)} s` : 'up to date'}; app ${appDir}; logs ${logDir}\n`,
-        )
-      } catch (err) {
-        report.failed = true
-        throw err
-      }
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'pnpm',
+    scene: () => ({ logDir, redis: [redis], instances: [A, S, dev] }),
+    setUp: async () => {
+      logDir = makeLogDir('fleetcache-pnpm-')
+      prepared = await prepare(logDir)
+      redis = await startRedis({ logDir })
+      process.stderr.write(
+        `[pnpm] ${pnpmSpec}: install ${prepared.installMs ? `${(prepared.installMs / 1000).toFixed(1)} s` : 'up to date'}, ` +
+          `build ${prepared.buildId} ${prepared.buildMs ? `in ${(prepared.buildMs / 1000).toFixed(1)} s` : 'up to date'}; app ${appDir}; logs ${logDir}\n`,
+      )
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'pnpm',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [A, S, dev],
-      services: [redis],
-    }),
-  )
+  })
 
   test(
     "the standalone tree holds the .wasm in pnpm's layout",

@@ -11,14 +11,13 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { describe, test } from 'node:test'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareStandalone, startFleet, startInstance } from '../support/fleet.mjs'
 import { waitForDataEntry } from '../support/observe.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const PACKAGE = path.join('node_modules', 'fleetcache')
 // What a server process loads of the package's wasm: the server module and its Node glue.
 const SERVER_WASM = ['wasm/fleetcache_wasm_bg.wasm', 'wasm/node/fleetcache_wasm.js']
@@ -42,9 +41,6 @@ let S1
 let S2
 let S3
 
-const report = failureReport(() => ({ logDir, origin, redis: [r1, r2], instances: [S1, S2, S3] }))
-const withDiagnostics = report.wrap
-
 // Entry keys in one Redis (SCAN, bounded: the test writes a handful).
 async function entryKeys(redis) {
   const keys = []
@@ -64,45 +60,30 @@ function expectOk(d, who) {
 }
 
 describe("fleetcache e2e: `output: 'standalone'` servers", () => {
-  before(
-    async () => {
-      try {
-        logDir = makeLogDir('fleetcache-standalone-')
-        build = await prepareStandalone({ logDir })
-        // Copy the standalone tree out of the app: only what Next traced is there.
-        const copy = path.join(logDir, 'standalone')
-        fs.cpSync(build.standaloneDir, copy, { recursive: true })
-        serverJs = path.join(copy, 'server.js')
-        ;[r1, r2] = await Promise.all([startRedis({ logDir }), startRedis({ logDir })])
-        origin = await startOrigin()
-        ;[S1, S2] = await startFleet({
-          names: ['S1', 'S2'],
-          env: { REDIS_URL: r1.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' },
-          logDir,
-          serverJs,
-        })
-        process.stderr.write(
-          `[standalone] build ${build.buildId} (${build.built ? `built in ${(build.buildMs / 1000).toFixed(1)} s` : 'up to date'}); ` +
-            `S1=${S1.url} S2=${S2.url} r1=${r1.url} r2=${r2.url} logs=${logDir}\n`,
-        )
-      } catch (err) {
-        report.failed = true
-        throw err
-      }
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'standalone',
+    scene: () => ({ logDir, origin, redis: [r1, r2], instances: [S1, S2, S3] }),
+    setUp: async () => {
+      logDir = makeLogDir('fleetcache-standalone-')
+      build = await prepareStandalone({ logDir })
+      // Copy the standalone tree out of the app: only what Next traced is there.
+      const copy = path.join(logDir, 'standalone')
+      fs.cpSync(build.standaloneDir, copy, { recursive: true })
+      serverJs = path.join(copy, 'server.js')
+      ;[r1, r2] = await Promise.all([startRedis({ logDir }), startRedis({ logDir })])
+      origin = await startOrigin()
+      ;[S1, S2] = await startFleet({
+        names: ['S1', 'S2'],
+        env: { REDIS_URL: r1.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' },
+        logDir,
+        serverJs,
+      })
+      process.stderr.write(
+        `[standalone] build ${build.buildId} (${build.built ? `built in ${(build.buildMs / 1000).toFixed(1)} s` : 'up to date'}); ` +
+          `S1=${S1.url} S2=${S2.url} r1=${r1.url} r2=${r2.url} logs=${logDir}\n`,
+      )
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'standalone',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [S1, S2, S3],
-      services: [origin, r1, r2],
-    }),
-  )
+  })
 
   test(
     'the traced tree holds the server module only, and the engine starts from it with the namespace of the build',

@@ -12,8 +12,8 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { describe, test } from 'node:test'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import {
   appDir,
   cleanEnv,
@@ -27,7 +27,6 @@ import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 import { revalidateOn, scanKeys, waitForQuiet } from '../support/observe.mjs'
 
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const PATHNAME = '/products?list=elsewhere'
 const NAME = 'products-elsewhere'
 
@@ -37,9 +36,6 @@ let origin
 let A
 let B
 let buildId
-
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, B] }))
-const withDiagnostics = report.wrap
 
 // `src` re-created at `dest`, its files hard-linked (copied across filesystems): the example's
 // node_modules for an app of the test's own, in a fraction of a second.
@@ -68,38 +64,23 @@ async function read(inst) {
 }
 
 describe('fleetcache e2e: next start <app dir> from another directory', () => {
-  before(
-    async () => {
-      try {
-        logDir = makeLogDir('fleetcache-start-elsewhere-')
-        ;({ buildId } = await prepareApp({ logDir }))
-        redis = await startRedis({ logDir })
-        origin = await startOrigin()
-        // The log directory: a temp directory with no build in it, outside the app.
-        ;[A, B] = await startFleet({
-          names: ['A', 'B'],
-          env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url },
-          logDir,
-          fromDir: logDir,
-        })
-      } catch (err) {
-        report.failed = true
-        throw err
-      }
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'start-elsewhere',
+    scene: () => ({ logDir, origin, redis: [redis], instances: [A, B] }),
+    setUp: async () => {
+      logDir = makeLogDir('fleetcache-start-elsewhere-')
+      ;({ buildId } = await prepareApp({ logDir }))
+      redis = await startRedis({ logDir })
+      origin = await startOrigin()
+      // The log directory: a temp directory with no build in it, outside the app.
+      ;[A, B] = await startFleet({
+        names: ['A', 'B'],
+        env: { REDIS_URL: redis.url, ORIGIN_URL: origin.url },
+        logDir,
+        fromDir: logDir,
+      })
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'start-elsewhere',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [A, B],
-      services: [origin, redis],
-    }),
-  )
+  })
 
   test(
     "both take the build's namespace, read from the app's build",

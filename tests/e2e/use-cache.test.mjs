@@ -14,9 +14,9 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import {
   makeLogDir,
   prepareApp,
@@ -36,7 +36,6 @@ import { sleep, waitFor } from '../support/util.mjs'
 // Before origin calls are counted, every regeneration a read set off must be done (waitForQuiet).
 const POLL_TIMEOUT_MS = 5000
 const POLL_INTERVAL_MS = 100
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const CLUSTER = process.env.E2E_REDIS_CLUSTER === '1'
 
 let logDir
@@ -48,9 +47,6 @@ let B
 let fleetEnv
 // A third instance a test starts, while it runs.
 let C
-
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [A, B, C] }))
-const withDiagnostics = report.wrap
 
 function expectOk(d, who) {
   assert.equal(d.error, null, `${who}: the page rendered an origin error: ${d.error}`)
@@ -180,45 +176,30 @@ async function expectImmediateInvalidation(trigger, tags, label, list) {
 }
 
 describe('fleetcache e2e: two `next start` instances sharing one redis-server', () => {
-  before(
-    async () => {
-      try {
-        logDir = makeLogDir('fleetcache-e2e-')
-        const t0 = Date.now()
-        const app = await prepareApp({ logDir })
-        const t1 = Date.now()
-        redis = CLUSTER ? await startRedisCluster({ logDir }) : await startRedis({ logDir })
-        origin = await startOrigin()
-        fleetEnv = {
-          REDIS_URL: redis.url,
-          ...(CLUSTER ? { FLEETCACHE_REDIS_CLUSTER: '1' } : {}),
-          ORIGIN_URL: origin.url,
-          FLEETCACHE_DEBUG: process.env.FLEETCACHE_DEBUG ?? '1',
-        }
-        ;[A, B] = await startFleet({ names: ['A', 'B'], env: fleetEnv, logDir })
-        process.stderr.write(
-          `[e2e] app ${app.built ? `built in ${(app.buildMs / 1000).toFixed(1)} s` : 'build up to date'} (build id ${app.buildId}, ${app.tarball}); ` +
-            `prepare ${((t1 - t0) / 1000).toFixed(1)} s, redis + origin + 2 instances ${((Date.now() - t1) / 1000).toFixed(1)} s; ` +
-            `A=${A.url} B=${B.url} redis=${redis.url} origin=${origin.url} logs=${logDir}\n`,
-        )
-      } catch (err) {
-        report.failed = true
-        throw err
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'e2e',
+    scene: () => ({ logDir, origin, redis: [redis], instances: [A, B, C] }),
+    setUp: async () => {
+      logDir = makeLogDir('fleetcache-e2e-')
+      const t0 = Date.now()
+      const app = await prepareApp({ logDir })
+      const t1 = Date.now()
+      redis = CLUSTER ? await startRedisCluster({ logDir }) : await startRedis({ logDir })
+      origin = await startOrigin()
+      fleetEnv = {
+        REDIS_URL: redis.url,
+        ...(CLUSTER ? { FLEETCACHE_REDIS_CLUSTER: '1' } : {}),
+        ORIGIN_URL: origin.url,
+        FLEETCACHE_DEBUG: process.env.FLEETCACHE_DEBUG ?? '1',
       }
+      ;[A, B] = await startFleet({ names: ['A', 'B'], env: fleetEnv, logDir })
+      process.stderr.write(
+        `[e2e] app ${app.built ? `built in ${(app.buildMs / 1000).toFixed(1)} s` : 'build up to date'} (build id ${app.buildId}, ${app.tarball}); ` +
+          `prepare ${((t1 - t0) / 1000).toFixed(1)} s, redis + origin + 2 instances ${((Date.now() - t1) / 1000).toFixed(1)} s; ` +
+          `A=${A.url} B=${B.url} redis=${redis.url} origin=${origin.url} logs=${logDir}\n`,
+      )
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'e2e',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [A, B, C],
-      services: [origin, redis],
-    }),
-  )
+  })
 
   test(
     "'use cache': a value rendered on A is served by B from the shared cache",

@@ -14,8 +14,8 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
-import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { describe, test } from 'node:test'
+import { fleetSuite } from '../support/diagnostics.mjs'
 import {
   WEBPACK_DIST_DIR,
   WEBPACK_ENV,
@@ -28,7 +28,6 @@ import { revalidateOn, scanKeys, waitForEntry } from '../support/observe.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
 
-const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const PACKAGE = path.join('node_modules', 'fleetcache')
 // What a server process loads of the package's wasm: the server module and its Node glue.
 const SERVER_WASM = ['wasm/fleetcache_wasm_bg.wasm', 'wasm/node/fleetcache_wasm.js']
@@ -50,51 +49,33 @@ let origin
 let W1
 let W2
 
-const report = failureReport(() => ({ logDir, origin, redis: [redis], instances: [W1, W2] }))
-const withDiagnostics = report.wrap
-
 function expectOk(d, who) {
   assert.equal(d.error, null, `${who}: the page rendered an origin error: ${d.error}`)
   assert.ok(Number.isInteger(d.version) && d.version >= 1, `${who}: no version in the page`)
 }
 
 describe('fleetcache e2e: a webpack build (`next build --webpack`), standalone and `next start`', () => {
-  before(
-    async () => {
-      try {
-        logDir = makeLogDir('fleetcache-webpack-')
-        build = await prepareStandalone({ logDir, webpack: true })
-        copy = path.join(logDir, 'standalone')
-        fs.cpSync(build.standaloneDir, copy, { recursive: true })
-        redis = await startRedis({ logDir })
-        origin = await startOrigin()
-        const env = { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' }
-        ;[W1, W2] = await Promise.all([
-          startInstance({ name: 'W1', env, logDir, serverJs: path.join(copy, 'server.js') }),
-          startInstance({ name: 'W2', env: { ...env, ...WEBPACK_ENV }, logDir }),
-        ])
-        process.stderr.write(
-          `[webpack] build ${build.buildId} (${build.built ? `built in ${(build.buildMs / 1000).toFixed(1)} s` : 'up to date'}); ` +
-            `W1=${W1.url} (standalone) W2=${W2.url} (next start) redis=${redis.url} logs=${logDir}\n`,
-        )
-      } catch (err) {
-        report.failed = true
-        throw err
-      }
+  const { wrap: withDiagnostics } = fleetSuite({
+    tag: 'webpack',
+    scene: () => ({ logDir, origin, redis: [redis], instances: [W1, W2] }),
+    setUp: async () => {
+      logDir = makeLogDir('fleetcache-webpack-')
+      build = await prepareStandalone({ logDir, webpack: true })
+      copy = path.join(logDir, 'standalone')
+      fs.cpSync(build.standaloneDir, copy, { recursive: true })
+      redis = await startRedis({ logDir })
+      origin = await startOrigin()
+      const env = { REDIS_URL: redis.url, ORIGIN_URL: origin.url, FLEETCACHE_DEBUG: '1' }
+      ;[W1, W2] = await Promise.all([
+        startInstance({ name: 'W1', env, logDir, serverJs: path.join(copy, 'server.js') }),
+        startInstance({ name: 'W2', env: { ...env, ...WEBPACK_ENV }, logDir }),
+      ])
+      process.stderr.write(
+        `[webpack] build ${build.buildId} (${build.built ? `built in ${(build.buildMs / 1000).toFixed(1)} s` : 'up to date'}); ` +
+          `W1=${W1.url} (standalone) W2=${W2.url} (next start) redis=${redis.url} logs=${logDir}\n`,
+      )
     },
-    { timeout: 20 * 60_000 },
-  )
-
-  after(() =>
-    tearDown({
-      tag: 'webpack',
-      logDir,
-      failed: report.failed,
-      keep: KEEP_LOGS,
-      instances: [W1, W2],
-      services: [origin, redis],
-    }),
-  )
+  })
 
   test(
     'the standalone tree is a webpack build holding the server module only, and both instances start on its namespace',

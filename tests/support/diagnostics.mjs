@@ -3,6 +3,7 @@
 // so a red CI run says what the fleet was doing; `report.failed` tells the suite's `after` to
 // keep its logs.
 import fs from 'node:fs'
+import { after, before } from 'node:test'
 
 import { indent } from './util.mjs'
 
@@ -64,4 +65,37 @@ export async function tearDown({ tag, logDir, failed, keep, instances = [], serv
   if (!logDir) return
   if (failed || keep) process.stderr.write(`[${tag}] logs kept in ${logDir}\n`)
   else fs.rmSync(logDir, { recursive: true, force: true })
+}
+
+/**
+ * The `before` and `after` of a fleet suite, called inside its `describe`: `setUp` starts what
+ * `scene()` then returns (as for `failureReport`); its failure, like a failed test wrapped by
+ * the returned report's `wrap`, keeps the logs. `after` stops the scene's instances, then its
+ * origin and each Redis (`tearDown`), and removes its log directory unless E2E_KEEP_LOGS=1.
+ */
+export function fleetSuite({ tag, scene, setUp, timeout = 20 * 60_000 }) {
+  const report = failureReport(scene)
+  before(
+    async () => {
+      try {
+        await setUp()
+      } catch (err) {
+        report.failed = true
+        throw err
+      }
+    },
+    { timeout },
+  )
+  after(() => {
+    const { logDir, origin, redis = [], instances = [] } = scene()
+    return tearDown({
+      tag,
+      logDir,
+      failed: report.failed,
+      keep: process.env.E2E_KEEP_LOGS === '1',
+      instances,
+      services: [origin, ...redis],
+    })
+  })
+  return report
 }
