@@ -135,7 +135,7 @@ async function main() {
       `| off | ${String(off.originCalls)} | ${String(KEYS)} | ${f(off.p50)} | ${f(off.p99)} | - | - |`,
       `| on | ${String(on.originCalls)} | ${String(KEYS)} | ${f(on.p50)} | ${f(on.p99)} | ${f(on.pickupP50)} | ${f(on.pickupMax)} |`,
       '',
-      'Pick-up: from the holder’s write landing to a waiting follower’s answer (polling, 10 ms doubling to 50 ms).',
+      'Pick-up: from the holder’s write landing to a waiting follower’s answer (polling after a quarter of the time waited, 10 ms to 50 ms).',
       '',
       `Not cacheable (every result stored with \`expire: 0\`, so each holder releases its lease without a write; leases on, \`leaseWaitMs\` 3000): ${String(rel.originCalls)} origin calls; ${String(rel.released)} waiting requests went ${f(rel.releaseP50)} ms after the release at p50, ${f(rel.releaseMax)} ms at most (request p50 ${f(rel.p50)} ms, p99 ${f(rel.p99)} ms).`,
       '',

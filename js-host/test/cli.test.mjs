@@ -67,6 +67,16 @@ describe('fleetcache CLI flags', () => {
     assert.deepEqual(r, { code: 0, stdout: `${version}\n`, stderr: '' })
   })
 
+  // docs/observability.md: a usage error writes its `fleetcache: <error>` line, then the usage,
+  // to stderr (stdout carries a command's result only). With no command at all the usage went
+  // to stdout, with no error line.
+  test('no command is a usage error (exit 2) like the others: its line and the usage on stderr', async () => {
+    const r = await cli([])
+    assert.equal(r.code, 2)
+    assert.equal(r.stdout, '')
+    assert.match(r.stderr, /^fleetcache: no command\n\nfleetcache <command> \[options\]\n/)
+  })
+
   test('help lists --version', async () => {
     const r = await cli(['help'])
     assert.equal(r.code, 0)

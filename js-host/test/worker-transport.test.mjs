@@ -12,7 +12,7 @@ import { createClient, ErrorReply, RESP_TYPES } from 'redis'
 import { createCache, defaults } from 'fleetcache/worker'
 import { createUseCacheHandler, close } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { useCacheEntry } from './helpers.mjs'
+import { assertServedStale, useCacheEntry } from './helpers.mjs'
 
 const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
 
@@ -117,6 +117,33 @@ describe('fleetcache/worker with a host transport', () => {
     )
     assert.equal(timers(), idle, 'a timer holds the process open while the lease is renewed')
     await c.set('renewed', entry('v'))
+  })
+  test('with a transport, one regeneration per key: a stale entry is served as fresh to a second cache, a miss waits for the holder', async () => {
+    // docs/transport.md and docs/single-flight.md: the worker takes leases as the Node handlers
+    // do, and, knowing no read whose answer is cached, takes every read as serving a response.
+    const opts = { module: wasmBytes, transport, prefix: 'wt-lease', deploymentId: 'd1' }
+    const a = createCache(opts)
+    const b = createCache(opts)
+    const t = Date.now()
+    await a.set(
+      'old',
+      useCacheEntry('old', { tags: ['products'], timestamp: t - 10_000, revalidate: 1 }),
+    )
+    assertServedStale(await a.get('old', []), 'to its first reader, which takes the lease')
+    const asFresh = await b.get('old', [])
+    assert.ok(asFresh, 'the second cache misses the stale entry')
+    assert.ok(
+      asFresh.timestamp + asFresh.revalidate * 1000 > now(),
+      'the second cache, its lease held by the first, gets it as fresh',
+    )
+
+    assert.equal(await a.get('new', []), undefined, 'the first reader of a miss regenerates')
+    const waiting = b.get('new', [])
+    await sleep(20)
+    await a.set('new', entry('regenerated'))
+    const got = await waiting
+    assert.ok(got, "the second cache regenerated instead of waiting for the holder's write")
+    assert.equal(await text(got), 'regenerated')
   })
   test('an outage reports its opening once to onError, nothing for its failed probes, and its closing once to onLog, as the Node handlers log them', async () => {
     // The host's transport to a Redis that is gone: every command refused at once, for want of

@@ -193,10 +193,13 @@ async function main(argv: string[]): Promise<number> {
     return 0
   }
   const [command, ...rest] = positionals
-  if (command === undefined || command === 'help' || values.help) {
+  if (command === 'help' || values.help) {
     process.stdout.write(USAGE)
-    return command === undefined && !values.help ? 2 : 0
+    return 0
   }
+  // A usage error like the others (its line and the usage on stderr, exit 2): stdout carries
+  // a command's result only, and asked for nothing, the usage is no result.
+  if (command === undefined) throw new UsageError('no command')
   // Before the Redis URL is looked for or a connection opened: a mistyped command is named as
   // such, not reported as a missing URL or a refused connection.
   if (!COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`)
