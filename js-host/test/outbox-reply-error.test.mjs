@@ -62,3 +62,46 @@ test('each revalidation queued behind an OOM reply is logged with its tags', asy
     'the queue reached Redis at close',
   )
 })
+
+// Measured on a real redis-server (MONITOR): with no tag state yet in Redis, each refresh during
+// the OOM answered the whole (empty) state, the mirror found its own queued revalidations
+// missing and queued them to be given back too; once writes were accepted, the outbox sent
+// each (TAG_UPDATE, versions 1 and 2) and then the merge sent both again (TAG_MERGE, version 3),
+// so every instance loaded one more version for nothing ("gave 2 lost tag record(s) back").
+test('after an OOM clears, each queued revalidation reaches Redis once', async () => {
+  const a = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'obxonce',
+    deploymentId: 'd1',
+    readTimeoutMs: 10_000,
+    writeTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
+  })
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+  let lines
+  try {
+    lines = await capture(async () => {
+      await a.updateTags(['once-first'])
+      await a.updateTags(['once-second'])
+      // Refreshes answer while writes are refused: the whole state, which lacks both.
+      await a.refreshTags()
+      await a.refreshTags()
+    })
+  } finally {
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
+  }
+  // close() sends the queue whatever the backoff, then what waits to be given back.
+  const sent = await capture(() => close())
+  const meta = 'obxonce:tags:{obxonce}:meta'
+  assert.equal(
+    await redisCommand(redis.port, ['HGET', meta, 'ver']),
+    '2',
+    `one version per revalidation:\n${[...lines, ...sent].join('\n')}`,
+  )
+  for (const tag of ['once-first', 'once-second']) {
+    const record = await redisCommand(redis.port, ['HGET', 'obxonce:tags:{obxonce}:state', tag])
+    assert.ok(record !== null, `${tag} reached Redis`)
+  }
+})
