@@ -107,7 +107,7 @@ function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   // false or 0 stores every entry plain; the level's bounds are the engine's.
   const min = options.compressMinBytes
   if (min !== undefined)
-    out.compressMinBytes = min === false ? 0 : nonNegative('compressMinBytes', min)
+    out.compressMinBytes = min === false ? 0 : nonNegative('compressMinBytes', min, ' or false')
   if (options.compressLevel !== undefined) {
     out.compressLevel = positive('compressLevel', options.compressLevel)
   }
