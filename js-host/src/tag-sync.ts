@@ -326,6 +326,12 @@ export class TagSync {
    */
   private backlogUnanswered = false
   /**
+   * Redis refused some revalidation of the current backlog for good (parked, or dropped for a
+   * permission): it refused that revalidation, not writes, so the line at the end says neither
+   * that Redis is back nor that it accepts writes again.
+   */
+  private backlogSetAside = false
+  /**
    * The run of refused writes under way, once a revalidation made during it was logged at
    * warn: how many were made during it, and the tags of those logged at debug only after
    * that first one (no more than the outbox holds), for the line at close.
@@ -911,7 +917,10 @@ export class TagSync {
         else if (outcome !== OutboxRefusal.Kept) {
           this.log.debug(`revalidation refused by Redis and set aside: ${(err as Error).message}`)
         }
-        if (outcome !== OutboxRefusal.Kept) continue
+        if (outcome !== OutboxRefusal.Kept) {
+          if (this.backlogged) this.backlogSetAside = true
+          continue
+        }
         this.headRefused = refused
         this.sendFailure = err
         if (!refused) this.backlogUnanswered = true
@@ -946,11 +955,15 @@ export class TagSync {
       this.log.info(
         this.backlogUnanswered
           ? `redis is back: ${sentAll}`
-          : `redis accepts writes again (it had answered them with ${replyCode(this.sendFailure)}): ${sentAll}` +
+          : this.backlogSetAside
+            ? `${sentAll}, past the one(s) Redis refused (set aside: the lines above)` +
+              (made > 0 ? `; ${String(made)} were made while the queue waited` : '')
+            : `redis accepts writes again (it had answered them with ${replyCode(this.sendFailure)}): ${sentAll}` +
               (made > 0 ? `; ${String(made)} were made while it refused them` : ''),
       )
       this.backlogged = false
       this.backlogUnanswered = false
+      this.backlogSetAside = false
       this.refusals = undefined
     }
     return this.resend(script)

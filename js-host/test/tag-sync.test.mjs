@@ -1265,6 +1265,15 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(engine.outboxLength, 0, log.lines.join('\n'))
     assert.equal(engine.outboxParked, 1)
     assert.equal(log.lines.filter((l) => l.startsWith('error revalidation parked')).length, 1)
+    // Redis refused that one revalidation, not writes: the line after says neither that it is
+    // back nor that it accepts writes again.
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('info ')),
+      [
+        'info sent 1 queued revalidation(s), in order, past the one(s) Redis refused (set aside: the lines above); 2 were made while the queue waited',
+      ],
+      log.lines.join('\n'),
+    )
   })
 
   test('a failed send waits the backoff on the given clock; the timer sends it, in order', async () => {
