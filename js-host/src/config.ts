@@ -107,7 +107,7 @@ function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   // false or 0 stores every entry plain; the level's bounds are the engine's.
   const min = options.compressMinBytes
   if (min !== undefined)
-    out.compressMinBytes = min === false ? 0 : nonNegative('compressMinBytes', min)
+    out.compressMinBytes = min === false ? 0 : nonNegative('compressMinBytes', min, ' or false')
   if (options.compressLevel !== undefined) {
     out.compressLevel = positive('compressLevel', options.compressLevel)
   }
@@ -122,12 +122,14 @@ function pem(value: string | Buffer | undefined): string | undefined {
  * Checks and completes options; throws `ConfigError` naming the bad setting. Options given in
  * code (`deploymentSource` left as `options`) replace the environment, but for the deployment id:
  * without one, it is the running server's, as the handler modules choose it
- * (`deploymentFromEnv`), so that two builds never share a namespace unless told to.
+ * (`deploymentFromEnv`), so that two builds never share a namespace unless told to. An empty
+ * `deploymentId` is none, as an empty `FLEETCACHE_DEPLOYMENT_ID` is: taken as given, it was the
+ * namespace `default`, which every process without an id shares, and nothing said so.
  */
 export function resolveOptions(given: FleetcacheOptions, givenSource = 'options'): ResolvedOptions {
   let options = given
   let deploymentSource = givenSource
-  if (givenSource === 'options' && given.deploymentId === undefined) {
+  if (givenSource === 'options' && (given.deploymentId ?? '') === '') {
     const found = deploymentFromEnv()
     options = { ...given, deploymentId: found.deploymentId }
     deploymentSource = found.deploymentSource

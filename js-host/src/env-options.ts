@@ -25,13 +25,16 @@ function numberFromEnv(env: Env, name: string): number | undefined {
   return n
 }
 
-/** As `numberFromEnv`, for a setting where 0 has a meaning of its own. */
-function nonNegativeNumberFromEnv(env: Env, name: string): number | undefined {
+/**
+ * As `numberFromEnv`, for a setting where 0 has a meaning of its own, and so says the message.
+ * `or`: what else the variable takes, for the message (`false or off`).
+ */
+function nonNegativeNumberFromEnv(env: Env, name: string, or = ''): number | undefined {
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined
   const n = Number(raw)
   if (!Number.isFinite(n) || n < 0) {
-    throw new ConfigError(name, `must be a number >= 0, got "${raw}"`)
+    throw new ConfigError(name, `must be a number >= 0${or}, got "${raw}"`)
   }
   return n
 }
@@ -40,7 +43,8 @@ function nonNegativeNumberFromEnv(env: Env, name: string): number | undefined {
 function sizeOrOffFromEnv(env: Env, name: string): number | false | undefined {
   const raw = env[name]
   if (raw === '0' || raw === 'false' || raw === 'off') return false
-  return numberFromEnv(env, name)
+  const n = nonNegativeNumberFromEnv(env, name, ', false or off')
+  return n === 0 ? false : n
 }
 
 /** `1`/`true` or `0`/`false`; unset or empty is undefined. */
@@ -230,8 +234,7 @@ export function optionsFromEnv(
     deploymentId,
     maxEntryBytes: numberFromEnv(env, 'FLEETCACHE_MAX_ENTRY_BYTES'),
     maxTtlSeconds: numberFromEnv(env, 'FLEETCACHE_MAX_TTL_SECONDS'),
-    memoryBytes:
-      env.FLEETCACHE_MEMORY_BYTES === '0' ? 0 : numberFromEnv(env, 'FLEETCACHE_MEMORY_BYTES'),
+    memoryBytes: nonNegativeNumberFromEnv(env, 'FLEETCACHE_MEMORY_BYTES'),
     defaultTtlSeconds: numberFromEnv(env, 'FLEETCACHE_DEFAULT_TTL_SECONDS'),
     compressMinBytes: sizeOrOffFromEnv(env, 'FLEETCACHE_COMPRESS_MIN_BYTES'),
     compressLevel: numberFromEnv(env, 'FLEETCACHE_COMPRESS_LEVEL'),

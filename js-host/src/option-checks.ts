@@ -9,9 +9,16 @@ export function positive(name: string, value: number): number {
   return value
 }
 
-/** As `positive`, for a setting where 0 has a meaning of its own (it turns something off). */
-export function nonNegative(name: string, value: number): number {
-  return value === 0 ? 0 : positive(name, value)
+/**
+ * As `positive`, for a setting where 0 has a meaning of its own (it turns something off), and
+ * so says the message: "positive" would tell the user that 0 is refused. `or`: what else the
+ * setting takes, for the message (`false`).
+ */
+export function nonNegative(name: string, value: number, or = ''): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new ConfigError(name, `must be a number >= 0${or}, got ${String(value)}`)
+  }
+  return value
 }
 
 /** A URL as it may appear in a log line: the password (and a user name with one) masked. */

@@ -43,7 +43,7 @@ export interface FleetcacheOptions {
   /**
    * Entries of other deployments are never read. Default: the running server's, as the handler
    * modules choose it (`FLEETCACHE_DEPLOYMENT_ID`, `NEXT_DEPLOYMENT_ID`, else the build id), also
-   * when the other options are given in code.
+   * when the other options are given in code, and when this is `''` (an empty id is none).
    */
   deploymentId?: string | undefined
   /**

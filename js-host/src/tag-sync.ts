@@ -219,10 +219,15 @@ function whyUnsent(err: unknown): string {
   if (isReplyError(err)) {
     // The reply's first word is Redis's error code (OOM, MISCONF, READONLY, WRONGTYPE); its
     // whole text is in the line that logged the failure.
-    const word = /^\S+/.exec(err.message)?.[0] ?? 'an error'
-    return `Redis answered the first queued revalidation with ${word.slice(0, 40)}`
+    return `Redis answered the first queued revalidation with ${replyCode(err)}`
   }
   return 'Redis is unreachable'
+}
+
+/** The error code an error reply starts with (OOM, MISCONF, READONLY), cut short. */
+function replyCode(err: unknown): string {
+  const word = err instanceof Error ? /^\S+/.exec(err.message)?.[0] : undefined
+  return (word ?? 'an error').slice(0, 40)
 }
 
 /** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
@@ -314,6 +319,24 @@ export class TagSync {
   private backlogged = false
   /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
   private headRefused = false
+  /**
+   * Some failure of the current backlog got no reply (an outage, a timeout, the breaker):
+   * the line when it is sent says Redis is back; otherwise Redis answered every attempt with
+   * an error (OOM, MISCONF, READONLY) and the line says it accepts writes again.
+   */
+  private backlogUnanswered = false
+  /**
+   * Redis refused some revalidation of the current backlog for good (parked, or dropped for a
+   * permission): it refused that revalidation, not writes, so the line at the end says neither
+   * that Redis is back nor that it accepts writes again.
+   */
+  private backlogSetAside = false
+  /**
+   * The run of refused writes under way, once a revalidation made during it was logged at
+   * warn: how many were made during it, and the tags of those logged at debug only after
+   * that first one (no more than the outbox holds), for the line at close.
+   */
+  private refusals: { made: number; quiet: string[][] } | undefined
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -797,14 +820,29 @@ export class TagSync {
     if (!sent && this.headRefused && this.backingOff) {
       // Queued behind (or as) a revalidation Redis answered with an error (logged when it
       // happened); it is sent, or the failing one parked, after the engine's backoff. Said with
-      // its tags as any queued one is: an error that lasts (OOM, MISCONF) holds the queue as an
-      // outage does, and these lines name what a close() or a crash then loses.
+      // its tags, as any queued one is, but at warn only for the first of a run of refusals:
+      // an error that lasts (OOM, MISCONF) would otherwise log a warning per revalidation for
+      // as long as it lasts. The others are debug lines, counted in the line that ends the run,
+      // and named by the line at close() when still queued then.
       // Retried, not promised: one that meets an error no retry fixes (WRONGTYPE) is parked,
       // with a line of its own.
-      this.log.warn(
+      const line =
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
-          `(${String(waiting)} waiting) and retried`,
-      )
+        `(${String(waiting)} waiting) and retried`
+      if (this.refusals === undefined) {
+        this.refusals = { made: 1, quiet: [] }
+        this.log.warn(
+          `${line}; while Redis refuses writes, the revalidations made after it are logged at debug, ` +
+            `and counted when it accepts them again`,
+        )
+      } else {
+        this.refusals.made += 1
+        this.refusals.quiet.push([...tags])
+        // Only the newest `outboxLength` can still be queued (it sends the oldest first).
+        const { quiet } = this.refusals
+        if (quiet.length > waiting) quiet.splice(0, quiet.length - waiting)
+        this.log.debug(line)
+      }
     } else if (!sent && this.stopped) {
       this.log.warn(
         `revalidation of ${what} applied on this instance only: fleetcache's connections are closed (close())`,
@@ -879,9 +917,13 @@ export class TagSync {
         else if (outcome !== OutboxRefusal.Kept) {
           this.log.debug(`revalidation refused by Redis and set aside: ${(err as Error).message}`)
         }
-        if (outcome !== OutboxRefusal.Kept) continue
+        if (outcome !== OutboxRefusal.Kept) {
+          if (this.backlogged) this.backlogSetAside = true
+          continue
+        }
         this.headRefused = refused
         this.sendFailure = err
+        if (!refused) this.backlogUnanswered = true
         // One line per run of failures of one revalidation, not one per attempt; none for the
         // breaker's probe, which fails in an outage already logged.
         const quiet = isCircuitOpen(err) || isFailedProbe(err)
@@ -906,8 +948,23 @@ export class TagSync {
       }
     }
     if (this.backlogged) {
+      const sentAll = `sent ${String(sent)} queued revalidation(s), in order`
+      const made = this.refusals?.made ?? 0
+      // Redis answered every attempt of this backlog with an error (it refused writes: OOM,
+      // MISCONF, a read-only replica): it never went away, and the line says what changed.
+      this.log.info(
+        this.backlogUnanswered
+          ? `redis is back: ${sentAll}`
+          : this.backlogSetAside
+            ? `${sentAll}, past the one(s) Redis refused (set aside: the lines above)` +
+              (made > 0 ? `; ${String(made)} were made while the queue waited` : '')
+            : `redis accepts writes again (it had answered them with ${replyCode(this.sendFailure)}): ${sentAll}` +
+              (made > 0 ? `; ${String(made)} were made while it refused them` : ''),
+      )
       this.backlogged = false
-      this.log.info(`redis is back: sent ${String(sent)} queued revalidation(s), in order`)
+      this.backlogUnanswered = false
+      this.backlogSetAside = false
+      this.refusals = undefined
     }
     return this.resend(script)
   }
@@ -1085,11 +1142,17 @@ export class TagSync {
       const left = this.engine.outboxLength
       if (left === 0) return
       // Each was logged by its tags when it was queued ("revalidation of <tags> applied on this
-      // instance; ... queued"): those lines say which.
+      // instance; ... queued"): those lines say which, but those of a run of refused writes
+      // after its first, logged at debug: named here. The queue sends oldest first, so the
+      // ones still queued are the newest `left`.
+      const quiet = this.refusals?.quiet.slice(-left) ?? []
       this.log.error(
         `closing with ${String(left)} queued revalidation(s) not sent to Redis ` +
           `(${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
-          `to the rest of the fleet (the lines that queued them name their tags)`,
+          `to the rest of the fleet (the lines that queued them name their tags` +
+          (quiet.length > 0
+            ? `; ${String(quiet.length)} of them logged at debug only while Redis refused writes: ${shortList(quiet.flat())})`
+            : ')'),
       )
     } catch (err) {
       this.engineFailed('revalidation replay at close', err)

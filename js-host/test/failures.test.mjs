@@ -883,13 +883,28 @@ describe('hostile data and settings', () => {
       ],
       [{ FLEETCACHE_PREFIX: 'my app' }, /FLEETCACHE_PREFIX: must match .*, got "my app"/],
       // A fraction for a count: the engine's message, as for the option, naming the variable.
+      // The range the setting takes (1 to 1000000), not its type's (0 to 4294967295, which
+      // said 0 would do).
       [
         { FLEETCACHE_OUTBOX_CAPACITY: '1.5' },
-        /FLEETCACHE_OUTBOX_CAPACITY: must be a whole number from 0 to 4294967295, got "1\.5"$/,
+        /FLEETCACHE_OUTBOX_CAPACITY: must be a whole number from 1 to 1000000, got "1\.5"$/,
+      ],
+      [
+        { FLEETCACHE_COMPRESS_LEVEL: '1.5' },
+        /FLEETCACHE_COMPRESS_LEVEL: must be a whole number from 1 to 9, got "1\.5"$/,
       ],
       [
         { FLEETCACHE_MEMORY_BYTES: '0.5' },
         /FLEETCACHE_MEMORY_BYTES: must be a whole number from 0 to 9007199254740991, got "0\.5"$/,
+      ],
+      // 0 turns these off: "positive" said it would be refused.
+      [
+        { FLEETCACHE_MEMORY_BYTES: '-1' },
+        /FLEETCACHE_MEMORY_BYTES: must be a number >= 0, got "-1"$/,
+      ],
+      [
+        { FLEETCACHE_COMPRESS_MIN_BYTES: '-1' },
+        /FLEETCACHE_COMPRESS_MIN_BYTES: must be a number >= 0, false or off, got "-1"$/,
       ],
       [
         { FLEETCACHE_OUTBOX_CAPACITY: '-1' },
@@ -958,20 +973,33 @@ describe('hostile data and settings', () => {
       }
       assert.fail(`${JSON.stringify(opts)} was accepted`)
     }
-    const u32 = 'must be a whole number from 0 to 4294967295'
-    const u64 = 'must be a whole number from 0 to 9007199254740991'
-    // The engine's check: its code and the setting named, as for every setting it refuses.
-    for (const [setting, value, why] of [
-      ['outboxCapacity', 1.5, u32],
-      ['breakerFailures', 2.25, u32],
-      ['compressLevel', 4_294_967_296, u32],
-      ['maxEntryBytes', 1024.5, u64],
-      ['memoryBytes', 2 ** 60, u64],
+    const whole = (range) => `must be a whole number from ${range}`
+    // The engine's check: its code and the setting named, as for every setting it refuses, and
+    // the range the setting takes, not its type's (`1.5` for a count said 0 would do).
+    for (const [setting, value, range] of [
+      ['outboxCapacity', 1.5, '1 to 1000000'],
+      ['breakerFailures', 2.25, '1 to 4294967295'],
+      ['breakerMinCalls', 2.5, '1 to 4294967295'],
+      ['tagMirrorMaxTags', 1000.5, '1 to 100000000'],
+      ['compressLevel', 4_294_967_296, '1 to 9'],
+      ['compressLevel', 1.5, '1 to 9'],
+      ['maxEntryBytes', 1024.5, '1 to 4294967295'],
+      ['memoryBytes', 2 ** 60, '0 to 9007199254740991'],
+      ['compressMinBytes', 0.5, '0 to 9007199254740991'],
     ]) {
       const err = refused({ [setting]: value })
       assert.equal(err.code, 'ERR_CONFIG_INVALID', `${setting}: ${err.message}`)
       assert.equal(err.setting, setting)
-      assert.equal(err.message, `invalid fleetcache config: ${setting} ${why}`)
+      assert.equal(err.message, `invalid fleetcache config: ${setting} ${whole(range)}`)
+    }
+    // 0 turns these off: a negative value is refused saying so, not "positive".
+    for (const [setting, value, why] of [
+      ['memoryBytes', -1, 'must be a number >= 0, got -1'],
+      ['compressMinBytes', -1, 'must be a number >= 0 or false, got -1'],
+    ]) {
+      const err = refused({ [setting]: value })
+      assert.ok(err instanceof ConfigError, `${setting}: ${err.message}`)
+      assert.equal(err.message, `${setting}: ${why}`)
     }
     // Negative and non-finite numbers are the options' check, before the engine: the same
     // words as the environment's (FLEETCACHE_OUTBOX_CAPACITY=-1, above).

@@ -478,6 +478,19 @@ test('a handler configured in code without a deployment id is in its build names
       namespaceLine({ prefix: 'shop', deploymentId: 'v2' }, { NEXT_DEPLOYMENT_ID: 'dep-7' }),
       /namespace shop:v2 \(deployment from options\)/,
     )
+    // '' is not given, as FLEETCACHE_DEPLOYMENT_ID='' is: before, it took the namespace
+    // `default`, which every process without an id shares, with no warning
+    // (`namespace shop:default (deployment from options)`).
+    assert.match(
+      namespaceLine({ prefix: 'shop', deploymentId: '' }, { NEXT_DEPLOYMENT_ID: 'dep-7' }),
+      /namespace shop:dep-7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
+    )
+    assert.match(
+      namespaceLine({ prefix: 'shop', deploymentId: '' }),
+      new RegExp(
+        `namespace shop:build-1 \\(deployment from ${escape(path.join(fs.realpathSync(app), '.next', 'BUILD_ID'))}\\)`,
+      ),
+    )
   } finally {
     fs.rmSync(app, { recursive: true, force: true })
   }

@@ -1265,6 +1265,15 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(engine.outboxLength, 0, log.lines.join('\n'))
     assert.equal(engine.outboxParked, 1)
     assert.equal(log.lines.filter((l) => l.startsWith('error revalidation parked')).length, 1)
+    // Redis refused that one revalidation, not writes: the line after says neither that it is
+    // back nor that it accepts writes again.
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('info ')),
+      [
+        'info sent 1 queued revalidation(s), in order, past the one(s) Redis refused (set aside: the lines above); 2 were made while the queue waited',
+      ],
+      log.lines.join('\n'),
+    )
   })
 
   test('a failed send waits the backoff on the given clock; the timer sends it, in order', async () => {
@@ -1291,6 +1300,114 @@ describe('TagSync, fake transport and clock', () => {
     assert.ok(
       log.lines.some((l) => l.startsWith('info redis is back: sent 2')),
       log.lines.join('\n'),
+    )
+  })
+
+  test('writes refused (OOM) and then accepted: the line says so, not that Redis is back', async () => {
+    let refusing = true
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const { clock, engine, log, sync } = setup((_, kind) =>
+      kind === 'read' ? SYNCED : refusing ? oom : null,
+    )
+    await sync.refresh()
+    await sync.update(['a'], undefined, clock.t)
+    await sync.update(['b'], undefined, clock.t)
+    refusing = false
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 0)
+    const info = log.lines.filter((l) => l.startsWith('info '))
+    // Before: 'info redis is back: sent 2 queued revalidation(s), in order', though Redis
+    // never went away.
+    assert.deepEqual(
+      info,
+      [
+        'info redis accepts writes again (it had answered them with OOM): sent 2 queued ' +
+          'revalidation(s), in order; 2 were made while it refused them',
+      ],
+      log.lines.join('\n'),
+    )
+  })
+
+  test('an outage that ended in refused writes is still an outage: redis is back', async () => {
+    let failure = Object.assign(new Error('r'), { code: 'ECONNREFUSED' })
+    const { clock, engine, log, sync } = setup((_, kind) => (kind === 'read' ? SYNCED : failure))
+    await sync.refresh()
+    await sync.update(['a'], undefined, clock.t)
+    failure = replyError('LOADING Redis is loading the dataset in memory')
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    failure = null
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 0)
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('info ')),
+      ['info redis is back: sent 1 queued revalidation(s), in order'],
+      log.lines.join('\n'),
+    )
+  })
+
+  test('revalidations during one run of refused writes log a bounded number of lines', async () => {
+    let refusing = true
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const { clock, engine, log, sync } = setup((_, kind) =>
+      kind === 'read' ? SYNCED : refusing ? oom : null,
+    )
+    await sync.refresh()
+    const run = async (first, n) => {
+      const from = log.lines.length
+      for (let i = 0; i < n; i++) await sync.update([`${first}-${String(i)}`], undefined, clock.t)
+      return log.lines.slice(from)
+    }
+    const lines = await run('oom', 30)
+    const loud = lines.filter((l) => /^(warn|error) /.test(l))
+    // Before: one warning per revalidation, 30 of them (and the error of the first refusal).
+    assert.equal(loud.length, 2, loud.join('\n'))
+    assert.match(loud[0], /^error revalidation not sent to Redis, kept in the outbox/)
+    assert.match(
+      loud[1],
+      /^warn revalidation of oom-0 \(expire now\) applied on this instance; Redis answered the first queued revalidation with OOM, so it is queued \(1 waiting\) and retried/,
+    )
+    assert.match(loud[1], /the revalidations made after it are logged at debug/)
+    // Each of the others still names its tags, at debug.
+    for (let i = 1; i < 30; i++) {
+      assert.ok(
+        lines.some((l) => l.startsWith(`debug revalidation of oom-${String(i)} `)),
+        `oom-${String(i)}`,
+      )
+    }
+    // The run ends: one line with the count.
+    refusing = false
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 0)
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('info ')),
+      [
+        'info redis accepts writes again (it had answered them with OOM): sent 30 queued ' +
+          'revalidation(s), in order; 30 were made while it refused them',
+      ],
+    )
+    // A second run is logged anew.
+    refusing = true
+    const again = await run('again', 5)
+    assert.equal(again.filter((l) => l.startsWith('warn ')).length, 1, again.join('\n'))
+  })
+
+  test('closing during a run of refused writes names the queued revalidations logged at debug', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const { clock, log, sync } = setup((_, kind) => (kind === 'read' ? SYNCED : oom))
+    await sync.refresh()
+    for (const tag of ['first', 'second', 'third']) await sync.update([tag], undefined, clock.t)
+    await sync.stop()
+    const closing = log.lines.filter((l) => l.startsWith('error closing with'))
+    assert.equal(closing.length, 1, log.lines.join('\n'))
+    assert.match(closing[0], /^error closing with 3 queued revalidation\(s\) not sent to Redis/)
+    // The first was logged at warn with its tags; the two after it only at debug.
+    assert.match(
+      closing[0],
+      /2 of them logged at debug only while Redis refused writes: second,third\)$/,
     )
   })
 

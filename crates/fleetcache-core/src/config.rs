@@ -526,6 +526,23 @@ mod tests {
         assert_eq!(e.code(), "ERR_CONFIG_PREFIX");
         assert_eq!(ConfigError::TagPruneAfterMs.field(), "tagPruneAfterMs");
     }
+
+    /// The message states the range `validate` checks: `1000.0` is a finite number of
+    /// milliseconds > 0, as it said, and still refused under the default `maxTtlSeconds`.
+    #[test]
+    fn the_prune_age_message_states_its_real_bound() {
+        let c = Config {
+            tag_prune_after_ms: Some(1000.0),
+            ..Config::default()
+        };
+        let err = c.validate().err();
+        assert_eq!(err, Some(ConfigError::TagPruneAfterMs));
+        assert_eq!(
+            err.map(|e| e.message()).unwrap_or_default(),
+            "invalid fleetcache config: tagPruneAfterMs must be a finite number of \
+             milliseconds, at least maxTtlSeconds * 1000"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use crate::scripts::{check_epoch_candidate, ScriptCall};
 use crate::seed;
 use crate::stats::{Gauges, LeaseEvent, LookupOutcome, RedisResult, Stats, StatsSnapshot, Surface};
 use crate::strhash::HashSeed;
+use crate::tag_record::TagRecord;
 use crate::tag_sync::{self, TagSync};
 use crate::tags::Announced;
 use crate::tags::{
@@ -939,7 +940,17 @@ impl Engine {
     }
 
     /// Redis applied outbox update `seq`; false when it was no longer the head.
+    ///
+    /// What the update wrote is no longer given back by a merge: a whole state answered while
+    /// the update waited (writes refused, `OOM`, with reads answered) lacked it, so the
+    /// comparison queued it to be given back as well, and it would reach Redis twice.
     pub fn ack_outbox(&mut self, seq: u64) -> bool {
+        // Every tag of one update gets the same record: one, not one per tag.
+        if let Some(update) = self.outbox.head().filter(|u| u.seq == seq) {
+            let mut written = TagRecord::default();
+            written.apply(&update.rev, update.at);
+            self.tag_sync.sent(&mut self.mirror, &update.tags, &written);
+        }
         let acked = self.outbox.ack(seq);
         if acked {
             self.stats.record_outbox_sent();
@@ -2566,13 +2577,14 @@ mod tests {
             .unwrap();
         // Redis answers, still without a tag state: it lacks "q", but lost nothing.
         load(&mut e, "", "0", &[], 30.0);
-        assert_eq!(e.resend_len(), 1, "given back (or sent by the queue)");
+        assert_eq!(e.resend_len(), 1, "given back, unless the queue sends it");
         assert_eq!(e.tag_records_lost(), 0, "no state was replaced");
-        // Both in Redis (sent and merged), then Redis is flushed: the new state lacks it.
+        // The queue sent it: nothing is left to give back. Then Redis is flushed: the new
+        // state lacks it.
         let seq = e.outbox().head().map(|u| u.seq).unwrap();
         assert!(e.ack_outbox(seq));
-        assert!(e.plan_resend("c").unwrap().is_some());
-        e.ack_resend();
+        assert_eq!(e.resend_len(), 0, "sent once, not merged back as well");
+        assert_eq!(e.plan_resend("c").unwrap(), None);
         load(
             &mut e,
             "E",
@@ -2586,6 +2598,57 @@ mod tests {
         // Answered in full again at version 0: the same loss, not counted again.
         load(&mut e, "F", "0", &[], 45.0);
         assert_eq!(e.tag_records_lost(), 1);
+    }
+
+    /// Writes refused (OOM under `noeviction`) while refreshes answer a state that lacks the
+    /// queued revalidations: the comparison queues them to be given back, and the outbox sends
+    /// them too. Before, each reached Redis twice once writes were accepted (the update, then
+    /// the merge: one more version every instance loaded). A merge planned before the send
+    /// (it failed, and is planned again until acknowledged) loses the records the send covers.
+    #[test]
+    fn a_queued_revalidation_the_outbox_sends_is_not_given_back_again() {
+        let mut e = shared_engine();
+        load(&mut e, "", "0", &[], 20.0);
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(25.0))
+            .unwrap();
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        e.queue_tag_update(&["r"], &stale, Millis(26.0)).unwrap();
+        load(&mut e, "", "0", &[], 30.0);
+        assert_eq!(e.resend_len(), 2);
+        // The merge went out first and failed: planned again until acknowledged.
+        assert!(e.plan_resend("c").unwrap().is_some());
+        let seq = e.outbox().head().map(|u| u.seq).unwrap();
+        assert!(e.ack_outbox(seq));
+        assert_eq!(e.resend_len(), 1, "q was sent; r waits for its own send");
+        let seq = e.outbox().head().map(|u| u.seq).unwrap();
+        assert!(e.ack_outbox(seq));
+        assert_eq!(e.resend_len(), 0);
+        assert_eq!(e.plan_resend("c").unwrap(), None);
+    }
+
+    /// A record the queue's revalidation does not cover (an expiry Redis lost, then a
+    /// profile revalidation of the same tag queued) is still given back after the send.
+    #[test]
+    fn a_lost_record_the_queued_revalidation_does_not_cover_is_still_given_back() {
+        let mut e = shared_engine();
+        load(
+            &mut e,
+            "E",
+            "1",
+            &["b".to_owned(), "0,10,0,0,10".to_owned()],
+            20.0,
+        );
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        e.queue_tag_update(&["b"], &stale, Millis(25.0)).unwrap();
+        load(&mut e, "F", "0", &[], 30.0);
+        let seq = e.outbox().head().map(|u| u.seq).unwrap();
+        assert!(e.ack_outbox(seq));
+        assert_eq!(e.resend_len(), 1, "the expiry at 10 is given back");
+        assert!(e.plan_resend("c").unwrap().is_some());
     }
 
     /// A tag Redis had a record of, revalidated again while Redis is out of reach

@@ -88,7 +88,9 @@ impl ConfigError {
                 "must be a finite number of seconds, > 0 and <= 100 years"
             }
             ConfigError::DefaultTtlSeconds => "must be a finite number of seconds > 0",
-            ConfigError::TagPruneAfterMs => "must be a finite number of milliseconds > 0",
+            ConfigError::TagPruneAfterMs => {
+                "must be a finite number of milliseconds, at least maxTtlSeconds * 1000"
+            }
             ConfigError::ReadTimeoutMs
             | ConfigError::WriteTimeoutMs
             | ConfigError::ConnectTimeoutMs => {

@@ -842,6 +842,18 @@ impl TagSync {
         })
     }
 
+    /// Redis applied an update of this process writing `written` to each of `tags`: what it
+    /// covers is not to be given back again, neither from the queue nor from a batch planned
+    /// and not yet acknowledged (planned again until it is; one in flight is cleared whole by
+    /// its acknowledgement).
+    pub fn sent(&mut self, mirror: &mut TagMirror, tags: &[String], written: &TagRecord) {
+        for tag in tags {
+            mirror.unqueue(tag, written);
+        }
+        self.resending
+            .retain(|(tag, queued)| !(written.covers(queued) && tags.contains(tag)));
+    }
+
     /// Redis applied the batch of [`TagSync::plan_resend`].
     pub fn ack_resend(&mut self) {
         self.resending.clear();

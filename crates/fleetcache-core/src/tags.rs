@@ -1476,7 +1476,8 @@ impl TagMirror {
             }
             // This process's own updates are included: the outbox forgets one once Redis
             // acknowledged it, and that acknowledgement may be what the state lost. One still
-            // queued is sent twice, which merging makes harmless.
+            // queued is taken off this queue again when the outbox's send is acknowledged
+            // (`Engine::ack_outbox`), so it reaches Redis once.
             if record.updated_at.0 + keep_ms < now.0 {
                 continue;
             }
@@ -1605,9 +1606,14 @@ impl TagMirror {
     /// already gives back: a state answered in full again meanwhile queues it a second time.
     pub fn unqueue_in_flight(&mut self, in_flight: &[(String, TagRecord)]) {
         for (tag, record) in in_flight {
-            if self.resend.get(tag).is_some_and(|q| record.covers(q)) {
-                self.resend.remove(tag);
-            }
+            self.unqueue(tag, record);
+        }
+    }
+
+    /// Takes `tag` out of the re-send queue when `record`, written to Redis, covers it.
+    pub fn unqueue(&mut self, tag: &str, record: &TagRecord) {
+        if self.resend.get(tag).is_some_and(|q| record.covers(q)) {
+            self.resend.remove(tag);
         }
     }
 

@@ -8,8 +8,8 @@
 //! number setting takes any number or a `BigInt` in `u64`'s range; an integer setting takes a
 //! safe integer or a `BigInt`, in its type's range; a setting of the wrong type is refused with
 //! `ERR_CONFIG_INVALID` naming it, the first in `Config`'s field order, and saying what it must
-//! be: a number, or a whole number in its type's range (`1.5` given for a count or a size says
-//! so, where it was "the wrong type or shape"). A number's own range, non-finite numbers
+//! be: a number, or a whole number in the range the setting takes (`1.5` given for a count or a
+//! size says so, where it was "the wrong type or shape"). A number's own range, non-finite numbers
 //! included, is the core's to check (`Config::validate`), with its codes and messages.
 
 use std::cell::Cell;
@@ -35,12 +35,12 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     let mut c = Config::default();
     p.string("prefix", &mut c.prefix);
     p.string("deployment", &mut c.deployment);
-    p.unsigned("maxEntryBytes", &mut c.max_entry_bytes);
+    p.unsigned("maxEntryBytes", &mut c.max_entry_bytes, WHOLE_ENTRY_BYTES);
     p.number("maxTtlSeconds", &mut c.max_ttl_seconds);
     p.number("defaultTtlSeconds", &mut c.default_ttl_seconds);
-    p.unsigned("memoryBytes", &mut c.memory_bytes);
-    p.unsigned("compressMinBytes", &mut c.compress_min_bytes);
-    p.unsigned32("compressLevel", &mut c.compress_level);
+    p.unsigned("memoryBytes", &mut c.memory_bytes, WHOLE_U64);
+    p.unsigned("compressMinBytes", &mut c.compress_min_bytes, WHOLE_U64);
+    p.unsigned32("compressLevel", &mut c.compress_level, WHOLE_LEVEL);
     if let Some(v) = p.get("tagPruneAfterMs") {
         c.tag_prune_after_ms = match none_or(v) {
             None => None,
@@ -50,9 +50,9 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
     p.number("readTimeoutMs", &mut c.read_timeout_ms);
     p.number("writeTimeoutMs", &mut c.write_timeout_ms);
     p.number("connectTimeoutMs", &mut c.connect_timeout_ms);
-    p.unsigned32("breakerFailures", &mut c.breaker_failures);
+    p.unsigned32("breakerFailures", &mut c.breaker_failures, WHOLE_COUNT);
     p.number("breakerFailureRate", &mut c.breaker_failure_rate);
-    p.unsigned32("breakerMinCalls", &mut c.breaker_min_calls);
+    p.unsigned32("breakerMinCalls", &mut c.breaker_min_calls, WHOLE_COUNT);
     p.number("breakerWindowMs", &mut c.breaker_window_ms);
     p.number("breakerOpenMs", &mut c.breaker_open_ms);
     // Unset, the longest open time is at least the first: setting that one alone above the
@@ -61,8 +61,12 @@ pub(crate) fn read_config(obj: &JsValue) -> Result<Config, BindingError> {
         c.breaker_max_open_ms = c.breaker_open_ms;
     }
     p.number("breakerMaxOpenMs", &mut c.breaker_max_open_ms);
-    p.unsigned32("outboxCapacity", &mut c.outbox_capacity);
-    p.unsigned32("tagMirrorMaxTags", &mut c.tag_mirror_max_tags);
+    p.unsigned32("outboxCapacity", &mut c.outbox_capacity, WHOLE_OUTBOX);
+    p.unsigned32(
+        "tagMirrorMaxTags",
+        &mut c.tag_mirror_max_tags,
+        WHOLE_MIRROR_TAGS,
+    );
     p.boolean("leases", &mut c.leases);
     p.number("leaseTtlMs", &mut c.lease_ttl_ms);
     p.number("leaseWaitMs", &mut c.lease_wait_ms);
@@ -85,9 +89,15 @@ const WRONG_SHAPE: &str = "has the wrong type or shape";
 const NOT_A_NUMBER: &str = "must be a number";
 /// An integer setting given a fraction, a negative number, one past its type's range (for a
 /// `u64` given as a JS number, `Number.MAX_SAFE_INTEGER`: only a `BigInt` goes further), or
-/// not a number.
-const NOT_WHOLE_U64: &str = "must be a whole number from 0 to 9007199254740991";
-const NOT_WHOLE_U32: &str = "must be a whole number from 0 to 4294967295";
+/// not a number: the range the setting takes in the end, the core's bounds included
+/// (`Config::validate`), not its type's, so that `1.5` for a count is not told that 0 would do.
+/// A whole number inside the type's range but outside the core's gets the core's message.
+const WHOLE_U64: &str = "must be a whole number from 0 to 9007199254740991";
+const WHOLE_ENTRY_BYTES: &str = "must be a whole number from 1 to 4294967295";
+const WHOLE_COUNT: &str = "must be a whole number from 1 to 4294967295";
+const WHOLE_LEVEL: &str = "must be a whole number from 1 to 9";
+const WHOLE_OUTBOX: &str = "must be a whole number from 1 to 1000000";
+const WHOLE_MIRROR_TAGS: &str = "must be a whole number from 1 to 100000000";
 
 /// `None` for `null` and `undefined`.
 fn none_or(v: JsValue) -> Option<JsValue> {
@@ -216,17 +226,17 @@ impl Props<'_> {
     }
 
     #[inline(never)]
-    fn unsigned(&self, name: &'static str, out: &mut u64) {
-        self.set(name, out, |v| unsigned(v, u64::MAX), NOT_WHOLE_U64)
+    fn unsigned(&self, name: &'static str, out: &mut u64, why: &'static str) {
+        self.set(name, out, |v| unsigned(v, u64::MAX), why)
     }
 
     #[inline(never)]
-    fn unsigned32(&self, name: &'static str, out: &mut u32) {
+    fn unsigned32(&self, name: &'static str, out: &mut u32, why: &'static str) {
         self.set(
             name,
             out,
             |v| unsigned(v, u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok()),
-            NOT_WHOLE_U32,
+            why,
         )
     }
 }

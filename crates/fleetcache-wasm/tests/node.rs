@@ -353,9 +353,10 @@ fn config_object_shape_rules() {
         "outboxCapacity",
     );
     refused(&[("memoryBytes", 2f64.powi(60).into())], "memoryBytes");
-    // Each message says what the setting must be: a whole number in its type's range for an
-    // integer setting (a fraction, a negative number, one past the range, a string), a number
-    // for a number setting.
+    // Each message says what the setting must be: a whole number in the range the setting
+    // takes (the core's bounds, not its type's: `1.5` for a count said 0 would do) for an
+    // integer setting (a fraction, a negative number, one past the type's range, a string), a
+    // number for a number setting.
     let message = |pairs: &[(&str, JsValue)]| -> String {
         let err = build(pairs).err().expect("must be refused");
         js_sys::Reflect::get(&err, &"message".into())
@@ -363,15 +364,28 @@ fn config_object_shape_rules() {
             .as_string()
             .unwrap()
     };
-    let u32_count = "must be a whole number from 0 to 4294967295";
+    let outbox = "must be a whole number from 1 to 1000000";
     for v in [1.5, -1.0, 4_294_967_296.0, f64::NAN] {
         assert_eq!(
             message(&[("outboxCapacity", v.into())]),
-            format!("invalid fleetcache config: outboxCapacity {u32_count}"),
+            format!("invalid fleetcache config: outboxCapacity {outbox}"),
             "{v}"
         );
     }
-    assert!(message(&[("compressLevel", "3".into())]).ends_with(u32_count));
+    for (setting, range) in [
+        ("compressLevel", "1 to 9"),
+        ("breakerFailures", "1 to 4294967295"),
+        ("breakerMinCalls", "1 to 4294967295"),
+        ("tagMirrorMaxTags", "1 to 100000000"),
+        ("maxEntryBytes", "1 to 4294967295"),
+        ("compressMinBytes", "0 to 9007199254740991"),
+    ] {
+        assert_eq!(
+            message(&[(setting, 1.5.into())]),
+            format!("invalid fleetcache config: {setting} must be a whole number from {range}"),
+        );
+    }
+    assert!(message(&[("compressLevel", "3".into())]).ends_with("from 1 to 9"));
     let u64_size = "must be a whole number from 0 to 9007199254740991";
     for v in [0.5, -4096.0, 2f64.powi(60), f64::INFINITY] {
         assert_eq!(
@@ -380,7 +394,10 @@ fn config_object_shape_rules() {
             "{v}"
         );
     }
-    assert!(message(&[("maxEntryBytes", js_sys::BigInt::from(-1i64).into())]).ends_with(u64_size));
+    assert!(
+        message(&[("maxEntryBytes", js_sys::BigInt::from(-1i64).into())])
+            .ends_with("must be a whole number from 1 to 4294967295")
+    );
     assert_eq!(
         message(&[("leaseTtlMs", "10".into())]),
         "invalid fleetcache config: leaseTtlMs must be a number"
