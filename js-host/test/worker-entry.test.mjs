@@ -5,6 +5,7 @@
 // given for every decision. And, as the Node handlers' logger: an `onError` that throws costs the
 // call that reported nothing (a rejected `get` is a failed render).
 import assert from 'node:assert/strict'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import fs from 'node:fs'
 import { describe, test } from 'node:test'
 
@@ -121,6 +122,44 @@ describe('fleetcache/worker, fake transport', () => {
     assert.equal(hit.revalidate, 60)
     clock.t += 2 * 3600_000
     assert.equal(await c.get('k', []), undefined, 'past its expire on the given clock')
+  })
+})
+
+describe('fleetcache/worker in memory: who the answer is for', () => {
+  // No transport, no leases: a read that may be stored (the consumer unknown, a prerender)
+  // regenerates a stale entry before it answers, as the Node handlers do when a lease cannot
+  // be had; a read that serves a response gets it stale and Next regenerates it behind it.
+  const stale = async (options) => {
+    const clock = fakeClock()
+    const c = createCache({ module: wasmBytes, deploymentId: 'd1', now: clock.now, ...options })
+    await c.set('k', useCacheEntry('v', { timestamp: clock.t, revalidate: 1, expire: 3600 }))
+    clock.t += 10_000
+    return c
+  }
+
+  test('with no way to know the consumer, a stale entry is a miss', async () => {
+    const c = await stale({})
+    assert.equal(await c.get('k', []), undefined, 'a stale entry was handed to an unknown consumer')
+  })
+
+  test("with workUnitAsyncStorage, a request's read gets it stale; a prerender's misses it", async () => {
+    const workUnits = new AsyncLocalStorage()
+    const c = await stale({ workUnitAsyncStorage: workUnits })
+    const served = await workUnits.run({ type: 'request' }, () => c.get('k', []))
+    assert.ok(served, "a request's read missed the stale entry")
+    assert.equal(served.timestamp, T0, 'served as it is: stale, so Next regenerates it')
+    assert.equal(
+      await workUnits.run({ type: 'prerender' }, () => c.get('k', [])),
+      undefined,
+      "a prerender's read got the stale entry",
+    )
+  })
+
+  test('workUnitAsyncStorage without a getStore is refused when the cache is made', () => {
+    assert.throws(
+      () => createCache({ module: wasmBytes, workUnitAsyncStorage: {} }),
+      (err) => err instanceof TypeError && /workUnitAsyncStorage/.test(err.message),
+    )
   })
 })
 
