@@ -39,22 +39,27 @@ const SCOPES: ReadonlySet<string> = new Set(['cache', 'private-cache', 'unstable
 
 /**
  * True when the read running now will have its result stored in a server cache, by the store
- * `storage` gives. Where that cannot be known (no storage, a `getStore` that throws, an unknown
- * store type), true: a stale entry is then a miss, which costs a regeneration or a wait but
- * never stores data a revalidation invalidated.
+ * `storage` gives; false when it serves a response. Where that cannot be known (no storage, a
+ * `getStore` that throws, a store whose fields cannot be read, an unknown store type), true: a
+ * stale entry is then a miss, which costs a regeneration or a wait but never stores data a
+ * revalidation invalidated.
+ *
+ * Undefined outside any work unit (no store): each build decides. The Node handlers take such a
+ * read to serve a response (their response cache reads a page so before it renders it); the
+ * workers entry, which only Next's `'use cache'` calls, takes it to be stored (Next 16.2 and
+ * later never call a `'use cache'` handler outside a work unit).
  */
-export function willServerCache(storage: WorkUnitStorage | null): boolean {
+export function willServerCache(storage: WorkUnitStorage | null): boolean | undefined {
   if (storage === null) return true
   try {
     const store = storage.getStore()
-    // Outside any work unit (the response cache reading a page before it renders it): nothing
-    // caches the answer but the handler itself.
-    if (store === undefined || store === null) return false
-    const { type, consumerWillServerCache } = store as WorkUnitStore
+    if (store === undefined || store === null) return undefined
+    const type = (store as WorkUnitStore).type
     const kind = typeof type === 'string' ? type : ''
     if (SERVES.has(kind)) return false
-    // Releases before 16.4 carry no such field: their scopes are taken to cache.
-    if (SCOPES.has(kind)) return consumerWillServerCache !== false
+    // Read for scopes only, as Next does. Releases before 16.4 carry no such field: their
+    // scopes are taken to cache.
+    if (SCOPES.has(kind)) return (store as WorkUnitStore).consumerWillServerCache !== false
     // 'prerender', 'prerender-client', 'prerender-legacy', 'prerender-ppr', and any type a
     // later release adds.
     return true

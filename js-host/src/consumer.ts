@@ -162,12 +162,14 @@ export function currentCall(): object | undefined {
 
 /**
  * True when the current read's result will be stored in a server cache. Where that cannot be
- * known (Next's module not found, a `getStore` that throws, an unknown store type), true: a
- * stale entry is then a miss, which costs a regeneration or a wait but never stores data a
- * revalidation invalidated.
+ * known (Next's module not found, a `getStore` that throws, a store whose fields cannot be read,
+ * an unknown store type), true: a stale entry is then a miss, which costs a regeneration or a
+ * wait but never stores data a revalidation invalidated.
  */
 export function consumerWillServerCache(): boolean {
   // Not `??=`: a failed lookup (null) is kept too, or every read would search the disk again.
   if (storage === undefined) storage = lookup()
-  return willServerCache(storage)
+  // Outside any render (the response cache reading a page before it renders it): nothing
+  // caches the answer but the handler itself.
+  return willServerCache(storage) ?? false
 }

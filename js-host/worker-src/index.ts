@@ -524,7 +524,9 @@ export class WorkerCache {
       // Who the answer is for, by the Node handlers' rule: where it cannot be known, a read
       // whose answer may be stored, which never gets a stale entry (docs/single-flight.md).
       // No write in flight either (`set` awaits its own): the machine does not ask for one.
-      const consumer = willServerCache(this.workUnits) ? Consumer.Caches : Consumer.Serves
+      // No store (outside any work unit) serves, as in Node.
+      const consumer =
+        (willServerCache(this.workUnits) ?? false) ? Consumer.Caches : Consumer.Serves
       const soft = joinTags(softTags)
       const machine = this.machines.open(
         cacheKey,
