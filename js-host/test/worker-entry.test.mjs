@@ -155,11 +155,28 @@ describe('fleetcache/worker in memory: who the answer is for', () => {
     )
   })
 
+  test('with workUnitAsyncStorage but no store, a stale entry is a miss, and onError hears it once', async () => {
+    // Next 16.2 and later run every 'use cache' read inside a work unit (they throw before the
+    // handler is asked otherwise): a read that sees no store was given a storage other than
+    // the one Next runs in (another copy of its module in the bundle), and every read would
+    // then be taken to serve a response, the stale-as-fresh defect back without a word.
+    const errors = []
+    const c = await stale({ workUnitAsyncStorage: new AsyncLocalStorage() })
+    c.onError = (m) => errors.push(m)
+    assert.equal(await c.get('k', []), undefined, 'a read with no store got the stale entry')
+    assert.equal(await c.get('k', []), undefined, 'the second read with no store got it')
+    assert.equal(errors.length, 1, `one line for the reads with no store: ${errors.join(' | ')}`)
+    assert.match(errors[0], /workUnitAsyncStorage.*no work-unit store/)
+  })
+
   test('workUnitAsyncStorage without a getStore is refused when the cache is made', () => {
-    assert.throws(
-      () => createCache({ module: wasmBytes, workUnitAsyncStorage: {} }),
-      (err) => err instanceof TypeError && /workUnitAsyncStorage/.test(err.message),
-    )
+    for (const given of [{}, null, 'storage', { getStore: 'not a function' }]) {
+      assert.throws(
+        () => createCache({ module: wasmBytes, workUnitAsyncStorage: given }),
+        (err) => err instanceof TypeError && /workUnitAsyncStorage/.test(err.message),
+        `${String(given)} accepted, or refused with another message`,
+      )
+    }
   })
 })
 

@@ -103,10 +103,12 @@ export interface WorkerCacheOptions {
    * `next/dist/server/app-render/work-unit-async-storage.external` exports, for a host that
    * bundles Next with the worker and can import it: each read then asks it who the answer is
    * for, by the Node handlers' rule (docs/single-flight.md). A read that serves a response (a
-   * store of type `request`, among others, or no store) may get a stale entry, and, as a lease
-   * follower, a stale entry as fresh; a read whose answer may be stored (a prerender, a
-   * `'use cache'` scope whose consumer caches, a type the rule does not know, a `getStore` that
-   * throws) never gets a stale entry. Default: none, and every read is taken to be stored.
+   * store of type `request`, among others) may get a stale entry, and, as a lease follower, a
+   * stale entry as fresh; a read whose answer may be stored (a prerender, a `'use cache'` scope
+   * whose consumer caches, a type the rule does not know, a `getStore` that throws) never gets
+   * a stale entry. Nor does a read that sees no store: Next 16.2 and later run every
+   * `'use cache'` read in a work unit, so the storage given is likely not the copy Next runs in
+   * (`onError` hears it once). Default: none, and every read is taken to be stored.
    */
   workUnitAsyncStorage?: WorkUnitStorage | undefined
 }
@@ -360,6 +362,8 @@ export class WorkerCache {
   private readonly now: () => number
   /** Next's work-unit storage, the host's; null when not given: every read may be stored. */
   private readonly workUnits: WorkUnitStorage | null
+  /** A read saw no store in `workUnits`, and `onError` was told (once). */
+  private storeMissed = false
   private readonly tags: TagSync
   /**
    * Where the shared modules' lines go: warnings and errors to `onError`, info lines to
@@ -418,15 +422,16 @@ export class WorkerCache {
   }
 
   constructor(options: WorkerCacheOptions) {
-    const workUnits = options.workUnitAsyncStorage
+    // Unknown: a JavaScript caller may pass anything, null included.
+    const workUnits: unknown = options.workUnitAsyncStorage
     // Refused here rather than met as a throw on every read, each then taken to be stored.
     if (
       workUnits !== undefined &&
-      typeof (workUnits as Partial<WorkUnitStorage>).getStore !== 'function'
+      (workUnits === null || typeof (workUnits as Partial<WorkUnitStorage>).getStore !== 'function')
     ) {
       throw new TypeError('workUnitAsyncStorage: expected an object with a getStore() method')
     }
-    this.workUnits = workUnits ?? null
+    this.workUnits = workUnits === undefined ? null : (workUnits as WorkUnitStorage)
     this.engine = createEngine(options.module, options)
     this.seeded = this.engine.hashSeeded
     this.iface = Interface.useCache(options.name ?? 'default')
@@ -512,6 +517,25 @@ export class WorkerCache {
     }
   }
 
+  /**
+   * Who the read starting now answers, asked before its first await (Next's store is the
+   * caller's async context). No store is taken as a read that may be stored, unlike in Node:
+   * Next 16.2 and later throw before they call a `'use cache'` handler outside a work unit, so
+   * a storage that shows none is likely not the copy Next runs in (a second copy of its module
+   * in the bundle), and taking its reads to serve would hand prerenders stale entries as fresh.
+   */
+  private consumer(): Consumer {
+    const caches = willServerCache(this.workUnits)
+    if (caches === false) return Consumer.Serves
+    if (caches === undefined && !this.storeMissed) {
+      this.storeMissed = true
+      this.report(
+        "workUnitAsyncStorage gave no work-unit store for a read, taken to be stored (a stale entry is a miss; reported once): Next 16.2 and later run every 'use cache' read in one, so it is likely not the storage of the copy of Next the application runs",
+      )
+    }
+    return Consumer.Caches
+  }
+
   /** Where entries live: `memory` (this isolate) or `transport`. */
   get storeKind(): 'memory' | 'transport' {
     return this.guarded ? 'transport' : 'memory'
@@ -524,9 +548,7 @@ export class WorkerCache {
       // Who the answer is for, by the Node handlers' rule: where it cannot be known, a read
       // whose answer may be stored, which never gets a stale entry (docs/single-flight.md).
       // No write in flight either (`set` awaits its own): the machine does not ask for one.
-      // No store (outside any work unit) serves, as in Node.
-      const consumer =
-        (willServerCache(this.workUnits) ?? false) ? Consumer.Caches : Consumer.Serves
+      const consumer = this.consumer()
       const soft = joinTags(softTags)
       const machine = this.machines.open(
         cacheKey,
