@@ -2,30 +2,18 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
+import { willServerCache, type WorkUnitStorage } from './consumer-rule'
+
 /**
- * Whether the read in progress will be stored in a server cache by its consumer: a prerender or
- * an ISR regeneration (the page is cached), or a `'use cache'` scope whose own consumer caches.
- * The engine then never hands it a stale entry, not even "as fresh" to a lease follower
- * (docs/single-flight.md). Next's handlers run inside the consumer's
- * work-unit store, which says so; this file only reads that fact.
- *
- * Next 16.4 decides the same with `willConsumerServerCache(store)`; 16.0 to 16.3 have no such
- * function and no `consumerWillServerCache` field (they ask `workStore.isStaticGeneration`), so
- * the rule is mirrored from the store's `type` here, for every 16.x.
+ * Whether the read in progress will be stored in a server cache by its consumer, by the rule in
+ * `consumer-rule.ts` (shared with the workers entry), applied to the store of Next's work-unit
+ * storage, which Next's handlers run inside; this file only finds that storage.
  *
  * Also which request a call belongs to, for the tag pulls (`currentRequest`): Next's render,
  * and the scope fleetcache opens when Next resets the request's `IncrementalCache`.
  */
 
-/** The fields of Next's work-unit store read here. */
-interface WorkUnitStore {
-  type?: unknown
-  consumerWillServerCache?: unknown
-}
-
-interface Storage {
-  getStore(): unknown
-}
+type Storage = WorkUnitStorage
 
 const SPECIFIER = 'next/dist/server/app-render/work-unit-async-storage.external'
 const WORK_SPECIFIER = 'next/dist/server/app-render/work-async-storage.external'
@@ -172,39 +160,16 @@ export function currentCall(): object | undefined {
   return currentRender() ?? scopes().getStore()
 }
 
-/** Store types whose consumer never caches what it reads (Next 16.4's rule). */
-const SERVES = new Set([
-  'request',
-  'prerender-runtime',
-  'validation-client',
-  'build-time-generator',
-])
-/** Cache scopes: they cache unless they say their own consumer does not. */
-const SCOPES = new Set(['cache', 'private-cache', 'unstable-cache'])
-
 /**
  * True when the current read's result will be stored in a server cache. Where that cannot be
- * known (Next's module not found, an unknown store type), true: a stale entry is then a miss,
- * which costs a regeneration or a wait but never stores data a revalidation invalidated.
+ * known (Next's module not found, a `getStore` that throws, a store whose fields cannot be read,
+ * an unknown store type), true: a stale entry is then a miss, which costs a regeneration or a
+ * wait but never stores data a revalidation invalidated.
  */
 export function consumerWillServerCache(): boolean {
   // Not `??=`: a failed lookup (null) is kept too, or every read would search the disk again.
   if (storage === undefined) storage = lookup()
-  if (storage === null) return true
-  let store: WorkUnitStore | null | undefined
-  try {
-    store = storage.getStore() as WorkUnitStore | null | undefined
-  } catch {
-    return true
-  }
   // Outside any render (the response cache reading a page before it renders it): nothing
   // caches the answer but the handler itself.
-  if (store === undefined || store === null) return false
-  const type = typeof store.type === 'string' ? store.type : ''
-  if (SERVES.has(type)) return false
-  // Releases before 16.4 carry no such field: their scopes are taken to cache.
-  if (SCOPES.has(type)) return store.consumerWillServerCache !== false
-  // 'prerender', 'prerender-client', 'prerender-legacy', 'prerender-ppr', and any type a later
-  // release adds.
-  return true
+  return willServerCache(storage) ?? false
 }

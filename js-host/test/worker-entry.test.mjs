@@ -5,6 +5,7 @@
 // given for every decision. And, as the Node handlers' logger: an `onError` that throws costs the
 // call that reported nothing (a rejected `get` is a failed render).
 import assert from 'node:assert/strict'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import fs from 'node:fs'
 import { describe, test } from 'node:test'
 
@@ -121,6 +122,61 @@ describe('fleetcache/worker, fake transport', () => {
     assert.equal(hit.revalidate, 60)
     clock.t += 2 * 3600_000
     assert.equal(await c.get('k', []), undefined, 'past its expire on the given clock')
+  })
+})
+
+describe('fleetcache/worker in memory: who the answer is for', () => {
+  // No transport, no leases: a read that may be stored (the consumer unknown, a prerender)
+  // regenerates a stale entry before it answers, as the Node handlers do when a lease cannot
+  // be had; a read that serves a response gets it stale and Next regenerates it behind it.
+  const stale = async (options) => {
+    const clock = fakeClock()
+    const c = createCache({ module: wasmBytes, deploymentId: 'd1', now: clock.now, ...options })
+    await c.set('k', useCacheEntry('v', { timestamp: clock.t, revalidate: 1, expire: 3600 }))
+    clock.t += 10_000
+    return c
+  }
+
+  test('with no way to know the consumer, a stale entry is a miss', async () => {
+    const c = await stale({})
+    assert.equal(await c.get('k', []), undefined, 'a stale entry was handed to an unknown consumer')
+  })
+
+  test("with workUnitAsyncStorage, a request's read gets it stale; a prerender's misses it", async () => {
+    const workUnits = new AsyncLocalStorage()
+    const c = await stale({ workUnitAsyncStorage: workUnits })
+    const served = await workUnits.run({ type: 'request' }, () => c.get('k', []))
+    assert.ok(served, "a request's read missed the stale entry")
+    assert.equal(served.timestamp, T0, 'served as it is: stale, so Next regenerates it')
+    assert.equal(
+      await workUnits.run({ type: 'prerender' }, () => c.get('k', [])),
+      undefined,
+      "a prerender's read got the stale entry",
+    )
+  })
+
+  test('with workUnitAsyncStorage but no store, a stale entry is a miss, and onError hears it once', async () => {
+    // Next 16.2 and later run every 'use cache' read inside a work unit (they throw before the
+    // handler is asked otherwise): a read that sees no store was given a storage other than
+    // the one Next runs in (another copy of its module in the bundle), and every read would
+    // then be taken to serve a response, the stale-as-fresh defect back without a word.
+    const errors = []
+    const c = await stale({ workUnitAsyncStorage: new AsyncLocalStorage() })
+    c.onError = (m) => errors.push(m)
+    assert.equal(await c.get('k', []), undefined, 'a read with no store got the stale entry')
+    assert.equal(await c.get('k', []), undefined, 'the second read with no store got it')
+    assert.equal(errors.length, 1, `one line for the reads with no store: ${errors.join(' | ')}`)
+    assert.match(errors[0], /workUnitAsyncStorage.*no work-unit store/)
+  })
+
+  test('workUnitAsyncStorage without a getStore is refused when the cache is made', () => {
+    for (const given of [{}, null, 'storage', { getStore: 'not a function' }]) {
+      assert.throws(
+        () => createCache({ module: wasmBytes, workUnitAsyncStorage: given }),
+        (err) => err instanceof TypeError && /workUnitAsyncStorage/.test(err.message),
+        `${String(given)} accepted, or refused with another message`,
+      )
+    }
   })
 })
 

@@ -3,6 +3,7 @@
 // fs in the module), two worker caches share entries and revalidations through the transport,
 // and they read and write the same Redis data as the Node handlers.
 import assert from 'node:assert/strict'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -41,6 +42,34 @@ const entry = (value, tags = ['products'], timestamp = now()) =>
   useCacheEntry(value, { tags, timestamp })
 const text = async (e) => new Response(e.value).text()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** An entry stale 9 s ago (revalidate 1 s, stamped 10 s ago), inside its expire. */
+const staleEntry = (value) =>
+  useCacheEntry(value, { tags: ['products'], timestamp: now() - 10_000, revalidate: 1 })
+
+/**
+ * The shared transport, telling when a lease request it carried was answered "held by
+ * another" (the lease script's 0): the read then follows the holder, or serves.
+ */
+function watched() {
+  let lost
+  const w = {
+    held: false,
+    lost: new Promise((resolve) => {
+      lost = resolve
+    }),
+    transport: {
+      async send(argv, options) {
+        const reply = await transport.send(argv, options)
+        if (options.kind === 'write' && /^EVAL/.test(String(argv[0])) && reply === 0) {
+          w.held = true
+          lost()
+        }
+        return reply
+      },
+    },
+  }
+  return w
+}
 
 describe('fleetcache/worker with a host transport', () => {
   before(async () => {
@@ -118,32 +147,116 @@ describe('fleetcache/worker with a host transport', () => {
     assert.equal(timers(), idle, 'a timer holds the process open while the lease is renewed')
     await c.set('renewed', entry('v'))
   })
-  test('with a transport, one regeneration per key: a stale entry is served as fresh to a second cache, a miss waits for the holder', async () => {
+  test('with a transport and no way to know the consumer, a stale entry is never handed over as fresh: a follower waits for the holder, as on a miss', async () => {
     // docs/transport.md and docs/single-flight.md: the worker takes leases as the Node handlers
-    // do, and, knowing no read whose answer is cached, takes every read as serving a response.
+    // do and, where it cannot know what a read is for, takes it to be stored (a prerender, an
+    // outer 'use cache' scope): a stale entry handed over as fresh would be baked into it.
     const opts = { module: wasmBytes, transport, prefix: 'wt-lease', deploymentId: 'd1' }
     const a = createCache(opts)
-    const b = createCache(opts)
-    const t = Date.now()
-    await a.set(
-      'old',
-      useCacheEntry('old', { tags: ['products'], timestamp: t - 10_000, revalidate: 1 }),
+    const w = watched()
+    const b = createCache({ ...opts, transport: w.transport })
+    await a.set('old', staleEntry('old'))
+    assert.equal(
+      await a.get('old', []),
+      undefined,
+      'the first reader takes the lease and, its answer maybe stored, regenerates before it answers',
     )
-    assertServedStale(await a.get('old', []), 'to its first reader, which takes the lease')
-    const asFresh = await b.get('old', [])
-    assert.ok(asFresh, 'the second cache misses the stale entry')
-    assert.ok(
-      asFresh.timestamp + asFresh.revalidate * 1000 > now(),
-      'the second cache, its lease held by the first, gets it as fresh',
-    )
+    const following = b.get('old', [])
+    // Or the follower answered without following: the assertions below say how.
+    await Promise.race([w.lost, following])
+    await a.set('old', entry('regenerated'))
+    const got = await following
+    assert.ok(got, "the follower regenerated instead of waiting for the holder's write")
+    assert.equal(await text(got), 'regenerated', 'the follower got the stale entry as fresh')
 
     assert.equal(await a.get('new', []), undefined, 'the first reader of a miss regenerates')
-    const waiting = b.get('new', [])
-    await sleep(20)
+    const w2 = watched()
+    const c = createCache({ ...opts, transport: w2.transport })
+    const waiting = c.get('new', [])
+    await Promise.race([w2.lost, waiting])
     await a.set('new', entry('regenerated'))
-    const got = await waiting
-    assert.ok(got, "the second cache regenerated instead of waiting for the holder's write")
-    assert.equal(await text(got), 'regenerated')
+    const miss = await waiting
+    assert.ok(miss, "the second cache regenerated instead of waiting for the holder's write")
+    assert.equal(await text(miss), 'regenerated')
+  })
+  test("with workUnitAsyncStorage, a read Next's rule says serves a response gets a stale entry as fresh while another cache holds its lease (one regeneration)", async () => {
+    const workUnits = new AsyncLocalStorage()
+    const opts = {
+      module: wasmBytes,
+      transport,
+      prefix: 'wt-serves',
+      deploymentId: 'd1',
+      workUnitAsyncStorage: workUnits,
+    }
+    const a = createCache(opts)
+    const cases = [
+      ['request', { type: 'request' }],
+      ['prerender-runtime', { type: 'prerender-runtime' }],
+      [
+        "a 'use cache' scope whose consumer does not cache (16.4)",
+        { type: 'cache', consumerWillServerCache: false },
+      ],
+    ]
+    for (const [name, store] of cases) {
+      const key = `old ${name}`
+      await a.set(key, staleEntry('old'))
+      assertServedStale(
+        await workUnits.run({ type: 'request' }, () => a.get(key, [])),
+        `${name}: to the first reader of a response, which takes the lease`,
+      )
+      const w = watched()
+      const b = createCache({ ...opts, transport: w.transport })
+      const asFresh = await workUnits.run(store, () => b.get(key, []))
+      assert.ok(w.held, `${name}: the follower found no lease held`)
+      assert.ok(asFresh, `${name}: the follower misses the stale entry`)
+      assert.equal(await text(asFresh), 'old')
+      assert.ok(
+        asFresh.timestamp + asFresh.revalidate * 1000 > now(),
+        `${name}: the follower, the lease held by the first, got it stale, not as fresh`,
+      )
+    }
+  })
+  test('with workUnitAsyncStorage, a prerender, a caching scope, an unknown store type, no store or a getStore that throws never gets a stale entry as fresh: it waits for the holder', async () => {
+    const workUnits = new AsyncLocalStorage()
+    const cases = [
+      ['prerender', () => ({ type: 'prerender' })],
+      ['prerender-ppr', () => ({ type: 'prerender-ppr' })],
+      ["a 'use cache' scope (before 16.4: no field)", () => ({ type: 'cache' })],
+      [
+        "a 'use cache' scope whose consumer caches (16.4)",
+        () => ({ type: 'cache', consumerWillServerCache: true }),
+      ],
+      ['unstable_cache', () => ({ type: 'unstable-cache' })],
+      ['a store type no release had', () => ({ type: 'from-a-later-next' })],
+      ['a store without a type', () => ({})],
+      // Next 16.2 and later never ask the handler outside a work unit: the storage given is
+      // not the one Next runs in.
+      ['no work-unit store', () => undefined],
+      [
+        'a getStore that throws',
+        () => {
+          throw new Error('not in this context')
+        },
+      ],
+    ]
+    const base = { module: wasmBytes, transport, prefix: 'wt-caches', deploymentId: 'd1' }
+    const a = createCache({ ...base, workUnitAsyncStorage: workUnits })
+    for (const [name, getStore] of cases) {
+      const key = `old ${name}`
+      await a.set(key, staleEntry('old'))
+      assertServedStale(
+        await workUnits.run({ type: 'request' }, () => a.get(key, [])),
+        `${name}: to the first reader of a response, which takes the lease`,
+      )
+      const w = watched()
+      const b = createCache({ ...base, transport: w.transport, workUnitAsyncStorage: { getStore } })
+      const following = b.get(key, [])
+      await Promise.race([w.lost, following])
+      await a.set(key, entry('regenerated'))
+      const got = await following
+      assert.ok(got, `${name}: the follower regenerated instead of waiting for the holder`)
+      assert.equal(await text(got), 'regenerated', `${name}: the follower got the stale entry`)
+    }
   })
   test('an outage reports its opening once to onError, nothing for its failed probes, and its closing once to onLog, as the Node handlers log them', async () => {
     // The host's transport to a Redis that is gone: every command refused at once, for want of

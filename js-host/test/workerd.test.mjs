@@ -2,7 +2,8 @@
 // ships its binary). A small worker on 127.0.0.1 imports the package's `workerd` entry (what
 // `exports["."].workerd` names), which gets the .wasm as a compiled WebAssembly.Module through
 // an ES import: no fs, no Node. The worker keeps entries in the in-process store and is driven
-// over HTTP; the test checks get / set / tag invalidation results, and that entries stored
+// over HTTP; the test checks get / set / tag invalidation results (a stale entry by who the
+// read is for, told by a stand-in for Next's work-unit storage), and that entries stored
 // compressed by the Node handlers' write path are read there (DecompressionStream) and the
 // other way round (CompressionStream), through a transport the worker keeps in a Map.
 import assert from 'node:assert/strict'
@@ -25,8 +26,15 @@ const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'
 const WORKER = `
 import { createCache, Interface, module } from './fleetcache/ENTRY'
 
-// One cache per isolate, like a module-scope handler in Next.
-const cache = createCache({ prefix: 'wk', deploymentId: 'workerd-test' })
+// One cache per isolate, like a module-scope handler in Next. Who a read's answer is for comes
+// from a stand-in for Next's work-unit storage: the store of type ?unit= (default 'request', a
+// render serving a response), set by the request before its read; the test makes one at a time.
+let unit = { type: 'request' }
+const cache = createCache({
+  prefix: 'wk',
+  deploymentId: 'workerd-test',
+  workUnitAsyncStorage: { getStore: () => unit },
+})
 // workerd refuses random values in the global scope: the cache is made with the fixed hash
 // seed (decision 0033).
 const seededAtLoad = cache.engine.hashSeeded
@@ -119,6 +127,7 @@ export default {
         return json({ ok: true })
       }
       case '/get': {
+        unit = { type: q.get('unit') ?? 'request' }
         const entry = await cache.get(q.get('key'), list(q.get('soft')))
         if (!entry) return json({ hit: false })
         const value = await new Response(entry.value).text()
@@ -336,6 +345,11 @@ describe('the engine in workerd (workers-style runtime, no fs, no Node)', () => 
       assert.equal(b.hit, true, 'a stale entry is still served')
       assert.equal(b.value, 'B')
       assertServedStale(b, 'served stale: Next regenerates it in the background')
+      assert.deepEqual(
+        await call('/get?key=b&unit=prerender'),
+        { hit: false },
+        "a stale entry is a miss for a prerender's read: its answer is stored",
+      )
 
       await call('/update-tags?tags=_N_T_/page')
       await sleep(5)

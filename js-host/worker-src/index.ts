@@ -7,9 +7,10 @@
  * `createCache` returns an object with the shape of Next 16's `'use cache'` handler (`get`, `set`,
  * `refreshTags`, `getExpiration`, `updateTags`). Its `get` steps the core's read machine with the
  * Node handlers' read driver (`./read-driver.js`), so it makes the same decisions (leases with a
- * transport, stale presentation); tag synchronisation is their own module (`./tag-sync.js`), and
- * `set` runs their write driver (`./write-driver.js`). The Node handlers add node-redis, the
- * in-process tier and the in-flight write map.
+ * transport, stale presentation by who the answer is for, judged by their `./consumer-rule.js`);
+ * tag synchronisation is their own module (`./tag-sync.js`), and `set` runs their write driver
+ * (`./write-driver.js`). The Node handlers add node-redis, the in-process tier and the in-flight
+ * write map.
  */
 import * as binding from '../wasm/web/fleetcache_wasm.js'
 import {
@@ -27,6 +28,7 @@ import {
 import { joinTags } from './argv.js'
 import { BreakerLog, FailedProbeError, type BreakerChange } from './breaker-log.js'
 import { inflateStored, streamCodecs } from './compression.js'
+import { willServerCache, type WorkUnitStorage } from './consumer-rule.js'
 import { describe, prefixed, type Logger } from './log.js'
 import { leaseToken, logAnswer, ReadMachines, readEntry, type ReadIo } from './read-driver.js'
 import { TagSync } from './tag-sync.js'
@@ -96,6 +98,19 @@ export interface WorkerCacheOptions {
    * option prints them. Default off: the engine then builds none.
    */
   debug?: boolean | undefined
+  /**
+   * Next's `workUnitAsyncStorage`, what
+   * `next/dist/server/app-render/work-unit-async-storage.external` exports, for a host that
+   * bundles Next with the worker and can import it: each read then asks it who the answer is
+   * for, by the Node handlers' rule (docs/single-flight.md). A read that serves a response (a
+   * store of type `request`, among others) may get a stale entry, and, as a lease follower, a
+   * stale entry as fresh; a read whose answer may be stored (a prerender, a `'use cache'` scope
+   * whose consumer caches, a type the rule does not know, a `getStore` that throws) never gets
+   * a stale entry. Nor does a read that sees no store: Next 16.2 and later run every
+   * `'use cache'` read in a work unit, so the storage given is likely not the copy Next runs in
+   * (`onError` hears it once). Default: none, and every read is taken to be stored.
+   */
+  workUnitAsyncStorage?: WorkUnitStorage | undefined
 }
 
 /**
@@ -109,6 +124,9 @@ export { bounds, defaults, Engine, Interface, Outcome }
  * `ERR_REDIS_CIRCUIT_OPEN`): the Node handlers' class itself (`src/transport-errors.ts`).
  */
 export { CircuitOpenError }
+
+/** What `workUnitAsyncStorage` must have: Next's storage's `getStore`. */
+export type { WorkUnitStorage }
 
 /** This runtime's codecs for compressed entries (the web platform's streams). */
 const codecs = streamCodecs(binding.Codec)
@@ -129,7 +147,10 @@ function performanceNow(): number {
  */
 export function createEngine(
   module: WasmSource,
-  config: Omit<WorkerCacheOptions, 'module' | 'transport' | 'name' | 'now'> = {},
+  config: Omit<
+    WorkerCacheOptions,
+    'module' | 'transport' | 'name' | 'now' | 'workUnitAsyncStorage'
+  > = {},
 ): Engine {
   initSync({ module })
   // Only the settings given: every default is the engine's own, as in Node.
@@ -339,6 +360,10 @@ export class WorkerCache {
   private readonly guarded: Guarded | undefined
   private readonly iface: Interface
   private readonly now: () => number
+  /** Next's work-unit storage, the host's; null when not given: every read may be stored. */
+  private readonly workUnits: WorkUnitStorage | null
+  /** A read saw no store in `workUnits`, and `onError` was told (once). */
+  private storeMissed = false
   private readonly tags: TagSync
   /**
    * Where the shared modules' lines go: warnings and errors to `onError`, info lines to
@@ -397,6 +422,16 @@ export class WorkerCache {
   }
 
   constructor(options: WorkerCacheOptions) {
+    // Unknown: a JavaScript caller may pass anything, null included.
+    const workUnits: unknown = options.workUnitAsyncStorage
+    // Refused here rather than met as a throw on every read, each then taken to be stored.
+    if (
+      workUnits !== undefined &&
+      (workUnits === null || typeof (workUnits as Partial<WorkUnitStorage>).getStore !== 'function')
+    ) {
+      throw new TypeError('workUnitAsyncStorage: expected an object with a getStore() method')
+    }
+    this.workUnits = workUnits === undefined ? null : (workUnits as WorkUnitStorage)
     this.engine = createEngine(options.module, options)
     this.seeded = this.engine.hashSeeded
     this.iface = Interface.useCache(options.name ?? 'default')
@@ -482,6 +517,25 @@ export class WorkerCache {
     }
   }
 
+  /**
+   * Who the read starting now answers, asked before its first await (Next's store is the
+   * caller's async context). No store is taken as a read that may be stored, unlike in Node:
+   * Next 16.2 and later throw before they call a `'use cache'` handler outside a work unit, so
+   * a storage that shows none is likely not the copy Next runs in (a second copy of its module
+   * in the bundle), and taking its reads to serve would hand prerenders stale entries as fresh.
+   */
+  private consumer(): Consumer {
+    const caches = willServerCache(this.workUnits)
+    if (caches === false) return Consumer.Serves
+    if (caches === undefined && !this.storeMissed) {
+      this.storeMissed = true
+      this.report(
+        "workUnitAsyncStorage gave no work-unit store for a read, taken to be stored (a stale entry is a miss; reported once): Next 16.2 and later run every 'use cache' read in one, so it is likely not the storage of the copy of Next the application runs",
+      )
+    }
+    return Consumer.Caches
+  }
+
   /** Where entries live: `memory` (this isolate) or `transport`. */
   get storeKind(): 'memory' | 'transport' {
     return this.guarded ? 'transport' : 'memory'
@@ -491,8 +545,10 @@ export class WorkerCache {
     this.drawSeed()
     const engine = this.engine
     try {
-      // No work-unit store here: the answer goes to the response, so a stale entry is served.
+      // Who the answer is for, by the Node handlers' rule: where it cannot be known, a read
+      // whose answer may be stored, which never gets a stale entry (docs/single-flight.md).
       // No write in flight either (`set` awaits its own): the machine does not ask for one.
+      const consumer = this.consumer()
       const soft = joinTags(softTags)
       const machine = this.machines.open(
         cacheKey,
@@ -503,21 +559,12 @@ export class WorkerCache {
             cacheKey,
             soft,
             false,
-            Consumer.Serves,
+            consumer,
             leaseToken(),
             this.now(),
           ),
         (m, entryKey) => {
-          m.reuseUseCache(
-            engine,
-            this.iface,
-            cacheKey,
-            entryKey,
-            soft,
-            false,
-            Consumer.Serves,
-            this.now(),
-          )
+          m.reuseUseCache(engine, this.iface, cacheKey, entryKey, soft, false, consumer, this.now())
         },
       )
       const { answer, bytes, readError } = await readEntry(engine, machine, this.io, {
