@@ -362,7 +362,10 @@ impl Engine {
     ) -> Result<ScriptCall, PlanError> {
         self.note_clocks(now, wall);
         let at = crate::time::revalidation_stamp(now, wall);
-        self.plan_tag_update(tags, rev, at, epoch_candidate)
+        let call =
+            self.plan_tag_update(tags, &rev.expiring_from_wall(at, wall), at, epoch_candidate)?;
+        self.mirror.reported_as(rev);
+        Ok(call)
     }
 
     /// Plans a revalidation of `tags` and applies it to the local mirror at once, so this
@@ -512,6 +515,7 @@ impl Engine {
             }
         }
         self.wall_ahead = Some(ahead);
+        self.mirror.judge_wall_ahead(ahead);
         let apart = crate::time::ahead_of_wall(now, wall);
         // Past a regeneration's life, or no farther than this one (told later): never the
         // farthest of a window again.
@@ -896,7 +900,10 @@ impl Engine {
         wall: Millis,
     ) -> Result<Option<PendingUpdate>, PlanError> {
         self.note_clocks(now, wall);
-        self.queue_tag_update(tags, rev, crate::time::revalidation_stamp(now, wall))
+        let at = crate::time::revalidation_stamp(now, wall);
+        let queued = self.queue_tag_update(tags, &rev.expiring_from_wall(at, wall), at)?;
+        self.mirror.reported_as(rev);
+        Ok(queued)
     }
 
     /// Records a revalidation: applied to the mirror at once, and queued for Redis behind
@@ -2019,6 +2026,55 @@ mod tests {
         assert!(!e.tags_caught_up(Millis(17.0)));
         caught_up_pull(&mut e, 20.0);
         assert!(e.tags_caught_up(Millis(22.0)));
+    }
+
+    /// A revalidation whose `expire` is later ends the serving of its tags' entries stale no
+    /// later than that long after the wall clock of its making: recorded by a process whose
+    /// clock runs ahead (the stamp, on that clock) or judged by one whose clock runs behind
+    /// (comparing on its own clock), it came late by that distance (docs/decisions/0036).
+    /// Entries made before it are stale at once either way.
+    #[test]
+    fn a_delayed_expiry_ends_no_later_than_on_the_wall_clock() {
+        const T: f64 = 1_795_690_530_000.0;
+        let rev = Revalidation::Stale {
+            expire_seconds: Some(10.0),
+        };
+        let made = Millis(T - 1_000.0);
+        // Recorded 5 s ahead: stamped at its clock, due 10 s after its wall clock.
+        let mut e = engine();
+        e.queue_tag_update_at(&["a"], &rev, Millis(T + 5_000.0), Millis(T))
+            .unwrap();
+        let record = e.mirror().known("a").unwrap();
+        assert_eq!(record.pending_at, Millis(T + 5_000.0));
+        assert_eq!(record.pending_exp, Millis(T + 10_000.0));
+        // Judged 5 s behind (the host told it both clocks): due when its wall clock says so.
+        let mut e = engine();
+        e.queue_tag_update_at(&["a"], &rev, Millis(T - 5_000.0), Millis(T))
+            .unwrap();
+        let behind = |ms: f64| Millis(T - 5_000.0 + ms);
+        assert_eq!(e.tag_freshness(&["a"], made, behind(0.0)), Freshness::Stale);
+        assert_eq!(
+            e.tag_freshness(&["a"], made, behind(9_999.0)),
+            Freshness::Stale
+        );
+        assert_eq!(
+            e.tag_freshness(&["a"], made, behind(10_000.0)),
+            Freshness::Expired
+        );
+        assert_eq!(e.get_expiration(&["a"], behind(9_999.0)), Millis::ZERO);
+        assert_eq!(e.get_expiration(&["a"], behind(10_000.0)), Millis(T));
+        // Next's own comparisons are untouched: the stamps are not moved.
+        assert_eq!(
+            e.tag_freshness(&["a"], Millis(T + 1.0), behind(10_000.0)),
+            Freshness::Fresh
+        );
+        // Recorded ahead through `updateTags`, the singular handler's second report of the
+        // same event (as Next reports it: its `expire` uncut) is still taken for it (0005).
+        let mut e = engine();
+        e.queue_tag_update_at(&["a"], &rev, Millis(T + 5_000.0), Millis(T))
+            .unwrap();
+        e.revalidation_paired(7);
+        assert!(e.revalidation_recorded(&["a"], &rev, Millis(T + 5_000.5), 7));
     }
 
     /// The host tells the engine the clocks at a request's start only when their distance

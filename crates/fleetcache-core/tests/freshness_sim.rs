@@ -949,6 +949,9 @@ impl Redis {
 struct Rev {
     tags: Vec<&'static str>,
     rev: Revalidation,
+    /// As its host's engine recorded it: a later `expire` counted from its wall clock
+    /// ([`Revalidation::expiring_from_wall`]).
+    recorded: Revalidation,
     /// The time it was stamped at (what the mirror, the outbox and Redis hold): the later of
     /// its process's clock and the wall clock ([`fleetcache_core::time::revalidation_stamp`]).
     at: Millis,
@@ -963,7 +966,7 @@ impl Rev {
     /// Its record as stamped, as Redis holds it.
     fn single(&self) -> TagRecord {
         let mut r = TagRecord::default();
-        r.apply(&self.rev, self.at);
+        r.apply(&self.recorded, self.at);
         r
     }
 
@@ -1796,8 +1799,9 @@ struct ReadTask {
     /// Whether, then, the instance's breaker was not closed (an outage) and its mirror was
     /// synced: the engine judges by both at that moment, not at the answer's.
     outage_at: [bool; 6],
-    /// How far, then, its process's clock ran behind the wall clock (0 when not): it judges
-    /// a revalidation's expiry that much late.
+    /// How far, then, its process's clock ran behind the wall clock beyond what its engine was
+    /// last told (0 when not): it judges a revalidation's expiry at the later of its clock and
+    /// the wall clock it was told, so that much late.
     behind_at: [f64; 6],
     synced_at: [bool; 6],
     /// For each source, the event at which the machine was given its bytes, and the
@@ -2163,12 +2167,19 @@ impl World {
         })
     }
 
-    /// The true time at which instance `i`'s process clock reads `clock` (a timer set on it),
-    /// at its current offset and drift.
+    /// The earliest true time at which instance `i`'s process clock reads `clock` or later (a
+    /// timer set on it), at its current offset and drift.
     fn true_time_at(&self, i: usize, clock: f64) -> f64 {
-        self.insts.get(i).map_or(clock, |inst| {
-            (clock - inst.offset + inst.rate * inst.rate_from) / (1.0 + inst.rate)
-        })
+        let Some(inst) = self.insts.get(i) else {
+            return clock;
+        };
+        let at = |t: f64| t + inst.offset + inst.rate * (t - inst.rate_from);
+        let mut t = (clock - inst.offset + inst.rate * inst.rate_from) / (1.0 + inst.rate);
+        // The division rounds: a timer found a hair short of its time would never fire.
+        while at(t) < clock {
+            t = Millis(t).just_after().0;
+        }
+        t
     }
 
     /// Instance `i`'s drift so far made part of its offset, counted from now on anew: before
@@ -2592,10 +2603,12 @@ impl World {
                     dropped.is_none(),
                     "the outbox never fills in these histories"
                 );
+                let at = fleetcache_core::time::revalidation_stamp(clock, wall);
                 self.revs.push(Rev {
                     tags,
                     rev,
-                    at: fleetcache_core::time::revalidation_stamp(clock, wall),
+                    recorded: rev.expiring_from_wall(at, wall),
+                    at,
                     true_at: self.now,
                     resolved: None,
                     resolved_at: None,
@@ -3869,7 +3882,8 @@ impl World {
                 let engine = &self.insts[inst].engine;
                 let outage = engine.breaker_state(now) != fleetcache_core::BreakerState::Closed;
                 let synced = engine.mirror().is_synced();
-                let behind = (-self.offset(inst)).max(0.0);
+                let told = self.insts[inst].clocks_told.unwrap_or(0.0).max(0.0);
+                let behind = (-self.offset(inst) - told).max(0.0);
                 for source in at {
                     rt.at[*source as usize] = self.now;
                     rt.behind_at[*source as usize] = behind;
@@ -4556,10 +4570,22 @@ impl World {
             }
             let single = r.single();
             // In true time: what the revalidation requires of an entry made before it. Its
-            // expiry after a delay (a profile's `expire`) comes as late as the stamp is after the
-            // true time (a process ahead stamps it on its clock) and as the judging process's
-            // clock is behind (it compares on its clock): a lateness 0036 leaves.
-            let late = (r.at.0 - r.true_at) + rt.behind_at[answer.source as usize];
+            // expiry after a delay (a profile's `expire`) is counted from the recording host's
+            // wall clock where its clock ran ahead past the slack, and judged on the later of the
+            // judging process's clock and the wall clock its engine was last told (decision
+            // 0036): late by the ms the stamp's rounding up leaves at most, by how far the
+            // recording clock ran ahead within the slack (none otherwise), and by what the
+            // judging process's clock moved behind since it last told its engine (drift under
+            // the host's filter, a pause since the request's start).
+            let ahead = r.at.0 - r.true_at;
+            let within = if ahead <= CLOCK_AHEAD_SLACK_MS {
+                ahead.max(0.0)
+            } else {
+                0.0
+            };
+            let rounding = (r.single().pending_exp.0 - r.at_true_time().pending_exp.0)
+                .clamp(0.0, 1.0 + within);
+            let late = rounding + rt.behind_at[answer.source as usize];
             let required_record = r.at_true_time();
             for tag in r.tags.iter().filter(|t| tags.contains(t)) {
                 // Judged when the machine was given the bytes: an answer may come a lease
