@@ -26,6 +26,8 @@ export interface TagEngine {
   applyAnnouncement(msg: Uint8Array, now: number): AnnouncementCode
   tagsCaughtUp(now: number): boolean
   noteClocks(now: number, wall: number): void
+  /** How far the clocks' distance may move before `noteClocks` is called (the core's number). */
+  readonly clockNoteMs: number
   /** Arms the retry (the engine keeps its time: `pollTimeout`). */
   armRetry(now: number): void
   /** When the one timer should next wake (this process's clock), or negative for none. */
@@ -172,14 +174,6 @@ export interface Durations {
 export const CLOCK_APART_LOG_MS = 1000
 /** At most one line about the clocks per this many ms of wall clock. */
 const CLOCK_LOG_EVERY_MS = 60_000
-
-/**
- * How far the clocks' distance may move before a request tells the engine (`noteClocks`):
- * below the core's slack (10 ms, `CLOCK_AHEAD_SLACK_MS`), so every step it acts on reaches it,
- * and above what `Date.now()`'s whole milliseconds leave, so a request that finds the clocks as
- * they were makes no call into wasm (a tier hit is one).
- */
-const CLOCK_NOTE_MS = 5
 
 /**
  * Calls one pull makes at most: while the whole tag state loads without a timer, and while it
@@ -365,6 +359,14 @@ export class TagSync {
    * back would look like no move here, and the engine would not hear of the pause.
    */
   private clocksNoted: number | undefined
+  /**
+   * How far the clocks' distance may move before a request tells the engine (`noteClocks`):
+   * the core's number (`clockNoteMs`, `CLOCK_NOTE_MS` in crates/fleetcache-core/src/time.rs),
+   * read once here, above what `Date.now()`'s whole milliseconds leave, so a request that finds
+   * the clocks as they were makes no call into wasm (a tier hit is one). The engine takes a move
+   * of more than its slack less this as a step, so the drift left untold here hides none.
+   */
+  private readonly clockNoteMs: number
   private readonly log: Logger
   private readonly timer: Timer | undefined
   private readonly request: (() => object | undefined) | undefined
@@ -386,6 +388,7 @@ export class TagSync {
     this.log = options.log
     this.timer = options.timer
     this.request = options.request
+    this.clockNoteMs = engine.clockNoteMs
     const push = options.push
     if (push !== undefined && this.script !== undefined && this.timer !== undefined) {
       engine.followTagsByPush(push.maxPullIntervalMs)
@@ -668,7 +671,7 @@ export class TagSync {
     const t = this.now()
     const wall = this.wall()
     const apart = wall - t
-    if (this.clocksNoted !== undefined && Math.abs(apart - this.clocksNoted) <= CLOCK_NOTE_MS) {
+    if (this.clocksNoted !== undefined && Math.abs(apart - this.clocksNoted) <= this.clockNoteMs) {
       return
     }
     this.engine.noteClocks(t, wall)

@@ -1535,6 +1535,26 @@ describe('TagSync, fake transport and clock', () => {
     await f.sync.stop()
   })
 
+  test('following by push, a pause past the slack after drift the filter left untold pulls first', async () => {
+    // The clocks drifted apart by just under the filter (the core's number, read once): no
+    // call into wasm. Then a pause of 12 ms the other way: told, the distance moved 7.1 ms,
+    // within the engine's 10 ms slack, and before the engine accounted for the filter the
+    // mirror stayed caught up, 12 ms older than the bound (docs/decisions/0036).
+    const { f, apart } = await caughtUpByPushWithWall()
+    const note = f.engine.clockNoteMs
+    assert.equal(note, 5, "the host's filter is the core's")
+    const reads = f.reads()
+    apart.by = -(note - 0.1)
+    f.clock.t += 1
+    await f.sync.refresh()
+    assert.equal(f.reads(), reads, 'drift within the filter: no pull')
+    apart.by += 12
+    f.clock.t += 1
+    await f.sync.refresh()
+    assert.equal(f.reads(), reads + 1, 'the pause asks for a pull')
+    await f.sync.stop()
+  })
+
   test('following by push, a pause after a pull saw the wall clock stepped back pulls first', async () => {
     // The distance the request compares against must be the one the engine last saw: a pull
     // (its timer's) told the engine the wall clock was stepped back 5 s; a pause of 5 s then

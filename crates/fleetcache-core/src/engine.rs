@@ -363,7 +363,10 @@ impl Engine {
     ) -> Result<ScriptCall, PlanError> {
         self.note_clocks(now, wall);
         let at = crate::time::revalidation_stamp(now, wall);
-        self.plan_tag_update(tags, rev, at, epoch_candidate)
+        let call =
+            self.plan_tag_update(tags, &rev.expiring_from_wall(at, wall), at, epoch_candidate)?;
+        self.mirror.reported_as(rev);
+        Ok(call)
     }
 
     /// Plans a revalidation of `tags` and applies it to the local mirror at once, so this
@@ -490,7 +493,9 @@ impl Engine {
     /// The host's two clocks at a request's start, a write or a revalidation: `now` (its
     /// process's clock, on which the engine counts the pull bound) and `wall` (the wall
     /// clock). Where their distance moved by more than [`crate::time::CLOCK_AHEAD_SLACK_MS`]
-    /// since the last time it was told, the wall clock was stepped: a machine resumed after a
+    /// less [`crate::time::CLOCK_NOTE_MS`] since the last time it was told (the host leaves up
+    /// to that much drift untold, so every move of the real distance by more than the slack is
+    /// one), the wall clock was stepped: a machine resumed after a
     /// pause, whose process's clock stood still meanwhile, would otherwise count the pause as
     /// no time, take itself as caught up by push with a mirror the pause made older than the
     /// bound, serve what the fleet revalidated meanwhile as fresh, and vouch for it as of now
@@ -502,15 +507,16 @@ impl Engine {
         if !(wall.0 > 0.0 && ahead.is_finite()) {
             return;
         }
-        let stepped = self
-            .wall_ahead
-            .is_some_and(|was| (ahead - was).abs() > crate::time::CLOCK_AHEAD_SLACK_MS);
+        let stepped = self.wall_ahead.is_some_and(|was| {
+            (ahead - was).abs() > crate::time::CLOCK_AHEAD_SLACK_MS - crate::time::CLOCK_NOTE_MS
+        });
         if stepped {
             if let Some(push) = self.tag_sync.push_mut() {
                 push.heard_gap();
             }
         }
         self.wall_ahead = Some(ahead);
+        self.mirror.judge_wall_ahead(ahead);
         let apart = crate::time::ahead_of_wall(now, wall);
         // Past a regeneration's life, or no farther than this one (told later): never the
         // farthest of a window again.
@@ -895,7 +901,10 @@ impl Engine {
         wall: Millis,
     ) -> Result<Option<PendingUpdate>, PlanError> {
         self.note_clocks(now, wall);
-        self.queue_tag_update(tags, rev, crate::time::revalidation_stamp(now, wall))
+        let at = crate::time::revalidation_stamp(now, wall);
+        let queued = self.queue_tag_update(tags, &rev.expiring_from_wall(at, wall), at)?;
+        self.mirror.reported_as(rev);
+        Ok(queued)
     }
 
     /// Records a revalidation: applied to the mirror at once, and queued for Redis behind
@@ -1994,7 +2003,8 @@ mod tests {
 
     /// A step of the wall clock against the process's clock (a machine resumed after a pause,
     /// its process's clock held still) is a gap following by push: only a pull planned after
-    /// it catches up. Within the slack, a first reading, or a wall clock that is no time, is not.
+    /// it catches up. Within the slack less the host's filter, a first reading, or a wall clock
+    /// that is no time, is not.
     #[test]
     fn following_by_push_a_step_of_the_wall_clock_asks_for_a_pull() {
         let caught_up_pull = |e: &mut Engine, at: f64| {
@@ -2015,9 +2025,10 @@ mod tests {
         .unwrap();
         caught_up_pull(&mut e, 10.0);
         assert!(e.tags_caught_up(Millis(12.0)));
-        // The first reading, the slack, and no wall clock leave it caught up.
+        // The first reading, a move within the slack less the host's filter (what drift the
+        // host left untold may add), and no wall clock leave it caught up.
         e.note_clocks(Millis(12.0), Millis(5_012.0));
-        e.note_clocks(Millis(13.0), Millis(5_023.0));
+        e.note_clocks(Millis(13.0), Millis(5_018.0));
         e.note_clocks(Millis(14.0), Millis(f64::NAN));
         e.note_clocks(Millis(14.0), Millis(0.0));
         assert!(e.tags_caught_up(Millis(15.0)));
@@ -2026,6 +2037,93 @@ mod tests {
         assert!(!e.tags_caught_up(Millis(17.0)));
         caught_up_pull(&mut e, 20.0);
         assert!(e.tags_caught_up(Millis(22.0)));
+    }
+
+    /// A revalidation whose `expire` is later ends the serving of its tags' entries stale no
+    /// later than that long after the wall clock of its making: recorded by a process whose
+    /// clock runs ahead (the stamp, on that clock) or judged by one whose clock runs behind
+    /// (comparing on its own clock), it came late by that distance (docs/decisions/0036).
+    /// Entries made before it are stale at once either way.
+    #[test]
+    fn a_delayed_expiry_ends_no_later_than_on_the_wall_clock() {
+        const T: f64 = 1_795_690_530_000.0;
+        let rev = Revalidation::Stale {
+            expire_seconds: Some(10.0),
+        };
+        let made = Millis(T - 1_000.0);
+        // Recorded 5 s ahead: stamped at its clock, due 10 s after its wall clock.
+        let mut e = engine();
+        e.queue_tag_update_at(&["a"], &rev, Millis(T + 5_000.0), Millis(T))
+            .unwrap();
+        let record = e.mirror().known("a").unwrap();
+        assert_eq!(record.pending_at, Millis(T + 5_000.0));
+        assert_eq!(record.pending_exp, Millis(T + 10_000.0));
+        // Judged 5 s behind (the host told it both clocks): due when its wall clock says so.
+        let mut e = engine();
+        e.queue_tag_update_at(&["a"], &rev, Millis(T - 5_000.0), Millis(T))
+            .unwrap();
+        let behind = |ms: f64| Millis(T - 5_000.0 + ms);
+        assert_eq!(e.tag_freshness(&["a"], made, behind(0.0)), Freshness::Stale);
+        assert_eq!(
+            e.tag_freshness(&["a"], made, behind(9_999.0)),
+            Freshness::Stale
+        );
+        assert_eq!(
+            e.tag_freshness(&["a"], made, behind(10_000.0)),
+            Freshness::Expired
+        );
+        assert_eq!(e.get_expiration(&["a"], behind(9_999.0)), Millis::ZERO);
+        assert_eq!(e.get_expiration(&["a"], behind(10_000.0)), Millis(T));
+        // Next's own comparisons are untouched: the stamps are not moved.
+        assert_eq!(
+            e.tag_freshness(&["a"], Millis(T + 1.0), behind(10_000.0)),
+            Freshness::Fresh
+        );
+        // Recorded ahead through `updateTags`, the singular handler's second report of the
+        // same event (as Next reports it: its `expire` uncut) is still taken for it (0005).
+        let mut e = engine();
+        e.queue_tag_update_at(&["a"], &rev, Millis(T + 5_000.0), Millis(T))
+            .unwrap();
+        e.revalidation_paired(7);
+        assert!(e.revalidation_recorded(&["a"], &rev, Millis(T + 5_000.5), 7));
+    }
+
+    /// The host tells the engine the clocks at a request's start only when their distance
+    /// moved by more than [`crate::time::CLOCK_NOTE_MS`] since it last did, so up to that much
+    /// drift may have gone untold before a pause: a pause longer than the slack is a gap
+    /// whatever that drift was, in either direction (a pause of 12 ms after 4.9 ms of drift
+    /// the other way was told as 7.1 ms, within the slack, and left the mirror caught up).
+    #[test]
+    fn following_by_push_a_pause_past_the_slack_after_untold_drift_asks_for_a_pull() {
+        use crate::time::{CLOCK_AHEAD_SLACK_MS, CLOCK_NOTE_MS};
+        for dir in [1.0, -1.0] {
+            let mut e = engine();
+            e.follow_tags_by_push(1000.0).unwrap();
+            e.tag_channel_up();
+            e.apply_refresh(
+                &netstring::encode(["E", "1", "v1", "1", "0", "", "0"]),
+                Millis(1.0),
+            )
+            .unwrap();
+            e.note_clocks(Millis(10.0), Millis(5_010.0));
+            e.plan_tag_pull(Millis(10.0));
+            e.apply_refresh(
+                &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+                Millis(11.0),
+            )
+            .unwrap();
+            assert!(e.tags_caught_up(Millis(12.0)));
+            // Drift the host's filter left untold (just under its threshold), then a pause
+            // (the wall clock moves on, the process's clock does not) or a jump of the process's
+            // clock past the slack, the other way: told, the distance moved less than the slack.
+            let drift = -dir * (CLOCK_NOTE_MS - 0.1);
+            let pause = dir * (CLOCK_AHEAD_SLACK_MS + 2.0);
+            e.note_clocks(Millis(20.0), Millis(5_020.0 + drift + pause));
+            assert!(
+                !e.tags_caught_up(Millis(21.0)),
+                "a step of {pause} ms after {drift} ms of untold drift"
+            );
+        }
     }
 
     /// The distance a write moves a regeneration's times back by is never less than the

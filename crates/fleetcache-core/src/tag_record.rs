@@ -53,6 +53,28 @@ impl Revalidation {
         }
     }
 
+    /// This revalidation's later `expire` counted from `wall` (the recording host's wall
+    /// clock) rather than from `stamp` (the time it is stamped at, the later of the host's two
+    /// clocks: [`crate::time::revalidation_stamp`]) where the stamp is after it by more than
+    /// [`crate::time::CLOCK_AHEAD_SLACK_MS`] ([`crate::time::ahead_of_wall`], as entries are
+    /// moved): a process whose clock runs ahead would otherwise end the serving of its tags'
+    /// entries stale that much late (docs/decisions/0036). Cut to 0 or less, it expires them at
+    /// once (its end had come by the stamp: sooner, the safe side). Within the slack, or with a
+    /// `wall` that is not a time after the epoch, it is left as it is (a process whose clocks
+    /// no step parted keeps its revalidations exactly as reported); so are an expiry now and
+    /// stale without one.
+    pub fn expiring_from_wall(self, stamp: Millis, wall: Millis) -> Revalidation {
+        let ahead = crate::time::ahead_of_wall(stamp, wall);
+        match self {
+            Revalidation::Stale {
+                expire_seconds: Some(e),
+            } if ahead > 0.0 && e > 0.0 => Revalidation::Stale {
+                expire_seconds: Some(e - ahead / 1000.0),
+            },
+            other => other,
+        }
+    }
+
     /// The scheduled-expiry delay in whole ms, as sent to the update script: `None` for "no
     /// expiry scheduled", `Some(0.0)` for "expired now" (NaN, zero or negative `expire`),
     /// otherwise rounded up and clamped to [`MAX_EXPIRE_MS`].

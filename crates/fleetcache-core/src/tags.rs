@@ -383,7 +383,11 @@ struct LastRevalidation {
     /// `String`, or sorting them, would add code to the wasm module
     /// (docs/decisions/0028-wasm-size-budget.md).
     tags: StrMap<usize>,
+    /// As applied.
     rev: Revalidation,
+    /// As the host reported it, which a second report repeats: `rev` but where a later
+    /// `expire` was counted from the wall clock ([`Revalidation::expiring_from_wall`]).
+    reported: Revalidation,
     at: Millis,
     /// The host's turn in which `updateTags` recorded it; `None` when the singular handler's
     /// `revalidateTag` (or a caller of the core) did, which Next never reports twice.
@@ -555,6 +559,10 @@ pub struct TagMirror {
     /// [`FOLDED_TAG`]'s record (default when there is none), kept apart from `tags` so that
     /// judging an entry does not look it up: every read judges by it.
     floor: TagRecord,
+    /// How far the host's wall clock ran ahead of its process's clock when last told (0 when
+    /// behind, or never told): a scheduled expiry is judged due on the later of the two
+    /// ([`TagMirror::judge_wall_ahead`]).
+    wall_ahead: f64,
     /// The state (epoch, version, id) the mirror followed before it forgot it to load the
     /// whole state again, until that load (epoch `""`: none): a state that replaced it is
     /// counted ([`TagMirror::lost`]).
@@ -601,7 +609,7 @@ impl TagMirror {
             return false;
         };
         if last.paired_turn != Some(turn)
-            || last.rev != *rev
+            || last.reported != *rev
             || !tags
                 .iter()
                 .all(|tag| last.tags.contains_key(canonical_tag(tag).as_ref()))
@@ -610,7 +618,7 @@ impl TagMirror {
         }
         // What it recorded: the mirror holds that unless a load replaced it since.
         let mut probe = TagRecord::default();
-        probe.apply(rev, last.at);
+        probe.apply(&last.rev, last.at);
         tags.iter().all(|tag| {
             self.record(&canonical_tag(tag))
                 .is_some_and(|r| r.covers(&probe) && r.updated_at >= probe.updated_at)
@@ -899,6 +907,15 @@ impl TagMirror {
         }
     }
 
+    /// The revalidation just applied ([`TagMirror::apply_local`]) was reported by the host as
+    /// `rev`, before its later `expire` was counted from the wall clock
+    /// ([`Revalidation::expiring_from_wall`]): a second report of it repeats that.
+    pub fn reported_as(&mut self, rev: &Revalidation) {
+        if let Some(last) = &mut self.last_local {
+            last.reported = *rev;
+        }
+    }
+
     /// The revalidation just applied ([`TagMirror::apply_local`]) came through the
     /// `'use cache'` interface's `updateTags` in the host's turn `turn`: the singular handler's
     /// `revalidateTag` of the same event, which Next calls next in the same turn, finds it
@@ -946,6 +963,7 @@ impl TagMirror {
         self.last_local = Some(LastRevalidation {
             tags: last,
             rev: *rev,
+            reported: *rev,
             at: now,
             paired_turn: None,
         });
@@ -963,14 +981,34 @@ impl TagMirror {
         self.fold();
     }
 
+    /// The host's two clocks as last told (`Engine::note_clocks`): the wall clock ran `ahead`
+    /// of the process's clock (negative: behind). From now on a revalidation's scheduled
+    /// expiry is judged due at the later of the two: judged on a process's clock that runs
+    /// behind, the serving of its tags' entries stale would end that much late
+    /// (docs/decisions/0036). Its stamps, and the entries' (Next's), are not moved. A distance
+    /// that is no finite number is ignored.
+    pub fn judge_wall_ahead(&mut self, ahead: f64) {
+        if ahead.is_finite() {
+            self.wall_ahead = ahead.max(0.0);
+        }
+    }
+
+    /// `now` (the process's clock) as a scheduled expiry is judged: the later of it and the
+    /// wall clock last told ([`TagMirror::judge_wall_ahead`]).
+    fn expiry_now(&self, now: Millis) -> Millis {
+        Millis(now.0 + self.wall_ahead)
+    }
+
     /// The verdict for an entry created at `timestamp` carrying `tags`: the strongest over
-    /// the tags and, when there is any, [`FOLDED_TAG`]; unknown tags count as fresh.
+    /// the tags and, when there is any, [`FOLDED_TAG`]; unknown tags count as fresh. A
+    /// scheduled expiry is due at the later of `now` and the wall clock last told.
     pub fn evaluate<'a>(
         &self,
         timestamp: Millis,
         tags: impl IntoIterator<Item = &'a str>,
         now: Millis,
     ) -> Freshness {
+        let now = self.expiry_now(now);
         let mut verdict = None;
         for tag in tags {
             let v = verdict.unwrap_or_else(|| self.floor.freshness(timestamp, now));
@@ -992,8 +1030,10 @@ impl TagMirror {
     }
 
     /// Next's `getExpiration(tags)`: the latest effective expiry over `tags` and, when there
-    /// is any, [`FOLDED_TAG`]; 0 when none is known.
+    /// is any, [`FOLDED_TAG`]; 0 when none is known. A scheduled expiry is due at the later of
+    /// `now` and the wall clock last told, as in [`TagMirror::evaluate`].
     pub fn expiration<'a>(&self, tags: impl IntoIterator<Item = &'a str>, now: Millis) -> Millis {
+        let now = self.expiry_now(now);
         let mut latest = None;
         for tag in tags {
             let l = latest.unwrap_or_else(|| self.floor.effective_expired(now));
@@ -2040,6 +2080,41 @@ mod tests {
         assert_eq!(ms(f64::NAN), Some(0.0));
         assert_eq!(ms(f64::INFINITY), Some(MAX_EXPIRE_MS));
         assert_eq!(Revalidation::Expire.expire_ms(), Some(0.0));
+    }
+
+    /// A later `expire` is cut by how far the stamp is after a usable wall clock, past the
+    /// slack, down to an expiry at once; nothing else is changed, and no wall clock (NaN, 0,
+    /// negative, infinite, not before the stamp or within the slack of it) changes nothing.
+    #[test]
+    fn a_later_expire_is_counted_from_the_wall_clock() {
+        let stale = |e: Option<f64>| Revalidation::Stale { expire_seconds: e };
+        let at = Millis(T0 + 5_000.0);
+        assert_eq!(
+            stale(Some(10.0)).expiring_from_wall(at, Millis(T0)),
+            stale(Some(5.0))
+        );
+        let cut = stale(Some(2.0)).expiring_from_wall(at, Millis(T0));
+        assert_eq!(cut, stale(Some(-3.0)));
+        assert_eq!(cut.expire_ms(), Some(0.0), "expired at once");
+        for wall in [
+            f64::NAN,
+            0.0,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            at.0,
+            at.0 + 1.0,
+            at.0 - crate::time::CLOCK_AHEAD_SLACK_MS,
+        ] {
+            assert_eq!(
+                stale(Some(10.0)).expiring_from_wall(at, Millis(wall)),
+                stale(Some(10.0)),
+                "wall {wall}"
+            );
+        }
+        for rev in [Revalidation::Expire, stale(None), stale(Some(0.0))] {
+            assert_eq!(rev.expiring_from_wall(at, Millis(T0)), rev);
+        }
     }
 
     #[test]

@@ -15,6 +15,18 @@ pub const INFINITE_CACHE_SECONDS: f64 = 4_294_967_294.0;
 /// Next's own, exactly.
 pub const CLOCK_AHEAD_SLACK_MS: f64 = 10.0;
 
+/// How far the distance between a host's two clocks may move before a request's start tells
+/// the engine (js-host/src/tag-sync.ts, `noteClocks`; the wasm binding's `clockNoteMs`, which
+/// the host reads once at load): above what `Date.now()`'s whole milliseconds leave, so a
+/// request that finds the clocks as they were makes no call into wasm (a tier hit is one), and
+/// below [`CLOCK_AHEAD_SLACK_MS`]. Up to this much drift may thus go untold, so the engine takes
+/// a move of more than the slack less this as a step (`Engine::note_clocks`): every move of the
+/// real distance by more than the slack is one, whatever the host left untold.
+pub const CLOCK_NOTE_MS: f64 = 5.0;
+
+// A filter at the slack or above would leave a step the engine must see untold.
+const _: () = assert!(CLOCK_NOTE_MS > 0.0 && CLOCK_NOTE_MS < CLOCK_AHEAD_SLACK_MS);
+
 /// How far `now` (the process's clock, on which Next stamps entries) runs ahead of `wall` (the
 /// wall clock), when more than [`CLOCK_AHEAD_SLACK_MS`]; 0 otherwise. A step of the wall clock
 /// back after the process started puts it ahead: its entries would be stamped in the future and

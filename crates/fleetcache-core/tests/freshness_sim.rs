@@ -176,7 +176,7 @@ use fleetcache_core::regen::{Own, MAX_REGENERATION_MS};
 use fleetcache_core::seed::SEED_CLOCK_TOLERANCE_MS;
 use fleetcache_core::tag_fold::{DEFAULT_MAX_TAGS, FOLDED_TAG};
 use fleetcache_core::tags::{Announced, EPOCH_WITHOUT_META, PART_TAGS};
-use fleetcache_core::time::CLOCK_AHEAD_SLACK_MS;
+use fleetcache_core::time::{CLOCK_AHEAD_SLACK_MS, CLOCK_NOTE_MS};
 use fleetcache_core::write_machine::{WriteInput, WriteMachine, WriteRequest, WriteStep};
 use fleetcache_core::{
     netstring, CallResult, Config, Engine, Freshness, Interface, Millis, NextRelease, Permit,
@@ -949,6 +949,9 @@ impl Redis {
 struct Rev {
     tags: Vec<&'static str>,
     rev: Revalidation,
+    /// As its host's engine recorded it: a later `expire` counted from its wall clock
+    /// ([`Revalidation::expiring_from_wall`]).
+    recorded: Revalidation,
     /// The time it was stamped at (what the mirror, the outbox and Redis hold): the later of
     /// its process's clock and the wall clock ([`fleetcache_core::time::revalidation_stamp`]).
     at: Millis,
@@ -963,7 +966,7 @@ impl Rev {
     /// Its record as stamped, as Redis holds it.
     fn single(&self) -> TagRecord {
         let mut r = TagRecord::default();
-        r.apply(&self.rev, self.at);
+        r.apply(&self.recorded, self.at);
         r
     }
 
@@ -1171,6 +1174,13 @@ struct Instance {
     /// the wall clock after the process started ([`Op::ClockStep`]), or one before the
     /// history began (the property's drawn offsets). A restart realigns it.
     offset: f64,
+    /// How fast its process's clock drifts from the true time, in ms per ms (5e-4: 500 ppm
+    /// fast; negative: slow), as NTP slewing a clock leaves it or a broken oscillator does:
+    /// the clocks' distance moves a little on every op, and only past [`CLOCK_NOTE_MS`] does a
+    /// request's start tell the engine. A property of the machine: a restart keeps it.
+    rate: f64,
+    /// The true time from which the drift adds to `offset` ([`World::offset`]).
+    rate_from: f64,
     /// The clocks' distance its host last handed the engine (`TagSync`'s `clocksNoted`): a
     /// request's start tells the engine only when the distance moved by more than
     /// [`CLOCK_NOTE_MS`] from it ([`World::note_clocks_at_request`]).
@@ -1271,6 +1281,8 @@ impl Instance {
             heard_from: f64::NEG_INFINITY,
             history: Vec::new(),
             offset: 0.0,
+            rate: 0.0,
+            rate_from: now,
             clocks_told: None,
         }
     }
@@ -1675,30 +1687,44 @@ fn write_back_op() -> impl Strategy<Value = Op> {
 }
 
 /// A step of an instance's wall clock ([`Op::ClockStep`]): forward or back by more than the
-/// 10 ms slack (`CLOCK_AHEAD_SLACK_MS`, within which an entry keeps Next's stamp), up to 5 s.
+/// 10 ms slack (`CLOCK_AHEAD_SLACK_MS`, within which an entry keeps Next's stamp), up to 5 s;
+/// a quarter of them just past it (up to 15 ms), where what a drifting clock moved untold
+/// before it ([`CLOCK_NOTE_MS`]) decides whether the engine sees the step.
 fn clock_step() -> impl Strategy<Value = i16> {
-    prop_oneof![(11i16..5000), (11i16..5000).prop_map(|ms| -ms)]
+    let ms = prop_oneof![3 => 11i16..5000, 1 => 11i16..16];
+    prop_oneof![ms.clone(), ms.prop_map(|ms| -ms)]
 }
 
 /// How far each instance's process clock runs from the wall clock when a history begins (a
 /// step before it): on it mostly, else behind or ahead by more than the slack, up to 5 s.
-fn clock_offsets() -> impl Strategy<Value = [f64; 3]> {
-    let one = || {
+/// And how fast each drifts ([`Instance::rate`]): not at all mostly, else up to 500 ppm
+/// either way (what NTP slews a clock by at most), and rarely up to 2 % (a clock NTP does not
+/// discipline), so that a history's advances move the clocks' distance by fractions of a ms to
+/// tens of ms per op.
+fn clock_offsets() -> impl Strategy<Value = Clocks> {
+    let offset = || {
         prop_oneof![
             6 => Just(0.0),
             1 => (11u16..5000).prop_map(|ms| -f64::from(ms)),
             1 => (11u16..5000).prop_map(f64::from),
         ]
     };
-    [one(), one(), one()]
+    let rate = || {
+        prop_oneof![
+            4 => Just(0.0),
+            3 => (-500i32..=500).prop_map(|ppm| f64::from(ppm) * 1e-6),
+            1 => (-20_000i32..=20_000).prop_map(|ppm| f64::from(ppm) * 1e-6),
+        ]
+    };
+    [(offset(), rate()), (offset(), rate()), (offset(), rate())]
 }
 
-/// How far the clocks' distance may move before a request's start tells the engine
-/// (js-host/src/tag-sync.ts, `CLOCK_NOTE_MS`).
-const CLOCK_NOTE_MS: f64 = 5.0;
+/// Each instance's process clock as a history begins: how far from the wall clock, and how
+/// fast it drifts from it ([`Instance::offset`], [`Instance::rate`]).
+type Clocks = [(f64, f64); 3];
 
 /// Every process's clock on the wall clock.
-const ALIGNED: [f64; 3] = [0.0; 3];
+const ALIGNED: Clocks = [(0.0, 0.0); 3];
 
 /// The state hash or the version log lost alone ([`Op::LoseKey`]).
 fn lose_key() -> impl Strategy<Value = Op> {
@@ -1773,8 +1799,9 @@ struct ReadTask {
     /// Whether, then, the instance's breaker was not closed (an outage) and its mirror was
     /// synced: the engine judges by both at that moment, not at the answer's.
     outage_at: [bool; 6],
-    /// How far, then, its process's clock ran behind the wall clock (0 when not): it judges
-    /// a revalidation's expiry that much late.
+    /// How far, then, its process's clock ran behind the wall clock beyond what its engine was
+    /// last told (0 when not): it judges a revalidation's expiry at the later of its clock and
+    /// the wall clock it was told, so that much late.
     behind_at: [f64; 6],
     synced_at: [bool; 6],
     /// For each source, the event at which the machine was given its bytes, and the
@@ -2041,6 +2068,9 @@ struct World {
     times: Vec<(f64, usize)>,
     /// A process's clock has run apart from the wall clock in this history.
     clocks_parted: bool,
+    /// A process's clock drifts in this history ([`Instance::rate`]): it may run ahead of the
+    /// wall clock by the slack or less, where its entries keep Next's stamps ([`World::slack`]).
+    drifts: bool,
 }
 
 impl World {
@@ -2101,21 +2131,63 @@ impl World {
             regenerated: HashMap::new(),
             times: Vec::new(),
             clocks_parted: false,
+            drifts: false,
         }
     }
 
     /// Sets how far each process's clock runs from the wall clock as the history begins.
-    fn clocks(&mut self, offsets: [f64; 3]) {
-        for (inst, offset) in self.insts.iter_mut().zip(offsets) {
+    fn clocks(&mut self, clocks: Clocks) {
+        for (inst, (offset, rate)) in self.insts.iter_mut().zip(clocks) {
             inst.offset = offset;
+            inst.rate = rate;
+            inst.rate_from = self.now;
         }
-        self.clocks_parted |= offsets.iter().any(|o| *o != 0.0);
+        self.clocks_parted |= clocks.iter().any(|(o, r)| *o != 0.0 || *r != 0.0);
+        self.drifts |= clocks.iter().any(|(_, r)| *r != 0.0);
+    }
+
+    /// How much later than the true time of its data an entry may be judged by its tags: a
+    /// process whose clock runs ahead of its wall clock by [`CLOCK_AHEAD_SLACK_MS`] or less
+    /// stamps its entries on its own clock (decision 0036 leaves that, as what NTP leaves
+    /// between hosts), so a revalidation in those ms after the data was made may not reach it.
+    /// A step never leaves a clock there ([`Op::ClockStep`]); only drift brings one through.
+    fn slack(&self) -> f64 {
+        if self.drifts {
+            CLOCK_AHEAD_SLACK_MS
+        } else {
+            0.0
+        }
     }
 
     /// How far instance `i`'s process clock runs ahead of the true time (0 for the seeder,
-    /// whose clock is its own).
+    /// whose clock is its own): its offset, and what its drift added since.
     fn offset(&self, i: usize) -> f64 {
-        self.insts.get(i).map_or(0.0, |inst| inst.offset)
+        self.insts.get(i).map_or(0.0, |inst| {
+            inst.offset + inst.rate * (self.now - inst.rate_from)
+        })
+    }
+
+    /// The earliest true time at which instance `i`'s process clock reads `clock` or later (a
+    /// timer set on it), at its current offset and drift.
+    fn true_time_at(&self, i: usize, clock: f64) -> f64 {
+        let Some(inst) = self.insts.get(i) else {
+            return clock;
+        };
+        let at = |t: f64| t + inst.offset + inst.rate * (t - inst.rate_from);
+        let mut t = (clock - inst.offset + inst.rate * inst.rate_from) / (1.0 + inst.rate);
+        // The division rounds: a timer found a hair short of its time would never fire.
+        while at(t) < clock {
+            t = Millis(t).just_after().0;
+        }
+        t
+    }
+
+    /// Instance `i`'s drift so far made part of its offset, counted from now on anew: before
+    /// its offset is stepped, or its clock stands still.
+    fn fold_drift(&mut self, i: usize) {
+        let offset = self.offset(i);
+        self.insts[i].offset = offset;
+        self.insts[i].rate_from = self.now;
     }
 
     /// Instance `i`'s process clock: the `now` the host hands its engine.
@@ -2370,8 +2442,11 @@ impl World {
             Op::Advance { ms } | Op::Stall { ms } => self.now += f64::from(ms),
             Op::ClockStep { inst, ms } => {
                 let ms = f64::from(ms);
+                self.fold_drift(inst);
                 if ms > 0.0 {
                     self.now += ms;
+                    // Paused, its clock neither moved nor drifted.
+                    self.insts[inst].rate_from = self.now;
                 }
                 let offset = self.insts[inst].offset - ms;
                 // Ahead by the slack or less, an entry keeps Next's stamp (decision 0036): what
@@ -2419,6 +2494,7 @@ impl World {
                 }
             }
             Op::Restart { inst } => {
+                let rate = self.insts[inst].rate;
                 self.insts[inst] = Instance::new(
                     self.now,
                     self.push,
@@ -2426,6 +2502,7 @@ impl World {
                     self.leases,
                     self.max_tags,
                 );
+                self.insts[inst].rate = rate;
                 // The process's requests die with it, and their commands not yet at Redis, and
                 // so do its renders.
                 self.tasks.retain(|t| t.inst != inst);
@@ -2526,10 +2603,12 @@ impl World {
                     dropped.is_none(),
                     "the outbox never fills in these histories"
                 );
+                let at = fleetcache_core::time::revalidation_stamp(clock, wall);
                 self.revs.push(Rev {
                     tags,
                     rev,
-                    at: fleetcache_core::time::revalidation_stamp(clock, wall),
+                    recorded: rev.expiring_from_wall(at, wall),
+                    at,
                     true_at: self.now,
                     resolved: None,
                     resolved_at: None,
@@ -2810,8 +2889,9 @@ impl World {
         self.times.drain(..old.saturating_sub(1));
         let oldest_step = self.times.first().map_or(0, |(_, s)| *s);
         for i in 0..self.insts.len() {
+            let clock = self.clock(i);
             let inst = &self.insts[i];
-            let caught_up = inst.engine.tags_caught_up(Millis(now + inst.offset));
+            let caught_up = inst.engine.tags_caught_up(Millis(clock));
             let counts = (inst.learned.len(), inst.heard.len());
             let same = inst.history.last().is_some_and(|h| {
                 h.caught_up == caught_up
@@ -2892,7 +2972,7 @@ impl World {
                 && r.at.0 > knew.heard_from
             {
                 prop_assert!(
-                    judged_by <= r.at.0,
+                    judged_by - self.slack() <= r.at.0,
                     "{}\ninstance {} stored an entry regenerated from {} judged by its tags from \
                      {}, after revalidation #{} at {} of its tags, resolved before the \
                      regeneration began, which it had not heard of (its last refresh started at {}; \
@@ -3067,7 +3147,7 @@ impl World {
                         && r.at.0 > created
                     {
                         prop_assert!(
-                            judged_by <= r.at.0,
+                            judged_by - self.slack() <= r.at.0,
                             "{}\ninstance {} wrote back a value created at {} judged by its tags \
                              from {}, after revalidation #{} at {} of its tags, which it had \
                              not learnt",
@@ -3802,7 +3882,8 @@ impl World {
                 let engine = &self.insts[inst].engine;
                 let outage = engine.breaker_state(now) != fleetcache_core::BreakerState::Closed;
                 let synced = engine.mirror().is_synced();
-                let behind = (-self.insts[inst].offset).max(0.0);
+                let told = self.insts[inst].clocks_told.unwrap_or(0.0).max(0.0);
+                let behind = (-self.offset(inst) - told).max(0.0);
                 for source in at {
                     rt.at[*source as usize] = self.now;
                     rt.behind_at[*source as usize] = behind;
@@ -4088,7 +4169,7 @@ impl World {
         let mut flight = match std::mem::replace(&mut task.wait, Wait::Timer(0.0)) {
             Wait::Timer(until) => {
                 // Set on its process's clock.
-                self.now = self.now.max(until - self.offset(inst));
+                self.now = self.now.max(self.true_time_at(inst, until));
                 if matches!(task.job, Job::Seed { .. }) {
                     return self.seed_write(task);
                 }
@@ -4160,7 +4241,7 @@ impl World {
         if reply.is_none() {
             self.now = self
                 .now
-                .max(flight.sent + flight.budget_ms - self.offset(inst));
+                .max(self.true_time_at(inst, flight.sent + flight.budget_ms));
         }
         self.trace.push(format!(
             "  task {} (inst {}) {} delivered at {} (sent {}): {}",
@@ -4489,15 +4570,28 @@ impl World {
             }
             let single = r.single();
             // In true time: what the revalidation requires of an entry made before it. Its
-            // expiry after a delay (a profile's `expire`) comes as late as the stamp is after the
-            // true time (a process ahead stamps it on its clock) and as the judging process's
-            // clock is behind (it compares on its clock): a lateness 0036 leaves.
-            let late = (r.at.0 - r.true_at) + rt.behind_at[answer.source as usize];
+            // expiry after a delay (a profile's `expire`) is counted from the recording host's
+            // wall clock where its clock ran ahead past the slack, and judged on the later of the
+            // judging process's clock and the wall clock its engine was last told (decision
+            // 0036): late by the ms the stamp's rounding up leaves at most, by how far the
+            // recording clock ran ahead within the slack (none otherwise), and by what the
+            // judging process's clock moved behind since it last told its engine (drift under
+            // the host's filter, a pause since the request's start).
+            let ahead = r.at.0 - r.true_at;
+            let within = if ahead <= CLOCK_AHEAD_SLACK_MS {
+                ahead.max(0.0)
+            } else {
+                0.0
+            };
+            let rounding = (r.single().pending_exp.0 - r.at_true_time().pending_exp.0)
+                .clamp(0.0, 1.0 + within);
+            let late = rounding + rt.behind_at[answer.source as usize];
             let required_record = r.at_true_time();
             for tag in r.tags.iter().filter(|t| tags.contains(t)) {
                 // Judged when the machine was given the bytes: an answer may come a lease
                 // request later, past a profile's `expire` by up to that command's budget.
-                let required = required_record.freshness(created, Millis(read_at.0 - late));
+                let required = required_record
+                    .freshness(Millis(created.0 + self.slack()), Millis(read_at.0 - late));
                 // Not yet heard of when the machine judged the entry, and not in Redis when this
                 // read's refresh ran there, or when the instance's last refresh before that
                 // judgement did (a read may be judged after a later one: one whose refresh was
@@ -4653,11 +4747,7 @@ fn seen_by_next(
 
 /// Runs `ops` on three instances that pull, with leases and mirrors bounded by `max_tags` and
 /// process clocks `clocks` apart from the wall clock, finishes the requests and settles: every check of [`World`] holds on the way and at the end.
-fn pulling_history_settles(
-    ops: &[Op],
-    max_tags: u32,
-    clocks: [f64; 3],
-) -> Result<(), TestCaseError> {
+fn pulling_history_settles(ops: &[Op], max_tags: u32, clocks: Clocks) -> Result<(), TestCaseError> {
     let mut w = World::new(false, None, true, max_tags);
     w.clocks(clocks);
     for op in ops {
@@ -5071,7 +5161,7 @@ fn run_up_bounded(
     release: NextRelease,
     leases: bool,
     max_tags: u32,
-    clocks: [f64; 3],
+    clocks: Clocks,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let mut w = World::new(push, Some(release), leases, max_tags);
@@ -7836,7 +7926,7 @@ fn a_regeneration_after_a_pause_is_not_vouched_for_by_the_pull_before_it(
         release,
         false,
         DEFAULT_MAX_TAGS,
-        [0.0, 1001.0, 0.0],
+        [(0.0, 0.0), (1001.0, 0.0), (0.0, 0.0)],
         &ops,
     )
 }
@@ -7896,7 +7986,7 @@ fn a_regeneration_begun_while_the_clock_ran_ahead_is_stamped_on_the_wall_clock_o
         release,
         false,
         DEFAULT_MAX_TAGS,
-        [0.0, 1001.0, 0.0],
+        [(0.0, 0.0), (1001.0, 0.0), (0.0, 0.0)],
         &ops,
     )
 }

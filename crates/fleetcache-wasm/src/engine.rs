@@ -575,6 +575,14 @@ impl Engine {
         self.inner.note_clocks(Millis(now), Millis(wall));
     }
 
+    /// How far the clocks' distance may move before a request's start tells the engine
+    /// (`noteClocks`): the host's filter, read once at load, which the engine's test for a
+    /// step accounts for (`fleetcache_core::time::CLOCK_NOTE_MS`).
+    #[wasm_bindgen(getter, js_name = clockNoteMs)]
+    pub fn clock_note_ms(&self) -> f64 {
+        fleetcache_core::time::CLOCK_NOTE_MS
+    }
+
     /// Whether a request at `now` may skip the tag pull (following by push, caught up).
     #[wasm_bindgen(js_name = tagsCaughtUp)]
     pub fn tags_caught_up(&self, now: f64) -> bool {
