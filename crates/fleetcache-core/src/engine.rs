@@ -2651,6 +2651,30 @@ mod tests {
         assert!(e.plan_resend("c").unwrap().is_some());
     }
 
+    /// One tag revalidated twice while queued, stale then expired: neither update alone
+    /// covers the record the comparison queued (stale at 25 and expired at 27), so it is
+    /// still merged back after both are sent, once: one more version, nothing lost.
+    #[test]
+    fn a_tag_revalidated_twice_in_two_ways_while_queued_is_merged_back_once() {
+        let mut e = shared_engine();
+        load(&mut e, "", "0", &[], 20.0);
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        e.queue_tag_update(&["q"], &stale, Millis(25.0)).unwrap();
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(27.0))
+            .unwrap();
+        load(&mut e, "", "0", &[], 30.0);
+        assert_eq!(e.resend_len(), 1);
+        for _ in 0..2 {
+            let seq = e.outbox().head().map(|u| u.seq).unwrap();
+            assert!(e.ack_outbox(seq));
+        }
+        assert_eq!(e.resend_len(), 1, "neither update covers both");
+        let call = e.plan_resend("c").unwrap().unwrap();
+        assert!(call.args.iter().any(|a| a == "q"), "{:?}", call.args);
+    }
+
     /// The outbox's update reached a state that a flush replaced before its reply came back
     /// (the reply on one connection, a refresh on another): the refresh answered the new
     /// state, which lacks it, and queued it to be given back; the acknowledgement takes it off
