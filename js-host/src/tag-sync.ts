@@ -343,6 +343,12 @@ export class TagSync {
    * (the ones the outbox still held at the last such line), for the line at close.
    */
   private refusals: { made: number; quiet: QuietRevalidation[] } | undefined
+  /**
+   * A merge of records to give back failed and was logged at error, and none went through
+   * since: the failures after it are debug lines. Redis refusing writes (`OOM`) answers every
+   * attempt, with the breaker closed, so each retry would log one more.
+   */
+  private resendFailing = false
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -1000,16 +1006,19 @@ export class TagSync {
             `lost tag records not yet given back to Redis (the breaker's probe): ${describe(err)}`,
           )
         } else if (!isCircuitOpen(err)) {
-          this.log.error(
+          const line =
             batch === 0
               ? `the tag state's lost meta hash not yet made anew in Redis: ${describe(err)}`
-              : `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`,
-          )
+              : `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`
+          if (this.resendFailing) this.log.debug(line)
+          else this.log.error(line)
+          this.resendFailing = true
         }
         this.watch()
         return false
       }
       this.engine.ackResend()
+      this.resendFailing = false
       if (batch === 0) remade = true
       else {
         batches += 1

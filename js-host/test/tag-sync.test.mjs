@@ -1461,6 +1461,42 @@ describe('TagSync, fake transport and clock', () => {
     assert.match(closing[0], /the lines that queued them name their tags\)$/)
   })
 
+  test('records to give back while Redis refuses writes: one error line per run, not per attempt', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'a', rec])
+    let answer = () => oom
+    const { clock, engine, log, sync } = setup((_, kind) => (kind === 'read' ? state : answer()))
+    await sync.refresh()
+    // Flushed: the new state lacks 'a', which this instance gives back; Redis refuses writes.
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 1)
+    for (let i = 0; i < 10; i++) {
+      clock.t += 1000
+      await sync.drain()
+    }
+    assert.equal(engine.resendLength, 1)
+    const loud = () => log.lines.filter((l) => /^(warn|error) lost tag records/.test(l))
+    // Before: one error line per attempt, 11 here (each refresh drains too), about one a second
+    // for as long as Redis refuses writes. The others are debug lines.
+    assert.equal(loud().length, 1, loud().join('\n'))
+    assert.equal(log.lines.filter((l) => l.startsWith('debug lost tag records')).length, 10)
+    // Writes accepted: given back, and the next run of failures is logged anew.
+    answer = () => null
+    clock.t += 1000
+    await sync.drain()
+    assert.equal(engine.resendLength, 0)
+    assert.ok(log.lines.includes('info gave 1 lost tag record(s) back to Redis (1 batch(es))'))
+    state = netstrings(['e3', '1', 'v1', '1', '0', '', '0'])
+    answer = () => oom
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 1)
+    assert.equal(loud().length, 2, loud().join('\n'))
+  })
+
   test('the breaker keeping Redis from being asked is not logged per request', async () => {
     const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
     const { log, sync } = setup(() => open)
