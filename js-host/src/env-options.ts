@@ -33,7 +33,9 @@ function nonNegativeNumberFromEnv(env: Env, name: string, or = ''): number | und
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined
   const n = Number(raw)
-  if (!Number.isFinite(n) || n < 0) {
+  // Number(' ') is 0, which turns these settings off: spaces alone are refused, as they are
+  // where 0 is refused (numberFromEnv), not taken as an off switch nobody wrote.
+  if (!Number.isFinite(n) || n < 0 || raw.trim() === '') {
     throw new ConfigError(name, `must be a number >= 0${or}, got "${raw}"`)
   }
   return n

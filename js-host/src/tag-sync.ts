@@ -224,6 +224,12 @@ function replyCode(err: unknown): string {
   return (word ?? 'an error').slice(0, 40)
 }
 
+/** A revalidation of a run of refused writes logged at debug only: its outbox number, its tags. */
+interface QuietRevalidation {
+  seq: number
+  tags: string[]
+}
+
 /** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
 function shortList(tags: readonly string[]): string {
   const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : t))
@@ -327,10 +333,16 @@ export class TagSync {
   private backlogSetAside = false
   /**
    * The run of refused writes under way, once a revalidation made during it was logged at
-   * warn: how many were made during it, and the tags of those logged at debug only after
-   * that first one (no more than the outbox holds), for the line at close.
+   * warn: how many were made during it, and those logged at debug only after that first one
+   * (the ones the outbox still held at the last such line), for the line at close.
    */
-  private refusals: { made: number; quiet: string[][] } | undefined
+  private refusals: { made: number; quiet: QuietRevalidation[] } | undefined
+  /**
+   * A merge of records to give back failed and was logged at error, and none went through
+   * since: the failures after it are debug lines. Redis refusing writes (`OOM`) answers every
+   * attempt, with the breaker closed, so each retry would log one more.
+   */
+  private resendFailing = false
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -796,6 +808,9 @@ export class TagSync {
     }
     this.log.debug(`revalidate ${what}`)
     if (this.script === undefined) return
+    // Its place in the outbox, which holds consecutive numbers from its head (it only ever
+    // loses its head): the line at close names it only while it is still queued.
+    const queuedAs = this.engine.outboxHeadSeq + this.engine.outboxLength - 1
     let sent: boolean
     let waiting: number
     try {
@@ -840,10 +855,10 @@ export class TagSync {
         )
       } else {
         this.refusals.made += 1
-        this.refusals.quiet.push([...tags])
-        // Only the newest `outboxLength` can still be queued (it sends the oldest first).
-        const { quiet } = this.refusals
-        if (quiet.length > waiting) quiet.splice(0, quiet.length - waiting)
+        // Those sent or set aside since are left out: they are not lost.
+        const head = this.engine.outboxHeadSeq
+        this.refusals.quiet = this.refusals.quiet.filter((q) => q.seq >= head)
+        this.refusals.quiet.push({ seq: queuedAs, tags: [...tags] })
         this.log.debug(line)
       }
     } else if (!sent && this.stopped) {
@@ -994,16 +1009,19 @@ export class TagSync {
             `lost tag records not yet given back to Redis (the breaker's probe): ${describe(err)}`,
           )
         } else if (!isCircuitOpen(err)) {
-          this.log.error(
+          const line =
             batch === 0
               ? `the tag state's lost meta hash not yet made anew in Redis: ${describe(err)}`
-              : `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`,
-          )
+              : `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`
+          if (this.resendFailing) this.log.debug(line)
+          else this.log.error(line)
+          this.resendFailing = true
         }
         this.watch()
         return false
       }
       this.engine.ackResend()
+      this.resendFailing = false
       if (batch === 0) remade = true
       else {
         batches += 1
@@ -1146,15 +1164,17 @@ export class TagSync {
       if (left === 0) return
       // Each was logged by its tags when it was queued ("revalidation of <tags> applied on this
       // instance; ... queued"): those lines say which, but those of a run of refused writes
-      // after its first, logged at debug: named here. The queue sends oldest first, so the
-      // ones still queued are the newest `left`.
-      const quiet = this.refusals?.quiet.slice(-left) ?? []
+      // after its first, logged at debug: named here, each as its line named it, all of them
+      // (no line at warn named them), and only those still queued: one the queue sent since,
+      // or set aside (with a line of its own), is not lost with it.
+      const head = this.engine.outboxHeadSeq
+      const quiet = this.refusals?.quiet.filter((q) => q.seq >= head) ?? []
       this.log.error(
         `closing with ${String(left)} queued revalidation(s) not sent to Redis ` +
           `(${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
           `to the rest of the fleet (the lines that queued them name their tags` +
           (quiet.length > 0
-            ? `; ${String(quiet.length)} of them logged at debug only while Redis refused writes: ${shortList(quiet.flat())})`
+            ? `; ${String(quiet.length)} of them logged at debug only while Redis refused writes: ${quiet.map((q) => shortList(q.tags)).join('; ')})`
             : ')'),
       )
     } catch (err) {

@@ -457,6 +457,27 @@ describe('settings', () => {
     assert.throws(() => optionsFromEnv({ FLEETCACHE_COMPRESS_MIN_BYTES: 'lots' }), {
       variable: 'FLEETCACHE_COMPRESS_MIN_BYTES',
     })
+    // A variable of spaces alone is no number: Number(' ') is 0, which for these turns the
+    // memory tier, compression or the wait for a lease off. Refused, as where 0 is refused.
+    for (const name of [
+      'FLEETCACHE_COMPRESS_MIN_BYTES',
+      'FLEETCACHE_MEMORY_BYTES',
+      'FLEETCACHE_LEASE_WAIT_MS',
+    ]) {
+      for (const raw of [' ', '\t', ' \n ']) {
+        assert.throws(
+          () => optionsFromEnv({ [name]: raw }),
+          {
+            variable: name,
+            message: new RegExp(`^${name}: must be a number >= 0.*, got "${raw}"$`),
+          },
+          JSON.stringify(raw),
+        )
+      }
+    }
+    // Spaces around a number are Number's to take, as for every numeric variable.
+    assert.equal(optionsFromEnv({ FLEETCACHE_MEMORY_BYTES: ' 0 ' }).memoryBytes, 0)
+    assert.equal(optionsFromEnv({ FLEETCACHE_COMPRESS_MIN_BYTES: ' 0.0' }).compressMinBytes, false)
     assert.equal(optionsFromEnv({ FLEETCACHE_COMPRESS_LEVEL: '6' }).compressLevel, 6)
     assert.throws(() => new wasm.Engine({ compressLevel: 10 }), {
       code: 'ERR_CONFIG_COMPRESS_LEVEL',

@@ -1407,8 +1407,94 @@ describe('TagSync, fake transport and clock', () => {
     // The first was logged at warn with its tags; the two after it only at debug.
     assert.match(
       closing[0],
-      /2 of them logged at debug only while Redis refused writes: second,third\)$/,
+      /2 of them logged at debug only while Redis refused writes: second; third\)$/,
     )
+  })
+
+  test('closing during a run of refused writes names every queued one logged at debug, not five', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const { clock, log, sync } = setup((_, kind) => (kind === 'read' ? SYNCED : oom))
+    await sync.refresh()
+    const tags = Array.from({ length: 9 }, (_, i) => `t${String(i)}`)
+    for (const tag of tags) await sync.update([tag], undefined, clock.t)
+    await sync.stop()
+    const closing = log.lines.filter((l) => l.startsWith('error closing with'))
+    assert.equal(closing.length, 1, log.lines.join('\n'))
+    // Before: 't1,t2,t3,t4,t5 and 3 more': three lost revalidations named nowhere at warn.
+    assert.match(
+      closing[0],
+      /8 of them logged at debug only while Redis refused writes: t1; t2; t3; t4; t5; t6; t7; t8\)$/,
+    )
+  })
+
+  test('closing names no revalidation as lost that the queue sent after it was logged at debug', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const down = Object.assign(new Error('r'), { code: 'ECONNREFUSED' })
+    let answer = () => oom
+    const { clock, engine, log, sync } = setup((argv, kind) =>
+      kind === 'read' ? SYNCED : answer(argv),
+    )
+    await sync.refresh()
+    // A run of refusals: 'first' at warn, 'second' at debug.
+    await sync.update(['first'], undefined, clock.t)
+    await sync.update(['second'], undefined, clock.t)
+    // Then Redis is out of reach: 'third' is logged at warn, as in any outage.
+    answer = () => down
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.update(['third'], undefined, clock.t)
+    assert.ok(
+      log.lines.some((l) => l.startsWith('warn revalidation of third ')),
+      log.lines.join('\n'),
+    )
+    // Redis takes 'first' and 'second', and does not answer 'third'.
+    answer = (argv) => (mentions(argv, 'third') ? down : null)
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 1, log.lines.join('\n'))
+    await sync.stop()
+    const closing = log.lines.filter((l) => l.startsWith('error closing with'))
+    assert.equal(closing.length, 1, log.lines.join('\n'))
+    // Before: '1 of them logged at debug only while Redis refused writes: second', which
+    // Redis had taken; 'third' has its own warning.
+    assert.match(closing[0], /^error closing with 1 queued revalidation\(s\)/)
+    assert.doesNotMatch(closing[0], /second/)
+    assert.match(closing[0], /the lines that queued them name their tags\)$/)
+  })
+
+  test('records to give back while Redis refuses writes: one error line per run, not per attempt', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'a', rec])
+    let answer = () => oom
+    const { clock, engine, log, sync } = setup((_, kind) => (kind === 'read' ? state : answer()))
+    await sync.refresh()
+    // Flushed: the new state lacks 'a', which this instance gives back; Redis refuses writes.
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 1)
+    for (let i = 0; i < 10; i++) {
+      clock.t += 1000
+      await sync.drain()
+    }
+    assert.equal(engine.resendLength, 1)
+    const loud = () => log.lines.filter((l) => /^(warn|error) lost tag records/.test(l))
+    // Before: one error line per attempt, 11 here (each refresh drains too), about one a second
+    // for as long as Redis refuses writes. The others are debug lines.
+    assert.equal(loud().length, 1, loud().join('\n'))
+    assert.equal(log.lines.filter((l) => l.startsWith('debug lost tag records')).length, 10)
+    // Writes accepted: given back, and the next run of failures is logged anew.
+    answer = () => null
+    clock.t += 1000
+    await sync.drain()
+    assert.equal(engine.resendLength, 0)
+    assert.ok(log.lines.includes('info gave 1 lost tag record(s) back to Redis (1 batch(es))'))
+    state = netstrings(['e3', '1', 'v1', '1', '0', '', '0'])
+    answer = () => oom
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 1)
+    assert.equal(loud().length, 2, loud().join('\n'))
   })
 
   test('the breaker keeping Redis from being asked is not logged per request', async () => {

@@ -2749,6 +2749,58 @@ mod tests {
         assert!(e.plan_resend("c").unwrap().is_some());
     }
 
+    /// One tag revalidated twice while queued, stale then expired: neither update alone
+    /// covers the record the comparison queued (stale at 25 and expired at 27), so it is
+    /// still merged back after both are sent, once: one more version, nothing lost.
+    #[test]
+    fn a_tag_revalidated_twice_in_two_ways_while_queued_is_merged_back_once() {
+        let mut e = shared_engine();
+        load(&mut e, "", "0", &[], 20.0);
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        e.queue_tag_update(&["q"], &stale, Millis(25.0)).unwrap();
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(27.0))
+            .unwrap();
+        load(&mut e, "", "0", &[], 30.0);
+        assert_eq!(e.resend_len(), 1);
+        for _ in 0..2 {
+            let seq = e.outbox().head().map(|u| u.seq).unwrap();
+            assert!(e.ack_outbox(seq));
+        }
+        assert_eq!(e.resend_len(), 1, "neither update covers both");
+        let call = e.plan_resend("c").unwrap().unwrap();
+        assert!(call.args.iter().any(|a| a == "q"), "{:?}", call.args);
+    }
+
+    /// The outbox's update reached a state that a flush replaced before its reply came back
+    /// (the reply on one connection, a refresh on another): the refresh answered the new
+    /// state, which lacks it, and queued it to be given back; the acknowledgement takes it off
+    /// that queue. Its reply names the state that is gone, so the next refresh loads the new
+    /// one again, and the comparison queues the record again: nothing is lost for good.
+    #[test]
+    fn an_update_acknowledged_from_a_state_replaced_since_is_given_back_after_all() {
+        let mut e = shared_engine();
+        load(&mut e, "E", "1", &[], 20.0);
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(25.0))
+            .unwrap();
+        let (seq, _) = e.plan_outbox_head("c").unwrap().unwrap();
+        // Applied to state E at version 2; then a flush, and another instance makes state F.
+        let other = ["x".to_owned(), "0,10,0,0,10".to_owned()];
+        load(&mut e, "F", "1", &other, 30.0);
+        assert_eq!(e.resend_len(), 1, "F lacks q");
+        assert!(e.ack_outbox(seq));
+        assert_eq!(e.resend_len(), 0, "taken off: it reached Redis");
+        e.apply_update_reply(&netstring::encode(["E", "2", "c", "0"]))
+            .unwrap();
+        // The reply named another state than F: the next refresh names none.
+        assert_eq!(e.plan_tag_refresh().args[0], "");
+        load(&mut e, "F", "1", &other, 31.0);
+        assert_eq!(e.resend_len(), 1, "F still lacks q: given back after all");
+        let call = e.plan_resend("c2").unwrap().unwrap();
+        assert!(call.args.iter().any(|a| a == "q"), "{:?}", call.args);
+    }
+
     /// A tag Redis had a record of, revalidated again while Redis is out of reach
     /// (queued), then lost by a flush: Redis lost its record (an expiry at 10, which the
     /// queued profile revalidation does not cover), so the loss is counted.
