@@ -97,7 +97,7 @@ function storageOf(s: NextStorage): Storage | null {
   }
   if (resolvedDir !== null && !dirs.includes(resolvedDir)) {
     warnOnce(
-      `the Next.js running here (${dirs.join(', ')}) is not the one resolved from the working directory, else from fleetcache's (${resolvedDir}): fleetcache reads the running one's render state, but the start-up Next.js version check read the other's version`,
+      `the Next.js running here (${dirs.join(', ')}) is not the one resolved from the working directory, else from fleetcache's (${resolvedDir}): fleetcache reads the running one's render state, but takes the Next.js release it runs with (its per-release decisions, the start-up version check) from the other's package.json`,
     )
   }
   s.storage = loaded[0]?.storage ?? null
