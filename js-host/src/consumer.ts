@@ -86,19 +86,13 @@ function storageOf(s: NextStorage): Storage | null {
     return null
   }
   const storages = new Set(loaded.map((c) => c.storage))
-  const resolvedDir = s.resolved === null ? null : nextDir(s.resolved, s.file)
-  const dirs = loaded.map((c) => c.dir)
   if (storages.size > 1) {
+    const dirs = loaded.map((c) => c.dir)
     warnOnce(
       `copies of Next.js with storages of their own are loaded in this process (${dirs.join(', ')}): fleetcache cannot tell which one renders, so it takes every read to be stored in a server cache (no read gets a stale entry as fresh while another request holds its lease)`,
     )
     s.storage = null
     return null
-  }
-  if (resolvedDir !== null && !dirs.includes(resolvedDir)) {
-    warnOnce(
-      `the Next.js running here (${dirs.join(', ')}) is not the one resolved from the working directory, else from fleetcache's (${resolvedDir}): fleetcache reads the running one's render state, but takes the Next.js release it runs with (its per-release decisions, the start-up version check) from the other's package.json`,
-    )
   }
   s.storage = loaded[0]?.storage ?? null
   return s.storage
@@ -127,6 +121,20 @@ function loadedCopies(s: NextStorage): Copy[] {
     }
   }
   return copies
+}
+
+/**
+ * The `next` package directories whose work-unit storage module the process has loaded: the
+ * copies of Next that run (Next loads it at start, before its config and the cache handlers).
+ * One pass over the module cache.
+ */
+export function loadedNextDirs(): string[] {
+  const dirs = new Set<string>()
+  for (const key of Object.keys(require.cache)) {
+    const dir = nextDir(key, WORK_UNIT.file)
+    if (dir !== null) dirs.add(dir)
+  }
+  return [...dirs]
 }
 
 /** The `next` directory `path` is `file` of, or null when it is not that file of a `next`. */

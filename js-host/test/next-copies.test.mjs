@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 const CONSUMER = fileURLToPath(new URL('../dist/consumer.js', import.meta.url))
+const NEXT_RELEASE = fileURLToPath(new URL('../dist/next-release.js', import.meta.url))
+const NEXT_VERSION = fileURLToPath(new URL('../dist/next-version.js', import.meta.url))
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-next-copies-'))
 after(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
@@ -47,11 +49,15 @@ function installNext(dir, { version = '16.3.8', shared = false } = {}) {
   return next
 }
 
-/** A monorepo: one `next` at its root, another in apps/web. */
-function monorepo(name, options) {
+/**
+ * A monorepo: one `next` at its root, another in apps/web (of `appVersion` when given, else the
+ * same release).
+ */
+function monorepo(name, options, appVersion) {
   const root = path.join(tmp, name)
   const app = path.join(root, 'apps', 'web')
-  return { root, app, rootNext: installNext(root, options), appNext: installNext(app, options) }
+  const appOptions = appVersion === undefined ? options : { ...options, version: appVersion }
+  return { root, app, rootNext: installNext(root, options), appNext: installNext(app, appOptions) }
 }
 
 /**
@@ -93,13 +99,12 @@ const READS = `
 const warnings = (stderr) => stderr.split('\n').filter((l) => l.startsWith('[fleetcache] '))
 
 test("the storages of the copy Next loaded, not of the one the cwd's package.json resolves", async () => {
-  const { root, app, rootNext, appNext } = monorepo('cwd-resolves-another')
-  // `next start apps/web` run from the root with the app's own `next`.
+  const { root, app } = monorepo('cwd-resolves-another')
+  // `next start apps/web` run from the root with the app's own `next`: nothing fleetcache does
+  // follows the root's copy (its release neither, see below), so nothing to warn about.
   const { result, stderr } = await inChild(root, `const a = load(${JSON.stringify(app)}); ${READS}`)
   assert.deepEqual(result, { prerender: true, request: false, outside: false, render: true })
-  const lines = warnings(stderr)
-  assert.equal(lines.length, 1, stderr)
-  assert.ok(lines[0].includes(appNext) && lines[0].includes(rootNext), lines[0])
+  assert.deepEqual(warnings(stderr), [])
 })
 
 test('two loaded copies with storages of their own: every read is taken to be stored', async () => {
@@ -142,6 +147,44 @@ test('a read before Next loaded its storages is taken to be stored, and pins not
   assert.deepEqual(warnings(stderr), [])
 })
 
+/**
+ * Counts reads of a module cache entry at a storage's path in another `next`: a search of the
+ * loaded modules reads it once; a read that does not search, not at all.
+ */
+const COUNT_SEARCHES = `
+  let reads = 0
+  Object.defineProperty(require.cache, '/elsewhere/node_modules/next/dist/server/app-render/work-unit-async-storage.external.js', {
+    enumerable: true, configurable: true, get() { reads++; return undefined },
+  })
+`
+
+test('a process where Next never loads its storages searches once, not on every read', async () => {
+  // `fleetcache seed` in an app directory: `next` resolves, nothing loads it.
+  const { app } = monorepo('never-loaded')
+  const { result } = await inChild(
+    app,
+    `${COUNT_SEARCHES}
+     const answers = new Set()
+     for (let i = 0; i < 100; i++) answers.add(c.consumerWillServerCache())
+     return { answers: [...answers], searches: reads }`,
+  )
+  assert.deepEqual(result, { answers: [true], searches: 1 })
+})
+
+test('a process where no `next` resolves searches once, and keeps that', async () => {
+  // No `next` from this directory nor from fleetcache's (js-host has none installed).
+  const dir = path.join(tmp, 'no-next')
+  fs.mkdirSync(dir, { recursive: true })
+  const { result } = await inChild(
+    dir,
+    `${COUNT_SEARCHES}
+     const answers = new Set()
+     for (let i = 0; i < 100; i++) answers.add(c.consumerWillServerCache())
+     return { answers: [...answers], searches: reads }`,
+  )
+  assert.deepEqual(result, { answers: [true], searches: 1 })
+})
+
 test('the loaded modules are searched once, not on every read', async () => {
   const { app } = monorepo('searched-once')
   // A module entry at a storage's path that counts its reads: a search of the loaded modules
@@ -159,4 +202,34 @@ test('the loaded modules are searched once, not on every read', async () => {
      return { first, afterFirst, after: reads }`,
   )
   assert.deepEqual(result, { first: false, afterFirst: 1, after: 1 })
+})
+
+test("the release fleetcache runs with is the running copy's, not the cwd's", async () => {
+  const { root, app } = monorepo('release-of-running', { version: '16.3.8' }, '16.4.6')
+  // Next loads its storages at start, before it loads the handlers, whose runtime reads the
+  // release.
+  const { result, stderr } = await inChild(
+    root,
+    `load(${JSON.stringify(app)})
+     const { detectNextRelease } = require(${JSON.stringify(NEXT_RELEASE)})
+     const { runningNextVersion } = require(${JSON.stringify(NEXT_VERSION)})
+     return {
+       release: detectNextRelease()?.version,
+       installed: runningNextVersion(),
+       outside: c.consumerWillServerCache(),
+     }`,
+  )
+  assert.deepEqual(result, { release: '16.4.6', installed: '16.4.6', outside: false })
+  assert.deepEqual(warnings(stderr), [])
+})
+
+test('copies of two releases loaded: the release is the one the cwd resolves', async () => {
+  const { root, app } = monorepo('release-of-two', { version: '16.3.8' }, '16.4.6')
+  const { result } = await inChild(
+    root,
+    `load(${JSON.stringify(app)}); load(${JSON.stringify(root)})
+     const { runningNextVersion } = require(${JSON.stringify(NEXT_VERSION)})
+     return { installed: runningNextVersion() }`,
+  )
+  assert.deepEqual(result, { installed: '16.3.8' })
 })
