@@ -3,11 +3,13 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
 import { willServerCache, type WorkUnitStorage } from './consumer-rule'
+import { createLogger } from './log'
 
 /**
  * Whether the read in progress will be stored in a server cache by its consumer, by the rule in
  * `consumer-rule.ts` (shared with the workers entry), applied to the store of Next's work-unit
- * storage, which Next's handlers run inside; this file only finds that storage.
+ * storage, which Next's handlers run inside; this file only finds that storage, the one of the
+ * copy of Next that renders (`storageOf`).
  *
  * Also which request a call belongs to, for the tag pulls (`currentRequest`): Next's render,
  * and the scope fleetcache opens when Next resets the request's `IncrementalCache`.
@@ -15,24 +17,131 @@ import { willServerCache, type WorkUnitStorage } from './consumer-rule'
 
 type Storage = WorkUnitStorage
 
-const SPECIFIER = 'next/dist/server/app-render/work-unit-async-storage.external'
-const WORK_SPECIFIER = 'next/dist/server/app-render/work-async-storage.external'
+/**
+ * One of Next's storage modules: `file` under `next/dist/server/app-render/`, exporting `name`.
+ * `storage`: what reads use once settled (null: none can be used, the read is taken to be
+ * stored), undefined until then. `resolved`: while no copy is loaded, the file the module
+ * resolves to from the app or this package (null: none), undefined until looked up.
+ */
+interface NextStorage {
+  readonly file: string
+  readonly name: string
+  storage: Storage | null | undefined
+  resolved: string | null | undefined
+}
 
-/** Undefined until looked up; null when Next's store cannot be reached from here. */
-let storage: Storage | null | undefined
-/** The same for Next's work storage (one store per render). */
-let workStorage: Storage | null | undefined
+const APP_RENDER = 'next/dist/server/app-render/'
+
+const WORK_UNIT: NextStorage = {
+  file: 'work-unit-async-storage.external.js',
+  name: 'workUnitAsyncStorage',
+  storage: undefined,
+  resolved: undefined,
+}
+const WORK: NextStorage = {
+  file: 'work-async-storage.external.js',
+  name: 'workAsyncStorage',
+  storage: undefined,
+  resolved: undefined,
+}
+
+/** Whether the warning about several copies of Next was written (once per process). */
+let warned = false
 
 /**
- * Next's storage exported as `name` by `specifier`, resolved from the app (its cwd) first,
- * then from this package.
+ * The storage reads use: the one of the copy of Next that loaded it. Next loads both modules
+ * before it makes any cache call (every 16.x from 16.0 to 16.5: `IncrementalCache`, which
+ * constructs the singular handler, requires both at load), so the copy that renders is in the
+ * module cache by the first read. A copy fleetcache would load itself is not that one unless
+ * it is the same file: Next 16.0 to 16.3 give each copy its own AsyncLocalStorage, which no
+ * render enters.
+ *
+ * Settled by the first call that finds a copy loaded (one pass over the module cache; a copy
+ * loaded later is not looked at), or that finds none loaded and none resolvable (fleetcache
+ * used without Next: kept, so no read searches the disk again). A settled storage costs a read
+ * nothing more. Until then (a call before Next loaded its copy) each call checks whether the
+ * resolved file is in the module cache, one lookup, and the read is taken to be stored; if
+ * Next loads another copy than that file, reads stay so.
  */
-function lookupStorage(specifier: string, name: string): Storage | null {
+function storageOf(s: NextStorage): Storage | null {
+  if (s.storage !== undefined) return s.storage
+  if (typeof s.resolved === 'string' && require.cache[s.resolved] === undefined) return null
+  const loaded = loadedCopies(s)
+  if (s.resolved === undefined) s.resolved = resolveCopy(s.file)
+  if (loaded.length === 0) {
+    if (s.resolved === null) s.storage = null
+    return null
+  }
+  const storages = new Set(loaded.map((c) => c.storage))
+  if (storages.size > 1) {
+    const dirs = loaded.map((c) => c.dir)
+    warnOnce(
+      `copies of Next.js with storages of their own are loaded in this process (${dirs.join(', ')}): fleetcache cannot tell which one renders, so it takes every read to be stored in a server cache (no read gets a stale entry as fresh while another request holds its lease)`,
+    )
+    s.storage = null
+    return null
+  }
+  s.storage = loaded[0]?.storage ?? null
+  return s.storage
+}
+
+interface Copy {
+  /** The `next` package directory. */
+  readonly dir: string
+  readonly storage: Storage
+}
+
+/** The copies of `s` in the module cache, whichever way they were loaded (`require`, `import`). */
+function loadedCopies(s: NextStorage): Copy[] {
+  const copies: Copy[] = []
+  const cache = require.cache
+  for (const key of Object.keys(cache)) {
+    const dir = nextDir(key, s.file)
+    if (dir === null) continue
+    try {
+      const exported = (cache[key]?.exports as Record<string, Partial<Storage> | undefined>)[s.name]
+      if (exported !== undefined && typeof exported.getStore === 'function') {
+        copies.push({ dir, storage: exported as Storage })
+      }
+    } catch {
+      // Exports not readable (a module still loading): not a copy to use.
+    }
+  }
+  return copies
+}
+
+/**
+ * The `next` package directories whose work-unit storage module the process has loaded: the
+ * copies of Next that run (Next loads it at start, before its config and the cache handlers).
+ * One pass over the module cache.
+ */
+export function loadedNextDirs(): string[] {
+  const dirs = new Set<string>()
+  for (const key of Object.keys(require.cache)) {
+    const dir = nextDir(key, WORK_UNIT.file)
+    if (dir !== null) dirs.add(dir)
+  }
+  return [...dirs]
+}
+
+/** The `next` directory `path` is `file` of, or null when it is not that file of a `next`. */
+function nextDir(path: string, file: string): string | null {
+  const suffix = APP_RENDER + file
+  const normalized = path.replace(/\\/g, '/')
+  if (!normalized.endsWith('/' + suffix)) return null
+  // `next/` stays: the directory is the package's own, 'next' included.
+  return path.slice(0, path.length - suffix.length + 'next'.length)
+}
+
+/**
+ * The file `file` resolves to from the app (its cwd) first, then from this package; null when
+ * from neither. Resolved, not loaded: only a copy Next loads is read.
+ */
+function resolveCopy(file: string): string | null {
+  const specifier = APP_RENDER + file.replace(/\.js$/, '')
   for (const base of [join(process.cwd(), 'package.json'), __filename]) {
     try {
-      const mod = createRequire(base)(specifier) as Record<string, Partial<Storage> | undefined>
-      const s = mod[name]
-      if (s !== undefined && typeof s.getStore === 'function') return s as Storage
+      return createRequire(base).resolve(specifier)
     } catch {
       // Not resolvable from this base: try the next one.
     }
@@ -40,21 +149,24 @@ function lookupStorage(specifier: string, name: string): Storage | null {
   return null
 }
 
-function lookup(): Storage | null {
-  return lookupStorage(SPECIFIER, 'workUnitAsyncStorage')
+function warnOnce(message: string): void {
+  if (warned) return
+  warned = true
+  createLogger(false).warn(message)
 }
 
 /**
  * The render the caller runs in: Next's work store, created per render of a request (and per
  * background regeneration) before anything of it reads a cache, never reused by another
  * render. Undefined outside a render (the response cache reading a page before it renders it,
- * a caller outside Next) or when Next's module cannot be reached. Every 16.x release from
- * 16.0 to 16.5 calls `cacheHandlers.refreshTags()` (lazily, once per cache kind and work
- * store) and the singular handler's reads made by the render inside it.
+ * a caller outside Next) or when the storage of the Next that renders cannot be told
+ * (`storageOf`: a call before Next loaded it, several copies loaded), where every tag refresh
+ * pulls. Every 16.x release from 16.0 to 16.5 calls `cacheHandlers.refreshTags()` (lazily,
+ * once per cache kind and work store) and the singular handler's reads made by the render
+ * inside it.
  */
 export function currentRender(): object | undefined {
-  // Not `??=`: a failed lookup (null) is kept too, or every refresh would search the disk again.
-  if (workStorage === undefined) workStorage = lookupStorage(WORK_SPECIFIER, 'workAsyncStorage')
+  const workStorage = storageOf(WORK)
   if (workStorage === null) return undefined
   try {
     const store = workStorage.getStore()
@@ -161,15 +273,14 @@ export function currentCall(): object | undefined {
 }
 
 /**
- * True when the current read's result will be stored in a server cache. Where that cannot be
- * known (Next's module not found, a `getStore` that throws, a store whose fields cannot be read,
- * an unknown store type), true: a stale entry is then a miss, which costs a regeneration or a
- * wait but never stores data a revalidation invalidated.
+ * True when the current read's result will be stored in a server cache (`willServerCache`).
+ * Where that cannot be known (no copy of Next's module loaded, several loaded with storages of
+ * their own: see `storageOf`; a store that cannot be read, an unknown store type), true: a stale
+ * entry is then a miss, which costs a regeneration or a wait but never stores data a
+ * revalidation invalidated.
  */
 export function consumerWillServerCache(): boolean {
-  // Not `??=`: a failed lookup (null) is kept too, or every read would search the disk again.
-  if (storage === undefined) storage = lookup()
   // Outside any render (the response cache reading a page before it renders it): nothing
   // caches the answer but the handler itself.
-  return willServerCache(storage) ?? false
+  return willServerCache(storageOf(WORK_UNIT)) ?? false
 }

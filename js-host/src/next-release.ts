@@ -1,11 +1,12 @@
 import { builtWithNext } from './next-build-files'
-import { installedNextVersion } from './next-version'
+import { runningNextVersion } from './next-version'
 
 /**
  * The Next.js release this process serves, read once from `next/package.json`
- * (`installedNextVersion`: from the app, its cwd, first, then from this package) and handed to
- * the engine as its `nextRelease` setting. The core decides what a release changes
- * (crates/fleetcache-core/src/next.rs); this file only reads and converts the version.
+ * (`runningNextVersion`: of the copy of Next loaded, else resolved from the app, its cwd, first,
+ * then from this package) and handed to the engine as its `nextRelease` setting. The core
+ * decides what a release changes (crates/fleetcache-core/src/next.rs); this file only reads and
+ * converts the version.
  */
 export interface NextRelease {
   major: number
@@ -34,7 +35,7 @@ let detected: { version: string; release: NextRelease | undefined } | null | und
 /** The running Next's version string and its parsed form, or null when none is found. */
 export function detectNextRelease(): { version: string; release: NextRelease | undefined } | null {
   if (detected !== undefined) return detected
-  const version = installedNextVersion()
+  const version = runningNextVersion()
   detected = version === undefined ? null : { version, release: parseNextVersion(version) }
   return detected
 }

@@ -7,7 +7,9 @@
  * package managers or a copied `node_modules` skip npm's check.
  */
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 
+import { loadedNextDirs } from './consumer'
 import type { Logger } from './log'
 
 /**
@@ -53,18 +55,39 @@ export function nextVersionProblem(version: string): string | undefined {
   return undefined
 }
 
-/** The version of the `next` this server runs: resolved from its working directory, then from here. */
+/**
+ * The version of the `next` this process runs: the copy of Next it has loaded
+ * (`loadedNextDirs`), which the working directory may not resolve (a monorepo started from its
+ * root with the app's `next`). When none is loaded (a process outside Next) or the loaded
+ * copies differ in version, `installedNextVersion()`.
+ */
+export function runningNextVersion(): string | undefined {
+  const versions = new Set(loadedNextDirs().map((dir) => versionIn(join(dir, 'package.json'))))
+  const only = versions.size === 1 ? [...versions][0] : undefined
+  return only ?? installedNextVersion()
+}
+
+/** The version of the `next` resolved from `cwd`, then from here. */
 export function installedNextVersion(cwd: string = process.cwd()): string | undefined {
   for (const from of [cwd, __dirname]) {
     try {
-      const file = require.resolve('next/package.json', { paths: [from] })
-      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }
-      if (typeof pkg.version === 'string') return pkg.version
+      const version = versionIn(require.resolve('next/package.json', { paths: [from] }))
+      if (version !== undefined) return version
     } catch {
       // Not resolvable from there (fleetcache used without Next, or a bundled copy): next place.
     }
   }
   return undefined
+}
+
+/** The `version` of the package.json `file`; undefined when it cannot be read or has none. */
+function versionIn(file: string): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }
+    return typeof pkg.version === 'string' ? pkg.version : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -73,7 +96,7 @@ export function installedNextVersion(cwd: string = process.cwd()): string | unde
  */
 export function checkNextVersion(
   log: Logger,
-  version: string | undefined = installedNextVersion(),
+  version: string | undefined = runningNextVersion(),
 ): string | undefined {
   const g = globalThis as unknown as Record<symbol, boolean | undefined>
   if (g[WARNED] === true || version === undefined) return undefined
