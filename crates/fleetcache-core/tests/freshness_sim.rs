@@ -1689,10 +1689,12 @@ fn write_back_op() -> impl Strategy<Value = Op> {
 /// A step of an instance's wall clock ([`Op::ClockStep`]): forward or back by more than the
 /// 10 ms slack (`CLOCK_AHEAD_SLACK_MS`, within which an entry keeps Next's stamp), up to 5 s;
 /// a quarter of them just past it (up to 15 ms), where what a drifting clock moved untold
-/// before it ([`CLOCK_NOTE_MS`]) decides whether the engine sees the step.
+/// before it ([`CLOCK_NOTE_MS`]) decides whether the engine sees the step. And a fifth of
+/// them short pauses (3 to 5 ms), each within what the engine takes for a step when told, that
+/// add up past the slack when several fall between two pulls.
 fn clock_step() -> impl Strategy<Value = i16> {
     let ms = prop_oneof![3 => 11i16..5000, 1 => 11i16..16];
-    prop_oneof![ms.clone(), ms.prop_map(|ms| -ms)]
+    prop_oneof![2 => ms.clone(), 2 => ms.prop_map(|ms| -ms), 1 => 3i16..6]
 }
 
 /// How far each instance's process clock runs from the wall clock when a history begins (a
