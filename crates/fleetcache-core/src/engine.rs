@@ -494,7 +494,8 @@ impl Engine {
     /// process's clock, on which the engine counts the pull bound) and `wall` (the wall
     /// clock). Where their distance moved by more than [`crate::time::CLOCK_AHEAD_SLACK_MS`]
     /// less [`crate::time::CLOCK_NOTE_MS`] since the last time it was told, or since the start
-    /// of the pull the bound counts from (pauses told a few ms at a time by writes add up; the
+    /// of the pull the bound counts from or of the one out (pauses told a few ms at a time by
+    /// writes add up; the
     /// host leaves up to that much drift untold, so every move of the real distance by more
     /// than the slack is one), the wall clock was stepped: a machine resumed after a
     /// pause, whose process's clock stood still meanwhile, would otherwise count the pause as
@@ -508,12 +509,10 @@ impl Engine {
         if !(wall.0 > 0.0 && ahead.is_finite()) {
             return;
         }
-        let moved = |was: f64| {
-            (ahead - was).abs() > crate::time::CLOCK_AHEAD_SLACK_MS - crate::time::CLOCK_NOTE_MS
-        };
-        let stepped = self.wall_ahead.is_some_and(moved);
+        let by = crate::time::CLOCK_AHEAD_SLACK_MS - crate::time::CLOCK_NOTE_MS;
+        let stepped = self.wall_ahead.is_some_and(|was| (ahead - was).abs() > by);
         if let Some(push) = self.tag_sync.push_mut() {
-            if stepped || push.clocks_since_pull().is_some_and(moved) {
+            if stepped || push.clocks_moved_since_pull(ahead, by) {
                 push.clocks_stepped(ahead);
             }
         }
@@ -2086,6 +2085,23 @@ mod tests {
         assert!(e.tags_caught_up(Millis(16.0)));
         e.note_clocks(Millis(17.0), Millis(5_033.0));
         assert!(e.tags_caught_up(Millis(17.0)), "4 ms since the new pull");
+        // While a pull is out, a move is measured from its start too: once applied, the bound
+        // counts from it. Back 3 ms as it is planned, then on 4 and 2 ms, each told: within
+        // the threshold of the last told and of the pull before, 6 ms from this one's start.
+        pulled(&mut e, 20.0, 5_023.0);
+        e.note_clocks(Millis(30.0), Millis(5_030.0));
+        e.plan_tag_pull(Millis(30.0));
+        e.note_clocks(Millis(31.0), Millis(5_035.0));
+        e.note_clocks(Millis(32.0), Millis(5_038.0));
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(33.0),
+        )
+        .unwrap();
+        assert!(
+            !e.tags_caught_up(Millis(34.0)),
+            "moved 6 ms since the start of the pull the bound counts from"
+        );
     }
 
     /// A revalidation whose `expire` is later ends the serving of its tags' entries stale no

@@ -98,7 +98,7 @@ pub struct PushFollow {
     /// planned last started ([`PushFollow::clocks_at_plan`]).
     planned_apart: Option<f64>,
     /// That distance as at `pulled`'s start, or as told when a step was last taken for a gap
-    /// since ([`PushFollow::clocks_since_pull`]): the bound is counted on the process's clock
+    /// since ([`PushFollow::clocks_moved_since_pull`]): the bound is counted on the process's clock
     /// from `pulled`'s start, so what the distance moved since is how much older than the bound
     /// counts the mirror is, however many calls told it a little at a time.
     pulled_apart: Option<f64>,
@@ -394,20 +394,22 @@ impl PushFollow {
     }
 
     /// The clocks' distance the host last told as the pull planned last starts (`None`: none
-    /// told): the one the bound counts from once it is applied ([`PushFollow::clocks_since_pull`]).
+    /// told): the one the bound counts from once it is applied ([`PushFollow::clocks_moved_since_pull`]).
     pub fn clocks_at_plan(&mut self, apart: Option<f64>) {
         self.planned_apart = apart;
     }
 
-    /// The clocks' distance against which a move is taken for a step
-    /// (`Engine::note_clocks`): as at the start of the last pull applied, or as at the last
-    /// step taken since; `None` when none was told then.
-    pub fn clocks_since_pull(&self) -> Option<f64> {
-        self.pulled_apart
+    /// Whether the clocks' distance, now `apart`, moved by more than `by` from where a move is
+    /// taken for a step from (`Engine::note_clocks`): as at the start of the last pull applied,
+    /// or as at the last step taken since, and while a pull is out, as at its start (applied,
+    /// the bound counts from it). Neither where none was told then.
+    pub fn clocks_moved_since_pull(&self, apart: f64, by: f64) -> bool {
+        let moved = |was: Option<f64>| was.is_some_and(|was| (apart - was).abs() > by);
+        moved(self.pulled_apart) || (self.planned.is_some() && moved(self.planned_apart))
     }
 
     /// A step of the clocks was taken for a gap with the distance at `apart`: a move from it
-    /// is the next one ([`PushFollow::clocks_since_pull`]); a pull planned from now on catches
+    /// is the next one ([`PushFollow::clocks_moved_since_pull`]); a pull planned from now on catches
     /// up, and its distance replaces this one when applied.
     pub fn clocks_stepped(&mut self, apart: f64) {
         self.pulled_apart = Some(apart);
