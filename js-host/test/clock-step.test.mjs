@@ -73,6 +73,38 @@ async function writtenElsewhere(writer, reader, key, tag) {
   return timestamp
 }
 
+/**
+ * Decision 0005 on this process's clock as it is now: each revalidation, as Next reports it to
+ * both handlers (`updateTags`, then the singular handler's `revalidateTag` in the same turn),
+ * makes one `TAG_UPDATE`: an expiry now, a profile whose `expire` outlasts the step, and one
+ * whose `expire` is shorter than it (cut to an expiry at once where the clock runs ahead).
+ */
+async function writesRedisOnce(prefix) {
+  const opts = options()
+  const useCache = createUseCacheHandler(opts)
+  const Inc = createIncrementalCacheHandler(opts)
+  const version = async () =>
+    Number((await redis.command('HGET', 'clockstep:tags:{clockstep}:meta', 'ver')) ?? 0)
+  for (const [tag, durations] of [
+    [`${prefix}-expire`, undefined],
+    [`${prefix}-profile`, { expire: 300 }],
+    [`${prefix}-short`, { expire: 3 }],
+  ]) {
+    const before = await version()
+    await capture(() =>
+      Promise.all([
+        useCache.updateTags([tag], durations),
+        new Inc({ dev: false, revalidatedTags: [] }).revalidateTag([tag], durations),
+      ]),
+    )
+    assert.equal(
+      (await version()) - before,
+      1,
+      `TAG_UPDATE calls for ${tag}, as Next reports it to both handlers`,
+    )
+  }
+}
+
 describe('revalidations of a process whose clock is behind the wall clock', () => {
   test('updateTags reaches an entry another instance wrote before it (expire now)', async () => {
     const [behind, other] = [useCache(), useCache()]
@@ -143,28 +175,7 @@ describe('revalidations of a process whose clock is behind the wall clock', () =
   test('one revalidation seen by updateTags and revalidateTag writes Redis once', async () => {
     // Decision 0005 from a process behind: `updateTags` records it at the wall clock, and the
     // singular handler's report of it comes on this process's clock, 5 s earlier.
-    const opts = options()
-    const useCache = createUseCacheHandler(opts)
-    const Inc = createIncrementalCacheHandler(opts)
-    const version = async () =>
-      Number((await redis.command('HGET', 'clockstep:tags:{clockstep}:meta', 'ver')) ?? 0)
-    for (const [tag, durations] of [
-      ['pair-expire', undefined],
-      ['pair-profile', { expire: 300 }],
-    ]) {
-      const before = await version()
-      await capture(() =>
-        Promise.all([
-          useCache.updateTags([tag], durations),
-          new Inc({ dev: false, revalidatedTags: [] }).revalidateTag([tag], durations),
-        ]),
-      )
-      assert.equal(
-        (await version()) - before,
-        1,
-        `TAG_UPDATE calls for ${tag}, as Next reports it to both handlers`,
-      )
-    }
+    await writesRedisOnce('pair')
   })
 
   test('the step is logged as before', async () => {
@@ -204,6 +215,12 @@ describe('revalidations of a process whose clock is ahead of the wall clock', ()
     )
     await other.refreshTags()
     assert.equal(await other.get('k-ahead', []), undefined, 'still served after the revalidation')
+  })
+
+  test('one revalidation seen by updateTags and revalidateTag writes Redis once', async () => {
+    // Decision 0005 from a process ahead: `updateTags` records a later `expire` counted from
+    // the wall clock, 5 s less than Next reported it; the singular handler reports it as given.
+    await writesRedisOnce('pair-ahead')
   })
 })
 

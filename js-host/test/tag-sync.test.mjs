@@ -1641,6 +1641,56 @@ describe('TagSync, fake transport and clock', () => {
     await f.sync.stop()
   })
 
+  test('following by push, pauses within the filter told by writes add up: past the slack, a request pulls first', async () => {
+    // Three pauses of 4 ms since the pull, each told the engine by a write's start (which hands
+    // it both clocks unfiltered, as \`WriteMachine\` does): each moved the distance by less than
+    // the engine's threshold from the one before. The mirror is 12 ms older than the bound
+    // counts, past the slack: a request must pull (docs/decisions/0036).
+    const { f, apart } = await caughtUpByPushWithWall()
+    const reads = f.reads()
+    for (let i = 0; i < 3; i++) {
+      apart.by += 4
+      f.clock.t += 1
+      const wall = f.clock.t + apart.by
+      f.engine.noteClocks(f.clock.t, wall)
+      f.sync.clocksTold(f.clock.t, wall)
+    }
+    f.clock.t += 1
+    await f.sync.refresh()
+    assert.equal(f.reads(), reads + 1, 'paused 12 ms in all since the pull: a pull')
+    await f.sync.stop()
+  })
+
+  test('following by push, an hour of requests on a clock NTP slews at 500 ppm pulls no more than the periodic pull', async () => {
+    // The cost of taking a told move of the clocks' distance past the slack less the filter as
+    // a step: drift alone must not make one where the periodic pull (every 800 ms) tells the
+    // engine both clocks. A request every 100 ms for an hour, the wall clock drifting from this
+    // one by 500 ppm either way.
+    for (const ppm of [500, -500]) {
+      const { f, apart } = await caughtUpByPushWithWall()
+      let due = f.clock.t + 800
+      const set = f.timer.set
+      f.timer.set = (fn, ms) => {
+        due = f.clock.t + ms
+        return set(fn, ms)
+      }
+      let byRequests = 0
+      for (let ms = 0; ms < 3_600_000; ms += 100) {
+        f.clock.t += 100
+        apart.by += (100 * ppm) / 1e6
+        if (f.clock.t >= due && f.timer.pending.length > 0) {
+          f.timer.fire()
+          for (let i = 0; i < 4; i++) await settle()
+        }
+        const before = f.reads()
+        await f.sync.refresh()
+        byRequests += f.reads() - before
+      }
+      assert.equal(byRequests, 0, `pulls by requests at ${ppm} ppm`)
+      await f.sync.stop()
+    }
+  })
+
   test('following by push, a pause after a pull saw the wall clock stepped back pulls first', async () => {
     // The distance the request compares against must be the one the engine last saw: a pull
     // (its timer's) told the engine the wall clock was stepped back 5 s; a pause of 5 s then

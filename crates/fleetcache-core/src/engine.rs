@@ -493,9 +493,11 @@ impl Engine {
     /// The host's two clocks at a request's start, a write or a revalidation: `now` (its
     /// process's clock, on which the engine counts the pull bound) and `wall` (the wall
     /// clock). Where their distance moved by more than [`crate::time::CLOCK_AHEAD_SLACK_MS`]
-    /// less [`crate::time::CLOCK_NOTE_MS`] since the last time it was told (the host leaves up
-    /// to that much drift untold, so every move of the real distance by more than the slack is
-    /// one), the wall clock was stepped: a machine resumed after a
+    /// less [`crate::time::CLOCK_NOTE_MS`] since the last time it was told, or since the start
+    /// of the pull the bound counts from or of the one out (pauses told a few ms at a time by
+    /// writes add up; the
+    /// host leaves up to that much drift untold, so every move of the real distance by more
+    /// than the slack is one), the wall clock was stepped: a machine resumed after a
     /// pause, whose process's clock stood still meanwhile, would otherwise count the pause as
     /// no time, take itself as caught up by push with a mirror the pause made older than the
     /// bound, serve what the fleet revalidated meanwhile as fresh, and vouch for it as of now
@@ -507,12 +509,11 @@ impl Engine {
         if !(wall.0 > 0.0 && ahead.is_finite()) {
             return;
         }
-        let stepped = self.wall_ahead.is_some_and(|was| {
-            (ahead - was).abs() > crate::time::CLOCK_AHEAD_SLACK_MS - crate::time::CLOCK_NOTE_MS
-        });
-        if stepped {
-            if let Some(push) = self.tag_sync.push_mut() {
-                push.heard_gap();
+        let by = crate::time::CLOCK_AHEAD_SLACK_MS - crate::time::CLOCK_NOTE_MS;
+        let stepped = self.wall_ahead.is_some_and(|was| (ahead - was).abs() > by);
+        if let Some(push) = self.tag_sync.push_mut() {
+            if stepped || push.clocks_moved_since_pull(ahead, by) {
+                push.clocks_stepped(ahead);
             }
         }
         self.wall_ahead = Some(ahead);
@@ -565,7 +566,11 @@ impl Engine {
     pub fn plan_tag_pull(&mut self, now: Millis) -> ScriptCall {
         // This pull's outcome decides the next retry.
         self.retry_owed = false;
-        self.tag_sync.plan_pull(&mut self.mirror, now)
+        let call = self.tag_sync.plan_pull(&mut self.mirror, now);
+        if let Some(push) = self.tag_sync.push_mut() {
+            push.clocks_at_plan(self.wall_ahead);
+        }
+        call
     }
 
     /// The pull planned last ([`Engine::plan_tag_pull`]) failed, reported at `now`: its reply
@@ -2037,6 +2042,66 @@ mod tests {
         assert!(!e.tags_caught_up(Millis(17.0)));
         caught_up_pull(&mut e, 20.0);
         assert!(e.tags_caught_up(Millis(22.0)));
+    }
+
+    /// Pauses each within the engine's threshold, told one at a time by calls that hand it both
+    /// clocks unfiltered (a write's start, a revalidation), add up: the bound is counted on the
+    /// process's clock from the last pull's start, so once the distance moved past the slack
+    /// less the host's filter since then, the mirror is older than the bound by more than the
+    /// slack, and only a pull planned after catches up. That pull's distance is the next one
+    /// compared with.
+    #[test]
+    fn following_by_push_pauses_that_add_up_past_the_slack_since_the_pull_ask_for_a_pull() {
+        let mut e = engine();
+        e.follow_tags_by_push(1000.0).unwrap();
+        e.tag_channel_up();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "1", "0", "", "0"]),
+            Millis(1.0),
+        )
+        .unwrap();
+        let pulled = |e: &mut Engine, at: f64, wall: f64| {
+            e.note_clocks(Millis(at), Millis(wall));
+            e.plan_tag_pull(Millis(at));
+            e.apply_refresh(
+                &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+                Millis(at + 1.0),
+            )
+            .unwrap();
+        };
+        pulled(&mut e, 10.0, 5_010.0);
+        assert!(e.tags_caught_up(Millis(12.0)));
+        // Paused 4 ms, told by a write: within.
+        e.note_clocks(Millis(12.0), Millis(5_016.0));
+        assert!(e.tags_caught_up(Millis(12.0)), "4 ms since the pull");
+        // Twice more, each 4 ms from the last told: 12 ms since the pull.
+        e.note_clocks(Millis(13.0), Millis(5_021.0));
+        e.note_clocks(Millis(14.0), Millis(5_026.0));
+        assert!(
+            !e.tags_caught_up(Millis(15.0)),
+            "paused 12 ms since the pull, 4 ms at a time"
+        );
+        pulled(&mut e, 15.0, 5_027.0);
+        assert!(e.tags_caught_up(Millis(16.0)));
+        e.note_clocks(Millis(17.0), Millis(5_033.0));
+        assert!(e.tags_caught_up(Millis(17.0)), "4 ms since the new pull");
+        // While a pull is out, a move is measured from its start too: once applied, the bound
+        // counts from it. Back 3 ms as it is planned, then on 4 and 2 ms, each told: within
+        // the threshold of the last told and of the pull before, 6 ms from this one's start.
+        pulled(&mut e, 20.0, 5_023.0);
+        e.note_clocks(Millis(30.0), Millis(5_030.0));
+        e.plan_tag_pull(Millis(30.0));
+        e.note_clocks(Millis(31.0), Millis(5_035.0));
+        e.note_clocks(Millis(32.0), Millis(5_038.0));
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "0", "0", ""]),
+            Millis(33.0),
+        )
+        .unwrap();
+        assert!(
+            !e.tags_caught_up(Millis(34.0)),
+            "moved 6 ms since the start of the pull the bound counts from"
+        );
     }
 
     /// A revalidation whose `expire` is later ends the serving of its tags' entries stale no

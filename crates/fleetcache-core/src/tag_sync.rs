@@ -94,6 +94,14 @@ pub struct PushFollow {
     planned: Option<(u64, Millis)>,
     /// The last pull that succeeded: its tick and start time.
     pulled: Option<(u64, Millis)>,
+    /// The host's clocks' distance (wall clock less process clock) as last told when the pull
+    /// planned last started ([`PushFollow::clocks_at_plan`]).
+    planned_apart: Option<f64>,
+    /// That distance as at `pulled`'s start, or as told when a step was last taken for a gap
+    /// since ([`PushFollow::clocks_moved_since_pull`]): the bound is counted on the process's clock
+    /// from `pulled`'s start, so what the distance moved since is how much older than the bound
+    /// counts the mirror is, however many calls told it a little at a time.
+    pulled_apart: Option<f64>,
     /// The last [`RECENT_PULLS`] pulls applied to a mirror that held the whole state before
     /// and after, oldest first: when each was applied and when it started
     /// ([`PushFollow::vouched_from`]). (A fixed array as a ring cost the wasm module more.)
@@ -164,6 +172,8 @@ impl PushFollow {
             tick: 0,
             subscribed: None,
             planned: None,
+            planned_apart: None,
+            pulled_apart: None,
             pulled: None,
             recent_pulls: Vec::new(),
             gap: 0,
@@ -383,11 +393,39 @@ impl PushFollow {
         Some(((failed_at.0 + backoff).max(learned.just_after().0) - now.0).max(0.0))
     }
 
+    /// The clocks' distance the host last told as the pull planned last starts (`None`: none
+    /// told): the one the bound counts from once it is applied ([`PushFollow::clocks_moved_since_pull`]).
+    pub fn clocks_at_plan(&mut self, apart: Option<f64>) {
+        self.planned_apart = apart;
+    }
+
+    /// Whether the clocks' distance, now `apart`, moved by more than `by` from where a move is
+    /// taken for a step from (`Engine::note_clocks`): as at the start of the last pull applied,
+    /// or as at the last step taken since, and while a pull is out, as at its start (applied,
+    /// the bound counts from it). Neither where none was told then.
+    pub fn clocks_moved_since_pull(&self, apart: f64, by: f64) -> bool {
+        let moved = |was: Option<f64>| was.is_some_and(|was| (apart - was).abs() > by);
+        moved(self.pulled_apart) || (self.planned.is_some() && moved(self.planned_apart))
+    }
+
+    /// A step of the clocks was taken for a gap with the distance at `apart`: a move from it
+    /// is the next one ([`PushFollow::clocks_moved_since_pull`]); a pull planned from now on catches
+    /// up, and its distance replaces this one when applied.
+    pub fn clocks_stepped(&mut self, apart: f64) {
+        self.pulled_apart = Some(apart);
+        self.heard_gap();
+    }
+
     /// The pull planned last was applied, at `now`; `whole` when the mirror held the whole
     /// state before and after it (not a page of a load: [`PushFollow::vouched_from`]).
     pub fn pull_applied(&mut self, now: Millis, whole: bool) {
         if let Some(p) = self.planned.take() {
             self.pulled = Some(p);
+            // Planned before the last gap, it catches nothing up: the distance at that gap
+            // stays the one to compare with.
+            if p.0 > self.gap {
+                self.pulled_apart = self.planned_apart;
+            }
             self.failed = None;
             self.answering = None;
             if !whole {

@@ -1689,10 +1689,12 @@ fn write_back_op() -> impl Strategy<Value = Op> {
 /// A step of an instance's wall clock ([`Op::ClockStep`]): forward or back by more than the
 /// 10 ms slack (`CLOCK_AHEAD_SLACK_MS`, within which an entry keeps Next's stamp), up to 5 s;
 /// a quarter of them just past it (up to 15 ms), where what a drifting clock moved untold
-/// before it ([`CLOCK_NOTE_MS`]) decides whether the engine sees the step.
+/// before it ([`CLOCK_NOTE_MS`]) decides whether the engine sees the step. And a fifth of
+/// them short pauses (3 to 5 ms), each within what the engine takes for a step when told, that
+/// add up past the slack when several fall between two pulls.
 fn clock_step() -> impl Strategy<Value = i16> {
     let ms = prop_oneof![3 => 11i16..5000, 1 => 11i16..16];
-    prop_oneof![ms.clone(), ms.prop_map(|ms| -ms)]
+    prop_oneof![2 => ms.clone(), 2 => ms.prop_map(|ms| -ms), 1 => 3i16..6]
 }
 
 /// How far each instance's process clock runs from the wall clock when a history begins (a
@@ -2071,6 +2073,10 @@ struct World {
     /// A process's clock drifts in this history ([`Instance::rate`]): it may run ahead of the
     /// wall clock by the slack or less, where its entries keep Next's stamps ([`World::slack`]).
     drifts: bool,
+    /// By the true time a regeneration began (its payload's, as bits): how far ahead of the
+    /// wall clock, within the slack, the clock of an instance that began one then, or stamped
+    /// it, ran ([`World::stamped`], [`World::slack`]).
+    within_slack: HashMap<u64, f64>,
 }
 
 impl World {
@@ -2132,6 +2138,7 @@ impl World {
             times: Vec::new(),
             clocks_parted: false,
             drifts: false,
+            within_slack: HashMap::new(),
         }
     }
 
@@ -2146,16 +2153,34 @@ impl World {
         self.drifts |= clocks.iter().any(|(_, r)| *r != 0.0);
     }
 
-    /// How much later than the true time of its data an entry may be judged by its tags: a
-    /// process whose clock runs ahead of its wall clock by [`CLOCK_AHEAD_SLACK_MS`] or less
-    /// stamps its entries on its own clock (decision 0036 leaves that, as what NTP leaves
-    /// between hosts), so a revalidation in those ms after the data was made may not reach it.
-    /// A step never leaves a clock there ([`Op::ClockStep`]); only drift brings one through.
-    fn slack(&self) -> f64 {
+    /// How much later than the true time of its data, `created` (a regeneration's start), an
+    /// entry may be judged by its tags: a process whose clock runs ahead of its wall clock by
+    /// [`CLOCK_AHEAD_SLACK_MS`] or less stamps its entries on its own clock (decision 0036
+    /// leaves that, as what NTP leaves between hosts), so a revalidation in those ms after the
+    /// data was made may not reach it. Exactly as far as the clock of the instance that began
+    /// it, or stamped it, ran ahead then ([`World::stamped`]); none for any other entry, and
+    /// none in a history whose clocks do not drift (a step never leaves a clock there,
+    /// [`Op::ClockStep`]). A blanket 10 ms for every entry of a drifting history would hide a
+    /// stamp up to 10 ms late on any instance.
+    fn slack(&self, created: f64) -> f64 {
         if self.drifts {
-            CLOCK_AHEAD_SLACK_MS
+            self.within_slack
+                .get(&created.to_bits())
+                .copied()
+                .unwrap_or(0.0)
         } else {
             0.0
+        }
+    }
+
+    /// Instance `inst` begins, or stamps, a regeneration whose data is of true time `created`:
+    /// where its clock runs ahead of the wall clock by the slack or less, its entry may be
+    /// stamped that far after it ([`World::slack`]).
+    fn stamped(&mut self, inst: usize, created: f64) {
+        let ahead = self.offset(inst);
+        if ahead > 0.0 && ahead <= CLOCK_AHEAD_SLACK_MS {
+            let e = self.within_slack.entry(created.to_bits()).or_insert(0.0);
+            *e = e.max(ahead);
         }
     }
 
@@ -2680,6 +2705,7 @@ impl World {
                 knew.pulls_itself = !self.insts[inst]
                     .engine
                     .tags_caught_up(Millis(self.clock(inst)));
+                self.stamped(inst, self.now);
                 self.regens.push(Regen {
                     inst,
                     key: 0,
@@ -2744,6 +2770,7 @@ impl World {
             .min(self.now - self.insts[inst].started)
             .max(0.0);
         let created = self.now - began;
+        self.stamped(inst, created);
         let payload = created.to_le_bytes().to_vec();
         self.clocks_told(inst, now, wall);
         let engine = &mut self.insts[inst].engine;
@@ -2830,6 +2857,7 @@ impl World {
         // write's own number. The check tells page writes by their bytes, and two renders of
         // the same ms, tags and lifetime (one an instance's rewrite, one another's
         // regeneration) would otherwise store the same bytes.
+        self.stamped(inst, began);
         let mut payload = began.to_le_bytes().to_vec();
         payload.push(0);
         payload.extend_from_slice(&(self.next_task as u64).to_le_bytes());
@@ -2972,7 +3000,7 @@ impl World {
                 && r.at.0 > knew.heard_from
             {
                 prop_assert!(
-                    judged_by - self.slack() <= r.at.0,
+                    judged_by - self.slack(began) <= r.at.0,
                     "{}\ninstance {} stored an entry regenerated from {} judged by its tags from \
                      {}, after revalidation #{} at {} of its tags, resolved before the \
                      regeneration began, which it had not heard of (its last refresh started at {}; \
@@ -3147,7 +3175,7 @@ impl World {
                         && r.at.0 > created
                     {
                         prop_assert!(
-                            judged_by - self.slack() <= r.at.0,
+                            judged_by - self.slack(created) <= r.at.0,
                             "{}\ninstance {} wrote back a value created at {} judged by its tags \
                              from {}, after revalidation #{} at {} of its tags, which it had \
                              not learnt",
@@ -4095,6 +4123,7 @@ impl World {
                                 _ => None,
                             };
                             let knew = self.knew(inst, rt.refresh_failed);
+                            self.stamped(inst, self.now);
                             self.regens.push(Regen {
                                 inst,
                                 key: inc.key,
@@ -4590,8 +4619,10 @@ impl World {
             for tag in r.tags.iter().filter(|t| tags.contains(t)) {
                 // Judged when the machine was given the bytes: an answer may come a lease
                 // request later, past a profile's `expire` by up to that command's budget.
-                let required = required_record
-                    .freshness(Millis(created.0 + self.slack()), Millis(read_at.0 - late));
+                let required = required_record.freshness(
+                    Millis(created.0 + self.slack(created.0)),
+                    Millis(read_at.0 - late),
+                );
                 // Not yet heard of when the machine judged the entry, and not in Redis when this
                 // read's refresh ran there, or when the instance's last refresh before that
                 // judgement did (a read may be judged after a later one: one whose refresh was
