@@ -2508,6 +2508,17 @@ mod tests {
         assert!(e.mirror().is_synced());
     }
 
+    /// The state "E" at version 1, followed at 20 ms, holding one record: `b` expired at 10.
+    fn follow_b_expired_at_10(e: &mut Engine) {
+        load(
+            e,
+            "E",
+            "1",
+            &["b".to_owned(), "0,10,0,0,10".to_owned()],
+            20.0,
+        );
+    }
+
     /// A week of per-item revalidations (a new tag every minute, from this
     /// process and from another instance alike), refreshed as requests do. Redis forgets a tag
     /// once it is older than the pruning age (`tag_update.lua`); the mirror must forget it by
@@ -2796,13 +2807,7 @@ mod tests {
     #[test]
     fn a_lost_record_the_queued_revalidation_does_not_cover_is_still_given_back() {
         let mut e = shared_engine();
-        load(
-            &mut e,
-            "E",
-            "1",
-            &["b".to_owned(), "0,10,0,0,10".to_owned()],
-            20.0,
-        );
+        follow_b_expired_at_10(&mut e);
         let stale = Revalidation::Stale {
             expire_seconds: None,
         };
@@ -2872,13 +2877,7 @@ mod tests {
     #[test]
     fn a_record_redis_had_is_counted_lost_though_the_tag_is_queued_again() {
         let mut e = shared_engine();
-        load(
-            &mut e,
-            "E",
-            "1",
-            &["b".to_owned(), "0,10,0,0,10".to_owned()],
-            20.0,
-        );
+        follow_b_expired_at_10(&mut e);
         let stale = Revalidation::Stale {
             expire_seconds: None,
         };
@@ -2913,13 +2912,7 @@ mod tests {
     #[test]
     fn a_loss_whose_merge_is_in_flight_is_not_counted_again() {
         let mut e = shared_engine();
-        load(
-            &mut e,
-            "E",
-            "1",
-            &["b".to_owned(), "0,10,0,0,10".to_owned()],
-            20.0,
-        );
+        follow_b_expired_at_10(&mut e);
         load(&mut e, "F", "0", &[], 30.0);
         assert_eq!(e.tag_records_lost(), 1);
         assert!(e.plan_resend("c").unwrap().is_some(), "the merge goes out");
