@@ -41,7 +41,6 @@ const now = () => Date.now()
 const entry = (value, tags = ['products'], timestamp = now()) =>
   useCacheEntry(value, { tags, timestamp })
 const text = async (e) => new Response(e.value).text()
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 /** An entry stale 9 s ago (revalidate 1 s, stamped 10 s ago), inside its expire. */
 const staleEntry = (value) =>
   useCacheEntry(value, { tags: ['products'], timestamp: now() - 10_000, revalidate: 1 })
@@ -93,7 +92,8 @@ describe('fleetcache/worker with a host transport', () => {
     const a = createCache(opts)
     const b = createCache(opts)
     assert.equal(a.storeKind, 'transport')
-    await a.set('k', entry('from a'))
+    // Stamped a second ago: the revalidation below comes after it on any clock reading.
+    await a.set('k', entry('from a', ['products'], now() - 1000))
     await b.refreshTags()
     const got = await b.get('k', [])
     assert.ok(got, 'b misses what a stored')
@@ -101,7 +101,6 @@ describe('fleetcache/worker with a host transport', () => {
     assert.ok(sent.some((s) => s.command === 'SET' && s.kind === 'write' && s.timeoutMs > 0))
     assert.ok(sent.some((s) => s.command === 'GET' && s.kind === 'read'))
 
-    await sleep(2)
     await a.updateTags(['products'])
     // b learns of it on its next refresh (one round trip), as Next calls refreshTags per request.
     await b.refreshTags()
@@ -120,13 +119,12 @@ describe('fleetcache/worker with a host transport', () => {
     assert.ok(w, 'the worker misses the Node entry')
     assert.equal(await text(w), 'node wrote this')
 
-    await worker.set('from-worker', entry('worker wrote this'))
+    await worker.set('from-worker', entry('worker wrote this', ['products'], now() - 1000))
     await node.refreshTags()
     const n = await node.get('from-worker', [])
     assert.ok(n, 'Node misses the worker entry')
     assert.equal(await text(n), 'worker wrote this')
 
-    await sleep(2)
     await worker.updateTags(['products'])
     await node.refreshTags()
     assert.equal(await node.get('from-worker', []), undefined, "the worker's revalidation")
