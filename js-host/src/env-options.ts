@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 
-import { buildId, distDir, type Env } from './next-build-files'
+import { buildId, distDir, type Env, recordedDeploymentId } from './next-build-files'
 import { checkAddress, checkUrl } from './option-checks'
 import {
   ConfigError,
@@ -186,8 +186,9 @@ export function buildIdFileProblem(env: Env = process.env): string {
 
 /**
  * The running server's deployment id, and where it was found: `FLEETCACHE_DEPLOYMENT_ID`, else
- * `NEXT_DEPLOYMENT_ID`, else the build id in the dist directory; undefined (`none found`, the
- * namespace `default`) when there is none of them.
+ * `NEXT_DEPLOYMENT_ID`, else the `deploymentId` the build recorded (which Next empties the
+ * variable of under `experimental.useSkewCookie`), else the build id in the dist directory;
+ * undefined (`none found`, the namespace `default`) when there is none of them.
  */
 export function deploymentFromEnv(env: Env = process.env): {
   deploymentId: string | undefined
@@ -201,6 +202,10 @@ export function deploymentFromEnv(env: Env = process.env): {
   }
   if (env.NEXT_DEPLOYMENT_ID) {
     return { deploymentId: env.NEXT_DEPLOYMENT_ID, deploymentSource: 'NEXT_DEPLOYMENT_ID' }
+  }
+  const recorded = recordedDeploymentId(env)
+  if (recorded !== undefined) {
+    return { deploymentId: recorded.id, deploymentSource: recorded.source }
   }
   const id = buildId(process.cwd(), env)
   // The file read, resolved: a standalone server.js changes to its own directory first, and

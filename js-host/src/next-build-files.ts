@@ -176,6 +176,32 @@ export function buildId(cwd: string, env: Env): string | undefined {
 }
 
 /**
+ * The `deploymentId` the configuration of the build being served recorded (a standalone
+ * server's announced config, else `<distDir>/required-server-files.json`), with where it was
+ * read; undefined when it recorded none, or '' (`experimental.runtimeServerDeploymentId`), or
+ * the record cannot be read. Next puts it into `NEXT_DEPLOYMENT_ID` before the handlers load,
+ * unless the build set `experimental.useSkewCookie`: then the variable is '', and this is what
+ * tells the build apart, its build id being the same in every build that sets a
+ * `deploymentId` (`getBuildId` in `next/dist/build/index.js`, 16.2.12 to 16.5.0).
+ */
+export function recordedDeploymentId(
+  env: Env = process.env,
+  cwd: string = process.cwd(),
+): { id: string; source: string } | undefined {
+  try {
+    const config = recordedConfig(env, cwd) as { deploymentId?: unknown } | null | undefined
+    const id = config?.deploymentId
+    if (typeof id !== 'string' || id === '') return undefined
+    const source = env.__NEXT_PRIVATE_STANDALONE_CONFIG
+      ? '__NEXT_PRIVATE_STANDALONE_CONFIG'
+      : join(buildDir(cwd, env), 'required-server-files.json')
+    return { id, source: `deploymentId in ${source}` }
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * The `deploymentId` the config of the build in `dir` set, from its
  * `required-server-files.json`; undefined when it set none or the file is missing or unreadable.
  * A server of that build takes it as its namespace (Next sets `NEXT_DEPLOYMENT_ID` from it when it

@@ -83,15 +83,16 @@ describe('fleetcache CLI flags', () => {
     assert.match(r.stdout, /--version/)
   })
 
-  // The seed's default deployment, as docs/observability.md states it: with useSkewCookie the
-  // build id, unless runtimeServerDeploymentId is on too (every server of that build reads
-  // NEXT_DEPLOYMENT_ID as it is, and so does the seed). The text left the exception out.
+  // The seed's default deployment, as docs/observability.md states it: with useSkewCookie not
+  // NEXT_DEPLOYMENT_ID (its servers empty it), unless runtimeServerDeploymentId is on too (every
+  // server of that build reads NEXT_DEPLOYMENT_ID as it is, and so does the seed). The text left
+  // the exception out.
   test("help gives the seed's default deployment with both exceptions", async () => {
     const r = await cli(['help'])
     const seed = r.stdout.slice(r.stdout.indexOf('  seed '), r.stdout.indexOf('\nOptions:'))
     assert.match(
       seed.replace(/\s+/g, ' '),
-      /\(default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the build's next\.config deploymentId, BUILD_ID; with useSkewCookie, FLEETCACHE_DEPLOYMENT_ID, BUILD_ID, unless runtimeServerDeploymentId is on too\)/,
+      /\(default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the build's next\.config deploymentId, BUILD_ID; with useSkewCookie, the same without NEXT_DEPLOYMENT_ID, unless runtimeServerDeploymentId is on too\)/,
     )
   })
 

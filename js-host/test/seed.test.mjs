@@ -571,8 +571,10 @@ describe('fleetcache seed', () => {
 
   // With experimental.useSkewCookie, Next's server sets NEXT_DEPLOYMENT_ID to '' whatever the
   // config or the environment held, before it loads the handlers (base-server.js; read in 16.4.6
-  // and 16.5.0, 16.0.0 has no such option): its namespace is the build id, so the seed's must be.
-  test('a build with useSkewCookie is seeded under its build id, as its servers read', async () => {
+  // and 16.5.0, 16.0.0 has no such option), and they take the deploymentId the build recorded:
+  // its build id is the same in every build that sets one (16.2.12 on), so the seed must not
+  // write there either.
+  test('a build with useSkewCookie is seeded under its recorded deploymentId, as its servers read', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const file = path.join(dist, 'required-server-files.json')
     fs.writeFileSync(
@@ -585,11 +587,11 @@ describe('fleetcache seed', () => {
     try {
       const line = async (env) =>
         (await runSeed([], env)).stderr.split('\n').find((l) => l.includes('] namespace '))
-      const fromBuildId = new RegExp(
-        `namespace ${PREFIX}:b1 \\(deployment from ${escape(path.join(dist, 'BUILD_ID'))}\\)`,
+      const fromRecord = new RegExp(
+        `namespace ${PREFIX}:v42 \\(deployment from deploymentId in ${escape(file)}\\)`,
       )
-      assert.match(await line(), fromBuildId)
-      assert.match(await line({ NEXT_DEPLOYMENT_ID: 'n7' }), fromBuildId)
+      assert.match(await line(), fromRecord)
+      assert.match(await line({ NEXT_DEPLOYMENT_ID: 'n7' }), fromRecord)
       // FLEETCACHE_DEPLOYMENT_ID is fleetcache's own: Next does not touch it.
       assert.match(
         await line({ FLEETCACHE_DEPLOYMENT_ID: 'f3' }),

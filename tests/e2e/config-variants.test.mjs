@@ -6,9 +6,12 @@
 //   .js   CommonJS (`require`, no "type": "module"), in another copy
 //
 // Each build is started as two `next start` instances on one Redis, and one value rendered on
-// the first must be served by the second. The copies live in $TMPDIR/fleetcache-config-variants
-// (node_modules hard-linked from the example) and are rebuilt only when their sources or the
-// installed tarball change, like the example itself.
+// the first must be served by the second. The .js config also sets a `deploymentId` and
+// `experimental.useSkewCookie`: Next then empties NEXT_DEPLOYMENT_ID and writes a build id that
+// is the same in every such build, so the namespace must be the recorded `deploymentId`. The
+// copies live in $TMPDIR/fleetcache-config-variants (node_modules hard-linked from the example)
+// and are rebuilt only when their sources or the installed tarball change, like the example
+// itself.
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -29,6 +32,11 @@ const BODY = `{
   outputFileTracingRoot: root,
   turbopack: { root },
 }`
+const SKEW_DEPLOYMENT = 'cv-js-skew'
+const SKEW_BODY = BODY.replace(
+  'turbopack: { root },',
+  `turbopack: { root },\n  deploymentId: '${SKEW_DEPLOYMENT}',\n  experimental: { useSkewCookie: true },`,
+)
 
 const VARIANTS = {
   ts: {
@@ -49,7 +57,7 @@ export default withFleetcache(nextConfig)
 const root = __dirname
 
 /** @type {import('next').NextConfig} */
-module.exports = withFleetcache(${BODY})
+module.exports = withFleetcache(${SKEW_BODY})
 `,
   },
 }
@@ -144,10 +152,15 @@ describe('withFleetcache from next.config.mjs, .ts and .js', () => {
           assert.equal(second.generatedBy, a.name, `${b.name} did not get ${a.name}'s entry`)
           assert.equal(second.generatedAt, first.generatedAt)
           assert.equal(origin.calls(`products-${list}`), 1)
+          const [id, file] =
+            name === 'js'
+              ? [SKEW_DEPLOYMENT, 'required-server-files.json']
+              : [app.buildId, 'BUILD_ID']
+          const source = path.join(fs.realpathSync(dir), '.next', file)
           assert.match(
             a.logTail(200),
             new RegExp(
-              `namespace v-${name}:${app.buildId} \\(deployment from ${path.join(fs.realpathSync(dir), '.next', 'BUILD_ID').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`,
+              `namespace v-${name}:${id} \\(deployment from ${name === 'js' ? 'deploymentId in ' : ''}${source.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`,
             ),
           )
         } catch (err) {

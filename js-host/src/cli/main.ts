@@ -57,7 +57,7 @@ Commands:
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
         [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the
                                 build's next.config deploymentId, BUILD_ID; with
-                                useSkewCookie, FLEETCACHE_DEPLOYMENT_ID, BUILD_ID, unless
+                                useSkewCookie, the same without NEXT_DEPLOYMENT_ID, unless
                                 runtimeServerDeploymentId is on too)
 
 Options:
@@ -337,8 +337,9 @@ async function main(argv: string[]): Promise<number> {
         // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
         const configured = configuredDeploymentIdIn(distDir)
         // Unless the build set useSkewCookie: its server then empties NEXT_DEPLOYMENT_ID, and
-        // neither the variable nor the config's deploymentId reaches the handlers. With
-        // runtimeServerDeploymentId, every server of the build takes the variable as it is.
+        // the handlers take the recorded deploymentId instead (the build id is the same in
+        // every build that sets one). With runtimeServerDeploymentId, every server of the
+        // build takes the variable as it is.
         const runtimeId = runtimeDeploymentIdIn(distDir)
         const skewCookie = skewCookieIn(distDir) && !runtimeId
         // With where it came from, for the namespace line, as the handlers' start line has it.
@@ -349,7 +350,7 @@ async function main(argv: string[]): Promise<number> {
               ? [env.FLEETCACHE_DEPLOYMENT_ID, 'FLEETCACHE_DEPLOYMENT_ID']
               : env.NEXT_DEPLOYMENT_ID && !skewCookie
                 ? [env.NEXT_DEPLOYMENT_ID, 'NEXT_DEPLOYMENT_ID']
-                : configured !== undefined && !skewCookie
+                : configured !== undefined
                   ? [configured, `deploymentId in ${join(distDir, 'required-server-files.json')}`]
                   : [
                       readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
