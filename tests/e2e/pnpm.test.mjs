@@ -15,6 +15,10 @@
 // registry through npx; pnpm's store is reused across runs). Its pnpm-lock.yaml pins every
 // registry package; pnpm rewrites only fleetcache.tgz's integrity in the copy. The install and
 // the build are redone only when the tarball, the lockfile or a source changed (decision 0013).
+// That copy is a cache every run with the same TMPDIR shares, and a run changes it (install,
+// build, the edit `next dev` is shown) while its servers run from it: a run holds
+// $TMPDIR/fleetcache-pnpm-app.lock (its PID) from before it prepares the copy until its last
+// test ends, and a second run waits for it (a per-run copy would install and build every time).
 //
 // Run: node --test tests/e2e/pnpm.test.mjs   (E2E_KEEP_LOGS=1 keeps the logs)
 import assert from 'node:assert/strict'
@@ -23,7 +27,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { fleetSuite } from '../support/diagnostics.mjs'
 import {
   cleanEnv,
@@ -35,10 +39,11 @@ import {
 } from '../support/fleet.mjs'
 import { freePort } from '../support/ports.mjs'
 import { startRedis } from '../support/redis.mjs'
-import { stopChild, tailFile, trackChild, waitFor } from '../support/util.mjs'
+import { stopChild, tailFile, takeLock, trackChild, waitFor } from '../support/util.mjs'
 
 const fixture = path.join(repoRoot, 'tests', 'e2e', 'pnpm-app')
 const appDir = path.join(os.tmpdir(), 'fleetcache-pnpm-app')
+const lockFile = `${appDir}.lock`
 const stampFile = path.join(appDir, 'node_modules', '.fleetcache-pnpm.json')
 const pnpmSpec = JSON.parse(
   fs.readFileSync(path.join(fixture, 'package.json'), 'utf8'),
@@ -145,12 +150,17 @@ let redis
 let A
 let S
 let dev
+let releaseApp
 
 describe('fleetcache e2e: installed by pnpm', () => {
   const { wrap: withDiagnostics } = fleetSuite({
     tag: 'pnpm',
     scene: () => ({ logDir, redis: [redis], instances: [A, S, dev] }),
     setUp: async () => {
+      releaseApp = await takeLock(lockFile, {
+        what: '[pnpm] the app copy',
+        log: (m) => process.stderr.write(`${m}\n`),
+      })
       logDir = makeLogDir('fleetcache-pnpm-')
       prepared = await prepare(logDir)
       redis = await startRedis({ logDir })
@@ -160,6 +170,9 @@ describe('fleetcache e2e: installed by pnpm', () => {
       )
     },
   })
+  // After fleetSuite's teardown (hooks run in the order declared), which stops any server still
+  // running from the copy.
+  after(() => releaseApp?.())
 
   test(
     "the standalone tree holds the .wasm in pnpm's layout",

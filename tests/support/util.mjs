@@ -98,3 +98,67 @@ export function trackChild(child) {
   }
   return child
 }
+
+// Whether a process with this PID runs (EPERM: it runs, as another user).
+function processRuns(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return err.code === 'EPERM'
+  }
+}
+
+// Takes the lock `file` for this process: the file, holding this process's PID, made by a link
+// (so it never exists without its PID). While a running process holds it, waits (saying once
+// who holds it), up to `timeoutMs`. A lock whose process no longer runs (or names this process,
+// so was left by a dead one with the same PID) is removed, if it still names that PID when read
+// again: two runs that find one dead run's lock at the same moment can both take it only if
+// one's link falls between the other's second read and its unlink. Returns a function that
+// releases the lock (idempotent; called on exit too), removing the file only while it holds this
+// PID.
+export async function takeLock(file, { what, timeoutMs = 10 * 60_000, log = () => undefined }) {
+  const mine = String(process.pid)
+  const own = `${file}.${mine}`
+  fs.writeFileSync(own, mine)
+  const read = () => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim()
+    } catch (err) {
+      if (err.code === 'ENOENT') return null
+      throw err
+    }
+  }
+  const deadline = Date.now() + timeoutMs
+  let told
+  try {
+    for (;;) {
+      try {
+        fs.linkSync(own, file)
+        break
+      } catch (err) {
+        if (err.code !== 'EEXIST') throw err
+      }
+      const owner = read()
+      if (owner === null) continue
+      if (owner === mine || !processRuns(Number(owner))) {
+        // Removed only if it still names the process that died.
+        if (read() === owner) fs.rmSync(file, { force: true })
+        continue
+      }
+      if (Date.now() >= deadline) {
+        throw new Error(`${what}: ${file} is still held by PID ${owner} after ${timeoutMs} ms`)
+      }
+      if (told !== owner) log(`${what}: waiting for PID ${owner}, which holds ${file}`)
+      told = owner
+      await delay(1000)
+    }
+  } finally {
+    fs.rmSync(own, { force: true })
+  }
+  const release = () => {
+    if (read() === mine) fs.rmSync(file, { force: true })
+  }
+  process.once('exit', release)
+  return release
+}
