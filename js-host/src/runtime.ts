@@ -384,7 +384,8 @@ const CLOSING = Symbol.for('fleetcache.closing')
 
 /**
  * Closes every Redis connection this process opened (graceful shutdown, tests), once the
- * revalidations still queued are sent or reported lost (docs/operating.md, "Shutdown"); a call
+ * revalidations still queued, and the tag records Redis lost that this process has not given
+ * back yet, are sent or reported lost (docs/operating.md, "Shutdown"); a call
  * while another is in progress resolves when that one is done too (two shutdown hooks). Handlers
  * keep working afterwards as if Redis were unreachable.
  */

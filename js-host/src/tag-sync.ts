@@ -92,7 +92,8 @@ export interface TagEnums {
  * Runs an `EVALSHA` argv the engine planned (loading the script on `NOSCRIPT`) under the
  * engine's budget for `kind`. Rejects with an error whose `code` is `ERR_REDIS_REPLY` when Redis
  * answered with an error, `ERR_REDIS_CIRCUIT_OPEN` when the breaker kept Redis from being asked
- * (never with `force`: the last attempt at the outbox when the process closes).
+ * (never with `force`: the last attempt at the outbox and at the records to give back when
+ * the process closes).
  */
 export type ScriptRunner = (
   argv: string[],
@@ -206,14 +207,15 @@ function isTimeout(err: unknown): boolean {
 /**
  * Why a queued revalidation is still unsent, for the warning: a timeout or an open breaker is
  * not an unreachable Redis, and an operator reading "unreachable" looks in the wrong place.
+ * `what`: the command Redis answered with an error (the merge of lost records, at close).
  */
-function whyUnsent(err: unknown): string {
+function whyUnsent(err: unknown, what = 'the first queued revalidation'): string {
   if (isTimeout(err)) return 'Redis did not answer it in time'
   if (isCircuitOpen(err)) return 'the Redis circuit breaker is open'
   if (isReplyError(err)) {
     // The reply's first word is Redis's error code (OOM, MISCONF, READONLY, WRONGTYPE); its
     // whole text is in the line that logged the failure.
-    return `Redis answered the first queued revalidation with ${replyCode(err)}`
+    return `Redis answered ${what} with ${replyCode(err)}`
   }
   return 'Redis is unreachable'
 }
@@ -343,6 +345,8 @@ export class TagSync {
    * attempt, with the breaker closed, so each retry would log one more.
    */
   private resendFailing = false
+  /** Why the last merge of records to give back failed (for the line at close). */
+  private resendFailure: unknown
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -984,14 +988,15 @@ export class TagSync {
       this.backlogSetAside = false
       this.refusals = undefined
     }
-    return this.resend(script)
+    return this.resend(script, last)
   }
 
   /**
    * Merges back, batch by batch, the tag records Redis lost and this process knows, or makes
-   * the state's lost meta hash anew (a merge of no record).
+   * the state's lost meta hash anew (a merge of no record). `last`: the attempt as the process
+   * closes, whatever the breaker; a failure then is the line at close's to report.
    */
-  private async resend(script: ScriptRunner): Promise<boolean> {
+  private async resend(script: ScriptRunner, last = false): Promise<boolean> {
     let batches = 0
     let records = 0
     let remade = false
@@ -1002,8 +1007,13 @@ export class TagSync {
       const batch = recordsIn(argv)
       let reply: unknown
       try {
-        reply = await script(argv, 'write')
+        reply = await script(argv, 'write', last)
       } catch (err) {
+        this.resendFailure = err
+        if (last) {
+          this.log.debug(`lost tag records not given back to Redis at close: ${describe(err)}`)
+          return false
+        }
         if (isFailedProbe(err)) {
           this.log.debug(
             `lost tag records not yet given back to Redis (the breaker's probe): ${describe(err)}`,
@@ -1124,9 +1134,12 @@ export class TagSync {
   /**
    * Stops `watch`, the periodic pull and the subscription (the runtime is closing). A
    * revalidation still in the outbox reaches no other instance once this process is gone, and
-   * the entries it invalidated would be served fresh by them: it gets one last attempt
-   * (whatever the backoff and the breaker, each command under its budget, the queue in order
-   * until one fails), and what is still queued after it is logged as lost.
+   * the entries it invalidated would be served fresh by them; so does a tag record Redis lost
+   * (a flush, a failover) that this process has not given back yet, unless another instance
+   * that knows it gives it back. Both get one last attempt (whatever the backoff and the
+   * breaker, each command under its budget): the queue in order, then the merges of lost
+   * records, until one command fails. What is left after it is logged as lost, one line for
+   * each.
    */
   stop(): Promise<void> {
     this.stopping ??= this.stopNow()
@@ -1146,14 +1159,20 @@ export class TagSync {
     }
   }
 
-  /** The outbox's last attempt, and the line for what it could not send. */
+  /**
+   * The last attempt at the outbox and then at the records to give back, and the lines for
+   * what it could not send. The outbox goes first, as in every drain: a revalidation it sends
+   * takes its records off the queue of those to give back (each reaches Redis once), and the
+   * merges wait for the queue's order. A command that fails ends the attempt: the next, a write
+   * to the same Redis, would most likely fail alike, and close() would wait a budget more.
+   */
   private async sendLast(): Promise<void> {
     const script = this.script
-    if (script === undefined || this.failure !== undefined || this.engine.outboxLength === 0) return
+    if (script === undefined || this.failure !== undefined || !this.waitingToSend()) return
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
-      if (this.engine.outboxLength > 0) {
+      if (this.waitingToSend()) {
         // Registered as the drain: a reply's backlog signal or a retry in flight joins it
         // instead of sending the same head again.
         const last = this.replay(script, true)
@@ -1161,25 +1180,64 @@ export class TagSync {
         await last
       }
       const left = this.engine.outboxLength
-      if (left === 0) return
-      // Each was logged by its tags when it was queued ("revalidation of <tags> applied on this
-      // instance; ... queued"): those lines say which, but those of a run of refused writes
-      // after its first, logged at debug: named here, each as its line named it, all of them
-      // (no line at warn named them), and only those still queued: one the queue sent since,
-      // or set aside (with a line of its own), is not lost with it.
-      const head = this.engine.outboxHeadSeq
-      const quiet = this.refusals?.quiet.filter((q) => q.seq >= head) ?? []
-      this.log.error(
-        `closing with ${String(left)} queued revalidation(s) not sent to Redis ` +
-          `(${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
-          `to the rest of the fleet (the lines that queued them name their tags` +
-          (quiet.length > 0
-            ? `; ${String(quiet.length)} of them logged at debug only while Redis refused writes: ${quiet.map((q) => shortList(q.tags)).join('; ')})`
-            : ')'),
-      )
+      if (left > 0) {
+        // Each was logged by its tags when it was queued ("revalidation of <tags> applied on
+        // this instance; ... queued"): those lines say which, but those of a run of refused
+        // writes after its first, logged at debug: named here, each as its line named it, all
+        // of them (no line at warn named them), and only those still queued: one the queue
+        // sent since, or set aside (with a line of its own), is not lost with it.
+        const head = this.engine.outboxHeadSeq
+        const quiet = this.refusals?.quiet.filter((q) => q.seq >= head) ?? []
+        this.log.error(
+          `closing with ${String(left)} queued revalidation(s) not sent to Redis ` +
+            `(${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
+            `to the rest of the fleet (the lines that queued them name their tags` +
+            (quiet.length > 0
+              ? `; ${String(quiet.length)} of them logged at debug only while Redis refused writes: ${quiet.map((q) => shortList(q.tags)).join('; ')})`
+              : ')'),
+        )
+      }
+      this.logNotGivenBack(left > 0)
     } catch (err) {
       this.engineFailed('revalidation replay at close', err)
     }
+  }
+
+  /** Something waits to be sent: queued revalidations, or records (or a meta hash) to give back. */
+  private waitingToSend(): boolean {
+    return this.engine.outboxLength > 0 || this.engine.resendLength > 0
+  }
+
+  /**
+   * The line at close for the records Redis lost that the last attempt did not give back
+   * (`notTried`: the outbox's last attempt failed first, so no merge was sent). Only the
+   * state's meta hash to make anew (a merge of no record) loses nothing: the records are in
+   * Redis, and an instance that loads the state makes it anew.
+   */
+  private logNotGivenBack(notTried: boolean): void {
+    const waiting = this.engine.resendLength
+    if (waiting === 0) return
+    // The batch the next merge would send (the one that failed, planned again until
+    // acknowledged): records are planned before a merge of none, so a merge of none means no
+    // record waits. Nothing is sent after this (stopped).
+    const batch = splitArgv(this.engine.planResend())
+    if (recordsIn(batch) === 0) {
+      this.log.debug(
+        "closing without making the tag state's lost meta hash anew in Redis: no record is lost, " +
+          'an instance that loads the state makes it anew',
+      )
+      return
+    }
+    const why = notTried
+      ? 'not tried: the queued revalidations before them were not sent'
+      : whyUnsent(this.resendFailure, 'the merge')
+    this.log.error(
+      `closing with lost tag records not given back to Redis (${String(waiting)} waiting; ${why}): ` +
+        `revalidations this instance knew that the tag state in Redis lacks (flushed, restarted ` +
+        `empty, restored or failed over, or never sent there); other instances may serve entries ` +
+        `those revalidations invalidated, unless an instance that knows them gives them back; ` +
+        `among them: ${shortList(tagsIn(batch))}`,
+    )
   }
 
   /** The outbox's head failed a moment ago and waits the engine's backoff. */
@@ -1216,4 +1274,15 @@ export class TagSync {
 function recordsIn(argv: readonly string[]): number {
   const keys = Number(argv[2])
   return Number.isInteger(keys) ? Math.max(0, Math.floor((argv.length - 4 - keys) / 2)) : 0
+}
+
+/** The tags a planned `TAG_MERGE` gives records back for, from its argv (as `recordsIn`). */
+function tagsIn(argv: readonly string[]): string[] {
+  const first = 4 + Number(argv[2])
+  const tags: string[] = []
+  for (let i = 0; i < recordsIn(argv); i++) {
+    const tag = argv[first + 2 * i]
+    if (tag !== undefined) tags.push(tag)
+  }
+  return tags
 }

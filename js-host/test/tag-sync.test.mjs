@@ -64,12 +64,15 @@ function fakeLog() {
   }
 }
 
-/** A script runner that answers from `answer(argv, kind)` (a reply, or an Error to reject with). */
+/**
+ * A script runner that answers from `answer(argv, kind, force)` (a reply, or an Error to reject
+ * with); `force`: the last attempt at close, which the breaker does not refuse.
+ */
 function fakeScript(answer) {
   const calls = []
-  const script = async (argv, kind) => {
-    calls.push({ argv, kind })
-    const r = await answer(argv, kind)
+  const script = async (argv, kind, force) => {
+    calls.push({ argv, kind, force })
+    const r = await answer(argv, kind, force)
     if (r instanceof Error) throw r
     return r
   }
@@ -1495,6 +1498,128 @@ describe('TagSync, fake transport and clock', () => {
     await sync.refresh()
     assert.equal(engine.resendLength, 1)
     assert.equal(loud().length, 2, loud().join('\n'))
+  })
+
+  /**
+   * A state holding the record of `lost-rec` (T0), then one that lacks it (a flush, a failover)
+   * while every command but the last attempt at close is refused by the breaker (quietly): the
+   * record waits to be given back, never tried. `queued`: a revalidation of `queued-rev` is
+   * queued first (the breaker refused its send), and the new state lacks it too.
+   */
+  async function lostWhileRefused(queued) {
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    const f = { atClose: () => open }
+    const made = setup((argv, kind, force) =>
+      kind === 'read' ? state : force === true ? f.atClose(argv) : open,
+    )
+    Object.assign(f, made)
+    const { clock, engine, sync } = f
+    await sync.refresh()
+    if (queued) await sync.update(['queued-rev'], undefined, clock.t)
+    assert.equal(engine.outboxLength, queued ? 1 : 0)
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, queued ? 2 : 1)
+    f.closingWrites = () => f.script.calls.filter((c) => c.kind === 'write' && c.force === true)
+    return f
+  }
+
+  test('close() gives back the records Redis lost, after the queue, whatever the breaker', async () => {
+    // Before: the last attempt was the outbox's only; with the outbox empty, close() returned
+    // at once and the records were gone from Redis with the process.
+    for (const queued of [false, true]) {
+      const f = await lostWhileRefused(queued)
+      f.atClose = () => null
+      await f.sync.stop()
+      const sent = f.closingWrites()
+      assert.equal(sent.length, queued ? 2 : 1, f.log.lines.join('\n'))
+      if (queued) {
+        // The queue first, in order: its send takes its own record off the merge.
+        assert.ok(mentions(sent[0].argv, 'queued-rev') && !mentions(sent[0].argv, 'lost-rec'))
+      }
+      const merge = sent[sent.length - 1]
+      assert.ok(mentions(merge.argv, 'lost-rec') && !mentions(merge.argv, 'queued-rev'))
+      assert.equal(f.engine.resendLength, 0)
+      assert.equal(f.engine.outboxLength, 0)
+      assert.ok(f.log.lines.includes('info gave 1 lost tag record(s) back to Redis (1 batch(es))'))
+      assert.deepEqual(
+        f.log.lines.filter((l) => l.startsWith('error')),
+        [],
+        f.log.lines.join('\n'),
+      )
+    }
+  })
+
+  test('records close() cannot give back are logged once, at error, with how many', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const f = await lostWhileRefused(false)
+    f.atClose = () => oom
+    await f.sync.stop()
+    assert.equal(f.closingWrites().length, 1)
+    const loud = f.log.lines.filter((l) => /^(warn|error)/.test(l))
+    // The pull's warning about the loss, then the one line at close (not also the line of a
+    // merge that failed, which says it is retried).
+    assert.equal(loud.length, 2, loud.join('\n'))
+    assert.match(loud[0], /^warn tag state in Redis was replaced/)
+    assert.equal(
+      loud[1],
+      'error closing with lost tag records not given back to Redis (1 waiting; Redis answered the merge ' +
+        'with OOM): revalidations this instance knew that the tag state in Redis lacks (flushed, ' +
+        'restarted empty, restored or failed over, or never sent there); other instances may serve ' +
+        'entries those revalidations invalidated, unless an instance that knows them gives them back; ' +
+        'among them: lost-rec',
+    )
+  })
+
+  test('a queue close() cannot send: no merge is tried after it, and each is logged once', async () => {
+    const down = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+    const f = await lostWhileRefused(true)
+    f.atClose = () => down
+    await f.sync.stop()
+    // One command under its budget, not one more for the merge.
+    assert.equal(f.closingWrites().length, 1)
+    assert.ok(mentions(f.closingWrites()[0].argv, 'queued-rev'))
+    const closing = f.log.lines.filter((l) => l.startsWith('error closing with'))
+    assert.equal(closing.length, 2, f.log.lines.join('\n'))
+    assert.match(
+      closing[0],
+      /^error closing with 1 queued revalidation\(s\) not sent to Redis \(Redis is unreachable\)/,
+    )
+    assert.match(
+      closing[1],
+      /^error closing with lost tag records not given back to Redis \(2 waiting; not tried: the queued revalidations before them were not sent\): .*; among them: (lost-rec,queued-rev|queued-rev,lost-rec)$/,
+    )
+    assert.equal(f.log.lines.filter((l) => /^(warn|error) lost tag records/.test(l)).length, 0)
+  })
+
+  test('a lost meta hash close() cannot make anew is no lost revalidation', async () => {
+    // Records without an epoch: the meta hash alone was lost, and a merge of no record makes
+    // it anew. Not made at close: nothing is lost, an instance that loads the state makes it.
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    const { engine, log, sync } = setup((_, kind, force) =>
+      kind === 'read'
+        ? netstrings(['no-meta', '1', '', '1', '0', '', '0', 'a', rec])
+        : force === true
+          ? replyError('READONLY You cannot write against a read only replica.')
+          : open,
+    )
+    await sync.refresh()
+    assert.equal(engine.resendLength, 1)
+    await sync.stop()
+    assert.deepEqual(
+      log.lines.filter((l) => /^(warn|error)/.test(l)),
+      [],
+      log.lines.join('\n'),
+    )
+    assert.ok(
+      log.lines.some((l) =>
+        /^debug closing without making the tag state's lost meta hash anew/.test(l),
+      ),
+    )
   })
 
   test('the breaker keeping Redis from being asked is not logged per request', async () => {
