@@ -182,7 +182,8 @@ export function buildId(cwd: string, env: Env): string | undefined {
  * the record cannot be read. Next puts it into `NEXT_DEPLOYMENT_ID` before the handlers load,
  * unless the build set `experimental.useSkewCookie`: then the variable is '', and this is what
  * tells the build apart, its build id being the same in every build that sets a
- * `deploymentId` (`getBuildId` in `next/dist/build/index.js`, 16.2.12 to 16.5.0).
+ * `deploymentId` (`getBuildId` in `next/dist/build/index.js`: 16.2.0 to 16.3.8, and 16.4.0 to
+ * 16.5.0 when it sets no `generateBuildId`).
  */
 export function recordedDeploymentId(
   env: Env = process.env,
@@ -218,19 +219,25 @@ export function configuredDeploymentIdIn(dir: string): string | undefined {
 }
 
 /**
- * Whether the config of the build in `dir` set `experimental.useSkewCookie`, from its
- * `required-server-files.json`; false when the file is missing or unreadable. A server of that
- * build sets `NEXT_DEPLOYMENT_ID` to '' before it loads the handlers, whatever the config's
- * `deploymentId` or the environment held (`base-server.js`, read in 16.4.6 and 16.5.0), so its
- * namespace is the build id (or `FLEETCACHE_DEPLOYMENT_ID`, which Next does not touch).
+ * Whether a server of the build in `dir` empties `NEXT_DEPLOYMENT_ID` for
+ * `experimental.useSkewCookie`: the config set it (from the build's `required-server-files.json`;
+ * false when the file is missing or unreadable) and the build was not made by a 16.0 release
+ * (`builtWithNext`; none named counts as a later one). From 16.1.0 (read in 16.1.0, 16.2.12,
+ * 16.4.6 and 16.5.0) such a server sets the variable to '' before it loads the handlers,
+ * whatever the config's `deploymentId` or the environment held (`base-server.js`), so its
+ * namespace is the recorded `deploymentId`, else the build id (or `FLEETCACHE_DEPLOYMENT_ID`,
+ * which Next does not touch). 16.0.x knows the option but sets the variable from the config
+ * all the same (16.0.0 and 16.0.11), as for any other build.
  */
 export function skewCookieIn(dir: string): boolean {
   try {
     const config = configIn(dir) as { experimental?: { useSkewCookie?: unknown } } | null
-    return config?.experimental?.useSkewCookie === true
+    if (config?.experimental?.useSkewCookie !== true) return false
   } catch {
     return false
   }
+  const release = /^(\d+)\.(\d+)\./.exec(builtWithNext(dir) ?? '')
+  return release === null || release[1] !== '16' || release[2] !== '0'
 }
 
 /**

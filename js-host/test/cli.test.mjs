@@ -92,7 +92,7 @@ describe('fleetcache CLI flags', () => {
     const seed = r.stdout.slice(r.stdout.indexOf('  seed '), r.stdout.indexOf('\nOptions:'))
     assert.match(
       seed.replace(/\s+/g, ' '),
-      /\(default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the build's next\.config deploymentId, BUILD_ID; with useSkewCookie, the same without NEXT_DEPLOYMENT_ID, unless runtimeServerDeploymentId is on too\)/,
+      /\(default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the build's next\.config deploymentId, BUILD_ID; with useSkewCookie \(Next 16\.1 on\), the same without NEXT_DEPLOYMENT_ID, unless runtimeServerDeploymentId is on too\)/,
     )
   })
 

@@ -87,10 +87,10 @@ test('a BUILD_ID that exists but is empty is named as such, not as missing', () 
   assert.doesNotMatch(warned[0], /does not exist/)
 })
 
-// A build whose config sets `deploymentId` and no `generateBuildId` gets the build id
-// 'build-TfctsWXpff2fKS', the same in every build (`getBuildId` in next/dist/build/index.js,
-// 16.2.12 to 16.5.0), and with `experimental.useSkewCookie` its server sets NEXT_DEPLOYMENT_ID to
-// '' before the handlers load (base-server.js, 16.4.6 and 16.5.0). Taken from the build id, the
+// A build whose config sets `deploymentId` gets the build id 'build-TfctsWXpff2fKS', the same in
+// every build (`getBuildId` in next/dist/build/index.js: 16.2.0 to 16.3.8, and 16.4.0 to 16.5.0
+// when it sets no `generateBuildId`), and with `experimental.useSkewCookie` its server sets
+// NEXT_DEPLOYMENT_ID to '' before the handlers load (base-server.js, from 16.1.0). Taken from the build id, the
 // namespace was one for every such build, of every app and release: each served the pages the
 // others stored. The deploymentId the build recorded is the build's own.
 const CONSTANT_BUILD_ID = 'build-TfctsWXpff2fKS'

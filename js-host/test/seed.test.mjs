@@ -570,10 +570,9 @@ describe('fleetcache seed', () => {
   })
 
   // With experimental.useSkewCookie, Next's server sets NEXT_DEPLOYMENT_ID to '' whatever the
-  // config or the environment held, before it loads the handlers (base-server.js; read in 16.4.6
-  // and 16.5.0, 16.0.0 has no such option), and they take the deploymentId the build recorded:
-  // its build id is the same in every build that sets one (16.2.12 on), so the seed must not
-  // write there either.
+  // config or the environment held, before it loads the handlers (base-server.js, from 16.1.0;
+  // 16.0.x: the next test), and they take the deploymentId the build recorded: its build id is
+  // the same in every build that sets one (16.2.0 on), so the seed must not write there either.
   test('a build with useSkewCookie is seeded under its recorded deploymentId, as its servers read', async () => {
     writeBuild(dist, Date.now() - 60_000)
     const file = path.join(dist, 'required-server-files.json')
@@ -599,6 +598,60 @@ describe('fleetcache seed', () => {
       )
     } finally {
       fs.rmSync(file, { force: true })
+    }
+  })
+
+  // 16.0.x has useSkewCookie too (config-schema.js) but its server sets NEXT_DEPLOYMENT_ID from
+  // the config whatever that option says (base-server.js, 16.0.0 and 16.0.11; the '' for
+  // useSkewCookie came in 16.1.0): `next start` of a 16.0 build reads an exported variable as
+  // any other build's does. The seed skipped the variable for every useSkewCookie build, and
+  // wrote where no `next start` of a 16.0 build given it reads.
+  test('a 16.0 build with useSkewCookie is seeded as its servers read, the variable included', async () => {
+    writeBuild(dist, Date.now() - 60_000)
+    const file = path.join(dist, 'required-server-files.json')
+    const framework = path.join(dist, 'diagnostics', 'framework.json')
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        version: 1,
+        config: { deploymentId: 'v42', experimental: { useSkewCookie: true } },
+      }),
+    )
+    const built = (version) => {
+      fs.mkdirSync(path.dirname(framework), { recursive: true })
+      fs.writeFileSync(framework, JSON.stringify({ name: 'Next.js', version }))
+    }
+    try {
+      const run = async (env) => {
+        const r = await cli(['seed', dist], env)
+        assert.equal(r.code, 0, r.stderr)
+        const lines = r.stderr.split('\n')
+        return {
+          line: lines.find((l) => l.includes('] namespace ')) ?? '',
+          warnings: lines.filter((l) => l.includes('warning')),
+        }
+      }
+      const fromRecord = `:v42 (deployment from deploymentId in ${file})`
+      for (const version of ['16.0.0', '16.0.11']) {
+        built(version)
+        const given = await run({ NEXT_DEPLOYMENT_ID: 'n7' })
+        assert.ok(given.line.includes(':n7 (deployment from NEXT_DEPLOYMENT_ID)'), given.line)
+        // A standalone server.js of it reads the recorded one, as for any other build.
+        assert.equal(given.warnings.length, 1, given.warnings.join('\n'))
+        assert.match(given.warnings[0], new RegExp(`reads namespace ${PREFIX}:v42`))
+        assert.ok((await run({})).line.includes(fromRecord), version)
+      }
+      // From 16.1.0 (and with no release named) the server empties the variable.
+      for (const version of ['16.1.0', undefined]) {
+        if (version === undefined) fs.rmSync(framework)
+        else built(version)
+        const given = await run({ NEXT_DEPLOYMENT_ID: 'n7' })
+        assert.ok(given.line.includes(fromRecord), `${version}: ${given.line}`)
+        assert.deepEqual(given.warnings, [])
+      }
+    } finally {
+      fs.rmSync(file, { force: true })
+      fs.rmSync(path.join(dist, 'diagnostics'), { recursive: true, force: true })
     }
   })
 

@@ -57,8 +57,8 @@ Commands:
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
         [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the
                                 build's next.config deploymentId, BUILD_ID; with
-                                useSkewCookie, the same without NEXT_DEPLOYMENT_ID, unless
-                                runtimeServerDeploymentId is on too)
+                                useSkewCookie (Next 16.1 on), the same without
+                                NEXT_DEPLOYMENT_ID, unless runtimeServerDeploymentId is on too)
 
 Options:
   --redis <url>     Redis URL (default: FLEETCACHE_REDIS_URL, then REDIS_URL); with
@@ -336,10 +336,10 @@ async function main(argv: string[]): Promise<number> {
         // The order a server of this build takes: Next's config load puts an exported
         // NEXT_DEPLOYMENT_ID into the config's deploymentId, and the server then exports that.
         const configured = configuredDeploymentIdIn(distDir)
-        // Unless the build set useSkewCookie: its server then empties NEXT_DEPLOYMENT_ID, and
-        // the handlers take the recorded deploymentId instead (the build id is the same in
-        // every build that sets one). With runtimeServerDeploymentId, every server of the
-        // build takes the variable as it is.
+        // Unless the build set useSkewCookie (and was made by 16.1.0 or later): its server then
+        // empties NEXT_DEPLOYMENT_ID, and the handlers take the recorded deploymentId instead
+        // (the build id is the same in every build that sets one). With
+        // runtimeServerDeploymentId, every server of the build takes the variable as it is.
         const runtimeId = runtimeDeploymentIdIn(distDir)
         const skewCookie = skewCookieIn(distDir) && !runtimeId
         // With where it came from, for the namespace line, as the handlers' start line has it.
