@@ -155,8 +155,9 @@ test('the variables still come first, and a build that recorded no deploymentId 
     start(app, { REDIS_URL: redis.url, FLEETCACHE_DEPLOYMENT_ID: 'f3' }).stdout,
     /namespace fleetcache:f3 \(deployment from FLEETCACHE_DEPLOYMENT_ID\)/,
   )
-  // Without useSkewCookie, Next sets the variable from the config (or from the variable
-  // exported to `next start`, which replaces the config's): the variable is what it serves.
+  // A variable that is set comes before the record: Next sets it from the config (or from the
+  // variable exported to `next start`, which replaces the config's) without useSkewCookie, and
+  // with it on 16.0.x, which does not empty it.
   assert.match(
     start(app, { REDIS_URL: redis.url, NEXT_DEPLOYMENT_ID: 'n7' }).stdout,
     /namespace fleetcache:n7 \(deployment from NEXT_DEPLOYMENT_ID\)/,
