@@ -6,6 +6,7 @@ import {
   useCacheKeyEnvVars,
   type ResolvedOptions,
 } from './config'
+import { buildRecord, type BuildRecord } from './build-record'
 import { buildIdFileProblem, NO_DEPLOYMENT_FOUND } from './env-options'
 import { checkEvictionPolicy } from './eviction-policy'
 import { createLogger, type Logger } from './log'
@@ -13,6 +14,7 @@ import { GuardedTransport } from './guard'
 import { RedisTransport } from './redis'
 import { redisSubscribe } from './tag-channel'
 import type { Subscribe } from './tag-sync'
+import { buildId } from './next-build-files'
 import { buildNextRelease, detectNextRelease } from './next-release'
 import { MemoryStore, RedisStore, type EntryStore } from './store'
 import { nodeTagSync, type TagSync } from './tags'
@@ -35,6 +37,11 @@ export interface Runtime {
   readonly tags: TagSync
   readonly log: Logger
   readonly options: ResolvedOptions
+  /**
+   * The record of the build this server process serves under its deployment
+   * (build-record.ts); undefined where there is none (no Redis, no build id, not a server).
+   */
+  readonly builds?: BuildRecord | undefined
 }
 
 const REGISTRY = Symbol.for('fleetcache.runtimes')
@@ -246,6 +253,8 @@ export function runtimeFor(
   const next = buildDir === undefined ? detectNextRelease() : buildNextRelease(buildDir)
   if (next !== null && next.release === undefined)
     log.warn(`next ${next.version}: version not understood, judged like the newest release`)
+  // Set below once the connection exists; started by its first success.
+  let builds: BuildRecord | undefined
   const durable =
     phase === undefined &&
     (buildDir === undefined ? durableUseCacheEntries() : durableUseCacheEntriesIn(buildDir))
@@ -285,8 +294,32 @@ export function runtimeFor(
           // Once Redis is used at all: loading the handler opens no connection.
           onFirstReady: () => {
             if (redis !== undefined) checkEvictionPolicy(redis, log)
+            builds?.start()
           },
         })
+  // A server's build, under its deployment: not where no build is served (a seed, a build or
+  // development server, which have no connection anyway) nor where no id was found (warned of
+  // below: the namespace is `default`, every build's that finds none).
+  const served =
+    redis === undefined ||
+    role !== 'server' ||
+    phase !== undefined ||
+    options.deploymentSource === NO_DEPLOYMENT_FOUND
+      ? undefined
+      : buildId(process.cwd(), process.env)
+  if (redis !== undefined && served !== undefined) {
+    builds = buildRecord({
+      transport: redis,
+      key: engine.buildsKey,
+      deploymentId: options.engine.deployment,
+      namespace: `${engine.prefix}:${engine.deployment}`,
+      release: next?.version,
+      buildId: served,
+      maxTtlMs: (options.engine.maxTtlSeconds ?? coreDefaults().maxTtlSeconds) * 1000,
+      budgetMs: engine.budgetMs(wasm.CommandKind.Write),
+      log,
+    })
+  }
   // Every command asks the engine first (breaker, budget) and reports back.
   const transport = redis === undefined ? undefined : new GuardedTransport(engine, redis, log)
   const store: EntryStore =
@@ -307,6 +340,7 @@ export function runtimeFor(
     tags: nodeTagSync(engine, transport, log, pushWithCheck(options, engine, transport, log)),
     log,
     options,
+    builds,
   }
   // Queued revalidations go out as soon as Redis answers anything again; while the breaker
   // is open the tag sync probes on a timer, so an idle instance notices the recovery too.
@@ -419,6 +453,7 @@ export function closeRuntime(runtime: Runtime): Promise<void> {
 function closing(runtimes: Runtime[]): { mine: Promise<void>; all: Promise<void> } {
   for (const r of runtimes) {
     telemetry()?.untrack(r.engine)
+    r.builds?.stop()
   }
   // Every runtime closes before this settles, even when one fails (an engine that trapped):
   // a call that joins this one must not resolve while connections are still closing.

@@ -32,6 +32,8 @@ export const wasm = (
 export interface CoreDefaults {
   memoryBytes: number
   writeTimeoutMs: number
+  /** The longest entry lifetime (build-record.ts: how long a build's entries may be served). */
+  maxTtlSeconds: number
 }
 
 let defaults: CoreDefaults | undefined

@@ -912,7 +912,10 @@ describe('fleetcache seed', () => {
     assert.equal(one.stdout, `seeded 1 prerendered route for deployment ${DEPLOYMENT}\n`)
     assert.match(one.stderr, /^seeded 1 route in /m)
     const dry = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
-    assert.equal(dry.stdout, `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted\n`)
+    assert.equal(
+      dry.stdout,
+      `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted (its entries, leases and record of builds, ${PREFIX}:${DEPLOYMENT}:builds)\n`,
+    )
     assert.match(dry.stderr, new RegExp(`^found 1 key of deployment ${DEPLOYMENT} in `, 'm'))
     const purged = await cli(['purge', '--deployment', DEPLOYMENT])
     assert.equal(purged.stdout, `deleted 1 key of deployment ${DEPLOYMENT}\n`)

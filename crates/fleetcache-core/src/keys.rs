@@ -275,6 +275,17 @@ impl Namespace {
         self.slot_key(iface, cache_key, "l")
     }
 
+    /// `<prefix>:<deployment>:builds`: a HASH in which each server process records the build
+    /// it serves under this deployment (field `<next release> <build id>`, value the time in ms
+    /// until which that build's entries may still be served), so that a process can tell when
+    /// two builds serve under one deployment id and warn (docs/internals.md, "Redis keys").
+    /// Under the deployment segment as entries of the singular handler are, so `fleetcache
+    /// purge --deployment` deletes it with them. Three segments: no entry, lease or tag key has
+    /// that shape, whatever the deployment.
+    pub fn builds_key(&self) -> String {
+        crate::text!(self.prefix, ":", self.deployment, ":builds")
+    }
+
     /// The tag-state keys. They depend on the prefix only: a revalidation from any
     /// deployment must reach every deployment's entries.
     pub fn tag_keys(&self) -> TagKeys {
@@ -394,6 +405,23 @@ mod tests {
             assert_eq!(&memo.hash_tag(k), h);
         }
         assert_eq!(memo.hash_seed().1, 500, "found, not remembered again");
+    }
+
+    #[test]
+    fn the_builds_key_is_under_the_deployment_segment_entries_use() {
+        assert_eq!(ns("dpl_abc").builds_key(), "fc:dpl_abc:builds");
+        assert_eq!(ns("").builds_key(), "fc:default:builds");
+        // An id that is hashed in entry keys is hashed here too, the same way.
+        let odd = ns("release 7 (blue)");
+        let h = Namespace::hash_tag("k");
+        let entry = odd.entry_key(&Interface::Incremental, "k");
+        let segment = odd.deployment().to_owned();
+        assert!(segment.starts_with('h') && segment.len() == 17, "{segment}");
+        assert_eq!(entry, format!("fc:{segment}:inc:{{{h}}}:e"));
+        assert_eq!(odd.builds_key(), format!("fc:{segment}:builds"));
+        // Not the 'use cache' segment: the builds are the deployment's.
+        let durable = ns("dpl_abc").with_use_cache_segment("next-16.4.6");
+        assert_eq!(durable.builds_key(), "fc:dpl_abc:builds");
     }
 
     #[test]

@@ -162,6 +162,7 @@ enum Name {
     UseCacheSegment,
     Prefix,
     TagAnnounceChannel,
+    Builds,
 }
 
 /// Which count [`Engine::count`] reads.
@@ -238,6 +239,7 @@ impl Engine {
             Name::UseCacheSegment => ns.use_cache_segment(),
             Name::Prefix => ns.prefix(),
             Name::TagAnnounceChannel => self.inner.tag_announce_channel(),
+            Name::Builds => return ns.builds_key(),
         }
         .to_owned()
     }
@@ -397,6 +399,13 @@ impl Engine {
     #[wasm_bindgen(getter)]
     pub fn prefix(&self) -> String {
         self.name(Name::Prefix)
+    }
+
+    /// The HASH in which each server process records the build it serves under this
+    /// deployment, `<prefix>:<deployment>:builds` (core: `Namespace::builds_key`).
+    #[wasm_bindgen(getter, js_name = buildsKey)]
+    pub fn builds_key(&self) -> String {
+        self.name(Name::Builds)
     }
 
     /// Largest entry (header plus payload) that will be stored, in bytes.

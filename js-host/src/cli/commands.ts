@@ -23,13 +23,20 @@ export const FOLDED_TAG = '\u0001folded'
 /** Where a Redis key belongs in the layout. */
 export type ParsedKey =
   | { type: 'entry' | 'lease'; deployment: string; iface: string }
+  | { type: 'builds'; deployment: string }
   | { type: 'tags'; part: string }
   | { type: 'other' }
 
-/** Reads a key of `prefix` (docs/internals.md): entries, leases and the tag keys. */
+/**
+ * Reads a key of `prefix` (docs/internals.md): entries, leases, a deployment's record of builds
+ * and the tag keys.
+ */
 export function parseKey(key: string, prefix: string): ParsedKey {
   const parts = key.split(':')
   if (parts[0] !== prefix) return { type: 'other' }
+  if (parts.length === 3 && parts[1] && parts[2] === 'builds') {
+    return { type: 'builds', deployment: parts[1] }
+  }
   if (parts.length === 4 && parts[1] === 'tags' && parts[2] === `{${prefix}}`) {
     return { type: 'tags', part: parts[3] ?? '' }
   }
@@ -435,7 +442,7 @@ export interface PurgeResult {
 }
 
 /**
- * Deletes one deployment's entries and leases: SCAN MATCH one page at a time, UNLINK per page
+ * Deletes one deployment's entries, leases and record of builds: SCAN MATCH one page at a time, UNLINK per page
  * (freed in the background, so the server never blocks on a large delete), on every master.
  * Bounded by `maxKeys`; `dryRun` only counts.
  */
@@ -459,10 +466,14 @@ export async function purgeDeployment(
         maxKeys: maxKeys - matched,
       })) {
         // The pattern also matches a deployment named like a prefix of another's keys only if
-        // the next segment agrees; parseKey keeps exactly this deployment's entries and leases.
+        // the next segment agrees; parseKey keeps exactly this deployment's entries, leases
+        // and record of builds.
         const keys = page.filter((k) => {
           const p = parseKey(k, prefix)
-          return (p.type === 'entry' || p.type === 'lease') && p.deployment === deployment
+          return (
+            (p.type === 'entry' || p.type === 'lease' || p.type === 'builds') &&
+            p.deployment === deployment
+          )
         })
         matched += keys.length
         if (!dryRun && keys.length > 0) {

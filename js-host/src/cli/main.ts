@@ -52,7 +52,8 @@ Commands:
                                 (default inc, the singular handler; 'use cache' entries of
                                 fleetcache/use-cache, remote and named ones too: default;
                                 a handler named inc: uc-inc)
-  purge --deployment <id>       delete one deployment's entries (SCAN + UNLINK, batched)
+  purge --deployment <id>       delete one deployment's entries, leases and record of builds
+                                (SCAN + UNLINK, batched)
         [--dry-run] [--batch N]
   seed <.next dir or app dir>   store the build's prerendered routes for its deployment
         [--deployment <id>]     (default: FLEETCACHE_DEPLOYMENT_ID, NEXT_DEPLOYMENT_ID, the
@@ -326,7 +327,7 @@ async function main(argv: string[]): Promise<number> {
         if (r.matched === 0) hashedShapeHint(prefix, values.deployment)
         out(
           dryRun
-            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted`
+            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted (its entries, leases and record of builds, ${prefix}:${deployment}:builds)`
             : `deleted ${counted(r.deleted, 'key')} of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
           { deployment, dryRun, ...r },
         )

@@ -1,0 +1,190 @@
+/**
+ * Two builds under one deployment id serve each other's entries as hits (from Next 16.3.8 on,
+ * page, route and fetch keys are the same in every release; separate builds of the same code
+ * differ in build id): a page naming another build's script chunks, RSC payloads of another
+ * build id. Each server process records its build under its deployment, in the HASH
+ * `<prefix>:<deployment>:builds` (the engine's `buildsKey`): field `<next release> <build id>`,
+ * value the time (ms, this process's wall clock) until which that build's entries may still be
+ * served, now + `maxTtlSeconds`. At the first connection and then every `maxTtlSeconds / 2`,
+ * at most an hour and at least a second apart, it writes its field, reads the others, deletes those whose time has
+ * passed, and warns once per other live build (docs/configuration.md, "Deployment namespace").
+ *
+ * Bookkeeping for a warning, off every request's path: the commands go on the unguarded
+ * connection (they neither count for the circuit breaker nor wait behind it), each under the
+ * write budget, and any failure is a debug line.
+ */
+import { describe, type Logger } from './log'
+import type { Transport } from './transport'
+
+/** The longest wait between two renewals of the record. */
+export const BUILDS_RENEW_MAX_MS = 3_600_000
+/** The shortest (a `maxTtlSeconds` under 2 s would otherwise renew it in a tight loop). */
+export const BUILDS_RENEW_MIN_MS = 1000
+
+/** What one process records, and where. */
+export interface BuildRecordOptions {
+  /** The unguarded connection. */
+  transport: Transport
+  /** `<prefix>:<deployment>:builds` (the engine's `buildsKey`). */
+  key: string
+  /** The deployment id as configured, for the warning. */
+  deploymentId: string
+  /** `<prefix>:<deployment segment>`, as the namespace line names it. */
+  namespace: string
+  /** The Next release this process serves (`runningNextVersion`), undefined when none found. */
+  release: string | undefined
+  /** The build id of the build it serves (`.next/BUILD_ID`). */
+  buildId: string
+  /** The longest entry lifetime the engine allows (`maxTtlSeconds`), in ms. */
+  maxTtlMs: number
+  /** The budget of each command (the engine's write budget), in ms. */
+  budgetMs: number
+  log: Logger
+  /** The wall clock (ms); `Date.now` but in tests. */
+  clock?: () => number
+}
+
+/** The field of a build: `<next release> <build id>` (a release has no space). */
+export function buildField(release: string | undefined, buildId: string): string {
+  return `${release ?? 'unknown'} ${buildId}`
+}
+
+/** A field as the warning names it. */
+function described(field: string): string {
+  const space = field.indexOf(' ')
+  const release = space < 0 ? field : field.slice(0, space)
+  const id = space < 0 ? '' : field.slice(space + 1)
+  return `Next ${release === 'unknown' ? '(release not found)' : release}, build id ${id}`
+}
+
+/** The other builds' fields whose time has not passed, and those whose time has. */
+export interface BuildsSeen {
+  /** Other builds still served, with their times. */
+  live: Map<string, number>
+  /** Fields whose time has passed (or that hold no time): deleted. */
+  past: string[]
+  /** The furthest time of any live field, this process's own included. */
+  furthest: number
+}
+
+/**
+ * Sorts the fields of an `HGETALL` reply (an object of fields, as node-redis gives it; a
+ * `[field, value, ...]` array or a Map from another transport) against `now`: `own` counts as live until `ownUntil`, whatever the reply read
+ * (written with it, or by a process of the same build).
+ */
+export function sortBuilds(reply: unknown, own: string, ownUntil: number, now: number): BuildsSeen {
+  const pairs: [string, string][] = []
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2)
+      pairs.push([String(reply[i]), String(reply[i + 1])])
+  } else if (reply instanceof Map) {
+    for (const [f, v] of reply) pairs.push([String(f), String(v)])
+  } else if (typeof reply === 'object' && reply !== null) {
+    // node-redis maps an HGETALL reply to an object of fields, RESP2 or not.
+    for (const [f, v] of Object.entries(reply)) pairs.push([f, String(v)])
+  }
+  const live = new Map<string, number>()
+  const past: string[] = []
+  let furthest = ownUntil
+  for (const [field, value] of pairs) {
+    const until = Number(value)
+    if (field === own) {
+      if (until > furthest) furthest = until
+      continue
+    }
+    if (!Number.isFinite(until) || until <= now) {
+      past.push(field)
+      continue
+    }
+    live.set(field, until)
+    if (until > furthest) furthest = until
+  }
+  return { live, past, furthest }
+}
+
+/** The other builds this process has warned of, by builds key: one warning each per process. */
+const WARNED = Symbol.for('fleetcache.builds-warned')
+
+function warnedOf(key: string, field: string): boolean {
+  const g = globalThis as unknown as Record<symbol, Set<string> | undefined>
+  const set = (g[WARNED] ??= new Set())
+  const id = `${key}\0${field}`
+  if (set.has(id)) return true
+  set.add(id)
+  return false
+}
+
+/** The record of this process's build: `start()` at the first connection, `stop()` at close. */
+export interface BuildRecord {
+  start(): void
+  stop(): void
+}
+
+/** The record for `o`; nothing is sent before `start()`. */
+export function buildRecord(o: BuildRecordOptions): BuildRecord {
+  const clock = o.clock ?? Date.now
+  const own = buildField(o.release, o.buildId)
+  const renewMs = Math.max(BUILDS_RENEW_MIN_MS, Math.min(BUILDS_RENEW_MAX_MS, o.maxTtlMs / 2))
+  const send = (argv: string[]): Promise<unknown> =>
+    o.transport.send(argv, { kind: 'write', timeoutMs: o.budgetMs })
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let started = false
+  let stopped = false
+
+  const check = async (): Promise<void> => {
+    const now = clock()
+    const until = now + o.maxTtlMs
+    // One round trip: node-redis pipelines the two.
+    const [, reply] = await Promise.all([
+      send(['HSET', o.key, own, String(until)]),
+      send(['HGETALL', o.key]),
+    ])
+    const seen = sortBuilds(reply, own, until, now)
+    await Promise.all([
+      seen.past.length > 0 ? send(['HDEL', o.key, ...seen.past]) : undefined,
+      send(['PEXPIRE', o.key, String(Math.ceil(seen.furthest - now))]),
+    ])
+    o.log.debug(
+      `builds under ${o.namespace}: ${own} recorded until ${new Date(until).toISOString()}; ` +
+        `${String(seen.live.size)} other live, ${String(seen.past.length)} past their time removed; ` +
+        `renewed in ${String(Math.round(renewMs))} ms`,
+    )
+    for (const field of seen.live.keys()) {
+      if (stopped || warnedOf(o.key, field)) continue
+      o.log.warn(
+        `two builds serve under one deployment id "${o.deploymentId}" (${o.namespace}): this ` +
+          `process, ${described(own)}, and another, ${described(field)}; they serve each other's ` +
+          `entries as hits (HTML naming the other build's script chunks, RSC payloads of another ` +
+          `build id); give each deploy its own deployment id ` +
+          `(docs/configuration.md#deployment-namespace)`,
+      )
+    }
+  }
+
+  const run = (): void => {
+    timer = undefined
+    if (stopped) return
+    check()
+      .catch((err: unknown) => {
+        o.log.debug(`builds under ${o.namespace}: ${own} not recorded: ${describe(err)}`)
+      })
+      .finally(() => {
+        if (stopped) return
+        timer = setTimeout(run, renewMs)
+        timer.unref()
+      })
+  }
+
+  return {
+    start: () => {
+      if (started || stopped) return
+      started = true
+      run()
+    },
+    stop: () => {
+      stopped = true
+      if (timer !== undefined) clearTimeout(timer)
+      timer = undefined
+    },
+  }
+}

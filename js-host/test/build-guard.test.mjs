@@ -1,0 +1,242 @@
+// Two builds under one deployment id serve each other's entries as hits: from Next 16.3.8 on,
+// page, route and fetch keys are the same in every release, so a 16.4.6 server served a 16.5.0
+// build's pages (HTML naming the other build's script chunks) and RSC payloads of another build
+// id. docs/configuration.md told users to give each deploy its own id, but nothing detected a
+// fleet that did not: each server process now records its build (Next release and build id)
+// under its deployment, `<prefix>:<deployment>:builds`, and warns once per other live build.
+//
+// Server processes here are children started in fake app directories (`.next/BUILD_ID`, a
+// `node_modules/next/package.json` for the release), as Next loads the handler module. Renewals
+// come every `maxTtlSeconds / 2` (at most an hour): FLEETCACHE_MAX_TTL_SECONDS=2 makes them a
+// second apart, and the tests wait for the children's debug lines, never for time.
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+import { startRedis } from '../../tests/support/redis.mjs'
+
+const require = createRequire(import.meta.url)
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const run = promisify(execFile)
+/** The debug line each check of the record writes (build-record.ts). */
+const CHECKED = /\[fleetcache\] builds under /
+const WARNING = /serve under one deployment id/
+
+let redis
+let dir
+const children = new Set()
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-build-guard-'))
+  redis = await startRedis({ logDir: dir })
+})
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL')
+  await redis?.stop()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fake app directory: `.next/BUILD_ID` and the `next` it resolves (its release). */
+function app(buildId, release) {
+  const d = fs.mkdtempSync(path.join(dir, 'app-'))
+  fs.mkdirSync(path.join(d, '.next'))
+  if (buildId !== undefined) fs.writeFileSync(path.join(d, '.next', 'BUILD_ID'), buildId)
+  fs.mkdirSync(path.join(d, 'node_modules', 'next'), { recursive: true })
+  fs.writeFileSync(
+    path.join(d, 'node_modules', 'next', 'package.json'),
+    JSON.stringify({ name: 'next', version: release }),
+  )
+  return d
+}
+
+/**
+ * A server process: loads the handler module from `cwd` with `env`, reads one key (so Redis is
+ * connected), and stays up until `stop()`, which closes the handlers and resolves once it exits.
+ * `lines(re)` counts its output lines matching `re`; `waitFor(re, n)` resolves once `n` have.
+ */
+function server(cwd, env) {
+  const script = `
+    const { close } = require(${JSON.stringify(require.resolve('../dist/index.js'))})
+    const handler = require(${JSON.stringify(require.resolve('../dist/use-cache.js'))})
+    void (handler.default ?? handler).get('probe', [])
+    process.stdin.on('data', () => undefined)
+    process.stdin.on('end', () => void close().then(() => process.exit(0)))
+  `
+  const child = spawn(process.execPath, ['-e', script], {
+    cwd,
+    env: { PATH: process.env.PATH, FLEETCACHE_DEBUG: '1', REDIS_URL: redis.url, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  let out = ''
+  const waiting = []
+  const check = () => {
+    for (const w of [...waiting]) {
+      if (count(w.re) >= w.n) {
+        waiting.splice(waiting.indexOf(w), 1)
+        w.resolve()
+      }
+    }
+  }
+  const count = (re) => out.split('\n').filter((l) => re.test(l)).length
+  for (const s of [child.stdout, child.stderr]) {
+    s.setEncoding('utf8')
+    s.on('data', (d) => {
+      out += d
+      check()
+    })
+  }
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  exited.then(() => {
+    for (const w of waiting) w.reject(new Error(`exited before ${w.n} of ${w.re}:\n${out}`))
+  })
+  return {
+    get output() {
+      return out
+    },
+    lines: (re) => out.split('\n').filter((l) => re.test(l)),
+    waitFor: (re, n = 1) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no ${String(n)} lines of ${re} within 20 s:\n${out}`)),
+          20_000,
+        )
+        const done = (f) => (v) => {
+          clearTimeout(timer)
+          f(v)
+        }
+        waiting.push({ re, n, resolve: done(resolve), reject: done(reject) })
+        check()
+      }),
+    stop: async () => {
+      child.stdin.end()
+      const code = await exited
+      children.delete(child)
+      assert.equal(code, 0, out)
+    },
+  }
+}
+
+test('two builds under one deployment id: each warns once, naming the other', async () => {
+  const env = { FLEETCACHE_DEPLOYMENT_ID: 'shared', FLEETCACHE_MAX_TTL_SECONDS: '2' }
+  const a = server(app('build-a', '16.3.8'), env)
+  await a.waitFor(CHECKED)
+  const b = server(app('build-b', '16.5.0'), env)
+  await b.waitFor(CHECKED)
+  // B found A's record at once; A finds B's at its next renewal.
+  await a.waitFor(WARNING)
+  // Two more renewals each: still one warning each.
+  await a.waitFor(CHECKED, a.lines(CHECKED).length + 2)
+  await b.waitFor(CHECKED, b.lines(CHECKED).length + 2)
+  for (const [self, mine, theirs] of [
+    [a, 'Next 16.3.8, build id build-a', 'Next 16.5.0, build id build-b'],
+    [b, 'Next 16.5.0, build id build-b', 'Next 16.3.8, build id build-a'],
+  ]) {
+    const warned = self.lines(WARNING)
+    assert.equal(warned.length, 1, self.output)
+    assert.ok(warned[0].includes(`this process, ${mine}, and another, ${theirs};`), warned[0])
+    assert.ok(warned[0].includes('"shared"'), warned[0])
+    assert.ok(warned[0].includes("each other's entries"), warned[0])
+    assert.ok(warned[0].includes('docs/configuration.md#deployment-namespace'), warned[0])
+  }
+  const fields = await redis.command('HGETALL', 'fleetcache:shared:builds')
+  assert.deepEqual(fields.filter((_, i) => i % 2 === 0).sort(), [
+    '16.3.8 build-a',
+    '16.5.0 build-b',
+  ])
+  await Promise.all([a.stop(), b.stop()])
+})
+
+test('the same build twice under one deployment id: no warning', async () => {
+  const env = { FLEETCACHE_DEPLOYMENT_ID: 'same', FLEETCACHE_MAX_TTL_SECONDS: '2' }
+  const c = server(app('build-c', '16.5.0'), env)
+  await c.waitFor(CHECKED)
+  const d = server(app('build-c', '16.5.0'), env)
+  await d.waitFor(CHECKED)
+  await c.waitFor(CHECKED, c.lines(CHECKED).length + 1)
+  assert.equal(c.lines(WARNING).length, 0, c.output)
+  assert.equal(d.lines(WARNING).length, 0, d.output)
+  assert.deepEqual(
+    (await redis.command('HGETALL', 'fleetcache:same:builds')).filter((_, i) => i % 2 === 0),
+    ['16.5.0 build-c'],
+  )
+  await Promise.all([c.stop(), d.stop()])
+})
+
+test('a record past its time is no warning, and is removed', async () => {
+  const key = 'fleetcache:gone:builds'
+  await redis.command('HSET', key, '16.4.6 old-build', String(Date.now() - 1000))
+  const e = server(app('build-e', '16.5.0'), { FLEETCACHE_DEPLOYMENT_ID: 'gone' })
+  await e.waitFor(CHECKED)
+  assert.equal(e.lines(WARNING).length, 0, e.output)
+  assert.equal(await redis.command('HEXISTS', key, '16.4.6 old-build'), 0)
+  // Its own: until now + maxTtlSeconds (default 30 days), and the key lives as long.
+  const until = Number(await redis.command('HGET', key, '16.5.0 build-e'))
+  const month = 30 * 86_400_000
+  assert.ok(Math.abs(until - (Date.now() + month)) < 60_000, String(until))
+  const pttl = Number(await redis.command('PTTL', key))
+  assert.ok(pttl > month - 60_000 && pttl <= month, String(pttl))
+  await e.stop()
+})
+
+test('renewals keep the record alive past its first time', async () => {
+  const key = 'fleetcache:renewed:builds'
+  const f = server(app('build-f', '16.5.0'), {
+    FLEETCACHE_DEPLOYMENT_ID: 'renewed',
+    FLEETCACHE_MAX_TTL_SECONDS: '2',
+  })
+  await f.waitFor(CHECKED)
+  const first = Number(await redis.command('HGET', key, '16.5.0 build-f'))
+  // Renewals until one comes after the first record's time has passed.
+  for (let n = 2; Date.now() <= first + 100; n++) await f.waitFor(CHECKED, n)
+  const now = Date.now()
+  const until = Number(await redis.command('HGET', key, '16.5.0 build-f'))
+  assert.ok(until > now, `${String(until)} <= ${String(now)}`)
+  assert.ok(Number(await redis.command('PTTL', key)) > 0)
+  await f.stop()
+})
+
+test('no record without a build id (none found), and none without Redis', async () => {
+  const none = server(app(undefined, '16.5.0'), {})
+  await none.waitFor(/no deployment id and no build id/)
+  const memory = server(app('build-g', '16.5.0'), { REDIS_URL: '' })
+  await memory.waitFor(/in-process store/)
+  await Promise.all([none.stop(), memory.stop()])
+  assert.equal(none.lines(CHECKED).length, 0, none.output)
+  assert.equal(memory.lines(CHECKED).length, 0, memory.output)
+  assert.equal(await redis.command('EXISTS', 'fleetcache:default:builds'), 0)
+})
+
+test('stats ignore the record, purge deletes it with the entries and says so', async () => {
+  const h = server(app('build-h', '16.5.0'), { FLEETCACHE_DEPLOYMENT_ID: 'purged' })
+  await h.waitFor(CHECKED)
+  await h.stop()
+  const cli = async (...args) => {
+    const r = await run(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH, REDIS_URL: redis.url },
+      timeout: 60_000,
+    })
+    return r.stdout
+  }
+  const stats = JSON.parse(await cli('stats', '--json'))
+  assert.ok(!stats.rows.some((r) => r.interface === 'builds'), JSON.stringify(stats.rows))
+  // The record, and the lease of the read that missed.
+  const [, keys] = await redis.command('SCAN', '0', 'MATCH', 'fleetcache:purged:*', 'COUNT', '1000')
+  assert.ok(keys.includes('fleetcache:purged:builds'), keys.join(', '))
+  const dry = await cli('purge', '--deployment', 'purged', '--dry-run')
+  assert.ok(
+    dry.includes(
+      `dry run: ${String(keys.length)} keys of deployment purged would be deleted (its entries, leases and record of builds, fleetcache:purged:builds)`,
+    ),
+    dry,
+  )
+  await cli('purge', '--deployment', 'purged')
+  assert.equal(await redis.command('EXISTS', ...keys), 0)
+})
