@@ -363,6 +363,57 @@ describe('tag state', () => {
     assert.ok((await reader.getExpiration(['_N_T_/p'])) > now(), 'every hit Next checks is dropped')
   })
 
+  // docs/failures.md, "Before the tag state is loaded": while Redis answers, a tagged entry
+  // made after such a process started is a miss too; while the breaker is open, the entries
+  // it made itself since it started are judged by its own revalidations, and another
+  // instance's, revalidated before the outage by a revalidation it never heard of, is not served.
+  test('a process that has not loaded the tag state: during an outage its own entries serve, judged by its own revalidations, and no other', async () => {
+    const fast = {
+      readTimeoutMs: 10_000,
+      writeTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+      breakerFailures: 1,
+      breakerOpenMs: 60_000,
+      breakerMaxOpenMs: 60_000,
+      memoryBytes: 1 << 20,
+    }
+    const writer = instance('unsynced-outage', fast)
+    await writer.refreshTags()
+    await redis.command('ACL', 'SETUSER', 'notags2', 'on', '>pw', '~unsynced-outage:d1:*', '+@all')
+    const reader = instance('unsynced-outage', {
+      ...fast,
+      redisUrl: redis.url.replace('//', '//notags2:pw@'),
+    })
+    // The reader's first command: it started before the writer's entry was made.
+    await reader.refreshTags()
+    await new Promise((r) => setTimeout(r, 5))
+    await writer.set('page', Promise.resolve(entry('old', ['t'])))
+    assert.equal(await reader.get('page', []), undefined, 'a tagged entry is a miss')
+    // One the reader makes itself, with a tag of its own.
+    await reader.set('own', Promise.resolve(entry('mine', ['u'])))
+    // The fleet revalidates `t` while Redis answers; the reader cannot hear of it.
+    await writer.updateTags(['t'])
+    const port = redis.port
+    await redis.stop()
+    try {
+      // The breaker opens on the reader's first failed command.
+      await reader.refreshTags()
+      const during = await reader.get('page', [])
+      assert.equal(
+        during && (await text(during.value)),
+        undefined,
+        'an entry another instance made, revalidated before the outage, is not served',
+      )
+      const own = await reader.get('own', [])
+      assert.equal(own && (await text(own.value)), 'mine', 'its own entry is served')
+      // Its own revalidation of that tag is heard.
+      await reader.updateTags(['u'])
+      assert.equal(await reader.get('own', []), undefined, 'judged by its own revalidation')
+    } finally {
+      redis = await startRedisOnPort({ port, logDir })
+    }
+  })
+
   test('after an outage: own copies give way to the fleet, and an idle instance catches up', async () => {
     // The outage is a stopped server: every command and connection fails at once, so no
     // budget runs out here, and under load a short one ran out while Redis was up.
