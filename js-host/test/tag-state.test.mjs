@@ -414,6 +414,46 @@ describe('tag state', () => {
     }
   })
 
+  // docs/failures.md, "Redis loses tag state": a queued revalidation that never reaches Redis
+  // (here dropped from a full outbox) is still written back once Redis has lost the state.
+  test('a revalidation dropped from a full outbox is given back once Redis comes back empty', async () => {
+    const fast = {
+      readTimeoutMs: 10_000,
+      writeTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+      breakerFailures: 1,
+      breakerOpenMs: 200,
+      breakerMaxOpenMs: 400,
+      outboxCapacity: 1,
+    }
+    const A = instance('dropback', fast)
+    const B = instance('dropback', fast)
+    await A.refreshTags()
+    await B.updateTags(['known'])
+    await A.refreshTags()
+    assert.ok((await A.getExpiration(['known'])) > 0, 'A follows a state with an epoch')
+    const port = redis.port
+    await redis.stop()
+    try {
+      await A.updateTags(['dropped'])
+      // The outbox holds one: this one pushes `dropped` out, which holds on A only.
+      await A.updateTags(['sent'])
+    } finally {
+      redis = await startRedisOnPort({ port, logDir })
+    }
+    // A gets no request: its probe, its outbox's replay and the pull that finds the state lost.
+    const C = instance('dropback', fast)
+    await until(
+      async () => {
+        await C.refreshTags()
+        return (await C.getExpiration(['dropped'])) > 0
+      },
+      5000,
+      'the dropped revalidation to be given back to Redis',
+    )
+    assert.ok((await C.getExpiration(['sent'])) > 0, 'the one queued reached Redis too')
+  })
+
   test('after an outage: own copies give way to the fleet, and an idle instance catches up', async () => {
     // The outage is a stopped server: every command and connection fails at once, so no
     // budget runs out here, and under load a short one ran out while Redis was up.
