@@ -405,6 +405,37 @@ describe('Redis dies and comes back', () => {
     )
   })
 
+  // docs/failures.md, "What happens", the row of a Redis refusing connections: with the
+  // in-process tier on (the default), a read serves this process's copy at once, while the
+  // breaker is still closed. A write that could not be stored is kept as this process's own,
+  // which serves only while the breaker is open: a read while it is closed drops it and asks
+  // Redis, a miss when that fails ("What an instance made while Redis was down is its own").
+  test('refused connections, the breaker closed: a read serves the tier copy; an unstored write does not serve', async () => {
+    const h = instance({
+      ...FAST,
+      memoryBytes: 1 << 20,
+      breakerFailures: 1000,
+      breakerMinCalls: 1000,
+    })
+    await h.refreshTags()
+    await h.set('refused-k', Promise.resolve(entry('v1')))
+    assert.equal(await hit(h, 'refused-k'), 'v1')
+    const opened = logged(/redis circuit open/).length
+    const port = redis.port
+    process.kill(redis.pid, 'SIGKILL')
+    assert.ok(await waitForExit(redis.child, 10_000), 'redis-server gone')
+    try {
+      const read = await timed(() => hit(h, 'refused-k'))
+      assert.equal(read.value, 'v1', "this process's copy, not a miss")
+      withinBudget(read, FAST.connectTimeoutMs + FAST.readTimeoutMs, 'a read against a dead Redis')
+      await h.set('refused-k', Promise.resolve(entry('v2')))
+      assert.equal(await hit(h, 'refused-k'), undefined, 'the unstored write is dropped, a miss')
+      assert.equal(logged(/redis circuit open/).length, opened, 'the breaker stayed closed')
+    } finally {
+      redis = await startRedisOnPort({ port, logDir })
+    }
+  })
+
   test('a Redis that is gone: probes that fail for want of a connection add no error or warning line', async () => {
     // A Redis of its own, killed and started again on its port.
     let own = await startRedis({ logDir })

@@ -363,6 +363,97 @@ describe('tag state', () => {
     assert.ok((await reader.getExpiration(['_N_T_/p'])) > now(), 'every hit Next checks is dropped')
   })
 
+  // docs/failures.md, "Before the tag state is loaded": while Redis answers, a tagged entry
+  // made after such a process started is a miss too; while the breaker is open, the entries
+  // it made itself since it started are judged by its own revalidations, and another
+  // instance's, revalidated before the outage by a revalidation it never heard of, is not served.
+  test('a process that has not loaded the tag state: during an outage its own entries serve, judged by its own revalidations, and no other', async () => {
+    const fast = {
+      readTimeoutMs: 10_000,
+      writeTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+      breakerFailures: 1,
+      breakerOpenMs: 60_000,
+      breakerMaxOpenMs: 60_000,
+      memoryBytes: 1 << 20,
+    }
+    const writer = instance('unsynced-outage', fast)
+    await writer.refreshTags()
+    await redis.command('ACL', 'SETUSER', 'notags2', 'on', '>pw', '~unsynced-outage:d1:*', '+@all')
+    const reader = instance('unsynced-outage', {
+      ...fast,
+      redisUrl: redis.url.replace('//', '//notags2:pw@'),
+    })
+    // The reader's first command: it started before the writer's entry was made.
+    await reader.refreshTags()
+    await new Promise((r) => setTimeout(r, 5))
+    await writer.set('page', Promise.resolve(entry('old', ['t'])))
+    assert.equal(await reader.get('page', []), undefined, 'a tagged entry is a miss')
+    // One the reader makes itself, with a tag of its own.
+    await reader.set('own', Promise.resolve(entry('mine', ['u'])))
+    // The fleet revalidates `t` while Redis answers; the reader cannot hear of it.
+    await writer.updateTags(['t'])
+    const port = redis.port
+    await redis.stop()
+    try {
+      // The breaker opens on the reader's first failed command.
+      await reader.refreshTags()
+      const during = await reader.get('page', [])
+      assert.equal(
+        during && (await text(during.value)),
+        undefined,
+        'an entry another instance made, revalidated before the outage, is not served',
+      )
+      const own = await reader.get('own', [])
+      assert.equal(own && (await text(own.value)), 'mine', 'its own entry is served')
+      // Its own revalidation of that tag is heard.
+      await reader.updateTags(['u'])
+      assert.equal(await reader.get('own', []), undefined, 'judged by its own revalidation')
+    } finally {
+      redis = await startRedisOnPort({ port, logDir })
+    }
+  })
+
+  // docs/failures.md, "Redis loses tag state": a queued revalidation that never reaches Redis
+  // (here dropped from a full outbox) is still written back once Redis has lost the state.
+  test('a revalidation dropped from a full outbox is given back once Redis comes back empty', async () => {
+    const fast = {
+      readTimeoutMs: 10_000,
+      writeTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+      breakerFailures: 1,
+      breakerOpenMs: 200,
+      breakerMaxOpenMs: 400,
+      outboxCapacity: 1,
+    }
+    const A = instance('dropback', fast)
+    const B = instance('dropback', fast)
+    await A.refreshTags()
+    await B.updateTags(['known'])
+    await A.refreshTags()
+    assert.ok((await A.getExpiration(['known'])) > 0, 'A follows a state with an epoch')
+    const port = redis.port
+    await redis.stop()
+    try {
+      await A.updateTags(['dropped'])
+      // The outbox holds one: this one pushes `dropped` out, which holds on A only.
+      await A.updateTags(['sent'])
+    } finally {
+      redis = await startRedisOnPort({ port, logDir })
+    }
+    // A gets no request: its probe, its outbox's replay and the pull that finds the state lost.
+    const C = instance('dropback', fast)
+    await until(
+      async () => {
+        await C.refreshTags()
+        return (await C.getExpiration(['dropped'])) > 0
+      },
+      5000,
+      'the dropped revalidation to be given back to Redis',
+    )
+    assert.ok((await C.getExpiration(['sent'])) > 0, 'the one queued reached Redis too')
+  })
+
   test('after an outage: own copies give way to the fleet, and an idle instance catches up', async () => {
     // The outage is a stopped server: every command and connection fails at once, so no
     // budget runs out here, and under load a short one ran out while Redis was up.

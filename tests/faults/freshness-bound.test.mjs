@@ -10,8 +10,9 @@
 // the bound: every read that started past the bound must be the new version. Around the
 // revalidation: nothing; the announcement connections killed; B's process stopped (its event
 // loop stalled) while it resolves; Redis paused; Redis restarted empty; a regeneration that read
-// the old data before the revalidation and writes after it; following by push, a page that a
-// push instance regenerates before it hears of the revalidation. Following by push, each
+// the old data before the revalidation and writes after it; following by push, the nested
+// rounds revalidated on P, whose outer entry a push instance writes before it hears of the
+// revalidation. Following by push, each
 // round runs twice: revalidated on A (a push instance: announced) and on P, a fourth instance
 // that pulls (not announced, docs/failures.md: push instances learn of it by their periodic
 // pull only, which is what the bound then rests on).
