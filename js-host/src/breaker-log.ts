@@ -98,8 +98,9 @@ export class BreakerLog {
     const opened = trips === 1 ? 'once' : `${String(trips)} times`
     this.log.error(
       `redis circuit ${state} after ${how} of ${command} ` +
-        `(opened ${opened} so far): reads are misses and writes are skipped ` +
-        `until a probe succeeds; revalidations are applied locally and queued`,
+        `(opened ${opened} so far): until a probe succeeds, reads are served from this ` +
+        `process's memory or miss, writes are kept in this process only, and revalidations ` +
+        `are applied locally and queued`,
     )
     return 'opened'
   }

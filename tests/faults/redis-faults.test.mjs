@@ -24,7 +24,8 @@ const READ_BUDGET_MS = 300
 // under this load. A hang on Redis (a queued command, a connect wait without a budget, a write
 // budget on the read path) shows up as more.
 const MAX_REQUEST_MS = 3 * READ_BUDGET_MS + 700
-// Hits must be back this soon after Redis is (the breaker's longest open time is 5 s).
+// Hits must be back this soon after Redis is (the breaker opens for 1 s at a time by default,
+// breakerOpenMs and breakerMaxOpenMs, so a probe comes within a second of Redis's return).
 const RECOVERY_MS = 10_000
 const OUTAGE_MS = 5000
 const WORKERS = 4
