@@ -1138,8 +1138,9 @@ export class TagSync {
    * (a flush, a failover) that this process has not given back yet, unless another instance
    * that knows it gives it back. Both get one last attempt (whatever the backoff and the
    * breaker, each command under its budget): the queue in order, then the merges of lost
-   * records, until one command fails. What is left after it is logged as lost, one line for
-   * each.
+   * records, until one command fails, after the pull under way (which may be the one that
+   * learns of a loss) and the send under way. What is left after it is logged as lost, one
+   * line for each.
    */
   stop(): Promise<void> {
     this.stopping ??= this.stopNow()
@@ -1168,7 +1169,11 @@ export class TagSync {
    */
   private async sendLast(): Promise<void> {
     const script = this.script
-    if (script === undefined || this.failure !== undefined || !this.waitingToSend()) return
+    if (script === undefined) return
+    await this.pullsUnderWay()
+    // Checked after the pulls: one that found the engine trapped logged it, and a trapped
+    // engine is asked nothing more.
+    if (this.failure !== undefined || !this.waitingToSend()) return
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
@@ -1200,6 +1205,23 @@ export class TagSync {
       this.logNotGivenBack(left > 0)
     } catch (err) {
       this.engineFailed('revalidation replay at close', err)
+    }
+  }
+
+  /**
+   * Waits for the pull under way when the process is told to stop, and the one queued behind
+   * it (a load's next page among them), at most `LOAD_STEPS` of them: a pull is what learns
+   * that Redis lost records (its reply names another state), and the records it finds lost
+   * are this process's to give back at close. Not waited for, a pull out at close learned of
+   * the loss after the last attempt, and those records were neither given back nor reported.
+   * Each pull is under the read budget; one that fails ends the chain (a pull queued behind a
+   * failed one does not ask Redis), so a Redis out of reach costs what is left of one budget.
+   */
+  private async pullsUnderWay(): Promise<void> {
+    for (let i = 0; i < LOAD_STEPS; i++) {
+      const pull = this.queued ?? this.inflight
+      if (pull === undefined) return
+      await pull
     }
   }
 

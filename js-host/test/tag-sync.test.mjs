@@ -1595,6 +1595,54 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(f.log.lines.filter((l) => /^(warn|error) lost tag records/.test(l)).length, 0)
   })
 
+  test('a pull in flight when close() is called: the loss it learns is given back', async () => {
+    // The pull that learns of a loss (a flush, a failover) may be out when the process is told
+    // to stop (SIGTERM during a deploy). Before, close() did not wait for it: nothing waited to
+    // be sent yet, so it returned at once, and the records the pull then found lost were
+    // neither given back nor reported.
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    let answerPull
+    const { clock, engine, log, script, sync } = setup((argv, kind) => {
+      if (kind !== 'read') return null
+      if (answerPull === undefined) return state
+      return new Promise((resolve) => {
+        const reply = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+        answerPull = () => resolve(reply)
+      })
+    })
+    await sync.refresh()
+    answerPull = null
+    clock.t += 1000
+    const pulling = sync.refresh()
+    await new Promise((r) => setImmediate(r))
+    const stopping = sync.stop()
+    await new Promise((r) => setImmediate(r))
+    answerPull()
+    await Promise.all([pulling, stopping])
+    const merges = script.calls.filter((c) => c.kind === 'write' && c.force === true)
+    assert.equal(
+      engine.resendLength,
+      0,
+      `the record the pull found lost went to Redis at close (merges: ${String(merges.length)}): ` +
+        log.lines.join('\n'),
+    )
+    assert.ok(merges.length === 1 && mentions(merges[0].argv, 'lost-rec'))
+  })
+
+  test('close() called twice at once: one last attempt, one line per kind', async () => {
+    const down = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+    const f = await lostWhileRefused(true)
+    f.atClose = () => new Promise((r) => setTimeout(() => r(down), 5))
+    await Promise.all([f.sync.stop(), f.sync.stop()])
+    assert.equal(f.closingWrites().length, 1)
+    assert.equal(
+      f.log.lines.filter((l) => l.startsWith('error closing with')).length,
+      2,
+      f.log.lines.join('\n'),
+    )
+  })
+
   test('a lost meta hash close() cannot make anew is no lost revalidation', async () => {
     // Records without an epoch: the meta hash alone was lost, and a merge of no record makes
     // it anew. Not made at close: nothing is lost, an instance that loads the state makes it.
