@@ -192,3 +192,40 @@ test('a close() while Redis does not answer gives up on lost tag records within 
   assert.equal(lost.length, 1, `one line: ${JSON.stringify(atClose)}`)
   assert.match(lost[0], /\(2 waiting; Redis did not answer it in time\)/)
 })
+
+test('a record given back at close never moves back what Redis holds since for its tag', async () => {
+  // TAG_MERGE, forced at close, merges field by field (max; the stronger scheduled expiry):
+  // another instance's later revalidation of the same tag, written after the loss, stays.
+  const prefix = 'lostclose4'
+  const { a, writes } = await lostAndNotGivenBack(prefix, 'lc-w')
+  try {
+    // The retry waits for the breaker: the record is still to give back at close.
+    await openBreaker(a)
+  } finally {
+    await writes()
+  }
+  const [state] = tagKeys(prefix)
+  const b = instance(prefix, 2, 10_000)
+  await b.refreshTags()
+  await new Promise((r) => setTimeout(r, 5))
+  await b.updateTags(['lc-w'])
+  const newer = await redisCommand(redis.port, ['HGET', state, 'lc-w'])
+  assert.equal(await redisCommand(redis.port, ['HGET', state, `${prefix}-warm`]), null, 'lost')
+  assert.notEqual(newer, null)
+  const atClose = await capture(() => close())
+  const after = await redisCommand(redis.port, ['HGET', state, 'lc-w'])
+  const fields = (r) => String(r).split(',').map(Number)
+  const [n, m] = [fields(newer), fields(after)]
+  // stale, expired and updated_at never lower; no scheduled expiry in either.
+  for (const i of [0, 1, 4]) {
+    assert.ok(m[i] >= n[i], `field ${String(i)}: ${String(after)} after ${String(newer)}`)
+  }
+  assert.deepEqual([m[0], m[1], m[4]], [n[0], n[1], n[4]], `unchanged: ${JSON.stringify(atClose)}`)
+  assert.ok(!atClose.some((l) => /closing with/.test(l)), JSON.stringify(atClose))
+  // The merge went out at close: it gave back the other record it carried too.
+  assert.notEqual(
+    await redisCommand(redis.port, ['HGET', state, `${prefix}-warm`]),
+    null,
+    'given back',
+  )
+})
