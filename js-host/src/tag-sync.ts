@@ -1237,19 +1237,24 @@ export class TagSync {
    * Redis, and an instance that loads the state makes it anew.
    */
   private logNotGivenBack(notTried: boolean): void {
-    const waiting = this.engine.resendLength
-    if (waiting === 0) return
+    if (this.engine.resendLength === 0) return
     // The batch the next merge would send (the one that failed, planned again until
     // acknowledged): records are planned before a merge of none, so a merge of none means no
     // record waits. Nothing is sent after this (stopped).
     const batch = splitArgv(this.engine.planResend())
-    if (recordsIn(batch) === 0) {
+    const inBatch = recordsIn(batch)
+    if (inBatch === 0) {
       this.log.debug(
         "closing without making the tag state's lost meta hash anew in Redis: no record is lost, " +
           'an instance that loads the state makes it anew',
       )
       return
     }
+    // The engine's count holds one more for a meta hash to make anew, which this batch's merge
+    // makes too: taken off the queue (nothing is sent after this), the batch leaves records
+    // only, so the line counts records, each a tag to revalidate again.
+    this.engine.ackResend()
+    const waiting = inBatch + this.engine.resendLength
     const why = notTried
       ? 'not tried: the queued revalidations before them were not sent'
       : whyUnsent(this.resendFailure, 'the merge')

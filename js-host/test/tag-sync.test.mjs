@@ -1643,6 +1643,34 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('the line at close counts the records not given back, not the meta hash with them', async () => {
+    // A state that lacks a record this process knows and whose meta hash is lost too (records
+    // without an epoch): the engine's count of what waits is one more than the records (the
+    // merge also makes the meta hash anew). Before, the line said "2 waiting" for one record.
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    const { clock, engine, log, sync } = setup((_, kind, force) =>
+      kind === 'read'
+        ? state
+        : force === true
+          ? replyError('READONLY You cannot write against a read only replica.')
+          : open,
+    )
+    await sync.refresh()
+    state = netstrings(['no-meta', '1', '', '1', '0', '', '0', 'a', rec])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 2, 'one record and the meta hash')
+    await sync.stop()
+    const closing = log.lines.filter((l) => l.startsWith('error closing with'))
+    assert.equal(closing.length, 1, log.lines.join('\n'))
+    assert.match(
+      closing[0],
+      /^error closing with lost tag records not given back to Redis \(1 waiting; Redis answered the merge with READONLY\): .*; among them: lost-rec$/,
+    )
+  })
+
   test('a lost meta hash close() cannot make anew is no lost revalidation', async () => {
     // Records without an epoch: the meta hash alone was lost, and a merge of no record makes
     // it anew. Not made at close: nothing is lost, an instance that loads the state makes it.
