@@ -229,3 +229,43 @@ test('a record given back at close never moves back what Redis holds since for i
     'given back',
   )
 })
+
+test('a pull out when close() is called: the loss it learns is given back at close', async () => {
+  // SIGTERM while the pull that learns of a flush is out (here Redis is paused, then resumed
+  // once close() was called): before, close() did not wait for it, found nothing to send, and
+  // the records the pull then found lost went nowhere, without a line.
+  const prefix = 'lostclose5'
+  const w = instance(prefix, 100, 10_000)
+  await w.refreshTags()
+  await w.set(
+    'page-data',
+    Promise.resolve(useCacheEntry('old', { tags: ['lc-x'], timestamp: now() - 5 })),
+  )
+  await close()
+  const a = instance(prefix, 5, 3_000)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags(['lc-x'])
+  await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
+  let atClose
+  process.kill(redis.pid, 'SIGSTOP')
+  try {
+    const pulling = a.refreshTags()
+    await new Promise((r) => setTimeout(r, 50))
+    const closing = capture(() => close())
+    await new Promise((r) => setTimeout(r, 100))
+    process.kill(redis.pid, 'SIGCONT')
+    atClose = await closing
+    await pulling
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  assert.notEqual(
+    await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-x']),
+    null,
+    `the record the pull found lost was given back at close: ${JSON.stringify(atClose)}`,
+  )
+  const b = instance(prefix, 6)
+  await b.refreshTags()
+  assert.equal(await b.get('page-data', []), undefined, 'another instance judges it stale')
+  await close()
+})
