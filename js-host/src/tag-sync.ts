@@ -347,6 +347,12 @@ export class TagSync {
   private resendFailing = false
   /** Why the last merge of records to give back failed (for the line at close). */
   private resendFailure: unknown
+  /**
+   * A command of the send under way when `stop()` was called reached out to Redis and failed
+   * after it (not one the breaker kept back): the last attempt is not made, as it stops at the
+   * first command that fails (the next would most likely fail alike, a write budget more).
+   */
+  private failedAtClose = false
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -945,6 +951,7 @@ export class TagSync {
         }
         this.headRefused = refused
         this.sendFailure = err
+        this.noteFailedAtClose(err)
         if (!refused) this.backlogUnanswered = true
         // One line per run of failures of one revalidation, not one per attempt; none for the
         // breaker's probe, which fails in an outage already logged.
@@ -1010,6 +1017,7 @@ export class TagSync {
         reply = await script(argv, 'write', last)
       } catch (err) {
         this.resendFailure = err
+        this.noteFailedAtClose(err)
         if (last) {
           this.log.debug(`lost tag records not given back to Redis at close: ${describe(err)}`)
           return false
@@ -1177,7 +1185,8 @@ export class TagSync {
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
-      if (this.waitingToSend()) {
+      // A command of that drain failed since stop() was called: that was the attempt.
+      if (this.waitingToSend() && !this.failedAtClose) {
         // Registered as the drain: a reply's backlog signal or a retry in flight joins it
         // instead of sending the same head again.
         const last = this.replay(script, true)
@@ -1223,6 +1232,11 @@ export class TagSync {
       if (pull === undefined) return
       await pull
     }
+  }
+
+  /** Notes a send's failure once `stop()` was called (`failedAtClose`). */
+  private noteFailedAtClose(err: unknown): void {
+    if (this.stopped && !isCircuitOpen(err)) this.failedAtClose = true
   }
 
   /** Something waits to be sent: queued revalidations, or records (or a meta hash) to give back. */

@@ -1671,6 +1671,29 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('a send under way that fails as close() is called ends the last attempt', async () => {
+    // Redis stops answering while a revalidation's send is out, and the process is told to
+    // stop: that send fails at its budget; the last attempt would send it again and wait a
+    // write budget more, for a Redis that just did not answer. Before, two commands.
+    const late = Object.assign(new Error('timeout'), { code: 'ERR_REDIS_TIMEOUT' })
+    const { log, script, sync } = setup((_, kind) =>
+      kind === 'read'
+        ? netstrings(['e1', '1', 'v1', '1', '0', '', '0'])
+        : new Promise((r) => setTimeout(() => r(late), 20)),
+    )
+    await sync.refresh()
+    const sending = sync.update(['gone'], undefined, T0)
+    await new Promise((r) => setImmediate(r))
+    await Promise.all([sync.stop(), sending])
+    const writes = script.calls.filter((c) => c.kind === 'write')
+    assert.equal(writes.length, 1, `one write budget: ${log.lines.join('\n')}`)
+    assert.equal(
+      log.lines.filter((l) => l.startsWith('error closing with 1 queued revalidation(s)')).length,
+      1,
+      log.lines.join('\n'),
+    )
+  })
+
   test('a lost meta hash close() cannot make anew is no lost revalidation', async () => {
     // Records without an epoch: the meta hash alone was lost, and a merge of no record makes
     // it anew. Not made at close: nothing is lost, an instance that loads the state makes it.
