@@ -269,3 +269,39 @@ test('a pull out when close() is called: the loss it learns is given back at clo
   assert.equal(await b.get('page-data', []), undefined, 'another instance judges it stale')
   await close()
 })
+
+test('close() while a send is out to a Redis that stopped answering: one write budget, one line', async () => {
+  // The revalidation's send is out when Redis stops answering and the process is told to stop:
+  // it fails at its budget, and that is the last attempt's first failure. Before, close() sent
+  // it again, forced, and waited a whole write budget more.
+  const prefix = 'lostclose6'
+  const budgetMs = 1_500
+  const a = instance(prefix, 7, budgetMs)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags([`${prefix}-warm`])
+  let atClose
+  let ms
+  process.kill(redis.pid, 'SIGSTOP')
+  try {
+    const sending = a.updateTags(['lc-y2'])
+    await new Promise((r) => setTimeout(r, 20))
+    const t0 = performance.now()
+    atClose = await capture(() => close())
+    ms = performance.now() - t0
+    await sending
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  assert.deepEqual(
+    atClose.filter((l) => /closing with/.test(l)).map((l) => l.replace(/:.*/s, '')),
+    [
+      '[fleetcache] closing with 1 queued revalidation(s) not sent to Redis (Redis did not answer it in time)',
+    ],
+  )
+  // What is left of the send's budget, then the connection's 1 s grace for pending replies
+  // (about 2.5 s); before, a whole budget more (about 4 s).
+  assert.ok(
+    ms < 2 * budgetMs + 500,
+    `close() took ${ms.toFixed(0)} ms (one write budget: ${String(budgetMs)})`,
+  )
+})
