@@ -347,6 +347,12 @@ export class TagSync {
   private resendFailing = false
   /** Why the last merge of records to give back failed (for the line at close). */
   private resendFailure: unknown
+  /**
+   * A command of the send under way when `stop()` was called reached out to Redis and failed
+   * after it (not one the breaker kept back): the last attempt is not made, as it stops at the
+   * first command that fails (the next would most likely fail alike, a write budget more).
+   */
+  private failedAtClose = false
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -945,6 +951,7 @@ export class TagSync {
         }
         this.headRefused = refused
         this.sendFailure = err
+        this.noteFailedAtClose(err)
         if (!refused) this.backlogUnanswered = true
         // One line per run of failures of one revalidation, not one per attempt; none for the
         // breaker's probe, which fails in an outage already logged.
@@ -1010,6 +1017,7 @@ export class TagSync {
         reply = await script(argv, 'write', last)
       } catch (err) {
         this.resendFailure = err
+        this.noteFailedAtClose(err)
         if (last) {
           this.log.debug(`lost tag records not given back to Redis at close: ${describe(err)}`)
           return false
@@ -1138,8 +1146,9 @@ export class TagSync {
    * (a flush, a failover) that this process has not given back yet, unless another instance
    * that knows it gives it back. Both get one last attempt (whatever the backoff and the
    * breaker, each command under its budget): the queue in order, then the merges of lost
-   * records, until one command fails. What is left after it is logged as lost, one line for
-   * each.
+   * records, until one command fails, after the pull under way (which may be the one that
+   * learns of a loss) and the send under way. What is left after it is logged as lost, one
+   * line for each.
    */
   stop(): Promise<void> {
     this.stopping ??= this.stopNow()
@@ -1168,11 +1177,16 @@ export class TagSync {
    */
   private async sendLast(): Promise<void> {
     const script = this.script
-    if (script === undefined || this.failure !== undefined || !this.waitingToSend()) return
+    if (script === undefined) return
+    await this.pullsUnderWay()
+    // Checked after the pulls: one that found the engine trapped logged it, and a trapped
+    // engine is asked nothing more.
+    if (this.failure !== undefined || !this.waitingToSend()) return
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
-      if (this.waitingToSend()) {
+      // A command of that drain failed since stop() was called: that was the attempt.
+      if (this.waitingToSend() && !this.failedAtClose) {
         // Registered as the drain: a reply's backlog signal or a retry in flight joins it
         // instead of sending the same head again.
         const last = this.replay(script, true)
@@ -1203,6 +1217,28 @@ export class TagSync {
     }
   }
 
+  /**
+   * Waits for the pull under way when the process is told to stop, and the one queued behind
+   * it (a load's next page among them), at most `LOAD_STEPS` of them: a pull is what learns
+   * that Redis lost records (its reply names another state), and the records it finds lost
+   * are this process's to give back at close. Not waited for, a pull out at close learned of
+   * the loss after the last attempt, and those records were neither given back nor reported.
+   * Each pull is under the read budget; one that fails ends the chain (a pull queued behind a
+   * failed one does not ask Redis), so a Redis out of reach costs what is left of one budget.
+   */
+  private async pullsUnderWay(): Promise<void> {
+    for (let i = 0; i < LOAD_STEPS; i++) {
+      const pull = this.queued ?? this.inflight
+      if (pull === undefined) return
+      await pull
+    }
+  }
+
+  /** Notes a send's failure once `stop()` was called (`failedAtClose`). */
+  private noteFailedAtClose(err: unknown): void {
+    if (this.stopped && !isCircuitOpen(err)) this.failedAtClose = true
+  }
+
   /** Something waits to be sent: queued revalidations, or records (or a meta hash) to give back. */
   private waitingToSend(): boolean {
     return this.engine.outboxLength > 0 || this.engine.resendLength > 0
@@ -1215,19 +1251,24 @@ export class TagSync {
    * Redis, and an instance that loads the state makes it anew.
    */
   private logNotGivenBack(notTried: boolean): void {
-    const waiting = this.engine.resendLength
-    if (waiting === 0) return
+    if (this.engine.resendLength === 0) return
     // The batch the next merge would send (the one that failed, planned again until
     // acknowledged): records are planned before a merge of none, so a merge of none means no
     // record waits. Nothing is sent after this (stopped).
     const batch = splitArgv(this.engine.planResend())
-    if (recordsIn(batch) === 0) {
+    const inBatch = recordsIn(batch)
+    if (inBatch === 0) {
       this.log.debug(
         "closing without making the tag state's lost meta hash anew in Redis: no record is lost, " +
           'an instance that loads the state makes it anew',
       )
       return
     }
+    // The engine's count holds one more for a meta hash to make anew, which this batch's merge
+    // makes too: taken off the queue (nothing is sent after this), the batch leaves records
+    // only, so the line counts records, each a tag to revalidate again.
+    this.engine.ackResend()
+    const waiting = inBatch + this.engine.resendLength
     const why = notTried
       ? 'not tried: the queued revalidations before them were not sent'
       : whyUnsent(this.resendFailure, 'the merge')

@@ -192,3 +192,116 @@ test('a close() while Redis does not answer gives up on lost tag records within 
   assert.equal(lost.length, 1, `one line: ${JSON.stringify(atClose)}`)
   assert.match(lost[0], /\(2 waiting; Redis did not answer it in time\)/)
 })
+
+test('a record given back at close never moves back what Redis holds since for its tag', async () => {
+  // TAG_MERGE, forced at close, merges field by field (max; the stronger scheduled expiry):
+  // another instance's later revalidation of the same tag, written after the loss, stays.
+  const prefix = 'lostclose4'
+  const { a, writes } = await lostAndNotGivenBack(prefix, 'lc-w')
+  try {
+    // The retry waits for the breaker: the record is still to give back at close.
+    await openBreaker(a)
+  } finally {
+    await writes()
+  }
+  const [state] = tagKeys(prefix)
+  const b = instance(prefix, 2, 10_000)
+  await b.refreshTags()
+  await new Promise((r) => setTimeout(r, 5))
+  await b.updateTags(['lc-w'])
+  const newer = await redisCommand(redis.port, ['HGET', state, 'lc-w'])
+  assert.equal(await redisCommand(redis.port, ['HGET', state, `${prefix}-warm`]), null, 'lost')
+  assert.notEqual(newer, null)
+  const atClose = await capture(() => close())
+  const after = await redisCommand(redis.port, ['HGET', state, 'lc-w'])
+  const fields = (r) => String(r).split(',').map(Number)
+  const [n, m] = [fields(newer), fields(after)]
+  // stale, expired and updated_at never lower; no scheduled expiry in either.
+  for (const i of [0, 1, 4]) {
+    assert.ok(m[i] >= n[i], `field ${String(i)}: ${String(after)} after ${String(newer)}`)
+  }
+  assert.deepEqual([m[0], m[1], m[4]], [n[0], n[1], n[4]], `unchanged: ${JSON.stringify(atClose)}`)
+  assert.ok(!atClose.some((l) => /closing with/.test(l)), JSON.stringify(atClose))
+  // The merge went out at close: it gave back the other record it carried too.
+  assert.notEqual(
+    await redisCommand(redis.port, ['HGET', state, `${prefix}-warm`]),
+    null,
+    'given back',
+  )
+})
+
+test('a pull out when close() is called: the loss it learns is given back at close', async () => {
+  // SIGTERM while the pull that learns of a flush is out (here Redis is paused, then resumed
+  // once close() was called): before, close() did not wait for it, found nothing to send, and
+  // the records the pull then found lost went nowhere, without a line.
+  const prefix = 'lostclose5'
+  const w = instance(prefix, 100, 10_000)
+  await w.refreshTags()
+  await w.set(
+    'page-data',
+    Promise.resolve(useCacheEntry('old', { tags: ['lc-x'], timestamp: now() - 5 })),
+  )
+  await close()
+  const a = instance(prefix, 5, 3_000)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags(['lc-x'])
+  await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
+  let atClose
+  process.kill(redis.pid, 'SIGSTOP')
+  try {
+    const pulling = a.refreshTags()
+    await new Promise((r) => setTimeout(r, 50))
+    const closing = capture(() => close())
+    await new Promise((r) => setTimeout(r, 100))
+    process.kill(redis.pid, 'SIGCONT')
+    atClose = await closing
+    await pulling
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  assert.notEqual(
+    await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-x']),
+    null,
+    `the record the pull found lost was given back at close: ${JSON.stringify(atClose)}`,
+  )
+  const b = instance(prefix, 6)
+  await b.refreshTags()
+  assert.equal(await b.get('page-data', []), undefined, 'another instance judges it stale')
+  await close()
+})
+
+test('close() while a send is out to a Redis that stopped answering: one write budget, one line', async () => {
+  // The revalidation's send is out when Redis stops answering and the process is told to stop:
+  // it fails at its budget, and that is the last attempt's first failure. Before, close() sent
+  // it again, forced, and waited a whole write budget more.
+  const prefix = 'lostclose6'
+  const budgetMs = 1_500
+  const a = instance(prefix, 7, budgetMs)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags([`${prefix}-warm`])
+  let atClose
+  let ms
+  process.kill(redis.pid, 'SIGSTOP')
+  try {
+    const sending = a.updateTags(['lc-y2'])
+    await new Promise((r) => setTimeout(r, 20))
+    const t0 = performance.now()
+    atClose = await capture(() => close())
+    ms = performance.now() - t0
+    await sending
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  assert.deepEqual(
+    atClose.filter((l) => /closing with/.test(l)).map((l) => l.replace(/:.*/s, '')),
+    [
+      '[fleetcache] closing with 1 queued revalidation(s) not sent to Redis (Redis did not answer it in time)',
+    ],
+  )
+  // What is left of the send's budget, then the connection's 1 s grace for pending replies
+  // (about 2.5 s); before, a whole budget more (about 4 s).
+  assert.ok(
+    ms < 2 * budgetMs + 500,
+    `close() took ${ms.toFixed(0)} ms (one write budget: ${String(budgetMs)})`,
+  )
+})

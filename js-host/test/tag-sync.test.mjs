@@ -1595,6 +1595,105 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(f.log.lines.filter((l) => /^(warn|error) lost tag records/.test(l)).length, 0)
   })
 
+  test('a pull in flight when close() is called: the loss it learns is given back', async () => {
+    // The pull that learns of a loss (a flush, a failover) may be out when the process is told
+    // to stop (SIGTERM during a deploy). Before, close() did not wait for it: nothing waited to
+    // be sent yet, so it returned at once, and the records the pull then found lost were
+    // neither given back nor reported.
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    let answerPull
+    const { clock, engine, log, script, sync } = setup((argv, kind) => {
+      if (kind !== 'read') return null
+      if (answerPull === undefined) return state
+      return new Promise((resolve) => {
+        const reply = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+        answerPull = () => resolve(reply)
+      })
+    })
+    await sync.refresh()
+    answerPull = null
+    clock.t += 1000
+    const pulling = sync.refresh()
+    await new Promise((r) => setImmediate(r))
+    const stopping = sync.stop()
+    await new Promise((r) => setImmediate(r))
+    answerPull()
+    await Promise.all([pulling, stopping])
+    const merges = script.calls.filter((c) => c.kind === 'write' && c.force === true)
+    assert.equal(
+      engine.resendLength,
+      0,
+      `the record the pull found lost went to Redis at close (merges: ${String(merges.length)}): ` +
+        log.lines.join('\n'),
+    )
+    assert.ok(merges.length === 1 && mentions(merges[0].argv, 'lost-rec'))
+  })
+
+  test('close() called twice at once: one last attempt, one line per kind', async () => {
+    const down = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+    const f = await lostWhileRefused(true)
+    f.atClose = () => new Promise((r) => setTimeout(() => r(down), 5))
+    await Promise.all([f.sync.stop(), f.sync.stop()])
+    assert.equal(f.closingWrites().length, 1)
+    assert.equal(
+      f.log.lines.filter((l) => l.startsWith('error closing with')).length,
+      2,
+      f.log.lines.join('\n'),
+    )
+  })
+
+  test('the line at close counts the records not given back, not the meta hash with them', async () => {
+    // A state that lacks a record this process knows and whose meta hash is lost too (records
+    // without an epoch): the engine's count of what waits is one more than the records (the
+    // merge also makes the meta hash anew). Before, the line said "2 waiting" for one record.
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    const { clock, engine, log, sync } = setup((_, kind, force) =>
+      kind === 'read'
+        ? state
+        : force === true
+          ? replyError('READONLY You cannot write against a read only replica.')
+          : open,
+    )
+    await sync.refresh()
+    state = netstrings(['no-meta', '1', '', '1', '0', '', '0', 'a', rec])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 2, 'one record and the meta hash')
+    await sync.stop()
+    const closing = log.lines.filter((l) => l.startsWith('error closing with'))
+    assert.equal(closing.length, 1, log.lines.join('\n'))
+    assert.match(
+      closing[0],
+      /^error closing with lost tag records not given back to Redis \(1 waiting; Redis answered the merge with READONLY\): .*; among them: lost-rec$/,
+    )
+  })
+
+  test('a send under way that fails as close() is called ends the last attempt', async () => {
+    // Redis stops answering while a revalidation's send is out, and the process is told to
+    // stop: that send fails at its budget; the last attempt would send it again and wait a
+    // write budget more, for a Redis that just did not answer. Before, two commands.
+    const late = Object.assign(new Error('timeout'), { code: 'ERR_REDIS_TIMEOUT' })
+    const { log, script, sync } = setup((_, kind) =>
+      kind === 'read'
+        ? netstrings(['e1', '1', 'v1', '1', '0', '', '0'])
+        : new Promise((r) => setTimeout(() => r(late), 20)),
+    )
+    await sync.refresh()
+    const sending = sync.update(['gone'], undefined, T0)
+    await new Promise((r) => setImmediate(r))
+    await Promise.all([sync.stop(), sending])
+    const writes = script.calls.filter((c) => c.kind === 'write')
+    assert.equal(writes.length, 1, `one write budget: ${log.lines.join('\n')}`)
+    assert.equal(
+      log.lines.filter((l) => l.startsWith('error closing with 1 queued revalidation(s)')).length,
+      1,
+      log.lines.join('\n'),
+    )
+  })
+
   test('a lost meta hash close() cannot make anew is no lost revalidation', async () => {
     // Records without an epoch: the meta hash alone was lost, and a merge of no record makes
     // it anew. Not made at close: nothing is lost, an instance that loads the state makes it.
