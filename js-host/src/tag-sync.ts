@@ -1178,6 +1178,22 @@ export class TagSync {
   private async sendLast(): Promise<void> {
     const script = this.script
     if (script === undefined) return
+    // One pull of its own unless one is out: a loss since the last (a failover that lost the
+    // last writes, a flush) is learned only by a pull, and an instance that served no request
+    // since would otherwise take the records Redis lacks with it. Only once the state was
+    // loaded (before, it knows no record but its own queued ones, and a load at close would
+    // read the whole state for nothing), and with nothing queued: a queue is left by writes
+    // that failed, its last attempt most likely fails alike and no merge is tried after it,
+    // and a pull would only report its own queued revalidations a second time (a state
+    // answered in full lacks them).
+    if (
+      this.failure === undefined &&
+      this.engine.tagsSynced &&
+      this.engine.outboxLength === 0 &&
+      this.inflight === undefined
+    ) {
+      void this.pullAfterNow()
+    }
     await this.pullsUnderWay()
     // Checked after the pulls: one that found the engine trapped logged it, and a trapped
     // engine is asked nothing more.

@@ -305,3 +305,32 @@ test('close() while a send is out to a Redis that stopped answering: one write b
     `close() took ${ms.toFixed(0)} ms (one write budget: ${String(budgetMs)})`,
   )
 })
+
+test('a loss no pull has seen yet: close() pulls once and gives the record back', async () => {
+  // A failover that lost the last writes, then a deploy: the instance that knows the
+  // revalidation has served no request since (no pull), and is told to stop. Before, close()
+  // asked Redis nothing, found nothing to send, and the revalidation was gone from Redis with
+  // the process: another instance served the entry it had invalidated as fresh.
+  const prefix = 'lostclose7'
+  const w = instance(prefix, 100, 10_000)
+  await w.refreshTags()
+  await w.set(
+    'page-data',
+    Promise.resolve(useCacheEntry('old', { tags: ['lc-z'], timestamp: now() - 5 })),
+  )
+  await close()
+  const a = instance(prefix, 8, 3_000)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags(['lc-z'])
+  await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
+  const atClose = await capture(() => close())
+  assert.notEqual(
+    await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-z']),
+    null,
+    `close() learned of the loss and gave the record back: ${JSON.stringify(atClose)}`,
+  )
+  const b = instance(prefix, 9)
+  await b.refreshTags()
+  assert.equal(await b.get('page-data', []), undefined, 'another instance judges it stale')
+  await close()
+})

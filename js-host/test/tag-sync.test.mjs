@@ -703,6 +703,8 @@ describe('TagSync, fake transport and clock', () => {
       [100],
       'the timer comes then',
     )
+    // Redis answers again: the pull stop() makes is not held.
+    f.hold = undefined
     await sync.stop()
   })
 
