@@ -5,13 +5,17 @@
  * build id. Each server process records its build under its deployment, in the HASH
  * `<prefix>:<deployment>:builds` (the engine's `buildsKey`): field `<next release> <build id>`,
  * value the time (ms, this process's wall clock) until which that build's entries may still be
- * served, now + `maxTtlSeconds`. At the first connection and then every `maxTtlSeconds / 2`,
- * at most an hour and at least a second apart, it writes its field, reads the others, deletes those whose time has
- * passed, and warns once per other live build (docs/configuration.md, "Deployment namespace").
+ * served, now + `maxTtlSeconds`. At the first connection and then every `maxTtlSeconds / 2`, at
+ * most an hour and at least a second apart, it writes its field and gives the key its own
+ * lifetime, reads the fields (`HSCAN`, which the documented ACL user may send; `HGETALL` it may
+ * not), deletes those whose time has passed, sets the key to expire at the furthest time when
+ * another's is further than its own, and warns once per other live build
+ * (docs/configuration.md, "Deployment namespace").
  *
  * Bookkeeping for a warning, off every request's path: the commands go on the unguarded
  * connection (they neither count for the circuit breaker nor wait behind it), each under the
- * write budget, and any failure is a debug line.
+ * write budget, and any failure is a debug line. A renewal in flight when `stop()` is called
+ * (close) sends nothing more and logs nothing; what it sent already left the key with a TTL.
  */
 import { describe, type Logger } from './log'
 import type { Transport } from './transport'
@@ -20,6 +24,10 @@ import type { Transport } from './transport'
 export const BUILDS_RENEW_MAX_MS = 3_600_000
 /** The shortest (a `maxTtlSeconds` under 2 s would otherwise renew it in a tight loop). */
 export const BUILDS_RENEW_MIN_MS = 1000
+/** `HSCAN`'s `COUNT`: a hash of up to 128 fields (listpack) comes whole in one page anyway. */
+const SCAN_COUNT = 1000
+/** The most `HSCAN` pages one renewal reads (a field per build: never near in practice). */
+const SCAN_MAX_PAGES = 100
 
 /** What one process records, and where. */
 export interface BuildRecordOptions {
@@ -57,6 +65,16 @@ function described(field: string): string {
   return `Next ${release === 'unknown' ? '(release not found)' : release}, build id ${id}`
 }
 
+/**
+ * One `HSCAN` reply, `[cursor, [field, value, ...]]` (Buffers or strings): the next cursor
+ * (`'0'` when done) and the page's flat list of fields and values.
+ */
+export function scanPage(reply: unknown): { cursor: string; items: unknown[] } {
+  if (!Array.isArray(reply) || reply.length < 2) return { cursor: '0', items: [] }
+  const items: unknown = reply[1]
+  return { cursor: String(reply[0]), items: Array.isArray(items) ? items : [] }
+}
+
 /** The other builds' fields whose time has not passed, and those whose time has. */
 export interface BuildsSeen {
   /** Other builds still served, with their times. */
@@ -68,9 +86,10 @@ export interface BuildsSeen {
 }
 
 /**
- * Sorts the fields of an `HGETALL` reply (an object of fields, as node-redis gives it; a
- * `[field, value, ...]` array or a Map from another transport) against `now`: `own` counts as live until `ownUntil`, whatever the reply read
- * (written with it, or by a process of the same build).
+ * Sorts the fields read (the `[field, value, ...]` items of the `HSCAN` pages; an object of
+ * fields or a Map, as an `HGETALL` reply comes from node-redis, is read too) against `now`:
+ * `own` counts as live until `ownUntil`, whatever was read (written with it, or by a process of
+ * the same build).
  */
 export function sortBuilds(reply: unknown, own: string, ownUntil: number, now: number): BuildsSeen {
   const pairs: [string, string][] = []
@@ -131,26 +150,47 @@ export function buildRecord(o: BuildRecordOptions): BuildRecord {
   let started = false
   let stopped = false
 
+  // Read anew after each await (stop() may come meanwhile; a bare `stopped` narrows to false).
+  const closed = (): boolean => stopped
+
   const check = async (): Promise<void> => {
     const now = clock()
     const until = now + o.maxTtlMs
-    // One round trip: node-redis pipelines the two.
-    const [, reply] = await Promise.all([
+    const ttl = String(Math.ceil(o.maxTtlMs))
+    // One round trip (node-redis pipelines the three): the key has a lifetime from the very
+    // write that may create it, whatever becomes of the rest of the renewal (a close, a
+    // timeout, an ACL without HDEL).
+    const [, , first] = await Promise.all([
       send(['HSET', o.key, own, String(until)]),
-      send(['HGETALL', o.key]),
+      send(['PEXPIRE', o.key, ttl]),
+      send(['HSCAN', o.key, '0', 'COUNT', String(SCAN_COUNT)]),
     ])
-    const seen = sortBuilds(reply, own, until, now)
+    const items: unknown[] = []
+    let page = scanPage(first)
+    items.push(...page.items)
+    for (let n = 1; page.cursor !== '0' && n < SCAN_MAX_PAGES; n++) {
+      if (closed()) return
+      page = scanPage(await send(['HSCAN', o.key, page.cursor, 'COUNT', String(SCAN_COUNT)]))
+      items.push(...page.items)
+    }
+    // Closed meanwhile: nothing more is sent, nothing logged.
+    if (closed()) return
+    const seen = sortBuilds(items, own, until, now)
     await Promise.all([
       seen.past.length > 0 ? send(['HDEL', o.key, ...seen.past]) : undefined,
-      send(['PEXPIRE', o.key, String(Math.ceil(seen.furthest - now))]),
+      // Set above to this process's own time; further only for another's.
+      seen.furthest > until
+        ? send(['PEXPIRE', o.key, String(Math.ceil(seen.furthest - now))])
+        : undefined,
     ])
+    if (closed()) return
     o.log.debug(
       `builds under ${o.namespace}: ${own} recorded until ${new Date(until).toISOString()}; ` +
         `${String(seen.live.size)} other live, ${String(seen.past.length)} past their time removed; ` +
         `renewed in ${String(Math.round(renewMs))} ms`,
     )
     for (const field of seen.live.keys()) {
-      if (stopped || warnedOf(o.key, field)) continue
+      if (warnedOf(o.key, field)) continue
       o.log.warn(
         `two builds serve under one deployment id "${o.deploymentId}" (${o.namespace}): this ` +
           `process, ${described(own)}, and another, ${described(field)}; they serve each other's ` +
@@ -166,6 +206,8 @@ export function buildRecord(o: BuildRecordOptions): BuildRecord {
     if (stopped) return
     check()
       .catch((err: unknown) => {
+        // A failure of a renewal cut short by close: nothing to say after close.
+        if (stopped) return
         o.log.debug(`builds under ${o.namespace}: ${own} not recorded: ${describe(err)}`)
       })
       .finally(() => {
