@@ -37,6 +37,8 @@ export interface BuildRecordOptions {
   key: string
   /** The deployment id as configured, for the warning. */
   deploymentId: string
+  /** Where it was read (the namespace line's `deployment from`): the setting to change. */
+  deploymentSource: string
   /** `<prefix>:<deployment segment>`, as the namespace line names it. */
   namespace: string
   /** The Next release this process serves (`runningNextVersion`), undefined when none found. */
@@ -192,11 +194,12 @@ export function buildRecord(o: BuildRecordOptions): BuildRecord {
     for (const field of seen.live.keys()) {
       if (warnedOf(o.key, field)) continue
       o.log.warn(
-        `two builds serve under one deployment id "${o.deploymentId}" (${o.namespace}): this ` +
-          `process, ${described(own)}, and another, ${described(field)}; they serve each other's ` +
-          `entries as hits (HTML naming the other build's script chunks, RSC payloads of another ` +
-          `build id); give each deploy its own deployment id ` +
-          `(docs/configuration.md#deployment-namespace)`,
+        `two builds serve under one deployment id "${o.deploymentId}" (from ` +
+          `${o.deploymentSource}, namespace ${o.namespace}): this process, ${described(own)}, ` +
+          `and another, ${described(field)}; they serve each other's entries as hits (HTML ` +
+          `naming the other build's script chunks, RSC payloads of another build id); give ` +
+          `each deploy its own deployment id, and separate builds of one deploy one build id ` +
+          `(generateBuildId): docs/configuration.md#deployment-namespace`,
       )
     }
   }

@@ -147,6 +147,11 @@ test('two builds under one deployment id: each warns once, naming the other', as
     assert.ok(warned[0].includes("each other's entries"), warned[0])
     assert.ok(warned[0].includes('docs/configuration.md#deployment-namespace'), warned[0])
   }
+  // The whole line: where the id came from (the setting to change) and both fixes.
+  assert.equal(
+    b.lines(WARNING)[0],
+    `[fleetcache] two builds serve under one deployment id "shared" (from FLEETCACHE_DEPLOYMENT_ID, namespace fleetcache:shared): this process, Next 16.5.0, build id build-b, and another, Next 16.3.8, build id build-a; they serve each other's entries as hits (HTML naming the other build's script chunks, RSC payloads of another build id); give each deploy its own deployment id, and separate builds of one deploy one build id (generateBuildId): docs/configuration.md#deployment-namespace`,
+  )
   const fields = await redis.command('HGETALL', 'fleetcache:shared:builds')
   assert.deepEqual(fields.filter((_, i) => i % 2 === 0).sort(), [
     '16.3.8 build-a',
@@ -294,6 +299,7 @@ test('a renewal in flight at stop() sends nothing more and logs nothing, and the
     transport,
     key: 'fc:x:builds',
     deploymentId: 'x',
+    deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
     namespace: 'fc:x',
     release: '16.5.0',
     buildId: 'own',
@@ -342,6 +348,7 @@ test('a renewal that fails at close logs nothing after stop()', async () => {
     transport,
     key: 'fc:y:builds',
     deploymentId: 'y',
+    deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
     namespace: 'fc:y',
     release: '16.5.0',
     buildId: 'own',
