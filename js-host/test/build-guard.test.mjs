@@ -362,3 +362,26 @@ test('a renewal that fails at close logs nothing after stop()', async () => {
   await new Promise((r) => setTimeout(r, 50))
   assert.deepEqual(logged, [])
 })
+
+test('Redis hung during renewals: they fail at debug only, and close() still ends the process', async () => {
+  const own = await startRedis({ logDir: dir })
+  try {
+    const k = server(app('build-k', '16.5.0'), {
+      REDIS_URL: own.url,
+      FLEETCACHE_DEPLOYMENT_ID: 'hung',
+      FLEETCACHE_MAX_TTL_SECONDS: '2',
+    })
+    await k.waitFor(CHECKED)
+    process.kill(own.pid, 'SIGSTOP')
+    try {
+      await k.waitFor(/builds under fleetcache:hung: 16\.5\.0 build-k not recorded: /)
+      await k.stop()
+    } finally {
+      process.kill(own.pid, 'SIGCONT')
+    }
+    assert.equal(k.lines(/unhandled|UnhandledPromiseRejection/i).length, 0, k.output)
+    assert.equal(k.lines(WARNING).length, 0, k.output)
+  } finally {
+    await own.stop()
+  }
+})
