@@ -54,9 +54,29 @@ export interface BuildRecordOptions {
   clock?: () => number
 }
 
+/** The release of a field whose process found none. */
+const UNKNOWN_RELEASE = 'unknown'
+
 /** The field of a build: `<next release> <build id>` (a release has no space). */
 export function buildField(release: string | undefined, buildId: string): string {
-  return `${release ?? 'unknown'} ${buildId}`
+  return `${release ?? UNKNOWN_RELEASE} ${buildId}`
+}
+
+/** The build id of a field (after the release and its space). */
+function idOf(field: string): string {
+  const space = field.indexOf(' ')
+  return space < 0 ? '' : field.slice(space + 1)
+}
+
+/**
+ * Whether two different fields name one build: the same build id where one of them has no
+ * release (`unknown`: that process found no `next`), which tells nothing apart.
+ */
+function sameBuild(a: string, b: string): boolean {
+  return (
+    idOf(a) === idOf(b) &&
+    (a.startsWith(`${UNKNOWN_RELEASE} `) || b.startsWith(`${UNKNOWN_RELEASE} `))
+  )
 }
 
 /** A field as the warning names it. */
@@ -64,7 +84,7 @@ function described(field: string): string {
   const space = field.indexOf(' ')
   const release = space < 0 ? field : field.slice(0, space)
   const id = space < 0 ? '' : field.slice(space + 1)
-  return `Next ${release === 'unknown' ? '(release not found)' : release}, build id ${id}`
+  return `Next ${release === UNKNOWN_RELEASE ? '(release not found)' : release}, build id ${id}`
 }
 
 /**
@@ -79,7 +99,7 @@ export function scanPage(reply: unknown): { cursor: string; items: unknown[] } {
 
 /** The other builds' fields whose time has not passed, and those whose time has. */
 export interface BuildsSeen {
-  /** Other builds still served, with their times. */
+  /** Other builds still served, with their times (not a field of this build with no release). */
   live: Map<string, number>
   /** Fields whose time has passed (or that hold no time): deleted. */
   past: string[]
@@ -117,8 +137,9 @@ export function sortBuilds(reply: unknown, own: string, ownUntil: number, now: n
       past.push(field)
       continue
     }
-    live.set(field, until)
     if (until > furthest) furthest = until
+    // A process of this build that found no release (or this one, where another did).
+    if (!sameBuild(field, own)) live.set(field, until)
   }
   return { live, past, furthest }
 }

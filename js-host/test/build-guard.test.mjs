@@ -385,3 +385,24 @@ test('Redis hung during renewals: they fail at debug only, and close() still end
     await own.stop()
   }
 })
+
+test('a process that finds no Next release is taken for the build with its build id, not warned of', () => {
+  const { sortBuilds } = require('../dist/build-record.js')
+  const now = 1_000_000
+  const later = String(now + 60_000)
+  // The same build, one process of which found no release: one build, either way round.
+  for (const [own, other] of [
+    ['16.5.0 b1', 'unknown b1'],
+    ['unknown b1', '16.5.0 b1'],
+  ]) {
+    const seen = sortBuilds([other, later], own, now + 30_000, now)
+    assert.deepEqual([...seen.live.keys()], [], `${own} / ${other}`)
+    assert.deepEqual(seen.past, [])
+    assert.equal(seen.furthest, now + 60_000)
+  }
+  // Another build id is another build, found release or not.
+  assert.deepEqual(
+    [...sortBuilds(['unknown b2', later], '16.5.0 b1', now, now).live.keys()],
+    ['unknown b2'],
+  )
+})
