@@ -5,13 +5,17 @@
  * build id. Each server process records its build under its deployment, in the HASH
  * `<prefix>:<deployment>:builds` (the engine's `buildsKey`): field `<next release> <build id>`,
  * value the time (ms, this process's wall clock) until which that build's entries may still be
- * served, now + `maxTtlSeconds`. At the first connection and then every `maxTtlSeconds / 2`,
- * at most an hour and at least a second apart, it writes its field, reads the others, deletes those whose time has
- * passed, and warns once per other live build (docs/configuration.md, "Deployment namespace").
+ * served, now + `maxTtlSeconds`. At the first connection and then every `maxTtlSeconds / 2`, at
+ * most an hour and at least a second apart, it writes its field and gives the key its own
+ * lifetime, reads the fields (`HSCAN`, which the documented ACL user may send; `HGETALL` it may
+ * not), deletes those whose time has passed, sets the key to expire at the furthest time when
+ * another's is further than its own, and warns once per other live build
+ * (docs/configuration.md, "Deployment namespace").
  *
  * Bookkeeping for a warning, off every request's path: the commands go on the unguarded
  * connection (they neither count for the circuit breaker nor wait behind it), each under the
- * write budget, and any failure is a debug line.
+ * write budget, and any failure is a debug line. A renewal in flight when `stop()` is called
+ * (close) sends nothing more and logs nothing; what it sent already left the key with a TTL.
  */
 import { describe, type Logger } from './log'
 import type { Transport } from './transport'
@@ -20,6 +24,10 @@ import type { Transport } from './transport'
 export const BUILDS_RENEW_MAX_MS = 3_600_000
 /** The shortest (a `maxTtlSeconds` under 2 s would otherwise renew it in a tight loop). */
 export const BUILDS_RENEW_MIN_MS = 1000
+/** `HSCAN`'s `COUNT`: a hash of up to 128 fields (listpack) comes whole in one page anyway. */
+const SCAN_COUNT = 1000
+/** The most `HSCAN` pages one renewal reads (a field per build: never near in practice). */
+const SCAN_MAX_PAGES = 100
 
 /** What one process records, and where. */
 export interface BuildRecordOptions {
@@ -29,6 +37,8 @@ export interface BuildRecordOptions {
   key: string
   /** The deployment id as configured, for the warning. */
   deploymentId: string
+  /** Where it was read (the namespace line's `deployment from`): the setting to change. */
+  deploymentSource: string
   /** `<prefix>:<deployment segment>`, as the namespace line names it. */
   namespace: string
   /** The Next release this process serves (`runningNextVersion`), undefined when none found. */
@@ -44,9 +54,29 @@ export interface BuildRecordOptions {
   clock?: () => number
 }
 
+/** The release of a field whose process found none. */
+const UNKNOWN_RELEASE = 'unknown'
+
 /** The field of a build: `<next release> <build id>` (a release has no space). */
 export function buildField(release: string | undefined, buildId: string): string {
-  return `${release ?? 'unknown'} ${buildId}`
+  return `${release ?? UNKNOWN_RELEASE} ${buildId}`
+}
+
+/** The build id of a field (after the release and its space). */
+function idOf(field: string): string {
+  const space = field.indexOf(' ')
+  return space < 0 ? '' : field.slice(space + 1)
+}
+
+/**
+ * Whether two different fields name one build: the same build id where one of them has no
+ * release (`unknown`: that process found no `next`), which tells nothing apart.
+ */
+function sameBuild(a: string, b: string): boolean {
+  return (
+    idOf(a) === idOf(b) &&
+    (a.startsWith(`${UNKNOWN_RELEASE} `) || b.startsWith(`${UNKNOWN_RELEASE} `))
+  )
 }
 
 /** A field as the warning names it. */
@@ -54,12 +84,22 @@ function described(field: string): string {
   const space = field.indexOf(' ')
   const release = space < 0 ? field : field.slice(0, space)
   const id = space < 0 ? '' : field.slice(space + 1)
-  return `Next ${release === 'unknown' ? '(release not found)' : release}, build id ${id}`
+  return `Next ${release === UNKNOWN_RELEASE ? '(release not found)' : release}, build id ${id}`
+}
+
+/**
+ * One `HSCAN` reply, `[cursor, [field, value, ...]]` (Buffers or strings): the next cursor
+ * (`'0'` when done) and the page's flat list of fields and values.
+ */
+export function scanPage(reply: unknown): { cursor: string; items: unknown[] } {
+  if (!Array.isArray(reply) || reply.length < 2) return { cursor: '0', items: [] }
+  const items: unknown = reply[1]
+  return { cursor: String(reply[0]), items: Array.isArray(items) ? items : [] }
 }
 
 /** The other builds' fields whose time has not passed, and those whose time has. */
 export interface BuildsSeen {
-  /** Other builds still served, with their times. */
+  /** Other builds still served, with their times (not a field of this build with no release). */
   live: Map<string, number>
   /** Fields whose time has passed (or that hold no time): deleted. */
   past: string[]
@@ -68,9 +108,10 @@ export interface BuildsSeen {
 }
 
 /**
- * Sorts the fields of an `HGETALL` reply (an object of fields, as node-redis gives it; a
- * `[field, value, ...]` array or a Map from another transport) against `now`: `own` counts as live until `ownUntil`, whatever the reply read
- * (written with it, or by a process of the same build).
+ * Sorts the fields read (the `[field, value, ...]` items of the `HSCAN` pages; an object of
+ * fields or a Map, as an `HGETALL` reply comes from node-redis, is read too) against `now`:
+ * `own` counts as live until `ownUntil`, whatever was read (written with it, or by a process of
+ * the same build).
  */
 export function sortBuilds(reply: unknown, own: string, ownUntil: number, now: number): BuildsSeen {
   const pairs: [string, string][] = []
@@ -96,8 +137,9 @@ export function sortBuilds(reply: unknown, own: string, ownUntil: number, now: n
       past.push(field)
       continue
     }
-    live.set(field, until)
     if (until > furthest) furthest = until
+    // A process of this build that found no release (or this one, where another did).
+    if (!sameBuild(field, own)) live.set(field, until)
   }
   return { live, past, furthest }
 }
@@ -131,32 +173,54 @@ export function buildRecord(o: BuildRecordOptions): BuildRecord {
   let started = false
   let stopped = false
 
+  // Read anew after each await (stop() may come meanwhile; a bare `stopped` narrows to false).
+  const closed = (): boolean => stopped
+
   const check = async (): Promise<void> => {
     const now = clock()
     const until = now + o.maxTtlMs
-    // One round trip: node-redis pipelines the two.
-    const [, reply] = await Promise.all([
+    const ttl = String(Math.ceil(o.maxTtlMs))
+    // One round trip (node-redis pipelines the three): the key has a lifetime from the very
+    // write that may create it, whatever becomes of the rest of the renewal (a close, a
+    // timeout, an ACL without HDEL).
+    const [, , first] = await Promise.all([
       send(['HSET', o.key, own, String(until)]),
-      send(['HGETALL', o.key]),
+      send(['PEXPIRE', o.key, ttl]),
+      send(['HSCAN', o.key, '0', 'COUNT', String(SCAN_COUNT)]),
     ])
-    const seen = sortBuilds(reply, own, until, now)
+    const items: unknown[] = []
+    let page = scanPage(first)
+    items.push(...page.items)
+    for (let n = 1; page.cursor !== '0' && n < SCAN_MAX_PAGES; n++) {
+      if (closed()) return
+      page = scanPage(await send(['HSCAN', o.key, page.cursor, 'COUNT', String(SCAN_COUNT)]))
+      items.push(...page.items)
+    }
+    // Closed meanwhile: nothing more is sent, nothing logged.
+    if (closed()) return
+    const seen = sortBuilds(items, own, until, now)
     await Promise.all([
       seen.past.length > 0 ? send(['HDEL', o.key, ...seen.past]) : undefined,
-      send(['PEXPIRE', o.key, String(Math.ceil(seen.furthest - now))]),
+      // Set above to this process's own time; further only for another's.
+      seen.furthest > until
+        ? send(['PEXPIRE', o.key, String(Math.ceil(seen.furthest - now))])
+        : undefined,
     ])
+    if (closed()) return
     o.log.debug(
       `builds under ${o.namespace}: ${own} recorded until ${new Date(until).toISOString()}; ` +
         `${String(seen.live.size)} other live, ${String(seen.past.length)} past their time removed; ` +
         `renewed in ${String(Math.round(renewMs))} ms`,
     )
     for (const field of seen.live.keys()) {
-      if (stopped || warnedOf(o.key, field)) continue
+      if (warnedOf(o.key, field)) continue
       o.log.warn(
-        `two builds serve under one deployment id "${o.deploymentId}" (${o.namespace}): this ` +
-          `process, ${described(own)}, and another, ${described(field)}; they serve each other's ` +
-          `entries as hits (HTML naming the other build's script chunks, RSC payloads of another ` +
-          `build id); give each deploy its own deployment id ` +
-          `(docs/configuration.md#deployment-namespace)`,
+        `two builds serve under one deployment id "${o.deploymentId}" (from ` +
+          `${o.deploymentSource}, namespace ${o.namespace}): this process, ${described(own)}, ` +
+          `and another, ${described(field)}; they serve each other's entries as hits (HTML ` +
+          `naming the other build's script chunks, RSC payloads of another build id); give ` +
+          `each deploy its own deployment id, and separate builds of one deploy one build id ` +
+          `(generateBuildId): docs/configuration.md#deployment-namespace`,
       )
     }
   }
@@ -166,6 +230,8 @@ export function buildRecord(o: BuildRecordOptions): BuildRecord {
     if (stopped) return
     check()
       .catch((err: unknown) => {
+        // A failure of a renewal cut short by close: nothing to say after close.
+        if (stopped) return
         o.log.debug(`builds under ${o.namespace}: ${own} not recorded: ${describe(err)}`)
       })
       .finally(() => {

@@ -312,6 +312,7 @@ export function runtimeFor(
       transport: redis,
       key: engine.buildsKey,
       deploymentId: options.engine.deployment,
+      deploymentSource: options.deploymentSource,
       namespace: `${engine.prefix}:${engine.deployment}`,
       release: next?.version,
       buildId: served,

@@ -22,6 +22,7 @@ import { promisify } from 'node:util'
 import { startRedis } from '../../tests/support/redis.mjs'
 
 const require = createRequire(import.meta.url)
+const { buildRecord } = require('../dist/build-record.js')
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const run = promisify(execFile)
 /** The debug line each check of the record writes (build-record.ts). */
@@ -146,6 +147,11 @@ test('two builds under one deployment id: each warns once, naming the other', as
     assert.ok(warned[0].includes("each other's entries"), warned[0])
     assert.ok(warned[0].includes('docs/configuration.md#deployment-namespace'), warned[0])
   }
+  // The whole line: where the id came from (the setting to change) and both fixes.
+  assert.equal(
+    b.lines(WARNING)[0],
+    `[fleetcache] two builds serve under one deployment id "shared" (from FLEETCACHE_DEPLOYMENT_ID, namespace fleetcache:shared): this process, Next 16.5.0, build id build-b, and another, Next 16.3.8, build id build-a; they serve each other's entries as hits (HTML naming the other build's script chunks, RSC payloads of another build id); give each deploy its own deployment id, and separate builds of one deploy one build id (generateBuildId): docs/configuration.md#deployment-namespace`,
+  )
   const fields = await redis.command('HGETALL', 'fleetcache:shared:builds')
   assert.deepEqual(fields.filter((_, i) => i % 2 === 0).sort(), [
     '16.3.8 build-a',
@@ -239,4 +245,164 @@ test('stats ignore the record, purge deletes it with the entries and says so', a
   )
   await cli('purge', '--deployment', 'purged')
   assert.equal(await redis.command('EXISTS', ...keys), 0)
+})
+
+/**
+ * The rules of docs/operating.md's `ACL SETUSER` line, after `on >password` (acl.test.mjs reads
+ * it the same way): the least-privilege user the docs tell operators to create.
+ */
+function aclRulesOfDocs() {
+  const doc = fs.readFileSync(new URL('../../docs/operating.md', import.meta.url), 'utf8')
+  const line = doc.split('\n').find((l) => l.startsWith('ACL SETUSER fleetcache on >CHANGE-ME '))
+  assert.ok(line, "docs/operating.md has the handlers' ACL SETUSER line")
+  return line.split(' ').slice(5)
+}
+
+test('the documented ACL user records and reads the builds, with nothing in ACL LOG', async () => {
+  await redis.command('ACL', 'SETUSER', 'fcbuilds', 'on', '>s3cret', ...aclRulesOfDocs())
+  await redis.command('ACL', 'LOG', 'RESET')
+  const url = new URL(redis.url)
+  url.username = 'fcbuilds'
+  url.password = 's3cret'
+  const env = { FLEETCACHE_DEPLOYMENT_ID: 'acl', REDIS_URL: url.toString() }
+  const i = server(app('build-i', '16.5.0'), env)
+  await i.waitFor(CHECKED)
+  const j = server(app('build-j', '16.5.0'), env)
+  await j.waitFor(CHECKED)
+  const log = await redis.command('ACL', 'LOG')
+  await Promise.all([i.stop(), j.stop()])
+  assert.deepEqual(log, [], `ACL LOG:\n${JSON.stringify(log)}\n${j.output}`)
+  assert.equal(j.lines(WARNING).length, 1, j.output)
+  assert.equal(j.lines(/not recorded/).length, 0, j.output)
+})
+
+test('a renewal in flight at stop() sends nothing more and logs nothing, and the key has a TTL already', async () => {
+  const sent = []
+  const logged = []
+  const pending = []
+  const transport = {
+    send: (argv) =>
+      new Promise((resolve, reject) => {
+        sent.push(argv.map(String))
+        pending.push({ argv, resolve, reject })
+      }),
+    close: async () => undefined,
+  }
+  const log = {
+    debugEnabled: true,
+    info: (m) => logged.push(m),
+    warn: (m) => logged.push(m),
+    error: (m) => logged.push(m),
+    debug: (m) => logged.push(m),
+  }
+  const record = buildRecord({
+    transport,
+    key: 'fc:x:builds',
+    deploymentId: 'x',
+    deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
+    namespace: 'fc:x',
+    release: '16.5.0',
+    buildId: 'own',
+    maxTtlMs: 60_000,
+    budgetMs: 100,
+    log,
+    clock: () => 1_000_000,
+  })
+  record.start()
+  // The first round is on the wire; close() comes now (runtime.ts: stop(), then the connection).
+  const first = sent.length
+  assert.ok(first > 0)
+  assert.ok(
+    sent.some((c) => c[0] === 'PEXPIRE'),
+    `the first round gives the key a TTL (a record cut short must not stay forever): ${JSON.stringify(sent)}`,
+  )
+  record.stop()
+  // Redis answers what was sent (a graceful close waits for the replies): another build live.
+  for (const p of pending.splice(0)) {
+    const cmd = String(p.argv[0])
+    if (cmd === 'HGETALL') p.resolve({ '16.4.6 other': String(2_000_000) })
+    else if (cmd === 'HSCAN')
+      p.resolve([Buffer.from('0'), [Buffer.from('16.4.6 other'), Buffer.from('2000000')]])
+    else p.resolve(1)
+  }
+  await new Promise((r) => setTimeout(r, 50))
+  assert.deepEqual(sent.slice(first), [], 'nothing sent after stop()')
+  assert.deepEqual(logged, [], 'nothing logged after stop()')
+})
+
+test('a renewal that fails at close logs nothing after stop()', async () => {
+  const logged = []
+  const rejects = []
+  const transport = {
+    send: () => new Promise((_, reject) => rejects.push(reject)),
+    close: async () => undefined,
+  }
+  const log = {
+    debugEnabled: true,
+    info: (m) => logged.push(m),
+    warn: (m) => logged.push(m),
+    error: (m) => logged.push(m),
+    debug: (m) => logged.push(m),
+  }
+  const record = buildRecord({
+    transport,
+    key: 'fc:y:builds',
+    deploymentId: 'y',
+    deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
+    namespace: 'fc:y',
+    release: '16.5.0',
+    buildId: 'own',
+    maxTtlMs: 60_000,
+    budgetMs: 100,
+    log,
+  })
+  record.start()
+  record.stop()
+  for (const r of rejects.splice(0)) r(new Error('redis transport is closed'))
+  await new Promise((r) => setTimeout(r, 50))
+  assert.deepEqual(logged, [])
+})
+
+test('Redis hung during renewals: they fail at debug only, and close() still ends the process', async () => {
+  const own = await startRedis({ logDir: dir })
+  try {
+    const k = server(app('build-k', '16.5.0'), {
+      REDIS_URL: own.url,
+      FLEETCACHE_DEPLOYMENT_ID: 'hung',
+      FLEETCACHE_MAX_TTL_SECONDS: '2',
+    })
+    await k.waitFor(CHECKED)
+    process.kill(own.pid, 'SIGSTOP')
+    try {
+      await k.waitFor(/builds under fleetcache:hung: 16\.5\.0 build-k not recorded: /)
+      await k.stop()
+    } finally {
+      process.kill(own.pid, 'SIGCONT')
+    }
+    assert.equal(k.lines(/unhandled|UnhandledPromiseRejection/i).length, 0, k.output)
+    assert.equal(k.lines(WARNING).length, 0, k.output)
+  } finally {
+    await own.stop()
+  }
+})
+
+test('a process that finds no Next release is taken for the build with its build id, not warned of', () => {
+  const { sortBuilds } = require('../dist/build-record.js')
+  const now = 1_000_000
+  const later = String(now + 60_000)
+  // The same build, one process of which found no release: one build, either way round.
+  for (const [own, other] of [
+    ['16.5.0 b1', 'unknown b1'],
+    ['unknown b1', '16.5.0 b1'],
+  ]) {
+    const seen = sortBuilds([other, later], own, now + 30_000, now)
+    assert.deepEqual([...seen.live.keys()], [], `${own} / ${other}`)
+    assert.deepEqual(seen.past, [])
+    assert.equal(seen.furthest, now + 60_000)
+  }
+  // Another build id is another build, found release or not.
+  assert.deepEqual(
+    [...sortBuilds(['unknown b2', later], '16.5.0 b1', now, now).live.keys()],
+    ['unknown b2'],
+  )
 })

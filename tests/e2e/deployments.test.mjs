@@ -212,7 +212,10 @@ describe('fleetcache e2e: deployments side by side on one Redis', () => {
       ]) {
         const lines = warnings(inst)
         assert.equal(lines.length, 1, `${inst.name}: ${lines.join('\n')}`)
-        assert.match(lines[0], /deployment id "override-z" \(fleetcache:override-z\)/)
+        assert.match(
+          lines[0],
+          /deployment id "override-z" \(from FLEETCACHE_DEPLOYMENT_ID, namespace fleetcache:override-z\)/,
+        )
         assert.ok(lines[0].includes(`, build id ${own}, and another, Next `), lines[0])
         assert.ok(lines[0].includes(`, build id ${other};`), lines[0])
         assert.ok(lines[0].includes('docs/configuration.md#deployment-namespace'), lines[0])
