@@ -353,6 +353,13 @@ export class TagSync {
    * first command that fails (the next would most likely fail alike, a write budget more).
    */
   private failedAtClose = false
+  /** Why the last pull failed (read by `sendLast` for the pull it made itself). */
+  private pullFailure: unknown
+  /**
+   * The pull `sendLast` made itself failed without an answer from Redis (not kept back by the
+   * breaker): the attempt ends there, and the line at close says so.
+   */
+  private closePullUnanswered: unknown
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -639,6 +646,7 @@ export class TagSync {
       // the retry. An engine that trapped (here or while the pull was out) throws on this call
       // as on every other: the failure below is logged all the same, without asking the engine
       // anything more.
+      this.pullFailure = err
       let trapped = false
       try {
         this.engine.tagPullFailed(this.now())
@@ -1186,18 +1194,28 @@ export class TagSync {
     // that failed, its last attempt most likely fails alike and no merge is tried after it,
     // and a pull would only report its own queued revalidations a second time (a state
     // answered in full lacks them).
-    if (
+    const own =
       this.failure === undefined &&
       this.engine.tagsSynced &&
       this.engine.outboxLength === 0 &&
       this.inflight === undefined
-    ) {
-      void this.pullAfterNow()
-    }
+        ? this.pullAfterNow()
+        : undefined
     await this.pullsUnderWay()
     // Checked after the pulls: one that found the engine trapped logged it, and a trapped
     // engine is asked nothing more.
     if (this.failure !== undefined || !this.waitingToSend()) return
+    // That pull got no answer (a timeout, the connection lost): it was the attempt's first
+    // command, and it failed; the merge after it would most likely fail alike, a write budget
+    // more. One kept back by the open breaker asked Redis nothing, and one Redis answered
+    // with an error says Redis is reachable: the attempt goes on.
+    if (own !== undefined && !(await own)) {
+      const err = this.pullFailure
+      if (!isCircuitOpen(err) && !isReplyError(err)) {
+        this.failedAtClose = true
+        this.closePullUnanswered = err
+      }
+    }
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
@@ -1287,7 +1305,13 @@ export class TagSync {
     const waiting = inBatch + this.engine.resendLength
     const why = notTried
       ? 'not tried: the queued revalidations before them were not sent'
-      : whyUnsent(this.resendFailure, 'the merge')
+      : this.closePullUnanswered !== undefined
+        ? `not tried: ${
+            isTimeout(this.closePullUnanswered)
+              ? 'Redis did not answer the pull close() made in time'
+              : 'Redis was unreachable for the pull close() made'
+          }`
+        : whyUnsent(this.resendFailure, 'the merge')
     this.log.error(
       `closing with lost tag records not given back to Redis (${String(waiting)} waiting; ${why}): ` +
         `revalidations this instance knew that the tag state in Redis lacks (flushed, restarted ` +
