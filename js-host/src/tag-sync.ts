@@ -360,6 +360,12 @@ export class TagSync {
    * breaker): the attempt ends there, and the line at close says so.
    */
   private closePullUnanswered: unknown
+  /**
+   * `close()` stopped waiting for pulls (`LOAD_STEPS` of them) with one still going on (a load
+   * of a large state, page by page): no pull is chained from then on, and the one left out
+   * fails at debug only when the connection closes under it.
+   */
+  private pullsCut = false
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -583,7 +589,7 @@ export class TagSync {
       if (this.timer !== undefined && !this.engine.tagsCatchingUp) return true
     }
     // Still catching up after as many calls: the rest in the background, as a load's pages.
-    if (this.timer !== undefined) void this.pullAfterNow()
+    if (this.timer !== undefined && !this.pullsCut) void this.pullAfterNow()
     return true
   }
 
@@ -632,7 +638,12 @@ export class TagSync {
       // a merge that keeps failing (writes refused: OOM under noeviction, a read-only
       // replica) would have the process load the whole state again and again, as fast as
       // Redis answers, with nothing new to learn.
-      if (this.timer !== undefined && !this.engine.tagsSynced && !this.engine.tagsCatchingUp) {
+      if (
+        this.timer !== undefined &&
+        !this.pullsCut &&
+        !this.engine.tagsSynced &&
+        !this.engine.tagsCatchingUp
+      ) {
         if (catchUp && merging) this.watch()
         else void this.pullAfterNow()
       }
@@ -654,7 +665,10 @@ export class TagSync {
         trapped = true
         this.engineFailed('tag refresh', trap)
       }
-      this.logPullFailure(err, trapped)
+      // One close() no longer waits for: the connection closing under it is no failure of
+      // Redis (close()'s line said what was not read).
+      if (this.pullsCut && !trapped) this.log.debug(`tag refresh at close cut: ${describe(err)}`)
+      else this.logPullFailure(err, trapped)
       // No retry for a trapped engine: it stays trapped (docs/failures.md, "A trap in the
       // engine"), so each retry would only fail alike, and the timer's delay is the engine's.
       if (!trapped) this.poll()
@@ -1202,6 +1216,18 @@ export class TagSync {
         ? this.pullAfterNow()
         : undefined
     await this.pullsUnderWay()
+    if (this.queued !== undefined || this.inflight !== undefined) {
+      // A load longer than close() waits for (a state of more than about 16,000 tags): its
+      // comparison, which finds the records the state lacks, comes at its last page.
+      this.pullsCut = true
+      if (this.failure === undefined && !this.engine.tagsSynced) {
+        this.log.warn(
+          `closing before the tag state was loaded (${String(LOAD_STEPS)} pulls waited for): ` +
+            `revalidation records this instance knows that Redis may have lost since its last ` +
+            `pull are neither compared nor given back`,
+        )
+      }
+    }
     // Checked after the pulls: one that found the engine trapped logged it, and a trapped
     // engine is asked nothing more.
     if (this.failure !== undefined || !this.waitingToSend()) return

@@ -389,3 +389,37 @@ test('a loss no pull has seen yet: close() pulls once and gives the record back'
   assert.equal(await b.get('page-data', []), undefined, 'another instance judges it stale')
   await close()
 })
+
+test('a loss to a state larger than close() reads: said at close, no failed refresh after', async () => {
+  // The pull close() makes finds another state, which the mirror loads page by page (1,000
+  // tags each); close() waits for 16 pulls, one page each. A state of 20,000 tags is not
+  // loaded by then, so the records it lacks are not compared. Before, close() said nothing of
+  // it, and the load's next page, cut by the connection closing, logged a failed refresh.
+  const prefix = 'lostclose9'
+  const a = instance(prefix, 10, 10_000)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags(['lc-q'])
+  await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
+  const w = instance(prefix, 11, 10_000)
+  await w.refreshTags()
+  for (let i = 0; i < 20; i++) {
+    await w.updateTags(
+      Array.from({ length: 1_000 }, (_, j) => `${prefix}-${String(i)}-${String(j)}`),
+    )
+  }
+  const atClose = await capture(() => close())
+  assert.ok(!atClose.some((l) => /tag refresh failed/.test(l)), JSON.stringify(atClose))
+  // `a`'s line (and `w`'s, whose updates made a state its mirror loads anew, as large).
+  const cut = atClose.filter((l) => /closing before/.test(l))
+  assert.ok(cut.length >= 1, JSON.stringify(atClose))
+  for (const l of cut) {
+    assert.equal(
+      l,
+      '[fleetcache] closing before the tag state was loaded (16 pulls waited for): revalidation ' +
+        'records this instance knows that Redis may have lost since its last pull are neither ' +
+        'compared nor given back',
+    )
+  }
+  // What that line says: lc-q, which the state lacks, is not given back.
+  assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-q']), null)
+})
