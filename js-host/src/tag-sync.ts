@@ -353,6 +353,19 @@ export class TagSync {
    * first command that fails (the next would most likely fail alike, a write budget more).
    */
   private failedAtClose = false
+  /** Why the last pull failed (read by `sendLast` for the pull it made itself). */
+  private pullFailure: unknown
+  /**
+   * The pull `sendLast` made itself failed without an answer from Redis (not kept back by the
+   * breaker): the attempt ends there, and the line at close says so.
+   */
+  private closePullUnanswered: unknown
+  /**
+   * `close()` stopped waiting for pulls (`LOAD_STEPS` of them) with one still going on (a load
+   * of a large state, page by page): no pull is chained from then on, and the one left out
+   * fails at debug only when the connection closes under it.
+   */
+  private pullsCut = false
   /** Why the outbox's head was last not sent (for the queued warning). */
   private sendFailure: unknown
   /** A refresh was refused for want of a permission and logged; none succeeded since. */
@@ -576,7 +589,7 @@ export class TagSync {
       if (this.timer !== undefined && !this.engine.tagsCatchingUp) return true
     }
     // Still catching up after as many calls: the rest in the background, as a load's pages.
-    if (this.timer !== undefined) void this.pullAfterNow()
+    if (this.timer !== undefined && !this.pullsCut) void this.pullAfterNow()
     return true
   }
 
@@ -625,7 +638,12 @@ export class TagSync {
       // a merge that keeps failing (writes refused: OOM under noeviction, a read-only
       // replica) would have the process load the whole state again and again, as fast as
       // Redis answers, with nothing new to learn.
-      if (this.timer !== undefined && !this.engine.tagsSynced && !this.engine.tagsCatchingUp) {
+      if (
+        this.timer !== undefined &&
+        !this.pullsCut &&
+        !this.engine.tagsSynced &&
+        !this.engine.tagsCatchingUp
+      ) {
         if (catchUp && merging) this.watch()
         else void this.pullAfterNow()
       }
@@ -639,6 +657,7 @@ export class TagSync {
       // the retry. An engine that trapped (here or while the pull was out) throws on this call
       // as on every other: the failure below is logged all the same, without asking the engine
       // anything more.
+      this.pullFailure = err
       let trapped = false
       try {
         this.engine.tagPullFailed(this.now())
@@ -646,7 +665,10 @@ export class TagSync {
         trapped = true
         this.engineFailed('tag refresh', trap)
       }
-      this.logPullFailure(err, trapped)
+      // One close() no longer waits for: the connection closing under it is no failure of
+      // Redis (close()'s line said what was not read).
+      if (this.pullsCut && !trapped) this.log.debug(`tag refresh at close cut: ${describe(err)}`)
+      else this.logPullFailure(err, trapped)
       // No retry for a trapped engine: it stays trapped (docs/failures.md, "A trap in the
       // engine"), so each retry would only fail alike, and the timer's delay is the engine's.
       if (!trapped) this.poll()
@@ -1186,18 +1208,40 @@ export class TagSync {
     // that failed, its last attempt most likely fails alike and no merge is tried after it,
     // and a pull would only report its own queued revalidations a second time (a state
     // answered in full lacks them).
-    if (
+    const own =
       this.failure === undefined &&
       this.engine.tagsSynced &&
       this.engine.outboxLength === 0 &&
       this.inflight === undefined
-    ) {
-      void this.pullAfterNow()
-    }
+        ? this.pullAfterNow()
+        : undefined
     await this.pullsUnderWay()
+    if (this.queued !== undefined || this.inflight !== undefined) {
+      // A load longer than close() waits for (a state of more than about 16,000 tags): its
+      // comparison, which finds the records the state lacks, comes at its last page.
+      this.pullsCut = true
+      if (this.failure === undefined && !this.engine.tagsSynced) {
+        this.log.warn(
+          `closing before the tag state was loaded (${String(LOAD_STEPS)} pulls waited for): ` +
+            `revalidation records this instance knows that Redis may have lost since its last ` +
+            `pull are neither compared nor given back`,
+        )
+      }
+    }
     // Checked after the pulls: one that found the engine trapped logged it, and a trapped
     // engine is asked nothing more.
     if (this.failure !== undefined || !this.waitingToSend()) return
+    // That pull got no answer (a timeout, the connection lost): it was the attempt's first
+    // command, and it failed; the merge after it would most likely fail alike, a write budget
+    // more. One kept back by the open breaker asked Redis nothing, and one Redis answered
+    // with an error says Redis is reachable: the attempt goes on.
+    if (own !== undefined && !(await own)) {
+      const err = this.pullFailure
+      if (!isCircuitOpen(err) && !isReplyError(err)) {
+        this.failedAtClose = true
+        this.closePullUnanswered = err
+      }
+    }
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
@@ -1287,7 +1331,13 @@ export class TagSync {
     const waiting = inBatch + this.engine.resendLength
     const why = notTried
       ? 'not tried: the queued revalidations before them were not sent'
-      : whyUnsent(this.resendFailure, 'the merge')
+      : this.closePullUnanswered !== undefined
+        ? `not tried: ${
+            isTimeout(this.closePullUnanswered)
+              ? 'Redis did not answer the pull close() made in time'
+              : 'Redis was unreachable for the pull close() made'
+          }`
+        : whyUnsent(this.resendFailure, 'the merge')
     this.log.error(
       `closing with lost tag records not given back to Redis (${String(waiting)} waiting; ${why}): ` +
         `revalidations this instance knew that the tag state in Redis lacks (flushed, restarted ` +

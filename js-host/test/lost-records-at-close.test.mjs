@@ -6,7 +6,8 @@
 // process is stopped before its retry: before, close() made its last attempt for the outbox
 // only, the revalidation was gone from Redis with the process, and another instance served the
 // entry it had invalidated as fresh.
-// The test pauses and resumes only the redis-server it started, by PID.
+// The test pauses and resumes only the redis-server it started, by PID. It orders its steps by
+// what it observes (a command passing the holding proxy, a line logged), never by a sleep.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -15,16 +16,28 @@ import { after, before, test } from 'node:test'
 
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
-import { capture, now, resumeAndStop, settled, useCacheEntry } from './helpers.mjs'
+import {
+  capture,
+  now,
+  resumeAndStop,
+  settled,
+  startHoldingProxy,
+  useCacheEntry,
+} from './helpers.mjs'
 
 let redis
+/** Between the instances that need an exact interleaving and Redis (helpers.mjs). */
+let proxy
 
 before(async () => {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-lost-close-'))
   redis = await startRedis({ logDir })
+  proxy = await startHoldingProxy(new URL(redis.url))
 })
 
 after(async () => {
+  proxy?.release()
+  proxy?.close()
   await close()
   await resumeAndStop(redis)
 })
@@ -33,10 +46,11 @@ after(async () => {
  * One instance of the fleet: a runtime of its own (the odd connect budget keeps them apart).
  * `budgetMs`: its read and write budgets, short by default (the pause must exhaust them).
  * Pulling on each refresh (`tagSync: 'pull'`): the loss is learned when the test says.
+ * `url`: Redis's, or the holding proxy's.
  */
-function instance(prefix, n, budgetMs = 200) {
+function instance(prefix, n, budgetMs = 200, url = redis.url) {
   return createUseCacheHandler({
-    redisUrl: redis.url,
+    redisUrl: url,
     prefix,
     deploymentId: 'd1',
     leases: false,
@@ -54,14 +68,30 @@ function instance(prefix, n, budgetMs = 200) {
 /** The tag state's keys (what a flush or a failover that lost the last writes takes). */
 const tagKeys = (prefix) => ['state', 'log', 'meta'].map((k) => `${prefix}:tags:{${prefix}}:${k}`)
 
-/** Waits for `fn` to return a truthy value: at most `ms`, checking every 20 ms. */
-async function until(fn, ms, what) {
-  const deadline = performance.now() + ms
-  for (;;) {
-    if (await fn()) return
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
+/**
+ * Runs `fn`, then waits until a line matching `re` is logged (at most `ms`, then fails naming
+ * `what`): the lines logged meanwhile, as `capture` returns them.
+ */
+async function captureUntil(re, ms, what, fn) {
+  let logged
+  const seen = new Promise((resolve) => (logged = resolve))
+  let timer
+  const lines = await capture(async (lines) => {
+    const push = lines.push.bind(lines)
+    lines.push = (...l) => {
+      const n = push(...l)
+      if (l.some((x) => re.test(x))) logged()
+      return n
+    }
+    await fn()
+    await Promise.race([
+      seen,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
+      }),
+    ]).finally(() => clearTimeout(timer))
+  })
+  return lines
 }
 
 /**
@@ -69,9 +99,9 @@ async function until(fn, ms, what) {
  * also has Redis load every script the test's instance sends), then an instance `a` whose
  * revalidation of `tag` reached Redis; then Redis loses the tag state, `a` learns it by a pull,
  * and its merge is refused (OOM). Returns `a` and the lines logged, with Redis still refusing
- * writes (`writes()` lets it take them again).
+ * writes (`writes()` lets it take them again). `budgetMs`: `a`'s read and write budgets.
  */
-async function lostAndNotGivenBack(prefix, tag) {
+async function lostAndNotGivenBack(prefix, tag, budgetMs = 200) {
   const w = instance(prefix, 100, 10_000)
   await w.refreshTags()
   await w.updateTags([`${prefix}-warm`])
@@ -82,7 +112,7 @@ async function lostAndNotGivenBack(prefix, tag) {
   assert.ok(await w.get('page-data', []), 'stored')
   await close()
 
-  const a = instance(prefix, 1)
+  const a = instance(prefix, 1, budgetMs)
   await settled(stats, 'refreshTags', () => a.refreshTags())
   await a.updateTags([tag])
   const [state] = tagKeys(prefix)
@@ -93,14 +123,12 @@ async function lostAndNotGivenBack(prefix, tag) {
   await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
   const writes = () => redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
   try {
-    const lines = await capture(async (seen) => {
-      await a.refreshTags()
-      await until(
-        () => seen.some((l) => /lost tag records not yet given back to Redis/.test(l)),
-        5_000,
-        'the merge to be refused',
-      )
-    })
+    const lines = await captureUntil(
+      /lost tag records not yet given back to Redis/,
+      5_000,
+      'the merge to be refused',
+      () => a.refreshTags(),
+    )
     // Its own and the warming instance's.
     assert.ok(
       lines.some((l) => /lacks 2 revalidation record\(s\) this instance knows of/.test(l)),
@@ -172,9 +200,13 @@ test('tag records close() cannot give back are reported once', async () => {
   assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-u']), null)
 })
 
-test('a close() while Redis does not answer gives up on lost tag records within the budget', async () => {
+test('a close() while Redis does not answer gives up on lost tag records within one budget', async () => {
+  // Nothing queued and the state loaded: close() pulls before its last attempt. Redis stopped
+  // answering: that pull fails at its read budget, and the merge after it would fail alike.
+  // Before, close() sent the merge all the same and waited a write budget more.
   const prefix = 'lostclose3'
-  const { writes } = await lostAndNotGivenBack(prefix, 'lc-v')
+  const budgetMs = 1_500
+  const { writes } = await lostAndNotGivenBack(prefix, 'lc-v', budgetMs)
   let atClose
   let ms
   process.kill(redis.pid, 'SIGSTOP')
@@ -186,11 +218,19 @@ test('a close() while Redis does not answer gives up on lost tag records within 
     process.kill(redis.pid, 'SIGCONT')
     await writes()
   }
-  // One attempt under the write budget (200 ms, plus the connection's), then the line.
-  assert.ok(ms < 4_000, `close() took ${ms.toFixed(0)} ms`)
+  // The pull's read budget, then the connection's 1 s grace for pending replies (about 2.5 s);
+  // before, a write budget more (about 4 s).
+  assert.ok(
+    ms < 2 * budgetMs + 500,
+    `close() took ${ms.toFixed(0)} ms (budgets: ${String(budgetMs)})`,
+  )
   const lost = atClose.filter((l) => /lost tag record/.test(l))
   assert.equal(lost.length, 1, `one line: ${JSON.stringify(atClose)}`)
-  assert.match(lost[0], /\(2 waiting; Redis did not answer it in time\)/)
+  assert.match(
+    lost[0],
+    /\(2 waiting; not tried: Redis did not answer the pull close\(\) made in time\)/,
+  )
+  assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-v']), null)
 })
 
 test('a record given back at close never moves back what Redis holds since for its tag', async () => {
@@ -198,6 +238,8 @@ test('a record given back at close never moves back what Redis holds since for i
   // another instance's later revalidation of the same tag, written after the loss, stays.
   const prefix = 'lostclose4'
   const { a, writes } = await lostAndNotGivenBack(prefix, 'lc-w')
+  // `a`'s record of lc-w was made before this (and two read budgets before the next one).
+  const lostMadeBy = Date.now()
   try {
     // The retry waits for the breaker: the record is still to give back at close.
     await openBreaker(a)
@@ -207,14 +249,16 @@ test('a record given back at close never moves back what Redis holds since for i
   const [state] = tagKeys(prefix)
   const b = instance(prefix, 2, 10_000)
   await b.refreshTags()
-  await new Promise((r) => setTimeout(r, 5))
   await b.updateTags(['lc-w'])
   const newer = await redisCommand(redis.port, ['HGET', state, 'lc-w'])
   assert.equal(await redisCommand(redis.port, ['HGET', state, `${prefix}-warm`]), null, 'lost')
   assert.notEqual(newer, null)
+  const fields = (r) => String(r).split(',').map(Number)
+  // What the test proves needs `b`'s revalidation later than `a`'s record (its updated_at, a
+  // wall-clock time, past the time `a`'s was made by): equal, a merge could not move it back.
+  assert.ok(fields(newer)[4] > lostMadeBy, `${String(newer)} after ${String(lostMadeBy)}`)
   const atClose = await capture(() => close())
   const after = await redisCommand(redis.port, ['HGET', state, 'lc-w'])
-  const fields = (r) => String(r).split(',').map(Number)
   const [n, m] = [fields(newer), fields(after)]
   // stale, expired and updated_at never lower; no scheduled expiry in either.
   for (const i of [0, 1, 4]) {
@@ -231,8 +275,8 @@ test('a record given back at close never moves back what Redis holds since for i
 })
 
 test('a pull out when close() is called: the loss it learns is given back at close', async () => {
-  // SIGTERM while the pull that learns of a flush is out (here Redis is paused, then resumed
-  // once close() was called): before, close() did not wait for it, found nothing to send, and
+  // SIGTERM while the pull that learns of a flush is out (here its reply is held by the proxy
+  // until close() was called): before, close() did not wait for it, found nothing to send, and
   // the records the pull then found lost went nowhere, without a line.
   const prefix = 'lostclose5'
   const w = instance(prefix, 100, 10_000)
@@ -242,22 +286,27 @@ test('a pull out when close() is called: the loss it learns is given back at clo
     Promise.resolve(useCacheEntry('old', { tags: ['lc-x'], timestamp: now() - 5 })),
   )
   await close()
-  const a = instance(prefix, 5, 3_000)
+  const a = instance(prefix, 5, 3_000, proxy.url)
   await settled(stats, 'refreshTags', () => a.refreshTags())
   await a.updateTags(['lc-x'])
   await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
   let atClose
-  process.kill(redis.pid, 'SIGSTOP')
+  proxy.hold = true
+  proxy.all = true
   try {
+    const out = proxy.sentEval()
     const pulling = a.refreshTags()
-    await new Promise((r) => setTimeout(r, 50))
+    // The pull is out: its EVALSHA passed the proxy after the DEL (its reply, held, names
+    // the state Redis holds now).
+    await out
+    // close() takes the pull under way in its synchronous part (stop(), then sendLast()
+    // reading the pull in flight), before the reply can come: from its call, it waits for it.
     const closing = capture(() => close())
-    await new Promise((r) => setTimeout(r, 100))
-    process.kill(redis.pid, 'SIGCONT')
+    proxy.release()
     atClose = await closing
     await pulling
   } finally {
-    process.kill(redis.pid, 'SIGCONT')
+    proxy.release()
   }
   assert.notEqual(
     await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-x']),
@@ -276,21 +325,27 @@ test('close() while a send is out to a Redis that stopped answering: one write b
   // it again, forced, and waited a whole write budget more.
   const prefix = 'lostclose6'
   const budgetMs = 1_500
-  const a = instance(prefix, 7, budgetMs)
+  const a = instance(prefix, 7, budgetMs, proxy.url)
   await settled(stats, 'refreshTags', () => a.refreshTags())
   await a.updateTags([`${prefix}-warm`])
   let atClose
   let ms
   process.kill(redis.pid, 'SIGSTOP')
+  // The proxy only tells when the send passed (Redis, paused, answers nothing meanwhile).
+  proxy.hold = true
+  proxy.all = true
   try {
+    const out = proxy.sentWrite()
     const sending = a.updateTags(['lc-y2'])
-    await new Promise((r) => setTimeout(r, 20))
+    // The send is out: its EVALSHA passed the proxy toward the paused Redis.
+    await out
     const t0 = performance.now()
     atClose = await capture(() => close())
     ms = performance.now() - t0
     await sending
   } finally {
     process.kill(redis.pid, 'SIGCONT')
+    proxy.release()
   }
   assert.deepEqual(
     atClose.filter((l) => /closing with/.test(l)).map((l) => l.replace(/:.*/s, '')),
@@ -333,4 +388,38 @@ test('a loss no pull has seen yet: close() pulls once and gives the record back'
   await b.refreshTags()
   assert.equal(await b.get('page-data', []), undefined, 'another instance judges it stale')
   await close()
+})
+
+test('a loss to a state larger than close() reads: said at close, no failed refresh after', async () => {
+  // The pull close() makes finds another state, which the mirror loads page by page (1,000
+  // tags each); close() waits for 16 pulls, one page each. A state of 20,000 tags is not
+  // loaded by then, so the records it lacks are not compared. Before, close() said nothing of
+  // it, and the load's next page, cut by the connection closing, logged a failed refresh.
+  const prefix = 'lostclose9'
+  const a = instance(prefix, 10, 10_000)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags(['lc-q'])
+  await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
+  const w = instance(prefix, 11, 10_000)
+  await w.refreshTags()
+  for (let i = 0; i < 20; i++) {
+    await w.updateTags(
+      Array.from({ length: 1_000 }, (_, j) => `${prefix}-${String(i)}-${String(j)}`),
+    )
+  }
+  const atClose = await capture(() => close())
+  assert.ok(!atClose.some((l) => /tag refresh failed/.test(l)), JSON.stringify(atClose))
+  // `a`'s line (and `w`'s, whose updates made a state its mirror loads anew, as large).
+  const cut = atClose.filter((l) => /closing before/.test(l))
+  assert.ok(cut.length >= 1, JSON.stringify(atClose))
+  for (const l of cut) {
+    assert.equal(
+      l,
+      '[fleetcache] closing before the tag state was loaded (16 pulls waited for): revalidation ' +
+        'records this instance knows that Redis may have lost since its last pull are neither ' +
+        'compared nor given back',
+    )
+  }
+  // What that line says: lc-q, which the state lacks, is not given back.
+  assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-q']), null)
 })
