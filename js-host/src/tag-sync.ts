@@ -678,6 +678,12 @@ export class TagSync {
 
   /** The log line for a failed pull; `trapped`: the engine cannot be asked about the error. */
   private logPullFailure(err: unknown, trapped: boolean): void {
+    // Once stop() was called, a pull is close()'s, or one it waits for: what its failure costs
+    // (records not given back) is the closing lines' to say, and nothing else is lost by it.
+    if (this.stopped && !trapped) {
+      this.log.debug(`tag refresh at close failed: ${describe(err)}`)
+      return
+    }
     // An open breaker was logged when it opened; one line per request would flood the logs.
     if (isCircuitOpen(err)) {
       this.log.debug('tag refresh skipped: redis circuit open')

@@ -231,6 +231,25 @@ test('a close() while Redis does not answer gives up on lost tag records within 
     /\(2 waiting; not tried: Redis did not answer the pull close\(\) made in time\)/,
   )
   assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-v']), null)
+  // The pull's failure is the closing line's `<why>`, not a line of its own.
+  assert.ok(!atClose.some((l) => /tag refresh failed/.test(l)), JSON.stringify(atClose))
+})
+
+test('a close() while Redis does not answer, with nothing to write: no error line', async () => {
+  // The pull close() makes of its own is only to learn of a loss: unanswered, with nothing
+  // waiting, nothing is lost that the process knows of. It logged "tag refresh failed, using
+  // the last known tag state" at error, in every deploy made during an outage.
+  const a = instance('lostclose9', 10, 500)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags(['lc-quiet'])
+  let atClose
+  process.kill(redis.pid, 'SIGSTOP')
+  try {
+    atClose = await capture(() => close())
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  assert.deepEqual(atClose, [], 'no warning or error')
 })
 
 test('a record given back at close never moves back what Redis holds since for its tag', async () => {
