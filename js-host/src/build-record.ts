@@ -144,6 +144,9 @@ export function sortBuilds(reply: unknown, own: string, ownUntil: number, now: n
   return { live, past, furthest }
 }
 
+/** How many other builds a warning names; it counts the rest. */
+const WARNING_NAMES = 3
+
 /** The other builds this process has warned of, by builds key: one warning each per process. */
 const WARNED = Symbol.for('fleetcache.builds-warned')
 
@@ -212,12 +215,17 @@ export function buildRecord(o: BuildRecordOptions): BuildRecord {
         `${String(seen.live.size)} other live, ${String(seen.past.length)} past their time removed; ` +
         `renewed in ${String(Math.round(renewMs))} ms`,
     )
-    for (const field of seen.live.keys()) {
-      if (warnedOf(o.key, field)) continue
+    // One line for those not warned of yet, naming a few: an id kept across a month of
+    // deploys is some thirty builds, and a line each from every process that starts.
+    const fresh = [...seen.live.keys()].filter((field) => !warnedOf(o.key, field))
+    if (fresh.length > 0) {
+      const named = fresh.slice(0, WARNING_NAMES).map(described).join('; ')
+      const rest = fresh.length - WARNING_NAMES
       o.log.warn(
         `two builds serve under one deployment id "${o.deploymentId}" (from ` +
           `${o.deploymentSource}, namespace ${o.namespace}): this process, ${described(own)}, ` +
-          `and another, ${described(field)}; they serve each other's entries as hits (HTML ` +
+          `and ${fresh.length === 1 ? 'another' : `${String(fresh.length)} others`}, ${named}` +
+          `${rest > 0 ? ` and ${String(rest)} more` : ''}; they serve each other's entries as hits (HTML ` +
           `naming the other build's script chunks, RSC payloads of another build id); give ` +
           `each deploy its own deployment id, and separate builds of one deploy one build id ` +
           `(generateBuildId): docs/configuration.md#deployment-namespace`,

@@ -192,6 +192,24 @@ test('a record past its time is no warning, and is removed', async () => {
   await e.stop()
 })
 
+test('many other builds under one id: one line, naming three and counting the rest', async () => {
+  // One id kept across a month of daily deploys is some 30 builds in time: a line for each
+  // was 30 long lines from every process that starts, thousands in a fleet's deploy.
+  const key = 'fleetcache:many:builds'
+  const until = String(Date.now() + 600_000)
+  for (let i = 1; i <= 5; i++) await redis.command('HSET', key, `16.5.0 old-${String(i)}`, until)
+  const g = server(app('build-g', '16.5.0'), { FLEETCACHE_DEPLOYMENT_ID: 'many' })
+  await g.waitFor(WARNING)
+  await g.waitFor(CHECKED)
+  const warned = g.lines(WARNING)
+  assert.equal(warned.length, 1, g.output)
+  assert.match(
+    warned[0],
+    /this process, Next 16\.5\.0, build id build-g, and 5 others, Next 16\.5\.0, build id old-\d; Next 16\.5\.0, build id old-\d; Next 16\.5\.0, build id old-\d and 2 more;/,
+  )
+  await g.stop()
+})
+
 test('renewals keep the record alive past its first time', async () => {
   const key = 'fleetcache:renewed:builds'
   const f = server(app('build-f', '16.5.0'), {
