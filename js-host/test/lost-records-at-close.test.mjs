@@ -95,6 +95,28 @@ async function captureUntil(re, ms, what, fn) {
 }
 
 /**
+ * The entry `page-data` tagged `tag`, stored by an instance with long budgets (which also has
+ * Redis load every script the next instance sends; `warm`: and revalidates `<prefix>-warm`
+ * first), then instance `n` (`budgetMs`, through `url`) whose revalidation of `tag` reached
+ * Redis. Returns that instance.
+ */
+async function revalidatedEntry(prefix, tag, { n, budgetMs = 200, url = redis.url, warm = false }) {
+  const w = instance(prefix, 100, 10_000)
+  await w.refreshTags()
+  if (warm) await w.updateTags([`${prefix}-warm`])
+  await w.set(
+    'page-data',
+    Promise.resolve(useCacheEntry('old', { tags: [tag], timestamp: now() - 5 })),
+  )
+  assert.ok(await w.get('page-data', []), 'stored')
+  await close()
+  const a = instance(prefix, n, budgetMs, url)
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await a.updateTags([tag])
+  return a
+}
+
+/**
  * An entry tagged `tag` stored before anything else (by an instance with long budgets, which
  * also has Redis load every script the test's instance sends), then an instance `a` whose
  * revalidation of `tag` reached Redis; then Redis loses the tag state, `a` learns it by a pull,
@@ -102,19 +124,7 @@ async function captureUntil(re, ms, what, fn) {
  * writes (`writes()` lets it take them again). `budgetMs`: `a`'s read and write budgets.
  */
 async function lostAndNotGivenBack(prefix, tag, budgetMs = 200) {
-  const w = instance(prefix, 100, 10_000)
-  await w.refreshTags()
-  await w.updateTags([`${prefix}-warm`])
-  await w.set(
-    'page-data',
-    Promise.resolve(useCacheEntry('old', { tags: [tag], timestamp: now() - 5 })),
-  )
-  assert.ok(await w.get('page-data', []), 'stored')
-  await close()
-
-  const a = instance(prefix, 1, budgetMs)
-  await settled(stats, 'refreshTags', () => a.refreshTags())
-  await a.updateTags([tag])
+  const a = await revalidatedEntry(prefix, tag, { n: 1, budgetMs, warm: true })
   const [state] = tagKeys(prefix)
   assert.notEqual(await redisCommand(redis.port, ['HGET', state, tag]), null, 'in Redis')
   // Redis loses it; then it refuses writes, so the merge that gives it back fails.
@@ -298,16 +308,7 @@ test('a pull out when close() is called: the loss it learns is given back at clo
   // until close() was called): before, close() did not wait for it, found nothing to send, and
   // the records the pull then found lost went nowhere, without a line.
   const prefix = 'lostclose5'
-  const w = instance(prefix, 100, 10_000)
-  await w.refreshTags()
-  await w.set(
-    'page-data',
-    Promise.resolve(useCacheEntry('old', { tags: ['lc-x'], timestamp: now() - 5 })),
-  )
-  await close()
-  const a = instance(prefix, 5, 3_000, proxy.url)
-  await settled(stats, 'refreshTags', () => a.refreshTags())
-  await a.updateTags(['lc-x'])
+  const a = await revalidatedEntry(prefix, 'lc-x', { n: 5, budgetMs: 3_000, url: proxy.url })
   await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
   let atClose
   proxy.hold = true
@@ -386,16 +387,7 @@ test('a loss no pull has seen yet: close() pulls once and gives the record back'
   // asked Redis nothing, found nothing to send, and the revalidation was gone from Redis with
   // the process: another instance served the entry it had invalidated as fresh.
   const prefix = 'lostclose7'
-  const w = instance(prefix, 100, 10_000)
-  await w.refreshTags()
-  await w.set(
-    'page-data',
-    Promise.resolve(useCacheEntry('old', { tags: ['lc-z'], timestamp: now() - 5 })),
-  )
-  await close()
-  const a = instance(prefix, 8, 3_000)
-  await settled(stats, 'refreshTags', () => a.refreshTags())
-  await a.updateTags(['lc-z'])
+  await revalidatedEntry(prefix, 'lc-z', { n: 8, budgetMs: 3_000 })
   await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
   const atClose = await capture(() => close())
   assert.notEqual(

@@ -13,6 +13,19 @@ import { startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { tagPullMonitor } from '../../tests/support/observe.mjs'
 import { now, text, useCacheEntry } from './helpers.mjs'
 
+/**
+ * Options of an instance that meets an outage (a stopped server: every command fails at once,
+ * so no budget runs out; under load a short one ran out while Redis was up): the breaker opens
+ * on the first failure and probes soon after.
+ */
+const OUTAGE = {
+  readTimeoutMs: 10_000,
+  writeTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  breakerFailures: 1,
+  breakerOpenMs: 200,
+  breakerMaxOpenMs: 400,
+}
 let logDir
 let redis
 
@@ -369,10 +382,7 @@ describe('tag state', () => {
   // instance's, revalidated before the outage by a revalidation it never heard of, is not served.
   test('a process that has not loaded the tag state: during an outage its own entries serve, judged by its own revalidations, and no other', async () => {
     const fast = {
-      readTimeoutMs: 10_000,
-      writeTimeoutMs: 10_000,
-      connectTimeoutMs: 10_000,
-      breakerFailures: 1,
+      ...OUTAGE,
       breakerOpenMs: 60_000,
       breakerMaxOpenMs: 60_000,
       memoryBytes: 1 << 20,
@@ -417,15 +427,7 @@ describe('tag state', () => {
   // docs/failures.md, "Redis loses tag state": a queued revalidation that never reaches Redis
   // (here dropped from a full outbox) is still written back once Redis has lost the state.
   test('a revalidation dropped from a full outbox is given back once Redis comes back empty', async () => {
-    const fast = {
-      readTimeoutMs: 10_000,
-      writeTimeoutMs: 10_000,
-      connectTimeoutMs: 10_000,
-      breakerFailures: 1,
-      breakerOpenMs: 200,
-      breakerMaxOpenMs: 400,
-      outboxCapacity: 1,
-    }
+    const fast = { ...OUTAGE, outboxCapacity: 1 }
     const A = instance('dropback', fast)
     const B = instance('dropback', fast)
     await A.refreshTags()
@@ -457,15 +459,7 @@ describe('tag state', () => {
   test('after an outage: own copies give way to the fleet, and an idle instance catches up', async () => {
     // The outage is a stopped server: every command and connection fails at once, so no
     // budget runs out here, and under load a short one ran out while Redis was up.
-    const fast = {
-      readTimeoutMs: 10_000,
-      writeTimeoutMs: 10_000,
-      connectTimeoutMs: 10_000,
-      breakerFailures: 1,
-      breakerOpenMs: 200,
-      breakerMaxOpenMs: 400,
-      memoryBytes: 1 << 20,
-    }
+    const fast = { ...OUTAGE, memoryBytes: 1 << 20 }
     const A = instance('outage', fast)
     const B = instance('outage', fast)
     await A.refreshTags()
