@@ -294,9 +294,38 @@ test('the documented ACL user records and reads the builds, with nothing in ACL 
   assert.equal(j.lines(/not recorded/).length, 0, j.output)
 })
 
+/**
+ * A record of the build `own` under `fc:<id>:builds`, on `transport` (a fake), logging every
+ * line (debug included) into the array it returns with it.
+ */
+function fakeRecord(id, transport, extra = {}) {
+  const logged = []
+  const push = (m) => logged.push(m)
+  const log = { debugEnabled: true, info: push, warn: push, error: push, debug: push }
+  const record = buildRecord({
+    transport,
+    key: `fc:${id}:builds`,
+    deploymentId: id,
+    deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
+    namespace: `fc:${id}`,
+    release: '16.5.0',
+    buildId: 'own',
+    maxTtlMs: 60_000,
+    budgetMs: 100,
+    log,
+    ...extra,
+  })
+  return { record, logged }
+}
+
+/**
+ * Resolves after every promise settled so far has run its callbacks: those are microtasks,
+ * which all run before the next turn of the event loop.
+ */
+const afterSettled = () => new Promise((r) => setImmediate(r))
+
 test('a renewal in flight at stop() sends nothing more and logs nothing, and the key has a TTL already', async () => {
   const sent = []
-  const logged = []
   const pending = []
   const transport = {
     send: (argv) =>
@@ -306,26 +335,7 @@ test('a renewal in flight at stop() sends nothing more and logs nothing, and the
       }),
     close: async () => undefined,
   }
-  const log = {
-    debugEnabled: true,
-    info: (m) => logged.push(m),
-    warn: (m) => logged.push(m),
-    error: (m) => logged.push(m),
-    debug: (m) => logged.push(m),
-  }
-  const record = buildRecord({
-    transport,
-    key: 'fc:x:builds',
-    deploymentId: 'x',
-    deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
-    namespace: 'fc:x',
-    release: '16.5.0',
-    buildId: 'own',
-    maxTtlMs: 60_000,
-    budgetMs: 100,
-    log,
-    clock: () => 1_000_000,
-  })
+  const { record, logged } = fakeRecord('x', transport, { clock: () => 1_000_000 })
   record.start()
   // The first round is on the wire; close() comes now (runtime.ts: stop(), then the connection).
   const first = sent.length
@@ -343,41 +353,22 @@ test('a renewal in flight at stop() sends nothing more and logs nothing, and the
       p.resolve([Buffer.from('0'), [Buffer.from('16.4.6 other'), Buffer.from('2000000')]])
     else p.resolve(1)
   }
-  await new Promise((r) => setTimeout(r, 50))
+  await afterSettled()
   assert.deepEqual(sent.slice(first), [], 'nothing sent after stop()')
   assert.deepEqual(logged, [], 'nothing logged after stop()')
 })
 
 test('a renewal that fails at close logs nothing after stop()', async () => {
-  const logged = []
   const rejects = []
   const transport = {
     send: () => new Promise((_, reject) => rejects.push(reject)),
     close: async () => undefined,
   }
-  const log = {
-    debugEnabled: true,
-    info: (m) => logged.push(m),
-    warn: (m) => logged.push(m),
-    error: (m) => logged.push(m),
-    debug: (m) => logged.push(m),
-  }
-  const record = buildRecord({
-    transport,
-    key: 'fc:y:builds',
-    deploymentId: 'y',
-    deploymentSource: 'FLEETCACHE_DEPLOYMENT_ID',
-    namespace: 'fc:y',
-    release: '16.5.0',
-    buildId: 'own',
-    maxTtlMs: 60_000,
-    budgetMs: 100,
-    log,
-  })
+  const { record, logged } = fakeRecord('y', transport)
   record.start()
   record.stop()
   for (const r of rejects.splice(0)) r(new Error('redis transport is closed'))
-  await new Promise((r) => setTimeout(r, 50))
+  await afterSettled()
   assert.deepEqual(logged, [])
 })
 
