@@ -838,3 +838,25 @@ export async function droppingServer(dropped) {
     },
   }
 }
+
+/**
+ * Options of one instance of a fleet whose Redis a test pauses around `close()`: a runtime of
+ * its own (the odd connect budget `3000 + n` keeps instances apart), `budgetMs` its read and
+ * write budgets (short by default: the pause must exhaust them), no leases, and a breaker that
+ * opens on two failures and stays open long enough that its retry cannot run between the pause
+ * and `close()`.
+ */
+export function pausedRedisInstance(redisUrl, prefix, n, budgetMs = 200) {
+  return {
+    redisUrl,
+    prefix,
+    deploymentId: 'd1',
+    leases: false,
+    readTimeoutMs: budgetMs,
+    writeTimeoutMs: budgetMs,
+    breakerFailures: 2,
+    breakerOpenMs: 5_000,
+    breakerMaxOpenMs: 5_000,
+    connectTimeoutMs: 3_000 + n,
+  }
+}

@@ -19,6 +19,7 @@ import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import {
   capture,
   now,
+  pausedRedisInstance,
   resumeAndStop,
   settled,
   startHoldingProxy,
@@ -43,25 +44,13 @@ after(async () => {
 })
 
 /**
- * One instance of the fleet: a runtime of its own (the odd connect budget keeps them apart).
- * `budgetMs`: its read and write budgets, short by default (the pause must exhaust them).
- * Pulling on each refresh (`tagSync: 'pull'`): the loss is learned when the test says.
- * `url`: Redis's, or the holding proxy's.
+ * One instance of the fleet (`pausedRedisInstance`), pulling on each refresh (`tagSync:
+ * 'pull'`): the loss is learned when the test says. `url`: Redis's, or the holding proxy's.
  */
 function instance(prefix, n, budgetMs = 200, url = redis.url) {
   return createUseCacheHandler({
-    redisUrl: url,
-    prefix,
-    deploymentId: 'd1',
-    leases: false,
+    ...pausedRedisInstance(url, prefix, n, budgetMs),
     tagSync: 'pull',
-    readTimeoutMs: budgetMs,
-    writeTimeoutMs: budgetMs,
-    breakerFailures: 2,
-    // Long enough that the retry cannot give the records back between the pause and close().
-    breakerOpenMs: 5_000,
-    breakerMaxOpenMs: 5_000,
-    connectTimeoutMs: 3_000 + n,
   })
 }
 

@@ -13,7 +13,14 @@ import { after, before, test } from 'node:test'
 
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
-import { capture, now, resumeAndStop, settled, useCacheEntry } from './helpers.mjs'
+import {
+  capture,
+  now,
+  pausedRedisInstance,
+  resumeAndStop,
+  settled,
+  useCacheEntry,
+} from './helpers.mjs'
 
 let redis
 
@@ -27,24 +34,9 @@ after(async () => {
   await resumeAndStop(redis)
 })
 
-/**
- * One instance of the fleet: a runtime of its own (the odd connect budget keeps them apart).
- * `budgetMs`: its read and write budgets, short by default (the pause must exhaust them).
- */
+/** One instance of the fleet (`pausedRedisInstance`). */
 function instance(n, budgetMs = 200) {
-  return createUseCacheHandler({
-    redisUrl: redis.url,
-    prefix: 'obxclose',
-    deploymentId: 'd1',
-    leases: false,
-    readTimeoutMs: budgetMs,
-    writeTimeoutMs: budgetMs,
-    breakerFailures: 2,
-    // Long enough that the retry timer cannot fire between the resume and close().
-    breakerOpenMs: 5_000,
-    breakerMaxOpenMs: 5_000,
-    connectTimeoutMs: 3_000 + n,
-  })
+  return createUseCacheHandler(pausedRedisInstance(redis.url, 'obxclose', n, budgetMs))
 }
 
 /**

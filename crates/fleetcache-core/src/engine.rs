@@ -1703,6 +1703,20 @@ mod tests {
         e
     }
 
+    /// An engine following tags by push (1 s bound), its channel up, its mirror synced by a
+    /// full refresh of an empty state answered at 1 ms.
+    fn following_by_push_synced_at_1() -> Engine {
+        let mut e = engine();
+        e.follow_tags_by_push(1000.0).unwrap();
+        e.tag_channel_up();
+        e.apply_refresh(
+            &netstring::encode(["E", "1", "v1", "1", "0", "", "0"]),
+            Millis(1.0),
+        )
+        .unwrap();
+        e
+    }
+
     /// An engine whose mirror waits for its first refresh from Redis.
     pub(super) fn shared_engine() -> Engine {
         Engine::new(Config {
@@ -2020,14 +2034,7 @@ mod tests {
             )
             .unwrap();
         };
-        let mut e = engine();
-        e.follow_tags_by_push(1000.0).unwrap();
-        e.tag_channel_up();
-        e.apply_refresh(
-            &netstring::encode(["E", "1", "v1", "1", "0", "", "0"]),
-            Millis(1.0),
-        )
-        .unwrap();
+        let mut e = following_by_push_synced_at_1();
         caught_up_pull(&mut e, 10.0);
         assert!(e.tags_caught_up(Millis(12.0)));
         // The first reading, a move within the slack less the host's filter (what drift the
@@ -2052,14 +2059,7 @@ mod tests {
     /// compared with.
     #[test]
     fn following_by_push_pauses_that_add_up_past_the_slack_since_the_pull_ask_for_a_pull() {
-        let mut e = engine();
-        e.follow_tags_by_push(1000.0).unwrap();
-        e.tag_channel_up();
-        e.apply_refresh(
-            &netstring::encode(["E", "1", "v1", "1", "0", "", "0"]),
-            Millis(1.0),
-        )
-        .unwrap();
+        let mut e = following_by_push_synced_at_1();
         let pulled = |e: &mut Engine, at: f64, wall: f64| {
             e.note_clocks(Millis(at), Millis(wall));
             e.plan_tag_pull(Millis(at));
@@ -2162,14 +2162,7 @@ mod tests {
     fn following_by_push_a_pause_past_the_slack_after_untold_drift_asks_for_a_pull() {
         use crate::time::{CLOCK_AHEAD_SLACK_MS, CLOCK_NOTE_MS};
         for dir in [1.0, -1.0] {
-            let mut e = engine();
-            e.follow_tags_by_push(1000.0).unwrap();
-            e.tag_channel_up();
-            e.apply_refresh(
-                &netstring::encode(["E", "1", "v1", "1", "0", "", "0"]),
-                Millis(1.0),
-            )
-            .unwrap();
+            let mut e = following_by_push_synced_at_1();
             e.note_clocks(Millis(10.0), Millis(5_010.0));
             e.plan_tag_pull(Millis(10.0));
             e.apply_refresh(
