@@ -33,6 +33,7 @@ export interface FleetcacheStats {
     capacity: number
     queued: number
     sent: number
+    /** Revalidations the full outbox took out of its queue: what they wrote waits to be merged back. */
     dropped: number
     refused: number
     /** Revalidations set aside: Redis kept answering them with an error retrying does not fix. */

@@ -853,9 +853,10 @@ export class TagSync {
     let waiting: number
     try {
       if (recorded.evicted !== '') {
-        this.log.error(
-          `revalidation outbox full: dropped the oldest queued revalidation (${shortList(recorded.evicted.split('\0'))}); ` +
-            `it took effect on this instance only (${String(this.engine.outboxDropped)} dropped so far)`,
+        this.log.warn(
+          `revalidation outbox full: took the oldest queued revalidation (${shortList(recorded.evicted.split('\0'))}) out of the queue; ` +
+            `what it wrote is merged into Redis's tag state once the revalidations queued after it are sent ` +
+            `(${String(this.engine.outboxDropped)} taken out so far)`,
         )
       }
       sent = await this.drain()

@@ -105,3 +105,48 @@ test('after an OOM clears, each queued revalidation reaches Redis once', async (
     assert.ok(record !== null, `${tag} reached Redis`)
   }
 })
+
+// A full outbox drops its oldest revalidation to make room. Before, that revalidation held on
+// its own instance only (`it took effect on this instance only`), although Redis answered reads
+// throughout and kept its state: the rest of the fleet served what it invalidated. The engine now
+// hands its records to the merge that gives lost records back, sent once the queue has been.
+test('a revalidation pushed out of a full outbox reaches Redis once writes are accepted', async () => {
+  const a = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'obxfull',
+    deploymentId: 'd1',
+    readTimeoutMs: 10_000,
+    writeTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
+    outboxCapacity: 1,
+  })
+  // The state has an epoch this instance follows: its refreshes are answered in part, so no
+  // whole state is compared with the mirror (which would give the dropped one back anyway).
+  await a.updateTags(['full-known'])
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+  let lines
+  try {
+    lines = await capture(async () => {
+      await a.updateTags(['full-dropped'])
+      await a.updateTags(['full-sent'])
+      await a.refreshTags()
+    })
+    assert.equal(stats().outbox.dropped, 1, `the outbox dropped one:\n${lines.join('\n')}`)
+  } finally {
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
+  }
+  // close() sends the queue whatever the backoff, then what waits to be merged.
+  const sent = await capture(() => close())
+  for (const tag of ['full-sent', 'full-dropped']) {
+    const record = await redisCommand(redis.port, ['HGET', 'obxfull:tags:{obxfull}:state', tag])
+    assert.ok(record !== null, `${tag} reached Redis:\n${[...lines, ...sent].join('\n')}`)
+  }
+  const full = lines.filter((l) => /outbox full/.test(l))
+  assert.equal(full.length, 1, lines.join('\n'))
+  assert.match(
+    full[0],
+    /merged into Redis's tag state once the revalidations queued after it are sent/,
+  )
+})

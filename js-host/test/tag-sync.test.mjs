@@ -1796,7 +1796,7 @@ describe('TagSync, fake transport and clock', () => {
     assert.ok(
       log.lines.some((l) =>
         l.startsWith(
-          'error revalidation outbox full: dropped the oldest queued revalidation (first)',
+          'warn revalidation outbox full: took the oldest queued revalidation (first) out of the queue',
         ),
       ),
       log.lines.join('\n'),

@@ -914,7 +914,8 @@ impl Engine {
 
     /// Records a revalidation: applied to the mirror at once, and queued for Redis behind
     /// any earlier one. Returns the oldest queued update when the outbox had to drop it (the
-    /// host must log it: the rest of the fleet will not see it).
+    /// host must log it): its records are queued to be merged back instead
+    /// ([`TagMirror::give_back_unsent`]), after the queue is sent.
     pub fn queue_tag_update(
         &mut self,
         tags: &[&str],
@@ -932,7 +933,15 @@ impl Engine {
             .record_revalidation(matches!(rev, Revalidation::Stale { .. }));
         self.stats.record_outbox_queued();
         let owned = tags.iter().map(|t| (*t).to_owned()).collect();
-        Ok(self.outbox.push(owned, *rev, now))
+        let dropped = self.outbox.push(owned, *rev, now);
+        if let Some(update) = &dropped {
+            // Merged back after the queue is sent: dropped, it held on this process only, and
+            // the rest of the fleet served what it invalidated for as long as Redis was up.
+            let mut written = TagRecord::default();
+            written.apply(&update.rev, update.at);
+            self.mirror.give_back_unsent(&update.tags, &written);
+        }
+        Ok(dropped)
     }
 
     /// The update script call for the outbox's head, with its sequence number for
@@ -1681,6 +1690,7 @@ mod tests {
     use crate::keys::Interface;
     use crate::netstring;
     use crate::scripts::{TAG_REFRESH, TAG_UPDATE};
+    use crate::tag_fold::FOLDED_TAG;
     use crate::tag_sync::PRUNE_EVERY_MS;
     use crate::tags::{Revalidation, TagRecord};
     use crate::time::INFINITE_CACHE_SECONDS;
@@ -2943,9 +2953,69 @@ mod tests {
         // A full state after a restart of Redis that had neither.
         load(&mut e, "F", "0", &[], 30.0);
         // Counted: the log line says the new state lacks records this instance knows of,
-        // not that Redis had them (TagMirror::lost); q and r hold here and are given back.
-        assert_eq!(e.tag_records_lost(), 2);
+        // not that Redis had them (TagMirror::lost); q, queued to be merged back when it was
+        // dropped, is not among them. q and r hold here and are given back.
+        assert_eq!(e.tag_records_lost(), 1);
         assert_eq!(e.resend_len(), 2);
+    }
+
+    /// An engine following a state whose outbox holds `capacity` revalidations.
+    fn following_with_outbox(capacity: u32, max_tags: u32) -> Engine {
+        let mut e = Engine::new(Config {
+            prefix: "fc".into(),
+            deployment: "d1".into(),
+            outbox_capacity: capacity,
+            tag_mirror_max_tags: max_tags,
+            ..Config::default()
+        })
+        .unwrap();
+        load(&mut e, "E", "1", &[], 20.0);
+        e
+    }
+
+    /// A revalidation pushed out of a full outbox is merged back, with what it wrote, though
+    /// no state was lost: before, it held on this process only while Redis kept serving the
+    /// rest of the fleet what it invalidated.
+    #[test]
+    fn a_revalidation_pushed_out_of_the_outbox_is_merged_back() {
+        let mut e = following_with_outbox(1, 100);
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(21.0))
+            .unwrap();
+        let dropped = e
+            .queue_tag_update(&["r"], &Revalidation::Expire, Millis(22.0))
+            .unwrap();
+        assert!(dropped.is_some());
+        assert_eq!(e.resend_len(), 1);
+        let merge = e.plan_resend("E").unwrap().expect("a merge is planned");
+        assert_eq!(merge.args[1], "q");
+        let mut record = TagRecord::default();
+        record.apply(&Revalidation::Expire, Millis(21.0));
+        assert_eq!(merge.args[2], record.encode());
+        // Not counted as a loss of Redis's: nothing says Redis had it.
+        assert_eq!(e.tag_records_lost(), 0);
+    }
+
+    /// Past the mirror's bound of exact records, what the dropped revalidations wrote is merged
+    /// back under the folded record: the queue stays bounded and nothing is left out.
+    #[test]
+    fn merged_back_unsent_revalidations_fold_past_the_bound() {
+        let mut e = following_with_outbox(1, 2);
+        for (i, tag) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            e.queue_tag_update(&[tag], &Revalidation::Expire, Millis(21.0 + i as f64))
+                .unwrap();
+        }
+        // a, b, c and d were pushed out: a and b exact, c and d under the folded record.
+        assert_eq!(e.resend_len(), 3);
+        let merge = e.plan_resend("E").unwrap().expect("a merge is planned");
+        let tags: Vec<&str> = merge.args[1..]
+            .iter()
+            .step_by(2)
+            .map(String::as_str)
+            .collect();
+        assert_eq!(tags, ["a", "b", FOLDED_TAG]);
+        let mut folded = TagRecord::default();
+        folded.apply(&Revalidation::Expire, Millis(24.0));
+        assert_eq!(merge.args[6], folded.encode());
     }
 }
 

@@ -1666,6 +1666,24 @@ impl TagMirror {
         }
     }
 
+    /// Queues to be merged back what a revalidation this process made wrote (`record` for
+    /// each of `tags`) when its update will never be sent itself (dropped from a full outbox):
+    /// the state may never have had it. Past `max_tags` queued records, a tag not queued yet
+    /// goes under [`FOLDED_TAG`], as the fold does: the queue stays bounded, and every process
+    /// judges every tagged entry by that record, so the revalidation still reaches the fleet.
+    pub fn give_back_unsent(&mut self, tags: &[String], record: &TagRecord) {
+        for tag in tags {
+            let tag = if self.resend.len() >= self.max_tags.0 && self.resend.get(tag).is_none() {
+                FOLDED_TAG
+            } else {
+                tag
+            };
+            self.resend
+                .get_or_insert_with(tag, TagRecord::default)
+                .merge(record);
+        }
+    }
+
     /// Forgets tags last updated more than `older_than_ms` before `now`; returns how many.
     /// Their entries have all reached their TTL by then, so the records are useless.
     pub fn prune(&mut self, now: Millis, older_than_ms: f64) -> usize {
