@@ -9,6 +9,8 @@
 // (GitHub's anchors), and paths written in backticks that start with a top-level directory of
 // the repository (`tests/e2e/cli.test.mjs`). A path with a placeholder (`<release>`), a glob
 // or a build output (made by `make`, absent from a clean checkout) is not a reference to open.
+// A test named by its title after its file (`js-host/test/x.test.mjs`, 'the title ...', or in
+// double quotes) must be a title that file holds: up to a trailing `...`, a prefix of it.
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -78,8 +80,52 @@ function checkPath(p) {
   return fs.existsSync(path.join(repoRoot, clean)) ? undefined : `${p}: no such path`
 }
 
+// Where a test file named without its directory lives.
+const TEST_DIRS = ['js-host/test', 'tests/e2e']
+
+function testFile(named) {
+  if (named.includes('/')) return path.join(repoRoot, named)
+  const dir = TEST_DIRS.find((d) => fs.existsSync(path.join(repoRoot, d, named)))
+  return dir === undefined ? undefined : path.join(repoRoot, dir, named)
+}
+
+const squash = (text) => text.replace(/\s+/g, ' ')
+
+// A test file's backticked name, then within a few characters a quoted title; the closing
+// quote is one no letter follows (`Redis's` goes on).
+const TITLED = /`([\w./-]+\.test\.mjs)`[,:]? \(?(['"])(.{3,300}?)\2(?![\p{L}])/gu
+
+// A title the test builds (`${label}, revalidated on P`): each template literal of the file
+// with a placeholder, as a pattern its placeholders match anything in.
+function templates(source) {
+  const found = []
+  for (const m of source.matchAll(/`([^`]*\$\{[^`]*)`/g)) {
+    const parts = m[1].split(/\$\{[^}]*\}/)
+    // Mostly placeholders (`${a}: ${b}`) would match any title.
+    if (parts.join('').trim().length < 12) continue
+    const escaped = parts.map((p) => p.replace(/[.*+?^$()|[\]\\{}]/g, '\\$&'))
+    found.push(new RegExp(`^${escaped.join('.+')}$`))
+  }
+  return found
+}
+
+function checkTitles(doc, text) {
+  const found = []
+  for (const m of squash(text).matchAll(TITLED)) {
+    const file = testFile(m[1])
+    if (file === undefined || !fs.existsSync(file)) continue
+    const title = m[3].replace(/ ?(\.\.\.|…)$/, '')
+    const source = squash(fs.readFileSync(file, 'utf8'))
+    if (!source.includes(title) && !templates(source).some((re) => re.test(m[3]))) {
+      found.push(`${doc}: ${m[1]} has no test titled ${m[2]}${m[3]}${m[2]}`)
+    }
+  }
+  return found
+}
+
 const problems = []
 for (const doc of docFiles()) {
+  problems.push(...checkTitles(doc, fs.readFileSync(path.join(repoRoot, doc), 'utf8')))
   let fenced = false
   fs.readFileSync(path.join(repoRoot, doc), 'utf8')
     .split('\n')
