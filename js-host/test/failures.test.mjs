@@ -758,6 +758,66 @@ describe('revalidation outbox', () => {
     // breaker half-open by then), time out on the paused Redis and be queued; the paused Redis
     // still runs it when it resumes (seen once in 20 loaded runs).
   })
+
+  test('revalidations during one outage log one warning; the line when Redis is back counts them', async () => {
+    // Its breaker stays open (no probe) while the test revalidates: every revalidation after
+    // the first is queued behind it, none sent before Redis resumes.
+    const h = instance({ ...FAST, breakerOpenMs: 2_000, breakerMaxOpenMs: 2_000 })
+    const queuedLine = /revalidation of .* applied on this instance; .*so it is queued/
+    const outage = async (name, n) => {
+      const from = lines.length
+      process.kill(redis.pid, 'SIGSTOP')
+      try {
+        for (let i = 0; i < 3; i++) await h.get(`${name}-k`, [])
+        for (let i = 0; i < n; i++) await h.updateTags([`${name}-${String(i)}`])
+      } finally {
+        process.kill(redis.pid, 'SIGCONT')
+      }
+      await eventually(
+        () => lines.slice(from).some((l) => /redis is back: sent \d+ queued revalidation/.test(l)),
+        10_000,
+        `the revalidations of ${name} are replayed`,
+      )
+      return lines.slice(from)
+    }
+    const first = await outage('out1', 12)
+    // Before: one warning per revalidation, 12 of them.
+    const warned = first.filter((l) => queuedLine.test(l))
+    assert.equal(warned.length, 1, first.join('\n'))
+    assert.match(
+      warned[0],
+      /revalidation of out1-0 .*the revalidations made after it are logged at debug/,
+    )
+    const back = first.filter((l) => /redis is back/.test(l))
+    assert.deepEqual(
+      back.map((l) => l.replace(/^\[fleetcache\] /, '')),
+      [
+        'redis is back: sent 12 queued revalidation(s), in order; 12 were made while it did not answer',
+      ],
+      first.join('\n'),
+    )
+    // A second outage gets its own first warning.
+    const second = await outage('out2', 3)
+    const again = second.filter((l) => queuedLine.test(l))
+    assert.equal(again.length, 1, second.join('\n'))
+    assert.match(again[0], /revalidation of out2-0 /)
+    assert.ok(
+      second.some((l) =>
+        /redis is back: sent 3 queued revalidation\(s\), in order; 3 were made/.test(l),
+      ),
+      second.join('\n'),
+    )
+    const other = instance(ROOMY)
+    await other.refreshTags()
+    assert.ok(
+      (await other.getExpiration(['out1-11'])) > 0,
+      'the last of the first outage reaches the fleet',
+    )
+    assert.ok(
+      (await other.getExpiration(['out2-2'])) > 0,
+      'the last of the second outage reaches the fleet',
+    )
+  })
 })
 
 describe('hostile data and settings', () => {
