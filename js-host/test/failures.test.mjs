@@ -958,11 +958,11 @@ describe('hostile data and settings', () => {
       ],
       [
         { FLEETCACHE_READ_TIMEOUT_MS: 'abc' },
-        /FLEETCACHE_READ_TIMEOUT_MS: must be a positive number, got "abc"/,
+        /FLEETCACHE_READ_TIMEOUT_MS: must be a number of milliseconds > 0 and <= 60000, got "abc"/,
       ],
       [
         { FLEETCACHE_READ_TIMEOUT_MS: '0' },
-        /FLEETCACHE_READ_TIMEOUT_MS: must be a positive number, got "0"/,
+        /FLEETCACHE_READ_TIMEOUT_MS: must be a number of milliseconds > 0 and <= 60000, got "0"/,
       ],
       [
         { FLEETCACHE_READ_TIMEOUT_MS: '120000' },
@@ -999,7 +999,7 @@ describe('hostile data and settings', () => {
       ],
       [
         { FLEETCACHE_OUTBOX_CAPACITY: '-1' },
-        /FLEETCACHE_OUTBOX_CAPACITY: must be a positive number, got "-1"$/,
+        /FLEETCACHE_OUTBOX_CAPACITY: must be a whole number from 1 to 1000000, got "-1"$/,
       ],
       // Not ignored: a debug switch spelled `yes` or `on` would otherwise log nothing, silently.
       [{ FLEETCACHE_DEBUG: 'yes' }, /FLEETCACHE_DEBUG: must be 1, true, 0 or false, got "yes"/],
@@ -1072,7 +1072,6 @@ describe('hostile data and settings', () => {
       ['breakerFailures', 2.25, '1 to 4294967295'],
       ['breakerMinCalls', 2.5, '1 to 4294967295'],
       ['tagMirrorMaxTags', 1000.5, '1 to 100000000'],
-      ['compressLevel', 4_294_967_296, '1 to 9'],
       ['compressLevel', 1.5, '1 to 9'],
       ['maxEntryBytes', 1024.5, '1 to 4294967295'],
       ['memoryBytes', 2 ** 60, '0 to 9007199254740991'],
@@ -1092,16 +1091,18 @@ describe('hostile data and settings', () => {
       assert.ok(err instanceof ConfigError, `${setting}: ${err.message}`)
       assert.equal(err.message, `${setting}: ${why}`)
     }
-    // Negative and non-finite numbers are the options' check, before the engine: the same
-    // words as the environment's (FLEETCACHE_OUTBOX_CAPACITY=-1, above).
-    for (const [setting, value] of [
-      ['outboxCapacity', -1],
-      ['leaseTtlMs', Number.POSITIVE_INFINITY],
-      ['maxTtlSeconds', Number.NaN],
+    // Numbers out of the range, and non-finite ones, are the options' check, before the
+    // engine: the same words as the environment's (FLEETCACHE_OUTBOX_CAPACITY=-1, above), the
+    // range the setting takes (test/option-ranges.test.mjs has one of each kind).
+    for (const [setting, value, range] of [
+      ['outboxCapacity', -1, 'a whole number from 1 to 1000000'],
+      ['compressLevel', 4_294_967_296, 'a whole number from 1 to 9'],
+      ['leaseTtlMs', Number.POSITIVE_INFINITY, 'a number of milliseconds from 1 to 600000'],
+      ['maxTtlSeconds', Number.NaN, 'a number of seconds > 0 and <= 3153600000'],
     ]) {
       const err = refused({ [setting]: value })
       assert.ok(err instanceof ConfigError, `${setting}: ${err.message}`)
-      assert.equal(err.message, `${setting}: must be a positive number, got ${String(value)}`)
+      assert.equal(err.message, `${setting}: must be ${range}, got ${String(value)}`)
     }
   })
 })
