@@ -596,6 +596,24 @@ describe('fleetcache seed', () => {
         await line({ FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
         /:f3 \(deployment from FLEETCACHE_DEPLOYMENT_ID\)/,
       )
+      // The variable it was given and did not use is said, once, with the namespace used and
+      // why (before, nothing said it was ignored); not when it took another id over it anyway,
+      // nor when it was given none; with --quiet too (a note is not progress).
+      const notes = async (env, args = []) =>
+        (await runSeed(args, env)).stderr.split('\n').filter((l) => l.includes('note:'))
+      const expected = [
+        `fleetcache: note: NEXT_DEPLOYMENT_ID (n7) ignored: this build sets experimental.useSkewCookie, ` +
+          `so its servers (Next 16.1 on) empty NEXT_DEPLOYMENT_ID before fleetcache loads and read ` +
+          `deployment v42 (deploymentId in ${file}); seeding namespace ${PREFIX}:v42`,
+      ]
+      assert.deepEqual(await notes({ NEXT_DEPLOYMENT_ID: 'n7' }), expected)
+      assert.deepEqual(await notes({ NEXT_DEPLOYMENT_ID: 'n7' }, ['--quiet']), expected)
+      assert.deepEqual(await notes({}), [])
+      assert.deepEqual(
+        await notes({ NEXT_DEPLOYMENT_ID: 'n7', FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
+        [],
+      )
+      assert.deepEqual(await notes({ NEXT_DEPLOYMENT_ID: 'v42' }), [])
     } finally {
       fs.rmSync(file, { force: true })
     }

@@ -357,6 +357,22 @@ async function main(argv: string[]): Promise<number> {
                       readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
                       join(distDir, 'BUILD_ID'),
                     ]
+        // The variable it was given and that decided nothing, said once (it was silently left
+        // out): the servers of this build never see it, and which namespace they read instead.
+        const ignored = env.NEXT_DEPLOYMENT_ID
+        if (
+          skewCookie &&
+          ignored &&
+          ignored !== deploymentId &&
+          values.deployment === undefined &&
+          !env.FLEETCACHE_DEPLOYMENT_ID
+        ) {
+          process.stderr.write(
+            `fleetcache: note: NEXT_DEPLOYMENT_ID (${ignored}) ignored: this build sets experimental.useSkewCookie, ` +
+              `so its servers (Next 16.1 on) empty NEXT_DEPLOYMENT_ID before fleetcache loads and read ` +
+              `deployment ${deploymentId} (${deploymentSource}); seeding namespace ${prefix}:${keyDeployment(prefix, deploymentId)}\n`,
+          )
+        }
         const standalone = runtimeId ? undefined : standaloneNamespace(distDir, configured)
         if (deploymentSource === 'NEXT_DEPLOYMENT_ID' && standalone !== undefined) {
           // Which server runs the build is unknown here: the variable is taken as `next start`
