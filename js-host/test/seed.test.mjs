@@ -930,9 +930,11 @@ describe('fleetcache seed', () => {
     assert.equal(one.stdout, `seeded 1 prerendered route for deployment ${DEPLOYMENT}\n`)
     assert.match(one.stderr, /^seeded 1 route in /m)
     const dry = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
+    // The seed writes no record of builds: the line names none (before, it named the record's
+    // key whether or not it was there, also when it found 0 keys).
     assert.equal(
       dry.stdout,
-      `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted (its entries, leases and record of builds, ${PREFIX}:${DEPLOYMENT}:builds)\n`,
+      `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted (its entries and leases)\n`,
     )
     assert.match(dry.stderr, new RegExp(`^found 1 key of deployment ${DEPLOYMENT} in `, 'm'))
     const purged = await cli(['purge', '--deployment', DEPLOYMENT])
@@ -940,6 +942,17 @@ describe('fleetcache seed', () => {
     assert.match(purged.stderr, new RegExp(`^deleted 1 key of deployment ${DEPLOYMENT} in `, 'm'))
     const none = await cli(['purge', '--deployment', DEPLOYMENT])
     assert.equal(none.stdout, `deleted 0 keys of deployment ${DEPLOYMENT}\n`)
+    const dryNone = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
+    assert.equal(dryNone.stdout, `dry run: 0 keys of deployment ${DEPLOYMENT} would be deleted\n`)
+    // A record of builds (as a server writes it) is named when it is there.
+    const record = `${PREFIX}:${DEPLOYMENT}:builds`
+    await redis.command('HSET', record, 'b1', '1')
+    const dryRecord = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
+    assert.equal(
+      dryRecord.stdout,
+      `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted (its record of builds, ${record})\n`,
+    )
+    await redis.command('DEL', record)
     await cli(['seed', dist, '--deployment', DEPLOYMENT])
     const kept = await cli(['seed', dist, '--deployment', DEPLOYMENT])
     assert.match(

@@ -439,6 +439,8 @@ export function formatInspect(r: InspectReport): string {
 export interface PurgeResult {
   matched: number
   deleted: number
+  /** The deployment's record of builds (`<prefix>:<deployment>:builds`) was among `matched`. */
+  buildsRecord: boolean
 }
 
 /**
@@ -456,6 +458,7 @@ export async function purgeDeployment(
   const pattern = `${globEscape(prefix)}:${globEscape(deployment)}:*`
   let matched = 0
   let deleted = 0
+  let buildsRecord = false
   const targets = await scanTargets(conn)
   // On a cluster, keys of one node still span many slots: one UNLINK per key (pipelined).
   const perKey = conn.cluster === true
@@ -476,6 +479,7 @@ export async function purgeDeployment(
           )
         })
         matched += keys.length
+        if (keys.some((k) => parseKey(k, prefix).type === 'builds')) buildsRecord = true
         if (!dryRun && keys.length > 0) {
           deleted += perKey
             ? (await Promise.all(keys.map((k) => target.send(['UNLINK', k])))).reduce<number>(
@@ -493,7 +497,7 @@ export async function purgeDeployment(
   } finally {
     await closeExtra(targets, conn)
   }
-  return { matched, deleted }
+  return { matched, deleted, buildsRecord }
 }
 
 /** Closes the connections `scanTargets` opened besides `conn`. */

@@ -25,6 +25,7 @@ import {
   inspectKey,
   purgeDeployment,
   recentTags,
+  type PurgeResult,
 } from './commands'
 import { connect, Progress } from './redis'
 import { findBuildDir, seed } from './seed'
@@ -327,7 +328,7 @@ async function main(argv: string[]): Promise<number> {
         if (r.matched === 0) hashedShapeHint(prefix, values.deployment)
         out(
           dryRun
-            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted (its entries, leases and record of builds, ${prefix}:${deployment}:builds)`
+            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted${purgedKinds(r, `${prefix}:${deployment}:builds`)}`
             : `deleted ${counted(r.deleted, 'key')} of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
           { deployment, dryRun, ...r },
         )
@@ -433,3 +434,15 @@ main(process.argv.slice(2)).then(
     }
   },
 )
+
+/**
+ * What a dry run of `purge` found, for its line: the record of builds named by its key only
+ * when it was found, nothing when no key was.
+ */
+function purgedKinds(r: PurgeResult, record: string): string {
+  if (r.matched === 0) return ''
+  if (!r.buildsRecord) return ' (its entries and leases)'
+  return r.matched === 1
+    ? ` (its record of builds, ${record})`
+    : ` (its entries, leases and record of builds, ${record})`
+}
