@@ -20,6 +20,7 @@ import {
   collectStats,
   counted,
   formatInspect,
+  formatKey,
   formatStats,
   formatTags,
   inspectKey,
@@ -308,7 +309,7 @@ async function main(argv: string[]): Promise<number> {
           }
           return 1
         }
-        out(formatInspect(r), r)
+        out('kind' in r ? formatKey(r) : formatInspect(r), r)
         return 0
       }
       case 'purge': {
