@@ -3,7 +3,7 @@
  * receives is only the settings given, since the core owns every default and bound. The
  * configuration's other parts are re-exported from here, the package's `config` module.
  */
-import { checkAddress, checkUrl, nonNegative, positive } from './option-checks'
+import { checkAddress, checkUrl, nonNegative, ranged } from './option-checks'
 import { deploymentFromEnv } from './env-options'
 import {
   ConfigError,
@@ -49,13 +49,14 @@ const FAILURE_SETTINGS = [
 
 /**
  * The failure-handling settings that were given, for the engine (which owns their defaults and
- * upper bounds). Non-positive values are refused here with the option's name; `commandTimeoutMs`
+ * upper bounds). Values out of their range are refused here with the option's name and the
+ * range (`RANGES`, the core's bounds); `commandTimeoutMs`
  * fills in the read and write budgets that are not given.
  */
 function failureSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   const out: Partial<EngineConfig> = {}
   const command = options.commandTimeoutMs
-  if (command !== undefined) positive('commandTimeoutMs', command)
+  if (command !== undefined) ranged('commandTimeoutMs', command)
   const given: FleetcacheOptions = {
     ...options,
     readTimeoutMs: options.readTimeoutMs ?? command,
@@ -63,7 +64,7 @@ function failureSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   }
   for (const name of FAILURE_SETTINGS) {
     const value = given[name]
-    if (value !== undefined) out[name] = positive(name, value)
+    if (value !== undefined) out[name] = ranged(name, value)
   }
   return out
 }
@@ -73,21 +74,18 @@ function leaseSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   const out: Partial<EngineConfig> = {}
   if (options.leases !== undefined) out.leases = options.leases
   if (options.leaseTtlMs !== undefined) {
-    out.leaseTtlMs = positive('leaseTtlMs', options.leaseTtlMs)
+    out.leaseTtlMs = ranged('leaseTtlMs', options.leaseTtlMs)
   }
-  const wait = options.leaseWaitMs
-  if (wait !== undefined) {
-    if (!Number.isFinite(wait) || wait < 0) {
-      throw new ConfigError('leaseWaitMs', `must be a number >= 0, got ${String(wait)}`)
-    }
-    out.leaseWaitMs = wait
+  // 0: followers never wait for a holder's write.
+  if (options.leaseWaitMs !== undefined) {
+    out.leaseWaitMs = ranged('leaseWaitMs', options.leaseWaitMs)
   }
   return out
 }
 
 /**
  * The key and size settings that were given (the engine owns their defaults and bounds);
- * non-positive values are refused here with the option's name.
+ * values out of their range are refused here with the option's name and the range.
  */
 function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   const out: Partial<EngineConfig> = {}
@@ -99,7 +97,7 @@ function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
     'tagMirrorMaxTags',
   ] as const) {
     const value = options[name]
-    if (value !== undefined) out[name] = positive(name, value)
+    if (value !== undefined) out[name] = ranged(name, value)
   }
   // 0 turns the in-process tier off (Redis only); without Redis, nothing is cached.
   const memory = options.memoryBytes
@@ -109,7 +107,7 @@ function storageSettings(options: FleetcacheOptions): Partial<EngineConfig> {
   if (min !== undefined)
     out.compressMinBytes = min === false ? 0 : nonNegative('compressMinBytes', min, ' or false')
   if (options.compressLevel !== undefined) {
-    out.compressLevel = positive('compressLevel', options.compressLevel)
+    out.compressLevel = ranged('compressLevel', options.compressLevel)
   }
   return out
 }

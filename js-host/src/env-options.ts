@@ -6,7 +6,14 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 
 import { buildId, distDir, type Env, recordedDeploymentId } from './next-build-files'
-import { checkAddress, checkUrl } from './option-checks'
+import {
+  checkAddress,
+  checkUrl,
+  inRange,
+  RANGES,
+  rangeText,
+  type RangedSetting,
+} from './option-checks'
 import {
   ConfigError,
   type FleetcacheOptions,
@@ -14,19 +21,25 @@ import {
   type TransportOptions,
 } from './options'
 
-/** A positive number from the variable `name`; unset or empty is undefined. */
-function numberFromEnv(env: Env, name: string): number | undefined {
+/**
+ * A number from the variable `name` in the range of the option `setting` (`RANGES`, the
+ * core's bounds; the message states it); unset or empty is undefined.
+ */
+function numberFromEnv(env: Env, name: string, setting: RangedSetting): number | undefined {
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined
   const n = Number(raw)
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new ConfigError(name, `must be a positive number, got "${raw}"`)
+  const range = RANGES[setting]
+  // Number(' ') is 0: spaces alone are refused, also where 0 is in range (leaseWaitMs).
+  if (!inRange(range, n) || raw.trim() === '') {
+    throw new ConfigError(name, `must be ${rangeText(range)}, got "${raw}"`)
   }
   return n
 }
 
 /**
- * As `numberFromEnv`, for a setting where 0 has a meaning of its own, and so says the message.
+ * A number >= 0 from the variable `name`, for a size where 0 turns something off, and so says
+ * the message.
  * `or`: what else the variable takes, for the message (`false or off`).
  */
 function nonNegativeNumberFromEnv(env: Env, name: string, or = ''): number | undefined {
@@ -34,7 +47,7 @@ function nonNegativeNumberFromEnv(env: Env, name: string, or = ''): number | und
   if (raw === undefined || raw === '') return undefined
   const n = Number(raw)
   // Number(' ') is 0, which turns these settings off: spaces alone are refused, as they are
-  // where 0 is refused (numberFromEnv), not taken as an off switch nobody wrote.
+  // elsewhere (numberFromEnv), not taken as an off switch nobody wrote.
   if (!Number.isFinite(n) || n < 0 || raw.trim() === '') {
     throw new ConfigError(name, `must be a number >= 0${or}, got "${raw}"`)
   }
@@ -239,28 +252,28 @@ export function optionsFromEnv(
     ...transportOptionsFromEnv(env),
     prefix: env.FLEETCACHE_PREFIX || undefined,
     deploymentId,
-    maxEntryBytes: numberFromEnv(env, 'FLEETCACHE_MAX_ENTRY_BYTES'),
-    maxTtlSeconds: numberFromEnv(env, 'FLEETCACHE_MAX_TTL_SECONDS'),
+    maxEntryBytes: numberFromEnv(env, 'FLEETCACHE_MAX_ENTRY_BYTES', 'maxEntryBytes'),
+    maxTtlSeconds: numberFromEnv(env, 'FLEETCACHE_MAX_TTL_SECONDS', 'maxTtlSeconds'),
     memoryBytes: nonNegativeNumberFromEnv(env, 'FLEETCACHE_MEMORY_BYTES'),
-    defaultTtlSeconds: numberFromEnv(env, 'FLEETCACHE_DEFAULT_TTL_SECONDS'),
+    defaultTtlSeconds: numberFromEnv(env, 'FLEETCACHE_DEFAULT_TTL_SECONDS', 'defaultTtlSeconds'),
     compressMinBytes: sizeOrOffFromEnv(env, 'FLEETCACHE_COMPRESS_MIN_BYTES'),
-    compressLevel: numberFromEnv(env, 'FLEETCACHE_COMPRESS_LEVEL'),
-    commandTimeoutMs: numberFromEnv(env, 'FLEETCACHE_COMMAND_TIMEOUT_MS'),
-    readTimeoutMs: numberFromEnv(env, 'FLEETCACHE_READ_TIMEOUT_MS'),
-    writeTimeoutMs: numberFromEnv(env, 'FLEETCACHE_WRITE_TIMEOUT_MS'),
-    connectTimeoutMs: numberFromEnv(env, 'FLEETCACHE_CONNECT_TIMEOUT_MS'),
-    breakerFailures: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURES'),
-    breakerFailureRate: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURE_RATE'),
-    breakerMinCalls: numberFromEnv(env, 'FLEETCACHE_BREAKER_MIN_CALLS'),
-    breakerWindowMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_WINDOW_MS'),
-    breakerOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_OPEN_MS'),
-    breakerMaxOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_MAX_OPEN_MS'),
-    outboxCapacity: numberFromEnv(env, 'FLEETCACHE_OUTBOX_CAPACITY'),
-    tagMirrorMaxTags: numberFromEnv(env, 'FLEETCACHE_TAG_MIRROR_MAX_TAGS'),
+    compressLevel: numberFromEnv(env, 'FLEETCACHE_COMPRESS_LEVEL', 'compressLevel'),
+    commandTimeoutMs: numberFromEnv(env, 'FLEETCACHE_COMMAND_TIMEOUT_MS', 'commandTimeoutMs'),
+    readTimeoutMs: numberFromEnv(env, 'FLEETCACHE_READ_TIMEOUT_MS', 'readTimeoutMs'),
+    writeTimeoutMs: numberFromEnv(env, 'FLEETCACHE_WRITE_TIMEOUT_MS', 'writeTimeoutMs'),
+    connectTimeoutMs: numberFromEnv(env, 'FLEETCACHE_CONNECT_TIMEOUT_MS', 'connectTimeoutMs'),
+    breakerFailures: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURES', 'breakerFailures'),
+    breakerFailureRate: numberFromEnv(env, 'FLEETCACHE_BREAKER_FAILURE_RATE', 'breakerFailureRate'),
+    breakerMinCalls: numberFromEnv(env, 'FLEETCACHE_BREAKER_MIN_CALLS', 'breakerMinCalls'),
+    breakerWindowMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_WINDOW_MS', 'breakerWindowMs'),
+    breakerOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_OPEN_MS', 'breakerOpenMs'),
+    breakerMaxOpenMs: numberFromEnv(env, 'FLEETCACHE_BREAKER_MAX_OPEN_MS', 'breakerMaxOpenMs'),
+    outboxCapacity: numberFromEnv(env, 'FLEETCACHE_OUTBOX_CAPACITY', 'outboxCapacity'),
+    tagMirrorMaxTags: numberFromEnv(env, 'FLEETCACHE_TAG_MIRROR_MAX_TAGS', 'tagMirrorMaxTags'),
     leases: booleanFromEnv(env, 'FLEETCACHE_LEASES'),
-    leaseTtlMs: numberFromEnv(env, 'FLEETCACHE_LEASE_TTL_MS'),
+    leaseTtlMs: numberFromEnv(env, 'FLEETCACHE_LEASE_TTL_MS', 'leaseTtlMs'),
     // 0: followers never wait for a holder's write (docs/single-flight.md, "Settings").
-    leaseWaitMs: nonNegativeNumberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS'),
+    leaseWaitMs: numberFromEnv(env, 'FLEETCACHE_LEASE_WAIT_MS', 'leaseWaitMs'),
     debug: booleanFromEnv(env, 'FLEETCACHE_DEBUG') ?? false,
     tagSync: tagSyncFromEnv(env.FLEETCACHE_TAG_SYNC),
     uniformEnvVars: (env.FLEETCACHE_UNIFORM_ENV_VARS ?? '')

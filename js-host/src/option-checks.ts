@@ -1,18 +1,101 @@
 /** Checks of single settings, shared by the options and the environment readers. */
 import { ConfigError } from './options'
 
-/** `value` when it is a finite number above 0; else a `ConfigError` naming the setting. */
-export function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(name, `must be a positive number, got ${String(value)}`)
+/**
+ * The range of a numeric setting: above `min` (`minOpen`) or from it, up to `max` (infinite:
+ * no ceiling); `whole`: a whole number (the engine refuses a fraction, with the same words);
+ * `unit`: what the number counts, for the message.
+ */
+export interface Range {
+  min: number
+  minOpen: boolean
+  max: number
+  whole: boolean
+  unit: string
+}
+
+const U32_MAX = 2 ** 32 - 1
+const budget: Range = { min: 0, minOpen: true, max: 60_000, whole: false, unit: 'milliseconds' }
+const breakerMs: Range = { ...budget, max: 3_600_000 }
+const count = (max: number): Range => ({ min: 1, minOpen: false, max, whole: true, unit: '' })
+
+/**
+ * Every numeric setting checked against a range before the engine sees it, with the core's
+ * bounds (`Config::validate` and the constants of crates/fleetcache-core/src/config.rs, which
+ * `bounds()` hands out; test/option-ranges.test.mjs holds the two together): the message states
+ * the range, and a value this check lets through, the engine accepts, but for a fraction where
+ * a whole number is due and `breakerMaxOpenMs` below `breakerOpenMs`, which the engine refuses.
+ * `memoryBytes` and `compressMinBytes` are `nonNegative`'s (0 turns them off).
+ */
+export const RANGES = {
+  maxEntryBytes: count(U32_MAX),
+  maxTtlSeconds: { min: 0, minOpen: true, max: 3_153_600_000, whole: false, unit: 'seconds' },
+  defaultTtlSeconds: {
+    min: 0,
+    minOpen: true,
+    max: Number.POSITIVE_INFINITY,
+    whole: false,
+    unit: 'seconds',
+  },
+  readTimeoutMs: budget,
+  writeTimeoutMs: budget,
+  connectTimeoutMs: budget,
+  commandTimeoutMs: budget,
+  breakerWindowMs: breakerMs,
+  breakerOpenMs: breakerMs,
+  breakerMaxOpenMs: breakerMs,
+  outboxCapacity: count(1_000_000),
+  tagMirrorMaxTags: count(100_000_000),
+  leaseTtlMs: { min: 1, minOpen: false, max: 600_000, whole: false, unit: 'milliseconds' },
+  leaseWaitMs: { min: 0, minOpen: false, max: 60_000, whole: false, unit: 'milliseconds' },
+  compressLevel: count(9),
+  breakerFailureRate: { min: 0, minOpen: true, max: 1, whole: false, unit: '' },
+  breakerFailures: count(U32_MAX),
+  breakerMinCalls: count(U32_MAX),
+} satisfies Record<string, Range>
+
+/** A setting `RANGES` holds. */
+export type RangedSetting = keyof typeof RANGES
+
+/** What a value of `range` must be: `a number of milliseconds > 0 and <= 60000`. */
+export function rangeText(range: Range): string {
+  const what = range.whole
+    ? 'a whole number'
+    : range.unit === ''
+      ? 'a number'
+      : `a number of ${range.unit}`
+  if (range.minOpen) {
+    const floor = `${what} > ${String(range.min)}`
+    return Number.isFinite(range.max) ? `${floor} and <= ${String(range.max)}` : floor
+  }
+  return Number.isFinite(range.max)
+    ? `${what} from ${String(range.min)} to ${String(range.max)}`
+    : `${what} >= ${String(range.min)}`
+}
+
+/** Whether `value` is a finite number inside `range` (whole or not: the engine checks that). */
+export function inRange(range: Range, value: number): boolean {
+  if (!Number.isFinite(value)) return false
+  if (range.minOpen ? value <= range.min : value < range.min) return false
+  return value <= range.max
+}
+
+/**
+ * `value` when it is in the setting's range (`RANGES`); else a `ConfigError` naming the setting
+ * and stating the range.
+ */
+export function ranged(name: RangedSetting, value: number): number {
+  const range = RANGES[name]
+  if (!inRange(range, value)) {
+    throw new ConfigError(name, `must be ${rangeText(range)}, got ${String(value)}`)
   }
   return value
 }
 
 /**
- * As `positive`, for a setting where 0 has a meaning of its own (it turns something off), and
- * so says the message: "positive" would tell the user that 0 is refused. `or`: what else the
- * setting takes, for the message (`false`).
+ * A setting where 0 has a meaning of its own (it turns something off), and so says the
+ * message: "positive" would tell the user that 0 is refused. `or`: what else the setting
+ * takes, for the message (`false`).
  */
 export function nonNegative(name: string, value: number, or = ''): number {
   if (!Number.isFinite(value) || value < 0) {

@@ -226,10 +226,33 @@ function replyCode(err: unknown): string {
   return (word ?? 'an error').slice(0, 40)
 }
 
-/** A revalidation of a run of refused writes logged at debug only: its outbox number, its tags. */
+/**
+ * Why the revalidations of a quiet run are queued: Redis answers writes with an error (OOM,
+ * MISCONF), or does not answer (the breaker open, a timeout, the connection down).
+ */
+type QuietKind = 'refused' | 'unanswered'
+
+/**
+ * A revalidation of a quiet run logged at debug only: its outbox number, its tags, and why it
+ * was queued.
+ */
 interface QuietRevalidation {
   seq: number
   tags: string[]
+  kind: QuietKind
+}
+
+/** How many revalidations were made during a quiet run, for the line that ends it. */
+function madeCount(n: number): string {
+  return `${String(n)} ${n === 1 ? 'was' : 'were'} made`
+}
+
+/** What the line at close says of the queued revalidations logged at debug only. */
+function quietWhile(quiet: readonly QuietRevalidation[]): string {
+  const refused = quiet.some((q) => q.kind === 'refused')
+  const unanswered = quiet.some((q) => q.kind === 'unanswered')
+  if (refused && unanswered) return 'while Redis refused writes or did not answer'
+  return refused ? 'while Redis refused writes' : 'while Redis did not answer'
 }
 
 /** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
@@ -334,11 +357,14 @@ export class TagSync {
    */
   private backlogSetAside = false
   /**
-   * The run of refused writes under way, once a revalidation made during it was logged at
-   * warn: how many were made during it, and those logged at debug only after that first one
-   * (the ones the outbox still held at the last such line), for the line at close.
+   * The quiet run under way (Redis refusing writes, or not answering, until the backlog is
+   * sent), once a revalidation made during it was logged at warn: why the last one was queued
+   * (a change of it is logged at warn again), how many were made during it of each kind, and
+   * those logged at debug only after a warning (the ones the outbox still held at the last such
+   * line), for the line at close.
    */
-  private refusals: { made: number; quiet: QuietRevalidation[] } | undefined
+  private quietRun:
+    { kind: QuietKind; refused: number; unanswered: number; quiet: QuietRevalidation[] } | undefined
   /**
    * A merge of records to give back failed and was logged at error, and none went through
    * since: the failures after it are debug lines. Redis refusing writes (`OOM`) answers every
@@ -883,33 +909,63 @@ export class TagSync {
       // and named by the line at close() when still queued then.
       // Retried, not promised: one that meets an error no retry fixes (WRONGTYPE) is parked,
       // with a line of its own.
-      const line =
+      this.logQueued(
+        'refused',
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
-        `(${String(waiting)} waiting) and retried`
-      if (this.refusals === undefined) {
-        this.refusals = { made: 1, quiet: [] }
-        this.log.warn(
-          `${line}; while Redis refuses writes, the revalidations made after it are logged at debug, ` +
-            `and counted when it accepts them again`,
-        )
-      } else {
-        this.refusals.made += 1
-        // Those sent or set aside since are left out: they are not lost.
-        const head = this.engine.outboxHeadSeq
-        this.refusals.quiet = this.refusals.quiet.filter((q) => q.seq >= head)
-        this.refusals.quiet.push({ seq: queuedAs, tags: [...tags] })
-        this.log.debug(line)
-      }
+          `(${String(waiting)} waiting) and retried`,
+        queuedAs,
+        tags,
+      )
     } else if (!sent && this.stopped) {
       this.log.warn(
         `revalidation of ${what} applied on this instance only: fleetcache's connections are closed (close())`,
       )
     } else if (!sent) {
-      this.log.warn(
+      // Redis does not answer (the breaker open, a timeout, the connection down): the same
+      // rule as for a run of refusals, or an outage of an hour with a revalidation a second
+      // would log 3,600 warnings. The run ends with the line that says Redis is back.
+      this.logQueued(
+        'unanswered',
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
           `(${String(waiting)} waiting) and will be sent when Redis answers`,
+        queuedAs,
+        tags,
       )
     }
+  }
+
+  /**
+   * Logs a revalidation queued for want of Redis (`line` names its tags): at warn the first of
+   * a quiet run, or the first after the run's kind changed (Redis refusing writes, then not
+   * answering, or the reverse), saying that the ones after it are logged at debug; the others at
+   * debug, counted in the line that ends the run and named by the line at close() when still
+   * queued then.
+   */
+  private logQueued(
+    kind: QuietKind,
+    line: string,
+    queuedAs: number,
+    tags: readonly string[],
+  ): void {
+    const run = this.quietRun ?? { kind, refused: 0, unanswered: 0, quiet: [] }
+    run[kind] += 1
+    if (this.quietRun === undefined || this.quietRun.kind !== kind) {
+      run.kind = kind
+      this.quietRun = run
+      this.log.warn(
+        kind === 'refused'
+          ? `${line}; while Redis refuses writes, the revalidations made after it are logged at debug, ` +
+              `and counted when it accepts them again`
+          : `${line}; while Redis does not answer, the revalidations made after it are logged at debug, ` +
+              `and counted when it is back`,
+      )
+      return
+    }
+    // Those sent or set aside since are left out: they are not lost.
+    const head = this.engine.outboxHeadSeq
+    run.quiet = run.quiet.filter((q) => q.seq >= head)
+    run.quiet.push({ seq: queuedAs, tags: [...tags], kind })
+    this.log.debug(line)
   }
 
   /**
@@ -1007,22 +1063,26 @@ export class TagSync {
     }
     if (this.backlogged) {
       const sentAll = `sent ${String(sent)} queued revalidation(s), in order`
-      const made = this.refusals?.made ?? 0
+      const refusedMade = this.quietRun?.refused ?? 0
+      const made = refusedMade + (this.quietRun?.unanswered ?? 0)
       // Redis answered every attempt of this backlog with an error (it refused writes: OOM,
       // MISCONF, a read-only replica): it never went away, and the line says what changed.
       this.log.info(
         this.backlogUnanswered
-          ? `redis is back: ${sentAll}`
+          ? `redis is back: ${sentAll}` +
+              (made > 0
+                ? `; ${madeCount(made)} while ${refusedMade > 0 ? 'the queue waited' : 'it did not answer'}`
+                : '')
           : this.backlogSetAside
             ? `${sentAll}, past the one(s) Redis refused (set aside: the lines above)` +
-              (made > 0 ? `; ${String(made)} were made while the queue waited` : '')
+              (made > 0 ? `; ${madeCount(made)} while the queue waited` : '')
             : `redis accepts writes again (it had answered them with ${replyCode(this.sendFailure)}): ${sentAll}` +
-              (made > 0 ? `; ${String(made)} were made while it refused them` : ''),
+              (made > 0 ? `; ${madeCount(made)} while it refused them` : ''),
       )
       this.backlogged = false
       this.backlogUnanswered = false
       this.backlogSetAside = false
-      this.refusals = undefined
+      this.quietRun = undefined
     }
     return this.resend(script, last)
   }
@@ -1263,18 +1323,19 @@ export class TagSync {
       const left = this.engine.outboxLength
       if (left > 0) {
         // Each was logged by its tags when it was queued ("revalidation of <tags> applied on
-        // this instance; ... queued"): those lines say which, but those of a run of refused
-        // writes after its first, logged at debug: named here, each as its line named it, all
-        // of them (no line at warn named them), and only those still queued: one the queue
-        // sent since, or set aside (with a line of its own), is not lost with it.
+        // this instance; ... queued"): those lines say which, but those of a quiet run (Redis
+        // refusing writes, or not answering) after its first, logged at debug: named here, each
+        // as its line named it, all of them (no line at warn named them), and only those still
+        // queued: one the queue sent since, or set aside (with a line of its own), is not lost
+        // with it.
         const head = this.engine.outboxHeadSeq
-        const quiet = this.refusals?.quiet.filter((q) => q.seq >= head) ?? []
+        const quiet = this.quietRun?.quiet.filter((q) => q.seq >= head) ?? []
         this.log.error(
           `closing with ${String(left)} queued revalidation(s) not sent to Redis ` +
             `(${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
             `to the rest of the fleet (the lines that queued them name their tags` +
             (quiet.length > 0
-              ? `; ${String(quiet.length)} of them logged at debug only while Redis refused writes: ${quiet.map((q) => shortList(q.tags)).join('; ')})`
+              ? `; ${String(quiet.length)} of them logged at debug only ${quietWhile(quiet)}: ${quiet.map((q) => shortList(q.tags)).join('; ')})`
               : ')'),
         )
       }

@@ -90,3 +90,59 @@ test("inspect reads the entry's tag records exactly, past the default bound of a
   const seen = await inspect('k')
   assert.equal(seen.verdict, 'hit', JSON.stringify(seen))
 })
+
+/** A prefix of its own: the test above leaves 120,000 tags in PREFIX's tag state. */
+const KEYS_PREFIX = 'ck'
+
+/** `fleetcache inspect <key>` (a Redis key given as it is), with its exit code and output. */
+async function inspectRaw(key, json = false, prefix = KEYS_PREFIX) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
+  )
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [CLI, 'inspect', key, ...(json ? ['--json'] : [])],
+      { env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: prefix }, timeout: 60_000 },
+    )
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+test('inspect on a tag key or the record of builds says what kind of key it is and shows its fields', async () => {
+  // Before: each failed, "WRONGTYPE Operation against a key holding the wrong kind of value".
+  const builds = `${KEYS_PREFIX}:${DEPLOYMENT}:builds`
+  const until = Date.UTC(2030, 0, 1)
+  await client.sendCommand(['HSET', builds, '16.5.0 b1', String(until)])
+  const record = await inspectRaw(builds)
+  assert.equal(record.code, 0, record.stderr)
+  assert.match(
+    record.stdout,
+    new RegExp(`^kind +record of builds of deployment ${DEPLOYMENT}$`, 'm'),
+  )
+  assert.match(record.stdout, /^fields +1$/m)
+  assert.match(
+    record.stdout,
+    /^16\.5\.0 b1 +served until 2030-01-01T00:00:00\.000Z \(1893456000000\)$/m,
+  )
+  const asJson = JSON.parse((await inspectRaw(builds, true)).stdout)
+  assert.equal(asJson.type, 'hash')
+  assert.deepEqual(asJson.fields, [['16.5.0 b1', String(until)]])
+
+  const state = `${KEYS_PREFIX}:tags:{${KEYS_PREFIX}}:state`
+  await client.sendCommand(['HSET', state, 'products', '1,2,0,0,3'])
+  const tags = await inspectRaw(state)
+  assert.equal(tags.code, 0, tags.stderr)
+  assert.match(tags.stdout, /^kind +tag state \(one record per tag\)$/m)
+  assert.match(tags.stdout, /^products +1,2,0,0,3$/m)
+
+  const meta = `${KEYS_PREFIX}:tags:{${KEYS_PREFIX}}:meta`
+  await client.sendCommand(['HSET', meta, 'epoch', 'e1', 'ver', '3'])
+  const m = await inspectRaw(meta)
+  assert.equal(m.code, 0, m.stderr)
+  assert.match(m.stdout, /^kind +tag state's meta \(epoch, versions\)$/m)
+  assert.match(m.stdout, /^ver +3$/m)
+  await client.sendCommand(['DEL', builds, state, meta])
+})

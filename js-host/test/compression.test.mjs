@@ -469,7 +469,9 @@ describe('settings', () => {
           () => optionsFromEnv({ [name]: raw }),
           {
             variable: name,
-            message: new RegExp(`^${name}: must be a number >= 0.*, got "${raw}"$`),
+            message: new RegExp(
+              `^${name}: must be a number (>= 0|of milliseconds from 0 to 60000).*, got "${raw}"$`,
+            ),
           },
           JSON.stringify(raw),
         )

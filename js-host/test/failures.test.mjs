@@ -766,6 +766,66 @@ describe('revalidation outbox', () => {
       'full1, taken out of the queue, reaches the fleet by the merge',
     )
   })
+
+  test('revalidations during one outage log one warning; the line when Redis is back counts them', async () => {
+    // Its breaker stays open (no probe) while the test revalidates: every revalidation after
+    // the first is queued behind it, none sent before Redis resumes.
+    const h = instance({ ...FAST, breakerOpenMs: 2_000, breakerMaxOpenMs: 2_000 })
+    const queuedLine = /revalidation of .* applied on this instance; .*so it is queued/
+    const outage = async (name, n) => {
+      const from = lines.length
+      process.kill(redis.pid, 'SIGSTOP')
+      try {
+        for (let i = 0; i < 3; i++) await h.get(`${name}-k`, [])
+        for (let i = 0; i < n; i++) await h.updateTags([`${name}-${String(i)}`])
+      } finally {
+        process.kill(redis.pid, 'SIGCONT')
+      }
+      await eventually(
+        () => lines.slice(from).some((l) => /redis is back: sent \d+ queued revalidation/.test(l)),
+        10_000,
+        `the revalidations of ${name} are replayed`,
+      )
+      return lines.slice(from)
+    }
+    const first = await outage('out1', 12)
+    // Before: one warning per revalidation, 12 of them.
+    const warned = first.filter((l) => queuedLine.test(l))
+    assert.equal(warned.length, 1, first.join('\n'))
+    assert.match(
+      warned[0],
+      /revalidation of out1-0 .*the revalidations made after it are logged at debug/,
+    )
+    const back = first.filter((l) => /redis is back/.test(l))
+    assert.deepEqual(
+      back.map((l) => l.replace(/^\[fleetcache\] /, '')),
+      [
+        'redis is back: sent 12 queued revalidation(s), in order; 12 were made while it did not answer',
+      ],
+      first.join('\n'),
+    )
+    // A second outage gets its own first warning.
+    const second = await outage('out2', 3)
+    const again = second.filter((l) => queuedLine.test(l))
+    assert.equal(again.length, 1, second.join('\n'))
+    assert.match(again[0], /revalidation of out2-0 /)
+    assert.ok(
+      second.some((l) =>
+        /redis is back: sent 3 queued revalidation\(s\), in order; 3 were made/.test(l),
+      ),
+      second.join('\n'),
+    )
+    const other = instance(ROOMY)
+    await other.refreshTags()
+    assert.ok(
+      (await other.getExpiration(['out1-11'])) > 0,
+      'the last of the first outage reaches the fleet',
+    )
+    assert.ok(
+      (await other.getExpiration(['out2-2'])) > 0,
+      'the last of the second outage reaches the fleet',
+    )
+  })
 })
 
 describe('hostile data and settings', () => {
@@ -906,11 +966,11 @@ describe('hostile data and settings', () => {
       ],
       [
         { FLEETCACHE_READ_TIMEOUT_MS: 'abc' },
-        /FLEETCACHE_READ_TIMEOUT_MS: must be a positive number, got "abc"/,
+        /FLEETCACHE_READ_TIMEOUT_MS: must be a number of milliseconds > 0 and <= 60000, got "abc"/,
       ],
       [
         { FLEETCACHE_READ_TIMEOUT_MS: '0' },
-        /FLEETCACHE_READ_TIMEOUT_MS: must be a positive number, got "0"/,
+        /FLEETCACHE_READ_TIMEOUT_MS: must be a number of milliseconds > 0 and <= 60000, got "0"/,
       ],
       [
         { FLEETCACHE_READ_TIMEOUT_MS: '120000' },
@@ -947,7 +1007,7 @@ describe('hostile data and settings', () => {
       ],
       [
         { FLEETCACHE_OUTBOX_CAPACITY: '-1' },
-        /FLEETCACHE_OUTBOX_CAPACITY: must be a positive number, got "-1"$/,
+        /FLEETCACHE_OUTBOX_CAPACITY: must be a whole number from 1 to 1000000, got "-1"$/,
       ],
       // Not ignored: a debug switch spelled `yes` or `on` would otherwise log nothing, silently.
       [{ FLEETCACHE_DEBUG: 'yes' }, /FLEETCACHE_DEBUG: must be 1, true, 0 or false, got "yes"/],
@@ -1020,7 +1080,6 @@ describe('hostile data and settings', () => {
       ['breakerFailures', 2.25, '1 to 4294967295'],
       ['breakerMinCalls', 2.5, '1 to 4294967295'],
       ['tagMirrorMaxTags', 1000.5, '1 to 100000000'],
-      ['compressLevel', 4_294_967_296, '1 to 9'],
       ['compressLevel', 1.5, '1 to 9'],
       ['maxEntryBytes', 1024.5, '1 to 4294967295'],
       ['memoryBytes', 2 ** 60, '0 to 9007199254740991'],
@@ -1040,16 +1099,18 @@ describe('hostile data and settings', () => {
       assert.ok(err instanceof ConfigError, `${setting}: ${err.message}`)
       assert.equal(err.message, `${setting}: ${why}`)
     }
-    // Negative and non-finite numbers are the options' check, before the engine: the same
-    // words as the environment's (FLEETCACHE_OUTBOX_CAPACITY=-1, above).
-    for (const [setting, value] of [
-      ['outboxCapacity', -1],
-      ['leaseTtlMs', Number.POSITIVE_INFINITY],
-      ['maxTtlSeconds', Number.NaN],
+    // Numbers out of the range, and non-finite ones, are the options' check, before the
+    // engine: the same words as the environment's (FLEETCACHE_OUTBOX_CAPACITY=-1, above), the
+    // range the setting takes (test/option-ranges.test.mjs has one of each kind).
+    for (const [setting, value, range] of [
+      ['outboxCapacity', -1, 'a whole number from 1 to 1000000'],
+      ['compressLevel', 4_294_967_296, 'a whole number from 1 to 9'],
+      ['leaseTtlMs', Number.POSITIVE_INFINITY, 'a number of milliseconds from 1 to 600000'],
+      ['maxTtlSeconds', Number.NaN, 'a number of seconds > 0 and <= 3153600000'],
     ]) {
       const err = refused({ [setting]: value })
       assert.ok(err instanceof ConfigError, `${setting}: ${err.message}`)
-      assert.equal(err.message, `${setting}: must be a positive number, got ${String(value)}`)
+      assert.equal(err.message, `${setting}: must be ${range}, got ${String(value)}`)
     }
   })
 })

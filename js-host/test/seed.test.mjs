@@ -596,6 +596,24 @@ describe('fleetcache seed', () => {
         await line({ FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
         /:f3 \(deployment from FLEETCACHE_DEPLOYMENT_ID\)/,
       )
+      // The variable it was given and did not use is said, once, with the namespace used and
+      // why (before, nothing said it was ignored); not when it took another id over it anyway,
+      // nor when it was given none; with --quiet too (a note is not progress).
+      const notes = async (env, args = []) =>
+        (await runSeed(args, env)).stderr.split('\n').filter((l) => l.includes('note:'))
+      const expected = [
+        `fleetcache: note: NEXT_DEPLOYMENT_ID (n7) ignored: this build sets experimental.useSkewCookie, ` +
+          `so its servers (Next 16.1 on) empty NEXT_DEPLOYMENT_ID before fleetcache loads and read ` +
+          `deployment v42 (deploymentId in ${file}); seeding namespace ${PREFIX}:v42`,
+      ]
+      assert.deepEqual(await notes({ NEXT_DEPLOYMENT_ID: 'n7' }), expected)
+      assert.deepEqual(await notes({ NEXT_DEPLOYMENT_ID: 'n7' }, ['--quiet']), expected)
+      assert.deepEqual(await notes({}), [])
+      assert.deepEqual(
+        await notes({ NEXT_DEPLOYMENT_ID: 'n7', FLEETCACHE_DEPLOYMENT_ID: 'f3' }),
+        [],
+      )
+      assert.deepEqual(await notes({ NEXT_DEPLOYMENT_ID: 'v42' }), [])
     } finally {
       fs.rmSync(file, { force: true })
     }
@@ -912,9 +930,11 @@ describe('fleetcache seed', () => {
     assert.equal(one.stdout, `seeded 1 prerendered route for deployment ${DEPLOYMENT}\n`)
     assert.match(one.stderr, /^seeded 1 route in /m)
     const dry = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
+    // The seed writes no record of builds: the line names none (before, it named the record's
+    // key whether or not it was there, also when it found 0 keys).
     assert.equal(
       dry.stdout,
-      `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted (its entries, leases and record of builds, ${PREFIX}:${DEPLOYMENT}:builds)\n`,
+      `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted (its entries and leases)\n`,
     )
     assert.match(dry.stderr, new RegExp(`^found 1 key of deployment ${DEPLOYMENT} in `, 'm'))
     const purged = await cli(['purge', '--deployment', DEPLOYMENT])
@@ -922,6 +942,17 @@ describe('fleetcache seed', () => {
     assert.match(purged.stderr, new RegExp(`^deleted 1 key of deployment ${DEPLOYMENT} in `, 'm'))
     const none = await cli(['purge', '--deployment', DEPLOYMENT])
     assert.equal(none.stdout, `deleted 0 keys of deployment ${DEPLOYMENT}\n`)
+    const dryNone = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
+    assert.equal(dryNone.stdout, `dry run: 0 keys of deployment ${DEPLOYMENT} would be deleted\n`)
+    // A record of builds (as a server writes it) is named when it is there.
+    const record = `${PREFIX}:${DEPLOYMENT}:builds`
+    await redis.command('HSET', record, 'b1', '1')
+    const dryRecord = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run'])
+    assert.equal(
+      dryRecord.stdout,
+      `dry run: 1 key of deployment ${DEPLOYMENT} would be deleted (its record of builds, ${record})\n`,
+    )
+    await redis.command('DEL', record)
     await cli(['seed', dist, '--deployment', DEPLOYMENT])
     const kept = await cli(['seed', dist, '--deployment', DEPLOYMENT])
     assert.match(

@@ -1348,8 +1348,32 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(engine.outboxLength, 0)
     assert.deepEqual(
       log.lines.filter((l) => l.startsWith('info ')),
-      ['info redis is back: sent 1 queued revalidation(s), in order'],
+      [
+        'info redis is back: sent 1 queued revalidation(s), in order; 1 was made while it did not answer',
+      ],
       log.lines.join('\n'),
+    )
+  })
+
+  test('closing during an outage names the queued revalidations logged at debug', async () => {
+    const down = Object.assign(new Error('r'), { code: 'ECONNREFUSED' })
+    const { clock, log, sync } = setup((_, kind) => (kind === 'read' ? SYNCED : down))
+    await sync.refresh()
+    for (const tag of ['first', 'second', 'third']) await sync.update([tag], undefined, clock.t)
+    // Only the first at warn.
+    assert.deepEqual(
+      log.lines
+        .filter((l) => l.startsWith('warn '))
+        .map((l) => /^warn revalidation of (\S+)/.exec(l)?.[1]),
+      ['first'],
+      log.lines.join('\n'),
+    )
+    await sync.stop()
+    const closing = log.lines.filter((l) => l.startsWith('error closing with'))
+    assert.equal(closing.length, 1, log.lines.join('\n'))
+    assert.match(
+      closing[0],
+      /^error closing with 3 queued revalidation\(s\) not sent to Redis .*2 of them logged at debug only while Redis did not answer: second; third\)$/,
     )
   })
 

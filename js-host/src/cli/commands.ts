@@ -325,12 +325,109 @@ export interface InspectReport {
   inflatedBytes?: number
 }
 
-/** Decodes the envelope stored at `key` and judges it as a server would now. */
+/**
+ * A key that holds no entry: what kind of key it is (a hash of the tag state, a deployment's
+ * record of builds, or one fleetcache does not write) and, for a hash, its fields, at most
+ * `KEY_FIELDS_SHOWN` of them.
+ */
+export interface KeyReport {
+  key: string
+  /** Redis's `TYPE`. */
+  type: string
+  /** What fleetcache keeps there, in words. */
+  kind: string
+  ttlMs: number
+  /** A hash's field count (`HLEN`). */
+  fieldCount?: number
+  /** A hash's fields and values, the first `KEY_FIELDS_SHOWN` `HSCAN` returns. */
+  fields?: [string, string][]
+}
+
+/** The most fields of a hash `inspect` shows (the tag state holds one per tag). */
+const KEY_FIELDS_SHOWN = 50
+
+const text = (v: unknown): string =>
+  Buffer.isBuffer(v) ? v.toString() : typeof v === 'string' ? v : String(v)
+
+/** What fleetcache keeps at `key`, by its name and its Redis type. */
+function keyKind(key: string, prefix: string, type: string): string {
+  const parsed = parseKey(key, prefix)
+  if (parsed.type === 'builds' && type === 'hash') {
+    return `record of builds of deployment ${parsed.deployment}`
+  }
+  if (parsed.type === 'tags') {
+    if (parsed.part === 'state' && type === 'hash') return 'tag state (one record per tag)'
+    if (parsed.part === 'meta' && type === 'hash') return "tag state's meta (epoch, versions)"
+    if (parsed.part === 'log' && type === 'zset') return "tag state's log (tags by version)"
+  }
+  return `a ${type}, not a key fleetcache writes`
+}
+
+/** Describes a key that holds no string value (no entry): its kind, and a hash's fields. */
+async function describeKey(
+  conn: Conn,
+  key: string,
+  prefix: string,
+  type: string,
+): Promise<KeyReport> {
+  const ttlMs = Number(await conn.send(['PTTL', key]))
+  const report: KeyReport = { key, type, kind: keyKind(key, prefix, type), ttlMs }
+  if (type !== 'hash') return report
+  report.fieldCount = Number(await conn.send(['HLEN', key]))
+  const fields: [string, string][] = []
+  let cursor = '0'
+  // HSCAN, which the documented ACL user may send (HGETALL it may not); bounded.
+  for (let page = 0; page < 100 && fields.length < KEY_FIELDS_SHOWN; page++) {
+    const reply = (await conn.send(['HSCAN', key, cursor, 'COUNT', '100'])) as unknown[]
+    cursor = text(reply[0])
+    const flat = Array.isArray(reply[1]) ? (reply[1] as unknown[]) : []
+    for (let i = 0; i + 1 < flat.length && fields.length < KEY_FIELDS_SHOWN; i += 2) {
+      fields.push([text(flat[i]), text(flat[i + 1])])
+    }
+    if (cursor === '0') break
+  }
+  report.fields = fields
+  return report
+}
+
+/** The lines of a key that holds no entry. */
+export function formatKey(r: KeyReport): string {
+  const rows: string[][] = [
+    ['redis key', r.key],
+    ['kind', r.kind],
+    ['type', r.type],
+    ['ttl', r.ttlMs < 0 ? String(r.ttlMs) : `${(r.ttlMs / 1000).toFixed(0)} s`],
+  ]
+  if (r.fieldCount !== undefined) {
+    const shown = r.fields?.length ?? 0
+    rows.push([
+      'fields',
+      shown < r.fieldCount
+        ? `${String(r.fieldCount)} (the first ${String(shown)} below)`
+        : String(r.fieldCount),
+    ])
+  }
+  const builds = r.kind.startsWith('record of builds')
+  for (const [field, value] of r.fields ?? []) {
+    // A build's value: the time until which its entries may be served.
+    const ms = Number(value)
+    rows.push([field, builds && Number.isFinite(ms) ? `served until ${iso(ms)} (${value})` : value])
+  }
+  return table(rows)
+}
+
+/**
+ * Decodes the envelope stored at `key` and judges it as a server would now; a key of another
+ * type (the tag state's, a record of builds) is described instead (`KeyReport`).
+ */
 export async function inspectKey(
   conn: Conn,
   key: string,
   prefix: string,
-): Promise<InspectReport | null> {
+): Promise<InspectReport | KeyReport | null> {
+  const type = text(await conn.send(['TYPE', key]))
+  if (type === 'none') return null
+  if (type !== 'string') return describeKey(conn, key, prefix, type)
   const value = await conn.send(['GET', key])
   if (value === null) return null
   if (!Buffer.isBuffer(value)) throw new Error(`${key} is not a string value`)
@@ -439,6 +536,8 @@ export function formatInspect(r: InspectReport): string {
 export interface PurgeResult {
   matched: number
   deleted: number
+  /** The deployment's record of builds (`<prefix>:<deployment>:builds`) was among `matched`. */
+  buildsRecord: boolean
 }
 
 /**
@@ -456,6 +555,7 @@ export async function purgeDeployment(
   const pattern = `${globEscape(prefix)}:${globEscape(deployment)}:*`
   let matched = 0
   let deleted = 0
+  let buildsRecord = false
   const targets = await scanTargets(conn)
   // On a cluster, keys of one node still span many slots: one UNLINK per key (pipelined).
   const perKey = conn.cluster === true
@@ -476,6 +576,7 @@ export async function purgeDeployment(
           )
         })
         matched += keys.length
+        if (keys.some((k) => parseKey(k, prefix).type === 'builds')) buildsRecord = true
         if (!dryRun && keys.length > 0) {
           deleted += perKey
             ? (await Promise.all(keys.map((k) => target.send(['UNLINK', k])))).reduce<number>(
@@ -493,7 +594,7 @@ export async function purgeDeployment(
   } finally {
     await closeExtra(targets, conn)
   }
-  return { matched, deleted }
+  return { matched, deleted, buildsRecord }
 }
 
 /** Closes the connections `scanTargets` opened besides `conn`. */

@@ -20,11 +20,13 @@ import {
   collectStats,
   counted,
   formatInspect,
+  formatKey,
   formatStats,
   formatTags,
   inspectKey,
   purgeDeployment,
   recentTags,
+  type PurgeResult,
 } from './commands'
 import { connect, Progress } from './redis'
 import { findBuildDir, seed } from './seed'
@@ -307,7 +309,7 @@ async function main(argv: string[]): Promise<number> {
           }
           return 1
         }
-        out(formatInspect(r), r)
+        out('kind' in r ? formatKey(r) : formatInspect(r), r)
         return 0
       }
       case 'purge': {
@@ -327,7 +329,7 @@ async function main(argv: string[]): Promise<number> {
         if (r.matched === 0) hashedShapeHint(prefix, values.deployment)
         out(
           dryRun
-            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted (its entries, leases and record of builds, ${prefix}:${deployment}:builds)`
+            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted${purgedKinds(r, `${prefix}:${deployment}:builds`)}`
             : `deleted ${counted(r.deleted, 'key')} of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
           { deployment, dryRun, ...r },
         )
@@ -357,6 +359,22 @@ async function main(argv: string[]): Promise<number> {
                       readFileSync(join(distDir, 'BUILD_ID'), 'utf8').trim(),
                       join(distDir, 'BUILD_ID'),
                     ]
+        // The variable it was given and that decided nothing, said once (it was silently left
+        // out): the servers of this build never see it, and which namespace they read instead.
+        const ignored = env.NEXT_DEPLOYMENT_ID
+        if (
+          skewCookie &&
+          ignored &&
+          ignored !== deploymentId &&
+          values.deployment === undefined &&
+          !env.FLEETCACHE_DEPLOYMENT_ID
+        ) {
+          process.stderr.write(
+            `fleetcache: note: NEXT_DEPLOYMENT_ID (${ignored}) ignored: this build sets experimental.useSkewCookie, ` +
+              `so its servers (Next 16.1 on) empty NEXT_DEPLOYMENT_ID before fleetcache loads and read ` +
+              `deployment ${deploymentId} (${deploymentSource}); seeding namespace ${prefix}:${keyDeployment(prefix, deploymentId)}\n`,
+          )
+        }
         const standalone = runtimeId ? undefined : standaloneNamespace(distDir, configured)
         if (deploymentSource === 'NEXT_DEPLOYMENT_ID' && standalone !== undefined) {
           // Which server runs the build is unknown here: the variable is taken as `next start`
@@ -417,3 +435,15 @@ main(process.argv.slice(2)).then(
     }
   },
 )
+
+/**
+ * What a dry run of `purge` found, for its line: the record of builds named by its key only
+ * when it was found, nothing when no key was.
+ */
+function purgedKinds(r: PurgeResult, record: string): string {
+  if (r.matched === 0) return ''
+  if (!r.buildsRecord) return ' (its entries and leases)'
+  return r.matched === 1
+    ? ` (its record of builds, ${record})`
+    : ` (its entries, leases and record of builds, ${record})`
+}
