@@ -371,6 +371,8 @@ export class TagSync {
    * attempt, with the breaker closed, so each retry would log one more.
    */
   private resendFailing = false
+  /** The full outbox took a revalidation out since the backlog began, and that was logged. */
+  private overflowLogged = false
   /** Why the last merge of records to give back failed (for the line at close). */
   private resendFailure: unknown
   /**
@@ -879,11 +881,18 @@ export class TagSync {
     let waiting: number
     try {
       if (recorded.evicted !== '') {
-        this.log.warn(
+        const line =
           `revalidation outbox full: took the oldest queued revalidation (${shortList(recorded.evicted.split('\0'))}) out of the queue; ` +
-            `what it wrote is merged into Redis's tag state once the revalidations queued after it are sent ` +
-            `(${String(this.engine.outboxDropped)} taken out so far)`,
-        )
+          `what it wrote is merged into Redis's tag state once the revalidations queued after it are sent ` +
+          `(${String(this.engine.outboxDropped)} taken out so far)`
+        // Once the queue is full, every revalidation takes one out: a warning each would be a
+        // flood for as long as Redis stays away. The first of a backlog only.
+        if (this.overflowLogged) this.log.debug(line)
+        else
+          this.log.warn(
+            `${line}; the ones taken out after it until the queue is sent are logged at debug`,
+          )
+        this.overflowLogged = true
       }
       sent = await this.drain()
       // The drain that was running may have finished its last check just before this update
@@ -1084,6 +1093,7 @@ export class TagSync {
       this.backlogSetAside = false
       this.quietRun = undefined
     }
+    if (this.engine.outboxLength === 0) this.overflowLogged = false
     return this.resend(script, last)
   }
 
