@@ -400,6 +400,12 @@ export class TagSync {
   private refreshRefused = false
   /** The mirror's first fold past `tagMirrorMaxTags` was logged (once per process). */
   private foldNoted = false
+  /**
+   * A refresh has loaded the shared tag state at least once: a failed one falls back on it.
+   * Before, nothing tagged is served (the mirror synced since may be reloading, so its state
+   * is not what says whether there is one).
+   */
+  private tagStateLoaded = false
   private stopped = false
   /** `stop()`'s work, once: a second call waits for the first. */
   private stopping: Promise<void> | undefined
@@ -638,6 +644,7 @@ export class TagSync {
       const catchUp = this.engine.tagsCatchingUp
       const lost = this.engine.tagRecordsLost
       const changed = this.engine.applyRefresh(reply, this.now())
+      if (this.engine.tagsSynced) this.tagStateLoaded = true
       if (changed > 0) this.log.debug(`tags: ${String(changed)} changed`)
       this.refreshRefused = false
       if (this.engine.tagRecordsLost > lost) {
@@ -735,7 +742,13 @@ export class TagSync {
             `(before it has loaded the tag state once, it serves no tagged entry), and says so once: ${err.message}`,
         )
       } else this.log.debug(`tag refresh refused: ${err.message}`)
-    } else this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
+    } else if (this.tagStateLoaded) {
+      this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
+    } else {
+      this.log.error(
+        `tag refresh failed before any tag state was loaded: no tagged entry is served until a refresh succeeds: ${describe(err)}`,
+      )
+    }
   }
 
   /**

@@ -146,3 +146,80 @@ test('inspect on a tag key or the record of builds says what kind of key it is a
   assert.match(m.stdout, /^ver +3$/m)
   await client.sendCommand(['DEL', builds, state, meta])
 })
+
+/** The CLI's exit code, stdout and stderr for `args`, against the test's Redis and prefix. */
+async function cli(args) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/REDIS|^FLEETCACHE_|^NEXT_DEPLOYMENT_ID$/.test(k)),
+  )
+  try {
+    const r = await run(process.execPath, [CLI, ...args], {
+      env: { ...base, REDIS_URL: redis.url, FLEETCACHE_PREFIX: PREFIX },
+      timeout: 120_000,
+    })
+    return { code: 0, stdout: r.stdout, stderr: r.stderr }
+  } catch (err) {
+    if (typeof err.code !== 'number') throw err
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+// Next hands a 'use cache' entry without an expiry its INFINITE_CACHE (0xfffffffe seconds),
+// which the core reads as no limit, as it reads a singular entry's Infinity: inspect showed
+// `expire 4294967294` for one and `Infinity` for the other.
+test("inspect shows a 'use cache' entry's INFINITE_CACHE lifetimes as Infinity, as a singular entry's", async () => {
+  const Handler = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: PREFIX,
+    deploymentId: DEPLOYMENT,
+    memoryBytes: 0,
+  })
+  const INFINITE_CACHE = 0xfffffffe
+  await Handler.set(
+    'forever',
+    Promise.resolve(
+      useCacheEntry('v', { tags: [], expire: INFINITE_CACHE, revalidate: INFINITE_CACHE }),
+    ),
+  )
+  const r = await cli([
+    'inspect',
+    '--cache-key',
+    'forever',
+    '--deployment',
+    DEPLOYMENT,
+    '--interface',
+    'default',
+  ])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /^expire +Infinity$/m, r.stdout)
+  assert.match(r.stdout, /^revalidate +Infinity$/m, r.stdout)
+  assert.doesNotMatch(r.stdout, /4294967294/, r.stdout)
+})
+
+// `fleetcache/use-cache` is one key space, `default`, whatever cacheHandlers key Next loads it
+// under: `--interface remote` looks under uc-remote, where it stores nothing.
+test("inspect --interface remote that finds nothing names the key under default, where 'use cache: remote' entries are", async () => {
+  const Handler = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: PREFIX,
+    deploymentId: DEPLOYMENT,
+    memoryBytes: 0,
+  })
+  await Handler.set('remote-k', Promise.resolve(useCacheEntry('v', { tags: [] })))
+  const r = await cli([
+    'inspect',
+    '--cache-key',
+    'remote-k',
+    '--deployment',
+    DEPLOYMENT,
+    '--interface',
+    'remote',
+  ])
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /^no value at ci:d1:uc-remote:/m, r.stderr)
+  assert.match(
+    r.stderr,
+    /fleetcache\/use-cache stores every 'use cache' entry under default, 'use cache: remote' and withFleetcache's handlers names included: there is one at ci:d1:uc-default:\S+ \(--interface default\)/,
+    r.stderr,
+  )
+})

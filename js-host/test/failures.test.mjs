@@ -644,6 +644,29 @@ describe('Redis dies and comes back', () => {
     assert.match(said, /ECONNREFUSED/)
     assert.doesNotMatch(said, /redis connect took longer/)
   })
+
+  test('a tag refresh that fails before any tag state was loaded says none was, not that it uses the last known', async () => {
+    // Nobody listens from the start: there never was a tag state to fall back on, and until
+    // one is loaded no tagged entry is served (a page's path tags count).
+    const port = await freePort()
+    const h = createUseCacheHandler({
+      redisUrl: `redis://127.0.0.1:${port}`,
+      prefix: 'never-loaded',
+      connectTimeoutMs: 5000,
+    })
+    const before = lines.length
+    await h.refreshTags()
+    const said = lines.slice(before)
+    assert.ok(
+      said.some((l) =>
+        /tag refresh failed before any tag state was loaded: no tagged entry is served until a refresh succeeds: .*ECONNREFUSED/.test(
+          l,
+        ),
+      ),
+      said.join('\n'),
+    )
+    assert.ok(!said.some((l) => /using the last known tag state/.test(l)), said.join('\n'))
+  })
 })
 
 describe('revalidation outbox', () => {

@@ -508,6 +508,16 @@ export async function inspectKey(
   }
 }
 
+/**
+ * Next's `INFINITE_CACHE` (0xfffffffe seconds), the lifetime `'use cache'` entries without a
+ * limit carry: the core reads it and anything above as no limit, like a singular entry's
+ * `Infinity` (`INFINITE_CACHE_SECONDS` in crates/fleetcache-core/src/time.rs).
+ */
+const INFINITE_CACHE_SECONDS = 4_294_967_294
+
+/** The header's lifetimes, in seconds, shown as `Infinity` from `INFINITE_CACHE_SECONDS` on. */
+const LIFETIMES = new Set(['revalidate', 'expire', 'stale'])
+
 export function formatInspect(r: InspectReport): string {
   const h = r.header
   const rows: string[][] = [
@@ -523,9 +533,11 @@ export function formatInspect(r: InspectReport): string {
     const shown =
       (k === 'timestamp' || k === 'made') && typeof v === 'number'
         ? `${iso(v)} (${String(v)})`
-        : Array.isArray(v)
-          ? v.join(', ')
-          : String(v)
+        : LIFETIMES.has(k) && typeof v === 'number' && v >= INFINITE_CACHE_SECONDS
+          ? 'Infinity'
+          : Array.isArray(v)
+            ? v.join(', ')
+            : String(v)
     rows.push([k, shown])
   }
   let out = table(rows)

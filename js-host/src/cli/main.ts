@@ -28,7 +28,7 @@ import {
   recentTags,
   type PurgeResult,
 } from './commands'
-import { connect, Progress } from './redis'
+import { connect, Progress, type Conn } from './redis'
 import { findBuildDir, seed } from './seed'
 
 /**
@@ -171,6 +171,40 @@ function standaloneNamespace(
   }
 }
 
+/**
+ * When `inspect --cache-key` found nothing under a `'use cache'` handler name other than
+ * `default` (`remote`, a `withFleetcache` handlers name, or its `uc-` segment): every entry of
+ * `fleetcache/use-cache` is under `default`, whatever `cacheHandlers` key Next loads it under,
+ * so the key there is named, and whether it holds a value.
+ */
+async function useCacheNameHint(
+  conn: Conn,
+  prefix: string,
+  deployment: string,
+  given: string | undefined,
+  cacheKey: string,
+): Promise<void> {
+  if (given === undefined || given === 'inc' || given === 'default' || given === 'uc-default') {
+    return
+  }
+  const engine = new wasm.Engine({ prefix, deployment })
+  let key: string
+  try {
+    key = engine.entryKey(wasm.Interface.useCache('default'), cacheKey)
+    const segment = namedDeployment(prefix, deployment)
+    const spelled = `${prefix}:${engine.deployment}:`
+    if (segment !== engine.deployment && key.startsWith(spelled)) {
+      key = `${prefix}:${segment}:${key.slice(spelled.length)}`
+    }
+  } finally {
+    engine.free()
+  }
+  const there = Number(await conn.send(['EXISTS', key])) === 1
+  process.stderr.write(
+    `fleetcache/use-cache stores every 'use cache' entry under default, 'use cache: remote' and withFleetcache's handlers names included: ${there ? `there is one at ${key}` : `nothing at ${key} either`} (--interface default); other names are those given to createUseCacheHandler({ name })\n`,
+  )
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -306,6 +340,7 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`no value at ${key}\n`)
           if (cacheKey !== undefined && values.deployment !== undefined) {
             hashedShapeHint(prefix, values.deployment)
+            await useCacheNameHint(conn, prefix, values.deployment, values.interface, cacheKey)
           }
           return 1
         }
