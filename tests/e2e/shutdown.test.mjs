@@ -1,0 +1,161 @@
+// End to end: `close()` runs to its end when a `next start` server is stopped with SIGTERM, with
+// the shutdown recipe of docs/operating.md ("Shutdown"): examples/next-app/instrumentation.ts,
+// switched on by EXAMPLE_CLOSE_ON_SIGNALS=1, with NEXT_MANUAL_SIG_HANDLE=1 in the server's
+// environment. Redis is paused (SIGSTOP) while a route handler revalidates, so the revalidation
+// is queued in the instance's outbox; Redis is resumed (SIGCONT) and the server sent SIGTERM at
+// once: the revalidation reaches Redis's tag state only if close() sends it, and the handler's
+// line after close() is in the log only if close() finished before the process exited. The
+// same for the standalone build's server.js, which starts Next's server as `next start` does.
+//
+// Without NEXT_MANUAL_SIG_HANDLE, Next's own SIGTERM handler (next/dist/server/lib/start-server.js)
+// exits the process once its HTTP server is closed, before close() is done: the last test shows
+// it with the same handler installed anyway (EXAMPLE_CLOSE_ON_SIGNALS=force).
+//
+// Run: node --test --test-concurrency=1 tests/e2e/shutdown.test.mjs   (after `make pack`)
+// Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1, E2E_NEXT_VERSION.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { after, before, describe, test } from 'node:test'
+import { failureReport, tearDown } from '../support/diagnostics.mjs'
+import { makeLogDir, prepareStandalone, startInstance } from '../support/fleet.mjs'
+import { tagRecord } from '../support/observe.mjs'
+import { startOrigin } from '../support/origin.mjs'
+import { startRedis } from '../support/redis.mjs'
+import { waitFor, waitForExit } from '../support/util.mjs'
+
+const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
+const TAG = 'products'
+const CLOSED_LINE = /\[example\] fleetcache closed in \d+ ms/
+const CLOSING_LINE = '[example] SIGTERM: closing fleetcache'
+
+let logDir
+/** The standalone build's server.js (output: 'standalone'), which starts Next as `next start` does. */
+let serverJs
+let redis
+let origin
+const instances = []
+
+const report = failureReport(() => ({ logDir, origin, redis: [redis], instances }))
+
+const logOf = (inst) => fs.readFileSync(inst.logFile, 'utf8')
+
+/**
+ * Starts an instance with `env`, pauses Redis while it revalidates TAG (queued: the warning that
+ * says so is in its log), then resumes Redis and sends the instance SIGTERM in the same tick.
+ * Resolves with { since, code, signal } once it exited (bounded).
+ */
+async function revalidateDuringOutageThenStop(name, env, { standalone = false } = {}) {
+  const inst = await startInstance({
+    name,
+    ...(standalone ? { serverJs } : {}),
+    env: {
+      REDIS_URL: redis.url,
+      ORIGIN_URL: origin.url,
+      // One write budget of 300 ms for the revalidation to fail (queued), and for close() to
+      // send it.
+      FLEETCACHE_WRITE_TIMEOUT_MS: '300',
+      ...env,
+    },
+    logDir,
+  })
+  instances.push(inst)
+  await inst.getData('/products?list=shutdown')
+  const queued = new RegExp(
+    `revalidation of .*${TAG}.* applied on this instance; .*so it is queued`,
+  )
+  process.kill(redis.pid, 'SIGSTOP')
+  let since
+  try {
+    since = Date.now()
+    await inst.call(`/api/expire?tag=${TAG}`)
+    await waitFor(() => queued.test(logOf(inst)), {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: `${name} to log that the revalidation of ${TAG} is queued`,
+    })
+  } finally {
+    process.kill(redis.pid, 'SIGCONT')
+  }
+  inst.child.kill('SIGTERM')
+  const exited = await waitForExit(inst.child, 30_000)
+  assert.ok(exited, `${name} did not exit within 30 s of SIGTERM\n${inst.logTail(40)}`)
+  return { inst, since, code: inst.child.exitCode, signal: inst.child.signalCode }
+}
+
+describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
+  before(
+    async () => {
+      try {
+        logDir = makeLogDir('fleetcache-shutdown-')
+        // The regular build (`next start`) and the standalone one.
+        serverJs = (await prepareStandalone({ logDir })).serverJs
+        redis = await startRedis({ logDir })
+        origin = await startOrigin()
+      } catch (err) {
+        report.failed = true
+        throw err
+      }
+    },
+    { timeout: 900_000 },
+  )
+
+  after(async () => {
+    await tearDown({
+      tag: 'shutdown',
+      logDir,
+      failed: report.failed,
+      keep: KEEP_LOGS,
+      instances,
+      services: [origin, redis],
+    })
+  })
+
+  for (const [how, standalone] of [
+    ['`next start`', false],
+    ['standalone server.js', true],
+  ]) {
+    test(
+      `${how} with NEXT_MANUAL_SIG_HANDLE=1: the documented handler sends the queued revalidation and logs close() done before it exits`,
+      { timeout: 120_000 },
+      report.wrap(async () => {
+        const { inst, since, code, signal } = await revalidateDuringOutageThenStop(
+          standalone ? 'recipe-standalone' : 'recipe',
+          { EXAMPLE_CLOSE_ON_SIGNALS: '1', NEXT_MANUAL_SIG_HANDLE: '1' },
+          { standalone },
+        )
+        const log = logOf(inst)
+        assert.ok(log.includes(CLOSING_LINE), `no "${CLOSING_LINE}" line:\n${inst.logTail(40)}`)
+        assert.match(
+          log,
+          CLOSED_LINE,
+          `close() did not finish before the exit:\n${inst.logTail(40)}`,
+        )
+        assert.equal(
+          code,
+          143,
+          `exit code ${code} (signal ${signal}), expected 143 (128 + SIGTERM)`,
+        )
+        const record = await tagRecord(redis, TAG)
+        assert.ok(
+          record !== null && record.expired >= since,
+          `Redis's tag state lacks the revalidation of ${TAG} issued at ${since}: ${JSON.stringify(record)}\n${inst.logTail(40)}`,
+        )
+      }),
+    )
+  }
+
+  test(
+    "without NEXT_MANUAL_SIG_HANDLE, Next's SIGTERM handler exits before close() is done, and the recipe warns at start",
+    { timeout: 120_000 },
+    report.wrap(async () => {
+      const { inst, code, signal } = await revalidateDuringOutageThenStop('next-handles', {
+        EXAMPLE_CLOSE_ON_SIGNALS: 'force',
+      })
+      const log = logOf(inst)
+      assert.match(log, /NEXT_MANUAL_SIG_HANDLE is not set/, inst.logTail(40))
+      assert.ok(log.includes(CLOSING_LINE), `no "${CLOSING_LINE}" line:\n${inst.logTail(40)}`)
+      assert.doesNotMatch(log, CLOSED_LINE, 'close() finished before Next exited')
+      assert.equal(signal, null, `${inst.name} was killed by ${signal}`)
+    }),
+  )
+})
