@@ -22,10 +22,26 @@
 //! drawn `Step` carries it to Redis and another carries its reply back, so the commands of
 //! several requests interleave; a reply may be lost, and one delivered past its budget (after
 //! an advance or a ~1 s stall of the clock) is a timeout for the machine and the breaker.
-//! The tag side is not delayed: revalidations go through the outbox, lost records are given
-//! back, and the retry timer refreshes, each answered at once. So replies on the tag state
-//! come back in any order relative to the requests' refreshes, as the workers entry's
-//! transport contract allows (docs/transport.md: commands in flight concurrently).
+//! The tag side's writes are commands of their own: an instance's drain sends the outbox's
+//! head (`tag_update.lua`), then the records to give back (`tag_merge.lua`), one command at a
+//! time and one drain at a time, as tag-sync.ts's `replay` and `resend` do (`ackOutbox` then
+//! `applyUpdateReply`, or `ackResend` then `applyUpdateReply`, on a reply; `failOutbox` on a
+//! timeout, a lost reply or an open breaker, after which the head waits the engine's backoff
+//! unless Redis answers another command; a merge that failed is planned again). Most are
+//! answered at once; one drawn held ([`Op::HoldTag`], an update or a merge, its reply lost or
+//! not) is in flight until [`Op::TagStep`]s carry it to Redis and its reply back, so between
+//! its run and its reply come requests' refreshes (run before or after it, answered before or
+//! after its reply), other instances' updates, announcements, flushes, failovers, lost keys
+//! and outages, and a reply read past its budget is a timeout; a lost one leaves the update
+//! at the head, sent again (the scripts' rules make the second run harmless). The retry
+//! timer's refresh is still answered at once. So replies on the tag state come back in any
+//! order relative to the requests' refreshes, as the workers entry's transport contract
+//! allows (docs/transport.md: commands in flight concurrently): a refresh sent after an update
+//! may run before it, which the Node host's one connection does not do. Not drawn: an error
+//! reply to an update or a merge (`refuseOutbox`: a permission error, `WRONGTYPE`), the
+//! retry timer's refresh held in flight, a restart between an update's run and its reply that
+//! the process survives (a restart drops the command and the outbox with the process), and
+//! the host's close (`sendLast`).
 //!
 //! The invariant: a read whose refresh succeeded never serves as fresh (or as stale where only
 //! a miss is allowed) an entry that a revalidation resolved before the read began invalidated,
@@ -1193,6 +1209,31 @@ struct Instance {
     /// request's start tells the engine only when the distance moved by more than
     /// [`CLOCK_NOTE_MS`] from it ([`World::note_clocks_at_request`]).
     clocks_told: Option<f64>,
+    /// Its drain's command in flight, held between its steps ([`TagSend`]): one at a time, as
+    /// tag-sync.ts runs one drain at a time and awaits each command's reply.
+    sending: Option<TagSend>,
+    /// Its next tag merge (`true`) or update (`false`) is held in flight ([`Op::HoldTag`])
+    /// instead of answered at once, its reply lost when the second is `true`.
+    hold: Option<(bool, bool)>,
+}
+
+/// A tag update (the outbox's head) or a merge (a batch given back) that an instance's drain
+/// sent and whose reply it has not had: [`Op::TagStep`] carries it to Redis, then its reply
+/// (or its loss, or a timeout) back, as [`InFlight`] does a request's command.
+struct TagSend {
+    /// The outbox update's sequence number; `None` for a merge.
+    seq: Option<u64>,
+    /// The revalidation the update carries (the outbox's head).
+    rev: Option<usize>,
+    call: ScriptCall,
+    permit: Permit,
+    /// When it went out, on its process's clock.
+    sent: f64,
+    budget_ms: f64,
+    /// `None` until it reaches Redis; then its reply, `None` when lost (or Redis was down).
+    reply: Option<Option<Vec<u8>>>,
+    /// Its reply is lost ([`Op::HoldTag`]).
+    lose: bool,
 }
 
 /// What an instance knew at the end of a step ([`Instance::history`]).
@@ -1292,6 +1333,8 @@ impl Instance {
             rate: 0.0,
             rate_from: now,
             clocks_told: None,
+            sending: None,
+            hold: None,
         }
     }
 }
@@ -1382,6 +1425,22 @@ enum Op {
     /// The next reply to this instance is lost (the command ran, or did not for a read).
     LoseReply {
         inst: usize,
+    },
+    /// The instance's next tag merge (`merge`) or update (its drain's next command of that
+    /// kind) is held in flight ([`TagSend`]) until [`Op::TagStep`]s carry it to Redis and its
+    /// reply back (lost when `lost`: the update stays at the outbox's head, the merge's batch
+    /// planned): requests' refreshes, other instances' updates, flushes and failovers may come
+    /// between.
+    HoldTag {
+        inst: usize,
+        merge: bool,
+        lost: bool,
+    },
+    /// The held tag update or merge of the instances that have one (the `pick`th, modulo their
+    /// number) takes its next step: it reaches Redis, or its reply (or its loss, or its
+    /// timeout past the budget) reaches the host.
+    TagStep {
+        pick: usize,
     },
     Advance {
         ms: u16,
@@ -1499,6 +1558,8 @@ fn op(push: bool) -> impl Strategy<Value = Op> {
         1 => Just(Op::Down),
         2 => Just(Op::Up),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
+        2 => hold_tag(),
+        3 => (0..4usize).prop_map(|pick| Op::TagStep { pick }),
         3 => (0u16..1500).prop_map(|ms| Op::Advance { ms }),
         5 => (0..3usize).prop_map(|inst| Op::Deliver { inst }),
         subscribe => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
@@ -1508,6 +1569,17 @@ fn op(push: bool) -> impl Strategy<Value = Op> {
         1 => (900u16..1200).prop_map(|ms| Op::Stall { ms }),
         near => near_bound(),
     ]
+}
+
+/// [`Op::HoldTag`]: an update mostly (revalidations are more frequent than losses that leave
+/// something to give back), a reply lost one time in four.
+fn hold_tag() -> impl Strategy<Value = Op> {
+    (
+        0..3usize,
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.25),
+    )
+        .prop_map(|(inst, merge, lost)| Op::HoldTag { inst, merge, lost })
 }
 
 /// [`Op::NearBound`]: up to 12 ms past the bound, the slack (10 ms) and a little more.
@@ -1546,6 +1618,8 @@ fn mixed_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Down),
         4 => Just(Op::Up),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
+        2 => hold_tag(),
+        4 => (0..4usize).prop_map(|pick| Op::TagStep { pick }),
         4 => prop_oneof![3 => 0u16..250, 1 => 0u16..1500].prop_map(|ms| Op::Advance { ms }),
         5 => (0..3usize).prop_map(|inst| Op::Deliver { inst }),
         3 => (0..3usize).prop_map(|inst| Op::Subscribe { inst }),
@@ -1724,6 +1798,8 @@ fn fold_op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Failover),
         2 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
+        2 => hold_tag(),
+        3 => (0..4usize).prop_map(|pick| Op::TagStep { pick }),
         1 => (0..3usize, clock_step()).prop_map(|(inst, ms)| Op::ClockStep { inst, ms }),
         2 => (0u16..1500).prop_map(|ms| Op::Advance { ms }),
     ]
@@ -2413,8 +2489,8 @@ impl World {
     }
 
     /// Sends one command for instance `i` through its breaker: `Some(reply)` when Redis ran it
-    /// and the reply arrived. `run` executes it on the model. (The tag side: sent and answered
-    /// at once.)
+    /// and the reply arrived. `run` executes it on the model. (The retry timer's tag refresh:
+    /// sent and answered at once.)
     fn send(
         &mut self,
         i: usize,
@@ -2546,25 +2622,29 @@ impl World {
         true
     }
 
-    /// Sends the outbox, then the records to give back, until done or a failure.
+    /// Sends the outbox, then the records to give back, until done, a failure, or a command
+    /// held in flight, as tag-sync.ts's `drain` (`replay`, then `resend`): one drain at a time
+    /// (one begun while a command waits for its reply joins that drain), a head that got no
+    /// reply a moment ago waits the engine's backoff (`backingOff`: the retry timer sends it,
+    /// or any command Redis answers ends the wait), and each command's reply comes before the
+    /// next is planned.
     fn drain(&mut self, i: usize) {
+        if self.insts[i].sending.is_some() {
+            return;
+        }
         loop {
+            let clock = Millis(self.clock(i));
+            if self.insts[i].engine.outbox().retry_in(clock) > 0.0 {
+                return;
+            }
             let token = self.token();
             let Some((seq, call)) = self.insts[i].engine.plan_outbox_head(&token).unwrap() else {
                 break;
             };
-            self.publishing = self.insts[i].queued.front().copied();
-            let sent = self.send(i, OpKind::Write, |r| r.run(&call));
-            self.publishing = None;
-            let Some(reply) = sent else {
+            let rev = self.insts[i].queued.front().copied();
+            if !self.send_tag(i, Some(seq), rev, call) {
                 return;
-            };
-            self.insts[i].engine.ack_outbox(seq);
-            if let Some(rev) = self.insts[i].queued.pop_front() {
-                self.revs[rev].resolved.get_or_insert(self.step);
-                self.revs[rev].resolved_at.get_or_insert(self.now);
             }
-            self.insts[i].engine.apply_update_reply(&reply).unwrap();
         }
         loop {
             let token = self.token();
@@ -2573,11 +2653,157 @@ impl World {
             };
             self.trace
                 .push(format!("  inst {i} gives back {:?}", call.args));
-            let Some(reply) = self.send(i, OpKind::Write, |r| r.run(&call)) else {
+            if !self.send_tag(i, None, None, call) {
                 return;
-            };
-            self.insts[i].engine.ack_resend();
-            self.insts[i].engine.apply_update_reply(&reply).unwrap();
+            }
+        }
+    }
+
+    /// Sends a tag update (outbox update `seq`, carrying revalidation `rev`) or a merge
+    /// (`seq` `None`) of instance `i`'s drain through its breaker: true when its reply came
+    /// and the drain goes on. Held ([`Op::HoldTag`]), it stays in flight ([`TagSend`]).
+    fn send_tag(
+        &mut self,
+        i: usize,
+        seq: Option<u64>,
+        rev: Option<usize>,
+        call: ScriptCall,
+    ) -> bool {
+        let now = Millis(self.clock(i));
+        let Admission::Send { permit, budget_ms } = self.insts[i].engine.admit(OpKind::Write, now)
+        else {
+            // The breaker kept it back: the script call fails (CircuitOpen), the failure path.
+            self.tag_failed(i, seq);
+            return false;
+        };
+        let held = self.insts[i]
+            .hold
+            .filter(|(merge, _)| *merge == seq.is_none());
+        let mut send = TagSend {
+            seq,
+            rev,
+            call,
+            permit,
+            sent: now.0,
+            budget_ms,
+            reply: None,
+            lose: held.is_some_and(|(_, lost)| lost),
+        };
+        if held.is_some() {
+            self.insts[i].hold = None;
+            self.trace.push(format!(
+                "  inst {i} {} held in flight at {}",
+                tag_send_name(&send),
+                self.now - T0
+            ));
+            self.insts[i].sending = Some(send);
+            return false;
+        }
+        self.tag_reaches(i, &mut send);
+        self.tag_answered(i, send)
+    }
+
+    /// Instance `i`'s tag update or merge reaches Redis: it runs there when Redis is up (and
+    /// its reply may be lost: [`Op::LoseReply`]), not at all when it is down.
+    fn tag_reaches(&mut self, i: usize, send: &mut TagSend) {
+        let reply = if self.up {
+            self.publishing = send.rev;
+            let reply = self.redis.run(&send.call);
+            self.trace.extend(take_scan_notes());
+            self.publish(i);
+            self.publishing = None;
+            let lost = send.lose || self.lose.remove(&i);
+            (!lost).then_some(reply)
+        } else {
+            None
+        };
+        send.reply = Some(reply);
+    }
+
+    /// Instance `i`'s tag update or merge is answered, as tag-sync.ts takes its reply: one
+    /// lost, or read past its budget (the host's timer fires first), is a timeout for the
+    /// breaker and the failure path ([`World::tag_failed`]); else the breaker counts a success,
+    /// the engine acknowledges the update (`ackOutbox`) or the batch (`ackResend`), then
+    /// applies the reply (`applyUpdateReply`). True when it was answered.
+    fn tag_answered(&mut self, i: usize, send: TagSend) -> bool {
+        let reply = send
+            .reply
+            .flatten()
+            .filter(|_| self.clock(i) - send.sent <= send.budget_ms);
+        if reply.is_none() {
+            self.now = self
+                .now
+                .max(self.true_time_at(i, send.sent + send.budget_ms));
+        }
+        let now = Millis(self.clock(i));
+        let outcome = if reply.is_some() {
+            CallResult::Success
+        } else {
+            CallResult::Timeout
+        };
+        self.insts[i].engine.report(send.permit, outcome, now);
+        let Some(reply) = reply else {
+            self.tag_failed(i, send.seq);
+            return false;
+        };
+        match send.seq {
+            Some(seq) => {
+                self.insts[i].engine.ack_outbox(seq);
+                let rev = self.insts[i].queued.pop_front();
+                assert_eq!(rev, send.rev, "the outbox's head is the update in flight");
+                if let Some(rev) = rev {
+                    self.revs[rev].resolved.get_or_insert(self.step);
+                    self.revs[rev].resolved_at.get_or_insert(self.now);
+                }
+            }
+            None => self.insts[i].engine.ack_resend(),
+        }
+        self.insts[i].engine.apply_update_reply(&reply).unwrap();
+        true
+    }
+
+    /// Instance `i`'s tag update or merge got no reply (lost, late, or kept back by the
+    /// breaker), as tag-sync.ts's failure path: an outbox update stays at the head and waits
+    /// the backoff (`failOutbox`); a merge's batch stays planned, sent again by the next drain.
+    fn tag_failed(&mut self, i: usize, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            let now = Millis(self.clock(i));
+            self.insts[i].engine.fail_outbox(seq, now);
+        }
+    }
+
+    /// The held tag update or merge of instance `i` takes its next step ([`Op::TagStep`]):
+    /// it reaches Redis, or its reply reaches the host, and the drain goes on.
+    fn tag_step(&mut self, i: usize) {
+        let Some(mut send) = self.insts[i].sending.take() else {
+            return;
+        };
+        if send.reply.is_none() {
+            self.tag_reaches(i, &mut send);
+            self.trace.push(format!(
+                "  inst {i} {} reaches Redis at {}: {}",
+                tag_send_name(&send),
+                self.now - T0,
+                if matches!(send.reply, Some(Some(_))) {
+                    "answered"
+                } else {
+                    "no reply"
+                }
+            ));
+            self.insts[i].sending = Some(send);
+            return;
+        }
+        let name = tag_send_name(&send);
+        let sent = send.sent;
+        let ok = self.tag_answered(i, send);
+        self.trace.push(format!(
+            "  inst {i} {name} delivered at {} (sent {}): {}",
+            self.now - T0,
+            sent - T0,
+            if ok { "ok" } else { "timeout" }
+        ));
+        if ok {
+            self.drain(i);
         }
     }
 
@@ -2619,6 +2845,15 @@ impl World {
             Op::Up => self.up = true,
             Op::LoseReply { inst } => {
                 self.lose.insert(inst);
+            }
+            Op::HoldTag { inst, merge, lost } => self.insts[inst].hold = Some((merge, lost)),
+            Op::TagStep { pick } => {
+                let held: Vec<usize> = (0..self.insts.len())
+                    .filter(|&i| self.insts[i].sending.is_some())
+                    .collect();
+                if !held.is_empty() {
+                    self.tag_step(held[pick % held.len()]);
+                }
             }
             Op::Flush => {
                 if self.up {
@@ -3695,6 +3930,14 @@ fn shared(a: &Cmd, b: &Cmd) -> bool {
             x.keys == y.keys && x.args == y.args
         }
         _ => false,
+    }
+}
+
+fn tag_send_name(send: &TagSend) -> String {
+    match (send.seq, send.rev) {
+        (Some(seq), Some(rev)) => format!("update {seq} (#{rev})"),
+        (Some(seq), None) => format!("update {seq}"),
+        (None, _) => "merge".into(),
     }
 }
 
@@ -4827,6 +5070,13 @@ impl World {
         self.check_written_back()?;
         self.up = true;
         self.lose.clear();
+        // The tag updates and merges held in flight run (if they have not) and are answered.
+        for i in 0..self.insts.len() {
+            self.insts[i].hold = None;
+            while self.insts[i].sending.is_some() {
+                self.tag_step(i);
+            }
+        }
         for _ in 0..3 {
             self.now += 2_000.0;
             for i in 0..self.insts.len() {
