@@ -301,7 +301,8 @@ export function engineFailure(
  * head waits the engine's backoff after a failed attempt: then the retry (`watch`) sends it
  * (without a timer, the next revalidation or refresh after the backoff does).
  * What cannot be sent stays queued and is logged once; what the bounded queue drops is logged
- * as an error. One that Redis refuses for want of an ACL permission is dropped, and one that
+ * as a warning, and what it wrote is merged back (`resend`) after the queue is sent. One that
+ * Redis refuses for want of an ACL permission is dropped, and one that
  * keeps meeting an error retrying does not fix is parked, so the queue moves on (the engine
  * decides both): one error line per run of either, not one per revalidation.
  */
