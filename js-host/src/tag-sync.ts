@@ -869,6 +869,11 @@ export class TagSync {
       const failure = this.failedSince()
       if (failure !== undefined) throw failure.cause
       waiting = this.engine.outboxLength
+      // A drain is false too when the queue went out and a merge of records to give back after
+      // it failed (Redis refused it, or it timed out): this revalidation was sent unless the
+      // outbox still holds it (one taken out of a full outbox since waits to be merged back,
+      // with a line of its own).
+      sent ||= waiting === 0 || this.engine.outboxHeadSeq > queuedAs
     } catch (err) {
       if (!failedEngine(err)) throw err
       const failed = new EngineFailedError(tags, err, true)
