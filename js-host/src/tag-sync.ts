@@ -324,7 +324,8 @@ export function engineFailure(
  * head waits the engine's backoff after a failed attempt: then the retry (`watch`) sends it
  * (without a timer, the next revalidation or refresh after the backoff does).
  * What cannot be sent stays queued and is logged once; what the bounded queue drops is logged
- * as an error. One that Redis refuses for want of an ACL permission is dropped, and one that
+ * as a warning, and what it wrote is merged back (`resend`) after the queue is sent. One that
+ * Redis refuses for want of an ACL permission is dropped, and one that
  * keeps meeting an error retrying does not fix is parked, so the queue moves on (the engine
  * decides both): one error line per run of either, not one per revalidation.
  */
@@ -916,6 +917,11 @@ export class TagSync {
       const failure = this.failedSince()
       if (failure !== undefined) throw failure.cause
       waiting = this.engine.outboxLength
+      // A drain is false too when the queue went out and a merge of records to give back after
+      // it failed (Redis refused it, or it timed out): this revalidation was sent unless the
+      // outbox still holds it (one taken out of a full outbox since waits to be merged back,
+      // with a line of its own).
+      sent ||= waiting === 0 || this.engine.outboxHeadSeq > queuedAs
     } catch (err) {
       if (!failedEngine(err)) throw err
       const failed = new EngineFailedError(tags, err, true)

@@ -150,3 +150,50 @@ test('a revalidation pushed out of a full outbox reaches Redis once writes are a
     /merged into Redis's tag state once the revalidations queued after it are sent/,
   )
 })
+
+// What a full outbox took out of its queue waits to be merged back after the queue: when the
+// queue's last attempt at close() fails, the merge is not tried, and the line for records not
+// given back counts and names it (the queued line names the revalidations still queued only).
+test('close() with writes still refused reports a revalidation taken out of the full outbox as not given back', async () => {
+  const a = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'obxclose',
+    deploymentId: 'd1',
+    readTimeoutMs: 10_000,
+    writeTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
+    outboxCapacity: 1,
+  })
+  await a.updateTags(['close-known'])
+  await settled(stats, 'refreshTags', () => a.refreshTags())
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+  let lines
+  let closing
+  try {
+    lines = await capture(async () => {
+      await a.updateTags(['close-out'])
+      await a.updateTags(['close-queued'])
+    })
+    assert.equal(stats().outbox.dropped, 1, lines.join('\n'))
+    closing = await capture(() => close())
+  } finally {
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '0'])
+  }
+  const all = [...lines, ...closing].join('\n')
+  const queued = closing.filter((l) => /closing with \d+ queued/.test(l))
+  assert.equal(queued.length, 1, all)
+  assert.match(queued[0], /closing with 1 queued revalidation\(s\)/, all)
+  assert.match(queued[0], /logged at debug only while Redis refused writes: close-queued\)$/, all)
+  const notBack = closing.filter((l) => /closing with lost tag records/.test(l))
+  assert.equal(notBack.length, 1, all)
+  assert.match(
+    notBack[0],
+    /\(1 waiting; not tried: the queued revalidations before them were not sent\): .*never sent there.*; among them: close-out$/,
+    all,
+  )
+  for (const tag of ['close-out', 'close-queued']) {
+    const record = await redisCommand(redis.port, ['HGET', 'obxclose:tags:{obxclose}:state', tag])
+    assert.equal(record, null, `${tag} did not reach Redis`)
+  }
+})

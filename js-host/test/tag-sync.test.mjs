@@ -1827,6 +1827,36 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  // A drain sends the queue, then merges back what a full outbox took out of it. When only
+  // that merge failed, the revalidation that drained the queue was sent: it was logged as
+  // 'applied on this instance; Redis is unreachable, so it is queued (0 waiting)'.
+  test('a revalidation sent, then a failed merge of one the full outbox took out: not said to be queued', async () => {
+    let up = false
+    const { clock, engine, log, sync } = setup(
+      (argv, kind) =>
+        kind !== 'write'
+          ? null
+          : !up
+            ? new Error('connection reset')
+            : mentions(argv, 'first')
+              ? replyError('OOM command not allowed')
+              : null,
+      { config: { outboxCapacity: 1 } },
+    )
+    await sync.update(['first'], undefined, T0)
+    await sync.update(['second'], undefined, T0 + 1)
+    assert.equal(engine.outboxDropped, 1)
+    up = true
+    clock.t += 10_000
+    const from = log.lines.length
+    await sync.update(['third'], undefined, clock.now())
+    // Third took second out of the full queue (capacity 1), and went out itself.
+    assert.equal(engine.outboxLength, 0, 'third was sent')
+    assert.ok(engine.resendLength > 0, "first's record still waits")
+    const lines = log.lines.slice(from)
+    assert.ok(!lines.some((l) => /revalidation of third .*queued/.test(l)), lines.join('\n'))
+  })
+
   /**
    * A sync following by push and caught up, whose wall clock is its clock plus `apart.by`
    * (a step of the wall clock is a change of `apart.by`); `f.reads()` counts its pulls.

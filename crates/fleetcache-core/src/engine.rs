@@ -3017,6 +3017,173 @@ mod tests {
         folded.apply(&Revalidation::Expire, Millis(24.0));
         assert_eq!(merge.args[6], folded.encode());
     }
+
+    /// The tags a planned merge gives back, and their records.
+    fn merged(call: &ScriptCall) -> Vec<(String, String)> {
+        call.args[1..]
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect()
+    }
+
+    /// A later revalidation of the same tag still queued when one is pushed out: its send
+    /// takes the record merged back off the queue only when what it wrote covers it (a stale
+    /// revalidation does not cover an expiry; a later expiry does).
+    #[test]
+    fn a_merged_back_record_leaves_the_queue_only_for_a_send_that_covers_it() {
+        let mut e = following_with_outbox(2, 100);
+        let stale = Revalidation::Stale {
+            expire_seconds: None,
+        };
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(21.0))
+            .unwrap();
+        e.queue_tag_update(&["q"], &stale, Millis(30.0)).unwrap();
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(40.0))
+            .unwrap();
+        // The expiry at 21 was pushed out; the stale one at 30 is sent.
+        let (seq, _) = e.plan_outbox_head("c").unwrap().unwrap();
+        assert!(e.ack_outbox(seq));
+        assert_eq!(
+            e.resend_len(),
+            1,
+            "a stale revalidation does not cover an expiry"
+        );
+        // A merge planned (and failed) before the expiry at 40 is sent keeps it too.
+        let planned = e.plan_resend("E").unwrap().unwrap();
+        let mut at21 = TagRecord::default();
+        at21.apply(&Revalidation::Expire, Millis(21.0));
+        assert_eq!(merged(&planned), [("q".to_owned(), at21.encode())]);
+        let (seq, _) = e.plan_outbox_head("c").unwrap().unwrap();
+        assert!(e.ack_outbox(seq));
+        assert_eq!(
+            e.resend_len(),
+            0,
+            "Redis holds an expiry at 40: it covers the one at 21"
+        );
+        assert_eq!(e.plan_resend("E").unwrap(), None);
+    }
+
+    /// The outbox's head was sent and its reply had not come when a revalidation pushed it
+    /// out: its acknowledgement no longer finds it at the head, and what it wrote is merged
+    /// back all the same (once more, harmless: a merge never weakens a record).
+    #[test]
+    fn a_head_pushed_out_while_its_send_is_in_flight_is_still_merged_back() {
+        let mut e = following_with_outbox(1, 100);
+        e.queue_tag_update(&["q"], &Revalidation::Expire, Millis(21.0))
+            .unwrap();
+        let (seq, _) = e.plan_outbox_head("c").unwrap().unwrap();
+        e.queue_tag_update(&["r"], &Revalidation::Expire, Millis(22.0))
+            .unwrap();
+        assert!(!e.ack_outbox(seq), "no longer the head");
+        assert_eq!(e.outbox().len(), 1, "r still queued");
+        assert_eq!(e.resend_len(), 1, "q still merged back");
+    }
+
+    /// Records merged back wait in one queue with those a lost state lacks; however many
+    /// revalidations a full outbox pushes out, with a merge in flight, and whatever tags they
+    /// name, it holds at most `tagMirrorMaxTags` exact records plus the folded one (and the
+    /// batch in flight): nothing a dropped revalidation wrote is left out of it.
+    #[test]
+    fn the_queue_of_records_merged_back_stays_bounded_with_a_merge_in_flight() {
+        let max = 4;
+        let mut e = following_with_outbox(1, max);
+        let tag = |i: u32| format!("t{i}");
+        for i in 0..10u32 {
+            let (a, b) = (tag(2 * i), tag(2 * i + 1));
+            e.queue_tag_update(
+                &[&a, &b],
+                &Revalidation::Expire,
+                Millis(21.0 + f64::from(i)),
+            )
+            .unwrap();
+        }
+        // A merge goes out (and is planned again until acknowledged) while more are pushed out.
+        let in_flight = merged(&e.plan_resend("E").unwrap().unwrap());
+        for i in 10..200u32 {
+            let (a, b) = (tag(2 * i), tag(2 * i + 1));
+            e.queue_tag_update(
+                &[&a, &b],
+                &Revalidation::Expire,
+                Millis(21.0 + f64::from(i)),
+            )
+            .unwrap();
+            assert!(e.mirror().resend_len() <= max as usize + 1);
+        }
+        e.ack_resend();
+        let rest = merged(&e.plan_resend("E").unwrap().unwrap());
+        assert!(rest.len() <= max as usize + 1, "{}", rest.len());
+        // Every pushed-out revalidation is in one of the two merges, by its tag or folded.
+        let mut all: Vec<(String, String)> = in_flight;
+        all.extend(rest);
+        let folded = all
+            .iter()
+            .filter(|(t, _)| t == FOLDED_TAG)
+            .map(|(_, r)| TagRecord::parse(r.as_bytes()).unwrap())
+            .fold(TagRecord::default(), |mut m, r| {
+                m.merge(&r);
+                m
+            });
+        for i in 0..199u32 {
+            let mut want = TagRecord::default();
+            want.apply(&Revalidation::Expire, Millis(21.0 + f64::from(i)));
+            for t in [tag(2 * i), tag(2 * i + 1)] {
+                let exact = all
+                    .iter()
+                    .find(|(x, _)| *x == t)
+                    .map(|(_, r)| TagRecord::parse(r.as_bytes()).unwrap());
+                assert!(
+                    exact.is_some_and(|r| r.covers(&want)) || folded.covers(&want),
+                    "{t} left out"
+                );
+            }
+        }
+    }
+
+    /// What the folded record merged back holds judges no entry made after the last of the
+    /// revalidations folded into it, at any time: a scheduled expiry far off (a year) merged
+    /// with one due (a second) expires, once due, what either made stale, no more (the stronger
+    /// of the two, as `TagRecord::merge` always takes), and nothing made after them.
+    #[test]
+    fn the_folded_record_merged_back_spares_every_entry_made_after_what_it_holds() {
+        let mut e = following_with_outbox(1, 1);
+        let year = Revalidation::Stale {
+            expire_seconds: Some(31_536_000.0),
+        };
+        let second = Revalidation::Stale {
+            expire_seconds: Some(1.0),
+        };
+        // x is merged back by its tag (the bound is one record); the others fold.
+        e.queue_tag_update(&["x"], &Revalidation::Expire, Millis(500.0))
+            .unwrap();
+        e.queue_tag_update(&["a"], &second, Millis(1_000.0))
+            .unwrap();
+        e.queue_tag_update(&["b"], &year, Millis(2_000.0)).unwrap();
+        e.queue_tag_update(&["c"], &year, Millis(3_000.0)).unwrap();
+        e.queue_tag_update(&["d"], &Revalidation::Expire, Millis(4_000.0))
+            .unwrap();
+        let call = e.plan_resend("E").unwrap().unwrap();
+        let all = merged(&call);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all.iter().any(|(t, _)| t == "x"), "{all:?}");
+        let (_, record) = all.iter().find(|(t, _)| t == FOLDED_TAG).unwrap();
+        let folded = TagRecord::parse(record.as_bytes()).unwrap();
+        for now in [3_000.0, 3_500.0, 4_000.0, 10_000.0, 1e12, 1e15] {
+            assert_eq!(
+                folded.freshness(Millis(3_001.0), Millis(now)),
+                Freshness::Fresh
+            );
+        }
+        // Made before c's revalidation: b's and c's expiry a year off merged with a's, due at
+        // 2,000 ms, expires them from then on (stronger than each alone; one regeneration).
+        assert_eq!(
+            folded.freshness(Millis(1_500.0), Millis(3_000.0)),
+            Freshness::Expired
+        );
+        assert_eq!(
+            folded.freshness(Millis(2_500.0), Millis(3_000.0)),
+            Freshness::Expired
+        );
+    }
 }
 
 #[cfg(test)]

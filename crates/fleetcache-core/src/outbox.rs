@@ -12,8 +12,9 @@
 //! written in between.
 //!
 //! The queue is bounded: when it is full the oldest update is dropped and handed back to
-//! the caller, which must log it (the process itself still honours it through its mirror;
-//! the rest of the fleet will not see it).
+//! the caller, which must log it. The process itself still honours it through its mirror, and
+//! the engine queues what it wrote to be merged back into Redis after the queue is sent
+//! (`Engine::queue_tag_update`, `TagMirror::give_back_unsent`).
 //!
 //! An update that Redis answers with an error reply stays queued too (`OOM`, `READONLY` during
 //! a failover and the like pass), except for a permission error ([`is_permission_error`]): the
@@ -414,7 +415,8 @@ impl Outbox {
         self.items.is_empty()
     }
 
-    /// Updates dropped because the outbox was full, since it was created.
+    /// Updates dropped because the outbox was full, since it was created (what they wrote is
+    /// merged back instead: `TagMirror::give_back_unsent`).
     pub fn dropped(&self) -> u64 {
         self.dropped
     }

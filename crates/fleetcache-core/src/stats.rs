@@ -320,7 +320,8 @@ pub struct Gauges {
     pub outbox_length: u64,
     /// The outbox's bound.
     pub outbox_capacity: u64,
-    /// Revalidations the full outbox dropped.
+    /// Revalidations the full outbox took out of its queue (what they wrote waits to be merged
+    /// back into Redis).
     pub outbox_dropped: u64,
     /// Revalidations Redis refused for want of an ACL permission (dropped, not retried).
     pub outbox_refused: u64,

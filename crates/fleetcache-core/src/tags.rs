@@ -880,8 +880,10 @@ impl TagMirror {
 
     /// Records this process knew that a state replacing the one the mirror followed lacked,
     /// over the mirror's life: a flush, an empty restart, a restore or a failover that lost
-    /// updates. A record of a revalidation never sent (still queued, dropped from the queue)
-    /// counts too: the new state lacks it all the same. Only grows. Not counted: a state the
+    /// updates. A record of a revalidation never sent (still queued, refused or parked) counts
+    /// too: the new state lacks it all the same; not one that already waits to be given back
+    /// and covers it (a revalidation a full outbox dropped, [`TagMirror::give_back_unsent`]),
+    /// unless its merge is in flight then. Only grows. Not counted: a state the
     /// mirror never followed a version of (Redis had no tag state yet), which lost nothing.
     pub fn lost(&self) -> u64 {
         self.lost

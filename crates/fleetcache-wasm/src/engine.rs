@@ -957,7 +957,8 @@ impl Engine {
         self.count(Count::Outbox)
     }
 
-    /// Revalidations dropped because the outbox was full (they reached this instance only).
+    /// Revalidations the full outbox took out of its queue (what they wrote waits to be merged
+    /// back into Redis with the records given back after a loss).
     #[wasm_bindgen(getter, js_name = outboxDropped)]
     pub fn outbox_dropped(&self) -> f64 {
         self.figure(Figure::OutboxDropped)

@@ -24,7 +24,7 @@ impl Revalidated {
     }
 
     /// The NUL-joined tags of the oldest queued revalidation, when the full outbox dropped it
-    /// to make room; `""` otherwise.
+    /// to make room (what it wrote waits to be merged back into Redis); `""` otherwise.
     pub fn evicted(&self) -> String {
         self.evicted.clone()
     }
