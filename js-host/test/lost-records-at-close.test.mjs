@@ -112,8 +112,8 @@ async function revalidatedEntry(prefix, tag, { n, budgetMs = 200, url = redis.ur
  * and its merge is refused (OOM). Returns `a` and the lines logged, with Redis still refusing
  * writes (`writes()` lets it take them again). `budgetMs`: `a`'s read and write budgets.
  */
-async function lostAndNotGivenBack(prefix, tag, budgetMs = 200) {
-  const a = await revalidatedEntry(prefix, tag, { n: 1, budgetMs, warm: true })
+async function lostAndNotGivenBack(prefix, tag, budgetMs = 200, { n = 1, url = redis.url } = {}) {
+  const a = await revalidatedEntry(prefix, tag, { n, budgetMs, url, warm: true })
   const [state] = tagKeys(prefix)
   assert.notEqual(await redisCommand(redis.port, ['HGET', state, tag]), null, 'in Redis')
   // Redis loses it; then it refuses writes, so the merge that gives it back fails.
@@ -390,11 +390,12 @@ test('a loss no pull has seen yet: close() pulls once and gives the record back'
   await close()
 })
 
-test('a loss to a state larger than close() reads: said at close, no failed refresh after', async () => {
+test('a loss to a state of more than 16 pages: close() loads it and gives the records back', async () => {
   // The pull close() makes finds another state, which the mirror loads page by page (1,000
-  // tags each); close() waits for 16 pulls, one page each. A state of 20,000 tags is not
-  // loaded by then, so the records it lacks are not compared. Before, close() said nothing of
-  // it, and the load's next page, cut by the connection closing, logged a failed refresh.
+  // tags each). Before, close() waited for 16 pulls, one page each: a state of 20,000 tags was
+  // not loaded by then, the records it lacks were not compared, and close() only said so
+  // ("closing before the tag state was loaded"). Bounded by time instead (16 read budgets), a
+  // Redis that answers loads it all, and the record it lacks is given back.
   const prefix = 'lostclose9'
   const a = instance(prefix, 10, 10_000)
   await settled(stats, 'refreshTags', () => a.refreshTags())
@@ -409,17 +410,53 @@ test('a loss to a state larger than close() reads: said at close, no failed refr
   }
   const atClose = await capture(() => close())
   assert.ok(!atClose.some((l) => /tag refresh failed/.test(l)), JSON.stringify(atClose))
-  // `a`'s line (and `w`'s, whose updates made a state its mirror loads anew, as large).
-  const cut = atClose.filter((l) => /closing before/.test(l))
-  assert.ok(cut.length >= 1, JSON.stringify(atClose))
-  for (const l of cut) {
-    assert.equal(
-      l,
-      '[fleetcache] closing before the tag state was loaded (16 pulls waited for): revalidation ' +
-        'records this instance knows that Redis may have lost since its last pull are neither ' +
-        'compared nor given back',
-    )
+  assert.ok(!atClose.some((l) => /closing/.test(l)), JSON.stringify(atClose))
+  assert.notEqual(
+    await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-q']),
+    null,
+    `lc-q, which the state lacked, was given back at close: ${JSON.stringify(atClose)}`,
+  )
+})
+
+test('a pull under way at close() that Redis does not answer ends the attempt', async () => {
+  // Records wait to be given back (their merge was refused); a pull is out when the process is
+  // told to stop, and Redis does not answer it (the proxy holds every reply). Before, that
+  // pull's failure did not end the attempt (only the pull close() makes itself did): the merge
+  // was sent all the same, forced, and close() waited a write budget more.
+  const prefix = 'lostclose10'
+  const budgetMs = 1_500
+  const { a, writes } = await lostAndNotGivenBack(prefix, 'lc-r', budgetMs, {
+    n: 12,
+    url: proxy.url,
+  })
+  await writes()
+  let atClose
+  let ms
+  proxy.hold = true
+  proxy.all = true
+  try {
+    const out = proxy.sentEval()
+    const pulling = a.refreshTags()
+    // The pull is out: its EVALSHA passed the proxy, whose reply it holds.
+    await out
+    const t0 = performance.now()
+    atClose = await capture(() => close())
+    ms = performance.now() - t0
+    await pulling
+  } finally {
+    proxy.release()
   }
-  // What that line says: lc-q, which the state lacks, is not given back.
-  assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-q']), null)
+  const lost = atClose.filter((l) => /lost tag record/.test(l))
+  assert.equal(lost.length, 1, `one line: ${JSON.stringify(atClose)}`)
+  assert.match(
+    lost[0],
+    /\(2 waiting; not tried: Redis did not answer a pull close\(\) waited for in time\)/,
+  )
+  // What is left of the pull's read budget, then the connection's grace for pending replies
+  // (about 2.5 s); before, a write budget more (about 4 s).
+  assert.ok(
+    ms < 2 * budgetMs + 500,
+    `close() took ${ms.toFixed(0)} ms (budgets: ${String(budgetMs)})`,
+  )
+  assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-r']), null)
 })
