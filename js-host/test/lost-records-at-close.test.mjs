@@ -154,6 +154,32 @@ async function openBreaker(a) {
   await redisCommand(redis.port, ['PING'])
 }
 
+/**
+ * Calls close() while a pull of `a` is out: the proxy holds every reply from before the pull's
+ * EVALSHA passes it; `answer`: the held replies are delivered once close() was called (else
+ * only after it returned: Redis does not answer the pull meanwhile). close() takes the pull
+ * under way in its synchronous part (stop(), then sendLast() reading the pull in flight),
+ * before the reply can come. Returns the lines close() logged and the ms it took.
+ */
+async function closeWithPullOut(a, { answer }) {
+  proxy.hold = true
+  proxy.all = true
+  try {
+    const out = proxy.sentEval()
+    const pulling = a.refreshTags()
+    await out
+    const t0 = performance.now()
+    const closing = capture(() => close())
+    if (answer) proxy.release()
+    const atClose = await closing
+    const ms = performance.now() - t0
+    await pulling
+    return { atClose, ms }
+  } finally {
+    proxy.release()
+  }
+}
+
 test('tag records Redis lost and this process has not given back reach Redis at close()', async () => {
   const prefix = 'lostclose'
   const { a, writes } = await lostAndNotGivenBack(prefix, 'lc-t')
@@ -299,24 +325,8 @@ test('a pull out when close() is called: the loss it learns is given back at clo
   const prefix = 'lostclose5'
   const a = await revalidatedEntry(prefix, 'lc-x', { n: 5, budgetMs: 3_000, url: proxy.url })
   await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
-  let atClose
-  proxy.hold = true
-  proxy.all = true
-  try {
-    const out = proxy.sentEval()
-    const pulling = a.refreshTags()
-    // The pull is out: its EVALSHA passed the proxy after the DEL (its reply, held, names
-    // the state Redis holds now).
-    await out
-    // close() takes the pull under way in its synchronous part (stop(), then sendLast()
-    // reading the pull in flight), before the reply can come: from its call, it waits for it.
-    const closing = capture(() => close())
-    proxy.release()
-    atClose = await closing
-    await pulling
-  } finally {
-    proxy.release()
-  }
+  // The held reply names the state Redis holds now (the pull passed the proxy after the DEL).
+  const { atClose } = await closeWithPullOut(a, { answer: true })
   assert.notEqual(
     await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-x']),
     null,
@@ -430,22 +440,7 @@ test('a pull under way at close() that Redis does not answer ends the attempt', 
     url: proxy.url,
   })
   await writes()
-  let atClose
-  let ms
-  proxy.hold = true
-  proxy.all = true
-  try {
-    const out = proxy.sentEval()
-    const pulling = a.refreshTags()
-    // The pull is out: its EVALSHA passed the proxy, whose reply it holds.
-    await out
-    const t0 = performance.now()
-    atClose = await capture(() => close())
-    ms = performance.now() - t0
-    await pulling
-  } finally {
-    proxy.release()
-  }
+  const { atClose, ms } = await closeWithPullOut(a, { answer: false })
   const lost = atClose.filter((l) => /lost tag record/.test(l))
   assert.equal(lost.length, 1, `one line: ${JSON.stringify(atClose)}`)
   assert.match(
