@@ -239,11 +239,14 @@ interface QuietRevalidation {
   tags: string[]
 }
 
-/** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
-function shortList(tags: readonly string[]): string {
+/**
+ * Tags for a log line: the first few, each cut short, so hostile input cannot flood the log.
+ * `count`: how many the list stands for (`tags` may be the first of them only).
+ */
+function shortList(tags: readonly string[], count = tags.length): string {
   const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : t))
-  return tags.length > 5
-    ? `${shown.join(',')} and ${String(tags.length - 5)} more`
+  return count > shown.length
+    ? `${shown.join(',')} and ${String(count - shown.length)} more`
     : shown.join(',')
 }
 
@@ -1394,8 +1397,19 @@ export class TagSync {
         `revalidations this instance knew that the tag state in Redis lacks (flushed, restarted ` +
         `empty, restored or failed over, or never sent there); other instances may serve entries ` +
         `those revalidations invalidated, unless an instance that knows them gives them back; ` +
-        `among them: ${shortList(tagsIn(batch))}`,
+        `among them: ${shortList(tagsIn(batch), waiting)}`,
     )
+    if (!this.log.debugEnabled) return
+    // Every one of them at debug, batch by batch as the merges would have sent them: taken off
+    // the queue to be read (nothing is sent after this). Bounded: each pass takes a batch off.
+    const every = tagsIn(batch)
+    while (this.engine.resendLength > 0) {
+      const next = splitArgv(this.engine.planResend())
+      if (next.length === 0) break
+      every.push(...tagsIn(next))
+      this.engine.ackResend()
+    }
+    this.log.debug(`closing: every lost tag record not given back to Redis: ${every.join(',')}`)
   }
 
   /** The outbox's head failed a moment ago and waits the engine's backoff. */

@@ -47,10 +47,11 @@ after(async () => {
  * One instance of the fleet (`pausedRedisInstance`), pulling on each refresh (`tagSync:
  * 'pull'`): the loss is learned when the test says. `url`: Redis's, or the holding proxy's.
  */
-function instance(prefix, n, budgetMs = 200, url = redis.url) {
+function instance(prefix, n, budgetMs = 200, url = redis.url, debug = false) {
   return createUseCacheHandler({
     ...pausedRedisInstance(url, prefix, n, budgetMs),
     tagSync: 'pull',
+    debug,
   })
 }
 
@@ -89,17 +90,21 @@ async function captureUntil(re, ms, what, fn) {
  * first), then instance `n` (`budgetMs`, through `url`) whose revalidation of `tag` reached
  * Redis. Returns that instance.
  */
-async function revalidatedEntry(prefix, tag, { n, budgetMs = 200, url = redis.url, warm = false }) {
+async function revalidatedEntry(
+  prefix,
+  tag,
+  { n, budgetMs = 200, url = redis.url, warm = false, more = [], debug = false },
+) {
   const w = instance(prefix, 100, 10_000)
   await w.refreshTags()
-  if (warm) await w.updateTags([`${prefix}-warm`])
+  if (warm) await w.updateTags([`${prefix}-warm`, ...more])
   await w.set(
     'page-data',
     Promise.resolve(useCacheEntry('old', { tags: [tag], timestamp: now() - 5 })),
   )
   assert.ok(await w.get('page-data', []), 'stored')
   await close()
-  const a = instance(prefix, n, budgetMs, url)
+  const a = instance(prefix, n, budgetMs, url, debug)
   await settled(stats, 'refreshTags', () => a.refreshTags())
   await a.updateTags([tag])
   return a
@@ -110,10 +115,17 @@ async function revalidatedEntry(prefix, tag, { n, budgetMs = 200, url = redis.ur
  * also has Redis load every script the test's instance sends), then an instance `a` whose
  * revalidation of `tag` reached Redis; then Redis loses the tag state, `a` learns it by a pull,
  * and its merge is refused (OOM). Returns `a` and the lines logged, with Redis still refusing
- * writes (`writes()` lets it take them again). `budgetMs`: `a`'s read and write budgets.
+ * writes (`writes()` lets it take them again). `budgetMs`: `a`'s read and write budgets; `n`,
+ * `url`: as `revalidatedEntry`'s; `more`: tags the warming instance revalidates too (lost with
+ * the rest); `debug`: `a`'s.
  */
-async function lostAndNotGivenBack(prefix, tag, budgetMs = 200, { n = 1, url = redis.url } = {}) {
-  const a = await revalidatedEntry(prefix, tag, { n, budgetMs, url, warm: true })
+async function lostAndNotGivenBack(
+  prefix,
+  tag,
+  budgetMs = 200,
+  { n = 1, url = redis.url, more = [], debug = false } = {},
+) {
+  const a = await revalidatedEntry(prefix, tag, { n, budgetMs, url, warm: true, more, debug })
   const [state] = tagKeys(prefix)
   assert.notEqual(await redisCommand(redis.port, ['HGET', state, tag]), null, 'in Redis')
   // Redis loses it; then it refuses writes, so the merge that gives it back fails.
@@ -130,7 +142,11 @@ async function lostAndNotGivenBack(prefix, tag, budgetMs = 200, { n = 1, url = r
     )
     // Its own and the warming instance's.
     assert.ok(
-      lines.some((l) => /lacks 2 revalidation record\(s\) this instance knows of/.test(l)),
+      lines.some((l) =>
+        l.includes(
+          `lacks ${String(2 + more.length)} revalidation record(s) this instance knows of`,
+        ),
+      ),
       `the pull learned of the loss: ${lines.join('\n')}`,
     )
   } catch (err) {
@@ -223,6 +239,32 @@ test('tag records close() cannot give back are reported once', async () => {
     /closing with lost tag records not given back to Redis \(2 waiting; Redis answered the merge with OOM\): .*other instances may serve entries those revalidations invalidated.*; among them: (lc-u,lostclose2-warm|lostclose2-warm,lc-u)$/,
   )
   assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-u']), null)
+})
+
+test('the line for records close() cannot give back names five tags and counts the rest; debug lists all', async () => {
+  // Before, the line named five tags of the batch its merge would send and no line named the
+  // rest: its "and N more" counted that batch's tags only, not the records waiting.
+  const prefix = 'lostclose11'
+  const more = Array.from({ length: 6 }, (_, i) => `lc-m${String(i)}`)
+  const { writes } = await lostAndNotGivenBack(prefix, 'lc-s', 200, { n: 13, more, debug: true })
+  const logged = []
+  const { log } = console
+  let atClose
+  console.log = (...a) => logged.push(a.join(' '))
+  try {
+    atClose = await capture(() => close())
+  } finally {
+    console.log = log
+    await writes()
+  }
+  const lost = atClose.filter((l) => /lost tag record/.test(l))
+  assert.equal(lost.length, 1, `one line: ${JSON.stringify(atClose)}`)
+  assert.match(lost[0], /\(8 waiting; Redis answered the merge with OOM\)/)
+  assert.match(lost[0], /; among them: ([^,]+,){4}[^,]+ and 3 more$/, lost[0])
+  const all = logged.filter((l) => /closing: every lost tag record not given back/.test(l))
+  assert.equal(all.length, 1, JSON.stringify(logged))
+  const named = all[0].replace(/.*: /, '').split(',').sort()
+  assert.deepEqual(named, [`${prefix}-warm`, 'lc-s', ...more].sort())
 })
 
 test('a close() while Redis does not answer gives up on lost tag records within one budget', async () => {
