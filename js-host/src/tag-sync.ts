@@ -1291,12 +1291,14 @@ export class TagSync {
 
   /**
    * Waits for the pull under way when the process is told to stop, and the one queued behind
-   * it (a load's next page among them), at most `LOAD_STEPS` of them: a pull is what learns
+   * it (a load's next page among them, `own`: the one `sendLast` made), for at most
+   * `closeWaitMs` (without it or a timer, at most `LOAD_STEPS` pulls): a pull is what learns
    * that Redis lost records (its reply names another state), and the records it finds lost
    * are this process's to give back at close. Not waited for, a pull out at close learned of
    * the loss after the last attempt, and those records were neither given back nor reported.
    * Each pull is under the read budget; one that fails ends the chain (a pull queued behind a
-   * failed one does not ask Redis), so a Redis out of reach costs what is left of one budget.
+   * failed one does not ask Redis), so a Redis out of reach costs what is left of one budget;
+   * one left unanswered ends the whole attempt (`failedAtClose`, `closePullUnanswered`).
    */
   private async pullsUnderWay(own: Promise<boolean> | undefined): Promise<void> {
     const timer = this.timer
