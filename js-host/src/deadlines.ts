@@ -144,10 +144,13 @@ export class DeadlineQueue {
     return e as unknown as Deadline
   }
 
-  /** Drops a deadline before it fires; a second call, or one after it fired, does nothing. */
-  settle(deadline: Deadline): void {
+  /**
+   * Drops a deadline before it fires; a second call, or one after it fired, does nothing.
+   * True when it dropped it (it had neither fired nor been dropped).
+   */
+  settle(deadline: Deadline): boolean {
     const e = deadline as unknown as Entry
-    if (e.onTimeout === undefined) return
+    if (e.onTimeout === undefined) return false
     e.onTimeout = undefined
     const lane = e.lane
     if (lane.head === e) trim(lane)
@@ -155,6 +158,7 @@ export class DeadlineQueue {
       this.held = false
       this.timer?.unref?.()
     }
+    return true
   }
 
   /** Arms the one timer for `at` (host clock), replacing any armed one. */

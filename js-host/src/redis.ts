@@ -132,6 +132,11 @@ export class RedisTransport implements Transport {
   private connectedOnce = false
   /** Bytes of values in commands sent and not answered yet (MAX_UNANSWERED_VALUE_BYTES). */
   private unansweredBytes = 0
+  /**
+   * Commands whose callers still wait for them: sent, neither settled nor abandoned at their
+   * budget. `close()` waits for their replies only: one abandoned has nobody to read it.
+   */
+  private awaited = 0
   /** When the held-back line was last logged, and the writes held back since. */
   private lastHeldBackLog = Number.NEGATIVE_INFINITY
   private heldBack = 0
@@ -394,6 +399,7 @@ export class RedisTransport implements Transport {
       const deadline = deadlines.add(
         timeout,
         () => {
+          this.awaited -= 1
           reject(
             new RedisTimeoutError(
               `redis ${String(argv[0])} took longer than ${String(timeout)} ms`,
@@ -410,9 +416,10 @@ export class RedisTransport implements Transport {
       )
       const failed = (err: unknown): void => {
         if (err instanceof ErrorReply) this.answered(all, node)
-        deadlines.settle(deadline)
+        if (deadlines.settle(deadline)) this.awaited -= 1
         reject(commandError(err, argv, timeout))
       }
+      this.awaited += 1
       let sent: Promise<unknown>
       try {
         sent = this.client.run(argv)
@@ -430,7 +437,7 @@ export class RedisTransport implements Transport {
       }
       sent.then((reply) => {
         this.answered(all, node)
-        deadlines.settle(deadline)
+        if (deadlines.settle(deadline)) this.awaited -= 1
         resolve(reply)
       }, failed)
     })
@@ -505,8 +512,11 @@ export class RedisTransport implements Transport {
       this.sockets.abort()
       return
     }
-    if (this.client.isReady) {
-      // A graceful close waits for pending replies: bounded, since a hung Redis never sends them.
+    // A graceful close waits for the replies still awaited (bounded, since a hung Redis never
+    // sends them); with none, there is nothing to wait for: replies to commands abandoned at
+    // their budget (an outage) have no reader, and waiting for them cost every close() during
+    // an outage its 1 s.
+    if (this.client.isReady && this.awaited > 0) {
       try {
         await withDeadline(this.client.close(), 1000, 'redis close')
         return

@@ -160,6 +160,13 @@ export interface TagSyncOptions {
    * it); without either, every request pulls.
    */
   push?: { subscribe: Subscribe; maxPullIntervalMs: number } | undefined
+  /**
+   * How long `stop()` waits for pulls (the one under way, those chained behind it, a load's
+   * pages, its own): the Node runtime's is {@link LOAD_STEPS} read budgets, as long as that
+   * many pulls answered just within their budget took before. Needs `timer`; without either,
+   * it waits for at most {@link LOAD_STEPS} pulls.
+   */
+  closeWaitMs?: number | undefined
 }
 
 /** Next's `durations` argument of `updateTags` / `revalidateTag`. */
@@ -255,11 +262,14 @@ function quietWhile(quiet: readonly QuietRevalidation[]): string {
   return refused ? 'while Redis refused writes' : 'while Redis did not answer'
 }
 
-/** Tags for a log line: the first few, each cut short, so hostile input cannot flood the log. */
-function shortList(tags: readonly string[]): string {
+/**
+ * Tags for a log line: the first few, each cut short, so hostile input cannot flood the log.
+ * `count`: how many the list stands for (`tags` may be the first of them only).
+ */
+function shortList(tags: readonly string[], count = tags.length): string {
   const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : t))
-  return tags.length > 5
-    ? `${shown.join(',')} and ${String(tags.length - 5)} more`
+  return count > shown.length
+    ? `${shown.join(',')} and ${String(count - shown.length)} more`
     : shown.join(',')
 }
 
@@ -385,10 +395,11 @@ export class TagSync {
   /** Why the last pull failed (read by `sendLast` for the pull it made itself). */
   private pullFailure: unknown
   /**
-   * The pull `sendLast` made itself failed without an answer from Redis (not kept back by the
-   * breaker): the attempt ends there, and the line at close says so.
+   * A pull `stop()` waited for (its own, or one under way when it was called) failed without
+   * an answer from Redis (not kept back by the breaker, not an error reply): the attempt ends
+   * there, and the lines at close say so. `own`: the pull close() made itself.
    */
-  private closePullUnanswered: unknown
+  private closePullUnanswered: { err: unknown; own: boolean } | undefined
   /**
    * `close()` stopped waiting for pulls (`LOAD_STEPS` of them) with one still going on (a load
    * of a large state, page by page): no pull is chained from then on, and the one left out
@@ -439,6 +450,7 @@ export class TagSync {
   private readonly clockNoteMs: number
   private readonly log: Logger
   private readonly timer: Timer | undefined
+  private readonly closeWaitMs: number | undefined
   private readonly request: (() => object | undefined) | undefined
   /** Ends the announcement subscription (following by push). */
   private unsubscribe: (() => Promise<void>) | undefined
@@ -457,6 +469,7 @@ export class TagSync {
     this.wall = options.wall
     this.log = options.log
     this.timer = options.timer
+    this.closeWaitMs = options.closeWaitMs
     this.request = options.request
     this.clockNoteMs = engine.clockNoteMs
     const push = options.push
@@ -1311,14 +1324,14 @@ export class TagSync {
       this.inflight === undefined
         ? this.pullAfterNow()
         : undefined
-    await this.pullsUnderWay()
+    await this.pullsUnderWay(own)
     if (this.queued !== undefined || this.inflight !== undefined) {
-      // A load longer than close() waits for (a state of more than about 16,000 tags): its
-      // comparison, which finds the records the state lacks, comes at its last page.
+      // A load longer than close() waits for (a state that does not load within that time):
+      // its comparison, which finds the records the state lacks, comes at its last page.
       this.pullsCut = true
       if (this.failure === undefined && !this.engine.tagsSynced) {
         this.log.warn(
-          `closing before the tag state was loaded (${String(LOAD_STEPS)} pulls waited for): ` +
+          `closing before the tag state was loaded (${this.closeWaitLine()}): ` +
             `revalidation records this instance knows that Redis may have lost since its last ` +
             `pull are neither compared nor given back`,
         )
@@ -1327,17 +1340,6 @@ export class TagSync {
     // Checked after the pulls: one that found the engine trapped logged it, and a trapped
     // engine is asked nothing more.
     if (this.failure !== undefined || !this.waitingToSend()) return
-    // That pull got no answer (a timeout, the connection lost): it was the attempt's first
-    // command, and it failed; the merge after it would most likely fail alike, a write budget
-    // more. One kept back by the open breaker asked Redis nothing, and one Redis answered
-    // with an error says Redis is reachable: the attempt goes on.
-    if (own !== undefined && !(await own)) {
-      const err = this.pullFailure
-      if (!isCircuitOpen(err) && !isReplyError(err)) {
-        this.failedAtClose = true
-        this.closePullUnanswered = err
-      }
-    }
     try {
       // A drain in progress first: the queue goes out in order, once.
       if (this.draining !== undefined) await this.draining
@@ -1359,9 +1361,13 @@ export class TagSync {
         // with it.
         const head = this.engine.outboxHeadSeq
         const quiet = this.quietRun?.quiet.filter((q) => q.seq >= head) ?? []
+        const why =
+          this.closePullUnanswered !== undefined
+            ? this.notTriedForPull(this.closePullUnanswered)
+            : whyUnsent(this.sendFailure)
         this.log.error(
           `closing with ${String(left)} queued revalidation(s) not sent to Redis ` +
-            `(${whyUnsent(this.sendFailure)}): they took effect on this instance only and are lost ` +
+            `(${why}): they took effect on this instance only and are lost ` +
             `to the rest of the fleet (the lines that queued them name their tags` +
             (quiet.length > 0
               ? `; ${String(quiet.length)} of them logged at debug only ${quietWhile(quiet)}: ${quiet.map((q) => shortList(q.tags)).join('; ')})`
@@ -1376,19 +1382,67 @@ export class TagSync {
 
   /**
    * Waits for the pull under way when the process is told to stop, and the one queued behind
-   * it (a load's next page among them), at most `LOAD_STEPS` of them: a pull is what learns
+   * it (a load's next page among them, `own`: the one `sendLast` made), for at most
+   * `closeWaitMs` (without it or a timer, at most `LOAD_STEPS` pulls): a pull is what learns
    * that Redis lost records (its reply names another state), and the records it finds lost
    * are this process's to give back at close. Not waited for, a pull out at close learned of
    * the loss after the last attempt, and those records were neither given back nor reported.
    * Each pull is under the read budget; one that fails ends the chain (a pull queued behind a
-   * failed one does not ask Redis), so a Redis out of reach costs what is left of one budget.
+   * failed one does not ask Redis), so a Redis out of reach costs what is left of one budget;
+   * one left unanswered ends the whole attempt (`failedAtClose`, `closePullUnanswered`).
    */
-  private async pullsUnderWay(): Promise<void> {
-    for (let i = 0; i < LOAD_STEPS; i++) {
-      const pull = this.queued ?? this.inflight
-      if (pull === undefined) return
-      await pull
+  private async pullsUnderWay(own: Promise<boolean> | undefined): Promise<void> {
+    const timer = this.timer
+    const wait = this.closeWaitMs
+    let handle: unknown
+    const deadline =
+      timer !== undefined && wait !== undefined
+        ? new Promise<'over'>((resolve) => {
+            handle = timer.set(() => {
+              resolve('over')
+            }, wait)
+          })
+        : undefined
+    try {
+      for (let i = 0; deadline !== undefined || i < LOAD_STEPS; i++) {
+        const pull = this.queued ?? this.inflight
+        if (pull === undefined) return
+        const ok = await (deadline === undefined ? pull : Promise.race([pull, deadline]))
+        // Its time is over: the pull left out is cut (`pullsCut`, in `sendLast`).
+        if (ok === 'over') return
+        if (ok) continue
+        // That pull got no answer (a timeout, the connection lost): it was the attempt's first
+        // command to fail; a send after it would most likely fail alike, a write budget more.
+        // One kept back by the open breaker asked Redis nothing, and one Redis answered with
+        // an error says Redis is reachable: the attempt goes on. A pull queued behind a failed
+        // one asks Redis nothing: the chain ends here either way.
+        const err = this.pullFailure
+        if (!isCircuitOpen(err) && !isReplyError(err)) {
+          this.failedAtClose = true
+          this.closePullUnanswered = { err, own: pull === own }
+        }
+        return
+      }
+    } finally {
+      if (handle !== undefined) timer?.clear(handle)
     }
+  }
+
+  /** What close() waited for pulls, for the line that says the state was not loaded by then. */
+  private closeWaitLine(): string {
+    return this.timer !== undefined && this.closeWaitMs !== undefined
+      ? `${String(this.closeWaitMs)} ms of pulls waited for`
+      : `${String(LOAD_STEPS)} pulls waited for`
+  }
+
+  /** `<why>` for what the attempt did not try after a pull it waited for went unanswered. */
+  private notTriedForPull(failed: { err: unknown; own: boolean }): string {
+    const pull = failed.own ? 'the pull close() made' : 'a pull close() waited for'
+    return `not tried: ${
+      isTimeout(failed.err)
+        ? `Redis did not answer ${pull} in time`
+        : `Redis was unreachable for ${pull}`
+    }`
   }
 
   /** Notes a send's failure once `stop()` was called (`failedAtClose`). */
@@ -1429,19 +1483,26 @@ export class TagSync {
     const why = notTried
       ? 'not tried: the queued revalidations before them were not sent'
       : this.closePullUnanswered !== undefined
-        ? `not tried: ${
-            isTimeout(this.closePullUnanswered)
-              ? 'Redis did not answer the pull close() made in time'
-              : 'Redis was unreachable for the pull close() made'
-          }`
+        ? this.notTriedForPull(this.closePullUnanswered)
         : whyUnsent(this.resendFailure, 'the merge')
     this.log.error(
       `closing with lost tag records not given back to Redis (${String(waiting)} waiting; ${why}): ` +
         `revalidations this instance knew that the tag state in Redis lacks (flushed, restarted ` +
         `empty, restored or failed over, or never sent there); other instances may serve entries ` +
         `those revalidations invalidated, unless an instance that knows them gives them back; ` +
-        `among them: ${shortList(tagsIn(batch))}`,
+        `among them: ${shortList(tagsIn(batch), waiting)}`,
     )
+    if (!this.log.debugEnabled) return
+    // Every one of them at debug, batch by batch as the merges would have sent them: taken off
+    // the queue to be read (nothing is sent after this). Bounded: each pass takes a batch off.
+    const every = tagsIn(batch)
+    while (this.engine.resendLength > 0) {
+      const next = splitArgv(this.engine.planResend())
+      if (next.length === 0) break
+      every.push(...tagsIn(next))
+      this.engine.ackResend()
+    }
+    this.log.debug(`closing: every lost tag record not given back to Redis: ${every.join(',')}`)
   }
 
   /** The outbox's head failed a moment ago and waits the engine's backoff. */

@@ -1,7 +1,7 @@
 import { now } from './clock'
 import { currentRequest } from './consumer'
 import type { Logger } from './log'
-import { TagSync, type Subscribe, type Timer } from './tag-sync'
+import { LOAD_STEPS, TagSync, type Subscribe, type Timer } from './tag-sync'
 import type { Transport } from './transport'
 import { runScript } from './transport'
 import { wasm, type Engine } from './wasm'
@@ -48,6 +48,9 @@ export function nodeTagSync(
     wall: Date.now,
     log,
     timer: unrefTimer,
+    // close() waits for pulls as long as LOAD_STEPS of them answered just within the read
+    // budget took: a Redis that answers quickly has a larger state loaded by then.
+    closeWaitMs: LOAD_STEPS * engine.budgetMs(wasm.CommandKind.Read),
     // One refresh per request: its page read's, shared by its render and both interfaces.
     request: currentRequest,
     push:

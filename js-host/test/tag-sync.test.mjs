@@ -83,7 +83,10 @@ function fakeScript(answer) {
 const mentions = (argv, word) => argv.some((a) => typeof a === 'string' && a.includes(word))
 const updates = (script) => script.calls.filter((c) => c.kind === 'write')
 
-function setup(answer, { timer, config = {}, request, push, wall, module = wasm } = {}) {
+function setup(
+  answer,
+  { timer, config = {}, request, push, wall, module = wasm, closeWaitMs } = {},
+) {
   const engine = new module.Engine({ deployment: 'd1', ...config })
   const clock = fakeClock()
   const log = fakeLog()
@@ -97,6 +100,7 @@ function setup(answer, { timer, config = {}, request, push, wall, module = wasm 
     request,
     push,
     wall: wall?.(clock),
+    closeWaitMs,
   })
   return { engine, clock, log, script, sync }
 }
@@ -1157,6 +1161,43 @@ describe('TagSync, fake transport and clock', () => {
     await sync.refresh()
     assert.equal(script.calls.length, LOAD_STEPS)
     assert.equal(engine.tagsSynced, false, 'nothing tagged is judged fresh until loaded')
+  })
+
+  test('stop() waits for a load by time (closeWaitMs), not by a count of pages', async () => {
+    // Each page answers at once (on the next turn): before, stop() stopped waiting after
+    // LOAD_STEPS pulls, however quickly Redis answered; now it waits until the load is done or
+    // its time is over, whichever comes first.
+    const timer = fakeTimer()
+    const { engine, log, script, sync } = setup(
+      () => new Promise((r) => setImmediate(() => r(MORE))),
+      { timer, closeWaitMs: 4_800 },
+    )
+    void sync.refresh()
+    let stopped = false
+    const stopping = sync.stop().then(() => (stopped = true))
+    for (let i = 0; i < 1_000 && script.calls.length < 2 * LOAD_STEPS; i++) await settle()
+    assert.ok(script.calls.length >= 2 * LOAD_STEPS, `${String(script.calls.length)} pages read`)
+    assert.equal(stopped, false, `still waiting after ${String(script.calls.length)} pages`)
+    const deadline = timer.pending.find((h) => h.ms === 4_800)
+    assert.ok(deadline, 'its time is set on the timer')
+    deadline.fn()
+    await stopping
+    assert.equal(engine.tagsSynced, false)
+    assert.ok(
+      log.lines.includes(
+        'warn closing before the tag state was loaded (4800 ms of pulls waited for): revalidation ' +
+          'records this instance knows that Redis may have lost since its last pull are neither ' +
+          'compared nor given back',
+      ),
+      JSON.stringify(log.lines),
+    )
+    // No page is asked for once its time is over.
+    const asked = script.calls.length
+    for (let i = 0; i < 4; i++) await settle()
+    assert.ok(
+      script.calls.length <= asked + 1,
+      `${String(script.calls.length)} after ${String(asked)}`,
+    )
   })
 
   test('with a timer, a refresh waits for one page and loads the rest in the background', async () => {
