@@ -866,6 +866,9 @@ export class TagSync {
           : `stale, expire in ${String(durations.expire)} s`
     })`
     let recorded: { droppedTags: string; evicted: string }
+    // Made after close() (nothing sends it), or before, with its send under way or queued when
+    // close() was called: close()'s last attempt tries that one, and the line at close counts it.
+    const madeAfterClose = this.stopped
     // The engine takes both clocks before it plans (`Engine::queue_tag_update_at`).
     this.clocksTold(now, wall)
     try {
@@ -957,7 +960,7 @@ export class TagSync {
         queuedAs,
         tags,
       )
-    } else if (!sent && this.stopped) {
+    } else if (!sent && madeAfterClose) {
       this.log.warn(
         `revalidation of ${what} applied on this instance only: fleetcache's connections are closed (close())`,
       )
@@ -968,7 +971,10 @@ export class TagSync {
       this.logQueued(
         'unanswered',
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
-          `(${String(waiting)} waiting) and will be sent when Redis answers`,
+          `(${String(waiting)} waiting)` +
+          (this.stopped
+            ? '; close() makes one last attempt to send it'
+            : ' and will be sent when Redis answers'),
         queuedAs,
         tags,
       )

@@ -1163,6 +1163,37 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(engine.tagsSynced, false, 'nothing tagged is judged fresh until loaded')
   })
 
+  test('a revalidation whose send is under way when stop() is called is not said to come after it', async () => {
+    // A new user saw `... applied on this instance only: fleetcache's connections are closed
+    // (close())` for a revalidation made half a second before close(), whose send was still
+    // waiting for Redis, and then no line naming it, though the closing line refers to 'the
+    // lines that queued them'.
+    let fail
+    const { log, script, sync } = setup((_, kind, force) => {
+      if (kind !== 'write') return SYNCED
+      if (force) return new Error('connection reset')
+      return new Promise((resolve) => {
+        fail = () => resolve(new Error('connection reset'))
+      })
+    })
+    await sync.refresh()
+    const updating = sync.update(['made-before-close'], undefined, T0)
+    for (let i = 0; i < 100 && fail === undefined; i++) await settle()
+    assert.ok(fail, 'the send is under way')
+    const stopping = sync.stop()
+    fail()
+    await updating
+    await stopping
+    assert.ok(updates(script).length >= 1)
+    const lines = log.lines.join('\n')
+    assert.doesNotMatch(lines, /made-before-close.*connections are closed/, lines)
+    assert.match(
+      lines,
+      /warn revalidation of made-before-close \(expire now\) applied on this instance; .*so it is queued \(1 waiting\); close\(\) makes one last attempt to send it/,
+      lines,
+    )
+  })
+
   test('stop() waits for a load by time (closeWaitMs), not by a count of pages', async () => {
     // Each page answers at once (on the next turn): before, stop() stopped waiting after
     // LOAD_STEPS pulls, however quickly Redis answered; now it waits until the load is done or
