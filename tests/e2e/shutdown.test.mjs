@@ -3,9 +3,12 @@
 // switched on by EXAMPLE_CLOSE_ON_SIGNALS=1, with NEXT_MANUAL_SIG_HANDLE=1 in the server's
 // environment. Redis is paused (SIGSTOP) while a route handler revalidates, so the revalidation
 // is queued in the instance's outbox; Redis is resumed (SIGCONT) and the server sent SIGTERM at
-// once: the revalidation reaches Redis's tag state only if close() sends it, and the handler's
-// line after close() is in the log only if close() finished before the process exited. The
-// same for the standalone build's server.js, which starts Next's server as `next start` does.
+// once: close() sends the revalidation (fleetcache's "sent 1 queued revalidation(s)" line,
+// logged between the handler's line before close() and its line after it), and it is in Redis's
+// tag state after the exit. The same for the standalone build's server.js, which starts Next's
+// server as `next start` does. Redis's scripts are flushed before the pause: the write that
+// timed out sits in Redis's socket buffer and runs once Redis is resumed, and had Redis the
+// script, it would put the revalidation into the tag state whether or not close() sent anything.
 //
 // Without NEXT_MANUAL_SIG_HANDLE, Next's own SIGTERM handler (next/dist/server/lib/start-server.js)
 // exits the process once its HTTP server is closed, before close() is done: the last test shows
@@ -27,6 +30,8 @@ const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const TAG = 'products'
 const CLOSED_LINE = /\[example\] fleetcache closed in \d+ ms/
 const CLOSING_LINE = '[example] SIGTERM: closing fleetcache'
+// fleetcache's line when its queue of revalidations is sent (tag-sync.ts, replay).
+const SENT_LINE = /sent 1 queued revalidation\(s\)/
 
 let logDir
 /** The standalone build's server.js (output: 'standalone'), which starts Next as `next start` does. */
@@ -38,6 +43,27 @@ const instances = []
 const report = failureReport(() => ({ logDir, origin, redis: [redis], instances }))
 
 const logOf = (inst) => fs.readFileSync(inst.logFile, 'utf8')
+
+/**
+ * Asserts that fleetcache logged that it sent the queued revalidation after the line `before`
+ * (the handler's, before close()) and before CLOSED_LINE (after close()): close() sent it.
+ */
+function assertSentByClose(inst, before) {
+  const log = logOf(inst)
+  const from = log.indexOf(before)
+  assert.ok(from >= 0, `no "${before}" line:\n${inst.logTail(40)}`)
+  const after = log.slice(from)
+  const sent = after.search(SENT_LINE)
+  assert.ok(
+    sent >= 0,
+    `no "${SENT_LINE.source}" line after "${before}": close() did not send the queued revalidation\n${inst.logTail(40)}`,
+  )
+  const closed = after.search(CLOSED_LINE)
+  assert.ok(
+    closed > sent,
+    `"${SENT_LINE.source}" is not followed by "${CLOSED_LINE.source}"\n${inst.logTail(40)}`,
+  )
+}
 
 /**
  * Starts an instance with `env`, pauses Redis while it revalidates TAG (queued: the warning that
@@ -63,6 +89,12 @@ async function revalidateDuringOutageThenStop(name, env, { standalone = false } 
   const queued = new RegExp(
     `revalidation of .*${TAG}.* applied on this instance; .*so it is queued`,
   )
+  // Redis forgets its scripts: the update that times out while Redis is paused stays in Redis's
+  // socket buffer and runs once Redis is resumed, but as an EVALSHA it then fails (NOSCRIPT), so
+  // only a later attempt, which loads the script, can write the revalidation. Without the flush,
+  // a Redis that ran the script before (any Redis in use) applied it whether or not close() sent
+  // anything.
+  await redis.command('SCRIPT', 'FLUSH')
   process.kill(redis.pid, 'SIGSTOP')
   let since
   try {
@@ -130,6 +162,7 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
           CLOSED_LINE,
           `close() did not finish before the exit:\n${inst.logTail(40)}`,
         )
+        assertSentByClose(inst, CLOSING_LINE)
         assert.equal(
           code,
           143,
