@@ -14,6 +14,10 @@
 // exits the process once its HTTP server is closed, before close() is done: the last test shows
 // it with the same handler installed anyway (EXAMPLE_CLOSE_ON_SIGNALS=force).
 //
+// EXAMPLE_CLOSE_ON_SIGNALS=after-next keeps Next's handler and holds its process.exit until
+// close() is done: the revalidation is sent by close() after Next's drain, and a request in
+// flight at SIGTERM is answered in full before the exit.
+//
 // Run: node --test --test-concurrency=1 tests/e2e/shutdown.test.mjs   (after `make pack`)
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1, E2E_NEXT_VERSION.
 import assert from 'node:assert/strict'
@@ -30,6 +34,7 @@ const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const TAG = 'products'
 const CLOSED_LINE = /\[example\] fleetcache closed in \d+ ms/
 const CLOSING_LINE = '[example] SIGTERM: closing fleetcache'
+const DRAINED_LINE = '[example] Next drained: closing fleetcache'
 // fleetcache's line when its queue of revalidations is sent (tag-sync.ts, replay).
 const SENT_LINE = /sent 1 queued revalidation\(s\)/
 
@@ -70,7 +75,7 @@ function assertSentByClose(inst, before) {
  * says so is in its log), then resumes Redis and sends the instance SIGTERM in the same tick.
  * Resolves with { since, code, signal } once it exited (bounded).
  */
-async function revalidateDuringOutageThenStop(name, env, { standalone = false } = {}) {
+async function revalidateDuringOutageThenStop(name, env, { standalone = false, inFlight } = {}) {
   const inst = await startInstance({
     name,
     ...(standalone ? { serverJs } : {}),
@@ -86,6 +91,17 @@ async function revalidateDuringOutageThenStop(name, env, { standalone = false } 
   })
   instances.push(inst)
   await inst.getData('/products?list=shutdown')
+  // A request still in flight at SIGTERM (its origin answer held back): started and seen by the
+  // origin before Redis is paused, so its read of Redis is done by then.
+  const pending = inFlight === undefined ? undefined : inFlight(inst)
+  if (pending !== undefined) {
+    pending.result.catch(() => undefined)
+    await waitFor(() => origin.calls(pending.originName) > 0, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: `the origin to be asked for ${pending.originName}`,
+    })
+  }
   const queued = new RegExp(
     `revalidation of .*${TAG}.* applied on this instance; .*so it is queued`,
   )
@@ -111,7 +127,13 @@ async function revalidateDuringOutageThenStop(name, env, { standalone = false } 
   inst.child.kill('SIGTERM')
   const exited = await waitForExit(inst.child, 30_000)
   assert.ok(exited, `${name} did not exit within 30 s of SIGTERM\n${inst.logTail(40)}`)
-  return { inst, since, code: inst.child.exitCode, signal: inst.child.signalCode }
+  return {
+    inst,
+    since,
+    code: inst.child.exitCode,
+    signal: inst.child.signalCode,
+    pending: pending?.result,
+  }
 }
 
 describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
@@ -176,6 +198,59 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
       }),
     )
   }
+
+  test(
+    "after-next: Next's handler drains, close() sends the queued revalidation before Next's process.exit is made, with Next's code",
+    { timeout: 120_000 },
+    report.wrap(async () => {
+      const { inst, since, code, signal } = await revalidateDuringOutageThenStop('after-next', {
+        EXAMPLE_CLOSE_ON_SIGNALS: 'after-next',
+      })
+      const log = logOf(inst)
+      assert.doesNotMatch(log, /Next installed no SIGTERM handler/, inst.logTail(40))
+      assert.match(log, CLOSED_LINE, `close() did not finish before the exit:\n${inst.logTail(40)}`)
+      assertSentByClose(inst, DRAINED_LINE)
+      assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
+      const record = await tagRecord(redis, TAG)
+      assert.ok(
+        record !== null && record.expired >= since,
+        `Redis's tag state lacks the revalidation of ${TAG} issued at ${since}: ${JSON.stringify(record)}\n${inst.logTail(40)}`,
+      )
+    }),
+  )
+
+  test(
+    'after-next: a request in flight at SIGTERM is answered in full before close() and the exit',
+    { timeout: 120_000 },
+    report.wrap(async () => {
+      const list = 'shutdown-slow'
+      origin.delay(`products-${list}`, 3_000)
+      try {
+        const { inst, code, signal, pending } = await revalidateDuringOutageThenStop(
+          'after-next-inflight',
+          { EXAMPLE_CLOSE_ON_SIGNALS: 'after-next' },
+          {
+            inFlight: (inst) => ({
+              originName: `products-${list}`,
+              result: inst.getData(`/products?list=${list}`),
+            }),
+          },
+        )
+        const data = await pending
+        assert.equal(data.name, `products-${list}`, JSON.stringify(data))
+        const log = logOf(inst)
+        assert.ok(log.includes(DRAINED_LINE), `no "${DRAINED_LINE}" line:\n${inst.logTail(40)}`)
+        assert.match(
+          log,
+          CLOSED_LINE,
+          `close() did not finish before the exit:\n${inst.logTail(40)}`,
+        )
+        assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
+      } finally {
+        origin.delay(`products-${list}`, 0)
+      }
+    }),
+  )
 
   test(
     "without NEXT_MANUAL_SIG_HANDLE, Next's SIGTERM handler exits before close() is done, and the recipe warns at start",
