@@ -1,16 +1,22 @@
-// Closes fleetcache's Redis connections when the server is stopped, with the recipe of
-// docs/operating.md ("Shutdown"): on SIGTERM or SIGINT, `close()` (which first sends the
-// revalidations still queued and the tag records Redis lost), then the exit, within 10 s at most.
-// It needs NEXT_MANUAL_SIG_HANDLE=1 in the server's environment: without it Next's own handler
-// exits the process once its HTTP server is closed, before `close()` is done.
+// Closes fleetcache's Redis connections when the server is stopped, with the recipes of
+// docs/operating.md ("Shutdown"), switched on by EXAMPLE_CLOSE_ON_SIGNALS (the e2e test of
+// shutdown, tests/e2e/shutdown.test.mjs). An app copies the body of the `if` it uses into its own
+// register().
 //
-// The example installs it only with EXAMPLE_CLOSE_ON_SIGNALS=1 (the e2e test of shutdown,
-// tests/e2e/shutdown.test.mjs); EXAMPLE_CLOSE_ON_SIGNALS=force installs it even without
-// NEXT_MANUAL_SIG_HANDLE, to show what Next's handler does to it. An app copies the body of the
-// `if` below into its own register().
+// EXAMPLE_CLOSE_ON_SIGNALS=1, with NEXT_MANUAL_SIG_HANDLE=1 in the server's environment: Next
+// installs no handler; on SIGTERM or SIGINT this one calls `close()` (which first sends the
+// revalidations still queued and the tag records Redis lost), then exits, within 10 s at most.
+// Without NEXT_MANUAL_SIG_HANDLE it warns and installs nothing: Next's own handler exits the
+// process once its HTTP server is closed, before `close()` is done. =force installs it anyway,
+// to show that.
+//
+// EXAMPLE_CLOSE_ON_SIGNALS=after-next, without NEXT_MANUAL_SIG_HANDLE: Next's handler stays and
+// drains (its HTTP server closed, the requests in flight and their after() work done); its
+// process.exit is held until `close()` is done (10 s at most), then made with Next's exit code.
 export async function register() {
   if (process.env.NEXT_RUNTIME !== 'nodejs') return
   const mode = process.env.EXAMPLE_CLOSE_ON_SIGNALS
+  if (mode === 'after-next') return closeAfterNext()
   if (mode !== '1' && mode !== 'force') return
 
   if (!process.env.NEXT_MANUAL_SIG_HANDLE) {
@@ -36,3 +42,40 @@ export async function register() {
   process.on('SIGTERM', () => stop('SIGTERM', 143))
   process.on('SIGINT', () => stop('SIGINT', 130))
 }
+
+async function closeAfterNext() {
+  // Next installs its SIGTERM handler before register() runs, unless NEXT_MANUAL_SIG_HANDLE is
+  // set (in the environment or in a .env file: Next tests it before it loads them).
+  if (process.listenerCount('SIGTERM') === 0) {
+    console.warn('[example] Next installed no SIGTERM handler: close() is not held for')
+    return
+  }
+  const { close } = await import('fleetcache')
+  const exit = process.exit
+  let signalled = false
+  let exiting = false
+  const hold = (signal: NodeJS.Signals) => {
+    if (signalled) return
+    signalled = true
+    console.log(`[example] ${signal}: fleetcache closes when Next has drained`)
+    // Next's handler calls process.exit once its HTTP server is closed and its close
+    // listeners (after() work among them) are done: close() runs then, and the exit after it.
+    process.exit = ((code?: number | string | null) => {
+      if (exiting) return undefined as never
+      exiting = true
+      const t = Date.now()
+      console.log('[example] Next drained: closing fleetcache')
+      const leave = () => exit.call(process, code)
+      // The bound: exit even if close() takes longer (keep it under the platform's grace period).
+      setTimeout(leave, 10_000).unref()
+      close()
+        .then(() => console.log(`[example] fleetcache closed in ${Date.now() - t} ms`))
+        .catch((err) => console.error('[example] fleetcache close() failed:', err))
+        .finally(leave)
+      return undefined as never
+    }) as typeof process.exit
+  }
+  process.on('SIGTERM', () => hold('SIGTERM'))
+  process.on('SIGINT', () => hold('SIGINT'))
+}
+

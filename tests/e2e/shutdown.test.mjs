@@ -3,13 +3,20 @@
 // switched on by EXAMPLE_CLOSE_ON_SIGNALS=1, with NEXT_MANUAL_SIG_HANDLE=1 in the server's
 // environment. Redis is paused (SIGSTOP) while a route handler revalidates, so the revalidation
 // is queued in the instance's outbox; Redis is resumed (SIGCONT) and the server sent SIGTERM at
-// once: the revalidation reaches Redis's tag state only if close() sends it, and the handler's
-// line after close() is in the log only if close() finished before the process exited. The
-// same for the standalone build's server.js, which starts Next's server as `next start` does.
+// once: close() sends the revalidation (fleetcache's "sent 1 queued revalidation(s)" line,
+// logged between the handler's line before close() and its line after it), and it is in Redis's
+// tag state after the exit. The same for the standalone build's server.js, which starts Next's
+// server as `next start` does. Redis's scripts are flushed before the pause: the write that
+// timed out sits in Redis's socket buffer and runs once Redis is resumed, and had Redis the
+// script, it would put the revalidation into the tag state whether or not close() sent anything.
 //
 // Without NEXT_MANUAL_SIG_HANDLE, Next's own SIGTERM handler (next/dist/server/lib/start-server.js)
 // exits the process once its HTTP server is closed, before close() is done: the last test shows
 // it with the same handler installed anyway (EXAMPLE_CLOSE_ON_SIGNALS=force).
+//
+// EXAMPLE_CLOSE_ON_SIGNALS=after-next keeps Next's handler and holds its process.exit until
+// close() is done: the revalidation is sent by close() after Next's drain, and a request in
+// flight at SIGTERM is answered in full before the exit.
 //
 // Run: node --test --test-concurrency=1 tests/e2e/shutdown.test.mjs   (after `make pack`)
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1, E2E_NEXT_VERSION.
@@ -27,6 +34,9 @@ const KEEP_LOGS = process.env.E2E_KEEP_LOGS === '1'
 const TAG = 'products'
 const CLOSED_LINE = /\[example\] fleetcache closed in \d+ ms/
 const CLOSING_LINE = '[example] SIGTERM: closing fleetcache'
+const DRAINED_LINE = '[example] Next drained: closing fleetcache'
+// fleetcache's line when its queue of revalidations is sent (tag-sync.ts, replay).
+const SENT_LINE = /sent 1 queued revalidation\(s\)/
 
 let logDir
 /** The standalone build's server.js (output: 'standalone'), which starts Next as `next start` does. */
@@ -40,11 +50,32 @@ const report = failureReport(() => ({ logDir, origin, redis: [redis], instances 
 const logOf = (inst) => fs.readFileSync(inst.logFile, 'utf8')
 
 /**
+ * Asserts that fleetcache logged that it sent the queued revalidation after the line `before`
+ * (the handler's, before close()) and before CLOSED_LINE (after close()): close() sent it.
+ */
+function assertSentByClose(inst, before) {
+  const log = logOf(inst)
+  const from = log.indexOf(before)
+  assert.ok(from >= 0, `no "${before}" line:\n${inst.logTail(40)}`)
+  const after = log.slice(from)
+  const sent = after.search(SENT_LINE)
+  assert.ok(
+    sent >= 0,
+    `no "${SENT_LINE.source}" line after "${before}": close() did not send the queued revalidation\n${inst.logTail(40)}`,
+  )
+  const closed = after.search(CLOSED_LINE)
+  assert.ok(
+    closed > sent,
+    `"${SENT_LINE.source}" is not followed by "${CLOSED_LINE.source}"\n${inst.logTail(40)}`,
+  )
+}
+
+/**
  * Starts an instance with `env`, pauses Redis while it revalidates TAG (queued: the warning that
  * says so is in its log), then resumes Redis and sends the instance SIGTERM in the same tick.
  * Resolves with { since, code, signal } once it exited (bounded).
  */
-async function revalidateDuringOutageThenStop(name, env, { standalone = false } = {}) {
+async function revalidateDuringOutageThenStop(name, env, { standalone = false, inFlight } = {}) {
   const inst = await startInstance({
     name,
     ...(standalone ? { serverJs } : {}),
@@ -60,9 +91,26 @@ async function revalidateDuringOutageThenStop(name, env, { standalone = false } 
   })
   instances.push(inst)
   await inst.getData('/products?list=shutdown')
+  // A request still in flight at SIGTERM (its origin answer held back): started and seen by the
+  // origin before Redis is paused, so its read of Redis is done by then.
+  const pending = inFlight === undefined ? undefined : inFlight(inst)
+  if (pending !== undefined) {
+    pending.result.catch(() => undefined)
+    await waitFor(() => origin.calls(pending.originName) > 0, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: `the origin to be asked for ${pending.originName}`,
+    })
+  }
   const queued = new RegExp(
     `revalidation of .*${TAG}.* applied on this instance; .*so it is queued`,
   )
+  // Redis forgets its scripts: the update that times out while Redis is paused stays in Redis's
+  // socket buffer and runs once Redis is resumed, but as an EVALSHA it then fails (NOSCRIPT), so
+  // only a later attempt, which loads the script, can write the revalidation. Without the flush,
+  // a Redis that ran the script before (any Redis in use) applied it whether or not close() sent
+  // anything.
+  await redis.command('SCRIPT', 'FLUSH')
   process.kill(redis.pid, 'SIGSTOP')
   let since
   try {
@@ -79,7 +127,13 @@ async function revalidateDuringOutageThenStop(name, env, { standalone = false } 
   inst.child.kill('SIGTERM')
   const exited = await waitForExit(inst.child, 30_000)
   assert.ok(exited, `${name} did not exit within 30 s of SIGTERM\n${inst.logTail(40)}`)
-  return { inst, since, code: inst.child.exitCode, signal: inst.child.signalCode }
+  return {
+    inst,
+    since,
+    code: inst.child.exitCode,
+    signal: inst.child.signalCode,
+    pending: pending?.result,
+  }
 }
 
 describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
@@ -130,6 +184,7 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
           CLOSED_LINE,
           `close() did not finish before the exit:\n${inst.logTail(40)}`,
         )
+        assertSentByClose(inst, CLOSING_LINE)
         assert.equal(
           code,
           143,
@@ -143,6 +198,59 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
       }),
     )
   }
+
+  test(
+    "after-next: Next's handler drains, close() sends the queued revalidation before Next's process.exit is made, with Next's code",
+    { timeout: 120_000 },
+    report.wrap(async () => {
+      const { inst, since, code, signal } = await revalidateDuringOutageThenStop('after-next', {
+        EXAMPLE_CLOSE_ON_SIGNALS: 'after-next',
+      })
+      const log = logOf(inst)
+      assert.doesNotMatch(log, /Next installed no SIGTERM handler/, inst.logTail(40))
+      assert.match(log, CLOSED_LINE, `close() did not finish before the exit:\n${inst.logTail(40)}`)
+      assertSentByClose(inst, DRAINED_LINE)
+      assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
+      const record = await tagRecord(redis, TAG)
+      assert.ok(
+        record !== null && record.expired >= since,
+        `Redis's tag state lacks the revalidation of ${TAG} issued at ${since}: ${JSON.stringify(record)}\n${inst.logTail(40)}`,
+      )
+    }),
+  )
+
+  test(
+    'after-next: a request in flight at SIGTERM is answered in full before close() and the exit',
+    { timeout: 120_000 },
+    report.wrap(async () => {
+      const list = 'shutdown-slow'
+      origin.delay(`products-${list}`, 3_000)
+      try {
+        const { inst, code, signal, pending } = await revalidateDuringOutageThenStop(
+          'after-next-inflight',
+          { EXAMPLE_CLOSE_ON_SIGNALS: 'after-next' },
+          {
+            inFlight: (inst) => ({
+              originName: `products-${list}`,
+              result: inst.getData(`/products?list=${list}`),
+            }),
+          },
+        )
+        const data = await pending
+        assert.equal(data.name, `products-${list}`, JSON.stringify(data))
+        const log = logOf(inst)
+        assert.ok(log.includes(DRAINED_LINE), `no "${DRAINED_LINE}" line:\n${inst.logTail(40)}`)
+        assert.match(
+          log,
+          CLOSED_LINE,
+          `close() did not finish before the exit:\n${inst.logTail(40)}`,
+        )
+        assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
+      } finally {
+        origin.delay(`products-${list}`, 0)
+      }
+    }),
+  )
 
   test(
     "without NEXT_MANUAL_SIG_HANDLE, Next's SIGTERM handler exits before close() is done, and the recipe warns at start",
