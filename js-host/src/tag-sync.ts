@@ -985,9 +985,13 @@ export class TagSync {
         'unanswered',
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
           `(${String(waiting)} waiting)` +
-          (this.stopped
-            ? '; close() makes one last attempt to send it'
-            : ' and will be sent when Redis answers'),
+          (!this.stopped
+            ? ' and will be sent when Redis answers'
+            : // A command failed since close() was called (this one's send, say): that was the
+              // attempt, which stops at the first failure; nothing more is sent.
+              this.failedAtClose
+              ? "; its send was close()'s last attempt"
+              : '; close() makes one last attempt to send it'),
         queuedAs,
         tags,
       )
