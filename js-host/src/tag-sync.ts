@@ -395,6 +395,12 @@ export class TagSync {
   /** Why the last pull failed (read by `sendLast` for the pull it made itself). */
   private pullFailure: unknown
   /**
+   * The last pull's failure was its command's: sent, and no reply read. False when Redis
+   * answered and the engine did not take the reply, or the engine failed before sending:
+   * neither says Redis is out of reach.
+   */
+  private pullUnanswered = false
+  /**
    * A pull `stop()` waited for (its own, or one under way when it was called) failed without
    * an answer from Redis (not kept back by the breaker, not an error reply): the attempt ends
    * there, and the lines at close say so. `own`: the pull close() made itself.
@@ -644,14 +650,20 @@ export class TagSync {
   /** One refresh call; true when the mirror took Redis's answer. */
   private async page(): Promise<boolean> {
     if (this.script === undefined) return true
+    this.pullUnanswered = false
     // Queued revalidations go out alongside, not before: a replay is a write with the write
     // budget, and the request waiting on this refresh must not pay it. The mirror already
     // holds them (local records survive any refresh), so nothing is missed meanwhile.
     if (this.engine.outboxLength > 0) void this.drain()
     const t = this.now()
     this.checkClock(t)
+    // The command's failure, not the engine's (planning it, or taking its reply).
+    let asking = false
     try {
-      const reply = await this.script(splitArgv(this.engine.planTagPull(t)), 'read')
+      const argv = splitArgv(this.engine.planTagPull(t))
+      asking = true
+      const reply = await this.script(argv, 'read')
+      asking = false
       if (!(reply instanceof Uint8Array)) throw new Error('tag refresh returned a non-string reply')
       // Read when the reply came (not when the call went out): a refresh after a load's last
       // page, meant to catch up, which the mirror applies here.
@@ -707,6 +719,7 @@ export class TagSync {
       // as on every other: the failure below is logged all the same, without asking the engine
       // anything more.
       this.pullFailure = err
+      this.pullUnanswered = asking
       let trapped = false
       try {
         this.engine.tagPullFailed(this.now())
@@ -972,9 +985,13 @@ export class TagSync {
         'unanswered',
         `revalidation of ${what} applied on this instance; ${whyUnsent(this.sendFailure)}, so it is queued ` +
           `(${String(waiting)} waiting)` +
-          (this.stopped
-            ? '; close() makes one last attempt to send it'
-            : ' and will be sent when Redis answers'),
+          (!this.stopped
+            ? ' and will be sent when Redis answers'
+            : // A command failed since close() was called (this one's send, say): that was the
+              // attempt, which stops at the first failure; nothing more is sent.
+              this.failedAtClose
+              ? "; its send was close()'s last attempt"
+              : '; close() makes one last attempt to send it'),
         queuedAs,
         tags,
       )
@@ -1420,10 +1437,11 @@ export class TagSync {
         // That pull got no answer (a timeout, the connection lost): it was the attempt's first
         // command to fail; a send after it would most likely fail alike, a write budget more.
         // One kept back by the open breaker asked Redis nothing, and one Redis answered with
-        // an error says Redis is reachable: the attempt goes on. A pull queued behind a failed
-        // one asks Redis nothing: the chain ends here either way.
+        // an error says Redis is reachable, and so does one whose reply the engine did not
+        // take: the attempt goes on. A pull queued behind a failed one asks Redis nothing: the
+        // chain ends here either way.
         const err = this.pullFailure
-        if (!isCircuitOpen(err) && !isReplyError(err)) {
+        if (this.pullUnanswered && !isCircuitOpen(err) && !isReplyError(err)) {
           this.failedAtClose = true
           this.closePullUnanswered = { err, own: pull === own }
         }

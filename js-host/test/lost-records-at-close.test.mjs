@@ -10,6 +10,7 @@
 // what it observes (a command passing the holding proxy, a line logged), never by a sleep.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
@@ -500,4 +501,53 @@ test('a pull under way at close() that Redis does not answer ends the attempt', 
   // more, and the connection's 1 s grace for the abandoned reply (about 4 s).
   assert.ok(ms < budgetMs + 700, `close() took ${ms.toFixed(0)} ms (budgets: ${String(budgetMs)})`)
   assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-r']), null)
+})
+
+test('a pull close() makes whose reply the engine rejects does not end the attempt as unanswered', async () => {
+  // Redis answered the pull; the engine refused what it read (a reply it cannot take, which
+  // says nothing of Redis's reach). Before, close() took that for a pull Redis did not answer:
+  // nothing was sent after it, and the closing line said "Redis was unreachable for the pull
+  // close() made" while Redis took writes.
+  const prefix = 'lostclose12'
+  const { writes } = await lostAndNotGivenBack(prefix, 'lc-e')
+  await writes()
+  const { TagSync } = createRequire(import.meta.url)('../dist/tag-sync.js')
+  const pullsUnderWay = TagSync.prototype.pullsUnderWay
+  let rejected = 0
+  // For this close() only: the pull it made is out (its reply not read yet); its reply is
+  // handed to an engine that rejects it, once, without trapping.
+  TagSync.prototype.pullsUnderWay = function (own) {
+    const engine = this.engine
+    this.engine = new Proxy(engine, {
+      get(target, prop) {
+        if (prop === 'applyRefresh' && rejected === 0) {
+          return () => {
+            rejected += 1
+            throw new Error('tag refresh reply not taken (test)')
+          }
+        }
+        const v = Reflect.get(target, prop, target)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    return pullsUnderWay.call(this, own).finally(() => {
+      this.engine = engine
+    })
+  }
+  let atClose
+  try {
+    atClose = await capture(() => close())
+  } finally {
+    TagSync.prototype.pullsUnderWay = pullsUnderWay
+  }
+  assert.equal(rejected, 1, 'the pull close() made was answered and its reply rejected')
+  assert.ok(
+    !atClose.some((l) => /unreachable|did not answer/.test(l)),
+    `no line says Redis did not answer: ${JSON.stringify(atClose)}`,
+  )
+  assert.notEqual(
+    await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-e']),
+    null,
+    `Redis answers and takes writes: the record is given back: ${JSON.stringify(atClose)}`,
+  )
 })

@@ -1189,9 +1189,39 @@ describe('TagSync, fake transport and clock', () => {
     assert.doesNotMatch(lines, /made-before-close.*connections are closed/, lines)
     assert.match(
       lines,
-      /warn revalidation of made-before-close \(expire now\) applied on this instance; .*so it is queued \(1 waiting\); close\(\) makes one last attempt to send it/,
+      /warn revalidation of made-before-close \(expire now\) applied on this instance; .*so it is queued \(1 waiting\); its send was close\(\)'s last attempt/,
       lines,
     )
+  })
+
+  test('a revalidation whose send failed after stop() was called is not promised another attempt', async () => {
+    // Its send, under way when stop() was called, failed after it: that was close()'s attempt
+    // (the attempt stops at the first command that fails), and nothing more is sent. Before, its
+    // line said "close() makes one last attempt to send it" all the same.
+    let fail
+    const { log, script, sync } = setup((_, kind) => {
+      if (kind !== 'write') return SYNCED
+      return new Promise((resolve) => {
+        fail = () => resolve(new Error('connection reset'))
+      })
+    })
+    await sync.refresh()
+    const updating = sync.update(['failed-at-close'], undefined, T0)
+    for (let i = 0; i < 100 && fail === undefined; i++) await settle()
+    assert.ok(fail, 'the send is under way')
+    const stopping = sync.stop()
+    fail()
+    await updating
+    await stopping
+    assert.equal(updates(script).length, 1, 'nothing sent after the send that failed')
+    const lines = log.lines.join('\n')
+    assert.doesNotMatch(lines, /failed-at-close.*makes one last attempt/, lines)
+    assert.match(
+      lines,
+      /warn revalidation of failed-at-close \(expire now\) applied on this instance; .*so it is queued \(1 waiting\); its send was close\(\)'s last attempt/,
+      lines,
+    )
+    assert.match(lines, /closing with 1 queued revalidation\(s\) not sent to Redis/, lines)
   })
 
   test('stop() waits for a load by time (closeWaitMs), not by a count of pages', async () => {
