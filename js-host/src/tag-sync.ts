@@ -892,6 +892,9 @@ export class TagSync {
     const queuedAs = this.engine.outboxHeadSeq + this.engine.outboxLength - 1
     let sent: boolean
     let waiting: number
+    // Still in the outbox once the drain is done: a drain that sent the outbox, this one
+    // included, answers false all the same when a merge of records to give back fails after it.
+    let unsent: boolean
     try {
       if (recorded.evicted !== '') {
         const line =
@@ -916,13 +919,14 @@ export class TagSync {
       const failure = this.failedSince()
       if (failure !== undefined) throw failure.cause
       waiting = this.engine.outboxLength
+      unsent = !sent && waiting > 0 && queuedAs >= this.engine.outboxHeadSeq
     } catch (err) {
       if (!failedEngine(err)) throw err
       const failed = new EngineFailedError(tags, err, true)
       this.log.error(failed.message)
       throw failed
     }
-    if (!sent && this.headRefused && this.backingOff) {
+    if (unsent && this.headRefused && this.backingOff) {
       // Queued behind (or as) a revalidation Redis answered with an error (logged when it
       // happened); it is sent, or the failing one parked, after the engine's backoff. Said with
       // its tags, as any queued one is, but at warn only for the first of a run of refusals:
@@ -938,11 +942,11 @@ export class TagSync {
         queuedAs,
         tags,
       )
-    } else if (!sent && this.stopped) {
+    } else if (unsent && this.stopped) {
       this.log.warn(
         `revalidation of ${what} applied on this instance only: fleetcache's connections are closed (close())`,
       )
-    } else if (!sent) {
+    } else if (unsent) {
       // Redis does not answer (the breaker open, a timeout, the connection down): the same
       // rule as for a run of refusals, or an outage of an hour with a revalidation a second
       // would log 3,600 warnings. The run ends with the line that says Redis is back.
@@ -1106,7 +1110,13 @@ export class TagSync {
       this.backlogSetAside = false
       this.quietRun = undefined
     }
-    if (this.engine.outboxLength === 0) this.overflowLogged = false
+    // The queue is sent: a quiet run or a full outbox's run of debug lines ends here, also when
+    // no failure of this replay's was seen (a revalidation that waited behind a drain whose
+    // merge of records to give back failed), so the next outage's first line is a warning.
+    if (this.engine.outboxLength === 0) {
+      this.overflowLogged = false
+      this.quietRun = undefined
+    }
     return this.resend(script, last)
   }
 

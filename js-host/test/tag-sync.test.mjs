@@ -1377,6 +1377,57 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('a revalidation sent while records to give back fail starts no quiet run: the next outage warns again', async () => {
+    // The outbox is sent, then the merge of records Redis lost fails: the drain answers false.
+    // Before, the revalidation it had just sent was logged as queued ('0 waiting') and began a
+    // quiet run no 'redis is back' line ended (nothing was backlogged), so the first revalidation
+    // of the next outage, kept back by the open breaker, was a debug line only, and the line that
+    // ended that outage counted the one sent before it.
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    const timeout = Object.assign(new Error('command timed out'), { code: 'ERR_REDIS_TIMEOUT' })
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const f = { merge: () => timeout, update: () => null }
+    const { clock, engine, log, sync } = setup((argv, kind) =>
+      kind === 'read' ? state : mentions(argv, 'lost-rec') ? f.merge() : f.update(),
+    )
+    await sync.refresh()
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 1)
+    await sync.update(['sent-one'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 0, 'sent')
+    assert.deepEqual(
+      log.lines.filter((l) => l.includes('revalidation of sent-one')),
+      [],
+      'a sent revalidation is not said to be queued',
+    )
+    // The merge goes through; later, an outage with the breaker open.
+    f.merge = () => null
+    clock.t += 1000
+    await sync.drain()
+    assert.equal(engine.resendLength, 0)
+    f.update = () => open
+    await sync.update(['outage-first'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 1)
+    assert.equal(
+      log.lines.filter((l) => /^(warn|error) .*outage-first/.test(l)).length,
+      1,
+      log.lines.join('\n'),
+    )
+    f.update = () => null
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 0)
+    assert.ok(
+      log.lines.includes(
+        'info redis is back: sent 1 queued revalidation(s), in order; 1 was made while it did not answer',
+      ),
+      log.lines.join('\n'),
+    )
+  })
+
   test('revalidations during one run of refused writes log a bounded number of lines', async () => {
     let refusing = true
     const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
