@@ -401,9 +401,8 @@ export class TagSync {
   /** The mirror's first fold past `tagMirrorMaxTags` was logged (once per process). */
   private foldNoted = false
   /**
-   * A refresh has loaded the shared tag state at least once: a failed one falls back on it.
-   * Before, nothing tagged is served (the mirror synced since may be reloading, so its state
-   * is not what says whether there is one).
+   * A refresh has loaded the shared tag state at least once (for the line of a failed one: a
+   * state not in sync now is being loaded again or caught up on, not loaded for the first time).
    */
   private tagStateLoaded = false
   private stopped = false
@@ -742,11 +741,16 @@ export class TagSync {
             `(before it has loaded the tag state once, it serves no tagged entry), and says so once: ${err.message}`,
         )
       } else this.log.debug(`tag refresh refused: ${err.message}`)
-    } else if (this.tagStateLoaded) {
+    } else if (trapped ? this.tagStateLoaded : this.engine.tagsSynced) {
       this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
     } else {
+      // Not in sync: never loaded, or loading a replaced state again (a flush, a failover), or
+      // catching up in parts. The engine judges no tagged entry fresh until it is
+      // (`untrusted_before`), but, while the breaker is open, those made since this process
+      // started: "the last known tag state" is not used.
       this.log.error(
-        `tag refresh failed before any tag state was loaded: no tagged entry is served until a refresh succeeds: ${describe(err)}`,
+        `tag refresh failed ${this.tagStateLoaded ? 'while the tag state is loaded again or caught up on' : 'before any tag state was loaded'}: ` +
+          `no tagged entry is served until it is (while the breaker is open, but those this instance made since it started): ${describe(err)}`,
       )
     }
   }

@@ -1832,6 +1832,33 @@ describe('TagSync, fake transport and clock', () => {
     }
   })
 
+  test('a refresh that fails while a replaced state is loaded again says nothing tagged is served, not the last known state', async () => {
+    // Loaded once, then a flush (a state of another epoch, answered in full over more than one
+    // page): until its last page, the mirror is not in sync and no tagged entry is served. A
+    // page that fails then is no fall-back on a last known state. Before, the line read 'tag
+    // refresh failed, using the last known tag state' (a refresh had loaded a state once).
+    const replies = [
+      SYNCED,
+      netstrings(['e2', '1', 'v1', '1', '0', '', '7']),
+      new Error('connection reset'),
+    ]
+    const { engine, log, sync } = setup(() => replies.shift())
+    await sync.refresh()
+    assert.equal(engine.tagsSynced, true)
+    await sync.refresh()
+    assert.equal(engine.tagsSynced, false)
+    // What the engine does: a tagged entry made at any time is a miss (Redis answers).
+    assert.equal(engine.getExpiration('t', T0 + 20), Number.MAX_VALUE)
+    const failed = log.lines.filter((l) => l.startsWith('error tag refresh failed'))
+    assert.deepEqual(
+      failed,
+      [
+        'error tag refresh failed while the tag state is loaded again or caught up on: no tagged entry is served until it is (while the breaker is open, but those this instance made since it started): connection reset',
+      ],
+      log.lines.join('\n'),
+    )
+  })
+
   test('a replaced tag state is reported with what it lacks; a state that never existed is not', async () => {
     const states = [
       // No tag state in Redis yet (epoch ''), twice: a revalidation queued meanwhile is not a loss.
