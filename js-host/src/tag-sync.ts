@@ -373,6 +373,8 @@ export class TagSync {
   private resendFailing = false
   /** The full outbox took a revalidation out since the backlog began, and that was logged. */
   private overflowLogged = false
+  /** Replays that found the outbox empty at their end: one since a revalidation was queued has sent it (or taken it out). */
+  private outboxEmptied = 0
   /** Why the last merge of records to give back failed (for the line at close). */
   private resendFailure: unknown
   /**
@@ -896,8 +898,10 @@ export class TagSync {
     const queuedAs = this.engine.outboxHeadSeq + this.engine.outboxLength - 1
     let sent: boolean
     let waiting: number
-    // Still in the outbox once the drain is done: a drain that sent the outbox, this one
+    // Not sent once the drain is done: a drain that sent the outbox to its end, this one
     // included, answers false all the same when a merge of records to give back fails after it.
+    // (One taken out of a full outbox meanwhile is counted as queued, as it was made unsent.)
+    const emptied = this.outboxEmptied
     let unsent: boolean
     try {
       if (recorded.evicted !== '') {
@@ -923,7 +927,7 @@ export class TagSync {
       const failure = this.failedSince()
       if (failure !== undefined) throw failure.cause
       waiting = this.engine.outboxLength
-      unsent = !sent && waiting > 0 && queuedAs >= this.engine.outboxHeadSeq
+      unsent = !sent && this.outboxEmptied === emptied
     } catch (err) {
       if (!failedEngine(err)) throw err
       const failed = new EngineFailedError(tags, err, true)
@@ -1118,6 +1122,7 @@ export class TagSync {
     // no failure of this replay's was seen (a revalidation that waited behind a drain whose
     // merge of records to give back failed), so the next outage's first line is a warning.
     if (this.engine.outboxLength === 0) {
+      this.outboxEmptied += 1
       this.overflowLogged = false
       this.quietRun = undefined
     }

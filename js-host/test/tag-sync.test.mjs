@@ -1428,6 +1428,41 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('a revalidation taken out of a full outbox while its own send was out is counted by the line when Redis is back', async () => {
+    // Capacity 2: 'a' is sent, the send hangs, 'b' and 'c' are queued behind it and 'c' takes
+    // 'a' out; the send then fails. All three were made while Redis did not answer.
+    const down = Object.assign(new Error('r'), { code: 'ECONNREFUSED' })
+    const f = { write: () => down }
+    const { clock, engine, log, sync } = setup(
+      (_, kind) => (kind === 'read' ? SYNCED : f.write()),
+      {
+        config: { outboxCapacity: 2 },
+      },
+    )
+    await sync.refresh()
+    let fail
+    f.write = () => new Promise((resolve) => (fail = () => resolve(down)))
+    const made = [sync.update(['a'], undefined, clock.t)]
+    await settle()
+    f.write = () => down
+    made.push(sync.update(['b'], undefined, clock.t), sync.update(['c'], undefined, clock.t))
+    await settle()
+    fail()
+    await Promise.all(made)
+    assert.equal(engine.outboxLength, 2)
+    f.write = () => null
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 0)
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('info redis is back')),
+      [
+        'info redis is back: sent 2 queued revalidation(s), in order; 3 were made while it did not answer',
+      ],
+      log.lines.join('\n'),
+    )
+  })
+
   test('revalidations during one run of refused writes log a bounded number of lines', async () => {
     let refusing = true
     const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
