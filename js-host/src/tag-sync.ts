@@ -384,6 +384,8 @@ export class TagSync {
   private resendFailing = false
   /** The full outbox took a revalidation out since the backlog began, and that was logged. */
   private overflowLogged = false
+  /** Replays that found the outbox empty at their end: one since a revalidation was queued has sent it (or taken it out). */
+  private outboxEmptied = 0
   /** Why the last merge of records to give back failed (for the line at close). */
   private resendFailure: unknown
   /**
@@ -419,9 +421,8 @@ export class TagSync {
   /** The mirror's first fold past `tagMirrorMaxTags` was logged (once per process). */
   private foldNoted = false
   /**
-   * A refresh has loaded the shared tag state at least once: a failed one falls back on it.
-   * Before, nothing tagged is served (the mirror synced since may be reloading, so its state
-   * is not what says whether there is one).
+   * A refresh has loaded the shared tag state at least once (for the line of a failed one: a
+   * state not in sync now is being loaded again or caught up on, not loaded for the first time).
    */
   private tagStateLoaded = false
   private stopped = false
@@ -769,11 +770,16 @@ export class TagSync {
             `(before it has loaded the tag state once, it serves no tagged entry), and says so once: ${err.message}`,
         )
       } else this.log.debug(`tag refresh refused: ${err.message}`)
-    } else if (this.tagStateLoaded) {
+    } else if (trapped ? this.tagStateLoaded : this.engine.tagsSynced) {
       this.log.error(`tag refresh failed, using the last known tag state: ${describe(err)}`)
     } else {
+      // Not in sync: never loaded, or loading a replaced state again (a flush, a failover), or
+      // catching up in parts. The engine judges no tagged entry fresh until it is
+      // (`untrusted_before`), but, while the breaker is open, those made since this process
+      // started: "the last known tag state" is not used.
       this.log.error(
-        `tag refresh failed before any tag state was loaded: no tagged entry is served until a refresh succeeds: ${describe(err)}`,
+        `tag refresh failed ${this.tagStateLoaded ? 'while the tag state is loaded again or caught up on' : 'before any tag state was loaded'}: ` +
+          `no tagged entry is served until it is (while the breaker is open, but those this instance made since it started): ${describe(err)}`,
       )
     }
   }
@@ -922,6 +928,11 @@ export class TagSync {
     const queuedAs = this.engine.outboxHeadSeq + this.engine.outboxLength - 1
     let sent: boolean
     let waiting: number
+    // Not sent once the drain is done: a drain that sent the outbox to its end, this one
+    // included, answers false all the same when a merge of records to give back fails after it.
+    // (One taken out of a full outbox meanwhile is counted as queued, as it was made unsent.)
+    const emptied = this.outboxEmptied
+    let unsent: boolean
     try {
       if (recorded.evicted !== '') {
         const line =
@@ -946,18 +957,14 @@ export class TagSync {
       const failure = this.failedSince()
       if (failure !== undefined) throw failure.cause
       waiting = this.engine.outboxLength
-      // A drain is false too when the queue went out and a merge of records to give back after
-      // it failed (Redis refused it, or it timed out): this revalidation was sent unless the
-      // outbox still holds it (one taken out of a full outbox since waits to be merged back,
-      // with a line of its own).
-      sent ||= waiting === 0 || this.engine.outboxHeadSeq > queuedAs
+      unsent = !sent && this.outboxEmptied === emptied
     } catch (err) {
       if (!failedEngine(err)) throw err
       const failed = new EngineFailedError(tags, err, true)
       this.log.error(failed.message)
       throw failed
     }
-    if (!sent && this.headRefused && this.backingOff) {
+    if (unsent && this.headRefused && this.backingOff) {
       // Queued behind (or as) a revalidation Redis answered with an error (logged when it
       // happened); it is sent, or the failing one parked, after the engine's backoff. Said with
       // its tags, as any queued one is, but at warn only for the first of a run of refusals:
@@ -973,11 +980,11 @@ export class TagSync {
         queuedAs,
         tags,
       )
-    } else if (!sent && madeAfterClose) {
+    } else if (unsent && madeAfterClose) {
       this.log.warn(
         `revalidation of ${what} applied on this instance only: fleetcache's connections are closed (close())`,
       )
-    } else if (!sent) {
+    } else if (unsent) {
       // Redis does not answer (the breaker open, a timeout, the connection down): the same
       // rule as for a run of refusals, or an outage of an hour with a revalidation a second
       // would log 3,600 warnings. The run ends with the line that says Redis is back.
@@ -1148,7 +1155,14 @@ export class TagSync {
       this.backlogSetAside = false
       this.quietRun = undefined
     }
-    if (this.engine.outboxLength === 0) this.overflowLogged = false
+    // The queue is sent: a quiet run or a full outbox's run of debug lines ends here, also when
+    // no failure of this replay's was seen (a revalidation that waited behind a drain whose
+    // merge of records to give back failed), so the next outage's first line is a warning.
+    if (this.engine.outboxLength === 0) {
+      this.outboxEmptied += 1
+      this.overflowLogged = false
+      this.quietRun = undefined
+    }
     return this.resend(script, last)
   }
 

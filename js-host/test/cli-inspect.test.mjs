@@ -147,6 +147,25 @@ test('inspect on a tag key or the record of builds says what kind of key it is a
   await client.sendCommand(['DEL', builds, state, meta])
 })
 
+test('inspect on the tag state shows no control character: the folded record by what it is, others escaped', async () => {
+  // Tags are the application's strings, and the folded record's field starts with \u0001:
+  // printed as they are, a tag holding ESC or a newline drove the terminal or forged a row.
+  const state = `${KEYS_PREFIX}:tags:{${KEYS_PREFIX}}:state`
+  await client.sendCommand(['HSET', state, '\u0001folded', '1,2,0,0,3'])
+  await client.sendCommand(['HSET', state, 'evil\u001b[2J\nforged', '4,5,0,0,6'])
+  const r = await inspectRaw(state)
+  assert.equal(r.code, 0, r.stderr)
+  // eslint-disable-next-line no-control-regex
+  assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f]/, JSON.stringify(r.stdout))
+  assert.match(r.stdout, /^\(folded revalidations: every tagged entry\) +1,2,0,0,3$/m)
+  assert.match(r.stdout, /^evil\\x1b\[2J\\nforged +4,5,0,0,6$/m)
+  assert.doesNotMatch(r.stdout, /^forged/m)
+  // --json keeps the fields as Redis holds them.
+  const asJson = JSON.parse((await inspectRaw(state, true)).stdout)
+  assert.ok(asJson.fields.some(([f]) => f === '\u0001folded'))
+  await client.sendCommand(['DEL', state])
+})
+
 /** The CLI's exit code, stdout and stderr for `args`, against the test's Redis and prefix. */
 async function cli(args) {
   const base = Object.fromEntries(

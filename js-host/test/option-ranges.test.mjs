@@ -78,6 +78,18 @@ describe('numeric settings state the range they are checked against', () => {
     ]) {
       assert.equal(refusedEnv({ [name]: raw }), `${name}: ${why}, got "${raw}"`, name)
     }
+    // Read as Number() reads it (configuration.md says so): spaces around, an exponent, a
+    // base prefix; spaces alone are no number.
+    for (const [raw, n] of [
+      [' 16 ', 16],
+      ['1e3', 1000],
+      ['0x10', 16],
+      ['0o20', 16],
+      ['0b10000', 16],
+    ]) {
+      assert.equal(optionsFromEnv({ FLEETCACHE_OUTBOX_CAPACITY: raw }).outboxCapacity, n, raw)
+    }
+    assert.match(refusedEnv({ FLEETCACHE_LEASE_WAIT_MS: ' ' }), /from 0 to 60000, got " "$/)
   })
 
   test("the ranges are the core's: its bounds, and what the engine accepts and refuses", () => {

@@ -923,6 +923,30 @@ describe('fleetcache seed', () => {
     }
   })
 
+  test('purge --dry-run stopped by --max-keys says so, and says nothing of the kinds it may not have reached', async () => {
+    // Before: 'dry run: 2 keys ... would be deleted (its entries and leases)', the record of
+    // builds past the cut left unsaid and the cut too, where the deleting run says 'run again'.
+    await redis.command('FLUSHALL')
+    const record = `${PREFIX}:${DEPLOYMENT}:builds`
+    for (let i = 0; i < 6; i++)
+      await redis.command('SET', `${PREFIX}:${DEPLOYMENT}:inc:{k${String(i)}}:e`, 'x')
+    await redis.command('HSET', record, 'b1', '1')
+    const dry = await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run', '--max-keys', '2'])
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.match(
+      dry.stdout,
+      /^dry run: \d+ keys of deployment \S+ would be deleted, and more: stopped at --max-keys\n$/,
+    )
+    assert.equal(
+      JSON.parse(
+        (await cli(['purge', '--deployment', DEPLOYMENT, '--dry-run', '--max-keys', '2', '--json']))
+          .stdout,
+      ).dryRun,
+      true,
+    )
+    await redis.command('FLUSHALL')
+  })
+
   test('counts the CLI prints are singular for one and plural otherwise', async () => {
     writeBuild(dist, Date.now() - 60_000)
     await redis.command('FLUSHALL')

@@ -1479,6 +1479,92 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('a revalidation sent while records to give back fail starts no quiet run: the next outage warns again', async () => {
+    // The outbox is sent, then the merge of records Redis lost fails: the drain answers false.
+    // Before, the revalidation it had just sent was logged as queued ('0 waiting') and began a
+    // quiet run no 'redis is back' line ended (nothing was backlogged), so the first revalidation
+    // of the next outage, kept back by the open breaker, was a debug line only, and the line that
+    // ended that outage counted the one sent before it.
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    const timeout = Object.assign(new Error('command timed out'), { code: 'ERR_REDIS_TIMEOUT' })
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const f = { merge: () => timeout, update: () => null }
+    const { clock, engine, log, sync } = setup((argv, kind) =>
+      kind === 'read' ? state : mentions(argv, 'lost-rec') ? f.merge() : f.update(),
+    )
+    await sync.refresh()
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 1)
+    await sync.update(['sent-one'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 0, 'sent')
+    assert.deepEqual(
+      log.lines.filter((l) => l.includes('revalidation of sent-one')),
+      [],
+      'a sent revalidation is not said to be queued',
+    )
+    // The merge goes through; later, an outage with the breaker open.
+    f.merge = () => null
+    clock.t += 1000
+    await sync.drain()
+    assert.equal(engine.resendLength, 0)
+    f.update = () => open
+    await sync.update(['outage-first'], undefined, clock.t)
+    assert.equal(engine.outboxLength, 1)
+    assert.equal(
+      log.lines.filter((l) => /^(warn|error) .*outage-first/.test(l)).length,
+      1,
+      log.lines.join('\n'),
+    )
+    f.update = () => null
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 0)
+    assert.ok(
+      log.lines.includes(
+        'info redis is back: sent 1 queued revalidation(s), in order; 1 was made while it did not answer',
+      ),
+      log.lines.join('\n'),
+    )
+  })
+
+  test('a revalidation taken out of a full outbox while its own send was out is counted by the line when Redis is back', async () => {
+    // Capacity 2: 'a' is sent, the send hangs, 'b' and 'c' are queued behind it and 'c' takes
+    // 'a' out; the send then fails. All three were made while Redis did not answer.
+    const down = Object.assign(new Error('r'), { code: 'ECONNREFUSED' })
+    const f = { write: () => down }
+    const { clock, engine, log, sync } = setup(
+      (_, kind) => (kind === 'read' ? SYNCED : f.write()),
+      {
+        config: { outboxCapacity: 2 },
+      },
+    )
+    await sync.refresh()
+    let fail
+    f.write = () => new Promise((resolve) => (fail = () => resolve(down)))
+    const made = [sync.update(['a'], undefined, clock.t)]
+    await settle()
+    f.write = () => down
+    made.push(sync.update(['b'], undefined, clock.t), sync.update(['c'], undefined, clock.t))
+    await settle()
+    fail()
+    await Promise.all(made)
+    assert.equal(engine.outboxLength, 2)
+    f.write = () => null
+    clock.t += engine.outboxRetryInMs(clock.t)
+    await sync.drain()
+    assert.equal(engine.outboxLength, 0)
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('info redis is back')),
+      [
+        'info redis is back: sent 2 queued revalidation(s), in order; 3 were made while it did not answer',
+      ],
+      log.lines.join('\n'),
+    )
+  })
+
   test('revalidations during one run of refused writes log a bounded number of lines', async () => {
     let refusing = true
     const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
@@ -1881,6 +1967,33 @@ describe('TagSync, fake transport and clock', () => {
       assert.equal(warned.length, 1, log.lines.join('\n'))
       assert.ok(warned[0].includes(`; ${why}, so it is queued (1 waiting)`), warned[0])
     }
+  })
+
+  test('a refresh that fails while a replaced state is loaded again says nothing tagged is served, not the last known state', async () => {
+    // Loaded once, then a flush (a state of another epoch, answered in full over more than one
+    // page): until its last page, the mirror is not in sync and no tagged entry is served. A
+    // page that fails then is no fall-back on a last known state. Before, the line read 'tag
+    // refresh failed, using the last known tag state' (a refresh had loaded a state once).
+    const replies = [
+      SYNCED,
+      netstrings(['e2', '1', 'v1', '1', '0', '', '7']),
+      new Error('connection reset'),
+    ]
+    const { engine, log, sync } = setup(() => replies.shift())
+    await sync.refresh()
+    assert.equal(engine.tagsSynced, true)
+    await sync.refresh()
+    assert.equal(engine.tagsSynced, false)
+    // What the engine does: a tagged entry made at any time is a miss (Redis answers).
+    assert.equal(engine.getExpiration('t', T0 + 20), Number.MAX_VALUE)
+    const failed = log.lines.filter((l) => l.startsWith('error tag refresh failed'))
+    assert.deepEqual(
+      failed,
+      [
+        'error tag refresh failed while the tag state is loaded again or caught up on: no tagged entry is served until it is (while the breaker is open, but those this instance made since it started): connection reset',
+      ],
+      log.lines.join('\n'),
+    )
   })
 
   test('a replaced tag state is reported with what it lacks; a state that never existed is not', async () => {

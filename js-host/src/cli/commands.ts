@@ -390,6 +390,18 @@ async function describeKey(
   return report
 }
 
+/**
+ * A hash's field or value for the terminal: a control character (C0, DEL, C1) as `\xNN`, so
+ * that a tag holding ESC or a newline (the application's string) neither drives the terminal
+ * nor forges a row. `--json` keeps them as Redis holds them.
+ */
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  )
+}
+
 /** The lines of a key that holds no entry. */
 export function formatKey(r: KeyReport): string {
   const rows: string[][] = [
@@ -408,10 +420,16 @@ export function formatKey(r: KeyReport): string {
     ])
   }
   const builds = r.kind.startsWith('record of builds')
+  const tagState = r.kind.startsWith('tag state (')
   for (const [field, value] of r.fields ?? []) {
     // A build's value: the time until which its entries may be served.
     const ms = Number(value)
-    rows.push([field, builds && Number.isFinite(ms) ? `served until ${iso(ms)} (${value})` : value])
+    rows.push([
+      tagState && field === FOLDED_TAG
+        ? '(folded revalidations: every tagged entry)'
+        : printable(field),
+      builds && Number.isFinite(ms) ? `served until ${iso(ms)} (${value})` : printable(value),
+    ])
   }
   return table(rows)
 }

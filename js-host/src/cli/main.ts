@@ -364,7 +364,12 @@ async function main(argv: string[]): Promise<number> {
         if (r.matched === 0) hashedShapeHint(prefix, values.deployment)
         out(
           dryRun
-            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted${purgedKinds(r, `${prefix}:${deployment}:builds`)}`
+            ? `dry run: ${counted(r.matched, 'key')} of deployment ${deployment} would be deleted${
+                // Cut: what lies past it (the record of builds among it) is unknown.
+                r.matched >= maxKeys
+                  ? ', and more: stopped at --max-keys'
+                  : purgedKinds(r, `${prefix}:${deployment}:builds`)
+              }`
             : `deleted ${counted(r.deleted, 'key')} of deployment ${deployment}${r.matched >= maxKeys ? ' (stopped at --max-keys: run again)' : ''}`,
           { deployment, dryRun, ...r },
         )
