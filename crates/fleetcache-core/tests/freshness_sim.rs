@@ -43,8 +43,28 @@
 //! the process survives (a restart drops the command and the outbox with the process), and
 //! the host's close (`sendLast`).
 //!
+//! The outbox fills in a third of the histories of the first two properties (pulling, and
+//! following by push), of the singular handler's (`no_singular_handler_...`,
+//! `overlapping_regenerations_...`, `written_back_values_...`), the bounded mirror's
+//! (`a_bounded_mirror_gives_back_...`) and the two across lost keys
+//! (`across_lost_keys_no_read_...`, `across_lost_keys_following_by_push_...`): every
+//! instance's outbox holds 1 to 3 revalidations there ([`outbox_bound`], drawn as the history
+//! begins, after its other inputs, so the stored seeds draw the histories they drew before),
+//! which an outage, an open breaker, a backoff or an update held in flight fills; the rest,
+//! and the other properties, run the default (1000, never full). A full
+//! outbox takes its oldest update out (the one in flight, maybe, whose reply may still come)
+//! and the engine queues what it wrote to be merged back after the queue
+//! (`TagMirror::give_back_unsent`; with a mirror bounded to 1 or 2 records, past that many
+//! waiting, under [`FOLDED_TAG`]).
+//!
 //! The invariant: a read whose refresh succeeded never serves as fresh (or as stale where only
-//! a miss is allowed) an entry that a revalidation resolved before the read began invalidated,
+//! a miss is allowed) an entry that a revalidation resolved before the read began invalidated
+//! (resolved: the reply of its update reached its instance; for one taken out of a full outbox,
+//! Redis told its instance it holds it: commands of that instance whose reply it got wrote a
+//! record covering it to each of its tags, or to [`FOLDED_TAG`] (the merge carrying it, its own
+//! update in flight when it was taken out, a later update of the same tags), or a refresh of
+//! that instance found such records there, [`World::resolve_taken_out`]; a restart of its
+//! instance before then loses it, as it loses the queued ones, and it binds no read),
 //! unless Redis, when that refresh ran there (or the instance's last refresh, when the read is
 //! judged after it), did not hold that revalidation and the instance had not learnt it when it
 //! judged the entry (it was lost and no instance that knew it has written it back yet). Only a refresh that failed
@@ -54,8 +74,8 @@
 //! read whose answer is cached may not. The entry's creation time is read from its payload
 //! (the writer puts there when its regeneration began), not from the header the write machine
 //! stamped. And the liveness half: once Redis answers and every instance has caught up, every
-//! instance has the tag state loaded again and every revalidation a live instance knows of is
-//! back in Redis.
+//! instance has the tag state loaded again, every revalidation a live instance knows of is
+//! back in Redis, and every one a live instance took out of its outbox has resolved.
 //!
 //! Following the state by push (the second property, same requests, breaker and tier), a read
 //! skips its refresh while the core says it is caught up when the read begins; the update
@@ -65,7 +85,9 @@
 //! resolved before it began, except one that resolved less than the bound ([`PUSH_BOUND_MS`],
 //! the longest time between pulls) before it began and whose announcement had not reached the
 //! instance then: still on its way, or lost with a channel whose drop the instance had not
-//! noticed. A read that pulled, as above.
+//! noticed, or, for one taken out of a full outbox that resolved otherwise than by its own
+//! update's reply (by a merge, which is not announced, or by an update of another
+//! revalidation), none comes (to any instance but its own). A read that pulled, as above.
 //!
 //! The singular `cacheHandler` (the third property, pulling or following by push, Next 16.4 or
 //! a release before it) is held to the same contract, in histories that mix its requests with
@@ -1157,6 +1179,11 @@ struct Instance {
     pending: HashMap<&'static str, (usize, Vec<u8>)>,
     /// Outbox entries in order: the index of their revalidation.
     queued: VecDeque<usize>,
+    /// Revalidations taken out of its full outbox (`Engine::queue_tag_update`), which it merges
+    /// back, not yet resolved ([`World::resolve_taken_out`]): each with its tags Redis has not
+    /// yet told this process it holds a record covering its own for. Lost with the process, as
+    /// the outbox is.
+    taken_out: Vec<(usize, Vec<&'static str>)>,
     /// Revalidations this instance has certainly heard of (it issued them, or a refresh of
     /// its succeeded while Redis held them), each with the event at which it did.
     learned: HashMap<usize, usize>,
@@ -1297,8 +1324,15 @@ impl Instance {
         release: Option<NextRelease>,
         leases: bool,
         max_tags: u32,
+        outbox: u32,
     ) -> Instance {
-        let mut engine = Engine::new(config(release, leases, max_tags)).unwrap();
+        // `outbox` bounds its outbox (`Config::outbox_capacity`: 1 to 3 fill in an outage or
+        // behind an update held in flight, the default never in these histories).
+        let mut engine = Engine::new(Config {
+            outbox_capacity: outbox,
+            ..config(release, leases, max_tags)
+        })
+        .unwrap();
         if push {
             engine.follow_tags_by_push(PUSH_BOUND_MS).unwrap();
             // The model is one plain Redis (CLUSTER SLOTS: "cluster support disabled").
@@ -1318,6 +1352,7 @@ impl Instance {
             tier: HashMap::new(),
             pending: HashMap::new(),
             queued: VecDeque::new(),
+            taken_out: Vec::new(),
             learned: HashMap::new(),
             inbox: VecDeque::new(),
             listening: false,
@@ -2226,6 +2261,8 @@ struct World {
     leases: bool,
     /// The bound on every process's tag mirror (`Config::tag_mirror_max_tags`).
     max_tags: u32,
+    /// Every process's outbox capacity (`Config::outbox_capacity`).
+    outbox: u32,
     /// The next singular-handler answer on an instance reaches Next this many ms late
     /// (`Op::LateAnswer`).
     late: HashMap<usize, u16>,
@@ -2302,7 +2339,7 @@ impl World {
             now: T0,
             step: 0,
             insts: (0..3)
-                .map(|_| Instance::new(T0, push, release, leases, max_tags))
+                .map(|_| Instance::new(T0, push, release, leases, max_tags, default_outbox()))
                 .collect(),
             revs: Vec::new(),
             seq: 0,
@@ -2318,6 +2355,7 @@ impl World {
             release,
             leases,
             max_tags,
+            outbox: default_outbox(),
             late: HashMap::new(),
             events: 0,
             page_resolved: HashMap::new(),
@@ -2334,6 +2372,21 @@ impl World {
             drifts: false,
             within_slack: HashMap::new(),
         }
+    }
+
+    /// Every process's outbox holds `capacity` revalidations (`Config::outbox_capacity`): set
+    /// as the history begins, before anything else (the instances start over with it).
+    fn outboxes(&mut self, capacity: u32) {
+        assert!(
+            self.step == 0 && self.revs.is_empty(),
+            "set as the history begins"
+        );
+        self.outbox = capacity;
+        let (push, release, leases, max_tags) =
+            (self.push, self.release, self.leases, self.max_tags);
+        self.insts = (0..self.insts.len())
+            .map(|_| Instance::new(T0, push, release, leases, max_tags, capacity))
+            .collect();
     }
 
     /// Sets how far each process's clock runs from the wall clock as the history begins.
@@ -2604,6 +2657,9 @@ impl World {
             }
             self.insts[i].loaded = true;
         }
+        if !self.insts[i].taken_out.is_empty() {
+            self.resolve_taken_out(i, &|t, single| held.covers(t, single), None);
+        }
     }
 
     /// The retry timer's tag refresh; true when it succeeded.
@@ -2746,20 +2802,114 @@ impl World {
             self.tag_failed(i, send.seq);
             return false;
         };
-        match send.seq {
+        let written: Vec<(String, TagRecord)> = match send.seq {
             Some(seq) => {
                 self.insts[i].engine.ack_outbox(seq);
-                let rev = self.insts[i].queued.pop_front();
-                assert_eq!(rev, send.rev, "the outbox's head is the update in flight");
-                if let Some(rev) = rev {
-                    self.revs[rev].resolved.get_or_insert(self.step);
-                    self.revs[rev].resolved_at.get_or_insert(self.now);
+                // The outbox's head is the update in flight, unless a full outbox took it out
+                // meanwhile (among `taken_out` then, resolved below as one merged back, unless
+                // its merge, or a refresh, resolved it first).
+                if send.rev.is_some() && self.insts[i].queued.front().copied() == send.rev {
+                    self.insts[i].queued.pop_front();
+                    if let Some(rev) = send.rev {
+                        self.revs[rev].resolved.get_or_insert(self.step);
+                        self.revs[rev].resolved_at.get_or_insert(self.now);
+                    }
+                } else {
+                    assert!(
+                        send.rev.is_some_and(|n| self.revs[n].resolved.is_some()
+                            || self.insts[i].taken_out.iter().any(|t| t.0 == n)),
+                        "the outbox's head is the update in flight, or one taken out of it"
+                    );
                 }
+                send.rev.map_or_else(Vec::new, |n| {
+                    let single = self.revs[n].single();
+                    self.revs[n]
+                        .tags
+                        .iter()
+                        .map(|t| ((*t).to_owned(), single))
+                        .collect()
+                })
             }
-            None => self.insts[i].engine.ack_resend(),
-        }
+            None => {
+                self.insts[i].engine.ack_resend();
+                send.call.args[1..]
+                    .chunks(2)
+                    .map(|pair| {
+                        (
+                            pair[0].clone(),
+                            TagRecord::parse(pair[1].as_bytes()).unwrap(),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        self.resolve_written(i, &written, send.rev);
         self.insts[i].engine.apply_update_reply(&reply).unwrap();
         true
+    }
+
+    /// Instance `i` got the reply of a command that wrote `written` (tag, record) to Redis
+    /// (its update carrying revalidation `update`, or a merge): see
+    /// [`World::resolve_taken_out`].
+    fn resolve_written(
+        &mut self,
+        i: usize,
+        written: &[(String, TagRecord)],
+        update: Option<usize>,
+    ) {
+        if written.is_empty() {
+            return;
+        }
+        let covered = |t: &str, single: &TagRecord| {
+            written
+                .iter()
+                .any(|(tag, r)| (tag == t || tag == FOLDED_TAG) && r.covers(single))
+        };
+        self.resolve_taken_out(i, &covered, update);
+    }
+
+    /// A revalidation instance `i` took out of its full outbox resolves, as one sent does
+    /// when its update is acknowledged, once Redis has told that instance it holds it: for
+    /// each of its tags, a command of that instance that Redis acknowledged wrote a record
+    /// there that covers its own (or under [`FOLDED_TAG`], which judges every tag): the merge
+    /// that carries it, its own update in flight when it was taken out, or a later update of
+    /// the same tags ([`World::resolve_written`]); or a refresh of that instance found one
+    /// there when it ran (after which the engine merges it back no more). Lost with the
+    /// process before then, as a queued one is ([`Op::Restart`]). `covered` says whether a
+    /// tag is covered for the revalidation's record; `update` is the revalidation whose own
+    /// update was acknowledged, if one was. Resolved by no announcement of its own (a merge is
+    /// not announced, nor is what an update of another revalidation announces it), it is
+    /// unheard on every other instance from then on: following by push, a caught-up read
+    /// within the bound of its resolution may miss it, as one whose announcement is on its way.
+    fn resolve_taken_out(
+        &mut self,
+        i: usize,
+        covered: &dyn Fn(&str, &TagRecord) -> bool,
+        update: Option<usize>,
+    ) {
+        let mut taken_out = std::mem::take(&mut self.insts[i].taken_out);
+        taken_out.retain_mut(|(n, left)| {
+            let single = self.revs[*n].single();
+            left.retain(|t| !covered(t, &single));
+            if !left.is_empty() {
+                return true;
+            }
+            self.revs[*n].resolved.get_or_insert(self.step);
+            self.revs[*n].resolved_at.get_or_insert(self.now);
+            self.trace.push(format!(
+                "  inst {i} resolves #{n}, taken out of its outbox, at {}",
+                self.now - T0
+            ));
+            if update != Some(*n) {
+                for (j, inst) in self.insts.iter_mut().enumerate() {
+                    if j != i {
+                        inst.unheard.insert(*n);
+                    }
+                }
+            }
+            false
+        });
+        self.insts[i].taken_out = taken_out;
     }
 
     /// Instance `i`'s tag update or merge got no reply (lost, late, or kept back by the
@@ -2883,12 +3033,15 @@ impl World {
             }
             Op::Restart { inst } => {
                 let rate = self.insts[inst].rate;
+                // Its outbox, and the revalidations it took out of it to merge back, die with
+                // it: those not resolved yet never will be (as queued ones).
                 self.insts[inst] = Instance::new(
                     self.now,
                     self.push,
                     self.release,
                     self.leases,
                     self.max_tags,
+                    self.outbox,
                 );
                 self.insts[inst].rate = rate;
                 // The process's requests die with it, and their commands not yet at Redis, and
@@ -2987,10 +3140,27 @@ impl World {
                     .engine
                     .queue_tag_update_at(&tags, &rev, clock, wall)
                     .unwrap();
-                prop_assert!(
-                    dropped.is_none(),
-                    "the outbox never fills in these histories"
-                );
+                if let Some(update) = dropped {
+                    // The outbox was full: its oldest update is taken out of it (in flight or
+                    // not), and what it wrote waits to be merged back.
+                    let n = self.insts[inst].queued.pop_front();
+                    let n = n.expect("a full outbox held a revalidation");
+                    let taken = &self.revs[n];
+                    prop_assert!(
+                        update.at == taken.at
+                            && update.rev == taken.recorded
+                            && update.tags.iter().eq(taken.tags.iter()),
+                        "the outbox took out {:?}, not its head #{}",
+                        update,
+                        n
+                    );
+                    self.trace.push(format!(
+                        "  inst {inst} takes #{n} out of its full outbox at {}",
+                        self.now - T0
+                    ));
+                    let tags = taken.tags.clone();
+                    self.insts[inst].taken_out.push((n, tags));
+                }
                 let at = fleetcache_core::time::revalidation_stamp(clock, wall);
                 self.revs.push(Rev {
                     tags,
@@ -5112,6 +5282,16 @@ impl World {
                     );
                 }
             }
+            // And each it took out of its full outbox was resolved ([`World::resolve_taken_out`]):
+            // held to the contract as the ones it sent are.
+            prop_assert!(
+                inst.taken_out.is_empty(),
+                "{}\ninstance {} took revalidations {:?} (and the tags Redis did not acknowledge) \
+                 out of its outbox, still unresolved after settling",
+                self.trace.join("\n"),
+                i,
+                inst.taken_out
+            );
         }
         Ok(())
     }
@@ -5160,10 +5340,17 @@ fn seen_by_next(
     }
 }
 
-/// Runs `ops` on three instances that pull, with leases and mirrors bounded by `max_tags` and
-/// process clocks `clocks` apart from the wall clock, finishes the requests and settles: every check of [`World`] holds on the way and at the end.
-fn pulling_history_settles(ops: &[Op], max_tags: u32, clocks: Clocks) -> Result<(), TestCaseError> {
+/// Runs `ops` on three instances that pull, with leases, mirrors bounded by `max_tags`, outboxes
+/// of `outbox` revalidations and process clocks `clocks` apart from the wall clock, finishes
+/// the requests and settles: every check of [`World`] holds on the way and at the end.
+fn pulling_history_settles(
+    ops: &[Op],
+    max_tags: u32,
+    outbox: u32,
+    clocks: Clocks,
+) -> Result<(), TestCaseError> {
     let mut w = World::new(false, None, true, max_tags);
+    w.outboxes(outbox);
     w.clocks(clocks);
     for op in ops {
         w.apply(op)?;
@@ -5250,6 +5437,23 @@ fn mirror_bound() -> impl Strategy<Value = u32> {
     prop_oneof![1 => Just(DEFAULT_MAX_TAGS), 2 => Just(1u32), 1 => Just(2)]
 }
 
+/// The default outbox capacity (`Config::outbox_capacity`, 1000), which these histories never
+/// fill.
+fn default_outbox() -> u32 {
+    Config::default().outbox_capacity
+}
+
+/// Every process's outbox capacity a history runs with (`Config::outbox_capacity`): mostly the
+/// default, else 1 to 3 revalidations, which an outage, an open breaker, a backoff or an update
+/// held in flight fills, so the outbox takes its oldest out (the one in flight, maybe) and it is merged
+/// back ([`World::resolve_taken_out`]); with a bounded mirror ([`mirror_bound`]), under
+/// [`FOLDED_TAG`] past the bound. The default first: a failure shrinks to it when it needs no
+/// full outbox. Drawn as the history's last input, so the stored seeds draw the same ops,
+/// bound and clocks as before.
+fn outbox_bound() -> impl Strategy<Value = u32> {
+    prop_oneof![2 => Just(default_outbox()), 1 => 1u32..=3]
+}
+
 /// Cases per run: `PROPTEST_CASES` when set (longer runs find rarer schedules).
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -5266,8 +5470,9 @@ proptest! {
         ops in proptest::collection::vec(op(false), 1..80),
         max_tags in mirror_bound(),
         clocks in clock_offsets(),
+        outbox in outbox_bound(),
     ) {
-        pulling_history_settles(&ops, max_tags, clocks)?;
+        pulling_history_settles(&ops, max_tags, outbox, clocks)?;
     }
 }
 
@@ -5281,8 +5486,10 @@ proptest! {
         ops in proptest::collection::vec(op(true), 1..80),
         max_tags in mirror_bound(),
         clocks in clock_offsets(),
+        outbox in outbox_bound(),
     ) {
         let mut w = World::new(true, None, true, max_tags);
+        w.outboxes(outbox);
         w.clocks(clocks);
         for op in &ops {
             w.apply(op)?;
@@ -5305,7 +5512,8 @@ proptest! {
         ops in with_runs(bound_op(), 3, pauses_told(), 40),
         clocks in clock_offsets(),
     ) {
-        run_up_bounded(true, NextRelease::new(16, 4, 6, false), true, DEFAULT_MAX_TAGS, clocks, &ops)?;
+        let bounds = (DEFAULT_MAX_TAGS, default_outbox());
+        run_up_bounded(true, NextRelease::new(16, 4, 6, false), true, bounds, clocks, &ops)?;
     }
 }
 
@@ -5323,13 +5531,14 @@ proptest! {
         ops in proptest::collection::vec(mixed_op(), 1..160),
         max_tags in mirror_bound(),
         clocks in clock_offsets(),
+        outbox in outbox_bound(),
     ) {
         let release = if before_16_4 {
             NextRelease::new(16, 3, 8, false)
         } else {
             NextRelease::new(16, 4, 6, false)
         };
-        run_up_bounded(push, release, leases, max_tags, clocks, &ops)?;
+        run_up_bounded(push, release, leases, (max_tags, outbox), clocks, &ops)?;
     }
 }
 
@@ -5346,8 +5555,10 @@ proptest! {
         ops in proptest::collection::vec(regen_op(), 1..120),
         max_tags in mirror_bound(),
         clocks in clock_offsets(),
+        outbox in outbox_bound(),
     ) {
-        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, max_tags, clocks, &ops)?;
+        let bounds = (max_tags, outbox);
+        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, bounds, clocks, &ops)?;
     }
 }
 
@@ -5366,11 +5577,13 @@ proptest! {
         ops in proptest::collection::vec(write_back_op(), 1..120),
         max_tags in mirror_bound(),
         clocks in clock_offsets(),
+        outbox in outbox_bound(),
     ) {
         // The page exists: a read that finds it stale, by time or a tag, is a few steps away.
         let mut all = vec![Op::Rewrite { inst: 0, life, held: false }];
         all.extend(ops);
-        run_up_bounded(push, NextRelease::new(16, 5, 0, false), leases, max_tags, clocks, &all)?;
+        let bounds = (max_tags, outbox);
+        run_up_bounded(push, NextRelease::new(16, 5, 0, false), leases, bounds, clocks, &all)?;
     }
 }
 
@@ -5383,8 +5596,9 @@ proptest! {
     fn a_bounded_mirror_gives_back_what_it_folded_to_every_instance(
         ops in proptest::collection::vec(fold_op(), 1..60),
         max_tags in prop_oneof![Just(1u32), Just(2)],
+        outbox in outbox_bound(),
     ) {
-        pulling_history_settles(&ops, max_tags, ALIGNED)?;
+        pulling_history_settles(&ops, max_tags, outbox, ALIGNED)?;
     }
 }
 
@@ -5583,20 +5797,28 @@ fn two_renders_of_one_ms_are_told_apart() -> Result<(), TestCaseError> {
 /// begins cold) and, following by push, subscribed first; then lets every request finish and
 /// the fleet settle.
 fn run_up(push: bool, release: NextRelease, leases: bool, ops: &[Op]) -> Result<(), TestCaseError> {
-    run_up_bounded(push, release, leases, DEFAULT_MAX_TAGS, ALIGNED, ops)
+    run_up_bounded(
+        push,
+        release,
+        leases,
+        (DEFAULT_MAX_TAGS, default_outbox()),
+        ALIGNED,
+        ops,
+    )
 }
 
-/// [`run_up`] with every process's tag mirror bounded to `max_tags` records, and its clock
-/// `clocks` apart from the wall clock.
+/// [`run_up`] with every process's tag mirror bounded to `max_tags` records and its outbox to
+/// `outbox` revalidations, and its clock `clocks` apart from the wall clock.
 fn run_up_bounded(
     push: bool,
     release: NextRelease,
     leases: bool,
-    max_tags: u32,
+    (max_tags, outbox): (u32, u32),
     clocks: Clocks,
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let mut w = World::new(push, Some(release), leases, max_tags);
+    w.outboxes(outbox);
     w.clocks(clocks);
     for i in 0..w.insts.len() {
         w.apply(&Op::Subscribe { inst: i })?;
@@ -8015,7 +8237,7 @@ proptest! {
         scan in scan_tape(),
     ) {
         set_scan_tape(&scan);
-        pulling_history_settles(&ops, max_tags, ALIGNED)?;
+        pulling_history_settles(&ops, max_tags, default_outbox(), ALIGNED)?;
     }
 
     #[test]
@@ -8042,7 +8264,8 @@ proptest! {
         scan in scan_tape(),
     ) {
         set_scan_tape(&scan);
-        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, max_tags, ALIGNED, &ops)?;
+        let bounds = (max_tags, default_outbox());
+        run_up_bounded(push, NextRelease::new(16, 4, 6, false), leases, bounds, ALIGNED, &ops)?;
     }
 
     #[test]
@@ -8052,7 +8275,7 @@ proptest! {
         scan in scan_tape(),
     ) {
         set_scan_tape(&scan);
-        pulling_history_settles(&ops, max_tags, ALIGNED)?;
+        pulling_history_settles(&ops, max_tags, default_outbox(), ALIGNED)?;
     }
 
     #[test]
@@ -8269,8 +8492,9 @@ proptest! {
     fn across_lost_keys_no_read_serves_what_a_resolved_revalidation_invalidated(
         ops in proptest::collection::vec(world_loss_op(false), 1..60),
         max_tags in mirror_bound(),
+        outbox in outbox_bound(),
     ) {
-        pulling_history_settles(&ops, max_tags, ALIGNED)?;
+        pulling_history_settles(&ops, max_tags, outbox, ALIGNED)?;
     }
 
     /// [`following_by_push_a_read_is_within_the_bound_or_pulled`] across lost keys.
@@ -8278,8 +8502,10 @@ proptest! {
     fn across_lost_keys_following_by_push_a_read_is_within_the_bound_or_pulled(
         ops in proptest::collection::vec(world_loss_op(true), 1..60),
         max_tags in mirror_bound(),
+        outbox in outbox_bound(),
     ) {
         let mut w = World::new(true, None, true, max_tags);
+        w.outboxes(outbox);
         for op in &ops {
             w.apply(op)?;
         }
@@ -8543,7 +8769,7 @@ fn a_regeneration_after_a_pause_is_not_vouched_for_by_the_pull_before_it(
         true,
         release,
         false,
-        DEFAULT_MAX_TAGS,
+        (DEFAULT_MAX_TAGS, default_outbox()),
         [(0.0, 0.0), (1001.0, 0.0), (0.0, 0.0)],
         &ops,
     )
@@ -8603,7 +8829,7 @@ fn a_regeneration_begun_while_the_clock_ran_ahead_is_stamped_on_the_wall_clock_o
         true,
         release,
         false,
-        DEFAULT_MAX_TAGS,
+        (DEFAULT_MAX_TAGS, default_outbox()),
         [(0.0, 0.0), (1001.0, 0.0), (0.0, 0.0)],
         &ops,
     )
@@ -8645,7 +8871,7 @@ fn an_entry_written_ahead_of_the_wall_clock_is_reached_by_a_revalidation_after_i
             caches: false,
         },
     ];
-    pulling_history_settles(&ops, DEFAULT_MAX_TAGS, ALIGNED)
+    pulling_history_settles(&ops, DEFAULT_MAX_TAGS, default_outbox(), ALIGNED)
 }
 
 /// A timer set on a drifting process's clock comes: at the true time found for it, that clock
