@@ -11,8 +11,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { RedisTransport } from '../dist/redis.js'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
+import { transportOn } from './helpers.mjs'
 
 let redis
 
@@ -24,25 +24,6 @@ before(async () => {
 after(async () => {
   await redis?.stop()
 })
-
-function transportOn(url) {
-  const lines = []
-  const log = {
-    info: (l) => lines.push(l),
-    warn: (l) => lines.push(l),
-    error: (l) => lines.push(l),
-    debug: (l) => lines.push(l),
-    debugEnabled: true,
-  }
-  const transport = new RedisTransport({
-    url,
-    commandTimeoutMs: 150,
-    longestCommandMs: 5000,
-    connectTimeoutMs: 2000,
-    log,
-  })
-  return { transport, lines }
-}
 
 /** Resolves once Redis holds `n` clients blocked (a BLPOP waiting for its list). */
 async function blockedClients(n) {
@@ -63,7 +44,7 @@ const outcome = (p) =>
   )
 
 test('close() waits for a reply a caller still awaits: it gets it, not a disconnection', async () => {
-  const { transport } = transportOn(redis.url)
+  const { transport } = transportOn(redis.url, { longestCommandMs: 5000, connectTimeoutMs: 2000 })
   const key = 'close-awaited:list'
   try {
     await transport.send(['PING'])
@@ -88,7 +69,7 @@ test('close() waits for a reply a caller still awaits: it gets it, not a disconn
 })
 
 test('close() waits for the awaited reply beside a command abandoned at its budget', async () => {
-  const { transport } = transportOn(redis.url)
+  const { transport } = transportOn(redis.url, { longestCommandMs: 5000, connectTimeoutMs: 2000 })
   const abandonedKey = 'close-awaited:abandoned'
   const key = 'close-awaited:awaited'
   try {
@@ -118,7 +99,7 @@ test('close() waits for the awaited reply beside a command abandoned at its budg
 })
 
 test('commands settled every way leave none awaited: close() closes at once', async () => {
-  const { transport } = transportOn(redis.url)
+  const { transport } = transportOn(redis.url, { longestCommandMs: 5000, connectTimeoutMs: 2000 })
   const key = 'close-awaited:none'
   try {
     await transport.send(['PING'])

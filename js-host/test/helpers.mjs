@@ -8,6 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { RedisTransport } from '../dist/redis.js'
 import { redisCommand, redisPipeline, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { monitorLines, scriptSha } from '../../tests/support/observe.mjs'
@@ -859,4 +860,27 @@ export function pausedRedisInstance(redisUrl, prefix, n, budgetMs = 200) {
     breakerMaxOpenMs: 5_000,
     connectTimeoutMs: 3_000 + n,
   }
+}
+
+/**
+ * A transport alone (no handler: a handler's tag sync sends commands on its own timer) on
+ * `url`, with a read budget of 150 ms, the longest and the connect budget as given (400 ms by default), every line it logs in `lines`.
+ */
+export function transportOn(url, { longestCommandMs = 400, connectTimeoutMs = 400 } = {}) {
+  const lines = []
+  const log = {
+    info: (l) => lines.push(l),
+    warn: (l) => lines.push(l),
+    error: (l) => lines.push(l),
+    debug: (l) => lines.push(l),
+    debugEnabled: true,
+  }
+  const transport = new RedisTransport({
+    url,
+    commandTimeoutMs: 150,
+    longestCommandMs,
+    connectTimeoutMs,
+    log,
+  })
+  return { transport, lines }
 }

@@ -11,12 +11,18 @@ import path from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { RedisTransport } from '../dist/redis.js'
 import { MAX_RECONNECT_DELAY_MS } from '../dist/redis-client.js'
 import { close, createUseCacheHandler, stats } from '../esm/index.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
-import { HUNG_BUDGETS, capture, holdingProxy, text, useCacheEntry } from './helpers.mjs'
+import {
+  HUNG_BUDGETS,
+  capture,
+  holdingProxy,
+  text,
+  transportOn,
+  useCacheEntry,
+} from './helpers.mjs'
 
 let redis
 let logDir
@@ -108,29 +114,6 @@ describe('a connection that stays open and answers nothing', () => {
     }
   })
 })
-
-/**
- * A transport alone (no handler: a handler's tag sync sends commands on its own timer) on
- * `url`, with a read budget of 150 ms and the others 400 ms, every line it logs in `lines`.
- */
-function transportOn(url) {
-  const lines = []
-  const log = {
-    info: (l) => lines.push(l),
-    warn: (l) => lines.push(l),
-    error: (l) => lines.push(l),
-    debug: (l) => lines.push(l),
-    debugEnabled: true,
-  }
-  const transport = new RedisTransport({
-    url,
-    commandTimeoutMs: 150,
-    longestCommandMs: 400,
-    connectTimeoutMs: 400,
-    log,
-  })
-  return { transport, lines }
-}
 
 describe('the line of a login given up', () => {
   // The transport alone (a handler's tag sync sends commands on its own timer, and the check

@@ -110,22 +110,31 @@ test('after an OOM clears, each queued revalidation reaches Redis once', async (
 // its own instance only (`it took effect on this instance only`), although Redis answered reads
 // throughout and kept its state: the rest of the fleet served what it invalidated. The engine now
 // hands its records to the merge that gives lost records back, sent once the queue has been.
-test('a revalidation pushed out of a full outbox reaches Redis once writes are accepted', async () => {
+/**
+ * An instance whose outbox holds one revalidation, following a state with an epoch (after
+ * `known`): its refreshes are answered in part, so no whole state is compared with the mirror
+ * (which would give a revalidation taken out of the outbox back anyway). Then Redis refuses
+ * writes (OOM) until the test sets `maxmemory` back to 0.
+ */
+async function fullOutboxUnderOom(prefix, known) {
   const a = createUseCacheHandler({
     redisUrl: redis.url,
-    prefix: 'obxfull',
+    prefix,
     deploymentId: 'd1',
     readTimeoutMs: 10_000,
     writeTimeoutMs: 10_000,
     connectTimeoutMs: 10_000,
     outboxCapacity: 1,
   })
-  // The state has an epoch this instance follows: its refreshes are answered in part, so no
-  // whole state is compared with the mirror (which would give the dropped one back anyway).
-  await a.updateTags(['full-known'])
+  await a.updateTags([known])
   await settled(stats, 'refreshTags', () => a.refreshTags())
   await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
   await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+  return a
+}
+
+test('a revalidation pushed out of a full outbox reaches Redis once writes are accepted', async () => {
+  const a = await fullOutboxUnderOom('obxfull', 'full-known')
   let lines
   try {
     lines = await capture(async () => {
@@ -155,19 +164,7 @@ test('a revalidation pushed out of a full outbox reaches Redis once writes are a
 // queue's last attempt at close() fails, the merge is not tried, and the line for records not
 // given back counts and names it (the queued line names the revalidations still queued only).
 test('close() with writes still refused reports a revalidation taken out of the full outbox as not given back', async () => {
-  const a = createUseCacheHandler({
-    redisUrl: redis.url,
-    prefix: 'obxclose',
-    deploymentId: 'd1',
-    readTimeoutMs: 10_000,
-    writeTimeoutMs: 10_000,
-    connectTimeoutMs: 10_000,
-    outboxCapacity: 1,
-  })
-  await a.updateTags(['close-known'])
-  await settled(stats, 'refreshTags', () => a.refreshTags())
-  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
-  await redisCommand(redis.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+  const a = await fullOutboxUnderOom('obxclose', 'close-known')
   let lines
   let closing
   try {

@@ -1163,27 +1163,36 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(engine.tagsSynced, false, 'nothing tagged is judged fresh until loaded')
   })
 
+  /**
+   * A revalidation of `tag` whose send is under way when stop() is called and fails after it;
+   * close()'s own sends are answered `forced` (none are made when it is undefined).
+   */
+  async function stopDuringSend(tag, forced) {
+    let fail
+    const f = setup((_, kind, force) => {
+      if (kind !== 'write') return SYNCED
+      if (force && forced !== undefined) return forced
+      return new Promise((resolve) => {
+        fail = () => resolve(new Error('connection reset'))
+      })
+    })
+    await f.sync.refresh()
+    const updating = f.sync.update([tag], undefined, T0)
+    for (let i = 0; i < 100 && fail === undefined; i++) await settle()
+    assert.ok(fail, 'the send is under way')
+    const stopping = f.sync.stop()
+    fail()
+    await updating
+    await stopping
+    return f
+  }
+
   test('a revalidation whose send is under way when stop() is called is not said to come after it', async () => {
     // A new user saw `... applied on this instance only: fleetcache's connections are closed
     // (close())` for a revalidation made half a second before close(), whose send was still
     // waiting for Redis, and then no line naming it, though the closing line refers to 'the
     // lines that queued them'.
-    let fail
-    const { log, script, sync } = setup((_, kind, force) => {
-      if (kind !== 'write') return SYNCED
-      if (force) return new Error('connection reset')
-      return new Promise((resolve) => {
-        fail = () => resolve(new Error('connection reset'))
-      })
-    })
-    await sync.refresh()
-    const updating = sync.update(['made-before-close'], undefined, T0)
-    for (let i = 0; i < 100 && fail === undefined; i++) await settle()
-    assert.ok(fail, 'the send is under way')
-    const stopping = sync.stop()
-    fail()
-    await updating
-    await stopping
+    const { log, script } = await stopDuringSend('made-before-close', new Error('connection reset'))
     assert.ok(updates(script).length >= 1)
     const lines = log.lines.join('\n')
     assert.doesNotMatch(lines, /made-before-close.*connections are closed/, lines)
@@ -1198,21 +1207,7 @@ describe('TagSync, fake transport and clock', () => {
     // Its send, under way when stop() was called, failed after it: that was close()'s attempt
     // (the attempt stops at the first command that fails), and nothing more is sent. Before, its
     // line said "close() makes one last attempt to send it" all the same.
-    let fail
-    const { log, script, sync } = setup((_, kind) => {
-      if (kind !== 'write') return SYNCED
-      return new Promise((resolve) => {
-        fail = () => resolve(new Error('connection reset'))
-      })
-    })
-    await sync.refresh()
-    const updating = sync.update(['failed-at-close'], undefined, T0)
-    for (let i = 0; i < 100 && fail === undefined; i++) await settle()
-    assert.ok(fail, 'the send is under way')
-    const stopping = sync.stop()
-    fail()
-    await updating
-    await stopping
+    const { log, script } = await stopDuringSend('failed-at-close')
     assert.equal(updates(script).length, 1, 'nothing sent after the send that failed')
     const lines = log.lines.join('\n')
     assert.doesNotMatch(lines, /failed-at-close.*makes one last attempt/, lines)

@@ -3087,26 +3087,23 @@ mod tests {
     fn the_queue_of_records_merged_back_stays_bounded_with_a_merge_in_flight() {
         let max = 4;
         let mut e = following_with_outbox(1, max);
-        let tag = |i: u32| format!("t{i}");
-        for i in 0..10u32 {
-            let (a, b) = (tag(2 * i), tag(2 * i + 1));
+        // Revalidation i of tags t(2i) and t(2i+1), made at 21 + i.
+        let revalidate = |e: &mut Engine, i: u32| {
+            let (a, b) = (format!("t{}", 2 * i), format!("t{}", 2 * i + 1));
             e.queue_tag_update(
                 &[&a, &b],
                 &Revalidation::Expire,
                 Millis(21.0 + f64::from(i)),
             )
             .unwrap();
+        };
+        for i in 0..10u32 {
+            revalidate(&mut e, i);
         }
         // A merge goes out (and is planned again until acknowledged) while more are pushed out.
         let in_flight = merged(&e.plan_resend("E").unwrap().unwrap());
         for i in 10..200u32 {
-            let (a, b) = (tag(2 * i), tag(2 * i + 1));
-            e.queue_tag_update(
-                &[&a, &b],
-                &Revalidation::Expire,
-                Millis(21.0 + f64::from(i)),
-            )
-            .unwrap();
+            revalidate(&mut e, i);
             assert!(e.mirror().resend_len() <= max as usize + 1);
         }
         e.ack_resend();
@@ -3126,7 +3123,7 @@ mod tests {
         for i in 0..199u32 {
             let mut want = TagRecord::default();
             want.apply(&Revalidation::Expire, Millis(21.0 + f64::from(i)));
-            for t in [tag(2 * i), tag(2 * i + 1)] {
+            for t in [format!("t{}", 2 * i), format!("t{}", 2 * i + 1)] {
                 let exact = all
                     .iter()
                     .find(|(x, _)| *x == t)
