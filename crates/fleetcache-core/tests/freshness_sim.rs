@@ -188,7 +188,8 @@
 //! gets the instance's process clock and, where the host passes one, its wall clock
 //! (revalidations, writes, and `Engine::note_clocks` at each pull, and at a request's start
 //! only when the clocks' distance moved by more than 5 ms from the last the engine was handed),
-//! as the Node host does. The invariant stays in true time: a revalidation's required verdict is
+//! as the Node host does. Next stamps a `'use cache'` entry on its process's clock as it read
+//! when the regeneration began, a step since or not (`World::clock_at`). The invariant stays in true time: a revalidation's required verdict is
 //! that of its record at the true time it was made; only its expiry after a delay may come as
 //! late as its stamp is after that time plus how far the judging process's clock ran behind
 //! (each compares on its own clock). Next's second look is on the reading process's clock.
@@ -1232,6 +1233,11 @@ struct Instance {
     rate: f64,
     /// The true time from which the drift adds to `offset` ([`World::offset`]).
     rate_from: f64,
+    /// Its clock before each step since it started ([`Op::ClockStep`]), oldest first: the true
+    /// time of the step, and the offset then, its drift folded in. Next stamps a `'use cache'`
+    /// entry when its regeneration begins, on its process's clock as it read then
+    /// ([`World::clock_at`]), which a step since does not move.
+    stepped: Vec<(f64, f64)>,
     /// The clocks' distance its host last handed the engine (`TagSync`'s `clocksNoted`): a
     /// request's start tells the engine only when the distance moved by more than
     /// [`CLOCK_NOTE_MS`] from it ([`World::note_clocks_at_request`]).
@@ -1367,6 +1373,7 @@ impl Instance {
             offset: 0.0,
             rate: 0.0,
             rate_from: now,
+            stepped: Vec::new(),
             clocks_told: None,
             sending: None,
             hold: None,
@@ -2424,7 +2431,11 @@ impl World {
     /// where its clock runs ahead of the wall clock by the slack or less, its entry may be
     /// stamped that far after it ([`World::slack`]).
     fn stamped(&mut self, inst: usize, created: f64) {
-        let ahead = self.offset(inst);
+        self.stamped_ahead(created, self.offset(inst));
+    }
+
+    /// As [`World::stamped`], by a clock that ran `ahead` of the wall clock.
+    fn stamped_ahead(&mut self, created: f64, ahead: f64) {
         if ahead > 0.0 && ahead <= CLOCK_AHEAD_SLACK_MS {
             let e = self.within_slack.entry(created.to_bits()).or_insert(0.0);
             *e = e.max(ahead);
@@ -2467,6 +2478,23 @@ impl World {
     /// Instance `i`'s process clock: the `now` the host hands its engine.
     fn clock(&self, i: usize) -> f64 {
         self.now + self.offset(i)
+    }
+
+    /// What instance `i`'s process clock read at the true time `t` (no later than now, no
+    /// earlier than the process started): before a step since, as it ran then
+    /// ([`Instance::stepped`]); at a step's time, as after it (ops of that ms come after the
+    /// step); through a pause, what it read as the pause began (it stood still). At `t` now,
+    /// [`World::clock`] exactly.
+    fn clock_at(&self, i: usize, t: f64) -> f64 {
+        let inst = &self.insts[i];
+        let mut floor = f64::NEG_INFINITY;
+        for &(until, offset) in &inst.stepped {
+            if t < until {
+                return (t + (offset + inst.rate * (t - until))).max(floor);
+            }
+            floor = until + offset;
+        }
+        (t + (inst.offset + inst.rate * (t - inst.rate_from))).max(floor)
     }
 
     /// Instance `i` plans a pull: the host tells its engine both clocks
@@ -2972,6 +3000,8 @@ impl World {
             Op::ClockStep { inst, ms } => {
                 let ms = f64::from(ms);
                 self.fold_drift(inst);
+                let before = (self.now, self.insts[inst].offset);
+                self.insts[inst].stepped.push(before);
                 if ms > 0.0 {
                     self.now += ms;
                     // Paused, its clock neither moved nor drifted.
@@ -3297,13 +3327,16 @@ impl World {
         let now = Millis(self.clock(inst));
         let wall = Millis(self.wall(inst));
         let cache_key = KEYS[key];
-        // The payload carries the true time; Next stamps the entry on its process's clock. A
-        // regeneration begins no earlier than its process started.
+        // The payload carries the true time; Next stamps the entry on its process's clock as
+        // it read when the regeneration began, a step since or not. A regeneration begins no
+        // earlier than its process started.
         let began = f64::from(began)
             .min(self.now - self.insts[inst].started)
             .max(0.0);
         let created = self.now - began;
+        let next_stamp = self.clock_at(inst, created);
         self.stamped(inst, created);
+        self.stamped_ahead(created, next_stamp - created);
         let payload = created.to_le_bytes().to_vec();
         self.clocks_told(inst, now, wall);
         let engine = &mut self.insts[inst].engine;
@@ -3312,7 +3345,7 @@ impl World {
                 iface: IFACE,
                 cache_key,
                 tags: &tags,
-                timestamp: Millis(now.0 - began),
+                timestamp: Millis(next_stamp),
                 revalidate: 900.0,
                 expire: 3600.0,
                 stale: 30.0,
@@ -8898,5 +8931,99 @@ fn a_timer_on_a_drifting_clock_comes() -> Result<(), TestCaseError> {
         );
         w.now = now;
     }
+    Ok(())
+}
+
+/// Found by `page_writes_over_a_state_that_lost_its_meta_hash_alone_keep_the_contract` at
+/// 3,000 cases (push, no leases): a `'use cache'` regeneration on instance 2 begins at true 999,
+/// before instance 2 learns (at 1,214) of instance 0's revalidation of `a` at 1; then instance
+/// 2's clock jumps 444 ms ahead of its wall clock, and the regeneration is written at 2,214.
+/// The simulation handed the engine Next's stamp as the clock now less the regeneration's
+/// length (1,443: a time that clock never read, 1,214 before the step and 1,658 after it), so
+/// the engine took the regeneration as begun after its pull of 1,214 and stored it judged from
+/// that pull (moved back by the 444 ms ahead: 770), after the revalidation: "instance 2 stored
+/// an entry regenerated from 999 judged by its tags from 770, after revalidation #0 at 1 of its
+/// tags, resolved before the regeneration began, which it had not heard of (its last refresh
+/// started at 0; stamped 999; its clock 444 ahead)". Next stamps the entry when the
+/// regeneration begins, on its clock as it read then (999, `World::clock_at`): vouched for by
+/// the pull before it, the engine stores it (moved back by 444 ms: stamped 555) judged from
+/// -445, which the revalidation reaches. (With
+/// `regen::judged_by` ignoring the pulls, it fails here again: "judged by its tags from 555".)
+#[test]
+fn a_use_cache_regeneration_begun_before_a_step_is_stamped_on_the_clock_of_its_start(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        Rewrite {
+            inst: 0,
+            life: 0,
+            held: false,
+        },
+        Up,
+        Revalidate {
+            inst: 0,
+            tags: 1,
+            mode: 0,
+        },
+        Advance { ms: 1213 },
+        Write {
+            inst: 0,
+            key: 0,
+            tags: 0,
+            began: 0,
+        },
+        Tick { inst: 2 },
+        Seed {
+            built: (0, 0),
+            lag: 0,
+            tags: 0,
+            life: 0,
+            lost: true,
+        },
+        Seed {
+            built: (0, 0),
+            lag: 0,
+            tags: 0,
+            life: 0,
+            lost: false,
+        },
+        IncWrite {
+            pick: 0,
+            tags: 0,
+            life: 0,
+        },
+        inc_read(0, 0),
+        Step { pick: 0 },
+        Step { pick: 2 },
+        ClockStep { inst: 2, ms: -444 },
+        Step { pick: 3 },
+        Step { pick: 0 },
+        Step { pick: 2 },
+        Step { pick: 2 },
+        Step { pick: 0 },
+        Step { pick: 4 },
+        Write {
+            inst: 2,
+            key: 0,
+            tags: 1,
+            began: 1215,
+        },
+    ];
+    let mut w = World::new(
+        true,
+        Some(NextRelease::new(16, 4, 6, false)),
+        false,
+        DEFAULT_MAX_TAGS,
+    );
+    for i in 0..w.insts.len() {
+        w.apply(&Op::Subscribe { inst: i })?;
+        w.refresh(i);
+    }
+    for op in &ops {
+        w.apply(op)?;
+    }
+    w.finish_requests()?;
+    w.settle()?;
+    follows_in_part(&mut w)?;
     Ok(())
 }
