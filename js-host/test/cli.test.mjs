@@ -174,6 +174,18 @@ test('tags: the record of folded revalidations is named as such, not as a tag', 
   assert.ok(!out.includes('\u0001'), out)
 })
 
+test('tags: a tag holding control characters is printed escaped, as inspect prints it', async () => {
+  // A tag is the application's string (a slug from a request, say): raw, ESC drove the
+  // terminal and a newline forged a row of the table.
+  const { formatTags } = await import('../dist/cli/commands.js')
+  const row = { version: 3, updatedAt: 1, stale: 1, expired: 1, pendingAt: 0, pendingExpiry: 0 }
+  const out = formatTags([{ ...row, tag: 'evil\u001b[2J\nforged' }])
+  // eslint-disable-next-line no-control-regex
+  assert.doesNotMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, JSON.stringify(out))
+  assert.equal(out.split('\n').length, 2, JSON.stringify(out))
+  assert.match(out, /evil\\x1b\[2J\\nforged$/)
+})
+
 test('stats: the scanned count is singular for one key and plural otherwise', async () => {
   const { formatStats } = await import('../dist/cli/commands.js')
   const report = (scannedKeys) =>

@@ -254,7 +254,7 @@ export function formatTags(list: TagRevalidation[]): string {
           ? `stale, expires ${iso(t.pendingExpiry)}`
           : 'stale',
       String(t.version),
-      t.tag === FOLDED_TAG ? '(folded revalidations: every tagged entry)' : t.tag,
+      t.tag === FOLDED_TAG ? '(folded revalidations: every tagged entry)' : printable(t.tag),
     ]),
   ])
 }
@@ -391,9 +391,10 @@ async function describeKey(
 }
 
 /**
- * A hash's field or value for the terminal: a control character (C0, DEL, C1) as `\xNN`, so
- * that a tag holding ESC or a newline (the application's string) neither drives the terminal
- * nor forges a row. `--json` keeps them as Redis holds them.
+ * A string read from Redis for the terminal (a hash's field or value, a tag of `tags`): a control
+ * character (C0, DEL, C1) as `\xNN`, a newline as `\n`, so that a tag holding ESC or a newline
+ * (the application's string) neither drives the terminal nor forges a row. `--json` keeps them
+ * as Redis holds them.
  */
 function printable(s: string): string {
   // eslint-disable-next-line no-control-regex
