@@ -1112,7 +1112,10 @@ export class TagSync {
         // One line per run of failures of one revalidation, not one per attempt; none for the
         // breaker's probe, which fails in an outage already logged.
         const quiet = isCircuitOpen(err) || isFailedProbe(err)
-        if (!quiet && this.engine.outboxLength > 0 && !this.backlogged) {
+        if (this.stopped) {
+          // Once close() was called nothing is retried: the closing line reports what is left.
+          this.log.debug(`revalidation not sent to Redis at close: ${describe(err)}`)
+        } else if (!quiet && this.engine.outboxLength > 0 && !this.backlogged) {
           this.log.error(
             `revalidation not sent to Redis, kept in the outbox and retried (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
           )

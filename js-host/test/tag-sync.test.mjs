@@ -1211,6 +1211,9 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(updates(script).length, 1, 'nothing sent after the send that failed')
     const lines = log.lines.join('\n')
     assert.doesNotMatch(lines, /failed-at-close.*makes one last attempt/, lines)
+    // Nor retried: the closing line reports it, and the send's own failure is a debug line.
+    assert.doesNotMatch(lines, /retried/, lines)
+    assert.match(lines, /debug revalidation not sent to Redis at close: .*connection reset/, lines)
     assert.match(
       lines,
       /warn revalidation of failed-at-close \(expire now\) applied on this instance; .*so it is queued \(1 waiting\); its send was close\(\)'s last attempt/,

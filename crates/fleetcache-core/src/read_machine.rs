@@ -1550,13 +1550,18 @@ impl ReadMachine {
     /// writes that one); the singular handler's judgement line says it (`judge_incremental`).
     fn log_landed(&mut self, ctx: &ReadCtx<'_>, landed: Step) {
         if landed != Step::Serve && self.kind == Kind::UseCache && ctx.config.debug {
-            let who = match self.consumer {
-                Consumer::Caches => " (for a cache: a prerender or an outer cache)",
-                Consumer::Serves => "",
-            };
-            let line = crate::text!(step_name(landed), who);
-            self.debug(&line);
+            self.debug_step(landed);
         }
+    }
+
+    /// The debug line naming `step` and, for a cache, the reader.
+    fn debug_step(&mut self, step: Step) {
+        let who = match self.consumer {
+            Consumer::Caches => " (for a cache: a prerender or an outer cache)",
+            Consumer::Serves => "",
+        };
+        let line = crate::text!(step_name(step), who);
+        self.debug(&line);
     }
 
     fn poll(&mut self, ctx: &mut ReadCtx<'_>) -> ReadStep {
@@ -2095,16 +2100,15 @@ impl ReadMachine {
                 ..
             } => {
                 let (on_demand, request_revalidate) = (*on_demand, *request_revalidate);
+                let landed = step;
                 let step = effective_step(served, step);
                 match step {
                     _ if !ctx.config.debug => {}
-                    Step::ServeAsFresh => {
-                        self.debug("stale: served as fresh while another instance regenerates")
-                    }
-                    Step::Regenerate if j.value.is_some() => {
-                        let line = crate::text!("miss: regenerating here (step ", step as u8, ")");
-                        self.debug(&line);
-                    }
+                    Step::ServeAsFresh => self.debug(step_name(step)),
+                    // A value found and not served (a stale one read for a cache, or the flight
+                    // ended its wait on it): named by the step the flight landed on, as a
+                    // `'use cache'` read's is.
+                    Step::Regenerate if j.value.is_some() => self.debug_step(landed),
                     _ => {}
                 }
                 if let Some(Servable {

@@ -1131,6 +1131,57 @@ fn a_follower_of_the_singular_handler_sees_a_fresh_last_modified() {
     assert!(a.log.contains("served as fresh"), "{}", a.log);
 }
 
+/// A stale page read for a cache (a prerender, an outer cache) is a miss regenerated here: its
+/// debug line says so with the reader, as a `'use cache'` read's does, and the lease step it
+/// landed on (a wait in vain included), not the number of the step.
+#[test]
+fn a_stale_page_for_a_cache_logs_why_it_regenerates() {
+    let later = NOW + 120_000.0;
+    for (code, line) in [
+        (1, "miss: regenerating here (for a cache: a prerender or an outer cache)"),
+        (
+            2,
+            "miss: the other instance let its lease go without writing, regenerating here (for a cache: a prerender or an outer cache)",
+        ),
+    ] {
+        let mut e = engine();
+        let v = inc_value(&mut e, "/p", ValueKind::AppPage, NOW);
+        let mut m = e.read_incremental(
+            "/p",
+            false,
+            Vec::new(),
+            f64::NAN,
+            Consumer::Caches,
+            false,
+            TOKEN.to_owned(),
+            Millis(later),
+        );
+        inc_reply(&mut e, &mut m, &v, later, later);
+        let s = if code == 2 {
+            // Another instance holds the lease; it lets it go without writing.
+            let s = go(&mut e, &mut m, ReadInput::LeaseReply(0), later);
+            assert!(matches!(s.action, ReadAction::Wait { .. }), "{s:?}");
+            go(&mut e, &mut m, ReadInput::Timer, later + 5.0);
+            go(
+                &mut e,
+                &mut m,
+                ReadInput::Polled {
+                    entry: b(&v),
+                    leased: false,
+                },
+                later + 5.0,
+            )
+        } else {
+            go(&mut e, &mut m, ReadInput::LeaseReply(code), later)
+        };
+        let a = answer(&s);
+        assert_eq!((a.served, a.regenerates), (Served::Miss, true), "{code}");
+        let line = format!(":e {line}");
+        assert!(a.log.lines().any(|l| l.ends_with(&line)), "{code}: {}", a.log);
+        assert!(!a.log.contains("(step"), "{code}: {}", a.log);
+    }
+}
+
 #[test]
 fn an_on_demand_read_always_begins_a_regeneration() {
     let mut e = engine();
