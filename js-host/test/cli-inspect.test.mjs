@@ -213,6 +213,21 @@ test("inspect shows a 'use cache' entry's INFINITE_CACHE lifetimes as Infinity, 
   assert.match(r.stdout, /^expire +Infinity$/m, r.stdout)
   assert.match(r.stdout, /^revalidate +Infinity$/m, r.stdout)
   assert.doesNotMatch(r.stdout, /4294967294/, r.stdout)
+  // --json: null for no limit, as JSON.stringify writes a singular entry's Infinity (before,
+  // 4294967294 here and null there).
+  const asJson = await cli([
+    'inspect',
+    '--cache-key',
+    'forever',
+    '--deployment',
+    DEPLOYMENT,
+    '--interface',
+    'default',
+    '--json',
+  ])
+  assert.equal(asJson.code, 0, asJson.stderr)
+  const { header } = JSON.parse(asJson.stdout)
+  assert.deepEqual([header.expire, header.revalidate], [null, null], asJson.stdout)
 })
 
 // `fleetcache/use-cache` is one key space, `default`, whatever cacheHandlers key Next loads it

@@ -537,6 +537,23 @@ const INFINITE_CACHE_SECONDS = 4_294_967_294
 /** The header's lifetimes, in seconds, shown as `Infinity` from `INFINITE_CACHE_SECONDS` on. */
 const LIFETIMES = new Set(['revalidate', 'expire', 'stale'])
 
+/** Whether header field `k` holds a lifetime without a limit (Infinity or INFINITE_CACHE on). */
+function unlimited(k: string, v: unknown): boolean {
+  return LIFETIMES.has(k) && typeof v === 'number' && v >= INFINITE_CACHE_SECONDS
+}
+
+/**
+ * The report as `--json` prints it: a lifetime without a limit is `null` whichever interface
+ * stored it (JSON has no Infinity: `JSON.stringify` writes a singular entry's as null, and a
+ * `'use cache'` entry's INFINITE_CACHE would be a number).
+ */
+export function inspectJson(r: InspectReport): InspectReport {
+  const header = Object.fromEntries(
+    Object.entries(r.header).map(([k, v]) => [k, unlimited(k, v) ? null : v]),
+  )
+  return { ...r, header }
+}
+
 export function formatInspect(r: InspectReport): string {
   const h = r.header
   const rows: string[][] = [
@@ -552,7 +569,7 @@ export function formatInspect(r: InspectReport): string {
     const shown =
       (k === 'timestamp' || k === 'made') && typeof v === 'number'
         ? `${iso(v)} (${String(v)})`
-        : LIFETIMES.has(k) && typeof v === 'number' && v >= INFINITE_CACHE_SECONDS
+        : unlimited(k, v)
           ? 'Infinity'
           : Array.isArray(v)
             ? v.join(', ')

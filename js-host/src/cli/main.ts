@@ -20,6 +20,7 @@ import {
   collectStats,
   counted,
   formatInspect,
+  inspectJson,
   formatKey,
   formatStats,
   formatTags,
@@ -68,7 +69,7 @@ Options:
                     FLEETCACHE_REDIS_SENTINELS set, its host names the master (as for the server)
   --prefix <p>      key prefix (default: FLEETCACHE_PREFIX, then "fleetcache")
   --max-keys <n>    stop scans after this many keys (default 1000000)
-  --json            machine-readable output
+  --json            machine-readable output (inspect: a lifetime without a limit is null)
   --quiet           nothing on stderr but warnings and errors (no progress, timing or
                     namespace line); the result still goes to stdout
   -v, --version     print the package's version and exit
@@ -344,7 +345,8 @@ async function main(argv: string[]): Promise<number> {
           }
           return 1
         }
-        out('kind' in r ? formatKey(r) : formatInspect(r), r)
+        if ('kind' in r) out(formatKey(r), r)
+        else out(formatInspect(r), inspectJson(r))
         return 0
       }
       case 'purge': {
