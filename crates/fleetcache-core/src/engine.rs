@@ -2782,6 +2782,9 @@ mod tests {
     /// them too. Before, each reached Redis twice once writes were accepted (the update, then
     /// the merge: one more version every instance loaded). A merge planned before the send
     /// (it failed, and is planned again until acknowledged) loses the records the send covers.
+    /// Only tests such as this one see the rule (`TagSync::sent`): the freshness simulation
+    /// cannot, as a record given back twice is merged over one Redis holds and covers, which
+    /// changes no verdict (it costs a version more for every instance to load).
     #[test]
     fn a_queued_revalidation_the_outbox_sends_is_not_given_back_again() {
         let mut e = shared_engine();

@@ -217,6 +217,19 @@ impl PushFollow {
     /// update was sent (its outbox queued behind earlier updates) checked nothing of it: the
     /// announcement makes one due, as another process's does. One in flight that fails gives
     /// the check back ([`PushFollow::pull_failed`]).
+    ///
+    /// This takes Redis to run the update and that pull in the order they were sent. Only the
+    /// Node host follows by push (`tagSync: 'push'` needs `redisUrl`; the workers build makes
+    /// its `TagSync` with neither `push` nor a timer, so `heard_own` never runs there, whatever
+    /// order its transport keeps, docs/transport.md "Ordering and concurrency"), and it sends
+    /// both through its one node-redis client, on the connection of the tag keys' slot, which
+    /// runs commands in the order they were written. Were the pull run first, it would still
+    /// vouch only for what it read ([`PushFollow::vouched_from`]: its start), and an
+    /// announcement names the id of the version it follows, so an update of another process
+    /// between the two is a gap unless that version was followed with no id: then a rollback
+    /// between the pull and the update that gave it to another update, whose announcement was
+    /// lost, would go unchecked until the next pull: not drawn in the freshness simulation,
+    /// since no host that follows by push sends the two otherwise.
     fn heard_own(&mut self, id: &str) -> bool {
         let Some(i) = self.own_updates.iter().position(|(o, _)| o == id) else {
             return false;

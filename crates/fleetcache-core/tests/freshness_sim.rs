@@ -1259,7 +1259,8 @@ struct TagSend {
     /// The revalidation the update carries (the outbox's head).
     rev: Option<usize>,
     call: ScriptCall,
-    permit: Permit,
+    /// `None`: sent past the open breaker, at close (`force`: the breaker hears nothing of it).
+    permit: Option<Permit>,
     /// When it went out, on its process's clock.
     sent: f64,
     budget_ms: f64,
@@ -1462,6 +1463,12 @@ enum Op {
     Restart {
         inst: usize,
     },
+    /// The instance closes (`close()`: tag-sync.ts `stop`, then `sendLast`), and a new process
+    /// takes its place, as a rolling deploy does: [`World::close`]. The closed process serves
+    /// no more (its requests end with it, as a restart's do).
+    Close {
+        inst: usize,
+    },
     Down,
     Up,
     /// The next reply to this instance is lost (the command ran, or did not for a read).
@@ -1597,6 +1604,7 @@ fn op(push: bool) -> impl Strategy<Value = Op> {
         1 => Just(Op::Snapshot),
         1 => Just(Op::Failover),
         1 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
+        1 => (0..3usize).prop_map(|inst| Op::Close { inst }),
         1 => Just(Op::Down),
         2 => Just(Op::Up),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
@@ -1657,6 +1665,7 @@ fn mixed_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Snapshot),
         1 => Just(Op::Failover),
         1 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
+        1 => (0..3usize).prop_map(|inst| Op::Close { inst }),
         1 => Just(Op::Down),
         4 => Just(Op::Up),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
@@ -1839,6 +1848,7 @@ fn fold_op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Snapshot),
         2 => Just(Op::Failover),
         2 => (0..3usize).prop_map(|inst| Op::Restart { inst }),
+        1 => (0..3usize).prop_map(|inst| Op::Close { inst }),
         1 => (0..3usize).prop_map(|inst| Op::LoseReply { inst }),
         2 => hold_tag(),
         3 => (0..4usize).prop_map(|pick| Op::TagStep { pick }),
@@ -2743,6 +2753,165 @@ impl World {
         }
     }
 
+    /// Instance `inst`'s process is replaced by a new one, which knows nothing of it.
+    fn restart(&mut self, inst: usize) {
+        let rate = self.insts[inst].rate;
+        // Its outbox, and the revalidations it took out of it to merge back, die with
+        // it: those not resolved yet never will be (as queued ones).
+        self.insts[inst] = Instance::new(
+            self.now,
+            self.push,
+            self.release,
+            self.leases,
+            self.max_tags,
+            self.outbox,
+        );
+        self.insts[inst].rate = rate;
+        // The process's requests die with it, and their commands not yet at Redis, and
+        // so do its renders.
+        self.tasks.retain(|t| t.inst != inst);
+        self.joined.retain(|(_, t)| t.inst != inst);
+        self.parked.retain(|(_, t, _)| t.inst != inst);
+        self.regens.retain(|r| r.inst != inst);
+        self.late.remove(&inst);
+        self.handlers.retain(|_, h| h.inst != inst);
+        let handlers = &self.handlers;
+        self.open.retain(|r| handlers.contains_key(r));
+    }
+
+    /// Instance `i` closes: tag-sync.ts `stop()`, then `sendLast`, with the same draws of
+    /// lost replies, held commands and an unreachable Redis as any command. The drain's command
+    /// under way is awaited (held, it runs its steps now); one that failed was the attempt.
+    /// Else, with the state loaded, nothing queued and no pull of a request's out, one pull of
+    /// its own: a loss since the last pull is learned only by one, and what the mirror knows
+    /// that Redis lacks is then merged back. A pull that got no answer ends the attempt; one
+    /// the breaker kept back asked nothing, and it goes on. Then, past the backoff and the
+    /// breaker (`force`), the outbox in order and the merges of records to give back, until
+    /// one command fails. A command held ([`Op::HoldTag`]) is waited for: its reply comes,
+    /// or is lost.
+    ///
+    /// The contract, once the attempt is over: what it sent is held by the fleet (resolved: the
+    /// reads that follow are held to it; and after a pull of its own and no failure, Redis
+    /// holds every revalidation this process knew of), and what it did not send is only what
+    /// its closing lines report: its unresolved revalidations are the outbox's count ("closing
+    /// with n queued revalidation(s) not sent"), and one taken out of a full outbox and not
+    /// yet merged back leaves records to give back ("closing with lost tag records not given
+    /// back"). Then a new process takes its place ([`World::restart`]).
+    fn close(&mut self, i: usize) -> Result<(), TestCaseError> {
+        let mut failed = false;
+        if let Some(mut send) = self.insts[i].sending.take() {
+            if send.reply.is_none() {
+                self.tag_reaches(i, &mut send);
+            }
+            failed = !self.tag_answered(i, send);
+        }
+        // The pull of its own, or a load under way, and the calls that catch up after it (a
+        // load's pages, a reply in parts): close() waits for that chain of pulls.
+        let mut pulled = false;
+        let engine = &self.insts[i].engine;
+        let mirror = engine.mirror();
+        let own = mirror.is_synced() && engine.outbox().is_empty();
+        if !failed && self.insts[i].refreshing.is_none() && (own || mirror.is_loading()) {
+            for _ in 0..20 {
+                let clock = Millis(self.clock(i));
+                let engine = &self.insts[i].engine;
+                let closed = engine.breaker_state(clock) == fleetcache_core::BreakerState::Closed;
+                let ok = self.refresh(i);
+                self.trace.push(format!(
+                    "  inst {i} pulls at close at {}: {}",
+                    self.now - T0,
+                    if ok { "ok" } else { "failed" }
+                ));
+                if !ok {
+                    failed = closed;
+                    break;
+                }
+                let mirror = self.insts[i].engine.mirror();
+                if mirror.is_synced() && !mirror.is_loading() {
+                    pulled = true;
+                    break;
+                }
+            }
+        }
+        while !failed {
+            let token = self.token();
+            let Some((seq, call)) = self.insts[i].engine.plan_outbox_head(&token).unwrap() else {
+                break;
+            };
+            let rev = self.insts[i].queued.front().copied();
+            failed = !self.send_last(i, Some(seq), rev, call);
+        }
+        while !failed {
+            let token = self.token();
+            let Some(call) = self.insts[i].engine.plan_resend(&token).unwrap() else {
+                break;
+            };
+            self.trace
+                .push(format!("  inst {i} gives back at close {:?}", call.args));
+            failed = !self.send_last(i, None, None, call);
+        }
+        let engine = &self.insts[i].engine;
+        let (queued, to_give_back) = (engine.outbox().len(), engine.resend_len());
+        self.trace.push(format!(
+            "  inst {i} closes at {}: {queued} queued revalidation(s) not sent, {to_give_back} \
+             record(s) to give back",
+            self.now - T0
+        ));
+        let unsent = &self.insts[i].queued;
+        prop_assert!(
+            unsent.len() == queued,
+            "{}\ninstance {i} closed with revalidations {unsent:?} unresolved in its outbox, and \
+             its closing line counts {queued}",
+            self.trace.join("\n")
+        );
+        let taken_out = &self.insts[i].taken_out;
+        prop_assert!(
+            taken_out.is_empty() || to_give_back > 0,
+            "{}\ninstance {i} closed with revalidations {taken_out:?} taken out of its outbox \
+             and not merged back, and no closing line for records to give back",
+            self.trace.join("\n")
+        );
+        if pulled && !failed {
+            for &n in self.insts[i].learned.keys() {
+                let r = &self.revs[n];
+                if r.resolved.is_none() {
+                    continue;
+                }
+                let single = r.single();
+                for tag in &r.tags {
+                    prop_assert!(
+                        self.redis.tags.covers(tag, &single),
+                        "{}\ninstance {i} closed after a pull of its own and every command of its \
+                         last attempt answered, and Redis lacks revalidation #{n} of {tag}, which \
+                         it knew",
+                        self.trace.join("\n")
+                    );
+                }
+            }
+        }
+        self.restart(i);
+        Ok(())
+    }
+
+    /// A command of close()'s last attempt ([`World::close`]): sent past the breaker, and,
+    /// held, waited for. True when its reply came.
+    fn send_last(
+        &mut self,
+        i: usize,
+        seq: Option<u64>,
+        rev: Option<usize>,
+        call: ScriptCall,
+    ) -> bool {
+        if self.send_tag_as(i, seq, rev, call, true) {
+            return true;
+        }
+        let Some(mut send) = self.insts[i].sending.take() else {
+            return false;
+        };
+        self.tag_reaches(i, &mut send);
+        self.tag_answered(i, send)
+    }
+
     /// Sends a tag update (outbox update `seq`, carrying revalidation `rev`) or a merge
     /// (`seq` `None`) of instance `i`'s drain through its breaker: true when its reply came
     /// and the drain goes on. Held ([`Op::HoldTag`]), it stays in flight ([`TagSend`]).
@@ -2753,12 +2922,28 @@ impl World {
         rev: Option<usize>,
         call: ScriptCall,
     ) -> bool {
+        self.send_tag_as(i, seq, rev, call, false)
+    }
+
+    /// [`World::send_tag`]; `force`: close()'s last attempt, sent whatever the breaker says
+    /// (guard.ts: a command the breaker refuses goes out all the same, its permit 0).
+    fn send_tag_as(
+        &mut self,
+        i: usize,
+        seq: Option<u64>,
+        rev: Option<usize>,
+        call: ScriptCall,
+        force: bool,
+    ) -> bool {
         let now = Millis(self.clock(i));
-        let Admission::Send { permit, budget_ms } = self.insts[i].engine.admit(OpKind::Write, now)
-        else {
-            // The breaker kept it back: the script call fails (CircuitOpen), the failure path.
-            self.tag_failed(i, seq);
-            return false;
+        let (permit, budget_ms) = match self.insts[i].engine.admit(OpKind::Write, now) {
+            Admission::Send { permit, budget_ms } => (Some(permit), budget_ms),
+            Admission::Skip if force => (None, self.insts[i].engine.budget_ms(OpKind::Write)),
+            Admission::Skip => {
+                // The breaker kept it back: the script call fails (CircuitOpen), the failure path.
+                self.tag_failed(i, seq);
+                return false;
+            }
         };
         let held = self.insts[i]
             .hold
@@ -2825,7 +3010,9 @@ impl World {
         } else {
             CallResult::Timeout
         };
-        self.insts[i].engine.report(send.permit, outcome, now);
+        if let Some(permit) = send.permit {
+            self.insts[i].engine.report(permit, outcome, now);
+        }
         let Some(reply) = reply else {
             self.tag_failed(i, send.seq);
             return false;
@@ -3061,30 +3248,8 @@ impl World {
                     self.drop_channels();
                 }
             }
-            Op::Restart { inst } => {
-                let rate = self.insts[inst].rate;
-                // Its outbox, and the revalidations it took out of it to merge back, die with
-                // it: those not resolved yet never will be (as queued ones).
-                self.insts[inst] = Instance::new(
-                    self.now,
-                    self.push,
-                    self.release,
-                    self.leases,
-                    self.max_tags,
-                    self.outbox,
-                );
-                self.insts[inst].rate = rate;
-                // The process's requests die with it, and their commands not yet at Redis, and
-                // so do its renders.
-                self.tasks.retain(|t| t.inst != inst);
-                self.joined.retain(|(_, t)| t.inst != inst);
-                self.parked.retain(|(_, t, _)| t.inst != inst);
-                self.regens.retain(|r| r.inst != inst);
-                self.late.remove(&inst);
-                self.handlers.retain(|_, h| h.inst != inst);
-                let handlers = &self.handlers;
-                self.open.retain(|r| handlers.contains_key(r));
-            }
+            Op::Restart { inst } => self.restart(inst),
+            Op::Close { inst } => self.close(inst)?,
             Op::Deliver { inst } => {
                 if let Some((msg, rev, page)) = self.insts[inst].inbox.pop_front() {
                     let clock = Millis(self.clock(inst));
@@ -9026,4 +9191,238 @@ fn a_use_cache_regeneration_begun_before_a_step_is_stamped_on_the_clock_of_its_s
     w.settle()?;
     follows_in_part(&mut w)?;
     Ok(())
+}
+
+/// [`following_by_push_a_read_is_within_the_bound_or_pulled`]'s world (push, leases, mirrors
+/// unbounded, outboxes of the default capacity, clocks aligned) running `ops`, then settling.
+fn push_history_settles(ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut w = World::new(true, None, true, DEFAULT_MAX_TAGS);
+    w.outboxes(default_outbox());
+    w.clocks(ALIGNED);
+    for op in ops {
+        w.apply(op)?;
+    }
+    w.finish_requests()?;
+    w.settle()
+}
+
+// The histories the regressions file's commented seeds stood for, written out: the op arms
+// added since (held, late and lost tag update replies, full outboxes, closes) draw other
+// histories from those seeds, so each is replayed here by its ops.
+
+/// Seeds 00b7735e, 42e9240e and 24745719 (a part's cut, then a failover that lost the later
+/// change of a tag the part left out; mirrors of one tag, so parts of one tag): instance 1
+/// synced at version 1; `a` revalidated (version 2), `b` (3), a replica keeps that state, `a`
+/// again (4). Instance 1's refresh from 1 is answered in part: `b` only, up to version 3, cut
+/// from 4 (`a`'s log score is 4, so it comes with a later part). The failover to the replica
+/// loses version 4 and keeps 3 with its id, and the next refresh, from 3, finds nothing newer:
+/// caught up without `a`'s change of version 2, which no later reply names, instance 1 serves
+/// an entry tagged `a` made before it. The refresh names the part's cut
+/// (`TagMirror::part_check`) until one at or past it is answered: the script finds 4 gone and
+/// answers in full. (With `part_check` returning `None`: "instance 1 served Fresh (Next sees it
+/// Fresh) an entry of k0 created at 0 tagged a, invalidated (Expired) by revalidation #1 Expire
+/// at 1 resolved at step 7".)
+#[test]
+fn a_failover_below_a_parts_cut_that_lost_a_later_change_of_a_tag_it_left_out_is_seen(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        Revalidate {
+            inst: 0,
+            tags: 4,
+            mode: 0,
+        },
+        Load { inst: 1 },
+        Write {
+            inst: 0,
+            key: 0,
+            tags: 1,
+            began: 0,
+        },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Advance { ms: 1 },
+        Revalidate {
+            inst: 0,
+            tags: 1,
+            mode: 0,
+        },
+        Revalidate {
+            inst: 0,
+            tags: 2,
+            mode: 0,
+        },
+        Snapshot,
+        Revalidate {
+            inst: 0,
+            tags: 1,
+            mode: 0,
+        },
+        Tick { inst: 1 },
+        Failover,
+        Tick { inst: 1 },
+        Read {
+            inst: 1,
+            key: 0,
+            soft: 0,
+            caches: false,
+        },
+    ];
+    pulling_history_settles(&ops, 1, default_outbox(), ALIGNED)
+}
+
+/// Seed e0e67075 (following by push, a `'use cache'` value written before its instance heard
+/// of a revalidation another made): instance 2, subscribed, pulls at 0; instance 0 revalidates
+/// `a` at 300, and its announcement has not reached instance 2, still caught up, when it writes
+/// an entry tagged `a` whose regeneration it began at 379. Judged from 379, the entry would be
+/// fresh on every instance once they all knew of the revalidation, which its data did not
+/// see. `regen::use_cache_made` judges it by the last pull its process applied before it began
+/// (0). (With `use_cache_made` returning `None`: "instance 2 stored an entry regenerated from
+/// 379 judged by its tags from 379, after revalidation #0 at 300 of its tags, resolved before
+/// the regeneration began, which it had not heard of (its last refresh started at 0; stamped
+/// 379; its clock 0 ahead)".)
+#[test]
+fn following_by_push_a_use_cache_value_is_judged_by_the_last_pull_before_it_began(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    push_history_settles(&[
+        Subscribe { inst: 2 },
+        Read {
+            inst: 2,
+            key: 0,
+            soft: 0,
+            caches: false,
+        },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Advance { ms: 300 },
+        Revalidate {
+            inst: 0,
+            tags: 1,
+            mode: 0,
+        },
+        Advance { ms: 79 },
+        Write {
+            inst: 2,
+            key: 0,
+            tags: 1,
+            began: 0,
+        },
+    ])
+}
+
+/// Seeds 39b81bae and 144579738 (following by push, a page regenerated while a pull was
+/// applied in the same ms; the seeds' pull began a load, this one's is a plain pull, which the
+/// rule treats alike): every instance pulled at 0; instance 1 revalidates the page's tag at 5,
+/// unheard by instance 0; at 10 a read of instance 0 misses the page and begins its
+/// regeneration, then instance 0's pull (started and applied at 10) brings the revalidation,
+/// and the regeneration is written. Its data was judged before that pull was applied: it may
+/// count from the pull before (0) only. `PushFollow::vouched_from` takes a pull applied before
+/// the regeneration's ms, not in it. (With `applied <= began` there: "instance 0 stored an
+/// entry regenerated from 10 judged by its tags from 10, after revalidation #0 at 5 of its
+/// tags, resolved before the regeneration began, which it had not heard of (its last refresh
+/// started at 0; stamped 10; its clock 0 ahead)".)
+#[test]
+fn following_by_push_a_pull_applied_in_the_ms_a_regeneration_began_does_not_vouch_for_it(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        Advance { ms: 5 },
+        Revalidate {
+            inst: 1,
+            tags: 4,
+            mode: 0,
+        },
+        Advance { ms: 5 },
+        page_read(0),
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Step { pick: 0 },
+        Tick { inst: 0 },
+        IncWrite {
+            pick: 0,
+            tags: 0,
+            life: 0,
+        },
+    ];
+    run_up(true, NextRelease::new(16, 4, 6, false), true, &ops)
+}
+
+/// Seed 932ffb6a (following by push, a page rewritten after an announcement was applied,
+/// before a revalidation it had not heard: not judged past what it heard): instance 2 applies
+/// the announcement of instance 0's revalidation of `a` (made at 1) as the next version;
+/// instance 0 revalidates the page's tag at 2, which instance 2 has not heard when it rewrites
+/// the page at 3. The announcement vouches for every version before it, not for what reached
+/// Redis after it: the rewrite is judged from 2 (the ms after the announced revalidation),
+/// which the revalidation at 2 reaches. (With `PushFollow::vouched_from` crediting an
+/// announcement applied before the regeneration began up to that start: "instance 2 stored an
+/// entry regenerated from 3 judged by its tags from 3, after revalidation #1 at 2 of its tags,
+/// resolved before the regeneration began, which it had not heard of (its last refresh
+/// started at 1; stamped 3; its clock 0 ahead)".)
+#[test]
+fn following_by_push_a_page_rewritten_after_an_announcement_is_not_judged_past_it(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        Revalidate {
+            inst: 0,
+            tags: 1,
+            mode: 0,
+        },
+        Deliver { inst: 2 },
+        Rewrite {
+            inst: 0,
+            life: 0,
+            held: false,
+        },
+        Revalidate {
+            inst: 0,
+            tags: 4,
+            mode: 0,
+        },
+        Rewrite {
+            inst: 2,
+            life: 0,
+            held: false,
+        },
+    ];
+    page_rewrite_history_settles(&ops, DEFAULT_MAX_TAGS)
+}
+
+/// close()'s last attempt ([`Op::Close`]): instance 0's outbox holds one revalidation; Redis
+/// is out of reach when it revalidates `a`, then `b`, which takes `a` out of the full outbox,
+/// to be merged back. Redis is back, and instance 0 closes: the last attempt sends `b`, then
+/// the merge of `a`, whose reply is lost. `a` took effect on that instance only, and the line
+/// at close says so ("closing with lost tag records not given back"): the engine's count of
+/// records to give back holds the batch planned and not acknowledged
+/// (`TagSync::resend_len`). (Counting the queue alone: "instance 0 closed with revalidations
+/// [(0, ["a"])] taken out of its outbox and not merged back, and no closing line for records
+/// to give back".)
+#[test]
+fn a_merge_that_fails_at_close_is_named_by_the_closing_lines() -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        Down,
+        Revalidate {
+            inst: 0,
+            tags: 1,
+            mode: 0,
+        },
+        Revalidate {
+            inst: 0,
+            tags: 2,
+            mode: 0,
+        },
+        Up,
+        HoldTag {
+            inst: 0,
+            merge: true,
+            lost: true,
+        },
+        Close { inst: 0 },
+    ];
+    pulling_history_settles(&ops, DEFAULT_MAX_TAGS, 1, ALIGNED)
 }
