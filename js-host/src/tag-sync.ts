@@ -55,6 +55,7 @@ export interface TagEngine {
   ackOutbox(seq: number): boolean
   applyUpdateReply(reply: Uint8Array): void
   readonly resendLength: number
+  readonly resendRecords: number
   readonly tagRecordsLost: number
   readonly tagsFolded: number
   planResend(): string
@@ -263,11 +264,23 @@ function quietWhile(quiet: readonly QuietRevalidation[]): string {
 }
 
 /**
+ * The reserved tag the core gives back the records it folded past `tagMirrorMaxTags` under
+ * (crates/fleetcache-core/src/tag_fold.rs, `FOLDED_TAG`; the CLI's `FOLDED_TAG`).
+ */
+const FOLDED_TAG = '\u0001folded'
+
+/** A tag as log lines name it: the folded records' reserved tag as words, not raw. */
+function tagName(tag: string): string {
+  return tag === FOLDED_TAG ? '(folded revalidations)' : tag
+}
+
+/**
  * Tags for a log line: the first few, each cut short, so hostile input cannot flood the log.
+ * The folded records' reserved tag is named `(folded revalidations)`.
  * `count`: how many the list stands for (`tags` may be the first of them only).
  */
 function shortList(tags: readonly string[], count = tags.length): string {
-  const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : t))
+  const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : tagName(t)))
   return count > shown.length
     ? `${shown.join(',')} and ${String(count - shown.length)} more`
     : shown.join(',')
@@ -1201,7 +1214,7 @@ export class TagSync {
           const line =
             batch === 0
               ? `the tag state's lost meta hash not yet made anew in Redis: ${describe(err)}`
-              : `lost tag records not yet given back to Redis (${String(this.engine.resendLength)} waiting): ${describe(err)}`
+              : `lost tag records not yet given back to Redis (${String(this.engine.resendRecords)} waiting): ${describe(err)}`
           if (this.resendFailing) this.log.debug(line)
           else this.log.error(line)
           this.resendFailing = true
@@ -1516,11 +1529,10 @@ export class TagSync {
       )
       return
     }
-    // The engine's count holds one more for a meta hash to make anew, which this batch's merge
-    // makes too: taken off the queue (nothing is sent after this), the batch leaves records
-    // only, so the line counts records, each a tag to revalidate again.
+    // Records only, each a tag to revalidate again: not the meta hash this batch's merge
+    // would make anew too. Then the batch is taken off the queue (nothing is sent after this).
+    const waiting = this.engine.resendRecords
     this.engine.ackResend()
-    const waiting = inBatch + this.engine.resendLength
     const why = notTried
       ? 'not tried: the queued revalidations before them were not sent'
       : this.closePullUnanswered !== undefined
@@ -1543,7 +1555,9 @@ export class TagSync {
       every.push(...tagsIn(next))
       this.engine.ackResend()
     }
-    this.log.debug(`closing: every lost tag record not given back to Redis: ${every.join(',')}`)
+    this.log.debug(
+      `closing: every lost tag record not given back to Redis: ${every.map(tagName).join(',')}`,
+    )
   }
 
   /** The outbox's head failed a moment ago and waits the engine's backoff. */

@@ -128,7 +128,7 @@ function trapMutablyOnPlan(engine) {
       'getExpiration',
     ])
       engine[name] = recursive
-    for (const name of ['outboxLength', 'resendLength'])
+    for (const name of ['outboxLength', 'resendLength', 'resendRecords'])
       Object.defineProperty(engine, name, { get: recursive })
     throw new WebAssembly.RuntimeError('unreachable')
   }

@@ -1883,6 +1883,82 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('the line of a merge that failed counts the records waiting, not the meta hash with them', async () => {
+    // As at close: a state that lacks a record this process knows and whose meta hash is lost
+    // too. The merge (the record, and the meta hash made anew) is refused while the process
+    // runs. Before, the line said "2 waiting" for one record.
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
+    const { clock, engine, log, sync } = setup((_, kind) =>
+      kind === 'read'
+        ? state
+        : replyError('READONLY You cannot write against a read only replica.'),
+    )
+    await sync.refresh()
+    state = netstrings(['no-meta', '1', '', '1', '0', '', '0', 'a', rec])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendLength, 2, 'one record and the meta hash')
+    const failed = log.lines.filter((l) => /^error lost tag records not yet given back/.test(l))
+    assert.deepEqual(
+      failed,
+      [
+        'error lost tag records not yet given back to Redis (1 waiting): ' +
+          'ERR_REDIS_REPLY: READONLY You cannot write against a read only replica.',
+      ],
+      log.lines.join('\n'),
+    )
+  })
+
+  test('the lines naming lost records name the folded ones readably', async () => {
+    // A mirror bounded at one exact record folds the others under one reserved tag
+    // ('\u0001folded'); a flush loses them all, and that record is given back with the rest.
+    // Before, the closing lines named it raw, a control character in the log.
+    const open = Object.assign(new Error('open'), { code: 'ERR_REDIS_CIRCUIT_OPEN' })
+    const rec = (t) => `${String(t)},${String(t)},0,0,${String(t)}`
+    let state = netstrings([
+      'e1',
+      '1',
+      'v1',
+      '1',
+      '0',
+      '',
+      '0',
+      'old-1',
+      rec(T0 - 30),
+      'old-2',
+      rec(T0 - 20),
+      'new',
+      rec(T0 - 10),
+    ])
+    const { clock, engine, log, sync } = setup(
+      (_, kind, force) =>
+        kind === 'read'
+          ? state
+          : force === true
+            ? replyError('READONLY You cannot write against a read only replica.')
+            : open,
+      { config: { tagMirrorMaxTags: 1 } },
+    )
+    await sync.refresh()
+    assert.ok(engine.tagsFolded > 0, 'folded')
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    await sync.stop()
+    const naming = log.lines.filter((l) => /lost tag record/.test(l))
+    for (const line of [/^error closing with lost tag records/, /^debug closing: every lost/]) {
+      const named = naming.filter((l) => line.test(l))
+      assert.equal(named.length, 1, naming.join('\n'))
+      assert.ok(named[0].includes('(folded revalidations)'), named[0])
+    }
+    assert.deepEqual(
+      naming.filter((l) => l.includes('\u0001')),
+      [],
+      'no control character in a line',
+    )
+  })
+
   test('a send under way that fails as close() is called ends the last attempt', async () => {
     // Redis stops answering while a revalidation's send is out, and the process is told to
     // stop: that send fails at its budget; the last attempt would send it again and wait a

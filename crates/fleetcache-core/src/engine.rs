@@ -716,9 +716,16 @@ impl Engine {
         self.tag_sync.ack_resend();
     }
 
-    /// Records waiting to be merged back into Redis, the batch in flight included.
+    /// Records waiting to be merged back into Redis, the batch in flight included, and one
+    /// for the state's meta hash when it is to be made anew: a merge is due while above 0.
     pub fn resend_len(&self) -> usize {
         self.tag_sync.resend_len(&self.mirror)
+    }
+
+    /// Records waiting to be merged back into Redis, the batch in flight included: one per
+    /// tag, without the meta hash [`Engine::resend_len`] counts (what the host's lines count).
+    pub fn resend_records(&self) -> usize {
+        self.tag_sync.resend_records(&self.mirror)
     }
 
     /// No Redis: the mirror is complete by definition (this process is the whole fleet), and
@@ -1803,7 +1810,7 @@ mod tests {
         let expiration = e.get_expiration(&tags[..1], now);
         assert!(expiration > Millis::ZERO);
         e.mirror_mut()
-            .restore_resend(vec![("tag-7".to_owned(), TagRecord::default())]);
+            .restore_resend(&[("tag-7".to_owned(), TagRecord::default())]);
 
         e.reseed_hashes(new);
 
@@ -2925,6 +2932,29 @@ mod tests {
         load(&mut e, "F", "0", &[], 31.0);
         assert_eq!(e.tag_records_lost(), 1, "one loss, counted once");
         assert_eq!(e.resend_len(), 1, "still one record to give back");
+    }
+
+    /// The merge giving a lost record back is in flight when another state replaces the
+    /// one that lost it (a second flush or failover): the record is the same loss, counted
+    /// once, as it is while it still waits in the queue.
+    #[test]
+    fn a_loss_whose_merge_is_in_flight_is_not_counted_again_by_a_replacement() {
+        for in_flight in [false, true] {
+            let mut e = shared_engine();
+            follow_b_expired_at_10(&mut e);
+            load(&mut e, "F", "0", &[], 30.0);
+            assert_eq!(e.tag_records_lost(), 1);
+            if in_flight {
+                assert!(e.plan_resend("c").unwrap().is_some(), "the merge goes out");
+            }
+            load(&mut e, "G", "0", &[], 31.0);
+            assert_eq!(
+                e.tag_records_lost(),
+                1,
+                "merge in flight: {in_flight}: one loss, counted once"
+            );
+            assert_eq!(e.resend_len(), 1, "still one record to give back");
+        }
     }
 
     /// Revalidations Redis never had, because this process dropped them (the outbox

@@ -161,13 +161,18 @@ impl<V> KeyedVec<V> {
         });
     }
 
-    /// Gives back the room a larger past left: when the map's allocations have room for over
-    /// four times what it holds (and more than 64 entries), its values are moved into slots
-    /// of their own size and the index rebuilt to fit. A map that only grows back to the same
+    /// Gives back the room a larger past left: when the map's allocations (its slots, its
+    /// index or its list of free slots) have room for over four times what it holds (and more
+    /// than 64 entries), its values are moved into slots of their own size, the index rebuilt
+    /// to fit and the list of free slots dropped. A map that only grows back to the same
     /// size never pays it twice in a row; one that shrank for good (a mirror past a burst of
     /// tags, folded back to its bound) stops holding the burst's memory.
     pub fn compact(&mut self) {
-        let room = self.slots.capacity().max(self.index.capacity());
+        let room = self
+            .slots
+            .capacity()
+            .max(self.index.capacity())
+            .max(self.free.capacity());
         if room <= 64 || room / 4 <= self.index.len() {
             return;
         }

@@ -126,12 +126,14 @@ impl Folded {
 }
 
 /// [`KeyedVec::retain`] through one closure type: the pruning and the folding of tag records
-/// share one copy of the code (docs/decisions/0028-wasm-size-budget.md).
+/// share one copy of the code (docs/decisions/0028-wasm-size-budget.md). The map is then
+/// compacted ([`KeyedVec::compact`]): what it no longer holds leaves no room behind.
 pub fn retain_records(
     records: &mut KeyedVec<TagRecord>,
     keep: &mut dyn FnMut(&str, &mut TagRecord) -> bool,
 ) {
     records.retain(keep);
+    records.compact();
 }
 
 /// The exact map's size once a fold has run: a quarter below the bound, so a fold runs once

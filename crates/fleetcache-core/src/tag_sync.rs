@@ -849,8 +849,13 @@ impl TagSync {
     ) -> Result<RefreshSummary, ProtocolError> {
         let whole = |m: &TagMirror| m.is_synced() && !m.is_loading();
         let before = whole(mirror);
-        let summary = mirror.apply_refresh(reply, now, keep_ms)?;
+        // A merge in flight gives back records the mirror's queue no longer holds: queued
+        // again for the comparison, a state that lacks them counts them lost once, as if they
+        // still waited; taken off again below, as what the merge covers.
+        mirror.restore_resend(&self.resending);
+        let summary = mirror.apply_refresh(reply, now, keep_ms);
         mirror.unqueue_in_flight(&self.resending);
+        let summary = summary?;
         let page_write = mirror.take_page_write();
         if let Some(push) = self.push.as_mut() {
             push.pull_applied(now, before && whole(mirror));
@@ -914,9 +919,13 @@ impl TagSync {
     /// Records waiting to be merged back into Redis, the batch in flight included, and one
     /// for a meta hash to make anew: the host merges while this is above 0.
     pub fn resend_len(&self, mirror: &TagMirror) -> usize {
-        mirror.resend_len()
-            + self.resending.len()
-            + usize::from(self.remaking || mirror.remakes_meta())
+        self.resend_records(mirror) + usize::from(self.remaking || mirror.remakes_meta())
+    }
+
+    /// Records waiting to be merged back into Redis, the batch in flight included: one per
+    /// tag ([`FOLDED_TAG`](crate::tag_fold::FOLDED_TAG)'s for the folded ones), no meta hash.
+    pub fn resend_records(&self, mirror: &TagMirror) -> usize {
+        mirror.resend_len() + self.resending.len()
     }
 
     /// Notes the time of the host's first Redis command; later calls change nothing.

@@ -883,7 +883,8 @@ impl TagMirror {
     /// updates. A record of a revalidation never sent (still queued, refused or parked) counts
     /// too: the new state lacks it all the same; not one that already waits to be given back
     /// and covers it (a revalidation a full outbox dropped, [`TagMirror::give_back_unsent`]),
-    /// unless its merge is in flight then. Only grows. Not counted: a state the
+    /// nor one whose merge is in flight ([`crate::tag_sync::TagSync::apply_refresh`] queues
+    /// that batch again for the comparison). Only grows. Not counted: a state the
     /// mirror never followed a version of (Redis had no tag state yet), which lost nothing.
     pub fn lost(&self) -> u64 {
         self.lost
@@ -1636,12 +1637,16 @@ impl TagMirror {
             .take(MAX_RESEND_BATCH)
             .map(|(k, _)| k.clone())
             .collect();
-        keys.into_iter()
+        let batch = keys
+            .into_iter()
             .filter_map(|k| {
                 let record = self.resend.remove(&k)?;
                 Some((k, record))
             })
-            .collect()
+            .collect();
+        // A burst given back (a flush of a large state) leaves no room behind it.
+        self.resend.compact();
+        batch
     }
 
     /// Takes out of the re-send queue what `in_flight` (a merge sent, not yet acknowledged)
@@ -1656,15 +1661,16 @@ impl TagMirror {
     pub fn unqueue(&mut self, tag: &str, record: &TagRecord) {
         if self.resend.get(tag).is_some_and(|q| record.covers(q)) {
             self.resend.remove(tag);
+            self.resend.compact();
         }
     }
 
     /// Puts records back in the re-send queue (their merge did not reach Redis).
-    pub fn restore_resend(&mut self, records: Vec<(String, TagRecord)>) {
+    pub fn restore_resend(&mut self, records: &[(String, TagRecord)]) {
         for (tag, record) in records {
             self.resend
-                .get_or_insert_with(&tag, TagRecord::default)
-                .merge(&record);
+                .get_or_insert_with(tag, TagRecord::default)
+                .merge(record);
         }
     }
 
@@ -2415,9 +2421,9 @@ mod tests {
         m.apply_local(&locals, &rev, Millis(995.0));
         m.mark_paired(1);
         m.restore_resend(
-            (200..260)
+            &(200..260)
                 .map(|i| (names[i].clone(), rec(Revalidation::Expire, 50.0)))
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         refresh(&mut m, &paged_header("e1", 9)).unwrap();
         let first_page: Vec<(&str, TagRecord)> = (100..400)
@@ -2726,6 +2732,39 @@ mod tests {
         );
     }
 
+    /// The queue of records to give back holds memory for what it holds, not for its largest
+    /// burst: after 100,000 records were queued (a flush of a large state, or a full outbox
+    /// giving its revalidations back), then given back batch by batch or taken off as Redis
+    /// showed them, it has room for at most four times what is left (64 entries at least).
+    #[test]
+    fn the_resend_queue_gives_back_the_room_of_a_burst() {
+        let bounded = |m: &TagMirror| m.resend.room() <= (4 * m.resend_len() + 3).max(64);
+        let burst = many(100_000);
+        let mut m = TagMirror::new();
+        m.restore_resend(&burst);
+        while !m.take_resend().is_empty() {
+            assert!(
+                bounded(&m),
+                "{} records wait, room for {}",
+                m.resend_len(),
+                m.resend.room()
+            );
+        }
+        assert_eq!(m.resend_len(), 0);
+        let mut m = TagMirror::new();
+        m.restore_resend(&burst);
+        for (tag, record) in &burst {
+            m.unqueue(tag, record);
+        }
+        assert_eq!(m.resend_len(), 0);
+        assert!(bounded(&m), "unqueued: room for {}", m.resend.room());
+        let mut m = TagMirror::new();
+        m.restore_resend(&burst);
+        assert_eq!(m.prune(Millis(1e9), 1.0), 0);
+        assert_eq!(m.resend_len(), 0);
+        assert!(bounded(&m), "pruned: room for {}", m.resend.room());
+    }
+
     /// A failover that loses the newest update and reuses its version is answered
     /// in full at a *later* version once two updates passed it (the script found the id
     /// changed: `reused` in tag_refresh.lua), within the 1,024 versions an id is kept. The
@@ -2889,7 +2928,7 @@ mod tests {
         assert_eq!(batch, vec![("a".to_owned(), a)]);
         assert_eq!(m.resend_len(), 0);
         // The merge failed: back in the queue.
-        m.restore_resend(batch);
+        m.restore_resend(&batch);
         assert_eq!(m.resend_len(), 1);
         // Another process gave it back first: the queue lets go of it.
         refresh(&mut m, &reply("E2", 2, false, &[("a", a)])).unwrap();

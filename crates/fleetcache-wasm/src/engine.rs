@@ -169,6 +169,7 @@ enum Name {
 #[derive(Clone, Copy)]
 enum Count {
     Resend,
+    ResendRecords,
     // Read by `tagCount` only, which no server path calls (the benchmarks do).
     #[cfg(feature = "tools")]
     Tags,
@@ -250,6 +251,7 @@ impl Engine {
     fn count(&self, which: Count) -> u32 {
         let n = match which {
             Count::Resend => self.inner.resend_len(),
+            Count::ResendRecords => self.inner.resend_records(),
             #[cfg(feature = "tools")]
             Count::Tags => self.inner.mirror().len(),
             Count::PageHeard => return self.inner.page_heard(),
@@ -627,10 +629,18 @@ impl Engine {
         self.note(Event::AckResend);
     }
 
-    /// Tag records waiting to be merged back into Redis.
+    /// Tag records waiting to be merged back into Redis, and one for the tag state's meta hash
+    /// when it is to be made anew (a merge of no record): a merge is due while above 0.
     #[wasm_bindgen(getter, js_name = resendLength)]
     pub fn resend_length(&self) -> u32 {
         self.count(Count::Resend)
+    }
+
+    /// Tag records waiting to be merged back into Redis, one per tag, without the meta hash
+    /// `resendLength` counts: what the lines about them count.
+    #[wasm_bindgen(getter, js_name = resendRecords)]
+    pub fn resend_records(&self) -> u32 {
+        self.count(Count::ResendRecords)
     }
 
     /// Tag records Redis lost, over the engine's life, that this process knew and had sent
