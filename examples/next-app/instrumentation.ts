@@ -13,6 +13,13 @@
 // EXAMPLE_CLOSE_ON_SIGNALS=after-next, without NEXT_MANUAL_SIG_HANDLE: Next's handler stays and
 // drains (its HTTP server closed, the requests in flight and their after() work done); its
 // process.exit is held until `close()` is done (10 s at most), then made with Next's exit code.
+// When Next installed no handler (NEXT_MANUAL_SIG_HANDLE set), it warns and installs nothing.
+//
+// Both import `close` from fleetcache/shutdown, which loads nothing else of the package (no wasm,
+// no Redis client): the standalone build's trace of this file then holds none of the package's
+// other entries (the root ESM entry, the workers build), which `import('fleetcache')` brought.
+// It still holds dist/ and the CLI's wasm module, which Turbopack traces for any hook
+// (docs/operating.md, "Shutdown").
 export async function register() {
   if (process.env.NEXT_RUNTIME !== 'nodejs') return
   const mode = process.env.EXAMPLE_CLOSE_ON_SIGNALS
@@ -25,7 +32,7 @@ export async function register() {
     )
     if (mode !== 'force') return
   }
-  const { close } = await import('fleetcache')
+  const { close } = await import('fleetcache/shutdown')
   let stopping = false
   const stop = (signal: NodeJS.Signals, code: number) => {
     if (stopping) return
@@ -45,12 +52,19 @@ export async function register() {
 
 async function closeAfterNext() {
   // Next installs its SIGTERM handler before register() runs, unless NEXT_MANUAL_SIG_HANDLE is
-  // set (in the environment or in a .env file: Next tests it before it loads them).
-  if (process.listenerCount('SIGTERM') === 0) {
+  // set in the environment (one in a .env file is read after the test). Its handler is one
+  // function, named `cleanup`, listening to both SIGTERM and SIGINT
+  // (next/dist/server/lib/start-server.js, 16.0.0 to 16.5.0): a listener of another module
+  // (16.5.0's `next start --experimental-cpu-prof` adds two) is not taken for it.
+  const sigint = process.listeners('SIGINT')
+  const nextHandler = process
+    .listeners('SIGTERM')
+    .find((l) => l.name === 'cleanup' && sigint.includes(l))
+  if (nextHandler === undefined) {
     console.warn('[example] Next installed no SIGTERM handler: close() is not held for')
     return
   }
-  const { close } = await import('fleetcache')
+  const { close } = await import('fleetcache/shutdown')
   const exit = process.exit
   let signalled = false
   let exiting = false

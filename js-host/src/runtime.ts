@@ -23,6 +23,10 @@ import { addStats, engineStats, primeStats } from './stats-sum'
 import { telemetry } from './telemetry'
 import { RedisReplyError, type Transport } from './transport'
 import { coreDefaults, wasm, type Engine } from './wasm'
+import { registry as closables, type Closable } from './closing'
+
+/** The process-wide registry of runtimes (closing.ts, which closes them). */
+const registry = (): Map<string, Runtime> => closables<Runtime>()
 
 /**
  * Everything one process shares between its handlers: the engine (tag mirror, in-process
@@ -30,7 +34,7 @@ import { coreDefaults, wasm, type Engine } from './wasm'
  * several times per request and may load this package through both `import` and `require`,
  * so runtimes are kept in a process-wide registry keyed by their configuration.
  */
-export interface Runtime {
+export interface Runtime extends Closable {
   readonly engine: Engine
   readonly transport: Transport | undefined
   readonly store: EntryStore
@@ -42,20 +46,6 @@ export interface Runtime {
    * (build-record.ts); undefined where there is none (no Redis, no build id, not a server).
    */
   readonly builds?: BuildRecord | undefined
-}
-
-const REGISTRY = Symbol.for('fleetcache.runtimes')
-
-type Registry = Map<string, Runtime>
-
-function registry(): Registry {
-  const g = globalThis as unknown as Record<symbol, Registry | undefined>
-  let r = g[REGISTRY]
-  if (r === undefined) {
-    r = new Map()
-    g[REGISTRY] = r
-  }
-  return r
 }
 
 /**
@@ -342,6 +332,18 @@ export function runtimeFor(
     log,
     options,
     builds,
+    // What `close()` (closing.ts) does to each runtime: what runs on its own stops at once,
+    // then the connections close.
+    shut: async () => {
+      telemetry()?.untrack(engine)
+      builds?.stop()
+      // The connections close even when the engine behind the tag channel has trapped.
+      try {
+        await runtime.tags.stop()
+      } finally {
+        if (transport) await transport.close()
+      }
+    },
   }
   // Queued revalidations go out as soon as Redis answers anything again; while the breaker
   // is open the tag sync probes on a timer, so an idle instance notices the recovery too.
@@ -412,71 +414,4 @@ function describeStore(url: string | undefined): string {
   if (url === undefined) return 'in-process'
   const u = new URL(url)
   return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`
-}
-
-/** The closes in progress, as one promise (shared by every copy of this module, as the registry). */
-const CLOSING = Symbol.for('fleetcache.closing')
-
-/**
- * Closes every Redis connection this process opened (graceful shutdown, tests), once the
- * revalidations still queued, and the tag records Redis lost that this process has not given
- * back yet, are sent or reported lost (docs/operating.md, "Shutdown"); a call
- * while another is in progress resolves when that one is done too (two shutdown hooks). Handlers
- * keep working afterwards as if Redis were unreachable.
- */
-export function close(): Promise<void> {
-  const runtimes = [...registry().values()]
-  registry().clear()
-  return closing(runtimes).all
-}
-
-/**
- * Closes one runtime as `close()` closes each (a `seed` done with its own, in a process whose
- * handlers go on serving); the others are left open. Resolves when it is closed (a `close()`
- * called meanwhile waits for it too); for a runtime closed already, when the closes in
- * progress are done.
- */
-export function closeRuntime(runtime: Runtime): Promise<void> {
-  const reg = registry()
-  const id = [...reg].find(([, r]) => r === runtime)?.[0]
-  if (id === undefined) {
-    const g = globalThis as unknown as Record<symbol, Promise<void> | undefined>
-    return g[CLOSING] ?? Promise.resolve()
-  }
-  reg.delete(id)
-  return closing([runtime]).mine
-}
-
-/**
- * Closes `runtimes`, taken out of the registry by the caller: `mine` settles when they are
- * closed, `all` when every close in progress is done too.
- */
-function closing(runtimes: Runtime[]): { mine: Promise<void>; all: Promise<void> } {
-  for (const r of runtimes) {
-    telemetry()?.untrack(r.engine)
-    r.builds?.stop()
-  }
-  // Every runtime closes before this settles, even when one fails (an engine that trapped):
-  // a call that joins this one must not resolve while connections are still closing.
-  const mine = Promise.allSettled(
-    runtimes.map(async (r) => {
-      // The connections close even when the engine behind the tag channel has trapped.
-      try {
-        await r.tags.stop()
-      } finally {
-        if (r.transport) await r.transport.close()
-      }
-    }),
-  ).then((results) => {
-    for (const r of results) if (r.status === 'rejected') throw r.reason
-  })
-  const g = globalThis as unknown as Record<symbol, Promise<void> | undefined>
-  const earlier = g[CLOSING]
-  const all = earlier === undefined ? mine : Promise.all([earlier, mine]).then(() => undefined)
-  g[CLOSING] = all
-  const done = (): void => {
-    if (g[CLOSING] === all) g[CLOSING] = undefined
-  }
-  all.then(done, done)
-  return { mine, all }
 }

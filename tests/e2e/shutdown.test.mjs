@@ -16,12 +16,15 @@
 //
 // EXAMPLE_CLOSE_ON_SIGNALS=after-next keeps Next's handler and holds its process.exit until
 // close() is done: the revalidation is sent by close() after Next's drain, and a request in
-// flight at SIGTERM is answered in full before the exit.
+// flight at SIGTERM is answered in full before the exit. With NEXT_MANUAL_SIG_HANDLE=1, a SIGTERM
+// listener of another module installed before register() (by `node --require`) is not taken for
+// Next's handler: the recipe warns that it found none.
 //
 // Run: node --test --test-concurrency=1 tests/e2e/shutdown.test.mjs   (after `make pack`)
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1, E2E_NEXT_VERSION.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { failureReport, tearDown } from '../support/diagnostics.mjs'
 import { makeLogDir, prepareStandalone, startInstance } from '../support/fleet.mjs'
@@ -37,6 +40,8 @@ const CLOSING_LINE = '[example] SIGTERM: closing fleetcache'
 const DRAINED_LINE = '[example] Next drained: closing fleetcache'
 // fleetcache's line when its queue of revalidations is sent (tag-sync.ts, replay).
 const SENT_LINE = /sent 1 queued revalidation\(s\)/
+// The after-next recipe's warning when it finds no SIGTERM handler of Next's.
+const NO_HANDLER_LINE = /Next installed no SIGTERM handler/
 
 let logDir
 /** The standalone build's server.js (output: 'standalone'), which starts Next as `next start` does. */
@@ -207,7 +212,7 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
         EXAMPLE_CLOSE_ON_SIGNALS: 'after-next',
       })
       const log = logOf(inst)
-      assert.doesNotMatch(log, /Next installed no SIGTERM handler/, inst.logTail(40))
+      assert.doesNotMatch(log, NO_HANDLER_LINE, inst.logTail(40))
       assert.match(log, CLOSED_LINE, `close() did not finish before the exit:\n${inst.logTail(40)}`)
       assertSentByClose(inst, DRAINED_LINE)
       assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
@@ -248,6 +253,40 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
         assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
       } finally {
         origin.delay(`products-${list}`, 0)
+      }
+    }),
+  )
+
+  test(
+    "after-next with NEXT_MANUAL_SIG_HANDLE=1 and another module's SIGTERM listener: the recipe finds no handler of Next's and warns",
+    { timeout: 120_000 },
+    report.wrap(async () => {
+      // Installed before register() runs, as 16.5.0's `next start --experimental-cpu-prof` adds
+      // its own: a listener that does not end the process, so the instance is killed below.
+      const other = path.join(logDir, 'other-sigterm-listener.cjs')
+      fs.writeFileSync(other, "process.on('SIGTERM', () => console.log('[other] SIGTERM'))\n")
+      const inst = await startInstance({
+        name: 'after-next-other-listener',
+        env: {
+          REDIS_URL: redis.url,
+          ORIGIN_URL: origin.url,
+          EXAMPLE_CLOSE_ON_SIGNALS: 'after-next',
+          NEXT_MANUAL_SIG_HANDLE: '1',
+          NODE_OPTIONS: `--require ${other}`,
+        },
+        logDir,
+      })
+      instances.push(inst)
+      try {
+        await inst.getData('/products?list=shutdown')
+        await waitFor(() => NO_HANDLER_LINE.test(logOf(inst)), {
+          timeoutMs: 15_000,
+          intervalMs: 50,
+          what: `the recipe to warn that Next installed no SIGTERM handler`,
+        })
+      } finally {
+        inst.child.kill('SIGKILL')
+        await waitForExit(inst.child, 30_000)
       }
     }),
   )

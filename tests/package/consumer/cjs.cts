@@ -4,6 +4,7 @@ import fleetcache = require('fleetcache')
 import useCache = require('fleetcache/use-cache')
 import Incremental = require('fleetcache/incremental')
 import config = require('fleetcache/config')
+import shutdown = require('fleetcache/shutdown')
 
 const handler: fleetcache.CacheHandler = useCache
 const made: fleetcache.CacheHandler = fleetcache.createUseCacheHandler({ prefix: 'shop' })
@@ -16,6 +17,7 @@ const bare: string | undefined = config.withFleetcache().cacheHandler
 // @ts-expect-error cacheHandler is a module path
 config.withFleetcache({ cacheHandler: 5 })
 const stats: fleetcache.FleetcacheStats | undefined = fleetcache.stats()
+const shut: () => Promise<void> = shutdown.close
 
 // ESM only (fleetcache/worker, fleetcache/wasm): a dynamic import from CommonJS.
 async function workers(bytes: Uint8Array): Promise<'memory' | 'transport'> {
@@ -25,4 +27,4 @@ async function workers(bytes: Uint8Array): Promise<'memory' | 'transport'> {
   return cache.storeKind
 }
 
-export = { handler, made, IncrementalClass, next, inline, bare, stats, workers }
+export = { handler, made, IncrementalClass, next, inline, bare, stats, shut, workers }

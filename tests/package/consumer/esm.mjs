@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 
 import * as root from 'fleetcache'
 import { withFleetcache } from 'fleetcache/config'
+import { close } from 'fleetcache/shutdown'
 import Incremental from 'fleetcache/incremental'
 import useCache from 'fleetcache/use-cache'
 import { createCache } from 'fleetcache/worker'
@@ -15,6 +16,8 @@ const require = createRequire(import.meta.url)
 for (const name of ['createUseCacheHandler', 'createIncrementalCacheHandler', 'stats', 'close']) {
   assert.equal(typeof root[name], 'function', `fleetcache.${name}`)
 }
+assert.equal(close, root.close, "fleetcache/shutdown's close is fleetcache's")
+assert.equal(close, require('fleetcache/shutdown').close, 'import and require: one close')
 assert.equal(useCache, require('fleetcache/use-cache'), 'import and require: one handler')
 assert.equal(Incremental, require('fleetcache/incremental'), 'import and require: one class')
 assert.equal(typeof withFleetcache({}).cacheHandlers.default, 'string')
@@ -68,5 +71,5 @@ await handler.set(
 )
 const got = await handler.get('n', [])
 assert.equal(await new Response(got.value).text(), 'hello')
-await root.close()
-console.log('7 entry points, 2 round trips')
+await close()
+console.log('8 entry points, 2 round trips')

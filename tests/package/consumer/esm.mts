@@ -8,6 +8,7 @@ import {
   type IncrementalCacheHandlerClass,
 } from 'fleetcache'
 import { withFleetcache } from 'fleetcache/config'
+import { close } from 'fleetcache/shutdown'
 import Incremental from 'fleetcache/incremental'
 import useCache from 'fleetcache/use-cache'
 import wasm from 'fleetcache/wasm'
@@ -28,5 +29,6 @@ export const bare: string | undefined = withFleetcache().cacheHandler
 // @ts-expect-error cacheHandlers maps names to module paths
 export const wrongHandlers = withFleetcache({ cacheHandlers: 42 })
 export const current: FleetcacheStats | undefined = stats()
+export const shut: () => Promise<void> = close
 export const module: WebAssembly.Module = wasm
 export const cache: WorkerCache = createCache({ module: wasm, prefix: 'edge' })

@@ -1,0 +1,1 @@
+export { close } from '../dist/shutdown.js'
