@@ -132,6 +132,10 @@ test("a close() from a copy, called while fleetcache's is in progress, settles w
   let heldShut = false
   runtimes.set('failing', { shut: async () => Promise.reject(new Error('engine trapped')) })
   runtimes.set('held', { shut: () => ((heldShut = true), held) })
+  // OpenTelemetry (a dev dependency here) reads the handler's engine until close() is called.
+  const telemetry = globalThis[Symbol.for('fleetcache.telemetry')]?.telemetry
+  assert.notEqual(telemetry, undefined, 'OpenTelemetry is installed for this test')
+  assert.notEqual(telemetry.collect(), undefined, "telemetry reads the handler's engine")
   const settled = []
   const first = root.close().then(
     () => settled.push('first'),
@@ -139,6 +143,7 @@ test("a close() from a copy, called while fleetcache's is in progress, settles w
   )
   assert.equal(runtimes.size, 0, 'close() takes every runtime out of the registry at once')
   assert.ok(heldShut, "every runtime's close starts at the call")
+  assert.equal(telemetry.collect(), undefined, 'telemetry stops reading its engine at the call')
   const second = other.close().then(
     () => settled.push('second'),
     (err) => settled.push(`second: ${err.message}`),
