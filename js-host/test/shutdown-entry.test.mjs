@@ -115,3 +115,57 @@ test('a copy of its files loaded from elsewhere (a bundled copy) closes them too
     what: 'no client left on Redis',
   })
 })
+
+test("a close() from a copy, called while fleetcache's is in progress, settles when that one is done; a runtime whose close fails keeps no other open", async () => {
+  await connectedHandler('shutdown-entry-join')
+  const root = require('../dist/index.js')
+  const copy = fs.mkdtempSync(path.join(logDir, 'copy-'))
+  for (const f of ['shutdown.js', 'closing.js']) {
+    fs.copyFileSync(path.join(pkg, 'dist', f), path.join(copy, f))
+  }
+  const other = require(path.join(copy, 'shutdown.js'))
+  // Two runtimes of the registry that close as the test says (the registry holds what any copy
+  // registered; each entry closes itself): one that fails at once, one held until released.
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  let release
+  const held = new Promise((resolve) => (release = resolve))
+  let heldShut = false
+  runtimes.set('failing', { shut: async () => Promise.reject(new Error('engine trapped')) })
+  runtimes.set('held', { shut: () => ((heldShut = true), held) })
+  // OpenTelemetry (a dev dependency here) reads the handler's engine until close() is called.
+  const telemetry = globalThis[Symbol.for('fleetcache.telemetry')]?.telemetry
+  assert.notEqual(telemetry, undefined, 'OpenTelemetry is installed for this test')
+  assert.notEqual(telemetry.collect(), undefined, "telemetry reads the handler's engine")
+  const settled = []
+  const first = root.close().then(
+    () => settled.push('first'),
+    (err) => settled.push(`first: ${err.message}`),
+  )
+  assert.equal(runtimes.size, 0, 'close() takes every runtime out of the registry at once')
+  assert.ok(heldShut, "every runtime's close starts at the call")
+  assert.equal(telemetry.collect(), undefined, 'telemetry stops reading its engine at the call')
+  const second = other.close().then(
+    () => settled.push('second'),
+    (err) => settled.push(`second: ${err.message}`),
+  )
+  // The handler's connection closes, the failing runtime and the held one notwithstanding.
+  await waitFor(async () => (await clients()).length === 0, {
+    timeoutMs: 5000,
+    what: "the handler's connection to close",
+  })
+  // Neither call can settle while a runtime it closes has not.
+  assert.deepEqual(settled, [], 'a close() settled before every runtime was closed')
+  release()
+  await Promise.all([first, second])
+  // Both report the failure (the second joined the first's closes).
+  assert.deepEqual(settled.sort(), ['first: engine trapped', 'second: engine trapped'])
+  assert.equal(root.stats(), undefined, 'stats() after close(): no runtime left')
+  // A handler made afterwards opens its own connection, which the next close() closes, from
+  // either copy.
+  await connectedHandler('shutdown-entry-join')
+  await other.close()
+  await waitFor(async () => (await clients()).length === 0, {
+    timeoutMs: 5000,
+    what: 'the new connection to close',
+  })
+})

@@ -15,7 +15,8 @@
 // it with the same handler installed anyway (EXAMPLE_CLOSE_ON_SIGNALS=force).
 //
 // EXAMPLE_CLOSE_ON_SIGNALS=after-next keeps Next's handler and holds its process.exit until
-// close() is done: the revalidation is sent by close() after Next's drain, and a request in
+// close() is done: the revalidation is sent by close() after Next's drain (under `next start` and
+// the standalone server.js, whose `cleanup` handler the recipe finds alike), and a request in
 // flight at SIGTERM is answered in full before the exit. With NEXT_MANUAL_SIG_HANDLE=1, a SIGTERM
 // listener of another module installed before register() (by `node --require`) is not taken for
 // Next's handler: the recipe warns that it found none.
@@ -204,25 +205,38 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
     )
   }
 
-  test(
-    "after-next: Next's handler drains, close() sends the queued revalidation before Next's process.exit is made, with Next's code",
-    { timeout: 120_000 },
-    report.wrap(async () => {
-      const { inst, since, code, signal } = await revalidateDuringOutageThenStop('after-next', {
-        EXAMPLE_CLOSE_ON_SIGNALS: 'after-next',
-      })
-      const log = logOf(inst)
-      assert.doesNotMatch(log, NO_HANDLER_LINE, inst.logTail(40))
-      assert.match(log, CLOSED_LINE, `close() did not finish before the exit:\n${inst.logTail(40)}`)
-      assertSentByClose(inst, DRAINED_LINE)
-      assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
-      const record = await tagRecord(redis, TAG)
-      assert.ok(
-        record !== null && record.expired >= since,
-        `Redis's tag state lacks the revalidation of ${TAG} issued at ${since}: ${JSON.stringify(record)}\n${inst.logTail(40)}`,
-      )
-    }),
-  )
+  // The standalone server.js calls the same startServer, from the traced copy of Next: the
+  // recipe finds the same `cleanup` there.
+  for (const [how, standalone] of [
+    ['`next start`', false],
+    ['standalone server.js', true],
+  ]) {
+    test(
+      `after-next, ${how}: Next's handler drains, close() sends the queued revalidation before Next's process.exit is made, with Next's code`,
+      { timeout: 120_000 },
+      report.wrap(async () => {
+        const { inst, since, code, signal } = await revalidateDuringOutageThenStop(
+          standalone ? 'after-next-standalone' : 'after-next',
+          { EXAMPLE_CLOSE_ON_SIGNALS: 'after-next' },
+          { standalone },
+        )
+        const log = logOf(inst)
+        assert.doesNotMatch(log, NO_HANDLER_LINE, inst.logTail(40))
+        assert.match(
+          log,
+          CLOSED_LINE,
+          `close() did not finish before the exit:\n${inst.logTail(40)}`,
+        )
+        assertSentByClose(inst, DRAINED_LINE)
+        assert.equal(code, 143, `exit code ${code} (signal ${signal}), expected Next's 143`)
+        const record = await tagRecord(redis, TAG)
+        assert.ok(
+          record !== null && record.expired >= since,
+          `Redis's tag state lacks the revalidation of ${TAG} issued at ${since}: ${JSON.stringify(record)}\n${inst.logTail(40)}`,
+        )
+      }),
+    )
+  }
 
   test(
     'after-next: a request in flight at SIGTERM is answered in full before close() and the exit',
