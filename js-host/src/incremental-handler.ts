@@ -7,7 +7,7 @@ import {
   type ResolvedOptions,
 } from './config'
 import { joinTags } from './argv'
-import { describe } from './log'
+import { describe, shortList } from './log'
 import { runtimeFor, type Runtime } from './runtime'
 import {
   leaseToken,
@@ -561,7 +561,7 @@ class IncrementalCore {
       // it is already on its way to Redis (docs/decisions/0005). Once: another report of the
       // same tags, or one in another run, is another revalidation.
       if (engine.revalidationRecorded(joinTags(list), mode, expire, t, currentTurn())) {
-        log.debug(`inc revalidateTag ${list.join(',')}: already recorded by updateTags`)
+        log.debug(`inc revalidateTag ${shortList(list)}: already recorded by updateTags`)
         return
       }
       await this.rt.tags.update(list, durations, t)
@@ -574,7 +574,7 @@ class IncrementalCore {
         throw failed
       }
       log.error(
-        `revalidation of ${list.join(',')} applied on this instance only, Redis not updated: ${describe(err)}`,
+        `revalidation of ${shortList(list)} applied on this instance only, Redis not updated: ${describe(err)}`,
       )
     }
   }

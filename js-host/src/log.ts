@@ -51,6 +51,41 @@ export function prefixed(message: string): string {
   return `[fleetcache] ${message.replace(/\r?\n/g, '\n[fleetcache] ')}`
 }
 
+/**
+ * `s` with its control characters escaped (`\n`, `\xNN`, C1 included): a string of the
+ * application's (a tag) in a log line can neither forge a line of its own nor drive a terminal.
+ */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  )
+}
+
+/**
+ * The reserved tag the core gives back the records it folded past `tagMirrorMaxTags` under
+ * (crates/fleetcache-core/src/tag_fold.rs, `FOLDED_TAG`).
+ */
+export const FOLDED_TAG = '\u0001folded'
+
+/** A tag as log lines name it: escaped (`printable`), the folded records' reserved one in words. */
+export function tagText(tag: string): string {
+  return tag === FOLDED_TAG ? '(folded revalidations)' : printable(tag)
+}
+
+/**
+ * Tags for a log line: the first five, each cut at 80 characters and escaped (`printable`), so
+ * that the application's strings can neither flood the log nor forge a line; the folded
+ * records' reserved tag as `(folded revalidations)`. `count`: how many the list stands for
+ * (`tags` may be the first of them only).
+ */
+export function shortList(tags: readonly string[], count = tags.length): string {
+  const shown = tags.slice(0, 5).map((t) => tagText(t.length > 80 ? `${t.slice(0, 80)}…` : t))
+  return count > shown.length
+    ? `${shown.join(',')} and ${String(count - shown.length)} more`
+    : shown.join(',')
+}
+
 /** Text of an unknown thrown value, for log lines. */
 export function describe(err: unknown): string {
   // It runs in catch blocks, after a read's value is decided: a thrown value without a string

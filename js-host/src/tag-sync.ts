@@ -5,7 +5,7 @@
  * timer.
  */
 import type { Logger } from './log.js'
-import { describe, isFailedProbe } from './log.js'
+import { describe, isFailedProbe, shortList, tagText } from './log.js'
 import { joinTags, splitArgv } from './argv.js'
 import { revalidated } from './packed.js'
 
@@ -261,29 +261,6 @@ function quietWhile(quiet: readonly QuietRevalidation[]): string {
   const unanswered = quiet.some((q) => q.kind === 'unanswered')
   if (refused && unanswered) return 'while Redis refused writes or did not answer'
   return refused ? 'while Redis refused writes' : 'while Redis did not answer'
-}
-
-/**
- * The reserved tag the core gives back the records it folded past `tagMirrorMaxTags` under
- * (crates/fleetcache-core/src/tag_fold.rs, `FOLDED_TAG`; the CLI's `FOLDED_TAG`).
- */
-const FOLDED_TAG = '\u0001folded'
-
-/** A tag as log lines name it: the folded records' reserved tag as words, not raw. */
-function tagName(tag: string): string {
-  return tag === FOLDED_TAG ? '(folded revalidations)' : tag
-}
-
-/**
- * Tags for a log line: the first few, each cut short, so hostile input cannot flood the log.
- * The folded records' reserved tag is named `(folded revalidations)`.
- * `count`: how many the list stands for (`tags` may be the first of them only).
- */
-function shortList(tags: readonly string[], count = tags.length): string {
-  const shown = tags.slice(0, 5).map((t) => (t.length > 80 ? `${t.slice(0, 80)}…` : tagName(t)))
-  return count > shown.length
-    ? `${shown.join(',')} and ${String(count - shown.length)} more`
-    : shown.join(',')
 }
 
 /**
@@ -1556,7 +1533,7 @@ export class TagSync {
       this.engine.ackResend()
     }
     this.log.debug(
-      `closing: every lost tag record not given back to Redis: ${every.map(tagName).join(',')}`,
+      `closing: every lost tag record not given back to Redis: ${every.map(tagText).join(',')}`,
     )
   }
 

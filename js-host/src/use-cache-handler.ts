@@ -1,7 +1,7 @@
 import { currentTurn, now } from './clock'
 import { optionsFromEnv, resolveOptions, type FleetcacheOptions } from './config'
 import { joinTags } from './argv'
-import { describe } from './log'
+import { describe, shortList } from './log'
 import { runtimeFor, type Runtime } from './runtime'
 import {
   leaseToken,
@@ -408,7 +408,7 @@ class UseCacheHandler implements CacheHandler {
         throw failed
       }
       this.rt.log.error(
-        `revalidation of ${tags.join(',')} applied on this instance only, Redis not updated: ${describe(err)}`,
+        `revalidation of ${shortList(tags)} applied on this instance only, Redis not updated: ${describe(err)}`,
       )
     }
   }

@@ -1203,6 +1203,20 @@ describe('TagSync, fake transport and clock', () => {
     )
   })
 
+  test('a tag holding control characters is escaped in the lines that name it', async () => {
+    // Tags are the application's strings (a slug in revalidateTag(`post-${slug}`)): printed as
+    // they are, a newline forged a log line of its own and ESC drove the terminal.
+    const { log, sync } = setup((_, kind) =>
+      kind === 'write' ? new Error('connection reset') : SYNCED,
+    )
+    await sync.refresh()
+    await sync.update(['evil\nforged\u001b[2J\u0085'], undefined, T0)
+    const lines = log.lines.join('\n')
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(lines.replaceAll('\n', ' '), /[\u0000-\u001f\u007f-\u009f]/, lines)
+    assert.match(lines, /revalidation of evil\\nforged\\x1b\[2J\\x85 \(expire now\)/, lines)
+  })
+
   test('a revalidation whose send failed after stop() was called is not promised another attempt', async () => {
     // Its send, under way when stop() was called, failed after it: that was close()'s attempt
     // (the attempt stops at the first command that fails), and nothing more is sent. Before, its
