@@ -200,31 +200,25 @@ test("inspect shows a 'use cache' entry's INFINITE_CACHE lifetimes as Infinity, 
       useCacheEntry('v', { tags: [], expire: INFINITE_CACHE, revalidate: INFINITE_CACHE }),
     ),
   )
-  const r = await cli([
-    'inspect',
-    '--cache-key',
-    'forever',
-    '--deployment',
-    DEPLOYMENT,
-    '--interface',
-    'default',
-  ])
+  const inspect = (...extra) =>
+    cli([
+      'inspect',
+      '--cache-key',
+      'forever',
+      '--deployment',
+      DEPLOYMENT,
+      '--interface',
+      'default',
+      ...extra,
+    ])
+  const r = await inspect()
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stdout, /^expire +Infinity$/m, r.stdout)
   assert.match(r.stdout, /^revalidate +Infinity$/m, r.stdout)
   assert.doesNotMatch(r.stdout, /4294967294/, r.stdout)
   // --json: null for no limit, as JSON.stringify writes a singular entry's Infinity (before,
   // 4294967294 here and null there).
-  const asJson = await cli([
-    'inspect',
-    '--cache-key',
-    'forever',
-    '--deployment',
-    DEPLOYMENT,
-    '--interface',
-    'default',
-    '--json',
-  ])
+  const asJson = await inspect('--json')
   assert.equal(asJson.code, 0, asJson.stderr)
   const { header } = JSON.parse(asJson.stdout)
   assert.deepEqual([header.expire, header.revalidate], [null, null], asJson.stdout)
