@@ -137,6 +137,8 @@ export class RedisTransport implements Transport {
    * budget. `close()` waits for their replies only: one abandoned has nobody to read it.
    */
   private awaited = 0
+  /** Resolves `close()`'s wait once no command is awaited (`settledOne`). */
+  private noneAwaited: (() => void) | undefined
   /** When the held-back line was last logged, and the writes held back since. */
   private lastHeldBackLog = Number.NEGATIVE_INFINITY
   private heldBack = 0
@@ -381,6 +383,9 @@ export class RedisTransport implements Transport {
     options: SendOptions | undefined,
     startedAt: number | undefined,
   ): Promise<unknown> {
+    // close() waits only for the commands awaited when it was called (node-redis refused new
+    // ones from its graceful close on, which close() no longer calls).
+    if (this.closed) return Promise.reject(new Error('redis transport is closed'))
     const timeout = options?.timeoutMs ?? this.options.commandTimeoutMs
     // One promise and one entry in the process's deadline queue per command (deadlines.ts: one
     // timer for all of them), settled straight from node-redis's reply: every layer of promises
@@ -399,7 +404,7 @@ export class RedisTransport implements Transport {
       const deadline = deadlines.add(
         timeout,
         () => {
-          this.awaited -= 1
+          this.settledOne()
           reject(
             new RedisTimeoutError(
               `redis ${String(argv[0])} took longer than ${String(timeout)} ms`,
@@ -416,7 +421,7 @@ export class RedisTransport implements Transport {
       )
       const failed = (err: unknown): void => {
         if (err instanceof ErrorReply) this.answered(all, node)
-        if (deadlines.settle(deadline)) this.awaited -= 1
+        if (deadlines.settle(deadline)) this.settledOne()
         reject(commandError(err, argv, timeout))
       }
       this.awaited += 1
@@ -437,10 +442,16 @@ export class RedisTransport implements Transport {
       }
       sent.then((reply) => {
         this.answered(all, node)
-        if (deadlines.settle(deadline)) this.awaited -= 1
+        if (deadlines.settle(deadline)) this.settledOne()
         resolve(reply)
       }, failed)
     })
+  }
+
+  /** A command awaited is no longer (settled, or abandoned at its budget). */
+  private settledOne(): void {
+    this.awaited -= 1
+    if (this.awaited === 0) this.noneAwaited?.()
   }
 
   /** The line of the Cluster node `argv` goes to; undefined: one connection, or not known. */
@@ -506,22 +517,39 @@ export class RedisTransport implements Transport {
     sockets.abort()
   }
 
-  async close(): Promise<void> {
+  /** The close under way, or done: a second call waits for the first. */
+  private closing: Promise<void> | undefined
+
+  close(): Promise<void> {
+    this.closing ??= this.closeNow()
+    return this.closing
+  }
+
+  private async closeNow(): Promise<void> {
     this.closed = true
     if (!this.client.isOpen) {
       this.sockets.abort()
       return
     }
-    // A graceful close waits for the replies still awaited (bounded, since a hung Redis never
-    // sends them); with none, there is nothing to wait for: replies to commands abandoned at
+    // Waits for the replies still awaited (bounded, since a hung Redis never sends them), then
+    // closes at once; with none, there is nothing to wait for: replies to commands abandoned at
     // their budget (an outage) have no reader, and waiting for them cost every close() during
-    // an outage its 1 s.
+    // an outage its 1 s. Counted here, not left to node-redis's graceful close: a cluster's
+    // waits only for the commands in a node's queue, and a command between a MOVED or ASK
+    // reply and its resend is in none (it failed with "Cluster closed";
+    // test/cluster-close-redirect.test.mjs). New commands fail from the call on (`run`).
     if (this.client.isReady && this.awaited > 0) {
+      let done: (() => void) | undefined
+      const drained = new Promise<void>((resolve) => {
+        done = resolve
+      })
+      this.noneAwaited = done
       try {
-        await withDeadline(this.client.close(), 1000, 'redis close')
-        return
+        await withDeadline(drained, 1000, 'redis close')
       } catch {
-        // fall through to destroy
+        // Still awaited at the bound: they fail as disconnected below.
+      } finally {
+        this.noneAwaited = undefined
       }
     }
     // A client that is (re)connecting or hung has nothing to flush; stop it at once.

@@ -97,17 +97,20 @@ function subscribeSingle(
     down()
     if (!closed) log.warn(`tag announcements: no connection, pulling per request: ${describe(err)}`)
   })
-  return async () => {
+  return () => {
     closed = true
     down()
+    // Closed at once: nothing waits for a reply on this connection once the channel is closed
+    // (a login's, an SSUBSCRIBE's: the subscription is no one's to report any more), and a
+    // graceful close waited up to 1 s for them in an outage, beside the transport's second
+    // (test/push-close-hung.test.mjs).
     try {
-      // A graceful close waits for pending replies (an SSUBSCRIBE's): bounded, since a hung
-      // Redis never sends them.
-      await withDeadline(client.close(), 1000, 'redis close')
-    } catch {
       client.destroy()
+    } catch {
+      // Never opened.
     }
     sockets.abort()
+    return Promise.resolve()
   }
 }
 
@@ -292,25 +295,17 @@ function subscribeFollowing(
     events.up()
   }
   void attempt()
-  return async () => {
+  return () => {
     closed = true
     closing.abort()
     if (timer !== undefined) clearTimeout(timer)
     timer = undefined
     down()
-    const last = current
     current = undefined
-    for (const client of clients.keys()) if (client !== last) drop(client)
-    if (last === undefined) return
-    const sockets = clients.get(last)
-    clients.delete(last)
-    try {
-      // A graceful close waits for pending replies: bounded, since a hung Redis never sends them.
-      await withDeadline(last.close(), 1000, 'redis close')
-    } catch {
-      last.destroy()
-    }
-    sockets?.abort()
+    // Every connection closed at once, the subscribed one too: nothing waits for a reply on
+    // them once the channel is closed (see subscribeSingle).
+    for (const client of clients.keys()) drop(client)
+    return Promise.resolve()
   }
 }
 
