@@ -538,7 +538,11 @@ export class RedisTransport implements Transport {
     // waits only for the commands in a node's queue, and a command between a MOVED or ASK
     // reply and its resend is in none (it failed with "Cluster closed";
     // test/cluster-close-redirect.test.mjs). New commands fail from the call on (`run`).
-    if (this.client.isReady && this.awaited > 0) {
+    // Whether the client is ready or not: a Sentinel client following a failover is not, and
+    // sends a command it had sent to the old master again once the new one is connected
+    // (test/sentinel-close-failover.test.mjs); a single client that lost its connection failed
+    // its commands with it (no offline queue), so none is awaited there.
+    if (this.awaited > 0) {
       let done: (() => void) | undefined
       const drained = new Promise<void>((resolve) => {
         done = resolve
@@ -552,7 +556,7 @@ export class RedisTransport implements Transport {
         this.noneAwaited = undefined
       }
     }
-    // A client that is (re)connecting or hung has nothing to flush; stop it at once.
+    // Nothing awaited is left, or the bound is over: stop it at once (no graceful QUIT).
     this.destroy(this.client, this.sockets)
   }
 }
