@@ -1532,8 +1532,10 @@ export class TagSync {
       every.push(...tagsIn(next))
       this.engine.ackResend()
     }
+    // A tag in the batch planned and queued again (a newer record found lacking since) is in
+    // two batches: named once, as `waiting` counts it.
     this.log.debug(
-      `closing: every lost tag record not given back to Redis: ${every.map(tagText).join(',')}`,
+      `closing: every lost tag record not given back to Redis: ${[...new Set(every)].map(tagText).join(',')}`,
     )
   }
 

@@ -242,6 +242,36 @@ test('tag records close() cannot give back are reported once', async () => {
   assert.equal(await redisCommand(redis.port, ['HGET', tagKeys(prefix)[0], 'lc-u']), null)
 })
 
+test('a tag in the merge that failed and found lacking again since is one record waiting at close', async () => {
+  // Its merge refused, lc-v is revalidated again (queued: Redis refuses writes), then the state
+  // is lost again: the pull queues lc-v's newer record beside the batch planned. Before, the
+  // line at close counted lc-v twice ("3 waiting", "and 1 more" for two tags) and the debug
+  // line named it twice.
+  const prefix = 'lostclose12'
+  const { a, writes } = await lostAndNotGivenBack(prefix, 'lc-v', 200, { debug: true })
+  const logged = []
+  const { log } = console
+  let atClose
+  console.log = (...l) => logged.push(l.join(' '))
+  try {
+    await a.updateTags(['lc-v'])
+    await redisCommand(redis.port, ['DEL', ...tagKeys(prefix)])
+    await a.refreshTags()
+    atClose = await capture(() => close())
+  } finally {
+    console.log = log
+    await writes()
+  }
+  const lost = atClose.filter((l) => /lost tag record/.test(l))
+  assert.equal(lost.length, 1, `one line: ${JSON.stringify(atClose)}`)
+  assert.match(lost[0], /\(2 waiting; /, lost[0])
+  assert.match(lost[0], /; among them: (lc-v,lostclose12-warm|lostclose12-warm,lc-v)$/, lost[0])
+  const all = logged.filter((l) => /closing: every lost tag record not given back/.test(l))
+  assert.equal(all.length, 1, JSON.stringify(logged))
+  const named = all[0].replace(/.*: /, '').split(',').sort()
+  assert.deepEqual(named, [`${prefix}-warm`, 'lc-v'].sort())
+})
+
 test('the line for records close() cannot give back names five tags and counts the rest; debug lists all', async () => {
   // Before, the line named five tags of the batch its merge would send and no line named the
   // rest: its "and N more" counted that batch's tags only, not the records waiting.

@@ -2957,6 +2957,23 @@ mod tests {
         }
     }
 
+    /// The merge giving a lost record back is in flight when the tag is revalidated again
+    /// here and another state replaces the one that lost it: the newer record is queued
+    /// besides the batch in flight (it does not cover it). One tag: the count the host's lines
+    /// give as "n waiting", one per tag, is 1, as is the count of tags the last batches name.
+    #[test]
+    fn a_tag_queued_again_beside_its_merge_in_flight_is_one_record_waiting() {
+        let mut e = shared_engine();
+        follow_b_expired_at_10(&mut e);
+        load(&mut e, "F", "0", &[], 30.0);
+        assert!(e.plan_resend("c").unwrap().is_some(), "the merge goes out");
+        e.queue_tag_update(&["b"], &Revalidation::Expire, Millis(32.0))
+            .unwrap();
+        load(&mut e, "G", "0", &[], 33.0);
+        assert_eq!(e.resend_records(), 1, "one tag waits to be given back");
+        assert!(e.resend_len() >= 1, "a merge is due");
+    }
+
     /// Revalidations Redis never had, because this process dropped them (the outbox
     /// full, or Redis refused them for a permission), counted as lacking from a state that
     /// replaced the one followed (the log line says "lacks", not "lost by Redis").

@@ -924,8 +924,15 @@ impl TagSync {
 
     /// Records waiting to be merged back into Redis, the batch in flight included: one per
     /// tag ([`FOLDED_TAG`](crate::tag_fold::FOLDED_TAG)'s for the folded ones), no meta hash.
+    /// A tag both in the batch in flight and queued again (a newer record a later comparison
+    /// found lacking, which the batch does not cover) is one.
     pub fn resend_records(&self, mirror: &TagMirror) -> usize {
-        mirror.resend_len() + self.resending.len()
+        let only_in_flight = self
+            .resending
+            .iter()
+            .filter(|(tag, _)| !mirror.resend_queued(tag))
+            .count();
+        mirror.resend_len() + only_in_flight
     }
 
     /// Notes the time of the host's first Redis command; later calls change nothing.

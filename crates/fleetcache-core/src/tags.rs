@@ -866,6 +866,11 @@ impl TagMirror {
         self.resend.len()
     }
 
+    /// Whether a record of `tag` waits in the queue of those to give back.
+    pub fn resend_queued(&self, tag: &str) -> bool {
+        self.resend.get(tag).is_some()
+    }
+
     /// Whether the last load found records without an epoch, so that the state's meta hash
     /// is to be made anew (a [`TAG_MERGE`](crate::scripts::TAG_MERGE), of no record when
     /// none waits). A load of another state, or an update or merge reply, clears it.
