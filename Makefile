@@ -41,7 +41,7 @@ CARGO_OUT := $(or $(CARGO_TARGET_DIR),target)
 WASM_RAW := $(CARGO_OUT)/$(WASM_TARGET)/release/$(WASM_CRATE).wasm
 WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' crates/fleetcache-wasm/Cargo.toml)
 RUST_SOURCES := $(shell find crates -name '*.rs' -o -name '*.lua' -o -name Cargo.toml) Cargo.toml Cargo.lock
-JS_SOURCES := $(shell find js-host/src js-host/esm js-host/worker-src -type f 2>/dev/null) js-host/package.json js-host/tsconfig.json js-host/tsconfig.worker.json
+JS_SOURCES := $(shell find js-host/src js-host/cli-src js-host/esm js-host/worker-src -type f 2>/dev/null) js-host/package.json js-host/tsconfig.json js-host/tsconfig.cli.json js-host/tsconfig.worker.json
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
@@ -111,6 +111,10 @@ wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt
 js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/tools pkg/*.wasm js-host/wasm/
 	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
+	# The CLI (the `bin`) apart from the server code, against dist/'s declarations: nothing under
+	# dist/ reaches it or the tools module it loads, so no server's trace holds them
+	# (docs/decisions/0011).
+	cd js-host && rm -rf cli && npx tsc -p tsconfig.cli.json
 	# The workers-runtime entries (ESM, no Node APIs): docs/transport.md.
 	# Node-free modules of src/ are compiled in too (tsconfig.worker.json): both trees flattened
 	# into worker/, so they sit beside the entries that import them; a name in both stops here.
@@ -268,7 +272,7 @@ lint: setup js wasm-budget ## rustfmt, clippy, rustdoc's link checks, tsc, eslin
 	$(HOST_CARGO) clippy -p fleetcache-wasm --all-targets --features tools -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(HOST_CARGO) doc --workspace --no-deps --quiet
 	RUSTDOCFLAGS="-D warnings" $(HOST_CARGO) doc -p fleetcache-wasm --features tools --no-deps --quiet
-	cd js-host && npx tsc -p tsconfig.json --noEmit && npx eslint . && npx prettier --check .
+	cd js-host && npx tsc -p tsconfig.json --noEmit && npx tsc -p tsconfig.cli.json --noEmit && npx eslint . && npx prettier --check .
 	js-host/node_modules/.bin/prettier --check bench tests scripts
 	node scripts/compat-table.mjs --check
 	node scripts/check-doc-links.mjs
@@ -293,4 +297,4 @@ bench: setup pack ## benchmarks (micro, cold start, a three-instance fleet, memo
 	node --expose-gc bench/tags.mjs
 
 clean:
-	rm -rf target pkg js-host/dist js-host/wasm js-host/worker js-host/*.tgz js-host/LICENSE-* js-host/CHANGELOG.md
+	rm -rf target pkg js-host/dist js-host/cli js-host/wasm js-host/worker js-host/*.tgz js-host/LICENSE-* js-host/CHANGELOG.md

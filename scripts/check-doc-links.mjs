@@ -19,7 +19,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const REPO_URL = 'https://github.com/fleetcache/fleetcache/blob/main/'
 const TOP_DIRS = ['docs', 'js-host', 'tests', 'crates', 'scripts', 'bench', 'examples']
 // Written by the build or by a run, not committed: named in the docs as outputs.
-const OUTPUTS = [/^js-host\/(dist|wasm|worker)(\/|$)/, /^target\//, /^pkg\//]
+const OUTPUTS = [/^js-host\/(dist|cli|wasm|worker)(\/|$)/, /^target\//, /^pkg\//]
 
 function docFiles() {
   const files = ['README.md', 'CHANGELOG.md', 'js-host/README.md']

@@ -152,33 +152,18 @@ export function withFleetcache<T extends object = NextConfigLike>(
   out.serverExternalPackages = externals.includes(PACKAGE) ? externals : [...externals, PACKAGE]
   // What `output: 'standalone'` copies of the package. Next's tracing follows the glue's fs
   // read of the server module (measured on 16.x), but a read it cannot resolve would leave the
-  // server without its engine: that one file is listed explicitly. Both exclusions are files
-  // no server loads (about 400 KB), which tracing takes although no server code needs them
-  // (16.4.6, measured with the exclusions removed): the tools module through both branches of
-  // wasm.ts's require (Turbopack and webpack alike), and the CLI's code because Turbopack's
-  // trace holds every file under dist/, whatever refers to it: a `.txt` placed there is
-  // traced, one placed in another directory of the package is not. No reference in the
-  // package leads there: with the server modules' `createRequire`, templated `require.resolve`,
-  // `__dirname` lookups and fs reads removed, and package.json's `main`, `bin` and `files`, dist/
-  // was still traced whole (docs/decisions/0011). webpack's tracer takes no dist/cli/ file.
+  // server without its engine: that one file is listed explicitly. Nothing is excluded: the
+  // files no server loads, the CLI's code and the tools module it loads, are out of reach of
+  // every trace. Turbopack's traces (the routes' and the instrumentation hook's, where Next
+  // applies no exclude) hold every file under dist/, whatever refers to it, so the CLI is
+  // compiled into cli/, outside it; and only the CLI requires the tools glue, which wasm.ts does
+  // not name (16.5.0, measured: docs/decisions/0011).
   const packageDir = dirname(require.resolve(`${PACKAGE}/package.json`))
   const inPackage = (sub: string): string =>
     relative(projectDir, join(packageDir, sub)).split(sep).join('/')
   out.outputFileTracingIncludes = withGlobs(config.outputFileTracingIncludes, '/*', [
     inPackage('wasm/fleetcache_wasm_bg.wasm'),
   ])
-  const unused = [`${inPackage('wasm/tools')}/**`, `${inPackage('dist/cli')}/**`]
-  // A webpack build (`next build --webpack`) traces the cache handlers as entries of the server
-  // itself, into `next-server.js.nft.json`, where Next applies the excludes of keys matching
-  // 'next-server' and no route key's (`collect-build-traces.js`, 16.0.0 to 16.5.0). Those globs
-  // are matched anywhere in a path relative to the tracing root (picomatch `contains`), not
-  // resolved from the project directory: a leading `../` (a package hoisted above the project)
-  // would never match there, and without it the rest matches wherever the root is.
-  out.outputFileTracingExcludes = withGlobs(
-    withGlobs(config.outputFileTracingExcludes, '/*', unused),
-    'next-server',
-    unused.map((g) => g.replace(/^(\.\.\/)+/, '')),
-  )
   return out as T
 }
 

@@ -23,7 +23,7 @@ import { startRedis } from '../../tests/support/redis.mjs'
 
 const require = createRequire(import.meta.url)
 const { buildRecord } = require('../dist/build-record.js')
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const run = promisify(execFile)
 /** The debug line each check of the record writes (build-record.ts). */
 const CHECKED = /\[fleetcache\] builds under /

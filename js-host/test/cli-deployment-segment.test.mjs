@@ -16,7 +16,7 @@ import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedis } from '../../tests/support/redis.mjs'
 import { useCacheEntry } from './helpers.mjs'
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const run = promisify(execFile)
 const DEPLOYMENT = 'release 7 (blue)'
 

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const { version } = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
 const run = promisify(execFile)
 
@@ -163,7 +163,7 @@ describe('fleetcache CLI flags', () => {
 })
 
 test('tags: the record of folded revalidations is named as such, not as a tag', async () => {
-  const { FOLDED_TAG, formatTags } = await import('../dist/cli/commands.js')
+  const { FOLDED_TAG, formatTags } = await import('../cli/commands.js')
   const row = { version: 3, updatedAt: 1, stale: 1, expired: 1, pendingAt: 0, pendingExpiry: 0 }
   const out = formatTags([
     { ...row, tag: FOLDED_TAG },
@@ -177,7 +177,7 @@ test('tags: the record of folded revalidations is named as such, not as a tag', 
 test('tags: a tag holding control characters is printed escaped, as inspect prints it', async () => {
   // A tag is the application's string (a slug from a request, say): raw, ESC drove the
   // terminal and a newline forged a row of the table.
-  const { formatTags } = await import('../dist/cli/commands.js')
+  const { formatTags } = await import('../cli/commands.js')
   const row = { version: 3, updatedAt: 1, stale: 1, expired: 1, pendingAt: 0, pendingExpiry: 0 }
   const out = formatTags([{ ...row, tag: 'evil\u001b[2J\nforged' }])
   // eslint-disable-next-line no-control-regex
@@ -187,7 +187,7 @@ test('tags: a tag holding control characters is printed escaped, as inspect prin
 })
 
 test('stats: the scanned count is singular for one key and plural otherwise', async () => {
-  const { formatStats } = await import('../dist/cli/commands.js')
+  const { formatStats } = await import('../cli/commands.js')
   const report = (scannedKeys) =>
     formatStats({
       rows: [],

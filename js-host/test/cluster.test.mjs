@@ -15,7 +15,7 @@ import {
   createUseCacheHandler,
   optionsFromEnv,
 } from '../esm/index.mjs'
-import { scanTargets, connect } from '../dist/cli/redis.js'
+import { scanTargets, connect } from '../cli/redis.js'
 import { firstKey } from '../dist/redis-cluster.js'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { capture, text, useCacheEntry } from './helpers.mjs'

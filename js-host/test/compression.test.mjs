@@ -32,7 +32,7 @@ const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
 const { resolveOptions } = require('../dist/config.js')
 const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const run = promisify(execFile)
 
 let redis

@@ -16,7 +16,7 @@ import { createCache } from 'fleetcache/worker'
 import { createIncrementalCacheHandler, createUseCacheHandler, close } from '../esm/index.mjs'
 import { capture, startTestRedis, text, useCacheEntry } from './helpers.mjs'
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const wasmBytes = fs.readFileSync(new URL(import.meta.resolve('fleetcache/wasm')))
 const LONE = 'lone\uD800'
 const LOOKALIKES = ['lone\uFFFD', 'lone\uDC00']

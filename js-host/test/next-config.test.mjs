@@ -31,40 +31,16 @@ test('sets both cache interfaces by absolute path and keeps the rest of the conf
   assert.equal(out.cacheHandlers.custom, '/somewhere/else.js')
   assert.deepEqual(out.serverExternalPackages, ['sharp', 'fleetcache'])
   assert.deepEqual(out.outputFileTracingIncludes['/api/*'], ['./data/**'])
-  // For output: 'standalone': the server module (the one file read with fs), and not the CLI's
-  // tools module or code, which tracing reaches through wasm.ts's require of either module.
+  // For output: 'standalone': the server module (the one file read with fs). No exclude: the
+  // CLI's code (cli/) and its tools module are out of every trace's reach (decision 0011), and
+  // the config's own excludes pass through as they were.
   assert.deepEqual(out.outputFileTracingIncludes['/*'], ['js-host/wasm/fleetcache_wasm_bg.wasm'])
-  assert.deepEqual(out.outputFileTracingExcludes['/*'], [
-    './fixtures/**',
-    'js-host/wasm/tools/**',
-    'js-host/dist/cli/**',
-  ])
-  // A webpack build (`next build --webpack`) traces the cache handlers into next-server.js.nft.json,
-  // where Next applies only the excludes of a key matching 'next-server' (not '/*'), matched
-  // anywhere in a path relative to the tracing root.
-  assert.deepEqual(out.outputFileTracingExcludes['next-server'], [
-    'js-host/wasm/tools/**',
-    'js-host/dist/cli/**',
-  ])
+  assert.deepEqual(out.outputFileTracingExcludes, { '/*': ['./fixtures/**'] })
+  assert.equal(withFleetcache({}).outputFileTracingExcludes, undefined)
   // The caller's object is untouched, and applying twice changes nothing more.
   assert.deepEqual(user.serverExternalPackages, ['sharp'])
   assert.equal(user.cacheHandler, undefined)
   assert.deepEqual(withFleetcache(out, { projectDir: path.resolve('..') }), out)
-})
-
-test("the 'next-server' excludes hold no leading '..', which a path under the tracing root never has", () => {
-  // The package above the project directory (hoisted in a monorepo): the route key's globs are
-  // resolved from the project directory, the 'next-server' key's are matched against paths
-  // relative to the tracing root (the monorepo's root there).
-  const out = withFleetcache({}, { projectDir: path.resolve('../examples/next-app') })
-  assert.deepEqual(out.outputFileTracingExcludes['/*'], [
-    '../../js-host/wasm/tools/**',
-    '../../js-host/dist/cli/**',
-  ])
-  assert.deepEqual(out.outputFileTracingExcludes['next-server'], [
-    'js-host/wasm/tools/**',
-    'js-host/dist/cli/**',
-  ])
 })
 
 test('options choose the interfaces and add named handlers', () => {
@@ -253,7 +229,7 @@ function evaluate({ file, cwd, env = {}, compiledIn }) {
     process.stdout.write(JSON.stringify({
       distDir: process.env.FLEETCACHE_DIST_DIR ?? null,
       includes: config.outputFileTracingIncludes['/*'],
-      excludes: config.outputFileTracingExcludes['/*'],
+      excludes: config.outputFileTracingExcludes ?? null,
     }))
   `
   const childEnv = { ...process.env, ...env }
@@ -266,13 +242,13 @@ function evaluate({ file, cwd, env = {}, compiledIn }) {
   return JSON.parse(out)
 }
 
-/** The '/*' globs withFleetcache writes for the project directory `dir`. */
+/** The '/*' globs withFleetcache writes for the project directory `dir` (it writes no exclude). */
 function globsFor(dir) {
   const inPackage = (sub) =>
     path.relative(dir, path.join(packageDir, sub)).split(path.sep).join('/')
   return {
     includes: [inPackage('wasm/fleetcache_wasm_bg.wasm')],
-    excludes: [`${inPackage('wasm/tools')}/**`, `${inPackage('dist/cli')}/**`],
+    excludes: null,
   }
 }
 

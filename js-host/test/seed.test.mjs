@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 import { createIncrementalCacheHandler, close } from '../esm/index.mjs'
-import { readSeeds } from '../dist/cli/seed.js'
+import { readSeeds } from '../cli/seed.js'
 import { startRedis } from '../../tests/support/redis.mjs'
 
 const require = createRequire(import.meta.url)
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const run = promisify(execFile)
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 const KEY = '/route-cache/PAGES/test/$/isr'
@@ -185,13 +185,13 @@ describe('fleetcache seed', () => {
     writeBuild(dist, Date.now())
     const dir = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)))
     const script = `
-      require(${dir('../dist/cli/use-tools.js')})
+      require(${dir('../cli/use-tools.js')})
       const { TagSync } = require(${dir('../dist/tag-sync.js')})
       const refresh = TagSync.prototype.refresh
       TagSync.prototype.refresh = function () {
         return refresh.call(this).then(() => { throw new Error('thrown after the pull') })
       }
-      const { seed } = require(${dir('../dist/cli/seed.js')})
+      const { seed } = require(${dir('../cli/seed.js')})
       const noop = { tick() {}, done() {} }
       const options = { redisUrl: ${JSON.stringify(redis.url)}, prefix: 'seedthrow', deploymentId: 'd1' }
       seed(${JSON.stringify(dist)}, options, { send: async () => 1 }, noop).then(
@@ -215,9 +215,9 @@ describe('fleetcache seed', () => {
     const dir = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)))
     const url = JSON.stringify(redis.url)
     const script = `
-      require(${dir('../dist/cli/use-tools.js')})
+      require(${dir('../cli/use-tools.js')})
       const { createUseCacheHandler, close } = require(${dir('../dist/index.js')})
-      const { seed } = require(${dir('../dist/cli/seed.js')})
+      const { seed } = require(${dir('../cli/seed.js')})
       const noop = { tick() {}, done() {} }
       const options = { redisUrl: ${url}, prefix: 'seedlib', deploymentId: 'd1' }
       // No in-process tier: every get reads Redis.
@@ -263,9 +263,9 @@ describe('fleetcache seed', () => {
     writeBuild(dist, Date.now() - 60_000)
     const dir = (rel) => JSON.stringify(fileURLToPath(new URL(rel, import.meta.url)))
     const script = `
-      require(${dir('../dist/cli/use-tools.js')})
+      require(${dir('../cli/use-tools.js')})
       const { TagSync } = require(${dir('../dist/tag-sync.js')})
-      const { seed } = require(${dir('../dist/cli/seed.js')})
+      const { seed } = require(${dir('../cli/seed.js')})
       const refresh = TagSync.prototype.refresh
       let calls = 0
       let release

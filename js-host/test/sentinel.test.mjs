@@ -49,7 +49,7 @@ import {
   subscribedOn,
 } from './push-follow.mjs'
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const run = promisify(execFile)
 
 const require = createRequire(import.meta.url)

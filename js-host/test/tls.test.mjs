@@ -330,7 +330,7 @@ describe('mutual TLS: a server that requires a client certificate', () => {
 })
 
 test('the CLI reads the same TLS variables: FLEETCACHE_REDIS_CA_FILE, _CERT_FILE, _KEY_FILE', async () => {
-  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+  const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url))
   const env = {
     PATH: process.env.PATH,
     REDIS_URL: `rediss://127.0.0.1:${mtlsPort}`,

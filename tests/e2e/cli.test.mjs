@@ -32,7 +32,7 @@ import { indent, waitFor } from '../support/util.mjs'
 // examples/next-incremental, or its copy for E2E_NEXT_VERSION (tests/support/next-release.mjs).
 const APP_DIR = exampleDir('next-incremental')
 // The CLI as installed in the app from the tarball (its `bin`), not the working tree.
-const CLI = path.join(APP_DIR, 'node_modules', 'fleetcache', 'dist', 'cli', 'main.js')
+const CLI = path.join(APP_DIR, 'node_modules', 'fleetcache', 'cli', 'main.js')
 const run = promisify(execFile)
 
 let logDir

@@ -92,9 +92,10 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
       const traced = filesUnder(path.join(path.dirname(serverJs), PACKAGE))
       for (const f of SERVER_WASM) assert.ok(traced.includes(f), `${f} is missing: ${traced}`)
       // Nothing a server process never loads (the CLI's tools module and its code, the workers
-      // glue, type declarations) in the traces withFleetcache's excludes reach: every route's and
-      // the server's. Read from the build, as the copied tree holds no trace files.
-      const isUnused = (f) => /^wasm\/(tools|web)\/|^dist\/cli\/|\.d\.ts$/.test(f)
+      // glue, type declarations) in the handlers' traces: every route's and the server's
+      // (withFleetcache sets no exclude). Read from the build, as the copied tree holds no trace
+      // files.
+      const isUnused = (f) => /^wasm\/(tools|web)\/|^(dist\/)?cli\/|\.d\.ts$/.test(f)
       const distDir = path.dirname(build.standaloneDir)
       const appPackage = path.join(path.dirname(distDir), PACKAGE)
       const packageFiles = (trace) =>
@@ -124,13 +125,17 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
         [],
         "files of the package's other entries in the instrumentation trace",
       )
-      // Still there: dist/ whole and the tools module, which Turbopack puts in the trace of any
-      // instrumentation hook of this app, one that imports nothing too (16.5.0, measured): the
-      // documented cost.
-      assert.ok(
-        hookFiles.some((f) => f.startsWith('dist/cli/')),
-        'the instrumentation trace brings the CLI (the documented cost)',
+      // The CLI's code (cli/, dist/cli/ before it moved) and its tools module (wasm/tools/) are in
+      // no trace, the hook's included (Turbopack puts all of dist/ in the trace of any
+      // instrumentation hook, one that imports nothing too, and applies no exclude there), and so
+      // not in the standalone tree: the server code cannot reach them (docs/decisions/0011).
+      const isCli = (f) => /^(dist\/)?cli\/|^wasm\/tools\//.test(f)
+      assert.deepEqual(
+        [...new Set([...traces, hook].flatMap((t) => packageFiles(t).filter(isCli)))],
+        [],
+        "the CLI's files in the standalone build's traces (routes, next-server, instrumentation)",
       )
+      assert.deepEqual(traced.filter(isCli), [], "the CLI's files in the standalone tree")
       const first = await S1.request('/')
       assert.equal(first.status, 200)
       const line = S1.logTail(200)

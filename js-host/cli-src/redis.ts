@@ -4,10 +4,10 @@
  */
 import { createClient, createCluster, RESP_TYPES } from 'redis'
 
-import type { TransportOptions } from '../config'
-import { firstKey } from '../redis-cluster'
-import { connectionError } from '../redis-errors'
-import { sentinelError, sentinelNode } from '../redis-sentinel'
+import type { TransportOptions } from '../dist/config'
+import { firstKey } from '../dist/redis-cluster'
+import { connectionError } from '../dist/redis-errors'
+import { sentinelError, sentinelNode } from '../dist/redis-sentinel'
 
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const
 

@@ -3,19 +3,23 @@
  * The `fleetcache` command: look into a live Redis, clean up an old deployment, warm a new one.
  * Usage: `fleetcache help`. Exit codes: 0 done, 1 failed, 2 usage error.
  */
-// First: the CLI runs on the tools module, asked for before anything loads ../wasm.
+// First: the CLI runs on the tools module, handed over before anything loads ../dist/wasm.
 import './use-tools'
 
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { transportOptionsFromEnv } from '../config'
-import { describe } from '../log'
-import { configuredDeploymentIdIn, runtimeDeploymentIdIn, skewCookieIn } from '../next-build-files'
-import { checkUrl } from '../option-checks'
-import { connectionError } from '../redis-errors'
-import { wasm, type Interface } from '../wasm'
+import { transportOptionsFromEnv } from '../dist/config'
+import { describe } from '../dist/log'
+import {
+  configuredDeploymentIdIn,
+  runtimeDeploymentIdIn,
+  skewCookieIn,
+} from '../dist/next-build-files'
+import { checkUrl } from '../dist/option-checks'
+import { connectionError } from '../dist/redis-errors'
+import { wasm, type Interface } from '../dist/wasm'
 import {
   collectStats,
   counted,
@@ -83,9 +87,9 @@ class UsageError extends Error {}
 
 const COMMANDS = new Set(['stats', 'tags', 'inspect', 'purge', 'seed'])
 
-/** The installed package's version: dist/cli/main.js sits two levels below its package.json. */
+/** The installed package's version: cli/main.js sits one level below its package.json. */
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as {
     version: string
   }
   return pkg.version

@@ -3,14 +3,14 @@
  * layout of docs/internals.md. Every scan is bounded (`--max-keys`) and paged (SCAN), so the
  * commands are safe to run against a production Redis.
  */
-import { now } from '../clock'
-import { inflateStored, storedCompressed } from '../compression'
-import { describe } from '../log'
-import { nodeCodecs } from '../node-codecs'
-import { inspection } from '../packed'
-import type { Engine } from '../wasm'
+import { now } from '../dist/clock'
+import { inflateStored, storedCompressed } from '../dist/compression'
+import { describe } from '../dist/log'
+import { nodeCodecs } from '../dist/node-codecs'
+import { inspection } from '../dist/packed'
+import type { Engine } from '../dist/wasm'
 import { tools } from './tools'
-import { ValueKind } from '../value-codec'
+import { ValueKind } from '../dist/value-codec'
 import { globEscape, Progress, scanPages, scanTargets, type Conn } from './redis'
 
 /**
