@@ -597,7 +597,7 @@ async function main() {
     await runLogged(
       process.execPath,
       [
-        path.join(repoRoot, 'js-host', 'dist', 'cli', 'main.js'),
+        path.join(repoRoot, 'js-host', 'cli', 'main.js'),
         'seed',
         path.join(appDir, '.next'),
         '--quiet',

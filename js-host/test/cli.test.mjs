@@ -52,6 +52,32 @@ describe('the CLI module', () => {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  // The handover is this copy's own (wasm-choice.ts's object): a value on a process-wide symbol,
+  // the `true` a CLI of an earlier build set there (Symbol.for('fleetcache.wasm-tools')) or
+  // another copy's module, is not taken for the engine by a server process's wasm.ts.
+  for (const [what, value] of [
+    ['true, as an earlier build set it', 'true'],
+    ["another copy's module", '{ Engine: class {} }'],
+  ]) {
+    test(`a server ignores the process-wide symbol holding ${what}: it loads its server module`, async () => {
+      const script = `
+        globalThis[Symbol.for('fleetcache.wasm-tools')] = ${value}
+        const { wasm } = require(${JSON.stringify(fileURLToPath(new URL('../dist/wasm.js', import.meta.url)))})
+        const engine = new wasm.Engine({ prefix: 'p', deployment: 'd' })
+        const glues = Object.keys(require.cache).filter((f) => f.endsWith('fleetcache_wasm.js'))
+        process.stdout.write(JSON.stringify({ deployment: engine.deployment, glues }))
+      `
+      const r = await run(process.execPath, ['-e', script], { env, timeout: 30_000 })
+      const root = fileURLToPath(new URL('..', import.meta.url))
+      const out = JSON.parse(r.stdout)
+      assert.equal(out.deployment, 'd')
+      assert.deepEqual(
+        out.glues.map((f) => path.relative(root, f).split(path.sep).join('/')),
+        ['wasm/node/fleetcache_wasm.js'],
+      )
+    })
+  }
 })
 
 describe('fleetcache CLI flags', () => {

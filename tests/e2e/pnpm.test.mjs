@@ -6,7 +6,8 @@
 // - `next start` and the standalone `node server.js` of one build load the handlers by the paths
 //   withFleetcache wrote, store under the build's namespace, serve each other's entries, and a
 //   revalidateTag on one reaches the other;
-// - the traced standalone tree holds the .wasm in pnpm's layout, and runs when copied away;
+// - the traced standalone tree holds the .wasm in pnpm's layout, not the CLI's files, and runs
+//   when copied away;
 // - `next dev` with REDIS_URL keeps its entries in the process: one line says so, no key and no
 //   connection appear in Redis, and an edit of a cached function shows on the next request.
 //
@@ -189,6 +190,12 @@ describe('fleetcache e2e: installed by pnpm', () => {
         'fleetcache_wasm_bg.wasm',
       )
       assert.ok(fs.statSync(wasmFile).size > 0, wasmFile)
+      // Nor, with no outputFileTracingExcludes, the CLI's code or its tools module in this layout
+      // either: no trace reaches them (docs/decisions/0011, amended 2026-12-07).
+      const pkg = path.join(pnpmDir, stores[0], 'node_modules', 'fleetcache')
+      for (const unused of ['cli', 'dist/cli', 'wasm/tools']) {
+        assert.ok(!fs.existsSync(path.join(pkg, unused)), `the standalone tree holds ${unused}`)
+      }
     }),
   )
 

@@ -168,7 +168,8 @@ describe('fleetcache e2e: next start <app dir> from another directory', () => {
       const standaloneDir = path.join(dir, 'out', 'standalone')
       const pkg = path.join(standaloneDir, 'node_modules', 'fleetcache')
       assert.ok(fs.existsSync(path.join(pkg, 'wasm', 'fleetcache_wasm_bg.wasm')), 'no .wasm')
-      for (const unused of ['wasm/tools', 'dist/cli']) {
+      // The CLI's code (cli/; dist/cli/ before it moved) and its tools module: no server loads them.
+      for (const unused of ['wasm/tools', 'cli', 'dist/cli']) {
         assert.ok(!fs.existsSync(path.join(pkg, unused)), `the standalone tree holds ${unused}`)
       }
       // server.js announces the config the build recorded, whose distDir is the config's own:

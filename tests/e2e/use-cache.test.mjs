@@ -454,7 +454,7 @@ describe('fleetcache e2e: two `next start` instances sharing one redis-server', 
       const inspected = hits.map((k) => {
         const out = execFileSync(
           process.execPath,
-          [path.join(repoRoot, 'js-host', 'dist', 'cli', 'main.js'), 'inspect', k, '--json'],
+          [path.join(repoRoot, 'js-host', 'cli', 'main.js'), 'inspect', k, '--json'],
           { encoding: 'utf8', env: { ...process.env, REDIS_URL: redis.url } },
         )
         return JSON.parse(out)

@@ -112,7 +112,7 @@ const manifest = JSON.parse(
   (await sh('tar', ['xzf', tarball, '-O', 'package/package.json'])).stdout,
 )
 
-await check('contents: docs, licenses, metadata and every exported file', () => {
+await check('contents: docs, licenses, metadata and every exported file', async () => {
   const files = new Set(listing.map((f) => f.replace(/^package\//, '')))
   const problems = []
   for (const f of ['README.md', 'LICENSE-MIT', 'LICENSE-APACHE', 'CHANGELOG.md']) {
@@ -136,6 +136,15 @@ await check('contents: docs, licenses, metadata and every exported file', () => 
   ]) {
     if (!files.has(f)) problems.push(`missing ${f} (the CLI's module)`)
   }
+  // The CLI is in cli/, outside dist/, and only it names the tools glue: Turbopack traces every
+  // file under dist/ (the instrumentation hook's trace gets no exclude), so a stale dist/cli/
+  // (left by a build from before the move) or a require of cli/ or wasm/tools/ from dist/ would
+  // put them in standalone trees again (docs/decisions/0011, amended 2026-12-07).
+  for (const f of files) if (f.startsWith('dist/cli/')) problems.push(`packed: ${f}`)
+  const distJs = (await sh('tar', ['xzf', tarball, '-O', '--wildcards', 'package/dist/*.js']))
+    .stdout
+  const reach = distJs.match(/require\([^)]*(\.\.\/cli\/|wasm\/tools\/)[^)]*\)/g)
+  if (reach !== null) problems.push(`dist/ requires the CLI's files: ${reach.join(', ')}`)
   for (const field of ['repository', 'homepage', 'bugs', 'keywords', 'type', 'license']) {
     if (manifest[field] === undefined) problems.push(`package.json has no "${field}"`)
   }
@@ -288,6 +297,17 @@ const pnpmNode = async (file) =>
 await check(`${pnpmSpec}: CommonJS and ESM use every entry point`, async () => {
   if (!pnpmInstalled) throw new Error('not installed')
   return `${await pnpmNode('cjs.cjs')}; ${await pnpmNode('esm.mjs')}`
+})
+
+// pnpm's bin is a shell script that runs the package's cli/main.js from node_modules/.pnpm.
+await check(`${pnpmSpec}: the fleetcache bin: --version`, async () => {
+  if (!pnpmInstalled) throw new Error('not installed')
+  const r = await sh(path.join(pnpmProject, 'node_modules', '.bin', 'fleetcache'), ['--version'], {
+    cwd: pnpmProject,
+    env,
+  })
+  if (r.stdout !== `${version}\n`) throw new Error(`printed ${JSON.stringify(r.stdout)}`)
+  return r.stdout.trim()
 })
 
 // What Next is told: the handlers by absolute path, and a tracing glob, relative to the project,
