@@ -5,7 +5,7 @@
  */
 import { now } from '../dist/clock'
 import { inflateStored, storedCompressed } from '../dist/compression'
-import { describe } from '../dist/log'
+import { describe, FOLDED_TAG, printable } from '../dist/log'
 import { nodeCodecs } from '../dist/node-codecs'
 import { inspection } from '../dist/packed'
 import type { Engine } from '../dist/wasm'
@@ -13,12 +13,8 @@ import { tools } from './tools'
 import { ValueKind } from '../dist/value-codec'
 import { globEscape, Progress, scanPages, scanTargets, type Conn } from './redis'
 
-/**
- * The tag under which a process past `tagMirrorMaxTags` gives back the merge of the
- * revalidations it folded, which every tagged entry is judged by (`FOLDED_TAG` in
- * crates/fleetcache-core/src/tag_fold.rs; docs/operating.md, "Tag state in each process").
- */
-export const FOLDED_TAG = '\u0001folded'
+// The folded records' reserved tag (log.ts), which every tagged entry is judged by.
+export { FOLDED_TAG } from '../dist/log'
 
 /** Where a Redis key belongs in the layout. */
 export type ParsedKey =
@@ -388,19 +384,6 @@ async function describeKey(
   }
   report.fields = fields
   return report
-}
-
-/**
- * A string read from Redis for the terminal (a hash's field or value, a tag of `tags`): a control
- * character (C0, DEL, C1) as `\xNN`, a newline as `\n`, so that a tag holding ESC or a newline
- * (the application's string) neither drives the terminal nor forges a row. `--json` keeps them
- * as Redis holds them.
- */
-function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
-    c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  )
 }
 
 /** The lines of a key that holds no entry. */

@@ -53,7 +53,8 @@ export function prefixed(message: string): string {
 
 /**
  * `s` with its control characters escaped (`\n`, `\xNN`, C1 included): a string of the
- * application's (a tag) in a log line can neither forge a line of its own nor drive a terminal.
+ * application's (a tag) in a log line or a row of the CLI's tables can neither forge a line of
+ * its own nor drive a terminal.
  */
 export function printable(s: string): string {
   // eslint-disable-next-line no-control-regex
@@ -63,8 +64,9 @@ export function printable(s: string): string {
 }
 
 /**
- * The reserved tag the core gives back the records it folded past `tagMirrorMaxTags` under
- * (crates/fleetcache-core/src/tag_fold.rs, `FOLDED_TAG`).
+ * The reserved tag the core gives back the records it folded past `tagMirrorMaxTags` under,
+ * whose record every tagged entry is judged by (crates/fleetcache-core/src/tag_fold.rs,
+ * `FOLDED_TAG`; docs/operating.md, "Tag state in each process").
  */
 export const FOLDED_TAG = '\u0001folded'
 
