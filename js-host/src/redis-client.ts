@@ -82,7 +82,6 @@ export interface Client {
   readonly isReady: boolean
   readonly isOpen: boolean
   connect(): Promise<unknown>
-  close(): Promise<unknown>
   destroy(): unknown
   on(event: string, listener: (err: unknown) => void): unknown
   /** Sends one raw command; bulk replies as Buffers. */
@@ -242,7 +241,6 @@ export function singleClient(options: RedisTransportOptions, sockets: AbortSigna
       return client.isOpen
     },
     connect: () => client.connect(),
-    close: () => client.close(),
     destroy: () => {
       client.destroy()
     },

@@ -143,7 +143,6 @@ export function clusterClient(options: RedisTransportOptions, sockets: AbortSign
       return cluster.isOpen
     },
     connect: () => cluster.connect(),
-    close: () => cluster.close(),
     destroy: () => {
       cluster.destroy()
     },

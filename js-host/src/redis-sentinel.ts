@@ -116,7 +116,6 @@ export function sentinelClient(
       return sentinel.isOpen
     },
     connect: () => sentinel.connect(),
-    close: () => sentinel.close(),
     destroy: () => sentinel.destroy(),
     on: (event, listener) => {
       if (event === 'error') {
