@@ -17,10 +17,9 @@ import { after, before, test } from 'node:test'
 
 import { close, createUseCacheHandler } from '../esm/index.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
-import { capture } from './helpers.mjs'
+import { capture, transportOn } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
-const { RedisTransport } = require('../dist/redis.js')
 const { keySlot } = require('../dist/redis-cluster.js')
 const { masterOfSlot } = require('../dist/tag-channel.js')
 
@@ -36,25 +35,9 @@ after(async () => {
   await cluster?.stop()
 })
 
-function transportOnCluster() {
-  const lines = []
-  const log = {
-    info: (l) => lines.push(l),
-    warn: (l) => lines.push(l),
-    error: (l) => lines.push(l),
-    debug: (l) => lines.push(l),
-    debugEnabled: true,
-  }
-  const transport = new RedisTransport({
-    url: cluster.url,
-    cluster: true,
-    commandTimeoutMs: 150,
-    longestCommandMs: 5000,
-    connectTimeoutMs: 2000,
-    log,
-  })
-  return { transport, lines }
-}
+/** A transport alone on the cluster (helpers.mjs `transportOn`), BLPOP's budget within its longest. */
+const transportOnCluster = () =>
+  transportOn(cluster.url, { cluster: true, longestCommandMs: 5000, connectTimeoutMs: 2000 })
 
 /** The master serving `key`'s slot now, and another master. */
 async function ownerAndOther(key) {

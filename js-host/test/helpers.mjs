@@ -864,9 +864,13 @@ export function pausedRedisInstance(redisUrl, prefix, n, budgetMs = 200) {
 
 /**
  * A transport alone (no handler: a handler's tag sync sends commands on its own timer) on
- * `url`, with a read budget of 150 ms, the longest and the connect budget as given (400 ms by default), every line it logs in `lines`.
+ * `url`, with a read budget of 150 ms, the longest and the connect budget as given (400 ms by
+ * default), to a Redis Cluster when `cluster`, every line it logs in `lines`.
  */
-export function transportOn(url, { longestCommandMs = 400, connectTimeoutMs = 400 } = {}) {
+export function transportOn(
+  url,
+  { longestCommandMs = 400, connectTimeoutMs = 400, cluster = false } = {},
+) {
   const lines = []
   const log = {
     info: (l) => lines.push(l),
@@ -877,6 +881,7 @@ export function transportOn(url, { longestCommandMs = 400, connectTimeoutMs = 40
   }
   const transport = new RedisTransport({
     url,
+    ...(cluster ? { cluster: true } : {}),
     commandTimeoutMs: 150,
     longestCommandMs,
     connectTimeoutMs,
