@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test'
 
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
+import { exitAfterClosed } from './helpers.mjs'
 
 const DIST = new URL('../dist/redis.js', import.meta.url).pathname
 const ESM = new URL('../esm/index.mjs', import.meta.url).href
@@ -246,22 +247,7 @@ test("push mode: a handler's process exits promptly after close(), channel and t
       await close()
       process.stdout.write('closed\\n')
     `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    let out = ''
-    let closedAt
-    child.stdout.on('data', (d) => {
-      out += d
-      if (closedAt === undefined && out.includes('closed\n')) closedAt = performance.now()
-    })
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    const [code, signal] = await new Promise((resolve) =>
-      child.once('exit', (c, sig) => resolve([c, sig])),
-    )
-    clearTimeout(killer)
-    const ms = performance.now() - closedAt
-    assert.deepEqual({ code, signal }, { code: 0, signal: null }, out)
+    const { afterClose: ms } = await exitAfterClosed(script)
     assert.ok(ms < PROMPT, `${JSON.stringify(options)}: exited ${ms.toFixed(0)} ms after close()`)
   }
 })

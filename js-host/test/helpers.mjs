@@ -1,5 +1,5 @@
 // Shared by the package's tests: the Redis the suites run on, Next-shaped 'use cache' entries
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 // and stream readers, and Next's work-unit store.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -888,4 +888,30 @@ export function transportOn(
     log,
   })
   return { transport, lines }
+}
+
+/**
+ * Runs the ES module source `script` in a child Node process that writes `closed` on a line of
+ * its own once its close() returned. Asserts the process exits by itself, with code 0 (it is
+ * killed at 20 s); returns how long after that line it exited (ms), and its stdout.
+ */
+export async function exitAfterClosed(script) {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  let closedAt
+  child.stdout.on('data', (d) => {
+    out += d
+    if (closedAt === undefined && out.includes('closed\n')) closedAt = performance.now()
+  })
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  const [code, signal] = await new Promise((resolve) =>
+    child.once('exit', (c, sig) => resolve([c, sig])),
+  )
+  clearTimeout(killer)
+  const exitedAt = performance.now()
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, out)
+  assert.ok(closedAt !== undefined, out)
+  return { afterClose: exitedAt - closedAt, out }
 }

@@ -32,6 +32,7 @@ import {
   HUNG_BUDGETS,
   capture,
   commandMonitor,
+  exitAfterClosed,
   holdingProxy,
   now,
   onDemand,
@@ -674,27 +675,11 @@ describe('a master connection that stays open and answers nothing', () => {
       process.stdout.write('closed\\n')
     `
     try {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      })
-      let out = ''
-      let closedAt
-      child.stdout.on('data', (d) => {
-        out += d
-        if (closedAt === undefined && out.includes('closed\n')) closedAt = performance.now()
-      })
-      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-      const [code, signal] = await new Promise((resolve) =>
-        child.once('exit', (c, sig) => resolve([c, sig])),
-      )
-      clearTimeout(killer)
-      const exitedAt = performance.now()
-      assert.deepEqual({ code, signal }, { code: 0, signal: null }, out)
-      assert.ok(closedAt !== undefined, out)
+      const { afterClose } = await exitAfterClosed(script)
       // The 1 s of that loop, and the process's own end.
       assert.ok(
-        exitedAt - closedAt < 3000,
-        `exited ${String(Math.round(exitedAt - closedAt))} ms after close() returned`,
+        afterClose < 3000,
+        `exited ${String(Math.round(afterClose))} ms after close() returned`,
       )
     } finally {
       proxy.holdNew = false
