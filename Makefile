@@ -45,7 +45,7 @@ JS_SOURCES := $(shell find js-host/src js-host/cli-src js-host/esm js-host/worke
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
-.PHONY: FORCE all help setup wasm wasm-budget js pack test test-rust test-crates test-wasm test-js test-node test-node-lts test-package test-e2e test-compat test-compat-oldest test-valkey test-faults fuzz lint fmt demo bench clean
+.PHONY: FORCE all help setup wasm wasm-budget js pack test test-rust test-crates test-wasm test-js test-node test-node-lts test-package test-recipes test-e2e test-compat test-compat-oldest test-valkey test-faults fuzz lint fmt demo bench clean
 
 all: pack ## build the wasm engine, the npm package and its tarball
 
@@ -134,7 +134,7 @@ pack: js $(TARBALL) ## npm pack the package into js-host/fleetcache-<version>.tg
 
 # ---- tests ----------------------------------------------------------------------------------
 
-test: setup lint test-rust test-crates test-wasm test-js test-node-lts test-package test-e2e test-compat-oldest test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
+test: setup lint test-rust test-crates test-wasm test-js test-node-lts test-package test-recipes test-e2e test-compat-oldest test-valkey test-faults ## lint and every test suite (starts its own Redis and Next.js)
 
 # --profile checked: optimised, assertions and overflow checks on (Cargo.toml says why).
 test-rust: ## core and binding, native
@@ -211,6 +211,12 @@ test-node-lts: pack ## the JS unit suite on the current Node.js LTS (24) too: pa
 # scripts/setup.sh); the rules ignored on purpose are named, with reasons, in tests/package/run.mjs.
 test-package: setup pack ## the tarball as a user gets it: publint, attw, a fresh project importing every entry point (CJS, ESM, TypeScript), and one installed by pnpm
 	node tests/package/run.mjs
+
+# TypeScript and the newest @types/node are pinned in tests/recipes (its own lockfile, installed by
+# scripts/setup.sh): a newer @types/node can reject what an older one accepted, in a file that
+# `next build` type-checks in the user's app.
+test-recipes: setup pack ## the Shutdown recipes of docs/operating.md and the example's instrumentation*.ts, type-checked (strict) against the newest @types/node, with the tarball's declarations
+	node tests/recipes/run.mjs
 
 # The mixed-release suite runs in test-compat-oldest, which builds the 16.0.0 copies it needs.
 E2E_MIXED := tests/e2e/mixed-releases.test.mjs

@@ -3,7 +3,8 @@
 # Safe to run again: every step checks first. Prints one line per step.
 #
 #   scripts/setup.sh            everything (wasm toolchain, wasm-bindgen-cli, wasm-pack, wasm-opt, redis, valkey,
-#                               npm deps of js-host and of the package checks in tests/package)
+#                               npm deps of js-host, of the package checks in tests/package and of
+#                               the recipe check in tests/recipes)
 #   scripts/setup.sh --print-env   print the variables the Makefile uses (no installs)
 #   scripts/setup.sh --node MAJOR  install the pinned Node.js release of MAJOR (NODE_RELEASES) under
 #                               $FLEETCACHE_TOOLS/node-releases and print its binary's path (make test-node)
@@ -227,6 +228,7 @@ case "${1:-all}" in
     wasm_opt
     npm_deps "$ROOT/js-host"
     npm_deps "$ROOT/tests/package"
+    npm_deps "$ROOT/tests/recipes"
     ;;
   *) say "unknown argument $1"; exit 2 ;;
 esac

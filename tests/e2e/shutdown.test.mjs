@@ -1,14 +1,15 @@
 // End to end: `close()` runs to its end when a `next start` server is stopped with SIGTERM, with
-// the shutdown recipe of docs/operating.md ("Shutdown"): examples/next-app/instrumentation.ts,
-// switched on by EXAMPLE_CLOSE_ON_SIGNALS=1, with NEXT_MANUAL_SIG_HANDLE=1 in the server's
-// environment. Redis is paused (SIGSTOP) while a route handler revalidates, so the revalidation
-// is queued in the instance's outbox; Redis is resumed (SIGCONT) and the server sent SIGTERM at
-// once: close() sends the revalidation (fleetcache's "sent 1 queued revalidation(s)" line,
-// logged between the handler's line before close() and its line after it), and it is in Redis's
-// tag state after the exit. The same for the standalone build's server.js, which starts Next's
-// server as `next start` does. Redis's scripts are flushed before the pause: the write that
-// timed out sits in Redis's socket buffer and runs once Redis is resumed, and had Redis the
-// script, it would put the revalidation into the tag state whether or not close() sent anything.
+// the shutdown recipe of docs/operating.md ("Shutdown"): examples/next-app/instrumentation.ts and
+// the instrumentation-node.ts it imports, switched on by EXAMPLE_CLOSE_ON_SIGNALS=1, with
+// NEXT_MANUAL_SIG_HANDLE=1 in the server's environment. Redis is paused (SIGSTOP) while a route
+// handler revalidates, so the revalidation is queued in the instance's outbox; Redis is resumed
+// (SIGCONT) and the server sent SIGTERM at once: close() sends the revalidation (fleetcache's "sent
+// 1 queued revalidation(s)" line, logged between the handler's line before close() and its line
+// after it), and it is in Redis's tag state after the exit. The same for the standalone build's
+// server.js, which starts Next's server as `next start` does. Redis's scripts are flushed before
+// the pause: the write that timed out sits in Redis's socket buffer and runs once Redis is resumed,
+// and had Redis the script, it would put the revalidation into the tag state whether or not close()
+// sent anything.
 //
 // Without NEXT_MANUAL_SIG_HANDLE, Next's own SIGTERM handler (next/dist/server/lib/start-server.js)
 // exits the process once its HTTP server is closed, before close() is done: the last test shows
@@ -20,6 +21,12 @@
 // flight at SIGTERM is answered in full before the exit. With NEXT_MANUAL_SIG_HANDLE=1, a SIGTERM
 // listener of another module installed before register() (by `node --require`) is not taken for
 // Next's handler: the recipe warns that it found none.
+//
+// The builds (`next build` and the standalone one) compile the recipes into Next's Edge build as
+// well as its Node.js one: their output must hold no warning that a Node.js API is not supported
+// in the Edge Runtime, which the recipes' process.on / process.exit / process.listeners draw
+// unless they sit in a module imported only when NEXT_RUNTIME is 'nodejs' (instrumentation.ts
+// importing instrumentation-node.ts, as Next's docs put runtime-specific code).
 //
 // Run: node --test --test-concurrency=1 tests/e2e/shutdown.test.mjs   (after `make pack`)
 // Env: FLEETCACHE_TARBALL, E2E_KEEP_LOGS=1, E2E_NEXT_VERSION.
@@ -44,7 +51,13 @@ const SENT_LINE = /sent 1 queued revalidation\(s\)/
 // The after-next recipe's warning when it finds no SIGTERM handler of Next's.
 const NO_HANDLER_LINE = /Next installed no SIGTERM handler/
 
+// Turbopack's warning for a Node.js API in code the Edge build holds ("A Node.js API is used
+// (process.on at line: 47) which is not supported in the Edge Runtime.").
+const EDGE_WARNING = /Edge Runtime/
+
 let logDir
+/** What each build printed: [what, file], read by the first test. */
+let buildOutputs
 /** The standalone build's server.js (output: 'standalone'), which starts Next as `next start` does. */
 let serverJs
 let redis
@@ -148,7 +161,12 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
       try {
         logDir = makeLogDir('fleetcache-shutdown-')
         // The regular build (`next start`) and the standalone one.
-        serverJs = (await prepareStandalone({ logDir })).serverJs
+        const standalone = await prepareStandalone({ logDir })
+        serverJs = standalone.serverJs
+        buildOutputs = [
+          ['next build', standalone.app.buildOutput],
+          ["next build, output: 'standalone'", standalone.buildOutput],
+        ]
         redis = await startRedis({ logDir })
         origin = await startOrigin()
       } catch (err) {
@@ -169,6 +187,23 @@ describe('fleetcache e2e: close() at SIGTERM of `next start`', () => {
       services: [origin, redis],
     })
   })
+
+  test(
+    'the builds of the example, with the recipes in its instrumentation, print no "Edge Runtime" warning',
+    report.wrap(async () => {
+      for (const [what, file] of buildOutputs) {
+        const lines = fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .filter((l) => EDGE_WARNING.test(l))
+        assert.deepEqual(
+          lines,
+          [],
+          `${what} (${file}) warned ${lines.length} time(s) about the Edge Runtime`,
+        )
+      }
+    }),
+  )
 
   for (const [how, standalone] of [
     ['`next start`', false],

@@ -37,6 +37,18 @@ export const appDir = exampleDir('next-app')
 export const nextBinOf = (dir) => path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next')
 const stampFileOf = (dir) => path.join(dir, 'node_modules', '.fleetcache-tarball.json')
 const buildIdFileOf = (dir) => path.join(dir, '.next', 'BUILD_ID')
+// What `next build` printed, kept in the build's directory beside its BUILD_ID (written after
+// each build prepareApp and prepareStandalone make): a test that checks the build's output reads
+// it whether or not its run made the build.
+export const BUILD_OUTPUT_FILE = 'fleetcache-e2e-build-output.log'
+
+// Runs `next build` with runLogged, then writes its part of logFile (which may hold earlier
+// commands' output) to <distDir>/BUILD_OUTPUT_FILE.
+async function runBuild(args, { distDir, logFile, ...rest }) {
+  const at = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0
+  await runLogged(process.execPath, args, { logFile, ...rest })
+  fs.writeFileSync(path.join(distDir, BUILD_OUTPUT_FILE), fs.readFileSync(logFile).subarray(at))
+}
 
 // Variables that configure fleetcache or the example. Instances get them only from the caller,
 // never inherited from the shell that runs the tests; the build gets none of them (a build needs
@@ -256,7 +268,8 @@ async function installDeps(appDir, { log, getLogFile }) {
 }
 
 // Makes sure examples/next-app has its dependencies and the fleetcache tarball installed and a
-// current `next build`. Returns { tarball, buildId, built, buildMs, logFile }.
+// current `next build`. Returns { tarball, buildId, built, buildMs, logFile, buildOutput }
+// (buildOutput: the file holding what the build printed, BUILD_OUTPUT_FILE).
 export async function prepareApp({
   log = defaultLog,
   logDir,
@@ -306,20 +319,24 @@ export async function prepareApp({
   const sources = newestSourceMtime(appDir)
   const installedAt = fs.statSync(stampFile).mtimeMs
   const buildAt = fs.existsSync(buildIdFile) ? fs.statSync(buildIdFile).mtimeMs : 0
+  const buildOutput = path.join(path.dirname(buildIdFile), BUILD_OUTPUT_FILE)
   const reason = force
     ? 'forced'
     : !buildAt
       ? 'no .next/BUILD_ID'
-      : installedAt > buildAt
-        ? 'fleetcache was (re)installed after the last build'
-        : sources.mtimeMs > buildAt
-          ? `${path.relative(appDir, sources.file)} changed after the last build`
-          : null
+      : !fs.existsSync(buildOutput)
+        ? `no .next/${BUILD_OUTPUT_FILE}`
+        : installedAt > buildAt
+          ? 'fleetcache was (re)installed after the last build'
+          : sources.mtimeMs > buildAt
+            ? `${path.relative(appDir, sources.file)} changed after the last build`
+            : null
   let buildMs = 0
   if (reason) {
     log(`next build (${reason}; log: ${getLogFile()})`)
     const t0 = Date.now()
-    await runLogged(process.execPath, [nextBinOf(appDir), 'build'], {
+    await runBuild([nextBinOf(appDir), 'build'], {
+      distDir: path.dirname(buildIdFile),
       cwd: appDir,
       env: cleanEnv(),
       logFile: getLogFile(),
@@ -330,7 +347,7 @@ export async function prepareApp({
     log(`next build done in ${(buildMs / 1000).toFixed(1)} s`)
   }
   const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
-  return { tarball, buildId, built: Boolean(reason), buildMs, logFile }
+  return { tarball, buildId, built: Boolean(reason), buildMs, logFile, buildOutput }
 }
 
 // Starts one `next start` on a free loopback port with the given env (plus INSTANCE_NAME=name) and
@@ -563,7 +580,8 @@ export const BUILD_PHASE_DIST_DIR = '.next-build-phase'
 
 // Makes sure the app has its dependencies, the fleetcache tarball and a current standalone build;
 // copies the static assets into the standalone tree as Next's docs prescribe. Returns
-// { buildId, serverJs, standaloneDir, distDir, built, buildMs }. Start instances with
+// { buildId, serverJs, standaloneDir, distDir, built, buildMs, buildOutput, app } (app:
+// prepareApp's result, for the regular build). Start instances with
 // startInstance({ serverJs, ... }). `webpack: true`: the webpack build in WEBPACK_DIST_DIR
 // instead of Turbopack's.
 export async function prepareStandalone({
@@ -591,11 +609,13 @@ export async function prepareStandalone({
     ? 'forced'
     : !builtAt || !fs.existsSync(serverJs)
       ? `no ${distName}/standalone/server.js`
-      : installedAt > builtAt
-        ? 'fleetcache was (re)installed after the last build'
-        : sources.mtimeMs > builtAt
-          ? `${path.relative(dir, sources.file)} changed after the last build`
-          : null
+      : !fs.existsSync(path.join(distDir, BUILD_OUTPUT_FILE))
+        ? `no ${distName}/${BUILD_OUTPUT_FILE}`
+        : installedAt > builtAt
+          ? 'fleetcache was (re)installed after the last build'
+          : sources.mtimeMs > builtAt
+            ? `${path.relative(dir, sources.file)} changed after the last build`
+            : null
   let buildMs = 0
   if (reason) {
     const logFile = path.join(
@@ -604,17 +624,14 @@ export async function prepareStandalone({
     )
     log(`${what} (${reason}; log: ${logFile})`)
     const t0 = Date.now()
-    await runLogged(
-      process.execPath,
-      [nextBinOf(dir), 'build', ...(webpack ? ['--webpack'] : [])],
-      {
-        cwd: dir,
-        env: cleanEnv(webpack ? WEBPACK_ENV : { EXAMPLE_STANDALONE: '1' }),
-        logFile,
-        timeoutMs: 15 * 60_000,
-        what,
-      },
-    )
+    await runBuild([nextBinOf(dir), 'build', ...(webpack ? ['--webpack'] : [])], {
+      distDir,
+      cwd: dir,
+      env: cleanEnv(webpack ? WEBPACK_ENV : { EXAMPLE_STANDALONE: '1' }),
+      logFile,
+      timeoutMs: 15 * 60_000,
+      what,
+    })
     buildMs = Date.now() - t0
     log(`${what} done in ${(buildMs / 1000).toFixed(1)} s`)
     fs.cpSync(path.join(distDir, 'static'), path.join(standaloneDir, distName, 'static'), {
@@ -623,7 +640,16 @@ export async function prepareStandalone({
   }
   const buildId = fs.readFileSync(buildIdFile, 'utf8').trim()
   if (buildId === app.buildId) throw new Error(`the standalone build reused build id ${buildId}`)
-  return { buildId, serverJs, standaloneDir, distDir, built: Boolean(reason), buildMs }
+  return {
+    buildId,
+    serverJs,
+    standaloneDir,
+    distDir,
+    built: Boolean(reason),
+    buildMs,
+    buildOutput: path.join(distDir, BUILD_OUTPUT_FILE),
+    app,
+  }
 }
 
 // ---- Next's default cache (no fleetcache) --------------------------------------------------------
