@@ -16,9 +16,8 @@
 // When Next installed no handler (NEXT_MANUAL_SIG_HANDLE set), it warns and installs nothing.
 //
 // Both import `close` from fleetcache/shutdown, which loads nothing else of the package (no wasm,
-// no Redis client): the standalone build's trace of this file then holds none of the package's
-// other entries (the root ESM entry, the workers build), which `import('fleetcache')` brought.
-// It still holds dist/ and the CLI's wasm module, which Turbopack traces for any hook
+// no Redis client). The standalone build's trace of this file holds `esm/shutdown.mjs`, and
+// dist/ whole, which Turbopack traces for any hook; none of the CLI's files
 // (docs/operating.md, "Shutdown").
 export async function register() {
   if (process.env.NEXT_RUNTIME !== 'nodejs') return
