@@ -21,10 +21,9 @@
 // When Next installed no handler (NEXT_MANUAL_SIG_HANDLE set), it warns and installs nothing.
 //
 // Both import `close` from fleetcache/shutdown, which loads nothing else of the package (no wasm,
-// no Redis client): the standalone build's trace then holds none of the package's other entries
-// (the root ESM entry, the workers build), which `import('fleetcache')` brought. It still holds
-// dist/ and the Redis client, which Turbopack traces for any hook (docs/operating.md,
-// "Shutdown").
+// no Redis client). The standalone build's trace of the hook holds `esm/shutdown.mjs` and dist/
+// whole, with what dist/ loads (the Redis client, the server's wasm), which Turbopack traces for
+// any hook; none of the CLI's files (docs/operating.md, "Shutdown").
 export async function closeOnSignals() {
   const mode = process.env.EXAMPLE_CLOSE_ON_SIGNALS
   if (mode === 'after-next') return closeAfterNext()

@@ -54,9 +54,21 @@ export interface WithFleetcacheOptions {
 
 const PACKAGE = 'fleetcache'
 
-/** Absolute path of one of this package's entry points, as Next needs it at build and run time. */
-function entry(subpath: string): string {
-  return require.resolve(`${PACKAGE}/${subpath}`)
+/** The two handler entry points withFleetcache sets. */
+type Subpath = 'incremental' | 'use-cache'
+
+/**
+ * Absolute path of one of this package's entry points, as Next needs it at build and run time.
+ * Each resolved by its literal name: this module is server code too (the root entry re-exports
+ * withFleetcache), and Turbopack's tracer takes a `require.resolve` of `fleetcache/${subpath}`
+ * for every export of the package: with the workers build (`./worker`, its wasm glue) in the
+ * trace of any route importing `fleetcache` (16.5.0, measured: docs/decisions/0011,
+ * 2026-12-07).
+ */
+function entry(subpath: Subpath): string {
+  return subpath === 'incremental'
+    ? require.resolve('fleetcache/incremental')
+    : require.resolve('fleetcache/use-cache')
 }
 
 // `T & NextConfigLike`, not `T extends NextConfigLike`: an object literal whose keys are
@@ -158,11 +170,16 @@ export function withFleetcache<T extends object = NextConfigLike>(
   // applies no exclude) hold every file under dist/, whatever refers to it, so the CLI is
   // compiled into cli/, outside it; and only the CLI requires the tools glue, which wasm.ts does
   // not name (16.5.0, measured: docs/decisions/0011).
+  //
+  // The path is joined from constant segments only. This module is server code too (the root
+  // entry re-exports withFleetcache), and Turbopack's tracer evaluates a path it builds: the
+  // package's directory joined with a value it cannot know (the parameter of a helper, as this
+  // was) put every file of the package, the CLI's among them, into the trace of any route that
+  // imports `fleetcache` (16.5.0, measured: docs/decisions/0011, 2026-12-07).
   const packageDir = dirname(require.resolve(`${PACKAGE}/package.json`))
-  const inPackage = (sub: string): string =>
-    relative(projectDir, join(packageDir, sub)).split(sep).join('/')
+  const serverWasm = join(packageDir, 'wasm', 'fleetcache_wasm_bg.wasm')
   out.outputFileTracingIncludes = withGlobs(config.outputFileTracingIncludes, '/*', [
-    inPackage('wasm/fleetcache_wasm_bg.wasm'),
+    relative(projectDir, serverWasm).split(sep).join('/'),
   ])
   return out as T
 }
@@ -176,7 +193,7 @@ export function withFleetcache<T extends object = NextConfigLike>(
 function replaced(
   key: string,
   had: string | null | undefined,
-  subpath: string,
+  subpath: Subpath,
   keep: string,
   projectDir: string,
 ): void {
@@ -196,7 +213,7 @@ function replaced(
  * config's `import.meta.resolve` finds, re-exports the CommonJS handler: one module graph),
  * through symlinks (a pnpm store) alike.
  */
-function ownEntry(had: string, subpath: string, projectDir: string): boolean {
+function ownEntry(had: string, subpath: Subpath, projectDir: string): boolean {
   const cjs = entry(subpath)
   if (had === cjs) return true
   const real = (p: string): string | undefined => {
@@ -215,8 +232,17 @@ function ownEntry(had: string, subpath: string, projectDir: string): boolean {
   }
   const target = real(isAbsolute(file) ? file : join(projectDir, file))
   if (target === undefined) return false
-  const esm = join(dirname(require.resolve(`${PACKAGE}/package.json`)), 'esm', `${subpath}.mjs`)
-  return target === real(cjs) || target === real(esm)
+  const cjsReal = real(cjs)
+  if (target === cjsReal) return true
+  // `esm/<subpath>.mjs` beside the CommonJS entry's `dist/`, compared by its parts: no path is
+  // built from the package's directory and `subpath`, which Turbopack's tracer would take for
+  // every `esm/*.mjs` in the trace of a route importing `fleetcache` (see withFleetcache).
+  return (
+    cjsReal !== undefined &&
+    basename(target) === `${subpath}.mjs` &&
+    basename(dirname(target)) === 'esm' &&
+    dirname(dirname(target)) === dirname(dirname(cjsReal))
+  )
 }
 
 /**

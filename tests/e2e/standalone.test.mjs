@@ -4,6 +4,8 @@
 // `node server.js` instances against real redis-servers.
 //
 // - the wasm engine loads from the traced tree and the instances share one cache;
+// - no trace (the routes', the health route's importing `fleetcache` among them, the server's,
+//   the instrumentation hook's) and no file of the tree is the CLI's code or its tools module;
 // - the same build started with another REDIS_URL uses that Redis and no other (configuration is
 //   read when the server starts, never frozen into the build).
 //
@@ -109,13 +111,22 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
         .map((f) => path.join(distDir, 'server', f))
       traces.push(path.join(distDir, 'next-server.js.nft.json'))
       assert.ok(traces.length > 10, `route traces: ${traces.length}`)
+      // The health route of docs/observability.md (`import { stats } from 'fleetcache'`): the
+      // example's route that imports the package's root entry, which Turbopack traced with the
+      // whole package directory (the CLI's code and module among it) while withFleetcache joined
+      // a computed path onto the package's directory (docs/decisions/0011, last amendment).
+      const health = path.join(distDir, 'server', 'app', 'api', 'health', 'route.js.nft.json')
+      assert.ok(traces.includes(health), `no trace of the health route among ${traces}`)
+      const healthFiles = packageFiles(health)
+      assert.ok(healthFiles.includes('esm/index.mjs'), `the health route's trace: ${healthFiles}`)
       const unused = [...new Set(traces.flatMap((t) => packageFiles(t).filter(isUnused)))]
       assert.deepEqual(unused, [], "files no server process loads, in the handlers' traces")
       // The instrumentation hook's trace, which Turbopack makes without outputFileTracingExcludes
       // (docs/operating.md, "Shutdown"). The example's hook imports fleetcache/shutdown for the
       // shutdown recipe, which loads two files of dist/: nothing its import names may come from
       // the other entries (the root ESM entry, the workers build and its glue) or the docs, all
-      // of which an import of 'fleetcache' brought.
+      // of which an import of 'fleetcache' brought while withFleetcache's module built paths
+      // from the package's directory (docs/decisions/0011, 2026-12-07).
       const hookFiles = packageFiles(hook)
       assert.ok(hookFiles.includes('esm/shutdown.mjs'), `the hook's trace: ${hookFiles}`)
       assert.deepEqual(
@@ -138,6 +149,10 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
       assert.deepEqual(traced.filter(isCli), [], "the CLI's files in the standalone tree")
       const first = await S1.request('/')
       assert.equal(first.status, 200)
+      // The route runs from the copied tree, on the handlers' engine.
+      const healthResponse = await S1.request('/api/health')
+      assert.equal(healthResponse.status, 200, `/api/health: ${healthResponse.text}`)
+      assert.equal(JSON.parse(healthResponse.text).engine, 'ok')
       const line = S1.logTail(200)
         .split('\n')
         .find((l) => l.includes('[fleetcache] namespace'))
