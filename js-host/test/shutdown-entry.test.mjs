@@ -169,3 +169,46 @@ test("a close() from a copy, called while fleetcache's is in progress, settles w
     what: 'the new connection to close',
   })
 })
+
+test("close() reports every runtime's failure: an AggregateError of them when more than one fails, after every runtime is shut", async () => {
+  const root = require('../dist/index.js')
+  const copy = fs.mkdtempSync(path.join(logDir, 'copy-'))
+  for (const f of ['shutdown.js', 'closing.js']) {
+    fs.copyFileSync(path.join(pkg, 'dist', f), path.join(copy, f))
+  }
+  const other = require(path.join(copy, 'shutdown.js'))
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  let release
+  const held = new Promise((resolve) => (release = resolve))
+  const first = new Error('first runtime trapped')
+  const second = new Error('second runtime trapped')
+  runtimes.set('failing-1', { shut: async () => Promise.reject(first) })
+  runtimes.set('held', { shut: () => held })
+  runtimes.set('failing-2', { shut: async () => Promise.reject(second) })
+  let settled = false
+  const closed = root.close().then(
+    () => assert.fail('close() resolved though two runtimes failed to close'),
+    (err) => ((settled = true), err),
+  )
+  // A close() from a copy joining it, with a failure of its own.
+  const third = new Error('third runtime trapped')
+  runtimes.set('failing-3', { shut: async () => Promise.reject(third) })
+  const joined = other.close().then(
+    () => assert.fail('the joining close() resolved though three runtimes failed to close'),
+    (err) => err,
+  )
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(settled, false, 'close() settled before every runtime was shut')
+  release()
+  const err = await closed
+  assert.ok(err instanceof AggregateError, `an AggregateError, not ${String(err)}`)
+  assert.deepEqual(err.errors, [first, second])
+  // The joining call waited for both sets of runtimes, and reports every failure among them.
+  const all = await joined
+  assert.ok(all instanceof AggregateError, `an AggregateError, not ${String(all)}`)
+  assert.deepEqual(all.errors, [first, second, third])
+  // One runtime failing: its own error, not wrapped.
+  const only = new Error('only runtime trapped')
+  runtimes.set('failing-only', { shut: async () => Promise.reject(only) })
+  await assert.rejects(root.close(), (e) => e === only)
+})
