@@ -1,8 +1,9 @@
 // Two versions of the package in one process (two copies in node_modules: a dependency that
-// brings its own, Next loading the handler from two paths) share the process-wide registry of
-// runtimes (src/closing.ts), but not a runtime: one version's handlers never drive an object
-// another version made. Configured alike, each version opens its own runtime, and `close()` of
-// either shuts every runtime of both (docs/operating.md, "Shutdown").
+// brings its own) share the process-wide registry of runtimes (src/closing.ts), but not a
+// runtime: one version's handlers never drive an object another version made. Configured alike,
+// each version opens its own runtime, and `close()` of either shuts every runtime of both
+// (docs/operating.md, "Shutdown"), but for one with no `shut()` (a build from before 0.1.0
+// registered it), which it leaves to that build's `close()` and reports.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -108,4 +109,45 @@ test("stats() sums this version's runtimes only, not another version's (an engin
   assert.equal(typeof s.lookups, 'object')
   await close()
   assert.ok(shut, "close() shuts the other version's runtime too")
+})
+
+test('a runtime with no shut() (a build from before it, under an unversioned key) is left to its own close(), and close() rejects saying so', async () => {
+  const { createUseCacheHandler, close } = createRequire(import.meta.url)('../dist/index.js')
+  const h = createUseCacheHandler({
+    redisUrl: redis.url,
+    prefix: 'package-versions-old',
+    deploymentId: 'd1',
+  })
+  await h.refreshTags()
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  // What runtime.ts registered before runtimes carried shut() (commit 04266fa): the key is the
+  // options alone, and that build's close() stopped the tag sync and closed the transport.
+  let closedByItsOwn = false
+  const old = {
+    engine: {},
+    tags: { stop: async () => {} },
+    transport: { close: async () => void (closedByItsOwn = true) },
+  }
+  runtimes.set(JSON.stringify({ redisUrl: redis.url, prefix: 'before-shut' }), old)
+  await assert.rejects(close(), (err) => {
+    assert.ok(
+      !(err instanceof AggregateError) && /has no shut\(\)/.test(err.message),
+      `an error that says a runtime has no shut(), not ${String(err)}`,
+    )
+    return true
+  })
+  // This version's runtime is shut; the old one stays where the close() of its version finds it.
+  assert.deepEqual([...runtimes.values()], [old], "left in the registry for its version's close()")
+  await waitFor(async () => (await clients()).length === 0, {
+    timeoutMs: 5000,
+    what: "this version's connection to close",
+  })
+  // That version's close(), as it was: every runtime in the registry, through its fields.
+  const theirs = [...runtimes.values()]
+  runtimes.clear()
+  for (const r of theirs) {
+    await r.tags.stop()
+    await r.transport.close()
+  }
+  assert.ok(closedByItsOwn)
 })

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
+import util, { promisify } from 'node:util'
 import { after, before, test } from 'node:test'
 
 import { startRedis } from '../../tests/support/redis.mjs'
@@ -211,4 +211,45 @@ test("close() reports every runtime's failure: an AggregateError of them when mo
   const only = new Error('only runtime trapped')
   runtimes.set('failing-only', { shut: async () => Promise.reject(only) })
   await assert.rejects(root.close(), (e) => e === only)
+})
+
+test("a runtime's own AggregateError (a cluster's nodes) is one error among the runtimes', joined or not; the mark shows in no log", async () => {
+  const root = require('../dist/index.js')
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  const nodes = new AggregateError([new Error('node 1'), new Error('node 2')], 'cluster close')
+  runtimes.set('cluster', { shut: async () => Promise.reject(nodes) })
+  await assert.rejects(root.close(), (e) => e === nodes)
+  const other = new Error('engine trapped')
+  let release
+  const held = new Promise((resolve) => (release = resolve))
+  runtimes.set('cluster', { shut: async () => Promise.reject(nodes) })
+  runtimes.set('held', { shut: () => held })
+  runtimes.set('failing', { shut: async () => Promise.reject(other) })
+  const first = root.close().then(assert.fail, (e) => e)
+  const joined = root.close().then(assert.fail, (e) => e)
+  release()
+  for (const err of [await first, await joined]) {
+    assert.ok(err instanceof AggregateError, String(err))
+    assert.deepEqual(err.errors, [nodes, other], "the cluster's error stays one")
+    assert.equal(err.message, '2 runtimes failed to close')
+    assert.doesNotMatch(util.inspect(err), /close-failures/)
+  }
+})
+
+test('a runtime whose shut never settles keeps close() from settling, and no other runtime open', async () => {
+  await connectedHandler('shutdown-entry-never')
+  const root = require('../dist/index.js')
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  let release
+  runtimes.set('never', { shut: () => new Promise((resolve) => (release = resolve)) })
+  let settled = false
+  const closed = root.close().finally(() => (settled = true))
+  await waitFor(async () => (await clients()).length === 0, {
+    timeoutMs: 5000,
+    what: "the handler's connection to close",
+  })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(settled, false)
+  release()
+  await closed
 })
