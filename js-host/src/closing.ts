@@ -61,7 +61,11 @@ export function close(): Promise<void> {
     } else {
       // Registered by a build from before runtimes carried shut() (before 0.1.0), whose own
       // close() closes it through its fields: left where that close() finds it, and reported.
-      runtimes.push({ shut: () => Promise.reject(new Error(NO_SHUT)) })
+      // One error per such runtime, whichever call reports it: a call that joins one in
+      // progress counts it once (`failures` drops an error it holds already).
+      const err = noShut.get(r) ?? new Error(NO_SHUT)
+      noShut.set(r, err)
+      runtimes.push({ shut: () => Promise.reject(err) })
     }
   }
   return closing(runtimes).all
@@ -70,6 +74,9 @@ export function close(): Promise<void> {
 /** Why close() rejects for a runtime in the registry it cannot shut. */
 const NO_SHUT =
   "a runtime in the registry has no shut(): a fleetcache build from before 0.1.0 opened it, and only that build's close() closes it; it is left open"
+
+/** The error close() reports for each runtime with no `shut`. */
+const noShut = new WeakMap<object, Error>()
 
 /**
  * Closes one runtime as `close()` closes each (a `seed` done with its own, in a process whose
@@ -116,16 +123,18 @@ const FAILURES = Symbol.for('fleetcache.close-failures')
 
 /**
  * Nothing when every close in `results` succeeded; else the one error when one failed, an
- * AggregateError of every error (in the order of `results`) when more did.
+ * AggregateError of every error (in the order of `results`, each object once) when more did.
  */
 function failures(results: PromiseSettledResult<unknown>[]): void {
-  const errors = results.flatMap((r) => {
+  const all = results.flatMap((r) => {
     if (r.status === 'fulfilled') return []
     const reason: unknown = r.reason
     return reason instanceof AggregateError && FAILURES in reason
       ? (reason.errors as unknown[])
       : [reason]
   })
+  // The same error twice is one failure reported by two calls (a runtime close() left open).
+  const errors = [...new Set(all)]
   if (errors.length === 1) throw errors[0]
   if (errors.length > 1) {
     const err = new AggregateError(errors, `${String(errors.length)} runtimes failed to close`)

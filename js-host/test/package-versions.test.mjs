@@ -151,3 +151,25 @@ test('a runtime with no shut() (a build from before it, under an unversioned key
   }
   assert.ok(closedByItsOwn)
 })
+
+test('a close() joining one in progress counts a runtime with no shut() once, not once per call', async () => {
+  const { close } = createRequire(import.meta.url)('../dist/index.js')
+  const runtimes = (globalThis[Symbol.for('fleetcache.runtimes')] ??= new Map())
+  runtimes.set(JSON.stringify({ prefix: 'before-shut-joined' }), { engine: {} })
+  let release
+  const held = new Promise((resolve) => (release = resolve))
+  runtimes.set('0.0.0-elsewhere held', { shut: () => held })
+  const first = close().then(assert.fail, (e) => e)
+  const joined = close().then(assert.fail, (e) => e)
+  release()
+  try {
+    for (const err of [await first, await joined]) {
+      assert.ok(
+        !(err instanceof AggregateError) && /has no shut\(\)/.test(err.message),
+        `the one runtime's error, not ${String(err)}`,
+      )
+    }
+  } finally {
+    runtimes.clear()
+  }
+})
