@@ -404,8 +404,8 @@ export function runtimeFor(
 /**
  * The cache's counters and gauges, summed over the runtimes this version of the package opened
  * in this process (the same numbers the OpenTelemetry instruments report, but for another
- * version's runtimes, which those count too; docs/observability.md). `undefined` before the
- * first handler has started.
+ * version's runtimes, which those count too; docs/observability.md). `undefined` before this
+ * version's first handler has started.
  */
 export function stats(): FleetcacheStats | undefined {
   let total: FleetcacheStats | undefined
