@@ -16,10 +16,16 @@ export interface Closable {
   shut(): Promise<void>
 }
 
-/** The runtimes of this process, shared by every copy of the package's modules. */
+/**
+ * The runtimes of this process, shared by every copy of the package's modules, of every version
+ * of the package (two copies in node_modules): each version keys its own (runtime.ts), and
+ * `close()` of any version shuts every one, through the `shut` each carries.
+ */
 const REGISTRY = Symbol.for('fleetcache.runtimes')
 
-/** The process-wide registry of runtimes, keyed by their configuration (runtime.ts). */
+/**
+ * The process-wide registry of runtimes, keyed by package version and configuration (runtime.ts).
+ */
 export function registry<T extends Closable>(): Map<string, T> {
   const g = globalThis as unknown as Record<symbol, Map<string, T> | undefined>
   let r = g[REGISTRY]
@@ -37,15 +43,40 @@ const CLOSING = Symbol.for('fleetcache.closing')
  * Closes every Redis connection this process opened (graceful shutdown, tests), once the
  * revalidations still queued, and the tag records Redis lost that this process has not given
  * back yet, are sent or reported lost (docs/operating.md, "Shutdown"); a call
- * while another is in progress resolves when that one is done too (two shutdown hooks). Handlers
- * keep working afterwards as if Redis were unreachable.
+ * while another is in progress settles when that one is done too (two shutdown hooks). Every
+ * runtime in the registry is shut, whichever version of the package opened it. Settles once
+ * every runtime it waits for is shut: rejects with a runtime's error when one failed to close,
+ * with an AggregateError of their errors when more did (a call that joined another: that one's
+ * runtimes' too). A runtime with no `shut` (a build from before 0.1.0 registered it) stays in
+ * the registry for that build's close() and counts as one failure. Handlers keep working
+ * afterwards as if Redis were unreachable.
  */
 export function close(): Promise<void> {
   const reg = registry()
-  const runtimes = [...reg.values()]
-  reg.clear()
+  const runtimes: Closable[] = []
+  for (const [id, r] of reg) {
+    if (typeof (r as Partial<Closable>).shut === 'function') {
+      reg.delete(id)
+      runtimes.push(r)
+    } else {
+      // Registered by a build from before runtimes carried shut() (before 0.1.0), whose own
+      // close() closes it through its fields: left where that close() finds it, and reported.
+      // One error per such runtime, whichever call reports it: a call that joins one in
+      // progress counts it once (`failures` drops an error it holds already).
+      const err = noShut.get(r) ?? new Error(NO_SHUT)
+      noShut.set(r, err)
+      runtimes.push({ shut: () => Promise.reject(err) })
+    }
+  }
   return closing(runtimes).all
 }
+
+/** Why close() rejects for a runtime in the registry it cannot shut. */
+const NO_SHUT =
+  "a runtime in the registry has no shut(): a fleetcache build from before 0.1.0 opened it, and only that build's close() closes it; it is left open"
+
+/** The error close() reports for each runtime with no `shut`. */
+const noShut = new WeakMap<object, Error>()
 
 /**
  * Closes one runtime as `close()` closes each (a `seed` done with its own, in a process whose
@@ -71,16 +102,44 @@ export function closeRuntime(runtime: Closable): Promise<void> {
 function closing(runtimes: Closable[]): { mine: Promise<void>; all: Promise<void> } {
   // Every runtime closes before this settles, even when one fails (an engine that trapped):
   // a call that joins this one must not resolve while connections are still closing.
-  const mine = Promise.allSettled(runtimes.map(async (r) => r.shut())).then((results) => {
-    for (const r of results) if (r.status === 'rejected') throw r.reason
-  })
+  const mine = Promise.allSettled(runtimes.map(async (r) => r.shut())).then(failures)
   const g = globalThis as unknown as Record<symbol, Promise<void> | undefined>
   const earlier = g[CLOSING]
-  const all = earlier === undefined ? mine : Promise.all([earlier, mine]).then(() => undefined)
+  // Both settled, then every failure of either reported.
+  const all = earlier === undefined ? mine : Promise.allSettled([earlier, mine]).then(failures)
   g[CLOSING] = all
   const done = (): void => {
     if (g[CLOSING] === all) g[CLOSING] = undefined
   }
   all.then(done, done)
   return { mine, all }
+}
+
+/**
+ * Marks the AggregateError `failures` makes, on any copy of this module: a close() that joins
+ * another reports that one's failures one by one beside its own, not the AggregateError as one.
+ */
+const FAILURES = Symbol.for('fleetcache.close-failures')
+
+/**
+ * Nothing when every close in `results` succeeded; else the one error when one failed, an
+ * AggregateError of every error (in the order of `results`, each object once) when more did.
+ */
+function failures(results: PromiseSettledResult<unknown>[]): void {
+  const all = results.flatMap((r) => {
+    if (r.status === 'fulfilled') return []
+    const reason: unknown = r.reason
+    return reason instanceof AggregateError && FAILURES in reason
+      ? (reason.errors as unknown[])
+      : [reason]
+  })
+  // The same error twice is one failure reported by two calls (a runtime close() left open).
+  const errors = [...new Set(all)]
+  if (errors.length === 1) throw errors[0]
+  if (errors.length > 1) {
+    const err = new AggregateError(errors, `${String(errors.length)} runtimes failed to close`)
+    // Not enumerable: a log of the error shows the runtimes' errors, not the mark.
+    Object.defineProperty(err, FAILURES, { value: true })
+    throw err
+  }
 }

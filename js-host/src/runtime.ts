@@ -24,15 +24,26 @@ import { telemetry } from './telemetry'
 import { RedisReplyError, type Transport } from './transport'
 import { coreDefaults, wasm, type Engine } from './wasm'
 import { registry as closables, type Closable } from './closing'
+import { PACKAGE_VERSION } from './package-version'
 
-/** The process-wide registry of runtimes (closing.ts, which closes them). */
+/**
+ * The process-wide registry of runtimes (closing.ts, which closes them). Every version of the
+ * package loaded in the process registers there (two copies in node_modules), so the entries
+ * this version made are those whose key starts with `OWN`: another version's runtime is of
+ * another shape, and this one neither returns nor reads it (`close()` shuts it all the same,
+ * through its own `shut`).
+ */
 const registry = (): Map<string, Runtime> => closables<Runtime>()
+
+/** What the key of every runtime this version registers starts with: the package version. */
+const OWN = `${PACKAGE_VERSION} `
 
 /**
  * Everything one process shares between its handlers: the engine (tag mirror, in-process
  * index), the Redis connection and the entry store. Next constructs the singular handler
  * several times per request and may load this package through both `import` and `require`,
- * so runtimes are kept in a process-wide registry keyed by their configuration.
+ * so runtimes are kept in a process-wide registry keyed by the package version and their
+ * configuration.
  */
 export interface Runtime extends Closable {
   readonly engine: Engine
@@ -225,8 +236,10 @@ export function runtimeFor(
   const phase = role === 'server' ? localOnlyPhase() : undefined
   const build = phase === 'next build'
   const options = forThisProcess(given, phase)
-  // A build directory decides the release and the 'use cache' keys: one runtime per build.
-  const key = buildDir === undefined ? JSON.stringify(options) : JSON.stringify([options, buildDir])
+  // A build directory decides the release and the 'use cache' keys: one runtime per build. The
+  // version first: another version's runtime for the same options is not this one's.
+  const key =
+    OWN + (buildDir === undefined ? JSON.stringify(options) : JSON.stringify([options, buildDir]))
   let id = key
   if (role === 'seed') {
     // Never shared: a seed closes its runtime when done (`closeRuntime`), which must not end
@@ -389,13 +402,15 @@ export function runtimeFor(
 }
 
 /**
- * The cache's counters and gauges, summed over this process's runtimes (the same numbers the
- * OpenTelemetry instruments report; docs/observability.md). `undefined` before the first
- * handler has started.
+ * The cache's counters and gauges, summed over the runtimes this version of the package opened
+ * in this process (the same numbers the OpenTelemetry instruments report, but for another
+ * version's runtimes, which those count too; docs/observability.md). `undefined` before this
+ * version's first handler has started.
  */
 export function stats(): FleetcacheStats | undefined {
   let total: FleetcacheStats | undefined
-  for (const r of registry().values()) {
+  for (const [id, r] of registry()) {
+    if (!id.startsWith(OWN)) continue
     const s = engineStats(r.engine)
     total = total === undefined ? s : addStats(total, s)
   }

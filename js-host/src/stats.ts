@@ -23,7 +23,7 @@ export interface WriteStats {
   invalid: number
 }
 
-/** What `stats()` returns: counts since the process started, summed over its runtimes. */
+/** What `stats()` returns: counts since the process started, summed over its runtimes of this package version. */
 export interface FleetcacheStats {
   lookups: { useCache: LookupStats; incremental: LookupStats }
   writes: { useCache: WriteStats; incremental: WriteStats }

@@ -17,6 +17,7 @@
 import type * as OtelApi from '@opentelemetry/api'
 
 import type { FleetcacheStats } from './stats'
+import { PACKAGE_VERSION } from './package-version'
 import { addStats, engineStats } from './stats-sum'
 import { createInstruments } from './telemetry-instruments'
 import type { Engine } from './wasm'
@@ -37,9 +38,6 @@ function loadApi(): Api | null {
     return null
   }
 }
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const VERSION = (require('../package.json') as { version: string }).version
 
 /**
  * How often (ms) a command checks whether the application registered or replaced the global
@@ -94,8 +92,10 @@ export class Telemetry {
     const provider = this.api.metrics.getMeterProvider()
     if (provider === this.provider) return
     this.provider = provider
-    const instruments = createInstruments(this.api, provider.getMeter('fleetcache', VERSION), () =>
-      this.collect(),
+    const instruments = createInstruments(
+      this.api,
+      provider.getMeter('fleetcache', PACKAGE_VERSION),
+      () => this.collect(),
     )
     this.duration = instruments.duration
     this.size = instruments.size
@@ -125,7 +125,7 @@ export class Telemetry {
       this.nextCheck = t + REBIND_CHECK_MS
       this.bind()
     } else if (this.proxy !== undefined) {
-      this.tracer = this.proxy.getDelegateTracer('fleetcache', VERSION)
+      this.tracer = this.proxy.getDelegateTracer('fleetcache', PACKAGE_VERSION)
       if (this.tracer !== undefined) this.proxy = undefined
     }
     return this.tracer?.startSpan(command, {
@@ -175,10 +175,10 @@ function registeredTracer(api: Api): {
   const provider: OtelApi.TracerProvider & Partial<OtelApi.TracerDelegator> =
     api.trace.getTracerProvider()
   if (typeof provider.getDelegateTracer !== 'function') {
-    return { tracer: provider.getTracer('fleetcache', VERSION), proxy: undefined }
+    return { tracer: provider.getTracer('fleetcache', PACKAGE_VERSION), proxy: undefined }
   }
   const proxy = provider as OtelApi.TracerDelegator
-  return { tracer: proxy.getDelegateTracer('fleetcache', VERSION), proxy }
+  return { tracer: proxy.getDelegateTracer('fleetcache', PACKAGE_VERSION), proxy }
 }
 
 const SLOT = Symbol.for('fleetcache.telemetry')

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
+import util, { promisify } from 'node:util'
 import { after, before, test } from 'node:test'
 
 import { startRedis } from '../../tests/support/redis.mjs'
@@ -168,4 +168,88 @@ test("a close() from a copy, called while fleetcache's is in progress, settles w
     timeoutMs: 5000,
     what: 'the new connection to close',
   })
+})
+
+test("close() reports every runtime's failure: an AggregateError of them when more than one fails, after every runtime is shut", async () => {
+  const root = require('../dist/index.js')
+  const copy = fs.mkdtempSync(path.join(logDir, 'copy-'))
+  for (const f of ['shutdown.js', 'closing.js']) {
+    fs.copyFileSync(path.join(pkg, 'dist', f), path.join(copy, f))
+  }
+  const other = require(path.join(copy, 'shutdown.js'))
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  let release
+  const held = new Promise((resolve) => (release = resolve))
+  const first = new Error('first runtime trapped')
+  const second = new Error('second runtime trapped')
+  runtimes.set('failing-1', { shut: async () => Promise.reject(first) })
+  runtimes.set('held', { shut: () => held })
+  runtimes.set('failing-2', { shut: async () => Promise.reject(second) })
+  let settled = false
+  const closed = root.close().then(
+    () => assert.fail('close() resolved though two runtimes failed to close'),
+    (err) => ((settled = true), err),
+  )
+  // A close() from a copy joining it, with a failure of its own.
+  const third = new Error('third runtime trapped')
+  runtimes.set('failing-3', { shut: async () => Promise.reject(third) })
+  const joined = other.close().then(
+    () => assert.fail('the joining close() resolved though three runtimes failed to close'),
+    (err) => err,
+  )
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(settled, false, 'close() settled before every runtime was shut')
+  release()
+  const err = await closed
+  assert.ok(err instanceof AggregateError, `an AggregateError, not ${String(err)}`)
+  assert.deepEqual(err.errors, [first, second])
+  // The joining call waited for both sets of runtimes, and reports every failure among them.
+  const all = await joined
+  assert.ok(all instanceof AggregateError, `an AggregateError, not ${String(all)}`)
+  assert.deepEqual(all.errors, [first, second, third])
+  // One runtime failing: its own error, not wrapped.
+  const only = new Error('only runtime trapped')
+  runtimes.set('failing-only', { shut: async () => Promise.reject(only) })
+  await assert.rejects(root.close(), (e) => e === only)
+})
+
+test("a runtime's own AggregateError (a cluster's nodes) is one error among the runtimes', joined or not; the mark shows in no log", async () => {
+  const root = require('../dist/index.js')
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  const nodes = new AggregateError([new Error('node 1'), new Error('node 2')], 'cluster close')
+  runtimes.set('cluster', { shut: async () => Promise.reject(nodes) })
+  await assert.rejects(root.close(), (e) => e === nodes)
+  const other = new Error('engine trapped')
+  let release
+  const held = new Promise((resolve) => (release = resolve))
+  runtimes.set('cluster', { shut: async () => Promise.reject(nodes) })
+  runtimes.set('held', { shut: () => held })
+  runtimes.set('failing', { shut: async () => Promise.reject(other) })
+  const first = root.close().then(assert.fail, (e) => e)
+  const joined = root.close().then(assert.fail, (e) => e)
+  release()
+  for (const err of [await first, await joined]) {
+    assert.ok(err instanceof AggregateError, String(err))
+    assert.deepEqual(err.errors, [nodes, other], "the cluster's error stays one")
+    assert.equal(err.message, '2 runtimes failed to close')
+    assert.doesNotMatch(util.inspect(err), /close-failures/)
+  }
+})
+
+test('a runtime whose shut never settles keeps close() from settling, and no other runtime open', async () => {
+  await connectedHandler('shutdown-entry-never')
+  const root = require('../dist/index.js')
+  const runtimes = globalThis[Symbol.for('fleetcache.runtimes')]
+  let release
+  runtimes.set('never', { shut: () => new Promise((resolve) => (release = resolve)) })
+  let settled = false
+  const closed = root.close().finally(() => (settled = true))
+  await waitFor(async () => (await clients()).length === 0, {
+    timeoutMs: 5000,
+    what: "the handler's connection to close",
+  })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(settled, false)
+  release()
+  await closed
 })
