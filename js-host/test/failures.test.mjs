@@ -22,7 +22,7 @@ import {
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { waitForExit } from '../../tests/support/util.mjs'
-import { now, resumeAndStop, text, useCacheEntry } from './helpers.mjs'
+import { now, resumeAndStop, text, transportOn, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -851,6 +851,43 @@ describe('revalidation outbox', () => {
       (await other.getExpiration(['out2-2'])) > 0,
       'the last of the second outage reaches the fleet',
     )
+  })
+})
+
+// node-redis says `The client is offline` for a command sent while its connection is down and
+// being made again, and the transport said `redis is not connected (reconnecting in the
+// background)` for the same state once its first connect budget had run out: two wordings in
+// the log lines for one state.
+describe('the transport names a connection being made again in one wording', () => {
+  test('a command sent while Redis is gone fails with the same message early and late', async () => {
+    const own = await startRedis({ logDir })
+    const { transport } = transportOn(own.url, { connectTimeoutMs: 1500 })
+    const failure = (p) =>
+      p.then(
+        () => assert.fail('the command succeeded against a Redis that is gone'),
+        (err) => err.message,
+      )
+    try {
+      await transport.send(['PING'])
+      process.kill(own.pid, 'SIGKILL')
+      assert.ok(await waitForExit(own.child, 10_000), 'redis-server gone')
+      // node-redis has seen the socket close and reconnects in the background.
+      await sleep(200)
+      const early = await failure(transport.send(['PING']))
+      // Past the connect budget counted from the first connect.
+      await sleep(1600)
+      const late = await failure(transport.send(['PING']))
+      assert.deepEqual(
+        [early, late],
+        [
+          'redis is not connected (reconnecting in the background)',
+          'redis is not connected (reconnecting in the background)',
+        ],
+      )
+    } finally {
+      await transport.close()
+      await own.stop()
+    }
   })
 })
 
