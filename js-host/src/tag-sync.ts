@@ -344,6 +344,12 @@ export class TagSync {
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
   /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
+  /**
+   * Revalidations awaiting the drain that sends them, each of which logs a line naming its
+   * tags when it stays queued: a send that fails for want of a reply then leaves its error to
+   * that line (one line per queued revalidation), at debug.
+   */
+  private reporting = 0
   private headRefused = false
   /**
    * Some failure of the current backlog got no reply (an outage, a timeout, the breaker):
@@ -938,10 +944,15 @@ export class TagSync {
           )
         this.overflowLogged = true
       }
-      sent = await this.drain()
-      // The drain that was running may have finished its last check just before this update
-      // was queued; one more pass sends it.
-      if (sent && this.engine.outboxLength > 0) sent = await this.drain()
+      this.reporting += 1
+      try {
+        sent = await this.drain()
+        // The drain that was running may have finished its last check just before this update
+        // was queued; one more pass sends it.
+        if (sent && this.engine.outboxLength > 0) sent = await this.drain()
+      } finally {
+        this.reporting -= 1
+      }
       // A drain that failed in the engine (logged there) may have left this revalidation
       // recorded and unsent, with the outbox still reading as holding it.
       const failure = this.failedSince()
@@ -1100,8 +1111,11 @@ export class TagSync {
         this.noteFailedAtClose(err)
         if (!refused) this.backlogUnanswered = true
         // One line per run of failures of one revalidation, not one per attempt; none for the
-        // breaker's probe, which fails in an outage already logged.
-        const quiet = isCircuitOpen(err) || isFailedProbe(err)
+        // breaker's probe, which fails in an outage already logged. None either when Redis did
+        // not answer and a revalidation awaits this drain: the line it logs as queued names it
+        // and why it was not sent (before, this error came first, then that warning: two lines
+        // for one revalidation). An error reply keeps its line: its whole text is there only.
+        const quiet = isCircuitOpen(err) || isFailedProbe(err) || (!refused && this.reporting > 0)
         if (this.stopped) {
           // Once close() was called nothing is retried: the closing line reports what is left.
           this.log.debug(`revalidation not sent to Redis at close: ${describe(err)}`)

@@ -854,6 +854,49 @@ describe('revalidation outbox', () => {
   })
 })
 
+describe('one line per queued revalidation', () => {
+  // A new user's trial: with Redis stopped, one revalidateTag('isr') logged two lines, the
+  // failed send's error (`revalidation not sent to Redis, kept in the outbox and retried (1
+  // waiting): ...`) and then the warning that names the revalidation. The warning alone now;
+  // the failed send is a debug line, and the revalidations after it are debug lines only.
+  for (const [how, budgets] of [
+    ['killed', ROOMY],
+    ['paused', FAST],
+  ]) {
+    test(`Redis ${how}: the first revalidation logs one warning, naming it; the next ones are debug lines`, async () => {
+      const own = await startRedis({ logDir })
+      const h = instance({ ...budgets, redisUrl: own.url, debug: true })
+      const { loud, restore } = loudLines()
+      const from = lines.length
+      try {
+        await h.refreshTags()
+        process.kill(own.pid, how === 'killed' ? 'SIGKILL' : 'SIGSTOP')
+        if (how === 'killed') assert.ok(await waitForExit(own.child, 10_000), 'redis-server gone')
+        const quietFrom = loud.length
+        await h.updateTags(['isr'])
+        await h.updateTags(['isr2'])
+        const all = lines.slice(from).join('\n')
+        // The connection's own line (at most one per 10 s) is not the revalidation's.
+        const said = loud.slice(quietFrom).filter((l) => !/redis connection: /.test(l))
+        assert.equal(said.length, 1, `warning and error lines:\n${said.join('\n')}\nall:\n${all}`)
+        assert.match(
+          said[0],
+          /revalidation of isr \(expire now\) applied on this instance; Redis (is unreachable|did not answer it in time), so it is queued \(1 waiting\) and will be sent when Redis answers; while Redis does not answer, the revalidations made after it are logged at debug/,
+        )
+        assert.ok(
+          lines.slice(from).some((l) => /revalidation not sent to Redis, retried: /.test(l)),
+          `the failed send at debug:\n${all}`,
+        )
+      } finally {
+        restore()
+        if (how === 'paused') process.kill(own.pid, 'SIGCONT')
+        await close()
+        await own.stop()
+      }
+    })
+  }
+})
+
 // node-redis says `The client is offline` for a command sent while its connection is down and
 // being made again, and the transport said `redis is not connected (reconnecting in the
 // background)` for the same state once its first connect budget had run out: two wordings in
