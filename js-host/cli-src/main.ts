@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../dist/config'
+import { docLink } from '../dist/doc-link'
 import { describe } from '../dist/log'
 import {
   configuredDeploymentIdIn,
@@ -80,7 +81,7 @@ Options:
 
 Environment, read as the server reads it: FLEETCACHE_REDIS_SENTINELS, FLEETCACHE_SENTINEL_USERNAME,
 FLEETCACHE_SENTINEL_PASSWORD, FLEETCACHE_REDIS_CA_FILE, FLEETCACHE_REDIS_CERT_FILE,
-FLEETCACHE_REDIS_KEY_FILE (docs/configuration.md).
+FLEETCACHE_REDIS_KEY_FILE (${docLink('docs/configuration.md')}).
 `
 
 class UsageError extends Error {}

@@ -4,6 +4,7 @@
  * script runner, the clock, the logger and, where background work may outlive a request, a
  * timer.
  */
+import { docLink } from './doc-link.js'
 import type { Logger } from './log.js'
 import { describe, isFailedProbe, shortList, tagText } from './log.js'
 import { joinTags, splitArgv } from './argv.js'
@@ -191,7 +192,7 @@ const CLOCK_LOG_EVERY_MS = 60_000
 export const LOAD_STEPS = 16
 
 /** Where the log sends an operator whose ACL user lacks a permission. */
-const ACL_DOC = "the ACL SETUSER line in docs/operating.md, 'Access control'"
+const ACL_DOC = `the ACL SETUSER line in ${docLink('docs/operating.md#access-control')}`
 
 function code(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
@@ -276,7 +277,7 @@ export class EngineFailedError extends Error {
   constructor(tags: readonly string[], cause: unknown, recorded = false) {
     super(
       `revalidation of ${shortList(tags)} ${recorded ? 'not sent to Redis (the engine failed after recording it)' : 'not recorded, on this instance or in Redis'}: the engine ` +
-        `has failed (${describe(cause)}); restart this process (docs/failures.md, "A trap in the engine")`,
+        `has failed (${describe(cause)}); restart this process (${docLink('docs/failures.md#a-trap-in-the-engine')})`,
       { cause },
     )
     this.name = 'EngineFailedError'
@@ -343,13 +344,13 @@ export class TagSync {
   private draining: Promise<boolean> | undefined
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
-  /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
   /**
    * Revalidations awaiting the drain that sends them, each of which logs a line naming its
    * tags when it stays queued: a send that fails for want of a reply then leaves its error to
    * that line (one line per queued revalidation), at debug.
    */
   private reporting = 0
+  /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
   private headRefused = false
   /**
    * Some failure of the current backlog got no reply (an outage, a timeout, the breaker):
@@ -682,7 +683,7 @@ export class TagSync {
         this.log.warn(
           `tag state: more live tags than tagMirrorMaxTags; this instance now folds the least ` +
             `recently revalidated, so entries made before those revalidations may be ` +
-            `regenerated once more than needed (FLEETCACHE_TAG_MIRROR_MAX_TAGS, docs/operating.md)`,
+            `regenerated once more than needed (FLEETCACHE_TAG_MIRROR_MAX_TAGS, ${docLink('docs/operating.md#sizing')})`,
         )
       }
       const merging = this.engine.resendLength > 0
@@ -836,7 +837,7 @@ export class TagSync {
           behind > 0
             ? `its entries are stamped ${secs} s early, so those it writes in the ${secs} s after a revalidation (its own are stamped at the wall clock) are judged stale and regenerated`
             : `its entries are stored ${secs} s older than Next stamps them (on the wall clock), so those it writes in the ${secs} s after a revalidation are judged stale and regenerated, all are stale ${secs} s sooner here, and none whose expire is shorter is stored`
-        } (docs/failures.md, "Clocks"); restarting the process realigns it`,
+        } (${docLink('docs/failures.md#freshness')}, "Clocks"); restarting the process realigns it`,
     )
   }
 
