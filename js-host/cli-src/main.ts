@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../dist/config'
+import { docLink } from '../dist/doc-link'
 import { describe } from '../dist/log'
 import {
   configuredDeploymentIdIn,
@@ -80,7 +81,7 @@ Options:
 
 Environment, read as the server reads it: FLEETCACHE_REDIS_SENTINELS, FLEETCACHE_SENTINEL_USERNAME,
 FLEETCACHE_SENTINEL_PASSWORD, FLEETCACHE_REDIS_CA_FILE, FLEETCACHE_REDIS_CERT_FILE,
-FLEETCACHE_REDIS_KEY_FILE (docs/configuration.md).
+FLEETCACHE_REDIS_KEY_FILE (${docLink('docs/configuration.md')}).
 `
 
 class UsageError extends Error {}
@@ -245,6 +246,12 @@ async function main(argv: string[]): Promise<number> {
   // Before the Redis URL is looked for or a connection opened: a mistyped command is named as
   // such, not reported as a missing URL or a refused connection.
   if (!COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`)
+  // An empty value is no value: `inspect --cache-key ""` read the key of the empty cache key
+  // (and printed `no value at ...`, exit 1), `--prefix ""` scanned keys under no prefix. The
+  // numbers say so in their own words (positiveInt), the positionals below.
+  for (const name of ['redis', 'prefix', 'deployment', 'cache-key', 'interface'] as const) {
+    if (values[name] === '') throw new UsageError(`--${name} must not be empty`)
+  }
   // The command's own arguments too, for the same reason: a `seed` of a directory without a
   // build was reported as a missing URL, or as a refused connection (exit 1, not 2).
   const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
@@ -257,14 +264,14 @@ async function main(argv: string[]): Promise<number> {
     if (values['cache-key'] !== undefined && values.deployment === undefined) {
       throw new UsageError('inspect --cache-key needs --deployment')
     }
-    if (values['cache-key'] === undefined && rest[0] === undefined) {
+    if (values['cache-key'] === undefined && !rest[0]) {
       throw new UsageError('inspect needs a Redis key or --cache-key')
     }
   }
   let distDir = ''
   if (command === 'seed') {
     const dir = rest[0]
-    if (dir === undefined) throw new UsageError('seed needs the .next directory')
+    if (!dir) throw new UsageError('seed needs the .next directory')
     // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
     const found = findBuildDir(dir, process.env)
     if ('problem' in found) throw new UsageError(`seed: ${found.problem}`)

@@ -17,6 +17,7 @@
  * write budget, and any failure is a debug line. A renewal in flight when `stop()` is called
  * (close) sends nothing more and logs nothing; what it sent already left the key with a TTL.
  */
+import { docLink } from './doc-link'
 import { describe, type Logger } from './log'
 import type { Transport } from './transport'
 
@@ -228,7 +229,7 @@ export function buildRecord(o: BuildRecordOptions): BuildRecord {
           `${rest > 0 ? ` and ${String(rest)} more` : ''}; they serve each other's entries as hits (HTML ` +
           `naming the other build's script chunks, RSC payloads of another build id); give ` +
           `each deploy its own deployment id, and separate builds of one deploy one build id ` +
-          `(generateBuildId): docs/configuration.md#deployment-namespace`,
+          `(generateBuildId): ${docLink('docs/configuration.md#deployment-namespace')}`,
       )
     }
   }

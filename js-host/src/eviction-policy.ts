@@ -1,3 +1,4 @@
+import { docLink } from './doc-link'
 import type { Logger } from './log'
 import { describe } from './log'
 import { RedisReplyError, type Transport } from './transport'
@@ -17,7 +18,7 @@ export function evictionWarning(info: string): string | undefined {
   return (
     `Redis evicts any key when full (maxmemory-policy ${policy}): it may evict the tag state, ` +
     'and a revalidation no running instance knows is then undone; set maxmemory-policy ' +
-    'volatile-lru (docs/operating.md, "Eviction policy")'
+    `volatile-lru (${docLink('docs/operating.md#eviction-policy-volatile-lru')})`
   )
 }
 
@@ -56,7 +57,7 @@ export function checkEvictionPolicy(transport: Transport, log: Logger): void {
           log.warn(
             'the Redis ACL user may not run INFO: a tag-state load that moves to another server ' +
               '(a failover, a restart) may skip tags and judge entries of those tags fresh after ' +
-              'their revalidation; add +info (docs/operating.md, "Access control")',
+              `their revalidation; add +info (${docLink('docs/operating.md#access-control')})`,
           )
         },
       )

@@ -1,3 +1,5 @@
+import { docLink } from './doc-link.js'
+
 /** One-line logging with a fixed prefix, so fleetcache's lines are easy to grep in server logs. */
 export interface Logger {
   info(message: string): void
@@ -123,7 +125,7 @@ function hint(message: string): string {
     return ' (check the user name and password in the Redis URL)'
   }
   if (/\bNOPERM\b/.test(message)) {
-    return " (the Redis ACL user lacks a permission fleetcache needs: see docs/operating.md, 'Access control')"
+    return ` (the Redis ACL user lacks a permission fleetcache needs: see ${docLink('docs/operating.md#access-control')})`
   }
   return ''
 }

@@ -4,7 +4,13 @@
  * mapping, and the throttled connection-error log. Which client it drives (single, cluster,
  * Sentinel) is built by the modules named for them.
  */
-import { ConnectionTimeoutError, DisconnectsClientError, ErrorReply, TimeoutError } from 'redis'
+import {
+  ClientOfflineError,
+  ConnectionTimeoutError,
+  DisconnectsClientError,
+  ErrorReply,
+  TimeoutError,
+} from 'redis'
 
 import { deadlines } from './deadlines'
 import { describe } from './log'
@@ -23,9 +29,17 @@ import { HeldBackError, RedisReplyError, RedisTimeoutError, withDeadline } from 
 
 export type { RedisTransportOptions } from './redis-client'
 
+/**
+ * A command sent while the connection is down and node-redis makes it again: one wording,
+ * whether the transport finds it so before sending (its first connect budget run out) or
+ * node-redis refuses the command (`The client is offline`, within that budget).
+ */
+const NOT_CONNECTED = 'redis is not connected (reconnecting in the background)'
+
 /** What a failed command rejects with: node-redis's errors mapped to the transport's. */
 function commandError(err: unknown, argv: readonly (string | Buffer)[], timeout: number): Error {
   if (err instanceof ErrorReply) return new RedisReplyError(err.message)
+  if (err instanceof ClientOfflineError) return new Error(NOT_CONNECTED)
   if (err instanceof TimeoutError) {
     return new RedisTimeoutError(`redis ${String(argv[0])} took longer than ${String(timeout)} ms`)
   }
@@ -285,7 +299,7 @@ export class RedisTransport implements Transport {
           `not usable ${String(Math.round(unusable))} ms after connecting (no answer to its login)`,
         )
       }
-      return Promise.reject(new Error('redis is not connected (reconnecting in the background)'))
+      return Promise.reject(new Error(NOT_CONNECTED))
     }
     // The message names the configured budget, not what was left of it for this command.
     return withDeadline(

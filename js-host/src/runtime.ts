@@ -1,3 +1,4 @@
+import { docLink } from './doc-link'
 import {
   DEV_SERVER_VARS,
   durableUseCacheEntries,
@@ -390,7 +391,7 @@ export function runtimeFor(
     // another's pages and RSC payloads. Not an invalid setting (nothing names a build), so
     // the server starts, but the start line's `none found` alone went to stdout.
     log.warn(
-      `no deployment id and no build id (${buildIdFileProblem()}): entries are stored under ${engine.prefix}:${engine.deployment}, which every build that finds none shares, so one build may serve another's pages; start the server from the app directory, or set FLEETCACHE_DIST_DIR to the build directory or FLEETCACHE_DEPLOYMENT_ID (docs/troubleshooting.md)`,
+      `no deployment id and no build id (${buildIdFileProblem()}): entries are stored under ${engine.prefix}:${engine.deployment}, which every build that finds none shares, so one build may serve another's pages; start the server from the app directory, or set FLEETCACHE_DIST_DIR to the build directory or FLEETCACHE_DEPLOYMENT_ID (${docLink('docs/troubleshooting.md#at-start')})`,
     )
   }
   if (durable && role === 'server') logKeyEnvVars(log, options.uniformEnvVars)

@@ -4,6 +4,7 @@
  * script runner, the clock, the logger and, where background work may outlive a request, a
  * timer.
  */
+import { docLink } from './doc-link.js'
 import type { Logger } from './log.js'
 import { describe, isFailedProbe, shortList, tagText } from './log.js'
 import { joinTags, splitArgv } from './argv.js'
@@ -191,7 +192,7 @@ const CLOCK_LOG_EVERY_MS = 60_000
 export const LOAD_STEPS = 16
 
 /** Where the log sends an operator whose ACL user lacks a permission. */
-const ACL_DOC = "the ACL SETUSER line in docs/operating.md, 'Access control'"
+const ACL_DOC = `the ACL SETUSER line in ${docLink('docs/operating.md#access-control')}`
 
 function code(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
@@ -276,7 +277,7 @@ export class EngineFailedError extends Error {
   constructor(tags: readonly string[], cause: unknown, recorded = false) {
     super(
       `revalidation of ${shortList(tags)} ${recorded ? 'not sent to Redis (the engine failed after recording it)' : 'not recorded, on this instance or in Redis'}: the engine ` +
-        `has failed (${describe(cause)}); restart this process (docs/failures.md, "A trap in the engine")`,
+        `has failed (${describe(cause)}); restart this process (${docLink('docs/failures.md#a-trap-in-the-engine')})`,
       { cause },
     )
     this.name = 'EngineFailedError'
@@ -343,6 +344,12 @@ export class TagSync {
   private draining: Promise<boolean> | undefined
   /** Some revalidation could not be sent: the next successful replay says so in the log. */
   private backlogged = false
+  /**
+   * Revalidations awaiting the drain that sends them, each of which logs a line naming its
+   * tags when it stays queued: a send that fails for want of a reply then leaves its error to
+   * that line (one line per queued revalidation), at debug.
+   */
+  private reporting = 0
   /** The outbox's head last failed on an error reply (Redis answered), not for want of one. */
   private headRefused = false
   /**
@@ -676,7 +683,7 @@ export class TagSync {
         this.log.warn(
           `tag state: more live tags than tagMirrorMaxTags; this instance now folds the least ` +
             `recently revalidated, so entries made before those revalidations may be ` +
-            `regenerated once more than needed (FLEETCACHE_TAG_MIRROR_MAX_TAGS, docs/operating.md)`,
+            `regenerated once more than needed (FLEETCACHE_TAG_MIRROR_MAX_TAGS, ${docLink('docs/operating.md#sizing')})`,
         )
       }
       const merging = this.engine.resendLength > 0
@@ -830,7 +837,7 @@ export class TagSync {
           behind > 0
             ? `its entries are stamped ${secs} s early, so those it writes in the ${secs} s after a revalidation (its own are stamped at the wall clock) are judged stale and regenerated`
             : `its entries are stored ${secs} s older than Next stamps them (on the wall clock), so those it writes in the ${secs} s after a revalidation are judged stale and regenerated, all are stale ${secs} s sooner here, and none whose expire is shorter is stored`
-        } (docs/failures.md, "Clocks"); restarting the process realigns it`,
+        } (${docLink('docs/failures.md#freshness')}, "Clocks"); restarting the process realigns it`,
     )
   }
 
@@ -938,10 +945,15 @@ export class TagSync {
           )
         this.overflowLogged = true
       }
-      sent = await this.drain()
-      // The drain that was running may have finished its last check just before this update
-      // was queued; one more pass sends it.
-      if (sent && this.engine.outboxLength > 0) sent = await this.drain()
+      this.reporting += 1
+      try {
+        sent = await this.drain()
+        // The drain that was running may have finished its last check just before this update
+        // was queued; one more pass sends it.
+        if (sent && this.engine.outboxLength > 0) sent = await this.drain()
+      } finally {
+        this.reporting -= 1
+      }
       // A drain that failed in the engine (logged there) may have left this revalidation
       // recorded and unsent, with the outbox still reading as holding it.
       const failure = this.failedSince()
@@ -1100,8 +1112,11 @@ export class TagSync {
         this.noteFailedAtClose(err)
         if (!refused) this.backlogUnanswered = true
         // One line per run of failures of one revalidation, not one per attempt; none for the
-        // breaker's probe, which fails in an outage already logged.
-        const quiet = isCircuitOpen(err) || isFailedProbe(err)
+        // breaker's probe, which fails in an outage already logged. None either when Redis did
+        // not answer and a revalidation awaits this drain: the line it logs as queued names it
+        // and why it was not sent (before, this error came first, then that warning: two lines
+        // for one revalidation). An error reply keeps its line: its whole text is there only.
+        const quiet = isCircuitOpen(err) || isFailedProbe(err) || (!refused && this.reporting > 0)
         if (this.stopped) {
           // Once close() was called nothing is retried: the closing line reports what is left.
           this.log.debug(`revalidation not sent to Redis at close: ${describe(err)}`)

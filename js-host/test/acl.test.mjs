@@ -375,7 +375,11 @@ describe('a revalidation Redis refuses for want of a permission', () => {
     const refused = lines.filter((l) => /revalidation dropped/.test(l))
     assert.equal(refused.length, 1, `one line for four refused revalidations:\n${lines.join('\n')}`)
     assert.match(refused[0], /\+zadd/, 'it names the missing permission')
-    assert.match(refused[0], /docs\/operating\.md, 'Access control'/, 'and where the ACL line is')
+    assert.match(
+      refused[0],
+      /blob\/main\/docs\/operating\.md#access-control\)/,
+      'and where the ACL line is',
+    )
     assert.ok(!refused[0].includes('\n'), 'one line')
     assert.deepEqual(
       lines.filter((l) => !/revalidation dropped/.test(l)),

@@ -150,7 +150,7 @@ test('two builds under one deployment id: each warns once, naming the other', as
   // The whole line: where the id came from (the setting to change) and both fixes.
   assert.equal(
     b.lines(WARNING)[0],
-    `[fleetcache] two builds serve under one deployment id "shared" (from FLEETCACHE_DEPLOYMENT_ID, namespace fleetcache:shared): this process, Next 16.5.0, build id build-b, and another, Next 16.3.8, build id build-a; they serve each other's entries as hits (HTML naming the other build's script chunks, RSC payloads of another build id); give each deploy its own deployment id, and separate builds of one deploy one build id (generateBuildId): docs/configuration.md#deployment-namespace`,
+    `[fleetcache] two builds serve under one deployment id "shared" (from FLEETCACHE_DEPLOYMENT_ID, namespace fleetcache:shared): this process, Next 16.5.0, build id build-b, and another, Next 16.3.8, build id build-a; they serve each other's entries as hits (HTML naming the other build's script chunks, RSC payloads of another build id); give each deploy its own deployment id, and separate builds of one deploy one build id (generateBuildId): https://github.com/fleetcache/fleetcache/blob/main/docs/configuration.md#deployment-namespace`,
   )
   const fields = await redis.command('HGETALL', 'fleetcache:shared:builds')
   assert.deepEqual(fields.filter((_, i) => i % 2 === 0).sort(), [

@@ -169,6 +169,40 @@ describe('fleetcache CLI flags', () => {
     }
   })
 
+  // An empty value is no value: `inspect --cache-key ""` was accepted and read the key of the
+  // empty cache key (`no value at fleetcache:<dep>:inc:{e3b0c4...}:e`, exit 1), `--prefix ""`
+  // scanned keys under no prefix, `seed ""` looked for a build in the current directory.
+  // Every option that takes a value, and every positional, refuses one that is empty (exit 2).
+  test('an empty option value or positional is a usage error, before any connection', async () => {
+    const cases = [
+      [['inspect', '--cache-key', '', '--deployment', 'd'], '--cache-key must not be empty'],
+      [['inspect', '--cache-key', 'k', '--deployment', ''], '--deployment must not be empty'],
+      [
+        ['inspect', '--cache-key', 'k', '--deployment', 'd', '--interface', ''],
+        '--interface must not be empty',
+      ],
+      [['inspect', ''], 'inspect needs a Redis key or --cache-key'],
+      [['purge', '--deployment', ''], '--deployment must not be empty'],
+      [['seed', ''], 'seed needs the .next directory'],
+      [['seed', '.', '--deployment', ''], '--deployment must not be empty'],
+      [['stats', '--prefix', ''], '--prefix must not be empty'],
+      [['stats', '--redis', ''], '--redis must not be empty'],
+      [['stats', '--max-keys', ''], '--max-keys must be a positive integer'],
+      [['tags', '--limit', ''], '--limit must be a positive integer'],
+      [['purge', '--deployment', 'd', '--batch', ''], '--batch must be a positive integer'],
+    ]
+    for (const [args, message] of cases) {
+      // --redis given twice: the last wins, so the empty one in `cases` is the one parsed.
+      const redis = args.includes('--redis') ? [] : ['--redis', 'redis://127.0.0.1:1']
+      const r = await cli([...args, ...redis])
+      assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`)
+      assert.ok(
+        r.stderr.startsWith(`fleetcache: ${message}`),
+        `${JSON.stringify(args)}: ${r.stderr}`,
+      )
+    }
+  })
+
   // `next start` takes REDIS_URL from the app's .env files (Next loads them into the server's
   // environment), the CLI does not: its message says so, or "set REDIS_URL" reads as wrong to
   // someone whose .env sets it.

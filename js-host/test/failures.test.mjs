@@ -22,7 +22,7 @@ import {
 import { redisCommand, startRedis, startRedisOnPort } from '../../tests/support/redis.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { waitForExit } from '../../tests/support/util.mjs'
-import { now, resumeAndStop, text, useCacheEntry } from './helpers.mjs'
+import { now, resumeAndStop, text, transportOn, useCacheEntry } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -851,6 +851,86 @@ describe('revalidation outbox', () => {
       (await other.getExpiration(['out2-2'])) > 0,
       'the last of the second outage reaches the fleet',
     )
+  })
+})
+
+describe('one line per queued revalidation', () => {
+  // A new user's trial: with Redis stopped, one revalidateTag('isr') logged two lines, the
+  // failed send's error (`revalidation not sent to Redis, kept in the outbox and retried (1
+  // waiting): ...`) and then the warning that names the revalidation. The warning alone now;
+  // the failed send is a debug line, and the revalidations after it are debug lines only.
+  for (const [how, budgets] of [
+    ['killed', ROOMY],
+    ['paused', FAST],
+  ]) {
+    test(`Redis ${how}: the first revalidation logs one warning, naming it; the next ones are debug lines`, async () => {
+      const own = await startRedis({ logDir })
+      const h = instance({ ...budgets, redisUrl: own.url, debug: true })
+      const { loud, restore } = loudLines()
+      const from = lines.length
+      try {
+        await h.refreshTags()
+        process.kill(own.pid, how === 'killed' ? 'SIGKILL' : 'SIGSTOP')
+        if (how === 'killed') assert.ok(await waitForExit(own.child, 10_000), 'redis-server gone')
+        const quietFrom = loud.length
+        await h.updateTags(['isr'])
+        await h.updateTags(['isr2'])
+        const all = lines.slice(from).join('\n')
+        // The connection's own line (at most one per 10 s) is not the revalidation's.
+        const said = loud.slice(quietFrom).filter((l) => !/redis connection: /.test(l))
+        assert.equal(said.length, 1, `warning and error lines:\n${said.join('\n')}\nall:\n${all}`)
+        assert.match(
+          said[0],
+          /revalidation of isr \(expire now\) applied on this instance; Redis (is unreachable|did not answer it in time), so it is queued \(1 waiting\) and will be sent when Redis answers; while Redis does not answer, the revalidations made after it are logged at debug/,
+        )
+        assert.ok(
+          lines.slice(from).some((l) => /revalidation not sent to Redis, retried: /.test(l)),
+          `the failed send at debug:\n${all}`,
+        )
+      } finally {
+        restore()
+        if (how === 'paused') process.kill(own.pid, 'SIGCONT')
+        await close()
+        await own.stop()
+      }
+    })
+  }
+})
+
+// node-redis says `The client is offline` for a command sent while its connection is down and
+// being made again, and the transport said `redis is not connected (reconnecting in the
+// background)` for the same state once its first connect budget had run out: two wordings in
+// the log lines for one state.
+describe('the transport names a connection being made again in one wording', () => {
+  test('a command sent while Redis is gone fails with the same message early and late', async () => {
+    const own = await startRedis({ logDir })
+    const { transport } = transportOn(own.url, { connectTimeoutMs: 1500 })
+    const failure = (p) =>
+      p.then(
+        () => assert.fail('the command succeeded against a Redis that is gone'),
+        (err) => err.message,
+      )
+    try {
+      await transport.send(['PING'])
+      process.kill(own.pid, 'SIGKILL')
+      assert.ok(await waitForExit(own.child, 10_000), 'redis-server gone')
+      // node-redis has seen the socket close and reconnects in the background.
+      await sleep(200)
+      const early = await failure(transport.send(['PING']))
+      // Past the connect budget counted from the first connect.
+      await sleep(1600)
+      const late = await failure(transport.send(['PING']))
+      assert.deepEqual(
+        [early, late],
+        [
+          'redis is not connected (reconnecting in the background)',
+          'redis is not connected (reconnecting in the background)',
+        ],
+      )
+    } finally {
+      await transport.close()
+      await own.stop()
+    }
   })
 })
 
