@@ -11,6 +11,9 @@
 //   heading's project holds the files of its blocks and those earlier blocks of the section
 //   wrote that its blocks did not (a recipe that reuses the `instrumentation.ts` above it);
 // - the example's instrumentation*.ts files (examples/next-app), as they are.
+// A block of the section in another spelling of TypeScript or JavaScript (```typescript, ```tsx,
+// ```ts with more on its line, an indented fence) is an error, not passed over: it would not be
+// checked.
 // `fleetcache` is the packed tarball, unpacked into each project's node_modules as npm installs
 // it (its declarations are what a user's tsc reads).
 //
@@ -54,9 +57,28 @@ const typesVersion = JSON.parse(
   fs.readFileSync(path.join(typesDir, 'node', 'package.json'), 'utf8'),
 ).version
 
+// Info strings of fenced blocks that hold code a user may copy into instrumentation*.ts: in the
+// section, each such block must be a plain ```ts fence at the start of its line, which is what is
+// checked. Another spelling (```typescript, ```tsx, ```ts title=..., an indented fence) would
+// otherwise be passed over silently, and its recipe never type-checked.
+const SCRIPT_LANGS = new Set([
+  'ts',
+  'typescript',
+  'tsx',
+  'mts',
+  'cts',
+  'js',
+  'javascript',
+  'jsx',
+  'mjs',
+  'cjs',
+])
+
 /**
  * The `ts` blocks of `## <section>` in the markdown text, as projects: one per heading (`###` and
- * deeper) that has blocks, each { name, files: Map<file, source> }.
+ * deeper) that has blocks, each { name, files: Map<file, source> }. Throws on a block of
+ * SCRIPT_LANGS that is not a plain ```ts fence. Lines inside other fenced blocks are not read
+ * as headings.
  */
 function recipeProjects(markdown, section) {
   const lines = markdown.split('\n')
@@ -75,11 +97,23 @@ function recipeProjects(markdown, section) {
       current = undefined
       continue
     }
-    if (line !== '```ts') continue
-    const end = lines.indexOf('```', i + 1)
+    const fence = /^(\s*)(`{3,}|~{3,})(.*)$/.exec(line)
+    if (!fence) continue
+    const [, indent, marker, info] = fence
+    // The closing fence: the opening's character, at least as many, nothing after them.
+    const closing = new RegExp(`^\\s*\\${marker[0]}{${marker.length},}\\s*$`)
+    const end = lines.findIndex((l, j) => j > i && closing.test(l))
     if (end < 0) throw new Error(`${section}: the block at line ${i + 1} is not closed`)
+    const lang = info.trim().split(/\s+/)[0].toLowerCase()
+    const plainTs = indent === '' && marker === '```' && info === 'ts'
+    if (!plainTs && SCRIPT_LANGS.has(lang)) {
+      throw new Error(
+        `${section}: the block at line ${i + 1} (${line.trim()}) is code a user copies but not a plain \`\`\`ts fence at the start of its line: it would not be type-checked`,
+      )
+    }
     const body = lines.slice(i + 1, end)
     i = end
+    if (!plainTs) continue
     const named = /^\/\/ ([\w.-]+\.tsx?)$/.exec(body[0] ?? '')
     const file = named ? named[1] : 'instrumentation.ts'
     if (!current) {
