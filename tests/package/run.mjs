@@ -7,8 +7,8 @@
 //   with its reason;
 // - a fresh project in a temp dir installs the tarball from its path (its dependencies come
 //   from the npm registry) and uses every entry point from CommonJS, ESM and the `fleetcache`
-//   bin, and TypeScript checks them with `module: node16`, `nodenext` and `bundler` resolution,
-//   and with the `workerd` condition;
+//   bin, and TypeScript checks them with `module: node16`, `nodenext`, `bundler` and `node`
+//   (node10, through `typesVersions`) resolution, and with the `workerd` condition;
 // - the same installed by pnpm (isolated node_modules): every entry point from CommonJS and ESM,
 //   and withFleetcache's handler paths and tracing glob reach the files in pnpm's layout.
 //
@@ -39,9 +39,10 @@ const run = promisify(execFile)
 const PUBLINT_IGNORED = {}
 
 /**
- * @arethetypeswrong/cli runs, each over some entry points. `--profile node16` leaves out node10
- * (TypeScript's legacy `moduleResolution: node`), which ignores `exports`, so no subpath entry
- * can resolve there: Next 16 apps use `bundler` (its default tsconfig) or node16/nodenext.
+ * @arethetypeswrong/cli runs, each over some entry points, in every resolution it knows: node10
+ * (TypeScript's legacy `moduleResolution: node`, which Next 16 still type-checks with when an
+ * app's tsconfig says so) ignores `exports` and finds each subpath's types through
+ * `typesVersions`; node16 (CommonJS and ESM callers) and bundler through `exports`.
  */
 const ATTW_RUNS = [
   {
@@ -171,8 +172,6 @@ for (const r of ATTW_RUNS) {
     const rules = Object.keys(r.ignored)
     await sh(bin('attw'), [
       tarball,
-      '--profile',
-      'node16',
       // The package ships its own types; do not look for @types/fleetcache on the registry.
       '--no-definitely-typed',
       '--format',
@@ -249,7 +248,7 @@ await check('the fleetcache bin: --version', async () => {
   return r.stdout.trim()
 })
 
-for (const config of ['node16', 'nodenext', 'bundler', 'workerd']) {
+for (const config of ['node16', 'nodenext', 'bundler', 'node10', 'workerd']) {
   await check(`TypeScript ${tools.typescript}: tsc --noEmit, ${config}`, async () => {
     if (!installed) throw new Error('not installed')
     await sh(bin('tsc'), ['-p', `tsconfig.${config}.json`], { cwd: project, env })
