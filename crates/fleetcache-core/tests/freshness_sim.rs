@@ -279,6 +279,8 @@ struct TagState {
     sweep: Option<(String, bool)>,
     /// The tags the last update's sweep step logged: its announcement carries them.
     swept: Vec<String>,
+    /// Merges run on this state ([`World::given_back`]).
+    merges: u64,
 }
 
 /// Redis: entries, the tag state, and the leases (their token and expiry time).
@@ -646,6 +648,7 @@ impl TagState {
 
     /// `tag_merge.lua`.
     fn merge(&mut self, args: &[String]) -> Vec<u8> {
+        self.merges += 1;
         // No record over a meta hash with an epoch and a version: the state as it is replies.
         if let (1, Some(epoch)) = (args.len(), &self.epoch) {
             if self.ver > 0 {
@@ -2249,7 +2252,8 @@ struct World {
     up: bool,
     lose: HashSet<usize>,
     /// Failures drawn so far that may make a process give a record back (again): the state
-    /// flushed, failed over or missing a key, and merges whose reply did not come back.
+    /// flushed, failed over or missing a key, merges whose reply did not come back, and a
+    /// refresh reply that ran before a merge that ran since ([`World::refreshed`]).
     losses: u64,
     /// Each record a merge gave back (instance, tag, record as sent), with `losses` then: a
     /// process gives one back again only after a failure drawn since ([`World::given_back`]).
@@ -2657,6 +2661,14 @@ impl World {
         held_step: usize,
         planned: f64,
     ) {
+        // A reply that ran before a merge that ran since (one of this instance's, acknowledged
+        // meanwhile) lacks what the merge gave back with no failure, and its load gives it
+        // back again: a double give-back the engine still makes (a version more for every
+        // instance), counted here as a failure drawn so that [`World::given_back`] holds it
+        // to the others.
+        if held.merges != self.redis.tags.merges {
+            self.losses += 1;
+        }
         let clock = Millis(self.clock(i));
         self.insts[i].engine.apply_refresh(reply, clock).unwrap();
         self.insts[i].pulled = Some((held_step, held.clone()));
