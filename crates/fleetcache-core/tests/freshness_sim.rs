@@ -2260,6 +2260,9 @@ struct World {
     given: HashMap<(usize, String, String), u64>,
     /// The first record given back twice by a process with no failure drawn in between.
     given_twice: Option<String>,
+    /// For each instance loading the state, the merges run on the state its load's first
+    /// reply ran on ([`World::refreshed`]).
+    load_merges: HashMap<usize, u64>,
     now: f64,
     step: usize,
     insts: Vec<Instance>,
@@ -2368,6 +2371,7 @@ impl World {
             losses: 0,
             given: HashMap::new(),
             given_twice: None,
+            load_merges: HashMap::new(),
             now: T0,
             step: 0,
             insts: (0..3)
@@ -2666,11 +2670,19 @@ impl World {
         // back again: a double give-back the engine still makes (a version more for every
         // instance), counted here as a failure drawn so that [`World::given_back`] holds it
         // to the others.
-        if held.merges != self.redis.tags.merges {
+        // So does a page of a load that began before such a merge: the pages before it, or
+        // the cursor past the tag, leave the merged record out of the load.
+        let began = self.load_merges.get(&i).copied().unwrap_or(held.merges);
+        if held.merges != self.redis.tags.merges || began != self.redis.tags.merges {
             self.losses += 1;
         }
         let clock = Millis(self.clock(i));
         self.insts[i].engine.apply_refresh(reply, clock).unwrap();
+        if self.insts[i].engine.mirror().is_loading() {
+            self.load_merges.entry(i).or_insert(held.merges);
+        } else {
+            self.load_merges.remove(&i);
+        }
         self.insts[i].pulled = Some((held_step, held.clone()));
         let from = &mut self.insts[i].pulled_from;
         *from = from.max(planned);
