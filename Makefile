@@ -96,9 +96,9 @@ wasm: setup pkg/.stamp ## build pkg/ (wasm engine + JS glue + .d.ts)
 # 0028's "Current state" restates both values: `make lint` fails when it differs
 # (scripts/check-budget-line.mjs).
 ifeq ($(PREBUILT_STD),yes)
-WASM_BUDGET_BYTES := 232550
+WASM_BUDGET_BYTES := 233020
 else
-WASM_BUDGET_BYTES := 222150
+WASM_BUDGET_BYTES := 222620
 endif
 wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt) exceeds WASM_BUDGET_BYTES
 	@size=$$(stat -c %s pkg/$(WASM_CRATE)_bg.wasm); \

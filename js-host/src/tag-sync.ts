@@ -1181,7 +1181,9 @@ export class TagSync {
    */
   private async resend(script: ScriptRunner, last = false): Promise<boolean> {
     let batches = 0
-    let records = 0
+    // The tags given back, each counted once: a tag of a batch that failed may be queued again
+    // (a newer record a later load found lacking) and go in a later batch of this run too.
+    const given = new Set<string>()
     let remade = false
     // Bounded: every pass acknowledges a batch taken off the queue or returns.
     while (this.engine.resendLength > 0) {
@@ -1219,7 +1221,7 @@ export class TagSync {
       if (batch === 0) remade = true
       else {
         batches += 1
-        records += batch
+        for (const tag of tagsIn(argv)) given.add(tag)
       }
       try {
         if (reply instanceof Uint8Array) this.engine.applyUpdateReply(reply)
@@ -1229,7 +1231,7 @@ export class TagSync {
     }
     if (batches > 0) {
       this.log.info(
-        `gave ${String(records)} lost tag record(s) back to Redis (${String(batches)} batch(es))`,
+        `gave ${String(given.size)} lost tag record(s) back to Redis (${String(batches)} batch(es))`,
       )
     }
     if (remade) this.log.info("made the tag state's lost meta hash anew in Redis")

@@ -1726,6 +1726,35 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(loud().length, 2, loud().join('\n'))
   })
 
+  test('a tag given back in a batch that failed and again in a newer one is counted once', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const rec = (t) => `${String(t)},${String(t)},0,0,${String(t)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'a', rec(T0)])
+    let answer = () => oom
+    const { clock, engine, log, sync } = setup((_, kind) => (kind === 'read' ? state : answer()))
+    await sync.refresh()
+    // Flushed: 'a' (T0) is given back; Redis refuses the merge, which stays planned.
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    // Another state holds a newer record of 'a', then a flush loses it too: queued again
+    // beside the batch that failed, which does not cover it.
+    state = netstrings(['e3', '1', 'v1', '1', '0', '', '0', 'a', rec(T0 + 5000)])
+    clock.t += 1000
+    await sync.refresh()
+    state = netstrings(['e4', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(engine.resendRecords, 1)
+    answer = () => null
+    clock.t += 1000
+    await sync.drain()
+    assert.equal(engine.resendLength, 0)
+    const gave = log.lines.filter((l) => l.startsWith('info gave'))
+    // Before: 'gave 2 lost tag record(s) back to Redis (2 batch(es))', 'a' counted per batch.
+    assert.deepEqual(gave, ['info gave 1 lost tag record(s) back to Redis (2 batch(es))'])
+  })
+
   /**
    * A state holding the record of `lost-rec` (T0), then one that lacks it (a flush, a failover)
    * while every command but the last attempt at close is refused by the breaker (quietly): the

@@ -849,12 +849,13 @@ impl TagSync {
     ) -> Result<RefreshSummary, ProtocolError> {
         let whole = |m: &TagMirror| m.is_synced() && !m.is_loading();
         let before = whole(mirror);
-        // A merge in flight gives back records the mirror's queue no longer holds: queued
-        // again for the comparison, a state that lacks them counts them lost once, as if they
-        // still waited; taken off again below, as what the merge covers.
-        mirror.restore_resend(&self.resending);
+        // A merge in flight gives back records the mirror's queue no longer holds: lent for
+        // the comparison, a state that lacks them counts them lost once, as if they still
+        // waited; taken off again as what the merge covers. Moved, not copied: a pull while
+        // the merge keeps failing allocates nothing for it.
+        mirror.lend_in_flight(std::mem::take(&mut self.resending));
         let summary = mirror.apply_refresh(reply, now, keep_ms);
-        mirror.unqueue_in_flight(&self.resending);
+        self.resending = mirror.return_in_flight();
         let summary = summary?;
         let page_write = mirror.take_page_write();
         if let Some(push) = self.push.as_mut() {

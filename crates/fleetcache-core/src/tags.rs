@@ -533,6 +533,9 @@ pub struct TagMirror {
     local: KeyedVec<TagRecord>,
     /// Records the shared state lost and this process knows: to be merged back.
     resend: KeyedVec<TagRecord>,
+    /// A merge in flight (records sent, not yet acknowledged), lent for one refresh
+    /// ([`TagMirror::lend_in_flight`]), and whether it was queued again for it.
+    in_flight: (Vec<(String, TagRecord)>, bool),
     /// How many records, over the mirror's life, a state that replaced the one the mirror
     /// followed lacked ([`TagMirror::lost`]).
     lost: u64,
@@ -847,6 +850,7 @@ impl TagMirror {
             if self.local.get(tag).is_some_and(|l| record.covers(l)) {
                 self.local.remove(tag);
             }
+            self.queue_in_flight();
             if self.resend.get(tag).is_some_and(|l| record.covers(l)) {
                 self.resend.remove(tag);
             }
@@ -1514,6 +1518,7 @@ impl TagMirror {
         replaced: bool,
         suspect: bool,
     ) {
+        self.queue_in_flight();
         let mut evidence = suspect;
         let held = self.tags.iter().map(|(t, r)| (t.as_str(), r, false));
         let folded = self.folded.all().map(|all| (FOLDED_TAG, all, true));
@@ -1651,6 +1656,44 @@ impl TagMirror {
             .collect();
         // A burst given back (a flush of a large state) leaves no room behind it.
         self.resend.compact();
+        batch
+    }
+
+    /// Lends the mirror `in_flight`, a merge sent and not yet acknowledged, for the refresh
+    /// applied next: a state answered in full meanwhile lacks its records as it lacks those
+    /// queued, so they count as queued ([`TagMirror::lost`] counts them once), and what the
+    /// merge covers is taken off the queue again ([`TagMirror::return_in_flight`]). They are
+    /// put in the queue only when the refresh reaches it (a record taken or a load compared):
+    /// a pull that changed nothing, all a process sees while Redis refuses the merge and
+    /// answers reads (OOM), allocates nothing for it.
+    pub fn lend_in_flight(&mut self, in_flight: Vec<(String, TagRecord)>) {
+        self.in_flight = (in_flight, false);
+    }
+
+    /// Queues the records of the merge lent ([`TagMirror::lend_in_flight`]) again, once.
+    fn queue_in_flight(&mut self) {
+        if !self.in_flight.1 && !self.in_flight.0.is_empty() {
+            self.in_flight.1 = true;
+            let batch = std::mem::take(&mut self.in_flight.0);
+            self.restore_resend(&batch);
+            self.in_flight.0 = batch;
+        }
+    }
+
+    /// The merge lent by [`TagMirror::lend_in_flight`], given back once the refresh is
+    /// applied, with what it covers taken off the queue. Not queued again by the refresh, it
+    /// leaves the queue as if it had been, then taken off: a record queued for one of its
+    /// tags takes its record in, and leaves when that covers it.
+    pub fn return_in_flight(&mut self) -> Vec<(String, TagRecord)> {
+        let (batch, queued) = std::mem::take(&mut self.in_flight);
+        if !queued {
+            for (tag, record) in &batch {
+                if let Some(q) = self.resend.get_mut(tag) {
+                    q.merge(record);
+                }
+            }
+        }
+        self.unqueue_in_flight(&batch);
         batch
     }
 

@@ -279,6 +279,8 @@ struct TagState {
     sweep: Option<(String, bool)>,
     /// The tags the last update's sweep step logged: its announcement carries them.
     swept: Vec<String>,
+    /// Merges run on this state ([`World::given_back`]).
+    merges: u64,
 }
 
 /// Redis: entries, the tag state, and the leases (their token and expiry time).
@@ -646,6 +648,7 @@ impl TagState {
 
     /// `tag_merge.lua`.
     fn merge(&mut self, args: &[String]) -> Vec<u8> {
+        self.merges += 1;
         // No record over a meta hash with an epoch and a version: the state as it is replies.
         if let (1, Some(epoch)) = (args.len(), &self.epoch) {
             if self.ver > 0 {
@@ -2248,6 +2251,18 @@ struct World {
     kept: Option<Redis>,
     up: bool,
     lose: HashSet<usize>,
+    /// Failures drawn so far that may make a process give a record back (again): the state
+    /// flushed, failed over or missing a key, merges whose reply did not come back, and a
+    /// refresh reply that ran before a merge that ran since ([`World::refreshed`]).
+    losses: u64,
+    /// Each record a merge gave back (instance, tag, record as sent), with `losses` then: a
+    /// process gives one back again only after a failure drawn since ([`World::given_back`]).
+    given: HashMap<(usize, String, String), u64>,
+    /// The first record given back twice by a process with no failure drawn in between.
+    given_twice: Option<String>,
+    /// For each instance loading the state, the merges run on the state its load's first
+    /// reply ran on ([`World::refreshed`]).
+    load_merges: HashMap<usize, u64>,
     now: f64,
     step: usize,
     insts: Vec<Instance>,
@@ -2354,6 +2369,10 @@ impl World {
             kept: None,
             up: true,
             lose: HashSet::new(),
+            losses: 0,
+            given: HashMap::new(),
+            given_twice: None,
+            load_merges: HashMap::new(),
             now: T0,
             step: 0,
             insts: (0..3)
@@ -2688,8 +2707,24 @@ impl World {
         held_step: usize,
         planned: f64,
     ) {
+        // A reply that ran before a merge that ran since (one of this instance's, acknowledged
+        // meanwhile) lacks what the merge gave back with no failure, and its load gives it
+        // back again: a double give-back the engine still makes (a version more for every
+        // instance), counted here as a failure drawn so that [`World::given_back`] holds it
+        // to the others.
+        // So does a page of a load that began before such a merge: the pages before it, or
+        // the cursor past the tag, leave the merged record out of the load.
+        let began = self.load_merges.get(&i).copied().unwrap_or(held.merges);
+        if held.merges != self.redis.tags.merges || began != self.redis.tags.merges {
+            self.losses += 1;
+        }
         let clock = Millis(self.clock(i));
         self.insts[i].engine.apply_refresh(reply, clock).unwrap();
+        if self.insts[i].engine.mirror().is_loading() {
+            self.load_merges.entry(i).or_insert(held.merges);
+        } else {
+            self.load_merges.remove(&i);
+        }
         self.insts[i].pulled = Some((held_step, held.clone()));
         let from = &mut self.insts[i].pulled_from;
         *from = from.max(planned);
@@ -3019,6 +3054,9 @@ impl World {
     fn tag_reaches(&mut self, i: usize, send: &mut TagSend) {
         let reply = if self.up {
             self.publishing = send.rev;
+            if send.seq.is_none() {
+                self.given_back(i, &send.call.args);
+            }
             let reply = self.redis.run(&send.call);
             self.trace.extend(take_scan_notes());
             self.publish(i);
@@ -3056,6 +3094,10 @@ impl World {
             self.insts[i].engine.report(permit, outcome, now);
         }
         let Some(reply) = reply else {
+            if send.seq.is_none() {
+                // A merge that ran (or not): planned again, it may give its records back twice.
+                self.losses += 1;
+            }
             self.tag_failed(i, send.seq);
             return false;
         };
@@ -3214,7 +3256,39 @@ impl World {
         }
     }
 
+    /// Applies `op` ([`World::apply_step`]), then checks that no process gave a record back
+    /// twice with no failure drawn in between ([`World::given_back`]).
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        self.apply_step(op)?;
+        if let Some(twice) = self.given_twice.take() {
+            return Err(TestCaseError::fail(format!(
+                "{}\n{twice}",
+                self.trace.join("\n")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Instance `i`'s merge of `args` ([`TAG_MERGE`](fleetcache_core::scripts::TAG_MERGE)'s)
+    /// runs: each record it gives back costs every process a version to load, so a process
+    /// gives a record back once per failure that may have lost it (a flush, a failover, a key
+    /// or the meta hash lost, a merge of its whose reply did not come back), never twice for
+    /// one (a double give-back; two processes may each give back what they both knew).
+    fn given_back(&mut self, i: usize, args: &[String]) {
+        for pair in args[1..].chunks(2) {
+            let key = (i, pair[0].clone(), pair[1].clone());
+            if self.given.get(&key) == Some(&self.losses) && self.given_twice.is_none() {
+                self.given_twice = Some(format!(
+                    "inst {i} gave back {:?} = {:?} a second time with no failure drawn since \
+                     the first ({} so far)",
+                    pair[0], pair[1], self.losses
+                ));
+            }
+            self.given.insert(key, self.losses);
+        }
+    }
+
+    fn apply_step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         self.trace.extend(take_scan_notes());
         self.record_knowledge();
         self.step += 1;
@@ -3266,6 +3340,7 @@ impl World {
             }
             Op::Flush => {
                 if self.up {
+                    self.losses += 1;
                     // The same server process, emptied.
                     let mut flushed = Redis::default();
                     flushed.tags.server = self.redis.tags.server;
@@ -3274,17 +3349,20 @@ impl World {
             }
             Op::LoseMeta => {
                 if self.up {
+                    self.losses += 1;
                     self.redis.tags.lose_meta();
                 }
             }
             Op::LoseKey { log } => {
                 if self.up {
+                    self.losses += 1;
                     self.redis.tags.lose_key(log);
                 }
             }
             Op::Snapshot => self.kept = Some(self.redis.clone()),
             Op::Failover => {
                 if let Some(mut kept) = self.kept.clone() {
+                    self.losses += 1;
                     kept.tags = on_another_server(kept.tags);
                     self.lose_pages(kept);
                     self.drop_channels();
