@@ -359,6 +359,11 @@ export class TagSync {
    */
   private backlogUnanswered = false
   /**
+   * An error reply of the current backlog was logged with its whole text (the error line): one
+   * that follows failures without a reply (a timeout, then `OOM`) logs it too, once.
+   */
+  private backlogRefusalLogged = false
+  /**
    * Redis refused some revalidation of the current backlog for good (parked, or dropped for a
    * permission): it refused that revalidation, not writes, so the line at the end says neither
    * that Redis is back nor that it accepts writes again.
@@ -1120,7 +1125,15 @@ export class TagSync {
         if (this.stopped) {
           // Once close() was called nothing is retried: the closing line reports what is left.
           this.log.debug(`revalidation not sent to Redis at close: ${describe(err)}`)
-        } else if (!quiet && this.engine.outboxLength > 0 && !this.backlogged) {
+        } else if (
+          !quiet &&
+          this.engine.outboxLength > 0 &&
+          // The first failure of a backlog; or its first error reply, after failures without a
+          // reply (a timeout, then OOM): Redis's text is said at debug only otherwise, and no
+          // revalidation may come to name even its code.
+          (!this.backlogged || (refused && !this.backlogRefusalLogged))
+        ) {
+          if (refused) this.backlogRefusalLogged = true
           this.log.error(
             `revalidation not sent to Redis, kept in the outbox and retried (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
           )
@@ -1159,6 +1172,7 @@ export class TagSync {
               (made > 0 ? `; ${madeCount(made)} while it refused them` : ''),
       )
       this.backlogged = false
+      this.backlogRefusalLogged = false
       this.backlogUnanswered = false
       this.backlogSetAside = false
       this.quietRun = undefined
