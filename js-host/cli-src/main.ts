@@ -249,8 +249,14 @@ async function main(argv: string[]): Promise<number> {
   // An empty value is no value: `inspect --cache-key ""` read the key of the empty cache key
   // (and printed `no value at ...`, exit 1), `--prefix ""` scanned keys under no prefix. The
   // numbers say so in their own words (positiveInt), the positionals below.
+  // Blank (spaces, tabs) too: `purge --deployment ' '` looked for the hashed segment of a blank
+  // id, `--cache-key ' '` read a key no handler writes. (`--redis ' '` is no URL: checkUrl says
+  // so below; `--prefix` has the server's rule, below.)
   for (const name of ['redis', 'prefix', 'deployment', 'cache-key', 'interface'] as const) {
-    if (values[name] === '') throw new UsageError(`--${name} must not be empty`)
+    const value = values[name]
+    if (value === '' || (name !== 'redis' && name !== 'prefix' && value?.trim() === '')) {
+      throw new UsageError(`--${name} must not be empty`)
+    }
   }
   // The command's own arguments too, for the same reason: a `seed` of a directory without a
   // build was reported as a missing URL, or as a refused connection (exit 1, not 2).
@@ -264,14 +270,14 @@ async function main(argv: string[]): Promise<number> {
     if (values['cache-key'] !== undefined && values.deployment === undefined) {
       throw new UsageError('inspect --cache-key needs --deployment')
     }
-    if (values['cache-key'] === undefined && !rest[0]) {
+    if (values['cache-key'] === undefined && !rest[0]?.trim()) {
       throw new UsageError('inspect needs a Redis key or --cache-key')
     }
   }
   let distDir = ''
   if (command === 'seed') {
     const dir = rest[0]
-    if (!dir) throw new UsageError('seed needs the .next directory')
+    if (!dir?.trim()) throw new UsageError('seed needs the .next directory')
     // Every build writes BUILD_ID; without one, say where it was looked for, not ENOENT.
     const found = findBuildDir(dir, process.env)
     if ('problem' in found) throw new UsageError(`seed: ${found.problem}`)
@@ -306,6 +312,13 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError((err as Error).message)
   }
   const prefix = values.prefix ?? (env.FLEETCACHE_PREFIX || 'fleetcache')
+  // The server's rule (the engine's): `stats --prefix 'my app'` scanned keys no fleetcache
+  // process writes and reported none, as if the prefix held nothing.
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(prefix)) {
+    throw new UsageError(
+      `${values.prefix !== undefined ? '--prefix' : 'FLEETCACHE_PREFIX'} must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(prefix)}`,
+    )
+  }
   const progress = new Progress(values.quiet || values.json)
   const out = (text: string, json: unknown): void => {
     process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`)

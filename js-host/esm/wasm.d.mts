@@ -1,6 +1,6 @@
 /**
  * `fleetcache/wasm` is the engine's one `.wasm` file, for workers-style runtimes and bundlers
- * that load it themselves (docs/transport.md). Where importing a `.wasm` gives a compiled
+ * that load it themselves (https://github.com/fleetcache/fleetcache/blob/main/docs/transport.md). Where importing a `.wasm` gives a compiled
  * `WebAssembly.Module` (workerd / Cloudflare Workers: wrangler's default rule for `.wasm`), that
  * is its default export: pass it to `createCache({ module })` from `fleetcache/worker`. Node
  * cannot import it: resolve the path instead (`require.resolve('fleetcache/wasm')`,

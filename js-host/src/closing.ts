@@ -42,7 +42,7 @@ const CLOSING = Symbol.for('fleetcache.closing')
 /**
  * Closes every Redis connection this process opened (graceful shutdown, tests), once the
  * revalidations still queued, and the tag records Redis lost that this process has not given
- * back yet, are sent or reported lost (docs/operating.md, "Shutdown"); a call
+ * back yet, are sent or reported lost (https://github.com/fleetcache/fleetcache/blob/main/docs/operating.md, "Shutdown"); a call
  * while another is in progress settles when that one is done too (two shutdown hooks). Every
  * runtime in the registry is shut, whichever version of the package opened it. Settles once
  * every runtime it waits for is shut: rejects with a runtime's error when one failed to close,

@@ -2,7 +2,7 @@
  * Whether a read's answer will be stored in a server cache by its consumer, from the Next
  * work-unit store the read runs in: a prerender or an ISR regeneration (the page is cached), or
  * a `'use cache'` scope whose own consumer caches. The engine then never hands it a stale
- * entry, not even "as fresh" to a lease follower (docs/single-flight.md).
+ * entry, not even "as fresh" to a lease follower (https://github.com/fleetcache/fleetcache/blob/main/docs/single-flight.md).
  *
  * Written once for both builds (docs/decisions/0027): the Node handlers find Next's storage
  * themselves (`consumer.ts`); the workers entry is given it by the host (`createCache`'s

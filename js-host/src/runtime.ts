@@ -405,7 +405,7 @@ export function runtimeFor(
 /**
  * The cache's counters and gauges, summed over the runtimes this version of the package opened
  * in this process (the same numbers the OpenTelemetry instruments report, but for another
- * version's runtimes, which those count too; docs/observability.md). `undefined` before this
+ * version's runtimes, which those count too; https://github.com/fleetcache/fleetcache/blob/main/docs/observability.md). `undefined` before this
  * version's first handler has started.
  */
 export function stats(): FleetcacheStats | undefined {

@@ -54,11 +54,11 @@ export interface FleetcacheStats {
   tags: number
   /**
    * Records that copy folded past `tagMirrorMaxTags` since the process started: 0 while every
-   * live tag fits (docs/operating.md, "Tag state in each process").
+   * live tag fits (https://github.com/fleetcache/fleetcache/blob/main/docs/operating.md, "Tag state in each process").
    */
   tagsFolded: number
   /**
-   * `failed` once a call that held the engine has trapped (docs/failures.md, "A trap in the
+   * `failed` once a call that held the engine has trapped (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in the
    * engine"): from then on the process serves nothing from its cache and its revalidations
    * reach no other instance, until it restarts. The counts are the last ones read before.
    */

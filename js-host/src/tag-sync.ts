@@ -266,7 +266,7 @@ function quietWhile(quiet: readonly QuietRevalidation[]): string {
 
 /**
  * A revalidation that did not reach Redis because the engine has failed (a trap:
- * docs/failures.md, "A trap in the engine"): either the engine could not record it at all, or
+ * https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in the engine"): either the engine could not record it at all, or
  * it failed after recording it, before the revalidation was sent. Next's call rejects with it,
  * so a Server Action that revalidates fails instead of reporting a revalidation that reached
  * nobody.
@@ -314,7 +314,7 @@ export function engineFailure(
  *
  * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
  * one, which starts after it arrived, so every caller sees every revalidation completed before
- * its call (docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
+ * its call (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
  * Within one identified request (`TagSyncOptions.request`), any pull that started after the
  * request began serves its calls, which is all the guarantee asks: pulls are numbered as they
  * start, and a request is known by the count when it began (`requestBegan`, or its first call).
@@ -358,6 +358,11 @@ export class TagSync {
    * an error (OOM, MISCONF, READONLY) and the line says it accepts writes again.
    */
   private backlogUnanswered = false
+  /**
+   * An error reply of the current backlog was logged with its whole text (the error line): one
+   * that follows failures without a reply (a timeout, then `OOM`) logs it too, once.
+   */
+  private backlogRefusalLogged = false
   /**
    * Redis refused some revalidation of the current backlog for good (parked, or dropped for a
    * permission): it refused that revalidation, not writes, so the line at the end says neither
@@ -523,7 +528,7 @@ export class TagSync {
   }
 
   /**
-   * A background step the engine failed (it has trapped: docs/failures.md, "A trap in the
+   * A background step the engine failed (it has trapped: https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in the
    * engine"): logged, and treated as a failed step, so that no rejection goes unhandled, which
    * would end the process.
    */
@@ -541,7 +546,7 @@ export class TagSync {
   /**
    * Tells the engine the channel's state from a Redis client's event handler, where a throw
    * would escape as the client's `error` event, whose handler calls here again: uncaught, the
-   * end of the process. An engine that throws here has trapped (docs/failures.md, "A trap in
+   * end of the process. An engine that throws here has trapped (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in
    * the engine"); the reads and writes that reach it report that themselves.
    */
   private channelCall(what: string, call: () => void): void {
@@ -815,7 +820,7 @@ export class TagSync {
    * wall clock. Behind, its entries look that much older to the fleet; ahead, they are stored
    * that much older than Next stamped them, so Next here judges them stale sooner. Either way,
    * those it writes in that many seconds after a revalidation (its own, stamped no earlier than
-   * the wall clock, included) are judged stale by it (docs/failures.md, "Clocks"). Restarting
+   * the wall clock, included) are judged stale by it (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "Clocks"). Restarting
    * realigns the two clocks.
    */
   private checkClock(t: number): void {
@@ -1120,7 +1125,15 @@ export class TagSync {
         if (this.stopped) {
           // Once close() was called nothing is retried: the closing line reports what is left.
           this.log.debug(`revalidation not sent to Redis at close: ${describe(err)}`)
-        } else if (!quiet && this.engine.outboxLength > 0 && !this.backlogged) {
+        } else if (
+          !quiet &&
+          this.engine.outboxLength > 0 &&
+          // The first failure of a backlog; or its first error reply, after failures without a
+          // reply (a timeout, then OOM): Redis's text is said at debug only otherwise, and no
+          // revalidation may come to name even its code.
+          (!this.backlogged || (refused && !this.backlogRefusalLogged))
+        ) {
+          if (refused) this.backlogRefusalLogged = true
           this.log.error(
             `revalidation not sent to Redis, kept in the outbox and retried (${String(this.engine.outboxLength)} waiting): ${describe(err)}`,
           )
@@ -1159,6 +1172,7 @@ export class TagSync {
               (made > 0 ? `; ${madeCount(made)} while it refused them` : ''),
       )
       this.backlogged = false
+      this.backlogRefusalLogged = false
       this.backlogUnanswered = false
       this.backlogSetAside = false
       this.quietRun = undefined
@@ -1256,7 +1270,7 @@ export class TagSync {
 
   /**
    * The one timer: does what is due now, and sets the timer for the engine's next time
-   * (`pollTimeout`). The engine decides every part of it (docs/internals.md, "The one
+   * (`pollTimeout`). The engine decides every part of it (https://github.com/fleetcache/fleetcache/blob/main/docs/internals.md, "The one
    * timer"): the periodic pull a margin before the bound, a revalidation learned from an
    * announcement or made here, after a failed pull its backoff (none while a pull is out or
    * the mirror is not caught up), and the retry (`watch`; a failed pull's retry when the

@@ -60,7 +60,7 @@ export interface SendOptions {
   /**
    * A script whose reply is `[entry or nil, ...]`: its first element is an entry read from
    * Redis (lease_poll.lua, page_read.lua), measured like a `GET`'s reply
-   * (`fleetcache.entry.size`, docs/observability.md). A transport may ignore it.
+   * (`fleetcache.entry.size`, https://github.com/fleetcache/fleetcache/blob/main/docs/observability.md). A transport may ignore it.
    */
   entryReply?: boolean | undefined
 }

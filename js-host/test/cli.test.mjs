@@ -203,6 +203,46 @@ describe('fleetcache CLI flags', () => {
     }
   })
 
+  // Blank is empty too, and a prefix the server refuses is no prefix: `stats --prefix ' '` (or
+  // `--prefix 'my app'`) scanned keys no fleetcache process can write, `purge --deployment ' '`
+  // looked for the hashed segment of a blank id, `inspect ' '` read the key ' '; each connected
+  // first and reported what it (did not) find, exit 0 or 1.
+  test('a blank option value or positional, or a prefix the server refuses, is a usage error', async () => {
+    const cases = [
+      [['stats', '--prefix', ' '], '--prefix must match [A-Za-z0-9._-]{1,64}, got " "'],
+      [['stats', '--prefix', 'my app'], '--prefix must match [A-Za-z0-9._-]{1,64}, got "my app"'],
+      [['tags', '--prefix', 'x'.repeat(65)], '--prefix must match [A-Za-z0-9._-]{1,64}'],
+      [['inspect', '--cache-key', ' ', '--deployment', 'd'], '--cache-key must not be empty'],
+      [['purge', '--deployment', ' \t'], '--deployment must not be empty'],
+      [
+        ['inspect', '--cache-key', 'k', '--deployment', 'd', '--interface', ' '],
+        '--interface must not be empty',
+      ],
+      [['inspect', ' '], 'inspect needs a Redis key or --cache-key'],
+      [['seed', ' '], 'seed needs the .next directory'],
+    ]
+    for (const [args, message] of cases) {
+      const r = await cli([...args, '--redis', 'redis://127.0.0.1:1'])
+      assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`)
+      assert.ok(
+        r.stderr.startsWith(`fleetcache: ${message}`),
+        `${JSON.stringify(args)}: ${r.stderr}`,
+      )
+    }
+    // FLEETCACHE_PREFIX is read as --prefix is, and named as itself.
+    const r = await run(process.execPath, [CLI, 'stats', '--redis', 'redis://127.0.0.1:1'], {
+      env: { ...env, FLEETCACHE_PREFIX: 'my app' },
+      timeout: 30_000,
+    }).catch((err) => err)
+    assert.equal(r.code, 2, r.stderr)
+    assert.ok(
+      r.stderr.startsWith(
+        'fleetcache: FLEETCACHE_PREFIX must match [A-Za-z0-9._-]{1,64}, got "my app"',
+      ),
+      r.stderr,
+    )
+  })
+
   // `next start` takes REDIS_URL from the app's .env files (Next loads them into the server's
   // environment), the CLI does not: its message says so, or "set REDIS_URL" reads as wrong to
   // someone whose .env sets it.

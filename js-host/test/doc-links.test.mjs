@@ -126,3 +126,25 @@ test("docLink's URL is the repository's that package.json names, as the docs' li
     `${repo}/blob/main/docs/operating.md#access-control`,
   )
 })
+
+// The type declarations the package ships carry the sources' doc comments, which an editor
+// shows a user on hover: a `docs/x.md` there names a file the package does not hold either.
+// Built: run after `make js` (dist/, worker/); esm/ is written by hand.
+test('no shipped type declaration names a document by a bare repository path', () => {
+  const bare = []
+  for (const dir of ['dist', 'worker', 'esm']) {
+    const full = path.join(hostRoot, dir)
+    assert.ok(fs.existsSync(full), `${dir}/ is not built`)
+    for (const f of fs.readdirSync(full)) {
+      if (!f.endsWith('.d.ts') && !f.endsWith('.d.mts')) continue
+      // docLink's own: the repository paths it takes, which it makes URLs of.
+      if (f === 'doc-link.d.ts') continue
+      const lines = fs.readFileSync(path.join(full, f), 'utf8').split('\n')
+      lines.forEach((line, i) => {
+        if (/(^|[^/\w])docs\/[\w./-]+\.md/.test(line))
+          bare.push(`${dir}/${f}:${i + 1}: ${line.trim()}`)
+      })
+    }
+  }
+  assert.deepEqual(bare, [], "name the document by its URL in the repository (docLink's)")
+})

@@ -897,6 +897,55 @@ describe('one line per queued revalidation', () => {
   }
 })
 
+describe('a run of failures that changes kind', () => {
+  // A revalidation's send timed out (Redis busy: here its writes paused), and is a debug line
+  // since 31f4456 (the revalidation's warning says Redis did not answer); then Redis answers
+  // the queue's retries with OOM (noeviction at maxmemory). That refusal's whole text is said
+  // in no line at warn or error: the retries of a backlog log at debug, and no revalidation is
+  // made to log the warning naming its code. The queue waits for as long as OOM lasts.
+  test('an error reply after a timeout logs its error line, once', async () => {
+    const own = await startRedis({ logDir })
+    const h = instance({ ...FAST, connectTimeoutMs: 10_000, redisUrl: own.url, debug: true })
+    const { loud, restore } = loudLines()
+    const from = lines.length
+    try {
+      await h.refreshTags()
+      await redisCommand(own.port, ['CLIENT', 'PAUSE', '1500', 'WRITE'])
+      await h.updateTags(['after-timeout'])
+      await redisCommand(own.port, ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'])
+      await redisCommand(own.port, ['CONFIG', 'SET', 'maxmemory', '1'])
+      await eventually(
+        () => lines.slice(from).some((l) => /retried: OOM /.test(l) || /: OOM /.test(l)),
+        10_000,
+        'a retry met OOM',
+      )
+      const all = lines.slice(from).join('\n')
+      const oom = loud.filter((l) => /OOM command not allowed/.test(l))
+      assert.equal(
+        oom.length,
+        1,
+        `warning and error lines naming OOM:\n${oom.join('\n')}\nall:\n${all}`,
+      )
+      assert.match(
+        oom[0],
+        /revalidation not sent to Redis, kept in the outbox and retried \(1 waiting\): ERR_REDIS_REPLY: OOM /,
+      )
+      // Once per run: the next retries stay debug lines.
+      await sleep(1500)
+      assert.equal(
+        loud.filter((l) => /OOM command not allowed/.test(l)).length,
+        1,
+        lines.slice(from).join('\n'),
+      )
+    } finally {
+      restore()
+      await redisCommand(own.port, ['CONFIG', 'SET', 'maxmemory', '0']).catch(() => undefined)
+      await close()
+      await own.stop()
+    }
+  })
+})
+
 // node-redis says `The client is offline` for a command sent while its connection is down and
 // being made again, and the transport said `redis is not connected (reconnecting in the
 // background)` for the same state once its first connect budget had run out: two wordings in

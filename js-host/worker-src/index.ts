@@ -38,7 +38,7 @@ import { writeEntry, type WriteIo } from './write-driver.js'
 /** The compiled engine, or its bytes (`fleetcache/wasm`). Compiling bytes needs a runtime that allows it. */
 export type WasmSource = WebAssembly.Module | BufferSource
 
-/** Redis replies as the engine expects them (docs/transport.md). */
+/** Redis replies as the engine expects them (https://github.com/fleetcache/fleetcache/blob/main/docs/transport.md). */
 export type Reply = null | number | string | Uint8Array | Reply[]
 
 /**
@@ -102,7 +102,7 @@ export interface WorkerCacheOptions {
    * Next's `workUnitAsyncStorage`, what
    * `next/dist/server/app-render/work-unit-async-storage.external` exports, for a host that
    * bundles Next with the worker and can import it: each read then asks it who the answer is
-   * for, by the Node handlers' rule (docs/single-flight.md). A read that serves a response (a
+   * for, by the Node handlers' rule (https://github.com/fleetcache/fleetcache/blob/main/docs/single-flight.md). A read that serves a response (a
    * store of type `request`, among others) may get a stale entry, and, as a lease follower, a
    * stale entry as fresh; a read whose answer may be stored (a prerender, a `'use cache'` scope
    * whose consumer caches, a type the rule does not know, a `getStore` that throws) never gets
