@@ -1245,6 +1245,10 @@ struct Instance {
     /// request's start tells the engine only when the distance moved by more than
     /// [`CLOCK_NOTE_MS`] from it ([`World::note_clocks_at_request`]).
     clocks_told: Option<f64>,
+    /// Each distance its host handed the engine, with the true time it did (`clocks_told`
+    /// over time, oldest first), as far back as a write's regeneration began: the request
+    /// that began one told the engine only past the filter then ([`World::told_at`]).
+    told: Vec<(f64, f64)>,
     /// Its drain's command in flight, held between its steps ([`TagSend`]): one at a time, as
     /// tag-sync.ts runs one drain at a time and awaits each command's reply.
     sending: Option<TagSend>,
@@ -1379,6 +1383,7 @@ impl Instance {
             rate_from: now,
             stepped: Vec::new(),
             clocks_told: None,
+            told: Vec::new(),
             sending: None,
             hold: None,
         }
@@ -1391,7 +1396,9 @@ enum Op {
     /// which began `began` ms ago: the entry counts as created then, so revalidations made
     /// during the render leave it stale. Drawn as 0 half the time, and a quarter under 300 ms:
     /// within a pull interval of the write, where the process was more often caught up when
-    /// the regeneration began, which is when [`World::check_regenerated`] applies.
+    /// the regeneration began, which is when [`World::check_regenerated`] applies. The `get`
+    /// that began it told the engine the clocks then, past the host's filter
+    /// ([`World::start_told`]).
     Write {
         inst: usize,
         key: usize,
@@ -2470,26 +2477,34 @@ impl World {
     /// the stamp the write computes, so the check allows that ([`World::slack`]), for drift
     /// alone: a step since the regeneration began is not allowed for (a host tells its engine
     /// both clocks at the request that begins a regeneration, and the engine takes the farthest
-    /// told within a regeneration's life).
+    /// told within a regeneration's life). Where that request told the engine the distance
+    /// (`told_start`: it had moved past the host's filter, [`World::start_told`]), the write
+    /// moves the stamp back by it at least, and nothing is allowed past the start but what a
+    /// distance of the slack or less leaves ([`World::stamped`]).
     fn moved_at_the_write(
         &mut self,
         inst: usize,
         created: f64,
         next_stamp: f64,
-        now: Millis,
-        wall: Millis,
+        (now, wall): (Millis, Millis),
+        told_start: bool,
     ) {
         if self.insts[inst].stepped.iter().any(|&(at, _)| at > created) {
             return;
         }
         // The rule, stated here rather than taken from the core (`time::ahead_of_wall`), so
         // that the check does not move with it.
-        let apart = now.0 - wall.0;
-        let ahead = if apart > CLOCK_AHEAD_SLACK_MS {
-            apart
-        } else {
-            0.0
+        let past_slack = |apart: f64| {
+            if apart > CLOCK_AHEAD_SLACK_MS {
+                apart
+            } else {
+                0.0
+            }
         };
+        let mut ahead = past_slack(now.0 - wall.0);
+        if told_start {
+            ahead = ahead.max(past_slack(next_stamp - created));
+        }
         // As `write_machine::write_start` computes the stamp: rounded alike.
         let late = (next_stamp - ahead) - created;
         if late > 0.0 {
@@ -2591,7 +2606,20 @@ impl World {
     fn clocks_told(&mut self, i: usize, now: Millis, wall: Millis) {
         if wall.0 > 0.0 {
             self.insts[i].clocks_told = Some(wall.0 - now.0);
+            let at = self.now;
+            self.insts[i].told.push((at, wall.0 - now.0));
         }
+    }
+
+    /// The clocks' distance instance `i`'s host had last handed the engine at true time `t`
+    /// (`TagSync`'s `clocksNoted` then), as far back as [`MAX_WRITE_BEGAN_MS`]: a tell of that
+    /// very ms counts as before it.
+    fn told_at(&self, i: usize, t: f64) -> Option<f64> {
+        let told = &self.insts[i].told;
+        told.iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map(|(_, apart)| *apart)
     }
 
     /// How far the clocks' distance of instance `i` is from the one its host last told the
@@ -3622,7 +3650,8 @@ impl World {
         let next_stamp = self.clock_at(inst, created);
         self.stamped(inst, created);
         self.stamped_ahead(created, next_stamp - created);
-        self.moved_at_the_write(inst, created, next_stamp, now, wall);
+        let told_start = began > 0.0 && self.start_told(inst, created, next_stamp);
+        self.moved_at_the_write(inst, created, next_stamp, (now, wall), told_start);
         let payload = created.to_le_bytes().to_vec();
         self.clocks_told(inst, now, wall);
         let engine = &mut self.insts[inst].engine;
@@ -3666,6 +3695,37 @@ impl World {
             wait: Wait::Timer(now.0),
         };
         self.write_steps(task, step)
+    }
+
+    /// The `get` that began a `'use cache'` regeneration on instance `inst` at true time
+    /// `created`, its process's clock reading `clock` then: as `TagSync.noteClocks` at the
+    /// handler's `get`, the host told the engine both clocks where their distance had moved by
+    /// more than [`CLOCK_NOTE_MS`] from the last it told (a pull's, a write's, a request's).
+    /// Told here, at the write, with the clocks of then: the engine keeps a distance ahead
+    /// with the time it was told (`Engine::note_clocks`, `now`), and the write moves its
+    /// stamp back by the farthest told within a regeneration's life before it, so what the
+    /// write stores is as if told then. What the op leaves out: the requests and writes of
+    /// the instance in between compared their distance with the one told before the start
+    /// (later writes' starts after it compare with it), and the engine compares the write's
+    /// own tell with the start's (a step taken since is seen at the write).
+    fn start_told(&mut self, inst: usize, created: f64, clock: f64) -> bool {
+        let wall = created;
+        if told_within_filter(self.told_at(inst, created), wall - clock) {
+            return false;
+        }
+        self.trace.push(format!(
+            "  inst {inst}'s get that began the regeneration at {} told {} ahead",
+            created - T0,
+            clock - wall
+        ));
+        self.insts[inst]
+            .engine
+            .note_clocks(Millis(clock), Millis(wall));
+        // Where a later write's regeneration began after it, its get compared with this.
+        let told = &mut self.insts[inst].told;
+        let at = told.partition_point(|(t, _)| *t <= created);
+        told.insert(at, (created, wall - clock));
+        true
     }
 
     /// The singular handler's `set` after a regeneration a read began: the write machine
@@ -3791,6 +3851,9 @@ impl World {
             let history = &mut self.insts[i].history;
             let old = history.iter().take_while(|h| h.step < oldest_step).count();
             history.drain(..old.saturating_sub(1));
+            let told = &mut self.insts[i].told;
+            let old = told.iter().take_while(|(t, _)| *t < horizon).count();
+            told.drain(..old.saturating_sub(1));
         }
     }
 
@@ -9207,11 +9270,22 @@ fn an_entry_written_ahead_of_the_wall_clock_is_reached_by_a_revalidation_after_i
 /// Expire at 0 resolved at step 1". It now allows exactly the stamp's distance past the
 /// regeneration's start where drift alone brought the clocks closer (`World::moved_at_the_write`):
 /// here 2^-12 ms, and none with the same clocks not drifting (the entry then on 0 exactly,
-/// reached by the revalidation).
+/// reached by the revalidation). Since the simulation models the `get` that began the
+/// regeneration (`World::start_told`), that get tells the engine the 11 ms ahead at 0 (nothing
+/// told before): the write moves the stamp back by 11, onto 0, and nothing is allowed. With a
+/// request of instance 2 at 0 before it (telling the same distance, so the get's is within the
+/// host's filter) the allowance is what the write's distance leaves, 2^-12 ms again (the engine
+/// moves the stamp back by the 11 the request told: the allowance is an upper bound there).
 #[test]
 fn an_entry_moved_back_by_a_distance_drift_shrank_during_its_regeneration_is_that_much_late(
 ) -> Result<(), TestCaseError> {
     use Op::*;
+    let told_before = Read {
+        inst: 2,
+        key: 0,
+        soft: 0,
+        caches: false,
+    };
     let ops = [
         Revalidate {
             inst: 0,
@@ -9245,20 +9319,135 @@ fn an_entry_moved_back_by_a_distance_drift_shrank_during_its_regeneration_is_tha
     ];
     let one_ulp = (T0 + 11.0) - (T0 + 11.0 - 0.000_123);
     assert_eq!(one_ulp, 2f64.powi(-12));
-    for (rate, late) in [(-0.000_123, one_ulp), (0.0, 0.0)] {
+    for (rate, before, late) in [
+        (-0.000_123, false, 0.0),
+        (-0.000_123, true, one_ulp),
+        (0.0, true, 0.0),
+        (0.0, false, 0.0),
+    ] {
         let clocks = [(0.0, 0.0), (0.0, 0.0), (11.0, rate)];
         let mut w = World::new(false, None, true, DEFAULT_MAX_TAGS);
         w.outboxes(default_outbox());
         w.clocks(clocks);
-        for op in &ops {
+        let first = before.then_some(&told_before);
+        for op in first.into_iter().chain(&ops) {
             w.apply(op)?;
         }
         w.finish_requests()?;
         w.settle()?;
         // The regeneration began at 0: allowed exactly what the write's stamp is past it.
-        prop_assert_eq!(w.slack(T0), late, "rate {}", rate);
+        prop_assert_eq!(w.slack(T0), late, "rate {} told before {}", rate, before);
     }
     Ok(())
+}
+
+/// Found by `any_hscan_answers_no_read_serves_what_a_resolved_revalidation_invalidated` at
+/// 5,000 cases on main (seed 1195751a, shrunk, its scan tape `[0, 3]`): instance 0's clock
+/// jumps 11 ms ahead of its wall clock, a `'use cache'` regeneration of `_N_T_/p` begins there
+/// at true 0 (Next's stamp 11), instance 1 revalidates
+/// `_N_T_/p` at 0, instance 0's machine is paused 11 ms (the clocks agree again), a request of
+/// it reads at 11 and the regeneration is written at 11. The simulation did not model the
+/// `get` that began the regeneration: the engine, never told the clocks before the pause, moved
+/// the stamp back by the distance at the write (none), and the entry outlived the revalidation
+/// (failed: "instance 0 served Fresh (Next sees it Fresh) an entry of k0 created at 0 tagged
+/// _N_T_/p, invalidated (Expired) by revalidation #0 Expire at 0 resolved at step 2 (read began
+/// at step 4; ...; source OwnWrite; ... timestamp: 1795690530011.0"). A host's handler `get`
+/// tells the engine both clocks (`TagSync.noteClocks`: nothing told before, so past the
+/// filter): 11 ahead at its clock's 11, which the write, within a regeneration's life, moves
+/// the stamp back by, onto 0, reached by the revalidation (`World::start_told`).
+#[test]
+fn the_get_that_began_a_regeneration_told_the_engine_the_distance_ahead_then(
+) -> Result<(), TestCaseError> {
+    use Op::*;
+    let ops = [
+        ClockStep { inst: 0, ms: -11 },
+        Revalidate {
+            inst: 1,
+            tags: 4,
+            mode: 0,
+        },
+        ClockStep { inst: 0, ms: 11 },
+        Read {
+            inst: 0,
+            key: 0,
+            soft: 0,
+            caches: false,
+        },
+        Write {
+            inst: 0,
+            key: 0,
+            tags: 4,
+            began: 11,
+        },
+    ];
+    set_scan_tape(&[0, 3]);
+    pulling_history_settles(&ops, 100_000, default_outbox(), ALIGNED)
+}
+
+/// What the host's filter leaves (docs/failures.md, "Clocks"; decision 0036): the `get` that
+/// begins a regeneration tells the engine the clocks only where their distance moved by more
+/// than [`CLOCK_NOTE_MS`] since last told. Instance 1's clock drifts 2 % fast: 9.8 ms ahead at
+/// 490, told by a read (within the slack, so no distance ahead is kept), 14.6 ms ahead at 730
+/// when a regeneration begins, untold (4.8 ms from the last told), then its machine is paused
+/// 15 ms (the clocks agree again, 0.4 ms behind) before the write. Nothing told past the slack,
+/// none at the write: the entry keeps Next's stamp, 744.6, 14.6 ms after the wall clock of its
+/// start and after instance 0's revalidation at 731, which it outlives. Up to the slack plus the
+/// filter (15 ms), beyond what the check allows (nothing past the slack where a step came since
+/// the regeneration began): the history fails, as this pins.
+#[test]
+fn a_pause_after_drift_the_filter_left_untold_at_a_regenerations_start_leaves_its_entry_late() {
+    use Op::*;
+    let ops = [
+        Advance { ms: 490 },
+        Read {
+            inst: 1,
+            key: 1,
+            soft: 0,
+            caches: false,
+        },
+        Advance { ms: 240 },
+        Advance { ms: 1 },
+        Revalidate {
+            inst: 0,
+            tags: 1,
+            mode: 0,
+        },
+        ClockStep { inst: 1, ms: 15 },
+        Write {
+            inst: 1,
+            key: 0,
+            tags: 1,
+            began: 16,
+        },
+        Read {
+            inst: 0,
+            key: 0,
+            soft: 0,
+            caches: false,
+        },
+    ];
+    let mut w = World::new(false, None, true, DEFAULT_MAX_TAGS);
+    w.outboxes(default_outbox());
+    w.clocks([(0.0, 0.0), (0.0, 0.02), (0.0, 0.0)]);
+    let run = (|| {
+        for op in &ops {
+            w.apply(op)?;
+        }
+        w.finish_requests()?;
+        w.settle()
+    })();
+    let Err(TestCaseError::Fail(why)) = run else {
+        panic!("the entry was reached: {run:?}");
+    };
+    assert!(
+        why.message()
+            .contains("served Fresh (Next sees it Fresh) an entry of k0 created at 730"),
+        "{why}"
+    );
+    assert!(
+        why.message().contains("timestamp: 1795690530744.6"),
+        "{why}"
+    );
 }
 
 /// A timer set on a drifting process's clock comes: at the true time found for it, that clock
