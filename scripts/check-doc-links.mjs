@@ -14,9 +14,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { REPO_URL, anchors } from './doc-anchors.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const REPO_URL = 'https://github.com/fleetcache/fleetcache/blob/main/'
 const TOP_DIRS = ['docs', 'js-host', 'tests', 'crates', 'scripts', 'bench', 'examples']
 // Written by the build or by a run, not committed: named in the docs as outputs.
 const OUTPUTS = [/^js-host\/(dist|cli|wasm|worker)(\/|$)/, /^target\//, /^pkg\//]
@@ -29,35 +29,6 @@ function docFiles() {
     }
   }
   return files
-}
-
-// GitHub's heading anchors: lower case, punctuation other than `-` and `_` dropped, spaces to `-`.
-function slug(heading) {
-  return heading
-    .trim()
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
-    .replace(/\s/g, '-')
-}
-
-const anchorCache = new Map()
-function anchors(file) {
-  let set = anchorCache.get(file)
-  if (set) return set
-  set = new Set()
-  const seen = new Map()
-  let fenced = false
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (line.startsWith('```')) fenced = !fenced
-    const m = !fenced && /^#{1,6}\s+(.*)$/.exec(line)
-    if (!m) continue
-    const base = slug(m[1])
-    const n = seen.get(base) ?? 0
-    seen.set(base, n + 1)
-    set.add(n === 0 ? base : `${base}-${n}`)
-  }
-  anchorCache.set(file, set)
-  return set
 }
 
 function checkTarget(doc, target) {

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { createRequire } from 'node:module'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { REPO_URL, anchors } from '../../scripts/doc-anchors.mjs'
 
 const require = createRequire(import.meta.url)
 const ts = require('typescript')
@@ -69,27 +70,6 @@ function literals(file) {
   return { strings, links }
 }
 
-// GitHub's heading anchors, as scripts/check-doc-links.mjs computes them.
-function anchors(file) {
-  const set = new Set()
-  const seen = new Map()
-  let fenced = false
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (line.startsWith('```')) fenced = !fenced
-    const m = !fenced && /^#{1,6}\s+(.*)$/.exec(line)
-    if (!m) continue
-    const base = m[1]
-      .trim()
-      .toLowerCase()
-      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
-      .replace(/\s/g, '-')
-    const n = seen.get(base) ?? 0
-    seen.set(base, n + 1)
-    set.add(n === 0 ? base : `${base}-${n}`)
-  }
-  return set
-}
-
 const all = sources().map(literals)
 
 test('no log line or help text names a document by a bare repository path', () => {
@@ -113,13 +93,11 @@ test('every document and heading a docLink names exists in the repository', () =
   }
 })
 
-test("docLink's URL is the repository's that package.json names, as the docs' link check takes it", async () => {
+test("docLink's URL is the repository's that package.json names, as the docs' link check takes it", () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(hostRoot, 'package.json'), 'utf8'))
   const repo = pkg.repository.url.replace(/^git\+/, '').replace(/\.git$/, '')
   assert.equal(pkg.homepage, `${repo}#readme`)
-  const check = fs.readFileSync(path.join(repoRoot, 'scripts/check-doc-links.mjs'), 'utf8')
-  const checked = /const REPO_URL = '([^']+)'/.exec(check)?.[1]
-  assert.equal(checked, `${repo}/blob/main/`)
+  assert.equal(REPO_URL, `${repo}/blob/main/`)
   const { docLink } = require('../dist/doc-link.js')
   assert.equal(
     docLink('docs/operating.md#access-control'),
