@@ -4,6 +4,7 @@ import { join } from 'node:path'
 
 import { willServerCache, type WorkUnitStorage } from './consumer-rule'
 import { createLogger } from './log'
+import { PACKAGE_VERSION } from './package-version'
 
 /**
  * Whether the read in progress will be stored in a server cache by its consumer, by the rule in
@@ -179,7 +180,8 @@ export function currentRender(): object | undefined {
 /**
  * The scope a request opened when Next reset its `IncrementalCache` (see `openRequestScope`):
  * the singular handler instances Next reset in the request so far, newest last. The storage is
- * one per process, whichever copy of this package (ESM or CJS) opened the scope.
+ * one per package version in the process (`SCOPE`): whichever copy of this version (ESM or CJS)
+ * opened the scope, and none of another version's.
  */
 interface RequestScope {
   readonly handlers: readonly object[]
@@ -193,7 +195,13 @@ interface RequestScope {
  */
 const SCOPE_HANDLERS = 8
 
-const SCOPE = Symbol.for('fleetcache.requestScope')
+/**
+ * The key of this version's scope storage on `globalThis`: one per package version, so that a
+ * version reads only scopes its own handlers opened, holding only its own handlers (two copies
+ * in node_modules: each opens its own scope for a request). Builds from before this key used
+ * `fleetcache.requestScope` for every version, which no version reads now.
+ */
+const SCOPE = Symbol.for(`fleetcache.requestScope@${PACKAGE_VERSION}`)
 
 function scopes(): AsyncLocalStorage<RequestScope> {
   const g = globalThis as unknown as Record<symbol, AsyncLocalStorage<RequestScope> | undefined>

@@ -7,8 +7,8 @@
  * path makes no metric call. The two histograms and the spans are recorded by `guard.ts`, the
  * one place every Redis command passes through.
  *
- * `@opentelemetry/api` is an optional peer dependency, loaded once with a guarded `require`
- * when the first runtime starts. Without it `telemetry()` is `undefined` and the only cost is
+ * `@opentelemetry/api` is an optional peer dependency, loaded once per package version with a
+ * guarded `require` when that version's first runtime starts. Without it `telemetry()` is `undefined` and the only cost is
  * that one check per command. With it but no TracerProvider registered, a command starts no
  * span: the API's non-recording one cost about 2% of a Redis hit's CPU, and nothing could see
  * it (a command's span is never made the active one, so it is nobody's parent). Names and
@@ -49,7 +49,8 @@ const REBIND_CHECK_MS = 1000
 export type CommandResult = 'ok' | 'reply-error' | 'timeout' | 'connection-error'
 
 /**
- * The process's OpenTelemetry binding. Instruments are created against the global
+ * This version's OpenTelemetry binding in the process (one per package version: `telemetry()`).
+ * Instruments are created against the global
  * MeterProvider, spans started by the registered TracerProvider's tracer; since an application
  * may register its SDK after fleetcache started (Next's `instrumentation.ts` and the handlers
  * load in no fixed order), commands check at most once a second whether either provider
@@ -181,14 +182,23 @@ function registeredTracer(api: Api): {
   return { tracer: proxy.getDelegateTracer('fleetcache', PACKAGE_VERSION), proxy }
 }
 
-const SLOT = Symbol.for('fleetcache.telemetry')
+/**
+ * The key of this version's telemetry on `globalThis`: one per package version, so that each
+ * version of the package loaded in one process (two copies in node_modules) reads its own
+ * engines, with its own code, under a meter and a tracer of its own version, and one that finds
+ * no `@opentelemetry/api` leaves the others theirs. Builds from before this key used
+ * `fleetcache.telemetry` for every version, which no version reads now.
+ */
+const SLOT = Symbol.for(`fleetcache.telemetry@${PACKAGE_VERSION}`)
 
 type Slot = { telemetry: Telemetry | undefined }
 
 /**
- * The process's telemetry, created on first call: `undefined` when `@opentelemetry/api` is not
- * installed. Kept on `globalThis` like the runtime registry, so a package loaded twice (ESM and
- * CommonJS) registers its instruments once.
+ * This version's telemetry, created on first call: `undefined` when `@opentelemetry/api` is not
+ * installed where this copy of the package finds it. Kept on `globalThis` under a key of this
+ * version (like the runtimes, closing.ts and runtime.ts), so that copies of one version (ESM and
+ * CommonJS, a bundler's and node_modules') register their instruments once, and every version
+ * its own.
  */
 export function telemetry(): Telemetry | undefined {
   const g = globalThis as unknown as Record<symbol, Slot | undefined>

@@ -1,6 +1,7 @@
 // Two versions of the package in one process (two copies in node_modules: a dependency that
 // brings its own) share the process-wide registry of runtimes (src/closing.ts), but not a
-// runtime: one version's handlers never drive an object another version made. Configured alike,
+// runtime, nor a request's scope: one version's handlers never drive or read an object another
+// version made. Configured alike,
 // each version opens its own runtime, and `close()` of either shuts every runtime of both
 // (docs/operating.md, "Shutdown"), but for one with no `shut()` (a build from before 0.1.0
 // registered it), which it leaves to that build's `close()` and reports.
@@ -9,14 +10,12 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { after, before, test } from 'node:test'
 
 import { startRedis } from '../../tests/support/redis.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
-
-const here = path.dirname(fileURLToPath(import.meta.url))
-const pkg = path.resolve(here, '..')
+import { OURS, installCopy } from './package-copies.mjs'
 
 let redis
 let tmp
@@ -32,24 +31,6 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
-/**
- * A copy of the built package at `<tmp>/<name>/node_modules/fleetcache`, its package.json's
- * version set to `version`; its dependency (the Redis client) is this checkout's, linked.
- */
-function installCopy(name, version) {
-  const modules = path.join(tmp, name, 'node_modules')
-  const dir = path.join(modules, 'fleetcache')
-  fs.mkdirSync(dir, { recursive: true })
-  for (const d of ['dist', 'esm', 'wasm']) {
-    fs.cpSync(path.join(pkg, d), path.join(dir, d), { recursive: true })
-  }
-  const manifest = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8'))
-  manifest.version = version
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2))
-  fs.symlinkSync(path.join(pkg, 'node_modules', 'redis'), path.join(modules, 'redis'), 'dir')
-  return dir
-}
-
 /** The clients connected to the test's Redis, but the one asking. */
 async function clients() {
   const list = await redis.command('CLIENT', 'LIST')
@@ -59,9 +40,8 @@ async function clients() {
 }
 
 test('two versions configured alike get a runtime each, and one close() shuts both', async () => {
-  const ours = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8')).version
-  const a = installCopy('a', ours)
-  const b = installCopy('b', `${ours}-other`)
+  const a = installCopy(tmp, 'a', OURS)
+  const b = installCopy(tmp, 'b', `${OURS}-other`)
   // One version through CommonJS, the other through its ESM entry.
   const first = createRequire(path.join(tmp, 'a', 'index.js'))('fleetcache')
   assert.equal(
@@ -94,6 +74,48 @@ test('two versions configured alike get a runtime each, and one close() shuts bo
     timeoutMs: 5000,
     what: 'no client left on Redis',
   })
+})
+
+/** The handlers in the request scope each storage under a `fleetcache.requestScope` key holds. */
+function scopeStores() {
+  return Object.getOwnPropertySymbols(globalThis)
+    .filter((k) => k.description.startsWith('fleetcache.requestScope'))
+    .map((k) => globalThis[k].getStore()?.handlers ?? [])
+}
+
+test("each version opens a request's scope in its own storage: no version's scope holds another's handler", async () => {
+  installCopy(tmp, 'scope-x', `${OURS}-x`)
+  const y = installCopy(tmp, 'scope-y', `${OURS}-y`)
+  const first = createRequire(path.join(tmp, 'scope-x', 'index.js'))('fleetcache')
+  const second = await import(pathToFileURL(path.join(y, 'esm', 'index.mjs')).href)
+  const options = { redisUrl: redis.url, prefix: 'package-versions-scope', deploymentId: 'd1' }
+  const hx = new (first.createIncrementalCacheHandler(options))()
+  const hy = new (second.createIncrementalCacheHandler(options))()
+  // One request, as Next begins it: each version's handler reset in the request's own async
+  // chain (its own callback here, so the scopes end with it).
+  const stores = await new Promise((resolve) =>
+    setImmediate(() => {
+      hx.resetRequestCache()
+      hy.resetRequestCache()
+      resolve(scopeStores())
+    }),
+  )
+  assert.ok(
+    stores.some((h) => h.includes(hx)),
+    "the first version's scope is open",
+  )
+  assert.ok(
+    stores.some((h) => h.includes(hy)),
+    "the second version's scope is open",
+  )
+  for (const handlers of stores) {
+    assert.ok(
+      !(handlers.includes(hx) && handlers.includes(hy)),
+      `one scope holds both versions' handlers: ${handlers.length} handlers`,
+    )
+  }
+  await first.close()
+  await second.close()
 })
 
 test("stats() sums this version's runtimes only, not another version's (an engine of another shape)", async () => {

@@ -19,6 +19,7 @@ import { after, before, test } from 'node:test'
 
 import { startRedis } from '../../tests/support/redis.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
+import { OURS } from './package-copies.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const pkg = path.resolve(here, '..')
@@ -132,8 +133,9 @@ test("a close() from a copy, called while fleetcache's is in progress, settles w
   let heldShut = false
   runtimes.set('failing', { shut: async () => Promise.reject(new Error('engine trapped')) })
   runtimes.set('held', { shut: () => ((heldShut = true), held) })
-  // OpenTelemetry (a dev dependency here) reads the handler's engine until close() is called.
-  const telemetry = globalThis[Symbol.for('fleetcache.telemetry')]?.telemetry
+  // OpenTelemetry (a dev dependency here) reads the handler's engine until close() is called:
+  // this version's telemetry, kept under a key of the package version (src/telemetry.ts).
+  const telemetry = globalThis[Symbol.for(`fleetcache.telemetry@${OURS}`)]?.telemetry
   assert.notEqual(telemetry, undefined, 'OpenTelemetry is installed for this test')
   assert.notEqual(telemetry.collect(), undefined, "telemetry reads the handler's engine")
   const settled = []

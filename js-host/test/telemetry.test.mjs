@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 
 import { startRedisOnPort } from '../../tests/support/redis.mjs'
 import { REDIS_CLUSTER, startTestRedis, useCacheEntry, assertServedStale } from './helpers.mjs'
+import { OURS } from './package-copies.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
@@ -392,8 +393,10 @@ test('without @opentelemetry/api the package loads, serves and counts (stats onl
     const h = fc.createUseCacheHandler({ prefix: 'nootel', deploymentId: 'd' })
     h.get('k', []).then((v) => {
       const s = fc.stats()
+      // This version's telemetry slot (src/telemetry.ts): made when the handler started.
+      const slot = globalThis[Symbol.for(${JSON.stringify(`fleetcache.telemetry@${OURS}`)})]
       process.stdout.write('\\n' + JSON.stringify({ v: v === undefined, miss: s.lookups.useCache.miss,
-        otel: Boolean(globalThis[Symbol.for('fleetcache.telemetry')]?.telemetry) }))
+        otel: slot === undefined ? 'no slot' : Boolean(slot.telemetry) }))
     })
   `
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 })
