@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 
 import { transportOptionsFromEnv } from '../dist/config'
 import { docLink } from '../dist/doc-link'
-import { describe } from '../dist/log'
+import { describe, printable } from '../dist/log'
 import {
   configuredDeploymentIdIn,
   runtimeDeploymentIdIn,
@@ -98,9 +98,28 @@ function packageVersion(): string {
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`)
+  // Decimal digits only: Number() read ' 5 ', '0x10', '1e3', '5.0' and '+5' as counts too.
+  const n = /^[0-9]+$/.test(raw) ? Number(raw) : NaN
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new UsageError(`--${name} must be a positive integer (decimal digits)`)
+  }
   return n
+}
+
+/**
+ * `--interface` checked as `cliInterface` reads it, before any connection: a value the
+ * handlers cannot have was refused by the engine only once connected (exit 1, not 2).
+ */
+function checkInterface(value: string): void {
+  let iface: Interface
+  try {
+    iface = cliInterface(value)
+  } catch {
+    throw new UsageError(
+      `--interface must be inc, or a handler name or uc-<name> with the name matching [a-z-]{1,32}, got "${printable(value)}"`,
+    )
+  }
+  iface.free()
 }
 
 /** The deployment segment as keys spell it (long or unusual ids are hashed by the engine). */
@@ -260,6 +279,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // The command's own arguments too, for the same reason: a `seed` of a directory without a
   // build was reported as a missing URL, or as a refused connection (exit 1, not 2).
+  if (values.interface !== undefined) checkInterface(values.interface)
   const maxKeys = positiveInt('max-keys', values['max-keys'], 1_000_000)
   const limit = positiveInt('limit', values.limit, 20)
   const batch = positiveInt('batch', values.batch, 500)

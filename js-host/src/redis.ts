@@ -9,6 +9,7 @@ import {
   ConnectionTimeoutError,
   DisconnectsClientError,
   ErrorReply,
+  SocketClosedUnexpectedlyError,
   TimeoutError,
 } from 'redis'
 
@@ -25,7 +26,13 @@ import { clusterClient } from './redis-cluster'
 import { connectionError, isRefusal, isReset, isUnreachable } from './redis-errors'
 import { sentinelClient } from './redis-sentinel'
 import type { SendOptions, Transport } from './transport'
-import { HeldBackError, RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
+import {
+  HeldBackError,
+  RedisConnectionError,
+  RedisReplyError,
+  RedisTimeoutError,
+  withDeadline,
+} from './transport'
 
 export type { RedisTransportOptions } from './redis-client'
 
@@ -39,7 +46,9 @@ const NOT_CONNECTED = 'redis is not connected (reconnecting in the background)'
 /** What a failed command rejects with: node-redis's errors mapped to the transport's. */
 function commandError(err: unknown, argv: readonly (string | Buffer)[], timeout: number): Error {
   if (err instanceof ErrorReply) return new RedisReplyError(err.message)
-  if (err instanceof ClientOfflineError) return new Error(NOT_CONNECTED)
+  if (err instanceof ClientOfflineError) return new RedisConnectionError(NOT_CONNECTED)
+  // The connection closed with the command sent and no reply: no connection either.
+  if (err instanceof SocketClosedUnexpectedlyError) return new RedisConnectionError(err.message)
   if (err instanceof TimeoutError) {
     return new RedisTimeoutError(`redis ${String(argv[0])} took longer than ${String(timeout)} ms`)
   }
@@ -199,16 +208,20 @@ export class RedisTransport implements Transport {
         // A connection failure for the breaker (not a reply error: Redis is not usable), so
         // the breaker opens and the log stays quiet until a probe logs in.
         // Without the ACL hint: the caller's log line adds it (describe()).
-        this.failConnect(new Error(`redis refused the connection: ${connectionError(err)}`))
+        this.failConnect(
+          new RedisConnectionError(`redis refused the connection: ${connectionError(err)}`),
+        )
       } else if (this.failConnect !== undefined && this.oneAddress && isUnreachable(err)) {
         // Nothing listens there (or no route): the kernel said so at once, and waiting out
         // the connect budget would only delay the miss (docs/failures.md). node-redis keeps
         // reconnecting in the background, so a Redis that comes up later is used then.
-        this.failConnect(new Error(`redis is unreachable: ${connectionError(err)}`))
+        this.failConnect(new RedisConnectionError(`redis is unreachable: ${connectionError(err)}`))
       } else if (this.failConnect !== undefined && this.oneAddress && resetHint !== '') {
         // Reset before any reply: the scheme, most likely, which waiting does not change.
         this.failConnect(
-          new Error(`redis reset the connection: ${connectionError(err)}${resetHint}`),
+          new RedisConnectionError(
+            `redis reset the connection: ${connectionError(err)}${resetHint}`,
+          ),
         )
       }
       try {
@@ -299,7 +312,7 @@ export class RedisTransport implements Transport {
           `not usable ${String(Math.round(unusable))} ms after connecting (no answer to its login)`,
         )
       }
-      return Promise.reject(new Error(NOT_CONNECTED))
+      return Promise.reject(new RedisConnectionError(NOT_CONNECTED))
     }
     // The message names the configured budget, not what was left of it for this command.
     return withDeadline(

@@ -6,7 +6,7 @@
  */
 import { docLink } from './doc-link.js'
 import type { Logger } from './log.js'
-import { describe, isFailedProbe, shortList, tagText } from './log.js'
+import { describe, isFailedProbe, printable, shortList, tagText } from './log.js'
 import { joinTags, splitArgv } from './argv.js'
 import { revalidated } from './packed.js'
 
@@ -226,7 +226,57 @@ function whyUnsent(err: unknown, what = 'the first queued revalidation'): string
     // whole text is in the line that logged the failure.
     return `Redis answered ${what} with ${replyCode(err)}`
   }
-  return 'Redis is unreachable'
+  if (isConnectionError(err)) return 'Redis is unreachable'
+  // Anything else (a bug, an error of the client this code does not know) is named: the line
+  // that logged the failure may be a debug line (a quiet run), and "unreachable" would send
+  // the operator to the network.
+  return `sending ${what} failed: ${causeText(err)}`
+}
+
+/**
+ * Socket errors that mean no connection to Redis: refused, reset, no route, a name that does
+ * not resolve, a broken pipe, a connect that timed out in the kernel.
+ */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ETIMEDOUT',
+])
+
+/**
+ * A failure of the connection, not of the command: the transport's own (marked `connection`,
+ * transport-errors.ts `RedisConnectionError`, which the breaker's `FailedProbeError` keeps as
+ * its cause), or a socket error's code; an `AggregateError` (Node's dual-stack connect) when
+ * each of its errors is one.
+ */
+function isConnectionError(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 3) return false
+  const e = err as { connection?: unknown; code?: unknown; cause?: unknown; errors?: unknown }
+  if (e.connection === true) return true
+  if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true
+  if (isFailedProbe(err)) return isConnectionError(e.cause, depth + 1)
+  return (
+    Array.isArray(e.errors) &&
+    e.errors.length > 0 &&
+    e.errors.every((inner: unknown) => isConnectionError(inner, depth + 1))
+  )
+}
+
+/** Longest text of an unexpected error a warning quotes (its own line has it all). */
+const CAUSE_CHARS = 120
+
+/** An error for a warning: `describe`d, cut at {@link CAUSE_CHARS}, escaped (`printable`). */
+function causeText(err: unknown): string {
+  const text = describe(err)
+  return printable(text.length > CAUSE_CHARS ? `${text.slice(0, CAUSE_CHARS)}…` : text)
 }
 
 /** The error code an error reply starts with (OOM, MISCONF, READONLY), cut short. */

@@ -25,6 +25,21 @@ export class RedisTimeoutError extends Error {
   }
 }
 
+/**
+ * No connection to Redis: the command was not sent (the connection is being made again, or the
+ * first one failed at once), or the connection closed before its reply. Told by its
+ * `connection` mark, not a `code`, so that the lines that quote it (`describe`, log.ts) read as
+ * before; a socket error's own code (`ECONNREFUSED`, `ECONNRESET`, ...) says the same
+ * (tag-sync.ts `isConnectionError`).
+ */
+export class RedisConnectionError extends Error {
+  readonly connection = true
+  constructor(message: string) {
+    super(message)
+    this.name = 'RedisConnectionError'
+  }
+}
+
 /** The circuit breaker is open: Redis was not asked (a read is a miss, a write is skipped). */
 export class CircuitOpenError extends Error {
   readonly code = 'ERR_REDIS_CIRCUIT_OPEN'

@@ -5,6 +5,7 @@ import { RedisTimeoutError, type HeldBackError } from './transport-errors'
 export {
   CircuitOpenError,
   HeldBackError,
+  RedisConnectionError,
   RedisReplyError,
   RedisTimeoutError,
 } from './transport-errors'

@@ -203,6 +203,80 @@ describe('fleetcache CLI flags', () => {
     }
   })
 
+  // `positiveInt` read its value with Number(): `--limit ' 5 '`, `0x10`, `1e3`, `5.0`, `+5` were
+  // all accepted (as 5, 16, 1000, 5, 5). A count is decimal digits only, for every integer
+  // option; anything else is a usage error before any connection. (`--opt=value`: parseArgs
+  // takes a separate '-5' for a flag.)
+  test('an integer option takes decimal digits only: no spaces, sign, hex, exponent or fraction', async () => {
+    const options = [
+      [['tags'], '--limit'],
+      [['stats'], '--max-keys'],
+      [['purge', '--deployment', 'd'], '--batch'],
+    ]
+    for (const [command, option] of options) {
+      for (const value of [
+        ' 5 ',
+        '0x10',
+        '1e3',
+        '5.0',
+        '+5',
+        '-5',
+        '0',
+        '00',
+        '5_000',
+        '9007199254740993',
+      ]) {
+        const r = await cli([...command, `${option}=${value}`, '--redis', 'redis://127.0.0.1:1'])
+        assert.equal(r.code, 2, `${option} ${JSON.stringify(value)}: ${r.stderr}`)
+        assert.ok(
+          r.stderr.startsWith(`fleetcache: ${option} must be a positive integer`),
+          `${option} ${JSON.stringify(value)}: ${r.stderr}`,
+        )
+      }
+    }
+    // Digits are accepted, a leading zero included: the refused connection is the next failure.
+    const r = await cli(['tags', '--limit', '05', '--redis', 'redis://127.0.0.1:1'])
+    assert.equal(r.code, 1, r.stderr)
+  })
+
+  // `--interface 'Bad Name'` was read only once connected: exit 1 on the refused connection (or,
+  // with Redis there, on the engine's refusal) instead of 2 naming the option.
+  test('an --interface the handlers cannot have is a usage error, before any connection', async () => {
+    for (const value of ['Bad Name', 'uc-', 'uc-Bad Name', 'x'.repeat(200)]) {
+      const r = await cli([
+        'inspect',
+        '--cache-key',
+        'k',
+        '--deployment',
+        'd',
+        '--interface',
+        value,
+        '--redis',
+        'redis://127.0.0.1:1',
+      ])
+      assert.equal(r.code, 2, `${JSON.stringify(value)}: ${r.stderr}`)
+      assert.ok(
+        r.stderr.startsWith('fleetcache: --interface '),
+        `${JSON.stringify(value)}: ${r.stderr}`,
+      )
+    }
+    // Valid ones get as far as the connection.
+    for (const value of ['inc', 'default', 'uc-default', 'remote']) {
+      const r = await cli([
+        'inspect',
+        '--cache-key',
+        'k',
+        '--deployment',
+        'd',
+        '--interface',
+        value,
+        '--redis',
+        'redis://127.0.0.1:1',
+      ])
+      assert.equal(r.code, 1, `${JSON.stringify(value)}: ${r.stderr}`)
+    }
+  })
+
   // Blank is empty too, and a prefix the server refuses is no prefix: `stats --prefix ' '` (or
   // `--prefix 'my app'`) scanned keys no fleetcache process can write, `purge --deployment ' '`
   // looked for the hashed segment of a blank id, `inspect ' '` read the key ' '; each connected

@@ -2086,6 +2086,55 @@ describe('TagSync, fake transport and clock', () => {
     }
   })
 
+  // Any error that was neither a reply nor a timeout nor the breaker's was called "Redis is
+  // unreachable": a bug (a TypeError in a transport) or an unexpected client error showed at
+  // warn as an outage, its own line being debug only in a quiet run. Only a connection error
+  // (the transport's, or a socket's code) says unreachable; any other is named, escaped and cut.
+  test('the queued-revalidation warning says unreachable for a connection error only, and names any other', async () => {
+    const marked = Object.assign(
+      new Error('redis is not connected (reconnecting in the background)'),
+      {
+        connection: true,
+      },
+    )
+    const aggregate = Object.assign(
+      new AggregateError(
+        [
+          Object.assign(new Error('a'), { code: 'ECONNREFUSED' }),
+          Object.assign(new Error('b'), { code: 'ECONNREFUSED' }),
+        ],
+        '',
+      ),
+      {},
+    )
+    const failures = [
+      [marked, 'Redis is unreachable'],
+      [Object.assign(new Error('reset'), { code: 'ECONNRESET' }), 'Redis is unreachable'],
+      [Object.assign(new Error('pipe'), { code: 'EPIPE' }), 'Redis is unreachable'],
+      [aggregate, 'Redis is unreachable'],
+      [
+        new TypeError("Cannot read properties of undefined (reading 'x')"),
+        "sending the first queued revalidation failed: Cannot read properties of undefined (reading 'x')",
+      ],
+      [
+        Object.assign(new Error('odd'), { code: 'ERR_SOMETHING' }),
+        'sending the first queued revalidation failed: ERR_SOMETHING: odd',
+      ],
+      [
+        new Error(`bad\nline${'y'.repeat(300)}`),
+        `sending the first queued revalidation failed: bad\\nline${'y'.repeat(112)}…`,
+      ],
+    ]
+    for (const [failure, why] of failures) {
+      const { log, sync } = setup((argv, kind) => (kind === 'write' ? failure : SYNCED))
+      await sync.refresh()
+      await sync.update(['q'], undefined, T0)
+      const warned = log.lines.filter((l) => l.startsWith('warn revalidation of q '))
+      assert.equal(warned.length, 1, log.lines.join('\n'))
+      assert.ok(warned[0].includes(`; ${why}, so it is queued (1 waiting)`), warned[0])
+    }
+  })
+
   test('a refresh that fails while a replaced state is loaded again says nothing tagged is served, not the last known state', async () => {
     // Loaded once, then a flush (a state of another epoch, answered in full over more than one
     // page): until its last page, the mirror is not in sync and no tagged entry is served. A
