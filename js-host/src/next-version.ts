@@ -3,7 +3,7 @@
  *
  * `SUPPORTED_NEXT` is the `next` range of package.json's `peerDependencies` (a unit test keeps
  * the two equal). npm checks it at install time; this module checks the release a server
- * actually runs, once per process, because installs with `--legacy-peer-deps`, `--force`, other
+ * actually runs, once per process and package version, because installs with `--legacy-peer-deps`, `--force`, other
  * package managers or a copied `node_modules` skip npm's check.
  */
 import { readFileSync } from 'node:fs'
@@ -11,6 +11,7 @@ import { join } from 'node:path'
 
 import { loadedNextDirs } from './consumer'
 import type { Logger } from './log'
+import { PACKAGE_VERSION } from './package-version'
 
 /**
  * The `next` peer range: every 16.x release from 16.0.0. npm lets a prerelease satisfy a range
@@ -24,7 +25,14 @@ export const SUPPORTED_NEXT = '>=16.0.0 <17.0.0'
 const LOWEST: [number, number, number] = [16, 0, 0]
 const BELOW: [number, number, number] = [17, 0, 0]
 
-const WARNED = Symbol.for('fleetcache.next-version-checked')
+/**
+ * Set on `globalThis` when this version of the package has checked the running Next.js: one key
+ * per package version, since each version checks against its own range (two copies in
+ * node_modules: one that supports the running release, checking first, must not silence one
+ * that does not), and copies of one version check once. Builds from before this key used
+ * `fleetcache.next-version-checked` for every version, which no version reads now.
+ */
+const WARNED = Symbol.for(`fleetcache.next-version-checked@${PACKAGE_VERSION}`)
 
 function triple(version: string): [number, number, number] | undefined {
   const m = /^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.exec(version)
@@ -91,7 +99,8 @@ function versionIn(file: string): string | undefined {
 }
 
 /**
- * Warns once per process, through `log`, when the running Next.js is outside `SUPPORTED_NEXT`.
+ * Warns once per process and package version, through `log`, when the running Next.js is outside
+ * this version's `SUPPORTED_NEXT`.
  * Nothing when no `next` can be found (fleetcache used without Next.js). Returns the warning.
  */
 export function checkNextVersion(

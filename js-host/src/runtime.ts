@@ -397,15 +397,16 @@ export function runtimeFor(
   if (durable && role === 'server') logKeyEnvVars(log, options.uniformEnvVars)
   registry().set(id, runtime)
   primeStats(engine)
-  // OpenTelemetry (optional peer dependency) is looked up here, once per process.
+  // OpenTelemetry (optional peer dependency) is looked up here, once per process and package
+  // version (telemetry.ts).
   telemetry()?.track(engine)
   return runtime
 }
 
 /**
  * The cache's counters and gauges, summed over the runtimes this version of the package opened
- * in this process (the same numbers the OpenTelemetry instruments report, but for another
- * version's runtimes, which those count too; https://github.com/fleetcache/fleetcache/blob/main/docs/observability.md). `undefined` before this
+ * in this process (the same numbers this version's OpenTelemetry instruments report;
+ * https://github.com/fleetcache/fleetcache/blob/main/docs/observability.md). `undefined` before this
  * version's first handler has started.
  */
 export function stats(): FleetcacheStats | undefined {

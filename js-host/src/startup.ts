@@ -19,11 +19,19 @@ import {
 } from './config'
 import { createLogger, prefixed } from './log'
 import { checkNextVersion } from './next-version'
+import { PACKAGE_VERSION } from './package-version'
 import { runtimeFor } from './runtime'
 
 type Env = Record<string, string | undefined>
 
-const WARNED = Symbol.for('fleetcache.build-setting-warned')
+/**
+ * Set on `globalThis` when this version of the package has warned of an invalid setting in a
+ * `next build`: one key per package version, since each version checks the settings with its
+ * own code (two copies in node_modules: the first version's warning must not hide another's,
+ * which may be of another problem), and copies of one version warn once. Builds from before
+ * this key used `fleetcache.build-setting-warned` for every version, which no version reads now.
+ */
+const WARNED = Symbol.for(`fleetcache.build-setting-warned@${PACKAGE_VERSION}`)
 
 /** Exit status of a server process stopped by an invalid setting. */
 export const CONFIG_EXIT_CODE = 1
@@ -94,7 +102,7 @@ export function startFromEnvironment(env: Env = process.env): ResolvedOptions | 
     const problem = settingProblem(err, env)
     if (problem === undefined) throw err
     if (isBuildPhase(env)) {
-      // Once per process, though both handler modules get here.
+      // Once per process and package version, though both handler modules get here.
       const g = globalThis as unknown as Record<symbol, boolean | undefined>
       if (g[WARNED] === true) return undefined
       g[WARNED] = true

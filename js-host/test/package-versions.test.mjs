@@ -4,7 +4,9 @@
 // version made. Configured alike,
 // each version opens its own runtime, and `close()` of either shuts every runtime of both
 // (docs/operating.md, "Shutdown"), but for one with no `shut()` (a build from before 0.1.0
-// registered it), which it leaves to that build's `close()` and reports.
+// registered it), which it leaves to that build's `close()` and reports. The process's
+// once-only warnings are once per version: each version checks the running Next.js against its
+// own range, and each warns of an invalid setting in a build.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -194,4 +196,59 @@ test('a close() joining one in progress counts a runtime with no shut() once, no
   } finally {
     runtimes.clear()
   }
+})
+
+/** A logger that keeps what is warned. */
+function keeping(warned) {
+  return {
+    info() {},
+    warn: (m) => warned.push(m),
+    error() {},
+    debug() {},
+    debugEnabled: false,
+  }
+}
+
+test('each version checks the running Next.js against its own range once: one that supports it, checking first, does not silence one that does not', () => {
+  const a = installCopy(tmp, 'next-a', `${OURS}-next-a`)
+  const again = installCopy(tmp, 'next-a-again', `${OURS}-next-a`)
+  const b = installCopy(tmp, 'next-b', `${OURS}-next-b`)
+  // The second version supports the next line only (its own SUPPORTED_NEXT).
+  const file = path.join(b, 'dist', 'next-version.js')
+  const source = fs.readFileSync(file, 'utf8')
+  const patched = source
+    .replace('[17, 0, 0]', '[18, 0, 0]')
+    .replace('[16, 0, 0]', '[17, 0, 0]')
+    .replaceAll('>=16.0.0 <17.0.0', '>=17.0.0 <18.0.0')
+  assert.notEqual(patched, source, 'the range is where the test looks for it')
+  fs.writeFileSync(file, patched)
+  const check = (dir) => createRequire(import.meta.url)(path.join(dir, 'dist', 'next-version.js'))
+  const warned = []
+  const running = '16.2.0'
+  assert.equal(check(a).checkNextVersion(keeping(warned), running), undefined, 'inside its range')
+  assert.match(
+    check(b).checkNextVersion(keeping(warned), running) ?? 'no warning',
+    /Next\.js 16\.2\.0 is outside the range fleetcache supports \(>=17\.0\.0 <18\.0\.0\)/,
+    "the second version's own range is checked though the first version checked first",
+  )
+  // Once per version: neither repeats, nor does another copy of the first version.
+  check(again).checkNextVersion(keeping(warned), '15.5.4')
+  check(a).checkNextVersion(keeping(warned), '15.5.4')
+  check(b).checkNextVersion(keeping(warned), running)
+  assert.equal(warned.length, 1, warned.join('\n'))
+})
+
+test("a next build warns of an invalid setting once per version: one version's warning does not hide another's", (t) => {
+  const x = installCopy(tmp, 'build-x', `${OURS}-build-x`)
+  const again = installCopy(tmp, 'build-x-again', `${OURS}-build-x`)
+  const y = installCopy(tmp, 'build-y', `${OURS}-build-y`)
+  const warned = []
+  t.mock.method(console, 'warn', (m) => warned.push(String(m)))
+  const env = { NEXT_PHASE: 'phase-production-build', FLEETCACHE_PREFIX: 'my app' }
+  const start = (dir) =>
+    createRequire(import.meta.url)(path.join(dir, 'dist', 'startup.js')).startFromEnvironment(env)
+  // Each version's two handler modules, and another copy of the first version, start.
+  for (const dir of [x, x, again, y, y]) assert.equal(start(dir), undefined)
+  assert.equal(warned.length, 2, `one warning per version: ${warned.join('\n')}`)
+  for (const line of warned) assert.match(line, /ignored by next build.*FLEETCACHE_PREFIX: must/)
 })

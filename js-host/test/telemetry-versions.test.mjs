@@ -138,3 +138,37 @@ test("two versions with the API: each reads its own runtimes' counters, under it
   assert.equal(first.stats().lookups.useCache.miss, 3)
   assert.equal(second.stats().lookups.useCache.miss, 4)
 })
+
+test('copies of one version (one through CommonJS, the other through its ESM entry) share one meter and tracer, and count once', async () => {
+  spans.reset()
+  const version = `${OURS}-same`
+  const d = installCopy(tmp, 'same-d', version, ['redis', '@opentelemetry/api'])
+  const e = installCopy(tmp, 'same-e', version, ['redis', '@opentelemetry/api'])
+  const first = await load(d, 'cjs')
+  const second = await load(e, 'esm')
+  assert.notEqual(first.stats, second.stats, 'two copies of the package')
+  await misses(first, 'same-d', 2)
+  await misses(second, 'same-e', 3)
+  const { resourceMetrics } = await reader.collect()
+  const scopes = resourceMetrics.scopeMetrics.filter(
+    (s) => s.scope.name === 'fleetcache' && s.scope.version === version,
+  )
+  assert.equal(scopes.length, 1, 'one meter for the version')
+  assert.equal((await missesByVersion())[version], 5, "both copies' runtimes, each once")
+  assert.equal(getSpansByVersion()[version], 5)
+})
+
+test("close() of one version stops every version's telemetry reading the engines it shut", async () => {
+  const f = installCopy(tmp, 'close-f', `${OURS}-close-f`, ['redis', '@opentelemetry/api'])
+  const g = installCopy(tmp, 'close-g', `${OURS}-close-g`, ['redis', '@opentelemetry/api'])
+  const first = await load(f, 'cjs')
+  const second = await load(g, 'esm')
+  await misses(first, 'close-f', 1)
+  await misses(second, 'close-g', 1)
+  const slot = (v) => globalThis[Symbol.for(`fleetcache.telemetry@${v}`)]?.telemetry
+  const theirs = slot(`${OURS}-close-g`)
+  assert.notEqual(theirs?.collect(), undefined, "the second version's telemetry reads its engine")
+  await first.close()
+  assert.equal(slot(`${OURS}-close-f`).collect(), undefined, 'the closing version reads none')
+  assert.equal(theirs.collect(), undefined, 'nor does the other version')
+})
