@@ -12,29 +12,11 @@ import { after, before, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 
 import { startRedis } from '../../tests/support/redis.mjs'
+import { registerTestSdk } from './otel-sdk.mjs'
 import { OURS, installCopy } from './package-copies.mjs'
 
-const require = createRequire(import.meta.url)
-const { metrics, trace } = require('@opentelemetry/api')
-const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics')
-const {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} = require('@opentelemetry/sdk-trace-base')
-
-class TestReader extends MetricReader {
-  async onForceFlush() {}
-  async onShutdown() {}
-}
-
 // The SDK is registered before any copy is loaded, as an instrumentation hook would.
-const reader = new TestReader()
-metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))
-const spans = new InMemorySpanExporter()
-trace.setGlobalTracerProvider(
-  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
-)
+const { reader, spans } = registerTestSdk()
 
 let redis
 let tmp

@@ -16,31 +16,13 @@ import { fileURLToPath } from 'node:url'
 
 import { startRedisOnPort } from '../../tests/support/redis.mjs'
 import { REDIS_CLUSTER, startTestRedis, useCacheEntry, assertServedStale } from './helpers.mjs'
+import { registerTestSdk } from './otel-sdk.mjs'
 import { OURS } from './package-copies.mjs'
 
 const require = createRequire(import.meta.url)
 const wasm = require('../wasm/node/fleetcache_wasm.js')
-const { metrics, trace } = require('@opentelemetry/api')
-const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics')
-const {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} = require('@opentelemetry/sdk-trace-base')
-
-// An in-memory reader: collects on demand, exports nowhere.
-class TestReader extends MetricReader {
-  async onForceFlush() {}
-  async onShutdown() {}
-}
-
 // The SDK is registered before fleetcache is loaded, as an instrumentation hook would.
-const reader = new TestReader()
-metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))
-const spans = new InMemorySpanExporter()
-trace.setGlobalTracerProvider(
-  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
-)
+const { reader, spans } = registerTestSdk()
 
 const { createIncrementalCacheHandler, createUseCacheHandler, close, stats } =
   await import('../esm/index.mjs')
