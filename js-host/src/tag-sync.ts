@@ -1249,6 +1249,15 @@ export class TagSync {
     // (a newer record a later load found lacking) and go in a later batch of this run too.
     const given = new Set<string>()
     let remade = false
+    // Said when the run ends, at a failure too: the batches before it landed.
+    const report = (): void => {
+      if (batches > 0) {
+        this.log.info(
+          `gave ${String(given.size)} lost tag record(s) back to Redis (${String(batches)} batch(es))`,
+        )
+      }
+      if (remade) this.log.info("made the tag state's lost meta hash anew in Redis")
+    }
     // Bounded: every pass acknowledges a batch taken off the queue or returns.
     while (this.engine.resendLength > 0) {
       const argv = splitArgv(this.engine.planResend())
@@ -1258,6 +1267,7 @@ export class TagSync {
       try {
         reply = await script(argv, 'write', last)
       } catch (err) {
+        report()
         this.resendFailure = err
         this.noteFailedAtClose(err)
         if (last) {
@@ -1293,12 +1303,7 @@ export class TagSync {
         this.log.error(`unexpected tag merge reply: ${describe(err)}`)
       }
     }
-    if (batches > 0) {
-      this.log.info(
-        `gave ${String(given.size)} lost tag record(s) back to Redis (${String(batches)} batch(es))`,
-      )
-    }
-    if (remade) this.log.info("made the tag state's lost meta hash anew in Redis")
+    report()
     return true
   }
 

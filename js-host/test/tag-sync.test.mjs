@@ -1755,6 +1755,31 @@ describe('TagSync, fake transport and clock', () => {
     assert.deepEqual(gave, ['info gave 1 lost tag record(s) back to Redis (2 batch(es))'])
   })
 
+  test('batches given back before one that fails are reported by that run', async () => {
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    const tags = Array.from({ length: 300 }, (_, i) => `t${String(i)}`)
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', ...tags.flatMap((t) => [t, rec])])
+    let writes = 0
+    // The first merge lands, every later one is refused.
+    const { clock, engine, log, sync } = setup((_, kind) =>
+      kind === 'read' ? state : (writes += 1) === 1 ? null : oom,
+    )
+    await sync.refresh()
+    // Flushed: the 300 records are given back in batches of up to 256.
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    assert.equal(writes, 2, 'one batch landed, the next was refused')
+    const given = 300 - engine.resendRecords
+    assert.ok(given > 0 && given < 300, `given back: ${String(given)}`)
+    // Before: no line for the batch that landed, the run having ended at the refused one.
+    assert.deepEqual(
+      log.lines.filter((l) => l.startsWith('info gave')),
+      [`info gave ${String(given)} lost tag record(s) back to Redis (1 batch(es))`],
+    )
+  })
+
   /**
    * A state holding the record of `lost-rec` (T0), then one that lacks it (a flush, a failover)
    * while every command but the last attempt at close is refused by the breaker (quietly): the
