@@ -2134,6 +2134,19 @@ describe('TagSync, fake transport and clock', () => {
     )
     const failures = [
       [marked, 'Redis is unreachable'],
+      // Marked with what refused the connection (the Node transport's refused login or
+      // untrusted certificate): named in its place, escaped.
+      [
+        Object.assign(new Error('redis is not connected'), {
+          connection: true,
+          refusal: 'Redis refused the login (WRONGPASS; see <doc>)',
+        }),
+        'Redis refused the login (WRONGPASS; see <doc>)',
+      ],
+      [
+        Object.assign(new Error('cert'), { connection: true, refusal: 'not trusted\nforged' }),
+        'not trusted\\nforged',
+      ],
       [Object.assign(new Error('reset'), { code: 'ECONNRESET' }), 'Redis is unreachable'],
       [Object.assign(new Error('pipe'), { code: 'EPIPE' }), 'Redis is unreachable'],
       [aggregate, 'Redis is unreachable'],

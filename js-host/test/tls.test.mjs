@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -161,6 +162,53 @@ describe('TLS (rediss://) with a CA file', () => {
       errors.some((l) => /certificate/i.test(l)),
       `a certificate error among:\n${errors.join('\n')}`,
     )
+  })
+})
+
+describe('an untrusted server certificate: every line names it, none says unreachable', () => {
+  test('a read at once, then a revalidation, a write and a read past the connect budget, and close()', async () => {
+    const c = createUseCacheHandler(options({ connectTimeoutMs: 300 }))
+    const lines = await capture(async (seen) => {
+      assert.equal(await c.get('k-untrusted', []), undefined)
+      await sleep(400)
+      await c.updateTags(['t-untrusted'])
+      await c.set('k-untrusted', Promise.resolve(entry('x')))
+      assert.equal(await c.get('k-untrusted', []), undefined)
+      await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the connection error line',
+      })
+      await close()
+    })
+    const all = lines.join('\n')
+    const doc =
+      /https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/configuration\.md#redis-cluster-tls-sentinel/
+    assert.deepEqual(
+      lines.filter((l) => /unreachable/i.test(l)),
+      [],
+      `no line says unreachable:\n${all}`,
+    )
+    const connection = lines.filter((l) => /redis connection:/.test(l))
+    assert.equal(connection.length, 1, all)
+    assert.match(
+      connection[0],
+      /redis connection: the TLS certificate of Redis is not trusted: SELF_SIGNED_CERT_IN_CHAIN/,
+    )
+    assert.match(connection[0], doc)
+    const queued = lines.filter((l) => /revalidation of t-untrusted .* applied/.test(l))
+    assert.equal(queued.length, 1, all)
+    assert.match(
+      queued[0],
+      /; the TLS certificate of Redis is not trusted \(SELF_SIGNED_CERT_IN_CHAIN; see /,
+    )
+    assert.match(queued[0], doc)
+    const closing = lines.filter((l) => /closing with 1 queued revalidation/.test(l))
+    assert.equal(closing.length, 1, all)
+    assert.match(closing[0], /\(the TLS certificate of Redis is not trusted \(SELF_SIGNED/)
+    for (const l of lines.filter((x) => /failed/.test(x))) {
+      assert.match(l, /the TLS certificate of Redis is not trusted: SELF_SIGNED/, l)
+    }
   })
 })
 
