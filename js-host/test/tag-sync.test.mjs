@@ -1726,6 +1726,48 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(loud().length, 2, loud().join('\n'))
   })
 
+  test('an outage after a run of refused merges is logged at error though no revalidation is made', async () => {
+    // The merge's error line is once per run of its failures, which an outage that follows
+    // the refusals continues (no merge went through): its retries stay debug lines. The outage
+    // itself is not left to them: the refreshes' error line says it (and, with the Node
+    // transport, the breaker's opening), revalidation or not.
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const down = Object.assign(
+      new Error('redis is not connected (reconnecting in the background)'),
+      {
+        connection: true,
+      },
+    )
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'a', rec])
+    let read = () => state
+    let answer = () => oom
+    const { clock, engine, log, sync } = setup((_, kind) => (kind === 'read' ? read() : answer()))
+    await sync.refresh()
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    clock.t += 1000
+    await sync.drain()
+    assert.equal(engine.resendLength, 1)
+    const before = log.lines.length
+    answer = () => down
+    read = () => down
+    clock.t += 1000
+    await sync.refresh()
+    await sync.drain()
+    const outage = log.lines.slice(before)
+    assert.ok(
+      outage.some((l) => l.startsWith('error tag refresh failed') && l.includes('not connected')),
+      outage.join('\n'),
+    )
+    assert.deepEqual(
+      outage.filter((l) => /^(warn|error) lost tag records/.test(l)),
+      [],
+      'the merge keeps its run of failures',
+    )
+  })
+
   test('a tag given back in a batch that failed and again in a newer one is counted once', async () => {
     const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
     const rec = (t) => `${String(t)},${String(t)},0,0,${String(t)}`
