@@ -5,6 +5,7 @@
 import { ErrorReply } from 'redis'
 
 import { docLink } from './doc-link'
+import { describe } from './log'
 
 /**
  * A failure that waiting will not fix, found by fleetcache rather than as Redis's reply (a
@@ -72,6 +73,18 @@ export function refusalOf(err: unknown): Refusal | undefined {
 /** A refusal as a short cause for a warning: `Redis refused the login (WRONGPASS; see <doc>)`. */
 export function refusalCause(r: Refusal): string {
   return `${r.words} (${r.code === undefined ? '' : `${r.code}; `}see ${r.doc})`
+}
+
+/**
+ * A connection error for a log line (`describe`d): when it is a refusal, what refused it first
+ * and where the docs say what to do last (`Redis refused the login: WRONGPASS ... (check ...);
+ * see <link>`); a sentinel's refusal says what it is already.
+ */
+export function describeConnectionError(err: unknown): string {
+  const refusal = isRefusal(err) ? refusalOf(err) : undefined
+  if (refusal === undefined) return describe(err)
+  const what = err instanceof RefusedError ? '' : `${refusal.words}: `
+  return `${what}${describe(err)}; see ${refusal.doc}`
 }
 
 /** Socket errors the kernel reports at once and a wait for the same address does not change. */

@@ -377,6 +377,25 @@ describe('a refused login: every line names it, none says unreachable', () => {
   })
 })
 
+test("tagSync 'push' with a wrong password: the announcement channel's line names the login", async () => {
+  const c = createUseCacheHandler(
+    options('fcpush:wrong', { tagSync: 'push', connectTimeoutMs: 300 }),
+  )
+  const lines = await capture(async (seen) => {
+    assert.equal(await c.get('k-login-push', []), undefined)
+    await waitFor(() => seen.some((l) => /tag announcements:/.test(l)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: "the announcement channel's line",
+    })
+    await close()
+  })
+  const channel = lines.filter((l) => /tag announcements:/.test(l))
+  assert.equal(channel.length, 1, lines.join('\n'))
+  assert.match(channel[0], /pulling per request: Redis refused the login: WRONGPASS /)
+  assert.match(channel[0], new RegExp(`; see ${LOGIN_DOC.source}$`))
+})
+
 describe('an ACL without +info', () => {
   test('a warning at start names it; the handler works', async () => {
     const h = createUseCacheHandler(options('fcnoinfo:s3cret', { leases: false }))

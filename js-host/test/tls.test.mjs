@@ -212,6 +212,25 @@ describe('an untrusted server certificate: every line names it, none says unreac
   })
 })
 
+test("tagSync 'push' without the CA: the announcement channel's line names the certificate", async () => {
+  const c = createUseCacheHandler(options({ tagSync: 'push', connectTimeoutMs: 300 }))
+  const lines = await capture(async (seen) => {
+    assert.equal(await c.get('k-untrusted-push', []), undefined)
+    await waitFor(() => seen.some((l) => /tag announcements:/.test(l)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: "the announcement channel's line",
+    })
+    await close()
+  })
+  const channel = lines.filter((l) => /tag announcements:/.test(l))
+  assert.equal(channel.length, 1, lines.join('\n'))
+  assert.match(
+    channel[0],
+    /pulling per request: the TLS certificate of Redis is not trusted: SELF_SIGNED_CERT_IN_CHAIN: .*; see https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/configuration\.md#redis-cluster-tls-sentinel$/,
+  )
+})
+
 describe('rediss:// to a Redis without TLS', () => {
   test('the lines say to check TLS, and give the configured connect budget', async () => {
     const plain = await startRedis({ logDir: dir })
