@@ -15,13 +15,18 @@ export class RefusedError extends Error {}
 
 /**
  * Errors that waiting will not fix: an error reply during the handshake (WRONGPASS, NOPERM) or
- * a TLS certificate that is not trusted or not presented. A refused or silent TCP connection is
- * not one of them: Redis may be restarting.
+ * a TLS certificate that is not trusted, not presented or not accepted (the server's alert
+ * `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA` or `..._DECRYPT_ERROR` for a client certificate, whose codes
+ * do not say CERT). A refused or silent TCP connection is not one of them: Redis may be
+ * restarting.
  */
 export function isRefusal(err: unknown): boolean {
   if (err instanceof ErrorReply || err instanceof RefusedError) return true
   const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)
+  return (
+    typeof code === 'string' &&
+    /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ALERT_(UNKNOWN_CA|DECRYPT_ERROR)/.test(code)
+  )
 }
 
 /** What a refusal is, in words an operator acts on, and where the docs say what to do. */

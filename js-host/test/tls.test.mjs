@@ -394,6 +394,49 @@ describe('mutual TLS: a server that requires a client certificate', () => {
     )
     assert.ok(stats().outbox.length >= 1, 'the revalidation waits in the outbox')
   })
+
+  test('a client certificate no CA of the server signed: the line names it, quick misses', async () => {
+    // A certificate of its own CA: the server's alert is ERR_SSL_TLSV1_ALERT_UNKNOWN_CA, a code
+    // without CERT in it, which waiting does not fix any more than a certificate not presented.
+    await promisify(execFile)(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'],
+        ...['-nodes', '-keyout', 'stranger.key', '-out', 'stranger.crt', '-days', '2'],
+        ...['-subj', '/CN=fleetcache test stranger'],
+      ],
+      { cwd: dir, timeout: 20_000 },
+    )
+    const c = createUseCacheHandler(
+      options({
+        redisUrl: `rediss://127.0.0.1:${mtlsPort}`,
+        tls: {
+          ca: fs.readFileSync(pem('ca.crt')),
+          cert: fs.readFileSync(pem('stranger.crt')),
+          key: fs.readFileSync(pem('stranger.key')),
+        },
+        connectTimeoutMs: SLOW_CONNECT_MS + seq,
+      }),
+    )
+    const lines = await capture(async (seen) => {
+      const t0 = now()
+      for (let i = 0; i < 3; i++) assert.equal(await c.get('k-stranger', []), undefined)
+      // Refused at once, not after waiting for a connection.
+      assert.ok(now() - t0 < SLOW_CONNECT_MS, `took ${Math.round(now() - t0)} ms`)
+      await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the connection error line',
+      })
+    })
+    const connection = lines.filter((l) => /redis connection:/.test(l))
+    assert.equal(connection.length, 1, lines.join('\n'))
+    // docs/troubleshooting.md's line.
+    assert.match(
+      connection[0],
+      /redis connection: Redis did not accept the TLS client certificate: ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: .*\(the server did not accept the client certificate: .*\); see https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/operating\.md#tls-client-certificates; reconnecting in the background$/,
+    )
+  })
 })
 
 test('the CLI reads the same TLS variables: FLEETCACHE_REDIS_CA_FILE, _CERT_FILE, _KEY_FILE', async () => {
