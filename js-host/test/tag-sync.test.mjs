@@ -1834,7 +1834,13 @@ describe('TagSync, fake transport and clock', () => {
     let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
     const f = { atClose: () => open }
     const made = setup((argv, kind, force) =>
-      kind === 'read' ? state : force === true ? f.atClose(argv) : open,
+      kind === 'read'
+        ? f.closePull !== undefined && f.sync.stopped
+          ? f.closePull()
+          : state
+        : force === true
+          ? f.atClose(argv)
+          : open,
     )
     Object.assign(f, made)
     const { clock, engine, sync } = f
@@ -1915,6 +1921,40 @@ describe('TagSync, fake transport and clock', () => {
       /^error closing with lost tag records not given back to Redis \(2 waiting; not tried: the queued revalidations before them were not sent\): .*; among them: (lost-rec,queued-rev|queued-rev,lost-rec)$/,
     )
     assert.equal(f.log.lines.filter((l) => /^(warn|error) lost tag records/.test(l)).length, 0)
+  })
+
+  test('the pull close() made got no connection, Redis refusing the login: the closing line names the refusal', async () => {
+    // The transport's error names what refused the connection (`refusal`), also as the
+    // breaker's failed probe's cause: the closing line says it, not that Redis was unreachable.
+    const refusal = 'Redis refused the login (WRONGPASS; see <doc>)'
+    const refused = Object.assign(
+      new Error('redis is not connected (reconnecting in the background): Redis refused the login'),
+      { connection: true, refusal },
+    )
+    for (const [atClose, expect] of [
+      [refused, `the pull close() made got no connection: ${refusal}`],
+      [
+        Object.assign(new Error('probe'), { failedProbe: true, cause: refused }),
+        `the pull close() made got no connection: ${refusal}`,
+      ],
+      [
+        Object.assign(new Error('redis is not connected'), { connection: true }),
+        'Redis was unreachable for the pull close() made',
+      ],
+    ]) {
+      const f = await lostWhileRefused(false)
+      f.closePull = () => atClose
+      await f.sync.stop()
+      assert.equal(f.closingWrites().length, 0, 'no merge tried after the pull')
+      const closing = f.log.lines.filter((l) => l.startsWith('error closing with'))
+      assert.equal(closing.length, 1, f.log.lines.join('\n'))
+      assert.ok(
+        closing[0].startsWith(
+          `error closing with lost tag records not given back to Redis (1 waiting; not tried: ${expect}): `,
+        ),
+        closing[0],
+      )
+    }
   })
 
   test('a pull in flight when close() is called: the loss it learns is given back', async () => {
