@@ -288,6 +288,49 @@ describe('a tracer that throws', () => {
     )
   })
 
+  test('a copy of another version logs its own failure line, once', async () => {
+    // Once per process and package version (docs/observability.md): another version binds the
+    // SDK for itself (telemetry.ts), and its line is its own.
+    const copy = await import(
+      pathToFileURL(
+        path.join(
+          installCopy(logDir, 'other-version', `${OURS}-other`, ['redis', '@opentelemetry/api']),
+          'esm',
+          'index.mjs',
+        ),
+      ).href
+    )
+    const ours = createUseCacheHandler(options({ memoryBytes: 0 }))
+    const theirs = copy.createUseCacheHandler(options({ memoryBytes: 0, prefix: 'bookkeeping3' }))
+    await ours.set('k', Promise.resolve(useCacheEntry('v')))
+    await theirs.set('k', Promise.resolve(useCacheEntry('w')))
+    tracing.failsAtEnd = true
+    const lines = []
+    const { error } = console
+    console.error = (...a) => lines.push(a.join(' '))
+    let out
+    try {
+      // This copy's failure, logged now (or by a test above).
+      const first = await ucText(await ours.get('k', []))
+      lines.length = 0
+      out = await settled(async () => [
+        first,
+        await ucText(await theirs.get('k', [])),
+        await ucText(await theirs.get('k', [])),
+      ])
+    } finally {
+      tracing.failsAtEnd = false
+      console.error = error
+      await copy.close()
+    }
+    assert.deepEqual(out, { value: ['v', 'w', 'w'] })
+    assert.equal(
+      lines.filter((l) => l.includes('span exporter broke')).length,
+      1,
+      `the other version's failure is logged, once:\n${lines.join('\n')}`,
+    )
+  })
+
   test('when a span starts: the command is sent, its reply served and its end reported', async () => {
     const h = createUseCacheHandler(options({ memoryBytes: 0 }))
     await h.set('k', Promise.resolve(useCacheEntry('v')))
