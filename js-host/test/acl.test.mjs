@@ -14,7 +14,7 @@ import {
   createUseCacheHandler,
   stats,
 } from '../esm/index.mjs'
-import { startRedis } from '../../tests/support/redis.mjs'
+import { redisPipeline, startRedis } from '../../tests/support/redis.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
 import { SLOW_CONNECT_MS, capture, now, text, useCacheEntry } from './helpers.mjs'
 
@@ -375,6 +375,60 @@ describe('a refused login: every line names it, none says unreachable', () => {
       await locked.stop()
     }
   })
+})
+
+test('a refusal that ends (NOAUTH for a moment): once logged in, an outage reads as unreachable, not refused', async () => {
+  // What refused the connection is the latest attempt's: an attempt that fails otherwise (Redis
+  // gone) replaces it, so the warnings of a later outage do not send the operator to the
+  // password.
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-acl-moment-'))
+  const locked = await startRedis({ logDir })
+  let stopped = false
+  try {
+    await locked.command('CONFIG', 'SET', 'requirepass', 'topsecret')
+    const c = createUseCacheHandler({
+      ...options('unused'),
+      redisUrl: `redis://127.0.0.1:${locked.port}`,
+      connectTimeoutMs: 300,
+    })
+    const lines = await capture(async (seen) => {
+      assert.equal(await c.get('k-moment', []), undefined)
+      await waitFor(
+        () => seen.some((l) => /redis connection: Redis refused the login: NOAUTH/.test(l)),
+        {
+          timeoutMs: 10_000,
+          intervalMs: 20,
+          what: 'the refused login line',
+        },
+      )
+      await redisPipeline(locked.port, [
+        ['AUTH', 'topsecret'],
+        ['CONFIG', 'SET', 'requirepass', ''],
+      ])
+      await waitFor(
+        async () => {
+          await c.set('k-moment', Promise.resolve(entry('x')))
+          return (await c.get('k-moment', [])) !== undefined
+        },
+        { timeoutMs: 20_000, intervalMs: 200, what: 'a read served from Redis once logged in' },
+      )
+      await locked.stop()
+      stopped = true
+      await c.updateTags(['t-moment'])
+      await close()
+    })
+    const all = lines.join('\n')
+    const queued = lines.filter((l) =>
+      /revalidation of t-moment .* applied on this instance/.test(l),
+    )
+    assert.equal(queued.length, 1, all)
+    assert.match(queued[0], /; Redis is unreachable, so it is queued/)
+    const closing = lines.filter((l) => /closing with 1 queued revalidation/.test(l))
+    assert.equal(closing.length, 1, all)
+    assert.match(closing[0], /\(Redis is unreachable\)/)
+  } finally {
+    if (!stopped) await locked.stop()
+  }
 })
 
 test("tagSync 'push' with a wrong password: the announcement channel's line names the login", async () => {
