@@ -46,8 +46,13 @@ const WORK: NextStorage = {
   resolved: undefined,
 }
 
-/** Whether the warning about several copies of Next was written (once per process). */
-let warned = false
+/**
+ * Set on `globalThis` when the warning about several copies of Next was written: once per
+ * process and package version. On `globalThis`, not in this module: two copies of one version
+ * (Next's server and a route's trace each loading the package) would each warn of the same
+ * copies of Next.
+ */
+const WARNED = Symbol.for(`fleetcache.next-copies-warned@${PACKAGE_VERSION}`)
 
 /**
  * The storage reads use: the one of the copy of Next that loaded it. Next loads both modules
@@ -151,8 +156,9 @@ function resolveCopy(file: string): string | null {
 }
 
 function warnOnce(message: string): void {
-  if (warned) return
-  warned = true
+  const g = globalThis as unknown as Record<symbol, boolean | undefined>
+  if (g[WARNED] === true) return
+  g[WARNED] = true
   createLogger(false).warn(message)
 }
 

@@ -2,6 +2,7 @@ import { BreakerLog, FailedProbeError } from './breaker-log'
 import { now } from './clock'
 import type { Logger } from './log'
 import { describe } from './log'
+import { PACKAGE_VERSION } from './package-version'
 import { telemetry, type CommandResult, type Telemetry } from './telemetry'
 import type { OpKind, SendOptions, Transport } from './transport'
 import { CircuitOpenError, RedisReplyError, RedisTimeoutError, withDeadline } from './transport'
@@ -17,10 +18,15 @@ const READS = new Set(['GET', 'MGET', 'EXISTS', 'PTTL', 'TTL', 'STRLEN', 'GETRAN
 const { CommandKind, CommandResult: Result, Reported } = wasm
 
 /**
- * Whether a failure of the application's OpenTelemetry SDK was logged: once per process, since
- * every command records (a broken exporter would add a line to each).
+ * Set on `globalThis` when a failure of the application's OpenTelemetry SDK was logged: once per
+ * process and package version, since every command records (a broken exporter would add a line
+ * to each). On `globalThis`, not in this module: two copies of one version (Next's server and a
+ * route's trace each loading the package) share one flag, as they share the version's
+ * telemetry (telemetry.ts); another version has its own SDK binding and logs its own line.
  */
-let telemetryFailureLogged = false
+const TELEMETRY_FAILURE_LOGGED = Symbol.for(
+  `fleetcache.telemetry-failure-logged@${PACKAGE_VERSION}`,
+)
 
 /** Telemetry's name of how the command ended. */
 const RESULT_NAMES: Record<number, CommandResult> = {
@@ -208,10 +214,11 @@ export class GuardedTransport implements Transport {
     }
   }
 
-  /** An OpenTelemetry SDK call threw: said once per process. */
+  /** An OpenTelemetry SDK call threw: said once per process and package version. */
   private telemetryFailed(err: unknown): void {
-    if (telemetryFailureLogged) return
-    telemetryFailureLogged = true
+    const g = globalThis as unknown as Record<symbol, boolean | undefined>
+    if (g[TELEMETRY_FAILURE_LOGGED] === true) return
+    g[TELEMETRY_FAILURE_LOGGED] = true
     this.log.error(
       `OpenTelemetry failed recording a Redis command (${describe(err)}); the command's result is kept, and further failures are not logged`,
     )

@@ -5,11 +5,13 @@
  * Sentinel) is built by the modules named for them.
  */
 import {
+  ClientClosedError,
   ClientOfflineError,
   ConnectionTimeoutError,
   DisconnectsClientError,
   ErrorReply,
   SocketClosedUnexpectedlyError,
+  SocketTimeoutError,
   TimeoutError,
 } from 'redis'
 
@@ -23,7 +25,15 @@ import {
   type RedisTransportOptions,
 } from './redis-client'
 import { clusterClient } from './redis-cluster'
-import { connectionError, isRefusal, isReset, isUnreachable } from './redis-errors'
+import {
+  connectionError,
+  isRefusal,
+  isReset,
+  isUnreachable,
+  RefusedError,
+  refusalCause,
+  refusalOf,
+} from './redis-errors'
 import { sentinelClient } from './redis-sentinel'
 import type { SendOptions, Transport } from './transport'
 import {
@@ -43,12 +53,38 @@ export type { RedisTransportOptions } from './redis-client'
  */
 const NOT_CONNECTED = 'redis is not connected (reconnecting in the background)'
 
-/** What a failed command rejects with: node-redis's errors mapped to the transport's. */
-function commandError(err: unknown, argv: readonly (string | Buffer)[], timeout: number): Error {
+/**
+ * What a failed command rejects with: node-redis's errors mapped to the transport's.
+ * `notConnected`: the error for a command refused while the connection is made again (it names
+ * what refused the last attempt, a login or a certificate, when something did). Exported for
+ * test/command-errors.test.mjs.
+ */
+export function commandError(
+  err: unknown,
+  argv: readonly (string | Buffer)[],
+  timeout: number,
+  notConnected: () => Error = () => new RedisConnectionError(NOT_CONNECTED),
+): Error {
   if (err instanceof ErrorReply) return new RedisReplyError(err.message)
-  if (err instanceof ClientOfflineError) return new RedisConnectionError(NOT_CONNECTED)
+  if (err instanceof ClientOfflineError) return notConnected()
   // The connection closed with the command sent and no reply: no connection either.
   if (err instanceof SocketClosedUnexpectedlyError) return new RedisConnectionError(err.message)
+  // The client was closed (this transport's close(), a connection given up for a new one, a
+  // Cluster client closing a node's): the command was not sent, or its reply is lost with the
+  // connection. No connection, not a failure of Redis's.
+  if (err instanceof ClientClosedError || err instanceof DisconnectsClientError) {
+    return new RedisConnectionError(`redis connection closed: ${err.message}`)
+  }
+  // A connect that timed out (the TCP or TLS handshake got no answer in the connect budget):
+  // the command was not sent, no connection; not a command that took too long.
+  if (err instanceof ConnectionTimeoutError) {
+    return new RedisConnectionError(`redis connect timed out: ${err.message}`)
+  }
+  // node-redis's socket timeout (not set by fleetcache, which times each command itself)
+  // destroys the socket: the connection is lost, and node-redis makes it again.
+  if (err instanceof SocketTimeoutError) {
+    return new RedisConnectionError(`redis connection lost: ${err.message}`)
+  }
   if (err instanceof TimeoutError) {
     return new RedisTimeoutError(`redis ${String(argv[0])} took longer than ${String(timeout)} ms`)
   }
@@ -153,6 +189,13 @@ export class RedisTransport implements Transport {
   private readonly resetHint: string
   /** A connection was ready once: a reset since then is not the server's TLS. */
   private connectedOnce = false
+  /**
+   * What refused the last connection attempt (the login, a TLS certificate), since the last
+   * connection that became usable: `message` for the errors of commands that find no
+   * connection, `cause` for the warnings that would otherwise say Redis is unreachable
+   * (`RedisConnectionError.refusal`).
+   */
+  private refused: { message: string; cause: string } | undefined
   /** Bytes of values in commands sent and not answered yet (MAX_UNANSWERED_VALUE_BYTES). */
   private unansweredBytes = 0
   /**
@@ -204,13 +247,20 @@ export class RedisTransport implements Transport {
       if (err instanceof DisconnectsClientError) return
       this.lastConnectEvent = performance.now()
       const resetHint = !this.connectedOnce && isReset(err) ? this.resetHint : ''
-      if (this.failConnect !== undefined && isRefusal(err)) {
+      const refusal = isRefusal(err) ? refusalOf(err) : undefined
+      // What the line says first: the refusal in words, but for a sentinel's, whose message
+      // says it already (redis-sentinel.ts).
+      const what = refusal === undefined || err instanceof RefusedError ? '' : `${refusal.words}: `
+      // The latest attempt's: a refusal, or another failure that replaces it.
+      this.refused =
+        refusal === undefined
+          ? undefined
+          : // Without the ACL hint: the caller's log line adds it (describe()).
+            { message: `${what}${connectionError(err)}`, cause: refusalCause(refusal) }
+      if (this.failConnect !== undefined && this.refused !== undefined) {
         // A connection failure for the breaker (not a reply error: Redis is not usable), so
         // the breaker opens and the log stays quiet until a probe logs in.
-        // Without the ACL hint: the caller's log line adds it (describe()).
-        this.failConnect(
-          new RedisConnectionError(`redis refused the connection: ${connectionError(err)}`),
-        )
+        this.failConnect(new RedisConnectionError(this.refused.message, this.refused.cause))
       } else if (this.failConnect !== undefined && this.oneAddress && isUnreachable(err)) {
         // Nothing listens there (or no route): the kernel said so at once, and waiting out
         // the connect budget would only delay the miss (docs/failures.md). node-redis keeps
@@ -231,11 +281,16 @@ export class RedisTransport implements Transport {
           return
         }
         const more = this.suppressed > 0 ? ` (${String(this.suppressed)} similar suppressed)` : ''
-        const hint = err instanceof ConnectionTimeoutError ? this.timeoutHint : resetHint
+        const hint =
+          err instanceof ConnectionTimeoutError
+            ? this.timeoutHint
+            : refusal !== undefined
+              ? `; see ${refusal.doc}`
+              : resetHint
         this.lastErrorLog = t
         this.suppressed = 0
         options.log.error(
-          `redis connection: ${describe(new Error(connectionError(err)))}${hint}${more}; reconnecting in the background`,
+          `redis connection: ${what}${describe(new Error(connectionError(err)))}${hint}${more}; reconnecting in the background`,
         )
       } catch {
         // Logging itself failed (closed stderr, say): nothing better to do than go on.
@@ -290,7 +345,9 @@ export class RedisTransport implements Transport {
       const attempt = Promise.race([
         client.connect().then(() => {
           // A Sentinel client given up (`recycle`) ends its attempt without connecting.
-          if (this.connectedOnce || client !== this.client) return
+          if (client !== this.client) return
+          this.refused = undefined
+          if (this.connectedOnce) return
           this.connectedOnce = true
           this.options.onFirstReady?.()
         }),
@@ -312,7 +369,7 @@ export class RedisTransport implements Transport {
           `not usable ${String(Math.round(unusable))} ms after connecting (no answer to its login)`,
         )
       }
-      return Promise.reject(new RedisConnectionError(NOT_CONNECTED))
+      return Promise.reject(this.notConnected())
     }
     // The message names the configured budget, not what was left of it for this command.
     return withDeadline(
@@ -449,7 +506,7 @@ export class RedisTransport implements Transport {
       const failed = (err: unknown): void => {
         if (err instanceof ErrorReply) this.answered(all, node)
         if (deadlines.settle(deadline)) this.settledOne()
-        reject(commandError(err, argv, timeout))
+        reject(commandError(err, argv, timeout, this.notConnected))
       }
       this.awaited += 1
       let sent: Promise<unknown>
@@ -473,6 +530,17 @@ export class RedisTransport implements Transport {
         resolve(reply)
       }, failed)
     })
+  }
+
+  /**
+   * The error of a command refused while the connection is made again: naming what refused the
+   * last attempt (the login, a TLS certificate), if something did.
+   */
+  private readonly notConnected = (): RedisConnectionError => {
+    const refused = this.refused
+    return refused === undefined
+      ? new RedisConnectionError(NOT_CONNECTED)
+      : new RedisConnectionError(`${NOT_CONNECTED}: ${refused.message}`, refused.cause)
   }
 
   /** A command awaited is no longer (settled, or abandoned at its budget). */
@@ -504,6 +572,7 @@ export class RedisTransport implements Transport {
       node.silentSince = undefined
     }
     this.recycledUnanswered = false
+    this.refused = undefined
   }
 
   holdsBack(argv: readonly (string | Buffer)[]): HeldBackError | undefined {

@@ -7,6 +7,7 @@
 import { createClient, ErrorReply } from 'redis'
 
 import { describe } from './log'
+import { describeConnectionError } from './redis-errors'
 import {
   forgetClosedSockets,
   reconnectDelay,
@@ -82,7 +83,9 @@ function subscribeSingle(
   client.on('error', (err: unknown) => {
     down()
     if (failures++ === 0 && !closed) {
-      log.warn(`tag announcements: channel down, pulling per request: ${describe(err)}`)
+      log.warn(
+        `tag announcements: channel down, pulling per request: ${describeConnectionError(err)}`,
+      )
     }
   })
   client.on('end', down)
@@ -95,7 +98,10 @@ function subscribeSingle(
   })
   client.connect().catch((err: unknown) => {
     down()
-    if (!closed) log.warn(`tag announcements: no connection, pulling per request: ${describe(err)}`)
+    if (!closed)
+      log.warn(
+        `tag announcements: no connection, pulling per request: ${describeConnectionError(err)}`,
+      )
   })
   return () => {
     closed = true
@@ -204,9 +210,13 @@ function subscribeFollowing(
     if (up) events.down()
     up = false
   }
-  const warnOnce = (what: string, err: unknown) => {
-    if (failures++ === 0 && !closed)
-      log.warn(`tag announcements: ${what}, pulling per request: ${describe(err)}`)
+  // A connection's error names a refused login or an untrusted certificate as such; a failed
+  // subscription may be a command refused (NOPERM on SSUBSCRIBE), no login's.
+  const warnOnce = (what: 'channel down' | 'subscription failed', err: unknown) => {
+    if (failures++ === 0 && !closed) {
+      const why = what === 'channel down' ? describeConnectionError(err) : describe(err)
+      log.warn(`tag announcements: ${what}, pulling per request: ${why}`)
+    }
   }
   const drop = (client: NodeClient) => {
     const sockets = clients.get(client)

@@ -226,6 +226,10 @@ function whyUnsent(err: unknown, what = 'the first queued revalidation'): string
     // whole text is in the line that logged the failure.
     return `Redis answered ${what} with ${replyCode(err)}`
   }
+  // Redis refused the login, or its TLS certificate is not trusted: no connection, but not
+  // one the network is to blame for; the transport names it (`RedisConnectionError.refusal`).
+  const refused = refusalOf(err)
+  if (refused !== undefined) return refused
   if (isConnectionError(err)) return 'Redis is unreachable'
   // Anything else (a bug, an error of the client this code does not know) is named: the line
   // that logged the failure may be a debug line (a quiet run), and "unreachable" would send
@@ -268,6 +272,18 @@ function isConnectionError(err: unknown, depth = 0): boolean {
     e.errors.length > 0 &&
     e.errors.every((inner: unknown) => isConnectionError(inner, depth + 1))
   )
+}
+
+/**
+ * What refused the connection, in words for a warning (a refused login, an untrusted TLS
+ * certificate: the transport's `RedisConnectionError.refusal`, kept by the breaker's
+ * `FailedProbeError` as its cause), printable; undefined when nothing refused it.
+ */
+function refusalOf(err: unknown, depth = 0): string | undefined {
+  if (typeof err !== 'object' || err === null || depth > 3) return undefined
+  const e = err as { refusal?: unknown; cause?: unknown }
+  if (typeof e.refusal === 'string' && e.refusal !== '') return printable(e.refusal.slice(0, 400))
+  return isFailedProbe(err) ? refusalOf(e.cause, depth + 1) : undefined
 }
 
 /** Longest text of an unexpected error a warning quotes (its own line has it all). */
@@ -1555,10 +1571,13 @@ export class TagSync {
   /** `<why>` for what the attempt did not try after a pull it waited for went unanswered. */
   private notTriedForPull(failed: { err: unknown; own: boolean }): string {
     const pull = failed.own ? 'the pull close() made' : 'a pull close() waited for'
+    const refused = refusalOf(failed.err)
     return `not tried: ${
       isTimeout(failed.err)
         ? `Redis did not answer ${pull} in time`
-        : `Redis was unreachable for ${pull}`
+        : refused !== undefined
+          ? `${pull} got no connection: ${refused}`
+          : `Redis was unreachable for ${pull}`
     }`
   }
 

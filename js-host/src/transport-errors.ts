@@ -34,9 +34,17 @@ export class RedisTimeoutError extends Error {
  */
 export class RedisConnectionError extends Error {
   readonly connection = true
-  constructor(message: string) {
+  /**
+   * Why there is no connection when Redis refused it, in words for a warning (`Redis refused
+   * the login (WRONGPASS; see <doc>)`, `the TLS certificate of Redis is not trusted (...)`):
+   * the warnings that say `Redis is unreachable` for a connection error say this instead
+   * (tag-sync.ts `whyUnsent`). Undefined when nothing refused it.
+   */
+  readonly refusal: string | undefined
+  constructor(message: string, refusal?: string) {
     super(message)
     this.name = 'RedisConnectionError'
+    this.refusal = refusal
   }
 }
 

@@ -14,7 +14,7 @@ import {
   createUseCacheHandler,
   stats,
 } from '../esm/index.mjs'
-import { startRedis } from '../../tests/support/redis.mjs'
+import { redisPipeline, startRedis } from '../../tests/support/redis.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
 import { SLOW_CONNECT_MS, capture, now, text, useCacheEntry } from './helpers.mjs'
 
@@ -305,6 +305,149 @@ describe('ACL user limited to the prefix and fleetcache’s commands', () => {
       'it names the command',
     )
   })
+})
+
+/**
+ * The lines an operator sees (errors and warnings) while Redis refuses the login at `url`: a
+ * read at once (the first connection refused within its budget), then, past that budget, a
+ * revalidation, a write and a read (not connected: node-redis logs in again in the background),
+ * and close() with the revalidation still queued.
+ */
+async function refusedLoginLines(url) {
+  const c = createUseCacheHandler({ ...options('unused'), redisUrl: url, connectTimeoutMs: 300 })
+  return capture(async (seen) => {
+    assert.equal(await c.get('k-login', []), undefined)
+    await sleep(400)
+    await c.updateTags(['t-login'])
+    await c.set('k-login', Promise.resolve(entry('x')))
+    assert.equal(await c.get('k-login', []), undefined)
+    await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'the connection error line',
+    })
+    await close()
+  })
+}
+
+const LOGIN_DOC =
+  /https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/troubleshooting\.md#at-start/
+
+/** Every line names the refused login, none says Redis is unreachable. */
+function assertNamesLogin(lines, code) {
+  const all = lines.join('\n')
+  assert.ok(lines.length > 0, 'lines were logged')
+  assert.deepEqual(
+    lines.filter((l) => /unreachable/i.test(l)),
+    [],
+    `no line says unreachable:\n${all}`,
+  )
+  const connection = lines.filter((l) => /redis connection:/.test(l))
+  assert.equal(connection.length, 1, all)
+  assert.match(connection[0], new RegExp(`redis connection: Redis refused the login: ${code}`))
+  assert.match(connection[0], LOGIN_DOC)
+  const queued = lines.filter((l) => /revalidation of t-login .* applied on this instance/.test(l))
+  assert.equal(queued.length, 1, all)
+  assert.match(queued[0], new RegExp(`; Redis refused the login \\(${code}; see `))
+  assert.match(queued[0], LOGIN_DOC)
+  const closing = lines.filter((l) => /closing with 1 queued revalidation/.test(l))
+  assert.equal(closing.length, 1, all)
+  assert.match(closing[0], new RegExp(`\\(Redis refused the login \\(${code}; see `))
+  for (const l of lines.filter((x) => /failed/.test(x))) {
+    assert.match(l, new RegExp(`Redis refused the login: ${code}`), `names the login: ${l}`)
+  }
+}
+
+describe('a refused login: every line names it, none says unreachable', () => {
+  test('a wrong password (WRONGPASS)', async () => {
+    const lines = await refusedLoginLines(`redis://fc:wrong@127.0.0.1:${redis.port}`)
+    assertNamesLogin(lines, 'WRONGPASS')
+  })
+
+  test('no password where Redis requires one (NOAUTH)', async () => {
+    const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-acl-noauth-'))
+    const locked = await startRedis({ logDir })
+    try {
+      await locked.command('CONFIG', 'SET', 'requirepass', 'topsecret')
+      const lines = await refusedLoginLines(`redis://127.0.0.1:${locked.port}`)
+      assertNamesLogin(lines, 'NOAUTH')
+    } finally {
+      await locked.stop()
+    }
+  })
+})
+
+test('a refusal that ends (NOAUTH for a moment): once logged in, an outage reads as unreachable, not refused', async () => {
+  // What refused the connection is the latest attempt's: an attempt that fails otherwise (Redis
+  // gone) replaces it, so the warnings of a later outage do not send the operator to the
+  // password.
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-acl-moment-'))
+  const locked = await startRedis({ logDir })
+  let stopped = false
+  try {
+    await locked.command('CONFIG', 'SET', 'requirepass', 'topsecret')
+    const c = createUseCacheHandler({
+      ...options('unused'),
+      redisUrl: `redis://127.0.0.1:${locked.port}`,
+      connectTimeoutMs: 300,
+    })
+    const lines = await capture(async (seen) => {
+      assert.equal(await c.get('k-moment', []), undefined)
+      await waitFor(
+        () => seen.some((l) => /redis connection: Redis refused the login: NOAUTH/.test(l)),
+        {
+          timeoutMs: 10_000,
+          intervalMs: 20,
+          what: 'the refused login line',
+        },
+      )
+      await redisPipeline(locked.port, [
+        ['AUTH', 'topsecret'],
+        ['CONFIG', 'SET', 'requirepass', ''],
+      ])
+      await waitFor(
+        async () => {
+          await c.set('k-moment', Promise.resolve(entry('x')))
+          return (await c.get('k-moment', [])) !== undefined
+        },
+        { timeoutMs: 20_000, intervalMs: 200, what: 'a read served from Redis once logged in' },
+      )
+      await locked.stop()
+      stopped = true
+      await c.updateTags(['t-moment'])
+      await close()
+    })
+    const all = lines.join('\n')
+    const queued = lines.filter((l) =>
+      /revalidation of t-moment .* applied on this instance/.test(l),
+    )
+    assert.equal(queued.length, 1, all)
+    assert.match(queued[0], /; Redis is unreachable, so it is queued/)
+    const closing = lines.filter((l) => /closing with 1 queued revalidation/.test(l))
+    assert.equal(closing.length, 1, all)
+    assert.match(closing[0], /\(Redis is unreachable\)/)
+  } finally {
+    if (!stopped) await locked.stop()
+  }
+})
+
+test("tagSync 'push' with a wrong password: the announcement channel's line names the login", async () => {
+  const c = createUseCacheHandler(
+    options('fcpush:wrong', { tagSync: 'push', connectTimeoutMs: 300 }),
+  )
+  const lines = await capture(async (seen) => {
+    assert.equal(await c.get('k-login-push', []), undefined)
+    await waitFor(() => seen.some((l) => /tag announcements:/.test(l)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: "the announcement channel's line",
+    })
+    await close()
+  })
+  const channel = lines.filter((l) => /tag announcements:/.test(l))
+  assert.equal(channel.length, 1, lines.join('\n'))
+  assert.match(channel[0], /pulling per request: Redis refused the login: WRONGPASS /)
+  assert.match(channel[0], new RegExp(`; see ${LOGIN_DOC.source}$`))
 })
 
 describe('an ACL without +info', () => {

@@ -13,8 +13,10 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { pathToFileURL } from 'node:url'
 
 import { startTestRedis, text, useCacheEntry } from './helpers.mjs'
+import { OURS, installCopy } from './package-copies.mjs'
 
 const require = createRequire(import.meta.url)
 const { trace } = require('@opentelemetry/api')
@@ -47,9 +49,10 @@ const { close, createIncrementalCacheHandler, createUseCacheHandler, stats } =
 const { ReadMachines } = require('../dist/read-driver.js')
 
 let redis
+let logDir
 
 before(async () => {
-  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-bookkeeping-'))
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetcache-bookkeeping-'))
   redis = await startTestRedis({ logDir })
 })
 
@@ -243,6 +246,89 @@ describe('a tracer that throws', () => {
     assert.equal(failures(), failed, 'no command counted as failed')
     const said = lines.filter((l) => l.includes('span exporter broke'))
     assert.equal(said.length, 1, lines.join('\n'))
+  })
+
+  test('two copies of one version (two bundles): the failure is logged once per process, not per copy', async () => {
+    // Next's server and a route's trace may each load the package: a second copy of this very
+    // version, with module state of its own, in the same process.
+    const copy = await import(
+      pathToFileURL(
+        path.join(
+          installCopy(logDir, 'second-bundle', OURS, ['redis', '@opentelemetry/api']),
+          'esm',
+          'index.mjs',
+        ),
+      ).href
+    )
+    assert.notEqual(copy.createUseCacheHandler, createUseCacheHandler, 'a second copy')
+    const ours = createUseCacheHandler(options({ memoryBytes: 0 }))
+    const theirs = copy.createUseCacheHandler(options({ memoryBytes: 0, prefix: 'bookkeeping2' }))
+    await ours.set('k', Promise.resolve(useCacheEntry('v')))
+    await theirs.set('k', Promise.resolve(useCacheEntry('w')))
+    tracing.failsAtEnd = true
+    const lines = []
+    const { error } = console
+    console.error = (...a) => lines.push(a.join(' '))
+    let out
+    try {
+      // This copy's failure, logged now (or by the test above).
+      const first = await ucText(await ours.get('k', []))
+      lines.length = 0
+      out = await settled(async () => [first, await ucText(await theirs.get('k', []))])
+    } finally {
+      tracing.failsAtEnd = false
+      console.error = error
+      await copy.close()
+    }
+    assert.deepEqual(out, { value: ['v', 'w'] })
+    assert.deepEqual(
+      lines.filter((l) => l.includes('span exporter broke')),
+      [],
+      "the second copy's failure is not logged again",
+    )
+  })
+
+  test('a copy of another version logs its own failure line, once', async () => {
+    // Once per process and package version (docs/observability.md): another version binds the
+    // SDK for itself (telemetry.ts), and its line is its own.
+    const copy = await import(
+      pathToFileURL(
+        path.join(
+          installCopy(logDir, 'other-version', `${OURS}-other`, ['redis', '@opentelemetry/api']),
+          'esm',
+          'index.mjs',
+        ),
+      ).href
+    )
+    const ours = createUseCacheHandler(options({ memoryBytes: 0 }))
+    const theirs = copy.createUseCacheHandler(options({ memoryBytes: 0, prefix: 'bookkeeping3' }))
+    await ours.set('k', Promise.resolve(useCacheEntry('v')))
+    await theirs.set('k', Promise.resolve(useCacheEntry('w')))
+    tracing.failsAtEnd = true
+    const lines = []
+    const { error } = console
+    console.error = (...a) => lines.push(a.join(' '))
+    let out
+    try {
+      // This copy's failure, logged now (or by a test above).
+      const first = await ucText(await ours.get('k', []))
+      lines.length = 0
+      out = await settled(async () => [
+        first,
+        await ucText(await theirs.get('k', [])),
+        await ucText(await theirs.get('k', [])),
+      ])
+    } finally {
+      tracing.failsAtEnd = false
+      console.error = error
+      await copy.close()
+    }
+    assert.deepEqual(out, { value: ['v', 'w', 'w'] })
+    assert.equal(
+      lines.filter((l) => l.includes('span exporter broke')).length,
+      1,
+      `the other version's failure is logged, once:\n${lines.join('\n')}`,
+    )
   })
 
   test('when a span starts: the command is sent, its reply served and its end reported', async () => {

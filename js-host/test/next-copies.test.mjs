@@ -119,6 +119,54 @@ test('two loaded copies with storages of their own: every read is taken to be st
   assert.ok(lines[0].includes(appNext) && lines[0].includes(rootNext), lines[0])
 })
 
+test('two copies of this package of one version (two bundles) warn of the Next copies once', async () => {
+  // Next's server and a route's trace may each load the package: two copies of one version in
+  // one process, each with its own module state. The warning is once per process
+  // (docs/troubleshooting.md), not once per copy.
+  const { root, app, rootNext, appNext } = monorepo('two-bundles')
+  const copy = path.join(tmp, 'second-bundle')
+  fs.cpSync(path.dirname(CONSUMER), path.join(copy, 'dist'), { recursive: true })
+  fs.copyFileSync(
+    fileURLToPath(new URL('../package.json', import.meta.url)),
+    path.join(copy, 'package.json'),
+  )
+  const second = path.join(copy, 'dist', 'consumer.js')
+  const { result, stderr } = await inChild(
+    root,
+    `const c2 = require(${JSON.stringify(second)})
+     load(${JSON.stringify(app)}); load(${JSON.stringify(root)})
+     return [c.consumerWillServerCache(), c2.consumerWillServerCache()]`,
+  )
+  assert.deepEqual(result, [true, true], 'each copy takes every read to be stored')
+  const lines = warnings(stderr)
+  assert.equal(lines.length, 1, stderr)
+  assert.ok(lines[0].includes(appNext) && lines[0].includes(rootNext), lines[0])
+})
+
+test('a copy of this package of another version warns of the Next copies itself', async () => {
+  // Once per process and package version (docs/troubleshooting.md): the flag is keyed by the
+  // version, so another version's copy, whose own state and log lines are its own, says it too.
+  const { root, app, rootNext, appNext } = monorepo('two-versions')
+  const copy = path.join(tmp, 'other-version')
+  fs.cpSync(path.dirname(CONSUMER), path.join(copy, 'dist'), { recursive: true })
+  const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  fs.writeFileSync(
+    path.join(copy, 'package.json'),
+    JSON.stringify({ ...pkg, version: `${pkg.version}-other` }),
+  )
+  const second = path.join(copy, 'dist', 'consumer.js')
+  const { result, stderr } = await inChild(
+    root,
+    `const c2 = require(${JSON.stringify(second)})
+     load(${JSON.stringify(app)}); load(${JSON.stringify(root)})
+     return [c.consumerWillServerCache(), c2.consumerWillServerCache()]`,
+  )
+  assert.deepEqual(result, [true, true], 'each copy takes every read to be stored')
+  const lines = warnings(stderr)
+  assert.equal(lines.length, 2, stderr)
+  for (const l of lines) assert.ok(l.includes(appNext) && l.includes(rootNext), l)
+})
+
 test('copies of one 16.4+ release share their storages: read as one, no warning', async () => {
   const { root, app } = monorepo('shared', { version: '16.4.6', shared: true })
   const { result, stderr } = await inChild(

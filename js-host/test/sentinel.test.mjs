@@ -802,17 +802,17 @@ describe('Sentinel and master with passwords', () => {
     [
       'no sentinel password',
       { sentinelPassword: undefined },
-      /a sentinel requires a password and none was given: set FLEETCACHE_SENTINEL_PASSWORD/,
+      /redis connection: a sentinel requires a password and none was given: set FLEETCACHE_SENTINEL_PASSWORD/,
     ],
     [
       'a wrong sentinel password',
       { sentinelPassword: 'wrong' },
-      /a sentinel refused the user name or password: check FLEETCACHE_SENTINEL_USERNAME and FLEETCACHE_SENTINEL_PASSWORD/,
+      /redis connection: a sentinel refused the user name or password: check FLEETCACHE_SENTINEL_USERNAME and FLEETCACHE_SENTINEL_PASSWORD; see https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/troubleshooting\.md#at-start; reconnecting in the background$/,
     ],
     [
       'a wrong master password',
       { redisUrl: 'redis://:wrong@authmaster' },
-      /master [\d.]+:\d+: WRONGPASS .*\(check the user name and password in the Redis URL\)/,
+      /redis connection: Redis refused the login: master [\d.]+:\d+: WRONGPASS .*\(check the user name and password in the Redis URL\); see https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/troubleshooting\.md#at-start; reconnecting in the background$/,
     ],
   ]) {
     test(`${what}: one clear error line, quick misses`, async () => {

@@ -1726,6 +1726,48 @@ describe('TagSync, fake transport and clock', () => {
     assert.equal(loud().length, 2, loud().join('\n'))
   })
 
+  test('an outage after a run of refused merges is logged at error though no revalidation is made', async () => {
+    // The merge's error line is once per run of its failures, which an outage that follows
+    // the refusals continues (no merge went through): its retries stay debug lines. The outage
+    // itself is not left to them: the refreshes' error line says it (and, with the Node
+    // transport, the breaker's opening), revalidation or not.
+    const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
+    const down = Object.assign(
+      new Error('redis is not connected (reconnecting in the background)'),
+      {
+        connection: true,
+      },
+    )
+    const rec = `${String(T0)},${String(T0)},0,0,${String(T0)}`
+    let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'a', rec])
+    let read = () => state
+    let answer = () => oom
+    const { clock, engine, log, sync } = setup((_, kind) => (kind === 'read' ? read() : answer()))
+    await sync.refresh()
+    state = netstrings(['e2', '1', 'v1', '1', '0', '', '0'])
+    clock.t += 1000
+    await sync.refresh()
+    clock.t += 1000
+    await sync.drain()
+    assert.equal(engine.resendLength, 1)
+    const before = log.lines.length
+    answer = () => down
+    read = () => down
+    clock.t += 1000
+    await sync.refresh()
+    await sync.drain()
+    const outage = log.lines.slice(before)
+    assert.ok(
+      outage.some((l) => l.startsWith('error tag refresh failed') && l.includes('not connected')),
+      outage.join('\n'),
+    )
+    assert.deepEqual(
+      outage.filter((l) => /^(warn|error) lost tag records/.test(l)),
+      [],
+      'the merge keeps its run of failures',
+    )
+  })
+
   test('a tag given back in a batch that failed and again in a newer one is counted once', async () => {
     const oom = replyError("OOM command not allowed when used memory > 'maxmemory'.")
     const rec = (t) => `${String(t)},${String(t)},0,0,${String(t)}`
@@ -1792,7 +1834,13 @@ describe('TagSync, fake transport and clock', () => {
     let state = netstrings(['e1', '1', 'v1', '1', '0', '', '0', 'lost-rec', rec])
     const f = { atClose: () => open }
     const made = setup((argv, kind, force) =>
-      kind === 'read' ? state : force === true ? f.atClose(argv) : open,
+      kind === 'read'
+        ? f.closePull !== undefined && f.sync.stopped
+          ? f.closePull()
+          : state
+        : force === true
+          ? f.atClose(argv)
+          : open,
     )
     Object.assign(f, made)
     const { clock, engine, sync } = f
@@ -1873,6 +1921,40 @@ describe('TagSync, fake transport and clock', () => {
       /^error closing with lost tag records not given back to Redis \(2 waiting; not tried: the queued revalidations before them were not sent\): .*; among them: (lost-rec,queued-rev|queued-rev,lost-rec)$/,
     )
     assert.equal(f.log.lines.filter((l) => /^(warn|error) lost tag records/.test(l)).length, 0)
+  })
+
+  test('the pull close() made got no connection, Redis refusing the login: the closing line names the refusal', async () => {
+    // The transport's error names what refused the connection (`refusal`), also as the
+    // breaker's failed probe's cause: the closing line says it, not that Redis was unreachable.
+    const refusal = 'Redis refused the login (WRONGPASS; see <doc>)'
+    const refused = Object.assign(
+      new Error('redis is not connected (reconnecting in the background): Redis refused the login'),
+      { connection: true, refusal },
+    )
+    for (const [atClose, expect] of [
+      [refused, `the pull close() made got no connection: ${refusal}`],
+      [
+        Object.assign(new Error('probe'), { failedProbe: true, cause: refused }),
+        `the pull close() made got no connection: ${refusal}`,
+      ],
+      [
+        Object.assign(new Error('redis is not connected'), { connection: true }),
+        'Redis was unreachable for the pull close() made',
+      ],
+    ]) {
+      const f = await lostWhileRefused(false)
+      f.closePull = () => atClose
+      await f.sync.stop()
+      assert.equal(f.closingWrites().length, 0, 'no merge tried after the pull')
+      const closing = f.log.lines.filter((l) => l.startsWith('error closing with'))
+      assert.equal(closing.length, 1, f.log.lines.join('\n'))
+      assert.ok(
+        closing[0].startsWith(
+          `error closing with lost tag records not given back to Redis (1 waiting; not tried: ${expect}): `,
+        ),
+        closing[0],
+      )
+    }
   })
 
   test('a pull in flight when close() is called: the loss it learns is given back', async () => {
@@ -2134,6 +2216,19 @@ describe('TagSync, fake transport and clock', () => {
     )
     const failures = [
       [marked, 'Redis is unreachable'],
+      // Marked with what refused the connection (the Node transport's refused login or
+      // untrusted certificate): named in its place, escaped.
+      [
+        Object.assign(new Error('redis is not connected'), {
+          connection: true,
+          refusal: 'Redis refused the login (WRONGPASS; see <doc>)',
+        }),
+        'Redis refused the login (WRONGPASS; see <doc>)',
+      ],
+      [
+        Object.assign(new Error('cert'), { connection: true, refusal: 'not trusted\nforged' }),
+        'not trusted\\nforged',
+      ],
       [Object.assign(new Error('reset'), { code: 'ECONNRESET' }), 'Redis is unreachable'],
       [Object.assign(new Error('pipe'), { code: 'EPIPE' }), 'Redis is unreachable'],
       [aggregate, 'Redis is unreachable'],

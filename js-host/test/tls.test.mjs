@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -162,6 +163,72 @@ describe('TLS (rediss://) with a CA file', () => {
       `a certificate error among:\n${errors.join('\n')}`,
     )
   })
+})
+
+describe('an untrusted server certificate: every line names it, none says unreachable', () => {
+  test('a read at once, then a revalidation, a write and a read past the connect budget, and close()', async () => {
+    const c = createUseCacheHandler(options({ connectTimeoutMs: 300 }))
+    const lines = await capture(async (seen) => {
+      assert.equal(await c.get('k-untrusted', []), undefined)
+      await sleep(400)
+      await c.updateTags(['t-untrusted'])
+      await c.set('k-untrusted', Promise.resolve(entry('x')))
+      assert.equal(await c.get('k-untrusted', []), undefined)
+      await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the connection error line',
+      })
+      await close()
+    })
+    const all = lines.join('\n')
+    const doc =
+      /https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/configuration\.md#redis-cluster-tls-sentinel/
+    assert.deepEqual(
+      lines.filter((l) => /unreachable/i.test(l)),
+      [],
+      `no line says unreachable:\n${all}`,
+    )
+    const connection = lines.filter((l) => /redis connection:/.test(l))
+    assert.equal(connection.length, 1, all)
+    assert.match(
+      connection[0],
+      /redis connection: the TLS certificate of Redis is not trusted: SELF_SIGNED_CERT_IN_CHAIN/,
+    )
+    assert.match(connection[0], doc)
+    const queued = lines.filter((l) => /revalidation of t-untrusted .* applied/.test(l))
+    assert.equal(queued.length, 1, all)
+    assert.match(
+      queued[0],
+      /; the TLS certificate of Redis is not trusted \(SELF_SIGNED_CERT_IN_CHAIN; see /,
+    )
+    assert.match(queued[0], doc)
+    const closing = lines.filter((l) => /closing with 1 queued revalidation/.test(l))
+    assert.equal(closing.length, 1, all)
+    assert.match(closing[0], /\(the TLS certificate of Redis is not trusted \(SELF_SIGNED/)
+    for (const l of lines.filter((x) => /failed/.test(x))) {
+      assert.match(l, /the TLS certificate of Redis is not trusted: SELF_SIGNED/, l)
+    }
+  })
+})
+
+test("tagSync 'push' without the CA: the announcement channel's line names the certificate", async () => {
+  const c = createUseCacheHandler(options({ tagSync: 'push', connectTimeoutMs: 300 }))
+  const lines = await capture(async (seen) => {
+    assert.equal(await c.get('k-untrusted-push', []), undefined)
+    await waitFor(() => seen.some((l) => /tag announcements:/.test(l)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: "the announcement channel's line",
+    })
+    await close()
+  })
+  const channel = lines.filter((l) => /tag announcements:/.test(l))
+  assert.equal(channel.length, 1, lines.join('\n'))
+  assert.match(
+    channel[0],
+    /pulling per request: the TLS certificate of Redis is not trusted: SELF_SIGNED_CERT_IN_CHAIN: .*; see https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/configuration\.md#redis-cluster-tls-sentinel$/,
+  )
 })
 
 describe('rediss:// to a Redis without TLS', () => {
@@ -317,15 +384,59 @@ describe('mutual TLS: a server that requires a client certificate', () => {
     })
     const connection = lines.filter((l) => /redis connection:/.test(l))
     assert.equal(connection.length, 1, `one connection error line among:\n${lines.join('\n')}`)
+    // docs/operating.md's line.
     assert.match(
       connection[0],
-      /requires a TLS client certificate: set FLEETCACHE_REDIS_CERT_FILE and FLEETCACHE_REDIS_KEY_FILE/,
+      /redis connection: Redis requires a TLS client certificate: ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: .*\(the server requires a TLS client certificate: set FLEETCACHE_REDIS_CERT_FILE and FLEETCACHE_REDIS_KEY_FILE\); see https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/operating\.md#tls-client-certificates; reconnecting in the background$/,
     )
     assert.ok(
       lines.every((l) => !l.includes('\n')),
       `every line is one line:\n${lines.join('\n---\n')}`,
     )
     assert.ok(stats().outbox.length >= 1, 'the revalidation waits in the outbox')
+  })
+
+  test('a client certificate no CA of the server signed: the line names it, quick misses', async () => {
+    // A certificate of its own CA: the server's alert is ERR_SSL_TLSV1_ALERT_UNKNOWN_CA, a code
+    // without CERT in it, which waiting does not fix any more than a certificate not presented.
+    await promisify(execFile)(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'],
+        ...['-nodes', '-keyout', 'stranger.key', '-out', 'stranger.crt', '-days', '2'],
+        ...['-subj', '/CN=fleetcache test stranger'],
+      ],
+      { cwd: dir, timeout: 20_000 },
+    )
+    const c = createUseCacheHandler(
+      options({
+        redisUrl: `rediss://127.0.0.1:${mtlsPort}`,
+        tls: {
+          ca: fs.readFileSync(pem('ca.crt')),
+          cert: fs.readFileSync(pem('stranger.crt')),
+          key: fs.readFileSync(pem('stranger.key')),
+        },
+        connectTimeoutMs: SLOW_CONNECT_MS + seq,
+      }),
+    )
+    const lines = await capture(async (seen) => {
+      const t0 = now()
+      for (let i = 0; i < 3; i++) assert.equal(await c.get('k-stranger', []), undefined)
+      // Refused at once, not after waiting for a connection.
+      assert.ok(now() - t0 < SLOW_CONNECT_MS, `took ${Math.round(now() - t0)} ms`)
+      await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: 'the connection error line',
+      })
+    })
+    const connection = lines.filter((l) => /redis connection:/.test(l))
+    assert.equal(connection.length, 1, lines.join('\n'))
+    // docs/troubleshooting.md's line.
+    assert.match(
+      connection[0],
+      /redis connection: Redis did not accept the TLS client certificate: ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: .*\(the server did not accept the client certificate: .*\); see https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/operating\.md#tls-client-certificates; reconnecting in the background$/,
+    )
   })
 })
 
