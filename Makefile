@@ -179,8 +179,13 @@ JS_CLUSTER_TESTS := use-cache incremental single-flight telemetry page-push-race
 # exactly as before (without it).
 JS_GC_TESTS := tier-memory tier-decoded-memo unanswered-values-memory tier-bookkeeping-memory read-pool-memory settled-bytes-memory cluster-client-sockets sentinel-client-sockets
 JS_PLAIN_TESTS := $(filter-out $(JS_GC_TESTS:%=test/%.test.mjs),$(patsubst js-host/%,%,$(wildcard js-host/test/*.test.mjs)))
+# Two files at a time: each starts its own Redis on a free port, and most of a file's time is
+# spent waiting on timers and other processes (sentinel failovers, CLI runs, hung servers), not
+# on a core. One at a time, this run took 431 s of the clean-clone CI of 2026-12-07, which
+# took 1,801 s of its 1,800; test-node-lts's run of every file, two at a time, 236 s.
+NODE_TEST_CONCURRENCY ?= 2
 test-js: pack ## the npm package against a real redis-server, then its main suites on a 3-master Redis Cluster
-	cd js-host && node --test --test-concurrency=1 $(JS_PLAIN_TESTS)
+	cd js-host && node --test --test-concurrency=$(NODE_TEST_CONCURRENCY) $(JS_PLAIN_TESTS)
 	cd js-host && node --expose-gc --test --test-concurrency=1 $(JS_GC_TESTS:%=test/%.test.mjs)
 	cd js-host && JS_REDIS_CLUSTER=1 node --test --test-concurrency=1 $(JS_CLUSTER_TESTS:%=test/%.test.mjs)
 
@@ -188,13 +193,10 @@ test-js: pack ## the npm package against a real redis-server, then its main suit
 # other target runs on the system node): each release pinned in scripts/setup.sh
 # (NODE_RELEASES), from the npm registry into $(TOOLS)/node-releases, once. Every file under
 # --expose-gc (the memory files need it, the others ignore it); every version runs even after one
-# fails. Two files at a time (NODE_TEST_CONCURRENCY): each starts its own Redis on a free port,
-# and the system node's run (test-js) keeps them one at a time for the timing-sensitive files;
-# measured on Node 24, idle 2-core machine, 2026-12-07: 201 s at 2 against 366 s at 1, 545 pass
-# either way. `make test` runs the current LTS only (test-node-lts; CI time); the first install
-# adds a 55 MB download.
+# fails. Two files at a time (NODE_TEST_CONCURRENCY, as test-js); measured on Node 24, idle
+# 2-core machine, 2026-12-07: 201 s at 2 against 366 s at 1, 545 pass either way. `make test`
+# runs the current LTS only (test-node-lts; CI time); the first install adds a 55 MB download.
 NODE_VERSIONS ?= 22 24 26
-NODE_TEST_CONCURRENCY ?= 2
 test-node: pack ## the JS unit suite on each Node.js major of NODE_VERSIONS (22 24 26; releases pinned in scripts/setup.sh)
 	@failed=; for v in $(NODE_VERSIONS); do \
 	  bin=$$(scripts/setup.sh --node $$v) || exit 1; \
@@ -253,7 +255,7 @@ test-valkey: setup pack ## the Lua scripts, the package's Redis suites and the t
 	  echo "test-valkey: SKIPPED, no Valkey at $(VALKEY_BIN) (scripts/setup.sh fetches it on Debian; set VALKEY_BIN elsewhere)"; exit 0; fi; \
 	$(VALKEY_BIN)/valkey-server --version && \
 	$(VALKEY_ENV) $(HOST_CARGO) test -p fleetcache-core --profile checked --test lua_scripts && \
-	(cd js-host && $(VALKEY_ENV) node --test --test-concurrency=1 $(VALKEY_JS_TESTS:%=test/%.test.mjs)) && \
+	(cd js-host && $(VALKEY_ENV) node --test --test-concurrency=$(NODE_TEST_CONCURRENCY) $(VALKEY_JS_TESTS:%=test/%.test.mjs)) && \
 	$(VALKEY_ENV) node --test --test-concurrency=1 tests/e2e/use-cache.test.mjs
 
 test-faults: pack ## kill, pause and restart a real redis-server under load on `next start` instances; the freshness bound around faults
