@@ -2,7 +2,6 @@
  * Options from environment variables: the server's (`optionsFromEnv`) and the connection
  * settings it shares with the `fleetcache` CLI (`transportOptionsFromEnv`).
  */
-import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 
 import { buildId, distDir, type Env, recordedDeploymentId } from './next-build-files'
@@ -111,12 +110,19 @@ export function localOnlyPhase(env: Env = process.env): 'next build' | 'next dev
   return undefined
 }
 
+/**
+ * `node:fs` through `process.getBuiltinModule`, out of sight of Next's build-time tracers, as in
+ * next-version.ts (which says why): `readFileSync` of the path a variable names had Turbopack
+ * put every file of `dist/` into every route's trace.
+ */
+const fs = process.getBuiltinModule('node:fs')
+
 /** The contents of the PEM file a variable names, or undefined when it is unset. */
 function pemFile(env: Env, name: string): string | undefined {
   const file = env[name]
   if (file === undefined || file === '') return undefined
   try {
-    return readFileSync(file, 'utf8')
+    return fs.readFileSync(file, 'utf8')
   } catch (err) {
     throw new ConfigError(
       name,
@@ -188,7 +194,7 @@ export function buildIdFile(env: Env = process.env): string {
 export function buildIdFileProblem(env: Env = process.env): string {
   const file = buildIdFile(env)
   try {
-    readFileSync(file, 'utf8')
+    fs.readFileSync(file, 'utf8')
     return `${file} is empty`
   } catch (err) {
     const code = (err as { code?: unknown }).code

@@ -6,7 +6,6 @@
  * actually runs, once per process and package version, because installs with `--legacy-peer-deps`, `--force`, other
  * package managers or a copied `node_modules` skip npm's check.
  */
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { loadedNextDirs } from './consumer'
@@ -88,10 +87,23 @@ export function installedNextVersion(cwd: string = process.cwd()): string | unde
   return undefined
 }
 
+/**
+ * `node:fs`, taken through `process.getBuiltinModule` (in Node since 20.16 and 22.3, below the
+ * package's `engines`) rather than imported: the tracers Next runs at build time do not follow a
+ * read through it. `readFileSync(file)` of a path they cannot work out (here a `next` found at
+ * run time; env-options.ts's PEM file is the other) had Turbopack (Next 16.5.0) put every file
+ * of `dist/` into the trace of every route, each of the two reads alone (decision 0011, the
+ * 2026-12-08 amendment). Not the `turbopackIgnore` comment: Next documents it, and
+ * `webpackIgnore`, for `import()`, `require()`, `require.resolve()`, `new Worker()` and
+ * `new URL()` ("Magic Comments", https://nextjs.org/docs/app/api-reference/turbopack), not for
+ * `fs` calls.
+ */
+const fs = process.getBuiltinModule('node:fs')
+
 /** The `version` of the package.json `file`; undefined when it cannot be read or has none. */
 function versionIn(file: string): string | undefined {
   try {
-    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }
+    const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: unknown }
     return typeof pkg.version === 'string' ? pkg.version : undefined
   } catch {
     return undefined

@@ -6,6 +6,9 @@
 // - the wasm engine loads from the traced tree and the instances share one cache;
 // - no trace (the routes', the health route's importing `fleetcache` among them, the server's,
 //   the instrumentation hook's) and no file of the tree is the CLI's code or its tools module;
+// - a module placed in the installed package's dist/ that nothing requires is in no route's
+//   trace but the health route's, and not in the hook's (Turbopack traced all of dist/ for a
+//   path it could not work out);
 // - the same build started with another REDIS_URL uses that Redis and no other (configuration is
 //   read when the server starts, never frozen into the build).
 //
@@ -15,7 +18,15 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { fleetSuite } from '../support/diagnostics.mjs'
-import { makeLogDir, prepareStandalone, startFleet, startInstance } from '../support/fleet.mjs'
+import {
+  appDir,
+  makeLogDir,
+  prepareApp,
+  prepareStandalone,
+  startFleet,
+  startInstance,
+} from '../support/fleet.mjs'
+import { releaseAppDir } from '../support/next-release.mjs'
 import { waitForDataEntry } from '../support/observe.mjs'
 import { startOrigin } from '../support/origin.mjs'
 import { startRedis } from '../support/redis.mjs'
@@ -23,6 +34,12 @@ import { startRedis } from '../support/redis.mjs'
 const PACKAGE = path.join('node_modules', 'fleetcache')
 // What a server process loads of the package's wasm: the server module and its Node glue.
 const SERVER_WASM = ['wasm/fleetcache_wasm_bg.wasm', 'wasm/node/fleetcache_wasm.js']
+// A module the test writes into the installed package's dist/ before the standalone build: no
+// module requires it, so a trace that holds it took dist/ by a pattern, not by what is loaded.
+// (Named through a placeholder: scripts/check-build-paths.mjs skips those, and the build makes
+// no such file.)
+const UNREFERENCED_NAME = 'fleetcache-e2e-unreferenced.js'
+const UNREFERENCED = `dist/${UNREFERENCED_NAME}`
 
 // Every file under dir, relative to it, with '/' separators.
 function filesUnder(dir) {
@@ -67,7 +84,13 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
     scene: () => ({ logDir, origin, redis: [r1, r2], instances: [S1, S2, S3] }),
     setUp: async () => {
       logDir = makeLogDir('fleetcache-standalone-')
-      build = await prepareStandalone({ logDir })
+      // The tarball installed first (a reinstall drops the module), then the module written and
+      // the standalone build made again when it was not there.
+      await prepareApp({ logDir })
+      const unreferenced = path.join(releaseAppDir(appDir), PACKAGE, UNREFERENCED)
+      const placed = !fs.existsSync(unreferenced)
+      if (placed) fs.writeFileSync(unreferenced, "'use strict'\n// Nothing requires this file.\n")
+      build = await prepareStandalone({ logDir, force: placed })
       // Copy the standalone tree out of the app: only what Next traced is there.
       const copy = path.join(logDir, 'standalone')
       fs.cpSync(build.standaloneDir, copy, { recursive: true })
@@ -114,13 +137,26 @@ describe("fleetcache e2e: `output: 'standalone'` servers", () => {
       // The health route of docs/observability.md (`import { stats } from 'fleetcache'`): the
       // example's route that imports the package's root entry, which Turbopack traced with the
       // whole package directory (the CLI's code and module among it) while withFleetcache joined
-      // a computed path onto the package's directory (docs/decisions/0011, last amendment).
+      // a computed path onto the package's directory (docs/decisions/0011, the 2026-12-07
+      // amendment on the whole package in a route's trace).
       const health = path.join(distDir, 'server', 'app', 'api', 'health', 'route.js.nft.json')
       assert.ok(traces.includes(health), `no trace of the health route among ${traces}`)
       const healthFiles = packageFiles(health)
       assert.ok(healthFiles.includes('esm/index.mjs'), `the health route's trace: ${healthFiles}`)
       const unused = [...new Set(traces.flatMap((t) => packageFiles(t).filter(isUnused)))]
       assert.deepEqual(unused, [], "files no server process loads, in the handlers' traces")
+      // Only what the modules require: no trace made through the handlers, and not the hook's,
+      // holds the module nothing requires, which Turbopack took with all of dist/ for a
+      // `readFileSync` of a path it could not work out (next-version.ts's, env-options.ts's).
+      // The health route's trace (the root entry) still takes it: open (decision 0011,
+      // 2026-12-08), so the standalone tree holds it too.
+      assert.deepEqual(
+        [...traces, hook]
+          .filter((t) => t !== health && packageFiles(t).includes(UNREFERENCED))
+          .map((t) => path.relative(distDir, t)),
+        [],
+        `traces holding ${UNREFERENCED}, which nothing requires`,
+      )
       // The instrumentation hook's trace, which Turbopack makes without outputFileTracingExcludes
       // (docs/operating.md, "Shutdown"). The example's hook imports fleetcache/shutdown for the
       // shutdown recipe, which loads two files of dist/: nothing its import names may come from
