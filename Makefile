@@ -219,7 +219,7 @@ test-package: setup pack ## the tarball as a user gets it: publint, attw, a fres
 # TypeScript and the newest @types/node are pinned in tests/recipes (its own lockfile, installed by
 # scripts/setup.sh): a newer @types/node can reject what an older one accepted, in a file that
 # `next build` type-checks in the user's app.
-test-recipes: setup pack ## the Shutdown recipes of docs/operating.md and the example's instrumentation*.ts, type-checked (strict) against the newest @types/node, with the tarball's declarations
+test-recipes: setup pack ## the Shutdown recipes of docs/operating.md and the example's instrumentation*.ts, type-checked (strict) against the newest @types/node, with the tarball's declarations, under bundler and (with the .ts import the docs give) nodenext resolution; the recipes' instrumentation.ts compared with the example's
 	node tests/recipes/run.mjs
 
 # The mixed-release suite runs in test-compat-oldest, which builds the 16.0.0 copies it needs.
