@@ -276,7 +276,7 @@ fuzz: ## fuzz the envelope decoder and the tag-reply parser, FUZZ_SECONDS each (
 	    cargo-fuzz run --sanitizer none $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 || exit 1; \
 	done
 
-lint: setup js wasm-budget ## rustfmt, clippy, rustdoc's link checks, tsc, eslint, prettier (tsc needs the built wasm glue types), the wasm size budget, links and paths in the docs, build outputs named by tests and scripts, 0028's budget line
+lint: setup js wasm-budget ## rustfmt, clippy, rustdoc's link checks, tsc, eslint, prettier (tsc needs the built wasm glue types), the wasm size budget, links and paths in the docs, build outputs named by tests and scripts, 0028's budget line, proptest regressions files read by their tests
 	$(HOST_CARGO) fmt --all -- --check
 	$(HOST_CARGO) clippy --workspace --all-targets -- -D warnings
 	$(HOST_CARGO) clippy -p fleetcache-wasm --all-targets --features tools -- -D warnings
@@ -288,6 +288,7 @@ lint: setup js wasm-budget ## rustfmt, clippy, rustdoc's link checks, tsc, eslin
 	node scripts/check-doc-links.mjs
 	node scripts/check-build-paths.mjs
 	node scripts/check-budget-line.mjs
+	node scripts/check-proptest-regressions.mjs
 
 fmt: ## format Rust and TypeScript
 	$(HOST_CARGO) fmt --all

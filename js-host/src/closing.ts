@@ -47,36 +47,14 @@ const CLOSING = Symbol.for('fleetcache.closing')
  * runtime in the registry is shut, whichever version of the package opened it. Settles once
  * every runtime it waits for is shut: rejects with a runtime's error when one failed to close,
  * with an AggregateError of their errors when more did (a call that joined another: that one's
- * runtimes' too). A runtime with no `shut` (a build from before 0.1.0 registered it) stays in
- * the registry for that build's close() and counts as one failure. Handlers keep working
- * afterwards as if Redis were unreachable.
+ * runtimes' too). Handlers keep working afterwards as if Redis were unreachable.
  */
 export function close(): Promise<void> {
   const reg = registry()
-  const runtimes: Closable[] = []
-  for (const [id, r] of reg) {
-    if (typeof (r as Partial<Closable>).shut === 'function') {
-      reg.delete(id)
-      runtimes.push(r)
-    } else {
-      // Registered by a build from before runtimes carried shut() (before 0.1.0), whose own
-      // close() closes it through its fields: left where that close() finds it, and reported.
-      // One error per such runtime, whichever call reports it: a call that joins one in
-      // progress counts it once (`failures` drops an error it holds already).
-      const err = noShut.get(r) ?? new Error(NO_SHUT)
-      noShut.set(r, err)
-      runtimes.push({ shut: () => Promise.reject(err) })
-    }
-  }
+  const runtimes = [...reg.values()]
+  reg.clear()
   return closing(runtimes).all
 }
-
-/** Why close() rejects for a runtime in the registry it cannot shut. */
-const NO_SHUT =
-  "a runtime in the registry has no shut(): a fleetcache build from before 0.1.0 opened it, and only that build's close() closes it; it is left open"
-
-/** The error close() reports for each runtime with no `shut`. */
-const noShut = new WeakMap<object, Error>()
 
 /**
  * Closes one runtime as `close()` closes each (a `seed` done with its own, in a process whose
@@ -123,7 +101,7 @@ const FAILURES = Symbol.for('fleetcache.close-failures')
 
 /**
  * Nothing when every close in `results` succeeded; else the one error when one failed, an
- * AggregateError of every error (in the order of `results`, each object once) when more did.
+ * AggregateError of every error (in the order of `results`) when more did.
  */
 function failures(results: PromiseSettledResult<unknown>[]): void {
   const all = results.flatMap((r) => {
@@ -133,11 +111,9 @@ function failures(results: PromiseSettledResult<unknown>[]): void {
       ? (reason.errors as unknown[])
       : [reason]
   })
-  // The same error twice is one failure reported by two calls (a runtime close() left open).
-  const errors = [...new Set(all)]
-  if (errors.length === 1) throw errors[0]
-  if (errors.length > 1) {
-    const err = new AggregateError(errors, `${String(errors.length)} runtimes failed to close`)
+  if (all.length === 1) throw all[0]
+  if (all.length > 1) {
+    const err = new AggregateError(all, `${String(all.length)} runtimes failed to close`)
     // Not enumerable: a log of the error shows the runtimes' errors, not the mark.
     Object.defineProperty(err, FAILURES, { value: true })
     throw err

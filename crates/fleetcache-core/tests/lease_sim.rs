@@ -1134,50 +1134,135 @@ proptest! {
 
     #[test]
     fn leases_hold_their_promises(sc in scenario()) {
-        let no_crash = sc.crash.iter().all(|c| !c)
-            && sc.release.iter().all(|r| !r)
-            && sc.lost.iter().all(|l| !l)
-            && sc.stall.is_none();
-        let max_regen = sc.regen.iter().copied().max().unwrap_or(0);
-        let max_delay = sc.delays.iter().copied().max().unwrap_or(0);
-        let ttl = sc.ttl_ms;
-        let wait = sc.wait_ms;
-        let requested: Vec<usize> = {
-            let mut k: Vec<usize> = sc.reqs.iter().map(|r| r.key).collect();
-            k.sort_unstable();
-            k.dedup();
-            k
-        };
-        let mut sim = Sim::new(sc);
-        sim.run()?;
-        // Every request ended.
-        for (i, r) in sim.reqs.iter().enumerate() {
-            let dead = sim.dead[sim.sc.reqs[i].inst];
-            prop_assert!(r.end.is_some() || dead, "request {} never ended", i);
-        }
-        // Property 3: every lease ended within its TTL of being set or extended, and within
-        // its cap of being set. The cap is counted between the requests' sending times (the
-        // core knows no other): a renewal that travels longer than the acquisition did moves
-        // the end by the difference, at most one network delay.
-        let cap = (MAX_RENEWED_TTLS * ttl as f64) as u64;
-        for (set_at, extended_at, ended) in &sim.store.ended {
-            prop_assert!(ended - extended_at <= ttl, "lease lived {} ms > {}", ended - extended_at, ttl);
-            prop_assert!(ended - set_at <= cap + max_delay, "lease renewed {} ms > {} + {}", ended - set_at, cap, max_delay);
-        }
-        for l in sim.store.leases.values() {
-            prop_assert!(l.expires_at - l.extended_at <= ttl);
-            prop_assert!(l.expires_at - l.set_at <= cap + max_delay);
-        }
-        // Property 4: one regeneration per key when nothing crashes or ends without a write,
-        // and regenerations finish within the budget and the renewal cap (not the TTL: the
-        // holder renews its lease).
-        let slack = 8 * max_delay + 200;
-        if no_crash && max_regen + slack < wait && max_regen + slack < cap {
-            for k in requested {
-                prop_assert_eq!(sim.regenerations.get(&k).copied().unwrap_or(0), 1, "key {}", k);
-            }
+        keeps_the_promises(sc)?;
+    }
+}
+
+/// Runs `sc`, the simulation checking properties 1, 2, 5 and 6 as it goes, then checks that
+/// every request ended and properties 3 and 4.
+fn keeps_the_promises(sc: Scenario) -> Result<(), TestCaseError> {
+    let no_crash = sc.crash.iter().all(|c| !c)
+        && sc.release.iter().all(|r| !r)
+        && sc.lost.iter().all(|l| !l)
+        && sc.stall.is_none();
+    let max_regen = sc.regen.iter().copied().max().unwrap_or(0);
+    let max_delay = sc.delays.iter().copied().max().unwrap_or(0);
+    let ttl = sc.ttl_ms;
+    let wait = sc.wait_ms;
+    let requested: Vec<usize> = {
+        let mut k: Vec<usize> = sc.reqs.iter().map(|r| r.key).collect();
+        k.sort_unstable();
+        k.dedup();
+        k
+    };
+    let mut sim = Sim::new(sc);
+    sim.run()?;
+    // Every request ended.
+    for (i, r) in sim.reqs.iter().enumerate() {
+        let dead = sim.dead[sim.sc.reqs[i].inst];
+        prop_assert!(r.end.is_some() || dead, "request {} never ended", i);
+    }
+    // Property 3: every lease ended within its TTL of being set or extended, and within
+    // its cap of being set. The cap is counted between the requests' sending times (the
+    // core knows no other): a renewal that travels longer than the acquisition did moves
+    // the end by the difference, at most one network delay.
+    let cap = (MAX_RENEWED_TTLS * ttl as f64) as u64;
+    for (set_at, extended_at, ended) in &sim.store.ended {
+        prop_assert!(
+            ended - extended_at <= ttl,
+            "lease lived {} ms > {}",
+            ended - extended_at,
+            ttl
+        );
+        prop_assert!(
+            ended - set_at <= cap + max_delay,
+            "lease renewed {} ms > {} + {}",
+            ended - set_at,
+            cap,
+            max_delay
+        );
+    }
+    for l in sim.store.leases.values() {
+        prop_assert!(l.expires_at - l.extended_at <= ttl);
+        prop_assert!(l.expires_at - l.set_at <= cap + max_delay);
+    }
+    // Property 4: one regeneration per key when nothing crashes or ends without a write,
+    // and regenerations finish within the budget and the renewal cap (not the TTL: the
+    // holder renews its lease).
+    let slack = 8 * max_delay + 200;
+    if no_crash && max_regen + slack < wait && max_regen + slack < cap {
+        for k in requested {
+            prop_assert_eq!(
+                sim.regenerations.get(&k).copied().unwrap_or(0),
+                1,
+                "key {}",
+                k
+            );
         }
     }
+    Ok(())
+}
+
+/// A request of a stored seed's case: `caches` was added to the strategy after the first three
+/// were found, and is false for them.
+fn req(inst: usize, key: usize, at: u64) -> Req {
+    Req {
+        inst,
+        key,
+        at,
+        caches: false,
+    }
+}
+
+/// A stored seed's shrunk case, from the strategy's fields at the time (`initial_stale`,
+/// `reqs`, `delays`, `regen`, `crash`, `ttl_ms`, `wait_ms`, and `release` for the last); the
+/// fields added since draw nothing: no release, no lost reply, no stall.
+#[allow(clippy::too_many_arguments)]
+fn seed_case(
+    instances: usize,
+    keys: usize,
+    initial_stale: &[bool],
+    reqs: Vec<Req>,
+    delays: &[u64],
+    regen: &[u64],
+    ttl_ms: u64,
+    wait_ms: u64,
+) -> Scenario {
+    Scenario {
+        instances,
+        keys,
+        initial_stale: initial_stale.to_vec(),
+        reqs,
+        delays: delays.to_vec(),
+        regen: regen.to_vec(),
+        crash: vec![false],
+        release: vec![false],
+        ttl_ms,
+        wait_ms,
+        lost: vec![false],
+        stall: None,
+    }
+}
+
+/// The shrunk cases of the four seeds `tests/lease_sim.proptest-regressions` held, written out:
+/// the strategy's fields added since (`caches`, `release`, `lost`, `stall`) made each seed draw
+/// another case. Each case is named by the first 8 hex digits of its seed.
+#[rustfmt::skip]
+#[test]
+fn the_shrunk_cases_of_the_stored_seeds_keep_the_promises() -> Result<(), TestCaseError> {
+    let cases = [
+        // A regeneration (1222 ms) longer than the lease (1217 ms), no wait budget.
+        ("16d21937", seed_case(3, 1, &[false], vec![req(0, 0, 1479), req(0, 0, 209)], &[12], &[1222], 1217, 0)),
+        ("28da7a49", seed_case(3, 1, &[false], vec![req(0, 0, 0), req(0, 0, 608), req(0, 0, 0), req(0, 0, 0), req(0, 0, 8)], &[0], &[71], 1000, 31)),
+        ("1308cb43", seed_case(3, 3, &[false, false, false], vec![req(0, 1, 1607), req(0, 0, 244), req(0, 0, 0), req(0, 0, 109), req(0, 0, 103), req(0, 0, 12), req(0, 1, 1779), req(0, 2, 40)], &[4, 1, 0, 0, 0, 0, 0, 9, 0, 9], &[99], 1000, 372)),
+        ("022c6fa3", seed_case(3, 1, &[false], vec![req(0, 0, 2051), req(0, 0, 18), req(0, 0, 0), req(0, 0, 0), req(0, 0, 21)], &[18, 0, 4, 9, 10, 0], &[1506], 228, 94)),
+    ];
+    let failed: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(seed, sc)| keeps_the_promises(sc).err().map(|e| format!("seed {seed}: {e}")))
+        .collect();
+    prop_assert!(failed.is_empty(), "{}", failed.join("\n"));
+    Ok(())
 }
 
 /// The same simulation with a handwritten schedule: ten instances on one missing key, the
