@@ -41,7 +41,7 @@ CARGO_OUT := $(or $(CARGO_TARGET_DIR),target)
 WASM_RAW := $(CARGO_OUT)/$(WASM_TARGET)/release/$(WASM_CRATE).wasm
 WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' crates/fleetcache-wasm/Cargo.toml)
 RUST_SOURCES := $(shell find crates -name '*.rs' -o -name '*.lua' -o -name Cargo.toml) Cargo.toml Cargo.lock
-JS_SOURCES := $(shell find js-host/src js-host/cli-src js-host/esm js-host/worker-src -type f 2>/dev/null) js-host/package.json js-host/tsconfig.json js-host/tsconfig.cli.json js-host/tsconfig.worker.json
+JS_SOURCES := $(shell find js-host/src js-host/cli-src js-host/esm js-host/worker-src -type f 2>/dev/null) js-host/package.json js-host/bundle-declarations.mjs js-host/tsconfig.json js-host/tsconfig.cli.json js-host/tsconfig.worker.json
 VERSION := $(shell node -p 'require("./js-host/package.json").version')
 TARBALL := js-host/fleetcache-$(VERSION).tgz
 
@@ -110,8 +110,9 @@ wasm-budget: pkg/.stamp ## fail when pkg/fleetcache_wasm_bg.wasm (after wasm-opt
 
 js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	rm -rf js-host/wasm && mkdir -p js-host/wasm && cp -r pkg/node pkg/web pkg/tools pkg/*.wasm js-host/wasm/
-	cd js-host && rm -rf dist && npx tsc -p tsconfig.json
-	# The CLI (the `bin`) apart from the server code, against dist/'s declarations: nothing under
+	# dist/ gets the JavaScript, types/ (not packed) every module's declarations.
+	cd js-host && rm -rf dist types && npx tsc -p tsconfig.json
+	# The CLI (the `bin`) apart from the server code, against those declarations: nothing under
 	# dist/ reaches it or the tools module it loads, so no server's trace holds them
 	# (docs/decisions/0011).
 	cd js-host && rm -rf cli && npx tsc -p tsconfig.cli.json
@@ -121,6 +122,9 @@ js-host/dist/.stamp: pkg/.stamp $(JS_SOURCES)
 	cd js-host && rm -rf worker && npx tsc -p tsconfig.worker.json \
 	  && mv -n worker/worker-src/* worker/src/* worker/ && rmdir worker/worker-src worker/src \
 	  && echo '{ "type": "module" }' > worker/package.json
+	# Then each entry point's declarations as one file in dist/ and worker/, no other module's
+	# there (js-host/bundle-declarations.mjs): a user's editor offers no import from internals.
+	cd js-host && node bundle-declarations.mjs
 	@touch $@
 
 js: wasm js-host/dist/.stamp ## build the npm package (js-host/dist)
@@ -217,7 +221,7 @@ test-package: setup pack ## the tarball as a user gets it: publint, attw, a fres
 # TypeScript and the newest @types/node are pinned in tests/recipes (its own lockfile, installed by
 # scripts/setup.sh): a newer @types/node can reject what an older one accepted, in a file that
 # `next build` type-checks in the user's app.
-test-recipes: setup pack ## the Shutdown recipes of docs/operating.md and the example's instrumentation*.ts, type-checked (strict) against the newest @types/node, with the tarball's declarations
+test-recipes: setup pack ## the Shutdown recipes of docs/operating.md and the example's instrumentation*.ts, type-checked (strict) against the newest @types/node, with the tarball's declarations, under bundler and (with the .ts import the docs give) nodenext resolution; the recipes' instrumentation.ts compared with the example's
 	node tests/recipes/run.mjs
 
 # The mixed-release suite runs in test-compat-oldest, which builds the 16.0.0 copies it needs.

@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint'
 import globals from 'globals'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'cli/**', 'wasm/**', 'worker/**', 'node_modules/**'] },
+  { ignores: ['dist/**', 'types/**', 'cli/**', 'wasm/**', 'worker/**', 'node_modules/**'] },
   js.configs.recommended,
   {
     files: ['src/**/*.ts'],

@@ -1,7 +1,7 @@
 /**
  * The engine's `EVALSHA` argv crosses from wasm as one NUL-joined string (`''`: none), one copy
  * instead of an array of strings, whose conversion code each export carried
- * (https://github.com/fleetcache/fleetcache/blob/main/docs/decisions/0028-wasm-size-budget.md). No item holds a NUL: key prefixes are
+ * (docs/decisions/0028-wasm-size-budget.md). No item holds a NUL: key prefixes are
  * `[A-Za-z0-9._-]`, tags in canonical form (percent-encoded), tokens hex, numbers decimal.
  */
 

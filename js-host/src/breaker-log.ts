@@ -9,7 +9,7 @@ import type { Logger } from './log.js'
 
 /**
  * The circuit breaker's probe failed (a timeout or no connection): the breaker stays open, in
- * the same outage, which is logged as a debug line only (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "Circuit breaker").
+ * the same outage, which is logged as a debug line only (docs/failures.md, "Circuit breaker").
  * A fresh object, not the transport's error marked: node-redis may reject several commands
  * with one error object, and only the probe's failure is this. It keeps the failure's `code`
  * and message, so it is told apart as that failure is (a timeout stays a timeout), and the

@@ -25,7 +25,7 @@ function endTurn(): void {
  * one synchronous stretch, or a few microtasks queued together). Next reports each
  * revalidation to `updateTags` and then to the singular handler's `revalidateTag` in one
  * synchronous loop: two reports with the same number can be one event, two with different
- * numbers never are (https://github.com/fleetcache/fleetcache/blob/main/docs/decisions/0005-one-tag-write-per-revalidation.md).
+ * numbers never are (docs/decisions/0005-one-tag-write-per-revalidation.md).
  */
 export function currentTurn(): number {
   if (!inTurn) {

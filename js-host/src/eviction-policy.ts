@@ -7,7 +7,7 @@ import { RedisReplyError, type Transport } from './transport'
  * The warning for a Redis whose `INFO memory` (`info`) says it evicts any key when full
  * (`maxmemory-policy allkeys-*` under a `maxmemory`): the tag state has no TTL and is rarely
  * read, so such a policy may evict it, and a revalidation that no running instance knows is
- * then undone (https://github.com/fleetcache/fleetcache/blob/main/docs/operating.md, "Eviction policy"). `undefined` for any other policy, or
+ * then undone (docs/operating.md, "Eviction policy"). `undefined` for any other policy, or
  * without a `maxmemory` (nothing is evicted).
  */
 export function evictionWarning(info: string): string | undefined {
@@ -26,7 +26,7 @@ export function evictionWarning(info: string): string | undefined {
  * Asks Redis for its eviction policy once, off every request's path and outside the circuit
  * breaker (`transport` is the unguarded one), and logs {@link evictionWarning}. An ACL that
  * refuses `INFO` is warned of too: the tag scripts need `INFO server` to name the server a
- * load's cursor came from (https://github.com/fleetcache/fleetcache/blob/main/docs/operating.md, "Access control"), and they go on without it
+ * load's cursor came from (docs/operating.md, "Access control"), and they go on without it
  * unseen. One that refuses `INFO memory` only (`+info|server`) gives the scripts what they need:
  * a debug line, as for a Redis that does not answer.
  */

@@ -47,7 +47,7 @@ function quietly(level: 'log' | 'warn' | 'error', message: string): void {
 /**
  * `message` with `[fleetcache] ` before each of its lines: a read's decisions, an error's
  * text or a stack may span several, and every line must carry the prefix for
- * `grep '\[fleetcache\]'` to find it (https://github.com/fleetcache/fleetcache/blob/main/docs/troubleshooting.md). One string, so one write.
+ * `grep '\[fleetcache\]'` to find it (docs/troubleshooting.md). One string, so one write.
  */
 export function prefixed(message: string): string {
   return `[fleetcache] ${message.replace(/\r?\n/g, '\n[fleetcache] ')}`
@@ -68,7 +68,7 @@ export function printable(s: string): string {
 /**
  * The reserved tag the core gives back the records it folded past `tagMirrorMaxTags` under,
  * whose record every tagged entry is judged by (crates/fleetcache-core/src/tag_fold.rs,
- * `FOLDED_TAG`; https://github.com/fleetcache/fleetcache/blob/main/docs/operating.md, "Tag state in each process").
+ * `FOLDED_TAG`; docs/operating.md, "Tag state in each process").
  */
 export const FOLDED_TAG = '\u0001folded'
 

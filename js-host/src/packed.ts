@@ -1,7 +1,7 @@
 /**
  * Decodes the engine's packed answers: one byte buffer per call where a class with a getter per
  * field cost the wasm module an export each (crates/fleetcache-wasm/src/pack.rs,
- * https://github.com/fleetcache/fleetcache/blob/main/docs/decisions/0028-wasm-size-budget.md). The layout is the order the engine wrote it in:
+ * docs/decisions/0028-wasm-size-budget.md). The layout is the order the engine wrote it in:
  * numbers as little-endian `f64`, byte strings and UTF-8 text as a little-endian `u32` length
  * and the bytes. Node-free.
  */

@@ -478,7 +478,7 @@ export interface PooledMachine {
  * One host's read machines done with and entry keys remembered, shared by the `'use cache'`
  * and singular handlers and the workers entry: a reused machine keeps its JS object, fields
  * area and buffers, so a read allocates no machine and registers no finalizer, and a
- * remembered entry key spares hashing the cache key again (https://github.com/fleetcache/fleetcache/blob/main/docs/internals.md, "Read machine").
+ * remembered entry key spares hashing the cache key again (docs/internals.md, "Read machine").
  */
 export class ReadMachines<M extends PooledMachine> {
   private readonly spare: M[] = []
@@ -517,7 +517,7 @@ export class ReadMachines<M extends PooledMachine> {
    * error: the machine is unchanged and back in the pool, the caller rethrows); false when the
    * machine itself is broken (dropped: the caller makes a new one). Only a trap leaves a
    * machine so: a trap unwinds no Rust frame, so wasm-bindgen's borrow of the machine is never
-   * released, and from then on every call on it throws (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in the
+   * released, and from then on every call on it throws (docs/failures.md, "A trap in the
    * engine"). Pooled again, it would be the next read's too, and every read's after it.
    */
   reuseFailed(machine: M, err: unknown): boolean {

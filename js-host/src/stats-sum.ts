@@ -14,7 +14,7 @@ const lastSnapshot = new WeakMap<Engine, FleetcacheStats>()
 
 /**
  * One engine's snapshot, as the core serialises it, with `engine: 'ok'`. Once a call into the
- * engine has trapped, every later call throws (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in the engine"); a
+ * engine has trapped, every later call throws (docs/failures.md, "A trap in the engine"); a
  * snapshot takes no input, so a throw here is that failure: the last snapshot is reported
  * with `engine: 'failed'`, so a health check reading `stats()` sees it rather than an error.
  * `primeStats` takes the first snapshot when the engine is made, so there always is one.

@@ -332,7 +332,7 @@ function quietWhile(quiet: readonly QuietRevalidation[]): string {
 
 /**
  * A revalidation that did not reach Redis because the engine has failed (a trap:
- * https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in the engine"): either the engine could not record it at all, or
+ * docs/failures.md, "A trap in the engine"): either the engine could not record it at all, or
  * it failed after recording it, before the revalidation was sent. Next's call rejects with it,
  * so a Server Action that revalidates fails instead of reporting a revalidation that reached
  * nobody.
@@ -380,7 +380,7 @@ export function engineFailure(
  *
  * Refreshes are coalesced: a caller that arrives while one is in flight waits for the next
  * one, which starts after it arrived, so every caller sees every revalidation completed before
- * its call (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
+ * its call (docs/failures.md, "Freshness") and a burst of requests costs two round trips, not one each.
  * Within one identified request (`TagSyncOptions.request`), any pull that started after the
  * request began serves its calls, which is all the guarantee asks: pulls are numbered as they
  * start, and a request is known by the count when it began (`requestBegan`, or its first call).
@@ -594,7 +594,7 @@ export class TagSync {
   }
 
   /**
-   * A background step the engine failed (it has trapped: https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in the
+   * A background step the engine failed (it has trapped: docs/failures.md, "A trap in the
    * engine"): logged, and treated as a failed step, so that no rejection goes unhandled, which
    * would end the process.
    */
@@ -612,7 +612,7 @@ export class TagSync {
   /**
    * Tells the engine the channel's state from a Redis client's event handler, where a throw
    * would escape as the client's `error` event, whose handler calls here again: uncaught, the
-   * end of the process. An engine that throws here has trapped (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "A trap in
+   * end of the process. An engine that throws here has trapped (docs/failures.md, "A trap in
    * the engine"); the reads and writes that reach it report that themselves.
    */
   private channelCall(what: string, call: () => void): void {
@@ -886,7 +886,7 @@ export class TagSync {
    * wall clock. Behind, its entries look that much older to the fleet; ahead, they are stored
    * that much older than Next stamped them, so Next here judges them stale sooner. Either way,
    * those it writes in that many seconds after a revalidation (its own, stamped no earlier than
-   * the wall clock, included) are judged stale by it (https://github.com/fleetcache/fleetcache/blob/main/docs/failures.md, "Clocks"). Restarting
+   * the wall clock, included) are judged stale by it (docs/failures.md, "Clocks"). Restarting
    * realigns the two clocks.
    */
   private checkClock(t: number): void {
@@ -1341,7 +1341,7 @@ export class TagSync {
 
   /**
    * The one timer: does what is due now, and sets the timer for the engine's next time
-   * (`pollTimeout`). The engine decides every part of it (https://github.com/fleetcache/fleetcache/blob/main/docs/internals.md, "The one
+   * (`pollTimeout`). The engine decides every part of it (docs/internals.md, "The one
    * timer"): the periodic pull a margin before the bound, a revalidation learned from an
    * announcement or made here, after a failed pull its backoff (none while a pull is out or
    * the mirror is not caught up), and the retry (`watch`; a failed pull's retry when the

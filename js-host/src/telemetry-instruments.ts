@@ -1,5 +1,5 @@
 /**
- * fleetcache's OpenTelemetry instruments (names and attributes: https://github.com/fleetcache/fleetcache/blob/main/docs/observability.md): the
+ * fleetcache's OpenTelemetry instruments (names and attributes: docs/observability.md): the
  * two histograms `guard.ts` records into, and the observable instruments that read the
  * engines' counters when a metric reader collects.
  */

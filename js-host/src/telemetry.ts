@@ -12,7 +12,7 @@
  * that one check per command. With it but no TracerProvider registered, a command starts no
  * span: the API's non-recording one cost about 2% of a Redis hit's CPU, and nothing could see
  * it (a command's span is never made the active one, so it is nobody's parent). Names and
- * attributes: https://github.com/fleetcache/fleetcache/blob/main/docs/observability.md.
+ * attributes: docs/observability.md.
  */
 import type * as OtelApi from '@opentelemetry/api'
 

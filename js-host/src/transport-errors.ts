@@ -1,5 +1,5 @@
 /**
- * The errors of the transport contract (https://github.com/fleetcache/fleetcache/blob/main/docs/transport.md), one `code` each, for both hosts:
+ * The errors of the transport contract (docs/transport.md), one `code` each, for both hosts:
  * the Node transport and guard (transport.ts re-exports them) and the workers entry's guard
  * (worker-src/index.ts) throw these very classes. Node-free, compiled into the worker bundle
  * too (docs/decisions/0027): one copy, so a name or a `code` cannot drift between the two.

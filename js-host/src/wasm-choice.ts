@@ -9,6 +9,6 @@
  * (this copy's `cli/use-tools.js`) can hand a module over. A value another copy put on a global,
  * such as the `true` an earlier build's CLI set on `Symbol.for('fleetcache.wasm-tools')`, or
  * another version's module, never becomes this copy's engine.
- * https://github.com/fleetcache/fleetcache/blob/main/docs/decisions/0028-wasm-size-budget.md, eighth pass; docs/decisions/0011.
+ * docs/decisions/0028-wasm-size-budget.md, eighth pass; docs/decisions/0011.
  */
 export const toolsHandover: { module?: unknown } = {}

@@ -14,7 +14,7 @@ export { type Outcome } from '../wasm/node/fleetcache_wasm'
  * module, or the tools module (the same exports and the CLI's, `wasm/tools/`) when the
  * `fleetcache` CLI of this copy of the package loaded it and handed it over (`wasm-choice.ts`)
  * before this file was loaded (`cli-src/use-tools.ts`): servers compile the smaller one
- * (https://github.com/fleetcache/fleetcache/blob/main/docs/decisions/0028-wasm-size-budget.md, eighth pass). This file requires the server glue
+ * (docs/decisions/0028-wasm-size-budget.md, eighth pass). This file requires the server glue
  * only: nothing under dist/ names the tools glue, so no trace of the server code reaches it
  * (docs/decisions/0011).
  */

@@ -130,11 +130,7 @@ await check('contents: docs, licenses, metadata and every exported file', async 
   }
   // The module the bin loads instead of the server's (docs/decisions/0028-wasm-size-budget.md,
   // eighth pass); no entry point names it, so the loop above does not see it.
-  for (const f of [
-    'wasm/tools/fleetcache_wasm_bg.wasm',
-    'wasm/tools/node/fleetcache_wasm.js',
-    'wasm/tools/node/fleetcache_wasm.d.ts',
-  ]) {
+  for (const f of ['wasm/tools/fleetcache_wasm_bg.wasm', 'wasm/tools/node/fleetcache_wasm.js']) {
     if (!files.has(f)) problems.push(`missing ${f} (the CLI's module)`)
   }
   // The CLI is in cli/, outside dist/, and only it names the tools glue: Turbopack traces every
@@ -151,6 +147,59 @@ await check('contents: docs, licenses, metadata and every exported file', async 
   }
   if (problems.length > 0) throw new Error(problems.join('\n'))
   return `${files.size} files`
+})
+
+// A declaration file is for a user's tsc only when an entry point's types reach it: the `types`
+// that `exports`, `types` and `typesVersions` name, and every file their imports, re-exports and
+// `import("...")` types name, transitively (read with TypeScript's own scanner). Any other
+// declaration file in the tarball is an internal module's: not an API, yet an editor offers
+// auto-imports from it (a `fleetcache/dist/...` path under `moduleResolution: node`).
+await check('declarations: only what the entry points reach', async () => {
+  const ts = (await import('typescript')).default
+  const files = new Set(listing.map((f) => f.replace(/^package\//, '')))
+  const isDeclaration = (f) => /\.d\.[cm]?ts$/.test(f)
+  const starts = []
+  const walk = (v, key) =>
+    typeof v === 'string'
+      ? key === 'types' && starts.push(v)
+      : Object.entries(v ?? {}).forEach(([k, x]) => walk(x, k))
+  walk(manifest.exports)
+  if (manifest.types !== undefined) starts.push(manifest.types)
+  for (const targets of Object.values(manifest.typesVersions ?? {})) {
+    for (const list of Object.values(targets)) list.forEach((t) => starts.push(t))
+  }
+  const problems = []
+  const reached = new Set()
+  const queue = starts.map((s) => path.posix.normalize(s))
+  while (queue.length > 0) {
+    const file = queue.pop()
+    if (reached.has(file)) continue
+    if (!files.has(file)) {
+      problems.push(`${file}: named as types, not packed`)
+      continue
+    }
+    reached.add(file)
+    const text = (await sh('tar', ['xzf', tarball, '-O', `package/${file}`])).stdout
+    const { importedFiles, referencedFiles } = ts.preProcessFile(text, true, true)
+    for (const { fileName } of [...importedFiles, ...referencedFiles]) {
+      if (!fileName.startsWith('.') || /\.wasm(\?|$)/.test(fileName)) continue
+      const base = path.posix.join(path.posix.dirname(file), fileName)
+      const stem = base.replace(/\.([cm]?)js$/, '.d.$1ts')
+      const found = [stem, `${base}.d.ts`, `${base}/index.d.ts`].find(
+        (c) => isDeclaration(c) && files.has(c),
+      )
+      if (found === undefined) problems.push(`${file} imports ${fileName}: no declaration packed`)
+      else queue.push(found)
+    }
+  }
+  const internal = [...files].filter((f) => isDeclaration(f) && !reached.has(f)).sort()
+  if (internal.length > 0) {
+    problems.push(
+      `${internal.length} declaration file(s) no entry point's types reach: ${internal.join(' ')}`,
+    )
+  }
+  if (problems.length > 0) throw new Error(problems.join('\n'))
+  return `${reached.size} files: ${[...reached].sort().join(' ')}`
 })
 
 await check(`publint ${tools.publint}`, async () => {

@@ -10,14 +10,16 @@
 //   under: a block whose first line is a `// <file>` comment is written to that file, and a
 //   heading's project holds the files of its blocks and those earlier blocks of the section
 //   wrote that its blocks did not (a recipe that reuses the `instrumentation.ts` above it);
-// - the example's instrumentation*.ts files (examples/next-app), as they are.
+// - the example's instrumentation*.ts files (examples/next-app), as they are;
+// each under the resolutions and with the import forms of VARIANTS (below). Then the docs'
+// `instrumentation.ts` is compared with the example's.
 // A block of the section in another spelling of TypeScript or JavaScript (```typescript, ```tsx,
 // ```ts with more on its line, an indented fence) is an error, not passed over: it would not be
 // checked.
 // `fleetcache` is the packed tarball, unpacked into each project's node_modules as npm installs
 // it (its declarations are what a user's tsc reads).
 //
-// Prints one line per project and `recipes: N passed, M failed`; exits 1 on any failure.
+// Prints one line per project and resolution, one for the comparison, and `recipes: N passed, M failed`; exits 1 on any failure.
 // Env: FLEETCACHE_TARBALL (default: the one `make pack` writes).
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
@@ -145,7 +147,38 @@ const COMPILER_OPTIONS = {
   types: ['node'],
 }
 
-async function check(name, files) {
+// Each project under the tsconfig `next build` writes (`moduleResolution: 'bundler'`) as given,
+// then with the import of './instrumentation-node' written './instrumentation-node.ts' and
+// `allowImportingTsExtensions` on, as docs/operating.md gives it for an app whose tsconfig says
+// `node16` or `nodenext` (Next accepts both: 16.5.0, read in
+// `next/dist/lib/typescript/writeConfigurationDefaults.js`), where TypeScript refuses the
+// extensionless import (TS2835), under `bundler` and under `nodenext`.
+const TS_IMPORT = { allowImportingTsExtensions: true }
+const NODENEXT = { module: 'nodenext', moduleResolution: 'nodenext' }
+const VARIANTS = {
+  bundler: { options: {} },
+  "bundler, './instrumentation-node.ts'": { options: TS_IMPORT, tsImport: true },
+  "nodenext, './instrumentation-node.ts'": {
+    options: { ...NODENEXT, ...TS_IMPORT },
+    tsImport: true,
+  },
+}
+
+/**
+ * The files with instrumentation.ts importing './instrumentation-node.ts'; throws when it does not
+ * import './instrumentation-node' (the variant would check nothing of the kind).
+ */
+function withTsImport(files) {
+  const hook = files.get('instrumentation.ts') ?? ''
+  const from = "import('./instrumentation-node')"
+  if (!hook.includes(from)) throw new Error(`instrumentation.ts has no ${from}`)
+  return new Map(files).set(
+    'instrumentation.ts',
+    hook.replaceAll(from, "import('./instrumentation-node.ts')"),
+  )
+}
+
+async function check(name, files, variant) {
   const dir = path.join(workDir, `project-${check.n++}`)
   fs.rmSync(dir, { recursive: true, force: true })
   const pkgDir = path.join(dir, 'node_modules', 'fleetcache')
@@ -154,14 +187,21 @@ async function check(name, files) {
   for (const [file, source] of files) fs.writeFileSync(path.join(dir, file), source)
   fs.writeFileSync(
     path.join(dir, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: COMPILER_OPTIONS, files: [...files.keys()] }, null, 2),
+    JSON.stringify(
+      {
+        compilerOptions: { ...COMPILER_OPTIONS, ...VARIANTS[variant].options },
+        files: [...files.keys()],
+      },
+      null,
+      2,
+    ),
   )
   try {
     await run(process.execPath, [tsc, '-p', dir], { cwd: dir })
-    console.log(`ok   ${name} (${[...files.keys()].join(', ')})`)
+    console.log(`ok   ${name}, ${variant} (${[...files.keys()].join(', ')})`)
     return true
   } catch (err) {
-    console.log(`FAIL ${name} (${[...files.keys()].join(', ')}; in ${dir}):`)
+    console.log(`FAIL ${name}, ${variant} (${[...files.keys()].join(', ')}; in ${dir}):`)
     console.log(`${err.stdout || ''}${err.stderr || ''}`.trim().replace(/^/gm, '     '))
     return false
   }
@@ -188,8 +228,43 @@ for (const [name, files] of [
   ...projects.map((p) => [p.name, p.files]),
   ['examples/next-app', exampleFiles],
 ]) {
-  if (await check(name, files)) passed++
-  else failed++
+  for (const [variant, { tsImport }] of Object.entries(VARIANTS)) {
+    let given
+    try {
+      given = tsImport ? withTsImport(files) : files
+    } catch (err) {
+      console.log(`FAIL ${name}, ${variant}: ${err.message}`)
+      failed++
+      continue
+    }
+    if (await check(name, given, variant)) passed++
+    else failed++
+  }
+}
+// The recipes' instrumentation.ts is the example's, but for the example's leading comment: what
+// tests/e2e/shutdown.test.mjs runs is what the docs give. The example's instrumentation-node.ts
+// is not compared: it holds both recipes behind EXAMPLE_CLOSE_ON_SIGNALS, with the log lines the
+// end-to-end test reads.
+{
+  const name = `${DOC}'s instrumentation.ts is examples/next-app's (its leading comment aside)`
+  const strip = (text) => text.replace(/^(\/\/.*\n)+/, '')
+  const docs = new Set(
+    projects.map((p) => p.files.get('instrumentation.ts')).filter((t) => t !== undefined),
+  )
+  const example = strip(exampleFiles.get('instrumentation.ts') ?? '')
+  const differ = [...docs].filter((t) => strip(t) !== example)
+  if (docs.size > 0 && differ.length === 0) {
+    passed++
+    console.log(`ok   ${name}`)
+  } else {
+    failed++
+    console.log(`FAIL ${name}:`)
+    for (const t of differ) {
+      console.log(`     docs:\n${strip(t).replace(/^/gm, '       ')}`)
+      console.log(`     example:\n${example.replace(/^/gm, '       ')}`)
+    }
+    if (docs.size === 0) console.log('     no instrumentation.ts block in the docs')
+  }
 }
 console.log(`recipes: ${passed} passed, ${failed} failed`)
 process.exit(failed ? 1 : 0)

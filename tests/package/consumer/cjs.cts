@@ -27,4 +27,22 @@ async function workers(bytes: Uint8Array): Promise<'memory' | 'transport'> {
   return cache.storeKind
 }
 
-export = { handler, made, IncrementalClass, next, inline, bare, stats, shut, workers }
+// Each entry's bundled declarations hold their own copy of the types they use: a value of one
+// entry's type is accepted where another's is expected, both ways.
+const fromIndex: typeof useCache = fleetcache.createUseCacheHandler()
+const instance: fleetcache.IncrementalCacheHandler = new Incremental()
+const back: InstanceType<typeof Incremental> = instance
+
+export = {
+  handler,
+  made,
+  IncrementalClass,
+  next,
+  inline,
+  bare,
+  stats,
+  shut,
+  workers,
+  fromIndex,
+  back,
+}

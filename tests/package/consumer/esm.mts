@@ -5,6 +5,7 @@ import {
   stats,
   type CacheHandler,
   type FleetcacheStats,
+  type IncrementalCacheHandler,
   type IncrementalCacheHandlerClass,
 } from 'fleetcache'
 import { withFleetcache } from 'fleetcache/config'
@@ -32,3 +33,8 @@ export const current: FleetcacheStats | undefined = stats()
 export const shut: () => Promise<void> = close
 export const module: WebAssembly.Module = wasm
 export const cache: WorkerCache = createCache({ module: wasm, prefix: 'edge' })
+// Each entry's bundled declarations hold their own copy of the types they use: a value of one
+// entry's type is accepted where another's is expected, both ways.
+export const fromIndex: typeof useCache = createUseCacheHandler()
+export const instance: IncrementalCacheHandler = new Incremental()
+export const back: InstanceType<typeof Incremental> = instance
