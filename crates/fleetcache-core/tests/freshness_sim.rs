@@ -9868,8 +9868,9 @@ fn a_merge_that_fails_at_close_is_named_by_the_closing_lines() -> Result<(), Tes
 // the fix switched off: 3654f6a7 and 801e1880 fail with decision 0036's rules off
 // (`time::ahead_of_wall` 0, `time::revalidation_stamp` the process's clock). With either half
 // of 8a4f997's fix off in `TagState::refresh` (records without an epoch named '', or answered
-// in part), no case here fails, e08d2444's included. The rest were not checked one by one. Among them: c4b6d5f2 (a bound of 1: a folded
-// expiry lost by a flush, given back only as FOLDED_TAG, failed with `TagMirror::evaluate` not
+// in part), e08d2444 fails (with the read it now ends with, below), and no other case here.
+// The rest were not checked one by one. Among them: c4b6d5f2 (a bound of 1: a folded expiry
+// lost by a flush, given back only as FOLDED_TAG, failed with `TagMirror::evaluate` not
 // consulting it); 9f0a927c and 8686b276 (the default run's failures at 9366182: a folded
 // revalidation lost by a flush seen through an update reply).
 
