@@ -16,7 +16,16 @@ import {
 } from '../esm/index.mjs'
 import { redisPipeline, startRedis } from '../../tests/support/redis.mjs'
 import { waitFor } from '../../tests/support/util.mjs'
-import { SLOW_CONNECT_MS, capture, now, text, useCacheEntry } from './helpers.mjs'
+import {
+  FAILING_CONNECT_MS,
+  SLOW_CONNECT_MS,
+  capture,
+  channelDownLines,
+  failingConnectionLines,
+  now,
+  text,
+  useCacheEntry,
+} from './helpers.mjs'
 
 const PREFIX = 'acltest'
 
@@ -307,27 +316,17 @@ describe('ACL user limited to the prefix and fleetcache’s commands', () => {
   })
 })
 
-/**
- * The lines an operator sees (errors and warnings) while Redis refuses the login at `url`: a
- * read at once (the first connection refused within its budget), then, past that budget, a
- * revalidation, a write and a read (not connected: node-redis logs in again in the background),
- * and close() with the revalidation still queued.
- */
-async function refusedLoginLines(url) {
-  const c = createUseCacheHandler({ ...options('unused'), redisUrl: url, connectTimeoutMs: 300 })
-  return capture(async (seen) => {
-    assert.equal(await c.get('k-login', []), undefined)
-    await sleep(400)
-    await c.updateTags(['t-login'])
-    await c.set('k-login', Promise.resolve(entry('x')))
-    assert.equal(await c.get('k-login', []), undefined)
-    await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-      what: 'the connection error line',
-    })
-    await close()
-  })
+/** failingConnectionLines (helpers.mjs) while Redis refuses the login at `url`. */
+function refusedLoginLines(url) {
+  return failingConnectionLines(
+    createUseCacheHandler({
+      ...options('unused'),
+      redisUrl: url,
+      connectTimeoutMs: FAILING_CONNECT_MS,
+    }),
+    'k-login',
+    't-login',
+  )
 }
 
 const LOGIN_DOC =
@@ -432,18 +431,12 @@ test('a refusal that ends (NOAUTH for a moment): once logged in, an outage reads
 })
 
 test("tagSync 'push' with a wrong password: the announcement channel's line names the login", async () => {
-  const c = createUseCacheHandler(
-    options('fcpush:wrong', { tagSync: 'push', connectTimeoutMs: 300 }),
+  const lines = await channelDownLines(
+    createUseCacheHandler(
+      options('fcpush:wrong', { tagSync: 'push', connectTimeoutMs: FAILING_CONNECT_MS }),
+    ),
+    'k-login-push',
   )
-  const lines = await capture(async (seen) => {
-    assert.equal(await c.get('k-login-push', []), undefined)
-    await waitFor(() => seen.some((l) => /tag announcements:/.test(l)), {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-      what: "the announcement channel's line",
-    })
-    await close()
-  })
   const channel = lines.filter((l) => /tag announcements:/.test(l))
   assert.equal(channel.length, 1, lines.join('\n'))
   assert.match(channel[0], /pulling per request: Redis refused the login: WRONGPASS /)

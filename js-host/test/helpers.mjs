@@ -8,10 +8,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { close as closeAll } from '../dist/index.js'
 import { RedisTransport } from '../dist/redis.js'
 import { redisCommand, redisPipeline, startRedis } from '../../tests/support/redis.mjs'
 import { startRedisCluster } from '../../tests/support/redis-cluster.mjs'
 import { monitorLines, scriptSha } from '../../tests/support/observe.mjs'
+import { waitFor } from '../../tests/support/util.mjs'
 
 /**
  * JS_REDIS_CLUSTER=1 runs the suites that use startTestRedis on a 3-master Redis Cluster
@@ -148,6 +150,50 @@ export async function capture(fn) {
     console.warn = warn
   }
   return lines
+}
+
+/** The connect budget the failing-connection scenarios below give their handler, in ms. */
+export const FAILING_CONNECT_MS = 300
+
+/**
+ * The lines an operator sees (errors and warnings) from `c`, made with `connectTimeoutMs:
+ * FAILING_CONNECT_MS` against a Redis it cannot use (a refused login, an untrusted
+ * certificate): a read at once (the first connection failed within its budget), then, once
+ * that budget has run out, a revalidation of `tag`, a write and a read of `key` (not
+ * connected: node-redis tries again in the background), and `close()` with the revalidation
+ * still queued.
+ */
+export async function failingConnectionLines(c, key, tag) {
+  return capture(async (seen) => {
+    assert.equal(await c.get(key, []), undefined)
+    // Past the connect budget: what is tested is what follows once it ran out.
+    await new Promise((resolve) => setTimeout(resolve, FAILING_CONNECT_MS + 100))
+    await c.updateTags([tag])
+    await c.set(key, Promise.resolve(useCacheEntry('x')))
+    assert.equal(await c.get(key, []), undefined)
+    await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'the connection error line',
+    })
+    await closeAll()
+  })
+}
+
+/**
+ * The lines `c` (following by push, made with `connectTimeoutMs: FAILING_CONNECT_MS`) logs
+ * until its announcement channel says why it is down, then through `close()`.
+ */
+export async function channelDownLines(c, key) {
+  return capture(async (seen) => {
+    assert.equal(await c.get(key, []), undefined)
+    await waitFor(() => seen.some((l) => /tag announcements:/.test(l)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: "the announcement channel's line",
+    })
+    await closeAll()
+  })
 }
 
 /**

@@ -10,7 +10,6 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -19,7 +18,16 @@ import { makeCertificates } from '../../tests/support/certs.mjs'
 import { freePort } from '../../tests/support/ports.mjs'
 import { redisCommand, startRedis } from '../../tests/support/redis.mjs'
 import { stopChild, tailFile, trackChild, waitFor } from '../../tests/support/util.mjs'
-import { SLOW_CONNECT_MS, capture, now, text, useCacheEntry } from './helpers.mjs'
+import {
+  FAILING_CONNECT_MS,
+  SLOW_CONNECT_MS,
+  capture,
+  channelDownLines,
+  failingConnectionLines,
+  now,
+  text,
+  useCacheEntry,
+} from './helpers.mjs'
 
 let dir
 let server
@@ -167,20 +175,11 @@ describe('TLS (rediss://) with a CA file', () => {
 
 describe('an untrusted server certificate: every line names it, none says unreachable', () => {
   test('a read at once, then a revalidation, a write and a read past the connect budget, and close()', async () => {
-    const c = createUseCacheHandler(options({ connectTimeoutMs: 300 }))
-    const lines = await capture(async (seen) => {
-      assert.equal(await c.get('k-untrusted', []), undefined)
-      await sleep(400)
-      await c.updateTags(['t-untrusted'])
-      await c.set('k-untrusted', Promise.resolve(entry('x')))
-      assert.equal(await c.get('k-untrusted', []), undefined)
-      await waitFor(() => seen.some((l) => /redis connection:/.test(l)), {
-        timeoutMs: 10_000,
-        intervalMs: 20,
-        what: 'the connection error line',
-      })
-      await close()
-    })
+    const lines = await failingConnectionLines(
+      createUseCacheHandler(options({ connectTimeoutMs: FAILING_CONNECT_MS })),
+      'k-untrusted',
+      't-untrusted',
+    )
     const all = lines.join('\n')
     const doc =
       /https:\/\/github\.com\/fleetcache\/fleetcache\/blob\/main\/docs\/configuration\.md#redis-cluster-tls-sentinel/
@@ -213,16 +212,10 @@ describe('an untrusted server certificate: every line names it, none says unreac
 })
 
 test("tagSync 'push' without the CA: the announcement channel's line names the certificate", async () => {
-  const c = createUseCacheHandler(options({ tagSync: 'push', connectTimeoutMs: 300 }))
-  const lines = await capture(async (seen) => {
-    assert.equal(await c.get('k-untrusted-push', []), undefined)
-    await waitFor(() => seen.some((l) => /tag announcements:/.test(l)), {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-      what: "the announcement channel's line",
-    })
-    await close()
-  })
+  const lines = await channelDownLines(
+    createUseCacheHandler(options({ tagSync: 'push', connectTimeoutMs: FAILING_CONNECT_MS })),
+    'k-untrusted-push',
+  )
   const channel = lines.filter((l) => /tag announcements:/.test(l))
   assert.equal(channel.length, 1, lines.join('\n'))
   assert.match(
